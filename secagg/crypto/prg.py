@@ -1,0 +1,113 @@
+"""A counter-addressable PRG: AES-128-CTR keystream read as uint32 or uint64 words.
+
+Why AES-CTR: with AES-NI it is the fastest CSPRNG available through
+pyca/cryptography (about 11 GB/s on one core of the target machine, faster than
+numpy's non-cryptographic generators), and CTR mode can start at any block. So
+word ``i`` of a seed's stream is always the same bytes, whichever slice is asked
+for: a vector can be masked or unmasked in independent coordinate ranges.
+
+Word ``i`` (of width ``w`` bytes) is bytes ``[i*w, (i+1)*w)`` of the keystream
+``AES_seed(0) || AES_seed(1) || ...`` with the counter block big-endian, read
+little-endian as numpy does. The seed is the AES key: 16 bytes of uniformly
+random or HKDF-derived key material, never reused for anything else.
+
+Everything writes into caller-owned buffers through ``update_into``: no
+per-call allocation of the vector, and the mask accumulator works chunk by
+chunk on a small cache-resident scratch buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+
+SEED_BYTES = 16
+_BLOCK = 16
+_CHUNK_BYTES = 1 << 16  # 64 KiB: the measured sweet spot for expand-and-add
+_ZEROS = bytes(_CHUNK_BYTES)
+_WORD_DTYPES = (np.dtype(np.uint32), np.dtype(np.uint64))
+
+
+def _check_seed(seed: bytes) -> None:
+    if not isinstance(seed, bytes | bytearray) or len(seed) != SEED_BYTES:
+        raise ValueError(f"PRG seed must be {SEED_BYTES} bytes")
+
+
+def _check_buffer(buf: np.ndarray) -> None:
+    if buf.dtype not in _WORD_DTYPES:
+        raise TypeError(f"PRG output must be uint32 or uint64, not {buf.dtype}")
+    if buf.ndim != 1 or not buf.flags.c_contiguous or not buf.flags.writeable:
+        raise ValueError("PRG output must be a writable, C-contiguous 1-D array")
+
+
+def _stream_at(seed: bytes, byte_offset: int) -> CipherContext:
+    """An AES-CTR encryptor positioned at ``byte_offset`` of the seed's keystream."""
+    block, skip = divmod(byte_offset, _BLOCK)
+    counter = (block % (1 << 128)).to_bytes(_BLOCK, "big")
+    stream = Cipher(algorithms.AES(bytes(seed)), modes.CTR(counter)).encryptor()
+    if skip:
+        stream.update(bytes(skip))
+    return stream
+
+
+def expand_into(seed: bytes, out: np.ndarray, offset: int = 0) -> np.ndarray:
+    """Fill ``out`` with the words ``offset .. offset + len(out)`` of ``seed``'s stream.
+
+    ``out`` must be a writable contiguous uint32 or uint64 vector; it is returned
+    for convenience. Cost: one pass of AES-CTR over ``out.nbytes`` bytes.
+    """
+    _check_seed(seed)
+    _check_buffer(out)
+    if offset < 0:
+        raise ValueError("offset must be non-negative")
+    stream = _stream_at(seed, offset * out.itemsize)
+    raw = memoryview(out).cast("B")
+    zeros = memoryview(_ZEROS)
+    for start in range(0, len(raw), _CHUNK_BYTES):
+        piece = raw[start : start + _CHUNK_BYTES]
+        stream.update_into(zeros[: len(piece)], piece)
+    return out
+
+
+def accumulate_masks(
+    acc: np.ndarray,
+    add: Sequence[bytes] = (),
+    subtract: Sequence[bytes] = (),
+    offset: int = 0,
+) -> np.ndarray:
+    """``acc += sum(PRG(s) for s in add) - sum(PRG(s) for s in subtract)`` modulo 2^bits.
+
+    ``acc`` holds coordinates ``offset .. offset + len(acc)`` and is updated in
+    place (wrap-around arithmetic of its unsigned dtype). The loop runs chunk by
+    chunk over the coordinates and, inside, seed by seed: the accumulator's chunk
+    and the keystream scratch stay in cache, so each mask costs its AES time plus
+    one cache-resident addition.
+    """
+    _check_buffer(acc)
+    if offset < 0:
+        raise ValueError("offset must be non-negative")
+    for seed in (*add, *subtract):
+        _check_seed(seed)
+    if not add and not subtract or len(acc) == 0:
+        return acc
+    width = acc.itemsize
+    streams = [(_stream_at(s, offset * width), True) for s in add]
+    streams += [(_stream_at(s, offset * width), False) for s in subtract]
+    scratch = np.empty(_CHUNK_BYTES // width, dtype=acc.dtype)
+    scratch_raw = memoryview(scratch).cast("B")
+    zeros = memoryview(_ZEROS)
+    words = len(scratch)
+    for start in range(0, len(acc), words):
+        target = acc[start : start + words]
+        n = len(target)
+        nbytes = n * width
+        view = scratch[:n]
+        for stream, positive in streams:
+            stream.update_into(zeros[:nbytes], scratch_raw[:nbytes])
+            if positive:
+                np.add(target, view, out=target)
+            else:
+                np.subtract(target, view, out=target)
+    return acc

@@ -1,0 +1,212 @@
+"""Shamir t-of-n secret sharing over the prime field GF(2^31 + 11), vectorised.
+
+A secret of any length is cut into 31-bit limbs, each shared with its own
+random polynomial of degree t-1 (the layout Google's production SecAgg uses).
+Keeping the field below 2^32 lets numpy do all arithmetic in uint64 without
+overflow: a product of two field elements is below 2^63. Sharing evaluates all
+limbs' polynomials at all holders' points at once (Horner, t vectorised steps),
+which makes a 1000-holder sharing a few milliseconds; reconstruction computes
+the Lagrange coefficients once per set of x-coordinates (cached) and combines
+any number of secrets that share that set in one matrix product.
+
+Share x-coordinates are the holders' party ids plus one (x = 0 is the secret).
+Coefficients come from ``os.urandom`` with rejection sampling, so every
+non-constant coefficient is exactly uniform: any t-1 shares are independent of
+the secret.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from secagg.errors import SecretSharingError
+
+PRIME = (1 << 31) + 11
+LIMB_BITS = 31
+_P = np.uint64(PRIME)
+_SAMPLE_LIMIT = ((1 << 64) // PRIME) * PRIME
+
+
+@dataclass(frozen=True, repr=False)
+class Share:
+    """One holder's share: the evaluation point ``x`` and one field element per limb."""
+
+    x: int
+    values: tuple[int, ...]
+
+    def to_bytes(self) -> bytes:
+        return np.asarray(self.values, dtype="<u4").tobytes()
+
+    @classmethod
+    def from_bytes(cls, x: int, data: bytes) -> Share:
+        if len(data) % 4:
+            raise SecretSharingError("share encoding is not a whole number of limbs")
+        values = np.frombuffer(data, dtype="<u4")
+        if np.any(values >= PRIME):
+            raise SecretSharingError("share value outside the field")
+        return cls(x, tuple(int(v) for v in values))
+
+    def __repr__(self) -> str:  # shares are secret material
+        return f"Share(x={self.x}, limbs={len(self.values)})"
+
+
+def limbs_for(secret_bytes: int) -> int:
+    """Number of 31-bit limbs that hold a secret of ``secret_bytes`` bytes."""
+    return max(1, -(-8 * secret_bytes // LIMB_BITS))
+
+
+def _to_limbs(secret: bytes) -> np.ndarray:
+    value = int.from_bytes(secret, "little")
+    mask = (1 << LIMB_BITS) - 1
+    return np.array(
+        [(value >> (LIMB_BITS * i)) & mask for i in range(limbs_for(len(secret)))],
+        dtype=np.uint64,
+    )
+
+
+def _from_limbs(limbs: np.ndarray, secret_bytes: int) -> bytes:
+    if np.any(limbs >> np.uint64(LIMB_BITS)):
+        raise SecretSharingError("reconstruction gave an out-of-range limb: inconsistent shares")
+    value = 0
+    for i, limb in enumerate(limbs.tolist()):
+        value |= int(limb) << (LIMB_BITS * i)
+    if value >> (8 * secret_bytes):
+        raise SecretSharingError("reconstruction gave an oversized secret: inconsistent shares")
+    return value.to_bytes(secret_bytes, "little")
+
+
+def random_field_elements(count: int) -> np.ndarray:
+    """``count`` exactly uniform elements of GF(p) from the OS CSPRNG (rejection sampling)."""
+    out = np.empty(count, dtype=np.uint64)
+    filled = 0
+    while filled < count:
+        need = count - filled
+        draw = np.frombuffer(os.urandom(8 * (need + 8)), dtype=np.uint64)
+        draw = draw[draw < np.uint64(_SAMPLE_LIMIT)][:need]
+        out[filled : filled + len(draw)] = draw % _P
+        filled += len(draw)
+    return out
+
+
+def _check_points(xs: Sequence[int]) -> np.ndarray:
+    points = np.asarray(xs, dtype=np.int64)
+    if points.ndim != 1 or len(points) == 0:
+        raise SecretSharingError("need at least one share holder")
+    if np.any(points <= 0) or np.any(points >= PRIME):
+        raise SecretSharingError("share points must lie in [1, p)")
+    if len(np.unique(points)) != len(points):
+        raise SecretSharingError("share points must be distinct")
+    return points.astype(np.uint64)
+
+
+def split_many(secrets: Sequence[bytes], threshold: int, xs: Sequence[int]) -> list[list[Share]]:
+    """Share several secrets among the same holders; ``result[j][i]`` is holder i's share of j.
+
+    Each secret gets independent polynomials; doing them together only shares
+    the vectorised evaluation.
+    """
+    points = _check_points(xs)
+    if not 1 <= threshold <= len(points):
+        raise SecretSharingError(
+            f"threshold {threshold} must be between 1 and the number of holders {len(points)}"
+        )
+    limb_counts = [limbs_for(len(s)) for s in secrets]
+    total = sum(limb_counts)
+    coeffs = np.empty((threshold, total), dtype=np.uint64)
+    coeffs[0] = np.concatenate([_to_limbs(s) for s in secrets])
+    if threshold > 1:
+        coeffs[1:] = random_field_elements((threshold - 1) * total).reshape(threshold - 1, total)
+    column = points[:, None]
+    values = np.zeros((len(points), total), dtype=np.uint64)
+    for degree in range(threshold - 1, -1, -1):  # Horner
+        values *= column
+        values += coeffs[degree]
+        values %= _P
+    coeffs.fill(0)  # best effort: do not leave the secret's limbs around
+    result: list[list[Share]] = []
+    start = 0
+    rows = values.tolist()
+    for count in limb_counts:
+        result.append(
+            [Share(int(x), tuple(row[start : start + count])) for x, row in zip(xs, rows, strict=True)]
+        )
+        start += count
+    return result
+
+
+def split(secret: bytes, threshold: int, xs: Sequence[int]) -> list[Share]:
+    """Share ``secret`` among holders at points ``xs`` so that any ``threshold`` recover it."""
+    return split_many([secret], threshold, xs)[0]
+
+
+def _product_mod(matrix: np.ndarray) -> np.ndarray:
+    """Row-wise product modulo p by pairwise (log-depth) reduction."""
+    m = matrix
+    while m.shape[1] > 1:
+        if m.shape[1] % 2:
+            m = np.concatenate([m, np.ones((m.shape[0], 1), dtype=np.uint64)], axis=1)
+        m = (m[:, 0::2] * m[:, 1::2]) % _P
+    return m[:, 0]
+
+
+@lru_cache(maxsize=256)
+def lagrange_at_zero(xs: tuple[int, ...]) -> np.ndarray:
+    """Coefficients l_i with f(0) = sum l_i f(x_i), for distinct points ``xs``."""
+    points = _check_points(xs)
+    t = len(points)
+    if t == 1:
+        return np.ones(1, dtype=np.uint64)
+    # numerator_i = prod_{j != i} x_j ; denominator_i = prod_{j != i} (x_j - x_i)
+    diff = (points[None, :] + _P - points[:, None]) % _P
+    np.fill_diagonal(diff, 1)
+    numer = np.broadcast_to(points[None, :], (t, t)).copy()
+    np.fill_diagonal(numer, 1)
+    num = _product_mod(numer)
+    den = _product_mod(diff)
+    inv = np.array([pow(int(d), -1, PRIME) for d in den.tolist()], dtype=np.uint64)
+    coeffs = (num * inv) % _P
+    coeffs.setflags(write=False)
+    return coeffs
+
+
+def reconstruct_many(
+    share_sets: Sequence[Sequence[Share]], threshold: int, secret_bytes: int
+) -> list[bytes]:
+    """Recover several secrets, each from exactly the first ``threshold`` of its shares.
+
+    Secrets whose chosen shares sit at the same points are combined in one
+    vectorised step; a deployment where every secret is recovered from the same
+    survivors (the complete graph) costs one Lagrange computation in all.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    chosen: list[Sequence[Share]] = []
+    limbs = limbs_for(secret_bytes)
+    for index, shares in enumerate(share_sets):
+        if len(shares) < threshold:
+            raise SecretSharingError(f"need {threshold} shares, got {len(shares)}")
+        picked = sorted(shares, key=lambda s: s.x)[:threshold]
+        xs = tuple(s.x for s in picked)
+        if len(set(xs)) != threshold:
+            raise SecretSharingError("duplicate share points")
+        if any(len(s.values) != limbs for s in picked):
+            raise SecretSharingError(f"each share must have {limbs} limbs for this secret size")
+        groups.setdefault(xs, []).append(index)
+        chosen.append(picked)
+    results: list[bytes] = [b""] * len(share_sets)
+    for xs, members in groups.items():
+        coeffs = lagrange_at_zero(xs)
+        ys = np.array([[s.values for s in chosen[i]] for i in members], dtype=np.uint64)
+        combined = ((ys * coeffs[None, :, None]) % _P).sum(axis=1) % _P
+        for row, index in zip(combined, members, strict=True):
+            results[index] = _from_limbs(row, secret_bytes)
+    return results
+
+
+def reconstruct(shares: Sequence[Share], threshold: int, secret_bytes: int) -> bytes:
+    """Recover a ``secret_bytes``-byte secret from at least ``threshold`` shares."""
+    return reconstruct_many([shares], threshold, secret_bytes)[0]

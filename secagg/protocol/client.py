@@ -1,0 +1,509 @@
+"""The client role of SecAgg / SecAgg+, as a sans-I/O state machine.
+
+Theory of operation
+-------------------
+A :class:`Client` is fed server messages through :meth:`Client.handle` and
+returns the messages to send back. It does no I/O, keeps no clock and starts no
+thread: transports, the simulator and the tests all drive the same object.
+
+Phases, each entered by one server message::
+
+    AWAIT_SETUP --RoundSetup--> AWAIT_KEYS          (sends AdvertiseKeys)
+    AWAIT_KEYS --KeyDirectory--> AWAIT_SHARES       (sends ShareKeys)
+    AWAIT_SHARES --ShareDelivery--> AWAIT_UNMASKING (sends MaskedInput)
+                                   or AWAIT_CONSISTENCY in the active variant
+                                   or AWAIT_INPUT if no input was given yet
+    AWAIT_CONSISTENCY --ConsistencyRequest--> AWAIT_UNMASKING (sends signature)
+    AWAIT_UNMASKING --UnmaskingRequest--> DONE      (sends UnmaskingShares)
+    any --RoundAbort--> ABORTED
+
+Every handler first validates the message and computes its reply without
+touching ``self``, then commits the new state in one step. So a message that is
+malformed, from another round, out of phase, duplicated or forged raises a
+:class:`~secagg.errors.ProtocolError` (or :class:`~secagg.errors.CryptoError`)
+and leaves the client exactly as it was. When the round can no longer be run
+safely (too few neighbours left), the client moves to ABORTED and raises
+:class:`~secagg.errors.RoundAborted`.
+
+The privacy rule that matters most: for each neighbour the client reveals at
+unmasking either the share of its self-mask seed (it survived) or the share of
+its mask key (it dropped), never both, not in one request and not across two.
+In the active variant the client also refuses unless at least ``threshold``
+survivors signed the very survivor set it signed itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from secagg.crypto import aead, kx, shamir
+from secagg.crypto.prg import accumulate_masks
+from secagg.crypto.signing import SigningKey, VerifyKey
+from secagg.errors import (
+    ConfigurationError,
+    DuplicateMessage,
+    InvalidMessage,
+    PrivacyViolation,
+    RoundAborted,
+    SecretSharingError,
+    UnexpectedMessage,
+    UnknownParty,
+    WrongRound,
+)
+from secagg.protocol import common
+from secagg.protocol.graph import NeighbourGraph
+from secagg.protocol.messages import (
+    KEY_BYTES,
+    AdvertiseKeys,
+    ClientMessage,
+    ConsistencyRequest,
+    ConsistencySignature,
+    KeyDirectory,
+    KeyEntry,
+    MaskedInput,
+    Message,
+    RevealedShare,
+    RoundAbort,
+    RoundSetup,
+    SealedShare,
+    ServerMessage,
+    ShareDelivery,
+    ShareKeys,
+    UnmaskingRequest,
+    UnmaskingShares,
+)
+
+
+class ClientPhase(Enum):
+    AWAIT_SETUP = "await_setup"
+    AWAIT_KEYS = "await_keys"
+    AWAIT_SHARES = "await_shares"
+    AWAIT_INPUT = "await_input"
+    AWAIT_CONSISTENCY = "await_consistency"
+    AWAIT_UNMASKING = "await_unmasking"
+    DONE = "done"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True)
+class _HeldShares:
+    """The two shares a neighbour entrusted to this client."""
+
+    self_mask: bytes
+    mask_key: bytes
+
+
+class Client:
+    """One party's side of a secure-aggregation round."""
+
+    def __init__(
+        self,
+        party: int,
+        input_vector: np.ndarray | None = None,
+        *,
+        signing_key: SigningKey | None = None,
+        identity_keys: Mapping[int, VerifyKey] | None = None,
+    ) -> None:
+        if party < 0:
+            raise ConfigurationError("party ids are non-negative integers")
+        self.party = party
+        self._signing_key = signing_key
+        self._identity_keys = dict(identity_keys or {})
+        self._input: np.ndarray | None = None
+        if input_vector is not None:
+            self._input = self._check_input(input_vector, bits=None, length=None)
+        self.phase = ClientPhase.AWAIT_SETUP
+        self.abort_reason: str | None = None
+        self.setup: RoundSetup | None = None
+        self._graph: NeighbourGraph | None = None
+        self._channel: kx.KeyPair | None = None
+        self._mask: kx.KeyPair | None = None
+        self._peer_keys: dict[int, KeyEntry] = {}
+        self._self_mask_seed: bytes | None = None
+        self._held: dict[int, _HeldShares] = {}
+        self._signed_survivors: tuple[int, ...] | None = None
+        self._revealed: dict[int, str] = {}
+
+    # -- public API ------------------------------------------------------------
+
+    @property
+    def neighbours(self) -> frozenset[int]:
+        if self._graph is None:
+            raise UnexpectedMessage("the round has not been set up yet")
+        return self._graph.neighbours(self.party)
+
+    def handle(self, message: Message) -> list[ClientMessage]:
+        """Process one server message; return the messages to send to the server."""
+        if not isinstance(message, ServerMessage):
+            raise UnexpectedMessage(f"a client does not accept {type(message).__name__}")
+        if message.recipient != self.party:
+            raise UnknownParty(
+                f"message for party {message.recipient} delivered to party {self.party}"
+            )
+        if isinstance(message, RoundSetup):
+            return self._on_setup(message)
+        self._check_round(message)
+        if isinstance(message, RoundAbort):
+            if self.phase not in (ClientPhase.DONE, ClientPhase.ABORTED):
+                self.phase = ClientPhase.ABORTED
+                self.abort_reason = f"server aborted the round: {message.reason}"
+            return []
+        if self.phase in (ClientPhase.DONE, ClientPhase.ABORTED):
+            if isinstance(message, UnmaskingRequest):
+                self._refuse_second_unmasking(message)
+            raise UnexpectedMessage(f"round already finished ({self.phase.value})")
+        handlers = {
+            KeyDirectory: (ClientPhase.AWAIT_KEYS, self._on_key_directory),
+            ShareDelivery: (ClientPhase.AWAIT_SHARES, self._on_share_delivery),
+            ConsistencyRequest: (ClientPhase.AWAIT_CONSISTENCY, self._on_consistency_request),
+            UnmaskingRequest: (ClientPhase.AWAIT_UNMASKING, self._on_unmasking_request),
+        }
+        expected_phase, handler = handlers[type(message)]  # type: ignore[index]
+        if self.phase != expected_phase:
+            raise UnexpectedMessage(
+                f"{type(message).__name__} is not accepted in phase {self.phase.value}"
+            )
+        return handler(message)
+
+    def set_input(self, vector: np.ndarray) -> list[ClientMessage]:
+        """Provide the (encoded) input; returns the masked input if the round is waiting for it."""
+        if self.phase not in (
+            ClientPhase.AWAIT_SETUP, ClientPhase.AWAIT_KEYS,
+            ClientPhase.AWAIT_SHARES, ClientPhase.AWAIT_INPUT,
+        ):
+            raise UnexpectedMessage("the masked input has already been sent")
+        setup = self.setup
+        checked = self._check_input(
+            vector,
+            bits=setup.bits if setup else None,
+            length=setup.vector_length if setup else None,
+        )
+        if self.phase != ClientPhase.AWAIT_INPUT:
+            self._input = checked
+            return []
+        reply = self._masked_input(checked, self._held)
+        self._input = None
+        self.phase = self._phase_after_masking()
+        return [reply]
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _check_round(self, message: Message) -> None:
+        if self.setup is None:
+            raise UnexpectedMessage(f"{type(message).__name__} before the round setup")
+        if message.round_id != self.setup.round_id:
+            raise WrongRound("message belongs to another round")
+
+    @staticmethod
+    def _check_input(vector: np.ndarray, *, bits: int | None, length: int | None) -> np.ndarray:
+        arr = np.asarray(vector)
+        if arr.ndim != 1:
+            raise ConfigurationError("the input must be a 1-D vector")
+        if arr.dtype.kind != "u":
+            raise ConfigurationError(
+                f"the input must be encoded as unsigned integers (got {arr.dtype}); "
+                "use secagg.encoding to map floats into Z_2^b"
+            )
+        if length is not None and len(arr) != length:
+            raise ConfigurationError(f"the round expects {length} coordinates, got {len(arr)}")
+        if bits is not None:
+            if arr.dtype.itemsize * 8 > bits and len(arr) and int(arr.max()) >> bits:
+                raise ConfigurationError(f"input values do not fit in {bits} bits")
+            return arr.astype(common.word_dtype(bits), copy=False)
+        return arr
+
+    def _abort(self, reason: str) -> RoundAborted:
+        self.phase = ClientPhase.ABORTED
+        self.abort_reason = reason
+        return RoundAborted(reason, phase="client")
+
+    def _phase_after_masking(self) -> ClientPhase:
+        assert self.setup is not None
+        return ClientPhase.AWAIT_CONSISTENCY if self.setup.active else ClientPhase.AWAIT_UNMASKING
+
+    # -- phase handlers ----------------------------------------------------------
+
+    def _on_setup(self, msg: RoundSetup) -> list[ClientMessage]:
+        if self.phase != ClientPhase.AWAIT_SETUP:
+            raise UnexpectedMessage("the round is already set up")
+        if not 2 <= msg.num_clients or self.party >= msg.num_clients:
+            raise InvalidMessage(f"party {self.party} is not in a round of {msg.num_clients}")
+        if msg.bits not in (32, 64):
+            raise InvalidMessage(f"unsupported bit width {msg.bits}")
+        if not 1 <= msg.vector_length <= common.MAX_VECTOR_LENGTH:
+            raise InvalidMessage(f"unsupported vector length {msg.vector_length}")
+        try:
+            graph = NeighbourGraph(msg.num_clients, msg.graph, msg.degree, msg.graph_seed)
+        except ConfigurationError as exc:
+            raise InvalidMessage(f"bad neighbour graph: {exc}") from exc
+        if not 1 <= msg.threshold <= msg.degree + 1:
+            raise InvalidMessage(
+                f"threshold {msg.threshold} must be between 1 and {msg.degree + 1} share holders"
+            )
+        if msg.active and (self._signing_key is None or not self._identity_keys):
+            raise InvalidMessage(
+                "the active variant needs this client's signing key and the peers' identity keys"
+            )
+        checked_input = None
+        if self._input is not None:
+            try:
+                checked_input = self._check_input(
+                    self._input, bits=msg.bits, length=msg.vector_length
+                )
+            except ConfigurationError as exc:
+                raise InvalidMessage(f"round parameters do not fit this client's input: {exc}") from exc
+        channel, mask = kx.generate_keypair(), kx.generate_keypair()
+        signature = b""
+        if msg.active:
+            assert self._signing_key is not None
+            signature = self._signing_key.sign(
+                common.advertise_payload(msg.round_id, self.party, channel.public_bytes, mask.public_bytes)
+            )
+        reply = AdvertiseKeys(msg.round_id, self.party, channel.public_bytes, mask.public_bytes, signature)
+        # commit
+        self.setup, self._graph = msg, graph
+        self._channel, self._mask = channel, mask
+        self._input = checked_input
+        self.phase = ClientPhase.AWAIT_KEYS
+        return [reply]
+
+    def _on_key_directory(self, msg: KeyDirectory) -> list[ClientMessage]:
+        setup, graph = self.setup, self._graph
+        assert setup is not None and graph is not None and self._channel and self._mask
+        neighbours = graph.neighbours(self.party)
+        peers: dict[int, KeyEntry] = {}
+        for entry in msg.entries:
+            if entry.party == self.party:
+                raise InvalidMessage("the key directory must not list the recipient itself")
+            if entry.party not in neighbours:
+                raise UnknownParty(f"party {entry.party} is not a neighbour of {self.party}")
+            if entry.party in peers:
+                raise DuplicateMessage(f"party {entry.party} listed twice in the key directory")
+            if len(entry.channel_key) != KEY_BYTES or len(entry.mask_key) != KEY_BYTES:
+                raise InvalidMessage(f"party {entry.party} advertised keys of the wrong size")
+            if setup.active:
+                identity = self._identity_keys.get(entry.party)
+                if identity is None:
+                    raise UnknownParty(f"no identity key for party {entry.party}")
+                identity.verify(
+                    entry.signature,
+                    common.advertise_payload(
+                        setup.round_id, entry.party, entry.channel_key, entry.mask_key
+                    ),
+                )
+            peers[entry.party] = entry
+        if len(peers) + 1 < setup.threshold:
+            raise self._abort(
+                f"only {len(peers)} neighbours advertised keys; {setup.threshold - 1} needed"
+            )
+        holders = sorted([*peers, self.party])
+        seed = os.urandom(common.SELF_MASK_SEED_BYTES)
+        seed_shares, key_shares = shamir.split_many(
+            [seed, self._mask.private_bytes()],
+            setup.threshold,
+            [common.share_point(p) for p in holders],
+        )
+        sealed: list[SealedShare] = []
+        own: _HeldShares | None = None
+        for holder, s_share, k_share in zip(holders, seed_shares, key_shares, strict=True):
+            held = _HeldShares(s_share.to_bytes(), k_share.to_bytes())
+            if holder == self.party:
+                own = held
+                continue
+            key = kx.derive_key(
+                self._channel.private, peers[holder].channel_key,
+                purpose=common.CHANNEL_PURPOSE, round_id=setup.round_id,
+                party_a=self.party, party_b=holder,
+            )
+            sealed.append(SealedShare(holder, aead.seal(
+                key, held.self_mask + held.mask_key, label=common.SHARE_LABEL,
+                round_id=setup.round_id, sender=self.party, recipient=holder,
+            )))
+        assert own is not None
+        reply = ShareKeys(
+            setup.round_id, self.party,
+            common.self_mask_commitment(setup.round_id, self.party, seed), tuple(sealed),
+        )
+        # commit
+        self._peer_keys = peers
+        self._self_mask_seed = seed
+        self._held = {self.party: own}
+        self.phase = ClientPhase.AWAIT_SHARES
+        return [reply]
+
+    def _on_share_delivery(self, msg: ShareDelivery) -> list[ClientMessage]:
+        setup = self.setup
+        assert setup is not None and self._channel is not None
+        received: dict[int, _HeldShares] = {}
+        for sealed in msg.shares:
+            sender = sealed.peer
+            if sender not in self._peer_keys:
+                raise UnknownParty(f"shares from party {sender}, which is not a keyed neighbour")
+            if sender in received:
+                raise DuplicateMessage(f"two share bundles from party {sender}")
+            key = kx.derive_key(
+                self._channel.private, self._peer_keys[sender].channel_key,
+                purpose=common.CHANNEL_PURPOSE, round_id=setup.round_id,
+                party_a=self.party, party_b=sender,
+            )
+            plain = aead.open_sealed(
+                key, sealed.ciphertext, label=common.SHARE_LABEL,
+                round_id=setup.round_id, sender=sender, recipient=self.party,
+            )
+            if len(plain) != common.SEALED_PLAINTEXT_BYTES:
+                raise InvalidMessage(f"share bundle from party {sender} has the wrong size")
+            held = _HeldShares(
+                plain[: common.SELF_MASK_SHARE_BYTES], plain[common.SELF_MASK_SHARE_BYTES :]
+            )
+            try:  # check the field encoding now, so unmasking never sends garbage
+                shamir.Share.from_bytes(0, held.self_mask)
+                shamir.Share.from_bytes(0, held.mask_key)
+            except SecretSharingError as exc:
+                raise InvalidMessage(f"malformed shares from party {sender}: {exc}") from exc
+            received[sender] = held
+        if len(received) + 1 < setup.threshold:
+            raise self._abort(
+                f"only {len(received)} neighbours shared keys; {setup.threshold - 1} needed"
+            )
+        held_all = {**self._held, **received}
+        if self._input is None:
+            self._held = held_all
+            self.phase = ClientPhase.AWAIT_INPUT
+            return []
+        reply = self._masked_input(self._input, held_all)
+        self._held = held_all
+        self._input = None
+        self.phase = self._phase_after_masking()
+        return [reply]
+
+    def _masked_input(self, vector: np.ndarray, held: Mapping[int, _HeldShares]) -> MaskedInput:
+        """y = x + PRG(b) + sum_{v<u} PRG(s_uv) - sum_{v>u} PRG(s_uv)  (mod 2^bits).
+
+        The pairwise masks run over the neighbours whose shares we hold (the
+        server's U2 restricted to our neighbourhood): exactly the set the server
+        will use when it removes the masks of those that drop later.
+        """
+        setup = self.setup
+        assert setup is not None and self._mask is not None and self._self_mask_seed is not None
+        add = [self._self_mask_seed]
+        subtract = []
+        for peer in sorted(held):
+            if peer == self.party:
+                continue
+            seed = kx.derive_key(
+                self._mask.private, self._peer_keys[peer].mask_key,
+                purpose=common.MASK_PURPOSE, round_id=setup.round_id,
+                party_a=self.party, party_b=peer, length=16,
+            )
+            (add if peer < self.party else subtract).append(seed)
+        masked = np.array(vector, dtype=common.word_dtype(setup.bits), copy=True)
+        accumulate_masks(masked, add, subtract)
+        return MaskedInput(setup.round_id, self.party, setup.bits, masked)
+
+    def _survivor_checks(self, survivors: tuple[int, ...]) -> None:
+        setup, graph = self.setup, self._graph
+        assert setup is not None and graph is not None
+        if not common.is_strictly_increasing(survivors):
+            raise InvalidMessage("survivor list must be sorted and free of duplicates")
+        if survivors and not 0 <= survivors[-1] < setup.num_clients:
+            raise UnknownParty("survivor list names a party outside the round")
+        if self.party not in survivors:
+            raise InvalidMessage("the survivor list omits this client, which sent its input")
+        holders = graph.holders(self.party)
+        for party in holders.intersection(survivors):
+            if party not in self._held:
+                raise InvalidMessage(
+                    f"party {party} is listed as a survivor but never shared keys with us"
+                )
+
+    def _on_consistency_request(self, msg: ConsistencyRequest) -> list[ClientMessage]:
+        setup, graph = self.setup, self._graph
+        assert setup is not None and graph is not None and self._signing_key is not None
+        self._survivor_checks(msg.survivors)
+        if len(graph.holders(self.party).intersection(msg.survivors)) < setup.threshold:
+            raise self._abort("fewer than threshold of our share holders survived")
+        signature = self._signing_key.sign(common.consistency_payload(setup.round_id, msg.survivors))
+        self._signed_survivors = msg.survivors
+        self.phase = ClientPhase.AWAIT_UNMASKING
+        return [ConsistencySignature(setup.round_id, self.party, signature)]
+
+    def _requested_kinds(self, msg: UnmaskingRequest) -> dict[int, str]:
+        """Which share of each held neighbour the request asks for ('self_mask' or 'mask_key')."""
+        survivors, dropped = set(msg.survivors), set(msg.dropped)
+        both = survivors & dropped
+        if both:
+            raise PrivacyViolation(
+                f"request asks for both shares of parties {sorted(both)[:5]}: refused"
+            )
+        kinds: dict[int, str] = {}
+        for owner in self._held:
+            if owner in survivors:
+                kinds[owner] = "self_mask"
+            elif owner in dropped:
+                kinds[owner] = "mask_key"
+            else:
+                raise InvalidMessage(f"request does not say whether party {owner} survived")
+        return kinds
+
+    def _refuse_second_unmasking(self, msg: UnmaskingRequest) -> None:
+        if self.setup is None or msg.round_id != self.setup.round_id:
+            return
+        try:
+            kinds = self._requested_kinds(msg)
+        except PrivacyViolation:
+            raise
+        except InvalidMessage:
+            return
+        for owner, kind in kinds.items():
+            if self._revealed.get(owner, kind) != kind:
+                raise PrivacyViolation(
+                    f"already revealed the {self._revealed[owner]} share of party {owner}; "
+                    f"refusing to reveal its {kind} share"
+                )
+
+    def _on_unmasking_request(self, msg: UnmaskingRequest) -> list[ClientMessage]:
+        setup, graph = self.setup, self._graph
+        assert setup is not None and graph is not None
+        for ids in (msg.survivors, msg.dropped):
+            if not common.is_strictly_increasing(ids):
+                raise InvalidMessage("survivor and dropout lists must be sorted, without duplicates")
+        kinds = self._requested_kinds(msg)
+        if self.party in msg.dropped:
+            raise InvalidMessage("the request claims that this client dropped out")
+        self._survivor_checks(msg.survivors)
+        if setup.active:
+            if msg.survivors != self._signed_survivors:
+                raise PrivacyViolation("survivor set differs from the one this client signed")
+            payload = common.consistency_payload(setup.round_id, msg.survivors)
+            signers: set[int] = set()
+            for item in msg.signatures:
+                if item.party in signers:
+                    raise DuplicateMessage(f"two consistency signatures from party {item.party}")
+                if item.party not in msg.survivors:
+                    raise InvalidMessage(f"signature from non-survivor {item.party}")
+                identity = self._identity_keys.get(item.party)
+                if identity is None:
+                    raise UnknownParty(f"no identity key for party {item.party}")
+                identity.verify(item.signature, payload)
+                signers.add(item.party)
+            if len(signers) < setup.threshold:
+                raise PrivacyViolation(
+                    f"only {len(signers)} survivors confirmed the survivor set; "
+                    f"{setup.threshold} needed before revealing shares"
+                )
+        elif len(graph.holders(self.party).intersection(msg.survivors)) < setup.threshold:
+            raise self._abort("fewer than threshold of our share holders survived")
+        self_mask = tuple(
+            RevealedShare(o, self._held[o].self_mask) for o in sorted(kinds) if kinds[o] == "self_mask"
+        )
+        mask_key = tuple(
+            RevealedShare(o, self._held[o].mask_key) for o in sorted(kinds) if kinds[o] == "mask_key"
+        )
+        self._revealed = kinds
+        self.phase = ClientPhase.DONE
+        return [UnmaskingShares(setup.round_id, self.party, self_mask, mask_key)]

@@ -1,0 +1,58 @@
+"""Definitions both roles must agree on bit for bit: labels, commitments, signed payloads."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+
+import numpy as np
+
+from secagg.crypto import shamir
+
+SELF_MASK_SEED_BYTES = 16
+MASK_KEY_BYTES = 32
+SELF_MASK_SHARE_BYTES = 4 * shamir.limbs_for(SELF_MASK_SEED_BYTES)
+MASK_KEY_SHARE_BYTES = 4 * shamir.limbs_for(MASK_KEY_BYTES)
+SEALED_PLAINTEXT_BYTES = SELF_MASK_SHARE_BYTES + MASK_KEY_SHARE_BYTES
+
+CHANNEL_PURPOSE = b"channel"
+MASK_PURPOSE = b"pair-mask"
+SHARE_LABEL = b"share"
+MAX_VECTOR_LENGTH = 1 << 32
+
+
+def word_dtype(bits: int) -> np.dtype:
+    return np.dtype(np.uint32) if bits == 32 else np.dtype(np.uint64)
+
+
+def share_point(party: int) -> int:
+    """Shamir x-coordinate of a party (0 is reserved for the secret)."""
+    return party + 1
+
+
+def self_mask_commitment(round_id: bytes, party: int, seed: bytes) -> bytes:
+    """Binding commitment to a client's self-mask seed.
+
+    The server checks each reconstructed seed against it, so inconsistent or
+    forged shares make the round abort instead of producing a wrong sum. The
+    seed has 128 bits of entropy, so the hash reveals nothing useful about it.
+    """
+    return hashlib.sha256(
+        b"secagg/v1/self-mask-commitment" + round_id + struct.pack(">I", party) + seed
+    ).digest()
+
+
+def advertise_payload(round_id: bytes, party: int, channel_key: bytes, mask_key: bytes) -> bytes:
+    """What a client signs when it advertises its keys (active variant)."""
+    return b"secagg/v1/advertise" + round_id + struct.pack(">I", party) + channel_key + mask_key
+
+
+def consistency_payload(round_id: bytes, survivors: Iterable[int]) -> bytes:
+    """What every survivor signs in the consistency check (active variant)."""
+    ids = tuple(survivors)
+    return b"secagg/v1/consistency" + round_id + struct.pack(f">I{len(ids)}I", len(ids), *ids)
+
+
+def is_strictly_increasing(ids: tuple[int, ...]) -> bool:
+    return all(a < b for a, b in zip(ids, ids[1:], strict=False))

@@ -1,0 +1,74 @@
+"""Neighbour graphs: complete (SecAgg, 2017) or a random Harary graph (SecAgg+, 2020).
+
+A client exchanges pairwise masks with, and Shamir-shares its secrets among,
+its neighbours only. SecAgg+ (Bell et al., CCS 2020) uses the Harary graph
+H(n, k): clients sit on a ring and each is joined to the k/2 nearest on either
+side. The ring order is a uniformly random permutation drawn from a seed the
+server announces in the setup message, so every client computes the same graph
+and no party can place itself next to chosen victims once the seed is fixed.
+The permutation is derived with a keyed cipher (AES-CTR under a key hashed from
+the seed): sorting n pseudo-random 64-bit keys is a uniform permutation up to a
+collision probability below n^2 / 2^64.
+
+``degree`` (k) counts neighbours other than the client itself. Each client's
+secrets are shared among its *holders*: its k neighbours and itself, as in
+Bonawitz et al., where a client keeps one share of its own secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+
+import numpy as np
+
+from secagg.crypto.prg import expand_into
+from secagg.errors import ConfigurationError
+from secagg.protocol.messages import GRAPH_SEED_BYTES, GraphKind
+
+
+class NeighbourGraph:
+    """The undirected neighbour relation of one round, computable by every party."""
+
+    def __init__(self, num_clients: int, kind: GraphKind, degree: int, seed: bytes) -> None:
+        if num_clients < 2:
+            raise ConfigurationError("a round needs at least 2 clients")
+        if len(seed) != GRAPH_SEED_BYTES:
+            raise ConfigurationError(f"graph seed must be {GRAPH_SEED_BYTES} bytes")
+        if kind == GraphKind.COMPLETE:
+            if degree != num_clients - 1:
+                raise ConfigurationError("a complete graph has degree num_clients - 1")
+        else:
+            if degree < 2 or degree % 2 or degree > num_clients - 1:
+                raise ConfigurationError(
+                    f"a Harary graph needs an even degree in [2, {num_clients - 1}], got {degree}"
+                )
+        self.num_clients = num_clients
+        self.kind = kind
+        self.degree = degree
+        self.seed = seed
+
+    @cached_property
+    def _ring(self) -> tuple[np.ndarray, np.ndarray]:
+        key = hashlib.sha256(b"secagg/v1/graph-permutation" + self.seed).digest()[:16]
+        sort_keys = expand_into(key, np.empty(self.num_clients, dtype=np.uint64))
+        order = np.argsort(sort_keys, kind="stable")  # order[position] = client
+        position = np.empty_like(order)
+        position[order] = np.arange(self.num_clients)
+        return order, position
+
+    def neighbours(self, party: int) -> frozenset[int]:
+        """The parties that ``party`` masks with (excluding itself)."""
+        if not 0 <= party < self.num_clients:
+            raise ConfigurationError(f"party {party} is not in a round of {self.num_clients}")
+        if self.kind == GraphKind.COMPLETE or self.degree >= self.num_clients - 1:
+            return frozenset(range(self.num_clients)) - {party}
+        order, position = self._ring
+        half = self.degree // 2
+        offsets = np.concatenate([np.arange(1, half + 1), -np.arange(1, half + 1)])
+        ring_positions = (position[party] + offsets) % self.num_clients
+        return frozenset(int(v) for v in order[ring_positions])
+
+    def holders(self, party: int) -> frozenset[int]:
+        """The parties holding shares of ``party``'s secrets: its neighbours and itself."""
+        return self.neighbours(party) | {party}

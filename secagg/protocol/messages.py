@@ -1,0 +1,474 @@
+"""Protocol messages: small immutable records and their versioned binary codec.
+
+Every message is a frozen dataclass. On the wire it is::
+
+    magic "SA" | version u8 | type u8 | round_id (16 bytes) | party u32 | body
+
+where ``party`` is the sender for client-to-server messages and the recipient
+for server-to-client ones. All integers are big-endian except vector payloads,
+which are little-endian words (numpy's native order here, so decoding a masked
+vector is a zero-copy view). The decoder checks every length against the bytes
+actually present, refuses unknown versions, types and enum values, and insists
+that the whole buffer is consumed: truncated, padded or garbled input raises
+:class:`~secagg.errors.MalformedMessage` and never anything else. Nothing is
+ever unpickled.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar
+
+import numpy as np
+
+from secagg.errors import MalformedMessage
+
+MAGIC = b"SA"
+VERSION = 1
+ROUND_ID_BYTES = 16
+KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+COMMITMENT_BYTES = 32
+GRAPH_SEED_BYTES = 32
+MAX_REASON_BYTES = 1024
+_HEADER = struct.Struct(">2sBB16sI")
+
+
+class MessageType(IntEnum):
+    ROUND_SETUP = 1
+    ADVERTISE_KEYS = 2
+    KEY_DIRECTORY = 3
+    SHARE_KEYS = 4
+    SHARE_DELIVERY = 5
+    MASKED_INPUT = 6
+    CONSISTENCY_REQUEST = 7
+    CONSISTENCY_SIGNATURE = 8
+    UNMASKING_REQUEST = 9
+    UNMASKING_SHARES = 10
+    ROUND_ABORT = 11
+
+
+class GraphKind(IntEnum):
+    COMPLETE = 0
+    HARARY = 1
+
+
+# --- records nested inside messages -----------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """A client's advertised public keys, as relayed by the server."""
+
+    party: int
+    channel_key: bytes
+    mask_key: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True)
+class SealedShare:
+    """An AEAD-sealed pair of Shamir shares; ``peer`` is the other end of the pair."""
+
+    peer: int
+    ciphertext: bytes
+
+
+@dataclass(frozen=True)
+class RevealedShare:
+    """A Shamir share revealed at unmasking; ``owner`` is whose secret it shares."""
+
+    owner: int
+    share: bytes
+
+
+@dataclass(frozen=True)
+class PartySignature:
+    party: int
+    signature: bytes
+
+
+# --- messages -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    round_id: bytes
+    TYPE: ClassVar[MessageType]
+
+
+@dataclass(frozen=True)
+class ServerMessage(Message):
+    recipient: int
+
+
+@dataclass(frozen=True)
+class ClientMessage(Message):
+    sender: int
+
+
+@dataclass(frozen=True)
+class RoundSetup(ServerMessage):
+    """Phase 0: the round's public parameters, identical for every recipient."""
+
+    num_clients: int
+    vector_length: int
+    bits: int
+    threshold: int
+    graph: GraphKind
+    degree: int
+    graph_seed: bytes
+    active: bool
+    TYPE: ClassVar[MessageType] = MessageType.ROUND_SETUP
+
+
+@dataclass(frozen=True)
+class AdvertiseKeys(ClientMessage):
+    """Phase 1: a client's channel and mask public keys (signed when active)."""
+
+    channel_key: bytes
+    mask_key: bytes
+    signature: bytes = b""
+    TYPE: ClassVar[MessageType] = MessageType.ADVERTISE_KEYS
+
+
+@dataclass(frozen=True)
+class KeyDirectory(ServerMessage):
+    """Phase 1 reply: the keys of the recipient's neighbours that advertised."""
+
+    entries: tuple[KeyEntry, ...]
+    TYPE: ClassVar[MessageType] = MessageType.KEY_DIRECTORY
+
+
+@dataclass(frozen=True)
+class ShareKeys(ClientMessage):
+    """Phase 2: sealed shares for each neighbour, and a commitment to the self-mask seed."""
+
+    self_mask_commitment: bytes
+    shares: tuple[SealedShare, ...]
+    TYPE: ClassVar[MessageType] = MessageType.SHARE_KEYS
+
+
+@dataclass(frozen=True)
+class ShareDelivery(ServerMessage):
+    """Phase 2 reply: the sealed shares addressed to the recipient."""
+
+    shares: tuple[SealedShare, ...]
+    TYPE: ClassVar[MessageType] = MessageType.SHARE_DELIVERY
+
+
+@dataclass(frozen=True, eq=False)
+class MaskedInput(ClientMessage):
+    """Phase 3: the masked vector y_u, words of ``bits`` bits."""
+
+    bits: int
+    vector: np.ndarray = field(repr=False)
+    TYPE: ClassVar[MessageType] = MessageType.MASKED_INPUT
+
+
+@dataclass(frozen=True)
+class ConsistencyRequest(ServerMessage):
+    """Phase 4 (active variant): the survivor set U3 that every client must sign."""
+
+    survivors: tuple[int, ...]
+    TYPE: ClassVar[MessageType] = MessageType.CONSISTENCY_REQUEST
+
+
+@dataclass(frozen=True)
+class ConsistencySignature(ClientMessage):
+    signature: bytes
+    TYPE: ClassVar[MessageType] = MessageType.CONSISTENCY_SIGNATURE
+
+
+@dataclass(frozen=True)
+class UnmaskingRequest(ServerMessage):
+    """Phase 5: who survived and who dropped, as the server claims it.
+
+    A client reveals self-mask shares of ``survivors`` and mask-key shares of
+    ``dropped``; a party in both lists is a privacy attack and is refused.
+    """
+
+    survivors: tuple[int, ...]
+    dropped: tuple[int, ...]
+    signatures: tuple[PartySignature, ...] = ()
+    TYPE: ClassVar[MessageType] = MessageType.UNMASKING_REQUEST
+
+
+@dataclass(frozen=True)
+class UnmaskingShares(ClientMessage):
+    self_mask_shares: tuple[RevealedShare, ...]
+    mask_key_shares: tuple[RevealedShare, ...]
+    TYPE: ClassVar[MessageType] = MessageType.UNMASKING_SHARES
+
+
+@dataclass(frozen=True)
+class RoundAbort(ServerMessage):
+    reason: str
+    TYPE: ClassVar[MessageType] = MessageType.ROUND_ABORT
+
+
+# --- codec --------------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.parts: list[bytes | memoryview] = []
+
+    def u8(self, v: int) -> None:
+        self.parts.append(struct.pack(">B", v))
+
+    def u32(self, v: int) -> None:
+        self.parts.append(struct.pack(">I", v))
+
+    def u64(self, v: int) -> None:
+        self.parts.append(struct.pack(">Q", v))
+
+    def fixed(self, data: bytes, size: int, what: str) -> None:
+        if len(data) != size:
+            raise ValueError(f"{what} must be {size} bytes, got {len(data)}")
+        self.parts.append(data)
+
+    def blob(self, data: bytes) -> None:
+        self.u32(len(data))
+        self.parts.append(data)
+
+    def signature(self, sig: bytes) -> None:
+        if len(sig) not in (0, SIGNATURE_BYTES):
+            raise ValueError("a signature is empty or 64 bytes")
+        self.u8(1 if sig else 0)
+        if sig:
+            self.parts.append(sig)
+
+    def ids(self, ids: tuple[int, ...]) -> None:
+        self.u32(len(ids))
+        self.parts.append(struct.pack(f">{len(ids)}I", *ids))
+
+    def result(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class _Reader:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self.data = data if isinstance(data, bytes) else bytes(data)
+        self.pos = 0
+
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or n > self.remaining():
+            raise MalformedMessage(f"truncated message: {what} needs {n} bytes")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+    def u32(self, what: str) -> int:
+        return int.from_bytes(self.take(4, what), "big")
+
+    def u64(self, what: str) -> int:
+        return int.from_bytes(self.take(8, what), "big")
+
+    def flag(self, what: str) -> bool:
+        v = self.u8(what)
+        if v > 1:
+            raise MalformedMessage(f"{what} must be 0 or 1")
+        return bool(v)
+
+    def count(self, what: str, min_item_bytes: int) -> int:
+        n = self.u32(what)
+        if n * min_item_bytes > self.remaining():
+            raise MalformedMessage(f"truncated message: {n} {what} cannot fit")
+        return n
+
+    def blob(self, what: str) -> bytes:
+        return self.take(self.u32(what), what)
+
+    def signature(self, what: str) -> bytes:
+        return self.take(SIGNATURE_BYTES, what) if self.flag(what) else b""
+
+    def ids(self, what: str) -> tuple[int, ...]:
+        n = self.count(what, 4)
+        return struct.unpack(f">{n}I", self.take(4 * n, what))
+
+    def text(self, what: str) -> str:
+        raw = self.blob(what)
+        if len(raw) > MAX_REASON_BYTES:
+            raise MalformedMessage(f"{what} too long")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedMessage(f"{what} is not UTF-8") from exc
+
+    def finish(self) -> None:
+        if self.remaining():
+            raise MalformedMessage(f"{self.remaining()} trailing bytes after message")
+
+
+def _vector_dtype(bits: int) -> np.dtype:
+    if bits == 32:
+        return np.dtype("<u4")
+    if bits == 64:
+        return np.dtype("<u8")
+    raise MalformedMessage(f"unsupported bit width {bits}")
+
+
+def encode(message: Message) -> bytes:
+    """Serialise ``message`` to bytes (raises ``ValueError`` on an ill-formed record)."""
+    w = _Writer()
+    party = message.recipient if isinstance(message, ServerMessage) else message.sender  # type: ignore[attr-defined]
+    if len(message.round_id) != ROUND_ID_BYTES:
+        raise ValueError(f"round id must be {ROUND_ID_BYTES} bytes")
+    w.parts.append(_HEADER.pack(MAGIC, VERSION, message.TYPE, message.round_id, party))
+    match message:
+        case RoundSetup():
+            w.u32(message.num_clients)
+            w.u64(message.vector_length)
+            w.u8(message.bits)
+            w.u32(message.threshold)
+            w.u8(message.graph)
+            w.u32(message.degree)
+            w.fixed(message.graph_seed, GRAPH_SEED_BYTES, "graph seed")
+            w.u8(int(message.active))
+        case AdvertiseKeys():
+            w.fixed(message.channel_key, KEY_BYTES, "channel key")
+            w.fixed(message.mask_key, KEY_BYTES, "mask key")
+            w.signature(message.signature)
+        case KeyDirectory():
+            w.u32(len(message.entries))
+            for e in message.entries:
+                w.u32(e.party)
+                w.fixed(e.channel_key, KEY_BYTES, "channel key")
+                w.fixed(e.mask_key, KEY_BYTES, "mask key")
+                w.signature(e.signature)
+        case ShareKeys() | ShareDelivery():
+            if isinstance(message, ShareKeys):
+                w.fixed(message.self_mask_commitment, COMMITMENT_BYTES, "commitment")
+            w.u32(len(message.shares))
+            for s in message.shares:
+                w.u32(s.peer)
+                w.blob(s.ciphertext)
+        case MaskedInput():
+            dtype = _vector_dtype(message.bits)
+            vec = np.ascontiguousarray(message.vector, dtype=dtype)
+            if vec.ndim != 1:
+                raise ValueError("masked vector must be 1-D")
+            w.u8(message.bits)
+            w.u64(len(vec))
+            w.parts.append(memoryview(vec).cast("B"))
+        case ConsistencyRequest():
+            w.ids(message.survivors)
+        case ConsistencySignature():
+            w.fixed(message.signature, SIGNATURE_BYTES, "signature")
+        case UnmaskingRequest():
+            w.ids(message.survivors)
+            w.ids(message.dropped)
+            w.u32(len(message.signatures))
+            for ps in message.signatures:
+                w.u32(ps.party)
+                w.fixed(ps.signature, SIGNATURE_BYTES, "signature")
+        case UnmaskingShares():
+            for group in (message.self_mask_shares, message.mask_key_shares):
+                w.u32(len(group))
+                for r in group:
+                    w.u32(r.owner)
+                    w.blob(r.share)
+        case RoundAbort():
+            raw = message.reason.encode("utf-8")[:MAX_REASON_BYTES]
+            w.blob(raw)
+        case _:
+            raise TypeError(f"not a protocol message: {type(message).__name__}")
+    return w.result()
+
+
+def decode(data: bytes | bytearray | memoryview) -> Message:
+    """Parse bytes into a message, or raise :class:`MalformedMessage`."""
+    r = _Reader(data)
+    magic, version, type_code, round_id, party = _HEADER.unpack(r.take(_HEADER.size, "header"))
+    if magic != MAGIC:
+        raise MalformedMessage("not a secagg message (bad magic)")
+    if version != VERSION:
+        raise MalformedMessage(f"unsupported message version {version} (this build speaks {VERSION})")
+    try:
+        kind = MessageType(type_code)
+    except ValueError as exc:
+        raise MalformedMessage(f"unknown message type {type_code}") from exc
+    msg: Message
+    match kind:
+        case MessageType.ROUND_SETUP:
+            num_clients = r.u32("num_clients")
+            vector_length = r.u64("vector_length")
+            bits = r.u8("bits")
+            _vector_dtype(bits)
+            threshold = r.u32("threshold")
+            graph_code = r.u8("graph")
+            if graph_code not in (0, 1):
+                raise MalformedMessage(f"unknown graph kind {graph_code}")
+            msg = RoundSetup(
+                round_id, party, num_clients, vector_length, bits, threshold,
+                GraphKind(graph_code), r.u32("degree"),
+                r.take(GRAPH_SEED_BYTES, "graph seed"), r.flag("active"),
+            )
+        case MessageType.ADVERTISE_KEYS:
+            msg = AdvertiseKeys(
+                round_id, party, r.take(KEY_BYTES, "channel key"), r.take(KEY_BYTES, "mask key"),
+                r.signature("signature"),
+            )
+        case MessageType.KEY_DIRECTORY:
+            n = r.count("key entries", 4 + 2 * KEY_BYTES + 1)
+            entries = tuple(
+                KeyEntry(r.u32("party"), r.take(KEY_BYTES, "channel key"),
+                         r.take(KEY_BYTES, "mask key"), r.signature("signature"))
+                for _ in range(n)
+            )
+            msg = KeyDirectory(round_id, party, entries)
+        case MessageType.SHARE_KEYS | MessageType.SHARE_DELIVERY:
+            commitment = (
+                r.take(COMMITMENT_BYTES, "commitment") if kind == MessageType.SHARE_KEYS else b""
+            )
+            n = r.count("sealed shares", 8)
+            shares = tuple(SealedShare(r.u32("peer"), r.blob("ciphertext")) for _ in range(n))
+            msg = (
+                ShareKeys(round_id, party, commitment, shares)
+                if kind == MessageType.SHARE_KEYS
+                else ShareDelivery(round_id, party, shares)
+            )
+        case MessageType.MASKED_INPUT:
+            bits = r.u8("bits")
+            dtype = _vector_dtype(bits)
+            length = r.u64("vector length")
+            if length * dtype.itemsize != r.remaining():
+                raise MalformedMessage(
+                    f"masked vector of {length} words needs {length * dtype.itemsize} bytes, "
+                    f"{r.remaining()} present"
+                )
+            vector = np.frombuffer(r.data, dtype=dtype, count=length, offset=r.pos)
+            r.pos = len(r.data)
+            msg = MaskedInput(round_id, party, bits, vector)
+        case MessageType.CONSISTENCY_REQUEST:
+            msg = ConsistencyRequest(round_id, party, r.ids("survivors"))
+        case MessageType.CONSISTENCY_SIGNATURE:
+            msg = ConsistencySignature(round_id, party, r.take(SIGNATURE_BYTES, "signature"))
+        case MessageType.UNMASKING_REQUEST:
+            survivors = r.ids("survivors")
+            dropped = r.ids("dropped")
+            n = r.count("signatures", 4 + SIGNATURE_BYTES)
+            sigs = tuple(
+                PartySignature(r.u32("party"), r.take(SIGNATURE_BYTES, "signature"))
+                for _ in range(n)
+            )
+            msg = UnmaskingRequest(round_id, party, survivors, dropped, sigs)
+        case MessageType.UNMASKING_SHARES:
+            groups = []
+            for what in ("self-mask shares", "mask-key shares"):
+                n = r.count(what, 8)
+                groups.append(tuple(RevealedShare(r.u32("owner"), r.blob("share")) for _ in range(n)))
+            msg = UnmaskingShares(round_id, party, groups[0], groups[1])
+        case MessageType.ROUND_ABORT:
+            msg = RoundAbort(round_id, party, r.text("reason"))
+    r.finish()
+    return msg

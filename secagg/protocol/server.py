@@ -1,0 +1,495 @@
+"""The server role of SecAgg / SecAgg+, as a sans-I/O state machine.
+
+Theory of operation
+-------------------
+The server announces a round (:meth:`Server.start`), then consumes client
+messages through :meth:`Server.handle`, which returns the messages to send
+(each names its recipient). It has no clock: a transport or simulator calls
+:meth:`Server.close_phase` when the phase's deadline passes, and every client
+that has not answered by then has dropped out. A phase also closes by itself
+once every expected client has answered.
+
+Phases and the participant sets of Bonawitz et al.::
+
+    ADVERTISE_KEYS     collect AdvertiseKeys from U0 (everyone)  -> U1
+    SHARE_KEYS         collect ShareKeys from U1                 -> U2
+    MASKED_INPUT       collect MaskedInput from U2, summing each
+                       vector into one accumulator on arrival    -> U3
+    CONSISTENCY_CHECK  (active only) signatures of U3 from U3    -> U4
+    UNMASKING          shares from U3 (U4 when active)           -> U5
+    COMPLETE | ABORTED
+
+Every closing checks the threshold t; below it the round aborts with a reason.
+At unmasking the server rebuilds the self-mask seed b_u of every survivor and
+the mask key s_u of every client that dropped after sharing keys, checks each
+against what the client committed to (a hash commitment for b_u, the advertised
+public key for s_u), and removes all masks in one chunked pass over the
+accumulator. A reconstruction that fails its check aborts the round: a wrong
+sum is never released. Memory is one vector of d words plus keys and shares,
+never one vector per client.
+
+Validation happens before any state change, so a refused message (wrong round,
+unknown or duplicate sender, out of phase, malformed content, bad signature)
+leaves the server exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from secagg.crypto import kx, shamir
+from secagg.crypto.prg import accumulate_masks
+from secagg.crypto.signing import VerifyKey
+from secagg.errors import (
+    ConfigurationError,
+    CryptoError,
+    DuplicateMessage,
+    InvalidMessage,
+    RoundAborted,
+    SecretSharingError,
+    UnexpectedMessage,
+    UnknownParty,
+    WrongRound,
+)
+from secagg.protocol import common
+from secagg.protocol.config import RoundConfig
+from secagg.protocol.graph import NeighbourGraph
+from secagg.protocol.messages import (
+    COMMITMENT_BYTES,
+    GRAPH_SEED_BYTES,
+    KEY_BYTES,
+    ROUND_ID_BYTES,
+    AdvertiseKeys,
+    ClientMessage,
+    ConsistencyRequest,
+    ConsistencySignature,
+    KeyDirectory,
+    KeyEntry,
+    MaskedInput,
+    Message,
+    PartySignature,
+    RoundAbort,
+    RoundSetup,
+    SealedShare,
+    ServerMessage,
+    ShareDelivery,
+    ShareKeys,
+    UnmaskingRequest,
+    UnmaskingShares,
+)
+
+
+class ServerPhase(Enum):
+    NOT_STARTED = "not_started"
+    ADVERTISE_KEYS = "advertise_keys"
+    SHARE_KEYS = "share_keys"
+    MASKED_INPUT = "masked_input"
+    CONSISTENCY_CHECK = "consistency_check"
+    UNMASKING = "unmasking"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+
+
+_ACCEPTS: dict[type[Message], ServerPhase] = {
+    AdvertiseKeys: ServerPhase.ADVERTISE_KEYS,
+    ShareKeys: ServerPhase.SHARE_KEYS,
+    MaskedInput: ServerPhase.MASKED_INPUT,
+    ConsistencySignature: ServerPhase.CONSISTENCY_CHECK,
+    UnmaskingShares: ServerPhase.UNMASKING,
+}
+
+
+@dataclass
+class RoundReport:
+    """Who took part in each phase; the same shape for every aggregation backend."""
+
+    round_id: bytes
+    num_clients: int
+    threshold: int
+    graph: str
+    degree: int
+    bits: int
+    active: bool
+    responders: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    status: str = "running"
+    abort_reason: str | None = None
+
+    @property
+    def included(self) -> tuple[int, ...]:
+        """Clients whose inputs are in the sum (those whose masked input arrived)."""
+        return self.responders.get(ServerPhase.MASKED_INPUT.value, ())
+
+    def dropped_in(self, phase: str) -> tuple[int, ...]:
+        """Clients expected in ``phase`` that did not answer."""
+        order = [p.value for p in ServerPhase][1:6]
+        if phase not in order:
+            raise ValueError(f"unknown phase {phase!r}")
+        index = order.index(phase)
+        before: tuple[int, ...] = tuple(range(self.num_clients))
+        for earlier in order[:index]:
+            if earlier in self.responders:
+                before = self.responders[earlier]
+        now = self.responders.get(phase)
+        if now is None:
+            return ()
+        return tuple(sorted(set(before) - set(now)))
+
+
+class Server:
+    """The aggregator's side of one secure-aggregation round."""
+
+    def __init__(
+        self,
+        config: RoundConfig,
+        *,
+        identity_keys: Mapping[int, VerifyKey] | None = None,
+        round_id: bytes | None = None,
+        graph_seed: bytes | None = None,
+    ) -> None:
+        if config.active and (
+            identity_keys is None or set(identity_keys) != set(range(config.num_clients))
+        ):
+            raise ConfigurationError("the active variant needs an identity key for every client")
+        self.config = config
+        self.round_id = round_id if round_id is not None else os.urandom(ROUND_ID_BYTES)
+        if len(self.round_id) != ROUND_ID_BYTES:
+            raise ConfigurationError(f"round id must be {ROUND_ID_BYTES} bytes")
+        seed = graph_seed if graph_seed is not None else os.urandom(GRAPH_SEED_BYTES)
+        self.graph = NeighbourGraph(config.num_clients, config.graph, config.degree, seed)
+        self._identity_keys = dict(identity_keys or {})
+        self.phase = ServerPhase.NOT_STARTED
+        self.report = RoundReport(
+            self.round_id, config.num_clients, config.threshold, config.graph.name.lower(),
+            config.degree, config.bits, config.active,
+        )
+        self._expected: frozenset[int] = frozenset()
+        self._received: set[int] = set()
+        self._keys: dict[int, KeyEntry] = {}
+        self._commitments: dict[int, bytes] = {}
+        self._inbox: dict[int, list[SealedShare]] = {}
+        self._accumulator: np.ndarray | None = None
+        self._survivors: tuple[int, ...] = ()
+        self._dropped: tuple[int, ...] = ()
+        self._signatures: dict[int, bytes] = {}
+        self._seed_shares: dict[int, list[shamir.Share]] = {}
+        self._key_shares: dict[int, list[shamir.Share]] = {}
+        self._result: np.ndarray | None = None
+
+    # -- public API ------------------------------------------------------------
+
+    def start(self) -> list[ServerMessage]:
+        """Announce the round to every client."""
+        if self.phase != ServerPhase.NOT_STARTED:
+            raise UnexpectedMessage("the round has already started")
+        c = self.config
+        self._enter(ServerPhase.ADVERTISE_KEYS, frozenset(range(c.num_clients)))
+        return [
+            RoundSetup(
+                self.round_id, party, c.num_clients, c.vector_length, c.bits, c.threshold,
+                c.graph, c.degree, self.graph.seed, c.active,
+            )
+            for party in range(c.num_clients)
+        ]
+
+    @property
+    def waiting_for(self) -> frozenset[int]:
+        """Clients whose message for the current phase has not arrived yet."""
+        return self._expected - self._received
+
+    def handle(self, message: Message) -> list[ServerMessage]:
+        """Accept one client message; returns messages to send (the next phase's, if it closed)."""
+        self._validate_envelope(message)
+        assert isinstance(message, ClientMessage)
+        match message:
+            case AdvertiseKeys():
+                self._on_advertise(message)
+            case ShareKeys():
+                self._on_share_keys(message)
+            case MaskedInput():
+                self._on_masked_input(message)
+            case ConsistencySignature():
+                self._on_consistency(message)
+            case UnmaskingShares():
+                self._on_unmasking(message)
+        if not self.waiting_for:
+            return self.close_phase()
+        return []
+
+    def close_phase(self) -> list[ServerMessage]:
+        """End the current phase (deadline or everyone answered); silent clients have dropped."""
+        closers = {
+            ServerPhase.ADVERTISE_KEYS: self._close_advertise,
+            ServerPhase.SHARE_KEYS: self._close_share_keys,
+            ServerPhase.MASKED_INPUT: self._close_masked_input,
+            ServerPhase.CONSISTENCY_CHECK: self._close_consistency,
+            ServerPhase.UNMASKING: self._close_unmasking,
+        }
+        if self.phase not in closers:
+            raise UnexpectedMessage(f"no phase to close in state {self.phase.value}")
+        responders = tuple(sorted(self._received))
+        self.report.responders[self.phase.value] = responders
+        if len(responders) < self.config.threshold:
+            return self._abort(
+                f"{len(responders)} clients answered in {self.phase.value}, "
+                f"below the threshold of {self.config.threshold}"
+            )
+        try:
+            return closers[self.phase]()
+        except RoundAborted as exc:
+            return self._abort(exc.reason)
+
+    def result(self) -> np.ndarray:
+        """The modular sum of the included clients' inputs, or :class:`RoundAborted`."""
+        if self.phase == ServerPhase.ABORTED:
+            raise RoundAborted(self.report.abort_reason or "aborted", phase="server")
+        if self.phase != ServerPhase.COMPLETE or self._result is None:
+            raise UnexpectedMessage(f"the round is not complete (phase {self.phase.value})")
+        return self._result
+
+    def abort(self, reason: str) -> list[ServerMessage]:
+        """Abort on the operator's request (e.g. shutdown); nothing is released."""
+        if self.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            raise UnexpectedMessage(f"the round is already {self.phase.value}")
+        return self._abort(reason)
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _enter(self, phase: ServerPhase, expected: frozenset[int]) -> None:
+        self.phase = phase
+        self._expected = expected
+        self._received = set()
+
+    def _abort(self, reason: str) -> list[ServerMessage]:
+        notify = sorted(self._expected) if self._expected else []
+        self.phase = ServerPhase.ABORTED
+        self.report.status = "aborted"
+        self.report.abort_reason = reason
+        self._accumulator = None
+        self._inbox.clear()
+        return [RoundAbort(self.round_id, p, reason) for p in notify]
+
+    def _validate_envelope(self, message: Message) -> None:
+        if not isinstance(message, ClientMessage):
+            raise UnexpectedMessage(f"the server does not accept {type(message).__name__}")
+        if message.round_id != self.round_id:
+            raise WrongRound("message belongs to another round")
+        accepting = _ACCEPTS.get(type(message))
+        if accepting != self.phase:
+            raise UnexpectedMessage(
+                f"{type(message).__name__} is not accepted in phase {self.phase.value}"
+            )
+        if message.sender in self._received:
+            raise DuplicateMessage(f"second {type(message).__name__} from party {message.sender}")
+        if message.sender not in self._expected:
+            raise UnknownParty(
+                f"party {message.sender} is not expected in phase {self.phase.value}"
+            )
+
+    # -- phase 1: keys -------------------------------------------------------------
+
+    def _on_advertise(self, msg: AdvertiseKeys) -> None:
+        if len(msg.channel_key) != KEY_BYTES or len(msg.mask_key) != KEY_BYTES:
+            raise InvalidMessage("advertised keys have the wrong size")
+        if hmac.compare_digest(msg.channel_key, msg.mask_key):
+            raise InvalidMessage("channel and mask keys must differ")
+        if self.config.active:
+            self._identity_keys[msg.sender].verify(
+                msg.signature,
+                common.advertise_payload(self.round_id, msg.sender, msg.channel_key, msg.mask_key),
+            )
+        self._keys[msg.sender] = KeyEntry(msg.sender, msg.channel_key, msg.mask_key, msg.signature)
+        self._received.add(msg.sender)
+
+    def _close_advertise(self) -> list[ServerMessage]:
+        u1 = frozenset(self._received)
+        for party in list(self._keys):
+            if party not in u1:
+                del self._keys[party]
+        out: list[ServerMessage] = []
+        for party in sorted(u1):
+            entries = tuple(self._keys[v] for v in sorted(self.graph.neighbours(party) & u1))
+            out.append(KeyDirectory(self.round_id, party, entries))
+        self._enter(ServerPhase.SHARE_KEYS, u1)
+        return out
+
+    # -- phase 2: shares -------------------------------------------------------------
+
+    def _on_share_keys(self, msg: ShareKeys) -> None:
+        if len(msg.self_mask_commitment) != COMMITMENT_BYTES:
+            raise InvalidMessage("self-mask commitment has the wrong size")
+        expected = self.graph.neighbours(msg.sender) & self._expected
+        recipients = [s.peer for s in msg.shares]
+        if len(set(recipients)) != len(recipients):
+            raise DuplicateMessage(f"party {msg.sender} sent two shares to one recipient")
+        if set(recipients) != expected:
+            raise InvalidMessage(
+                f"party {msg.sender} must send shares to exactly its {len(expected)} "
+                f"keyed neighbours, sent {len(recipients)}"
+            )
+        for share in msg.shares:
+            self._inbox.setdefault(share.peer, []).append(SealedShare(msg.sender, share.ciphertext))
+        self._commitments[msg.sender] = msg.self_mask_commitment
+        self._received.add(msg.sender)
+
+    def _close_share_keys(self) -> list[ServerMessage]:
+        u2 = frozenset(self._received)
+        out: list[ServerMessage] = []
+        for party in sorted(u2):
+            bundle = tuple(s for s in self._inbox.get(party, ()) if s.peer in u2)
+            out.append(ShareDelivery(self.round_id, party, bundle))
+        self._inbox.clear()
+        self._accumulator = np.zeros(
+            self.config.vector_length, dtype=common.word_dtype(self.config.bits)
+        )
+        self._enter(ServerPhase.MASKED_INPUT, u2)
+        return out
+
+    # -- phase 3: masked inputs ---------------------------------------------------------
+
+    def _on_masked_input(self, msg: MaskedInput) -> None:
+        assert self._accumulator is not None
+        if msg.bits != self.config.bits:
+            raise InvalidMessage(f"masked input has {msg.bits}-bit words, round uses {self.config.bits}")
+        vector = msg.vector
+        if (
+            not isinstance(vector, np.ndarray)
+            or vector.ndim != 1
+            or vector.dtype != self._accumulator.dtype
+        ):
+            raise InvalidMessage("masked input is not a vector of the round's word type")
+        if len(vector) != self.config.vector_length:
+            raise InvalidMessage(
+                f"masked input has {len(vector)} coordinates, round has {self.config.vector_length}"
+            )
+        np.add(self._accumulator, vector, out=self._accumulator)
+        self._received.add(msg.sender)
+
+    def _close_masked_input(self) -> list[ServerMessage]:
+        u2 = self._expected
+        u3 = tuple(sorted(self._received))
+        self._survivors = u3
+        self._dropped = tuple(sorted(u2 - set(u3)))
+        if self.config.active:
+            self._enter(ServerPhase.CONSISTENCY_CHECK, frozenset(u3))
+            return [ConsistencyRequest(self.round_id, p, u3) for p in u3]
+        self._enter(ServerPhase.UNMASKING, frozenset(u3))
+        return [UnmaskingRequest(self.round_id, p, u3, self._dropped) for p in u3]
+
+    # -- phase 4: consistency check (active variant) ---------------------------------------
+
+    def _on_consistency(self, msg: ConsistencySignature) -> None:
+        self._identity_keys[msg.sender].verify(
+            msg.signature, common.consistency_payload(self.round_id, self._survivors)
+        )
+        self._signatures[msg.sender] = msg.signature
+        self._received.add(msg.sender)
+
+    def _close_consistency(self) -> list[ServerMessage]:
+        u4 = tuple(sorted(self._received))
+        sigs = tuple(PartySignature(p, self._signatures[p]) for p in u4)
+        self._enter(ServerPhase.UNMASKING, frozenset(u4))
+        return [
+            UnmaskingRequest(self.round_id, p, self._survivors, self._dropped, sigs) for p in u4
+        ]
+
+    # -- phase 5: unmasking -------------------------------------------------------------------
+
+    def _holds(self, holder: int) -> tuple[set[int], set[int]]:
+        """Owners whose self-mask (resp. mask-key) shares ``holder`` must reveal."""
+        u2 = set(self._survivors) | set(self._dropped)
+        owners = (self.graph.neighbours(holder) & u2) | {holder}
+        return owners & set(self._survivors), owners & set(self._dropped)
+
+    def _on_unmasking(self, msg: UnmaskingShares) -> None:
+        want_seed, want_key = self._holds(msg.sender)
+        parsed: list[tuple[dict[int, list[shamir.Share]], int, shamir.Share]] = []
+        for group, wanted, size, store in (
+            (msg.self_mask_shares, want_seed, common.SELF_MASK_SHARE_BYTES, self._seed_shares),
+            (msg.mask_key_shares, want_key, common.MASK_KEY_SHARE_BYTES, self._key_shares),
+        ):
+            owners = [r.owner for r in group]
+            if len(set(owners)) != len(owners) or set(owners) != wanted:
+                raise InvalidMessage(
+                    f"party {msg.sender} revealed shares for the wrong set of owners"
+                )
+            for r in group:
+                if len(r.share) != size:
+                    raise InvalidMessage(f"share of party {r.owner} has the wrong size")
+                try:
+                    share = shamir.Share.from_bytes(common.share_point(msg.sender), r.share)
+                except SecretSharingError as exc:
+                    raise InvalidMessage(f"share of party {r.owner}: {exc}") from exc
+                parsed.append((store, r.owner, share))
+        for store, owner, share in parsed:
+            store.setdefault(owner, []).append(share)
+        self._received.add(msg.sender)
+
+    def _close_unmasking(self) -> list[ServerMessage]:
+        assert self._accumulator is not None
+        t = self.config.threshold
+        survivors = self._survivors
+        dropped_with_survivors = [
+            u for u in self._dropped if self.graph.neighbours(u) & set(survivors)
+        ]
+        for owner in survivors:
+            if len(self._seed_shares.get(owner, ())) < t:
+                raise RoundAborted(
+                    f"only {len(self._seed_shares.get(owner, ()))} shares of party {owner}'s "
+                    f"self-mask arrived; {t} needed", phase="unmasking",
+                )
+        for owner in dropped_with_survivors:
+            if len(self._key_shares.get(owner, ())) < t:
+                raise RoundAborted(
+                    f"only {len(self._key_shares.get(owner, ()))} shares of dropped party "
+                    f"{owner}'s mask key arrived; {t} needed", phase="unmasking",
+                )
+        try:
+            seeds = shamir.reconstruct_many(
+                [self._seed_shares[o] for o in survivors], t, common.SELF_MASK_SEED_BYTES
+            )
+            keys = shamir.reconstruct_many(
+                [self._key_shares[o] for o in dropped_with_survivors], t, common.MASK_KEY_BYTES
+            )
+        except SecretSharingError as exc:
+            raise RoundAborted(f"secret reconstruction failed: {exc}", phase="unmasking") from exc
+        for owner, seed in zip(survivors, seeds, strict=True):
+            commitment = common.self_mask_commitment(self.round_id, owner, seed)
+            if not hmac.compare_digest(commitment, self._commitments[owner]):
+                raise RoundAborted(
+                    f"reconstructed self-mask of party {owner} does not match its commitment",
+                    phase="unmasking",
+                )
+        subtract: list[bytes] = list(seeds)
+        add: list[bytes] = []
+        survivor_set = set(survivors)
+        for owner, raw in zip(dropped_with_survivors, keys, strict=True):
+            try:
+                pair = kx.keypair_from_private_bytes(raw)
+            except CryptoError as exc:
+                raise RoundAborted(str(exc), phase="unmasking") from exc
+            if not hmac.compare_digest(pair.public_bytes, self._keys[owner].mask_key):
+                raise RoundAborted(
+                    f"reconstructed mask key of dropped party {owner} does not match its "
+                    "advertised public key", phase="unmasking",
+                )
+            for peer in sorted(self.graph.neighbours(owner) & survivor_set):
+                seed = kx.derive_key(
+                    pair.private, self._keys[peer].mask_key, purpose=common.MASK_PURPOSE,
+                    round_id=self.round_id, party_a=owner, party_b=peer, length=16,
+                )
+                # the survivor added +PRG when the dropped owner had the smaller id
+                (subtract if owner < peer else add).append(seed)
+        accumulate_masks(self._accumulator, add, subtract)
+        self._result = self._accumulator
+        self._accumulator = None
+        self.report.responders[ServerPhase.UNMASKING.value] = tuple(sorted(self._received))
+        self.report.status = "complete"
+        self.phase = ServerPhase.COMPLETE
+        self._expected = frozenset()
+        return []

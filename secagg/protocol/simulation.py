@@ -1,0 +1,180 @@
+"""An in-memory driver for one round: every client, the server, and chosen dropouts.
+
+Used by the tests, by research code and by the benchmarks. It drives the very
+same :class:`~secagg.protocol.client.Client` and
+:class:`~secagg.protocol.server.Server` objects a network transport drives, and
+passes every message through the binary codec, so what is simulated is what
+runs in deployment minus the sockets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from secagg.crypto.signing import SigningKey
+from secagg.errors import ConfigurationError, RoundAborted
+from secagg.protocol.client import Client
+from secagg.protocol.config import RoundConfig
+from secagg.protocol.messages import (
+    ConsistencyRequest,
+    KeyDirectory,
+    Message,
+    RoundAbort,
+    RoundSetup,
+    ServerMessage,
+    ShareDelivery,
+    UnmaskingRequest,
+    decode,
+    encode,
+)
+from secagg.protocol.server import RoundReport, Server, ServerPhase
+
+#: Phase names accepted in ``dropped``, in protocol order: a client listed under
+#: a phase vanishes before sending that phase's message.
+PHASES = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking")
+
+_REPLY_PHASE: dict[type[Message], str] = {
+    RoundSetup: "advertise_keys",
+    KeyDirectory: "share_keys",
+    ShareDelivery: "masked_input",
+    ConsistencyRequest: "consistency_check",
+    UnmaskingRequest: "unmasking",
+}
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """The sum and the server's report of who took part."""
+
+    total: np.ndarray
+    report: RoundReport
+
+
+def _wire(message: Message) -> Message:
+    return decode(encode(message))
+
+
+def _vanish_index(dropped: Mapping[str, Iterable[int]] | None, n: int) -> dict[int, int]:
+    vanish: dict[int, int] = {}
+    for phase, parties in (dropped or {}).items():
+        if phase not in PHASES:
+            raise ConfigurationError(f"unknown phase {phase!r}; expected one of {PHASES}")
+        for party in parties:
+            party = int(party)
+            if not 0 <= party < n:
+                raise ConfigurationError(f"dropped client {party} is not in 0..{n - 1}")
+            vanish[party] = min(vanish.get(party, len(PHASES)), PHASES.index(phase))
+    return vanish
+
+
+def _check_inputs(inputs: np.ndarray, bits: int) -> np.ndarray:
+    arr = np.asarray(inputs)
+    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
+        raise ConfigurationError("inputs must be an (n, d) array with n >= 2 and d >= 1")
+    if arr.dtype.kind != "u":
+        raise ConfigurationError(f"inputs must be unsigned integers, got {arr.dtype}")
+    if bits not in (32, 64):
+        raise ConfigurationError(f"bits must be 32 or 64, not {bits}")
+    if arr.dtype.itemsize * 8 > bits and arr.size and int(arr.max()) >> bits:
+        raise ConfigurationError(f"input values do not fit in {bits} bits")
+    return arr
+
+
+def run_round(
+    inputs: np.ndarray,
+    *,
+    graph: str = "harary",
+    k: int | None = None,
+    threshold: int | None = None,
+    dropped: Mapping[str, Iterable[int]] | None = None,
+    bits: int = 32,
+    active: bool = False,
+    seed: int | bytes | None = None,
+    dropout_fraction: float = 0.10,
+    corrupt_fraction: float = 0.05,
+) -> RoundOutcome:
+    """Run one round in memory; like :func:`simulate_round` but also returns the report."""
+    arr = _check_inputs(inputs, bits)
+    n, d = arr.shape
+    config = RoundConfig.create(
+        n, d, bits=bits, graph=graph, k=k, threshold=threshold,  # type: ignore[arg-type]
+        active=active, dropout_fraction=dropout_fraction, corrupt_fraction=corrupt_fraction,
+    )
+    round_id = graph_seed = None
+    if seed is not None:  # reproducible graph and round id; keys and masks stay random
+        material = seed if isinstance(seed, bytes) else str(seed).encode()
+        digest = hashlib.sha256(b"secagg/v1/simulation" + material).digest()
+        round_id, graph_seed = digest[:16], hashlib.sha256(digest).digest()
+    identity = {p: SigningKey.generate() for p in range(n)} if active else {}
+    public = {p: key.verify_key for p, key in identity.items()}
+    server = Server(
+        config, identity_keys=public or None, round_id=round_id, graph_seed=graph_seed
+    )
+    clients = [
+        Client(p, arr[p], signing_key=identity.get(p), identity_keys=public or None)
+        for p in range(n)
+    ]
+    vanish = _vanish_index(dropped, n)
+    gone: set[int] = set()
+
+    outgoing: list[ServerMessage] = server.start()
+    while server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        next_out: list[ServerMessage] = []
+        for message in outgoing:
+            party = message.recipient
+            if party in gone:
+                continue
+            if isinstance(message, RoundAbort):
+                clients[party].handle(_wire(message))
+                continue
+            reply_phase = PHASES.index(_REPLY_PHASE[type(message)])
+            if vanish.get(party, len(PHASES)) <= reply_phase:
+                gone.add(party)
+                continue
+            try:
+                replies = clients[party].handle(_wire(message))
+            except RoundAborted:
+                gone.add(party)  # the client refused to go on: to the server, a dropout
+                continue
+            for reply in replies:
+                next_out.extend(server.handle(_wire(reply)))
+        if server.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            break
+        if not next_out:
+            next_out = server.close_phase()
+        outgoing = next_out
+    return RoundOutcome(server.result(), server.report)
+
+
+def simulate_round(
+    inputs: np.ndarray,
+    *,
+    graph: str = "harary",
+    k: int | None = None,
+    threshold: int | None = None,
+    dropped: Mapping[str, Iterable[int]] | None = None,
+    bits: int = 32,
+    active: bool = False,
+    seed: int | bytes | None = None,
+) -> np.ndarray:
+    """Run one secure-aggregation round in memory and return the modular sum.
+
+    ``inputs`` is an (n, d) unsigned integer array (values below 2^bits);
+    ``dropped`` maps a phase name (``"share_keys"``, ``"masked_input"``,
+    ``"consistency_check"``, ``"unmasking"``; also ``"advertise_keys"``) to the
+    clients that vanish before sending that phase's message. Without the active
+    variant there is no consistency message, so clients listed there vanish
+    before unmasking.
+
+    Returns the exact sum modulo 2^bits of the inputs of the clients whose
+    masked input reached the server, or raises
+    :class:`~secagg.errors.RoundAborted` with the reason.
+    """
+    return run_round(
+        inputs, graph=graph, k=k, threshold=threshold, dropped=dropped, bits=bits,
+        active=active, seed=seed,
+    ).total
