@@ -1,0 +1,111 @@
+"""The codec: every message round-trips; anything else is a MalformedMessage, never a crash."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg.errors import MalformedMessage
+from secagg.protocol import messages as m
+
+rid = st.binary(min_size=16, max_size=16)
+party = st.integers(0, 2**32 - 1)
+key = st.binary(min_size=32, max_size=32)
+sig = st.one_of(st.just(b""), st.binary(min_size=64, max_size=64))
+sig64 = st.binary(min_size=64, max_size=64)
+ids = st.lists(st.integers(0, 2**32 - 1), max_size=20).map(tuple)
+
+
+def vectors(draw_bits):
+    return st.integers(0, 50).map(lambda n: np.frombuffer(os.urandom(n * draw_bits // 8),
+                                                           dtype=np.uint32 if draw_bits == 32 else np.uint64))
+
+
+messages = st.one_of(
+    st.builds(m.RoundSetup, rid, party, st.integers(2, 2**32 - 1), st.integers(1, 2**64 - 1),
+              st.sampled_from([32, 64]), st.integers(0, 2**32 - 1), st.sampled_from(list(m.GraphKind)),
+              st.integers(0, 2**32 - 1), st.binary(min_size=32, max_size=32), st.booleans()),
+    st.builds(m.AdvertiseKeys, rid, party, key, key, sig),
+    st.builds(m.KeyDirectory, rid, party, st.lists(st.builds(m.KeyEntry, party, key, key, sig), max_size=5).map(tuple)),
+    st.builds(m.ShareKeys, rid, party, st.binary(min_size=32, max_size=32),
+              st.lists(st.builds(m.SealedShare, party, st.binary(max_size=100)), max_size=5).map(tuple)),
+    st.builds(m.ShareDelivery, rid, party,
+              st.lists(st.builds(m.SealedShare, party, st.binary(max_size=100)), max_size=5).map(tuple)),
+    st.builds(m.ConsistencyRequest, rid, party, ids),
+    st.builds(m.ConsistencySignature, rid, party, sig64),
+    st.builds(m.UnmaskingRequest, rid, party, ids, ids,
+              st.lists(st.builds(m.PartySignature, party, sig64), max_size=4).map(tuple)),
+    st.builds(m.UnmaskingShares, rid, party,
+              st.lists(st.builds(m.RevealedShare, party, st.binary(max_size=40)), max_size=4).map(tuple),
+              st.lists(st.builds(m.RevealedShare, party, st.binary(max_size=40)), max_size=4).map(tuple)),
+    st.builds(m.RoundAbort, rid, party, st.text(max_size=100)),
+)
+
+
+@given(messages)
+@settings(max_examples=300)
+def test_every_message_round_trips(msg):
+    assert m.decode(m.encode(msg)) == msg
+
+
+@given(bits=st.sampled_from([32, 64]), data=st.data())
+def test_masked_input_round_trips_zero_copy(bits, data):
+    vec = data.draw(vectors(bits))
+    msg = m.MaskedInput(b"r" * 16, 7, bits, vec)
+    out = m.decode(m.encode(msg))
+    assert isinstance(out, m.MaskedInput) and out.bits == bits and out.sender == 7
+    assert np.array_equal(out.vector, vec)
+    assert not out.vector.flags.writeable  # a view of the received bytes, immutable
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=500)
+def test_random_bytes_never_crash_the_decoder(data):
+    try:
+        m.decode(data)
+    except MalformedMessage:
+        pass
+
+
+@given(messages, st.data())
+@settings(max_examples=300)
+def test_truncated_or_extended_encodings_are_refused(msg, data):
+    raw = m.encode(msg)
+    cut = data.draw(st.integers(0, len(raw) - 1))
+    with pytest.raises(MalformedMessage):
+        m.decode(raw[:cut])
+    with pytest.raises(MalformedMessage):
+        m.decode(raw + data.draw(st.binary(min_size=1, max_size=8)))
+
+
+@given(messages, st.data())
+@settings(max_examples=300)
+def test_mutated_encodings_decode_or_raise_malformed(msg, data):
+    raw = bytearray(m.encode(msg))
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        out = m.decode(bytes(raw))
+    except MalformedMessage:
+        return
+    assert m.decode(m.encode(out)) == out or isinstance(out, m.MaskedInput)
+
+
+def test_header_checks_name_the_problem():
+    raw = m.encode(m.RoundAbort(b"r" * 16, 1, "x"))
+    with pytest.raises(MalformedMessage, match="magic"):
+        m.decode(b"XX" + raw[2:])
+    with pytest.raises(MalformedMessage, match="version"):
+        m.decode(raw[:2] + b"\x09" + raw[3:])
+    with pytest.raises(MalformedMessage, match="type"):
+        m.decode(raw[:3] + b"\x63" + raw[4:])
+
+
+def test_huge_declared_counts_do_not_allocate():
+    header = m.encode(m.ConsistencyRequest(b"r" * 16, 1, ()))[:-4]
+    with pytest.raises(MalformedMessage, match="cannot fit"):
+        m.decode(header + (2**32 - 1).to_bytes(4, "big"))
