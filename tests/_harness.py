@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
 )
 
 from secagg.crypto.signing import SigningKey
+from secagg.errors import SecAggError
 from secagg.protocol import Client, NeighbourGraph, RoundConfig, Server, ServerPhase, decode, encode
 from secagg.protocol.messages import ClientMessage, Message, ServerMessage
 
@@ -58,7 +59,10 @@ def fingerprint(obj: Any, _seen: set[int] | None = None) -> Any:
     if hasattr(obj, "__dict__"):
         return (type(obj).__name__, fingerprint(vars(obj), seen))
     if hasattr(obj, "__slots__"):
-        return (type(obj).__name__, [fingerprint(getattr(obj, s, None), seen) for s in obj.__slots__])
+        return (
+            type(obj).__name__,
+            [fingerprint(getattr(obj, s, None), seen) for s in obj.__slots__],
+        )
     raise TypeError(f"cannot fingerprint {type(obj).__name__}")
 
 
@@ -92,7 +96,13 @@ class SteppedRound:
         threshold: int | None = None,
     ) -> None:
         self.config = RoundConfig.create(
-            n, d, bits=bits, graph=graph, k=k, threshold=threshold, active=active  # type: ignore[arg-type]
+            n,
+            d,
+            bits=bits,
+            graph=graph,
+            k=k,
+            threshold=threshold,
+            active=active,  # type: ignore[arg-type]
         )
         self.inputs = random_inputs(n, d, bits)
         identity = {p: SigningKey.generate() for p in range(n)} if active else {}
@@ -105,26 +115,50 @@ class SteppedRound:
         ]
         self.to_clients: list[ServerMessage] = self.server.start()
 
-    def clients_reply(self, skip: set[int] | frozenset[int] = frozenset()) -> list[ClientMessage]:
+    def clients_reply(
+        self, skip: set[int] | frozenset[int] = frozenset(), *, refusal_is_dropout: bool = False
+    ) -> list[ClientMessage]:
+        """Deliver ``to_clients``; a client that refuses a message raises, or with
+        ``refusal_is_dropout`` simply stops answering, as it would in deployment."""
         replies: list[ClientMessage] = []
         for message in self.to_clients:
             if message.recipient in skip:
                 continue
-            for reply in self.clients[message.recipient].handle(wire(message)):
-                replies.append(wire(reply))  # type: ignore[arg-type]
+            try:
+                answers = self.clients[message.recipient].handle(wire(message))
+            except SecAggError:
+                if not refusal_is_dropout:
+                    raise
+                continue
+            replies.extend(wire(reply) for reply in answers)  # type: ignore[misc]
         return replies
 
-    def server_receives(self, replies: list[ClientMessage], *, close: bool = True) -> list[ServerMessage]:
+    def server_receives(
+        self, replies: list[ClientMessage], *, close: bool = True, refusal_is_dropout: bool = False
+    ) -> list[ServerMessage]:
         out: list[ServerMessage] = []
         for reply in replies:
-            out.extend(self.server.handle(reply))
-        if not out and close and self.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            try:
+                out.extend(self.server.handle(reply))
+            except SecAggError:
+                if not refusal_is_dropout:
+                    raise
+        if (
+            not out
+            and close
+            and self.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED)
+        ):
             out = self.server.close_phase()
         self.to_clients = out
         return out
 
-    def step(self, skip: set[int] | frozenset[int] = frozenset()) -> None:
-        self.server_receives(self.clients_reply(skip))
+    def step(
+        self, skip: set[int] | frozenset[int] = frozenset(), *, refusal_is_dropout: bool = False
+    ) -> None:
+        self.server_receives(
+            self.clients_reply(skip, refusal_is_dropout=refusal_is_dropout),
+            refusal_is_dropout=refusal_is_dropout,
+        )
 
     def message_for(self, party: int) -> ServerMessage:
         (message,) = [m for m in self.to_clients if m.recipient == party]

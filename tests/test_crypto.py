@@ -18,13 +18,23 @@ ROUND = b"r" * 16
 
 def test_key_agreement_is_symmetric_and_domain_separated():
     a, b = kx.generate_keypair(), kx.generate_keypair()
-    k_ab = kx.derive_key(a.private, b.public_bytes, purpose=b"x", round_id=ROUND, party_a=1, party_b=2)
-    k_ba = kx.derive_key(b.private, a.public_bytes, purpose=b"x", round_id=ROUND, party_a=2, party_b=1)
+    k_ab = kx.derive_key(
+        a.private, b.public_bytes, purpose=b"x", round_id=ROUND, party_a=1, party_b=2
+    )
+    k_ba = kx.derive_key(
+        b.private, a.public_bytes, purpose=b"x", round_id=ROUND, party_a=2, party_b=1
+    )
     assert k_ab == k_ba
     others = {
-        kx.derive_key(a.private, b.public_bytes, purpose=b"y", round_id=ROUND, party_a=1, party_b=2),
-        kx.derive_key(a.private, b.public_bytes, purpose=b"x", round_id=b"s" * 16, party_a=1, party_b=2),
-        kx.derive_key(a.private, b.public_bytes, purpose=b"x", round_id=ROUND, party_a=1, party_b=3),
+        kx.derive_key(
+            a.private, b.public_bytes, purpose=b"y", round_id=ROUND, party_a=1, party_b=2
+        ),
+        kx.derive_key(
+            a.private, b.public_bytes, purpose=b"x", round_id=b"s" * 16, party_a=1, party_b=2
+        ),
+        kx.derive_key(
+            a.private, b.public_bytes, purpose=b"x", round_id=ROUND, party_a=1, party_b=3
+        ),
     }
     assert k_ab not in others and len(others) == 3
 
@@ -134,7 +144,9 @@ def test_shamir_any_threshold_subset_reconstructs(secret, n, data):
     t = data.draw(st.integers(1, n))
     xs = data.draw(st.lists(st.integers(1, 10_000), min_size=n, max_size=n, unique=True))
     shares = shamir.split(secret, t, xs)
-    subset = data.draw(st.lists(st.sampled_from(shares), min_size=t, max_size=n, unique_by=lambda s: s.x))
+    subset = data.draw(
+        st.lists(st.sampled_from(shares), min_size=t, max_size=n, unique_by=lambda s: s.x)
+    )
     assert shamir.reconstruct(subset, t, len(secret)) == secret
     with pytest.raises(SecretSharingError):
         shamir.reconstruct(subset[: t - 1], t, len(secret))
@@ -182,3 +194,22 @@ def test_signatures():
         SigningKey.generate().verify_key.verify(sig, b"message")
     with pytest.raises(SignatureError):
         VerifyKey(b"short")
+
+
+def test_aead_binds_the_context():
+    key = os.urandom(32)
+    sealed = aead.seal(
+        key, b"share", label=b"l", round_id=ROUND, sender=1, recipient=2, context=b"A" * 128
+    )
+    assert (
+        aead.open_sealed(
+            key, sealed, label=b"l", round_id=ROUND, sender=1, recipient=2, context=b"A" * 128
+        )
+        == b"share"
+    )
+    with pytest.raises(DecryptionError):
+        aead.open_sealed(
+            key, sealed, label=b"l", round_id=ROUND, sender=1, recipient=2, context=b"B" * 128
+        )
+    with pytest.raises(CryptoError):
+        aead.seal(b"short", b"x", label=b"l", round_id=ROUND, sender=1, recipient=2)

@@ -59,9 +59,7 @@ def _upper_tail(total: int, marked: int, draws: int, at_least: int) -> float:
 
 def _lower_tail(total: int, marked: int, draws: int, below: int) -> float:
     """P[X < below]."""
-    num = sum(
-        math.comb(marked, x) * math.comb(total - marked, draws - x) for x in range(0, below)
-    )
+    num = sum(math.comb(marked, x) * math.comb(total - marked, draws - x) for x in range(0, below))
     return num / math.comb(total, draws)
 
 
@@ -80,15 +78,19 @@ def test_chosen_threshold_meets_the_stated_bounds_exactly(n, gamma, delta):
     # minimality: every smaller even degree fails privacy, correctness or connectivity
     for smaller in range(2, k, 2):
         best_t = next(
-            (s for s in range(1, smaller + 2) if _upper_tail(n, corrupt, smaller, s) <= 2.0**-41 / n),
+            (
+                s
+                for s in range(1, smaller + 2)
+                if _upper_tail(n, corrupt, smaller, s) <= 2.0**-41 / n
+            ),
             None,
         )
-        tails_pass = best_t is not None and _lower_tail(n, surviving, smaller, best_t) <= 2.0**-20 / n
+        tails_pass = (
+            best_t is not None and _lower_tail(n, surviving, smaller, best_t) <= 2.0**-20 / n
+        )
         removed = corrupt + math.floor(delta * n + 1e-9)
         # union bound on two gaps of k/2 removed clients cutting the ring
-        p_cut = (
-            n * (n - smaller - 1) / 2 * math.comb(removed, smaller) / math.comb(n, smaller)
-        )
+        p_cut = n * (n - smaller - 1) / 2 * math.comb(removed, smaller) / math.comb(n, smaller)
         assert not tails_pass or p_cut >= 2.0**-41, (n, smaller)
 
 

@@ -21,27 +21,64 @@ ids = st.lists(st.integers(0, 2**32 - 1), max_size=20).map(tuple)
 
 
 def vectors(draw_bits):
-    return st.integers(0, 50).map(lambda n: np.frombuffer(os.urandom(n * draw_bits // 8),
-                                                           dtype=np.uint32 if draw_bits == 32 else np.uint64))
+    return st.integers(0, 50).map(
+        lambda n: np.frombuffer(
+            os.urandom(n * draw_bits // 8), dtype=np.uint32 if draw_bits == 32 else np.uint64
+        )
+    )
 
 
 messages = st.one_of(
-    st.builds(m.RoundSetup, rid, party, st.integers(2, 2**32 - 1), st.integers(1, 2**64 - 1),
-              st.sampled_from([32, 64]), st.integers(0, 2**32 - 1), st.sampled_from(list(m.GraphKind)),
-              st.integers(0, 2**32 - 1), st.binary(min_size=32, max_size=32), st.booleans()),
+    st.builds(
+        m.RoundSetup,
+        rid,
+        party,
+        st.integers(2, 2**32 - 1),
+        st.integers(1, 2**64 - 1),
+        st.sampled_from([32, 64]),
+        st.integers(0, 2**32 - 1),
+        st.sampled_from(list(m.GraphKind)),
+        st.integers(0, 2**32 - 1),
+        st.binary(min_size=32, max_size=32),
+        st.booleans(),
+    ),
     st.builds(m.AdvertiseKeys, rid, party, key, key, sig),
-    st.builds(m.KeyDirectory, rid, party, st.lists(st.builds(m.KeyEntry, party, key, key, sig), max_size=5).map(tuple)),
-    st.builds(m.ShareKeys, rid, party, st.binary(min_size=32, max_size=32),
-              st.lists(st.builds(m.SealedShare, party, st.binary(max_size=100)), max_size=5).map(tuple)),
-    st.builds(m.ShareDelivery, rid, party,
-              st.lists(st.builds(m.SealedShare, party, st.binary(max_size=100)), max_size=5).map(tuple)),
+    st.builds(
+        m.KeyDirectory,
+        rid,
+        party,
+        st.lists(st.builds(m.KeyEntry, party, key, key, sig), max_size=5).map(tuple),
+    ),
+    st.builds(
+        m.ShareKeys,
+        rid,
+        party,
+        st.binary(min_size=32, max_size=32),
+        st.lists(st.builds(m.SealedShare, party, st.binary(max_size=100)), max_size=5).map(tuple),
+    ),
+    st.builds(
+        m.ShareDelivery,
+        rid,
+        party,
+        st.lists(st.builds(m.SealedShare, party, st.binary(max_size=100)), max_size=5).map(tuple),
+    ),
     st.builds(m.ConsistencyRequest, rid, party, ids),
     st.builds(m.ConsistencySignature, rid, party, sig64),
-    st.builds(m.UnmaskingRequest, rid, party, ids, ids,
-              st.lists(st.builds(m.PartySignature, party, sig64), max_size=4).map(tuple)),
-    st.builds(m.UnmaskingShares, rid, party,
-              st.lists(st.builds(m.RevealedShare, party, st.binary(max_size=40)), max_size=4).map(tuple),
-              st.lists(st.builds(m.RevealedShare, party, st.binary(max_size=40)), max_size=4).map(tuple)),
+    st.builds(
+        m.UnmaskingRequest,
+        rid,
+        party,
+        ids,
+        ids,
+        st.lists(st.builds(m.PartySignature, party, sig64), max_size=4).map(tuple),
+    ),
+    st.builds(
+        m.UnmaskingShares,
+        rid,
+        party,
+        st.lists(st.builds(m.RevealedShare, party, st.binary(max_size=40)), max_size=4).map(tuple),
+        st.lists(st.builds(m.RevealedShare, party, st.binary(max_size=40)), max_size=4).map(tuple),
+    ),
     st.builds(m.RoundAbort, rid, party, st.text(max_size=100)),
 )
 

@@ -4,6 +4,10 @@ AES-256-GCM with a random 96-bit nonce. The associated data binds the sender,
 the recipient and the round, so a sealed share cannot be replayed into another
 round, re-addressed to another recipient, or claimed by another sender: any of
 those fails authentication and raises :class:`~secagg.errors.DecryptionError`.
+An optional ``context`` (fixed-length by convention of the caller) is bound as
+well; the protocol puts both parties' public keys there, so that two clients
+who were shown different keys for each other find out when a share fails to
+open, instead of masking with seeds that do not cancel.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from secagg.errors import DecryptionError
+from secagg.errors import CryptoError, DecryptionError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -23,8 +27,23 @@ OVERHEAD = NONCE_BYTES + TAG_BYTES
 _AD_PREFIX = b"secagg/v1/aead/"
 
 
-def _associated_data(label: bytes, round_id: bytes, sender: int, recipient: int) -> bytes:
-    return _AD_PREFIX + label + b"/" + round_id + struct.pack(">QQ", sender, recipient)
+def _associated_data(
+    label: bytes, round_id: bytes, sender: int, recipient: int, context: bytes
+) -> bytes:
+    return (
+        _AD_PREFIX
+        + struct.pack(">H", len(label))
+        + label
+        + struct.pack(">H", len(round_id))
+        + round_id
+        + struct.pack(">QQ", sender, recipient)
+        + context
+    )
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) != KEY_BYTES:
+        raise CryptoError(f"AEAD key must be {KEY_BYTES} bytes, got {len(key)}")
 
 
 def seal(
@@ -35,12 +54,12 @@ def seal(
     round_id: bytes,
     sender: int,
     recipient: int,
+    context: bytes = b"",
 ) -> bytes:
     """Encrypt and authenticate; returns ``nonce || ciphertext || tag``."""
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"AEAD key must be {KEY_BYTES} bytes")
+    _check_key(key)
     nonce = os.urandom(NONCE_BYTES)
-    ad = _associated_data(label, round_id, sender, recipient)
+    ad = _associated_data(label, round_id, sender, recipient, context)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, ad)
 
 
@@ -52,16 +71,14 @@ def open_sealed(
     round_id: bytes,
     sender: int,
     recipient: int,
+    context: bytes = b"",
 ) -> bytes:
     """Authenticate and decrypt, or raise :class:`DecryptionError` (no detail leaked)."""
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"AEAD key must be {KEY_BYTES} bytes")
+    _check_key(key)
     if len(sealed) < OVERHEAD:
         raise DecryptionError("sealed message too short")
-    ad = _associated_data(label, round_id, sender, recipient)
+    ad = _associated_data(label, round_id, sender, recipient, context)
     try:
         return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], ad)
     except InvalidTag as exc:
-        raise DecryptionError(
-            f"authentication failed for message {sender} -> {recipient}"
-        ) from exc
+        raise DecryptionError(f"authentication failed for message {sender} -> {recipient}") from exc

@@ -90,7 +90,7 @@ def accumulate_masks(
         raise ValueError("offset must be non-negative")
     for seed in (*add, *subtract):
         _check_seed(seed)
-    if not add and not subtract or len(acc) == 0:
+    if (not add and not subtract) or len(acc) == 0:
         return acc
     width = acc.itemsize
     streams = [(_stream_at(s, offset * width), True) for s in add]

@@ -133,7 +133,10 @@ def split_many(secrets: Sequence[bytes], threshold: int, xs: Sequence[int]) -> l
     rows = values.tolist()
     for count in limb_counts:
         result.append(
-            [Share(int(x), tuple(row[start : start + count])) for x, row in zip(xs, rows, strict=True)]
+            [
+                Share(int(x), tuple(row[start : start + count]))
+                for x, row in zip(xs, rows, strict=True)
+            ]
         )
         start += count
     return result

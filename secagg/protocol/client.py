@@ -173,8 +173,10 @@ class Client:
     def set_input(self, vector: np.ndarray) -> list[ClientMessage]:
         """Provide the (encoded) input; returns the masked input if the round is waiting for it."""
         if self.phase not in (
-            ClientPhase.AWAIT_SETUP, ClientPhase.AWAIT_KEYS,
-            ClientPhase.AWAIT_SHARES, ClientPhase.AWAIT_INPUT,
+            ClientPhase.AWAIT_SETUP,
+            ClientPhase.AWAIT_KEYS,
+            ClientPhase.AWAIT_SHARES,
+            ClientPhase.AWAIT_INPUT,
         ):
             raise UnexpectedMessage("the masked input has already been sent")
         setup = self.setup
@@ -256,15 +258,21 @@ class Client:
                     self._input, bits=msg.bits, length=msg.vector_length
                 )
             except ConfigurationError as exc:
-                raise InvalidMessage(f"round parameters do not fit this client's input: {exc}") from exc
+                raise InvalidMessage(
+                    f"round parameters do not fit this client's input: {exc}"
+                ) from exc
         channel, mask = kx.generate_keypair(), kx.generate_keypair()
         signature = b""
         if msg.active:
             assert self._signing_key is not None
             signature = self._signing_key.sign(
-                common.advertise_payload(msg.round_id, self.party, channel.public_bytes, mask.public_bytes)
+                common.advertise_payload(
+                    msg.round_id, self.party, channel.public_bytes, mask.public_bytes
+                )
             )
-        reply = AdvertiseKeys(msg.round_id, self.party, channel.public_bytes, mask.public_bytes, signature)
+        reply = AdvertiseKeys(
+            msg.round_id, self.party, channel.public_bytes, mask.public_bytes, signature
+        )
         # commit
         self.setup, self._graph = msg, graph
         self._channel, self._mask = channel, mask
@@ -316,18 +324,39 @@ class Client:
                 own = held
                 continue
             key = kx.derive_key(
-                self._channel.private, peers[holder].channel_key,
-                purpose=common.CHANNEL_PURPOSE, round_id=setup.round_id,
-                party_a=self.party, party_b=holder,
+                self._channel.private,
+                peers[holder].channel_key,
+                purpose=common.CHANNEL_PURPOSE,
+                round_id=setup.round_id,
+                party_a=self.party,
+                party_b=holder,
             )
-            sealed.append(SealedShare(holder, aead.seal(
-                key, held.self_mask + held.mask_key, label=common.SHARE_LABEL,
-                round_id=setup.round_id, sender=self.party, recipient=holder,
-            )))
+            context = common.share_context(
+                self._channel.public_bytes,
+                self._mask.public_bytes,
+                peers[holder].channel_key,
+                peers[holder].mask_key,
+            )
+            sealed.append(
+                SealedShare(
+                    holder,
+                    aead.seal(
+                        key,
+                        held.self_mask + held.mask_key,
+                        label=common.SHARE_LABEL,
+                        round_id=setup.round_id,
+                        sender=self.party,
+                        recipient=holder,
+                        context=context,
+                    ),
+                )
+            )
         assert own is not None
         reply = ShareKeys(
-            setup.round_id, self.party,
-            common.self_mask_commitment(setup.round_id, self.party, seed), tuple(sealed),
+            setup.round_id,
+            self.party,
+            common.self_mask_commitment(setup.round_id, self.party, seed),
+            tuple(sealed),
         )
         # commit
         self._peer_keys = peers
@@ -338,7 +367,7 @@ class Client:
 
     def _on_share_delivery(self, msg: ShareDelivery) -> list[ClientMessage]:
         setup = self.setup
-        assert setup is not None and self._channel is not None
+        assert setup is not None and self._channel is not None and self._mask is not None
         received: dict[int, _HeldShares] = {}
         for sealed in msg.shares:
             sender = sealed.peer
@@ -347,13 +376,27 @@ class Client:
             if sender in received:
                 raise DuplicateMessage(f"two share bundles from party {sender}")
             key = kx.derive_key(
-                self._channel.private, self._peer_keys[sender].channel_key,
-                purpose=common.CHANNEL_PURPOSE, round_id=setup.round_id,
-                party_a=self.party, party_b=sender,
+                self._channel.private,
+                self._peer_keys[sender].channel_key,
+                purpose=common.CHANNEL_PURPOSE,
+                round_id=setup.round_id,
+                party_a=self.party,
+                party_b=sender,
             )
+            peer = self._peer_keys[sender]
             plain = aead.open_sealed(
-                key, sealed.ciphertext, label=common.SHARE_LABEL,
-                round_id=setup.round_id, sender=sender, recipient=self.party,
+                key,
+                sealed.ciphertext,
+                label=common.SHARE_LABEL,
+                round_id=setup.round_id,
+                sender=sender,
+                recipient=self.party,
+                context=common.share_context(
+                    peer.channel_key,
+                    peer.mask_key,
+                    self._channel.public_bytes,
+                    self._mask.public_bytes,
+                ),
             )
             if len(plain) != common.SEALED_PLAINTEXT_BYTES:
                 raise InvalidMessage(f"share bundle from party {sender} has the wrong size")
@@ -396,9 +439,13 @@ class Client:
             if peer == self.party:
                 continue
             seed = kx.derive_key(
-                self._mask.private, self._peer_keys[peer].mask_key,
-                purpose=common.MASK_PURPOSE, round_id=setup.round_id,
-                party_a=self.party, party_b=peer, length=16,
+                self._mask.private,
+                self._peer_keys[peer].mask_key,
+                purpose=common.MASK_PURPOSE,
+                round_id=setup.round_id,
+                party_a=self.party,
+                party_b=peer,
+                length=16,
             )
             (add if peer < self.party else subtract).append(seed)
         masked = np.array(vector, dtype=common.word_dtype(setup.bits), copy=True)
@@ -427,7 +474,9 @@ class Client:
         self._survivor_checks(msg.survivors)
         if len(graph.holders(self.party).intersection(msg.survivors)) < setup.threshold:
             raise self._abort("fewer than threshold of our share holders survived")
-        signature = self._signing_key.sign(common.consistency_payload(setup.round_id, msg.survivors))
+        signature = self._signing_key.sign(
+            common.consistency_payload(setup.round_id, msg.survivors)
+        )
         self._signed_survivors = msg.survivors
         self.phase = ClientPhase.AWAIT_UNMASKING
         return [ConsistencySignature(setup.round_id, self.party, signature)]
@@ -471,7 +520,9 @@ class Client:
         assert setup is not None and graph is not None
         for ids in (msg.survivors, msg.dropped):
             if not common.is_strictly_increasing(ids):
-                raise InvalidMessage("survivor and dropout lists must be sorted, without duplicates")
+                raise InvalidMessage(
+                    "survivor and dropout lists must be sorted, without duplicates"
+                )
         kinds = self._requested_kinds(msg)
         if self.party in msg.dropped:
             raise InvalidMessage("the request claims that this client dropped out")
@@ -499,10 +550,14 @@ class Client:
         elif len(graph.holders(self.party).intersection(msg.survivors)) < setup.threshold:
             raise self._abort("fewer than threshold of our share holders survived")
         self_mask = tuple(
-            RevealedShare(o, self._held[o].self_mask) for o in sorted(kinds) if kinds[o] == "self_mask"
+            RevealedShare(o, self._held[o].self_mask)
+            for o in sorted(kinds)
+            if kinds[o] == "self_mask"
         )
         mask_key = tuple(
-            RevealedShare(o, self._held[o].mask_key) for o in sorted(kinds) if kinds[o] == "mask_key"
+            RevealedShare(o, self._held[o].mask_key)
+            for o in sorted(kinds)
+            if kinds[o] == "mask_key"
         )
         self._revealed = kinds
         self.phase = ClientPhase.DONE

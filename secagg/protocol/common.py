@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 from collections.abc import Iterable
 
@@ -43,6 +44,22 @@ def self_mask_commitment(round_id: bytes, party: int, seed: bytes) -> bytes:
     ).digest()
 
 
+def share_context(
+    sender_channel_key: bytes,
+    sender_mask_key: bytes,
+    recipient_channel_key: bytes,
+    recipient_mask_key: bytes,
+) -> bytes:
+    """Both parties' public keys, bound into the AEAD of every sealed share.
+
+    A share opens only if sender and recipient saw the same four keys. Without
+    this, a mask key corrupted in transit (or by a faulty relay) would make two
+    neighbours derive different pair seeds whose masks never cancel, and with no
+    dropout nobody would ever notice: the sum would be silently wrong.
+    """
+    return sender_channel_key + sender_mask_key + recipient_channel_key + recipient_mask_key
+
+
 def advertise_payload(round_id: bytes, party: int, channel_key: bytes, mask_key: bytes) -> bytes:
     """What a client signs when it advertises its keys (active variant)."""
     return b"secagg/v1/advertise" + round_id + struct.pack(">I", party) + channel_key + mask_key
@@ -55,4 +72,4 @@ def consistency_payload(round_id: bytes, survivors: Iterable[int]) -> bytes:
 
 
 def is_strictly_increasing(ids: tuple[int, ...]) -> bool:
-    return all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    return all(a < b for a, b in itertools.pairwise(ids))

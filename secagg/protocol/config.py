@@ -86,8 +86,10 @@ class RoundConfig:
         kind = GraphKind.HARARY if graph == "harary" else GraphKind.COMPLETE
         if kind == GraphKind.HARARY and k is None:
             found = graph_params.harary_parameters(
-                num_clients, corrupt_fraction=corrupt_fraction,
-                dropout_fraction=dropout_fraction, semi_malicious=semi_malicious,
+                num_clients,
+                corrupt_fraction=corrupt_fraction,
+                dropout_fraction=dropout_fraction,
+                semi_malicious=semi_malicious,
             )
             if found is None or found.k >= num_clients - 1:
                 kind = GraphKind.COMPLETE
@@ -103,8 +105,10 @@ class RoundConfig:
             k = num_clients - 1
             if threshold is None:
                 threshold = graph_params.complete_graph_threshold(
-                    num_clients, corrupt_fraction=corrupt_fraction,
-                    dropout_fraction=dropout_fraction, semi_malicious=semi_malicious,
+                    num_clients,
+                    corrupt_fraction=corrupt_fraction,
+                    dropout_fraction=dropout_fraction,
+                    semi_malicious=semi_malicious,
                 )
         assert k is not None
         if threshold is None:

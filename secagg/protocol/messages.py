@@ -392,7 +392,9 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     if magic != MAGIC:
         raise MalformedMessage("not a secagg message (bad magic)")
     if version != VERSION:
-        raise MalformedMessage(f"unsupported message version {version} (this build speaks {VERSION})")
+        raise MalformedMessage(
+            f"unsupported message version {version} (this build speaks {VERSION})"
+        )
     try:
         kind = MessageType(type_code)
     except ValueError as exc:
@@ -409,20 +411,34 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
             if graph_code not in (0, 1):
                 raise MalformedMessage(f"unknown graph kind {graph_code}")
             msg = RoundSetup(
-                round_id, party, num_clients, vector_length, bits, threshold,
-                GraphKind(graph_code), r.u32("degree"),
-                r.take(GRAPH_SEED_BYTES, "graph seed"), r.flag("active"),
+                round_id,
+                party,
+                num_clients,
+                vector_length,
+                bits,
+                threshold,
+                GraphKind(graph_code),
+                r.u32("degree"),
+                r.take(GRAPH_SEED_BYTES, "graph seed"),
+                r.flag("active"),
             )
         case MessageType.ADVERTISE_KEYS:
             msg = AdvertiseKeys(
-                round_id, party, r.take(KEY_BYTES, "channel key"), r.take(KEY_BYTES, "mask key"),
+                round_id,
+                party,
+                r.take(KEY_BYTES, "channel key"),
+                r.take(KEY_BYTES, "mask key"),
                 r.signature("signature"),
             )
         case MessageType.KEY_DIRECTORY:
             n = r.count("key entries", 4 + 2 * KEY_BYTES + 1)
             entries = tuple(
-                KeyEntry(r.u32("party"), r.take(KEY_BYTES, "channel key"),
-                         r.take(KEY_BYTES, "mask key"), r.signature("signature"))
+                KeyEntry(
+                    r.u32("party"),
+                    r.take(KEY_BYTES, "channel key"),
+                    r.take(KEY_BYTES, "mask key"),
+                    r.signature("signature"),
+                )
                 for _ in range(n)
             )
             msg = KeyDirectory(round_id, party, entries)
@@ -466,7 +482,9 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
             groups = []
             for what in ("self-mask shares", "mask-key shares"):
                 n = r.count(what, 8)
-                groups.append(tuple(RevealedShare(r.u32("owner"), r.blob("share")) for _ in range(n)))
+                groups.append(
+                    tuple(RevealedShare(r.u32("owner"), r.blob("share")) for _ in range(n))
+                )
             msg = UnmaskingShares(round_id, party, groups[0], groups[1])
         case MessageType.ROUND_ABORT:
             msg = RoundAbort(round_id, party, r.text("reason"))

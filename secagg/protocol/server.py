@@ -165,8 +165,13 @@ class Server:
         self._identity_keys = dict(identity_keys or {})
         self.phase = ServerPhase.NOT_STARTED
         self.report = RoundReport(
-            self.round_id, config.num_clients, config.threshold, config.graph.name.lower(),
-            config.degree, config.bits, config.active,
+            self.round_id,
+            config.num_clients,
+            config.threshold,
+            config.graph.name.lower(),
+            config.degree,
+            config.bits,
+            config.active,
         )
         self._expected: frozenset[int] = frozenset()
         self._received: set[int] = set()
@@ -191,8 +196,16 @@ class Server:
         self._enter(ServerPhase.ADVERTISE_KEYS, frozenset(range(c.num_clients)))
         return [
             RoundSetup(
-                self.round_id, party, c.num_clients, c.vector_length, c.bits, c.threshold,
-                c.graph, c.degree, self.graph.seed, c.active,
+                self.round_id,
+                party,
+                c.num_clients,
+                c.vector_length,
+                c.bits,
+                c.threshold,
+                c.graph,
+                c.degree,
+                self.graph.seed,
+                c.active,
             )
             for party in range(c.num_clients)
         ]
@@ -355,7 +368,9 @@ class Server:
     def _on_masked_input(self, msg: MaskedInput) -> None:
         assert self._accumulator is not None
         if msg.bits != self.config.bits:
-            raise InvalidMessage(f"masked input has {msg.bits}-bit words, round uses {self.config.bits}")
+            raise InvalidMessage(
+                f"masked input has {msg.bits}-bit words, round uses {self.config.bits}"
+            )
         vector = msg.vector
         if (
             not isinstance(vector, np.ndarray)
@@ -441,13 +456,15 @@ class Server:
             if len(self._seed_shares.get(owner, ())) < t:
                 raise RoundAborted(
                     f"only {len(self._seed_shares.get(owner, ()))} shares of party {owner}'s "
-                    f"self-mask arrived; {t} needed", phase="unmasking",
+                    f"self-mask arrived; {t} needed",
+                    phase="unmasking",
                 )
         for owner in dropped_with_survivors:
             if len(self._key_shares.get(owner, ())) < t:
                 raise RoundAborted(
                     f"only {len(self._key_shares.get(owner, ()))} shares of dropped party "
-                    f"{owner}'s mask key arrived; {t} needed", phase="unmasking",
+                    f"{owner}'s mask key arrived; {t} needed",
+                    phase="unmasking",
                 )
         try:
             seeds = shamir.reconstruct_many(
@@ -476,12 +493,18 @@ class Server:
             if not hmac.compare_digest(pair.public_bytes, self._keys[owner].mask_key):
                 raise RoundAborted(
                     f"reconstructed mask key of dropped party {owner} does not match its "
-                    "advertised public key", phase="unmasking",
+                    "advertised public key",
+                    phase="unmasking",
                 )
             for peer in sorted(self.graph.neighbours(owner) & survivor_set):
                 seed = kx.derive_key(
-                    pair.private, self._keys[peer].mask_key, purpose=common.MASK_PURPOSE,
-                    round_id=self.round_id, party_a=owner, party_b=peer, length=16,
+                    pair.private,
+                    self._keys[peer].mask_key,
+                    purpose=common.MASK_PURPOSE,
+                    round_id=self.round_id,
+                    party_a=owner,
+                    party_b=peer,
+                    length=16,
                 )
                 # the survivor added +PRG when the dropped owner had the smaller id
                 (subtract if owner < peer else add).append(seed)

@@ -101,8 +101,15 @@ def run_round(
     arr = _check_inputs(inputs, bits)
     n, d = arr.shape
     config = RoundConfig.create(
-        n, d, bits=bits, graph=graph, k=k, threshold=threshold,  # type: ignore[arg-type]
-        active=active, dropout_fraction=dropout_fraction, corrupt_fraction=corrupt_fraction,
+        n,
+        d,
+        bits=bits,
+        graph=graph,
+        k=k,
+        threshold=threshold,  # type: ignore[arg-type]
+        active=active,
+        dropout_fraction=dropout_fraction,
+        corrupt_fraction=corrupt_fraction,
     )
     round_id = graph_seed = None
     if seed is not None:  # reproducible graph and round id; keys and masks stay random
@@ -111,9 +118,7 @@ def run_round(
         round_id, graph_seed = digest[:16], hashlib.sha256(digest).digest()
     identity = {p: SigningKey.generate() for p in range(n)} if active else {}
     public = {p: key.verify_key for p, key in identity.items()}
-    server = Server(
-        config, identity_keys=public or None, round_id=round_id, graph_seed=graph_seed
-    )
+    server = Server(config, identity_keys=public or None, round_id=round_id, graph_seed=graph_seed)
     clients = [
         Client(p, arr[p], signing_key=identity.get(p), identity_keys=public or None)
         for p in range(n)
@@ -175,6 +180,12 @@ def simulate_round(
     :class:`~secagg.errors.RoundAborted` with the reason.
     """
     return run_round(
-        inputs, graph=graph, k=k, threshold=threshold, dropped=dropped, bits=bits,
-        active=active, seed=seed,
+        inputs,
+        graph=graph,
+        k=k,
+        threshold=threshold,
+        dropped=dropped,
+        bits=bits,
+        active=active,
+        seed=seed,
     ).total

@@ -1,0 +1,368 @@
+"""A lying server, tampered shares, replays, duplicates, out-of-phase and garbled bytes.
+
+Every refusal must be a typed :class:`~secagg.errors.SecAggError` and must leave
+the refusing state machine exactly as it was (compared with a deep
+fingerprint), after which the genuine message still completes the round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from _harness import SteppedRound, fingerprint, wire
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from secagg.errors import (
+    DecryptionError,
+    DuplicateMessage,
+    InvalidMessage,
+    MalformedMessage,
+    PrivacyViolation,
+    RoundAborted,
+    SecAggError,
+    SignatureError,
+    UnexpectedMessage,
+    UnknownParty,
+    WrongRound,
+)
+from secagg.protocol import ServerPhase, decode, encode
+from secagg.protocol.messages import (
+    MaskedInput,
+    PartySignature,
+    SealedShare,
+    ShareDelivery,
+    UnmaskingRequest,
+)
+
+
+def refused(target, message, error: type[Exception]) -> None:
+    """``target.handle(message)`` raises ``error`` and changes nothing."""
+    before = fingerprint(target)
+    with pytest.raises(error):
+        target.handle(message)
+    assert fingerprint(target) == before
+
+
+def finish(r: SteppedRound) -> None:
+    while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        r.step()
+    np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+
+
+def to_unmasking(active: bool = False) -> SteppedRound:
+    r = SteppedRound(5, 6, active=active)
+    stop = ServerPhase.UNMASKING
+    while r.server.phase != stop:
+        r.step()
+    return r
+
+
+# --- a lying server -------------------------------------------------------------------
+
+
+def test_client_refuses_to_reveal_both_shares_of_one_party_in_one_request():
+    r = to_unmasking()
+    honest = r.message_for(0)
+    assert isinstance(honest, UnmaskingRequest)
+    lying = dataclasses.replace(honest, dropped=(2,))  # 2 is also listed as a survivor
+    refused(r.clients[0], wire(lying), PrivacyViolation)
+    finish(r)
+
+
+def test_client_refuses_a_second_request_for_the_other_share():
+    r = to_unmasking()
+    honest = r.message_for(0)
+    r.clients[0].handle(wire(honest))  # reveals self-mask shares of everyone
+    survivors = tuple(p for p in honest.survivors if p != 3)
+    second = dataclasses.replace(honest, survivors=survivors, dropped=(3,))
+    refused(r.clients[0], wire(second), PrivacyViolation)
+
+
+def test_active_client_refuses_a_survivor_set_other_than_the_one_it_signed():
+    r = SteppedRound(5, 6, active=True)
+    while r.server.phase != ServerPhase.UNMASKING:
+        r.step()
+    honest = r.message_for(0)
+    # claim that 4 dropped, for this client only, to learn 4's mask key share
+    lie = dataclasses.replace(
+        honest,
+        survivors=tuple(p for p in honest.survivors if p != 4),
+        dropped=(4,),
+        signatures=tuple(s for s in honest.signatures if s.party != 4),
+    )
+    refused(r.clients[0], wire(lie), PrivacyViolation)
+    finish(r)
+
+
+def test_active_client_refuses_too_few_or_forged_consistency_signatures():
+    r = to_unmasking(active=True)
+    honest = r.message_for(1)
+    t = r.config.threshold
+    few = dataclasses.replace(honest, signatures=honest.signatures[: t - 1])
+    refused(r.clients[1], wire(few), PrivacyViolation)
+    first = honest.signatures[0]
+    forged_sig = PartySignature(first.party, bytes([first.signature[0] ^ 1]) + first.signature[1:])
+    forged = dataclasses.replace(honest, signatures=(forged_sig, *honest.signatures[1:]))
+    refused(r.clients[1], wire(forged), SignatureError)
+    doubled = dataclasses.replace(honest, signatures=(first, *honest.signatures))
+    refused(r.clients[1], wire(doubled), DuplicateMessage)
+    finish(r)
+
+
+def test_client_refuses_a_request_that_says_it_dropped_or_omits_it():
+    r = to_unmasking()
+    honest = r.message_for(2)
+    omitted = dataclasses.replace(honest, survivors=tuple(p for p in honest.survivors if p != 2))
+    refused(r.clients[2], wire(omitted), InvalidMessage)
+    unsorted = dataclasses.replace(honest, survivors=tuple(reversed(honest.survivors)))
+    refused(r.clients[2], wire(unsorted), InvalidMessage)
+    finish(r)
+
+
+# --- tampered and misdirected shares ------------------------------------------------------
+
+
+def _share_delivery_round() -> SteppedRound:
+    r = SteppedRound(4, 6)
+    while r.server.phase != ServerPhase.MASKED_INPUT:
+        r.step()
+    return r
+
+
+def test_tampered_share_ciphertext_is_refused_and_changes_nothing():
+    r = _share_delivery_round()
+    honest = r.message_for(0)
+    assert isinstance(honest, ShareDelivery)
+    first = honest.shares[0]
+    flipped = bytearray(first.ciphertext)
+    flipped[len(flipped) // 2] ^= 0x01
+    tampered = dataclasses.replace(
+        honest, shares=(SealedShare(first.peer, bytes(flipped)), *honest.shares[1:])
+    )
+    refused(r.clients[0], wire(tampered), DecryptionError)
+    finish(r)
+
+
+def test_share_relabelled_as_from_another_peer_fails_authentication():
+    r = _share_delivery_round()
+    honest = r.message_for(0)
+    a, b = honest.shares[0], honest.shares[1]
+    swapped = dataclasses.replace(
+        honest,
+        shares=(
+            SealedShare(a.peer, b.ciphertext),
+            SealedShare(b.peer, a.ciphertext),
+            *honest.shares[2:],
+        ),
+    )
+    refused(r.clients[0], wire(swapped), DecryptionError)
+    # a share sealed for client 1 delivered to client 0 does not open either
+    for_other = r.message_for(1).shares[0]
+    if for_other.peer != 0:
+        misdirected = dataclasses.replace(
+            honest,
+            shares=tuple(
+                SealedShare(s.peer, for_other.ciphertext) if s.peer == for_other.peer else s
+                for s in honest.shares
+            ),
+        )
+        refused(r.clients[0], wire(misdirected), DecryptionError)
+    finish(r)
+
+
+# --- replays, duplicates, strangers, out of phase -------------------------------------------------
+
+
+def test_messages_of_another_round_are_refused_by_both_roles():
+    a, b = SteppedRound(4, 6), SteppedRound(4, 6)
+    a.step()
+    b.step()
+    refused(b.clients[0], wire(a.message_for(0)), WrongRound)
+    replies_a = a.clients_reply()
+    refused(b.server, replies_a[0], WrongRound)
+    finish(b)
+
+
+def test_duplicate_and_unknown_senders_are_refused_by_the_server():
+    r = SteppedRound(4, 6)
+    replies = r.clients_reply()
+    r.server.handle(replies[0])
+    refused(r.server, replies[0], DuplicateMessage)
+    stranger = dataclasses.replace(replies[1], sender=9)
+    refused(r.server, stranger, UnknownParty)
+    for reply in replies[1:]:
+        r.server.handle(reply)
+    assert r.server.phase == ServerPhase.SHARE_KEYS
+
+
+def test_out_of_phase_messages_are_refused_by_both_roles():
+    r = SteppedRound(4, 6)
+    setup = r.message_for(0)
+    r.step()  # server now in SHARE_KEYS, clients await key directories
+    early_input = MaskedInput(r.server.round_id, 0, 32, np.zeros(6, dtype=np.uint32))
+    refused(r.server, early_input, UnexpectedMessage)
+    refused(r.clients[0], wire(setup), UnexpectedMessage)  # a second setup
+    unmask = UnmaskingRequest(r.server.round_id, 0, (0, 1, 2, 3), ())
+    refused(r.clients[0], unmask, UnexpectedMessage)
+    finish(r)
+
+
+def test_masked_input_of_the_wrong_shape_or_width_is_refused():
+    r = _share_delivery_round()
+    replies = r.clients_reply()
+    genuine = replies[0]
+    short = MaskedInput(genuine.round_id, genuine.sender, 32, genuine.vector[:-1].copy())
+    refused(r.server, short, InvalidMessage)
+    wide = MaskedInput(genuine.round_id, genuine.sender, 64, genuine.vector.astype(np.uint64))
+    refused(r.server, wide, InvalidMessage)
+    r.server_receives(replies)
+    finish(r)
+
+
+def test_every_truncation_of_every_message_is_malformed():
+    r = SteppedRound(4, 5, active=True)
+    seen = 0
+    while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        replies = r.clients_reply()
+        for message in [*r.to_clients[:1], *replies[:1]]:
+            data = encode(message)
+            for cut in range(len(data)):
+                with pytest.raises(MalformedMessage):
+                    decode(data[:cut])
+            with pytest.raises(MalformedMessage):
+                decode(data + b"\x00")
+            seen += 1
+        r.server_receives(replies)
+    assert seen >= 9
+
+
+# --- fuzzing -------------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_decoder_raises_only_malformed_message_on_random_bytes(data):
+    try:
+        decode(data)
+    except MalformedMessage:
+        pass
+
+
+@st.composite
+def mutations(draw: st.DrawFn, data: bytes) -> bytes:
+    out = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "set", "insert", "delete"]))
+        if kind in ("flip", "set", "delete") and not out:
+            continue
+        pos = draw(st.integers(0, max(len(out) - 1, 0)))
+        if kind == "flip":
+            out[pos] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set":
+            out[pos] = draw(st.integers(0, 255))
+        elif kind == "insert":
+            out[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del out[pos : pos + draw(st.integers(1, 8))]
+    return bytes(out)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    phase_index=st.integers(0, 4),
+    to_server=st.booleans(),
+    active=st.booleans(),
+    data=st.data(),
+)
+def test_garbled_messages_are_refused_and_leave_the_round_intact(
+    phase_index, to_server, active, data
+):
+    """Random corruption of a genuine message at a random phase, in either direction.
+
+    The decoder refuses it, or the state machine refuses it unchanged, or (for a
+    corruption that still makes a well-formed, authentic-looking message, such as
+    a flipped bit of a masked vector in the honest-but-curious model) accepts it.
+    After a refusal the genuine message completes the round with the exact sum.
+    """
+    r = SteppedRound(4, 5, active=active)
+    for _ in range(min(phase_index, 4 if active else 3)):
+        r.step()
+    if to_server:
+        replies = r.clients_reply()
+        genuine, target = replies[0], r.server
+    else:
+        replies = None
+        genuine = r.to_clients[0]
+        target = r.clients[genuine.recipient]
+    garbled = data.draw(mutations(encode(genuine)))
+
+    def resume() -> None:
+        """After a refusal, the genuine message must still complete the round."""
+        if replies is not None:
+            r.server_receives(replies)
+        finish(r)
+
+    try:
+        message = decode(garbled)
+    except MalformedMessage:
+        event("decoder refused")
+        resume()
+        return
+    before = fingerprint(target)
+    try:
+        answers = target.handle(message)
+    except SecAggError as exc:
+        event(f"refused: {type(exc).__name__}")
+        assert fingerprint(target) == before
+        resume()
+        return
+    event(f"accepted: {type(message).__name__}")
+    if isinstance(message, MaskedInput):
+        return  # a client may always send any vector: no integrity to check here
+    # Accepted (a corruption that is still well formed): whatever follows, the
+    # round must end in the exact sum of the reported clients or abort.
+    if replies is not None:
+        r.server_receives(replies[1:])
+    else:
+        others = [m for m in r.to_clients if m.recipient != genuine.recipient]
+        r.to_clients = others
+        r.server_receives(
+            [*answers, *r.clients_reply(refusal_is_dropout=True)],  # type: ignore[list-item]
+            refusal_is_dropout=True,
+        )
+    try:
+        while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            r.step(refusal_is_dropout=True)
+        np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+    except RoundAborted:
+        event("accepted, then the round aborted")
+
+
+def test_a_mask_key_altered_in_relay_is_caught_not_summed_wrongly():
+    """The relayed key directory shows client 1 a wrong mask key for client 0.
+
+    Pair seeds would then differ between 0 and 1 and the masks would not cancel;
+    with nobody dropping, no reconstruction would ever notice. Binding both
+    parties' keys into each share's AEAD makes 1 refuse 0's shares instead.
+    """
+    r = SteppedRound(4, 6)
+    r.step()  # key directories are now pending
+    directory = r.message_for(1)
+    entries = tuple(
+        dataclasses.replace(e, mask_key=bytes([e.mask_key[0] ^ 1]) + e.mask_key[1:])
+        if e.party == 0
+        else e
+        for e in directory.entries
+    )
+    r.to_clients = [
+        dataclasses.replace(directory, entries=entries) if m.recipient == 1 else m
+        for m in r.to_clients
+    ]
+    r.step()  # clients share keys; 1 sealed its shares for 0 under the wrong key
+    delivery = r.message_for(1)
+    refused(r.clients[1], wire(delivery), DecryptionError)
+    delivery0 = r.message_for(0)
+    refused(r.clients[0], wire(delivery0), DecryptionError)

@@ -1,0 +1,159 @@
+"""Correctness of whole rounds under random inputs, graphs, thresholds and dropouts.
+
+The one property: a round either returns exactly the modular sum of the inputs
+of the clients the server says it included, or raises ``RoundAborted``. Never a
+wrong sum, never a sum over a set other than the reported one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _harness import random_inputs
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+from secagg.errors import ConfigurationError, RoundAborted
+from secagg.protocol import PHASES, run_round, simulate_round
+
+DROPOUT_PHASES = ("share_keys", "masked_input", "consistency_check", "unmasking")
+
+
+@st.composite
+def rounds(draw: st.DrawFn) -> dict:
+    n = draw(st.integers(2, 60))
+    d = draw(st.integers(1, 40))
+    bits = draw(st.sampled_from([32, 64]))
+    graph = draw(st.sampled_from(["complete", "harary"]))
+    k = None
+    if graph == "harary" and n >= 3 and draw(st.booleans()):
+        k = 2 * draw(st.integers(1, (n - 1) // 2))
+    degree_hint = n - 1 if graph == "complete" or k is None else k
+    threshold = None
+    if draw(st.booleans()):
+        threshold = draw(st.integers(1, degree_hint + 1))
+    # a random subset of clients (often small, sometimes most) vanishes, each
+    # before a random phase's message
+    leavers = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n))
+    fate: list[str | None] = [None] * n
+    for party in leavers:
+        fate[party] = draw(st.sampled_from(("advertise_keys", *DROPOUT_PHASES)))
+    dropped: dict[str, list[int]] = {}
+    for party, phase in enumerate(fate):
+        if phase is not None:
+            dropped.setdefault(phase, []).append(party)
+    return {
+        "inputs": random_inputs(n, d, bits),
+        "graph": graph,
+        "k": k,
+        "threshold": threshold,
+        "dropped": dropped,
+        "bits": bits,
+        "active": draw(st.booleans()),
+    }
+
+
+def _vanished_before_input(dropped: dict[str, list[int]]) -> set[int]:
+    early = PHASES[: PHASES.index("masked_input") + 1]
+    return {p for phase in early for p in dropped.get(phase, ())}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=rounds())
+def test_round_returns_exact_sum_of_included_clients_or_aborts(case):
+    inputs = case.pop("inputs")
+    try:
+        outcome = run_round(inputs, **case)
+    except ConfigurationError:
+        assume(False)  # e.g. a user threshold the config refuses: not a round
+        return
+    except RoundAborted as exc:
+        assert exc.reason
+        event("aborted")
+        return
+    event("completed with dropouts" if case["dropped"] else "completed, no dropouts")
+    included = outcome.report.included
+    assert set(included).isdisjoint(_vanished_before_input(case["dropped"]))
+    expected = inputs[list(included)].sum(axis=0, dtype=inputs.dtype)
+    assert outcome.total.dtype == inputs.dtype
+    np.testing.assert_array_equal(outcome.total, expected)
+    if not case["dropped"]:  # nobody left: everybody is in the sum
+        assert included == tuple(range(len(inputs)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(2, 40),
+    d=st.integers(1, 30),
+    bits=st.sampled_from([32, 64]),
+    graph=st.sampled_from(["complete", "harary"]),
+    active=st.booleans(),
+)
+def test_round_without_dropouts_always_completes_with_every_client(n, d, bits, graph, active):
+    inputs = random_inputs(n, d, bits)
+    total = simulate_round(inputs, graph=graph, bits=bits, active=active)
+    np.testing.assert_array_equal(total, inputs.sum(axis=0, dtype=inputs.dtype))
+
+
+@pytest.mark.parametrize("active", [False, True])
+@pytest.mark.parametrize("graph", ["complete", "harary"])
+def test_tolerated_dropout_at_every_phase_still_yields_the_survivors_sum(graph, active):
+    n, d = 40, 64
+    inputs = random_inputs(n, d)
+    # a small k and t so that a few dropouts in each phase are tolerated
+    k, t = (n - 1, 20) if graph == "complete" else (12, 4)
+    dropped = {
+        "share_keys": [3],
+        "masked_input": [11, 29],
+        "consistency_check": [17],
+        "unmasking": [5],
+    }
+    outcome = run_round(
+        inputs,
+        graph=graph,
+        k=k if graph == "harary" else None,
+        threshold=t,
+        dropped=dropped,
+        active=active,
+    )
+    included = [p for p in range(n) if p not in (3, 11, 29)]
+    assert list(outcome.report.included) == included
+    np.testing.assert_array_equal(outcome.total, inputs[included].sum(axis=0, dtype=np.uint32))
+    assert outcome.report.dropped_in("masked_input") == (11, 29)
+
+
+def test_dropouts_past_the_threshold_abort_with_a_reason():
+    inputs = random_inputs(10, 5)
+    with pytest.raises(RoundAborted, match="below the threshold"):
+        simulate_round(inputs, graph="complete", threshold=8, dropped={"masked_input": [0, 1, 2]})
+    with pytest.raises(RoundAborted):
+        simulate_round(inputs, graph="complete", threshold=8, dropped={"unmasking": [0, 1, 2]})
+
+
+def test_sum_wraps_modulo_two_to_the_bits():
+    for bits, dtype in ((32, np.uint32), (64, np.uint64)):
+        top = np.iinfo(dtype).max
+        inputs = np.full((3, 4), top, dtype=dtype)
+        total = simulate_round(inputs, graph="complete", bits=bits)
+        np.testing.assert_array_equal(total, np.full(4, (3 * int(top)) % (1 << bits), dtype=dtype))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dropped": {"nonsense": [0]}}, "unknown phase"),
+        ({"dropped": {"unmasking": [99]}}, "not in"),
+        ({"bits": 16}, "bits"),
+        ({"graph": "star"}, "graph"),
+    ],
+)
+def test_simulate_round_refuses_bad_arguments(kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        simulate_round(random_inputs(4, 3), **kwargs)
+
+
+def test_simulate_round_refuses_non_integer_and_oversized_inputs():
+    with pytest.raises(ConfigurationError, match="unsigned"):
+        simulate_round(np.ones((3, 2), dtype=np.float32))
+    with pytest.raises(ConfigurationError, match="fit"):
+        simulate_round(np.full((3, 2), 1 << 40, dtype=np.uint64), bits=32)
