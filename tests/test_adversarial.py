@@ -8,6 +8,7 @@ fingerprint), after which the genuine message still completes the round.
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ from secagg.errors import (
 from secagg.protocol import ServerPhase, decode, encode
 from secagg.protocol.messages import (
     MaskedInput,
+    Message,
     PartySignature,
     SealedShare,
     ShareDelivery,
@@ -270,6 +272,55 @@ def mutations(draw: st.DrawFn, data: bytes) -> bytes:
     return bytes(out)
 
 
+def _resume_after_refusal(r: SteppedRound, replies: list | None) -> None:
+    """After a refusal the genuine messages must still complete the round exactly."""
+    if replies is not None:
+        r.server_receives(replies)
+    finish(r)
+
+
+def _deliver_forgery(
+    r: SteppedRound, replies: list | None, genuine: Message, target: object, message: Message
+) -> None:
+    """Hand a forged message in place of ``genuine`` and check what follows.
+
+    A refusal must be typed and change nothing. A client may also legitimately
+    leave the round (``RoundAborted``), e.g. when a directory names fewer
+    neighbours than the threshold. An accepted forgery must still end in the
+    exact sum of the reported clients, or an abort: never a wrong sum. Masked
+    vectors are exempt, their content is the sender's to choose.
+    """
+    before = fingerprint(target)
+    try:
+        answers = target.handle(message)  # type: ignore[attr-defined]
+    except RoundAborted:
+        event(f"client left the round on {type(message).__name__}")
+        answers = []
+    except SecAggError as exc:
+        event(f"refused: {type(exc).__name__}")
+        assert fingerprint(target) == before
+        _resume_after_refusal(r, replies)
+        return
+    else:
+        event(f"accepted: {type(message).__name__}")
+    if isinstance(message, MaskedInput):
+        return
+    if replies is not None:
+        r.server_receives(replies[1:], refusal_is_dropout=True)
+    else:
+        r.to_clients = [m for m in r.to_clients if m.recipient != genuine.recipient]  # type: ignore[attr-defined]
+        r.server_receives(
+            [*answers, *r.clients_reply(refusal_is_dropout=True)],
+            refusal_is_dropout=True,
+        )
+    try:
+        while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            r.step(refusal_is_dropout=True)
+        np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+    except RoundAborted:
+        event("then the round aborted")
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     phase_index=st.integers(0, 4),
@@ -298,47 +349,13 @@ def test_garbled_messages_are_refused_and_leave_the_round_intact(
         genuine = r.to_clients[0]
         target = r.clients[genuine.recipient]
     garbled = data.draw(mutations(encode(genuine)))
-
-    def resume() -> None:
-        """After a refusal, the genuine message must still complete the round."""
-        if replies is not None:
-            r.server_receives(replies)
-        finish(r)
-
     try:
         message = decode(garbled)
     except MalformedMessage:
         event("decoder refused")
-        resume()
+        _resume_after_refusal(r, replies)
         return
-    before = fingerprint(target)
-    try:
-        answers = target.handle(message)
-    except SecAggError as exc:
-        event(f"refused: {type(exc).__name__}")
-        assert fingerprint(target) == before
-        resume()
-        return
-    event(f"accepted: {type(message).__name__}")
-    if isinstance(message, MaskedInput):
-        return  # a client may always send any vector: no integrity to check here
-    # Accepted (a corruption that is still well formed): whatever follows, the
-    # round must end in the exact sum of the reported clients or abort.
-    if replies is not None:
-        r.server_receives(replies[1:])
-    else:
-        others = [m for m in r.to_clients if m.recipient != genuine.recipient]
-        r.to_clients = others
-        r.server_receives(
-            [*answers, *r.clients_reply(refusal_is_dropout=True)],  # type: ignore[list-item]
-            refusal_is_dropout=True,
-        )
-    try:
-        while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
-            r.step(refusal_is_dropout=True)
-        np.testing.assert_array_equal(r.server.result(), r.expected_sum())
-    except RoundAborted:
-        event("accepted, then the round aborted")
+    _deliver_forgery(r, replies, genuine, target, message)
 
 
 def test_a_mask_key_altered_in_relay_is_caught_not_summed_wrongly():
@@ -366,3 +383,77 @@ def test_a_mask_key_altered_in_relay_is_caught_not_summed_wrongly():
     refused(r.clients[1], wire(delivery), DecryptionError)
     delivery0 = r.message_for(0)
     refused(r.clients[0], wire(delivery0), DecryptionError)
+
+
+def _perturb(draw: st.DrawFn, value: object) -> object:
+    """A well-typed but different value: the kind a buggy or hostile peer would send."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, enum.Enum):
+        return draw(st.sampled_from([v for v in type(value) if v != value] or [value]))
+    if isinstance(value, int):
+        return draw(st.sampled_from([value + 1, max(value - 1, 0), 0, 7, 2**32 - 1]))
+    if isinstance(value, bytes):
+        if value and draw(st.booleans()):
+            i = draw(st.integers(0, len(value) - 1))
+            return value[:i] + bytes([value[i] ^ 0x80]) + value[i + 1 :]
+        return draw(st.binary(max_size=70))
+    if isinstance(value, np.ndarray):
+        return draw(
+            st.sampled_from(
+                [value[:-1].copy(), np.concatenate([value, value[:1]]), value.astype(np.uint64)]
+            )
+        )
+    if isinstance(value, tuple):
+        options: list[tuple] = [(), value[::-1], value + value[:1], value[1:]]
+        if value and dataclasses.is_dataclass(value[0]):
+            i = draw(st.integers(0, len(value) - 1))
+            item = value[i]
+            field = draw(st.sampled_from([f.name for f in dataclasses.fields(item)]))
+            changed = dataclasses.replace(item, **{field: _perturb(draw, getattr(item, field))})
+            options.append((*value[:i], changed, *value[i + 1 :]))
+        elif value and isinstance(value[0], int):
+            options.append(tuple(sorted({*value, draw(st.integers(0, 9))})))
+        return draw(st.sampled_from(options))
+    if isinstance(value, str):
+        return value + "!"
+    raise TypeError(type(value))
+
+
+@st.composite
+def field_mutations(draw: st.DrawFn, message: Message) -> Message:
+    names = [f.name for f in dataclasses.fields(message)]
+    name = draw(st.sampled_from(names))
+    return dataclasses.replace(message, **{name: _perturb(draw, getattr(message, name))})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    phase_index=st.integers(0, 4),
+    to_server=st.booleans(),
+    active=st.booleans(),
+    data=st.data(),
+)
+def test_well_formed_but_wrong_messages_never_corrupt_the_sum(phase_index, to_server, active, data):
+    """One field of a genuine message replaced by a plausible wrong value.
+
+    Either the codec or the receiving state machine refuses it (with a typed
+    error, changing nothing, after which the genuine message finishes the round),
+    or it is accepted and the round ends in the exact sum of the reported
+    clients or aborts. Masked vectors are exempt: their content is the client's
+    to choose.
+    """
+    r = SteppedRound(4, 5, active=active)
+    for _ in range(min(phase_index, 4 if active else 3)):
+        r.step()
+    replies = r.clients_reply() if to_server else None
+    genuine = replies[0] if replies else r.to_clients[0]
+    target = r.server if to_server else r.clients[genuine.recipient]
+    forged = data.draw(field_mutations(genuine))
+    try:
+        message = decode(encode(forged))
+    except MalformedMessage:
+        event("codec refused")
+        _resume_after_refusal(r, replies)
+        return
+    _deliver_forgery(r, replies, genuine, target, message)

@@ -227,7 +227,7 @@ class _Writer:
 
     def fixed(self, data: bytes, size: int, what: str) -> None:
         if len(data) != size:
-            raise ValueError(f"{what} must be {size} bytes, got {len(data)}")
+            raise MalformedMessage(f"{what} must be {size} bytes, got {len(data)}")
         self.parts.append(data)
 
     def blob(self, data: bytes) -> None:
@@ -236,7 +236,7 @@ class _Writer:
 
     def signature(self, sig: bytes) -> None:
         if len(sig) not in (0, SIGNATURE_BYTES):
-            raise ValueError("a signature is empty or 64 bytes")
+            raise MalformedMessage("a signature is empty or 64 bytes")
         self.u8(1 if sig else 0)
         if sig:
             self.parts.append(sig)
@@ -318,11 +318,23 @@ def _vector_dtype(bits: int) -> np.dtype:
 
 
 def encode(message: Message) -> bytes:
-    """Serialise ``message`` to bytes (raises ``ValueError`` on an ill-formed record)."""
+    """Serialise ``message`` to bytes.
+
+    Raises :class:`MalformedMessage` for a record the format cannot carry (wrong
+    key or id sizes, integers out of range, a vector of the wrong word type), so
+    a sender can never put bytes on the wire that a receiver would misread.
+    """
+    try:
+        return _encode(message)
+    except struct.error as exc:
+        raise MalformedMessage(f"cannot encode {type(message).__name__}: {exc}") from exc
+
+
+def _encode(message: Message) -> bytes:
     w = _Writer()
     party = message.recipient if isinstance(message, ServerMessage) else message.sender  # type: ignore[attr-defined]
     if len(message.round_id) != ROUND_ID_BYTES:
-        raise ValueError(f"round id must be {ROUND_ID_BYTES} bytes")
+        raise MalformedMessage(f"round id must be {ROUND_ID_BYTES} bytes")
     w.parts.append(_HEADER.pack(MAGIC, VERSION, message.TYPE, message.round_id, party))
     match message:
         case RoundSetup():
@@ -354,9 +366,11 @@ def encode(message: Message) -> bytes:
                 w.blob(s.ciphertext)
         case MaskedInput():
             dtype = _vector_dtype(message.bits)
-            vec = np.ascontiguousarray(message.vector, dtype=dtype)
-            if vec.ndim != 1:
-                raise ValueError("masked vector must be 1-D")
+            if not isinstance(message.vector, np.ndarray) or message.vector.dtype != dtype:
+                raise MalformedMessage(f"{message.bits}-bit masked vector needs dtype {dtype}")
+            if message.vector.ndim != 1:
+                raise MalformedMessage("masked vector must be 1-D")
+            vec = np.ascontiguousarray(message.vector)
             w.u8(message.bits)
             w.u64(len(vec))
             w.parts.append(memoryview(vec).cast("B"))
@@ -381,7 +395,7 @@ def encode(message: Message) -> bytes:
             raw = message.reason.encode("utf-8")[:MAX_REASON_BYTES]
             w.blob(raw)
         case _:
-            raise TypeError(f"not a protocol message: {type(message).__name__}")
+            raise MalformedMessage(f"not a protocol message: {type(message).__name__}")
     return w.result()
 
 
