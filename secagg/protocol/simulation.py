@@ -10,7 +10,7 @@ runs in deployment minus the sockets.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,8 +96,14 @@ def run_round(
     seed: int | bytes | None = None,
     dropout_fraction: float = 0.10,
     corrupt_fraction: float = 0.05,
+    on_phase: Callable[[str], None] | None = None,
 ) -> RoundOutcome:
-    """Run one round in memory; like :func:`simulate_round` but also returns the report."""
+    """Run one round in memory; like :func:`simulate_round` but also returns the report.
+
+    ``dropout_fraction`` and ``corrupt_fraction`` only steer the default choice
+    of k and t (see :class:`RoundConfig`); ``on_phase`` is called with the name
+    of each phase the server enters, for progress display.
+    """
     arr = _check_inputs(inputs, bits)
     n, d = arr.shape
     config = RoundConfig.create(
@@ -128,6 +134,8 @@ def run_round(
 
     outgoing: list[ServerMessage] = server.start()
     while server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        if on_phase is not None:
+            on_phase(server.phase.value)
         next_out: list[ServerMessage] = []
         for message in outgoing:
             party = message.recipient

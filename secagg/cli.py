@@ -1,0 +1,269 @@
+"""The ``secagg`` console command.
+
+``secagg simulate`` runs a whole secure-aggregation round in memory with the
+embedded defaults (100 clients, 100 000 coordinates, SecAgg+ with the published
+choice of k and t, 5% of the clients dropping at random phases) and checks the
+result against a plaintext sum. ``secagg params`` shows the k and t SecAgg+
+would choose. ``secagg bench masking`` runs the masking benchmark. Later
+capabilities (training, ledger, audit) add their own sub-commands here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from typing import Any
+
+import click
+import numpy as np
+
+from secagg import __version__
+from secagg.errors import ConfigurationError, RoundAborted
+from secagg.protocol import PHASES, RoundConfig, run_round
+from secagg.protocol.graph_params import harary_parameters
+
+#: Phases a simulated client may vanish before (the advertise phase is left
+#: out of the random schedule: a client that never shows up is simply absent).
+_DROPOUT_PHASES = PHASES[1:]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="secagg")
+def main() -> None:
+    """secagg: secure aggregation for federated learning."""
+
+
+def _random_schedule(num_clients: int, fraction: float, active: bool) -> dict[str, list[int]]:
+    """Pick ``fraction`` of the clients (CSPRNG) and a phase for each to vanish before."""
+    rng = secrets.SystemRandom()
+    count = round(fraction * num_clients)
+    phases = [p for p in _DROPOUT_PHASES if active or p != "consistency_check"]
+    schedule: dict[str, list[int]] = {}
+    for party in sorted(rng.sample(range(num_clients), count)):
+        schedule.setdefault(rng.choice(phases), []).append(party)
+    return schedule
+
+
+def _emit(payload: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+        return
+    cfg = payload["config"]
+    click.echo(
+        f"round of {cfg['num_clients']} clients x {cfg['vector_length']} coordinates, "
+        f"{cfg['graph']} graph (k={cfg['k']}, t={cfg['threshold']}), "
+        f"Z_2^{cfg['bits']}{', active variant' if cfg['active'] else ''}"
+    )
+    for phase in PHASES:
+        if phase in payload["dropped"]:
+            click.echo(f"  vanished before {phase}: {len(payload['dropped'][phase])} client(s)")
+    if payload["status"] == "aborted":
+        click.echo(f"round ABORTED: {payload['abort_reason']}")
+        return
+    click.echo(
+        f"round complete in {payload['seconds']:.2f} s: {payload['included']} inputs summed, "
+        f"sum {'matches' if payload['sum_matches_plaintext'] else 'DOES NOT match'} "
+        "the plaintext sum of the included inputs"
+    )
+
+
+@main.command()
+@click.option("--clients", "num_clients", default=100, show_default=True, help="Number of clients.")
+@click.option("--dim", "vector_length", default=100_000, show_default=True, help="Vector length d.")
+@click.option(
+    "--graph",
+    type=click.Choice(["harary", "complete"]),
+    default="harary",
+    show_default=True,
+    help="SecAgg+ (sparse Harary graph) or the original complete-graph SecAgg.",
+)
+@click.option(
+    "--k", "degree", type=int, default=None, help="Neighbours per client (default: SecAgg+ search)."
+)
+@click.option(
+    "--threshold", type=int, default=None, help="Shamir threshold t (default: SecAgg+ search)."
+)
+@click.option("--bits", type=click.Choice(["32", "64"]), default="32", show_default=True)
+@click.option("--active", is_flag=True, help="Active variant: signed keys and consistency check.")
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Fraction of clients that vanish, each before a random phase.",
+)
+@click.option(
+    "--tolerated-dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.10,
+    show_default=True,
+    help="Dropout fraction the default k and t are chosen to survive.",
+)
+@click.option(
+    "--corrupt",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Fraction of clients assumed to collude with the server.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+def simulate(
+    num_clients: int,
+    vector_length: int,
+    graph: str,
+    degree: int | None,
+    threshold: int | None,
+    bits: str,
+    active: bool,
+    dropout: float,
+    tolerated_dropout: float,
+    corrupt: float,
+    as_json: bool,
+) -> None:
+    """Run one secure-aggregation round in memory and check its sum."""
+    width = int(bits)
+    try:
+        config = RoundConfig.create(
+            num_clients,
+            vector_length,
+            bits=width,
+            graph=graph,  # type: ignore[arg-type]
+            k=degree,
+            threshold=threshold,
+            active=active,
+            dropout_fraction=tolerated_dropout,
+            corrupt_fraction=corrupt,
+        )
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    dtype = np.uint32 if width == 32 else np.uint64
+    inputs = np.frombuffer(
+        os.urandom(num_clients * vector_length * np.dtype(dtype).itemsize), dtype=dtype
+    ).reshape(num_clients, vector_length)
+    schedule = _random_schedule(num_clients, dropout, active)
+    started = time.perf_counter()
+
+    def show_phase(phase: str) -> None:
+        if not as_json:
+            click.echo(f"  [{time.perf_counter() - started:7.2f} s] {phase}", err=True)
+
+    payload: dict[str, Any] = {
+        "config": {
+            "num_clients": num_clients,
+            "vector_length": vector_length,
+            "bits": width,
+            "graph": config.graph.name.lower(),
+            "k": config.degree,
+            "threshold": config.threshold,
+            "active": active,
+        },
+        "dropped": schedule,
+    }
+    try:
+        outcome = run_round(
+            inputs,
+            graph=graph,
+            k=degree,
+            threshold=threshold,
+            dropped=schedule,
+            bits=width,
+            active=active,
+            dropout_fraction=tolerated_dropout,
+            corrupt_fraction=corrupt,
+            on_phase=show_phase,
+        )
+    except RoundAborted as exc:
+        payload.update(status="aborted", abort_reason=exc.reason)
+        _emit(payload, as_json)
+        sys.exit(2)
+    seconds = time.perf_counter() - started
+    included = list(outcome.report.included)
+    expected = inputs[included].sum(axis=0, dtype=dtype)
+    matches = bool(np.array_equal(outcome.total, expected))
+    payload.update(
+        status="complete",
+        seconds=round(seconds, 4),
+        included=len(included),
+        sum_matches_plaintext=matches,
+        responders={phase: len(p) for phase, p in outcome.report.responders.items()},
+    )
+    _emit(payload, as_json)
+    if not matches:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--clients", "num_clients", type=int, required=True, help="Cohort size n.")
+@click.option("--corrupt", type=float, default=0.05, show_default=True)
+@click.option("--dropout", type=float, default=0.10, show_default=True)
+@click.option("--semi-malicious", is_flag=True, help="Server may lie about dropouts.")
+def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: bool) -> None:
+    """Show the SecAgg+ neighbour count k and threshold t for a cohort."""
+    try:
+        found = harary_parameters(
+            num_clients,
+            corrupt_fraction=corrupt,
+            dropout_fraction=dropout,
+            semi_malicious=semi_malicious,
+        )
+        config = RoundConfig.create(
+            num_clients,
+            1,
+            active=semi_malicious,
+            dropout_fraction=dropout,
+            corrupt_fraction=corrupt,
+        )
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if found is None:
+        click.echo(
+            f"no sparse graph works for n={num_clients}; complete graph, t={config.threshold}"
+        )
+    else:
+        click.echo(f"k={found.k} neighbours, t={found.threshold} (of k+1 share holders)")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks (JSON on stdout)."""
+
+
+@bench.command("masking")
+@click.option("--quick", is_flag=True, help="A small grid that runs in seconds.")
+@click.option("--n", "ns", type=int, multiple=True, help="Client counts (repeatable).")
+@click.option("--d", "ds", type=int, multiple=True, help="Vector lengths (repeatable).")
+@click.option("--dropout", "dropouts", type=float, multiple=True, help="Dropout fractions.")
+@click.option(
+    "--graph",
+    "graphs",
+    type=click.Choice(["complete", "harary"]),
+    multiple=True,
+    help="Graphs (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_masking(
+    quick: bool,
+    ns: tuple[int, ...],
+    ds: tuple[int, ...],
+    dropouts: tuple[float, ...],
+    graphs: tuple[str, ...],
+    as_json: bool,
+    out: str | None,
+) -> None:
+    """Client masking, server unmasking and memory vs plaintext sum and raw AES-CTR."""
+    from secagg.bench import masking
+
+    grid: dict[str, Any] = dict(masking.QUICK_GRID) if quick else {}
+    for name, values in (("ns", ns), ("ds", ds), ("dropouts", dropouts), ("graphs", graphs)):
+        if values:
+            grid[name] = tuple(values)
+    result = masking.run_benchmark(**grid)
+    text = json.dumps(result, indent=2)
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    click.echo(text)
