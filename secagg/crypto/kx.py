@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from secagg.errors import CryptoError
+from secagg.errors import ConfigurationError, CryptoError
 
 PUBLIC_KEY_BYTES = 32
 PRIVATE_KEY_BYTES = 32
@@ -83,9 +83,9 @@ def derive_key(
     refused, as RFC 7748 recommends.
     """
     if not purpose or b"/" in purpose:
-        raise ValueError("purpose must be a non-empty label without '/'")
+        raise ConfigurationError("purpose must be a non-empty label without '/'")
     if party_a == party_b:
-        raise ValueError("key agreement needs two distinct parties")
+        raise ConfigurationError("key agreement needs two distinct parties")
     peer = load_public_key(peer_public) if isinstance(peer_public, bytes) else peer_public
     try:
         shared = private.exchange(peer)

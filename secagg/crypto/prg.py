@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
+from secagg.errors import ConfigurationError
+
 SEED_BYTES = 16
 _BLOCK = 16
 _CHUNK_BYTES = 1 << 16  # 64 KiB: the measured sweet spot for expand-and-add
@@ -32,14 +34,14 @@ _WORD_DTYPES = (np.dtype(np.uint32), np.dtype(np.uint64))
 
 def _check_seed(seed: bytes) -> None:
     if not isinstance(seed, bytes | bytearray) or len(seed) != SEED_BYTES:
-        raise ValueError(f"PRG seed must be {SEED_BYTES} bytes")
+        raise ConfigurationError(f"PRG seed must be {SEED_BYTES} bytes")
 
 
 def _check_buffer(buf: np.ndarray) -> None:
     if buf.dtype not in _WORD_DTYPES:
         raise TypeError(f"PRG output must be uint32 or uint64, not {buf.dtype}")
     if buf.ndim != 1 or not buf.flags.c_contiguous or not buf.flags.writeable:
-        raise ValueError("PRG output must be a writable, C-contiguous 1-D array")
+        raise ConfigurationError("PRG output must be a writable, C-contiguous 1-D array")
 
 
 def _stream_at(seed: bytes, byte_offset: int) -> CipherContext:
@@ -61,7 +63,7 @@ def expand_into(seed: bytes, out: np.ndarray, offset: int = 0) -> np.ndarray:
     _check_seed(seed)
     _check_buffer(out)
     if offset < 0:
-        raise ValueError("offset must be non-negative")
+        raise ConfigurationError("offset must be non-negative")
     stream = _stream_at(seed, offset * out.itemsize)
     raw = memoryview(out).cast("B")
     zeros = memoryview(_ZEROS)
@@ -87,7 +89,7 @@ def accumulate_masks(
     """
     _check_buffer(acc)
     if offset < 0:
-        raise ValueError("offset must be non-negative")
+        raise ConfigurationError("offset must be non-negative")
     for seed in (*add, *subtract):
         _check_seed(seed)
     if (not add and not subtract) or len(acc) == 0:

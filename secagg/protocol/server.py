@@ -129,7 +129,7 @@ class RoundReport:
         """Clients expected in ``phase`` that did not answer."""
         order = [p.value for p in ServerPhase][1:6]
         if phase not in order:
-            raise ValueError(f"unknown phase {phase!r}")
+            raise ConfigurationError(f"unknown phase {phase!r}")
         index = order.index(phase)
         before: tuple[int, ...] = tuple(range(self.num_clients))
         for earlier in order[:index]:
