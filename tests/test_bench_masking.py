@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from secagg.bench.masking import run_benchmark
+from secagg.bench.masking import markdown_table, run_benchmark
 from secagg.cli import main
 
 METRICS = {
@@ -37,6 +37,9 @@ def test_small_grid_reports_every_metric_for_correct_rounds():
     assert all(c["dropped"] == 1 for c in dropped)
     # with dropouts the server expands pair masks as well as self-masks
     assert all(c["unmasking_keystream_vectors"] > c["included"] for c in dropped)
+    table = markdown_table(result)
+    assert table.count("\n") == 2 + len(cells)
+    assert "| 10 | 2,000 | harary |" in table
 
 
 def test_cli_prints_the_benchmark_json():

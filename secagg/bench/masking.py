@@ -436,6 +436,31 @@ def _targets(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def markdown_table(result: dict[str, Any]) -> str:
+    """The cells of a finished run as a Markdown table (for docs and reviews)."""
+    head = (
+        "| n | d | graph | k / t | dropout | client mask (s) | server total (s) | "
+        "unmask (s) | plaintext (s) | server / plaintext | unmask / bound | server peak (MB) |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    )
+    rows = []
+    for c in result["cells"]:
+        if c["status"] != "complete":
+            rows.append(
+                f"| {c['n']} | {c['d']} | {c['graph']} | {c['k']} / {c['threshold']} | "
+                f"{c['dropout']} | aborted: {c.get('abort_reason')} |||||||"
+            )
+            continue
+        rows.append(
+            f"| {c['n']} | {c['d']:,} | {c['graph']} | {c['k']} / {c['threshold']} | "
+            f"{c['dropout']} | {c['client_masking_seconds_median']:.3f} | "
+            f"{c['server_total_seconds']:.3f} | {c['server_unmasking_seconds']:.3f} | "
+            f"{c['plaintext_float32_sum_seconds']:.3f} | {c['server_vs_plaintext']:.1f} | "
+            f"{c['unmasking_vs_bound']:.2f} | {c['server_peak_bytes'] / 2**20:.1f} |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small grid, seconds")
@@ -444,7 +469,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dropout", type=float, action="append", dest="dropouts")
     parser.add_argument("--graph", choices=["complete", "harary"], action="append", dest="graphs")
     parser.add_argument("--out", help="also write the JSON to this file")
+    parser.add_argument(
+        "--markdown", metavar="JSON", help="print an earlier run's JSON file as a Markdown table"
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as fh:
+            print(markdown_table(json.load(fh)), end="")
+        return
     grid: dict[str, Any] = dict(QUICK_GRID if args.quick else GRID)
     for name in ("ns", "ds", "dropouts", "graphs"):
         if getattr(args, name):
