@@ -89,3 +89,29 @@ class RoundAborted(SecAggError):
         self.reason = reason
         self.phase = phase
         super().__init__(f"round aborted{f' in {phase}' if phase else ''}: {reason}")
+
+
+# --- encoding and differential privacy ---------------------------------------
+
+
+class HeadroomError(ConfigurationError):
+    """The sum of the clients' encoded vectors could overflow the ring.
+
+    Carries the two ways out: ``largest_clients`` (the most clients that fit
+    with ``bits`` bits) and ``smallest_bits`` (the fewest bits that fit
+    ``num_clients``); the masking engine offers b = 32 and b = 64.
+    """
+
+    def __init__(
+        self, *, num_clients: int, bits: int, largest_clients: int, smallest_bits: int, detail: str
+    ) -> None:
+        self.num_clients = num_clients
+        self.bits = bits
+        self.largest_clients = largest_clients
+        self.smallest_bits = smallest_bits
+        super().__init__(
+            f"{detail}: at most {largest_clients} clients fit in {bits} bits, or "
+            f"{num_clients} clients need at least {smallest_bits} bits; lower the scale or "
+            "the clip, or request modular clipping explicitly"
+        )
+

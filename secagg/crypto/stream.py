@@ -1,0 +1,98 @@
+"""A keyed random stream: every random draw DP needs, from AES-CTR under a secret key.
+
+Why not ``numpy.random`` or ``random``: their state can be recovered from a few
+outputs, and anyone who predicts a client's noise or rounding draws can
+subtract them. Stochastic rounding, discrete Gaussian noise and the server's
+Gaussian noise all read from a :class:`KeyedStream` instead: the AES-CTR
+keystream of a 128-bit key that comes from the OS CSPRNG (``os.urandom``) unless
+the caller supplies one (tests do, to replay a draw; production code never
+should). The key never leaves the object and is not part of its ``repr``.
+
+The stream is read strictly forward: each call consumes fresh words at the
+current position (a 64-bit word offset), so no draw is ever reused. Draws are
+the raw material of exact samplers: uniform 64-bit words, uniform integers in
+``[0, n)`` by rejection (no modulo bias), uniform floats with 53 random bits.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from secagg.crypto.prg import SEED_BYTES, expand_into
+from secagg.errors import ConfigurationError
+
+_WORDS_PER_KEY = 1 << 60  # far below AES-CTR's 2^64-block limit per key
+
+
+class KeyedStream:
+    """Uniform random draws from the AES-CTR keystream of a secret 16-byte key."""
+
+    __slots__ = ("_key", "_position")
+
+    def __init__(self, key: bytes | None = None) -> None:
+        if key is None:
+            key = os.urandom(SEED_BYTES)
+        if not isinstance(key, bytes | bytearray) or len(key) != SEED_BYTES:
+            raise ConfigurationError(f"a stream key must be {SEED_BYTES} bytes")
+        self._key = bytes(key)
+        self._position = 0  # next unused 64-bit word
+
+    def __repr__(self) -> str:  # never show the key
+        return f"KeyedStream(position={self._position})"
+
+    @property
+    def position(self) -> int:
+        """64-bit words consumed so far."""
+        return self._position
+
+    def words(self, count: int) -> np.ndarray:
+        """``count`` fresh uniform uint64 words."""
+        if count < 0:
+            raise ConfigurationError("count must be non-negative")
+        if self._position + count > _WORDS_PER_KEY:
+            raise ConfigurationError("stream exhausted: use a new key")
+        out = np.empty(count, dtype=np.uint64)
+        if count:
+            expand_into(self._key, out, offset=self._position)
+        self._position += count
+        return out
+
+    def uniform(self, count: int) -> np.ndarray:
+        """``count`` floats uniform on the grid ``{k / 2^53 : 0 <= k < 2^53}`` in [0, 1)."""
+        return (self.words(count) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+    def integers(self, upper: int | np.ndarray, count: int | None = None) -> np.ndarray:
+        """Uniform integers in ``[0, upper)`` (elementwise for an array), by rejection.
+
+        ``upper`` must lie in ``[1, 2^63]``. A word ``w`` is accepted when it is
+        below the largest multiple of ``upper`` that fits in 64 bits, so every
+        residue is equally likely; rejected lanes draw again.
+        """
+        bounds = np.asarray(upper, dtype=np.uint64)
+        if bounds.ndim == 0:
+            if count is None:
+                raise ConfigurationError("give count with a scalar upper bound")
+            bounds = np.full(count, bounds, dtype=np.uint64)
+        if bounds.size and (bounds.min() < 1 or bounds.max() > np.uint64(1 << 63)):
+            raise ConfigurationError("upper bounds must lie in [1, 2^63]")
+        # limit = 2^64 - (2^64 mod upper): accept w < limit. Computed without 2^64.
+        remainder = (np.uint64(0) - bounds) % bounds  # (2^64 - upper) mod upper
+        out = np.empty(bounds.shape, dtype=np.uint64)
+        pending = np.arange(bounds.size)
+        while pending.size:
+            w = self.words(pending.size)
+            limit_minus_one = np.uint64(0) - remainder[pending] - np.uint64(1)
+            ok = w <= limit_minus_one
+            out[pending[ok]] = w[ok] % bounds[pending[ok]]
+            pending = pending[~ok]
+        return out
+
+    def bits(self, count: int) -> np.ndarray:
+        """``count`` fair bits as a bool array (one word each: simple, not frugal)."""
+        return (self.words(count) >> np.uint64(63)).astype(bool)
+
+    def fork(self) -> KeyedStream:
+        """An independent stream whose key is drawn from this one."""
+        return KeyedStream(self.words(2).tobytes())

@@ -1,0 +1,124 @@
+"""Adaptive clipping (Andrew, Thakkar, McMahan and Ramaswamy, NeurIPS 2021).
+
+A fixed clip is a guess: too small and every update is shrunk (bias), too
+large and the noise, which scales with the clip, drowns the signal. Adaptive
+clipping lets the clip track a target quantile ``gamma`` of the clients'
+*unclipped* update norms, privately:
+
+1. Each client in round t clips its update to the current clip ``C_t`` and
+   reports ``b_i - 1/2`` where ``b_i = 1`` if its norm was at most ``C_t``.
+   The shift makes one client move the sum by at most 1/2 (sensitivity 0.5).
+2. The report travels through the *same* secure sum as the update (one extra
+   coordinate); the server adds ``N(0, sigma_b^2)`` and estimates the
+   unclipped fraction ``b = (sum + noise) / m + 1/2``, clamped to [0, 1], with
+   ``m`` the expected number of clients (public, like the mean's denominator).
+3. Geometric step: ``C_{t+1} = C_t * exp(-eta * (b - gamma))``. Too many
+   unclipped updates (``b > gamma``) shrink the clip, too few grow it. The
+   opposite sign drives the clip to 0 or infinity (a peer implementation
+   counts *clipped* updates with this unclipped-count formula and diverges;
+   tests/test_dp_mechanisms.py shows both).
+4. The update sum is noised with std ``z_delta * C_t``: the clip *applied this
+   round*, never the new one, which would under-noise whenever the clip shrinks.
+
+Privacy (the paper's Theorem 1): the round releases two Gaussian mechanisms,
+the update sum (noise multiplier ``z_delta``) and the count (sensitivity 1/2,
+noise ``sigma_b``, so multiplier ``2 sigma_b``), whose composition is exactly a
+Gaussian mechanism with ``z^-2 = z_delta^-2 + (2 sigma_b)^-2``. So a user picks
+the total ``z`` for the budget and :func:`adaptive_noise_split` gives the part
+left for the update; the accountant is charged ``z``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.noise import gaussian
+from secagg.errors import ConfigurationError
+
+COUNT_SENSITIVITY = 0.5
+
+
+def adaptive_noise_split(noise_multiplier: float, count_stddev: float) -> float:
+    """The update's noise multiplier ``z_delta`` with ``z^-2 = z_delta^-2 + (2 sigma_b)^-2``."""
+    if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
+        raise ConfigurationError("noise_multiplier must be positive and finite")
+    if not (math.isfinite(count_stddev) and count_stddev > 0):
+        raise ConfigurationError("count_stddev must be positive and finite")
+    count_multiplier = count_stddev / COUNT_SENSITIVITY
+    if noise_multiplier >= count_multiplier:
+        raise ConfigurationError(
+            f"noise_multiplier {noise_multiplier:g} leaves nothing for the update: it must be "
+            f"below 2 * count_stddev = {count_multiplier:g}; raise count_stddev"
+        )
+    z_delta = (noise_multiplier**-2 - count_multiplier**-2) ** -0.5
+    if z_delta / noise_multiplier >= 2:
+        warnings.warn(
+            f"the clip estimate takes most of the budget: the update's noise multiplier is "
+            f"{z_delta:g}, {z_delta / noise_multiplier:.1f}x the total {noise_multiplier:g}",
+            stacklevel=2,
+        )
+    return z_delta
+
+
+def unclipped_report(norm: float, clip: float) -> float:
+    """A client's contribution to the count: ``1[norm <= clip] - 1/2``."""
+    return (1.0 if norm <= clip else 0.0) - 0.5
+
+
+@dataclass
+class AdaptiveClipping:
+    """The server's state for adaptive clipping; one :meth:`update` per round.
+
+    Defaults follow the paper and TensorFlow Federated: initial clip 0.1,
+    target quantile 0.5, learning rate 0.2, count noise ``m / 20``.
+    """
+
+    noise_multiplier: float
+    expected_clients: float
+    initial_clip: float = 0.1
+    target_quantile: float = 0.5
+    learning_rate: float = 0.2
+    count_stddev: float | None = None
+    clip: float = field(init=False)
+    history: list[dict[str, float]] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.expected_clients) and self.expected_clients > 0):
+            raise ConfigurationError("expected_clients must be positive")
+        if not (math.isfinite(self.initial_clip) and self.initial_clip > 0):
+            raise ConfigurationError("initial_clip must be positive")
+        if not 0 < self.target_quantile < 1:
+            raise ConfigurationError("target_quantile must lie strictly between 0 and 1")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigurationError("learning_rate must be positive")
+        if self.count_stddev is None:
+            self.count_stddev = 0.05 * self.expected_clients
+        self.update_noise_multiplier = adaptive_noise_split(
+            self.noise_multiplier, self.count_stddev
+        )
+        self.clip = self.initial_clip
+
+    @property
+    def update_stddev(self) -> float:
+        """Noise std for this round's update sum: ``z_delta`` times the clip applied now."""
+        return self.update_noise_multiplier * self.clip
+
+    def noised_count(self, report_sum: float, stream: KeyedStream | None = None) -> float:
+        """The secure sum of the clients' reports plus N(0, sigma_b^2)."""
+        assert self.count_stddev is not None
+        return float(report_sum) + float(gaussian(self.count_stddev, 1, stream)[0])
+
+    def update(self, noised_count: float) -> float:
+        """Move the clip from the round's noised count; returns the new clip."""
+        if not math.isfinite(noised_count):
+            raise ConfigurationError("the noised count must be finite")
+        fraction = min(1.0, max(0.0, noised_count / self.expected_clients + 0.5))
+        applied = self.clip
+        self.clip = applied * math.exp(-self.learning_rate * (fraction - self.target_quantile))
+        self.history.append(
+            {"clip_applied": applied, "unclipped_fraction": fraction, "next_clip": self.clip}
+        )
+        return self.clip

@@ -1,0 +1,59 @@
+"""Central DP-FedAvg (McMahan, Ramage, Talwar and Zhang, ICLR 2018).
+
+Each sampled client clips its update to L2 norm ``C``; the server receives
+the (secure) sum, adds Gaussian noise of standard deviation ``z * C`` to every
+coordinate and divides by the *expected* number of clients per round, a
+public constant. Dividing by the realised count would make the denominator
+depend on the data and break the analysis, so :meth:`CentralGaussian.mean`
+never does. One round is then the Gaussian mechanism with noise multiplier
+``z`` on a sensitivity-``C`` sum; with Poisson client sampling at rate ``q``
+and ``T`` rounds the accountant composes the Poisson-subsampled Gaussian.
+
+The server here is *trusted with the noise*: it sees the un-noised sum for the
+instant it takes to add the noise. When it must not, use the distributed
+mechanism (:mod:`secagg.dp.distributed`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.noise import gaussian
+from secagg.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class CentralGaussian:
+    """Gaussian noise of std ``noise_multiplier * clip`` on the sum of clipped updates."""
+
+    clip: float
+    noise_multiplier: float
+    expected_clients: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise ConfigurationError("clip must be positive and finite")
+        if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0):
+            raise ConfigurationError("noise_multiplier must be finite and non-negative")
+        if not (math.isfinite(self.expected_clients) and self.expected_clients > 0):
+            raise ConfigurationError("expected_clients must be positive (q times the population)")
+
+    @property
+    def stddev(self) -> float:
+        """Noise std on the sum, per coordinate."""
+        return self.noise_multiplier * self.clip
+
+    def noised_sum(self, clipped_sum: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
+        """The sum plus N(0, (zC)^2) per coordinate, from a CSPRNG-keyed stream."""
+        total = np.asarray(clipped_sum, dtype=np.float64)
+        if not np.all(np.isfinite(total)):
+            raise ConfigurationError("the sum contains NaN or infinite values")
+        return total + gaussian(self.stddev, total.size, stream).reshape(total.shape)
+
+    def mean(self, clipped_sum: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
+        """The DP estimate of the mean update: noised sum / expected clients (fixed)."""
+        return self.noised_sum(clipped_sum, stream) / self.expected_clients

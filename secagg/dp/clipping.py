@@ -1,0 +1,57 @@
+"""Clipping: the step that bounds one client's influence, so noise can hide it.
+
+The sensitivity of a sum of L2-clipped updates is the clip ``C``: adding or
+removing one client moves the sum by at most ``C`` in L2. Every DP guarantee
+the engine reports rests on that bound, so :func:`clip_l2` guarantees it
+*in floating point*: after scaling by ``C / norm`` it re-measures and shrinks
+by an ulp-sized factor until the float64 norm is at most ``C``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from secagg.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """A clipped update and what clipping did to it."""
+
+    vector: np.ndarray
+    norm: float  # L2 norm before clipping
+    unclipped: bool  # norm <= clip: the indicator adaptive clipping counts
+
+
+def _check_clip(clip: float) -> None:
+    if not (isinstance(clip, int | float) and math.isfinite(clip) and clip > 0):
+        raise ConfigurationError(f"the clip must be a positive finite number, not {clip!r}")
+
+
+def clip_l2(update: np.ndarray, clip: float) -> ClipResult:
+    """Scale ``update`` by ``min(1, clip / ||update||_2)`` (float64 copy, norm <= clip)."""
+    _check_clip(clip)
+    x = np.array(update, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(x)):
+        raise ConfigurationError("the update contains NaN or infinite values")
+    norm = float(np.linalg.norm(x))
+    if norm <= clip:
+        return ClipResult(x, norm, True)
+    x *= clip / norm
+    shrink = 1.0
+    while float(np.linalg.norm(x)) > clip:  # rounding left it an ulp too long
+        shrink = math.nextafter(shrink, 0.0)
+        x *= shrink
+    return ClipResult(x, norm, False)
+
+
+def clip_coordinates(update: np.ndarray, bound: float) -> np.ndarray:
+    """Clamp every coordinate to ``[-bound, bound]`` (for backends that need an L-inf bound)."""
+    _check_clip(bound)
+    x = np.array(update, dtype=np.float64).ravel()
+    if np.isnan(x).any():
+        raise ConfigurationError("the update contains NaN values")
+    return np.clip(x, -bound, bound, out=x)

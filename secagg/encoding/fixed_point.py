@@ -1,0 +1,136 @@
+"""Float vectors to the ring Z_{2^b} and back: fixed point with stochastic rounding.
+
+Theory of operation
+-------------------
+A client's float vector ``x`` is multiplied by a public ``scale`` ``s`` and
+rounded to integers *stochastically*: ``y = s*x`` becomes ``floor(y) + 1`` with
+probability ``y - floor(y)`` and ``floor(y)`` otherwise, so the rounding is
+unbiased (``E[round(y)] = y``, up to the 2^-53 grid of the uniform draw) and
+the error of a sum of n clients shrinks like sqrt(n) instead of growing like
+n. The uniform draws come from a :class:`~secagg.crypto.stream.KeyedStream`,
+never from ``numpy.random``: rounding decisions that a server could predict
+would leak the low-order digits of the update.
+
+Integers are taken modulo 2^b in two's complement, so negative values cost
+nothing special: the masked sum arrives as a word in ``[0, 2^b)`` that
+:meth:`FixedPoint.decode` reads as a signed integer in ``[-2^(b-1), 2^(b-1))``
+and divides by ``s``. That reading is right only if the true integer sum
+lies in that interval; :meth:`FixedPoint.check_headroom` refuses, before any
+data moves, a configuration whose sum could leave it, unless the caller asks
+for modular clipping explicitly (the distributed DP mechanism does: its noise
+is unbounded, and it chooses the scale so a wrap has a stated small chance).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from secagg.crypto.stream import KeyedStream
+from secagg.errors import ConfigurationError, HeadroomError
+
+SUPPORTED_BITS = (32, 64)
+_WORD = {32: np.uint32, 64: np.uint64}
+
+
+def stochastic_round(values: np.ndarray, stream: KeyedStream) -> np.ndarray:
+    """Round each float to an adjacent integer, up with probability its fraction (int64).
+
+    Unbiased: ``E[result] = values`` (to within 2^-53 per coordinate). Values
+    must be finite and below 2^62 in magnitude.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ConfigurationError("cannot round NaN or infinite values")
+    if x.size and np.max(np.abs(x)) >= 2.0**62:
+        raise ConfigurationError("values too large for 64-bit fixed point: lower the scale")
+    floor = np.floor(x)
+    up = stream.uniform(x.size).reshape(x.shape) < (x - floor)
+    out = floor.astype(np.int64)
+    out += up
+    return out
+
+
+def smallest_bits(num_clients: int, per_client_bound: int) -> int:
+    """Fewest bits b with num_clients * per_client_bound <= 2^(b-1) - 1 (signed sum fits)."""
+    return (num_clients * per_client_bound).bit_length() + 1
+
+
+def largest_clients(per_client_bound: int, bits: int) -> int:
+    """Most clients whose summed integers (each of magnitude <= bound) fit in b signed bits."""
+    return ((1 << (bits - 1)) - 1) // max(per_client_bound, 1)
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Fixed-point encoding into Z_{2^bits} with ``scale`` integer units per 1.0."""
+
+    scale: float
+    bits: int = 32
+
+    def __post_init__(self) -> None:
+        if self.bits not in SUPPORTED_BITS:
+            raise ConfigurationError(f"bits must be one of {SUPPORTED_BITS}, not {self.bits}")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ConfigurationError("scale must be a positive finite number")
+
+    @property
+    def dtype(self) -> type[np.unsignedinteger]:
+        return _WORD[self.bits]
+
+    def integer_bound(self, value_bound: float) -> int:
+        """Largest magnitude an encoded coordinate can take if |x_i| <= value_bound."""
+        if not (math.isfinite(value_bound) and value_bound >= 0):
+            raise ConfigurationError("the per-client bound must be finite and non-negative")
+        return math.floor(value_bound * self.scale) + 1  # stochastic rounding may go up one
+
+    def check_headroom(
+        self, num_clients: int, value_bound: float, *, modular_clipping: bool = False
+    ) -> None:
+        """Refuse a configuration whose sum of ``num_clients`` vectors could wrap.
+
+        ``value_bound`` bounds every coordinate of every client's vector before
+        scaling (an L2 clip C bounds each coordinate by C). With
+        ``modular_clipping=True`` the check is skipped: the caller accepts that
+        an out-of-range sum wraps around modulo 2^bits.
+        """
+        if num_clients < 1:
+            raise ConfigurationError("num_clients must be at least 1")
+        bound = self.integer_bound(value_bound)
+        if modular_clipping or num_clients * bound <= (1 << (self.bits - 1)) - 1:
+            return
+        raise HeadroomError(
+            num_clients=num_clients,
+            bits=self.bits,
+            largest_clients=largest_clients(bound, self.bits),
+            smallest_bits=smallest_bits(num_clients, bound),
+            detail=(
+                f"{num_clients} clients x per-coordinate bound {value_bound:g} at scale "
+                f"{self.scale:g} ({bound} units each) can overflow a signed "
+                f"{self.bits}-bit sum"
+            ),
+        )
+
+    def to_ring(self, integers: np.ndarray) -> np.ndarray:
+        """Signed int64 values to words of Z_{2^bits} (two's complement)."""
+        words = np.asarray(integers, dtype=np.int64).view(np.uint64)
+        return words.astype(self.dtype)  # keeps the low bits: reduction mod 2^bits
+
+    def from_ring(self, words: np.ndarray) -> np.ndarray:
+        """Words of Z_{2^bits} to signed int64 in [-2^(bits-1), 2^(bits-1))."""
+        w = np.asarray(words)
+        if w.dtype != np.dtype(self.dtype):
+            raise ConfigurationError(f"expected {np.dtype(self.dtype)} words, got {w.dtype}")
+        signed = np.int32 if self.bits == 32 else np.int64
+        return w.view(signed).astype(np.int64)
+
+    def encode(self, values: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
+        """Scale, round stochastically and map into the ring (a new word array)."""
+        x = np.asarray(values, dtype=np.float64)
+        return self.to_ring(stochastic_round(x * self.scale, stream or KeyedStream()))
+
+    def decode(self, words: np.ndarray) -> np.ndarray:
+        """A (summed) word vector back to float64: signed reading, divided by the scale."""
+        return self.from_ring(words) / self.scale

@@ -1,0 +1,89 @@
+"""Randomized Hadamard rotation: spread a vector's energy evenly over its coordinates.
+
+Why: the distributed discrete Gaussian mechanism rounds every coordinate to an
+integer and sums modulo 2^b. A vector whose L2 norm sits in a few large
+coordinates wastes the ring's range on them and risks a wrap; after a random
+rotation every coordinate is about ``norm / sqrt(d)`` in size, so a smaller
+ring (or finer scale) suffices and rounding error spreads evenly (Kairouz,
+Liu and Steinke, ICML 2021, Section 4).
+
+The rotation is ``x -> H D x / sqrt(d')``: zero-pad to ``d' = 2^ceil(log2 d)``,
+flip signs with a diagonal ``D`` of random +-1 drawn from a seed, apply the
+Walsh-Hadamard transform ``H`` (``H H = d' I``) with the O(d' log d') butterfly,
+and normalise, which makes the map orthogonal: L2 norms are preserved, so an
+L2 clip applied before or after it is the same clip. Its inverse is
+``D H y / sqrt(d')`` followed by dropping the padding. The seed is *public*
+(every client and the server use the same rotation in a round; the server
+derives it from the round id); secrecy is not needed, fresh randomness per
+round is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from secagg.crypto.stream import KeyedStream
+from secagg.errors import ConfigurationError
+
+
+def padded_dimension(dimension: int) -> int:
+    """The power of two the rotation pads ``dimension`` to."""
+    if dimension < 1:
+        raise ConfigurationError("dimension must be at least 1")
+    return 1 << (dimension - 1).bit_length()
+
+
+def walsh_hadamard(values: np.ndarray) -> np.ndarray:
+    """The unnormalised Walsh-Hadamard transform (Sylvester order) of a 2^m vector.
+
+    Works on a copy (float64 or int64: on integers it is exact). Costs m passes of
+    one addition and one subtraction over the vector.
+    """
+    a = np.array(values, copy=True)
+    n = a.size
+    if a.ndim != 1 or n & (n - 1):
+        raise ConfigurationError("the Walsh-Hadamard transform needs a 1-D vector of length 2^m")
+    b = np.empty_like(a)
+    h = 1
+    while h < n:
+        src = a.reshape(-1, 2, h)
+        dst = b.reshape(-1, 2, h)
+        np.add(src[:, 0, :], src[:, 1, :], out=dst[:, 0, :])
+        np.subtract(src[:, 0, :], src[:, 1, :], out=dst[:, 1, :])
+        a, b = b, a
+        h *= 2
+    return a
+
+
+class RandomizedHadamard:
+    """The seeded orthogonal rotation ``x -> H D x / sqrt(d')`` and its inverse."""
+
+    def __init__(self, dimension: int, seed: bytes) -> None:
+        self.dimension = dimension
+        self.padded = padded_dimension(dimension)
+        self._signs = np.where(KeyedStream(seed).bits(self.padded), -1.0, 1.0)
+        self._norm = 1.0 / math.sqrt(self.padded)
+
+    def rotate(self, values: np.ndarray) -> np.ndarray:
+        """Pad to d', flip signs, transform, normalise (float64, length d')."""
+        x = np.asarray(values, dtype=np.float64)
+        if x.shape != (self.dimension,):
+            raise ConfigurationError(f"expected a vector of length {self.dimension}, got {x.shape}")
+        padded = np.zeros(self.padded)
+        padded[: self.dimension] = x
+        padded *= self._signs
+        out = walsh_hadamard(padded)
+        out *= self._norm
+        return out
+
+    def unrotate(self, values: np.ndarray) -> np.ndarray:
+        """The inverse: transform, normalise, flip signs back, drop the padding."""
+        y = np.asarray(values, dtype=np.float64)
+        if y.shape != (self.padded,):
+            raise ConfigurationError(f"expected a vector of length {self.padded}, got {y.shape}")
+        out = walsh_hadamard(y)
+        out *= self._norm
+        out *= self._signs
+        return out[: self.dimension].copy()
