@@ -1,0 +1,657 @@
+"""Record-level DP-SGD inside one client (one bank branch), through Opacus.
+
+Privacy unit
+    One *record* (a customer or transaction row) of the branch's own dataset.
+    This is example-level DP, not the client-level (user-level) DP of DP-FedAvg:
+    the guarantee says that the branch's model updates barely depend on any one
+    of its rows; it says nothing about hiding the branch itself. Never add this
+    epsilon to a client-level epsilon or compare the two as if they measured the
+    same thing (dp-notes §5.1, Opacus issue #669).
+
+Theory of operation
+    Every step Opacus draws a Poisson sample of the records (each kept
+    independently with probability ``q``), computes one gradient per record,
+    clips each to L2 norm ``C`` (``max_grad_norm``), sums them, adds
+    ``N(0, (z·C)^2 I)`` and divides by the *expected* batch size. One record
+    therefore moves a step's noised sum by at most ``C`` and the step is a
+    Poisson-subsampled Gaussian mechanism with parameters ``(q, z)``. An
+    accountant (PRV by default, or RDP) composes those steps into ``(epsilon,
+    delta)``.
+
+    The accountant lives in the trainer and accumulates over *every* call to
+    :meth:`DPSGDTrainer.train`. In federated learning the same branch trains in
+    every round, each round touching the same records, so the record-level
+    epsilon is the composition over ALL local steps across ALL rounds. Keep one
+    trainer per branch for the whole federation (a fresh trainer per round would
+    restart the count at zero and under-report), and persist
+    :attr:`DPSGDTrainer.history` if the process restarts.
+
+    The model update sent to secure aggregation (:meth:`DPSGDTrainer.model_update`)
+    is post-processing of the DP-SGD output, so it carries the same record-level
+    guarantee. ``TrainingReport.mean_loss`` is NOT: it is computed on raw records
+    and is a local diagnostic that must not leave the branch.
+
+Randomness and the floating-point caveat
+    Opacus's ``secure_mode=True`` needs ``torchcsprng``, which has no distribution
+    for current torch (dp-notes §5.4), so this trainer refuses it rather than let
+    an ``ImportError`` surface mid-setup. Without it, Opacus draws the Gaussian
+    noise with ``torch.normal`` from a torch generator: Mersenne Twister on CPU,
+    which is NOT a cryptographically secure generator. We seed that generator
+    (and the one that draws the Poisson batches) from the OS CSPRNG
+    (``os.urandom``), so the streams are CSPRNG-*seeded* (64 bits of seed each)
+    but not CSPRNG-generated; someone who learns enough outputs could in
+    principle recover the state.
+
+    Independently of the generator, adding floating-point Gaussian noise to a
+    float is known to leak through the low-order bits and the gaps of the
+    floating-point output distribution: Mironov, "On Significance of the Least
+    Significant Bits for Differential Privacy" (CCS 2012) for Laplace noise, and
+    Jin, McMurtry, Rubinstein, Ohrimenko, "Are We There Yet? Timing and
+    Floating-Point Attacks on Differential Privacy Systems" (IEEE S&P 2022), who
+    attacked Opacus's Gaussian sampler specifically. Opacus's secure-mode
+    mitigation (sum of four draws / 2, after Holohan & Braghin 2021) only blocks
+    one of those attacks; Opacus issue #616 explains why precision-based attacks
+    remain. The epsilon this module reports is therefore the guarantee of the
+    *idealized* real-valued mechanism. Where that residual risk matters, prefer
+    the engine's integer (discrete Gaussian / Skellam) noise paths.
+
+Models
+    Models are checked with Opacus's ``ModuleValidator``; a model it rejects (e.g.
+    one with BatchNorm, whose batch statistics mix records and so defeat
+    per-record clipping) raises :class:`~secagg.errors.ConfigurationError`. We
+    deliberately do *not* call ``ModuleValidator.fix``: it swaps layers (BatchNorm
+    -> GroupNorm), which changes the parameter vector, and every branch and the
+    server must share one architecture for secure aggregation to add updates
+    coordinate by coordinate. Fix the *global* model once, before distributing it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import opacus
+import torch
+from opacus import PrivacyEngine
+from opacus.accountants.utils import get_noise_multiplier
+from opacus.grad_sample import AbstractGradSampleModule
+from opacus.validators import ModuleValidator
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from secagg.errors import ConfigurationError
+
+__all__ = [
+    "DPSGDTrainer",
+    "TrainingReport",
+    "default_delta",
+    "flat_parameters",
+    "load_flat_parameters",
+    "parameter_names",
+]
+
+AccountantName = Literal["prv", "rdp"]
+
+# Opacus's GradSampleModule stores the wrapped model as ``_module``, so its
+# parameter and state-dict names carry this prefix.
+_WRAPPED_PREFIX = "_module."
+
+# Opacus warns on construction that secure RNG is off and advises turning it on
+# before production. That advice cannot be followed here (no torchcsprng); the
+# trainer refuses secure_mode explicitly and documents the caveat instead.
+_SECURE_RNG_WARNING = r"Secure RNG turned off"
+# torch warns that a full backward hook fires although the *inputs* of the first
+# layer (the data) do not require grad. Opacus only needs the gradient w.r.t. the
+# layer *output* to form per-sample gradients, so this is expected and harmless.
+_BACKWARD_HOOK_WARNING = r"Full backward hook is firing when gradients are computed"
+
+
+def default_delta(num_records: int) -> float:
+    """The default delta: the largest power of ten <= ``1 / (10 n)``, and at most 1e-5.
+
+    Why: a mechanism may fail outright with probability delta (e.g. publish a
+    random record), so delta must be well below ``1 / n``. ``n · delta <= 0.1``
+    bounds the expected number of records such a failure could expose to one
+    tenth. The 1e-5 cap keeps small branches no looser than the usual DP-SGD
+    convention (Abadi et al. 2016, Opacus examples). A smaller delta costs little
+    epsilon (it enters logarithmically).
+    """
+    if num_records < 1:
+        raise ConfigurationError(f"need at least one record, got {num_records}")
+    exponent = 5
+    while 10**exponent < 10 * num_records:  # integers: no log10 rounding surprises
+        exponent += 1
+    return 10.0**-exponent
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """What one :meth:`DPSGDTrainer.train` call did, and the budget spent so far.
+
+    ``epsilon``, ``steps`` and ``epochs`` are cumulative over all ``train`` calls
+    of the trainer, so that ``(noise_multiplier, sample_rate, steps, delta,
+    accountant)`` is exactly what ``epsilon`` was computed from and an auditor
+    can recompute it. ``mean_loss`` covers this call only and is not private.
+    """
+
+    epsilon: float
+    delta: float
+    noise_multiplier: float
+    sample_rate: float
+    steps: int  # total DP-SGD steps so far (the count epsilon composes over)
+    epochs: int  # total epochs so far
+    accountant: str  # "prv" or "rdp"
+    accountant_version: str  # opacus version, so the number is reproducible
+    max_grad_norm: float
+    mean_loss: float  # record-weighted training loss of this call; NOT DP, keep local
+    privacy_unit: str = "record"
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    """The user's model inside an Opacus wrapper (or the model itself)."""
+    while isinstance(module, AbstractGradSampleModule):
+        module = module._module
+    return module
+
+
+def _named_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    params = list(_unwrap(module).named_parameters())
+    for name, p in params:
+        if p.dtype != torch.float32:
+            # float32 is the wire format; converting silently would make the
+            # round trip lossy for float64 and misleading for float16.
+            raise ConfigurationError(
+                f"parameter {name!r} is {p.dtype}; the flat vector format is float32 only"
+            )
+    return params
+
+
+def parameter_names(module: nn.Module) -> list[str]:
+    """Parameter names in flat-vector order, without Opacus's ``_module.`` prefix."""
+    return [name for name, _ in _named_parameters(module)]
+
+
+def flat_parameters(module: nn.Module) -> np.ndarray:
+    """All parameters of ``module`` as one float32 numpy vector (a copy).
+
+    The order is ``named_parameters()`` of the unwrapped model, so a plain model
+    and its Opacus ``GradSampleModule`` give the same vector. Buffers are not
+    included: they are not trained by SGD (and BatchNorm, whose running
+    statistics are buffers, is refused anyway).
+    """
+    params = _named_parameters(module)
+    if not params:
+        return np.zeros(0, dtype=np.float32)
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1).cpu() for _, p in params])
+    return flat.numpy().astype(np.float32, copy=True)
+
+
+def load_flat_parameters(module: nn.Module, vector: np.ndarray) -> None:
+    """Copy a flat float32 vector (e.g. the new global model) into ``module`` in place.
+
+    In place on purpose: the DP optimizer and Opacus's hooks hold references to
+    the existing ``Parameter`` objects, so replacing them would silently train a
+    detached copy.
+    """
+    params = _named_parameters(module)
+    vec = np.asarray(vector)
+    total = sum(p.numel() for _, p in params)
+    if vec.ndim != 1 or vec.shape[0] != total:
+        raise ConfigurationError(
+            f"expected a flat vector of {total} parameters, got shape {vec.shape}"
+        )
+    if vec.dtype != np.float32:
+        raise ConfigurationError(f"expected a float32 vector, got {vec.dtype}")
+    if not np.all(np.isfinite(vec)):
+        raise ConfigurationError("the parameter vector contains NaN or infinite values")
+    source = torch.from_numpy(np.ascontiguousarray(vec))
+    offset = 0
+    with torch.no_grad():
+        for _, p in params:
+            n = p.numel()
+            p.copy_(source[offset : offset + n].view_as(p))
+            offset += n
+
+
+def _flat_from_state(module: nn.Module, state: Mapping[str, Any]) -> np.ndarray:
+    """Flatten a state dict (with or without ``_module.`` prefixes) in module order."""
+    clean = {
+        (key[len(_WRAPPED_PREFIX) :] if key.startswith(_WRAPPED_PREFIX) else key): value
+        for key, value in state.items()
+    }
+    parts = []
+    for name, p in _named_parameters(module):
+        if name not in clean:
+            raise ConfigurationError(f"initial state has no entry for parameter {name!r}")
+        value = torch.as_tensor(clean[name])
+        if value.shape != p.shape:
+            raise ConfigurationError(
+                f"initial state {name!r} has shape {tuple(value.shape)}, "
+                f"the model has {tuple(p.shape)}"
+            )
+        parts.append(value.detach().reshape(-1).cpu().to(torch.float32))
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    return torch.cat(parts).numpy().astype(np.float32, copy=True)
+
+
+def _csprng_seeded_generator(device: torch.device) -> torch.Generator:
+    """A torch generator seeded from the OS CSPRNG (seeded by it, not one itself)."""
+    seed = int.from_bytes(os.urandom(8), "big")
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _positive_finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{name} must be a number, not {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be positive and finite, not {value!r}")
+    return float(value)
+
+
+class DPSGDTrainer:
+    """One front door to record-level DP-SGD (Opacus) for a branch's local model.
+
+    Give EITHER ``noise_multiplier`` (noise std / clip, per step) OR
+    ``target_epsilon`` with ``epochs``: then Opacus's ``get_noise_multiplier``
+    finds the smallest noise multiplier whose epsilon after exactly the steps of
+    ``epochs`` epochs is at most the target (its binary search stops within 0.01
+    *below* it), and :meth:`train` refuses to run past ``epochs`` epochs in
+    total, which would break the promise. This is what
+    ``make_private_with_epsilon`` does, except for the step count (see the
+    comment in ``__init__``).
+
+    Args:
+        model: the branch's model. Trained in place; :attr:`model` returns it.
+        data: a map-style ``Dataset`` of ``(inputs..., target)`` items, or a
+            ``DataLoader`` over one (its dataset and ``collate_fn`` are kept; its
+            sampler is replaced by Poisson sampling, which the accounting assumes).
+        batch_size: *expected* batch size B. Opacus sets ``q = 1 / ceil(n / B)``
+            (so ``q ≈ B / n``) and runs ``int(1 / q)`` steps per epoch (in floating
+            point that is sometimes ``ceil(n / B) - 1``, e.g. 92 for 93 batches);
+            the sampler and the accountant use the same ``q``, and the
+            accountant counts the steps that really ran. Defaults to the
+            loader's batch size when ``data`` is a ``DataLoader``.
+        learning_rate: SGD step size (plain SGD, no momentum: no state carries
+            between FL rounds).
+        max_grad_norm: per-record L2 clip ``C``.
+        noise_multiplier: ``z``; noise std per step is ``z · C`` on the summed
+            clipped gradients. Must be > 0: zero noise is not DP.
+        target_epsilon, epochs: the alternative to ``noise_multiplier``.
+        delta: target delta; default :func:`default_delta` of the dataset size.
+            Must satisfy ``0 < delta < 1 / n``.
+        accountant: ``"prv"`` (Opacus's default, tighter) or ``"rdp"``. GDP is
+            refused: it is a CLT approximation that can underestimate epsilon.
+        loss_fn: criterion with ``reduction`` "mean" (default
+            ``CrossEntropyLoss()``) or "sum".
+        secure_mode: must stay False; see the module docstring.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Dataset | DataLoader,
+        *,
+        batch_size: int | None = None,
+        learning_rate: float,
+        max_grad_norm: float,
+        noise_multiplier: float | None = None,
+        target_epsilon: float | None = None,
+        epochs: int | None = None,
+        delta: float | None = None,
+        accountant: AccountantName = "prv",
+        loss_fn: nn.Module | None = None,
+        secure_mode: bool = False,
+    ) -> None:
+        if secure_mode:
+            raise ConfigurationError(
+                "secure_mode=True needs torchcsprng, which has no installable build for "
+                "this torch; the trainer uses CSPRNG-seeded torch generators instead. "
+                "See the secagg.dp.dpsgd docstring for the floating-point caveat."
+            )
+        if not isinstance(model, nn.Module):
+            raise ConfigurationError(f"model must be a torch nn.Module, not {type(model)!r}")
+        if isinstance(model, AbstractGradSampleModule):
+            raise ConfigurationError("pass the plain model; the trainer wraps it for Opacus")
+        if accountant not in ("prv", "rdp"):
+            raise ConfigurationError(
+                f"accountant must be 'prv' or 'rdp', not {accountant!r} "
+                "(GDP is a CLT approximation that can underestimate epsilon)"
+            )
+
+        # --- data -----------------------------------------------------------
+        collate_fn = None
+        if isinstance(data, DataLoader):
+            if batch_size is None:
+                batch_size = data.batch_size
+            collate_fn = data.collate_fn
+            dataset = data.dataset
+        else:
+            dataset = data
+        if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
+            raise ConfigurationError(
+                "Poisson sampling needs a map-style dataset with a known length"
+            )
+        n = len(dataset)  # type: ignore[arg-type]
+        if n < 1:
+            raise ConfigurationError("the dataset is empty")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise ConfigurationError(f"batch_size must be an int, not {batch_size!r}")
+        if not 1 <= batch_size <= n:
+            raise ConfigurationError(
+                f"batch_size must be between 1 and the dataset size {n}, not {batch_size}"
+            )
+        batch_size = int(batch_size)
+
+        # --- privacy parameters ----------------------------------------------
+        if (noise_multiplier is None) == (target_epsilon is None):
+            raise ConfigurationError(
+                "give exactly one of noise_multiplier and target_epsilon (with epochs)"
+            )
+        if noise_multiplier is not None:
+            if epochs is not None:
+                raise ConfigurationError("epochs is only meaningful with target_epsilon")
+            noise_multiplier = _positive_finite("noise_multiplier", noise_multiplier)
+        else:
+            assert target_epsilon is not None
+            target_epsilon = _positive_finite("target_epsilon", target_epsilon)
+            if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+                raise ConfigurationError(
+                    f"target_epsilon needs epochs, a positive int, not {epochs!r}"
+                )
+            epochs = int(epochs)
+        if delta is None:
+            delta = default_delta(n)
+        delta = _positive_finite("delta", delta)
+        if not delta < 1 / n:
+            raise ConfigurationError(
+                f"delta must be below 1/n = {1 / n:.3g} for n = {n} records, not {delta!r}: "
+                "a larger delta allows publishing a whole record"
+            )
+        learning_rate = _positive_finite("learning_rate", learning_rate)
+        max_grad_norm = _positive_finite("max_grad_norm", max_grad_norm)
+
+        if loss_fn is None:
+            loss_fn = nn.CrossEntropyLoss()
+        reduction = getattr(loss_fn, "reduction", "mean")
+        if reduction not in ("mean", "sum"):
+            raise ConfigurationError(f"loss_fn must reduce with 'mean' or 'sum', not {reduction!r}")
+
+        # --- model ------------------------------------------------------------
+        errors = ModuleValidator.validate(model, strict=False)
+        if errors:
+            details = "; ".join(str(e) for e in errors)
+            raise ConfigurationError(
+                f"model is not compatible with per-record DP-SGD: {details}. Apply "
+                "opacus.validators.ModuleValidator.fix to the *global* model before "
+                "distributing it, so every branch shares one architecture"
+            )
+        _named_parameters(model)  # float32 check, before anything is wrapped
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if not trainable:
+            raise ConfigurationError("the model has no trainable parameters")
+        device = trainable[0].device
+
+        # --- Opacus -----------------------------------------------------------
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            collate_fn=collate_fn,
+            generator=_csprng_seeded_generator(torch.device("cpu")),  # Poisson sampler
+        )
+        optimizer = torch.optim.SGD(trainable, lr=learning_rate)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_SECURE_RNG_WARNING)
+            engine = PrivacyEngine(accountant=accountant, secure_mode=False)
+        common: dict[str, Any] = {
+            "module": model,
+            "optimizer": optimizer,
+            "data_loader": loader,
+            "criterion": loss_fn,
+            "max_grad_norm": max_grad_norm,
+            "loss_reduction": reduction,
+            "poisson_sampling": True,
+            "noise_generator": _csprng_seeded_generator(device),
+        }
+        if noise_multiplier is None:
+            # Calibrate for the steps that will really run. Opacus's
+            # make_private_with_epsilon calibrates for int(epochs / q) steps, but
+            # its sampler runs int(1 / q) steps per epoch, and in floating point
+            # epochs * int(1 / q) can exceed int(epochs / q) (e.g. n=750, B=10,
+            # 3 epochs: 225 vs 224 steps, target 5.0 ends at 5.0004). Same
+            # search (get_noise_multiplier), exact step count.
+            sample_rate = 1 / len(loader)
+            planned_steps = epochs * int(1 / sample_rate)  # type: ignore[operator]
+            try:
+                noise_multiplier = float(
+                    get_noise_multiplier(
+                        target_epsilon=target_epsilon,
+                        target_delta=delta,
+                        sample_rate=sample_rate,
+                        steps=planned_steps,
+                        accountant=accountant,
+                    )
+                )
+            except (RuntimeError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"cannot calibrate noise for epsilon={target_epsilon} over {epochs} "
+                    f"epochs with the {accountant!r} accountant: {exc}"
+                ) from exc
+        gsm, dp_optimizer, dp_loader = engine.make_private(
+            noise_multiplier=noise_multiplier, **common
+        )
+        assert dp_loader.sample_rate == 1 / len(loader)  # what the accountant uses
+
+        self._model = model
+        self._gsm = gsm
+        self._optimizer = dp_optimizer
+        self._loader = dp_loader
+        self._engine = engine
+        self._loss_fn = loss_fn
+        self._reduction: str = reduction
+        self._device = device
+        self._delta = delta
+        self._accountant_name: str = accountant
+        self._max_grad_norm = max_grad_norm
+        self._target_epsilon = target_epsilon
+        self._planned_epochs = epochs
+        self._epochs_done = 0
+        self._num_records = n
+
+    # --- read-only facts --------------------------------------------------------
+
+    @property
+    def model(self) -> nn.Module:
+        """The trained model, unwrapped: its ``state_dict`` has no ``_module.`` prefix.
+
+        Run inference under ``torch.no_grad()`` (Opacus's hooks stay attached).
+        """
+        return self._model
+
+    @property
+    def noise_multiplier(self) -> float:
+        """Noise std / clip per step (calibrated by Opacus in target-epsilon mode)."""
+        return float(self._optimizer.noise_multiplier)
+
+    @property
+    def sample_rate(self) -> float:
+        """Poisson inclusion probability ``q`` of each record per step."""
+        return float(self._loader.sample_rate)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """DP-SGD steps in one epoch (``int(1 / q)``, Opacus's convention)."""
+        return len(self._loader)
+
+    @property
+    def delta(self) -> float:
+        """The delta this trainer reports epsilon at."""
+        return self._delta
+
+    @property
+    def num_records(self) -> int:
+        """Size of the branch dataset (the ``n`` in ``delta < 1 / n``)."""
+        return self._num_records
+
+    @property
+    def steps(self) -> int:
+        """DP-SGD steps taken so far, over all :meth:`train` calls."""
+        return sum(int(count) for _, _, count in self._engine.accountant.history)
+
+    @property
+    def history(self) -> tuple[tuple[float, float, int], ...]:
+        """The accountant's ``(noise_multiplier, sample_rate, steps)`` runs, for the ledger."""
+        return tuple((float(z), float(q), int(c)) for z, q, c in self._engine.accountant.history)
+
+    # --- accounting -----------------------------------------------------------
+
+    def epsilon(self, delta: float | None = None) -> float:
+        """Record-level epsilon spent so far, at ``delta`` (default: the trainer's).
+
+        Cumulative over every :meth:`train` call of this trainer. In federated
+        learning the branch trains in every round on the same records, so this is
+        the composition over all local steps of all rounds so far, which is the
+        number to promise customers, not a per-round figure.
+        """
+        if delta is None:
+            delta = self._delta
+        delta = _positive_finite("delta", delta)
+        if not delta < 1:
+            raise ConfigurationError(f"delta must be below 1, not {delta!r}")
+        if not self._engine.accountant.history:
+            return 0.0
+        return float(self._engine.accountant.get_epsilon(delta=delta))
+
+    def _check_accountable(self, extra_steps: int) -> None:
+        """Raise before training if the accountant could not report the result.
+
+        Opacus's PRV accountant fails on some extreme ``(z, q, steps)``
+        (issues #601/#604); finding that out *after* training would leave steps
+        spent that nobody can state. A fresh accountant of the same kind gets the
+        history as it will be, so nothing in the trainer changes on failure.
+        """
+        probe = type(self._engine.accountant)()
+        probe.history = [
+            *self._engine.accountant.history,
+            (self.noise_multiplier, self.sample_rate, extra_steps),
+        ]
+        try:
+            eps = probe.get_epsilon(delta=self._delta)
+        except (RuntimeError, ValueError, FloatingPointError) as exc:
+            raise ConfigurationError(
+                f"the {self._accountant_name!r} accountant cannot evaluate "
+                f"z={self.noise_multiplier:.4g}, q={self.sample_rate:.4g}, "
+                f"{self.steps + extra_steps} steps ({exc}); try accountant='rdp'"
+            ) from exc
+        if not math.isfinite(eps):
+            raise ConfigurationError("this training would give an infinite epsilon")
+
+    # --- training -------------------------------------------------------------
+
+    def train(self, epochs: int = 1, *, progress: bool = False) -> TrainingReport:
+        """Run ``epochs`` epochs of DP-SGD and report the budget spent so far.
+
+        Every Poisson batch produces one noised step, including empty batches
+        (Opacus then steps on noise alone): skipping them would both reveal that
+        the batch was empty and leave steps unaccounted. ``progress`` prints one
+        line per epoch to stderr (loss there is a local, non-DP diagnostic).
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigurationError(f"epochs must be a positive int, not {epochs!r}")
+        if self._planned_epochs is not None and self._epochs_done + epochs > self._planned_epochs:
+            raise ConfigurationError(
+                f"noise was calibrated for target_epsilon={self._target_epsilon} over "
+                f"{self._planned_epochs} epochs; {self._epochs_done} done, {epochs} more "
+                "would exceed the target"
+            )
+        self._check_accountable(epochs * self.steps_per_epoch)
+
+        self._gsm.train()
+        loss_sum = 0.0
+        loss_records = 0
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_BACKWARD_HOOK_WARNING)
+            for epoch in range(epochs):
+                epoch_sum, epoch_records = 0.0, 0
+                for batch in self._loader:
+                    *inputs, target = (t.to(self._device) for t in batch)
+                    self._optimizer.zero_grad(set_to_none=True)
+                    loss = self._loss_fn(self._gsm(*inputs), target)
+                    loss.backward()
+                    self._optimizer.step()
+                    size = len(target)
+                    if size:  # an empty batch has a NaN mean loss but still stepped
+                        total = loss.item() * (1 if self._reduction == "sum" else size)
+                        epoch_sum += total
+                        epoch_records += size
+                loss_sum += epoch_sum
+                loss_records += epoch_records
+                self._epochs_done += 1
+                if progress:
+                    mean = epoch_sum / epoch_records if epoch_records else math.nan
+                    print(
+                        f"[dpsgd] epoch {epoch + 1}/{epochs} (total {self._epochs_done}): "
+                        f"mean loss {mean:.4f}, record-level epsilon {self.epsilon():.3f} "
+                        f"at delta {self._delta:.0e}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        self._optimizer.zero_grad(set_to_none=True)
+
+        return TrainingReport(
+            epsilon=self.epsilon(),
+            delta=self._delta,
+            noise_multiplier=self.noise_multiplier,
+            sample_rate=self.sample_rate,
+            steps=self.steps,
+            epochs=self._epochs_done,
+            accountant=self._accountant_name,
+            accountant_version=opacus.__version__,
+            max_grad_norm=self._max_grad_norm,
+            mean_loss=loss_sum / loss_records if loss_records else math.nan,
+        )
+
+    # --- federated-learning plumbing -------------------------------------------
+
+    def flat_parameters(self) -> np.ndarray:
+        """The model's parameters as a flat float32 vector (see :func:`flat_parameters`)."""
+        return flat_parameters(self._model)
+
+    def load_flat_parameters(self, vector: np.ndarray) -> None:
+        """Load e.g. the round's global model (see :func:`load_flat_parameters`)."""
+        load_flat_parameters(self._model, vector)
+
+    def model_update(self, initial: np.ndarray | Mapping[str, Any]) -> np.ndarray:
+        """The client's update ``trained - initial`` as a flat float32 vector.
+
+        ``initial`` is the flat vector the round started from (what
+        :meth:`flat_parameters` returned after loading the global model) or a
+        state dict of it, with or without Opacus's ``_module.`` prefix. The
+        result is what goes to secure aggregation; a non-finite update (diverged
+        training) is refused because one NaN would poison everybody's sum.
+        """
+        if isinstance(initial, Mapping):
+            start = _flat_from_state(self._model, initial)
+        else:
+            start = np.asarray(initial)
+            if start.dtype != np.float32:
+                raise ConfigurationError(f"expected a float32 vector, got {start.dtype}")
+        trained = self.flat_parameters()
+        if start.shape != trained.shape:
+            raise ConfigurationError(
+                f"initial has shape {start.shape}, the model has {trained.shape} parameters"
+            )
+        update = (trained - start).astype(np.float32, copy=False)
+        if not np.all(np.isfinite(update)):
+            raise ConfigurationError(
+                "the model update is not finite (training diverged: lower learning_rate)"
+            )
+        return update
