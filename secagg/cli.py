@@ -4,7 +4,9 @@
 embedded defaults (100 clients, 100 000 coordinates, SecAgg+ with the published
 choice of k and t, 5% of the clients dropping at random phases) and checks the
 result against a plaintext sum. ``secagg params`` shows the k and t SecAgg+
-would choose. ``secagg bench masking`` runs the masking benchmark. Later
+would choose. ``secagg privacy epsilon`` and ``secagg privacy noise`` are the
+accountant for users and auditors (DP-FedAvg with Poisson client sampling).
+``secagg bench masking`` and ``secagg bench dp`` run the benchmarks. Later
 capabilities (training, ledger, audit) add their own sub-commands here.
 """
 
@@ -227,6 +229,85 @@ def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: boo
 
 
 @main.group()
+def privacy() -> None:
+    """DP-FedAvg accounting: epsilon for a plan, or the noise for a budget."""
+
+
+_ACCOUNTANT_OPTION = click.option(
+    "--accountant",
+    type=click.Choice(["pld", "rdp"]),
+    default="pld",
+    show_default=True,
+    help="PLD (tightest upper bound) or RDP (cross-check).",
+)
+
+
+@privacy.command("epsilon")
+@click.option("--noise-multiplier", "-z", type=float, required=True, help="Noise std / clip.")
+@click.option("--sample-rate", "-q", type=float, required=True, help="Poisson client rate.")
+@click.option("--rounds", "-T", type=int, required=True)
+@click.option("--delta", type=float, required=True)
+@_ACCOUNTANT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def privacy_epsilon(
+    noise_multiplier: float,
+    sample_rate: float,
+    rounds: int,
+    delta: float,
+    accountant: str,
+    as_json: bool,
+) -> None:
+    """Epsilon of DP-FedAvg after ROUNDS rounds (client-level, add/remove one client)."""
+    from secagg.dp import accounting
+
+    try:
+        eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    payload = {
+        "epsilon": eps,
+        "delta": delta,
+        "noise_multiplier": noise_multiplier,
+        "sample_rate": sample_rate,
+        "rounds": rounds,
+        "accountant": accountant,
+        "dp_accounting": accounting.dp_accounting_version(),
+        "unit": "client",
+    }
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(f"epsilon = {eps:.4f} at delta = {delta:g} ({accountant}, per client)")
+
+
+@privacy.command("noise")
+@click.option("--epsilon", "target", type=float, required=True, help="Budget epsilon.")
+@click.option("--delta", type=float, required=True)
+@click.option("--sample-rate", "-q", type=float, required=True, help="Poisson client rate.")
+@click.option("--rounds", "-T", type=int, required=True)
+@_ACCOUNTANT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def privacy_noise(
+    target: float, delta: float, sample_rate: float, rounds: int, accountant: str, as_json: bool
+) -> None:
+    """The smallest noise multiplier whose epsilon stays within the budget."""
+    from secagg.dp import accounting
+
+    try:
+        z = accounting.noise_multiplier_for(target, delta, sample_rate, rounds, accountant)
+        eps = accounting.epsilon(z, sample_rate, rounds, delta, accountant)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if as_json:
+        payload = {"noise_multiplier": z, "epsilon": eps, "target_epsilon": target}
+        payload |= {"delta": delta, "sample_rate": sample_rate, "rounds": rounds}
+        payload |= {"accountant": accountant, "unit": "client"}
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(f"noise multiplier z = {z:.4f} (epsilon = {eps:.4f} at delta = {delta:g})")
+
+
+@main.group()
 def bench() -> None:
     """Benchmarks (JSON on stdout)."""
 
@@ -262,6 +343,27 @@ def bench_masking(
         if values:
             grid[name] = tuple(values)
     result = masking.run_benchmark(**grid)
+    text = json.dumps(result, indent=2)
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    click.echo(text)
+
+
+@bench.command("dp")
+@click.option("--quick", is_flag=True, help="d = 10 000 only: seconds.")
+@click.option("--d", "dimensions", type=int, multiple=True, help="Vector lengths (repeatable).")
+@click.option("--runs", type=int, default=5, show_default=True, help="Timed runs per step.")
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_dp(
+    quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
+) -> None:
+    """Per-client cost of clipping, encoding, rotation and noise vs one plaintext pass."""
+    from secagg.bench import dp
+
+    dims = dimensions or (dp.QUICK_DIMENSIONS if quick else dp.DIMENSIONS)
+    result = dp.run_benchmark(dimensions=dims, runs=runs)
     text = json.dumps(result, indent=2)
     if out:
         with open(out, "w", encoding="utf-8") as fh:

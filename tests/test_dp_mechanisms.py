@@ -194,7 +194,7 @@ def test_adaptive_noise_split_reference_values(z: float, m: int, expected: float
 def test_adaptive_noise_split_refuses_an_impossible_split() -> None:
     with pytest.raises(ConfigurationError, match="below 2"):
         adaptive_noise_split(1.0, 0.5)
-    with pytest.warns(UserWarning, match="most of the budget"):
+    with pytest.warns(UserWarning, match="most of the"):
         adaptive_noise_split(1.0, 0.55)
 
 

@@ -29,7 +29,9 @@ _WORDS_PER_KEY = 1 << 60  # far below AES-CTR's 2^64-block limit per key
 class KeyedStream:
     """Uniform random draws from the AES-CTR keystream of a secret 16-byte key."""
 
-    __slots__ = ("_key", "_position")
+    __slots__ = ("_buffer", "_buffer_start", "_key", "_position")
+
+    _BLOCK_WORDS = 8192  # small requests are served from one 64 KiB expansion
 
     def __init__(self, key: bytes | None = None) -> None:
         if key is None:
@@ -38,6 +40,8 @@ class KeyedStream:
             raise ConfigurationError(f"a stream key must be {SEED_BYTES} bytes")
         self._key = bytes(key)
         self._position = 0  # next unused 64-bit word
+        self._buffer = np.empty(0, dtype=np.uint64)  # words [_buffer_start, +len) of the stream
+        self._buffer_start = 0
 
     def __repr__(self) -> str:  # never show the key
         return f"KeyedStream(position={self._position})"
@@ -48,14 +52,22 @@ class KeyedStream:
         return self._position
 
     def words(self, count: int) -> np.ndarray:
-        """``count`` fresh uniform uint64 words."""
+        """``count`` fresh uniform uint64 words (word i of the stream is always the same)."""
         if count < 0:
             raise ConfigurationError("count must be non-negative")
         if self._position + count > _WORDS_PER_KEY:
             raise ConfigurationError("stream exhausted: use a new key")
-        out = np.empty(count, dtype=np.uint64)
-        if count:
+        start = self._position - self._buffer_start
+        if start + count <= self._buffer.size:  # served from the block already expanded
+            out = self._buffer[start : start + count].copy()
+        elif count >= self._BLOCK_WORDS:  # large: expand straight into the result
+            out = np.empty(count, dtype=np.uint64)
             expand_into(self._key, out, offset=self._position)
+        else:  # small: expand the next block, serve from it
+            self._buffer = np.empty(self._BLOCK_WORDS, dtype=np.uint64)
+            self._buffer_start = self._position
+            expand_into(self._key, self._buffer, offset=self._position)
+            out = self._buffer[:count].copy()
         self._position += count
         return out
 

@@ -24,43 +24,22 @@ Privacy (the paper's Theorem 1): the round releases two Gaussian mechanisms,
 the update sum (noise multiplier ``z_delta``) and the count (sensitivity 1/2,
 noise ``sigma_b``, so multiplier ``2 sigma_b``), whose composition is exactly a
 Gaussian mechanism with ``z^-2 = z_delta^-2 + (2 sigma_b)^-2``. So a user picks
-the total ``z`` for the budget and :func:`adaptive_noise_split` gives the part
+the total ``z`` for the budget and
+:func:`~secagg.dp.accounting.adaptive_noise_split` gives the part
 left for the update; the accountant is charged ``z``.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 from secagg.crypto.stream import KeyedStream
+from secagg.dp.accounting import adaptive_noise_split
 from secagg.dp.noise import gaussian
 from secagg.errors import ConfigurationError
 
-COUNT_SENSITIVITY = 0.5
-
-
-def adaptive_noise_split(noise_multiplier: float, count_stddev: float) -> float:
-    """The update's noise multiplier ``z_delta`` with ``z^-2 = z_delta^-2 + (2 sigma_b)^-2``."""
-    if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
-        raise ConfigurationError("noise_multiplier must be positive and finite")
-    if not (math.isfinite(count_stddev) and count_stddev > 0):
-        raise ConfigurationError("count_stddev must be positive and finite")
-    count_multiplier = count_stddev / COUNT_SENSITIVITY
-    if noise_multiplier >= count_multiplier:
-        raise ConfigurationError(
-            f"noise_multiplier {noise_multiplier:g} leaves nothing for the update: it must be "
-            f"below 2 * count_stddev = {count_multiplier:g}; raise count_stddev"
-        )
-    z_delta = (noise_multiplier**-2 - count_multiplier**-2) ** -0.5
-    if z_delta / noise_multiplier >= 2:
-        warnings.warn(
-            f"the clip estimate takes most of the budget: the update's noise multiplier is "
-            f"{z_delta:g}, {z_delta / noise_multiplier:.1f}x the total {noise_multiplier:g}",
-            stacklevel=2,
-        )
-    return z_delta
+__all__ = ["AdaptiveClipping", "adaptive_noise_split", "unclipped_report"]
 
 
 def unclipped_report(norm: float, clip: float) -> float:

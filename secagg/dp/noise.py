@@ -142,22 +142,26 @@ def discrete_laplace(stream: KeyedStream, scale: int, count: int) -> np.ndarray:
     if scale >= 1 << 62:
         raise ConfigurationError("discrete Laplace scale too large for 64-bit lanes")
     out = np.zeros(count, dtype=np.int64)
-    pending = np.arange(count)
-    while pending.size:
-        size = pending.size
+    filled = 0
+    while filled < count:
+        # Oversample (about 63% of candidates survive the U step for large t) so
+        # one pass usually fills everything; taking accepted candidates in lane
+        # order is a stopping rule on acceptance alone, so the law is unchanged.
+        size = int((count - filled) * 1.8) + 8
         u = stream.integers(scale, size).astype(np.int64)
-        keep = bernoulli_exp(stream, u / scale, lambda i, u=u: (int(u[i]), scale))
+        keep = _bernoulli_exp_unit(stream, u / scale, lambda i, u=u: (int(u[i]), scale))  # U/t < 1
         v = np.zeros(size, dtype=np.int64)
         alive = np.arange(size)
         while alive.size:  # V = number of Bernoulli(exp(-1)) successes before a failure
-            hit = bernoulli_exp(stream, np.ones(alive.size), lambda i: (1, 1))
+            hit = _bernoulli_exp_unit(stream, np.ones(alive.size), lambda i: (1, 1))
             v[alive[hit]] += 1
             alive = alive[hit]
         negative = stream.bits(size)
         x = u + scale * v
         keep &= ~(negative & (x == 0))
-        out[pending[keep]] = np.where(negative[keep], -x[keep], x[keep])
-        pending = pending[~keep]
+        accepted = np.where(negative[keep], -x[keep], x[keep])[: count - filled]
+        out[filled : filled + accepted.size] = accepted
+        filled += accepted.size
     return out
 
 
@@ -181,9 +185,9 @@ def discrete_gaussian(
         raise ConfigurationError("sigma too large for 64-bit lanes")
     sigma2_f = float(sigma2)
     out = np.zeros(count, dtype=np.int64)
-    pending = np.arange(count)
-    while pending.size:
-        y = discrete_laplace(stream, t, pending.size)
+    filled = 0
+    while filled < count:  # oversampled like discrete_laplace (acceptance is above 0.6)
+        y = discrete_laplace(stream, t, int((count - filled) * 1.6) + 8)
         a = np.abs(y)
         gamma_hat = (a - sigma2_f / t) ** 2 / (2 * sigma2_f)
 
@@ -191,9 +195,9 @@ def discrete_gaussian(
             # (|y| - p/(q t))^2 / (2 p/q) = (|y| q t - p)^2 / (2 p q t^2)
             return (int(a[i]) * q * t - p) ** 2, 2 * p * q * t * t
 
-        keep = bernoulli_exp(stream, gamma_hat, exact)
-        out[pending[keep]] = y[keep]
-        pending = pending[~keep]
+        accepted = y[bernoulli_exp(stream, gamma_hat, exact)][: count - filled]
+        out[filled : filled + accepted.size] = accepted
+        filled += accepted.size
     return out
 
 

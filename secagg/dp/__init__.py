@@ -1,0 +1,78 @@
+"""Differential privacy: clipping, noise, accounting and DP-SGD, with the unit explicit.
+
+The front door for users and auditors:
+
+* :func:`epsilon` and :func:`noise_multiplier_for`: DP-FedAvg accounting with
+  Poisson client sampling (PLD or RDP, through Google's ``dp_accounting``);
+* :class:`PrivacyAccountant`: the running (epsilon, delta) after every round,
+  with a history an auditor can replay;
+* :class:`DPConfig` and :class:`PrivacyUnit`: what is protected (a record or a
+  whole client) and how;
+* mechanisms: :func:`clip_l2`, :class:`CentralGaussian`,
+  :class:`DistributedDiscreteGaussian`, :class:`AdaptiveClipping`, and
+  :class:`DPSGDTrainer` (Opacus; imported on first use, so the rest of the
+  package works without torch).
+
+See docs/privacy.md for what each mechanism and the accountant assume.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from secagg.dp.accounting import (
+    PrivacyAccountant,
+    adaptive_noise_split,
+    ddg_epsilon,
+    epsilon,
+    noise_multiplier_for,
+)
+from secagg.dp.adaptive import AdaptiveClipping, unclipped_report
+from secagg.dp.central import CentralGaussian
+from secagg.dp.clipping import ClipResult, clip_coordinates, clip_l2
+from secagg.dp.config import (
+    ClientLevelCost,
+    DPConfig,
+    PrivacyCostWarning,
+    PrivacyUnit,
+    client_level_cost,
+)
+from secagg.dp.distributed import DistributedDiscreteGaussian, honest_noise_contributors
+from secagg.dp.noise import discrete_gaussian, gaussian
+
+if TYPE_CHECKING:
+    from secagg.dp.dpsgd import DPSGDTrainer, TrainingReport
+
+__all__ = [
+    "AdaptiveClipping",
+    "CentralGaussian",
+    "ClientLevelCost",
+    "ClipResult",
+    "DPConfig",
+    "DPSGDTrainer",
+    "DistributedDiscreteGaussian",
+    "PrivacyAccountant",
+    "PrivacyCostWarning",
+    "PrivacyUnit",
+    "TrainingReport",
+    "adaptive_noise_split",
+    "client_level_cost",
+    "clip_coordinates",
+    "clip_l2",
+    "ddg_epsilon",
+    "discrete_gaussian",
+    "epsilon",
+    "gaussian",
+    "honest_noise_contributors",
+    "noise_multiplier_for",
+    "unclipped_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the torch-based trainer only when asked for."""
+    if name in ("DPSGDTrainer", "TrainingReport"):
+        from secagg.dp import dpsgd
+
+        return getattr(dpsgd, name)
+    raise AttributeError(f"module 'secagg.dp' has no attribute {name!r}")

@@ -1,0 +1,264 @@
+"""Distributed DP: the distributed discrete Gaussian (Kairouz, Liu and Steinke, ICML 2021).
+
+With central DP the server sees the exact sum before it adds noise. Here each
+client adds its own share of integer noise *before masking*, so the server,
+which only ever learns the masked sum, only ever learns a noised sum.
+
+Client pipeline (:meth:`DistributedDiscreteGaussian.encode`), for an update of
+length ``d``:
+
+1. rotate: zero-pad to ``d' = 2^ceil(log2 d)`` and apply the public seeded
+   randomized Hadamard rotation (orthogonal: norms are kept, coordinates
+   flattened, so the ring's range is used evenly);
+2. clip to L2 norm ``C``;
+3. scale by ``s`` and round stochastically to integers, *conditionally*: redraw
+   the rounding until the rounded vector's norm is at most the inflated bound
+   ``B`` (Theorem 1 of the paper; rounding can lengthen a vector, and ``B``
+   rather than ``C*s`` is the sensitivity the accountant is charged);
+4. add discrete Gaussian noise ``N_Z(0, sigma_int^2)`` to every coordinate, with
+   ``sigma_int = ceil(z * C * s / sqrt(n))`` for ``n`` expected clients: the sum
+   of ``n`` shares has about the variance ``(z C s)^2`` of central DP-FedAvg;
+5. wrap into Z_{2^b}, b in [8, 64], as words of the masking engine (uint32 for
+   b <= 32; the engine sums modulo 2^32 or 2^64, multiples of 2^b, so the
+   server reduces the sum modulo 2^b before reading it). The noise is
+   unbounded, so this is *modular clipping by request*: ``s`` is chosen (the
+   paper's heuristic) so that the sum leaves the signed range with probability
+   about ``wrap_probability`` per coordinate.
+
+Server (:meth:`decode`): read the unmasked sum as signed integers, divide by
+``s``, rotate back, drop the padding. Its noise is the sum of the
+contributors' shares.
+
+Dropouts and what the accountant assumes. A client that drops before sending
+its masked input takes its noise share with it: the sum then carries only the
+survivors' noise. Clients that collude with the server can subtract their own
+shares too. :meth:`epsilon` therefore takes ``noise_contributors``, the number
+of *honest survivors* whose noise is in the sum, and evaluates the paper's
+RDP bound for a sum of that many discrete Gaussians; pass survivors minus the
+number of clients you assume corrupt (:func:`honest_noise_contributors`). The
+reported epsilon grows when clients drop: that is the honest number, not the
+one for the planned cohort. Sampling (``sample_rate``) is Poisson client
+sampling, as for DP-FedAvg.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.accounting import ddg_epsilon, inflated_l2_bound
+from secagg.dp.clipping import clip_l2
+from secagg.dp.noise import discrete_gaussian
+from secagg.encoding.fixed_point import stochastic_round
+from secagg.encoding.rotation import RandomizedHadamard, padded_dimension
+from secagg.errors import ConfigurationError
+
+#: float64 holds integers exactly below 2^53; keep one client's scaled values well inside
+MAX_SCALED_MAGNITUDE = 2.0**50
+MIN_BITS = 8
+
+
+class RoundingFailed(ConfigurationError):
+    """Conditional rounding found no rounding within the norm bound in ``max_tries``."""
+
+
+def honest_noise_contributors(survivors: int, assumed_corrupt: int = 0) -> int:
+    """Clients whose noise share is in the sum and unknown to the server."""
+    if survivors < 0 or assumed_corrupt < 0:
+        raise ConfigurationError("counts must be non-negative")
+    return max(0, survivors - assumed_corrupt)
+
+
+def wrap_stddevs(wrap_probability: float) -> float:
+    """k such that a Gaussian leaves [-k sigma, k sigma] with ``wrap_probability``."""
+    from scipy.special import erfcinv
+
+    if not 0 < wrap_probability < 1:
+        raise ConfigurationError("wrap_probability must lie strictly between 0 and 1")
+    return math.sqrt(2.0) * float(erfcinv(wrap_probability))
+
+
+@dataclass(frozen=True)
+class DistributedDiscreteGaussian:
+    """Parameters and the client/server halves of the distributed discrete Gaussian."""
+
+    dimension: int
+    clip: float
+    noise_multiplier: float
+    expected_clients: int
+    bits: int = 32
+    beta: float = math.exp(-0.5)
+    wrap_probability: float = 1e-4
+    max_rounding_tries: int = 1000
+    scale: float = 0.0  # 0: choose with the paper's heuristic
+    padded: int = field(init=False)
+    local_sigma: int = field(init=False)  # integer std of one client's noise share
+
+    def __post_init__(self) -> None:
+        if self.dimension < 1:
+            raise ConfigurationError("dimension must be at least 1")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise ConfigurationError("clip must be positive and finite")
+        if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier > 0):
+            raise ConfigurationError("the distributed mechanism needs noise_multiplier > 0")
+        if self.expected_clients < 1:
+            raise ConfigurationError("expected_clients must be at least 1")
+        if not 0 <= self.beta < 1:
+            raise ConfigurationError("beta must lie in [0, 1): 0 means unconditional rounding")
+        if self.max_rounding_tries < 1:
+            raise ConfigurationError("max_rounding_tries must be at least 1")
+        if not MIN_BITS <= self.bits <= 64:
+            raise ConfigurationError(f"bits must lie in [{MIN_BITS}, 64], not {self.bits}")
+        padded = padded_dimension(self.dimension)
+        object.__setattr__(self, "padded", padded)
+        scale = self.scale or self._heuristic_scale(padded)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ConfigurationError("scale must be positive and finite")
+        object.__setattr__(self, "scale", scale)
+        sigma = math.ceil(
+            self.noise_multiplier * self.clip * scale / math.sqrt(self.expected_clients)
+        )
+        object.__setattr__(self, "local_sigma", max(1, sigma))
+        if self.norm_bound * scale > MAX_SCALED_MAGNITUDE:
+            raise ConfigurationError(
+                f"scale {scale:g} puts a clipped update beyond 2^50 units, where float64 "
+                "stops counting integers exactly: lower the scale"
+            )
+
+    def _heuristic_scale(self, padded: int) -> float:
+        """KLS21's choice: the summed signal plus noise spans k stddevs of the ring."""
+        n, c = self.expected_clients, self.clip
+        k = wrap_stddevs(self.wrap_probability)
+        local_std = self.noise_multiplier * c / math.sqrt(n)
+        ring = 2.0 ** (2 * self.bits) - n * k * k
+        if ring <= 0:
+            raise ConfigurationError(f"{self.bits} bits cannot hold {n} clients' rounding error")
+        scale = math.sqrt(ring) / (2 * k * math.sqrt(c * c * n * n / padded + n * local_std**2))
+        cap = MAX_SCALED_MAGNITUDE / (4 * c)  # float64-exact integers, with room
+        scale = min(scale, cap)
+        if scale <= 1:
+            raise ConfigurationError(
+                f"{self.bits} bits leave a scale of {scale:.3g} <= 1 for {n} clients: "
+                "rounding would swamp the updates; use more bits or fewer clients"
+            )
+        return scale
+
+    # --- derived quantities --------------------------------------------------
+
+    @property
+    def granularity(self) -> float:
+        return 1.0 / self.scale
+
+    @property
+    def norm_bound(self) -> float:
+        """The inflated L2 bound (unscaled) the rounded vector satisfies."""
+        return inflated_l2_bound(self.clip, self.granularity, self.beta, self.padded)
+
+    @property
+    def sensitivity(self) -> float:
+        """L2 sensitivity of the integer sum: the scaled bound, with room for float error."""
+        return self.norm_bound * self.scale * (1 + 1e-9)
+
+    @property
+    def l1_sensitivity(self) -> float:
+        """L1 bound of an integer vector of L2 norm <= B in d' coordinates: B * min(sqrt(d'), B)."""
+        b = self.sensitivity
+        return math.ceil(b * min(math.sqrt(self.padded), b))
+
+    def sum_stddev(self, noise_contributors: int) -> float:
+        """Std of the decoded sum's noise per coordinate (unscaled), ignoring rounding."""
+        return math.sqrt(noise_contributors) * self.local_sigma / self.scale
+
+    # --- client and server ---------------------------------------------------
+
+    def encode(
+        self, update: np.ndarray, rotation_seed: bytes, stream: KeyedStream | None = None
+    ) -> np.ndarray:
+        """One client's update to ring words of length d', noised and ready to mask."""
+        stream = stream or KeyedStream()
+        x = np.asarray(update, dtype=np.float64)
+        if x.shape != (self.dimension,):
+            raise ConfigurationError(
+                f"expected an update of length {self.dimension}, got {x.shape}"
+            )
+        rotated = RandomizedHadamard(self.dimension, rotation_seed).rotate(x)
+        scaled = clip_l2(rotated, self.clip).vector * self.scale
+        rounded = self.round_within_bound(scaled, stream)
+        rounded += discrete_gaussian(Fraction(self.local_sigma) ** 2, self.padded, stream)
+        return self._to_ring(rounded)
+
+    def round_within_bound(self, scaled: np.ndarray, stream: KeyedStream) -> np.ndarray:
+        """Conditional stochastic rounding: redraw until the L2 norm is within the bound.
+
+        With ``beta == 0`` the first rounding is kept (the bound then holds
+        deterministically: it is ``C + gamma * sqrt(d')`` in unscaled units).
+        """
+        limit = self.norm_bound * self.scale
+        for _ in range(self.max_rounding_tries):
+            rounded = stochastic_round(scaled, stream)
+            as_float = rounded.astype(np.float64)
+            if self.beta == 0 or math.sqrt(float(as_float @ as_float)) <= limit:
+                return rounded
+        raise RoundingFailed(
+            f"no rounding within the norm bound after {self.max_rounding_tries} tries"
+        )
+
+    def _to_ring(self, values: np.ndarray) -> np.ndarray:
+        """Signed integers to words modulo 2^bits (uint32 up to 32 bits, else uint64)."""
+        words = values.astype(np.int64).view(np.uint64) & np.uint64(self._mask)
+        return words.astype(self.word_dtype)
+
+    @property
+    def word_dtype(self) -> type[np.unsignedinteger]:
+        """The masking engine's word type for this modulus (it sums modulo 2^32 or 2^64)."""
+        return np.uint32 if self.bits <= 32 else np.uint64
+
+    @property
+    def _mask(self) -> int:
+        return (1 << self.bits) - 1
+
+    def decode(self, word_sum: np.ndarray, rotation_seed: bytes) -> np.ndarray:
+        """The unmasked sum of words back to the noised float sum of the updates (length d)."""
+        words = np.asarray(word_sum)
+        if words.shape != (self.padded,):
+            raise ConfigurationError(f"expected {self.padded} summed words, got {words.shape}")
+        if words.dtype != np.dtype(self.word_dtype):
+            raise ConfigurationError(
+                f"expected {np.dtype(self.word_dtype)} words, got {words.dtype}"
+            )
+        # the engine sums modulo 2^32 or 2^64, a multiple of 2^bits: reduce, read signed
+        reduced = words.astype(np.uint64) & np.uint64(self._mask)
+        signed = reduced.astype(np.int64)
+        if self.bits == 64:
+            signed = reduced.view(np.int64)
+        else:
+            signed[signed >= 1 << (self.bits - 1)] -= 1 << self.bits
+        values = signed / self.scale
+        return RandomizedHadamard(self.dimension, rotation_seed).unrotate(values)
+
+    # --- privacy -------------------------------------------------------------
+
+    def epsilon(
+        self, *, noise_contributors: int, sample_rate: float, rounds: int, delta: float
+    ) -> float:
+        """Epsilon after ``rounds`` rounds in which ``noise_contributors`` honest shares summed.
+
+        ``noise_contributors`` = honest survivors (see :func:`honest_noise_contributors`);
+        with none the mechanism gives no privacy and this returns ``inf``.
+        """
+        if noise_contributors < 1:
+            return math.inf
+        return ddg_epsilon(
+            l2_sensitivity=self.sensitivity,
+            l1_sensitivity=self.l1_sensitivity,
+            local_stddev=float(self.local_sigma),
+            noise_contributors=noise_contributors,
+            dimension=self.padded,
+            sample_rate=sample_rate,
+            rounds=rounds,
+            delta=delta,
+        )

@@ -1,0 +1,546 @@
+"""Privacy accounting against the research note's reference values (dp-notes 1.4, 1.5, 2.4).
+
+Three independent sources pin every number: the note's table (computed once,
+offline), Google's dp_accounting called directly here, and Opacus's RDP and PRV
+accountants, a separate code base. PLD tolerances follow the note: abs 0.02 to
+the vdi=1e-4 column, abs 0.05 to Opacus PRV (its eps_upper adds ~0.01).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import dp_accounting
+import pytest
+from dp_accounting import pld, rdp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opacus.accountants import PRVAccountant, RDPAccountant
+from scipy import special
+
+from secagg.dp.accounting import (
+    DDG_ORDERS,
+    PrivacyAccountant,
+    adaptive_noise_split,
+    ddg_epsilon,
+    dp_accounting_version,
+    epsilon,
+    inflated_l2_bound,
+    noise_multiplier_for,
+    poisson_subsampled_rdp_bound,
+)
+from secagg.errors import ConfigurationError
+
+# --- reference table, dp-notes 2.4 ---------------------------------------------
+
+# id: (q, z, T, delta, dp_acc RDP, dp_acc PLD vdi=1e-4, Opacus PRV eps_upper)
+TABLE = {
+    "A": (0.01, 1.0, 1000, 1e-5, 2.1014, 1.8282, 1.8384),
+    "B": (0.01, 0.5, 1000, 1e-5, 15.4721, 13.3608, 13.3718),
+    "C": (0.01, 1.0, 10000, 1e-5, 6.7128, 6.1877, 6.1980),
+    "D": (0.001, 1.0, 5000, 1e-6, 0.9185, 0.3918, 0.4017),
+    "E": (0.05, 2.0, 500, 1e-5, 2.7686, 2.5320, 2.5422),
+    "F": (0.2, 2.0, 100, 1e-4, 4.8097, 4.3201, 4.3305),
+    "G": (1.0, 5.0, 100, 1e-5, 10.7255, 9.9973, 10.0077),
+}
+ROW_A_RDP = 2.101366525  # dp-notes 1.4 and 2.3, nine digits
+
+
+def _google(q: float, z: float, t: int, delta: float, accountant: str) -> float:
+    """dp_accounting called directly, as in the note's Appendix A.1."""
+    gauss = dp_accounting.GaussianDpEvent(z)
+    inner = gauss if q == 1.0 else dp_accounting.PoissonSampledDpEvent(q, gauss)
+    acc = (
+        rdp.RdpAccountant()
+        if accountant == "rdp"
+        else pld.PLDAccountant(value_discretization_interval=1e-4)
+    )
+    return acc.compose(dp_accounting.SelfComposedDpEvent(inner, t)).get_epsilon(delta)
+
+
+def _opacus(cls: type, q: float, z: float, t: int, delta: float, **kw: float) -> float:
+    acc = cls()
+    acc.history = [(z, q, t)]  # what T identical step() calls merge into
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(acc.get_epsilon(delta=delta, **kw))
+
+
+@pytest.mark.parametrize("row", sorted(TABLE))
+def test_reference_table(row: str) -> None:
+    q, z, t, delta, ref_rdp, ref_pld, _ = TABLE[row]
+    ours_rdp = epsilon(z, q, t, delta, accountant="rdp")
+    ours_pld = epsilon(z, q, t, delta)  # PLD is the default
+    assert ours_rdp == pytest.approx(ref_rdp, rel=1e-3)
+    assert ours_pld == pytest.approx(ref_pld, abs=0.02)
+    assert ours_rdp == pytest.approx(_google(q, z, t, delta, "rdp"), rel=1e-9)
+    assert ours_pld == pytest.approx(_google(q, z, t, delta, "pld"), rel=1e-9)
+    # Opacus: a separate RDP implementation (signed series at fractional orders, dp-notes 2.2)
+    assert ours_rdp == pytest.approx(_opacus(RDPAccountant, q, z, t, delta), rel=1e-3)
+    assert ours_pld <= ours_rdp  # PLD is the tighter of two upper bounds
+
+
+@pytest.mark.parametrize("row", ["A", "D", "F", "G"])
+def test_pld_agrees_with_opacus_prv(row: str) -> None:
+    q, z, t, delta, _, _, ref_prv = TABLE[row]
+    prv = _opacus(PRVAccountant, q, z, t, delta, eps_error=0.01)
+    assert prv == pytest.approx(ref_prv, abs=1e-3)
+    assert epsilon(z, q, t, delta) == pytest.approx(prv, abs=0.05)
+
+
+def test_row_a_to_nine_digits_and_zero_rounds() -> None:
+    assert epsilon(1.0, 0.01, 1000, 1e-5, "rdp") == pytest.approx(ROW_A_RDP, abs=1e-9)
+    assert epsilon(1.0, 0.01, 0, 1e-5) == 0.0
+    assert epsilon(1.0, 0.01, 0, 1e-5, "rdp") == 0.0
+
+
+# --- calibration -----------------------------------------------------------------
+
+# target epsilon -> (dp_acc RDP z, dp_acc PLD z at vdi=1e-3), q=0.01, T=1000, delta=1e-5
+CALIBRATION = {1.0: (1.5131, 1.4158), 3.0: (0.8646, 0.8136), 8.0: (0.6159, 0.5863)}
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+@pytest.mark.parametrize("target", sorted(CALIBRATION))
+def test_noise_multiplier_for_reference_values(target: float, accountant: str) -> None:
+    z = noise_multiplier_for(target, 1e-5, 0.01, 1000, accountant=accountant)
+    ref_rdp, ref_pld = CALIBRATION[target]
+    if accountant == "rdp":
+        assert z == pytest.approx(ref_rdp, rel=1e-3)
+    else:  # the note calibrated PLD at vdi 1e-3; ours is finer (1e-4), hence 1 %
+        assert z == pytest.approx(ref_pld, rel=1e-2)
+    # rounded up: the budget holds at z, and noticeably less noise would overspend
+    assert epsilon(z, 0.01, 1000, 1e-5, accountant) <= target
+    assert epsilon(0.99 * z, 0.01, 1000, 1e-5, accountant) > target
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    target=st.floats(0.3, 20.0),
+    q=st.sampled_from([0.001, 0.01, 0.1, 1.0]),
+    rounds=st.integers(1, 2000),
+    tolerance=st.sampled_from([1e-3, 1e-2]),
+)
+def test_calibration_rounds_up_within_tolerance(
+    target: float, q: float, rounds: int, tolerance: float
+) -> None:
+    z = noise_multiplier_for(target, 1e-5, q, rounds, accountant="rdp", tolerance=tolerance)
+    assert epsilon(z, q, rounds, 1e-5, "rdp") <= target
+    assert epsilon(z / (1 + 2 * tolerance), q, rounds, 1e-5, "rdp") > target
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+def test_unreachable_target_is_refused(accountant: str) -> None:
+    # full participation, 10^4 rounds: even z = 10^4 spends more than 1e-3 at delta 1e-10
+    with pytest.raises(ConfigurationError, match="unreachable"):
+        noise_multiplier_for(1e-3, 1e-10, 1.0, 10_000, accountant=accountant)
+
+
+# --- adaptive clipping (dp-notes 1.4) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("z", "m", "expected"),
+    [(1.0, 100, 1.005038), (1.0, 1000, 1.000050), (0.5, 100, 0.500626), (1.0, 20, 1.154701)],
+)
+def test_adaptive_split_reference_values(z: float, m: int, expected: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of these takes most of the budget
+        assert adaptive_noise_split(z, 0.05 * m) == pytest.approx(expected, abs=1e-6)
+
+
+def test_adaptive_split_refuses_and_warns() -> None:
+    with pytest.raises(ConfigurationError, match="below 2 \\* count_noise_stddev"):
+        adaptive_noise_split(1.0, 0.5)  # z == 2 sigma_b: nothing left
+    with pytest.raises(ConfigurationError):
+        adaptive_noise_split(1.0, 0.4)
+    with pytest.warns(UserWarning, match="most of the privacy budget"):
+        z_delta = adaptive_noise_split(1.0, 0.55)
+    assert z_delta / 1.0 >= 2
+
+
+def test_composed_adaptive_event_equals_the_effective_gaussian() -> None:
+    # dp_accounting directly, the note's rounded z_delta
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(
+            0.01,
+            dp_accounting.ComposedDpEvent(
+                [dp_accounting.GaussianDpEvent(1.005038), dp_accounting.GaussianDpEvent(10.0)]
+            ),
+        ),
+        1000,
+    )
+    assert rdp.RdpAccountant().compose(event).get_epsilon(1e-5) == pytest.approx(
+        ROW_A_RDP, abs=1e-6
+    )
+    # through the running accountant: RDP composes the pair, PLD uses effective z
+    z_delta = adaptive_noise_split(1.0, 5.0)
+    for name, rel in (("rdp", 1e-9), ("pld", 1e-6)):
+        acc = PrivacyAccountant(1e-5, accountant=name)
+        for _ in range(1000):
+            acc.step(z_delta, 0.01, count_noise_stddev=5.0)
+        assert len(acc.history) == 1
+        assert acc.history[0]["effective_noise_multiplier"] == pytest.approx(1.0, rel=1e-12)
+        assert acc.epsilon() == pytest.approx(epsilon(1.0, 0.01, 1000, 1e-5, name), rel=rel)
+    assert acc.epsilon() == pytest.approx(TABLE["A"][5], abs=0.02)
+
+
+def test_pld_cannot_take_the_composed_sampled_event() -> None:
+    """Why the PLD path uses the effective z (pins the dp_accounting 0.6.0 limitation)."""
+    inner = dp_accounting.ComposedDpEvent(
+        [dp_accounting.GaussianDpEvent(1.005038), dp_accounting.GaussianDpEvent(10.0)]
+    )
+    sampled = dp_accounting.PoissonSampledDpEvent(0.01, inner)
+    assert not pld.PLDAccountant().supports(sampled)
+
+
+# --- the running accountant -------------------------------------------------------
+
+
+def test_identical_rounds_merge_and_match_the_one_shot_epsilon() -> None:
+    for name in ("rdp", "pld"):
+        acc = PrivacyAccountant(1e-5, accountant=name)
+        assert acc.epsilon() == 0.0 and acc.history == [] and acc.rounds == 0
+        for _ in range(1000):
+            acc.step(1.0, 0.01)
+        assert acc.rounds == 1000
+        [entry] = acc.history
+        assert entry["count"] == 1000 and entry["mechanism"] == "gaussian"
+        assert acc.epsilon() == epsilon(1.0, 0.01, 1000, 1e-5, name)
+
+
+def test_epsilon_grows_with_every_round() -> None:
+    acc = PrivacyAccountant(1e-5, accountant="rdp")
+    previous = 0.0
+    for _ in range(10):  # every single round at the start
+        acc.step(1.0, 0.01)
+        assert acc.epsilon() > previous
+        previous = acc.epsilon()
+    for chunk in range(6):  # then in chunks of 25 rounds with changing noise
+        z = (1.3, 0.9, 1.0)[chunk % 3]
+        for _ in range(25):
+            acc.step(z, 0.01)
+        assert acc.epsilon() > previous
+        previous = acc.epsilon()
+    assert len(acc.history) == 7
+    pld_acc = PrivacyAccountant(1e-5)
+    values = []
+    for _ in range(4):
+        for _ in range(50):
+            pld_acc.step(1.0, 0.05)
+        values.append(pld_acc.epsilon())
+    assert values == sorted(values) and len(set(values)) == 4
+
+
+def _mixed_accountant(name: str) -> PrivacyAccountant:
+    acc = PrivacyAccountant(1e-5, accountant=name)
+    for _ in range(200):
+        acc.step(1.1, 0.02)
+    for _ in range(100):
+        acc.step(adaptive_noise_split(1.0, 2.5), 0.02, count_noise_stddev=2.5)
+    for _ in range(20):
+        acc.step(5.0, 1.0)  # a full-participation evaluation round
+    acc.step(1.1, 0.02)
+    return acc
+
+
+@pytest.mark.parametrize("name", ["rdp", "pld"])
+def test_history_round_trips_through_json(name: str) -> None:
+    acc = _mixed_accountant(name)
+    ledger = json.dumps(acc.history)
+    entries = json.loads(ledger)
+    assert entries == acc.history
+    assert [e["count"] for e in entries] == [200, 100, 20, 1]
+    assert {e["accountant"] for e in entries} == {name}
+    assert {e["dp_accounting_version"] for e in entries} == {dp_accounting_version()}
+    assert entries[2]["sampling"] == "none"
+    again = PrivacyAccountant.from_history(entries, 1e-5)
+    assert again.accountant == name and again.unit == "client" and again.rounds == 321
+    assert again.history == acc.history
+    assert again.epsilon() == acc.epsilon()
+
+
+def test_an_auditor_can_recheck_with_the_other_accountant() -> None:
+    acc = _mixed_accountant("pld")
+    rdp_view = PrivacyAccountant.from_history(
+        json.loads(json.dumps(acc.history)), 1e-5, accountant="rdp"
+    )
+    assert rdp_view.epsilon() >= acc.epsilon()
+    assert rdp_view.epsilon() == _mixed_accountant("rdp").epsilon()
+
+
+def test_from_history_refuses_a_bad_ledger() -> None:
+    good = _mixed_accountant("rdp").history
+    with pytest.raises(ConfigurationError, match="lacks 'count'"):
+        PrivacyAccountant.from_history([{k: v for k, v in good[0].items() if k != "count"}], 1e-5)
+    with pytest.raises(ConfigurationError, match="unknown mechanism"):
+        PrivacyAccountant.from_history([{**good[0], "mechanism": "laplace"}], 1e-5)
+    with pytest.raises(ConfigurationError, match="count"):
+        PrivacyAccountant.from_history([{**good[0], "count": 0}], 1e-5)
+    with pytest.raises(ConfigurationError, match="mixes accountants"):
+        PrivacyAccountant.from_history([good[0], {**good[1], "accountant": "pld"}], 1e-5)
+    with pytest.raises(ConfigurationError, match="adjacency"):
+        PrivacyAccountant.from_history([{**good[0], "neighboring_relation": "replace_one"}], 1e-5)
+    with pytest.raises(ConfigurationError):
+        PrivacyAccountant.from_history("not a list", 1e-5)  # type: ignore[arg-type]
+    with pytest.warns(UserWarning, match="dp_accounting"):
+        old = PrivacyAccountant.from_history([{**good[0], "dp_accounting_version": "0.4.3"}], 1e-5)
+    assert old.rounds == good[0]["count"]
+
+
+# --- distributed discrete Gaussian (dp-notes 1.5, Appendix A.4) ------------------
+
+N, DIM, CLIP, Z, Q, T, DELTA = 100, 2**16, 1.0, 1.0, 0.01, 1000, 1e-5
+LOCAL_STD = Z * CLIP / math.sqrt(N)  # 0.1, unscaled
+CONTINUOUS_ZHU_WANG = 2.4503  # the continuous Gaussian through the same subsampling bound
+
+
+def k_stddevs(modclip_prob: float = 1e-4) -> float:
+    """A.4: standard deviations of ring headroom for a wrap probability."""
+    return math.sqrt(2) * float(special.erfcinv(modclip_prob))
+
+
+def ddg_scale(local_std: float, c: float, bits: int, n: int, dim: int, k: float) -> float:
+    """A.4's heuristic scale (rho = 1), as TFF's ``_heuristic_scale_factor``."""
+    return math.sqrt(2.0 ** (2 * bits) - n * k * k) / (
+        2 * k * math.sqrt(1.0 / dim * c * c * n * n + n * local_std**2)
+    )
+
+
+def note_ddg_epsilon(
+    bits: int, *, beta: float = 0.0, contributors: int = N, with_l1: bool = True
+) -> tuple[float, float, float]:
+    """(scale, inflated L2, epsilon) exactly as the note's example loop computes them."""
+    scale = min(ddg_scale(LOCAL_STD, CLIP, bits, N, DIM, k_stddevs()), 1e6)
+    inflated = inflated_l2_bound(CLIP, 1.0 / scale, beta, DIM)
+    l2 = inflated * scale
+    eps = ddg_epsilon(
+        l2_sensitivity=l2,
+        l1_sensitivity=l2 * min(math.sqrt(DIM), l2) if with_l1 else None,
+        local_stddev=LOCAL_STD * scale,
+        noise_contributors=contributors,
+        dimension=DIM,
+        sample_rate=Q,
+        rounds=T,
+        delta=DELTA,
+    )
+    return scale, inflated, eps
+
+
+DDG_TABLE = {  # bits: (scale, gamma, inflated L2, DDG epsilon)
+    12: (490.30, 2.04e-3, 1.5221, 7.716),
+    14: (1961.26, 5.10e-4, 1.1305, 3.322),
+    16: (7845.08, 1.27e-4, 1.0326, 2.664),
+    18: (31380.3, 3.19e-5, 1.0082, 2.499),
+    20: (125521.0, 7.97e-6, 1.0020, 2.462),
+}
+
+
+@pytest.mark.parametrize("bits", sorted(DDG_TABLE))
+def test_ddg_reproduces_the_note_example(bits: int) -> None:
+    ref_scale, ref_gamma, ref_inflated, ref_eps = DDG_TABLE[bits]
+    scale, inflated, eps = note_ddg_epsilon(bits)
+    assert scale == pytest.approx(ref_scale, rel=2e-5)
+    assert 1 / scale == pytest.approx(ref_gamma, rel=5e-3)
+    assert inflated == pytest.approx(ref_inflated, abs=1e-4)
+    assert eps == pytest.approx(ref_eps, abs=6e-4)
+    assert note_ddg_epsilon(bits, with_l1=False)[2] == eps  # the default L1 bound is the same
+
+
+def test_conditional_rounding_tightens_the_bound() -> None:
+    gamma, beta = 1 / 7845.08, math.exp(-0.5)
+    unconditional = inflated_l2_bound(CLIP, gamma, 0.0, DIM)
+    assert unconditional == pytest.approx(CLIP + gamma * math.sqrt(DIM), rel=1e-15)
+    conditional = inflated_l2_bound(CLIP, gamma, beta, DIM)
+    expected = math.sqrt(
+        CLIP**2
+        + gamma**2 * DIM / 4
+        + math.sqrt(2 * math.log(1 / beta)) * gamma * (CLIP + gamma * math.sqrt(DIM) / 2)
+    )
+    assert conditional == pytest.approx(expected, rel=1e-15) and conditional < unconditional
+    assert note_ddg_epsilon(16, beta=beta)[2] == pytest.approx(2.4514, abs=6e-4)  # dp-notes 1.5
+
+
+def test_continuous_gaussian_through_the_zhu_wang_bound() -> None:
+    per_round = [
+        poisson_subsampled_rdp_bound(a, Q, lambda order: order / (2 * Z**2)) for a in DDG_ORDERS
+    ]
+    eps, _ = rdp.rdp_privacy_accountant.compute_epsilon(
+        list(DDG_ORDERS), [T * r for r in per_round], DELTA
+    )
+    assert eps == pytest.approx(CONTINUOUS_ZHU_WANG, abs=1e-4)
+    # the generic bound never beats the exact sampled-Gaussian RDP at the same orders
+    exact = rdp.RdpAccountant(orders=list(DDG_ORDERS)).compose(
+        dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(Q, dp_accounting.GaussianDpEvent(Z)), T
+        )
+    )
+    assert exact.get_epsilon(DELTA) == pytest.approx(2.1078, abs=1e-4)
+    assert exact.get_epsilon(DELTA) < eps
+
+
+def test_ddg_approaches_the_continuous_value_as_the_scale_grows() -> None:
+    values = [note_ddg_epsilon(bits)[2] for bits in sorted(DDG_TABLE)]
+    assert values == sorted(values, reverse=True)
+    assert all(v > CONTINUOUS_ZHU_WANG for v in values)
+    assert values[-1] - CONTINUOUS_ZHU_WANG < 0.015
+    scale = 1e9  # rounding error sqrt(d)/s and tau both vanish
+    huge = ddg_epsilon(
+        l2_sensitivity=inflated_l2_bound(CLIP, 1 / scale, 0.0, DIM) * scale,
+        l1_sensitivity=None,
+        local_stddev=LOCAL_STD * scale,
+        noise_contributors=N,
+        dimension=DIM,
+        sample_rate=Q,
+        rounds=T,
+        delta=DELTA,
+    )
+    assert huge == pytest.approx(CONTINUOUS_ZHU_WANG, abs=2e-4)
+
+
+def test_ddg_pays_for_dropouts_and_colluders() -> None:
+    # the same shares (local std fixed by the plan for 100 clients), fewer of them summed
+    values = [note_ddg_epsilon(16, contributors=n)[2] for n in (100, 90, 70, 50)]
+    assert values == sorted(values) and len(set(values)) == 4
+
+
+def test_ddg_tau_charges_for_small_integer_noise() -> None:
+    kwargs = {
+        "l2_sensitivity": 10.0,
+        "l1_sensitivity": None,
+        "dimension": 1000,
+        "sample_rate": 1.0,
+        "rounds": 1,
+        "delta": 1e-5,
+    }
+    # 100 shares of std s vs one share of std 10 s: the same total variance
+    small = ddg_epsilon(local_stddev=0.3, noise_contributors=100, **kwargs)
+    exact = ddg_epsilon(local_stddev=3.0, noise_contributors=1, **kwargs)
+    assert small > exact  # tau > 0: a sum of small discrete Gaussians is not one
+    large = ddg_epsilon(local_stddev=30.0, noise_contributors=100, **kwargs)
+    assert large == ddg_epsilon(local_stddev=300.0, noise_contributors=1, **kwargs)
+    assert ddg_epsilon(local_stddev=30.0, noise_contributors=100, **{**kwargs, "rounds": 0}) == 0
+
+
+# --- argument checks --------------------------------------------------------------
+
+BAD_Z = [0, -1.0, math.nan, math.inf, "1", True, None]
+BAD_Q = [0, -0.1, 1.0001, math.nan, "0.1", None]
+BAD_ROUNDS = [-1, 1.5, 10.0, True, "3", None]
+BAD_DELTA = [0, 1, -1e-5, 1.5, math.nan, None]
+BAD_ACCOUNTANT = ["gdp", "prv", "RDP", "", None]
+
+
+@pytest.mark.parametrize("z", BAD_Z)
+def test_bad_noise_multiplier(z: object) -> None:
+    with pytest.raises(ConfigurationError, match="noise_multiplier must be a positive"):
+        epsilon(z, 0.01, 10, 1e-5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        PrivacyAccountant(1e-5).step(z, 0.01)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("q", BAD_Q)
+def test_bad_sample_rate(q: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"sample_rate must"):
+        epsilon(1.0, q, 10, 1e-5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"sample_rate must"):
+        noise_multiplier_for(1.0, 1e-5, q, 10)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rounds", BAD_ROUNDS)
+def test_bad_rounds(rounds: object) -> None:
+    with pytest.raises(ConfigurationError, match="rounds must be an integer"):
+        epsilon(1.0, 0.01, rounds, 1e-5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("delta", BAD_DELTA)
+def test_bad_delta(delta: object) -> None:
+    with pytest.raises(ConfigurationError, match="delta must"):
+        epsilon(1.0, 0.01, 10, delta)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="delta must"):
+        PrivacyAccountant(delta)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("accountant", BAD_ACCOUNTANT)
+def test_bad_accountant(accountant: object) -> None:
+    with pytest.raises(ConfigurationError, match="accountant must be one of 'pld', 'rdp'"):
+        epsilon(1.0, 0.01, 10, 1e-5, accountant)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="accountant must be one of"):
+        PrivacyAccountant(1e-5, accountant=accountant)  # type: ignore[arg-type]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    z=st.one_of(st.floats(max_value=0.0), st.just(math.inf)),
+    q=st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0, exclude_min=True)),
+    rounds=st.integers(max_value=-1),
+    delta=st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0)),
+)
+def test_any_one_bad_argument_is_refused(z: float, q: float, rounds: int, delta: float) -> None:
+    good = {"noise_multiplier": 1.0, "sample_rate": 0.01, "rounds": 10, "delta": 1e-5}
+    for name, bad in (
+        ("noise_multiplier", z),
+        ("sample_rate", q),
+        ("rounds", rounds),
+        ("delta", delta),
+    ):
+        with pytest.raises(ConfigurationError, match=name):
+            epsilon(**{**good, name: bad})
+
+
+def test_other_bad_arguments() -> None:
+    with pytest.raises(ConfigurationError, match="rounds must be an integer >= 1"):
+        noise_multiplier_for(1.0, 1e-5, 0.01, 0)
+    with pytest.raises(ConfigurationError, match="tolerance"):
+        noise_multiplier_for(1.0, 1e-5, 0.01, 10, tolerance=0.0)
+    with pytest.raises(ConfigurationError, match="tolerance"):
+        noise_multiplier_for(1.0, 1e-5, 0.01, 10, tolerance=0.5)
+    with pytest.raises(ConfigurationError, match="epsilon must be a positive"):
+        noise_multiplier_for(0.0, 1e-5, 0.01, 10)
+    with pytest.raises(ConfigurationError, match="unit must be one of"):
+        PrivacyAccountant(1e-5, unit="branch")
+    with pytest.raises(ConfigurationError, match="count_noise_stddev"):
+        PrivacyAccountant(1e-5).step(1.0, 0.01, count_noise_stddev=0.0)
+    with pytest.raises(ConfigurationError, match="count_sensitivity"):
+        PrivacyAccountant(1e-5).step(1.0, 0.01, count_noise_stddev=1.0, count_sensitivity=-1)
+    with pytest.raises(ConfigurationError, match="count_noise_stddev"):
+        adaptive_noise_split(1.0, math.nan)
+    for beta in (-0.1, 1.0, math.nan):
+        with pytest.raises(ConfigurationError, match="beta"):
+            inflated_l2_bound(1.0, 0.01, beta, 10)
+    with pytest.raises(ConfigurationError, match="dimension"):
+        inflated_l2_bound(1.0, 0.01, 0.0, 0)
+    with pytest.raises(ConfigurationError, match="granularity"):
+        inflated_l2_bound(1.0, 0.0, 0.0, 10)
+
+
+def test_bad_ddg_arguments() -> None:
+    good = {
+        "l2_sensitivity": 10.0,
+        "l1_sensitivity": None,
+        "local_stddev": 3.0,
+        "noise_contributors": 10,
+        "dimension": 100,
+        "sample_rate": 0.01,
+        "rounds": 10,
+        "delta": 1e-5,
+    }
+    assert ddg_epsilon(**good) > 0
+    with pytest.raises(ConfigurationError, match="not private at all"):
+        ddg_epsilon(**{**good, "noise_contributors": 0})
+    with pytest.raises(ConfigurationError, match="below l2_sensitivity"):
+        ddg_epsilon(**{**good, "l1_sensitivity": 5.0})
+    for key, value in (
+        ("noise_contributors", 2.0),
+        ("dimension", 0),
+        ("local_stddev", 0.0),
+        ("l2_sensitivity", -1.0),
+        ("sample_rate", 0.0),
+        ("rounds", -1),
+        ("delta", 1.0),
+        ("l1_sensitivity", math.inf),
+    ):
+        with pytest.raises(ConfigurationError, match=key):
+            ddg_epsilon(**{**good, key: value})
