@@ -151,6 +151,34 @@ def run_benchmark(
     }
 
 
+STEPS = (
+    "clip_l2",
+    "encode_fixed_point",
+    "rotate",
+    "discrete_gaussian_noise",
+    "gaussian_noise",
+    "distributed_encode",
+)
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """A finished run as a Markdown table: seconds and ratio to the plaintext pass."""
+    cells = result["cells"]
+    head = "| step | " + " | ".join(f"d = {c['d']:,}" for c in cells) + " |\n"
+    head += "| --- |" + " --- |" * len(cells) + "\n"
+    rows = [
+        "| plaintext pass (float32 add) | "
+        + " | ".join(f"{c['plaintext_pass_seconds'] * 1e3:.3f} ms" for c in cells)
+        + " |"
+    ]
+    for step in STEPS:
+        values = " | ".join(
+            f"{c[step + '_seconds']:.4f} s (x{c[step + '_vs_plaintext']:.0f})" for c in cells
+        )
+        rows.append(f"| `{step}` | {values} |")
+    return head + "\n".join(rows) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="d = 10 000 only, seconds")
@@ -158,7 +186,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--markdown", metavar="JSON", help="print an earlier run as a table")
     args = parser.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as fh:
+            print(markdown_table(json.load(fh)), end="")
+        return
     dims = args.dimensions or (QUICK_DIMENSIONS if args.quick else DIMENSIONS)
     result = run_benchmark(dimensions=dims, runs=args.runs, progress=not args.no_progress)
     text = json.dumps(result, indent=2)

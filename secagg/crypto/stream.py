@@ -78,15 +78,20 @@ class KeyedStream:
     def integers(self, upper: int | np.ndarray, count: int | None = None) -> np.ndarray:
         """Uniform integers in ``[0, upper)`` (elementwise for an array), by rejection.
 
-        ``upper`` must lie in ``[1, 2^63]``. A word ``w`` is accepted when it is
-        below the largest multiple of ``upper`` that fits in 64 bits, so every
-        residue is equally likely; rejected lanes draw again.
+        ``upper`` must lie in ``[1, 2^63]``. A scalar bound up to 2^32 uses
+        Lemire's multiply-and-shift on 32-bit words (no division); otherwise a
+        word ``w`` is accepted when it is below the largest multiple of
+        ``upper`` that fits in 64 bits. Either way every value is equally
+        likely; rejected lanes draw again.
         """
-        bounds = np.asarray(upper, dtype=np.uint64)
-        if bounds.ndim == 0:
+        if np.ndim(upper) == 0:
             if count is None:
                 raise ConfigurationError("give count with a scalar upper bound")
-            bounds = np.full(count, bounds, dtype=np.uint64)
+            if 1 <= int(upper) <= 1 << 32:
+                return self._small_integers(int(upper), count)
+        bounds = np.asarray(upper, dtype=np.uint64)
+        if bounds.ndim == 0:
+            bounds = np.full(count or 0, bounds, dtype=np.uint64)
         if bounds.size and (bounds.min() < 1 or bounds.max() > np.uint64(1 << 63)):
             raise ConfigurationError("upper bounds must lie in [1, 2^63]")
         # limit = 2^64 - (2^64 mod upper): accept w < limit. Computed without 2^64.
@@ -99,6 +104,21 @@ class KeyedStream:
             ok = w <= limit_minus_one
             out[pending[ok]] = w[ok] % bounds[pending[ok]]
             pending = pending[~ok]
+        return out
+
+    def _small_integers(self, upper: int, count: int) -> np.ndarray:
+        """Lemire (2019): ``(w * upper) >> 32`` for 32-bit ``w``, rejecting a thin low band."""
+        threshold = np.uint64(((1 << 32) - upper) % upper)
+        out = np.empty(count, dtype=np.uint64)
+        filled = 0
+        while filled < count:
+            need = count - filled
+            w = self.words((need + 1) // 2).view(np.uint32)[:need].astype(np.uint64)
+            product = w * np.uint64(upper)  # < 2^64: both factors are at most 2^32
+            ok = (product & np.uint64(0xFFFFFFFF)) >= threshold
+            accepted = product[ok] >> np.uint64(32)
+            out[filled : filled + accepted.size] = accepted
+            filled += accepted.size
         return out
 
     def bits(self, count: int) -> np.ndarray:

@@ -80,20 +80,27 @@ def _bernoulli(stream: KeyedStream, p_hat: np.ndarray, exact: ExactProbability) 
 def _bernoulli_exp_unit(
     stream: KeyedStream, gamma_hat: np.ndarray, exact: ExactProbability
 ) -> np.ndarray:
-    """Bernoulli(exp(-gamma_i)) for gamma_i = num/den in [0, 1] (CKS Algorithm 1)."""
-    k = np.ones(gamma_hat.size, dtype=np.int64)
+    """Bernoulli(exp(-gamma_i)) for gamma_i = num/den in [0, 1] (CKS Algorithm 1).
+
+    All lanes still running share the same K (the loop's iteration), so K is a
+    scalar and the running lanes are compacted every iteration.
+    """
+    result = np.zeros(gamma_hat.size, dtype=bool)
     alive = np.arange(gamma_hat.size)
+    gammas = gamma_hat
+    k = 1
     while alive.size:
-        live = alive  # bind for the closure
+        live, kk = alive, k  # bind for the closure
 
-        def exact_k(lane: int, live: np.ndarray = live) -> tuple[int, int]:
+        def exact_k(lane: int, live: np.ndarray = live, kk: int = kk) -> tuple[int, int]:
             num, den = exact(int(live[lane]))
-            return num, den * int(k[live[lane]])
+            return num, den * kk
 
-        success = _bernoulli(stream, gamma_hat[alive] / k[alive], exact_k)
-        k[alive[success]] += 1
-        alive = alive[success]
-    return (k & 1) == 1
+        success = _bernoulli(stream, gammas / k, exact_k)
+        result[alive[~success]] = k & 1 == 1  # stopped at this K: 1 if K is odd
+        alive, gammas = alive[success], gammas[success]
+        k += 1
+    return result
 
 
 def bernoulli_exp(
