@@ -123,15 +123,28 @@ def test_conditional_rounding_keeps_the_norm_bound() -> None:
     assert mech.l1_sensitivity >= mech.sensitivity
 
 
-def test_small_moduli_ride_in_32_bit_words() -> None:
+@pytest.mark.parametrize("bits", [12, 20, 31, 33, 63, 64])
+def test_any_modulus_rides_in_the_engine_words(bits: int) -> None:
     n, d = 8, 64
-    mech = _mechanism(d, n, bits=20)
+    mech = _mechanism(d, n, bits=bits)
     seed = os.urandom(16)
     updates = _updates(n, d, norm=0.5)  # unclipped
     words = [mech.encode(u, seed) for u in updates]
-    assert all(w.dtype == np.uint32 and int(w.max()) < 1 << 20 for w in words)
+    assert all(w.dtype == mech.word_dtype for w in words)
     err = mech.decode(_ring_sum(words), seed) - updates.sum(axis=0)
     assert np.all(np.abs(err) < 8 * mech.sum_stddev(n))
+
+
+def test_high_bits_above_a_small_modulus_are_random() -> None:
+    """Zero high bits would make the sum's high part count the negative noised values."""
+    n, d, bits = 10, 1024, 16
+    mech = _mechanism(d, n, bits=bits)
+    seed = os.urandom(16)
+    words = [mech.encode(np.zeros(d), seed) for _ in range(n)]
+    high = (_ring_sum(words) >> np.uint32(bits)).astype(np.int64)
+    # uniform on [0, 2^16): mean 32767.5, std 18918; a count of negatives would be <= 10
+    assert abs(high.mean() - 32767.5) < Z_BAND * 18918 / math.sqrt(d)
+    assert high.max() > n
 
 
 def test_scale_choice_and_wrap_parameters() -> None:

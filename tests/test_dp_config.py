@@ -53,6 +53,30 @@ def test_a_large_cohort_with_enough_noise_budget_is_quiet() -> None:
     assert config.expected_clients == pytest.approx(1000)
 
 
+def test_distributed_plans_quote_the_distributed_bound() -> None:
+    args: dict[str, object] = dict(
+        unit="client",
+        noise_multiplier=1.0,
+        clip=1.0,
+        delta=1e-5,
+        num_clients=10_000,
+        sample_rate=0.01,
+        rounds=1000,
+        dimension=1 << 16,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dp.PrivacyCostWarning)
+        central = dp.DPConfig(**args)  # type: ignore[arg-type]
+        distributed = dp.DPConfig(**args, mechanism="distributed", bits=16)  # type: ignore[arg-type]
+    assert central.planned_epsilon() == pytest.approx(1.8282, abs=1e-3)
+    # the note's 16-bit example with beta = exp(-1/2) gives 2.4514; we round each
+    # client's integer sigma up (784.5 -> 785), a little more noise, so a little less
+    assert 2.44 < distributed.planned_epsilon() <= 2.4514
+    assert distributed.client_level_cost().epsilon == distributed.planned_epsilon()
+    with pytest.raises(ConfigurationError, match="dimension"):
+        dp.DPConfig(**(args | {"dimension": None, "mechanism": "distributed"}))  # type: ignore[arg-type]
+
+
 def test_record_level_config_needs_no_client_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -129,7 +129,7 @@ def test_discrete_laplace_matches_its_pmf() -> None:
 
 
 def test_samplers_refuse_bad_parameters() -> None:
-    for bad in (0, -1.0, math.inf, math.nan, "1"):
+    for bad in (0, -1.0, 1e-7, math.inf, math.nan, "1"):
         with pytest.raises(ConfigurationError):
             discrete_gaussian(bad, 10)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):

@@ -535,6 +535,11 @@ class PrivacyAccountant:
         chosen = accountant if accountant is not None else (recorded.pop() if recorded else "pld")
         unit = units.pop() if units else "client"
         out = cls(delta, accountant=chosen, unit=unit)
+        for i, entry in enumerate(history):
+            if not isinstance(entry, Mapping):
+                raise ConfigurationError(f"history entry {i} is not a mapping")
+        if recorded - {None} != recorded or units - {None} != units:
+            raise ConfigurationError("every history entry must name its accountant and unit")
         versions = {entry.get("dp_accounting_version") for entry in history}
         if versions - {dp_accounting_version(), None}:
             warnings.warn(

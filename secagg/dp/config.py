@@ -78,12 +78,19 @@ def client_level_cost(
     delta: float,
     dimension: int | None = None,
     accountant: str = "pld",
+    epsilon: float | None = None,
 ) -> ClientLevelCost:
-    """The accuracy and privacy cost of client-level DP-FedAvg for a plan."""
+    """The accuracy and privacy cost of client-level DP-FedAvg for a plan.
+
+    ``epsilon`` overrides the central DP-FedAvg figure (the distributed
+    mechanism's own bound is larger; :class:`DPConfig` passes it).
+    """
     if num_clients < 1:
         raise ConfigurationError("num_clients must be at least 1")
     expected = sample_rate * num_clients
-    eps = account_epsilon(noise_multiplier, sample_rate, rounds, delta, accountant=accountant)
+    eps = epsilon
+    if eps is None:
+        eps = account_epsilon(noise_multiplier, sample_rate, rounds, delta, accountant=accountant)
     relative = noise_multiplier / expected
     ratio = None if dimension is None else noise_multiplier * math.sqrt(dimension) / expected
     return ClientLevelCost(expected, noise_multiplier, eps, delta, rounds, relative, ratio)
@@ -112,6 +119,7 @@ class DPConfig:
     accountant: str = "pld"
     adaptive_clipping: bool = False
     dimension: int | None = None
+    bits: int = 32
     warn_noise_to_signal: float = 1.0
 
     def __post_init__(self) -> None:
@@ -126,6 +134,10 @@ class DPConfig:
             raise ConfigurationError(
                 "adaptive clipping needs the server to noise the clip count: use the central "
                 "mechanism with it (the distributed mechanism takes a fixed clip)"
+            )
+        if self.mechanism == "distributed" and self.dimension is None:
+            raise ConfigurationError(
+                "the distributed mechanism's epsilon depends on the model size: give dimension"
             )
         if not 0 < self.delta < 1:
             raise ConfigurationError("delta must lie strictly between 0 and 1")
@@ -158,10 +170,36 @@ class DPConfig:
             delta=self.delta,
             dimension=self.dimension,
             accountant=self.accountant,
+            epsilon=self.planned_epsilon(),
         )
 
     def planned_epsilon(self) -> float:
-        """Epsilon after the planned rounds (client level, all noise present)."""
+        """Epsilon after the planned rounds (client level, all planned noise present).
+
+        Central: the Poisson-subsampled Gaussian through the chosen accountant.
+        Distributed: the distributed discrete Gaussian's RDP bound for the
+        planned cohort, which is larger (rounding, the sum of discrete
+        Gaussians, the generic subsampling bound); dropouts raise it further,
+        and the runtime reports that honest figure round by round.
+        """
+        if self.mechanism == "distributed":
+            from secagg.dp.distributed import DistributedDiscreteGaussian
+
+            assert self.dimension is not None
+            expected = max(1, round(self.expected_clients))
+            mechanism = DistributedDiscreteGaussian(
+                dimension=self.dimension,
+                clip=self.clip,
+                noise_multiplier=self.noise_multiplier,
+                expected_clients=expected,
+                bits=self.bits,
+            )
+            return mechanism.epsilon(
+                noise_contributors=expected,
+                sample_rate=self.sample_rate,
+                rounds=self.rounds,
+                delta=self.delta,
+            )
         return account_epsilon(
             self.noise_multiplier, self.sample_rate, self.rounds, self.delta, self.accountant
         )

@@ -189,7 +189,7 @@ class DistributedDiscreteGaussian:
         scaled = clip_l2(rotated, self.clip).vector * self.scale
         rounded = self.round_within_bound(scaled, stream)
         rounded += discrete_gaussian(Fraction(self.local_sigma) ** 2, self.padded, stream)
-        return self._to_ring(rounded)
+        return self._to_ring(rounded, stream)
 
     def round_within_bound(self, scaled: np.ndarray, stream: KeyedStream) -> np.ndarray:
         """Conditional stochastic rounding: redraw until the L2 norm is within the bound.
@@ -207,9 +207,21 @@ class DistributedDiscreteGaussian:
             f"no rounding within the norm bound after {self.max_rounding_tries} tries"
         )
 
-    def _to_ring(self, values: np.ndarray) -> np.ndarray:
-        """Signed integers to words modulo 2^bits (uint32 up to 32 bits, else uint64)."""
+    def _to_ring(self, values: np.ndarray, stream: KeyedStream) -> np.ndarray:
+        """Signed integers to words: the value modulo 2^bits in the low bits.
+
+        The masking engine sums whole words (modulo 2^32 or 2^64). Were the high
+        bits zero, the high part of the sum would count how many clients' noised
+        coordinates were negative: a release the accountant does not cover. So
+        they are filled with fresh uniform bits; the sum's high part is then
+        uniform as long as one honest client's bits are in it (the same
+        assumption the noise rests on), and :meth:`decode` discards it.
+        """
         words = values.astype(np.int64).view(np.uint64) & np.uint64(self._mask)
+        width = 8 * np.dtype(self.word_dtype).itemsize
+        if self.bits < width:
+            high = stream.words(words.size) >> np.uint64(64 - (width - self.bits))
+            words |= high << np.uint64(self.bits)
         return words.astype(self.word_dtype)
 
     @property
@@ -231,12 +243,8 @@ class DistributedDiscreteGaussian:
                 f"expected {np.dtype(self.word_dtype)} words, got {words.dtype}"
             )
         # the engine sums modulo 2^32 or 2^64, a multiple of 2^bits: reduce, read signed
-        reduced = words.astype(np.uint64) & np.uint64(self._mask)
-        signed = reduced.astype(np.int64)
-        if self.bits == 64:
-            signed = reduced.view(np.int64)
-        else:
-            signed[signed >= 1 << (self.bits - 1)] -= 1 << self.bits
+        shift = np.uint64(64 - self.bits)  # sign-extend the low `bits` bits
+        signed = (words.astype(np.uint64) << shift).view(np.int64) >> np.int64(64 - self.bits)
         values = signed / self.scale
         return RandomizedHadamard(self.dimension, rotation_seed).unrotate(values)
 

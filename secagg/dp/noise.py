@@ -50,6 +50,8 @@ from secagg.crypto.stream import KeyedStream
 from secagg.errors import ConfigurationError
 
 _MARGIN = 2.0**-30
+#: below this sigma^2 the split of gamma into parts would leave 64-bit lanes
+MIN_SIGMA_SQUARED = Fraction(1, 10**6)
 _PREFIX_BITS = 53
 
 #: maps lane indices (into the arrays the caller passed) to exact (num, den) of p
@@ -137,8 +139,11 @@ def _as_fraction(sigma_squared: float | int | Fraction) -> Fraction:
     if isinstance(sigma_squared, float) and not math.isfinite(sigma_squared):
         raise ConfigurationError("the discrete Gaussian needs a finite sigma^2")
     value = Fraction(sigma_squared)
-    if not value > 0:
-        raise ConfigurationError("the discrete Gaussian needs sigma^2 > 0 and finite")
+    if not value >= MIN_SIGMA_SQUARED:
+        raise ConfigurationError(
+            f"the discrete Gaussian needs sigma^2 >= {MIN_SIGMA_SQUARED} (below it, it is 0 "
+            "with probability above 1 - 10^-100000: add no noise instead)"
+        )
     return value
 
 

@@ -1,0 +1,57 @@
+"""Errors specific to the homomorphic (CKKS) backend.
+
+Each one subclasses the engine-wide type that callers already catch
+(:mod:`secagg.errors`), so a transport that refuses :class:`ProtocolError`
+refuses a garbled ciphertext too, and an auditor's tooling that treats
+:class:`CryptoError` as evidence sees an attempt to decrypt without a key.
+They live here, not in :mod:`secagg.errors`, only until the HE backend settles.
+"""
+
+from __future__ import annotations
+
+from secagg.errors import ConfigurationError, CryptoError, InvalidMessage, MalformedMessage
+
+
+class HEParameterError(ConfigurationError):
+    """No CKKS parameter set gives the requested precision at the required security.
+
+    Also raised when a context does not match the parameters it is announced
+    with, so that a misconfigured deployment fails at start-up, not at decryption.
+    """
+
+
+class SecretKeyPresent(HEParameterError):
+    """A context offered to a public role (server or key-holder-mode client) holds a secret key.
+
+    Refused rather than silently stripped: whoever handed it over has already
+    leaked the key, and that must be noticed.
+    """
+
+
+class BoundExceeded(ConfigurationError):
+    """A value or a number of contributions beyond what the parameters were chosen for.
+
+    CKKS wraps silently on overflow and its noise grows with every addition, so
+    a sum outside the design point would decrypt to a wrong answer without any
+    error; refusing the input is the only place to catch it.
+    """
+
+
+class SecretKeyUnavailable(CryptoError):
+    """Decryption was attempted by a party that holds no secret key."""
+
+
+class MalformedCiphertext(MalformedMessage):
+    """Bytes that are not a well-formed envelope or TenSEAL ciphertext for these parameters."""
+
+
+class ContextMismatch(InvalidMessage):
+    """A ciphertext encrypted under another context (other keys or parameters).
+
+    Adding it would not fail inside TenSEAL (which compares only the scale of two
+    contexts) but would decrypt to garbage, so it is refused by fingerprint.
+    """
+
+
+class InconsistentUpload(InvalidMessage):
+    """One party's chunks do not form exactly one vector of the expected length."""
