@@ -1,0 +1,113 @@
+"""One interface, every backend: sums within the documented bound, dropouts reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import secagg
+from secagg.aggregation import BACKENDS, get_backend
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.central import CentralGaussian
+from secagg.dp.clipping import clip_l2
+from secagg.errors import (
+    ConfigurationError,
+    DuplicateMessage,
+    MalformedMessage,
+    ProtocolError,
+    RoundAborted,
+    UnknownParty,
+)
+
+MASKING = ("secagg", "secagg+")
+
+
+def _updates(n: int, d: int, seed: bytes, bound: float = 1.0) -> np.ndarray:
+    raw = (KeyedStream(seed).uniform(n * d).reshape(n, d) * 2 - 1) * bound
+    return raw
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    backend=st.sampled_from(("plain", *MASKING)),
+    n=st.integers(2, 12),
+    d=st.integers(1, 300),
+    bound=st.sampled_from([1e-3, 1.0, 50.0]),
+    seed=st.binary(min_size=16, max_size=16),
+    data=st.data(),
+)
+def test_every_backend_sums_within_its_bound_and_reports_dropouts(
+    backend: str, n: int, d: int, bound: float, seed: bytes, data: st.DataObject
+) -> None:
+    updates = _updates(n, d, seed, bound)
+    dropped = data.draw(st.sets(st.integers(0, n - 1), max_size=max(0, n // 10)))
+    options = {} if backend == "plain" else {"value_bound": bound}
+    total, report = secagg.aggregate(updates, backend, dropped=dropped, **options)
+    survivors = [p for p in range(n) if p not in dropped]
+    assert report.backend == backend
+    assert report.contributed == tuple(survivors)
+    assert report.dropped == tuple(sorted(dropped))
+    assert np.max(np.abs(total - updates[survivors].sum(axis=0))) <= report.error_bound
+
+
+@pytest.mark.parametrize("backend", MASKING)
+def test_masking_below_threshold_aborts_instead_of_summing(backend: str) -> None:
+    updates = _updates(10, 50, b"t" * 16)
+    with pytest.raises(RoundAborted):
+        secagg.aggregate(updates, backend, dropped=range(0, 8))
+
+
+@pytest.mark.parametrize("backend", ("plain", *MASKING))
+def test_bad_contributions_are_refused_and_change_nothing(backend: str) -> None:
+    n, d = 6, 40
+    updates = _updates(n, d, b"b" * 16)
+    round_ = get_backend(backend).start_round(n, d)
+    good = round_.encoder(0).encode(updates[0])
+    with pytest.raises((MalformedMessage, ProtocolError)):
+        round_.receive(0, good[:-3])  # truncated
+    with pytest.raises((MalformedMessage, ProtocolError)):
+        round_.receive(1, good)  # someone else's contribution
+    with pytest.raises(UnknownParty):
+        round_.receive(n, good)
+    round_.receive(0, good)
+    with pytest.raises(DuplicateMessage):
+        round_.receive(0, good)
+    for p in range(1, n):
+        round_.receive(p, round_.encoder(p).encode(updates[p]))
+    total, report = round_.finish()
+    assert report.dropped == ()
+    assert np.max(np.abs(total - updates.sum(axis=0))) <= report.error_bound
+
+
+@pytest.mark.parametrize("backend", MASKING)
+def test_masking_refuses_updates_beyond_the_value_bound(backend: str) -> None:
+    round_ = get_backend(backend, value_bound=0.5).start_round(4, 10)
+    with pytest.raises(ConfigurationError, match="value_bound"):
+        round_.encoder(0).encode(np.full(10, 0.6))
+
+
+@pytest.mark.parametrize("backend", ("plain", *MASKING))
+def test_clipping_and_central_noise_work_unchanged_through_the_backend(backend: str) -> None:
+    n, d, clip = 8, 20_000, 1.0
+    raw = _updates(n, d, b"c" * 16, bound=0.05)  # norms about 4: clipping is active
+    clipped = np.stack([clip_l2(u, clip).vector for u in raw])
+    options = {} if backend == "plain" else {"value_bound": clip}
+    total, report = secagg.aggregate(clipped, backend, **options)
+    mechanism = CentralGaussian(clip=clip, noise_multiplier=1.0, expected_clients=n)
+    noised = mechanism.noised_sum(total)
+    noise = noised - clipped.sum(axis=0)
+    assert np.std(noise) == pytest.approx(mechanism.stddev, rel=0.05)
+
+
+def test_backend_registry_and_argument_checks() -> None:
+    assert set(BACKENDS) == {"plain", "secagg", "secagg+", "ckks"}
+    with pytest.raises(ConfigurationError, match="unknown backend"):
+        get_backend("paillier")
+    with pytest.raises(ConfigurationError):
+        get_backend("plain", value_bound=1.0)
+    with pytest.raises(ConfigurationError):
+        secagg.aggregate(np.zeros(5), "plain")
+    with pytest.raises(ConfigurationError):
+        secagg.aggregate(np.zeros((3, 2)), "plain", dropped=[7])
