@@ -94,7 +94,7 @@ def test_clipping_and_central_noise_work_unchanged_through_the_backend(backend: 
     raw = _updates(n, d, b"c" * 16, bound=0.05)  # norms about 4: clipping is active
     clipped = np.stack([clip_l2(u, clip).vector for u in raw])
     options = {} if backend == "plain" else {"value_bound": clip}
-    total, report = secagg.aggregate(clipped, backend, **options)
+    total, _ = secagg.aggregate(clipped, backend, **options)
     mechanism = CentralGaussian(clip=clip, noise_multiplier=1.0, expected_clients=n)
     noised = mechanism.noised_sum(total)
     noise = noised - clipped.sum(axis=0)
