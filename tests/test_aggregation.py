@@ -101,6 +101,31 @@ def test_clipping_and_central_noise_work_unchanged_through_the_backend(backend: 
     assert np.std(noise) == pytest.approx(mechanism.stddev, rel=0.05)
 
 
+def test_adaptive_clipping_through_the_secure_sum() -> None:
+    """Clients send [clipped update, 1[norm <= C] - 1/2] through SecAgg+; the clip follows."""
+    from secagg.dp.adaptive import AdaptiveClipping, append_report, split_report, unclipped_report
+    from secagg.dp.noise import gaussian
+
+    n, d = 60, 8
+    state = AdaptiveClipping(noise_multiplier=0.5, expected_clients=n, initial_clip=0.4)
+    stream = KeyedStream()
+    for _ in range(25):
+        directions = gaussian(1.0, n * d, stream).reshape(n, d)
+        directions /= np.linalg.norm(directions, axis=1)[:, None]
+        norms = np.exp(0.5 * gaussian(1.0, n, stream))  # lognormal(0, 0.5): median 1
+        rows, reports = [], []
+        for direction, norm in zip(directions, norms, strict=True):
+            result = clip_l2(direction * norm, state.clip)
+            reports.append(unclipped_report(result.norm, state.clip))
+            rows.append(append_report(result.vector, reports[-1]))
+        total, _ = secagg.aggregate(np.stack(rows), "secagg+", value_bound=max(state.clip, 0.5))
+        update_sum, report_sum = split_report(total)
+        assert report_sum == pytest.approx(sum(reports), abs=1e-6)  # exact up to rounding
+        assert np.linalg.norm(update_sum) <= n * state.clip + 1e-6
+        state.update(state.noised_count(report_sum, stream))
+    assert 0.7 < np.mean([h["next_clip"] for h in state.history[-8:]]) < 1.4
+
+
 def test_backend_registry_and_argument_checks() -> None:
     assert set(BACKENDS) == {"plain", "secagg", "secagg+", "ckks"}
     with pytest.raises(ConfigurationError, match="unknown backend"):

@@ -34,17 +34,37 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.accounting import adaptive_noise_split
 from secagg.dp.noise import gaussian
 from secagg.errors import ConfigurationError
 
-__all__ = ["AdaptiveClipping", "adaptive_noise_split", "unclipped_report"]
+__all__ = [
+    "AdaptiveClipping",
+    "adaptive_noise_split",
+    "append_report",
+    "split_report",
+    "unclipped_report",
+]
 
 
 def unclipped_report(norm: float, clip: float) -> float:
     """A client's contribution to the count: ``1[norm <= clip] - 1/2``."""
     return (1.0 if norm <= clip else 0.0) - 0.5
+
+
+def append_report(clipped_update: np.ndarray, report: float) -> np.ndarray:
+    """The vector a client sends: its clipped update with its count report as one more
+    coordinate, so both travel through the same secure sum."""
+    return np.append(np.asarray(clipped_update, dtype=np.float64).ravel(), report)
+
+
+def split_report(total: np.ndarray) -> tuple[np.ndarray, float]:
+    """The aggregate back into (sum of clipped updates, sum of reports)."""
+    t = np.asarray(total, dtype=np.float64)
+    return t[:-1], float(t[-1])
 
 
 @dataclass

@@ -1,0 +1,195 @@
+"""The wire format of one CKKS ciphertext chunk, checked before any byte reaches TenSEAL.
+
+Theory of operation
+-------------------
+A vector longer than one ciphertext's N/2 slots travels as ``count`` chunks. Each
+chunk is one envelope::
+
+    offset size  field
+    0      4     magic b"SAHE"
+    4      1     version (1)
+    5      1     kind: 1 = one client's contribution, 2 = the server's aggregate
+    6      2     reserved, zero
+    8      32    context fingerprint: SHA-256 of the serialized public context
+    40     8     vector length (values in the whole vector, >= 1)
+    48     4     chunk index (< count)
+    52     4     chunk count
+    56     4     contributions (1 for a client's chunk; number of summands for an aggregate)
+    60     4     payload length: must equal the bytes that follow
+    64     ...   payload: TenSEAL's serialized CKKSVector (protobuf, no pickle)
+
+All integers are big-endian.
+
+TenSEAL trusts its own protobuf. A CKKSVector message whose list of chunk sizes
+and list of ciphertexts have different lengths loads without complaint, then
+*segfaults* on the first addition or decryption (found by fuzzing TenSEAL 0.3.18;
+see tests/test_he.py). :func:`check_tenseal_payload` therefore accepts only the
+exact layout TenSEAL itself writes for a one-ciphertext vector: one packed size,
+one ciphertext, the expected scale, nothing else. It also checks the SEAL
+serialization header inside (magic, header size, compression mode, declared
+length). What is left to SEAL's own ``Ciphertext::load``, which TenSEAL calls
+with validation, is the compressed body. SEAL checks the decompressed data
+against the context (parameter id, sizes, every coefficient below its prime);
+the caller then checks the loaded ciphertext's metadata.
+
+Integrity: there is deliberately no MAC here. A MAC key shared by all clients
+and the server would let any one of them forge another's chunk, so it adds
+nothing that the fingerprint does not. Authenticating *who* sent a chunk is the
+job of the layers that carry it: mTLS client certificates on the transport and
+the protocol's signed messages. CKKS ciphertexts are malleable. A bit flip in
+the compressed body that keeps every coefficient in range decodes to a valid
+ciphertext of another value, and nothing at this layer can detect it. TLS's
+AEAD detects it in transit. An authenticated but malicious client could send
+any value anyway, which is why input bounds and differential privacy, not
+ciphertext integrity, limit a single client's influence. What this layer
+guarantees is that every structural fault, and every chunk made under another
+context, raises a typed error before TenSEAL state changes.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from secagg.he.errors import MalformedCiphertext
+
+MAGIC = b"SAHE"
+VERSION = 1
+_HEADER = struct.Struct(">4sBBH32sQIIII")
+HEADER_BYTES = _HEADER.size
+_MAX_U32 = 2**32 - 1
+
+# SEAL serialization header (seal/serialization.h): 16 bytes, little-endian.
+_SEAL_HEADER = struct.Struct("<HBBBBHQ")
+_SEAL_MAGIC = 0xA15E
+_SEAL_COMPR_MODES = frozenset({0, 1, 2})  # none, zlib, zstd
+
+
+class ChunkKind(enum.IntEnum):
+    CONTRIBUTION = 1
+    AGGREGATE = 2
+
+
+@dataclass(frozen=True)
+class ChunkHeader:
+    """Everything in an envelope except the ciphertext itself."""
+
+    kind: ChunkKind
+    fingerprint: bytes
+    vector_length: int
+    index: int
+    count: int
+    contributions: int
+
+    def __post_init__(self) -> None:
+        if len(self.fingerprint) != 32:
+            raise ValueError("fingerprint must be 32 bytes")
+        if not (1 <= self.vector_length < 2**64):
+            raise ValueError("vector length out of range")
+        if not (0 <= self.index < self.count <= _MAX_U32):
+            raise ValueError("chunk index/count out of range")
+        if not (1 <= self.contributions <= _MAX_U32):
+            raise ValueError("contributions out of range")
+
+
+def pack_chunk(header: ChunkHeader, payload: bytes) -> bytes:
+    """Frame one serialized ciphertext for the wire."""
+    if len(payload) > _MAX_U32:
+        raise ValueError("payload too large for one envelope")
+    return (
+        _HEADER.pack(
+            MAGIC,
+            VERSION,
+            header.kind,
+            0,
+            header.fingerprint,
+            header.vector_length,
+            header.index,
+            header.count,
+            header.contributions,
+            len(payload),
+        )
+        + payload
+    )
+
+
+def unpack_chunk(data: bytes, *, max_payload: int) -> tuple[ChunkHeader, bytes]:
+    """Parse an envelope's structure; raises :class:`MalformedCiphertext` on any fault."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedCiphertext(f"an envelope is bytes, not {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < HEADER_BYTES:
+        raise MalformedCiphertext(f"envelope of {len(data)} bytes is shorter than its header")
+    magic, version, kind, reserved, fingerprint, length, index, count, contributions, size = (
+        _HEADER.unpack_from(data)
+    )
+    if magic != MAGIC:
+        raise MalformedCiphertext("not a secagg CKKS envelope (bad magic)")
+    if version != VERSION:
+        raise MalformedCiphertext(f"unsupported envelope version {version}")
+    if kind not in {k.value for k in ChunkKind} or reserved != 0:
+        raise MalformedCiphertext("unknown chunk kind or non-zero reserved field")
+    if size != len(data) - HEADER_BYTES:
+        raise MalformedCiphertext(
+            f"payload length field says {size}, envelope carries {len(data) - HEADER_BYTES}"
+        )
+    if not 0 < size <= max_payload:
+        raise MalformedCiphertext(f"payload of {size} bytes outside (0, {max_payload}]")
+    try:
+        header = ChunkHeader(ChunkKind(kind), fingerprint, length, index, count, contributions)
+    except ValueError as exc:
+        raise MalformedCiphertext(f"bad envelope header: {exc}") from None
+    return header, data[HEADER_BYTES:]
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """Decode a canonical (shortest) protobuf varint of at most 64 bits."""
+    value = shift = 0
+    for i in range(pos, min(pos + 10, len(data))):
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            if value >= 2**64 or (byte == 0 and i > pos):
+                break
+            return value, i + 1
+        shift += 7
+    raise MalformedCiphertext("bad varint in TenSEAL payload")
+
+
+def check_tenseal_payload(
+    payload: bytes, *, values: int, scale: float, max_ciphertext: int
+) -> None:
+    """Accept only TenSEAL's own layout of a one-ciphertext CKKSVector of ``values`` values.
+
+    The layout is field 1 (packed sizes), then field 2 (the ciphertext), then
+    field 3 (the scale), and nothing else.
+    """
+    if len(payload) < 2 or payload[0] != 0x0A:
+        raise MalformedCiphertext("TenSEAL payload does not start with the sizes field")
+    packed_len, pos = _varint(payload, 1)
+    size, end = _varint(payload, pos)
+    if end - pos != packed_len or size != values:
+        raise MalformedCiphertext(f"TenSEAL payload must hold exactly one chunk of {values} values")
+    if end >= len(payload) or payload[end] != 0x12:
+        raise MalformedCiphertext("TenSEAL payload must hold exactly one ciphertext")
+    ct_len, ct_start = _varint(payload, end + 1)
+    ct_end = ct_start + ct_len
+    if not 0 < ct_len <= max_ciphertext or ct_end + 9 != len(payload):
+        raise MalformedCiphertext("TenSEAL ciphertext length inconsistent with the payload")
+    tail = payload[ct_end:]
+    if tail[0] != 0x19 or struct.unpack("<d", tail[1:])[0] != scale:
+        raise MalformedCiphertext("TenSEAL payload scale differs from the context's")
+    _check_seal_header(payload[ct_start:ct_end])
+
+
+def _check_seal_header(blob: bytes) -> None:
+    if len(blob) < _SEAL_HEADER.size:
+        raise MalformedCiphertext("SEAL ciphertext shorter than its header")
+    magic, header_size, _major, _minor, compr, reserved, size = _SEAL_HEADER.unpack_from(blob)
+    if magic != _SEAL_MAGIC or header_size != _SEAL_HEADER.size or reserved != 0:
+        raise MalformedCiphertext("bad SEAL serialization header")
+    if compr not in _SEAL_COMPR_MODES:
+        raise MalformedCiphertext(f"unknown SEAL compression mode {compr}")
+    if size != len(blob):
+        raise MalformedCiphertext("SEAL header length disagrees with the ciphertext's")

@@ -1,0 +1,359 @@
+"""CKKS parameters for a sum of n vectors, and the chooser that picks the smallest safe set.
+
+Theory of operation
+-------------------
+The server only *adds* ciphertexts, so no multiplicative depth is needed and the
+modulus chain can be minimal: data primes q_1..q_k (k = 1 unless the precision
+asks for more than SEAL's 60-bit primes) followed by one *special* prime p. SEAL
+keeps p for key switching, which this backend never does; TenSEAL cannot create
+a context without it (it always generates relinearization keys), so p is taken
+as small as SEAL can find (a prime = 1 mod 2N), which leaves the security budget
+to the data primes. Ciphertexts live at the data level: two polynomials of N
+coefficients modulo q = q_1...q_k, carrying N/2 real values.
+
+Three constraints fix the parameters, checked in this order for N = 1024, 2048,
+... and the first N that meets all three wins:
+
+1. **Precision.** A value x is encoded as round(x * scale). Decrypting a sum of n
+   fresh ciphertexts gives each slot the sum plus an error that is, per slot,
+   close to Gaussian. Measured on TenSEAL 0.3.18 (SEAL 4, public-key encryption,
+   which encrypts at the key level and drops p, so the size of p does not
+   matter): the error of one fresh ciphertext has an average standard deviation
+   of 0.167 * N / scale over all slots. Different slots see different standard
+   deviations, up to about 0.5 * N / scale for the worst slot of a given key,
+   because the dominant term is the rounding error times the secret key,
+   evaluated at that slot's root of unity. Independent encryptions add in
+   variance, so the error of the sum grows as sqrt(n). The documented bound is::
+
+       error_bound(n) = TAIL_Z * sqrt(n) * NOISE_STD_PER_DEGREE * N / scale
+
+   with NOISE_STD_PER_DEGREE = 0.75, which is above every worst slot measured,
+   and TAIL_Z = 7, a Gaussian tail of about 3e-12 per coordinate. Encoding and
+   decoding run a double-precision FFT, which adds n * value_bound * 2^-44 (with
+   margin) and sets a floor that no scale can beat. The scale is the smallest
+   power of two that brings error_bound(num_clients) down to the requested
+   precision, so a bigger ring needs a bigger scale.
+2. **No overflow.** The decrypted coefficients must stay inside (-q/2, q/2). The
+   coefficients of an encoded vector are bounded by its largest slot value (the
+   all-equal vector reaches that bound), so the requirement is
+   q > 2 * (n * value_bound + error_bound(n)) * scale. This is checked against
+   the actual primes, which are the ones SEAL's CoeffModulus.Create picks: the
+   largest primes = 1 mod 2N below 2^bits.
+3. **Security.** The total bit count of all primes, p included, must be at most
+   the HomomorphicEncryption.org standard's bound for N (Albrecht et al., Homomorphic
+   Encryption Security Standard v1.1, 2018, for a ternary secret and an error
+   standard deviation of 3.2, which is what SEAL samples). The table below is
+   SEAL's ``util/hestdparms.h`` (``SEAL_HE_STD_PARMS_*_TC``), the same numbers
+   that ``CoeffModulus.MaxBitCount`` returns at run time. SEAL refuses contexts
+   over the 128-bit bound anyway; checking here means an impossible request
+   fails with a reason instead of a C++ exception.
+
+Size on the wire: a ciphertext is 2 * N * k * 8 bytes before compression. That
+is 32 * k bytes per real value, because only N/2 slots carry values. SEAL
+compresses the serialized ciphertext with zstd and TenSEAL offers no switch to
+turn that off. The compressed size is about 0.58 * (bits of q) bytes per value:
+27.3 bytes for a 47-bit q. So the size depends on the data modulus, not on N.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from secagg.he.errors import HEParameterError
+
+#: Largest total coefficient-modulus bits per ring degree, ternary secret, classical
+#: attacker (HomomorphicEncryption.org standard v1.1; SEAL ``util/hestdparms.h``).
+HE_STANDARD_MAX_BITS: dict[int, dict[int, int]] = {
+    128: {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881},
+    192: {1024: 19, 2048: 37, 4096: 75, 8192: 152, 16384: 305, 32768: 611},
+    256: {1024: 14, 2048: 29, 4096: 58, 8192: 118, 16384: 237, 32768: 476},
+}
+RING_DEGREES = (1024, 2048, 4096, 8192, 16384, 32768)
+
+#: SEAL's upper limit on one prime of the coefficient modulus.
+SEAL_MAX_PRIME_BITS = 60
+#: Worst-slot standard deviation of one fresh ciphertext's error, in units of N / scale.
+NOISE_STD_PER_DEGREE = 0.75
+#: Gaussian tail factor of the per-coordinate error bound (two-sided tail about 2.6e-12).
+TAIL_Z = 7.0
+#: Relative error of SEAL's double-precision FFT encode and decode, with a 16x margin:
+#: no scale makes the sum more accurate than about n * value_bound * 2^-48.
+FLOAT_RELATIVE_ERROR = 2.0**-44
+
+
+def max_coeff_modulus_bits(poly_modulus_degree: int, security_bits: int = 128) -> int:
+    """The standard's largest total modulus size for this ring at this security level."""
+    try:
+        return HE_STANDARD_MAX_BITS[security_bits][poly_modulus_degree]
+    except KeyError:
+        raise HEParameterError(
+            f"no HE-standard entry for N={poly_modulus_degree} at {security_bits}-bit security; "
+            f"N must be one of {RING_DEGREES} and the level one of {sorted(HE_STANDARD_MAX_BITS)}"
+        ) from None
+
+
+def _is_prime(n: int) -> bool:
+    """Deterministic Miller-Rabin for n < 3.3e24 (these bases suffice), enough for 60 bits."""
+    if n < 2:
+        return False
+    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+    for p in small:
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        r += 1
+    for a in small:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _ntt_primes(poly_modulus_degree: int, bits: int, count: int) -> list[int]:
+    """The ``count`` largest primes = 1 mod 2N below 2^bits, as SEAL's CoeffModulus.Create picks.
+
+    Raises :class:`HEParameterError` when the range (2^(bits-1), 2^bits) has fewer.
+    """
+    step = 2 * poly_modulus_degree
+    value, lower = (1 << bits) - step + 1, 1 << (bits - 1)
+    found: list[int] = []
+    while len(found) < count and value > lower:
+        if _is_prime(value):
+            found.append(value)
+        value -= step
+    if len(found) < count:
+        raise HEParameterError(
+            f"only {len(found)} prime(s) = 1 mod {step} have {bits} bits; {count} needed"
+        )
+    return found
+
+
+def coefficient_primes(
+    poly_modulus_degree: int, coeff_mod_bit_sizes: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The primes SEAL will build for these bit sizes, in the same order."""
+    by_size: dict[int, list[int]] = {}
+    for bits in set(coeff_mod_bit_sizes):
+        count = coeff_mod_bit_sizes.count(bits)
+        by_size[bits] = _ntt_primes(poly_modulus_degree, bits, count)
+    return tuple(by_size[bits].pop(0) for bits in coeff_mod_bit_sizes)
+
+
+@dataclass(frozen=True)
+class CKKSParameters:
+    """One CKKS parameter set together with the sum it was chosen for.
+
+    ``coeff_mod_bit_sizes`` lists the data primes and then the special prime, as
+    TenSEAL takes them. ``num_clients``, ``value_bound`` and ``precision`` are the
+    design point: at most ``num_clients`` vectors, each coordinate in
+    [-value_bound, value_bound], and a decrypted sum whose error per coordinate is
+    at most ``precision`` (except with the tail probability of :data:`TAIL_Z`).
+    Construction validates everything, so a hand-written set that is insecure,
+    can overflow or misses its precision is refused, the same as a chosen one.
+    """
+
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: tuple[int, ...]
+    scale_bits: int
+    num_clients: int
+    value_bound: float
+    precision: float
+    security_bits: int = 128
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coeff_mod_bit_sizes", tuple(self.coeff_mod_bit_sizes))
+        _check_design_point(self.num_clients, self.value_bound, self.precision)
+        limit = max_coeff_modulus_bits(self.poly_modulus_degree, self.security_bits)
+        sizes = self.coeff_mod_bit_sizes
+        if len(sizes) < 2:
+            raise HEParameterError("need at least one data prime and the special prime")
+        if any(not 2 <= b <= SEAL_MAX_PRIME_BITS for b in sizes):
+            raise HEParameterError(f"prime sizes must lie in [2, {SEAL_MAX_PRIME_BITS}] bits")
+        if sum(sizes) > limit:
+            raise HEParameterError(
+                f"{sum(sizes)} modulus bits exceed the {limit}-bit bound of the HE standard "
+                f"for N={self.poly_modulus_degree} at {self.security_bits}-bit security"
+            )
+        primes = coefficient_primes(self.poly_modulus_degree, sizes)
+        q = math.prod(primes[:-1])
+        if self.scale_bits < 1 or q.bit_length() < self.scale_bits + 2:
+            raise HEParameterError(
+                f"scale 2^{self.scale_bits} does not fit below the "
+                f"{q.bit_length()}-bit data modulus"
+            )
+        worst = self.num_clients * self.value_bound + self.error_bound(self.num_clients)
+        if q <= 2 * worst * self.scale:
+            raise HEParameterError(
+                f"a sum of {self.num_clients} values of magnitude {self.value_bound} at scale "
+                f"2^{self.scale_bits} can overflow the {q.bit_length()}-bit data modulus"
+            )
+        if self.error_bound(self.num_clients) > self.precision:
+            raise HEParameterError(
+                f"error bound {self.error_bound(self.num_clients):.3g} for {self.num_clients} "
+                f"summands exceeds the requested precision {self.precision:.3g}"
+            )
+
+    @property
+    def slots(self) -> int:
+        """Real values per ciphertext (CKKS packs N/2 complex slots; TenSEAL uses the real part)."""
+        return self.poly_modulus_degree // 2
+
+    @property
+    def scale(self) -> float:
+        return float(2**self.scale_bits)
+
+    @property
+    def data_primes(self) -> int:
+        """How many primes a ciphertext carries (the special prime is dropped after encryption)."""
+        return len(self.coeff_mod_bit_sizes) - 1
+
+    @property
+    def total_bits(self) -> int:
+        return sum(self.coeff_mod_bit_sizes)
+
+    def error_bound(self, num_summands: int) -> float:
+        """Per-coordinate bound on |decrypted sum - true sum| of ``num_summands`` fresh ciphertexts.
+
+        Encryption noise (grows as sqrt(n)) plus floating-point encode/decode error.
+        """
+        return _noise_bound(num_summands, self.poly_modulus_degree, self.scale) + _float_bound(
+            num_summands, self.value_bound
+        )
+
+    def max_ciphertext_bytes(self) -> int:
+        """Upper bound on one serialized chunk: uncompressed polynomials plus SEAL's metadata."""
+        return 2 * self.poly_modulus_degree * self.data_primes * 8 + 1024
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-ready summary for the config and the ledger (no key material)."""
+        return {
+            "scheme": "CKKS",
+            "poly_modulus_degree": self.poly_modulus_degree,
+            "coeff_mod_bit_sizes": list(self.coeff_mod_bit_sizes),
+            "scale_bits": self.scale_bits,
+            "security_bits": self.security_bits,
+            "security_bound_bits": max_coeff_modulus_bits(
+                self.poly_modulus_degree, self.security_bits
+            ),
+            "num_clients": self.num_clients,
+            "value_bound": self.value_bound,
+            "precision": self.precision,
+            "error_bound": self.error_bound(self.num_clients),
+        }
+
+
+def _check_design_point(num_clients: int, value_bound: float, precision: float) -> None:
+    if not isinstance(num_clients, int) or isinstance(num_clients, bool) or num_clients < 1:
+        raise HEParameterError(f"num_clients must be a positive integer, got {num_clients!r}")
+    for name, value in (("value_bound", value_bound), ("precision", precision)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise HEParameterError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _scale_bits_for(n: int, degree: int, noise_budget: float) -> int:
+    needed = _noise_bound(n, degree, 1.0) / noise_budget
+    return max(1, math.ceil(math.log2(needed)))
+
+
+def _noise_bound(n: int, degree: int, scale: float) -> float:
+    return TAIL_Z * math.sqrt(n) * NOISE_STD_PER_DEGREE * degree / scale
+
+
+def _float_bound(n: int, value_bound: float) -> float:
+    return n * value_bound * FLOAT_RELATIVE_ERROR
+
+
+def _data_modulus_for(
+    degree: int, scale_bits: int, required: float, limit: int
+) -> tuple[int, ...] | None:
+    """Fewest, then smallest, data-prime sizes (``limit`` bits at most) with product > ``required``.
+
+    ``required`` is 2 * (largest possible decrypted magnitude) * scale; the product
+    must also leave room for the scale itself.
+    """
+    total = max(math.ceil(math.log2(required)), scale_bits + 2)
+    while total <= limit:
+        k = math.ceil(total / SEAL_MAX_PRIME_BITS)
+        sizes = tuple(total // k + (1 if i < total % k else 0) for i in range(k))
+        try:
+            q = math.prod(coefficient_primes(degree, sizes))
+        except HEParameterError:  # too few primes = 1 mod 2N of this size
+            q = 0
+        if q > required:
+            return sizes
+        total += 1
+    return None
+
+
+def _special_prime_bits(degree: int, data_sizes: tuple[int, ...]) -> int:
+    """Smallest prime size SEAL can add as the special prime next to these data primes."""
+    for bits in range((2 * degree).bit_length(), SEAL_MAX_PRIME_BITS + 1):
+        try:
+            coefficient_primes(degree, (*data_sizes, bits))
+        except HEParameterError:
+            continue
+        return bits
+    raise HEParameterError(f"no special prime for N={degree}")  # pragma: no cover
+
+
+def choose_parameters(
+    num_clients: int, value_bound: float, precision: float, *, security_bits: int = 128
+) -> CKKSParameters:
+    """Smallest ring and modulus chain for summing ``num_clients`` vectors to ``precision``.
+
+    ``value_bound`` bounds every coordinate of one client's vector (the L2 clip C
+    bounds it); ``precision`` is the allowed absolute error of the *sum*, per
+    coordinate (for example 1e-6 * C). Raises :class:`HEParameterError` saying which
+    constraint failed at the largest ring if no ring satisfies all three.
+    """
+    _check_design_point(num_clients, value_bound, precision)
+    if security_bits not in HE_STANDARD_MAX_BITS:
+        raise HEParameterError(f"security level must be one of {sorted(HE_STANDARD_MAX_BITS)}")
+    noise_budget = precision - _float_bound(num_clients, value_bound)
+    if noise_budget <= 0:
+        raise HEParameterError(
+            f"precision {precision:.3g} is below what double-precision encoding gives for a sum "
+            f"of magnitude {num_clients * value_bound:.3g} "
+            f"(about {_float_bound(num_clients, value_bound):.3g})"
+        )
+    reasons: list[str] = []
+    for degree in RING_DEGREES:
+        scale_bits = _scale_bits_for(num_clients, degree, noise_budget)
+        required = 2.0 * (num_clients * value_bound + precision) * 2.0**scale_bits
+        limit = HE_STANDARD_MAX_BITS[security_bits][degree]
+        data = _data_modulus_for(degree, scale_bits, required, limit)
+        if data is None:
+            reasons.append(
+                f"N={degree}: scale 2^{scale_bits} and a sum of magnitude "
+                f"{num_clients * value_bound:.3g} need more than the {limit}-bit bound"
+            )
+            continue
+        sizes = (*data, _special_prime_bits(degree, data))
+        if sum(sizes) > limit:
+            reasons.append(
+                f"N={degree}: scale 2^{scale_bits} and chain {list(sizes)} need {sum(sizes)} "
+                f"bits, the {security_bits}-bit bound is {limit}"
+            )
+            continue
+        return CKKSParameters(
+            poly_modulus_degree=degree,
+            coeff_mod_bit_sizes=sizes,
+            scale_bits=scale_bits,
+            num_clients=num_clients,
+            value_bound=float(value_bound),
+            precision=float(precision),
+            security_bits=security_bits,
+        )
+    raise HEParameterError(
+        f"no CKKS ring sums {num_clients} values bounded by {value_bound} to within {precision} "
+        f"at {security_bits}-bit security; largest ring: {reasons[-1]}"
+    )
