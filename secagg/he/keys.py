@@ -65,7 +65,6 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
 from secagg.errors import ConfigurationError
-from secagg.he import vectors
 from secagg.he.errors import (
     ContextMismatch,
     HEParameterError,
@@ -234,7 +233,9 @@ class _SecretContext(_BoundContext):
         :attr:`min_contributions` summands; see the module docstring for what
         that does and does not protect.
         """
-        return vectors.decrypt_aggregate(self, chunks, dimension=dimension)
+        from secagg.he.vectors import decrypt_aggregate  # vectors imports this module
+
+        return decrypt_aggregate(self, chunks, dimension=dimension)
 
     def public_context(self) -> PublicAggregationContext:
         """The public half, as a server or a key-holder-mode client would load it."""

@@ -1,0 +1,39 @@
+"""Homomorphic (CKKS) aggregation backend on TenSEAL.
+
+Modules, in reading order:
+
+- :mod:`secagg.he.params`: parameters for a sum of n vectors and the chooser
+  (pure Python; needs no TenSEAL);
+- :mod:`secagg.he.keys`: roles, meaning who generates, holds and never sees the
+  secret key;
+- :mod:`secagg.he.envelope`: the checked wire format of one ciphertext chunk;
+- :mod:`secagg.he.vectors`: client encryption, the server's streaming sum and
+  the key holder's decryption;
+- :mod:`secagg.he.errors`: the typed errors all of the above raise.
+
+Only ``params`` and ``errors`` are imported here, so that choosing parameters
+works without the optional ``he`` extra installed.
+"""
+
+from secagg.he.errors import (
+    BoundExceeded,
+    ContextMismatch,
+    HEParameterError,
+    InconsistentUpload,
+    MalformedCiphertext,
+    SecretKeyPresent,
+    SecretKeyUnavailable,
+)
+from secagg.he.params import CKKSParameters, choose_parameters
+
+__all__ = [
+    "BoundExceeded",
+    "CKKSParameters",
+    "ContextMismatch",
+    "HEParameterError",
+    "InconsistentUpload",
+    "MalformedCiphertext",
+    "SecretKeyPresent",
+    "SecretKeyUnavailable",
+    "choose_parameters",
+]
