@@ -6,7 +6,8 @@ choice of k and t, 5% of the clients dropping at random phases) and checks the
 result against a plaintext sum. ``secagg params`` shows the k and t SecAgg+
 would choose. ``secagg privacy epsilon`` and ``secagg privacy noise`` are the
 accountant for users and auditors (DP-FedAvg with Poisson client sampling).
-``secagg bench masking`` and ``secagg bench dp`` run the benchmarks. Later
+``secagg bench masking``, ``secagg bench dp`` and ``secagg bench ckks`` run the
+benchmarks. Later
 capabilities (training, ledger, audit) add their own sub-commands here.
 """
 
@@ -364,6 +365,42 @@ def bench_dp(
 
     dims = dimensions or (dp.QUICK_DIMENSIONS if quick else dp.DIMENSIONS)
     result = dp.run_benchmark(dimensions=dims, runs=runs)
+    text = json.dumps(result, indent=2)
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    click.echo(text)
+
+
+@bench.command("ckks")
+@click.option("--quick", is_flag=True, help="n = 4, d = 10 000: seconds.")
+@click.option("--n", "ns", type=int, multiple=True, help="Client counts (repeatable).")
+@click.option("--d", "ds", type=int, multiple=True, help="Vector lengths (repeatable).")
+@click.option(
+    "--backend",
+    "backends",
+    type=click.Choice(["plain", "secagg+", "ckks"]),
+    multiple=True,
+    help="Backends to compare (repeatable; default all three).",
+)
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_ckks(
+    quick: bool,
+    ns: tuple[int, ...],
+    ds: tuple[int, ...],
+    backends: tuple[str, ...],
+    as_json: bool,
+    out: str | None,
+) -> None:
+    """CKKS encryption, server addition, decryption and wire size vs masking and plaintext."""
+    from secagg.bench import backends as bench_backends
+
+    grid: dict[str, Any] = dict(bench_backends.QUICK) if quick else {}
+    for name, values in (("ns", ns), ("ds", ds), ("backends", backends)):
+        if values:
+            grid[name] = tuple(values)
+    result = bench_backends.run_benchmark(**grid)
     text = json.dumps(result, indent=2)
     if out:
         with open(out, "w", encoding="utf-8") as fh:

@@ -31,7 +31,7 @@ def _updates(n: int, d: int, seed: bytes, bound: float = 1.0) -> np.ndarray:
 
 @settings(max_examples=25, deadline=None)
 @given(
-    backend=st.sampled_from(("plain", *MASKING)),
+    backend=st.sampled_from(("plain", *MASKING, "ckks")),
     n=st.integers(2, 12),
     d=st.integers(1, 300),
     bound=st.sampled_from([1e-3, 1.0, 50.0]),
@@ -59,7 +59,7 @@ def test_masking_below_threshold_aborts_instead_of_summing(backend: str) -> None
         secagg.aggregate(updates, backend, dropped=range(0, 8))
 
 
-@pytest.mark.parametrize("backend", ("plain", *MASKING))
+@pytest.mark.parametrize("backend", ("plain", *MASKING, "ckks"))
 def test_bad_contributions_are_refused_and_change_nothing(backend: str) -> None:
     n, d = 6, 40
     updates = _updates(n, d, b"b" * 16)
@@ -68,7 +68,10 @@ def test_bad_contributions_are_refused_and_change_nothing(backend: str) -> None:
     with pytest.raises((MalformedMessage, ProtocolError)):
         round_.receive(0, good[:-3])  # truncated
     with pytest.raises((MalformedMessage, ProtocolError)):
-        round_.receive(1, good)  # someone else's contribution
+        round_.receive(0, good[:9] + bytes([good[9] ^ 0xFF]) + good[10:])  # header garbled
+    if backend != "ckks":  # CKKS ciphertexts name no sender: the transport authenticates
+        with pytest.raises((MalformedMessage, ProtocolError)):
+            round_.receive(1, good)  # someone else's contribution
     with pytest.raises(UnknownParty):
         round_.receive(n, good)
     round_.receive(0, good)
@@ -88,7 +91,7 @@ def test_masking_refuses_updates_beyond_the_value_bound(backend: str) -> None:
         round_.encoder(0).encode(np.full(10, 0.6))
 
 
-@pytest.mark.parametrize("backend", ("plain", *MASKING))
+@pytest.mark.parametrize("backend", ("plain", *MASKING, "ckks"))
 def test_clipping_and_central_noise_work_unchanged_through_the_backend(backend: str) -> None:
     n, d, clip = 8, 20_000, 1.0
     raw = _updates(n, d, b"c" * 16, bound=0.05)  # norms about 4: clipping is active
@@ -126,6 +129,30 @@ def test_adaptive_clipping_through_the_secure_sum() -> None:
     assert 0.7 < np.mean([h["next_clip"] for h in state.history[-8:]]) < 1.4
 
 
+def test_ckks_rounds_refuse_foreign_contexts_and_lone_contributors() -> None:
+    from secagg.he.errors import ContextMismatch
+
+    n, d = 3, 100
+    updates = _updates(n, d, b"f" * 16)
+    first = get_backend("ckks").start_round(n, d)
+    second = get_backend("ckks").start_round(n, d)  # same parameters, another key pair
+    with pytest.raises(ContextMismatch):
+        first.receive(0, second.encoder(0).encode(updates[0]))
+    first.receive(0, first.encoder(0).encode(updates[0]))
+    with pytest.raises(RoundAborted, match="at least 2"):
+        first.finish()  # one contribution would be one client's update in the clear
+
+
+def test_ckks_server_side_holds_no_secret_key() -> None:
+    from secagg.he.errors import SecretKeyUnavailable
+
+    round_ = get_backend("ckks").start_round(4, 10)
+    assert not round_.server_context.is_private()
+    with pytest.raises(SecretKeyUnavailable):
+        round_.server_context.decrypt()
+    assert round_.key_holder.is_private()
+
+
 def test_backend_registry_and_argument_checks() -> None:
     assert set(BACKENDS) == {"plain", "secagg", "secagg+", "ckks"}
     with pytest.raises(ConfigurationError, match="unknown backend"):
@@ -136,3 +163,22 @@ def test_backend_registry_and_argument_checks() -> None:
         secagg.aggregate(np.zeros(5), "plain")
     with pytest.raises(ConfigurationError):
         secagg.aggregate(np.zeros((3, 2)), "plain", dropped=[7])
+
+
+def test_backend_benchmark_compares_backends_in_one_run() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from secagg.cli import main
+
+    result = CliRunner().invoke(main, ["bench", "ckks", "--n", "3", "--d", "5000"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{") :])
+    cells = {c["backend"]: c for c in payload["cells"]}
+    assert set(cells) == {"plain", "secagg+", "ckks"}
+    for cell in cells.values():
+        assert cell["max_abs_error"] <= cell["error_bound"]
+        assert cell["bytes_per_parameter"] > 0 and cell["server_seconds"] >= 0
+    assert cells["secagg+"]["bytes_per_parameter"] < cells["ckks"]["bytes_per_parameter"]
+    assert "server_vs_plain" in cells["ckks"]
