@@ -29,7 +29,7 @@ def _updates(n: int, d: int, seed: bytes, bound: float = 1.0) -> np.ndarray:
     return raw
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     backend=st.sampled_from(("plain", *MASKING, "ckks")),
     n=st.integers(2, 12),
@@ -43,7 +43,9 @@ def test_every_backend_sums_within_its_bound_and_reports_dropouts(
 ) -> None:
     updates = _updates(n, d, seed, bound)
     dropped = data.draw(st.sets(st.integers(0, n - 1), max_size=max(0, n // 10)))
-    options = {} if backend == "plain" else {"value_bound": bound}
+    options: dict[str, object] = {} if backend == "plain" else {"value_bound": bound}
+    if backend in MASKING:
+        options["bits"] = data.draw(st.sampled_from([32, 64]))
     total, report = secagg.aggregate(updates, backend, dropped=dropped, **options)
     survivors = [p for p in range(n) if p not in dropped]
     assert report.backend == backend

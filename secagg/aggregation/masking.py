@@ -6,7 +6,8 @@ summed by its server as they arrive; the server learns only the sum of the
 contributions it received (honest-but-curious server; see docs/protocol.md for
 the threat model). Decoding is exact on the integers: the float result is off
 from the true sum only by the clients' rounding, less than ``1 / scale`` each,
-so the documented bound is ``contributors / scale`` per coordinate.
+and the float64 reading of the integer sum (half an ulp), so the documented
+bound is ``contributors * (1 / scale + value_bound * 2^-52)`` per coordinate.
 
 The scale is chosen from ``value_bound`` (a bound on every coordinate of every
 update, e.g. the L2 clip) as the largest power of two whose sum over the
@@ -178,7 +179,9 @@ class MaskingRound(RoundAggregator):
             dimension=self.dimension,
             contributed=contributed,
             dropped=dropped,
-            error_bound=len(contributed) / self.fixed.scale,
+            # rounding: under one unit per client; decoding the int64 sum to float64
+            # adds at most half an ulp of a value of magnitude <= k * value_bound
+            error_bound=len(contributed) * (1 / self.fixed.scale + self.value_bound * 2.0**-52),
             threat_model=(
                 "honest-but-curious server learns only the sum of the contributions it "
                 f"received; parameters sized for {self._fractions[0]:.0%} dropout and "

@@ -91,7 +91,6 @@ def _cell(name: str, n: int, d: int, updates: np.ndarray) -> dict[str, Any]:
         "bytes_per_parameter": wire_bytes / d,
         "max_abs_error": error,
         "error_bound": report.error_bound,
-        "relative_error_to_clip": error,  # value_bound (the clip) is 1
         "details": report.details,
     }
 
@@ -145,6 +144,22 @@ def run_benchmark(
     }
 
 
+def markdown_table(result: dict[str, Any]) -> str:
+    """A finished run as a Markdown table."""
+    head = (
+        "| n | d | backend | client encode (s) | server receive (s) | server finish (s) | "
+        "bytes / parameter | max abs error (clip = 1) | documented bound |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    )
+    rows = [
+        f"| {c['n']} | {c['d']:,} | {c['backend']} | {c['client_encode_seconds_median']:.3f} | "
+        f"{c['server_receive_seconds']:.3f} | {c['server_finish_seconds']:.3f} | "
+        f"{c['bytes_per_parameter']:.1f} | {c['max_abs_error']:.2e} | {c['error_bound']:.2e} |"
+        for c in result["cells"]
+    ]
+    return head + "\n".join(rows) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="n = 4, d = 10 000: seconds")
@@ -153,7 +168,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--backend", action="append", dest="backends", choices=BACKEND_NAMES)
     parser.add_argument("--out", metavar="FILE")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--markdown", metavar="JSON", help="print an earlier run as a table")
     args = parser.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as fh:
+            print(markdown_table(json.load(fh)), end="")
+        return
     grid: dict[str, Any] = dict(QUICK) if args.quick else {}
     for key in ("ns", "ds", "backends"):
         if getattr(args, key):
