@@ -24,6 +24,7 @@ import click
 import numpy as np
 
 from secagg import __version__
+from secagg.bench import emit
 from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.graph_params import harary_parameters
@@ -344,11 +345,7 @@ def bench_masking(
         if values:
             grid[name] = tuple(values)
     result = masking.run_benchmark(**grid)
-    text = json.dumps(result, indent=2)
-    if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    click.echo(text)
+    emit(result, out, click.echo)
 
 
 @bench.command("dp")
@@ -365,11 +362,7 @@ def bench_dp(
 
     dims = dimensions or (dp.QUICK_DIMENSIONS if quick else dp.DIMENSIONS)
     result = dp.run_benchmark(dimensions=dims, runs=runs)
-    text = json.dumps(result, indent=2)
-    if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    click.echo(text)
+    emit(result, out, click.echo)
 
 
 @bench.command("ckks")
@@ -401,8 +394,4 @@ def bench_ckks(
         if values:
             grid[name] = tuple(values)
     result = bench_backends.run_benchmark(**grid)
-    text = json.dumps(result, indent=2)
-    if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    click.echo(text)
+    emit(result, out, click.echo)

@@ -114,4 +114,3 @@ class HeadroomError(ConfigurationError):
             f"{num_clients} clients need at least {smallest_bits} bits; lower the scale or "
             "the clip, or request modular clipping explicitly"
         )
-

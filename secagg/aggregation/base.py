@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, DuplicateMessage, UnknownParty
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,14 @@ def check_round_size(num_clients: int, dimension: int, minimum_clients: int = 1)
         raise ConfigurationError(f"a round needs at least {minimum_clients} clients")
     if dimension < 1:
         raise ConfigurationError("the dimension must be at least 1")
+
+
+def admit(party: int, num_clients: int, received: set[int]) -> None:
+    """Refuse a contribution from outside the round or a second one from the same client."""
+    if not 0 <= party < num_clients:
+        raise UnknownParty(f"client {party} is not in this round")
+    if party in received:
+        raise DuplicateMessage(f"client {party} already contributed")
 
 
 def split_parties(num_clients: int, received: Iterable[int]) -> tuple[tuple[int, ...], ...]:

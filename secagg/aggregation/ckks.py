@@ -36,13 +36,13 @@ from secagg.aggregation.base import (
     AggregationResult,
     ContributionEncoder,
     RoundAggregator,
+    admit,
     check_round_size,
     check_update,
     split_parties,
 )
 from secagg.errors import (
     ConfigurationError,
-    DuplicateMessage,
     MalformedMessage,
     RoundAborted,
     UnknownParty,
@@ -137,10 +137,7 @@ class CKKSRound(RoundAggregator):
         return _CKKSEncoder(self, party)
 
     def receive(self, party: int, contribution: bytes) -> None:
-        if not 0 <= party < self.num_clients:
-            raise UnknownParty(f"client {party} is not in this round")
-        if party in self._received:
-            raise DuplicateMessage(f"client {party} already contributed")
+        admit(party, self.num_clients, self._received)
         self._sum.add(unframe_chunks(bytes(contribution), self._chunks))  # all or nothing
         self._received.add(party)
 

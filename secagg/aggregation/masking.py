@@ -34,6 +34,7 @@ from secagg.aggregation.base import (
     AggregationResult,
     ContributionEncoder,
     RoundAggregator,
+    admit,
     check_round_size,
     check_update,
     split_parties,
@@ -42,7 +43,6 @@ from secagg.crypto.stream import KeyedStream
 from secagg.encoding import FixedPoint
 from secagg.errors import (
     ConfigurationError,
-    DuplicateMessage,
     MalformedMessage,
     RoundAborted,
     UnexpectedMessage,
@@ -143,10 +143,7 @@ class MaskingRound(RoundAggregator):
         return _MaskingEncoder(self, party)
 
     def receive(self, party: int, contribution: bytes) -> None:
-        if not 0 <= party < self.num_clients:
-            raise UnknownParty(f"client {party} is not in this round")
-        if party in self._received:
-            raise DuplicateMessage(f"client {party} already contributed")
+        admit(party, self.num_clients, self._received)
         message = decode(bytes(contribution))
         if not isinstance(message, MaskedInput) or message.sender != party:
             raise MalformedMessage(f"not a masked input from client {party}")

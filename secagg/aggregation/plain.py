@@ -18,11 +18,12 @@ from secagg.aggregation.base import (
     AggregationResult,
     ContributionEncoder,
     RoundAggregator,
+    admit,
     check_round_size,
     check_update,
     split_parties,
 )
-from secagg.errors import DuplicateMessage, MalformedMessage, UnknownParty
+from secagg.errors import MalformedMessage, UnknownParty
 
 _MAGIC = b"SAPL"
 _VERSION = 1
@@ -57,10 +58,7 @@ class PlainRound(RoundAggregator):
         return _PlainEncoder(party, self.dimension)
 
     def receive(self, party: int, contribution: bytes) -> None:
-        if not 0 <= party < self.num_clients:
-            raise UnknownParty(f"client {party} is not in this round")
-        if party in self._received:
-            raise DuplicateMessage(f"client {party} already contributed")
+        admit(party, self.num_clients, self._received)
         data = bytes(contribution)
         if len(data) != _HEADER.size + 8 * self.dimension:
             raise MalformedMessage(

@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from secagg.aggregation import get_backend
+from secagg.bench import emit, machine_info, print_markdown
 from secagg.crypto.stream import KeyedStream
 
 NS = (10, 100)
@@ -133,12 +131,7 @@ def run_benchmark(
         "benchmark": "backends",
         "started_at": started_at,
         "seconds": time.perf_counter() - started,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
         "method": (__doc__ or "").split("\n\n", 1)[1],
         "cells": cells,
     }
@@ -171,19 +164,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--markdown", metavar="JSON", help="print an earlier run as a table")
     args = parser.parse_args(argv)
     if args.markdown:
-        with open(args.markdown, encoding="utf-8") as fh:
-            print(markdown_table(json.load(fh)), end="")
+        print_markdown(args.markdown, markdown_table)
         return
     grid: dict[str, Any] = dict(QUICK) if args.quick else {}
     for key in ("ns", "ds", "backends"):
         if getattr(args, key):
             grid[key] = tuple(getattr(args, key))
     result = run_benchmark(**grid, progress=not args.no_progress)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    print(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -37,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from secagg.bench import emit, machine_info, print_markdown
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.clipping import clip_l2
 from secagg.dp.distributed import DistributedDiscreteGaussian
@@ -133,12 +132,7 @@ def run_benchmark(
         "benchmark": "dp",
         "started_at": started_at,
         "seconds": time.perf_counter() - started,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
         "setting": {
             "clients": CLIENTS,
             "clip": CLIP,
@@ -189,16 +183,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--markdown", metavar="JSON", help="print an earlier run as a table")
     args = parser.parse_args(argv)
     if args.markdown:
-        with open(args.markdown, encoding="utf-8") as fh:
-            print(markdown_table(json.load(fh)), end="")
+        print_markdown(args.markdown, markdown_table)
         return
     dims = args.dimensions or (QUICK_DIMENSIONS if args.quick else DIMENSIONS)
     result = run_benchmark(dimensions=dims, runs=args.runs, progress=not args.no_progress)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    print(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -54,10 +54,8 @@ import argparse
 import copy
 import datetime
 import gc
-import json
 import math
 import os
-import platform
 import secrets
 import statistics
 import sys
@@ -70,6 +68,7 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from secagg.bench import emit, machine_info, print_markdown
 from secagg.crypto.prg import expand_into
 from secagg.errors import RoundAborted
 from secagg.protocol import Client, RoundConfig, Server, ServerPhase, decode, encode
@@ -503,19 +502,6 @@ def _run_cell(
     }
 
 
-def _machine() -> dict[str, Any]:
-    import cryptography
-
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "cryptography": cryptography.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-    }
-
-
 def run_benchmark(
     *,
     ns: Sequence[int] = GRID["ns"],
@@ -601,7 +587,7 @@ def run_benchmark(
             "bits": bits,
             "repeats": repeats,
         },
-        "machine": _machine(),
+        "machine": machine_info(),
         "memory_method": DEFINITIONS["server_peak_bytes"],
         "aes_context_untraced_bytes": context_bytes,
         "method": (__doc__ or "").split("\n\n", 1)[1],
@@ -766,19 +752,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.markdown:
-        with open(args.markdown, encoding="utf-8") as fh:
-            print(markdown_table(json.load(fh)), end="")
+        print_markdown(args.markdown, markdown_table)
         return
     grid: dict[str, Any] = dict(QUICK_GRID if args.quick else GRID)
     for name in ("ns", "ds", "dropouts", "graphs"):
         if getattr(args, name):
             grid[name] = tuple(getattr(args, name))
     result = run_benchmark(**grid, repeats=args.repeats, progress=not args.no_progress)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    print(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
