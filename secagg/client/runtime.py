@@ -1,0 +1,130 @@
+"""The federation client: a bank branch's process. Its data never leaves it.
+
+Theory of operation
+-------------------
+The client holds its data behind a *training hook*: a function from the
+global model (a float vector) to this branch's update (a float vector of the
+same length). :class:`TorchTrainingHook` adapts a torch model and a local
+training function; any numpy function works for non-torch users.
+
+Per round, on ``ROUND_START`` it trains, clips the update to the federation's
+clip (client-level DP), checks it against the ring's bound, encodes it to fixed
+point with stochastic rounding from a CSPRNG-keyed stream and hands it to a
+fresh masking-protocol :class:`~secagg.protocol.Client`. Protocol messages
+from the server go to that state machine and its replies go back. So only
+masked vectors, keys and encrypted shares leave the process: never the data,
+never the raw or clipped update. A message the state machine refuses is
+logged and dropped, and the round goes on (or ends by the server's deadline).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.clipping import clip_l2
+from secagg.encoding import FixedPoint
+from secagg.errors import ConfigurationError, MalformedMessage, RoundAborted, SecAggError
+from secagg.federation.wire import Envelope, Kind, model_from_bytes
+from secagg.protocol import Client, decode, encode
+from secagg.transport.inprocess import ClientEndpoint
+
+log = logging.getLogger("secagg.client")
+
+#: global model -> this client's update (same length); runs on the client only
+TrainingHook = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class ClientStats:
+    rounds_started: int = 0
+    rounds_completed: int = 0
+    rounds_aborted: int = 0
+    refused_messages: int = 0
+    last_model: np.ndarray | None = field(default=None, repr=False)
+
+
+class FederationClient:
+    """One branch: trains locally, then masks its update through the protocol."""
+
+    def __init__(self, name: str, train: TrainingHook, transport: ClientEndpoint) -> None:
+        self.name = name
+        self._train = train
+        self._transport = transport
+        self._round: int | None = None
+        self._protocol: Client | None = None
+        self.stats = ClientStats()
+
+    def run(self, *, idle_timeout: float = 30.0, rounds: int | None = None) -> ClientStats:
+        """Serve rounds until ``rounds`` have ended or the server is silent for idle_timeout."""
+        while rounds is None or self.stats.rounds_completed + self.stats.rounds_aborted < rounds:
+            payload = self._transport.receive(timeout=idle_timeout)
+            if payload is None:
+                break
+            self.handle(payload)
+        return self.stats
+
+    def handle(self, payload: bytes) -> None:
+        """Process one message from the server (refused messages change nothing)."""
+        try:
+            envelope = Envelope.decode(payload)
+            if envelope.kind == Kind.ROUND_START:
+                self._start(envelope)
+            elif envelope.kind == Kind.PROTOCOL:
+                self._protocol_message(envelope)
+            else:
+                self._end(envelope)
+        except (SecAggError, ValueError) as exc:
+            self.stats.refused_messages += 1
+            log.warning("%s refused a message: %s", self.name, exc)
+
+    def _start(self, envelope: Envelope) -> None:
+        h = envelope.header
+        try:
+            dimension, party = int(h["dimension"]), int(h["party"])
+            fixed = FixedPoint(float(h["scale"]), int(h["bits"]))
+            bound = float(h["value_bound"])
+            clip = None if h.get("clip") is None else float(h["clip"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedMessage(f"bad round parameters: {exc}") from None
+        model = model_from_bytes(envelope.body, dimension)
+        self.stats.rounds_started += 1
+        self.stats.last_model = model
+        update = np.asarray(self._train(model.copy()), dtype=np.float64)
+        if update.shape != (dimension,) or not np.all(np.isfinite(update)):
+            raise ConfigurationError(f"the training hook returned a bad update {update.shape}")
+        if clip is not None:
+            update = clip_l2(update, clip).vector
+        if np.max(np.abs(update), initial=0.0) > bound:
+            raise ConfigurationError(
+                f"update coordinate beyond the ring's bound {bound:g}: clip it (dp.clip)"
+            )
+        words = fixed.encode(update, KeyedStream())
+        del update  # only the masked words leave, through the protocol
+        self._round = envelope.round
+        self._protocol = Client(party, words)
+
+    def _protocol_message(self, envelope: Envelope) -> None:
+        if self._protocol is None or envelope.round != self._round:
+            raise MalformedMessage(f"protocol message for round {envelope.round}, not ours")
+        try:
+            replies = self._protocol.handle(decode(envelope.body))
+        except RoundAborted as exc:
+            log.info("%s left round %d: %s", self.name, envelope.round, exc)
+            self._protocol = None
+            return
+        for reply in replies:
+            out = Envelope(Kind.PROTOCOL, envelope.round, {}, encode(reply))
+            self._transport.send(out.encode())
+
+    def _end(self, envelope: Envelope) -> None:
+        if envelope.header.get("status") == "complete":
+            self.stats.rounds_completed += 1
+        else:
+            self.stats.rounds_aborted += 1
+        self._protocol = None
+        self._round = None

@@ -1,0 +1,259 @@
+"""One object, one TOML file: everything a federation is.
+
+The CLI (``secagg server --config F``), the simulator and the tests all build
+a :class:`FederationConfig` and nothing else, so a federation behaves the same
+whichever door it came through. Every field is validated on construction with
+an error that names the field and says what is allowed; unknown keys in a
+TOML file are errors too (a typo must not silently fall back to a default).
+
+A file looks like::
+
+    [federation]
+    name = "fraud-demo"
+    rounds = 3
+    clients = ["branch-01", "branch-02", "branch-03"]
+    dimension = 1000            # model parameters (or given by the model hook)
+    server_learning_rate = 1.0
+
+    [sampling]
+    kind = "poisson"            # or "fixed"
+    rate = 0.5                  # poisson: each client joins with this probability
+    # count = 8                 # fixed: exactly this many per round
+
+    [backend]
+    name = "secagg+"            # plain | secagg | secagg+ | ckks
+    value_bound = 1.0           # clip, or per-coordinate bound without DP
+    bits = 32
+
+    [dp]                        # optional; omit for no DP
+    unit = "client"
+    mechanism = "central"
+    clip = 1.0
+    noise_multiplier = 1.0
+    delta = 1e-5
+
+    [deadlines]
+    phase_seconds = 30.0        # silence longer than this is a dropout
+
+    [server]
+    state = "server.sqlite"
+    bind = "127.0.0.1:50051"
+    certificates = "certs"
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from secagg.errors import ConfigurationError
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+BACKENDS = ("plain", "secagg", "secagg+", "ckks")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Which clients take part in a round: Poisson (the DP analysis's assumption) or fixed."""
+
+    kind: str = "poisson"
+    rate: float = 1.0
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ("poisson", "fixed"), "sampling.kind must be 'poisson' or 'fixed'")
+        if self.kind == "poisson":
+            _require(0 < self.rate <= 1, "sampling.rate must lie in (0, 1]")
+        else:
+            _require(
+                isinstance(self.count, int) and self.count >= 2,
+                "sampling.count must be an integer >= 2 with kind = 'fixed'",
+            )
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """The aggregation backend and its options (see docs/backends.md)."""
+
+    name: str = "secagg+"
+    value_bound: float = 1.0
+    bits: int = 32
+    dropout_fraction: float = 0.10
+    corrupt_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        _require(self.name in BACKENDS, f"backend.name must be one of {BACKENDS}")
+        _require(
+            math.isfinite(self.value_bound) and self.value_bound > 0,
+            "backend.value_bound must be positive",
+        )
+        _require(self.bits in (32, 64), "backend.bits must be 32 or 64")
+        _require(0 <= self.dropout_fraction < 1, "backend.dropout_fraction must lie in [0, 1)")
+        _require(0 <= self.corrupt_fraction < 1, "backend.corrupt_fraction must lie in [0, 1)")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options for :func:`secagg.aggregation.get_backend`."""
+        if self.name == "plain":
+            return {}
+        if self.name == "ckks":
+            return {"value_bound": self.value_bound}
+        return {
+            "value_bound": self.value_bound,
+            "bits": self.bits,
+            "dropout_fraction": self.dropout_fraction,
+            "corrupt_fraction": self.corrupt_fraction,
+        }
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """Client-level DP of the federation (record-level DP lives in each client's trainer)."""
+
+    unit: str = "client"
+    mechanism: str = "central"
+    clip: float = 1.0
+    noise_multiplier: float = 1.0
+    delta: float = 1e-5
+    accountant: str = "pld"
+
+    def __post_init__(self) -> None:
+        _require(self.unit in ("client", "record"), "dp.unit must be 'client' or 'record'")
+        _require(self.mechanism == "central", "dp.mechanism: the runtime supports 'central'")
+        _require(math.isfinite(self.clip) and self.clip > 0, "dp.clip must be positive")
+        _require(self.noise_multiplier >= 0, "dp.noise_multiplier must be non-negative")
+        _require(0 < self.delta < 1, "dp.delta must lie in (0, 1)")
+        _require(self.accountant in ("pld", "rdp"), "dp.accountant must be 'pld' or 'rdp'")
+
+
+@dataclass(frozen=True)
+class DeadlineConfig:
+    """How long the server waits in each phase before silence counts as dropout."""
+
+    phase_seconds: float = 30.0
+    round_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        _require(self.phase_seconds > 0, "deadlines.phase_seconds must be positive")
+        _require(self.round_seconds >= self.phase_seconds, "deadlines.round_seconds too short")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the server keeps its state and listens."""
+
+    state: str = "secagg-server.sqlite"
+    bind: str = "127.0.0.1:50051"
+    certificates: str = "certs"
+    max_message_bytes: int = 256 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """A whole federation: clients, rounds, sampling, backend, DP, deadlines, server."""
+
+    name: str
+    clients: tuple[str, ...]
+    dimension: int
+    rounds: int = 1
+    server_learning_rate: float = 1.0
+    seed: int | None = None  # for reproducible tests only: seeds sampling, not secrets
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    dp: DPSettings | None = None
+    deadlines: DeadlineConfig = field(default_factory=DeadlineConfig)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clients", tuple(self.clients))
+        _require(bool(NAME_PATTERN.fullmatch(self.name)), f"federation.name {self.name!r} invalid")
+        _require(len(self.clients) >= 2, "federation.clients must name at least 2 clients")
+        _require(len(set(self.clients)) == len(self.clients), "federation.clients repeats a name")
+        for client in self.clients:
+            _require(
+                bool(NAME_PATTERN.fullmatch(client)),
+                f"client name {client!r} invalid: letters, digits, '.', '_' or '-', max 64",
+            )
+        _require(self.dimension >= 1, "federation.dimension must be at least 1")
+        _require(self.rounds >= 1, "federation.rounds must be at least 1")
+        _require(self.server_learning_rate > 0, "federation.server_learning_rate must be > 0")
+        if self.sampling.kind == "fixed":
+            _require(
+                (self.sampling.count or 0) <= len(self.clients),
+                "sampling.count exceeds the number of clients",
+            )
+        if self.dp is not None and self.dp.unit == "client":
+            _require(
+                self.backend.value_bound >= self.dp.clip,
+                "backend.value_bound must be at least dp.clip (clipped updates must fit)",
+            )
+
+    @property
+    def sample_rate(self) -> float:
+        """The Poisson rate q of the DP analysis (fixed sampling: count / clients)."""
+        if self.sampling.kind == "poisson":
+            return self.sampling.rate
+        return (self.sampling.count or 0) / len(self.clients)
+
+    @property
+    def expected_clients(self) -> float:
+        return self.sample_rate * len(self.clients)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FederationConfig:
+        """Build from the TOML layout (sections as nested tables); unknown keys are errors."""
+        data = dict(data)
+        known = {"federation", "sampling", "backend", "dp", "deadlines", "server"}
+        _require(not set(data) - known, f"unknown sections: {sorted(set(data) - known)}")
+        top = dict(data.get("federation", {}))
+        sections: dict[str, Any] = {}
+        for key, kind in (
+            ("sampling", SamplingConfig),
+            ("backend", BackendConfig),
+            ("dp", DPSettings),
+            ("deadlines", DeadlineConfig),
+            ("server", ServerSettings),
+        ):
+            if key in data:
+                sections[key] = _build(kind, data[key], key)
+        allowed = {f.name for f in fields(cls)} - set(sections)
+        unknown = set(top) - allowed
+        _require(not unknown, f"unknown keys in [federation]: {sorted(unknown)}")
+        try:
+            return cls(**top, **sections)
+        except TypeError as exc:
+            raise ConfigurationError(f"[federation]: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> FederationConfig:
+        """Read and validate a TOML file."""
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+
+def _build(kind: type, values: Any, section: str) -> Any:
+    _require(isinstance(values, dict), f"[{section}] must be a table")
+    allowed = {f.name for f in fields(kind)}
+    unknown = set(values) - allowed
+    _require(not unknown, f"unknown keys in [{section}]: {sorted(unknown)}")
+    try:
+        return kind(**values)
+    except TypeError as exc:
+        raise ConfigurationError(f"[{section}]: {exc}") from None

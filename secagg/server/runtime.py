@@ -1,0 +1,311 @@
+"""The federation server: FedAvg rounds driving the masking protocol over a transport.
+
+Theory of operation
+-------------------
+One round (:meth:`FederationServer.run_round`):
+
+1. **Sample** clients among those connected: Poisson with rate q (each joins
+   independently; the DP analysis assumes it) or a fixed count. The draw comes
+   from the OS CSPRNG, or from a keyed stream derived from ``config.seed`` in
+   tests that must replay a federation.
+2. **Record** the round as ``running`` in the store, then send each participant
+   a ``ROUND_START``: its party index, the fixed-point scale, the clip and the
+   global model.
+3. **Drive the protocol**: the masking protocol's :class:`~secagg.protocol.Server`
+   state machine consumes the clients' protocol messages as they arrive and its
+   replies go out through the transport. The state machine has no clock; this
+   loop is its clock: a phase that sees no progress for
+   ``deadlines.phase_seconds`` is closed, and whoever has not answered has
+   dropped out. Malformed or out-of-phase messages are refused by the state
+   machine without changing it, logged, and the round goes on.
+4. **Release**: the unmasked sum is decoded, central DP noise of std ``z * C``
+   added (from the CSPRNG), divided by the expected number of clients ``q * N``
+   (the fixed DP denominator), scaled by the server learning rate and applied to
+   the global model. The accountant is charged one Poisson-subsampled Gaussian.
+5. **Record** the round ``complete`` with its checkpoint in one transaction (or
+   ``aborted`` with the reason, leaving the model as it was) and tell the
+   participants how it ended.
+
+A round that cannot reach its threshold aborts cleanly and the next one starts.
+On start-up the server recovers from its store: a round left ``running`` by a
+crash is marked aborted and the federation continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from secagg.aggregation.masking import largest_safe_scale
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp.noise import gaussian
+from secagg.encoding import FixedPoint
+from secagg.errors import ConfigurationError, ProtocolError, SecAggError
+from secagg.federation.config import FederationConfig
+from secagg.federation.store import ServerStore
+from secagg.federation.wire import Envelope, Kind, model_bytes
+from secagg.protocol import RoundConfig, Server, ServerPhase, decode, encode
+from secagg.transport.inprocess import ServerEndpoint
+
+log = logging.getLogger("secagg.server")
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one round did, as recorded in the store."""
+
+    number: int
+    status: str  # "complete" | "aborted"
+    participants: tuple[str, ...]
+    contributed: tuple[str, ...]
+    reason: str | None
+    epsilon: float | None
+
+
+class FederationServer:
+    """Runs the configured federation's rounds over one transport."""
+
+    def __init__(
+        self,
+        config: FederationConfig,
+        transport: ServerEndpoint,
+        store: ServerStore,
+        initial_model: np.ndarray | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if config.backend.name not in ("secagg", "secagg+"):
+            raise ConfigurationError(
+                "the networked runtime drives the masking backends (secagg, secagg+)"
+            )
+        self.config = config
+        self.transport = transport
+        self.store = store
+        self._clock = clock
+        recovery = store.recover()
+        for number in recovery.aborted_on_restart:
+            log.warning("round %d was running when the server stopped: aborted", number)
+        if recovery.model is not None:
+            self.model = recovery.model
+        elif initial_model is not None:
+            self.model = np.asarray(initial_model, dtype=np.float64).copy()
+        else:
+            self.model = np.zeros(config.dimension)
+        if self.model.shape != (config.dimension,):
+            raise ConfigurationError(f"the model must have {config.dimension} parameters")
+        self.next_round = recovery.next_round
+        self.accountant = (
+            PrivacyAccountant(config.dp.delta, config.dp.accountant, unit=config.dp.unit)
+            if config.dp is not None
+            else None
+        )
+        for row in store.rounds():  # re-charge the accountant for completed rounds
+            if row["status"] == "complete" and self.accountant is not None:
+                self.accountant.step(config.dp.noise_multiplier, config.sample_rate)  # type: ignore[union-attr]
+        self._noise = self._stream(b"noise")
+        self._sampler = self._stream(b"sampling")
+
+    def _stream(self, label: bytes) -> KeyedStream:
+        if self.config.seed is None:
+            return KeyedStream()
+        digest = hashlib.sha256(b"secagg/v1/test-seed/" + label + str(self.config.seed).encode())
+        return KeyedStream(digest.digest()[:16])
+
+    # --- the federation ------------------------------------------------------
+
+    def run(self, wait_for_clients: float = 30.0) -> list[RoundResult]:
+        """Run the remaining rounds of the configuration."""
+        self._wait_for(set(self.config.clients), wait_for_clients)
+        results = []
+        while self.next_round <= self.config.rounds:
+            results.append(self.run_round())
+        return results
+
+    def _wait_for(self, names: set[str], timeout: float) -> None:
+        end = self._clock() + timeout
+        while not names <= self.transport.connected() and self._clock() < end:
+            time.sleep(0.01)
+
+    def sample(self) -> list[str]:
+        """This round's participants among the connected clients (sorted by name)."""
+        available = sorted(set(self.config.clients) & self.transport.connected())
+        sampling = self.config.sampling
+        if sampling.kind == "poisson":
+            draws = self._sampler.uniform(len(self.config.clients))
+            chosen = [
+                name
+                for name, u in zip(self.config.clients, draws, strict=True)
+                if u < sampling.rate and name in available
+            ]
+        else:
+            rng = (
+                secrets.SystemRandom()
+                if self.config.seed is None
+                else _StreamChoice(self._sampler)
+            )
+            chosen = rng.sample(available, min(sampling.count or 0, len(available)))
+        return sorted(chosen)
+
+    def run_round(self) -> RoundResult:
+        number = self.next_round
+        self.next_round += 1
+        participants = self.sample()
+        self.store.begin_round(number, participants)
+        log.info("round %d: %d participants", number, len(participants))
+        if len(participants) < 2:
+            return self._abort(number, participants, "fewer than 2 clients sampled or connected")
+        try:
+            total, contributed = self._secure_sum(number, participants)
+        except SecAggError as exc:
+            return self._abort(number, participants, str(exc))
+        epsilon = self._apply(total, len(contributed))
+        names = tuple(participants[p] for p in contributed)
+        report = {"contributed": list(names), "epsilon": epsilon}
+        self.store.complete_round(number, report, self.model)
+        self._broadcast(participants, Envelope(Kind.ROUND_END, number, {"status": "complete"}))
+        return RoundResult(number, "complete", tuple(participants), names, None, epsilon)
+
+    def _abort(self, number: int, participants: list[str], reason: str) -> RoundResult:
+        log.warning("round %d aborted: %s", number, reason)
+        self.store.abort_round(number, {"reason": reason})
+        self._broadcast(
+            participants, Envelope(Kind.ROUND_END, number, {"status": "aborted", "reason": reason})
+        )
+        return RoundResult(number, "aborted", tuple(participants), (), reason, None)
+
+    # --- one secure sum --------------------------------------------------------
+
+    def _secure_sum(self, number: int, participants: list[str]) -> tuple[np.ndarray, list[int]]:
+        cfg = self.config
+        m = len(participants)
+        bound = cfg.backend.value_bound
+        scale = largest_safe_scale(m, bound, cfg.backend.bits)
+        fixed = FixedPoint(scale, cfg.backend.bits)
+        round_config = RoundConfig.create(
+            m,
+            cfg.dimension,
+            bits=cfg.backend.bits,
+            graph="complete" if cfg.backend.name == "secagg" else "harary",
+            dropout_fraction=cfg.backend.dropout_fraction,
+            corrupt_fraction=cfg.backend.corrupt_fraction,
+        )
+        server = Server(round_config)
+        party_of = {name: p for p, name in enumerate(participants)}
+        start: dict[str, Any] = {
+            "scale": scale,
+            "bits": cfg.backend.bits,
+            "value_bound": bound,
+            "clip": cfg.dp.clip if cfg.dp is not None else None,
+            "dimension": cfg.dimension,
+        }
+        body = model_bytes(self.model)
+        for name, party in party_of.items():
+            header = {**start, "party": party}
+            self._send(name, Envelope(Kind.ROUND_START, number, header, body))
+        self._send_protocol(number, participants, server.start())
+        phase, last_progress = server.phase, self._clock()
+        round_end = self._clock() + cfg.deadlines.round_seconds
+        while server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            now = self._clock()
+            if now > round_end:
+                server.abort("round deadline passed")
+                break
+            wait = max(0.0, last_progress + cfg.deadlines.phase_seconds - now)
+            item = self.transport.receive(timeout=min(wait, 0.5))
+            if item is None:
+                if self._clock() - last_progress >= cfg.deadlines.phase_seconds:
+                    log.info("round %d: deadline of %s passed", number, server.phase.value)
+                    self._send_protocol(number, participants, server.close_phase())
+                    last_progress = self._clock()
+                continue
+            name, payload = item
+            replies = self._on_message(number, server, party_of, name, payload)
+            if replies is None:
+                continue
+            self._send_protocol(number, participants, replies)
+            if server.phase != phase:
+                phase, last_progress = server.phase, self._clock()
+        if server.phase != ServerPhase.COMPLETE:
+            raise _Aborted(server.report.abort_reason or "round did not complete")
+        return fixed.decode(server.result()), list(server.report.included)
+
+    def _on_message(
+        self, number: int, server: Server, party_of: dict[str, int], name: str, payload: bytes
+    ) -> list[Any] | None:
+        try:
+            envelope = Envelope.decode(payload)
+            if envelope.kind != Kind.PROTOCOL or envelope.round != number:
+                raise ProtocolError(f"expected a protocol message of round {number}")
+            if name not in party_of:
+                raise ProtocolError("client is not a participant of this round")
+            message = decode(envelope.body)
+            if getattr(message, "sender", None) != party_of[name]:
+                raise ProtocolError("message claims another sender")
+            return server.handle(message)
+        except SecAggError as exc:
+            log.warning("round %d: refused a message from %s: %s", number, name, exc)
+            return None
+
+    def _send_protocol(self, number: int, participants: list[str], messages: list[Any]) -> None:
+        for message in messages:
+            name = participants[message.recipient]
+            self._send(name, Envelope(Kind.PROTOCOL, number, {}, encode(message)))
+
+    def _send(self, name: str, envelope: Envelope) -> None:
+        try:
+            self.transport.send(name, envelope.encode())
+        except ConnectionError as exc:  # gone: the protocol's deadline makes it a dropout
+            log.info("could not reach %s: %s", name, exc)
+
+    def _broadcast(self, participants: list[str], envelope: Envelope) -> None:
+        for name in participants:
+            self._send(name, envelope)
+
+    # --- DP and the model update ---------------------------------------------
+
+    def _apply(self, total: np.ndarray, contributors: int) -> float | None:
+        """Noise (client-level DP), average and apply; returns the epsilon spent so far.
+
+        With DP the mean divides by the *expected* count q * N, a public constant;
+        without DP by the number of contributors (plain FedAvg).
+        """
+        cfg = self.config
+        denominator = cfg.expected_clients if cfg.dp is not None else contributors
+        epsilon = None
+        if cfg.dp is not None and cfg.dp.unit == "client":
+            std = cfg.dp.noise_multiplier * cfg.dp.clip
+            total = total + gaussian(std, total.size, self._noise)
+            if self.accountant is not None and cfg.dp.noise_multiplier > 0:
+                self.accountant.step(cfg.dp.noise_multiplier, cfg.sample_rate)
+                epsilon = self.accountant.epsilon()
+            elif cfg.dp.noise_multiplier == 0:
+                epsilon = math.inf
+        self.model = self.model + cfg.server_learning_rate * total / denominator
+        return epsilon
+
+
+class _Aborted(SecAggError):
+    """The protocol round ended without a sum."""
+
+
+class _StreamChoice:
+    """``random.sample`` driven by a keyed stream (tests that replay a federation)."""
+
+    def __init__(self, stream: KeyedStream) -> None:
+        self._stream = stream
+
+    def sample(self, population: list[str], k: int) -> list[str]:
+        pool = list(population)
+        for i in range(k):  # partial Fisher-Yates with unbiased integers
+            j = i + int(self._stream.integers(len(pool) - i, 1)[0])
+            pool[i], pool[j] = pool[j], pool[i]
+        return pool[:k]
