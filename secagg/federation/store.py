@@ -147,8 +147,7 @@ class ServerStore:
         """Abort any round left running and return where to continue."""
         with self._tx():
             running = [
-                r[0]
-                for r in self._db.execute("SELECT number FROM rounds WHERE status = 'running'")
+                r[0] for r in self._db.execute("SELECT number FROM rounds WHERE status = 'running'")
             ]
             for number in running:
                 self._finish(number, "aborted", {"reason": "server restarted mid-round"})

@@ -148,9 +148,7 @@ class FederationServer:
             ]
         else:
             rng = (
-                secrets.SystemRandom()
-                if self.config.seed is None
-                else _StreamChoice(self._sampler)
+                secrets.SystemRandom() if self.config.seed is None else _StreamChoice(self._sampler)
             )
             chosen = rng.sample(available, min(sampling.count or 0, len(available)))
         return sorted(chosen)

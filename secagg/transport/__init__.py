@@ -1,0 +1,1 @@
+"""Network transport for federations: gRPC with mutual TLS between the server and the branches."""

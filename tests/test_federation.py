@@ -1,0 +1,193 @@
+"""The federation runtime over the in-process transport: rounds, DP, dropouts, recovery."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from secagg.client.runtime import FederationClient
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.clipping import clip_l2
+from secagg.dp.noise import gaussian
+from secagg.errors import ConfigurationError
+from secagg.federation.config import FederationConfig
+from secagg.federation.store import ServerStore, StoreCorrupted
+from secagg.federation.wire import Envelope, Kind
+from secagg.server.runtime import FederationServer
+from secagg.transport.inprocess import InProcessHub
+
+D = 40
+NAMES = [f"branch-{i:02d}" for i in range(8)]
+
+
+def _config(**federation: object) -> FederationConfig:
+    data = {
+        "federation": {"name": "test", "clients": NAMES, "dimension": D, "rounds": 3, "seed": 7}
+        | federation,
+        "sampling": {"kind": "poisson", "rate": 1.0},
+        "backend": {"name": "secagg+", "value_bound": 1.0},
+        "dp": {"clip": 1.0, "noise_multiplier": 0.5, "delta": 1e-3},
+        "deadlines": {"phase_seconds": 1.0},
+    }
+    return FederationConfig.from_dict(data)
+
+
+def _targets() -> dict[str, np.ndarray]:
+    return {n: np.linspace(-1, 1, D) * 0.05 * (i + 1) for i, n in enumerate(NAMES)}
+
+
+def _start_clients(hub: InProcessHub, names: list[str], rounds: int) -> list[threading.Thread]:
+    targets = _targets()
+    threads = []
+    for name in names:
+        client = FederationClient(name, lambda m, t=targets[name]: t - m, hub.connect(name))
+        thread = threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 10, "rounds": rounds}, daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def _reference(config: FederationConfig, rounds: int) -> np.ndarray:
+    """Plain FedAvg with the same seeded noise: what the secure federation must compute."""
+    assert config.dp is not None
+    label = b"secagg/v1/test-seed/noise" + str(config.seed).encode()
+    noise = KeyedStream(hashlib.sha256(label).digest()[:16])
+    model = np.zeros(D)
+    targets = _targets()
+    for _ in range(rounds):
+        total = sum(clip_l2(targets[n] - model, config.dp.clip).vector for n in NAMES)
+        total = total + gaussian(config.dp.noise_multiplier * config.dp.clip, D, noise)
+        model = model + total / config.expected_clients
+    return model
+
+
+def test_three_secure_dp_rounds_match_plain_fedavg(tmp_path: Path) -> None:
+    config = _config()
+    hub = InProcessHub()
+    _start_clients(hub, NAMES, rounds=3)
+    store = ServerStore(tmp_path / "state.sqlite")
+    server = FederationServer(config, hub, store)
+    results = server.run(wait_for_clients=5)
+    assert [r.status for r in results] == ["complete"] * 3
+    assert all(r.contributed == tuple(NAMES) for r in results)
+    # encoding error: under one unit of 1/scale per client and round, over the expected count
+    scale = 2.0**27  # largest_safe_scale(8, 1.0, 32)
+    tolerance = 3 * len(NAMES) / scale
+    assert np.max(np.abs(server.model - _reference(config, 3))) < tolerance
+    assert results[-1].epsilon is not None and results[-1].epsilon > results[0].epsilon  # type: ignore[operator]
+    assert [r["status"] for r in store.rounds()] == ["complete"] * 3
+
+
+def test_a_silent_client_is_a_dropout_and_the_round_completes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _config(rounds=1)
+    hub = InProcessHub()
+    _start_clients(hub, NAMES[:-1], rounds=1)
+    hub.connect(NAMES[-1])  # connected, never answers
+    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
+    with caplog.at_level(logging.INFO, logger="secagg.server"):
+        (result,) = server.run(wait_for_clients=5)
+    assert result.status == "complete"
+    assert result.contributed == tuple(NAMES[:-1])
+    assert "deadline" in caplog.text
+
+
+def test_a_round_below_threshold_aborts_and_the_next_one_runs(tmp_path: Path) -> None:
+    config = _config(rounds=2)
+    hub = InProcessHub()
+    silent = [hub.connect(n) for n in NAMES[2:]]  # six of eight never answer
+    _start_clients(hub, NAMES[:2], rounds=2)
+    store = ServerStore(tmp_path / "s.sqlite")
+    server = FederationServer(config, hub, store)
+    results = server.run(wait_for_clients=5)
+    assert [r.status for r in results] == ["aborted", "aborted"]
+    assert np.array_equal(server.model, np.zeros(D))  # no update from an aborted round
+    assert all(r["report"]["reason"] for r in store.rounds())
+    del silent
+
+
+def test_malformed_messages_are_refused_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _config(rounds=1)
+    hub = InProcessHub()
+    _start_clients(hub, NAMES[1:], rounds=1)
+    rogue = hub.connect(NAMES[0])
+    for junk in (b"", b"garbage", Envelope(Kind.PROTOCOL, 1, {}, b"\x00" * 10).encode()):
+        rogue.send(junk)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
+    with caplog.at_level(logging.WARNING, logger="secagg.server"):
+        (result,) = server.run(wait_for_clients=5)
+    assert result.status == "complete" and NAMES[0] not in result.contributed
+    assert caplog.text.count("refused a message") >= 3
+
+
+def test_restart_aborts_the_running_round_and_continues_from_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite"
+    config = _config(rounds=2)
+    hub = InProcessHub()
+    _start_clients(hub, NAMES, rounds=2)
+    first = FederationServer(config, hub, ServerStore(path))
+    (done,) = [first.run_round()]
+    assert done.status == "complete"
+    checkpoint = first.model.copy()
+    first.store.begin_round(2, NAMES)  # the server dies here, mid-round
+    first.store.close()
+    restarted = FederationServer(config, hub, ServerStore(path))
+    assert np.array_equal(restarted.model, checkpoint)
+    assert restarted.next_round == 3
+    statuses = [(r["number"], r["status"]) for r in restarted.store.rounds()]
+    assert statuses == [(1, "complete"), (2, "aborted")]
+    assert restarted.store.rounds()[1]["report"]["reason"] == "server restarted mid-round"
+    assert restarted.accountant is not None and restarted.accountant.rounds == 1
+
+
+def test_a_corrupted_checkpoint_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "s.sqlite"
+    store = ServerStore(path)
+    store.begin_round(1, NAMES)
+    store.complete_round(1, {}, np.ones(D))
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE checkpoints SET model = ?", (np.zeros(D).tobytes(),))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreCorrupted):
+        ServerStore(path).recover()
+
+
+def test_config_from_toml_and_its_errors(tmp_path: Path) -> None:
+    good = tmp_path / "federation.toml"
+    good.write_text(
+        '[federation]\nname = "fraud"\nclients = ["a", "b", "c"]\ndimension = 10\nrounds = 2\n'
+        '[sampling]\nkind = "fixed"\ncount = 2\n[dp]\nclip = 0.5\nnoise_multiplier = 1.0\n'
+    )
+    config = FederationConfig.load(good)
+    assert config.sample_rate == pytest.approx(2 / 3)
+    assert config.dp is not None and config.dp.clip == 0.5
+    for text, message in (
+        ('[federation]\nname = "x"\nclients = ["a"]\ndimension = 1\n', "at least 2"),
+        ('[federation]\nname = "x"\nclients = ["a", "b"]\ndimension = 1\nrouns = 3\n', "rouns"),
+        ('[federation]\nname = "x"\nclients = ["a", "a"]\ndimension = 1\n', "repeats"),
+        (
+            '[federation]\nname = "x"\nclients = ["a", "b"]\ndimension = 1\n[backend]\nname = "x"\n',
+            "backend.name",
+        ),
+        ("[federation\n", "not valid TOML"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(ConfigurationError, match=message):
+            FederationConfig.load(bad)
