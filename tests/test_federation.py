@@ -182,7 +182,8 @@ def test_config_from_toml_and_its_errors(tmp_path: Path) -> None:
         ('[federation]\nname = "x"\nclients = ["a", "b"]\ndimension = 1\nrouns = 3\n', "rouns"),
         ('[federation]\nname = "x"\nclients = ["a", "a"]\ndimension = 1\n', "repeats"),
         (
-            '[federation]\nname = "x"\nclients = ["a", "b"]\ndimension = 1\n[backend]\nname = "x"\n',
+            '[federation]\nname = "x"\nclients = ["a", "b"]\ndimension = 1\n'
+            '[backend]\nname = "x"\n',
             "backend.name",
         ),
         ("[federation\n", "not valid TOML"),
