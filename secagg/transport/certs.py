@@ -72,6 +72,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from secagg.errors import ConfigurationError, CryptoError
 
@@ -378,8 +379,9 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _load_cert_file(path: Path, what: str) -> x509.Certificate:
+    data = _read(path, what)  # outside the try: MissingCertificate is a ValueError too
     try:
-        return x509.load_pem_x509_certificate(_read(path, what))
+        return x509.load_pem_x509_certificate(data)
     except ValueError as exc:
         raise CertificateStoreError(f"{what} at {path} is not a PEM certificate") from exc
 
@@ -608,12 +610,12 @@ def issue_client(
     cert_path, key_path = layout.client_cert(name), layout.client_key(name)
     revoked = load_revocations(layout.directory)
     if not force:
+        if name in revoked.names:
+            raise ClientRevoked(f"client {name!r} is revoked; pass force=True to re-admit it")
         if cert_path.exists() or key_path.exists():
             raise CertificateExists(
                 f"client {name!r} already has a certificate; pass force=True to re-issue"
             )
-        if name in revoked.names:
-            raise ClientRevoked(f"client {name!r} is revoked; pass force=True to re-admit it")
     if force and cert_path.exists():
         # The replaced certificate stays valid for the TLS layer until it expires, so bar it.
         with contextlib.suppress(CertificateStoreError):
@@ -653,9 +655,7 @@ def issued_clients(directory: Path | str) -> frozenset[str]:
     if not clients_dir.is_dir():
         return frozenset()
     return frozenset(
-        p.stem
-        for p in clients_dir.glob("*.pem")
-        if CLIENT_NAME_PATTERN.fullmatch(p.stem)
+        p.stem for p in clients_dir.glob("*.pem") if CLIENT_NAME_PATTERN.fullmatch(p.stem)
     )
 
 
@@ -852,7 +852,19 @@ def _identify(
     if not CLIENT_NAME_PATTERN.fullmatch(name):
         raise PeerRefused("certificate common name is not a client name", fingerprint=fp)
     if client_uri(name) not in sans.get_values_for_type(x509.UniformResourceIdentifier):
-        raise PeerRefused("certificate SAN does not match its common name", name=name, fingerprint=fp)
+        raise PeerRefused(
+            "certificate SAN does not match its common name", name=name, fingerprint=fp
+        )
+
+    # Last, full RFC 5280 path validation by cryptography's verifier: it also rejects unknown
+    # critical extensions and CA-profile defects the explicit checks above do not look for.
+    verifier = PolicyBuilder().store(Store([ca])).time(now).build_client_verifier()
+    try:
+        verifier.verify(cert, [])
+    except VerificationError as exc:
+        raise PeerRefused(
+            "certificate fails X.509 path validation", name=name, fingerprint=fp
+        ) from exc
 
     if revoked.refuses(name, fp):
         raise PeerRefused("certificate or name revoked", name=name, fingerprint=fp)
@@ -902,16 +914,12 @@ class PeerVerifier:
     If the list becomes unreadable, calls raise :class:`RevocationListError`: fail closed.
     """
 
-    def __init__(
-        self, directory: Path | str, *, allowed: Collection[str] | None = None
-    ) -> None:
+    def __init__(self, directory: Path | str, *, allowed: Collection[str] | None = None) -> None:
         self._layout = CaLayout(Path(directory))
         self._ca = _load_cert_file(self._layout.ca_cert, "CA certificate")
         self._allowed = frozenset(allowed) if allowed is not None else None
 
-    def identify(
-        self, peer: Mapping[str, Any] | bytes | str | x509.Certificate
-    ) -> ClientIdentity:
+    def identify(self, peer: Mapping[str, Any] | bytes | str | x509.Certificate) -> ClientIdentity:
         """Identify a peer against the CA, the current revocation list and the roster."""
         revoked = load_revocations(self._layout.revocations)
         return identify_peer(peer, self._ca, revoked, allowed=self._allowed)
