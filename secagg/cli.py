@@ -395,3 +395,60 @@ def bench_ckks(
             grid[name] = tuple(values)
     result = bench_backends.run_benchmark(**grid)
     emit(result, out, click.echo)
+
+
+@main.group()
+def certs() -> None:
+    """A development CA: server and per-branch certificates for mTLS."""
+
+
+@certs.command("init")
+@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    help="Host name or IP clients dial (repeatable; default localhost and 127.0.0.1).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing CA (old certificates die).")
+def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> None:
+    """Create the CA, the server certificate and an empty revocation list."""
+    from secagg.transport import certs as certificates
+
+    names = server_names or ("localhost", "127.0.0.1")
+    try:
+        made = certificates.init_ca(directory, server_names=names, force=force)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"CA in {directory} (fingerprint {made.ca_fingerprint[:16]}...)")
+    click.echo(f"server certificate for {', '.join(names)}: {made.server.certificate}")
+
+
+@certs.command("issue")
+@click.argument("name")
+@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+@click.option("--force", is_flag=True, help="Re-issue an existing or revoked name.")
+def certs_issue(name: str, directory: str, force: bool) -> None:
+    """Issue the certificate and key of branch NAME."""
+    from secagg.transport import certs as certificates
+
+    try:
+        issued = certificates.issue_client(directory, name, force=force)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"{name}: {issued.certificate} and {issued.key} (key: keep it on the branch)")
+    click.echo(f"fingerprint {issued.fingerprint}")
+
+
+@certs.command("revoke")
+@click.argument("name")
+@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+def certs_revoke(name: str, directory: str) -> None:
+    """Bar branch NAME (and its current certificate) from the federation."""
+    from secagg.transport import certs as certificates
+
+    try:
+        certificates.revoke(directory, name)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"{name} revoked; the server refuses it from its next connection")
