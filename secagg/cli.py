@@ -452,3 +452,70 @@ def certs_revoke(name: str, directory: str) -> None:
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"{name} revoked; the server refuses it from its next connection")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True))
+@click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for branches.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every round and refusal.")
+def server(config_path: str, wait: float, verbose: bool) -> None:
+    """Run a federation's server over gRPC with mTLS (state in its SQLite file)."""
+    import logging
+
+    from secagg.federation.config import FederationConfig
+    from secagg.federation.network import serve
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    try:
+        config = FederationConfig.load(config_path)
+        _, results = serve(config, wait_for_clients=wait)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    for result in results:
+        eps = "" if result.epsilon is None else f", epsilon {result.epsilon:.3f}"
+        why = f" ({result.reason})" if result.reason else ""
+        click.echo(
+            f"round {result.number}: {result.status}{why}, "
+            f"{len(result.contributed)}/{len(result.participants)} contributed{eps}"
+        )
+
+
+@main.command()
+@click.option("--server", "target", required=True, help="HOST:PORT of the federation server.")
+@click.option("--name", required=True, help="This branch's name (its certificate's).")
+@click.option("--certs", "certificates", default="certs", show_default=True)
+@click.option("--hook", default="demo", show_default=True, help="'demo' or 'module:factory'.")
+@click.option("--dimension", type=int, required=True, help="Model parameters.")
+@click.option("--rounds", type=int, default=None, help="Stop after this many rounds.")
+@click.option("--idle", default=120.0, show_default=True, help="Stop after this much silence.")
+def client(
+    target: str,
+    name: str,
+    certificates: str,
+    hook: str,
+    dimension: int,
+    rounds: int | None,
+    idle: float,
+) -> None:
+    """Run one branch: dial the server, train locally, send only masked updates."""
+    from secagg.federation.network import load_hook, run_branch
+
+    try:
+        stats = run_branch(
+            target,
+            name,
+            load_hook(hook, name, dimension),
+            certificates,
+            rounds=rounds,
+            idle_timeout=idle,
+        )
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(
+        f"{name}: {stats.rounds_completed} rounds completed, {stats.rounds_aborted} aborted, "
+        f"{stats.refused_messages} messages refused"
+    )
+
+
+if __name__ == "__main__":
+    main()
