@@ -488,6 +488,7 @@ def server(config_path: str, wait: float, verbose: bool) -> None:
 @click.option("--dimension", type=int, required=True, help="Model parameters.")
 @click.option("--rounds", type=int, default=None, help="Stop after this many rounds.")
 @click.option("--idle", default=120.0, show_default=True, help="Stop after this much silence.")
+@click.option("--connect-timeout", default=30.0, show_default=True, help="Seconds to connect.")
 def client(
     target: str,
     name: str,
@@ -496,6 +497,7 @@ def client(
     dimension: int,
     rounds: int | None,
     idle: float,
+    connect_timeout: float,
 ) -> None:
     """Run one branch: dial the server, train locally, send only masked updates."""
     from secagg.federation.network import load_hook, run_branch
@@ -508,6 +510,7 @@ def client(
             certificates,
             rounds=rounds,
             idle_timeout=idle,
+            connect_timeout=connect_timeout,
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc

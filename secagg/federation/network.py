@@ -111,6 +111,7 @@ def run_branch(
     idle_timeout: float = 120.0,
     max_message_bytes: int = 256 * 1024 * 1024,
     name_override: str | None = None,
+    connect_timeout: float = 30.0,
 ) -> ClientStats:
     """Dial the server as branch ``name`` and serve rounds until told or idle."""
     from secagg.transport import certs
@@ -123,10 +124,8 @@ def run_branch(
         name_override=name_override,
         max_message_bytes=max_message_bytes,
     )
-    transport.connect(timeout=30.0)
+    transport.connect(timeout=connect_timeout)
     try:
-        return FederationClient(name, hook, transport).run(
-            idle_timeout=idle_timeout, rounds=rounds
-        )
+        return FederationClient(name, hook, transport).run(idle_timeout=idle_timeout, rounds=rounds)
     finally:
         transport.close()

@@ -104,7 +104,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import grpc
 
@@ -482,14 +482,9 @@ class GrpcServerTransport:
     ) -> Iterator[bytes]:
         """The Session handler: identify, register, start the reader, return the writer."""
         peer = context.peer()
-        try:
-            name = self._identify(context)
-            if not isinstance(name, str) or not name:
-                raise TransportError(f"identify returned {name!r}")
-        except Exception as exc:  # any failure to identify is a refusal, never a crash
-            logger.warning("refused session from %s: %s", peer, exc)
+        name = self._identify_or_none(context, peer)
+        if name is None:  # the reason is logged; the client only learns it was refused
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "client identity not accepted")
-            raise AssertionError("unreachable: abort raises") from exc
         session = _Session(name, peer)
         with self._lock:
             if self._stopping:
@@ -514,6 +509,18 @@ class GrpcServerTransport:
             daemon=True,
         ).start()
         return self._write(session, context)
+
+    def _identify_or_none(self, context: grpc.ServicerContext, peer: str) -> str | None:
+        """The client's name, or None (logged) if ``identify`` refuses or fails."""
+        try:
+            name = self._identify(context)
+        except Exception as exc:  # any failure to identify is a refusal, never a crash
+            logger.warning("refused session from %s: %s", peer, exc)
+            return None
+        if not isinstance(name, str) or not name:
+            logger.warning("refused session from %s: identify returned %r", peer, name)
+            return None
+        return name
 
     def _read(
         self,
@@ -639,7 +646,9 @@ class GrpcClientTransport:
         self._inbox: queue.Queue[bytes | TransportClosed] = queue.Queue()
         self._next_id = 0
         self._channel: grpc.Channel | None = None
-        self._call: grpc.Future | None = None  # the stream (a Call, Future and iterator)
+        # grpc's stream object is at once a Call, a Future and the iterator of responses;
+        # grpcio has no type for that combination.
+        self._call: Any = None
         self._reader: threading.Thread | None = None
         self._ready = threading.Event()
         self._ended: TransportClosed | None = None  # set once the stream is over
@@ -757,20 +766,20 @@ class GrpcClientTransport:
             message_id, payload = item
             yield from encode_frames(message_id, payload, self._chunk_bytes)
 
-    def _read(self, call: grpc.Future) -> None:
+    def _read(self, call: Any) -> None:
         """Reader thread: wait for acceptance, then reassemble the server's messages."""
         reassembler = Reassembler(self._max_message_bytes, self._chunk_bytes)
         try:
-            metadata = call.initial_metadata() or ()  # type: ignore[attr-defined]
+            metadata = call.initial_metadata() or ()
             for key, value in metadata:
                 if key == IDENTITY_METADATA_KEY and isinstance(value, bytes):
                     self.identity = value.decode("utf-8", "replace")
             if self.identity is None:  # the stream ended before the server accepted it
-                for _ in call:  # type: ignore[attr-defined]
+                for _ in call:
                     pass
                 raise TransportClosed(grpc.StatusCode.UNKNOWN, "session was not accepted")
             self._ready.set()
-            for frame in call:  # type: ignore[attr-defined]
+            for frame in call:
                 message = reassembler.feed(frame)
                 if message is not None:
                     self._inbox.put(message)
@@ -780,7 +789,7 @@ class GrpcClientTransport:
             call.cancel()
             self._end(TransportClosed(grpc.StatusCode.CANCELLED, f"refused from server: {exc}"))
         except grpc.RpcError as exc:
-            self._end(TransportClosed(exc.code(), exc.details()))  # type: ignore[attr-defined]
+            self._end(TransportClosed(exc.code(), exc.details()))
         except TransportClosed as exc:
             self._end(exc)
         finally:

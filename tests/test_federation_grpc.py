@@ -1,0 +1,121 @@
+"""End to end over gRPC with mTLS: 8 branch processes, 3 rounds of SecAgg+ with DP.
+
+The final model must equal the in-process run of the same federation with the
+same seed, up to the fixed-point encoding error; a revoked branch, a branch
+with a certificate from another CA and a branch without a certificate are
+refused (and the refusal logged) while the rounds go on without them.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from secagg.client.runtime import FederationClient
+from secagg.federation.config import FederationConfig
+from secagg.federation.network import demo_hook, serve
+from secagg.federation.store import ServerStore
+from secagg.server.runtime import FederationServer
+from secagg.transport import certs
+from secagg.transport.inprocess import InProcessHub
+
+NAMES = [f"branch-{i:02d}" for i in range(8)]
+D = 2000
+ROUNDS = 3
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _config(directory: Path, port: int, state: str) -> FederationConfig:
+    return FederationConfig.from_dict(
+        {
+            "federation": {
+                "name": "e2e",
+                "clients": [*NAMES, "branch-revoked"],
+                "dimension": D,
+                "rounds": ROUNDS,
+                "seed": 11,
+            },
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": {"clip": 1.0, "noise_multiplier": 0.5, "delta": 1e-3},
+            "deadlines": {"phase_seconds": 4.0},
+            "server": {
+                "state": str(directory / state),
+                "bind": f"127.0.0.1:{port}",
+                "certificates": str(directory / "certs"),
+            },
+        }
+    )
+
+
+def _branch(port: int, name: str, certificates: Path, *extra: str) -> subprocess.Popen[str]:
+    command = [
+        sys.executable, "-m", "secagg.cli", "client",
+        "--server", f"127.0.0.1:{port}", "--name", name, "--certs", str(certificates),
+        "--dimension", str(D), "--rounds", str(ROUNDS), "--idle", "40", *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _in_process_model(config: FederationConfig, tmp_path: Path) -> np.ndarray:
+    hub = InProcessHub()
+    for name in NAMES:
+        client = FederationClient(name, demo_hook(name, D), hub.connect(name))
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 20, "rounds": ROUNDS}, daemon=True
+        ).start()
+    server = FederationServer(config, hub, ServerStore(tmp_path / "in-process.sqlite"))
+    server.run(wait_for_clients=10)
+    return server.model
+
+
+@pytest.mark.slow
+def test_grpc_federation_of_8_branch_processes_matches_the_in_process_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ca_dir = tmp_path / "certs"
+    certs.init_ca(ca_dir)
+    for name in [*NAMES, "branch-revoked"]:
+        certs.issue_client(ca_dir, name)
+    certs.revoke(ca_dir, "branch-revoked")
+    other = tmp_path / "other-ca"
+    certs.init_ca(other)
+    certs.issue_client(other, "branch-00")  # right name, wrong CA
+
+    port = _free_port()
+    config = _config(tmp_path, port, "server.sqlite")
+    branches = [_branch(port, name, ca_dir) for name in NAMES]
+    intruders = [
+        _branch(port, "branch-revoked", ca_dir, "--connect-timeout", "5"),
+        _branch(port, "branch-00", other, "--connect-timeout", "5"),
+    ]
+    with caplog.at_level(logging.WARNING):
+        server, results = serve(config, wait_for_clients=8)
+    outputs = [b.communicate(timeout=60) for b in branches]
+    intruder_outputs = [i.communicate(timeout=60) for i in intruders]
+
+    assert [r.status for r in results] == ["complete"] * ROUNDS, [r.reason for r in results]
+    assert all(r.contributed == tuple(NAMES) for r in results)
+    for (out, err), branch in zip(outputs, branches, strict=True):
+        assert branch.returncode == 0, err
+        assert f"{ROUNDS} rounds completed" in out
+    assert all(i.returncode != 0 for i in intruders), intruder_outputs
+    assert "revoked" in caplog.text  # the refusal is logged by the server
+
+    reference = _in_process_model(_config(tmp_path, port, "reference.sqlite"), tmp_path)
+    scale = 2.0**27  # largest_safe_scale(8, 1.0, 32): encoding error < 1/scale per client
+    assert np.max(np.abs(server.model - reference)) < 3 * len(NAMES) / scale
+    assert not np.array_equal(server.model, np.zeros(D))
