@@ -107,7 +107,7 @@ def test_a_round_below_threshold_aborts_and_the_next_one_runs(tmp_path: Path) ->
     _start_clients(hub, NAMES[:2], rounds=2)
     store = ServerStore(tmp_path / "s.sqlite")
     server = FederationServer(config, hub, store)
-    results = server.run(wait_for_clients=5)
+    results = server.run(wait_for_clients=5, max_consecutive_aborts=2)
     assert [r.status for r in results] == ["aborted", "aborted"]
     assert np.array_equal(server.model, np.zeros(D))  # no update from an aborted round
     assert all(r["report"]["reason"] for r in store.rounds())

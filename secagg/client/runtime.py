@@ -59,6 +59,12 @@ class FederationClient:
         self._protocol: Client | None = None
         self.stats = ClientStats()
 
+    def reconnected(self, transport: ClientEndpoint) -> None:
+        """Continue on a new session; the round in flight (if any) is lost."""
+        self._transport = transport
+        self._protocol = None
+        self._round = None
+
     def run(self, *, idle_timeout: float = 30.0, rounds: int | None = None) -> ClientStats:
         """Serve rounds until ``rounds`` have ended or the server is silent for idle_timeout."""
         while rounds is None or self.stats.rounds_completed + self.stats.rounds_aborted < rounds:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -112,20 +113,42 @@ def run_branch(
     max_message_bytes: int = 256 * 1024 * 1024,
     name_override: str | None = None,
     connect_timeout: float = 30.0,
+    reconnect: bool = True,
 ) -> ClientStats:
-    """Dial the server as branch ``name`` and serve rounds until told or idle."""
+    """Dial the server as branch ``name`` and serve rounds until told or idle.
+
+    With ``reconnect`` a lost session (a server restart, a network cut) is
+    redialled every second until ``idle_timeout`` passes: the branch misses the
+    round in flight (to the server, a dropout) and takes part in the next.
+    """
     from secagg.transport import certs
-    from secagg.transport.grpc_transport import GrpcClientTransport
+    from secagg.transport.grpc_transport import GrpcClientTransport, NotConnected
 
     credentials = certs.load_client_credentials(certificates, name).to_grpc()
-    transport = GrpcClientTransport(
-        target,
-        channel_credentials=credentials,
-        name_override=name_override,
-        max_message_bytes=max_message_bytes,
-    )
-    transport.connect(timeout=connect_timeout)
-    try:
-        return FederationClient(name, hook, transport).run(idle_timeout=idle_timeout, rounds=rounds)
-    finally:
-        transport.close()
+    client: FederationClient | None = None
+    deadline = time.monotonic() + max(idle_timeout, connect_timeout)
+    while True:
+        transport = GrpcClientTransport(
+            target,
+            channel_credentials=credentials,
+            name_override=name_override,
+            max_message_bytes=max_message_bytes,
+        )
+        try:
+            transport.connect(timeout=connect_timeout)
+            if client is None:
+                client = FederationClient(name, hook, transport)
+            else:  # a reconnect: same branch, same counters, new session
+                client.reconnected(transport)
+            deadline = time.monotonic() + idle_timeout
+            return client.run(idle_timeout=idle_timeout, rounds=rounds)
+        except NotConnected as exc:
+            if not reconnect or time.monotonic() > deadline:
+                if client is None:
+                    raise
+                log.warning("%s: connection lost (%s), giving up", name, exc)
+                return client.stats
+            log.warning("%s: connection lost (%s), reconnecting", name, exc)
+            time.sleep(1.0)
+        finally:
+            transport.close()

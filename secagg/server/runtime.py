@@ -122,12 +122,28 @@ class FederationServer:
 
     # --- the federation ------------------------------------------------------
 
-    def run(self, wait_for_clients: float = 30.0) -> list[RoundResult]:
-        """Run the remaining rounds of the configuration."""
+    def completed_rounds(self) -> int:
+        return sum(1 for row in self.store.rounds() if row["status"] == "complete")
+
+    def run(
+        self, wait_for_clients: float = 30.0, *, max_consecutive_aborts: int = 5
+    ) -> list[RoundResult]:
+        """Run rounds until ``config.rounds`` have completed (aborted rounds do not count).
+
+        Stops early, returning what happened, after ``max_consecutive_aborts``
+        aborted rounds in a row: a federation that cannot reach its threshold
+        needs an operator, not an endless loop.
+        """
         self._wait_for(set(self.config.clients), wait_for_clients)
-        results = []
-        while self.next_round <= self.config.rounds:
-            results.append(self.run_round())
+        results: list[RoundResult] = []
+        aborted_in_a_row = 0
+        while self.completed_rounds() < self.config.rounds:
+            result = self.run_round()
+            results.append(result)
+            aborted_in_a_row = aborted_in_a_row + 1 if result.status == "aborted" else 0
+            if aborted_in_a_row >= max_consecutive_aborts:
+                log.error("%d rounds aborted in a row: stopping", aborted_in_a_row)
+                break
         return results
 
     def _wait_for(self, names: set[str], timeout: float) -> None:
