@@ -25,12 +25,12 @@ D = 40
 NAMES = [f"branch-{i:02d}" for i in range(8)]
 
 
-def _config(**federation: object) -> FederationConfig:
+def _config(backend: str = "secagg+", **federation: object) -> FederationConfig:
     data = {
         "federation": {"name": "test", "clients": NAMES, "dimension": D, "rounds": 3, "seed": 7}
         | federation,
         "sampling": {"kind": "poisson", "rate": 1.0},
-        "backend": {"name": "secagg+", "value_bound": 1.0},
+        "backend": {"name": backend, "value_bound": 1.0},
         "dp": {"clip": 1.0, "noise_multiplier": 0.5, "delta": 1e-3},
         "deadlines": {"phase_seconds": 1.0},
     }
@@ -101,7 +101,7 @@ def test_a_silent_client_is_a_dropout_and_the_round_completes(
 
 
 def test_a_round_below_threshold_aborts_and_the_next_one_runs(tmp_path: Path) -> None:
-    config = _config(rounds=2)
+    config = _config("secagg", rounds=2)  # complete graph, 8 clients: threshold 8
     hub = InProcessHub()
     silent = [hub.connect(n) for n in NAMES[2:]]  # six of eight never answer
     _start_clients(hub, NAMES[:2], rounds=2)
