@@ -58,6 +58,7 @@ in both runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -257,20 +258,24 @@ def _run_inprocess(
     """The rounds over the in-process hub, client threads in this process."""
     hub = InProcessHub()
     counter = CountingEndpoint(hub)
+
+    def serve(client: FederationClient) -> None:
+        # a client cut off by the clean-up below (after a failed round) just stops
+        with contextlib.suppress(ConnectionError):
+            client.run(idle_timeout=4 * PHASE_SECONDS, rounds=config.rounds)
+
     threads = []
     for name in names:
         client = FederationClient(name, demo_hook(name, config.dimension), hub.connect(name))
         thread = threading.Thread(
-            target=client.run,
-            kwargs={"idle_timeout": 4 * PHASE_SECONDS, "rounds": config.rounds},
-            name=f"bench-inprocess-{name}",
-            daemon=True,
+            target=serve, args=(client,), name=f"bench-inprocess-{name}", daemon=True
         )
         thread.start()
         threads.append(thread)
-    server = FederationServer(config, counter, ServerStore(state))
+    store = ServerStore(state)
     rounds = []
     try:
+        server = FederationServer(config, counter, store)
         for _ in range(config.rounds):
             counter.reset()
             started = time.perf_counter()
@@ -280,9 +285,14 @@ def _run_inprocess(
             rounds.append({"round": result.number, "seconds": seconds, **_counts(counter)})
             _progress(progress, f"in-process round {result.number}: {seconds:.2f} s")
     finally:
+        # After the last ROUND_END the clients end by themselves; after a failure they
+        # would wait for the idle timeout, so whoever is left is disconnected.
+        deadline = time.monotonic() + 30.0
         for thread in threads:
-            thread.join(timeout=30)
-        server.store.close()
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for name in names:
+            hub.disconnect(name)
+        store.close()
     return rounds, server.model
 
 
@@ -401,10 +411,11 @@ def _run_grpc(
     """The rounds over gRPC with mTLS on loopback, clients in worker processes."""
     transport = server_transport(config, 0)
     counter = CountingEndpoint(transport)
-    server = FederationServer(config, counter, ServerStore(config.server.state))
+    store = ServerStore(config.server.state)
     workers: list[_Worker] = []
     rounds = []
     try:
+        server = FederationServer(config, counter, store)
         started = time.perf_counter()
         target = f"127.0.0.1:{transport.port}"
         workers = _spawn_workers(names, processes, target, config, workdir)
@@ -451,7 +462,7 @@ def _run_grpc(
     finally:
         _stop_workers(workers)
         transport.stop(grace=2.0)
-        server.store.close()
+        store.close()
     return rounds, server.model, extra
 
 
@@ -481,6 +492,7 @@ def run_benchmark(
 
     started = time.perf_counter()
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     names = client_names(clients)
     with tempfile.TemporaryDirectory(prefix="secagg-bench-grpc-") as tmp:
         workdir = Path(tmp)
@@ -514,6 +526,7 @@ def run_benchmark(
         "started_at": started_at,
         "seconds": time.perf_counter() - started,
         "machine": machine_info(),
+        "load_average_at_start": load_at_start,  # other work on the machine skews the times
         "setting": {
             "clients": clients,
             "processes": extra["worker_processes"],
