@@ -192,3 +192,51 @@ def test_config_from_toml_and_its_errors(tmp_path: Path) -> None:
         bad.write_text(text)
         with pytest.raises(ConfigurationError, match=message):
             FederationConfig.load(bad)
+
+
+def test_torch_models_plug_in_through_a_hook(tmp_path: Path) -> None:
+    import torch
+
+    from secagg.client.hooks import torch_hook
+    from secagg.dp.dpsgd import flat_parameters
+
+    torch.manual_seed(0)  # test data only
+    template = torch.nn.Linear(4, 2)
+    size = flat_parameters(template).size
+    names = NAMES[:4]
+
+    def make(i: int):  # each branch: a few SGD steps on its own regression data
+        model = torch.nn.Linear(4, 2)
+        x = torch.randn(64, 4)
+        y = x @ torch.full((4, 2), 0.1 * (i + 1))
+
+        def train(m: torch.nn.Module) -> None:
+            optimizer = torch.optim.SGD(m.parameters(), lr=0.1)
+            for _ in range(5):
+                optimizer.zero_grad()
+                torch.nn.functional.mse_loss(m(x), y).backward()
+                optimizer.step()
+
+        return torch_hook(model, train)
+
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "torch", "clients": names, "dimension": size, "rounds": 2},
+            "backend": {"name": "secagg", "value_bound": 1.0},
+            "dp": {"clip": 1.0, "noise_multiplier": 0.0, "delta": 1e-3},
+            "deadlines": {"phase_seconds": 2.0},
+        }
+    )
+    hub = InProcessHub()
+    for i, name in enumerate(names):
+        client = FederationClient(name, make(i), hub.connect(name))
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 10, "rounds": 2}, daemon=True
+        ).start()
+    start = flat_parameters(template).astype(np.float64)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "t.sqlite"), start)
+    results = server.run(wait_for_clients=5)
+    assert [r.status for r in results] == ["complete", "complete"]
+    assert not np.allclose(server.model, start)  # the branches' training moved the model
+    with pytest.raises(ConfigurationError, match="parameters"):
+        make(0)(np.zeros(size + 1))
