@@ -6,8 +6,8 @@ choice of k and t, 5% of the clients dropping at random phases) and checks the
 result against a plaintext sum. ``secagg params`` shows the k and t SecAgg+
 would choose. ``secagg privacy epsilon`` and ``secagg privacy noise`` are the
 accountant for users and auditors (DP-FedAvg with Poisson client sampling).
-``secagg bench masking``, ``secagg bench dp`` and ``secagg bench ckks`` run the
-benchmarks. Later
+``secagg bench masking``, ``dp``, ``ckks`` and ``grpc`` run the benchmarks.
+``secagg certs``, ``secagg server`` and ``secagg client`` run real federations. Later
 capabilities (training, ledger, audit) add their own sub-commands here.
 """
 
@@ -395,6 +395,38 @@ def bench_ckks(
             grid[name] = tuple(values)
     result = bench_backends.run_benchmark(**grid)
     emit(result, out, click.echo)
+
+
+@bench.command("grpc")
+@click.option("--quick", is_flag=True, help="12 clients in 3 processes, d = 10 000: seconds.")
+@click.option("--clients", type=int, default=None, help="Client count (default 100).")
+@click.option("--processes", type=int, default=None, help="Worker processes (default 10).")
+@click.option("--d", "dimension", type=int, default=None, help="Model size (default 1e5).")
+@click.option("--rounds", type=int, default=None, help="Rounds (default 3).")
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_grpc(
+    quick: bool,
+    clients: int | None,
+    processes: int | None,
+    dimension: int | None,
+    rounds: int | None,
+    as_json: bool,
+    out: str | None,
+) -> None:
+    """A SecAgg+ federation round over gRPC/mTLS vs the same round in-process."""
+    from secagg.bench import grpc as bench_grpc_module
+
+    grid: dict[str, Any] = dict(bench_grpc_module.QUICK) if quick else {}
+    for name, value in (
+        ("clients", clients),
+        ("processes", processes),
+        ("dimension", dimension),
+        ("rounds", rounds),
+    ):
+        if value is not None:
+            grid[name] = value
+    emit(bench_grpc_module.run_benchmark(**grid), out, click.echo)
 
 
 @main.group()

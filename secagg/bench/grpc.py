@@ -8,21 +8,32 @@ as every client's training:
 
 * ``inprocess``: a :class:`~secagg.server.runtime.FederationServer` over an
   :class:`~secagg.transport.inprocess.InProcessHub`, each client a
-  :class:`~secagg.client.runtime.FederationClient` in its own thread of this
-  process. It runs first and its threads have ended before the gRPC run starts,
-  so the two runs never compete for the CPU.
-* ``grpc``: the same server over :func:`~secagg.federation.network.server_transport`
-  (mTLS, peer checks against a development CA made in a temporary directory,
-  one certificate per client) bound to 127.0.0.1; the clients run in P worker
+  :class:`~secagg.client.runtime.FederationClient` in its own thread, all in
+  one child process (``python -m secagg.bench.grpc --inprocess``). It runs
+  first and has exited before the gRPC run starts, so the two runs never
+  compete for the CPU.
+* ``grpc``: the same server in this process over
+  :func:`~secagg.federation.network.server_transport` (mTLS, peer checks
+  against a development CA made in a temporary directory, one certificate per
+  client) bound to 127.0.0.1; the clients run in P worker
   processes (``python -m secagg.bench.grpc --worker``), n / P clients each,
   every client in its own thread with its OWN
   :class:`~secagg.transport.grpc_transport.GrpcClientTransport` (own channel,
   own TCP + TLS connection, own certificate). The number of TCP connections the
   server holds is checked to equal n.
 
+Every client process (the in-process child, the workers) runs with its BLAS
+pinned to ``blas_threads`` = 1 thread (``OPENBLAS_NUM_THREADS`` and friends).
+Why: numpy's OpenBLAS starts one thread per core, and when many client threads
+of one process call it at once its threads oversubscribe the cores: on the
+2-core machine of the first run an in-process round of 100 clients at
+d = 100 000 took 45 to 80 s with the default and 1.4 s with one thread (the
+culprit, ``clip_l2``'s ``np.linalg.norm``, has since been replaced by a BLAS-free
+norm; the pinning stays as a guard for user hooks that call BLAS).
+
 Round time is the wall time of ``FederationServer.run_round()``, once all
 clients are connected (connecting, worker start-up included, is reported apart
-as ``grpc_connect_seconds``): sampling, sending the model, the whole masking
+as ``grpc.connect_seconds``): sampling, sending the model, the whole masking
 protocol, unmasking, decoding, noise, the model update and the store's
 checkpoint. On a machine with few cores the gRPC round also pays for the
 worker processes sharing those cores with the server.
@@ -91,7 +102,7 @@ from secagg.transport.inprocess import InProcessHub, ServerEndpoint
 CLIENTS = 100
 PROCESSES = 10
 DIMENSION = 100_000
-ROUNDS = 2
+ROUNDS = 3
 QUICK: dict[str, int] = {"clients": 12, "processes": 3, "dimension": 10_000, "rounds": 1}
 SEED = 20_240_601
 PHASE_SECONDS = 120.0  # a phase of 100 clients on 2 cores takes tens of seconds
@@ -99,6 +110,8 @@ CHUNK_BYTES = 1 << 20  # the transport's default chunk (DEFAULT_CHUNK_BYTES)
 CHUNK_OVERHEAD = 28 + 5  # transport chunk header + gRPC length-prefixed message header
 CONNECT_SECONDS = 120.0
 WORKER_IDLE_SECONDS = 900.0  # workers are killed anyway once the benchmark ends
+BLAS_THREADS = 1  # per client process; see the module docstring
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class BenchmarkError(RuntimeError):
@@ -305,32 +318,48 @@ class _Worker:
     names: list[str]
 
 
+def _child_env(blas_threads: int | None) -> dict[str, str]:
+    """The environment of our child processes: this package importable, BLAS threads pinned."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    if blas_threads is not None:
+        for variable in BLAS_VARIABLES:
+            env[variable] = str(blas_threads)
+    return env
+
+
+def _spawn(
+    arguments: Sequence[str], names: list[str], errors: Path, env: dict[str, str]
+) -> _Worker:
+    """Start ``python -m secagg.bench.grpc ARGUMENTS``: stdout piped, stderr to a file."""
+    command = [sys.executable, "-m", "secagg.bench.grpc", *arguments]
+    stream = open(errors, "w+", encoding="utf-8")  # closed by _stop_workers
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        command, stdout=subprocess.PIPE, stderr=stream, text=True, env=env
+    )
+    return _Worker(process, stream, names)
+
+
 def _spawn_workers(
     names: Sequence[str],
     processes: int,
     target: str,
     config: FederationConfig,
     workdir: Path,
+    blas_threads: int | None,
 ) -> list[_Worker]:
-    """Start the worker processes, names split into contiguous groups; stderr to files."""
+    """Start the worker processes, names split into contiguous groups."""
     per = math.ceil(len(names) / processes)
     groups = [list(names[i : i + per]) for i in range(0, len(names), per)]
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    env = _child_env(blas_threads)
     workers = []
     for index, group in enumerate(groups):
-        command = [
-            sys.executable, "-m", "secagg.bench.grpc", "--worker",
-            "--target", target, "--certs", config.server.certificates,
-            "--dimension", str(config.dimension), "--rounds", str(config.rounds),
-            *group,
+        arguments = [
+            "--worker", "--target", target, "--certs", config.server.certificates,
+            "--dimension", str(config.dimension), "--rounds", str(config.rounds), *group,
         ]  # fmt: skip
-        errors = open(workdir / f"worker-{index}.err", "w+", encoding="utf-8")
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
-        )
-        workers.append(_Worker(process, errors, group))
+        workers.append(_spawn(arguments, group, workdir / f"worker-{index}.err", env))
     return workers
 
 
@@ -401,11 +430,43 @@ def _stop_workers(workers: list[_Worker]) -> None:
         worker.errors.close()
 
 
+def _run_inprocess_child(
+    config: FederationConfig, workdir: Path, blas_threads: int | None, progress: bool
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """:func:`_run_inprocess` in a fresh process (``--inprocess``) with BLAS threads pinned."""
+    model_path = workdir / "inprocess-model.npy"
+    arguments = [
+        "--inprocess", "--clients", str(len(config.clients)),
+        "--dimension", str(config.dimension), "--rounds", str(config.rounds),
+        "--certs", config.server.certificates, "--state", str(workdir / "inprocess.sqlite"),
+        "--model", str(model_path),
+    ]  # fmt: skip
+    child = _spawn(arguments, [], workdir / "inprocess.err", _child_env(blas_threads))
+    try:
+        try:
+            out, _ = child.process.communicate(timeout=config.rounds * 8 * PHASE_SECONDS + 120)
+        except subprocess.TimeoutExpired:
+            raise BenchmarkError("the in-process run did not finish in time") from None
+        if child.process.returncode != 0:
+            raise BenchmarkError(
+                f"the in-process run failed ({child.process.returncode}):\n"
+                + _stderr_tail(child.errors)
+            )
+        rounds: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])["rounds"]
+        model = np.load(model_path)
+    finally:
+        _stop_workers([child])
+    for row in rounds:
+        _progress(progress, f"in-process round {row['round']}: {row['seconds']:.2f} s")
+    return rounds, model
+
+
 def _run_grpc(
     config: FederationConfig,
     names: Sequence[str],
     processes: int,
     workdir: Path,
+    blas_threads: int | None,
     progress: bool,
 ) -> tuple[list[dict[str, Any]], np.ndarray, dict[str, Any]]:
     """The rounds over gRPC with mTLS on loopback, clients in worker processes."""
@@ -418,7 +479,7 @@ def _run_grpc(
         server = FederationServer(config, counter, store)
         started = time.perf_counter()
         target = f"127.0.0.1:{transport.port}"
-        workers = _spawn_workers(names, processes, target, config, workdir)
+        workers = _spawn_workers(names, processes, target, config, workdir, blas_threads)
         _wait_connected(transport, names, workers)
         connect_seconds = time.perf_counter() - started
         connections = tcp_counters(transport.port)
@@ -480,11 +541,14 @@ def run_benchmark(
     processes: int = PROCESSES,
     dimension: int = DIMENSION,
     rounds: int = ROUNDS,
+    blas_threads: int | None = BLAS_THREADS,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the rounds in-process, then over gRPC; returns a JSON-ready dict.
 
-    Raises :class:`BenchmarkError` if a round fails or the runs disagree.
+    ``blas_threads`` is set in the BLAS environment variables of every client
+    process (None: leave numpy's default, one thread per core). Raises
+    :class:`BenchmarkError` if a round fails or the runs disagree.
     """
     if clients < 2 or not 1 <= processes <= clients or dimension < 1 or rounds < 1:
         raise ValueError("need clients >= 2, 1 <= processes <= clients, dimension, rounds >= 1")
@@ -502,8 +566,10 @@ def run_benchmark(
             certs.issue_client(ca, name)
         config = federation_config(names, dimension, rounds, workdir / "grpc.sqlite", ca)
         _progress(progress, f"in-process: n = {clients}, d = {dimension}, {rounds} round(s)")
-        local, local_model = _run_inprocess(config, names, workdir / "inprocess.sqlite", progress)
-        remote, remote_model, extra = _run_grpc(config, names, processes, workdir, progress)
+        local, local_model = _run_inprocess_child(config, workdir, blas_threads, progress)
+        remote, remote_model, extra = _run_grpc(
+            config, names, processes, workdir, blas_threads, progress
+        )
 
     scale = largest_safe_scale(clients, config.backend.value_bound, config.backend.bits)
     tolerance = 2 * rounds * clients / (scale * config.expected_clients)
@@ -540,6 +606,7 @@ def run_benchmark(
             "dp": {"mechanism": "central", "clip": 1.0, "noise_multiplier": 1.0},
             "sample_rate": config.sample_rate,
             "phase_seconds": PHASE_SECONDS,
+            "blas_threads": blas_threads,
             "seed": SEED,
             "scale": scale,
             "chunk_bytes": CHUNK_BYTES,
@@ -680,10 +747,34 @@ def worker_main(argv: Sequence[str]) -> int:
     return 0 if ok else 1
 
 
+def inprocess_main(argv: Sequence[str]) -> int:
+    """Run the in-process rounds; print their figures as one JSON line, save the model."""
+    parser = argparse.ArgumentParser(prog="secagg.bench.grpc --inprocess")
+    for option in ("--clients", "--dimension", "--rounds"):
+        parser.add_argument(option, type=int, required=True)
+    for option in ("--certs", "--state", "--model"):
+        parser.add_argument(option, required=True)
+    args = parser.parse_args(argv)
+    names = client_names(args.clients)
+    config = federation_config(
+        names, args.dimension, args.rounds, Path(args.state), Path(args.certs)
+    )
+    try:
+        rounds, model = _run_inprocess(config, names, Path(args.state), progress=False)
+    except BenchmarkError as exc:
+        print(f"BenchmarkError: {exc}", file=sys.stderr, flush=True)
+        return 1
+    np.save(args.model, model)
+    print(json.dumps({"rounds": rounds}), flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--worker"]:
         sys.exit(worker_main(argv[1:]))
+    if argv[:1] == ["--inprocess"]:
+        sys.exit(inprocess_main(argv[1:]))
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="12 clients in 3 processes, d = 10 000, 1 round"
@@ -692,6 +783,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, help=f"worker processes, default {PROCESSES}")
     parser.add_argument("--d", type=int, dest="dimension", help=f"default {DIMENSION}")
     parser.add_argument("--rounds", type=int, help=f"default {ROUNDS}")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=BLAS_THREADS,
+        help=f"BLAS threads per client process (default {BLAS_THREADS}; 0: numpy's default)",
+    )
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--markdown", metavar="JSON", help="print an earlier run as a table")
@@ -703,7 +800,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key in ("clients", "processes", "dimension", "rounds"):
         if getattr(args, key) is not None:
             setting[key] = getattr(args, key)
-    result = run_benchmark(**setting, progress=not args.no_progress)
+    blas_threads = args.blas_threads if args.blas_threads > 0 else None
+    result = run_benchmark(**setting, blas_threads=blas_threads, progress=not args.no_progress)
     emit(result, args.out)
 
 

@@ -51,7 +51,7 @@ import numpy as np
 
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.accounting import ddg_epsilon, inflated_l2_bound
-from secagg.dp.clipping import clip_l2
+from secagg.dp.clipping import clip_l2, l2_norm
 from secagg.dp.noise import discrete_gaussian
 from secagg.encoding.fixed_point import stochastic_round
 from secagg.encoding.rotation import RandomizedHadamard, padded_dimension
@@ -200,8 +200,7 @@ class DistributedDiscreteGaussian:
         limit = self.norm_bound * self.scale
         for _ in range(self.max_rounding_tries):
             rounded = stochastic_round(scaled, stream)
-            as_float = rounded.astype(np.float64)
-            if self.beta == 0 or math.sqrt(float(as_float @ as_float)) <= limit:
+            if self.beta == 0 or l2_norm(rounded) <= limit:
                 return rounded
         raise RoundingFailed(
             f"no rounding within the norm bound after {self.max_rounding_tries} tries"
