@@ -240,3 +240,14 @@ def test_torch_models_plug_in_through_a_hook(tmp_path: Path) -> None:
     assert not np.allclose(server.model, start)  # the branches' training moved the model
     with pytest.raises(ConfigurationError, match="parameters"):
         make(0)(np.zeros(size + 1))
+
+
+def test_the_plain_baseline_runs_over_the_same_runtime(tmp_path: Path) -> None:
+    config = _config("plain", rounds=2)
+    hub = InProcessHub()
+    _start_clients(hub, NAMES, rounds=2)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "p.sqlite"))
+    results = server.run(wait_for_clients=5)
+    assert [r.status for r in results] == ["complete", "complete"]
+    # no fixed-point rounding at all: equal to plain FedAvg with the same noise
+    assert np.max(np.abs(server.model - _reference(config, 2))) < 1e-12

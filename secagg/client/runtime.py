@@ -10,7 +10,8 @@ training function; any numpy function works for non-torch users.
 Per round, on ``ROUND_START`` it trains, clips the update to the federation's
 clip (client-level DP), checks it against the ring's bound, encodes it to fixed
 point with stochastic rounding from a CSPRNG-keyed stream and hands it to a
-fresh masking-protocol :class:`~secagg.protocol.Client`. Protocol messages
+fresh masking-protocol :class:`~secagg.protocol.Client` (with the ``plain``
+baseline backend it sends the clipped update itself, in the clear). Protocol messages
 from the server go to that state machine and its replies go back. So only
 masked vectors, keys and encrypted shares leave the process: never the data,
 never the raw or clipped update. A message the state machine refuses is
@@ -92,7 +93,8 @@ class FederationClient:
         h = envelope.header
         try:
             dimension, party = int(h["dimension"]), int(h["party"])
-            fixed = FixedPoint(float(h["scale"]), int(h["bits"]))
+            plain = h.get("backend") == "plain"
+            fixed = FixedPoint(1.0 if plain else float(h["scale"]), 32 if plain else int(h["bits"]))
             bound = float(h["value_bound"])
             clip = None if h.get("clip") is None else float(h["clip"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -109,6 +111,13 @@ class FederationClient:
             raise ConfigurationError(
                 f"update coordinate beyond the ring's bound {bound:g}: clip it (dp.clip)"
             )
+        if h.get("backend") == "plain":  # the baseline: the update goes in the clear
+            from secagg.aggregation.plain import PlainRound
+
+            contribution = PlainRound(party + 1, dimension).encoder(party).encode(update)
+            out = Envelope(Kind.PROTOCOL, envelope.round, {}, contribution)
+            self._transport.send(out.encode())
+            return
         words = fixed.encode(update, KeyedStream())
         del update  # only the masked words leave, through the protocol
         self._round = envelope.round

@@ -83,9 +83,10 @@ class FederationServer:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if config.backend.name not in ("secagg", "secagg+"):
+        if config.backend.name not in ("secagg", "secagg+", "plain"):
             raise ConfigurationError(
-                "the networked runtime drives the masking backends (secagg, secagg+)"
+                "the networked runtime drives the masking backends (secagg, secagg+) and plain; "
+                "CKKS needs a key-holder process, which it does not have yet"
             )
         self.config = config
         self.transport = transport
@@ -178,7 +179,10 @@ class FederationServer:
         if len(participants) < 2:
             return self._abort(number, participants, "fewer than 2 clients sampled or connected")
         try:
-            total, contributed = self._secure_sum(number, participants)
+            if self.config.backend.name == "plain":
+                total, contributed = self._plain_sum(number, participants)
+            else:
+                total, contributed = self._secure_sum(number, participants)
         except SecAggError as exc:
             return self._abort(number, participants, str(exc))
         epsilon = self._apply(total, len(contributed))
@@ -215,6 +219,7 @@ class FederationServer:
         server = Server(round_config)
         party_of = {name: p for p, name in enumerate(participants)}
         start: dict[str, Any] = {
+            "backend": cfg.backend.name,
             "scale": scale,
             "bits": cfg.backend.bits,
             "value_bound": bound,
@@ -251,6 +256,44 @@ class FederationServer:
         if server.phase != ServerPhase.COMPLETE:
             raise _Aborted(server.report.abort_reason or "round did not complete")
         return fixed.decode(server.result()), list(server.report.included)
+
+    def _plain_sum(self, number: int, participants: list[str]) -> tuple[np.ndarray, list[int]]:
+        """The baseline over the network: each client sends its update in the clear."""
+        from secagg.aggregation.plain import PlainRound
+
+        cfg = self.config
+        aggregator = PlainRound(len(participants), cfg.dimension)
+        party_of = {name: p for p, name in enumerate(participants)}
+        start = {
+            "backend": "plain",
+            "dimension": cfg.dimension,
+            "value_bound": cfg.backend.value_bound,
+            "clip": cfg.dp.clip if cfg.dp is not None else None,
+        }
+        body = model_bytes(self.model)
+        for name, party in party_of.items():
+            self._send(name, Envelope(Kind.ROUND_START, number, {**start, "party": party}, body))
+        received: set[int] = set()
+        deadline = self._clock() + cfg.deadlines.phase_seconds
+        while len(received) < len(participants) and self._clock() < deadline:
+            item = self.transport.receive(timeout=min(0.5, max(0.0, deadline - self._clock())))
+            if item is None:
+                continue
+            name, payload = item
+            try:
+                envelope = Envelope.decode(payload)
+                if envelope.kind != Kind.PROTOCOL or envelope.round != number:
+                    raise ProtocolError(f"expected a contribution to round {number}")
+                if name not in party_of:
+                    raise ProtocolError("client is not a participant of this round")
+                aggregator.receive(party_of[name], envelope.body)
+                received.add(party_of[name])
+            except SecAggError as exc:
+                log.warning("round %d: refused a message from %s: %s", number, name, exc)
+        if not received:
+            raise _Aborted("no client contributed")
+        total, report = aggregator.finish()
+        return total, list(report.contributed)
 
     def _on_message(
         self, number: int, server: Server, party_of: dict[str, int], name: str, payload: bytes
