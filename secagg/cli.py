@@ -552,5 +552,21 @@ def client(
     )
 
 
+@main.command()
+@click.option("--server", "target", required=True, help="HOST:PORT of the federation server.")
+@click.option("--name", required=True, help="The key holder's name (its certificate's).")
+@click.option("--certs", "certificates", default="certs", show_default=True)
+@click.option("--idle", default=600.0, show_default=True, help="Stop after this much silence.")
+def keyholder(target: str, name: str, certificates: str, idle: float) -> None:
+    """Hold a CKKS federation's secret key: decrypt (and noise) sums only."""
+    from secagg.federation.network import run_key_holder
+
+    try:
+        count = run_key_holder(target, name, certificates, idle_timeout=idle)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"{name}: decrypted {count} sums")
+
+
 if __name__ == "__main__":
     main()

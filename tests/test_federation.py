@@ -251,3 +251,34 @@ def test_the_plain_baseline_runs_over_the_same_runtime(tmp_path: Path) -> None:
     assert [r.status for r in results] == ["complete", "complete"]
     # no fixed-point rounding at all: equal to plain FedAvg with the same noise
     assert np.max(np.abs(server.model - _reference(config, 2))) < 1e-12
+
+
+def test_ckks_federation_with_a_key_holder(tmp_path: Path) -> None:
+    """Branches encrypt to the key holder's key, the server only adds, the key holder
+    decrypts sums of at least two and adds the DP noise itself."""
+    from secagg.server.keyholder import KeyHolderService
+
+    data = {
+        "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 2, "seed": 7},
+        "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": "compliance"},
+        "dp": {"clip": 1.0, "noise_multiplier": 0.0, "delta": 1e-3},
+        "deadlines": {"phase_seconds": 3.0},
+    }
+    config = FederationConfig.from_dict(data)
+    hub = InProcessHub()
+    holder = KeyHolderService("compliance", hub.connect("compliance"))
+    threading.Thread(target=holder.run, kwargs={"idle_timeout": 10}, daemon=True).start()
+    _start_clients(hub, NAMES, rounds=2)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
+    results = server.run(wait_for_clients=5)
+    assert [r.status for r in results] == ["complete", "complete"]
+    assert all(r.contributed == tuple(NAMES) for r in results)
+    assert holder.decryptions == 2
+    # no noise configured: plain FedAvg within CKKS's documented error (2 rounds x 1e-6)
+    expected = np.zeros(D)
+    for _ in range(2):
+        total = sum(clip_l2(t - expected, 1.0).vector for t in _targets().values())
+        expected = expected + total / config.expected_clients
+    assert np.max(np.abs(server.model - expected)) < 2 * 1e-6
+    with pytest.raises(ConfigurationError, match="key_holder"):
+        FederationConfig.from_dict(data | {"backend": {"name": "ckks"}})

@@ -52,7 +52,17 @@ class ClientStats:
 class FederationClient:
     """One branch: trains locally, then masks its update through the protocol."""
 
-    def __init__(self, name: str, train: TrainingHook, transport: ClientEndpoint) -> None:
+    def __init__(
+        self,
+        name: str,
+        train: TrainingHook,
+        transport: ClientEndpoint,
+        *,
+        key_fingerprint: bytes | None = None,
+    ) -> None:
+        """``key_fingerprint`` pins the CKKS key holder's key (a malicious server
+        relaying its own key is then refused); without it the round's is trusted."""
+        self._pin = key_fingerprint
         self.name = name
         self._train = train
         self._transport = transport
@@ -93,13 +103,20 @@ class FederationClient:
         h = envelope.header
         try:
             dimension, party = int(h["dimension"]), int(h["party"])
-            plain = h.get("backend") == "plain"
+            plain = h.get("backend") in ("plain", "ckks")  # no ring encoding for these
             fixed = FixedPoint(1.0 if plain else float(h["scale"]), 32 if plain else int(h["bits"]))
             bound = float(h["value_bound"])
             clip = None if h.get("clip") is None else float(h["clip"])
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessage(f"bad round parameters: {exc}") from None
-        model = model_from_bytes(envelope.body, dimension)
+        ckks = h.get("backend") == "ckks"
+        body = envelope.body
+        if ckks:
+            split = int(h.get("model_bytes", -1))
+            if not 0 <= split <= len(body):
+                raise MalformedMessage("bad model length in a CKKS round start")
+            body, public_context = body[:split], body[split:]
+        model = model_from_bytes(body, dimension)
         self.stats.rounds_started += 1
         self.stats.last_model = model
         update = np.asarray(self._train(model.copy()), dtype=np.float64)
@@ -111,6 +128,21 @@ class FederationClient:
             raise ConfigurationError(
                 f"update coordinate beyond the ring's bound {bound:g}: clip it (dp.clip)"
             )
+        if ckks:  # encrypt to the key holder's public key; the server only adds
+            from secagg.aggregation.ckks import frame_chunks
+            from secagg.he.keys import PublicAggregationContext
+            from secagg.he.vectors import encrypt_vector
+            from secagg.server.keyholder import design_point
+
+            context = PublicAggregationContext.from_bytes(
+                public_context,
+                design_point(h),
+                expected_fingerprint=self._pin or bytes.fromhex(str(h.get("fingerprint", ""))),
+            )
+            contribution = frame_chunks(encrypt_vector(context, update))
+            out = Envelope(Kind.PROTOCOL, envelope.round, {}, contribution)
+            self._transport.send(out.encode())
+            return
         if h.get("backend") == "plain":  # the baseline: the update goes in the clear
             from secagg.aggregation.plain import PlainRound
 

@@ -22,6 +22,7 @@ A file looks like::
 
     [backend]
     name = "secagg+"            # plain | secagg | secagg+ | ckks
+    # key_holder = "compliance" # ckks only: the party holding the secret key
     value_bound = 1.0           # clip, or per-coordinate bound without DP
     bits = 32
 
@@ -89,9 +90,15 @@ class BackendConfig:
     bits: int = 32
     dropout_fraction: float = 0.10
     corrupt_fraction: float = 0.05
+    key_holder: str | None = None  # ckks: the party that holds the secret key
+    precision: float | None = None  # ckks: absolute error of the sum (default 1e-6 * bound)
 
     def __post_init__(self) -> None:
         _require(self.name in BACKENDS, f"backend.name must be one of {BACKENDS}")
+        _require(
+            (self.key_holder is not None) == (self.name == "ckks"),
+            "backend.key_holder names the CKKS key holder, and only CKKS has one",
+        )
         _require(
             math.isfinite(self.value_bound) and self.value_bound > 0,
             "backend.value_bound must be positive",
@@ -184,6 +191,12 @@ class FederationConfig:
             _require(
                 bool(NAME_PATTERN.fullmatch(client)),
                 f"client name {client!r} invalid: letters, digits, '.', '_' or '-', max 64",
+            )
+        if self.backend.key_holder is not None:
+            _require(
+                bool(NAME_PATTERN.fullmatch(self.backend.key_holder))
+                and self.backend.key_holder not in self.clients,
+                "backend.key_holder must be a valid name that is not one of the clients",
             )
         _require(self.dimension >= 1, "federation.dimension must be at least 1")
         _require(self.rounds >= 1, "federation.rounds must be at least 1")

@@ -67,7 +67,8 @@ def server_transport(config: FederationConfig, port: int | None = None) -> Any:
     from secagg.transport.grpc_transport import GrpcServerTransport
 
     directory = config.server.certificates
-    verifier = certs.PeerVerifier(directory, allowed=config.clients)
+    allowed = [*config.clients, *filter(None, [config.backend.key_holder])]
+    verifier = certs.PeerVerifier(directory, allowed=allowed)
     bind = config.server.bind if port is None else f"{config.server.bind.rsplit(':', 1)[0]}:{port}"
 
     def identify(context: Any) -> str:
@@ -152,3 +153,35 @@ def run_branch(
             time.sleep(1.0)
         finally:
             transport.close()
+
+
+def run_key_holder(
+    target: str,
+    name: str,
+    certificates: str,
+    *,
+    idle_timeout: float = 600.0,
+    connect_timeout: float = 30.0,
+    max_message_bytes: int = 256 * 1024 * 1024,
+) -> int:
+    """Serve as the CKKS key holder ``name``; returns the number of sums decrypted."""
+    from secagg.server.keyholder import KeyHolderService
+    from secagg.transport import certs
+    from secagg.transport.grpc_transport import GrpcClientTransport
+
+    transport = GrpcClientTransport(
+        target,
+        channel_credentials=certs.load_client_credentials(certificates, name).to_grpc(),
+        max_message_bytes=max_message_bytes,
+    )
+    from secagg.transport.grpc_transport import NotConnected
+
+    transport.connect(timeout=connect_timeout)
+    service = KeyHolderService(name, transport)
+    try:
+        return service.run(idle_timeout=idle_timeout)
+    except NotConnected as exc:  # the server ended the session: done
+        log.info("%s: session ended (%s)", name, exc)
+        return service.decryptions
+    finally:
+        transport.close()

@@ -34,6 +34,10 @@ class Kind(enum.IntEnum):
     ROUND_START = 1  # server -> client: header = round parameters, body = global model
     PROTOCOL = 2  # both ways: body = one masking-protocol message (or a plain contribution)
     ROUND_END = 3  # server -> client: header = outcome
+    KEY_REQUEST = 4  # server -> key holder: header = CKKS design point
+    KEY_PUBLIC = 5  # key holder -> server: body = public context (no secret key)
+    DECRYPT = 6  # server -> key holder: body = the encrypted sum, header = noise std
+    DECRYPTED = 7  # key holder -> server: body = the noised sum (float64)
 
 
 @dataclass(frozen=True)

@@ -83,11 +83,6 @@ class FederationServer:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if config.backend.name not in ("secagg", "secagg+", "plain"):
-            raise ConfigurationError(
-                "the networked runtime drives the masking backends (secagg, secagg+) and plain; "
-                "CKKS needs a key-holder process, which it does not have yet"
-            )
         self.config = config
         self.transport = transport
         self.store = store
@@ -135,7 +130,10 @@ class FederationServer:
         aborted rounds in a row: a federation that cannot reach its threshold
         needs an operator, not an endless loop.
         """
-        self._wait_for(set(self.config.clients), wait_for_clients)
+        expected = set(self.config.clients)
+        if self.config.backend.key_holder is not None:
+            expected.add(self.config.backend.key_holder)
+        self._wait_for(expected, wait_for_clients)
         results: list[RoundResult] = []
         aborted_in_a_row = 0
         while self.completed_rounds() < self.config.rounds:
@@ -181,6 +179,8 @@ class FederationServer:
         try:
             if self.config.backend.name == "plain":
                 total, contributed = self._plain_sum(number, participants)
+            elif self.config.backend.name == "ckks":
+                total, contributed = self._ckks_sum(number, participants)
             else:
                 total, contributed = self._secure_sum(number, participants)
         except SecAggError as exc:
@@ -256,6 +256,88 @@ class FederationServer:
         if server.phase != ServerPhase.COMPLETE:
             raise _Aborted(server.report.abort_reason or "round did not complete")
         return fixed.decode(server.result()), list(server.report.included)
+
+    # --- CKKS: the server adds, the key holder decrypts (and noises) ----------
+
+    def _ckks_design(self) -> dict[str, Any]:
+        bound = self.config.backend.value_bound
+        precision = self.config.backend.precision or 1e-6 * bound
+        return {"num_clients": len(self.config.clients), "value_bound": bound,
+                "precision": precision}  # fmt: skip
+
+    def _ask_key_holder(self, request: Envelope, expect: Kind) -> Envelope:
+        holder = self.config.backend.key_holder
+        assert holder is not None
+        self._send(holder, request)
+        deadline = self._clock() + self.config.deadlines.phase_seconds
+        while self._clock() < deadline:
+            item = self.transport.receive(timeout=min(0.5, max(0.0, deadline - self._clock())))
+            if item is None:
+                continue
+            name, payload = item
+            try:
+                reply = Envelope.decode(payload)
+            except SecAggError as exc:
+                log.warning("refused a message from %s: %s", name, exc)
+                continue
+            if name == holder and reply.kind == expect and reply.round == request.round:
+                return reply
+            log.warning("ignored a %s message from %s while waiting for the key holder",
+                        reply.kind.name, name)  # fmt: skip
+        raise _Aborted("the key holder did not answer in time")
+
+    def _ckks_sum(self, number: int, participants: list[str]) -> tuple[np.ndarray, list[int]]:
+        """Clients encrypt to the key holder's key; the server adds; the key holder decrypts."""
+        from secagg.aggregation.ckks import frame_chunks, unframe_chunks
+        from secagg.he.keys import PublicAggregationContext
+        from secagg.he.vectors import EncryptedSum, chunk_count
+        from secagg.server.keyholder import design_point
+
+        cfg = self.config
+        design = self._ckks_design()
+        key = self._ask_key_holder(Envelope(Kind.KEY_REQUEST, number, design), Kind.KEY_PUBLIC)
+        params = design_point(design)
+        fingerprint = bytes.fromhex(str(key.header.get("fingerprint", "")))
+        context = PublicAggregationContext.from_bytes(
+            key.body, params, expected_fingerprint=fingerprint
+        )
+        total = EncryptedSum(context, cfg.dimension)
+        chunks = chunk_count(cfg.dimension, params.slots)
+        party_of = {name: p for p, name in enumerate(participants)}
+        model = model_bytes(self.model)
+        start = {"backend": "ckks", "dimension": cfg.dimension, **design,
+                 "fingerprint": fingerprint.hex(), "model_bytes": len(model),
+                 "value_bound": cfg.backend.value_bound,
+                 "clip": cfg.dp.clip if cfg.dp is not None else None}  # fmt: skip
+        for name, party in party_of.items():
+            header = {**start, "party": party}
+            self._send(name, Envelope(Kind.ROUND_START, number, header, model + key.body))
+        received: set[int] = set()
+        deadline = self._clock() + cfg.deadlines.phase_seconds
+        while len(received) < len(participants) and self._clock() < deadline:
+            item = self.transport.receive(timeout=min(0.5, max(0.0, deadline - self._clock())))
+            if item is None:
+                continue
+            name, payload = item
+            try:
+                envelope = Envelope.decode(payload)
+                if envelope.kind != Kind.PROTOCOL or envelope.round != number:
+                    raise ProtocolError(f"expected a contribution to round {number}")
+                if name not in party_of or party_of[name] in received:
+                    raise ProtocolError("not a participant, or a second contribution")
+                total.add(unframe_chunks(envelope.body, chunks))  # all or nothing
+                received.add(party_of[name])
+            except SecAggError as exc:
+                log.warning("round %d: refused a message from %s: %s", number, name, exc)
+        if len(received) < 2:
+            raise _Aborted(f"{len(received)} contribution(s): at least 2 are needed to decrypt")
+        std = cfg.dp.noise_multiplier * cfg.dp.clip if cfg.dp is not None else 0.0
+        request = Envelope(Kind.DECRYPT, number, {"dimension": cfg.dimension, "noise_std": std},
+                           frame_chunks(total.to_chunks()))  # fmt: skip
+        reply = self._ask_key_holder(request, Kind.DECRYPTED)
+        from secagg.federation.wire import model_from_bytes
+
+        return model_from_bytes(reply.body, cfg.dimension), sorted(received)
 
     def _plain_sum(self, number: int, participants: list[str]) -> tuple[np.ndarray, list[int]]:
         """The baseline over the network: each client sends its update in the clear."""
@@ -339,8 +421,9 @@ class FederationServer:
         denominator = cfg.expected_clients if cfg.dp is not None else contributors
         epsilon = None
         if cfg.dp is not None and cfg.dp.unit == "client":
-            std = cfg.dp.noise_multiplier * cfg.dp.clip
-            total = total + gaussian(std, total.size, self._noise)
+            if cfg.backend.name != "ckks":  # with CKKS the key holder has added it
+                std = cfg.dp.noise_multiplier * cfg.dp.clip
+                total = total + gaussian(std, total.size, self._noise)
             if self.accountant is not None and cfg.dp.noise_multiplier > 0:
                 self.accountant.step(cfg.dp.noise_multiplier, cfg.sample_rate)
                 epsilon = self.accountant.epsilon()
