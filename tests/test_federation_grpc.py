@@ -119,3 +119,43 @@ def test_grpc_federation_of_8_branch_processes_matches_the_in_process_run(
     scale = 2.0**27  # largest_safe_scale(8, 1.0, 32): encoding error < 1/scale per client
     assert np.max(np.abs(server.model - reference)) < 3 * len(NAMES) / scale
     assert not np.array_equal(server.model, np.zeros(D))
+
+
+@pytest.mark.slow
+def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> None:
+    names = NAMES[:4]
+    ca_dir = tmp_path / "certs"
+    certs.init_ca(ca_dir)
+    for name in [*names, "compliance"]:
+        certs.issue_client(ca_dir, name)
+    port = _free_port()
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "he", "clients": names, "dimension": D, "rounds": 2},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": "compliance"},
+            "dp": {"clip": 1.0, "noise_multiplier": 0.5, "delta": 1e-3},
+            "deadlines": {"phase_seconds": 5.0},
+            "server": {
+                "state": str(tmp_path / "he.sqlite"),
+                "bind": f"127.0.0.1:{port}",
+                "certificates": str(ca_dir),
+            },
+        }
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "secagg.cli", "keyholder", "--server", f"127.0.0.1:{port}",
+         "--name", "compliance", "--certs", str(ca_dir), "--idle", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    branches = [_branch(port, name, ca_dir) for name in names]
+    try:
+        _, results = serve(config, wait_for_clients=20)
+    finally:
+        out, err = holder.communicate(timeout=60)
+        for branch in branches:
+            branch.kill()
+            branch.wait()
+    assert [r.status for r in results] == ["complete", "complete"], [r.reason for r in results]
+    assert all(r.contributed == tuple(names) for r in results)
+    assert holder.returncode == 0, err
+    assert "decrypted 2 sums" in out
