@@ -67,6 +67,7 @@ Models
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import os
@@ -243,10 +244,19 @@ def _flat_from_state(module: nn.Module, state: Mapping[str, Any]) -> np.ndarray:
     return torch.cat(parts).numpy().astype(np.float32, copy=True)
 
 
-def _csprng_seeded_generator(device: torch.device) -> torch.Generator:
-    """A torch generator seeded from the OS CSPRNG (seeded by it, not one itself)."""
-    seed = int.from_bytes(os.urandom(8), "big")
-    return torch.Generator(device=device).manual_seed(seed)
+def _csprng_seeded_generator(
+    device: torch.device, replay_seed: bytes | None = None, label: bytes = b""
+) -> torch.Generator:
+    """A torch generator seeded from the OS CSPRNG (seeded by it, not one itself).
+
+    With ``replay_seed`` (simulations that must replay exactly) the seed is
+    instead derived from it with SHA-256, domain-separated by ``label``.
+    """
+    if replay_seed is None:
+        raw = os.urandom(8)
+    else:
+        raw = hashlib.sha256(b"secagg/v1/dpsgd-replay/" + label + b"/" + replay_seed).digest()[:8]
+    return torch.Generator(device=device).manual_seed(int.from_bytes(raw, "big"))
 
 
 def _positive_finite(name: str, value: float) -> float:
@@ -293,6 +303,10 @@ class DPSGDTrainer:
         loss_fn: criterion with ``reduction`` "mean" (default
             ``CrossEntropyLoss()``) or "sum".
         secure_mode: must stay False; see the module docstring.
+        replay_seed: for simulations only: derive the sampler's and the noise's
+            generator seeds from these bytes instead of the OS CSPRNG, so a run
+            replays exactly. Anyone who knows it can subtract the noise: never
+            set it where the privacy guarantee matters.
     """
 
     def __init__(
@@ -310,6 +324,7 @@ class DPSGDTrainer:
         accountant: AccountantName = "prv",
         loss_fn: nn.Module | None = None,
         secure_mode: bool = False,
+        replay_seed: bytes | None = None,
     ) -> None:
         if secure_mode:
             raise ConfigurationError(
@@ -405,7 +420,9 @@ class DPSGDTrainer:
             dataset,
             batch_size=batch_size,
             collate_fn=collate_fn,
-            generator=_csprng_seeded_generator(torch.device("cpu")),  # Poisson sampler
+            generator=_csprng_seeded_generator(  # Poisson sampler
+                torch.device("cpu"), replay_seed, b"sampler"
+            ),
         )
         optimizer = torch.optim.SGD(trainable, lr=learning_rate)
         with warnings.catch_warnings():
@@ -419,7 +436,7 @@ class DPSGDTrainer:
             "max_grad_norm": max_grad_norm,
             "loss_reduction": reduction,
             "poisson_sampling": True,
-            "noise_generator": _csprng_seeded_generator(device),
+            "noise_generator": _csprng_seeded_generator(device, replay_seed, b"noise"),
         }
         if noise_multiplier is None:
             # Calibrate for the steps that will really run. Opacus's
