@@ -1,9 +1,10 @@
 """The ``secagg`` console command.
 
-``secagg simulate`` runs a whole secure-aggregation round in memory with the
-embedded defaults (100 clients, 100 000 coordinates, SecAgg+ with the published
-choice of k and t, 5% of the clients dropping at random phases) and checks the
-result against a plaintext sum. ``secagg params`` shows the k and t SecAgg+
+``secagg simulate`` is the main job: a bank-branch fraud federation with its
+baselines (see :mod:`secagg.simulation`). ``secagg round`` runs one
+secure-aggregation round in memory with the embedded defaults (100 clients,
+100 000 coordinates, SecAgg+ with the published choice of k and t, 5% of the
+clients dropping at random phases) and checks the result against a plaintext sum. ``secagg params`` shows the k and t SecAgg+
 would choose. ``secagg privacy epsilon`` and ``secagg privacy noise`` are the
 accountant for users and auditors (DP-FedAvg with Poisson client sampling).
 ``secagg bench masking``, ``dp``, ``ckks`` and ``grpc`` run the benchmarks.
@@ -74,7 +75,7 @@ def _emit(payload: dict[str, Any], as_json: bool) -> None:
     )
 
 
-@main.command()
+@main.command("round")
 @click.option("--clients", "num_clients", default=100, show_default=True, help="Number of clients.")
 @click.option("--dim", "vector_length", default=100_000, show_default=True, help="Vector length d.")
 @click.option(
@@ -114,7 +115,7 @@ def _emit(payload: dict[str, Any], as_json: bool) -> None:
     help="Fraction of clients assumed to collude with the server.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
-def simulate(
+def one_round(
     num_clients: int,
     vector_length: int,
     graph: str,
@@ -567,6 +568,14 @@ def keyholder(target: str, name: str, certificates: str, idle: float) -> None:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"{name}: decrypted {count} sums")
 
+
+def _register_simulate() -> None:
+    from secagg.simulation.cli import simulate
+
+    main.add_command(simulate)
+
+
+_register_simulate()
 
 if __name__ == "__main__":
     main()

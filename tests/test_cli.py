@@ -11,7 +11,7 @@ from secagg.cli import main
 
 def test_simulate_reports_a_matching_sum_as_json():
     result = CliRunner().invoke(
-        main, ["simulate", "--clients", "20", "--dim", "500", "--dropout", "0.1", "--json"]
+        main, ["round", "--clients", "20", "--dim", "500", "--dropout", "0.1", "--json"]
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -26,7 +26,7 @@ def test_simulate_below_threshold_exits_with_the_abort_reason():
     result = CliRunner().invoke(
         main,
         [
-            "simulate",
+            "round",
             "--clients",
             "10",
             "--dim",
@@ -44,7 +44,7 @@ def test_simulate_below_threshold_exits_with_the_abort_reason():
 
 
 def test_simulate_refuses_an_impossible_configuration():
-    result = CliRunner().invoke(main, ["simulate", "--clients", "10", "--k", "3"])
+    result = CliRunner().invoke(main, ["round", "--clients", "10", "--k", "3"])
     assert result.exit_code != 0
     assert "even degree" in result.output
 

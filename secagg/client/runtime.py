@@ -20,13 +20,14 @@ logged and dropped, and the round goes on (or ends by the server's deadline).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from secagg.crypto.stream import KeyedStream
+from secagg.crypto.stream import SEED_BYTES, KeyedStream
 from secagg.dp.clipping import clip_l2
 from secagg.encoding import FixedPoint
 from secagg.errors import ConfigurationError, MalformedMessage, RoundAborted, SecAggError
@@ -59,10 +60,17 @@ class FederationClient:
         transport: ClientEndpoint,
         *,
         key_fingerprint: bytes | None = None,
+        replay_seed: bytes | None = None,
     ) -> None:
         """``key_fingerprint`` pins the CKKS key holder's key (a malicious server
-        relaying its own key is then refused); without it the round's is trusted."""
+        relaying its own key is then refused); without it the round's is trusted.
+
+        ``replay_seed`` (simulations only) keys the stochastic rounding of the
+        fixed-point encoding so that a run replays bit for bit; by default the
+        rounding draws from the OS CSPRNG. Masks and keys are never seeded.
+        """
         self._pin = key_fingerprint
+        self._replay_seed = replay_seed
         self.name = name
         self._train = train
         self._transport = transport
@@ -150,10 +158,16 @@ class FederationClient:
             out = Envelope(Kind.PROTOCOL, envelope.round, {}, contribution)
             self._transport.send(out.encode())
             return
-        words = fixed.encode(update, KeyedStream())
+        words = fixed.encode(update, self._rounding_stream(envelope.round))
         del update  # only the masked words leave, through the protocol
         self._round = envelope.round
         self._protocol = Client(party, words)
+
+    def _rounding_stream(self, round_number: int) -> KeyedStream:
+        if self._replay_seed is None:
+            return KeyedStream()
+        label = f"secagg/v1/rounding-replay/{self.name}/{round_number}/".encode()
+        return KeyedStream(hashlib.sha256(label + self._replay_seed).digest()[:SEED_BYTES])
 
     def _protocol_message(self, envelope: Envelope) -> None:
         if self._protocol is None or envelope.round != self._round:

@@ -35,6 +35,7 @@ A file looks like::
 
     [deadlines]
     phase_seconds = 30.0        # silence longer than this is a dropout
+    # training_seconds = 600.0  # the first phase, which includes local training
 
     [server]
     state = "server.sqlite"
@@ -134,7 +135,18 @@ class DPSettings:
 
     def __post_init__(self) -> None:
         _require(self.unit in ("client", "record"), "dp.unit must be 'client' or 'record'")
-        _require(self.mechanism == "central", "dp.mechanism: the runtime supports 'central'")
+        if self.unit == "client":
+            _require(
+                self.mechanism == "central",
+                "dp.mechanism: with unit = 'client' the runtime supports 'central'",
+            )
+        else:
+            _require(
+                self.mechanism == "dpsgd",
+                "dp.mechanism: with unit = 'record' the mechanism is 'dpsgd' (DP-SGD inside "
+                "each client; the server then neither noises nor accounts, and dp.clip "
+                "only bounds updates for the ring)",
+            )
         _require(math.isfinite(self.clip) and self.clip > 0, "dp.clip must be positive")
         _require(self.noise_multiplier >= 0, "dp.noise_multiplier must be non-negative")
         _require(0 < self.delta < 1, "dp.delta must lie in (0, 1)")
@@ -145,11 +157,23 @@ class DPSettings:
 class DeadlineConfig:
     """How long the server waits in each phase before silence counts as dropout."""
 
+    @property
+    def first_phase_seconds(self) -> float:
+        """The deadline of the phase that includes the clients' local training."""
+        return self.phase_seconds if self.training_seconds is None else self.training_seconds
+
+
     phase_seconds: float = 30.0
     round_seconds: float = 600.0
+    # the first phase includes the clients' local training; None: phase_seconds
+    training_seconds: float | None = None
 
     def __post_init__(self) -> None:
         _require(self.phase_seconds > 0, "deadlines.phase_seconds must be positive")
+        _require(
+            self.training_seconds is None or self.training_seconds > 0,
+            "deadlines.training_seconds must be positive",
+        )
         _require(self.round_seconds >= self.phase_seconds, "deadlines.round_seconds too short")
 
 

@@ -112,27 +112,30 @@ class BranchData:
     y_train: np.ndarray  # int8 (n,)
     x_test: np.ndarray
     y_test: np.ndarray
-    fraud_rate: float  # the branch's true rate
-    segment_mix: tuple[float, ...]  # weights over SEGMENTS
-    typology_mix: tuple[float, ...]  # weights over TYPOLOGIES
+    fraud_rate: float  # the branch's true rate (observed, for loaded data)
+    segment_mix: tuple[float, ...] = ()  # weights over SEGMENTS (synthetic data only)
+    typology_mix: tuple[float, ...] = ()  # weights over TYPOLOGIES (synthetic data only)
 
     @property
     def num_train(self) -> int:
         return int(self.y_train.size)
 
     def summary(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "name": self.name,
             "train_rows": self.num_train,
             "train_frauds": int(self.y_train.sum()),
             "test_rows": int(self.y_test.size),
             "test_frauds": int(self.y_test.sum()),
             "fraud_rate": round(self.fraud_rate, 5),
-            "main_segment": SEGMENTS[int(np.argmax(self.segment_mix))],
-            "main_typologies": [
-                TYPOLOGIES[i] for i in np.argsort(self.typology_mix)[::-1][:2]
-            ],
         }
+        if self.segment_mix:
+            out["main_segment"] = SEGMENTS[int(np.argmax(self.segment_mix))]
+        if self.typology_mix:
+            out["main_typologies"] = [
+                TYPOLOGIES[i] for i in np.argsort(self.typology_mix)[::-1][:2]
+            ]
+        return out
 
 
 def _draw(

@@ -15,7 +15,8 @@ One round (:meth:`FederationServer.run_round`):
    state machine consumes the clients' protocol messages as they arrive and its
    replies go out through the transport. The state machine has no clock; this
    loop is its clock: a phase that sees no progress for
-   ``deadlines.phase_seconds`` is closed, and whoever has not answered has
+   ``deadlines.phase_seconds`` (``training_seconds`` for the first phase, which
+   includes local training) is closed, and whoever has not answered has
    dropped out. Malformed or out-of-phase messages are refused by the state
    machine without changing it, logged, and the round goes on.
 4. **Release**: the unmasked sum is decoded, central DP noise of std ``z * C``
@@ -82,7 +83,12 @@ class FederationServer:
         initial_model: np.ndarray | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        observer: Callable[[RoundResult, np.ndarray], None] | None = None,
     ) -> None:
+        """``observer(result, model)`` is called after every round (complete or
+        aborted) with the global model as it then stands: progress bars,
+        evaluation in a simulator, monitoring."""
+        self._observer = observer
         self.config = config
         self.transport = transport
         self.store = store
@@ -101,7 +107,7 @@ class FederationServer:
         self.next_round = recovery.next_round
         self.accountant = (
             PrivacyAccountant(config.dp.delta, config.dp.accountant, unit=config.dp.unit)
-            if config.dp is not None
+            if config.dp is not None and config.dp.unit == "client"
             else None
         )
         for row in store.rounds():  # re-charge the accountant for completed rounds
@@ -122,9 +128,17 @@ class FederationServer:
         return sum(1 for row in self.store.rounds() if row["status"] == "complete")
 
     def run(
-        self, wait_for_clients: float = 30.0, *, max_consecutive_aborts: int = 5
+        self,
+        wait_for_clients: float = 30.0,
+        *,
+        max_consecutive_aborts: int = 5,
+        max_attempts: int | None = None,
     ) -> list[RoundResult]:
         """Run rounds until ``config.rounds`` have completed (aborted rounds do not count).
+
+        ``max_attempts`` caps the rounds attempted by this call, aborted ones
+        included (a simulator whose clients budgeted their DP-SGD for exactly
+        that many rounds sets it).
 
         Stops early, returning what happened, after ``max_consecutive_aborts``
         aborted rounds in a row: a federation that cannot reach its threshold
@@ -137,8 +151,12 @@ class FederationServer:
         results: list[RoundResult] = []
         aborted_in_a_row = 0
         while self.completed_rounds() < self.config.rounds:
+            if max_attempts is not None and len(results) >= max_attempts:
+                break
             result = self.run_round()
             results.append(result)
+            if self._observer is not None:
+                self._observer(result, self.model.copy())
             aborted_in_a_row = aborted_in_a_row + 1 if result.status == "aborted" else 0
             if aborted_in_a_row >= max_consecutive_aborts:
                 log.error("%d rounds aborted in a row: stopping", aborted_in_a_row)
@@ -238,13 +256,24 @@ class FederationServer:
             if now > round_end:
                 server.abort("round deadline passed")
                 break
-            wait = max(0.0, last_progress + cfg.deadlines.phase_seconds - now)
+            limit = (
+                cfg.deadlines.first_phase_seconds
+                if server.phase == ServerPhase.ADVERTISE_KEYS
+                else cfg.deadlines.phase_seconds
+            )
+            wait = max(0.0, last_progress + limit - now)
             item = self.transport.receive(timeout=min(wait, 0.5))
             if item is None:
-                if self._clock() - last_progress >= cfg.deadlines.phase_seconds:
+                silent = {participants[p] for p in server.waiting_for}
+                if self._clock() - last_progress >= limit:
                     log.info("round %d: deadline of %s passed", number, server.phase.value)
-                    self._send_protocol(number, participants, server.close_phase())
-                    last_progress = self._clock()
+                elif silent and not silent & self.transport.connected():
+                    log.info("round %d: everyone silent in %s has disconnected",
+                             number, server.phase.value)  # fmt: skip
+                else:
+                    continue
+                self._send_protocol(number, participants, server.close_phase())
+                phase, last_progress = server.phase, self._clock()
                 continue
             name, payload = item
             replies = self._on_message(number, server, party_of, name, payload)
@@ -313,10 +342,13 @@ class FederationServer:
             header = {**start, "party": party}
             self._send(name, Envelope(Kind.ROUND_START, number, header, model + key.body))
         received: set[int] = set()
-        deadline = self._clock() + cfg.deadlines.phase_seconds
+        deadline = self._clock() + cfg.deadlines.first_phase_seconds
         while len(received) < len(participants) and self._clock() < deadline:
             item = self.transport.receive(timeout=min(0.5, max(0.0, deadline - self._clock())))
             if item is None:
+                pending = {n for n, p in party_of.items() if p not in received}
+                if not pending & self.transport.connected():
+                    break  # everyone still missing has disconnected: dropouts
                 continue
             name, payload = item
             try:
@@ -331,7 +363,8 @@ class FederationServer:
                 log.warning("round %d: refused a message from %s: %s", number, name, exc)
         if len(received) < 2:
             raise _Aborted(f"{len(received)} contribution(s): at least 2 are needed to decrypt")
-        std = cfg.dp.noise_multiplier * cfg.dp.clip if cfg.dp is not None else 0.0
+        client_level = cfg.dp is not None and cfg.dp.unit == "client"
+        std = cfg.dp.noise_multiplier * cfg.dp.clip if client_level else 0.0  # type: ignore[union-attr]
         request = Envelope(Kind.DECRYPT, number, {"dimension": cfg.dimension, "noise_std": std},
                            frame_chunks(total.to_chunks()))  # fmt: skip
         reply = self._ask_key_holder(request, Kind.DECRYPTED)
@@ -356,10 +389,13 @@ class FederationServer:
         for name, party in party_of.items():
             self._send(name, Envelope(Kind.ROUND_START, number, {**start, "party": party}, body))
         received: set[int] = set()
-        deadline = self._clock() + cfg.deadlines.phase_seconds
+        deadline = self._clock() + cfg.deadlines.first_phase_seconds
         while len(received) < len(participants) and self._clock() < deadline:
             item = self.transport.receive(timeout=min(0.5, max(0.0, deadline - self._clock())))
             if item is None:
+                pending = {n for n, p in party_of.items() if p not in received}
+                if not pending & self.transport.connected():
+                    break  # everyone still missing has disconnected: dropouts
                 continue
             name, payload = item
             try:
@@ -414,11 +450,13 @@ class FederationServer:
     def _apply(self, total: np.ndarray, contributors: int) -> float | None:
         """Noise (client-level DP), average and apply; returns the epsilon spent so far.
 
-        With DP the mean divides by the *expected* count q * N, a public constant;
-        without DP by the number of contributors (plain FedAvg).
+        With client-level DP the mean divides by the *expected* count q * N, a
+        public constant (the sensitivity analysis needs it); otherwise, record-level
+        DP included, by the number of contributors (plain FedAvg).
         """
         cfg = self.config
-        denominator = cfg.expected_clients if cfg.dp is not None else contributors
+        client_level = cfg.dp is not None and cfg.dp.unit == "client"
+        denominator = cfg.expected_clients if client_level else contributors
         epsilon = None
         if cfg.dp is not None and cfg.dp.unit == "client":
             if cfg.backend.name != "ckks":  # with CKKS the key holder has added it
