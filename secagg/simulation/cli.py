@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ def _options(function: Any) -> Any:
         click.option("--partition", type=click.Choice(PARTITIONS), help="Split of a CSV [dirichlet]."),
         click.option("--alpha", type=float, help="Dirichlet concentration [0.5]."),
         click.option("--train-rows", type=int, help="Synthetic training rows in all [120000]."),
+        click.option("--test-rows", "test_rows_per_branch", type=int,
+                     help="Synthetic test rows per branch [20000]."),
         click.option("--out", type=click.Path(file_okay=False), help="Run folder (must be new)."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
@@ -164,7 +167,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
 
     from secagg.simulation.report import fmt, fmt_bytes, summary_rows
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     c = result.config
     table = Table(
         title=f"{c.branches} branches, {c.rounds} rounds, {c.backend}, "
@@ -172,7 +175,8 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     )
     for column in ("setting", "AUPRC", "mean branch AUPRC", "ROC-AUC", "recall@1%FPR", "ε",
                    "sent/branch/round", "s/round"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "setting" else "right")
+        table.add_column(column, justify="left" if column == "setting" else "right",
+                         no_wrap=column == "setting")  # fmt: skip
     for row in summary_rows(result):
         eps = fmt(row["epsilon"], 2) + (f" ({row['epsilon_unit']})" if row["epsilon_unit"] else "")
         table.add_row(
