@@ -1,11 +1,11 @@
 """The ``secagg`` console command.
 
-``secagg simulate`` is the main job: a bank-branch fraud federation with its
-baselines (see :mod:`secagg.simulation`). ``secagg round`` runs one
+``secagg simulate`` is the main job: a bank-branch fraud federation with
+its baselines (see :mod:`secagg.simulation`). ``secagg round`` runs one
 secure-aggregation round in memory with the embedded defaults (100 clients,
 100 000 coordinates, SecAgg+ with the published choice of k and t, 5% of the
-clients dropping at random phases) and checks the result against a plaintext sum. ``secagg params`` shows the k and t SecAgg+
-would choose. ``secagg privacy epsilon`` and ``secagg privacy noise`` are the
+clients dropping at random phases) and checks the result against a plaintext
+sum. ``secagg params`` shows the k and t SecAgg+ would choose. ``secagg privacy epsilon`` and ``secagg privacy noise`` are the
 accountant for users and auditors (DP-FedAvg with Poisson client sampling).
 ``secagg bench masking``, ``dp``, ``ckks`` and ``grpc`` run the benchmarks.
 ``secagg certs``, ``secagg server`` and ``secagg client`` run real federations. Later

@@ -28,7 +28,9 @@ SMALL = SimulationConfig(
 )
 
 
-def _federate(config: SimulationConfig, tmp_path: Path, label: str) -> tuple[list, np.ndarray, list]:
+def _federate(
+    config: SimulationConfig, tmp_path: Path, label: str
+) -> tuple[list, np.ndarray, list]:
     branches = load_branches(config)
     rounds, model, dropouts, _ = run_federation(config, branches, tmp_path / f"{label}.sqlite")
     return rounds, model, dropouts
@@ -130,11 +132,11 @@ def test_configuration_errors_name_the_field(tmp_path: Path) -> None:
         SimulationConfig(unit="record", mechanism="central")
     with pytest.raises(ConfigurationError, match="exactly one of epsilon"):
         SimulationConfig(epsilon=3.0, noise_multiplier=1.0)
-    with pytest.raises(ConfigurationError, match="data.path"):
+    with pytest.raises(ConfigurationError, match=r"data\.path"):
         SimulationConfig(source="creditcard")
     path = tmp_path / "sim.toml"
     path.write_text("[simulation]\nbranchs = 4\n")
-    with pytest.raises(ConfigurationError, match="unknown key simulation.branchs"):
+    with pytest.raises(ConfigurationError, match=r"unknown key simulation\.branchs"):
         SimulationConfig.load(path)
     path.write_text("[simulation]\nbranches = 4\n[privacy]\nnoise_multiplier = 1.2\n")
     loaded = SimulationConfig.load(path)
@@ -161,7 +163,7 @@ def test_cli_runs_writes_the_run_folder_and_prints_the_table(tmp_path: Path) -> 
     # the written config replays the run
     again = CliRunner().invoke(
         main, ["simulate", "--config", str(out / "config.toml"), "--out", str(tmp_path / "r2"),
-               "--json"],  # fmt: skip
+               "--json"],
     )
     assert again.exit_code == 0, again.output
     assert json.loads(again.output)["table"][1]["auprc"] == summary["table"][1]["auprc"]

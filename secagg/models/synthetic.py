@@ -180,7 +180,8 @@ def _rows(
         for i, (segment, k) in enumerate(zip(SEGMENTS, legit_per_segment, strict=True))
     ]
     for typology, k in zip(TYPOLOGIES, fraud_per_typology, strict=True):
-        victims = rng.choice(len(SEGMENTS), int(k), p=segment_mix)  # fraud hits the branch's customers
+        # fraud hits the branch's own customers
+        victims = rng.choice(len(SEGMENTS), int(k), p=segment_mix)
         parts.append(_draw(TYPOLOGY_PROFILES[typology], int(k), victims, rng))
     x = np.concatenate(parts)
     y = np.concatenate([np.zeros(count - frauds, np.int8), np.ones(frauds, np.int8)])

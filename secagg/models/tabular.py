@@ -190,5 +190,5 @@ def train_test_split(
         raise ConfigurationError("test_fraction must lie in (0, 1)")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7E57]))
     shuffled = rng.permutation(rows)
-    cut = max(1, int(round(rows.size * (1 - test_fraction))))
+    cut = max(1, round(rows.size * (1 - test_fraction)))
     return np.sort(shuffled[:cut]), np.sort(shuffled[cut:])

@@ -58,6 +58,19 @@ SOURCES = ("synthetic", "creditcard", "csv")
 PARTITIONS = ("iid", "dirichlet", "feature")
 
 
+#: the TOML sections and the fields each may set
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "simulation": ("branches", "rounds", "seed", "model", "backend", "dropout",
+                   "tolerated_dropout", "corrupt_fraction", "out"),
+    "privacy": ("unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip",
+                "update_clip"),
+    "training": ("local_epochs", "batch_size", "learning_rate", "positive_weight",
+                 "server_learning_rate"),
+    "data": ("source", "path", "label", "partition", "alpha", "train_rows",
+             "test_rows_per_branch"),
+}  # fmt: skip
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigurationError(message)
@@ -170,32 +183,24 @@ class SimulationConfig:
 
     # --- TOML ------------------------------------------------------------------
 
-    _SECTIONS = {
-        "simulation": ("branches", "rounds", "seed", "model", "backend", "dropout",
-                       "tolerated_dropout", "corrupt_fraction", "out"),
-        "privacy": ("unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip",
-                    "update_clip"),
-        "training": ("local_epochs", "batch_size", "learning_rate", "positive_weight",
-                     "server_learning_rate"),
-        "data": ("source", "path", "label", "partition", "alpha", "train_rows",
-                 "test_rows_per_branch"),
-    }  # fmt: skip
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base: SimulationConfig | None = None) -> SimulationConfig:
+    def from_dict(
+        cls, data: dict[str, Any], base: SimulationConfig | None = None
+    ) -> SimulationConfig:
         """From the TOML layout (sections as tables) over ``base`` (default: the defaults)."""
         values: dict[str, Any] = {}
         for section, table in data.items():
-            if section not in cls._SECTIONS:
+            if section not in SECTIONS:
                 raise ConfigurationError(
-                    f"unknown section [{section}]; known: {', '.join(cls._SECTIONS)}"
+                    f"unknown section [{section}]; known: {', '.join(SECTIONS)}"
                 )
             if not isinstance(table, dict):
                 raise ConfigurationError(f"[{section}] must be a table")
             for key, value in table.items():
-                if key not in cls._SECTIONS[section]:
+                if key not in SECTIONS[section]:
                     raise ConfigurationError(
-                        f"unknown key {section}.{key}; known: {', '.join(cls._SECTIONS[section])}"
+                        f"unknown key {section}.{key}; known: {', '.join(SECTIONS[section])}"
                     )
                 values[key] = value
         if "epsilon" in values and "noise_multiplier" not in values:

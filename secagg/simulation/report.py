@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from secagg.simulation.config import SECTIONS
 from secagg.simulation.runner import SimulationResult
 
 SUMMARY_METRICS = ("auprc", "roc_auc", "recall_at_1pct_fpr")
@@ -62,7 +63,7 @@ def _mean(values: list[float]) -> float:
 
 def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, float):
         if math.isinf(value):
             return "∞"
@@ -74,7 +75,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 def fmt_bytes(value: Any) -> str:
     if value is None:
-        return "–"
+        return "-"
     size = float(value)
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1000 or unit == "GB":
@@ -131,7 +132,7 @@ def _toml_value(value: Any) -> str:
 def _write_config(result: SimulationResult, path: Path) -> Path:
     values = result.config.as_dict()
     lines = ["# the configuration of this run: secagg simulate --config config.toml", ""]
-    for section, keys in result.config._SECTIONS.items():
+    for section, keys in SECTIONS.items():
         lines.append(f"[{section}]")
         lines += [f"{k} = {_toml_value(values[k])}" for k in keys if values[k] is not None]
         lines.append("")
@@ -270,7 +271,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     lines += ["", "## Rounds", "", "| round | status | dropped | AUPRC | ε | s |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for r in result.rounds:
-        dropped = ", ".join(r["dropped"]) or "–"
+        dropped = ", ".join(r["dropped"]) or "-"
         lines.append(
             f"| {r['round']} | {r['status']} | {dropped} | {fmt(r['pooled']['auprc'])} | "
             f"{fmt(r['epsilon'], 2)} | {r['seconds']:.1f} |"

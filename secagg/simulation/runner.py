@@ -83,7 +83,9 @@ def load_branches(config: SimulationConfig) -> list[BranchData]:
         pooled = np.concatenate([b.x_train for b in raw])
         return [
             dataclasses.replace(
-                b, x_train=standardize(pooled, b.x_train)[1], x_test=standardize(pooled, b.x_test)[1]
+                b,
+                x_train=standardize(pooled, b.x_train)[1],
+                x_test=standardize(pooled, b.x_test)[1],
             )
             for b in raw
         ]
@@ -278,8 +280,13 @@ def federation_config(config: SimulationConfig, dimension: int, state: Path) -> 
     client_dp = config.unit == "client" and config.private
     bound = config.clip if client_dp else config.update_clip
     if client_dp:
-        dp = DPSettings(unit="client", mechanism="central", clip=config.clip,
-                        noise_multiplier=_client_level_noise(config), delta=config.delta)  # fmt: skip
+        dp = DPSettings(
+            unit="client",
+            mechanism="central",
+            clip=config.clip,
+            noise_multiplier=_client_level_noise(config),
+            delta=config.delta,
+        )
     elif config.private:
         dp = DPSettings(unit="record", mechanism="dpsgd", clip=config.update_clip,
                         delta=config.delta)  # fmt: skip
