@@ -6,7 +6,8 @@ secure-aggregation round in memory with the embedded defaults (100 clients,
 100 000 coordinates, SecAgg+ with the published choice of k and t, 5% of the
 clients dropping at random phases) and checks the result against a plaintext
 sum. ``secagg params`` shows the k and t SecAgg+ would choose.
-``secagg privacy epsilon`` and ``secagg privacy noise`` are the accountant for users and auditors (DP-FedAvg with Poisson client sampling).
+``secagg privacy epsilon`` and ``secagg privacy noise`` are the accountant
+for users and auditors (DP-FedAvg with Poisson client sampling).
 ``secagg bench masking``, ``dp``, ``ckks`` and ``grpc`` run the benchmarks.
 ``secagg certs``, ``secagg server`` and ``secagg client`` run real federations. Later
 capabilities (training, ledger, audit) add their own sub-commands here.
