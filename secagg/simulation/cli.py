@@ -23,7 +23,7 @@ def _options(function: Any) -> Any:
         click.option("--config", "config_file", type=click.Path(dir_okay=False),
                      help="A TOML file (see secagg.simulation.config); flags override it."),
         click.option("--branches", type=int, help="Number of branches [8]."),
-        click.option("--rounds", type=int, help="Federated rounds [12]."),
+        click.option("--rounds", type=int, help="Federated rounds [10]."),
         click.option("--seed", type=int, help="Seed of data, training and dropouts [0]."),
         click.option("--model", type=click.Choice(MODELS), help="Fraud model [mlp]."),
         click.option("--backend", type=click.Choice(BACKENDS), help="Aggregation [secagg+]."),
@@ -36,9 +36,9 @@ def _options(function: Any) -> Any:
         click.option("--noise-multiplier", type=float, help="Noise, instead of a target."),
         click.option("--delta", type=float, help="DP delta [1e-5]."),
         click.option("--clip", type=float, help="Clip: per record (dpsgd) or per update [1]."),
-        click.option("--local-epochs", type=int, help="Local epochs per round [1]."),
+        click.option("--local-epochs", type=int, help="Local epochs per round [3]."),
         click.option("--batch-size", type=int, help="(Expected) batch size [256]."),
-        click.option("--learning-rate", type=float, help="Local learning rate [0.5]."),
+        click.option("--learning-rate", type=float, help="Local learning rate [2]."),
         click.option("--data", "source", type=click.Choice(SOURCES), help="Data [synthetic]."),
         click.option("--path", type=click.Path(dir_okay=False), help="The CSV file."),
         click.option("--label", help="Label column of a generic CSV."),
@@ -97,7 +97,7 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
 
     With no arguments: 8 branches of synthetic card transactions, SecAgg+,
     record-level (customer-level) DP-SGD in every branch at epsilon = 3,
-    delta = 1e-5, 12 rounds, 5 % dropouts. Prints local-only, federated and
+    delta = 1e-5, 10 rounds of 3 local epochs, 5 % dropouts. Prints local-only, federated and
     centralized (non-private) results.
     """
     from secagg.simulation.report import write_run_folder

@@ -6,7 +6,7 @@ overrides any of them::
 
     [simulation]
     branches = 8
-    rounds = 12
+    rounds = 10
     seed = 0
     model = "mlp"               # logistic | mlp
     backend = "secagg+"         # plain | secagg | secagg+ | ckks
@@ -23,10 +23,11 @@ overrides any of them::
     clip = 1.0                  # per record (DP-SGD) or per branch update (central)
 
     [training]
-    local_epochs = 1
+    local_epochs = 3
     batch_size = 256
-    learning_rate = 0.5
+    learning_rate = 2.0
     positive_weight = 10.0
+    server_learning_rate = 2.0
 
     [data]
     source = "synthetic"        # synthetic | creditcard | csv
@@ -82,7 +83,7 @@ class SimulationConfig:
 
     # [simulation]
     branches: int = 8
-    rounds: int = 12
+    rounds: int = 10
     seed: int = 0
     model: str = "mlp"
     backend: str = "secagg+"
@@ -101,11 +102,11 @@ class SimulationConfig:
     clip: float = 1.0
     update_clip: float = 5.0  # record / off: the L2 bound of an update in the ring
     # [training]
-    local_epochs: int = 1
+    local_epochs: int = 3
     batch_size: int = 256
-    learning_rate: float = 0.5
+    learning_rate: float = 2.0
     positive_weight: float = 10.0
-    server_learning_rate: float = 1.0
+    server_learning_rate: float = 2.0
     # [data]
     source: str = "synthetic"
     path: str | None = None
