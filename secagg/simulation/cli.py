@@ -111,6 +111,7 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     logging.getLogger("secagg").setLevel(logging.ERROR)  # the progress bar tells the story
     warnings.filterwarnings("ignore", module="opacus")
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
     progress_bar = None if (quiet or as_json) else _ProgressBar()
     try:
         if progress_bar is not None:
