@@ -213,6 +213,11 @@ class BranchTrainer:
             self.load(start)
             self.train(self.config.local_epochs)
             update = self.flat().astype(np.float64) - start.astype(np.float64)
+            if not np.all(np.isfinite(update)):  # diverged (a noisy global model can do it)
+                log.warning("%s: local training diverged; it contributes a zero update",
+                            self.data.name)  # fmt: skip
+                self.load(start)
+                return np.zeros_like(update)
             if self.config.unit == "client" and self.config.private:
                 return update  # the client runtime clips to dp.clip (client-level DP)
             return clip_l2(update, self.config.update_clip).vector  # the ring's bound
