@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from secagg.errors import ConfigurationError
-
-MODELS = ("logistic", "mlp")
+from secagg.models import MODELS
 
 
 class LogisticRegression(nn.Module):

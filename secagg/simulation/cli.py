@@ -14,7 +14,7 @@ import click
 
 from secagg.errors import ConfigurationError
 from secagg.federation.config import BACKENDS
-from secagg.models.nets import MODELS
+from secagg.models import MODELS
 from secagg.simulation.config import PARTITIONS, SOURCES, SimulationConfig
 
 

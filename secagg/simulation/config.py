@@ -51,7 +51,7 @@ from typing import Any
 
 from secagg.errors import ConfigurationError
 from secagg.federation.config import BACKENDS
-from secagg.models.nets import MODELS
+from secagg.models import MODELS
 
 UNITS = ("record", "client")
 MECHANISMS = {"record": ("dpsgd", "off"), "client": ("central", "off")}
