@@ -169,3 +169,29 @@ def test_cli_runs_writes_the_run_folder_and_prints_the_table(tmp_path: Path) -> 
     assert json.loads(again.output)["table"][1]["auprc"] == summary["table"][1]["auprc"]
     bad = CliRunner().invoke(main, ["simulate", "--unit", "client", "--mechanism", "dpsgd"])
     assert bad.exit_code != 0 and "does not protect a client" in bad.output
+
+
+def test_distributed_dp_epsilon_is_recomputable_from_the_store(tmp_path: Path) -> None:
+    """Clients add discrete Gaussian shares before masking; the epsilon the server
+    reports follows from the honest shares it recorded per round."""
+    from secagg.dp.distributed import DistributedDiscreteGaussian
+
+    config = SMALL.with_changes(unit="client", mechanism="distributed", epsilon=4.0, clip=0.5)
+    result = run_simulation(config, tmp_path / "run")
+    rows = [r for r in ServerStore(tmp_path / "run" / "server.sqlite").rounds()]
+    honest = [r["report"]["noise_contributors"] for r in rows if r["status"] == "complete"]
+    assert honest and all(h == 4 - 1 for h in honest)  # 4 branches, 25 % assumed corrupt
+    reported = result.rounds[-1]["epsilon_client_level"]
+    first = result.rounds[0]
+    assert first["bytes_sent"]  # the padded, noised vector went through the masking
+    dimension = result.final_model.size  # type: ignore[union-attr]
+    from secagg.simulation.runner import federation_config
+
+    noise = federation_config(config, dimension, tmp_path / "x.sqlite").dp.noise_multiplier
+    ddg = DistributedDiscreteGaussian(
+        dimension=dimension, clip=0.5, noise_multiplier=noise, expected_clients=4, bits=32
+    )
+    again = ddg.epsilon(noise_contributors=min(honest), sample_rate=1.0, rounds=len(honest),
+                        delta=config.delta)  # fmt: skip
+    assert reported == pytest.approx(again)
+    assert 0 < reported <= 4.0 + 1e-6  # no dropouts: within the target

@@ -66,8 +66,9 @@ class FederationClient:
         relaying its own key is then refused); without it the round's is trusted.
 
         ``replay_seed`` (simulations only) keys the stochastic rounding of the
-        fixed-point encoding so that a run replays bit for bit; by default the
-        rounding draws from the OS CSPRNG. Masks and keys are never seeded.
+        fixed-point encoding, and the distributed-DP noise share, so that a run
+        replays bit for bit; by default both draw from the OS CSPRNG. Masks and
+        keys are never seeded.
         """
         self._pin = key_fingerprint
         self._replay_seed = replay_seed
@@ -158,10 +159,38 @@ class FederationClient:
             out = Envelope(Kind.PROTOCOL, envelope.round, {}, contribution)
             self._transport.send(out.encode())
             return
-        words = fixed.encode(update, self._rounding_stream(envelope.round))
+        if isinstance(h.get("ddg"), dict):  # distributed DP: add our noise share first
+            words = self._distributed_words(h, dimension, update, envelope.round)
+        else:
+            words = fixed.encode(update, self._rounding_stream(envelope.round))
         del update  # only the masked words leave, through the protocol
         self._round = envelope.round
         self._protocol = Client(party, words)
+
+    def _distributed_words(
+        self, header: dict, dimension: int, update: np.ndarray, round_number: int
+    ) -> np.ndarray:
+        """Rotate, clip, scale, round and add this client's discrete Gaussian share.
+
+        The parameters come from the server (honest-but-curious: a server that
+        lowered the noise here would also be caught by an auditor re-deriving
+        the epsilon from the recorded parameters)."""
+        from secagg.dp.distributed import DistributedDiscreteGaussian
+
+        p = header["ddg"]
+        try:
+            ddg = DistributedDiscreteGaussian(
+                dimension=dimension,
+                clip=float(p["clip"]),
+                noise_multiplier=float(p["noise_multiplier"]),
+                expected_clients=int(p["expected_clients"]),
+                bits=int(header["bits"]),
+                scale=float(p["scale"]),
+            )
+            rotation_seed = bytes.fromhex(str(p["rotation_seed"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedMessage(f"bad distributed-DP parameters: {exc}") from None
+        return ddg.encode(update, rotation_seed, self._rounding_stream(round_number))
 
     def _rounding_stream(self, round_number: int) -> KeyedStream:
         if self._replay_seed is None:

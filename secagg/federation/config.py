@@ -28,7 +28,7 @@ A file looks like::
 
     [dp]                        # optional; omit for no DP
     unit = "client"
-    mechanism = "central"
+    mechanism = "central"       # or "distributed" (masking backends only)
     clip = 1.0
     noise_multiplier = 1.0
     delta = 1e-5
@@ -137,8 +137,10 @@ class DPSettings:
         _require(self.unit in ("client", "record"), "dp.unit must be 'client' or 'record'")
         if self.unit == "client":
             _require(
-                self.mechanism == "central",
-                "dp.mechanism: with unit = 'client' the runtime supports 'central'",
+                self.mechanism in ("central", "distributed"),
+                "dp.mechanism: with unit = 'client' choose 'central' (the server adds "
+                "Gaussian noise) or 'distributed' (each client adds its discrete "
+                "Gaussian share before masking)",
             )
         else:
             _require(
@@ -215,6 +217,12 @@ class FederationConfig:
             _require(
                 bool(NAME_PATTERN.fullmatch(client)),
                 f"client name {client!r} invalid: letters, digits, '.', '_' or '-', max 64",
+            )
+        if self.dp is not None and self.dp.mechanism == "distributed":
+            _require(
+                self.backend.name in ("secagg", "secagg+"),
+                "dp.mechanism = 'distributed' needs a masking backend (secagg or secagg+): "
+                "the clients' noise shares must only ever be seen summed",
             )
         if self.backend.key_holder is not None:
             _require(

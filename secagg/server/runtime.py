@@ -23,6 +23,11 @@ One round (:meth:`FederationServer.run_round`):
    added (from the CSPRNG), divided by the expected number of clients ``q * N``
    (the fixed DP denominator), scaled by the server learning rate and applied to
    the global model. The accountant is charged one Poisson-subsampled Gaussian.
+   With ``dp.mechanism = "distributed"`` the server adds nothing: each client
+   rotated, clipped, scaled and rounded its update and added its discrete
+   Gaussian share before masking (Kairouz et al. 2021), so the unmasked sum is
+   already noised; the server only decodes it, and the epsilon counts the
+   honest shares really in each sum (survivors minus assumed colluders).
 5. **Record** the round ``complete`` with its checkpoint in one transaction (or
    ``aborted`` with the reason, leaving the model as it was) and tell the
    participants how it ended.
@@ -37,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -48,6 +54,7 @@ import numpy as np
 from secagg.aggregation.masking import largest_safe_scale
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp.distributed import DistributedDiscreteGaussian, honest_noise_contributors
 from secagg.dp.noise import gaussian
 from secagg.encoding import FixedPoint
 from secagg.errors import ConfigurationError, ProtocolError, SecAggError
@@ -110,6 +117,15 @@ class FederationServer:
             if config.dp is not None and config.dp.unit == "client"
             else None
         )
+        self._distributed = config.dp is not None and config.dp.mechanism == "distributed"
+        if self._distributed:
+            self.accountant = None  # the distributed DG has its own accounting
+        # honest noise shares per completed round (distributed DP), from the store
+        self._noise_contributors: list[int] = [
+            int(row["report"]["noise_contributors"])
+            for row in store.rounds()
+            if row["status"] == "complete" and "noise_contributors" in row["report"]
+        ]
         for row in store.rounds():  # re-charge the accountant for completed rounds
             if row["status"] == "complete" and self.accountant is not None:
                 self.accountant.step(config.dp.noise_multiplier, config.sample_rate)  # type: ignore[union-attr]
@@ -203,9 +219,15 @@ class FederationServer:
                 total, contributed = self._secure_sum(number, participants)
         except SecAggError as exc:
             return self._abort(number, participants, str(exc))
+        report: dict[str, Any] = {}
+        if self._distributed:
+            assumed_corrupt = math.floor(self.config.backend.corrupt_fraction * len(participants))
+            honest = honest_noise_contributors(len(contributed), assumed_corrupt)
+            self._noise_contributors.append(honest)
+            report["noise_contributors"] = honest
         epsilon = self._apply(total, len(contributed))
         names = tuple(participants[p] for p in contributed)
-        report = {"contributed": list(names), "epsilon": epsilon}
+        report = {"contributed": list(names), "epsilon": epsilon, **report}
         self.store.complete_round(number, report, self.model)
         self._broadcast(participants, Envelope(Kind.ROUND_END, number, {"status": "complete"}))
         return RoundResult(number, "complete", tuple(participants), names, None, epsilon)
@@ -234,6 +256,20 @@ class FederationServer:
             dropout_fraction=cfg.backend.dropout_fraction,
             corrupt_fraction=cfg.backend.corrupt_fraction,
         )
+        ddg, rotation_seed = None, b""
+        if self._distributed:
+            ddg = self._ddg()
+            rotation_seed = (
+                self._noise.words(2).tobytes() if cfg.seed is not None else os.urandom(16)
+            )
+            round_config = RoundConfig.create(
+                m,
+                ddg.padded,
+                bits=cfg.backend.bits,
+                graph="complete" if cfg.backend.name == "secagg" else "harary",
+                dropout_fraction=cfg.backend.dropout_fraction,
+                corrupt_fraction=cfg.backend.corrupt_fraction,
+            )
         server = Server(round_config)
         party_of = {name: p for p, name in enumerate(participants)}
         start: dict[str, Any] = {
@@ -244,6 +280,14 @@ class FederationServer:
             "clip": cfg.dp.clip if cfg.dp is not None else None,
             "dimension": cfg.dimension,
         }
+        if ddg is not None:  # each client adds its noise share; the server adds none
+            start["ddg"] = {
+                "clip": ddg.clip,
+                "noise_multiplier": ddg.noise_multiplier,
+                "expected_clients": ddg.expected_clients,
+                "scale": ddg.scale,
+                "rotation_seed": rotation_seed.hex(),
+            }
         body = model_bytes(self.model)
         for name, party in party_of.items():
             header = {**start, "party": party}
@@ -284,7 +328,34 @@ class FederationServer:
                 phase, last_progress = server.phase, self._clock()
         if server.phase != ServerPhase.COMPLETE:
             raise _Aborted(server.report.abort_reason or "round did not complete")
+        if ddg is not None:
+            return ddg.decode(server.result(), rotation_seed), list(server.report.included)
         return fixed.decode(server.result()), list(server.report.included)
+
+    def _ddg(self) -> DistributedDiscreteGaussian:
+        """This federation's distributed discrete Gaussian (the same every round)."""
+        cfg = self.config
+        assert cfg.dp is not None
+        return DistributedDiscreteGaussian(
+            dimension=cfg.dimension,
+            clip=cfg.dp.clip,
+            noise_multiplier=cfg.dp.noise_multiplier,
+            expected_clients=max(1, round(cfg.expected_clients)),
+            bits=cfg.backend.bits,
+        )
+
+    def distributed_epsilon(self) -> float:
+        """Epsilon of the distributed DG so far: every completed round composed at the
+        fewest honest noise shares any round had (fewer shares, less noise)."""
+        if not self._noise_contributors:
+            return 0.0
+        assert self.config.dp is not None
+        return self._ddg().epsilon(
+            noise_contributors=min(self._noise_contributors),
+            sample_rate=self.config.sample_rate,
+            rounds=len(self._noise_contributors),
+            delta=self.config.dp.delta,
+        )
 
     # --- CKKS: the server adds, the key holder decrypts (and noises) ----------
 
@@ -458,7 +529,9 @@ class FederationServer:
         client_level = cfg.dp is not None and cfg.dp.unit == "client"
         denominator = cfg.expected_clients if client_level else contributors
         epsilon = None
-        if cfg.dp is not None and cfg.dp.unit == "client":
+        if self._distributed:
+            epsilon = self.distributed_epsilon()
+        elif cfg.dp is not None and cfg.dp.unit == "client":
             if cfg.backend.name != "ckks":  # with CKKS the key holder has added it
                 std = cfg.dp.noise_multiplier * cfg.dp.clip
                 total = total + gaussian(std, total.size, self._noise)

@@ -30,8 +30,8 @@ def _options(function: Any) -> Any:
         click.option("--dropout", type=float, help="Chance a branch vanishes in a round [0.05]."),
         click.option("--unit", type=click.Choice(["record", "client"]),
                      help="DP unit: a customer record, or a whole branch [record]."),
-        click.option("--mechanism", type=click.Choice(["dpsgd", "central", "off"]),
-                     help="dpsgd (record), central (client) or off [dpsgd]."),
+        click.option("--mechanism", type=click.Choice(["dpsgd", "central", "distributed", "off"]),
+                     help="dpsgd (record), central or distributed (client), off [dpsgd]."),
         click.option("--epsilon", type=float, help="Target epsilon [3]."),
         click.option("--noise-multiplier", type=float, help="Noise, instead of a target."),
         click.option("--delta", type=float, help="DP delta [1e-5]."),
@@ -69,7 +69,7 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         changes["epsilon"] = None
     if "epsilon" in changes and "noise_multiplier" not in changes:
         changes["noise_multiplier"] = None
-    implied_unit = {"central": "client", "dpsgd": "record"}
+    implied_unit = {"central": "client", "distributed": "client", "dpsgd": "record"}
     if changes.get("mechanism") in implied_unit and "unit" not in changes:
         changes["unit"] = implied_unit[changes["mechanism"]]
     if "unit" in changes and "mechanism" not in changes:

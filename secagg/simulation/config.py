@@ -17,7 +17,7 @@ overrides any of them::
 
     [privacy]
     unit = "record"             # record (a customer) | client (a whole branch)
-    mechanism = "dpsgd"         # record: dpsgd | off;  client: central | off
+    mechanism = "dpsgd"         # record: dpsgd | off;  client: central | distributed | off
     epsilon = 3.0               # a target; or give noise_multiplier instead
     delta = 1e-5
     clip = 1.0                  # per record (DP-SGD) or per branch update (central)
@@ -54,7 +54,7 @@ from secagg.federation.config import BACKENDS
 from secagg.models import MODELS
 
 UNITS = ("record", "client")
-MECHANISMS = {"record": ("dpsgd", "off"), "client": ("central", "off")}
+MECHANISMS = {"record": ("dpsgd", "off"), "client": ("central", "distributed", "off")}
 SOURCES = ("synthetic", "creditcard", "csv")
 PARTITIONS = ("iid", "dirichlet", "feature")
 
@@ -152,6 +152,11 @@ class SimulationConfig:
         _require(self.learning_rate > 0, "training.learning_rate must be positive")
         _require(self.positive_weight > 0, "training.positive_weight must be positive")
         _require(self.server_learning_rate > 0, "training.server_learning_rate must be positive")
+        if self.mechanism == "distributed":
+            _require(
+                self.backend in ("secagg", "secagg+"),
+                "privacy.mechanism = 'distributed' needs a masking backend (secagg, secagg+)",
+            )
         _require(self.source in SOURCES, f"data.source must be one of {SOURCES}")
         _require(
             (self.path is not None) == (self.source != "synthetic"),

@@ -270,6 +270,37 @@ def _client_level_noise(config: SimulationConfig) -> float:
     return noise_multiplier_for(config.epsilon, config.delta, 1.0, config.rounds)
 
 
+def _distributed_noise(config: SimulationConfig, dimension: int) -> float:
+    """The noise multiplier of the distributed DG: the Gaussian one, raised in 2 % steps
+    until the DDG's own epsilon meets the target, counting discreteness, rounding
+    and only the noise shares of branches that neither collude nor drop out (within
+    the tolerated fractions; a round with more dropouts spends more, and says so)."""
+    from secagg.dp.distributed import DistributedDiscreteGaussian
+
+    z = _client_level_noise(config)
+    if config.noise_multiplier is not None:
+        return z
+    assert config.epsilon is not None
+    honest = max(
+        1,
+        config.branches
+        - math.floor(config.corrupt_fraction * config.branches)
+        - math.floor(config.tolerated_dropout * config.branches),
+    )
+    for _ in range(500):
+        ddg = DistributedDiscreteGaussian(
+            dimension=dimension, clip=config.clip, noise_multiplier=z,
+            expected_clients=config.branches, bits=32,
+        )  # fmt: skip
+        spent = ddg.epsilon(
+            noise_contributors=honest, sample_rate=1.0, rounds=config.rounds, delta=config.delta
+        )
+        if spent <= config.epsilon:
+            return z
+        z *= 1.02
+    raise ConfigurationError(f"no distributed noise meets epsilon = {config.epsilon}")
+
+
 def federation_config(config: SimulationConfig, dimension: int, state: Path) -> Any:
     """The :class:`FederationConfig` the simulation's server runs."""
     from secagg.federation.config import (
@@ -285,11 +316,16 @@ def federation_config(config: SimulationConfig, dimension: int, state: Path) -> 
     client_dp = config.unit == "client" and config.private
     bound = config.clip if client_dp else config.update_clip
     if client_dp:
+        noise = (
+            _distributed_noise(config, dimension)
+            if config.mechanism == "distributed"
+            else _client_level_noise(config)
+        )
         dp = DPSettings(
             unit="client",
-            mechanism="central",
+            mechanism=config.mechanism,
             clip=config.clip,
-            noise_multiplier=_client_level_noise(config),
+            noise_multiplier=noise,
             delta=config.delta,
         )
     elif config.private:
