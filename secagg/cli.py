@@ -571,9 +571,11 @@ def keyholder(target: str, name: str, certificates: str, idle: float) -> None:
 
 
 def _register_simulate() -> None:
+    from secagg.ledger.cli import audit
     from secagg.simulation.cli import simulate
 
     main.add_command(simulate)
+    main.add_command(audit)
 
 
 _register_simulate()

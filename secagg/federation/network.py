@@ -95,8 +95,12 @@ def serve(
     """Run the federation's remaining rounds over gRPC; returns the server and results."""
     transport = server_transport(config, port)
     try:
+        from secagg.ledger.chain import Ledger, LedgerKey
+
+        key = LedgerKey.load_or_create(config.server.state + ".ledger-key")
         server = FederationServer(
-            config, transport, ServerStore(config.server.state), initial_model
+            config, transport, ServerStore(config.server.state), initial_model,
+            ledger=Ledger(config.server.state + ".ledger", key),
         )
         return server, server.run(wait_for_clients=wait_for_clients)
     finally:

@@ -61,6 +61,7 @@ from secagg.errors import ConfigurationError, ProtocolError, SecAggError
 from secagg.federation.config import FederationConfig
 from secagg.federation.store import ServerStore
 from secagg.federation.wire import Envelope, Kind, model_bytes
+from secagg.ledger.chain import Ledger
 from secagg.protocol import RoundConfig, Server, ServerPhase, decode, encode
 from secagg.transport.inprocess import ServerEndpoint
 
@@ -91,11 +92,14 @@ class FederationServer:
         *,
         clock: Callable[[], float] = time.monotonic,
         observer: Callable[[RoundResult, np.ndarray], None] | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         """``observer(result, model)`` is called after every round (complete or
         aborted) with the global model as it then stands: progress bars,
         evaluation in a simulator, monitoring."""
         self._observer = observer
+        self.ledger = ledger  # one signed row per round: secagg audit verify checks it
+        self._round_info: dict[str, Any] = {}
         self.config = config
         self.transport = transport
         self.store = store
@@ -112,6 +116,10 @@ class FederationServer:
         if self.model.shape != (config.dimension,):
             raise ConfigurationError(f"the model must have {config.dimension} parameters")
         self.next_round = recovery.next_round
+        self._last_epsilon: float | None = None
+        for row in store.rounds():
+            if row["status"] == "complete":
+                self._last_epsilon = row["report"].get("epsilon")
         self.accountant = (
             PrivacyAccountant(config.dp.delta, config.dp.accountant, unit=config.dp.unit)
             if config.dp is not None and config.dp.unit == "client"
@@ -129,6 +137,9 @@ class FederationServer:
         for row in store.rounds():  # re-charge the accountant for completed rounds
             if row["status"] == "complete" and self.accountant is not None:
                 self.accountant.step(config.dp.noise_multiplier, config.sample_rate)  # type: ignore[union-attr]
+        for number in recovery.aborted_on_restart:  # the ledger says so too
+            self._round_info = {"backend": {"name": config.backend.name}}
+            self._record(RoundResult(number, "aborted", (), (), "server restarted", None), None)
         self._noise = self._stream(b"noise")
         self._sampler = self._stream(b"sampling")
 
@@ -205,6 +216,8 @@ class FederationServer:
     def run_round(self) -> RoundResult:
         number = self.next_round
         self.next_round += 1
+        self._round_info = {"backend": {"name": self.config.backend.name},
+                            "started_at": time.time()}  # fmt: skip
         participants = self.sample()
         self.store.begin_round(number, participants)
         log.info("round %d: %d participants", number, len(participants))
@@ -229,16 +242,71 @@ class FederationServer:
         names = tuple(participants[p] for p in contributed)
         report = {"contributed": list(names), "epsilon": epsilon, **report}
         self.store.complete_round(number, report, self.model)
+        result = RoundResult(number, "complete", tuple(participants), names, None, epsilon)
+        self._record(result, report.get("noise_contributors"))
         self._broadcast(participants, Envelope(Kind.ROUND_END, number, {"status": "complete"}))
-        return RoundResult(number, "complete", tuple(participants), names, None, epsilon)
+        return result
 
     def _abort(self, number: int, participants: list[str], reason: str) -> RoundResult:
         log.warning("round %d aborted: %s", number, reason)
         self.store.abort_round(number, {"reason": reason})
+        result = RoundResult(number, "aborted", tuple(participants), (), reason, None)
+        self._record(result, None)
         self._broadcast(
             participants, Envelope(Kind.ROUND_END, number, {"status": "aborted", "reason": reason})
         )
-        return RoundResult(number, "aborted", tuple(participants), (), reason, None)
+        return result
+
+    # --- the ledger --------------------------------------------------------------
+
+    def _record(self, result: RoundResult, noise_contributors: int | None) -> None:
+        """Append the round's signed ledger row (after the store has committed it)."""
+        if self.ledger is None:
+            return
+        cfg = self.config
+        dp: dict[str, Any] | None = None
+        if cfg.dp is not None:
+            dp = {
+                "unit": cfg.dp.unit,
+                "mechanism": cfg.dp.mechanism,
+                "clip": cfg.dp.clip,
+                "noise_multiplier": cfg.dp.noise_multiplier if cfg.dp.unit == "client" else None,
+                "noise_std": cfg.dp.noise_multiplier * cfg.dp.clip
+                if cfg.dp.unit == "client" else None,
+                "sample_rate": cfg.sample_rate,
+                "accountant": cfg.dp.accountant if cfg.dp.mechanism == "central"
+                else ("ddg-kls21" if cfg.dp.mechanism == "distributed" else "in-clients"),
+                "delta": cfg.dp.delta,
+            }  # fmt: skip
+            if cfg.dp.mechanism == "distributed":
+                ddg = self._ddg()
+                dp["ddg"] = {"dimension": ddg.dimension, "expected_clients": ddg.expected_clients,
+                             "bits": ddg.bits, "scale": ddg.scale,
+                             "local_sigma": ddg.local_sigma}  # fmt: skip
+                dp["noise_contributors"] = noise_contributors
+        last = self._last_epsilon if result.status == "aborted" else result.epsilon
+        self._last_epsilon = last
+        key = self.ledger.key
+        entry = {
+            "version": 1,
+            "federation": cfg.name,
+            "round": result.number,
+            "status": result.status,
+            "reason": result.reason,
+            "started_at": self._round_info.get("started_at"),
+            "finished_at": time.time(),
+            "backend": self._round_info.get("backend", {"name": cfg.backend.name}),
+            "participants": {
+                "count": len(result.participants),
+                "identity_hashes": sorted(key.identity_hash(n) for n in result.participants),
+            },
+            "contributed": len(result.contributed),
+            "dropouts": self._round_info.get("dropouts", {}),
+            "dp": dp,
+            "privacy": {"epsilon": last, "delta": cfg.dp.delta if cfg.dp is not None else None},
+            "model_sha256": hashlib.sha256(model_bytes(self.model)).hexdigest(),
+        }
+        self.ledger.append(entry)
 
     # --- one secure sum --------------------------------------------------------
 
@@ -326,6 +394,18 @@ class FederationServer:
             self._send_protocol(number, participants, replies)
             if server.phase != phase:
                 phase, last_progress = server.phase, self._clock()
+        self._round_info["backend"] = {
+            "name": cfg.backend.name, "graph": round_config.graph.name.lower(),
+            "k": round_config.degree, "t": round_config.threshold, "bits": cfg.backend.bits,
+            "vector_length": round_config.vector_length,
+            "scale": None if ddg is not None else scale,
+        }  # fmt: skip
+        dropped: dict[str, int] = {}
+        before = m
+        for phase_name, responders in server.report.responders.items():
+            dropped[phase_name] = before - len(responders)
+            before = len(responders)
+        self._round_info["dropouts"] = dropped
         if server.phase != ServerPhase.COMPLETE:
             raise _Aborted(server.report.abort_reason or "round did not complete")
         if ddg is not None:
@@ -397,6 +477,8 @@ class FederationServer:
         design = self._ckks_design()
         key = self._ask_key_holder(Envelope(Kind.KEY_REQUEST, number, design), Kind.KEY_PUBLIC)
         params = design_point(design)
+        self._round_info["backend"] = {"name": "ckks", **{k: v for k, v in design.items()},
+                                       "parameters": repr(params)}  # fmt: skip
         fingerprint = bytes.fromhex(str(key.header.get("fingerprint", "")))
         context = PublicAggregationContext.from_bytes(
             key.body, params, expected_fingerprint=fingerprint

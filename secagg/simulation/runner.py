@@ -508,7 +508,14 @@ def run_federation(
         )  # fmt: skip
 
     progress("federated", 0, config.rounds, "")
-    server = FederationServer(fed, network, ServerStore(state), initial, observer=observe)
+    from secagg.ledger.chain import Ledger, LedgerKey, export_public_key
+
+    ledger_key = LedgerKey.generate()  # the simulation's: only the public half is kept
+    export_public_key(ledger_key.public_key, state.parent / "ledger-public-key.pem")
+    ledger = Ledger(state.parent / "ledger.sqlite", ledger_key)
+    server = FederationServer(
+        fed, network, ServerStore(state), initial, observer=observe, ledger=ledger
+    )
     server.run(wait_for_clients=60.0, max_consecutive_aborts=config.rounds,
                max_attempts=config.rounds)  # fmt: skip
     for thread in threads:

@@ -1,0 +1,331 @@
+"""The privacy ledger: an append-only, hash-chained, Ed25519-signed record of every round.
+
+Theory of operation
+-------------------
+Each round (complete or aborted) appends one *entry*, a JSON object, as row
+``seq`` (1, 2, ...). The row's hash is SHA-256 over a domain label, ``seq``,
+the previous row's hash and the entry's canonical JSON (sorted keys, no
+whitespace, no NaN), so editing, deleting, inserting or reordering any row
+breaks every later link. The first row links to a genesis hash derived from
+the ledger's public key, which binds the whole chain to that key. Every row's
+hash is signed with the server's Ed25519 ledger key, and so is the *head*
+(row count and last hash), kept in its own table and updated in the same
+SQLite transaction as the row: dropping rows from the end no longer matches
+the signed head, and a crash mid-write rolls the whole append back.
+
+What the chain cannot show: a ledger rolled back *as a whole* to an earlier
+valid state. Auditors keep the head hash that ``secagg audit verify`` prints
+and compare it next time (docs/audit.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from secagg.crypto.signing import SigningKey, VerifyKey
+from secagg.errors import ConfigurationError, SecAggError
+
+ROW_LABEL = b"secagg/v1/ledger-row"
+HEAD_LABEL = b"secagg/v1/ledger-head"
+GENESIS_LABEL = b"secagg/v1/ledger-genesis"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (
+    seq INTEGER PRIMARY KEY, entry TEXT NOT NULL, prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL,
+    signature TEXT NOT NULL);
+"""
+
+
+class LedgerError(SecAggError):
+    """The ledger cannot be written or read as a ledger at all."""
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: infinities become strings, NaN is refused (it has no canonical form)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise LedgerError("a ledger entry cannot hold NaN")
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
+    """The bytes a row's hash covers: sorted keys, no whitespace, ASCII."""
+    return json.dumps(
+        _plain(entry), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
+
+
+def genesis_hash(public_key: bytes) -> str:
+    return hashlib.sha256(GENESIS_LABEL + public_key).hexdigest()
+
+
+def row_hash(seq: int, prev_hash: str, entry_json: bytes) -> str:
+    return hashlib.sha256(
+        ROW_LABEL + seq.to_bytes(8, "big") + bytes.fromhex(prev_hash) + entry_json
+    ).hexdigest()
+
+
+def head_message(seq: int, last_hash: str) -> bytes:
+    return HEAD_LABEL + seq.to_bytes(8, "big") + bytes.fromhex(last_hash)
+
+
+# --- keys -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerKey:
+    """The server's ledger signing key and the salt that hashes participant names.
+
+    The salt is kept with the key, not in the ledger: with it an operator can show
+    an auditor which hash is a given branch; without it the few branch names could
+    be found by trying them all.
+    """
+
+    signing: SigningKey
+    salt: bytes
+
+    @classmethod
+    def generate(cls) -> LedgerKey:
+        return cls(SigningKey.generate(), os.urandom(32))
+
+    @property
+    def public_key(self) -> bytes:
+        return self.signing.verify_key.raw
+
+    def identity_hash(self, name: str) -> str:
+        return hmac.new(self.salt, name.encode(), hashlib.sha256).hexdigest()
+
+    def save(self, path: str | Path) -> None:
+        """Write the private key and salt (mode 0600) and the public key beside it."""
+        path = Path(path)
+        private = self.signing._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        blob = private + b"salt:" + self.salt.hex().encode() + b"\n"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        export_public_key(self.public_key, public_key_path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> LedgerKey:
+        try:
+            blob = Path(path).read_bytes()
+            pem, _, salt = blob.partition(b"salt:")
+            private = serialization.load_pem_private_key(pem, password=None)
+            if not isinstance(private, Ed25519PrivateKey) or len(salt.strip()) != 64:
+                raise ValueError("not an Ed25519 ledger key with its salt")
+            return cls(SigningKey(private), bytes.fromhex(salt.strip().decode()))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the ledger key {path}: {exc}") from None
+
+    @classmethod
+    def load_or_create(cls, path: str | Path) -> LedgerKey:
+        return cls.load(path) if Path(path).exists() else _created(cls.generate(), path)
+
+
+def _created(key: LedgerKey, path: str | Path) -> LedgerKey:
+    key.save(path)
+    return key
+
+
+def public_key_path(key_path: str | Path) -> Path:
+    return Path(str(key_path) + ".pub")
+
+
+def export_public_key(public_key: bytes, path: str | Path) -> Path:
+    """The auditor's copy: a PEM SubjectPublicKeyInfo file."""
+    pem = Ed25519PublicKey.from_public_bytes(public_key).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    Path(path).write_bytes(pem)
+    return Path(path)
+
+
+def load_public_key(path: str | Path) -> bytes:
+    try:
+        key = serialization.load_pem_public_key(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the public key {path}: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigurationError(f"{path} is not an Ed25519 public key")
+    return key.public_bytes_raw()
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+
+class Ledger:
+    """Append-only writer. One process writes; any number of auditors read copies."""
+
+    def __init__(self, path: str | Path, key: LedgerKey) -> None:
+        self.path = Path(path)
+        self.key = key
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        stored = self._db.execute(
+            "SELECT value FROM ledger_meta WHERE key = 'public_key'"
+        ).fetchone()
+        if stored is None:
+            with self._tx():
+                self._db.execute(
+                    "INSERT INTO ledger_meta VALUES ('public_key', ?)", (key.public_key.hex(),)
+                )
+        elif stored[0] != key.public_key.hex():
+            raise LedgerError(f"{self.path} belongs to another ledger key")
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def head(self) -> tuple[int, str]:
+        row = self._db.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
+        return (0, genesis_hash(self.key.public_key)) if row is None else (int(row[0]), row[1])
+
+    def append(self, entry: dict[str, Any]) -> int:
+        """Append one entry (row and signed head in one transaction); returns its seq."""
+        body = canonical(entry)
+        with self._tx():
+            seq, prev = self.head()
+            seq += 1
+            digest = row_hash(seq, prev, body)
+            signature = self.key.signing.sign(bytes.fromhex(digest)).hex()
+            self._db.execute(
+                "INSERT INTO ledger VALUES (?, ?, ?, ?, ?)",
+                (seq, body.decode(), prev, digest, signature),
+            )
+            head_signature = self.key.signing.sign(head_message(seq, digest)).hex()
+            self._db.execute(
+                "INSERT OR REPLACE INTO ledger_head VALUES (1, ?, ?, ?)",
+                (seq, digest, head_signature),
+            )
+        return seq
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# --- reading and checking the chain ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    seq: int
+    entry: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The chain check: rows that verified, and the first failure if any."""
+
+    rows: list[ChainRow]
+    public_key: bytes
+    head_hash: str | None
+    failure: str | None
+    key_source: str  # "given" or "embedded"
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport:
+    """Check links, hashes, signatures and the signed head; stop at the first failure."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigurationError(f"no ledger at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        try:
+            meta = db.execute("SELECT value FROM ledger_meta WHERE key = 'public_key'").fetchone()
+            rows = db.execute(
+                "SELECT seq, entry, prev_hash, hash, signature FROM ledger ORDER BY rowid"
+            ).fetchall()
+            head = db.execute("SELECT seq, hash, signature FROM ledger_head").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
+    finally:
+        db.close()
+    embedded = bytes.fromhex(meta[0]) if meta else b""
+    key_source = "given" if public_key is not None else "embedded"
+    key = public_key if public_key is not None else embedded
+
+    def fail(message: str, good: list[ChainRow]) -> ChainReport:
+        return ChainReport(good, key, None, message, key_source)
+
+    if len(key) != 32:
+        return fail("the ledger holds no valid public key", [])
+    if public_key is not None and embedded != public_key:
+        return fail("the ledger names another public key than the auditor's", [])
+    verify = VerifyKey(key)
+    good: list[ChainRow] = []
+    prev = genesis_hash(key)
+    for index, (seq, entry_text, prev_hash, digest, signature) in enumerate(rows, start=1):
+        where = f"row {index} (seq {seq})"
+        if seq != index:
+            return fail(f"{where}: sequence number out of order: deleted, inserted or "
+                        "reordered rows", good)  # fmt: skip
+        if not hmac.compare_digest(str(prev_hash), prev):
+            return fail(f"{where}: does not link to the row before it: deleted, inserted "
+                        "or reordered rows", good)  # fmt: skip
+        try:
+            entry = json.loads(entry_text)
+            body = canonical(entry)
+        except (ValueError, LedgerError):
+            return fail(f"{where}: the entry is not canonical JSON: edited", good)
+        if body != str(entry_text).encode() or not hmac.compare_digest(
+            row_hash(seq, prev_hash, body), str(digest)
+        ):
+            return fail(f"{where}: its hash does not match its contents: edited", good)
+        try:
+            verify.verify(bytes.fromhex(signature), bytes.fromhex(digest))
+        except (SecAggError, ValueError):
+            return fail(f"{where}: the signature does not verify: signed by another key or "
+                        "forged", good)  # fmt: skip
+        good.append(ChainRow(seq, entry))
+        prev = digest
+    if len(head) != 1:
+        return fail("the signed head is missing: the ledger was truncated or rebuilt", good)
+    head_seq, head_hash, head_signature = head[0]
+    try:
+        verify.verify(bytes.fromhex(head_signature), head_message(int(head_seq), head_hash))
+    except (SecAggError, ValueError):
+        return fail("the head's signature does not verify", good)
+    if int(head_seq) != len(rows) or (rows and not hmac.compare_digest(head_hash, prev)):
+        return fail(f"the signed head says {head_seq} rows ending in {head_hash[:16]}…, the "
+                    f"file has {len(rows)}: rows were truncated or appended without the key",
+                    good)  # fmt: skip
+    return ChainReport(good, key, head_hash, None, key_source)

@@ -1,0 +1,128 @@
+"""``secagg audit verify``: the chain, every signature, and every epsilon claim.
+
+The epsilon check does not trust the claimed numbers: it replays the recorded
+mechanism parameters of every completed round through the same accountant
+(:class:`~secagg.dp.accounting.PrivacyAccountant` for central Gaussian noise,
+the distributed discrete Gaussian's own bound for noise added by the clients)
+and compares the cumulative epsilon each row claims with what follows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secagg.ledger.chain import ChainReport, ChainRow, read_chain
+
+#: claimed and recomputed epsilons must agree this closely (relative)
+RELATIVE_TOLERANCE = 1e-6
+
+
+@dataclass
+class AuditResult:
+    chain: ChainReport
+    epsilons: list[tuple[int, float | None]] = field(default_factory=list)  # (seq, recomputed)
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.failure is None
+
+    @property
+    def first_failure(self) -> str | None:
+        return self.chain.failure or self.failure
+
+
+def _claimed(entry: dict[str, Any]) -> float | None:
+    value = entry.get("privacy", {}).get("epsilon")
+    if value is None:
+        return None
+    return math.inf if value == "inf" else float(value)
+
+
+def _agrees(claimed: float | None, recomputed: float | None) -> bool:
+    if claimed is None or recomputed is None:
+        return claimed is None and recomputed is None
+    if math.isinf(claimed) or math.isinf(recomputed):
+        return claimed == recomputed
+    return abs(claimed - recomputed) <= RELATIVE_TOLERANCE * max(1.0, abs(recomputed))
+
+
+class EpsilonReplay:
+    """Re-derives the cumulative epsilon row by row from the recorded parameters."""
+
+    def __init__(self) -> None:
+        self._accountant: Any = None
+        self._distributed: dict[str, Any] | None = None
+        self._honest: list[int] = []
+        self._current: float | None = None
+        self._infinite = False
+
+    def feed(self, entry: dict[str, Any]) -> float | None:
+        dp = entry.get("dp")
+        if entry.get("status") != "complete" or not dp:
+            return self._current
+        mechanism = dp.get("mechanism")
+        if mechanism == "central" and dp.get("unit") == "client":
+            from secagg.dp.accounting import PrivacyAccountant
+
+            z, q = float(dp["noise_multiplier"]), float(dp["sample_rate"])
+            if self._accountant is None:
+                self._accountant = PrivacyAccountant(
+                    float(dp["delta"]), str(dp["accountant"]), unit="client"
+                )
+            if z <= 0:
+                self._infinite = True
+            else:
+                self._accountant.step(z, q)
+            self._current = math.inf if self._infinite else float(self._accountant.epsilon())
+        elif mechanism == "distributed":
+            from secagg.dp.distributed import DistributedDiscreteGaussian
+
+            params = {k: dp[k] for k in ("clip", "noise_multiplier")} | dict(dp["ddg"])
+            if self._distributed is not None and params != self._distributed:
+                raise ValueError("the distributed mechanism's parameters changed mid-ledger")
+            self._distributed = params
+            self._honest.append(int(dp["noise_contributors"]))
+            ddg = DistributedDiscreteGaussian(
+                dimension=int(params["dimension"]),
+                clip=float(params["clip"]),
+                noise_multiplier=float(params["noise_multiplier"]),
+                expected_clients=int(params["expected_clients"]),
+                bits=int(params["bits"]),
+                scale=float(params["scale"]),
+            )
+            self._current = float(
+                ddg.epsilon(
+                    noise_contributors=min(self._honest),
+                    sample_rate=float(dp["sample_rate"]),
+                    rounds=len(self._honest),
+                    delta=float(dp["delta"]),
+                )
+            )
+        return self._current
+
+
+def verify_ledger(path: str | Path, public_key: bytes | None = None) -> AuditResult:
+    """Check the chain, then replay every epsilon claim; name the first failure."""
+    chain = read_chain(path, public_key)
+    result = AuditResult(chain)
+    replay = EpsilonReplay()
+    rows: list[ChainRow] = chain.rows
+    for row in rows:
+        try:
+            recomputed = replay.feed(row.entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            result.failure = f"row {row.seq}: its mechanism parameters cannot be replayed: {exc}"
+            return result
+        result.epsilons.append((row.seq, recomputed))
+        claimed = _claimed(row.entry)
+        if not _agrees(claimed, recomputed):
+            result.failure = (
+                f"row {row.seq} (round {row.entry.get('round')}): claims epsilon "
+                f"{claimed} but its recorded mechanism gives {recomputed}"
+            )
+            return result
+    return result
