@@ -131,3 +131,14 @@ def test_server_killed_mid_round_restarts_aborts_that_round_and_continues(
     assert rows[1][:2] == (2, "aborted") and "server restarted" in rows[1][2]
     assert [status for _, status, _ in rows].count("complete") == 3
     assert checkpoints == [n for n, status, _ in rows if status == "complete"]
+    # the ledger survived the SIGKILL: it verifies against the exported key, and it
+    # records round 2 as aborted by the restart
+    from secagg.ledger import load_public_key, verify_ledger
+
+    ledger = Path(str(state) + ".ledger")
+    public = load_public_key(str(state) + ".ledger-key.pub")
+    audit = verify_ledger(ledger, public)
+    assert audit.ok, audit.first_failure
+    entries = [row.entry for row in audit.chain.rows]
+    assert [e["round"] for e in entries] == [n for n, _, _ in rows]
+    assert entries[1]["status"] == "aborted" and entries[1]["reason"] == "server restarted"

@@ -1,0 +1,219 @@
+"""The privacy ledger: every kind of tampering is named, a crash leaves it valid, epsilon replays."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from secagg.cli import main
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.ledger import Ledger, LedgerKey, export_public_key, load_public_key, verify_ledger
+from secagg.ledger.chain import read_chain
+
+Z, Q, DELTA = 1.1, 0.5, 1e-5
+
+
+def _entries(rounds: int = 5) -> list[dict]:
+    """Rows as the server writes them, with a true cumulative epsilon (central DP)."""
+    accountant = PrivacyAccountant(DELTA, "pld", unit="client")
+    entries, eps = [], None
+    for number in range(1, rounds + 1):
+        status = "aborted" if number == 3 else "complete"
+        if status == "complete":
+            accountant.step(Z, Q)
+            eps = accountant.epsilon()
+        entries.append({
+            "version": 1, "round": number, "status": status, "reason": None,
+            "participants": {"count": 8, "identity_hashes": []}, "contributed": 7,
+            "dropouts": {"share_keys": 1}, "backend": {"name": "secagg+"},
+            "dp": {"unit": "client", "mechanism": "central", "clip": 1.0, "noise_multiplier": Z,
+                   "noise_std": Z, "sample_rate": Q, "accountant": "pld", "delta": DELTA},
+            "privacy": {"epsilon": eps, "delta": DELTA}, "model_sha256": f"{number:064x}",
+        })  # fmt: skip
+    return entries
+
+
+@pytest.fixture
+def ledger_file(tmp_path: Path) -> tuple[Path, LedgerKey]:
+    key = LedgerKey.generate()
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, key)
+    for entry in _entries():
+        ledger.append(entry)
+    ledger.close()
+    return path, key
+
+
+def _edit(path: Path, *statements: str, params: tuple = ()) -> None:
+    db = sqlite3.connect(path)
+    for statement in statements:
+        db.execute(statement, params if "?" in statement else ())
+    db.commit()
+    db.close()
+
+
+def test_an_untouched_ledger_verifies_and_replays_its_epsilon(
+    ledger_file: tuple[Path, LedgerKey],
+) -> None:
+    path, key = ledger_file
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    assert len(result.chain.rows) == 5
+    assert result.epsilons[2][1] == result.epsilons[1][1]  # the aborted round cost nothing
+    assert result.epsilons[-1][1] == pytest.approx(_entries()[-1]["privacy"]["epsilon"])
+
+
+def _entry_of(path: Path, seq: int) -> dict:
+    db = sqlite3.connect(path)
+    (text,) = db.execute("SELECT entry FROM ledger WHERE seq = ?", (seq,)).fetchone()
+    db.close()
+    return json.loads(text)
+
+
+def test_changing_a_value_is_named(ledger_file: tuple[Path, LedgerKey]) -> None:
+    path, key = ledger_file
+    entry = _entry_of(path, 2)
+    entry["contributed"] = 8
+    text = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+    _edit(path, "UPDATE ledger SET entry = ? WHERE seq = 2", params=(text,))
+    result = verify_ledger(path, key.public_key)
+    assert not result.ok and "row 2" in result.first_failure and "edited" in result.first_failure
+
+
+def test_deleting_a_row_is_named(ledger_file: tuple[Path, LedgerKey]) -> None:
+    path, key = ledger_file
+    _edit(path, "DELETE FROM ledger WHERE seq = 3")
+    failure = verify_ledger(path, key.public_key).first_failure
+    assert failure is not None and "row 3" in failure and "deleted" in failure
+
+
+def test_inserting_a_row_is_named(ledger_file: tuple[Path, LedgerKey], tmp_path: Path) -> None:
+    path, key = ledger_file
+    for seq in (5, 4, 3):  # shift rows 3..5 up to make room, keeping contents
+        _edit(path, f"UPDATE ledger SET seq = {seq + 1} WHERE seq = {seq}")
+    db = sqlite3.connect(path)
+    row = db.execute("SELECT entry, prev_hash, hash, signature FROM ledger WHERE seq = 2").fetchone()
+    db.execute("INSERT INTO ledger VALUES (3, ?, ?, ?, ?)", row)  # a copied, validly signed row
+    db.commit()
+    db.close()
+    failure = verify_ledger(path, key.public_key).first_failure
+    assert failure is not None and "row 3" in failure
+    assert "inserted" in failure
+
+
+def test_swapping_rows_is_named(ledger_file: tuple[Path, LedgerKey]) -> None:
+    path, key = ledger_file
+    db = sqlite3.connect(path)
+    a = db.execute("SELECT entry, prev_hash, hash, signature FROM ledger WHERE seq = 2").fetchone()
+    b = db.execute("SELECT entry, prev_hash, hash, signature FROM ledger WHERE seq = 4").fetchone()
+    update = "UPDATE ledger SET entry = ?, prev_hash = ?, hash = ?, signature = ? WHERE seq = ?"
+    db.execute(update, (*b, 2))
+    db.execute(update, (*a, 4))
+    db.commit()
+    db.close()
+    failure = verify_ledger(path, key.public_key).first_failure
+    assert failure is not None and "row 2" in failure and "reordered" in failure
+
+
+def test_truncating_is_named(ledger_file: tuple[Path, LedgerKey]) -> None:
+    path, key = ledger_file
+    _edit(path, "DELETE FROM ledger WHERE seq >= 4")
+    failure = verify_ledger(path, key.public_key).first_failure
+    assert failure is not None and "truncated" in failure
+    _edit(path, "DELETE FROM ledger_head")
+    failure = verify_ledger(path, key.public_key).first_failure
+    assert failure is not None and "head" in failure and "truncated" in failure
+
+
+def test_re_signing_with_another_key_is_named(
+    ledger_file: tuple[Path, LedgerKey], tmp_path: Path
+) -> None:
+    path, key = ledger_file
+    forged = tmp_path / "forged.sqlite"  # a whole ledger rebuilt and signed by another key
+    other = Ledger(forged, LedgerKey.generate())
+    for entry in _entries():
+        other.append(entry)
+    other.close()
+    failure = verify_ledger(forged, key.public_key).first_failure
+    assert failure is not None and "another public key" in failure
+    # rows re-signed in place (the embedded key kept): the signatures fail
+    impostor = LedgerKey.generate()
+    db = sqlite3.connect(path)
+    (digest,) = db.execute("SELECT hash FROM ledger WHERE seq = 2").fetchone()
+    signature = impostor.signing.sign(bytes.fromhex(digest)).hex()
+    db.execute("UPDATE ledger SET signature = ? WHERE seq = 2", (signature,))
+    db.commit()
+    db.close()
+    failure = verify_ledger(path, key.public_key).first_failure
+    assert failure is not None and "row 2" in failure and "signature" in failure
+
+
+def test_an_epsilon_claim_that_does_not_follow_is_named(tmp_path: Path) -> None:
+    key = LedgerKey.generate()
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, key)
+    entries = _entries()
+    entries[3]["privacy"]["epsilon"] *= 0.8  # understated, but validly signed by the operator
+    for entry in entries:
+        ledger.append(entry)
+    ledger.close()
+    result = verify_ledger(path, key.public_key)
+    assert read_chain(path, key.public_key).ok  # the chain is fine ...
+    assert not result.ok and "row 4" in result.first_failure  # ... the claim is not
+    assert "claims epsilon" in result.first_failure
+
+
+def test_cli_verify_exits_non_zero_and_names_the_row(
+    ledger_file: tuple[Path, LedgerKey], tmp_path: Path
+) -> None:
+    path, key = ledger_file
+    pem = export_public_key(key.public_key, tmp_path / "ledger.pub")
+    assert load_public_key(pem) == key.public_key
+    ok = CliRunner().invoke(main, ["audit", "verify", str(path), "--pubkey", str(pem)])
+    assert ok.exit_code == 0 and "VERIFIED: 5 rows" in ok.output
+    _edit(path, "DELETE FROM ledger WHERE seq = 2")
+    bad = CliRunner().invoke(main, ["audit", "verify", str(path), "--pubkey", str(pem)])
+    assert bad.exit_code == 1 and "row 2" in bad.output
+    report = CliRunner().invoke(main, ["audit", "report", str(path), "--out", str(tmp_path)])
+    assert report.exit_code == 0
+    assert "FAILED" in (tmp_path / "ledger-report.md").read_text()
+    assert (tmp_path / "ledger-report.html").read_text().startswith("<!doctype html>")
+
+
+_WRITER = """
+import sys
+from secagg.ledger import Ledger, LedgerKey
+key = LedgerKey.load(sys.argv[2])
+ledger = Ledger(sys.argv[1], key)
+n = 0
+while True:
+    n += 1
+    ledger.append({"round": n, "status": "aborted", "reason": "x" * 5000, "privacy": {}})
+"""
+
+
+def test_a_writer_killed_mid_append_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
+    key_path = tmp_path / "ledger.key"
+    key = LedgerKey.generate()
+    key.save(key_path)
+    assert oct(key_path.stat().st_mode & 0o777) == "0o600"
+    path = tmp_path / "ledger.sqlite"
+    counts = []
+    for attempt in range(6):
+        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(key_path)])
+        time.sleep(1.0 + 0.15 * attempt)  # somewhere inside an append, at varying points
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        result = verify_ledger(path, key.public_key)
+        assert result.ok, result.first_failure
+        counts.append(len(result.chain.rows))
+    assert counts == sorted(counts) and counts[-1] > counts[0] > 0  # it grew, and stayed valid
