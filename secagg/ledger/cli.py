@@ -77,3 +77,43 @@ def report(ledger: str, pubkey: str | None, out: str) -> None:
         raise click.UsageError(str(exc)) from exc
     for path in written:
         click.echo(str(Path(path)))
+
+
+@audit.command("empirical")
+@click.option("--noise-multiplier", "-z", type=float, default=5.0, show_default=True,
+              help="Central noise std / clip of the audited run (0: no noise).")
+@click.option("--rounds", type=int, default=10, show_default=True)
+@click.option("--canaries", type=int, default=400, show_default=True,
+              help="Inserted canary clients (as many more are held out).")
+@click.option("--branches", type=int, default=8, show_default=True)
+@click.option("--delta", type=float, default=1e-5, show_default=True)
+@click.option("--seed", type=int, default=None,
+              help="Replay seed (data, canaries, noise); default: fresh CSPRNG draws.")
+@click.option("--json", "as_json", is_flag=True)
+def empirical(noise_multiplier: float, rounds: int, canaries: int, branches: int, delta: float,
+              seed: int | None, as_json: bool) -> None:
+    """One-shot empirical epsilon with canary clients (Andrew et al., ICLR 2024)."""  # fmt: skip
+    import warnings
+
+    from secagg.ledger.empirical import run_canary_audit
+
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    try:
+        estimate = run_canary_audit(
+            noise_multiplier=noise_multiplier, rounds=rounds, canaries=canaries,
+            branches=branches, delta=delta, seed=seed,
+        )  # fmt: skip
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    payload = {k: (str(v) if isinstance(v, float) and v == float("inf") else v)
+               for k, v in estimate.as_dict().items()}  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+        return
+    click.echo(f"canary audit: {rounds} rounds, {branches} branches + {canaries} canaries "
+               f"({canaries} held out), d = {estimate.dimension}, z = {noise_multiplier}")
+    click.echo(f"  empirical epsilon estimate      {estimate.epsilon_estimate:.3f}")
+    click.echo(f"  empirical lower bound           {estimate.epsilon_lower_95:.3f}  "
+               f"({estimate.confidence})")
+    click.echo(f"  accountant's upper bound        {estimate.epsilon_accountant:.3f}  "
+               f"(delta = {delta:g})")
