@@ -60,7 +60,7 @@ def test_with_strong_noise_the_estimate_is_small_and_below_the_accountant() -> N
 def test_cli_prints_estimate_bound_and_confidence() -> None:
     out = CliRunner().invoke(
         main, ["audit", "empirical", "-z", "4", "--rounds", "2", "--canaries", "50",
-               "--seed", "3"],  # fmt: skip
+               "--seed", "3"],
     )
     assert out.exit_code == 0, out.output
     assert "empirical lower bound" in out.output and "one-sided 95 %" in out.output

@@ -10,6 +10,8 @@ Layout of ``<run>/``::
     epsilon.png            epsilon spent per round, per branch
     report.md              a human-readable report of all of it
     server.sqlite          the federation server's database (rounds, checkpoints)
+    ledger.sqlite          the signed privacy ledger (secagg audit verify ledger.sqlite
+                           --pubkey ledger-public-key.pem)
 """
 
 from __future__ import annotations
