@@ -1,4 +1,4 @@
-"""The privacy ledger: every kind of tampering is named, a crash leaves it valid, epsilon replays."""
+"""The privacy ledger: every kind of tampering is named, a crash leaves it valid."""
 
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ def test_inserting_a_row_is_named(ledger_file: tuple[Path, LedgerKey], tmp_path:
     for seq in (5, 4, 3):  # shift rows 3..5 up to make room, keeping contents
         _edit(path, f"UPDATE ledger SET seq = {seq + 1} WHERE seq = {seq}")
     db = sqlite3.connect(path)
-    row = db.execute("SELECT entry, prev_hash, hash, signature FROM ledger WHERE seq = 2").fetchone()
+    select = "SELECT entry, prev_hash, hash, signature FROM ledger WHERE seq = 2"
+    row = db.execute(select).fetchone()
     db.execute("INSERT INTO ledger VALUES (3, ?, ?, ?, ?)", row)  # a copied, validly signed row
     db.commit()
     db.close()

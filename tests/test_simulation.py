@@ -119,6 +119,14 @@ def test_client_level_central_dp_reports_its_epsilon(tmp_path: Path) -> None:
     assert all(e is not None for e in eps) and eps == sorted(eps)
     assert eps[-1] <= 5.0 + 1e-6 and eps[-1] > 0.5 * 5.0  # calibrated to the target
     assert not math.isnan(result.settings["federated (secagg+)"]["pooled"]["auprc"])
+    # the run's privacy ledger verifies against the exported key and replays the same epsilon
+    from secagg.ledger import load_public_key, verify_ledger
+
+    audit = verify_ledger(tmp_path / "run" / "ledger.sqlite",
+                          load_public_key(tmp_path / "run" / "ledger.pub.pem"))  # fmt: skip
+    assert audit.ok, audit.first_failure
+    assert audit.epsilons[-1][1] == pytest.approx(eps[-1])
+    assert [row.entry["round"] for row in audit.chain.rows] == [r["round"] for r in result.rounds]
 
 
 def test_a_run_folder_is_never_reused(tmp_path: Path) -> None:

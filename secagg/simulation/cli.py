@@ -198,5 +198,5 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         f"{', '.join(behind) or 'none'}"
     )
     console.print(f"run folder: {run_dir} ({', '.join(p.name for p in written)}, server.sqlite, "
-                  "ledger.sqlite, ledger-public-key.pem)")  # fmt: skip
+                  "ledger.sqlite, ledger.pub.pem)")  # fmt: skip
     console.print(f"total {result.seconds:.1f} s")

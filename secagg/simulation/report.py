@@ -11,7 +11,7 @@ Layout of ``<run>/``::
     report.md              a human-readable report of all of it
     server.sqlite          the federation server's database (rounds, checkpoints)
     ledger.sqlite          the signed privacy ledger (secagg audit verify ledger.sqlite
-                           --pubkey ledger-public-key.pem)
+                           --pubkey ledger.pub.pem)
 """
 
 from __future__ import annotations

@@ -429,6 +429,7 @@ def run_federation(
     branches: list[BranchData],
     state: Path,
     progress: Progress = _quiet,
+    ledger_path: Path | None = None,
 ) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], dict[str, BranchTrainer]]:
     """The federated rounds over the real runtime; returns (rounds, model, dropouts, trainers)."""
     from secagg.client.runtime import FederationClient
@@ -511,8 +512,9 @@ def run_federation(
     from secagg.ledger.chain import Ledger, LedgerKey, export_public_key
 
     ledger_key = LedgerKey.generate()  # the simulation's: only the public half is kept
-    export_public_key(ledger_key.public_key, state.parent / "ledger-public-key.pem")
-    ledger = Ledger(state.parent / "ledger.sqlite", ledger_key)
+    ledger_path = ledger_path or state.with_name(state.stem + ".ledger.sqlite")
+    export_public_key(ledger_key.public_key, ledger_path.with_suffix(".pub.pem"))
+    ledger = Ledger(ledger_path, ledger_key)
     server = FederationServer(
         fed, network, ServerStore(state), initial, observer=observe, ledger=ledger
     )
@@ -545,7 +547,9 @@ def run_simulation(
     try:
         branches = load_branches(config)
         settings = _run_baselines(config, branches, progress)
-        rounds, model, dropouts, _ = run_federation(config, branches, state, progress)
+        rounds, model, dropouts, _ = run_federation(
+            config, branches, state, progress, ledger_path=run_dir / "ledger.sqlite"
+        )
     finally:
         torch.set_num_threads(threads_before)
     evaluator = build_model(config.model, branches[0].x_train.shape[1], seed=config.seed)
