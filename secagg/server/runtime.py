@@ -514,6 +514,7 @@ class FederationServer:
                 received.add(party_of[name])
             except SecAggError as exc:
                 log.warning("round %d: refused a message from %s: %s", number, name, exc)
+        self._round_info["dropouts"] = {"contribution": len(participants) - len(received)}
         if len(received) < 2:
             raise _Aborted(f"{len(received)} contribution(s): at least 2 are needed to decrypt")
         client_level = cfg.dp is not None and cfg.dp.unit == "client"
@@ -561,6 +562,7 @@ class FederationServer:
                 received.add(party_of[name])
             except SecAggError as exc:
                 log.warning("round %d: refused a message from %s: %s", number, name, exc)
+        self._round_info["dropouts"] = {"contribution": len(participants) - len(received)}
         if not received:
             raise _Aborted("no client contributed")
         total, report = aggregator.finish()
