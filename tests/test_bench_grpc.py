@@ -89,10 +89,12 @@ def test_quick_mode_reports_both_runs_and_their_sanity_checks(
         assert row["bytes_received_by_server"] == row["inprocess_bytes_received_by_server"]
         assert row["framed_bytes_sent_by_server"] > row["bytes_sent_by_server"]
         if row["wire_bytes_sent_by_server"] is not None:  # Linux: TCP_INFO
-            # TLS and HTTP/2 add to the framed bytes, but only by a few percent
-            assert row["framed_bytes_sent_by_server"] <= row["wire_bytes_sent_by_server"]
-            assert row["wire_bytes_sent_by_server"] < 1.1 * row["framed_bytes_sent_by_server"]
-            assert row["wire_bytes_received_by_server"] >= row["bytes_received_by_server"]
+            # TLS and HTTP/2 add to the framed bytes, but only by a few percent. The
+            # counters are TCP *acknowledged* bytes read at round boundaries, so bytes
+            # still in flight at a boundary land in the next round: only the upper bound
+            # holds round by round (a lagging snapshot was seen to undercount by a third)
+            assert 0 < row["wire_bytes_sent_by_server"] < 1.1 * row["framed_bytes_sent_by_server"]
+            assert row["wire_bytes_received_by_server"] > 0
     assert set(result["median"]) >= ROUND_FIELDS - {"round"} - {
         "wire_bytes_sent_by_server",
         "wire_bytes_received_by_server",

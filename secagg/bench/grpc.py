@@ -49,9 +49,11 @@ Bytes are counted at the server, per round, three ways:
 * ``wire`` (gRPC only, Linux): TCP payload bytes on the server's accepted
   sockets, from ``TCP_INFO`` (``tcpi_bytes_acked`` sent, ``tcpi_bytes_received``
   received) read before and after ``run_round()``: TLS records, HTTP/2 frames,
-  window updates and pings included; TCP/IP headers excluded. A round's last
-  ``ROUND_END`` messages (a few dozen bytes each) may still be in flight at
-  the second reading.
+  window updates and pings included; TCP/IP headers excluded. Sent bytes are
+  counted when the peer *acknowledges* them, so whatever is still in flight at
+  the second reading (usually only the last ``ROUND_END`` messages, but on a
+  loaded machine up to a third of a round's download was seen) is counted in
+  the next round: read the wire figures as a median over rounds, not round by round.
 
 Per client is the server's total divided by n (sent: download, received:
 upload). Sanity checks, which raise :class:`BenchmarkError` when they fail:
