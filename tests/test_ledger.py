@@ -218,3 +218,45 @@ def test_a_writer_killed_mid_append_leaves_a_ledger_that_verifies(tmp_path: Path
         assert result.ok, result.first_failure
         counts.append(len(result.chain.rows))
     assert counts == sorted(counts) and counts[-1] > counts[0] > 0  # it grew, and stayed valid
+
+
+def _record_entry(number: int, reports: dict[str, dict]) -> dict:
+    return {
+        "round": number, "status": "complete", "participants": {"count": 2},
+        "contributed": 2, "dropouts": {}, "backend": {"name": "secagg+"},
+        "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 5.0, "sample_rate": 1.0,
+               "accountant": "in-clients", "delta": 1e-5, "client_reports": reports},
+        "privacy": {"epsilon": max(r["epsilon"] for r in reports.values()), "delta": 1e-5},
+        "model_sha256": "0" * 64,
+    }  # fmt: skip
+
+
+def _report(steps: int, z: float = 1.0, q: float = 0.02) -> dict:
+    from opacus.accountants import create_accountant
+
+    accountant = create_accountant(mechanism="prv")
+    accountant.history = [(z, q, steps)]
+    eps = float(accountant.get_epsilon(delta=1e-5))
+    return {"accountant": "prv", "delta": 1e-5, "history": [[z, q, steps]], "epsilon": eps}
+
+
+def test_record_level_claims_replay_from_the_branches_dp_sgd_histories(tmp_path: Path) -> None:
+    key = LedgerKey.generate()
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, key)
+    ledger.append(_record_entry(1, {"a": _report(100), "b": _report(300)}))
+    second = _record_entry(2, {"a": _report(200)})  # b absent: its 300 steps still count
+    second["privacy"]["epsilon"] = _report(300)["epsilon"]
+    ledger.append(second)
+    ledger.close()
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    assert result.epsilons[-1][1] == pytest.approx(_report(300)["epsilon"])
+    # a branch understating its epsilon is caught even though the operator signed the row
+    bad = tmp_path / "bad.sqlite"
+    ledger = Ledger(bad, key)
+    lying = _report(400) | {"epsilon": _report(100)["epsilon"]}
+    ledger.append(_record_entry(1, {"a": _report(100), "b": lying}))
+    ledger.close()
+    failure = verify_ledger(bad, key.public_key).first_failure
+    assert failure is not None and "row 1" in failure and "DP-SGD history" in failure

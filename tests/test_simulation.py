@@ -166,6 +166,15 @@ def test_cli_runs_writes_the_run_folder_and_prints_the_table(tmp_path: Path) -> 
     summary = json.loads((out / "summary.json").read_text())
     assert [row["setting"] for row in summary["table"]][1] == "federated (secagg+)"
     assert (out / "auprc.png").read_bytes()[:4] == b"\x89PNG"
+    # record-level DP: the ledger holds each branch's DP-SGD history and replays its epsilon
+    from secagg.ledger import load_public_key, verify_ledger
+
+    audit = verify_ledger(out / "ledger.sqlite", load_public_key(out / "ledger.pub.pem"))
+    assert audit.ok, audit.first_failure
+    rounds = json.loads((out / "rounds.json").read_text())
+    assert audit.epsilons[-1][1] == pytest.approx(
+        max(rounds[-1]["epsilon_record_level"].values())
+    )
     rows = (out / "rounds.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * (3 + 1)  # header, then rounds x (branches + pooled)
     # the written config replays the run

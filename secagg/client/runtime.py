@@ -61,6 +61,7 @@ class FederationClient:
         *,
         key_fingerprint: bytes | None = None,
         replay_seed: bytes | None = None,
+        privacy_report: Callable[[], dict] | None = None,
     ) -> None:
         """``key_fingerprint`` pins the CKKS key holder's key (a malicious server
         relaying its own key is then refused); without it the round's is trusted.
@@ -72,6 +73,10 @@ class FederationClient:
         """
         self._pin = key_fingerprint
         self._replay_seed = replay_seed
+        # record-level DP: the local accountant's inputs, sent with our first message
+        # of each round for the server's ledger (e.g. DPSGDTrainer.privacy_report)
+        self._privacy_report = privacy_report
+        self._pending_privacy: dict | None = None
         self.name = name
         self._train = train
         self._transport = transport
@@ -129,6 +134,7 @@ class FederationClient:
         self.stats.rounds_started += 1
         self.stats.last_model = model
         update = np.asarray(self._train(model.copy()), dtype=np.float64)
+        self._pending_privacy = None if self._privacy_report is None else self._privacy_report()
         if update.shape != (dimension,) or not np.all(np.isfinite(update)):
             raise ConfigurationError(f"the training hook returned a bad update {update.shape}")
         if clip is not None:
@@ -149,14 +155,14 @@ class FederationClient:
                 expected_fingerprint=self._pin or bytes.fromhex(str(h.get("fingerprint", ""))),
             )
             contribution = frame_chunks(encrypt_vector(context, update))
-            out = Envelope(Kind.PROTOCOL, envelope.round, {}, contribution)
+            out = Envelope(Kind.PROTOCOL, envelope.round, self._privacy_header(), contribution)
             self._transport.send(out.encode())
             return
         if h.get("backend") == "plain":  # the baseline: the update goes in the clear
             from secagg.aggregation.plain import PlainRound
 
             contribution = PlainRound(party + 1, dimension).encoder(party).encode(update)
-            out = Envelope(Kind.PROTOCOL, envelope.round, {}, contribution)
+            out = Envelope(Kind.PROTOCOL, envelope.round, self._privacy_header(), contribution)
             self._transport.send(out.encode())
             return
         if isinstance(h.get("ddg"), dict):  # distributed DP: add our noise share first
@@ -208,8 +214,15 @@ class FederationClient:
             self._protocol = None
             return
         for reply in replies:
-            out = Envelope(Kind.PROTOCOL, envelope.round, {}, encode(reply))
+            out = Envelope(Kind.PROTOCOL, envelope.round, self._privacy_header(), encode(reply))
             self._transport.send(out.encode())
+
+    def _privacy_header(self) -> dict:
+        """The privacy report on the round's first message only."""
+        if self._pending_privacy is None:
+            return {}
+        header, self._pending_privacy = {"privacy": self._pending_privacy}, None
+        return header
 
     def _end(self, envelope: Envelope) -> None:
         if envelope.header.get("status") == "complete":

@@ -528,6 +528,20 @@ class DPSGDTrainer:
         """The accountant's ``(noise_multiplier, sample_rate, steps)`` runs, for the ledger."""
         return tuple((float(z), float(q), int(c)) for z, q, c in self._engine.accountant.history)
 
+    def privacy_report(self) -> dict[str, Any]:
+        """What this branch tells the server for the ledger: the accountant's inputs
+        (not its data), so an auditor can recompute the record-level epsilon."""
+        return {
+            "unit": "record",
+            "mechanism": "dpsgd",
+            "accountant": self._accountant_name,
+            "delta": self._delta,
+            "history": [list(step) for step in self.history],
+            "epsilon": self.epsilon(),
+            "max_grad_norm": self._max_grad_norm,
+            "opacus": opacus.__version__,
+        }
+
     # --- accounting -----------------------------------------------------------
 
     def epsilon(self, delta: float | None = None) -> float:

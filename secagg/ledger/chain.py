@@ -234,6 +234,11 @@ class Ledger:
             )
         return seq
 
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry so far, oldest first (the writer's own view; audits use read_chain)."""
+        rows = self._db.execute("SELECT entry FROM ledger ORDER BY seq").fetchall()
+        return [json.loads(text) for (text,) in rows]
+
     def close(self) -> None:
         self._db.close()
 

@@ -100,6 +100,11 @@ class FederationServer:
         self._observer = observer
         self.ledger = ledger  # one signed row per round: secagg audit verify checks it
         self._round_info: dict[str, Any] = {}
+        # latest record-level report per branch (by identity hash), also after a restart
+        self._client_reports: dict[str, dict[str, Any]] = {}
+        if ledger is not None:
+            for entry in ledger.entries():
+                self._client_reports.update((entry.get("dp") or {}).get("client_reports", {}))
         self.config = config
         self.transport = transport
         self.store = store
@@ -259,6 +264,34 @@ class FederationServer:
 
     # --- the ledger --------------------------------------------------------------
 
+    def _take_privacy(self, name: str, header: dict[str, Any]) -> None:
+        """Keep a client's record-level privacy report (its accountant's inputs).
+
+        The server cannot check that the branch really ran DP-SGD; it records what
+        the branch states, so an auditor can recompute the epsilon from it."""
+        report = header.get("privacy")
+        if report is None:
+            return
+        try:
+            history = [[float(z), float(q), int(n)] for z, q, n in report["history"]]
+            clean = {
+                "accountant": str(report["accountant"]),
+                "delta": float(report["delta"]),
+                "history": history,
+                "epsilon": float(report["epsilon"]),
+                "max_grad_norm": float(report.get("max_grad_norm", math.nan)),
+            }
+            if clean["accountant"] not in ("prv", "rdp") or not 0 < clean["delta"] < 1:
+                raise ValueError("unknown accountant or delta out of range")
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("ignored a malformed privacy report from %s: %s", name, exc)
+            return
+        if math.isnan(clean["max_grad_norm"]):
+            del clean["max_grad_norm"]
+        if self.ledger is not None:
+            self._client_reports[self.ledger.key.identity_hash(name)] = clean
+        self._round_info.setdefault("client_reports", {})[name] = clean
+
     def _record(self, result: RoundResult, noise_contributors: int | None) -> None:
         """Append the round's signed ledger row (after the store has committed it)."""
         if self.ledger is None:
@@ -286,6 +319,14 @@ class FederationServer:
                 dp["noise_contributors"] = noise_contributors
         last = self._last_epsilon if result.status == "aborted" else result.epsilon
         self._last_epsilon = last
+        if dp is not None and cfg.dp is not None and cfg.dp.unit == "record":
+            key_hash = self.ledger.key.identity_hash
+            reports = self._round_info.get("client_reports", {})
+            dp["client_reports"] = {key_hash(n): r for n, r in sorted(reports.items())}
+            # the release's record-level epsilon: the worst branch's cumulative (each
+            # branch's records are its own, so branches compose in parallel)
+            latest = [r["epsilon"] for r in self._client_reports.values()]
+            last = max(latest) if latest else None
         key = self.ledger.key
         entry = {
             "version": 1,
@@ -512,6 +553,7 @@ class FederationServer:
                     raise ProtocolError("not a participant, or a second contribution")
                 total.add(unframe_chunks(envelope.body, chunks))  # all or nothing
                 received.add(party_of[name])
+                self._take_privacy(name, envelope.header)
             except SecAggError as exc:
                 log.warning("round %d: refused a message from %s: %s", number, name, exc)
         self._round_info["dropouts"] = {"contribution": len(participants) - len(received)}
@@ -560,6 +602,7 @@ class FederationServer:
                     raise ProtocolError("client is not a participant of this round")
                 aggregator.receive(party_of[name], envelope.body)
                 received.add(party_of[name])
+                self._take_privacy(name, envelope.header)
             except SecAggError as exc:
                 log.warning("round %d: refused a message from %s: %s", number, name, exc)
         self._round_info["dropouts"] = {"contribution": len(participants) - len(received)}
@@ -580,7 +623,9 @@ class FederationServer:
             message = decode(envelope.body)
             if getattr(message, "sender", None) != party_of[name]:
                 raise ProtocolError("message claims another sender")
-            return server.handle(message)
+            replies = server.handle(message)
+            self._take_privacy(name, envelope.header)
+            return replies
         except SecAggError as exc:
             log.warning("round %d: refused a message from %s: %s", number, name, exc)
             return None

@@ -445,9 +445,11 @@ def run_federation(
     network = SimulatedNetwork(schedule)
     threads = []
     for b in branches:
+        dpsgd = trainers[b.name].dpsgd
         client = FederationClient(
             b.name, trainers[b.name].update_hook(), network.connect(b.name),
             replay_seed=_replay_bytes(config, "rounding", b.name),
+            privacy_report=None if dpsgd is None else dpsgd.privacy_report,
         )  # fmt: skip
         thread = threading.Thread(
             target=client.run, kwargs={"idle_timeout": 1800.0, "rounds": config.rounds},
