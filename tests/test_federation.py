@@ -242,6 +242,57 @@ def test_torch_models_plug_in_through_a_hook(tmp_path: Path) -> None:
         make(0)(np.zeros(size + 1))
 
 
+def test_dpsgd_branches_report_their_accounting_to_a_ledger_that_verifies(
+    tmp_path: Path,
+) -> None:
+    """Record-level DP over the runtime: DPSGDHook branches, a signed ledger, an audit."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from secagg.client.hooks import DPSGDHook
+    from secagg.dp.dpsgd import DPSGDTrainer, flat_parameters
+    from secagg.ledger import Ledger, LedgerKey, verify_ledger
+
+    names = NAMES[:3]
+    hooks = []
+    for i, _ in enumerate(names):
+        generator = torch.Generator().manual_seed(i)  # test data only
+        x = torch.randn(200, 4, generator=generator)
+        y = (x[:, 0] > 0).long()
+        model = torch.nn.Linear(4, 2)
+        trainer = DPSGDTrainer(model, TensorDataset(x, y), batch_size=20, learning_rate=0.1,
+                               max_grad_norm=1.0, noise_multiplier=1.0, delta=1e-3)  # fmt: skip
+        hooks.append(DPSGDHook(trainer, epochs=1))
+    size = flat_parameters(torch.nn.Linear(4, 2)).size
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "dpsgd", "clients": names, "dimension": size, "rounds": 2},
+            "backend": {"name": "secagg", "value_bound": 5.0},
+            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 5.0, "delta": 1e-3},
+            "deadlines": {"phase_seconds": 5.0},
+        }
+    )
+    hub = InProcessHub()
+    for name, hook in zip(names, hooks, strict=True):
+        client = FederationClient(name, hook, hub.connect(name),
+                                  privacy_report=hook.privacy_report)  # fmt: skip
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 20, "rounds": 2}, daemon=True
+        ).start()
+    key = LedgerKey.generate()
+    ledger = Ledger(tmp_path / "ledger.sqlite", key)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "d.sqlite"), ledger=ledger)
+    results = server.run(wait_for_clients=5)
+    assert [r.status for r in results] == ["complete", "complete"]
+    audit = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
+    assert audit.ok, audit.first_failure
+    worst = max(hook.trainer.epsilon() for hook in hooks)
+    assert audit.epsilons[-1][1] == pytest.approx(worst)
+    reports = audit.chain.rows[-1].entry["dp"]["client_reports"]
+    assert len(reports) == 3 and all(r["history"] for r in reports.values())
+    assert not set(reports) & set(names)  # identities are salted hashes, not names
+
+
 def test_the_plain_baseline_runs_over_the_same_runtime(tmp_path: Path) -> None:
     config = _config("plain", rounds=2)
     hub = InProcessHub()

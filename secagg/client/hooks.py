@@ -43,3 +43,38 @@ def torch_hook(model: nn.Module, train: Callable[[nn.Module], object]) -> Traini
         return flat_parameters(model).astype(np.float64) - start.astype(np.float64)
 
     return hook
+
+
+class DPSGDHook:
+    """A branch's record-level DP-SGD as a training hook that also reports its accounting.
+
+    ``DPSGDHook(trainer, epochs)`` trains ``epochs`` local epochs per round with a
+    :class:`~secagg.dp.dpsgd.DPSGDTrainer` (keep ONE trainer for the whole
+    federation: its accountant composes every round) and returns the parameter
+    change. Its :meth:`privacy_report` is what the federation client sends for the
+    server's ledger, so an auditor can recompute this branch's epsilon.
+    """
+
+    def __init__(self, trainer: object, epochs: int = 1) -> None:
+        from secagg.dp.dpsgd import DPSGDTrainer
+
+        if not isinstance(trainer, DPSGDTrainer):
+            raise ConfigurationError("DPSGDHook needs a secagg.dp.dpsgd.DPSGDTrainer")
+        if epochs < 1:
+            raise ConfigurationError("epochs must be at least 1")
+        self.trainer = trainer
+        self.epochs = epochs
+
+    def __call__(self, global_model: np.ndarray) -> np.ndarray:
+        start = np.asarray(global_model, dtype=np.float32)
+        if start.shape != self.trainer.flat_parameters().shape:
+            raise ConfigurationError(
+                f"the global model has {start.size} parameters, this model "
+                f"{self.trainer.flat_parameters().size}"
+            )
+        self.trainer.load_flat_parameters(start)
+        self.trainer.train(self.epochs)
+        return self.trainer.flat_parameters().astype(np.float64) - start.astype(np.float64)
+
+    def privacy_report(self) -> dict:
+        return self.trainer.privacy_report()

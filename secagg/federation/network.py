@@ -46,7 +46,11 @@ def demo_hook(name: str, dimension: int, step: float = 0.5) -> TrainingHook:
 
 
 def load_hook(spec: str, name: str, dimension: int) -> TrainingHook:
-    """``"demo"`` or ``"package.module:factory"``; the factory gets (name, dimension)."""
+    """``"demo"`` or ``"package.module:factory"``; the factory gets (name, dimension).
+
+    A hook with DP-SGD inside may carry a ``privacy_report`` attribute (a callable
+    returning :meth:`DPSGDTrainer.privacy_report`): the branch then reports its
+    record-level accounting for the server's ledger."""
     if spec == "demo":
         return demo_hook(name, dimension)
     module_name, _, attribute = spec.partition(":")
@@ -142,7 +146,11 @@ def run_branch(
         try:
             transport.connect(timeout=connect_timeout)
             if client is None:
-                client = FederationClient(name, hook, transport)
+                # a hook that does record-level DP (e.g. torch_hook over a DPSGDTrainer)
+                # exposes privacy_report: its accountant's inputs go to the ledger
+                client = FederationClient(
+                    name, hook, transport, privacy_report=getattr(hook, "privacy_report", None)
+                )
             else:  # a reconnect: same branch, same counters, new session
                 client.reconnected(transport)
             deadline = time.monotonic() + idle_timeout
