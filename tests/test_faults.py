@@ -141,4 +141,6 @@ def test_server_killed_mid_round_restarts_aborts_that_round_and_continues(
     assert audit.ok, audit.first_failure
     entries = [row.entry for row in audit.chain.rows]
     assert [e["round"] for e in entries] == [n for n, _, _ in rows]
-    assert entries[1]["status"] == "aborted" and entries[1]["reason"] == "server restarted"
+    assert entries[1]["status"] == "aborted"
+    assert entries[1]["reason"] == "server restarted mid-round"
+    assert entries[1]["reconstructed"] is True

@@ -333,3 +333,26 @@ def test_ckks_federation_with_a_key_holder(tmp_path: Path) -> None:
     assert np.max(np.abs(server.model - expected)) < 2 * 1e-6
     with pytest.raises(ConfigurationError, match="key_holder"):
         FederationConfig.from_dict(data | {"backend": {"name": "ckks"}})
+
+
+def test_rounds_missing_from_the_ledger_are_reconstructed_on_restart(tmp_path: Path) -> None:
+    """A crash between the store's commit and the ledger's append loses no round."""
+    from secagg.ledger import Ledger, LedgerKey, verify_ledger
+
+    config = _config(rounds=1)
+    hub = InProcessHub()
+    _start_clients(hub, NAMES, rounds=2)
+    store = ServerStore(tmp_path / "s.sqlite")
+    first = FederationServer(config, hub, store)  # round 1 committed, no ledger row
+    assert [r.status for r in first.run(wait_for_clients=5)] == ["complete"]
+    key = LedgerKey.generate()
+    ledger = Ledger(tmp_path / "ledger.sqlite", key)
+    second = FederationServer(_config(rounds=2), hub, store, ledger=ledger)
+    assert [r.status for r in second.run(wait_for_clients=5)] == ["complete"]
+    audit = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
+    assert audit.ok, audit.first_failure
+    entries = [row.entry for row in audit.chain.rows]
+    assert [e["round"] for e in entries] == [1, 2]
+    assert entries[0].get("reconstructed") is True and "reconstructed" not in entries[1]
+    assert entries[0]["model_sha256"] == store.checkpoint_digest(1)
+    assert entries[1]["privacy"]["epsilon"] == second.accountant.epsilon()  # type: ignore[union-attr]

@@ -141,6 +141,12 @@ class ServerStore:
             for r in rows
         ]
 
+    def checkpoint_digest(self, number: int) -> str | None:
+        """SHA-256 (hex) of a completed round's checkpoint, as the ledger records models."""
+        query = "SELECT sha256 FROM checkpoints WHERE round = ?"
+        row = self._db.execute(query, (number,)).fetchone()
+        return None if row is None else bytes(row[0]).hex()
+
     # --- recovery ------------------------------------------------------------
 
     def recover(self) -> Recovery:

@@ -142,9 +142,11 @@ class FederationServer:
         for row in store.rounds():  # re-charge the accountant for completed rounds
             if row["status"] == "complete" and self.accountant is not None:
                 self.accountant.step(config.dp.noise_multiplier, config.sample_rate)  # type: ignore[union-attr]
-        for number in recovery.aborted_on_restart:  # the ledger says so too
-            self._round_info = {"backend": {"name": config.backend.name}}
-            self._record(RoundResult(number, "aborted", (), (), "server restarted", None), None)
+        if ledger is not None:
+            self._backfill_ledger()
+            for row in store.rounds():  # back to the latest completed round's claim
+                if row["status"] == "complete":
+                    self._last_epsilon = row["report"].get("epsilon")
         self._noise = self._stream(b"noise")
         self._sampler = self._stream(b"sampling")
 
@@ -264,6 +266,32 @@ class FederationServer:
 
     # --- the ledger --------------------------------------------------------------
 
+    def _backfill_ledger(self) -> None:
+        """Record finished rounds the ledger lacks: a round the crash interrupted
+        (aborted on restart), or one whose row was lost between the store's commit and
+        the ledger's. Rebuilt from the store: marked ``reconstructed``."""
+        assert self.ledger is not None
+        recorded = {entry.get("round") for entry in self.ledger.entries()}
+        epsilon: float | None = None
+        for row in self.store.rounds():
+            report = row["report"] or {}
+            if row["status"] == "complete":
+                epsilon = report.get("epsilon", epsilon)
+            if row["number"] in recorded or row["status"] not in ("complete", "aborted"):
+                continue
+            self._round_info = {"backend": {"name": self.config.backend.name},
+                                "started_at": row["started_at"], "reconstructed": True}  # fmt: skip
+            contributed = tuple(report.get("contributed", ()))
+            result = RoundResult(
+                row["number"], row["status"], tuple(row["participants"]), contributed,
+                report.get("reason"), epsilon if row["status"] == "complete" else None,
+            )  # fmt: skip
+            self._last_epsilon = epsilon if row["status"] == "aborted" else self._last_epsilon
+            self._record(result, report.get("noise_contributors"),
+                         model_digest=self.store.checkpoint_digest(row["number"]))  # fmt: skip
+            log.warning("ledger: round %d was missing and has been reconstructed from the store",
+                        row["number"])  # fmt: skip
+
     def _take_privacy(self, name: str, header: dict[str, Any]) -> None:
         """Keep a client's record-level privacy report (its accountant's inputs).
 
@@ -292,7 +320,13 @@ class FederationServer:
             self._client_reports[self.ledger.key.identity_hash(name)] = clean
         self._round_info.setdefault("client_reports", {})[name] = clean
 
-    def _record(self, result: RoundResult, noise_contributors: int | None) -> None:
+    def _record(
+        self,
+        result: RoundResult,
+        noise_contributors: int | None,
+        *,
+        model_digest: str | None = None,
+    ) -> None:
         """Append the round's signed ledger row (after the store has committed it)."""
         if self.ledger is None:
             return
@@ -345,8 +379,10 @@ class FederationServer:
             "dropouts": self._round_info.get("dropouts", {}),
             "dp": dp,
             "privacy": {"epsilon": last, "delta": cfg.dp.delta if cfg.dp is not None else None},
-            "model_sha256": hashlib.sha256(model_bytes(self.model)).hexdigest(),
+            "model_sha256": model_digest or hashlib.sha256(model_bytes(self.model)).hexdigest(),
         }
+        if self._round_info.get("reconstructed"):
+            entry["reconstructed"] = True
         self.ledger.append(entry)
 
     # --- one secure sum --------------------------------------------------------
