@@ -356,3 +356,23 @@ def test_rounds_missing_from_the_ledger_are_reconstructed_on_restart(tmp_path: P
     assert entries[0].get("reconstructed") is True and "reconstructed" not in entries[1]
     assert entries[0]["model_sha256"] == store.checkpoint_digest(1)
     assert entries[1]["privacy"]["epsilon"] == second.accountant.epsilon()  # type: ignore[union-attr]
+
+
+def test_server_momentum_is_fedavgm_over_the_noised_means(tmp_path: Path) -> None:
+    config = _config("plain", rounds=3, server_momentum=0.5)
+    hub = InProcessHub()
+    _start_clients(hub, NAMES, rounds=3)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "m.sqlite"))
+    assert [r.status for r in server.run(wait_for_clients=5)] == ["complete"] * 3
+    assert config.dp is not None
+    label = b"secagg/v1/test-seed/noise" + str(config.seed).encode()
+    noise = KeyedStream(hashlib.sha256(label).digest()[:16])
+    model, velocity, targets = np.zeros(D), np.zeros(D), _targets()
+    for _ in range(3):
+        total = sum(clip_l2(targets[n] - model, config.dp.clip).vector for n in NAMES)
+        total = total + gaussian(config.dp.noise_multiplier * config.dp.clip, D, noise)
+        velocity = 0.5 * velocity + total / config.expected_clients
+        model = model + velocity
+    assert np.max(np.abs(server.model - model)) < 1e-12
+    with pytest.raises(ConfigurationError, match="server_momentum"):
+        _config(server_momentum=1.0)

@@ -14,6 +14,7 @@ A file looks like::
     clients = ["branch-01", "branch-02", "branch-03"]
     dimension = 1000            # model parameters (or given by the model hook)
     server_learning_rate = 1.0
+    server_momentum = 0.0       # FedAvgM: 0.9 smooths noisy DP updates (post-processing)
 
     [sampling]
     kind = "poisson"            # or "fixed"
@@ -201,6 +202,7 @@ class FederationConfig:
     dimension: int
     rounds: int = 1
     server_learning_rate: float = 1.0
+    server_momentum: float = 0.0
     seed: int | None = None  # for reproducible tests only: seeds sampling, not secrets
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
@@ -233,6 +235,7 @@ class FederationConfig:
         _require(self.dimension >= 1, "federation.dimension must be at least 1")
         _require(self.rounds >= 1, "federation.rounds must be at least 1")
         _require(self.server_learning_rate > 0, "federation.server_learning_rate must be > 0")
+        _require(0 <= self.server_momentum < 1, "federation.server_momentum must lie in [0, 1)")
         if self.sampling.kind == "fixed":
             _require(
                 (self.sampling.count or 0) <= len(self.clients),

@@ -118,6 +118,7 @@ class FederationServer:
             self.model = np.asarray(initial_model, dtype=np.float64).copy()
         else:
             self.model = np.zeros(config.dimension)
+        self._velocity = np.zeros(config.dimension)  # FedAvgM; restarts at zero after a crash
         if self.model.shape != (config.dimension,):
             raise ConfigurationError(f"the model must have {config.dimension} parameters")
         self.next_round = recovery.next_round
@@ -705,7 +706,11 @@ class FederationServer:
                 epsilon = self.accountant.epsilon()
             elif cfg.dp.noise_multiplier == 0:
                 epsilon = math.inf
-        self.model = self.model + cfg.server_learning_rate * total / denominator
+        step = total / denominator
+        if cfg.server_momentum > 0:  # FedAvgM (Hsu et al. 2019): post-processing, no privacy cost
+            self._velocity = cfg.server_momentum * self._velocity + step
+            step = self._velocity
+        self.model = self.model + cfg.server_learning_rate * step
         return epsilon
 
 

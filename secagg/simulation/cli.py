@@ -39,6 +39,8 @@ def _options(function: Any) -> Any:
         click.option("--local-epochs", type=int, help="Local epochs per round [3]."),
         click.option("--batch-size", type=int, help="(Expected) batch size [256]."),
         click.option("--learning-rate", type=float, help="Local learning rate [2]."),
+        click.option("--server-learning-rate", type=float, help="Server learning rate [2]."),
+        click.option("--server-momentum", type=float, help="Server momentum, FedAvgM [0]."),
         click.option("--data", "source", type=click.Choice(SOURCES), help="Data [synthetic]."),
         click.option("--path", type=click.Path(dir_okay=False), help="The CSV file."),
         click.option("--label", help="Label column of a generic CSV."),

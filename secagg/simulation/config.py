@@ -66,7 +66,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "privacy": ("unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip",
                 "update_clip"),
     "training": ("local_epochs", "batch_size", "learning_rate", "positive_weight",
-                 "server_learning_rate"),
+                 "server_learning_rate", "server_momentum"),
     "data": ("source", "path", "label", "partition", "alpha", "train_rows",
              "test_rows_per_branch"),
 }  # fmt: skip
@@ -107,6 +107,7 @@ class SimulationConfig:
     learning_rate: float = 2.0
     positive_weight: float = 10.0
     server_learning_rate: float = 2.0
+    server_momentum: float = 0.0
     # [data]
     source: str = "synthetic"
     path: str | None = None
@@ -152,6 +153,7 @@ class SimulationConfig:
         _require(self.learning_rate > 0, "training.learning_rate must be positive")
         _require(self.positive_weight > 0, "training.positive_weight must be positive")
         _require(self.server_learning_rate > 0, "training.server_learning_rate must be positive")
+        _require(0 <= self.server_momentum < 1, "training.server_momentum must lie in [0, 1)")
         if self.mechanism == "distributed":
             _require(
                 self.backend in ("secagg", "secagg+"),

@@ -339,6 +339,7 @@ def federation_config(config: SimulationConfig, dimension: int, state: Path) -> 
         dimension=dimension,
         rounds=config.rounds,
         server_learning_rate=config.server_learning_rate,
+        server_momentum=config.server_momentum,
         seed=config.seed,
         sampling=SamplingConfig(kind="poisson", rate=1.0),
         backend=BackendConfig(
