@@ -706,11 +706,11 @@ class FederationServer:
                 epsilon = self.accountant.epsilon()
             elif cfg.dp.noise_multiplier == 0:
                 epsilon = math.inf
-        step = total / denominator
         if cfg.server_momentum > 0:  # FedAvgM (Hsu et al. 2019): post-processing, no privacy cost
-            self._velocity = cfg.server_momentum * self._velocity + step
-            step = self._velocity
-        self.model = self.model + cfg.server_learning_rate * step
+            self._velocity = cfg.server_momentum * self._velocity + total / denominator
+            self.model = self.model + cfg.server_learning_rate * self._velocity
+        else:
+            self.model = self.model + cfg.server_learning_rate * total / denominator
         return epsilon
 
 
