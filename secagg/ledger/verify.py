@@ -9,6 +9,7 @@ and compares the cumulative epsilon each row claims with what follows.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +78,6 @@ class EpsilonReplay:
         return max(self._latest_reports.values()) if self._latest_reports else None
 
     def _opacus_epsilon(self, report: dict[str, Any]) -> float:
-        import json
-
         key = json.dumps([report["accountant"], report["delta"], report["history"]])
         if key not in self._cache:
             from opacus.accountants import create_accountant

@@ -122,10 +122,7 @@ class FederationServer:
         if self.model.shape != (config.dimension,):
             raise ConfigurationError(f"the model must have {config.dimension} parameters")
         self.next_round = recovery.next_round
-        self._last_epsilon: float | None = None
-        for row in store.rounds():
-            if row["status"] == "complete":
-                self._last_epsilon = row["report"].get("epsilon")
+        self._last_epsilon: float | None = None  # the latest completed round's claim
         self.accountant = (
             PrivacyAccountant(config.dp.delta, config.dp.accountant, unit=config.dp.unit)
             if config.dp is not None and config.dp.unit == "client"
@@ -134,20 +131,19 @@ class FederationServer:
         self._distributed = config.dp is not None and config.dp.mechanism == "distributed"
         if self._distributed:
             self.accountant = None  # the distributed DG has its own accounting
-        # honest noise shares per completed round (distributed DP), from the store
-        self._noise_contributors: list[int] = [
-            int(row["report"]["noise_contributors"])
-            for row in store.rounds()
-            if row["status"] == "complete" and "noise_contributors" in row["report"]
-        ]
-        for row in store.rounds():  # re-charge the accountant for completed rounds
-            if row["status"] == "complete" and self.accountant is not None:
-                self.accountant.step(config.dp.noise_multiplier, config.sample_rate)  # type: ignore[union-attr]
         if ledger is not None:
             self._backfill_ledger()
-            for row in store.rounds():  # back to the latest completed round's claim
-                if row["status"] == "complete":
-                    self._last_epsilon = row["report"].get("epsilon")
+        # from the completed rounds: the accountant's charges, the honest noise shares
+        # of each (distributed DP) and the latest epsilon claim
+        self._noise_contributors: list[int] = []
+        for row in store.rounds():
+            if row["status"] != "complete":
+                continue
+            if self.accountant is not None:
+                self.accountant.step(config.dp.noise_multiplier, config.sample_rate)  # type: ignore[union-attr]
+            if "noise_contributors" in row["report"]:
+                self._noise_contributors.append(int(row["report"]["noise_contributors"]))
+            self._last_epsilon = row["report"].get("epsilon")
         self._noise = self._stream(b"noise")
         self._sampler = self._stream(b"sampling")
 
@@ -394,28 +390,20 @@ class FederationServer:
         bound = cfg.backend.value_bound
         scale = largest_safe_scale(m, bound, cfg.backend.bits)
         fixed = FixedPoint(scale, cfg.backend.bits)
+        ddg, rotation_seed = None, b""
+        if self._distributed:  # the clients mask the padded, rotated, noised vector
+            ddg = self._ddg()
+            rotation_seed = (
+                self._noise.words(2).tobytes() if cfg.seed is not None else os.urandom(16)
+            )
         round_config = RoundConfig.create(
             m,
-            cfg.dimension,
+            cfg.dimension if ddg is None else ddg.padded,
             bits=cfg.backend.bits,
             graph="complete" if cfg.backend.name == "secagg" else "harary",
             dropout_fraction=cfg.backend.dropout_fraction,
             corrupt_fraction=cfg.backend.corrupt_fraction,
         )
-        ddg, rotation_seed = None, b""
-        if self._distributed:
-            ddg = self._ddg()
-            rotation_seed = (
-                self._noise.words(2).tobytes() if cfg.seed is not None else os.urandom(16)
-            )
-            round_config = RoundConfig.create(
-                m,
-                ddg.padded,
-                bits=cfg.backend.bits,
-                graph="complete" if cfg.backend.name == "secagg" else "harary",
-                dropout_fraction=cfg.backend.dropout_fraction,
-                corrupt_fraction=cfg.backend.corrupt_fraction,
-            )
         server = Server(round_config)
         party_of = {name: p for p, name in enumerate(participants)}
         start: dict[str, Any] = {

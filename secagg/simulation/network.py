@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from secagg.errors import SecAggError
 from secagg.federation.wire import Envelope, Kind
-from secagg.transport.inprocess import InProcessHub, NotConnected
+from secagg.transport.inprocess import InProcessHub
 
 #: the messages a branch sends in a masking round, in order (a dropout skips one and the rest)
 MASKING_PHASES = ("advertise_keys", "share_keys", "masked_input", "unmasking")
@@ -138,7 +138,4 @@ class _ScheduledEndpoint:
             return  # vanished: nothing more leaves this round
         self._sent += 1
         self._network._count_sent(self.name, len(payload))
-        try:
-            self._inner.send(payload)  # type: ignore[attr-defined]
-        except NotConnected:
-            pass
+        self._inner.send(payload)  # type: ignore[attr-defined]

@@ -188,12 +188,7 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     ax.set_xlabel("round")
     ax.set_ylabel("AUPRC (held-out test set)")
     ax.set_title(f"Federated AUPRC per round ({result.config.backend})")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(run_dir / "auprc.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, ax, run_dir / "auprc.png"))
 
     fig, ax = plt.subplots(figsize=(8, 5))
     if any(r["epsilon_client_level"] is not None for r in result.rounds):
@@ -211,13 +206,19 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     ax.set_ylabel(f"epsilon spent (delta = {result.config.delta:g})")
     ax.set_title(f"Privacy spent per round ({result.config.unit}-level)"
                  if result.config.private else "No differential privacy in this run")  # fmt: skip
+    paths.append(_save(fig, ax, run_dir / "epsilon.png"))
+    return paths
+
+
+def _save(fig: Any, ax: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    paths.append(run_dir / "epsilon.png")
-    fig.savefig(paths[-1], dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return paths
+    return path
 
 
 def _write_markdown(result: SimulationResult, path: Path) -> Path:

@@ -81,13 +81,10 @@ def load_branches(config: SimulationConfig) -> list[BranchData]:
             test_rows_per_branch=config.test_rows_per_branch,
         )
         pooled = np.concatenate([b.x_train for b in raw])
+        scaled = standardize(pooled, *(x for b in raw for x in (b.x_train, b.x_test)))[1:]
         return [
-            dataclasses.replace(
-                b,
-                x_train=standardize(pooled, b.x_train)[1],
-                x_test=standardize(pooled, b.x_test)[1],
-            )
-            for b in raw
+            dataclasses.replace(b, x_train=scaled[2 * i], x_test=scaled[2 * i + 1])
+            for i, b in enumerate(raw)
         ]
     from secagg.models.tabular import (
         load_creditcard_csv,
@@ -109,10 +106,12 @@ def load_branches(config: SimulationConfig) -> list[BranchData]:
     )  # fmt: skip
     splits = [train_test_split(rows, 0.3, config.seed + b) for b, rows in enumerate(parts)]
     train_rows = np.concatenate([train for train, _ in splits])
-    mean_std_source = table.x[train_rows]
+    scaled = standardize(
+        table.x[train_rows], *(table.x[rows] for split in splits for rows in split)
+    )[1:]
     branches = []
     for b, (train, test) in enumerate(splits):
-        x_train, x_test = standardize(mean_std_source, table.x[train], table.x[test])[1:]
+        x_train, x_test = scaled[2 * b], scaled[2 * b + 1]
         y_train, y_test = table.y[train], table.y[test]
         branches.append(
             BranchData(
