@@ -4,7 +4,7 @@ python benchmarks/bench_ckks.py             # n in {10, 100}, d in {1e5, 1e6} (a
 python benchmarks/bench_ckks.py --quick     # n = 4, d = 10 000: seconds
 """
 
-from secagg.bench.backends import main
+from secagg.apps.bench.backends import main
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ python benchmarks/bench_grpc.py --quick    # n = 12 in 3 processes, d = 10 000, 
 python benchmarks/bench_grpc.py --markdown benchmarks/results/grpc.json
 """
 
-from secagg.bench.grpc import main
+from secagg.apps.bench.grpc import main
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@ python benchmarks/bench_masking.py --quick    # a small grid, seconds
 python benchmarks/bench_masking.py --n 100 --d 1000000 --graph harary
 """
 
-from secagg.bench.masking import main
+from secagg.apps.bench.masking import main
 
 if __name__ == "__main__":
     main()

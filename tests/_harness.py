@@ -42,6 +42,8 @@ def fingerprint(obj: Any, _seen: set[int] | None = None) -> Any:
         return ("private-key", obj.private_bytes_raw())
     if isinstance(obj, (X25519PublicKey, Ed25519PublicKey)):
         return ("public-key", obj.public_bytes_raw())
+    if type(obj).__module__.startswith("tenseal"):  # ciphertexts and contexts: their bytes
+        return (type(obj).__name__, obj.serialize())
     if isinstance(obj, NeighbourGraph):  # its lazily built ring is a cache, not state
         return ("graph", obj.num_clients, obj.kind.value, obj.degree, obj.seed)
     if isinstance(obj, dict):

@@ -1,30 +1,44 @@
-"""One interface for every aggregation backend: plain, SecAgg, SecAgg+ and CKKS.
+"""One round interface for every aggregation backend: plain, SecAgg, SecAgg+ and CKKS.
 
 Theory of operation
 -------------------
-A round of aggregation has two halves that may live in different processes:
+A round of aggregation is a conversation between one server and the round's
+clients (and, for CKKS, one *helper*: the key holder). Each backend gives both
+sides as sans-I/O objects, the shape :class:`secagg.protocol.Client` and
+:class:`secagg.protocol.Server` already have: bytes in, bytes out, no clock,
+no socket, no thread. The in-memory driver (:mod:`secagg.aggregation.local`,
+behind :func:`secagg.aggregate`), the simulator, the benchmarks and the gRPC
+runtime all drive these same objects, so what the tests of this package check
+is what production runs.
 
-* a :class:`ContributionEncoder` per client turns that client's float update
-  into the *bytes it sends*: the plain vector, a masked ring vector, or CKKS
-  ciphertexts; and
-* one :class:`RoundAggregator` on the server takes those bytes one client at a
-  time (:meth:`~RoundAggregator.receive`), keeping only a running aggregate, and
-  at the deadline (:meth:`~RoundAggregator.finish`) yields the float sum of the
-  contributions it received and an :class:`AggregationReport` that names who
-  contributed and who dropped, in the same form for every backend.
+* :meth:`AggregationBackend.plan` fixes a round's public parameters as a typed
+  :class:`RoundSpec` (a frozen dataclass with a versioned binary codec, see
+  :mod:`secagg.aggregation.spec`). Only the backend that owns a spec writes and
+  reads its fields; everyone else carries it as bytes.
+* The server side (:class:`ServerSession`) starts the round and yields
+  :class:`Outgoing` events: :class:`Announce` ("give every participant this
+  spec, with the model, and let them train") and :class:`ToParty` (one
+  payload for one party; :data:`HELPER` is the key holder). It consumes each
+  party's payloads through :meth:`ServerSession.handle`; the caller is its
+  clock and calls :meth:`ServerSession.close_phase` when a phase's deadline
+  passes (whoever is still in :attr:`ServerSession.waiting_for` has dropped).
+  When :attr:`ServerSession.done`, :meth:`ServerSession.finish` returns the
+  float sum and an :class:`AggregationReport`, or raises
+  :class:`~secagg.errors.RoundAborted`: never a partial or wrong sum.
+* The client side (:class:`ClientSession`) is built from the spec and the
+  client's party index; :meth:`ClientSession.set_input` takes the update (a
+  float vector) and :meth:`ClientSession.handle` the server's payloads; both
+  return the payloads to send back.
 
-Callers above this layer (runtime, DP pipeline, ledger, benchmarks) hold a
-:class:`AggregationBackend` and never branch on which one it is. What differs
-is stated, not hidden: each report carries the backend's documented error
-bound for the sum (0 for plain float64 summation up to rounding, ``n / scale``
-for fixed-point masking, the CKKS noise bound for CKKS) and its threat model in
-a sentence.
+Every ``handle`` validates before it commits: a malformed, foreign, duplicate or
+out-of-phase payload raises a :class:`~secagg.errors.SecAggError` subtype and
+changes nothing.
 
-The masking backends run the multi-phase protocol of :mod:`secagg.protocol`;
-here its key phases happen when the round starts and the masked input is the
-streamed contribution. A networked deployment drives the protocol's state
-machines directly (the runtime does); this interface is the research and
-benchmark face of the same code.
+What differs between backends is stated, not hidden: each report carries the
+backend's documented error bound for the sum (0 for plain float64 summation up
+to rounding, ``n / scale`` for fixed-point masking, the CKKS noise bound for
+CKKS), its threat model in a sentence, the dropouts per phase and the
+parameters an auditor needs (:attr:`AggregationReport.details`).
 """
 
 from __future__ import annotations
@@ -32,11 +46,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from secagg.crypto.stream import KeyedStream
 from secagg.errors import ConfigurationError, DuplicateMessage, UnknownParty
+
+#: the party index of a round's helper (the CKKS key holder), never a client's
+HELPER = -1
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,9 @@ class AggregationReport:
     dropped: tuple[int, ...]
     error_bound: float  # max abs error per coordinate of the returned sum vs the true sum
     threat_model: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # the parameters, for the ledger
+    dropouts: dict[str, int] = field(default_factory=dict)  # phase -> clients lost in it
+    noise_stddev: float = 0.0  # Gaussian noise the backend already added to the sum
 
 
 @dataclass(frozen=True)
@@ -65,52 +85,175 @@ class AggregationResult:
         return iter((self.total, self.report))
 
 
-class ContributionEncoder(abc.ABC):
-    """A client's half: its update in, the bytes it sends out."""
+# --- what a server session emits ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Announce:
+    """Start the round at every participant: send each its party index, this spec
+    and the model. Clients train when they receive it."""
+
+    spec: bytes
+
+
+@dataclass(frozen=True)
+class ToParty:
+    """One payload for one party (a client's index, or :data:`HELPER`)."""
+
+    party: int
+    payload: bytes
+
+
+Outgoing = Announce | ToParty
+
+
+# --- the round's public parameters -------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    """A round's public parameters, written and read by the backend that owns them.
+
+    Subclasses add their fields and a binary body codec; the envelope (magic,
+    version, backend name) is :mod:`secagg.aggregation.spec`'s.
+    """
+
+    backend: ClassVar[str] = ""
+    num_clients: int
+    dimension: int
+
+    def encode_body(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def decode_body(cls, body: bytes, name: str) -> RoundSpec:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """The backend's name as configured (``secagg`` and ``secagg+`` share a spec)."""
+        return self.backend
+
+
+# --- the two sides of a round ------------------------------------------------
+
+
+class ServerSession(abc.ABC):
+    """The server's side of one round (see the module docstring)."""
+
+    @abc.abstractmethod
+    def start(self) -> list[Outgoing]:
+        """Open the round; the first outgoing events."""
+
+    @abc.abstractmethod
+    def handle(self, party: int, payload: bytes) -> list[Outgoing]:
+        """One payload from ``party``; refused payloads raise and change nothing."""
+
+    @abc.abstractmethod
+    def close_phase(self) -> list[Outgoing]:
+        """The phase's deadline passed: whoever is still awaited has dropped."""
+
+    @abc.abstractmethod
+    def abort(self, reason: str) -> list[Outgoing]:
+        """Abort on the caller's request (a round deadline, a shutdown)."""
+
+    @property
+    @abc.abstractmethod
+    def phase(self) -> str:
+        """The current phase's name (for deadlines and logs)."""
+
+    @property
+    @abc.abstractmethod
+    def waiting_for(self) -> frozenset[int]:
+        """The parties whose payload the current phase still awaits."""
+
+    @property
+    @abc.abstractmethod
+    def done(self) -> bool:
+        """The round has ended (complete or aborted): call :meth:`finish`."""
+
+    @abc.abstractmethod
+    def finish(self) -> AggregationResult:
+        """The float sum and report, or :class:`~secagg.errors.RoundAborted`."""
+
+    def dropouts(self) -> dict[str, int]:
+        """Clients lost in each phase closed so far (also for an aborted round)."""
+        return {}
+
+
+class ClientSession(abc.ABC):
+    """A client's side of one round."""
 
     party: int
 
     @abc.abstractmethod
-    def encode(self, update: np.ndarray) -> bytes:
-        """The contribution for ``update`` (a float vector of the round's dimension)."""
-
-
-class RoundAggregator(abc.ABC):
-    """The server's half of one round: streaming receive, then finish."""
-
-    backend: str
-    num_clients: int
-    dimension: int
+    def set_input(self, update: np.ndarray) -> list[bytes]:
+        """This client's update (float64, the round's dimension); payloads to send."""
 
     @abc.abstractmethod
-    def encoder(self, party: int) -> ContributionEncoder:
-        """The encoder client ``party`` uses (in-process; a deployment ships its config)."""
+    def handle(self, payload: bytes) -> list[bytes]:
+        """One payload from the server; the payloads to send back."""
+
+
+class HelperSession(abc.ABC):
+    """A backend's helper (the CKKS key holder): requests in, one reply each."""
 
     @abc.abstractmethod
-    def receive(self, party: int, contribution: bytes) -> None:
-        """Fold one client's contribution into the running aggregate.
-
-        Raises a :class:`~secagg.errors.SecAggError` subtype, and changes
-        nothing, for a malformed, duplicate or foreign contribution.
-        """
-
-    @abc.abstractmethod
-    def finish(self) -> AggregationResult:
-        """Close the round: clients not received are dropped; returns the float sum.
-
-        Raises :class:`~secagg.errors.RoundAborted` when the backend cannot
-        give a correct sum (e.g. masking below its threshold).
-        """
+    def handle(self, payload: bytes) -> bytes:
+        """Answer one request from the server; refused requests raise."""
 
 
 class AggregationBackend(abc.ABC):
-    """A factory of rounds with fixed options (the thing callers configure once)."""
+    """A configured backend: plans rounds and builds both sides of each.
+
+    ``name`` is what configs and reports call it. Options that matter to
+    privacy or correctness live in the spec, so every party reads the same.
+    """
 
     name: str
+    #: the typed round options :meth:`plan` accepts (e.g. a DP noise share)
+    round_options: tuple[str, ...] = ()
 
     @abc.abstractmethod
-    def start_round(self, num_clients: int, dimension: int) -> RoundAggregator:
-        """A fresh round for ``num_clients`` clients and vectors of length ``dimension``."""
+    def plan(self, num_clients: int, dimension: int, **extras: Any) -> RoundSpec:
+        """The public parameters of a round of ``num_clients`` and ``dimension``.
+
+        ``extras`` are typed round options some backends take (the distributed
+        DP noise share for the masking backends); others refuse them.
+        """
+
+    @abc.abstractmethod
+    def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> ServerSession:
+        """The server's side of a planned round.
+
+        ``noise_stddev`` asks for Gaussian noise on the sum where it is first
+        decrypted (the CKKS key holder adds it, so nobody sees an un-noised
+        sum); backends that cannot add it ignore it and report 0 in
+        :attr:`AggregationReport.noise_stddev`.
+        """
+
+    @abc.abstractmethod
+    def client(
+        self,
+        spec: RoundSpec,
+        party: int,
+        *,
+        rounding: KeyedStream | None = None,
+        trusted_key: bytes | None = None,
+    ) -> ClientSession:
+        """Client ``party``'s side. ``rounding`` keys stochastic rounding (default:
+        the OS CSPRNG); ``trusted_key`` pins a key holder's key fingerprint."""
+
+    def helper(self) -> HelperSession | None:
+        """The helper this backend needs (the CKKS key holder), or None."""
+        return None
+
+    @property
+    def needs_helper(self) -> bool:
+        return False
+
+
+# --- small checks shared by the backends --------------------------------------
 
 
 def check_update(update: np.ndarray, dimension: int) -> np.ndarray:
@@ -121,6 +264,15 @@ def check_update(update: np.ndarray, dimension: int) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ConfigurationError("the update contains NaN or infinite values")
     return x
+
+
+def check_bound(update: np.ndarray, value_bound: float, party: int) -> None:
+    """Refuse an update beyond the bound the round's arithmetic was sized for."""
+    if np.max(np.abs(update), initial=0.0) > value_bound:
+        raise ConfigurationError(
+            f"client {party}'s update has a coordinate beyond the round's value bound "
+            f"{value_bound:g}: clip it first (dp.clip), the arithmetic was sized for that bound"
+        )
 
 
 def check_round_size(num_clients: int, dimension: int, minimum_clients: int = 1) -> None:

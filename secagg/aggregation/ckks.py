@@ -1,53 +1,67 @@
 """The CKKS backend: clients encrypt, the server adds ciphertexts, the key holder decrypts.
 
-Behind the common interface (:mod:`secagg.aggregation.base`) a round is:
+Theory of operation
+-------------------
+Three roles, each a sans-I/O object:
 
-* ``start_round``: the *key holder* (:class:`~secagg.he.keys.KeyHolder`)
-  generates a key pair for parameters chosen for this round's size, value bound
-  and precision (:func:`~secagg.he.params.choose_parameters`); the server
-  loads only the public context (it provably holds no secret key); clients get
-  the public context (``mode="key_holder"``) or, in the NVIDIA FLARE style
-  (``mode="every_client"``), the secret context too;
-* ``encoder(p).encode(update)``: the update's chunks of ``slots`` values, each a
-  checked envelope, framed into one contribution;
-* ``receive``: the server adds the client's ciphertexts into its running
-  encrypted sum (:class:`~secagg.he.vectors.EncryptedSum`), refusing malformed,
-  foreign-context or duplicate contributions with typed errors;
-* ``finish``: the key holder decrypts the sum. A sum of fewer than two
-  contributions is never decrypted (it would be one client's update).
+* the **key holder** (:class:`KeyHolderSession`, the round's helper) makes one
+  key pair per design point (clients, value bound, precision: the parameters
+  follow from :func:`~secagg.he.params.choose_parameters`) and publishes only the
+  public context; later it decrypts *sums* of at least two contributions, adds
+  the Gaussian noise it was asked for, and returns the noised sum alone (exact
+  CKKS decryptions can leak the secret key, Li and Micciancio 2021);
+* the **server** (:class:`CKKSServer`) asks for the key (phase ``key``), announces
+  the spec with the public context (phase ``contribution``), adds the clients'
+  ciphertexts as they arrive into an :class:`~secagg.he.vectors.EncryptedSum`
+  built from the public context only (it provably holds no secret key), and at
+  the end of the phase asks the key holder to decrypt (phase ``decrypt``);
+* each **client** (:class:`CKKSClient`) checks the public context against the
+  spec's fingerprint (or a pinned one) before TenSEAL parses it, and uploads its
+  update's chunks, each a checked envelope, framed into one contribution.
 
-Error: CKKS is approximate; the report's bound is the parameters' documented
-``error_bound`` (encryption noise growing as sqrt(n), plus float rounding).
-Threat model: the server learns nothing from ciphertexts (IND-CPA under RLWE at
-128-bit security); whoever holds the secret key can decrypt any single
-ciphertext it sees, so the key holder must never receive individual uploads,
-and in every-client mode any client that sees another's upload can read it.
+A sum of fewer than two contributions is never decrypted (it would be one
+client's update). Error: CKKS is approximate; the report's bound is the
+parameters' documented ``error_bound`` (encryption noise growing as sqrt(n), plus
+float rounding). Threat model: the server learns nothing from ciphertexts
+(IND-CPA under RLWE at 128-bit security); the key holder can decrypt any single
+ciphertext it sees, so it must never receive individual uploads.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from secagg.aggregation.base import (
+    HELPER,
     AggregationBackend,
     AggregationReport,
     AggregationResult,
-    ContributionEncoder,
-    RoundAggregator,
+    Announce,
+    ClientSession,
+    HelperSession,
+    Outgoing,
+    RoundSpec,
+    ServerSession,
+    ToParty,
     admit,
+    check_bound,
     check_round_size,
     check_update,
     split_parties,
 )
+from secagg.aggregation.spec import Reader, Writer, encode_spec
+from secagg.crypto.stream import KeyedStream
 from secagg.errors import (
     ConfigurationError,
     MalformedMessage,
     RoundAborted,
+    UnexpectedMessage,
     UnknownParty,
 )
-from secagg.he.errors import InconsistentUpload
 from secagg.he.params import CKKSParameters, choose_parameters
 
 _FRAME = struct.Struct("<4sBI")  # magic, version, chunk count
@@ -90,89 +104,311 @@ def unframe_chunks(data: bytes, expected_count: int) -> list[bytes]:
     return chunks
 
 
-class _CKKSEncoder(ContributionEncoder):
-    def __init__(self, owner: CKKSRound, party: int) -> None:
-        self.party = party
-        self._owner = owner
+# --- the key holder's requests and replies -------------------------------------
 
-    def encode(self, update: np.ndarray) -> bytes:
-        from secagg.he.vectors import encrypt_vector
-
-        x = check_update(update, self._owner.dimension)
-        return frame_chunks(encrypt_vector(self._owner.client_context, x))
+_HELPER_MAGIC = b"SAKH"
+_HELPER_HEAD = struct.Struct("<4sBB")
+_KEY_REQUEST, _KEY_PUBLIC, _DECRYPT, _DECRYPTED = 1, 2, 3, 4
 
 
-class CKKSRound(RoundAggregator):
-    """One round of CKKS aggregation behind the common interface."""
+def _helper_message(kind: int, body: bytes) -> bytes:
+    return _HELPER_HEAD.pack(_HELPER_MAGIC, 1, kind) + body
+
+
+def _read_helper_message(data: bytes, expected: int) -> Reader:
+    if len(data) < _HELPER_HEAD.size:
+        raise MalformedMessage("key-holder message shorter than its header")
+    magic, version, kind = _HELPER_HEAD.unpack_from(data)
+    if magic != _HELPER_MAGIC or version != 1:
+        raise MalformedMessage("not a key-holder message of a known version")
+    if kind != expected:
+        raise UnexpectedMessage(f"key-holder message of kind {kind}, expected {expected}")
+    return Reader(bytes(data[_HELPER_HEAD.size :]), "key-holder message")
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """What the CKKS parameters are chosen for; every party derives the same ones."""
+
+    num_clients: int
+    value_bound: float
+    precision: float
+
+    def parameters(self) -> CKKSParameters:
+        try:
+            return choose_parameters(self.num_clients, self.value_bound, self.precision)
+        except ConfigurationError as exc:
+            raise MalformedMessage(f"bad CKKS design point: {exc}") from None
+
+    def write(self, w: Writer) -> Writer:
+        return w.u32(self.num_clients).f64(self.value_bound).f64(self.precision)
+
+    @classmethod
+    def read(cls, r: Reader) -> DesignPoint:
+        return cls(r.u32(), r.f64(positive=True), r.f64(positive=True))
+
+
+@dataclass(frozen=True)
+class CKKSSpec(RoundSpec):
+    """A CKKS round: the design point and the key holder's public context."""
 
     backend = "ckks"
+    design: DesignPoint = DesignPoint(2, 1.0, 1e-6)
+    fingerprint: bytes = b""
+    public_context: bytes = b""
 
-    def __init__(self, num_clients: int, dimension: int, params: CKKSParameters, mode: str) -> None:
-        from secagg.he.keys import KeyHolder, KeyMode, SharedKeyClient
-        from secagg.he.vectors import EncryptedSum, chunk_count
+    def encode_body(self) -> bytes:
+        w = self.design.write(Writer().u32(self.num_clients).u32(self.dimension))
+        return w.blob(self.fingerprint).blob(self.public_context).bytes()
 
-        check_round_size(num_clients, dimension)
-        self.num_clients = num_clients
-        self.dimension = dimension
-        self.params = params
-        self.mode = mode
-        key_mode = KeyMode.EVERY_CLIENT if mode == "every_client" else KeyMode.KEY_HOLDER
-        self.key_holder = KeyHolder(params, mode=key_mode, min_contributions=min(2, num_clients))
-        self.server_context = self.key_holder.public_context()  # no secret key in it
-        if key_mode is KeyMode.EVERY_CLIENT:
-            self.client_context = SharedKeyClient.from_bytes(
-                self.key_holder.export_client_secret_context(),
-                params,
-                expected_fingerprint=self.key_holder.fingerprint,
-            )
-        else:
-            self.client_context = self.server_context
-        self._sum = EncryptedSum(self.server_context, dimension)
-        self._chunks = chunk_count(dimension, params.slots)
-        self._received: set[int] = set()
+    @classmethod
+    def decode_body(cls, body: bytes, name: str) -> CKKSSpec:
+        r = Reader(body, "CKKS round spec")
+        n, d, design = r.u32(), r.u32(), DesignPoint.read(r)
+        fingerprint, public = r.blob(64), r.blob()
+        r.end()
+        check_round_size(n, d)
+        return cls(n, d, design, fingerprint, public)
 
-    def encoder(self, party: int) -> ContributionEncoder:
-        if not 0 <= party < self.num_clients:
+
+# --- the three roles ---------------------------------------------------------------
+
+
+class KeyHolderSession(HelperSession):
+    """The only party that can decrypt, and only noised sums (see the module docstring)."""
+
+    def __init__(self) -> None:
+        from secagg.he.keys import KeyHolder
+
+        self._make = KeyHolder
+        self._holder: Any = None
+        self.decryptions = 0
+
+    @property
+    def fingerprint(self) -> bytes | None:
+        return None if self._holder is None else self._holder.fingerprint
+
+    def handle(self, payload: bytes) -> bytes:
+        data = bytes(payload)
+        kind = data[_HELPER_HEAD.size - 1] if len(data) >= _HELPER_HEAD.size else -1
+        if kind == _KEY_REQUEST:
+            return self._publish(_read_helper_message(data, _KEY_REQUEST))
+        if kind == _DECRYPT:
+            return self._decrypt(_read_helper_message(data, _DECRYPT))
+        raise MalformedMessage("a key holder answers key and decryption requests only")
+
+    def _publish(self, r: Reader) -> bytes:
+        params = DesignPoint.read(r).parameters()
+        r.end()
+        if self._holder is None or self._holder.params != params:
+            self._holder = self._make(params)
+        body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
+        return _helper_message(_KEY_PUBLIC, body.bytes())
+
+    def _decrypt(self, r: Reader) -> bytes:
+        from secagg.dp.noise import gaussian
+        from secagg.he.vectors import chunk_count, decrypt_aggregate
+
+        if self._holder is None:
+            raise UnexpectedMessage("no key has been made yet")
+        dimension, noise_stddev = r.u32(), r.f64()
+        framed = r.blob(1 << 31)
+        r.end()
+        if dimension < 1 or noise_stddev < 0:
+            raise MalformedMessage("bad decryption request")
+        chunks = unframe_chunks(framed, chunk_count(dimension, self._holder.params.slots))
+        total = decrypt_aggregate(self._holder, chunks, dimension=dimension)
+        noised = total + gaussian(noise_stddev, dimension)  # released only with its noise
+        self.decryptions += 1
+        return _helper_message(_DECRYPTED, np.asarray(noised, "<f8").tobytes())
+
+
+class CKKSClient(ClientSession):
+    def __init__(self, spec: CKKSSpec, party: int, trusted_key: bytes | None) -> None:
+        from secagg.he.keys import PublicAggregationContext
+
+        if not 0 <= party < spec.num_clients:
             raise UnknownParty(f"client {party} is not in this round")
-        return _CKKSEncoder(self, party)
+        self.party = party
+        self.spec = spec
+        self._context = PublicAggregationContext.from_bytes(
+            spec.public_context,
+            spec.design.parameters(),
+            expected_fingerprint=trusted_key or spec.fingerprint,
+        )
+        self._sent = False
 
-    def receive(self, party: int, contribution: bytes) -> None:
-        admit(party, self.num_clients, self._received)
-        self._sum.add(unframe_chunks(bytes(contribution), self._chunks))  # all or nothing
+    def set_input(self, update: np.ndarray) -> list[bytes]:
+        from secagg.he.vectors import encrypt_vector
+
+        if self._sent:
+            raise UnexpectedMessage("the contribution has already been sent")
+        x = check_update(update, self.spec.dimension)
+        check_bound(x, self.spec.design.value_bound, self.party)
+        self._sent = True
+        return [frame_chunks(encrypt_vector(self._context, x))]
+
+    def handle(self, payload: bytes) -> list[bytes]:
+        raise UnexpectedMessage("a CKKS round sends clients nothing after its start")
+
+
+class CKKSServer(ServerSession):
+    """Phases ``key`` -> ``contribution`` -> ``decrypt`` -> ``complete``."""
+
+    def __init__(self, spec: CKKSSpec, noise_stddev: float) -> None:
+        self.spec = spec
+        self.params = spec.design.parameters()
+        self.noise_stddev = float(noise_stddev)
+        self.context: Any = None  # the public context, once the key holder has published it
+        self._sum: Any = None
+        self._received: set[int] = set()
+        self._total: np.ndarray | None = None
+        self._phase = "not_started"
+        self._abort_reason: str | None = None
+        self._dropouts: dict[str, int] = {}
+
+    def start(self) -> list[Outgoing]:
+        if self._phase != "not_started":
+            raise UnexpectedMessage("the round has already started")
+        self._phase = "key"
+        request = self.spec.design.write(Writer()).bytes()
+        return [ToParty(HELPER, _helper_message(_KEY_REQUEST, request))]
+
+    def handle(self, party: int, payload: bytes) -> list[Outgoing]:
+        if self._phase == "key" and party == HELPER:
+            return self._on_key(bytes(payload))
+        if self._phase == "contribution" and party != HELPER:
+            return self._on_contribution(party, bytes(payload))
+        if self._phase == "decrypt" and party == HELPER:
+            return self._on_decrypted(bytes(payload))
+        who = "the key holder" if party == HELPER else f"client {party}"
+        raise UnexpectedMessage(f"nothing from {who} is accepted in phase {self._phase}")
+
+    def _on_key(self, data: bytes) -> list[Outgoing]:
+        from secagg.he.keys import PublicAggregationContext
+        from secagg.he.vectors import EncryptedSum
+
+        r = _read_helper_message(data, _KEY_PUBLIC)
+        fingerprint, public = r.blob(64), r.blob()
+        r.end()
+        context = PublicAggregationContext.from_bytes(
+            public, self.params, expected_fingerprint=fingerprint
+        )
+        # commit
+        self.context = context
+        self._sum = EncryptedSum(context, self.spec.dimension)
+        self.spec = CKKSSpec(
+            self.spec.num_clients, self.spec.dimension, self.spec.design, fingerprint, public
+        )
+        self._phase = "contribution"
+        return [Announce(encode_spec(self.spec))]
+
+    def _on_contribution(self, party: int, data: bytes) -> list[Outgoing]:
+        from secagg.he.vectors import chunk_count
+
+        admit(party, self.spec.num_clients, self._received)
+        chunks = chunk_count(self.spec.dimension, self.params.slots)
+        self._sum.add(unframe_chunks(data, chunks))  # all or nothing
         self._received.add(party)
+        if len(self._received) == self.spec.num_clients:
+            return self.close_phase()
+        return []
+
+    def _on_decrypted(self, data: bytes) -> list[Outgoing]:
+        _read_helper_message(data, _DECRYPTED)  # the body is the raw float64 vector
+        body = data[_HELPER_HEAD.size :]
+        if len(body) != 8 * self.spec.dimension:
+            raise MalformedMessage(
+                f"decrypted sum of {len(body)} bytes, expected {8 * self.spec.dimension}"
+            )
+        total = np.frombuffer(body, dtype="<f8").copy()
+        if not np.all(np.isfinite(total)):
+            raise MalformedMessage("the decrypted sum holds NaN or infinite values")
+        self._total, self._phase = total, "complete"
+        return []
+
+    def close_phase(self) -> list[Outgoing]:
+        if self._phase == "key":
+            self._abort("the key holder did not publish a key in time")
+            return []
+        if self._phase == "decrypt":
+            self._abort("the key holder did not decrypt in time")
+            return []
+        if self._phase != "contribution":
+            raise UnexpectedMessage(f"no phase to close in state {self._phase}")
+        self._dropouts["contribution"] = self.spec.num_clients - len(self._received)
+        if len(self._received) < 2:
+            self._abort(f"{len(self._received)} contribution(s): at least 2 are needed to decrypt")
+            return []
+        framed = frame_chunks(self._sum.to_chunks())
+        request = Writer().u32(self.spec.dimension).f64(self.noise_stddev).blob(framed)
+        self._phase = "decrypt"
+        return [ToParty(HELPER, _helper_message(_DECRYPT, request.bytes()))]
+
+    def abort(self, reason: str) -> list[Outgoing]:
+        if self.done:
+            raise UnexpectedMessage(f"the round is already {self._phase}")
+        self._abort(reason)
+        return []
+
+    def _abort(self, reason: str) -> None:
+        self._phase, self._abort_reason = "aborted", reason
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def waiting_for(self) -> frozenset[int]:
+        if self._phase in ("key", "decrypt"):
+            return frozenset({HELPER})
+        if self._phase == "contribution":
+            return frozenset(range(self.spec.num_clients)) - self._received
+        return frozenset()
+
+    @property
+    def done(self) -> bool:
+        return self._phase in ("complete", "aborted")
+
+    def dropouts(self) -> dict[str, int]:
+        return dict(self._dropouts)
 
     def finish(self) -> AggregationResult:
-        contributed, dropped = split_parties(self.num_clients, self._received)
-        if not contributed:
-            raise RoundAborted("no client contributed", phase="he-aggregate")
-        try:
-            total = self.key_holder.decrypt_aggregate(
-                self._sum.to_chunks(), dimension=self.dimension
-            )
-        except InconsistentUpload as exc:
-            raise RoundAborted(str(exc), phase="he-decrypt") from None
+        if self._phase != "complete" or self._total is None:
+            raise RoundAborted(self._abort_reason or "the round did not complete", phase="ckks")
+        contributed, dropped = split_parties(self.spec.num_clients, self._received)
+        design = self.spec.design
         report = AggregationReport(
-            backend=self.backend,
-            num_clients=self.num_clients,
-            dimension=self.dimension,
+            backend="ckks",
+            num_clients=self.spec.num_clients,
+            dimension=self.spec.dimension,
             contributed=contributed,
             dropped=dropped,
             error_bound=self.params.error_bound(len(contributed)),
             threat_model=(
                 "server sees only ciphertexts (RLWE, 128-bit); the secret key is held by "
-                + ("every client" if self.mode == "every_client" else "the key holder alone")
+                "the key holder alone, which decrypts only noised sums"
             ),
-            details={"mode": self.mode, **self.params.describe()},
+            details={
+                "num_clients": design.num_clients,
+                "value_bound": design.value_bound,
+                "precision": design.precision,
+                "parameters": repr(self.params),
+                **self.params.describe(),
+            },
+            dropouts=dict(self._dropouts),
+            noise_stddev=self.noise_stddev,
         )
-        return AggregationResult(np.asarray(total, dtype=np.float64), report)
+        return AggregationResult(self._total.copy(), report)
 
 
 class CKKSBackend(AggregationBackend):
-    """CKKS through TenSEAL, parameters chosen per round for ``value_bound`` and precision.
+    """CKKS through TenSEAL, parameters chosen for ``value_bound`` and ``precision``.
 
     ``precision`` is the allowed absolute error of the sum per coordinate
-    (default ``1e-6 * value_bound``); ``mode`` is ``"key_holder"`` (default:
-    one party holds the secret key) or ``"every_client"`` (as NVIDIA FLARE).
+    (default ``1e-6 * value_bound``). ``max_clients`` sizes the parameters (and
+    so the key, which the key holder keeps while they hold) for a federation's
+    largest round; by default each round is sized for its own clients.
     """
 
     name = "ckks"
@@ -182,18 +418,43 @@ class CKKSBackend(AggregationBackend):
         *,
         value_bound: float = 1.0,
         precision: float | None = None,
-        mode: str = "key_holder",
-        security_bits: int = 128,
+        max_clients: int | None = None,
     ) -> None:
-        if mode not in MODES:
-            raise ConfigurationError(f"mode must be one of {MODES}, not {mode!r}")
         self.value_bound = float(value_bound)
         self.precision = precision if precision is not None else 1e-6 * self.value_bound
-        self.mode = mode
-        self.security_bits = security_bits
+        self.max_clients = max_clients
 
-    def start_round(self, num_clients: int, dimension: int) -> CKKSRound:
-        params = choose_parameters(
-            num_clients, self.value_bound, self.precision, security_bits=self.security_bits
-        )
-        return CKKSRound(num_clients, dimension, params, self.mode)
+    def plan(self, num_clients: int, dimension: int, **extras: Any) -> CKKSSpec:
+        if extras:
+            raise ConfigurationError(f"the ckks backend takes no round options: {sorted(extras)}")
+        check_round_size(num_clients, dimension)
+        size = max(num_clients, self.max_clients or 0)
+        design = DesignPoint(size, self.value_bound, self.precision)
+        choose_parameters(size, self.value_bound, self.precision)  # refuse early
+        return CKKSSpec(num_clients, dimension, design)
+
+    def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> CKKSServer:
+        return CKKSServer(_own(spec), noise_stddev)
+
+    def client(
+        self,
+        spec: RoundSpec,
+        party: int,
+        *,
+        rounding: KeyedStream | None = None,
+        trusted_key: bytes | None = None,
+    ) -> CKKSClient:
+        return CKKSClient(_own(spec), party, trusted_key)
+
+    def helper(self) -> KeyHolderSession:
+        return KeyHolderSession()
+
+    @property
+    def needs_helper(self) -> bool:
+        return True
+
+
+def _own(spec: RoundSpec) -> CKKSSpec:
+    if not isinstance(spec, CKKSSpec):
+        raise ConfigurationError(f"a {spec.name} round spec given to the ckks backend")
+    return spec

@@ -1,30 +1,38 @@
 """The masking backends: SecAgg (complete graph) and SecAgg+ (Harary graph).
 
-Floats are encoded to fixed point in Z_{2^b} (:class:`~secagg.encoding.FixedPoint`,
-stochastic rounding from a keyed stream), masked by the protocol's clients and
-summed by its server as they arrive; the server learns only the sum of the
-contributions it received (honest-but-curious server; see docs/protocol.md for
-the threat model). Decoding is exact on the integers: the float result is off
-from the true sum only by the clients' rounding, less than ``1 / scale`` each,
-and the float64 reading of the integer sum (half an ulp), so the documented
-bound is ``contributors * (1 / scale + value_bound * 2^-52)`` per coordinate.
+Theory of operation
+-------------------
+Both sides wrap the sans-I/O state machines of :mod:`secagg.protocol`
+(:class:`~secagg.protocol.Client` and :class:`~secagg.protocol.Server`); this
+module adds only what turns floats into ring words and back:
 
-The scale is chosen from ``value_bound`` (a bound on every coordinate of every
-update, e.g. the L2 clip) as the largest power of two whose sum over the
-round's clients cannot wrap (:meth:`FixedPoint.check_headroom`). An update
-that exceeds ``value_bound`` is refused by its encoder rather than silently
-wrapped.
+* **Fixed point** (no distributed DP): each client encodes its update into
+  Z_{2^b} (:class:`~secagg.encoding.FixedPoint`, stochastic rounding from a
+  keyed stream). The scale is chosen from ``value_bound`` (a bound on every
+  coordinate of every update, e.g. the L2 clip) as the largest power of two
+  whose sum over the round's clients cannot wrap. An update beyond the bound
+  is refused by its client rather than silently wrapped.
+* **Distributed discrete Gaussian** (:class:`~secagg.dp.distributed.NoiseShareRound`
+  given to :meth:`MaskingBackend.plan`): each client rotates, clips, scales and
+  rounds its update and adds its discrete Gaussian share before masking
+  (Kairouz, Liu and Steinke, ICML 2021), so the unmasked sum is already noised.
 
-The protocol's key phases run when the round starts; the streamed contribution
-is the client's :class:`~secagg.protocol.messages.MaskedInput` in wire bytes.
-At :meth:`MaskingRound.finish` the clients still present answer the unmasking
-request (in this in-process form the aggregator holds them); a round below the
-threshold raises :class:`~secagg.errors.RoundAborted`, never a wrong sum.
+The spec carries the encoding and the SecAgg+ sizing (dropout and corrupt
+fractions); the protocol's own ``RoundSetup`` carries the graph, k and t.
+
+Decoding is exact on the integers: the fixed-point result is off from the true
+sum only by the clients' rounding, less than ``1 / scale`` each, and the float64
+reading of the integer sum (half an ulp), so the documented bound is
+``contributors * (1 / scale + value_bound * 2^-52)`` per coordinate. A round
+below the threshold aborts with :class:`~secagg.errors.RoundAborted`, never a
+wrong sum.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,24 +40,27 @@ from secagg.aggregation.base import (
     AggregationBackend,
     AggregationReport,
     AggregationResult,
-    ContributionEncoder,
-    RoundAggregator,
-    admit,
+    Announce,
+    ClientSession,
+    Outgoing,
+    RoundSpec,
+    ServerSession,
+    ToParty,
+    check_bound,
     check_round_size,
     check_update,
     split_parties,
 )
+from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
+from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
 from secagg.encoding import FixedPoint
-from secagg.errors import (
-    ConfigurationError,
-    MalformedMessage,
-    RoundAborted,
-    UnexpectedMessage,
-    UnknownParty,
-)
+from secagg.errors import ConfigurationError, MalformedMessage, ProtocolError, RoundAborted
 from secagg.protocol import Client, RoundConfig, Server, ServerPhase, decode, encode
-from secagg.protocol.messages import MaskedInput, ServerMessage
+from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
+from secagg.protocol.messages import ServerMessage
+
+GRAPHS = {"secagg": "complete", "secagg+": "harary"}
 
 
 def largest_safe_scale(num_clients: int, value_bound: float, bits: int) -> float:
@@ -65,142 +76,233 @@ def largest_safe_scale(num_clients: int, value_bound: float, bits: int) -> float
     return scale
 
 
-class _MaskingEncoder(ContributionEncoder):
-    def __init__(self, owner: MaskingRound, party: int) -> None:
-        self.party = party
-        self._owner = owner
+@dataclass(frozen=True)
+class MaskingSpec(RoundSpec):
+    """A masking round: ring, encoding and the SecAgg+ sizing assumptions."""
 
-    def encode(self, update: np.ndarray) -> bytes:
-        owner = self._owner
-        x = check_update(update, owner.dimension)
-        if np.max(np.abs(x), initial=0.0) > owner.value_bound:
-            raise ConfigurationError(
-                f"client {self.party}'s update exceeds value_bound {owner.value_bound:g}: "
-                "clip it first (the ring's headroom was sized for that bound)"
-            )
-        words = owner.fixed.encode(x, owner.stream)
-        replies = owner.clients[self.party].set_input(words)
-        if len(replies) != 1 or not isinstance(replies[0], MaskedInput):
-            raise UnexpectedMessage(f"client {self.party} is not waiting for its input")
-        return encode(replies[0])
+    backend_name: str = "secagg+"
+    bits: int = 32
+    value_bound: float = 1.0
+    scale: float = 1.0  # fixed point; unused with a noise share
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION
+    noise_share: NoiseShareRound | None = None
 
+    @property
+    def name(self) -> str:
+        return self.backend_name
 
-class MaskingRound(RoundAggregator):
-    """One round of SecAgg / SecAgg+ behind the common interface."""
+    @property
+    def vector_length(self) -> int:
+        """Words per client: the dimension, or the padded one of the rotation."""
+        return self.dimension if self.noise_share is None else self.noise_share.mechanism.padded
 
-    def __init__(
-        self,
-        backend: str,
-        num_clients: int,
-        dimension: int,
-        *,
-        value_bound: float,
-        bits: int,
-        scale: float | None,
-        graph: str,
-        dropout_fraction: float,
-        corrupt_fraction: float,
-    ) -> None:
-        check_round_size(num_clients, dimension, minimum_clients=2)
-        self.backend = backend
-        self.num_clients = num_clients
-        self.dimension = dimension
-        self.value_bound = float(value_bound)
-        chosen = scale if scale is not None else largest_safe_scale(num_clients, value_bound, bits)
-        self.fixed = FixedPoint(chosen, bits)
-        self.fixed.check_headroom(num_clients, self.value_bound)
-        self.stream = KeyedStream()
-        self.config = RoundConfig.create(
-            num_clients,
-            dimension,
-            bits=bits,
-            graph=graph,  # type: ignore[arg-type]
-            dropout_fraction=dropout_fraction,
-            corrupt_fraction=corrupt_fraction,
-        )
-        self._fractions = (dropout_fraction, corrupt_fraction)
-        self.server = Server(self.config)
-        self.clients = [Client(p) for p in range(num_clients)]
-        outgoing = self.server.start()
-        while outgoing and self.server.phase in (
-            ServerPhase.ADVERTISE_KEYS,
-            ServerPhase.SHARE_KEYS,
+    def encode_body(self) -> bytes:
+        w = Writer().u32(self.num_clients).u32(self.dimension).u8(self.bits)
+        w.f64(self.value_bound).f64(self.scale)
+        w.f64(self.dropout_fraction).f64(self.corrupt_fraction)
+        share = self.noise_share
+        if share is None:
+            return w.u8(0).bytes()
+        ddg = share.mechanism
+        w.u8(1).f64(ddg.clip).f64(ddg.noise_multiplier).u32(ddg.expected_clients)
+        return w.f64(ddg.scale).blob(share.rotation_seed).bytes()
+
+    @classmethod
+    def decode_body(cls, body: bytes, name: str) -> MaskingSpec:
+        if name not in GRAPHS:
+            raise MalformedMessage(f"{name!r} is not a masking backend")
+        r = Reader(body, "masking round spec")
+        n, d, bits = r.u32(), r.u32(), r.u8()
+        bound, scale = r.f64(positive=True), r.f64(positive=True)
+        dropout, corrupt = r.f64(), r.f64()
+        share = None
+        kind = r.u8()
+        if kind == 1:
+            clip, z, expected = r.f64(positive=True), r.f64(positive=True), r.u32()
+            ddg_scale, seed = r.f64(positive=True), r.blob(64)
+            try:
+                mechanism = DistributedDiscreteGaussian(
+                    dimension=d,
+                    clip=clip,
+                    noise_multiplier=z,
+                    expected_clients=expected,
+                    bits=bits,
+                    scale=ddg_scale,
+                )
+                share = NoiseShareRound(mechanism, seed)
+            except ConfigurationError as exc:
+                raise MalformedMessage(f"bad distributed-DP parameters: {exc}") from None
+        elif kind != 0:
+            raise MalformedMessage(f"unknown masking encoding {kind}")
+        r.end()
+        try:
+            return cls(n, d, name, bits, bound, scale, dropout, corrupt, share)
+        except ConfigurationError as exc:
+            raise MalformedMessage(f"bad masking round spec: {exc}") from None
+
+    def __post_init__(self) -> None:
+        check_round_size(self.num_clients, self.dimension, minimum_clients=2)
+        if self.backend_name not in GRAPHS:
+            raise ConfigurationError(f"{self.backend_name!r} is not a masking backend")
+        if self.bits not in (32, 64):
+            raise ConfigurationError(f"bits must be 32 or 64, not {self.bits}")
+        for label, fraction in (
+            ("dropout", self.dropout_fraction),
+            ("corrupt", self.corrupt_fraction),
         ):
-            replies = [r for m in outgoing for r in self.clients[m.recipient].handle(_wire(m))]
-            outgoing = [o for r in replies for o in self.server.handle(_wire(r))]
-        for message in outgoing:  # share deliveries: clients now wait for their input
-            self.clients[message.recipient].handle(_wire(message))
-        if self.server.phase != ServerPhase.MASKED_INPUT:
-            raise RoundAborted(
-                self.server.report.abort_reason or "key sharing failed", phase="share_keys"
-            )
-        self._received: set[int] = set()
-        self._pending: list[ServerMessage] = []
+            if not 0 <= fraction < 1:
+                raise ConfigurationError(f"the {label} fraction must lie in [0, 1)")
+        if self.noise_share is not None:
+            ddg = self.noise_share.mechanism
+            if ddg.bits != self.bits or ddg.dimension != self.dimension:
+                raise ConfigurationError("the noise share's ring or dimension is not the round's")
 
-    def encoder(self, party: int) -> ContributionEncoder:
-        if not 0 <= party < self.num_clients:
-            raise UnknownParty(f"client {party} is not in this round")
-        return _MaskingEncoder(self, party)
+    def round_config(self) -> RoundConfig:
+        return RoundConfig.create(
+            self.num_clients,
+            self.vector_length,
+            bits=self.bits,
+            graph=GRAPHS[self.backend_name],  # type: ignore[arg-type]
+            dropout_fraction=self.dropout_fraction,
+            corrupt_fraction=self.corrupt_fraction,
+        )
 
-    def receive(self, party: int, contribution: bytes) -> None:
-        admit(party, self.num_clients, self._received)
-        message = decode(bytes(contribution))
-        if not isinstance(message, MaskedInput) or message.sender != party:
-            raise MalformedMessage(f"not a masked input from client {party}")
-        # validates round, phase and length, sums on arrival; the last expected
-        # input closes the phase by itself and yields the next requests
-        self._pending.extend(self.server.handle(message))
-        self._received.add(party)
+
+class _RingEncoding:
+    """Floats to ring words and back, as the spec says (fixed point or the DDG share)."""
+
+    def __init__(self, spec: MaskingSpec) -> None:
+        self._spec = spec
+        self._fixed = FixedPoint(spec.scale, spec.bits)
+
+    def encode(self, update: np.ndarray, stream: KeyedStream) -> np.ndarray:
+        share = self._spec.noise_share
+        if share is None:
+            return self._fixed.encode(update, stream)
+        return share.mechanism.encode(update, share.rotation_seed, stream)
+
+    def decode(self, words: np.ndarray) -> np.ndarray:
+        share = self._spec.noise_share
+        if share is None:
+            return self._fixed.decode(words)
+        return share.mechanism.decode(words, share.rotation_seed)
+
+
+class MaskingClient(ClientSession):
+    """A client of a masking round: encode, then the protocol client masks."""
+
+    def __init__(self, spec: MaskingSpec, party: int, rounding: KeyedStream | None) -> None:
+        self.party = party
+        self.spec = spec
+        self._protocol = Client(party)
+        self._encoding = _RingEncoding(spec)
+        self._rounding = rounding
+
+    def set_input(self, update: np.ndarray) -> list[bytes]:
+        x = check_update(update, self.spec.dimension)
+        check_bound(x, self.spec.value_bound, self.party)
+        words = self._encoding.encode(x, self._rounding or KeyedStream())
+        del x  # only the masked words leave, through the protocol
+        return [encode(m) for m in self._protocol.set_input(words)]
+
+    def handle(self, payload: bytes) -> list[bytes]:
+        message = decode(bytes(payload))
+        return [encode(m) for m in self._protocol.handle(message)]
+
+
+class MaskingServer(ServerSession):
+    """The protocol server, a streaming sum in O(d), and the decoding."""
+
+    def __init__(self, spec: MaskingSpec) -> None:
+        self.spec = spec
+        self.config = spec.round_config()
+        self._server = Server(self.config)
+        self._encoding = _RingEncoding(spec)
+
+    def start(self) -> list[Outgoing]:
+        return [Announce(encode_spec(self.spec)), *self._out(self._server.start())]
+
+    def handle(self, party: int, payload: bytes) -> list[Outgoing]:
+        message = decode(bytes(payload))
+        if getattr(message, "sender", None) != party:
+            raise ProtocolError(f"a message from client {party} claims another sender")
+        return self._out(self._server.handle(message))
+
+    def close_phase(self) -> list[Outgoing]:
+        return self._out(self._server.close_phase())
+
+    def abort(self, reason: str) -> list[Outgoing]:
+        return self._out(self._server.abort(reason))
+
+    @staticmethod
+    def _out(messages: list[ServerMessage]) -> list[Outgoing]:
+        return [ToParty(m.recipient, encode(m)) for m in messages]
+
+    @property
+    def phase(self) -> str:
+        return self._server.phase.value
+
+    @property
+    def waiting_for(self) -> frozenset[int]:
+        return self._server.waiting_for
+
+    @property
+    def done(self) -> bool:
+        return self._server.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED)
+
+    def dropouts(self) -> dict[str, int]:
+        """Clients lost in each phase that closed."""
+        lost: dict[str, int] = {}
+        before = self.spec.num_clients
+        for phase, responders in self._server.report.responders.items():
+            lost[phase] = before - len(responders)
+            before = len(responders)
+        return lost
 
     def finish(self) -> AggregationResult:
-        server = self.server
-        requests, self._pending = self._pending, []
-        if server.phase == ServerPhase.MASKED_INPUT:
-            requests = server.close_phase()
-        while requests and server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
-            answers = []
-            for request in requests:
-                if request.recipient in self._received:  # only clients still present answer
-                    answers.extend(self.clients[request.recipient].handle(_wire(request)))
-            requests = [o for a in answers for o in server.handle(_wire(a))]
-            if server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED) and not requests:
-                requests = server.close_phase()
+        server, spec = self._server, self.spec
         if server.phase != ServerPhase.COMPLETE:
             raise RoundAborted(server.report.abort_reason or "round did not complete")
-        included = set(server.report.included)
-        contributed, dropped = split_parties(self.num_clients, included)
-        total = self.fixed.decode(server.result())
-        report = AggregationReport(
-            backend=self.backend,
-            num_clients=self.num_clients,
-            dimension=self.dimension,
-            contributed=contributed,
-            dropped=dropped,
+        contributed, dropped = split_parties(spec.num_clients, server.report.included)
+        total = self._encoding.decode(server.result())
+        config = self.config
+        details: dict[str, Any] = {
+            "graph": config.graph.name.lower(),
+            "k": config.degree,
+            "t": config.threshold,
+            "bits": spec.bits,
+            "vector_length": config.vector_length,
+            "scale": None if spec.noise_share is not None else spec.scale,
+        }
+        if spec.noise_share is None:
             # rounding: under one unit per client; decoding the int64 sum to float64
             # adds at most half an ulp of a value of magnitude <= k * value_bound
-            error_bound=len(contributed) * (1 / self.fixed.scale + self.value_bound * 2.0**-52),
+            bound = len(contributed) * (1 / spec.scale + spec.value_bound * 2.0**-52)
+        else:
+            bound = math.inf  # noised on purpose: the DP noise is unbounded
+        report = AggregationReport(
+            backend=spec.name,
+            num_clients=spec.num_clients,
+            dimension=spec.dimension,
+            contributed=contributed,
+            dropped=dropped,
+            error_bound=bound,
             threat_model=(
                 "honest-but-curious server learns only the sum of the contributions it "
-                f"received; parameters sized for {self._fractions[0]:.0%} dropout and "
-                f"{self._fractions[1]:.0%} clients colluding with it"
+                f"received; parameters sized for {spec.dropout_fraction:.0%} dropout and "
+                f"{spec.corrupt_fraction:.0%} clients colluding with it"
             ),
-            details={
-                "graph": self.config.graph.name.lower(),
-                "k": self.config.degree,
-                "threshold": self.config.threshold,
-                "bits": self.fixed.bits,
-                "scale": self.fixed.scale,
-            },
+            details=details,
+            dropouts=self.dropouts(),
         )
         return AggregationResult(total, report)
 
 
-def _wire(message: object) -> object:
-    return decode(encode(message))  # type: ignore[arg-type]
-
-
 class MaskingBackend(AggregationBackend):
-    """SecAgg (``graph="complete"``) or SecAgg+ (``graph="harary"``) with fixed point."""
+    """SecAgg (``graph="complete"``) or SecAgg+ (``graph="harary"``)."""
+
+    round_options = ("noise_share",)
 
     def __init__(
         self,
@@ -209,23 +311,57 @@ class MaskingBackend(AggregationBackend):
         value_bound: float = 1.0,
         bits: int = 32,
         scale: float | None = None,
-        dropout_fraction: float = 0.10,
-        corrupt_fraction: float = 0.05,
+        dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
+        corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
     ) -> None:
         if graph not in ("complete", "harary"):
             raise ConfigurationError(f"graph must be 'complete' or 'harary', not {graph!r}")
+        if not (math.isfinite(value_bound) and value_bound > 0):
+            raise ConfigurationError("value_bound must be positive and finite")
         self.name = "secagg" if graph == "complete" else "secagg+"
-        self._options = dict(
-            value_bound=value_bound,
-            bits=bits,
-            scale=scale,
-            graph=graph,
-            dropout_fraction=dropout_fraction,
-            corrupt_fraction=corrupt_fraction,
+        self.value_bound = float(value_bound)
+        self.bits = bits
+        self.scale = scale
+        self.dropout_fraction = dropout_fraction
+        self.corrupt_fraction = corrupt_fraction
+
+    def plan(
+        self, num_clients: int, dimension: int, *, noise_share: NoiseShareRound | None = None
+    ) -> MaskingSpec:
+        check_round_size(num_clients, dimension, minimum_clients=2)
+        scale = self.scale
+        if scale is None:
+            scale = largest_safe_scale(num_clients, self.value_bound, self.bits)
+        FixedPoint(scale, self.bits).check_headroom(num_clients, self.value_bound)
+        return MaskingSpec(
+            num_clients,
+            dimension,
+            self.name,
+            self.bits,
+            self.value_bound,
+            scale,
+            self.dropout_fraction,
+            self.corrupt_fraction,
+            noise_share,
         )
 
-    def start_round(self, num_clients: int, dimension: int) -> MaskingRound:
-        return MaskingRound(self.name, num_clients, dimension, **self._options)  # type: ignore[arg-type]
+    def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> MaskingServer:
+        return MaskingServer(self._own(spec))
+
+    def client(
+        self,
+        spec: RoundSpec,
+        party: int,
+        *,
+        rounding: KeyedStream | None = None,
+        trusted_key: bytes | None = None,
+    ) -> MaskingClient:
+        return MaskingClient(self._own(spec), party, rounding)
+
+    def _own(self, spec: RoundSpec) -> MaskingSpec:
+        if not isinstance(spec, MaskingSpec) or spec.name != self.name:
+            raise ConfigurationError(f"a {spec.name} round spec given to the {self.name} backend")
+        return spec
 
 
-__all__ = ["MaskingBackend", "MaskingRound", "largest_safe_scale"]
+__all__ = ["MaskingBackend", "MaskingClient", "MaskingServer", "MaskingSpec", "largest_safe_scale"]

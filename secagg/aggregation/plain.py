@@ -2,13 +2,15 @@
 
 No privacy from the server at all: it sees every update. It exists so that
 every other backend can be compared against it in one line, and as the
-reference for correctness. The wire format is still versioned and
-length-checked, like every contribution.
+reference for correctness. One phase (``contribution``): each client sends its
+update once; the wire format is still versioned and length-checked.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -16,78 +18,173 @@ from secagg.aggregation.base import (
     AggregationBackend,
     AggregationReport,
     AggregationResult,
-    ContributionEncoder,
-    RoundAggregator,
+    Announce,
+    ClientSession,
+    Outgoing,
+    RoundSpec,
+    ServerSession,
     admit,
+    check_bound,
     check_round_size,
     check_update,
     split_parties,
 )
-from secagg.errors import MalformedMessage, UnknownParty
+from secagg.aggregation.spec import Reader, Writer, encode_spec
+from secagg.crypto.stream import KeyedStream
+from secagg.errors import (
+    ConfigurationError,
+    MalformedMessage,
+    RoundAborted,
+    UnexpectedMessage,
+    UnknownParty,
+)
 
 _MAGIC = b"SAPL"
 _VERSION = 1
 _HEADER = struct.Struct("<4sBIQ")  # magic, version, party, length
+CONTRIBUTION = "contribution"
 
 
-class _PlainEncoder(ContributionEncoder):
-    def __init__(self, party: int, dimension: int) -> None:
-        self.party = party
-        self._dimension = dimension
+@dataclass(frozen=True)
+class PlainSpec(RoundSpec):
+    backend: ClassVar[str] = "plain"
+    value_bound: float = 1.0
 
-    def encode(self, update: np.ndarray) -> bytes:
-        x = check_update(update, self._dimension)
-        header = _HEADER.pack(_MAGIC, _VERSION, self.party, self._dimension)
-        return header + x.astype("<f8").tobytes()
+    def encode_body(self) -> bytes:
+        w = Writer().u32(self.num_clients).u32(self.dimension).f64(self.value_bound)
+        return w.bytes()
+
+    @classmethod
+    def decode_body(cls, body: bytes, name: str) -> PlainSpec:
+        r = Reader(body, "plain round spec")
+        spec = cls(r.u32(), r.u32(), r.f64(positive=True))
+        r.end()
+        check_round_size(spec.num_clients, spec.dimension)
+        return spec
 
 
-class PlainRound(RoundAggregator):
-    backend = "plain"
+def encode_contribution(party: int, update: np.ndarray) -> bytes:
+    header = _HEADER.pack(_MAGIC, _VERSION, party, update.size)
+    return header + np.ascontiguousarray(update, dtype="<f8").tobytes()
 
-    def __init__(self, num_clients: int, dimension: int) -> None:
-        check_round_size(num_clients, dimension)
-        self.num_clients = num_clients
-        self.dimension = dimension
-        self._total = np.zeros(dimension, dtype=np.float64)
-        self._magnitude = np.zeros(dimension, dtype=np.float64)  # sum of |x|: the error bound
-        self._received: set[int] = set()
 
-    def encoder(self, party: int) -> ContributionEncoder:
-        if not 0 <= party < self.num_clients:
+def decode_contribution(data: bytes, party: int, dimension: int) -> np.ndarray:
+    """The vector of ``party``'s contribution, or MalformedMessage."""
+    if len(data) != _HEADER.size + 8 * dimension:
+        raise MalformedMessage(
+            f"a plain contribution is {_HEADER.size + 8 * dimension} bytes, got {len(data)}"
+        )
+    magic, version, sender, length = _HEADER.unpack_from(data)
+    if magic != _MAGIC or version != _VERSION:
+        raise MalformedMessage("not a plain contribution of a known version")
+    if sender != party or length != dimension:
+        raise MalformedMessage("contribution header does not match its sender or round")
+    vector = np.frombuffer(data, dtype="<f8", offset=_HEADER.size)
+    if not np.all(np.isfinite(vector)):
+        raise MalformedMessage("contribution holds NaN or infinite values")
+    return vector
+
+
+class PlainClient(ClientSession):
+    def __init__(self, spec: PlainSpec, party: int) -> None:
+        if not 0 <= party < spec.num_clients:
             raise UnknownParty(f"client {party} is not in this round")
-        return _PlainEncoder(party, self.dimension)
+        self.party = party
+        self.spec = spec
+        self._sent = False
 
-    def receive(self, party: int, contribution: bytes) -> None:
-        admit(party, self.num_clients, self._received)
-        data = bytes(contribution)
-        if len(data) != _HEADER.size + 8 * self.dimension:
-            raise MalformedMessage(
-                f"a plain contribution is {_HEADER.size + 8 * self.dimension} bytes, "
-                f"got {len(data)}"
-            )
-        magic, version, sender, length = _HEADER.unpack_from(data)
-        if magic != _MAGIC or version != _VERSION:
-            raise MalformedMessage("not a plain contribution of a known version")
-        if sender != party or length != self.dimension:
-            raise MalformedMessage("contribution header does not match its sender or round")
-        vector = np.frombuffer(data, dtype="<f8", offset=_HEADER.size)
-        if not np.all(np.isfinite(vector)):
-            raise MalformedMessage("contribution holds NaN or infinite values")
+    def set_input(self, update: np.ndarray) -> list[bytes]:
+        if self._sent:
+            raise UnexpectedMessage("the contribution has already been sent")
+        x = check_update(update, self.spec.dimension)
+        check_bound(x, self.spec.value_bound, self.party)
+        self._sent = True
+        return [encode_contribution(self.party, x)]
+
+    def handle(self, payload: bytes) -> list[bytes]:
+        raise UnexpectedMessage("a plain round sends clients nothing after its start")
+
+
+class PlainServer(ServerSession):
+    """One phase: contributions summed as they arrive."""
+
+    def __init__(self, spec: PlainSpec) -> None:
+        self.spec = spec
+        self._total = np.zeros(spec.dimension, dtype=np.float64)
+        self._magnitude = np.zeros(spec.dimension, dtype=np.float64)  # sum |x|: the bound
+        self._received: set[int] = set()
+        self._phase = "not_started"
+        self._abort_reason: str | None = None
+
+    def start(self) -> list[Outgoing]:
+        if self._phase != "not_started":
+            raise UnexpectedMessage("the round has already started")
+        self._phase = CONTRIBUTION
+        return [Announce(encode_spec(self.spec))]
+
+    def handle(self, party: int, payload: bytes) -> list[Outgoing]:
+        if self._phase != CONTRIBUTION:
+            raise UnexpectedMessage(f"no contribution is accepted in phase {self._phase}")
+        admit(party, self.spec.num_clients, self._received)
+        vector = decode_contribution(bytes(payload), party, self.spec.dimension)
         self._total += vector
         self._magnitude += np.abs(vector)
         self._received.add(party)
+        if len(self._received) == self.spec.num_clients:
+            self._phase = "complete"
+        return []
+
+    def close_phase(self) -> list[Outgoing]:
+        if self._phase != CONTRIBUTION:
+            raise UnexpectedMessage(f"no phase to close in state {self._phase}")
+        if self._received:
+            self._phase = "complete"
+        else:
+            self._abort("no client contributed")
+        return []
+
+    def abort(self, reason: str) -> list[Outgoing]:
+        if self.done:
+            raise UnexpectedMessage(f"the round is already {self._phase}")
+        self._abort(reason)
+        return []
+
+    def _abort(self, reason: str) -> None:
+        self._phase, self._abort_reason = "aborted", reason
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def waiting_for(self) -> frozenset[int]:
+        if self._phase != CONTRIBUTION:
+            return frozenset()
+        return frozenset(range(self.spec.num_clients)) - self._received
+
+    @property
+    def done(self) -> bool:
+        return self._phase in ("complete", "aborted")
+
+    def dropouts(self) -> dict[str, int]:
+        if self._phase in ("not_started", CONTRIBUTION):
+            return {}
+        return {CONTRIBUTION: self.spec.num_clients - len(self._received)}
 
     def finish(self) -> AggregationResult:
-        contributed, dropped = split_parties(self.num_clients, self._received)
+        if self._phase != "complete":
+            raise RoundAborted(self._abort_reason or "the round did not complete", phase="plain")
+        contributed, dropped = split_parties(self.spec.num_clients, self._received)
         report = AggregationReport(
-            backend=self.backend,
-            num_clients=self.num_clients,
-            dimension=self.dimension,
+            backend="plain",
+            num_clients=self.spec.num_clients,
+            dimension=self.spec.dimension,
             contributed=contributed,
             dropped=dropped,
             error_bound=_summation_bound(len(contributed), float(self._magnitude.max())),
             threat_model="none: the server sees every update",
             details={"summation": "float64"},
+            dropouts=self.dropouts(),
         )
         return AggregationResult(self._total.copy(), report)
 
@@ -99,9 +196,35 @@ def _summation_bound(count: int, magnitude: float) -> float:
 
 
 class PlainBackend(AggregationBackend):
-    """Sum in the clear (the baseline)."""
+    """Sum in the clear (the baseline). ``value_bound`` bounds every coordinate."""
 
     name = "plain"
 
-    def start_round(self, num_clients: int, dimension: int) -> PlainRound:
-        return PlainRound(num_clients, dimension)
+    def __init__(self, *, value_bound: float = float("inf")) -> None:
+        self.value_bound = value_bound
+
+    def plan(self, num_clients: int, dimension: int, **extras: Any) -> PlainSpec:
+        if extras:
+            raise ConfigurationError(f"the plain backend takes no round options: {sorted(extras)}")
+        check_round_size(num_clients, dimension)
+        bound = self.value_bound if np.isfinite(self.value_bound) else np.finfo(np.float64).max
+        return PlainSpec(num_clients, dimension, float(bound))
+
+    def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> PlainServer:
+        return PlainServer(_own(spec))
+
+    def client(
+        self,
+        spec: RoundSpec,
+        party: int,
+        *,
+        rounding: KeyedStream | None = None,
+        trusted_key: bytes | None = None,
+    ) -> PlainClient:
+        return PlainClient(_own(spec), party)
+
+
+def _own(spec: RoundSpec) -> PlainSpec:
+    if not isinstance(spec, PlainSpec):
+        raise ConfigurationError(f"a {spec.name} round spec given to the plain backend")
+    return spec

@@ -1,21 +1,31 @@
-"""Ed25519 identities for the actively secure variant.
+"""Ed25519 identities: client signing keys and the server's ledger key.
 
 A client's long-term signing key signs its advertised public keys and, in the
 consistency check, the list of survivors, so that a malicious server can neither
-substitute keys nor show different clients different survivor sets.
+substitute keys nor show different clients different survivor sets. The privacy
+ledger signs its rows and its head with the server's key.
+
+Keys that live on disk use the standard PEM forms: PKCS#8 without encryption for
+a private key (:meth:`SigningKey.to_pem`, written owner-only by
+:func:`write_private_file`) and SubjectPublicKeyInfo for a public key
+(:meth:`VerifyKey.to_pem`), so OpenSSL and other tools read them too.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from secagg.errors import SignatureError
+from secagg.errors import ConfigurationError, SignatureError
 
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
+PRIVATE_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,23 @@ class VerifyKey:
         except InvalidSignature as exc:
             raise SignatureError("signature does not verify") from exc
 
+    def to_pem(self) -> bytes:
+        """The key as a PEM SubjectPublicKeyInfo block (``-----BEGIN PUBLIC KEY-----``)."""
+        return Ed25519PublicKey.from_public_bytes(self.raw).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> VerifyKey:
+        """Parse a PEM public key; :class:`ConfigurationError` unless it is an Ed25519 one."""
+        try:
+            key = serialization.load_pem_public_key(data)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise ConfigurationError(f"not a PEM public key: {exc}") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise ConfigurationError("not an Ed25519 public key")
+        return cls(key.public_bytes_raw())
+
 
 class SigningKey:
     """An Ed25519 private key; ``repr`` never shows it."""
@@ -52,5 +79,41 @@ class SigningKey:
     def sign(self, message: bytes) -> bytes:
         return self._private.sign(message)
 
+    def to_pem(self) -> bytes:
+        """The *secret* key as unencrypted PEM PKCS#8 (``-----BEGIN PRIVATE KEY-----``).
+
+        Write it with :func:`write_private_file`, never to a log.
+        """
+        return self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> SigningKey:
+        """Parse an unencrypted PEM private key; :class:`ConfigurationError` unless Ed25519."""
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise ConfigurationError(f"not an unencrypted PEM private key: {exc}") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigurationError("not an Ed25519 private key")
+        return cls(key)
+
     def __repr__(self) -> str:
         return f"SigningKey(public={self.verify_key.raw.hex()[:16]}…)"
+
+
+def write_private_file(path: str | Path, data: bytes) -> Path:
+    """Write secret ``data`` (a private key PEM, maybe with more lines) to ``path``.
+
+    A new file is created with mode 0600 (owner read and write only) from the
+    start, so the secret is never readable by others, not even for a moment. An
+    existing file is truncated and keeps its mode.
+    """
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return path

@@ -12,10 +12,15 @@ The stream is read strictly forward: each call consumes fresh words at the
 current position (a 64-bit word offset), so no draw is ever reused. Draws are
 the raw material of exact samplers: uniform 64-bit words, uniform integers in
 ``[0, n)`` by rejection (no modulo bias), uniform floats with 53 random bits.
+
+A replayable run (a simulation, a test against a recorded run) needs its keys
+from a seed instead: :func:`derive` is the one derivation for that.
 """
 
 from __future__ import annotations
 
+import hashlib
+import numbers
 import os
 
 import numpy as np
@@ -24,6 +29,39 @@ from secagg.crypto.prg import SEED_BYTES, expand_into
 from secagg.errors import ConfigurationError
 
 _WORDS_PER_KEY = 1 << 60  # far below AES-CTR's 2^64-block limit per key
+_DIGEST_BYTES = hashlib.sha256().digest_size
+
+
+def derive(label: bytes | str, seed: bytes | int | str, *, size: int = SEED_BYTES) -> bytes:
+    """``SHA-256(label || seed)``, truncated to ``size`` bytes: a seed derived from a seed.
+
+    The default size is a :class:`KeyedStream` key (16 bytes); ``size`` may be
+    1 to 32. ``label`` names the purpose (``str`` is UTF-8 encoded). ``seed`` is
+    bytes as given, a ``str`` UTF-8 encoded, or an integer written in decimal
+    ASCII (``str(seed)``; ``bool`` is refused).
+
+    This is the construction the engine has always used, so keys derived
+    through it stay bit-identical with recorded runs. It is plain concatenation,
+    which separates domains only while no label is a prefix of another: give each
+    purpose its own constant label, ``secagg/v1/<purpose>/``. Only for replay and
+    tests: production randomness comes from ``os.urandom`` (``KeyedStream()``
+    without a key), and a derived key is no more secret than its seed.
+    """
+    if isinstance(label, str):
+        label = label.encode()
+    if not isinstance(label, bytes | bytearray):
+        raise ConfigurationError(f"a derivation label must be bytes or str, not {label!r}")
+    if isinstance(seed, bytes | bytearray | memoryview):
+        material = bytes(seed)
+    elif isinstance(seed, str):
+        material = seed.encode()
+    elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        material = str(int(seed)).encode()
+    else:
+        raise ConfigurationError(f"a seed must be bytes, str or an integer, not {seed!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= _DIGEST_BYTES:
+        raise ConfigurationError(f"size must be an integer in [1, {_DIGEST_BYTES}]")
+    return hashlib.sha256(bytes(label) + material).digest()[:size]
 
 
 class KeyedStream:

@@ -18,30 +18,57 @@ See docs/privacy.md for what each mechanism and the accountant assume.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from secagg.dp.accounting import (
-    PrivacyAccountant,
-    adaptive_noise_split,
-    ddg_epsilon,
-    epsilon,
-    noise_multiplier_for,
-)
-from secagg.dp.adaptive import AdaptiveClipping, unclipped_report
-from secagg.dp.central import CentralGaussian
-from secagg.dp.clipping import ClipResult, clip_coordinates, clip_l2
-from secagg.dp.config import (
-    ClientLevelCost,
-    DPConfig,
-    PrivacyCostWarning,
-    PrivacyUnit,
-    client_level_cost,
-)
-from secagg.dp.distributed import DistributedDiscreteGaussian, honest_noise_contributors
-from secagg.dp.noise import discrete_gaussian, gaussian
-
 if TYPE_CHECKING:
+    from secagg.dp.accounting import (
+        PrivacyAccountant,
+        adaptive_noise_split,
+        ddg_epsilon,
+        epsilon,
+        noise_multiplier_for,
+    )
+    from secagg.dp.adaptive import AdaptiveClipping, unclipped_report
+    from secagg.dp.central import CentralGaussian
+    from secagg.dp.clipping import ClipResult, clip_coordinates, clip_l2
+    from secagg.dp.config import (
+        ClientLevelCost,
+        DPConfig,
+        PrivacyCostWarning,
+        PrivacyUnit,
+        client_level_cost,
+    )
+    from secagg.dp.distributed import DistributedDiscreteGaussian, honest_noise_contributors
     from secagg.dp.dpsgd import DPSGDTrainer, TrainingReport
+    from secagg.dp.noise import discrete_gaussian, gaussian
+
+#: where each public name lives; loaded on first use, so that a branch process that
+#: only clips and encodes never pays for the accountant (dp_accounting, scipy) or torch
+_HOMES = {
+    "PrivacyAccountant": "accounting",
+    "adaptive_noise_split": "accounting",
+    "ddg_epsilon": "accounting",
+    "epsilon": "accounting",
+    "noise_multiplier_for": "accounting",
+    "AdaptiveClipping": "adaptive",
+    "unclipped_report": "adaptive",
+    "CentralGaussian": "central",
+    "ClipResult": "clipping",
+    "clip_coordinates": "clipping",
+    "clip_l2": "clipping",
+    "ClientLevelCost": "config",
+    "DPConfig": "config",
+    "PrivacyCostWarning": "config",
+    "PrivacyUnit": "config",
+    "client_level_cost": "config",
+    "DistributedDiscreteGaussian": "distributed",
+    "honest_noise_contributors": "distributed",
+    "DPSGDTrainer": "dpsgd",
+    "TrainingReport": "dpsgd",
+    "discrete_gaussian": "noise",
+    "gaussian": "noise",
+}
 
 __all__ = [
     "AdaptiveClipping",
@@ -70,9 +97,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Load the torch-based trainer only when asked for."""
-    if name in ("DPSGDTrainer", "TrainingReport"):
-        from secagg.dp import dpsgd
-
-        return getattr(dpsgd, name)
+    """Load a public name's module on first use."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"secagg.dp.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'secagg.dp' has no attribute {name!r}")

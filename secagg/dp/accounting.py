@@ -54,6 +54,7 @@ Everything there is in the *scaled integer* domain.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -204,6 +205,7 @@ def epsilon(
     return _fedavg_epsilon(z, q, t, d, acc)
 
 
+@functools.lru_cache(maxsize=256)  # pure; plans are re-checked with the same numbers
 def _fedavg_epsilon(
     z: float,
     q: float,

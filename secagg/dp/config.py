@@ -27,8 +27,12 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from secagg.dp.accounting import epsilon as account_epsilon
 from secagg.errors import ConfigurationError
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)
 
 
 class PrivacyUnit(enum.StrEnum):
@@ -90,6 +94,8 @@ def client_level_cost(
     expected = sample_rate * num_clients
     eps = epsilon
     if eps is None:
+        from secagg.dp.accounting import epsilon as account_epsilon
+
         eps = account_epsilon(noise_multiplier, sample_rate, rounds, delta, accountant=accountant)
     relative = noise_multiplier / expected
     ratio = None if dimension is None else noise_multiplier * math.sqrt(dimension) / expected
@@ -200,6 +206,84 @@ class DPConfig:
                 rounds=self.rounds,
                 delta=self.delta,
             )
+        from secagg.dp.accounting import epsilon as account_epsilon
+
         return account_epsilon(
             self.noise_multiplier, self.sample_rate, self.rounds, self.delta, self.accountant
+        )
+
+
+#: the mechanisms of each unit (record level: DP-SGD inside each client)
+MECHANISMS = {"client": ("central", "distributed"), "record": ("dpsgd",)}
+ACCOUNTANTS = ("pld", "rdp")
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """A federation's ``[dp]`` section: the one DP configuration of the runtime.
+
+    It builds the round's mechanism (:func:`secagg.dp.release.mechanism_for`) and,
+    for client-level DP, the :class:`DPConfig` of the plan, whose
+    :class:`PrivacyCostWarning` fires before any data moves.
+    """
+
+    unit: str = "client"
+    mechanism: str = "central"
+    clip: float = 1.0
+    noise_multiplier: float = 1.0
+    delta: float = 1e-5
+    accountant: str = "pld"
+
+    def __post_init__(self) -> None:
+        _require(self.unit in MECHANISMS, "dp.unit must be 'client' or 'record'")
+        if self.unit == "client":
+            _require(
+                self.mechanism in MECHANISMS["client"],
+                "dp.mechanism: with unit = 'client' choose 'central' (the server adds "
+                "Gaussian noise) or 'distributed' (each client adds its discrete "
+                "Gaussian share before masking)",
+            )
+        else:
+            _require(
+                self.mechanism in MECHANISMS["record"],
+                "dp.mechanism: with unit = 'record' the mechanism is 'dpsgd' (DP-SGD inside "
+                "each client; the server then neither noises nor accounts, and dp.clip "
+                "only bounds updates for the ring)",
+            )
+        _require(math.isfinite(self.clip) and self.clip > 0, "dp.clip must be positive")
+        _require(
+            math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0,
+            "dp.noise_multiplier must be finite and non-negative",
+        )
+        _require(0 < self.delta < 1, "dp.delta must lie in (0, 1)")
+        _require(self.accountant in ACCOUNTANTS, "dp.accountant must be 'pld' or 'rdp'")
+
+    @property
+    def bounds_updates(self) -> bool:
+        """Client level: the clip is the sensitivity, so updates must fit the ring whole."""
+        return self.unit == PrivacyUnit.CLIENT
+
+    @property
+    def round_options(self) -> tuple[str, ...]:
+        """What the backend must carry inside a round for this mechanism."""
+        return ("noise_share",) if self.mechanism == "distributed" else ()
+
+    def plan(
+        self, *, num_clients: int, sample_rate: float, rounds: int, dimension: int, bits: int
+    ) -> DPConfig | None:
+        """The client-level plan (warns with its cost); None for record level or z = 0."""
+        if self.unit != PrivacyUnit.CLIENT or self.noise_multiplier <= 0:
+            return None
+        return DPConfig(
+            unit=PrivacyUnit.CLIENT,
+            noise_multiplier=self.noise_multiplier,
+            clip=self.clip,
+            delta=self.delta,
+            num_clients=num_clients,
+            sample_rate=sample_rate,
+            rounds=rounds,
+            mechanism=self.mechanism,
+            accountant=self.accountant,
+            dimension=dimension,
+            bits=bits,
         )

@@ -50,7 +50,6 @@ from fractions import Fraction
 import numpy as np
 
 from secagg.crypto.stream import KeyedStream
-from secagg.dp.accounting import ddg_epsilon, inflated_l2_bound
 from secagg.dp.clipping import clip_l2, l2_norm
 from secagg.dp.noise import discrete_gaussian
 from secagg.encoding.fixed_point import stochastic_round
@@ -156,6 +155,8 @@ class DistributedDiscreteGaussian:
     @property
     def norm_bound(self) -> float:
         """The inflated L2 bound (unscaled) the rounded vector satisfies."""
+        from secagg.dp.accounting import inflated_l2_bound  # dp_accounting: on first use
+
         return inflated_l2_bound(self.clip, self.granularity, self.beta, self.padded)
 
     @property
@@ -257,6 +258,8 @@ class DistributedDiscreteGaussian:
         ``noise_contributors`` = honest survivors (see :func:`honest_noise_contributors`);
         with none the mechanism gives no privacy and this returns ``inf``.
         """
+        from secagg.dp.accounting import ddg_epsilon
+
         if noise_contributors < 1:
             return math.inf
         return ddg_epsilon(
@@ -269,3 +272,21 @@ class DistributedDiscreteGaussian:
             rounds=rounds,
             delta=delta,
         )
+
+
+@dataclass(frozen=True)
+class NoiseShareRound:
+    """One round of the distributed mechanism as the masking backend carries it.
+
+    The rotation seed is fresh per round (public: it only decorrelates the
+    coordinates before rounding); the mechanism's parameters are the
+    federation's. Each client adds its share before masking, so the server only
+    ever sees the noised sum.
+    """
+
+    mechanism: DistributedDiscreteGaussian
+    rotation_seed: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.rotation_seed) != 16:
+            raise ConfigurationError("the rotation seed is 16 bytes")

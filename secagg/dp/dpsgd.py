@@ -67,7 +67,6 @@ Models
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 import os
@@ -87,6 +86,7 @@ from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError
 
 __all__ = [
@@ -250,12 +250,13 @@ def _csprng_seeded_generator(
     """A torch generator seeded from the OS CSPRNG (seeded by it, not one itself).
 
     With ``replay_seed`` (simulations that must replay exactly) the seed is
-    instead derived from it with SHA-256, domain-separated by ``label``.
+    instead derived from it (:func:`secagg.crypto.stream.derive`), domain-separated
+    by ``label``.
     """
     if replay_seed is None:
         raw = os.urandom(8)
     else:
-        raw = hashlib.sha256(b"secagg/v1/dpsgd-replay/" + label + b"/" + replay_seed).digest()[:8]
+        raw = derive(b"secagg/v1/dpsgd-replay/" + label + b"/", replay_seed, size=8)
     return torch.Generator(device=device).manual_seed(int.from_bytes(raw, "big"))
 
 

@@ -4,12 +4,19 @@ Modules, in reading order:
 
 - :mod:`secagg.he.params`: parameters for a sum of n vectors and the chooser
   (pure Python; needs no TenSEAL);
+- :mod:`secagg.he.context`: a TenSEAL context bound to its parameters and
+  fingerprint, in its public and secret-key forms;
 - :mod:`secagg.he.keys`: roles, meaning who generates, holds and never sees the
   secret key;
 - :mod:`secagg.he.envelope`: the checked wire format of one ciphertext chunk;
-- :mod:`secagg.he.vectors`: client encryption, the server's streaming sum and
-  the key holder's decryption;
+- :mod:`secagg.he.chunks`: envelopes loaded into TenSEAL vectors, and the
+  decryption of aggregates;
+- :mod:`secagg.he.vectors`: client encryption and the server's streaming sum
+  (it re-exports the decoding and decryption of ``chunks``);
 - :mod:`secagg.he.errors`: the typed errors all of the above raise.
+
+The imports form no cycle: ``keys`` and ``vectors`` both build on ``context``
+and ``chunks``, and neither imports the other.
 
 Only ``params`` and ``errors`` are imported here, so that choosing parameters
 works without the optional ``he`` extra installed.

@@ -4,7 +4,8 @@ Each one subclasses the engine-wide type that callers already catch
 (:mod:`secagg.errors`), so a transport that refuses :class:`ProtocolError`
 refuses a garbled ciphertext too, and an auditor's tooling that treats
 :class:`CryptoError` as evidence sees an attempt to decrypt without a key.
-They live here, not in :mod:`secagg.errors`, only until the HE backend settles.
+They live here, beside the only code that raises them, and need no TenSEAL, so
+``import secagg.he`` works without the optional ``he`` extra.
 """
 
 from __future__ import annotations

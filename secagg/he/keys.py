@@ -50,13 +50,16 @@ the round needs. That is the caller's job: this module hands back the raw sum.
 No method logs, and no ``repr`` prints, anything but the fingerprint. Secret key
 bytes exist only in :meth:`KeyHolder.export_client_secret_context`, which is
 refused outside ``EVERY_CLIENT`` mode.
+
+The context classes themselves live in :mod:`secagg.he.context` (this module
+re-exports :class:`PublicAggregationContext`), and the decryption in
+:mod:`secagg.he.chunks`, so that neither this module nor
+:mod:`secagg.he.vectors` imports the other.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import math
 from typing import TYPE_CHECKING
 
 try:
@@ -65,20 +68,32 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
 from secagg.errors import ConfigurationError
-from secagg.he.errors import (
-    ContextMismatch,
-    HEParameterError,
-    SecretKeyPresent,
-    SecretKeyUnavailable,
+from secagg.he.chunks import decrypt_aggregate
+from secagg.he.context import (
+    FINGERPRINT_BYTES,
+    PublicAggregationContext,
+    SecretContext,
+    check_matches,
+    context_fingerprint,
+    serialize_public,
 )
-from secagg.he.params import CKKSParameters
+from secagg.he.errors import ContextMismatch, HEParameterError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import numpy as np
 
-FINGERPRINT_BYTES = 32
+    from secagg.he.params import CKKSParameters
+
+__all__ = [
+    "FINGERPRINT_BYTES",
+    "KeyHolder",
+    "KeyMode",
+    "PublicAggregationContext",
+    "SharedKeyClient",
+    "context_fingerprint",
+]
 
 
 class KeyMode(enum.Enum):
@@ -88,143 +103,10 @@ class KeyMode(enum.Enum):
     EVERY_CLIENT = "every-client"
 
 
-def context_fingerprint(public_context: bytes) -> bytes:
-    """SHA-256 of the serialized public context: what every envelope must name."""
-    return hashlib.sha256(public_context).digest()
-
-
-def _serialize_public(context: ts.Context) -> bytes:
-    return context.serialize(
-        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
-    )
-
-
-def _check_matches(context: ts.Context, params: CKKSParameters) -> None:
-    """Refuse a context whose ring, chain or scale differs from the announced parameters."""
-    seal = context.seal_context().data
-    data, key = seal.first_context_data(), seal.key_context_data()
-    data_bits = sum(params.coeff_mod_bit_sizes[:-1])
-    problems = []
-    if data.parms().poly_modulus_degree() != params.poly_modulus_degree:
-        problems.append("ring degree")
-    if key.chain_index() != params.data_primes or data.chain_index() != params.data_primes - 1:
-        problems.append("number of primes")
-    if not data_bits - params.data_primes < data.total_coeff_modulus_bit_count() <= data_bits:
-        problems.append("data modulus size")
-    if key.total_coeff_modulus_bit_count() > params.total_bits:
-        problems.append("total modulus size")
-    if not math.isclose(context.global_scale, params.scale, rel_tol=0.0):
-        problems.append("scale")
-    if problems:
-        raise HEParameterError(
-            "TenSEAL context does not match the announced parameters: " + ", ".join(problems)
-        )
-
-
-class _BoundContext:
-    """A TenSEAL context together with its parameters and public fingerprint."""
-
-    __slots__ = ("_fingerprint", "_params", "_public_bytes", "_ts")
-
-    def __init__(self, ts_context: ts.Context, params: CKKSParameters, public: bytes) -> None:
-        self._ts = ts_context
-        self._params = params
-        self._public_bytes = public
-        self._fingerprint = context_fingerprint(public)
-
-    @property
-    def params(self) -> CKKSParameters:
-        return self._params
-
-    @property
-    def fingerprint(self) -> bytes:
-        """SHA-256 of :attr:`public_context_bytes`; pinned by every party of the round."""
-        return self._fingerprint
-
-    @property
-    def public_context_bytes(self) -> bytes:
-        """The public context exactly as published (parameters, scale, public key)."""
-        return self._public_bytes
-
-    def is_private(self) -> bool:
-        """Whether this object can decrypt (asks TenSEAL, not a flag of ours)."""
-        return bool(self._ts.is_private())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(fingerprint={self._fingerprint.hex()[:16]}...)"
-
-
-class PublicAggregationContext(_BoundContext):
-    """The public context: clients encrypt with it (key-holder mode), the server adds with it.
-
-    Holds the public key, because encryption needs it and it is public by
-    definition; withholding it from the server would not stop the server from
-    forging contributions in any way the threat model cares about.
-    """
+class _SecretRole(SecretContext):
+    """A party that holds the secret key and decrypts aggregates, and nothing else."""
 
     __slots__ = ()
-
-    @classmethod
-    def from_bytes(
-        cls,
-        data: bytes,
-        params: CKKSParameters,
-        *,
-        expected_fingerprint: bytes | None = None,
-    ) -> PublicAggregationContext:
-        """Load a published public context, checking it before TenSEAL parses it.
-
-        With ``expected_fingerprint`` (the normal case: it comes from the signed
-        round configuration), bytes that hash differently are refused with
-        :class:`ContextMismatch` *before* TenSEAL parses them, so this never feeds
-        unauthenticated bytes to C++. A context that holds a secret key is refused
-        with :class:`SecretKeyPresent`.
-        """
-        if expected_fingerprint is not None and context_fingerprint(data) != expected_fingerprint:
-            raise ContextMismatch("public context does not match the pinned fingerprint")
-        try:
-            context = ts.context_from(data)
-        except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike
-            raise HEParameterError(f"not a TenSEAL context: {exc}") from None
-        if context.is_private() or context.has_secret_key():
-            raise SecretKeyPresent(
-                "a context with a secret key was offered to a public role; the key is exposed"
-            )
-        if not context.has_public_key():
-            raise HEParameterError("public context lacks the public key clients encrypt with")
-        _check_matches(context, params)
-        return cls(context, params, data)
-
-    def decrypt(self, *_: object) -> np.ndarray:
-        """Always refuses: this object has no secret key, by construction."""
-        raise SecretKeyUnavailable("the public (server) context holds no secret key")
-
-
-class _SecretContext(_BoundContext):
-    """A context that holds the secret key (key holder, or a client in EVERY_CLIENT mode)."""
-
-    __slots__ = ("_min_contributions",)
-
-    def __init__(
-        self,
-        ts_context: ts.Context,
-        params: CKKSParameters,
-        public: bytes,
-        min_contributions: int | None,
-    ) -> None:
-        if min_contributions is None:
-            min_contributions = min(2, params.num_clients)
-        if not (1 <= min_contributions <= params.num_clients):
-            raise ConfigurationError(
-                f"min_contributions must lie in [1, {params.num_clients}], got {min_contributions}"
-            )
-        super().__init__(ts_context, params, public)
-        self._min_contributions = min_contributions
-
-    @property
-    def min_contributions(self) -> int:
-        """Fewest summands an aggregate must claim before this party decrypts it."""
-        return self._min_contributions
 
     def decrypt_aggregate(self, chunks: Sequence[bytes], *, dimension: int) -> np.ndarray:
         """Decrypt the server's aggregate envelopes into the summed vector (float64).
@@ -233,18 +115,10 @@ class _SecretContext(_BoundContext):
         :attr:`min_contributions` summands; see the module docstring for what
         that does and does not protect.
         """
-        from secagg.he.vectors import decrypt_aggregate  # vectors imports this module
-
         return decrypt_aggregate(self, chunks, dimension=dimension)
 
-    def public_context(self) -> PublicAggregationContext:
-        """The public half, as a server or a key-holder-mode client would load it."""
-        return PublicAggregationContext.from_bytes(
-            self._public_bytes, self._params, expected_fingerprint=self._fingerprint
-        )
 
-
-class KeyHolder(_SecretContext):
+class KeyHolder(_SecretRole):
     """Generates the key pair and is the only party (in KEY_HOLDER mode) that can decrypt."""
 
     __slots__ = ("_mode",)
@@ -268,8 +142,8 @@ class KeyHolder(_SecretContext):
             coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes),
         )
         context.global_scale = params.scale
-        _check_matches(context, params)
-        super().__init__(context, params, _serialize_public(context), min_contributions)
+        check_matches(context, params)
+        super().__init__(context, params, serialize_public(context), min_contributions)
         self._mode = mode
 
     @property
@@ -295,7 +169,7 @@ class KeyHolder(_SecretContext):
         )
 
 
-class SharedKeyClient(_SecretContext):
+class SharedKeyClient(_SecretRole):
     """A client in EVERY_CLIENT mode: encrypts its update and decrypts the aggregate.
 
     It could equally decrypt any other client's ciphertext it gets hold of; that
@@ -324,8 +198,8 @@ class SharedKeyClient(_SecretContext):
             raise HEParameterError(f"not a TenSEAL context: {exc}") from None
         if not context.is_private():
             raise HEParameterError("an EVERY_CLIENT context must hold the secret key")
-        _check_matches(context, params)
-        public = _serialize_public(context)
+        check_matches(context, params)
+        public = serialize_public(context)
         if context_fingerprint(public) != expected_fingerprint:
             raise ContextMismatch("secret context does not belong to the pinned public context")
         return cls(context, params, public, min_contributions)

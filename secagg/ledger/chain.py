@@ -32,10 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from secagg.crypto.signing import SigningKey, VerifyKey
+from secagg.crypto.signing import SigningKey, VerifyKey, write_private_file
 from secagg.errors import ConfigurationError, SecAggError
 
 ROW_LABEL = b"secagg/v1/ledger-row"
@@ -121,15 +118,8 @@ class LedgerKey:
     def save(self, path: str | Path) -> None:
         """Write the private key and salt (mode 0600) and the public key beside it."""
         path = Path(path)
-        private = self.signing._private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        blob = private + b"salt:" + self.salt.hex().encode() + b"\n"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
+        blob = self.signing.to_pem() + b"salt:" + self.salt.hex().encode() + b"\n"
+        write_private_file(path, blob)
         export_public_key(self.public_key, public_key_path(path))
 
     @classmethod
@@ -137,10 +127,10 @@ class LedgerKey:
         try:
             blob = Path(path).read_bytes()
             pem, _, salt = blob.partition(b"salt:")
-            private = serialization.load_pem_private_key(pem, password=None)
-            if not isinstance(private, Ed25519PrivateKey) or len(salt.strip()) != 64:
+            signing = SigningKey.from_pem(pem)
+            if len(salt.strip()) != 64:
                 raise ValueError("not an Ed25519 ledger key with its salt")
-            return cls(SigningKey(private), bytes.fromhex(salt.strip().decode()))
+            return cls(signing, bytes.fromhex(salt.strip().decode()))
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot read the ledger key {path}: {exc}") from None
 
@@ -160,21 +150,15 @@ def public_key_path(key_path: str | Path) -> Path:
 
 def export_public_key(public_key: bytes, path: str | Path) -> Path:
     """The auditor's copy: a PEM SubjectPublicKeyInfo file."""
-    pem = Ed25519PublicKey.from_public_bytes(public_key).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    Path(path).write_bytes(pem)
+    Path(path).write_bytes(VerifyKey(public_key).to_pem())
     return Path(path)
 
 
 def load_public_key(path: str | Path) -> bytes:
     try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
+        return VerifyKey.from_pem(Path(path).read_bytes()).raw
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot read the public key {path}: {exc}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigurationError(f"{path} is not an Ed25519 public key")
-    return key.public_bytes_raw()
 
 
 # --- the ledger ---------------------------------------------------------------------------

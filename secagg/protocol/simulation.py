@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from secagg.crypto.signing import SigningKey
+from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol.client import Client
 from secagg.protocol.config import RoundConfig
@@ -119,8 +120,7 @@ def run_round(
     )
     round_id = graph_seed = None
     if seed is not None:  # reproducible graph and round id; keys and masks stay random
-        material = seed if isinstance(seed, bytes) else str(seed).encode()
-        digest = hashlib.sha256(b"secagg/v1/simulation" + material).digest()
+        digest = derive(b"secagg/v1/simulation", seed, size=32)
         round_id, graph_seed = digest[:16], hashlib.sha256(digest).digest()
     identity = {p: SigningKey.generate() for p in range(n)} if active else {}
     public = {p: key.verify_key for p, key in identity.items()}

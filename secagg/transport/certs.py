@@ -1,40 +1,38 @@
-"""A development certificate authority for a federation, and the server's check of a peer.
+"""The server's check of a TLS peer, and the credentials gRPC needs, from a CA directory.
 
 Theory of operation
 -------------------
-A federation trusts exactly one certificate authority (CA). ``init_ca`` creates it in a
-directory, together with the aggregation server's certificate; ``issue_client`` adds one
-certificate per bank branch; ``revoke`` bars a branch (or one of its certificates) without
-re-keying anybody else. Everything a new user needs to run a secured federation on one
-machine is therefore two commands away, and nothing here talks to the network.
+A federation trusts exactly one certificate authority (CA). This module only *reads* what
+that CA produced: it loads the server's and a branch's credentials for gRPC, reads the
+revocation list, and tells the server who a TLS peer is. Making the CA and issuing or revoking
+certificates is left to the development CA of the ``secagg certs`` command, or to a
+deployment's own PKI writing the same layout.
 
-The directory layout (the only state there is)::
+The directory layout::
 
     <dir>/ca.pem            self-signed CA certificate: give it to every party
-    <dir>/ca.key            CA private key (0600): only ``issue_client`` ever reads it
+    <dir>/ca.key            CA private key (0600): only the CA ever reads it
     <dir>/server.pem/.key   server certificate (serverAuth) and key (0600)
     <dir>/revoked.json      revocation list, see below
     <dir>/clients/NAME.pem  one certificate per branch (clientAuth, CN=NAME,
     <dir>/clients/NAME.key  SAN URI ``urn:secagg:client:NAME``) and its key (0600)
 
-Keys are ECDSA over P-256 and every signature is ECDSA-SHA256: it is the key type that every
-TLS stack, BoringSSL inside grpcio included, accepts for both server and client certificates
-in TLS 1.2 and 1.3 (Ed25519 certificates are not universally accepted in TLS handshakes).
-Private keys are written unencrypted (gRPC cannot take a passphrase) with mode 0600, through
-a temporary file and an atomic rename, so that a crash never leaves half a key behind. This is
-a *development* CA: a production deployment keeps the CA key offline or in an HSM and only
-reuses :func:`identify_peer` and the revocation list.
+A branch machine may instead hold a flat bundle: ``ca.pem``, ``NAME.pem`` and ``NAME.key``.
+Keys are ECDSA over P-256: the key type every TLS stack, BoringSSL inside grpcio included,
+accepts for both server and client certificates in TLS 1.2 and 1.3.
 
 Two layers refuse a peer. The TLS layer (``grpc.ssl_server_credentials`` with
 ``require_client_auth=True`` and our CA as the only root) refuses a client with no
 certificate or with a certificate from another CA before any application code runs. The
 servicer then calls :func:`identify_peer` on the certificate gRPC exposes in
-``context.auth_context()["x509_pem_cert"]``: it repeats the chain check with the CA's public
-key (defence in depth, and the only check when certificates are handed over out of band),
-enforces the validity period and the clientAuth extended key usage (so the server's own
-certificate cannot pose as a branch), reads the branch name from the certificate, and refuses
-revoked or unknown names. Every refusal raises :class:`PeerRefused` and is logged (reason,
-name and fingerprint only; never key material).
+``context.auth_context()["x509_pem_cert"]``. It runs cryptography's RFC 5280 client verifier
+with the CA as the only trust anchor (defence in depth, and the only check when certificates
+are handed over out of band): the CA's signature, the validity period, an end-entity
+certificate with the clientAuth extended key usage (so the server's own certificate cannot
+pose as a branch), no unknown critical extension. It then reads the branch name from the
+common name, requires the matching ``urn:secagg:client:`` SAN, and refuses revoked or unknown
+names. Every refusal raises :class:`PeerRefused` and is logged (reason, name and fingerprint
+only; never key material).
 
 The revocation list is a small JSON file rather than an X.509 CRL, because the only party
 that consults it is our own server (TLS clients never fetch it) and a text file is easy to
@@ -44,80 +42,59 @@ audit and diff::
      "names": ["branch-07"],           # every certificate bearing this name is refused
      "fingerprints": ["3f1c...e9"]}    # these exact certificates are refused forever
 
-``revoke(dir, name)`` adds the name and the fingerprint of the branch's current certificate.
-Re-issuing a revoked name (``issue_client(..., force=True)``) lifts the name bar but keeps the
-old fingerprint barred: the branch gets back in with a fresh key, the leaked one stays out. A
-missing file means nothing is revoked; a file that does not parse is an error, never "nothing
-revoked", because failing open would silently re-admit barred branches.
+A missing file means nothing is revoked; a file that does not parse is an error, never
+"nothing revoked", because failing open would silently re-admit barred branches.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import ipaddress
 import json
 import logging
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from secagg.errors import ConfigurationError, CryptoError
 
 __all__ = [
-    "CA_VALIDITY_DAYS",
     "CLIENT_NAME_PATTERN",
-    "LEAF_VALIDITY_DAYS",
     "CaLayout",
-    "CertificateExists",
     "CertificateStoreError",
     "ClientCredentials",
     "ClientIdentity",
-    "ClientRevoked",
-    "InitializedCA",
     "InvalidClientName",
-    "IssuedCertificate",
     "MissingCertificate",
     "PeerRefused",
     "PeerVerifier",
     "RevocationList",
     "RevocationListError",
     "ServerCredentials",
+    "check_client_name",
+    "check_key_pair",
     "client_uri",
     "fingerprint",
     "identify_peer",
-    "init_ca",
-    "issue_client",
-    "issued_clients",
+    "load_certificate_file",
     "load_client_credentials",
+    "load_private_key_file",
     "load_revocations",
     "load_server_credentials",
-    "revoke",
 ]
 
 logger = logging.getLogger(__name__)
 
-CA_VALIDITY_DAYS = 3650
-LEAF_VALIDITY_DAYS = 365
-# Backdate notBefore so that a peer whose clock is a few minutes behind still accepts a
-# certificate issued a moment ago (the classic "certificate not yet valid" on a fresh setup).
-_BACKDATE = dt.timedelta(minutes=5)
-
 CLIENT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _URI_PREFIX = "urn:secagg:client:"
-_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _REVOCATION_FORMAT = "secagg-revocations/1"
 _AUTH_CONTEXT_CERT_KEY = "x509_pem_cert"
@@ -130,23 +107,12 @@ class CertificateStoreError(ConfigurationError):
     """The certificate directory is missing, incomplete, inconsistent or would be clobbered."""
 
 
-class CertificateExists(CertificateStoreError):
-    """Refused to overwrite a CA or a client certificate; pass ``force=True`` to replace it.
-
-    Overwriting a CA invalidates every certificate of the federation, so it is never implicit.
-    """
-
-
 class MissingCertificate(CertificateStoreError):
     """A certificate or key file that should exist does not (CA not initialised, not issued)."""
 
 
 class RevocationListError(CertificateStoreError):
     """The revocation list exists but does not parse; refusing to treat it as empty."""
-
-
-class ClientRevoked(CertificateStoreError):
-    """Refused to issue a certificate to a revoked name without ``force=True``."""
 
 
 class InvalidClientName(ConfigurationError):
@@ -177,7 +143,7 @@ class PeerRefused(CryptoError):
 # --- layout and results -----------------------------------------------------------------
 
 
-def _check_name(name: str) -> str:
+def check_client_name(name: str) -> str:
     """Return ``name`` if it is a valid branch name, so that it is safe as a path component."""
     if not isinstance(name, str) or not CLIENT_NAME_PATTERN.fullmatch(name):
         raise InvalidClientName(
@@ -218,30 +184,10 @@ class CaLayout:
         return self.directory / "clients"
 
     def client_cert(self, name: str) -> Path:
-        return self.clients_dir / f"{_check_name(name)}.pem"
+        return self.clients_dir / f"{check_client_name(name)}.pem"
 
     def client_key(self, name: str) -> Path:
-        return self.clients_dir / f"{_check_name(name)}.key"
-
-
-@dataclass(frozen=True)
-class IssuedCertificate:
-    """A certificate just written: where it and its key are, and how to recognise it."""
-
-    name: str
-    certificate: Path
-    key: Path
-    fingerprint: str
-    not_valid_after: dt.datetime
-
-
-@dataclass(frozen=True)
-class InitializedCA:
-    """What ``init_ca`` created: the layout, the CA's fingerprint and the server certificate."""
-
-    layout: CaLayout
-    ca_fingerprint: str
-    server: IssuedCertificate
+        return self.clients_dir / f"{check_client_name(name)}.key"
 
 
 @dataclass(frozen=True)
@@ -284,7 +230,7 @@ class ServerCredentials:
 
     def to_grpc(self) -> Any:
         """Server credentials that demand a client certificate signed by our CA."""
-        import grpc  # imported here: only the transport needs grpcio, the CA does not
+        import grpc  # imported here: only these credentials need grpcio
 
         return grpc.ssl_server_credentials(
             [(self.private_key, self.certificate_chain)],
@@ -304,7 +250,7 @@ class ClientCredentials:
 
     def to_grpc(self) -> Any:
         """Channel credentials that trust only our CA and present the branch certificate."""
-        import grpc  # imported here: only the transport needs grpcio, the CA does not
+        import grpc  # imported here: only these credentials need grpcio
 
         return grpc.ssl_channel_credentials(
             root_certificates=self.root_certificates,
@@ -322,7 +268,7 @@ def _now() -> dt.datetime:
 
 def client_uri(name: str) -> str:
     """The SAN URI that names a branch; a URI, not a DNS name, because a branch is no host."""
-    return _URI_PREFIX + _check_name(name)
+    return _URI_PREFIX + check_client_name(name)
 
 
 def _as_certificate(cert: bytes | str | x509.Certificate) -> x509.Certificate:
@@ -337,40 +283,6 @@ def fingerprint(cert_pem: bytes | str | x509.Certificate) -> str:
     return _as_certificate(cert_pem).fingerprint(hashes.SHA256()).hex()
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` with ``mode`` via a temp file and a rename.
-
-    The temporary file is created 0600 by ``mkstemp``, so a key is never readable by others,
-    not even for an instant, whatever the umask.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    _write_atomic(path, pem, 0o600)
-
-
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    _write_atomic(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-
-
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
@@ -378,7 +290,8 @@ def _read(path: Path, what: str) -> bytes:
         raise MissingCertificate(f"{what} not found at {path}") from None
 
 
-def _load_cert_file(path: Path, what: str) -> x509.Certificate:
+def load_certificate_file(path: Path, what: str) -> x509.Certificate:
+    """Read a PEM certificate; ``what`` names it in the error if it is missing or garbled."""
     data = _read(path, what)  # outside the try: MissingCertificate is a ValueError too
     try:
         return x509.load_pem_x509_certificate(data)
@@ -386,7 +299,8 @@ def _load_cert_file(path: Path, what: str) -> x509.Certificate:
         raise CertificateStoreError(f"{what} at {path} is not a PEM certificate") from exc
 
 
-def _load_key_file(path: Path, what: str) -> ec.EllipticCurvePrivateKey:
+def load_private_key_file(path: Path, what: str) -> ec.EllipticCurvePrivateKey:
+    """Read an unencrypted PEM ECDSA key, warning if others may read the file."""
     data = _read(path, what)
     if path.stat().st_mode & 0o077:
         logger.warning("%s at %s is readable by group or others; chmod 600 it", what, path)
@@ -400,263 +314,12 @@ def _load_key_file(path: Path, what: str) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def _check_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, what: str) -> None:
+def check_key_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, what: str) -> None:
     """Refuse a key that does not belong to its certificate; gRPC's own error is cryptic."""
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
     if cert.public_key().public_bytes(enc, fmt) != key.public_key().public_bytes(enc, fmt):
         raise CertificateStoreError(f"{what}: the private key does not match the certificate")
-
-
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _ski(key: ec.EllipticCurvePublicKey) -> x509.SubjectKeyIdentifier:
-    return x509.SubjectKeyIdentifier.from_public_key(key)
-
-
-def _leaf_builder(
-    *,
-    ca_cert: x509.Certificate,
-    subject_cn: str,
-    public_key: ec.EllipticCurvePublicKey,
-    sans: Sequence[x509.GeneralName],
-    eku: x509.ObjectIdentifier,
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-) -> x509.CertificateBuilder:
-    """An end-entity certificate for exactly one purpose (server or client, never both)."""
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(min(not_after, ca_cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-        .add_extension(_ski(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-    )
-
-
-def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
-    """IP literals become IP SANs (what gRPC matches for ``127.0.0.1``), the rest DNS SANs."""
-    if isinstance(server_names, str) or not server_names:
-        raise ConfigurationError("server_names must be a non-empty sequence of names")
-    sans: list[x509.GeneralName] = []
-    for raw in server_names:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(raw)))
-            continue
-        except ValueError:
-            pass
-        labels = raw.rstrip(".").split(".")
-        if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-            raise ConfigurationError(f"server name {raw!r} is neither an IP address nor a host")
-        sans.append(x509.DNSName(raw.rstrip(".").lower()))
-    return sans
-
-
-def _load_ca(layout: CaLayout) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    cert = _load_cert_file(layout.ca_cert, "CA certificate")
-    key = _load_key_file(layout.ca_key, "CA private key")
-    _check_pair(cert, key, "CA")
-    return cert, key
-
-
-# --- creating the CA and issuing certificates -------------------------------------------
-
-
-def init_ca(
-    directory: Path | str,
-    *,
-    server_names: Sequence[str] = ("localhost", "127.0.0.1"),
-    validity_days: int = CA_VALIDITY_DAYS,
-    server_validity_days: int = LEAF_VALIDITY_DAYS,
-    common_name: str = "secagg development CA",
-    force: bool = False,
-) -> InitializedCA:
-    """Create a CA, a server certificate and an empty revocation list in ``directory``.
-
-    ``server_names`` are the host names and IP addresses clients will dial; the first one is
-    also the server certificate's CN. With ``force=True`` an existing CA is replaced, and
-    because that makes every old certificate worthless, the old client certificates and the
-    revocation list are deleted too (a new CA starts a new federation).
-    """
-    if validity_days < 1 or server_validity_days < 1:
-        raise ConfigurationError("validity must be at least one day")
-    sans = _server_sans(server_names)
-    layout = CaLayout(Path(directory))
-    existing = [
-        p
-        for p in (layout.ca_cert, layout.ca_key, layout.server_cert, layout.server_key)
-        if p.exists()
-    ]
-    if existing and not force:
-        raise CertificateExists(
-            f"a CA already exists in {layout.directory} ({existing[0].name}); "
-            "pass force=True to replace it and invalidate every certificate it issued"
-        )
-    layout.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if force:
-        if layout.clients_dir.is_dir():
-            shutil.rmtree(layout.clients_dir)
-        layout.revocations.unlink(missing_ok=True)
-
-    now = _now()
-    ca_key = _new_key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=validity_days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(_ski(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    _write_key(layout.ca_key, ca_key)
-    _write_cert(layout.ca_cert, ca_cert)
-
-    server_key = _new_key()
-    first = sans[0]
-    cn = str(first.value) if isinstance(first, x509.IPAddress) else first.value
-    server_cert = _leaf_builder(
-        ca_cert=ca_cert,
-        subject_cn=cn,
-        public_key=server_key.public_key(),
-        sans=sans,
-        eku=ExtendedKeyUsageOID.SERVER_AUTH,
-        not_before=now - _BACKDATE,
-        not_after=now + dt.timedelta(days=server_validity_days),
-    ).sign(ca_key, hashes.SHA256())
-    _write_key(layout.server_key, server_key)
-    _write_cert(layout.server_cert, server_cert)
-
-    if not layout.revocations.exists():
-        _write_atomic(layout.revocations, RevocationList().to_json().encode(), 0o644)
-    layout.clients_dir.mkdir(exist_ok=True, mode=0o700)
-    logger.info("initialised CA in %s for server names %s", layout.directory, list(server_names))
-    return InitializedCA(
-        layout=layout,
-        ca_fingerprint=fingerprint(ca_cert),
-        server=IssuedCertificate(
-            name=cn,
-            certificate=layout.server_cert,
-            key=layout.server_key,
-            fingerprint=fingerprint(server_cert),
-            not_valid_after=server_cert.not_valid_after_utc,
-        ),
-    )
-
-
-def issue_client(
-    directory: Path | str,
-    name: str,
-    *,
-    validity_days: int = LEAF_VALIDITY_DAYS,
-    force: bool = False,
-) -> IssuedCertificate:
-    """Issue a branch certificate ``clients/<name>.pem`` and its key ``clients/<name>.key``.
-
-    Refuses an existing name (two live certificates for one branch make revocation by
-    fingerprint leaky) and a revoked name; ``force=True`` does both, and for a revoked name
-    re-admits the branch while its old certificate stays barred by fingerprint.
-    """
-    _check_name(name)
-    if validity_days < 1:
-        raise ConfigurationError("validity must be at least one day")
-    layout = CaLayout(Path(directory))
-    ca_cert, ca_key = _load_ca(layout)
-    cert_path, key_path = layout.client_cert(name), layout.client_key(name)
-    revoked = load_revocations(layout.directory)
-    if not force:
-        if name in revoked.names:
-            raise ClientRevoked(f"client {name!r} is revoked; pass force=True to re-admit it")
-        if cert_path.exists() or key_path.exists():
-            raise CertificateExists(
-                f"client {name!r} already has a certificate; pass force=True to re-issue"
-            )
-    if force and cert_path.exists():
-        # The replaced certificate stays valid for the TLS layer until it expires, so bar it.
-        with contextlib.suppress(CertificateStoreError):
-            old = fingerprint(_load_cert_file(cert_path, "old client certificate"))
-            revoked = RevocationList(revoked.names, revoked.fingerprints | {old})
-
-    now = _now()
-    key = _new_key()
-    cert = _leaf_builder(
-        ca_cert=ca_cert,
-        subject_cn=name,
-        public_key=key.public_key(),
-        sans=[x509.UniformResourceIdentifier(client_uri(name))],
-        eku=ExtendedKeyUsageOID.CLIENT_AUTH,
-        not_before=now - _BACKDATE,
-        not_after=now + dt.timedelta(days=validity_days),
-    ).sign(ca_key, hashes.SHA256())
-    _write_key(key_path, key)
-    _write_cert(cert_path, cert)
-    if force:
-        updated = RevocationList(revoked.names - {name}, revoked.fingerprints)
-        _save_revocations(layout, updated)
-    fp = fingerprint(cert)
-    logger.info("issued client certificate for %r (fingerprint %s)", name, fp)
-    return IssuedCertificate(
-        name=name,
-        certificate=cert_path,
-        key=key_path,
-        fingerprint=fp,
-        not_valid_after=cert.not_valid_after_utc,
-    )
-
-
-def issued_clients(directory: Path | str) -> frozenset[str]:
-    """Names that have a certificate in ``clients/``: the roster ``allowed`` can be set to."""
-    clients_dir = CaLayout(Path(directory)).clients_dir
-    if not clients_dir.is_dir():
-        return frozenset()
-    return frozenset(
-        p.stem for p in clients_dir.glob("*.pem") if CLIENT_NAME_PATTERN.fullmatch(p.stem)
-    )
 
 
 # --- revocation -------------------------------------------------------------------------
@@ -703,39 +366,16 @@ def load_revocations(source: Path | str) -> RevocationList:
     return _parse_revocations(text, str(path))
 
 
-def _save_revocations(layout: CaLayout, revocations: RevocationList) -> None:
-    _write_atomic(layout.revocations, revocations.to_json().encode(), 0o644)
-
-
-def revoke(directory: Path | str, name: str) -> RevocationList:
-    """Bar ``name`` and the fingerprint of its current certificate; idempotent.
-
-    A name with no certificate on file can be revoked too (the certificate may have been
-    deleted locally but still be out there); then only the name is recorded.
-    """
-    _check_name(name)
-    layout = CaLayout(Path(directory))
-    current = load_revocations(layout.directory)
-    fps = set(current.fingerprints)
-    cert_path = layout.client_cert(name)
-    if cert_path.exists():
-        fps.add(fingerprint(_load_cert_file(cert_path, "client certificate")))
-    updated = RevocationList(current.names | {name}, frozenset(fps))
-    _save_revocations(layout, updated)
-    logger.info("revoked client %r", name)
-    return updated
-
-
 # --- credentials for gRPC ---------------------------------------------------------------
 
 
 def load_server_credentials(directory: Path | str) -> ServerCredentials:
     """The server's key, certificate and the CA root, checked to belong together."""
     layout = CaLayout(Path(directory))
-    cert = _load_cert_file(layout.server_cert, "server certificate")
-    key = _load_key_file(layout.server_key, "server private key")
-    _check_pair(cert, key, "server")
-    ca = _load_cert_file(layout.ca_cert, "CA certificate")
+    cert = load_certificate_file(layout.server_cert, "server certificate")
+    key = load_private_key_file(layout.server_key, "server private key")
+    check_key_pair(cert, key, "server")
+    ca = load_certificate_file(layout.ca_cert, "CA certificate")
     return ServerCredentials(
         private_key=layout.server_key.read_bytes(),
         certificate_chain=layout.server_cert.read_bytes(),
@@ -764,7 +404,7 @@ def load_client_credentials(
     ``directory`` is either the CA directory (files in ``clients/``) or a branch's own bundle
     directory holding ``ca.pem``, ``<name>.pem`` and ``<name>.key``; explicit paths win.
     """
-    _check_name(name)
+    check_client_name(name)
     base = Path(directory)
     layout = CaLayout(base)
     ca_path = Path(ca) if ca is not None else layout.ca_cert
@@ -778,10 +418,10 @@ def load_client_credentials(
         if key is not None
         else _first_existing([layout.client_key(name), base / f"{name}.key"])
     )
-    cert = _load_cert_file(cert_path, f"certificate of client {name!r}")
-    private = _load_key_file(key_path, f"private key of client {name!r}")
-    _check_pair(cert, private, f"client {name!r}")
-    root = _load_cert_file(ca_path, "CA certificate")
+    cert = load_certificate_file(cert_path, f"certificate of client {name!r}")
+    private = load_private_key_file(key_path, f"private key of client {name!r}")
+    check_key_pair(cert, private, f"client {name!r}")
+    root = load_certificate_file(ca_path, "CA certificate")
     return ClientCredentials(
         name=name,
         root_certificates=root.public_bytes(serialization.Encoding.PEM),
@@ -809,6 +449,12 @@ def _peer_pem(peer: Mapping[str, Any] | bytes | str | x509.Certificate) -> bytes
     return value.encode("ascii") if isinstance(value, str) else bytes(value)
 
 
+def _path_validation_detail(error: Exception) -> str:
+    """The verifier's reason, without its prefix and its repr of the certificate."""
+    text = str(error).removeprefix("validation failed: ")
+    return text.split(" (encountered processing", 1)[0]
+
+
 def _identify(
     peer: Mapping[str, Any] | bytes | str | x509.Certificate,
     ca: x509.Certificate,
@@ -823,27 +469,15 @@ def _identify(
         raise PeerRefused("peer certificate is not a PEM X.509 certificate") from exc
     fp = fingerprint(cert)
 
+    # Full RFC 5280 path validation with our CA as the only trust anchor: the CA's signature,
+    # the validity period at ``now``, an end-entity certificate (not a CA), the clientAuth
+    # extended key usage, and no critical extension the verifier does not understand.
+    verifier = PolicyBuilder().store(Store([ca])).time(now).build_client_verifier()
     try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
-        raise PeerRefused("certificate not issued by this federation's CA", fingerprint=fp) from exc
-    if now < cert.not_valid_before_utc:
-        raise PeerRefused("certificate not yet valid", fingerprint=fp)
-    if now > cert.not_valid_after_utc:
-        raise PeerRefused("certificate expired", fingerprint=fp)
-
-    try:
-        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if basic.ca:
-            raise PeerRefused("a CA certificate cannot identify a client", fingerprint=fp)
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound as exc:
-        raise PeerRefused("certificate lacks a required extension", fingerprint=fp) from exc
-    except ValueError as exc:  # a duplicate or malformed extension
-        raise PeerRefused("certificate has malformed extensions", fingerprint=fp) from exc
-    if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
-        raise PeerRefused("certificate is not for client authentication", fingerprint=fp)
+        verified = verifier.verify(cert, [])
+    except VerificationError as exc:  # malformed extensions end up here too
+        reason = f"certificate fails X.509 path validation: {_path_validation_detail(exc)}"
+        raise PeerRefused(reason, fingerprint=fp) from exc
 
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(cns) != 1 or not isinstance(cns[0].value, str):
@@ -851,20 +485,10 @@ def _identify(
     name = cns[0].value
     if not CLIENT_NAME_PATTERN.fullmatch(name):
         raise PeerRefused("certificate common name is not a client name", fingerprint=fp)
-    if client_uri(name) not in sans.get_values_for_type(x509.UniformResourceIdentifier):
+    if x509.UniformResourceIdentifier(client_uri(name)) not in (verified.subjects or []):
         raise PeerRefused(
             "certificate SAN does not match its common name", name=name, fingerprint=fp
         )
-
-    # Last, full RFC 5280 path validation by cryptography's verifier: it also rejects unknown
-    # critical extensions and CA-profile defects the explicit checks above do not look for.
-    verifier = PolicyBuilder().store(Store([ca])).time(now).build_client_verifier()
-    try:
-        verifier.verify(cert, [])
-    except VerificationError as exc:
-        raise PeerRefused(
-            "certificate fails X.509 path validation", name=name, fingerprint=fp
-        ) from exc
 
     if revoked.refuses(name, fp):
         raise PeerRefused("certificate or name revoked", name=name, fingerprint=fp)
@@ -884,9 +508,10 @@ def identify_peer(
     """Return who a TLS peer is, or raise (and log) :class:`PeerRefused`.
 
     ``peer`` is ``context.auth_context()`` from a gRPC servicer, or the peer certificate PEM.
-    The certificate must be signed by ``ca_pem``, be within its validity period, carry the
-    clientAuth usage and a CN equal to its ``urn:secagg:client:`` SAN, and be neither revoked
-    (by name or fingerprint) nor, when ``allowed`` is given, outside that roster of names.
+    The certificate must pass RFC 5280 path validation with ``ca_pem`` as the only trust
+    anchor (signature, validity period at ``now``, end entity, clientAuth usage), carry a CN
+    equal to its ``urn:secagg:client:`` SAN, and be neither revoked (by name or fingerprint)
+    nor, when ``allowed`` is given, outside that roster of names.
     """
     try:
         ca = _as_certificate(ca_pem)
@@ -916,7 +541,7 @@ class PeerVerifier:
 
     def __init__(self, directory: Path | str, *, allowed: Collection[str] | None = None) -> None:
         self._layout = CaLayout(Path(directory))
-        self._ca = _load_cert_file(self._layout.ca_cert, "CA certificate")
+        self._ca = load_certificate_file(self._layout.ca_cert, "CA certificate")
         self._allowed = frozenset(allowed) if allowed is not None else None
 
     def identify(self, peer: Mapping[str, Any] | bytes | str | x509.Certificate) -> ClientIdentity:

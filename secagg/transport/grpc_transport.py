@@ -108,7 +108,8 @@ from typing import Any, Final
 
 import grpc
 
-from secagg.errors import ConfigurationError, MalformedMessage, SecAggError
+from secagg.errors import ConfigurationError, MalformedMessage
+from secagg.transport.base import NotConnected, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -142,14 +143,8 @@ _POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream
 
 
 # --- errors -------------------------------------------------------------------
-
-
-class TransportError(SecAggError):
-    """The transport could not carry a message; the protocol state is untouched."""
-
-
-class NotConnected(TransportError, ConnectionError):
-    """No open session with that peer (also a :class:`ConnectionError`, like the in-process one)."""
+# TransportError and NotConnected (no open session with that peer) are shared with the
+# in-process transport and defined in secagg.transport.base; importing them from here works.
 
 
 class TransportClosed(NotConnected):

@@ -1,39 +1,21 @@
 """The in-process transport: queues between a server and client threads.
 
 The default for ``secagg simulate`` and the tests. It offers exactly the
-interface the gRPC transport offers (:class:`ServerEndpoint` for the server,
-:class:`ClientEndpoint` per client), so the runtime above never knows which
-one it drives. Messages are bytes, copied on send, so nothing is shared
-between the parties but the queues.
+interface the gRPC transport offers (:class:`~secagg.transport.base.ServerEndpoint`
+for the server, :class:`~secagg.transport.base.ClientEndpoint` per client), so
+the runtime above never knows which one it drives. Messages are bytes, copied on
+send, so nothing is shared between the parties but the queues.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Protocol
 
+# The endpoint protocols and NotConnected are re-exported: callers imported them from here.
+from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint
 
-class ServerEndpoint(Protocol):
-    """What the server runtime needs from a transport."""
-
-    def send(self, name: str, payload: bytes) -> None: ...
-
-    def receive(self, timeout: float | None) -> tuple[str, bytes] | None: ...
-
-    def connected(self) -> set[str]: ...
-
-
-class ClientEndpoint(Protocol):
-    """What a client runtime needs from a transport."""
-
-    def send(self, payload: bytes) -> None: ...
-
-    def receive(self, timeout: float | None) -> bytes | None: ...
-
-
-class NotConnected(ConnectionError):
-    """The named client has no open connection."""
+__all__ = ["ClientEndpoint", "InProcessHub", "NotConnected", "ServerEndpoint"]
 
 
 class InProcessHub:

@@ -1,0 +1,139 @@
+"""Drive a round's sessions in memory: the research API and the tests' harness.
+
+:func:`run_local_round` plays the network for one server session, its client
+sessions and the backend's helper: every payload goes through its bytes, as it
+would over gRPC, and the server's phases close when nobody is left to answer
+(the in-memory stand-in for a deadline). ``vanish`` makes client ``p`` go silent
+after it has sent ``vanish[p]`` payloads (0: it never sends anything), which is
+how a dropout at any phase looks to the server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from secagg.aggregation.base import (
+    HELPER,
+    AggregationBackend,
+    AggregationResult,
+    Announce,
+    ClientSession,
+    Outgoing,
+    ToParty,
+)
+from secagg.crypto.stream import KeyedStream
+from secagg.errors import ConfigurationError, RoundAborted
+
+
+@dataclass
+class RoundTimings:
+    """CPU-bound wall time of each role in an in-memory round (benchmarks read it)."""
+
+    server_seconds: float = 0.0  # start, every handle and close_phase
+    helper_seconds: float = 0.0  # the helper's answers (CKKS: key generation, decryption)
+    client_seconds: dict[int, float] = field(default_factory=dict)  # all of one client's work
+    largest_payload: dict[int, int] = field(default_factory=dict)  # bytes, per client
+
+    def timed(self, role: str, party: int, call: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            spent = time.perf_counter() - start
+            if role == "server":
+                self.server_seconds += spent
+            elif role == "helper":
+                self.helper_seconds += spent
+            else:
+                self.client_seconds[party] = self.client_seconds.get(party, 0.0) + spent
+
+
+def run_local_round(
+    backend: AggregationBackend,
+    updates: np.ndarray,
+    *,
+    vanish: Mapping[int, int] | None = None,
+    noise_stddev: float = 0.0,
+    rounding: KeyedStream | None = None,
+    plan_options: Mapping[str, object] | None = None,
+    timings: RoundTimings | None = None,
+) -> AggregationResult:
+    """One round of ``backend`` over the rows of ``updates``; the server's result.
+
+    Raises :class:`~secagg.errors.RoundAborted` when the backend cannot give a
+    correct sum (e.g. masking below its threshold).
+    """
+    rows = np.asarray(updates, dtype=np.float64)
+    if rows.ndim != 2:
+        raise ConfigurationError(f"updates must be an (n, d) array, got shape {rows.shape}")
+    n, d = rows.shape
+    silent_after = dict(vanish or {})
+    if any(not 0 <= p < n for p in silent_after):
+        raise ConfigurationError(f"vanishing clients must lie in 0..{n - 1}")
+    spec = backend.plan(n, d, **dict(plan_options or {}))
+    server = backend.server(spec, noise_stddev=noise_stddev)
+    helper = backend.helper()
+    clients: dict[int, ClientSession] = {}
+    sent = dict.fromkeys(range(n), 0)
+    inbox: deque[tuple[int, bytes]] = deque()  # (sender, payload) to the server
+    clock = timings or RoundTimings()
+
+    def silent(party: int) -> bool:
+        limit = silent_after.get(party)
+        return limit is not None and sent[party] >= limit
+
+    def from_client(party: int, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            if silent(party):
+                return
+            sent[party] += 1
+            largest = clock.largest_payload
+            largest[party] = max(largest.get(party, 0), len(payload))
+            inbox.append((party, payload))
+
+    def deliver(outgoing: list[Outgoing]) -> None:
+        for event in outgoing:
+            if isinstance(event, Announce):
+                from secagg.aggregation import decode_spec, get_backend
+
+                announced = decode_spec(event.spec)
+                for party in range(n):
+                    session = get_backend(announced.name).client(
+                        announced, party, rounding=rounding
+                    )
+                    clients[party] = session
+                    if not silent(party):
+                        row = rows[party]
+                        from_client(
+                            party,
+                            clock.timed("client", party, session.set_input, row),
+                        )
+            elif isinstance(event, ToParty) and event.party == HELPER:
+                if helper is None:
+                    raise ConfigurationError(f"the {backend.name} backend has no helper")
+                answer = clock.timed("helper", HELPER, helper.handle, event.payload)
+                inbox.append((HELPER, answer))
+            elif isinstance(event, ToParty):
+                party = event.party
+                if party not in clients or silent(party):
+                    continue  # vanished: it neither reads nor answers
+                try:
+                    handle = clients[party].handle
+                    from_client(party, clock.timed("client", party, handle, event.payload))
+                except RoundAborted:
+                    continue  # the client left the round; the server will see it silent
+
+    deliver(clock.timed("server", 0, server.start))
+    while not server.done:
+        if inbox:
+            party, payload = inbox.popleft()
+            deliver(clock.timed("server", 0, server.handle, party, payload))
+        else:
+            deliver(clock.timed("server", 0, server.close_phase))
+    return server.finish()

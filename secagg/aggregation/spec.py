@@ -1,0 +1,130 @@
+"""The binary codec of a :class:`~secagg.aggregation.base.RoundSpec`.
+
+Layout::
+
+    magic "SASP" | version u8 | name length u8 | backend name (ASCII) | body
+
+The body is the owning backend's (:meth:`RoundSpec.encode_body`), written with
+:class:`Writer` and read back with :class:`Reader`: fixed-width little-endian
+fields and length-prefixed byte strings, every length checked, trailing bytes
+refused. Nothing is unpickled and no JSON is parsed: a spec from the wire is
+either exactly what a backend wrote or a :class:`~secagg.errors.MalformedMessage`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from secagg.aggregation.base import RoundSpec
+from secagg.errors import MalformedMessage
+
+_MAGIC = b"SASP"
+_VERSION = 1
+_HEAD = struct.Struct("<4sBB")
+MAX_FIELD_BYTES = 16 * 1024 * 1024  # a CKKS public context is a few MB at most
+
+
+def encode_spec(spec: RoundSpec) -> bytes:
+    name = spec.name.encode("ascii")
+    return _HEAD.pack(_MAGIC, _VERSION, len(name)) + name + spec.encode_body()
+
+
+def read_header(data: bytes) -> tuple[str, bytes]:
+    """(backend name, body) of an encoded spec."""
+    view = bytes(data)
+    if len(view) < _HEAD.size:
+        raise MalformedMessage("round spec shorter than its header")
+    magic, version, length = _HEAD.unpack_from(view)
+    if magic != _MAGIC or version != _VERSION:
+        raise MalformedMessage("not a round spec of a known version")
+    end = _HEAD.size + length
+    if len(view) < end:
+        raise MalformedMessage("round spec truncated in its backend name")
+    try:
+        name = view[_HEAD.size : end].decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedMessage("round spec names its backend in non-ASCII") from None
+    return name, view[end:]
+
+
+class Writer:
+    """Fields of a spec body, in order."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def u8(self, value: int) -> Writer:
+        self._parts.append(struct.pack("<B", value))
+        return self
+
+    def u32(self, value: int) -> Writer:
+        self._parts.append(struct.pack("<I", value))
+        return self
+
+    def f64(self, value: float) -> Writer:
+        self._parts.append(struct.pack("<d", value))
+        return self
+
+    def blob(self, value: bytes) -> Writer:
+        self._parts.append(struct.pack("<I", len(value)) + value)
+        return self
+
+    def text(self, value: str) -> Writer:
+        return self.blob(value.encode("ascii"))
+
+    def bytes(self) -> bytes:
+        return b"".join(self._parts)
+
+
+class Reader:
+    """Reads what a :class:`Writer` wrote; any mismatch is a MalformedMessage."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self._data = bytes(data)
+        self._offset = 0
+        self._what = what
+
+    def _take(self, size: int) -> bytes:
+        end = self._offset + size
+        if end > len(self._data):
+            raise MalformedMessage(f"{self._what} truncated")
+        chunk, self._offset = self._data[self._offset : end], end
+        return chunk
+
+    def u8(self) -> int:
+        return int(struct.unpack("<B", self._take(1))[0])
+
+    def u32(self) -> int:
+        return int(struct.unpack("<I", self._take(4))[0])
+
+    def f64(self, *, positive: bool = False) -> float:
+        value = float(struct.unpack("<d", self._take(8))[0])
+        if not math.isfinite(value) or (positive and value <= 0):
+            raise MalformedMessage(f"{self._what} holds an invalid number {value!r}")
+        return value
+
+    def f64_raw(self) -> float:
+        """A float as written, NaN and infinities included (the caller checks)."""
+        return float(struct.unpack("<d", self._take(8))[0])
+
+    @property
+    def offset(self) -> int:
+        """Bytes read so far."""
+        return self._offset
+
+    def blob(self, limit: int = MAX_FIELD_BYTES) -> bytes:
+        size = self.u32()
+        if size > limit:
+            raise MalformedMessage(f"{self._what} field of {size} bytes is too long")
+        return self._take(size)
+
+    def text(self, limit: int = 64) -> str:
+        try:
+            return self.blob(limit).decode("ascii")
+        except UnicodeDecodeError:
+            raise MalformedMessage(f"{self._what} holds non-ASCII text") from None
+
+    def end(self) -> None:
+        if self._offset != len(self._data):
+            raise MalformedMessage(f"trailing bytes after the {self._what}")

@@ -1,0 +1,161 @@
+"""Backend benchmark: CKKS next to masking and plaintext, through the one interface.
+
+For each (n, d) and backend (``plain``, ``secagg+``, ``ckks`` by default) one
+round runs through the backend's sans-I/O sessions, driven in memory by
+:func:`secagg.aggregation.run_local_round` (every payload through its bytes, as
+over a network). Reported per cell:
+
+* ``client_seconds_median`` / ``_max``: all of one client's work in the round
+  (CKKS: encode and encrypt; masking: fixed point, keys, shares, masking and
+  unmasking; plain: serialisation);
+* ``server_seconds``: all of the server's work (CKKS: parse and add the
+  ciphertexts; masking: the protocol, the streaming sum and the unmasking;
+  plain: add);
+* ``helper_seconds``: the CKKS key holder's (key generation and decryption);
+* ``bytes_per_parameter``: a client's largest payload (its contribution)
+  divided by d;
+* ``max_abs_error`` and ``error_bound``: the result against the float64 sum,
+  and the backend's documented bound.
+
+Updates are uniform in [-1, 1) (``value_bound`` 1, the clip) from the keyed
+stream. Every cell checks ``max_abs_error <= error_bound`` and raises
+:class:`BenchmarkError` otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from secagg.aggregation import get_backend
+from secagg.aggregation.local import RoundTimings, run_local_round
+from secagg.apps.bench import emit, machine_info, print_markdown
+from secagg.crypto.stream import KeyedStream
+
+NS = (10, 100)
+DS = (100_000, 1_000_000)
+BACKEND_NAMES = ("plain", "secagg+", "ckks")
+QUICK = {"ns": (4,), "ds": (10_000,)}
+
+
+class BenchmarkError(RuntimeError):
+    """A backend returned a sum outside its documented error bound."""
+
+
+def _options(name: str) -> dict[str, Any]:
+    return {} if name == "plain" else {"value_bound": 1.0}
+
+
+def _cell(name: str, n: int, d: int, updates: np.ndarray) -> dict[str, Any]:
+    backend = get_backend(name, **_options(name))
+    timings = RoundTimings()
+    total, report = run_local_round(backend, updates, timings=timings)
+    error = float(np.max(np.abs(total - updates.sum(axis=0))))
+    if error > report.error_bound:
+        raise BenchmarkError(f"{name} n={n} d={d}: error {error:g} > bound {report.error_bound:g}")
+    clients = list(timings.client_seconds.values())
+    return {
+        "backend": name,
+        "n": n,
+        "d": d,
+        "client_seconds_median": statistics.median(clients),
+        "client_seconds_max": max(clients),
+        "server_seconds": timings.server_seconds,
+        "helper_seconds": timings.helper_seconds,
+        "bytes_per_parameter": max(timings.largest_payload.values()) / d,
+        "max_abs_error": error,
+        "error_bound": report.error_bound,
+        "details": report.details,
+    }
+
+
+def run_benchmark(
+    *,
+    ns: Sequence[int] = NS,
+    ds: Sequence[int] = DS,
+    backends: Sequence[str] = BACKEND_NAMES,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every (n, d, backend) cell; returns a JSON-ready dict."""
+    started = time.perf_counter()
+    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    cells = []
+    for n in ns:
+        for d in ds:
+            updates = KeyedStream().uniform(n * d).reshape(n, d) * 2 - 1
+            for name in backends:
+                cell = _cell(name, n, d, updates)
+                plain = next(
+                    (c for c in cells if c["backend"] == "plain" and c["n"] == n and c["d"] == d),
+                    None,
+                )
+                if plain is not None and plain["server_seconds"] > 0:
+                    cell["server_vs_plain"] = cell["server_seconds"] / plain["server_seconds"]
+                cells.append(cell)
+                if progress:
+                    print(
+                        f"n={n} d={d} {name}: client {cell['client_seconds_median']:.3f} s, "
+                        f"server {cell['server_seconds']:.3f} s, "
+                        f"key holder {cell['helper_seconds']:.3f} s, "
+                        f"{cell['bytes_per_parameter']:.1f} B/param, "
+                        f"error {cell['max_abs_error']:.2e}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            del updates
+    return {
+        "benchmark": "backends",
+        "started_at": started_at,
+        "seconds": time.perf_counter() - started,
+        "machine": machine_info(),
+        "method": (__doc__ or "").split("\n\n", 1)[1],
+        "cells": cells,
+    }
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """A finished run as a Markdown table."""
+    head = (
+        "| n | d | backend | client (s, median) | server (s) | key holder (s) | "
+        "bytes / parameter | max abs error (clip = 1) | documented bound |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    )
+    rows = [
+        f"| {c['n']} | {c['d']:,} | {c['backend']} | {c['client_seconds_median']:.3f} | "
+        f"{c['server_seconds']:.3f} | {c['helper_seconds']:.3f} | "
+        f"{c['bytes_per_parameter']:.1f} | {c['max_abs_error']:.2e} | {c['error_bound']:.2e} |"
+        for c in result["cells"]
+    ]
+    return head + "\n".join(rows) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="n = 4, d = 10 000: seconds")
+    parser.add_argument("--n", type=int, action="append", dest="ns")
+    parser.add_argument("--d", type=int, action="append", dest="ds")
+    parser.add_argument("--backend", action="append", dest="backends", choices=BACKEND_NAMES)
+    parser.add_argument("--out", metavar="FILE")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--markdown", metavar="JSON", help="print an earlier run as a table")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print_markdown(args.markdown, markdown_table)
+        return
+    grid: dict[str, Any] = dict(QUICK) if args.quick else {}
+    for key in ("ns", "ds", "backends"):
+        if getattr(args, key):
+            grid[key] = tuple(getattr(args, key))
+    result = run_benchmark(**grid, progress=not args.no_progress)
+    emit(result, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,766 @@
+"""Masking benchmark: what secure aggregation costs next to a plaintext sum.
+
+For every cell of the grid (clients n, vector length d, dropout fraction,
+neighbour graph) the real :class:`~secagg.protocol.Client` and
+:class:`~secagg.protocol.Server` state machines run a round, and the benchmark
+reports
+
+* client masking time: one client's ``handle`` of its :class:`ShareDelivery`
+  (open the neighbours' sealed shares, agree the pair keys, expand and add every
+  mask), which returns its :class:`MaskedInput`; median, p90 and max over all n
+  clients;
+* server time, split into summing the masked inputs (every
+  ``server.handle(MaskedInput)``), closing the input phase, and unmasking (every
+  ``server.handle(UnmaskingShares)`` plus the close: reconstruct the secrets,
+  check them, expand and remove every mask); their sum is the server's whole
+  work. Summing and unmasking are each the median of up to three runs on deep
+  copies of the same server state (copies made outside the timing);
+* server peak memory: the tracemalloc peak over the server's whole life (from
+  ``Server(...)`` to the result), in a separate, untimed replay in which the
+  server receives every message as wire bytes and decodes it itself, so its
+  receive buffers and everything it decodes count; numpy buffers are traced;
+* measured in the same run, next to each cell: the plaintext float32 sum of the
+  same vectors (one vector at a time into a float32 buffer), the raw AES-CTR rate
+  of :func:`secagg.crypto.prg.expand_into` on a d-word buffer and the time of one
+  d-word addition, and from them the *bound*: the keystream the server must
+  expand (each survivor's self-mask, each pair mask between a dropped client and
+  a surviving neighbour) at the raw AES-CTR rate plus one addition per expanded
+  vector (``unmasking_bound_seconds``), and the same plus one addition per
+  summed masked input (``server_bound_seconds``, the bound of the whole work).
+
+The clients' inputs are float32 values in [-1, 1) drawn from the AES-CTR PRG
+under a random seed; the protocol sums their 32-bit patterns (masking does not
+care what the words mean), so the secure and the plaintext sums read the same
+data. Every cell checks the unmasked sum against numpy's modular sum of the
+included clients' words and raises :class:`BenchmarkError` if they differ.
+
+Rounds are replayed so that the complete graph at n = 1000 stays affordable:
+the clients run advertise, share-keys and masking once per (n, d, graph,
+parameters), and every dropout level then gets a brand-new :class:`Server` built
+with the same round id and graph seed, fed the recorded key-phase messages
+(identical server state), then the masked inputs of all but the dropped clients;
+copies of the clients (taken after masking) answer its unmasking requests. A
+dropout therefore happens exactly where the issue puts it (before the masked
+input), and every replay is a complete, checked round. Replaying one round id
+with different dropout sets would reveal secrets in a deployment; here it only
+saves recomputation. Dropout 0 and 0.1 use the default parameters (tolerating
+10% dropout); dropout 0.3 uses parameters chosen to tolerate 30% (the default
+ones would abort the round, as they must), so those clients run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import gc
+import math
+import os
+import secrets
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from secagg.apps.bench import emit, machine_info, print_markdown
+from secagg.crypto.prg import expand_into
+from secagg.errors import RoundAborted
+from secagg.protocol import Client, RoundConfig, Server, ServerPhase, decode, encode
+from secagg.protocol.messages import (
+    MaskedInput,
+    Message,
+    ServerMessage,
+    ShareDelivery,
+    UnmaskingRequest,
+)
+
+DEFAULT_TOLERATED_DROPOUT = 0.10
+GRID: dict[str, tuple[Any, ...]] = {
+    "ns": (100, 1000),
+    "ds": (100_000, 1_000_000),
+    "dropouts": (0.0, 0.1, 0.3),
+    "graphs": ("complete", "harary"),
+}
+QUICK_GRID: dict[str, tuple[Any, ...]] = {
+    "ns": (20, 50),
+    "ds": (10_000,),
+    "dropouts": (0.0, 0.1, 0.3),
+    "graphs": ("complete", "harary"),
+}
+TARGETS = {
+    "server_vs_plaintext": 4.0,  # n=100, d=1e6, no dropout
+    "unmasking_vs_bound": 1.5,  # SecAgg+ (default k, t), 10% dropout
+    "server_peak_bytes": 10**9,  # n=1000, d=1e6: "under 1 GB"
+    "client_masking_seconds": 0.5,  # SecAgg+, n=1000, d=1e6
+}
+PLAINTEXT_RUNS = 5
+TIMED_RUNS = 3  # server phases: median of up to 3 runs on copies of the same state
+REPEAT_BUDGET_SECONDS = 10.0  # ...but no further run once the runs took this long
+
+DEFINITIONS = {
+    "client_masking_seconds_*": "one client's Client.handle(ShareDelivery) -> MaskedInput "
+    "(open shares, key agreement, expand and add all masks); statistics over all n clients",
+    "server_key_phases_seconds": "server.handle of every AdvertiseKeys and ShareKeys "
+    "(not part of the issue's 'whole work'; for information)",
+    "server_sum_seconds": "every server.handle(MaskedInput) of the included clients "
+    "(includes the automatic phase close when nobody dropped); median of up to "
+    f"{TIMED_RUNS} runs on copies of the server state (no new run after "
+    f"{REPEAT_BUDGET_SECONDS:.0f} s), all runs in *_runs",
+    "server_close_seconds": "explicit close_phase() of the masked-input phase (deadline)",
+    "server_unmasking_seconds": "every server.handle(UnmaskingShares) plus the close: "
+    "parse shares, reconstruct secrets, check commitments/keys, expand and remove masks; "
+    "median of runs like server_sum_seconds",
+    "server_total_seconds": "server_sum + server_close + server_unmasking: the server's "
+    "whole work (summing masked inputs, reconstructing secrets, removing masks)",
+    "server_peak_bytes": "tracemalloc peak over the server's whole life in a separate "
+    "untimed replay; messages arrive as wire bytes and are decoded inside the trace",
+    "server_aes_contexts": "AES-CTR contexts the server holds at once while removing masks "
+    "(the PRG opens one per mask before its chunk loop)",
+    "server_peak_bytes_with_aes_contexts": "conservative peak: server_peak_bytes plus "
+    "server_aes_contexts x aes_context_untraced_bytes (OpenSSL memory tracemalloc cannot see)",
+    "plaintext_float32_sum_seconds": f"median of {PLAINTEXT_RUNS} runs: the included clients' "
+    "float32 vectors added one at a time into a (pre-faulted) float32 buffer",
+    "aes_ctr_bytes_per_second": "expand_into on a d-word uint32 buffer, repeated for 0.3 s, "
+    "measured right before the cell",
+    "add_seconds": "median time of one in-place d-word uint32 addition",
+    "unmasking_keystream_vectors": "d-word keystreams the server must expand: one self-mask "
+    "per survivor plus one pair mask per (dropped client, surviving neighbour)",
+    "unmasking_bound_seconds": "keystream bytes / AES-CTR rate + one addition per keystream vector",
+    "server_bound_seconds": "unmasking bound + one addition per included masked input",
+    "server_vs_plaintext": "server_total_seconds / plaintext_float32_sum_seconds",
+    "unmasking_vs_bound": "server_unmasking_seconds / unmasking_bound_seconds",
+    "server_vs_bound": "server_total_seconds / server_bound_seconds",
+    "unmasking_vs_aes": "server_unmasking_seconds / (keystream bytes / AES-CTR rate), "
+    "the bound without its additions",
+    "clients_seconds": "wall time of all clients' advertise, share-keys and masking "
+    "(shared by the cells of one parameter set)",
+}
+
+
+class BenchmarkError(RuntimeError):
+    """A round of the benchmark gave a wrong result or an impossible state."""
+
+
+def _log(message: str, progress: bool) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _random_floats(n: int, d: int) -> np.ndarray:
+    """n x d float32 values in [-1, 1), from the AES-CTR PRG under a fresh random seed."""
+    words = expand_into(os.urandom(16), np.empty(n * d, dtype=np.uint32)).reshape(n, d)
+    floats = words.view(np.float32)
+    scale = np.float32(2.0**-23)
+    for row in range(n):  # row by row: no n x d temporaries
+        np.multiply(words[row] >> np.uint32(8), scale, out=floats[row], casting="unsafe")
+        floats[row] -= np.float32(1.0)
+    return floats
+
+
+def _aes_rate(d: int, seconds: float = 0.3) -> float:
+    """Raw PRG throughput in bytes per second, expanding into a d-word buffer."""
+    buf = np.empty(d, dtype=np.uint32)
+    seed = os.urandom(16)
+    expand_into(seed, buf)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        expand_into(seed, buf)
+        done += buf.nbytes
+    return done / (time.perf_counter() - start)
+
+
+def _add_seconds(d: int, repeats: int = 21) -> float:
+    """Median time of one in-place addition of a d-word vector into an accumulator."""
+    acc = np.zeros(d, dtype=np.uint32)
+    acc.fill(0)
+    vec = expand_into(os.urandom(16), np.empty(d, dtype=np.uint32))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.add(acc, vec, out=acc)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _plaintext_seconds(floats: np.ndarray, included: Sequence[int]) -> list[float]:
+    """The baseline: the same vectors as float32, added one at a time into a float32 buffer."""
+    total = np.empty(floats.shape[1], dtype=np.float32)
+    runs = []
+    for _ in range(PLAINTEXT_RUNS):
+        total.fill(0)  # buffer allocated and faulted in outside the timing
+        start = time.perf_counter()
+        for p in included:
+            np.add(total, floats[p], out=total)
+        runs.append(time.perf_counter() - start)
+    return runs
+
+
+def _wire(message: Message) -> Message:
+    return decode(encode(message))
+
+
+@dataclass
+class _Prepared:
+    """Clients that have run up to their masked input, and what the server received."""
+
+    config: RoundConfig
+    round_id: bytes
+    graph_seed: bytes
+    key_phases: list[list[bytes]]  # wire bytes of every AdvertiseKeys, then every ShareKeys
+    clients: list[Client]  # after masking: waiting for the unmasking request
+    masked: list[MaskedInput]
+    masking_seconds: list[float]
+    clients_seconds: float = 0.0
+
+
+def _prepare(
+    n: int, d: int, graph: str, tolerated: float, inputs: np.ndarray, progress: bool
+) -> _Prepared:
+    """Run setup, key sharing and masking once (every message through the codec)."""
+    config = RoundConfig.create(n, d, graph=graph, dropout_fraction=tolerated)  # type: ignore[arg-type]
+    server = Server(config)
+    clients = [Client(p, inputs[p]) for p in range(n)]
+    outgoing = server.start()
+    key_phases: list[list[bytes]] = []
+    for _ in range(2):  # advertise keys, share keys
+        blobs = [encode(r) for m in outgoing for r in clients[m.recipient].handle(_wire(m))]
+        key_phases.append(blobs)
+        outgoing = [reply for blob in blobs for reply in server.handle(decode(blob))]
+    if server.phase != ServerPhase.MASKED_INPUT or len(outgoing) != n:
+        raise BenchmarkError(f"key sharing did not complete: server in {server.phase.value}")
+    _log(f"    keys shared ({n} clients, k={config.degree}), masking...", progress and n >= 500)
+    masked: list[MaskedInput] = []
+    times: list[float] = []
+    started = last_log = time.perf_counter()
+    for i, message in enumerate(outgoing):
+        delivery = _wire(message)
+        assert isinstance(delivery, ShareDelivery)
+        client = clients[delivery.recipient]
+        start = time.perf_counter()
+        replies = client.handle(delivery)
+        times.append(time.perf_counter() - start)
+        if len(replies) != 1 or not isinstance(replies[0], MaskedInput):
+            raise BenchmarkError(f"client {delivery.recipient} did not send its masked input")
+        masked.append(replies[0])
+        now = time.perf_counter()
+        if now - last_log > 30:
+            last_log = now
+            eta = (now - started) / (i + 1) * (n - i - 1)
+            _log(f"    masking: {i + 1}/{n} clients, ~{eta:.0f} s to go", progress)
+    return _Prepared(config, server.round_id, server.graph.seed, key_phases, clients, masked, times)
+
+
+def _fresh_server(prep: _Prepared) -> Server:
+    """A new server for the prepared round: same config, round id and graph."""
+    server = Server(prep.config, round_id=prep.round_id, graph_seed=prep.graph_seed)
+    server.start()
+    return server
+
+
+@dataclass
+class _Timed:
+    server: Server
+    timings: dict[str, Any]
+    answers: list[bytes]  # wire bytes of the survivors' UnmaskingShares
+
+
+def _repeat(server: Server, work: Callable[[Server], Any]) -> tuple[Server, Any, list[float]]:
+    """Time ``work`` on fresh copies of ``server`` (up to TIMED_RUNS times, within a budget).
+
+    Returns the copy the last run left behind (the round goes on from it), the
+    last run's return value and every run's seconds. The copy is made outside
+    the timing; the server code that runs is the same on a copy.
+    """
+    runs: list[float] = []
+    while True:
+        target = copy.deepcopy(server)
+        gc.collect()
+        start = time.perf_counter()
+        out = work(target)
+        runs.append(time.perf_counter() - start)
+        if len(runs) >= TIMED_RUNS or sum(runs) > REPEAT_BUDGET_SECONDS:
+            return target, out, runs
+
+
+def _replay_timed(prep: _Prepared, dropped: set[int]) -> _Timed:
+    """One genuine round from the recorded key phases, with ``dropped`` silent at input."""
+    server = _fresh_server(prep)
+    timings: dict[str, Any] = {"key_phases": 0.0, "close": 0.0, "clients_refused": 0}
+    for blobs in prep.key_phases:
+        messages = [decode(b) for b in blobs]
+        start = time.perf_counter()
+        for message in messages:
+            server.handle(message)
+        timings["key_phases"] += time.perf_counter() - start
+        del messages
+    if server.phase != ServerPhase.MASKED_INPUT:
+        raise BenchmarkError(f"replayed key phases left the server in {server.phase.value}")
+    arriving = [m for m in prep.masked if m.sender not in dropped]
+
+    def sum_inputs(target: Server) -> list[ServerMessage]:
+        out: list[ServerMessage] = []
+        for message in arriving:
+            out.extend(target.handle(message))
+        return out
+
+    server, requests, timings["sum_runs"] = _repeat(server, sum_inputs)
+    start = time.perf_counter()
+    if server.phase == ServerPhase.MASKED_INPUT:  # the deadline passes for the dropped
+        requests = server.close_phase()
+    timings["close"] = time.perf_counter() - start
+    if server.phase != ServerPhase.UNMASKING:
+        timings["unmask_runs"] = [0.0]
+        return _Timed(server, timings, [])
+    clients = copy.deepcopy(prep.clients)  # fresh state for this replay's requests
+    answers: list[bytes] = []
+    for request in requests:
+        request = _wire(request)
+        assert isinstance(request, UnmaskingRequest)
+        try:
+            answers.extend(encode(a) for a in clients[request.recipient].handle(request))
+        except RoundAborted:
+            timings["clients_refused"] += 1  # to the server, a dropout at unmasking
+    del clients
+    messages = [decode(b) for b in answers]
+
+    def unmask(target: Server) -> None:
+        for message in messages:
+            target.handle(message)
+        if target.phase == ServerPhase.UNMASKING:
+            target.close_phase()
+
+    server, _, timings["unmask_runs"] = _repeat(server, unmask)
+    return _Timed(server, timings, answers)
+
+
+def _server_life(prep: _Prepared, dropped: set[int], answers: list[bytes]) -> Server:
+    """The server's whole life, every message arriving as wire bytes that it decodes."""
+    server = _fresh_server(prep)
+    for blobs in prep.key_phases:
+        for blob in blobs:
+            server.handle(decode(blob))
+    for message in prep.masked:
+        if message.sender not in dropped:
+            server.handle(decode(encode(message)))  # the receive buffer counts
+    if server.phase == ServerPhase.MASKED_INPUT:
+        server.close_phase()
+    for blob in answers:
+        server.handle(decode(blob))
+    if server.phase == ServerPhase.UNMASKING:
+        server.close_phase()
+    return server
+
+
+def _check_replay(server: Server, expected: np.ndarray) -> None:
+    if server.phase != ServerPhase.COMPLETE or not np.array_equal(server.result(), expected):
+        raise BenchmarkError("a memory replay did not reproduce the round's sum")
+
+
+def _replay_traced(
+    prep: _Prepared, dropped: set[int], answers: list[bytes], expected: np.ndarray
+) -> int:
+    """The server's whole life again under tracemalloc; returns its peak traced bytes."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        server = _server_life(prep, dropped, answers)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    _check_replay(server, expected)
+    return peak
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _untraced_bytes_per_aes_context(count: int = 20_000) -> float | None:
+    """Resident bytes of one live AES-CTR context that tracemalloc does not see.
+
+    The PRG's mask accumulator keeps one context per mask alive while it removes
+    the masks; their OpenSSL state is allocated outside Python's allocators.
+    Measured as resident-set growth minus traced growth over ``count`` contexts.
+    """
+    gc.collect()
+    before = _rss_bytes()
+    if before is None:
+        return None
+    tracemalloc.start()
+    try:
+        contexts = [
+            Cipher(algorithms.AES(os.urandom(16)), modes.CTR(bytes(16))).encryptor()
+            for _ in range(count)
+        ]
+        traced, _ = tracemalloc.get_traced_memory()
+        grown = (_rss_bytes() or before) - before
+    finally:
+        tracemalloc.stop()
+    del contexts
+    return max(0.0, (grown - traced) / count)
+
+
+def _keystream_masks(server: Server) -> int:
+    """Vectors the server must expand at unmasking: self-masks plus dropout pair masks."""
+    report = server.report
+    survivors = set(report.included)
+    dropped = set(report.responders.get(ServerPhase.SHARE_KEYS.value, ())) - survivors
+    pair = sum(len(server.graph.neighbours(u) & survivors) for u in dropped)
+    return len(survivors) + pair
+
+
+def _modular_sum(words: np.ndarray, parties: Sequence[int]) -> np.ndarray:
+    total = np.zeros(words.shape[1], dtype=np.uint32)
+    for p in parties:
+        np.add(total, words[p], out=total)
+    return total
+
+
+def _run_cell(
+    prep: _Prepared, floats: np.ndarray, dropout: float, context_bytes: float | None
+) -> dict[str, Any]:
+    config = prep.config
+    n, d = config.num_clients, config.vector_length
+    # floor, like the parameter finder's worst case: a 30% cell drops what 30% tolerates
+    dropped = set(secrets.SystemRandom().sample(range(n), math.floor(dropout * n + 1e-9)))
+    aes_rate = _aes_rate(d)
+    add_seconds = _add_seconds(d)
+    timed = _replay_timed(prep, dropped)
+    server = timed.server
+    base: dict[str, Any] = {
+        "dropped": len(dropped),
+        "clients_refused_unmasking": int(timed.timings["clients_refused"]),
+        "aes_ctr_bytes_per_second": aes_rate,
+        "add_seconds": add_seconds,
+    }
+    if server.phase != ServerPhase.COMPLETE:
+        return {**base, "status": "aborted", "abort_reason": server.report.abort_reason}
+    included = list(server.report.included)
+    if set(included) != set(range(n)) - dropped:
+        raise BenchmarkError(
+            f"server included {len(included)} clients, expected {n - len(dropped)}"
+        )
+    expected = _modular_sum(floats.view(np.uint32), included)
+    if not np.array_equal(server.result(), expected):
+        raise BenchmarkError(
+            f"wrong secure sum: n={n} d={d} graph={config.graph.name.lower()} dropout={dropout}"
+        )
+    peak = _replay_traced(prep, dropped, timed.answers, expected)
+    plaintext_runs = _plaintext_seconds(floats, included)
+    plaintext = statistics.median(plaintext_runs)
+    t = timed.timings
+    t["sum"] = statistics.median(t["sum_runs"])
+    t["unmask"] = statistics.median(t["unmask_runs"])
+    server_total = t["sum"] + t["close"] + t["unmask"]
+    masks = _keystream_masks(server)
+    keystream_bytes = masks * d * 4
+    aes_seconds = keystream_bytes / aes_rate
+    unmask_bound = aes_seconds + masks * add_seconds
+    server_bound = unmask_bound + len(included) * add_seconds
+    masking = sorted(prep.masking_seconds)
+    return {
+        **base,
+        "status": "complete",
+        "correct": True,
+        "included": len(included),
+        "client_masking_seconds_median": statistics.median(masking),
+        "client_masking_seconds_p90": masking[min(len(masking) - 1, int(0.9 * len(masking)))],
+        "client_masking_seconds_max": masking[-1],
+        "server_key_phases_seconds": t["key_phases"],
+        "server_sum_seconds": t["sum"],
+        "server_sum_seconds_runs": t["sum_runs"],
+        "server_close_seconds": t["close"],
+        "server_unmasking_seconds": t["unmask"],
+        "server_unmasking_seconds_runs": t["unmask_runs"],
+        "server_total_seconds": server_total,
+        "server_peak_bytes": peak,
+        "server_aes_contexts": masks,
+        "server_peak_bytes_with_aes_contexts": (
+            None if context_bytes is None else peak + round(masks * context_bytes)
+        ),
+        "plaintext_float32_sum_seconds": plaintext,
+        "plaintext_float32_sum_seconds_runs": plaintext_runs,
+        "unmasking_keystream_vectors": masks,
+        "unmasking_keystream_bytes": keystream_bytes,
+        "unmasking_aes_seconds": aes_seconds,
+        "unmasking_bound_seconds": unmask_bound,
+        "server_bound_seconds": server_bound,
+        "server_vs_plaintext": server_total / plaintext,
+        "unmasking_vs_bound": t["unmask"] / unmask_bound,
+        "server_vs_bound": server_total / server_bound,
+        "unmasking_vs_aes": t["unmask"] / aes_seconds,
+    }
+
+
+def run_benchmark(
+    *,
+    ns: Sequence[int] = GRID["ns"],
+    ds: Sequence[int] = GRID["ds"],
+    dropouts: Sequence[float] = GRID["dropouts"],
+    graphs: Sequence[str] = GRID["graphs"],
+    bits: int = 32,
+    repeats: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the grid; returns a JSON-ready dict with every cell and the target checks.
+
+    Raises :class:`BenchmarkError` if any round's secure sum is wrong.
+    """
+    if bits != 32:
+        raise ValueError("the benchmark compares with float32 sums: bits must be 32")
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    for dropout in dropouts:
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout fractions must lie in [0, 1), got {dropout}")
+    for graph in graphs:
+        if graph not in ("complete", "harary"):
+            raise ValueError(f"graph must be 'complete' or 'harary', not {graph!r}")
+    started = time.perf_counter()
+    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    context_bytes = _untraced_bytes_per_aes_context()
+    cells: list[dict[str, Any]] = []
+    total_cells = len(ns) * len(ds) * len(graphs) * len(dropouts) * repeats
+    for n in ns:
+        for d in ds:
+            floats = _random_floats(n, d)
+            for graph in graphs:
+                levels: dict[float, list[float]] = {}
+                for dropout in dropouts:
+                    tolerated = max(DEFAULT_TOLERATED_DROPOUT, dropout)
+                    levels.setdefault(tolerated, []).append(dropout)
+                for tolerated, level_dropouts in levels.items():
+                    t0 = time.perf_counter()
+                    prep = _prepare(n, d, graph, tolerated, floats.view(np.uint32), progress)
+                    prep.clients_seconds = time.perf_counter() - t0
+                    config = prep.config
+                    _log(
+                        f"n={n} d={d} {graph} (k={config.degree}, t={config.threshold}, "
+                        f"tolerating {tolerated:.0%}): clients ran in "
+                        f"{time.perf_counter() - t0:.1f} s, masking median "
+                        f"{statistics.median(prep.masking_seconds):.3f} s",
+                        progress,
+                    )
+                    for dropout in level_dropouts:
+                        for rep in range(repeats):
+                            t1 = time.perf_counter()
+                            result = _run_cell(prep, floats, dropout, context_bytes)
+                            cells.append(
+                                {
+                                    "n": n,
+                                    "d": d,
+                                    "graph": graph,
+                                    "graph_used": config.graph.name.lower(),
+                                    "dropout": dropout,
+                                    "repeat": rep,
+                                    "tolerated_dropout": tolerated,
+                                    "default_parameters": tolerated == DEFAULT_TOLERATED_DROPOUT,
+                                    "k": config.degree,
+                                    "threshold": config.threshold,
+                                    "clients_seconds": prep.clients_seconds,
+                                    **result,
+                                }
+                            )
+                            _log(_progress_line(cells[-1], len(cells), total_cells, t1), progress)
+                    del prep
+                    gc.collect()
+            del floats
+    return {
+        "benchmark": "masking",
+        "started_at": started_at,
+        "seconds": time.perf_counter() - started,
+        "grid": {
+            "ns": list(ns),
+            "ds": list(ds),
+            "dropouts": list(dropouts),
+            "graphs": list(graphs),
+            "bits": bits,
+            "repeats": repeats,
+        },
+        "machine": machine_info(),
+        "memory_method": DEFINITIONS["server_peak_bytes"],
+        "aes_context_untraced_bytes": context_bytes,
+        "method": (__doc__ or "").split("\n\n", 1)[1],
+        "definitions": DEFINITIONS,
+        "cells": cells,
+        "targets": _targets(cells),
+    }
+
+
+def _progress_line(cell: dict[str, Any], done: int, total: int, started: float) -> str:
+    head = f"  [{done}/{total}] dropout={cell['dropout']} ({cell['dropped']} dropped): "
+    if cell["status"] != "complete":
+        return head + f"ABORTED: {cell.get('abort_reason')}"
+    return head + (
+        f"server {cell['server_total_seconds']:.3f} s "
+        f"(sum {cell['server_sum_seconds']:.3f}, unmask {cell['server_unmasking_seconds']:.3f}), "
+        f"plaintext {cell['plaintext_float32_sum_seconds']:.3f} s, "
+        f"x{cell['server_vs_plaintext']:.1f} plaintext, "
+        f"x{cell['unmasking_vs_bound']:.2f} bound, "
+        f"peak {cell['server_peak_bytes'] / 2**20:.1f} MiB "
+        f"[{time.perf_counter() - started:.1f} s]"
+    )
+
+
+_TARGET_CHECKS: list[tuple[str, dict[str, Any], str, float]] = [
+    (
+        "server whole work <= 4x plaintext float32 sum (n=100, d=1e6, no dropout, SecAgg+)",
+        {"n": 100, "d": 1_000_000, "dropout": 0.0, "graph": "harary"},
+        "server_vs_plaintext",
+        TARGETS["server_vs_plaintext"],
+    ),
+    (
+        "server whole work <= 4x plaintext float32 sum (n=100, d=1e6, no dropout, SecAgg)",
+        {"n": 100, "d": 1_000_000, "dropout": 0.0, "graph": "complete"},
+        "server_vs_plaintext",
+        TARGETS["server_vs_plaintext"],
+    ),
+    (
+        "unmasking <= 1.5x its bound (AES-CTR keystream + one add per vector; "
+        "SecAgg+ default k/t, 10% dropout, n=100, d=1e6)",
+        {"n": 100, "d": 1_000_000, "dropout": 0.1, "graph": "harary", "default_parameters": True},
+        "unmasking_vs_bound",
+        TARGETS["unmasking_vs_bound"],
+    ),
+    (
+        "server whole work <= 1.5x its bound (keystream + one add per keystream vector and "
+        "per masked input; SecAgg+ default k/t, 10% dropout, n=100, d=1e6)",
+        {"n": 100, "d": 1_000_000, "dropout": 0.1, "graph": "harary", "default_parameters": True},
+        "server_vs_bound",
+        TARGETS["unmasking_vs_bound"],
+    ),
+    (
+        "unmasking <= 1.5x its bound (SecAgg+ default k/t, 10% dropout, n=1000, d=1e6)",
+        {"n": 1000, "d": 1_000_000, "dropout": 0.1, "graph": "harary", "default_parameters": True},
+        "unmasking_vs_bound",
+        TARGETS["unmasking_vs_bound"],
+    ),
+    (
+        "server whole work <= 1.5x its bound (SecAgg+ default k/t, 10% dropout, n=1000, d=1e6)",
+        {"n": 1000, "d": 1_000_000, "dropout": 0.1, "graph": "harary", "default_parameters": True},
+        "server_vs_bound",
+        TARGETS["unmasking_vs_bound"],
+    ),
+    (
+        "server peak memory < 1 GB = 1e9 bytes (n=1000, d=1e6, SecAgg+, every dropout level)",
+        {"n": 1000, "d": 1_000_000, "graph": "harary"},
+        "server_peak_bytes",
+        TARGETS["server_peak_bytes"],
+    ),
+    (
+        "server peak memory < 1 GB = 1e9 bytes (n=1000, d=1e6, SecAgg, every dropout level)",
+        {"n": 1000, "d": 1_000_000, "graph": "complete"},
+        "server_peak_bytes",
+        TARGETS["server_peak_bytes"],
+    ),
+    (
+        "server peak memory incl. untraced AES contexts < 1 GB (n=1000, d=1e6, SecAgg+)",
+        {"n": 1000, "d": 1_000_000, "graph": "harary"},
+        "server_peak_bytes_with_aes_contexts",
+        TARGETS["server_peak_bytes"],
+    ),
+    (
+        "server peak memory incl. untraced AES contexts < 1 GB (n=1000, d=1e6, SecAgg)",
+        {"n": 1000, "d": 1_000_000, "graph": "complete"},
+        "server_peak_bytes_with_aes_contexts",
+        TARGETS["server_peak_bytes"],
+    ),
+    (
+        "client masking < 0.5 s, median over clients (SecAgg+ default k/t, n=1000, d=1e6)",
+        {"n": 1000, "d": 1_000_000, "graph": "harary", "default_parameters": True},
+        "client_masking_seconds_median",
+        TARGETS["client_masking_seconds"],
+    ),
+    (
+        "client masking < 0.5 s, slowest client (SecAgg+ default k/t, n=1000, d=1e6)",
+        {"n": 1000, "d": 1_000_000, "graph": "harary", "default_parameters": True},
+        "client_masking_seconds_max",
+        TARGETS["client_masking_seconds"],
+    ),
+]
+
+
+def _targets(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets, for those whose cells the grid contains (worst matching cell)."""
+    out: list[dict[str, Any]] = []
+    for name, where, metric, limit in _TARGET_CHECKS:
+        matching = [c for c in cells if all(c.get(k) == v for k, v in where.items())]
+        if not matching:
+            continue
+        entry: dict[str, Any] = {"target": name, "where": where, "metric": metric, "limit": limit}
+        if any(c["status"] != "complete" or c.get(metric) is None for c in matching):
+            entry.update(value=None, ratio_to_limit=None, cells=len(matching), **{"pass": False})
+        else:
+            value = max(c[metric] for c in matching)
+            entry.update(
+                value=value,
+                ratio_to_limit=value / limit,
+                cells=len(matching),
+                **{"pass": value <= limit},
+            )
+        out.append(entry)
+    return out
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The cells of a finished run as a Markdown table (for docs and reviews)."""
+    head = (
+        "| n | d | graph | k / t | dropout | client mask (s) | server total (s) | "
+        "unmask (s) | plaintext (s) | server / plaintext | unmask / bound | server peak (MiB) |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    )
+    rows = []
+    for c in result["cells"]:
+        lead = f"| {c['n']} | {c['d']:,} | {c['graph']} | {c['k']} / {c['threshold']} | "
+        if c["status"] != "complete":
+            rows.append(lead + f"{c['dropout']} | aborted: {c.get('abort_reason')} |||||||")
+            continue
+        rows.append(
+            lead + f"{c['dropout']} | {c['client_masking_seconds_median']:.3f} | "
+            f"{c['server_total_seconds']:.3f} | {c['server_unmasking_seconds']:.3f} | "
+            f"{c['plaintext_float32_sum_seconds']:.3f} | {c['server_vs_plaintext']:.1f} | "
+            f"{c['unmasking_vs_bound']:.2f} | {c['server_peak_bytes'] / 2**20:.1f} |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="JSON goes to stdout, progress to stderr.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small grid, seconds")
+    parser.add_argument("--n", type=int, action="append", dest="ns", help="repeatable")
+    parser.add_argument("--d", type=int, action="append", dest="ds", help="repeatable")
+    parser.add_argument("--dropout", type=float, action="append", dest="dropouts")
+    parser.add_argument("--graph", choices=["complete", "harary"], action="append", dest="graphs")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds per cell")
+    parser.add_argument("--no-progress", action="store_true", help="nothing on stderr")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    parser.add_argument(
+        "--markdown", metavar="JSON", help="print an earlier run's JSON file as a Markdown table"
+    )
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print_markdown(args.markdown, markdown_table)
+        return
+    grid: dict[str, Any] = dict(QUICK_GRID if args.quick else GRID)
+    for name in ("ns", "ds", "dropouts", "graphs"):
+        if getattr(args, name):
+            grid[name] = tuple(getattr(args, name))
+    result = run_benchmark(**grid, repeats=args.repeats, progress=not args.no_progress)
+    emit(result, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,579 @@
+"""The ``secagg`` console command.
+
+``secagg simulate`` is the main job: a bank-branch fraud federation with
+its baselines (see :mod:`secagg.apps.simulation`). ``secagg round`` runs one
+secure-aggregation round in memory with the embedded defaults (100 clients,
+100 000 coordinates, SecAgg+ with the published choice of k and t, 5% of the
+clients dropping at random phases) and checks the result against a plaintext
+sum. ``secagg params`` shows the k and t SecAgg+ would choose.
+``secagg privacy epsilon`` and ``secagg privacy noise`` are the accountant
+for users and auditors (DP-FedAvg with Poisson client sampling).
+``secagg bench masking``, ``dp``, ``ckks`` and ``grpc`` run the benchmarks.
+``secagg certs``, ``secagg server``, ``secagg client`` and ``secagg keyholder`` run
+real federations. ``secagg audit`` checks a privacy ledger, reports it, or estimates
+epsilon empirically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from typing import Any
+
+import click
+import numpy as np
+
+from secagg import __version__
+from secagg.apps import devca
+from secagg.apps.audit.cli import audit
+from secagg.apps.simulation.cli import simulate
+from secagg.errors import ConfigurationError, RoundAborted
+from secagg.protocol import PHASES, RoundConfig, run_round
+from secagg.protocol.graph_params import harary_parameters
+
+#: Phases a simulated client may vanish before (the advertise phase is left
+#: out of the random schedule: a client that never shows up is simply absent).
+_DROPOUT_PHASES = PHASES[1:]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="secagg")
+def main() -> None:
+    """secagg: secure aggregation for federated learning."""
+
+
+def _random_schedule(num_clients: int, fraction: float, active: bool) -> dict[str, list[int]]:
+    """Pick ``fraction`` of the clients (CSPRNG) and a phase for each to vanish before."""
+    rng = secrets.SystemRandom()
+    count = round(fraction * num_clients)
+    phases = [p for p in _DROPOUT_PHASES if active or p != "consistency_check"]
+    schedule: dict[str, list[int]] = {}
+    for party in sorted(rng.sample(range(num_clients), count)):
+        schedule.setdefault(rng.choice(phases), []).append(party)
+    return schedule
+
+
+def _emit(payload: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+        return
+    cfg = payload["config"]
+    click.echo(
+        f"round of {cfg['num_clients']} clients x {cfg['vector_length']} coordinates, "
+        f"{cfg['graph']} graph (k={cfg['k']}, t={cfg['threshold']}), "
+        f"Z_2^{cfg['bits']}{', active variant' if cfg['active'] else ''}"
+    )
+    for phase in PHASES:
+        if phase in payload["dropped"]:
+            click.echo(f"  vanished before {phase}: {len(payload['dropped'][phase])} client(s)")
+    if payload["status"] == "aborted":
+        click.echo(f"round ABORTED: {payload['abort_reason']}")
+        return
+    click.echo(
+        f"round complete in {payload['seconds']:.2f} s: {payload['included']} inputs summed, "
+        f"sum {'matches' if payload['sum_matches_plaintext'] else 'DOES NOT match'} "
+        "the plaintext sum of the included inputs"
+    )
+
+
+@main.command("round")
+@click.option("--clients", "num_clients", default=100, show_default=True, help="Number of clients.")
+@click.option("--dim", "vector_length", default=100_000, show_default=True, help="Vector length d.")
+@click.option(
+    "--graph",
+    type=click.Choice(["harary", "complete"]),
+    default="harary",
+    show_default=True,
+    help="SecAgg+ (sparse Harary graph) or the original complete-graph SecAgg.",
+)
+@click.option(
+    "--k", "degree", type=int, default=None, help="Neighbours per client (default: SecAgg+ search)."
+)
+@click.option(
+    "--threshold", type=int, default=None, help="Shamir threshold t (default: SecAgg+ search)."
+)
+@click.option("--bits", type=click.Choice(["32", "64"]), default="32", show_default=True)
+@click.option("--active", is_flag=True, help="Active variant: signed keys and consistency check.")
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Fraction of clients that vanish, each before a random phase.",
+)
+@click.option(
+    "--tolerated-dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.10,
+    show_default=True,
+    help="Dropout fraction the default k and t are chosen to survive.",
+)
+@click.option(
+    "--corrupt",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Fraction of clients assumed to collude with the server.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+def one_round(
+    num_clients: int,
+    vector_length: int,
+    graph: str,
+    degree: int | None,
+    threshold: int | None,
+    bits: str,
+    active: bool,
+    dropout: float,
+    tolerated_dropout: float,
+    corrupt: float,
+    as_json: bool,
+) -> None:
+    """Run one secure-aggregation round in memory and check its sum."""
+    width = int(bits)
+    try:
+        config = RoundConfig.create(
+            num_clients,
+            vector_length,
+            bits=width,
+            graph=graph,  # type: ignore[arg-type]
+            k=degree,
+            threshold=threshold,
+            active=active,
+            dropout_fraction=tolerated_dropout,
+            corrupt_fraction=corrupt,
+        )
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    dtype = np.uint32 if width == 32 else np.uint64
+    inputs = np.frombuffer(
+        os.urandom(num_clients * vector_length * np.dtype(dtype).itemsize), dtype=dtype
+    ).reshape(num_clients, vector_length)
+    schedule = _random_schedule(num_clients, dropout, active)
+    started = time.perf_counter()
+
+    def show_phase(phase: str) -> None:
+        if not as_json:
+            click.echo(f"  [{time.perf_counter() - started:7.2f} s] {phase}", err=True)
+
+    payload: dict[str, Any] = {
+        "config": {
+            "num_clients": num_clients,
+            "vector_length": vector_length,
+            "bits": width,
+            "graph": config.graph.name.lower(),
+            "k": config.degree,
+            "threshold": config.threshold,
+            "active": active,
+        },
+        "dropped": schedule,
+    }
+    try:
+        outcome = run_round(
+            inputs,
+            graph=graph,
+            k=degree,
+            threshold=threshold,
+            dropped=schedule,
+            bits=width,
+            active=active,
+            dropout_fraction=tolerated_dropout,
+            corrupt_fraction=corrupt,
+            on_phase=show_phase,
+        )
+    except RoundAborted as exc:
+        payload.update(status="aborted", abort_reason=exc.reason)
+        _emit(payload, as_json)
+        sys.exit(2)
+    seconds = time.perf_counter() - started
+    included = list(outcome.report.included)
+    expected = inputs[included].sum(axis=0, dtype=dtype)
+    matches = bool(np.array_equal(outcome.total, expected))
+    payload.update(
+        status="complete",
+        seconds=round(seconds, 4),
+        included=len(included),
+        sum_matches_plaintext=matches,
+        responders={phase: len(p) for phase, p in outcome.report.responders.items()},
+    )
+    _emit(payload, as_json)
+    if not matches:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--clients", "num_clients", type=int, required=True, help="Cohort size n.")
+@click.option("--corrupt", type=float, default=0.05, show_default=True)
+@click.option("--dropout", type=float, default=0.10, show_default=True)
+@click.option("--semi-malicious", is_flag=True, help="Server may lie about dropouts.")
+def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: bool) -> None:
+    """Show the SecAgg+ neighbour count k and threshold t for a cohort."""
+    try:
+        found = harary_parameters(
+            num_clients,
+            corrupt_fraction=corrupt,
+            dropout_fraction=dropout,
+            semi_malicious=semi_malicious,
+        )
+        config = RoundConfig.create(
+            num_clients,
+            1,
+            active=semi_malicious,
+            dropout_fraction=dropout,
+            corrupt_fraction=corrupt,
+        )
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if found is None:
+        click.echo(
+            f"no sparse graph works for n={num_clients}; complete graph, t={config.threshold}"
+        )
+    else:
+        click.echo(f"k={found.k} neighbours, t={found.threshold} (of k+1 share holders)")
+
+
+@main.group()
+def privacy() -> None:
+    """DP-FedAvg accounting: epsilon for a plan, or the noise for a budget."""
+
+
+_ACCOUNTANT_OPTION = click.option(
+    "--accountant",
+    type=click.Choice(["pld", "rdp"]),
+    default="pld",
+    show_default=True,
+    help="PLD (tightest upper bound) or RDP (cross-check).",
+)
+
+
+@privacy.command("epsilon")
+@click.option("--noise-multiplier", "-z", type=float, required=True, help="Noise std / clip.")
+@click.option("--sample-rate", "-q", type=float, required=True, help="Poisson client rate.")
+@click.option("--rounds", "-T", type=int, required=True)
+@click.option("--delta", type=float, required=True)
+@_ACCOUNTANT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def privacy_epsilon(
+    noise_multiplier: float,
+    sample_rate: float,
+    rounds: int,
+    delta: float,
+    accountant: str,
+    as_json: bool,
+) -> None:
+    """Epsilon of DP-FedAvg after ROUNDS rounds (client-level, add/remove one client)."""
+    from secagg.dp import accounting
+
+    try:
+        eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    payload = {
+        "epsilon": eps,
+        "delta": delta,
+        "noise_multiplier": noise_multiplier,
+        "sample_rate": sample_rate,
+        "rounds": rounds,
+        "accountant": accountant,
+        "dp_accounting": accounting.dp_accounting_version(),
+        "unit": "client",
+    }
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(f"epsilon = {eps:.4f} at delta = {delta:g} ({accountant}, per client)")
+
+
+@privacy.command("noise")
+@click.option("--epsilon", "target", type=float, required=True, help="Budget epsilon.")
+@click.option("--delta", type=float, required=True)
+@click.option("--sample-rate", "-q", type=float, required=True, help="Poisson client rate.")
+@click.option("--rounds", "-T", type=int, required=True)
+@_ACCOUNTANT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def privacy_noise(
+    target: float, delta: float, sample_rate: float, rounds: int, accountant: str, as_json: bool
+) -> None:
+    """The smallest noise multiplier whose epsilon stays within the budget."""
+    from secagg.dp import accounting
+
+    try:
+        z = accounting.noise_multiplier_for(target, delta, sample_rate, rounds, accountant)
+        eps = accounting.epsilon(z, sample_rate, rounds, delta, accountant)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if as_json:
+        payload = {"noise_multiplier": z, "epsilon": eps, "target_epsilon": target}
+        payload |= {"delta": delta, "sample_rate": sample_rate, "rounds": rounds}
+        payload |= {"accountant": accountant, "unit": "client"}
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(f"noise multiplier z = {z:.4f} (epsilon = {eps:.4f} at delta = {delta:g})")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks (JSON on stdout)."""
+
+
+@bench.command("masking")
+@click.option("--quick", is_flag=True, help="A small grid that runs in seconds.")
+@click.option("--n", "ns", type=int, multiple=True, help="Client counts (repeatable).")
+@click.option("--d", "ds", type=int, multiple=True, help="Vector lengths (repeatable).")
+@click.option("--dropout", "dropouts", type=float, multiple=True, help="Dropout fractions.")
+@click.option(
+    "--graph",
+    "graphs",
+    type=click.Choice(["complete", "harary"]),
+    multiple=True,
+    help="Graphs (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_masking(
+    quick: bool,
+    ns: tuple[int, ...],
+    ds: tuple[int, ...],
+    dropouts: tuple[float, ...],
+    graphs: tuple[str, ...],
+    as_json: bool,
+    out: str | None,
+) -> None:
+    """Client masking, server unmasking and memory vs plaintext sum and raw AES-CTR."""
+    from secagg.apps.bench import emit, masking
+
+    grid: dict[str, Any] = dict(masking.QUICK_GRID) if quick else {}
+    for name, values in (("ns", ns), ("ds", ds), ("dropouts", dropouts), ("graphs", graphs)):
+        if values:
+            grid[name] = tuple(values)
+    result = masking.run_benchmark(**grid)
+    emit(result, out, click.echo)
+
+
+@bench.command("dp")
+@click.option("--quick", is_flag=True, help="d = 10 000 only: seconds.")
+@click.option("--d", "dimensions", type=int, multiple=True, help="Vector lengths (repeatable).")
+@click.option("--runs", type=int, default=5, show_default=True, help="Timed runs per step.")
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_dp(
+    quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
+) -> None:
+    """Per-client cost of clipping, encoding, rotation and noise vs one plaintext pass."""
+    from secagg.apps.bench import dp, emit
+
+    dims = dimensions or (dp.QUICK_DIMENSIONS if quick else dp.DIMENSIONS)
+    result = dp.run_benchmark(dimensions=dims, runs=runs)
+    emit(result, out, click.echo)
+
+
+@bench.command("ckks")
+@click.option("--quick", is_flag=True, help="n = 4, d = 10 000: seconds.")
+@click.option("--n", "ns", type=int, multiple=True, help="Client counts (repeatable).")
+@click.option("--d", "ds", type=int, multiple=True, help="Vector lengths (repeatable).")
+@click.option(
+    "--backend",
+    "backends",
+    type=click.Choice(["plain", "secagg+", "ckks"]),
+    multiple=True,
+    help="Backends to compare (repeatable; default all three).",
+)
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_ckks(
+    quick: bool,
+    ns: tuple[int, ...],
+    ds: tuple[int, ...],
+    backends: tuple[str, ...],
+    as_json: bool,
+    out: str | None,
+) -> None:
+    """CKKS encryption, server addition, decryption and wire size vs masking and plaintext."""
+    from secagg.apps.bench import backends as bench_backends
+    from secagg.apps.bench import emit
+
+    grid: dict[str, Any] = dict(bench_backends.QUICK) if quick else {}
+    for name, values in (("ns", ns), ("ds", ds), ("backends", backends)):
+        if values:
+            grid[name] = tuple(values)
+    result = bench_backends.run_benchmark(**grid)
+    emit(result, out, click.echo)
+
+
+@bench.command("grpc")
+@click.option("--quick", is_flag=True, help="12 clients in 3 processes, d = 10 000: seconds.")
+@click.option("--clients", type=int, default=None, help="Client count (default 100).")
+@click.option("--processes", type=int, default=None, help="Worker processes (default 10).")
+@click.option("--d", "dimension", type=int, default=None, help="Model size (default 1e5).")
+@click.option("--rounds", type=int, default=None, help="Rounds (default 3).")
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_grpc(
+    quick: bool,
+    clients: int | None,
+    processes: int | None,
+    dimension: int | None,
+    rounds: int | None,
+    as_json: bool,
+    out: str | None,
+) -> None:
+    """A SecAgg+ federation round over gRPC/mTLS vs the same round in-process."""
+    from secagg.apps.bench import emit
+    from secagg.apps.bench import grpc as bench_grpc_module
+
+    grid: dict[str, Any] = dict(bench_grpc_module.QUICK) if quick else {}
+    for name, value in (
+        ("clients", clients),
+        ("processes", processes),
+        ("dimension", dimension),
+        ("rounds", rounds),
+    ):
+        if value is not None:
+            grid[name] = value
+    emit(bench_grpc_module.run_benchmark(**grid), out, click.echo)
+
+
+@main.group()
+def certs() -> None:
+    """A development CA: server and per-branch certificates for mTLS."""
+
+
+@certs.command("init")
+@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    help="Host name or IP clients dial (repeatable; default localhost and 127.0.0.1).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing CA (old certificates die).")
+def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> None:
+    """Create the CA, the server certificate and an empty revocation list."""
+    names = server_names or ("localhost", "127.0.0.1")
+    try:
+        made = devca.init_ca(directory, server_names=names, force=force)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"CA in {directory} (fingerprint {made.ca_fingerprint[:16]}...)")
+    click.echo(f"server certificate for {', '.join(names)}: {made.server.certificate}")
+
+
+@certs.command("issue")
+@click.argument("name")
+@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+@click.option("--force", is_flag=True, help="Re-issue an existing or revoked name.")
+def certs_issue(name: str, directory: str, force: bool) -> None:
+    """Issue the certificate and key of branch NAME."""
+    try:
+        issued = devca.issue_client(directory, name, force=force)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"{name}: {issued.certificate} and {issued.key} (key: keep it on the branch)")
+    click.echo(f"fingerprint {issued.fingerprint}")
+
+
+@certs.command("revoke")
+@click.argument("name")
+@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+def certs_revoke(name: str, directory: str) -> None:
+    """Bar branch NAME (and its current certificate) from the federation."""
+    try:
+        devca.revoke(directory, name)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"{name} revoked; the server refuses it from its next connection")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True))
+@click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for branches.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every round and refusal.")
+def server(config_path: str, wait: float, verbose: bool) -> None:
+    """Run a federation's server over gRPC with mTLS (state in its SQLite file)."""
+    import logging
+
+    from secagg.runtime.config import FederationConfig
+    from secagg.runtime.launch import serve
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    try:
+        config = FederationConfig.load(config_path)
+        _, results = serve(config, wait_for_clients=wait)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    for result in results:
+        eps = "" if result.epsilon is None else f", epsilon {result.epsilon:.3f}"
+        why = f" ({result.reason})" if result.reason else ""
+        click.echo(
+            f"round {result.number}: {result.status}{why}, "
+            f"{len(result.contributed)}/{len(result.participants)} contributed{eps}"
+        )
+
+
+@main.command()
+@click.option("--server", "target", required=True, help="HOST:PORT of the federation server.")
+@click.option("--name", required=True, help="This branch's name (its certificate's).")
+@click.option("--certs", "certificates", default="certs", show_default=True)
+@click.option("--hook", default="demo", show_default=True, help="'demo' or 'module:factory'.")
+@click.option("--dimension", type=int, required=True, help="Model parameters.")
+@click.option("--rounds", type=int, default=None, help="Stop after this many rounds.")
+@click.option("--idle", default=120.0, show_default=True, help="Stop after this much silence.")
+@click.option("--connect-timeout", default=30.0, show_default=True, help="Seconds to connect.")
+def client(
+    target: str,
+    name: str,
+    certificates: str,
+    hook: str,
+    dimension: int,
+    rounds: int | None,
+    idle: float,
+    connect_timeout: float,
+) -> None:
+    """Run one branch: dial the server, train locally, send only masked updates."""
+    from secagg.runtime.launch import load_hook, run_branch
+
+    try:
+        stats = run_branch(
+            target,
+            name,
+            load_hook(hook, name, dimension),
+            certificates,
+            rounds=rounds,
+            idle_timeout=idle,
+            connect_timeout=connect_timeout,
+        )
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(
+        f"{name}: {stats.rounds_completed} rounds completed, {stats.rounds_aborted} aborted, "
+        f"{stats.refused_messages} messages refused"
+    )
+
+
+@main.command()
+@click.option("--server", "target", required=True, help="HOST:PORT of the federation server.")
+@click.option("--name", required=True, help="The key holder's name (its certificate's).")
+@click.option("--certs", "certificates", default="certs", show_default=True)
+@click.option("--idle", default=600.0, show_default=True, help="Stop after this much silence.")
+@click.option(
+    "--backend", default="ckks", show_default=True, help="The backend whose key this party holds."
+)
+def keyholder(target: str, name: str, certificates: str, idle: float, backend: str) -> None:
+    """Hold a CKKS federation's secret key: decrypt (and noise) sums only."""
+    from secagg.runtime.launch import run_key_holder
+
+    try:
+        count = run_key_holder(target, name, certificates, backend=backend, idle_timeout=idle)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"{name}: decrypted {count} sums")
+
+
+main.add_command(simulate)
+main.add_command(audit)
+
+if __name__ == "__main__":
+    main()

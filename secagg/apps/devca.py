@@ -1,0 +1,426 @@
+"""A development certificate authority for a federation (``secagg certs init | issue | revoke``).
+
+``init_ca`` creates the CA in a directory, together with the aggregation server's
+certificate; ``issue_client`` adds one certificate per bank branch; ``revoke`` bars a branch
+(or one of its certificates) without re-keying anybody else. Everything a new user needs to
+run a secured federation on one machine is therefore two commands away, and nothing here
+talks to the network. The directory layout and the revocation list format are those the
+library reads (:mod:`secagg.transport.certs`).
+
+Keys are ECDSA over P-256 and every signature is ECDSA-SHA256: it is the key type that every
+TLS stack, BoringSSL inside grpcio included, accepts for both server and client certificates
+in TLS 1.2 and 1.3 (Ed25519 certificates are not universally accepted in TLS handshakes).
+Private keys are written unencrypted (gRPC cannot take a passphrase) with mode 0600, through
+a temporary file and an atomic rename, so that a crash never leaves half a key behind. This is
+a *development* CA: a production deployment keeps the CA key offline or in an HSM (or uses
+step-ca, cfssl, Vault) and the library only reads the result.
+
+``revoke(dir, name)`` adds the name and the fingerprint of the branch's current certificate.
+Re-issuing a revoked name (``issue_client(..., force=True)``) lifts the name bar but keeps the
+old fingerprint barred: the branch gets back in with a fresh key, the leaked one stays out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from secagg.errors import ConfigurationError
+from secagg.transport.certs import (
+    CLIENT_NAME_PATTERN,
+    CaLayout,
+    CertificateStoreError,
+    RevocationList,
+    check_client_name,
+    check_key_pair,
+    client_uri,
+    fingerprint,
+    load_certificate_file,
+    load_private_key_file,
+    load_revocations,
+)
+
+__all__ = [
+    "CA_VALIDITY_DAYS",
+    "LEAF_VALIDITY_DAYS",
+    "CertificateExists",
+    "ClientRevoked",
+    "InitializedCA",
+    "IssuedCertificate",
+    "init_ca",
+    "issue_client",
+    "issued_clients",
+    "revoke",
+]
+
+logger = logging.getLogger(__name__)
+
+CA_VALIDITY_DAYS = 3650
+LEAF_VALIDITY_DAYS = 365
+# Backdate notBefore so that a peer whose clock is a few minutes behind still accepts a
+# certificate issued a moment ago (the classic "certificate not yet valid" on a fresh setup).
+_BACKDATE = dt.timedelta(minutes=5)
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+class CertificateExists(CertificateStoreError):
+    """Refused to overwrite a CA or a client certificate; pass ``force=True`` to replace it.
+
+    Overwriting a CA invalidates every certificate of the federation, so it is never implicit.
+    """
+
+
+class ClientRevoked(CertificateStoreError):
+    """Refused to issue a certificate to a revoked name without ``force=True``."""
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A certificate just written: where it and its key are, and how to recognise it."""
+
+    name: str
+    certificate: Path
+    key: Path
+    fingerprint: str
+    not_valid_after: dt.datetime
+
+
+@dataclass(frozen=True)
+class InitializedCA:
+    """What ``init_ca`` created: the layout, the CA's fingerprint and the server certificate."""
+
+    layout: CaLayout
+    ca_fingerprint: str
+    server: IssuedCertificate
+
+
+# --- writing files and building certificates --------------------------------------------
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` with ``mode`` via a temp file and a rename.
+
+    The temporary file is created 0600 by ``mkstemp``, so a key is never readable by others,
+    not even for an instant, whatever the umask.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_atomic(path, pem, 0o600)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    _write_atomic(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _ski(key: ec.EllipticCurvePublicKey) -> x509.SubjectKeyIdentifier:
+    return x509.SubjectKeyIdentifier.from_public_key(key)
+
+
+def _leaf_builder(
+    *,
+    ca_cert: x509.Certificate,
+    subject_cn: str,
+    public_key: ec.EllipticCurvePublicKey,
+    sans: Sequence[x509.GeneralName],
+    eku: x509.ObjectIdentifier,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+) -> x509.CertificateBuilder:
+    """An end-entity certificate for exactly one purpose (server or client, never both)."""
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(min(not_after, ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+        .add_extension(_ski(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+    )
+
+
+def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
+    """IP literals become IP SANs (what gRPC matches for ``127.0.0.1``), the rest DNS SANs."""
+    if isinstance(server_names, str) or not server_names:
+        raise ConfigurationError("server_names must be a non-empty sequence of names")
+    sans: list[x509.GeneralName] = []
+    for raw in server_names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(raw)))
+            continue
+        except ValueError:
+            pass
+        labels = raw.rstrip(".").split(".")
+        if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise ConfigurationError(f"server name {raw!r} is neither an IP address nor a host")
+        sans.append(x509.DNSName(raw.rstrip(".").lower()))
+    return sans
+
+
+def _load_ca(layout: CaLayout) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    cert = load_certificate_file(layout.ca_cert, "CA certificate")
+    key = load_private_key_file(layout.ca_key, "CA private key")
+    check_key_pair(cert, key, "CA")
+    return cert, key
+
+
+# --- creating the CA and issuing certificates -------------------------------------------
+
+
+def init_ca(
+    directory: Path | str,
+    *,
+    server_names: Sequence[str] = ("localhost", "127.0.0.1"),
+    validity_days: int = CA_VALIDITY_DAYS,
+    server_validity_days: int = LEAF_VALIDITY_DAYS,
+    common_name: str = "secagg development CA",
+    force: bool = False,
+) -> InitializedCA:
+    """Create a CA, a server certificate and an empty revocation list in ``directory``.
+
+    ``server_names`` are the host names and IP addresses clients will dial; the first one is
+    also the server certificate's CN. With ``force=True`` an existing CA is replaced, and
+    because that makes every old certificate worthless, the old client certificates and the
+    revocation list are deleted too (a new CA starts a new federation).
+    """
+    if validity_days < 1 or server_validity_days < 1:
+        raise ConfigurationError("validity must be at least one day")
+    sans = _server_sans(server_names)
+    layout = CaLayout(Path(directory))
+    existing = [
+        p
+        for p in (layout.ca_cert, layout.ca_key, layout.server_cert, layout.server_key)
+        if p.exists()
+    ]
+    if existing and not force:
+        raise CertificateExists(
+            f"a CA already exists in {layout.directory} ({existing[0].name}); "
+            "pass force=True to replace it and invalidate every certificate it issued"
+        )
+    layout.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if force:
+        if layout.clients_dir.is_dir():
+            shutil.rmtree(layout.clients_dir)
+        layout.revocations.unlink(missing_ok=True)
+
+    now = _now()
+    ca_key = _new_key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + dt.timedelta(days=validity_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(_ski(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_key(layout.ca_key, ca_key)
+    _write_cert(layout.ca_cert, ca_cert)
+
+    server_key = _new_key()
+    first = sans[0]
+    cn = str(first.value) if isinstance(first, x509.IPAddress) else first.value
+    server_cert = _leaf_builder(
+        ca_cert=ca_cert,
+        subject_cn=cn,
+        public_key=server_key.public_key(),
+        sans=sans,
+        eku=ExtendedKeyUsageOID.SERVER_AUTH,
+        not_before=now - _BACKDATE,
+        not_after=now + dt.timedelta(days=server_validity_days),
+    ).sign(ca_key, hashes.SHA256())
+    _write_key(layout.server_key, server_key)
+    _write_cert(layout.server_cert, server_cert)
+
+    if not layout.revocations.exists():
+        _write_atomic(layout.revocations, RevocationList().to_json().encode(), 0o644)
+    layout.clients_dir.mkdir(exist_ok=True, mode=0o700)
+    logger.info("initialised CA in %s for server names %s", layout.directory, list(server_names))
+    return InitializedCA(
+        layout=layout,
+        ca_fingerprint=fingerprint(ca_cert),
+        server=IssuedCertificate(
+            name=cn,
+            certificate=layout.server_cert,
+            key=layout.server_key,
+            fingerprint=fingerprint(server_cert),
+            not_valid_after=server_cert.not_valid_after_utc,
+        ),
+    )
+
+
+def issue_client(
+    directory: Path | str,
+    name: str,
+    *,
+    validity_days: int = LEAF_VALIDITY_DAYS,
+    force: bool = False,
+) -> IssuedCertificate:
+    """Issue a branch certificate ``clients/<name>.pem`` and its key ``clients/<name>.key``.
+
+    Refuses an existing name (two live certificates for one branch make revocation by
+    fingerprint leaky) and a revoked name; ``force=True`` does both, and for a revoked name
+    re-admits the branch while its old certificate stays barred by fingerprint.
+    """
+    check_client_name(name)
+    if validity_days < 1:
+        raise ConfigurationError("validity must be at least one day")
+    layout = CaLayout(Path(directory))
+    ca_cert, ca_key = _load_ca(layout)
+    cert_path, key_path = layout.client_cert(name), layout.client_key(name)
+    revoked = load_revocations(layout.directory)
+    if not force:
+        if name in revoked.names:
+            raise ClientRevoked(f"client {name!r} is revoked; pass force=True to re-admit it")
+        if cert_path.exists() or key_path.exists():
+            raise CertificateExists(
+                f"client {name!r} already has a certificate; pass force=True to re-issue"
+            )
+    if force and cert_path.exists():
+        # The replaced certificate stays valid for the TLS layer until it expires, so bar it.
+        with contextlib.suppress(CertificateStoreError):
+            old = fingerprint(load_certificate_file(cert_path, "old client certificate"))
+            revoked = RevocationList(revoked.names, revoked.fingerprints | {old})
+
+    now = _now()
+    key = _new_key()
+    cert = _leaf_builder(
+        ca_cert=ca_cert,
+        subject_cn=name,
+        public_key=key.public_key(),
+        sans=[x509.UniformResourceIdentifier(client_uri(name))],
+        eku=ExtendedKeyUsageOID.CLIENT_AUTH,
+        not_before=now - _BACKDATE,
+        not_after=now + dt.timedelta(days=validity_days),
+    ).sign(ca_key, hashes.SHA256())
+    _write_key(key_path, key)
+    _write_cert(cert_path, cert)
+    if force:
+        updated = RevocationList(revoked.names - {name}, revoked.fingerprints)
+        _save_revocations(layout, updated)
+    fp = fingerprint(cert)
+    logger.info("issued client certificate for %r (fingerprint %s)", name, fp)
+    return IssuedCertificate(
+        name=name,
+        certificate=cert_path,
+        key=key_path,
+        fingerprint=fp,
+        not_valid_after=cert.not_valid_after_utc,
+    )
+
+
+def issued_clients(directory: Path | str) -> frozenset[str]:
+    """Names that have a certificate in ``clients/``: the roster ``allowed`` can be set to."""
+    clients_dir = CaLayout(Path(directory)).clients_dir
+    if not clients_dir.is_dir():
+        return frozenset()
+    return frozenset(
+        p.stem for p in clients_dir.glob("*.pem") if CLIENT_NAME_PATTERN.fullmatch(p.stem)
+    )
+
+
+# --- revocation -------------------------------------------------------------------------
+
+
+def _save_revocations(layout: CaLayout, revocations: RevocationList) -> None:
+    _write_atomic(layout.revocations, revocations.to_json().encode(), 0o644)
+
+
+def revoke(directory: Path | str, name: str) -> RevocationList:
+    """Bar ``name`` and the fingerprint of its current certificate; idempotent.
+
+    A name with no certificate on file can be revoked too (the certificate may have been
+    deleted locally but still be out there); then only the name is recorded.
+    """
+    check_client_name(name)
+    layout = CaLayout(Path(directory))
+    current = load_revocations(layout.directory)
+    fps = set(current.fingerprints)
+    cert_path = layout.client_cert(name)
+    if cert_path.exists():
+        fps.add(fingerprint(load_certificate_file(cert_path, "client certificate")))
+    updated = RevocationList(current.names | {name}, frozenset(fps))
+    _save_revocations(layout, updated)
+    logger.info("revoked client %r", name)
+    return updated

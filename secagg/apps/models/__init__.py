@@ -1,0 +1,1 @@
+MODELS = ("logistic", "mlp")  # the fraud models of secagg.apps.models.nets

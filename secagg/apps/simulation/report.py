@@ -1,0 +1,286 @@
+"""The run folder: metrics per round (JSON, CSV), plots (PNG), a markdown report.
+
+Layout of ``<run>/``::
+
+    config.toml            the configuration that ran (re-run it with --config)
+    summary.json           the final table and per-branch metrics
+    rounds.json            every round: status, dropouts, metrics, epsilon, bytes
+    rounds.csv             the same, one row per round and branch
+    auprc.png              AUPRC per round, per branch and pooled
+    epsilon.png            epsilon spent per round, per branch
+    report.md              a human-readable report of all of it
+    server.sqlite          the federation server's database (rounds, checkpoints)
+    ledger.sqlite          the signed privacy ledger (secagg audit verify ledger.sqlite
+                           --pubkey ledger.pub.pem)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from secagg.apps.simulation.config import SECTIONS
+from secagg.apps.simulation.runner import SimulationResult
+
+SUMMARY_METRICS = ("auprc", "roc_auc", "recall_at_1pct_fpr")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
+    """The final table: one row per setting (local-only, federated, centralized)."""
+    rows = []
+    for setting, values in result.settings.items():
+        pooled = values.get("pooled")
+        row: dict[str, Any] = {"setting": setting}
+        for metric in SUMMARY_METRICS:
+            if pooled is not None:
+                row[metric] = pooled[metric]
+            else:  # local-only: each branch's own model; report the branch mean
+                row[metric] = _mean([m[metric] for m in values["branches"].values()])
+        row["mean_branch_auprc"] = values["mean_branch_auprc"]
+        row["epsilon"] = values.get("epsilon")
+        row["epsilon_unit"] = values.get("epsilon_unit")
+        row["bytes_sent_per_branch_per_round"] = values.get("bytes_sent_per_branch_per_round")
+        row["seconds_per_round"] = values.get("seconds_per_round")
+        rows.append(row)
+    return rows
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞"
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_bytes(value: Any) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def write_run_folder(result: SimulationResult, run_dir: Path) -> list[Path]:
+    """Write every file of the run folder; returns their paths."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    written = [
+        _write_config(result, run_dir / "config.toml"),
+        _write_json(run_dir / "summary.json", _summary(result)),
+        _write_json(run_dir / "rounds.json", result.rounds),
+        _write_rounds_csv(result, run_dir / "rounds.csv"),
+    ]
+    written += _write_plots(result, run_dir)
+    written.append(_write_markdown(result, run_dir / "report.md"))
+    return written
+
+
+def _summary(result: SimulationResult) -> dict[str, Any]:
+    branch_table = []
+    for branch in result.branches:
+        name = branch["name"]
+        row = dict(branch)
+        for setting, values in result.settings.items():
+            row[f"auprc {setting}"] = values["branches"][name]["auprc"]
+        branch_table.append(row)
+    return {
+        "config": result.config.as_dict(),
+        "table": summary_rows(result),
+        "branches": branch_table,
+        "dropouts": result.dropouts,
+        "settings": result.settings,
+        "seconds": result.seconds,
+    }
+
+
+def _write_json(path: Path, payload: Any) -> Path:
+    path.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _write_config(result: SimulationResult, path: Path) -> Path:
+    values = result.config.as_dict()
+    lines = ["# the configuration of this run: secagg simulate --config config.toml", ""]
+    for section, keys in SECTIONS.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(values[k])}" for k in keys if values[k] is not None]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _write_rounds_csv(result: SimulationResult, path: Path) -> Path:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["round", "status", "branch", "contributed", "auprc", "roc_auc",
+                         "recall_at_1pct_fpr", "epsilon", "bytes_sent", "bytes_received",
+                         "seconds"])  # fmt: skip
+        for r in result.rounds:
+            for name, metrics in [*r["branches"].items(), ("pooled", r["pooled"])]:
+                eps = r["epsilon_record_level"].get(name) if name != "pooled" else r["epsilon"]
+                if r["epsilon_client_level"] is not None:
+                    eps = r["epsilon_client_level"]
+                writer.writerow([
+                    r["round"], r["status"], name,
+                    "" if name == "pooled" else int(name in r["contributed"]),
+                    metrics["auprc"], metrics["roc_auc"], metrics["recall_at_1pct_fpr"],
+                    "" if eps is None else eps,
+                    r["bytes_sent"].get(name, sum(r["bytes_sent"].values())),
+                    r["bytes_received"].get(name, sum(r["bytes_received"].values())),
+                    r["seconds"],
+                ])  # fmt: skip
+    return path
+
+
+def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    rounds = [r["round"] for r in result.rounds]
+    names = [b["name"] for b in result.branches]
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name in names:
+        ax.plot(rounds, [r["branch_auprc"][name] for r in result.rounds], marker=".",
+                linewidth=1, label=name)  # fmt: skip
+    ax.plot(rounds, [r["pooled"]["auprc"] for r in result.rounds], color="black",
+            linewidth=2.5, label="all branches")  # fmt: skip
+    central = result.settings.get("centralized (non-private)")
+    if central is not None:
+        ax.axhline(central["pooled"]["auprc"], color="grey", linestyle="--",
+                   label="centralized, non-private")  # fmt: skip
+    ax.set_xlabel("round")
+    ax.set_ylabel("AUPRC (held-out test set)")
+    ax.set_title(f"Federated AUPRC per round ({result.config.backend})")
+    paths.append(_save(fig, ax, run_dir / "auprc.png"))
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    if any(r["epsilon_client_level"] is not None for r in result.rounds):
+        eps = [r["epsilon_client_level"] for r in result.rounds]
+        ax.plot(rounds, [math.nan if e is None else e for e in eps], marker="o",
+                label="client-level (every branch)")  # fmt: skip
+    else:
+        for name in names:
+            eps = [r["epsilon_record_level"].get(name) for r in result.rounds]
+            ax.plot(rounds, [math.nan if e is None else e for e in eps], marker=".",
+                    linewidth=1, label=name)  # fmt: skip
+    if result.config.private and result.config.epsilon is not None:
+        ax.axhline(result.config.epsilon, color="red", linestyle="--", label="target")
+    ax.set_xlabel("round")
+    ax.set_ylabel(f"epsilon spent (delta = {result.config.delta:g})")
+    ax.set_title(f"Privacy spent per round ({result.config.unit}-level)"
+                 if result.config.private else "No differential privacy in this run")  # fmt: skip
+    paths.append(_save(fig, ax, run_dir / "epsilon.png"))
+    return paths
+
+
+def _save(fig: Any, ax: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _write_markdown(result: SimulationResult, path: Path) -> Path:
+    c = result.config
+    privacy = (
+        f"{c.unit}-level DP, mechanism `{c.mechanism}`, "
+        + (f"target ε = {c.epsilon:g}" if c.epsilon is not None else f"z = {c.noise_multiplier:g}")
+        + f", δ = {c.delta:g}"
+        if c.private
+        else "no differential privacy"
+    )
+    lines = [
+        "# secagg simulation report",
+        "",
+        f"{c.branches} branches, {c.rounds} rounds, backend `{c.backend}`, model `{c.model}`, "
+        f"{privacy}; dropout rate {c.dropout:g}; seed {c.seed}; data `{c.source}`. "
+        f"Wall time {result.seconds:.1f} s.",
+        "",
+        "## Results",
+        "",
+        "| setting | AUPRC | mean branch AUPRC | ROC-AUC | recall @ 1% FPR | ε | "
+        "sent / branch / round | s / round |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary_rows(result):
+        eps = fmt(row["epsilon"], 2)
+        if row["epsilon_unit"]:
+            eps += f" ({row['epsilon_unit']})"
+        lines.append(
+            f"| {row['setting']} | {fmt(row['auprc'])} | {fmt(row['mean_branch_auprc'])} | "
+            f"{fmt(row['roc_auc'])} | {fmt(row['recall_at_1pct_fpr'])} | {eps} | "
+            f"{fmt_bytes(row['bytes_sent_per_branch_per_round'])} | "
+            f"{fmt(row['seconds_per_round'], 1)} |"
+        )
+    lines += [
+        "",
+        "AUPRC, ROC-AUC and recall are on all branches' held-out test sets pooled; "
+        "local-only has one model per branch, so its row averages the branches.",
+        "",
+        "## Per branch (AUPRC on the branch's own test set)",
+        "",
+        "| branch | train rows | train frauds | fraud rate | " + " | ".join(result.settings) + " |",
+        "|---|---|---|---|" + "---|" * len(result.settings),
+    ]
+    for branch in result.branches:
+        name = branch["name"]
+        cells = " | ".join(fmt(v["branches"][name]["auprc"]) for v in result.settings.values())
+        lines.append(
+            f"| {name} | {branch['train_rows']} | {branch['train_frauds']} | "
+            f"{branch['fraud_rate']:.4f} | {cells} |"
+        )
+    lines += ["", "## Rounds", "", "| round | status | dropped | AUPRC | ε | s |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in result.rounds:
+        dropped = ", ".join(r["dropped"]) or "-"
+        lines.append(
+            f"| {r['round']} | {r['status']} | {dropped} | {fmt(r['pooled']['auprc'])} | "
+            f"{fmt(r['epsilon'], 2)} | {r['seconds']:.1f} |"
+        )
+    if result.dropouts:
+        lines += ["", "Dropouts (branch vanished before sending this message):", ""]
+        lines += [f"- round {d['round']}: {d['branch']} at {d['phase']}" for d in result.dropouts]
+    lines += ["", "![AUPRC per round](auprc.png)", "", "![epsilon per round](epsilon.png)", ""]
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,581 @@
+"""``secagg simulate``: a bank-branch federation, its baselines, and the run folder.
+
+Theory of operation
+-------------------
+1. **Data**: per-branch training and test sets, synthetic (seeded) or a CSV
+   partitioned into branches.
+2. **Baselines**: *local-only* (each branch trains alone, for as many epochs
+   and under the same privacy mechanism as in the federation) and *centralized
+   non-private* (all training rows pooled: the upper bound no bank may build).
+3. **Federation**: the real runtime, not a shortcut. A
+   :class:`~secagg.runtime.server.FederationServer` and one
+   :class:`~secagg.runtime.client.FederationClient` thread per branch talk over
+   the in-process transport; each round the branches train on their own rows
+   (DP-SGD for record-level DP), and their updates meet only in the chosen
+   aggregation backend (masking, CKKS or the plain baseline). Scheduled
+   dropouts make branches vanish mid-protocol. The server keeps its SQLite
+   database in the run folder.
+4. **Evaluation** after every round, on every branch's held-out test set (the
+   simulator's privilege: a real server has no test data), and a run folder
+   with metrics, plots and a markdown report.
+
+Determinism: data, model initialisation, the DP-SGD samplers and noise, the
+fixed-point rounding and the dropout schedule all derive from the seed, and
+torch runs one thread per operation, so the same seed gives the same metrics.
+(Masks and keys are still fresh randomness: they cancel exactly.) Noise derived
+from a known seed protects nothing: a simulation measures utility, it is not a
+private release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from secagg.apps.models.metrics import fraud_metrics
+from secagg.apps.models.synthetic import BranchData, generate_branches
+from secagg.apps.simulation.config import SimulationConfig
+from secagg.apps.simulation.network import (
+    MASKING_PHASES,
+    SINGLE_PHASE,
+    DropoutSchedule,
+    SimulatedNetwork,
+)
+from secagg.errors import ConfigurationError
+
+log = logging.getLogger("secagg.simulation")
+
+KEY_HOLDER = "key-holder"
+
+#: progress callback: (stage, done, total, message)
+Progress = Callable[[str, int, int, str], None]
+
+
+def _quiet(stage: str, done: int, total: int, message: str) -> None:
+    del stage, done, total, message
+
+
+# --- data -----------------------------------------------------------------------
+
+
+def load_branches(config: SimulationConfig) -> list[BranchData]:
+    """The branches' training and test data the configuration describes."""
+    from secagg.apps.models.tabular import standardize
+
+    if config.source == "synthetic":
+        raw = generate_branches(
+            config.branches,
+            seed=config.seed,
+            total_train_rows=config.train_rows,
+            test_rows_per_branch=config.test_rows_per_branch,
+        )
+        pooled = np.concatenate([b.x_train for b in raw])
+        scaled = standardize(pooled, *(x for b in raw for x in (b.x_train, b.x_test)))[1:]
+        return [
+            dataclasses.replace(b, x_train=scaled[2 * i], x_test=scaled[2 * i + 1])
+            for i, b in enumerate(raw)
+        ]
+    from secagg.apps.models.tabular import (
+        load_creditcard_csv,
+        load_labelled_csv,
+        partition,
+        train_test_split,
+    )
+
+    assert config.path is not None
+    if config.source == "creditcard":
+        table = load_creditcard_csv(config.path)
+    else:
+        assert config.label is not None
+        table = load_labelled_csv(config.path, config.label)
+    feature = table.x[:, 0] if config.partition == "feature" else None
+    parts = partition(
+        table.y, config.branches, kind=config.partition, alpha=config.alpha,
+        seed=config.seed, feature=feature,
+    )  # fmt: skip
+    splits = [train_test_split(rows, 0.3, config.seed + b) for b, rows in enumerate(parts)]
+    train_rows = np.concatenate([train for train, _ in splits])
+    scaled = standardize(
+        table.x[train_rows], *(table.x[rows] for split in splits for rows in split)
+    )[1:]
+    branches = []
+    for b, (train, test) in enumerate(splits):
+        x_train, x_test = scaled[2 * b], scaled[2 * b + 1]
+        y_train, y_test = table.y[train], table.y[test]
+        branches.append(
+            BranchData(
+                name=f"branch-{b + 1:02d}",
+                x_train=x_train,
+                y_train=y_train,
+                x_test=x_test,
+                y_test=y_test,
+                fraud_rate=float(table.y[np.r_[train, test]].mean()),
+            )
+        )
+    return branches
+
+
+def _derived_seed(config: SimulationConfig, *parts: object) -> int:
+    label = "/".join(str(p) for p in ("secagg/v1/simulation", config.seed, *parts))
+    return int.from_bytes(hashlib.sha256(label.encode()).digest()[:7], "big")
+
+
+def _replay_bytes(config: SimulationConfig, *parts: object) -> bytes:
+    return _derived_seed(config, *parts).to_bytes(8, "big")
+
+
+# --- one branch's training --------------------------------------------------------
+
+
+class BranchTrainer:
+    """A branch's model and local training (DP-SGD for record-level DP, else plain SGD)."""
+
+    def __init__(self, config: SimulationConfig, data: BranchData, role: str) -> None:
+        import torch  # noqa: F401  (the models need it; fail early with a clear import)
+
+        from secagg.apps.models.nets import build_model, fraud_loss
+        from secagg.apps.models.training import as_dataset
+
+        self.config = config
+        self.data = data
+        self.role = role
+        self.model = build_model(config.model, data.x_train.shape[1], seed=config.seed)
+        self._loss = fraud_loss(config.positive_weight)
+        self._trained_epochs = 0
+        self.dpsgd = None
+        if config.unit == "record" and config.private:
+            from secagg.dp.dpsgd import DPSGDTrainer
+
+            batch = min(config.batch_size, data.num_train)
+            privacy: dict[str, Any] = (
+                {"target_epsilon": config.epsilon, "epochs": config.epochs}
+                if config.epsilon is not None
+                else {"noise_multiplier": config.noise_multiplier}
+            )
+            self.dpsgd = DPSGDTrainer(
+                self.model,
+                as_dataset(data.x_train, data.y_train),
+                batch_size=batch,
+                learning_rate=config.learning_rate,
+                max_grad_norm=config.clip,
+                delta=config.delta,
+                loss_fn=self._loss,
+                replay_seed=_replay_bytes(config, role, data.name),
+                **privacy,
+            )
+
+    def flat(self) -> np.ndarray:
+        from secagg.dp.dpsgd import flat_parameters
+
+        return flat_parameters(self.model)
+
+    def load(self, vector: np.ndarray) -> None:
+        from secagg.dp.dpsgd import load_flat_parameters
+
+        load_flat_parameters(self.model, np.asarray(vector, dtype=np.float32))
+
+    def train(self, epochs: int) -> None:
+        if self.dpsgd is not None:
+            self.dpsgd.train(epochs)
+        else:
+            from secagg.apps.models.training import train_plain
+
+            train_plain(
+                self.model, self.data.x_train, self.data.y_train, epochs=epochs,
+                batch_size=min(self.config.batch_size, self.data.num_train),
+                learning_rate=self.config.learning_rate, loss_fn=self._loss,
+                seed=_derived_seed(self.config, self.role, self.data.name, self._trained_epochs),
+            )  # fmt: skip
+        self._trained_epochs += epochs
+
+    def epsilon(self) -> float | None:
+        """Record-level epsilon spent so far (None without record-level DP)."""
+        return None if self.dpsgd is None else float(self.dpsgd.epsilon())
+
+    def update_hook(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The federation client's training hook: global model in, clipped update out."""
+        from secagg.dp.clipping import clip_l2
+
+        def hook(global_model: np.ndarray) -> np.ndarray:
+            start = global_model.astype(np.float32)
+            self.load(start)
+            self.train(self.config.local_epochs)
+            update = self.flat().astype(np.float64) - start.astype(np.float64)
+            if not np.all(np.isfinite(update)):  # diverged (a noisy global model can do it)
+                log.warning("%s: local training diverged; it contributes a zero update",
+                            self.data.name)  # fmt: skip
+                self.load(start)
+                return np.zeros_like(update)
+            if self.config.unit == "client" and self.config.private:
+                return update  # the client runtime clips to dp.clip (client-level DP)
+            return clip_l2(update, self.config.update_clip).vector  # the ring's bound
+
+        return hook
+
+
+def evaluate(model: Any, branches: list[BranchData]) -> dict[str, Any]:
+    """Metrics on every branch's test set and on all of them pooled."""
+    from secagg.apps.models.training import scores
+
+    per_branch = {}
+    all_scores, all_labels = [], []
+    for branch in branches:
+        s = scores(model, branch.x_test)
+        per_branch[branch.name] = fraud_metrics(branch.y_test, s).as_dict()
+        all_scores.append(s)
+        all_labels.append(branch.y_test)
+    pooled = fraud_metrics(np.concatenate(all_labels), np.concatenate(all_scores)).as_dict()
+    auprcs = [m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])]
+    return {
+        "pooled": pooled,
+        "branches": per_branch,
+        "mean_branch_auprc": float(np.mean(auprcs)) if auprcs else math.nan,
+    }
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+@dataclass
+class SimulationResult:
+    """Everything the run folder holds, in memory."""
+
+    config: SimulationConfig
+    branches: list[dict[str, Any]]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    final_model: np.ndarray | None = None
+    dropouts: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _client_level_noise(config: SimulationConfig) -> float:
+    if config.noise_multiplier is not None:
+        return config.noise_multiplier
+    from secagg.dp.accounting import noise_multiplier_for
+
+    assert config.epsilon is not None
+    return noise_multiplier_for(config.epsilon, config.delta, 1.0, config.rounds)
+
+
+def _distributed_noise(config: SimulationConfig, dimension: int) -> float:
+    """The noise multiplier of the distributed DG: the Gaussian one, raised in 2 % steps
+    until the DDG's own epsilon meets the target, counting discreteness, rounding
+    and only the noise shares of branches that neither collude nor drop out (within
+    the tolerated fractions; a round with more dropouts spends more, and says so)."""
+    from secagg.dp.distributed import DistributedDiscreteGaussian
+
+    z = _client_level_noise(config)
+    if config.noise_multiplier is not None:
+        return z
+    assert config.epsilon is not None
+    honest = max(
+        1,
+        config.branches
+        - math.floor(config.corrupt_fraction * config.branches)
+        - math.floor(config.tolerated_dropout * config.branches),
+    )
+    for _ in range(500):
+        ddg = DistributedDiscreteGaussian(
+            dimension=dimension, clip=config.clip, noise_multiplier=z,
+            expected_clients=config.branches, bits=32,
+        )  # fmt: skip
+        spent = ddg.epsilon(
+            noise_contributors=honest, sample_rate=1.0, rounds=config.rounds, delta=config.delta
+        )
+        if spent <= config.epsilon:
+            return z
+        z *= 1.02
+    raise ConfigurationError(f"no distributed noise meets epsilon = {config.epsilon}")
+
+
+def federation_config(config: SimulationConfig, dimension: int, state: Path) -> Any:
+    """The :class:`FederationConfig` the simulation's server runs."""
+    from secagg.dp.config import DPSettings
+    from secagg.runtime.config import (
+        BackendConfig,
+        DeadlineConfig,
+        FederationConfig,
+        SamplingConfig,
+        ServerSettings,
+    )
+
+    names = tuple(f"branch-{b + 1:02d}" for b in range(config.branches))
+    client_dp = config.unit == "client" and config.private
+    bound = config.clip if client_dp else config.update_clip
+    if client_dp:
+        noise = (
+            _distributed_noise(config, dimension)
+            if config.mechanism == "distributed"
+            else _client_level_noise(config)
+        )
+        dp = DPSettings(
+            unit="client",
+            mechanism=config.mechanism,
+            clip=config.clip,
+            noise_multiplier=noise,
+            delta=config.delta,
+        )
+    elif config.private:
+        dp = DPSettings(unit="record", mechanism="dpsgd", clip=config.update_clip,
+                        delta=config.delta)  # fmt: skip
+    else:
+        dp = None
+    return FederationConfig(
+        name="simulation",
+        clients=names,
+        dimension=dimension,
+        rounds=config.rounds,
+        server_learning_rate=config.server_learning_rate,
+        server_momentum=config.server_momentum,
+        seed=config.seed,
+        sampling=SamplingConfig(kind="poisson", rate=1.0),
+        backend=BackendConfig(
+            name=config.backend,
+            value_bound=bound,
+            dropout_fraction=config.tolerated_dropout,
+            corrupt_fraction=config.corrupt_fraction,
+            key_holder=KEY_HOLDER if config.backend == "ckks" else None,
+        ),
+        dp=dp,
+        # a branch still training is not a dropout; vanished branches are seen at once;
+        # a branch whose protocol gave up (too few live neighbours) is silent: 10 s
+        deadlines=DeadlineConfig(phase_seconds=10.0, training_seconds=900.0, round_seconds=3600.0),
+        server=ServerSettings(state=str(state)),
+    )
+
+
+def _run_baselines(
+    config: SimulationConfig, branches: list[BranchData], progress: Progress
+) -> dict[str, dict[str, Any]]:
+    from secagg.apps.models.nets import build_model, fraud_loss
+    from secagg.apps.models.training import train_plain
+
+    settings: dict[str, dict[str, Any]] = {}
+    # local-only: each branch alone, same epochs and privacy as in the federation
+    total = len(branches)
+    done = 0
+    lock = threading.Lock()
+    local_models: dict[str, Any] = {}
+    local_eps: dict[str, float | None] = {}
+
+    def one(branch: BranchData) -> None:
+        nonlocal done
+        start = time.perf_counter()
+        trainer = BranchTrainer(config, branch, "local")
+        trainer.train(config.epochs)
+        with lock:
+            local_models[branch.name] = trainer.model
+            local_eps[branch.name] = trainer.epsilon()
+            done += 1
+            progress("local-only", done, total, f"{branch.name} {time.perf_counter() - start:.1f}s")
+
+    progress("local-only", 0, total, "")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(one, branches))
+    per_branch = {}
+    for branch in branches:
+        m = fraud_metrics(branch.y_test, _scores(local_models[branch.name], branch.x_test))
+        per_branch[branch.name] = m.as_dict()
+    eps = [e for e in local_eps.values() if e is not None]
+    settings["local-only"] = {
+        "branches": per_branch,
+        "mean_branch_auprc": float(np.mean([m["auprc"] for m in per_branch.values()
+                                            if not math.isnan(m["auprc"])])),
+        "epsilon": max(eps) if eps else None,
+        "epsilon_unit": "record" if eps else None,
+        "bytes_sent_per_branch_per_round": 0,
+        "seconds_per_round": None,
+    }  # fmt: skip
+    # centralized, non-private: the upper bound
+    progress("centralized", 0, 1, "")
+    start = time.perf_counter()
+    x = np.concatenate([b.x_train for b in branches])
+    y = np.concatenate([b.y_train for b in branches])
+    model = build_model(config.model, x.shape[1], seed=config.seed)
+    train_plain(
+        model, x, y, epochs=config.epochs, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, loss_fn=fraud_loss(config.positive_weight),
+        seed=_derived_seed(config, "centralized"),
+    )  # fmt: skip
+    central = evaluate(model, branches)
+    central.update(epsilon=math.inf, epsilon_unit=None, bytes_sent_per_branch_per_round=None,
+                   seconds_per_round=None)  # fmt: skip
+    settings["centralized (non-private)"] = central
+    progress("centralized", 1, 1, f"{time.perf_counter() - start:.1f}s")
+    return settings
+
+
+def _scores(model: Any, x: np.ndarray) -> np.ndarray:
+    from secagg.apps.models.training import scores
+
+    return scores(model, x)
+
+
+def run_federation(
+    config: SimulationConfig,
+    branches: list[BranchData],
+    state: Path,
+    progress: Progress = _quiet,
+    ledger_path: Path | None = None,
+) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], dict[str, BranchTrainer]]:
+    """The federated rounds over the real runtime; returns (rounds, model, dropouts, trainers)."""
+    from secagg.apps.models.nets import build_model
+    from secagg.runtime.client import FederationClient
+    from secagg.runtime.launch import build_server, key_holder_service
+    from secagg.runtime.server import RoundResult
+
+    trainers = {b.name: BranchTrainer(config, b, "federated") for b in branches}
+    initial = next(iter(trainers.values())).flat().astype(np.float64)
+    fed = federation_config(config, initial.size, state)
+    phases = SINGLE_PHASE if config.backend in ("plain", "ckks") else MASKING_PHASES
+    schedule = DropoutSchedule(config.dropout, config.seed, phases) if config.dropout else None
+    network = SimulatedNetwork(schedule)
+    threads = []
+    for b in branches:
+        dpsgd = trainers[b.name].dpsgd
+        client = FederationClient(
+            b.name, trainers[b.name].update_hook(), network.connect(b.name),
+            replay_seed=_replay_bytes(config, "rounding", b.name),
+            privacy_report=None if dpsgd is None else dpsgd.privacy_report,
+        )  # fmt: skip
+        thread = threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 1800.0, "rounds": config.rounds},
+            name=f"client-{b.name}", daemon=True,
+        )  # fmt: skip
+        threads.append(thread)
+    if fed.backend.key_holder is not None:
+        holder = key_holder_service(fed, network.connect(fed.backend.key_holder))
+        threads.append(threading.Thread(target=holder.run, kwargs={"idle_timeout": 60.0},
+                                        name="key-holder", daemon=True))  # fmt: skip
+    for thread in threads:
+        thread.start()
+
+    evaluator = build_model(config.model, branches[0].x_train.shape[1], seed=config.seed)
+    rounds: list[dict[str, Any]] = []
+    clock = {"start": time.perf_counter()}
+    sent_before = {b.name: 0 for b in branches}
+    received_before = {b.name: 0 for b in branches}
+
+    def observe(result: RoundResult, model: np.ndarray) -> None:
+        from secagg.dp.dpsgd import load_flat_parameters
+
+        now = time.perf_counter()
+        load_flat_parameters(evaluator, model.astype(np.float32))
+        metrics = evaluate(evaluator, branches)
+        record_eps = {name: t.epsilon() for name, t in trainers.items()}
+        sent = {n: network.bytes_sent[n] - sent_before[n] for n in sent_before}
+        received = {n: network.bytes_received[n] - received_before[n] for n in received_before}
+        sent_before.update({n: network.bytes_sent[n] for n in sent_before})
+        received_before.update({n: network.bytes_received[n] for n in received_before})
+        known_eps = [e for e in record_eps.values() if e is not None]
+        row = {
+            "round": result.number,
+            "status": result.status,
+            "reason": result.reason,
+            "contributed": list(result.contributed),
+            "dropped": sorted(set(result.participants) - set(result.contributed)),
+            "seconds": now - clock["start"],
+            "pooled": metrics["pooled"],
+            "mean_branch_auprc": metrics["mean_branch_auprc"],
+            "branch_auprc": {n: m["auprc"] for n, m in metrics["branches"].items()},
+            "branches": metrics["branches"],
+            "epsilon_client_level": result.epsilon,
+            "epsilon_record_level": record_eps,
+            "epsilon": result.epsilon if result.epsilon is not None else (
+                max(known_eps) if known_eps else None),
+            "bytes_sent": sent,
+            "bytes_received": received,
+        }  # fmt: skip
+        rounds.append(row)
+        clock["start"] = time.perf_counter()
+        eps = row["epsilon"]
+        progress(
+            "federated", len(rounds), config.rounds,
+            f"round {result.number} {result.status}: AUPRC {metrics['pooled']['auprc']:.3f}"
+            + (f", ε {eps:.2f}" if eps is not None and math.isfinite(eps) else ""),
+        )  # fmt: skip
+
+    progress("federated", 0, config.rounds, "")
+    ledger_path = ledger_path or state.with_name(state.stem + ".ledger.sqlite")
+    # the simulation's ledger key is fresh: only its public half outlives the run
+    server = build_server(
+        fed,
+        network,
+        state,
+        initial_model=initial,
+        observer=observe,
+        ledger_path=ledger_path,
+        export_key_to=ledger_path.with_suffix(".pub.pem"),
+    )
+    server.run(wait_for_clients=60.0, max_consecutive_aborts=config.rounds,
+               max_attempts=config.rounds)  # fmt: skip
+    for thread in threads:
+        thread.join(timeout=5.0)
+    dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in network.dropouts]
+    return rounds, server.model.copy(), dropouts, trainers
+
+
+def run_simulation(
+    config: SimulationConfig, run_dir: Path, progress: Progress = _quiet
+) -> SimulationResult:
+    """Baselines, federation and final evaluation; ``run_dir`` must be new or empty."""
+    import torch
+
+    from secagg.apps.models.nets import build_model
+    from secagg.dp.dpsgd import load_flat_parameters
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = run_dir / "server.sqlite"
+    if state.exists():
+        raise ConfigurationError(f"{run_dir} already holds a run: choose a new folder")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)  # determinism, and no oversubscription of the cores
+    started = time.perf_counter()
+    try:
+        branches = load_branches(config)
+        settings = _run_baselines(config, branches, progress)
+        rounds, model, dropouts, _ = run_federation(
+            config, branches, state, progress, ledger_path=run_dir / "ledger.sqlite"
+        )
+    finally:
+        torch.set_num_threads(threads_before)
+    evaluator = build_model(config.model, branches[0].x_train.shape[1], seed=config.seed)
+    load_flat_parameters(evaluator, model.astype(np.float32))
+    federated = evaluate(evaluator, branches)
+    completed = [r for r in rounds if r["status"] == "complete"]
+    last_eps = rounds[-1]["epsilon"] if rounds else None
+    sent = [sum(r["bytes_sent"].values()) / max(1, len(r["bytes_sent"])) for r in rounds]
+    federated.update(
+        epsilon=last_eps,
+        epsilon_unit=config.unit if config.private else None,
+        bytes_sent_per_branch_per_round=float(np.mean(sent)) if sent else 0.0,
+        seconds_per_round=float(np.mean([r["seconds"] for r in rounds])) if rounds else None,
+        rounds_completed=len(completed),
+        rounds_aborted=len(rounds) - len(completed),
+    )
+    settings = {
+        "local-only": settings["local-only"],
+        f"federated ({config.backend})": federated,
+        "centralized (non-private)": settings["centralized (non-private)"],
+    }
+    return SimulationResult(
+        config=config,
+        branches=[b.summary() for b in branches],
+        rounds=rounds,
+        settings=settings,
+        final_model=model,
+        dropouts=dropouts,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,401 @@
+"""One DP front door per side: prepare an update on the client, release a sum on the server.
+
+Theory of operation
+-------------------
+A federation's ``[dp]`` settings build one :class:`Mechanism` (:func:`mechanism_for`).
+The runtime holds it and never asks which one it is:
+
+* on the **client**, :meth:`Mechanism.prepare` is the one clip (L2, to
+  ``dp.clip``) every update goes through before it enters a round;
+* when the server **plans** a round, :meth:`Mechanism.round_options` gives the
+  backend what the mechanism needs inside the round (the distributed
+  discrete Gaussian: each client's noise share, added before masking) and
+  :attr:`Mechanism.backend_noise_stddev` the noise to add where the sum is
+  first decrypted (CKKS: the key holder), so nobody sees an un-noised sum there;
+* on **release**, :meth:`Mechanism.release` turns the backend's sum into the
+  mean update: it adds whatever central noise the backend did not add
+  (:class:`~secagg.dp.central.CentralGaussian`), divides by the mechanism's
+  denominator (client level: the *expected* cohort ``q * N``, a public constant;
+  otherwise the contributors, plain FedAvg), steps the accountant and returns
+  the epsilon spent so far with the figures the store and the ledger keep.
+
+Accountants stay behind the mechanism: the central mechanism composes the
+Poisson-subsampled Gaussian (:class:`~secagg.dp.accounting.PrivacyAccountant`),
+the distributed one its own RDP bound at the fewest honest noise shares any
+round had, and record-level DP (DP-SGD inside each branch) the branches' own
+accountants, whose reports it keeps; the release's claim is the worst branch's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.central import CentralGaussian
+from secagg.dp.clipping import clip_l2
+from secagg.dp.distributed import (
+    DistributedDiscreteGaussian,
+    NoiseShareRound,
+    honest_noise_contributors,
+)
+from secagg.errors import ConfigurationError, MalformedMessage
+
+if TYPE_CHECKING:
+    from secagg.dp.accounting import PrivacyAccountant
+
+#: accountant names of the record-level reports a branch may send (Opacus's)
+RECORD_ACCOUNTANTS = ("prv", "rdp")
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one round released: the mean update, and the privacy it cost."""
+
+    mean: np.ndarray
+    epsilon: float | None  # cumulative client-level epsilon; None: not accounted here
+    store: dict[str, Any] = field(default_factory=dict)  # kept with the round, for restarts
+
+
+@dataclass(frozen=True)
+class RecordReport:
+    """A branch's DP-SGD accounting: the inputs an auditor replays (Opacus's accountant)."""
+
+    accountant: str
+    delta: float
+    epsilon: float
+    history: tuple[tuple[float, float, int], ...]  # (noise multiplier, sample rate, steps)
+    max_grad_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.accountant not in RECORD_ACCOUNTANTS:
+            raise MalformedMessage(f"unknown record-level accountant {self.accountant!r}")
+        if not 0 < self.delta < 1:
+            raise MalformedMessage("record-level delta out of (0, 1)")
+        if not (self.epsilon >= 0) or math.isnan(self.epsilon):
+            raise MalformedMessage("record-level epsilon must be a non-negative number")
+        for z, q, steps in self.history:
+            if not (math.isfinite(z) and z >= 0 and 0 <= q <= 1 and steps >= 0):
+                raise MalformedMessage("record-level history entry out of range")
+        if self.max_grad_norm is not None and not (
+            math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0
+        ):
+            raise MalformedMessage("record-level max_grad_norm must be positive")
+
+    @classmethod
+    def from_dict(cls, report: dict[str, Any]) -> RecordReport:
+        """From :meth:`DPSGDTrainer.privacy_report`'s dict."""
+        try:
+            norm = report.get("max_grad_norm")
+            return cls(
+                str(report["accountant"]),
+                float(report["delta"]),
+                float(report["epsilon"]),
+                tuple((float(z), float(q), int(n)) for z, q, n in report["history"]),
+                None if norm is None else float(norm),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedMessage(f"bad record-level privacy report: {exc}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "accountant": self.accountant,
+            "delta": self.delta,
+            "history": [list(entry) for entry in self.history],
+            "epsilon": self.epsilon,
+        }
+        if self.max_grad_norm is not None:
+            out["max_grad_norm"] = self.max_grad_norm
+        return out
+
+
+class Mechanism:
+    """No DP: the clip (if any) bounds updates for the ring; FedAvg over contributors."""
+
+    unit: str | None = None
+    backend_noise_stddev: float = 0.0
+
+    def __init__(self, clip: float | None = None) -> None:
+        self.clip = clip
+
+    # --- the client's side -----------------------------------------------------
+
+    def prepare(self, update: np.ndarray) -> np.ndarray:
+        """The one clip an update goes through before it enters a round."""
+        if self.clip is None:
+            return update
+        return clip_l2(update, self.clip).vector
+
+    # --- the server's side -----------------------------------------------------
+
+    def round_options(self, num_participants: int) -> dict[str, Any]:
+        """What the backend must carry inside a round (see :meth:`AggregationBackend.plan`)."""
+        return {}
+
+    def restore(self, stored: dict[str, Any]) -> None:
+        """Replay one completed round's stored figures after a restart."""
+
+    def take_report(self, identity: str, report: RecordReport) -> None:
+        """A branch's record-level accounting (only record-level mechanisms keep it)."""
+
+    def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
+        """Record-level reports found in the ledger after a restart."""
+
+    def release(
+        self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
+    ) -> Release:
+        return Release(total / max(1, contributors), None)
+
+    def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
+        """The ledger's ``dp`` block for a round (None without DP)."""
+        return None
+
+    def ledger_claim(self, epsilon: float | None) -> float | None:
+        """The cumulative epsilon the ledger claims after a round."""
+        return epsilon
+
+
+class _ClientLevel(Mechanism):
+    """Shared by the client-level mechanisms: a fixed public denominator q * N."""
+
+    unit = "client"
+    name = ""
+
+    def __init__(
+        self,
+        *,
+        clip: float,
+        noise_multiplier: float,
+        delta: float,
+        sample_rate: float,
+        expected_clients: float,
+        accountant: str,
+    ) -> None:
+        super().__init__(clip)
+        self.noise_multiplier = noise_multiplier
+        self.delta = delta
+        self.sample_rate = sample_rate
+        self.expected_clients = expected_clients
+        self.accountant_name = accountant
+
+    def _block(self, accountant: str) -> dict[str, Any]:
+        return {
+            "unit": "client",
+            "mechanism": self.name,
+            "clip": self.clip,
+            "noise_multiplier": self.noise_multiplier,
+            "noise_std": self.noise_multiplier * (self.clip or 0.0),
+            "sample_rate": self.sample_rate,
+            "accountant": accountant,
+            "delta": self.delta,
+        }
+
+
+class CentralRelease(_ClientLevel):
+    """Client-level DP-FedAvg with the server's Gaussian noise (McMahan et al. 2018)."""
+
+    name = "central"
+
+    def __init__(self, *, noise: KeyedStream, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._gaussian = CentralGaussian(
+            self.clip or 1.0, self.noise_multiplier, self.expected_clients
+        )
+        from secagg.dp.accounting import PrivacyAccountant  # dp_accounting: server side only
+
+        self._noise = noise
+        self._accountant = PrivacyAccountant(self.delta, self.accountant_name, unit="client")
+        self._unbounded = False  # a round released with z = 0: no guarantee at all
+
+    @property
+    def backend_noise_stddev(self) -> float:  # type: ignore[override]
+        return self._gaussian.stddev
+
+    @property
+    def accountant(self) -> PrivacyAccountant:
+        """The Poisson-subsampled Gaussian composed over the released rounds."""
+        return self._accountant
+
+    def _charge(self) -> float:
+        if self.noise_multiplier > 0:
+            self._accountant.step(self.noise_multiplier, self.sample_rate)
+        else:
+            self._unbounded = True
+        return math.inf if self._unbounded else self._accountant.epsilon()
+
+    def restore(self, stored: dict[str, Any]) -> None:
+        self._charge()
+
+    def release(
+        self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
+    ) -> Release:
+        if noise_added < self._gaussian.stddev:  # the backend did not noise the sum
+            if noise_added > 0:
+                raise ConfigurationError("the backend added part of the central noise")
+            total = self._gaussian.noised_sum(total, self._noise)
+        return Release(total / self.expected_clients, self._charge())
+
+    def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
+        return self._block(self.accountant_name)
+
+
+class DistributedRelease(_ClientLevel):
+    """Client-level DP from the clients' discrete Gaussian shares (Kairouz et al. 2021).
+
+    The server adds nothing; the epsilon counts the honest shares really in each
+    sum (survivors minus the assumed colluders) and composes every round at the
+    fewest any round had (fewer shares, less noise).
+    """
+
+    name = "distributed"
+
+    def __init__(
+        self,
+        *,
+        dimension: int,
+        bits: int,
+        corrupt_fraction: float,
+        seeds: KeyedStream | None,
+        **settings: Any,
+    ) -> None:
+        super().__init__(**settings)
+        self.ddg = DistributedDiscreteGaussian(
+            dimension=dimension,
+            clip=self.clip or 1.0,
+            noise_multiplier=self.noise_multiplier,
+            expected_clients=max(1, round(self.expected_clients)),
+            bits=bits,
+        )
+        self.corrupt_fraction = corrupt_fraction
+        self._seeds = seeds
+        self._honest: list[int] = []
+
+    def round_options(self, num_participants: int) -> dict[str, Any]:
+        seed = self._seeds.words(2).tobytes() if self._seeds is not None else os.urandom(16)
+        return {"noise_share": NoiseShareRound(self.ddg, seed)}
+
+    def epsilon(self) -> float:
+        if not self._honest:
+            return 0.0
+        return self.ddg.epsilon(
+            noise_contributors=min(self._honest),
+            sample_rate=self.sample_rate,
+            rounds=len(self._honest),
+            delta=self.delta,
+        )
+
+    def restore(self, stored: dict[str, Any]) -> None:
+        if "noise_contributors" in stored:
+            self._honest.append(int(stored["noise_contributors"]))
+
+    def release(
+        self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
+    ) -> Release:
+        assumed_corrupt = math.floor(self.corrupt_fraction * participants)
+        honest = honest_noise_contributors(contributors, assumed_corrupt)
+        self._honest.append(honest)
+        return Release(
+            total / self.expected_clients, self.epsilon(), {"noise_contributors": honest}
+        )
+
+    def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
+        block = self._block("ddg-kls21")
+        ddg = self.ddg
+        block["ddg"] = {
+            "dimension": ddg.dimension,
+            "expected_clients": ddg.expected_clients,
+            "bits": ddg.bits,
+            "scale": ddg.scale,
+            "local_sigma": ddg.local_sigma,
+        }
+        block["noise_contributors"] = stored.get("noise_contributors")
+        return block
+
+
+class RecordRelease(Mechanism):
+    """Record-level DP: DP-SGD inside each branch; the server neither noises nor accounts.
+
+    It keeps each branch's latest accounting (by identity hash) for the ledger;
+    the release's record-level epsilon is the worst branch's (each branch's
+    records are its own, so branches compose in parallel).
+    """
+
+    unit = "record"
+
+    def __init__(self, *, clip: float, delta: float, sample_rate: float) -> None:
+        super().__init__(clip)
+        self.delta = delta
+        self.sample_rate = sample_rate
+        self.latest: dict[str, RecordReport] = {}  # identity hash -> latest report
+        self._round: dict[str, RecordReport] = {}  # this round's, by identity hash
+
+    def take_report(self, identity: str, report: RecordReport) -> None:
+        self.latest[identity] = report
+        self._round[identity] = report
+
+    def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
+        """Reports recorded in the ledger before a restart."""
+        for identity, report in reports.items():
+            self.latest[identity] = RecordReport.from_dict(report)
+
+    def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
+        reports, self._round = self._round, {}
+        return {
+            "unit": "record",
+            "mechanism": "dpsgd",
+            "clip": self.clip,
+            "noise_multiplier": None,
+            "noise_std": None,
+            "sample_rate": self.sample_rate,
+            "accountant": "in-clients",
+            "delta": self.delta,
+            "client_reports": {k: r.as_dict() for k, r in sorted(reports.items())},
+        }
+
+    def ledger_claim(self, epsilon: float | None) -> float | None:
+        return max((r.epsilon for r in self.latest.values()), default=None)
+
+
+def mechanism_for(
+    settings: Any,
+    *,
+    dimension: int,
+    bits: int,
+    sample_rate: float,
+    expected_clients: float,
+    corrupt_fraction: float,
+    seed: bytes | None = None,
+) -> Mechanism:
+    """The mechanism of a federation's ``[dp]`` settings (None: no DP).
+
+    ``seed`` keys the central noise and the rotation seeds for tests that replay a
+    federation; by default both come from the OS CSPRNG.
+    """
+    if settings is None:
+        return Mechanism()
+    common: dict[str, Any] = {
+        "clip": settings.clip,
+        "noise_multiplier": settings.noise_multiplier,
+        "delta": settings.delta,
+        "sample_rate": sample_rate,
+        "expected_clients": expected_clients,
+        "accountant": settings.accountant,
+    }
+    if settings.unit == "record":
+        return RecordRelease(clip=settings.clip, delta=settings.delta, sample_rate=sample_rate)
+    stream = KeyedStream(seed) if seed is not None else KeyedStream()
+    if settings.mechanism == "distributed":
+        return DistributedRelease(
+            dimension=dimension,
+            bits=bits,
+            corrupt_fraction=corrupt_fraction,
+            seeds=stream if seed is not None else None,
+            **common,
+        )
+    if settings.mechanism == "central":
+        return CentralRelease(noise=stream, **common)
+    raise ConfigurationError(f"dp.mechanism {settings.mechanism!r} is not known")

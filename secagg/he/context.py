@@ -1,0 +1,188 @@
+"""TenSEAL contexts bound to their parameters and public fingerprint.
+
+The context classes every HE module works with, kept apart from the roles
+(:mod:`secagg.he.keys`) and the vector operations (:mod:`secagg.he.vectors`),
+so that both can import them and neither imports the other:
+
+- :class:`BoundContext`: a TenSEAL context with its
+  :class:`~secagg.he.params.CKKSParameters` and the SHA-256 *fingerprint* of
+  its public half;
+- :class:`PublicAggregationContext`: the public context, with which clients
+  encrypt (key-holder mode) and the server adds; it can never decrypt;
+- :class:`SecretContext`: a context that holds the secret key, the base of the
+  roles in :mod:`secagg.he.keys` that decrypt.
+
+See :mod:`secagg.he.keys` for who holds which context and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import TYPE_CHECKING
+
+try:
+    import tenseal as ts
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
+
+from secagg.errors import ConfigurationError
+from secagg.he.errors import (
+    ContextMismatch,
+    HEParameterError,
+    SecretKeyPresent,
+    SecretKeyUnavailable,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from secagg.he.params import CKKSParameters
+
+FINGERPRINT_BYTES = 32
+
+
+def context_fingerprint(public_context: bytes) -> bytes:
+    """SHA-256 of the serialized public context: what every envelope must name."""
+    return hashlib.sha256(public_context).digest()
+
+
+def serialize_public(context: ts.Context) -> bytes:
+    """The public context as published: parameters, scale and public key, no other key."""
+    return context.serialize(
+        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
+    )
+
+
+def check_matches(context: ts.Context, params: CKKSParameters) -> None:
+    """Refuse a context whose ring, chain or scale differs from the announced parameters."""
+    seal = context.seal_context().data
+    data, key = seal.first_context_data(), seal.key_context_data()
+    data_bits = sum(params.coeff_mod_bit_sizes[:-1])
+    problems = []
+    if data.parms().poly_modulus_degree() != params.poly_modulus_degree:
+        problems.append("ring degree")
+    if key.chain_index() != params.data_primes or data.chain_index() != params.data_primes - 1:
+        problems.append("number of primes")
+    if not data_bits - params.data_primes < data.total_coeff_modulus_bit_count() <= data_bits:
+        problems.append("data modulus size")
+    if key.total_coeff_modulus_bit_count() > params.total_bits:
+        problems.append("total modulus size")
+    if not math.isclose(context.global_scale, params.scale, rel_tol=0.0):
+        problems.append("scale")
+    if problems:
+        raise HEParameterError(
+            "TenSEAL context does not match the announced parameters: " + ", ".join(problems)
+        )
+
+
+class BoundContext:
+    """A TenSEAL context together with its parameters and public fingerprint."""
+
+    __slots__ = ("_fingerprint", "_params", "_public_bytes", "_ts")
+
+    def __init__(self, ts_context: ts.Context, params: CKKSParameters, public: bytes) -> None:
+        self._ts = ts_context
+        self._params = params
+        self._public_bytes = public
+        self._fingerprint = context_fingerprint(public)
+
+    @property
+    def params(self) -> CKKSParameters:
+        return self._params
+
+    @property
+    def fingerprint(self) -> bytes:
+        """SHA-256 of :attr:`public_context_bytes`; pinned by every party of the round."""
+        return self._fingerprint
+
+    @property
+    def public_context_bytes(self) -> bytes:
+        """The public context exactly as published (parameters, scale, public key)."""
+        return self._public_bytes
+
+    def is_private(self) -> bool:
+        """Whether this object can decrypt (asks TenSEAL, not a flag of ours)."""
+        return bool(self._ts.is_private())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(fingerprint={self._fingerprint.hex()[:16]}...)"
+
+
+class PublicAggregationContext(BoundContext):
+    """The public context: clients encrypt with it (key-holder mode), the server adds with it.
+
+    Holds the public key, because encryption needs it and it is public by
+    definition; withholding it from the server would not stop the server from
+    forging contributions in any way the threat model cares about.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        params: CKKSParameters,
+        *,
+        expected_fingerprint: bytes | None = None,
+    ) -> PublicAggregationContext:
+        """Load a published public context, checking it before TenSEAL parses it.
+
+        With ``expected_fingerprint`` (the normal case: it comes from the signed
+        round configuration), bytes that hash differently are refused with
+        :class:`ContextMismatch` *before* TenSEAL parses them, so this never feeds
+        unauthenticated bytes to C++. A context that holds a secret key is refused
+        with :class:`SecretKeyPresent`.
+        """
+        if expected_fingerprint is not None and context_fingerprint(data) != expected_fingerprint:
+            raise ContextMismatch("public context does not match the pinned fingerprint")
+        try:
+            context = ts.context_from(data)
+        except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike
+            raise HEParameterError(f"not a TenSEAL context: {exc}") from None
+        if context.is_private() or context.has_secret_key():
+            raise SecretKeyPresent(
+                "a context with a secret key was offered to a public role; the key is exposed"
+            )
+        if not context.has_public_key():
+            raise HEParameterError("public context lacks the public key clients encrypt with")
+        check_matches(context, params)
+        return cls(context, params, data)
+
+    def decrypt(self, *_: object) -> np.ndarray:
+        """Always refuses: this object has no secret key, by construction."""
+        raise SecretKeyUnavailable("the public (server) context holds no secret key")
+
+
+class SecretContext(BoundContext):
+    """A context that holds the secret key (key holder, or a client in EVERY_CLIENT mode)."""
+
+    __slots__ = ("_min_contributions",)
+
+    def __init__(
+        self,
+        ts_context: ts.Context,
+        params: CKKSParameters,
+        public: bytes,
+        min_contributions: int | None,
+    ) -> None:
+        if min_contributions is None:
+            min_contributions = min(2, params.num_clients)
+        if not (1 <= min_contributions <= params.num_clients):
+            raise ConfigurationError(
+                f"min_contributions must lie in [1, {params.num_clients}], got {min_contributions}"
+            )
+        super().__init__(ts_context, params, public)
+        self._min_contributions = min_contributions
+
+    @property
+    def min_contributions(self) -> int:
+        """Fewest summands an aggregate must claim before this party decrypts it."""
+        return self._min_contributions
+
+    def public_context(self) -> PublicAggregationContext:
+        """The public half, as a server or a key-holder-mode client would load it."""
+        return PublicAggregationContext.from_bytes(
+            self._public_bytes, self._params, expected_fingerprint=self._fingerprint
+        )

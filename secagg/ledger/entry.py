@@ -1,0 +1,60 @@
+"""One ledger row as a typed value, built from what a round did.
+
+The server fills a :class:`LedgerEntry` from the round's result (backend report,
+mechanism's DP block, the store's outcome) and the ledger turns it into the
+canonical row it hash-chains and signs (:meth:`LedgerEntry.row`). Participant
+names never enter the ledger: only their salted identity hashes do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ROW_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    federation: str
+    round: int
+    status: str  # "complete" | "aborted"
+    reason: str | None
+    started_at: float | None
+    finished_at: float
+    backend: dict[str, Any]
+    participants: tuple[str, ...]
+    contributed: int
+    dropouts: dict[str, int]
+    dp: dict[str, Any] | None
+    epsilon: float | None
+    delta: float | None
+    model_sha256: str
+    reconstructed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, identity_hash: Callable[[str], str]) -> dict[str, Any]:
+        """The ledger's row: names replaced by their identity hashes."""
+        out: dict[str, Any] = {
+            "version": ROW_VERSION,
+            "federation": self.federation,
+            "round": self.round,
+            "status": self.status,
+            "reason": self.reason,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "backend": self.backend,
+            "participants": {
+                "count": len(self.participants),
+                "identity_hashes": sorted(identity_hash(n) for n in self.participants),
+            },
+            "contributed": self.contributed,
+            "dropouts": self.dropouts,
+            "dp": self.dp,
+            "privacy": {"epsilon": self.epsilon, "delta": self.delta},
+            "model_sha256": self.model_sha256,
+        }
+        if self.reconstructed:
+            out["reconstructed"] = True
+        return out

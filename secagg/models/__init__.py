@@ -1,1 +1,0 @@
-MODELS = ("logistic", "mlp")  # the fraud models of secagg.models.nets

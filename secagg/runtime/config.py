@@ -1,0 +1,313 @@
+"""One object, one TOML file: everything a federation is.
+
+The CLI (``secagg server --config F``), the simulator and the tests all build
+a :class:`FederationConfig` and nothing else, so a federation behaves the same
+whichever door it came through. Every field is validated on construction with
+an error that names the field and says what is allowed; unknown keys in a
+TOML file are errors too (a typo must not silently fall back to a default).
+
+A file looks like::
+
+    [federation]
+    name = "fraud-demo"
+    rounds = 3
+    clients = ["branch-01", "branch-02", "branch-03"]
+    dimension = 1000            # model parameters (or given by the model hook)
+    server_learning_rate = 1.0
+    server_momentum = 0.0       # FedAvgM: 0.9 smooths noisy DP updates (post-processing)
+
+    [sampling]
+    kind = "poisson"            # or "fixed"
+    rate = 0.5                  # poisson: each client joins with this probability
+    # count = 8                 # fixed: exactly this many per round
+
+    [backend]
+    name = "secagg+"            # plain | secagg | secagg+ | ckks
+    # key_holder = "compliance" # ckks only: the party holding the secret key
+    value_bound = 1.0           # clip, or per-coordinate bound without DP
+    bits = 32
+
+    [dp]                        # optional; omit for no DP
+    unit = "client"
+    mechanism = "central"       # or "distributed" (masking backends only)
+    clip = 1.0
+    noise_multiplier = 1.0
+    delta = 1e-5
+
+    [deadlines]
+    phase_seconds = 30.0        # silence longer than this is a dropout
+    # training_seconds = 600.0  # the first phase, which includes local training
+
+    [server]
+    state = "server.sqlite"
+    bind = "127.0.0.1:50051"
+    certificates = "certs"
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
+from secagg.dp.config import DPSettings
+from secagg.dp.release import Mechanism, mechanism_for
+from secagg.errors import ConfigurationError
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Which clients take part in a round: Poisson (the DP analysis's assumption) or fixed."""
+
+    kind: str = "poisson"
+    rate: float = 1.0
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ("poisson", "fixed"), "sampling.kind must be 'poisson' or 'fixed'")
+        if self.kind == "poisson":
+            _require(0 < self.rate <= 1, "sampling.rate must lie in (0, 1]")
+        else:
+            _require(
+                isinstance(self.count, int) and self.count >= 2,
+                "sampling.count must be an integer >= 2 with kind = 'fixed'",
+            )
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """The aggregation backend and its options (see docs/backends.md)."""
+
+    name: str = "secagg+"
+    value_bound: float = 1.0
+    bits: int = 32
+    dropout_fraction: float = 0.10
+    corrupt_fraction: float = 0.05
+    key_holder: str | None = None  # ckks: the party that holds the secret key
+    precision: float | None = None  # ckks: absolute error of the sum (default 1e-6 * bound)
+
+    def __post_init__(self) -> None:
+        _require(self.name in BACKENDS, f"backend.name must be one of {BACKENDS}")
+        _require(
+            (self.key_holder is not None) == needs_helper(self.name),
+            "backend.key_holder names the key holder of a backend that needs one (ckks), "
+            "and only such a backend has one",
+        )
+        _require(
+            math.isfinite(self.value_bound) and self.value_bound > 0,
+            "backend.value_bound must be positive",
+        )
+        _require(self.bits in (32, 64), "backend.bits must be 32 or 64")
+        _require(0 <= self.dropout_fraction < 1, "backend.dropout_fraction must lie in [0, 1)")
+        _require(0 <= self.corrupt_fraction < 1, "backend.corrupt_fraction must lie in [0, 1)")
+
+    def settings(self) -> dict[str, Any]:
+        """The options every backend picks its own from (see backend_from_settings)."""
+        return {
+            "value_bound": self.value_bound,
+            "bits": self.bits,
+            "dropout_fraction": self.dropout_fraction,
+            "corrupt_fraction": self.corrupt_fraction,
+            "precision": self.precision,
+        }
+
+
+@dataclass(frozen=True)
+class DeadlineConfig:
+    """How long the server waits in each phase before silence counts as dropout."""
+
+    phase_seconds: float = 30.0
+    round_seconds: float = 600.0
+    # the first phase includes the clients' local training; None: phase_seconds
+    training_seconds: float | None = None
+
+    @property
+    def first_phase_seconds(self) -> float:
+        """The deadline of the phase that includes the clients' local training."""
+        return self.phase_seconds if self.training_seconds is None else self.training_seconds
+
+    def __post_init__(self) -> None:
+        _require(self.phase_seconds > 0, "deadlines.phase_seconds must be positive")
+        _require(
+            self.training_seconds is None or self.training_seconds > 0,
+            "deadlines.training_seconds must be positive",
+        )
+        _require(self.round_seconds >= self.phase_seconds, "deadlines.round_seconds too short")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the server keeps its state and listens."""
+
+    state: str = "secagg-server.sqlite"
+    bind: str = "127.0.0.1:50051"
+    certificates: str = "certs"
+    max_message_bytes: int = 256 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """A whole federation: clients, rounds, sampling, backend, DP, deadlines, server."""
+
+    name: str
+    clients: tuple[str, ...]
+    dimension: int
+    rounds: int = 1
+    server_learning_rate: float = 1.0
+    server_momentum: float = 0.0
+    seed: int | None = None  # for reproducible tests only: seeds sampling, not secrets
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    dp: DPSettings | None = None
+    deadlines: DeadlineConfig = field(default_factory=DeadlineConfig)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clients", tuple(self.clients))
+        _require(bool(NAME_PATTERN.fullmatch(self.name)), f"federation.name {self.name!r} invalid")
+        _require(len(self.clients) >= 2, "federation.clients must name at least 2 clients")
+        _require(len(set(self.clients)) == len(self.clients), "federation.clients repeats a name")
+        for client in self.clients:
+            _require(
+                bool(NAME_PATTERN.fullmatch(client)),
+                f"client name {client!r} invalid: letters, digits, '.', '_' or '-', max 64",
+            )
+        if self.dp is not None:
+            missing = set(self.dp.round_options) - set(self.aggregation_backend().round_options)
+            _require(
+                not missing,
+                f"dp.mechanism = {self.dp.mechanism!r} needs a backend that carries "
+                f"{sorted(missing)} inside a round (a masking backend: the clients' noise "
+                f"shares must only ever be seen summed); backend.name = {self.backend.name!r} "
+                "does not",
+            )
+        if self.backend.key_holder is not None:
+            _require(
+                bool(NAME_PATTERN.fullmatch(self.backend.key_holder))
+                and self.backend.key_holder not in self.clients,
+                "backend.key_holder must be a valid name that is not one of the clients",
+            )
+        _require(self.dimension >= 1, "federation.dimension must be at least 1")
+        _require(self.rounds >= 1, "federation.rounds must be at least 1")
+        _require(self.server_learning_rate > 0, "federation.server_learning_rate must be > 0")
+        _require(0 <= self.server_momentum < 1, "federation.server_momentum must lie in [0, 1)")
+        if self.sampling.kind == "fixed":
+            _require(
+                (self.sampling.count or 0) <= len(self.clients),
+                "sampling.count exceeds the number of clients",
+            )
+        if self.dp is not None and self.dp.bounds_updates:
+            _require(
+                self.backend.value_bound >= self.dp.clip,
+                "backend.value_bound must be at least dp.clip (clipped updates must fit)",
+            )
+
+    @property
+    def sample_rate(self) -> float:
+        """The Poisson rate q of the DP analysis (fixed sampling: count / clients)."""
+        if self.sampling.kind == "poisson":
+            return self.sampling.rate
+        return (self.sampling.count or 0) / len(self.clients)
+
+    @property
+    def expected_clients(self) -> float:
+        return self.sample_rate * len(self.clients)
+
+    @property
+    def parties(self) -> tuple[str, ...]:
+        """Everyone who connects: the clients and the backend's helper, if any."""
+        return (*self.clients, *filter(None, [self.backend.key_holder]))
+
+    def aggregation_backend(self) -> AggregationBackend:
+        """The configured backend; its parameters are sized for the whole federation."""
+        return backend_from_settings(
+            self.backend.name, max_clients=len(self.clients), **self.backend.settings()
+        )
+
+    def plan_privacy(self) -> None:
+        """Warn (:class:`~secagg.dp.config.PrivacyCostWarning`) with the plan's cost.
+
+        Client-level DP with few clients is expensive; the server calls this before
+        any data moves. It runs the accountant, so it is not part of validation."""
+        if self.dp is not None:
+            self.dp.plan(
+                num_clients=len(self.clients),
+                sample_rate=self.sample_rate,
+                rounds=self.rounds,
+                dimension=self.dimension,
+                bits=self.backend.bits,
+            )
+
+    def mechanism(self, *, seed: bytes | None = None) -> Mechanism:
+        """The DP mechanism of ``[dp]`` (:mod:`secagg.dp.release`); ``seed``: tests only."""
+        return mechanism_for(
+            self.dp,
+            dimension=self.dimension,
+            bits=self.backend.bits,
+            sample_rate=self.sample_rate,
+            expected_clients=self.expected_clients,
+            corrupt_fraction=self.backend.corrupt_fraction,
+            seed=seed,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FederationConfig:
+        """Build from the TOML layout (sections as nested tables); unknown keys are errors."""
+        data = dict(data)
+        known = {"federation", "sampling", "backend", "dp", "deadlines", "server"}
+        _require(not set(data) - known, f"unknown sections: {sorted(set(data) - known)}")
+        top = dict(data.get("federation", {}))
+        sections: dict[str, Any] = {}
+        for key, kind in (
+            ("sampling", SamplingConfig),
+            ("backend", BackendConfig),
+            ("dp", DPSettings),
+            ("deadlines", DeadlineConfig),
+            ("server", ServerSettings),
+        ):
+            if key in data:
+                sections[key] = _build(kind, data[key], key)
+        allowed = {f.name for f in fields(cls)} - set(sections)
+        unknown = set(top) - allowed
+        _require(not unknown, f"unknown keys in [federation]: {sorted(unknown)}")
+        try:
+            return cls(**top, **sections)
+        except TypeError as exc:
+            raise ConfigurationError(f"[federation]: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> FederationConfig:
+        """Read and validate a TOML file."""
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+
+def _build(kind: type, values: Any, section: str) -> Any:
+    _require(isinstance(values, dict), f"[{section}] must be a table")
+    allowed = {f.name for f in fields(kind)}
+    unknown = set(values) - allowed
+    _require(not unknown, f"unknown keys in [{section}]: {sorted(unknown)}")
+    try:
+        return kind(**values)
+    except TypeError as exc:
+        raise ConfigurationError(f"[{section}]: {exc}") from None

@@ -1,0 +1,244 @@
+"""The one composition root: a federation's server, branches and key holder, from a config.
+
+:func:`build_server` assembles a server with its store and ledger; the CLI
+(:func:`serve`), the simulator and the benchmarks all build theirs through it.
+:func:`serve` is ``secagg server --config F``: it loads the CA directory named
+in the config, accepts only clients whose certificates chain to that CA, are
+not revoked and name a client of the federation (each refusal is logged), and
+runs the rounds. :func:`run_branch` is ``secagg client``: it dials the server
+(branches accept no inbound connection), proves its identity with its own
+certificate and serves rounds with its training hook.
+
+:func:`demo_hook` is a stand-in training hook for trying a federation out: each
+branch pulls the model toward a target derived from its name (its "local
+optimum"), so the federated model converges to their mean. Real models plug in
+through :data:`~secagg.runtime.client.TrainingHook`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from secagg.crypto.stream import derive
+from secagg.errors import ConfigurationError
+from secagg.ledger.chain import Ledger, LedgerKey, export_public_key
+from secagg.runtime.client import ClientStats, FederationClient, TrainingHook
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.keyholder import KeyHolderService
+from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.store import ServerStore
+from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint
+
+log = logging.getLogger("secagg.network")
+
+
+def demo_hook(name: str, dimension: int, step: float = 0.5) -> TrainingHook:
+    """A branch whose local optimum is a fixed vector derived from its name."""
+    digest = derive(b"secagg/demo/", name, size=32)
+    words = np.frombuffer((digest * (8 * dimension // len(digest) + 1))[: 8 * dimension], "<u8")
+    target = (words / 2.0**64 - 0.5) * 0.2
+
+    def train(model: np.ndarray) -> np.ndarray:
+        return step * (target - model)
+
+    return train
+
+
+def load_hook(spec: str, name: str, dimension: int) -> TrainingHook:
+    """``"demo"`` or ``"package.module:factory"``; the factory gets (name, dimension).
+
+    A hook with DP-SGD inside may carry a ``privacy_report`` attribute (a callable
+    returning :meth:`DPSGDTrainer.privacy_report`): the branch then reports its
+    record-level accounting for the server's ledger."""
+    if spec == "demo":
+        return demo_hook(name, dimension)
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError("a hook is 'demo' or 'package.module:factory'")
+    try:
+        factory: Callable[[str, int], TrainingHook] = getattr(
+            importlib.import_module(module_name), attribute
+        )
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load hook {spec!r}: {exc}") from None
+    return factory(name, dimension)
+
+
+def server_transport(config: FederationConfig, port: int | None = None) -> Any:
+    """A started gRPC server transport with mTLS and peer checks from the config."""
+    from secagg.transport import certs
+    from secagg.transport.grpc_transport import GrpcServerTransport
+
+    directory = config.server.certificates
+    allowed = list(config.parties)
+    verifier = certs.PeerVerifier(directory, allowed=allowed)
+    bind = config.server.bind if port is None else f"{config.server.bind.rsplit(':', 1)[0]}:{port}"
+
+    def identify(context: Any) -> str:
+        return verifier.identify(context.auth_context()).name
+
+    transport = GrpcServerTransport(
+        bind,
+        server_credentials=certs.load_server_credentials(directory).to_grpc(),
+        max_message_bytes=config.server.max_message_bytes,
+        identify=identify,
+        max_clients=max(100, len(config.clients)),
+    )
+    transport.start()
+    return transport
+
+
+def build_server(
+    config: FederationConfig,
+    transport: ServerEndpoint,
+    state: str | Path,
+    *,
+    initial_model: np.ndarray | None = None,
+    ledger_path: str | Path | None = None,
+    ledger_key: LedgerKey | None = None,
+    export_key_to: str | Path | None = None,
+    observer: Callable[[RoundResult, np.ndarray], None] | None = None,
+) -> FederationServer:
+    """A server with its store and (when ``ledger_path`` is given) its signed ledger.
+
+    Without ``ledger_key`` a fresh key is made (a simulation's: only its public
+    half, written to ``export_key_to``, outlives the run)."""
+    ledger = None
+    if ledger_path is not None:
+        key = ledger_key or LedgerKey.generate()
+        if export_key_to is not None:
+            export_public_key(key.public_key, Path(export_key_to))
+        ledger = Ledger(ledger_path, key)
+    return FederationServer(
+        config, transport, ServerStore(state), initial_model, observer=observer, ledger=ledger
+    )
+
+
+def key_holder_service(config: FederationConfig, transport: ClientEndpoint) -> KeyHolderService:
+    """The helper process of the configured backend (the CKKS key holder)."""
+    session = config.aggregation_backend().helper()
+    if session is None or config.backend.key_holder is None:
+        raise ConfigurationError(f"the {config.backend.name} backend has no key holder")
+    return KeyHolderService(config.backend.key_holder, transport, session)
+
+
+def serve(
+    config: FederationConfig,
+    *,
+    wait_for_clients: float = 60.0,
+    initial_model: np.ndarray | None = None,
+    port: int | None = None,
+) -> tuple[FederationServer, list[RoundResult]]:
+    """Run the federation's remaining rounds over gRPC; returns the server and results."""
+    transport = server_transport(config, port)
+    try:
+        key = LedgerKey.load_or_create(config.server.state + ".ledger-key")
+        server = build_server(
+            config,
+            transport,
+            config.server.state,
+            initial_model=initial_model,
+            ledger_path=config.server.state + ".ledger",
+            ledger_key=key,
+        )
+        return server, server.run(wait_for_clients=wait_for_clients)
+    finally:
+        transport.stop(grace=2.0)
+
+
+def run_branch(
+    target: str,
+    name: str,
+    hook: TrainingHook,
+    certificates: str,
+    *,
+    rounds: int | None = None,
+    idle_timeout: float = 120.0,
+    max_message_bytes: int = 256 * 1024 * 1024,
+    name_override: str | None = None,
+    connect_timeout: float = 30.0,
+    reconnect: bool = True,
+) -> ClientStats:
+    """Dial the server as branch ``name`` and serve rounds until told or idle.
+
+    With ``reconnect`` a lost session (a server restart, a network cut) is
+    redialled every second until ``idle_timeout`` passes: the branch misses the
+    round in flight (to the server, a dropout) and takes part in the next.
+    """
+    from secagg.transport import certs
+    from secagg.transport.grpc_transport import GrpcClientTransport
+
+    credentials = certs.load_client_credentials(certificates, name).to_grpc()
+    client: FederationClient | None = None
+    deadline = time.monotonic() + max(idle_timeout, connect_timeout)
+    while True:
+        transport = GrpcClientTransport(
+            target,
+            channel_credentials=credentials,
+            name_override=name_override,
+            max_message_bytes=max_message_bytes,
+        )
+        try:
+            transport.connect(timeout=connect_timeout)
+            if client is None:
+                # a hook that does record-level DP (e.g. torch_hook over a DPSGDTrainer)
+                # exposes privacy_report: its accountant's inputs go to the ledger
+                client = FederationClient(
+                    name, hook, transport, privacy_report=getattr(hook, "privacy_report", None)
+                )
+            else:  # a reconnect: same branch, same counters, new session
+                client.reconnected(transport)
+            deadline = time.monotonic() + idle_timeout
+            return client.run(idle_timeout=idle_timeout, rounds=rounds)
+        except NotConnected as exc:
+            if not reconnect or time.monotonic() > deadline:
+                if client is None:
+                    raise
+                log.warning("%s: connection lost (%s), giving up", name, exc)
+                return client.stats
+            log.warning("%s: connection lost (%s), reconnecting", name, exc)
+            time.sleep(1.0)
+        finally:
+            transport.close()
+
+
+def run_key_holder(
+    target: str,
+    name: str,
+    certificates: str,
+    *,
+    backend: str,
+    idle_timeout: float = 600.0,
+    connect_timeout: float = 30.0,
+    max_message_bytes: int = 256 * 1024 * 1024,
+) -> int:
+    """Serve as the key holder ``name`` of ``backend`` (the helper its rounds need);
+    returns the number of sums decrypted."""
+    from secagg.aggregation import get_backend
+    from secagg.transport import certs
+    from secagg.transport.grpc_transport import GrpcClientTransport
+
+    transport = GrpcClientTransport(
+        target,
+        channel_credentials=certs.load_client_credentials(certificates, name).to_grpc(),
+        max_message_bytes=max_message_bytes,
+    )
+    transport.connect(timeout=connect_timeout)
+    helper = get_backend(backend).helper()
+    if helper is None:
+        raise ConfigurationError(f"the {backend} backend has no key holder")
+    service = KeyHolderService(name, transport, helper)
+    try:
+        return service.run(idle_timeout=idle_timeout)
+    except NotConnected as exc:  # the server ended the session: done
+        log.info("%s: session ended (%s)", name, exc)
+        return service.decryptions
+    finally:
+        transport.close()

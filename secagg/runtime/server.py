@@ -1,0 +1,462 @@
+"""The federation server: FedAvg rounds over any aggregation backend and a transport.
+
+Theory of operation
+-------------------
+One round (:meth:`FederationServer.run_round`):
+
+1. **Sample** clients among those connected: Poisson with rate q (each joins
+   independently; the DP analysis assumes it) or a fixed count. The draw comes
+   from the OS CSPRNG, or from a keyed stream derived from ``config.seed`` in
+   tests that must replay a federation.
+2. **Record** the round as ``running`` in the store, then **plan** it: the
+   backend turns the cohort and the mechanism's round options into a spec, and
+   builds its server session (:mod:`secagg.aggregation.base`).
+3. **Relay with deadlines** (:meth:`FederationServer._drive`, the one collect
+   loop): the session's :class:`~secagg.aggregation.base.Announce` becomes a
+   :class:`~secagg.runtime.wire.RoundStart` (spec, party, clip and the float32
+   model) to every participant, its payloads become
+   :class:`~secagg.runtime.wire.Relay` messages, and the parties' relays are fed
+   back in. The session has no clock; this loop is its clock: a phase that sees
+   no progress for ``deadlines.phase_seconds`` (``training_seconds`` for the
+   phase that follows the announcement, which includes local training) is
+   closed, and whoever has not answered has dropped. Refused payloads are
+   logged and the round goes on.
+4. **Release** through the DP mechanism (:mod:`secagg.dp.release`): noise the
+   backend did not add, the mean over the mechanism's denominator, the
+   accountant's epsilon. Then **FedAvg** (optionally with server momentum).
+5. **Record** the round ``complete`` with its checkpoint in one transaction (or
+   ``aborted`` with the reason, leaving the model as it was), append its ledger
+   row, and tell the participants how it ended.
+
+This module never names a backend or a DP mechanism: both are objects it holds.
+On start-up the server recovers from its store: a round left ``running`` by a
+crash is marked aborted and the federation continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from secagg.aggregation import (
+    HELPER,
+    AggregationBackend,
+    AggregationResult,
+    Announce,
+    Outgoing,
+    ServerSession,
+)
+from secagg.crypto.stream import KeyedStream, derive
+from secagg.dp.release import Mechanism
+from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
+from secagg.ledger.chain import Ledger
+from secagg.ledger.entry import LedgerEntry
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.store import ServerStore
+from secagg.runtime.wire import (
+    Relay,
+    RoundEnd,
+    RoundStart,
+    decode_message,
+    encode_message,
+    model_bytes,
+)
+from secagg.transport.base import ServerEndpoint
+
+log = logging.getLogger("secagg.server")
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one round did, as recorded in the store."""
+
+    number: int
+    status: str  # "complete" | "aborted"
+    participants: tuple[str, ...]
+    contributed: tuple[str, ...]
+    reason: str | None
+    epsilon: float | None
+
+
+class FederationServer:
+    """Runs the configured federation's rounds over one transport."""
+
+    def __init__(
+        self,
+        config: FederationConfig,
+        transport: ServerEndpoint,
+        store: ServerStore,
+        initial_model: np.ndarray | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        observer: Callable[[RoundResult, np.ndarray], None] | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        """``observer(result, model)`` is called after every round (complete or
+        aborted) with the global model as it then stands: progress bars,
+        evaluation in a simulator, monitoring."""
+        self.config = config
+        self.transport = transport
+        self.store = store
+        self.ledger = ledger  # one signed row per round: secagg audit verify checks it
+        self._observer = observer
+        self._clock = clock
+        config.plan_privacy()  # the cost of client-level DP, before any data moves
+        self.backend: AggregationBackend = config.aggregation_backend()
+        self.mechanism: Mechanism = config.mechanism(seed=self._seed(b"noise"))
+        self._sampler = self._stream(b"sampling")
+        recovery = store.recover()
+        for number in recovery.aborted_on_restart:
+            log.warning("round %d was running when the server stopped: aborted", number)
+        if recovery.model is not None:
+            self.model = recovery.model
+        elif initial_model is not None:
+            self.model = np.asarray(initial_model, dtype=np.float64).copy()
+        else:
+            self.model = np.zeros(config.dimension)
+        if self.model.shape != (config.dimension,):
+            raise ConfigurationError(f"the model must have {config.dimension} parameters")
+        self._velocity = np.zeros(config.dimension)  # FedAvgM; restarts at zero after a crash
+        self.next_round = recovery.next_round
+        self._last_epsilon: float | None = None  # the latest completed round's claim
+        if ledger is not None:
+            for entry in ledger.entries():
+                self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
+            self._backfill_ledger()
+        for row in store.rounds():  # the accountant's charges of the completed rounds
+            if row["status"] == "complete":
+                self.mechanism.restore(row["report"])
+                self._last_epsilon = row["report"].get("epsilon")
+
+    def _seed(self, label: bytes) -> bytes | None:
+        if self.config.seed is None:
+            return None
+        return derive(b"secagg/v1/test-seed/" + label, self.config.seed)
+
+    def _stream(self, label: bytes) -> KeyedStream:
+        seed = self._seed(label)
+        return KeyedStream() if seed is None else KeyedStream(seed)
+
+    # --- the federation ------------------------------------------------------
+
+    def completed_rounds(self) -> int:
+        return sum(1 for row in self.store.rounds() if row["status"] == "complete")
+
+    def run(
+        self,
+        wait_for_clients: float = 30.0,
+        *,
+        max_consecutive_aborts: int = 5,
+        max_attempts: int | None = None,
+    ) -> list[RoundResult]:
+        """Run rounds until ``config.rounds`` have completed (aborted rounds do not count).
+
+        ``max_attempts`` caps the rounds attempted by this call, aborted ones
+        included (a simulator whose clients budgeted their DP-SGD for exactly
+        that many rounds sets it). Stops early after ``max_consecutive_aborts``
+        aborted rounds in a row: a federation that cannot reach its threshold
+        needs an operator, not an endless loop.
+        """
+        self._wait_for(set(self.config.parties), wait_for_clients)
+        results: list[RoundResult] = []
+        aborted_in_a_row = 0
+        while self.completed_rounds() < self.config.rounds:
+            if max_attempts is not None and len(results) >= max_attempts:
+                break
+            result = self.run_round()
+            results.append(result)
+            if self._observer is not None:
+                self._observer(result, self.model.copy())
+            aborted_in_a_row = aborted_in_a_row + 1 if result.status == "aborted" else 0
+            if aborted_in_a_row >= max_consecutive_aborts:
+                log.error("%d rounds aborted in a row: stopping", aborted_in_a_row)
+                break
+        return results
+
+    def _wait_for(self, names: set[str], timeout: float) -> None:
+        end = self._clock() + timeout
+        while not names <= self.transport.connected() and self._clock() < end:
+            time.sleep(0.01)
+
+    def sample(self) -> list[str]:
+        """This round's participants among the connected clients (sorted by name)."""
+        available = sorted(set(self.config.clients) & self.transport.connected())
+        sampling = self.config.sampling
+        if sampling.kind == "poisson":
+            draws = self._sampler.uniform(len(self.config.clients))
+            chosen = [
+                name
+                for name, u in zip(self.config.clients, draws, strict=True)
+                if u < sampling.rate and name in available
+            ]
+        else:
+            rng = (
+                secrets.SystemRandom() if self.config.seed is None else _StreamChoice(self._sampler)
+            )
+            chosen = rng.sample(available, min(sampling.count or 0, len(available)))
+        return sorted(chosen)
+
+    def run_round(self) -> RoundResult:
+        number = self.next_round
+        self.next_round += 1
+        started = time.time()
+        participants = self.sample()
+        self.store.begin_round(number, participants)
+        log.info("round %d: %d participants", number, len(participants))
+        if len(participants) < 2:
+            return self._abort(
+                number, participants, "fewer than 2 clients sampled or connected", started, {}, {}
+            )
+        session: ServerSession | None = None
+        try:
+            spec = self.backend.plan(
+                len(participants),
+                self.config.dimension,
+                **self.mechanism.round_options(len(participants)),
+            )
+            session = self.backend.server(spec, noise_stddev=self.mechanism.backend_noise_stddev)
+            result = self._drive(number, participants, session)
+        except SecAggError as exc:
+            dropouts = session.dropouts() if session is not None else {}
+            return self._abort(number, participants, str(exc), started, {}, dropouts)
+        report = result.report
+        release = self.mechanism.release(
+            result.total,
+            contributors=len(report.contributed),
+            participants=len(participants),
+            noise_added=report.noise_stddev,
+        )
+        self._apply(release.mean)
+        names = tuple(participants[p] for p in report.contributed)
+        stored = {"contributed": list(names), "epsilon": release.epsilon, **release.store}
+        self.store.complete_round(number, stored, self.model)
+        outcome = RoundResult(number, "complete", tuple(participants), names, None, release.epsilon)
+        self._record(
+            outcome, started, {"name": report.backend, **report.details}, report.dropouts, stored
+        )
+        self._broadcast(participants, RoundEnd(number, True))
+        return outcome
+
+    def _abort(
+        self,
+        number: int,
+        participants: list[str],
+        reason: str,
+        started: float,
+        backend: dict[str, Any],
+        dropouts: dict[str, int],
+    ) -> RoundResult:
+        log.warning("round %d aborted: %s", number, reason)
+        self.store.abort_round(number, {"reason": reason})
+        result = RoundResult(number, "aborted", tuple(participants), (), reason, None)
+        self._record(result, started, backend, dropouts, {})
+        self._broadcast(participants, RoundEnd(number, False, reason))
+        return result
+
+    # --- one round's conversation -----------------------------------------------
+
+    def _drive(
+        self, number: int, participants: list[str], session: ServerSession
+    ) -> AggregationResult:
+        """Relay between the session and the parties until it is done (the one collect loop)."""
+        cfg = self.config
+        names = dict(enumerate(participants))
+        if cfg.backend.key_holder is not None:
+            names[HELPER] = cfg.backend.key_holder
+        party_of = {name: party for party, name in names.items()}
+        phase, training = session.phase, False
+        last_progress = self._clock()
+        round_end = last_progress + cfg.deadlines.round_seconds
+        training = self._dispatch(number, participants, session.start()) or training
+        while not session.done:
+            now = self._clock()
+            if now > round_end:
+                self._dispatch(number, participants, session.abort("round deadline passed"))
+                break
+            limit = cfg.deadlines.first_phase_seconds if training else cfg.deadlines.phase_seconds
+            wait = max(0.0, last_progress + limit - now)
+            item = self.transport.receive(timeout=min(wait, 0.5))
+            if item is None:
+                silent = {names[p] for p in session.waiting_for if p in names}
+                if self._clock() - last_progress >= limit:
+                    log.info("round %d: deadline of %s passed", number, session.phase)
+                elif silent and not silent & self.transport.connected():
+                    log.info(
+                        "round %d: everyone silent in %s has disconnected", number, session.phase
+                    )
+                else:
+                    continue
+                outgoing = session.close_phase()
+            else:
+                outgoing = self._receive(number, session, party_of, *item)
+                if outgoing is None:
+                    continue
+            announced = self._dispatch(number, participants, outgoing)
+            if session.phase != phase or announced:
+                training = announced or (training and session.phase == phase)
+                phase, last_progress = session.phase, self._clock()
+        return session.finish()
+
+    def _receive(
+        self,
+        number: int,
+        session: ServerSession,
+        party_of: dict[str, int],
+        name: str,
+        payload: bytes,
+    ) -> list[Outgoing] | None:
+        try:
+            message = decode_message(payload)
+            if not isinstance(message, Relay) or message.round != number:
+                raise ProtocolError(f"expected a payload of round {number}")
+            if name not in party_of:
+                raise ProtocolError(f"{name} is not a party of this round")
+            outgoing = session.handle(party_of[name], message.payload)
+        except SecAggError as exc:
+            log.warning("round %d: refused a message from %s: %s", number, name, exc)
+            return None
+        if message.privacy is not None and party_of[name] != HELPER:
+            identity = self.ledger.key.identity_hash(name) if self.ledger is not None else name
+            self.mechanism.take_report(identity, message.privacy)
+        return outgoing
+
+    def _dispatch(self, number: int, participants: list[str], outgoing: list[Outgoing]) -> bool:
+        """Send the session's events; True if the round was announced (training starts)."""
+        announced = False
+        for event in outgoing:
+            if isinstance(event, Announce):
+                announced = True
+                model = self.model.astype(np.float32)
+                clip = self.mechanism.clip
+                for party, name in enumerate(participants):
+                    self._send(name, RoundStart(number, party, event.spec, model, clip))
+            elif event.party == HELPER:
+                helper = self.config.backend.key_holder
+                if helper is None:
+                    raise ConfigurationError("the backend needs a helper: name its key_holder")
+                self._send(helper, Relay(number, event.payload))
+            else:
+                self._send(participants[event.party], Relay(number, event.payload))
+        return announced
+
+    def _send(self, name: str, message: RoundStart | Relay | RoundEnd) -> None:
+        try:
+            self.transport.send(name, encode_message(message))
+        except ConnectionError as exc:  # gone: the phase's deadline makes it a dropout
+            log.info("could not reach %s: %s", name, exc)
+
+    def _broadcast(self, participants: list[str], message: RoundEnd) -> None:
+        for name in participants:
+            self._send(name, message)
+
+    # --- the model update ------------------------------------------------------
+
+    def _apply(self, mean: np.ndarray) -> None:
+        """FedAvg with the server learning rate, and FedAvgM (Hsu et al. 2019) when set:
+        post-processing of the released mean, no privacy cost."""
+        cfg = self.config
+        if cfg.server_momentum > 0:
+            self._velocity = cfg.server_momentum * self._velocity + mean
+            self.model = self.model + cfg.server_learning_rate * self._velocity
+        else:
+            self.model = self.model + cfg.server_learning_rate * mean
+
+    # --- the ledger --------------------------------------------------------------
+
+    def _record(
+        self,
+        result: RoundResult,
+        started: float | None,
+        backend: dict[str, Any],
+        dropouts: dict[str, int],
+        stored: dict[str, Any],
+        *,
+        model_digest: str | None = None,
+        reconstructed: bool = False,
+    ) -> None:
+        """Append the round's signed ledger row (after the store has committed it)."""
+        if self.ledger is None:
+            return
+        cfg = self.config
+        last = self._last_epsilon if result.status == "aborted" else result.epsilon
+        self._last_epsilon = last
+        entry = LedgerEntry(
+            federation=cfg.name,
+            round=result.number,
+            status=result.status,
+            reason=result.reason,
+            started_at=started,
+            finished_at=time.time(),
+            backend=backend or {"name": cfg.backend.name},
+            participants=result.participants,
+            contributed=len(result.contributed),
+            dropouts=dropouts,
+            dp=self.mechanism.ledger_block(stored),
+            epsilon=self.mechanism.ledger_claim(last),
+            delta=cfg.dp.delta if cfg.dp is not None else None,
+            model_sha256=model_digest or hashlib.sha256(model_bytes(self.model)).hexdigest(),
+            reconstructed=reconstructed,
+        )
+        self.ledger.append(entry.row(self.ledger.key.identity_hash))
+
+    def _backfill_ledger(self) -> None:
+        """Record finished rounds the ledger lacks: a round the crash interrupted
+        (aborted on restart), or one whose row was lost between the store's commit and
+        the ledger's. Rebuilt from the store: marked ``reconstructed``."""
+        assert self.ledger is not None
+        recorded = {entry.get("round") for entry in self.ledger.entries()}
+        epsilon: float | None = None
+        for row in self.store.rounds():
+            report = row["report"] or {}
+            if row["status"] == "complete":
+                epsilon = report.get("epsilon", epsilon)
+            if row["number"] in recorded or row["status"] not in ("complete", "aborted"):
+                continue
+            contributed = tuple(report.get("contributed", ()))
+            complete = row["status"] == "complete"
+            result = RoundResult(
+                row["number"],
+                row["status"],
+                tuple(row["participants"]),
+                contributed,
+                report.get("reason"),
+                epsilon if complete else None,
+            )
+            self._last_epsilon = epsilon if not complete else self._last_epsilon
+            self._record(
+                result,
+                row["started_at"],
+                {},
+                {},
+                report if complete else {},
+                model_digest=self.store.checkpoint_digest(row["number"]),
+                reconstructed=True,
+            )
+            log.warning(
+                "ledger: round %d was missing and has been reconstructed from the store",
+                row["number"],
+            )
+
+
+class _StreamChoice:
+    """``random.sample`` driven by a keyed stream (tests that replay a federation)."""
+
+    def __init__(self, stream: KeyedStream) -> None:
+        self._stream = stream
+
+    def sample(self, population: list[str], k: int) -> list[str]:
+        pool = list(population)
+        for i in range(k):  # partial Fisher-Yates with unbiased integers
+            j = i + int(self._stream.integers(len(pool) - i, 1)[0])
+            pool[i], pool[j] = pool[j], pool[i]
+        return pool[:k]
+
+
+__all__ = ["FederationServer", "RoundAborted", "RoundResult"]

@@ -1,0 +1,157 @@
+"""The runtime's typed messages between a federation server and its parties.
+
+Every transport carries opaque bytes; these are what they mean. Three kinds,
+each a frozen dataclass with an exact binary codec::
+
+    magic "SAFD" | version u8 | kind u8 | round u32 | body
+
+* :class:`RoundStart` (server -> client): the client's party index, the clip
+  its update goes through, the round's spec (the backend's own bytes, see
+  :mod:`secagg.aggregation.spec`) and the global model as little-endian
+  **float32** (the precision clients train in; half the bytes of float64);
+* :class:`Relay` (both ways): one payload of the round's sessions, and on a
+  branch's first payload of a round, its record-level privacy report;
+* :class:`RoundEnd` (server -> client): how the round ended.
+
+No JSON, no pickle: lengths and ranges are checked exactly, and anything else
+raises :class:`~secagg.errors.MalformedMessage` before any state changes.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from secagg.aggregation.spec import Reader, Writer
+from secagg.dp.release import RecordReport
+from secagg.errors import MalformedMessage
+
+_MAGIC = b"SAFD"
+_VERSION = 2
+_HEAD = struct.Struct("<4sBBI")
+ROUND_START, RELAY, ROUND_END = 1, 2, 3
+MAX_HISTORY = 100_000  # entries of a record-level accounting history
+
+
+@dataclass(frozen=True)
+class RoundStart:
+    round: int
+    party: int
+    spec: bytes
+    model: np.ndarray  # float32
+    clip: float | None = None
+
+
+@dataclass(frozen=True)
+class Relay:
+    round: int
+    payload: bytes
+    privacy: RecordReport | None = None
+
+
+@dataclass(frozen=True)
+class RoundEnd:
+    round: int
+    complete: bool
+    reason: str = ""
+
+
+Message = RoundStart | Relay | RoundEnd
+
+
+def encode_message(message: Message) -> bytes:
+    if isinstance(message, RoundStart):
+        model = np.ascontiguousarray(message.model, dtype="<f4")
+        clip = math.nan if message.clip is None else message.clip
+        body = Writer().u32(message.party).f64(clip).blob(message.spec).blob(model.tobytes())
+        return _HEAD.pack(_MAGIC, _VERSION, ROUND_START, message.round) + body.bytes()
+    if isinstance(message, Relay):
+        w = Writer()
+        if message.privacy is None:
+            w.u8(0)
+        else:
+            _write_report(w.u8(1), message.privacy)
+        head = _HEAD.pack(_MAGIC, _VERSION, RELAY, message.round)
+        return head + w.bytes() + message.payload
+    reason = message.reason.encode("utf-8")[:4096]
+    body = Writer().u8(1 if message.complete else 0).blob(reason).bytes()
+    return _HEAD.pack(_MAGIC, _VERSION, ROUND_END, message.round) + body
+
+
+def decode_message(data: bytes) -> Message:
+    view = bytes(data)
+    if len(view) < _HEAD.size:
+        raise MalformedMessage("runtime message shorter than its header")
+    magic, version, kind, number = _HEAD.unpack_from(view)
+    if magic != _MAGIC or version != _VERSION:
+        raise MalformedMessage("not a runtime message of a known version")
+    body = view[_HEAD.size :]
+    if kind == ROUND_START:
+        r = Reader(body, "round start")
+        party, clip = r.u32(), r.f64_raw()
+        spec, model_bytes = r.blob(), r.blob(1 << 31)
+        r.end()
+        if not (math.isnan(clip) or (math.isfinite(clip) and clip > 0)):
+            raise MalformedMessage("the round's clip must be positive")
+        return RoundStart(
+            number, party, spec, model_from_bytes(model_bytes), None if math.isnan(clip) else clip
+        )
+    if kind == RELAY:
+        if not body:
+            raise MalformedMessage("relay without its flags")
+        privacy = None
+        if body[0] == 1:
+            r = Reader(body[1:], "privacy report")
+            privacy = _read_report(r)
+            payload = body[1 + r.offset :]
+        elif body[0] == 0:
+            payload = body[1:]
+        else:
+            raise MalformedMessage("unknown relay flags")
+        return Relay(number, payload, privacy)
+    if kind == ROUND_END:
+        r = Reader(body, "round end")
+        status, reason = r.u8(), r.blob(4096)
+        r.end()
+        if status not in (0, 1):
+            raise MalformedMessage("unknown round status")
+        return RoundEnd(number, status == 1, reason.decode("utf-8", errors="replace"))
+    raise MalformedMessage(f"unknown runtime message kind {kind}")
+
+
+def _write_report(w: Writer, report: RecordReport) -> None:
+    norm = math.nan if report.max_grad_norm is None else report.max_grad_norm
+    w.text(report.accountant).f64(report.delta).f64(report.epsilon).f64(norm)
+    w.u32(len(report.history))
+    for z, q, steps in report.history:
+        w.f64(z).f64(q).u32(steps)
+
+
+def _read_report(r: Reader) -> RecordReport:
+    accountant = r.text(16)
+    delta = r.f64()
+    epsilon = r.f64_raw()  # may be inf: a branch without noise
+    norm = r.f64_raw()
+    count = r.u32()
+    if count > MAX_HISTORY:
+        raise MalformedMessage("record-level history too long")
+    history = tuple((r.f64(), r.f64(), r.u32()) for _ in range(count))
+    return RecordReport(accountant, delta, epsilon, history, None if math.isnan(norm) else norm)
+
+
+def model_bytes(model: np.ndarray) -> bytes:
+    """The server's checkpoint form (float64): what the store and the ledger digest."""
+    return np.ascontiguousarray(model, dtype="<f8").tobytes()
+
+
+def model_from_bytes(body: bytes) -> np.ndarray:
+    """A float32 model from the wire, as float64 (finite values only)."""
+    if len(body) % 4:
+        raise MalformedMessage(f"a float32 model of {len(body)} bytes")
+    model = np.frombuffer(body, dtype="<f4").astype(np.float64)
+    if not np.all(np.isfinite(model)):
+        raise MalformedMessage("model holds NaN or infinite values")
+    return model

@@ -1,0 +1,47 @@
+"""What every transport offers the runtime, and the errors they share.
+
+The runtime is written against two small protocols, :class:`ServerEndpoint` for
+the server and :class:`ClientEndpoint` for each client, so it never knows which
+transport it drives: the in-process queues (:mod:`secagg.transport.inprocess`)
+or gRPC with mutual TLS (:mod:`secagg.transport.grpc_transport`). Messages are
+opaque bytes; a transport never interprets them.
+
+Both transports raise the same :class:`NotConnected` for a peer without an open
+connection. It is a :class:`ConnectionError` (so ``except ConnectionError``
+catches it whichever transport raised it) and a :class:`TransportError`, and so a
+:class:`~secagg.errors.SecAggError`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from secagg.errors import SecAggError
+
+__all__ = ["ClientEndpoint", "NotConnected", "ServerEndpoint", "TransportError"]
+
+
+class ServerEndpoint(Protocol):
+    """What the server runtime needs from a transport."""
+
+    def send(self, name: str, payload: bytes) -> None: ...
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None: ...
+
+    def connected(self) -> set[str]: ...
+
+
+class ClientEndpoint(Protocol):
+    """What a client runtime needs from a transport."""
+
+    def send(self, payload: bytes) -> None: ...
+
+    def receive(self, timeout: float | None) -> bytes | None: ...
+
+
+class TransportError(SecAggError):
+    """The transport could not carry a message; the protocol state is untouched."""
+
+
+class NotConnected(TransportError, ConnectionError):
+    """No open connection with that peer (the named client, or the server)."""

@@ -1,0 +1,179 @@
+"""One interface, every backend: sums within the documented bound, dropouts reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import secagg
+from secagg.aggregation import BACKENDS, get_backend
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.central import CentralGaussian
+from secagg.dp.clipping import clip_l2
+from secagg.errors import (
+    ConfigurationError,
+    RoundAborted,
+    SecAggError,
+)
+
+MASKING = ("secagg", "secagg+")
+
+
+def _updates(n: int, d: int, seed: bytes, bound: float = 1.0) -> np.ndarray:
+    raw = (KeyedStream(seed).uniform(n * d).reshape(n, d) * 2 - 1) * bound
+    return raw
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    backend=st.sampled_from(("plain", *MASKING, "ckks")),
+    n=st.integers(2, 12),
+    d=st.integers(1, 300),
+    bound=st.sampled_from([1e-3, 1.0, 50.0]),
+    seed=st.binary(min_size=16, max_size=16),
+    data=st.data(),
+)
+def test_every_backend_sums_within_its_bound_and_reports_dropouts(
+    backend: str, n: int, d: int, bound: float, seed: bytes, data: st.DataObject
+) -> None:
+    updates = _updates(n, d, seed, bound)
+    dropped = data.draw(st.sets(st.integers(0, n - 1), max_size=max(0, n // 10)))
+    options: dict[str, object] = {} if backend == "plain" else {"value_bound": bound}
+    if backend in MASKING:
+        options["bits"] = data.draw(st.sampled_from([32, 64]))
+    total, report = secagg.aggregate(updates, backend, dropped=dropped, **options)
+    survivors = [p for p in range(n) if p not in dropped]
+    assert report.backend == backend
+    assert report.contributed == tuple(survivors)
+    assert report.dropped == tuple(sorted(dropped))
+    assert np.max(np.abs(total - updates[survivors].sum(axis=0))) <= report.error_bound
+
+
+@pytest.mark.parametrize("backend", MASKING)
+def test_masking_below_threshold_aborts_instead_of_summing(backend: str) -> None:
+    from secagg.aggregation import run_local_round
+
+    updates = _updates(10, 50, b"t" * 16)
+    # 8 of 10 vanish after sharing their keys, before their masked input: the survivors
+    # cannot reconstruct 8 clients' mask keys, so the round aborts rather than sum wrongly
+    with pytest.raises(RoundAborted):
+        run_local_round(get_backend(backend), updates, vanish=dict.fromkeys(range(8), 2))
+
+
+@pytest.mark.parametrize("backend", ("plain", *MASKING, "ckks"))
+def test_clipping_and_central_noise_work_unchanged_through_the_backend(backend: str) -> None:
+    n, d, clip = 8, 20_000, 1.0
+    raw = _updates(n, d, b"c" * 16, bound=0.05)  # norms about 4: clipping is active
+    clipped = np.stack([clip_l2(u, clip).vector for u in raw])
+    options = {} if backend == "plain" else {"value_bound": clip}
+    total, _ = secagg.aggregate(clipped, backend, **options)
+    mechanism = CentralGaussian(clip=clip, noise_multiplier=1.0, expected_clients=n)
+    noised = mechanism.noised_sum(total)
+    noise = noised - clipped.sum(axis=0)
+    assert np.std(noise) == pytest.approx(mechanism.stddev, rel=0.05)
+
+
+def test_adaptive_clipping_through_the_secure_sum() -> None:
+    """Clients send [clipped update, 1[norm <= C] - 1/2] through SecAgg+; the clip follows."""
+    from secagg.dp.adaptive import AdaptiveClipping, append_report, split_report, unclipped_report
+    from secagg.dp.noise import gaussian
+
+    n, d = 60, 8
+    state = AdaptiveClipping(noise_multiplier=0.5, expected_clients=n, initial_clip=0.4)
+    stream = KeyedStream()
+    for _ in range(25):
+        directions = gaussian(1.0, n * d, stream).reshape(n, d)
+        directions /= np.linalg.norm(directions, axis=1)[:, None]
+        norms = np.exp(0.5 * gaussian(1.0, n, stream))  # lognormal(0, 0.5): median 1
+        rows, reports = [], []
+        for direction, norm in zip(directions, norms, strict=True):
+            result = clip_l2(direction * norm, state.clip)
+            reports.append(unclipped_report(result.norm, state.clip))
+            rows.append(append_report(result.vector, reports[-1]))
+        total, _ = secagg.aggregate(np.stack(rows), "secagg+", value_bound=max(state.clip, 0.5))
+        update_sum, report_sum = split_report(total)
+        assert report_sum == pytest.approx(sum(reports), abs=1e-6)  # exact up to rounding
+        assert np.linalg.norm(update_sum) <= n * state.clip + 1e-6
+        state.update(state.noised_count(report_sum, stream))
+    assert 0.7 < np.mean([h["next_clip"] for h in state.history[-8:]]) < 1.4
+
+
+def _ckks_round(n: int, d: int):
+    """A CKKS server session with its key holder's key, and the announced spec."""
+    from secagg.aggregation import HELPER, Announce, decode_spec
+
+    backend = get_backend("ckks")
+    helper = backend.helper()
+    server = backend.server(backend.plan(n, d))
+    (request,) = server.start()
+    (announce,) = server.handle(HELPER, helper.handle(request.payload))
+    assert isinstance(announce, Announce)
+    return backend, server, helper, decode_spec(announce.spec)
+
+
+def test_ckks_rounds_refuse_foreign_contexts_and_lone_contributors() -> None:
+    from secagg.aggregation import HELPER
+    from secagg.he.errors import ContextMismatch
+
+    n, d = 3, 100
+    updates = _updates(n, d, b"f" * 16)
+    backend, first, _, spec = _ckks_round(n, d)
+    _, _, _, other = _ckks_round(n, d)  # same parameters, another key pair
+    with pytest.raises(ContextMismatch):
+        first.handle(0, backend.client(other, 0).set_input(updates[0])[0])
+    first.handle(0, backend.client(spec, 0).set_input(updates[0])[0])
+    assert first.close_phase() == [] and first.done
+    with pytest.raises(RoundAborted, match="at least 2"):
+        first.finish()  # one contribution would be one client's update in the clear
+    # and the key holder itself refuses to decrypt a sum of one
+    _, lone, holder, spec = _ckks_round(n, d)
+    lone.handle(1, backend.client(spec, 1).set_input(updates[1])[0])
+    lone._received.add(2)  # a server lying that a second client contributed
+    lone._phase = "contribution"
+    (request,) = lone.close_phase()
+    with pytest.raises(SecAggError, match="at least 2"):
+        holder.handle(request.payload)
+    assert request.party == HELPER
+
+
+def test_ckks_server_side_holds_no_secret_key() -> None:
+    from secagg.he.errors import SecretKeyUnavailable
+
+    _, server, helper, _ = _ckks_round(4, 10)
+    assert not server.context.is_private()
+    with pytest.raises(SecretKeyUnavailable):
+        server.context.decrypt()
+    assert helper._holder.is_private()
+
+
+def test_backend_registry_and_argument_checks() -> None:
+    assert set(BACKENDS) == {"plain", "secagg", "secagg+", "ckks"}
+    with pytest.raises(ConfigurationError, match="unknown backend"):
+        get_backend("paillier")
+    with pytest.raises(ConfigurationError):
+        get_backend("plain", bits=32)  # an option the plain backend does not take
+    with pytest.raises(ConfigurationError):
+        secagg.aggregate(np.zeros(5), "plain")
+    with pytest.raises(ConfigurationError):
+        secagg.aggregate(np.zeros((3, 2)), "plain", dropped=[7])
+
+
+def test_backend_benchmark_compares_backends_in_one_run() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from secagg.apps.cli import main
+
+    result = CliRunner().invoke(main, ["bench", "ckks", "--n", "3", "--d", "5000"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{") :])
+    cells = {c["backend"]: c for c in payload["cells"]}
+    assert set(cells) == {"plain", "secagg+", "ckks"}
+    for cell in cells.values():
+        assert cell["max_abs_error"] <= cell["error_bound"]
+        assert cell["bytes_per_parameter"] > 0 and cell["server_seconds"] >= 0
+    assert cells["secagg+"]["bytes_per_parameter"] < cells["ckks"]["bytes_per_parameter"]
+    assert "server_vs_plain" in cells["ckks"]

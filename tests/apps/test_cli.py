@@ -1,0 +1,55 @@
+"""The console command: the README's main job and the parameter helper."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from secagg.apps.cli import main
+
+
+def test_simulate_reports_a_matching_sum_as_json():
+    result = CliRunner().invoke(
+        main, ["round", "--clients", "20", "--dim", "500", "--dropout", "0.1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["status"] == "complete"
+    assert report["sum_matches_plaintext"] is True
+    dropped = sum(len(v) for v in report["dropped"].values())
+    assert dropped == 2
+    assert report["included"] >= 20 - dropped
+
+
+def test_simulate_below_threshold_exits_with_the_abort_reason():
+    result = CliRunner().invoke(
+        main,
+        [
+            "round",
+            "--clients",
+            "10",
+            "--dim",
+            "10",
+            "--graph",
+            "complete",
+            "--threshold",
+            "10",
+            "--dropout",
+            "0.3",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "ABORTED" in result.output
+
+
+def test_simulate_refuses_an_impossible_configuration():
+    result = CliRunner().invoke(main, ["round", "--clients", "10", "--k", "3"])
+    assert result.exit_code != 0
+    assert "even degree" in result.output
+
+
+def test_params_prints_the_published_choice():
+    result = CliRunner().invoke(main, ["params", "--clients", "1000"])
+    assert result.exit_code == 0
+    assert "k=36" in result.output and "t=19" in result.output

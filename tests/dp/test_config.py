@@ -1,0 +1,173 @@
+"""The privacy unit, the DP config's warnings with numbers, the CLI and the DP benchmark."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+
+import pytest
+from click.testing import CliRunner
+
+import secagg.dp as dp
+from secagg.apps.bench import dp as bench_dp
+from secagg.apps.cli import main
+from secagg.errors import ConfigurationError
+
+
+def test_client_level_dp_with_few_branches_warns_with_numbers() -> None:
+    with pytest.warns(dp.PrivacyCostWarning) as caught:
+        config = dp.DPConfig(
+            unit="client",
+            noise_multiplier=1.0,
+            clip=1.0,
+            delta=1e-3,
+            num_clients=8,
+            rounds=100,
+            dimension=10_000,
+        )
+    message = str(caught[0].message)
+    assert config.unit is dp.PrivacyUnit.CLIENT
+    assert "8 expected clients" in message
+    assert "12.5 x the norm" in message  # z * sqrt(d) / m = 100 / 8
+    assert f"epsilon = {config.planned_epsilon():.3g}" in message
+    cost = config.client_level_cost()
+    assert cost.relative_noise_on_mean == pytest.approx(1 / 8)
+    assert cost.epsilon == pytest.approx(dp.epsilon(1.0, 1.0, 100, 1e-3))
+
+
+def test_a_large_cohort_with_enough_noise_budget_is_quiet() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = dp.DPConfig(
+            unit="client",
+            noise_multiplier=1.0,
+            clip=1.0,
+            delta=1e-6,
+            num_clients=100_000,
+            sample_rate=0.01,
+            rounds=100,
+            dimension=10_000,
+        )
+    assert config.expected_clients == pytest.approx(1000)
+
+
+def test_distributed_plans_quote_the_distributed_bound() -> None:
+    args: dict[str, object] = dict(
+        unit="client",
+        noise_multiplier=1.0,
+        clip=1.0,
+        delta=1e-5,
+        num_clients=10_000,
+        sample_rate=0.01,
+        rounds=1000,
+        dimension=1 << 16,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dp.PrivacyCostWarning)
+        central = dp.DPConfig(**args)  # type: ignore[arg-type]
+        distributed = dp.DPConfig(**args, mechanism="distributed", bits=16)  # type: ignore[arg-type]
+    assert central.planned_epsilon() == pytest.approx(1.8282, abs=1e-3)
+    # the note's 16-bit example with beta = exp(-1/2) gives 2.4514; we round each
+    # client's integer sigma up (784.5 -> 785), a little more noise, so a little less
+    assert 2.44 < distributed.planned_epsilon() <= 2.4514
+    assert distributed.client_level_cost().epsilon == distributed.planned_epsilon()
+    with pytest.raises(ConfigurationError, match="dimension"):
+        dp.DPConfig(**(args | {"dimension": None, "mechanism": "distributed"}))  # type: ignore[arg-type]
+
+
+def test_record_level_config_needs_no_client_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = dp.DPConfig(
+            unit="record",
+            mechanism="dpsgd",
+            noise_multiplier=1.0,
+            clip=1.0,
+            delta=1e-6,
+            num_clients=5,
+        )
+    assert config.unit is dp.PrivacyUnit.RECORD
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(unit="branch"),
+        dict(mechanism="dpsgd"),  # client unit with a record mechanism
+        dict(delta=0.5),  # not below 1 / num_clients
+        dict(delta=0.0),
+        dict(mechanism="distributed", adaptive_clipping=True),
+    ],
+)
+def test_config_refuses_incoherent_choices(bad: dict[str, object]) -> None:
+    args: dict[str, object] = dict(
+        unit="client", noise_multiplier=1.0, clip=1.0, delta=1e-6, num_clients=1000
+    )
+    with pytest.raises((ConfigurationError, ValueError)), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dp.DPConfig(**(args | bad))  # type: ignore[arg-type]
+
+
+def test_importing_secagg_dp_does_not_load_torch() -> None:
+    import subprocess
+
+    code = "import sys, secagg.dp; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_privacy_cli_matches_the_library() -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["privacy", "epsilon", "-z", "1", "-q", "0.01", "-T", "1000", "--delta", "1e-5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{dp.epsilon(1.0, 0.01, 1000, 1e-5):.4f}" in result.output
+    result = runner.invoke(
+        main,
+        [
+            *("privacy", "noise", "--epsilon", "3", "--delta", "1e-5", "-q", "0.05", "-T", "500"),
+            *("--accountant", "rdp", "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["epsilon"] <= 3.0
+    assert payload["noise_multiplier"] == pytest.approx(
+        dp.noise_multiplier_for(3.0, 1e-5, 0.05, 500, accountant="rdp")
+    )
+    bad = runner.invoke(
+        main, ["privacy", "epsilon", "-z", "0", "-q", "0.01", "-T", "10", "--delta", "1e-5"]
+    )
+    assert bad.exit_code == 2 and "noise_multiplier" in bad.output
+
+
+def test_dp_benchmark_reports_every_step_against_the_plaintext_pass() -> None:
+    result = json.loads(
+        json.dumps(bench_dp.run_benchmark(dimensions=(4096,), runs=1, progress=False))
+    )
+    assert result["benchmark"] == "dp"
+    (cell,) = result["cells"]
+    assert cell["d"] == 4096 and cell["padded_d"] == 4096
+    for step in (
+        "clip_l2",
+        "encode_fixed_point",
+        "rotate",
+        "discrete_gaussian_noise",
+        "gaussian_noise",
+        "distributed_encode",
+    ):
+        seconds = cell[f"{step}_seconds"]
+        assert seconds > 0 and math.isfinite(cell[f"{step}_vs_plaintext"])
+        assert cell[f"{step}_vs_plaintext"] == pytest.approx(
+            seconds / cell["plaintext_pass_seconds"]
+        )
+
+
+def test_dp_benchmark_cli_quick() -> None:
+    result = CliRunner().invoke(main, ["bench", "dp", "--d", "2048", "--runs", "1"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{") :])
+    assert payload["cells"][0]["d"] == 2048

@@ -1,0 +1,83 @@
+"""The DP front door: what each mechanism releases, and what it charges."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp.central import CentralGaussian
+from secagg.dp.config import DPSettings
+from secagg.dp.release import Mechanism, RecordReport, mechanism_for
+
+SEED = b"s" * 16
+
+
+def _mechanism(**dp: object):
+    return mechanism_for(
+        DPSettings(**dp),
+        dimension=50,
+        bits=32,
+        sample_rate=0.5,
+        expected_clients=4.0,
+        corrupt_fraction=0.25,
+        seed=SEED,
+    )
+
+
+def test_central_release_is_central_gaussian_and_the_accountant() -> None:
+    mechanism = _mechanism(clip=2.0, noise_multiplier=0.8, delta=1e-5)
+    total = np.linspace(-1, 1, 50)
+    out = mechanism.release(total, contributors=3, participants=4, noise_added=0.0)
+    expected = CentralGaussian(2.0, 0.8, 4.0).mean(total, KeyedStream(SEED))
+    np.testing.assert_array_equal(out.mean, expected)
+    accountant = PrivacyAccountant(1e-5, "pld")
+    accountant.step(0.8, 0.5)
+    assert out.epsilon == pytest.approx(accountant.epsilon())
+
+
+def test_central_noise_the_backend_added_is_not_added_twice() -> None:
+    mechanism = _mechanism(clip=2.0, noise_multiplier=0.8, delta=1e-5)
+    total = np.ones(50)
+    out = mechanism.release(total, contributors=3, participants=4, noise_added=1.6)
+    np.testing.assert_array_equal(out.mean, total / 4.0)
+    assert mechanism.backend_noise_stddev == pytest.approx(1.6)
+
+
+def test_zero_noise_claims_infinite_epsilon() -> None:
+    mechanism = _mechanism(noise_multiplier=0.0)
+    out = mechanism.release(np.ones(50), contributors=4, participants=4, noise_added=0.0)
+    assert out.epsilon == math.inf
+
+
+def test_distributed_counts_only_honest_shares_and_restores_them() -> None:
+    mechanism = _mechanism(mechanism="distributed", noise_multiplier=1.0, delta=1e-5)
+    options = mechanism.round_options(4)
+    assert options["noise_share"].mechanism.dimension == 50
+    out = mechanism.release(np.ones(50), contributors=3, participants=4, noise_added=0.0)
+    assert out.store == {"noise_contributors": 2}  # 3 survivors, floor(0.25 * 4) colluders
+    again = _mechanism(mechanism="distributed", noise_multiplier=1.0, delta=1e-5)
+    again.restore(out.store)
+    assert again.epsilon() == pytest.approx(out.epsilon)
+
+
+def test_record_level_claims_the_worst_branch() -> None:
+    mechanism = _mechanism(unit="record", mechanism="dpsgd")
+    mechanism.take_report("a", RecordReport("prv", 1e-5, 1.5, ((1.0, 0.01, 10),)))
+    mechanism.take_report("b", RecordReport("prv", 1e-5, 2.5, ((1.0, 0.01, 10),)))
+    out = mechanism.release(np.ones(50) * 2, contributors=2, participants=2, noise_added=0.0)
+    np.testing.assert_array_equal(out.mean, np.ones(50))  # FedAvg over contributors
+    assert out.epsilon is None and mechanism.ledger_claim(None) == 2.5
+    block = mechanism.ledger_block({})
+    assert set(block["client_reports"]) == {"a", "b"}
+
+
+def test_without_dp_only_the_clip_and_fedavg() -> None:
+    mechanism = Mechanism(clip=1.0)
+    assert np.linalg.norm(mechanism.prepare(np.full(4, 3.0))) == pytest.approx(1.0)
+    out = mechanism.release(np.full(4, 6.0), contributors=3, participants=3, noise_added=0.0)
+    np.testing.assert_array_equal(out.mean, np.full(4, 2.0))
+    assert Mechanism().prepare(np.full(4, 3.0))[0] == 3.0

@@ -1,0 +1,212 @@
+"""``secagg simulate``: reproducible runs, secure = plaintext FedAvg, real dropout paths, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from secagg.apps.cli import main
+from secagg.apps.simulation.config import SimulationConfig
+from secagg.apps.simulation.network import MASKING_PHASES, DropoutSchedule
+from secagg.apps.simulation.runner import load_branches, run_federation, run_simulation
+from secagg.errors import ConfigurationError
+from secagg.runtime.store import ServerStore
+
+SMALL = SimulationConfig(
+    branches=4,
+    rounds=2,
+    model="logistic",
+    train_rows=2_000,
+    test_rows_per_branch=400,
+    batch_size=64,
+    dropout=0.0,
+)
+
+
+def _federate(
+    config: SimulationConfig, tmp_path: Path, label: str
+) -> tuple[list, np.ndarray, list]:
+    branches = load_branches(config)
+    rounds, model, dropouts, _ = run_federation(config, branches, tmp_path / f"{label}.sqlite")
+    return rounds, model, dropouts
+
+
+@pytest.mark.parametrize("backend", ["secagg+", "secagg", "ckks"])
+def test_secure_backends_match_plaintext_fedavg(tmp_path: Path, backend: str) -> None:
+    """Final weights equal plain FedAvg's within the encoding error (no DP: exact replay)."""
+    config = SMALL.with_changes(mechanism="off", rounds=1)
+    _, plain, _ = _federate(config.with_changes(backend="plain"), tmp_path, "plain")
+    _, secure, _ = _federate(config.with_changes(backend=backend), tmp_path, backend)
+    if backend == "ckks":  # the key holder's precision: 1e-6 of the bound per sum, / n
+        bound = 1e-6 * config.update_clip
+    else:  # stochastic rounding: under one unit of 1/scale per client, averaged
+        from secagg.aggregation.masking import largest_safe_scale
+
+        bound = 1.0 / largest_safe_scale(config.branches, config.update_clip, 32)
+    assert np.max(np.abs(secure - plain)) <= bound
+    assert np.max(np.abs(plain)) > 100 * bound  # the comparison is not vacuous
+    # over several rounds the training amplifies the difference only mildly
+    multi = config.with_changes(rounds=3)
+    _, plain3, _ = _federate(multi.with_changes(backend="plain"), tmp_path, "plain3")
+    _, secure3, _ = _federate(multi.with_changes(backend=backend), tmp_path, backend + "3")
+    assert np.max(np.abs(secure3 - plain3)) <= 1e3 * bound
+
+
+def _seed_with_dropouts(rounds: int, branches: int, rate: float) -> int:
+    """A seed whose schedule drops branches both before and after their masked input."""
+    names = [f"branch-{b + 1:02d}" for b in range(branches)]
+    for seed in range(1000):
+        schedule = DropoutSchedule(rate, seed, MASKING_PHASES)
+        phases = {schedule.phase_for(r, n) for r in range(1, rounds + 1) for n in names}
+        per_round = [
+            sum(schedule.phase_for(r, n) is not None for n in names) for r in range(1, rounds + 1)
+        ]
+        if {1, 3} <= phases and max(per_round) <= 2:
+            return seed
+    raise AssertionError("no seed found")
+
+
+def test_scheduled_dropouts_take_the_real_protocol_paths(tmp_path: Path) -> None:
+    seed = _seed_with_dropouts(3, 6, 0.2)
+    config = SMALL.with_changes(branches=6, rounds=3, dropout=0.2, seed=seed, mechanism="off")
+    rounds, _, dropouts = _federate(config, tmp_path, "drop")
+    assert dropouts, "the schedule must make branches vanish"
+    store_rounds = ServerStore(tmp_path / "drop.sqlite").rounds()
+    by_round = {r["number"]: r for r in store_rounds}
+    for event in dropouts:
+        row = by_round[event["round"]]
+        contributed = row["report"].get("contributed", [])
+        if row["status"] != "complete":
+            continue
+        if event["phase"] == "unmasking":  # its masked input arrived: still in the sum
+            assert event["branch"] in contributed
+        else:  # vanished before its masked input: recovered from shares, left out
+            assert event["branch"] not in contributed
+    assert {e["phase"] for e in dropouts} & {"share_keys", "masked_input"}
+    assert all(r["status"] == "complete" for r in rounds)
+
+
+def test_same_seed_same_metrics_with_dpsgd_and_dropouts(tmp_path: Path) -> None:
+    config = SMALL.with_changes(dropout=0.25, seed=5)
+    first = run_simulation(config, tmp_path / "a")
+    second = run_simulation(config, tmp_path / "b")
+
+    def strip(result: object) -> object:
+        rounds = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rounds]  # type: ignore[attr-defined]
+        settings = {
+            name: {k: v for k, v in values.items() if k != "seconds_per_round"}
+            for name, values in result.settings.items()  # type: ignore[attr-defined]
+        }
+        return json.dumps([rounds, settings, result.dropouts], sort_keys=True, default=str)  # type: ignore[attr-defined]
+
+    assert strip(first) == strip(second)
+    assert np.array_equal(first.final_model, second.final_model)  # type: ignore[arg-type]
+    eps = first.rounds[-1]["epsilon"]
+    assert eps is not None and 0 < eps <= 3.0 + 1e-6  # the DP-SGD budget, composed over rounds
+    other = run_simulation(config.with_changes(seed=6), tmp_path / "c")
+    assert strip(other) != strip(first)
+
+
+def test_client_level_central_dp_reports_its_epsilon(tmp_path: Path) -> None:
+    config = SMALL.with_changes(unit="client", mechanism="central", epsilon=5.0, clip=0.5)
+    result = run_simulation(config, tmp_path / "run")
+    eps = [r["epsilon_client_level"] for r in result.rounds]
+    assert all(e is not None for e in eps) and eps == sorted(eps)
+    assert eps[-1] <= 5.0 + 1e-6 and eps[-1] > 0.5 * 5.0  # calibrated to the target
+    assert not math.isnan(result.settings["federated (secagg+)"]["pooled"]["auprc"])
+    # the run's privacy ledger verifies against the exported key and replays the same epsilon
+    from secagg.ledger import load_public_key, verify_ledger
+
+    audit = verify_ledger(tmp_path / "run" / "ledger.sqlite",
+                          load_public_key(tmp_path / "run" / "ledger.pub.pem"))  # fmt: skip
+    assert audit.ok, audit.first_failure
+    assert audit.epsilons[-1][1] == pytest.approx(eps[-1])
+    assert [row.entry["round"] for row in audit.chain.rows] == [r["round"] for r in result.rounds]
+
+
+def test_a_run_folder_is_never_reused(tmp_path: Path) -> None:
+    run_simulation(SMALL.with_changes(rounds=1, mechanism="off"), tmp_path / "run")
+    with pytest.raises(ConfigurationError, match="already holds a run"):
+        run_simulation(SMALL.with_changes(rounds=1, mechanism="off"), tmp_path / "run")
+
+
+def test_configuration_errors_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not protect a record"):
+        SimulationConfig(unit="record", mechanism="central")
+    with pytest.raises(ConfigurationError, match="exactly one of epsilon"):
+        SimulationConfig(epsilon=3.0, noise_multiplier=1.0)
+    with pytest.raises(ConfigurationError, match=r"data\.path"):
+        SimulationConfig(source="creditcard")
+    path = tmp_path / "sim.toml"
+    path.write_text("[simulation]\nbranchs = 4\n")
+    with pytest.raises(ConfigurationError, match=r"unknown key simulation\.branchs"):
+        SimulationConfig.load(path)
+    path.write_text("[simulation]\nbranches = 4\n[privacy]\nnoise_multiplier = 1.2\n")
+    loaded = SimulationConfig.load(path)
+    assert (loaded.branches, loaded.noise_multiplier, loaded.epsilon) == (4, 1.2, None)
+
+
+def test_cli_runs_writes_the_run_folder_and_prints_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["simulate", "--branches", "3", "--rounds", "2", "--train-rows", "900",
+            "--test-rows", "300", "--model", "logistic", "--batch-size", "32",
+            "--dropout", "0", "--out", str(out), "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    for line in ("local-only", "federated (secagg+)", "centralized (non-private)"):
+        assert line in result.output
+    for name in ("config.toml", "summary.json", "rounds.json", "rounds.csv", "auprc.png",
+                 "epsilon.png", "report.md", "server.sqlite"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["setting"] for row in summary["table"]][1] == "federated (secagg+)"
+    assert (out / "auprc.png").read_bytes()[:4] == b"\x89PNG"
+    # record-level DP: the ledger holds each branch's DP-SGD history and replays its epsilon
+    from secagg.ledger import load_public_key, verify_ledger
+
+    audit = verify_ledger(out / "ledger.sqlite", load_public_key(out / "ledger.pub.pem"))
+    assert audit.ok, audit.first_failure
+    rounds = json.loads((out / "rounds.json").read_text())
+    assert audit.epsilons[-1][1] == pytest.approx(max(rounds[-1]["epsilon_record_level"].values()))
+    rows = (out / "rounds.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * (3 + 1)  # header, then rounds x (branches + pooled)
+    # the written config replays the run
+    again = CliRunner().invoke(
+        main,
+        ["simulate", "--config", str(out / "config.toml"), "--out", str(tmp_path / "r2"), "--json"],
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["table"][1]["auprc"] == summary["table"][1]["auprc"]
+    bad = CliRunner().invoke(main, ["simulate", "--unit", "client", "--mechanism", "dpsgd"])
+    assert bad.exit_code != 0 and "does not protect a client" in bad.output
+
+
+def test_distributed_dp_epsilon_is_recomputable_from_the_store(tmp_path: Path) -> None:
+    """Clients add discrete Gaussian shares before masking; the epsilon the server
+    reports follows from the honest shares it recorded per round."""
+    from secagg.dp.distributed import DistributedDiscreteGaussian
+
+    config = SMALL.with_changes(unit="client", mechanism="distributed", epsilon=4.0, clip=0.5)
+    result = run_simulation(config, tmp_path / "run")
+    rows = [r for r in ServerStore(tmp_path / "run" / "server.sqlite").rounds()]
+    honest = [r["report"]["noise_contributors"] for r in rows if r["status"] == "complete"]
+    assert honest and all(h == 4 - 1 for h in honest)  # 4 branches, 25 % assumed corrupt
+    reported = result.rounds[-1]["epsilon_client_level"]
+    first = result.rounds[0]
+    assert first["bytes_sent"]  # the padded, noised vector went through the masking
+    dimension = result.final_model.size  # type: ignore[union-attr]
+    from secagg.apps.simulation.runner import federation_config
+
+    noise = federation_config(config, dimension, tmp_path / "x.sqlite").dp.noise_multiplier
+    ddg = DistributedDiscreteGaussian(
+        dimension=dimension, clip=0.5, noise_multiplier=noise, expected_clients=4, bits=32
+    )
+    again = ddg.epsilon(noise_contributors=min(honest), sample_rate=1.0, rounds=len(honest),
+                        delta=config.delta)  # fmt: skip
+    assert reported == pytest.approx(again)
+    assert 0 < reported <= 4.0 + 1e-6  # no dropouts: within the target
