@@ -27,6 +27,7 @@ from secagg.aggregation.base import (
     Outgoing,
     ToParty,
 )
+from secagg.aggregation.registry import decode_spec, get_backend
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import ConfigurationError, RoundAborted
 
@@ -100,8 +101,6 @@ def run_local_round(
     def deliver(outgoing: list[Outgoing]) -> None:
         for event in outgoing:
             if isinstance(event, Announce):
-                from secagg.aggregation import decode_spec, get_backend
-
                 announced = decode_spec(event.spec)
                 for party in range(n):
                     session = get_backend(announced.name).client(

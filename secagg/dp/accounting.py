@@ -56,11 +56,9 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -89,7 +87,8 @@ ACCOUNTANTS = ("pld", "rdp")
 #: PLD discretisation: pessimistic, so a coarser value only loosens the bound.
 PLD_VALUE_DISCRETIZATION = 1e-4
 #: Integer Renyi orders of the DDG analysis (those of the paper's code).
-DDG_ORDERS: tuple[int, ...] = (*range(2, 129), 256)
+from secagg.dp.ddg_accounting import DDG_ORDERS  # noqa: E402  (the DDG analysis owns it)
+
 #: Upper end of the calibration bracket: beyond this "noise" is the signal's 10^4-fold.
 MAX_NOISE_MULTIPLIER = 1e4
 #: Sensitivity of the adaptive-clipping count: clients report ``1[unclipped] - 1/2``.
@@ -107,46 +106,9 @@ def dp_accounting_version() -> str:
         return "unknown"
 
 
-# --- argument checks ---------------------------------------------------------
+# --- argument checks (shared with the DDG analysis) ----------------------------
 
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigurationError(f"{name} must be a positive finite number, not {value!r}")
-    x = float(value)
-    if not (math.isfinite(x) and x > 0):
-        raise ConfigurationError(f"{name} must be a positive finite number, not {value!r}")
-    return x
-
-
-def _sample_rate(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigurationError(f"sample_rate must be a number in (0, 1], not {value!r}")
-    q = float(value)
-    if not 0 < q <= 1:  # also refuses NaN
-        raise ConfigurationError(
-            f"sample_rate must lie in (0, 1] (1 = every client every round), not {value!r}"
-        )
-    return q
-
-
-def _count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
-
-
-def _delta(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigurationError(f"delta must be a number in (0, 1), not {value!r}")
-    d = float(value)
-    if not 0 < d < 1:
-        raise ConfigurationError(
-            f"delta must lie strictly between 0 and 1 (well below 1/population), not {value!r}"
-        )
-    return d
+from secagg.dp._checks import _count, _delta, _positive, _sample_rate  # noqa: E402
 
 
 def _accountant(value: object) -> str:
@@ -577,159 +539,10 @@ def _parse_entry(index: int, entry: object) -> tuple[_Round, int]:
         raise ConfigurationError(f"history entry {index}: {exc}") from None
 
 
-# --- distributed discrete Gaussian -------------------------------------------
-
-
-def inflated_l2_bound(l2_clip: float, granularity: float, beta: float, dimension: int) -> float:
-    """L2 norm bound of a clipped vector after (conditional) stochastic rounding.
-
-    Rounding each coordinate to the grid ``granularity * Z`` can lengthen a
-    vector of norm ``C``: by at most ``granularity * sqrt(d)`` always, and with
-    conditional rounding (redraw until the norm is within the bound; each draw
-    passes with probability >= 1 - beta) the bound of Kairouz et al. 2021 Thm 1
-    ``sqrt(C^2 + g^2 d/4 + sqrt(2 ln(1/beta)) g (C + g sqrt(d)/2))`` when that is
-    smaller. This, not ``C``, is the sensitivity the accountant must charge.
-    Units are those of ``l2_clip`` (unscaled); multiply by the scale for the
-    integer domain. ``beta == 0`` means unconditional rounding.
-    """
-    c = _positive("l2_clip", l2_clip)
-    g = _positive("granularity", granularity)
-    d = _count("dimension", dimension, 1)
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
-        raise ConfigurationError(
-            f"beta must lie in [0, 1) (0 = unconditional rounding), not {beta!r}"
-        )
-    always = c + g * math.sqrt(d)
-    if beta == 0:
-        return always
-    conditional = math.sqrt(
-        c * c + g * g * d / 4 + math.sqrt(2 * math.log(1 / beta)) * g * (c + g * math.sqrt(d) / 2)
-    )
-    return min(always, conditional)
-
-
-def poisson_subsampled_rdp_bound(
-    order: int, sample_rate: float, rdp_of: Callable[[int], float]
-) -> float:
-    """Zhu & Wang (2019) general upper bound on the RDP of a Poisson-subsampled mechanism.
-
-    Valid for any mechanism whose RDP at integer order ``l`` is ``rdp_of(l)``,
-    which is why the DDG analysis uses it (there is no tight sampled-DDG
-    formula). Computed in log space::
-
-        (1/(a-1)) log[ (1-q)^(a-1) (a q - q + 1)
-                       + C(a,2) q^2 (1-q)^(a-2) e^{eps(2)}
-                       + 3 sum_{l=3}^{a} C(a,l) q^l (1-q)^(a-l) e^{(l-1) eps(l)} ]
-
-    Looser than the exact sampled-Gaussian RDP (2.4503 vs 2.1078 at our
-    reference point), so use it only where nothing tighter applies.
-    """
-    a = _count("order", order, 2)
-    q = _sample_rate(sample_rate)
-    if q == 1:
-        return float(rdp_of(a))
-    log_q, log_1q = math.log(q), math.log1p(-q)
-    terms = [
-        (a - 1) * log_1q + math.log(a * q - q + 1),
-        _log_comb(a, 2) + 2 * log_q + (a - 2) * log_1q + rdp_of(2),
-    ]
-    log3 = math.log(3.0)
-    for l in range(3, a + 1):  # noqa: E741 - the paper's symbol
-        terms.append(log3 + _log_comb(a, l) + l * log_q + (a - l) * log_1q + (l - 1) * rdp_of(l))
-    top = max(terms)
-    if math.isinf(top):
-        return top
-    return (top + math.log(sum(math.exp(t - top) for t in terms))) / (a - 1)
-
-
-def _log_comb(n: int, k: int) -> float:
-    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-
-
-def _ddg_tau(local_stddev: float, noise_contributors: int) -> float:
-    """KLS21's distance term between a sum of n discrete Gaussians and one discrete Gaussian."""
-    two_pi2_s2 = 2 * math.pi**2 * local_stddev**2
-    return 10 * math.fsum(math.exp(-two_pi2_s2 * k / (k + 1)) for k in range(1, noise_contributors))
-
-
-def ddg_epsilon(
-    *,
-    l2_sensitivity: float,
-    l1_sensitivity: float | None,
-    local_stddev: float,
-    noise_contributors: int,
-    dimension: int,
-    sample_rate: float,
-    rounds: int,
-    delta: float,
-) -> float:
-    """Epsilon of the distributed discrete Gaussian over ``rounds`` Poisson-sampled rounds.
-
-    All quantities live in the *scaled integer domain*: ``l2_sensitivity`` is the
-    inflated L2 bound times the scale (:func:`inflated_l2_bound`),
-    ``local_stddev`` one client's discrete Gaussian std in integer units, and
-    ``l1_sensitivity`` the integer vector's L1 bound; ``None`` uses
-    ``l2 * min(sqrt(d), l2)`` (Cauchy-Schwarz, and ``L1 <= L2^2`` for integer
-    vectors).
-
-    ``noise_contributors`` must be the number of clients whose noise share is
-    really in the sum *and unknown to the server*: the round's survivors minus
-    the clients assumed to collude with the server. A dropout takes its share
-    with it and a colluder's share can be subtracted, and fewer shares mean
-    less noise; passing the planned cohort size would overstate privacy.
-
-    Per round (Kairouz, Liu, Steinke 2021; ``l_i = Delta_i / (sqrt(n) sigma)``,
-    ``tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k/(k+1))``)::
-
-        eps(a) = min( a/2 l2^2 + tau d,
-                      a/2 (l2^2 + 2 l1 tau + tau^2 d),
-                      a/2 (l2 + sqrt(d) tau)^2 )
-
-    then amplified by :func:`poisson_subsampled_rdp_bound` at :data:`DDG_ORDERS`
-    (keeping the unsampled value where that is smaller), times ``rounds``, and
-    converted with dp_accounting's RDP-to-(epsilon, delta) bound.
-    """
-    l2 = _positive("l2_sensitivity", l2_sensitivity)
-    sigma = _positive("local_stddev", local_stddev)
-    if isinstance(noise_contributors, bool) or not isinstance(noise_contributors, numbers.Integral):
-        raise ConfigurationError(
-            f"noise_contributors must be an integer >= 1, not {noise_contributors!r}"
-        )
-    if noise_contributors < 1:
-        raise ConfigurationError(
-            "noise_contributors must be at least 1: with no honest noise share in the sum "
-            "the release is not private at all"
-        )
-    n = int(noise_contributors)
-    d = _count("dimension", dimension, 1)
-    q = _sample_rate(sample_rate)
-    t = _count("rounds", rounds, 0)
-    delta = _delta(delta)
-    if l1_sensitivity is None:
-        l1 = l2 * min(math.sqrt(d), l2)
-    else:
-        l1 = _positive("l1_sensitivity", l1_sensitivity)
-    if l1 < l2 * (1 - 1e-12):
-        raise ConfigurationError(
-            f"l1_sensitivity {l1:g} is below l2_sensitivity {l2:g}; no vector has that"
-        )
-    if t == 0:
-        return 0.0
-
-    tau = _ddg_tau(sigma, n)
-    scale = math.sqrt(n) * sigma
-    l2s, l1s = l2 / scale, l1 / scale
-
-    @cache
-    def per_round(a: int) -> float:
-        return min(
-            a / 2 * l2s**2 + tau * d,
-            a / 2 * (l2s**2 + 2 * l1s * tau + tau**2 * d),
-            a / 2 * (l2s + math.sqrt(d) * tau) ** 2,
-        )
-
-    rdp_values = [
-        t * min(poisson_subsampled_rdp_bound(a, q, per_round), per_round(a)) for a in DDG_ORDERS
-    ]
-    eps, _ = rdp.rdp_privacy_accountant.compute_epsilon(list(DDG_ORDERS), rdp_values, delta)
-    return float(eps)
+# The distributed discrete Gaussian's RDP bound lives in its own module (it does not
+# use dp_accounting); its names stay importable from here.
+from secagg.dp.ddg_accounting import (  # noqa: E402
+    ddg_epsilon,
+    inflated_l2_bound,
+    poisson_subsampled_rdp_bound,
+)

@@ -37,13 +37,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from secagg.crypto.stream import KeyedStream
-from secagg.dp.accounting import adaptive_noise_split
 from secagg.dp.noise import gaussian
 from secagg.errors import ConfigurationError
 
 __all__ = [
     "AdaptiveClipping",
-    "adaptive_noise_split",
     "append_report",
     "split_report",
     "unclipped_report",
@@ -95,6 +93,8 @@ class AdaptiveClipping:
             raise ConfigurationError("learning_rate must be positive")
         if self.count_stddev is None:
             self.count_stddev = 0.05 * self.expected_clients
+        from secagg.dp.accounting import adaptive_noise_split  # dp_accounting: on first use
+
         self.update_noise_multiplier = adaptive_noise_split(
             self.noise_multiplier, self.count_stddev
         )
@@ -121,3 +121,12 @@ class AdaptiveClipping:
             {"clip_applied": applied, "unclipped_fraction": fraction, "next_clip": self.clip}
         )
         return self.clip
+
+
+def __getattr__(name: str) -> object:
+    """``adaptive_noise_split`` stays importable from here (it lives with the accountant)."""
+    if name == "adaptive_noise_split":
+        from secagg.dp.accounting import adaptive_noise_split
+
+        return adaptive_noise_split
+    raise AttributeError(f"module 'secagg.dp.adaptive' has no attribute {name!r}")

@@ -233,6 +233,11 @@ class DPSettings:
     noise_multiplier: float = 1.0
     delta: float = 1e-5
     accountant: str = "pld"
+    # adaptive clipping (Andrew et al. 2021): dp.clip is then the initial clip
+    adaptive_clip: bool = False
+    target_quantile: float = 0.5
+    clip_learning_rate: float = 0.2
+    count_noise_stddev: float | None = None  # default: expected clients / 20
 
     def __post_init__(self) -> None:
         _require(self.unit in MECHANISMS, "dp.unit must be 'client' or 'record'")
@@ -257,6 +262,23 @@ class DPSettings:
         )
         _require(0 < self.delta < 1, "dp.delta must lie in (0, 1)")
         _require(self.accountant in ACCOUNTANTS, "dp.accountant must be 'pld' or 'rdp'")
+        if self.adaptive_clip:
+            _require(
+                self.unit == PrivacyUnit.CLIENT and self.mechanism == "central",
+                "dp.adaptive_clip needs unit = 'client' and mechanism = 'central': the server "
+                "noises the clip count (the distributed mechanism takes a fixed clip)",
+            )
+            _require(self.noise_multiplier > 0, "dp.adaptive_clip needs dp.noise_multiplier > 0")
+            _require(0 < self.target_quantile < 1, "dp.target_quantile must lie in (0, 1)")
+            _require(
+                math.isfinite(self.clip_learning_rate) and self.clip_learning_rate > 0,
+                "dp.clip_learning_rate must be positive",
+            )
+            _require(
+                self.count_noise_stddev is None
+                or (math.isfinite(self.count_noise_stddev) and self.count_noise_stddev > 0),
+                "dp.count_noise_stddev must be positive",
+            )
 
     @property
     def bounds_updates(self) -> bool:
@@ -275,6 +297,7 @@ class DPSettings:
         if self.unit != PrivacyUnit.CLIENT or self.noise_multiplier <= 0:
             return None
         return DPConfig(
+            adaptive_clipping=self.adaptive_clip,
             unit=PrivacyUnit.CLIENT,
             noise_multiplier=self.noise_multiplier,
             clip=self.clip,

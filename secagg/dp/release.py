@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from secagg.crypto.stream import KeyedStream
+from secagg.dp.adaptive import AdaptiveClipping, append_report, split_report, unclipped_report
 from secagg.dp.central import CentralGaussian
 from secagg.dp.clipping import clip_l2
 from secagg.dp.distributed import (
@@ -114,13 +115,20 @@ class RecordReport:
 
 
 class Mechanism:
-    """No DP: the clip (if any) bounds updates for the ring; FedAvg over contributors."""
+    """No DP: the clip (if any) bounds updates for the ring; FedAvg over contributors.
+
+    ``report_unclipped`` (adaptive clipping, set by the server's mechanism for the
+    round): the client appends ``1[norm <= clip] - 1/2`` as one more coordinate, so
+    the count travels through the same secure sum as the update.
+    """
 
     unit: str | None = None
     backend_noise_stddev: float = 0.0
+    report_unclipped: bool = False
 
-    def __init__(self, clip: float | None = None) -> None:
+    def __init__(self, clip: float | None = None, *, report_unclipped: bool = False) -> None:
         self.clip = clip
+        self.report_unclipped = report_unclipped
 
     # --- the client's side -----------------------------------------------------
 
@@ -128,7 +136,14 @@ class Mechanism:
         """The one clip an update goes through before it enters a round."""
         if self.clip is None:
             return update
-        return clip_l2(update, self.clip).vector
+        clipped = clip_l2(update, self.clip)
+        if self.report_unclipped:
+            return append_report(clipped.vector, unclipped_report(clipped.norm, self.clip))
+        return clipped.vector
+
+    def round_dimension(self, dimension: int) -> int:
+        """The length of what clients send: the model's, plus the count coordinate."""
+        return dimension + 1 if self.report_unclipped else dimension
 
     # --- the server's side -----------------------------------------------------
 
@@ -196,12 +211,28 @@ class _ClientLevel(Mechanism):
 
 
 class CentralRelease(_ClientLevel):
-    """Client-level DP-FedAvg with the server's Gaussian noise (McMahan et al. 2018)."""
+    """Client-level DP-FedAvg with the server's Gaussian noise (McMahan et al. 2018).
+
+    With ``adaptive`` (Andrew et al. 2021, :class:`~secagg.dp.adaptive.AdaptiveClipping`)
+    the clip follows a quantile of the clients' update norms: each round's clients
+    clip to the current clip and report whether they were under it; the server noises
+    the update sum with ``z_delta * C`` and the count with ``sigma_b``, moves the clip,
+    and the accountant is charged both releases (together exactly the budgeted ``z``).
+    The clip never grows beyond ``clip_cap`` (the ring's value bound).
+    """
 
     name = "central"
 
-    def __init__(self, *, noise: KeyedStream, **settings: Any) -> None:
+    def __init__(
+        self, *, noise: KeyedStream, adaptive: AdaptiveClipping | None = None,
+        clip_cap: float = math.inf, **settings: Any,
+    ) -> None:  # fmt: skip
         super().__init__(**settings)
+        self.adaptive = adaptive
+        self.clip_cap = clip_cap
+        self.report_unclipped = adaptive is not None
+        if adaptive is not None:
+            self.clip = adaptive.clip
         self._gaussian = CentralGaussian(
             self.clip or 1.0, self.noise_multiplier, self.expected_clients
         )
@@ -213,7 +244,8 @@ class CentralRelease(_ClientLevel):
 
     @property
     def backend_noise_stddev(self) -> float:  # type: ignore[override]
-        return self._gaussian.stddev
+        # with adaptive clipping the server noises the count apart from the update
+        return 0.0 if self.adaptive is not None else self._gaussian.stddev
 
     @property
     def accountant(self) -> PrivacyAccountant:
@@ -221,18 +253,42 @@ class CentralRelease(_ClientLevel):
         return self._accountant
 
     def _charge(self) -> float:
-        if self.noise_multiplier > 0:
+        if self.adaptive is not None:
+            self._accountant.step(
+                self.adaptive.update_noise_multiplier,
+                self.sample_rate,
+                count_noise_stddev=self.adaptive.count_stddev,
+            )
+        elif self.noise_multiplier > 0:
             self._accountant.step(self.noise_multiplier, self.sample_rate)
         else:
             self._unbounded = True
         return math.inf if self._unbounded else self._accountant.epsilon()
 
     def restore(self, stored: dict[str, Any]) -> None:
+        if self.adaptive is not None and "next_clip" in stored:
+            self.adaptive.clip = self.clip = float(stored["next_clip"])
         self._charge()
+
+    def _release_adaptive(self, total: np.ndarray) -> Release:
+        adaptive = self.adaptive
+        assert adaptive is not None
+        update_sum, report_sum = split_report(total)
+        applied = adaptive.clip
+        noised = CentralGaussian(applied, adaptive.update_noise_multiplier, self.expected_clients)
+        mean = noised.mean(update_sum, self._noise)
+        next_clip = min(
+            self.clip_cap, adaptive.update(adaptive.noised_count(report_sum, self._noise))
+        )
+        adaptive.clip = self.clip = next_clip
+        stored = {"clip_applied": applied, "next_clip": next_clip}
+        return Release(mean, self._charge(), stored)
 
     def release(
         self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
     ) -> Release:
+        if self.adaptive is not None:
+            return self._release_adaptive(total)
         if noise_added < self._gaussian.stddev:  # the backend did not noise the sum
             if noise_added > 0:
                 raise ConfigurationError("the backend added part of the central noise")
@@ -240,7 +296,19 @@ class CentralRelease(_ClientLevel):
         return Release(total / self.expected_clients, self._charge())
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
-        return self._block(self.accountant_name)
+        block = self._block(self.accountant_name)
+        adaptive = self.adaptive
+        if adaptive is not None and "clip_applied" in stored:
+            block["clip"] = stored["clip_applied"]
+            block["noise_std"] = adaptive.update_noise_multiplier * stored["clip_applied"]
+            block["adaptive_clipping"] = {
+                "update_noise_multiplier": adaptive.update_noise_multiplier,
+                "count_noise_stddev": adaptive.count_stddev,
+                "target_quantile": adaptive.target_quantile,
+                "learning_rate": adaptive.learning_rate,
+                "next_clip": stored["next_clip"],
+            }
+        return block
 
 
 class DistributedRelease(_ClientLevel):
@@ -369,6 +437,7 @@ def mechanism_for(
     expected_clients: float,
     corrupt_fraction: float,
     seed: bytes | None = None,
+    clip_cap: float = math.inf,
 ) -> Mechanism:
     """The mechanism of a federation's ``[dp]`` settings (None: no DP).
 
@@ -397,5 +466,15 @@ def mechanism_for(
             **common,
         )
     if settings.mechanism == "central":
-        return CentralRelease(noise=stream, **common)
+        adaptive = None
+        if settings.adaptive_clip:
+            adaptive = AdaptiveClipping(
+                noise_multiplier=settings.noise_multiplier,
+                expected_clients=expected_clients,
+                initial_clip=settings.clip,
+                target_quantile=settings.target_quantile,
+                learning_rate=settings.clip_learning_rate,
+                count_stddev=settings.count_noise_stddev,
+            )
+        return CentralRelease(noise=stream, adaptive=adaptive, clip_cap=clip_cap, **common)
     raise ConfigurationError(f"dp.mechanism {settings.mechanism!r} is not known")

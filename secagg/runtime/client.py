@@ -126,7 +126,7 @@ class FederationClient:
             self._pending_privacy = RecordReport.from_dict(self._privacy_report())
         if update.shape != start.model.shape or not np.all(np.isfinite(update)):
             raise ConfigurationError(f"the training hook returned a bad update {update.shape}")
-        update = Mechanism(start.clip).prepare(update)
+        update = Mechanism(start.clip, report_unclipped=start.report_unclipped).prepare(update)
         self._round, self._session = start.round, session
         self._send(start.round, session.set_input(update))
 

@@ -210,6 +210,13 @@ class FederationConfig:
                 (self.sampling.count or 0) <= len(self.clients),
                 "sampling.count exceeds the number of clients",
             )
+        if self.dp is not None and self.dp.adaptive_clip:
+            _require(
+                not needs_helper(self.backend.name),
+                f"dp.adaptive_clip: with backend.name = {self.backend.name!r} the key holder "
+                "noises the sum as one vector, but the clip count needs its own noise; use a "
+                "masking or the plain backend",
+            )
         if self.dp is not None and self.dp.bounds_updates:
             _require(
                 self.backend.value_bound >= self.dp.clip,
@@ -262,6 +269,7 @@ class FederationConfig:
             expected_clients=self.expected_clients,
             corrupt_fraction=self.backend.corrupt_fraction,
             seed=seed,
+            clip_cap=self.backend.value_bound,
         )
 
     @classmethod

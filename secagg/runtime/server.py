@@ -218,7 +218,7 @@ class FederationServer:
         try:
             spec = self.backend.plan(
                 len(participants),
-                self.config.dimension,
+                self.mechanism.round_dimension(self.config.dimension),
                 **self.mechanism.round_options(len(participants)),
             )
             session = self.backend.server(spec, noise_stddev=self.mechanism.backend_noise_stddev)
@@ -334,9 +334,10 @@ class FederationServer:
             if isinstance(event, Announce):
                 announced = True
                 model = self.model.astype(np.float32)
-                clip = self.mechanism.clip
+                clip, report = self.mechanism.clip, self.mechanism.report_unclipped
                 for party, name in enumerate(participants):
-                    self._send(name, RoundStart(number, party, event.spec, model, clip))
+                    start = RoundStart(number, party, event.spec, model, clip, report)
+                    self._send(name, start)
             elif event.party == HELPER:
                 helper = self.config.backend.key_holder
                 if helper is None:

@@ -43,6 +43,7 @@ class RoundStart:
     spec: bytes
     model: np.ndarray  # float32
     clip: float | None = None
+    report_unclipped: bool = False  # adaptive clipping: append 1[norm <= clip] - 1/2
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def encode_message(message: Message) -> bytes:
     if isinstance(message, RoundStart):
         model = np.ascontiguousarray(message.model, dtype="<f4")
         clip = math.nan if message.clip is None else message.clip
-        body = Writer().u32(message.party).f64(clip).blob(message.spec).blob(model.tobytes())
+        body = Writer().u32(message.party).f64(clip).u8(1 if message.report_unclipped else 0)
+        body.blob(message.spec).blob(model.tobytes())
         return _HEAD.pack(_MAGIC, _VERSION, ROUND_START, message.round) + body.bytes()
     if isinstance(message, Relay):
         w = Writer()
@@ -91,13 +93,16 @@ def decode_message(data: bytes) -> Message:
     body = view[_HEAD.size :]
     if kind == ROUND_START:
         r = Reader(body, "round start")
-        party, clip = r.u32(), r.f64_raw()
+        party, clip, report = r.u32(), r.f64_raw(), r.u8()
         spec, model_bytes = r.blob(), r.blob(1 << 31)
         r.end()
         if not (math.isnan(clip) or (math.isfinite(clip) and clip > 0)):
             raise MalformedMessage("the round's clip must be positive")
+        if report not in (0, 1) or (report and math.isnan(clip)):
+            raise MalformedMessage("a count report needs a clip")
+        model = model_from_bytes(model_bytes)
         return RoundStart(
-            number, party, spec, model_from_bytes(model_bytes), None if math.isnan(clip) else clip
+            number, party, spec, model, None if math.isnan(clip) else clip, report == 1
         )
     if kind == RELAY:
         if not body:

@@ -96,9 +96,7 @@ server on the same port fails loudly instead of silently sharing it.
 from __future__ import annotations
 
 import logging
-import math
 import queue
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -108,23 +106,24 @@ from typing import Any, Final
 
 import grpc
 
-from secagg.errors import ConfigurationError, MalformedMessage
+from secagg.errors import ConfigurationError
 from secagg.transport.base import NotConnected, TransportError
+from secagg.transport.framing import (
+    DEFAULT_CHUNK_BYTES,
+    MalformedFrame,
+    MessageTooLarge,
+    Reassembler,
+    _as_bytes,
+    _check_sizes,
+    _grpc_size_options,
+    encode_frames,
+)
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME: Final = "secagg.transport.v1.Transport"
 SESSION_METHOD: Final = f"/{SERVICE_NAME}/Session"
 IDENTITY_METADATA_KEY: Final = "secagg-client-name-bin"  # -bin: names may be any UTF-8
-
-FRAME_VERSION: Final = 1
-_HEADER: Final = struct.Struct(">BBHQIIQ")
-HEADER_BYTES: Final = _HEADER.size  # 28
-FRAME_SLACK: Final = 64  # gRPC limit = chunk_bytes + this; room for the header (and a v2 header)
-
-DEFAULT_CHUNK_BYTES: Final = 1 << 20  # 1 MiB: well under gRPC's 4 MiB default, cheap to buffer
-MAX_CHUNK_BYTES: Final = 16 << 20
-_MAX_CHUNK_COUNT: Final = (1 << 32) - 1
 
 _CLIENT_KEEPALIVE: Final = (
     ("grpc.keepalive_time_ms", 60_000),
@@ -157,14 +156,6 @@ class TransportClosed(NotConnected):
         super().__init__(f"session closed ({name}): {self.details}")
 
 
-class MessageTooLarge(TransportError):
-    """A message above ``max_message_bytes``: refused before sending or on its first frame."""
-
-
-class MalformedFrame(TransportError, MalformedMessage):
-    """A frame that breaks the framing rules; the stream that carried it is closed."""
-
-
 # --- events -------------------------------------------------------------------
 
 
@@ -190,129 +181,7 @@ ConnectionEvent = Connected | Disconnected
 # --- framing ------------------------------------------------------------------
 
 
-def _check_sizes(max_message_bytes: int, chunk_bytes: int) -> None:
-    if not isinstance(chunk_bytes, int) or not 1 <= chunk_bytes <= MAX_CHUNK_BYTES:
-        raise ConfigurationError(f"chunk_bytes must be in [1, {MAX_CHUNK_BYTES}]")
-    if not isinstance(max_message_bytes, int) or max_message_bytes < 0:
-        raise ConfigurationError("max_message_bytes must be a non-negative integer")
-    if math.ceil(max_message_bytes / chunk_bytes) > _MAX_CHUNK_COUNT:
-        raise ConfigurationError("max_message_bytes needs more chunks than a frame can count")
-
-
-def _grpc_size_options(chunk_bytes: int) -> list[tuple[str, int]]:
-    """Both ends cap a gRPC message at one frame: nothing bigger is ever legitimate."""
-    limit = chunk_bytes + FRAME_SLACK
-    return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
-
-
-def encode_frames(message_id: int, payload: bytes, chunk_bytes: int) -> Iterator[bytes]:
-    """The frames of one message, made lazily so a large payload is never copied whole."""
-    total = len(payload)
-    count = max(1, math.ceil(total / chunk_bytes))
-    view = memoryview(payload)
-    for index in range(count):
-        header = _HEADER.pack(FRAME_VERSION, 0, 0, message_id, index, count, total)
-        yield header + view[index * chunk_bytes : (index + 1) * chunk_bytes]
-
-
-class Reassembler:
-    """Turns one direction of a stream back into messages, refusing anything irregular.
-
-    State changes only after a frame passed every check, but the caller closes the
-    stream on the first error anyway: after a framing error nothing later on the
-    stream can be trusted to line up.
-    """
-
-    __slots__ = (
-        "_chunk_bytes",
-        "_count",
-        "_id",
-        "_max_message_bytes",
-        "_next_id",
-        "_next_index",
-        "_parts",
-        "_received",
-        "_total",
-    )
-
-    def __init__(self, max_message_bytes: int, chunk_bytes: int) -> None:
-        self._max_message_bytes = max_message_bytes
-        self._chunk_bytes = chunk_bytes
-        self._next_id = 0
-        self._id: int | None = None  # message being reassembled, if any
-        self._count = 0
-        self._total = 0
-        self._next_index = 0
-        self._received = 0
-        self._parts: list[bytes] = []
-
-    def feed(self, frame: bytes) -> bytes | None:
-        """Take one frame; return the message it completes, or None if more are due."""
-        if not isinstance(frame, bytes):
-            raise MalformedFrame("a frame must be bytes")
-        if len(frame) < HEADER_BYTES:
-            raise MalformedFrame(f"frame of {len(frame)} bytes is shorter than the header")
-        version, flags, reserved, message_id, index, count, total = _HEADER.unpack_from(frame)
-        if version != FRAME_VERSION:
-            raise MalformedFrame(f"unknown frame version {version}")
-        if flags or reserved:
-            raise MalformedFrame("reserved header bits are set")
-        size = len(frame) - HEADER_BYTES
-        if size > self._chunk_bytes:
-            raise MalformedFrame(f"chunk of {size} bytes exceeds {self._chunk_bytes}")
-        if self._id is None:
-            if message_id != self._next_id:
-                raise MalformedFrame(f"message id {message_id}, expected {self._next_id}")
-            if index != 0:
-                raise MalformedFrame(f"message {message_id} starts at chunk {index}")
-            if total > self._max_message_bytes:
-                raise MessageTooLarge(
-                    f"message {message_id} declares {total} bytes, limit is "
-                    f"{self._max_message_bytes}"
-                )
-            if count == 0 or count > max(1, total):
-                raise MalformedFrame(f"{count} chunks cannot carry {total} bytes")
-        elif message_id != self._id:
-            raise MalformedFrame(f"message {message_id} interleaved with message {self._id}")
-        elif index != self._next_index or count != self._count or total != self._total:
-            raise MalformedFrame(
-                f"chunk {index}/{count} of {total} bytes, expected chunk "
-                f"{self._next_index}/{self._count} of {self._total} bytes"
-            )
-        if size == 0 and total != 0:
-            raise MalformedFrame("empty chunk in a non-empty message")
-        received = (0 if self._id is None else self._received) + size
-        if received > total:
-            raise MalformedFrame(f"message {message_id} overruns its declared {total} bytes")
-        last = index == count - 1
-        if last and received != total:
-            raise MalformedFrame(f"message {message_id} ends at {received} of {total} bytes")
-        # every check passed: now change state
-        parts = [] if self._id is None else self._parts
-        parts.append(frame[HEADER_BYTES:])
-        if last:
-            self._id = None
-            self._parts = []
-            self._next_id = message_id + 1
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        self._id, self._count, self._total = message_id, count, total
-        self._next_index, self._received, self._parts = index + 1, received, parts
-        return None
-
-
-def _as_bytes(payload: bytes | bytearray | memoryview) -> bytes:
-    """An immutable copy, so the caller may reuse its buffer while the frames are queued."""
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, bytearray | memoryview):
-        return bytes(payload)
-    raise TypeError("payload must be bytes")
-
-
 _END: Final = object()  # outbox sentinel: finish the stream after what is queued
-
-
-# --- server -------------------------------------------------------------------
 
 
 class _Session:

@@ -81,3 +81,49 @@ def test_without_dp_only_the_clip_and_fedavg() -> None:
     out = mechanism.release(np.full(4, 6.0), contributors=3, participants=3, noise_added=0.0)
     np.testing.assert_array_equal(out.mean, np.full(4, 2.0))
     assert Mechanism().prepare(np.full(4, 3.0))[0] == 3.0
+
+
+def test_adaptive_clipping_moves_the_clip_noises_the_count_and_charges_both() -> None:
+    from secagg.dp.adaptive import AdaptiveClipping
+
+    mechanism = _mechanism(
+        clip=0.1, noise_multiplier=1.0, delta=1e-5, adaptive_clip=True, count_noise_stddev=1.0
+    )
+    assert mechanism.report_unclipped and mechanism.round_dimension(50) == 51
+    assert mechanism.backend_noise_stddev == 0.0  # the server noises update and count apart
+    # every client is far above the clip: the count says "all clipped", the clip grows
+    client = Mechanism(0.1, report_unclipped=True)
+    rows = [client.prepare(np.full(50, 1.0)) for _ in range(4)]
+    assert rows[0].shape == (51,) and rows[0][-1] == -0.5
+    assert np.linalg.norm(rows[0][:-1]) == pytest.approx(0.1)
+    out = mechanism.release(np.sum(rows, axis=0), contributors=4, participants=4, noise_added=0)
+    assert out.mean.shape == (50,)
+    assert out.store["clip_applied"] == 0.1 and out.store["next_clip"] > 0.1
+    assert mechanism.clip == out.store["next_clip"]
+    # the two releases compose to exactly the budgeted z = 1 (Andrew et al., Theorem 1)
+    reference = PrivacyAccountant(1e-5, "pld")
+    reference.step(1.0, 0.5)
+    assert out.epsilon == pytest.approx(reference.epsilon(), rel=1e-6)
+    block = mechanism.ledger_block(out.store)
+    assert block["clip"] == 0.1 and block["noise_multiplier"] == 1.0
+    expected = AdaptiveClipping(1.0, 4.0, initial_clip=0.1, count_stddev=1.0)
+    assert block["adaptive_clipping"]["update_noise_multiplier"] == pytest.approx(
+        expected.update_noise_multiplier
+    )
+    # after a restart the clip continues from the store, not from the initial clip
+    again = _mechanism(
+        clip=0.1, noise_multiplier=1.0, delta=1e-5, adaptive_clip=True, count_noise_stddev=1.0
+    )
+    again.restore(out.store)
+    assert again.clip == out.store["next_clip"]
+
+
+def test_adaptive_clipping_refuses_what_it_cannot_account() -> None:
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="adaptive_clip"):
+        DPSettings(mechanism="distributed", adaptive_clip=True)
+    with pytest.raises(ConfigurationError, match="adaptive_clip"):
+        DPSettings(unit="record", mechanism="dpsgd", adaptive_clip=True)
+    with pytest.raises(ConfigurationError, match="adaptive_clip"):
+        DPSettings(noise_multiplier=0.0, adaptive_clip=True)

@@ -21,22 +21,24 @@ import pytest
 from secagg.apps import devca
 from secagg.errors import ConfigurationError, MalformedMessage, SecAggError
 from secagg.transport import base, certs, inprocess
-from secagg.transport.grpc_transport import (
+from secagg.transport.framing import (
     DEFAULT_CHUNK_BYTES,
     FRAME_VERSION,
     HEADER_BYTES,
+    MalformedFrame,
+    MessageTooLarge,
+    Reassembler,
+    encode_frames,
+)
+from secagg.transport.grpc_transport import (
     SESSION_METHOD,
     Connected,
     Disconnected,
     GrpcClientTransport,
     GrpcServerTransport,
-    MalformedFrame,
-    MessageTooLarge,
     NotConnected,
-    Reassembler,
     TransportClosed,
     TransportError,
-    encode_frames,
 )
 
 MAX_MESSAGE = 32 << 20

@@ -398,3 +398,35 @@ def test_the_cost_warning_of_client_level_dp_fires_when_a_federation_starts(
     config = _config(rounds=1)
     with pytest.warns(PrivacyCostWarning, match="8 expected clients"):
         FederationServer(config, InProcessHub(), ServerStore(tmp_path / "w.sqlite"))
+
+
+def test_adaptive_clipping_in_a_federation_follows_the_norms_and_the_ledger_verifies(
+    tmp_path: Path,
+) -> None:
+    """dp.adaptive_clip: clients clip to the clip the server sends and report whether
+    they were under it; the clip grows toward the median norm; audit verify replays it."""
+    from secagg.ledger import Ledger, LedgerKey, verify_ledger
+
+    data = {
+        "federation": {"name": "adaptive", "clients": NAMES, "dimension": D, "rounds": 4},
+        "backend": {"name": "secagg+", "value_bound": 2.0},
+        "dp": {"clip": 0.05, "noise_multiplier": 0.3, "delta": 1e-3, "adaptive_clip": True,
+               "count_noise_stddev": 0.5, "clip_learning_rate": 1.0},
+        "deadlines": {"phase_seconds": 30.0},
+    }  # fmt: skip
+    config = FederationConfig.from_dict(data)
+    hub = InProcessHub()
+    _start_clients(hub, NAMES, rounds=4)  # update norms 0.16 .. 1.3: far above 0.05
+    key = LedgerKey.generate()
+    ledger = Ledger(tmp_path / "ledger.sqlite", key)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "a.sqlite"), ledger=ledger)
+    results = server.run(wait_for_clients=5)
+    assert [r.status for r in results] == ["complete"] * 4
+    clips = [row["report"]["clip_applied"] for row in server.store.rounds()]
+    assert clips[0] == 0.05 and clips[-1] > 2 * clips[0]  # the clip grew
+    audit = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
+    assert audit.ok, audit.first_failure
+    with pytest.raises(ConfigurationError, match="adaptive_clip"):
+        FederationConfig.from_dict(
+            data | {"backend": {"name": "ckks", "value_bound": 2.0, "key_holder": "kh"}}
+        )

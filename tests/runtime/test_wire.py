@@ -33,7 +33,7 @@ def test_round_start_round_trips_and_the_model_travels_as_float32(
     assert (message.round, message.party, message.spec, message.clip) == (number, party, spec, clip)
     np.testing.assert_array_equal(message.model, vector.astype(np.float32))
     assert len(encode_message(RoundStart(number, party, spec, vector, clip))) == (
-        4 * vector.size + len(spec) + 30
+        4 * vector.size + len(spec) + 31
     )  # 4 bytes per parameter: half of float64
 
 
@@ -46,6 +46,14 @@ def test_relay_round_trips_with_and_without_a_privacy_report(
     for privacy in (None, report):
         back = decode_message(encode_message(Relay(7, payload, privacy)))
         assert back == Relay(7, payload, privacy)
+
+
+def test_the_count_report_flag_round_trips_and_needs_a_clip() -> None:
+    start = RoundStart(2, 1, b"spec", np.zeros(3), 0.5, True)
+    back = decode_message(encode_message(start))
+    assert isinstance(back, RoundStart) and back.report_unclipped and back.clip == 0.5
+    with pytest.raises(MalformedMessage, match="clip"):
+        decode_message(encode_message(RoundStart(2, 1, b"spec", np.zeros(3), None, True)))
 
 
 def test_round_end_round_trips() -> None:
