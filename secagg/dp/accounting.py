@@ -50,6 +50,9 @@ evaluates their per-round RDP bound, amplifies it by Poisson sampling with the
 generic Zhu & Wang (2019) upper bound at integer orders, composes over rounds
 and converts to ``(epsilon, delta)`` with dp_accounting's RDP conversion.
 Everything there is in the *scaled integer* domain.
+
+Size: about 550 lines: planning (calibration) and the running accountant share one
+event model and one set of checks; the DDG analysis is :mod:`secagg.dp.ddg_accounting`.
 """
 
 from __future__ import annotations

@@ -63,6 +63,10 @@ Models
     -> GroupNorm), which changes the parameter vector, and every branch and the
     server must share one architecture for secure aggregation to add updates
     coordinate by coordinate. Fix the *global* model once, before distributing it.
+
+Size: about 690 lines, most of it :class:`DPSGDTrainer`, one Opacus front door whose
+checks (the model, the data, the sampling, the accountant's exact step count) belong
+together; the flat-vector helpers are small and are what hooks use.
 """
 
 from __future__ import annotations

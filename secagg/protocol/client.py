@@ -30,6 +30,9 @@ unmasking either the share of its self-mask seed (it survived) or the share of
 its mask key (it dropped), never both, not in one request and not across two.
 In the active variant the client also refuses unless at least ``threshold``
 survivors signed the very survivor set it signed itself.
+
+Size: about 560 lines on purpose: a role's whole state machine in one file, as h11
+does, so every transition and every refusal can be checked in one reading.
 """
 
 from __future__ import annotations

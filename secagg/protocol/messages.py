@@ -12,6 +12,9 @@ actually present, refuses unknown versions, types and enum values, and insists
 that the whole buffer is consumed: truncated, padded or garbled input raises
 :class:`~secagg.errors.MalformedMessage` and never anything else. Nothing is
 ever unpickled.
+
+Size: about 500 lines: every message class and its exact codec in one place, so a
+reviewer compares each layout with its class without a search.
 """
 
 from __future__ import annotations

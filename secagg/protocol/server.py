@@ -31,6 +31,9 @@ never one vector per client.
 Validation happens before any state change, so a refused message (wrong round,
 unknown or duplicate sender, out of phase, malformed content, bad signature)
 leaves the server exactly as it was.
+
+Size: about 520 lines on purpose: a role's whole state machine in one file, as h11
+does, so every transition and every refusal can be checked in one reading.
 """
 
 from __future__ import annotations

@@ -411,7 +411,7 @@ def test_adaptive_clipping_in_a_federation_follows_the_norms_and_the_ledger_veri
         "federation": {"name": "adaptive", "clients": NAMES, "dimension": D, "rounds": 4},
         "backend": {"name": "secagg+", "value_bound": 2.0},
         "dp": {"clip": 0.05, "noise_multiplier": 0.3, "delta": 1e-3, "adaptive_clip": True,
-               "count_noise_stddev": 0.5, "clip_learning_rate": 1.0},
+               "count_noise_stddev": 0.5, "clip_learning_rate": 1.0, "accountant": "rdp"},
         "deadlines": {"phase_seconds": 30.0},
     }  # fmt: skip
     config = FederationConfig.from_dict(data)
