@@ -224,9 +224,13 @@ class CentralRelease(_ClientLevel):
     name = "central"
 
     def __init__(
-        self, *, noise: KeyedStream, adaptive: AdaptiveClipping | None = None,
-        clip_cap: float = math.inf, **settings: Any,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        noise: KeyedStream,
+        adaptive: AdaptiveClipping | None = None,
+        clip_cap: float = math.inf,
+        **settings: Any,
+    ) -> None:
         super().__init__(**settings)
         self.adaptive = adaptive
         self.clip_cap = clip_cap

@@ -285,11 +285,14 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
     for index, (seq, entry_text, prev_hash, digest, signature) in enumerate(rows, start=1):
         where = f"row {index} (seq {seq})"
         if seq != index:
-            return fail(f"{where}: sequence number out of order: deleted, inserted or "
-                        "reordered rows", good)  # fmt: skip
+            return fail(
+                f"{where}: sequence number out of order: deleted, inserted or reordered rows", good
+            )
         if not hmac.compare_digest(str(prev_hash), prev):
-            return fail(f"{where}: does not link to the row before it: deleted, inserted "
-                        "or reordered rows", good)  # fmt: skip
+            return fail(
+                f"{where}: does not link to the row before it: deleted, inserted or reordered rows",
+                good,
+            )
         try:
             entry = json.loads(entry_text)
             body = canonical(entry)
@@ -302,8 +305,9 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
         try:
             verify.verify(bytes.fromhex(signature), bytes.fromhex(digest))
         except (SecAggError, ValueError):
-            return fail(f"{where}: the signature does not verify: signed by another key or "
-                        "forged", good)  # fmt: skip
+            return fail(
+                f"{where}: the signature does not verify: signed by another key or forged", good
+            )
         good.append(ChainRow(seq, entry))
         prev = digest
     if len(head) != 1:
@@ -314,7 +318,9 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
     except (SecAggError, ValueError):
         return fail("the head's signature does not verify", good)
     if int(head_seq) != len(rows) or (rows and not hmac.compare_digest(head_hash, prev)):
-        return fail(f"the signed head says {head_seq} rows ending in {head_hash[:16]}…, the "
-                    f"file has {len(rows)}: rows were truncated or appended without the key",
-                    good)  # fmt: skip
+        return fail(
+            f"the signed head says {head_seq} rows ending in {head_hash[:16]}…, the "
+            f"file has {len(rows)}: rows were truncated or appended without the key",
+            good,
+        )
     return ChainReport(good, key, head_hash, None, key_source)

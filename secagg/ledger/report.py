@@ -29,8 +29,11 @@ def _eps(value: Any) -> str:
 
 def _plot(result: AuditResult) -> bytes | None:
     rows = [r.entry for r in result.chain.rows]
-    points = [(e["round"], e["privacy"]["epsilon"]) for e in rows
-              if isinstance(e.get("privacy", {}).get("epsilon"), int | float)]  # fmt: skip
+    points = [
+        (e["round"], e["privacy"]["epsilon"])
+        for e in rows
+        if isinstance(e.get("privacy", {}).get("epsilon"), int | float)
+    ]
     if not points:
         return None
     import matplotlib
@@ -45,8 +48,12 @@ def _plot(result: AuditResult) -> bytes | None:
     top.grid(alpha=0.3)
     rounds = [e["round"] for e in rows]
     bottom.bar(rounds, [e["contributed"] for e in rows], label="contributed")
-    bottom.bar(rounds, [e["participants"]["count"] - e["contributed"] for e in rows],
-               bottom=[e["contributed"] for e in rows], label="selected, dropped")  # fmt: skip
+    bottom.bar(
+        rounds,
+        [e["participants"]["count"] - e["contributed"] for e in rows],
+        bottom=[e["contributed"] for e in rows],
+        label="selected, dropped",
+    )
     bottom.set_xlabel("round")
     bottom.set_ylabel("participants")
     bottom.legend()
@@ -186,9 +193,11 @@ def _html(markdown: str, png: bytes | None) -> str:
         elif line.strip():
             body.append(f"<p>{inline(line)}</p>")
     flush_table()
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-             "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #999;"
-             "padding:3px 6px}code{font-size:90%}")  # fmt: skip
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #999;"
+        "padding:3px 6px}code{font-size:90%}"
+    )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Privacy ledger report</title>"
         f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"

@@ -86,8 +86,9 @@ class EpsilonReplay:
             accountant.history = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
             self._cache[key] = (
                 float(accountant.get_epsilon(delta=float(report["delta"])))
-                if accountant.history else 0.0
-            )  # fmt: skip
+                if accountant.history
+                else 0.0
+            )
         return self._cache[key]
 
     def feed(self, entry: dict[str, Any]) -> float | None:

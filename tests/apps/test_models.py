@@ -122,8 +122,12 @@ def _write_creditcard(path: Path, rows: int, seed: int = 0) -> tuple[np.ndarray,
     header = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount", "Class"]
     lines = [",".join(header)]
     for i in range(rows):
-        values = [f"{time[i]:.1f}", *(f"{x:.6f}" for x in v[i]), f"{amount[i]:.2f}",
-                  f'"{label[i]}"']  # fmt: skip
+        values = [
+            f"{time[i]:.1f}",
+            *(f"{x:.6f}" for x in v[i]),
+            f"{amount[i]:.2f}",
+            f'"{label[i]}"',
+        ]
         lines.append(",".join(values))
     path.write_text("\n".join(lines) + "\n")
     return v, label

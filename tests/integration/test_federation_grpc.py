@@ -63,10 +63,24 @@ def _config(directory: Path, port: int, state: str) -> FederationConfig:
 
 def _branch(port: int, name: str, certificates: Path, *extra: str) -> subprocess.Popen[str]:
     command = [
-        sys.executable, "-m", "secagg.apps.cli", "client",
-        "--server", f"127.0.0.1:{port}", "--name", name, "--certs", str(certificates),
-        "--dimension", str(D), "--rounds", str(ROUNDS), "--idle", "40", *extra,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "secagg.apps.cli",
+        "client",
+        "--server",
+        f"127.0.0.1:{port}",
+        "--name",
+        name,
+        "--certs",
+        str(certificates),
+        "--dimension",
+        str(D),
+        "--rounds",
+        str(ROUNDS),
+        "--idle",
+        "40",
+        *extra,
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -143,10 +157,24 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
         }
     )
     holder = subprocess.Popen(
-        [sys.executable, "-m", "secagg.apps.cli", "keyholder", "--server", f"127.0.0.1:{port}",
-         "--name", "compliance", "--certs", str(ca_dir), "--idle", "30"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "secagg.apps.cli",
+            "keyholder",
+            "--server",
+            f"127.0.0.1:{port}",
+            "--name",
+            "compliance",
+            "--certs",
+            str(ca_dir),
+            "--idle",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     branches = [_branch(port, name, ca_dir) for name in names]
     try:
         _, results = serve(config, wait_for_clients=20)

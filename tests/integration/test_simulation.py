@@ -122,8 +122,9 @@ def test_client_level_central_dp_reports_its_epsilon(tmp_path: Path) -> None:
     # the run's privacy ledger verifies against the exported key and replays the same epsilon
     from secagg.ledger import load_public_key, verify_ledger
 
-    audit = verify_ledger(tmp_path / "run" / "ledger.sqlite",
-                          load_public_key(tmp_path / "run" / "ledger.pub.pem"))  # fmt: skip
+    audit = verify_ledger(
+        tmp_path / "run" / "ledger.sqlite", load_public_key(tmp_path / "run" / "ledger.pub.pem")
+    )
     assert audit.ok, audit.first_failure
     assert audit.epsilons[-1][1] == pytest.approx(eps[-1])
     assert [row.entry["round"] for row in audit.chain.rows] == [r["round"] for r in result.rounds]
@@ -153,15 +154,40 @@ def test_configuration_errors_name_the_field(tmp_path: Path) -> None:
 
 def test_cli_runs_writes_the_run_folder_and_prints_the_table(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ["simulate", "--branches", "3", "--rounds", "2", "--train-rows", "900",
-            "--test-rows", "300", "--model", "logistic", "--batch-size", "32",
-            "--dropout", "0", "--out", str(out), "--quiet"]  # fmt: skip
+    args = [
+        "simulate",
+        "--branches",
+        "3",
+        "--rounds",
+        "2",
+        "--train-rows",
+        "900",
+        "--test-rows",
+        "300",
+        "--model",
+        "logistic",
+        "--batch-size",
+        "32",
+        "--dropout",
+        "0",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     for line in ("local-only", "federated (secagg+)", "centralized (non-private)"):
         assert line in result.output
-    for name in ("config.toml", "summary.json", "rounds.json", "rounds.csv", "auprc.png",
-                 "epsilon.png", "report.md", "server.sqlite"):  # fmt: skip
+    for name in (
+        "config.toml",
+        "summary.json",
+        "rounds.json",
+        "rounds.csv",
+        "auprc.png",
+        "epsilon.png",
+        "report.md",
+        "server.sqlite",
+    ):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
     assert [row["setting"] for row in summary["table"]][1] == "federated (secagg+)"
@@ -206,7 +232,8 @@ def test_distributed_dp_epsilon_is_recomputable_from_the_store(tmp_path: Path) -
     ddg = DistributedDiscreteGaussian(
         dimension=dimension, clip=0.5, noise_multiplier=noise, expected_clients=4, bits=32
     )
-    again = ddg.epsilon(noise_contributors=min(honest), sample_rate=1.0, rounds=len(honest),
-                        delta=config.delta)  # fmt: skip
+    again = ddg.epsilon(
+        noise_contributors=min(honest), sample_rate=1.0, rounds=len(honest), delta=config.delta
+    )
     assert reported == pytest.approx(again)
     assert 0 < reported <= 4.0 + 1e-6  # no dropouts: within the target

@@ -34,14 +34,30 @@ def _entries(rounds: int = 5) -> list[dict]:
         if status == "complete":
             accountant.step(Z, Q)
             eps = accountant.epsilon()
-        entries.append({
-            "version": 1, "round": number, "status": status, "reason": None,
-            "participants": {"count": 8, "identity_hashes": []}, "contributed": 7,
-            "dropouts": {"share_keys": 1}, "backend": {"name": "secagg+"},
-            "dp": {"unit": "client", "mechanism": "central", "clip": 1.0, "noise_multiplier": Z,
-                   "noise_std": Z, "sample_rate": Q, "accountant": "pld", "delta": DELTA},
-            "privacy": {"epsilon": eps, "delta": DELTA}, "model_sha256": f"{number:064x}",
-        })  # fmt: skip
+        entries.append(
+            {
+                "version": 1,
+                "round": number,
+                "status": status,
+                "reason": None,
+                "participants": {"count": 8, "identity_hashes": []},
+                "contributed": 7,
+                "dropouts": {"share_keys": 1},
+                "backend": {"name": "secagg+"},
+                "dp": {
+                    "unit": "client",
+                    "mechanism": "central",
+                    "clip": 1.0,
+                    "noise_multiplier": Z,
+                    "noise_std": Z,
+                    "sample_rate": Q,
+                    "accountant": "pld",
+                    "delta": DELTA,
+                },
+                "privacy": {"epsilon": eps, "delta": DELTA},
+                "model_sha256": f"{number:064x}",
+            }
+        )
     return entries
 
 
@@ -225,13 +241,24 @@ def test_a_writer_killed_mid_append_leaves_a_ledger_that_verifies(tmp_path: Path
 
 def _record_entry(number: int, reports: dict[str, dict]) -> dict:
     return {
-        "round": number, "status": "complete", "participants": {"count": 2},
-        "contributed": 2, "dropouts": {}, "backend": {"name": "secagg+"},
-        "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 5.0, "sample_rate": 1.0,
-               "accountant": "in-clients", "delta": 1e-5, "client_reports": reports},
+        "round": number,
+        "status": "complete",
+        "participants": {"count": 2},
+        "contributed": 2,
+        "dropouts": {},
+        "backend": {"name": "secagg+"},
+        "dp": {
+            "unit": "record",
+            "mechanism": "dpsgd",
+            "clip": 5.0,
+            "sample_rate": 1.0,
+            "accountant": "in-clients",
+            "delta": 1e-5,
+            "client_reports": reports,
+        },
         "privacy": {"epsilon": max(r["epsilon"] for r in reports.values()), "delta": 1e-5},
         "model_sha256": "0" * 64,
-    }  # fmt: skip
+    }
 
 
 def _report(steps: int, z: float = 1.0, q: float = 0.02) -> dict:

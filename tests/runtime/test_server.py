@@ -268,8 +268,15 @@ def test_dpsgd_branches_report_their_accounting_to_a_ledger_that_verifies(
         x = torch.randn(200, 4, generator=generator)
         y = (x[:, 0] > 0).long()
         model = torch.nn.Linear(4, 2)
-        trainer = DPSGDTrainer(model, TensorDataset(x, y), batch_size=20, learning_rate=0.1,
-                               max_grad_norm=1.0, noise_multiplier=1.0, delta=1e-3)  # fmt: skip
+        trainer = DPSGDTrainer(
+            model,
+            TensorDataset(x, y),
+            batch_size=20,
+            learning_rate=0.1,
+            max_grad_norm=1.0,
+            noise_multiplier=1.0,
+            delta=1e-3,
+        )
         hooks.append(DPSGDHook(trainer, epochs=1))
     size = flat_parameters(torch.nn.Linear(4, 2)).size
     config = FederationConfig.from_dict(
@@ -282,8 +289,7 @@ def test_dpsgd_branches_report_their_accounting_to_a_ledger_that_verifies(
     )
     hub = InProcessHub()
     for name, hook in zip(names, hooks, strict=True):
-        client = FederationClient(name, hook, hub.connect(name),
-                                  privacy_report=hook.privacy_report)  # fmt: skip
+        client = FederationClient(name, hook, hub.connect(name), privacy_report=hook.privacy_report)
         threading.Thread(
             target=client.run, kwargs={"idle_timeout": 20, "rounds": 2}, daemon=True
         ).start()
@@ -410,10 +416,17 @@ def test_adaptive_clipping_in_a_federation_follows_the_norms_and_the_ledger_veri
     data = {
         "federation": {"name": "adaptive", "clients": NAMES, "dimension": D, "rounds": 4},
         "backend": {"name": "secagg+", "value_bound": 2.0},
-        "dp": {"clip": 0.05, "noise_multiplier": 0.3, "delta": 1e-3, "adaptive_clip": True,
-               "count_noise_stddev": 0.5, "clip_learning_rate": 1.0, "accountant": "rdp"},
+        "dp": {
+            "clip": 0.05,
+            "noise_multiplier": 0.3,
+            "delta": 1e-3,
+            "adaptive_clip": True,
+            "count_noise_stddev": 0.5,
+            "clip_learning_rate": 1.0,
+            "accountant": "rdp",
+        },
         "deadlines": {"phase_seconds": 30.0},
-    }  # fmt: skip
+    }
     config = FederationConfig.from_dict(data)
     hub = InProcessHub()
     _start_clients(hub, NAMES, rounds=4)  # update norms 0.16 .. 1.3: far above 0.05

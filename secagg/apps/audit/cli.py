@@ -24,8 +24,11 @@ def _key(pubkey: str | None) -> bytes | None:
 
 @audit.command("verify")
 @click.argument("ledger", type=click.Path(dir_okay=False))
-@click.option("--pubkey", type=click.Path(dir_okay=False),
-              help="The ledger's public key (PEM) as the auditor received it.")  # fmt: skip
+@click.option(
+    "--pubkey",
+    type=click.Path(dir_okay=False),
+    help="The ledger's public key (PEM) as the auditor received it.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def verify(ledger: str, pubkey: str | None, as_json: bool) -> None:
     """Check the chain, every signature and every epsilon claim; exit 1 on any failure."""
@@ -51,12 +54,16 @@ def verify(ledger: str, pubkey: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     elif result.ok:
-        click.echo(f"VERIFIED: {payload['rows']} rows, chain and signatures intact, every "
-                   f"epsilon claim follows; cumulative epsilon {payload['epsilon']}")  # fmt: skip
+        click.echo(
+            f"VERIFIED: {payload['rows']} rows, chain and signatures intact, every "
+            f"epsilon claim follows; cumulative epsilon {payload['epsilon']}"
+        )
         click.echo(f"head hash (keep it to detect a rollback): {result.chain.head_hash}")
         if pubkey is None:
-            click.echo("note: checked against the key embedded in the ledger; pass --pubkey "
-                       "with the key you received to rule out a re-signed ledger")  # fmt: skip
+            click.echo(
+                "note: checked against the key embedded in the ledger; pass --pubkey "
+                "with the key you received to rule out a re-signed ledger"
+            )
     else:
         click.echo(f"FAILED: {result.first_failure}", err=True)
     if not result.ok:
@@ -114,7 +121,7 @@ def empirical(
     seed: int | None,
     as_json: bool,
 ) -> None:
-    """One-shot empirical epsilon with canary clients (Andrew et al., ICLR 2024)."""  # fmt: skip
+    """One-shot empirical epsilon with canary clients (Andrew et al., ICLR 2024)."""
     import warnings
 
     from secagg.apps.audit.empirical import run_canary_audit
@@ -122,13 +129,19 @@ def empirical(
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     try:
         estimate = run_canary_audit(
-            noise_multiplier=noise_multiplier, rounds=rounds, canaries=canaries,
-            branches=branches, delta=delta, seed=seed,
-        )  # fmt: skip
+            noise_multiplier=noise_multiplier,
+            rounds=rounds,
+            canaries=canaries,
+            branches=branches,
+            delta=delta,
+            seed=seed,
+        )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    payload = {k: (str(v) if isinstance(v, float) and v == float("inf") else v)
-               for k, v in estimate.as_dict().items()}  # fmt: skip
+    payload = {
+        k: (str(v) if isinstance(v, float) and v == float("inf") else v)
+        for k, v in estimate.as_dict().items()
+    }
     if as_json:
         click.echo(json.dumps(payload, indent=2))
         return

@@ -140,10 +140,17 @@ def run_canary_audit(
     from secagg.apps.simulation.runner import BranchTrainer, load_branches
 
     config = SimulationConfig(
-        branches=branches, rounds=rounds, seed=seed or 0, model="mlp", mechanism="off",
-        train_rows=train_rows, test_rows_per_branch=100, local_epochs=1, dropout=0.0,
+        branches=branches,
+        rounds=rounds,
+        seed=seed or 0,
+        model="mlp",
+        mechanism="off",
+        train_rows=train_rows,
+        test_rows_per_branch=100,
+        local_epochs=1,
+        dropout=0.0,
         update_clip=clip,
-    )  # fmt: skip
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -174,13 +181,22 @@ def run_canary_audit(
     cos_in, cos_out = cosines[:canaries], cosines[canaries:]
     mu, mu_low, eps, eps_low = estimate_from_cosines(cos_in, cos_out, delta)
     bound = (
-        math.inf if noise_multiplier == 0
+        math.inf
+        if noise_multiplier == 0
         else accountant_epsilon(noise_multiplier, 1.0, rounds, delta)
-    )  # fmt: skip
+    )
     return EmpiricalEstimate(
-        epsilon_estimate=eps, epsilon_lower_95=eps_low, epsilon_accountant=bound,
-        mu_estimate=mu, mu_lower_95=mu_low, delta=delta, canaries=canaries, dimension=d,
-        rounds=rounds, noise_multiplier=noise_multiplier,
-        inserted_cosine_mean=float(cos_in.mean()), held_out_cosine_mean=float(cos_out.mean()),
+        epsilon_estimate=eps,
+        epsilon_lower_95=eps_low,
+        epsilon_accountant=bound,
+        mu_estimate=mu,
+        mu_lower_95=mu_low,
+        delta=delta,
+        canaries=canaries,
+        dimension=d,
+        rounds=rounds,
+        noise_multiplier=noise_multiplier,
+        inserted_cosine_mean=float(cos_in.mean()),
+        held_out_cosine_mean=float(cos_out.mean()),
         held_out_cosine_std=float(cos_out.std(ddof=1)),
-    )  # fmt: skip
+    )

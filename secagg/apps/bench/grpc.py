@@ -355,9 +355,17 @@ def _spawn_workers(
     workers = []
     for index, group in enumerate(groups):
         arguments = [
-            "--worker", "--target", target, "--certs", config.server.certificates,
-            "--dimension", str(config.dimension), "--rounds", str(config.rounds), *group,
-        ]  # fmt: skip
+            "--worker",
+            "--target",
+            target,
+            "--certs",
+            config.server.certificates,
+            "--dimension",
+            str(config.dimension),
+            "--rounds",
+            str(config.rounds),
+            *group,
+        ]
         workers.append(_spawn(arguments, group, workdir / f"worker-{index}.err", env))
     return workers
 
@@ -435,11 +443,20 @@ def _run_inprocess_child(
     """:func:`_run_inprocess` in a fresh process (``--inprocess``) with BLAS threads pinned."""
     model_path = workdir / "inprocess-model.npy"
     arguments = [
-        "--inprocess", "--clients", str(len(config.clients)),
-        "--dimension", str(config.dimension), "--rounds", str(config.rounds),
-        "--certs", config.server.certificates, "--state", str(workdir / "inprocess.sqlite"),
-        "--model", str(model_path),
-    ]  # fmt: skip
+        "--inprocess",
+        "--clients",
+        str(len(config.clients)),
+        "--dimension",
+        str(config.dimension),
+        "--rounds",
+        str(config.rounds),
+        "--certs",
+        config.server.certificates,
+        "--state",
+        str(workdir / "inprocess.sqlite"),
+        "--model",
+        str(model_path),
+    ]
     child = _spawn(arguments, [], workdir / "inprocess.err", _child_env(blas_threads))
     try:
         try:

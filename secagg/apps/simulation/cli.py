@@ -20,18 +20,28 @@ from secagg.errors import ConfigurationError
 
 def _options(function: Any) -> Any:
     options = [
-        click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                     help="A TOML file (see secagg.apps.simulation.config); flags override it."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            help="A TOML file (see secagg.apps.simulation.config); flags override it.",
+        ),
         click.option("--branches", type=int, help="Number of branches [8]."),
         click.option("--rounds", type=int, help="Federated rounds [10]."),
         click.option("--seed", type=int, help="Seed of data, training and dropouts [0]."),
         click.option("--model", type=click.Choice(MODELS), help="Fraud model [mlp]."),
         click.option("--backend", type=click.Choice(BACKENDS), help="Aggregation [secagg+]."),
         click.option("--dropout", type=float, help="Chance a branch vanishes in a round [0.05]."),
-        click.option("--unit", type=click.Choice(["record", "client"]),
-                     help="DP unit: a customer record, or a whole branch [record]."),
-        click.option("--mechanism", type=click.Choice(["dpsgd", "central", "distributed", "off"]),
-                     help="dpsgd (record), central or distributed (client), off [dpsgd]."),
+        click.option(
+            "--unit",
+            type=click.Choice(["record", "client"]),
+            help="DP unit: a customer record, or a whole branch [record].",
+        ),
+        click.option(
+            "--mechanism",
+            type=click.Choice(["dpsgd", "central", "distributed", "off"]),
+            help="dpsgd (record), central or distributed (client), off [dpsgd].",
+        ),
         click.option("--epsilon", type=float, help="Target epsilon [3]."),
         click.option("--noise-multiplier", type=float, help="Noise, instead of a target."),
         click.option("--delta", type=float, help="DP delta [1e-5]."),
@@ -47,12 +57,16 @@ def _options(function: Any) -> Any:
         click.option("--partition", type=click.Choice(PARTITIONS), help="CSV split [dirichlet]."),
         click.option("--alpha", type=float, help="Dirichlet concentration [0.5]."),
         click.option("--train-rows", type=int, help="Synthetic training rows in all [120000]."),
-        click.option("--test-rows", "test_rows_per_branch", type=int,
-                     help="Synthetic test rows per branch [20000]."),
+        click.option(
+            "--test-rows",
+            "test_rows_per_branch",
+            type=int,
+            help="Synthetic test rows per branch [20000].",
+        ),
         click.option("--out", type=click.Path(file_okay=False), help="Run folder (must be new)."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         function = option(function)
     return function
@@ -176,29 +190,46 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         title=f"{c.branches} branches, {c.rounds} rounds, {c.backend}, "
         + (f"{c.unit}-level DP ({c.mechanism})" if c.private else "no DP")
     )
-    for column in ("setting", "AUPRC", "mean branch AUPRC", "ROC-AUC", "recall@1%FPR", "ε",
-                   "sent/branch/round", "s/round"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "setting" else "right",
-                         no_wrap=column == "setting")  # fmt: skip
+    for column in (
+        "setting",
+        "AUPRC",
+        "mean branch AUPRC",
+        "ROC-AUC",
+        "recall@1%FPR",
+        "ε",
+        "sent/branch/round",
+        "s/round",
+    ):
+        table.add_column(
+            column, justify="left" if column == "setting" else "right", no_wrap=column == "setting"
+        )
     for row in summary_rows(result):
         eps = fmt(row["epsilon"], 2) + (f" ({row['epsilon_unit']})" if row["epsilon_unit"] else "")
         table.add_row(
-            row["setting"], fmt(row["auprc"]), fmt(row["mean_branch_auprc"]),
-            fmt(row["roc_auc"]), fmt(row["recall_at_1pct_fpr"]), eps,
-            fmt_bytes(row["bytes_sent_per_branch_per_round"]), fmt(row["seconds_per_round"], 1),
-        )  # fmt: skip
+            row["setting"],
+            fmt(row["auprc"]),
+            fmt(row["mean_branch_auprc"]),
+            fmt(row["roc_auc"]),
+            fmt(row["recall_at_1pct_fpr"]),
+            eps,
+            fmt_bytes(row["bytes_sent_per_branch_per_round"]),
+            fmt(row["seconds_per_round"], 1),
+        )
     console.print(table)
     fed = next(v for k, v in result.settings.items() if k.startswith("federated"))
     local = result.settings["local-only"]
     behind = [
-        name for name in fed["branches"]
+        name
+        for name in fed["branches"]
         if fed["branches"][name]["auprc"] < local["branches"][name]["auprc"]
-    ]  # fmt: skip
+    ]
     console.print(
         f"dropouts: {len(result.dropouts)}; rounds completed {fed['rounds_completed']}, "
         f"aborted {fed['rounds_aborted']}; branches where federated AUPRC < local-only: "
         f"{', '.join(behind) or 'none'}"
     )
-    console.print(f"run folder: {run_dir} ({', '.join(p.name for p in written)}, server.sqlite, "
-                  "ledger.sqlite, ledger.pub.pem)")  # fmt: skip
+    console.print(
+        f"run folder: {run_dir} ({', '.join(p.name for p in written)}, server.sqlite, "
+        "ledger.sqlite, ledger.pub.pem)"
+    )
     console.print(f"total {result.seconds:.1f} s")

@@ -61,15 +61,28 @@ PARTITIONS = ("iid", "dirichlet", "feature")
 
 #: the TOML sections and the fields each may set
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "simulation": ("branches", "rounds", "seed", "model", "backend", "dropout",
-                   "tolerated_dropout", "corrupt_fraction", "out"),
-    "privacy": ("unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip",
-                "update_clip"),
-    "training": ("local_epochs", "batch_size", "learning_rate", "positive_weight",
-                 "server_learning_rate", "server_momentum"),
-    "data": ("source", "path", "label", "partition", "alpha", "train_rows",
-             "test_rows_per_branch"),
-}  # fmt: skip
+    "simulation": (
+        "branches",
+        "rounds",
+        "seed",
+        "model",
+        "backend",
+        "dropout",
+        "tolerated_dropout",
+        "corrupt_fraction",
+        "out",
+    ),
+    "privacy": ("unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip", "update_clip"),
+    "training": (
+        "local_epochs",
+        "batch_size",
+        "learning_rate",
+        "positive_weight",
+        "server_learning_rate",
+        "server_momentum",
+    ),
+    "data": ("source", "path", "label", "partition", "alpha", "train_rows", "test_rows_per_branch"),
+}
 
 
 def _require(condition: bool, message: str) -> None:

@@ -145,23 +145,41 @@ def _write_config(result: SimulationResult, path: Path) -> Path:
 def _write_rounds_csv(result: SimulationResult, path: Path) -> Path:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["round", "status", "branch", "contributed", "auprc", "roc_auc",
-                         "recall_at_1pct_fpr", "epsilon", "bytes_sent", "bytes_received",
-                         "seconds"])  # fmt: skip
+        writer.writerow(
+            [
+                "round",
+                "status",
+                "branch",
+                "contributed",
+                "auprc",
+                "roc_auc",
+                "recall_at_1pct_fpr",
+                "epsilon",
+                "bytes_sent",
+                "bytes_received",
+                "seconds",
+            ]
+        )
         for r in result.rounds:
             for name, metrics in [*r["branches"].items(), ("pooled", r["pooled"])]:
                 eps = r["epsilon_record_level"].get(name) if name != "pooled" else r["epsilon"]
                 if r["epsilon_client_level"] is not None:
                     eps = r["epsilon_client_level"]
-                writer.writerow([
-                    r["round"], r["status"], name,
-                    "" if name == "pooled" else int(name in r["contributed"]),
-                    metrics["auprc"], metrics["roc_auc"], metrics["recall_at_1pct_fpr"],
-                    "" if eps is None else eps,
-                    r["bytes_sent"].get(name, sum(r["bytes_sent"].values())),
-                    r["bytes_received"].get(name, sum(r["bytes_received"].values())),
-                    r["seconds"],
-                ])  # fmt: skip
+                writer.writerow(
+                    [
+                        r["round"],
+                        r["status"],
+                        name,
+                        "" if name == "pooled" else int(name in r["contributed"]),
+                        metrics["auprc"],
+                        metrics["roc_auc"],
+                        metrics["recall_at_1pct_fpr"],
+                        "" if eps is None else eps,
+                        r["bytes_sent"].get(name, sum(r["bytes_sent"].values())),
+                        r["bytes_received"].get(name, sum(r["bytes_received"].values())),
+                        r["seconds"],
+                    ]
+                )
     return path
 
 
@@ -177,14 +195,28 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for name in names:
-        ax.plot(rounds, [r["branch_auprc"][name] for r in result.rounds], marker=".",
-                linewidth=1, label=name)  # fmt: skip
-    ax.plot(rounds, [r["pooled"]["auprc"] for r in result.rounds], color="black",
-            linewidth=2.5, label="all branches")  # fmt: skip
+        ax.plot(
+            rounds,
+            [r["branch_auprc"][name] for r in result.rounds],
+            marker=".",
+            linewidth=1,
+            label=name,
+        )
+    ax.plot(
+        rounds,
+        [r["pooled"]["auprc"] for r in result.rounds],
+        color="black",
+        linewidth=2.5,
+        label="all branches",
+    )
     central = result.settings.get("centralized (non-private)")
     if central is not None:
-        ax.axhline(central["pooled"]["auprc"], color="grey", linestyle="--",
-                   label="centralized, non-private")  # fmt: skip
+        ax.axhline(
+            central["pooled"]["auprc"],
+            color="grey",
+            linestyle="--",
+            label="centralized, non-private",
+        )
     ax.set_xlabel("round")
     ax.set_ylabel("AUPRC (held-out test set)")
     ax.set_title(f"Federated AUPRC per round ({result.config.backend})")
@@ -193,19 +225,31 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5))
     if any(r["epsilon_client_level"] is not None for r in result.rounds):
         eps = [r["epsilon_client_level"] for r in result.rounds]
-        ax.plot(rounds, [math.nan if e is None else e for e in eps], marker="o",
-                label="client-level (every branch)")  # fmt: skip
+        ax.plot(
+            rounds,
+            [math.nan if e is None else e for e in eps],
+            marker="o",
+            label="client-level (every branch)",
+        )
     else:
         for name in names:
             eps = [r["epsilon_record_level"].get(name) for r in result.rounds]
-            ax.plot(rounds, [math.nan if e is None else e for e in eps], marker=".",
-                    linewidth=1, label=name)  # fmt: skip
+            ax.plot(
+                rounds,
+                [math.nan if e is None else e for e in eps],
+                marker=".",
+                linewidth=1,
+                label=name,
+            )
     if result.config.private and result.config.epsilon is not None:
         ax.axhline(result.config.epsilon, color="red", linestyle="--", label="target")
     ax.set_xlabel("round")
     ax.set_ylabel(f"epsilon spent (delta = {result.config.delta:g})")
-    ax.set_title(f"Privacy spent per round ({result.config.unit}-level)"
-                 if result.config.private else "No differential privacy in this run")  # fmt: skip
+    ax.set_title(
+        f"Privacy spent per round ({result.config.unit}-level)"
+        if result.config.private
+        else "No differential privacy in this run"
+    )
     paths.append(_save(fig, ax, run_dir / "epsilon.png"))
     return paths
 
@@ -270,8 +314,13 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             f"| {name} | {branch['train_rows']} | {branch['train_frauds']} | "
             f"{branch['fraud_rate']:.4f} | {cells} |"
         )
-    lines += ["", "## Rounds", "", "| round | status | dropped | AUPRC | ε | s |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Rounds",
+        "",
+        "| round | status | dropped | AUPRC | ε | s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in result.rounds:
         dropped = ", ".join(r["dropped"]) or "-"
         lines.append(

@@ -101,9 +101,13 @@ def load_branches(config: SimulationConfig) -> list[BranchData]:
         table = load_labelled_csv(config.path, config.label)
     feature = table.x[:, 0] if config.partition == "feature" else None
     parts = partition(
-        table.y, config.branches, kind=config.partition, alpha=config.alpha,
-        seed=config.seed, feature=feature,
-    )  # fmt: skip
+        table.y,
+        config.branches,
+        kind=config.partition,
+        alpha=config.alpha,
+        seed=config.seed,
+        feature=feature,
+    )
     splits = [train_test_split(rows, 0.3, config.seed + b) for b, rows in enumerate(parts)]
     train_rows = np.concatenate([train for train, _ in splits])
     scaled = standardize(
@@ -192,11 +196,15 @@ class BranchTrainer:
             from secagg.apps.models.training import train_plain
 
             train_plain(
-                self.model, self.data.x_train, self.data.y_train, epochs=epochs,
+                self.model,
+                self.data.x_train,
+                self.data.y_train,
+                epochs=epochs,
                 batch_size=min(self.config.batch_size, self.data.num_train),
-                learning_rate=self.config.learning_rate, loss_fn=self._loss,
+                learning_rate=self.config.learning_rate,
+                loss_fn=self._loss,
                 seed=_derived_seed(self.config, self.role, self.data.name, self._trained_epochs),
-            )  # fmt: skip
+            )
         self._trained_epochs += epochs
 
     def epsilon(self) -> float | None:
@@ -213,8 +221,9 @@ class BranchTrainer:
             self.train(self.config.local_epochs)
             update = self.flat().astype(np.float64) - start.astype(np.float64)
             if not np.all(np.isfinite(update)):  # diverged (a noisy global model can do it)
-                log.warning("%s: local training diverged; it contributes a zero update",
-                            self.data.name)  # fmt: skip
+                log.warning(
+                    "%s: local training diverged; it contributes a zero update", self.data.name
+                )
                 self.load(start)
                 return np.zeros_like(update)
             if self.config.unit == "client" and self.config.private:
@@ -288,9 +297,12 @@ def _distributed_noise(config: SimulationConfig, dimension: int) -> float:
     )
     for _ in range(500):
         ddg = DistributedDiscreteGaussian(
-            dimension=dimension, clip=config.clip, noise_multiplier=z,
-            expected_clients=config.branches, bits=32,
-        )  # fmt: skip
+            dimension=dimension,
+            clip=config.clip,
+            noise_multiplier=z,
+            expected_clients=config.branches,
+            bits=32,
+        )
         spent = ddg.epsilon(
             noise_contributors=honest, sample_rate=1.0, rounds=config.rounds, delta=config.delta
         )
@@ -328,8 +340,9 @@ def federation_config(config: SimulationConfig, dimension: int, state: Path) -> 
             delta=config.delta,
         )
     elif config.private:
-        dp = DPSettings(unit="record", mechanism="dpsgd", clip=config.update_clip,
-                        delta=config.delta)  # fmt: skip
+        dp = DPSettings(
+            unit="record", mechanism="dpsgd", clip=config.update_clip, delta=config.delta
+        )
     else:
         dp = None
     return FederationConfig(
@@ -391,13 +404,14 @@ def _run_baselines(
     eps = [e for e in local_eps.values() if e is not None]
     settings["local-only"] = {
         "branches": per_branch,
-        "mean_branch_auprc": float(np.mean([m["auprc"] for m in per_branch.values()
-                                            if not math.isnan(m["auprc"])])),
+        "mean_branch_auprc": float(
+            np.mean([m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])])
+        ),
         "epsilon": max(eps) if eps else None,
         "epsilon_unit": "record" if eps else None,
         "bytes_sent_per_branch_per_round": 0,
         "seconds_per_round": None,
-    }  # fmt: skip
+    }
     # centralized, non-private: the upper bound
     progress("centralized", 0, 1, "")
     start = time.perf_counter()
@@ -405,13 +419,22 @@ def _run_baselines(
     y = np.concatenate([b.y_train for b in branches])
     model = build_model(config.model, x.shape[1], seed=config.seed)
     train_plain(
-        model, x, y, epochs=config.epochs, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, loss_fn=fraud_loss(config.positive_weight),
+        model,
+        x,
+        y,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        loss_fn=fraud_loss(config.positive_weight),
         seed=_derived_seed(config, "centralized"),
-    )  # fmt: skip
+    )
     central = evaluate(model, branches)
-    central.update(epsilon=math.inf, epsilon_unit=None, bytes_sent_per_branch_per_round=None,
-                   seconds_per_round=None)  # fmt: skip
+    central.update(
+        epsilon=math.inf,
+        epsilon_unit=None,
+        bytes_sent_per_branch_per_round=None,
+        seconds_per_round=None,
+    )
     settings["centralized (non-private)"] = central
     progress("centralized", 1, 1, f"{time.perf_counter() - start:.1f}s")
     return settings
@@ -446,19 +469,26 @@ def run_federation(
     for b in branches:
         dpsgd = trainers[b.name].dpsgd
         client = FederationClient(
-            b.name, trainers[b.name].update_hook(), network.connect(b.name),
+            b.name,
+            trainers[b.name].update_hook(),
+            network.connect(b.name),
             replay_seed=_replay_bytes(config, "rounding", b.name),
             privacy_report=None if dpsgd is None else dpsgd.privacy_report,
-        )  # fmt: skip
+        )
         thread = threading.Thread(
-            target=client.run, kwargs={"idle_timeout": 1800.0, "rounds": config.rounds},
-            name=f"client-{b.name}", daemon=True,
-        )  # fmt: skip
+            target=client.run,
+            kwargs={"idle_timeout": 1800.0, "rounds": config.rounds},
+            name=f"client-{b.name}",
+            daemon=True,
+        )
         threads.append(thread)
     if fed.backend.key_holder is not None:
         holder = key_holder_service(fed, network.connect(fed.backend.key_holder))
-        threads.append(threading.Thread(target=holder.run, kwargs={"idle_timeout": 60.0},
-                                        name="key-holder", daemon=True))  # fmt: skip
+        threads.append(
+            threading.Thread(
+                target=holder.run, kwargs={"idle_timeout": 60.0}, name="key-holder", daemon=True
+            )
+        )
     for thread in threads:
         thread.start()
 
@@ -493,19 +523,22 @@ def run_federation(
             "branches": metrics["branches"],
             "epsilon_client_level": result.epsilon,
             "epsilon_record_level": record_eps,
-            "epsilon": result.epsilon if result.epsilon is not None else (
-                max(known_eps) if known_eps else None),
+            "epsilon": result.epsilon
+            if result.epsilon is not None
+            else (max(known_eps) if known_eps else None),
             "bytes_sent": sent,
             "bytes_received": received,
-        }  # fmt: skip
+        }
         rounds.append(row)
         clock["start"] = time.perf_counter()
         eps = row["epsilon"]
         progress(
-            "federated", len(rounds), config.rounds,
+            "federated",
+            len(rounds),
+            config.rounds,
             f"round {result.number} {result.status}: AUPRC {metrics['pooled']['auprc']:.3f}"
             + (f", ε {eps:.2f}" if eps is not None and math.isfinite(eps) else ""),
-        )  # fmt: skip
+        )
 
     progress("federated", 0, config.rounds, "")
     ledger_path = ledger_path or state.with_name(state.stem + ".ledger.sqlite")
@@ -519,8 +552,9 @@ def run_federation(
         ledger_path=ledger_path,
         export_key_to=ledger_path.with_suffix(".pub.pem"),
     )
-    server.run(wait_for_clients=60.0, max_consecutive_aborts=config.rounds,
-               max_attempts=config.rounds)  # fmt: skip
+    server.run(
+        wait_for_clients=60.0, max_consecutive_aborts=config.rounds, max_attempts=config.rounds
+    )
     for thread in threads:
         thread.join(timeout=5.0)
     dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in network.dropouts]
