@@ -215,6 +215,7 @@ class DPConfig:
 
 #: the mechanisms of each unit (record level: DP-SGD inside each client)
 MECHANISMS = {"client": ("central", "distributed"), "record": ("dpsgd",)}
+#: the central mechanism's accountants (the vocabulary: secagg.dp.accountants.ACCOUNTANTS)
 ACCOUNTANTS = ("pld", "rdp")
 
 
@@ -261,7 +262,11 @@ class DPSettings:
             "dp.noise_multiplier must be finite and non-negative",
         )
         _require(0 < self.delta < 1, "dp.delta must lie in (0, 1)")
-        _require(self.accountant in ACCOUNTANTS, "dp.accountant must be 'pld' or 'rdp'")
+        _require(
+            self.accountant in ACCOUNTANTS,
+            "dp.accountant must be 'pld' or 'rdp' (the central mechanism's; the distributed "
+            "one and DP-SGD bring their own, see secagg.dp.accountants)",
+        )
         if self.adaptive_clip:
             _require(
                 self.unit == PrivacyUnit.CLIENT and self.mechanism == "central",

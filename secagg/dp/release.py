@@ -20,7 +20,7 @@ The runtime holds it and never asks which one it is:
   the epsilon spent so far with the figures the store and the ledger keep.
 
 Accountants stay behind the mechanism: the central mechanism composes the
-Poisson-subsampled Gaussian (:class:`~secagg.dp.accounting.PrivacyAccountant`),
+Poisson-subsampled Gaussian (:class:`~secagg.dp.accountants.GaussianAccountant`),
 the distributed one its own RDP bound at the fewest honest noise shares any
 round had, and record-level DP (DP-SGD inside each branch) the branches' own
 accountants, whose reports it keeps; the release's claim is the worst branch's.
@@ -31,11 +31,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from secagg.crypto.stream import KeyedStream
+from secagg.dp.accountants import ACCOUNTANTS, DiscreteGaussianAccountant, GaussianAccountant
 from secagg.dp.adaptive import AdaptiveClipping, append_report, split_report, unclipped_report
 from secagg.dp.central import CentralGaussian
 from secagg.dp.clipping import clip_l2
@@ -46,11 +47,8 @@ from secagg.dp.distributed import (
 )
 from secagg.errors import ConfigurationError, MalformedMessage
 
-if TYPE_CHECKING:
-    from secagg.dp.accounting import PrivacyAccountant
-
 #: accountant names of the record-level reports a branch may send (Opacus's)
-RECORD_ACCOUNTANTS = ("prv", "rdp")
+RECORD_ACCOUNTANTS = tuple(n for n, (_, kinds) in ACCOUNTANTS.items() if "dpsgd" in kinds)
 
 
 @dataclass(frozen=True)
@@ -240,11 +238,8 @@ class CentralRelease(_ClientLevel):
         self._gaussian = CentralGaussian(
             self.clip or 1.0, self.noise_multiplier, self.expected_clients
         )
-        from secagg.dp.accounting import PrivacyAccountant  # dp_accounting: server side only
-
         self._noise = noise
-        self._accountant = PrivacyAccountant(self.delta, self.accountant_name, unit="client")
-        self._unbounded = False  # a round released with z = 0: no guarantee at all
+        self._accountant = GaussianAccountant(self.delta, self.accountant_name)
 
     @property
     def backend_noise_stddev(self) -> float:  # type: ignore[override]
@@ -252,7 +247,7 @@ class CentralRelease(_ClientLevel):
         return 0.0 if self.adaptive is not None else self._gaussian.stddev
 
     @property
-    def accountant(self) -> PrivacyAccountant:
+    def accountant(self) -> GaussianAccountant:
         """The Poisson-subsampled Gaussian composed over the released rounds."""
         return self._accountant
 
@@ -263,11 +258,9 @@ class CentralRelease(_ClientLevel):
                 self.sample_rate,
                 count_noise_stddev=self.adaptive.count_stddev,
             )
-        elif self.noise_multiplier > 0:
-            self._accountant.step(self.noise_multiplier, self.sample_rate)
         else:
-            self._unbounded = True
-        return math.inf if self._unbounded else self._accountant.epsilon()
+            self._accountant.step(self.noise_multiplier, self.sample_rate)  # z = 0: inf
+        return self._accountant.epsilon()
 
     def restore(self, stored: dict[str, Any]) -> None:
         if self.adaptive is not None and "next_clip" in stored:
@@ -344,32 +337,27 @@ class DistributedRelease(_ClientLevel):
         )
         self.corrupt_fraction = corrupt_fraction
         self._seeds = seeds
-        self._honest: list[int] = []
+        self.accountant = DiscreteGaussianAccountant(
+            self.ddg, sample_rate=self.sample_rate, delta=self.delta
+        )
 
     def round_options(self, num_participants: int) -> dict[str, Any]:
         seed = self._seeds.words(2).tobytes() if self._seeds is not None else os.urandom(16)
         return {"noise_share": NoiseShareRound(self.ddg, seed)}
 
     def epsilon(self) -> float:
-        if not self._honest:
-            return 0.0
-        return self.ddg.epsilon(
-            noise_contributors=min(self._honest),
-            sample_rate=self.sample_rate,
-            rounds=len(self._honest),
-            delta=self.delta,
-        )
+        return self.accountant.epsilon()
 
     def restore(self, stored: dict[str, Any]) -> None:
         if "noise_contributors" in stored:
-            self._honest.append(int(stored["noise_contributors"]))
+            self.accountant.step(int(stored["noise_contributors"]))
 
     def release(
         self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
     ) -> Release:
         assumed_corrupt = math.floor(self.corrupt_fraction * participants)
         honest = honest_noise_contributors(contributors, assumed_corrupt)
-        self._honest.append(honest)
+        self.accountant.step(honest)
         return Release(
             total / self.expected_clients, self.epsilon(), {"noise_contributors": honest}
         )

@@ -1,9 +1,10 @@
 """``secagg audit verify``: the chain, every signature, and every epsilon claim.
 
 The epsilon check does not trust the claimed numbers: it replays the recorded
-mechanism parameters of every completed round through the same accountant
-(:class:`~secagg.dp.accounting.PrivacyAccountant` for central Gaussian noise,
-the distributed discrete Gaussian's own bound for noise added by the clients)
+mechanism parameters of every completed round through the same accountants the
+server's mechanisms hold (:mod:`secagg.dp.accountants`: the Gaussian for central
+noise, the distributed discrete Gaussian's bound for noise added by the clients,
+Opacus's for each branch's DP-SGD)
 and compares the cumulative epsilon each row claims with what follows.
 """
 
@@ -15,6 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secagg.dp.accountants import (
+    DiscreteGaussianAccountant,
+    GaussianAccountant,
+    RecordLevelAccountant,
+)
 from secagg.ledger.chain import ChainReport, ChainRow, read_chain
 
 #: claimed and recomputed epsilons must agree this closely (relative)
@@ -57,9 +63,8 @@ class EpsilonReplay:
     def __init__(self) -> None:
         self._accountant: Any = None
         self._distributed: dict[str, Any] | None = None
-        self._honest: list[int] = []
+        self._ddg: DiscreteGaussianAccountant | None = None
         self._current: float | None = None
-        self._infinite = False
         self._latest_reports: dict[str, float] = {}  # identity hash -> recomputed epsilon
         self._cache: dict[str, float] = {}
 
@@ -80,15 +85,11 @@ class EpsilonReplay:
     def _opacus_epsilon(self, report: dict[str, Any]) -> float:
         key = json.dumps([report["accountant"], report["delta"], report["history"]])
         if key not in self._cache:
-            from opacus.accountants import create_accountant
-
-            accountant = create_accountant(mechanism=str(report["accountant"]))
-            accountant.history = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
-            self._cache[key] = (
-                float(accountant.get_epsilon(delta=float(report["delta"])))
-                if accountant.history
-                else 0.0
+            history = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
+            accountant = RecordLevelAccountant(
+                str(report["accountant"]), float(report["delta"]), history
             )
+            self._cache[key] = accountant.epsilon()
         return self._cache[key]
 
     def feed(self, entry: dict[str, Any]) -> float | None:
@@ -99,18 +100,11 @@ class EpsilonReplay:
             return self._current
         mechanism = dp.get("mechanism")
         if mechanism == "central" and dp.get("unit") == "client":
-            from secagg.dp.accounting import PrivacyAccountant
-
             z, q = float(dp["noise_multiplier"]), float(dp["sample_rate"])
             if self._accountant is None:
-                self._accountant = PrivacyAccountant(
-                    float(dp["delta"]), str(dp["accountant"]), unit="client"
-                )
-            if z <= 0:
-                self._infinite = True
-            else:
-                self._accountant.step(z, q)
-            self._current = math.inf if self._infinite else float(self._accountant.epsilon())
+                self._accountant = GaussianAccountant(float(dp["delta"]), str(dp["accountant"]))
+            self._accountant.step(z, q)  # an adaptive round's two releases compose to z
+            self._current = self._accountant.epsilon()
         elif mechanism == "distributed":
             from secagg.dp.distributed import DistributedDiscreteGaussian
 
@@ -118,23 +112,20 @@ class EpsilonReplay:
             if self._distributed is not None and params != self._distributed:
                 raise ValueError("the distributed mechanism's parameters changed mid-ledger")
             self._distributed = params
-            self._honest.append(int(dp["noise_contributors"]))
-            ddg = DistributedDiscreteGaussian(
-                dimension=int(params["dimension"]),
-                clip=float(params["clip"]),
-                noise_multiplier=float(params["noise_multiplier"]),
-                expected_clients=int(params["expected_clients"]),
-                bits=int(params["bits"]),
-                scale=float(params["scale"]),
-            )
-            self._current = float(
-                ddg.epsilon(
-                    noise_contributors=min(self._honest),
-                    sample_rate=float(dp["sample_rate"]),
-                    rounds=len(self._honest),
-                    delta=float(dp["delta"]),
+            if self._ddg is None:
+                ddg = DistributedDiscreteGaussian(
+                    dimension=int(params["dimension"]),
+                    clip=float(params["clip"]),
+                    noise_multiplier=float(params["noise_multiplier"]),
+                    expected_clients=int(params["expected_clients"]),
+                    bits=int(params["bits"]),
+                    scale=float(params["scale"]),
                 )
-            )
+                self._ddg = DiscreteGaussianAccountant(
+                    ddg, sample_rate=float(dp["sample_rate"]), delta=float(dp["delta"])
+                )
+            self._ddg.step(int(dp["noise_contributors"]))
+            self._current = self._ddg.epsilon()
         return self._current
 
 

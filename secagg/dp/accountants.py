@@ -1,0 +1,163 @@
+"""Accountants behind one interface, with one vocabulary (Opacus's ``IAccountant`` shape).
+
+Every epsilon the engine prints, signs or re-checks comes from an
+:class:`Accountant`: one object per guarantee, ``step`` once per released round
+with what really ran, ``epsilon()`` the spend so far at its fixed ``delta``.
+Three mechanisms, three implementations:
+
+* :class:`GaussianAccountant`: client-level DP-FedAvg, the Poisson-subsampled
+  Gaussian (adaptive-clipping rounds included), through Google's dp_accounting;
+* :class:`DiscreteGaussianAccountant`: the distributed discrete Gaussian, each round
+  charged at the honest noise shares really in the sum, composed at the fewest any
+  round had (Kairouz, Liu and Steinke 2021);
+* :class:`RecordLevelAccountant`: a branch's DP-SGD history, through Opacus's
+  accountant (what the branch itself ran).
+
+:data:`ACCOUNTANTS` is the one vocabulary of accountant names, each with the
+mechanisms it can account; configs, the ledger and ``secagg audit verify`` use
+these names and nothing else. The server's mechanisms
+(:mod:`secagg.dp.release`) and the ledger's replay (:mod:`secagg.ledger.verify`)
+hold the same classes, so the auditor recomputes with the code that claimed.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from secagg.errors import ConfigurationError
+
+#: name -> (what it is, the mechanisms it accounts)
+ACCOUNTANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pld": ("privacy loss distributions (dp_accounting), tight", ("central",)),
+    "rdp": ("Renyi DP, a looser upper bound", ("central", "dpsgd")),
+    "prv": ("privacy random variables (Opacus), tight", ("dpsgd",)),
+    "ddg-kls21": ("the distributed discrete Gaussian's RDP bound", ("distributed",)),
+}
+
+
+def check_accountant(name: str, mechanism: str) -> str:
+    """``name`` if it accounts ``mechanism``; otherwise a ConfigurationError naming both."""
+    if name not in ACCOUNTANTS or mechanism not in ACCOUNTANTS[name][1]:
+        fits = [n for n, (_, mechanisms) in ACCOUNTANTS.items() if mechanism in mechanisms]
+        raise ConfigurationError(
+            f"accountant {name!r} does not account the {mechanism} mechanism; choose one of {fits}"
+        )
+    return name
+
+
+class Accountant(abc.ABC):
+    """One guarantee's running accountant: ``step`` per released round, then ``epsilon``."""
+
+    name: str
+    unit: str
+    delta: float
+
+    @property
+    @abc.abstractmethod
+    def rounds(self) -> int:
+        """Rounds (or DP-SGD runs) charged so far."""
+
+    @abc.abstractmethod
+    def epsilon(self) -> float:
+        """Epsilon spent so far at :attr:`delta` (0.0 before the first round)."""
+
+
+class GaussianAccountant(Accountant):
+    """Client-level DP-FedAvg: ``step(z, q)`` per round (``count_noise_stddev`` with
+    adaptive clipping). A thin face on :class:`~secagg.dp.accounting.PrivacyAccountant`."""
+
+    unit = "client"
+
+    def __init__(self, delta: float, name: str = "pld") -> None:
+        from secagg.dp.accounting import PrivacyAccountant  # dp_accounting: on first use
+
+        self.name = check_accountant(name, "central")
+        self.delta = delta
+        self.inner = PrivacyAccountant(delta, name, unit="client")
+        self._unbounded = False  # a round released without noise: no guarantee at all
+
+    def step(
+        self,
+        noise_multiplier: float,
+        sample_rate: float,
+        *,
+        count_noise_stddev: float | None = None,
+    ) -> None:
+        if noise_multiplier <= 0:
+            self._unbounded = True
+            return
+        self.inner.step(noise_multiplier, sample_rate, count_noise_stddev=count_noise_stddev)
+
+    @property
+    def rounds(self) -> int:
+        return self.inner.rounds
+
+    def epsilon(self) -> float:
+        return math.inf if self._unbounded else float(self.inner.epsilon())
+
+
+class DiscreteGaussianAccountant(Accountant):
+    """The distributed discrete Gaussian: ``step(honest_shares)`` per round."""
+
+    name = "ddg-kls21"
+    unit = "client"
+
+    def __init__(self, mechanism: Any, *, sample_rate: float, delta: float) -> None:
+        self.mechanism = mechanism  # a DistributedDiscreteGaussian
+        self.sample_rate = sample_rate
+        self.delta = delta
+        self.honest_shares: list[int] = []
+
+    def step(self, honest_shares: int) -> None:
+        if honest_shares < 0:
+            raise ConfigurationError("honest noise shares cannot be negative")
+        self.honest_shares.append(int(honest_shares))
+
+    @property
+    def rounds(self) -> int:
+        return len(self.honest_shares)
+
+    def epsilon(self) -> float:
+        if not self.honest_shares:
+            return 0.0
+        return float(
+            self.mechanism.epsilon(
+                noise_contributors=min(self.honest_shares),
+                sample_rate=self.sample_rate,
+                rounds=len(self.honest_shares),
+                delta=self.delta,
+            )
+        )
+
+
+class RecordLevelAccountant(Accountant):
+    """A branch's DP-SGD: its (noise multiplier, sample rate, steps) history, replayed
+    through Opacus's accountant of the same name."""
+
+    unit = "record"
+
+    def __init__(
+        self, name: str, delta: float, history: Sequence[tuple[float, float, int]] = ()
+    ) -> None:
+        self.name = check_accountant(name, "dpsgd")
+        self.delta = delta
+        self.history = [(float(z), float(q), int(n)) for z, q, n in history]
+
+    def step(self, noise_multiplier: float, sample_rate: float, steps: int) -> None:
+        self.history.append((float(noise_multiplier), float(sample_rate), int(steps)))
+
+    @property
+    def rounds(self) -> int:
+        return len(self.history)
+
+    def epsilon(self) -> float:
+        if not self.history:
+            return 0.0
+        from opacus.accountants import create_accountant  # torch: on first use
+
+        accountant = create_accountant(mechanism=self.name)
+        accountant.history = list(self.history)
+        return float(accountant.get_epsilon(delta=self.delta))

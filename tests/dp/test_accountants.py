@@ -1,0 +1,76 @@
+"""One accountant interface, one vocabulary: what the server claims is what the audit replays."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from secagg.dp.accountants import (
+    ACCOUNTANTS,
+    Accountant,
+    DiscreteGaussianAccountant,
+    GaussianAccountant,
+    RecordLevelAccountant,
+    check_accountant,
+)
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp.config import DPSettings
+from secagg.dp.distributed import DistributedDiscreteGaussian
+from secagg.dp.release import mechanism_for
+from secagg.errors import ConfigurationError
+
+
+def test_one_vocabulary_names_what_each_accountant_accounts() -> None:
+    assert set(ACCOUNTANTS) == {"pld", "rdp", "prv", "ddg-kls21"}
+    assert check_accountant("pld", "central") == "pld"
+    assert check_accountant("prv", "dpsgd") == "prv"
+    for name, mechanism in (("prv", "central"), ("pld", "dpsgd"), ("gdp", "central")):
+        with pytest.raises(ConfigurationError, match="choose one of"):
+            check_accountant(name, mechanism)
+
+
+def test_gaussian_accountant_is_the_dp_fedavg_accountant_and_zero_noise_is_infinite() -> None:
+    accountant = GaussianAccountant(1e-5, "rdp")
+    reference = PrivacyAccountant(1e-5, "rdp")
+    for _ in range(3):
+        accountant.step(1.1, 0.2)
+        reference.step(1.1, 0.2)
+    assert isinstance(accountant, Accountant) and accountant.rounds == 3
+    assert accountant.epsilon() == pytest.approx(reference.epsilon())
+    accountant.step(0.0, 0.2)
+    assert accountant.epsilon() == math.inf
+
+
+def test_discrete_gaussian_accountant_composes_at_the_fewest_honest_shares() -> None:
+    ddg = DistributedDiscreteGaussian(
+        dimension=64, clip=1.0, noise_multiplier=1.0, expected_clients=10
+    )
+    accountant = DiscreteGaussianAccountant(ddg, sample_rate=0.5, delta=1e-5)
+    assert accountant.epsilon() == 0.0
+    for honest in (10, 7, 9):
+        accountant.step(honest)
+    expected = ddg.epsilon(noise_contributors=7, sample_rate=0.5, rounds=3, delta=1e-5)
+    assert accountant.epsilon() == pytest.approx(expected)
+    with pytest.raises(ConfigurationError):
+        accountant.step(-1)
+
+
+def test_record_level_accountant_is_opacus_on_the_branch_history() -> None:
+    from opacus.accountants import create_accountant
+
+    history = [(1.1, 0.01, 100), (1.1, 0.01, 50)]
+    accountant = RecordLevelAccountant("prv", 1e-5, history)
+    opacus = create_accountant(mechanism="prv")
+    opacus.history = list(history)
+    assert accountant.epsilon() == pytest.approx(opacus.get_epsilon(delta=1e-5))
+    assert RecordLevelAccountant("rdp", 1e-5).epsilon() == 0.0
+
+
+def test_the_servers_mechanisms_hold_these_accountants() -> None:
+    common = {"dimension": 64, "bits": 32, "sample_rate": 0.5, "expected_clients": 10.0,
+              "corrupt_fraction": 0.1}  # fmt: skip
+    central = mechanism_for(DPSettings(noise_multiplier=1.0), **common)
+    distributed = mechanism_for(DPSettings(mechanism="distributed"), **common)
+    assert isinstance(central.accountant, GaussianAccountant)  # type: ignore[attr-defined]
+    assert isinstance(distributed.accountant, DiscreteGaussianAccountant)  # type: ignore[attr-defined]
