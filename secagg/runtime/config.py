@@ -33,6 +33,7 @@ A file looks like::
     clip = 1.0
     noise_multiplier = 1.0
     delta = 1e-5
+    # adaptive_clip = true      # central only: clip (the initial one) follows the median norm
 
     [deadlines]
     phase_seconds = 30.0        # silence longer than this is a dropout
