@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from secagg.crypto.stream import KeyedStream
-from secagg.errors import ConfigurationError, DuplicateMessage, UnknownParty
+from secagg.errors import ConfigurationError, DuplicateMessage, UnexpectedMessage, UnknownParty
 
 #: the party index of a round's helper (the CKKS key holder), never a client's
 HELPER = -1
@@ -179,6 +179,31 @@ class ServerSession(abc.ABC):
     def dropouts(self) -> dict[str, int]:
         """Clients lost in each phase closed so far (also for an aborted round)."""
         return {}
+
+
+class PhasedServerSession(ServerSession):
+    """For sessions that keep their phase as a name: ``not_started`` ... ``complete`` or
+    ``aborted``. Gives :meth:`abort`, :attr:`phase` and :attr:`done` once."""
+
+    _phase = "not_started"
+    _abort_reason: str | None = None
+
+    def abort(self, reason: str) -> list[Outgoing]:
+        if self.done:
+            raise UnexpectedMessage(f"the round is already {self._phase}")
+        self._abort(reason)
+        return []
+
+    def _abort(self, reason: str) -> None:
+        self._phase, self._abort_reason = "aborted", reason
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def done(self) -> bool:
+        return self._phase in ("complete", "aborted")
 
 
 class ClientSession(abc.ABC):

@@ -44,8 +44,8 @@ from secagg.aggregation.base import (
     ClientSession,
     HelperSession,
     Outgoing,
+    PhasedServerSession,
     RoundSpec,
-    ServerSession,
     ToParty,
     admit,
     check_bound,
@@ -252,7 +252,7 @@ class CKKSClient(ClientSession):
         raise UnexpectedMessage("a CKKS round sends clients nothing after its start")
 
 
-class CKKSServer(ServerSession):
+class CKKSServer(PhasedServerSession):
     """Phases ``key`` -> ``contribution`` -> ``decrypt`` -> ``complete``."""
 
     def __init__(self, spec: CKKSSpec, noise_stddev: float) -> None:
@@ -263,8 +263,6 @@ class CKKSServer(ServerSession):
         self._sum: Any = None
         self._received: set[int] = set()
         self._total: np.ndarray | None = None
-        self._phase = "not_started"
-        self._abort_reason: str | None = None
         self._dropouts: dict[str, int] = {}
 
     def start(self) -> list[Outgoing]:
@@ -345,19 +343,6 @@ class CKKSServer(ServerSession):
         self._phase = "decrypt"
         return [ToParty(HELPER, _helper_message(_DECRYPT, request.bytes()))]
 
-    def abort(self, reason: str) -> list[Outgoing]:
-        if self.done:
-            raise UnexpectedMessage(f"the round is already {self._phase}")
-        self._abort(reason)
-        return []
-
-    def _abort(self, reason: str) -> None:
-        self._phase, self._abort_reason = "aborted", reason
-
-    @property
-    def phase(self) -> str:
-        return self._phase
-
     @property
     def waiting_for(self) -> frozenset[int]:
         if self._phase in ("key", "decrypt"):
@@ -365,10 +350,6 @@ class CKKSServer(ServerSession):
         if self._phase == "contribution":
             return frozenset(range(self.spec.num_clients)) - self._received
         return frozenset()
-
-    @property
-    def done(self) -> bool:
-        return self._phase in ("complete", "aborted")
 
     def dropouts(self) -> dict[str, int]:
         return dict(self._dropouts)

@@ -21,8 +21,8 @@ from secagg.aggregation.base import (
     Announce,
     ClientSession,
     Outgoing,
+    PhasedServerSession,
     RoundSpec,
-    ServerSession,
     admit,
     check_bound,
     check_round_size,
@@ -105,7 +105,7 @@ class PlainClient(ClientSession):
         raise UnexpectedMessage("a plain round sends clients nothing after its start")
 
 
-class PlainServer(ServerSession):
+class PlainServer(PhasedServerSession):
     """One phase: contributions summed as they arrive."""
 
     def __init__(self, spec: PlainSpec) -> None:
@@ -113,8 +113,6 @@ class PlainServer(ServerSession):
         self._total = np.zeros(spec.dimension, dtype=np.float64)
         self._magnitude = np.zeros(spec.dimension, dtype=np.float64)  # sum |x|: the bound
         self._received: set[int] = set()
-        self._phase = "not_started"
-        self._abort_reason: str | None = None
 
     def start(self) -> list[Outgoing]:
         if self._phase != "not_started":
@@ -143,28 +141,11 @@ class PlainServer(ServerSession):
             self._abort("no client contributed")
         return []
 
-    def abort(self, reason: str) -> list[Outgoing]:
-        if self.done:
-            raise UnexpectedMessage(f"the round is already {self._phase}")
-        self._abort(reason)
-        return []
-
-    def _abort(self, reason: str) -> None:
-        self._phase, self._abort_reason = "aborted", reason
-
-    @property
-    def phase(self) -> str:
-        return self._phase
-
     @property
     def waiting_for(self) -> frozenset[int]:
         if self._phase != CONTRIBUTION:
             return frozenset()
         return frozenset(range(self.spec.num_clients)) - self._received
-
-    @property
-    def done(self) -> bool:
-        return self._phase in ("complete", "aborted")
 
     def dropouts(self) -> dict[str, int]:
         if self._phase in ("not_started", CONTRIBUTION):
