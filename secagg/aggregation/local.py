@@ -27,7 +27,7 @@ from secagg.aggregation.base import (
     Outgoing,
     ToParty,
 )
-from secagg.aggregation.registry import decode_spec, get_backend
+from secagg.aggregation.registry import decode_spec
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import ConfigurationError, RoundAborted
 
@@ -103,9 +103,7 @@ def run_local_round(
             if isinstance(event, Announce):
                 announced = decode_spec(event.spec)
                 for party in range(n):
-                    session = get_backend(announced.name).client(
-                        announced, party, rounding=rounding
-                    )
+                    session = backend.client(announced, party, rounding=rounding)
                     clients[party] = session
                     if not silent(party):
                         row = rows[party]

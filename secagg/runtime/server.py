@@ -271,10 +271,10 @@ class FederationServer:
         if cfg.backend.key_holder is not None:
             names[HELPER] = cfg.backend.key_holder
         party_of = {name: party for party, name in names.items()}
-        phase, training = session.phase, False
-        last_progress = self._clock()
-        round_end = last_progress + cfg.deadlines.round_seconds
-        training = self._dispatch(number, participants, session.start()) or training
+        round_end = self._clock() + cfg.deadlines.round_seconds
+        # the phase that follows the announcement includes local training: its deadline
+        training = self._dispatch(number, participants, session.start())
+        phase, last_progress = session.phase, self._clock()
         while not session.done:
             now = self._clock()
             if now > round_end:

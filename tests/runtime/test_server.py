@@ -443,3 +443,32 @@ def test_adaptive_clipping_in_a_federation_follows_the_norms_and_the_ledger_veri
         FederationConfig.from_dict(
             data | {"backend": {"name": "ckks", "value_bound": 2.0, "key_holder": "kh"}}
         )
+
+
+def test_a_slow_trainer_gets_the_training_deadline_even_after_others_answered(
+    tmp_path: Path,
+) -> None:
+    """The phase after the round start includes local training: its deadline holds for the
+    whole phase, not only until the first fast branch answers."""
+    import time
+
+    data = {
+        "federation": {"name": "slow", "clients": NAMES[:4], "dimension": D, "rounds": 1},
+        "backend": {"name": "secagg", "value_bound": 1.0},
+        "deadlines": {"phase_seconds": 1.0, "training_seconds": 60.0},
+    }
+    config = FederationConfig.from_dict(data)
+    hub = InProcessHub()
+    _start_clients(hub, NAMES[:3], rounds=1)
+
+    def slow(model: np.ndarray) -> np.ndarray:
+        time.sleep(3.0)  # three times the phase deadline
+        return np.zeros_like(model)
+
+    client = FederationClient(NAMES[3], slow, hub.connect(NAMES[3]))
+    threading.Thread(
+        target=client.run, kwargs={"idle_timeout": 30, "rounds": 1}, daemon=True
+    ).start()
+    server = FederationServer(config, hub, ServerStore(tmp_path / "slow.sqlite"))
+    (result,) = server.run(wait_for_clients=10)
+    assert result.status == "complete" and result.contributed == tuple(NAMES[:4])
