@@ -9,6 +9,15 @@ The body is the owning backend's (:meth:`RoundSpec.encode_body`), written with
 fields and length-prefixed byte strings, every length checked, trailing bytes
 refused. Nothing is unpickled and no JSON is parsed: a spec from the wire is
 either exactly what a backend wrote or a :class:`~secagg.errors.MalformedMessage`.
+
+Totality. A spec arrives from the server, whom a branch trusts for availability
+only, so decoding must never raise anything but ``MalformedMessage`` (review
+findings H1 and L3): :class:`Reader` checks every length against the bytes present
+and a per-field limit before slicing, and
+:func:`~secagg.aggregation.registry.decode_spec` turns any other exception from a
+backend's ``decode_body`` into ``MalformedMessage`` and caps a round's size at
+:data:`MAX_SPEC_CLIENTS` clients and :data:`MAX_SPEC_DIMENSION` coordinates, so a
+spec cannot make a branch allocate a neighbour graph or a vector of 2^32 entries.
 """
 
 from __future__ import annotations
@@ -23,6 +32,11 @@ _MAGIC = b"SASP"
 _VERSION = 1
 _HEAD = struct.Struct("<4sBB")
 MAX_FIELD_BYTES = 16 * 1024 * 1024  # a CKKS public context is a few MB at most
+#: Ceilings on any decoded round, far above real federations (hundreds of branches, models of
+#: a few hundred million parameters), low enough that what a round allocates per client or
+#: per coordinate stays bounded. A branch's own policy may (and should) be stricter.
+MAX_SPEC_CLIENTS = 1_000_000
+MAX_SPEC_DIMENSION = 1 << 29  # a float32 model of 2 GiB: the largest a RoundStart carries
 
 
 def encode_spec(spec: RoundSpec) -> bytes:
@@ -32,6 +46,8 @@ def encode_spec(spec: RoundSpec) -> bytes:
 
 def read_header(data: bytes) -> tuple[str, bytes]:
     """(backend name, body) of an encoded spec."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedMessage(f"a round spec is bytes, not {type(data).__name__}")
     view = bytes(data)
     if len(view) < _HEAD.size:
         raise MalformedMessage("round spec shorter than its header")
@@ -81,6 +97,8 @@ class Reader:
     """Reads what a :class:`Writer` wrote; any mismatch is a MalformedMessage."""
 
     def __init__(self, data: bytes, what: str) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise MalformedMessage(f"{what} is bytes, not {type(data).__name__}")
         self._data = bytes(data)
         self._offset = 0
         self._what = what
@@ -112,6 +130,11 @@ class Reader:
     def offset(self) -> int:
         """Bytes read so far."""
         return self._offset
+
+    @property
+    def remaining(self) -> int:
+        """Bytes not read yet: what a count field may claim at most, checked before a loop."""
+        return len(self._data) - self._offset
 
     def blob(self, limit: int = MAX_FIELD_BYTES) -> bytes:
         size = self.u32()

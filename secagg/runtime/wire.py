@@ -15,6 +15,15 @@ each a frozen dataclass with an exact binary codec::
 
 No JSON, no pickle: lengths and ranges are checked exactly, and anything else
 raises :class:`~secagg.errors.MalformedMessage` before any state changes.
+
+:func:`decode_message` is *total*: whatever bytes a peer sends, it returns a message
+or raises :class:`~secagg.errors.MalformedMessage`, never another exception (a
+``RecursionError``, ``OverflowError`` or ``struct.error`` escaping a receive loop would
+let one peer stop the server; see the security review, H1 and L3). Every size is
+bounded before anything is allocated: a length field is checked against the bytes
+actually present and against a per-field limit, the record-level history against
+:data:`MAX_HISTORY` entries, and a privacy report's numbers are finite (an epsilon of
++inf, "no noise", excepted) with its step counts in u32 range.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ _VERSION = 2
 _HEAD = struct.Struct("<4sBBI")
 ROUND_START, RELAY, ROUND_END = 1, 2, 3
 MAX_HISTORY = 100_000  # entries of a record-level accounting history
+_HISTORY_ENTRY_BYTES = 20  # f64 noise multiplier, f64 sample rate, u32 steps
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,18 @@ def encode_message(message: Message) -> bytes:
 
 
 def decode_message(data: bytes) -> Message:
-    view = bytes(data)
+    """The message ``data`` encodes, or :class:`MalformedMessage` (and nothing else)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedMessage(f"a runtime message is bytes, not {type(data).__name__}")
+    try:
+        return _decode(bytes(data))
+    except MalformedMessage:
+        raise
+    except Exception as exc:  # totality: a check we missed must still be a refusal
+        raise MalformedMessage(f"runtime message does not decode ({type(exc).__name__})") from None
+
+
+def _decode(view: bytes) -> Message:
     if len(view) < _HEAD.size:
         raise MalformedMessage("runtime message shorter than its header")
     magic, version, kind, number = _HEAD.unpack_from(view)
@@ -136,13 +157,20 @@ def _write_report(w: Writer, report: RecordReport) -> None:
 
 
 def _read_report(r: Reader) -> RecordReport:
+    """A branch's record-level report: every number finite (epsilon may be +inf: no noise)."""
     accountant = r.text(16)
     delta = r.f64()
-    epsilon = r.f64_raw()  # may be inf: a branch without noise
-    norm = r.f64_raw()
+    epsilon = r.f64_raw()  # may be +inf: a branch without noise; NaN and -inf are refused
+    if math.isnan(epsilon) or epsilon < 0:
+        raise MalformedMessage("record-level epsilon must be a non-negative number")
+    norm = r.f64_raw()  # NaN encodes "no clip reported"; infinities are refused
+    if math.isinf(norm):
+        raise MalformedMessage("record-level max_grad_norm must be finite")
     count = r.u32()
     if count > MAX_HISTORY:
         raise MalformedMessage("record-level history too long")
+    if r.remaining < count * _HISTORY_ENTRY_BYTES:  # before building anything
+        raise MalformedMessage("privacy report truncated in its history")
     history = tuple((r.f64(), r.f64(), r.u32()) for _ in range(count))
     return RecordReport(accountant, delta, epsilon, history, None if math.isnan(norm) else norm)
 

@@ -90,6 +90,15 @@ class Reassembler:
         self._received = 0
         self._parts: list[bytes] = []
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of the message being reassembled, held until its last chunk arrives.
+
+        The server counts them against a session's budget of unread data: a peer
+        must not hold memory by sending most of a huge message and never finishing it.
+        """
+        return 0 if self._id is None else self._received
+
     def feed(self, frame: bytes) -> bytes | None:
         """Take one frame; return the message it completes, or None if more are due."""
         if not isinstance(frame, bytes):
