@@ -12,7 +12,7 @@ from secagg.aggregation.base import AggregationBackend, RoundSpec
 from secagg.aggregation.ckks import CKKSBackend, CKKSSpec
 from secagg.aggregation.masking import MaskingBackend, MaskingSpec
 from secagg.aggregation.plain import PlainBackend, PlainSpec
-from secagg.aggregation.spec import read_header
+from secagg.aggregation.spec import MAX_SPEC_CLIENTS, MAX_SPEC_DIMENSION, read_header
 from secagg.errors import ConfigurationError, MalformedMessage
 
 _MASKING_OPTIONS = ("value_bound", "bits", "scale", "dropout_fraction", "corrupt_fraction")
@@ -60,8 +60,28 @@ def get_backend(name: str, **options: Any) -> AggregationBackend:
 
 
 def decode_spec(data: bytes) -> RoundSpec:
-    """A round spec from the wire, read by the backend that owns it."""
+    """A round spec from the wire, read by the backend that owns it.
+
+    Total: any bytes give a spec or :class:`MalformedMessage`, never another exception.
+    A backend's ``decode_body`` should raise only ``MalformedMessage``; whatever else it
+    raises (a ``ConfigurationError`` from a parameter check, an ``OverflowError`` from
+    arithmetic on a hostile field) is converted here, because a branch's receive loop
+    must survive any spec a server sends (review findings H1 and L3).
+    """
     name, body = read_header(data)
     if name not in _REGISTRY:
         raise MalformedMessage(f"round spec of an unknown backend {name!r}")
-    return _REGISTRY[name][1].decode_body(body, name)
+    try:
+        spec = _REGISTRY[name][1].decode_body(body, name)
+    except MalformedMessage:
+        raise
+    except Exception as exc:  # totality: see the docstring
+        detail = str(exc)[:200]
+        raise MalformedMessage(
+            f"{name} round spec refused ({type(exc).__name__}): {detail}"
+        ) from None
+    if not 1 <= spec.num_clients <= MAX_SPEC_CLIENTS:
+        raise MalformedMessage(f"a round of {spec.num_clients} clients is out of range")
+    if not 1 <= spec.dimension <= MAX_SPEC_DIMENSION:
+        raise MalformedMessage(f"a round of dimension {spec.dimension} is out of range")
+    return spec
