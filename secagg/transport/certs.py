@@ -42,8 +42,17 @@ audit and diff::
      "names": ["branch-07"],           # every certificate bearing this name is refused
      "fingerprints": ["3f1c...e9"]}    # these exact certificates are refused forever
 
-A missing file means nothing is revoked; a file that does not parse is an error, never
-"nothing revoked", because failing open would silently re-admit barred branches.
+``secagg certs init`` writes an empty list, so a CA directory always has one. The server
+(:class:`PeerVerifier`) refuses to start without it (:class:`MissingRevocationList`): a
+missing list would mean "nothing revoked", failing open, and a deleted or misplaced file
+must not silently re-admit barred branches. A deployment that truly revokes nothing may
+say so with ``allow_missing_revocations=True``. :func:`load_revocations` itself still reads
+a missing file as empty (a branch machine, or the CA tooling, may hold no list). A file that
+does not parse is an error everywhere, never "nothing revoked".
+
+The server re-reads the list on every identity check: when a session opens, and for every
+open session every few seconds (:class:`~secagg.transport.grpc_transport.GrpcServerTransport`
+re-runs its ``identify``), so revoking a branch ends its open session too.
 
 Size: about 550 lines: the credential loaders, the revocation list and the peer check
 share one directory layout and one set of errors; issuing certificates lives in the
@@ -78,6 +87,7 @@ __all__ = [
     "ClientIdentity",
     "InvalidClientName",
     "MissingCertificate",
+    "MissingRevocationList",
     "PeerRefused",
     "PeerVerifier",
     "RevocationList",
@@ -117,6 +127,14 @@ class MissingCertificate(CertificateStoreError):
 
 class RevocationListError(CertificateStoreError):
     """The revocation list exists but does not parse; refusing to treat it as empty."""
+
+
+class MissingRevocationList(RevocationListError, MissingCertificate):
+    """The server's revocation list is missing; refusing to treat it as empty.
+
+    ``secagg certs init`` creates an empty one; a server that revokes nothing on purpose
+    passes ``allow_missing_revocations=True`` instead.
+    """
 
 
 class InvalidClientName(ConfigurationError):
@@ -350,11 +368,13 @@ def _parse_revocations(text: str, where: str) -> RevocationList:
     return RevocationList(frozenset(names), frozenset(fps))
 
 
-def load_revocations(source: Path | str) -> RevocationList:
+def load_revocations(source: Path | str, *, missing_ok: bool = True) -> RevocationList:
     """Read the revocation list from a CA directory or a JSON file path.
 
-    A missing file means nothing is revoked (a branch machine may hold no list); a file that
-    exists but does not parse raises :class:`RevocationListError` rather than failing open.
+    A missing file means nothing is revoked when ``missing_ok`` (a branch machine, or the CA
+    tooling before its first revocation), and raises :class:`MissingRevocationList`
+    otherwise (the server: see the module docstring). A file that exists but does not
+    parse raises :class:`RevocationListError` rather than failing open.
     """
     path = Path(source)
     if path.is_dir():
@@ -362,6 +382,12 @@ def load_revocations(source: Path | str) -> RevocationList:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        if not missing_ok:
+            raise MissingRevocationList(
+                f"revocation list not found at {path}: a server needs one ('secagg certs "
+                "init' writes an empty list), or allow_missing_revocations=True to revoke "
+                "nothing on purpose"
+            ) from None
         return RevocationList()
     try:
         text = raw.decode("utf-8")
@@ -539,16 +565,32 @@ class PeerVerifier:
     """:func:`identify_peer` bound to a CA directory, for use inside a servicer.
 
     The CA certificate is read once; the revocation list is re-read on every call (it is a
-    few hundred bytes), so ``secagg certs revoke`` takes effect without restarting the server.
+    few hundred bytes), so ``secagg certs revoke`` takes effect without restarting the server
+    (and, since the transport re-identifies open sessions, ends a revoked branch's session).
     If the list becomes unreadable, calls raise :class:`RevocationListError`: fail closed.
+
+    The list must exist: construction raises :class:`MissingRevocationList` without it, so a
+    server with a misplaced list fails at start-up rather than admitting everyone, and a list
+    deleted later refuses every peer. ``allow_missing_revocations=True`` reads a missing list
+    as empty instead, for a deployment that revokes nothing on purpose.
     """
 
-    def __init__(self, directory: Path | str, *, allowed: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        allowed: Collection[str] | None = None,
+        allow_missing_revocations: bool = False,
+    ) -> None:
         self._layout = CaLayout(Path(directory))
         self._ca = load_certificate_file(self._layout.ca_cert, "CA certificate")
         self._allowed = frozenset(allowed) if allowed is not None else None
+        self._missing_ok = allow_missing_revocations
+        self._revocations()  # fail at start-up, not at the first connection
+
+    def _revocations(self) -> RevocationList:
+        return load_revocations(self._layout.revocations, missing_ok=self._missing_ok)
 
     def identify(self, peer: Mapping[str, Any] | bytes | str | x509.Certificate) -> ClientIdentity:
         """Identify a peer against the CA, the current revocation list and the roster."""
-        revoked = load_revocations(self._layout.revocations)
-        return identify_peer(peer, self._ca, revoked, allowed=self._allowed)
+        return identify_peer(peer, self._ca, self._revocations(), allowed=self._allowed)

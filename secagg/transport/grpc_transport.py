@@ -71,12 +71,33 @@ after its last message was queued for :meth:`~GrpcServerTransport.receive`; once
 a disconnect is published, nothing more from that session is delivered. The
 runtime turns a ``Disconnected`` into a dropout.
 
+Back-pressure. Each session may have ``max_queued_messages`` messages delivered and
+not yet taken by :meth:`~GrpcServerTransport.receive`; its reader then stops reading
+frames until the runtime takes one, so gRPC stops granting the peer HTTP/2 window and
+the sender blocks with its data on its own side. The bytes a session holds unread
+(delivered messages plus the message being reassembled) are also capped by
+``max_queued_bytes``; a session over it is ended with ``RESOURCE_EXHAUSTED`` and its
+unread messages are dropped. :meth:`~GrpcServerTransport.queued_bytes` reports the
+figure. So one branch holds at most ``max_queued_bytes`` of server memory.
+
+Identity during a session. A session keeps the certificate it was admitted with (its
+fingerprint, expiry and DER, see :meth:`~GrpcServerTransport.peer_certificate`). It is
+ended (``UNAUTHENTICATED``, a :class:`Disconnected`, its unread messages dropped) when
+the certificate expires, and when ``identify``, re-run every ``recheck_interval``
+seconds or on :meth:`~GrpcServerTransport.recheck_sessions`, refuses it (a revoked
+certificate or name) or names it differently. TLS versions below ``min_tls_version``
+(TLS 1.3 by default) are refused before ``identify`` runs; grpcio has no server setting
+for a minimum version, so the TLS 1.2 handshake itself completes unless the server's
+environment sets ``GRPC_SSL_CIPHER_SUITES`` to RSA-only suites (the keys here are ECDSA,
+which leaves TLS 1.2 no suite; TLS 1.3 suites are not affected by that variable).
+
 Threads. The server is a synchronous ``grpc.server``: per session one pool
 thread drives the response generator (the writer, blocked on an outbox queue)
 and one daemon thread of ours consumes the request iterator (the reader). The
 pool has ``max_clients + 4`` workers and ``maximum_concurrent_rpcs`` is
 ``max_clients``, so an extra stream is refused with ``RESOURCE_EXHAUSTED``
-instead of waiting for a thread. All public methods are thread-safe.
+instead of waiting for a thread. One more daemon thread re-checks identities and
+expiries. All public methods are thread-safe.
 :meth:`send` only queues: payloads are cut into frames lazily by the writer, so
 one large payload sent to many clients is held in memory once, and gRPC's
 flow control paces the writer.
@@ -92,28 +113,33 @@ within a few minutes. No connection-age limit is set, because it would cut
 long-lived sessions. The server binds with ``SO_REUSEPORT`` off, so a second
 server on the same port fails loudly instead of silently sharing it.
 
-Size: about 670 lines, a sixth of them this specification; the server and the client
+Size: about 1060 lines, a fifth of them this specification; the server and the client
 transport share the session machinery and are kept together so the framing rules and
 their two users are read side by side (the framing itself is :mod:`secagg.transport.framing`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from secagg.errors import ConfigurationError
 from secagg.transport.base import NotConnected, TransportError
 from secagg.transport.framing import (
     DEFAULT_CHUNK_BYTES,
+    HEADER_BYTES,
     MalformedFrame,
     MessageTooLarge,
     Reassembler,
@@ -143,6 +169,13 @@ _SERVER_KEEPALIVE: Final = (
     ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
 )
 _POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream is alive
+
+DEFAULT_MAX_QUEUED_MESSAGES: Final = 32  # unread messages per session before its reader waits
+MIN_QUEUED_BYTES: Final = 64 << 20  # the smallest default budget of unread bytes per session
+DEFAULT_RECHECK_SECONDS: Final = 30.0  # how often open sessions' identities are re-checked
+TLS_VERSIONS: Final = {"TLSv1": 10, "TLSv1.1": 11, "TLSv1.2": 12, "TLSv1.3": 13}
+_TLS_VERSION_KEY: Final = "ssl_tls_version"  # grpcio's auth-context property
+_PEER_CERT_KEY: Final = "x509_pem_cert"
 
 
 # --- errors -------------------------------------------------------------------
@@ -189,17 +222,102 @@ _END: Final = object()  # outbox sentinel: finish the stream after what is queue
 
 
 class _Session:
-    """One client's stream as the server sees it (guarded by the transport's lock)."""
+    """One client's stream as the server sees it (guarded by the transport's lock).
 
-    __slots__ = ("abort", "finished", "name", "next_id", "outbox", "peer")
+    Besides the stream, it keeps what the session was admitted on (the snapshot of
+    the auth context, the certificate, its fingerprint and expiry), so the identity
+    can be checked again while the session lasts, and what it holds in server
+    memory (messages delivered but not read yet, and the message being received).
+    """
 
-    def __init__(self, name: str, peer: str) -> None:
+    __slots__ = (
+        "abort",
+        "auth",
+        "certificate",
+        "context",
+        "fingerprint",
+        "finished",
+        "name",
+        "next_id",
+        "not_valid_after",
+        "outbox",
+        "partial_bytes",
+        "peer",
+        "queued_bytes",
+        "queued_messages",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        peer: str,
+        context: grpc.ServicerContext,
+        auth: Mapping[str, Sequence[bytes]],
+        certificate: x509.Certificate | None,
+    ) -> None:
         self.name = name
         self.peer = peer
+        self.context = context
+        self.auth = auth
+        self.certificate = (
+            None if certificate is None else certificate.public_bytes(serialization.Encoding.DER)
+        )
+        self.fingerprint = (
+            None if certificate is None else certificate.fingerprint(hashes.SHA256()).hex()
+        )
+        self.not_valid_after = None if certificate is None else certificate.not_valid_after_utc
         self.outbox: queue.Queue[tuple[int, bytes] | object] = queue.Queue()
         self.next_id = 0
         self.finished = False
         self.abort: tuple[grpc.StatusCode, str] | None = None  # status to end the stream with
+        self.queued_messages = 0  # delivered to the inbox, not yet taken by receive()
+        self.queued_bytes = 0  # their payload bytes
+        self.partial_bytes = 0  # the message being reassembled, or held while the inbox is full
+
+
+class _AdmittedContext:
+    """The servicer context as it was when the session opened, for re-running ``identify``.
+
+    ``auth_context()`` answers from the snapshot taken at admission (the certificate
+    cannot change during a TLS session); anything else is the live context's.
+    """
+
+    def __init__(self, context: grpc.ServicerContext, auth: Mapping[str, Sequence[bytes]]):
+        self._context = context
+        self._auth = auth
+
+    def auth_context(self) -> Mapping[str, Sequence[bytes]]:
+        return self._auth
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._context, attribute)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _auth_snapshot(context: grpc.ServicerContext) -> dict[str, list[bytes]]:
+    """A copy of the auth context (gRPC builds a new dict per call; this one stays put)."""
+    try:
+        auth = context.auth_context() or {}
+    except Exception:  # an insecure test server, or a context gRPC can no longer read
+        return {}
+    return {
+        str(k): [v if isinstance(v, bytes) else str(v).encode() for v in vs]
+        for k, vs in auth.items()
+    }
+
+
+def _certificate_of(auth: Mapping[str, Sequence[bytes]]) -> x509.Certificate | None:
+    """The peer certificate TLS verified, or None (no TLS, or not exactly one PEM)."""
+    values = list(auth.get(_PEER_CERT_KEY) or [])
+    if len(values) != 1:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(bytes(values[0]))
+    except ValueError:
+        return None
 
 
 class GrpcServerTransport:
@@ -207,8 +325,32 @@ class GrpcServerTransport:
 
     ``identify`` maps an accepted mTLS connection to a client name (typically from
     the certificate's common name in ``context.auth_context()``); it runs on a gRPC
-    thread and must not block. ``server_credentials=None`` (plaintext) is refused
-    unless ``allow_insecure`` is set, which only tests should do.
+    thread and must not block. It is called again for every open session every
+    ``recheck_interval`` seconds (None: only at admission and on
+    :meth:`recheck_sessions`), with a context whose
+    ``auth_context()`` is the one the session was admitted with; a session it now
+    refuses (a revoked certificate: :class:`~secagg.transport.certs.PeerVerifier`
+    re-reads the revocation list) or names differently is ended with
+    ``UNAUTHENTICATED`` and reported as :class:`Disconnected`. Independently of
+    ``identify``, a session whose client certificate expires is ended at its
+    expiry (checked on every message and by the re-check timer).
+
+    Memory. Each session may have at most ``max_queued_messages`` messages delivered
+    but not yet taken by :meth:`receive`; then its reader stops reading, so HTTP/2
+    flow control pushes back on the sender (back-pressure, not loss). On top of that,
+    the bytes a session holds unread (delivered messages and the message being
+    reassembled) may not exceed ``max_queued_bytes`` (default: twice
+    ``max_message_bytes``, at least 64 MiB); a session that exceeds it is ended with
+    ``RESOURCE_EXHAUSTED`` and its unread messages are dropped, freeing the memory at
+    once. So one branch can hold at most ``max_queued_bytes`` of server memory,
+    whatever it sends (review finding M2).
+
+    ``min_tls_version`` (default ``"TLSv1.3"``; None: no check) refuses a session whose
+    TLS handshake negotiated an older version, before ``identify`` runs. grpcio offers
+    no minimum version for server credentials, so the handshake itself may complete
+    with TLS 1.2; the session is refused right after it, and no message is read.
+    ``server_credentials=None`` (plaintext) is refused unless ``allow_insecure`` is
+    set, which only tests should do.
     """
 
     def __init__(
@@ -221,25 +363,49 @@ class GrpcServerTransport:
         identify: Callable[[grpc.ServicerContext], str],
         max_clients: int = 100,
         allow_insecure: bool = False,
+        max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES,
+        max_queued_bytes: int | None = None,
+        recheck_interval: float | None = DEFAULT_RECHECK_SECONDS,
+        min_tls_version: str | None = "TLSv1.3",
     ) -> None:
         _check_sizes(max_message_bytes, chunk_bytes)
         if server_credentials is None and not allow_insecure:
             raise ConfigurationError("a server without TLS credentials needs allow_insecure=True")
         if max_clients < 1:
             raise ConfigurationError("max_clients must be at least 1")
+        if not isinstance(max_queued_messages, int) or max_queued_messages < 1:
+            raise ConfigurationError("max_queued_messages must be at least 1")
+        if max_queued_bytes is None:
+            max_queued_bytes = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
+        if not isinstance(max_queued_bytes, int) or max_queued_bytes < max_message_bytes:
+            raise ConfigurationError(
+                "max_queued_bytes must be at least max_message_bytes, or no message of the "
+                "largest allowed size could be received"
+            )
+        if recheck_interval is not None and not recheck_interval > 0:
+            raise ConfigurationError("recheck_interval must be positive (or None)")
+        if min_tls_version is not None and min_tls_version not in TLS_VERSIONS:
+            raise ConfigurationError(f"min_tls_version must be one of {sorted(TLS_VERSIONS)}")
         self._bind = bind
         self._credentials = server_credentials
         self._max_message_bytes = max_message_bytes
         self._chunk_bytes = chunk_bytes
         self._identify = identify
         self._max_clients = max_clients
+        self._max_queued_messages = max_queued_messages
+        self._max_queued_bytes = max_queued_bytes
+        self._recheck_interval = recheck_interval
+        self._min_tls_version = min_tls_version
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # inbox, queue room or a session ended
         self._sessions: dict[str, _Session] = {}
-        self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._inbox: deque[tuple[_Session, bytes]] = deque()
         self._events: queue.Queue[ConnectionEvent] = queue.Queue()
         self._server: grpc.Server | None = None
         self._port: int | None = None
         self._stopping = False
+        self._wake = threading.Event()  # the re-check timer: stop, or a new session to watch
+        self._rechecker: threading.Thread | None = None
 
     # lifecycle
 
@@ -275,6 +441,10 @@ class GrpcServerTransport:
                 raise TransportError(f"cannot bind {self._bind}")
             server.start()
             self._server, self._port = server, port
+            self._rechecker = threading.Thread(
+                target=self._recheck_loop, name="secagg-grpc-recheck", daemon=True
+            )
+            self._rechecker.start()
             logger.info("gRPC transport listening on %s (port %d)", self._bind, port)
             return port
 
@@ -292,8 +462,12 @@ class GrpcServerTransport:
             for session in list(self._sessions.values()):
                 self._finish(session, "server stopping")
             server = self._server
+            rechecker = self._rechecker
+        self._wake.set()
         if server is not None:
             server.stop(grace).wait()
+        if rechecker is not None and rechecker is not threading.current_thread():
+            rechecker.join(timeout=5.0)
 
     def __enter__(self) -> GrpcServerTransport:
         self.start()
@@ -330,11 +504,69 @@ class GrpcServerTransport:
             session.next_id += 1
 
     def receive(self, timeout: float | None = None) -> tuple[str, bytes] | None:
-        """The next complete message from any client, in arrival order; None on timeout."""
-        try:
-            return self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        """The next complete message from any client, in arrival order; None on timeout.
+
+        Taking a message makes room in its session's queue, which lets a reader that
+        waits for room (back-pressure) read on.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not self._inbox:
+                if deadline is None:
+                    self._changed.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
+            session, payload = self._inbox.popleft()
+            session.queued_messages -= 1
+            session.queued_bytes -= len(payload)
+            self._changed.notify_all()
+            return session.name, payload
+
+    def queued_bytes(self, name: str | None = None) -> int:
+        """Bytes held for :meth:`receive`: delivered messages not read yet and messages
+        being reassembled, of client ``name`` or of all clients (for monitoring and tests)."""
+        with self._lock:
+            held = sum(
+                len(payload)
+                for session, payload in self._inbox
+                if name is None or session.name == name
+            )
+            partial = sum(
+                s.partial_bytes for s in self._sessions.values() if name is None or s.name == name
+            )
+            return held + partial
+
+    def peer_certificate(self, name: str) -> bytes | None:
+        """The DER client certificate ``name``'s open session was admitted with.
+
+        None if ``name`` has no open session or the session has no certificate (a
+        plaintext test server). The certificate passed TLS verification against the
+        server's roots and ``identify``; callers bind per-session keys to it.
+        """
+        with self._lock:
+            session = self._sessions.get(name)
+            return None if session is None else session.certificate
+
+    def recheck_sessions(self) -> list[str]:
+        """Check every open session's identity again now; end and return those that fail.
+
+        A session fails when its certificate has expired, when ``identify`` now raises
+        (revoked, or the revocation list became unreadable: fail closed) or when it
+        returns another name. The timer calls this every ``recheck_interval``; the
+        runtime may also call it, e.g. before sampling a round.
+        """
+        with self._lock:
+            sessions = list(self._sessions.values())
+        ended = []
+        for session in sessions:
+            reason = self._revalidate(session)
+            if reason is not None:
+                self._end_identity(session, reason)
+                ended.append(session.name)
+        return ended
 
     def next_event(self, timeout: float | None = 0.0) -> ConnectionEvent | None:
         """The next :class:`Connected` or :class:`Disconnected`; None if none within ``timeout``."""
@@ -350,10 +582,16 @@ class GrpcServerTransport:
     ) -> Iterator[bytes]:
         """The Session handler: identify, register, start the reader, return the writer."""
         peer = context.peer()
+        auth = _auth_snapshot(context)
+        if not self._tls_version_ok(auth, peer):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "TLS version not accepted")
         name = self._identify_or_none(context, peer)
         if name is None:  # the reason is logged; the client only learns it was refused
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "client identity not accepted")
-        session = _Session(name, peer)
+        session = _Session(name, peer, context, auth, _certificate_of(auth))
+        if session.not_valid_after is not None and _utcnow() >= session.not_valid_after:
+            logger.warning("refused session from %s (%s): certificate expired", name, peer)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "client identity not accepted")
         with self._lock:
             if self._stopping:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
@@ -366,7 +604,8 @@ class GrpcServerTransport:
                 )
             self._sessions[name] = session
             self._events.put(Connected(name, peer))
-        logger.info("session opened: %s from %s", name, peer)
+        self._wake.set()  # the re-check timer may need to wake for this expiry
+        logger.info("session opened: %s from %s (certificate %s)", name, peer, session.fingerprint)
         if not context.add_callback(lambda: self._finish(session, "connection lost")):
             self._finish(session, "connection lost")
         context.send_initial_metadata(((IDENTITY_METADATA_KEY, name.encode()),))
@@ -377,6 +616,29 @@ class GrpcServerTransport:
             daemon=True,
         ).start()
         return self._write(session, context)
+
+    def _tls_version_ok(self, auth: Mapping[str, Sequence[bytes]], peer: str) -> bool:
+        """Whether the negotiated TLS version is at least ``min_tls_version`` (logged if not).
+
+        An auth context without the version (another grpcio, another credential type)
+        fails closed: the promise is "TLS 1.3", not "TLS 1.3 when we can tell".
+        """
+        if self._credentials is None or self._min_tls_version is None:
+            return True
+        values = list(auth.get(_TLS_VERSION_KEY) or [])
+        version = values[0].decode("ascii", "replace") if len(values) == 1 else None
+        if (
+            version is not None
+            and TLS_VERSIONS.get(version, 0) >= TLS_VERSIONS[self._min_tls_version]
+        ):
+            return True
+        logger.warning(
+            "refused session from %s: negotiated %s, the minimum is %s",
+            peer,
+            version or "an unknown TLS version",
+            self._min_tls_version,
+        )
+        return False
 
     def _identify_or_none(self, context: grpc.ServicerContext, peer: str) -> str | None:
         """The client's name, or None (logged) if ``identify`` refuses or fails."""
@@ -400,13 +662,15 @@ class GrpcServerTransport:
         reassembler = Reassembler(self._max_message_bytes, self._chunk_bytes)
         try:
             for frame in request_iterator:
+                if not self._within_budget(session, reassembler, frame):
+                    return
                 message = reassembler.feed(frame)
+                with self._lock:
+                    session.partial_bytes = reassembler.buffered
                 if message is None:
                     continue
-                with self._lock:
-                    if session.finished:
-                        return
-                    self._inbox.put((session.name, message))
+                if not self._deliver(session, message, context):
+                    return
         except MalformedFrame as exc:
             logger.warning("malformed frame from %s (%s): %s", session.name, session.peer, exc)
             self._finish(
@@ -433,6 +697,114 @@ class GrpcServerTransport:
             # tell a half-close from a failed call by whether the call is still alive.
             alive = context.is_active()
             self._finish(session, "client closed the session" if alive else "connection lost")
+
+    def _within_budget(self, session: _Session, reassembler: Reassembler, frame: bytes) -> bool:
+        """Whether the session may hold this frame's data too; if not, end it (logged)."""
+        with self._lock:
+            if session.finished:
+                return False
+            held = session.queued_bytes + reassembler.buffered
+            if held + max(0, len(frame) - HEADER_BYTES) <= self._max_queued_bytes:
+                return True
+        reason = (
+            f"over its budget of {self._max_queued_bytes} unread bytes "
+            f"({held} held, a chunk of {len(frame) - HEADER_BYTES} more)"
+        )
+        logger.warning("ending session of %s (%s): %s", session.name, session.peer, reason)
+        self._finish(
+            session,
+            reason,
+            abort=(grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unread data queued"),
+            purge=True,
+        )
+        return False
+
+    def _deliver(self, session: _Session, message: bytes, context: grpc.ServicerContext) -> bool:
+        """Queue one message for :meth:`receive`, waiting while the session's queue is full.
+
+        While the reader waits it reads no frame, so gRPC stops granting the peer HTTP/2
+        flow-control window: the sender blocks, and its data stays on its side. Returns
+        False once the session is over (nothing more of it is delivered).
+        """
+        if session.not_valid_after is not None and _utcnow() >= session.not_valid_after:
+            self._end_identity(session, "certificate expired")
+            return False
+        with self._changed:
+            session.partial_bytes = len(message)  # held here while the queue is full
+        while True:
+            with self._changed:
+                if session.finished:
+                    session.partial_bytes = 0
+                    return False
+                if session.queued_messages < self._max_queued_messages:
+                    session.partial_bytes = 0
+                    self._inbox.append((session, message))
+                    session.queued_messages += 1
+                    session.queued_bytes += len(message)
+                    self._changed.notify_all()
+                    return True
+                woken = self._changed.wait(_POLL_SECONDS)
+            if not woken and not context.is_active():  # outside our lock: gRPC takes its own
+                self._finish(session, "connection lost")
+                return False
+
+    def _revalidate(self, session: _Session) -> str | None:
+        """Why an open session's identity no longer holds, or None if it still does."""
+        if session.not_valid_after is not None and _utcnow() >= session.not_valid_after:
+            return "certificate expired"
+        try:
+            name = self._identify(_AdmittedContext(session.context, session.auth))  # type: ignore[arg-type]
+        except Exception as exc:  # a refusal, or a revocation list that no longer reads
+            return f"identify refuses it now: {exc}"
+        if name != session.name:
+            return f"identify now names it {name!r}"
+        return None
+
+    def _end_identity(self, session: _Session, reason: str) -> None:
+        """End a session whose identity no longer holds; its unread messages are dropped."""
+        logger.warning(
+            "ending session of %s (%s, certificate %s): %s",
+            session.name,
+            session.peer,
+            session.fingerprint,
+            reason,
+        )
+        self._finish(
+            session,
+            f"identity no longer accepted: {reason}",
+            abort=(grpc.StatusCode.UNAUTHENTICATED, "client identity no longer accepted"),
+            purge=True,
+        )
+
+    def _recheck_loop(self) -> None:
+        """Timer thread: re-check identities every ``recheck_interval``, expiries on time."""
+        next_full = (
+            None if self._recheck_interval is None else time.monotonic() + self._recheck_interval
+        )
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                expiries = [s.not_valid_after for s in self._sessions.values() if s.not_valid_after]
+            delays = [] if next_full is None else [next_full - time.monotonic()]
+            if expiries:
+                delays.append((min(expiries) - _utcnow()).total_seconds())
+            delay = max(0.01, min(delays)) if delays else None
+            self._wake.wait(delay)
+            self._wake.clear()
+            try:
+                if next_full is not None and time.monotonic() >= next_full:
+                    next_full = time.monotonic() + (self._recheck_interval or 0.0)
+                    self.recheck_sessions()
+                else:
+                    with self._lock:
+                        sessions = list(self._sessions.values())
+                    now = _utcnow()
+                    for session in sessions:
+                        if session.not_valid_after is not None and now >= session.not_valid_after:
+                            self._end_identity(session, "certificate expired")
+            except Exception:  # the timer must outlive one bad check
+                logger.exception("re-checking session identities failed")
 
     def _write(self, session: _Session, context: grpc.ServicerContext) -> Iterator[bytes]:
         """Response generator, run by a gRPC pool thread: drain the outbox into frames."""
@@ -465,17 +837,32 @@ class GrpcServerTransport:
         reason: str,
         *,
         abort: tuple[grpc.StatusCode, str] | None = None,
+        purge: bool = False,
     ) -> None:
-        """End a session once: unregister it, publish Disconnected, wake its writer."""
-        with self._lock:
+        """End a session once: unregister it, publish Disconnected, wake its reader and writer.
+
+        ``purge`` also drops its messages not read yet (a session ended for what it sent,
+        or for who it no longer is): their memory is freed now, and none is delivered.
+        """
+        with self._changed:
             if session.finished:
                 return
             session.finished = True
             session.abort = abort
             if self._sessions.get(session.name) is session:
                 del self._sessions[session.name]
+            dropped = 0
+            if purge and session.queued_messages:
+                kept = deque(item for item in self._inbox if item[0] is not session)
+                dropped = len(self._inbox) - len(kept)
+                self._inbox = kept
+                session.queued_messages = session.queued_bytes = 0
+            session.partial_bytes = 0
             self._events.put(Disconnected(session.name, reason))
+            self._changed.notify_all()
         session.outbox.put(_END)
+        if dropped:
+            logger.info("dropped %d unread messages of %s", dropped, session.name)
         logger.info("session closed: %s (%s)", session.name, reason)
 
 
@@ -660,6 +1047,10 @@ class GrpcClientTransport:
             self._end(TransportClosed(exc.code(), exc.details()))
         except TransportClosed as exc:
             self._end(exc)
+        except Exception as exc:  # a bug here must end the session, not hang receive()
+            logger.exception("reader of the session with %s failed", self._target)
+            call.cancel()
+            self._end(TransportClosed(grpc.StatusCode.INTERNAL, f"client reader failed: {exc}"))
         finally:
             self._outbox.put(_END)  # let the request generator (and its thread) finish
             self._ready.set()

@@ -7,6 +7,7 @@ server binds 127.0.0.1:0 and clients dial the port it got.
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import logging
 import os
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -491,3 +493,422 @@ def test_both_transports_offer_the_endpoint_methods() -> None:
             wanted = list(inspect.signature(getattr(protocol, name)).parameters)
             offered = list(inspect.signature(getattr(transport, name)).parameters)
             assert offered[: len(wanted)] == wanted, (transport.__name__, name)
+
+
+# --- back-pressure and the per-session budget (review finding M2) --------------------------
+
+
+def _transport(ca_dir: Path, **kwargs: Any) -> GrpcServerTransport:
+    options: dict[str, Any] = {"max_message_bytes": MAX_MESSAGE, **kwargs}
+    transport = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=certs.load_server_credentials(ca_dir).to_grpc(),
+        identify=_identify(ca_dir),
+        **options,
+    )
+    transport.start()
+    return transport
+
+
+class _Sampler:
+    """Polls ``queued_bytes()`` on a thread; keeps the largest value seen."""
+
+    def __init__(self, server: GrpcServerTransport) -> None:
+        self.peak = 0
+        self._server = server
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, self._server.queued_bytes())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.peak
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait on a condition with a generous upper bound (polled, no fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_a_flooding_branch_is_held_back_and_the_others_are_served(ca_dir: Path) -> None:
+    """M2: 64 x 512 KiB from one branch while the server reads nothing; its queue stops at
+    max_queued_messages, the reader waits, HTTP/2 flow control holds the rest at the
+    sender. Nothing is lost: once the server reads, every message arrives in order."""
+    size, count, queue_limit, budget = 512 << 10, 64, 4, 4 << 20
+    server = _transport(
+        ca_dir, max_message_bytes=1 << 20, max_queued_messages=queue_limit, max_queued_bytes=budget
+    )
+    sampler = _Sampler(server)
+    try:
+        with (
+            _client(ca_dir, server, "mallory", max_message_bytes=1 << 20) as flooder,
+            _client(ca_dir, server, "branch-a", max_message_bytes=1 << 20) as honest,
+        ):
+            flooder.connect(timeout=5)
+            honest.connect(timeout=5)
+            for index in range(count):
+                flooder.send(index.to_bytes(4, "big") + bytes(size - 4))
+            _wait_for(
+                lambda: server.queued_bytes("mallory") >= (queue_limit + 1) * size,
+                30,
+                "the flooder's queue to fill",
+            )
+            held = server.queued_bytes("mallory")
+            assert held <= budget and server.connected() == {"mallory", "branch-a"}
+            honest.send(b"hello from an honest branch")
+            seen: list[int] = []
+            while True:  # honest messages get through, interleaved with the flood
+                item = server.receive(timeout=10)
+                assert item is not None
+                if item[0] == "branch-a":
+                    break
+                seen.append(int.from_bytes(item[1][:4], "big"))
+                assert len(seen) <= count
+            server.send("branch-a", b"served")
+            assert honest.receive(timeout=10) == b"served"
+            while len(seen) < count:  # the rest of the flood, none lost, in order
+                item = server.receive(timeout=10)
+                assert item is not None and item[0] == "mallory"
+                seen.append(int.from_bytes(item[1][:4], "big"))
+            assert seen == list(range(count))
+        peak = sampler.stop()
+        assert peak <= budget
+        logging.getLogger(__name__).info(
+            "flood of %d MiB: peak queued %d bytes, budget %d", count * size >> 20, peak, budget
+        )
+    finally:
+        sampler.stop()
+        server.stop(grace=1.0)
+
+
+def test_a_branch_over_its_byte_budget_is_closed_and_its_data_dropped(ca_dir: Path) -> None:
+    """M2: with room for many messages but a 2 MiB budget, the fifth 512 KiB message ends
+    the session (RESOURCE_EXHAUSTED, Disconnected), its unread data is freed at once, and
+    another branch is served as before."""
+    size, budget = 512 << 10, 2 << 20
+    server = _transport(
+        ca_dir, max_message_bytes=1 << 20, max_queued_messages=1000, max_queued_bytes=budget
+    )
+    sampler = _Sampler(server)
+    try:
+        with (
+            _client(ca_dir, server, "mallory", max_message_bytes=1 << 20) as flooder,
+            _client(ca_dir, server, "branch-a", max_message_bytes=1 << 20) as honest,
+        ):
+            flooder.connect(timeout=5)
+            honest.connect(timeout=5)
+            for _ in range(16):
+                flooder.send(bytes(size))
+            event = _wait_event(
+                server, lambda e: isinstance(e, Disconnected) and e.name == "mallory", 30
+            )
+            assert "budget" in event.reason
+            with pytest.raises(TransportClosed) as closed:
+                while flooder.receive(timeout=10) is not None:
+                    pass
+            assert closed.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert server.queued_bytes("mallory") == 0 and server.connected() == {"branch-a"}
+            _echo_once(server, honest, os.urandom(size))
+        assert sampler.stop() <= budget
+    finally:
+        sampler.stop()
+        server.stop(grace=1.0)
+
+
+def test_queue_limits_are_checked() -> None:
+    for bad in ({"max_queued_messages": 0}, {"max_queued_bytes": MAX_MESSAGE - 1}):
+        with pytest.raises(ConfigurationError):
+            GrpcServerTransport(
+                "127.0.0.1:0",
+                server_credentials=None,
+                allow_insecure=True,
+                max_message_bytes=MAX_MESSAGE,
+                identify=str,
+                **bad,  # type: ignore[arg-type]
+            )
+
+
+# --- identity during a session (review finding M4) -----------------------------------------
+
+
+@pytest.fixture
+def own_ca(tmp_path: Path) -> Path:
+    """A CA of this test only: revoking here leaves the module's CA alone."""
+    devca.init_ca(tmp_path / "ca")
+    for name in ("branch-a", "branch-b"):
+        devca.issue_client(tmp_path / "ca", name)
+    return tmp_path / "ca"
+
+
+def test_revoking_a_branch_ends_its_open_session(own_ca: Path) -> None:
+    server = _transport(own_ca, recheck_interval=0.2)
+    try:
+        with (
+            _client(own_ca, server, "branch-a") as doomed,
+            _client(own_ca, server, "branch-b") as other,
+        ):
+            doomed.connect(timeout=5)
+            other.connect(timeout=5)
+            _echo_once(server, doomed, b"before")
+            doomed.send(b"queued, never read")
+            _wait_for(lambda: server.queued_bytes("branch-a") > 0, 10, "the message to queue")
+            devca.revoke(own_ca, "branch-a")
+            event = _wait_event(
+                server, lambda e: isinstance(e, Disconnected) and e.name == "branch-a", 15
+            )
+            assert "identity no longer accepted" in event.reason and "revoked" in event.reason
+            with pytest.raises(TransportClosed) as ended:
+                doomed.receive(timeout=10)
+            assert ended.value.code == grpc.StatusCode.UNAUTHENTICATED
+            assert server.queued_bytes("branch-a") == 0  # its unread message was dropped
+            assert server.connected() == {"branch-b"}
+            _echo_once(server, other, b"unaffected")
+        with _client(own_ca, server, "branch-a") as again, pytest.raises(TransportClosed):
+            again.connect(timeout=5)
+    finally:
+        server.stop(grace=1.0)
+
+
+def test_recheck_sessions_on_demand_and_a_lost_revocation_list_fails_closed(
+    own_ca: Path,
+) -> None:
+    server = _transport(own_ca, recheck_interval=None)
+    try:
+        with _client(own_ca, server, "branch-a") as client:
+            client.connect(timeout=5)
+            assert server.recheck_sessions() == []
+            (own_ca / "revoked.json").unlink()
+            assert server.recheck_sessions() == ["branch-a"]
+            event = _wait_event(server, lambda e: isinstance(e, Disconnected))
+            assert "revocation list not found" in event.reason
+    finally:
+        server.stop(grace=1.0)
+
+
+def _short_lived(ca_dir: Path, name: str, seconds: float) -> tuple[Path, Path]:
+    """A certificate for ``name`` that expires ``seconds`` from now, and its key."""
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_cert = cx509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        cx509.CertificateBuilder()
+        .subject_name(cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(cx509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(seconds=seconds))
+        .add_extension(cx509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            cx509.SubjectAlternativeName([cx509.UniformResourceIdentifier(certs.client_uri(name))]),
+            critical=False,
+        )
+        .add_extension(
+            cx509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = ca_dir / f"{name}-short.pem", ca_dir / f"{name}-short.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def test_a_session_ends_when_its_certificate_expires(own_ca: Path) -> None:
+    cert_path, key_path = _short_lived(own_ca, "branch-b", seconds=4)
+    server = _transport(own_ca, recheck_interval=None)  # expiry is enforced regardless
+    try:
+        creds = certs.load_client_credentials(
+            own_ca, "branch-b", certificate=cert_path, key=key_path
+        )
+        with GrpcClientTransport(
+            f"127.0.0.1:{server.port}",
+            channel_credentials=creds.to_grpc(),
+            max_message_bytes=MAX_MESSAGE,
+        ) as client:
+            assert client.connect(timeout=5) == "branch-b"
+            _echo_once(server, client, b"while valid")
+            event = _wait_event(
+                server, lambda e: isinstance(e, Disconnected) and e.name == "branch-b", 20
+            )
+            assert "certificate expired" in event.reason
+            with pytest.raises(TransportClosed):
+                client.receive(timeout=10)
+    finally:
+        server.stop(grace=1.0)
+
+
+def test_peer_certificate_is_the_verified_client_certificate(
+    ca_dir: Path, server: GrpcServerTransport
+) -> None:
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import serialization
+
+    assert server.peer_certificate("branch-a") is None
+    with _client(ca_dir, server, "branch-a") as client:
+        client.connect(timeout=5)
+        der = server.peer_certificate("branch-a")
+        issued = cx509.load_pem_x509_certificate((ca_dir / "clients" / "branch-a.pem").read_bytes())
+        assert der == issued.public_bytes(serialization.Encoding.DER)
+        assert server.peer_certificate("branch-b") is None
+    _wait_event(server, lambda e: isinstance(e, Disconnected))
+    assert server.peer_certificate("branch-a") is None
+
+
+# --- TLS 1.3 minimum (review finding L4) ----------------------------------------------------
+
+
+def _h2_session_request(host: str) -> bytes:
+    """An HTTP/2 preface, SETTINGS and the HEADERS of one Session call (HPACK, no Huffman)."""
+
+    def literal(index: int, value: bytes) -> bytes:  # literal without indexing, indexed name
+        prefix = bytes([index]) if index < 15 else bytes([15, index - 15])
+        return prefix + bytes([len(value)]) + value
+
+    block = (
+        b"\x83\x87"  # :method POST, :scheme https
+        + literal(4, SESSION_METHOD.encode())
+        + literal(1, host.encode())
+        + literal(31, b"application/grpc")
+        + b"\x00\x02te\x08trailers"
+    )
+
+    def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+        return (
+            len(payload).to_bytes(3, "big")
+            + bytes([kind, flags])
+            + stream.to_bytes(4, "big")
+            + payload
+        )
+
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    return preface + frame(4, 0, 0, b"") + frame(1, 4, 1, block)
+
+
+class _Flag(logging.Handler):
+    """Sets an event when a log record contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_a_tls12_session_is_refused_before_identify(
+    ca_dir: Path, server: GrpcServerTransport, version: str
+) -> None:
+    """L4: Python's ssl module as the client, with a valid branch certificate, speaking
+    HTTP/2 by hand. Over TLS 1.2 the handshake completes (grpcio has no minimum-version
+    setting for servers) but the Session call is refused before identify runs; over
+    TLS 1.3 the same bytes open a session."""
+    import socket
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(ca_dir / "ca.pem")
+    context.load_cert_chain(
+        ca_dir / "clients" / "branch-a.pem", ca_dir / "clients" / "branch-a.key"
+    )
+    context.minimum_version = context.maximum_version = getattr(ssl.TLSVersion, version)
+    context.set_alpn_protocols(["h2"])
+    flag = _Flag("the minimum is TLSv1.3")
+    logger = logging.getLogger("secagg.transport.grpc_transport")
+    logger.addHandler(flag)
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.version() == version.replace("_", ".")
+            tls.sendall(_h2_session_request("localhost"))
+            if version == "TLSv1_2":
+                assert flag.seen.wait(10), "the TLS 1.2 session was not refused"
+                assert server.next_event(timeout=0.5) is None  # never connected
+            else:
+                event = _wait_event(server, lambda e: isinstance(e, Connected), 10)
+                assert event.name == "branch-a" and not flag.seen.is_set()
+    finally:
+        logger.removeHandler(flag)
+
+
+def test_min_tls_version_is_checked() -> None:
+    with pytest.raises(ConfigurationError):
+        GrpcServerTransport(
+            "127.0.0.1:0",
+            server_credentials=None,
+            allow_insecure=True,
+            max_message_bytes=1,
+            identify=str,
+            min_tls_version="SSLv3",
+        )
+
+
+_CIPHER_PROBE = """
+import socket, ssl, sys
+from pathlib import Path
+from secagg.transport import certs
+from secagg.transport.grpc_transport import GrpcServerTransport
+ca = Path(sys.argv[1])
+server = GrpcServerTransport("127.0.0.1:0", max_message_bytes=1 << 20, identify=lambda c: "x",
+                             server_credentials=certs.load_server_credentials(ca).to_grpc())
+port = server.start()
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.load_verify_locations(ca / "ca.pem")
+context.maximum_version = ssl.TLSVersion.TLSv1_2
+try:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \\
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        print("handshake", tls.version())
+except (ssl.SSLError, OSError) as exc:
+    print("refused", type(exc).__name__)
+server.stop(0)
+"""
+
+
+def test_the_environment_can_refuse_tls12_at_the_handshake(ca_dir: Path) -> None:
+    """L4, handshake level: grpcio reads GRPC_SSL_CIPHER_SUITES once, at import. Listing only
+    RSA suites leaves an ECDSA-keyed server (every key here is ECDSA P-256) no TLS 1.2 suite,
+    so a TLS 1.2 handshake fails; TLS 1.3 suites are not governed by that list."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GRPC_SSL_CIPHER_SUITES": "ECDHE-RSA-AES128-GCM-SHA256"}
+    out = subprocess.run(
+        [sys.executable, "-c", _CIPHER_PROBE, str(ca_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip().startswith("refused"), out.stdout + out.stderr

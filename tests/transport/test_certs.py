@@ -30,6 +30,7 @@ from secagg.transport import certs
 from secagg.transport.certs import (
     CertificateStoreError,
     InvalidClientName,
+    MissingRevocationList,
     PeerRefused,
     PeerVerifier,
     RevocationList,
@@ -394,11 +395,20 @@ def test_refusal_is_logged_without_secrets(ca_dir: Path, caplog: pytest.LogCaptu
 # --- revocation list robustness ---------------------------------------------------------
 
 
-def test_missing_revocation_list_means_none_revoked(ca_dir: Path) -> None:
-    (ca_dir / "revoked.json").unlink()
-    assert load_revocations(ca_dir) == RevocationList()
+def test_missing_revocation_list_is_a_server_error_unless_allowed(ca_dir: Path) -> None:
+    """M4: a server must not read a missing list as "nothing revoked" (fail open)."""
     pem = issue_client(ca_dir, "branch-a").certificate.read_bytes()
-    assert PeerVerifier(ca_dir).identify(pem).name == "branch-a"
+    verifier = PeerVerifier(ca_dir)
+    (ca_dir / "revoked.json").unlink()
+    assert load_revocations(ca_dir) == RevocationList()  # the CA tooling and branches
+    with pytest.raises(MissingRevocationList, match="secagg certs init"):
+        load_revocations(ca_dir, missing_ok=False)
+    with pytest.raises(MissingRevocationList, match="allow_missing_revocations"):
+        PeerVerifier(ca_dir)  # at start-up, not at the first connection
+    with pytest.raises(RevocationListError):
+        verifier.identify(pem)  # deleted while serving: every peer is refused
+    allowed = PeerVerifier(ca_dir, allow_missing_revocations=True)
+    assert allowed.identify(pem).name == "branch-a"
 
 
 @pytest.mark.parametrize(
