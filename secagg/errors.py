@@ -91,6 +91,20 @@ class RoundAborted(SecAggError):
         super().__init__(f"round aborted{f' in {phase}' if phase else ''}: {reason}")
 
 
+class PolicyRefused(ConfigurationError):
+    """A party refused a round weaker than its own policy allows.
+
+    Each party (a branch, the key holder) holds its own minimums: allowed
+    backends, the pinned key holder, the largest clip, the smallest noise and
+    threshold. ``setting`` names the policy setting the round violated, so the
+    one-line log says which promise the server tried to break.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"refused by policy {setting}: {message}")
+
+
 # --- encoding and differential privacy ---------------------------------------
 
 

@@ -43,6 +43,7 @@ from secagg.aggregation.base import (
     Announce,
     ClientSession,
     Outgoing,
+    RoundIdentity,
     RoundSpec,
     ServerSession,
     ToParty,
@@ -51,16 +52,52 @@ from secagg.aggregation.base import (
     check_update,
     split_parties,
 )
+from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
+from secagg.crypto.signing import (
+    PUBLIC_KEY_BYTES,
+    CertificateVerifyKey,
+    Verifier,
+    VerifyKey,
+)
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
 from secagg.encoding import FixedPoint
-from secagg.errors import ConfigurationError, MalformedMessage, ProtocolError, RoundAborted
+from secagg.errors import (
+    ConfigurationError,
+    CryptoError,
+    MalformedMessage,
+    ProtocolError,
+    RoundAborted,
+)
 from secagg.protocol import Client, RoundConfig, Server, ServerPhase, decode, encode
-from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
+from secagg.protocol.config import (
+    DEFAULT_CORRUPT_FRACTION,
+    DEFAULT_DROPOUT_FRACTION,
+    ClientPolicy,
+)
 from secagg.protocol.messages import ServerMessage
 
 GRAPHS = {"secagg": "complete", "secagg+": "harary"}
+MAX_IDENTITY_BYTES = 16 * 1024  # one party's certificate
+
+
+def client_policy(policy: BranchPolicy | None) -> ClientPolicy | None:
+    """The protocol's view of a branch's policy: what its ``RoundSetup`` must meet.
+
+    The client computes its minimum Shamir threshold itself from its own
+    assumptions (colluders, dropouts), so the server cannot lower it."""
+    if policy is None:
+        return None
+    return ClientPolicy(
+        require_active=policy.require_active,
+        corrupt_fraction=policy.corrupt_fraction,
+        dropout_fraction=policy.dropout_fraction,
+        min_threshold=policy.min_threshold,
+        max_clients=policy.max_clients,
+        expected_clients=policy.expected_clients,
+        min_colluders=policy.min_colluders,
+    )
 
 
 def largest_safe_scale(num_clients: int, value_bound: float, bits: int) -> float:
@@ -87,10 +124,40 @@ class MaskingSpec(RoundSpec):
     dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
     corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION
     noise_share: NoiseShareRound | None = None
+    active: bool = False  # the malicious-server variant: signed keys, consistency check
+    # active: each party's public identity by party index (a DER certificate in a
+    # federation, whose chain every branch checks; a raw Ed25519 key in local runs)
+    identities: tuple[bytes, ...] = ()
 
     @property
     def name(self) -> str:
         return self.backend_name
+
+    def identity_certificates(self) -> tuple[bytes, ...]:
+        return self.identities
+
+    def check_policy(self, policy: BranchPolicy) -> None:
+        """The backend, sizes, the active variant and the noise share against the policy.
+
+        The threshold is checked where it is chosen, in the protocol's ``RoundSetup``,
+        against the minimum the branch computes itself (:class:`ClientPolicy`)."""
+        super().check_policy(policy)
+        if policy.require_active and not self.active:
+            raise policy.refuse(
+                "require_active",
+                "the round runs the passive variant; this branch takes part only in the "
+                "active (malicious-server) one",
+            )
+        share = self.noise_share
+        if share is None:
+            policy.check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
+        else:
+            ddg = share.mechanism
+            policy.check_noise_share(
+                noise_multiplier=ddg.noise_multiplier,
+                clip=ddg.clip,
+                expected_clients=ddg.expected_clients,
+            )
 
     @property
     def vector_length(self) -> int:
@@ -103,10 +170,15 @@ class MaskingSpec(RoundSpec):
         w.f64(self.dropout_fraction).f64(self.corrupt_fraction)
         share = self.noise_share
         if share is None:
-            return w.u8(0).bytes()
-        ddg = share.mechanism
-        w.u8(1).f64(ddg.clip).f64(ddg.noise_multiplier).u32(ddg.expected_clients)
-        return w.f64(ddg.scale).blob(share.rotation_seed).bytes()
+            w.u8(0)
+        else:
+            ddg = share.mechanism
+            w.u8(1).f64(ddg.clip).f64(ddg.noise_multiplier).u32(ddg.expected_clients)
+            w.f64(ddg.scale).blob(share.rotation_seed)
+        w.u8(1 if self.active else 0).u32(len(self.identities))
+        for identity in self.identities:
+            w.blob(identity)
+        return w.bytes()
 
     @classmethod
     def decode_body(cls, body: bytes, name: str) -> MaskingSpec:
@@ -135,9 +207,16 @@ class MaskingSpec(RoundSpec):
                 raise MalformedMessage(f"bad distributed-DP parameters: {exc}") from None
         elif kind != 0:
             raise MalformedMessage(f"unknown masking encoding {kind}")
+        active = r.u8()
+        count = r.u32()
+        if active > 1 or count > n:
+            raise MalformedMessage("bad active-variant fields in a masking round spec")
+        identities = tuple(r.blob(MAX_IDENTITY_BYTES) for _ in range(count))
         r.end()
         try:
-            return cls(n, d, name, bits, bound, scale, dropout, corrupt, share)
+            return cls(
+                n, d, name, bits, bound, scale, dropout, corrupt, share, bool(active), identities
+            )
         except ConfigurationError as exc:
             raise MalformedMessage(f"bad masking round spec: {exc}") from None
 
@@ -157,6 +236,12 @@ class MaskingSpec(RoundSpec):
             ddg = self.noise_share.mechanism
             if ddg.bits != self.bits or ddg.dimension != self.dimension:
                 raise ConfigurationError("the noise share's ring or dimension is not the round's")
+        if self.active and len(self.identities) != self.num_clients:
+            raise ConfigurationError(
+                "the active variant needs one identity (certificate) per client of the round"
+            )
+        if not self.active and self.identities:
+            raise ConfigurationError("identities are carried by active rounds only")
 
     def round_config(self) -> RoundConfig:
         return RoundConfig.create(
@@ -166,7 +251,22 @@ class MaskingSpec(RoundSpec):
             graph=GRAPHS[self.backend_name],  # type: ignore[arg-type]
             dropout_fraction=self.dropout_fraction,
             corrupt_fraction=self.corrupt_fraction,
+            active=self.active,
         )
+
+    def verify_keys(self) -> dict[int, Verifier]:
+        """The parties' signature keys, read from their identities (active rounds)."""
+        return {party: identity_key(blob) for party, blob in enumerate(self.identities)}
+
+
+def identity_key(blob: bytes) -> Verifier:
+    """A raw Ed25519 key (32 bytes) or a DER certificate's ECDSA key."""
+    try:
+        if len(blob) == PUBLIC_KEY_BYTES:
+            return VerifyKey(blob)
+        return CertificateVerifyKey.from_certificate(blob)
+    except CryptoError as exc:
+        raise MalformedMessage(f"an identity of the round is unusable: {exc}") from None
 
 
 class _RingEncoding:
@@ -192,10 +292,26 @@ class _RingEncoding:
 class MaskingClient(ClientSession):
     """A client of a masking round: encode, then the protocol client masks."""
 
-    def __init__(self, spec: MaskingSpec, party: int, rounding: KeyedStream | None) -> None:
+    def __init__(
+        self,
+        spec: MaskingSpec,
+        party: int,
+        rounding: KeyedStream | None,
+        policy: BranchPolicy | None,
+        identity: RoundIdentity | None,
+    ) -> None:
         self.party = party
         self.spec = spec
-        self._protocol = Client(party)
+        if spec.active and identity is None:
+            raise ConfigurationError(
+                "an active round needs this party's signing key and the round's verified "
+                "identities (a federation branch's certificate)"
+            )
+        signing = identity.signing_key if identity is not None and spec.active else None
+        verify = dict(identity.verify_keys) if identity is not None and spec.active else None
+        self._protocol = Client(
+            party, signing_key=signing, identity_keys=verify, policy=client_policy(policy)
+        )
         self._encoding = _RingEncoding(spec)
         self._rounding = rounding
 
@@ -217,7 +333,8 @@ class MaskingServer(ServerSession):
     def __init__(self, spec: MaskingSpec) -> None:
         self.spec = spec
         self.config = spec.round_config()
-        self._server = Server(self.config)
+        keys = spec.verify_keys() if spec.active else None
+        self._server = Server(self.config, identity_keys=keys)
         self._encoding = _RingEncoding(spec)
 
     def start(self) -> list[Outgoing]:
@@ -302,7 +419,7 @@ class MaskingServer(ServerSession):
 class MaskingBackend(AggregationBackend):
     """SecAgg (``graph="complete"``) or SecAgg+ (``graph="harary"``)."""
 
-    round_options = ("noise_share",)
+    round_options = ("noise_share", "identities")
 
     def __init__(
         self,
@@ -313,7 +430,10 @@ class MaskingBackend(AggregationBackend):
         scale: float | None = None,
         dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
         corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
+        active: bool = False,
     ) -> None:
+        """``active``: the malicious-server variant (signed keys and survivor sets); its
+        rounds carry every party's identity, which :meth:`plan` takes as a round option."""
         if graph not in ("complete", "harary"):
             raise ConfigurationError(f"graph must be 'complete' or 'harary', not {graph!r}")
         if not (math.isfinite(value_bound) and value_bound > 0):
@@ -324,11 +444,25 @@ class MaskingBackend(AggregationBackend):
         self.scale = scale
         self.dropout_fraction = dropout_fraction
         self.corrupt_fraction = corrupt_fraction
+        self.active = bool(active)
+
+    @property
+    def needs_identities(self) -> bool:
+        return self.active
 
     def plan(
-        self, num_clients: int, dimension: int, *, noise_share: NoiseShareRound | None = None
+        self,
+        num_clients: int,
+        dimension: int,
+        *,
+        noise_share: NoiseShareRound | None = None,
+        identities: tuple[bytes, ...] | None = None,
     ) -> MaskingSpec:
         check_round_size(num_clients, dimension, minimum_clients=2)
+        if self.active and (identities is None or len(identities) != num_clients):
+            raise ConfigurationError(
+                "the active variant needs every party's identity (its certificate) to plan"
+            )
         scale = self.scale
         if scale is None:
             scale = largest_safe_scale(num_clients, self.value_bound, self.bits)
@@ -343,20 +477,23 @@ class MaskingBackend(AggregationBackend):
             self.dropout_fraction,
             self.corrupt_fraction,
             noise_share,
+            self.active,
+            tuple(identities or ()) if self.active else (),
         )
 
     def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> MaskingServer:
         return MaskingServer(self._own(spec))
 
-    def client(
+    def open_client(
         self,
         spec: RoundSpec,
         party: int,
         *,
-        rounding: KeyedStream | None = None,
-        trusted_key: bytes | None = None,
+        rounding: KeyedStream | None,
+        policy: BranchPolicy | None,
+        identity: RoundIdentity | None = None,
     ) -> MaskingClient:
-        return MaskingClient(self._own(spec), party, rounding)
+        return MaskingClient(self._own(spec), party, rounding, policy, identity)
 
     def _own(self, spec: RoundSpec) -> MaskingSpec:
         if not isinstance(spec, MaskingSpec) or spec.name != self.name:

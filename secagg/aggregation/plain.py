@@ -22,6 +22,7 @@ from secagg.aggregation.base import (
     ClientSession,
     Outgoing,
     PhasedServerSession,
+    RoundIdentity,
     RoundSpec,
     admit,
     check_bound,
@@ -29,6 +30,7 @@ from secagg.aggregation.base import (
     check_update,
     split_parties,
 )
+from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import (
@@ -194,13 +196,14 @@ class PlainBackend(AggregationBackend):
     def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> PlainServer:
         return PlainServer(_own(spec))
 
-    def client(
+    def open_client(
         self,
         spec: RoundSpec,
         party: int,
         *,
-        rounding: KeyedStream | None = None,
-        trusted_key: bytes | None = None,
+        rounding: KeyedStream | None,
+        policy: BranchPolicy | None,
+        identity: RoundIdentity | None = None,
     ) -> PlainClient:
         return PlainClient(_own(spec), party)
 

@@ -15,7 +15,14 @@ from secagg.aggregation.plain import PlainBackend, PlainSpec
 from secagg.aggregation.spec import MAX_SPEC_CLIENTS, MAX_SPEC_DIMENSION, read_header
 from secagg.errors import ConfigurationError, MalformedMessage
 
-_MASKING_OPTIONS = ("value_bound", "bits", "scale", "dropout_fraction", "corrupt_fraction")
+_MASKING_OPTIONS = (
+    "value_bound",
+    "bits",
+    "scale",
+    "dropout_fraction",
+    "corrupt_fraction",
+    "active",
+)
 
 #: name -> (backend factory, spec class, the settings it takes)
 _REGISTRY: dict[str, tuple[Callable[..., AggregationBackend], type[RoundSpec], tuple[str, ...]]] = {
@@ -38,6 +45,13 @@ def backend_from_settings(name: str, **settings: Any) -> AggregationBackend:
     )
 
 
+def accepted_settings(name: str) -> tuple[str, ...]:
+    """The federation settings backend ``name`` takes (others do not apply to it)."""
+    if name not in _REGISTRY:
+        raise ConfigurationError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    return _REGISTRY[name][2]
+
+
 def needs_helper(name: str) -> bool:
     """Whether backend ``name`` needs a helper party (the CKKS key holder)."""
     return backend_from_settings(name).needs_helper
@@ -48,7 +62,8 @@ def get_backend(name: str, **options: Any) -> AggregationBackend:
 
     ``plain``: ``value_bound`` (default: none). ``secagg`` / ``secagg+``:
     ``value_bound`` (bound on every coordinate of every update; default 1.0),
-    ``bits`` (32 or 64), ``scale``, ``dropout_fraction``, ``corrupt_fraction``.
+    ``bits`` (32 or 64), ``scale``, ``dropout_fraction``, ``corrupt_fraction``,
+    ``active`` (the malicious-server variant).
     ``ckks``: ``value_bound``, ``precision``, ``max_clients``.
     """
     if name not in _REGISTRY:

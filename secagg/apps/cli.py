@@ -27,6 +27,7 @@ import click
 import numpy as np
 
 from secagg import __version__
+from secagg.aggregation.policy import BranchPolicy
 from secagg.apps import devca
 from secagg.apps.audit.cli import audit
 from secagg.apps.simulation.cli import simulate
@@ -522,6 +523,38 @@ def server(config_path: str, wait: float, verbose: bool) -> None:
 @click.option("--rounds", type=int, default=None, help="Stop after this many rounds.")
 @click.option("--idle", default=120.0, show_default=True, help="Stop after this much silence.")
 @click.option("--connect-timeout", default=30.0, show_default=True, help="Seconds to connect.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A TOML file whose [branch] table is this branch's policy (options below override it).",
+)
+@click.option(
+    "--allow-plain",
+    is_flag=True,
+    default=None,
+    help="Accept the plain backend, which sends the update in clear (refused by default).",
+)
+@click.option(
+    "--key-holder-fingerprint",
+    default=None,
+    help="The CKKS key holder's fingerprint (64 hex digits); CKKS rounds need it.",
+)
+@click.option("--max-clip", type=float, default=None, help="Refuse rounds clipping above this.")
+@click.option(
+    "--min-noise-multiplier",
+    type=float,
+    default=None,
+    help="Join only rounds where this branch adds a distributed noise share of at least this z.",
+)
+@click.option("--expected-clients", type=int, default=None, help="The cohort this branch expects.")
+@click.option("--min-threshold", type=int, default=None, help="A floor on the Shamir threshold.")
+@click.option(
+    "--require-active",
+    is_flag=True,
+    default=None,
+    help="Join only the active (malicious-server) variant of the masking backends.",
+)
 def client(
     target: str,
     name: str,
@@ -531,26 +564,59 @@ def client(
     rounds: int | None,
     idle: float,
     connect_timeout: float,
+    policy_path: str | None,
+    **policy_options: object,
 ) -> None:
-    """Run one branch: dial the server, train locally, send only masked updates."""
+    """Run one branch: dial the server, train locally, send only masked updates.
+
+    The branch enforces its own policy: a round weaker than it (the plain backend,
+    a CKKS key that is not the pinned key holder's, a larger clip, a smaller noise
+    share, a lower threshold) is refused before anything of the update leaves, and
+    the command exits with status 3.
+    """
+    from secagg.runtime.client import BranchRefused
     from secagg.runtime.launch import load_hook, run_branch
 
     try:
+        policy = _branch_policy(policy_path, policy_options)
         stats = run_branch(
             target,
             name,
             load_hook(hook, name, dimension),
             certificates,
+            policy=policy,
             rounds=rounds,
             idle_timeout=idle,
             connect_timeout=connect_timeout,
         )
+    except BranchRefused as exc:
+        click.echo(f"secagg client: {name} refused {exc}", err=True)
+        sys.exit(3)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(
         f"{name}: {stats.rounds_completed} rounds completed, {stats.rounds_aborted} aborted, "
         f"{stats.refused_messages} messages refused"
     )
+
+
+def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
+    """The ``[branch]`` table of ``path`` (if given), overridden by the options set."""
+    import tomllib
+
+    section: dict[str, object] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read the policy file {path}: {exc}") from None
+        unknown = sorted(set(data) - {"branch"})
+        if unknown:
+            raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [branch]")
+        section = dict(data.get("branch", {}))
+    section.update({key: value for key, value in options.items() if value is not None})
+    return BranchPolicy.from_dict(section)
 
 
 @main.command()

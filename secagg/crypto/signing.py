@@ -16,16 +16,37 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from secagg.errors import ConfigurationError, SignatureError
 
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
 PRIVATE_FILE_MODE = 0o600
+
+
+class Verifier(Protocol):
+    """What the protocol needs of a party's identity key: Ed25519 or a certificate's."""
+
+    raw: bytes
+
+    def verify(self, signature: bytes, message: bytes) -> None: ...
+
+
+class Signer(Protocol):
+    """What the protocol needs of its own identity: 64-byte signatures."""
+
+    def sign(self, message: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,91 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(public={self.verify_key.raw.hex()[:16]}…)"
+
+
+# --- identities bound to X.509 certificates (the active variant in a federation) ---------
+
+
+class CertificateVerifyKey:
+    """The ECDSA P-256 public key of a party's certificate, as a protocol verify key.
+
+    In a federation every party already holds a CA-issued certificate (its mTLS
+    identity). Signing the protocol's messages with that same key binds the active
+    variant's signatures to the certificate: a server that substitutes a key must
+    also forge a certificate of the federation's CA. Signatures are the fixed-size
+    raw form ``r || s`` (32 bytes each), the same 64 bytes as Ed25519's, so the
+    protocol's messages are unchanged.
+    """
+
+    def __init__(self, public: ec.EllipticCurvePublicKey) -> None:
+        if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+            raise SignatureError("a certificate identity must be an ECDSA P-256 key")
+        self._public = public
+        self.raw = public.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+        )
+
+    @classmethod
+    def from_certificate(cls, der: bytes) -> CertificateVerifyKey:
+        """The key of a DER certificate (whose chain the caller has checked)."""
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            public = cert.public_key()
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise SignatureError(f"not a usable certificate: {exc}") from None
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise SignatureError("a certificate identity must be an ECDSA P-256 key")
+        return cls(public)
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        """Raise :class:`SignatureError` unless ``signature`` is valid for ``message``."""
+        if len(signature) != SIGNATURE_BYTES:
+            raise SignatureError("signature has the wrong length")
+        r = int.from_bytes(signature[:32], "big")
+        s = int.from_bytes(signature[32:], "big")
+        try:
+            self._public.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError) as exc:
+            raise SignatureError("signature does not verify") from exc
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CertificateVerifyKey) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        return f"CertificateVerifyKey({self.raw.hex()[:16]}…)"
+
+
+class CertificateSigningKey:
+    """A party's certificate private key (ECDSA P-256) signing protocol messages."""
+
+    def __init__(self, private: ec.EllipticCurvePrivateKey) -> None:
+        if not isinstance(private, ec.EllipticCurvePrivateKey) or private.curve.name != (
+            "secp256r1"
+        ):
+            raise ConfigurationError("a certificate identity must be an ECDSA P-256 key")
+        self._private = private
+        self.verify_key = CertificateVerifyKey(private.public_key())
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> CertificateSigningKey:
+        """Parse the certificate's unencrypted PEM private key."""
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise ConfigurationError(f"not an unencrypted PEM private key: {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ConfigurationError("the certificate key is not an ECDSA key")
+        return cls(key)
+
+    def sign(self, message: bytes) -> bytes:
+        r, s = decode_dss_signature(self._private.sign(message, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def __repr__(self) -> str:
+        return f"CertificateSigningKey(public={self.verify_key.raw.hex()[:16]}…)"
 
 
 def write_private_file(path: str | Path, data: bytes) -> Path:

@@ -17,6 +17,20 @@ vectors, keys and encrypted shares; ciphertexts; or, with the ``plain``
 baseline, the update itself) leaves the process: never the data. A message the
 session refuses is logged and dropped, and the round goes on (or ends by the
 server's deadline). This module never names a backend.
+
+**The branch decides, not the server.** Every round is checked against the
+branch's own :class:`~secagg.aggregation.policy.BranchPolicy` where its client
+side is built from the spec, before the training hook runs: a backend the branch
+does not accept (``plain`` unless opted in), a CKKS key that is not the pinned
+key holder's, a larger clip or a smaller noise share than the policy allows, or
+(in the protocol's setup) a threshold below the one the branch computes itself
+raises :class:`~secagg.errors.PolicyRefused`. The branch then sends nothing of
+its update and, by default, stops (:class:`BranchRefused`): a server that tries
+to weaken a round is an incident for an operator, not a retry loop.
+
+In the active variant the round lists every party's certificate; the branch
+checks each against its own CA (:class:`BranchIdentity`) and signs with its
+certificate's key, so the server can substitute no party's key.
 """
 
 from __future__ import annotations
@@ -28,9 +42,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from secagg.aggregation import ClientSession, decode_spec, get_backend
+from secagg.aggregation.base import RoundIdentity, RoundSpec
+from secagg.aggregation.policy import BranchPolicy
+from secagg.crypto.signing import CertificateSigningKey, CertificateVerifyKey
 from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.release import Mechanism, RecordReport
-from secagg.errors import ConfigurationError, MalformedMessage, RoundAborted, SecAggError
+from secagg.errors import (
+    ConfigurationError,
+    MalformedMessage,
+    PolicyRefused,
+    RoundAborted,
+    SecAggError,
+)
 from secagg.runtime.wire import Relay, RoundEnd, RoundStart, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint
 
@@ -46,7 +69,55 @@ class ClientStats:
     rounds_completed: int = 0
     rounds_aborted: int = 0
     refused_messages: int = 0
+    rounds_refused: int = 0  # rounds weaker than the branch's policy
     last_model: np.ndarray | None = field(default=None, repr=False)
+
+
+class BranchRefused(PolicyRefused):
+    """The branch refused a round by its policy and stopped (``secagg client`` exits 3)."""
+
+    def __init__(self, round_number: int, refusal: PolicyRefused) -> None:
+        self.round = round_number
+        self.refusal = refusal
+        super().__init__(refusal.setting, f"round {round_number}: {refusal}")
+        self.args = (f"round {round_number}: {refusal}",)
+
+
+@dataclass(frozen=True)
+class BranchIdentity:
+    """This branch's certificate identity, for the active variant.
+
+    ``certificate`` is its own DER certificate, ``signing_key`` the certificate's
+    private key, and ``check(der) -> name`` verifies a party's certificate against
+    the branch's CA (chain, validity, client purpose, revocation) and returns its
+    name, or raises. The server can then list only certificates the CA issued.
+    """
+
+    certificate: bytes
+    signing_key: CertificateSigningKey
+    check: Callable[[bytes], str]
+
+    def round_identity(self, certificates: tuple[bytes, ...], party: int) -> RoundIdentity:
+        """Verify the round's identities; refuse a list that is not one distinct CA-issued
+        certificate per party with this branch's own at its index."""
+        if not 0 <= party < len(certificates) or certificates[party] != self.certificate:
+            raise PolicyRefused(
+                "branch.identity", "the round does not list this branch's certificate as its own"
+            )
+        names = []
+        for index, der in enumerate(certificates):
+            try:
+                names.append(self.check(der))
+            except Exception as exc:  # any failure to verify is a refusal
+                raise PolicyRefused(
+                    "branch.identity", f"party {index}'s certificate does not verify: {exc}"
+                ) from None
+        if len(set(names)) != len(names):
+            raise PolicyRefused(
+                "branch.identity", "the round lists one branch's certificate for several parties"
+            )
+        keys = {p: CertificateVerifyKey.from_certificate(der) for p, der in enumerate(certificates)}
+        return RoundIdentity(self.signing_key, keys)
 
 
 class FederationClient:
@@ -58,12 +129,17 @@ class FederationClient:
         train: TrainingHook,
         transport: ClientEndpoint,
         *,
-        key_fingerprint: bytes | None = None,
+        policy: BranchPolicy | None = None,
+        identity: BranchIdentity | None = None,
+        stop_on_refusal: bool = True,
         replay_seed: bytes | None = None,
         privacy_report: Callable[[], dict] | None = None,
     ) -> None:
-        """``key_fingerprint`` pins the CKKS key holder's key (a malicious server
-        relaying its own key is then refused); without it the round's is trusted.
+        """``policy`` is the weakest round this branch joins (default: the safe
+        :class:`BranchPolicy`: no ``plain``, CKKS only with a pinned key holder, the
+        threshold computed locally). With ``stop_on_refusal`` a refused round stops
+        :meth:`run` with :class:`BranchRefused`; otherwise the round is skipped.
+        ``identity`` (the branch's certificate) is needed for active rounds.
 
         ``replay_seed`` (simulations only) keys the stochastic rounding of the
         encoding and the distributed-DP noise share, so that a run replays bit
@@ -74,7 +150,9 @@ class FederationClient:
         returns the local accountant's inputs; they go with the round's first
         payload to the server's ledger.
         """
-        self._pin = key_fingerprint
+        self.policy = policy if policy is not None else BranchPolicy()
+        self._identity = identity
+        self._stop_on_refusal = stop_on_refusal
         self._replay_seed = replay_seed
         self._privacy_report = privacy_report
         self._pending_privacy: RecordReport | None = None
@@ -101,23 +179,56 @@ class FederationClient:
         return self.stats
 
     def handle(self, payload: bytes) -> None:
-        """Process one message from the server (refused messages change nothing)."""
+        """Process one message from the server (refused messages change nothing).
+
+        Raises :class:`BranchRefused` when a round is weaker than the policy (and
+        ``stop_on_refusal``); nothing else a server sends escapes."""
+        number: int | None = None
         try:
             message = decode_message(payload)
+            number = message.round
             if isinstance(message, RoundStart):
                 self._start(message)
             elif isinstance(message, Relay):
                 self._relay(message)
             else:
                 self._end(message)
-        except (SecAggError, ValueError) as exc:
+        except PolicyRefused as exc:
+            self._refused(number, exc)
+        except SecAggError as exc:
             self.stats.refused_messages += 1
             log.warning("%s refused a message: %s", self.name, exc)
+        except Exception as exc:  # no server message may crash a branch
+            self.stats.refused_messages += 1
+            log.error("%s dropped a message (%s): %s", self.name, type(exc).__name__, exc)
+
+    def _refused(self, number: int | None, exc: PolicyRefused) -> None:
+        """A round below the policy: nothing of the update has left; stop or skip it."""
+        self.stats.rounds_refused += 1
+        self._session, self._round = None, None
+        log.error("%s refused round %s by its policy: %s", self.name, number, exc)
+        if self._stop_on_refusal:
+            raise BranchRefused(number if number is not None else -1, exc) from None
+
+    def _round_identity(self, spec: RoundSpec, party: int) -> RoundIdentity | None:
+        certificates = spec.identity_certificates()
+        if not certificates:
+            return None
+        if self._identity is None:
+            raise PolicyRefused(
+                "branch.identity", "an active round needs this branch's certificate identity"
+            )
+        return self._identity.round_identity(certificates, party)
 
     def _start(self, start: RoundStart) -> None:
         spec = decode_spec(start.spec)
+        self.policy.check_clip(start.clip)  # the clip this update goes through, before training
         session = get_backend(spec.name).client(
-            spec, start.party, rounding=self._rounding_stream(start.round), trusted_key=self._pin
+            spec,
+            start.party,
+            rounding=self._rounding_stream(start.round),
+            policy=self.policy,
+            identity=self._round_identity(spec, start.party),
         )
         self.stats.rounds_started += 1
         self.stats.last_model = start.model

@@ -23,6 +23,7 @@ A file looks like::
 
     [backend]
     name = "secagg+"            # plain | secagg | secagg+ | ckks
+    # active = true             # masking: the malicious-server variant (signed, certificates)
     # key_holder = "compliance" # ckks only: the party holding the secret key
     value_bound = 1.0           # clip, or per-coordinate bound without DP
     bits = 32
@@ -55,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
+from secagg.aggregation.registry import accepted_settings
 from secagg.dp.config import DPSettings
 from secagg.dp.release import Mechanism, mechanism_for
 from secagg.errors import ConfigurationError
@@ -97,9 +99,16 @@ class BackendConfig:
     corrupt_fraction: float = 0.05
     key_holder: str | None = None  # ckks: the party that holds the secret key
     precision: float | None = None  # ckks: absolute error of the sum (default 1e-6 * bound)
+    # masking: the malicious-server variant (signed keys and survivor sets; every
+    # branch's identity is its certificate)
+    active: bool = False
 
     def __post_init__(self) -> None:
         _require(self.name in BACKENDS, f"backend.name must be one of {BACKENDS}")
+        _require(
+            not self.active or "active" in accepted_settings(self.name),
+            f"backend.active: backend {self.name!r} has no active (malicious-server) variant",
+        )
         _require(
             (self.key_holder is not None) == needs_helper(self.name),
             "backend.key_holder names the key holder of a backend that needs one (ckks), "
@@ -121,6 +130,7 @@ class BackendConfig:
             "dropout_fraction": self.dropout_fraction,
             "corrupt_fraction": self.corrupt_fraction,
             "precision": self.precision,
+            "active": self.active or None,
         }
 
 
@@ -170,7 +180,10 @@ class FederationConfig:
     rounds: int = 1
     server_learning_rate: float = 1.0
     server_momentum: float = 0.0
-    seed: int | None = None  # for reproducible tests only: seeds sampling, not secrets
+    # seeds client sampling (tests, simulations); never a secret: DP noise, masks and keys
+    # always come from the OS CSPRNG unless replay_noise is set (simulations only, ledgered)
+    seed: int | None = None
+    replay_noise: bool = False
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     dp: DPSettings | None = None
@@ -202,6 +215,10 @@ class FederationConfig:
                 and self.backend.key_holder not in self.clients,
                 "backend.key_holder must be a valid name that is not one of the clients",
             )
+        _require(
+            not self.replay_noise or self.seed is not None,
+            "federation.replay_noise replays the DP noise from federation.seed: set a seed",
+        )
         _require(self.dimension >= 1, "federation.dimension must be at least 1")
         _require(self.rounds >= 1, "federation.rounds must be at least 1")
         _require(self.server_learning_rate > 0, "federation.server_learning_rate must be > 0")

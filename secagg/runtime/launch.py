@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from secagg.aggregation.policy import BranchPolicy
+from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import Ledger, LedgerKey, export_public_key
-from secagg.runtime.client import ClientStats, FederationClient, TrainingHook
+from secagg.runtime.client import BranchIdentity, ClientStats, FederationClient, TrainingHook
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.server import FederationServer, RoundResult
@@ -153,12 +155,39 @@ def serve(
         transport.stop(grace=2.0)
 
 
+def branch_identity(certificates: str | Path, name: str) -> BranchIdentity:
+    """Branch ``name``'s certificate identity: its own certificate and key, and a check
+    of other parties' certificates against its CA (for the active variant's signatures).
+
+    The branch re-reads its revocation list, if it holds one, at every check."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from secagg.transport import certs
+
+    credentials = certs.load_client_credentials(certificates, name)
+    own = x509.load_pem_x509_certificate(credentials.certificate_chain)
+    ca = credentials.root_certificates
+    revocations = certs.CaLayout(Path(certificates)).revocations
+
+    def check(der: bytes) -> str:
+        revoked = certs.load_revocations(revocations) if revocations.exists() else None
+        return certs.identify_peer(x509.load_der_x509_certificate(der), ca, revoked).name
+
+    return BranchIdentity(
+        certificate=own.public_bytes(serialization.Encoding.DER),
+        signing_key=CertificateSigningKey.from_pem(credentials.private_key),
+        check=check,
+    )
+
+
 def run_branch(
     target: str,
     name: str,
     hook: TrainingHook,
     certificates: str,
     *,
+    policy: BranchPolicy | None = None,
     rounds: int | None = None,
     idle_timeout: float = 120.0,
     max_message_bytes: int = 256 * 1024 * 1024,
@@ -171,6 +200,11 @@ def run_branch(
     With ``reconnect`` a lost session (a server restart, a network cut) is
     redialled every second until ``idle_timeout`` passes: the branch misses the
     round in flight (to the server, a dropout) and takes part in the next.
+
+    ``policy`` is the weakest round the branch joins (default: the safe
+    :class:`~secagg.aggregation.policy.BranchPolicy`); a weaker round raises
+    :class:`~secagg.runtime.client.BranchRefused` before anything of the update
+    leaves.
     """
     from secagg.transport import certs
     from secagg.transport.grpc_transport import GrpcClientTransport
@@ -191,7 +225,12 @@ def run_branch(
                 # a hook that does record-level DP (e.g. torch_hook over a DPSGDTrainer)
                 # exposes privacy_report: its accountant's inputs go to the ledger
                 client = FederationClient(
-                    name, hook, transport, privacy_report=getattr(hook, "privacy_report", None)
+                    name,
+                    hook,
+                    transport,
+                    policy=policy,
+                    identity=branch_identity(certificates, name),
+                    privacy_report=getattr(hook, "privacy_report", None),
                 )
             else:  # a reconnect: same branch, same counters, new session
                 client.reconnected(transport)

@@ -98,10 +98,15 @@ class FederationServer:
         clock: Callable[[], float] = time.monotonic,
         observer: Callable[[RoundResult, np.ndarray], None] | None = None,
         ledger: Ledger | None = None,
+        identity_of: Callable[[str], bytes | None] | None = None,
     ) -> None:
         """``observer(result, model)`` is called after every round (complete or
         aborted) with the global model as it then stands: progress bars,
-        evaluation in a simulator, monitoring."""
+        evaluation in a simulator, monitoring.
+
+        ``identity_of(name)`` gives a connected branch's certificate (DER) for
+        active rounds; by default the transport's ``peer_certificate``."""
+        self._identity_of = identity_of or getattr(transport, "peer_certificate", None)
         self.config = config
         self.transport = transport
         self.store = store
@@ -110,7 +115,13 @@ class FederationServer:
         self._clock = clock
         config.plan_privacy()  # the cost of client-level DP, before any data moves
         self.backend: AggregationBackend = config.aggregation_backend()
-        self.mechanism: Mechanism = config.mechanism(seed=self._seed(b"noise"))
+        # DP noise is drawn from the OS CSPRNG: anyone holding the config (and so its
+        # seed) could otherwise subtract it. Only a simulation's replay seeds it, and
+        # every ledger row then says so (audit verify reports it as not private).
+        self.noise_seeded = config.replay_noise
+        self.mechanism: Mechanism = config.mechanism(
+            seed=self._seed(b"noise") if config.replay_noise else None
+        )
         self._sampler = self._stream(b"sampling")
         recovery = store.recover()
         for number in recovery.aborted_on_restart:
@@ -126,6 +137,7 @@ class FederationServer:
         self._velocity = np.zeros(config.dimension)  # FedAvgM; restarts at zero after a crash
         self.next_round = recovery.next_round
         self._last_epsilon: float | None = None  # the latest completed round's claim
+        self.refused_messages = 0  # malformed, foreign or out-of-phase payloads dropped
         if ledger is not None:
             for entry in ledger.entries():
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
@@ -134,6 +146,18 @@ class FederationServer:
             if row["status"] == "complete":
                 self.mechanism.restore(row["report"])
                 self._last_epsilon = row["report"].get("epsilon")
+
+    def _identities(self, participants: list[str]) -> tuple[bytes, ...]:
+        """Each participant's certificate (DER), for rounds whose signatures rest on them."""
+        found = []
+        for name in participants:
+            certificate = self._identity_of(name) if self._identity_of is not None else None
+            if not certificate:
+                raise ConfigurationError(
+                    f"backend.active needs every branch's certificate; none is known for {name}"
+                )
+            found.append(certificate)
+        return tuple(found)
 
     def _seed(self, label: bytes) -> bytes | None:
         if self.config.seed is None:
@@ -216,10 +240,11 @@ class FederationServer:
             )
         session: ServerSession | None = None
         try:
+            options = self.mechanism.round_options(len(participants))
+            if self.backend.needs_identities:
+                options["identities"] = self._identities(participants)
             spec = self.backend.plan(
-                len(participants),
-                self.mechanism.round_dimension(self.config.dimension),
-                **self.mechanism.round_options(len(participants)),
+                len(participants), self.mechanism.round_dimension(self.config.dimension), **options
             )
             session = self.backend.server(spec, noise_stddev=self.mechanism.backend_noise_stddev)
             result = self._drive(number, participants, session)
@@ -320,7 +345,18 @@ class FederationServer:
                 raise ProtocolError(f"{name} is not a party of this round")
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
+            self.refused_messages += 1
             log.warning("round %d: refused a message from %s: %s", number, name, exc)
+            return None
+        except Exception as exc:  # no branch's bytes may stop the server
+            self.refused_messages += 1
+            log.error(
+                "round %d: a message from %s raised %s (dropped; please report): %s",
+                number,
+                name,
+                type(exc).__name__,
+                exc,
+            )
             return None
         if message.privacy is not None and party_of[name] != HELPER:
             identity = self.ledger.key.identity_hash(name) if self.ledger is not None else name

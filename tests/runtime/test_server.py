@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.clipping import clip_l2
 from secagg.dp.noise import gaussian
@@ -32,7 +33,14 @@ def _config(
     """A federation of NAMES. The phase deadline is generous: a phase closes as soon as
     everyone answered, so only tests with a deliberately silent client wait it out."""
     data = {
-        "federation": {"name": "test", "clients": NAMES, "dimension": D, "rounds": 3, "seed": 7}
+        "federation": {
+            "name": "test",
+            "clients": NAMES,
+            "dimension": D,
+            "rounds": 3,
+            "seed": 7,
+            "replay_noise": True,  # the references below replay the server's noise
+        }
         | federation,
         "sampling": {"kind": "poisson", "rate": 1.0},
         "backend": {"name": backend, "value_bound": 1.0},
@@ -46,11 +54,19 @@ def _targets() -> dict[str, np.ndarray]:
     return {n: np.linspace(-1, 1, D) * 0.05 * (i + 1) for i, n in enumerate(NAMES)}
 
 
-def _start_clients(hub: InProcessHub, names: list[str], rounds: int) -> list[threading.Thread]:
+#: these tests' servers are the tests' own: the branches accept the plain baseline too
+TEST_POLICY = BranchPolicy(allow_plain=True)
+
+
+def _start_clients(
+    hub: InProcessHub, names: list[str], rounds: int, policy: BranchPolicy = TEST_POLICY
+) -> list[threading.Thread]:
     targets = _targets()
     threads = []
     for name in names:
-        client = FederationClient(name, lambda m, t=targets[name]: t - m, hub.connect(name))
+        client = FederationClient(
+            name, lambda m, t=targets[name]: t - m, hub.connect(name), policy=policy
+        )
         thread = threading.Thread(
             target=client.run, kwargs={"idle_timeout": 10, "rounds": rounds}, daemon=True
         )

@@ -353,6 +353,7 @@ def federation_config(config: SimulationConfig, dimension: int, state: Path) -> 
         server_learning_rate=config.server_learning_rate,
         server_momentum=config.server_momentum,
         seed=config.seed,
+        replay_noise=True,  # a simulation replays bit for bit; its ledger says so
         sampling=SamplingConfig(kind="poisson", rate=1.0),
         backend=BackendConfig(
             name=config.backend,

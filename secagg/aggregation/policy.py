@@ -1,0 +1,244 @@
+"""A branch's own policy: the weakest round it will take part in.
+
+Why this exists
+---------------
+A round's parameters (:class:`~secagg.aggregation.base.RoundSpec`) are chosen
+by the server. If a branch did whatever the spec said, every guarantee would
+rest on the server choosing honestly: ``plain`` sends the update in clear, a
+CKKS key the server made lets it decrypt each upload, a lowered threshold or a
+lowered noise share gives away an update. So each branch holds a
+:class:`BranchPolicy` of its own (a ``[branch]`` section of its config file,
+or ``secagg client`` options) and the client side of a round is only ever
+built after the spec passed it (:meth:`AggregationBackend.client
+<secagg.aggregation.base.AggregationBackend.client>` checks it before any
+backend code runs). A weaker spec raises
+:class:`~secagg.errors.PolicyRefused` naming the setting, and nothing of the
+update leaves.
+
+The defaults are the safe ones: masking backends and CKKS allowed, ``plain``
+only with ``allow_plain = true``, CKKS only with a pinned key-holder
+fingerprint, the Shamir threshold the branch computes itself from its own
+assumptions about colluders and dropouts (never the server's), and bounded
+round sizes. What the branch cannot check it does not pretend to: noise the
+*server* adds (central DP) or the key holder adds (CKKS) is theirs; a branch
+that wants a noise floor it can verify sets ``min_noise_multiplier`` and then
+takes part only in rounds where it adds its own noise share (distributed DP).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from secagg.errors import ConfigurationError, PolicyRefused
+from secagg.protocol.config import DEFAULT_MIN_COLLUDERS
+
+#: backends a branch accepts unless told otherwise (``plain`` sends updates in clear)
+DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
+#: a round larger than this is refused (a malicious server's round could exhaust memory)
+DEFAULT_MAX_CLIENTS = 100_000
+DEFAULT_MAX_DIMENSION = 1 << 28
+
+
+@dataclass(frozen=True)
+class BranchPolicy:
+    """What one branch requires of every round it joins (see the module docstring)."""
+
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
+    allow_plain: bool = False  # explicit opt-in: the plain baseline sends updates in clear
+    key_holder_fingerprint: bytes | None = None  # mandatory with ckks: the pinned key holder
+    max_clip: float | None = None  # the largest L2 clip of an update (None: not required)
+    min_noise_multiplier: float | None = None  # requires an own distributed-DP noise share
+    expected_clients: int | None = None  # cohort the branch expects; bounds the noise split
+    min_threshold: int | None = None  # an absolute floor on the Shamir threshold t
+    require_active: bool = False  # masking: only the malicious-server (active) variant
+    corrupt_fraction: float = 0.05  # the branch's own assumption, sizes its minimum t
+    dropout_fraction: float = 0.10
+    min_colluders: int = DEFAULT_MIN_COLLUDERS  # tolerated colluders at any cohort size
+    max_clients: int = DEFAULT_MAX_CLIENTS
+    max_dimension: int = DEFAULT_MAX_DIMENSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backends", tuple(self.backends))
+        if "plain" in self.backends and not self.allow_plain:
+            raise ConfigurationError(
+                "branch.backends lists 'plain', which sends the update in clear: set "
+                "branch.allow_plain = true to accept it explicitly"
+            )
+        if self.allow_plain and "plain" not in self.backends:
+            object.__setattr__(self, "backends", (*self.backends, "plain"))
+        if self.key_holder_fingerprint is not None and len(self.key_holder_fingerprint) != 32:
+            raise ConfigurationError(
+                "branch.key_holder_fingerprint must be the 64 hex digits the key holder prints"
+            )
+        for name in ("max_clip", "min_noise_multiplier"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigurationError(f"branch.{name} must be positive and finite")
+        for name in ("expected_clients", "min_threshold"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigurationError(f"branch.{name} must be at least 1")
+        for name in ("corrupt_fraction", "dropout_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigurationError(f"branch.{name} must lie in [0, 1)")
+        if self.min_colluders < 0:
+            raise ConfigurationError("branch.min_colluders must be at least 0")
+        if self.max_clients < 2 or self.max_dimension < 1:
+            raise ConfigurationError("branch.max_clients >= 2 and branch.max_dimension >= 1")
+
+    # --- the checks every spec shares ------------------------------------------
+
+    def refuse(self, setting: str, message: str) -> PolicyRefused:
+        """The error to raise for a violated setting (named, one line)."""
+        return PolicyRefused(f"branch.{setting}", message)
+
+    def check_backend(self, name: str) -> None:
+        if name == "plain" and not self.allow_plain:
+            raise self.refuse(
+                "allow_plain",
+                "the server asked for the plain backend, which would send this branch's "
+                "update in clear",
+            )
+        if name not in self.backends:
+            raise self.refuse(
+                "backends", f"the server asked for backend {name!r}; allowed: {self.backends}"
+            )
+
+    def check_size(self, num_clients: int, dimension: int) -> None:
+        if num_clients > self.max_clients:
+            raise self.refuse(
+                "max_clients", f"a round of {num_clients} clients (at most {self.max_clients})"
+            )
+        if dimension > self.max_dimension:
+            raise self.refuse(
+                "max_dimension", f"a round of dimension {dimension} (at most {self.max_dimension})"
+            )
+        if self.expected_clients is not None and num_clients > self.expected_clients:
+            # strict, as fcp's max_clients_expected: clients beyond the cohort the branch
+            # was told about can only be ones the server made up (uncounted colluders)
+            raise self.refuse(
+                "expected_clients",
+                f"a round of {num_clients} clients; this branch expects at most "
+                f"{self.expected_clients}",
+            )
+
+    def check_clip(self, clip: float | None) -> None:
+        """The clip the round applies to this branch's update (the runtime's, not the spec's)."""
+        if self.max_clip is None:
+            return
+        if clip is None or not math.isfinite(clip):
+            raise self.refuse(
+                "max_clip",
+                f"the round does not clip updates; this branch requires <= {self.max_clip:g}",
+            )
+        if clip > self.max_clip:
+            raise self.refuse("max_clip", f"clip {clip:g} > {self.max_clip:g}")
+
+    def check_noise_share(
+        self, *, noise_multiplier: float | None, clip: float | None, expected_clients: int | None
+    ) -> None:
+        """A distributed-DP round's noise share, as the spec states it (None: no share)."""
+        if noise_multiplier is None:
+            if self.min_noise_multiplier is not None:
+                raise self.refuse(
+                    "min_noise_multiplier",
+                    "the round carries no distributed noise share, so this branch cannot "
+                    f"check that its update gets noise multiplier >= {self.min_noise_multiplier:g}",
+                )
+            return
+        if self.min_noise_multiplier is not None and noise_multiplier < self.min_noise_multiplier:
+            raise self.refuse(
+                "min_noise_multiplier",
+                f"noise multiplier {noise_multiplier:g} < {self.min_noise_multiplier:g}",
+            )
+        self.check_clip(clip)
+        # each branch adds 1/sqrt(expected) of the noise: a server claiming a larger
+        # cohort shrinks every share; the branch's own expectation caps it
+        if (
+            self.expected_clients is not None
+            and expected_clients is not None
+            and expected_clients > self.expected_clients
+        ):
+            raise self.refuse(
+                "expected_clients",
+                f"the noise is split over {expected_clients} expected clients, more than the "
+                f"{self.expected_clients} this branch expects (each share would be smaller)",
+            )
+
+    def check_key_holder(self, fingerprint: bytes) -> None:
+        if self.key_holder_fingerprint is None:
+            raise self.refuse(
+                "key_holder_fingerprint",
+                "a CKKS round needs the key holder's fingerprint pinned in the branch's policy "
+                "(otherwise the server could relay a key it made and decrypt this update)",
+            )
+        if fingerprint != self.key_holder_fingerprint:
+            raise self.refuse(
+                "key_holder_fingerprint",
+                f"the round's key {fingerprint.hex()[:16]}... is not the pinned key holder's "
+                f"{self.key_holder_fingerprint.hex()[:16]}...",
+            )
+
+    # --- from a config file -------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, section: dict[str, Any]) -> BranchPolicy:
+        """From a ``[branch]`` TOML table; unknown keys and bad values name the key."""
+        if not isinstance(section, dict):
+            raise ConfigurationError("[branch] must be a table")
+        values = dict(section)
+        allowed = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ConfigurationError(f"unknown keys in [branch]: {unknown}")
+        pin = values.get("key_holder_fingerprint")
+        if pin is not None:
+            values["key_holder_fingerprint"] = parse_fingerprint(pin)
+        if "backends" in values:
+            backends = values["backends"]
+            if not isinstance(backends, list) or not all(isinstance(b, str) for b in backends):
+                raise ConfigurationError("branch.backends must be a list of backend names")
+            values["backends"] = tuple(backends)
+        for name, kind in (("allow_plain", bool), ("require_active", bool)):
+            if name in values and not isinstance(values[name], kind):
+                raise ConfigurationError(f"branch.{name} must be true or false")
+        for name in ("max_clip", "min_noise_multiplier", "corrupt_fraction", "dropout_fraction"):
+            if name in values and (
+                isinstance(values[name], bool) or not isinstance(values[name], int | float)
+            ):
+                raise ConfigurationError(f"branch.{name} must be a number")
+        for name in (
+            "expected_clients",
+            "min_threshold",
+            "max_clients",
+            "max_dimension",
+            "min_colluders",
+        ):
+            if name in values and (
+                isinstance(values[name], bool) or not isinstance(values[name], int)
+            ):
+                raise ConfigurationError(f"branch.{name} must be an integer")
+        return cls(**values)
+
+
+def parse_fingerprint(text: object) -> bytes:
+    """64 hex digits (the key holder prints them; ``:`` separators allowed)."""
+    if not isinstance(text, str):
+        raise ConfigurationError("branch.key_holder_fingerprint must be a string of hex digits")
+    digits = text.replace(":", "").strip().lower()
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        raise ConfigurationError(
+            "branch.key_holder_fingerprint must be 64 hex digits (the key holder prints them)"
+        ) from None
+    if len(raw) != 32:
+        raise ConfigurationError(
+            "branch.key_holder_fingerprint must be 64 hex digits (the key holder prints them)"
+        )
+    return raw
+
+
+__all__ = ["DEFAULT_BACKENDS", "BranchPolicy", "parse_fingerprint"]

@@ -1,0 +1,161 @@
+"""secagg.aggregation.policy: a branch refuses any round weaker than its own policy
+(security review H2), where its client side is built from the spec."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from secagg.aggregation import get_backend
+from secagg.aggregation.ckks import CKKSSpec, DesignPoint
+from secagg.aggregation.masking import MaskingSpec
+from secagg.aggregation.policy import BranchPolicy, parse_fingerprint
+from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
+from secagg.errors import ConfigurationError, PolicyRefused
+
+
+def _refused(setting: str, spec: object, policy: BranchPolicy) -> PolicyRefused:
+    with pytest.raises(PolicyRefused) as caught:
+        spec.check_policy(policy)  # type: ignore[attr-defined]
+    assert caught.value.setting == f"branch.{setting}", caught.value
+    assert f"branch.{setting}" in str(caught.value)
+    return caught.value
+
+
+def _ddg_spec(z: float = 1.0, clip: float = 1.0, expected: int = 10) -> MaskingSpec:
+    mechanism = DistributedDiscreteGaussian(
+        dimension=16, clip=clip, noise_multiplier=z, expected_clients=expected, bits=32
+    )
+    share = NoiseShareRound(mechanism, os.urandom(16))
+    return get_backend("secagg+").plan(10, 16, noise_share=share)  # type: ignore[return-value]
+
+
+def _ckks_spec(fingerprint: bytes) -> CKKSSpec:
+    return CKKSSpec(4, 8, DesignPoint(4, 1.0, 1e-6), fingerprint, b"public context")
+
+
+# --- H2: the server's choice of backend, key and DP parameters ------------------------
+
+
+def test_h2_plain_backend_refused_by_default() -> None:
+    spec = get_backend("plain").plan(4, 8)
+    _refused("allow_plain", spec, BranchPolicy())
+    BranchPolicy(allow_plain=True).check_backend("plain")  # the explicit opt-in
+
+
+def test_h2_plain_refused_before_the_client_side_exists() -> None:
+    """backend.client checks first: no PlainClient, so no update can be handed to one."""
+    backend = get_backend("plain")
+    with pytest.raises(PolicyRefused, match="allow_plain"):
+        backend.client(backend.plan(4, 8), 0, policy=BranchPolicy())
+    client = backend.client(backend.plan(4, 8), 0, policy=BranchPolicy(allow_plain=True))
+    assert client.set_input(np.zeros(8))
+
+
+def test_h2_ckks_needs_the_pinned_key_holder() -> None:
+    pin = os.urandom(32)
+    _refused("key_holder_fingerprint", _ckks_spec(pin), BranchPolicy())
+    _refused(
+        "key_holder_fingerprint",
+        _ckks_spec(os.urandom(32)),
+        BranchPolicy(key_holder_fingerprint=pin),
+    )
+    _ckks_spec(pin).check_policy(BranchPolicy(key_holder_fingerprint=pin))
+
+
+def test_h2_backend_outside_the_allowed_list_refused() -> None:
+    spec = get_backend("secagg").plan(4, 8)
+    _refused("backends", spec, BranchPolicy(backends=("secagg+",)))
+
+
+def test_h2_unclipped_or_larger_clip_refused() -> None:
+    policy = BranchPolicy(max_clip=1.0)
+    with pytest.raises(PolicyRefused, match="does not clip"):
+        policy.check_clip(None)
+    with pytest.raises(PolicyRefused, match="clip 2 > 1"):
+        policy.check_clip(2.0)
+    with pytest.raises(PolicyRefused):
+        policy.check_clip(float("nan"))
+    policy.check_clip(0.5)
+    BranchPolicy().check_clip(None)  # no requirement configured
+
+
+def test_h2_server_shrinking_the_noise_share_refused() -> None:
+    policy = BranchPolicy(min_noise_multiplier=1.0, max_clip=1.0, expected_clients=10)
+    _ddg_spec().check_policy(policy)
+    _refused("min_noise_multiplier", _ddg_spec(z=1e-6), policy)  # the review's 1e-6
+    _refused("max_clip", _ddg_spec(clip=4.0), policy)
+    _refused("expected_clients", _ddg_spec(expected=1000), policy)
+    # a round with no share of the branch's own: the branch cannot check any noise
+    _refused("min_noise_multiplier", get_backend("secagg+").plan(10, 16), policy)
+
+
+def test_passive_round_refused_when_the_branch_requires_the_active_variant() -> None:
+    _refused(
+        "require_active", get_backend("secagg+").plan(10, 16), BranchPolicy(require_active=True)
+    )
+
+
+def test_oversized_rounds_refused() -> None:
+    _refused("max_clients", get_backend("secagg+").plan(50, 4), BranchPolicy(max_clients=20))
+    _refused("max_dimension", get_backend("secagg+").plan(5, 64), BranchPolicy(max_dimension=32))
+    _refused(
+        "expected_clients", get_backend("secagg+").plan(50, 4), BranchPolicy(expected_clients=10)
+    )
+
+
+def test_refusal_survives_the_spec_codec() -> None:
+    """What a branch checks is what it decoded: a round spec over the wire."""
+    from secagg.aggregation import decode_spec
+    from secagg.aggregation.spec import encode_spec
+
+    spec = decode_spec(encode_spec(_ddg_spec(z=0.01)))
+    _refused("min_noise_multiplier", spec, BranchPolicy(min_noise_multiplier=0.5))
+
+
+# --- the [branch] table ------------------------------------------------------------------
+
+
+def test_policy_from_a_branch_table() -> None:
+    pin = os.urandom(32)
+    policy = BranchPolicy.from_dict(
+        {
+            "key_holder_fingerprint": ":".join(f"{b:02x}" for b in pin),
+            "max_clip": 1,
+            "min_noise_multiplier": 0.8,
+            "expected_clients": 20,
+            "require_active": True,
+        }
+    )
+    assert policy.key_holder_fingerprint == pin and policy.max_clip == 1
+    assert "plain" not in policy.backends
+    assert "plain" in BranchPolicy.from_dict({"allow_plain": True}).backends
+
+
+@pytest.mark.parametrize(
+    ("section", "names"),
+    [
+        ({"max_clipp": 1.0}, "max_clipp"),
+        ({"max_clip": "1.0"}, "branch.max_clip"),
+        ({"max_clip": -1.0}, "branch.max_clip"),
+        ({"allow_plain": "yes"}, "branch.allow_plain"),
+        ({"expected_clients": 2.5}, "branch.expected_clients"),
+        ({"key_holder_fingerprint": "abc"}, "branch.key_holder_fingerprint"),
+        ({"key_holder_fingerprint": "zz" * 32}, "branch.key_holder_fingerprint"),
+        ({"backends": ["plain"]}, "branch.allow_plain"),
+        ({"backends": "secagg"}, "branch.backends"),
+        ({"corrupt_fraction": 1.5}, "branch.corrupt_fraction"),
+    ],
+)
+def test_bad_branch_tables_name_the_key(section: dict[str, object], names: str) -> None:
+    with pytest.raises(ConfigurationError, match=names):
+        BranchPolicy.from_dict(section)
+
+
+def test_fingerprint_parsing() -> None:
+    raw = os.urandom(32)
+    assert parse_fingerprint(raw.hex().upper()) == raw
+    with pytest.raises(ConfigurationError):
+        parse_fingerprint(raw.hex()[:-2])
