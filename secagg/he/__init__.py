@@ -30,6 +30,7 @@ from secagg.he.errors import (
     MalformedCiphertext,
     SecretKeyPresent,
     SecretKeyUnavailable,
+    TooFewContributions,
 )
 from secagg.he.params import CKKSParameters, choose_parameters
 
@@ -42,5 +43,6 @@ __all__ = [
     "MalformedCiphertext",
     "SecretKeyPresent",
     "SecretKeyUnavailable",
+    "TooFewContributions",
     "choose_parameters",
 ]

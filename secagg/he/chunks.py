@@ -30,6 +30,7 @@ from secagg.he.errors import (
     InconsistentUpload,
     MalformedCiphertext,
     SecretKeyUnavailable,
+    TooFewContributions,
 )
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def decrypt_aggregate(
         context, chunks, kind=ChunkKind.AGGREGATE, dimension=dimension
     )
     if contributions < context.min_contributions:
-        raise InconsistentUpload(
+        raise TooFewContributions(
             f"aggregate of {contributions} contribution(s); at least "
             f"{context.min_contributions} required before decryption"
         )

@@ -56,3 +56,11 @@ class ContextMismatch(InvalidMessage):
 
 class InconsistentUpload(InvalidMessage):
     """One party's chunks do not form exactly one vector of the expected length."""
+
+
+class TooFewContributions(InconsistentUpload):
+    """An aggregate claims fewer summands than the decrypting party's minimum.
+
+    The claim is the server's (it adds the ciphertexts), so this refusal catches
+    an honest server's mistake; a malicious one can claim any count.
+    """
