@@ -7,9 +7,13 @@ Three roles, each a sans-I/O object:
 * the **key holder** (:class:`KeyHolderSession`, the round's helper) makes one
   key pair per design point (clients, value bound, precision: the parameters
   follow from :func:`~secagg.he.params.choose_parameters`) and publishes only the
-  public context; later it decrypts *sums* of at least two contributions, adds
-  the Gaussian noise it was asked for, and returns the noised sum alone (exact
-  CKKS decryptions can leak the secret key, Li and Micciancio 2021);
+  public context; later it decrypts *sums* that claim at least its own minimum of
+  contributions, at most once per round number (increasing) and up to its
+  lifetime cap, adds Gaussian noise of at least its own std (the server may ask
+  for more, never less; exact CKKS decryptions can leak the secret key, Li and
+  Micciancio 2021) and returns the noised sum with the std it added. Its rules
+  are its :class:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy`, never
+  the server's (security review H3);
 * the **server** (:class:`CKKSServer`) asks for the key (phase ``key``), announces
   the spec with the public context (phase ``contribution``), adds the clients'
   ciphertexts as they arrive into an :class:`~secagg.he.vectors.EncryptedSum`
@@ -19,12 +23,16 @@ Three roles, each a sans-I/O object:
   spec's fingerprint (or a pinned one) before TenSEAL parses it, and uploads its
   update's chunks, each a checked envelope, framed into one contribution.
 
-A sum of fewer than two contributions is never decrypted (it would be one
-client's update). Error: CKKS is approximate; the report's bound is the
-parameters' documented ``error_bound`` (encryption noise growing as sqrt(n), plus
-float rounding). Threat model: the server learns nothing from ciphertexts
-(IND-CPA under RLWE at 128-bit security); the key holder can decrypt any single
-ciphertext it sees, so it must never receive individual uploads.
+A sum that claims fewer than two contributions is never decrypted (it would be
+one client's update); the claim is the server's, so against a malicious server
+this check is not sound (docs/backends.md says what is). Error: CKKS is
+approximate; the report's bound is the parameters' documented ``error_bound``
+(encryption noise growing as sqrt(n), plus float rounding) plus 7 times the
+noise std the key holder reports, which is also
+:attr:`~secagg.aggregation.base.AggregationReport.noise_stddev`. Threat model:
+the server learns nothing from ciphertexts (IND-CPA under RLWE at 128-bit
+security); the key holder can decrypt any single ciphertext it sees, so it must
+never receive individual uploads.
 """
 
 from __future__ import annotations
@@ -53,6 +61,13 @@ from secagg.aggregation.base import (
     check_update,
     split_parties,
 )
+from secagg.aggregation.keyholder_policy import (
+    DecryptionRecord,
+    ImplausibleSum,
+    KeyHolderPolicy,
+    KeyHolderRefusal,
+    plausible_range,
+)
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import (
@@ -62,7 +77,7 @@ from secagg.errors import (
     UnexpectedMessage,
     UnknownParty,
 )
-from secagg.he.params import CKKSParameters, choose_parameters
+from secagg.he.params import TAIL_Z, CKKSParameters, choose_parameters
 
 _FRAME = struct.Struct("<4sBI")  # magic, version, chunk count
 _LENGTH = struct.Struct("<I")
@@ -108,18 +123,20 @@ def unframe_chunks(data: bytes, expected_count: int) -> list[bytes]:
 
 _HELPER_MAGIC = b"SAKH"
 _HELPER_HEAD = struct.Struct("<4sBB")
+#: 2: the decrypted reply carries the noise std the key holder added
+_HELPER_VERSION = 2
 _KEY_REQUEST, _KEY_PUBLIC, _DECRYPT, _DECRYPTED = 1, 2, 3, 4
 
 
 def _helper_message(kind: int, body: bytes) -> bytes:
-    return _HELPER_HEAD.pack(_HELPER_MAGIC, 1, kind) + body
+    return _HELPER_HEAD.pack(_HELPER_MAGIC, _HELPER_VERSION, kind) + body
 
 
 def _read_helper_message(data: bytes, expected: int) -> Reader:
     if len(data) < _HELPER_HEAD.size:
         raise MalformedMessage("key-holder message shorter than its header")
     magic, version, kind = _HELPER_HEAD.unpack_from(data)
-    if magic != _HELPER_MAGIC or version != 1:
+    if magic != _HELPER_MAGIC or version != _HELPER_VERSION:
         raise MalformedMessage("not a key-holder message of a known version")
     if kind != expected:
         raise UnexpectedMessage(f"key-holder message of kind {kind}, expected {expected}")
@@ -175,52 +192,82 @@ class CKKSSpec(RoundSpec):
 
 
 class KeyHolderSession(HelperSession):
-    """The only party that can decrypt, and only noised sums (see the module docstring)."""
+    """The only party that can decrypt, and only noised sums, under its own policy.
 
-    def __init__(self) -> None:
+    Every rule is the key holder's :class:`~secagg.aggregation.keyholder_policy.
+    KeyHolderPolicy`, never the server's request: the noise is at least the
+    policy's and the floor's, each round number is decrypted once and in
+    increasing order, there is a lifetime cap, and a noised sum no honest
+    aggregate could decrypt to is refused (see that module for why each rule).
+    """
+
+    def __init__(self, policy: KeyHolderPolicy | None = None) -> None:
         from secagg.he.keys import KeyHolder
 
+        self.policy = policy or KeyHolderPolicy()
         self._make = KeyHolder
         self._holder: Any = None
-        self.decryptions = 0
+        self.record = DecryptionRecord(self.policy.state_path)  # fails closed on a bad file
+
+    @property
+    def decryptions(self) -> int:
+        """Decryptions served over the key holder's lifetime (the state file's count)."""
+        return self.record.decryptions
 
     @property
     def fingerprint(self) -> bytes | None:
         return None if self._holder is None else self._holder.fingerprint
 
-    def handle(self, payload: bytes) -> bytes:
+    def handle(self, payload: bytes, *, round_number: int) -> bytes:
         data = bytes(payload)
         kind = data[_HELPER_HEAD.size - 1] if len(data) >= _HELPER_HEAD.size else -1
         if kind == _KEY_REQUEST:
             return self._publish(_read_helper_message(data, _KEY_REQUEST))
         if kind == _DECRYPT:
-            return self._decrypt(_read_helper_message(data, _DECRYPT))
+            return self._decrypt(_read_helper_message(data, _DECRYPT), round_number)
         raise MalformedMessage("a key holder answers key and decryption requests only")
 
     def _publish(self, r: Reader) -> bytes:
         params = DesignPoint.read(r).parameters()
         r.end()
+        least = self.policy.min_contributions
+        if params.num_clients < least:
+            raise KeyHolderRefusal(
+                f"a design point of {params.num_clients} client(s) can never reach this key "
+                f"holder's minimum of {least} contributions"
+            )
         if self._holder is None or self._holder.params != params:
-            self._holder = self._make(params)
+            self._holder = self._make(params, min_contributions=least)
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
         return _helper_message(_KEY_PUBLIC, body.bytes())
 
-    def _decrypt(self, r: Reader) -> bytes:
+    def _decrypt(self, r: Reader, round_number: int) -> bytes:
         from secagg.dp.noise import gaussian
         from secagg.he.vectors import chunk_count, decrypt_aggregate
 
-        if self._holder is None:
-            raise UnexpectedMessage("no key has been made yet")
-        dimension, noise_stddev = r.u32(), r.f64()
+        dimension, requested = r.u32(), r.f64()
         framed = r.blob(1 << 31)
         r.end()
-        if dimension < 1 or noise_stddev < 0:
+        if dimension < 1 or requested < 0:
             raise MalformedMessage("bad decryption request")
-        chunks = unframe_chunks(framed, chunk_count(dimension, self._holder.params.slots))
-        total = decrypt_aggregate(self._holder, chunks, dimension=dimension)
-        noised = total + gaussian(noise_stddev, dimension)  # released only with its noise
-        self.decryptions += 1
-        return _helper_message(_DECRYPTED, np.asarray(noised, "<f8").tobytes())
+        self.record.check(round_number, self.policy.max_decryptions)  # before any work
+        if self._holder is None:
+            raise UnexpectedMessage("no key has been made yet")
+        params = self._holder.params
+        chunks = unframe_chunks(framed, chunk_count(dimension, params.slots))
+        total = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
+        std = self.policy.noise_for(params, requested)  # the server can raise it, never lower
+        noised = total + gaussian(std, dimension)
+        del total  # the exact sum is not kept, logged nor returned
+        self.record.commit(round_number)  # on disk before anything leaves
+        if not np.all(np.abs(noised) <= plausible_range(params, std)):
+            raise ImplausibleSum(
+                f"round {round_number}: the noised sum has a coordinate beyond what "
+                f"{params.num_clients} values bounded by {params.value_bound:g} can add up to; "
+                "not released (the round number and one decryption are spent)"
+            )
+        body = Writer().f64(std).bytes() + np.asarray(noised, "<f8").tobytes()
+        return _helper_message(_DECRYPTED, body)
 
 
 class CKKSClient(ClientSession):
@@ -258,7 +305,8 @@ class CKKSServer(PhasedServerSession):
     def __init__(self, spec: CKKSSpec, noise_stddev: float) -> None:
         self.spec = spec
         self.params = spec.design.parameters()
-        self.noise_stddev = float(noise_stddev)
+        self.noise_stddev = float(noise_stddev)  # requested; the key holder may add more
+        self.noise_added: float | None = None  # what the key holder says it added
         self.context: Any = None  # the public context, once the key holder has published it
         self._sum: Any = None
         self._received: set[int] = set()
@@ -313,8 +361,11 @@ class CKKSServer(PhasedServerSession):
         return []
 
     def _on_decrypted(self, data: bytes) -> list[Outgoing]:
-        _read_helper_message(data, _DECRYPTED)  # the body is the raw float64 vector
-        body = data[_HELPER_HEAD.size :]
+        r = _read_helper_message(data, _DECRYPTED)  # the noise std, then the float64 vector
+        noise = r.f64()
+        body = data[_HELPER_HEAD.size + r.offset :]
+        if noise < 0:
+            raise MalformedMessage(f"the key holder reports a negative noise std {noise!r}")
         if len(body) != 8 * self.spec.dimension:
             raise MalformedMessage(
                 f"decrypted sum of {len(body)} bytes, expected {8 * self.spec.dimension}"
@@ -322,7 +373,13 @@ class CKKSServer(PhasedServerSession):
         total = np.frombuffer(body, dtype="<f8").copy()
         if not np.all(np.isfinite(total)):
             raise MalformedMessage("the decrypted sum holds NaN or infinite values")
-        self._total, self._phase = total, "complete"
+        if noise < self.noise_stddev:  # the DP plan counted on this noise: never release less
+            self._abort(
+                f"the key holder added noise std {noise:g}, below the {self.noise_stddev:g} "
+                "this round planned"
+            )
+            return []
+        self._total, self.noise_added, self._phase = total, noise, "complete"
         return []
 
     def close_phase(self) -> list[Outgoing]:
@@ -359,16 +416,19 @@ class CKKSServer(PhasedServerSession):
             raise RoundAborted(self._abort_reason or "the round did not complete", phase="ckks")
         contributed, dropped = split_parties(self.spec.num_clients, self._received)
         design = self.spec.design
+        noise = float(self.noise_added or 0.0)
         report = AggregationReport(
             backend="ckks",
             num_clients=self.spec.num_clients,
             dimension=self.spec.dimension,
             contributed=contributed,
             dropped=dropped,
-            error_bound=self.params.error_bound(len(contributed)),
+            # the key holder's Gaussian noise is part of the error, at the same 7-sigma tail
+            error_bound=self.params.error_bound(len(contributed)) + TAIL_Z * noise,
             threat_model=(
                 "server sees only ciphertexts (RLWE, 128-bit); the secret key is held by "
-                "the key holder alone, which decrypts only noised sums"
+                "the key holder alone, which decrypts each round once, adds its own noise "
+                "and cannot verify how many uploads the server summed"
             ),
             details={
                 "num_clients": design.num_clients,
@@ -378,7 +438,7 @@ class CKKSServer(PhasedServerSession):
                 **self.params.describe(),
             },
             dropouts=dict(self._dropouts),
-            noise_stddev=self.noise_stddev,
+            noise_stddev=noise,  # what the key holder added, not what was asked
         )
         return AggregationResult(self._total.copy(), report)
 
@@ -427,8 +487,10 @@ class CKKSBackend(AggregationBackend):
     ) -> CKKSClient:
         return CKKSClient(_own(spec), party, trusted_key)
 
-    def helper(self) -> KeyHolderSession:
-        return KeyHolderSession()
+    def helper(self, policy: KeyHolderPolicy | None = None) -> KeyHolderSession:
+        """The key holder, enforcing ``policy`` (default: floor noise, at least 2
+        contributions, no cap, no state file; a deployment configures its own)."""
+        return KeyHolderSession(policy)
 
     @property
     def needs_helper(self) -> bool:

@@ -24,12 +24,13 @@ from secagg.aggregation.base import (
     AggregationResult,
     Announce,
     ClientSession,
+    HelperSession,
     Outgoing,
     ToParty,
 )
 from secagg.aggregation.registry import decode_spec
 from secagg.crypto.stream import KeyedStream
-from secagg.errors import ConfigurationError, RoundAborted
+from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 
 
 @dataclass
@@ -64,11 +65,18 @@ def run_local_round(
     rounding: KeyedStream | None = None,
     plan_options: Mapping[str, object] | None = None,
     timings: RoundTimings | None = None,
+    helper: HelperSession | None = None,
+    round_number: int = 1,
 ) -> AggregationResult:
     """One round of ``backend`` over the rows of ``updates``; the server's result.
 
+    ``helper`` is the backend's helper to use (default: a fresh
+    ``backend.helper()``); pass the same one to several calls, with increasing
+    ``round_number``, to play a federation's rounds against one key holder.
+
     Raises :class:`~secagg.errors.RoundAborted` when the backend cannot give a
-    correct sum (e.g. masking below its threshold).
+    correct sum (e.g. masking below its threshold, or the helper refused the
+    round: in a federation the server would wait for its answer in vain).
     """
     rows = np.asarray(updates, dtype=np.float64)
     if rows.ndim != 2:
@@ -79,7 +87,7 @@ def run_local_round(
         raise ConfigurationError(f"vanishing clients must lie in 0..{n - 1}")
     spec = backend.plan(n, d, **dict(plan_options or {}))
     server = backend.server(spec, noise_stddev=noise_stddev)
-    helper = backend.helper()
+    helper = helper if helper is not None else backend.helper()
     clients: dict[int, ClientSession] = {}
     sent = dict.fromkeys(range(n), 0)
     inbox: deque[tuple[int, bytes]] = deque()  # (sender, payload) to the server
@@ -114,7 +122,11 @@ def run_local_round(
             elif isinstance(event, ToParty) and event.party == HELPER:
                 if helper is None:
                     raise ConfigurationError(f"the {backend.name} backend has no helper")
-                answer = clock.timed("helper", HELPER, helper.handle, event.payload)
+                try:
+                    answer = clock.timed("helper", HELPER, _ask, helper, event.payload)
+                except SecAggError as exc:  # refused: nothing comes back, the round aborts
+                    deliver(server.abort(f"the {backend.name} helper refused: {exc}"))
+                    continue
                 inbox.append((HELPER, answer))
             elif isinstance(event, ToParty):
                 party = event.party
@@ -125,6 +137,9 @@ def run_local_round(
                     from_client(party, clock.timed("client", party, handle, event.payload))
                 except RoundAborted:
                     continue  # the client left the round; the server will see it silent
+
+    def _ask(session: HelperSession, payload: bytes) -> bytes:
+        return session.handle(payload, round_number=round_number)
 
     deliver(clock.timed("server", 0, server.start))
     while not server.done:

@@ -22,13 +22,21 @@ log = logging.getLogger("secagg.keyholder")
 
 
 class KeyHolderService:
-    """Serves a helper session's requests from the federation server."""
+    """Serves a helper session's requests from the federation server.
+
+    The loop outlives any one message: whatever a message makes the decoder or
+    the session raise (a refusal by the key holder's policy, a malformed or
+    hostile payload, a bug), it is logged and the next message is read. A server
+    must not be able to stop the key holder by what it sends (review L3); only
+    the transport ending, or the server going silent, ends the loop.
+    """
 
     def __init__(self, name: str, transport: ClientEndpoint, session: HelperSession) -> None:
         self.name = name
         self._transport = transport
         self.session = session
         self.answered = 0
+        self.refused = 0
 
     @property
     def decryptions(self) -> int:
@@ -40,13 +48,49 @@ class KeyHolderService:
             payload = self._transport.receive(timeout=idle_timeout)
             if payload is None:
                 return self.decryptions
-            try:
-                message = decode_message(payload)
-                if not isinstance(message, Relay):
-                    continue  # round starts and ends are not for the helper
-                reply = self.session.handle(message.payload)
-            except SecAggError as exc:
-                log.warning("%s refused a request: %s", self.name, exc)
-                continue
-            self.answered += 1
-            self._transport.send(encode_message(Relay(message.round, reply)))
+            reply = self._answer(payload)
+            if reply is not None:
+                self._transport.send(reply)
+
+    def _answer(self, payload: bytes) -> bytes | None:
+        """The reply to one message, or None (not for the helper, or refused and logged)."""
+        before = self.decryptions
+        try:
+            message = decode_message(payload)
+            if not isinstance(message, Relay):
+                return None  # round starts and ends are not for the helper
+            answer = self.session.handle(message.payload, round_number=message.round)
+            reply = encode_message(Relay(message.round, answer))
+        except SecAggError as exc:
+            self.refused += 1
+            self._log_spent(before)
+            log.warning("%s refused a request: %s", self.name, exc)
+            return None
+        except Exception as exc:  # anything else a hostile message provokes: never crash
+            self.refused += 1
+            self._log_spent(before)
+            log.error(
+                "%s: a request raised %s (%s); ignored, serving on",
+                self.name,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return None
+        self.answered += 1
+        if self.decryptions != before:
+            log.info(
+                "%s decrypted round %d (decryption %d of its lifetime)",
+                self.name,
+                message.round,
+                self.decryptions,
+            )
+        return reply
+
+    def _log_spent(self, before: int) -> None:
+        if self.decryptions != before:  # decrypted, then refused to release (implausible sum)
+            log.warning(
+                "%s: one decryption spent without release (lifetime count %d)",
+                self.name,
+                self.decryptions,
+            )

@@ -108,7 +108,7 @@ def _ckks_round(n: int, d: int):
     helper = backend.helper()
     server = backend.server(backend.plan(n, d))
     (request,) = server.start()
-    (announce,) = server.handle(HELPER, helper.handle(request.payload))
+    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=1))
     assert isinstance(announce, Announce)
     return backend, server, helper, decode_spec(announce.spec)
 
@@ -134,7 +134,7 @@ def test_ckks_rounds_refuse_foreign_contexts_and_lone_contributors() -> None:
     lone._phase = "contribution"
     (request,) = lone.close_phase()
     with pytest.raises(SecAggError, match="at least 2"):
-        holder.handle(request.payload)
+        holder.handle(request.payload, round_number=1)
     assert request.party == HELPER
 
 

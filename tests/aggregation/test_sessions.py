@@ -85,7 +85,7 @@ def _started(backend: str, n: int = 4, d: int = 8):
     while not any(isinstance(e, Announce) for e in outgoing):  # CKKS: fetch the key first
         (event,) = outgoing
         assert isinstance(event, ToParty) and event.party == HELPER and helper is not None
-        outgoing = server.handle(HELPER, helper.handle(event.payload))
+        outgoing = server.handle(HELPER, helper.handle(event.payload, round_number=1))
     spec = decode_spec(next(e.spec for e in outgoing if isinstance(e, Announce)))
     clients = {p: chosen.client(spec, p) for p in range(n)}
     first: dict[int, bytes] = {}

@@ -1,0 +1,293 @@
+"""The CKKS key holder's own rules: its noise, its floor of contributions, its budget.
+
+Theory of operation
+-------------------
+The key holder is the only party that can decrypt, and the server is the party
+its decryptions are for, so the key holder must not take its rules from the
+server (security review H3). A :class:`KeyHolderPolicy` is configured where the
+key holder runs (the ``[key_holder]`` section of its own config, or the
+constructor) and the :class:`~secagg.aggregation.ckks.KeyHolderSession` applies
+it to every request, whatever the request says:
+
+* **Noise.** Every decryption leaves with Gaussian noise of standard deviation
+  ``max(policy.noise_stddev, server's request, noise_floor(params))``. The
+  server may ask for *more* noise (its DP mechanism plans the central noise, and
+  the key holder adding it means nobody sees an un-noised sum), never for less.
+  The floor (:func:`noise_floor`) is the design point's documented CKKS error
+  bound times :data:`NOISE_FLOOR_MULTIPLE`, so no exact decryption ever leaves,
+  even with ``noise_stddev = 0`` (tests and simulations without DP): see
+  docs/backends.md for what the floor does and does not buy.
+* **One decryption per round number**, and round numbers must increase: a
+  replayed or older round number is refused (:class:`RoundAlreadyServed`), so the
+  averaging attack of H3(c) cannot repeat one round's request. A malicious server
+  can still invent new round numbers, which is why there is a lifetime cap
+  (``max_decryptions``, :class:`DecryptionCapReached`) and why every decryption
+  is logged with its running count.
+* **At least** ``min_contributions`` summands, as the aggregate claims. The key
+  holder cannot verify the claim (the server adds the ciphertexts), so this
+  catches honest mistakes only; docs/backends.md says what would make it sound.
+* **Plausible sums only.** An honest aggregate of ``n`` values bounded by ``B``
+  decrypts to at most ``n * B`` per coordinate. A crafted ciphertext that
+  decrypts to a huge value (a scaled secret key) would defeat any fixed noise,
+  so a noised sum outside that range (plus the error bound and
+  :data:`RANGE_TAIL_Z` noise deviations) is refused (:class:`ImplausibleSum`).
+  The test reads only the *noised* value, so the refusal tells the server
+  nothing the noised sum would not have.
+
+With ``state_path``, the served round numbers and the decryption count survive
+restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600,
+*before* the noised sum is released, and a file that cannot be read stops the
+key holder instead of resetting its count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from secagg.errors import ConfigurationError, ProtocolError, WrongRound
+
+if TYPE_CHECKING:
+    from secagg.he.params import CKKSParameters
+
+#: the floor noise std, in units of the design point's documented CKKS error bound
+NOISE_FLOOR_MULTIPLE = 1.0
+#: noise deviations of slack in the plausible-sum test (false refusal ~1e-19 a coordinate)
+RANGE_TAIL_Z = 9.0
+#: the smallest ``min_contributions`` a key holder accepts: one summand is one client's update
+MIN_CONTRIBUTIONS_FLOOR = 2
+#: what the [key_holder] config section may hold
+POLICY_KEYS = ("noise_stddev", "min_contributions", "max_decryptions", "state")
+
+_STATE_VERSION = 1
+
+
+# --- refusals ------------------------------------------------------------------
+
+
+class KeyHolderRefusal(ProtocolError):
+    """The key holder's own policy refused a request; nothing was released."""
+
+
+class RoundAlreadyServed(KeyHolderRefusal, WrongRound):
+    """A decryption for a round number already served, or lower than the last one served."""
+
+
+class DecryptionCapReached(KeyHolderRefusal):
+    """The key holder has served its lifetime number of decryptions."""
+
+
+class ImplausibleSum(KeyHolderRefusal):
+    """The (noised) decryption lies outside what an honest aggregate can decrypt to.
+
+    The decryption was computed, so its round number and count are spent.
+    """
+
+
+# --- the policy ------------------------------------------------------------------
+
+
+def noise_floor(params: CKKSParameters) -> float:
+    """The least noise std any decryption under ``params`` leaves with.
+
+    :data:`NOISE_FLOOR_MULTIPLE` times the documented per-coordinate CKKS error
+    bound of the design point (a 7-sigma bound of the worst slot, about 30 times
+    the measured average error std), so the released value never equals the
+    exact decryption and each coordinate carries about 1e-3 bits on the CKKS
+    error (docs/backends.md gives the figures and the limits).
+    """
+    return NOISE_FLOOR_MULTIPLE * params.error_bound(params.num_clients)
+
+
+def plausible_range(params: CKKSParameters, noise_stddev: float) -> float:
+    """The largest |coordinate| an honest aggregate under ``params`` decrypts to, noised."""
+    honest = params.num_clients * params.value_bound + params.error_bound(params.num_clients)
+    return honest + RANGE_TAIL_Z * noise_stddev
+
+
+def _config_error(key: str, message: str) -> ConfigurationError:
+    return ConfigurationError(f"[key_holder] {key}: {message}")
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _config_error(key, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _integer(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _config_error(key, f"must be an integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class KeyHolderPolicy:
+    """What the CKKS key holder enforces on every request (see the module docstring).
+
+    ``noise_stddev``: the key holder's own Gaussian noise std per decryption (0:
+    only the floor); the server's request is honoured only when larger.
+    ``min_contributions``: the fewest summands an aggregate must claim (at least 2).
+    ``max_decryptions``: a lifetime cap (None: none; a deployment should set one).
+    ``state_path``: where served rounds and the count persist (None: memory only).
+    """
+
+    noise_stddev: float = 0.0
+    min_contributions: int = MIN_CONTRIBUTIONS_FLOOR
+    max_decryptions: int | None = None
+    state_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        std = _number("noise_stddev", self.noise_stddev)
+        if std < 0:
+            raise _config_error("noise_stddev", f"must be >= 0, got {std!r}")
+        object.__setattr__(self, "noise_stddev", std)
+        least = _integer("min_contributions", self.min_contributions)
+        if least < MIN_CONTRIBUTIONS_FLOOR:
+            raise _config_error(
+                "min_contributions",
+                f"must be >= {MIN_CONTRIBUTIONS_FLOOR} (one summand is one client's update), "
+                f"got {least}",
+            )
+        if self.max_decryptions is not None:
+            cap = _integer("max_decryptions", self.max_decryptions)
+            if cap < 1:
+                raise _config_error("max_decryptions", f"must be >= 1, got {cap}")
+        if self.state_path is not None and not isinstance(self.state_path, Path):
+            if not isinstance(self.state_path, str) or not self.state_path:
+                raise _config_error("state", f"must be a file path, got {self.state_path!r}")
+            object.__setattr__(self, "state_path", Path(self.state_path))
+
+    @classmethod
+    def from_dict(
+        cls, section: Mapping[str, Any], *, base_dir: Path | None = None
+    ) -> KeyHolderPolicy:
+        """The policy of a ``[key_holder]`` TOML section; a relative ``state`` is
+        resolved against ``base_dir`` (the config file's folder).
+
+        Keys: ``noise_stddev`` (number >= 0), ``min_contributions`` (int >= 2),
+        ``max_decryptions`` (int >= 1), ``state`` (path). Any other key, or a value
+        of the wrong type, raises a one-line ConfigurationError naming the key.
+        """
+        if not isinstance(section, Mapping):
+            raise ConfigurationError(f"[key_holder] must be a table, got {type(section).__name__}")
+        unknown = sorted(set(section) - set(POLICY_KEYS))
+        if unknown:
+            raise _config_error(unknown[0], f"unknown key (known: {', '.join(POLICY_KEYS)})")
+        state = section.get("state")
+        path: Path | None = None
+        if state is not None:
+            if not isinstance(state, str) or not state:
+                raise _config_error("state", f"must be a file path, got {state!r}")
+            path = Path(state).expanduser()
+            if not path.is_absolute() and base_dir is not None:
+                path = Path(base_dir) / path
+        return cls(
+            noise_stddev=section.get("noise_stddev", 0.0),
+            min_contributions=section.get("min_contributions", MIN_CONTRIBUTIONS_FLOOR),
+            max_decryptions=section.get("max_decryptions"),
+            state_path=path,
+        )
+
+    def noise_for(self, params: CKKSParameters, requested: float) -> float:
+        """The std a decryption under ``params`` gets: never below the policy or the floor."""
+        return max(self.noise_stddev, float(requested), noise_floor(params))
+
+
+# --- what has been served ------------------------------------------------------
+
+
+class DecryptionRecord:
+    """The round numbers served and the decryption count, optionally kept in a file.
+
+    :meth:`check` refuses before any work; :meth:`commit` records a decryption
+    (and writes the file) before its result may leave.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.rounds: list[int] = []
+        self.decryptions = 0
+        if path is not None and path.exists():
+            self._load(path)
+
+    @property
+    def last_round(self) -> int | None:
+        return self.rounds[-1] if self.rounds else None
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
+                raise ValueError("unknown version")
+            rounds, count = data["rounds"], data["decryptions"]
+            if (
+                not isinstance(rounds, list)
+                or any(isinstance(r, bool) or not isinstance(r, int) for r in rounds)
+                or rounds != sorted(set(rounds))
+                or isinstance(count, bool)
+                or not isinstance(count, int)
+                or count < len(rounds)
+            ):
+                raise ValueError("inconsistent fields")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # fail closed: a key holder that forgot what it served could serve it again
+            raise ConfigurationError(
+                f"[key_holder] state: cannot read {path} ({exc}); refusing to start"
+            ) from None
+        self.rounds, self.decryptions = rounds, count
+
+    def check(self, round_number: int, cap: int | None) -> None:
+        """Refuse a replayed or older round number, or a decryption past ``cap``."""
+        last = self.last_round
+        if last is not None and round_number <= last:
+            raise RoundAlreadyServed(
+                f"round {round_number} refused: the key holder has already decrypted "
+                f"round {last} and decrypts each round number once, in increasing order"
+            )
+        if cap is not None and self.decryptions >= cap:
+            raise DecryptionCapReached(
+                f"round {round_number} refused: the key holder's lifetime cap of {cap} "
+                "decryptions is reached"
+            )
+
+    def commit(self, round_number: int) -> None:
+        """Record one decryption of ``round_number``; the file is on disk when this returns."""
+        rounds, count = [*self.rounds, round_number], self.decryptions + 1
+        if self.path is not None:
+            _write_atomically(
+                self.path,
+                {"version": _STATE_VERSION, "decryptions": count, "rounds": rounds},
+            )
+        self.rounds, self.decryptions = rounds, count
+
+
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    """``data`` as JSON at ``path``: a 0600 temporary file, fsync, rename, fsync the folder."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)  # mkstemp's mode already; said for the reader
+            json.dump(data, out, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # not every platform can open a folder
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -1,0 +1,364 @@
+"""The CKKS key holder enforces its own policy, never the server's (security review H3).
+
+Regression tests for H3: (a) a server asking for no noise still gets the key
+holder's noise, (b) an aggregate that claims too few contributions is refused
+(and what cannot be checked is pinned down), (c) a round number is decrypted
+once, so the averaging attack cannot repeat a request; plus the state file, the
+lifetime cap, the plausible-sum check, the service loop and the in-memory round.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tenseal")
+
+from secagg.aggregation import HELPER, Announce, ToParty, decode_spec, run_local_round
+from secagg.aggregation.base import HelperSession
+from secagg.aggregation.ckks import (
+    _DECRYPT,
+    _DECRYPTED,
+    CKKSBackend,
+    KeyHolderSession,
+    _helper_message,
+    frame_chunks,
+)
+from secagg.aggregation.keyholder_policy import (
+    DecryptionCapReached,
+    ImplausibleSum,
+    KeyHolderPolicy,
+    KeyHolderRefusal,
+    RoundAlreadyServed,
+    noise_floor,
+    plausible_range,
+)
+from secagg.aggregation.spec import Reader, Writer
+from secagg.errors import ConfigurationError, RoundAborted, SecAggError, WrongRound
+from secagg.he.errors import TooFewContributions
+from secagg.he.keys import PublicAggregationContext
+from secagg.he.vectors import EncryptedSum, encrypt_vector
+
+N, D = 4, 2000
+
+
+def _rows(n: int = N, d: int = D, seed: int = 7) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (n, d))  # test data only
+
+
+def _round(helper: KeyHolderSession, *, noise: float = 0.0, round_number: int = 1, rows=None):
+    """An honest server's round up to its decryption request: (server, payload, rows)."""
+    rows = _rows() if rows is None else rows
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(*rows.shape), noise_stddev=noise)
+    (request,) = server.start()
+    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=round_number))
+    assert isinstance(announce, Announce)
+    spec = decode_spec(announce.spec)
+    outgoing: list = []
+    for party, row in enumerate(rows):
+        outgoing = server.handle(party, backend.client(spec, party).set_input(row)[0])
+    (decrypt,) = outgoing
+    assert isinstance(decrypt, ToParty) and decrypt.party == HELPER
+    return server, decrypt.payload, rows
+
+
+def _reply(answer: bytes) -> tuple[float, np.ndarray]:
+    """The key holder's decrypted reply: (noise std it added, the noised sum)."""
+    r = Reader(answer[6:], "reply")
+    std = r.f64()
+    return std, np.frombuffer(answer[6 + r.offset :], "<f8")
+
+
+def _public(helper: KeyHolderSession) -> PublicAggregationContext:
+    return helper._holder.public_context()
+
+
+# --- H3(a): the server cannot ask the noise away -------------------------------
+
+
+def test_h3a_server_requested_zero_noise_ignored() -> None:
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    server, payload, rows = _round(helper, noise=0.0)  # the request says std 0
+    answer = helper.handle(payload, round_number=1)
+    std, out = _reply(answer)
+    assert std == 0.5
+    assert 0.45 < float(np.std(out - rows.sum(axis=0))) < 0.55  # 2000 draws: within 10 %
+    assert server.handle(HELPER, answer) == [] and server.done
+    assert server.finish().report.noise_stddev == 0.5  # the report says what ran
+
+
+def test_h3a_no_configured_noise_still_no_exact_decryption() -> None:
+    helper = KeyHolderSession()  # no noise configured: the documented floor applies
+    _, payload, rows = _round(helper, noise=0.0)
+    std, out = _reply(helper.handle(payload, round_number=1))
+    params = helper._holder.params
+    assert std == noise_floor(params) == params.error_bound(params.num_clients) > 0
+    error = out - rows.sum(axis=0)
+    # the floor dominates the CKKS error (~1/30 of the bound): the spread is the floor's
+    assert 0.85 * std < float(np.std(error)) < 1.15 * std
+
+
+def test_h3a_the_server_may_ask_for_more_noise_never_less() -> None:
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    _, payload, _ = _round(helper, noise=2.0)
+    assert _reply(helper.handle(payload, round_number=1))[0] == 2.0
+
+
+# --- H3(b): contributions ----------------------------------------------------------
+
+
+def test_h3b_single_contribution_refused() -> None:
+    helper = KeyHolderSession()
+    _round(helper)  # makes the key
+    alone = EncryptedSum(_public(helper), D)
+    alone.add(encrypt_vector(_public(helper), _rows()[0]))  # an "aggregate" of one upload
+    request = Writer().u32(D).f64(0.0).blob(frame_chunks(alone.to_chunks())).bytes()
+    with pytest.raises(TooFewContributions, match="at least 2"):
+        helper.handle(_helper_message(_DECRYPT, request), round_number=1)
+    assert helper.decryptions == 0  # refused before decryption: the round is not spent
+    _, payload, _ = _round(helper, round_number=1)
+    helper.handle(payload, round_number=1)
+
+
+def test_h3b_the_key_holders_own_minimum_not_the_servers_round_size() -> None:
+    helper = KeyHolderSession(KeyHolderPolicy(min_contributions=3))
+    with pytest.raises(KeyHolderRefusal, match="minimum of 3"):
+        _round(helper, rows=_rows(n=2))  # a design point of 2 can never reach 3
+    backend, rows = CKKSBackend(), _rows(n=4)
+    server = backend.server(backend.plan(4, D))  # the server accepts any sum of 2 or more
+    (request,) = server.start()
+    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=1))
+    spec = decode_spec(announce.spec)
+    for party in (0, 1):  # two clients contribute, two drop out
+        server.handle(party, backend.client(spec, party).set_input(rows[party])[0])
+    (decrypt,) = server.close_phase()
+    with pytest.raises(TooFewContributions, match="at least 3"):
+        helper.handle(decrypt.payload, round_number=1)
+    _, payload, _ = _round(helper, rows=rows)
+    helper.handle(payload, round_number=1)
+
+
+def test_h3b_a_relabelled_single_upload_is_not_detectable_but_is_noised() -> None:
+    """The documented limit: the server adds its own encryption of 0 to one client's
+    upload and claims 2 contributions. The key holder cannot tell; what it still
+    guarantees is its own noise on the answer, once for that round number."""
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    _round(helper)
+    public, alice = _public(helper), _rows()[0]
+    fake = EncryptedSum(public, D)
+    fake.add(encrypt_vector(public, alice))
+    fake.add(encrypt_vector(public, np.zeros(D)))
+    request = Writer().u32(D).f64(0.0).blob(frame_chunks(fake.to_chunks())).bytes()
+    std, out = _reply(helper.handle(_helper_message(_DECRYPT, request), round_number=1))
+    assert std == 0.5 and float(np.std(out - alice)) > 0.45
+
+
+# --- H3(c): one decryption per round number ------------------------------------------
+
+
+def test_h3c_replayed_round_refused() -> None:
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=1.1))
+    _, payload, rows = _round(helper)
+    answers = [_reply(helper.handle(payload, round_number=1))[1]]
+    for _ in range(400):  # the review's averaging attack: 400 answers to one request
+        with pytest.raises(RoundAlreadyServed):
+            answers.append(_reply(helper.handle(payload, round_number=1))[1])
+    assert len(answers) == 1 and helper.decryptions == 1
+    with pytest.raises(WrongRound, match="increasing order"):
+        helper.handle(payload, round_number=0)  # older round numbers too
+    error = answers[0] - rows.sum(axis=0)
+    assert float(np.std(error)) > 1.0  # the one answer keeps its full noise
+
+
+def test_keyholder_state_survives_restart(tmp_path: Path) -> None:
+    state = tmp_path / "kh" / "state.json"
+    policy = KeyHolderPolicy(state_path=state)
+    first = KeyHolderSession(policy)
+    for number in (1, 2):
+        first.handle(_round(first, round_number=number)[1], round_number=number)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert list(state.parent.iterdir()) == [state]  # no temporary file left behind
+    again = KeyHolderSession(policy)  # a restart: a new key, the same record
+    assert again.decryptions == 2 and again.record.rounds == [1, 2]
+    _, payload, _ = _round(again, round_number=2)
+    with pytest.raises(RoundAlreadyServed):
+        again.handle(payload, round_number=2)
+    again.handle(payload, round_number=3)
+    assert KeyHolderSession(policy).decryptions == 3
+
+
+def test_keyholder_state_file_that_cannot_be_read_stops_it(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('{"version": 1, "decryptions": 0, "rounds": [3, 2]}')
+    with pytest.raises(ConfigurationError, match="refusing to start"):
+        KeyHolderSession(KeyHolderPolicy(state_path=state))
+    state.write_text("not json")
+    with pytest.raises(ConfigurationError, match=r"\[key_holder\] state"):
+        KeyHolderSession(KeyHolderPolicy(state_path=state))
+
+
+def test_max_decryptions_cap(tmp_path: Path) -> None:
+    policy = KeyHolderPolicy(max_decryptions=2, state_path=tmp_path / "s.json")
+    helper = KeyHolderSession(policy)
+    for number in (5, 9):
+        helper.handle(_round(helper, round_number=number)[1], round_number=number)
+    _, payload, _ = _round(helper, round_number=10)
+    with pytest.raises(DecryptionCapReached, match="cap of 2"):
+        helper.handle(payload, round_number=10)
+    with pytest.raises(DecryptionCapReached):  # and after a restart
+        KeyHolderSession(policy).handle(payload, round_number=11)
+
+
+def test_implausible_sum_refused_and_spends_the_round() -> None:
+    """A crafted ciphertext decrypting to a large value would beat any fixed noise
+    (a scaled secret key); the key holder refuses sums no honest round can give."""
+    import tenseal as ts
+
+    from secagg.he.envelope import ChunkHeader, ChunkKind, pack_chunk
+
+    helper = KeyHolderSession()
+    _round(helper)
+    public, params = _public(helper), helper._holder.params
+    d, third = 100, 0.75 * params.num_clients * params.value_bound  # SEAL encodes < n * B
+    crafted = ts.ckks_vector(public._ts, np.full(d, third))
+    crafted += crafted  # 1.5 n B: below the modulus, above any honest sum
+    assert 2 * third > plausible_range(params, noise_floor(params))
+    payload = crafted.serialize()
+    chunk = pack_chunk(ChunkHeader(ChunkKind.AGGREGATE, public.fingerprint, d, 0, 1, 2), payload)
+    request = Writer().u32(d).f64(0.0).blob(frame_chunks([chunk])).bytes()
+    with pytest.raises(ImplausibleSum):
+        helper.handle(_helper_message(_DECRYPT, request), round_number=1)
+    assert helper.decryptions == 1  # computed, so spent: no retry with the same number
+    with pytest.raises(RoundAlreadyServed):
+        helper.handle(_round(helper)[1], round_number=1)
+
+
+# --- the server's side and the in-memory round --------------------------------------
+
+
+def test_run_local_round_reports_the_key_holders_noise() -> None:
+    rows = _rows(n=5, d=300)
+    backend = CKKSBackend()
+    total, report = run_local_round(backend, rows, vanish={3: 0})
+    params = backend.plan(5, 300).design.parameters()
+    assert report.noise_stddev == noise_floor(params) > 0  # nobody asked; the floor ran
+    assert report.contributed == (0, 1, 2, 4)
+    assert np.max(np.abs(total - rows[[0, 1, 2, 4]].sum(axis=0))) <= report.error_bound
+    own = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.25))
+    _, report = run_local_round(backend, rows, helper=own, round_number=7)
+    assert report.noise_stddev == 0.25 and own.record.rounds == [7]
+    with pytest.raises(RoundAborted, match="helper refused"):
+        run_local_round(backend, rows, helper=own, round_number=7)  # a replay aborts
+
+
+def test_server_aborts_when_the_key_holder_adds_less_than_planned() -> None:
+    helper = KeyHolderSession()
+    server, payload, _ = _round(helper, noise=1.0)
+    _, out = _reply(helper.handle(payload, round_number=1))
+    lying = _helper_message(_DECRYPTED, Writer().f64(0.1).bytes() + out.tobytes())
+    assert server.handle(HELPER, lying) == [] and server.done
+    with pytest.raises(RoundAborted, match=r"noise std 0\.1, below the 1"):
+        server.finish()
+
+
+# --- the policy's configuration ---------------------------------------------------------
+
+
+def test_policy_from_a_toml_section(tmp_path: Path) -> None:
+    policy = KeyHolderPolicy.from_dict(
+        {"noise_stddev": 1, "min_contributions": 3, "max_decryptions": 500, "state": "kh.json"},
+        base_dir=tmp_path,
+    )
+    assert policy == KeyHolderPolicy(1.0, 3, 500, tmp_path / "kh.json")
+    assert KeyHolderPolicy.from_dict({}) == KeyHolderPolicy()
+    for section, key in [
+        ({"noise": 1.0}, "noise"),
+        ({"noise_stddev": -1}, "noise_stddev"),
+        ({"noise_stddev": "big"}, "noise_stddev"),
+        ({"noise_stddev": math.inf}, "noise_stddev"),
+        ({"min_contributions": 1}, "min_contributions"),
+        ({"min_contributions": 2.0}, "min_contributions"),
+        ({"max_decryptions": 0}, "max_decryptions"),
+        ({"max_decryptions": True}, "max_decryptions"),
+        ({"state": 3}, "state"),
+    ]:
+        with pytest.raises(ConfigurationError, match=rf"^\[key_holder\] {key}: ") as caught:
+            KeyHolderPolicy.from_dict(section)
+        assert "\n" not in str(caught.value)
+
+
+# --- the service loop ----------------------------------------------------------------------
+
+
+class _Queue:
+    def __init__(self, messages: list[bytes]) -> None:
+        self.messages, self.sent = list(messages), []
+
+    def send(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+    def receive(self, timeout: float | None = None) -> bytes | None:
+        return self.messages.pop(0) if self.messages else None
+
+
+class _Fragile(HelperSession):
+    """A session that a message can make raise anything at all."""
+
+    def handle(self, payload: bytes, *, round_number: int) -> bytes:
+        if payload == b"recurse":
+            raise RecursionError("maximum recursion depth exceeded")
+        if payload == b"bug":
+            raise KeyError("a bug")
+        if payload == b"refuse":
+            raise RoundAlreadyServed("again")
+        return payload + round_number.to_bytes(1, "big")
+
+
+def test_keyholder_service_survives_any_exception(caplog: pytest.LogCaptureFixture) -> None:
+    from secagg.runtime.keyholder import KeyHolderService
+    from secagg.runtime.wire import Relay, RoundEnd, decode_message, encode_message
+
+    hostile = [
+        b"\xff" * 10,  # not a message
+        b"[" * 100_000,  # the review's L3 vector: nested JSON, if the codec recurses
+        encode_message(Relay(1, b"recurse")),
+        encode_message(Relay(2, b"bug")),
+        encode_message(Relay(3, b"refuse")),
+        encode_message(RoundEnd(3, True)),
+        encode_message(Relay(4, b"ok")),
+    ]
+    transport = _Queue(hostile)
+    service = KeyHolderService("kh", transport, _Fragile())  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="secagg.keyholder"):
+        service.run(idle_timeout=0.01)
+    assert [decode_message(m) for m in transport.sent] == [Relay(4, b"ok\x04")]
+    assert service.refused == 5 and service.answered == 1
+    assert "RecursionError" in caplog.text and "KeyError" in caplog.text
+
+
+def test_keyholder_service_passes_the_relay_round_to_the_session() -> None:
+    from secagg.runtime.keyholder import KeyHolderService
+    from secagg.runtime.wire import Relay, decode_message, encode_message
+
+    helper = KeyHolderSession()
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(N, 8))
+    (key_request,) = server.start()
+    _, payload, _ = _round(helper)
+    messages = [encode_message(Relay(r, p)) for r, p in [(6, payload), (6, payload)]]
+    transport = _Queue([encode_message(Relay(6, key_request.payload)), *messages])
+    service = KeyHolderService("kh", transport, helper)
+    assert service.run(idle_timeout=0.01) == 1  # the replay of round 6 is refused, not fatal
+    assert len(transport.sent) == 2 and helper.record.rounds == [6]
+    assert all(isinstance(decode_message(m), Relay) for m in transport.sent)
+
+
+def test_refusals_are_secagg_errors() -> None:
+    for error in (RoundAlreadyServed, DecryptionCapReached, ImplausibleSum, TooFewContributions):
+        assert issubclass(error, SecAggError)
