@@ -44,12 +44,14 @@ parameters an auditor needs (:attr:`AggregationReport.details`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from secagg.aggregation.policy import BranchPolicy
+from secagg.crypto.signing import Signer, Verifier
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import ConfigurationError, DuplicateMessage, UnexpectedMessage, UnknownParty
 
@@ -134,6 +136,29 @@ class RoundSpec:
         """The backend's name as configured (``secagg`` and ``secagg+`` share a spec)."""
         return self.backend
 
+    def identity_certificates(self) -> tuple[bytes, ...]:
+        """The parties' public identities the round's signatures rest on (active
+        variants), by party index; every branch checks them against its CA."""
+        return ()
+
+    def check_policy(self, policy: BranchPolicy) -> None:
+        """Raise :class:`~secagg.errors.PolicyRefused` if this round is weaker than
+        ``policy`` allows. Subclasses add their own parameters' checks to these."""
+        policy.check_backend(self.name)
+        policy.check_size(self.num_clients, self.dimension)
+
+
+@dataclass(frozen=True)
+class RoundIdentity:
+    """A party's long-term signing key and the round's identity keys, verified by the
+    caller (a federation branch checks each certificate against its CA)."""
+
+    signing_key: Signer
+    verify_keys: Mapping[int, Verifier]
+
+    def __repr__(self) -> str:
+        return f"RoundIdentity({len(self.verify_keys)} parties)"
+
 
 # --- the two sides of a round ------------------------------------------------
 
@@ -178,6 +203,12 @@ class ServerSession(abc.ABC):
 
     def dropouts(self) -> dict[str, int]:
         """Clients lost in each phase closed so far (also for an aborted round)."""
+        return {}
+
+    def accusations(self) -> dict[int, frozenset[int]]:
+        """Parties other parties named as the senders of shares that did not open:
+        accused -> accusers (also for an aborted round). The runtime excludes a
+        party enough distinct others accused, so one bad branch cannot veto rounds."""
         return {}
 
 
@@ -260,17 +291,46 @@ class AggregationBackend(abc.ABC):
         :attr:`AggregationReport.noise_stddev`.
         """
 
-    @abc.abstractmethod
     def client(
         self,
         spec: RoundSpec,
         party: int,
         *,
         rounding: KeyedStream | None = None,
-        trusted_key: bytes | None = None,
+        policy: BranchPolicy | None = None,
+        identity: RoundIdentity | None = None,
     ) -> ClientSession:
-        """Client ``party``'s side. ``rounding`` keys stochastic rounding (default:
-        the OS CSPRNG); ``trusted_key`` pins a key holder's key fingerprint."""
+        """Client ``party``'s side, built only once ``spec`` passed the branch's ``policy``.
+
+        Every party that is not also the server (a branch of a federation) passes
+        its own :class:`~secagg.aggregation.policy.BranchPolicy`: a round weaker than
+        it raises :class:`~secagg.errors.PolicyRefused` before any backend code runs
+        and before the update is given. ``policy=None`` is for callers that chose
+        the spec themselves (the in-memory driver, the simulator, benchmarks).
+        ``rounding`` keys stochastic rounding (default: the OS CSPRNG);
+        ``identity`` is this party's signing key and the round's verified identity
+        keys (rounds whose spec has :meth:`RoundSpec.identity_certificates`).
+        """
+        if policy is not None:
+            spec.check_policy(policy)
+        return self.open_client(spec, party, rounding=rounding, policy=policy, identity=identity)
+
+    @property
+    def needs_identities(self) -> bool:
+        """Whether :meth:`plan` needs the parties' identities (an ``identities`` option)."""
+        return False
+
+    @abc.abstractmethod
+    def open_client(
+        self,
+        spec: RoundSpec,
+        party: int,
+        *,
+        rounding: KeyedStream | None,
+        policy: BranchPolicy | None,
+        identity: RoundIdentity | None = None,
+    ) -> ClientSession:
+        """Build the client side (called by :meth:`client` after the policy check)."""
 
     def helper(self) -> HelperSession | None:
         """The helper this backend needs (the CKKS key holder), or None."""

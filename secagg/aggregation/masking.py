@@ -368,6 +368,9 @@ class MaskingServer(ServerSession):
     def done(self) -> bool:
         return self._server.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED)
 
+    def accusations(self) -> dict[int, frozenset[int]]:
+        return {party: frozenset(by) for party, by in self._server.report.accused.items()}
+
     def dropouts(self) -> dict[str, int]:
         """Clients lost in each phase that closed."""
         lost: dict[str, int] = {}

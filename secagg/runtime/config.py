@@ -165,9 +165,14 @@ class ServerSettings:
     bind: str = "127.0.0.1:50051"
     certificates: str = "certs"
     max_message_bytes: int = 256 * 1024 * 1024
+    # a branch named by this many distinct others as the sender of shares that did not
+    # open is left out of later rounds (one branch alone can neither veto rounds nor
+    # exclude an honest branch)
+    exclude_after_accusers: int = 2
 
     def __post_init__(self) -> None:
         _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
+        _require(self.exclude_after_accusers >= 2, "server.exclude_after_accusers must be >= 2")
 
 
 @dataclass(frozen=True)

@@ -142,10 +142,13 @@ class FederationServer:
             for entry in ledger.entries():
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
             self._backfill_ledger()
+        self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
         for row in store.rounds():  # the accountant's charges of the completed rounds
             if row["status"] == "complete":
                 self.mechanism.restore(row["report"])
                 self._last_epsilon = row["report"].get("epsilon")
+            for accused, accusers in ((row["report"] or {}).get("accused") or {}).items():
+                self._accusers.setdefault(accused, set()).update(accusers)
 
     def _identities(self, participants: list[str]) -> tuple[bytes, ...]:
         """Each participant's certificate (DER), for rounds whose signatures rest on them."""
@@ -210,8 +213,11 @@ class FederationServer:
             time.sleep(0.01)
 
     def sample(self) -> list[str]:
-        """This round's participants among the connected clients (sorted by name)."""
-        available = sorted(set(self.config.clients) & self.transport.connected())
+        """This round's participants among the connected clients (sorted by name), less
+        the branches excluded for bad shares (:meth:`excluded`)."""
+        available = sorted(
+            (set(self.config.clients) & self.transport.connected()) - self.excluded()
+        )
         sampling = self.config.sampling
         if sampling.kind == "poisson":
             draws = self._sampler.uniform(len(self.config.clients))
@@ -226,6 +232,35 @@ class FederationServer:
             )
             chosen = rng.sample(available, min(sampling.count or 0, len(available)))
         return sorted(chosen)
+
+    def excluded(self) -> set[str]:
+        """Branches at least ``server.exclude_after_accusers`` distinct others named as
+        senders of shares that did not open (security review M3): left out of rounds."""
+        limit = self.config.server.exclude_after_accusers
+        return {name for name, by in self._accusers.items() if len(by) >= limit}
+
+    def _take_accusations(self, session: ServerSession | None, participants: list[str]) -> dict:
+        """Fold the round's accusations into the record; returns them by name (for the store)."""
+        if session is None:
+            return {}
+        named: dict[str, list[str]] = {}
+        before = self.excluded()
+        for accused, accusers in session.accusations().items():
+            if not 0 <= accused < len(participants):
+                continue
+            by = sorted(participants[p] for p in accusers if 0 <= p < len(participants))
+            named[participants[accused]] = by
+            self._accusers.setdefault(participants[accused], set()).update(by)
+            log.warning(
+                "%s sent shares that did not open to %s", participants[accused], ", ".join(by)
+            )
+        for name in sorted(self.excluded() - before):
+            log.error(
+                "%s is excluded from later rounds: accused by %s",
+                name,
+                ", ".join(sorted(self._accusers[name])),
+            )
+        return named
 
     def run_round(self) -> RoundResult:
         number = self.next_round
@@ -250,7 +285,9 @@ class FederationServer:
             result = self._drive(number, participants, session)
         except SecAggError as exc:
             dropouts = session.dropouts() if session is not None else {}
-            return self._abort(number, participants, str(exc), started, {}, dropouts)
+            accused = self._take_accusations(session, participants)
+            return self._abort(number, participants, str(exc), started, {}, dropouts, accused)
+        accused = self._take_accusations(session, participants)
         report = result.report
         release = self.mechanism.release(
             result.total,
@@ -261,6 +298,8 @@ class FederationServer:
         self._apply(release.mean)
         names = tuple(participants[p] for p in report.contributed)
         stored = {"contributed": list(names), "epsilon": release.epsilon, **release.store}
+        if accused:
+            stored["accused"] = accused
         self.store.complete_round(number, stored, self.model)
         outcome = RoundResult(number, "complete", tuple(participants), names, None, release.epsilon)
         self._record(
@@ -277,9 +316,12 @@ class FederationServer:
         started: float,
         backend: dict[str, Any],
         dropouts: dict[str, int],
+        accused: dict[str, list[str]] | None = None,
     ) -> RoundResult:
         log.warning("round %d aborted: %s", number, reason)
-        self.store.abort_round(number, {"reason": reason})
+        self.store.abort_round(
+            number, {"reason": reason, **({"accused": accused} if accused else {})}
+        )
         result = RoundResult(number, "aborted", tuple(participants), (), reason, None)
         self._record(result, started, backend, dropouts, {})
         self._broadcast(participants, RoundEnd(number, False, reason))
