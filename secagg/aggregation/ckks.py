@@ -53,6 +53,7 @@ from secagg.aggregation.base import (
     HelperSession,
     Outgoing,
     PhasedServerSession,
+    RoundIdentity,
     RoundSpec,
     ToParty,
     admit,
@@ -68,6 +69,7 @@ from secagg.aggregation.keyholder_policy import (
     KeyHolderRefusal,
     plausible_range,
 )
+from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import (
@@ -186,6 +188,13 @@ class CKKSSpec(RoundSpec):
         r.end()
         check_round_size(n, d)
         return cls(n, d, design, fingerprint, public)
+
+    def check_policy(self, policy: BranchPolicy) -> None:
+        """CKKS only with the pinned key holder: a key the server made would let it
+        decrypt each upload. The noise is the key holder's (its own policy)."""
+        super().check_policy(policy)
+        policy.check_key_holder(self.fingerprint)
+        policy.check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
 
 
 # --- the three roles ---------------------------------------------------------------
@@ -477,15 +486,17 @@ class CKKSBackend(AggregationBackend):
     def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> CKKSServer:
         return CKKSServer(_own(spec), noise_stddev)
 
-    def client(
+    def open_client(
         self,
         spec: RoundSpec,
         party: int,
         *,
-        rounding: KeyedStream | None = None,
-        trusted_key: bytes | None = None,
+        rounding: KeyedStream | None,
+        policy: BranchPolicy | None,
+        identity: RoundIdentity | None = None,
     ) -> CKKSClient:
-        return CKKSClient(_own(spec), party, trusted_key)
+        pinned = policy.key_holder_fingerprint if policy is not None else None
+        return CKKSClient(_own(spec), party, pinned)
 
     def helper(self, policy: KeyHolderPolicy | None = None) -> KeyHolderSession:
         """The key holder, enforcing ``policy`` (default: floor noise, at least 2

@@ -283,18 +283,20 @@ class FederationServer:
             )
             session = self.backend.server(spec, noise_stddev=self.mechanism.backend_noise_stddev)
             result = self._drive(number, participants, session)
+            report = result.report
+            # refuses (before charging or releasing) a sum noised less than planned,
+            # e.g. by a key holder that did not add the noise the mechanism asked for
+            release = self.mechanism.release(
+                result.total,
+                contributors=len(report.contributed),
+                participants=len(participants),
+                noise_added=report.noise_stddev,
+            )
         except SecAggError as exc:
             dropouts = session.dropouts() if session is not None else {}
             accused = self._take_accusations(session, participants)
             return self._abort(number, participants, str(exc), started, {}, dropouts, accused)
         accused = self._take_accusations(session, participants)
-        report = result.report
-        release = self.mechanism.release(
-            result.total,
-            contributors=len(report.contributed),
-            participants=len(participants),
-            noise_added=report.noise_stddev,
-        )
         self._apply(release.mean)
         names = tuple(participants[p] for p in report.contributed)
         stored = {"contributed": list(names), "epsilon": release.epsilon, **release.store}
