@@ -740,7 +740,7 @@ def _short_lived(ca_dir: Path, name: str, seconds: float) -> tuple[Path, Path]:
 
 
 def test_a_session_ends_when_its_certificate_expires(own_ca: Path) -> None:
-    cert_path, key_path = _short_lived(own_ca, "branch-b", seconds=4)
+    cert_path, key_path = _short_lived(own_ca, "branch-b", seconds=8)
     server = _transport(own_ca, recheck_interval=None)  # expiry is enforced regardless
     try:
         creds = certs.load_client_credentials(
@@ -754,7 +754,7 @@ def test_a_session_ends_when_its_certificate_expires(own_ca: Path) -> None:
             assert client.connect(timeout=5) == "branch-b"
             _echo_once(server, client, b"while valid")
             event = _wait_event(
-                server, lambda e: isinstance(e, Disconnected) and e.name == "branch-b", 20
+                server, lambda e: isinstance(e, Disconnected) and e.name == "branch-b", 30
             )
             assert "certificate expired" in event.reason
             with pytest.raises(TransportClosed):
