@@ -46,6 +46,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -332,9 +333,20 @@ class AggregationBackend(abc.ABC):
     ) -> ClientSession:
         """Build the client side (called by :meth:`client` after the policy check)."""
 
-    def helper(self) -> HelperSession | None:
-        """The helper this backend needs (the CKKS key holder), or None."""
+    def helper(
+        self, settings: Mapping[str, Any] | None = None, *, base_dir: Path | None = None
+    ) -> HelperSession | None:
+        """The helper this backend needs (the CKKS key holder), or None.
+
+        ``settings`` is the helper's own configuration (its policy, its key file),
+        never the server's; relative paths in it are resolved against ``base_dir``."""
+        if settings:
+            raise ConfigurationError(f"the {self.name} backend has no helper to configure")
         return None
+
+    def make_helper_key(self, path: Path) -> bytes:
+        """Make and save the helper's long-term key; returns the fingerprint parties pin."""
+        raise ConfigurationError(f"the {self.name} backend has no key holder")
 
     @property
     def needs_helper(self) -> bool:

@@ -38,7 +38,9 @@ never receive individual uploads.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,12 +212,17 @@ class KeyHolderSession(HelperSession):
     aggregate could decrypt to is refused (see that module for why each rule).
     """
 
-    def __init__(self, policy: KeyHolderPolicy | None = None) -> None:
+    def __init__(self, policy: KeyHolderPolicy | None = None, *, key: Any = None) -> None:
+        """``key``: a persistent :class:`~secagg.he.keys.KeyHolder` (its fingerprint is
+        what the branches pin); then a request for any other design point is refused
+        instead of answered with a fresh key. Without it a key is made on first request
+        (in-memory runs, whose branches trust the spec)."""
         from secagg.he.keys import KeyHolder
 
         self.policy = policy or KeyHolderPolicy()
         self._make = KeyHolder
-        self._holder: Any = None
+        self._holder: Any = key
+        self._fixed = key is not None
         self.record = DecryptionRecord(self.policy.state_path)  # fails closed on a bad file
 
     @property
@@ -244,6 +251,11 @@ class KeyHolderSession(HelperSession):
             raise KeyHolderRefusal(
                 f"a design point of {params.num_clients} client(s) can never reach this key "
                 f"holder's minimum of {least} contributions"
+            )
+        if self._fixed and self._holder.params != params:
+            raise KeyHolderRefusal(
+                "the server asked for a key of other CKKS parameters than this key holder's "
+                "pinned key was made for"
             )
         if self._holder is None or self._holder.params != params:
             self._holder = self._make(params, min_contributions=least)
@@ -498,10 +510,56 @@ class CKKSBackend(AggregationBackend):
         pinned = policy.key_holder_fingerprint if policy is not None else None
         return CKKSClient(_own(spec), party, pinned)
 
-    def helper(self, policy: KeyHolderPolicy | None = None) -> KeyHolderSession:
-        """The key holder, enforcing ``policy`` (default: floor noise, at least 2
-        contributions, no cap, no state file; a deployment configures its own)."""
-        return KeyHolderSession(policy)
+    def helper(
+        self,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        policy: KeyHolderPolicy | None = None,
+        base_dir: Path | None = None,
+    ) -> KeyHolderSession:
+        """The key holder, enforcing its own policy: ``policy``, or the ``[key_holder]``
+        table ``settings`` (``noise_stddev``, ``min_contributions``, ``max_decryptions``,
+        ``state``, and ``key``: the key file :meth:`make_helper_key` wrote, whose
+        fingerprint the branches pin). Default: floor noise, at least 2 contributions,
+        no cap, no state file, a key made on the first request."""
+        values = dict(settings or {})
+        key_file = values.pop("key", None)
+        if policy is None:
+            policy = KeyHolderPolicy.from_dict(values, base_dir=base_dir)
+        elif values:
+            raise ConfigurationError("give the key holder's policy or its settings, not both")
+        key = None
+        if key_file is not None:
+            from secagg.he.keys import KeyHolder
+
+            if not isinstance(key_file, str | Path):
+                raise ConfigurationError("[key_holder] key: must be a file path")
+            path = Path(key_file).expanduser()
+            if not path.is_absolute() and base_dir is not None:
+                path = Path(base_dir) / path
+            key = KeyHolder.load(
+                path, self.design_point().parameters(), min_contributions=policy.min_contributions
+            )
+        return KeyHolderSession(policy, key=key)
+
+    def design_point(self) -> DesignPoint:
+        """The federation's design point (all its rounds): needs ``max_clients``."""
+        if self.max_clients is None:
+            raise ConfigurationError(
+                "a persistent key holder's key is made for the federation's largest round: "
+                "set max_clients (a federation config sets it to its number of clients)"
+            )
+        choose_parameters(self.max_clients, self.value_bound, self.precision)
+        return DesignPoint(self.max_clients, self.value_bound, self.precision)
+
+    def make_helper_key(self, path: Path) -> bytes:
+        """Make the key holder's key pair for the federation, save it to ``path`` (0600)
+        and return its fingerprint: what every branch pins before the first round."""
+        from secagg.he.keys import KeyHolder
+
+        holder = KeyHolder(self.design_point().parameters())
+        holder.save(path)
+        return bytes(holder.fingerprint)
 
     @property
     def needs_helper(self) -> bool:

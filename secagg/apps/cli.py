@@ -619,20 +619,109 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
     return BranchPolicy.from_dict(section)
 
 
+def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, Any], Any]:
+    """The ``[key_holder]`` table of ``path`` (paths in it relative to its folder) and
+    the folder; ``--key`` overrides its ``key``."""
+    import tomllib
+    from pathlib import Path
+
+    section: dict[str, Any] = {}
+    base = None
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read the key holder's file {path}: {exc}") from None
+        unknown = sorted(set(data) - {"key_holder"})
+        if unknown:
+            raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [key_holder]")
+        section = dict(data.get("key_holder", {}))
+        base = Path(path).resolve().parent
+    if key is not None:
+        section["key"] = str(Path(key).resolve())
+    return section, base
+
+
+@main.command("keyholder-init")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True))
+@click.option("--key", "key_path", required=True, type=click.Path(), help="Where to write it.")
+def keyholder_init(config_path: str, key_path: str) -> None:
+    """Make the key holder's key for a federation and print the fingerprint branches pin."""
+    from pathlib import Path
+
+    from secagg.runtime.config import FederationConfig
+    from secagg.runtime.launch import make_key_holder_key
+
+    if Path(key_path).exists():
+        raise click.UsageError(f"--key: {key_path} exists; a new key would orphan every pin")
+    try:
+        fingerprint = make_key_holder_key(FederationConfig.load(config_path), key_path)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
+    click.echo(f"fingerprint {fingerprint.hex()}")
+    click.echo("every branch pins it: key_holder_fingerprint in [branch], or")
+    click.echo(f"  secagg client ... --key-holder-fingerprint {fingerprint.hex()}")
+
+
 @main.command()
 @click.option("--server", "target", required=True, help="HOST:PORT of the federation server.")
 @click.option("--name", required=True, help="The key holder's name (its certificate's).")
 @click.option("--certs", "certificates", default="certs", show_default=True)
 @click.option("--idle", default=600.0, show_default=True, help="Stop after this much silence.")
 @click.option(
-    "--backend", default="ckks", show_default=True, help="The backend whose key this party holds."
+    "--config",
+    "config_path",
+    type=click.Path(exists=True),
+    default=None,
+    help="The federation's config (its backend's parameters); needed with --key.",
 )
-def keyholder(target: str, name: str, certificates: str, idle: float, backend: str) -> None:
-    """Hold a CKKS federation's secret key: decrypt (and noise) sums only."""
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A TOML file whose [key_holder] table is this key holder's own policy "
+    "(noise_stddev, min_contributions, max_decryptions, state, key).",
+)
+@click.option("--key", "key_path", default=None, help="The key file keyholder-init wrote.")
+@click.option(
+    "--backend",
+    default="ckks",
+    show_default=True,
+    help="Without --config: the backend whose key this party holds (a key made per run, "
+    "which branches cannot pin).",
+)
+def keyholder(
+    target: str,
+    name: str,
+    certificates: str,
+    idle: float,
+    config_path: str | None,
+    policy_path: str | None,
+    key_path: str | None,
+    backend: str,
+) -> None:
+    """Hold a CKKS federation's secret key: decrypt (and noise) sums only, by its own policy."""
+    from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import run_key_holder
 
     try:
-        count = run_key_holder(target, name, certificates, backend=backend, idle_timeout=idle)
+        settings, base = _key_holder_settings(policy_path, key_path)
+        if "key" in settings and config_path is None:
+            raise ConfigurationError("--config: a key file is checked against the federation's")
+        config = FederationConfig.load(config_path) if config_path is not None else None
+        count = run_key_holder(
+            target,
+            name,
+            certificates,
+            backend=backend,
+            config=config,
+            settings=settings,
+            base_dir=base,
+            idle_timeout=idle,
+        )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"{name}: decrypted {count} sums")

@@ -60,6 +60,7 @@ re-exports :class:`PublicAggregationContext`), and the decryption in
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 try:
@@ -67,6 +68,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
+from secagg.crypto.signing import write_private_file
 from secagg.errors import ConfigurationError
 from secagg.he.chunks import decrypt_aggregate
 from secagg.he.context import (
@@ -94,6 +96,10 @@ __all__ = [
     "SharedKeyClient",
     "context_fingerprint",
 ]
+
+
+#: the first bytes of a key holder's key file (a TenSEAL context with its secret key follows)
+_KEY_FILE_MAGIC = b"SAKH1\n"
 
 
 class KeyMode(enum.Enum):
@@ -149,6 +155,53 @@ class KeyHolder(_SecretRole):
     @property
     def mode(self) -> KeyMode:
         return self._mode
+
+    def save(self, path: str | Path) -> Path:
+        """Write the key pair to ``path`` (mode 0600, created that way) for restarts.
+
+        The branches pin the key holder's fingerprint before the federation starts,
+        so the key must outlive the key holder's process: a new key at every start
+        would be refused by every branch. The file holds the secret key: keep it on
+        the key holder's machine (or its HSM-backed volume) and nowhere else.
+        """
+        if self._mode is not KeyMode.KEY_HOLDER:
+            raise ConfigurationError("only a KEY_HOLDER-mode key pair is saved to a file")
+        data = self._ts.serialize(
+            save_public_key=True,
+            save_secret_key=True,
+            save_galois_keys=False,
+            save_relin_keys=False,
+        )
+        return write_private_file(path, _KEY_FILE_MAGIC + data)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, params: CKKSParameters, *, min_contributions: int | None = None
+    ) -> KeyHolder:
+        """Read a key pair :meth:`save` wrote, for ``params`` (refused if made for others)."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the key file {path}: {exc.strerror}") from None
+        if not data.startswith(_KEY_FILE_MAGIC):
+            raise ConfigurationError(f"{path} is not a secagg key holder's key file")
+        try:
+            context = ts.context_from(data[len(_KEY_FILE_MAGIC) :])
+        except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike
+            raise HEParameterError(f"{path}: not a TenSEAL context: {exc}") from None
+        if not context.is_private():
+            raise HEParameterError(f"{path} holds no secret key")
+        try:
+            check_matches(context, params)
+        except HEParameterError as exc:
+            raise ConfigurationError(
+                f"the key in {path} was made for other CKKS parameters than the federation's "
+                f"({exc}); make a new key and have the branches pin its fingerprint"
+            ) from None
+        holder = cls.__new__(cls)
+        _SecretRole.__init__(holder, context, params, serialize_public(context), min_contributions)
+        holder._mode = KeyMode.KEY_HOLDER
+        return holder
 
     def export_client_secret_context(self) -> bytes:
         """The context *with the secret key*, for EVERY_CLIENT mode only.

@@ -123,12 +123,27 @@ def build_server(
     )
 
 
-def key_holder_service(config: FederationConfig, transport: ClientEndpoint) -> KeyHolderService:
-    """The helper process of the configured backend (the CKKS key holder)."""
-    session = config.aggregation_backend().helper()
-    if session is None or config.backend.key_holder is None:
+def key_holder_service(
+    config: FederationConfig,
+    transport: ClientEndpoint,
+    settings: dict[str, Any] | None = None,
+    *,
+    base_dir: Path | None = None,
+) -> KeyHolderService:
+    """The helper process of the configured backend (the CKKS key holder), under its own
+    ``settings`` (the ``[key_holder]`` table: its policy and key file), never the server's."""
+    if config.backend.key_holder is None:
+        raise ConfigurationError(f"the {config.backend.name} backend has no key holder")
+    session = config.aggregation_backend().helper(settings, base_dir=base_dir)
+    if session is None:
         raise ConfigurationError(f"the {config.backend.name} backend has no key holder")
     return KeyHolderService(config.backend.key_holder, transport, session)
+
+
+def make_key_holder_key(config: FederationConfig, path: str | Path) -> bytes:
+    """Make the federation's key-holder key (``secagg keyholder-init``); the fingerprint
+    returned is what every branch pins (``key_holder_fingerprint``) before round 1."""
+    return config.aggregation_backend().make_helper_key(Path(path))
 
 
 def serve(
@@ -253,15 +268,30 @@ def run_key_holder(
     name: str,
     certificates: str,
     *,
-    backend: str,
+    backend: str | None = None,
+    config: FederationConfig | None = None,
+    settings: dict[str, Any] | None = None,
+    base_dir: Path | None = None,
     idle_timeout: float = 600.0,
     connect_timeout: float = 30.0,
     max_message_bytes: int = 256 * 1024 * 1024,
 ) -> int:
-    """Serve as the key holder ``name`` of ``backend`` (the helper its rounds need);
-    returns the number of sums decrypted."""
+    """Serve as the key holder ``name`` (the helper the rounds need); returns the number
+    of sums decrypted. With ``config`` (the federation's file) the key is the one
+    ``settings["key"]`` names, made for the federation by :func:`make_key_holder_key`;
+    with only ``backend`` a key is made at the first request (nothing to pin)."""
     from secagg.aggregation import get_backend
     from secagg.transport import certs
+
+    if config is not None:
+        chosen = config.aggregation_backend()
+    elif backend is not None:
+        chosen = get_backend(backend)
+    else:
+        raise ConfigurationError("the key holder needs the federation's config or a backend")
+    helper = chosen.helper(settings, base_dir=base_dir)  # a bad key or policy: before dialling
+    if helper is None:
+        raise ConfigurationError(f"the {chosen.name} backend has no key holder")
     from secagg.transport.grpc_transport import GrpcClientTransport
 
     transport = GrpcClientTransport(
@@ -270,9 +300,6 @@ def run_key_holder(
         max_message_bytes=max_message_bytes,
     )
     transport.connect(timeout=connect_timeout)
-    helper = get_backend(backend).helper()
-    if helper is None:
-        raise ConfigurationError(f"the {backend} backend has no key holder")
     service = KeyHolderService(name, transport, helper)
     try:
         return service.run(idle_timeout=idle_timeout)

@@ -156,6 +156,31 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
             },
         }
     )
+    config_file = tmp_path / "he.toml"
+    config_file.write_text(
+        "[federation]\n"
+        f'name = "he"\nclients = {names!r}\ndimension = {D}\nrounds = 2\n'
+        '[backend]\nname = "ckks"\nvalue_bound = 1.0\nkey_holder = "compliance"\n'
+    )
+    key = tmp_path / "compliance.key"
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "secagg.apps.cli",
+            "keyholder-init",
+            "--config",
+            str(config_file),
+            "--key",
+            str(key),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pin = next(
+        line.split()[1] for line in made.stdout.splitlines() if line.startswith("fingerprint")
+    )
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -168,6 +193,10 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
             "compliance",
             "--certs",
             str(ca_dir),
+            "--config",
+            str(config_file),
+            "--key",
+            str(key),
             "--idle",
             "30",
         ],
@@ -175,7 +204,7 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
         stderr=subprocess.PIPE,
         text=True,
     )
-    branches = [_branch(port, name, ca_dir) for name in names]
+    branches = [_branch(port, name, ca_dir, "--key-holder-fingerprint", pin) for name in names]
     try:
         _, results = serve(config, wait_for_clients=20)
     finally:

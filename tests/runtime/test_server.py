@@ -337,7 +337,7 @@ def test_the_plain_baseline_runs_over_the_same_runtime(tmp_path: Path) -> None:
 def test_ckks_federation_with_a_key_holder(tmp_path: Path) -> None:
     """Branches encrypt to the key holder's key, the server only adds, the key holder
     decrypts sums of at least two and adds the DP noise itself."""
-    from secagg.runtime.launch import key_holder_service
+    from secagg.runtime.launch import key_holder_service, make_key_holder_key
 
     data = {
         "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 2, "seed": 7},
@@ -347,9 +347,11 @@ def test_ckks_federation_with_a_key_holder(tmp_path: Path) -> None:
     }
     config = FederationConfig.from_dict(data)
     hub = InProcessHub()
-    holder = key_holder_service(config, hub.connect("compliance"))
+    key = tmp_path / "compliance.key"
+    pin = make_key_holder_key(config, key)  # before round 1: the branches pin it
+    holder = key_holder_service(config, hub.connect("compliance"), {"key": str(key)})
     threading.Thread(target=holder.run, kwargs={"idle_timeout": 10}, daemon=True).start()
-    _start_clients(hub, NAMES, rounds=2)
+    _start_clients(hub, NAMES, rounds=2, policy=BranchPolicy(key_holder_fingerprint=pin))
     server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
     results = server.run(wait_for_clients=5)
     assert [r.status for r in results] == ["complete", "complete"]

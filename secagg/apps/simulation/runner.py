@@ -455,9 +455,10 @@ def run_federation(
     ledger_path: Path | None = None,
 ) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], dict[str, BranchTrainer]]:
     """The federated rounds over the real runtime; returns (rounds, model, dropouts, trainers)."""
+    from secagg.aggregation.policy import BranchPolicy
     from secagg.apps.models.nets import build_model
     from secagg.runtime.client import FederationClient
-    from secagg.runtime.launch import build_server, key_holder_service
+    from secagg.runtime.launch import build_server, key_holder_service, make_key_holder_key
     from secagg.runtime.server import RoundResult
 
     trainers = {b.name: BranchTrainer(config, b, "federated") for b in branches}
@@ -466,6 +467,20 @@ def run_federation(
     phases = SINGLE_PHASE if config.backend in ("plain", "ckks") else MASKING_PHASES
     schedule = DropoutSchedule(config.dropout, config.seed, phases) if config.dropout else None
     network = SimulatedNetwork(schedule)
+    helper_settings: dict[str, Any] = {}
+    pin = None
+    if fed.backend.key_holder is not None:  # made before round 1, pinned by every branch
+        key_file = Path(f"{state}.key-holder.key")
+        key_file.unlink(missing_ok=True)
+        pin = make_key_holder_key(fed, key_file)
+        helper_settings["key"] = str(key_file)
+    # the simulated branches hold the policy a bank would give them for this federation
+    policy = BranchPolicy(
+        allow_plain=config.backend == "plain",
+        key_holder_fingerprint=pin,
+        corrupt_fraction=fed.backend.corrupt_fraction,
+        dropout_fraction=fed.backend.dropout_fraction,
+    )
     threads = []
     for b in branches:
         dpsgd = trainers[b.name].dpsgd
@@ -473,6 +488,7 @@ def run_federation(
             b.name,
             trainers[b.name].update_hook(),
             network.connect(b.name),
+            policy=policy,
             replay_seed=_replay_bytes(config, "rounding", b.name),
             privacy_report=None if dpsgd is None else dpsgd.privacy_report,
         )
@@ -484,7 +500,7 @@ def run_federation(
         )
         threads.append(thread)
     if fed.backend.key_holder is not None:
-        holder = key_holder_service(fed, network.connect(fed.backend.key_holder))
+        holder = key_holder_service(fed, network.connect(fed.backend.key_holder), helper_settings)
         threads.append(
             threading.Thread(
                 target=holder.run, kwargs={"idle_timeout": 60.0}, name="key-holder", daemon=True
