@@ -188,7 +188,10 @@ class CKKSSpec(RoundSpec):
         n, d, design = r.u32(), r.u32(), DesignPoint.read(r)
         fingerprint, public = r.blob(64), r.blob()
         r.end()
-        check_round_size(n, d)
+        try:
+            check_round_size(n, d)
+        except ConfigurationError as exc:
+            raise MalformedMessage(f"bad CKKS round spec: {exc}") from None
         return cls(n, d, design, fingerprint, public)
 
     def check_policy(self, policy: BranchPolicy) -> None:

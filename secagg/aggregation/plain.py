@@ -61,7 +61,10 @@ class PlainSpec(RoundSpec):
         r = Reader(body, "plain round spec")
         spec = cls(r.u32(), r.u32(), r.f64(positive=True))
         r.end()
-        check_round_size(spec.num_clients, spec.dimension)
+        try:
+            check_round_size(spec.num_clients, spec.dimension)
+        except ConfigurationError as exc:
+            raise MalformedMessage(f"bad plain round spec: {exc}") from None
         return spec
 
 

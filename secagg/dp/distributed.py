@@ -118,9 +118,12 @@ class DistributedDiscreteGaussian:
         if not (math.isfinite(scale) and scale > 0):
             raise ConfigurationError("scale must be positive and finite")
         object.__setattr__(self, "scale", scale)
-        sigma = math.ceil(
-            self.noise_multiplier * self.clip * scale / math.sqrt(self.expected_clients)
-        )
+        exact_sigma = self.noise_multiplier * self.clip * scale / math.sqrt(self.expected_clients)
+        if not math.isfinite(exact_sigma) or exact_sigma > MAX_SCALED_MAGNITUDE:
+            raise ConfigurationError(
+                "the noise share's std is beyond 2^50 units: lower the noise or the clip"
+            )
+        sigma = math.ceil(exact_sigma)
         object.__setattr__(self, "local_sigma", max(1, sigma))
         if self.norm_bound * scale > MAX_SCALED_MAGNITUDE:
             raise ConfigurationError(

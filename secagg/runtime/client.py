@@ -206,9 +206,10 @@ class FederationClient:
         """A round below the policy: nothing of the update has left; stop or skip it."""
         self.stats.rounds_refused += 1
         self._session, self._round = None, None
-        log.error("%s refused round %s by its policy: %s", self.name, number, exc)
-        if self._stop_on_refusal:
+        if self._stop_on_refusal:  # the caller reports it (secagg client: one line, exit 3)
+            log.info("%s refused round %s by its policy: %s", self.name, number, exc)
             raise BranchRefused(number if number is not None else -1, exc) from None
+        log.error("%s refused round %s by its policy: %s", self.name, number, exc)
 
     def _round_identity(self, spec: RoundSpec, party: int) -> RoundIdentity | None:
         certificates = spec.identity_certificates()

@@ -92,6 +92,8 @@ def server_transport(config: FederationConfig, port: int | None = None) -> Any:
         max_message_bytes=config.server.max_message_bytes,
         identify=identify,
         max_clients=max(100, len(config.clients)),
+        # what one branch may leave unread on the server: two of its largest messages
+        max_queued_bytes=2 * config.server.max_message_bytes,
     )
     transport.start()
     return transport

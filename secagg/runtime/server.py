@@ -39,6 +39,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -138,6 +139,7 @@ class FederationServer:
         self.next_round = recovery.next_round
         self._last_epsilon: float | None = None  # the latest completed round's claim
         self.refused_messages = 0  # malformed, foreign or out-of-phase payloads dropped
+        self.received_from: Counter[str] = Counter()  # payloads each party sent in rounds
         if ledger is not None:
             for entry in ledger.entries():
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
@@ -214,7 +216,13 @@ class FederationServer:
 
     def sample(self) -> list[str]:
         """This round's participants among the connected clients (sorted by name), less
-        the branches excluded for bad shares (:meth:`excluded`)."""
+        the branches excluded for bad shares (:meth:`excluded`). Revocation and expiry
+        are re-checked first where the transport can (a revoked branch's open session
+        ends before it is sampled)."""
+        recheck = getattr(self.transport, "recheck_sessions", None)
+        if recheck is not None:
+            for name in recheck():
+                log.warning("%s's session ended: revoked, renamed or expired", name)
         available = sorted(
             (set(self.config.clients) & self.transport.connected()) - self.excluded()
         )
@@ -381,6 +389,7 @@ class FederationServer:
         name: str,
         payload: bytes,
     ) -> list[Outgoing] | None:
+        self.received_from[name] += 1
         try:
             message = decode_message(payload)
             if not isinstance(message, Relay) or message.round != number:
