@@ -66,6 +66,29 @@ def load_public_key(raw: bytes) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(raw)
 
 
+# Any scalar works as the probe: X25519 clamps it to a multiple of the cofactor
+# 8, which sends every point of order 1, 2, 4 or 8 (on the curve or its twist,
+# in any of their encodings) to the all-zero output, and no point of large order.
+_PROBE = X25519PrivateKey.from_private_bytes(b"secagg/v1/kx/low-order-probe/\x00\x00\x00")
+
+
+def check_public_key(raw: bytes) -> X25519PublicKey:
+    """Parse 32 raw public bytes and refuse a low-order point (e.g. all zeros).
+
+    Key agreement with a low-order key gives the all-zero secret whatever the
+    other side's private key, so every neighbour of a client that advertises one
+    would fail to derive a key with it. Refusing it at advertisement (one trial
+    exchange with a fixed scalar) names the culprit before anyone else is
+    affected. Public keys are public, so the check need not be constant time.
+    """
+    key = load_public_key(raw)
+    try:
+        _PROBE.exchange(key)
+    except ValueError as exc:  # cryptography raises on an all-zero result
+        raise CryptoError("low-order X25519 public key") from exc
+    return key
+
+
 def derive_key(
     private: X25519PrivateKey,
     peer_public: bytes | X25519PublicKey,

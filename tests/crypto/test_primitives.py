@@ -56,6 +56,44 @@ def test_key_agreement_refuses_low_order_point_and_bad_sizes():
         kx.load_public_key(b"short")
 
 
+# Every encoding of a point of order 1, 2, 4 or 8 on Curve25519 or its twist
+# (RFC 7748 section 5; the list libsodium refuses), and each with the top bit set.
+LOW_ORDER = [
+    bytes.fromhex(h)
+    for h in (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    )
+]
+LOW_ORDER += [p[:31] + bytes([p[31] | 0x80]) for p in LOW_ORDER]
+
+
+@pytest.mark.parametrize("point", LOW_ORDER, ids=lambda p: p.hex()[:8] + p.hex()[-2:])
+def test_check_public_key_refuses_every_low_order_point(point):
+    with pytest.raises(CryptoError, match="low-order"):
+        kx.check_public_key(point)
+    a = kx.generate_keypair()  # and agreement with it fails for any private key
+    with pytest.raises(CryptoError):
+        kx.derive_key(a.private, point, purpose=b"x", round_id=ROUND, party_a=1, party_b=2)
+
+
+@settings(max_examples=50)
+@given(st.binary(min_size=32, max_size=32))
+def test_check_public_key_accepts_honest_keys_and_refuses_only_low_order(raw):
+    assert kx.check_public_key(kx.generate_keypair().public_bytes)
+    try:
+        kx.check_public_key(raw)
+    except CryptoError:
+        assert raw in LOW_ORDER
+    with pytest.raises(CryptoError):
+        kx.check_public_key(raw[:31])
+
+
 def test_keypair_repr_hides_private_key():
     pair = kx.generate_keypair()
     assert pair.private_bytes().hex() not in repr(pair)
