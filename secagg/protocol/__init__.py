@@ -5,7 +5,7 @@ socket or a clock. :func:`simulate_round` runs a whole round in memory.
 """
 
 from secagg.protocol.client import Client, ClientPhase
-from secagg.protocol.config import RoundConfig
+from secagg.protocol.config import ClientPolicy, RoundConfig
 from secagg.protocol.graph import NeighbourGraph
 from secagg.protocol.messages import GraphKind, decode, encode
 from secagg.protocol.server import RoundReport, Server, ServerPhase
@@ -15,6 +15,7 @@ __all__ = [
     "PHASES",
     "Client",
     "ClientPhase",
+    "ClientPolicy",
     "GraphKind",
     "NeighbourGraph",
     "RoundConfig",

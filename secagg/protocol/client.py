@@ -31,7 +31,22 @@ its mask key (it dropped), never both, not in one request and not across two.
 In the active variant the client also refuses unless at least ``threshold``
 survivors signed the very survivor set it signed itself.
 
-Size: about 560 lines on purpose: a role's whole state machine in one file, as h11
+The round's parameters come from the server, but the client does not take them
+on trust: its :class:`~secagg.protocol.config.ClientPolicy` (the default one if
+none is given) computes the weakest graph and threshold it accepts, and a
+client built with signing and identity keys refuses the passive variant. A
+setup below the policy raises :class:`~secagg.errors.PolicyRefused` and changes
+nothing.
+
+A neighbour whose sealed shares do not open (or open to garbage) is *accused*,
+not obeyed: the client keeps none of its shares, does not mask with it, and
+completes the round, naming it in its ``MaskedInput`` together with the pair
+seed it did not use, so the server can remove that pair's mask from the
+neighbour's input if the neighbour did use it. One bad neighbour thus costs the
+round one share holder, as a dropout would, instead of the whole neighbourhood
+(security review M3).
+
+Size: about 660 lines on purpose: a role's whole state machine in one file, as h11
 does, so every transition and every refusal can be checked in one reading.
 """
 
@@ -49,6 +64,8 @@ from secagg.crypto.prg import accumulate_masks
 from secagg.crypto.signing import SigningKey, VerifyKey
 from secagg.errors import (
     ConfigurationError,
+    CryptoError,
+    DecryptionError,
     DuplicateMessage,
     InvalidMessage,
     PrivacyViolation,
@@ -59,9 +76,12 @@ from secagg.errors import (
     WrongRound,
 )
 from secagg.protocol import common
+from secagg.protocol.config import ClientPolicy
 from secagg.protocol.graph import NeighbourGraph
 from secagg.protocol.messages import (
     KEY_BYTES,
+    PAIR_SEED_BYTES,
+    Accusation,
     AdvertiseKeys,
     ClientMessage,
     ConsistencyRequest,
@@ -102,7 +122,14 @@ class _HeldShares:
 
 
 class Client:
-    """One party's side of a secure-aggregation round."""
+    """One party's side of a secure-aggregation round.
+
+    ``policy`` is the client's own view of the weakest round it joins; without
+    one the defaults of :class:`~secagg.protocol.config.ClientPolicy` apply (5 %
+    colluders but at least 2, 10 % dropouts, at most 100 000 clients). With
+    ``signing_key`` and ``identity_keys`` the client runs the active variant
+    only.
+    """
 
     def __init__(
         self,
@@ -111,10 +138,20 @@ class Client:
         *,
         signing_key: SigningKey | None = None,
         identity_keys: Mapping[int, VerifyKey] | None = None,
+        policy: ClientPolicy | None = None,
     ) -> None:
         if party < 0:
             raise ConfigurationError("party ids are non-negative integers")
+        policy = policy if policy is not None else ClientPolicy()
+        if not isinstance(policy, ClientPolicy):
+            raise ConfigurationError(f"policy must be a ClientPolicy, got {type(policy).__name__}")
+        if policy.require_active and (signing_key is None or not identity_keys):
+            raise ConfigurationError(
+                "a policy that requires the active variant needs this client's signing key "
+                "and the peers' identity keys"
+            )
         self.party = party
+        self.policy = policy
         self._signing_key = signing_key
         self._identity_keys = dict(identity_keys or {})
         self._input: np.ndarray | None = None
@@ -129,6 +166,7 @@ class Client:
         self._peer_keys: dict[int, KeyEntry] = {}
         self._self_mask_seed: bytes | None = None
         self._held: dict[int, _HeldShares] = {}
+        self._accused: tuple[int, ...] = ()
         self._signed_survivors: tuple[int, ...] | None = None
         self._revealed: dict[int, str] = {}
 
@@ -191,7 +229,7 @@ class Client:
         if self.phase != ClientPhase.AWAIT_INPUT:
             self._input = checked
             return []
-        reply = self._masked_input(checked, self._held)
+        reply = self._masked_input(checked, self._held, self._accused)
         self._input = None
         self.phase = self._phase_after_masking()
         return [reply]
@@ -254,6 +292,9 @@ class Client:
             raise InvalidMessage(
                 "the active variant needs this client's signing key and the peers' identity keys"
             )
+        self.policy.check(
+            msg, keys_configured=self._signing_key is not None and bool(self._identity_keys)
+        )
         checked_input = None
         if self._input is not None:
             try:
@@ -297,6 +338,13 @@ class Client:
                 raise DuplicateMessage(f"party {entry.party} listed twice in the key directory")
             if len(entry.channel_key) != KEY_BYTES or len(entry.mask_key) != KEY_BYTES:
                 raise InvalidMessage(f"party {entry.party} advertised keys of the wrong size")
+            try:  # an honest server refuses these at advertisement already
+                kx.check_public_key(entry.channel_key)
+                kx.check_public_key(entry.mask_key)
+            except CryptoError as exc:
+                raise InvalidMessage(
+                    f"party {entry.party} advertised an invalid key: {exc}"
+                ) from exc
             if setup.active:
                 identity = self._identity_keys.get(entry.party)
                 if identity is None:
@@ -372,21 +420,60 @@ class Client:
         setup = self.setup
         assert setup is not None and self._channel is not None and self._mask is not None
         received: dict[int, _HeldShares] = {}
+        accused: set[int] = set()
         for sealed in msg.shares:
             sender = sealed.peer
             if sender not in self._peer_keys:
                 raise UnknownParty(f"shares from party {sender}, which is not a keyed neighbour")
-            if sender in received:
+            if sender in received or sender in accused:
                 raise DuplicateMessage(f"two share bundles from party {sender}")
-            key = kx.derive_key(
-                self._channel.private,
-                self._peer_keys[sender].channel_key,
-                purpose=common.CHANNEL_PURPOSE,
-                round_id=setup.round_id,
-                party_a=self.party,
-                party_b=sender,
+            held = self._open_shares(sealed)
+            if held is None:
+                accused.add(sender)
+            else:
+                received[sender] = held
+        # the accused are alive and hold our shares: they count for our secrets
+        if len(received) + len(accused) + 1 < setup.threshold:
+            raise self._abort(
+                f"only {len(received) + len(accused)} neighbours shared keys; "
+                f"{setup.threshold - 1} needed"
             )
-            peer = self._peer_keys[sender]
+        held_all = {**self._held, **received}
+        accused_ids = tuple(sorted(accused))
+        if self._input is None:
+            self._held = held_all
+            self._accused = accused_ids
+            self.phase = ClientPhase.AWAIT_INPUT
+            return []
+        reply = self._masked_input(self._input, held_all, accused_ids)
+        self._held = held_all
+        self._accused = accused_ids
+        self._input = None
+        self.phase = self._phase_after_masking()
+        return [reply]
+
+    def _open_shares(self, sealed: SealedShare) -> _HeldShares | None:
+        """The two shares a neighbour sealed for us, or None if its bundle is bad.
+
+        A bundle that fails authentication, or authenticates but does not hold
+        two well-formed shares, came (as far as this client can tell) from a
+        sender that is not following the protocol: the caller accuses it rather
+        than refusing the whole delivery, which would let one bad client drop
+        out all its neighbours.
+        """
+        setup = self.setup
+        assert setup is not None and self._channel is not None and self._mask is not None
+        sender = sealed.peer
+        peer = self._peer_keys[sender]
+        key = kx.derive_key(
+            self._channel.private,
+            peer.channel_key,
+            purpose=common.CHANNEL_PURPOSE,
+            round_id=setup.round_id,
+            party_a=self.party,
+            party_b=sender,
+        )
+        try:
             plain = aead.open_sealed(
                 key,
                 sealed.ciphertext,
@@ -401,38 +488,33 @@ class Client:
                     self._mask.public_bytes,
                 ),
             )
-            if len(plain) != common.SEALED_PLAINTEXT_BYTES:
-                raise InvalidMessage(f"share bundle from party {sender} has the wrong size")
-            held = _HeldShares(
-                plain[: common.SELF_MASK_SHARE_BYTES], plain[common.SELF_MASK_SHARE_BYTES :]
-            )
-            try:  # check the field encoding now, so unmasking never sends garbage
-                shamir.Share.from_bytes(0, held.self_mask)
-                shamir.Share.from_bytes(0, held.mask_key)
-            except SecretSharingError as exc:
-                raise InvalidMessage(f"malformed shares from party {sender}: {exc}") from exc
-            received[sender] = held
-        if len(received) + 1 < setup.threshold:
-            raise self._abort(
-                f"only {len(received)} neighbours shared keys; {setup.threshold - 1} needed"
-            )
-        held_all = {**self._held, **received}
-        if self._input is None:
-            self._held = held_all
-            self.phase = ClientPhase.AWAIT_INPUT
-            return []
-        reply = self._masked_input(self._input, held_all)
-        self._held = held_all
-        self._input = None
-        self.phase = self._phase_after_masking()
-        return [reply]
+        except DecryptionError:
+            return None
+        if len(plain) != common.SEALED_PLAINTEXT_BYTES:
+            return None
+        held = _HeldShares(
+            plain[: common.SELF_MASK_SHARE_BYTES], plain[common.SELF_MASK_SHARE_BYTES :]
+        )
+        try:  # check the field encoding now, so unmasking never sends garbage
+            shamir.Share.from_bytes(0, held.self_mask)
+            shamir.Share.from_bytes(0, held.mask_key)
+        except SecretSharingError:
+            return None
+        return held
 
-    def _masked_input(self, vector: np.ndarray, held: Mapping[int, _HeldShares]) -> MaskedInput:
+    def _masked_input(
+        self, vector: np.ndarray, held: Mapping[int, _HeldShares], accused: tuple[int, ...]
+    ) -> MaskedInput:
         """y = x + PRG(b) + sum_{v<u} PRG(s_uv) - sum_{v>u} PRG(s_uv)  (mod 2^bits).
 
         The pairwise masks run over the neighbours whose shares we hold (the
-        server's U2 restricted to our neighbourhood): exactly the set the server
-        will use when it removes the masks of those that drop later.
+        server's U2 restricted to our neighbourhood, minus the accused): exactly
+        the set the server will use when it removes the masks of those that drop
+        later. For each accused neighbour the message carries the pair seed we
+        did *not* mask with: y does not depend on it, so it reveals nothing of
+        our input, and the server needs it only if that neighbour did mask with
+        us. In the active variant the accusations are signed, so the server can
+        show an operator who accused whom but cannot make up an accusation.
         """
         setup = self.setup
         assert setup is not None and self._mask is not None and self._self_mask_seed is not None
@@ -441,19 +523,31 @@ class Client:
         for peer in sorted(held):
             if peer == self.party:
                 continue
-            seed = kx.derive_key(
-                self._mask.private,
-                self._peer_keys[peer].mask_key,
-                purpose=common.MASK_PURPOSE,
-                round_id=setup.round_id,
-                party_a=self.party,
-                party_b=peer,
-                length=16,
+            (add if peer < self.party else subtract).append(self._pair_seed(peer))
+        accusations = tuple(Accusation(p, self._pair_seed(p)) for p in accused)
+        signature = b""
+        if setup.active and accusations:
+            assert self._signing_key is not None
+            signature = self._signing_key.sign(
+                common.accusation_payload(setup.round_id, self.party, accusations)
             )
-            (add if peer < self.party else subtract).append(seed)
         masked = np.array(vector, dtype=common.word_dtype(setup.bits), copy=True)
         accumulate_masks(masked, add, subtract)
-        return MaskedInput(setup.round_id, self.party, setup.bits, masked)
+        return MaskedInput(setup.round_id, self.party, setup.bits, masked, accusations, signature)
+
+    def _pair_seed(self, peer: int) -> bytes:
+        """s_uv: the seed of the mask this client and ``peer`` add with opposite signs."""
+        setup = self.setup
+        assert setup is not None and self._mask is not None
+        return kx.derive_key(
+            self._mask.private,
+            self._peer_keys[peer].mask_key,
+            purpose=common.MASK_PURPOSE,
+            round_id=setup.round_id,
+            party_a=self.party,
+            party_b=peer,
+            length=PAIR_SEED_BYTES,
+        )
 
     def _survivor_checks(self, survivors: tuple[int, ...]) -> None:
         setup, graph = self.setup, self._graph
@@ -466,7 +560,7 @@ class Client:
             raise InvalidMessage("the survivor list omits this client, which sent its input")
         holders = graph.holders(self.party)
         for party in holders.intersection(survivors):
-            if party not in self._held:
+            if party not in self._held and party not in self._accused:
                 raise InvalidMessage(
                     f"party {party} is listed as a survivor but never shared keys with us"
                 )

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from secagg.crypto import shamir
+from secagg.protocol.messages import Accusation
 
 SELF_MASK_SEED_BYTES = 16
 MASK_KEY_BYTES = 32
@@ -69,6 +70,19 @@ def consistency_payload(round_id: bytes, survivors: Iterable[int]) -> bytes:
     """What every survivor signs in the consistency check (active variant)."""
     ids = tuple(survivors)
     return b"secagg/v1/consistency" + round_id + struct.pack(f">I{len(ids)}I", len(ids), *ids)
+
+
+def accusation_payload(round_id: bytes, party: int, accusations: Iterable[Accusation]) -> bytes:
+    """What a client signs when it accuses neighbours in its masked input (active variant).
+
+    Binds the round, the accuser, and every accused party with the pair seed
+    revealed for it, so the server can neither invent nor alter an accusation.
+    """
+    items = tuple(accusations)
+    parts = [b"secagg/v1/accusation", round_id, struct.pack(">II", party, len(items))]
+    for item in items:
+        parts += [struct.pack(">I", item.party), item.pair_seed]
+    return b"".join(parts)
 
 
 def is_strictly_increasing(ids: tuple[int, ...]) -> bool:

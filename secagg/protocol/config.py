@@ -1,29 +1,59 @@
-"""Round parameters and their defaults.
+"""Round parameters, their defaults, and each client's own policy.
 
 One :class:`RoundConfig` describes a round: how many clients, how long the
 vector, the bit width of Z_{2^b}, the neighbour graph and the Shamir threshold.
 :meth:`RoundConfig.create` fills in what the caller leaves out the way SecAgg+
 does: from the number of clients and the tolerated fractions of dropped
 (``dropout_fraction``) and corrupt (``corrupt_fraction``) clients, via Google's
-Harary-graph parameter search (see :mod:`secagg.protocol.graph_params`).
+Harary-graph parameter search (see :mod:`secagg.protocol.graph_params`), with
+two additions: every round is sized for at least ``min_colluders`` colluding
+clients (small cohorts), and the active variant is sized for colluders placed
+anywhere on the ring (the server chooses the graph seed).
+
+The server sends the round's parameters in ``RoundSetup``; a client must not
+take them on trust, because they are exactly what its privacy rests on. So
+every client holds a :class:`ClientPolicy` and computes *itself* the weakest
+setup it accepts (security review C1, L2, L3).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Literal
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, PolicyRefused
 from secagg.protocol import graph_params
-from secagg.protocol.messages import GraphKind
+from secagg.protocol.graph_params import DEFAULT_MIN_COLLUDERS
+from secagg.protocol.messages import GraphKind, RoundSetup
 
 DEFAULT_DROPOUT_FRACTION = 0.10
 DEFAULT_CORRUPT_FRACTION = 0.05
+#: Largest round a client joins unless told otherwise: building the neighbour
+#: graph and the share bookkeeping of a 2**32-client round would exhaust memory.
+DEFAULT_MAX_CLIENTS = 100_000
 GraphName = Literal["harary", "complete"]
+
+__all__ = [
+    "DEFAULT_CORRUPT_FRACTION",
+    "DEFAULT_DROPOUT_FRACTION",
+    "DEFAULT_MAX_CLIENTS",
+    "DEFAULT_MIN_COLLUDERS",
+    "ClientPolicy",
+    "RoundConfig",
+]
 
 
 @dataclass(frozen=True)
 class RoundConfig:
+    """One round's public parameters, plus the assumptions they were sized for.
+
+    ``corrupt_fraction``, ``dropout_fraction`` and ``min_colluders`` are not
+    sent to the clients (each client has its own, in its :class:`ClientPolicy`);
+    they are kept so the configuration says what it was sized for.
+    """
+
     num_clients: int
     vector_length: int
     bits: int
@@ -31,6 +61,9 @@ class RoundConfig:
     degree: int
     threshold: int
     active: bool = False
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
+    min_colluders: int = DEFAULT_MIN_COLLUDERS
 
     def __post_init__(self) -> None:
         if self.num_clients < 2:
@@ -54,6 +87,25 @@ class RoundConfig:
                 f"client itself hold shares), got {self.threshold}"
             )
 
+    @property
+    def tolerated_colluders(self) -> int:
+        """How many clients may collude with the server, in absolute numbers.
+
+        The largest ``c`` for which a client with ``ClientPolicy(corrupt_fraction=0,
+        min_colluders=c)`` and this config's dropout fraction accepts this round:
+        colluders placed uniformly at random on the ring in the passive variant
+        (the server shuffles it honestly), anywhere in the active one. -1 means
+        not even zero: the round is weaker than any client policy accepts (for
+        example a caller-chosen ``t = 1``).
+        """
+        return graph_params.colluders_tolerated_by(
+            self.num_clients,
+            self.degree,
+            self.threshold,
+            semi_malicious=self.active,
+            dropout_fraction=self.dropout_fraction,
+        )
+
     @classmethod
     def create(
         cls,
@@ -67,29 +119,41 @@ class RoundConfig:
         active: bool = False,
         dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
         corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
+        min_colluders: int = DEFAULT_MIN_COLLUDERS,
     ) -> RoundConfig:
         """Build a config, choosing k and t like SecAgg+ where they are not given.
 
-        * ``graph="complete"``: k = n - 1; t defaults to the complete-graph rule
-          (as high as the tolerated dropout allows, above the corrupt fraction).
+        Sized for ``c = max(floor(corrupt_fraction * n), min(min_colluders, n - 2))``
+        colluders (:func:`~secagg.protocol.graph_params.tolerated_colluders`):
+
+        * ``graph="complete"``: k = n - 1; t defaults to fcp's complete-graph rule
+          (as high as the tolerated dropout allows, above the corrupt clients),
+          at least ``c + 1``, and with ``active`` at least ``floor((n + c) / 2) + 1``.
         * ``graph="harary"``: k and t default to the smallest k whose random Harary
-          graph keeps the honest survivors connected, and the matching t, for the
-          stated fractions (falls back to the complete graph when no k < n works).
-          A caller-supplied k without t gets t = floor((k+1)/2) + 1, a majority
-          of the k + 1 share holders.
+          graph keeps the honest survivors connected, and the matching t
+          (:func:`~secagg.protocol.graph_params.sized_harary_parameters`; with
+          ``active`` sized so that ``2t > k + 1 + c`` and ``k > c``). Falls back to
+          the complete graph when no k < n - 1 works.
+        * A caller-supplied k without t gets a majority of the k + 1 share
+          holders, with ``active`` at least ``floor((k + 1 + c) / 2) + 1``
+          (capped at k + 1).
+
+        The defaults always pass the check of a :class:`ClientPolicy` with the
+        same fractions; caller-chosen k and t may not (research only).
         """
         if graph not in ("harary", "complete"):
             raise ConfigurationError(f"graph must be 'harary' or 'complete', not {graph!r}")
         if num_clients < 2:
             raise ConfigurationError("a secure aggregation round needs at least 2 clients")
-        semi_malicious = active
+        colluders = graph_params.tolerated_colluders(num_clients, corrupt_fraction, min_colluders)
         kind = GraphKind.HARARY if graph == "harary" else GraphKind.COMPLETE
         if kind == GraphKind.HARARY and k is None:
-            found = graph_params.harary_parameters(
+            found = graph_params.sized_harary_parameters(
                 num_clients,
                 corrupt_fraction=corrupt_fraction,
                 dropout_fraction=dropout_fraction,
-                semi_malicious=semi_malicious,
+                semi_malicious=active,
+                min_colluders=min_colluders,
             )
             if found is None or found.k >= num_clients - 1:
                 kind = GraphKind.COMPLETE
@@ -104,13 +168,172 @@ class RoundConfig:
                 raise ConfigurationError("the complete graph has k = num_clients - 1")
             k = num_clients - 1
             if threshold is None:
-                threshold = graph_params.complete_graph_threshold(
-                    num_clients,
-                    corrupt_fraction=corrupt_fraction,
-                    dropout_fraction=dropout_fraction,
-                    semi_malicious=semi_malicious,
+                threshold = max(
+                    graph_params.complete_graph_threshold(
+                        num_clients,
+                        corrupt_fraction=corrupt_fraction,
+                        dropout_fraction=dropout_fraction,
+                        semi_malicious=active,
+                    ),
+                    colluders + 1,
                 )
+                if active:
+                    threshold = max(threshold, graph_params.worst_case_threshold(k, colluders))
         assert k is not None
         if threshold is None:
-            threshold = min(k + 1, (k + 1) // 2 + 1)
-        return cls(num_clients, vector_length, bits, kind, k, threshold, active)
+            threshold = (k + 1) // 2 + 1
+            if active:
+                threshold = max(threshold, graph_params.worst_case_threshold(k, colluders))
+            threshold = min(k + 1, threshold)
+        return cls(
+            num_clients,
+            vector_length,
+            bits,
+            kind,
+            k,
+            threshold,
+            active,
+            float(corrupt_fraction),
+            float(dropout_fraction),
+            int(min_colluders),
+        )
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < 1:
+        raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ClientPolicy:
+    """The weakest round a client takes part in, held by the client (never sent).
+
+    fcp configures the equivalent on its client too (``SecAggClient(
+    max_clients_expected, minimum_surviving_clients_for_reconstruction, ...)``).
+    :meth:`check` runs on every ``RoundSetup`` before anything is generated or
+    stored; a setup weaker than the policy raises
+    :class:`~secagg.errors.PolicyRefused` whose ``setting`` is one of:
+
+    * ``"max_clients"``: more than ``max_clients`` clients (bounds the memory a
+      server can make the client spend on the graph and the shares);
+    * ``"expected_clients"``: more clients than ``expected_clients``, fcp's
+      ``max_clients_expected``. The rule is strict (no tolerance above it):
+      every client a server adds beyond the cohort the client was told about
+      can only be one the server made up, i.e. a colluder the fractions did not
+      count. Fewer clients than expected are fine (dropouts happen; the
+      threshold still holds);
+    * ``"require_active"``: a passive (``active=False``) setup although the
+      policy, or the client's configured signing and identity keys, ask for
+      the active variant;
+    * ``"min_threshold"``: t below the absolute floor ``min_threshold``;
+    * ``"degree"``: a Harary degree k that no threshold makes private for this
+      policy's colluders and dropouts;
+    * ``"threshold"``: t below the minimum the client computed itself with
+      :func:`~secagg.protocol.graph_params.minimum_threshold` from
+      ``corrupt_fraction``, ``dropout_fraction`` and ``min_colluders``.
+
+    ``check_parameters=False`` skips the last two (only): for simulations in
+    which the caller plays every role and picks k and t itself. A deployed
+    client never needs it.
+    """
+
+    require_active: bool = False
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
+    min_colluders: int = DEFAULT_MIN_COLLUDERS
+    min_threshold: int | None = None
+    max_clients: int = DEFAULT_MAX_CLIENTS
+    expected_clients: int | None = None
+    check_parameters: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("corrupt_fraction", "dropout_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigurationError(f"{name} must be a number, got {value!r}")
+            if not (math.isfinite(value) and 0 <= value < 1):
+                raise ConfigurationError(f"{name} must lie in [0, 1), got {value!r}")
+        if (
+            isinstance(self.min_colluders, bool)
+            or not isinstance(self.min_colluders, Integral)
+            or self.min_colluders < 0
+        ):
+            raise ConfigurationError(
+                f"min_colluders must be an int >= 0, got {self.min_colluders!r}"
+            )
+        _positive_int("max_clients", self.max_clients)
+        for name in ("min_threshold", "expected_clients"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+
+    def colluders(self, num_clients: int) -> int:
+        """The colluders this policy assumes in a round of ``num_clients``, in absolute numbers."""
+        return graph_params.tolerated_colluders(
+            num_clients, self.corrupt_fraction, self.min_colluders
+        )
+
+    def minimum_threshold(
+        self, num_clients: int, graph: GraphKind, degree: int, *, active: bool
+    ) -> int | None:
+        """The smallest t this policy accepts for the graph, or None if none is safe."""
+        return graph_params.minimum_threshold(
+            num_clients,
+            num_clients - 1 if graph == GraphKind.COMPLETE else degree,
+            semi_malicious=active,
+            corrupt_fraction=float(self.corrupt_fraction),
+            dropout_fraction=float(self.dropout_fraction),
+            min_colluders=int(self.min_colluders),
+        )
+
+    def check(self, setup: RoundSetup, *, keys_configured: bool = False) -> None:
+        """Refuse a setup weaker than this policy; changes nothing either way.
+
+        ``keys_configured``: the client holds a signing key and its peers'
+        identity keys, so it was built for the active variant and a passive
+        setup is a downgrade (security review C1(c)). Size checks come first,
+        so a huge ``num_clients`` is refused before anything is computed for it.
+        The graph parameters themselves (degree range, t <= k + 1) are the
+        client's :class:`~secagg.errors.InvalidMessage` checks; this method
+        assumes them.
+        """
+        n = setup.num_clients
+        if n > self.max_clients:
+            raise PolicyRefused(
+                "max_clients",
+                f"a round of {n} clients; this client joins at most {self.max_clients}",
+            )
+        if self.expected_clients is not None and n > self.expected_clients:
+            raise PolicyRefused(
+                "expected_clients",
+                f"a round of {n} clients; this client expects at most {self.expected_clients}",
+            )
+        if (self.require_active or keys_configured) and not setup.active:
+            raise PolicyRefused(
+                "require_active",
+                "the server asked for the passive variant; this client runs only the active "
+                "one (signed keys and a signed survivor set)",
+            )
+        if self.min_threshold is not None and setup.threshold < self.min_threshold:
+            raise PolicyRefused(
+                "min_threshold",
+                f"threshold {setup.threshold} is below this client's floor of {self.min_threshold}",
+            )
+        if not self.check_parameters:
+            return
+        minimum = self.minimum_threshold(n, setup.graph, setup.degree, active=setup.active)
+        colluders = self.colluders(n)
+        variant = "active" if setup.active else "passive"
+        if minimum is None:
+            raise PolicyRefused(
+                "degree",
+                f"no threshold keeps a round of {n} clients ({variant} variant, degree "
+                f"{setup.degree}) private against {colluders} colluding clients and "
+                f"{self.dropout_fraction:.0%} dropouts",
+            )
+        if setup.threshold < minimum:
+            raise PolicyRefused(
+                "threshold",
+                f"threshold {setup.threshold} is below the {minimum} this client requires for a "
+                f"round of {n} clients ({variant} variant, degree {setup.degree}, "
+                f"{colluders} colluding clients tolerated)",
+            )

@@ -5,7 +5,11 @@ its neighbours only. SecAgg+ (Bell et al., CCS 2020) uses the Harary graph
 H(n, k): clients sit on a ring and each is joined to the k/2 nearest on either
 side. The ring order is a uniformly random permutation drawn from a seed the
 server announces in the setup message, so every client computes the same graph
-and no party can place itself next to chosen victims once the seed is fixed.
+and no party can place itself next to chosen victims once the seed is fixed. The
+party that fixes the seed can, though: a server may grind seeds until a victim's
+neighbours are its colluders. So the seed is trusted only where the server is
+(passive variant); the active variant sizes t for the worst placement (see
+:mod:`secagg.protocol.graph_params`), which makes the seed harmless.
 The permutation is derived with a keyed cipher (AES-CTR under a key hashed from
 the seed): sorting n pseudo-random 64-bit keys is a uniform permutation up to a
 collision probability below n^2 / 2^64.

@@ -74,6 +74,9 @@ Departures from fcp
   requirement ``gamma == 0``; pass ``corrupt_fraction=0.0`` to get it.
 * NaN/infinite fractions and non-integer client counts are refused (fcp's range
   checks are written so that NaN would slip through).
+* Added around the port, not in it (last section of this file): a floor of
+  colluders for small cohorts, worst-case sizing of the active variant, and the
+  client-side check of a server's choice (:func:`minimum_threshold`).
 
 Known quirk, kept for fidelity
 ------------------------------
@@ -85,8 +88,8 @@ the 4 neighbours dropping out is far likelier than ``2**-20``). Only small
 cohorts are affected (``n < 60`` for the default fractions). Privacy is not
 weakened; a round may simply abort more often than promised.
 
-Size: about 520 lines: a line-by-line port of one upstream file, kept whole so it can
-be diffed against the original.
+Size: about 770 lines: a line-by-line port of one upstream file, kept whole so it can
+be diffed against the original (about 520 lines), then what this library adds around it.
 """
 
 from __future__ import annotations
@@ -100,12 +103,18 @@ from secagg.errors import ConfigurationError
 
 __all__ = [
     "CORRECTNESS_PARAMETER",
+    "DEFAULT_MIN_COLLUDERS",
     "MAX_NUM_CLIENTS",
     "SECURITY_PARAMETER",
     "HararyParameters",
     "check_complete_graph_threshold",
+    "colluders_tolerated_by",
     "complete_graph_threshold",
     "harary_parameters",
+    "minimum_threshold",
+    "sized_harary_parameters",
+    "tolerated_colluders",
+    "worst_case_threshold",
 ]
 
 #: Statistical security parameter sigma: privacy fails with probability < 2**-40.
@@ -280,6 +289,37 @@ def _log_prob_disconnected(n: int, k: int, max_bad: int) -> float:
     )
 
 
+def _corrupt_bound(n: int, k: int, max_corrupt: int, semi_malicious: bool) -> float:
+    """``t1``: the most shares of one client its corrupt neighbours may hold.
+
+    Corrupt neighbours exceed ``t1`` with probability at most 2**-41/n. For a
+    semi-malicious server ``t1`` is raised so that 2t - k exceeds what the
+    corrupt neighbours can supply: the server may ask different honest clients
+    for different shares of the same secret and must not be able to collect
+    ``t`` shares of the self-mask *and* ``t`` of the mask key.
+    """
+    privacy_tail = math.pow(2, -_SECURITY_PER_EVENT) / n
+    t1 = _quantile(n, max_corrupt, k, privacy_tail, complement=True)
+    if semi_malicious:
+        t1 = math.ceil((t1 + k - 1.25) / 2)
+    return t1
+
+
+def _surviving_bound(n: int, k: int, min_surviving: int) -> float:
+    """``t2``: surviving neighbours fall below it with probability <= 2**-20/n."""
+    correctness_tail = math.pow(2, -CORRECTNESS_PARAMETER) / n
+    t2 = _quantile(n, min_surviving, k, correctness_tail)
+    if _cdf(n, min_surviving, k, t2) < correctness_tail:
+        t2 += 1
+    return t2
+
+
+def _may_disconnect(n: int, k: int, max_bad: int) -> bool:
+    """True if ``max_bad`` removed clients cut the ring with probability >= 2**-41."""
+    log_budget = -_SECURITY_PER_EVENT * math.log(2)
+    return _log_prob_disconnected(n, k, max_bad) >= log_budget
+
+
 def _threshold_for(
     n: int,
     k: int,
@@ -295,25 +335,10 @@ def _threshold_for(
     2**-41/n) and at most the surviving-neighbour count (except with probability
     2**-20/n).
     """
-    log_budget = -_SECURITY_PER_EVENT * math.log(2)
-    if _log_prob_disconnected(n, k, max_corrupt + max_dropped) >= log_budget:
+    if _may_disconnect(n, k, max_corrupt + max_dropped):
         return None
-
-    privacy_tail = math.pow(2, -_SECURITY_PER_EVENT) / n
-    correctness_tail = math.pow(2, -CORRECTNESS_PARAMETER) / n
-    # t1: corrupt neighbours exceed t1 with probability <= privacy_tail.
-    t1 = _quantile(n, max_corrupt, k, privacy_tail, complement=True)
-    # t2: surviving neighbours fall below t2 with probability <= correctness_tail.
-    t2 = _quantile(n, min_surviving, k, correctness_tail)
-    if _cdf(n, min_surviving, k, t2) < correctness_tail:
-        t2 += 1
-
-    if semi_malicious:
-        # A semi-malicious server may ask different honest clients for
-        # different shares of the same secret; it must not be able to collect t
-        # shares of the self-mask *and* t of the mask key, i.e. 2t - k must
-        # exceed what the corrupt neighbours can supply.
-        t1 = math.ceil((t1 + k - 1.25) / 2)
+    t1 = _corrupt_bound(n, k, max_corrupt, semi_malicious)
+    t2 = _surviving_bound(n, k, min_surviving)
     if t2 <= t1:
         return None
     # Any t in (t1, t2] is safe; the smallest keeps reconstruction cheapest.
@@ -519,3 +544,231 @@ def complete_graph_threshold(
         semi_malicious=bool(semi_malicious),
     )
     return threshold
+
+
+# --- beyond fcp: a colluder floor, worst-case sizing, the client's own check ---
+#
+# Everything below is *not* in fcp. It wraps the port above without touching
+# its arithmetic: the port sizes k and t for ``floor(gamma * n)`` colluders
+# placed uniformly at random on a ring the server shuffled honestly. Two things
+# that analysis leaves open are closed here.
+#
+# * Small cohorts (security review L2). ``floor(0.05 * n)`` is 0 for n < 20 and
+#   1 for n < 40, so the port sized small rounds for no colluder at all (k = 2,
+#   t = 2 at n = 8: two colluding ring neighbours and the server unmask the
+#   client between them). Every round is now sized for at least
+#   ``min_colluders`` (default 2, capped at n - 2, beyond which the sum itself
+#   reveals the last honest input). The floor is handed to the port as an
+#   effective fraction ``c / n``. It changes nothing for n >= 40 at the
+#   default 5 %. Below that it is worst-case sizing: at such n every placement of
+#   2 colluders has probability above the 2**-41/n budget, so the port's
+#   random-placement quantile already counts both colluders among any client's
+#   neighbours, and its connectivity bound rejects every k <= 2 + dropped.
+# * A server that fixes the graph seed (security review C1(b)). The random
+#   placement assumption holds only if the party choosing the seed does not
+#   collude. In the active variant the server is the adversary, so it can grind
+#   seeds until a victim's neighbours include all its colluders. There t is
+#   sized for the worst placement: 2t > k + 1 + c (the k + 1 holders of a
+#   client's shares include all c colluders, and the honest rest must not be
+#   splittable into two groups of t - c that reveal different share kinds),
+#   and k > c (otherwise all of a client's neighbours may be colluders: they
+#   know every pair seed, and the server rebuilds the self-mask of a survivor
+#   anyway). With t > c + 1, which 2t > k + 1 + c and k > c imply, a client's
+#   own "t of my holders survived" check also guarantees it an honest surviving
+#   neighbour, whose pair mask nobody can remove. The seed then cannot help the
+#   server, so no seed-derivation protocol is needed (one would be hard anyway:
+#   a server that can drop contributors biases any coin flip that depends on
+#   them). The price: k grows like c, so at large n the active variant is far
+#   denser than fcp's (n = 1000: k = 118 instead of 78).
+
+#: The fewest colluding clients any round is sized for, whatever ``gamma * n`` says.
+DEFAULT_MIN_COLLUDERS = 2
+
+
+def tolerated_colluders(
+    num_clients: int, corrupt_fraction: float, min_colluders: int = DEFAULT_MIN_COLLUDERS
+) -> int:
+    """Colluding clients a round of ``num_clients`` is sized for, in absolute numbers.
+
+    ``c = max(floor(gamma * n), min(min_colluders, n - 2))``: the corrupt
+    fraction, but never fewer than ``min_colluders`` while the cohort has room
+    for them (with n - 1 colluders the sum alone reveals the last input, so no
+    parameter choice can help and none is asked for).
+    """
+    _check_num_clients(num_clients)
+    _check_rates(corrupt_fraction, 0.0)
+    if isinstance(min_colluders, bool) or not isinstance(min_colluders, Integral):
+        raise ConfigurationError(f"min_colluders must be an int, got {min_colluders!r}")
+    if min_colluders < 0:
+        raise ConfigurationError(f"min_colluders must be non-negative, got {min_colluders}")
+    n = int(num_clients)
+    return max(math.floor((corrupt_fraction + _SMALL) * n), min(int(min_colluders), max(n - 2, 0)))
+
+
+def _effective_fraction(n: int, colluders: int, corrupt_fraction: float) -> float:
+    """The corrupt fraction to give the port so that it sizes for ``colluders``.
+
+    ``floor((c / n + 1e-14) * n) == c`` exactly: the rounding error of ``c / n * n``
+    is below ``n * 2**-52``, far under the port's ``1e-14 * n`` nudge.
+    """
+    if colluders <= math.floor((corrupt_fraction + _SMALL) * n):
+        return float(corrupt_fraction)
+    return colluders / n
+
+
+def worst_case_threshold(k: int, colluders: int) -> int:
+    """Smallest t with ``2t > k + 1 + colluders`` (active variant, any placement).
+
+    A lying server shows group A of a client's honest holders "it survived"
+    and group B "it dropped"; A reveal self-mask shares, B mask-key shares, the
+    colluders both. It needs ``t - c`` honest holders in each group, so
+    ``2(t - c) <= k + 1 - c`` must fail.
+    """
+    return (k + 1 + colluders) // 2 + 1
+
+
+@lru_cache(maxsize=4096)
+def sized_harary_parameters(
+    num_clients: int,
+    *,
+    corrupt_fraction: float = 0.05,
+    dropout_fraction: float = 0.10,
+    semi_malicious: bool = False,
+    min_colluders: int = DEFAULT_MIN_COLLUDERS,
+) -> HararyParameters | None:
+    """The port's search, sized for the colluder floor and, if active, the worst case.
+
+    Semi-honest: :func:`harary_parameters` for ``max(gamma, c / n)`` (identical
+    to fcp whenever ``floor(gamma * n) >= min_colluders``, e.g. n >= 40 at 5 %).
+    Semi-malicious: the smallest even k whose fcp threshold, raised to
+    :func:`worst_case_threshold` and with k > c, still meets fcp's
+    correctness bound. Returns None when no k < n - 1 works (the caller falls
+    back to the complete graph), including when the floor pushes the effective
+    fractions past what the port accepts.
+
+    Raises:
+        ConfigurationError: for inputs the port itself refuses (checked with the
+            caller's own fractions, before the floor).
+    """
+    harary_parameters(  # refuse what fcp refuses, with the caller's fractions
+        num_clients,
+        corrupt_fraction=corrupt_fraction,
+        dropout_fraction=dropout_fraction,
+        semi_malicious=semi_malicious,
+    )
+    n = int(num_clients)
+    gamma, delta = float(corrupt_fraction), float(dropout_fraction)
+    c = tolerated_colluders(n, gamma, min_colluders)
+    effective = _effective_fraction(n, c, gamma)
+    if not semi_malicious:
+        try:
+            return harary_parameters(n, corrupt_fraction=effective, dropout_fraction=delta)
+        except ConfigurationError:  # the floor made gamma + delta exceed fcp's limit
+            return None
+    if effective + 2 * delta > _MAX_BAD_FRACTION:
+        return None
+    max_dropped = math.floor((delta + _SMALL) * n)
+    min_surviving = math.ceil((1 - delta - _SMALL) * n)
+    for k in range(c + 2 - c % 2, n - 1, 2):  # even degrees above c only
+        t = _threshold_for(n, k, c, max_dropped, min_surviving, True)
+        if t is None:
+            continue
+        t = max(t, worst_case_threshold(k, c))
+        if t > k + 1 or t > _surviving_bound(n, k, min_surviving):
+            continue
+        return HararyParameters(
+            num_clients=n,
+            k=k,
+            threshold=t,
+            corrupt_fraction=effective,
+            dropout_fraction=delta,
+            semi_malicious=True,
+        )
+    return None
+
+
+@lru_cache(maxsize=4096)
+def minimum_threshold(
+    num_clients: int,
+    degree: int,
+    *,
+    semi_malicious: bool,
+    corrupt_fraction: float = 0.05,
+    dropout_fraction: float = 0.10,
+    min_colluders: int = DEFAULT_MIN_COLLUDERS,
+) -> int | None:
+    """The smallest threshold a client accepts for a graph the server announced.
+
+    Privacy only: how often a round could abort is the server's concern, so
+    fcp's correctness bound and its ``t >= ceil((1 - delta) * n)`` rule are not
+    applied. ``degree >= num_clients - 1`` is the complete graph, otherwise a
+    Harary graph of even degree ``degree``. For ``c`` =
+    :func:`tolerated_colluders`:
+
+    * complete graph: fcp's privacy minimum (``t > ceil(gamma * n)``, or
+      ``t > ceil((n + gamma * n) / 2)`` semi-malicious), at least ``c + 1``, and
+      semi-malicious also :func:`worst_case_threshold` ``(n - 1, c)``;
+    * Harary graph: None if ``c`` colluders and ``floor(delta * n)`` dropouts may
+      cut the ring (fcp's connectivity bound); else the port's
+      ``max(t1 + 1, 2)`` for ``c`` colluders; semi-malicious also k > c (else
+      None) and :func:`worst_case_threshold` ``(k, c)``.
+
+    Returns None when no threshold up to the ``degree + 1`` holders is safe.
+    """
+    _check_num_clients(num_clients)
+    _check_rates(corrupt_fraction, dropout_fraction)
+    n, k = int(num_clients), int(degree)
+    if n < 2 or not 1 <= k <= n - 1:
+        raise ConfigurationError(f"degree must lie in [1, {n - 1}] for {n} clients, got {k}")
+    gamma, delta = float(corrupt_fraction), float(dropout_fraction)
+    c = tolerated_colluders(n, gamma, min_colluders)
+    if k >= n - 1:
+        t = max(_complete_graph_security_minimum(n, gamma, semi_malicious), c + 1)
+        if semi_malicious:
+            t = max(t, worst_case_threshold(n - 1, c))
+        return t if t <= n else None
+    if semi_malicious and k <= c:
+        return None
+    if _may_disconnect(n, k, c + math.floor((delta + _SMALL) * n)):
+        return None
+    t = int(max(_corrupt_bound(n, k, c, semi_malicious) + 1, 2.0))
+    if semi_malicious:
+        t = max(t, worst_case_threshold(k, c))
+    return t if t <= k + 1 else None
+
+
+def colluders_tolerated_by(
+    num_clients: int,
+    degree: int,
+    threshold: int,
+    *,
+    semi_malicious: bool,
+    dropout_fraction: float = 0.10,
+) -> int:
+    """The most colluders for which :func:`minimum_threshold` accepts ``threshold``.
+
+    Placed uniformly at random on the ring in the semi-honest case, anywhere in
+    the semi-malicious one; -1 when even a round with no colluder is refused
+    (e.g. ``t = 1``, or a Harary degree that the dropouts alone may cut).
+    Binary search: the minimum threshold never decreases with more colluders.
+    """
+
+    def accepts(c: int) -> bool:
+        t = minimum_threshold(
+            num_clients,
+            degree,
+            semi_malicious=semi_malicious,
+            corrupt_fraction=0.0,
+            dropout_fraction=dropout_fraction,
+            min_colluders=c,
+        )
+        return t is not None and t <= threshold
+
+    low, high = -1, max(int(num_clients) - 2, 0)  # accepts(low) holds or low == -1
+    while low < high:
+        mid = (low + high + 1) // 2
+        if accepts(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low

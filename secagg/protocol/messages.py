@@ -13,7 +13,10 @@ that the whole buffer is consumed: truncated, padded or garbled input raises
 :class:`~secagg.errors.MalformedMessage` and never anything else. Nothing is
 ever unpickled.
 
-Size: about 500 lines: every message class and its exact codec in one place, so a
+Version 2 (this one) added the accusations, and their signature, to
+``MaskedInput``; version 1 messages are refused rather than misread.
+
+Size: about 540 lines: every message class and its exact codec in one place, so a
 reviewer compares each layout with its class without a search.
 """
 
@@ -29,12 +32,13 @@ import numpy as np
 from secagg.errors import MalformedMessage
 
 MAGIC = b"SA"
-VERSION = 1
+VERSION = 2
 ROUND_ID_BYTES = 16
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 COMMITMENT_BYTES = 32
 GRAPH_SEED_BYTES = 32
+PAIR_SEED_BYTES = 16
 MAX_REASON_BYTES = 1024
 _HEADER = struct.Struct(">2sBB16sI")
 
@@ -91,6 +95,20 @@ class RevealedShare:
 class PartySignature:
     party: int
     signature: bytes
+
+
+@dataclass(frozen=True)
+class Accusation:
+    """A neighbour whose sealed shares did not open, named by the recipient.
+
+    ``pair_seed`` is the seed of the pair mask the accuser did *not* add (it
+    never masks with an accused neighbour): the server removes that mask from
+    the accused's input if the accused did add it. It is independent of the
+    accuser's own masked input, so revealing it costs the accuser nothing.
+    """
+
+    party: int
+    pair_seed: bytes
 
 
 # --- messages -----------------------------------------------------------------
@@ -164,10 +182,17 @@ class ShareDelivery(ServerMessage):
 
 @dataclass(frozen=True, eq=False)
 class MaskedInput(ClientMessage):
-    """Phase 3: the masked vector y_u, words of ``bits`` bits."""
+    """Phase 3: the masked vector y_u, words of ``bits`` bits.
+
+    ``accusations`` name the neighbours whose shares did not open (sorted by
+    party); in the active variant a non-empty list carries the sender's
+    Ed25519 ``signature`` over it (``common.accusation_payload``).
+    """
 
     bits: int
     vector: np.ndarray = field(repr=False)
+    accusations: tuple[Accusation, ...] = ()
+    signature: bytes = b""
     TYPE: ClassVar[MessageType] = MessageType.MASKED_INPUT
 
 
@@ -375,6 +400,11 @@ def _encode(message: Message) -> bytes:
                 raise MalformedMessage("masked vector must be 1-D")
             vec = np.ascontiguousarray(message.vector)
             w.u8(message.bits)
+            w.u32(len(message.accusations))
+            for a in message.accusations:
+                w.u32(a.party)
+                w.fixed(a.pair_seed, PAIR_SEED_BYTES, "pair seed")
+            w.signature(message.signature)
             w.u64(len(vec))
             w.parts.append(memoryview(vec).cast("B"))
         case ConsistencyRequest():
@@ -473,6 +503,11 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
         case MessageType.MASKED_INPUT:
             bits = r.u8("bits")
             dtype = _vector_dtype(bits)
+            n = r.count("accusations", 4 + PAIR_SEED_BYTES)
+            accusations = tuple(
+                Accusation(r.u32("accused"), r.take(PAIR_SEED_BYTES, "pair seed")) for _ in range(n)
+            )
+            signature = r.signature("accusation signature")
             length = r.u64("vector length")
             if length * dtype.itemsize != r.remaining():
                 raise MalformedMessage(
@@ -481,7 +516,7 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
                 )
             vector = np.frombuffer(r.data, dtype=dtype, count=length, offset=r.pos)
             r.pos = len(r.data)
-            msg = MaskedInput(round_id, party, bits, vector)
+            msg = MaskedInput(round_id, party, bits, vector, accusations, signature)
         case MessageType.CONSISTENCY_REQUEST:
             msg = ConsistencyRequest(round_id, party, r.ids("survivors"))
         case MessageType.CONSISTENCY_SIGNATURE:

@@ -30,9 +30,18 @@ never one vector per client.
 
 Validation happens before any state change, so a refused message (wrong round,
 unknown or duplicate sender, out of phase, malformed content, bad signature)
-leaves the server exactly as it was.
+leaves the server exactly as it was. Low-order X25519 keys are refused at
+advertisement: they would make every neighbour's key agreement fail.
 
-Size: about 520 lines on purpose: a role's whole state machine in one file, as h11
+Accusations. A client whose neighbour's sealed shares do not open names that
+neighbour in its masked input (with the pair seed it did not mask with) instead
+of dropping out. The server records them in ``report.accused`` (accused ->
+accusers), expects no shares of the accused from the accuser at unmasking, and
+when only one of the two accused the other, removes the pair mask the other one
+added using the revealed seed. The accused stays in the round; whether to keep
+it in the federation is the operator's decision.
+
+Size: about 620 lines on purpose: a role's whole state machine in one file, as h11
 does, so every transition and every refusal can be checked in one reading.
 """
 
@@ -67,6 +76,7 @@ from secagg.protocol.messages import (
     COMMITMENT_BYTES,
     GRAPH_SEED_BYTES,
     KEY_BYTES,
+    PAIR_SEED_BYTES,
     ROUND_ID_BYTES,
     AdvertiseKeys,
     ClientMessage,
@@ -122,6 +132,9 @@ class RoundReport:
     responders: dict[str, tuple[int, ...]] = field(default_factory=dict)
     status: str = "running"
     abort_reason: str | None = None
+    #: accused party -> the clients whose masked input named it (its sealed
+    #: shares did not open for them). Signed by each accuser in the active variant.
+    accused: dict[int, set[int]] = field(default_factory=dict)
 
     @property
     def included(self) -> tuple[int, ...]:
@@ -185,6 +198,7 @@ class Server:
         self._survivors: tuple[int, ...] = ()
         self._dropped: tuple[int, ...] = ()
         self._signatures: dict[int, bytes] = {}
+        self._accusations: dict[int, dict[int, bytes]] = {}  # accuser -> accused -> pair seed
         self._seed_shares: dict[int, list[shamir.Share]] = {}
         self._key_shares: dict[int, list[shamir.Share]] = {}
         self._result: np.ndarray | None = None
@@ -314,6 +328,13 @@ class Server:
             raise InvalidMessage("advertised keys have the wrong size")
         if hmac.compare_digest(msg.channel_key, msg.mask_key):
             raise InvalidMessage("channel and mask keys must differ")
+        for name, raw in (("channel", msg.channel_key), ("mask", msg.mask_key)):
+            try:
+                kx.check_public_key(raw)
+            except CryptoError as exc:
+                raise InvalidMessage(
+                    f"party {msg.sender} advertised an invalid {name} key: {exc}"
+                ) from exc
         if self.config.active:
             self._identity_keys[msg.sender].verify(
                 msg.signature,
@@ -385,19 +406,77 @@ class Server:
             raise InvalidMessage(
                 f"masked input has {len(vector)} coordinates, round has {self.config.vector_length}"
             )
+        accused = self._check_accusations(msg)
         np.add(self._accumulator, vector, out=self._accumulator)
+        if accused:
+            self._accusations[msg.sender] = accused
+            for party in accused:
+                self.report.accused.setdefault(party, set()).add(msg.sender)
         self._received.add(msg.sender)
+
+    def _check_accusations(self, msg: MaskedInput) -> dict[int, bytes]:
+        """The validated accusations of a masked input: accused party -> revealed pair seed.
+
+        A client can accuse only a neighbour whose shares the server delivered
+        to it (a sender in U2), each at most once, in increasing order; in the
+        active variant a non-empty list must carry the sender's signature, and
+        no signature is accepted where none is expected.
+        """
+        ids = tuple(a.party for a in msg.accusations)
+        if not common.is_strictly_increasing(ids):
+            raise InvalidMessage("accusations must be sorted by party, without duplicates")
+        delivered = self.graph.neighbours(msg.sender) & self._expected
+        for a in msg.accusations:
+            if a.party not in delivered:
+                raise InvalidMessage(
+                    f"party {msg.sender} accuses party {a.party}, which sent it no shares"
+                )
+            if len(a.pair_seed) != PAIR_SEED_BYTES:
+                raise InvalidMessage(f"pair seed for party {a.party} has the wrong size")
+        if self.config.active and msg.accusations:
+            self._identity_keys[msg.sender].verify(
+                msg.signature,
+                common.accusation_payload(self.round_id, msg.sender, msg.accusations),
+            )
+        elif msg.signature:
+            raise InvalidMessage("a signature on a masked input without signed accusations")
+        return {a.party: a.pair_seed for a in msg.accusations}
 
     def _close_masked_input(self) -> list[ServerMessage]:
         u2 = self._expected
         u3 = tuple(sorted(self._received))
         self._survivors = u3
         self._dropped = tuple(sorted(u2 - set(u3)))
+        self._check_accused_recoverable()
         if self.config.active:
             self._enter(ServerPhase.CONSISTENCY_CHECK, frozenset(u3))
             return [ConsistencyRequest(self.round_id, p, u3) for p in u3]
         self._enter(ServerPhase.UNMASKING, frozenset(u3))
         return [UnmaskingRequest(self.round_id, p, u3, self._dropped) for p in u3]
+
+    def _check_accused_recoverable(self) -> None:
+        """Abort now, naming the accused, if its accusers leave fewer than t holders.
+
+        An accuser keeps no share of the accused, so a client accused by most
+        of its holders (e.g. one that sealed garbage for everyone) cannot have
+        its self-mask (or, dropped, its mask key) rebuilt and the round cannot
+        finish. Saying so at once, with who accused whom, beats an anonymous
+        shortfall at unmasking: the operator learns which client to exclude.
+        """
+        survivors = set(self._survivors)
+        for owner, accusers in sorted(self.report.accused.items()):
+            if owner not in survivors and not any(
+                self._masked_with(w, owner) for w in self.graph.neighbours(owner) & survivors
+            ):
+                continue  # dropped, and no survivor's input carries its masks
+            able = (self.graph.holders(owner) & survivors) - accusers
+            if len(able) < self.config.threshold:
+                raise RoundAborted(
+                    f"party {owner}'s shares did not open for {sorted(accusers)}; at most "
+                    f"{len(able)} holders can rebuild its secrets, {self.config.threshold} "
+                    "needed",
+                    phase="masked_input",
+                )
 
     # -- phase 4: consistency check (active variant) ---------------------------------------
 
@@ -419,10 +498,18 @@ class Server:
     # -- phase 5: unmasking -------------------------------------------------------------------
 
     def _holds(self, holder: int) -> tuple[set[int], set[int]]:
-        """Owners whose self-mask (resp. mask-key) shares ``holder`` must reveal."""
+        """Owners whose self-mask (resp. mask-key) shares ``holder`` must reveal.
+
+        Not those it accused: it kept none of their shares.
+        """
         u2 = set(self._survivors) | set(self._dropped)
         owners = (self.graph.neighbours(holder) & u2) | {holder}
+        owners -= set(self._accusations.get(holder, ()))
         return owners & set(self._survivors), owners & set(self._dropped)
+
+    def _masked_with(self, survivor: int, peer: int) -> bool:
+        """Whether ``survivor`` added the pair mask with ``peer`` (it did unless it accused it)."""
+        return peer not in self._accusations.get(survivor, ())
 
     def _on_unmasking(self, msg: UnmaskingShares) -> None:
         want_seed, want_key = self._holds(msg.sender)
@@ -453,7 +540,9 @@ class Server:
         t = self.config.threshold
         survivors = self._survivors
         dropped_with_survivors = [
-            u for u in self._dropped if self.graph.neighbours(u) & set(survivors)
+            u
+            for u in self._dropped
+            if any(self._masked_with(w, u) for w in self.graph.neighbours(u) & set(survivors))
         ]
         for owner in survivors:
             if len(self._seed_shares.get(owner, ())) < t:
@@ -500,6 +589,8 @@ class Server:
                     phase="unmasking",
                 )
             for peer in sorted(self.graph.neighbours(owner) & survivor_set):
+                if not self._masked_with(peer, owner):
+                    continue  # the survivor accused the owner and never masked with it
                 seed = kx.derive_key(
                     pair.private,
                     self._keys[peer].mask_key,
@@ -511,6 +602,12 @@ class Server:
                 )
                 # the survivor added +PRG when the dropped owner had the smaller id
                 (subtract if owner < peer else add).append(seed)
+        for accuser in survivors:
+            for accused, seed in sorted(self._accusations.get(accuser, {}).items()):
+                if accused in survivor_set and self._masked_with(accused, accuser):
+                    # one-sided: the accused masked with the accuser, which did not; the
+                    # accused added +PRG when the accuser had the smaller id
+                    (subtract if accuser < accused else add).append(seed)
         accumulate_masks(self._accumulator, add, subtract)
         self._result = self._accumulator
         self._accumulator = None

@@ -19,7 +19,7 @@ from secagg.crypto.signing import SigningKey
 from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol.client import Client
-from secagg.protocol.config import RoundConfig
+from secagg.protocol.config import ClientPolicy, RoundConfig
 from secagg.protocol.messages import (
     ConsistencyRequest,
     KeyDirectory,
@@ -101,9 +101,12 @@ def run_round(
 ) -> RoundOutcome:
     """Run one round in memory; like :func:`simulate_round` but also returns the report.
 
-    ``dropout_fraction`` and ``corrupt_fraction`` only steer the default choice
-    of k and t (see :class:`RoundConfig`); ``on_phase`` is called with the name
-    of each phase the server enters, for progress display.
+    ``dropout_fraction`` and ``corrupt_fraction`` steer the default choice of k
+    and t (see :class:`RoundConfig`) and are also the clients' own policy
+    (:class:`ClientPolicy`), which checks every setup. A caller that picks ``k``
+    or ``threshold`` itself plays every role, so its clients skip the k and t
+    check (research only); all other checks stay. ``on_phase`` is called with
+    the name of each phase the server enters, for progress display.
     """
     arr = _check_inputs(inputs, bits)
     n, d = arr.shape
@@ -125,8 +128,13 @@ def run_round(
     identity = {p: SigningKey.generate() for p in range(n)} if active else {}
     public = {p: key.verify_key for p, key in identity.items()}
     server = Server(config, identity_keys=public or None, round_id=round_id, graph_seed=graph_seed)
+    policy = ClientPolicy(
+        corrupt_fraction=corrupt_fraction,
+        dropout_fraction=dropout_fraction,
+        check_parameters=k is None and threshold is None,
+    )
     clients = [
-        Client(p, arr[p], signing_key=identity.get(p), identity_keys=public or None)
+        Client(p, arr[p], signing_key=identity.get(p), identity_keys=public or None, policy=policy)
         for p in range(n)
     ]
     vanish = _vanish_index(dropped, n)

@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from secagg.errors import (
-    DecryptionError,
     DuplicateMessage,
     InvalidMessage,
     MalformedMessage,
@@ -31,12 +30,28 @@ from secagg.errors import (
 )
 from secagg.protocol import ServerPhase, decode, encode
 from secagg.protocol.messages import (
+    Accusation,
     MaskedInput,
     Message,
     PartySignature,
     SealedShare,
     ShareDelivery,
     UnmaskingRequest,
+)
+
+# Every encoding of a point of order 1, 2, 4 or 8 (RFC 7748 section 5, and the
+# list libsodium refuses), with and without the ignored top bit.
+_LOW_ORDER_HEX = (
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+)
+LOW_ORDER_POINTS = tuple(bytes.fromhex(h) for h in _LOW_ORDER_HEX) + tuple(
+    bytes.fromhex(h)[:31] + bytes([bytes.fromhex(h)[31] | 0x80]) for h in _LOW_ORDER_HEX
 )
 
 
@@ -124,17 +139,30 @@ def test_client_refuses_a_request_that_says_it_dropped_or_omits_it():
     finish(r)
 
 
-# --- tampered and misdirected shares ------------------------------------------------------
+# --- tampered and misdirected shares: accused, not obeyed (review M3) ---------------------
 
 
-def _share_delivery_round() -> SteppedRound:
-    r = SteppedRound(4, 6)
+def _share_delivery_round(n: int = 6, threshold: int = 4) -> SteppedRound:
+    """A complete-graph round at share delivery whose t tolerates a couple of missing holders."""
+    r = SteppedRound(n, 6, threshold=threshold)
     while r.server.phase != ServerPhase.MASKED_INPUT:
         r.step()
     return r
 
 
-def test_tampered_share_ciphertext_is_refused_and_changes_nothing():
+def _deliver_and_collect(r: SteppedRound) -> dict[int, tuple[int, ...]]:
+    """Deliver the pending shares; return who accused whom, then hand the replies on."""
+    replies = r.clients_reply()
+    accused = {}
+    for reply in replies:
+        assert isinstance(reply, MaskedInput)
+        if reply.accusations:
+            accused[reply.sender] = tuple(a.party for a in reply.accusations)
+    r.server_receives(replies)
+    return accused
+
+
+def test_tampered_share_ciphertext_is_accused_and_the_round_completes():
     r = _share_delivery_round()
     honest = r.message_for(0)
     assert isinstance(honest, ShareDelivery)
@@ -144,11 +172,14 @@ def test_tampered_share_ciphertext_is_refused_and_changes_nothing():
     tampered = dataclasses.replace(
         honest, shares=(SealedShare(first.peer, bytes(flipped)), *honest.shares[1:])
     )
-    refused(r.clients[0], wire(tampered), DecryptionError)
+    r.to_clients = [tampered if m.recipient == 0 else m for m in r.to_clients]
+    assert _deliver_and_collect(r) == {0: (first.peer,)}
     finish(r)
+    assert r.server.report.accused == {first.peer: {0}}
+    assert r.server.report.included == tuple(range(6))  # nobody dropped out
 
 
-def test_share_relabelled_as_from_another_peer_fails_authentication():
+def test_share_relabelled_as_from_another_peer_fails_authentication_and_is_accused():
     r = _share_delivery_round()
     honest = r.message_for(0)
     a, b = honest.shares[0], honest.shares[1]
@@ -160,18 +191,149 @@ def test_share_relabelled_as_from_another_peer_fails_authentication():
             *honest.shares[2:],
         ),
     )
-    refused(r.clients[0], wire(swapped), DecryptionError)
     # a share sealed for client 1 delivered to client 0 does not open either
-    for_other = r.message_for(1).shares[0]
-    if for_other.peer != 0:
-        misdirected = dataclasses.replace(
-            honest,
-            shares=tuple(
-                SealedShare(s.peer, for_other.ciphertext) if s.peer == for_other.peer else s
-                for s in honest.shares
-            ),
-        )
-        refused(r.clients[0], wire(misdirected), DecryptionError)
+    for_other = next(s for s in r.message_for(1).shares if s.peer not in (0, a.peer, b.peer))
+    swapped = dataclasses.replace(
+        swapped,
+        shares=tuple(
+            SealedShare(s.peer, for_other.ciphertext) if s.peer == for_other.peer else s
+            for s in swapped.shares
+        ),
+    )
+    r.to_clients = [swapped if m.recipient == 0 else m for m in r.to_clients]
+    assert _deliver_and_collect(r) == {0: tuple(sorted({a.peer, b.peer, for_other.peer}))}
+    finish(r)
+    assert set(r.server.report.accused) == {a.peer, b.peer, for_other.peer}
+
+
+def test_share_bundle_from_a_stranger_or_twice_is_still_refused():
+    """Only what the sender controls is accused; a delivery the server garbled is refused."""
+    r = _share_delivery_round()
+    honest = r.message_for(0)
+    first = honest.shares[0]
+    doubled = dataclasses.replace(honest, shares=(first, *honest.shares))
+    refused(r.clients[0], wire(doubled), DuplicateMessage)
+    finish(r)
+
+
+def test_m3_poisoned_share_round_completes_and_names_sender():
+    """attack_poisoned_share.py: a client flips a byte in the share it seals for one neighbour.
+
+    Before, the recipient refused the whole delivery and dropped out; poisoning
+    every share made all its neighbours drop and the round abort, anonymously.
+    Now the recipient accuses the sender and completes the round: exact sum, the
+    sender named in the report. A sender that poisons every share leaves its
+    own secrets unrecoverable, and the round aborts naming it.
+    """
+    n, evil, victim = 10, 3, 7
+    for poisoned in ({victim}, set(range(n)) - {evil}):
+        r = SteppedRound(n, 6, threshold=8)
+        r.step()  # advertise keys
+        replies = r.clients_reply()  # ShareKeys
+        replies = [
+            dataclasses.replace(
+                m,
+                shares=tuple(
+                    SealedShare(s.peer, s.ciphertext[:-1] + bytes([s.ciphertext[-1] ^ 1]))
+                    if s.peer in poisoned
+                    else s
+                    for s in m.shares
+                ),
+            )
+            if m.sender == evil
+            else m
+            for m in replies
+        ]
+        r.server_receives(replies)
+        refusals = []
+        while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            try:
+                r.step()
+            except SecAggError as exc:  # an honest client refusing a message: must not happen
+                refusals.append(exc)
+                break
+        assert refusals == []
+        assert r.server.report.accused == {evil: poisoned}
+        if len(poisoned) == 1:
+            np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+            assert r.server.report.included == tuple(range(n))
+        else:
+            assert r.server.phase == ServerPhase.ABORTED
+            assert f"party {evil}'s shares did not open" in r.server.report.abort_reason
+
+
+def test_m3_accusations_are_signed_in_the_active_variant():
+    r = SteppedRound(6, 6, active=True)
+    while r.server.phase != ServerPhase.MASKED_INPUT:
+        r.step()
+    honest = r.message_for(2)
+    first = honest.shares[0]
+    bad = bytes([first.ciphertext[0] ^ 1]) + first.ciphertext[1:]
+    r.to_clients = [
+        dataclasses.replace(honest, shares=(SealedShare(first.peer, bad), *honest.shares[1:]))
+        if m.recipient == 2
+        else m
+        for m in r.to_clients
+    ]
+    replies = r.clients_reply(refusal_is_dropout=True)
+    (accusing,) = [m for m in replies if m.sender == 2]
+    assert [a.party for a in accusing.accusations] == [first.peer] and accusing.signature
+    forged_seed = dataclasses.replace(
+        accusing,
+        accusations=(dataclasses.replace(accusing.accusations[0], pair_seed=bytes(16)),),
+    )
+    refused(r.server, forged_seed, SignatureError)
+    unsigned = dataclasses.replace(accusing, signature=b"")
+    refused(r.server, wire(unsigned), SignatureError)
+    r.server_receives(replies)
+    assert r.server.report.accused == {first.peer: {2}}
+
+
+def test_server_refuses_accusations_of_a_non_neighbour_or_unsorted():
+    r = SteppedRound(6, 6, graph="harary", k=4, threshold=3)
+    while r.server.phase != ServerPhase.MASKED_INPUT:
+        r.step()
+    replies = r.clients_reply()
+    genuine = replies[0]
+    stranger = next(p for p in range(6) if p not in r.server.graph.holders(genuine.sender))
+    seed = bytes(16)
+    for accusations in (
+        (Accusation(stranger, seed),),
+        (Accusation(genuine.sender, seed),),
+        tuple(Accusation(p, seed) for p in sorted(r.server.graph.neighbours(genuine.sender))[::-1]),
+    ):
+        refused(r.server, dataclasses.replace(genuine, accusations=accusations), InvalidMessage)
+    refused(r.server, dataclasses.replace(genuine, signature=bytes(64)), InvalidMessage)
+    r.server_receives(replies)
+    finish(r)
+
+
+def test_m3_low_order_key_refused():
+    """attack_poisoned_share.py "key": an all-zero (low-order) key used to be accepted.
+
+    Every neighbour then failed key agreement on its whole key directory and
+    dropped out. The server now refuses such an advertisement with a typed error
+    and no state change; the genuine one completes the round.
+    """
+    r = SteppedRound(5, 6)
+    replies = r.clients_reply()
+    genuine = replies[0]
+    for point in LOW_ORDER_POINTS:
+        for field in ("channel_key", "mask_key"):
+            refused(r.server, dataclasses.replace(genuine, **{field: point}), InvalidMessage)
+    r.server_receives(replies)
+    finish(r)
+
+
+def test_client_refuses_a_key_directory_with_a_low_order_key():
+    r = SteppedRound(5, 6)
+    r.step()
+    directory = r.message_for(1)
+    entries = tuple(
+        dataclasses.replace(e, channel_key=bytes(32)) if i == 0 else e
+        for i, e in enumerate(directory.entries)
+    )
+    refused(r.clients[1], wire(dataclasses.replace(directory, entries=entries)), InvalidMessage)
     finish(r)
 
 
@@ -363,9 +525,11 @@ def test_a_mask_key_altered_in_relay_is_caught_not_summed_wrongly():
 
     Pair seeds would then differ between 0 and 1 and the masks would not cancel;
     with nobody dropping, no reconstruction would ever notice. Binding both
-    parties' keys into each share's AEAD makes 1 refuse 0's shares instead.
+    parties' keys into each share's AEAD makes each of the two fail to open the
+    other's share: they accuse each other, neither masks with the other, and
+    the round still ends in the exact sum.
     """
-    r = SteppedRound(4, 6)
+    r = SteppedRound(6, 6, threshold=4)
     r.step()  # key directories are now pending
     directory = r.message_for(1)
     entries = tuple(
@@ -379,10 +543,10 @@ def test_a_mask_key_altered_in_relay_is_caught_not_summed_wrongly():
         for m in r.to_clients
     ]
     r.step()  # clients share keys; 1 sealed its shares for 0 under the wrong key
-    delivery = r.message_for(1)
-    refused(r.clients[1], wire(delivery), DecryptionError)
-    delivery0 = r.message_for(0)
-    refused(r.clients[0], wire(delivery0), DecryptionError)
+    assert _deliver_and_collect(r) == {0: (1,), 1: (0,)}
+    finish(r)
+    assert r.server.report.accused == {0: {1}, 1: {0}}
+    assert r.server.report.included == tuple(range(6))
 
 
 def _perturb(draw: st.DrawFn, value: object) -> object:

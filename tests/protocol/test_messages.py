@@ -146,3 +146,46 @@ def test_huge_declared_counts_do_not_allocate():
     header = m.encode(m.ConsistencyRequest(b"r" * 16, 1, ()))[:-4]
     with pytest.raises(MalformedMessage, match="cannot fit"):
         m.decode(header + (2**32 - 1).to_bytes(4, "big"))
+
+
+accusation_lists = st.lists(
+    st.builds(m.Accusation, party, st.binary(min_size=16, max_size=16)), max_size=5
+).map(tuple)
+
+
+@given(bits=st.sampled_from([32, 64]), accusations=accusation_lists, signature=sig, data=st.data())
+@settings(max_examples=200)
+def test_masked_input_with_accusations_round_trips_exactly(bits, accusations, signature, data):
+    vec = data.draw(vectors(bits))
+    msg = m.MaskedInput(b"r" * 16, 7, bits, vec, accusations, signature)
+    raw = m.encode(msg)
+    out = m.decode(raw)
+    assert isinstance(out, m.MaskedInput)
+    assert (out.bits, out.accusations, out.signature) == (bits, accusations, signature)
+    assert np.array_equal(out.vector, vec) and not out.vector.flags.writeable
+    assert m.encode(out) == raw
+    # exact: header, bits, count, 20 bytes per accusation, signature flag (+64), length, words
+    assert len(raw) == 24 + 1 + 4 + 20 * len(accusations) + 1 + len(signature) + 8 + vec.nbytes
+    for cut in range(len(raw)):
+        with pytest.raises(MalformedMessage):
+            m.decode(raw[:cut])
+
+
+def test_masked_input_accusation_fields_are_checked_on_encode_and_decode():
+    vec = np.zeros(3, dtype=np.uint32)
+    with pytest.raises(MalformedMessage, match="pair seed"):
+        m.encode(m.MaskedInput(b"r" * 16, 1, 32, vec, (m.Accusation(2, b"short"),)))
+    with pytest.raises(MalformedMessage, match="signature"):
+        m.encode(m.MaskedInput(b"r" * 16, 1, 32, vec, (), b"x" * 10))
+    raw = bytearray(m.encode(m.MaskedInput(b"r" * 16, 1, 32, vec)))
+    raw[29] = 2  # the signature flag after bits and an empty accusation count
+    with pytest.raises(MalformedMessage, match="0 or 1"):
+        m.decode(bytes(raw))
+
+
+def test_version_one_messages_are_refused_not_misread():
+    """v2 added accusations to MaskedInput; a v1 peer's bytes must not decode as v2."""
+    assert m.VERSION == 2
+    raw = m.encode(m.MaskedInput(b"r" * 16, 1, 32, np.zeros(3, dtype=np.uint32)))
+    with pytest.raises(MalformedMessage, match="version 1"):
+        m.decode(raw[:2] + b"\x01" + raw[3:])

@@ -43,7 +43,8 @@ def masked_inputs_of(r: SteppedRound) -> list[MaskedInput]:
 @pytest.mark.parametrize("graph", ["complete", "harary"])
 def test_a_single_masked_input_is_indistinguishable_from_uniform(bits, graph):
     d = 1 << 16
-    r = SteppedRound(6, d, bits=bits, graph=graph, k=2 if graph == "harary" else None)
+    # k = 4: the sparsest graph a client with the default policy accepts at n = 6
+    r = SteppedRound(6, d, bits=bits, graph=graph, k=4 if graph == "harary" else None)
     r.clients[0]._input = np.zeros(d, dtype=r.inputs.dtype)  # worst case: all zeros
     y = masked_inputs_of(r)[0]
     assert y.sender == 0
@@ -83,7 +84,7 @@ def test_masked_inputs_of_identical_vectors_differ():
 
 def _server_peak_bytes(n: int, d: int) -> tuple[int, int]:
     """Peak memory allocated while the server collects n masked inputs and unmasks."""
-    r = SteppedRound(n, d, graph="harary", k=4, threshold=3)
+    r = SteppedRound(n, d, graph="harary", k=6, threshold=4)  # accepted at n = 8 and 32
     inputs = masked_inputs_of(r)  # created by the clients, before tracing starts
     tracemalloc.start()
     tracemalloc.reset_peak()

@@ -7,14 +7,35 @@ wrong sum, never a sum over a set other than the reported one.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
-from _harness import random_inputs
+from _harness import random_inputs, wire
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from secagg.crypto.signing import SigningKey
 from secagg.errors import ConfigurationError, RoundAborted
-from secagg.protocol import PHASES, run_round, simulate_round
+from secagg.protocol import (
+    PHASES,
+    Client,
+    RoundConfig,
+    Server,
+    ServerPhase,
+    run_round,
+    simulate_round,
+)
+from secagg.protocol.config import ClientPolicy
+from secagg.protocol.messages import (
+    ConsistencyRequest,
+    KeyDirectory,
+    RoundAbort,
+    SealedShare,
+    ShareDelivery,
+    ShareKeys,
+    UnmaskingRequest,
+)
 
 DROPOUT_PHASES = ("share_keys", "masked_input", "consistency_check", "unmasking")
 
@@ -161,3 +182,124 @@ def test_simulate_round_refuses_non_integer_and_oversized_inputs():
         simulate_round(np.ones((3, 2), dtype=np.float32))
     with pytest.raises(ConfigurationError, match="fit"):
         simulate_round(np.full((3, 2), 1 << 40, dtype=np.uint64), bits=32)
+
+
+# --- malicious senders: poisoned shares, with dropouts (security review M3) ----------------
+
+
+@st.composite
+def poisoned_rounds(draw: st.DrawFn) -> dict:
+    n = draw(st.integers(4, 16))
+    active = draw(st.booleans())
+    # random sealed shares garbled by their sender: (sender, recipient) pairs
+    pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=2 * n))
+    fate = {
+        p: draw(st.sampled_from(("share_keys", "masked_input", "consistency_check", "unmasking")))
+        for p in draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n // 4))
+    }
+    return {
+        "n": n,
+        "d": draw(st.integers(1, 12)),
+        "graph": draw(st.sampled_from(["complete", "harary"])),
+        "active": active,
+        "poisoned": {(s, r) for s, r in pairs if s != r},
+        "fate": fate,
+        # active: the altered key fails its signature and the directory is refused
+        "mutual_key_tamper": not active and draw(st.booleans()),
+    }
+
+
+_VANISHES_BEFORE = {
+    KeyDirectory: "share_keys",
+    ShareDelivery: "masked_input",
+    ConsistencyRequest: "consistency_check",
+    UnmaskingRequest: "unmasking",
+}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=poisoned_rounds())
+def test_poisoned_shares_never_make_honest_clients_refuse_or_the_sum_wrong(case):
+    """Random senders garble random sealed shares, a relay may alter one key, clients drop.
+
+    No honest client ever refuses a server message because of another client's
+    shares (it accuses the sender instead); every accusation names a garbled
+    pair; and the round ends in the exact sum of the reported clients, or
+    aborts with a reason. The server never holds both share kinds of one owner.
+    """
+    n, d = case["n"], case["d"]
+    cfg = RoundConfig.create(n, d, graph=case["graph"], active=case["active"])
+    # the weakest threshold the clients accept: the most room for losses
+    weakest = ClientPolicy().minimum_threshold(n, cfg.graph, cfg.degree, active=cfg.active)
+    assert weakest is not None
+    cfg = dataclasses.replace(cfg, threshold=weakest)
+    inputs = random_inputs(n, d)
+    ids = {p: SigningKey.generate() for p in range(n)} if case["active"] else {}
+    public = {p: k.verify_key for p, k in ids.items()} or None
+    server = Server(cfg, identity_keys=public)
+    clients = [Client(p, inputs[p], signing_key=ids.get(p), identity_keys=public) for p in range(n)]
+    poisoned = {(s, r) for s, r in case["poisoned"] if r in server.graph.neighbours(s)}
+    if case["mutual_key_tamper"]:  # the relay shows 1 a wrong mask key for one neighbour
+        tampered = (min(server.graph.neighbours(1)), 1)
+    gone: set[int] = set()
+    outgoing = server.start()
+    while server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        replies = []
+        for message in outgoing:
+            party = message.recipient
+            if party in gone:
+                continue
+            if isinstance(message, RoundAbort):
+                clients[party].handle(wire(message))
+                continue
+            phase = _VANISHES_BEFORE.get(type(message))
+            if phase is not None and case["fate"].get(party) == phase:
+                gone.add(party)
+                continue
+            if case["mutual_key_tamper"] and isinstance(message, KeyDirectory) and party == 1:
+                message = dataclasses.replace(
+                    message,
+                    entries=tuple(
+                        dataclasses.replace(e, mask_key=bytes([e.mask_key[0] ^ 2]) + e.mask_key[1:])
+                        if e.party == tampered[0]
+                        else e
+                        for e in message.entries
+                    ),
+                )
+            try:
+                answers = clients[party].handle(wire(message))
+            except RoundAborted:
+                gone.add(party)  # too few holders left: a legitimate way out
+                continue
+            for answer in answers:
+                if isinstance(answer, ShareKeys):
+                    answer = dataclasses.replace(
+                        answer,
+                        shares=tuple(
+                            SealedShare(s.peer, s.ciphertext[:-1] + bytes([s.ciphertext[-1] ^ 1]))
+                            if (answer.sender, s.peer) in poisoned
+                            else s
+                            for s in answer.shares
+                        ),
+                    )
+                replies.append(wire(answer))
+        outgoing = []
+        for reply in replies:
+            outgoing += server.handle(reply)
+        if server.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            break
+        if not outgoing:
+            outgoing = server.close_phase()
+    for accused, accusers in server.report.accused.items():
+        for accuser in accusers:
+            garbled = (accused, accuser) in poisoned
+            relayed = case["mutual_key_tamper"] and {accused, accuser} == set(tampered)
+            assert garbled or relayed, (accused, accuser)
+    assert not set(server._seed_shares) & set(server._key_shares)
+    if server.phase == ServerPhase.ABORTED:
+        assert server.report.abort_reason
+        event("aborted")
+        return
+    event("completed with accusations" if server.report.accused else "completed")
+    included = list(server.report.included)
+    np.testing.assert_array_equal(server.result(), inputs[included].sum(axis=0, dtype=inputs.dtype))
