@@ -422,6 +422,10 @@ class Server:
         active variant a non-empty list must carry the sender's signature, and
         no signature is accepted where none is expected.
         """
+        if not msg.accusations:
+            if msg.signature:
+                raise InvalidMessage("a signature on a masked input without accusations")
+            return {}
         ids = tuple(a.party for a in msg.accusations)
         if not common.is_strictly_increasing(ids):
             raise InvalidMessage("accusations must be sorted by party, without duplicates")
@@ -433,13 +437,13 @@ class Server:
                 )
             if len(a.pair_seed) != PAIR_SEED_BYTES:
                 raise InvalidMessage(f"pair seed for party {a.party} has the wrong size")
-        if self.config.active and msg.accusations:
+        if self.config.active:
             self._identity_keys[msg.sender].verify(
                 msg.signature,
                 common.accusation_payload(self.round_id, msg.sender, msg.accusations),
             )
         elif msg.signature:
-            raise InvalidMessage("a signature on a masked input without signed accusations")
+            raise InvalidMessage("a signature on accusations in the passive variant")
         return {a.party: a.pair_seed for a in msg.accusations}
 
     def _close_masked_input(self) -> list[ServerMessage]:
