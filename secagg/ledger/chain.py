@@ -11,11 +11,17 @@ the ledger's public key, which binds the whole chain to that key. Every row's
 hash is signed with the server's Ed25519 ledger key, and so is the *head*
 (row count and last hash), kept in its own table and updated in the same
 SQLite transaction as the row: dropping rows from the end no longer matches
-the signed head, and a crash mid-write rolls the whole append back.
+the *current* signed head, and a crash mid-write rolls the whole append back.
 
 What the chain cannot show: a ledger rolled back *as a whole* to an earlier
-valid state. Auditors keep the head hash that ``secagg audit verify`` prints
-and compare it next time (docs/audit.md).
+valid state, and truncation is the same thing once the attacker holds an
+older signed head (every earlier state had one; any copy or backup of the
+file holds it). The writer makes older heads hard to find in the live files
+(``secure_delete``, and the WAL checkpointed and truncated after every
+append, so the file's own history no longer hands them out), but only an
+anchor outside the file detects the rollback: the auditor keeps the head
+``secagg audit verify`` prints (:func:`format_head`) and passes it back with
+``--expect-head`` (:func:`check_expected_head`); docs/audit.md.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -34,6 +41,8 @@ from typing import Any
 
 from secagg.crypto.signing import SigningKey, VerifyKey, write_private_file
 from secagg.errors import ConfigurationError, SecAggError
+
+log = logging.getLogger("secagg.ledger")
 
 ROW_LABEL = b"secagg/v1/ledger-row"
 HEAD_LABEL = b"secagg/v1/ledger-head"
@@ -47,6 +56,10 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL,
     signature TEXT NOT NULL);
 """
+
+
+#: how long an append waits for a lock (sqlite3's default, restored after each checkpoint)
+BUSY_TIMEOUT_MS = 5000
 
 
 class LedgerError(SecAggError):
@@ -170,9 +183,14 @@ class Ledger:
     def __init__(self, path: str | Path, key: LedgerKey) -> None:
         self.path = Path(path)
         self.key = key
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        # secure_delete: the head row every append replaces is zeroed, not left as a free
+        # block holding an older signed head (security review L1).
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a WAL reset by a checkpoint shrinks to nothing rather than keeping old frames
+        self._db.execute("PRAGMA journal_size_limit=0")
         self._db.executescript(SCHEMA)
         stored = self._db.execute(
             "SELECT value FROM ledger_meta WHERE key = 'public_key'"
@@ -184,6 +202,7 @@ class Ledger:
                 )
         elif stored[0] != key.public_key.hex():
             raise LedgerError(f"{self.path} belongs to another ledger key")
+        self._checkpoint()  # folds in (and empties) a WAL an older writer or a crash left
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
@@ -195,9 +214,34 @@ class Ledger:
             raise
         self._db.execute("COMMIT")
 
+    def _checkpoint(self) -> bool:
+        """Copy the WAL into the main file and truncate it to zero bytes.
+
+        In WAL mode every append adds a fresh copy of the ``ledger_head`` page to
+        ``<ledger>-wal``, so without this a snapshot of the live files held a valid
+        signed head for every earlier row count, enough to cut rows from the end
+        without the key (security review L1). Returns False when a reader's open
+        snapshot kept the checkpoint from finishing; the next append tries again.
+        """
+        # without waiting: a reader holding a snapshot would otherwise stall the append
+        # for the whole busy timeout (the next append retries)
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:  # the append already committed: report, don't undo
+            log.warning("ledger %s: WAL checkpoint failed: %s", self.path, exc)
+            return False
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return busy == 0
+
     def head(self) -> tuple[int, str]:
         row = self._db.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
         return (0, genesis_hash(self.key.public_key)) if row is None else (int(row[0]), row[1])
+
+    def anchor(self) -> str:
+        """The current head as the ``SEQ:HASH`` token an auditor keeps (:func:`format_head`)."""
+        return format_head(*self.head())
 
     def append(self, entry: dict[str, Any]) -> int:
         """Append one entry (row and signed head in one transaction); returns its seq."""
@@ -216,6 +260,7 @@ class Ledger:
                 "INSERT OR REPLACE INTO ledger_head VALUES (1, ?, ?, ?)",
                 (seq, digest, head_signature),
             )
+        self._checkpoint()  # after COMMIT: the row is durable in the WAL whatever this does
         return seq
 
     def entries(self) -> list[dict[str, Any]]:
@@ -224,7 +269,7 @@ class Ledger:
         return [json.loads(text) for (text,) in rows]
 
     def close(self) -> None:
-        self._db.close()
+        self._db.close()  # the last connection's close checkpoints and deletes the WAL
 
 
 # --- reading and checking the chain ----------------------------------------------------------
@@ -234,6 +279,7 @@ class Ledger:
 class ChainRow:
     seq: int
     entry: dict[str, Any]
+    hash: str = ""  # the row's chain hash (a head is ``seq:hash`` of the last row)
 
 
 @dataclass(frozen=True)
@@ -249,6 +295,85 @@ class ChainReport:
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+    @property
+    def head(self) -> str | None:
+        """The verified head as a copyable ``SEQ:HASH`` token; None if the chain failed."""
+        return None if self.head_hash is None else format_head(len(self.rows), self.head_hash)
+
+
+# --- heads as anchors ------------------------------------------------------------------------
+
+
+def format_head(seq: int, head_hash: str) -> str:
+    """A head as one token, ``SEQ:HASH``: what ``verify`` prints and ``--expect-head`` takes.
+
+    The hash alone identifies the row (it covers the sequence number); the row count in
+    front lets an auditor see at a glance how far a later ledger is from it.
+    """
+    return f"{seq}:{head_hash}"
+
+
+def parse_head(text: str) -> tuple[int | None, str]:
+    """``SEQ:HASH`` or a bare ``HASH`` (64 hex digits) -> (seq or None, lowercase hash)."""
+    seq_text, _, digest = text.strip().rpartition(":")
+    digest = digest.lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ConfigurationError(
+            f"a ledger head is SEQ:HASH or HASH with a 64-digit hex hash, not {text!r}"
+        )
+    if not seq_text:
+        return None, digest
+    if not seq_text.isdigit() or int(seq_text) < 1:
+        raise ConfigurationError(f"the row count in the head {text!r} is not a positive integer")
+    return int(seq_text), digest
+
+
+@dataclass(frozen=True)
+class AnchorCheck:
+    """How a verified chain relates to a head the auditor kept from an earlier audit."""
+
+    failure: str | None
+    grown_by: int = 0  # rows appended after the expected head
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
+    """Does this (verified) chain contain the expected head and extend it?
+
+    The signatures cannot tell a ledger cut back to an earlier head, or rolled back to
+    an older copy, from an honest shorter one: both carry a valid signed head. A head
+    the auditor kept from an earlier audit can: the current chain must hold a row with
+    that hash (at that position, when the token gives it); rows after it mean the
+    ledger grew, which is fine.
+    """
+    seq, digest = parse_head(expected)
+    rows = chain.rows
+    found = next((r.seq for r in rows if hmac.compare_digest(r.hash, digest)), None)
+    current = chain.head or "none"
+    if found is not None and (seq is None or seq == found):
+        return AnchorCheck(None, grown_by=len(rows) - found)
+    wanted = format_head(seq, digest) if seq is not None else digest
+    if seq is not None and seq > len(rows):
+        return AnchorCheck(
+            f"the ledger's head is {current} ({len(rows)} rows) but you expected {wanted}: "
+            f"{seq - len(rows)} or more rows were cut from the end, or the whole ledger was "
+            "rolled back to an earlier copy"
+        )
+    if seq is not None:
+        return AnchorCheck(
+            f"row {seq} of this ledger is not the head you expected ({wanted}); its head is "
+            f"{current}: this is another ledger, or it was rewritten and re-signed with the "
+            "ledger key"
+        )
+    return AnchorCheck(
+        f"the ledger (head {current}, {len(rows)} rows) does not contain the head you "
+        f"expected ({wanted}): rows were cut from the end or the ledger was rolled back to "
+        "an earlier copy, or this is another ledger"
+    )
 
 
 def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport:
@@ -308,7 +433,7 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
             return fail(
                 f"{where}: the signature does not verify: signed by another key or forged", good
             )
-        good.append(ChainRow(seq, entry))
+        good.append(ChainRow(seq, entry, str(digest)))
         prev = digest
     if len(head) != 1:
         return fail("the signed head is missing: the ledger was truncated or rebuilt", good)

@@ -400,3 +400,81 @@ def test_the_ledger_reaches_cryptography_only_through_secagg_crypto() -> None:
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "cryptography"]
     assert offenders == []
+
+
+# --- older heads in the files (security review L1) and head anchors ----------------------------
+
+
+def _wal_size(path: Path) -> int:
+    wal = Path(str(path) + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_each_append_empties_the_wal_with_secure_delete_on(tmp_path: Path) -> None:
+    """The WAL held one copy of the head page per append: an older signed head each."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, LedgerKey.generate())
+    assert ledger._db.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert ledger._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for entry in _entries(3):
+        ledger.append(entry)
+        assert _wal_size(path) == 0
+    ledger.close()
+
+
+def test_a_reader_holding_a_snapshot_delays_the_checkpoint_but_not_the_append(
+    tmp_path: Path,
+) -> None:
+    key = LedgerKey.generate()
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, key)
+    entries = _entries(4)
+    ledger.append(entries[0])
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM ledger").fetchone()  # holds its snapshot
+    started = time.monotonic()
+    ledger.append(entries[1])
+    ledger.append(entries[2])
+    assert time.monotonic() - started < 2.0  # not the 5 s busy timeout per append
+    assert _wal_size(path) > 0  # the reader's snapshot pins the WAL
+    reader.execute("COMMIT")
+    reader.close()
+    ledger.append(entries[3])  # the next append's checkpoint catches up
+    assert _wal_size(path) == 0
+    ledger.close()
+    assert verify_ledger(path, key.public_key).ok
+
+
+def test_opening_a_ledger_folds_in_a_wal_left_behind(tmp_path: Path) -> None:
+    """A WAL an older writer (or a crash) left, full of earlier heads, is emptied on open."""
+    key = LedgerKey.generate()
+    path = tmp_path / "ledger.sqlite"
+    old_writer = sqlite3.connect(path, isolation_level=None)  # the old code's WAL writer
+    old_writer.execute("PRAGMA journal_mode=WAL")
+    old_writer.execute("PRAGMA wal_autocheckpoint=0")
+    old_writer.execute("CREATE TABLE filler (x TEXT)")
+    for n in range(5):
+        old_writer.execute("INSERT INTO filler VALUES (?)", (str(n) * 100,))
+    assert _wal_size(path) > 0
+    ledger = Ledger(path, key)  # opened while the old connection still holds the file
+    assert _wal_size(path) == 0
+    old_writer.close()
+    ledger.close()
+
+
+def test_heads_parse_and_anchor_a_chain(ledger_file: tuple[Path, LedgerKey]) -> None:
+    from secagg.ledger.chain import check_expected_head, format_head, parse_head
+
+    path, key = ledger_file
+    chain = read_chain(path, key.public_key)
+    assert chain.head == format_head(5, chain.head_hash or "")
+    assert parse_head(chain.head) == (5, chain.head_hash)
+    assert parse_head((chain.head_hash or "").upper()) == (None, chain.head_hash)
+    for bad in ("", "5:", "5:abc", "-1:" + "0" * 64, "five:" + "0" * 64):
+        with pytest.raises(ConfigurationError):
+            parse_head(bad)
+    third = format_head(3, chain.rows[2].hash)
+    assert check_expected_head(chain, third).grown_by == 2
+    assert check_expected_head(chain, chain.head).ok
+    assert not check_expected_head(chain, format_head(6, "0" * 64)).ok
