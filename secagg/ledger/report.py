@@ -75,6 +75,13 @@ def build_report(path: str | Path, public_key: bytes | None = None) -> tuple[str
         if result.ok
         else f"**FAILED**: {result.first_failure}. Rows before the failure are shown."
     )
+    if result.ok and result.seeded:
+        rounds = ", ".join(str(number) for _, number in result.seeded)
+        status += (
+            f"\n\n**NOT PRIVATE**: the DP noise of round(s) {rounds} was seeded (a "
+            "simulation/replay): whoever knows the seed can remove it, so their epsilon is "
+            "not a privacy guarantee."
+        )
     key = result.chain.public_key.hex()
     lines = [
         f"# Privacy ledger report: {Path(path).name}",
@@ -82,7 +89,8 @@ def build_report(path: str | Path, public_key: bytes | None = None) -> tuple[str
         status,
         "",
         f"- ledger public key (Ed25519): `{key}` ({result.chain.key_source})",
-        f"- head hash (keep it to detect a later rollback): `{result.chain.head_hash or '-'}`",
+        "- head (keep it; `secagg audit verify --expect-head` it next time to detect a "
+        f"rollback): `{result.chain.head or '-'}`",
         f"- rows: {len(rows)}; complete rounds: "
         f"{sum(e.get('status') == 'complete' for e in rows)}; aborted: "
         f"{sum(e.get('status') == 'aborted' for e in rows)}",

@@ -6,6 +6,13 @@ server's mechanisms hold (:mod:`secagg.dp.accountants`: the Gaussian for central
 noise, the distributed discrete Gaussian's bound for noise added by the clients,
 Opacus's for each branch's DP-SGD)
 and compares the cumulative epsilon each row claims with what follows.
+
+Two more verdicts sit beside it. A head the auditor kept from an earlier audit
+(``expect_head``) must still be in the chain: the signatures alone accept a ledger cut
+back to an earlier signed head. And a round whose DP noise was drawn from a seeded,
+replayable stream (``noise_seeded`` in its row, a simulation's) is reported as not
+private: anyone with the seed regenerates the noise and subtracts it, whatever epsilon
+the accountant computes (security review M1).
 """
 
 from __future__ import annotations
@@ -21,7 +28,13 @@ from secagg.dp.accountants import (
     GaussianAccountant,
     RecordLevelAccountant,
 )
-from secagg.ledger.chain import ChainReport, ChainRow, read_chain
+from secagg.ledger.chain import (
+    AnchorCheck,
+    ChainReport,
+    ChainRow,
+    check_expected_head,
+    read_chain,
+)
 
 #: claimed and recomputed epsilons must agree this closely (relative)
 RELATIVE_TOLERANCE = 1e-6
@@ -32,14 +45,45 @@ class AuditResult:
     chain: ChainReport
     epsilons: list[tuple[int, float | None]] = field(default_factory=list)  # (seq, recomputed)
     failure: str | None = None
+    anchor: AnchorCheck | None = None  # set when an expected head was given and checked
+    seeded: list[tuple[int, Any]] = field(default_factory=list)  # (seq, round): seeded noise
+    unrecorded: int = 0  # rows older than the noise_seeded field (row version < 2)
 
     @property
     def ok(self) -> bool:
+        """The ledger is intact and every claim follows (integrity, not privacy)."""
         return self.chain.ok and self.failure is None
+
+    @property
+    def private(self) -> bool:
+        """Intact, and no round's noise came from a replayable stream."""
+        return self.ok and not self.seeded
 
     @property
     def first_failure(self) -> str | None:
         return self.chain.failure or self.failure
+
+    def not_private_reasons(self) -> list[str]:
+        """One line per round whose epsilon is no guarantee, oldest first."""
+        return [
+            f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is not a "
+            "privacy guarantee"
+            for _, number in self.seeded
+        ]
+
+
+def noise_seeded(entry: dict[str, Any]) -> bool | None:
+    """The row's ``noise_seeded`` flag; None when the row predates the field.
+
+    Rows written before the field existed read as not seeded (the flag's default);
+    a value other than true or false is a malformed row.
+    """
+    if "noise_seeded" not in entry:
+        return None
+    value = entry["noise_seeded"]
+    if not isinstance(value, bool):
+        raise ValueError(f"noise_seeded must be true or false, not {value!r}")
+    return value
 
 
 def _claimed(entry: dict[str, Any]) -> float | None:
@@ -129,18 +173,33 @@ class EpsilonReplay:
         return self._current
 
 
-def verify_ledger(path: str | Path, public_key: bytes | None = None) -> AuditResult:
-    """Check the chain, then replay every epsilon claim; name the first failure."""
+def verify_ledger(
+    path: str | Path, public_key: bytes | None = None, expect_head: str | None = None
+) -> AuditResult:
+    """Check the chain (and, given ``expect_head``, that it still holds that head), then
+    replay every epsilon claim and collect the rounds with seeded noise; name the first
+    failure. ``expect_head`` is ``SEQ:HASH`` or ``HASH`` (a malformed one raises
+    :class:`~secagg.errors.ConfigurationError`)."""
     chain = read_chain(path, public_key)
     result = AuditResult(chain)
+    if expect_head is not None and chain.ok:
+        result.anchor = check_expected_head(chain, expect_head)
+        if result.anchor.failure is not None:
+            result.failure = result.anchor.failure
+            return result
     replay = EpsilonReplay()
     rows: list[ChainRow] = chain.rows
     for row in rows:
         try:
+            seeded = noise_seeded(row.entry)
             recomputed = replay.feed(row.entry)
         except (KeyError, TypeError, ValueError) as exc:
             result.failure = f"row {row.seq}: its privacy claims do not replay: {exc}"
             return result
+        if seeded is None:
+            result.unrecorded += 1
+        elif seeded:
+            result.seeded.append((row.seq, row.entry.get("round", row.seq)))
         result.epsilons.append((row.seq, recomputed))
         claimed = _claimed(row.entry)
         if not _agrees(claimed, recomputed):

@@ -22,33 +22,95 @@ def _key(pubkey: str | None) -> bytes | None:
     return None if pubkey is None else load_public_key(pubkey)
 
 
-@audit.command("verify")
+#: ``secagg audit verify`` exit statuses (also in its --help and docs/audit.md)
+EXIT_VERIFIED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # click's own, for a bad option, a missing file or an unreadable key
+EXIT_NOT_PRIVATE = 3
+
+#: at most this many "round N: ... seeded" lines in the text output (all are in --json)
+_SHOWN_SEEDED = 20
+
+
+def _head_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a malformed --expect-head as a usage error, before reading the ledger."""
+    from secagg.ledger.chain import parse_head
+
+    if value is not None:
+        try:
+            parse_head(value)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+@audit.command(
+    "verify",
+    epilog="""\b
+Exit status:
+  0  verified: chain, signatures, expected head and every epsilon claim hold,
+     and no round's noise was seeded
+  1  FAILED: the ledger was changed, cut back (--expect-head), or a claim does
+     not follow; or it cannot be read as a ledger
+  2  usage error (bad option, missing ledger, unreadable public key)
+  3  verified but NOT PRIVATE: some round's DP noise was seeded (a
+     simulation/replay), so its epsilon is no privacy guarantee""",
+)
 @click.argument("ledger", type=click.Path(dir_okay=False))
 @click.option(
     "--pubkey",
     type=click.Path(dir_okay=False),
     help="The ledger's public key (PEM) as the auditor received it.",
 )
-@click.option("--json", "as_json", is_flag=True)
-def verify(ledger: str, pubkey: str | None, as_json: bool) -> None:
-    """Check the chain, every signature and every epsilon claim; exit 1 on any failure."""
+@click.option(
+    "--expect-head",
+    metavar="SEQ:HASH",
+    callback=_head_option,
+    help="The head an earlier audit printed (or the operator published). Fails unless "
+    "the ledger still holds it: a ledger cut back or rolled back to an earlier head "
+    "otherwise verifies. A grown ledger passes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def verify(ledger: str, pubkey: str | None, expect_head: str | None, as_json: bool) -> None:
+    """Check the chain, every signature and every epsilon claim.
+
+    Prints the ledger's head as SEQ:HASH: keep it and pass it back with
+    --expect-head next time, the only way to notice a ledger cut back to an earlier
+    state. A round whose DP noise was seeded is reported as not private (exit 3).
+    """
     from secagg.ledger.verify import verify_ledger
 
     try:
-        result = verify_ledger(ledger, _key(pubkey))
+        result = verify_ledger(ledger, _key(pubkey), expect_head)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
         click.echo(f"FAILED: {ledger} cannot be read as a ledger: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
     last = result.epsilons[-1][1] if result.epsilons else None
+    reasons = result.not_private_reasons()
+    if not result.ok:
+        status = EXIT_FAILED
+    elif reasons:
+        status = EXIT_NOT_PRIVATE
+    else:
+        status = EXIT_VERIFIED
+    anchor = result.anchor
     payload = {
         "ok": result.ok,
+        "private": result.private,
+        "exit_status": status,
         "rows": len(result.chain.rows),
         "first_failure": result.first_failure,
         "public_key": result.chain.public_key.hex(),
         "key_source": result.chain.key_source,
+        "head": result.chain.head,
         "head_hash": result.chain.head_hash,
+        "expected_head": expect_head,
+        "grown_since_expected_head": None if anchor is None or not anchor.ok else anchor.grown_by,
+        "noise_seeded_rounds": [number for _, number in result.seeded],
+        "not_private": reasons,
+        "rows_without_noise_seeded": result.unrecorded,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
     }
     if as_json:
@@ -58,7 +120,25 @@ def verify(ledger: str, pubkey: str | None, as_json: bool) -> None:
             f"VERIFIED: {payload['rows']} rows, chain and signatures intact, every "
             f"epsilon claim follows; cumulative epsilon {payload['epsilon']}"
         )
-        click.echo(f"head hash (keep it to detect a rollback): {result.chain.head_hash}")
+        if anchor is not None:
+            grown = f"; {anchor.grown_by} rows appended since" if anchor.grown_by else ""
+            click.echo(f"expected head {expect_head} is in the ledger{grown}")
+        if reasons:
+            click.echo(
+                f"NOT PRIVATE: {len(reasons)} of {payload['rows']} rounds drew their DP noise "
+                "from a seeded stream; whoever knows the seed can remove it"
+            )
+            for line in reasons[:_SHOWN_SEEDED]:
+                click.echo(f"  {line}")
+            if len(reasons) > _SHOWN_SEEDED:
+                click.echo(f"  ... and {len(reasons) - _SHOWN_SEEDED} more (see --json)")
+        if result.unrecorded:
+            click.echo(
+                f"note: {result.unrecorded} rows predate the noise_seeded field (ledger row "
+                "version 1): whether their noise was seeded is not recorded"
+            )
+        click.echo(f"head: {result.chain.head}")
+        click.echo(f"  (keep it; next time pass --expect-head {result.chain.head})")
         if pubkey is None:
             click.echo(
                 "note: checked against the key embedded in the ledger; pass --pubkey "
@@ -66,8 +146,8 @@ def verify(ledger: str, pubkey: str | None, as_json: bool) -> None:
             )
     else:
         click.echo(f"FAILED: {result.first_failure}", err=True)
-    if not result.ok:
-        sys.exit(1)
+    if status != EXIT_VERIFIED:
+        sys.exit(status)
 
 
 @audit.command("report")
