@@ -312,9 +312,10 @@ class FederationServer:
             stored["accused"] = accused
         self.store.complete_round(number, stored, self.model)
         outcome = RoundResult(number, "complete", tuple(participants), names, None, release.epsilon)
-        self._record(
-            outcome, started, {"name": report.backend, **report.details}, report.dropouts, stored
-        )
+        backend = {"name": report.backend, **report.details}
+        if report.noise_stddev > 0:  # what the backend (the CKKS key holder) actually added
+            backend["noise_stddev_added"] = report.noise_stddev
+        self._record(outcome, started, backend, report.dropouts, stored)
         self._broadcast(participants, RoundEnd(number, True))
         return outcome
 
@@ -493,6 +494,7 @@ class FederationServer:
             delta=cfg.dp.delta if cfg.dp is not None else None,
             model_sha256=model_digest or hashlib.sha256(model_bytes(self.model)).hexdigest(),
             reconstructed=reconstructed,
+            noise_seeded=self.noise_seeded,
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
 
