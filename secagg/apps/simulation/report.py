@@ -11,7 +11,10 @@ Layout of ``<run>/``::
     report.md              a human-readable report of all of it
     server.sqlite          the federation server's database (rounds, checkpoints)
     ledger.sqlite          the signed privacy ledger (secagg audit verify ledger.sqlite
-                           --pubkey ledger.pub.pem)
+                           --pubkey ledger.pub.pem); a simulation replays its DP noise
+                           from its seed, so its rows say noise_seeded and verify
+                           reports the run as not private (exit 3): its epsilons are
+                           what the same run with OS noise would spend, not a guarantee
 """
 
 from __future__ import annotations
