@@ -357,6 +357,11 @@ def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
     if found is not None and (seq is None or seq == found):
         return AnchorCheck(None, grown_by=len(rows) - found)
     wanted = format_head(seq, digest) if seq is not None else digest
+    if found is not None:  # the hash covers its row number: the token itself is wrong
+        return AnchorCheck(
+            f"the expected head {wanted} is inconsistent: that hash is row {found} of this "
+            f"ledger, not row {seq}; copy the head token again"
+        )
     if seq is not None and seq > len(rows):
         return AnchorCheck(
             f"the ledger's head is {current} ({len(rows)} rows) but you expected {wanted}: "

@@ -184,7 +184,9 @@ def test_expect_head_at_the_wrong_position_or_malformed(tmp_path: Path) -> None:
     ledger.close()
     digest = head.split(":")[1]
     moved = _audit(str(path), "--expect-head", f"2:{digest}")
-    assert moved.exit_code == 1 and "another ledger" in moved.output
+    assert moved.exit_code == 1 and "inconsistent" in moved.output
+    rewritten = _audit(str(path), "--expect-head", "2:" + "f" * 64)
+    assert rewritten.exit_code == 1 and "another ledger" in rewritten.output
     other = _audit(str(path), "--expect-head", "f" * 64)
     assert other.exit_code == 1 and "does not contain the head" in other.output
     for bad in ("3:abc", "x:" + digest, "0:" + digest, "g" * 64):

@@ -478,3 +478,5 @@ def test_heads_parse_and_anchor_a_chain(ledger_file: tuple[Path, LedgerKey]) -> 
     assert check_expected_head(chain, third).grown_by == 2
     assert check_expected_head(chain, chain.head).ok
     assert not check_expected_head(chain, format_head(6, "0" * 64)).ok
+    wrong_row = check_expected_head(chain, format_head(4, chain.rows[2].hash)).failure
+    assert wrong_row is not None and "inconsistent" in wrong_row
