@@ -502,7 +502,7 @@ def server(config_path: str, wait: float, verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     try:
         config = FederationConfig.load(config_path)
-        _, results = serve(config, wait_for_clients=wait)
+        server, results = serve(config, wait_for_clients=wait)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     for result in results:
@@ -511,6 +511,11 @@ def server(config_path: str, wait: float, verbose: bool) -> None:
         click.echo(
             f"round {result.number}: {result.status}{why}, "
             f"{len(result.contributed)}/{len(result.participants)} contributed{eps}"
+        )
+    if server.ledger is not None:
+        click.echo(
+            f"ledger head {server.ledger.anchor()} (publish it: auditors pass it to "
+            "secagg audit verify --expect-head, which then detects a ledger cut back)"
         )
 
 

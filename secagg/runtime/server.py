@@ -497,6 +497,7 @@ class FederationServer:
             noise_seeded=self.noise_seeded,
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
+        log.info("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
 
     def _backfill_ledger(self) -> None:
         """Record finished rounds the ledger lacks: a round the crash interrupted
