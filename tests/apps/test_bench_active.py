@@ -1,0 +1,111 @@
+"""The active-variant benchmark runs both variants and reports them side by side (smoke test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_active.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_active", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_smallest_quick_run_prints_the_json_of_both_variants(bench, tmp_path, capsys):
+    out = tmp_path / "active.json"
+    # the smallest quick run: one n, one repetition of everything
+    bench.main(
+        [
+            "--quick",
+            "--n",
+            "10",
+            "--repeats",
+            "1",
+            "--runtime-repeats",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    printed = json.loads(capsys.readouterr().out)
+    result = json.loads(out.read_text())
+    assert printed == result
+    assert result["benchmark"] == "active"
+    assert {"machine", "git", "grid", "definitions", "notes", "protocol", "runtime"} <= set(result)
+    assert result["machine"]["cpus"] >= 1 and result["machine"]["python"]
+
+    cells = result["protocol"]
+    assert {(c["graph"], c["dropout"]) for c in cells} == {
+        (g, p) for g in ("harary", "complete") for p in (0.0, 0.05)
+    }
+    for cell in cells:
+        assert cell["n"] == 10 and cell["d"] == bench.QUICK_GRID["d"]
+        assert cell["dropped"] == (1 if cell["dropout"] else 0)
+        passive, active = cell["passive"], cell["active"]
+        for variant in (passive, active):
+            assert set(bench.SUMMARY_KEYS) <= set(variant)
+            assert variant["round_seconds"] > 0 and variant["server_seconds"] > 0
+            assert 1 <= variant["t"] <= variant["k"] + 1
+        # the active variant is sized for the worst placement of colluders...
+        assert active["k"] >= passive["k"] and active["t"] >= passive["t"]
+        # ...and does strictly more: signatures and the consistency round
+        assert "consistency_check" in active["server_phase_seconds"]
+        assert "consistency_check" not in passive["server_phase_seconds"]
+        assert "ConsistencySignature" in active["upload_bytes_by_message"]
+        for key in ("client_sent_bytes", "server_sent_bytes", "server_received_bytes"):
+            assert active[key] > passive[key], key
+            assert cell["active_vs_passive"][key] > 1
+        assert set(cell["active_vs_passive"]) == set(bench.RATIO_KEYS)
+        assert set(cell["active_vs_passive_paired"]) == set(bench.PAIRED_KEYS)
+
+    runtime = result["runtime"]
+    assert runtime["clients"] == bench.QUICK_GRID["runtime_clients"]
+    for variant in ("passive", "active"):
+        rounds = runtime[variant]["rounds"]
+        assert len(rounds) == bench.QUICK_GRID["runtime_rounds"]
+        assert all(row["seconds"] > 0 for row in rounds)
+        assert runtime[variant]["k"] is not None and runtime[variant]["t"] is not None
+    assert runtime["active"]["server_sent_bytes"] > runtime["passive"]["server_sent_bytes"]
+    assert runtime["active_vs_passive"]["round_seconds"] > 0
+
+
+def test_markdown_table_of_a_run(bench, tmp_path, capsys):
+    out = tmp_path / "active.json"
+    bench.main(
+        [
+            "--quick",
+            "--n",
+            "10",
+            "--graph",
+            "harary",
+            "--dropout",
+            "0",
+            "--repeats",
+            "1",
+            "--runtime-repeats",
+            "1",
+            "--runtime-rounds",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    capsys.readouterr()
+    bench.main(["--markdown", str(out)])
+    table = capsys.readouterr().out
+    assert "| 10 | harary | 0% |" in table
+    assert "active / passive" in table
