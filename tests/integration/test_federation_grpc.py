@@ -47,6 +47,7 @@ def _config(directory: Path, port: int, state: str) -> FederationConfig:
                 "dimension": D,
                 "rounds": ROUNDS,
                 "seed": 11,
+                "replay_noise": True,  # the in-process reference replays the same noise
             },
             "sampling": {"kind": "poisson", "rate": 1.0},
             "backend": {"name": "secagg+", "value_bound": 1.0},

@@ -234,6 +234,8 @@ def federation_config(
                 "dimension": dimension,
                 "rounds": rounds,
                 "seed": SEED,
+                # both runs replay the same central noise, so their models can be compared
+                "replay_noise": True,
             },
             "sampling": {"kind": "poisson", "rate": 1.0},
             "backend": {"name": "secagg+", "value_bound": 1.0, "bits": 32},
