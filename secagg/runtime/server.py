@@ -489,7 +489,7 @@ class FederationServer:
             participants=result.participants,
             contributed=len(result.contributed),
             dropouts=dropouts,
-            dp=self.mechanism.ledger_block(stored),
+            dp=self._dp_block(stored),
             epsilon=self.mechanism.ledger_claim(last),
             delta=cfg.dp.delta if cfg.dp is not None else None,
             model_sha256=model_digest or hashlib.sha256(model_bytes(self.model)).hexdigest(),
@@ -498,6 +498,28 @@ class FederationServer:
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
         log.info("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
+
+    def _dp_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
+        """The mechanism's ledger block, with how the cohort was drawn and what the
+        guarantee's neighbouring datasets are: what an auditor needs to replay it."""
+        block = self.mechanism.ledger_block(stored)
+        if block is None:
+            return None
+        cfg = self.config
+        block = dict(block)
+        block["sampling"] = {
+            "kind": cfg.sampling.kind,
+            "rate": cfg.sample_rate,
+            "population": len(cfg.clients),
+        }
+        if block.get("unit") == "record":
+            block.setdefault("adjacency", "add/remove one record (each branch's DP-SGD)")
+        elif block.get("mechanism") == "distributed":
+            # an added client adds a noise share too: the analysis covers zero-out
+            block.setdefault("adjacency", "zero-out one client's update")
+        else:
+            block.setdefault("adjacency", "add/remove one client")
+        return block
 
     def _backfill_ledger(self) -> None:
         """Record finished rounds the ledger lacks: a round the crash interrupted

@@ -194,11 +194,14 @@ def test_config_from_toml_and_its_errors(tmp_path: Path) -> None:
     good = tmp_path / "federation.toml"
     good.write_text(
         '[federation]\nname = "fraud"\nclients = ["a", "b", "c"]\ndimension = 10\nrounds = 2\n'
-        '[sampling]\nkind = "fixed"\ncount = 2\n[dp]\nclip = 0.5\nnoise_multiplier = 1.0\n'
+        '[sampling]\nkind = "poisson"\nrate = 0.5\n[dp]\nclip = 0.5\nnoise_multiplier = 1.0\n'
     )
     config = FederationConfig.load(good)
-    assert config.sample_rate == pytest.approx(2 / 3)
+    assert config.sample_rate == pytest.approx(0.5)
     assert config.dp is not None and config.dp.clip == 0.5
+    fixed = good.read_text().replace('kind = "poisson"\nrate = 0.5', 'kind = "fixed"\ncount = 2')
+    good.write_text(fixed.replace("[dp]\nclip = 0.5\nnoise_multiplier = 1.0\n", ""))
+    assert FederationConfig.load(good).sample_rate == pytest.approx(2 / 3)  # fine without DP
     for text, message in (
         ('[federation]\nname = "x"\nclients = ["a"]\ndimension = 1\n', "at least 2"),
         ('[federation]\nname = "x"\nclients = ["a", "b"]\ndimension = 1\nrouns = 3\n', "rouns"),
