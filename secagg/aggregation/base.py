@@ -206,6 +206,12 @@ class ServerSession(abc.ABC):
         """Clients lost in each phase closed so far (also for an aborted round)."""
         return {}
 
+    def contributors_before_reveal(self) -> int | None:
+        """When the next events reveal the sum to the server (masking: the unmasking
+        requests), how many contributions it holds; None otherwise. A caller that
+        must not see the sum (an exhausted privacy budget) aborts instead of sending."""
+        return None
+
     def accusations(self) -> dict[int, frozenset[int]]:
         """Parties other parties named as the senders of shares that did not open:
         accused -> accusers (also for an aborted round). The runtime excludes a

@@ -371,6 +371,11 @@ class MaskingServer(ServerSession):
     def accusations(self) -> dict[int, frozenset[int]]:
         return {party: frozenset(by) for party, by in self._server.report.accused.items()}
 
+    def contributors_before_reveal(self) -> int | None:
+        if self._server.phase != ServerPhase.UNMASKING:
+            return None
+        return len(self._server.report.responders.get("masked_input", ()))
+
     def dropouts(self) -> dict[str, int]:
         """Clients lost in each phase that closed."""
         lost: dict[str, int] = {}

@@ -239,9 +239,26 @@ class DPSettings:
     target_quantile: float = 0.5
     clip_learning_rate: float = 0.2
     count_noise_stddev: float | None = None  # default: expected clients / 20
+    # a hard cap: the server stops before a round would take epsilon above it
+    epsilon_budget: float | None = None
 
     def __post_init__(self) -> None:
         _require(self.unit in MECHANISMS, "dp.unit must be 'client' or 'record'")
+        _require(
+            self.epsilon_budget is None
+            or (
+                not isinstance(self.epsilon_budget, bool)
+                and isinstance(self.epsilon_budget, int | float)
+                and math.isfinite(self.epsilon_budget)
+                and self.epsilon_budget > 0
+            ),
+            "dp.epsilon_budget must be a positive number",
+        )
+        _require(
+            self.epsilon_budget is None or self.unit == "client",
+            "dp.epsilon_budget caps the server's client-level epsilon; with unit = 'record' "
+            "each branch's DP-SGD keeps its own budget",
+        )
         if self.unit == "client":
             _require(
                 self.mechanism in MECHANISMS["client"],

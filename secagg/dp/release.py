@@ -28,6 +28,8 @@ accountants, whose reports it keeps; the release's claim is the worst branch's.
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -46,6 +48,8 @@ from secagg.dp.distributed import (
     honest_noise_contributors,
 )
 from secagg.errors import ConfigurationError, MalformedMessage
+
+log = logging.getLogger("secagg.dp")
 
 #: accountant names of the record-level reports a branch may send (Opacus's)
 RECORD_ACCOUNTANTS = tuple(n for n, (_, kinds) in ACCOUNTANTS.items() if "dpsgd" in kinds)
@@ -152,6 +156,11 @@ class Mechanism:
     def restore(self, stored: dict[str, Any]) -> None:
         """Replay one completed round's stored figures after a restart."""
 
+    def epsilon_after_next(self, *, contributors: int, participants: int) -> float | None:
+        """The cumulative epsilon once one more round of ``contributors`` (out of
+        ``participants``) is released; None where this server accounts nothing."""
+        return None
+
     def take_report(self, identity: str, report: RecordReport) -> None:
         """A branch's record-level accounting (only record-level mechanisms keep it)."""
 
@@ -195,6 +204,9 @@ class _ClientLevel(Mechanism):
         self.expected_clients = expected_clients
         self.accountant_name = accountant
 
+    #: the neighbouring datasets the guarantee is about (recorded in every ledger row)
+    adjacency = "add/remove one client"
+
     def _block(self, accountant: str) -> dict[str, Any]:
         return {
             "unit": "client",
@@ -205,6 +217,7 @@ class _ClientLevel(Mechanism):
             "sample_rate": self.sample_rate,
             "accountant": accountant,
             "delta": self.delta,
+            "adjacency": self.adjacency,
         }
 
 
@@ -251,21 +264,43 @@ class CentralRelease(_ClientLevel):
         """The Poisson-subsampled Gaussian composed over the released rounds."""
         return self._accountant
 
-    def _charge(self) -> float:
+    def _charged(self) -> dict[str, Any]:
+        """What one round charges the accountant: kept with the round, so that a restart
+        replays each round with the parameters it ran with, not the current config's."""
         if self.adaptive is not None:
-            self._accountant.step(
-                self.adaptive.update_noise_multiplier,
-                self.sample_rate,
-                count_noise_stddev=self.adaptive.count_stddev,
-            )
-        else:
-            self._accountant.step(self.noise_multiplier, self.sample_rate)  # z = 0: inf
+            return {
+                "noise_multiplier": self.adaptive.update_noise_multiplier,
+                "sample_rate": self.sample_rate,
+                "count_noise_stddev": self.adaptive.count_stddev,
+            }
+        return {"noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate}
+
+    def _step(self, accountant: GaussianAccountant, charged: dict[str, Any]) -> None:
+        count = charged.get("count_noise_stddev")
+        accountant.step(
+            float(charged["noise_multiplier"]),
+            float(charged["sample_rate"]),
+            count_noise_stddev=None if count is None else float(count),
+        )
+
+    def _charge(self) -> float:
+        self._step(self._accountant, self._charged())  # z = 0: inf
         return self._accountant.epsilon()
+
+    def epsilon_after_next(self, *, contributors: int, participants: int) -> float:
+        """The epsilon one more round would bring (the accountant is not charged)."""
+        trial = copy.deepcopy(self._accountant)
+        self._step(trial, self._charged())
+        return trial.epsilon()
 
     def restore(self, stored: dict[str, Any]) -> None:
         if self.adaptive is not None and "next_clip" in stored:
             self.adaptive.clip = self.clip = float(stored["next_clip"])
-        self._charge()
+        charged = stored.get("charged")
+        if charged is None:  # a round stored before rounds kept their parameters
+            log.warning("a restored round has no recorded DP parameters: charged as configured")
+            charged = self._charged()
+        self._step(self._accountant, charged)
 
     def _release_adaptive(self, total: np.ndarray) -> Release:
         adaptive = self.adaptive
@@ -278,7 +313,7 @@ class CentralRelease(_ClientLevel):
             self.clip_cap, adaptive.update(adaptive.noised_count(report_sum, self._noise))
         )
         adaptive.clip = self.clip = next_clip
-        stored = {"clip_applied": applied, "next_clip": next_clip}
+        stored = {"clip_applied": applied, "next_clip": next_clip, "charged": self._charged()}
         return Release(mean, self._charge(), stored)
 
     def release(
@@ -290,7 +325,8 @@ class CentralRelease(_ClientLevel):
             if noise_added > 0:
                 raise ConfigurationError("the backend added part of the central noise")
             total = self._gaussian.noised_sum(total, self._noise)
-        return Release(total / self.expected_clients, self._charge())
+        charged = self._charged()
+        return Release(total / self.expected_clients, self._charge(), {"charged": charged})
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         block = self._block(self.accountant_name)
@@ -317,6 +353,8 @@ class DistributedRelease(_ClientLevel):
     """
 
     name = "distributed"
+    # an added client would add a noise share too: the analysis covers zero-out
+    adjacency = "zero-out one client's update"
 
     def __init__(
         self,
@@ -348,19 +386,46 @@ class DistributedRelease(_ClientLevel):
     def epsilon(self) -> float:
         return self.accountant.epsilon()
 
+    def _parameters(self) -> dict[str, Any]:
+        ddg = self.ddg
+        return {
+            "noise_multiplier": ddg.noise_multiplier,
+            "clip": ddg.clip,
+            "expected_clients": ddg.expected_clients,
+            "bits": ddg.bits,
+            "sample_rate": self.sample_rate,
+        }
+
     def restore(self, stored: dict[str, Any]) -> None:
+        ran = stored.get("parameters")
+        if ran is not None and ran != self._parameters():
+            # one accountant composes one mechanism: rounds that ran with other
+            # parameters cannot be re-charged with these (that would misstate epsilon)
+            raise ConfigurationError(
+                f"the distributed-DP parameters changed since a completed round ({ran} -> "
+                f"{self._parameters()}): keep [dp] and the sampling as they were for this "
+                "federation's state, or start a new federation"
+            )
         if "noise_contributors" in stored:
             self.accountant.step(int(stored["noise_contributors"]))
+
+    def epsilon_after_next(self, *, contributors: int, participants: int) -> float:
+        """The epsilon one more round of ``contributors`` would bring (not charged)."""
+        trial = copy.deepcopy(self.accountant)
+        trial.step(self._honest(contributors, participants))
+        return trial.epsilon()
+
+    def _honest(self, contributors: int, participants: int) -> int:
+        assumed_corrupt = math.floor(self.corrupt_fraction * participants)
+        return honest_noise_contributors(contributors, assumed_corrupt)
 
     def release(
         self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
     ) -> Release:
-        assumed_corrupt = math.floor(self.corrupt_fraction * participants)
-        honest = honest_noise_contributors(contributors, assumed_corrupt)
+        honest = self._honest(contributors, participants)
         self.accountant.step(honest)
-        return Release(
-            total / self.expected_clients, self.epsilon(), {"noise_contributors": honest}
-        )
+        stored = {"noise_contributors": honest, "parameters": self._parameters()}
+        return Release(total / self.expected_clients, self.epsilon(), stored)
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         block = self._block("ddg-kls21")
@@ -413,6 +478,7 @@ class RecordRelease(Mechanism):
             "sample_rate": self.sample_rate,
             "accountant": "in-clients",
             "delta": self.delta,
+            "adjacency": "add/remove one record of a branch (its DP-SGD)",
             "client_reports": {k: r.as_dict() for k, r in sorted(reports.items())},
         }
 

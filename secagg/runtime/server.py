@@ -86,6 +86,13 @@ class RoundResult:
     epsilon: float | None
 
 
+class BudgetExhausted(RoundAborted):
+    """The round would take the federation's epsilon above ``dp.epsilon_budget``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, phase="release")
+
+
 class FederationServer:
     """Runs the configured federation's rounds over one transport."""
 
@@ -139,6 +146,9 @@ class FederationServer:
         self.next_round = recovery.next_round
         self._last_epsilon: float | None = None  # the latest completed round's claim
         self.refused_messages = 0  # malformed, foreign or out-of-phase payloads dropped
+        # dp.epsilon_budget: a hard cap; budget_reached says why the run stopped at it
+        self._budget = config.dp.epsilon_budget if config.dp is not None else None
+        self.budget_reached: str | None = None
         self.received_from: Counter[str] = Counter()  # payloads each party sent in rounds
         if ledger is not None:
             for entry in ledger.entries():
@@ -199,10 +209,25 @@ class FederationServer:
         while self.completed_rounds() < self.config.rounds:
             if max_attempts is not None and len(results) >= max_attempts:
                 break
+            if self._budget is not None:  # even the best case of one more round crosses it
+                population = len(self.config.clients)
+                best = self.mechanism.epsilon_after_next(
+                    contributors=population, participants=population
+                )
+                if best is not None and best > self._budget:
+                    self.budget_reached = (
+                        f"epsilon budget {self._budget:g}: one more round would bring epsilon "
+                        f"to at least {best:.4g}"
+                    )
+                    log.error("stopping: %s", self.budget_reached)
+                    break
             result = self.run_round()
             results.append(result)
             if self._observer is not None:
                 self._observer(result, self.model.copy())
+            if self.budget_reached is not None:
+                log.error("stopping: %s", self.budget_reached)
+                break
             aborted_in_a_row = aborted_in_a_row + 1 if result.status == "aborted" else 0
             if aborted_in_a_row >= max_consecutive_aborts:
                 log.error("%d rounds aborted in a row: stopping", aborted_in_a_row)
@@ -292,6 +317,7 @@ class FederationServer:
             session = self.backend.server(spec, noise_stddev=self.mechanism.backend_noise_stddev)
             result = self._drive(number, participants, session)
             report = result.report
+            self._check_release_budget(len(report.contributed), len(participants))
             # refuses (before charging or releasing) a sum noised less than planned,
             # e.g. by a key holder that did not add the noise the mechanism asked for
             release = self.mechanism.release(
@@ -376,11 +402,50 @@ class FederationServer:
                 outgoing = self._receive(number, session, party_of, *item)
                 if outgoing is None:
                     continue
+            outgoing = self._hold_at_budget(session, participants, outgoing)
             announced = self._dispatch(number, participants, outgoing)
             if session.phase != phase or announced:
                 training = announced or (training and session.phase == phase)
                 phase, last_progress = session.phase, self._clock()
         return session.finish()
+
+    def _hold_at_budget(
+        self, session: ServerSession, participants: list[str], outgoing: list[Outgoing]
+    ) -> list[Outgoing]:
+        """Abort instead of revealing a sum whose epsilon would cross ``dp.epsilon_budget``.
+
+        With distributed DP the sum the server unmasks is the release itself, so the
+        check comes before the unmasking requests leave (the masked inputs alone reveal
+        nothing): the round is aborted, nothing is learned, nothing is charged."""
+        count = session.contributors_before_reveal()
+        if count is None or self._budget is None or session.done:
+            return outgoing
+        after = self.mechanism.epsilon_after_next(
+            contributors=count, participants=len(participants)
+        )
+        if after is None or after <= self._budget:
+            return outgoing
+        self.budget_reached = (
+            f"epsilon budget {self._budget:g}: revealing this round's sum would bring "
+            f"epsilon to {after:.4g}; stopped before it"
+        )
+        return session.abort(self.budget_reached)
+
+    def _check_release_budget(self, contributors: int, participants: int) -> None:
+        """Central DP: refuse to release a round that would cross the budget (the server
+        holds the sum, as the central model trusts it to; nothing leaves, nothing is
+        charged)."""
+        if self._budget is None:
+            return
+        after = self.mechanism.epsilon_after_next(
+            contributors=contributors, participants=participants
+        )
+        if after is not None and after > self._budget:
+            self.budget_reached = (
+                f"epsilon budget {self._budget:g}: releasing this round would bring "
+                f"epsilon to {after:.4g}; stopped before it"
+            )
+            raise BudgetExhausted(self.budget_reached)
 
     def _receive(
         self,
@@ -512,13 +577,6 @@ class FederationServer:
             "rate": cfg.sample_rate,
             "population": len(cfg.clients),
         }
-        if block.get("unit") == "record":
-            block.setdefault("adjacency", "add/remove one record (each branch's DP-SGD)")
-        elif block.get("mechanism") == "distributed":
-            # an added client adds a noise share too: the analysis covers zero-out
-            block.setdefault("adjacency", "zero-out one client's update")
-        else:
-            block.setdefault("adjacency", "add/remove one client")
         return block
 
     def _backfill_ledger(self) -> None:

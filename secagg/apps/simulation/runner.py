@@ -338,6 +338,8 @@ def federation_config(config: SimulationConfig, dimension: int, state: Path) -> 
             clip=config.clip,
             noise_multiplier=noise,
             delta=config.delta,
+            # a target epsilon is a hard cap: the server stops before a round crosses it
+            epsilon_budget=config.epsilon,
         )
     elif config.private:
         dp = DPSettings(
