@@ -1,16 +1,22 @@
-"""The one-shot canary audit (Andrew et al., ICLR 2024): its statistics and its verdicts."""
+"""The canary audit run through the federation runtime (DP review M4).
+
+The audit drives FederationServer and FederationClient over the in-process hub,
+so a server whose mechanism forgets its noise is caught: the lower bound then
+exceeds the epsilon the runtime's accountant claims, and the command FAILS.
+The bound's coverage is checked in tests/apps/test_empirical_bound.py.
+"""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from secagg.apps.audit.empirical import estimate_from_cosines, gdp_epsilon, run_canary_audit
+from secagg.apps.audit.empirical import gdp_epsilon, run_canary_audit
 from secagg.apps.cli import main
 from secagg.dp.accounting import epsilon as accountant_epsilon
+from secagg.dp.central import CentralGaussian
 
 
 @pytest.mark.parametrize(("z", "rounds"), [(1.0, 1), (2.0, 10), (5.0, 10), (0.8, 3)])
@@ -29,39 +35,61 @@ def test_gdp_epsilon_edges() -> None:
     assert gdp_epsilon(1.0, 1e-5) < gdp_epsilon(2.0, 1e-5) < gdp_epsilon(2.0, 1e-9)
 
 
-def test_the_estimator_recovers_a_known_shift_and_its_lower_bound_holds() -> None:
-    rng = np.random.default_rng(1)
-    hits = 0
-    for trial in range(40):
-        held = rng.normal(0.0, 0.02, 500)
-        inserted = rng.normal(0.02 * 1.5, 0.02, 500)  # mu = 1.5
-        mu, mu_low, eps, eps_low = estimate_from_cosines(inserted, held, 1e-5)
-        assert mu == pytest.approx(1.5, abs=0.3)
-        assert eps_low <= eps
-        hits += mu_low <= 1.5
-        del trial
-    assert hits >= 34  # a 95 % lower bound: misses about 2 in 40
+def _forget_noise(server: object) -> None:
+    """A server whose mechanism adds no noise but whose accountant still charges z:
+    the deployment bug the audit exists to catch."""
+    mechanism = server.mechanism  # type: ignore[attr-defined]
+    gaussian = mechanism._gaussian
+    mechanism._gaussian = CentralGaussian(gaussian.clip, 0.0, gaussian.expected_clients)
 
 
-def test_without_noise_the_estimate_is_large() -> None:
-    result = run_canary_audit(noise_multiplier=0.0, rounds=6, canaries=200, train_rows=3000)
-    assert result.epsilon_accountant == math.inf
-    assert result.epsilon_lower_95 > 5.0
-    assert result.inserted_cosine_mean > 2 * result.held_out_cosine_std
+def _audit(backend: str, canaries: int, **kwargs: object) -> object:
+    return run_canary_audit(
+        noise_multiplier=2.0,
+        rounds=5,
+        canaries=canaries,
+        branches=4,
+        branch_model="linear",
+        dimension=2000,
+        backend=backend,
+        seed=1,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
-def test_with_strong_noise_the_estimate_is_small_and_below_the_accountant() -> None:
-    result = run_canary_audit(noise_multiplier=10.0, rounds=6, canaries=400, train_rows=3000)
-    assert result.epsilon_estimate < 2.0
-    assert result.epsilon_lower_95 < result.epsilon_accountant
-    assert "95 %" in result.confidence
+def test_a_noised_federation_is_consistent_with_its_accountant() -> None:
+    result = _audit("plain", 100)
+    assert result.consistent
+    assert 0 < result.epsilon_lower <= result.accountant_epsilon == result.claimed_epsilon
+    assert result.accountant_epsilon == pytest.approx(accountant_epsilon(2.0, 1.0, 5, 1e-5))
+    assert result.null_check_p > 1e-3 and "Clopper-Pearson" in result.method
 
 
-def test_cli_prints_estimate_bound_and_confidence() -> None:
+@pytest.mark.parametrize(("backend", "canaries"), [("plain", 100), ("secagg+", 30)])
+def test_a_server_that_forgot_its_noise_is_caught(backend: str, canaries: int) -> None:
+    result = _audit(backend, canaries, tamper=_forget_noise)
+    assert not result.consistent
+    assert result.epsilon_lower > 2 * result.accountant_epsilon
+    assert result.null_check_p > 1e-3  # the held-out canaries still follow the null
+
+
+def test_cli_reports_bound_method_confidence_and_verdict() -> None:
     out = CliRunner().invoke(
         main,
-        ["audit", "empirical", "-z", "4", "--rounds", "2", "--canaries", "50", "--seed", "3"],
+        "audit empirical -z 4 --rounds 2 --canaries 40 --branches 2 --seed 3".split(),
     )
     assert out.exit_code == 0, out.output
     assert "empirical lower bound" in out.output and "one-sided 95 %" in out.output
-    assert "accountant's upper bound" in out.output
+    assert "Clopper-Pearson" in out.output and "accountant's upper bound" in out.output
+    assert "CONSISTENT" in out.output
+
+
+def test_cli_fails_a_run_that_leaks_more_than_it_claims() -> None:
+    """No noise at all, held to a claim of epsilon = 3: FAIL, exit 1."""
+    out = CliRunner().invoke(
+        main,
+        "audit empirical -z 0 --rounds 2 --canaries 40 --branches 2 --seed 3 "
+        "--claimed-epsilon 3".split(),
+    )
+    assert out.exit_code == 1, out.output
+    assert "FAIL" in out.output

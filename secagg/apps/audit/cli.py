@@ -166,7 +166,15 @@ def report(ledger: str, pubkey: str | None, out: str) -> None:
         click.echo(str(Path(path)))
 
 
-@audit.command("empirical")
+@audit.command(
+    "empirical",
+    epilog="""\b
+Exit status:
+  0  consistent: the empirical lower bound does not exceed the claimed epsilon
+  1  FAIL: the run leaks more than it claims (lower bound above the claim), or
+     the held-out canaries do not follow the null distribution
+  2  usage error""",
+)
 @click.option(
     "--noise-multiplier",
     "-z",
@@ -191,6 +199,18 @@ def report(ledger: str, pubkey: str | None, out: str) -> None:
     default=None,
     help="Replay seed (data, canaries, noise); default: fresh CSPRNG draws.",
 )
+@click.option(
+    "--backend",
+    default="plain",
+    show_default=True,
+    help="The aggregation backend the audited federation runs (plain, secagg, secagg+ ...).",
+)
+@click.option(
+    "--claimed-epsilon",
+    type=float,
+    default=None,
+    help="The epsilon to hold the run to; default: the runtime accountant's for the run.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def empirical(
     noise_multiplier: float,
@@ -199,41 +219,81 @@ def empirical(
     branches: int,
     delta: float,
     seed: int | None,
+    backend: str,
+    claimed_epsilon: float | None,
     as_json: bool,
 ) -> None:
-    """One-shot empirical epsilon with canary clients (Andrew et al., ICLR 2024)."""
+    """Canary audit of the federation runtime: a lower bound on epsilon.
+
+    Runs a federation (FederationServer, FederationClient, the backend, the DP
+    mechanism) with canary clients (Andrew et al., ICLR 2024) and bounds epsilon
+    from below at one-sided 95 % (Clopper-Pearson on the canaries' true-positive
+    rate, exact null false-positive rate). FAILS if the bound exceeds the claim.
+    """
     import warnings
 
     from secagg.apps.audit.empirical import run_canary_audit
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     try:
-        estimate = run_canary_audit(
+        audit_result = run_canary_audit(
             noise_multiplier=noise_multiplier,
             rounds=rounds,
             canaries=canaries,
             branches=branches,
             delta=delta,
             seed=seed,
+            backend=backend,
+            claimed_epsilon=claimed_epsilon,
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     payload = {
         k: (str(v) if isinstance(v, float) and v == float("inf") else v)
-        for k, v in estimate.as_dict().items()
+        for k, v in audit_result.as_dict().items()
     }
     if as_json:
         click.echo(json.dumps(payload, indent=2))
-        return
-    click.echo(
-        f"canary audit: {rounds} rounds, {branches} branches + {canaries} canaries "
-        f"({canaries} held out), d = {estimate.dimension}, z = {noise_multiplier}"
-    )
-    click.echo(f"  empirical epsilon estimate      {estimate.epsilon_estimate:.3f}")
-    click.echo(
-        f"  empirical lower bound           {estimate.epsilon_lower_95:.3f}  "
-        f"({estimate.confidence})"
-    )
-    click.echo(
-        f"  accountant's upper bound        {estimate.epsilon_accountant:.3f}  (delta = {delta:g})"
-    )
+    else:
+        r = audit_result
+        click.echo(
+            f"canary audit through the runtime ({backend}): {rounds} rounds, {branches} "
+            f"branches + {canaries} canaries ({canaries} held out), d = {r.dimension}, "
+            f"z = {noise_multiplier}"
+        )
+        click.echo(
+            f"  empirical lower bound           {r.epsilon_lower:.3f}  "
+            f"(one-sided {r.confidence * 100:g} % confidence)"
+        )
+        click.echo(f"    method: {r.method}")
+        click.echo(
+            f"    test: cosine above the threshold of exact FPR {r.threshold_fpr:g}: "
+            f"{r.hits}/{r.canaries} canaries (TPR >= {r.tpr_lower:.3g}); held out: "
+            f"{r.held_out_fpr:.3g}"
+        )
+        click.echo(
+            f"  accountant's upper bound        {r.accountant_epsilon:.3f}  (delta = {delta:g})"
+        )
+        if claimed_epsilon is not None:
+            click.echo(f"  claimed epsilon                 {r.claimed_epsilon:.3f}")
+        click.echo(
+            f"  Gaussian-model estimate         {r.epsilon_estimate:.3f}  "
+            f"(mu = {r.mu_estimate:.3f}; a point estimate, not a bound)"
+        )
+        if r.null_check_p < 1e-3:
+            click.echo(
+                f"FAIL: the held-out canaries do not follow the null (KS p = "
+                f"{r.null_check_p:.2g}): the directions were not independent of the release"
+            )
+        elif not r.consistent:
+            click.echo(
+                f"FAIL: the lower bound {r.epsilon_lower:.3f} exceeds the claimed epsilon "
+                f"{r.claimed_epsilon:.3f}: the release leaks more than claimed (noise missing?)"
+            )
+        else:
+            click.echo(
+                f"CONSISTENT: the lower bound does not exceed the claimed epsilon "
+                f"{r.claimed_epsilon:.3f} (no proof of privacy: it only shows a leak)"
+            )
+    if not audit_result.consistent:
+        sys.exit(EXIT_FAILED)
