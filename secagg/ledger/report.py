@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from secagg.ledger.verify import AuditResult, verify_ledger
+from secagg.ledger.verify import AuditResult, ExpectedPrivacy, verify_ledger
 
 
 def _when(value: Any) -> str:
@@ -65,9 +65,12 @@ def _plot(result: AuditResult) -> bytes | None:
     return buffer.getvalue()
 
 
-def build_report(path: str | Path, public_key: bytes | None = None) -> tuple[str, bytes | None]:
-    """The markdown text and the PNG of the budget and participation."""
-    result = verify_ledger(path, public_key)
+def build_report(
+    path: str | Path, public_key: bytes | None = None, expected: ExpectedPrivacy | None = None
+) -> tuple[str, bytes | None]:
+    """The markdown text and the PNG of the budget and participation; ``expected``: the
+    federation's config, which every DP row is then checked against."""
+    result = verify_ledger(path, public_key, expected=expected)
     rows = [r.entry for r in result.chain.rows]
     status = (
         "**VERIFIED**: every row is linked, signed by the ledger key and its epsilon follows "
@@ -75,6 +78,11 @@ def build_report(path: str | Path, public_key: bytes | None = None) -> tuple[str
         if result.ok
         else f"**FAILED**: {result.first_failure}. Rows before the failure are shown."
     )
+    if result.ok and expected is not None:
+        status += (
+            f" {result.checked_against_config} DP rows match the federation config's delta, "
+            "unit, mechanism and sampling."
+        )
     if result.ok and result.seeded:
         rounds = ", ".join(str(number) for _, number in result.seeded)
         status += (
@@ -82,6 +90,14 @@ def build_report(path: str | Path, public_key: bytes | None = None) -> tuple[str
             "simulation/replay): whoever knows the seed can remove it, so their epsilon is "
             "not a privacy guarantee."
         )
+    if result.ok and result.unnoised:
+        rounds = ", ".join(str(number) for _, number in result.unnoised)
+        status += (
+            f"\n\n**NOT PRIVATE**: round(s) {rounds} completed without DP (no DP block): "
+            "they released without noise, so epsilon is infinite from the first of them on."
+        )
+    for note in result.notes:
+        status += f"\n\nNote: {note}."
     key = result.chain.public_key.hex()
     lines = [
         f"# Privacy ledger report: {Path(path).name}",
@@ -145,12 +161,15 @@ def build_report(path: str | Path, public_key: bytes | None = None) -> tuple[str
 
 
 def write_report(
-    path: str | Path, out_dir: str | Path, public_key: bytes | None = None
+    path: str | Path,
+    out_dir: str | Path,
+    public_key: bytes | None = None,
+    expected: ExpectedPrivacy | None = None,
 ) -> list[Path]:
     """Write ``ledger-report.md``, ``ledger-report.html`` and ``ledger-report.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text, png = build_report(path, public_key)
+    text, png = build_report(path, public_key, expected)
     written = [out / "ledger-report.md"]
     written[0].write_text(text)
     if png is not None:

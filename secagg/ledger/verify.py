@@ -5,7 +5,30 @@ mechanism parameters of every completed round through the same accountants the
 server's mechanisms hold (:mod:`secagg.dp.accountants`: the Gaussian for central
 noise, the distributed discrete Gaussian's bound for noise added by the clients,
 Opacus's for each branch's DP-SGD)
-and compares the cumulative epsilon each row claims with what follows.
+and compares the cumulative epsilon each row claims with what follows. Each row is
+replayed with its *own* recorded parameters (noise multiplier, sampling rate,
+accountant, delta): a federation restarted under another config changes them between
+rows, and the history is the ledger's, never the current config's.
+
+Beside the replay, every row's DP block must be consistent with itself (DP review
+M1, C1, L1):
+
+* the delta the row prints (``privacy.delta``) is the one its block accounts at, and
+  for record-level DP every branch accounts at that delta too;
+* a client-level round accounted with Poisson amplification (sample rate below 1)
+  must have drawn its cohort by Poisson sampling (``dp.sampling.kind``), at that rate;
+* the recorded noise std is the noise multiplier times the clip (the replayed z is
+  the noise that was added);
+* a branch's DP-SGD history only grows: each report extends the previous one, and its
+  epsilon never goes down;
+* a completed round without a DP block in a ledger that has DP elsewhere (or under a
+  config with DP) released without noise: from it on the epsilon is infinite.
+
+Given the federation's config as :class:`ExpectedPrivacy` (plain values: the ledger
+layer never imports the runtime), every DP row must also account at the config's
+delta, unit and mechanism, and record the config's sampling kind, rate and
+population. Noise multiplier and clip may differ (a restart under a new config):
+they are replayed as recorded and listed in :attr:`AuditResult.notes`.
 
 Two more verdicts sit beside it. A head the auditor kept from an earlier audit
 (``expect_head``) must still be in the chain: the signatures alone accept a ledger cut
@@ -38,6 +61,37 @@ from secagg.ledger.chain import (
 
 #: claimed and recomputed epsilons must agree this closely (relative)
 RELATIVE_TOLERANCE = 1e-6
+#: recorded parameters that must be equal (deltas, rates, noise std) agree this closely
+_PARAMETER_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class ExpectedPrivacy:
+    """What the federation's config promises, as plain values (``secagg audit verify
+    --config`` loads the TOML; the ledger layer never imports the runtime).
+
+    ``delta`` None: the config has no ``[dp]`` section. ``sample_rate`` is the
+    accountant's q (fixed cohorts: count / population). ``noise_multiplier`` and
+    ``clip`` are only compared for a note: a restart may change them, and each row is
+    replayed with its own.
+    """
+
+    delta: float | None
+    unit: str | None
+    mechanism: str | None
+    sampling_kind: str
+    sample_rate: float
+    population: int
+    noise_multiplier: float | None = None
+    clip: float | None = None
+
+    @property
+    def dp(self) -> bool:
+        return self.delta is not None
+
+
+class ReplayFailure(ValueError):
+    """A row's DP block contradicts itself, its history or the expected config."""
 
 
 @dataclass
@@ -48,6 +102,14 @@ class AuditResult:
     anchor: AnchorCheck | None = None  # set when an expected head was given and checked
     seeded: list[tuple[int, Any]] = field(default_factory=list)  # (seq, round): seeded noise
     unrecorded: int = 0  # rows older than the noise_seeded field (row version < 2)
+    #: (seq, round): completed rounds released without a DP block (epsilon infinite)
+    unnoised: list[tuple[int, Any]] = field(default_factory=list)
+    #: DP rows checked against the expected config (0 without one)
+    checked_against_config: int = 0
+    #: client-level DP rows without a ``dp.sampling`` record (older rows): kind unchecked
+    without_sampling: int = 0
+    #: informational lines (parameters that differ from the config, replayed as recorded)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -56,8 +118,8 @@ class AuditResult:
 
     @property
     def private(self) -> bool:
-        """Intact, and no round's noise came from a replayable stream."""
-        return self.ok and not self.seeded
+        """Intact, no round's noise came from a replayable stream and none went unnoised."""
+        return self.ok and not self.seeded and not self.unnoised
 
     @property
     def first_failure(self) -> str | None:
@@ -65,11 +127,22 @@ class AuditResult:
 
     def not_private_reasons(self) -> list[str]:
         """One line per round whose epsilon is no guarantee, oldest first."""
-        return [
-            f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is not a "
-            "privacy guarantee"
-            for _, number in self.seeded
+        lines = [
+            (
+                seq,
+                f"round {number}: completed without a DP block (released without noise); "
+                "epsilon is infinite from this round on",
+            )
+            for seq, number in self.unnoised
+        ] + [
+            (
+                seq,
+                f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is "
+                "not a privacy guarantee",
+            )
+            for seq, number in self.seeded
         ]
+        return [line for _, line in sorted(lines, key=lambda item: item[0])]
 
 
 def noise_seeded(entry: dict[str, Any]) -> bool | None:
@@ -101,28 +174,159 @@ def _agrees(claimed: float | None, recomputed: float | None) -> bool:
     return abs(claimed - recomputed) <= RELATIVE_TOLERANCE * max(1.0, abs(recomputed))
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Two recorded parameters (numbers) are equal up to float noise."""
+    if a is None or b is None:
+        return a is None and b is None
+    a, b = float(a), float(b)
+    return abs(a - b) <= _PARAMETER_TOLERANCE * max(abs(a), abs(b), 1e-300)
+
+
+def _runs(history: Any) -> list[tuple[float, float, int]]:
+    """A DP-SGD history as runs: consecutive steps with the same (z, q) merged, as
+    Opacus's accountants keep it."""
+    runs: list[tuple[float, float, int]] = []
+    for z, q, n in history:
+        z, q, n = float(z), float(q), int(n)
+        if runs and runs[-1][:2] == (z, q):
+            runs[-1] = (z, q, runs[-1][2] + n)
+        elif n:
+            runs.append((z, q, n))
+    return runs
+
+
+def _extends(new: list[tuple[float, float, int]], old: list[tuple[float, float, int]]) -> bool:
+    """``new`` is ``old`` with more steps: same runs, the last possibly longer, more after."""
+    if not old:
+        return True
+    if len(new) < len(old) or new[: len(old) - 1] != old[:-1]:
+        return False
+    last_new, last_old = new[len(old) - 1], old[-1]
+    if last_new[:2] != last_old[:2] or last_new[2] < last_old[2]:
+        return False
+    return len(new) == len(old) or last_new[2] == last_old[2]
+
+
+def _check_consistency(dp: dict[str, Any], privacy: dict[str, Any]) -> str | None:
+    """What a DP block says about itself must hold, whatever the config."""
+    if not _same(privacy.get("delta"), dp.get("delta")):
+        return (
+            f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
+            f"{dp.get('delta')}"
+        )
+    if dp.get("unit") != "client":
+        return None
+    sampling = dp.get("sampling")
+    rate = float(dp["sample_rate"])
+    if isinstance(sampling, dict):
+        kind = sampling.get("kind")
+        if kind != "poisson" and rate < 1:
+            return (
+                f"is accounted with Poisson amplification at sample rate {rate:g} but its "
+                f"cohort was drawn by {kind!r} sampling (a fixed-size cohort is not Poisson: "
+                "its epsilon is understated)"
+            )
+        if not _same(sampling.get("rate"), rate):
+            return (
+                f"is accounted at sample rate {rate:g} but records sampling at rate "
+                f"{sampling.get('rate')}"
+            )
+    z, clip, std = dp.get("noise_multiplier"), dp.get("clip"), dp.get("noise_std")
+    adaptive = dp.get("adaptive_clipping")
+    if isinstance(adaptive, dict):
+        z = adaptive.get("update_noise_multiplier")
+    if None not in (z, clip, std) and not _same(std, float(z) * float(clip)):
+        return (
+            f"records noise std {std:g} but noise multiplier {z:g} x clip {clip:g} = "
+            f"{float(z) * float(clip):g}: the replayed epsilon is not that of the noise added"
+        )
+    return None
+
+
+def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
+    """A DP row against the federation's config (delta, unit, mechanism, sampling)."""
+    if not expected.dp:
+        return "records a DP block but the federation's config has no [dp] section"
+    if not _same(dp.get("delta"), expected.delta):
+        return f"accounts at delta {dp.get('delta')} but the config's delta is {expected.delta:g}"
+    if (dp.get("unit"), dp.get("mechanism")) != (expected.unit, expected.mechanism):
+        return (
+            f"records unit {dp.get('unit')!r}, mechanism {dp.get('mechanism')!r}, but the "
+            f"config has unit {expected.unit!r}, mechanism {expected.mechanism!r}"
+        )
+    if not _same(dp.get("sample_rate"), expected.sample_rate):
+        return (
+            f"is accounted at sample rate {dp.get('sample_rate')} but the config's rate is "
+            f"{expected.sample_rate:g}"
+        )
+    sampling = dp.get("sampling")
+    if isinstance(sampling, dict):
+        if sampling.get("kind") != expected.sampling_kind:
+            return (
+                f"records {sampling.get('kind')!r} sampling but the config samples "
+                f"{expected.sampling_kind!r}"
+            )
+        if not _same(sampling.get("rate"), expected.sample_rate):
+            return (
+                f"records sampling at rate {sampling.get('rate')} but the config's rate is "
+                f"{expected.sample_rate:g}"
+            )
+        if sampling.get("population") != expected.population:
+            return (
+                f"records a population of {sampling.get('population')} clients but the "
+                f"config has {expected.population}"
+            )
+    return None
+
+
 class EpsilonReplay:
     """Re-derives the cumulative epsilon row by row from the recorded parameters."""
 
     def __init__(self) -> None:
-        self._accountant: Any = None
+        self._central: list[tuple[float, float]] = []  # every central round's (z, q)
+        self._accountant: GaussianAccountant | None = None
         self._distributed: dict[str, Any] | None = None
         self._ddg: DiscreteGaussianAccountant | None = None
         self._current: float | None = None
+        self._mechanism: tuple[str, str] | None = None  # (unit, mechanism) of the ledger
         self._latest_reports: dict[str, float] = {}  # identity hash -> recomputed epsilon
+        self._histories: dict[str, list[tuple[float, float, int]]] = {}
         self._cache: dict[str, float] = {}
+        self.unbounded = False  # a completed round went without DP: infinite from then on
 
     def _record_level(self, dp: dict[str, Any]) -> float | None:
         """Each branch's stated DP-SGD history, recomputed with Opacus's accountant;
-        the release's epsilon is the worst branch's latest (parallel composition)."""
+        the release's epsilon is the worst branch's latest (parallel composition).
+        A branch accounts at the row's delta, and its history only grows."""
+        row_delta = dp.get("delta")
         for identity, report in dp.get("client_reports", {}).items():
+            name = f"branch {identity[:12]}…"
+            if not _same(report.get("delta"), row_delta):
+                raise ReplayFailure(
+                    f"{name} accounts at delta {report.get('delta')} but the row accounts at "
+                    f"delta {row_delta}"
+                )
+            history = _runs(report["history"])
+            previous = self._histories.get(identity)
+            if previous is not None and not _extends(history, previous):
+                raise ReplayFailure(
+                    f"{name}'s DP-SGD history {history} does not extend its previous one "
+                    f"{previous} (a restarted accountant: its record-level epsilon would go "
+                    "down)"
+                )
             recomputed = self._opacus_epsilon(report)
             claimed = float(report["epsilon"])
             if not _agrees(claimed, recomputed):
-                raise ValueError(
-                    f"branch {identity[:12]}… claims record-level epsilon {claimed} but its "
+                raise ReplayFailure(
+                    f"{name} claims record-level epsilon {claimed} but its "
                     f"DP-SGD history gives {recomputed}"
                 )
+            before = self._latest_reports.get(identity)
+            if before is not None and recomputed < before * (1 - RELATIVE_TOLERANCE):
+                raise ReplayFailure(
+                    f"{name}'s record-level epsilon goes down from {before} to {recomputed}"
+                )
+            self._histories[identity] = history
             self._latest_reports[identity] = recomputed
         return max(self._latest_reports.values()) if self._latest_reports else None
 
@@ -136,50 +340,122 @@ class EpsilonReplay:
             self._cache[key] = accountant.epsilon()
         return self._cache[key]
 
-    def feed(self, entry: dict[str, Any]) -> float | None:
-        dp = entry.get("dp")
-        if dp and dp.get("unit") == "record":
-            return self._record_level(dp)
-        if entry.get("status") != "complete" or not dp:
-            return self._current
-        mechanism = dp.get("mechanism")
-        if mechanism == "central" and dp.get("unit") == "client":
-            z, q = float(dp["noise_multiplier"]), float(dp["sample_rate"])
-            if self._accountant is None:
-                self._accountant = GaussianAccountant(float(dp["delta"]), str(dp["accountant"]))
-            self._accountant.step(z, q)  # an adaptive round's two releases compose to z
-            self._current = self._accountant.epsilon()
-        elif mechanism == "distributed":
-            from secagg.dp.distributed import DistributedDiscreteGaussian
+    def _central_round(self, dp: dict[str, Any]) -> float:
+        """Every central round so far, each at its own (z, q), at this row's delta and
+        accountant (a restart may change them: the accountant is rebuilt and replayed)."""
+        delta, name = float(dp["delta"]), str(dp["accountant"])
+        z, q = float(dp["noise_multiplier"]), float(dp["sample_rate"])
+        self._central.append((z, q))
+        accountant = self._accountant
+        if accountant is None or accountant.delta != delta or accountant.name != name:
+            accountant = GaussianAccountant(delta, name)
+            for past_z, past_q in self._central:
+                accountant.step(past_z, past_q)  # an adaptive round's two releases compose to z
+            self._accountant = accountant
+        else:
+            accountant.step(z, q)
+        return accountant.epsilon()
 
-            params = {k: dp[k] for k in ("clip", "noise_multiplier")} | dict(dp["ddg"])
-            if self._distributed is not None and params != self._distributed:
-                raise ValueError("the distributed mechanism's parameters changed mid-ledger")
-            self._distributed = params
-            if self._ddg is None:
-                ddg = DistributedDiscreteGaussian(
-                    dimension=int(params["dimension"]),
-                    clip=float(params["clip"]),
-                    noise_multiplier=float(params["noise_multiplier"]),
-                    expected_clients=int(params["expected_clients"]),
-                    bits=int(params["bits"]),
-                    scale=float(params["scale"]),
+    def _distributed_round(self, dp: dict[str, Any]) -> float:
+        from secagg.dp.distributed import DistributedDiscreteGaussian
+
+        params = {k: dp[k] for k in ("clip", "noise_multiplier")} | dict(dp["ddg"])
+        if self._distributed is not None and params != self._distributed:
+            raise ReplayFailure(
+                "the distributed mechanism's parameters changed mid-ledger "
+                f"({self._distributed} -> {params}): the replay composes the discrete "
+                "Gaussian at one set of parameters only"
+            )
+        self._distributed = params
+        delta, rate = float(dp["delta"]), float(dp["sample_rate"])
+        ddg = self._ddg
+        if ddg is None or ddg.delta != delta or ddg.sample_rate != rate:
+            if ddg is not None and ddg.sample_rate != rate:
+                raise ReplayFailure(
+                    f"the distributed mechanism's sample rate changed mid-ledger "
+                    f"({ddg.sample_rate:g} -> {rate:g})"
                 )
-                self._ddg = DiscreteGaussianAccountant(
-                    ddg, sample_rate=float(dp["sample_rate"]), delta=float(dp["delta"])
+            mechanism = DistributedDiscreteGaussian(
+                dimension=int(params["dimension"]),
+                clip=float(params["clip"]),
+                noise_multiplier=float(params["noise_multiplier"]),
+                expected_clients=int(params["expected_clients"]),
+                bits=int(params["bits"]),
+                scale=float(params["scale"]),
+            )
+            shares = [] if ddg is None else list(ddg.honest_shares)
+            ddg = DiscreteGaussianAccountant(mechanism, sample_rate=rate, delta=delta)
+            ddg.honest_shares = shares
+            self._ddg = ddg
+        ddg.step(int(dp["noise_contributors"]))
+        return ddg.epsilon()
+
+    def feed(self, entry: dict[str, Any], *, dp_expected: bool = False) -> float | None:
+        """The cumulative epsilon after this row. ``dp_expected``: the ledger (or the
+        config) has DP, so a completed round without a DP block makes it infinite."""
+        dp = entry.get("dp")
+        complete = entry.get("status") == "complete"
+        if dp:
+            mechanism = (str(dp.get("unit")), str(dp.get("mechanism")))
+            if self._mechanism is not None and mechanism != self._mechanism:
+                raise ReplayFailure(
+                    f"the ledger changes DP mechanism mid-way ({self._mechanism} -> "
+                    f"{mechanism}): their guarantees do not compose in this replay"
                 )
-            self._ddg.step(int(dp["noise_contributors"]))
-            self._current = self._ddg.epsilon()
-        return self._current
+            self._mechanism = mechanism
+        if complete and not dp and dp_expected:
+            self.unbounded = True
+        if dp and dp.get("unit") == "record":
+            value = self._record_level(dp)
+        elif complete and dp:
+            mechanism = dp.get("mechanism")
+            if mechanism == "central" and dp.get("unit") == "client":
+                self._current = self._central_round(dp)
+            elif mechanism == "distributed":
+                self._current = self._distributed_round(dp)
+            value = self._current
+        else:
+            value = self._current
+        return math.inf if self.unbounded else value
+
+
+def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[str]:
+    """Rounds whose noise multiplier or clip differ from the config's (replayed as recorded)."""
+    notes = []
+    for label, key, want in (
+        ("noise multiplier", "noise_multiplier", expected.noise_multiplier),
+        ("clip", "clip", expected.clip),
+    ):
+        if want is None:
+            continue
+        other = [
+            (row.entry.get("round"), row.entry["dp"].get(key))
+            for row in rows
+            if row.entry.get("dp")
+            and row.entry["dp"].get(key) is not None
+            and not _same(row.entry["dp"].get(key), want)
+        ]
+        if other:
+            values = sorted({float(v) for _, v in other})
+            notes.append(
+                f"{len(other)} rounds (first: round {other[0][0]}) recorded {label} "
+                f"{', '.join(f'{v:g}' for v in values)} (config: {want:g}); each is replayed "
+                "with its own recorded value"
+            )
+    return notes
 
 
 def verify_ledger(
-    path: str | Path, public_key: bytes | None = None, expect_head: str | None = None
+    path: str | Path,
+    public_key: bytes | None = None,
+    expect_head: str | None = None,
+    expected: ExpectedPrivacy | None = None,
 ) -> AuditResult:
     """Check the chain (and, given ``expect_head``, that it still holds that head), then
-    replay every epsilon claim and collect the rounds with seeded noise; name the first
-    failure. ``expect_head`` is ``SEQ:HASH`` or ``HASH`` (a malformed one raises
-    :class:`~secagg.errors.ConfigurationError`)."""
+    replay every epsilon claim, check every DP block for consistency (and, given
+    ``expected``, against the federation's config), and collect the rounds with seeded
+    noise or none; name the first failure. ``expect_head`` is ``SEQ:HASH`` or ``HASH``
+    (a malformed one raises :class:`~secagg.errors.ConfigurationError`)."""
     chain = read_chain(path, public_key)
     result = AuditResult(chain)
     if expect_head is not None and chain.ok:
@@ -189,12 +465,25 @@ def verify_ledger(
             return result
     replay = EpsilonReplay()
     rows: list[ChainRow] = chain.rows
+    dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
     for row in rows:
+        where = f"row {row.seq} (round {row.entry.get('round')})"
+        dp = row.entry.get("dp")
         try:
             seeded = noise_seeded(row.entry)
-            recomputed = replay.feed(row.entry)
+            if dp:
+                problem = _check_consistency(dp, row.entry.get("privacy") or {})
+                if problem is None and expected is not None:
+                    problem = _check_against(dp, expected)
+                    result.checked_against_config += 1
+                if problem is not None:
+                    result.failure = f"{where}: {problem}"
+                    return result
+                if dp.get("unit") == "client" and not isinstance(dp.get("sampling"), dict):
+                    result.without_sampling += 1
+            recomputed = replay.feed(row.entry, dp_expected=dp_expected)
         except (KeyError, TypeError, ValueError) as exc:
-            result.failure = f"row {row.seq}: its privacy claims do not replay: {exc}"
+            result.failure = f"{where}: its privacy claims do not replay: {exc}"
             return result
         if seeded is None:
             result.unrecorded += 1
@@ -202,10 +491,29 @@ def verify_ledger(
             result.seeded.append((row.seq, row.entry.get("round", row.seq)))
         result.epsilons.append((row.seq, recomputed))
         claimed = _claimed(row.entry)
+        if not dp and replay.unbounded:
+            # released without noise (or after such a round): no finite claim holds; a
+            # row without a DP block may claim nothing, as a no-DP federation's rows do
+            complete = row.entry.get("status") == "complete"
+            if complete:
+                result.unnoised.append((row.seq, row.entry.get("round", row.seq)))
+            if claimed is not None and not math.isinf(claimed):
+                result.failure = f"{where}: " + (
+                    "completed without a DP block in a ledger with DP: it released without "
+                    f"noise, so epsilon is infinite, but the row claims {claimed}"
+                    if complete
+                    else f"claims epsilon {claimed} after a round released without DP "
+                    "(epsilon is infinite)"
+                )
+                return result
+            continue
         if not _agrees(claimed, recomputed):
+            below = claimed is not None and recomputed is not None and claimed < recomputed
             result.failure = (
-                f"row {row.seq} (round {row.entry.get('round')}): claims epsilon "
-                f"{claimed} but its recorded mechanism gives {recomputed}"
+                f"{where}: claims epsilon {claimed} but its recorded mechanism gives "
+                f"{recomputed}" + (" (the claim is below the mechanism's)" if below else "")
             )
             return result
+    if expected is not None:
+        result.notes = _parameter_notes(rows, expected)
     return result

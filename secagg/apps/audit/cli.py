@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from secagg.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from secagg.ledger.verify import ExpectedPrivacy
 
 
 @click.group()
@@ -20,6 +24,31 @@ def _key(pubkey: str | None) -> bytes | None:
     from secagg.ledger.chain import load_public_key
 
     return None if pubkey is None else load_public_key(pubkey)
+
+
+def _expected(config: str | None) -> ExpectedPrivacy | None:
+    """The federation config's DP promises as plain values for the verifier (the ledger
+    layer never imports the runtime); an unreadable or invalid config is a usage error."""
+    from secagg.ledger.verify import ExpectedPrivacy
+    from secagg.runtime.config import FederationConfig
+
+    if config is None:
+        return None
+    try:
+        federation = FederationConfig.load(config)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from exc
+    dp = federation.dp
+    return ExpectedPrivacy(
+        delta=None if dp is None else dp.delta,
+        unit=None if dp is None else dp.unit,
+        mechanism=None if dp is None else dp.mechanism,
+        sampling_kind=federation.sampling.kind,
+        sample_rate=federation.sample_rate,
+        population=len(federation.clients),
+        noise_multiplier=None if dp is None else dp.noise_multiplier,
+        clip=None if dp is None else dp.clip,
+    )
 
 
 #: ``secagg audit verify`` exit statuses (also in its --help and docs/audit.md)
@@ -49,12 +78,14 @@ def _head_option(ctx: click.Context, param: click.Parameter, value: str | None) 
     epilog="""\b
 Exit status:
   0  verified: chain, signatures, expected head and every epsilon claim hold,
-     and no round's noise was seeded
-  1  FAILED: the ledger was changed, cut back (--expect-head), or a claim does
-     not follow; or it cannot be read as a ledger
-  2  usage error (bad option, missing ledger, unreadable public key)
+     every DP block is consistent (and matches --config), no round's noise was
+     seeded and no completed round went without DP
+  1  FAILED: the ledger was changed, cut back (--expect-head), a claim does not
+     follow, a row contradicts itself or the --config (delta, sampling kind,
+     rate, population, unit, mechanism); or it cannot be read as a ledger
+  2  usage error (bad option, missing ledger, unreadable key or --config)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
-     simulation/replay), so its epsilon is no privacy guarantee""",
+     simulation/replay), or a completed round had no DP (epsilon infinite)""",
 )
 @click.argument("ledger", type=click.Path(dir_okay=False))
 @click.option(
@@ -70,18 +101,30 @@ Exit status:
     "the ledger still holds it: a ledger cut back or rolled back to an earlier head "
     "otherwise verifies. A grown ledger passes.",
 )
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    help="The federation's TOML. Every DP row must then account at its delta, unit and "
+    "mechanism and record its sampling kind, rate and population. Noise multiplier and "
+    "clip may differ (a restart): each row is replayed with its own, and noted.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def verify(ledger: str, pubkey: str | None, expect_head: str | None, as_json: bool) -> None:
+def verify(
+    ledger: str, pubkey: str | None, expect_head: str | None, config: str | None, as_json: bool
+) -> None:
     """Check the chain, every signature and every epsilon claim.
 
     Prints the ledger's head as SEQ:HASH: keep it and pass it back with
     --expect-head next time, the only way to notice a ledger cut back to an earlier
-    state. A round whose DP noise was seeded is reported as not private (exit 3).
+    state. A round whose DP noise was seeded, or a completed round without DP in a
+    federation with DP, is reported as not private (exit 3).
     """
     from secagg.ledger.verify import verify_ledger
 
+    expected = _expected(config)
     try:
-        result = verify_ledger(ledger, _key(pubkey), expect_head)
+        result = verify_ledger(ledger, _key(pubkey), expect_head, expected)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
@@ -108,9 +151,14 @@ def verify(ledger: str, pubkey: str | None, expect_head: str | None, as_json: bo
         "head_hash": result.chain.head_hash,
         "expected_head": expect_head,
         "grown_since_expected_head": None if anchor is None or not anchor.ok else anchor.grown_by,
+        "config": config,
+        "rows_checked_against_config": result.checked_against_config,
         "noise_seeded_rounds": [number for _, number in result.seeded],
+        "rounds_without_dp": [number for _, number in result.unnoised],
         "not_private": reasons,
         "rows_without_noise_seeded": result.unrecorded,
+        "rows_without_sampling": result.without_sampling,
+        "notes": result.notes,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
     }
     if as_json:
@@ -120,13 +168,20 @@ def verify(ledger: str, pubkey: str | None, expect_head: str | None, as_json: bo
             f"VERIFIED: {payload['rows']} rows, chain and signatures intact, every "
             f"epsilon claim follows; cumulative epsilon {payload['epsilon']}"
         )
+        if expected is not None:
+            click.echo(
+                f"config {config}: {result.checked_against_config} DP rows match its delta, "
+                "unit, mechanism and sampling"
+            )
+        for note in result.notes:
+            click.echo(f"note: {note}")
         if anchor is not None:
             grown = f"; {anchor.grown_by} rows appended since" if anchor.grown_by else ""
             click.echo(f"expected head {expect_head} is in the ledger{grown}")
         if reasons:
             click.echo(
                 f"NOT PRIVATE: {len(reasons)} of {payload['rows']} rounds drew their DP noise "
-                "from a seeded stream; whoever knows the seed can remove it"
+                "from a seeded stream or released without DP"
             )
             for line in reasons[:_SHOWN_SEEDED]:
                 click.echo(f"  {line}")
@@ -136,6 +191,11 @@ def verify(ledger: str, pubkey: str | None, expect_head: str | None, as_json: bo
             click.echo(
                 f"note: {result.unrecorded} rows predate the noise_seeded field (ledger row "
                 "version 1): whether their noise was seeded is not recorded"
+            )
+        if result.without_sampling:
+            click.echo(
+                f"note: {result.without_sampling} client-level rows predate the dp.sampling "
+                "record: whether their cohort was Poisson-sampled is not recorded"
             )
         click.echo(f"head: {result.chain.head}")
         click.echo(f"  (keep it; next time pass --expect-head {result.chain.head})")
@@ -153,13 +213,20 @@ def verify(ledger: str, pubkey: str | None, expect_head: str | None, as_json: bo
 @audit.command("report")
 @click.argument("ledger", type=click.Path(dir_okay=False))
 @click.option("--pubkey", type=click.Path(dir_okay=False))
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    help="The federation's TOML: verify the rows against it (as `audit verify --config`).",
+)
 @click.option("--out", type=click.Path(file_okay=False), default=".", show_default=True)
-def report(ledger: str, pubkey: str | None, out: str) -> None:
+def report(ledger: str, pubkey: str | None, config: str | None, out: str) -> None:
     """Write ledger-report.md / .html / .png for a compliance officer."""
     from secagg.ledger.report import write_report
 
+    expected = _expected(config)
     try:
-        written = write_report(ledger, out, _key(pubkey))
+        written = write_report(ledger, out, _key(pubkey), expected)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     for path in written:

@@ -1,0 +1,337 @@
+"""``audit verify`` re-derives the whole claim, delta and sampling included (DP review M1,
+C1, L1, M2): validly signed ledgers whose rows claim another delta, a fixed cohort
+accounted as Poisson, an epsilon below the recorded mechanism, a branch whose epsilon
+goes down, a completed round without DP, and a restart under another noise multiplier.
+
+Every forged ledger is signed with the ledger's own key: the attack is the operator's
+(or a bug's), not a stranger's, so the signatures hold and only the replay can object.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from secagg.apps.cli import main
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.ledger import Ledger, LedgerKey, export_public_key
+from secagg.ledger.entry import LedgerEntry
+from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
+
+Z, Q, DELTA, N = 2.0, 0.1, 1e-5, 20  # RDP at these converges fast and without warnings
+NAMES = [f"branch-{i:02d}" for i in range(N)]
+
+
+def _central_rows(
+    zs: list[float],
+    *,
+    delta: float = DELTA,
+    kind: str = "poisson",
+    population: int = N,
+    charged: list[float] | None = None,
+) -> list[dict]:
+    """Central client-level rows as the server writes them; the claims are the true
+    cumulative epsilon of the rounds' own z (``charged``: the z the claims were computed
+    with, as a runtime that re-charges past rounds with its current config does)."""
+    accountant = PrivacyAccountant(delta, "rdp", unit="client")
+    rows = []
+    for number, z in enumerate(zs, start=1):
+        if charged is None:
+            accountant.step(z, Q)
+            claim = accountant.epsilon()
+        else:
+            replay = PrivacyAccountant(delta, "rdp", unit="client")
+            for past in charged[:number]:
+                replay.step(past, Q)
+            claim = replay.epsilon()
+        entry = LedgerEntry(
+            federation="audit",
+            round=number,
+            status="complete",
+            reason=None,
+            started_at=None,
+            finished_at=1.0e9 + number,
+            backend={"name": "secagg+"},
+            participants=("branch-00", "branch-01"),
+            contributed=2,
+            dropouts={},
+            dp={
+                "unit": "client",
+                "mechanism": "central",
+                "clip": 1.0,
+                "noise_multiplier": z,
+                "noise_std": z * 1.0,
+                "sample_rate": Q,
+                "accountant": "rdp",
+                "delta": delta,
+                "sampling": {"kind": kind, "rate": Q, "population": population},
+                "adjacency": "add/remove one client",
+            },
+            epsilon=claim,
+            delta=delta,
+            model_sha256=f"{number:064x}",
+        )
+        rows.append(entry.row(lambda name: name))
+    return rows
+
+
+def _write(path: Path, key: LedgerKey, rows: list[dict]) -> Path:
+    ledger = Ledger(path, key)
+    for row in rows:
+        ledger.append(row)
+    ledger.close()
+    return path
+
+
+def _expected(**changes: object) -> ExpectedPrivacy:
+    values: dict = {
+        "delta": DELTA,
+        "unit": "client",
+        "mechanism": "central",
+        "sampling_kind": "poisson",
+        "sample_rate": Q,
+        "population": N,
+        "noise_multiplier": Z,
+        "clip": 1.0,
+    }
+    return ExpectedPrivacy(**(values | changes))
+
+
+def _config(tmp_path: Path, *, delta: float = DELTA, rate: float = Q, z: float = Z) -> Path:
+    path = tmp_path / "federation.toml"
+    path.write_text(
+        "[federation]\n"
+        'name = "audit"\n'
+        f"clients = {json.dumps(NAMES)}\n"
+        "dimension = 4\n"
+        "[sampling]\n"
+        'kind = "poisson"\n'
+        f"rate = {rate}\n"
+        "[backend]\n"
+        'name = "secagg+"\n'
+        "value_bound = 1.0\n"
+        "[dp]\n"
+        'unit = "client"\n'
+        'mechanism = "central"\n'
+        "clip = 1.0\n"
+        f"noise_multiplier = {z}\n"
+        f"delta = {delta}\n"
+        'accountant = "rdp"\n'
+    )
+    return path
+
+
+def _cli(ledger: Path, key: LedgerKey, *args: str) -> tuple[int, str]:
+    pem = export_public_key(key.public_key, ledger.with_suffix(".pub"))
+    result = CliRunner().invoke(main, ["audit", "verify", str(ledger), "--pubkey", str(pem), *args])
+    return result.exit_code, result.output
+
+
+def _failure(path: Path, key: LedgerKey, expected: ExpectedPrivacy | None = None) -> str:
+    extra = {} if expected is None else {"expected": expected}
+    result = verify_ledger(path, key.public_key, **extra)
+    assert result.chain.ok  # the signatures hold: only the replay objects
+    assert not result.ok
+    assert result.first_failure is not None
+    return result.first_failure
+
+
+def test_verify_catches_edited_delta(tmp_path: Path) -> None:
+    """exp7 case 3: privacy.delta edited to 1e-9 on every row and re-signed verified."""
+    key = LedgerKey.generate()
+    rows = _central_rows([Z] * 3)
+    assert verify_ledger(_write(tmp_path / "ok.sqlite", key, rows), key.public_key).ok
+    edited = copy.deepcopy(rows)
+    for row in edited:
+        row["privacy"]["delta"] = 1e-9
+    failure = _failure(_write(tmp_path / "edited.sqlite", key, edited), key)
+    assert failure.startswith("row 1 (round 1)") and "prints delta 1e-09" in failure
+    # a consistent ledger at a weaker delta than the federation promised: only the
+    # config can tell (each row replays, its claims follow)
+    weaker = _write(tmp_path / "weaker.sqlite", key, _central_rows([Z] * 3, delta=1e-3))
+    assert verify_ledger(weaker, key.public_key).ok
+    failure = _failure(weaker, key, _expected())
+    assert failure.startswith("row 1 (round 1)") and "config's delta is 1e-05" in failure
+    status, output = _cli(weaker, key, "--config", str(_config(tmp_path)))
+    assert status == 1 and "row 1 (round 1): accounts at delta 0.001" in output
+
+
+def test_verify_catches_fixed_cohort_as_poisson(tmp_path: Path) -> None:
+    """C1: a fixed-size cohort charged with Poisson amplification understates epsilon."""
+    key = LedgerKey.generate()
+    fixed = _write(tmp_path / "fixed.sqlite", key, _central_rows([Z] * 3, kind="fixed"))
+    failure = _failure(fixed, key)
+    assert failure.startswith("row 1 (round 1)") and "'fixed' sampling" in failure
+    assert "Poisson amplification at sample rate 0.1" in failure
+    # the config disagrees on the rate, or on the population the rate was drawn from
+    honest = _write(tmp_path / "honest.sqlite", key, _central_rows([Z] * 3))
+    assert verify_ledger(honest, key.public_key, expected=_expected()).ok
+    failure = _failure(honest, key, _expected(sample_rate=0.2))
+    assert failure.startswith("row 1 (round 1)") and "config's rate is 0.2" in failure
+    failure = _failure(honest, key, _expected(population=40))
+    assert "population of 20 clients but the config has 40" in failure
+    status, output = _cli(honest, key, "--config", str(_config(tmp_path, rate=0.2)))
+    assert status == 1 and "row 1 (round 1)" in output and "rate" in output
+
+
+def test_verify_catches_epsilon_below_the_mechanism(tmp_path: Path) -> None:
+    key = LedgerKey.generate()
+    halved = _central_rows([Z] * 4)
+    halved[2]["privacy"]["epsilon"] /= 2
+    failure = _failure(_write(tmp_path / "halved.sqlite", key, halved), key)
+    assert failure.startswith("row 3 (round 3): claims epsilon")
+    assert "below the mechanism's" in failure
+    # rows 3-4 account at delta 1e-7 (their own recorded delta) but claim the epsilon
+    # at 1e-5: the old replay used the first row's delta for every row
+    rows = _central_rows([Z] * 4)
+    for row in rows[2:]:
+        row["dp"]["delta"] = row["privacy"]["delta"] = 1e-7
+    failure = _failure(_write(tmp_path / "delta.sqlite", key, rows), key)
+    assert failure.startswith("row 3 (round 3): claims epsilon")
+    assert "below the mechanism's" in failure
+    # the recorded noise is not the accounted noise multiplier's
+    rows = _central_rows([Z] * 3)
+    rows[1]["dp"]["noise_std"] = 0.5
+    failure = _failure(_write(tmp_path / "std.sqlite", key, rows), key)
+    assert failure.startswith("row 2 (round 2): records noise std 0.5")
+
+
+def _record_row(number: int, reports: dict[str, dict], delta: float = DELTA) -> dict:
+    return {
+        "round": number,
+        "status": "complete",
+        "participants": {"count": len(reports)},
+        "contributed": len(reports),
+        "dropouts": {},
+        "backend": {"name": "secagg+"},
+        "dp": {
+            "unit": "record",
+            "mechanism": "dpsgd",
+            "clip": 5.0,
+            "sample_rate": 1.0,
+            "accountant": "in-clients",
+            "delta": delta,
+            "sampling": {"kind": "poisson", "rate": 1.0, "population": 2},
+            "client_reports": reports,
+        },
+        "privacy": {"epsilon": max(r["epsilon"] for r in reports.values()), "delta": delta},
+        "model_sha256": "0" * 64,
+    }
+
+
+def _report(*history: tuple[float, float, int], delta: float = DELTA) -> dict:
+    from opacus.accountants import create_accountant
+
+    accountant = create_accountant(mechanism="rdp")
+    accountant.history = list(history)
+    eps = float(accountant.get_epsilon(delta=delta))
+    return {
+        "accountant": "rdp",
+        "delta": delta,
+        "history": [list(h) for h in history],
+        "epsilon": eps,
+    }
+
+
+def test_record_level_epsilon_must_not_decrease(tmp_path: Path) -> None:
+    """exp7 (run_record) case 4: a branch whose history restarts (a fresh trainer after a
+    crash) brings the claim down (1.821 -> 2.471 -> 1.821) and verified."""
+    key = LedgerKey.generate()
+    grows = [
+        _record_row(1, {"a": _report((1.0, 0.02, 100)), "b": _report((1.0, 0.02, 100))}),
+        _record_row(2, {"a": _report((1.0, 0.02, 200))}),  # Opacus merges equal runs
+        _record_row(3, {"a": _report((1.0, 0.02, 200), (1.5, 0.02, 50))}),
+    ]
+    result = verify_ledger(_write(tmp_path / "grows.sqlite", key, grows), key.public_key)
+    assert result.ok, result.first_failure
+    claims = [eps for _, eps in result.epsilons]
+    assert claims == sorted(claims)
+    restarts = copy.deepcopy(grows)
+    # both branches restart their trainers: each report is self-consistent, the
+    # row's claim is the worst latest epsilon, and it went down
+    restarts[2] = _record_row(3, {"a": _report((1.0, 0.02, 50)), "b": _report((1.0, 0.02, 30))})
+    assert restarts[2]["privacy"]["epsilon"] < grows[1]["privacy"]["epsilon"]
+    failure = _failure(_write(tmp_path / "restart.sqlite", key, restarts), key)
+    assert failure.startswith("row 3 (round 3)") and "does not extend its previous one" in failure
+
+
+def test_record_level_branch_must_account_at_the_rows_delta(tmp_path: Path) -> None:
+    """exp7 (run_record) case 5: every branch at delta 1e-3 under a row printing 1e-5."""
+    key = LedgerKey.generate()
+    row = _record_row(1, {"a": _report((1.0, 0.02, 100), delta=1e-3)})
+    row["dp"]["delta"] = row["privacy"]["delta"] = DELTA
+    failure = _failure(_write(tmp_path / "l.sqlite", key, [row]), key)
+    assert failure.startswith("row 1 (round 1)")
+    assert "accounts at delta 0.001 but the row accounts at delta 1e-05" in failure
+
+
+def test_completed_round_without_dp_block_is_infinite(tmp_path: Path) -> None:
+    """exp7 (run_central) case 5, review L1: a completed round with dp: null released
+    without noise; it is charged epsilon = infinity, not nothing."""
+    key = LedgerKey.generate()
+    # the forged round claims the previous epsilon and the later claims skip it
+    rows = _central_rows([Z] * 3)
+    rows[1]["dp"] = None
+    rows[1]["privacy"]["epsilon"] = rows[0]["privacy"]["epsilon"]
+    rows[2]["privacy"]["epsilon"] = _central_rows([Z] * 2)[1]["privacy"]["epsilon"]
+    failure = _failure(_write(tmp_path / "forged.sqlite", key, rows), key)
+    assert failure.startswith("row 2 (round 2): completed without a DP block")
+    assert "epsilon is infinite" in failure
+    # the round claims nothing (as a no-DP row does), a later round a finite epsilon
+    rows[1]["privacy"]["epsilon"] = None
+    failure = _failure(_write(tmp_path / "later.sqlite", key, rows), key)
+    assert failure.startswith("row 3 (round 3): claims epsilon") and "gives inf" in failure
+    # honest about it: verified, but not private (exit 3), epsilon infinite
+    rows[2]["privacy"]["epsilon"] = "inf"
+    honest = _write(tmp_path / "honest.sqlite", key, rows)
+    result = verify_ledger(honest, key.public_key)
+    assert result.ok and not result.private
+    assert result.unnoised == [(2, 2)] and result.epsilons[-1][1] == float("inf")
+    status, output = _cli(honest, key)
+    assert status == 3 and "round 2: completed without a DP block" in output
+    # a ledger without any DP block: under a config with DP every completed round is
+    # unnoised; without the config nothing says DP was meant (today's verdict)
+    bare = copy.deepcopy(_central_rows([Z] * 2))
+    for row in bare:
+        row["dp"] = None
+        row["privacy"] = {"epsilon": None, "delta": None}
+    plain = _write(tmp_path / "plain.sqlite", key, bare)
+    assert verify_ledger(plain, key.public_key).private
+    result = verify_ledger(plain, key.public_key, expected=_expected())
+    assert result.ok and not result.private and result.unnoised == [(1, 1), (2, 2)]
+    status, output = _cli(plain, key, "--config", str(_config(tmp_path)), "--json")
+    assert status == 3 and json.loads(output)["rounds_without_dp"] == [1, 2]
+
+
+def test_restart_with_changed_config_replays_each_row_with_its_own_parameters(
+    tmp_path: Path,
+) -> None:
+    """Review M2: rounds 1-2 ran at z = 1.5, the federation restarted at z = 2. The auditor's
+    config (z = 2) is today's; the history is the ledger's."""
+    key = LedgerKey.generate()
+    zs = [1.5, 1.5, 2.0, 2.0]
+    honest = _write(tmp_path / "honest.sqlite", key, _central_rows(zs))
+    result = verify_ledger(honest, key.public_key, expected=_expected(noise_multiplier=2.0))
+    assert result.ok, result.first_failure
+    assert result.checked_against_config == 4
+    accountant = PrivacyAccountant(DELTA, "rdp", unit="client")
+    for z in zs:
+        accountant.step(z, Q)
+    assert result.epsilons[-1][1] == pytest.approx(accountant.epsilon())
+    assert result.notes == [
+        "2 rounds (first: round 1) recorded noise multiplier 1.5 (config: 2); each is "
+        "replayed with its own recorded value"
+    ]
+    status, output = _cli(honest, key, "--config", str(_config(tmp_path, z=2.0)))
+    assert status == 0, output
+    assert "4 DP rows match" in output and "recorded noise multiplier 1.5" in output
+    # a runtime that re-charges the past rounds at the current z claims too little
+    recharged = _central_rows(zs, charged=[2.0] * 4)
+    recharged[:2] = _central_rows(zs[:2])
+    failure = _failure(_write(tmp_path / "recharged.sqlite", key, recharged), key)
+    assert failure.startswith("row 3 (round 3): claims epsilon")
+    assert "below the mechanism's" in failure
