@@ -72,6 +72,20 @@ def honest_noise_contributors(survivors: int, assumed_corrupt: int = 0) -> int:
     return max(0, survivors - assumed_corrupt)
 
 
+def assumed_colluders(participants: int, corrupt_fraction: float) -> int:
+    """The colluders whose noise shares the accountant does not count: exactly those
+    the masking protocol's parameters are sized to tolerate for the round
+    (:func:`secagg.protocol.graph_params.tolerated_colluders`: the corrupt fraction
+    of the cohort, but at least 2 while the cohort has room), so the protocol and the
+    accountant count colluders the same way (the DP review found floor here and a
+    larger count in the protocol)."""
+    from secagg.protocol.graph_params import tolerated_colluders
+
+    if participants < 1:
+        return 0
+    return tolerated_colluders(int(participants), float(corrupt_fraction))
+
+
 def wrap_stddevs(wrap_probability: float) -> float:
     """k such that a Gaussian leaves [-k sigma, k sigma] with ``wrap_probability``."""
     from scipy.special import erfcinv

@@ -45,6 +45,7 @@ from secagg.dp.clipping import clip_l2
 from secagg.dp.distributed import (
     DistributedDiscreteGaussian,
     NoiseShareRound,
+    assumed_colluders,
     honest_noise_contributors,
 )
 from secagg.errors import ConfigurationError, MalformedMessage
@@ -416,7 +417,7 @@ class DistributedRelease(_ClientLevel):
         return trial.epsilon()
 
     def _honest(self, contributors: int, participants: int) -> int:
-        assumed_corrupt = math.floor(self.corrupt_fraction * participants)
+        assumed_corrupt = assumed_colluders(participants, self.corrupt_fraction)
         return honest_noise_contributors(contributors, assumed_corrupt)
 
     def release(

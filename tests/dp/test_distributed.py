@@ -180,3 +180,18 @@ def test_encode_and_decode_check_shapes() -> None:
         mech.encode(np.zeros(99), os.urandom(16))
     with pytest.raises(ConfigurationError):
         mech.decode(np.zeros(100, dtype=np.uint32), os.urandom(16))
+
+
+def test_the_accountant_counts_the_colluders_the_protocol_tolerates() -> None:
+    """DP review: colluders were floored for accounting but counted larger by the
+    protocol; both now use graph_params.tolerated_colluders."""
+    from secagg.dp.distributed import assumed_colluders
+    from secagg.protocol import RoundConfig
+    from secagg.protocol.graph_params import tolerated_colluders
+
+    for n in (3, 5, 8, 19, 20, 40, 100, 333):
+        for gamma in (0.0, 0.05, 0.1):
+            assumed = assumed_colluders(n, gamma)
+            assert assumed == tolerated_colluders(n, gamma), (n, gamma)  # what it is sized for
+            # and the round's parameters really tolerate that many
+            assert RoundConfig.create(n, 4, corrupt_fraction=gamma).tolerated_colluders >= assumed

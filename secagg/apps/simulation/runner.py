@@ -283,7 +283,7 @@ def _distributed_noise(config: SimulationConfig, dimension: int) -> float:
     until the DDG's own epsilon meets the target, counting discreteness, rounding
     and only the noise shares of branches that neither collude nor drop out (within
     the tolerated fractions; a round with more dropouts spends more, and says so)."""
-    from secagg.dp.distributed import DistributedDiscreteGaussian
+    from secagg.dp.distributed import DistributedDiscreteGaussian, assumed_colluders
 
     z = _client_level_noise(config)
     if config.noise_multiplier is not None:
@@ -292,7 +292,7 @@ def _distributed_noise(config: SimulationConfig, dimension: int) -> float:
     honest = max(
         1,
         config.branches
-        - math.floor(config.corrupt_fraction * config.branches)
+        - assumed_colluders(config.branches, config.corrupt_fraction)
         - math.floor(config.tolerated_dropout * config.branches),
     )
     for _ in range(500):
