@@ -268,3 +268,57 @@ def test_the_report_names_seeded_rounds_and_the_head(tmp_path: Path) -> None:
     text = (tmp_path / "ledger-report.md").read_text()
     assert "**NOT PRIVATE**: the DP noise of round(s) 2 was seeded" in text
     assert f"`{head}`" in text
+
+
+def _federation_toml(path: Path, *, delta: float = DELTA) -> Path:
+    names = ", ".join(f'"branch-{i:02d}"' for i in range(20))
+    path.write_text(
+        f'[federation]\nname = "test"\nclients = [{names}]\ndimension = 4\n'
+        f'[sampling]\nkind = "poisson"\nrate = {Q}\n'
+        '[backend]\nname = "secagg+"\nvalue_bound = 1.0\n'
+        f'[dp]\nclip = 1.0\nnoise_multiplier = {Z}\ndelta = {delta}\naccountant = "rdp"\n'
+    )
+    return path
+
+
+def test_an_unreadable_or_invalid_config_is_a_usage_error(tmp_path: Path) -> None:
+    key = LedgerKey.generate()
+    path = tmp_path / "state.ledger"
+    ledger = Ledger(path, key)
+    for row in _rows(2):
+        ledger.append(row)
+    ledger.close()
+    missing = _audit(str(path), "--config", str(tmp_path / "nope.toml"))
+    assert missing.exit_code == 2 and "--config" in missing.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[federation]\nname = "test"\nclients = ["a"]\ndimension = 4\n')
+    invalid = _audit(str(path), "--config", str(bad))
+    assert invalid.exit_code == 2 and "at least 2 clients" in invalid.output
+
+
+def test_the_report_checks_the_rows_against_the_config(tmp_path: Path) -> None:
+    """Rows without a sampling record (older rows) match what they state; the delta
+    must be the config's."""
+    key = LedgerKey.generate()
+    path = tmp_path / "state.ledger"
+    ledger = Ledger(path, key)
+    for row in _rows(2):
+        ledger.append(row)
+    ledger.close()
+    config = _federation_toml(tmp_path / "federation.toml")
+    ok = _audit(str(path), "--config", str(config), "--json")
+    payload = json.loads(ok.output)
+    assert ok.exit_code == 0 and payload["rows_checked_against_config"] == 2
+    assert payload["rows_without_sampling"] == 2
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main, ["audit", "report", str(path), "--config", str(config), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 DP rows match the federation config" in (out / "ledger-report.md").read_text()
+    other = _federation_toml(tmp_path / "other.toml", delta=1e-6)
+    result = CliRunner().invoke(
+        main, ["audit", "report", str(path), "--config", str(other), "--out", str(out)]
+    )
+    text = (out / "ledger-report.md").read_text()
+    assert "**FAILED**: row 1 (round 1): accounts at delta 1e-05" in text
