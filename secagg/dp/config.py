@@ -202,7 +202,8 @@ class DPConfig:
             )
             return mechanism.epsilon(
                 noise_contributors=expected,
-                sample_rate=self.sample_rate,
+                # the (untrusted) server draws the cohort: no amplification by sampling
+                sample_rate=1.0,
                 rounds=self.rounds,
                 delta=self.delta,
             )

@@ -157,6 +157,9 @@ class Mechanism:
     def restore(self, stored: dict[str, Any]) -> None:
         """Replay one completed round's stored figures after a restart."""
 
+    #: whether publishing who took part would void the claimed epsilon
+    hides_participation = False
+
     def epsilon_after_next(self, *, contributors: int, participants: int) -> float | None:
         """The cumulative epsilon once one more round of ``contributors`` (out of
         ``participants``) is released; None where this server accounts nothing."""
@@ -207,6 +210,19 @@ class _ClientLevel(Mechanism):
 
     #: the neighbouring datasets the guarantee is about (recorded in every ledger row)
     adjacency = "add/remove one client"
+    #: whether the epsilon claims amplification by the secret Poisson sampling; then
+    #: the ledger publishes only participant counts, never who took part
+    amplified = True
+
+    @property
+    def accounted_rate(self) -> float:
+        """The sampling rate the accountant credits (1.0: no amplification claimed)."""
+        return self.sample_rate if self.amplified else 1.0
+
+    @property
+    def hides_participation(self) -> bool:
+        """Whether publishing who took part would void the claimed epsilon."""
+        return self.amplified and self.sample_rate < 1.0
 
     def _block(self, accountant: str) -> dict[str, Any]:
         return {
@@ -215,7 +231,7 @@ class _ClientLevel(Mechanism):
             "clip": self.clip,
             "noise_multiplier": self.noise_multiplier,
             "noise_std": self.noise_multiplier * (self.clip or 0.0),
-            "sample_rate": self.sample_rate,
+            "sample_rate": self.accounted_rate,
             "accountant": accountant,
             "delta": self.delta,
             "adjacency": self.adjacency,
@@ -356,6 +372,9 @@ class DistributedRelease(_ClientLevel):
     name = "distributed"
     # an added client would add a noise share too: the analysis covers zero-out
     adjacency = "zero-out one client's update"
+    # the server, which is not trusted here, draws the cohort and sees who took part:
+    # amplification by sampling is not earned against it, so none is claimed
+    amplified = False
 
     def __init__(
         self,
@@ -377,7 +396,7 @@ class DistributedRelease(_ClientLevel):
         self.corrupt_fraction = corrupt_fraction
         self._seeds = seeds
         self.accountant = DiscreteGaussianAccountant(
-            self.ddg, sample_rate=self.sample_rate, delta=self.delta
+            self.ddg, sample_rate=self.accounted_rate, delta=self.delta
         )
 
     def round_options(self, num_participants: int) -> dict[str, Any]:
@@ -394,7 +413,7 @@ class DistributedRelease(_ClientLevel):
             "clip": ddg.clip,
             "expected_clients": ddg.expected_clients,
             "bits": ddg.bits,
-            "sample_rate": self.sample_rate,
+            "sample_rate": self.accounted_rate,
         }
 
     def restore(self, stored: dict[str, Any]) -> None:

@@ -37,6 +37,8 @@ class LedgerEntry:
     #: replay seed), not the OS CSPRNG: whoever knows the seed can subtract the noise,
     #: so ``secagg audit verify`` reports the round as not private (security review M1)
     noise_seeded: bool = False
+    #: False when the round's epsilon counts on the sampling staying secret
+    publish_participants: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self, identity_hash: Callable[[str], str]) -> dict[str, Any]:
@@ -50,10 +52,7 @@ class LedgerEntry:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "backend": self.backend,
-            "participants": {
-                "count": len(self.participants),
-                "identity_hashes": sorted(identity_hash(n) for n in self.participants),
-            },
+            "participants": self._participants(identity_hash),
             "contributed": self.contributed,
             "dropouts": self.dropouts,
             "dp": self.dp,
@@ -65,3 +64,14 @@ class LedgerEntry:
         if self.reconstructed:
             out["reconstructed"] = True
         return out
+
+    def _participants(self, identity_hash: Callable[[str], str]) -> dict[str, Any]:
+        """Who took part: the count always; the identity hashes only where publishing
+        them leaves the claimed epsilon standing (an epsilon amplified by secret
+        Poisson sampling does not survive a public, linkable list of who was sampled)."""
+        if not self.publish_participants:
+            return {"count": len(self.participants), "identity_hashes": "withheld"}
+        return {
+            "count": len(self.participants),
+            "identity_hashes": sorted(identity_hash(n) for n in self.participants),
+        }

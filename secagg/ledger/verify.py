@@ -207,7 +207,9 @@ def _extends(new: list[tuple[float, float, int]], old: list[tuple[float, float, 
     return len(new) == len(old) or last_new[2] == last_old[2]
 
 
-def _check_consistency(dp: dict[str, Any], privacy: dict[str, Any]) -> str | None:
+def _check_consistency(
+    dp: dict[str, Any], privacy: dict[str, Any], participants: Any = None
+) -> str | None:
     """What a DP block says about itself must hold, whatever the config."""
     if not _same(privacy.get("delta"), dp.get("delta")):
         return (
@@ -226,11 +228,22 @@ def _check_consistency(dp: dict[str, Any], privacy: dict[str, Any]) -> str | Non
                 f"cohort was drawn by {kind!r} sampling (a fixed-size cohort is not Poisson: "
                 "its epsilon is understated)"
             )
-        if not _same(sampling.get("rate"), rate):
+        if rate < 1 and not _same(sampling.get("rate"), rate):  # 1: no amplification claimed
             return (
                 f"is accounted at sample rate {rate:g} but records sampling at rate "
                 f"{sampling.get('rate')}"
             )
+    if rate < 1 and dp.get("mechanism") == "distributed":
+        return (
+            f"claims amplification by sampling at rate {rate:g}, but with distributed DP the "
+            "untrusted server draws (and sees) the cohort: only the un-amplified epsilon holds"
+        )
+    hashes = participants.get("identity_hashes") if isinstance(participants, dict) else None
+    if rate < 1 and isinstance(hashes, list) and hashes:
+        return (
+            f"publishes who took part beside an epsilon amplified by secret sampling at rate "
+            f"{rate:g}: the amplification does not survive a public list of the sampled"
+        )
     z, clip, std = dp.get("noise_multiplier"), dp.get("clip"), dp.get("noise_std")
     adaptive = dp.get("adaptive_clipping")
     if isinstance(adaptive, dict):
@@ -254,7 +267,7 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
             f"records unit {dp.get('unit')!r}, mechanism {dp.get('mechanism')!r}, but the "
             f"config has unit {expected.unit!r}, mechanism {expected.mechanism!r}"
         )
-    if not _same(dp.get("sample_rate"), expected.sample_rate):
+    if dp.get("sample_rate") != 1.0 and not _same(dp.get("sample_rate"), expected.sample_rate):
         return (
             f"is accounted at sample rate {dp.get('sample_rate')} but the config's rate is "
             f"{expected.sample_rate:g}"
@@ -472,7 +485,9 @@ def verify_ledger(
         try:
             seeded = noise_seeded(row.entry)
             if dp:
-                problem = _check_consistency(dp, row.entry.get("privacy") or {})
+                problem = _check_consistency(
+                    dp, row.entry.get("privacy") or {}, row.entry.get("participants")
+                )
                 if problem is None and expected is not None:
                     problem = _check_against(dp, expected)
                     result.checked_against_config += 1

@@ -560,6 +560,7 @@ class FederationServer:
             model_sha256=model_digest or hashlib.sha256(model_bytes(self.model)).hexdigest(),
             reconstructed=reconstructed,
             noise_seeded=self.noise_seeded,
+            publish_participants=not self.mechanism.hides_participation,
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
         log.info("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())

@@ -69,9 +69,20 @@ def test_distributed_plans_quote_the_distributed_bound() -> None:
         central = dp.DPConfig(**args)  # type: ignore[arg-type]
         distributed = dp.DPConfig(**args, mechanism="distributed", bits=16)  # type: ignore[arg-type]
     assert central.planned_epsilon() == pytest.approx(1.8282, abs=1e-3)
-    # the note's 16-bit example with beta = exp(-1/2) gives 2.4514; we round each
-    # client's integer sigma up (784.5 -> 785), a little more noise, so a little less
-    assert 2.44 < distributed.planned_epsilon() <= 2.4514
+    from secagg.dp.distributed import DistributedDiscreteGaussian
+
+    ddg = DistributedDiscreteGaussian(
+        dimension=1 << 16, clip=1.0, noise_multiplier=1.0, expected_clients=100, bits=16
+    )
+    # the note's 16-bit example with beta = exp(-1/2) gives 2.4514 with amplification by
+    # sampling; we round each client's integer sigma up (784.5 -> 785), a little more
+    # noise, so a little less
+    amplified = ddg.epsilon(noise_contributors=100, sample_rate=0.01, rounds=1000, delta=1e-5)
+    assert 2.44 < amplified <= 2.4514
+    # but the (untrusted) server draws the cohort, so the plan claims no amplification
+    unamplified = ddg.epsilon(noise_contributors=100, sample_rate=1.0, rounds=1000, delta=1e-5)
+    assert distributed.planned_epsilon() == pytest.approx(unamplified)
+    assert distributed.planned_epsilon() > 100 * amplified
     assert distributed.client_level_cost().epsilon == distributed.planned_epsilon()
     with pytest.raises(ConfigurationError, match="dimension"):
         dp.DPConfig(**(args | {"dimension": None, "mechanism": "distributed"}))  # type: ignore[arg-type]

@@ -57,6 +57,7 @@ def _central_rows(
             finished_at=1.0e9 + number,
             backend={"name": "secagg+"},
             participants=("branch-00", "branch-01"),
+            publish_participants=False,  # as the server writes an amplified round
             contributed=2,
             dropouts={},
             dp={
@@ -335,3 +336,27 @@ def test_restart_with_changed_config_replays_each_row_with_its_own_parameters(
     failure = _failure(_write(tmp_path / "recharged.sqlite", key, recharged), key)
     assert failure.startswith("row 3 (round 3): claims epsilon")
     assert "below the mechanism's" in failure
+
+
+def test_amplification_claims_the_release_does_not_earn_fail() -> None:
+    """A distributed row claiming amplification (the untrusted server drew the cohort),
+    or any row amplified by sampling beside a public list of who took part, fails."""
+    from secagg.ledger.verify import _check_consistency
+
+    block = {
+        "unit": "client",
+        "mechanism": "distributed",
+        "delta": 1e-5,
+        "sample_rate": 0.1,
+        "sampling": {"kind": "poisson", "rate": 0.1, "population": 10},
+    }
+    privacy = {"delta": 1e-5}
+    problem = _check_consistency(block, privacy, {"count": 1, "identity_hashes": "withheld"})
+    assert problem is not None and "untrusted server draws" in problem
+    assert _check_consistency(block | {"sample_rate": 1.0}, privacy, None) is None
+    central = block | {"mechanism": "central", "noise_multiplier": 1.0, "clip": 1.0}
+    central["noise_std"] = 1.0
+    listed = {"count": 1, "identity_hashes": ["ab"]}
+    problem = _check_consistency(central, privacy, listed)
+    assert problem is not None and "public list" in problem
+    assert _check_consistency(central, privacy, {"count": 1, "identity_hashes": "withheld"}) is None

@@ -70,3 +70,40 @@ def test_ledger_rows_record_sampling_population_and_adjacency(
     block = ledger.entries()[0]["dp"]
     assert block["sampling"] == {"kind": "poisson", "rate": 1.0, "population": len(NAMES)}
     assert block["adjacency"] == adjacency
+
+
+def _one_round(tmp_path: Path, rate: float, mechanism: str = "central") -> list[dict]:
+    config = FederationConfig.from_dict(
+        _data({"kind": "poisson", "rate": rate}, mechanism=mechanism)
+        | {"backend": {"name": "secagg+", "value_bound": 1.0}}
+    )
+    hub = InProcessHub()
+    for name in NAMES:
+        client = FederationClient(name, lambda m: np.full_like(m, 0.1), hub.connect(name))
+        threading.Thread(target=client.run, kwargs={"idle_timeout": 10}, daemon=True).start()
+    ledger = Ledger(tmp_path / f"{rate}-{mechanism}.ledger", LedgerKey.generate())
+    store = ServerStore(tmp_path / f"{rate}-{mechanism}.sqlite")
+    FederationServer(config, hub, store, ledger=ledger).run(wait_for_clients=10, max_attempts=1)
+    return ledger.entries()
+
+
+def test_amplified_epsilon_never_comes_with_a_public_list_of_who_was_sampled(
+    tmp_path: Path,
+) -> None:
+    """DP review: the ledger published linkable per-round participant hashes beside an
+    epsilon amplified by secret sampling. Under sampling it now publishes counts only."""
+    (sampled,) = _one_round(tmp_path, rate=0.75)
+    assert sampled["participants"]["identity_hashes"] == "withheld"
+    (everyone,) = _one_round(tmp_path, rate=1.0)
+    assert len(everyone["participants"]["identity_hashes"]) == len(NAMES)
+
+
+def test_distributed_dp_claims_no_amplification_from_a_cohort_the_server_draws() -> None:
+    """The untrusted server draws the cohort (and sees it): the distributed epsilon is
+    the un-amplified one whatever the sampling rate, and says so in its ledger block."""
+    sampled = FederationConfig.from_dict(
+        _data({"kind": "poisson", "rate": 0.5}, mechanism="distributed")
+    ).mechanism()
+    assert sampled.accountant.sample_rate == 1.0  # type: ignore[attr-defined]
+    assert sampled.ledger_block({"noise_contributors": 2})["sample_rate"] == 1.0
+    assert not sampled.hides_participation
