@@ -69,6 +69,7 @@ from secagg.aggregation.keyholder_policy import (
     ImplausibleSum,
     KeyHolderPolicy,
     KeyHolderRefusal,
+    config_path,
     plausible_range,
 )
 from secagg.aggregation.policy import BranchPolicy
@@ -535,13 +536,10 @@ class CKKSBackend(AggregationBackend):
         if key_file is not None:
             from secagg.he.keys import KeyHolder
 
-            if not isinstance(key_file, str | Path):
-                raise ConfigurationError("[key_holder] key: must be a file path")
-            path = Path(key_file).expanduser()
-            if not path.is_absolute() and base_dir is not None:
-                path = Path(base_dir) / path
             key = KeyHolder.load(
-                path, self.design_point().parameters(), min_contributions=policy.min_contributions
+                config_path("key", key_file, base_dir),
+                self.design_point().parameters(),
+                min_contributions=policy.min_contributions,
             )
         return KeyHolderSession(policy, key=key)
 

@@ -116,6 +116,16 @@ def _config_error(key: str, message: str) -> ConfigurationError:
     return ConfigurationError(f"[key_holder] {key}: {message}")
 
 
+def config_path(key: str, value: Any, base_dir: Path | None) -> Path:
+    """A file path of the ``[key_holder]`` table, relative ones against ``base_dir``."""
+    if not isinstance(value, str | Path) or not str(value):
+        raise _config_error(key, f"must be a file path, got {value!r}")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    return path
+
+
 def _number(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _config_error(key, f"must be a finite number, got {value!r}")
@@ -182,13 +192,7 @@ class KeyHolderPolicy:
         if unknown:
             raise _config_error(unknown[0], f"unknown key (known: {', '.join(POLICY_KEYS)})")
         state = section.get("state")
-        path: Path | None = None
-        if state is not None:
-            if not isinstance(state, str) or not state:
-                raise _config_error("state", f"must be a file path, got {state!r}")
-            path = Path(state).expanduser()
-            if not path.is_absolute() and base_dir is not None:
-                path = Path(base_dir) / path
+        path = None if state is None else config_path("state", state, base_dir)
         return cls(
             noise_stddev=section.get("noise_stddev", 0.0),
             min_contributions=section.get("min_contributions", MIN_CONTRIBUTIONS_FLOOR),

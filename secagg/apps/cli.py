@@ -605,21 +605,24 @@ def client(
     )
 
 
-def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
-    """The ``[branch]`` table of ``path`` (if given), overridden by the options set."""
+def _read_table(path: str, table: str) -> dict[str, Any]:
+    """The one ``[table]`` of a party's own TOML file; other tables are an error."""
     import tomllib
 
-    section: dict[str, object] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigurationError(f"cannot read the policy file {path}: {exc}") from None
-        unknown = sorted(set(data) - {"branch"})
-        if unknown:
-            raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [branch]")
-        section = dict(data.get("branch", {}))
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    unknown = sorted(set(data) - {table})
+    if unknown:
+        raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]")
+    return dict(data.get(table, {}))
+
+
+def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
+    """The ``[branch]`` table of ``path`` (if given), overridden by the options set."""
+    section: dict[str, object] = _read_table(path, "branch") if path is not None else {}
     section.update({key: value for key, value in options.items() if value is not None})
     return BranchPolicy.from_dict(section)
 
@@ -627,22 +630,10 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
 def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, Any], Any]:
     """The ``[key_holder]`` table of ``path`` (paths in it relative to its folder) and
     the folder; ``--key`` overrides its ``key``."""
-    import tomllib
     from pathlib import Path
 
-    section: dict[str, Any] = {}
-    base = None
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigurationError(f"cannot read the key holder's file {path}: {exc}") from None
-        unknown = sorted(set(data) - {"key_holder"})
-        if unknown:
-            raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [key_holder]")
-        section = dict(data.get("key_holder", {}))
-        base = Path(path).resolve().parent
+    section = _read_table(path, "key_holder") if path is not None else {}
+    base = Path(path).resolve().parent if path is not None else None
     if key is not None:
         section["key"] = str(Path(key).resolve())
     return section, base

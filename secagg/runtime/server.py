@@ -209,18 +209,10 @@ class FederationServer:
         while self.completed_rounds() < self.config.rounds:
             if max_attempts is not None and len(results) >= max_attempts:
                 break
-            if self._budget is not None:  # even the best case of one more round crosses it
-                population = len(self.config.clients)
-                best = self.mechanism.epsilon_after_next(
-                    contributors=population, participants=population
-                )
-                if best is not None and best > self._budget:
-                    self.budget_reached = (
-                        f"epsilon budget {self._budget:g}: one more round would bring epsilon "
-                        f"to at least {best:.4g}"
-                    )
-                    log.error("stopping: %s", self.budget_reached)
-                    break
+            population = len(self.config.clients)  # the best case of one more round
+            if self._crosses_budget(population, population, "one more round"):
+                log.error("stopping: %s", self.budget_reached)
+                break
             result = self.run_round()
             results.append(result)
             if self._observer is not None:
@@ -418,33 +410,37 @@ class FederationServer:
         check comes before the unmasking requests leave (the masked inputs alone reveal
         nothing): the round is aborted, nothing is learned, nothing is charged."""
         count = session.contributors_before_reveal()
-        if count is None or self._budget is None or session.done:
+        if (
+            count is None
+            or session.done
+            or not self._crosses_budget(count, len(participants), "revealing this round's sum")
+        ):
             return outgoing
+        assert self.budget_reached is not None
+        return session.abort(self.budget_reached)
+
+    def _crosses_budget(self, contributors: int, participants: int, what: str) -> bool:
+        """Whether ``what`` (one more round of ``contributors``) would take epsilon above
+        ``dp.epsilon_budget``; if so, :attr:`budget_reached` says so and the run stops."""
+        if self._budget is None:
+            return False
         after = self.mechanism.epsilon_after_next(
-            contributors=count, participants=len(participants)
+            contributors=contributors, participants=participants
         )
         if after is None or after <= self._budget:
-            return outgoing
+            return False
         self.budget_reached = (
-            f"epsilon budget {self._budget:g}: revealing this round's sum would bring "
-            f"epsilon to {after:.4g}; stopped before it"
+            f"epsilon budget {self._budget:g}: {what} would bring epsilon to at least "
+            f"{after:.4g}; stopped before it"
         )
-        return session.abort(self.budget_reached)
+        return True
 
     def _check_release_budget(self, contributors: int, participants: int) -> None:
         """Central DP: refuse to release a round that would cross the budget (the server
         holds the sum, as the central model trusts it to; nothing leaves, nothing is
         charged)."""
-        if self._budget is None:
-            return
-        after = self.mechanism.epsilon_after_next(
-            contributors=contributors, participants=participants
-        )
-        if after is not None and after > self._budget:
-            self.budget_reached = (
-                f"epsilon budget {self._budget:g}: releasing this round would bring "
-                f"epsilon to {after:.4g}; stopped before it"
-            )
+        if self._crosses_budget(contributors, participants, "releasing this round"):
+            assert self.budget_reached is not None
             raise BudgetExhausted(self.budget_reached)
 
     def _receive(
