@@ -279,6 +279,12 @@ class DPSettings:
             math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0,
             "dp.noise_multiplier must be finite and non-negative",
         )
+        _require(
+            self.unit != PrivacyUnit.CLIENT or self.noise_multiplier > 0,
+            "dp.noise_multiplier = 0 adds no noise, so there is no epsilon to promise; "
+            "a [dp] section is a guarantee: give a positive noise_multiplier, or leave "
+            "[dp] out for a federation without DP",
+        )
         _require(0 < self.delta < 1, "dp.delta must lie in (0, 1)")
         _require(
             self.accountant in ACCOUNTANTS,

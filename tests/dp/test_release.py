@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -47,10 +45,13 @@ def test_central_noise_the_backend_added_is_not_added_twice() -> None:
     assert mechanism.backend_noise_stddev == pytest.approx(1.6)
 
 
-def test_zero_noise_claims_infinite_epsilon() -> None:
-    mechanism = _mechanism(noise_multiplier=0.0)
-    out = mechanism.release(np.ones(50), contributors=4, participants=4, noise_added=0.0)
-    assert out.epsilon == math.inf
+@pytest.mark.parametrize("mechanism", ["central", "distributed"])
+def test_zero_noise_with_client_level_dp_is_refused(mechanism: str) -> None:
+    """A [dp] section promises an epsilon; z = 0 has none (DP review: it was accepted)."""
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="noise_multiplier = 0"):
+        _mechanism(mechanism=mechanism, noise_multiplier=0.0)
 
 
 def test_distributed_counts_only_honest_shares_and_restores_them() -> None:
@@ -127,5 +128,5 @@ def test_adaptive_clipping_refuses_what_it_cannot_account() -> None:
         DPSettings(mechanism="distributed", adaptive_clip=True)
     with pytest.raises(ConfigurationError, match="adaptive_clip"):
         DPSettings(unit="record", mechanism="dpsgd", adaptive_clip=True)
-    with pytest.raises(ConfigurationError, match="adaptive_clip"):
+    with pytest.raises(ConfigurationError, match="noise_multiplier"):
         DPSettings(noise_multiplier=0.0, adaptive_clip=True)
