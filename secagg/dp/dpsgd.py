@@ -1,26 +1,39 @@
-"""Record-level DP-SGD inside one client (one bank branch), through Opacus.
+"""Record-level or customer-level DP-SGD inside one client (one bank branch), through Opacus.
 
 Privacy unit
-    One *record* (a customer or transaction row) of the branch's own dataset.
-    This is example-level DP, not the client-level (user-level) DP of DP-FedAvg:
-    the guarantee says that the branch's model updates barely depend on any one
-    of its rows; it says nothing about hiding the branch itself. Never add this
-    epsilon to a client-level epsilon or compare the two as if they measured the
-    same thing (dp-notes §5.1, Opacus issue #669).
+    One *item* of the branch's own dataset. For an ordinary dataset that is one
+    *record* (a row): example-level DP. For a
+    :class:`~secagg.dp.user_level.CustomerDataset` (:func:`group_by_customer`)
+    it is one *customer*, all of their rows (up to ``max_rows``) at once:
+    user-level DP inside the branch, the unit a bank promises its customers (a
+    customer with ``k`` rows would otherwise get about ``k`` times the
+    record-level epsilon, by group privacy). The trainer names the unit in its
+    reports (``"record"`` or ``"customer"``) and counts ``n`` in that unit for
+    the sampling rate and for ``delta < 1 / n``.
+
+    Neither is the client-level DP of DP-FedAvg: the guarantee says that the
+    branch's model updates barely depend on any one of its records (customers);
+    it says nothing about hiding the branch itself. Never add this epsilon to a
+    client-level epsilon or compare the two as if they measured the same thing
+    (dp-notes §5.1, Opacus issue #669).
 
 Theory of operation
-    Every step Opacus draws a Poisson sample of the records (each kept
-    independently with probability ``q``), computes one gradient per record,
+    Every step Opacus draws a Poisson sample of the items (each kept
+    independently with probability ``q``), computes one gradient per item,
     clips each to L2 norm ``C`` (``max_grad_norm``), sums them, adds
-    ``N(0, (z·C)^2 I)`` and divides by the *expected* batch size. One record
+    ``N(0, (z·C)^2 I)`` and divides by the *expected* batch size. One item
     therefore moves a step's noised sum by at most ``C`` and the step is a
     Poisson-subsampled Gaussian mechanism with parameters ``(q, z)``. An
     accountant (PRV by default, or RDP) composes those steps into ``(epsilon,
-    delta)``.
+    delta)``. For a customer item the per-item gradient is the gradient of that
+    customer's masked mean loss (:class:`~secagg.dp.user_level.CustomerLoss`):
+    the model sees ``[B, max_rows, F]`` inputs and Opacus's grad samplers sum
+    over the row dimension, so the clip bounds the whole customer (see
+    :mod:`secagg.dp.user_level`).
 
     The accountant lives in the trainer and accumulates over *every* call to
     :meth:`DPSGDTrainer.train`. In federated learning the same branch trains in
-    every round, each round touching the same records, so the record-level
+    every round, each round touching the same records (customers), so the
     epsilon is the composition over ALL local steps across ALL rounds. Keep one
     trainer per branch for the whole federation (a fresh trainer per round would
     restart the count at zero and under-report), and persist
@@ -28,7 +41,7 @@ Theory of operation
 
     The model update sent to secure aggregation (:meth:`DPSGDTrainer.model_update`)
     is post-processing of the DP-SGD output, so it carries the same record-level
-    guarantee. ``TrainingReport.mean_loss`` is NOT: it is computed on raw records
+    (customer-level) guarantee. ``TrainingReport.mean_loss`` is NOT: it is computed on raw records
     and is a local diagnostic that must not leave the branch.
 
 Randomness and the floating-point caveat
@@ -64,7 +77,7 @@ Models
     server must share one architecture for secure aggregation to add updates
     coordinate by coordinate. Fix the *global* model once, before distributing it.
 
-Size: about 690 lines, most of it :class:`DPSGDTrainer`, one Opacus front door whose
+Size: about 750 lines, most of it :class:`DPSGDTrainer`, one Opacus front door whose
 checks (the model, the data, the sampling, the accountant's exact step count) belong
 together; the flat-vector helpers are small and are what hooks use.
 """
@@ -91,13 +104,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from secagg.crypto.stream import derive
+from secagg.dp.user_level import CustomerDataset, CustomerLoss, group_by_customer
 from secagg.errors import ConfigurationError
 
 __all__ = [
+    "CustomerDataset",
+    "CustomerLoss",
     "DPSGDTrainer",
     "TrainingReport",
     "default_delta",
     "flat_parameters",
+    "group_by_customer",
     "load_flat_parameters",
     "parameter_names",
 ]
@@ -144,6 +161,7 @@ class TrainingReport:
     of the trainer, so that ``(noise_multiplier, sample_rate, steps, delta,
     accountant)`` is exactly what ``epsilon`` was computed from and an auditor
     can recompute it. ``mean_loss`` covers this call only and is not private.
+    ``privacy_unit`` is what one epsilon protects: ``"record"`` or ``"customer"``.
     """
 
     epsilon: float
@@ -155,7 +173,7 @@ class TrainingReport:
     accountant: str  # "prv" or "rdp"
     accountant_version: str  # opacus version, so the number is reproducible
     max_grad_norm: float
-    mean_loss: float  # record-weighted training loss of this call; NOT DP, keep local
+    mean_loss: float  # item-weighted training loss of this call; NOT DP, keep local
     privacy_unit: str = "record"
 
 
@@ -273,7 +291,7 @@ def _positive_finite(name: str, value: float) -> float:
 
 
 class DPSGDTrainer:
-    """One front door to record-level DP-SGD (Opacus) for a branch's local model.
+    """One front door to record- or customer-level DP-SGD (Opacus) for a branch's model.
 
     Give EITHER ``noise_multiplier`` (noise std / clip, per step) OR
     ``target_epsilon`` with ``epochs``: then Opacus's ``get_noise_multiplier``
@@ -289,6 +307,11 @@ class DPSGDTrainer:
         data: a map-style ``Dataset`` of ``(inputs..., target)`` items, or a
             ``DataLoader`` over one (its dataset and ``collate_fn`` are kept; its
             sampler is replaced by Poisson sampling, which the accounting assumes).
+            A :class:`~secagg.dp.user_level.CustomerDataset` makes the privacy
+            unit the customer: ``n``, ``q`` and ``delta`` count customers, the
+            model is applied to ``[B, max_rows, F]`` and must output one logit
+            per row, and ``loss_fn`` must be a
+            :class:`~secagg.dp.user_level.CustomerLoss` (the default there).
         batch_size: *expected* batch size B. Opacus sets ``q = 1 / ceil(n / B)``
             (so ``q ≈ B / n``) and runs ``int(1 / q)`` steps per epoch (in floating
             point that is sometimes ``ceil(n / B) - 1``, e.g. 92 for 93 batches);
@@ -297,16 +320,17 @@ class DPSGDTrainer:
             loader's batch size when ``data`` is a ``DataLoader``.
         learning_rate: SGD step size (plain SGD, no momentum: no state carries
             between FL rounds).
-        max_grad_norm: per-record L2 clip ``C``.
+        max_grad_norm: per-item (record or customer) L2 clip ``C``.
         noise_multiplier: ``z``; noise std per step is ``z · C`` on the summed
             clipped gradients. Must be > 0: zero noise is not DP.
         target_epsilon, epochs: the alternative to ``noise_multiplier``.
-        delta: target delta; default :func:`default_delta` of the dataset size.
-            Must satisfy ``0 < delta < 1 / n``.
+        delta: target delta; default :func:`default_delta` of the dataset size
+            (records, or customers). Must satisfy ``0 < delta < 1 / n``.
         accountant: ``"prv"`` (Opacus's default, tighter) or ``"rdp"``. GDP is
             refused: it is a CLT approximation that can underestimate epsilon.
         loss_fn: criterion with ``reduction`` "mean" (default
-            ``CrossEntropyLoss()``) or "sum".
+            ``CrossEntropyLoss()``, or ``CustomerLoss()`` for a customer
+            dataset) or "sum".
         secure_mode: must stay False; see the module docstring.
         replay_seed: for simulations only: derive the sampler's and the noise's
             generator seeds from these bytes instead of the OS CSPRNG, so a run
@@ -356,6 +380,8 @@ class DPSGDTrainer:
             dataset = data.dataset
         else:
             dataset = data
+        customer_level = isinstance(dataset, CustomerDataset)
+        unit = "customer" if customer_level else "record"
         if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
             raise ConfigurationError(
                 "Poisson sampling needs a map-style dataset with a known length"
@@ -393,14 +419,26 @@ class DPSGDTrainer:
         delta = _positive_finite("delta", delta)
         if not delta < 1 / n:
             raise ConfigurationError(
-                f"delta must be below 1/n = {1 / n:.3g} for n = {n} records, not {delta!r}: "
-                "a larger delta allows publishing a whole record"
+                f"delta must be below 1/n = {1 / n:.3g} for n = {n} {unit}s, not {delta!r}: "
+                f"a larger delta allows publishing a whole {unit}"
             )
         learning_rate = _positive_finite("learning_rate", learning_rate)
         max_grad_norm = _positive_finite("max_grad_norm", max_grad_norm)
 
         if loss_fn is None:
-            loss_fn = nn.CrossEntropyLoss()
+            loss_fn = CustomerLoss() if customer_level else nn.CrossEntropyLoss()
+        if customer_level and not isinstance(loss_fn, CustomerLoss):
+            # Any other loss would average over padding rows and read the valid
+            # mask as a label, and its per-item gradient would not be the customer's.
+            raise ConfigurationError(
+                "a CustomerDataset needs a CustomerLoss (the masked per-customer mean), "
+                f"not {type(loss_fn).__name__}; e.g. CustomerLoss(positive_weight=10.0)"
+            )
+        if not customer_level and isinstance(loss_fn, CustomerLoss):
+            raise ConfigurationError(
+                "CustomerLoss expects customer items (rows, (label, valid) targets); "
+                "build the dataset with group_by_customer"
+            )
         reduction = getattr(loss_fn, "reduction", "mean")
         if reduction not in ("mean", "sum"):
             raise ConfigurationError(f"loss_fn must reduce with 'mean' or 'sum', not {reduction!r}")
@@ -410,7 +448,7 @@ class DPSGDTrainer:
         if errors:
             details = "; ".join(str(e) for e in errors)
             raise ConfigurationError(
-                f"model is not compatible with per-record DP-SGD: {details}. Apply "
+                f"model is not compatible with per-{unit} DP-SGD: {details}. Apply "
                 "opacus.validators.ModuleValidator.fix to the *global* model before "
                 "distributing it, so every branch shares one architecture"
             )
@@ -487,6 +525,8 @@ class DPSGDTrainer:
         self._planned_epochs = epochs
         self._epochs_done = 0
         self._num_records = n
+        self._unit = unit
+        self._max_rows: int | None = dataset.max_rows if customer_level else None
 
     # --- read-only facts --------------------------------------------------------
 
@@ -505,7 +545,7 @@ class DPSGDTrainer:
 
     @property
     def sample_rate(self) -> float:
-        """Poisson inclusion probability ``q`` of each record per step."""
+        """Poisson inclusion probability ``q`` of each item (record or customer) per step."""
         return float(self._loader.sample_rate)
 
     @property
@@ -520,8 +560,14 @@ class DPSGDTrainer:
 
     @property
     def num_records(self) -> int:
-        """Size of the branch dataset (the ``n`` in ``delta < 1 / n``)."""
+        """Size of the branch dataset in privacy units (the ``n`` in ``delta < 1 / n``):
+        records, or customers for a customer dataset."""
         return self._num_records
+
+    @property
+    def privacy_unit(self) -> str:
+        """What one epsilon protects: ``"record"`` or ``"customer"``."""
+        return self._unit
 
     @property
     def steps(self) -> int:
@@ -535,9 +581,14 @@ class DPSGDTrainer:
 
     def privacy_report(self) -> dict[str, Any]:
         """What this branch tells the server for the ledger: the accountant's inputs
-        (not its data), so an auditor can recompute the record-level epsilon."""
-        return {
-            "unit": "record",
+        (not its data), so an auditor can recompute the epsilon, and its unit.
+
+        A customer-level report adds ``max_rows`` (the bound that makes one item
+        one whole customer) and ``num_customers`` (the ``n`` behind ``q`` and
+        ``delta``; ``q = 1 / ceil(n / B)`` reveals it roughly anyway).
+        """
+        report: dict[str, Any] = {
+            "unit": self._unit,
             "mechanism": "dpsgd",
             "accountant": self._accountant_name,
             "delta": self._delta,
@@ -546,11 +597,15 @@ class DPSGDTrainer:
             "max_grad_norm": self._max_grad_norm,
             "opacus": opacus.__version__,
         }
+        if self._max_rows is not None:
+            report["max_rows"] = self._max_rows
+            report["num_customers"] = self._num_records
+        return report
 
     # --- accounting -----------------------------------------------------------
 
     def epsilon(self, delta: float | None = None) -> float:
-        """Record-level epsilon spent so far, at ``delta`` (default: the trainer's).
+        """Epsilon per :attr:`privacy_unit` spent so far, at ``delta`` (default: the trainer's).
 
         Cumulative over every :meth:`train` call of this trainer. In federated
         learning the branch trains in every round on the same records, so this is
@@ -635,7 +690,7 @@ class DPSGDTrainer:
                     mean = epoch_sum / epoch_records if epoch_records else math.nan
                     print(
                         f"[dpsgd] epoch {epoch + 1}/{epochs} (total {self._epochs_done}): "
-                        f"mean loss {mean:.4f}, record-level epsilon {self.epsilon():.3f} "
+                        f"mean loss {mean:.4f}, {self._unit}-level epsilon {self.epsilon():.3f} "
                         f"at delta {self._delta:.0e}",
                         file=sys.stderr,
                         flush=True,
@@ -653,6 +708,7 @@ class DPSGDTrainer:
             accountant_version=opacus.__version__,
             max_grad_norm=self._max_grad_norm,
             mean_loss=loss_sum / loss_records if loss_records else math.nan,
+            privacy_unit=self._unit,
         )
 
     # --- federated-learning plumbing -------------------------------------------
