@@ -127,6 +127,9 @@ class DPConfig:
     dimension: int | None = None
     bits: int = 32
     warn_noise_to_signal: float = 1.0
+    #: distributed: the colluders whose noise shares the accountant discounts
+    #: (:func:`secagg.dp.distributed.assumed_colluders`), so the plan matches the rounds
+    corrupt_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unit", PrivacyUnit(self.unit))
@@ -192,7 +195,10 @@ class DPConfig:
             from secagg.dp.distributed import DistributedDiscreteGaussian
 
             assert self.dimension is not None
+            from secagg.dp.distributed import assumed_colluders
+
             expected = max(1, round(self.expected_clients))
+            honest = max(1, expected - assumed_colluders(expected, self.corrupt_fraction))
             mechanism = DistributedDiscreteGaussian(
                 dimension=self.dimension,
                 clip=self.clip,
@@ -201,7 +207,7 @@ class DPConfig:
                 bits=self.bits,
             )
             return mechanism.epsilon(
-                noise_contributors=expected,
+                noise_contributors=honest,
                 # the (untrusted) server draws the cohort: no amplification by sampling
                 sample_rate=1.0,
                 rounds=self.rounds,
@@ -320,7 +326,14 @@ class DPSettings:
         return ("noise_share",) if self.mechanism == "distributed" else ()
 
     def plan(
-        self, *, num_clients: int, sample_rate: float, rounds: int, dimension: int, bits: int
+        self,
+        *,
+        num_clients: int,
+        sample_rate: float,
+        rounds: int,
+        dimension: int,
+        bits: int,
+        corrupt_fraction: float = 0.0,
     ) -> DPConfig | None:
         """The client-level plan (warns with its cost); None for record level or z = 0."""
         if self.unit != PrivacyUnit.CLIENT or self.noise_multiplier <= 0:
@@ -338,4 +351,5 @@ class DPSettings:
             accountant=self.accountant,
             dimension=dimension,
             bits=bits,
+            corrupt_fraction=corrupt_fraction,
         )

@@ -294,6 +294,7 @@ class FederationConfig:
                 rounds=self.rounds,
                 dimension=self.dimension,
                 bits=self.backend.bits,
+                corrupt_fraction=self.backend.corrupt_fraction,
             )
 
     def mechanism(self, *, seed: bytes | None = None) -> Mechanism:

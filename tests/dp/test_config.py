@@ -80,12 +80,44 @@ def test_distributed_plans_quote_the_distributed_bound() -> None:
     amplified = ddg.epsilon(noise_contributors=100, sample_rate=0.01, rounds=1000, delta=1e-5)
     assert 2.44 < amplified <= 2.4514
     # but the (untrusted) server draws the cohort, so the plan claims no amplification
-    unamplified = ddg.epsilon(noise_contributors=100, sample_rate=1.0, rounds=1000, delta=1e-5)
+    from secagg.dp.distributed import assumed_colluders
+
+    honest = 100 - assumed_colluders(100, 0.0)  # the protocol tolerates at least 2 colluders
+    unamplified = ddg.epsilon(noise_contributors=honest, sample_rate=1.0, rounds=1000, delta=1e-5)
     assert distributed.planned_epsilon() == pytest.approx(unamplified)
     assert distributed.planned_epsilon() > 100 * amplified
     assert distributed.client_level_cost().epsilon == distributed.planned_epsilon()
     with pytest.raises(ConfigurationError, match="dimension"):
         dp.DPConfig(**(args | {"dimension": None, "mechanism": "distributed"}))  # type: ignore[arg-type]
+
+
+def test_distributed_plan_discounts_the_colluders_the_rounds_discount() -> None:
+    """The plan's warning printed epsilon = 2 where the rounds, which discount the
+    colluders' noise shares, spend 3: the plan now counts shares the same way."""
+    from secagg.dp.distributed import DistributedDiscreteGaussian, assumed_colluders
+
+    args = dict(
+        unit="client",
+        noise_multiplier=1.0,
+        clip=1.0,
+        delta=1e-3,
+        num_clients=12,
+        rounds=5,
+        dimension=1000,
+        mechanism="distributed",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dp.PrivacyCostWarning)
+        trusting = dp.DPConfig(**args)  # type: ignore[arg-type]
+        planned = dp.DPConfig(**args, corrupt_fraction=0.25)  # type: ignore[arg-type]
+    ddg = DistributedDiscreteGaussian(
+        dimension=1000, clip=1.0, noise_multiplier=1.0, expected_clients=12, bits=32
+    )
+    honest = 12 - assumed_colluders(12, 0.25)
+    assert honest == 9
+    expected = ddg.epsilon(noise_contributors=honest, sample_rate=1.0, rounds=5, delta=1e-3)
+    assert planned.planned_epsilon() == pytest.approx(expected)
+    assert planned.planned_epsilon() > trusting.planned_epsilon()
 
 
 def test_record_level_config_needs_no_client_warning() -> None:

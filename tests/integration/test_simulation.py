@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -32,8 +33,8 @@ def _federate(
     config: SimulationConfig, tmp_path: Path, label: str
 ) -> tuple[list, np.ndarray, list]:
     branches = load_branches(config)
-    rounds, model, dropouts, _ = run_federation(config, branches, tmp_path / f"{label}.sqlite")
-    return rounds, model, dropouts
+    run = run_federation(config, branches, tmp_path / f"{label}.sqlite")
+    return run.rounds, run.model, run.dropouts
 
 
 @pytest.mark.parametrize("backend", ["secagg+", "secagg", "ckks"])
@@ -238,3 +239,59 @@ def test_distributed_dp_epsilon_is_recomputable_from_the_store(tmp_path: Path) -
     )
     assert reported == pytest.approx(again)
     assert 0 < reported <= 4.0 + 1e-6  # no dropouts: within the target
+
+
+def _seed_crossing_in_round(last: int, branches: int, rate: float) -> int:
+    """A seed whose rounds before ``last`` lose at most one branch before its masked
+    input, and whose round ``last`` loses two: more than the noise was planned for."""
+    names = [f"branch-{b + 1:02d}" for b in range(branches)]
+    before_input = MASKING_PHASES.index("masked_input")
+
+    def lost(schedule: DropoutSchedule, r: int) -> int:
+        phases = [schedule.phase_for(r, n) for n in names]
+        return sum(p is not None and p <= before_input for p in phases)
+
+    for seed in range(2000):
+        schedule = DropoutSchedule(rate, seed, MASKING_PHASES)
+        if all(lost(schedule, r) == 0 for r in range(1, last)) and lost(schedule, last) == 2:
+            return seed
+    raise AssertionError("no seed found")
+
+
+def test_distributed_epsilon_target_is_a_cap_the_report_names(tmp_path: Path) -> None:
+    """DP review: `--mechanism distributed --epsilon 3` ended at 3.46 with exit 0. Now a
+    round whose dropouts would take epsilon past the target is never revealed, the
+    run stops there, and every output says which rounds ran and why it stopped."""
+    seed = _seed_crossing_in_round(3, 6, 0.3)
+    config = SMALL.with_changes(
+        branches=6,
+        rounds=4,
+        dropout=0.3,
+        seed=seed,
+        unit="client",
+        mechanism="distributed",
+        epsilon=3.0,
+        clip=0.5,
+        local_epochs=1,
+    )
+    result = run_simulation(config, tmp_path / "run")
+    fed = result.settings["federated (secagg+)"]
+    assert fed["rounds_released"] == [1, 2]
+    assert result.stopped is not None and "epsilon budget 3" in result.stopped
+    assert 0 < fed["epsilon"] <= 3.0 and not fed["above_target"]
+    assert all(r["epsilon"] is not None and r["epsilon"] <= 3.0 for r in result.rounds)
+    from secagg.apps.simulation.report import privacy_lines, write_run_folder
+
+    lines = privacy_lines(result)
+    assert "released rounds 1-2 of 4 planned" in lines[0] and "within the target" in lines[0]
+    assert lines[1].startswith("stopped early")
+    write_run_folder(result, tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["privacy"] == lines and summary["stopped"] == result.stopped
+    assert lines[0] in (tmp_path / "run" / "report.md").read_text()
+    # a run that ended above its target (it cannot through the server) would be marked
+    above = dataclasses.replace(
+        result,
+        settings={**result.settings, "federated (secagg+)": {**fed, "above_target": True}},
+    )
+    assert "ABOVE THE TARGET" in privacy_lines(above)[0]

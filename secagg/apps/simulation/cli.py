@@ -182,7 +182,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from secagg.apps.simulation.report import fmt, fmt_bytes, summary_rows
+    from secagg.apps.simulation.report import fmt, fmt_bytes, privacy_lines, summary_rows
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     c = result.config
@@ -228,6 +228,8 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         f"aborted {fed['rounds_aborted']}; branches where federated AUPRC < local-only: "
         f"{', '.join(behind) or 'none'}"
     )
+    for line in privacy_lines(result):
+        console.print(line, style="bold red" if "ABOVE" in line else None, markup=False)
     console.print(
         f"run folder: {run_dir} ({', '.join(p.name for p in written)}, server.sqlite, "
         "ledger.sqlite, ledger.pub.pem)"

@@ -61,6 +61,42 @@ def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
     return rows
 
 
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``"1-3, 5"``."""
+    parts: list[str] = []
+    for n in numbers:
+        if parts and parts[-1].split("-")[-1] == str(n - 1):
+            parts[-1] = parts[-1].split("-")[0] + f"-{n}"
+        else:
+            parts.append(str(n))
+    return ", ".join(parts) or "none"
+
+
+def privacy_lines(result: SimulationResult) -> list[str]:
+    """What the run spent, which rounds it released, and why it stopped: the lines every
+    epsilon-printing output of the simulator carries (a run above its target is marked)."""
+    c = result.config
+    fed = next((v for k, v in result.settings.items() if k.startswith("federated")), None)
+    if fed is None:
+        return []
+    released = fed.get("rounds_released", [])
+    rounds = f"released rounds {_ranges(released)} of {c.rounds} planned"
+    if not c.private:
+        return [f"no differential privacy; {rounds}"]
+    eps = fed.get("epsilon")
+    spent = f"ε = {fmt(eps, 3)} ({c.unit}-level, δ = {c.delta:g})" if eps is not None else "ε = 0"
+    if c.epsilon is None:
+        verdict = f"noise multiplier {c.noise_multiplier:g}, no target"
+    elif fed.get("above_target"):
+        verdict = f"ABOVE THE TARGET ε = {c.epsilon:g}"
+    else:
+        verdict = f"within the target ε = {c.epsilon:g}"
+    lines = [f"privacy: {spent} after {rounds}; {verdict}"]
+    if result.stopped:
+        lines.append(f"stopped early, before crossing the budget: {result.stopped}")
+    return lines
+
+
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
@@ -117,6 +153,8 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
         "branches": branch_table,
         "dropouts": result.dropouts,
         "settings": result.settings,
+        "privacy": privacy_lines(result),
+        "stopped": result.stopped,
         "seconds": result.seconds,
     }
 
@@ -300,6 +338,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             f"{fmt_bytes(row['bytes_sent_per_branch_per_round'])} | "
             f"{fmt(row['seconds_per_round'], 1)} |"
         )
+    lines += ["", *privacy_lines(result)]
     lines += [
         "",
         "AUPRC, ROC-AUC and recall are on all branches' held-out test sets pooled; "

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -267,6 +267,19 @@ class SimulationResult:
     final_model: np.ndarray | None = None
     dropouts: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: why the server stopped before the planned rounds (the epsilon budget), if it did
+    stopped: str | None = None
+
+
+class FederationRun(NamedTuple):
+    """What :func:`run_federation` returns."""
+
+    rounds: list[dict[str, Any]]
+    model: np.ndarray
+    dropouts: list[dict[str, Any]]
+    trainers: dict[str, BranchTrainer]
+    #: the server's reason for stopping early (``dp.epsilon_budget`` reached), else None
+    stopped: str | None
 
 
 def _client_level_noise(config: SimulationConfig) -> float:
@@ -455,8 +468,8 @@ def run_federation(
     state: Path,
     progress: Progress = _quiet,
     ledger_path: Path | None = None,
-) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], dict[str, BranchTrainer]]:
-    """The federated rounds over the real runtime; returns (rounds, model, dropouts, trainers)."""
+) -> FederationRun:
+    """The federated rounds over the real runtime."""
     from secagg.aggregation.policy import BranchPolicy
     from secagg.apps.models.nets import build_model
     from secagg.runtime.client import FederationClient
@@ -529,6 +542,9 @@ def run_federation(
         sent_before.update({n: network.bytes_sent[n] for n in sent_before})
         received_before.update({n: network.bytes_received[n] for n in received_before})
         known_eps = [e for e in record_eps.values() if e is not None]
+        # epsilon is cumulative: a round that released nothing (aborted) spent nothing
+        # new, so it shows what was spent before it, never a blank
+        spent_before = rounds[-1]["epsilon"] if rounds else None
         row = {
             "round": result.number,
             "status": result.status,
@@ -544,7 +560,7 @@ def run_federation(
             "epsilon_record_level": record_eps,
             "epsilon": result.epsilon
             if result.epsilon is not None
-            else (max(known_eps) if known_eps else None),
+            else (max(known_eps) if known_eps else spent_before),
             "bytes_sent": sent,
             "bytes_received": received,
         }
@@ -577,7 +593,7 @@ def run_federation(
     for thread in threads:
         thread.join(timeout=5.0)
     dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in network.dropouts]
-    return rounds, server.model.copy(), dropouts, trainers
+    return FederationRun(rounds, server.model.copy(), dropouts, trainers, server.budget_reached)
 
 
 def run_simulation(
@@ -599,9 +615,10 @@ def run_simulation(
     try:
         branches = load_branches(config)
         settings = _run_baselines(config, branches, progress)
-        rounds, model, dropouts, _ = run_federation(
+        run = run_federation(
             config, branches, state, progress, ledger_path=run_dir / "ledger.sqlite"
         )
+        rounds, model, dropouts = run.rounds, run.model, run.dropouts
     finally:
         torch.set_num_threads(threads_before)
     evaluator = build_model(config.model, branches[0].x_train.shape[1], seed=config.seed)
@@ -617,6 +634,10 @@ def run_simulation(
         seconds_per_round=float(np.mean([r["seconds"] for r in rounds])) if rounds else None,
         rounds_completed=len(completed),
         rounds_aborted=len(rounds) - len(completed),
+        rounds_released=[r["round"] for r in completed],
+        epsilon_target=config.epsilon if config.private else None,
+        above_target=_above_target(last_eps, config),
+        stopped=run.stopped,
     )
     settings = {
         "local-only": settings["local-only"],
@@ -631,4 +652,13 @@ def run_simulation(
         final_model=model,
         dropouts=dropouts,
         seconds=time.perf_counter() - started,
+        stopped=run.stopped,
     )
+
+
+def _above_target(epsilon: float | None, config: SimulationConfig) -> bool:
+    """A run whose epsilon ended above its target (the budget should make this impossible;
+    every epsilon-printing output marks it if it happens)."""
+    if not config.private or config.epsilon is None or epsilon is None:
+        return False
+    return not epsilon <= config.epsilon
