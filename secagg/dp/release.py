@@ -32,6 +32,7 @@ import copy
 import logging
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,27 @@ class Release:
     store: dict[str, Any] = field(default_factory=dict)  # kept with the round, for restarts
 
 
+#: what one record-level DP-SGD item can be (see :class:`RecordReport`)
+RECORD_UNITS = ("record", "customer", "transaction")
+
+_RECORD_ADJACENCY = {
+    "customer": "add/remove one customer (all their rows) of a branch (user-level DP-SGD)",
+    "transaction": "add/remove one transaction row of a branch (DP-SGD); a customer with "
+    "k rows is protected only at group-privacy k",
+    "record": "add/remove one record of a branch (its DP-SGD)",
+}
+
+
+def record_adjacency(units: Iterable[str]) -> str:
+    """The ledger's adjacency sentence for the units the branches reported."""
+    seen = sorted(set(units))
+    if len(seen) == 1:
+        return _RECORD_ADJACENCY[seen[0]]
+    return _RECORD_ADJACENCY["record"] + (
+        f"; branches report different units: {', '.join(seen)}" if seen else ""
+    )
+
+
 @dataclass(frozen=True)
 class RecordReport:
     """A branch's DP-SGD accounting: the inputs an auditor replays (Opacus's accountant)."""
@@ -74,10 +96,15 @@ class RecordReport:
     epsilon: float
     history: tuple[tuple[float, float, int], ...]  # (noise multiplier, sample rate, steps)
     max_grad_norm: float | None = None
+    #: what one DP-SGD item is: a ``customer`` (user-level DP-SGD over all their rows),
+    #: a ``transaction`` row (data without a customer id), or a generic ``record``
+    unit: str = "record"
 
     def __post_init__(self) -> None:
         if self.accountant not in RECORD_ACCOUNTANTS:
             raise MalformedMessage(f"unknown record-level accountant {self.accountant!r}")
+        if self.unit not in RECORD_UNITS:
+            raise MalformedMessage(f"unknown record-level privacy unit {self.unit!r}")
         if not 0 < self.delta < 1:
             raise MalformedMessage("record-level delta out of (0, 1)")
         if not (self.epsilon >= 0) or math.isnan(self.epsilon):
@@ -101,6 +128,7 @@ class RecordReport:
                 float(report["epsilon"]),
                 tuple((float(z), float(q), int(n)) for z, q, n in report["history"]),
                 None if norm is None else float(norm),
+                str(report.get("unit", "record")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessage(f"bad record-level privacy report: {exc}") from None
@@ -111,6 +139,7 @@ class RecordReport:
             "delta": self.delta,
             "history": [list(entry) for entry in self.history],
             "epsilon": self.epsilon,
+            "unit": self.unit,
         }
         if self.max_grad_norm is not None:
             out["max_grad_norm"] = self.max_grad_norm
@@ -498,7 +527,7 @@ class RecordRelease(Mechanism):
             "sample_rate": self.sample_rate,
             "accountant": "in-clients",
             "delta": self.delta,
-            "adjacency": "add/remove one record of a branch (its DP-SGD)",
+            "adjacency": record_adjacency(r.unit for r in reports.values()),
             "client_reports": {k: r.as_dict() for k, r in sorted(reports.items())},
         }
 

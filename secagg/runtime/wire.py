@@ -150,7 +150,8 @@ def _decode(view: bytes) -> Message:
 
 def _write_report(w: Writer, report: RecordReport) -> None:
     norm = math.nan if report.max_grad_norm is None else report.max_grad_norm
-    w.text(report.accountant).f64(report.delta).f64(report.epsilon).f64(norm)
+    w.text(report.accountant).text(report.unit)
+    w.f64(report.delta).f64(report.epsilon).f64(norm)
     w.u32(len(report.history))
     for z, q, steps in report.history:
         w.f64(z).f64(q).u32(steps)
@@ -159,6 +160,7 @@ def _write_report(w: Writer, report: RecordReport) -> None:
 def _read_report(r: Reader) -> RecordReport:
     """A branch's record-level report: every number finite (epsilon may be +inf: no noise)."""
     accountant = r.text(16)
+    unit = r.text(16)
     delta = r.f64()
     epsilon = r.f64_raw()  # may be +inf: a branch without noise; NaN and -inf are refused
     if math.isnan(epsilon) or epsilon < 0:
@@ -172,7 +174,9 @@ def _read_report(r: Reader) -> RecordReport:
     if r.remaining < count * _HISTORY_ENTRY_BYTES:  # before building anything
         raise MalformedMessage("privacy report truncated in its history")
     history = tuple((r.f64(), r.f64(), r.u32()) for _ in range(count))
-    return RecordReport(accountant, delta, epsilon, history, None if math.isnan(norm) else norm)
+    return RecordReport(
+        accountant, delta, epsilon, history, None if math.isnan(norm) else norm, unit
+    )
 
 
 def model_bytes(model: np.ndarray) -> bytes:

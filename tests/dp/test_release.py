@@ -130,3 +130,28 @@ def test_adaptive_clipping_refuses_what_it_cannot_account() -> None:
         DPSettings(unit="record", mechanism="dpsgd", adaptive_clip=True)
     with pytest.raises(ConfigurationError, match="noise_multiplier"):
         DPSettings(noise_multiplier=0.0, adaptive_clip=True)
+
+
+@pytest.mark.parametrize(
+    ("units", "says"),
+    [
+        (["customer", "customer"], "one customer (all their rows)"),
+        (["transaction"], "group-privacy k"),
+        (["customer", "transaction"], "different units: customer, transaction"),
+    ],
+)
+def test_record_level_ledger_names_the_unit_the_branches_protect(
+    units: list[str], says: str
+) -> None:
+    """The ledger said 'one record' whatever a record was; a transaction-level branch
+    protects a customer with k rows only at group privacy k, and now the row says so."""
+    from secagg.dp.release import RecordRelease
+
+    release = RecordRelease(clip=1.0, delta=1e-5, sample_rate=1.0)
+    for i, unit in enumerate(units):
+        report = RecordReport("prv", 1e-5, 1.0, ((1.0, 0.1, 10),), 1.0, unit)
+        release.take_report(f"branch-{i}", report)
+    block = release.ledger_block({})
+    assert says in block["adjacency"]
+    assert [r["unit"] for r in block["client_reports"].values()] == units
+    assert RecordReport.from_dict(block["client_reports"]["branch-0"]).unit == units[0]

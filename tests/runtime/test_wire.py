@@ -129,9 +129,10 @@ def _report_bytes(
     norm: float = 1.0,
     history: tuple[tuple[float, float, int], ...] = ((1.1, 0.01, 5),),
     count: int | None = None,
+    unit: str = "record",
 ) -> bytes:
     """A relay carrying a privacy report written field by field (no validation on the way)."""
-    w = Writer().u8(1).text(accountant).f64(delta).f64(epsilon).f64(norm)
+    w = Writer().u8(1).text(accountant).text(unit).f64(delta).f64(epsilon).f64(norm)
     w.u32(len(history) if count is None else count)
     for z, q, steps in history:
         w.f64(z).f64(q).u32(steps)
@@ -139,7 +140,7 @@ def _report_bytes(
 
 
 def _valid_messages() -> list[bytes]:
-    report = RecordReport("prv", 1e-5, 2.5, ((1.1, 0.01, 10), (0.9, 0.02, 3)), 1.0)
+    report = RecordReport("prv", 1e-5, 2.5, ((1.1, 0.01, 10), (0.9, 0.02, 3)), 1.0, "customer")
     return [
         encode_message(RoundStart(3, 2, b"spec-bytes", np.arange(6.0), 0.5, True)),
         encode_message(RoundStart(3, 2, b"", np.zeros(0), None)),
@@ -234,6 +235,19 @@ def test_the_review_vectors_are_refused_or_opaque(kind: int, body: bytes) -> Non
 def test_a_privacy_report_with_a_bad_number_or_size_is_malformed(fields: dict) -> None:
     with pytest.raises(MalformedMessage):
         decode_message(_report_bytes(**fields))
+
+
+@pytest.mark.parametrize("unit", ["customer", "transaction", "record"])
+def test_a_privacy_report_carries_its_unit(unit: str) -> None:
+    """A customer-level branch's report reached the ledger as a plain record-level one."""
+    message = decode_message(_report_bytes(unit=unit))
+    assert isinstance(message, Relay) and message.privacy is not None
+    assert message.privacy.unit == unit
+
+
+def test_an_unknown_privacy_unit_is_malformed() -> None:
+    with pytest.raises(MalformedMessage, match="unit"):
+        decode_message(_report_bytes(unit="household"))
 
 
 def test_a_privacy_report_without_noise_keeps_its_infinite_epsilon() -> None:
