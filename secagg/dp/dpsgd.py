@@ -629,21 +629,51 @@ class DPSGDTrainer:
         spent that nobody can state. A fresh accountant of the same kind gets the
         history as it will be, so nothing in the trainer changes on failure.
         """
+        self._probe((self.noise_multiplier, self.sample_rate, extra_steps), "this training")
+
+    def _probe(self, entry: tuple[float, float, int], what: str) -> None:
+        """Evaluate the history with ``entry`` appended on a fresh accountant of the same
+        kind; raise ConfigurationError if it fails or is infinite (nothing changes)."""
         probe = type(self._engine.accountant)()
-        probe.history = [
-            *self._engine.accountant.history,
-            (self.noise_multiplier, self.sample_rate, extra_steps),
-        ]
+        probe.history = [*self._engine.accountant.history, entry]
+        z, q, steps = entry
         try:
             eps = probe.get_epsilon(delta=self._delta)
         except (RuntimeError, ValueError, FloatingPointError) as exc:
             raise ConfigurationError(
                 f"the {self._accountant_name!r} accountant cannot evaluate "
-                f"z={self.noise_multiplier:.4g}, q={self.sample_rate:.4g}, "
-                f"{self.steps + extra_steps} steps ({exc}); try accountant='rdp'"
+                f"z={z:.4g}, q={q:.4g}, "
+                f"{self.steps + steps} steps ({exc}); try accountant='rdp'"
             ) from exc
         if not math.isfinite(eps):
-            raise ConfigurationError("this training would give an infinite epsilon")
+            raise ConfigurationError(f"{what} would give an infinite epsilon")
+
+    def charge(self, noise_multiplier: float, sample_rate: float, steps: int = 1) -> None:
+        """Charge another Gaussian release of this branch's items to its accountant.
+
+        For a release outside DP-SGD that touches the same records (customers):
+        e.g. the noised feature statistics (:mod:`secagg.dp.statistics`), one
+        unsampled Gaussian, ``charge(z_eff, 1.0)``. ``noise_multiplier`` is its
+        noise std over its L2 sensitivity *per item*, ``sample_rate`` the Poisson
+        probability that an item was in it (1.0: every item), ``steps`` how many
+        such releases. It is appended to the accountant's history, so
+        :meth:`epsilon`, :attr:`history`, :attr:`steps` (which then counts it as a
+        step) and :meth:`privacy_report` include it; refused, with nothing
+        changed, if the accountant could not evaluate the result.
+
+        With ``target_epsilon`` the noise was calibrated for the training alone: a
+        charge makes the reported epsilon exceed that target (it is reported, not
+        hidden); budget for it when choosing the target.
+        """
+        z = _positive_finite("noise_multiplier", noise_multiplier)
+        q = _positive_finite("sample_rate", sample_rate)
+        if q > 1:
+            raise ConfigurationError(f"sample_rate must lie in (0, 1], not {sample_rate!r}")
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+            raise ConfigurationError(f"steps must be a positive int, not {steps!r}")
+        entry = (z, q, int(steps))
+        self._probe(entry, "this charge")
+        self._engine.accountant.history.append(entry)
 
     # --- training -------------------------------------------------------------
 

@@ -115,6 +115,9 @@ class BranchData:
     fraud_rate: float  # the branch's true rate (observed, for loaded data)
     segment_mix: tuple[float, ...] = ()  # weights over SEGMENTS (synthetic data only)
     typology_mix: tuple[float, ...] = ()  # weights over TYPOLOGIES (synthetic data only)
+    #: the customer id of each training row (loaded data with a customer column);
+    #: None for synthetic data, where one row is one customer
+    customers_train: np.ndarray | None = None
 
     @property
     def num_train(self) -> int:
@@ -129,6 +132,8 @@ class BranchData:
             "test_frauds": int(self.y_test.sum()),
             "fraud_rate": round(self.fraud_rate, 5),
         }
+        if self.customers_train is not None:
+            out["train_customers"] = int(np.unique(self.customers_train).size)
         if self.segment_mix:
             out["main_segment"] = SEGMENTS[int(np.argmax(self.segment_mix))]
         if self.typology_mix:

@@ -8,6 +8,12 @@ Two layouts are read:
   day on the circle (sin, cos of ``Time`` modulo a day);
 * any CSV of numeric columns with a named 0/1 label column.
 
+Either may carry a customer (card or account) id column, named by the caller: its
+values are kept as strings, never as features. With it, one customer's rows stay
+together (one branch, one side of the train/test split) and DP-SGD protects the
+customer; without it the privacy unit is the transaction row, and the simulator
+says so in every output.
+
 A bad file gets a :class:`~secagg.errors.ConfigurationError` naming the line
 and column, never a half-read table. Partitioning into branches is IID or a
 Dirichlet skew (Hsu et al., 2019) over the labels or over quantile bins of one
@@ -36,6 +42,31 @@ class Table:
     x: np.ndarray
     y: np.ndarray
     feature_names: tuple[str, ...]
+    #: the customer id of every row (strings), when the file names a customer column
+    customers: np.ndarray | None = None
+
+
+def _split_customers(
+    path: str | Path, header: list[str], body: list[list[str]], column: str | None
+) -> tuple[list[str], list[list[str]], np.ndarray | None]:
+    """Take the customer id column out of the table (ids are labels, not numbers)."""
+    if column is None:
+        return header, body, None
+    if column not in header:
+        raise ConfigurationError(f"{path} has no customer column {column!r}; columns: {header}")
+    j = header.index(column)
+    ids = []
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            raise ConfigurationError(
+                f"{path} line {i + 2}: {len(row)} fields, the header has {len(header)}"
+            )
+        value = row[j].strip()
+        if not value:
+            raise ConfigurationError(f"{path} line {i + 2}: empty customer id in {column!r}")
+        ids.append(value)
+    rest = [h for k, h in enumerate(header) if k != j]
+    return rest, [[f for k, f in enumerate(r) if k != j] for r in body], np.asarray(ids)
 
 
 def _read(path: str | Path) -> tuple[list[str], list[list[str]]]:
@@ -83,9 +114,9 @@ def _labels(path: str | Path, column: np.ndarray, name: str) -> np.ndarray:
     return column.astype(np.int8)
 
 
-def load_creditcard_csv(path: str | Path) -> Table:
+def load_creditcard_csv(path: str | Path, customer_column: str | None = None) -> Table:
     """The credit-card fraud schema (Time, V1..V28, Amount, Class), in any column order."""
-    header, body = _read(path)
+    header, body, customers = _split_customers(path, *_read(path), customer_column)
     missing = [c for c in CREDITCARD_COLUMNS if c not in header]
     if missing:
         raise ConfigurationError(
@@ -101,12 +132,14 @@ def load_creditcard_csv(path: str | Path) -> Table:
     features += [np.log1p(col["Amount"]), np.sin(angle), np.cos(angle)]
     names = (*(f"V{i}" for i in range(1, 29)), "log_amount", "hour_sin", "hour_cos")
     x = np.stack(features, axis=1).astype(np.float32)
-    return Table(x, _labels(path, col["Class"], "Class"), names)
+    return Table(x, _labels(path, col["Class"], "Class"), names, customers)
 
 
-def load_labelled_csv(path: str | Path, label: str) -> Table:
+def load_labelled_csv(path: str | Path, label: str, customer_column: str | None = None) -> Table:
     """A CSV of numeric columns; ``label`` names the 0/1 fraud column."""
-    header, body = _read(path)
+    if customer_column == label:
+        raise ConfigurationError("the customer column cannot be the label column")
+    header, body, customers = _split_customers(path, *_read(path), customer_column)
     if label not in header:
         raise ConfigurationError(f"{path} has no label column {label!r}; columns: {header}")
     if len(header) < 2:
@@ -115,7 +148,13 @@ def load_labelled_csv(path: str | Path, label: str) -> Table:
     j = header.index(label)
     names = tuple(h for k, h in enumerate(header) if k != j)
     x = np.delete(values, j, axis=1).astype(np.float32)
-    return Table(x, _labels(path, values[:, j], label), names)
+    return Table(x, _labels(path, values[:, j], label), names, customers)
+
+
+def customer_groups(customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique ids, index of each row's customer)``: the unit partitions work on."""
+    unique, inverse = np.unique(customers, return_inverse=True)
+    return unique, inverse
 
 
 def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:

@@ -188,7 +188,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     c = result.config
     table = Table(
         title=f"{c.branches} branches, {c.rounds} rounds, {c.backend}, "
-        + (f"{c.unit}-level DP ({c.mechanism})" if c.private else "no DP")
+        + (f"{c.protected}-level DP ({c.mechanism})" if c.private else "no DP")
     )
     for column in (
         "setting",

@@ -33,6 +33,8 @@ overrides any of them::
     source = "synthetic"        # synthetic | creditcard | csv
     # path = "transactions.csv" # creditcard / csv
     # label = "is_fraud"        # csv: the label column
+    # customer_column = "card_id" # creditcard / csv: DP-SGD then protects a customer
+    # max_rows_per_customer = 8 # ... over up to this many of their rows
     # partition = "dirichlet"   # creditcard / csv: iid | dirichlet (labels) | feature
     # alpha = 0.5
     train_rows = 120000
@@ -81,7 +83,17 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "server_learning_rate",
         "server_momentum",
     ),
-    "data": ("source", "path", "label", "partition", "alpha", "train_rows", "test_rows_per_branch"),
+    "data": (
+        "source",
+        "path",
+        "label",
+        "customer_column",
+        "max_rows_per_customer",
+        "partition",
+        "alpha",
+        "train_rows",
+        "test_rows_per_branch",
+    ),
 }
 
 
@@ -125,6 +137,8 @@ class SimulationConfig:
     source: str = "synthetic"
     path: str | None = None
     label: str | None = None
+    customer_column: str | None = None
+    max_rows_per_customer: int = 8
     partition: str = "dirichlet"
     alpha: float = 0.5
     train_rows: int = 120_000
@@ -181,6 +195,15 @@ class SimulationConfig:
             (self.label is not None) == (self.source == "csv"),
             "data.label names the label column of a generic CSV (source = 'csv') only",
         )
+        _require(
+            self.customer_column is None or self.source != "synthetic",
+            "data.customer_column names a column of a loaded CSV; synthetic rows are "
+            "customers already",
+        )
+        _require(
+            1 <= self.max_rows_per_customer <= 1000,
+            "data.max_rows_per_customer must lie in [1, 1000]",
+        )
         _require(self.partition in PARTITIONS, f"data.partition must be one of {PARTITIONS}")
         _require(self.alpha > 0, "data.alpha must be positive")
         _require(self.train_rows >= 100 * self.branches, "data.train_rows: 100 per branch at least")
@@ -189,6 +212,17 @@ class SimulationConfig:
     @property
     def private(self) -> bool:
         return self.mechanism != "off"
+
+    @property
+    def protected(self) -> str:
+        """What one unit of the guarantee is, in words every output uses: a ``client``
+        (a whole branch), a ``customer`` (synthetic rows are customers; loaded data with
+        a customer column) or a ``transaction`` (loaded rows without one)."""
+        if self.unit == "client":
+            return "client"
+        if self.source == "synthetic" or self.customer_column is not None:
+            return "customer"
+        return "transaction"
 
     @property
     def epochs(self) -> int:

@@ -84,7 +84,9 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     if not c.private:
         return [f"no differential privacy; {rounds}"]
     eps = fed.get("epsilon")
-    spent = f"ε = {fmt(eps, 3)} ({c.unit}-level, δ = {c.delta:g})" if eps is not None else "ε = 0"
+    spent = (
+        f"ε = {fmt(eps, 3)} ({c.protected}-level, δ = {c.delta:g})" if eps is not None else "ε = 0"
+    )
     if c.epsilon is None:
         verdict = f"noise multiplier {c.noise_multiplier:g}, no target"
     elif fed.get("above_target"):
@@ -287,7 +289,7 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     ax.set_xlabel("round")
     ax.set_ylabel(f"epsilon spent (delta = {result.config.delta:g})")
     ax.set_title(
-        f"Privacy spent per round ({result.config.unit}-level)"
+        f"Privacy spent per round ({result.config.protected}-level)"
         if result.config.private
         else "No differential privacy in this run"
     )
@@ -309,7 +311,7 @@ def _save(fig: Any, ax: Any, path: Path) -> Path:
 def _write_markdown(result: SimulationResult, path: Path) -> Path:
     c = result.config
     privacy = (
-        f"{c.unit}-level DP, mechanism `{c.mechanism}`, "
+        f"{c.protected}-level DP, mechanism `{c.mechanism}`, "
         + (f"target ε = {c.epsilon:g}" if c.epsilon is not None else f"z = {c.noise_multiplier:g}")
         + f", δ = {c.delta:g}"
         if c.private

@@ -87,6 +87,7 @@ def load_branches(config: SimulationConfig) -> list[BranchData]:
             for i, b in enumerate(raw)
         ]
     from secagg.apps.models.tabular import (
+        customer_groups,
         load_creditcard_csv,
         load_labelled_csv,
         partition,
@@ -95,20 +96,40 @@ def load_branches(config: SimulationConfig) -> list[BranchData]:
 
     assert config.path is not None
     if config.source == "creditcard":
-        table = load_creditcard_csv(config.path)
+        table = load_creditcard_csv(config.path, config.customer_column)
     else:
         assert config.label is not None
-        table = load_labelled_csv(config.path, config.label)
-    feature = table.x[:, 0] if config.partition == "feature" else None
+        table = load_labelled_csv(config.path, config.label, config.customer_column)
+    # the unit partitioned and split is the customer when the file names one (all of a
+    # customer's rows in one branch and on one side of the split), else the row
+    if table.customers is not None:
+        ids, owner = customer_groups(table.customers)
+        unit_labels = np.zeros(ids.size, dtype=np.int8)
+        np.maximum.at(unit_labels, owner, table.y)
+        unit_feature = np.bincount(owner, weights=table.x[:, 0]) / np.bincount(owner)
+        rows_of = np.argsort(owner, kind="stable")
+        starts = np.searchsorted(owner[rows_of], np.arange(ids.size + 1))
+
+        def rows(units: np.ndarray) -> np.ndarray:
+            return np.sort(np.concatenate([rows_of[starts[u] : starts[u + 1]] for u in units]))
+    else:
+        unit_labels, unit_feature = table.y, table.x[:, 0]
+
+        def rows(units: np.ndarray) -> np.ndarray:
+            return units
+
     parts = partition(
-        table.y,
+        unit_labels,
         config.branches,
         kind=config.partition,
         alpha=config.alpha,
         seed=config.seed,
-        feature=feature,
+        feature=unit_feature if config.partition == "feature" else None,
     )
-    splits = [train_test_split(rows, 0.3, config.seed + b) for b, rows in enumerate(parts)]
+    splits = [
+        tuple(rows(u) for u in train_test_split(units, 0.3, config.seed + b))
+        for b, units in enumerate(parts)
+    ]
     train_rows = np.concatenate([train for train, _ in splits])
     scaled = standardize(
         table.x[train_rows], *(table.x[rows] for split in splits for rows in split)
@@ -125,6 +146,7 @@ def load_branches(config: SimulationConfig) -> list[BranchData]:
                 x_test=x_test,
                 y_test=y_test,
                 fraud_rate=float(table.y[np.r_[train, test]].mean()),
+                customers_train=None if table.customers is None else table.customers[train],
             )
         )
     return branches
@@ -158,10 +180,28 @@ class BranchTrainer:
         self._loss = fraud_loss(config.positive_weight)
         self._trained_epochs = 0
         self.dpsgd = None
+        self.customers: Any = None  # the CustomerDataset of user-level DP-SGD
         if config.unit == "record" and config.private:
             from secagg.dp.dpsgd import DPSGDTrainer
 
-            batch = min(config.batch_size, data.num_train)
+            dataset: Any
+            loss: Any = self._loss
+            if data.customers_train is not None:
+                # user-level DP-SGD: one Poisson-sampled item is one customer's rows
+                from secagg.dp.user_level import CustomerLoss, group_by_customer
+
+                dataset = group_by_customer(
+                    data.x_train,
+                    data.y_train,
+                    data.customers_train,
+                    max_rows=config.max_rows_per_customer,
+                    seed=_replay_bytes(config, "customer-rows", data.name),
+                )
+                loss = CustomerLoss(positive_weight=config.positive_weight)
+                self.customers = dataset
+            else:
+                dataset = as_dataset(data.x_train, data.y_train)
+            batch = min(config.batch_size, len(dataset))
             privacy: dict[str, Any] = (
                 {"target_epsilon": config.epsilon, "epochs": config.epochs}
                 if config.epsilon is not None
@@ -169,12 +209,12 @@ class BranchTrainer:
             )
             self.dpsgd = DPSGDTrainer(
                 self.model,
-                as_dataset(data.x_train, data.y_train),
+                dataset,
                 batch_size=batch,
                 learning_rate=config.learning_rate,
                 max_grad_norm=config.clip,
                 delta=config.delta,
-                loss_fn=self._loss,
+                loss_fn=loss,
                 replay_seed=_replay_bytes(config, role, data.name),
                 **privacy,
             )
@@ -210,6 +250,16 @@ class BranchTrainer:
     def epsilon(self) -> float | None:
         """Record-level epsilon spent so far (None without record-level DP)."""
         return None if self.dpsgd is None else float(self.dpsgd.epsilon())
+
+    def privacy_report(self) -> dict[str, Any]:
+        """The DP-SGD report for the ledger, naming what one protected unit is here: a
+        transaction row when the data has no customer column (the trainer only knows
+        "record")."""
+        assert self.dpsgd is not None
+        report = self.dpsgd.privacy_report()
+        if report.get("unit") == "record":
+            report["unit"] = self.config.protected
+        return report
 
     def update_hook(self) -> Callable[[np.ndarray], np.ndarray]:
         """The federation client's training hook: global model in, clipped update out."""
@@ -424,7 +474,7 @@ def _run_baselines(
             np.mean([m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])])
         ),
         "epsilon": max(eps) if eps else None,
-        "epsilon_unit": "record" if eps else None,
+        "epsilon_unit": config.protected if eps else None,
         "bytes_sent_per_branch_per_round": 0,
         "seconds_per_round": None,
     }
@@ -505,7 +555,7 @@ def run_federation(
             network.connect(b.name),
             policy=policy,
             replay_seed=_replay_bytes(config, "rounding", b.name),
-            privacy_report=None if dpsgd is None else dpsgd.privacy_report,
+            privacy_report=None if dpsgd is None else trainers[b.name].privacy_report,
         )
         thread = threading.Thread(
             target=client.run,
@@ -629,7 +679,7 @@ def run_simulation(
     sent = [sum(r["bytes_sent"].values()) / max(1, len(r["bytes_sent"])) for r in rounds]
     federated.update(
         epsilon=last_eps,
-        epsilon_unit=config.unit if config.private else None,
+        epsilon_unit=config.protected if config.private else None,
         bytes_sent_per_branch_per_round=float(np.mean(sent)) if sent else 0.0,
         seconds_per_round=float(np.mean([r["seconds"] for r in rounds])) if rounds else None,
         rounds_completed=len(completed),
