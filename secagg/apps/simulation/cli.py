@@ -54,6 +54,14 @@ def _options(function: Any) -> Any:
         click.option("--data", "source", type=click.Choice(SOURCES), help="Data [synthetic]."),
         click.option("--path", type=click.Path(dir_okay=False), help="The CSV file."),
         click.option("--label", help="Label column of a generic CSV."),
+        click.option(
+            "--customer-column",
+            help="CSV column of the customer (card/account) id: DP-SGD then protects a "
+            "customer, not a transaction row.",
+        ),
+        click.option(
+            "--max-rows-per-customer", type=int, help="Rows of a customer DP-SGD uses [8]."
+        ),
         click.option("--partition", type=click.Choice(PARTITIONS), help="CSV split [dirichlet]."),
         click.option("--alpha", type=float, help="Dirichlet concentration [0.5]."),
         click.option("--train-rows", type=int, help="Synthetic training rows in all [120000]."),
