@@ -360,3 +360,70 @@ def test_amplification_claims_the_release_does_not_earn_fail() -> None:
     problem = _check_consistency(central, privacy, listed)
     assert problem is not None and "public list" in problem
     assert _check_consistency(central, privacy, {"count": 1, "identity_hashes": "withheld"}) is None
+
+
+def _distributed_rows(zs: list[float]) -> list[dict]:
+    """Distributed rows as the server writes them, the mechanism's noise multiplier per
+    round from ``zs``; the claims come from the release (a new mechanism at each change of
+    z: what a restart under a changed config would have claimed before it was refused)."""
+    import warnings
+
+    import numpy as np
+
+    from secagg.dp.config import DPSettings
+    from secagg.dp.release import mechanism_for
+
+    rows, mechanism, current = [], None, None
+    for number, z in enumerate(zs, start=1):
+        if mechanism is None or z != current:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mechanism = mechanism_for(
+                    DPSettings(mechanism="distributed", noise_multiplier=z, delta=DELTA),
+                    dimension=16,
+                    bits=32,
+                    sample_rate=1.0,
+                    expected_clients=float(N),
+                    corrupt_fraction=0.1,
+                    seed=b"s" * 16,
+                )
+            current = z
+        mechanism.round_options(N)
+        out = mechanism.release(np.zeros(16), contributors=N, participants=N, noise_added=0.0)
+        dp = mechanism.ledger_block(out.store) | {
+            "sampling": {"kind": "poisson", "rate": 1.0, "population": N}
+        }
+        entry = LedgerEntry(
+            federation="audit", round=number, status="complete", reason=None,
+            started_at=None, finished_at=1.0e9 + number, backend={"name": "secagg+"},
+            participants=tuple(NAMES), contributed=N, dropouts={}, dp=dp,
+            epsilon=out.epsilon, delta=DELTA, model_sha256=f"{number:064x}",
+        )  # fmt: skip
+        rows.append(entry.row(lambda name: name))
+    return rows
+
+
+def test_distributed_ledger_replays_when_its_parameters_hold(tmp_path: Path) -> None:
+    key = LedgerKey.generate()
+    path = _write(
+        tmp_path / "d.sqlite",
+        key,
+        _distributed_rows([1.0, 1.0, 1.0]),
+    )
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    eps = [e for _, e in result.epsilons]
+    assert eps == sorted(eps) and eps[0] < eps[-1]
+
+
+def test_distributed_parameters_changed_mid_ledger_fail_and_name_the_row(
+    tmp_path: Path,
+) -> None:
+    """A restart that changed the distributed noise would restart its accountant at zero
+    (the claims go down); the server refuses such a restart, and a ledger that holds one
+    anyway fails at the row of the change: the replay composes one parameter set only."""
+    key = LedgerKey.generate()
+    rows = _distributed_rows([1.0, 1.0, 2.0])
+    failure = _failure(_write(tmp_path / "d.sqlite", key, rows), key)
+    assert failure.startswith("row 3 (round 3)")
+    assert "parameters changed mid-ledger" in failure
