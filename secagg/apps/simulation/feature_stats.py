@@ -1,0 +1,409 @@
+"""The statistics the simulator standardises features with: secure and noised, or public.
+
+Standardising with a mean and std computed over every branch's pooled training
+rows releases those rows outside every epsilon (the DP review). Two honest
+sources replace it:
+
+* :func:`secure_feature_statistics`: the moment release of
+  :mod:`secagg.dp.statistics`. Each branch computes its ``2F + 1`` clipped sums
+  (:meth:`~secagg.dp.statistics.MomentRelease.branch_vector`, the only function
+  that ever sees its rows) and adds its own Gaussian noise share; the vectors are
+  summed by secure aggregation (SecAgg or SecAgg+), so the server only learns the
+  noised total, and :meth:`FeatureStatistics.accountant_step` is what every
+  branch charges to its accountant (``DPSGDTrainer.charge(*step)``).
+* :func:`public_feature_statistics` and :func:`load_public_statistics`:
+  statistics of public or prior data (a reference sample that belongs to no
+  branch, a file); no epsilon, nothing to charge.
+
+Aggregation details. The branch vectors are summed in a 64-bit ring
+(``bits = 64``) whose ``value_bound`` comes from public numbers only: a public cap
+on a branch's rows (``max_branch_rows``), the clip bound, and 64 standard
+deviations of a noise share (exceeded with probability below 10^-800; the branch
+would then refuse, never wrap). A bound derived from the data would itself leak
+the largest branch's size. The ``plain`` backend would show every branch's
+vector, with only its share of the noise, to the server, and ``ckks`` needs a key
+holder the statistics round has no use for, so both fall back to ``secagg+``
+(recorded in :attr:`FeatureStatistics.details`). Secure aggregation needs at least
+two branches and every branch's share: a round where a branch dropped is refused
+(its noise share would be missing).
+
+Determinism. Masks cancel exactly; what remains random is the noise and the
+fixed-point stochastic rounding. With ``replay_seed`` (simulations only: a known
+seed protects nothing) both derive from it (:func:`secagg.crypto.stream.derive`),
+so the same seed gives byte-identical statistics; without it both come from the
+OS CSPRNG.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from secagg.aggregation import get_backend, run_local_round
+from secagg.crypto.stream import KeyedStream, derive
+from secagg.dp.distributed import assumed_colluders
+from secagg.dp.statistics import MomentRelease
+from secagg.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_MAX_BRANCH_ROWS",
+    "PUBLIC",
+    "SECURE",
+    "FeatureStatistics",
+    "load_public_statistics",
+    "public_feature_statistics",
+    "secure_feature_statistics",
+]
+
+SECURE = "secure"
+PUBLIC = "public"
+#: the public cap on one branch's rows that sizes the aggregation ring
+DEFAULT_MAX_BRANCH_ROWS = 10_000_000
+#: noise-share tail covered by the value bound, in standard deviations
+_NOISE_TAIL = 64.0
+_BITS = 64
+_MASKING = ("secagg", "secagg+")
+_FALLBACK = {"plain": "secagg+", "ckks": "secagg+"}
+_NOISE_LABEL = "secagg/v1/feature-stats-noise/"
+_ROUNDING_LABEL = b"secagg/v1/feature-stats-rounding/"
+
+
+def _frozen(name: str, values: object) -> np.ndarray:
+    arr = np.array(values, dtype=np.float64)  # a copy: the caller's array stays theirs
+    if arr.ndim != 1 or arr.size == 0:
+        raise ConfigurationError(f"{name} must be a non-empty vector, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ConfigurationError(f"{name} contains NaN or infinite values")
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureStatistics:
+    """A mean and std per feature, where they came from, and what they cost.
+
+    ``source`` is ``"secure"`` (the noised moment release over the branches) or
+    ``"public"`` (public or prior data: no epsilon). For a secure release,
+    ``noise_multiplier`` is the per-block ``z``, ``effective_noise_multiplier`` the
+    one Gaussian it amounts to (``z / sqrt(3)``), ``bound`` the clip and
+    ``rows_per_unit`` the rows one privacy unit may contribute. ``details`` are the
+    facts for the run report (backend, branches, honest noise contributors, ...).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    source: str
+    noise_multiplier: float = 0.0
+    effective_noise_multiplier: float = 0.0
+    bound: float | None = None
+    rows_per_unit: int = 1
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        mean, std = _frozen("mean", self.mean), _frozen("std", self.std)
+        if mean.shape != std.shape:
+            raise ConfigurationError(
+                f"mean and std must have one value per feature, got {mean.size} and {std.size}"
+            )
+        if not np.all(std > 0):
+            raise ConfigurationError("every std must be positive")
+        if self.source not in (SECURE, PUBLIC):
+            raise ConfigurationError(
+                f"source must be {SECURE!r} or {PUBLIC!r}, not {self.source!r}"
+            )
+        if self.source == SECURE and self.bound is None:
+            raise ConfigurationError("secure statistics need the clip bound they were released at")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "details", dict(self.details))
+
+    @property
+    def features(self) -> int:
+        return int(self.mean.size)
+
+    @property
+    def private(self) -> bool:
+        """Whether computing these touched branch data under DP (a secure, noised release)."""
+        return self.source == SECURE and self.noise_multiplier > 0
+
+    @property
+    def accountant_step(self) -> tuple[float, float, int] | None:
+        """What each branch charges its accountant (``DPSGDTrainer.charge(*step)``):
+        ``(z / sqrt(3), 1.0, 1)``; None for public statistics or a release without DP."""
+        return self._release().accountant_step if self.source == SECURE else None
+
+    def _release(self) -> MomentRelease:
+        assert self.bound is not None
+        return MomentRelease(
+            bound=self.bound,
+            features=self.features,
+            noise_multiplier=self.noise_multiplier,
+            rows_per_unit=self.rows_per_unit,
+        )
+
+    def epsilon_at(self, delta: float, accountant: str = "pld") -> float:
+        """Epsilon at ``delta`` of this release alone: 0.0 for public statistics (no
+        branch data), ``inf`` for a secure release without noise (no DP)."""
+        if self.source == PUBLIC:
+            from secagg.dp._checks import _delta
+
+            _delta(delta)
+            return 0.0
+        return self._release().epsilon(delta, accountant)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` as float32; the last axis of ``x`` is the features."""
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim == 0 or arr.shape[-1] != self.features:
+            raise ConfigurationError(
+                f"expected {self.features} features on the last axis, got shape {arr.shape}"
+            )
+        return ((arr - self.mean) / self.std).astype(np.float32)
+
+    def as_dict(self, feature_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """JSON-ready, for the run report. With ``feature_names`` the values are under
+        ``"features": {name: {"mean", "std"}}``, the layout
+        :func:`load_public_statistics` reads; else as ``"mean"`` and ``"std"`` lists."""
+        out: dict[str, Any] = {
+            "source": self.source,
+            "num_features": self.features,
+            "noise_multiplier": self.noise_multiplier,
+            "effective_noise_multiplier": self.effective_noise_multiplier,
+            "bound": self.bound,
+            "rows_per_unit": self.rows_per_unit,
+            **self.details,
+        }
+        if feature_names is None:
+            out["mean"] = [float(v) for v in self.mean]
+            out["std"] = [float(v) for v in self.std]
+            return out
+        names = list(feature_names)
+        if len(names) != self.features or len(set(names)) != len(names):
+            raise ConfigurationError(
+                f"give {self.features} distinct feature names, got {len(names)}"
+            )
+        out["features"] = {
+            name: {"mean": float(m), "std": float(s)}
+            for name, m, s in zip(names, self.mean, self.std, strict=True)
+        }
+        return out
+
+
+# --- secure: the noised moment release over the branches --------------------------
+
+
+def _noise_stream(replay_seed: bytes | str | int | None, branch: int) -> KeyedStream:
+    if replay_seed is None:
+        return KeyedStream()  # OS CSPRNG
+    return KeyedStream(derive(f"{_NOISE_LABEL}{branch}/", replay_seed))
+
+
+def _backend_name(backend: object) -> str:
+    if backend in _MASKING:
+        return str(backend)
+    if backend in _FALLBACK:
+        return _FALLBACK[str(backend)]
+    raise ConfigurationError(f"backend must be one of {(*_MASKING, *_FALLBACK)}, not {backend!r}")
+
+
+def secure_feature_statistics(
+    branch_rows: Sequence[np.ndarray],
+    *,
+    bound: float,
+    noise_multiplier: float,
+    rows_per_unit: int = 1,
+    corrupt_fraction: float = 0.25,
+    backend: str = "secagg+",
+    replay_seed: bytes | None = None,
+    customers: Sequence[np.ndarray | None] | None = None,
+    max_branch_rows: int = DEFAULT_MAX_BRANCH_ROWS,
+    min_std: float | None = None,
+) -> FeatureStatistics:
+    """Feature mean and std from the branches' rows through the noised moment release.
+
+    ``branch_rows[i]`` is branch ``i``'s ``(n_i, F)`` training rows (for
+    customer-level DP: at most ``rows_per_unit`` per customer, the rows it trains
+    on; ``customers[i]``, one id per row, lets that be checked). Each branch's rows
+    go to :meth:`MomentRelease.branch_vector` and nowhere else; each branch adds
+    its noise share for ``honest = branches - assumed_colluders(branches,
+    corrupt_fraction)`` (at least 1) contributors, and the ``(branches, 2F + 1)``
+    noised vectors are summed by ``backend`` (``plain`` and ``ckks`` fall back to
+    ``secagg+``, see the module docstring). ``noise_multiplier = 0`` is a release
+    without DP (for runs without DP): nothing to charge, epsilon ``inf``.
+
+    ``replay_seed`` (simulations only) makes the noise and the rounding replayable.
+    ``max_branch_rows`` is the public cap that sizes the aggregation ring; a branch
+    above it is refused. ``min_std``: see :class:`MomentRelease`.
+    """
+    if isinstance(branch_rows, np.ndarray) or not isinstance(branch_rows, Sequence):
+        raise ConfigurationError("branch_rows must be a list with one row array per branch")
+    branches = len(branch_rows)
+    if branches < 2:
+        raise ConfigurationError(
+            f"secure aggregation needs at least 2 branches, got {branches}; with one branch "
+            "use public statistics"
+        )
+    if (
+        isinstance(max_branch_rows, bool)
+        or not isinstance(max_branch_rows, numbers.Integral)
+        or max_branch_rows < 1
+    ):
+        raise ConfigurationError(f"max_branch_rows must be a positive int, not {max_branch_rows!r}")
+    if customers is not None and len(customers) != branches:
+        raise ConfigurationError(
+            f"customers must give one id array (or None) per branch ({branches}), "
+            f"got {len(customers)}"
+        )
+    features: int | None = None
+    for i, rows in enumerate(branch_rows):
+        shape = getattr(rows, "shape", None)  # shape only: the rows go to branch_vector alone
+        if not isinstance(rows, np.ndarray) or shape is None or len(shape) != 2:
+            raise ConfigurationError(f"branch {i}'s rows must be a 2-D numpy array")
+        if features is None:
+            features = int(shape[1])
+        elif shape[1] != features:
+            raise ConfigurationError(f"branch {i} has {shape[1]} features, branch 0 has {features}")
+        if shape[0] > max_branch_rows:
+            raise ConfigurationError(
+                f"branch {i} has {shape[0]} rows, above max_branch_rows = {max_branch_rows} "
+                "(the public cap that sizes the aggregation ring): raise it"
+            )
+    if not 0 <= corrupt_fraction < 1:
+        raise ConfigurationError(f"corrupt_fraction must lie in [0, 1), not {corrupt_fraction!r}")
+    name = _backend_name(backend)
+    release = MomentRelease(
+        bound=bound,
+        features=features or 0,
+        noise_multiplier=noise_multiplier,
+        rows_per_unit=rows_per_unit,
+        min_std=min_std,
+    )
+    colluders = assumed_colluders(branches, float(corrupt_fraction))
+    honest = max(1, branches - colluders)
+
+    vectors = np.empty((branches, release.dimension), dtype=np.float64)
+    for i, rows in enumerate(branch_rows):  # each branch, on its own side
+        ids = None if customers is None else customers[i]
+        vectors[i] = release.branch_vector(rows, ids)
+        vectors[i] += release.noise_share(honest, _noise_stream(replay_seed, i))
+
+    b = release.bound
+    share_std = max(release.stddevs) / math.sqrt(honest)
+    value_bound = max_branch_rows * max(1.0, b, b * b) + _NOISE_TAIL * share_std
+    rounding = None if replay_seed is None else KeyedStream(derive(_ROUNDING_LABEL, replay_seed))
+    chosen = get_backend(
+        name, value_bound=value_bound, bits=_BITS, corrupt_fraction=float(corrupt_fraction)
+    )
+    total, report = run_local_round(chosen, vectors, rounding=rounding)
+    if len(report.contributed) != branches:
+        raise ConfigurationError(
+            f"{len(report.dropped)} branches dropped from the statistics round: their noise "
+            "shares are missing, so the total is not released"
+        )
+    mean, std = release.finish(total)
+    s1, s2, s0 = release.stddevs
+    details = {
+        "backend": name,
+        "requested_backend": str(backend),
+        "branches": branches,
+        "assumed_colluders": colluders,
+        "honest_noise_contributors": honest,
+        "noise_stddevs": {"sum": s1, "sum_of_squares": s2, "count": s0},
+        "min_std": release.min_std,
+        "aggregation_error_bound": float(report.error_bound),
+        "value_bound": value_bound,
+        "bits": _BITS,
+        "replayable": replay_seed is not None,
+    }
+    return FeatureStatistics(
+        mean=mean,
+        std=std,
+        source=SECURE,
+        noise_multiplier=release.noise_multiplier,
+        effective_noise_multiplier=release.effective_noise_multiplier,
+        bound=release.bound,
+        rows_per_unit=release.rows_per_unit,
+        details=details,
+    )
+
+
+# --- public: statistics of data that belongs to no branch --------------------------
+
+
+def public_feature_statistics(
+    x_public: np.ndarray, *, origin: str = "public reference sample"
+) -> FeatureStatistics:
+    """Mean and std (population, like ``numpy.std``) of public or prior data.
+
+    ``x_public`` must belong to no branch (e.g. a reference sample of the synthetic
+    generator drawn for this purpose): then nothing is charged. A constant column
+    gets std 1.0 (it is centred, not scaled), as in ``tabular.standardize``.
+    """
+    x = np.asarray(x_public, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ConfigurationError(f"x_public must be a non-empty (n, F) array, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ConfigurationError("x_public contains NaN or infinite values")
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std[std == 0] = 1.0
+    return FeatureStatistics(
+        mean=mean, std=std, source=PUBLIC, details={"origin": origin, "rows": int(x.shape[0])}
+    )
+
+
+def _number(path: Path, name: str, key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{path}: feature {name!r}: {key} must be a number, not {value!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ConfigurationError(f"{path}: feature {name!r}: {key} must be finite, not {value!r}")
+    return out
+
+
+def load_public_statistics(path: str | Path, feature_names: Sequence[str]) -> FeatureStatistics:
+    """Public or prior statistics from a JSON file ``{"features": {name: {"mean", "std"}}}``.
+
+    Every name in ``feature_names`` must be there, in any order (extra features in
+    the file are ignored), with a finite mean and a finite std > 0.
+    """
+    p = Path(path)
+    names = list(feature_names)
+    if not names or len(set(names)) != len(names):
+        raise ConfigurationError(f"{p}: give a non-empty list of distinct feature names")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"no feature statistics file at {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{p}: cannot read the feature statistics: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{p} is not valid JSON: {exc}") from None
+    table = data.get("features") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        raise ConfigurationError(f'{p} must hold {{"features": {{name: {{"mean": m, "std": s}}}}}}')
+    mean, std = [], []
+    for name in names:
+        if name not in table:
+            raise ConfigurationError(f"{p} has no statistics for feature {name!r}")
+        entry = table[name]
+        if not isinstance(entry, dict) or "mean" not in entry or "std" not in entry:
+            raise ConfigurationError(f'{p}: feature {name!r} needs {{"mean": m, "std": s}}')
+        m = _number(p, name, "mean", entry["mean"])
+        s = _number(p, name, "std", entry["std"])
+        if s <= 0:
+            raise ConfigurationError(f"{p}: feature {name!r}: std must be positive, not {s!r}")
+        mean.append(m)
+        std.append(s)
+    return FeatureStatistics(
+        mean=np.array(mean), std=np.array(std), source=PUBLIC, details={"origin": str(p)}
+    )
