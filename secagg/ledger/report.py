@@ -114,11 +114,19 @@ def build_report(
     if rows:
         last = rows[-1]
         dp = last.get("dp") or {}
+        spent = last["privacy"]["epsilon"]
+        budget = None if expected is None else expected.epsilon_budget
+        if budget is None:
+            cap = " (give `--config` to compare it with the federation's epsilon_budget)"
+        elif spent is not None and not float(spent) <= budget * (1 + 1e-9):
+            cap = f" of a budget of {budget:g}: **ABOVE THE BUDGET**"
+        else:
+            cap = f" of a budget of {budget:g}: within it"
         lines += [
             f"- privacy unit: {dp.get('unit', 'none')}; mechanism: "
             f"{dp.get('mechanism', 'none')}; accountant: {dp.get('accountant', '-')}",
-            f"- budget spent: epsilon = {_eps(last['privacy']['epsilon'])} at delta = "
-            f"{last['privacy'].get('delta')}",
+            f"- budget spent: epsilon = {_eps(spent)} at delta = "
+            f"{last['privacy'].get('delta')}{cap}",
             "",
             "## What each round released and what it cost",
             "",

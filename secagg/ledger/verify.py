@@ -84,6 +84,8 @@ class ExpectedPrivacy:
     population: int
     noise_multiplier: float | None = None
     clip: float | None = None
+    #: ``[dp] epsilon_budget``: the hard cap no row's re-derived epsilon may exceed
+    epsilon_budget: float | None = None
 
     @property
     def dp(self) -> bool:
@@ -527,6 +529,13 @@ def verify_ledger(
             result.failure = (
                 f"{where}: claims epsilon {claimed} but its recorded mechanism gives "
                 f"{recomputed}" + (" (the claim is below the mechanism's)" if below else "")
+            )
+            return result
+        budget = None if expected is None else expected.epsilon_budget
+        if budget is not None and recomputed is not None and not recomputed <= budget * (1 + 1e-9):
+            result.failure = (
+                f"{where}: epsilon {recomputed:.6g} is ABOVE the config's epsilon_budget "
+                f"{budget:g}: the budget was overspent"
             )
             return result
     if expected is not None:

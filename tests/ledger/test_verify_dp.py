@@ -102,7 +102,14 @@ def _expected(**changes: object) -> ExpectedPrivacy:
     return ExpectedPrivacy(**(values | changes))
 
 
-def _config(tmp_path: Path, *, delta: float = DELTA, rate: float = Q, z: float = Z) -> Path:
+def _config(
+    tmp_path: Path,
+    *,
+    delta: float = DELTA,
+    rate: float = Q,
+    z: float = Z,
+    budget: float | None = None,
+) -> Path:
     path = tmp_path / "federation.toml"
     path.write_text(
         "[federation]\n"
@@ -121,7 +128,7 @@ def _config(tmp_path: Path, *, delta: float = DELTA, rate: float = Q, z: float =
         "clip = 1.0\n"
         f"noise_multiplier = {z}\n"
         f"delta = {delta}\n"
-        'accountant = "rdp"\n'
+        'accountant = "rdp"\n' + ("" if budget is None else f"epsilon_budget = {budget}\n")
     )
     return path
 
@@ -427,3 +434,26 @@ def test_distributed_parameters_changed_mid_ledger_fail_and_name_the_row(
     failure = _failure(_write(tmp_path / "d.sqlite", key, rows), key)
     assert failure.startswith("row 3 (round 3)")
     assert "parameters changed mid-ledger" in failure
+
+
+def test_verify_and_report_flag_a_ledger_above_the_configs_budget(tmp_path: Path) -> None:
+    """Every epsilon-printing command marks a run that ended above its target: a ledger
+    whose rows replay fine but whose epsilon passes ``[dp] epsilon_budget`` fails
+    ``verify --config`` at the first row above it, and the report says ABOVE."""
+    from secagg.ledger.report import build_report
+
+    key = LedgerKey.generate()
+    path = _write(tmp_path / "l.sqlite", key, _central_rows([Z] * 6))
+    result = verify_ledger(path, key.public_key)
+    assert result.ok
+    eps = [e for _, e in result.epsilons]
+    budget = (eps[2] + eps[3]) / 2  # rounds 1-3 fit, round 4 crosses
+    failure = _failure(path, key, _expected(epsilon_budget=budget))
+    assert failure.startswith("row 4 (round 4)") and "ABOVE the config's epsilon_budget" in failure
+    assert verify_ledger(path, key.public_key, expected=_expected(epsilon_budget=eps[-1])).ok
+    status, output = _cli(path, key, "--config", str(_config(tmp_path, budget=budget)))
+    assert status == 1 and "row 4 (round 4)" in output and "overspent" in output
+    text, _ = build_report(path, key.public_key, _expected(epsilon_budget=budget))
+    assert "**ABOVE THE BUDGET**" in text
+    text, _ = build_report(path, key.public_key, _expected(epsilon_budget=2 * eps[-1]))
+    assert "within it" in text and "ABOVE" not in text

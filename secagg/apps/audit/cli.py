@@ -48,6 +48,7 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
         population=len(federation.clients),
         noise_multiplier=None if dp is None else dp.noise_multiplier,
         clip=None if dp is None else dp.clip,
+        epsilon_budget=None if dp is None else dp.epsilon_budget,
     )
 
 
