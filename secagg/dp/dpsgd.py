@@ -89,7 +89,7 @@ import numbers
 import os
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -282,6 +282,78 @@ def _csprng_seeded_generator(
     return torch.Generator(device=device).manual_seed(int.from_bytes(raw, "big"))
 
 
+def _prior_entries(
+    releases: Sequence[tuple[float, float, int]],
+) -> list[tuple[float, float, int]]:
+    """Validated accountant entries of releases made before training."""
+    entries = []
+    for entry in releases:
+        try:
+            z, q, steps = entry
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"a prior release is (noise_multiplier, sample_rate, steps), not {entry!r}"
+            ) from None
+        z = _positive_finite("prior release noise_multiplier", z)
+        q = _positive_finite("prior release sample_rate", q)
+        if q > 1 or isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+            raise ConfigurationError(f"a prior release needs q <= 1 and integer steps: {entry!r}")
+        if steps < 1:
+            raise ConfigurationError(f"a prior release has at least one step: {entry!r}")
+        entries.append((z, q, int(steps)))
+    return entries
+
+
+def _calibrate_after(
+    prior: list[tuple[float, float, int]],
+    *,
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str,
+    tolerance: float = 0.01,
+) -> float:
+    """The smallest training noise (within ``tolerance`` of epsilon, from below) whose
+    steps, composed with the ``prior`` releases, stay within ``target_epsilon``: the
+    search Opacus's ``get_noise_multiplier`` does, with the prior in the history."""
+    from opacus.accountants import create_accountant
+
+    def spent(z: float) -> float:
+        probe = create_accountant(mechanism=accountant)
+        probe.history = [*prior, (z, sample_rate, steps)]
+        return float(probe.get_epsilon(delta=delta))
+
+    floor = create_accountant(mechanism=accountant)
+    floor.history = list(prior)
+    try:
+        already = float(floor.get_epsilon(delta=delta))
+        if not already < target_epsilon:
+            raise ConfigurationError(
+                f"the releases before training already spend epsilon {already:.3g} of the "
+                f"target {target_epsilon:g}: nothing is left for DP-SGD"
+            )
+        low, high = 0.0, 10.0
+        while spent(high) > target_epsilon:
+            low, high = high, 2 * high
+            if high > 1e6:
+                raise ConfigurationError(f"no noise meets epsilon = {target_epsilon}")
+        eps = spent(high)
+        while target_epsilon - eps > tolerance:
+            middle = (low + high) / 2
+            value = spent(middle)
+            if value > target_epsilon:
+                low = middle
+            else:
+                high, eps = middle, value
+    except (RuntimeError, ValueError, FloatingPointError) as exc:
+        raise ConfigurationError(
+            f"cannot calibrate noise for epsilon={target_epsilon} after the prior releases "
+            f"with the {accountant!r} accountant: {exc}"
+        ) from exc
+    return high
+
+
 def _positive_finite(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigurationError(f"{name} must be a number, not {value!r}")
@@ -336,6 +408,11 @@ class DPSGDTrainer:
             generator seeds from these bytes instead of the OS CSPRNG, so a run
             replays exactly. Anyone who knows it can subtract the noise: never
             set it where the privacy guarantee matters.
+        prior_releases: Gaussian releases of the same items made before training,
+            as accountant entries ``(noise_multiplier, sample_rate, steps)`` (e.g.
+            the noised feature statistics, :mod:`secagg.dp.statistics`). They start
+            the accountant's history, and with ``target_epsilon`` the training
+            noise is calibrated so that they *and* the training stay within it.
     """
 
     def __init__(
@@ -354,6 +431,7 @@ class DPSGDTrainer:
         loss_fn: nn.Module | None = None,
         secure_mode: bool = False,
         replay_seed: bytes | None = None,
+        prior_releases: Sequence[tuple[float, float, int]] = (),
     ) -> None:
         if secure_mode:
             raise ConfigurationError(
@@ -481,6 +559,17 @@ class DPSGDTrainer:
             "poisson_sampling": True,
             "noise_generator": _csprng_seeded_generator(device, replay_seed, b"noise"),
         }
+        prior = _prior_entries(prior_releases)
+        if noise_multiplier is None and prior:
+            sample_rate = 1 / len(loader)
+            noise_multiplier = _calibrate_after(
+                prior,
+                target_epsilon=target_epsilon,  # type: ignore[arg-type]
+                delta=delta,
+                sample_rate=sample_rate,
+                steps=epochs * int(1 / sample_rate),  # type: ignore[operator]
+                accountant=accountant,
+            )
         if noise_multiplier is None:
             # Calibrate for the steps that will really run. Opacus's
             # make_private_with_epsilon calibrates for int(epochs / q) steps, but
@@ -509,6 +598,7 @@ class DPSGDTrainer:
             noise_multiplier=noise_multiplier, **common
         )
         assert dp_loader.sample_rate == 1 / len(loader)  # what the accountant uses
+        engine.accountant.history.extend(prior)
 
         self._model = model
         self._gsm = gsm

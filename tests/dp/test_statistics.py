@@ -395,3 +395,31 @@ def test_charge_is_refused_when_the_accountant_cannot_evaluate_it(trainer_factor
         trainer.charge(0.01, 1.0)
     assert trainer.history == ()
     assert trainer.epsilon() == 0.0
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_a_target_epsilon_covers_the_releases_made_before_training(trainer_factory, accountant):
+    """With a charge after calibration the target was exceeded; a prior release is in the
+    calibration, so statistics and training together end within the target, and close to
+    it (the search stops within 0.01 below)."""
+    stats_step = (_release(noise_multiplier=5.0).effective_noise_multiplier, 1.0, 1)
+    common = {"noise_multiplier": None, "target_epsilon": 3.0, "epochs": 2, "delta": 1e-4}
+    alone = trainer_factory(accountant, **common)
+    after = trainer_factory(accountant, **common, prior_releases=[stats_step])
+    assert after.history == (stats_step,)
+    assert after.noise_multiplier > alone.noise_multiplier  # less left for training
+    after.train(2)
+    eps = _opacus_epsilon(accountant, list(after.history), 1e-4)
+    assert after.epsilon() == pytest.approx(eps, rel=1e-6)
+    assert 3.0 - 0.02 <= eps <= 3.0
+    with pytest.raises(ConfigurationError, match="would exceed the target"):
+        after.train(1)
+
+
+def test_prior_releases_that_spend_the_target_are_refused(trainer_factory):
+    common = {"noise_multiplier": None, "target_epsilon": 1.0, "epochs": 1, "delta": 1e-4}
+    with pytest.raises(ConfigurationError, match="already spend epsilon"):
+        trainer_factory("rdp", **common, prior_releases=[(0.5, 1.0, 1)])
+    with pytest.raises(ConfigurationError, match="prior release"):
+        trainer_factory("rdp", **common, prior_releases=[(1.0, 1.5, 1)])
