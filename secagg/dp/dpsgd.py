@@ -133,6 +133,12 @@ _SECURE_RNG_WARNING = r"Secure RNG turned off"
 # layer (the data) do not require grad. Opacus only needs the gradient w.r.t. the
 # layer *output* to form per-sample gradients, so this is expected and harmless.
 _BACKWARD_HOOK_WARNING = r"Full backward hook is firing when gradients are computed"
+# catch_warnings is not thread-safe (branches train in threads in the simulator), so
+# these two are filtered for the process, narrowly: the hook warning above (by text),
+# and the PRV accountant's log(1 - q) at q = 1 (a release of every item, e.g. the
+# feature statistics: it evaluates to the right limit) by category and module.
+warnings.filterwarnings("ignore", message=_BACKWARD_HOOK_WARNING)
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"opacus\.accountants")
 
 
 def default_delta(num_records: int) -> float:

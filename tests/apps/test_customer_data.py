@@ -87,7 +87,11 @@ def test_a_customer_stays_in_one_branch_and_one_side_of_the_split(
         assert branch.customers_train.size == branch.num_train
         for customer in set(branch.customers_train):
             assert owner.setdefault(customer, branch.name) == branch.name
-    assert sum(b.num_train + b.y_test.size for b in branches) == table.y.size
+    # a customer trains on at most max_rows_per_customer of their rows (8 here)
+    for branch in branches:
+        _, per_customer = np.unique(branch.customers_train, return_counts=True)  # type: ignore[call-overload]
+        assert per_customer.max() <= config.max_rows_per_customer
+    assert sum(b.num_train + b.y_test.size for b in branches) < table.y.size  # 9-row ones
     # the test rows belong to customers no branch trains on
     trained = set(owner)
     test_rows = sum(b.y_test.size for b in branches)
@@ -100,7 +104,8 @@ def test_the_protected_unit_is_named_from_the_data() -> None:
     csv_config = SimulationConfig(source="csv", path="x.csv", label="y")
     assert csv_config.protected == "transaction"
     assert csv_config.with_changes(customer_column="id").protected == "customer"
-    assert csv_config.with_changes(unit="client", mechanism="central").protected == "client"
+    client = csv_config.with_changes(unit="client", mechanism="central", standardize="none")
+    assert client.protected == "client"
     with pytest.raises(ConfigurationError, match="customer_column"):
         SimulationConfig(customer_column="id")
     with pytest.raises(ConfigurationError, match="max_rows_per_customer"):
@@ -142,6 +147,10 @@ def test_the_ledger_and_the_report_name_the_unit_dpsgd_protected(tmp_path: Path,
     if ids:  # q over customers: far fewer units than rows
         branch = load_branches(config)[0]
         customers = len(set(branch.customers_train))  # type: ignore[arg-type]
-        (_, q, _), *_ = next(iter(reports))["history"]
+        stats, (_, q, _), *_ = next(iter(reports))["history"]
         assert customers < branch.num_train
         assert q == pytest.approx(1 / -(-customers // 32))
+        # the feature statistics, one customer contributing up to max_rows rows, are the
+        # first release every branch's accountant composes
+        assert stats == [pytest.approx(10.0 / 3**0.5), 1.0, 1]
+        assert result.feature_statistics["rows_per_unit"] == 8

@@ -118,6 +118,9 @@ class BranchData:
     #: the customer id of each training row (loaded data with a customer column);
     #: None for synthetic data, where one row is one customer
     customers_train: np.ndarray | None = None
+    #: Gaussian releases of these training rows made before training, as accountant
+    #: entries (noise multiplier, sample rate, steps): the feature statistics
+    prior_releases: tuple[tuple[float, float, int], ...] = ()
 
     @property
     def num_train(self) -> int:

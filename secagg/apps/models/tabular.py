@@ -158,11 +158,11 @@ def customer_groups(customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Scale every column to mean 0, std 1 with the *training* statistics.
+    """Scale every column to mean 0, std 1 with the statistics of ``train``.
 
-    In a real federation the column sums and sums of squares are themselves
-    aggregated securely (``secagg.aggregate``); the simulator computes them
-    over the pooled training rows, which gives the same numbers.
+    For one party's own data (a baseline, a test). Across branches nobody may pool
+    the rows: the simulator standardises with a noised secure sum of per-branch sums
+    or public statistics (:mod:`secagg.apps.simulation.feature_stats`).
     """
     mean = train.mean(axis=0, dtype=np.float64)
     std = train.std(axis=0, dtype=np.float64)

@@ -35,6 +35,11 @@ overrides any of them::
     # label = "is_fraud"        # csv: the label column
     # customer_column = "card_id" # creditcard / csv: DP-SGD then protects a customer
     # max_rows_per_customer = 8 # ... over up to this many of their rows
+    standardize = "auto"        # secure | public | none; auto: secure for record-level
+                                # DP and no DP, public for client-level DP
+    # stats_path = "stats.json" # public statistics (CSV with standardize = "public")
+    stats_bound = 5.0           # secure: each raw value is clipped to [-bound, bound]
+    stats_noise_multiplier = 10.0  # secure with record-level DP: z per block
     # partition = "dirichlet"   # creditcard / csv: iid | dirichlet (labels) | feature
     # alpha = 0.5
     train_rows = 120000
@@ -58,6 +63,7 @@ from secagg.errors import ConfigurationError
 UNITS = ("record", "client")
 MECHANISMS = {"record": ("dpsgd", "off"), "client": ("central", "distributed", "off")}
 SOURCES = ("synthetic", "creditcard", "csv")
+STANDARDIZE = ("auto", "secure", "public", "none")
 PARTITIONS = ("iid", "dirichlet", "feature")
 
 
@@ -89,6 +95,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "label",
         "customer_column",
         "max_rows_per_customer",
+        "standardize",
+        "stats_path",
+        "stats_bound",
+        "stats_noise_multiplier",
         "partition",
         "alpha",
         "train_rows",
@@ -139,6 +149,10 @@ class SimulationConfig:
     label: str | None = None
     customer_column: str | None = None
     max_rows_per_customer: int = 8
+    standardize: str = "auto"
+    stats_path: str | None = None
+    stats_bound: float = 5.0
+    stats_noise_multiplier: float = 10.0
     partition: str = "dirichlet"
     alpha: float = 0.5
     train_rows: int = 120_000
@@ -204,6 +218,35 @@ class SimulationConfig:
             1 <= self.max_rows_per_customer <= 1000,
             "data.max_rows_per_customer must lie in [1, 1000]",
         )
+        _require(self.standardize in STANDARDIZE, f"data.standardize must be one of {STANDARDIZE}")
+        _require(
+            math.isfinite(self.stats_bound) and self.stats_bound > 0,
+            "data.stats_bound must be positive",
+        )
+        _require(
+            math.isfinite(self.stats_noise_multiplier) and self.stats_noise_multiplier > 0,
+            "data.stats_noise_multiplier must be positive (a secure release without noise is "
+            "only made when the run has no DP)",
+        )
+        _require(
+            not (self.feature_statistics == "secure" and self.unit == "client" and self.private),
+            "data.standardize = 'secure' noises the statistics per record; with unit = "
+            "'client' a whole branch must be hidden: use 'public' (data.stats_path, or the "
+            "synthetic generator's reference sample) or 'none'",
+        )
+        _require(
+            self.stats_path is None or self.feature_statistics == "public",
+            "data.stats_path is read only with data.standardize = 'public'",
+        )
+        _require(
+            not (
+                self.feature_statistics == "public"
+                and self.source != "synthetic"
+                and self.stats_path is None
+            ),
+            "data.standardize = 'public' with a CSV needs data.stats_path (a JSON file of "
+            "public statistics); or use 'secure' or 'none'",
+        )
         _require(self.partition in PARTITIONS, f"data.partition must be one of {PARTITIONS}")
         _require(self.alpha > 0, "data.alpha must be positive")
         _require(self.train_rows >= 100 * self.branches, "data.train_rows: 100 per branch at least")
@@ -212,6 +255,16 @@ class SimulationConfig:
     @property
     def private(self) -> bool:
         return self.mechanism != "off"
+
+    @property
+    def feature_statistics(self) -> str:
+        """Where the standardisation comes from: ``secure`` (noised, accounted secure
+        aggregation of the branches' sums), ``public`` (public or prior data) or
+        ``none``. ``auto`` is secure except under client-level DP, whose unit (a whole
+        branch) a per-record noise does not hide."""
+        if self.standardize != "auto":
+            return self.standardize
+        return "public" if self.unit == "client" and self.private else "secure"
 
     @property
     def protected(self) -> str:

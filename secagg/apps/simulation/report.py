@@ -94,9 +94,28 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     else:
         verdict = f"within the target ε = {c.epsilon:g}"
     lines = [f"privacy: {spent} after {rounds}; {verdict}"]
+    stats = result.feature_statistics
+    if stats is not None:
+        lines.append(_statistics_line(stats, c.delta))
     if result.stopped:
         lines.append(f"stopped early, before crossing the budget: {result.stopped}")
     return lines
+
+
+def _statistics_line(stats: dict[str, Any], delta: float) -> str:
+    if stats["source"] == "public":
+        return f"feature statistics: public ({stats.get('origin', 'a file')}), no epsilon"
+    if not stats.get("charged_to_branches"):
+        return (
+            f"feature statistics: secure sum over {stats.get('backend', 'secure aggregation')}"
+            ", without noise (the run has no record-level DP)"
+        )
+    return (
+        f"feature statistics: secure sum over {stats.get('backend', 'secure aggregation')}, "
+        f"values clipped to ±{stats['bound']:g}, noise z = {stats['noise_multiplier']:g} per "
+        f"block; ε = {fmt(stats['epsilon_alone'], 3)} alone at δ = {delta:g}, composed into "
+        "every branch's ε above"
+    )
 
 
 def _mean(values: list[float]) -> float:
@@ -157,6 +176,7 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
         "settings": result.settings,
         "privacy": privacy_lines(result),
         "stopped": result.stopped,
+        "feature_statistics": result.feature_statistics,
         "seconds": result.seconds,
     }
 

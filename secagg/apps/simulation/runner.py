@@ -70,22 +70,104 @@ def _quiet(stage: str, done: int, total: int, message: str) -> None:
 
 
 def load_branches(config: SimulationConfig) -> list[BranchData]:
-    """The branches' training and test data the configuration describes."""
-    from secagg.apps.models.tabular import standardize
+    """The branches' training and test data the configuration describes, standardised."""
+    return load_data(config)[0]
 
+
+def load_data(config: SimulationConfig) -> tuple[list[BranchData], Any]:
+    """The branches' standardised data and the :class:`FeatureStatistics` used (None
+    with ``standardize = "none"``). No raw rows are pooled: the statistics are a noised
+    secure sum of per-branch sums, or public data (see ``feature_stats``)."""
+    raw, names = _raw_branches(config)
+    stats = _feature_statistics(config, raw, names)
+    if stats is None:
+        return raw, None
+    step = stats.accountant_step
+    charged = step is not None and config.unit == "record" and config.private
+    return [
+        dataclasses.replace(
+            b,
+            x_train=stats.apply(b.x_train),
+            x_test=stats.apply(b.x_test),
+            prior_releases=(step,) if charged else (),
+        )
+        for b in raw
+    ], stats
+
+
+def _feature_statistics(
+    config: SimulationConfig, raw: list[BranchData], names: tuple[str, ...]
+) -> Any:
+    from secagg.apps.simulation.feature_stats import (
+        load_public_statistics,
+        public_feature_statistics,
+        secure_feature_statistics,
+    )
+
+    source = config.feature_statistics
+    if source == "none":
+        return None
+    if source == "public":
+        if config.stats_path is not None:
+            return load_public_statistics(config.stats_path, names)
+        # the generator's reference sample: drawn for this, under another seed, it is
+        # no branch's data (a public prior of the same population)
+        reference = generate_branches(
+            config.branches,
+            seed=_derived_seed(config, "public-reference"),
+            total_train_rows=config.train_rows,
+            test_rows_per_branch=100,
+        )
+        return public_feature_statistics(
+            np.concatenate([b.x_train for b in reference]),
+            origin="reference sample of the synthetic generator (another seed)",
+        )
+    customers = [b.customers_train for b in raw]
+    with_customers = all(c is not None for c in customers)
+    noised = config.private and config.unit == "record"
+    return secure_feature_statistics(
+        [b.x_train for b in raw],
+        bound=config.stats_bound,
+        # without DP in the run the sums are still secure-aggregated, just not noised
+        noise_multiplier=config.stats_noise_multiplier if noised else 0.0,
+        rows_per_unit=config.max_rows_per_customer if with_customers else 1,
+        corrupt_fraction=config.corrupt_fraction,
+        backend=config.backend,
+        replay_seed=_replay_bytes(config, "feature-statistics"),
+        customers=customers if with_customers else None,
+    )
+
+
+def _cap_rows_per_customer(
+    config: SimulationConfig, rows: np.ndarray, customers: np.ndarray
+) -> np.ndarray:
+    """At most ``max_rows_per_customer`` training rows per customer: a heavier customer
+    keeps a subset drawn from a seed and their own id only (so adding or removing one
+    customer changes nobody else's rows), the rows DP-SGD and the statistics use."""
+    cap = config.max_rows_per_customer
+    ids, owner = np.unique(customers[rows], return_inverse=True)
+    counts = np.bincount(owner, minlength=ids.size)
+    keep = np.ones(rows.size, dtype=bool)
+    for heavy in np.flatnonzero(counts > cap):
+        mine = np.flatnonzero(owner == heavy)
+        rng = np.random.default_rng(_derived_seed(config, "customer-rows", ids[heavy]))
+        keep[mine] = False
+        keep[rng.choice(mine, size=cap, replace=False)] = True
+    return rows[keep]
+
+
+def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str, ...]]:
+    """The branches' rows before standardisation, and the feature names."""
     if config.source == "synthetic":
+        from secagg.apps.models.synthetic import FEATURE_NAMES
+
         raw = generate_branches(
             config.branches,
             seed=config.seed,
             total_train_rows=config.train_rows,
             test_rows_per_branch=config.test_rows_per_branch,
         )
-        pooled = np.concatenate([b.x_train for b in raw])
-        scaled = standardize(pooled, *(x for b in raw for x in (b.x_train, b.x_test)))[1:]
-        return [
-            dataclasses.replace(b, x_train=scaled[2 * i], x_test=scaled[2 * i + 1])
-            for i, b in enumerate(raw)
-        ]
+        return raw, tuple(FEATURE_NAMES)
     from secagg.apps.models.tabular import (
         customer_groups,
         load_creditcard_csv,
@@ -126,30 +208,23 @@ def load_branches(config: SimulationConfig) -> list[BranchData]:
         seed=config.seed,
         feature=unit_feature if config.partition == "feature" else None,
     )
-    splits = [
-        tuple(rows(u) for u in train_test_split(units, 0.3, config.seed + b))
-        for b, units in enumerate(parts)
-    ]
-    train_rows = np.concatenate([train for train, _ in splits])
-    scaled = standardize(
-        table.x[train_rows], *(table.x[rows] for split in splits for rows in split)
-    )[1:]
     branches = []
-    for b, (train, test) in enumerate(splits):
-        x_train, x_test = scaled[2 * b], scaled[2 * b + 1]
-        y_train, y_test = table.y[train], table.y[test]
+    for b, units in enumerate(parts):
+        train, test = (rows(u) for u in train_test_split(units, 0.3, config.seed + b))
+        if table.customers is not None:
+            train = _cap_rows_per_customer(config, train, table.customers)
         branches.append(
             BranchData(
                 name=f"branch-{b + 1:02d}",
-                x_train=x_train,
-                y_train=y_train,
-                x_test=x_test,
-                y_test=y_test,
+                x_train=table.x[train],
+                y_train=table.y[train],
+                x_test=table.x[test],
+                y_test=table.y[test],
                 fraud_rate=float(table.y[np.r_[train, test]].mean()),
                 customers_train=None if table.customers is None else table.customers[train],
             )
         )
-    return branches
+    return branches, table.feature_names
 
 
 def _derived_seed(config: SimulationConfig, *parts: object) -> int:
@@ -216,6 +291,7 @@ class BranchTrainer:
                 delta=config.delta,
                 loss_fn=loss,
                 replay_seed=_replay_bytes(config, role, data.name),
+                prior_releases=data.prior_releases,
                 **privacy,
             )
 
@@ -319,6 +395,8 @@ class SimulationResult:
     seconds: float = 0.0
     #: why the server stopped before the planned rounds (the epsilon budget), if it did
     stopped: str | None = None
+    #: where the feature standardisation came from and what it cost (None: not standardised)
+    feature_statistics: dict[str, Any] | None = None
 
 
 class FederationRun(NamedTuple):
@@ -663,7 +741,7 @@ def run_simulation(
     torch.set_num_threads(1)  # determinism, and no oversubscription of the cores
     started = time.perf_counter()
     try:
-        branches = load_branches(config)
+        branches, stats = load_data(config)
         settings = _run_baselines(config, branches, progress)
         run = run_federation(
             config, branches, state, progress, ledger_path=run_dir / "ledger.sqlite"
@@ -703,7 +781,18 @@ def run_simulation(
         dropouts=dropouts,
         seconds=time.perf_counter() - started,
         stopped=run.stopped,
+        feature_statistics=_statistics_summary(config, stats),
     )
+
+
+def _statistics_summary(config: SimulationConfig, stats: Any) -> dict[str, Any] | None:
+    """The report's account of the standardisation: source, parameters, epsilon alone."""
+    if stats is None:
+        return None
+    out = {k: v for k, v in stats.as_dict().items() if k not in ("mean", "std")}
+    out["epsilon_alone"] = stats.epsilon_at(config.delta) if stats.private else None
+    out["charged_to_branches"] = bool(stats.private)
+    return out
 
 
 def _above_target(epsilon: float | None, config: SimulationConfig) -> bool:
