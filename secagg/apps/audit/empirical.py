@@ -171,6 +171,16 @@ def _federate(
     names = [f"branch-{i}" for i in range(len(hooks))]
     names += [f"canary-{j}" for j in range(canaries)]
     train = hooks + [(lambda model, v=v * clip: v.copy()) for v in directions]
+    if noise_multiplier == 0:
+        # a federation without noise has no [dp] section (zero noise with one is refused),
+        # so the audit's own clients clip to the same bound themselves
+        from secagg.dp.clipping import clip_l2
+
+        train = [
+            (lambda model, hook=hook: clip_l2(np.asarray(hook(model)), clip).vector)
+            for hook in train
+        ]
+    dp = {"dp": {"clip": clip, "noise_multiplier": noise_multiplier, "delta": delta}}
     config = FederationConfig.from_dict(
         {
             "federation": {
@@ -183,7 +193,7 @@ def _federate(
             },
             "sampling": {"kind": "poisson", "rate": 1.0},
             "backend": {"name": backend, "value_bound": clip},
-            "dp": {"clip": clip, "noise_multiplier": noise_multiplier, "delta": delta},
+            **(dp if noise_multiplier > 0 else {}),
         }
     )
     hub = InProcessHub()
