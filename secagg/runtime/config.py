@@ -42,8 +42,13 @@ A file looks like::
 
     [server]
     state = "server.sqlite"
-    bind = "127.0.0.1:50051"
+    bind = "127.0.0.1:50051"     # host:port (IPv6 as [::1]:50051); port 0: the OS picks one
     certificates = "certs"
+
+A value of the wrong type names its section and key (``[dp] noise_multiplier must be a
+number, not '1.1'``) instead of surfacing as a comparison error from deep inside
+validation; :func:`split_host_port` checks an address, for the server's ``bind`` and
+for the address a branch dials.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -64,9 +71,95 @@ from secagg.errors import ConfigurationError
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+#: the docs' port: what a bind without one would have meant (it is an error instead)
+DEFAULT_PORT = 50051
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigurationError(message)
+
+
+def split_host_port(address: object, what: str, *, allow_any_port: bool = False) -> tuple[str, int]:
+    """``"host:port"`` (an IPv6 host in brackets, ``"[::1]:50051"``) as ``(host, port)``.
+
+    Why it exists: gRPC takes a bind string as it is, so ``127.0.0.1:99999`` listened on
+    port 34463 (the number wraps modulo 65536) and ``127.0.0.1`` on port 443. Here a
+    missing port, a port that is not a number and one outside 1-65535 are errors that
+    name ``what`` (the config key or CLI flag the address came from). ``allow_any_port``
+    admits port 0, "any free port, chosen by the OS" (tests, benchmarks)."""
+    example = f"e.g. 127.0.0.1:{DEFAULT_PORT}"
+    _require(isinstance(address, str), f"{what} must be a string host:port ({example})")
+    assert isinstance(address, str)
+    text = address.strip()
+    if text.startswith("["):  # [IPv6]:port
+        host, bracket, rest = text[1:].partition("]")
+        _require(bool(bracket) and bool(host), f"{what} {address!r}: unclosed '[' in the host")
+        _require(
+            rest.startswith(":") and len(rest) > 1,
+            f"{what} {address!r} has no port: write [host]:port, e.g. [::1]:{DEFAULT_PORT}",
+        )
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = text.rpartition(":")
+        _require(
+            bool(colon) and bool(port_text),
+            f"{what} {address!r} has no port: write host:port ({example})",
+        )
+        _require(
+            ":" not in host,
+            f"{what} {address!r}: put an IPv6 host in brackets, e.g. [::1]:{DEFAULT_PORT}",
+        )
+    _require(bool(host), f"{what} {address!r} has no host: write host:port ({example})")
+    _require(
+        port_text.isascii() and port_text.isdigit(),
+        f"{what} {address!r}: the port {port_text!r} is not a number",
+    )
+    port = int(port_text)
+    any_port = " (or 0: any free port)" if allow_any_port else ""
+    _require(
+        1 <= port <= 65535 or (allow_any_port and port == 0),
+        f"{what} {address!r}: port {port} is outside 1-65535{any_port}",
+    )
+    return host, port
+
+
+def _type_needed(value: Any, hint: Any) -> str | None:
+    """What a value of the wrong type should have been ("a number", ...), or None if it
+    fits ``hint``. Only the simple types a TOML value can take are checked; a nested
+    table or a union of several types is left to the dataclass itself."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or len(options) != 1:
+            return None
+        return _type_needed(value, options[0])
+    is_bool = isinstance(value, bool)
+    if hint is bool:
+        return None if is_bool else "true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not is_bool else "an integer"
+    if hint is float:
+        return None if isinstance(value, int | float) and not is_bool else "a number"
+    if hint is str:
+        return None if isinstance(value, str) else "a string"
+    if origin is tuple and typing.get_args(hint)[:1] == (str,):
+        fits = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        return None if fits else "a list of strings"
+    return None
+
+
+def check_types(kind: type, values: dict[str, Any], section: str) -> None:
+    """Refuse a value whose type is not its field's, naming ``[section] key``.
+
+    Why: without this, ``noise_multiplier = "1.1"`` failed deep inside validation as
+    "'>=' not supported between instances of 'str' and 'int'", naming no key."""
+    hints = typing.get_type_hints(kind)
+    for key, value in values.items():
+        if key in hints:
+            needed = _type_needed(value, hints[key])
+            if needed is not None:
+                raise ConfigurationError(f"[{section}] {key} must be {needed}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -171,6 +264,7 @@ class ServerSettings:
     exclude_after_accusers: int = 2
 
     def __post_init__(self) -> None:
+        split_host_port(self.bind, "[server] bind", allow_any_port=True)
         _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
         _require(self.exclude_after_accusers >= 2, "server.exclude_after_accusers must be >= 2")
 
@@ -316,6 +410,7 @@ class FederationConfig:
         data = dict(data)
         known = {"federation", "sampling", "backend", "dp", "deadlines", "server"}
         _require(not set(data) - known, f"unknown sections: {sorted(set(data) - known)}")
+        _require(isinstance(data.get("federation", {}), dict), "[federation] must be a table")
         top = dict(data.get("federation", {}))
         sections: dict[str, Any] = {}
         for key, kind in (
@@ -330,6 +425,7 @@ class FederationConfig:
         allowed = {f.name for f in fields(cls)} - set(sections)
         unknown = set(top) - allowed
         _require(not unknown, f"unknown keys in [federation]: {sorted(unknown)}")
+        check_types(cls, top, "federation")
         try:
             return cls(**top, **sections)
         except TypeError as exc:
@@ -353,6 +449,7 @@ def _build(kind: type, values: Any, section: str) -> Any:
     allowed = {f.name for f in fields(kind)}
     unknown = set(values) - allowed
     _require(not unknown, f"unknown keys in [{section}]: {sorted(unknown)}")
+    check_types(kind, values, section)
     try:
         return kind(**values)
     except TypeError as exc:
