@@ -9,10 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "aggregate"]
+
+#: names served lazily: ``import secagg`` (and so every ``import secagg.errors``) stays
+#: light, and the first access returns the real object, so ``help(secagg.aggregate)``
+#: shows its real signature and docstring rather than a ``(*args, **kwargs)`` wrapper
+_LAZY = {"aggregate": "secagg.aggregation"}
 
 
-def aggregate(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`secagg.aggregation.aggregate` (imported on first use)."""
-    from secagg.aggregation import aggregate as _aggregate
+def __getattr__(name: str) -> Any:
+    """Import ``aggregate`` on first use (PEP 562) and keep it on the package."""
+    if name in _LAZY:
+        import importlib
 
-    return _aggregate(*args, **kwargs)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'secagg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
