@@ -16,12 +16,15 @@ epsilon empirically.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import secrets
 import sys
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import click
 import numpy as np
@@ -31,7 +34,7 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.apps import devca
 from secagg.apps.audit.cli import audit
 from secagg.apps.simulation.cli import simulate
-from secagg.errors import ConfigurationError, RoundAborted
+from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.graph_params import harary_parameters
 
@@ -80,8 +83,48 @@ def _emit(payload: dict[str, Any], as_json: bool) -> None:
     )
 
 
+def _cohort_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """``--clients``: one message for every value below 2 (0 and 1 used to differ)."""
+    del ctx, param
+    if value is not None and value < 2:
+        raise click.BadParameter(
+            f"{value} is too few: secure aggregation sums the inputs of at least 2 clients"
+        )
+    return value
+
+
+class _DropAccountantNoise(logging.Filter):
+    """Drops dp-accounting's absl warnings that a fractional RDP order did not converge.
+
+    ``privacy noise -q 0.5`` printed 127 of them before its answer; they are the
+    library's internal search (an order it cannot evaluate is skipped, which only makes
+    the bound looser, never wrong), not something the user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to converge" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_accountant() -> Iterator[None]:
+    """Silence :class:`_DropAccountantNoise`'s lines on the ``absl`` logger meanwhile."""
+    noise = _DropAccountantNoise()
+    absl = logging.getLogger("absl")
+    absl.addFilter(noise)
+    try:
+        yield
+    finally:
+        absl.removeFilter(noise)
+
+
 @main.command("round")
-@click.option("--clients", "num_clients", default=100, show_default=True, help="Number of clients.")
+@click.option(
+    "--clients",
+    "num_clients",
+    default=100,
+    show_default=True,
+    callback=_cohort_size,
+    help="Number of clients (at least 2).",
+)
 @click.option("--dim", "vector_length", default=100_000, show_default=True, help="Vector length d.")
 @click.option(
     "--graph",
@@ -149,6 +192,15 @@ def one_round(
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    note = None
+    if graph == "harary" and degree is not None and config.graph.name == "COMPLETE":
+        # RoundConfig turns a k that reaches everyone into the complete graph: say so
+        note = (
+            f"--k {degree} reaches every other client (k >= clients - 1 = {num_clients - 1}): "
+            f"this is the complete graph (SecAgg), k = {config.degree}"
+        )
+        if not as_json:
+            click.echo(f"note: {note}", err=True)
     dtype = np.uint32 if width == 32 else np.uint64
     inputs = np.frombuffer(
         os.urandom(num_clients * vector_length * np.dtype(dtype).itemsize), dtype=dtype
@@ -172,6 +224,8 @@ def one_round(
         },
         "dropped": schedule,
     }
+    if note is not None:
+        payload["note"] = note
     try:
         outcome = run_round(
             inputs,
@@ -206,9 +260,28 @@ def one_round(
 
 
 @main.command()
-@click.option("--clients", "num_clients", type=int, required=True, help="Cohort size n.")
-@click.option("--corrupt", type=float, default=0.05, show_default=True)
-@click.option("--dropout", type=float, default=0.10, show_default=True)
+@click.option(
+    "--clients",
+    "num_clients",
+    type=int,
+    required=True,
+    callback=_cohort_size,
+    help="Cohort size n (at least 2).",
+)
+@click.option(
+    "--corrupt",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Fraction of clients that may collude with the server.",
+)
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.10,
+    show_default=True,
+    help="Fraction of clients that may drop out.",
+)
 @click.option("--semi-malicious", is_flag=True, help="Server may lie about dropouts.")
 def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: bool) -> None:
     """Show the SecAgg+ neighbour count k and threshold t for a cohort."""
@@ -250,11 +323,35 @@ _ACCOUNTANT_OPTION = click.option(
 )
 
 
+_SAMPLE_RATE_OPTION = click.option(
+    "--sample-rate",
+    "-q",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    required=True,
+    help="Poisson client rate, in (0, 1].",
+)
+_ROUNDS_OPTION = click.option(
+    "--rounds", "-T", type=click.IntRange(min=1), required=True, help="Rounds (at least 1)."
+)
+_DELTA_OPTION = click.option(
+    "--delta",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    required=True,
+    help="The delta of (epsilon, delta), in (0, 1).",
+)
+
+
 @privacy.command("epsilon")
-@click.option("--noise-multiplier", "-z", type=float, required=True, help="Noise std / clip.")
-@click.option("--sample-rate", "-q", type=float, required=True, help="Poisson client rate.")
-@click.option("--rounds", "-T", type=int, required=True)
-@click.option("--delta", type=float, required=True)
+@click.option(
+    "--noise-multiplier",
+    "-z",
+    type=click.FloatRange(0.0, min_open=True),
+    required=True,
+    help="Noise std / clip (positive).",
+)
+@_SAMPLE_RATE_OPTION
+@_ROUNDS_OPTION
+@_DELTA_OPTION
 @_ACCOUNTANT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def privacy_epsilon(
@@ -269,7 +366,8 @@ def privacy_epsilon(
     from secagg.dp import accounting
 
     try:
-        eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
+        with _quiet_accountant():
+            eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     payload = {
@@ -289,10 +387,16 @@ def privacy_epsilon(
 
 
 @privacy.command("noise")
-@click.option("--epsilon", "target", type=float, required=True, help="Budget epsilon.")
-@click.option("--delta", type=float, required=True)
-@click.option("--sample-rate", "-q", type=float, required=True, help="Poisson client rate.")
-@click.option("--rounds", "-T", type=int, required=True)
+@click.option(
+    "--epsilon",
+    "target",
+    type=click.FloatRange(0.0, min_open=True),
+    required=True,
+    help="Budget epsilon (positive).",
+)
+@_DELTA_OPTION
+@_SAMPLE_RATE_OPTION
+@_ROUNDS_OPTION
 @_ACCOUNTANT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def privacy_noise(
@@ -302,8 +406,9 @@ def privacy_noise(
     from secagg.dp import accounting
 
     try:
-        z = accounting.noise_multiplier_for(target, delta, sample_rate, rounds, accountant)
-        eps = accounting.epsilon(z, sample_rate, rounds, delta, accountant)
+        with _quiet_accountant():
+            z = accounting.noise_multiplier_for(target, delta, sample_rate, rounds, accountant)
+            eps = accounting.epsilon(z, sample_rate, rounds, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     if as_json:
@@ -479,10 +584,18 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
 @certs.command("revoke")
 @click.argument("name")
 @click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
-def certs_revoke(name: str, directory: str) -> None:
-    """Bar branch NAME (and its current certificate) from the federation."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Bar NAME even without a certificate here (one deleted here but still out there).",
+)
+def certs_revoke(name: str, directory: str, force: bool) -> None:
+    """Bar branch NAME (and its current certificate) from the federation.
+
+    A NAME with no certificate in the directory is refused (exit 2), so a typo does not
+    pass for a revocation; --force records it anyway."""
     try:
-        devca.revoke(directory, name)
+        devca.revoke(directory, name, force=force)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"{name} revoked; the server refuses it from its next connection")
@@ -519,15 +632,168 @@ def server(config_path: str, wait: float, verbose: bool) -> None:
         )
 
 
+def _server_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--server`` is HOST:PORT with a port in 1-65535 (the config's own check)."""
+    del ctx, param
+    from secagg.runtime.config import split_host_port
+
+    if value is not None:
+        try:
+            split_host_port(value, "HOST:PORT")
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """Timestamped log lines for a long-running party: INFO by default (connections,
+    rounds), warnings and errors only with ``--quiet``, everything with ``-v``."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+
+
+def _verbosity(function: Any) -> Any:
+    """``-v/--verbose`` and ``--quiet``, as the server has them."""
+    function = click.option(
+        "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO)."
+    )(function)
+    return click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")(function)
+
+
+def _fail(party: str, message: str, status: int = 1) -> NoReturn:
+    """The one line a party prints when it stops on an error it cannot fix itself."""
+    click.echo(f"{party}: {message}", err=True)
+    sys.exit(status)
+
+
+def _connection_failure(exc: Exception, target: str, certificates: str, name: str) -> str:
+    """The real cause of a failed connection, in one line.
+
+    A session the server ended carries its status (a revoked or unlisted branch is
+    ``UNAUTHENTICATED``/``PERMISSION_DENIED``, which retrying cannot fix). A connection
+    that never opened is probed once more with a plain TLS handshake, because gRPC
+    reports an untrusted certificate exactly like an unreachable host ("cannot reach")."""
+    status = getattr(exc, "code", None)
+    status_name = getattr(status, "name", None)
+    if status_name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        details = getattr(exc, "details", "") or str(exc)
+        return (
+            f"the server at {target} refused {name}: {details} (revoked, not one of the "
+            "federation's clients, or a certificate it does not accept; retrying will not help)"
+        )
+    if status is None:
+        cause = _probe_tls(target, certificates, name)
+        if cause is not None:
+            return cause
+    return str(exc)
+
+
+def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) -> str | None:
+    """Dial ``target`` with the branch's own CA and certificate over plain TLS and say what
+    failed: the TCP connection, the server's certificate (not from this branch's CA, or not
+    naming the host) or this branch's certificate (refused by the server). None: the
+    handshake works, so the failure was elsewhere."""
+    import socket
+    import ssl
+    from pathlib import Path
+
+    from secagg.runtime.config import split_host_port
+    from secagg.transport.certs import CaLayout
+
+    try:
+        host, port = split_host_port(target, "--server")
+        layout = CaLayout(Path(certificates))
+        cert = layout.client_cert(name)
+        key = layout.client_key(name)
+        if not cert.exists():  # a branch's own bundle: ca.pem, NAME.pem, NAME.key
+            cert, key = layout.directory / f"{name}.pem", layout.directory / f"{name}.key"
+        context = ssl.create_default_context(cafile=str(layout.ca_cert))
+        context.load_cert_chain(str(cert), str(key))
+        context.set_alpn_protocols(["h2"])
+    except (ConfigurationError, OSError, ssl.SSLError):
+        return None  # the transport's own message is the better one
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return (
+            f"cannot reach {target}: {reason} (is the server running on that port, and may "
+            "this branch connect out to it?)"
+        )
+    with raw:
+        try:
+            tls = context.wrap_socket(raw, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            return (
+                f"TLS handshake with {target} failed: the server's certificate is not "
+                f"trusted by {layout.ca_cert} ({exc.verify_message}); is that the "
+                f"federation's CA, and does the server's certificate name {host}?"
+            )
+        except (ssl.SSLError, OSError) as exc:
+            return (
+                f"TLS handshake with {target} failed: {_tls_reason(exc)}; was {cert} "
+                "issued by the federation's CA?"
+            )
+        with tls:
+            tls.settimeout(min(timeout, 2.0))
+            try:  # TLS 1.3: the server judges our certificate after the handshake
+                tls.recv(1)
+            except ssl.SSLError as exc:
+                return (
+                    f"TLS handshake with {target} failed: the server refused this branch's "
+                    f"certificate ({_tls_reason(exc)}); was {cert} issued by the "
+                    "federation's CA?"
+                )
+            except OSError:
+                pass  # silence or a reset after the handshake: the certificates were fine
+    return None
+
+
+def _tls_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason).replace("_", " ").lower() if reason else str(exc)
+
+
 @main.command()
-@click.option("--server", "target", required=True, help="HOST:PORT of the federation server.")
+@click.option(
+    "--server",
+    "target",
+    required=True,
+    callback=_server_address,
+    help="HOST:PORT of the federation server.",
+)
 @click.option("--name", required=True, help="This branch's name (its certificate's).")
-@click.option("--certs", "certificates", default="certs", show_default=True)
+@click.option(
+    "--certs",
+    "certificates",
+    default="certs",
+    show_default=True,
+    help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
+)
 @click.option("--hook", default="demo", show_default=True, help="'demo' or 'module:factory'.")
-@click.option("--dimension", type=int, required=True, help="Model parameters.")
-@click.option("--rounds", type=int, default=None, help="Stop after this many rounds.")
-@click.option("--idle", default=120.0, show_default=True, help="Stop after this much silence.")
-@click.option("--connect-timeout", default=30.0, show_default=True, help="Seconds to connect.")
+@click.option("--dimension", type=click.IntRange(min=1), required=True, help="Model parameters.")
+@click.option(
+    "--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many rounds."
+)
+@click.option(
+    "--idle",
+    type=click.FloatRange(0.0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Stop after this much silence between rounds.",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(0.0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to connect.",
+)
+@_verbosity
 @click.option(
     "--policy",
     "policy_path",
@@ -570,6 +836,8 @@ def client(
     idle: float,
     connect_timeout: float,
     policy_path: str | None,
+    verbose: bool,
+    quiet: bool,
     **policy_options: object,
 ) -> None:
     """Run one branch: dial the server, train locally, send only masked updates.
@@ -577,11 +845,15 @@ def client(
     The branch enforces its own policy: a round weaker than it (the plain backend,
     a CKKS key that is not the pinned key holder's, a larger clip, a smaller noise
     share, a lower threshold) is refused before anything of the update leaves, and
-    the command exits with status 3.
+    the command exits with status 3. A mistake in its options or files exits 2; a
+    server it cannot reach, a TLS handshake that fails, a server that refuses it and
+    a federation it gave up on exit 1, each with one line naming the cause.
     """
     from secagg.runtime.client import BranchRefused
     from secagg.runtime.launch import load_hook, run_branch
+    from secagg.transport.base import TransportError
 
+    _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)
         stats = run_branch(
@@ -595,10 +867,15 @@ def client(
             connect_timeout=connect_timeout,
         )
     except BranchRefused as exc:
-        click.echo(f"secagg client: {name} refused {exc}", err=True)
-        sys.exit(3)
+        _fail("secagg client", f"{name} refused {exc}", 3)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except TransportError as exc:  # NotConnected, a session the server ended, ...
+        _fail("secagg client", f"{name}: {_connection_failure(exc, target, certificates, name)}")
+    except SecAggError as exc:  # e.g. a branch that gave up after its retry window
+        _fail("secagg client", f"{name}: {exc}")
+    except OSError as exc:
+        _fail("secagg client", f"{name}: {exc}")
     click.echo(
         f"{name}: {stats.rounds_completed} rounds completed, {stats.rounds_aborted} aborted, "
         f"{stats.refused_messages} messages refused"
@@ -662,9 +939,21 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 
 
 @main.command()
-@click.option("--server", "target", required=True, help="HOST:PORT of the federation server.")
+@click.option(
+    "--server",
+    "target",
+    required=True,
+    callback=_server_address,
+    help="HOST:PORT of the federation server.",
+)
 @click.option("--name", required=True, help="The key holder's name (its certificate's).")
-@click.option("--certs", "certificates", default="certs", show_default=True)
+@click.option(
+    "--certs",
+    "certificates",
+    default="certs",
+    show_default=True,
+    help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
+)
 @click.option("--idle", default=600.0, show_default=True, help="Stop after this much silence.")
 @click.option(
     "--config",
@@ -689,6 +978,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     help="Without --config: the backend whose key this party holds (a key made per run, "
     "which branches cannot pin).",
 )
+@_verbosity
 def keyholder(
     target: str,
     name: str,
@@ -698,11 +988,18 @@ def keyholder(
     policy_path: str | None,
     key_path: str | None,
     backend: str,
+    verbose: bool,
+    quiet: bool,
 ) -> None:
-    """Hold a CKKS federation's secret key: decrypt (and noise) sums only, by its own policy."""
+    """Hold a CKKS federation's secret key: decrypt (and noise) sums only, by its own policy.
+
+    Exits 2 for a mistake in its options or files, 1 (one line) for a server it cannot
+    reach or that refuses it."""
     from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import run_key_holder
+    from secagg.transport.base import TransportError
 
+    _setup_logging(verbose, quiet)
     try:
         settings, base = _key_holder_settings(policy_path, key_path)
         if "key" in settings and config_path is None:
@@ -720,6 +1017,10 @@ def keyholder(
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except TransportError as exc:
+        _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
+    except (SecAggError, OSError) as exc:
+        _fail("secagg keyholder", f"{name}: {exc}")
     click.echo(f"{name}: decrypted {count} sums")
 
 

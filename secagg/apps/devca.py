@@ -61,6 +61,7 @@ __all__ = [
     "ClientRevoked",
     "InitializedCA",
     "IssuedCertificate",
+    "UnknownClient",
     "init_ca",
     "issue_client",
     "issued_clients",
@@ -78,7 +79,9 @@ _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class CertificateExists(CertificateStoreError):
-    """Refused to overwrite a CA or a client certificate; pass ``force=True`` to replace it.
+    """Refused to overwrite a CA or a client certificate; ``force=True`` replaces it.
+
+    Messages name the CLI's ``--force`` (what the person reading them typed, or will type).
 
     Overwriting a CA invalidates every certificate of the federation, so it is never implicit.
     """
@@ -86,6 +89,14 @@ class CertificateExists(CertificateStoreError):
 
 class ClientRevoked(CertificateStoreError):
     """Refused to issue a certificate to a revoked name without ``force=True``."""
+
+
+class UnknownClient(CertificateStoreError):
+    """Refused to revoke a name that has no certificate here and is not revoked already.
+
+    A typo in ``secagg certs revoke`` must not report success while the branch it meant
+    stays admitted; ``force=True`` (``--force``) records the name anyway, for a
+    certificate deleted here that may still be out there."""
 
 
 @dataclass(frozen=True)
@@ -258,7 +269,7 @@ def init_ca(
     if existing and not force:
         raise CertificateExists(
             f"a CA already exists in {layout.directory} ({existing[0].name}); "
-            "pass force=True to replace it and invalidate every certificate it issued"
+            "use --force to replace it and invalidate every certificate it issued"
         )
     layout.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if force:
@@ -352,10 +363,10 @@ def issue_client(
     revoked = load_revocations(layout.directory)
     if not force:
         if name in revoked.names:
-            raise ClientRevoked(f"client {name!r} is revoked; pass force=True to re-admit it")
+            raise ClientRevoked(f"client {name!r} is revoked; use --force to re-admit it")
         if cert_path.exists() or key_path.exists():
             raise CertificateExists(
-                f"client {name!r} already has a certificate; pass force=True to re-issue"
+                f"client {name!r} already has a certificate; use --force to re-issue it"
             )
     if force and cert_path.exists():
         # The replaced certificate stays valid for the TLS layer until it expires, so bar it.
@@ -407,17 +418,28 @@ def _save_revocations(layout: CaLayout, revocations: RevocationList) -> None:
     _write_atomic(layout.revocations, revocations.to_json().encode(), 0o644)
 
 
-def revoke(directory: Path | str, name: str) -> RevocationList:
+def revoke(directory: Path | str, name: str, *, force: bool = False) -> RevocationList:
     """Bar ``name`` and the fingerprint of its current certificate; idempotent.
 
-    A name with no certificate on file can be revoked too (the certificate may have been
-    deleted locally but still be out there); then only the name is recorded.
+    A name with no certificate on file that is not revoked already is refused
+    (:class:`UnknownClient`, naming the names that have one): a typo must not look like a
+    revocation. With ``force=True`` it is recorded anyway (the certificate may have been
+    deleted here but still be out there); then only the name is barred.
     """
     check_client_name(name)
     layout = CaLayout(Path(directory))
+    if not layout.ca_cert.exists():
+        raise UnknownClient(f"no CA in {layout.directory} (secagg certs init makes one)")
     current = load_revocations(layout.directory)
     fps = set(current.fingerprints)
     cert_path = layout.client_cert(name)
+    if not (force or cert_path.exists() or name in current.names):
+        issued = sorted(issued_clients(layout.directory))
+        raise UnknownClient(
+            f"{name!r} has no certificate in {layout.clients_dir} "
+            f"(issued: {', '.join(issued) or 'none'}); use --force to bar the name anyway "
+            "(a certificate deleted here that may still be out there)"
+        )
     if cert_path.exists():
         fps.add(fingerprint(load_certificate_file(cert_path, "client certificate")))
     updated = RevocationList(current.names | {name}, frozenset(fps))
