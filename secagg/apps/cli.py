@@ -675,8 +675,9 @@ def _connection_failure(exc: Exception, target: str, certificates: str, name: st
 
     A session the server ended carries its status (a revoked or unlisted branch is
     ``UNAUTHENTICATED``/``PERMISSION_DENIED``, which retrying cannot fix). A connection
-    that never opened is probed once more with a plain TLS handshake, because gRPC
-    reports an untrusted certificate exactly like an unreachable host ("cannot reach")."""
+    that never opened, with a message that does not already name the handshake, is
+    probed once more with a plain TLS handshake: gRPC can report an untrusted
+    certificate exactly like an unreachable host ("cannot reach")."""
     status = getattr(exc, "code", None)
     status_name = getattr(status, "name", None)
     if status_name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
@@ -685,11 +686,13 @@ def _connection_failure(exc: Exception, target: str, certificates: str, name: st
             f"the server at {target} refused {name}: {details} (revoked, not one of the "
             "federation's clients, or a certificate it does not accept; retrying will not help)"
         )
-    if status is None:
+    message = " ".join(str(exc).split())
+    already_precise = any(word in message.lower() for word in ("handshake", "certificate"))
+    if status is None and not already_precise:
         cause = _probe_tls(target, certificates, name)
         if cause is not None:
             return cause
-    return str(exc)
+    return message
 
 
 def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) -> str | None:
