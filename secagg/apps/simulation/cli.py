@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import sys
@@ -14,7 +13,7 @@ import click
 
 from secagg.aggregation import BACKENDS
 from secagg.apps.models import MODELS
-from secagg.apps.simulation.config import PARTITIONS, SOURCES, SimulationConfig
+from secagg.apps.simulation.config import PARTITIONS, SOURCES, SimulationConfig, spelled_for
 from secagg.errors import ConfigurationError
 
 
@@ -81,14 +80,18 @@ def _options(function: Any) -> Any:
 
 
 def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationConfig:
-    """Defaults, then the file, then the flags.
+    """Defaults, then the file, then the flags, validated once together.
 
     A flag for epsilon clears the file's noise multiplier and the other way
     round; a mechanism implies its unit (central: client, dpsgd: record) and a
-    unit keeps the run private or not as it was.
+    unit keeps the run private or not as it was. Validation messages name each
+    field as the user set it: ``--label`` for a flag (or a field the command line
+    lacks), ``data.label`` for a key of the file. A flag may complete a file (a
+    file with ``source = "csv"`` and ``--label`` on the command line).
     """
-    base = SimulationConfig.load(config_file) if config_file else SimulationConfig()
-    changes = {k: v for k, v in flags.items() if v is not None}
+    from_file = SimulationConfig.values_from_file(config_file) if config_file else {}
+    typed = {k: v for k, v in flags.items() if v is not None}
+    changes = dict(typed)
     if "noise_multiplier" in changes and "epsilon" not in changes:
         changes["epsilon"] = None
     if "epsilon" in changes and "noise_multiplier" not in changes:
@@ -97,18 +100,30 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
     if changes.get("mechanism") in implied_unit and "unit" not in changes:
         changes["unit"] = implied_unit[changes["mechanism"]]
     if "unit" in changes and "mechanism" not in changes:
-        private = base.mechanism != "off"
+        private = from_file.get("mechanism", SimulationConfig.mechanism) != "off"
         changes["mechanism"] = (
             ("central" if changes["unit"] == "client" else "dpsgd") if private else "off"
         )
-    return dataclasses.replace(base, **changes)
+    with spelled_for(flags=typed, file_keys=from_file):
+        return SimulationConfig(**{**from_file, **changes})
 
 
-def _run_dir(config: SimulationConfig) -> Path:
+def _run_dir(
+    config: SimulationConfig, config_file: str | None = None, typed_out: bool = True
+) -> Path:
+    """The run folder: new or empty. A non-empty one named by the config file (a run
+    folder's config.toml from before it left ``out`` out) says to pass ``--out``."""
     if config.out is not None:
         path = Path(config.out)
+        if path.exists() and not path.is_dir():
+            raise ConfigurationError(f"--out {path} is a file, not a folder")
         if path.exists() and any(path.iterdir()):
-            raise ConfigurationError(f"{path} is not empty: choose a new --out folder")
+            if typed_out or config_file is None:
+                raise ConfigurationError(f"--out {path} is not empty: choose a new folder")
+            raise ConfigurationError(
+                f"{path} (out in {config_file}) is not empty: pass --out NEW-FOLDER to write "
+                "this run elsewhere (a replay of a run folder's config.toml needs a new one)"
+            )
         return path
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("secagg-runs") / f"{stamp}-{config.backend}-{config.unit}"
@@ -129,20 +144,23 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
 
     try:
         config = build_config(config_file, flags)
-        run_dir = _run_dir(config)
+        run_dir = _run_dir(config, config_file, typed_out=flags.get("out") is not None)
+        from_file = SimulationConfig.values_from_file(config_file) if config_file else {}
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    typed = [k for k, v in flags.items() if v is not None]
     logging.getLogger("secagg").setLevel(logging.ERROR)  # the progress bar tells the story
     warnings.filterwarnings("ignore", module="opacus")
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     progress_bar = None if (quiet or as_json) else _ProgressBar()
     try:
-        if progress_bar is not None:
-            with progress_bar:
-                result = run_simulation(config, run_dir, progress_bar.update)
-        else:
-            result = run_simulation(config, run_dir)
+        with spelled_for(flags=typed, file_keys=from_file):  # data errors name flags too
+            if progress_bar is not None:
+                with progress_bar:
+                    result = run_simulation(config, run_dir, progress_bar.update)
+            else:
+                result = run_simulation(config, run_dir)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     written = write_run_folder(result, run_dir)
@@ -190,7 +208,13 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from secagg.apps.simulation.report import fmt, fmt_bytes, privacy_lines, summary_rows
+    from secagg.apps.simulation.report import (
+        COLUMNS,
+        fmt,
+        fmt_bytes,
+        privacy_lines,
+        summary_rows,
+    )
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     c = result.config
@@ -198,16 +222,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         title=f"{c.branches} branches, {c.rounds} rounds, {c.backend}, "
         + (f"{c.protected}-level DP ({c.mechanism})" if c.private else "no DP")
     )
-    for column in (
-        "setting",
-        "AUPRC",
-        "mean branch AUPRC",
-        "ROC-AUC",
-        "recall@1%FPR",
-        "ε",
-        "sent/branch/round",
-        "s/round",
-    ):
+    for column in ("setting", *COLUMNS.values(), "ε", "sent/branch/round", "s/round"):
         table.add_column(
             column, justify="left" if column == "setting" else "right", no_wrap=column == "setting"
         )
@@ -236,6 +251,13 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         f"aborted {fed['rounds_aborted']}; branches where federated AUPRC < local-only: "
         f"{', '.join(behind) or 'none'}"
     )
+    console.print(
+        "pooled: all test sets scored together (local-only: each by its own branch's model); "
+        "one seed is one draw (report.md: how to run several)",
+        markup=False,
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", style="yellow", markup=False)
     for line in privacy_lines(result):
         console.print(line, style="bold red" if "ABOVE" in line else None, markup=False)
     console.print(

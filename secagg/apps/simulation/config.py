@@ -13,7 +13,9 @@ overrides any of them::
     dropout = 0.05              # chance a branch vanishes in a round, at a random phase
     tolerated_dropout = 0.25    # SecAgg+ k and t survive this dropout fraction ...
     corrupt_fraction = 0.25     # ... and this fraction of colluding branches
-    out = "secagg-runs/demo"     # default: secagg-runs/<time>-<backend>-<unit>
+    out = "secagg-runs/demo"     # default: secagg-runs/<time>-<backend>-<unit>; a run
+                                # folder's config.toml leaves it out, so replaying it
+                                # writes a new folder
 
     [privacy]
     unit = "record"             # record (a customer) | client (a whole branch)
@@ -45,14 +47,26 @@ overrides any of them::
     train_rows = 120000
     test_rows_per_branch = 20000
 
-Unknown keys are errors: a typo must not silently run the default.
+Unknown keys are errors: a typo must not silently run the default. So are values of
+the wrong type (``epsilon = "three"``: ``[privacy] epsilon must be a number``). A
+message names each field as the user set it: the CLI flag (``--label``) for a flag, or
+a field the command line lacks; the TOML key (``data.label``) for one from the file.
+
+Data no federation can learn from is refused before training
+(:func:`check_branch_data`): no positive label at all, a branch with fewer than
+:data:`MIN_TRAIN_ROWS` training rows, and (for a CSV, whose split the user chooses) a
+branch whose training set holds no fraud. A synthetic branch without a training fraud,
+or a branch whose test set holds none, is a note in the results instead.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +121,70 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: the CLI flag of each field ``secagg simulate`` takes from the command line
+FLAGS: dict[str, str] = {
+    **{
+        name: "--" + name.replace("_", "-")
+        for name in (
+            "branches", "rounds", "seed", "model", "backend", "dropout", "out",
+            "unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip",
+            "local_epochs", "batch_size", "learning_rate", "server_learning_rate",
+            "server_momentum", "path", "label", "customer_column",
+            "max_rows_per_customer", "partition", "alpha", "train_rows",
+        )
+    },
+    "source": "--data",
+    "test_rows_per_branch": "--test-rows",
+}  # fmt: skip
+
+#: the TOML section of every field
+SECTION_OF: dict[str, str] = {key: section for section, keys in SECTIONS.items() for key in keys}
+
+#: how the CLI's current invocation set each field (see :func:`spelled_for`); None: a
+#: library caller, whose messages name the TOML keys
+_ORIGIN: ContextVar[tuple[frozenset[str], frozenset[str]] | None] = ContextVar(
+    "secagg_simulation_origin", default=None
+)
+_NO_VALUE = object()
+
+
+@contextmanager
+def spelled_for(*, flags: Iterable[str], file_keys: Iterable[str]) -> Iterator[None]:
+    """Within this block, validation messages name each field the way the user set it.
+
+    Why: ``--data csv --path F`` without ``--label`` said "data.label names the label
+    column of a generic CSV only", which reads as if ``--label`` were forbidden. A field
+    typed as a flag, or missing from a command line, is named by its flag (``--label``,
+    ``--data csv``); a field from the config file by its key (``data.label``)."""
+    token = _ORIGIN.set((frozenset(flags), frozenset(file_keys)))
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def key(name: str, value: object = _NO_VALUE) -> str:
+    """Field ``name`` (with ``value``, if given) as the message's reader set it: the CLI
+    flag (``--data csv``) or the TOML key (``data.source = 'csv'``)."""
+    origin = _ORIGIN.get()
+    as_flag = (
+        origin is not None
+        and name in FLAGS
+        and (name in origin[0] or name not in origin[1])  # typed, or absent from the file
+    )
+    if as_flag:
+        return FLAGS[name] if value is _NO_VALUE else f"{FLAGS[name]} {value}"
+    toml = f"{SECTION_OF[name]}.{name}"
+    return toml if value is _NO_VALUE else f"{toml} = {value!r}"
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigurationError(message)
+
+
+#: fewest training rows a branch may get from a partition (see check_branch_data)
+MIN_TRAIN_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -159,84 +234,99 @@ class SimulationConfig:
     test_rows_per_branch: int = 20_000
 
     def __post_init__(self) -> None:
-        _require(2 <= self.branches <= 1000, "simulation.branches must lie in [2, 1000]")
-        _require(1 <= self.rounds <= 10_000, "simulation.rounds must lie in [1, 10000]")
-        _require(self.seed >= 0, "simulation.seed must be non-negative")
-        _require(self.model in MODELS, f"simulation.model must be one of {MODELS}")
-        _require(self.backend in BACKENDS, f"simulation.backend must be one of {BACKENDS}")
-        _require(0 <= self.dropout < 0.5, "simulation.dropout must lie in [0, 0.5)")
-        _require(0 <= self.tolerated_dropout < 1, "simulation.tolerated_dropout: [0, 1)")
-        _require(0 <= self.corrupt_fraction < 1, "simulation.corrupt_fraction: [0, 1)")
-        _require(self.unit in UNITS, f"privacy.unit must be one of {UNITS}")
+        k = key
+        _require(2 <= self.branches <= 1000, f"{k('branches')} must lie in [2, 1000]")
+        _require(1 <= self.rounds <= 10_000, f"{k('rounds')} must lie in [1, 10000]")
+        _require(self.seed >= 0, f"{k('seed')} must be non-negative")
+        _require(self.model in MODELS, f"{k('model')} must be one of {MODELS}")
+        _require(self.backend in BACKENDS, f"{k('backend')} must be one of {BACKENDS}")
+        _require(0 <= self.dropout < 0.5, f"{k('dropout')} must lie in [0, 0.5)")
+        _require(0 <= self.tolerated_dropout < 1, f"{k('tolerated_dropout')}: [0, 1)")
+        _require(0 <= self.corrupt_fraction < 1, f"{k('corrupt_fraction')}: [0, 1)")
+        _require(self.unit in UNITS, f"{k('unit')} must be one of {UNITS}")
         allowed = MECHANISMS[self.unit]
         _require(
             self.mechanism in allowed,
-            f"privacy.mechanism {self.mechanism!r} does not protect a {self.unit}; "
-            f"with unit = {self.unit!r} choose one of {allowed}",
+            f"{k('mechanism', self.mechanism)} does not protect a {self.unit}; "
+            f"with {k('unit', self.unit)} choose one of {allowed}",
         )
         if self.private:
             _require(
                 (self.epsilon is None) != (self.noise_multiplier is None),
-                "privacy: give exactly one of epsilon (a target) and noise_multiplier",
+                f"privacy: give exactly one of epsilon (a target, {k('epsilon')}) and "
+                f"noise_multiplier ({k('noise_multiplier')})",
             )
             if self.epsilon is not None:
                 _require(
                     math.isfinite(self.epsilon) and self.epsilon > 0,
-                    "privacy.epsilon must be positive",
+                    f"{k('epsilon')} must be positive",
                 )
             if self.noise_multiplier is not None:
-                _require(self.noise_multiplier > 0, "privacy.noise_multiplier must be > 0")
-        _require(0 < self.delta < 1, "privacy.delta must lie in (0, 1)")
-        _require(math.isfinite(self.clip) and self.clip > 0, "privacy.clip must be positive")
-        _require(self.update_clip > 0, "privacy.update_clip must be positive")
-        _require(self.local_epochs >= 1, "training.local_epochs must be at least 1")
-        _require(self.batch_size >= 1, "training.batch_size must be at least 1")
-        _require(self.learning_rate > 0, "training.learning_rate must be positive")
-        _require(self.positive_weight > 0, "training.positive_weight must be positive")
-        _require(self.server_learning_rate > 0, "training.server_learning_rate must be positive")
-        _require(0 <= self.server_momentum < 1, "training.server_momentum must lie in [0, 1)")
+                _require(self.noise_multiplier > 0, f"{k('noise_multiplier')} must be > 0")
+        _require(0 < self.delta < 1, f"{k('delta')} must lie in (0, 1)")
+        _require(math.isfinite(self.clip) and self.clip > 0, f"{k('clip')} must be positive")
+        _require(self.update_clip > 0, f"{k('update_clip')} must be positive")
+        _require(self.local_epochs >= 1, f"{k('local_epochs')} must be at least 1")
+        _require(self.batch_size >= 1, f"{k('batch_size')} must be at least 1")
+        _require(self.learning_rate > 0, f"{k('learning_rate')} must be positive")
+        _require(self.positive_weight > 0, f"{k('positive_weight')} must be positive")
+        _require(self.server_learning_rate > 0, f"{k('server_learning_rate')} must be positive")
+        _require(0 <= self.server_momentum < 1, f"{k('server_momentum')} must lie in [0, 1)")
         if self.mechanism == "distributed":
             _require(
                 self.backend in ("secagg", "secagg+"),
-                "privacy.mechanism = 'distributed' needs a masking backend (secagg, secagg+)",
+                f"{k('mechanism', 'distributed')} needs a masking backend "
+                f"({k('backend', 'secagg')} or secagg+), not {self.backend}",
             )
-        _require(self.source in SOURCES, f"data.source must be one of {SOURCES}")
+        _require(self.source in SOURCES, f"{k('source')} must be one of {SOURCES}")
         _require(
-            (self.path is not None) == (self.source != "synthetic"),
-            "data.path names the CSV file, needed for 'creditcard' and 'csv' and only for them",
+            self.path is not None or self.source == "synthetic",
+            f"{k('path')} is required with {k('source', self.source)}: it names the CSV file",
         )
         _require(
-            (self.label is not None) == (self.source == "csv"),
-            "data.label names the label column of a generic CSV (source = 'csv') only",
+            self.path is None or self.source != "synthetic",
+            f"{k('path')} names a CSV file, read only with {k('source', 'creditcard')} "
+            "or csv; synthetic data is generated",
+        )
+        _require(
+            self.label is not None or self.source != "csv",
+            f"{k('label')} is required with {k('source', 'csv')}: it names the 0/1 fraud column",
+        )
+        _require(
+            self.label is None or self.source == "csv",
+            f"{k('label')} is read only with {k('source', 'csv')} (synthetic data and the "
+            "credit-card layout bring their own label)",
         )
         _require(
             self.customer_column is None or self.source != "synthetic",
-            "data.customer_column names a column of a loaded CSV; synthetic rows are "
+            f"{k('customer_column')} names a column of a loaded CSV; synthetic rows are "
             "customers already",
         )
         _require(
             1 <= self.max_rows_per_customer <= 1000,
-            "data.max_rows_per_customer must lie in [1, 1000]",
+            f"{k('max_rows_per_customer')} must lie in [1, 1000]",
         )
-        _require(self.standardize in STANDARDIZE, f"data.standardize must be one of {STANDARDIZE}")
+        _require(
+            self.standardize in STANDARDIZE, f"{k('standardize')} must be one of {STANDARDIZE}"
+        )
         _require(
             math.isfinite(self.stats_bound) and self.stats_bound > 0,
-            "data.stats_bound must be positive",
+            f"{k('stats_bound')} must be positive",
         )
         _require(
             math.isfinite(self.stats_noise_multiplier) and self.stats_noise_multiplier > 0,
-            "data.stats_noise_multiplier must be positive (a secure release without noise is "
-            "only made when the run has no DP)",
+            f"{k('stats_noise_multiplier')} must be positive (a secure release without "
+            "noise is only made when the run has no DP)",
         )
         _require(
             not (self.feature_statistics == "secure" and self.unit == "client" and self.private),
-            "data.standardize = 'secure' noises the statistics per record; with unit = "
-            "'client' a whole branch must be hidden: use 'public' (data.stats_path, or the "
-            "synthetic generator's reference sample) or 'none'",
+            f"{k('standardize', 'secure')} noises the statistics per record; with "
+            f"{k('unit', 'client')} a whole branch must be hidden: use 'public' "
+            "(data.stats_path, or the synthetic generator's reference sample) or 'none'",
         )
         _require(
             self.stats_path is None or self.feature_statistics == "public",
-            "data.stats_path is read only with data.standardize = 'public'",
+            f"{k('stats_path')} is read only with {k('standardize', 'public')}",
         )
         _require(
             not (
@@ -244,13 +334,17 @@ class SimulationConfig:
                 and self.source != "synthetic"
                 and self.stats_path is None
             ),
-            "data.standardize = 'public' with a CSV needs data.stats_path (a JSON file of "
-            "public statistics); or use 'secure' or 'none'",
+            f"{k('standardize', 'public')} with a CSV needs {k('stats_path')} (a JSON file "
+            "of public statistics); or use 'secure' or 'none'",
         )
-        _require(self.partition in PARTITIONS, f"data.partition must be one of {PARTITIONS}")
-        _require(self.alpha > 0, "data.alpha must be positive")
-        _require(self.train_rows >= 100 * self.branches, "data.train_rows: 100 per branch at least")
-        _require(self.test_rows_per_branch >= 100, "data.test_rows_per_branch must be >= 100")
+        _require(self.partition in PARTITIONS, f"{k('partition')} must be one of {PARTITIONS}")
+        _require(self.alpha > 0, f"{k('alpha')} must be positive")
+        _require(
+            self.train_rows >= 100 * self.branches,
+            f"{k('train_rows')}: 100 per branch at least ({100 * self.branches} for "
+            f"{self.branches} branches)",
+        )
+        _require(self.test_rows_per_branch >= 100, f"{k('test_rows_per_branch')} must be >= 100")
 
     @property
     def private(self) -> bool:
@@ -291,11 +385,15 @@ class SimulationConfig:
 
     # --- TOML ------------------------------------------------------------------
 
-    @classmethod
-    def from_dict(
-        cls, data: dict[str, Any], base: SimulationConfig | None = None
-    ) -> SimulationConfig:
-        """From the TOML layout (sections as tables) over ``base`` (default: the defaults)."""
+    @staticmethod
+    def values_from_dict(data: dict[str, Any]) -> dict[str, Any]:
+        """The fields a TOML layout (sections as tables) sets, checked: unknown sections
+        and keys, and values of the wrong type, are errors naming ``[section] key``.
+
+        A file that sets ``epsilon`` (a target) clears ``noise_multiplier``, and the
+        other way round."""
+        from secagg.runtime.config import check_types
+
         values: dict[str, Any] = {}
         for section, table in data.items():
             if section not in SECTIONS:
@@ -304,35 +402,101 @@ class SimulationConfig:
                 )
             if not isinstance(table, dict):
                 raise ConfigurationError(f"[{section}] must be a table")
-            for key, value in table.items():
-                if key not in SECTIONS[section]:
+            for name in table:
+                if name not in SECTIONS[section]:
                     raise ConfigurationError(
-                        f"unknown key {section}.{key}; known: {', '.join(SECTIONS[section])}"
+                        f"unknown key {section}.{name}; known: {', '.join(SECTIONS[section])}"
                     )
-                values[key] = value
+            # epsilon = "three" said "must be real number, not str", naming no key
+            check_types(SimulationConfig, table, section)
+            values.update(table)
         if "epsilon" in values and "noise_multiplier" not in values:
             values["noise_multiplier"] = None  # the file chose a target
         if "noise_multiplier" in values and "epsilon" not in values:
             values["epsilon"] = None
-        types = {f.name: f.type for f in fields(cls)}
-        for key, value in values.items():
-            if value is not None and "int" in str(types[key]) and "float" not in str(types[key]):
-                _require(
-                    isinstance(value, int) and not isinstance(value, bool),
-                    f"{key} must be an integer, not {value!r}",
-                )
-        try:
-            return replace(base or cls(), **values)
-        except TypeError as exc:
-            raise ConfigurationError(str(exc)) from None
+        return values
 
-    @classmethod
-    def load(cls, path: str | Path, base: SimulationConfig | None = None) -> SimulationConfig:
+    @staticmethod
+    def values_from_file(path: str | Path) -> dict[str, Any]:
+        """:meth:`values_from_dict` of a TOML file."""
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigurationError(f"no configuration file at {path}") from None
+        except IsADirectoryError:
+            raise ConfigurationError(f"{path} is a directory, not a configuration file") from None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
-        return cls.from_dict(data, base)
+        return SimulationConfig.values_from_dict(data)
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], base: SimulationConfig | None = None
+    ) -> SimulationConfig:
+        """From the TOML layout (sections as tables) over ``base`` (default: the defaults)."""
+        return replace(base or cls(), **cls.values_from_dict(data))
+
+    @classmethod
+    def load(cls, path: str | Path, base: SimulationConfig | None = None) -> SimulationConfig:
+        """From a TOML file over ``base`` (default: the defaults)."""
+        return replace(base or cls(), **cls.values_from_file(path))
+
+
+def check_branch_data(
+    config: SimulationConfig, branches: list[tuple[str, int, int, int]]
+) -> list[str]:
+    """Refuse data no federation can learn from, before any training; returns warnings.
+
+    ``branches`` holds ``(name, training rows, training frauds, test frauds)``.
+
+    Refused (one :class:`ConfigurationError`): data without a single positive label (it
+    ran for 50 s, printed numpy warnings and reported every metric as n/a); a branch with
+    fewer than :data:`MIN_TRAIN_ROWS` training rows (a Dirichlet split made branches of
+    1 row, which DP-SGD cannot draw a meaningful batch from); and, for a CSV, a branch
+    whose training set has no positive: the split is the user's choice (``partition``,
+    ``alpha``, ``branches``) and the message says which to change.
+
+    Warned (returned, printed with the results and in report.md): a synthetic branch
+    without a fraud in its training set (the generator's small branches at a 0.1 % rate
+    can have none in a small run: it still trains and benefits from the federation, but
+    its local-only baseline learns nothing), and a branch whose test set has no fraud
+    (its own AUPRC is n/a; the pooled figures still count its rows)."""
+    csv = config.source != "synthetic"
+    hint = (
+        f"use {key('partition', 'iid')}, a larger {key('alpha')} or fewer {key('branches')}"
+        if csv
+        else f"use more {key('train_rows')} or fewer {key('branches')}"
+    )
+    if branches and sum(frauds for _, _, frauds, _ in branches) == 0:
+        label = (config.label or "Class") if csv else "the generator's label"
+        raise ConfigurationError(
+            f"{config.path or 'the data'}: the label {label!r} has no positive (fraud) row "
+            "in any training set: there is nothing to learn"
+        )
+    notes = []
+    for name, rows, frauds, test_frauds in branches:
+        _require(
+            rows >= MIN_TRAIN_ROWS,
+            f"{name} gets {rows} training row{'s' if rows != 1 else ''} from the "
+            f"{config.partition if csv else 'synthetic'} split; at least {MIN_TRAIN_ROWS} "
+            f"are needed: {hint}",
+        )
+        if frauds == 0:
+            _require(
+                not csv,
+                f"{name}'s training set ({rows} rows) has no fraud (label 1) row after the "
+                f"{config.partition} split: {hint}",
+            )
+            notes.append(
+                f"{name}'s training set ({rows} rows) has no fraud: its local-only baseline "
+                f"learns nothing ({hint})"
+            )
+        if test_frauds == 0:
+            notes.append(
+                f"{name}'s test set has no fraud: its own AUPRC is n/a (the pooled figures "
+                "still count its rows)"
+            )
+    return notes

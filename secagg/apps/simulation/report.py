@@ -2,7 +2,8 @@
 
 Layout of ``<run>/``::
 
-    config.toml            the configuration that ran (re-run it with --config)
+    config.toml            the configuration that ran (re-run it with --config; it leaves
+                           out ``out``, so a replay writes a new folder)
     summary.json           the final table and per-branch metrics
     rounds.json            every round: status, dropouts, metrics, epsilon, bytes
     rounds.csv             the same, one row per round and branch
@@ -41,8 +42,22 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+#: the headline columns, labelled for what they measure in every row alike
+COLUMNS = {
+    "auprc": "AUPRC (pooled)",
+    "mean_branch_auprc": "mean of branch AUPRCs",
+    "roc_auc": "ROC-AUC (pooled)",
+    "recall_at_1pct_fpr": "recall @ 1% FPR (pooled)",
+}
+
+
 def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
-    """The final table: one row per setting (local-only, federated, centralized)."""
+    """The final table: one row per setting (local-only, federated, centralized).
+
+    Every row measures the same way: the pooled columns score all branches' test sets
+    together (local-only: each row by its own branch's model), and the mean column
+    averages each branch's own AUPRC. (The local-only row once put a per-branch mean
+    under a pooled heading.)"""
     rows = []
     for setting, values in result.settings.items():
         pooled = values.get("pooled")
@@ -50,7 +65,7 @@ def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
         for metric in SUMMARY_METRICS:
             if pooled is not None:
                 row[metric] = pooled[metric]
-            else:  # local-only: each branch's own model; report the branch mean
+            else:  # a result from before local-only had pooled figures: the branch mean
                 row[metric] = _mean([m[metric] for m in values["branches"].values()])
         row["mean_branch_auprc"] = values["mean_branch_auprc"]
         row["epsilon"] = values.get("epsilon")
@@ -177,6 +192,8 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
         "privacy": privacy_lines(result),
         "stopped": result.stopped,
         "feature_statistics": result.feature_statistics,
+        "privacy_parameters": result.privacy,
+        "notes": result.notes,
         "seconds": result.seconds,
     }
 
@@ -195,11 +212,21 @@ def _toml_value(value: Any) -> str:
 
 
 def _write_config(result: SimulationResult, path: Path) -> Path:
+    """The run's configuration, which replays it: every key but ``out`` (this folder,
+    which a replay must not reuse: ``--config`` of it then writes a new folder, or the
+    one ``--out`` names)."""
     values = result.config.as_dict()
-    lines = ["# the configuration of this run: secagg simulate --config config.toml", ""]
+    lines = [
+        "# the configuration of this run; replay it with",
+        f"#   secagg simulate --config {path} [--out NEW-FOLDER]",
+        "# (out is left out: a replay writes a new run folder)",
+        "",
+    ]
     for section, keys in SECTIONS.items():
         lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(values[k])}" for k in keys if values[k] is not None]
+        lines += [
+            f"{k} = {_toml_value(values[k])}" for k in keys if values[k] is not None and k != "out"
+        ]
         lines.append("")
     path.write_text("\n".join(lines))
     return path
@@ -246,6 +273,48 @@ def _write_rounds_csv(result: SimulationResult, path: Path) -> Path:
     return path
 
 
+def auprc_baselines(result: SimulationResult) -> dict[str, float]:
+    """The horizontal lines of auprc.png: what the federated curve is compared with,
+    each measured as the curve is (all test sets pooled)."""
+    lines = {}
+    local = result.settings.get("local-only", {}).get("pooled")
+    if local is not None:
+        lines["local-only (each branch's own model)"] = local["auprc"]
+    central = result.settings.get("centralized (non-private)", {}).get("pooled")
+    if central is not None:
+        lines["centralized, non-private"] = central["auprc"]
+    return lines
+
+
+def epsilon_series(result: SimulationResult) -> dict[str, list[float]]:
+    """The lines of epsilon.png: client-level epsilon (one line), or each branch's
+    record-level epsilon, folded into one line when every branch's is the same (eight
+    identical lines made a legend that said nothing)."""
+
+    def line(values: list[Any]) -> list[float]:
+        return [math.nan if v is None else float(v) for v in values]
+
+    if any(r["epsilon_client_level"] is not None for r in result.rounds):
+        return {
+            "client-level (every branch)": line([r["epsilon_client_level"] for r in result.rounds])
+        }
+    names = [b["name"] for b in result.branches]
+    series = {
+        name: line([r["epsilon_record_level"].get(name) for r in result.rounds]) for name in names
+    }
+    values = list(series.values())
+    if len(values) > 1 and all(_same_curve(values[0], other) for other in values[1:]):
+        return {f"every branch (all {len(values)} coincide)": values[0]}
+    return series
+
+
+def _same_curve(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(
+        (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
 def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -265,47 +334,34 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
             linewidth=1,
             label=name,
         )
-    ax.plot(
-        rounds,
-        [r["pooled"]["auprc"] for r in result.rounds],
-        color="black",
-        linewidth=2.5,
-        label="all branches",
-    )
-    central = result.settings.get("centralized (non-private)")
-    if central is not None:
-        ax.axhline(
-            central["pooled"]["auprc"],
-            color="grey",
-            linestyle="--",
-            label="centralized, non-private",
+    pooled = [r["pooled"]["auprc"] for r in result.rounds]
+    ax.plot(rounds, pooled, color="black", linewidth=2.5, label="federated, all branches")
+    marked = [(r["round"], p) for r, p in zip(result.rounds, pooled, strict=True) if r["dropped"]]
+    if marked:
+        ax.scatter(
+            [m[0] for m in marked],
+            [m[1] for m in marked],
+            marker="x",
+            color="red",
+            zorder=5,
+            label="round with dropouts",
         )
+    for (label, value), style in zip(
+        auprc_baselines(result).items(), (("tab:orange", ":"), ("grey", "--")), strict=False
+    ):
+        ax.axhline(value, color=style[0], linestyle=style[1], label=label)
     ax.set_xlabel("round")
-    ax.set_ylabel("AUPRC (held-out test set)")
+    ax.set_ylabel("AUPRC (held-out test sets, pooled)")
     ax.set_title(f"Federated AUPRC per round ({result.config.backend})")
     paths.append(_save(fig, ax, run_dir / "auprc.png"))
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    if any(r["epsilon_client_level"] is not None for r in result.rounds):
-        eps = [r["epsilon_client_level"] for r in result.rounds]
-        ax.plot(
-            rounds,
-            [math.nan if e is None else e for e in eps],
-            marker="o",
-            label="client-level (every branch)",
-        )
-    else:
-        for name in names:
-            eps = [r["epsilon_record_level"].get(name) for r in result.rounds]
-            ax.plot(
-                rounds,
-                [math.nan if e is None else e for e in eps],
-                marker=".",
-                linewidth=1,
-                label=name,
-            )
+    series = epsilon_series(result)
+    for label, values in series.items():
+        ax.plot(rounds, values, marker="o" if len(series) == 1 else ".", label=label)
     if result.config.private and result.config.epsilon is not None:
         ax.axhline(result.config.epsilon, color="red", linestyle="--", label="target")
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("round")
     ax.set_ylabel(f"epsilon spent (delta = {result.config.delta:g})")
     ax.set_title(
@@ -329,7 +385,11 @@ def _save(fig: Any, ax: Any, path: Path) -> Path:
 
 
 def _write_markdown(result: SimulationResult, path: Path) -> Path:
+    """report.md, for a reader who was not at the console: the results measured alike in
+    every row, every privacy parameter per branch, how to check the ledger, the data
+    each branch had, and how much one seed says."""
     c = result.config
+    run_dir = path.parent
     privacy = (
         f"{c.protected}-level DP, mechanism `{c.mechanism}`, "
         + (f"target ε = {c.epsilon:g}" if c.epsilon is not None else f"z = {c.noise_multiplier:g}")
@@ -346,8 +406,9 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "",
         "## Results",
         "",
-        "| setting | AUPRC | mean branch AUPRC | ROC-AUC | recall @ 1% FPR | ε | "
-        "sent / branch / round | s / round |",
+        "| setting | "
+        + " | ".join(COLUMNS.values())
+        + " | ε | sent / branch / round | s / round |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in summary_rows(result):
@@ -355,34 +416,60 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         if row["epsilon_unit"]:
             eps += f" ({row['epsilon_unit']})"
         lines.append(
-            f"| {row['setting']} | {fmt(row['auprc'])} | {fmt(row['mean_branch_auprc'])} | "
-            f"{fmt(row['roc_auc'])} | {fmt(row['recall_at_1pct_fpr'])} | {eps} | "
-            f"{fmt_bytes(row['bytes_sent_per_branch_per_round'])} | "
+            f"| {row['setting']} | "
+            + " | ".join(fmt(row[column]) for column in COLUMNS)
+            + f" | {eps} | {fmt_bytes(row['bytes_sent_per_branch_per_round'])} | "
             f"{fmt(row['seconds_per_round'], 1)} |"
         )
     lines += ["", *privacy_lines(result)]
     lines += [
         "",
-        "AUPRC, ROC-AUC and recall are on all branches' held-out test sets pooled; "
-        "local-only has one model per branch, so its row averages the branches.",
+        "The *pooled* columns score all branches' held-out test sets together (local-only: "
+        "each test row by its own branch's model, so every row of the table is measured "
+        "the same way); the *mean of branch AUPRCs* averages each branch's AUPRC on its own "
+        "test set, where a small branch counts as much as a large one.",
+        "",
+        f"One seed is one draw: seed {c.seed} fixes the data, the initial model, the DP "
+        "noise and the dropouts, and another seed can rank the settings differently "
+        "(docs/results.md shows seeds where federated falls below local-only). Run several "
+        "before concluding, e.g.",
+        "",
+        "```bash",
+        "for seed in 0 1 2 3 4; do",
+        f"  secagg simulate --config {run_dir / 'config.toml'} --seed $seed "
+        f"--out {run_dir}-seed-$seed",
+        "done",
+        "```",
+    ]
+    if result.notes:
+        lines += ["", "Notes on the data:", ""]
+        lines += [f"- {note}" for note in result.notes]
+    lines += ["", *_privacy_section(result), "", *_ledger_section(run_dir)]
+    lines += [
         "",
         "## Per branch (AUPRC on the branch's own test set)",
         "",
-        "| branch | train rows | train frauds | fraud rate | " + " | ".join(result.settings) + " |",
-        "|---|---|---|---|" + "---|" * len(result.settings),
+        "| branch | train rows | train frauds | test rows | test frauds | fraud rate | "
+        + " | ".join(result.settings)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(result.settings),
     ]
     for branch in result.branches:
         name = branch["name"]
         cells = " | ".join(fmt(v["branches"][name]["auprc"]) for v in result.settings.values())
         lines.append(
             f"| {name} | {branch['train_rows']} | {branch['train_frauds']} | "
+            f"{branch.get('test_rows', '-')} | {branch.get('test_frauds', '-')} | "
             f"{branch['fraud_rate']:.4f} | {cells} |"
         )
     lines += [
         "",
+        "A branch with few test frauds has a noisy AUPRC of its own (2 frauds: each one "
+        "moves it by about half); the pooled columns are steadier.",
+        "",
         "## Rounds",
         "",
-        "| round | status | dropped | AUPRC | ε | s |",
+        "| round | status | dropped | AUPRC (pooled) | ε | s |",
         "|---|---|---|---|---|---|",
     ]
     for r in result.rounds:
@@ -397,3 +484,105 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     lines += ["", "![AUPRC per round](auprc.png)", "", "![epsilon per round](epsilon.png)", ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def _privacy_section(result: SimulationResult) -> list[str]:
+    """Every parameter the run's epsilon follows from, per branch (record level) or for
+    the server (client level), and the feature statistics' release."""
+    c = result.config
+    lines = ["## Privacy parameters", ""]
+    if not c.private:
+        lines.append("No differential privacy: no noise was added and no epsilon is claimed.")
+        return [*lines, *_statistics_rows(result)]
+    params = result.privacy
+    branches = params.get("branches", {})
+    server = params.get("server")
+    if c.unit == "record" and branches:
+        lines += [
+            f"DP-SGD in every branch (Opacus), protecting one {c.protected}: each step "
+            "Poisson-samples the branch's units at rate q, clips each unit's gradient to L2 "
+            "norm C and adds Gaussian noise of std z·C. The accountant composes the steps "
+            "(and the releases charged before training) into ε at δ.",
+            "",
+            "| branch | unit | units n | expected batch | noise multiplier z | sample rate q "
+            "| steps | clip C | δ | accountant | ε |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, p in branches.items():
+            runs = p["dpsgd"] or [[math.nan, math.nan, 0]]
+            z = " then ".join(f"{run[0]:.4g}" for run in runs)
+            q = " then ".join(f"{run[1]:.4g}" for run in runs)
+            steps = sum(int(run[2]) for run in runs)
+            unit = p["unit"] + (f" (≤ {p['max_rows']} rows)" if p.get("max_rows") else "")
+            lines.append(
+                f"| {name} | {unit} | {p['units']} | {p.get('batch_size') or '-'} | {z} | {q} "
+                f"| {steps} | {p['clip']:g} | {p['delta']:g} | {p['accountant']} | "
+                f"{fmt(p['epsilon'], 3)} |"
+            )
+        priors = {tuple(step) for p in branches.values() for step in p["prior_releases"]}
+        for z, q, steps in sorted(priors):
+            lines += [
+                "",
+                f"Charged to every branch's accountant before training: the feature "
+                f"statistics' release, z = {z:.4g}, q = {q:g}, {int(steps)} step "
+                "(below).",
+            ]
+        lines += [
+            "",
+            f"Each update is also clipped to L2 ≤ {c.update_clip:g} before secure "
+            "aggregation: the ring's bound, with no privacy role of its own.",
+        ]
+    elif server is not None:
+        budget = server.get("epsilon_budget")
+        lines += [
+            f"Client-level DP ({server['mechanism']}): each branch's update is clipped to L2 "
+            "norm C; "
+            + (
+                "the server adds Gaussian noise of std z·C to the sum."
+                if server["mechanism"] == "central"
+                else "each branch adds its discrete Gaussian share before masking, so the "
+                "server only sees a noised sum."
+            ),
+            "",
+            "| mechanism | noise multiplier z | clip C | sampling rate | δ | accountant | budget |",
+            "|---|---|---|---|---|---|---|",
+            f"| {server['mechanism']} | {server['noise_multiplier']:.4g} | "
+            f"{server['clip']:g} | {server['sample_rate']:g} (every branch, every round) | "
+            f"{server['delta']:g} | {server['accountant']} | "
+            f"{'-' if budget is None else f'ε ≤ {budget:g}'} |",
+        ]
+    return [*lines, *_statistics_rows(result)]
+
+
+def _statistics_rows(result: SimulationResult) -> list[str]:
+    stats = result.feature_statistics
+    if stats is None:
+        return ["", "Features: not standardised (data.standardize = 'none')."]
+    lines = ["", "Feature statistics (the standardisation every branch applies):", ""]
+    lines.append(f"- {_statistics_line(stats, result.config.delta)}")
+    if stats.get("source") == "secure":
+        lines.append(
+            f"- one unit contributes up to {stats.get('rows_per_unit', 1)} row(s); "
+            f"effective noise multiplier {fmt(stats.get('effective_noise_multiplier'), 4)}"
+        )
+    return lines
+
+
+def _ledger_section(run_dir: Path) -> list[str]:
+    ledger, key = run_dir / "ledger.sqlite", run_dir / "ledger.pub.pem"
+    return [
+        "## Privacy ledger",
+        "",
+        f"The server wrote one hash-chained, signed row per round to `{ledger}` (what was "
+        "released, its mechanism, noise, sampling and cumulative ε); its public key is "
+        f"`{key}`. Check it:",
+        "",
+        "```bash",
+        f"secagg audit verify {ledger} --pubkey {key}",
+        "```",
+        "",
+        "A simulation replays its DP noise from its seed, so its rows say noise_seeded and "
+        "the verification reports the run as not private (exit status 3): the epsilons are "
+        "what the same run with fresh OS noise would spend, not a guarantee. "
+        f"`secagg audit report {ledger} --out DIR` writes the ledger as a report.",
+    ]

@@ -45,7 +45,7 @@ import numpy as np
 
 from secagg.apps.models.metrics import fraud_metrics
 from secagg.apps.models.synthetic import BranchData, generate_branches
-from secagg.apps.simulation.config import SimulationConfig
+from secagg.apps.simulation.config import SimulationConfig, check_branch_data
 from secagg.apps.simulation.network import (
     MASKING_PHASES,
     SINGLE_PHASE,
@@ -79,6 +79,7 @@ def load_data(config: SimulationConfig) -> tuple[list[BranchData], Any]:
     with ``standardize = "none"``). No raw rows are pooled: the statistics are a noised
     secure sum of per-branch sums, or public data (see ``feature_stats``)."""
     raw, names = _raw_branches(config)
+    check_branch_data(config, _branch_counts(raw))  # refused here, before any training
     stats = _feature_statistics(config, raw, names)
     if stats is None:
         return raw, None
@@ -93,6 +94,12 @@ def load_data(config: SimulationConfig) -> tuple[list[BranchData], Any]:
         )
         for b in raw
     ], stats
+
+
+def _branch_counts(branches: list[BranchData]) -> list[tuple[str, int, int, int]]:
+    """``(name, training rows, training frauds, test frauds)`` per branch, for
+    :func:`~secagg.apps.simulation.config.check_branch_data`."""
+    return [(b.name, b.num_train, int(b.y_train.sum()), int(b.y_test.sum())) for b in branches]
 
 
 def _feature_statistics(
@@ -255,6 +262,7 @@ class BranchTrainer:
         self._loss = fraud_loss(config.positive_weight)
         self._trained_epochs = 0
         self.dpsgd = None
+        self.dpsgd_batch_size: int | None = None
         self.customers: Any = None  # the CustomerDataset of user-level DP-SGD
         if config.unit == "record" and config.private:
             from secagg.dp.dpsgd import DPSGDTrainer
@@ -277,6 +285,7 @@ class BranchTrainer:
             else:
                 dataset = as_dataset(data.x_train, data.y_train)
             batch = min(config.batch_size, len(dataset))
+            self.dpsgd_batch_size = batch  # the expected batch of Poisson sampling (report)
             privacy: dict[str, Any] = (
                 {"target_epsilon": config.epsilon, "epochs": config.epochs}
                 if config.epsilon is not None
@@ -397,6 +406,10 @@ class SimulationResult:
     stopped: str | None = None
     #: where the feature standardisation came from and what it cost (None: not standardised)
     feature_statistics: dict[str, Any] | None = None
+    #: every privacy parameter of the federated run (see :func:`privacy_parameters`)
+    privacy: dict[str, Any] = field(default_factory=dict)
+    #: what the reader should know about the data (a branch without fraud in its test set)
+    notes: list[str] = field(default_factory=list)
 
 
 class FederationRun(NamedTuple):
@@ -408,6 +421,8 @@ class FederationRun(NamedTuple):
     trainers: dict[str, BranchTrainer]
     #: the server's reason for stopping early (``dp.epsilon_budget`` reached), else None
     stopped: str | None
+    #: the server's client-level DP settings (``[dp]`` of its config), None without them
+    server_dp: Any = None
 
 
 def _client_level_noise(config: SimulationConfig) -> float:
@@ -542,11 +557,18 @@ def _run_baselines(
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(one, branches))
     per_branch = {}
+    all_scores, all_labels = [], []
     for branch in branches:
-        m = fraud_metrics(branch.y_test, _scores(local_models[branch.name], branch.x_test))
-        per_branch[branch.name] = m.as_dict()
+        own = _scores(local_models[branch.name], branch.x_test)
+        per_branch[branch.name] = fraud_metrics(branch.y_test, own).as_dict()
+        all_scores.append(own)
+        all_labels.append(branch.y_test)
     eps = [e for e in local_eps.values() if e is not None]
     settings["local-only"] = {
+        # every test set pooled, each row scored by its own branch's model: the same
+        # measure as the federated and centralized rows' (a per-branch mean was
+        # compared with pooled figures before)
+        "pooled": fraud_metrics(np.concatenate(all_labels), np.concatenate(all_scores)).as_dict(),
         "branches": per_branch,
         "mean_branch_auprc": float(
             np.mean([m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])])
@@ -721,7 +743,9 @@ def run_federation(
     for thread in threads:
         thread.join(timeout=5.0)
     dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in network.dropouts]
-    return FederationRun(rounds, server.model.copy(), dropouts, trainers, server.budget_reached)
+    return FederationRun(
+        rounds, server.model.copy(), dropouts, trainers, server.budget_reached, fed.dp
+    )
 
 
 def run_simulation(
@@ -747,6 +771,7 @@ def run_simulation(
             config, branches, state, progress, ledger_path=run_dir / "ledger.sqlite"
         )
         rounds, model, dropouts = run.rounds, run.model, run.dropouts
+        privacy = privacy_parameters(config, run, branches)
     finally:
         torch.set_num_threads(threads_before)
     evaluator = build_model(config.model, branches[0].x_train.shape[1], seed=config.seed)
@@ -782,7 +807,71 @@ def run_simulation(
         seconds=time.perf_counter() - started,
         stopped=run.stopped,
         feature_statistics=_statistics_summary(config, stats),
+        privacy=privacy,
+        notes=check_branch_data(config, _branch_counts(branches)),
     )
+
+
+def privacy_parameters(
+    config: SimulationConfig, run: FederationRun, branches: list[BranchData]
+) -> dict[str, Any]:
+    """Every parameter an auditor needs to recompute the run's epsilon, per branch.
+
+    Record-level: each branch's DP-SGD (its accountant's history as (noise multiplier,
+    sample rate, steps) runs, the per-record clip, delta, accountant and unit), the
+    releases charged before training (the feature statistics) apart. Client-level: the
+    server's noise multiplier, clip, sampling rate, delta and accountant. The report
+    prints them; summary.json keeps them."""
+    out: dict[str, Any] = {"mechanism": config.mechanism if config.private else "off"}
+    if not config.private:
+        return out
+    if config.unit == "record":
+        per_branch = {}
+        for branch in branches:
+            trainer = run.trainers[branch.name]
+            if trainer.dpsgd is None:
+                continue
+            report = trainer.privacy_report()
+            history = [tuple(step) for step in report["history"]]
+            prior = len(branch.prior_releases)
+            per_branch[branch.name] = {
+                "unit": report["unit"],
+                "accountant": report["accountant"],
+                "delta": report["delta"],
+                "clip": report["max_grad_norm"],
+                "batch_size": trainer.dpsgd_batch_size,
+                "units": report.get("num_customers", branch.num_train),
+                "max_rows": report.get("max_rows"),
+                "prior_releases": [list(step) for step in history[:prior]],
+                "dpsgd": [list(step) for step in _runs(history[prior:])],
+                "epsilon": report["epsilon"],
+            }
+        out["branches"] = per_branch
+    elif run.server_dp is not None:
+        dp = run.server_dp
+        out["server"] = {
+            "mechanism": dp.mechanism,
+            "noise_multiplier": dp.noise_multiplier,
+            "clip": dp.clip,
+            "delta": dp.delta,
+            "accountant": "ddg (distributed discrete Gaussian)"
+            if dp.mechanism == "distributed"
+            else dp.accountant,
+            "sample_rate": 1.0,  # every branch is sampled every round (Poisson, q = 1)
+            "epsilon_budget": dp.epsilon_budget,
+        }
+    return out
+
+
+def _runs(history: list[tuple[Any, ...]]) -> list[tuple[float, float, int]]:
+    """Consecutive (z, q, steps) entries with the same z and q merged into one."""
+    merged: list[tuple[float, float, int]] = []
+    for z, q, steps in history:
+        if merged and merged[-1][:2] == (z, q):
+            merged[-1] = (z, q, merged[-1][2] + int(steps))
+        else:
+            merged.append((float(z), float(q), int(steps)))
+    return merged
 
 
 def _statistics_summary(config: SimulationConfig, stats: Any) -> dict[str, Any] | None:
