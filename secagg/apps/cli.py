@@ -639,7 +639,7 @@ def _server_address(ctx: click.Context, param: click.Parameter, value: str | Non
 
     if value is not None:
         try:
-            split_host_port(value, "HOST:PORT")
+            split_host_port(value, "address")
         except ConfigurationError as exc:
             raise click.BadParameter(str(exc)) from None
     return value
@@ -737,28 +737,29 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
                 f"federation's CA, and does the server's certificate name {host}?"
             )
         except (ssl.SSLError, OSError) as exc:
-            return (
-                f"TLS handshake with {target} failed: {_tls_reason(exc)}; was {cert} "
-                "issued by the federation's CA?"
-            )
+            return _handshake_failure(target, cert, exc)
         with tls:
             tls.settimeout(min(timeout, 2.0))
             try:  # TLS 1.3: the server judges our certificate after the handshake
                 tls.recv(1)
             except ssl.SSLError as exc:
-                return (
-                    f"TLS handshake with {target} failed: the server refused this branch's "
-                    f"certificate ({_tls_reason(exc)}); was {cert} issued by the "
-                    "federation's CA?"
-                )
+                return _handshake_failure(target, cert, exc)
             except OSError:
                 pass  # silence or a reset after the handshake: the certificates were fine
     return None
 
 
-def _tls_reason(exc: BaseException) -> str:
+def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
+    """A TLS alert from the server is its verdict on this party's certificate; anything
+    else (not TLS at all, no common version) is named as it is."""
     reason = getattr(exc, "reason", None)
-    return str(reason).replace("_", " ").lower() if reason else str(exc)
+    said = str(reason).replace("_", " ").lower() if reason else str(exc)
+    if "alert" in said:
+        return (
+            f"TLS handshake with {target} failed: the server refused this party's "
+            f"certificate ({said}); was {cert} issued by the federation's CA?"
+        )
+    return f"TLS handshake with {target} failed ({said}): is {target} a secagg server?"
 
 
 @main.command()

@@ -476,14 +476,15 @@ def check_branch_data(
             f"{config.path or 'the data'}: the label {label!r} has no positive (fraud) row "
             "in any training set: there is nothing to learn"
         )
-    notes = []
-    for name, rows, frauds, test_frauds in branches:
+    for name, rows, _, _ in branches:
         _require(
             rows >= MIN_TRAIN_ROWS,
             f"{name} gets {rows} training row{'s' if rows != 1 else ''} from the "
             f"{config.partition if csv else 'synthetic'} split; at least {MIN_TRAIN_ROWS} "
             f"are needed: {hint}",
         )
+    notes = []
+    for name, rows, frauds, test_frauds in branches:
         if frauds == 0:
             _require(
                 not csv,
