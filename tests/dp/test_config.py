@@ -184,7 +184,7 @@ def test_privacy_cli_matches_the_library() -> None:
     bad = runner.invoke(
         main, ["privacy", "epsilon", "-z", "0", "-q", "0.01", "-T", "10", "--delta", "1e-5"]
     )
-    assert bad.exit_code == 2 and "noise_multiplier" in bad.output
+    assert bad.exit_code == 2 and "--noise-multiplier" in bad.output  # the flag typed
 
 
 def test_dp_benchmark_reports_every_step_against_the_plaintext_pass() -> None:
