@@ -11,7 +11,17 @@ each a frozen dataclass with an exact binary codec::
   **float32** (the precision clients train in; half the bytes of float64);
 * :class:`Relay` (both ways): one payload of the round's sessions, and on a
   branch's first payload of a round, its record-level privacy report;
-* :class:`RoundEnd` (server -> client): how the round ended.
+* :class:`RoundEnd` (server -> client): how the round ended;
+* :class:`FederationEnd` (server -> every connected party): the server has stopped
+  running rounds, finished or not; a branch then exits at once instead of redialling;
+* :class:`Leave` (client -> server): the branch left the round on its own (its session
+  aborted), so the server counts it as gone without waiting out the phase deadline.
+
+:class:`RoundStart` may end with one more field, the seconds the round may still last
+on the server (its round deadline): inside a round a branch waits that long for the
+server, not its own idle timer (reliability review D3). It is optional within version 2
+(absent: the branch falls back to its idle timer), so the layout of every earlier
+message is unchanged.
 
 No JSON, no pickle: lengths and ranges are checked exactly, and anything else
 raises :class:`~secagg.errors.MalformedMessage` before any state changes.
@@ -41,8 +51,12 @@ from secagg.errors import MalformedMessage
 _MAGIC = b"SAFD"
 _VERSION = 2
 _HEAD = struct.Struct("<4sBBI")
-ROUND_START, RELAY, ROUND_END = 1, 2, 3
+ROUND_START, RELAY, ROUND_END, FEDERATION_END, LEAVE = 1, 2, 3, 4, 5
 MAX_HISTORY = 100_000  # entries of a record-level accounting history
+MAX_REASON_BYTES = 4096  # the text of a round's, the federation's or a leave's reason
+#: the longest round deadline a RoundStart may announce (a week): a larger number is
+#: refused as malformed, so no server can make a branch wait without bound in one round
+MAX_DEADLINE_SECONDS = 7 * 24 * 3600.0
 _HISTORY_ENTRY_BYTES = 20  # f64 noise multiplier, f64 sample rate, u32 steps
 
 
@@ -54,6 +68,9 @@ class RoundStart:
     model: np.ndarray  # float32
     clip: float | None = None
     report_unclipped: bool = False  # adaptive clipping: append 1[norm <= clip] - 1/2
+    #: seconds the round may still last on the server (its round deadline), for the
+    #: branch's in-round wait; None: not announced (the branch uses its idle timer)
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +87,27 @@ class RoundEnd:
     reason: str = ""
 
 
-Message = RoundStart | Relay | RoundEnd
+@dataclass(frozen=True)
+class FederationEnd:
+    """The server stopped running rounds: ``finished`` (every configured round is
+    complete) or not (``reason`` says why: a budget, no quorum, too many aborts).
+    ``round`` is the last round number the server used (0: none)."""
+
+    round: int
+    finished: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Leave:
+    """A branch left round ``round`` on its own (its side of the round aborted):
+    it will send nothing more in it. ``reason`` is the protocol's, never the data's."""
+
+    round: int
+    reason: str = ""
+
+
+Message = RoundStart | Relay | RoundEnd | FederationEnd | Leave
 
 
 def encode_message(message: Message) -> bytes:
@@ -79,7 +116,16 @@ def encode_message(message: Message) -> bytes:
         clip = math.nan if message.clip is None else message.clip
         body = Writer().u32(message.party).f64(clip).u8(1 if message.report_unclipped else 0)
         body.blob(message.spec).blob(model.tobytes())
+        if message.deadline is not None:
+            body.f64(_checked_deadline(message.deadline))
         return _HEAD.pack(_MAGIC, _VERSION, ROUND_START, message.round) + body.bytes()
+    if isinstance(message, FederationEnd):
+        reason = message.reason.encode("utf-8")[:MAX_REASON_BYTES]
+        body = Writer().u8(1 if message.finished else 0).blob(reason).bytes()
+        return _HEAD.pack(_MAGIC, _VERSION, FEDERATION_END, message.round) + body
+    if isinstance(message, Leave):
+        body = Writer().blob(message.reason.encode("utf-8")[:MAX_REASON_BYTES]).bytes()
+        return _HEAD.pack(_MAGIC, _VERSION, LEAVE, message.round) + body
     if isinstance(message, Relay):
         w = Writer()
         if message.privacy is None:
@@ -88,9 +134,16 @@ def encode_message(message: Message) -> bytes:
             _write_report(w.u8(1), message.privacy)
         head = _HEAD.pack(_MAGIC, _VERSION, RELAY, message.round)
         return head + w.bytes() + message.payload
-    reason = message.reason.encode("utf-8")[:4096]
+    reason = message.reason.encode("utf-8")[:MAX_REASON_BYTES]
     body = Writer().u8(1 if message.complete else 0).blob(reason).bytes()
     return _HEAD.pack(_MAGIC, _VERSION, ROUND_END, message.round) + body
+
+
+def _checked_deadline(seconds: float) -> float:
+    """A round deadline as the decoder accepts it: finite, 0 to MAX_DEADLINE_SECONDS."""
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_DEADLINE_SECONDS):
+        raise MalformedMessage(f"a round deadline of {seconds!r} s is out of range")
+    return float(seconds)
 
 
 def decode_message(data: bytes) -> Message:
@@ -116,6 +169,7 @@ def _decode(view: bytes) -> Message:
         r = Reader(body, "round start")
         party, clip, report = r.u32(), r.f64_raw(), r.u8()
         spec, model_bytes = r.blob(), r.blob(1 << 31)
+        deadline = _checked_deadline(r.f64_raw()) if r.remaining else None
         r.end()
         if not (math.isnan(clip) or (math.isfinite(clip) and clip > 0)):
             raise MalformedMessage("the round's clip must be positive")
@@ -123,7 +177,7 @@ def _decode(view: bytes) -> Message:
             raise MalformedMessage("a count report needs a clip")
         model = model_from_bytes(model_bytes)
         return RoundStart(
-            number, party, spec, model, None if math.isnan(clip) else clip, report == 1
+            number, party, spec, model, None if math.isnan(clip) else clip, report == 1, deadline
         )
     if kind == RELAY:
         if not body:
@@ -140,11 +194,23 @@ def _decode(view: bytes) -> Message:
         return Relay(number, payload, privacy)
     if kind == ROUND_END:
         r = Reader(body, "round end")
-        status, reason = r.u8(), r.blob(4096)
+        status, reason = r.u8(), r.blob(MAX_REASON_BYTES)
         r.end()
         if status not in (0, 1):
             raise MalformedMessage("unknown round status")
         return RoundEnd(number, status == 1, reason.decode("utf-8", errors="replace"))
+    if kind == FEDERATION_END:
+        r = Reader(body, "federation end")
+        status, reason = r.u8(), r.blob(MAX_REASON_BYTES)
+        r.end()
+        if status not in (0, 1):
+            raise MalformedMessage("unknown federation status")
+        return FederationEnd(number, status == 1, reason.decode("utf-8", errors="replace"))
+    if kind == LEAVE:
+        r = Reader(body, "leave")
+        reason = r.blob(MAX_REASON_BYTES)
+        r.end()
+        return Leave(number, reason.decode("utf-8", errors="replace"))
     raise MalformedMessage(f"unknown runtime message kind {kind}")
 
 

@@ -9,7 +9,15 @@ opaque bytes; a transport never interprets them.
 Both transports raise the same :class:`NotConnected` for a peer without an open
 connection. It is a :class:`ConnectionError` (so ``except ConnectionError``
 catches it whichever transport raised it) and a :class:`TransportError`, and so a
-:class:`~secagg.errors.SecAggError`.
+:class:`~secagg.errors.SecAggError`. :class:`NotAccepted` is the kind of
+:class:`NotConnected` that redialling cannot cure (the server refused this party's
+identity, or the TLS handshake failed): a branch stops at once instead of retrying.
+
+Sessions. A server endpoint may also offer ``session_id(name)``: the id of ``name``'s
+open session (a new one for every session, never reused), or None. The runtime
+records it when a round starts, so a participant whose session has since ended counts
+as gone at once even when it has already reconnected under the same name (review D6);
+an endpoint without it falls back to :meth:`ServerEndpoint.connected`.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import Protocol
 
 from secagg.errors import SecAggError
 
-__all__ = ["ClientEndpoint", "NotConnected", "ServerEndpoint", "TransportError"]
+__all__ = ["ClientEndpoint", "NotAccepted", "NotConnected", "ServerEndpoint", "TransportError"]
 
 
 class ServerEndpoint(Protocol):
@@ -45,3 +53,8 @@ class TransportError(SecAggError):
 
 class NotConnected(TransportError, ConnectionError):
     """No open connection with that peer (the named client, or the server)."""
+
+
+class NotAccepted(NotConnected):
+    """The peer refused this party for who it is (its certificate, its name) or the TLS
+    handshake failed: dialling again with the same credentials cannot succeed."""

@@ -24,7 +24,21 @@ only shows after the client believes the handshake is done). A second session
 under a name that is already connected *replaces* the first (the old stream is
 ended with ``ABORTED``): a branch that reconnects after a network failure must
 not wait for keepalive to notice its half-open old connection, and both
-sessions proved the same certificate identity anyway.
+sessions proved the same certificate identity anyway. Every session gets a new
+id (:meth:`GrpcServerTransport.session_id`), so the runtime can tell that a
+participant's session ended even when the participant is already back under the
+same name (reliability review D6).
+
+Dial failures name their cause. When a client's dial times out, a call to a
+method no server serves (it opens no session) fetches the channel's last
+connection error: a certificate the other side refused or could not verify is a
+:class:`HandshakeFailed`, and a server that refuses the identity
+(``UNAUTHENTICATED``, ``PERMISSION_DENIED``) an :class:`IdentityRefused`; both are
+:class:`~secagg.transport.base.NotAccepted`, which a branch does not redial.
+Anything else (connection refused, the socket closed mid-handshake, a timeout) is
+a :class:`~secagg.transport.base.NotConnected` whose message says which. Clients
+redial within a dial quickly (gRPC's reconnect back-off capped at 2 s, instead of
+its default 120 s), so a restarted server is found within seconds.
 
 Framing. gRPC limits the size of one message, and a model update can be tens
 of megabytes, so each logical message is cut into chunks of at most
@@ -136,7 +150,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from secagg.errors import ConfigurationError
-from secagg.transport.base import NotConnected, TransportError
+from secagg.transport.base import NotAccepted, NotConnected, TransportError
 from secagg.transport.framing import (
     DEFAULT_CHUNK_BYTES,
     HEADER_BYTES,
@@ -155,6 +169,12 @@ SERVICE_NAME: Final = "secagg.transport.v1.Transport"
 SESSION_METHOD: Final = f"/{SERVICE_NAME}/Session"
 IDENTITY_METADATA_KEY: Final = "secagg-client-name-bin"  # -bin: names may be any UTF-8
 
+#: how fast a dialling client retries a connection: gRPC's default backoff grows to
+#: 120 s, so a branch would notice a restarted server minutes late (review D1)
+_CLIENT_RECONNECT: Final = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+)
 _CLIENT_KEEPALIVE: Final = (
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
@@ -191,6 +211,59 @@ class TransportClosed(NotConnected):
         self.details = details or ""
         name = code.name if code is not None else "UNKNOWN"
         super().__init__(f"session closed ({name}): {self.details}")
+
+
+class IdentityRefused(TransportClosed, NotAccepted):
+    """The server refused this client's identity (``UNAUTHENTICATED`` or
+    ``PERMISSION_DENIED``: an unknown, revoked or expired certificate or name).
+    Redialling with the same certificate cannot help."""
+
+
+class HandshakeFailed(NotAccepted):
+    """The TLS handshake failed on a certificate (an unknown CA, a name the server's
+    certificate does not carry): the credentials, not the network, are wrong."""
+
+
+#: gRPC statuses that refuse a client for who it is, not for the state of the network
+_REFUSING_CODES: Final = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+#: a method no server serves: a call to it opens no session, and its failure carries
+#: the channel's last connection error (the real cause of a failed dial)
+_PROBE_METHOD: Final = f"/{SERVICE_NAME}/Probe"
+
+
+def _closed(code: grpc.StatusCode | None, details: str | None) -> TransportClosed:
+    """The error for a session that ended with ``code``: a refusal of this client's
+    identity is an :class:`IdentityRefused` (never retried), anything else a
+    :class:`TransportClosed`."""
+    if code in _REFUSING_CODES:
+        return IdentityRefused(code, details)
+    return TransportClosed(code, details)
+
+
+def _dial_failure(target: str, timeout: float, details: str) -> NotConnected:
+    """Why a dial failed, from the channel's last error: a certificate problem is a
+    :class:`HandshakeFailed` (permanent); otherwise the cause is named, never only
+    "cannot reach" (newcomer review 4: a TLS failure read as an unreachable server)."""
+    cause = details.rsplit("last error: ", 1)[-1].strip() if details else ""
+    lowered = cause.lower()
+    if any(word in lowered for word in ("certificate", "unknown_ca", "peer name")):
+        return HandshakeFailed(
+            f"TLS handshake with {target} failed ({cause}): this party's certificates "
+            "must come from the federation's CA, and the server's certificate must carry "
+            "the name dialled"
+        )
+    if "handshake" in lowered:
+        return NotConnected(f"TLS handshake with {target} failed: {cause}")
+    if "socket closed" in lowered:  # TLS 1.3: how a server's refusal of our CA looks too
+        return NotConnected(
+            f"{target} closed the connection before a session opened ({cause}): is the "
+            "server up, and does it trust this party's CA?"
+        )
+    if "connection refused" in lowered:
+        return NotConnected(f"cannot reach {target}: connection refused (no server on that port)")
+    if cause:
+        return NotConnected(f"cannot reach {target} within {timeout:g} s: {cause}")
+    return NotConnected(f"cannot reach {target} within {timeout:g} s")
 
 
 # --- events -------------------------------------------------------------------
@@ -237,6 +310,7 @@ class _Session:
         "context",
         "fingerprint",
         "finished",
+        "id",
         "name",
         "next_id",
         "not_valid_after",
@@ -255,6 +329,7 @@ class _Session:
         auth: Mapping[str, Sequence[bytes]],
         certificate: x509.Certificate | None,
     ) -> None:
+        self.id = 0  # set when registered: see GrpcServerTransport.session_id
         self.name = name
         self.peer = peer
         self.context = context
@@ -399,6 +474,7 @@ class GrpcServerTransport:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # inbox, queue room or a session ended
         self._sessions: dict[str, _Session] = {}
+        self._session_serial = 0  # the last session id given out
         self._inbox: deque[tuple[_Session, bytes]] = deque()
         self._events: queue.Queue[ConnectionEvent] = queue.Queue()
         self._server: grpc.Server | None = None
@@ -482,6 +558,14 @@ class GrpcServerTransport:
         """Names with an open session right now."""
         with self._lock:
             return set(self._sessions)
+
+    def session_id(self, name: str) -> int | None:
+        """The id of ``name``'s open session, or None. Every session gets a new id (never
+        reused), so a caller that recorded it can tell that a participant's session ended
+        even after the participant reconnected under the same name (review D6)."""
+        with self._lock:
+            session = self._sessions.get(name)
+            return None if session is None else session.id
 
     def send(self, name: str, payload: bytes) -> None:
         """Queue one message to ``name``; it is written in order with earlier ones.
@@ -602,6 +686,8 @@ class GrpcServerTransport:
                     "superseded by a new session",
                     abort=(grpc.StatusCode.ABORTED, "superseded by a new session"),
                 )
+            self._session_serial += 1
+            session.id = self._session_serial
             self._sessions[name] = session
             self._events.put(Connected(name, peer))
         self._wake.set()  # the re-check timer may need to wake for this expiry
@@ -922,6 +1008,7 @@ class GrpcClientTransport:
             options: list[tuple[str, int | str]] = [
                 *_grpc_size_options(self._chunk_bytes),
                 *_CLIENT_KEEPALIVE,
+                *_CLIENT_RECONNECT,
             ]
             if self._name_override is not None:
                 options.append(("grpc.ssl_target_name_override", self._name_override))
@@ -934,8 +1021,9 @@ class GrpcClientTransport:
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
+            failure = _dial_failure(self._target, timeout, self._probe(channel))
             self._abandon()
-            raise NotConnected(f"cannot reach {self._target} within {timeout} s") from None
+            raise failure from None
         stream = channel.stream_stream(
             SESSION_METHOD, request_serializer=None, response_deserializer=None
         )
@@ -950,9 +1038,25 @@ class GrpcClientTransport:
             raise NotConnected(f"no session with {self._target} within {timeout} s")
         if self._ended is not None:
             self._abandon()
-            raise TransportClosed(self._ended.code, self._ended.details)
+            raise _closed(self._ended.code, self._ended.details)
         assert self.identity is not None
         return self.identity
+
+    @staticmethod
+    def _probe(channel: grpc.Channel) -> str:
+        """The channel's last connection error, from a call that fails at once (no
+        session is opened: the method does not exist); "" if the call says nothing."""
+        try:
+            probe = channel.unary_unary(
+                _PROBE_METHOD, request_serializer=None, response_deserializer=None
+            )
+            probe(b"", timeout=2.0, wait_for_ready=False)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                return str(exc.details() or "")
+        except Exception:  # the probe only improves a message; it must not replace it
+            logger.debug("dial probe failed", exc_info=True)
+        return ""
 
     def send(self, payload: bytes) -> None:
         """Queue one message to the server; raises once the session is over."""
@@ -965,7 +1069,7 @@ class GrpcClientTransport:
             if self._call is None or self._closed:
                 raise NotConnected("no open session")
             if self._ended is not None:
-                raise TransportClosed(self._ended.code, self._ended.details)
+                raise _closed(self._ended.code, self._ended.details)
             self._outbox.put((self._next_id, data))
             self._next_id += 1
 
@@ -982,7 +1086,7 @@ class GrpcClientTransport:
             return None
         if isinstance(item, TransportClosed):
             self._inbox.put(item)  # every later call raises too
-            raise TransportClosed(item.code, item.details)
+            raise _closed(item.code, item.details)
         return item
 
     def close(self, timeout: float = 5.0) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import queue
 import threading
+from typing import Any
 
 # The endpoint protocols and NotConnected are re-exported: callers imported them from here.
 from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint
 
 __all__ = ["ClientEndpoint", "InProcessHub", "NotConnected", "ServerEndpoint"]
+
+_ENDED: Any = object()  # queued last when a session ends (never a payload: not bytes)
 
 
 class InProcessHub:
@@ -24,6 +27,8 @@ class InProcessHub:
     def __init__(self) -> None:
         self._to_server: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._to_client: dict[str, queue.Queue[bytes]] = {}
+        self._session_ids: dict[str, int] = {}  # name -> its open session's id
+        self._next_session = 1
         self._lock = threading.Lock()
 
     # server side
@@ -44,36 +49,66 @@ class InProcessHub:
         with self._lock:
             return set(self._to_client)
 
+    def session_id(self, name: str) -> int | None:
+        """The id of ``name``'s open session (new for each connect), or None."""
+        with self._lock:
+            return self._session_ids.get(name)
+
     # client side
     def connect(self, name: str) -> _InProcessClient:
         with self._lock:
             if name in self._to_client:
                 raise ConnectionError(f"client {name!r} is already connected")
             self._to_client[name] = queue.Queue()
-        return _InProcessClient(self, name)
+            self._session_ids[name] = self._next_session
+            self._next_session += 1
+            return _InProcessClient(self, name, self._session_ids[name])
 
-    def disconnect(self, name: str) -> None:
+    def disconnect(self, name: str, session: int | None = None) -> None:
+        """End ``name``'s session (only if it is still session ``session``, when given);
+        a receive blocked on it wakes and raises NotConnected, as over gRPC."""
         with self._lock:
-            self._to_client.pop(name, None)
+            if session is not None and self._session_ids.get(name) != session:
+                return  # that session already ended; a newer one is not ours to close
+            inbox = self._to_client.pop(name, None)
+            self._session_ids.pop(name, None)
+        if inbox is not None:
+            inbox.put(_ENDED)
 
 
 class _InProcessClient:
-    def __init__(self, hub: InProcessHub, name: str) -> None:
+    """One session of a named client; once it ends, receive raises NotConnected.
+
+    A reconnect is a new session (``hub.connect`` again); this object then stays ended,
+    like a closed gRPC session, and delivers nothing of the new one."""
+
+    def __init__(self, hub: InProcessHub, name: str, session: int) -> None:
         self._hub = hub
         self.name = name
+        self.session = session
+
+    def _inbox(self) -> queue.Queue[bytes]:
+        with self._hub._lock:
+            inbox = self._hub._to_client.get(self.name)
+            if inbox is None or self._hub._session_ids.get(self.name) != self.session:
+                raise NotConnected(f"client {self.name!r} is disconnected")
+            return inbox
 
     def send(self, payload: bytes) -> None:
+        self._inbox()  # a send on an ended session raises, as over gRPC
         self._hub._to_server.put((self.name, bytes(payload)))
 
     def receive(self, timeout: float | None) -> bytes | None:
-        with self._hub._lock:
-            inbox = self._hub._to_client.get(self.name)
-        if inbox is None:
-            raise NotConnected(f"client {self.name!r} is disconnected")
+        inbox = self._inbox()
         try:
-            return inbox.get(timeout=timeout)
+            payload = inbox.get(timeout=timeout)
         except queue.Empty:
+            self._inbox()  # ended while waiting: say so rather than "nothing yet"
             return None
+        if payload is _ENDED:
+            inbox.put(_ENDED)  # every later call raises too
+            raise NotConnected(f"client {self.name!r} is disconnected")
+        return payload
 
     def close(self) -> None:
-        self._hub.disconnect(self.name)
+        self._hub.disconnect(self.name, self.session)
