@@ -31,11 +31,41 @@ to weaken a round is an incident for an operator, not a retry loop.
 In the active variant the round lists every party's certificate; the branch
 checks each against its own CA (:class:`BranchIdentity`) and signs with its
 certificate's key, so the server can substitute no party's key.
+
+Waiting, and when to stop (reliability review D1, D3)
+-----------------------------------------------------
+:meth:`FederationClient.run` serves one session. *Between* rounds, a server
+silent for ``idle_timeout`` ends it ("idle"). *Inside* a round (from its
+:class:`~secagg.runtime.wire.RoundStart` to its
+:class:`~secagg.runtime.wire.RoundEnd`) the branch waits at least the round
+deadline the server announced, plus :data:`ROUND_GRACE_SECONDS`: a slower branch's
+training is the server's business, bounded by its own deadline, and must not make
+the fast branches quit. A :class:`~secagg.runtime.wire.FederationEnd` ends the
+session at once with the server's verdict (``stats.outcome``: "finished" or
+"stopped").
+
+:meth:`FederationClient.serve` keeps a branch in the federation across sessions:
+it dials (any transport, through a ``dial(timeout)`` callable), serves, and when a
+session is lost redials with back-off. The *retry window starts when the
+connection is lost* and lasts ``give_up_after`` seconds (None: until the end is
+announced); the first session gets ``connect_timeout``. A server that refuses
+this party for who it is (:class:`~secagg.transport.base.NotAccepted`) is not
+redialled. Running out of the window, or of the idle timer between rounds, raises
+:class:`BranchGaveUp` (a :class:`~secagg.transport.base.TransportError`: the CLI's
+exit status 1), never a quiet return.
+
+A branch whose model dimension is not the federation's stops at the first round
+start with :class:`DimensionMismatch` (a :class:`~secagg.errors.ConfigurationError`
+naming both numbers) before it trains; a branch that leaves a round on its own
+(its side of the round aborted) says so with a :class:`~secagg.runtime.wire.Leave`,
+so the server need not wait out the phase for it (D6).
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -54,13 +84,32 @@ from secagg.errors import (
     RoundAborted,
     SecAggError,
 )
-from secagg.runtime.wire import Relay, RoundEnd, RoundStart, decode_message, encode_message
-from secagg.transport.base import ClientEndpoint
+from secagg.runtime.wire import (
+    FederationEnd,
+    Leave,
+    Relay,
+    RoundEnd,
+    RoundStart,
+    decode_message,
+    encode_message,
+)
+from secagg.transport.base import ClientEndpoint, NotAccepted, NotConnected
 
 log = logging.getLogger("secagg.client")
 
 #: global model -> this client's update (same length); runs on the client only
 TrainingHook = Callable[[np.ndarray], np.ndarray]
+
+#: opens a session with the server within ``timeout`` seconds, or raises NotConnected
+Dial = Callable[[float], ClientEndpoint]
+
+#: what a branch waits beyond the round deadline the server announced: the server
+#: still releases, commits and tells the parties after its deadline passes
+ROUND_GRACE_SECONDS = 30.0
+#: the longest pause between two dials (the back-off starts at a quarter second)
+MAX_REDIAL_PAUSE = 4.0
+#: the longest one dial may take before its failure is looked at (and logged)
+MAX_DIAL_SECONDS = 20.0
 
 
 @dataclass
@@ -70,7 +119,47 @@ class ClientStats:
     rounds_aborted: int = 0
     refused_messages: int = 0
     rounds_refused: int = 0  # rounds weaker than the branch's policy
+    sessions: int = 0  # sessions opened by serve() (1 + the reconnections)
+    #: why the last run() returned: "finished" (the server announced the federation
+    #: complete), "stopped" (the server announced it stopped before completing; see
+    #: end_reason), "rounds" (this branch's own round limit) or "idle" (the server was
+    #: silent between rounds for idle_timeout); None while running
+    outcome: str | None = None
+    end_reason: str = ""
     last_model: np.ndarray | None = field(default=None, repr=False)
+
+
+class BranchGaveUp(NotConnected):
+    """The branch stopped waiting before the federation's end was announced: no session
+    for ``give_up_after`` seconds since the connection was lost (or, for the first one,
+    ``connect_timeout``), or a server silent between rounds for ``idle_timeout``.
+
+    A :class:`~secagg.transport.base.TransportError`, so the CLI reports it in one line
+    with exit status 1 (a service manager's ``Restart=on-failure`` then applies).
+    ``stats`` are the branch's counters so far; ``cause`` the last transport error."""
+
+    def __init__(
+        self, message: str, stats: ClientStats, cause: BaseException | None = None
+    ) -> None:
+        super().__init__(message)
+        self.stats = stats
+        self.cause = cause
+
+
+class DimensionMismatch(ConfigurationError):
+    """The branch's model does not have the federation's number of parameters.
+
+    Raised at the first round start, before training, and it stops the branch: every
+    later round would fail the same way (``secagg client`` exits 2, a usage error)."""
+
+    def __init__(self, federation: int, branch: int, what: str = "this branch's model") -> None:
+        self.federation = federation
+        self.branch = branch
+        super().__init__(
+            f"{what} has {branch} parameters but the federation's model has {federation}: "
+            f"start the branch with the federation's dimension ({federation}; "
+            "secagg client --dimension)"
+        )
 
 
 class BranchRefused(PolicyRefused):
@@ -127,13 +216,14 @@ class FederationClient:
         self,
         name: str,
         train: TrainingHook,
-        transport: ClientEndpoint,
+        transport: ClientEndpoint | None,
         *,
         policy: BranchPolicy | None = None,
         identity: BranchIdentity | None = None,
         stop_on_refusal: bool = True,
         replay_seed: bytes | None = None,
         privacy_report: Callable[[], dict] | None = None,
+        dimension: int | None = None,
     ) -> None:
         """``policy`` is the weakest round this branch joins (default: the safe
         :class:`BranchPolicy`: no ``plain``, CKKS only with a pinned key holder, the
@@ -149,6 +239,10 @@ class FederationClient:
         ``privacy_report`` (record-level DP, e.g. ``DPSGDTrainer.privacy_report``)
         returns the local accountant's inputs; they go with the round's first
         payload to the server's ledger.
+
+        ``dimension`` is the number of parameters the hook was built for: a round
+        whose model has another size raises :class:`DimensionMismatch` before
+        training. ``transport`` may be None when :meth:`serve` dials the sessions.
         """
         self.policy = policy if policy is not None else BranchPolicy()
         self._identity = identity
@@ -159,8 +253,12 @@ class FederationClient:
         self.name = name
         self._train = train
         self._transport = transport
+        self._dimension = dimension
         self._round: int | None = None
         self._session: ClientSession | None = None
+        # inside a round: the monotonic time until which the branch waits for the server
+        self._round_deadline: float | None = None
+        self._end_message: FederationEnd | None = None
         self.stats = ClientStats()
 
     def reconnected(self, transport: ClientEndpoint) -> None:
@@ -168,21 +266,138 @@ class FederationClient:
         self._transport = transport
         self._session = None
         self._round = None
+        self._round_deadline = None
 
-    def run(self, *, idle_timeout: float = 30.0, rounds: int | None = None) -> ClientStats:
-        """Serve rounds until ``rounds`` have ended or the server is silent for idle_timeout."""
-        while rounds is None or self.stats.rounds_completed + self.stats.rounds_aborted < rounds:
-            payload = self._transport.receive(timeout=idle_timeout)
+    def run(self, *, idle_timeout: float | None = 30.0, rounds: int | None = None) -> ClientStats:
+        """Serve rounds on the current session until the server announces the federation's
+        end, ``rounds`` have ended, or the server is silent *between* rounds for
+        ``idle_timeout`` seconds (None: no limit); ``stats.outcome`` says which.
+
+        Inside a round the wait is at least the round deadline the server announced
+        (plus :data:`ROUND_GRACE_SECONDS`). A lost session raises
+        :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials)."""
+        if self._transport is None:
+            raise NotConnected(f"{self.name} has no session: dial first (serve)")
+        self.stats.outcome, self.stats.end_reason = None, ""
+        while True:
+            if self._end_message is not None:
+                end = self._end_message
+                self.stats.outcome = "finished" if end.finished else "stopped"
+                self.stats.end_reason = end.reason
+                return self.stats
+            if rounds is not None and (
+                self.stats.rounds_completed + self.stats.rounds_aborted >= rounds
+            ):
+                self.stats.outcome = "rounds"
+                return self.stats
+            wait = self._wait(idle_timeout)
+            payload = self._transport.receive(timeout=wait)
             if payload is None:
-                break
+                self.stats.outcome = "idle"
+                where = "past the round deadline" if self._round_deadline else "between rounds"
+                self.stats.end_reason = f"the server was silent for {wait or 0:.0f} s {where}"
+                return self.stats
             self.handle(payload)
-        return self.stats
+
+    def _wait(self, idle_timeout: float | None) -> float | None:
+        """How long the next receive may wait: the idle timer, or inside a round at
+        least until the announced round deadline (plus the grace) has passed."""
+        if self._round_deadline is None:
+            return idle_timeout
+        left = max(0.0, self._round_deadline - time.monotonic())
+        return left if idle_timeout is None else max(left, idle_timeout)
+
+    def serve(
+        self,
+        dial: Dial,
+        *,
+        rounds: int | None = None,
+        idle_timeout: float | None = 120.0,
+        connect_timeout: float = 30.0,
+        give_up_after: float | None = 600.0,
+        reconnect: bool = True,
+    ) -> ClientStats:
+        """Stay in the federation across sessions until its end is announced (or
+        ``rounds`` have ended): dial, serve, and on a lost session redial.
+
+        The first session is dialled for up to ``connect_timeout`` seconds. Once a
+        session is lost, the branch redials (back-off from 0.25 s to
+        :data:`MAX_REDIAL_PAUSE`) for up to ``give_up_after`` seconds *from the
+        loss* (None: until the federation's end is announced), so a long-lived
+        session and a short one ride out a server restart alike (review D1). It
+        misses the round in flight (to the server, a dropout) and joins the next.
+
+        Returns the stats when the federation's end was announced ("finished" or
+        "stopped") or ``rounds`` were served. Raises :class:`BranchGaveUp` when the
+        window or the idle timer ran out, a
+        :class:`~secagg.transport.base.NotAccepted` at once when the server refuses
+        this party for who it is, and :class:`BranchRefused` or
+        :class:`DimensionMismatch` when the branch stops a round itself."""
+        window = connect_timeout
+        window_end = time.monotonic() + connect_timeout
+        lost = False  # whether a session was open before this dial
+        failures = 0
+        while True:
+            cause: NotConnected
+            left = min(MAX_DIAL_SECONDS, max(0.5, window_end - time.monotonic()))
+            try:
+                transport = dial(left)
+            except NotAccepted:
+                raise
+            except NotConnected as exc:
+                cause = exc
+                log.debug("%s: dial failed: %s", self.name, exc)
+            else:
+                if lost:
+                    log.warning("%s: reconnected (session %d)", self.name, self.stats.sessions + 1)
+                failures = 0
+                self.stats.sessions += 1
+                self.reconnected(transport)
+                try:
+                    stats = self.run(idle_timeout=idle_timeout, rounds=rounds)
+                except NotAccepted:
+                    raise
+                except NotConnected as exc:
+                    cause = exc
+                    lost = True
+                    window = give_up_after if give_up_after is not None else float("inf")
+                    window_end = time.monotonic() + window
+                    log.warning(
+                        "%s: connection lost (%s); redialling %s",
+                        self.name,
+                        exc,
+                        "until the federation's end"
+                        if give_up_after is None
+                        else f"for up to {give_up_after:g} s",
+                    )
+                else:
+                    if stats.outcome == "idle":
+                        raise BranchGaveUp(
+                            f"{self.name}: {stats.end_reason}; giving up "
+                            "(the federation's end was not announced)",
+                            stats,
+                        )
+                    return stats
+                finally:
+                    _close(transport)
+            if not reconnect or time.monotonic() >= window_end:
+                what = (
+                    f"no session with the server for {window:g} s since the connection was lost"
+                    if lost
+                    else f"cannot open a session with the server within {window:g} s"
+                )
+                raise BranchGaveUp(f"{self.name}: {what} ({cause}); giving up", self.stats, cause)
+            # jitter spreads the branches' redials after a server restart (not a secret)
+            pause = min(MAX_REDIAL_PAUSE, 0.25 * 2**failures) * random.uniform(0.8, 1.2)  # noqa: S311
+            failures += 1
+            time.sleep(max(0.0, min(pause, window_end - time.monotonic())))
 
     def handle(self, payload: bytes) -> None:
         """Process one message from the server (refused messages change nothing).
 
         Raises :class:`BranchRefused` when a round is weaker than the policy (and
-        ``stop_on_refusal``); nothing else a server sends escapes."""
+        ``stop_on_refusal``) and :class:`DimensionMismatch` when the round's model is
+        not this branch's size; nothing else a server sends escapes."""
         number: int | None = None
         try:
             message = decode_message(payload)
@@ -191,8 +406,15 @@ class FederationClient:
                 self._start(message)
             elif isinstance(message, Relay):
                 self._relay(message)
-            else:
+            elif isinstance(message, RoundEnd):
                 self._end(message)
+            elif isinstance(message, FederationEnd):
+                self._federation_end(message)
+            else:
+                raise MalformedMessage("a leave is a branch's message, not the server's")
+        except DimensionMismatch:
+            self._session, self._round, self._round_deadline = None, None, None
+            raise
         except PolicyRefused as exc:
             self._refused(number, exc)
         except SecAggError as exc:
@@ -222,6 +444,14 @@ class FederationClient:
         return self._identity.round_identity(certificates, party)
 
     def _start(self, start: RoundStart) -> None:
+        # inside a round from here: wait for the server's deadline, not the idle timer
+        self._round_deadline = (
+            None
+            if start.deadline is None
+            else time.monotonic() + start.deadline + ROUND_GRACE_SECONDS
+        )
+        if self._dimension is not None and start.model.size != self._dimension:
+            raise DimensionMismatch(start.model.size, self._dimension)
         spec = decode_spec(start.spec)
         self.policy.check_clip(start.clip)  # the clip this update goes through, before training
         session = get_backend(spec.name).client(
@@ -236,8 +466,10 @@ class FederationClient:
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
         if self._privacy_report is not None:
             self._pending_privacy = RecordReport.from_dict(self._privacy_report())
-        if update.shape != start.model.shape or not np.all(np.isfinite(update)):
-            raise ConfigurationError(f"the training hook returned a bad update {update.shape}")
+        if update.shape != start.model.shape:
+            raise DimensionMismatch(start.model.size, update.size, "the training hook's update")
+        if not np.all(np.isfinite(update)):
+            raise ConfigurationError("the training hook returned NaN or infinite values")
         update = Mechanism(start.clip, report_unclipped=start.report_unclipped).prepare(update)
         self._round, self._session = start.round, session
         self._send(start.round, session.set_input(update))
@@ -256,10 +488,21 @@ class FederationClient:
         except RoundAborted as exc:
             log.info("%s left round %d: %s", self.name, relay.round, exc)
             self._session = None
+            self._leave(relay.round, exc.reason)
             return
         self._send(relay.round, replies)
 
+    def _leave(self, round_number: int, reason: str) -> None:
+        """Tell the server this branch sends nothing more in the round (best effort)."""
+        try:
+            if self._transport is not None:
+                self._transport.send(encode_message(Leave(round_number, reason[:200])))
+        except ConnectionError as exc:  # gone anyway: the server sees the session end
+            log.debug("%s could not send its leave: %s", self.name, exc)
+
     def _send(self, round_number: int, payloads: list[bytes]) -> None:
+        if self._transport is None:
+            raise NotConnected(f"{self.name} has no session")
         for payload in payloads:
             privacy, self._pending_privacy = self._pending_privacy, None  # first payload only
             self._transport.send(encode_message(Relay(round_number, payload, privacy)))
@@ -271,3 +514,20 @@ class FederationClient:
             self.stats.rounds_aborted += 1
         self._session = None
         self._round = None
+        self._round_deadline = None
+
+    def _federation_end(self, end: FederationEnd) -> None:
+        """The server has stopped running rounds: :meth:`run` returns with its verdict."""
+        self._session, self._round, self._round_deadline = None, None, None
+        self._end_message = end
+        if end.finished:
+            log.info("%s: the federation finished (last round %d)", self.name, end.round)
+        else:
+            log.warning("%s: the server stopped the federation: %s", self.name, end.reason)
+
+
+def _close(transport: ClientEndpoint) -> None:
+    """Close a session if its transport can be closed (the in-process and gRPC ones can)."""
+    close = getattr(transport, "close", None)
+    if close is not None:
+        close()

@@ -206,30 +206,58 @@ def run_branch(
     *,
     policy: BranchPolicy | None = None,
     rounds: int | None = None,
-    idle_timeout: float = 120.0,
+    idle_timeout: float | None = 120.0,
     max_message_bytes: int = 256 * 1024 * 1024,
     name_override: str | None = None,
     connect_timeout: float = 30.0,
     reconnect: bool = True,
+    give_up_after: float | None = 600.0,
+    dimension: int | None = None,
 ) -> ClientStats:
-    """Dial the server as branch ``name`` and serve rounds until told or idle.
+    """Dial the server as branch ``name`` and serve rounds until the federation ends.
 
-    With ``reconnect`` a lost session (a server restart, a network cut) is
-    redialled every second until ``idle_timeout`` passes: the branch misses the
-    round in flight (to the server, a dropout) and takes part in the next.
+    The first session is dialled for up to ``connect_timeout`` seconds. With
+    ``reconnect`` a lost session (a server restart, a network cut) is redialled
+    with back-off for up to ``give_up_after`` seconds *counted from the loss*
+    (None: until the server announces the federation's end): the branch misses the
+    round in flight (to the server, a dropout) and takes part in the next, however
+    long its session had lasted (reliability review D1). ``idle_timeout`` applies
+    only between rounds (None: no limit); inside a round the branch waits for the
+    round deadline the server announced (D3). See
+    :meth:`~secagg.runtime.client.FederationClient.serve`.
 
-    ``policy`` is the weakest round the branch joins (default: the safe
-    :class:`~secagg.aggregation.policy.BranchPolicy`); a weaker round raises
-    :class:`~secagg.runtime.client.BranchRefused` before anything of the update
+    Returns the stats when the server announced the federation's end
+    (``stats.outcome`` "finished", or "stopped" with ``stats.end_reason``: the
+    federation did not finish) or when ``rounds`` rounds have ended ("rounds").
+    Raises :class:`~secagg.runtime.client.BranchGaveUp` (a
+    :class:`~secagg.transport.base.TransportError`) when it gave up waiting,
+    :class:`~secagg.transport.base.NotAccepted` at once when the server refuses its
+    certificate or the TLS handshake fails on one,
+    :class:`~secagg.runtime.client.DimensionMismatch` (a
+    :class:`~secagg.errors.ConfigurationError`) when the federation's model does
+    not have ``dimension`` parameters (default: the hook's ``dimension`` attribute,
+    if any), and :class:`~secagg.runtime.client.BranchRefused` for a round weaker
+    than ``policy`` (default: the safe
+    :class:`~secagg.aggregation.policy.BranchPolicy`), before anything of the update
     leaves.
     """
     from secagg.transport import certs
     from secagg.transport.grpc_transport import GrpcClientTransport
 
     credentials = certs.load_client_credentials(certificates, name).to_grpc()
-    client: FederationClient | None = None
-    deadline = time.monotonic() + max(idle_timeout, connect_timeout)
-    while True:
+    # a hook that does record-level DP (e.g. torch_hook over a DPSGDTrainer) exposes
+    # privacy_report: its accountant's inputs go to the ledger
+    client = FederationClient(
+        name,
+        hook,
+        None,
+        policy=policy,
+        identity=branch_identity(certificates, name),
+        privacy_report=getattr(hook, "privacy_report", None),
+        dimension=dimension if dimension is not None else getattr(hook, "dimension", None),
+    )
+
+    def dial(timeout: float) -> ClientEndpoint:
         transport = GrpcClientTransport(
             target,
             channel_credentials=credentials,
@@ -237,32 +265,30 @@ def run_branch(
             max_message_bytes=max_message_bytes,
         )
         try:
-            transport.connect(timeout=connect_timeout)
-            if client is None:
-                # a hook that does record-level DP (e.g. torch_hook over a DPSGDTrainer)
-                # exposes privacy_report: its accountant's inputs go to the ledger
-                client = FederationClient(
-                    name,
-                    hook,
-                    transport,
-                    policy=policy,
-                    identity=branch_identity(certificates, name),
-                    privacy_report=getattr(hook, "privacy_report", None),
-                )
-            else:  # a reconnect: same branch, same counters, new session
-                client.reconnected(transport)
-            deadline = time.monotonic() + idle_timeout
-            return client.run(idle_timeout=idle_timeout, rounds=rounds)
-        except NotConnected as exc:
-            if not reconnect or time.monotonic() > deadline:
-                if client is None:
-                    raise
-                log.warning("%s: connection lost (%s), giving up", name, exc)
-                return client.stats
-            log.warning("%s: connection lost (%s), reconnecting", name, exc)
-            time.sleep(1.0)
-        finally:
+            transport.connect(timeout=timeout)
+        except BaseException:
             transport.close()
+            raise
+        return transport
+
+    began = time.monotonic()
+    stats = client.serve(
+        dial,
+        rounds=rounds,
+        idle_timeout=idle_timeout,
+        connect_timeout=connect_timeout,
+        give_up_after=give_up_after,
+        reconnect=reconnect,
+    )
+    log.info(
+        "%s: %s after %.0f s (%d rounds completed, %d sessions)",
+        name,
+        stats.outcome,
+        time.monotonic() - began,
+        stats.rounds_completed,
+        stats.sessions,
+    )
+    return stats
 
 
 def run_key_holder(

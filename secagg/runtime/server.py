@@ -28,6 +28,34 @@ One round (:meth:`FederationServer.run_round`):
    ``aborted`` with the reason, leaving the model as it was), append its ledger
    row, and tell the participants how it ended.
 
+Who is gone. A phase also closes before its deadline once every party it still
+awaits is *gone*: its session has ended since its round start (the transport's
+``session_id`` changed, even if it reconnected under the same name at once), it is
+not connected, or it said it left the round (:class:`~secagg.runtime.wire.Leave`).
+So a branch restarted mid-round costs the round nothing but its own update, not a
+phase deadline (reliability review D6). Every :class:`~secagg.runtime.wire.RoundStart`
+carries the seconds left to the round deadline, which is how long a branch waits
+inside the round (D3).
+
+The federation (:meth:`FederationServer.run`). Before each round the server waits,
+polling with back-off, until a *quorum* is connected (at least 2 eligible clients,
+and the helper when the backend has one), for at most ``quorum_wait`` seconds
+(``[server] quorum_wait_seconds``; default :data:`DEFAULT_QUORUM_WAIT_SECONDS`):
+a network blip or a restart of the branches costs waiting, not round numbers and
+ledger rows (D2). It stops only on a configured condition: every round complete
+(``finished``), the privacy budget, ``max_consecutive_aborts`` aborted rounds in a
+row among the rounds that ran the protocol (2 or more participants: a Poisson draw
+of fewer is a normal outcome of sampling, not a failure), ``max_attempts``, or no
+quorum within ``quorum_wait``. :attr:`FederationServer.finished` and
+:attr:`FederationServer.stop_reason` say which, so the CLI exits non-zero when the
+federation did not finish; every connected party is then told by a
+:class:`~secagg.runtime.wire.FederationEnd`, so branches exit at once.
+
+Logs. Each round ends with exactly one line on the ``secagg.server`` logger: INFO
+for a complete round, WARNING for an aborted one, with the participants, the
+contributions, the dropouts per phase, epsilon and the round's seconds. Everything
+else per round (deadlines, the ledger head) is DEBUG.
+
 This module never names a backend or a DP mechanism: both are objects it holds.
 On start-up the server recovers from its store: a round left ``running`` by a
 crash is marked aborted and the federation continues from the last checkpoint.
@@ -62,6 +90,9 @@ from secagg.ledger.entry import LedgerEntry
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import (
+    MAX_DEADLINE_SECONDS,
+    FederationEnd,
+    Leave,
     Relay,
     RoundEnd,
     RoundStart,
@@ -72,6 +103,12 @@ from secagg.runtime.wire import (
 from secagg.transport.base import ServerEndpoint
 
 log = logging.getLogger("secagg.server")
+
+#: how long the server waits for a quorum before a round when ``[server]`` does not say
+#: (``quorum_wait_seconds``): long enough to ride out a restart of the branches
+DEFAULT_QUORUM_WAIT_SECONDS = 600.0
+#: the fewest connected clients a round can run with (a sum of one is an update)
+QUORUM = 2
 
 
 @dataclass(frozen=True)
@@ -161,6 +198,15 @@ class FederationServer:
                 self._last_epsilon = row["report"].get("epsilon")
             for accused, accusers in ((row["report"] or {}).get("accused") or {}).items():
                 self._accusers.setdefault(accused, set()).update(accusers)
+        self._epsilon_now = self._last_epsilon  # for the per-round log line
+        # the round in flight: each party's session when its round start was sent, the
+        # parties that said they left it, and when it must end (the clock's time)
+        self._round_sessions: dict[str, object] = {}
+        self._left: set[str] = set()
+        self._round_end = 0.0
+        #: after run(): why it stopped before every configured round was complete
+        #: (None when :attr:`finished`; the CLI prints it and exits non-zero)
+        self.stop_reason: str | None = None
 
     def _identities(self, participants: list[str]) -> tuple[bytes, ...]:
         """Each participant's certificate (DER), for rounds whose signatures rest on them."""
@@ -188,43 +234,137 @@ class FederationServer:
     def completed_rounds(self) -> int:
         return sum(1 for row in self.store.rounds() if row["status"] == "complete")
 
+    @property
+    def finished(self) -> bool:
+        """Whether every configured round is complete (read from the store, so it holds
+        for a server that found its federation finished and ran nothing)."""
+        return self.completed_rounds() >= self.config.rounds
+
     def run(
         self,
         wait_for_clients: float = 30.0,
         *,
         max_consecutive_aborts: int = 5,
         max_attempts: int | None = None,
+        quorum_wait: float | None = None,
     ) -> list[RoundResult]:
         """Run rounds until ``config.rounds`` have completed (aborted rounds do not count).
 
+        First waits up to ``wait_for_clients`` seconds for every party; then, before
+        each round, up to ``quorum_wait`` seconds (default ``[server]
+        quorum_wait_seconds``, else :data:`DEFAULT_QUORUM_WAIT_SECONDS`) for a quorum
+        (:meth:`quorum_missing`), burning no round number while it waits.
         ``max_attempts`` caps the rounds attempted by this call, aborted ones
         included (a simulator whose clients budgeted their DP-SGD for exactly
         that many rounds sets it). Stops early after ``max_consecutive_aborts``
-        aborted rounds in a row: a federation that cannot reach its threshold
-        needs an operator, not an endless loop.
+        aborted rounds in a row among those that ran the protocol: a federation
+        that cannot reach its threshold needs an operator, not an endless loop.
+
+        Afterwards :attr:`finished` says whether every round is complete and
+        :attr:`stop_reason` why not; every connected party has been sent a
+        :class:`~secagg.runtime.wire.FederationEnd` saying the same.
         """
-        self._wait_for(set(self.config.parties), wait_for_clients)
+        if quorum_wait is None:
+            quorum_wait = float(
+                getattr(self.config.server, "quorum_wait_seconds", DEFAULT_QUORUM_WAIT_SECONDS)
+            )
+        self.stop_reason = None
         results: list[RoundResult] = []
+        if self.completed_rounds() < self.config.rounds:
+            self._wait_for(set(self.config.parties), wait_for_clients)
+            self.stop_reason = self._run_rounds(
+                results, max_consecutive_aborts, max_attempts, quorum_wait
+            )
+        done = self.completed_rounds()
+        if done >= self.config.rounds:
+            self.stop_reason = None
+            log.info(
+                "federation %s finished: %d of %d rounds complete",
+                self.config.name,
+                done,
+                self.config.rounds,
+            )
+        else:
+            log.error(
+                "federation %s stopped before finishing (%d of %d rounds complete): %s",
+                self.config.name,
+                done,
+                self.config.rounds,
+                self.stop_reason,
+            )
+        self._announce_end()
+        return results
+
+    def _run_rounds(
+        self,
+        results: list[RoundResult],
+        max_consecutive_aborts: int,
+        max_attempts: int | None,
+        quorum_wait: float,
+    ) -> str | None:
+        """The rounds of :meth:`run`, appended to ``results``; returns why they stopped
+        early (None: every configured round is complete)."""
         aborted_in_a_row = 0
         while self.completed_rounds() < self.config.rounds:
             if max_attempts is not None and len(results) >= max_attempts:
-                break
+                return f"{max_attempts} rounds attempted (max_attempts)"
             population = len(self.config.clients)  # the best case of one more round
             if self._crosses_budget(population, population, "one more round"):
-                log.error("stopping: %s", self.budget_reached)
-                break
+                return self.budget_reached
+            missing = self._await_quorum(quorum_wait)
+            if missing is not None:
+                return f"no quorum within {quorum_wait:g} s: {missing}"
             result = self.run_round()
             results.append(result)
             if self._observer is not None:
                 self._observer(result, self.model.copy())
             if self.budget_reached is not None:
-                log.error("stopping: %s", self.budget_reached)
-                break
-            aborted_in_a_row = aborted_in_a_row + 1 if result.status == "aborted" else 0
+                return self.budget_reached
+            if result.status == "complete":
+                aborted_in_a_row = 0
+            elif len(result.participants) >= QUORUM:  # it ran the protocol, and failed
+                aborted_in_a_row += 1
             if aborted_in_a_row >= max_consecutive_aborts:
-                log.error("%d rounds aborted in a row: stopping", aborted_in_a_row)
-                break
-        return results
+                return f"{aborted_in_a_row} rounds aborted in a row"
+        return None
+
+    def quorum_missing(self) -> str | None:
+        """What a round still lacks to be worth starting, or None: at least
+        :data:`QUORUM` connected clients that are not excluded, and the backend's
+        helper (the CKKS key holder) when it has one."""
+        eligible = (set(self.config.clients) & self.transport.connected()) - self.excluded()
+        if len(eligible) < QUORUM:
+            clients = len(self.config.clients)
+            return f"{len(eligible)} of {clients} clients connected, {QUORUM} needed"
+        helper = self.config.backend.key_holder
+        if helper is not None and helper not in self.transport.connected():
+            return f"the key holder {helper} is not connected"
+        return None
+
+    def _await_quorum(self, timeout: float) -> str | None:
+        """Wait (polling with back-off, up to 1 s apart) for :meth:`quorum_missing` to
+        clear; returns what is still missing after ``timeout`` seconds, or None."""
+        missing = self.quorum_missing()
+        if missing is None:
+            return None
+        log.warning("waiting up to %g s for a quorum: %s", timeout, missing)
+        began = self._clock()
+        pause = 0.02
+        while self._clock() - began < timeout:
+            time.sleep(max(0.0, min(pause, timeout - (self._clock() - began))))
+            pause = min(2 * pause, 1.0)
+            missing = self.quorum_missing()
+            if missing is None:
+                log.info("quorum back after %.1f s", self._clock() - began)
+                return None
+        return missing
+
+    def _announce_end(self) -> None:
+        """Tell every connected party the federation is over (finished or stopped), so
+        branches exit at once instead of redialling a server that is going away."""
+        end = FederationEnd(self.next_round - 1, self.finished, self.stop_reason or "")
+        for name in sorted(self.transport.connected()):
+            self._send(name, end)
 
     def _wait_for(self, names: set[str], timeout: float) -> None:
         end = self._clock() + timeout
@@ -293,7 +433,7 @@ class FederationServer:
         started = time.time()
         participants = self.sample()
         self.store.begin_round(number, participants)
-        log.info("round %d: %d participants", number, len(participants))
+        log.debug("round %d: %d participants", number, len(participants))
         if len(participants) < 2:
             return self._abort(
                 number, participants, "fewer than 2 clients sampled or connected", started, {}, {}
@@ -334,8 +474,25 @@ class FederationServer:
         if report.noise_stddev > 0:  # what the backend (the CKKS key holder) actually added
             backend["noise_stddev_added"] = report.noise_stddev
         self._record(outcome, started, backend, report.dropouts, stored)
+        self._log_round(outcome, started, report.dropouts)
         self._broadcast(participants, RoundEnd(number, True))
         return outcome
+
+    def _log_round(self, result: RoundResult, started: float, dropouts: dict[str, int]) -> None:
+        """The round's one line: INFO when complete, WARNING when aborted (for operators:
+        ``secagg server`` shows it by default)."""
+        if result.status == "complete" and result.epsilon is not None:
+            self._epsilon_now = result.epsilon
+        lost = ", ".join(f"{phase} {count}" for phase, count in dropouts.items() if count)
+        eps = "-" if self._epsilon_now is None else f"{self._epsilon_now:.4g}"
+        facts = (
+            f"{len(result.contributed)}/{len(result.participants)} contributed, "
+            f"dropouts: {lost or 'none'}, epsilon {eps}, {time.time() - started:.2f} s"
+        )
+        if result.status == "complete":
+            log.info("round %d complete: %s", result.number, facts)
+        else:
+            log.warning("round %d aborted (%s): %s", result.number, result.reason, facts)
 
     def _abort(
         self,
@@ -347,12 +504,12 @@ class FederationServer:
         dropouts: dict[str, int],
         accused: dict[str, list[str]] | None = None,
     ) -> RoundResult:
-        log.warning("round %d aborted: %s", number, reason)
         self.store.abort_round(
             number, {"reason": reason, **({"accused": accused} if accused else {})}
         )
         result = RoundResult(number, "aborted", tuple(participants), (), reason, None)
         self._record(result, started, backend, dropouts, {})
+        self._log_round(result, started, dropouts)
         self._broadcast(participants, RoundEnd(number, False, reason))
         return result
 
@@ -367,7 +524,10 @@ class FederationServer:
         if cfg.backend.key_holder is not None:
             names[HELPER] = cfg.backend.key_holder
         party_of = {name: party for party, name in names.items()}
-        round_end = self._clock() + cfg.deadlines.round_seconds
+        round_end = self._round_end = self._clock() + cfg.deadlines.round_seconds
+        self._left = set()
+        # each party's session as the round starts: a later one means it has gone (D6)
+        self._round_sessions = {name: self._session_of(name) for name in names.values()}
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
         phase, last_progress = session.phase, self._clock()
@@ -382,11 +542,9 @@ class FederationServer:
             if item is None:
                 silent = {names[p] for p in session.waiting_for if p in names}
                 if self._clock() - last_progress >= limit:
-                    log.info("round %d: deadline of %s passed", number, session.phase)
-                elif silent and not silent & self.transport.connected():
-                    log.info(
-                        "round %d: everyone silent in %s has disconnected", number, session.phase
-                    )
+                    log.debug("round %d: deadline of %s passed", number, session.phase)
+                elif silent and all(self._gone(name) for name in silent):
+                    log.debug("round %d: everyone silent in %s has gone", number, session.phase)
                 else:
                     continue
                 outgoing = session.close_phase()
@@ -400,6 +558,23 @@ class FederationServer:
                 training = announced or (training and session.phase == phase)
                 phase, last_progress = session.phase, self._clock()
         return session.finish()
+
+    def _session_of(self, name: str) -> object:
+        """``name``'s current session: the transport's session id where it has one
+        (a reconnect is a new id), else whether it is connected; None when it is not."""
+        if name not in self.transport.connected():
+            return None
+        session_id = getattr(self.transport, "session_id", None)
+        return session_id(name) if session_id is not None else True
+
+    def _gone(self, name: str) -> bool:
+        """Whether a party of the round in flight can no longer answer in it: its
+        session at the round start has ended (even if it is back on a new one), or it
+        said it left the round."""
+        if name in self._left:
+            return True
+        now = self._session_of(name)
+        return now is None or now != self._round_sessions.get(name)
 
     def _hold_at_budget(
         self, session: ServerSession, participants: list[str], outgoing: list[Outgoing]
@@ -454,6 +629,11 @@ class FederationServer:
         self.received_from[name] += 1
         try:
             message = decode_message(payload)
+            if isinstance(message, Leave):  # a late one (of a past round) changes nothing
+                if message.round == number and name in party_of and name not in self._left:
+                    self._left.add(name)
+                    log.debug("round %d: %s left the round: %s", number, name, message.reason)
+                return None
             if not isinstance(message, Relay) or message.round != number:
                 raise ProtocolError(f"expected a payload of round {number}")
             if name not in party_of:
@@ -486,8 +666,10 @@ class FederationServer:
                 announced = True
                 model = self.model.astype(np.float32)
                 clip, report = self.mechanism.clip, self.mechanism.report_unclipped
+                # how long the round may still last: a branch waits that long in it (D3)
+                left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
                 for party, name in enumerate(participants):
-                    start = RoundStart(number, party, event.spec, model, clip, report)
+                    start = RoundStart(number, party, event.spec, model, clip, report, left)
                     self._send(name, start)
             elif event.party == HELPER:
                 helper = self.config.backend.key_holder
@@ -498,11 +680,11 @@ class FederationServer:
                 self._send(participants[event.party], Relay(number, event.payload))
         return announced
 
-    def _send(self, name: str, message: RoundStart | Relay | RoundEnd) -> None:
+    def _send(self, name: str, message: RoundStart | Relay | RoundEnd | FederationEnd) -> None:
         try:
             self.transport.send(name, encode_message(message))
-        except ConnectionError as exc:  # gone: the phase's deadline makes it a dropout
-            log.info("could not reach %s: %s", name, exc)
+        except ConnectionError as exc:  # gone: the early-close rule makes it a dropout
+            log.debug("could not reach %s: %s", name, exc)
 
     def _broadcast(self, participants: list[str], message: RoundEnd) -> None:
         for name in participants:
@@ -559,7 +741,7 @@ class FederationServer:
             publish_participants=not self.mechanism.hides_participation,
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
-        log.info("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
+        log.debug("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
 
     def _dp_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
         """The mechanism's ledger block, with how the cohort was drawn and what the

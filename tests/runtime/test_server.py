@@ -115,7 +115,7 @@ def test_a_silent_client_is_a_dropout_and_the_round_completes(
     _start_clients(hub, NAMES[:-1], rounds=1)
     hub.connect(NAMES[-1])  # connected, never answers
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
-    with caplog.at_level(logging.INFO, logger="secagg.server"):
+    with caplog.at_level(logging.DEBUG, logger="secagg.server"):  # deadlines log at DEBUG
         (result,) = server.run(wait_for_clients=5)
     assert result.status == "complete"
     assert result.contributed == tuple(NAMES[:-1])
@@ -379,7 +379,8 @@ def test_rounds_missing_from_the_ledger_are_reconstructed_on_restart(tmp_path: P
     _start_clients(hub, NAMES, rounds=2)
     store = ServerStore(tmp_path / "s.sqlite")
     first = FederationServer(config, hub, store)  # round 1 committed, no ledger row
-    assert [r.status for r in first.run(wait_for_clients=5)] == ["complete"]
+    # one round and no run(): a server that crashed announces no end to its branches
+    assert first.run_round().status == "complete"
     key = LedgerKey.generate()
     ledger = Ledger(tmp_path / "ledger.sqlite", key)
     second = FederationServer(_config(rounds=2), hub, store, ledger=ledger)

@@ -1,0 +1,607 @@
+"""A federation that rides out blips and restarts (reliability review D1, D2, D3, D6).
+
+Over the in-process hub, so each test takes seconds: branches wait for the server's
+round deadline rather than their idle timer (D3), a branch restarted mid-round counts
+as gone at once (D6), the server waits for a quorum instead of burning rounds and says
+whether the federation finished (D2), a finished federation tells its branches so,
+and a branch redials for a window that starts when its connection is lost (D1, through
+``run_branch`` with a stand-in for the gRPC transport). Also: the new wire messages
+(round deadline, federation end, leave) decode totally, a branch of the wrong dimension
+is refused with both numbers named, and the server logs one line per round.
+
+Every wait on another thread is an event with a generous bound (60 s), never a short
+sleep: the suite runs on a busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg.errors import MalformedMessage
+from secagg.runtime.client import (
+    BranchGaveUp,
+    ClientStats,
+    DimensionMismatch,
+    FederationClient,
+)
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.store import ServerStore
+from secagg.runtime.wire import (
+    FederationEnd,
+    Leave,
+    Relay,
+    RoundEnd,
+    RoundStart,
+    decode_message,
+    encode_message,
+)
+from secagg.transport.base import ClientEndpoint, NotConnected
+from secagg.transport.inprocess import InProcessHub
+
+D = 16
+NAMES = [f"branch-{i}" for i in range(4)]
+BOUND = 60.0  # seconds: the upper bound of every wait on another thread
+
+
+def _config(
+    names: list[str] = NAMES,
+    rounds: int = 1,
+    phase: float = 20.0,
+    training: float | None = None,
+    round_seconds: float = 120.0,
+) -> FederationConfig:
+    deadlines: dict[str, float] = {"phase_seconds": phase, "round_seconds": round_seconds}
+    if training is not None:
+        deadlines["training_seconds"] = training
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "liveness", "clients": names, "dimension": D, "rounds": rounds},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            # thresholds that tolerate a dropout among these few branches
+            "backend": {"name": "secagg+", "value_bound": 1.0, "dropout_fraction": 0.4},
+            "deadlines": deadlines,
+        }
+    )
+
+
+def _store(tmp_path: Path, name: str = "state.sqlite") -> ServerStore:
+    return ServerStore(tmp_path / name)
+
+
+def _hook(i: int, delay: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
+    def train(model: np.ndarray) -> np.ndarray:
+        if delay:
+            time.sleep(delay)
+        return np.full_like(model, 0.01 * (i + 1))
+
+    return train
+
+
+class _Branch:
+    """A client thread that records how its run ended (stats or the exception)."""
+
+    def __init__(self, target: Callable[[], ClientStats]) -> None:
+        self.stats: ClientStats | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(target,), daemon=True)
+        self.thread.start()
+
+    def _run(self, target: Callable[[], ClientStats]) -> None:
+        try:
+            self.stats = target()
+        except BaseException as exc:  # the test inspects what stopped the branch
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def _branches(
+    hub: InProcessHub,
+    names: list[str],
+    *,
+    idle: float | None = 60.0,
+    delays: dict[str, float] | None = None,
+    rounds: int | None = None,
+) -> dict[str, _Branch]:
+    delays = delays or {}
+    started = {}
+    for i, name in enumerate(names):
+        client = FederationClient(name, _hook(i, delays.get(name, 0.0)), hub.connect(name))
+        started[name] = _Branch(lambda c=client: c.run(idle_timeout=idle, rounds=rounds))
+    return started
+
+
+# --- the wire: a round deadline, a federation end, a leave ----------------------------
+
+
+def test_round_start_carries_the_round_deadline_and_stays_compatible_without_it() -> None:
+    model = np.arange(3.0)
+    plain = RoundStart(4, 1, b"spec", model, 0.5)
+    timed = RoundStart(4, 1, b"spec", model, 0.5, False, 42.5)
+    assert len(encode_message(timed)) == len(encode_message(plain)) + 8
+    back = decode_message(encode_message(timed))
+    assert isinstance(back, RoundStart) and back.deadline == 42.5
+    back = decode_message(encode_message(plain))
+    assert isinstance(back, RoundStart) and back.deadline is None
+
+
+@pytest.mark.parametrize("seconds", [math.nan, math.inf, -1.0, 1e12])
+def test_a_round_deadline_out_of_range_is_malformed(seconds: float) -> None:
+    data = encode_message(RoundStart(4, 1, b"spec", np.zeros(2), 0.5)) + struct.pack("<d", seconds)
+    with pytest.raises(MalformedMessage, match="deadline"):
+        decode_message(data)
+
+
+def test_federation_end_and_leave_round_trip() -> None:
+    for message in (
+        FederationEnd(30, True),
+        FederationEnd(7, False, "no quorum within 600 s"),
+        Leave(3, "only 0 neighbours advertised keys"),
+    ):
+        assert decode_message(encode_message(message)) == message
+
+
+_NEW = [
+    encode_message(RoundStart(3, 2, b"spec", np.arange(4.0), 0.5, True, 12.0)),
+    encode_message(FederationEnd(9, False, "stopped")),
+    encode_message(Leave(9, "left")),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.sampled_from(_NEW),
+    at=st.integers(0, 80),
+    how=st.sampled_from(("cut", "flip", "junk")),
+    junk=st.binary(min_size=1, max_size=12),
+    bit=st.integers(0, 7),
+)
+def test_mutated_new_messages_decode_or_raise_only_malformed(
+    data: bytes, at: int, how: str, junk: bytes, bit: int
+) -> None:
+    """The decoder stays total with the new kinds and field (security review H1, L3)."""
+    mutated = bytearray(data)
+    at = at % len(mutated)
+    if how == "cut":
+        mutated = mutated[:at]
+    elif how == "flip":
+        mutated[at] ^= 1 << bit
+    else:
+        mutated[at:at] = junk
+    try:
+        message = decode_message(bytes(mutated))
+    except MalformedMessage:
+        return
+    again = encode_message(message)
+    assert encode_message(decode_message(again)) == again
+
+
+# --- D3: inside a round, the server's deadline, not the branch's idle timer ------------
+
+
+def test_d3_fast_branches_wait_for_a_slow_one_beyond_their_idle_timer(tmp_path: Path) -> None:
+    """One branch trains for 2 s; the others' idle timer is 0.5 s. Before the fix they
+    took the silence for the end and quit (the round then aborted); now they wait for
+    the round deadline the server announced and the round completes with everyone."""
+    hub = InProcessHub()
+    names = NAMES[:3]
+    branches = _branches(hub, names, idle=0.5, delays={names[0]: 2.0}, rounds=1)
+    server = FederationServer(_config(names, phase=20.0), hub, _store(tmp_path))
+    (result,) = server.run(wait_for_clients=BOUND)
+    assert result.status == "complete", result.reason
+    assert result.contributed == tuple(names)
+    for branch in branches.values():
+        assert branch.done.wait(BOUND)
+        assert branch.stats is not None and branch.stats.rounds_completed == 1
+
+
+def test_d3_between_rounds_the_idle_timer_still_ends_a_session() -> None:
+    hub = InProcessHub()
+    client = FederationClient(NAMES[0], _hook(0), hub.connect(NAMES[0]))
+    began = time.monotonic()
+    stats = client.run(idle_timeout=0.2)
+    assert stats.outcome == "idle" and "between rounds" in stats.end_reason
+    assert time.monotonic() - began < BOUND
+
+
+# --- D6: a branch restarted mid-round is gone at once ----------------------------------
+
+
+class _Crash(BaseException):
+    """Ends a client thread the way SIGKILL ends a process (not an Exception: no
+    handler of the client catches it)."""
+
+
+def test_d6_a_branch_restarted_mid_round_costs_no_deadline(tmp_path: Path) -> None:
+    """The branch's process dies while training and is back at once under the same name.
+    Before the fix the server saw the name connected and waited out the training
+    deadline (20 s here, 1800 s in the docs' deployment); now its session at the round
+    start has ended, so it is a dropout at once and the round completes without it."""
+    hub = InProcessHub()
+    bouncer = NAMES[-1]
+    restarted: dict[str, _Branch] = {}
+
+    def train_and_die(model: np.ndarray) -> np.ndarray:
+        hub.disconnect(bouncer)  # the process died: its session ends...
+        fresh = FederationClient(bouncer, _hook(3), hub.connect(bouncer))  # ...it is back
+        restarted["b"] = _Branch(lambda: fresh.run(idle_timeout=BOUND, rounds=2))
+        raise _Crash
+
+    branches = _branches(hub, NAMES[:-1], rounds=2)
+    dying = FederationClient(bouncer, train_and_die, hub.connect(bouncer))
+    branches[bouncer] = _Branch(lambda: dying.run(idle_timeout=BOUND))
+    server = FederationServer(_config(rounds=2, training=20.0), hub, _store(tmp_path))
+    began = time.monotonic()
+    first = server.run_round()
+    took = time.monotonic() - began
+    assert first.status == "complete", first.reason
+    assert first.contributed == tuple(NAMES[:-1])
+    assert took < 10.0, f"round 1 took {took:.1f} s: it waited for the restarted branch"
+    second = server.run_round()  # the restarted branch takes part in the next round
+    assert second.status == "complete" and second.contributed == tuple(NAMES)
+    assert isinstance(branches[bouncer].error, _Crash)
+
+
+def test_d6_a_branch_that_leaves_the_round_is_not_waited_for(tmp_path: Path) -> None:
+    """A branch whose side of the round aborted says so (Leave): the phase closes then."""
+    hub = InProcessHub()
+    leaver = NAMES[-1]
+    raw = hub.connect(leaver)
+    _branches(hub, NAMES[:-1], rounds=1)
+
+    def leave() -> None:
+        while True:
+            message = decode_message(raw.receive(timeout=BOUND) or b"")
+            if isinstance(message, RoundStart):
+                raw.send(encode_message(Leave(message.round, "only 0 neighbours advertised")))
+                return
+
+    threading.Thread(target=leave, daemon=True).start()
+    server = FederationServer(_config(training=20.0), hub, _store(tmp_path))
+    began = time.monotonic()
+    (result,) = server.run(wait_for_clients=BOUND)
+    assert result.status == "complete" and leaver not in result.contributed
+    assert time.monotonic() - began < 10.0
+
+
+# --- D2: a quorum, not burnt rounds; a stop the CLI can report -------------------------
+
+
+class _Switch:
+    """The in-process network with an off switch: while down, no dial succeeds."""
+
+    def __init__(self, hub: InProcessHub) -> None:
+        self.hub = hub
+        self.up = threading.Event()
+        self.up.set()
+
+    def dial(self, name: str) -> Callable[[float], ClientEndpoint]:
+        def dial(timeout: float) -> ClientEndpoint:
+            # like a gRPC channel, a dial in progress connects as soon as the network is up
+            if not self.up.wait(timeout):
+                raise NotConnected("the network is down")
+            return self.hub.connect(name)
+
+        return dial
+
+    def blip(self, names: list[str], seconds: float) -> None:
+        """Cut every session and refuse dials for ``seconds``."""
+        self.up.clear()
+        for name in names:
+            self.hub.disconnect(name)
+        threading.Timer(seconds, self.up.set).start()
+
+
+def test_d2_the_server_waits_for_a_quorum_instead_of_burning_rounds(tmp_path: Path) -> None:
+    """After round 1 every branch is cut off for 1.5 s. Before the fix the server ran
+    five empty rounds within milliseconds and stopped (exit status 0); now it waits for
+    the branches, and round 2 completes: no round number and no row is spent on the
+    blip."""
+    hub = InProcessHub()
+    switch = _Switch(hub)
+    branches = {}
+    for i, name in enumerate(NAMES):
+        client = FederationClient(name, _hook(i), None)
+        branches[name] = _Branch(
+            lambda c=client, n=name: c.serve(
+                switch.dial(n), idle_timeout=BOUND, give_up_after=BOUND
+            )
+        )
+
+    def observe(result: RoundResult, model: np.ndarray) -> None:
+        if result.number == 1:
+            switch.blip(NAMES, 1.5)
+
+    store = _store(tmp_path)
+    server = FederationServer(_config(rounds=2), hub, store, observer=observe)
+    results = server.run(wait_for_clients=BOUND)  # the default quorum wait: 600 s at most
+    assert [r.status for r in results] == ["complete", "complete"], [r.reason for r in results]
+    assert [row["number"] for row in store.rounds()] == [1, 2]
+    assert server.finished and server.stop_reason is None
+    for branch in branches.values():  # told the federation finished: all exit at once
+        assert branch.done.wait(BOUND)
+        assert branch.stats is not None and branch.stats.outcome == "finished"
+        assert branch.stats.sessions >= 2  # they reconnected after the blip
+
+
+def test_d2_no_quorum_stops_without_a_round_and_says_so(tmp_path: Path) -> None:
+    hub = InProcessHub()
+    lonely = _branches(hub, NAMES[:1])[NAMES[0]]
+    store = _store(tmp_path)
+    server = FederationServer(_config(rounds=3), hub, store)
+    began = time.monotonic()
+    results = server.run(wait_for_clients=0.1, quorum_wait=0.5)
+    assert results == [] and store.rounds() == []  # nothing burnt
+    assert not server.finished
+    assert server.stop_reason is not None and "quorum" in server.stop_reason
+    assert time.monotonic() - began < BOUND
+    assert lonely.done.wait(BOUND)  # the connected branch was told, and stops
+    assert lonely.stats is not None and lonely.stats.outcome == "stopped"
+    assert "quorum" in lonely.stats.end_reason
+
+
+def test_d2_repeated_real_aborts_stop_the_federation_unfinished(tmp_path: Path) -> None:
+    hub = InProcessHub()
+    silent = [hub.connect(name) for name in NAMES]  # connected, never answer
+    server = FederationServer(_config(rounds=3, phase=0.3), hub, _store(tmp_path))
+    results = server.run(wait_for_clients=1, max_consecutive_aborts=2)
+    assert [r.status for r in results] == ["aborted", "aborted"]
+    assert not server.finished and "2 rounds aborted in a row" in (server.stop_reason or "")
+    del silent
+
+
+def test_a_finished_federation_tells_its_branches_who_exit_at_once(tmp_path: Path) -> None:
+    """Before, branches serving without a round limit waited for their idle timer
+    (2 minutes by default) after the last round, then reported a lost connection."""
+    hub = InProcessHub()
+    branches = _branches(hub, NAMES, idle=BOUND)  # no round limit: the server says when
+    server = FederationServer(_config(rounds=2), hub, _store(tmp_path))
+    results = server.run(wait_for_clients=BOUND)
+    assert [r.status for r in results] == ["complete"] * 2 and server.finished
+    ended = time.monotonic()
+    for branch in branches.values():
+        assert branch.done.wait(BOUND)
+        assert branch.stats is not None and branch.stats.outcome == "finished"
+        assert branch.stats.rounds_completed == 2
+    assert time.monotonic() - ended < BOUND / 2
+
+
+# --- D1: the retry window starts when the connection is lost ----------------------------
+
+
+class _FakeGrpc:
+    """Stands in for GrpcClientTransport inside run_branch: sessions on the in-process
+    hub, with the server 'down' (every dial fails) while ``switch.up`` is clear."""
+
+    def __init__(self, switch: _Switch, name: str) -> None:
+        self._switch = switch
+        self._name = name
+        self._session: Any = None
+
+    def __call__(self, target: str, **_: Any) -> _FakeGrpc:
+        return _FakeGrpc(self._switch, self._name)
+
+    def connect(self, timeout: float = 10.0) -> str:
+        if not self._switch.up.wait(timeout):
+            raise NotConnected("cannot reach the server: connection refused")
+        self._session = self._switch.hub.connect(self._name)
+        return self._name
+
+    def send(self, payload: bytes) -> None:
+        self._session.send(payload)
+
+    def receive(self, timeout: float | None = None) -> bytes | None:
+        return self._session.receive(timeout)  # type: ignore[no-any-return]
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
+@pytest.fixture(scope="module")
+def branch_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from secagg.apps import devca
+
+    ca = tmp_path_factory.mktemp("liveness-ca") / "certs"
+    devca.init_ca(ca)
+    devca.issue_client(ca, NAMES[0])
+    return ca
+
+
+def _serve_traffic(hub: InProcessHub, name: str, seconds: float, stop: threading.Event) -> None:
+    """The server side of a long session: a round ends every 0.1 s (the branch was never
+    idle), until ``seconds`` have passed."""
+    end = time.monotonic() + seconds
+    number = 0
+    while time.monotonic() < end and not stop.is_set():
+        number += 1
+        try:
+            hub.send(name, encode_message(RoundEnd(number, False, "not sampled")))
+        except NotConnected:
+            pass
+        time.sleep(0.1)
+
+
+def test_d1_a_long_session_lost_is_redialled_and_the_branch_rejoins(
+    branch_certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session lasts 2.5 s, longer than the branch's idle timer (1 s), then the
+    server goes away for 0.5 s. Before the fix the retry deadline had been set when the
+    session opened, so the branch gave up at the first loss with zero retries (and exit
+    status 0); now the window starts at the loss and the branch rejoins."""
+    from secagg.runtime.launch import demo_hook, run_branch
+    from secagg.transport import grpc_transport
+
+    hub = InProcessHub()
+    switch = _Switch(hub)
+    name = NAMES[0]
+    monkeypatch.setattr(grpc_transport, "GrpcClientTransport", _FakeGrpc(switch, name))
+    outcome = _Branch(
+        lambda: run_branch(
+            "127.0.0.1:1", name, demo_hook(name, D), str(branch_certs), idle_timeout=1.0
+        )
+    )
+    stop = threading.Event()
+    assert _wait(lambda: name in hub.connected())
+    _serve_traffic(hub, name, 2.5, stop)
+    switch.blip([name], 0.5)
+    assert _wait(lambda: name in hub.connected()), "the branch never redialled"
+    hub.send(name, encode_message(FederationEnd(20, True)))
+    assert outcome.done.wait(BOUND)
+    assert outcome.error is None, outcome.error
+    assert outcome.stats is not None and outcome.stats.outcome == "finished"
+    assert outcome.stats.sessions == 2
+
+
+def test_d1_giving_up_is_an_error_counted_from_the_loss(
+    branch_certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secagg.runtime.launch import demo_hook, run_branch
+    from secagg.transport import grpc_transport
+
+    hub = InProcessHub()
+    switch = _Switch(hub)
+    name = NAMES[0]
+    monkeypatch.setattr(grpc_transport, "GrpcClientTransport", _FakeGrpc(switch, name))
+    outcome = _Branch(
+        lambda: run_branch(
+            "127.0.0.1:1",
+            name,
+            demo_hook(name, D),
+            str(branch_certs),
+            idle_timeout=None,
+            give_up_after=1.0,
+        )
+    )
+    assert _wait(lambda: name in hub.connected())
+    _serve_traffic(hub, name, 1.5, threading.Event())  # longer than give_up_after
+    switch.up.clear()
+    lost = time.monotonic()
+    hub.disconnect(name)
+    assert outcome.done.wait(BOUND)
+    gave_up = time.monotonic() - lost
+    assert isinstance(outcome.error, BranchGaveUp), outcome.error
+    assert "since the connection was lost" in str(outcome.error)
+    assert outcome.error.stats.sessions == 1
+    assert 0.9 <= gave_up < BOUND  # the window ran from the loss, not from the connect
+
+
+def _wait(condition: Callable[[], bool], bound: float = BOUND) -> bool:
+    end = time.monotonic() + bound
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+# --- a branch of the wrong dimension ---------------------------------------------------
+
+
+def test_a_branch_of_the_wrong_dimension_stops_naming_both_dimensions(tmp_path: Path) -> None:
+    """Before: numpy's "operands could not be broadcast" as a refused message, and the
+    branch went on (exit status 0). Now a typed error names both numbers, before
+    training, and the server does not wait for the branch."""
+    hub = InProcessHub()
+    trained = threading.Event()
+
+    def hook(model: np.ndarray) -> np.ndarray:
+        trained.set()
+        return np.zeros(10)
+
+    branches = _branches(hub, NAMES[:-1], rounds=1)
+    wrong = FederationClient(NAMES[-1], hook, hub.connect(NAMES[-1]), dimension=10)
+
+    def run_and_leave() -> ClientStats:
+        try:
+            return wrong.run(idle_timeout=BOUND)
+        finally:
+            hub.disconnect(NAMES[-1])  # as run_branch closes its session
+
+    branches[NAMES[-1]] = _Branch(run_and_leave)
+    server = FederationServer(_config(training=20.0), hub, _store(tmp_path))
+    began = time.monotonic()
+    (result,) = server.run(wait_for_clients=BOUND)
+    assert result.status == "complete" and NAMES[-1] not in result.contributed
+    assert time.monotonic() - began < 10.0
+    assert branches[NAMES[-1]].done.wait(BOUND)
+    error = branches[NAMES[-1]].error
+    assert isinstance(error, DimensionMismatch)
+    assert "10 parameters" in str(error) and f"has {D}" in str(error)
+    assert "\n" not in str(error) and not trained.is_set()
+
+
+def test_a_hook_returning_the_wrong_size_is_a_dimension_mismatch() -> None:
+    hub = InProcessHub()
+    client = FederationClient(NAMES[0], lambda m: np.zeros(3), hub.connect(NAMES[0]))
+    from secagg.aggregation import get_backend
+    from secagg.aggregation.spec import encode_spec
+
+    spec = encode_spec(get_backend("secagg+").plan(3, D))
+    with pytest.raises(DimensionMismatch, match=f"3 parameters.*has {D}"):
+        client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), 1.0)))
+
+
+# --- the server's log: one line per round --------------------------------------------
+
+
+def test_the_server_logs_one_line_per_round(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = InProcessHub()
+    _branches(hub, NAMES, rounds=2)
+    server = FederationServer(_config(rounds=2), hub, _store(tmp_path))
+    with caplog.at_level(logging.INFO, logger="secagg.server"):
+        server.run(wait_for_clients=BOUND)
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "secagg.server" and r.levelno >= logging.INFO
+    ]
+    per_round = [line for line in lines if line.startswith("round ")]
+    assert len(per_round) == 2, lines
+    for number, line in enumerate(per_round, start=1):
+        assert line.startswith(f"round {number} complete: 4/4 contributed, dropouts: none")
+        assert "epsilon" in line and line.endswith(" s")
+    assert len(lines) == 3 and "finished" in lines[-1]
+
+
+def test_an_aborted_round_logs_its_reason_and_dropouts_as_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = InProcessHub()
+    silent = [hub.connect(name) for name in NAMES]
+    server = FederationServer(_config(phase=0.2), hub, _store(tmp_path))
+    with caplog.at_level(logging.INFO, logger="secagg.server"):
+        server.run(wait_for_clients=1, max_consecutive_aborts=1)
+    (line,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "secagg.server"
+        and r.levelno == logging.WARNING
+        and r.getMessage().startswith("round 1 ")
+    ]
+    assert line.startswith("round 1 aborted (") and "0/4 contributed" in line
+    del silent
+
+
+def test_relay_of_another_round_is_refused_not_fatal() -> None:
+    hub = InProcessHub()
+    client = FederationClient(NAMES[0], _hook(0), hub.connect(NAMES[0]))
+    client.handle(encode_message(Relay(5, b"stray")))
+    client.handle(encode_message(Leave(5, "a leave is the branch's own message")))
+    assert client.stats.refused_messages == 2
