@@ -6,7 +6,8 @@ with what really ran, ``epsilon()`` the spend so far at its fixed ``delta``.
 Three mechanisms, three implementations:
 
 * :class:`GaussianAccountant`: client-level DP-FedAvg, the Poisson-subsampled
-  Gaussian (adaptive-clipping rounds included), through Google's dp_accounting;
+  Gaussian (adaptive-clipping rounds included), through Google's dp_accounting,
+  composed incrementally (the closed form when every client is sampled);
 * :class:`DiscreteGaussianAccountant`: the distributed discrete Gaussian, each round
   charged at the honest noise shares really in the sum, composed at the fewest any
   round had (Kairouz, Liu and Steinke 2021);
@@ -18,6 +19,10 @@ mechanisms it can account; configs, the ledger and ``secagg audit verify`` use
 these names and nothing else. The server's mechanisms
 (:mod:`secagg.dp.release`) and the ledger's replay (:mod:`secagg.ledger.verify`)
 hold the same classes, so the auditor recomputes with the code that claimed.
+
+The central and distributed accountants cost constant time per round (reliability
+review D7: the server asks after every round, the audit after every row); a
+branch's DP-SGD history is replayed whole, as Opacus does.
 """
 
 from __future__ import annotations
@@ -100,7 +105,11 @@ class GaussianAccountant(Accountant):
 
 
 class DiscreteGaussianAccountant(Accountant):
-    """The distributed discrete Gaussian: ``step(honest_shares)`` per round."""
+    """The distributed discrete Gaussian: ``step(honest_shares)`` per round.
+
+    Every round is charged at the fewest honest shares any round had, so the state
+    is that minimum and the round count: :meth:`epsilon` costs the same at round
+    1 000 as at round 1 (the per-round RDP curve is cached by the DDG analysis)."""
 
     name = "ddg-kls21"
     unit = "client"
@@ -109,25 +118,39 @@ class DiscreteGaussianAccountant(Accountant):
         self.mechanism = mechanism  # a DistributedDiscreteGaussian
         self.sample_rate = sample_rate
         self.delta = delta
-        self.honest_shares: list[int] = []
+        self._shares: list[int] = []
+        self._fewest: int | None = None
+
+    @property
+    def honest_shares(self) -> list[int]:
+        """The honest shares of every charged round, oldest first (a copy)."""
+        return list(self._shares)
+
+    @honest_shares.setter
+    def honest_shares(self, shares: list[int]) -> None:
+        self._shares, self._fewest = [], None
+        for count in shares:
+            self.step(count)
 
     def step(self, honest_shares: int) -> None:
         if honest_shares < 0:
             raise ConfigurationError("honest noise shares cannot be negative")
-        self.honest_shares.append(int(honest_shares))
+        count = int(honest_shares)
+        self._shares.append(count)
+        self._fewest = count if self._fewest is None else min(self._fewest, count)
 
     @property
     def rounds(self) -> int:
-        return len(self.honest_shares)
+        return len(self._shares)
 
     def epsilon(self) -> float:
-        if not self.honest_shares:
+        if self._fewest is None:
             return 0.0
         return float(
             self.mechanism.epsilon(
-                noise_contributors=min(self.honest_shares),
+                noise_contributors=self._fewest,
                 sample_rate=self.sample_rate,
-                rounds=len(self.honest_shares),
+                rounds=len(self._shares),
                 delta=self.delta,
             )
         )

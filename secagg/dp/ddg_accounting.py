@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 
 from secagg.dp._checks import _count, _delta, _positive, _sample_rate
 from secagg.errors import ConfigurationError
@@ -157,6 +157,23 @@ def ddg_epsilon(
     if t == 0:
         return 0.0
 
+    rdp_values = [t * value for value in _ddg_round_rdp(l2, l1, sigma, n, d, q)]
+    from dp_accounting import rdp  # the RDP-to-(epsilon, delta) conversion, on first use
+
+    eps, _ = rdp.rdp_privacy_accountant.compute_epsilon(list(DDG_ORDERS), rdp_values, delta)
+    return float(eps)
+
+
+@lru_cache(maxsize=256)
+def _ddg_round_rdp(
+    l2: float, l1: float, sigma: float, n: int, d: int, q: float
+) -> tuple[float, ...]:
+    """One round's RDP at :data:`DDG_ORDERS`, amplified by sampling where that helps.
+
+    Cached: a federation's rounds share these numbers (only the count of honest
+    shares moves), so the server's per-round epsilon and the audit's per-row replay
+    cost one multiplication per order and the conversion, whatever the round number
+    (reliability review D7)."""
     tau = _ddg_tau(sigma, n)
     scale = math.sqrt(n) * sigma
     l2s, l1s = l2 / scale, l1 / scale
@@ -169,10 +186,6 @@ def ddg_epsilon(
             a / 2 * (l2s + math.sqrt(d) * tau) ** 2,
         )
 
-    rdp_values = [
-        t * min(poisson_subsampled_rdp_bound(a, q, per_round), per_round(a)) for a in DDG_ORDERS
-    ]
-    from dp_accounting import rdp  # the RDP-to-(epsilon, delta) conversion, on first use
-
-    eps, _ = rdp.rdp_privacy_accountant.compute_epsilon(list(DDG_ORDERS), rdp_values, delta)
-    return float(eps)
+    return tuple(
+        min(poisson_subsampled_rdp_bound(a, q, per_round), per_round(a)) for a in DDG_ORDERS
+    )

@@ -1,4 +1,14 @@
-"""``secagg audit report``: the ledger as a compliance officer reads it (markdown and HTML)."""
+"""``secagg audit report``: the ledger as a compliance officer reads it (markdown and HTML).
+
+What the reader gets, per mechanism: for client-level DP the per-round clip, noise and
+sample rate the epsilon was derived from; for record-level DP (DP-SGD inside each
+branch) each branch's own accounting (unit, accountant, delta, noise multipliers,
+sample rates, steps, per-item clip, claimed and re-derived epsilon) instead of the
+update clip, which is no DP parameter there. A "How to read this" that matches the
+table, the config's budget (``--config``) as a line and a verdict, and a participation
+plot whose labels say what happened: a round aborted before it ran is not one whose
+clients dropped out.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +37,58 @@ def _eps(value: Any) -> str:
     return f"{float(value):.3f}"
 
 
-def _plot(result: AuditResult) -> bytes | None:
+#: participation categories of the plot, in stacking order: (key, label, colour, hatch)
+_PARTICIPATION = (
+    ("contributed", "contributed (in the released sum)", "tab:blue", None),
+    ("dropped", "selected, dropped out of a completed round", "tab:orange", None),
+    ("aborted", "selected, round aborted after it started", "tab:gray", None),
+    (
+        "not_run",
+        "sampled, round aborted before it ran (too few sampled or connected)",
+        "white",
+        "//",
+    ),
+)
+
+
+def _never_ran(entry: dict[str, Any]) -> bool:
+    """An aborted round that never started its protocol: too few clients were sampled or
+    connected (no phase ran, nobody dropped out of anything)."""
+    if entry.get("status") != "aborted" or any((entry.get("dropouts") or {}).values()):
+        return False
+    reason = str(entry.get("reason") or "")
+    count = (entry.get("participants") or {}).get("count", 0)
+    return count < 2 or "fewer than" in reason or "sampled or connected" in reason
+
+
+def participation(entry: dict[str, Any]) -> dict[str, int]:
+    """A row's participants by what became of them (the plot's stacked bars).
+
+    Honest labels: only a completed round has contributors and dropouts; everyone
+    in an aborted round is counted as such, and a round aborted before it ran (too
+    few sampled or connected) is not a round its one sampled client "dropped"."""
+    count = int((entry.get("participants") or {}).get("count", 0))
+    out = dict.fromkeys((key for key, *_ in _PARTICIPATION), 0)
+    if entry.get("status") == "complete":
+        contributed = int(entry.get("contributed", 0))
+        out["contributed"], out["dropped"] = contributed, max(0, count - contributed)
+    elif _never_ran(entry):
+        out["not_run"] = count
+    else:
+        out["aborted"] = count
+    return out
+
+
+def _figure(result: AuditResult, budget: float | None = None) -> Any:
+    """The budget (top) and participation (bottom) plot as a matplotlib Figure, or None
+    when no row claims an epsilon. The epsilon axis starts at 0, the config's budget is
+    a line, and both legends sit beside the axes, never over the data."""
     rows = [r.entry for r in result.chain.rows]
     points = [
-        (e["round"], e["privacy"]["epsilon"])
+        (e["round"], float(e["privacy"]["epsilon"]))
         for e in rows
         if isinstance(e.get("privacy", {}).get("epsilon"), int | float)
+        and math.isfinite(e["privacy"]["epsilon"])
     ]
     if not points:
         return None
@@ -41,43 +97,176 @@ def _plot(result: AuditResult) -> bytes | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    top.plot([p[0] for p in points], [p[1] for p in points], marker="o")
-    top.set_ylabel("cumulative epsilon")
+    record = _ledger_dp(rows).get("unit") == "record"
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    label = "cumulative epsilon (worst branch)" if record else "cumulative epsilon"
+    top.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    highest = max(p[1] for p in points)
+    if budget is not None:
+        top.axhline(budget, color="tab:red", linestyle="--", label=f"epsilon_budget {budget:g}")
+        highest = max(highest, budget)
+    top.set_ylim(0, highest * 1.08 if highest > 0 else 1.0)
+    top.set_ylabel("epsilon")
     top.set_title("Privacy budget spent")
     top.grid(alpha=0.3)
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     rounds = [e["round"] for e in rows]
-    bottom.bar(rounds, [e["contributed"] for e in rows], label="contributed")
-    bottom.bar(
-        rounds,
-        [e["participants"]["count"] - e["contributed"] for e in rows],
-        bottom=[e["contributed"] for e in rows],
-        label="selected, dropped",
-    )
+    counts = [participation(e) for e in rows]
+    base = [0] * len(rows)
+    for key, text, colour, hatch in _PARTICIPATION:
+        heights = [c[key] for c in counts]
+        if not any(heights):
+            continue
+        edge = "black" if hatch else colour  # the hatched (white) bars need an outline
+        bottom.bar(
+            rounds, heights, bottom=base, label=text, color=colour, hatch=hatch, edgecolor=edge
+        )
+        base = [b + h for b, h in zip(base, heights, strict=True)]
+    bottom.set_ylim(0, max(max(base, default=0), 1) * 1.1)
     bottom.set_xlabel("round")
     bottom.set_ylabel("participants")
-    bottom.legend()
     bottom.grid(alpha=0.3)
+    if any(base):
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def _plot(result: AuditResult, budget: float | None = None) -> bytes | None:
+    fig = _figure(result, budget)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _ledger_dp(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The DP block that describes the ledger (its last; one ledger is one mechanism)."""
+    return next((e["dp"] for e in reversed(rows) if e.get("dp")), {})
+
+
+def _values(items: list[float]) -> str:
+    """Distinct values in order of first use: ``1.1`` or ``1.1, 0.9``."""
+    seen: list[float] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return ", ".join(f"{v:g}" for v in seen) or "-"
+
+
+def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
+    """Record-level DP: each branch's DP-SGD accounting as its latest report states it,
+    with the epsilon the verifier re-derived from that history."""
+    latest: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for e in rows:
+        for identity, report in ((e.get("dp") or {}).get("client_reports") or {}).items():
+            latest[identity] = (e.get("round"), report)
+    if not latest:
+        return ["No branch has reported its DP-SGD accounting yet.", ""]
+    lines = [
+        "| branch (identity hash) | unit | accountant | δ | noise multiplier(s) | sample "
+        "rate(s) | steps | clip (per item) | ε claimed | ε re-derived | last report |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for identity, (number, report) in sorted(latest.items()):
+        history = [(float(z), float(q), int(n)) for z, q, n in report.get("history", [])]
+        clip = report.get("max_grad_norm")
+        lines.append(
+            f"| `{identity[:12]}…` | {report.get('unit', 'record')} | "
+            f"{report.get('accountant', '-')} | {report.get('delta', '-')} | "
+            f"{_values([z for z, _, _ in history])} | {_values([q for _, q, _ in history])} | "
+            f"{sum(n for _, _, n in history)} | {'-' if clip is None else f'{float(clip):g}'} | "
+            f"{_eps(report.get('epsilon'))} | {_eps(result.record_level.get(identity))} | "
+            f"round {number} |"
+        )
+    return [*lines, ""]
+
+
+def _reading_guide(dp: dict[str, Any]) -> list[str]:
+    """ "How to read this": what the table's columns mean for the ledger's mechanism."""
+    unit, mechanism = dp.get("unit"), dp.get("mechanism")
+    if unit == "record":
+        lines = [
+            "- Each branch runs DP-SGD on its own records; the server adds no noise. The "
+            "guarantee is record-level: "
+            f"{dp.get('adjacency', 'add/remove one record of a branch')}.",
+            "- *cumulative ε* is the worst branch's record-level ε after that round (branches "
+            "hold disjoint records, so their guarantees compose in parallel).",
+            "- The branch table gives each branch's DP-SGD accounting from its latest report: "
+            "noise multiplier(s), Poisson sample rate(s) and steps, with the per-item clip. "
+            "*ε re-derived* is what the verifier computed from that history with the "
+            "branch's accountant (Opacus); *ε claimed* is what the branch reported.",
+            "- *branches reporting* counts the branches whose accounting arrived with that "
+            "round. The clip that bounds a branch's update in the secure sum is not a DP "
+            "parameter here and is not shown.",
+        ]
+    elif mechanism == "distributed":
+        lines = [
+            "- Client-level DP from the clients' own discrete Gaussian noise shares (Kairouz, "
+            "Liu and Steinke 2021): the server never sees an un-noised sum. Guarantee: "
+            f"{dp.get('adjacency', 'zero-out one client')}.",
+            "- *noise std* is the total noise the shares add to the sum (noise multiplier x "
+            "clip); *clip* bounds each client's update (L2).",
+            "- *sample rate* is 1.0 because no amplification by sampling is claimed: the "
+            "untrusted server draws the cohort and sees it.",
+            "- *cumulative ε* is re-derived by the verifier from the distributed discrete "
+            "Gaussian's RDP bound, counting only the honest noise shares really in each sum "
+            "(the round's survivors minus the assumed colluders, recorded per row).",
+        ]
+    elif unit == "client":
+        lines = [
+            "- Client-level DP-FedAvg: the server adds Gaussian noise to the sum of the "
+            "clipped updates. Guarantee: "
+            f"{dp.get('adjacency', 'add/remove one client')}.",
+            "- *clip* bounds each client's update (L2); *noise std* is the Gaussian noise on "
+            "the sum (noise multiplier x clip); *sample rate* is the Poisson rate the "
+            "accountant credits (1.0: every client is in every round, no amplification).",
+            "- *cumulative ε* is re-derived by the verifier from each round's recorded noise "
+            "multiplier and sample rate, through the recorded accountant, at the δ shown.",
+        ]
+    else:
+        lines = ["- No round carries a DP block: the ledger records releases but no ε."]
+    return [
+        *lines,
+        "- *dropped per phase* counts participants that stopped answering in that protocol "
+        "phase; their data is not in that round's sum unless they dropped at unmasking.",
+        "- In the plot, a round aborted before it ran (too few clients sampled or connected) "
+        "is drawn apart from a round whose selected clients dropped out.",
+        "- Participants are listed in the ledger only as salted hashes; the operator holds "
+        "the salt and can show which hash is which branch.",
+        "- The ledger proves what was recorded and that nobody without the key changed it; it "
+        "cannot prove the noise was really drawn (see docs/audit.md). Re-check it with "
+        "`secagg audit verify LEDGER --pubkey KEY`.",
+    ]
 
 
 def build_report(
     path: str | Path, public_key: bytes | None = None, expected: ExpectedPrivacy | None = None
 ) -> tuple[str, bytes | None]:
     """The markdown text and the PNG of the budget and participation; ``expected``: the
-    federation's config, which every DP row is then checked against."""
+    federation's config, which every DP row is then checked against (and whose
+    ``epsilon_budget`` the report compares with and draws). Without ``public_key`` a
+    consistent ledger is UNVERIFIED: it was checked only against the key it embeds."""
     result = verify_ledger(path, public_key, expected=expected)
     rows = [r.entry for r in result.chain.rows]
-    status = (
-        "**VERIFIED**: every row is linked, signed by the ledger key and its epsilon follows "
-        "from the recorded mechanism."
-        if result.ok
-        else f"**FAILED**: {result.first_failure}. Rows before the failure are shown."
-    )
+    if not result.ok:
+        status = f"**FAILED**: {result.first_failure}. Rows before the failure are shown."
+    elif public_key is None:
+        status = (
+            "**UNVERIFIED** (no `--pubkey`): every row is linked, signed by the key the ledger "
+            "itself embeds and its epsilon follows from the recorded mechanism, but anyone can "
+            "rewrite a ledger and re-sign it with a key of their own. Give the operator's "
+            "public key with `--pubkey`."
+        )
+    else:
+        status = (
+            "**VERIFIED**: every row is linked, signed by the ledger key and its epsilon "
+            "follows from the recorded mechanism."
+        )
     if result.ok and expected is not None:
         status += (
             f" {result.checked_against_config} DP rows match the federation config's delta, "
@@ -99,6 +288,7 @@ def build_report(
     for note in result.notes:
         status += f"\n\nNote: {note}."
     key = result.chain.public_key.hex()
+    never_ran = sum(_never_ran(e) for e in rows)
     lines = [
         f"# Privacy ledger report: {Path(path).name}",
         "",
@@ -109,63 +299,99 @@ def build_report(
         f"rollback): `{result.chain.head or '-'}`",
         f"- rows: {len(rows)}; complete rounds: "
         f"{sum(e.get('status') == 'complete' for e in rows)}; aborted: "
-        f"{sum(e.get('status') == 'aborted' for e in rows)}",
+        f"{sum(e.get('status') == 'aborted' for e in rows)}"
+        + (f" ({never_ran} before they ran: too few sampled or connected)" if never_ran else ""),
     ]
+    dp = _ledger_dp(rows)
+    record = dp.get("unit") == "record"
+    budget = None if expected is None else expected.epsilon_budget
     if rows:
         last = rows[-1]
-        dp = last.get("dp") or {}
         spent = last["privacy"]["epsilon"]
-        budget = None if expected is None else expected.epsilon_budget
         if budget is None:
             cap = " (give `--config` to compare it with the federation's epsilon_budget)"
         elif spent is not None and not float(spent) <= budget * (1 + 1e-9):
             cap = f" of a budget of {budget:g}: **ABOVE THE BUDGET**"
         else:
             cap = f" of a budget of {budget:g}: within it"
+        if record:
+            names = sorted(
+                {
+                    str(r.get("accountant"))
+                    for e in rows
+                    for r in ((e.get("dp") or {}).get("client_reports") or {}).values()
+                }
+            )
+            accountant = f"each branch's own ({', '.join(names) or '-'})"
+            mechanism = "DP-SGD in each branch"
+        else:
+            accountant, mechanism = dp.get("accountant", "-"), dp.get("mechanism", "none")
         lines += [
-            f"- privacy unit: {dp.get('unit', 'none')}; mechanism: "
-            f"{dp.get('mechanism', 'none')}; accountant: {dp.get('accountant', '-')}",
-            f"- budget spent: epsilon = {_eps(spent)} at delta = "
-            f"{last['privacy'].get('delta')}{cap}",
+            f"- privacy unit: {dp.get('unit', 'none')}; mechanism: {mechanism}; "
+            f"accountant: {accountant}",
+            f"- budget spent: epsilon = {_eps(spent)}"
+            + (" (worst branch)" if record else "")
+            + f" at delta = {last['privacy'].get('delta')}{cap}",
             "",
             "## What each round released and what it cost",
             "",
-            "| round | status | finished (UTC) | backend | selected | contributed | dropped "
-            "per phase | clip | noise std | sample rate | cumulative ε | model digest |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        if record:
+            lines += [
+                "| round | status | finished (UTC) | backend | selected | contributed | "
+                "dropped per phase | branches reporting | cumulative ε (worst branch) | "
+                "model digest |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+            ]
+        else:
+            lines += [
+                "| round | status | finished (UTC) | backend | selected | contributed | dropped "
+                "per phase | clip | noise std | sample rate | cumulative ε | model digest |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            ]
         for e in rows:
-            dp = e.get("dp") or {}
+            row_dp = e.get("dp") or {}
             backend = e.get("backend", {})
             name = backend.get("name", "-")
             if "k" in backend:
                 name += f" (k={backend['k']}, t={backend['t']}, {backend.get('bits')} bits)"
             drops = ", ".join(f"{k}: {v}" for k, v in e.get("dropouts", {}).items() if v) or "-"
-            std = dp.get("noise_std")
-            lines.append(
+            start = (
                 f"| {e['round']} | {e['status']}{': ' + e['reason'] if e.get('reason') else ''} "
                 f"| {_when(e.get('finished_at'))} | {name} | {e['participants']['count']} | "
-                f"{e['contributed']} | {drops} | {dp.get('clip', '-')} | "
-                f"{'-' if std is None else f'{std:.4g}'} | {dp.get('sample_rate', '-')} | "
-                f"{_eps(e['privacy']['epsilon'])} | `{e['model_sha256'][:16]}…` |"
+                f"{e['contributed']} | {drops} | "
             )
-    lines += [
-        "",
-        "## How to read this",
-        "",
-        "- *cumulative ε* is the privacy loss bound after that round, for the privacy unit "
-        "above, re-derived by the verifier from the recorded noise, clip and sampling rate.",
-        "- *dropped per phase* counts participants that stopped answering in that protocol "
-        "phase; their data is not in that round's sum unless they dropped at unmasking.",
-        "- Participants are listed in the ledger only as salted hashes; the operator holds "
-        "the salt and can show which hash is which branch.",
-        "- The ledger proves what was recorded and that nobody without the key changed it; it "
-        "cannot prove the noise was really drawn (see docs/audit.md).",
-        "",
-        "![budget and participation](ledger-report.png)",
-        "",
-    ]
-    return "\n".join(lines), _plot(result)
+            if record:
+                middle = f"{len(row_dp.get('client_reports') or {})} | "
+            else:
+                std = row_dp.get("noise_std")
+                middle = (
+                    f"{row_dp.get('clip', '-')} | {'-' if std is None else f'{std:.4g}'} | "
+                    f"{row_dp.get('sample_rate', '-')} | "
+                )
+            lines.append(
+                start + middle + f"{_eps(e['privacy']['epsilon'])} | `{e['model_sha256'][:16]}…` |"
+            )
+        if record:
+            lines += ["", "## Each branch's DP-SGD accounting", ""]
+            lines += _branch_table(rows, result)
+    lines += ["", "## How to read this", "", *_reading_guide(dp)]
+    lines += ["", "![budget and participation](ledger-report.png)", ""]
+    return "\n".join(lines), _plot(result, budget)
+
+
+def write_report_files(out_dir: str | Path, text: str, png: bytes | None) -> list[Path]:
+    """Write a built report as ``ledger-report.md``, ``.png`` (if any) and ``.html``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "ledger-report.md"]
+    written[0].write_text(text)
+    if png is not None:
+        (out / "ledger-report.png").write_bytes(png)
+        written.append(out / "ledger-report.png")
+    written.append(out / "ledger-report.html")
+    written[-1].write_text(_html(text, png))
+    return written
 
 
 def write_report(
@@ -175,17 +401,8 @@ def write_report(
     expected: ExpectedPrivacy | None = None,
 ) -> list[Path]:
     """Write ``ledger-report.md``, ``ledger-report.html`` and ``ledger-report.png``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     text, png = build_report(path, public_key, expected)
-    written = [out / "ledger-report.md"]
-    written[0].write_text(text)
-    if png is not None:
-        (out / "ledger-report.png").write_bytes(png)
-        written.append(out / "ledger-report.png")
-    written.append(out / "ledger-report.html")
-    written[-1].write_text(_html(text, png))
-    return written
+    return write_report_files(out_dir, text, png)
 
 
 def _html(markdown: str, png: bytes | None) -> str:

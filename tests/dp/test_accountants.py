@@ -74,3 +74,36 @@ def test_the_servers_mechanisms_hold_these_accountants() -> None:
     distributed = mechanism_for(DPSettings(mechanism="distributed"), **common)
     assert isinstance(central.accountant, GaussianAccountant)  # type: ignore[attr-defined]
     assert isinstance(distributed.accountant, DiscreteGaussianAccountant)  # type: ignore[attr-defined]
+
+
+def test_d7_the_distributed_accountant_costs_the_same_at_every_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reliability review D7: the per-round RDP curve is computed once per set of
+    parameters (the server asks every round, the audit every row), and each epsilon
+    is the one the analysis gives from scratch for the same history."""
+    from secagg.dp import ddg_accounting
+
+    ddg = DistributedDiscreteGaussian(
+        dimension=64, clip=1.0, noise_multiplier=1.0, expected_clients=10
+    )
+    ddg_accounting._ddg_round_rdp.cache_clear()
+    calls = []
+    original = ddg_accounting._ddg_tau
+    monkeypatch.setattr(
+        ddg_accounting, "_ddg_tau", lambda *args: calls.append(args) or original(*args)
+    )
+    accountant = DiscreteGaussianAccountant(ddg, sample_rate=1.0, delta=1e-5)
+    shares = [10, 9, 10, 8, 10] * 40
+    for honest in shares:
+        accountant.step(honest)
+        accountant.epsilon()
+    assert len(calls) == 3  # one curve per fewest-shares value (10, 9, 8), not per round
+    assert accountant.rounds == 200 and accountant.honest_shares == shares
+    ddg_accounting._ddg_round_rdp.cache_clear()  # from scratch, the old way
+    assert accountant.epsilon() == ddg.epsilon(
+        noise_contributors=min(shares), sample_rate=1.0, rounds=200, delta=1e-5
+    )
+    rebuilt = DiscreteGaussianAccountant(ddg, sample_rate=1.0, delta=1e-5)
+    rebuilt.honest_shares = shares  # as the audit's replay restores one
+    assert rebuilt.epsilon() == accountant.epsilon() and rebuilt.rounds == 200

@@ -8,9 +8,11 @@ the vdi=1e-4 column, abs 0.05 to Opacus PRV (its eps_upper adds ~0.01).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import warnings
+from typing import Any
 
 import dp_accounting
 import pytest
@@ -22,11 +24,13 @@ from scipy import special
 
 from secagg.dp.accounting import (
     DDG_ORDERS,
+    PLD_VALUE_DISCRETIZATION,
     PrivacyAccountant,
     adaptive_noise_split,
     ddg_epsilon,
     dp_accounting_version,
     epsilon,
+    gaussian_epsilon,
     inflated_l2_bound,
     noise_multiplier_for,
     poisson_subsampled_rdp_bound,
@@ -76,7 +80,11 @@ def test_reference_table(row: str) -> None:
     assert ours_rdp == pytest.approx(ref_rdp, rel=1e-3)
     assert ours_pld == pytest.approx(ref_pld, abs=0.02)
     assert ours_rdp == pytest.approx(_google(q, z, t, delta, "rdp"), rel=1e-9)
-    assert ours_pld == pytest.approx(_google(q, z, t, delta, "pld"), rel=1e-9)
+    if q == 1.0:  # the closed form: exact, and dp_accounting's discretised PLD bounds it
+        assert ours_pld == gaussian_epsilon(z / math.sqrt(t), delta)
+        assert 0 <= _google(q, z, t, delta, "pld") - ours_pld <= PLD_VALUE_DISCRETIZATION
+    else:
+        assert ours_pld == pytest.approx(_google(q, z, t, delta, "pld"), rel=1e-9)
     # Opacus: a separate RDP implementation (signed series at fractional orders, dp-notes 2.2)
     assert ours_rdp == pytest.approx(_opacus(RDPAccountant, q, z, t, delta), rel=1e-3)
     assert ours_pld <= ours_rdp  # PLD is the tighter of two upper bounds
@@ -288,6 +296,156 @@ def test_from_history_refuses_a_bad_ledger() -> None:
     with pytest.warns(UserWarning, match="dp_accounting"):
         old = PrivacyAccountant.from_history([{**good[0], "dp_accounting_version": "0.4.3"}], 1e-5)
     assert old.rounds == good[0]["count"]
+
+
+# --- constant time per round (reliability review D7) -----------------------------
+
+#: incremental PLD composition against composing the whole history at once: the same
+#: grid, so only the per-convolution tail truncation (1e-15) and float rounding differ
+INCREMENTAL_REL = 1e-9
+
+
+@pytest.mark.parametrize(("z", "t", "delta"), [(1.1, 1, 1e-5), (1.1, 20, 1e-5), (5.0, 100, 1e-6)])
+def test_d7_closed_form_is_the_exact_gaussian_and_pld_bounds_it(
+    z: float, t: int, delta: float
+) -> None:
+    """q = 1: T Gaussians at z are one Gaussian at z / sqrt(T), whose epsilon is exact
+    (Balle and Wang 2018, Thm 8); dp_accounting's discretised PLD lies above it by at
+    most its discretisation."""
+    ours = epsilon(z, 1.0, t, delta)
+    assert ours == gaussian_epsilon(z / math.sqrt(t), delta)
+    loss = pld.privacy_loss_mechanism.GaussianPrivacyLoss(z / math.sqrt(t))
+    assert loss.get_delta_for_epsilon(ours) <= delta * (1 + 1e-9)  # rounded up: it holds
+    assert loss.get_delta_for_epsilon(ours * (1 - 1e-6)) > delta  # and it is tight
+    assert 0 <= _google(1.0, z, t, delta, "pld") - ours <= PLD_VALUE_DISCRETIZATION
+    assert gaussian_epsilon(1e6, 1e-5) == 0.0  # that much noise: no loss at all
+
+
+def test_d7_heterogeneous_full_participation_is_the_sum_of_precisions() -> None:
+    acc = PrivacyAccountant(1e-5)
+    for z, rounds in ((1.1, 5), (2.0, 3), (1.1, 2)):
+        for _ in range(rounds):
+            acc.step(z, 1.0)
+    assert acc.epsilon() == pytest.approx(gaussian_epsilon((7 / 1.1**2 + 3 / 2.0**2) ** -0.5, 1e-5))
+    # an adaptive round enters with its effective z
+    acc.step(adaptive_noise_split(1.0, 5.0), 1.0, count_noise_stddev=5.0)
+    assert acc.epsilon() == pytest.approx(
+        gaussian_epsilon((7 / 1.1**2 + 3 / 2.0**2 + 1.0) ** -0.5, 1e-5), rel=1e-12
+    )
+    assert 0 <= acc.reference_epsilon() - acc.epsilon() <= 4 * PLD_VALUE_DISCRETIZATION
+
+
+def _within_tolerance(acc: PrivacyAccountant, value: float, reference: float) -> bool:
+    """The stated tolerance: RDP and sampled PLD rounds agree to INCREMENTAL_REL; each run
+    of q = 1 rounds may sit below the discretised PLD by up to one discretisation step."""
+    slack = INCREMENTAL_REL * max(1.0, reference)
+    if acc.accountant == "pld":
+        full_runs = sum(entry["sampling"] == "none" for entry in acc.history)
+        return (
+            reference - full_runs * PLD_VALUE_DISCRETIZATION - slack <= value <= reference + slack
+        )
+    return abs(value - reference) <= slack
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    name=st.sampled_from(["pld", "rdp"]),
+    chunks=st.lists(
+        st.tuples(
+            st.sampled_from([1.1, 2.5]),  # z: a restart may change it
+            st.sampled_from([0.2, 1.0]),  # q: or the sampling
+            st.integers(1, 4),  # rounds in the chunk, each followed by epsilon()
+            st.booleans(),  # the chunk starts with a restart from the ledger's history
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_d7_incremental_epsilon_equals_the_from_scratch_one(
+    name: str, chunks: list[tuple[float, float, int, bool]]
+) -> None:
+    """Random histories, epsilon after every round as the server asks, restarts that
+    rebuild the accountant from the ledger's JSON and go on with another z or q; the
+    last epsilon is the from-scratch one (each from-scratch PLD costs a second, so it
+    is computed once per history)."""
+    acc = PrivacyAccountant(1e-5, accountant=name)
+    values = [0.0]
+    for z, q, rounds, restart in chunks:
+        if restart:
+            acc = PrivacyAccountant.from_history(json.loads(json.dumps(acc.history)), 1e-5)
+        for _ in range(rounds):
+            acc.step(z, q)
+            values.append(acc.epsilon())
+    assert values == sorted(values) and values[-1] > 0
+    reference = acc.reference_epsilon()
+    assert _within_tolerance(acc, values[-1], reference), (values[-1], reference, acc.history)
+
+
+def test_d7_a_restarted_accountant_matches_the_one_that_ran() -> None:
+    """After a restart the history is composed at once (one self-composition per run):
+    the same number as the accountant that composed it round by round."""
+    for name in ("pld", "rdp"):
+        running = PrivacyAccountant(1e-5, accountant=name)
+        for z in [1.1] * 15 + [0.9] * 10:
+            running.step(z, 0.1)
+            running.epsilon()
+        again = PrivacyAccountant.from_history(running.history, 1e-5)
+        assert again.epsilon() == pytest.approx(running.epsilon(), rel=INCREMENTAL_REL)
+        assert again.epsilon() == pytest.approx(running.reference_epsilon(), rel=INCREMENTAL_REL)
+
+
+class _Counting:
+    """Counts dp_accounting's PLD constructions and compositions."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: dict[str, int] = {"compose": 0, "self_compose": 0, "gaussian": 0}
+        cls = pld.privacy_loss_distribution.PrivacyLossDistribution
+        for method in ("compose", "self_compose"):
+            monkeypatch.setattr(cls, method, self._wrap(method, getattr(cls, method)))
+        build = pld.privacy_loss_distribution.from_gaussian_mechanism
+        monkeypatch.setattr(
+            pld.privacy_loss_distribution, "from_gaussian_mechanism", self._wrap("gaussian", build)
+        )
+
+    def _wrap(self, name: str, original: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return original(*args, **kwargs)
+
+        return counted
+
+
+def test_d7_each_round_composes_one_round_not_the_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The work per round does not grow with the round number: one convolution per
+    sampled round, none at all when every client is sampled, and the budget check's
+    trial copy shares its result with the accountant then charged."""
+    count = _Counting(monkeypatch)
+    sampled = PrivacyAccountant(1e-5)
+    for _ in range(40):
+        sampled.step(1.3, 0.1)
+        sampled.epsilon()
+    assert count.calls["self_compose"] == 0 and count.calls["compose"] == 39
+    trial = copy.deepcopy(sampled)  # what the server's budget check does before a round
+    trial.step(1.3, 0.1)
+    after_next = trial.epsilon()
+    sampled.step(1.3, 0.1)  # the round is released and charged
+    assert sampled.epsilon() == after_next
+    assert count.calls["compose"] == 40  # composed once, by the trial
+    assert trial.rounds == sampled.rounds == 41 and len(sampled.history) == 1
+    built = dict(count.calls)
+    full = PrivacyAccountant(1e-5)
+    for _ in range(1000):  # the config default q = 1: 2 s a round at T = 100 before
+        full.step(1.1, 1.0)
+        full.epsilon()
+    assert count.calls == built  # no PLD built or composed at all
+    assert full.epsilon() == pytest.approx(gaussian_epsilon(1.1 / math.sqrt(1000), 1e-5), rel=1e-12)
+    rdp_acc = PrivacyAccountant(1e-5, accountant="rdp")
+    for _ in range(200):
+        rdp_acc.step(1.3, 0.1)
+        rdp_acc.epsilon()
+    assert rdp_acc.epsilon() == pytest.approx(rdp_acc.reference_epsilon(), rel=1e-12)
 
 
 # --- distributed discrete Gaussian (dp-notes 1.5, Appendix A.4) ------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, SecAggError
 
 if TYPE_CHECKING:
     from secagg.ledger.verify import ExpectedPrivacy
@@ -57,6 +58,9 @@ EXIT_VERIFIED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # click's own, for a bad option, a missing file or an unreadable key
 EXIT_NOT_PRIVATE = 3
+#: self-consistent, but checked only against the key the ledger itself embeds (no
+#: --pubkey): anyone who rewrites a ledger can re-sign it with a key of their own
+EXIT_UNVERIFIED = 4
 
 #: at most this many "round N: ... seeded" lines in the text output (all are in --json)
 _SHOWN_SEEDED = 20
@@ -86,13 +90,17 @@ Exit status:
      rate, population, unit, mechanism); or it cannot be read as a ledger
   2  usage error (bad option, missing ledger, unreadable key or --config)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
-     simulation/replay), or a completed round had no DP (epsilon infinite)""",
+     simulation/replay), or a completed round had no DP (epsilon infinite)
+  4  UNVERIFIED: no --pubkey, so the ledger was only checked against the key
+     it embeds; it is self-consistent, but anyone can rewrite and re-sign
+     a ledger: pass --pubkey with the key the operator gave you""",
 )
 @click.argument("ledger", type=click.Path(dir_okay=False))
 @click.option(
     "--pubkey",
     type=click.Path(dir_okay=False),
-    help="The ledger's public key (PEM) as the auditor received it.",
+    help="The ledger's public key (PEM) as the auditor received it from the operator. "
+    "Without it the ledger is only checked against the key it embeds: UNVERIFIED (exit 4).",
 )
 @click.option(
     "--expect-head",
@@ -110,7 +118,13 @@ Exit status:
     "mechanism and record its sampling kind, rate and population. Noise multiplier and "
     "clip may differ (a restart): each row is replayed with its own, and noted.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the verdict as one JSON object (verdict, exit_status, rows, head, epsilon, "
+    "first_failure, notes ...) instead of text.",
+)
 def verify(
     ledger: str, pubkey: str | None, expect_head: str | None, config: str | None, as_json: bool
 ) -> None:
@@ -119,7 +133,9 @@ def verify(
     Prints the ledger's head as SEQ:HASH: keep it and pass it back with
     --expect-head next time, the only way to notice a ledger cut back to an earlier
     state. A round whose DP noise was seeded, or a completed round without DP in a
-    federation with DP, is reported as not private (exit 3).
+    federation with DP, is reported as not private (exit 3). Without --pubkey the
+    verdict is UNVERIFIED (exit 4): the ledger is consistent with the key it carries,
+    which proves nothing about who wrote it.
     """
     from secagg.ledger.verify import verify_ledger
 
@@ -133,14 +149,18 @@ def verify(
         sys.exit(EXIT_FAILED)
     last = result.epsilons[-1][1] if result.epsilons else None
     reasons = result.not_private_reasons()
+    keyed = pubkey is not None
     if not result.ok:
-        status = EXIT_FAILED
+        status, verdict = EXIT_FAILED, "FAILED"
     elif reasons:
-        status = EXIT_NOT_PRIVATE
+        status, verdict = EXIT_NOT_PRIVATE, "NOT PRIVATE"
+    elif not keyed:
+        status, verdict = EXIT_UNVERIFIED, "UNVERIFIED"
     else:
-        status = EXIT_VERIFIED
+        status, verdict = EXIT_VERIFIED, "VERIFIED"
     anchor = result.anchor
     payload = {
+        "verdict": verdict,
         "ok": result.ok,
         "private": result.private,
         "exit_status": status,
@@ -165,10 +185,19 @@ def verify(
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     elif result.ok:
-        click.echo(
-            f"VERIFIED: {payload['rows']} rows, chain and signatures intact, every "
-            f"epsilon claim follows; cumulative epsilon {payload['epsilon']}"
-        )
+        if keyed:
+            click.echo(
+                f"VERIFIED: {payload['rows']} rows, chain and signatures intact, every "
+                f"epsilon claim follows; cumulative epsilon {payload['epsilon']}"
+            )
+        else:
+            click.echo(
+                f"UNVERIFIED: {payload['rows']} rows are self-consistent (chain intact, "
+                "signed by the key the ledger itself embeds, every epsilon claim follows; "
+                f"cumulative epsilon {payload['epsilon']}), but anyone can rewrite a ledger "
+                "and re-sign it with a key of their own: pass --pubkey with the key the "
+                "operator gave you"
+            )
         if expected is not None:
             click.echo(
                 f"config {config}: {result.checked_against_config} DP rows match its delta, "
@@ -200,36 +229,59 @@ def verify(
             )
         click.echo(f"head: {result.chain.head}")
         click.echo(f"  (keep it; next time pass --expect-head {result.chain.head})")
-        if pubkey is None:
-            click.echo(
-                "note: checked against the key embedded in the ledger; pass --pubkey "
-                "with the key you received to rule out a re-signed ledger"
-            )
     else:
         click.echo(f"FAILED: {result.first_failure}", err=True)
     if status != EXIT_VERIFIED:
         sys.exit(status)
 
 
-@audit.command("report")
+@audit.command(
+    "report",
+    epilog="""\b
+Exit status:
+  0  the report was written (it states whether the ledger verified)
+  1  the file cannot be read as a ledger, or the report cannot be written
+  2  usage error (bad option, missing ledger, unreadable key or --config)""",
+)
 @click.argument("ledger", type=click.Path(dir_okay=False))
-@click.option("--pubkey", type=click.Path(dir_okay=False))
+@click.option(
+    "--pubkey",
+    type=click.Path(dir_okay=False),
+    help="The ledger's public key (PEM) as the auditor received it from the operator. "
+    "Without it the report is marked UNVERIFIED (checked only against the key the "
+    "ledger embeds).",
+)
 @click.option(
     "--config",
     "config",
     type=click.Path(dir_okay=False),
-    help="The federation's TOML: verify the rows against it (as `audit verify --config`).",
+    help="The federation's TOML: verify the rows against it (as `audit verify --config`) "
+    "and draw its [dp] epsilon_budget in the report.",
 )
-@click.option("--out", type=click.Path(file_okay=False), default=".", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Folder for ledger-report.md, .html and .png (created if missing).",
+)
 def report(ledger: str, pubkey: str | None, config: str | None, out: str) -> None:
     """Write ledger-report.md / .html / .png for a compliance officer."""
-    from secagg.ledger.report import write_report
+    from secagg.ledger.report import build_report, write_report_files
 
     expected = _expected(config)
     try:
-        written = write_report(ledger, out, _key(pubkey), expected)
+        text, png = build_report(ledger, _key(pubkey), expected)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except (SecAggError, sqlite3.Error, OSError, ValueError) as exc:
+        click.echo(f"FAILED: {ledger} cannot be read as a ledger: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    try:
+        written = write_report_files(out, text, png)
+    except OSError as exc:
+        click.echo(f"FAILED: cannot write the report to {out}: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     for path in written:
         click.echo(str(Path(path)))
 
@@ -251,7 +303,9 @@ Exit status:
     show_default=True,
     help="Central noise std / clip of the audited run (0: no noise).",
 )
-@click.option("--rounds", type=int, default=10, show_default=True)
+@click.option(
+    "--rounds", type=int, default=10, show_default=True, help="Rounds of the audited federation."
+)
 @click.option(
     "--canaries",
     type=int,
@@ -259,8 +313,20 @@ Exit status:
     show_default=True,
     help="Inserted canary clients (as many more are held out).",
 )
-@click.option("--branches", type=int, default=8, show_default=True)
-@click.option("--delta", type=float, default=1e-5, show_default=True)
+@click.option(
+    "--branches",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Ordinary branches beside the canaries.",
+)
+@click.option(
+    "--delta",
+    type=float,
+    default=1e-5,
+    show_default=True,
+    help="The delta at which the accountant's epsilon is compared with the lower bound.",
+)
 @click.option(
     "--seed",
     type=int,
@@ -279,7 +345,7 @@ Exit status:
     default=None,
     help="The epsilon to hold the run to; default: the runtime accountant's for the run.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def empirical(
     noise_multiplier: float,
     rounds: int,

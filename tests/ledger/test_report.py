@@ -1,0 +1,229 @@
+"""``secagg audit report`` for its readers (newcomer review section 8).
+
+A record-level ledger shows each branch's DP-SGD accounting, not the update clip with
+"noise std -" and "sample rate 1.0"; "How to read this" matches the table of the
+ledger's mechanism; the participation plot does not call a round aborted for too few
+sampled clients "selected, dropped"; the epsilon axis starts at 0, the budget is a
+line and no legend covers the data; without a public key the report is UNVERIFIED.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secagg.dp.accountants import RecordLevelAccountant
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.ledger import Ledger, LedgerKey
+from secagg.ledger.entry import LedgerEntry
+from secagg.ledger.report import _figure, build_report, participation
+from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
+
+DELTA = 1e-5
+
+
+def _entry(number: int, dp: dict[str, Any] | None, epsilon: float | None, **kw: Any) -> dict:
+    values: dict[str, Any] = {
+        "federation": "report",
+        "round": number,
+        "status": "complete",
+        "reason": None,
+        "started_at": None,
+        "finished_at": 1.0e9 + number,
+        "backend": {"name": "secagg+"},
+        "participants": ("a", "b", "c"),
+        "contributed": 3,
+        "dropouts": {},
+        "dp": dp,
+        "epsilon": epsilon,
+        "delta": DELTA,
+        "model_sha256": f"{number:064x}",
+        "publish_participants": False,
+    }
+    return LedgerEntry(**(values | kw)).row(lambda name: name)
+
+
+def _branch(history: list[tuple[float, float, int]], unit: str, clip: float) -> dict:
+    """A branch's DP-SGD report as DPSGDTrainer.privacy_report writes it."""
+    epsilon = RecordLevelAccountant("rdp", DELTA, history).epsilon()
+    return {
+        "accountant": "rdp",
+        "delta": DELTA,
+        "history": [list(step) for step in history],
+        "epsilon": epsilon,
+        "unit": unit,
+        "max_grad_norm": clip,
+    }
+
+
+def _record_ledger(path: Path) -> tuple[Path, LedgerKey, dict[str, dict]]:
+    key = LedgerKey.generate()
+    ledger = Ledger(path, key)
+    reports: dict[str, dict] = {}
+    for number in (1, 2):
+        reports = {
+            "a" * 64: _branch([(1.1, 0.02, 100 * number)], "customer", 1.5),
+            "b" * 64: _branch([(0.9, 0.05, 40 * number)], "customer", 0.8),
+        }
+        dp = {
+            "unit": "record",
+            "mechanism": "dpsgd",
+            "clip": 5.0,
+            "noise_multiplier": None,
+            "noise_std": None,
+            "sample_rate": 1.0,
+            "accountant": "in-clients",
+            "delta": DELTA,
+            "adjacency": "add/remove one customer (all their rows) of a branch",
+            "client_reports": reports,
+        }
+        worst = max(r["epsilon"] for r in reports.values())
+        ledger.append(_entry(number, dp, worst))
+    ledger.close()
+    return path, key, reports
+
+
+def _central_ledger(path: Path, *, with_aborts: bool = False) -> tuple[Path, LedgerKey, float]:
+    key = LedgerKey.generate()
+    ledger = Ledger(path, key)
+    accountant = PrivacyAccountant(DELTA, "rdp")
+    dp = {
+        "unit": "client",
+        "mechanism": "central",
+        "clip": 1.0,
+        "noise_multiplier": 2.0,
+        "noise_std": 2.0,
+        "sample_rate": 1.0,
+        "accountant": "rdp",
+        "delta": DELTA,
+        "adjacency": "add/remove one client",
+    }
+    for number in (1, 2, 3):
+        accountant.step(2.0, 1.0)
+        ledger.append(_entry(number, dp, accountant.epsilon(), publish_participants=True))
+    if with_aborts:  # one sampled client: the round never ran; then a round that died
+        ledger.append(
+            _entry(4, None, accountant.epsilon(), status="aborted", participants=("a",),
+                   contributed=0, reason="fewer than 2 clients sampled or connected")
+        )  # fmt: skip
+        ledger.append(
+            _entry(5, None, accountant.epsilon(), status="aborted", contributed=0,
+                   dropouts={"share_keys": 2}, reason="1 clients answered in share_keys")
+        )  # fmt: skip
+    ledger.close()
+    return path, key, accountant.epsilon()
+
+
+def test_record_level_report_shows_each_branchs_dp_sgd_accounting(tmp_path: Path) -> None:
+    path, key, reports = _record_ledger(tmp_path / "record.sqlite")
+    text, png = build_report(path, key.public_key)
+    assert png is not None
+    assert "**VERIFIED**" in text
+    assert "## Each branch's DP-SGD accounting" in text
+    assert "mechanism: DP-SGD in each branch; accountant: each branch's own (rdp)" in text
+    lines = text.splitlines()
+    branch_a = next(line for line in lines if line.startswith(f"| `{'a' * 12}…`"))
+    cells = [cell.strip() for cell in branch_a.strip("|").split("|")]
+    recomputed = verify_ledger(path, key.public_key).record_level["a" * 64]
+    assert cells[1:] == [
+        "customer",
+        "rdp",
+        "1e-05",
+        "1.1",
+        "0.02",
+        "200",
+        "1.5",
+        f"{reports['a' * 64]['epsilon']:.3f}",
+        f"{recomputed:.3f}",
+        "round 2",
+    ]
+    # the per-round table no longer shows the update clip as if it were a DP parameter
+    header = next(line for line in lines if line.startswith("| round |"))
+    assert "noise std" not in header and "sample rate" not in header and "| clip |" not in header
+    assert "branches reporting" in header and "worst branch" in header
+    assert "noise std -" not in text
+    guide = text.split("## How to read this", 1)[1]
+    assert "DP-SGD" in guide and "worst branch" in guide
+    assert "re-derived by the verifier from the recorded noise, clip" not in guide
+
+
+def test_central_report_reads_as_its_table(tmp_path: Path) -> None:
+    path, key, _ = _central_ledger(tmp_path / "central.sqlite")
+    text, _ = build_report(path, key.public_key)
+    header = next(line for line in text.splitlines() if line.startswith("| round |"))
+    assert "| clip | noise std | sample rate | cumulative ε |" in header
+    guide = text.split("## How to read this", 1)[1]
+    assert "noise multiplier" in guide and "DP-SGD" not in guide
+    assert "secagg audit verify LEDGER --pubkey KEY" in guide
+
+
+def test_without_a_public_key_the_report_is_unverified(tmp_path: Path) -> None:
+    path, _key, _ = _central_ledger(tmp_path / "central.sqlite")
+    text, _ = build_report(path)
+    assert "**UNVERIFIED** (no `--pubkey`)" in text and "**VERIFIED**" not in text
+
+
+def test_participation_labels_are_honest(tmp_path: Path) -> None:
+    path, key, eps = _central_ledger(tmp_path / "aborts.sqlite", with_aborts=True)
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    entries = [row.entry for row in result.chain.rows]
+    assert participation(entries[0])["contributed"] == 3
+    assert participation(entries[3]) == {"contributed": 0, "dropped": 0, "aborted": 0, "not_run": 1}
+    assert participation(entries[4])["aborted"] == 3  # started, then died: not "dropped"
+    text, _ = build_report(path, key.public_key)
+    assert "aborted: 2 (1 before they ran: too few sampled or connected)" in text
+    fig = _figure(result, budget=2 * eps)
+    try:
+        labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+        assert "selected, dropped" not in labels
+        assert any("aborted before it ran" in label for label in labels)
+        assert not any("dropped out" in label for label in labels)  # nobody did here
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("budget", [None, 4.0])
+def test_plot_axis_starts_at_zero_budget_line_and_legends_beside_the_data(
+    tmp_path: Path, budget: float | None
+) -> None:
+    import matplotlib.pyplot as plt
+
+    path, key, _ = _central_ledger(tmp_path / "central.sqlite", with_aborts=True)
+    fig = _figure(verify_ledger(path, key.public_key), budget=budget)
+    try:
+        top, bottom = fig.axes
+        assert top.get_ylim()[0] == 0
+        budget_lines = [line for line in top.get_lines() if line.get_linestyle() == "--"]
+        if budget is None:
+            assert budget_lines == []
+        else:
+            assert [line.get_ydata()[0] for line in budget_lines] == [budget]
+            assert top.get_ylim()[1] >= budget
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        for axes in (top, bottom):
+            legend = axes.get_legend().get_window_extent(renderer)
+            assert not legend.overlaps(axes.get_window_extent(renderer))
+    finally:
+        plt.close(fig)
+
+
+def test_the_report_draws_and_states_the_configs_budget(tmp_path: Path) -> None:
+    path, key, eps = _central_ledger(tmp_path / "central.sqlite")
+    expected = ExpectedPrivacy(
+        delta=DELTA,
+        unit="client",
+        mechanism="central",
+        sampling_kind="poisson",
+        sample_rate=1.0,
+        population=3,
+        epsilon_budget=2 * eps,
+    )
+    text, png = build_report(path, key.public_key, expected)
+    assert f"of a budget of {2 * eps:g}: within it" in text
+    assert png is not None and png.startswith(b"\x89PNG")
