@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -686,13 +687,24 @@ def _connection_failure(exc: Exception, target: str, certificates: str, name: st
             f"the server at {target} refused {name}: {details} (revoked, not one of the "
             "federation's clients, or a certificate it does not accept; retrying will not help)"
         )
-    message = " ".join(str(exc).split())
-    already_precise = any(word in message.lower() for word in ("handshake", "certificate"))
-    if status is None and not already_precise:
+    message = _one_line(exc, name)
+    # a dial that timed out without a cause ("cannot reach X within 5 s") is probed; a
+    # message that already names it (refused, handshake, certificate) is kept
+    unexplained = re.search(r"cannot reach \S+ within [\d.]+ s\)?(;|$)", message)
+    if status is None and unexplained:
         cause = _probe_tls(target, certificates, name)
+        if cause is not None and "giving up" in message:
+            return f"{message} [{cause}]" if "TLS handshake" in cause else message
         if cause is not None:
             return cause
     return message
+
+
+def _one_line(exc: BaseException, name: str = "") -> str:
+    """An error's message on one line, without a leading ``name:`` (the CLI adds it)."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    prefix = f"{name}: "
+    return message[len(prefix) :] if name and message.startswith(prefix) else message
 
 
 def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) -> str | None:
@@ -741,11 +753,17 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
         with tls:
             tls.settimeout(min(timeout, 2.0))
             try:  # TLS 1.3: the server judges our certificate after the handshake
-                tls.recv(1)
+                first = tls.recv(1)
             except ssl.SSLError as exc:
                 return _handshake_failure(target, cert, exc)
             except OSError:
-                pass  # silence or a reset after the handshake: the certificates were fine
+                return None  # silence after the handshake: the certificates were fine
+    if not first:  # gRPC's server hangs up at once on a client certificate it refuses
+        return (
+            f"TLS handshake with {target} failed: the server refused this party's "
+            f"certificate (it closed the connection right after the handshake); was {cert} "
+            "issued by the federation's CA?"
+        )
     return None
 
 
@@ -788,14 +806,23 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     type=click.FloatRange(0.0, min_open=True),
     default=120.0,
     show_default=True,
-    help="Stop after this much silence between rounds.",
+    help="Give up when the server is silent this long between rounds (inside a round the "
+    "branch waits for the deadline the server announced).",
 )
 @click.option(
     "--connect-timeout",
     type=click.FloatRange(0.0, min_open=True),
     default=30.0,
     show_default=True,
-    help="Seconds to connect.",
+    help="Seconds to open the first session.",
+)
+@click.option(
+    "--give-up-after",
+    type=click.FloatRange(0.0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds to keep redialling after a lost connection (a server restart, a network "
+    "cut), counted from the loss; 'inf': until the server announces the federation's end.",
 )
 @_verbosity
 @click.option(
@@ -839,6 +866,7 @@ def client(
     rounds: int | None,
     idle: float,
     connect_timeout: float,
+    give_up_after: float,
     policy_path: str | None,
     verbose: bool,
     quiet: bool,
@@ -849,10 +877,16 @@ def client(
     The branch enforces its own policy: a round weaker than it (the plain backend,
     a CKKS key that is not the pinned key holder's, a larger clip, a smaller noise
     share, a lower threshold) is refused before anything of the update leaves, and
-    the command exits with status 3. A mistake in its options or files exits 2; a
-    server it cannot reach, a TLS handshake that fails, a server that refuses it and
-    a federation it gave up on exit 1, each with one line naming the cause.
+    the command exits with status 3.
+
+    Exit status: 0 when the server announced that the federation finished (or after
+    --rounds rounds); 1, with one line naming the cause, when the federation was
+    stopped before it finished, the server cannot be reached, the TLS handshake fails,
+    the server refuses this branch, or the branch gave up redialling; 2 for a mistake
+    in its options or files (a model whose size is not the federation's included).
     """
+    import math
+
     from secagg.runtime.client import BranchRefused
     from secagg.runtime.launch import load_hook, run_branch
     from secagg.transport.base import TransportError
@@ -869,21 +903,26 @@ def client(
             rounds=rounds,
             idle_timeout=idle,
             connect_timeout=connect_timeout,
+            give_up_after=None if math.isinf(give_up_after) else give_up_after,
+            dimension=dimension,
         )
     except BranchRefused as exc:
         _fail("secagg client", f"{name} refused {exc}", 3)
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
-    except TransportError as exc:  # NotConnected, a session the server ended, ...
+    except ConfigurationError as exc:  # its files, its policy, its model's dimension
+        _fail("secagg client", f"{name}: {_one_line(exc, name)}", 2)
+    except TransportError as exc:  # cannot connect, refused, gave up redialling
         _fail("secagg client", f"{name}: {_connection_failure(exc, target, certificates, name)}")
-    except SecAggError as exc:  # e.g. a branch that gave up after its retry window
-        _fail("secagg client", f"{name}: {exc}")
-    except OSError as exc:
-        _fail("secagg client", f"{name}: {exc}")
-    click.echo(
+    except (SecAggError, OSError) as exc:
+        _fail("secagg client", f"{name}: {_one_line(exc, name)}")
+    summary = (
         f"{name}: {stats.rounds_completed} rounds completed, {stats.rounds_aborted} aborted, "
         f"{stats.refused_messages} messages refused"
     )
+    outcome = getattr(stats, "outcome", None)
+    if outcome == "stopped":  # the server announced an end before the last round
+        reason = getattr(stats, "end_reason", "") or "no reason given"
+        _fail("secagg client", f"{summary}; the federation stopped before it finished: {reason}")
+    click.echo(summary + ("; the federation finished" if outcome == "finished" else ""))
 
 
 def _read_table(path: str, table: str) -> dict[str, Any]:
@@ -1020,11 +1059,11 @@ def keyholder(
             idle_timeout=idle,
         )
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", 2)
     except TransportError as exc:
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except (SecAggError, OSError) as exc:
-        _fail("secagg keyholder", f"{name}: {exc}")
+        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}")
     click.echo(f"{name}: decrypted {count} sums")
 
 

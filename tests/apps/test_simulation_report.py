@@ -1,0 +1,327 @@
+"""The simulator's run folder for its readers, and the data it refuses before training.
+
+Newcomer review, section 8 (report.md without DP-SGD parameters, ledger, fraud counts or
+a word on seeds; a headline column comparing a per-branch mean with pooled figures; an
+auprc.png without the local-only baseline; an epsilon.png of eight identical lines),
+section 5 (all-zero labels ran for 50 s; a Dirichlet split made 1-row branches) and
+section 9 (a run folder's config.toml did not replay into a new folder)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from secagg.apps.simulation.config import (
+    MIN_TRAIN_ROWS,
+    SimulationConfig,
+    check_branch_data,
+    spelled_for,
+)
+from secagg.apps.simulation.report import (
+    COLUMNS,
+    auprc_baselines,
+    epsilon_series,
+    summary_rows,
+    write_run_folder,
+)
+from secagg.apps.simulation.runner import SimulationResult, load_branches
+from secagg.errors import ConfigurationError
+
+NAMES = ("branch-01", "branch-02")
+
+
+def _metrics(auprc: float) -> dict[str, float]:
+    return {"auprc": auprc, "roc_auc": 0.9, "recall_at_1pct_fpr": 0.5}
+
+
+def _setting(pooled: float, per_branch: tuple[float, float], **extra: Any) -> dict[str, Any]:
+    return {
+        "pooled": _metrics(pooled),
+        "branches": {n: _metrics(v) for n, v in zip(NAMES, per_branch, strict=True)},
+        "mean_branch_auprc": sum(per_branch) / 2,
+        "epsilon": None,
+        "epsilon_unit": None,
+        "bytes_sent_per_branch_per_round": 1000.0,
+        "seconds_per_round": 1.0,
+        **extra,
+    }
+
+
+def _round(number: int, record_eps: dict[str, float], client_eps: float | None = None) -> dict:
+    return {
+        "round": number,
+        "status": "complete",
+        "reason": None,
+        "contributed": list(NAMES),
+        "dropped": ["branch-02"] if number == 2 else [],
+        "seconds": 1.0,
+        "pooled": _metrics(0.5 + number / 10),
+        "mean_branch_auprc": 0.5,
+        "branch_auprc": {n: 0.5 for n in NAMES},
+        "branches": {n: _metrics(0.5) for n in NAMES},
+        "epsilon_client_level": client_eps,
+        "epsilon_record_level": record_eps,
+        "epsilon": client_eps if client_eps is not None else max(record_eps.values(), default=0),
+        "bytes_sent": {n: 500 for n in NAMES},
+        "bytes_received": {n: 400 for n in NAMES},
+    }
+
+
+def _record_level_result(same_epsilon: bool = False) -> SimulationResult:
+    config = SimulationConfig(branches=2, rounds=2, train_rows=400, seed=7)
+    second = (lambda e: e) if same_epsilon else (lambda e: e * 1.5)
+    rounds = [_round(r, {"branch-01": r * 1.0, "branch-02": second(r * 1.0)}) for r in (1, 2)]
+    prior = [10 / 3**0.5, 1.0, 1]
+    privacy = {
+        "mechanism": "dpsgd",
+        "branches": {
+            name: {
+                "unit": "customer",
+                "accountant": "prv",
+                "delta": 1e-5,
+                "clip": 1.0,
+                "batch_size": 256,
+                "units": units,
+                "max_rows": None,
+                "prior_releases": [prior],
+                "dpsgd": [[z, q, steps]],
+                "epsilon": eps,
+            }
+            for name, units, z, q, steps, eps in (
+                ("branch-01", 3000, 1.234, 0.0853, 72, 2.97),
+                ("branch-02", 900, 2.468, 0.2844, 24, 2.99),
+            )
+        },
+    }
+    fed = _setting(
+        0.61,
+        (0.6, 0.4),
+        epsilon=2.99,
+        epsilon_unit="customer",
+        rounds_completed=2,
+        rounds_aborted=0,
+        rounds_released=[1, 2],
+        epsilon_target=3.0,
+        above_target=False,
+        stopped=None,
+    )
+    return SimulationResult(
+        config=config,
+        branches=[
+            {
+                "name": "branch-01",
+                "train_rows": 3000,
+                "train_frauds": 30,
+                "test_rows": 400,
+                "test_frauds": 11,
+                "fraud_rate": 0.01,
+            },
+            {
+                "name": "branch-02",
+                "train_rows": 900,
+                "train_frauds": 4,
+                "test_rows": 400,
+                "test_frauds": 2,
+                "fraud_rate": 0.005,
+            },
+        ],
+        rounds=rounds,
+        settings={
+            "local-only": _setting(0.42, (0.5, 0.2), epsilon=2.99, epsilon_unit="customer"),
+            "federated (secagg+)": fed,
+            "centralized (non-private)": _setting(0.8, (0.8, 0.7), epsilon=math.inf),
+        },
+        dropouts=[{"round": 2, "branch": "branch-02", "phase": "masked_input"}],
+        seconds=12.5,
+        feature_statistics={
+            "source": "secure",
+            "bound": 5.0,
+            "noise_multiplier": 10.0,
+            "effective_noise_multiplier": 5.77,
+            "rows_per_unit": 1,
+            "backend": "secagg+",
+            "epsilon_alone": 0.62,
+            "charged_to_branches": True,
+        },
+        privacy=privacy,
+        notes=["branch-02's test set has no fraud: its own AUPRC is n/a"],
+    )
+
+
+@pytest.fixture
+def record_run(tmp_path: Path) -> tuple[SimulationResult, Path, str]:
+    result = _record_level_result()
+    run_dir = tmp_path / "run"
+    write_run_folder(result, run_dir)
+    return result, run_dir, (run_dir / "report.md").read_text()
+
+
+def test_the_report_lists_every_dpsgd_parameter_of_every_branch(record_run) -> None:
+    _, _, report = record_run
+    assert "## Privacy parameters" in report
+    header = next(line for line in report.splitlines() if "noise multiplier z" in line)
+    for column in ("unit", "sample rate q", "steps", "clip C", "δ", "accountant", "ε"):
+        assert column in header
+    section = report.split("## Privacy parameters")[1].split("\n## ")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in section.splitlines()}
+    assert "1.234" in rows["branch-01"] and "0.0853" in rows["branch-01"]
+    assert "| 72 |" in rows["branch-01"] and "| prv |" in rows["branch-01"]
+    assert "2.468" in rows["branch-02"] and "| 24 |" in rows["branch-02"]
+    assert "customer" in rows["branch-01"] and "1e-05" in rows["branch-01"]
+    # the feature statistics' release, charged before training, and its own epsilon
+    assert "feature statistics' release, z = 5.774, q = 1, 1 step" in report
+    assert "values clipped to ±5" in report and "noise z = 10" in report
+
+
+def test_the_report_says_where_the_ledger_is_and_how_to_verify_it(record_run) -> None:
+    _, run_dir, report = record_run
+    command = (
+        f"secagg audit verify {run_dir / 'ledger.sqlite'} --pubkey {run_dir / 'ledger.pub.pem'}"
+    )
+    assert command in report
+    assert "not private (exit status 3)" in report
+
+
+def test_the_headline_measures_every_setting_alike(record_run) -> None:
+    result, run_dir, report = record_run
+    table = summary_rows(result)
+    local = next(row for row in table if row["setting"] == "local-only")
+    # the pooled column of local-only is pooled (0.42), not the branch mean (0.35)
+    assert local["auprc"] == 0.42 and local["mean_branch_auprc"] == pytest.approx(0.35)
+    header = next(line for line in report.splitlines() if line.startswith("| setting |"))
+    assert all(label in header for label in COLUMNS.values())
+    assert "AUPRC (pooled)" in header and "mean of branch AUPRCs" in header
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["table"][0]["auprc"] == 0.42
+    assert summary["privacy_parameters"]["branches"]["branch-01"]["dpsgd"] == [[1.234, 0.0853, 72]]
+
+
+def test_the_report_counts_each_branchs_test_frauds_and_notes_seeds(record_run) -> None:
+    _, run_dir, report = record_run
+    header = next(line for line in report.splitlines() if line.startswith("| branch | train"))
+    assert "test frauds" in header
+    row = next(line for line in report.splitlines() if line.startswith("| branch-02 | 900"))
+    assert "| 400 | 2 |" in row
+    assert "One seed is one draw" in report
+    assert f"--config {run_dir / 'config.toml'} --seed $seed" in report
+    assert "branch-02's test set has no fraud" in report
+
+
+def test_the_written_config_replays_into_a_new_folder(record_run) -> None:
+    result, run_dir, _ = record_run
+    text = (run_dir / "config.toml").read_text()
+    assert "\nout =" not in text
+    replay = SimulationConfig.load(run_dir / "config.toml")
+    assert replay.out is None
+    assert replay == SimulationConfig(**{**result.config.as_dict(), "out": None})
+
+
+def test_auprc_plot_has_the_local_only_baseline(record_run) -> None:
+    result, run_dir, _ = record_run
+    lines = auprc_baselines(result)
+    assert lines["local-only (each branch's own model)"] == 0.42
+    assert lines["centralized, non-private"] == 0.8
+    assert (run_dir / "auprc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_epsilon_plot_draws_one_line_when_the_branches_coincide() -> None:
+    apart = epsilon_series(_record_level_result(same_epsilon=False))
+    assert set(apart) == set(NAMES)
+    together = epsilon_series(_record_level_result(same_epsilon=True))
+    assert list(together) == ["every branch (all 2 coincide)"]
+    assert next(iter(together.values())) == [1.0, 2.0]
+
+
+def test_a_client_level_report_gives_the_servers_noise_clip_and_sampling(tmp_path: Path) -> None:
+    result = _record_level_result()
+    result.config = SimulationConfig(
+        branches=2, rounds=2, train_rows=400, unit="client", mechanism="central"
+    )
+    result.rounds = [_round(r, {}, client_eps=float(r)) for r in (1, 2)]
+    result.privacy = {
+        "mechanism": "central",
+        "server": {
+            "mechanism": "central",
+            "noise_multiplier": 3.21,
+            "clip": 1.0,
+            "delta": 1e-5,
+            "accountant": "pld",
+            "sample_rate": 1.0,
+            "epsilon_budget": 3.0,
+        },
+    }
+    result.feature_statistics = {"source": "public", "origin": "reference sample"}
+    write_run_folder(result, tmp_path / "run")
+    report = (tmp_path / "run" / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| central |"))
+    assert "3.21" in row and "1 (every branch, every round)" in row and "ε ≤ 3" in row
+    assert "| pld |" in row
+    assert "feature statistics: public (reference sample), no epsilon" in report
+    assert list(epsilon_series(result)) == ["client-level (every branch)"]
+
+
+# --- data refused before training -------------------------------------------------
+
+
+def _csv(path: Path, labels: list[int]) -> Path:
+    rng = np.random.default_rng(1)
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["amount", "velocity", "is_fraud"])
+        for label in labels:
+            out.writerow([f"{rng.normal(3 + 2 * label, 1):.3f}", int(rng.poisson(2)), label])
+    return path
+
+
+def _csv_config(path: Path, **changes: Any) -> SimulationConfig:
+    values: dict[str, Any] = {
+        "branches": 3,
+        "rounds": 1,
+        "source": "csv",
+        "path": str(path),
+        "label": "is_fraud",
+        "partition": "iid",
+        "train_rows": 1000,  # read for synthetic data only, checked always
+        "test_rows_per_branch": 100,
+    }
+    return SimulationConfig(**{**values, **changes})
+
+
+def test_a_label_column_without_a_positive_is_refused_before_training(tmp_path: Path) -> None:
+    config = _csv_config(_csv(tmp_path / "zeros.csv", [0] * 600))
+    with pytest.raises(ConfigurationError, match="'is_fraud' has no positive"):
+        load_branches(config)
+
+
+def test_a_split_that_leaves_a_branch_a_few_rows_is_refused(tmp_path: Path) -> None:
+    labels = [int(i % 5 == 0) for i in range(60)]
+    config = _csv_config(_csv(tmp_path / "few.csv", labels), branches=8, partition="dirichlet")
+    with pytest.raises(ConfigurationError, match=f"at least {MIN_TRAIN_ROWS} are needed"):
+        load_branches(config)
+
+
+def test_a_csv_branch_without_a_training_fraud_is_refused_with_the_fix(tmp_path: Path) -> None:
+    config = _csv_config(_csv(tmp_path / "t.csv", [0] * 10))
+    counts = [("branch-01", 200, 5, 2), ("branch-02", 200, 0, 1), ("branch-03", 200, 3, 1)]
+    with pytest.raises(ConfigurationError) as info:
+        check_branch_data(config, counts)
+    assert "branch-02's training set (200 rows) has no fraud" in str(info.value)
+    assert "data.partition = 'iid'" in str(info.value)  # a library caller: TOML keys
+    with spelled_for(flags=["partition"], file_keys=()), pytest.raises(ConfigurationError) as cli:
+        check_branch_data(config, counts)
+    assert "use --partition iid, a larger --alpha or fewer --branches" in str(cli.value)
+
+
+def test_synthetic_branches_without_fraud_are_noted_not_refused() -> None:
+    config = SimulationConfig(branches=2, train_rows=400)
+    notes = check_branch_data(config, [("branch-01", 300, 0, 3), ("branch-02", 100, 2, 0)])
+    assert any("branch-01's training set (300 rows) has no fraud" in n for n in notes)
+    assert any("branch-02's test set has no fraud" in n for n in notes)
+    with pytest.raises(ConfigurationError, match="nothing to learn"):
+        check_branch_data(config, [("branch-01", 300, 0, 3), ("branch-02", 100, 0, 0)])

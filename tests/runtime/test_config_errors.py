@@ -1,0 +1,119 @@
+"""A federation TOML with a mistake gets one message naming the section and the key.
+
+Newcomer review, section 6 (type errors naming no key) and section 5 (a bind whose port
+wrapped to 34463 or silently became 443)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secagg.errors import ConfigurationError
+from secagg.runtime.config import FederationConfig, split_host_port
+
+
+def _config(**sections: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "federation": {"name": "fraud", "clients": ["b1", "b2", "b3"], "dimension": 10}
+    }
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("dp", {"noise_multiplier": "1.1"}, "[dp] noise_multiplier must be a number, not '1.1'"),
+        ("federation", {"dimension": "1000"}, "[federation] dimension must be an integer"),
+        ("federation", {"rounds": 2.5}, "[federation] rounds must be an integer, not 2.5"),
+        ("federation", {"clients": "b1,b2"}, "[federation] clients must be a list of strings"),
+        ("sampling", {"rate": "0.5"}, "[sampling] rate must be a number, not '0.5'"),
+        ("backend", {"active": 1}, "[backend] active must be true or false, not 1"),
+        ("backend", {"bits": "32"}, "[backend] bits must be an integer"),
+        ("deadlines", {"phase_seconds": "30"}, "[deadlines] phase_seconds must be a number"),
+        ("server", {"bind": 50051}, "[server] bind must be a string"),
+        ("dp", {"clip": True}, "[dp] clip must be a number, not True"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_its_section_and_key(
+    section: str, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        FederationConfig.from_dict(_config(**{section: values}))
+    assert message in str(info.value)
+    assert "not supported between" not in str(info.value)
+
+
+def test_a_number_where_a_float_is_expected_may_be_written_as_an_integer() -> None:
+    config = FederationConfig.from_dict(_config(dp={"noise_multiplier": 2, "clip": 1}))
+    assert config.dp is not None and config.dp.noise_multiplier == 2
+
+
+def test_the_type_error_comes_from_the_file_as_well(tmp_path: Path) -> None:
+    path = tmp_path / "federation.toml"
+    path.write_text(
+        '[federation]\nname = "f"\nclients = ["a", "b", "c"]\ndimension = 10\n'
+        '[dp]\nnoise_multiplier = "1.1"\n'
+    )
+    with pytest.raises(ConfigurationError, match=r"\[dp\] noise_multiplier must be a number"):
+        FederationConfig.load(path)
+
+
+@pytest.mark.parametrize(
+    ("bind", "message"),
+    [
+        ("127.0.0.1:99999", "port 99999 is outside 1-65535"),  # was: listened on 34463
+        ("127.0.0.1", "has no port"),  # was: listened on 443
+        ("127.0.0.1:", "has no port"),
+        ("127.0.0.1:http", "'http' is not a number"),
+        ("127.0.0.1:-5", "'-5' is not a number"),
+        (":50051", "has no host"),
+        ("::1:50051", "put an IPv6 host in brackets"),
+        ("[::1", "unclosed '['"),
+    ],
+)
+def test_a_bind_that_is_not_host_and_port_in_range_is_refused(bind: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        FederationConfig.from_dict(_config(server={"bind": bind}))
+    assert "[server] bind" in str(info.value)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("bind", "host", "port"),
+    [
+        ("127.0.0.1:50051", "127.0.0.1", 50051),
+        ("0.0.0.0:1", "0.0.0.0", 1),
+        ("fl.bank.internal:65535", "fl.bank.internal", 65535),
+        ("[::1]:50051", "::1", 50051),
+        ("127.0.0.1:0", "127.0.0.1", 0),  # the OS picks a free port (tests, benchmarks)
+    ],
+)
+def test_valid_binds_are_kept(bind: str, host: str, port: int) -> None:
+    assert FederationConfig.from_dict(_config(server={"bind": bind})).server.bind == bind
+    assert split_host_port(bind, "bind", allow_any_port=True) == (host, port)
+
+
+def test_the_default_bind_is_the_documented_port() -> None:
+    assert FederationConfig.from_dict(_config()).server.bind.endswith(":50051")
+
+
+def test_an_address_to_dial_needs_a_real_port() -> None:
+    with pytest.raises(ConfigurationError, match=r"--server '127\.0\.0\.1:0': port 0 is outside"):
+        split_host_port("127.0.0.1:0", "--server")
+
+
+def test_the_deployment_guides_example_loads_and_does_not_abort_half_its_rounds() -> None:
+    """Newcomer review 9: the guide's 3 branches at Poisson rate 0.5 aborted half their
+    rounds (fewer than 2 sampled), and its z = 1.1 meant epsilon 22 over 50 rounds."""
+    import tomllib
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
+    block = guide.split("```toml\n[federation]")[1].split("```")[0]
+    config = FederationConfig.from_dict(tomllib.loads("[federation]" + block))
+    assert config.server.bind.endswith(":50051")
+    assert config.sample_rate == 1.0 and len(config.clients) == 3
+    assert config.dp is not None and config.dp.epsilon_budget is not None
