@@ -44,6 +44,7 @@ A file looks like::
     state = "server.sqlite"
     bind = "127.0.0.1:50051"     # host:port (IPv6 as [::1]:50051); port 0: the OS picks one
     certificates = "certs"
+    # quorum_wait_seconds = 600  # wait this long for enough branches before a round
 
 A value of the wrong type names its section and key (``[dp] noise_multiplier must be a
 number, not '1.1'``) instead of surfacing as a comparison error from deep inside
@@ -262,9 +263,17 @@ class ServerSettings:
     # open is left out of later rounds (one branch alone can neither veto rounds nor
     # exclude an honest branch)
     exclude_after_accusers: int = 2
+    # before each round the server waits up to this long (with back-off) for enough
+    # branches to be connected, burning no round number, then stops with a non-zero exit
+    # (long enough to ride out the branches' restart; reliability review D2)
+    quorum_wait_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         split_host_port(self.bind, "[server] bind", allow_any_port=True)
+        _require(
+            math.isfinite(self.quorum_wait_seconds) and self.quorum_wait_seconds > 0,
+            "[server] quorum_wait_seconds must be a positive number of seconds",
+        )
         _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
         _require(self.exclude_after_accusers >= 2, "server.exclude_after_accusers must be >= 2")
 

@@ -117,3 +117,13 @@ def test_the_deployment_guides_example_loads_and_does_not_abort_half_its_rounds(
     assert config.server.bind.endswith(":50051")
     assert config.sample_rate == 1.0 and len(config.clients) == 3
     assert config.dp is not None and config.dp.epsilon_budget is not None
+
+
+def test_the_quorum_wait_is_a_server_setting() -> None:
+    """The server's wait for a quorum before each round (reliability D2) is configurable."""
+    config = FederationConfig.from_dict(_config(server={"quorum_wait_seconds": 30}))
+    assert config.server.quorum_wait_seconds == 30
+    assert FederationConfig.from_dict(_config()).server.quorum_wait_seconds == 600.0
+    for bad in (0, -1, float("inf")):
+        with pytest.raises(ConfigurationError, match=r"\[server\] quorum_wait_seconds"):
+            FederationConfig.from_dict(_config(server={"quorum_wait_seconds": bad}))
