@@ -51,15 +51,20 @@ whole history each time made a round cost O(T) and a T-row audit O(T^2). Instead
   ``z``), and one Gaussian's epsilon is exact (Balle and Wang 2018, Theorem 8:
   ``delta(eps) = Phi(mu/2 - eps/mu) - e^eps Phi(-mu/2 - eps/mu)``, ``mu = 1/z``),
   solved for epsilon in microseconds. The discretised PLD dp_accounting builds for
-  it (2 s at T = 100, since its support grows with sqrt(T)) is a pessimistic
+  it (2-9 s at T = 100, 48 s at T = 1 000: its grid widens with sqrt(T)) is a pessimistic
   approximation of this same number: it lies above it by at most the
   discretisation, ``PLD_VALUE_DISCRETIZATION`` (1e-4) per run of identical rounds.
-* Sampled rounds (``q < 1``) under ``"pld"`` are composed incrementally: the
-  accountant keeps the composed PLD and convolves one more round's PLD onto it
-  (a run of ``k`` rounds added at once, e.g. after a restart, is one
-  self-composition). All PLDs share one grid, so this differs from composing the
-  whole history at once only by the tail mass truncated at each convolution
-  (1e-15 each) and float rounding; the tests bound the difference by 1e-9 relative.
+* Sampled rounds (``q < 1``) under ``"pld"`` are composed incrementally: a run
+  of identical rounds is dp_accounting's own self-composition (the FFT of one
+  round's PLD raised to the ``k``-th power, read in the window of its Chernoff tail
+  bound), carried on: the accountant keeps the spectrum and multiplies one more
+  round in, and epsilon costs one inverse FFT per side (add, remove) and a scan of
+  the upper tail, whatever ``k`` (the grid itself widens like sqrt(k): 22 ms at
+  T = 100, 38 ms at T = 1 000 against 1.2 s from scratch). Earlier runs (a restart
+  with another z) enter as a fixed prefix pmf in the same product. The result
+  differs from composing the whole history at once only by float rounding in FFTs
+  of other lengths: the tests bound it by 1e-8 relative (measured 4e-10 at
+  T = 1 000, 2e-9 at T = 10 000), far inside the ledger's 1e-6.
 * ``"rdp"`` keeps the sum of the rounds' RDP curves and adds one curve per round
   (each kind of round's curve computed once): the same sum dp_accounting forms.
 * Mixed histories (sampled rounds and ``q == 1`` rounds, e.g. a restart that
@@ -68,6 +73,8 @@ whole history each time made a round cost O(T) and a T-row audit O(T^2). Instead
   correct, but while the current rounds are the ``q == 1`` ones that Gaussian PLD
   is rebuilt every round (0.1-0.5 s), and it grows with them as before.
 
+Epsilon is read from a PLD by cumulative sums over its upper tail rather than
+dp_accounting's loop over every grid point (:func:`_dense_epsilon`, the same walk).
 A trial copy (``copy.deepcopy``, as the budget check makes one before a round)
 shares a small memo with its original, so the round that is then really charged
 is not composed twice. :meth:`PrivacyAccountant.reference_epsilon` is the old
@@ -103,6 +110,7 @@ from typing import Any
 import dp_accounting
 import numpy as np
 from dp_accounting import pld, rdp
+from scipy import fft as sp_fft
 from scipy import optimize, special
 
 from secagg.errors import ConfigurationError
@@ -225,7 +233,9 @@ def _fedavg_epsilon(
     if accountant == "pld":  # what the running accountant computes for t identical rounds
         if q == 1.0:
             return _gaussian_epsilon(z / math.sqrt(t), delta)
-        return _pld_epsilon(_build_sampled_pld(z, q, discretization).self_compose(t), delta)
+        composition = _PldComposition(discretization, build=_build_sampled_pld)
+        composition.add(_Round(z, q), t)
+        return composition.epsilon(delta)
     event = dp_accounting.SelfComposedDpEvent(_sampled(q, dp_accounting.GaussianDpEvent(z)), t)
     return _epsilon_of(event, delta, accountant, discretization)
 
@@ -498,29 +508,141 @@ class _RdpComposition(_Composition):
         return float(eps)
 
 
-class _PldComposition(_Composition):
-    """Unsampled rounds as one Gaussian's precision; sampled rounds as one composed PLD."""
+#: tail mass each composition may cut off the grid (dp_accounting's default), pessimistically
+#: charged to the infinite loss
+_TAIL_MASS = 1e-15
 
-    def __init__(self, discretization: float = PLD_VALUE_DISCRETIZATION) -> None:
+
+class _Power:
+    """One side (remove or add) of ``prefix * base^k`` for a growing ``k``, kept as a
+    spectrum: one more round is one multiplication and, when epsilon is asked, one
+    inverse FFT. This is dp_accounting's own self-composition (``self_convolve``: the
+    FFT of the base raised to the k-th power, read in the window its Chernoff bound
+    gives, the tail beyond charged to the infinite loss), carried on from round to
+    round instead of redone, with the prefix (the earlier runs' composed pmf)
+    multiplied in. Immutable: :meth:`advanced` returns a new one."""
+
+    def __init__(self, base: Any, prefix: Any = None) -> None:
+        base, prefix = base.to_dense_pmf(), None if prefix is None else prefix.to_dense_pmf()
+        self.base = np.asarray(base._probs, dtype=np.float64)
+        self.base_lower, self.base_infinity = int(base._lower_loss), float(base._infinity_mass)
+        self.step = float(base._discretization)
+        self.prefix = None if prefix is None else np.asarray(prefix._probs, dtype=np.float64)
+        self.prefix_lower = 0 if prefix is None else int(prefix._lower_loss)
+        self.prefix_infinity = 0.0 if prefix is None else float(prefix._infinity_mass)
+        # dp_accounting's Chernoff orders and the base's log moment generating function
+        self.orders = np.concatenate((np.arange(-20, 0), np.arange(1, 21))) / len(self.base)
+        grid = np.arange(len(self.base))
+        self.log_mgfs = np.array(
+            [special.logsumexp(grid * order, b=self.base) for order in self.orders]
+        )
+        self.count = 0
+        self.length = 0
+        self.base_spectrum: np.ndarray | None = None
+        self.spectrum: np.ndarray | None = None  # rfft(prefix) * rfft(base)^count
+        self._pmf: Any = None
+
+    def _window(self, count: int) -> tuple[int, int]:
+        """dp_accounting's ``compute_self_convolve_bounds`` for ``base^count``."""
+        bounds = (count * self.log_mgfs + math.log(2 / _TAIL_MASS)) / self.orders
+        upper, lower = (len(self.base) - 1) * count, 0
+        finite = np.isfinite(bounds)
+        above, below = finite & (self.orders > 0), finite & (self.orders < 0)
+        if above.any():
+            upper = min(upper, math.ceil(float(bounds[above].min())))
+        if below.any():
+            lower = max(lower, math.floor(float(bounds[below].max())))
+        return lower, upper
+
+    def advanced(self, count: int) -> _Power:
+        """This power with ``count`` more rounds of the base."""
+        out = copy.copy(self)
+        out.count = self.count + count
+        out._pmf = None
+        lower, upper = out._window(out.count)
+        extra = 0 if self.prefix is None else len(self.prefix) - 1
+        need = max(upper - lower + 1 + extra, len(self.base), extra + 1)
+        if need > self.length or self.spectrum is None:  # (re)start at a longer length
+            out.length = sp_fft.next_fast_len(int(need * 1.25), real=True)
+            out.base_spectrum = sp_fft.rfft(self.base, out.length)
+            out.spectrum = out.base_spectrum**out.count
+            if self.prefix is not None:
+                out.spectrum = out.spectrum * sp_fft.rfft(self.prefix, out.length)
+        else:
+            assert self.base_spectrum is not None
+            factor = self.base_spectrum if count == 1 else self.base_spectrum**count
+            out.spectrum = self.spectrum * factor
+        return out
+
+    def pmf(self) -> Any:
+        """The pmf of ``prefix * base^count`` (computed once per power)."""
+        if self._pmf is None:
+            lower, upper = self._window(self.count)
+            extra = 0 if self.prefix is None else len(self.prefix) - 1
+            size = upper - lower + 1 + extra
+            circular = sp_fft.irfft(self.spectrum, self.length)
+            probs = np.roll(circular, -lower)[:size]
+            infinity = _TAIL_MASS - math.expm1(
+                math.log1p(-self.prefix_infinity) + self.count * math.log1p(-self.base_infinity)
+            )
+            self._pmf = pld.pld_pmf.DensePLDPmf(
+                self.step,
+                self.prefix_lower + self.count * self.base_lower + lower,
+                probs,
+                infinity,
+                True,
+            )
+        return self._pmf
+
+
+class _PldComposition(_Composition):
+    """Unsampled rounds as one Gaussian's precision; sampled rounds as the PLD of the
+    earlier runs (``prefix``) times the current run's power, kept per side."""
+
+    def __init__(
+        self,
+        discretization: float = PLD_VALUE_DISCRETIZATION,
+        build: Callable[[float, float, float], Any] | None = None,
+    ) -> None:
         self.discretization = discretization
+        self.build = build or _sampled_pld  # one round's PLD (calibration's: uncached)
         self.precision = 0.0  # sum of count / z^2 over the q == 1 rounds
-        self.sampled: Any = None  # the PLD of the q < 1 rounds, composed in order
+        self.kind: _Round | None = None  # the current run of sampled rounds
+        self.sides: tuple[_Power, ...] = ()  # (remove,) or (remove, add): prefix * base^k
 
     def add(self, kind: _Round, count: int) -> None:
         if kind.sample_rate == 1.0:
             self.precision += count / kind.effective_noise_multiplier**2
             return
-        base = _sampled_pld(kind.effective_noise_multiplier, kind.sample_rate, self.discretization)
-        part = base if count == 1 else base.self_compose(count)
-        self.sampled = part if self.sampled is None else self.sampled.compose(part)
+        if kind != self.kind:  # a new run: what was composed so far becomes its prefix
+            base = _sampled_pld(
+                kind.effective_noise_multiplier, kind.sample_rate, self.discretization
+            )
+            prefix = self._sampled()
+            pmfs = [base._pmf_remove] + ([] if base._symmetric else [base._pmf_add])
+            earlier: list[Any] = [None] * len(pmfs)
+            if prefix is not None:
+                earlier = [prefix._pmf_remove, prefix._pmf_add]
+                if base._symmetric:  # the earlier runs' add side cannot be dropped
+                    pmfs = [base._pmf_remove, base._pmf_remove]
+            self.kind = kind
+            self.sides = tuple(_Power(pmf, first) for pmf, first in zip(pmfs, earlier, strict=True))
+        self.sides = tuple(side.advanced(count) for side in self.sides)
+
+    def _sampled(self) -> Any:
+        """The sampled rounds' PLD (None before the first)."""
+        if not self.sides:
+            return None
+        pmfs = [side.pmf() for side in self.sides]
+        return pld.privacy_loss_distribution.PrivacyLossDistribution(*pmfs)
 
     def epsilon(self, delta: float) -> float:
-        if self.sampled is None:
+        sampled = self._sampled()
+        if sampled is None:
             return 0.0 if self.precision == 0 else _gaussian_epsilon(self.precision**-0.5, delta)
-        composed = self.sampled
         if self.precision > 0:  # a mixed history: the q == 1 rounds as one discretised PLD
-            composed = composed.compose(_gaussian_pld(self.precision**-0.5, self.discretization))
-        return _pld_epsilon(composed, delta)
+            sampled = sampled.compose(_gaussian_pld(self.precision**-0.5, self.discretization))
+        return _pld_epsilon(sampled, delta)
 
 
 def _pld_epsilon(distribution: Any, delta: float) -> float:
@@ -614,7 +736,7 @@ _sampled_pld = functools.lru_cache(maxsize=16)(_build_sampled_pld)
 class _Memo:
     """Results an accountant shares with its trial copies, by history (the last few)."""
 
-    SIZE = 4
+    SIZE = 2
 
     def __init__(self) -> None:
         self.results: OrderedDict[Hashable, tuple[_Composition, float]] = OrderedDict()

@@ -96,6 +96,7 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     record = _ledger_dp(rows).get("unit") == "record"
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
@@ -123,6 +124,7 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
         )
         base = [b + h for b, h in zip(base, heights, strict=True)]
     bottom.set_ylim(0, max(max(base, default=0), 1) * 1.1)
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))  # participants are counted
     bottom.set_xlabel("round")
     bottom.set_ylabel("participants")
     bottom.grid(alpha=0.3)
@@ -166,7 +168,7 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
         for identity, report in ((e.get("dp") or {}).get("client_reports") or {}).items():
             latest[identity] = (e.get("round"), report)
     if not latest:
-        return ["No branch has reported its DP-SGD accounting yet.", ""]
+        return ["No branch has reported its DP-SGD accounting yet."]
     lines = [
         "| branch (identity hash) | unit | accountant | δ | noise multiplier(s) | sample "
         "rate(s) | steps | clip (per item) | ε claimed | ε re-derived | last report |",
@@ -183,7 +185,7 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
             f"{_eps(report.get('epsilon'))} | {_eps(result.record_level.get(identity))} | "
             f"round {number} |"
         )
-    return [*lines, ""]
+    return lines
 
 
 def _reading_guide(dp: dict[str, Any]) -> list[str]:
