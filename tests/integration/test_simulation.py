@@ -202,6 +202,19 @@ def test_cli_runs_writes_the_run_folder_and_prints_the_table(tmp_path: Path) -> 
     assert audit.epsilons[-1][1] == pytest.approx(max(rounds[-1]["epsilon_record_level"].values()))
     rows = (out / "rounds.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * (3 + 1)  # header, then rounds x (branches + pooled)
+    # report.md for its readers (newcomer review 8): each branch's DP-SGD parameters as
+    # the run used them, and the exact command that verifies the ledger
+    report = (out / "report.md").read_text()
+    assert "noise multiplier z" in report and "sample rate q" in report
+    verify = f"secagg audit verify {out / 'ledger.sqlite'} --pubkey {out / 'ledger.pub.pem'}"
+    assert verify in report
+    params = summary["privacy_parameters"]["branches"]
+    assert set(params) == {"branch-01", "branch-02", "branch-03"}
+    for name, branch in params.items():
+        (z, q, steps), *_ = branch["dpsgd"]
+        assert z > 0 and 0 < q <= 1 and steps > 0 and branch["unit"] == "customer"
+        assert branch["epsilon"] == pytest.approx(rounds[-1]["epsilon_record_level"][name])
+    assert "\nout =" not in (out / "config.toml").read_text()  # a replay writes a new folder
     # the written config replays the run
     again = CliRunner().invoke(
         main,
