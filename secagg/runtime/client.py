@@ -396,8 +396,10 @@ class FederationClient:
         """Process one message from the server (refused messages change nothing).
 
         Raises :class:`BranchRefused` when a round is weaker than the policy (and
-        ``stop_on_refusal``) and :class:`DimensionMismatch` when the round's model is
-        not this branch's size; nothing else a server sends escapes."""
+        ``stop_on_refusal``), :class:`DimensionMismatch` when the round's model is
+        not this branch's size and :class:`~secagg.transport.base.NotConnected` when
+        the session ended while the branch answered; nothing else a server sends
+        escapes."""
         number: int | None = None
         try:
             message = decode_message(payload)
@@ -414,6 +416,8 @@ class FederationClient:
                 raise MalformedMessage("a leave is a branch's message, not the server's")
         except DimensionMismatch:
             self._session, self._round, self._round_deadline = None, None, None
+            raise
+        except NotConnected:  # the session ended while answering: serve() redials
             raise
         except PolicyRefused as exc:
             self._refused(number, exc)

@@ -40,7 +40,7 @@ inside the round (D3).
 The federation (:meth:`FederationServer.run`). Before each round the server waits,
 polling with back-off, until a *quorum* is connected (at least 2 eligible clients,
 and the helper when the backend has one), for at most ``quorum_wait`` seconds
-(``[server] quorum_wait_seconds``; default :data:`DEFAULT_QUORUM_WAIT_SECONDS`):
+(``[server] quorum_wait_seconds``, 600 s by default):
 a network blip or a restart of the branches costs waiting, not round numbers and
 ledger rows (D2). It stops only on a configured condition: every round complete
 (``finished``), the privacy budget, ``max_consecutive_aborts`` aborted rounds in a
@@ -104,9 +104,6 @@ from secagg.transport.base import ServerEndpoint
 
 log = logging.getLogger("secagg.server")
 
-#: how long the server waits for a quorum before a round when ``[server]`` does not say
-#: (``quorum_wait_seconds``): long enough to ride out a restart of the branches
-DEFAULT_QUORUM_WAIT_SECONDS = 600.0
 #: the fewest connected clients a round can run with (a sum of one is an update)
 QUORUM = 2
 
@@ -252,7 +249,7 @@ class FederationServer:
 
         First waits up to ``wait_for_clients`` seconds for every party; then, before
         each round, up to ``quorum_wait`` seconds (default ``[server]
-        quorum_wait_seconds``, else :data:`DEFAULT_QUORUM_WAIT_SECONDS`) for a quorum
+        quorum_wait_seconds``) for a quorum
         (:meth:`quorum_missing`), burning no round number while it waits.
         ``max_attempts`` caps the rounds attempted by this call, aborted ones
         included (a simulator whose clients budgeted their DP-SGD for exactly
@@ -265,9 +262,7 @@ class FederationServer:
         :class:`~secagg.runtime.wire.FederationEnd` saying the same.
         """
         if quorum_wait is None:
-            quorum_wait = float(
-                getattr(self.config.server, "quorum_wait_seconds", DEFAULT_QUORUM_WAIT_SECONDS)
-            )
+            quorum_wait = self.config.server.quorum_wait_seconds
         self.stop_reason = None
         results: list[RoundResult] = []
         if self.completed_rounds() < self.config.rounds:
@@ -314,7 +309,10 @@ class FederationServer:
             missing = self._await_quorum(quorum_wait)
             if missing is not None:
                 return f"no quorum within {quorum_wait:g} s: {missing}"
-            result = self.run_round()
+            participants = self.sample()
+            if len(participants) < QUORUM and self.quorum_missing() is not None:
+                continue  # the quorum left between the check and the draw: wait again
+            result = self._run_round(participants)
             results.append(result)
             if self._observer is not None:
                 self._observer(result, self.model.copy())
@@ -343,14 +341,19 @@ class FederationServer:
 
     def _await_quorum(self, timeout: float) -> str | None:
         """Wait (polling with back-off, up to 1 s apart) for :meth:`quorum_missing` to
-        clear; returns what is still missing after ``timeout`` seconds, or None."""
+        clear; returns what is still missing after ``timeout`` seconds (or at once when
+        the transport says it has ``stopped``), or None."""
         missing = self.quorum_missing()
         if missing is None:
             return None
+        if getattr(self.transport, "stopped", False):  # shutting down: nobody comes back
+            return f"{missing}, and the transport has stopped"
         log.warning("waiting up to %g s for a quorum: %s", timeout, missing)
         began = self._clock()
         pause = 0.02
         while self._clock() - began < timeout:
+            if getattr(self.transport, "stopped", False):
+                return f"{missing}, and the transport has stopped"
             time.sleep(max(0.0, min(pause, timeout - (self._clock() - began))))
             pause = min(2 * pause, 1.0)
             missing = self.quorum_missing()
@@ -428,10 +431,14 @@ class FederationServer:
         return named
 
     def run_round(self) -> RoundResult:
+        """Sample a cohort among the connected clients and run one round with it."""
+        return self._run_round(self.sample())
+
+    def _run_round(self, participants: list[str]) -> RoundResult:
+        """One round, numbered next, with ``participants`` (already sampled)."""
         number = self.next_round
         self.next_round += 1
         started = time.time()
-        participants = self.sample()
         self.store.begin_round(number, participants)
         log.debug("round %d: %d participants", number, len(participants))
         if len(participants) < 2:

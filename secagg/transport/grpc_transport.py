@@ -189,6 +189,7 @@ _SERVER_KEEPALIVE: Final = (
     ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
 )
 _POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream is alive
+_CLOSE_SETTLE_POLLS: Final = 25  # 10 ms apart: how long a stream end may take to show a drop
 
 DEFAULT_MAX_QUEUED_MESSAGES: Final = 32  # unread messages per session before its reader waits
 MIN_QUEUED_BYTES: Final = 64 << 20  # the smallest default budget of unread bytes per session
@@ -525,6 +526,13 @@ class GrpcServerTransport:
             return port
 
     @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called: no session opens any more (a server waiting
+        for its branches to come back can stop waiting)."""
+        with self._lock:
+            return self._stopping
+
+    @property
     def port(self) -> int:
         """The bound port (after :meth:`start`)."""
         if self._port is None:
@@ -779,9 +787,17 @@ class GrpcServerTransport:
                 session, f"internal error: {exc}", abort=(grpc.StatusCode.INTERNAL, "internal")
             )
         else:
-            # A frame above gRPC's size limit also ends the request stream cleanly, so
-            # tell a half-close from a failed call by whether the call is still alive.
+            # A frame above gRPC's size limit, and a connection that drops (a killed
+            # process, a cut network), also end the request stream without an error, so
+            # tell a half-close from a failed call by whether the call is still alive. A
+            # dropped connection takes gRPC a moment to notice: give it that moment, or a
+            # SIGKILLed branch reads as a clean close (reliability review D6, D8).
             alive = context.is_active()
+            for _ in range(_CLOSE_SETTLE_POLLS):
+                if not alive:
+                    break
+                time.sleep(0.01)
+                alive = context.is_active()
             self._finish(session, "client closed the session" if alive else "connection lost")
 
     def _within_budget(self, session: _Session, reassembler: Reassembler, frame: bytes) -> bool:

@@ -5,7 +5,8 @@ Run as ``python tests/_fault_branch.py PORT NAME CERTS DIMENSION DIE_ON ROUNDS``
 (``os._exit``, no goodbye): ``start`` (ROUND_START), ``setup`` (RoundSetup: dies
 before advertising keys), ``keys`` (KeyDirectory: before sharing keys), ``shares``
 (ShareDelivery: before its masked input), ``unmask`` (UnmaskingRequest: before
-its unmasking shares). ``slow`` trains for 1.5 s per round and never dies.
+its unmasking shares). ``slow`` trains for 1.5 s per round and never dies. ROUNDS 0
+serves until the server announces the federation's end.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def main() -> None:
         original(self, payload)
 
     FederationClient.handle = handle  # type: ignore[method-assign]
-    stats = run_branch(f"127.0.0.1:{port}", name, hook, certs, idle_timeout=20, rounds=int(rounds))
+    # ROUNDS 0: serve until the server announces the federation's end
+    stats = run_branch(
+        f"127.0.0.1:{port}", name, hook, certs, idle_timeout=20, rounds=int(rounds) or None
+    )
     print(f"{name}: {stats.rounds_completed} completed")
 
 

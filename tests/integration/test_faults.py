@@ -75,7 +75,8 @@ def test_branches_killed_at_every_phase_are_dropouts_and_the_round_completes(
     processes = [_branch(port, n, ca, "never", 1) for n in names[:5]]
     processes += [_branch(port, f"dies-{d}", ca, d, 1) for d in deaths]
     try:
-        _, results = serve(config, wait_for_clients=15)
+        # a bound, not a sleep: returns once all ten processes are connected
+        _, results = serve(config, wait_for_clients=120)
     finally:
         for p in processes:
             p.wait(timeout=60)
@@ -96,9 +97,12 @@ def test_server_killed_mid_round_restarts_aborts_that_round_and_continues(
     port = _free_port()
     toml = _toml(tmp_path, names, port, 3, name="secagg+", value_bound=1.0)
     server_cmd = [sys.executable, "-m", "secagg.apps.cli", "server", "--config", str(toml)]
-    first = subprocess.Popen(server_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # 1.5 s of training per round; each branch stops after 3 rounds it saw end
-    branches = [_branch(port, n, ca, "slow", 3) for n in names]
+    # a new federation needs --init; the restart continues it (and must not pass it)
+    first = subprocess.Popen(
+        [*server_cmd, "--init"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    # 1.5 s of training per round; each branch serves until the federation's end
+    branches = [_branch(port, n, ca, "slow", 0) for n in names]
     state = tmp_path / "server.sqlite"
     try:
         deadline = time.monotonic() + 60
