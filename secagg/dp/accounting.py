@@ -101,6 +101,7 @@ import copy
 import functools
 import math
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -513,6 +514,25 @@ class _RdpComposition(_Composition):
 _TAIL_MASS = 1e-15
 
 
+#: a round's pmf -> dp_accounting's Chernoff orders and its log moment generating function
+_LOG_MGFS: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _log_mgfs(pmf: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The orders ``compute_self_convolve_bounds`` uses for ``pmf`` and its log MGF at
+    each (one pass over the grid per pmf, remembered while the pmf lives)."""
+    found = _LOG_MGFS.get(pmf)
+    if found is None:
+        probs = np.asarray(pmf._probs, dtype=np.float64)
+        orders = np.concatenate((np.arange(-20, 0), np.arange(1, 21))) / len(probs)
+        grid = np.arange(len(probs))
+        values = np.array([special.logsumexp(grid * order, b=probs) for order in orders])
+        found = _LOG_MGFS[pmf] = (orders, values)
+    return found
+
+
 class _Power:
     """One side (remove or add) of ``prefix * base^k`` for a growing ``k``, kept as a
     spectrum: one more round is one multiplication and, when epsilon is asked, one
@@ -530,12 +550,7 @@ class _Power:
         self.prefix = None if prefix is None else np.asarray(prefix._probs, dtype=np.float64)
         self.prefix_lower = 0 if prefix is None else int(prefix._lower_loss)
         self.prefix_infinity = 0.0 if prefix is None else float(prefix._infinity_mass)
-        # dp_accounting's Chernoff orders and the base's log moment generating function
-        self.orders = np.concatenate((np.arange(-20, 0), np.arange(1, 21))) / len(self.base)
-        grid = np.arange(len(self.base))
-        self.log_mgfs = np.array(
-            [special.logsumexp(grid * order, b=self.base) for order in self.orders]
-        )
+        self.orders, self.log_mgfs = _log_mgfs(base)
         self.count = 0
         self.length = 0
         self.base_spectrum: np.ndarray | None = None
