@@ -603,34 +603,106 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(exists=True))
-@click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for branches.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every round and refusal.")
-def server(config_path: str, wait: float, verbose: bool) -> None:
-    """Run a federation's server over gRPC with mTLS (state in its SQLite file)."""
-    import logging
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The federation's TOML file.",
+)
+@click.option(
+    "--init",
+    is_flag=True,
+    help="Start a new federation: create its state (server.state). Refused when the state "
+    "already holds rounds; without it a missing state is an error, never a new federation.",
+)
+@click.option(
+    "--wait",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Seconds to wait for branches.",
+)
+@click.option(
+    "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO, a line a round)."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")
+def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool) -> None:
+    """Run a federation's server over gRPC with mTLS (state in its SQLite file).
 
+    The state is locked (one server per state), checked against its ledger and
+    tested for writing before the port is bound. Exit status: 0 when the
+    federation finished (or had already finished); 1 when it stopped before its
+    last round, or for a state, ledger or network failure (one line naming it);
+    2 for a mistake in the options or the config.
+    """
+    import sqlite3
+
+    from secagg.ledger.chain import LedgerError
     from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import serve
+    from secagg.runtime.store import StateError
+    from secagg.transport.base import TransportError
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    def one_line(exc: BaseException) -> str:
+        return " ".join(str(exc).split()) or type(exc).__name__
+
+    if quiet and verbose:
+        _fail("secagg server", "--quiet and -v/--verbose contradict each other: pass one", 2)
+    _setup_logging(verbose, quiet)
     try:
         config = FederationConfig.load(config_path)
-        server, results = serve(config, wait_for_clients=wait)
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
-    for result in results:
-        eps = "" if result.epsilon is None else f", epsilon {result.epsilon:.3f}"
-        why = f" ({result.reason})" if result.reason else ""
-        click.echo(
-            f"round {result.number}: {result.status}{why}, "
-            f"{len(result.contributed)}/{len(result.participants)} contributed{eps}"
+        _fail("secagg server", f"{config_path}: {one_line(exc)}", 2)
+    state = config.server.state
+    try:
+        server, results = serve(config, wait_for_clients=wait, init=init)
+    except ConfigurationError as exc:
+        _fail("secagg server", f"{config_path}: {one_line(exc)}", 2)
+    except (StateError, LedgerError, TransportError) as exc:
+        _fail("secagg server", one_line(exc))
+    except sqlite3.Error as exc:
+        _fail("secagg server", f"the state {state} or its ledger: {one_line(exc)}")
+    except OSError as exc:
+        _fail("secagg server", one_line(exc))
+    except SecAggError as exc:
+        _fail("secagg server", f"stopped: {one_line(exc)}")
+    except KeyboardInterrupt:
+        _fail(
+            "secagg server",
+            "interrupted: completed rounds are kept; the round in flight is aborted at the "
+            "next start",
+            130,
         )
-    if server.ledger is not None:
+    try:
+        done = server.completed_rounds()
+        if not results and done >= config.rounds:
+            click.echo(
+                f"federation {config.name} is already finished: {done} of {config.rounds} "
+                f"rounds complete (state {state}); nothing to do"
+            )
+            return
+        aborted = sum(1 for result in results if result.status == "aborted")
         click.echo(
-            f"ledger head {server.ledger.anchor()} (publish it: auditors pass it to "
-            "secagg audit verify --expect-head, which then detects a ledger cut back)"
+            f"federation {config.name}: {done} of {config.rounds} rounds complete "
+            f"(this run: {len(results) - aborted} complete, {aborted} aborted)"
         )
+        if server.ledger is not None:
+            click.echo(
+                f"ledger head {server.ledger.anchor()} (publish it: auditors pass it to "
+                "secagg audit verify --expect-head, which then detects a ledger cut back)"
+            )
+        if not server.finished:  # stopped early: the server's stop_reason says why
+            why = server.stop_reason or server.budget_reached
+            _fail(
+                "secagg server",
+                f"federation {config.name} did not finish: {done} of {config.rounds} rounds "
+                f"complete{f' ({why})' if why else ''}; run the server again to continue",
+            )
+    finally:
+        if server.ledger is not None:
+            server.ledger.close()
+        server.store.close()
 
 
 def _server_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

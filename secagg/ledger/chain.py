@@ -12,6 +12,9 @@ hash is signed with the server's Ed25519 ledger key, and so is the *head*
 (row count and last hash), kept in its own table and updated in the same
 SQLite transaction as the row: dropping rows from the end no longer matches
 the *current* signed head, and a crash mid-write rolls the whole append back.
+A new ledger is born with a signed *genesis head* (0 rows, the genesis hash):
+a ledger whose server stopped before its first round verifies as "0 rows",
+not as one truncated or rebuilt (reliability review D9).
 
 What the chain cannot show: a ledger rolled back *as a whole* to an earlier
 valid state, and truncation is the same thing once the attacker holds an
@@ -100,6 +103,40 @@ def row_hash(seq: int, prev_hash: str, entry_json: bytes) -> str:
 
 def head_message(seq: int, last_hash: str) -> bytes:
     return HEAD_LABEL + seq.to_bytes(8, "big") + bytes.fromhex(last_hash)
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """Which file a path named when it was opened (device and inode).
+
+    Why: SQLite keeps writing to a file it has open even after it was deleted, or
+    after another file was moved over its name; the writer would then record rounds
+    nobody will read, and the next start would find a missing or older file. A
+    writer compares its path with this identity before it commits (the ledger here,
+    the server's store in :mod:`secagg.runtime.store`)."""
+
+    path: Path
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> FileIdentity:
+        info = os.stat(path)
+        return cls(Path(path), info.st_dev, info.st_ino)
+
+    def change(self) -> str | None:
+        """None if the path still names the same, non-empty file; else what happened."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return "deleted"
+        except OSError as exc:
+            return f"made unreadable ({exc.strerror})"
+        if (info.st_dev, info.st_ino) != (self.device, self.inode):
+            return "replaced by another file"
+        if info.st_size == 0:
+            return "truncated to 0 bytes"
+        return None
 
 
 # --- keys -------------------------------------------------------------------------------
@@ -195,14 +232,32 @@ class Ledger:
         stored = self._db.execute(
             "SELECT value FROM ledger_meta WHERE key = 'public_key'"
         ).fetchone()
-        if stored is None:
-            with self._tx():
+        if stored is not None and stored[0] != key.public_key.hex():
+            raise LedgerError(f"{self.path} belongs to another ledger key")
+        with self._tx():
+            if stored is None:
                 self._db.execute(
                     "INSERT INTO ledger_meta VALUES ('public_key', ?)", (key.public_key.hex(),)
                 )
-        elif stored[0] != key.public_key.hex():
-            raise LedgerError(f"{self.path} belongs to another ledger key")
+            self._sign_genesis_head()
         self._checkpoint()  # folds in (and empties) a WAL an older writer or a crash left
+        # the file this writer appends to: one deleted or replaced under it is noticed
+        self._identity = FileIdentity.of(self.path)
+
+    def _sign_genesis_head(self) -> None:
+        """Sign the head of an empty ledger (0 rows, the genesis hash), once.
+
+        Why: without it a ledger whose server stopped before its first round had no
+        signed head, and ``audit verify`` could not tell it from one emptied without
+        the key (D9). A ledger that has rows but no head is left as it is: that *is*
+        a truncation, and signing a head over it would hide it."""
+        has_head = self._db.execute("SELECT 1 FROM ledger_head WHERE id = 1").fetchone()
+        has_rows = self._db.execute("SELECT 1 FROM ledger LIMIT 1").fetchone()
+        if has_head is not None or has_rows is not None:
+            return
+        genesis = genesis_hash(self.key.public_key)
+        signature = self.key.signing.sign(head_message(0, genesis)).hex()
+        self._db.execute("INSERT INTO ledger_head VALUES (1, 0, ?, ?)", (genesis, signature))
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
@@ -246,6 +301,7 @@ class Ledger:
     def append(self, entry: dict[str, Any]) -> int:
         """Append one entry (row and signed head in one transaction); returns its seq."""
         body = canonical(entry)
+        self.check_file()
         with self._tx():
             seq, prev = self.head()
             seq += 1
@@ -262,6 +318,14 @@ class Ledger:
             )
         self._checkpoint()  # after COMMIT: the row is durable in the WAL whatever this does
         return seq
+
+    def check_file(self) -> None:
+        """Raise :class:`LedgerError` if the ledger file was deleted, replaced or emptied
+        since it was opened: SQLite would go on appending to the old file, which no
+        auditor will ever read."""
+        change = self._identity.change()
+        if change is not None:
+            raise LedgerError(f"the ledger {self.path} was {change} while the server was running")
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry so far, oldest first (the writer's own view; audits use read_chain)."""
@@ -309,7 +373,8 @@ def format_head(seq: int, head_hash: str) -> str:
     """A head as one token, ``SEQ:HASH``: what ``verify`` prints and ``--expect-head`` takes.
 
     The hash alone identifies the row (it covers the sequence number); the row count in
-    front lets an auditor see at a glance how far a later ledger is from it.
+    front lets an auditor see at a glance how far a later ledger is from it. An empty
+    ledger's head is ``0:`` and its genesis hash.
     """
     return f"{seq}:{head_hash}"
 
@@ -324,8 +389,10 @@ def parse_head(text: str) -> tuple[int | None, str]:
         )
     if not seq_text:
         return None, digest
-    if not seq_text.isdigit() or int(seq_text) < 1:
-        raise ConfigurationError(f"the row count in the head {text!r} is not a positive integer")
+    if not seq_text.isdigit():
+        raise ConfigurationError(
+            f"the row count in the head {text!r} is not a non-negative integer"
+        )
     return int(seq_text), digest
 
 
@@ -348,11 +415,21 @@ def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
     an older copy, from an honest shorter one: both carry a valid signed head. A head
     the auditor kept from an earlier audit can: the current chain must hold a row with
     that hash (at that position, when the token gives it); rows after it mean the
-    ledger grew, which is fine.
+    ledger grew, which is fine. A ``0:`` head (the genesis head of a ledger that had no
+    rows yet) whose hash is not this ledger's genesis hash cannot be any ledger's head
+    of this key: :class:`~secagg.errors.ConfigurationError`, like a malformed token.
     """
     seq, digest = parse_head(expected)
     rows = chain.rows
     found = next((r.seq for r in rows if hmac.compare_digest(r.hash, digest)), None)
+    genesis = genesis_hash(chain.public_key)
+    if found is None and hmac.compare_digest(genesis, digest):
+        found = 0  # the head the ledger was born with: every ledger of this key holds it
+    elif seq == 0:  # a head of 0 rows is the genesis hash, by construction
+        raise ConfigurationError(
+            f"the head {expected!r} counts 0 rows, so its hash must be this ledger's genesis "
+            f"hash ({genesis[:16]}…): a mistyped token, or another ledger's"
+        )
     current = chain.head or "none"
     if found is not None and (seq is None or seq == found):
         return AnchorCheck(None, grown_by=len(rows) - found)
@@ -440,6 +517,14 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
             )
         good.append(ChainRow(seq, entry, str(digest)))
         prev = digest
+    if len(head) != 1 and not rows:
+        # an empty ledger is born with a signed genesis head: this one predates them
+        # (a server stopped before round 1 by an older version) or was emptied
+        return fail(
+            "the ledger has no rows and no signed head: written by a version before "
+            "signed genesis heads, or emptied; nothing in it can be verified",
+            good,
+        )
     if len(head) != 1:
         return fail("the signed head is missing: the ledger was truncated or rebuilt", good)
     head_seq, head_hash, head_signature = head[0]
@@ -447,7 +532,8 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
         verify.verify(bytes.fromhex(head_signature), head_message(int(head_seq), head_hash))
     except (SecAggError, ValueError):
         return fail("the head's signature does not verify", good)
-    if int(head_seq) != len(rows) or (rows and not hmac.compare_digest(head_hash, prev)):
+    # with no rows, ``prev`` is the genesis hash: the head must be the genesis head
+    if int(head_seq) != len(rows) or not hmac.compare_digest(str(head_hash), prev):
         return fail(
             f"the signed head says {head_seq} rows ending in {head_hash[:16]}…, the "
             f"file has {len(rows)}: rows were truncated or appended without the key",

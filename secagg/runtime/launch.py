@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +32,19 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError
-from secagg.ledger.chain import Ledger, LedgerKey, export_public_key
+from secagg.ledger.chain import Ledger, LedgerError, LedgerKey, export_public_key
 from secagg.runtime.client import BranchIdentity, ClientStats, FederationClient, TrainingHook
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.server import FederationServer, RoundResult
-from secagg.runtime.store import ServerStore
-from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint
+from secagg.runtime.store import (
+    ServerStore,
+    StateError,
+    StateLock,
+    StateMissing,
+    holds_state,
+)
+from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint, TransportError
 
 log = logging.getLogger("secagg.network")
 
@@ -73,15 +81,25 @@ def load_hook(spec: str, name: str, dimension: int) -> TrainingHook:
     return factory(name, dimension)
 
 
-def server_transport(config: FederationConfig, port: int | None = None) -> Any:
-    """A started gRPC server transport with mTLS and peer checks from the config."""
+def _bind_address(config: FederationConfig, port: int | None) -> str:
+    """``server.bind``, or its host with ``port`` instead (tests, benchmarks: 0 = any)."""
+    bind = config.server.bind
+    return bind if port is None else f"{bind.rsplit(':', 1)[0]}:{port}"
+
+
+def server_transport(
+    config: FederationConfig, port: int | None = None, *, start: bool = True
+) -> Any:
+    """A gRPC server transport with mTLS and peer checks from the config, started
+    (bound) unless ``start`` is False: :func:`serve` binds only after every check of
+    the state and the server has passed, so a refused start never held the port."""
     from secagg.transport import certs
     from secagg.transport.grpc_transport import GrpcServerTransport
 
     directory = config.server.certificates
     allowed = list(config.parties)
     verifier = certs.PeerVerifier(directory, allowed=allowed)
-    bind = config.server.bind if port is None else f"{config.server.bind.rsplit(':', 1)[0]}:{port}"
+    bind = _bind_address(config, port)
 
     def identify(context: Any) -> str:
         return verifier.identify(context.auth_context()).name
@@ -95,34 +113,220 @@ def server_transport(config: FederationConfig, port: int | None = None) -> Any:
         # what one branch may leave unread on the server: two of its largest messages
         max_queued_bytes=2 * config.server.max_message_bytes,
     )
-    transport.start()
+    if start:
+        transport.start()
     return transport
 
 
 def build_server(
     config: FederationConfig,
     transport: ServerEndpoint,
-    state: str | Path,
+    state: str | Path | ServerStore,
     *,
     initial_model: np.ndarray | None = None,
     ledger_path: str | Path | None = None,
     ledger_key: LedgerKey | None = None,
     export_key_to: str | Path | None = None,
     observer: Callable[[RoundResult, np.ndarray], None] | None = None,
+    ledger: Ledger | None = None,
 ) -> FederationServer:
-    """A server with its store and (when ``ledger_path`` is given) its signed ledger.
+    """A server with its store and (when ``ledger_path`` or ``ledger`` is given) its
+    signed ledger.
 
-    Without ``ledger_key`` a fresh key is made (a simulation's: only its public
-    half, written to ``export_key_to``, outlives the run)."""
-    ledger = None
-    if ledger_path is not None:
+    ``state`` is a path (the store is opened, or created) or a store already opened
+    and checked (:func:`open_server_state`). Without ``ledger_key`` a fresh key is
+    made (a simulation's: only its public half, written to ``export_key_to``,
+    outlives the run). The store and the ledger are cross-checked
+    (:func:`check_state_against_ledger`) before the server recovers anything."""
+    if ledger is not None and ledger_path is not None:
+        raise ConfigurationError("build_server takes a ledger or a ledger_path, not both")
+    if ledger is None and ledger_path is not None:
         key = ledger_key or LedgerKey.generate()
         if export_key_to is not None:
             export_public_key(key.public_key, Path(export_key_to))
         ledger = Ledger(ledger_path, key)
+    store = state if isinstance(state, ServerStore) else ServerStore(state)
+    if ledger is not None:
+        check_state_against_ledger(store, ledger)
     return FederationServer(
-        config, transport, ServerStore(state), initial_model, observer=observer, ledger=ledger
+        config, transport, store, initial_model, observer=observer, ledger=ledger
     )
+
+
+def check_state_against_ledger(store: ServerStore, ledger: Ledger | None) -> None:
+    """Refuse a store and a ledger that do not tell the same story (reliability D4).
+
+    Why: the store is what the server continues from, the ledger what auditors
+    trust. A store older than its ledger (restored from an old copy, or emptied)
+    would restart the rounds and the privacy accountant from an earlier point, so
+    the ledger would under-report epsilon; a ledger that lost more than one of the
+    store's finished rounds was cut back or replaced. One missing round is normal
+    (a crash between the store's commit and the ledger's append) and is rebuilt
+    from the store (:meth:`FederationServer._backfill_ledger`). ``ledger=None``
+    with finished rounds in the store: the ledger file is missing."""
+    held = store.round_numbers()
+    finished = sorted(number for number, status in held.items() if status != "running")
+    last_held = max(held, default=0)
+    if ledger is None:
+        if finished:
+            raise StateMissing(
+                f"the state {store.path} holds {len(finished)} finished rounds but its "
+                "ledger is missing or empty: restore the ledger from a backup"
+            )
+        return
+    recorded: dict[int, str] = {}
+    for entry in ledger.entries():
+        number = entry.get("round")
+        if isinstance(number, int):
+            recorded[number] = str(entry.get("status"))
+    unknown = sorted(set(recorded) - set(held))
+    if unknown:
+        raise StateError(
+            f"the ledger {ledger.path} records {len(recorded)} rounds (up to round "
+            f"{max(recorded)}) but the state {store.path} holds {len(held)} (up to round "
+            f"{last_held}): the state is older than the ledger (restored from an old copy, "
+            "emptied or replaced); restore the state that goes with this ledger"
+        )
+    for number, status in sorted(recorded.items()):
+        if status == "complete" and held[number] != "complete":
+            raise StateError(
+                f"round {number} is complete in the ledger {ledger.path} but "
+                f"{held[number]} in the state {store.path}: they are not the same federation's"
+            )
+    lost = [number for number in finished if number not in recorded]
+    if len(lost) > 1:
+        raise StateError(
+            f"the ledger {ledger.path} lacks {len(lost)} rounds the state {store.path} "
+            f"finished (rounds {lost[0]} to {lost[-1]}): it was cut back or replaced by an "
+            "older copy; restore it (one missing round is rebuilt from the state, more are not)"
+        )
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """A server's state, opened and checked (:func:`open_server_state`): the store,
+    which holds the state's lock, and the ledger."""
+
+    store: ServerStore
+    ledger: Ledger
+
+    def close(self) -> None:
+        """Close both and release the lock."""
+        self.ledger.close()
+        self.store.close()
+
+
+def open_server_state(config: FederationConfig, *, init: bool | None = None) -> ServerState:
+    """Lock, open and check ``server.state`` and its ledger; nothing binds a port here.
+
+    Why every check is here, before :func:`serve` binds: a server that listens,
+    accepts branches and only fails at its first write (a read-only or corrupt
+    state, a missing directory) or, worse, starts a new federation over a lost one
+    (an empty or deleted state beside an existing ledger) is what the reliability
+    review found (D4, D5, D8). In order:
+
+    1. the state's directory exists;
+    2. the state's lock (:class:`~secagg.runtime.store.StateLock`): a second server
+       fails here, having touched nothing;
+    3. ``init``: ``True`` starts a new federation (refused when the state already
+       holds rounds or the ledger rows); ``False`` continues one (a missing or empty
+       state is refused); ``None`` (programs and tests that own their directory):
+       new only when neither the state nor its ledger exists. A missing or empty
+       state beside a ledger with rows is always refused;
+    4. the store opens, passes SQLite's integrity check and takes a write (rolled
+       back);
+    5. the ledger key and the ledger open (the key is made only for a new ledger);
+    6. store and ledger are cross-checked (:func:`check_state_against_ledger`).
+
+    Raises :class:`~secagg.runtime.store.StateError` (one line for the operator) or
+    :class:`~secagg.ledger.chain.LedgerError`; on error nothing stays open or locked.
+    """
+    state = Path(config.server.state)
+    ledger_path = Path(config.server.state + ".ledger")
+    key_path = Path(config.server.state + ".ledger-key")
+    directory = state.parent
+    if not directory.is_dir():
+        raise StateMissing(
+            f"the state directory {directory} does not exist (server.state = "
+            f"{config.server.state!r}): create it, or point server.state elsewhere"
+        )
+    lock = StateLock(state)
+    try:
+        return _open_locked_state(state, ledger_path, key_path, lock, init)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _ledger_rows(path: Path) -> int | None:
+    """Rows of the ledger at ``path``, or None when there is no ledger.
+
+    Opened as the writer opens it, not read-only: a read-only connection to a WAL
+    database leaves empty ``-wal`` and ``-shm`` files behind, and a refused start
+    should leave the files as it found them."""
+    if not holds_state(path):
+        return None
+    try:
+        db = sqlite3.connect(path)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
+
+
+def _open_locked_state(
+    state: Path, ledger_path: Path, key_path: Path, lock: StateLock, init: bool | None
+) -> ServerState:
+    """Steps 3-6 of :func:`open_server_state`, under the lock."""
+    ledger_rows = _ledger_rows(ledger_path)
+    existing = holds_state(state)
+    if init is None:
+        init = not existing and ledger_rows is None
+    if not existing and ledger_rows:
+        raise StateMissing(
+            f"the state {state} is {'empty' if state.exists() else 'missing'} but its "
+            f"ledger {ledger_path} has {ledger_rows} rows: the state was lost; restore it "
+            "from a backup (a new federation needs another server.state)"
+        )
+    if not existing and not init:
+        raise StateMissing(
+            f"no state at {state}: pass --init to start a new federation there "
+            "(a restarted server must find its state)"
+        )
+    store = ServerStore(state, create=init, lock=lock)
+    ledger: Ledger | None = None
+    try:
+        store.preflight()
+        held = store.round_numbers()
+        if init and existing and held:
+            raise StateError(
+                f"--init: the state {state} already holds a federation ({len(held)} rounds): "
+                "drop --init to continue it, or choose another server.state for a new one"
+            )
+        if ledger_rows is None:
+            check_state_against_ledger(store, None)  # finished rounds without a ledger
+        if key_path.exists():
+            try:
+                key = LedgerKey.load(key_path)
+            except ConfigurationError as exc:
+                raise StateError(str(exc)) from None
+        elif ledger_rows is not None:
+            raise StateMissing(
+                f"the ledger key {key_path} is missing: the ledger {ledger_path} cannot be "
+                "continued without it; restore the key from a backup"
+            )
+        else:
+            key = LedgerKey.load_or_create(key_path)
+        ledger = Ledger(ledger_path, key)
+        check_state_against_ledger(store, ledger)
+    except BaseException:
+        if ledger is not None:
+            ledger.close()
+        store.close()
+        raise
+    return ServerState(store, ledger)
 
 
 def key_holder_service(
@@ -154,22 +358,61 @@ def serve(
     wait_for_clients: float = 60.0,
     initial_model: np.ndarray | None = None,
     port: int | None = None,
+    init: bool | None = None,
 ) -> tuple[FederationServer, list[RoundResult]]:
-    """Run the federation's remaining rounds over gRPC; returns the server and results."""
-    transport = server_transport(config, port)
+    """Run the federation's remaining rounds over gRPC; returns the server and results.
+
+    Everything that can refuse a start is done before the port is bound: the state
+    is locked, opened and checked (:func:`open_server_state`; ``init`` as there),
+    and the server is built (its recovery and ledger backfill included). A
+    federation whose rounds are all complete is not started again: ``(server, [])``
+    comes back without binding. A port that cannot be bound raises
+    :class:`~secagg.transport.base.TransportError` naming ``server.bind``.
+
+    The state's lock is held until this returns; the store and ledger stay open
+    for the caller to read (close them with ``server.store.close()`` and
+    ``server.ledger.close()``).
+    """
+    state = open_server_state(config, init=init)
     try:
-        key = LedgerKey.load_or_create(config.server.state + ".ledger-key")
+        transport = server_transport(config, port, start=False)
         server = build_server(
-            config,
-            transport,
-            config.server.state,
-            initial_model=initial_model,
-            ledger_path=config.server.state + ".ledger",
-            ledger_key=key,
+            config, transport, state.store, initial_model=initial_model, ledger=state.ledger
         )
-        return server, server.run(wait_for_clients=wait_for_clients)
+        done = server.completed_rounds()
+        if done >= config.rounds:
+            log.info(
+                "federation %s is finished: %d of %d rounds complete",
+                config.name,
+                done,
+                config.rounds,
+            )
+            return server, []
+        log.info(
+            "state %s: %d of %d rounds complete, continuing at round %d",
+            config.server.state,
+            done,
+            config.rounds,
+            server.next_round,
+        )
+        bind = _bind_address(config, port)
+        try:
+            transport.start()
+        except TransportError as exc:
+            log.debug("binding %s failed: %s", bind, exc)
+            raise TransportError(
+                f"cannot listen on {bind} (server.bind): the port is in use or the address "
+                "is not one of this machine's"
+            ) from None
+        try:
+            return server, server.run(wait_for_clients=wait_for_clients)
+        finally:
+            transport.stop(grace=2.0)
+    except BaseException:
+        state.close()
+        raise
     finally:
-        transport.stop(grace=2.0)
+        state.store.release_lock()
 
 
 def branch_identity(certificates: str | Path, name: str) -> BranchIdentity:

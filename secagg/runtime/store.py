@@ -11,13 +11,31 @@ clients' protocol state died with the connections).
 
 Checkpoints carry their SHA-256 and are checked on load (constant-time
 compare): a corrupted file is refused, never silently used.
+
+State that cannot be lost silently (reliability review D4, D5, D8):
+
+* one server per state: :class:`StateLock` holds an exclusive ``flock`` on
+  ``<state>.lock`` for the server's life; a second server fails at once,
+  naming the first one's PID, and touches nothing;
+* no silent new federation: ``ServerStore(path, create=False)`` refuses a
+  missing or empty file (SQLite would otherwise create a fresh, empty state,
+  and the federation would start again from round 1 and the zero model);
+* checks before the port is bound: :meth:`ServerStore.preflight` runs SQLite's
+  integrity check and a write that is rolled back, so a corrupt or read-only
+  state is refused at start, not at the first round;
+* a state file deleted or replaced under a running server is noticed before
+  the next write (:meth:`ServerStore.check_file`): SQLite would go on writing
+  to the deleted file, and the rounds would vanish at the next start.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -27,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from secagg.errors import SecAggError
+from secagg.ledger.chain import FileIdentity
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -50,8 +69,101 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
-class StoreCorrupted(SecAggError):
+class StateError(SecAggError):
+    """The server's state cannot be used as it is; the message is one line for the operator."""
+
+
+class StoreCorrupted(StateError):
     """The state database holds something the server did not write (or a damaged file)."""
+
+
+class StateInUse(StateError):
+    """Another process holds the state's lock: two servers would corrupt one federation."""
+
+
+class StateMissing(StateError):
+    """No state where one is expected: a new federation needs an explicit ``--init``."""
+
+
+class StateLost(StateError):
+    """The state file was deleted, replaced or emptied while the server was running."""
+
+
+def lock_path(state: str | Path) -> Path:
+    """Where the lock of the state at ``state`` lives: ``<state>.lock``."""
+    return Path(str(state) + ".lock")
+
+
+class StateLock:
+    """An exclusive ``flock`` on ``<state>.lock``, held while a server uses the state.
+
+    Why a lock file and not the database: SQLite's own locks last one transaction,
+    and a second server's start-up (:meth:`ServerStore.recover`) would abort the
+    first one's live round between two of them (D5). ``flock`` is released by the
+    kernel when the holder dies, so a crash never leaves a stale lock; the PID
+    written into the file is only for the error message. The file is never
+    deleted: deleting it would let a second server lock a new file of that name.
+    """
+
+    def __init__(self, state: str | Path) -> None:
+        """Take the lock or raise :class:`StateInUse` (at once, without waiting)."""
+        self._fd: int | None = None  # set once held (__del__ may see a failed start)
+        self.state = Path(state)
+        self.path = lock_path(state)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StateError(
+                f"cannot create the lock {self.path} of the state {self.state}: {exc.strerror}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StateError(f"cannot lock {self.path}: {exc.strerror}") from None
+            who = f"PID {holder}" if holder is not None else "another process"
+            raise StateInUse(
+                f"state {self.state} is in use by {who} (lock {self.path}): one server per state"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        self._identity = FileIdentity.of(self.path)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def check(self) -> None:
+        """Raise :class:`StateLost` if the lock file was deleted or replaced: another
+        server could then lock a new file of that name and share the state."""
+        if self._fd is None:
+            return
+        change = self._identity.change()
+        if change is not None and change != "truncated to 0 bytes":
+            raise StateLost(f"the lock {self.path} of the state {self.state} was {change}")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __del__(self) -> None:  # the kernel would release it at exit anyway
+        try:
+            self.release()
+        except OSError:
+            pass
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -63,18 +175,111 @@ class Recovery:
     aborted_on_restart: tuple[int, ...]
 
 
+def holds_state(path: str | Path) -> bool:
+    """Whether ``path`` is a non-empty file (a state, or something that claims to be one)."""
+    try:
+        return Path(path).stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 class ServerStore:
     """Durable clients, rounds and checkpoints; every write is one transaction."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, create: bool = True, lock: StateLock | None = None
+    ) -> None:
+        """Open the state at ``path``; with ``create=False`` a missing or empty file is
+        refused (:class:`StateMissing`) instead of becoming a new, empty federation.
+
+        ``lock`` (a :class:`StateLock` on this state) is then the store's: checked
+        before every write and released by :meth:`close`."""
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._lock = lock
+        if not create and not holds_state(self.path):
+            what = "is empty" if self.path.exists() else "does not exist"
+            raise StateMissing(f"the state {self.path} {what}")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if tables and "rounds" not in tables:
+                raise StoreCorrupted(
+                    f"{self.path} is a SQLite database but not a secagg server state "
+                    f"(tables {', '.join(sorted(tables))})"
+                )
+            if not tables and not create:
+                raise StateMissing(f"the state {self.path} holds no tables: it is empty")
+            self._db.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:  # permissions, a missing WAL, a lock
+            raise StateError(f"the state {self.path} cannot be opened: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # not a database, or a malformed one
+            raise StoreCorrupted(f"the state {self.path} cannot be read: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StateError(f"the state {self.path} cannot be opened: {exc}") from None
+        self._identity = FileIdentity.of(self.path)
 
     def close(self) -> None:
         self._db.close()
+        self.release_lock()
+
+    def release_lock(self) -> None:
+        """Give up the state's lock (the server has stopped; the store stays readable)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    # --- checks --------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Refuse a corrupt or unwritable state now, before the server binds its port.
+
+        Why: SQLite opens a read-only file without complaint and fails only at the
+        first write, which used to be the first round's, after the port was bound
+        and branches had connected (D8). A write (of a probe row) inside
+        ``BEGIN IMMEDIATE`` is tried and rolled back: nothing changes."""
+        try:
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"the state {self.path} cannot be checked: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupted(f"the state {self.path} is damaged: {exc}") from None
+        if problems != ["ok"]:
+            raise StoreCorrupted(f"the state {self.path} is damaged: {'; '.join(problems)}")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO clients (name, fingerprint, registered_at) VALUES (?, NULL, 0) "
+                    "ON CONFLICT(name) DO UPDATE SET registered_at = 0",
+                    ("\x00secagg-write-probe",),
+                )
+            finally:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise StateError(f"the state {self.path} is not writable: {exc}") from None
+
+    def check_file(self) -> None:
+        """Raise :class:`StateLost` if the state file was deleted, replaced or emptied
+        since it was opened, or its lock file was; called before every write."""
+        change = self._identity.change()
+        if change is not None:
+            raise StateLost(
+                f"the state {self.path} was {change} while the server was running: "
+                "stopped before writing to it"
+            )
+        if self._lock is not None:
+            self._lock.check()
+
+    def round_numbers(self) -> dict[int, str]:
+        """Every recorded round's number and status (the cross-check with the ledger)."""
+        return {
+            int(number): str(status)
+            for number, status in self._db.execute("SELECT number, status FROM rounds")
+        }
 
     # --- clients -------------------------------------------------------------
 
@@ -169,6 +374,7 @@ class ServerStore:
         return Recovery((last or 0) + 1, model, tuple(running))
 
     def _tx(self) -> _Transaction:
+        self.check_file()  # never commit to a deleted or replaced file
         return _Transaction(self._db)
 
 

@@ -1,0 +1,327 @@
+"""State that cannot be lost silently (reliability review D4, D5, D8).
+
+Each test drives a real federation over the in-process transport (five branches,
+SecAgg+) through :func:`~secagg.runtime.launch.open_server_state` and
+:func:`~secagg.runtime.launch.build_server`, as ``secagg server`` does, then
+damages the state the way an operator or a disk would: a second server on the same
+files, a state emptied, deleted or restored from an older copy, a state deleted or
+replaced under the running server, a read-only or corrupt file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from secagg.aggregation.policy import BranchPolicy
+from secagg.ledger import verify_ledger
+from secagg.runtime.client import FederationClient
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.launch import ServerState, build_server, open_server_state
+from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.store import (
+    ServerStore,
+    StateError,
+    StateInUse,
+    StateLock,
+    StateLost,
+    StateMissing,
+    StoreCorrupted,
+    lock_path,
+)
+from secagg.transport.inprocess import InProcessHub
+
+D = 16
+NAMES = [f"branch-{i}" for i in range(5)]
+#: generous: the clients only wait this long when a test stops the server on purpose
+IDLE = 60.0
+
+
+def _config(tmp_path: Path, rounds: int) -> FederationConfig:
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "safety", "clients": NAMES, "dimension": D, "rounds": rounds},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "deadlines": {"phase_seconds": 60.0},
+            "server": {"state": str(tmp_path / "state.sqlite")},
+        }
+    )
+
+
+def _clients(hub: InProcessHub, rounds: int) -> None:
+    for i, name in enumerate(NAMES):
+        target = np.full(D, 0.01 * (i + 1))
+        client = FederationClient(
+            name, lambda m, t=target: t - m, hub.connect(name), policy=BranchPolicy()
+        )
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": IDLE, "rounds": rounds}, daemon=True
+        ).start()
+
+
+def _server(
+    config: FederationConfig,
+    state: ServerState,
+    observer: Callable[[RoundResult, np.ndarray], None] | None = None,
+) -> FederationServer:
+    hub = InProcessHub()
+    _clients(hub, config.rounds)
+    return build_server(config, hub, state.store, ledger=state.ledger, observer=observer)
+
+
+def _run(config: FederationConfig, *, init: bool | None = None) -> list[RoundResult]:
+    """A whole federation (all of ``config.rounds``), its state closed afterwards."""
+    state = open_server_state(config, init=init)
+    try:
+        results = _server(config, state).run(wait_for_clients=60)
+    finally:
+        state.close()
+    assert [r.status for r in results] == ["complete"] * len(results), results
+    return results
+
+
+def _digests(tmp_path: Path) -> dict[str, str]:
+    """Every file of the state (store, WAL, ledger, key) by name, as SHA-256."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(tmp_path.glob("state.sqlite*"))
+        if not p.name.endswith(".lock")
+    }
+
+
+def _paths(config: FederationConfig) -> tuple[Path, Path]:
+    state = Path(config.server.state)
+    return state, Path(str(state) + ".ledger")
+
+
+# --- D5: one server per state ---------------------------------------------------------------
+
+
+def test_a_second_server_on_the_same_state_is_refused_and_the_first_goes_on(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path, rounds=2)
+    first = open_server_state(config, init=True)
+    refusals: list[str] = []
+    untouched: list[bool] = []
+
+    def second_server_starts(result: RoundResult, _model: np.ndarray) -> None:
+        if result.number != 1:
+            return
+        before = _digests(tmp_path)
+        with pytest.raises(StateInUse) as refused:
+            open_server_state(config)  # the same state, from another server
+        refusals.append(str(refused.value))
+        untouched.append(_digests(tmp_path) == before)
+
+    try:
+        server = _server(config, first, observer=second_server_starts)
+        results = server.run(wait_for_clients=60)
+    finally:
+        first.close()
+    assert refusals == [
+        f"state {config.server.state} is in use by PID {os.getpid()} "
+        f"(lock {lock_path(config.server.state)}): one server per state"
+    ]
+    assert untouched == [True]  # the refused server touched nothing
+    assert [r.status for r in results] == ["complete", "complete"]  # the first went on
+    state, ledger = _paths(config)
+    assert [r["status"] for r in ServerStore(state).rounds()] == ["complete", "complete"]
+    assert verify_ledger(ledger).ok
+    # released with the store: the next server gets it
+    open_server_state(config).close()
+
+
+def test_the_lock_holder_is_named_across_processes(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from secagg.runtime.store import StateLock; "
+            "lock = StateLock(sys.argv[1]); print('locked', flush=True); sys.stdin.read()",
+            str(state),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"  # returns when it holds the lock
+        with pytest.raises(StateInUse, match=f"in use by PID {holder.pid} "):
+            StateLock(state)
+    finally:
+        holder.communicate(input="", timeout=120)  # EOF on stdin: it exits, the kernel unlocks
+    StateLock(state).release()  # a dead holder leaves no stale lock
+
+
+def test_a_deleted_lock_file_stops_the_server_before_its_next_write(tmp_path: Path) -> None:
+    config = _config(tmp_path, rounds=1)
+    state = open_server_state(config, init=True)
+    try:
+        os.remove(lock_path(config.server.state))  # a second server could now lock a new one
+        with pytest.raises(StateLost, match="lock"):
+            state.store.begin_round(1, NAMES)
+    finally:
+        state.close()
+
+
+# --- D4: no silent new federation -------------------------------------------------------------
+
+
+def test_a_missing_state_needs_init_and_init_starts_a_new_federation(tmp_path: Path) -> None:
+    config = _config(tmp_path, rounds=1)
+    state, ledger = _paths(config)
+    with pytest.raises(StateMissing, match="pass --init to start a new federation"):
+        open_server_state(config, init=False)
+    assert not state.exists() and not ledger.exists()  # nothing made without --init
+    _run(config, init=True)
+    assert [r["status"] for r in ServerStore(state).rounds()] == ["complete"]
+    # --init again would start over a federation that has rounds: refused, untouched
+    before = _digests(tmp_path)
+    with pytest.raises(StateError, match="already holds a federation"):
+        open_server_state(config, init=True)
+    assert _digests(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_an_emptied_or_deleted_state_beside_its_ledger_is_refused(
+    tmp_path: Path, damage: str
+) -> None:
+    config = _config(tmp_path, rounds=2)
+    _run(config, init=True)
+    state, ledger = _paths(config)
+    before = hashlib.sha256(ledger.read_bytes()).hexdigest()
+    if damage == "truncated":
+        os.truncate(state, 0)  # what a failed restore or a full disk leaves
+    else:
+        state.unlink()
+    for init in (None, False, True):  # not even --init starts over a ledger with rows
+        with pytest.raises(StateMissing, match=r"ledger .* has 2 rows: the state was lost"):
+            open_server_state(config, init=init)
+    assert hashlib.sha256(ledger.read_bytes()).hexdigest() == before
+    assert state.exists() == (damage == "truncated")  # not recreated
+    assert not state.exists() or state.stat().st_size == 0
+
+
+def test_a_state_older_than_its_ledger_is_refused_naming_both_counts(tmp_path: Path) -> None:
+    config = _config(tmp_path, rounds=1)
+    _run(config, init=True)
+    state, _ = _paths(config)
+    backup = tmp_path / "backup.sqlite"
+    shutil.copy(state, backup)  # closed: the WAL is folded into the file
+    _run(_config(tmp_path, rounds=3))  # two more rounds, in the ledger too
+    shutil.copy(backup, state)  # an old copy restored over the live state
+    with pytest.raises(StateError, match=r"records 3 rounds .* holds 1 \(up to round 1\)"):
+        open_server_state(config)
+
+
+def test_a_missing_ledger_beside_finished_rounds_is_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path, rounds=1)
+    _run(config, init=True)
+    _, ledger = _paths(config)
+    ledger.unlink()
+    with pytest.raises(StateMissing, match="ledger is missing"):
+        open_server_state(config)
+    assert not ledger.exists()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "replaced"])
+def test_a_state_deleted_or_replaced_mid_run_stops_the_server(tmp_path: Path, damage: str) -> None:
+    config = _config(tmp_path, rounds=3)
+    state_path, ledger = _paths(config)
+    state = open_server_state(config, init=True)
+
+    def damage_after_round_1(result: RoundResult, _model: np.ndarray) -> None:
+        if result.number != 1:
+            return
+        if damage == "deleted":
+            state_path.unlink()
+        else:
+            other = tmp_path / "other.sqlite"
+            ServerStore(other).close()
+            os.replace(other, state_path)
+
+    try:
+        server = _server(config, state, observer=damage_after_round_1)
+        with pytest.raises(StateLost, match=f"was {damage}"):
+            server.run(wait_for_clients=60)
+    finally:
+        state.close()
+    rows = verify_ledger(ledger).chain.rows
+    assert [row.entry["round"] for row in rows] == [1]  # round 2 never began
+    if damage == "deleted":
+        with pytest.raises(StateMissing):  # and a restart does not start over
+            open_server_state(config)
+
+
+# --- D8: every check before the port is bound ---------------------------------------------------
+
+
+def test_a_missing_state_directory_is_one_clear_error(tmp_path: Path) -> None:
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "safety", "clients": NAMES, "dimension": D},
+            "server": {"state": str(tmp_path / "nodir" / "state.sqlite")},
+        }
+    )
+    with pytest.raises(StateMissing, match=r"state directory .*nodir does not exist"):
+        open_server_state(config, init=True)
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_a_corrupt_state_is_refused_at_start(tmp_path: Path) -> None:
+    config = _config(tmp_path, rounds=1)
+    state, _ = _paths(config)
+    state.write_bytes(b"not a database at all " * 300)
+    with pytest.raises(StoreCorrupted, match="cannot be read"):
+        open_server_state(config)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    _run(_config(damaged, rounds=2), init=True)
+    half = damaged / "state.sqlite"
+    os.truncate(half, half.stat().st_size // 2)  # a copy cut short
+    with pytest.raises(StoreCorrupted):
+        open_server_state(_config(damaged, rounds=2))
+
+
+def read_only_state(monkeypatch: pytest.MonkeyPatch, state: Path) -> None:
+    """Make ``state`` read-only for SQLite. As root file modes do not stop writes (and
+    this suite may run as root), SQLite is then made to open that one file read-only,
+    which is what it does by itself for a 0444 file or a read-only filesystem."""
+    if os.geteuid() != 0:
+        state.chmod(0o444)
+        return
+    import sqlite3
+
+    connect = sqlite3.connect
+
+    def read_only(database: object, *args: object, **kwargs: object) -> sqlite3.Connection:
+        if Path(str(database)) == state:
+            kwargs["uri"] = True
+            return connect(f"file:{state}?mode=ro", *args, **kwargs)  # type: ignore[arg-type]
+        return connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+
+
+def test_a_read_only_state_is_refused_at_start_not_at_the_first_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, rounds=1)
+    _run(config, init=True)
+    state, _ = _paths(config)
+    read_only_state(monkeypatch, state)
+    with pytest.raises(StateError, match=r"not writable|cannot be opened"):
+        open_server_state(_config(tmp_path, rounds=2))
