@@ -605,3 +605,21 @@ def test_relay_of_another_round_is_refused_not_fatal() -> None:
     client.handle(encode_message(Relay(5, b"stray")))
     client.handle(encode_message(Leave(5, "a leave is the branch's own message")))
     assert client.stats.refused_messages == 2
+
+
+def test_a_branch_whose_side_of_the_round_aborts_says_it_left() -> None:
+    """D6, related: a branch that left a round on its own ("only 0 neighbours advertised
+    keys") used to send nothing, and the server waited out the phase for it."""
+    from secagg.errors import RoundAborted
+
+    class Aborting:
+        def handle(self, payload: bytes) -> list[bytes]:
+            raise RoundAborted("only 0 neighbours advertised keys", phase="share_keys")
+
+    hub = InProcessHub()
+    client = FederationClient(NAMES[0], _hook(0), hub.connect(NAMES[0]))
+    client._session, client._round = Aborting(), 3  # type: ignore[assignment]  # mid-round
+    client.handle(encode_message(Relay(3, b"key directory")))
+    item = hub.receive(timeout=BOUND)
+    assert item is not None and item[0] == NAMES[0]
+    assert decode_message(item[1]) == Leave(3, "only 0 neighbours advertised keys")
