@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import statistics
 import sys
 import tempfile
@@ -169,6 +170,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()  # a shared machine: times are upper bounds under this load
     cells = []
     for q in RATES:
         for t in rounds:
@@ -184,6 +186,7 @@ def run_benchmark(
         "started_at": started_at,
         "seconds": time.perf_counter() - started,
         "machine": machine_info(),
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "setting": {
             "noise_multiplier": Z,
             "delta": DELTA,
@@ -200,7 +203,9 @@ def run_benchmark(
 
 def markdown_table(result: dict[str, Any]) -> str:
     """A finished run as two Markdown tables."""
-    out = "| q | T | step + epsilon() | from scratch (before) | epsilon |\n"
+    load = result.get("load_average", {})
+    out = f"load average (1, 5, 15 min) before {load.get('before')}, after {load.get('after')}\n\n"
+    out += "| q | T | step + epsilon() | from scratch (before) | epsilon |\n"
     out += "| --- | --- | --- | --- | --- |\n"
     for c in result["per_round"]:
         scratch = c.get("from_scratch_seconds")

@@ -90,7 +90,7 @@ generic Zhu & Wang (2019) upper bound at integer orders, composes over rounds
 and converts to ``(epsilon, delta)`` with dp_accounting's RDP conversion.
 Everything there is in the *scaled integer* domain.
 
-Size: about 800 lines: planning (calibration) and the running accountant share one
+Size: about 1 000 lines: planning (calibration) and the running accountant share one
 event model, one closed form and one set of checks; the DDG analysis is
 :mod:`secagg.dp.ddg_accounting`.
 """

@@ -93,7 +93,8 @@ Exit status:
      simulation/replay), or a completed round had no DP (epsilon infinite)
   4  UNVERIFIED: no --pubkey, so the ledger was only checked against the key
      it embeds; it is self-consistent, but anyone can rewrite and re-sign
-     a ledger: pass --pubkey with the key the operator gave you""",
+     a ledger: pass --pubkey with the key the operator gave you
+A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
 @click.argument("ledger", type=click.Path(dir_okay=False))
 @click.option(
