@@ -24,6 +24,8 @@ from secagg.ledger.entry import LedgerEntry
 from secagg.ledger.verify import verify_ledger
 
 DELTA, N = 1e-5, 20
+#: the from-scratch computation, kept before the ``no_from_scratch`` fixture replaces it
+original_reference = PrivacyAccountant.reference_epsilon
 
 
 def _rows(rounds: int, *, mechanism: str, sample_rate: float, z: float = 1.1) -> list[dict]:
@@ -128,3 +130,34 @@ def test_d7_a_ledger_written_by_the_from_scratch_accountant_still_verifies(
     assert not result.ok
     assert result.first_failure is not None
     assert result.first_failure.startswith("row 3 (round 3): claims epsilon")
+
+
+def test_d7_full_participation_claims_of_the_older_pld_code_verify_without_redoing_it(
+    tmp_path: Path, no_from_scratch: list[int]
+) -> None:
+    """Where every client is sampled the older code claimed dp_accounting's discretised
+    PLD, up to one discretisation step (1e-4) above the exact Gaussian the replay now
+    computes: such claims verify without rebuilding that PLD (2-50 s a row); a claim
+    below the exact value, or further above it, does not."""
+    rows = _rows(6, mechanism="central", sample_rate=1.0)
+    exact = [row["privacy"]["epsilon"] for row in rows]
+    older = PrivacyAccountant(DELTA)
+    for row in rows:
+        older.step(1.1, 1.0)
+        row["privacy"]["epsilon"] = original_reference(older)  # what the older code wrote
+    path, key = _write(tmp_path / "older.sqlite", rows)
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    assert no_from_scratch == []
+    for shift, ok in ((0.5e-4, True), (3e-4, False), (-1e-5, False)):
+        for row, value in zip(rows, exact, strict=True):
+            row["privacy"]["epsilon"] = value + shift
+        path, key = _write(tmp_path / f"shift{shift}.sqlite", rows)
+        result = verify_ledger(path, key.public_key)
+        assert result.ok is ok, (shift, result.first_failure)
+        if ok:
+            assert result.from_scratch == len(rows)
+        else:
+            assert result.first_failure is not None
+            assert result.first_failure.startswith("row 1 (round 1): claims epsilon")
+    assert no_from_scratch == []
