@@ -246,6 +246,8 @@ def _dial_failure(target: str, timeout: float, details: str) -> NotConnected:
     :class:`HandshakeFailed` (permanent); otherwise the cause is named, never only
     "cannot reach" (newcomer review 4: a TLS failure read as an unreachable server)."""
     cause = details.rsplit("last error: ", 1)[-1].strip() if details else ""
+    if "OPENSSL_internal:" in cause:  # BoringSSL's reason is the readable part
+        cause = cause.rsplit("OPENSSL_internal:", 1)[-1].removesuffix(": OK").strip()
     lowered = cause.lower()
     if any(word in lowered for word in ("certificate", "unknown_ca", "peer name")):
         return HandshakeFailed(

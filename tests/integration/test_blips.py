@@ -407,3 +407,38 @@ def test_a_killed_or_cut_branch_is_a_lost_connection_not_a_clean_close(ca: Path)
         child.kill()
         child.wait()
         server.stop(grace=0)
+
+
+FOREIGN_DIAL = """
+import sys
+from secagg.transport import certs
+from secagg.transport.grpc_transport import GrpcClientTransport
+client = GrpcClientTransport(sys.argv[1], max_message_bytes=1 << 20,
+    channel_credentials=certs.load_client_credentials(sys.argv[2], "branch-a").to_grpc())
+try:
+    client.connect(timeout=2.0)
+except Exception as exc:
+    print(exc)
+"""
+
+
+def test_a_failed_handshake_is_one_line_without_grpc_noise(ca: Path, tmp_path: Path) -> None:
+    """gRPC's C core printed an INFO line on stderr for every handshake retry
+    ("ssl_transport_security.cc ... Handshake failed"): noise beside our one line."""
+    other = tmp_path / "other-ca"
+    devca.init_ca(other)
+    devca.issue_client(other, "branch-a")
+    server = _grpc_server(ca)
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", FOREIGN_DIAL, f"127.0.0.1:{server.port}", str(other)],
+            capture_output=True,
+            text=True,
+            timeout=BOUND,
+            env=env,
+        )
+    finally:
+        server.stop(grace=0)
+    assert "TLS handshake" in done.stdout and "CERTIFICATE_VERIFY_FAILED" in done.stdout
+    assert "Handshake failed" not in done.stderr, done.stderr
