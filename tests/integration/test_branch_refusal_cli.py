@@ -51,6 +51,9 @@ def _config(ca: Path, port: int, backend: dict[str, Any], dp: dict[str, Any] | N
             "state": str(ca.parent / f"server-{port}.sqlite"),
             "bind": f"127.0.0.1:{port}",
             "certificates": str(ca),
+            # the branches refuse and leave: the server must not wait its default 600 s
+            # for a quorum that will not come back
+            "quorum_wait_seconds": 2.0,
         },
     }
     if dp is not None:
