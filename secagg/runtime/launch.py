@@ -401,8 +401,7 @@ def serve(
         except TransportError as exc:
             log.debug("binding %s failed: %s", bind, exc)
             raise TransportError(
-                f"cannot listen on {bind} (server.bind): the port is in use or the address "
-                "is not one of this machine's"
+                f"cannot listen on {bind} (server.bind): {_why_not_bindable(bind)}"
             ) from None
         try:
             return server, server.run(wait_for_clients=wait_for_clients)
@@ -413,6 +412,39 @@ def serve(
         raise
     finally:
         state.store.release_lock()
+
+
+def _why_not_bindable(bind: str) -> str:
+    """Why ``bind`` cannot be listened on, found by binding a plain socket to it.
+
+    Why: gRPC only says "Failed to bind" (its reason goes to its own log); an operator
+    needs to know whether the port is taken or the address is not this machine's."""
+    import errno
+    import socket
+
+    from secagg.runtime.config import split_host_port
+
+    generic = "the port is in use or the address is not one of this machine's"
+    try:
+        host, port = split_host_port(bind, "server.bind", allow_any_port=True)
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except ConfigurationError:
+        return generic
+    except socket.gaierror as exc:
+        return f"the host {bind.rsplit(':', 1)[0]} does not resolve ({exc.strerror})"
+    for family, kind, proto, _, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} is in use (another server, or another program)"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"{host} is not an address of this machine"
+            if exc.errno == errno.EACCES:
+                return f"permission denied (port {port} needs privileges)"
+            return str(exc.strerror or exc)
+    return generic
 
 
 def branch_identity(certificates: str | Path, name: str) -> BranchIdentity:

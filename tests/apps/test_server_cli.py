@@ -206,7 +206,10 @@ def test_a_port_in_use_is_one_line(workdir: Path) -> None:
         result = _server("--config", str(toml), "--init")
         assert result.exit_code == 1
         line = _one_line(result)
-        assert f"cannot listen on 127.0.0.1:{port} (server.bind)" in line
+        assert line == (
+            f"secagg server: cannot listen on 127.0.0.1:{port} (server.bind): port {port} "
+            "is in use (another server, or another program)"
+        )
         # the state --init made holds no round: --init again is allowed, and fails the same
         again = _server("--config", str(toml), "--init")
         assert again.exit_code == 1 and _one_line(again) == line
@@ -240,3 +243,11 @@ def test_a_federation_that_stops_before_its_last_round_exits_1_saying_why(
     assert "federation cli did not finish: 0 of 1 rounds complete" in line
     assert "quorum" in line  # the server's stop_reason
     assert "federation cli: 0 of 1 rounds complete" in result.stdout
+
+
+def test_an_address_not_of_this_machine_is_one_line(workdir: Path) -> None:
+    toml = _toml(workdir, _free_port())
+    toml.write_text(toml.read_text().replace('bind = "127.0.0.1:', 'bind = "192.0.2.1:'))
+    result = _server("--config", str(toml), "--init")  # 192.0.2.0/24: documentation only
+    assert result.exit_code == 1
+    assert _one_line(result).endswith("192.0.2.1 is not an address of this machine")
