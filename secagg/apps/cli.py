@@ -876,10 +876,12 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 @click.option(
     "--idle",
     type=click.FloatRange(0.0, min_open=True),
-    default=120.0,
+    default=900.0,
     show_default=True,
     help="Give up when the server is silent this long between rounds (inside a round the "
-    "branch waits for the deadline the server announced).",
+    "branch waits for the deadline the server announced). Keep it above the server's "
+    "quorum_wait_seconds (600 by default), during which a lone connected branch hears "
+    "nothing; 'inf': never.",
 )
 @click.option(
     "--connect-timeout",
@@ -973,7 +975,7 @@ def client(
             certificates,
             policy=policy,
             rounds=rounds,
-            idle_timeout=idle,
+            idle_timeout=None if math.isinf(idle) else idle,
             connect_timeout=connect_timeout,
             give_up_after=None if math.isinf(give_up_after) else give_up_after,
             dimension=dimension,

@@ -341,6 +341,7 @@ def test_client_exit_status_follows_the_federations_end(
 
     def run_branch(*args: object, **kwargs: object) -> ClientStats:
         assert kwargs["give_up_after"] is None and kwargs["dimension"] == 4
+        assert kwargs["idle_timeout"] == 900.0  # above the server's default quorum wait
         return stats
 
     monkeypatch.setattr("secagg.runtime.launch.run_branch", run_branch)
