@@ -248,6 +248,16 @@ class DeadlineConfig:
             self.training_seconds is None or self.training_seconds > 0,
             "deadlines.training_seconds must be positive",
         )
+        _require(
+            self.round_seconds >= self.first_phase_seconds,
+            f"deadlines.round_seconds ({self.round_seconds:g}) is shorter than "
+            + (
+                f"deadlines.training_seconds ({self.training_seconds:g}): the round would end "
+                "before a slow branch's training deadline"
+                if self.training_seconds is not None
+                else f"deadlines.phase_seconds ({self.phase_seconds:g}), the deadline of one phase"
+            ),
+        )
         _require(self.round_seconds >= self.phase_seconds, "deadlines.round_seconds too short")
 
 

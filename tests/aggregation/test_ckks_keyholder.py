@@ -362,3 +362,29 @@ def test_keyholder_service_passes_the_relay_round_to_the_session() -> None:
 def test_refusals_are_secagg_errors() -> None:
     for error in (RoundAlreadyServed, DecryptionCapReached, ImplausibleSum, TooFewContributions):
         assert issubclass(error, SecAggError)
+
+
+def test_keyholder_service_returns_when_the_federation_ends() -> None:
+    """The key holder exits with the branches on the server's end announcement instead of
+    waiting out its idle timer; what follows the announcement is not read."""
+    from secagg.runtime.keyholder import KeyHolderService
+    from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
+
+    messages = [
+        encode_message(Relay(1, b"ok")),
+        encode_message(FederationEnd(1, True)),
+        encode_message(Relay(2, b"after the end")),
+    ]
+    transport = _Queue(messages)
+    service = KeyHolderService("kh", transport, _Fragile())  # type: ignore[arg-type]
+    assert service.run(idle_timeout=60.0) == 1
+    assert service.end == FederationEnd(1, True)
+    assert [decode_message(m) for m in transport.sent] == [Relay(1, b"ok\x01")]
+    assert len(transport.messages) == 1  # round 2's relay was never read
+
+
+def test_keyholder_service_without_an_end_stops_on_silence() -> None:
+    from secagg.runtime.keyholder import KeyHolderService
+
+    service = KeyHolderService("kh", _Queue([]), _Fragile())  # type: ignore[arg-type]
+    assert service.run(idle_timeout=0.01) == 0 and service.end is None

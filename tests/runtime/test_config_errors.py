@@ -127,3 +127,28 @@ def test_the_quorum_wait_is_a_server_setting() -> None:
     for bad in (0, -1, float("inf")):
         with pytest.raises(ConfigurationError, match=r"\[server\] quorum_wait_seconds"):
             FederationConfig.from_dict(_config(server={"quorum_wait_seconds": bad}))
+
+
+@pytest.mark.parametrize(
+    ("deadlines", "named"),
+    [
+        # the reliability review's D3: a documented 1800 s training phase in a 600 s round
+        ({"training_seconds": 1800.0, "round_seconds": 600.0}, "deadlines.training_seconds (1800)"),
+        ({"training_seconds": 900.0}, "deadlines.training_seconds (900)"),  # round: 600 default
+        ({"phase_seconds": 90.0, "round_seconds": 60.0}, "deadlines.phase_seconds (90)"),
+        ({"phase_seconds": 700.0}, "deadlines.phase_seconds (700)"),
+    ],
+)
+def test_a_round_shorter_than_its_training_phase_is_refused(
+    deadlines: dict[str, float], named: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        FederationConfig.from_dict(_config(deadlines=deadlines))
+    assert "deadlines.round_seconds" in str(info.value) and named in str(info.value)
+
+
+def test_a_round_as_long_as_its_training_phase_is_accepted() -> None:
+    config = FederationConfig.from_dict(
+        _config(deadlines={"training_seconds": 1800.0, "round_seconds": 3600.0})
+    )
+    assert config.deadlines.first_phase_seconds == 1800.0
