@@ -14,7 +14,9 @@ Theory of operation
     :class:`CustomerDataset` whose item ``i`` is customer ``i``'s rows, padded
     with zeros to ``max_rows``, and a target of ``(label, valid)`` per row. A
     customer with more than ``max_rows`` rows keeps a seeded random subset of
-    ``max_rows`` of them.
+    ``max_rows`` of them; :func:`keep_customer_rows` is that choice alone, for
+    callers that cap rows before grouping (the simulator caps a branch's
+    training rows once, so its statistics and its DP-SGD see the same rows).
 
     :class:`CustomerLoss` averages a per-row loss over each customer's *valid*
     rows (padding contributes exactly nothing), then over the batch
@@ -62,7 +64,7 @@ from torch.utils.data import Dataset
 from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError
 
-__all__ = ["CustomerDataset", "CustomerLoss", "group_by_customer"]
+__all__ = ["CustomerDataset", "CustomerLoss", "group_by_customer", "keep_customer_rows"]
 
 #: derivation label of the per-customer row-subset seed (not secret; see the module docstring)
 _ROW_SUBSET_LABEL = b"secagg/v1/dpsgd-customer-rows/"
@@ -185,9 +187,7 @@ def group_by_customer(
             guarantee (see the module docstring).
         seed: bytes or a non-negative int; not secret.
     """
-    if isinstance(max_rows, bool) or not isinstance(max_rows, numbers.Integral) or max_rows < 1:
-        raise ConfigurationError(f"max_rows must be a positive int, not {max_rows!r}")
-    max_rows = int(max_rows)
+    max_rows = _positive_max_rows(max_rows)
     seed_material = _seed_bytes(seed)
     x_arr = np.asarray(x)
     y_arr = np.asarray(y)
@@ -212,38 +212,11 @@ def group_by_customer(
     if not (np.all(np.isfinite(x32)) and np.all(np.isfinite(y32))):
         raise ConfigurationError("x or y contains NaN or infinite values")
 
-    # Customer codes in order of first appearance (works for any hashable id).
-    index: dict[Hashable, int] = {}
-    codes = np.empty(n, dtype=np.int64)
-    for row, key in enumerate(ids.tolist()):
-        if _is_missing(key):
-            raise ConfigurationError(
-                f"row {row} has a missing customer id ({key!r}); drop or attribute such "
-                "rows first: guessing would under-count whoever they belong to"
-            )
-        try:
-            codes[row] = index.setdefault(key, len(index))
-        except TypeError:
-            raise ConfigurationError(
-                f"row {row} has an unhashable customer id {key!r}; use str or int ids"
-            ) from None
-    keys = list(index)
+    codes, keys = _customer_codes(ids)
     m = len(keys)
-
-    order = np.argsort(codes, kind="stable")  # by customer, input order within each
     counts = np.bincount(codes, minlength=m)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    keep = np.ones(n, dtype=bool)  # over ``order``
-    heavy = np.flatnonzero(counts > max_rows)
-    for c in heavy:
-        chosen = _customer_rng(seed_material, keys[c]).choice(
-            counts[c], size=max_rows, replace=False
-        )
-        mask = np.zeros(counts[c], dtype=bool)
-        mask[chosen] = True
-        keep[starts[c] : starts[c] + counts[c]] = mask
-
-    kept = order[keep]
+    order = np.argsort(codes, kind="stable")  # by customer, input order within each
+    kept = order[_keep_mask(codes, keys, counts, max_rows, seed_material)[order]]
     kept_codes = codes[kept]
     kept_counts = np.minimum(counts, max_rows)
     kept_starts = np.concatenate(([0], np.cumsum(kept_counts)[:-1]))
@@ -258,8 +231,69 @@ def group_by_customer(
         torch.from_numpy(rows),
         torch.from_numpy(target),
         num_rows_dropped=n - kept.size,
-        num_truncated_customers=heavy.size,
+        num_truncated_customers=int(np.count_nonzero(counts > max_rows)),
     )
+
+
+def keep_customer_rows(customer_ids: np.ndarray, *, max_rows: int, seed: bytes | int) -> np.ndarray:
+    """Which rows to keep so that no customer has more than ``max_rows``: a boolean mask.
+
+    The same choice :func:`group_by_customer` makes with the same ``seed`` (a heavy
+    customer's subset comes from the seed and that customer's id alone), so capping
+    first and grouping later keeps exactly these rows.
+    """
+    max_rows = _positive_max_rows(max_rows)
+    seed_material = _seed_bytes(seed)
+    ids = np.asarray(customer_ids)
+    if ids.ndim != 1:
+        raise ConfigurationError(f"customer_ids must be one id per row, not shape {ids.shape}")
+    if ids.size == 0:
+        return np.zeros(0, dtype=bool)
+    codes, keys = _customer_codes(ids)
+    counts = np.bincount(codes, minlength=len(keys))
+    return _keep_mask(codes, keys, counts, max_rows, seed_material)
+
+
+def _positive_max_rows(max_rows: int) -> int:
+    if isinstance(max_rows, bool) or not isinstance(max_rows, numbers.Integral) or max_rows < 1:
+        raise ConfigurationError(f"max_rows must be a positive int, not {max_rows!r}")
+    return int(max_rows)
+
+
+def _customer_codes(ids: np.ndarray) -> tuple[np.ndarray, list[Hashable]]:
+    """Each row's customer code, in order of first appearance (any hashable id works),
+    and the ids by code. Missing ids are refused: guessing would under-count someone."""
+    index: dict[Hashable, int] = {}
+    codes = np.empty(ids.shape[0], dtype=np.int64)
+    for row, key in enumerate(ids.tolist()):
+        if _is_missing(key):
+            raise ConfigurationError(
+                f"row {row} has a missing customer id ({key!r}); drop or attribute such "
+                "rows first: guessing would under-count whoever they belong to"
+            )
+        try:
+            codes[row] = index.setdefault(key, len(index))
+        except TypeError:
+            raise ConfigurationError(
+                f"row {row} has an unhashable customer id {key!r}; use str or int ids"
+            ) from None
+    return codes, list(index)
+
+
+def _keep_mask(
+    codes: np.ndarray, keys: list[Hashable], counts: np.ndarray, max_rows: int, seed: bytes
+) -> np.ndarray:
+    """A mask over the rows: every row of a light customer, and ``max_rows`` of a heavy
+    one's rows (positions among that customer's rows in input order, drawn per customer)."""
+    keep = np.ones(codes.size, dtype=bool)
+    order = np.argsort(codes, kind="stable")  # by customer, input order within each
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    for c in np.flatnonzero(counts > max_rows):
+        mine = order[starts[c] : starts[c] + counts[c]]
+        chosen = _customer_rng(seed, keys[c]).choice(counts[c], size=max_rows, replace=False)
+        keep[mine] = False
+        keep[mine[chosen]] = True
+    return keep
 
 
 class CustomerLoss(nn.Module):

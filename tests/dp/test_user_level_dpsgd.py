@@ -33,6 +33,7 @@ from secagg.dp.dpsgd import (  # noqa: E402
     group_by_customer,
     load_flat_parameters,
 )
+from secagg.dp.user_level import keep_customer_rows  # noqa: E402
 from secagg.errors import ConfigurationError  # noqa: E402
 
 F = 5
@@ -149,6 +150,47 @@ def test_truncation_is_bounded_per_customer_deterministic_per_seed_and_local():
     subsets2 = kept(ds2, ["newcomer", *order])
     assert len(subsets2.pop("newcomer")) == max_rows
     assert subsets2 == subsets, f"seed={seed}"
+
+
+def test_capping_first_keeps_the_rows_grouping_would_keep():
+    """keep_customer_rows is group_by_customer's choice alone (the simulator caps a branch's
+    rows with it, then groups): grouping the capped rows drops nothing more and gives
+    every customer the same rows as grouping everything."""
+    seed = _fresh_seed()
+    x, y, ids = _customers(seed, num_customers=40, max_rows_each=15)
+    x[:, 0] = np.arange(x.shape[0])
+    keep = keep_customer_rows(ids, max_rows=4, seed=b"cap")
+    assert keep.dtype == bool and keep.shape == ids.shape
+    counts = {cid: int(np.sum(ids[keep] == cid)) for cid in set(ids.tolist())}
+    assert counts == {cid: min(4, int(np.sum(ids == cid))) for cid in counts}, f"seed={seed}"
+
+    def rows_by_customer(ds: CustomerDataset, order: list[str]) -> dict[str, set[int]]:
+        return {
+            cid: {int(r) for r in ds[i][0][ds[i][1][:, 1] > 0, 0]} for i, cid in enumerate(order)
+        }
+
+    order = list(dict.fromkeys(ids.tolist()))
+    whole = group_by_customer(x, y, ids, max_rows=4, seed=b"cap")
+    capped = group_by_customer(x[keep], y[keep], ids[keep], max_rows=4, seed=b"cap")
+    assert capped.num_rows_dropped == 0
+    capped_order = list(dict.fromkeys(ids[keep].tolist()))  # a first row may be dropped
+    assert rows_by_customer(capped, capped_order) == rows_by_customer(whole, order), f"seed={seed}"
+    assert set(np.flatnonzero(keep).tolist()) == set().union(
+        *rows_by_customer(whole, order).values()
+    )
+
+
+@pytest.mark.parametrize(
+    ("customer_ids", "max_rows", "match"),
+    [
+        (np.array(["a", None], dtype=object), 2, "missing"),
+        (np.array([["a"], ["b"]]), 2, "one id per row"),
+        (np.array(["a", "b"]), 0, "max_rows"),
+    ],
+)
+def test_capping_refuses_bad_input(customer_ids, max_rows, match):
+    with pytest.raises(ConfigurationError, match=match):
+        keep_customer_rows(customer_ids, max_rows=max_rows, seed=0)
 
 
 @pytest.mark.parametrize(

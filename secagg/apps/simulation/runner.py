@@ -145,24 +145,6 @@ def _feature_statistics(
     )
 
 
-def _cap_rows_per_customer(
-    config: SimulationConfig, rows: np.ndarray, customers: np.ndarray
-) -> np.ndarray:
-    """At most ``max_rows_per_customer`` training rows per customer: a heavier customer
-    keeps a subset drawn from a seed and their own id only (so adding or removing one
-    customer changes nobody else's rows), the rows DP-SGD and the statistics use."""
-    cap = config.max_rows_per_customer
-    ids, owner = np.unique(customers[rows], return_inverse=True)
-    counts = np.bincount(owner, minlength=ids.size)
-    keep = np.ones(rows.size, dtype=bool)
-    for heavy in np.flatnonzero(counts > cap):
-        mine = np.flatnonzero(owner == heavy)
-        rng = np.random.default_rng(_derived_seed(config, "customer-rows", ids[heavy]))
-        keep[mine] = False
-        keep[rng.choice(mine, size=cap, replace=False)] = True
-    return rows[keep]
-
-
 def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str, ...]]:
     """The branches' rows before standardisation, and the feature names."""
     if config.source == "synthetic":
@@ -217,12 +199,23 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
     )
     branches = []
     for b, units in enumerate(parts):
+        name = f"branch-{b + 1:02d}"
         train, test = (rows(u) for u in train_test_split(units, 0.3, config.seed + b))
         if table.customers is not None:
-            train = _cap_rows_per_customer(config, train, table.customers)
+            from secagg.dp.user_level import keep_customer_rows
+
+            # at most max_rows_per_customer rows each, chosen as the branch's DP-SGD
+            # grouping would (same seed), so the statistics and DP-SGD see these rows
+            train = train[
+                keep_customer_rows(
+                    table.customers[train],
+                    max_rows=config.max_rows_per_customer,
+                    seed=_replay_bytes(config, "customer-rows", name),
+                )
+            ]
         branches.append(
             BranchData(
-                name=f"branch-{b + 1:02d}",
+                name=name,
                 x_train=table.x[train],
                 y_train=table.y[train],
                 x_test=table.x[test],
