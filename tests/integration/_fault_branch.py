@@ -58,7 +58,7 @@ def main() -> None:
     FederationClient.handle = handle  # type: ignore[method-assign]
     # ROUNDS 0: serve until the server announces the federation's end
     stats = run_branch(
-        f"127.0.0.1:{port}", name, hook, certs, idle_timeout=20, rounds=int(rounds) or None
+        f"127.0.0.1:{port}", name, hook, certs, idle_timeout=300, rounds=int(rounds) or None
     )
     print(f"{name}: {stats.rounds_completed} completed")
 

@@ -93,7 +93,7 @@ def _in_process_model(config: FederationConfig, tmp_path: Path) -> np.ndarray:
             target=client.run, kwargs={"idle_timeout": 20, "rounds": ROUNDS}, daemon=True
         ).start()
     server = FederationServer(config, hub, ServerStore(tmp_path / "in-process.sqlite"))
-    server.run(wait_for_clients=10)
+    server.run(wait_for_clients=120)
     return server.model
 
 
@@ -118,7 +118,7 @@ def test_grpc_federation_of_8_branch_processes_matches_the_in_process_run(
         _branch(port, "branch-00", other, "--connect-timeout", "5"),
     ]
     with caplog.at_level(logging.WARNING):
-        server, results = serve(config, wait_for_clients=8)
+        server, results = serve(config, wait_for_clients=120)
     outputs = [b.communicate(timeout=60) for b in branches]
     intruder_outputs = [i.communicate(timeout=60) for i in intruders]
 
@@ -207,7 +207,7 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
     )
     branches = [_branch(port, name, ca_dir, "--key-holder-fingerprint", pin) for name in names]
     try:
-        _, results = serve(config, wait_for_clients=20)
+        _, results = serve(config, wait_for_clients=120)
     finally:
         out, err = holder.communicate(timeout=60)
         for branch in branches:

@@ -91,7 +91,7 @@ def _raw_channel(ca_dir: Path, server: GrpcServerTransport, name: str) -> grpc.C
 
 
 def _wait_event(
-    server: GrpcServerTransport, match: Callable[[object], bool], timeout: float = 5.0
+    server: GrpcServerTransport, match: Callable[[object], bool], timeout: float = 60.0
 ) -> Connected | Disconnected:
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
@@ -104,10 +104,10 @@ def _wait_event(
 def _echo_once(server: GrpcServerTransport, client: GrpcClientTransport, payload: bytes) -> None:
     """One message each way through a live session, checked byte for byte."""
     client.send(payload)
-    received = server.receive(timeout=5)
+    received = server.receive(timeout=60)
     assert received is not None and received[1] == payload
     server.send(received[0], payload[::-1])
-    assert client.receive(timeout=5) == payload[::-1]
+    assert client.receive(timeout=60) == payload[::-1]
 
 
 def _header(message_id: int, index: int, count: int, total: int, version: int = 1) -> bytes:
@@ -211,11 +211,11 @@ def test_small_and_large_messages_both_ways_with_concurrent_clients(
     def branch(name: str) -> None:
         try:
             with _client(ca_dir, server, name) as client:
-                assert client.connect(timeout=5) == name
+                assert client.connect(timeout=60) == name
                 for payload in payloads[name]:
                     client.send(payload)
                 for payload in payloads[name]:  # in order, each exactly
-                    assert client.receive(timeout=20) == payload[::-1]
+                    assert client.receive(timeout=60) == payload[::-1]
         except BaseException as exc:
             failures.append(exc)
 
@@ -225,7 +225,7 @@ def test_small_and_large_messages_both_ways_with_concurrent_clients(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(300)
     stop.set()
     echoer.join(5)
     assert not failures, failures
@@ -242,7 +242,7 @@ def test_send_to_unknown_client_and_oversized_send_raise(
     with pytest.raises(NotConnected):
         server.send("nobody", b"x")
     with _client(ca_dir, server, "branch-a") as client:
-        client.connect(timeout=5)
+        client.connect(timeout=60)
         with pytest.raises(MessageTooLarge):
             client.send(bytes(MAX_MESSAGE + 1))
         with pytest.raises(MessageTooLarge):
@@ -257,12 +257,12 @@ def test_message_over_the_server_limit_aborts_only_that_stream(
         _client(ca_dir, server, "branch-a") as honest,
         _client(ca_dir, server, "mallory", max_message_bytes=2 * MAX_MESSAGE) as greedy,
     ):
-        honest.connect(timeout=5)
-        greedy.connect(timeout=5)
+        honest.connect(timeout=60)
+        greedy.connect(timeout=60)
         with caplog.at_level(logging.WARNING):
             greedy.send(bytes(MAX_MESSAGE + 1))
             with pytest.raises(TransportClosed) as closed:
-                greedy.receive(timeout=10)
+                greedy.receive(timeout=60)
         assert closed.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         event = _wait_event(server, lambda e: isinstance(e, Disconnected))
         assert event == Disconnected("mallory", event.reason)
@@ -281,11 +281,11 @@ def test_frame_above_grpc_limit_is_dropped_by_grpc(
         _client(ca_dir, server, "branch-a") as honest,
         _client(ca_dir, server, "mallory", chunk_bytes=4 * DEFAULT_CHUNK_BYTES) as odd,
     ):
-        honest.connect(timeout=5)
-        odd.connect(timeout=5)
+        honest.connect(timeout=60)
+        odd.connect(timeout=60)
         odd.send(bytes(2 * DEFAULT_CHUNK_BYTES))
         with pytest.raises(TransportClosed) as closed:
-            odd.receive(timeout=10)
+            odd.receive(timeout=60)
         assert closed.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         event = _wait_event(server, lambda e: isinstance(e, Disconnected))
         assert event.name == "mallory"  # the reason depends on which end noticed first
@@ -309,7 +309,7 @@ def test_malformed_frames_close_that_stream_with_invalid_argument(
     garbage: list[bytes],
 ) -> None:
     with _client(ca_dir, server, "branch-a") as honest:
-        honest.connect(timeout=5)
+        honest.connect(timeout=60)
         channel = _raw_channel(ca_dir, server, "mallory")
         try:
             stream = channel.stream_stream(SESSION_METHOD)  # raw bytes, no (de)serializers
@@ -329,7 +329,7 @@ def test_disconnects_are_reported_after_the_last_message(
     ca_dir: Path, server: GrpcServerTransport
 ) -> None:
     client = _client(ca_dir, server, "branch-a")
-    client.connect(timeout=5)
+    client.connect(timeout=60)
     assert _wait_event(server, lambda e: isinstance(e, Connected)).name == "branch-a"
     assert server.connected() == {"branch-a"}
     client.send(b"last words")
@@ -360,7 +360,7 @@ def test_client_without_certificate_cannot_connect(
     ca_dir: Path, server: GrpcServerTransport
 ) -> None:
     with _client(ca_dir, server, "branch-a") as honest:
-        honest.connect(timeout=5)
+        honest.connect(timeout=60)
         roots = certs.load_client_credentials(ca_dir, "branch-a").root_certificates
         anonymous = GrpcClientTransport(
             f"127.0.0.1:{server.port}",
@@ -392,12 +392,12 @@ def test_identity_refusal_is_unauthenticated_and_logged(
     try:
         with caplog.at_level(logging.WARNING), _client(ca_dir, transport, "mallory") as stranger:
             with pytest.raises(TransportClosed) as refused:
-                stranger.connect(timeout=5)
+                stranger.connect(timeout=60)
         assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
         assert "refused session from" in caplog.text and "unknown client name" in caplog.text
         assert transport.next_event() is None  # a refused stream never counted as connected
         with _client(ca_dir, transport, "branch-a") as admitted:
-            assert admitted.connect(timeout=5) == "branch-a"
+            assert admitted.connect(timeout=60) == "branch-a"
             _echo_once(transport, admitted, b"welcome")
     finally:
         transport.stop(grace=1.0)
@@ -407,13 +407,13 @@ def test_reconnect_under_the_same_name_replaces_the_old_session(
     ca_dir: Path, server: GrpcServerTransport
 ) -> None:
     first = _client(ca_dir, server, "replaced")
-    first.connect(timeout=5)
+    first.connect(timeout=60)
     with _client(ca_dir, server, "replaced") as second:
-        second.connect(timeout=5)
+        second.connect(timeout=60)
         with pytest.raises(TransportClosed) as ended:
-            first.receive(timeout=5)
+            first.receive(timeout=60)
         assert ended.value.code == grpc.StatusCode.ABORTED
-        events = [server.next_event(timeout=1) for _ in range(3)]
+        events = [server.next_event(timeout=60) for _ in range(3)]
         assert [type(e) for e in events] == [Connected, Disconnected, Connected]
         assert server.connected() == {"replaced"}
         _echo_once(server, second, b"the new session")
@@ -443,7 +443,7 @@ def test_server_name_override_for_a_target_outside_the_certificate(tmp_path: Pat
             name_override="aggregator.bank.example",
             max_message_bytes=1 << 20,
         ) as client:
-            assert client.connect(timeout=5) == "branch-a"
+            assert client.connect(timeout=60) == "branch-a"
             _echo_once(transport, client, b"over an IP address")
     finally:
         transport.stop(grace=1.0)
@@ -553,8 +553,8 @@ def test_a_flooding_branch_is_held_back_and_the_others_are_served(ca_dir: Path) 
             _client(ca_dir, server, "mallory", max_message_bytes=1 << 20) as flooder,
             _client(ca_dir, server, "branch-a", max_message_bytes=1 << 20) as honest,
         ):
-            flooder.connect(timeout=5)
-            honest.connect(timeout=5)
+            flooder.connect(timeout=60)
+            honest.connect(timeout=60)
             for index in range(count):
                 flooder.send(index.to_bytes(4, "big") + bytes(size - 4))
             _wait_for(
@@ -567,16 +567,16 @@ def test_a_flooding_branch_is_held_back_and_the_others_are_served(ca_dir: Path) 
             honest.send(b"hello from an honest branch")
             seen: list[int] = []
             while True:  # honest messages get through, interleaved with the flood
-                item = server.receive(timeout=10)
+                item = server.receive(timeout=60)
                 assert item is not None
                 if item[0] == "branch-a":
                     break
                 seen.append(int.from_bytes(item[1][:4], "big"))
                 assert len(seen) <= count
             server.send("branch-a", b"served")
-            assert honest.receive(timeout=10) == b"served"
+            assert honest.receive(timeout=60) == b"served"
             while len(seen) < count:  # the rest of the flood, none lost, in order
-                item = server.receive(timeout=10)
+                item = server.receive(timeout=60)
                 assert item is not None and item[0] == "mallory"
                 seen.append(int.from_bytes(item[1][:4], "big"))
             assert seen == list(range(count))
@@ -604,8 +604,8 @@ def test_a_branch_over_its_byte_budget_is_closed_and_its_data_dropped(ca_dir: Pa
             _client(ca_dir, server, "mallory", max_message_bytes=1 << 20) as flooder,
             _client(ca_dir, server, "branch-a", max_message_bytes=1 << 20) as honest,
         ):
-            flooder.connect(timeout=5)
-            honest.connect(timeout=5)
+            flooder.connect(timeout=60)
+            honest.connect(timeout=60)
             for _ in range(16):
                 flooder.send(bytes(size))
             event = _wait_event(
@@ -613,7 +613,7 @@ def test_a_branch_over_its_byte_budget_is_closed_and_its_data_dropped(ca_dir: Pa
             )
             assert "budget" in event.reason
             with pytest.raises(TransportClosed) as closed:
-                while flooder.receive(timeout=10) is not None:
+                while flooder.receive(timeout=60) is not None:
                     pass
             assert closed.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert server.queued_bytes("mallory") == 0 and server.connected() == {"branch-a"}
@@ -656,8 +656,8 @@ def test_revoking_a_branch_ends_its_open_session(own_ca: Path) -> None:
             _client(own_ca, server, "branch-a") as doomed,
             _client(own_ca, server, "branch-b") as other,
         ):
-            doomed.connect(timeout=5)
-            other.connect(timeout=5)
+            doomed.connect(timeout=60)
+            other.connect(timeout=60)
             _echo_once(server, doomed, b"before")
             doomed.send(b"queued, never read")
             _wait_for(lambda: server.queued_bytes("branch-a") > 0, 10, "the message to queue")
@@ -667,13 +667,13 @@ def test_revoking_a_branch_ends_its_open_session(own_ca: Path) -> None:
             )
             assert "identity no longer accepted" in event.reason and "revoked" in event.reason
             with pytest.raises(TransportClosed) as ended:
-                doomed.receive(timeout=10)
+                doomed.receive(timeout=60)
             assert ended.value.code == grpc.StatusCode.UNAUTHENTICATED
             assert server.queued_bytes("branch-a") == 0  # its unread message was dropped
             assert server.connected() == {"branch-b"}
             _echo_once(server, other, b"unaffected")
         with _client(own_ca, server, "branch-a") as again, pytest.raises(TransportClosed):
-            again.connect(timeout=5)
+            again.connect(timeout=60)
     finally:
         server.stop(grace=1.0)
 
@@ -684,7 +684,7 @@ def test_recheck_sessions_on_demand_and_a_lost_revocation_list_fails_closed(
     server = _transport(own_ca, recheck_interval=None)
     try:
         with _client(own_ca, server, "branch-a") as client:
-            client.connect(timeout=5)
+            client.connect(timeout=60)
             assert server.recheck_sessions() == []
             (own_ca / "revoked.json").unlink()
             assert server.recheck_sessions() == ["branch-a"]
@@ -751,14 +751,14 @@ def test_a_session_ends_when_its_certificate_expires(own_ca: Path) -> None:
             channel_credentials=creds.to_grpc(),
             max_message_bytes=MAX_MESSAGE,
         ) as client:
-            assert client.connect(timeout=5) == "branch-b"
+            assert client.connect(timeout=60) == "branch-b"
             _echo_once(server, client, b"while valid")
             event = _wait_event(
                 server, lambda e: isinstance(e, Disconnected) and e.name == "branch-b", 30
             )
             assert "certificate expired" in event.reason
             with pytest.raises(TransportClosed):
-                client.receive(timeout=10)
+                client.receive(timeout=60)
     finally:
         server.stop(grace=1.0)
 
@@ -771,7 +771,7 @@ def test_peer_certificate_is_the_verified_client_certificate(
 
     assert server.peer_certificate("branch-a") is None
     with _client(ca_dir, server, "branch-a") as client:
-        client.connect(timeout=5)
+        client.connect(timeout=60)
         der = server.peer_certificate("branch-a")
         issued = cx509.load_pem_x509_certificate((ca_dir / "clients" / "branch-a.pem").read_bytes())
         assert der == issued.public_bytes(serialization.Encoding.DER)

@@ -93,7 +93,7 @@ def _run_refused(config: FederationConfig, policy: BranchPolicy, setting: str) -
     hub = RecordingHub()
     threads, outcome, clients = _branches(hub, policy)
     server = FederationServer(config, hub, _store())
-    (result,) = server.run(wait_for_clients=10, max_attempts=1)
+    (result,) = server.run(wait_for_clients=120, max_attempts=1)
     for thread in threads:
         thread.join(timeout=60)
     assert result.status == "aborted" and result.contributed == ()
@@ -165,7 +165,7 @@ def test_active_variant_runs_in_the_runtime_with_certificate_identities(
     threads, outcome, _ = _branches(hub, BranchPolicy(require_active=True), identities)
     config = _config({"name": "secagg+", "active": True})
     server = FederationServer(config, hub, _store(), identity_of=ders.get)
-    (result,) = server.run(wait_for_clients=10)
+    (result,) = server.run(wait_for_clients=120)
     for thread in threads:
         thread.join(timeout=60)
     assert result.status == "complete", result.reason
@@ -194,7 +194,7 @@ def test_c1_active_round_with_a_substituted_identity_is_refused(
         listed = dict(ders) | {NAMES[1]: substitute}
         config = _config({"name": "secagg+", "active": True})
         server = FederationServer(config, hub, _store(), identity_of=listed.get)
-        (result,) = server.run(wait_for_clients=10, max_attempts=1)
+        (result,) = server.run(wait_for_clients=120, max_attempts=1)
         for thread in threads:
             thread.join(timeout=60)
         assert result.status == "aborted"

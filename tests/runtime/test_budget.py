@@ -84,7 +84,7 @@ def test_central_budget_stops_before_the_round_that_would_cross_it(tmp_path: Pat
     hub = InProcessHub()
     _clients(hub, rounds=None)
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
-    results = server.run(wait_for_clients=10)
+    results = server.run(wait_for_clients=120)
     assert [r.status for r in results] == ["complete", "complete"]
     assert results[-1].epsilon is not None and results[-1].epsilon <= budget
     assert server.budget_reached is not None and "epsilon budget" in server.budget_reached
@@ -104,7 +104,7 @@ def test_distributed_budget_aborts_before_the_server_unmasks(tmp_path: Path) -> 
     hub = WatchingHub()
     _clients(hub, rounds=1, mute_masked_input=NAMES[3])
     server = FederationServer(config, hub, ServerStore(tmp_path / "d.sqlite"))
-    (result,) = server.run(wait_for_clients=10, max_attempts=1)
+    (result,) = server.run(wait_for_clients=120, max_attempts=1)
     assert result.status == "aborted" and "epsilon budget" in (result.reason or "")
     assert not hub.unmasking_sent
     assert server.mechanism.accountant.rounds == 0  # type: ignore[attr-defined]
@@ -114,7 +114,7 @@ def _run_rounds(config: FederationConfig, state: Path, rounds: int) -> Federatio
     hub = InProcessHub()
     _clients(hub, rounds=rounds)
     server = FederationServer(config, hub, ServerStore(state))
-    assert all(r.status == "complete" for r in server.run(wait_for_clients=10))
+    assert all(r.status == "complete" for r in server.run(wait_for_clients=120))
     return server
 
 

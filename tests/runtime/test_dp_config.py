@@ -65,7 +65,7 @@ def test_ledger_rows_record_sampling_population_and_adjacency(
         ).start()
     ledger = Ledger(tmp_path / "l.sqlite", LedgerKey.generate())
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"), ledger=ledger)
-    (result,) = server.run(wait_for_clients=10)
+    (result,) = server.run(wait_for_clients=120)
     assert result.status == "complete", result.reason
     block = ledger.entries()[0]["dp"]
     assert block["sampling"] == {"kind": "poisson", "rate": 1.0, "population": len(NAMES)}
@@ -83,7 +83,7 @@ def _one_round(tmp_path: Path, rate: float, mechanism: str = "central") -> list[
         threading.Thread(target=client.run, kwargs={"idle_timeout": 10}, daemon=True).start()
     ledger = Ledger(tmp_path / f"{rate}-{mechanism}.ledger", LedgerKey.generate())
     store = ServerStore(tmp_path / f"{rate}-{mechanism}.sqlite")
-    FederationServer(config, hub, store, ledger=ledger).run(wait_for_clients=10, max_attempts=1)
+    FederationServer(config, hub, store, ledger=ledger).run(wait_for_clients=120, max_attempts=1)
     return ledger.entries()
 
 

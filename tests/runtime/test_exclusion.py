@@ -83,7 +83,7 @@ def test_m3_poisoned_shares_name_the_sender_and_exclude_it(tmp_path: Path) -> No
     _branches(hub, rounds=None)
     state = tmp_path / "m3.sqlite"
     server = FederationServer(_config(state, 2), hub, ServerStore(state))
-    results = server.run(wait_for_clients=10)
+    results = server.run(wait_for_clients=120)
     first = results[0]
     # Mallory's neighbours named it instead of dropping out; whether its own masks
     # can still be removed in that round or not, it is excluded from then on

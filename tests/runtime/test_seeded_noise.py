@@ -61,7 +61,7 @@ def _run(config: FederationConfig, tmp_path: Path) -> tuple[np.ndarray, list[dic
     server = FederationServer(
         config, hub, ServerStore(tmp_path / f"{config.replay_noise}.sqlite"), ledger=ledger
     )
-    (result,) = server.run(wait_for_clients=10)
+    (result,) = server.run(wait_for_clients=120)
     assert result.status == "complete"
     return server.model, ledger.entries()
 

@@ -523,7 +523,7 @@ class _Server:
         options = [("grpc.ssl_target_name_override", "localhost")] if override else []
         with grpc.secure_channel(f"127.0.0.1:{self.port}", credentials, options=options) as ch:
             stub = ch.unary_unary(_METHOD)
-            return stub(b"ping", timeout=3)
+            return stub(b"ping", timeout=60)
 
 
 @pytest.fixture
