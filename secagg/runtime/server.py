@@ -66,6 +66,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -88,7 +89,7 @@ from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAg
 from secagg.ledger.chain import Ledger
 from secagg.ledger.entry import LedgerEntry
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.store import ServerStore
+from secagg.runtime.store import ServerStore, StoreCorrupted
 from secagg.runtime.wire import (
     MAX_DEADLINE_SECONDS,
     FederationEnd,
@@ -435,8 +436,29 @@ class FederationServer:
         return self._run_round(self.sample())
 
     def _run_round(self, participants: list[str]) -> RoundResult:
-        """One round, numbered next, with ``participants`` (already sampled)."""
+        """One round, numbered next, with ``participants`` (already sampled).
+
+        A state or ledger write that fails (disk full, a read-only or vanished file)
+        stops the server: nothing later can be recorded safely. Before the error
+        propagates, the round is marked aborted with that cause if the state still
+        takes one small write, so the restart does not record only "server restarted
+        mid-round" (reliability review D8); if it does not, the server's log has it.
+        """
         number = self.next_round
+        try:
+            return self._round(number, participants)
+        except (sqlite3.Error, OSError) as exc:
+            cause = " ".join(str(exc).split()) or type(exc).__name__
+            log.error("round %d: the server could not write its state: %s", number, cause)
+            try:
+                self.store.abort_round(number, {"reason": f"state write failed: {cause}"})
+            except StoreCorrupted:
+                pass  # the round was finished already: the ledger's write failed after it
+            except Exception as again:  # the first error is the one to raise
+                log.error("round %d: its abort could not be recorded either: %s", number, again)
+            raise
+
+    def _round(self, number: int, participants: list[str]) -> RoundResult:
         self.next_round += 1
         started = time.time()
         self.store.begin_round(number, participants)

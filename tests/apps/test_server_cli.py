@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +255,56 @@ def test_an_address_not_of_this_machine_is_one_line(workdir: Path) -> None:
     result = _server("--config", str(toml), "--init")  # 192.0.2.0/24: documentation only
     assert result.exit_code == 1
     assert _one_line(result).endswith("192.0.2.1 is not an address of this machine")
+
+
+@pytest.mark.parametrize(
+    ("error", "named"),
+    [
+        (sqlite3.OperationalError("database or disk is full"), "database or disk is full"),
+        (OSError(28, "No space left on device"), "No space left on device"),
+    ],
+)
+def test_a_state_write_failing_mid_run_is_one_line_exit_1(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, named: str
+) -> None:
+    """The review's 4c: a disk that fills up mid-run ended in a traceback."""
+    import secagg.runtime.launch
+
+    def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(secagg.runtime.launch, "serve", disk_full)
+    result = _server("--config", str(_toml(workdir, _free_port())), "--init")
+    assert result.exit_code == 1
+    assert named in _one_line(result)
+
+
+@pytest.mark.integration
+def test_the_server_logs_timestamped_info_lines_by_default_and_quiet_silences_them(
+    workdir: Path,
+) -> None:
+    """Newcomer review 7: the server was silent without -v and its lines had no time.
+    Run as a process (logging is set up once per process): no branch comes, so it waits
+    1 s for a quorum, logs why it stops, and exits 1."""
+    toml = _toml(workdir, _free_port())
+    with toml.open("a") as extra:
+        extra.write("quorum_wait_seconds = 1\n")
+    command = [
+        sys.executable,
+        "-m",
+        "secagg.apps.cli",
+        "server",
+        "--config",
+        str(toml),
+        "--wait",
+        "1",
+    ]
+    stamp = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|WARNING|ERROR) secagg\."
+    default = subprocess.run([*command, "--init"], capture_output=True, text=True, timeout=300)
+    assert default.returncode == 1, default.stderr
+    levels = re.findall(stamp, default.stderr, flags=re.MULTILINE)
+    assert "INFO" in levels and "ERROR" in levels, default.stderr
+    quiet = subprocess.run([*command, "--quiet"], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 1, quiet.stderr
+    levels = re.findall(stamp, quiet.stderr, flags=re.MULTILINE)
+    assert "INFO" not in levels and "ERROR" in levels, quiet.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -325,3 +326,80 @@ def test_a_read_only_state_is_refused_at_start_not_at_the_first_round(
     read_only_state(monkeypatch, state)
     with pytest.raises(StateError, match=r"not writable|cannot be opened"):
         open_server_state(_config(tmp_path, rounds=2))
+
+
+# --- D8: a state write failing mid-run names its cause -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.OperationalError("database or disk is full"),
+        OSError(28, "No space left on device"),
+    ],
+)
+def test_a_state_write_failing_mid_round_records_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """The review's 4c: a disk that filled up during round 2 was recorded, after the
+    restart, only as "server restarted mid-round". The round now says what stopped it,
+    the error still stops the server, and the restart continues from round 1's model."""
+    config = _config(tmp_path, rounds=3)
+    state = open_server_state(config, init=True)
+    complete_round = ServerStore.complete_round
+
+    def disk_fills_in_round_2(store: ServerStore, number: int, *args: object) -> None:
+        if number == 2:
+            raise error
+        complete_round(store, number, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ServerStore, "complete_round", disk_fills_in_round_2)
+    try:
+        with pytest.raises(type(error)):
+            _server(config, state).run(wait_for_clients=60)
+    finally:
+        state.close()
+    monkeypatch.undo()
+    again = open_server_state(config)
+    try:
+        rounds = again.store.rounds()
+        assert [r["status"] for r in rounds] == ["complete", "aborted"]
+        reason = rounds[1]["report"]["reason"]
+        assert reason.startswith("state write failed:") and str(error).split("] ")[-1] in reason
+        results = _server(config, again).run(wait_for_clients=60)
+        assert [r.status for r in results] == ["complete", "complete"]
+        assert [r.number for r in results] == [3, 4]
+    finally:
+        again.close()
+    audit = verify_ledger(_paths(config)[1])
+    assert audit.ok, audit.first_failure
+    assert [row.entry["round"] for row in audit.chain.rows] == [1, 2, 3, 4]
+
+
+def test_when_even_the_abort_cannot_be_written_the_restart_still_aborts_the_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, rounds=2)
+    state = open_server_state(config, init=True)
+    full = sqlite3.OperationalError("database or disk is full")
+
+    def no_space(store: ServerStore, number: int, *args: object) -> None:
+        raise full
+
+    monkeypatch.setattr(ServerStore, "complete_round", no_space)
+    monkeypatch.setattr(ServerStore, "abort_round", no_space)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            _server(config, state).run(wait_for_clients=60)
+    finally:
+        state.close()
+    monkeypatch.undo()
+    again = open_server_state(config)
+    try:
+        assert [r["status"] for r in again.store.rounds()] == ["running"]
+        _server(config, again)  # the restarted server recovers its state
+        (round_1,) = again.store.rounds()
+        assert round_1["status"] == "aborted"
+        assert round_1["report"]["reason"] == "server restarted mid-round"
+    finally:
+        again.close()
