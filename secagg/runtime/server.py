@@ -510,10 +510,16 @@ class FederationServer:
     def _log_round(self, result: RoundResult, started: float, dropouts: dict[str, int]) -> None:
         """The round's one line: INFO when complete, WARNING when aborted (for operators:
         ``secagg server`` shows it by default)."""
-        if result.status == "complete" and result.epsilon is not None:
-            self._epsilon_now = result.epsilon
+        if result.status == "complete":
+            # what the ledger claims: the server's own epsilon, or under record-level
+            # DP (each branch accounts its DP-SGD) the worst branch's reported one
+            claim = self.mechanism.ledger_claim(result.epsilon)
+            if claim is not None:
+                self._epsilon_now = claim
         lost = ", ".join(f"{phase} {count}" for phase, count in dropouts.items() if count)
         eps = "-" if self._epsilon_now is None else f"{self._epsilon_now:.4g}"
+        if self._epsilon_now is not None and self.mechanism.unit == "record":
+            eps += " (per record, worst branch)"
         facts = (
             f"{len(result.contributed)}/{len(result.participants)} contributed, "
             f"dropouts: {lost or 'none'}, epsilon {eps}, {time.time() - started:.2f} s"

@@ -26,6 +26,7 @@ from secagg.apps.simulation.config import (
 from secagg.apps.simulation.report import (
     COLUMNS,
     auprc_baselines,
+    dropout_points,
     epsilon_series,
     summary_rows,
     write_run_folder,
@@ -228,6 +229,14 @@ def test_auprc_plot_has_the_local_only_baseline(record_run) -> None:
     assert lines["local-only (each branch's own model)"] == 0.42
     assert lines["centralized, non-private"] == 0.8
     assert (run_dir / "auprc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_auprc_plot_marks_the_rounds_with_dropouts() -> None:
+    result = _record_level_result()
+    assert dropout_points(result) == [(2, pytest.approx(0.7))]  # branch-02 dropped in round 2
+    for r in result.rounds:
+        r["dropped"] = []
+    assert dropout_points(result) == []
 
 
 def test_epsilon_plot_draws_one_line_when_the_branches_coincide() -> None:

@@ -41,3 +41,26 @@ def test_the_bank_fraud_dpsgd_hook_trains_a_round_and_reports_its_accounting(tmp
     assert 0 < report["epsilon"] <= 3.0
     with pytest.raises(ConfigurationError, match="--dimension 5, but a logistic model"):
         load_hook("dpsgd_hook:make_hook", "branch-001", 5)
+
+
+def _readme_python_blocks() -> list[str]:
+    text = (EXAMPLES.parent / "README.md").read_text()
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_the_readme_python_snippets_run_and_print_what_they_say(capsys):
+    """Newcomer review 9: the README's second snippet printed nothing when run."""
+    import re
+
+    first, second = _readme_python_blocks()
+    exec(compile(first, "README.md (first snippet)", "exec"), {"__name__": "__main__"})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["plain", "secagg+", "ckks"]
+    for line in lines:
+        assert line.split()[1] == "(4,)"  # the dropped client, reported
+        assert float(line.split()[-1]) < 1e-3  # the sum of the others (CKKS: approximately)
+    exec(compile(second, "README.md (second snippet)", "exec"), {"__name__": "__main__"})
+    (printed,) = capsys.readouterr().out.splitlines()
+    included = [int(i) for i in re.findall(r"\d+", printed)]
+    assert len(included) == 50 and included == sorted(set(included))  # a dropout in
+    # the unmasking phase had sent its masked input: everyone's input is in the total

@@ -270,7 +270,7 @@ def test_torch_models_plug_in_through_a_hook(tmp_path: Path) -> None:
 
 @pytest.mark.integration  # DP-SGD (Opacus) in every branch
 def test_dpsgd_branches_report_their_accounting_to_a_ledger_that_verifies(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Record-level DP over the runtime: DPSGDHook branches, a signed ledger, an audit."""
     import torch
@@ -310,17 +310,21 @@ def test_dpsgd_branches_report_their_accounting_to_a_ledger_that_verifies(
     for name, hook in zip(names, hooks, strict=True):
         client = FederationClient(name, hook, hub.connect(name), privacy_report=hook.privacy_report)
         threading.Thread(
-            target=client.run, kwargs={"idle_timeout": 20, "rounds": 2}, daemon=True
+            target=client.run, kwargs={"idle_timeout": 300, "rounds": 2}, daemon=True
         ).start()
     key = LedgerKey.generate()
     ledger = Ledger(tmp_path / "ledger.sqlite", key)
     server = FederationServer(config, hub, ServerStore(tmp_path / "d.sqlite"), ledger=ledger)
-    results = server.run(wait_for_clients=120)
+    with caplog.at_level(logging.INFO, logger="secagg.server"):
+        results = server.run(wait_for_clients=120)
     assert [r.status for r in results] == ["complete", "complete"]
     audit = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
     assert audit.ok, audit.first_failure
     worst = max(hook.trainer.epsilon() for hook in hooks)
     assert audit.epsilons[-1][1] == pytest.approx(worst)
+    # the operator's per-round line shows that epsilon too (newcomer review 9: it said "-")
+    (last,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("round 2 ")]
+    assert f"epsilon {worst:.4g} (per record, worst branch)" in last, last
     reports = audit.chain.rows[-1].entry["dp"]["client_reports"]
     assert len(reports) == 3 and all(r["history"] for r in reports.values())
     assert not set(reports) & set(names)  # identities are salted hashes, not names

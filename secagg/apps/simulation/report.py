@@ -286,6 +286,12 @@ def auprc_baselines(result: SimulationResult) -> dict[str, float]:
     return lines
 
 
+def dropout_points(result: SimulationResult) -> list[tuple[int, float]]:
+    """The red crosses of auprc.png: (round, pooled AUPRC) of every round in which a
+    branch dropped out, so a dip in the curve can be told from a round that lost one."""
+    return [(r["round"], r["pooled"]["auprc"]) for r in result.rounds if r["dropped"]]
+
+
 def epsilon_series(result: SimulationResult) -> dict[str, list[float]]:
     """The lines of epsilon.png: client-level epsilon (one line), or each branch's
     record-level epsilon, folded into one line when every branch's is the same (eight
@@ -336,7 +342,7 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
         )
     pooled = [r["pooled"]["auprc"] for r in result.rounds]
     ax.plot(rounds, pooled, color="black", linewidth=2.5, label="federated, all branches")
-    marked = [(r["round"], p) for r, p in zip(result.rounds, pooled, strict=True) if r["dropped"]]
+    marked = dropout_points(result)
     if marked:
         ax.scatter(
             [m[0] for m in marked],
