@@ -385,3 +385,28 @@ def test_fl_round_load_global_train_and_send_update(data):
     np.testing.assert_array_equal(trainer.model_update(plain_state), update)
     with pytest.raises(ConfigurationError):
         trainer.model_update(global_model[:-1])
+
+
+def test_the_memoised_opacus_rdp_gives_the_unmemoised_epsilons(monkeypatch) -> None:
+    """secagg.dp.dpsgd memoises Opacus's per-order RDP (the PRV accountant's domain
+    bound recomputed it on every get_epsilon); the numbers must be exactly Opacus's."""
+    from opacus.accountants.analysis import rdp
+
+    import secagg.dp.dpsgd  # noqa: F401  (installs the memo)
+
+    memoised = rdp._compute_rdp
+    assert hasattr(memoised, "cache_info")
+    history = [(1.1, 0.02, 300), (0.8, 0.1, 40), (5.0, 1.0, 1)]
+
+    def epsilons() -> tuple[float, float]:
+        prv, rdp_accountant = PRVAccountant(), RDPAccountant()
+        prv.history = list(history)
+        rdp_accountant.history = list(history)
+        return prv.get_epsilon(delta=1e-5), rdp_accountant.get_epsilon(delta=1e-5)
+
+    with_memo = epsilons()
+    again = epsilons()
+    monkeypatch.setattr(rdp, "_compute_rdp", memoised.__wrapped__)
+    assert with_memo == again == epsilons()
+    for q, sigma, alpha in [(0.02, 1.1, 1.5), (0.1, 0.8, 32.0), (1.0, 5.0, 2.25)]:
+        assert memoised(q, sigma, alpha) == memoised.__wrapped__(q, sigma, alpha)

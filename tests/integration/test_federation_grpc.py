@@ -79,7 +79,9 @@ def _branch(port: int, name: str, certificates: Path, *extra: str) -> subprocess
         "--rounds",
         str(ROUNDS),
         "--idle",
-        "40",
+        "300",  # the federation's end is announced: this only bounds a lost server
+        "--connect-timeout",
+        "120",  # the server binds after this process starts; generous on a busy machine
         *extra,
     ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -90,7 +92,7 @@ def _in_process_model(config: FederationConfig, tmp_path: Path) -> np.ndarray:
     for name in NAMES:
         client = FederationClient(name, demo_hook(name, D), hub.connect(name))
         threading.Thread(
-            target=client.run, kwargs={"idle_timeout": 20, "rounds": ROUNDS}, daemon=True
+            target=client.run, kwargs={"idle_timeout": 300, "rounds": ROUNDS}, daemon=True
         ).start()
     server = FederationServer(config, hub, ServerStore(tmp_path / "in-process.sqlite"))
     server.run(wait_for_clients=120)
@@ -119,8 +121,8 @@ def test_grpc_federation_of_8_branch_processes_matches_the_in_process_run(
     ]
     with caplog.at_level(logging.WARNING):
         server, results = serve(config, wait_for_clients=120)
-    outputs = [b.communicate(timeout=60) for b in branches]
-    intruder_outputs = [i.communicate(timeout=60) for i in intruders]
+    outputs = [b.communicate(timeout=300) for b in branches]
+    intruder_outputs = [i.communicate(timeout=300) for i in intruders]
 
     assert [r.status for r in results] == ["complete"] * ROUNDS, [r.reason for r in results]
     assert all(r.contributed == tuple(NAMES) for r in results)
@@ -199,7 +201,7 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
             "--key",
             str(key),
             "--idle",
-            "30",
+            "300",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -209,7 +211,7 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
     try:
         _, results = serve(config, wait_for_clients=120)
     finally:
-        out, err = holder.communicate(timeout=60)
+        out, err = holder.communicate(timeout=300)
         for branch in branches:
             branch.kill()
             branch.wait()
