@@ -610,6 +610,9 @@ class DPSGDTrainer:
         self._reduction: str = reduction
         self._device = device
         self._delta = delta
+        #: epsilon by (history, delta): Opacus recomputes it from the whole history on
+        #: every call (0.1-0.7 s for PRV), and a round asks it before and after training
+        self._epsilons: dict[tuple[tuple[tuple[float, float, int], ...], float], float] = {}
         self._accountant_name: str = accountant
         self._max_grad_norm = max_grad_norm
         self._target_epsilon = target_epsilon
@@ -708,9 +711,13 @@ class DPSGDTrainer:
         delta = _positive_finite("delta", delta)
         if not delta < 1:
             raise ConfigurationError(f"delta must be below 1, not {delta!r}")
-        if not self._engine.accountant.history:
+        history = self._engine.accountant.history
+        if not history:
             return 0.0
-        return float(self._engine.accountant.get_epsilon(delta=delta))
+        key = (tuple(history), delta)
+        if key not in self._epsilons:
+            self._epsilons[key] = float(self._engine.accountant.get_epsilon(delta=delta))
+        return self._epsilons[key]
 
     def _check_accountable(self, extra_steps: int) -> None:
         """Raise before training if the accountant could not report the result.
@@ -720,16 +727,31 @@ class DPSGDTrainer:
         spent that nobody can state. A fresh accountant of the same kind gets the
         history as it will be, so nothing in the trainer changes on failure.
         """
-        self._probe((self.noise_multiplier, self.sample_rate, extra_steps), "this training")
+        history = list(self._engine.accountant.history)
+        z, q = self.noise_multiplier, self.sample_rate
+        if history and history[-1][:2] == (z, q):  # Opacus's step() extends the last entry
+            last = history.pop()
+            history.append((z, q, last[2] + extra_steps))
+        else:
+            history.append((z, q, extra_steps))
+        self._probe(history, (z, q, extra_steps), "this training")
 
-    def _probe(self, entry: tuple[float, float, int], what: str) -> None:
-        """Evaluate the history with ``entry`` appended on a fresh accountant of the same
-        kind; raise ConfigurationError if it fails or is infinite (nothing changes)."""
+    def _probe(
+        self,
+        history: list[tuple[float, float, int]],
+        entry: tuple[float, float, int],
+        what: str,
+    ) -> None:
+        """Evaluate ``history``, this accountant's once ``entry`` is spent, on a fresh
+        accountant of the same kind; raise ConfigurationError if it fails or is infinite
+        (nothing changes). The value is kept: :meth:`epsilon` of that history is then
+        free."""
         probe = type(self._engine.accountant)()
-        probe.history = [*self._engine.accountant.history, entry]
+        probe.history = list(history)
         z, q, steps = entry
         try:
-            eps = probe.get_epsilon(delta=self._delta)
+            eps = float(probe.get_epsilon(delta=self._delta))
+            self._epsilons[(tuple(history), self._delta)] = eps
         except (RuntimeError, ValueError, FloatingPointError) as exc:
             raise ConfigurationError(
                 f"the {self._accountant_name!r} accountant cannot evaluate "
@@ -763,7 +785,7 @@ class DPSGDTrainer:
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
             raise ConfigurationError(f"steps must be a positive int, not {steps!r}")
         entry = (z, q, int(steps))
-        self._probe(entry, "this charge")
+        self._probe([*self._engine.accountant.history, entry], entry, "this charge")
         self._engine.accountant.history.append(entry)
 
     # --- training -------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import FrozenInstanceError
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -410,3 +411,26 @@ def test_the_memoised_opacus_rdp_gives_the_unmemoised_epsilons(monkeypatch) -> N
     assert with_memo == again == epsilons()
     for q, sigma, alpha in [(0.02, 1.1, 1.5), (0.1, 0.8, 32.0), (1.0, 5.0, 2.25)]:
         assert memoised(q, sigma, alpha) == memoised.__wrapped__(q, sigma, alpha)
+
+
+@pytest.mark.parametrize("accountant", ["prv", "rdp"])
+def test_epsilon_after_training_is_the_checked_one_and_not_recomputed(
+    data, accountant: str
+) -> None:
+    """A round asked the accountant twice for the same history: before training (can
+    it be evaluated?) and after (what was spent). The second answer is the first one,
+    which is exactly what a fresh accountant says of the trained history."""
+    trainer = _trainer(data[0], accountant=accountant)
+    for _ in range(2):  # the second round's steps extend Opacus's last history entry
+        trainer.train(epochs=1)
+        accountant_object = trainer._engine.accountant
+        with mock.patch.object(
+            accountant_object, "get_epsilon", wraps=accountant_object.get_epsilon
+        ) as asked:
+            spent = trainer.epsilon()
+        assert asked.call_count == 0  # the value checked before training
+        fresh = type(accountant_object)()
+        fresh.history = list(accountant_object.history)
+        assert spent == fresh.get_epsilon(delta=trainer._delta)
+    trainer.charge(20.0, 1.0)
+    assert trainer.epsilon() > spent
