@@ -382,7 +382,7 @@ def noise_multiplier_after(
     while not math.isfinite(eps(z)) and z < MAX_NOISE_MULTIPLIER:
         z *= 4  # no usable value this close to zero noise
     previous: tuple[float, float] | None = None
-    for _ in range(4):  # secant steps on log eps(log z), aimed tol/2 above the threshold
+    for _ in range(8):  # secant steps on log eps(log z), aimed tol/2 above the threshold
         e = eps(z)
         if not (math.isfinite(e) and e > 0):
             break
