@@ -111,6 +111,11 @@ class CustomerDataset(Dataset):
         return self._rows[index], self._target[index]
 
     @property
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows, target)`` for every customer, as ``TensorDataset.tensors``."""
+        return self._rows, self._target
+
+    @property
     def num_customers(self) -> int:
         """The number of privacy units (the ``n`` of ``q`` and of ``delta < 1 / n``)."""
         return self._rows.shape[0]

@@ -78,6 +78,25 @@ def test_metric_edge_cases_and_errors() -> None:
         roc_auc(np.array([0, 1]), np.array([0.0, np.nan]))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_diverged_model_is_reported_not_raised(bad: float) -> None:
+    """The ML review: `secagg simulate --seed 5` died with "scores must be finite" after
+    its baselines, printed as a usage error. A model that scores NaN or infinity has
+    diverged: its metrics say so and are NaN, and the labels are still counted."""
+    labels = np.array([0, 0, 1, 1, 0])
+    diverged = fraud_metrics(labels, np.array([0.1, bad, 0.8, 0.9, 0.2]))
+    assert diverged.diverged
+    assert all(np.isnan(v) for v in (diverged.auprc, diverged.roc_auc))
+    assert np.isnan(diverged.recall_at_1pct_fpr)
+    assert (diverged.positives, diverged.negatives) == (2, 3)
+    assert diverged.as_dict()["diverged"] is True
+    assert not fraud_metrics(labels, np.array([0.1, 0.5, 0.8, 0.9, 0.2])).diverged
+    with pytest.raises(ConfigurationError, match="0 or 1"):  # bad labels stay an error
+        fraud_metrics(np.array([0, 2]), np.array([np.nan, 1.0]))
+    with pytest.raises(ConfigurationError, match="labels but"):
+        fraud_metrics(np.array([0, 1]), np.array([np.nan]))
+
+
 # --- synthetic branches ------------------------------------------------------------
 
 

@@ -26,8 +26,10 @@ from secagg.apps.simulation.config import (
 from secagg.apps.simulation.report import (
     COLUMNS,
     auprc_baselines,
+    divergence_lines,
     dropout_points,
     epsilon_series,
+    metric_cell,
     summary_rows,
     write_run_folder,
 )
@@ -237,6 +239,36 @@ def test_auprc_plot_marks_the_rounds_with_dropouts() -> None:
     for r in result.rounds:
         r["dropped"] = []
     assert dropout_points(result) == []
+
+
+def test_a_diverged_setting_reads_diverged_in_the_table_the_report_and_the_plot(
+    tmp_path: Path,
+) -> None:
+    """A baseline that blew up (the ML review's seed 5) is a row that says so, not a crash
+    and not a made-up number; a diverged local model names its branch."""
+    result = _record_level_result()
+    nan = math.nan
+    central = result.settings["centralized (non-private)"]
+    central["pooled"] = {**central["pooled"], "auprc": nan, "roc_auc": nan, "diverged": True}
+    central["pooled"]["recall_at_1pct_fpr"] = nan
+    central.update(diverged=True, mean_branch_auprc=nan)
+    local = result.settings["local-only"]
+    local["branches"]["branch-02"] = {**local["branches"]["branch-02"], "diverged": True}
+    rows = {row["setting"]: row for row in summary_rows(result)}
+    assert metric_cell(rows["centralized (non-private)"], "auprc") == "diverged"
+    assert metric_cell(rows["centralized (non-private)"], "mean_branch_auprc") == "diverged"
+    assert metric_cell(rows["local-only"], "auprc") == "0.420"
+    lines = divergence_lines(result)
+    assert len(lines) == 2
+    assert lines[0].startswith("diverged: local-only (the models of branch-02)")
+    assert lines[1].startswith("diverged: centralized (non-private): its scores are not finite")
+    assert "centralized, non-private" not in auprc_baselines(result)  # no line at NaN
+    write_run_folder(result, tmp_path / "run")
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| centralized (non-private) | diverged | diverged | diverged | diverged |" in report
+    assert lines[1] in report
+    assert (tmp_path / "run" / "auprc.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["table"][2]["diverged"]
 
 
 def test_epsilon_plot_draws_one_line_when_the_branches_coincide() -> None:

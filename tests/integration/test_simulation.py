@@ -308,3 +308,38 @@ def test_distributed_epsilon_target_is_a_cap_the_report_names(tmp_path: Path) ->
         settings={**result.settings, "federated (secagg+)": {**fed, "above_target": True}},
     )
     assert "ABOVE THE TARGET" in privacy_lines(above)[0]
+
+
+def test_a_diverging_baseline_is_a_row_that_says_so_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ML review: `secagg simulate --seed 5` stopped after its baselines with `Error:
+    scores must be finite` (exit 2, as if a usage error) because the centralized model
+    diverged at the default learning rate. Its training is made to blow up here; the run
+    completes, and the table, the report and the summary say which setting diverged."""
+    import torch
+
+    from secagg.apps.models import training
+
+    real = training.train_plain
+
+    def blows_up(model: torch.nn.Module, *args: object, **kwargs: object) -> None:
+        real(model, *args, **kwargs)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.fill_(math.inf)
+
+    monkeypatch.setattr(training, "train_plain", blows_up)  # the centralized baseline's
+    out = tmp_path / "run"
+    args = ["simulate", "--branches", "3", "--rounds", "1", "--train-rows", "900"]
+    args += ["--test-rows", "300", "--model", "logistic", "--dropout", "0"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "diverged: centralized (non-private): its scores are not finite" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {row["setting"]: row for row in summary["table"]}
+    assert rows["centralized (non-private)"]["diverged"] is True
+    assert rows["centralized (non-private)"]["auprc"] is None  # NaN in JSON: no number
+    assert not rows["federated (secagg+)"]["diverged"]
+    assert rows["federated (secagg+)"]["auprc"] > 0
+    assert "| centralized (non-private) | diverged |" in (out / "report.md").read_text()

@@ -6,10 +6,17 @@ is the fraud rate itself. Recall at 1 % FPR answers the operational question
 "how much fraud do we catch if analysts can review one legitimate transaction
 in a hundred?". Ties in the scores are handled exactly (a tie block counts as
 one threshold), so the numbers do not depend on the order of the rows.
+
+A model whose training blew up scores NaN or infinity: it ranks nothing.
+:func:`fraud_metrics` then says so (``diverged``, every metric NaN) instead of
+raising, so one diverging model (a baseline at too high a learning rate, say)
+is a row of the report that reads "diverged", not a run that dies after its
+other settings were computed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,6 +31,8 @@ class FraudMetrics:
     recall_at_1pct_fpr: float
     positives: int
     negatives: int
+    #: the scores were not all finite: the metrics are NaN because there is no ranking
+    diverged: bool = False
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -89,6 +98,19 @@ def recall_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float = 0.01)
 
 
 def fraud_metrics(labels: np.ndarray, scores: np.ndarray) -> FraudMetrics:
+    """Every metric of one model on one test set; ``diverged`` (and NaN metrics) when
+    its scores are not all finite. Labels and shapes are still checked."""
+    finite = np.isfinite(np.asarray(scores, dtype=np.float64))
+    if not finite.all():
+        y, _ = _checked(labels, np.where(finite, scores, 0.0))
+        return FraudMetrics(
+            auprc=math.nan,
+            roc_auc=math.nan,
+            recall_at_1pct_fpr=math.nan,
+            positives=int(y.sum()),
+            negatives=int((~y).sum()),
+            diverged=True,
+        )
     y, _ = _checked(labels, scores)
     return FraudMetrics(
         auprc=average_precision(labels, scores),

@@ -210,8 +210,10 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
 
     from secagg.apps.simulation.report import (
         COLUMNS,
+        divergence_lines,
         fmt,
         fmt_bytes,
+        metric_cell,
         privacy_lines,
         summary_rows,
     )
@@ -230,10 +232,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         eps = fmt(row["epsilon"], 2) + (f" ({row['epsilon_unit']})" if row["epsilon_unit"] else "")
         table.add_row(
             row["setting"],
-            fmt(row["auprc"]),
-            fmt(row["mean_branch_auprc"]),
-            fmt(row["roc_auc"]),
-            fmt(row["recall_at_1pct_fpr"]),
+            *(metric_cell(row, column) for column in COLUMNS),
             eps,
             fmt_bytes(row["bytes_sent_per_branch_per_round"]),
             fmt(row["seconds_per_round"], 1),
@@ -258,6 +257,8 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     )
     for note in result.notes:
         console.print(f"note: {note}", style="yellow", markup=False)
+    for line in divergence_lines(result):
+        console.print(line, style="bold red", markup=False)
     for line in privacy_lines(result):
         console.print(line, style="bold red" if "ABOVE" in line else None, markup=False)
     console.print(

@@ -68,12 +68,40 @@ def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
             else:  # a result from before local-only had pooled figures: the branch mean
                 row[metric] = _mean([m[metric] for m in values["branches"].values()])
         row["mean_branch_auprc"] = values["mean_branch_auprc"]
+        row["diverged"] = bool(values.get("diverged"))
         row["epsilon"] = values.get("epsilon")
         row["epsilon_unit"] = values.get("epsilon_unit")
         row["bytes_sent_per_branch_per_round"] = values.get("bytes_sent_per_branch_per_round")
         row["seconds_per_round"] = values.get("seconds_per_round")
         rows.append(row)
     return rows
+
+
+def metric_cell(row: dict[str, Any], column: str) -> str:
+    """A metric of the table: "diverged" where the setting's model scored NaN or
+    infinity (there is no ranking to measure), else the number."""
+    value = row[column]
+    if row.get("diverged") and isinstance(value, float) and math.isnan(value):
+        return "diverged"
+    return fmt(value)
+
+
+def divergence_lines(result: SimulationResult) -> list[str]:
+    """One line per setting whose model diverged (and, for local-only, which branches'
+    models did), so a table cell reading "diverged" is explained where it is printed."""
+    lines = []
+    for setting, values in result.settings.items():
+        # only local-only has a model per branch; the others score one model everywhere
+        per_branch = values.get("branches", {}) if setting == "local-only" else {}
+        branches = [name for name, metrics in per_branch.items() if metrics.get("diverged")]
+        if not values.get("diverged") and not branches:
+            continue
+        whose = f" (the models of {', '.join(branches)})" if branches else ""
+        lines.append(
+            f"diverged: {setting}{whose}: its scores are not finite, so it has no AUPRC; "
+            "training blew up (a learning rate too high for this data is the usual cause)"
+        )
+    return lines
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -278,10 +306,10 @@ def auprc_baselines(result: SimulationResult) -> dict[str, float]:
     each measured as the curve is (all test sets pooled)."""
     lines = {}
     local = result.settings.get("local-only", {}).get("pooled")
-    if local is not None:
+    if local is not None and not math.isnan(local["auprc"]):  # NaN: it diverged
         lines["local-only (each branch's own model)"] = local["auprc"]
     central = result.settings.get("centralized (non-private)", {}).get("pooled")
-    if central is not None:
+    if central is not None and not math.isnan(central["auprc"]):
         lines["centralized, non-private"] = central["auprc"]
     return lines
 
@@ -423,11 +451,11 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             eps += f" ({row['epsilon_unit']})"
         lines.append(
             f"| {row['setting']} | "
-            + " | ".join(fmt(row[column]) for column in COLUMNS)
+            + " | ".join(metric_cell(row, column) for column in COLUMNS)
             + f" | {eps} | {fmt_bytes(row['bytes_sent_per_branch_per_round'])} | "
             f"{fmt(row['seconds_per_round'], 1)} |"
         )
-    lines += ["", *privacy_lines(result)]
+    lines += ["", *divergence_lines(result), *privacy_lines(result)]
     lines += [
         "",
         "The *pooled* columns score all branches' held-out test sets together (local-only: "

@@ -376,6 +376,7 @@ def evaluate(model: Any, branches: list[BranchData]) -> dict[str, Any]:
     auprcs = [m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])]
     return {
         "pooled": pooled,
+        "diverged": pooled["diverged"],
         "branches": per_branch,
         "mean_branch_auprc": float(np.mean(auprcs)) if auprcs else math.nan,
     }
@@ -557,15 +558,16 @@ def _run_baselines(
         all_scores.append(own)
         all_labels.append(branch.y_test)
     eps = [e for e in local_eps.values() if e is not None]
+    # every test set pooled, each row scored by its own branch's model: the same measure
+    # as the federated and centralized rows' (a per-branch mean was compared with pooled
+    # figures before); one diverged branch model leaves the pooled ranking undefined
+    pooled = fraud_metrics(np.concatenate(all_labels), np.concatenate(all_scores)).as_dict()
+    auprcs = [m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])]
     settings["local-only"] = {
-        # every test set pooled, each row scored by its own branch's model: the same
-        # measure as the federated and centralized rows' (a per-branch mean was
-        # compared with pooled figures before)
-        "pooled": fraud_metrics(np.concatenate(all_labels), np.concatenate(all_scores)).as_dict(),
+        "pooled": pooled,
+        "diverged": pooled["diverged"],
         "branches": per_branch,
-        "mean_branch_auprc": float(
-            np.mean([m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])])
-        ),
+        "mean_branch_auprc": float(np.mean(auprcs)) if auprcs else math.nan,
         "epsilon": max(eps) if eps else None,
         "epsilon_unit": config.protected if eps else None,
         "bytes_sent_per_branch_per_round": 0,
