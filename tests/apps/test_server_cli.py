@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _state import read_only_state
 from click.testing import CliRunner, Result
 
 from secagg.apps import devca
@@ -79,26 +80,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def workdir(tmp_path: Path, certs: Path) -> Path:
     (tmp_path / "certs").symlink_to(certs, target_is_directory=True)
     return tmp_path
-
-
-def _read_only(monkeypatch: pytest.MonkeyPatch, state: Path) -> None:
-    """Make ``state`` read-only for SQLite. File modes do not stop root (this suite may
-    run as root), so SQLite is then made to open that one file read-only, as it does by
-    itself for a 0444 file or a read-only filesystem."""
-    if os.geteuid() != 0:
-        state.chmod(0o444)
-        return
-    import sqlite3
-
-    connect = sqlite3.connect
-
-    def read_only(database: object, *args: object, **kwargs: object) -> sqlite3.Connection:
-        if Path(str(database)) == state:
-            kwargs["uri"] = True
-            return connect(f"file:{state}?mode=ro", *args, **kwargs)  # type: ignore[arg-type]
-        return connect(database, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sqlite3, "connect", read_only)
 
 
 def _server(*args: str) -> Result:
@@ -189,7 +170,7 @@ def test_a_read_only_state_is_one_line_before_binding(
     with _port_held() as port:
         toml = _toml(workdir, port)
         open_server_state(FederationConfig.load(toml), init=True).close()
-        _read_only(monkeypatch, workdir / "state.sqlite")
+        read_only_state(monkeypatch, workdir / "state.sqlite")
         result = _server("--config", str(toml))
     assert result.exit_code == 1
     line = _one_line(result)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _state import read_only_state
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.ledger import verify_ledger
@@ -297,26 +298,6 @@ def test_a_corrupt_state_is_refused_at_start(tmp_path: Path) -> None:
         open_server_state(_config(damaged, rounds=2))
 
 
-def read_only_state(monkeypatch: pytest.MonkeyPatch, state: Path) -> None:
-    """Make ``state`` read-only for SQLite. As root file modes do not stop writes (and
-    this suite may run as root), SQLite is then made to open that one file read-only,
-    which is what it does by itself for a 0444 file or a read-only filesystem."""
-    if os.geteuid() != 0:
-        state.chmod(0o444)
-        return
-    import sqlite3
-
-    connect = sqlite3.connect
-
-    def read_only(database: object, *args: object, **kwargs: object) -> sqlite3.Connection:
-        if Path(str(database)) == state:
-            kwargs["uri"] = True
-            return connect(f"file:{state}?mode=ro", *args, **kwargs)  # type: ignore[arg-type]
-        return connect(database, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sqlite3, "connect", read_only)
-
-
 def test_a_read_only_state_is_refused_at_start_not_at_the_first_round(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,6 +310,27 @@ def test_a_read_only_state_is_refused_at_start_not_at_the_first_round(
 
 
 # --- D8: a state write failing mid-run names its cause -------------------------------------------
+
+
+def _serve_until_a_write_fails(
+    config: FederationConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    **failing: Callable[..., None],
+) -> None:
+    """Run a new federation with ``ServerStore`` methods replaced by ``failing`` until
+    ``error`` stops the server (it must propagate); the state is closed and the
+    replacements undone afterwards."""
+    state = open_server_state(config, init=True)
+    for name, method in failing.items():
+        monkeypatch.setattr(ServerStore, name, method)
+    try:
+        with pytest.raises(type(error)) as stopped:
+            _server(config, state).run(wait_for_clients=60)
+    finally:
+        state.close()
+    monkeypatch.undo()
+    assert stopped.value is error
 
 
 @pytest.mark.parametrize(
@@ -345,7 +347,6 @@ def test_a_state_write_failing_mid_round_records_its_cause(
     restart, only as "server restarted mid-round". The round now says what stopped it,
     the error still stops the server, and the restart continues from round 1's model."""
     config = _config(tmp_path, rounds=3)
-    state = open_server_state(config, init=True)
     complete_round = ServerStore.complete_round
 
     def disk_fills_in_round_2(store: ServerStore, number: int, *args: object) -> None:
@@ -353,13 +354,7 @@ def test_a_state_write_failing_mid_round_records_its_cause(
             raise error
         complete_round(store, number, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ServerStore, "complete_round", disk_fills_in_round_2)
-    try:
-        with pytest.raises(type(error)):
-            _server(config, state).run(wait_for_clients=60)
-    finally:
-        state.close()
-    monkeypatch.undo()
+    _serve_until_a_write_fails(config, monkeypatch, error, complete_round=disk_fills_in_round_2)
     again = open_server_state(config)
     try:
         rounds = again.store.rounds()
@@ -380,20 +375,14 @@ def test_when_even_the_abort_cannot_be_written_the_restart_still_aborts_the_roun
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _config(tmp_path, rounds=2)
-    state = open_server_state(config, init=True)
     full = sqlite3.OperationalError("database or disk is full")
 
     def no_space(store: ServerStore, number: int, *args: object) -> None:
         raise full
 
-    monkeypatch.setattr(ServerStore, "complete_round", no_space)
-    monkeypatch.setattr(ServerStore, "abort_round", no_space)
-    try:
-        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
-            _server(config, state).run(wait_for_clients=60)
-    finally:
-        state.close()
-    monkeypatch.undo()
+    _serve_until_a_write_fails(
+        config, monkeypatch, full, complete_round=no_space, abort_round=no_space
+    )
     again = open_server_state(config)
     try:
         assert [r["status"] for r in again.store.rounds()] == ["running"]
