@@ -26,6 +26,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -170,6 +171,93 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((a - mean) / std).astype(np.float32) for a in (train, *others)]
 
 
+#: fraud (label 1) units every branch keeps for training / for testing by default
+#: (:func:`branch_minimums`)
+MIN_TRAIN_POSITIVES = 2
+MIN_TEST_POSITIVES = 2
+#: a branch gets at least ``1 / ROW_SHARE_DIVISOR`` of an equal share of the units
+ROW_SHARE_DIVISOR = 4
+
+PARTITION_KINDS = ("iid", "dirichlet", "feature")
+
+
+class BranchMinimums(NamedTuple):
+    """What every branch must get: the ``min_*`` keywords of :func:`partition`
+    (``min_rows``, ``min_positives``) and :func:`train_test_split`
+    (``min_train_positives``, ``min_test_positives``)."""
+
+    min_rows: int
+    min_positives: int
+    min_train_positives: int
+    min_test_positives: int
+
+
+def branch_minimums(
+    units: int, positives: int, branches: int, *, unit: str = "row"
+) -> BranchMinimums:
+    """The default minimums for splitting ``units`` units (``positives`` of them fraud)
+    into ``branches`` branches, or a :class:`ConfigurationError` saying why none exist.
+
+    The rule:
+
+    * fraud units: :data:`MIN_TRAIN_POSITIVES` (2) for training and
+      :data:`MIN_TEST_POSITIVES` (2) for testing, so ``min_positives = 4``. With one
+      test fraud a branch's recall is 0 or 1 and its AUPRC one coin; two is the least
+      that ranks anything, and a training set with two frauds at least shows the local
+      model the class. It is a floor, not a target: a Dirichlet split still skews the
+      rest of the frauds, so most branches hold more. At the credit-card rate (0.17 %)
+      four frauds need about 2 350 rows a branch, which is what a file with 44 frauds
+      gives 8 branches (11 branches is the most it can serve).
+    * rows: ``min_rows = max(min_positives, units // (4 * branches))``, a quarter of
+      an equal share (:data:`ROW_SHARE_DIVISOR`). A skewed split (``feature``) may
+      still make branches that differ in size, but none is starved: 20 000 rows and 8
+      branches give every branch at least 625 rows, more than two batches of 256,
+      where the unconstrained Dirichlet split made branches of 78. (``iid`` and
+      ``dirichlet`` give equal sizes anyway.)
+
+    Refused exactly when ``positives < branches * min_positives`` or
+    ``units < branches * min_rows`` (the latter only follows from the former here):
+    "44 fraud rows cannot give 12 branches at least 4 each (2 for training, 2 for
+    testing): lower the number of branches or use a larger file". ``unit`` names the
+    unit in messages (``"row"`` or ``"customer"``).
+    """
+    min_positives = MIN_TRAIN_POSITIVES + MIN_TEST_POSITIVES
+    min_rows = max(min_positives, units // (ROW_SHARE_DIVISOR * max(branches, 1)))
+    if branches >= 1:
+        _require_minimums(
+            units,
+            positives,
+            branches,
+            min_rows,
+            min_positives,
+            unit,
+            f" ({MIN_TRAIN_POSITIVES} for training, {MIN_TEST_POSITIVES} for testing)",
+        )
+    return BranchMinimums(min_rows, min_positives, MIN_TRAIN_POSITIVES, MIN_TEST_POSITIVES)
+
+
+def _require_minimums(
+    units: int,
+    positives: int,
+    branches: int,
+    min_rows: int,
+    min_positives: int,
+    unit: str,
+    detail: str = "",
+) -> None:
+    advice = "lower the number of branches or use a larger file"
+    if positives < branches * min_positives:
+        raise ConfigurationError(
+            f"{positives} fraud {unit}{'s' if positives != 1 else ''} cannot give "
+            f"{branches} branches at least {min_positives} each{detail}: {advice}"
+        )
+    if units < branches * min_rows:
+        raise ConfigurationError(
+            f"{units} {unit}{'s' if units != 1 else ''} cannot give {branches} branches "
+            f"at least {min_rows} each: {advice}"
+        )
+
+
 def partition(
     labels: np.ndarray,
     branches: int,
@@ -179,55 +267,182 @@ def partition(
     seed: int = 0,
     feature: np.ndarray | None = None,
     bins: int = 5,
+    min_rows: int = 1,
+    min_positives: int = 0,
+    unit: str = "row",
 ) -> list[np.ndarray]:
-    """Row indices for each branch.
+    """Unit (row or customer) indices for each branch.
 
-    ``iid``: a seeded shuffle cut into near-equal parts. ``dirichlet``: for each
-    label, the branches' shares are a Dirichlet(alpha) draw (small alpha = very
-    skewed). ``feature``: the same over ``bins`` quantile bins of ``feature``
-    (customer mixes that differ between branches). Every branch gets at least
-    one row; the parts are disjoint and cover every row.
+    Every branch gets at least ``min_rows`` units and at least ``min_positives``
+    positive (label 1) units, by construction; the parts are disjoint, cover every
+    unit and depend only on the arguments and ``seed``. When the data cannot give that
+    (``positives < branches * min_positives`` or ``units < branches * min_rows``) a
+    :class:`ConfigurationError` says so in one sentence, naming the numbers.
+
+    * ``iid``: equal sizes (``units // branches``, some one more). Without
+      ``min_positives`` a seeded shuffle cut into parts (as it always was); with it the
+      positives are dealt out evenly too (each branch ``positives // branches`` or one
+      more), so the minimum holds whenever it is feasible.
+    * ``dirichlet``: a label skew with controlled sizes. The branch sizes are equal as
+      for ``iid``; each branch first gets ``min_positives`` positives, the remaining
+      positives are shared out in Dirichlet(``alpha``) proportions (small alpha = very
+      skewed; a branch that is full passes its excess to the others in the same
+      proportions) and legitimate units fill each branch up to its size. So the label
+      mix differs between branches, the sizes do not: the old split that skewed the
+      legitimate rows too made branches of 78 to 4 900 rows out of 20 000.
+    * ``feature``: each branch first gets ``min_positives`` random positives and
+      random units up to ``min_rows``; the rest are shared per quantile bin (``bins``
+      of them) of ``feature`` in Dirichlet(``alpha``) proportions (customer mixes that
+      differ between branches). Sizes vary, never below ``min_rows``.
+
+    ``unit`` names the unit in messages (``"row"`` or ``"customer"``).
     """
     y = np.asarray(labels)
     n = y.size
-    if branches < 2 or branches > n:
-        raise ConfigurationError(f"cannot split {n} rows into {branches} branches")
+    if branches < 2:
+        raise ConfigurationError(f"cannot split {n} {unit}s into {branches} branches")
     if alpha <= 0:
         raise ConfigurationError("alpha must be positive")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A27]))
-    if kind == "iid":
-        return [np.sort(part) for part in np.array_split(rng.permutation(n), branches)]
-    if kind == "dirichlet":
-        groups = y
-    elif kind == "feature":
-        if feature is None or np.asarray(feature).shape != (n,):
-            raise ConfigurationError("a feature skew needs one feature value per row")
-        edges = np.quantile(feature, np.linspace(0, 1, bins + 1)[1:-1])
-        groups = np.searchsorted(edges, feature)
-    else:
+    if kind not in PARTITION_KINDS:
         raise ConfigurationError(f"partition kind must be iid, dirichlet or feature, not {kind!r}")
-    parts: list[list[np.ndarray]] = [[] for _ in range(branches)]
-    for group in np.unique(groups):
-        rows = rng.permutation(np.flatnonzero(groups == group))
+    if kind == "feature" and (feature is None or np.asarray(feature).shape != (n,)):
+        raise ConfigurationError("a feature skew needs one feature value per row")
+    if min_rows < 1 or min_positives < 0:
+        raise ConfigurationError("min_rows must be at least 1 and min_positives at least 0")
+    positives = np.flatnonzero(y == 1)
+    _require_minimums(n, positives.size, branches, min_rows, min_positives, unit)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A27]))
+    if kind == "iid" and min_positives == 0:
+        return [np.sort(part) for part in np.array_split(rng.permutation(n), branches)]
+    if kind == "feature":
+        assert feature is not None
+        return _feature_skew(rng, n, positives, np.asarray(feature), branches, alpha, bins,
+                             min_rows, min_positives)  # fmt: skip
+    negatives = rng.permutation(np.flatnonzero(y != 1))
+    positives = rng.permutation(positives)
+    p = positives.size
+    sizes = np.full(branches, n // branches)
+    sizes[: n % branches] += 1
+    if kind == "iid":  # the extras of both go to the first branches: sizes >= counts
+        counts = np.full(branches, p // branches)
+        counts[: p % branches] += 1
+        order = rng.permutation(branches)
+        sizes, counts = sizes[order], counts[order]
+    else:
+        sizes = sizes[rng.permutation(branches)]
+        shares = rng.dirichlet(np.full(branches, alpha))
+        extra = _capped_allocation(p - branches * min_positives, shares, sizes - min_positives)
+        counts = min_positives + extra
+    pos_parts = np.split(positives, np.cumsum(counts)[:-1])
+    neg_parts = np.split(negatives, np.cumsum(sizes - counts)[:-1])
+    return [np.sort(np.concatenate(pair)) for pair in zip(pos_parts, neg_parts, strict=True)]
+
+
+def _capped_allocation(total: int, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Integers ``c`` with ``sum(c) == total`` and ``0 <= c <= caps``, proportional to
+    ``weights``: a full branch's excess goes to the others in the same proportions
+    (largest remainders round; ``sum(caps) >= total`` is the caller's guarantee)."""
+    counts = np.zeros(caps.size, dtype=np.int64)
+    remaining = int(total)
+    while remaining > 0:
+        open_ = counts < caps
+        w = np.where(open_, np.nan_to_num(weights, nan=0.0), 0.0)
+        if not w.sum() > 0:  # only zero-weight branches left open: share evenly
+            w = open_.astype(float)
+        quota = remaining * w / w.sum()
+        alloc = np.floor(quota).astype(np.int64)
+        left = remaining - int(alloc.sum())
+        candidates = np.flatnonzero(open_)
+        by_remainder = candidates[np.argsort(-(quota - alloc)[candidates], kind="stable")]
+        alloc[by_remainder[:left]] += 1
+        alloc = np.minimum(alloc, caps - counts)
+        counts += alloc
+        remaining -= int(alloc.sum())
+    return counts
+
+
+def _feature_skew(
+    rng: np.random.Generator,
+    n: int,
+    positives: np.ndarray,
+    feature: np.ndarray,
+    branches: int,
+    alpha: float,
+    bins: int,
+    min_rows: int,
+    min_positives: int,
+) -> list[np.ndarray]:
+    edges = np.quantile(feature, np.linspace(0, 1, bins + 1)[1:-1])
+    groups = np.searchsorted(edges, feature)
+    reserved = rng.permutation(positives)[: branches * min_positives]
+    rest = np.setdiff1d(np.arange(n), reserved)
+    rest = rng.permutation(rest)
+    top_up = max(0, min_rows - min_positives)
+    parts: list[list[np.ndarray]] = [
+        [
+            reserved[b * min_positives : (b + 1) * min_positives],
+            rest[b * top_up : (b + 1) * top_up],
+        ]
+        for b in range(branches)
+    ]
+    rest = rest[branches * top_up :]
+    for group in np.unique(groups[rest]):
+        rows = rest[groups[rest] == group]
         shares = rng.dirichlet(np.full(branches, alpha))
         cuts = np.round(np.cumsum(shares)[:-1] * rows.size).astype(int)
         for b, chunk in enumerate(np.split(rows, cuts)):
             parts[b].append(chunk)
-    result = [np.concatenate(p) if p else np.zeros(0, dtype=int) for p in parts]
-    for b in range(branches):  # no empty branch: borrow a row from the largest
-        if result[b].size == 0:
-            donor = int(np.argmax([r.size for r in result]))
-            result[b], result[donor] = result[donor][:1], result[donor][1:]
-    return [np.sort(r) for r in result]
+    return [np.sort(np.concatenate(p)) for p in parts]
 
 
 def train_test_split(
-    rows: np.ndarray, test_fraction: float, seed: int
+    rows: np.ndarray,
+    test_fraction: float,
+    seed: int,
+    *,
+    labels: np.ndarray | None = None,
+    min_test_positives: int = 0,
+    min_train_positives: int = 0,
+    unit: str = "row",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded split of one branch's row indices."""
+    """A seeded split of one branch's unit indices into (train, test).
+
+    Without ``labels``: a seeded shuffle, ``max(1, round(size * (1 - test_fraction)))``
+    units for training (unchanged: the same seed gives the same split as ever).
+
+    With ``labels`` (the label of each of ``rows``, aligned): stratified. The test set
+    gets ``round(positives * test_fraction)`` of the positive (label 1) units, raised to
+    ``min_test_positives`` and lowered to leave ``min_train_positives`` for training,
+    and legitimate units up to the unstratified test size; a
+    :class:`ConfigurationError` when the branch has fewer than
+    ``min_train_positives + min_test_positives`` positives.
+    """
     if not 0 < test_fraction < 1:
         raise ConfigurationError("test_fraction must lie in (0, 1)")
+    rows = np.asarray(rows)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7E57]))
-    shuffled = rng.permutation(rows)
     cut = max(1, round(rows.size * (1 - test_fraction)))
-    return np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
+    if labels is None:
+        if min_test_positives or min_train_positives:
+            raise ConfigurationError("a minimum of positives per side needs the labels")
+        shuffled = rng.permutation(rows)
+        return np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
+    y = np.asarray(labels)
+    if y.shape != rows.shape:
+        raise ConfigurationError("train_test_split needs one label per row")
+    if min_test_positives < 0 or min_train_positives < 0:
+        raise ConfigurationError("the minimums of positives cannot be negative")
+    positives = rng.permutation(rows[y == 1])
+    negatives = rng.permutation(rows[y != 1])
+    p = positives.size
+    if p < min_train_positives + min_test_positives:
+        raise ConfigurationError(
+            f"{p} fraud {unit}{'s' if p != 1 else ''} cannot give a training set "
+            f"{min_train_positives} and a test set {min_test_positives}: lower the "
+            "number of branches or use a larger file"
+        )
+    test_p = min(max(round(p * test_fraction), min_test_positives), p - min_train_positives)
+    test_n = min(max(rows.size - cut - test_p, 0), negatives.size)
+    test = np.concatenate([positives[:test_p], negatives[:test_n]])
+    train = np.concatenate([positives[test_p:], negatives[test_n:]])
+    return np.sort(train), np.sort(test)

@@ -11,6 +11,10 @@ from hypothesis import strategies as st
 
 from secagg.apps.models.tabular import (
     CREDITCARD_COLUMNS,
+    MIN_TEST_POSITIVES,
+    MIN_TRAIN_POSITIVES,
+    BranchMinimums,
+    branch_minimums,
     load_creditcard_csv,
     load_labelled_csv,
     partition,
@@ -145,3 +149,173 @@ def test_standardize_uses_training_statistics_and_split_is_disjoint() -> None:
     assert scaled_test[0].tolist() == [3.0, 0.0]  # constant column: left centred, not NaN
     a, b = train_test_split(np.arange(100), 0.3, seed=2)
     assert a.size == 70 and b.size == 30 and not set(a) & set(b)
+
+
+# --- minimums: no branch without rows or frauds ----------------------------------------
+
+
+def _labels(units: int, positives: int, seed: int) -> np.ndarray:
+    labels = np.zeros(units, dtype=np.int8)
+    labels[np.random.default_rng(seed).choice(units, positives, replace=False)] = 1
+    return labels
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.integers(2, 600),
+    st.data(),
+    st.integers(2, 10),
+    st.sampled_from(["iid", "dirichlet", "feature"]),
+    st.floats(0.05, 10),
+    st.integers(0, 2**31),
+)
+def test_partition_honours_the_minimums_or_refuses_exactly_when_infeasible(
+    units: int, data: st.DataObject, branches: int, kind: str, alpha: float, seed: int
+) -> None:
+    positives = data.draw(st.integers(0, units), label="positives")
+    # up to one more than feasible: the refusals are tested at the boundary
+    min_rows = data.draw(st.integers(1, units // branches + 1), label="min_rows")
+    min_positives = data.draw(st.integers(0, positives // branches + 1), label="min_pos")
+    labels = _labels(units, positives, seed)
+    feature = np.random.default_rng(seed + 1).normal(size=units)
+    kwargs = dict(kind=kind, alpha=alpha, seed=seed, feature=feature,
+                  min_rows=min_rows, min_positives=min_positives)  # fmt: skip
+    feasible = positives >= branches * min_positives and units >= branches * min_rows
+    if not feasible:
+        with pytest.raises(ConfigurationError, match="cannot give") as refused:
+            partition(labels, branches, **kwargs)  # type: ignore[arg-type]
+        assert f"{branches} branches at least" in str(refused.value)
+        assert str(positives if positives < branches * min_positives else units) in str(
+            refused.value
+        )
+        return
+    parts = partition(labels, branches, **kwargs)  # type: ignore[arg-type]
+    assert len(parts) == branches
+    assert all(p.size >= min_rows for p in parts)
+    assert all(labels[p].sum() >= min_positives for p in parts)
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(units))
+    if kind != "feature":  # equal sizes: the skew is in the label mix only
+        assert max(p.size for p in parts) - min(p.size for p in parts) <= 1
+    if kind == "iid" and min_positives > 0:  # positives dealt out evenly too
+        counts = [int(labels[p].sum()) for p in parts]
+        assert max(counts) - min(counts) <= 1
+    again = partition(labels, branches, **kwargs)  # type: ignore[arg-type]
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
+
+
+def test_partition_keeps_iid_results_and_checks_its_arguments() -> None:
+    # without minimums the iid split is the seeded shuffle it always was
+    parts = partition(np.zeros(10, int), 3, seed=4)
+    assert [p.tolist() for p in parts] == [[0, 1, 7, 8], [3, 4, 6], [2, 5, 9]]
+    labels = np.zeros(10, int)
+    with pytest.raises(ConfigurationError, match="cannot split 10 rows into 1 branches"):
+        partition(labels, 1)
+    with pytest.raises(ConfigurationError, match="10 rows cannot give 11 branches at least 1"):
+        partition(labels, 11)
+    with pytest.raises(ConfigurationError, match="min_rows must be at least 1"):
+        partition(labels, 2, min_rows=0)
+    with pytest.raises(ConfigurationError, match="0 fraud customers cannot give 2 branches"):
+        partition(labels, 2, min_positives=1, unit="customer")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5000), st.integers(0, 200), st.integers(2, 20))
+def test_branch_minimums_follow_the_documented_rule(
+    units: int, positives: int, branches: int
+) -> None:
+    positives = min(positives, units)
+    each = MIN_TRAIN_POSITIVES + MIN_TEST_POSITIVES
+    if positives < branches * each:
+        with pytest.raises(ConfigurationError) as refused:
+            branch_minimums(units, positives, branches)
+        message = str(refused.value)
+        assert message.startswith(f"{positives} fraud row")
+        assert f"cannot give {branches} branches at least {each} each" in message
+        assert f"({MIN_TRAIN_POSITIVES} for training, {MIN_TEST_POSITIVES} for testing)" in message
+        return
+    minimums = branch_minimums(units, positives, branches)
+    assert minimums == BranchMinimums(
+        max(each, units // (4 * branches)), each, MIN_TRAIN_POSITIVES, MIN_TEST_POSITIVES
+    )
+    assert units >= branches * minimums.min_rows  # feasible for partition too
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 300),
+    st.data(),
+    st.floats(0.1, 0.9),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.integers(0, 2**31),
+)
+def test_stratified_split_gives_both_sides_their_positives(
+    size: int, data: st.DataObject, fraction: float, min_test: int, min_train: int, seed: int
+) -> None:
+    positives = data.draw(st.integers(0, size), label="positives")
+    rows = np.sort(np.random.default_rng(seed).choice(10 * size, size, replace=False))
+    labels = _labels(size, positives, seed)
+    kwargs = dict(labels=labels, min_test_positives=min_test, min_train_positives=min_train)
+    if positives < min_test + min_train:
+        with pytest.raises(ConfigurationError, match=f"{positives} fraud row"):
+            train_test_split(rows, fraction, seed, **kwargs)  # type: ignore[arg-type]
+        return
+    train, test = train_test_split(rows, fraction, seed, **kwargs)  # type: ignore[arg-type]
+    assert np.array_equal(np.sort(np.r_[train, test]), rows)
+    label_of = dict(zip(rows.tolist(), labels.tolist(), strict=True))
+    train_p = sum(label_of[r] for r in train.tolist())
+    test_p = sum(label_of[r] for r in test.tolist())
+    assert train_p >= min_train and test_p >= min_test
+    assert test_p == min(max(round(positives * fraction), min_test), positives - min_train)
+    if positives >= 2 and min_test >= 1 and min_train >= 1:
+        assert train_p >= 1 and test_p >= 1
+    if positives >= 2 and 0.25 <= fraction <= 0.75 and max(min_test, min_train) < positives:
+        assert train_p >= 1 and test_p >= 1  # its share rounds to both sides
+    # the sizes are the unstratified ones whenever the legitimate rows allow it
+    cut = max(1, round(size * (1 - fraction)))
+    if 0 <= size - cut - test_p <= size - positives:
+        assert train.size == cut
+    again = train_test_split(rows, fraction, seed, **kwargs)  # type: ignore[arg-type]
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
+
+
+def test_unstratified_split_is_unchanged() -> None:
+    """Without labels the split is the one earlier versions made (results reproduce)."""
+    train, test = train_test_split(np.arange(10), 0.3, 5)
+    assert train.tolist() == [1, 2, 3, 4, 6, 7, 9] and test.tolist() == [0, 5, 8]
+    train, test = train_test_split(np.arange(3, 40, 3), 0.25, 11)
+    assert test.tolist() == [3, 15, 27]
+    with pytest.raises(ConfigurationError, match="needs the labels"):
+        train_test_split(np.arange(10), 0.3, 5, min_test_positives=1)
+    with pytest.raises(ConfigurationError, match="one label per row"):
+        train_test_split(np.arange(10), 0.3, 5, labels=np.zeros(9))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_the_reviewers_credit_card_case(seed: int) -> None:
+    """20 000 rows, 44 frauds, 8 branches, dirichlet alpha 0.5: the unconstrained split
+    gave branches of 78 to 4 900 rows and 4 branches without a test fraud. With the
+    default minimums (625 rows, 2 + 2 frauds: 44 >= 8 * 4, so feasible) every branch
+    has 2 500 rows, at least 2 training and 2 test frauds; 12 branches are refused."""
+    units, frauds, branches = 20_000, 44, 8
+    labels = _labels(units, frauds, seed)
+    minimums = branch_minimums(units, frauds, branches)
+    assert minimums == (625, 4, 2, 2)
+    parts = partition(labels, branches, kind="dirichlet", alpha=0.5, seed=seed,
+                      min_rows=minimums.min_rows, min_positives=minimums.min_positives)  # fmt: skip
+    assert [p.size for p in parts] == [2500] * branches
+    for b, units_of_branch in enumerate(parts):  # as the runner splits: seed + b
+        train, test = train_test_split(
+            units_of_branch, 0.3, seed + b, labels=labels[units_of_branch],
+            min_train_positives=minimums.min_train_positives,
+            min_test_positives=minimums.min_test_positives,
+        )  # fmt: skip
+        assert train.size >= 0.7 * minimums.min_rows
+        assert labels[train].sum() >= 2 and labels[test].sum() >= 2
+    assert sum(int(labels[p].sum()) for p in parts) == frauds
+    with pytest.raises(ConfigurationError) as refused:
+        branch_minimums(units, frauds, 12)
+    assert str(refused.value) == (
+        "44 fraud rows cannot give 12 branches at least 4 each (2 for training, 2 for "
+        "testing): lower the number of branches or use a larger file"
+    )
