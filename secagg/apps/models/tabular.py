@@ -16,8 +16,12 @@ says so in every output.
 
 A bad file gets a :class:`~secagg.errors.ConfigurationError` naming the line
 and column, never a half-read table. Partitioning into branches is IID or a
-Dirichlet skew (Hsu et al., 2019) over the labels or over quantile bins of one
-feature; the draw is seeded (not a secret, so numpy's PCG64 drives it).
+Dirichlet skew (Hsu et al., 2019) over the labels (at equal branch sizes) or over
+quantile bins of one feature; the draw is seeded (not a secret, so numpy's PCG64
+drives it). Every branch gets a minimum of units and of frauds by construction
+(:func:`branch_minimums` gives the defaults), and the train/test split can be
+stratified so both sides keep their frauds; data too small for the minimums is
+refused with the numbers, never split into branches without a test fraud.
 """
 
 from __future__ import annotations
@@ -216,7 +220,8 @@ def branch_minimums(
       ``dirichlet`` give equal sizes anyway.)
 
     Refused exactly when ``positives < branches * min_positives`` or
-    ``units < branches * min_rows`` (the latter only follows from the former here):
+    ``units < branches * min_rows`` (with this rule the second fails only with the
+    first, since ``min_rows <= units // branches`` whenever ``units >= 4 * branches``):
     "44 fraud rows cannot give 12 branches at least 4 each (2 for training, 2 for
     testing): lower the number of branches or use a larger file". ``unit`` names the
     unit in messages (``"row"`` or ``"customer"``).
