@@ -390,8 +390,12 @@ class _Design:
         key = np.zeros(self.negatives, dtype=np.int64)
         for ranking in rankings:
             key = key * (2 * ranking.m + 1) + ranking.legit_unit
-        _, first, self.legit_cell = np.unique(key, return_index=True, return_inverse=True)
-        self.legit_cell = self.legit_cell.reshape(-1)
+        _, first, cell = np.unique(key, return_index=True, return_inverse=True)
+        # cells numbered by their first row, so the draws do not depend on the order in
+        # which the models were given (a - b and b - a are the same resamples)
+        by_first = np.argsort(first)
+        first = first[by_first]
+        self.legit_cell = np.argsort(by_first)[cell.reshape(-1)]
         self.cell_sizes = np.bincount(self.legit_cell, minlength=first.size)
         self.cell_units = [ranking.legit_unit[first] for ranking in rankings]
 
@@ -449,6 +453,22 @@ def _bootstrap_multiplicities(
                 )
         out.append(w)
     return np.concatenate(out)
+
+
+def _bootstrap_values(
+    labels: np.ndarray,
+    scores: Sequence[np.ndarray],
+    metric: str,
+    resamples: int,
+    seed: int,
+    amounts: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """The metric on each resample, per score vector: what the intervals are percentiles
+    of, exposed so a test can hold each value against a slow explicit resample."""
+    y, _ = _checked(labels, scores[0])
+    a = None if amounts is None else _checked_amounts(amounts, y.size)
+    design = _Design(y, [_Ranking(y, _checked(labels, s)[1]) for s in scores])
+    return design.values(INTERVAL_METRICS[metric], resamples, seed, a)
 
 
 def _nan_interval(level: float, resamples: int) -> Interval:
