@@ -127,7 +127,7 @@ TOP_SHARE = 0.005
 
 def _alerts(n: int, share: float) -> int:
     """k = ceil(share * n) alerts, at least 1 (a review queue is never empty)."""
-    # round first: 0.005 * 20_000 is 100.00000000000001 in binary, and ceil must say 100
+    # round first: 0.07 * 100 is 7.000000000000001 in binary, and ceil must say 7
     return max(1, math.ceil(round(share * n, 9)))
 
 
@@ -328,7 +328,7 @@ class _Ranking:
 
 # --- confidence intervals: the stratified bootstrap ---------------------------------
 
-#: the metrics an interval can be asked for: FraudMetrics field -> (engine name, share)
+#: the metrics an interval can be asked for: FraudMetrics field -> name in _Counts.value
 INTERVAL_METRICS: dict[str, str] = {
     "auprc": "auprc",
     "roc_auc": "roc_auc",
