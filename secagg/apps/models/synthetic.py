@@ -1,28 +1,76 @@
-"""A reproducible generator of per-branch card transactions with rare, non-IID fraud.
+"""A reproducible world of bank branches whose cards transact over time, with rare fraud.
 
 Why synthetic: no bank can ship its transactions, and the public card-fraud
 dataset (Time, V1..V28, Amount, Class) is PCA-anonymised and has no notion of a
-branch. This generator gives every branch a plausible book of business and
-makes federation *necessary*: fraud comes in a handful of typologies (card
-testing, account takeover, skimming at ATMs, cross-border travel fraud, lost
-cards tapped contactless) and each branch sees mostly one or two of them, at
-0.1 % to 2 % of its transactions, so no branch alone learns all the patterns.
+branch or a card. This generator gives every branch a book of cards that behave
+like people, and makes federation *necessary*: fraud comes in a handful of
+typologies and each branch sees mostly one or two of them.
 
-One row is one customer's scored transaction, with features that summarise the
-customer's recent history (distance from home, velocity). One row per customer
-makes record-level DP-SGD customer-level DP, the unit a bank must protect.
+**Cards with histories.** Each branch has cards (the customers) with a
+persistent profile drawn around their segment's: a usual amount, a usual hour, a
+few usual merchant categories and channels, a home radius, a usual daily rate of
+transactions, and whether the holder travels abroad. A card transacts as a
+Poisson process over a timeline of days, so one card has several rows. The
+behavioural features are what a bank computes in real time from the card's own
+earlier transactions (all of them: labels arrive later), shrunk towards the
+segment's defaults while the history is short: how far the amount is from the
+card's usual, how far the hour is from its usual hour, whether the merchant
+category or channel is new for this card, how far from home against its usual
+distance, how many transactions it made in the last 24 hours, how long since its
+previous one. Fraud is thus a deviation from *this card's* behaviour, not a
+value that is suspicious for everyone: €400 online at 2 am is normal for some
+cards.
 
-Features (all numeric, ready for a model):
+**Fraud.** A compromised card makes a short burst (1 to 5 transactions) of one
+typology, each deviating from the card's behaviour its own way and overlapping
+legitimate behaviour on purpose: card testing (tiny online payments minutes
+apart), account takeover (large online purchases of resaleable goods at night),
+ATM skimming (a cloned card empties the account at ATMs away from home), travel
+fraud (a card used abroad for travel and luxury) and a lost card (contactless
+taps at small amounts until it is blocked). A branch's fraud rate (share of
+transactions) is log-uniform in ``fraud_rate_range``, 0.05 % to 0.3 % by default
+as in real card data. Every branch gets at least 2 fraud transactions in its
+training period and 2 in its test period: a floor that only binds on small data
+(at 0.05 % a period needs 4 000 rows to expect 2 frauds), so that tiny
+configurations can still score every branch.
+
+**Time, drift and an out-of-time split.** Each branch's training rows are its
+earlier period and its test rows the later one (every test row is later than
+every training row). Between the two the world drifts: the legitimate online and
+contactless share rises, amounts inflate a little, and the fraud mix moves: an
+``emerging_share`` of each branch's test fraud is drawn uniformly over all
+typologies (fraud rings move from branch to branch, so tomorrow's fraud includes
+patterns this branch has not seen).
+
+**Seeds draw different worlds.** The seed jitters every segment's and
+typology's parameters, the branch size law (Zipf exponent), how concentrated the
+branches' typology mixes are, which typologies are common in the network, and
+the strength of the drift; a model trained on another seed's world is a useful
+but imperfect prior.
+
+**Worlds.** ``standard`` is the above. ``hard`` holds one typology out: exactly
+one branch sees it in its training period and none of the others does, but it
+appears in every branch's test period (an emerging ring moving across the
+network), and the drift is twice as strong.
+
+Features (all numeric, ready for a model once standardised):
 
 * ``log_amount``: log(1 + amount in EUR)
+* ``amount_vs_usual``: ``log_amount`` minus the card's usual (its earlier mean)
 * ``hour_sin``, ``hour_cos``: time of day on the circle
-* ``mcc_*``: merchant category, one-hot (8 categories)
+* ``hour_gap``: circular distance from the card's usual hour, in half-days (0 to 1)
+* ``mcc_*``: merchant category, one-hot (8 categories; ``cash`` is the ATM's)
 * ``channel_*``: chip, contactless, online, atm, one-hot
-* ``log_distance``: log(1 + km from the customer's home)
-* ``velocity``: the customer's transactions in the last 24 h (scaled)
+* ``new_mcc``, ``new_channel``: 1 when the card had no earlier transaction in
+  this merchant category (channel)
+* ``log_distance``: log(1 + km from the card's home)
+* ``distance_vs_usual``: ``log_distance`` minus the card's usual
+* ``count_24h``: the card's transactions in the previous 24 hours
+* ``log_gap_hours``: log(1 + hours since the card's previous transaction)
+  (the segment's typical gap for a card's first)
+* ``log_history``: log(1 + the card's earlier transactions)
 * ``is_foreign``: card used abroad
-* ``segment_*``: the customer's segment as the bank knows it, one-hot (what
-  is normal for a traveller is suspicious for a retiree)
+* ``segment_*``: the card's segment as the bank knows it, one-hot
 
 Synthetic data is not a secret, so numpy's seeded PCG64 generator drives it (the
 engine's keys, masks and noise never come from it).
@@ -30,6 +78,7 @@ engine's keys, masks and noise never come from it).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -41,65 +90,98 @@ MERCHANT_CATEGORIES = (
     "grocery", "fuel", "restaurant", "travel", "electronics", "online_retail", "cash", "luxury",
 )  # fmt: skip
 CHANNELS = ("chip", "contactless", "online", "atm")
-FEATURE_NAMES = (
-    "log_amount", "hour_sin", "hour_cos",
-    *(f"mcc_{m}" for m in MERCHANT_CATEGORIES),
-    *(f"channel_{c}" for c in CHANNELS),
-    "log_distance", "velocity", "is_foreign",
-    *(f"segment_{s}" for s in ("students", "families", "retirees", "business", "travellers")),
-)  # fmt: skip
-
 SEGMENTS = ("students", "families", "retirees", "business", "travellers")
 TYPOLOGIES = ("card_testing", "account_takeover", "atm_skimming", "travel_fraud", "lost_card")
+WORLDS = ("standard", "hard")
+FEATURE_NAMES = (
+    "log_amount", "amount_vs_usual", "hour_sin", "hour_cos", "hour_gap",
+    *(f"mcc_{m}" for m in MERCHANT_CATEGORIES),
+    *(f"channel_{c}" for c in CHANNELS),
+    "new_mcc", "new_channel", "log_distance", "distance_vs_usual",
+    "count_24h", "log_gap_hours", "log_history", "is_foreign",
+    *(f"segment_{s}" for s in SEGMENTS),
+)  # fmt: skip
+
+_CASH = MERCHANT_CATEGORIES.index("cash")
+_ATM = CHANNELS.index("atm")
+_ONLINE = CHANNELS.index("online")
+_CONTACTLESS = CHANNELS.index("contactless")
+_PRIOR_WEIGHT = 3.0  # pseudo-transactions of the segment's defaults in a card's usual
+_MAX_BURST = 5
 
 
 @dataclass(frozen=True)
-class _Profile:
-    """How one kind of transaction looks: the parameters its features are drawn from."""
+class _Segment:
+    """The legitimate behaviour of one customer segment, around which cards are drawn."""
 
-    amount_mu: float  # log-normal location of the amount in EUR
-    amount_sigma: float
-    hour_mu: float  # preferred hour (von Mises centre) and concentration
-    hour_kappa: float
-    mcc: tuple[float, ...]  # weights over MERCHANT_CATEGORIES
+    amount_mu: float  # mean of the cards' usual log-amount (EUR)
+    amount_sigma: float  # spread of one card's amounts around its usual
+    hour_mu: float  # mean of the cards' usual hour
+    hour_kappa: float  # von Mises concentration of one card's hours around its usual
+    mcc: tuple[float, ...]  # weights over MERCHANT_CATEGORIES (cash is set by the channel)
     channel: tuple[float, ...]  # weights over CHANNELS
-    distance_mu: float  # log-normal km from home
+    radius_mu: float  # mean of the cards' usual log-km from home
+    rate: float  # mean of the cards' transactions per day
+    traveller: float  # share of cards whose holder travels abroad
+    abroad: float  # share of such a card's transactions made abroad
+
+
+@dataclass(frozen=True)
+class _Typology:
+    """How one fraud typology deviates from the compromised card's behaviour.
+
+    Amount, hour and distance are ``relative * card's usual + offset + noise``: a
+    relative typology scales with the card (a takeover spends a multiple of what
+    this card spends), an absolute one does not (card testing is always tiny).
+    """
+
+    amount_relative: float
+    amount_mu: float
+    amount_sigma: float
+    hour_relative: float
+    hour_mu: float
+    hour_kappa: float
+    mcc: tuple[float, ...]
+    channel: tuple[float, ...]
+    distance_relative: float
+    distance_mu: float
     distance_sigma: float
-    velocity_mean: float  # Poisson mean of transactions in the last 24 h
-    foreign: float  # probability the card is used abroad
+    foreign: float  # probability a transaction is abroad
+    burst: float  # mean transactions per compromised card (1 to 5)
+    gap_hours: float  # mean hours between the burst's transactions
 
 
-#: legitimate spending of each customer segment
-SEGMENT_PROFILES: dict[str, _Profile] = {
-    "students": _Profile(3.0, 0.8, 15, 1.0, (3, 1, 4, 0.5, 1, 3, 1, 0.1), (2, 5, 4, 1),
-                         1.0, 0.9, 3.0, 0.03),
-    "families": _Profile(3.8, 0.8, 13, 1.5, (6, 3, 2, 0.5, 1, 2, 1, 0.2), (5, 4, 2, 1),
-                         1.5, 0.8, 2.5, 0.03),
-    "retirees": _Profile(3.4, 0.7, 11, 2.0, (6, 2, 2, 0.5, 0.3, 0.5, 2, 0.2), (7, 2, 0.5, 2),
-                         1.0, 0.7, 1.5, 0.02),
-    "business": _Profile(4.6, 1.0, 12, 1.5, (1, 3, 4, 3, 2, 2, 0.5, 1), (4, 2, 4, 0.5),
-                         2.5, 1.2, 3.5, 0.10),
-    "travellers": _Profile(4.2, 0.9, 14, 0.8, (1, 2, 3, 5, 1, 2, 1, 1), (4, 3, 3, 1),
-                           4.0, 1.5, 3.0, 0.35),
+#: legitimate behaviour of each segment (jittered per seed)
+SEGMENT_PROFILES: dict[str, _Segment] = {
+    "students": _Segment(3.0, 0.8, 15, 1.2, (3, 1, 4, 0.5, 1, 3, 0, 0.1), (2, 5, 4, 1),
+                         1.0, 0.8, 0.10, 0.20),
+    "families": _Segment(3.8, 0.8, 13, 1.5, (6, 3, 2, 0.5, 1, 2, 0, 0.2), (5, 4, 2, 1),
+                         1.5, 0.7, 0.10, 0.15),
+    "retirees": _Segment(3.4, 0.7, 11, 2.0, (6, 2, 2, 0.5, 0.3, 0.5, 0, 0.2), (7, 2, 0.5, 2),
+                         1.0, 0.35, 0.05, 0.15),
+    "business": _Segment(4.6, 1.0, 12, 1.5, (1, 3, 4, 3, 2, 2, 0, 1), (4, 2, 4, 0.5),
+                         2.5, 1.0, 0.30, 0.15),
+    "travellers": _Segment(4.2, 0.9, 14, 0.8, (1, 2, 3, 5, 1, 2, 0, 1), (4, 3, 3, 1),
+                           3.0, 0.7, 0.60, 0.25),
 }  # fmt: skip
 
-#: how each fraud typology looks (overlapping legitimate spending on purpose)
-TYPOLOGY_PROFILES: dict[str, _Profile] = {
-    # many tiny online payments to see whether a stolen number works
-    "card_testing": _Profile(1.2, 0.7, 3, 1.2, (0.2, 0.1, 0.2, 0.1, 1, 6, 0, 0.1),
-                             (0.1, 0.1, 8, 0.1), 2.0, 1.5, 9.0, 0.25),
-    # a taken-over online account buys resaleable goods
-    "account_takeover": _Profile(6.0, 0.8, 2, 0.8, (0.1, 0.1, 0.1, 1, 6, 3, 0, 3),
-                                 (0.2, 0.1, 8, 0.1), 3.0, 1.5, 2.5, 0.15),
-    # a cloned card empties the account at ATMs far from home, at night
-    "atm_skimming": _Profile(5.3, 0.5, 1, 1.0, (0, 0, 0, 0, 0, 0, 8, 0), (0.3, 0, 0, 8),
-                             5.0, 1.0, 5.0, 0.40),
-    # a compromised card used abroad for travel and luxury
-    "travel_fraud": _Profile(5.5, 0.8, 20, 0.8, (0.2, 0.2, 1, 4, 1, 0.5, 1, 4),
-                             (3, 1, 3, 1), 7.0, 0.8, 4.0, 0.85),
-    # a lost card tapped for small amounts until it is blocked
-    "lost_card": _Profile(3.2, 0.4, 18, 1.5, (3, 4, 4, 0, 0.5, 0, 0.3, 0.3),
-                          (0.3, 8, 0, 0.2), 2.5, 0.8, 8.0, 0.05),
+#: how each fraud typology deviates from a card's behaviour (jittered per seed)
+TYPOLOGY_PROFILES: dict[str, _Typology] = {
+    # tiny online payments minutes apart, to see whether a stolen number works
+    "card_testing": _Typology(0.0, 1.0, 0.5, 0.0, 3, 0.8, (0.2, 0.1, 0.2, 0.1, 1, 6, 0, 0.1),
+                              (0.1, 0.1, 8, 0), 0.0, 4.5, 1.5, 0.30, 4.0, 0.1),
+    # a taken-over online account buys resaleable goods, at night, well above usual
+    "account_takeover": _Typology(1.0, 1.5, 0.6, 0.0, 2, 1.2, (0.1, 0.1, 0.1, 1, 6, 3, 0, 3),
+                                  (0.2, 0.1, 8, 0), 0.0, 4.0, 1.5, 0.15, 1.8, 2.0),
+    # a cloned card empties the account at ATMs away from home, at night
+    "atm_skimming": _Typology(0.0, 5.5, 0.3, 0.0, 1, 1.0, (0, 0, 0, 0, 0, 0, 1, 0),
+                              (0, 0, 0, 1), 1.0, 2.5, 1.0, 0.40, 2.5, 0.5),
+    # a compromised card used abroad for travel and luxury, a time zone away
+    "travel_fraud": _Typology(1.0, 0.8, 0.8, 1.0, 7, 0.6, (0.2, 0.2, 1, 4, 1, 0.5, 0, 4),
+                              (3, 1, 3, 0.3), 0.0, 6.8, 0.8, 0.85, 2.2, 3.0),
+    # a lost card tapped near home for small amounts until it is blocked
+    "lost_card": _Typology(0.0, 3.3, 0.3, 1.0, 5, 1.5, (3, 4, 4, 0, 0.5, 0, 0, 0.3),
+                           (0.3, 8, 0, 0), 1.0, 1.0, 0.7, 0.03, 3.5, 0.5),
 }  # fmt: skip
 
 
@@ -114,13 +196,21 @@ class BranchData:
     y_test: np.ndarray
     fraud_rate: float  # the branch's true rate (observed, for loaded data)
     segment_mix: tuple[float, ...] = ()  # weights over SEGMENTS (synthetic data only)
-    typology_mix: tuple[float, ...] = ()  # weights over TYPOLOGIES (synthetic data only)
-    #: the customer id of each training row (loaded data with a customer column);
-    #: None for synthetic data, where one row is one customer
+    typology_mix: tuple[float, ...] = ()  # training-period weights over TYPOLOGIES (synthetic)
+    #: the customer (synthetic: card) id of each training row, or None for loaded data
+    #: without a customer column; a customer has several rows
     customers_train: np.ndarray | None = None
     #: Gaussian releases of these training rows made before training, as accountant
     #: entries (noise multiplier, sample rate, steps): the feature statistics
     prior_releases: tuple[tuple[float, float, int], ...] = ()
+    #: the EUR amount of each test row (synthetic data), for the share of fraud amount caught
+    amount_test: np.ndarray | None = None
+    #: int8 per test row: -1 legitimate, else the index into TYPOLOGIES (synthetic data)
+    typology_test: np.ndarray | None = None
+    #: the time of each row in days since the start of the timeline (float64; its
+    #: integer part is the calendar day); rows are in time order (synthetic data)
+    day_train: np.ndarray | None = None
+    day_test: np.ndarray | None = None
 
     @property
     def num_train(self) -> int:
@@ -141,60 +231,377 @@ class BranchData:
             out["main_segment"] = SEGMENTS[int(np.argmax(self.segment_mix))]
         if self.typology_mix:
             out["main_typologies"] = [
-                TYPOLOGIES[i] for i in np.argsort(self.typology_mix)[::-1][:2]
+                TYPOLOGIES[i]
+                for i in np.argsort(self.typology_mix)[::-1][:2]
+                if self.typology_mix[i] > 0
             ]
         return out
 
 
-def _draw(
-    profile: _Profile, count: int, segments: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """``count`` feature rows drawn from one profile, for customers of these segments."""
-    out = np.zeros((count, len(FEATURE_NAMES)), dtype=np.float64)
-    if count == 0:
-        return out.astype(np.float32)
-    amount = rng.lognormal(profile.amount_mu, profile.amount_sigma, count)
-    out[:, 0] = np.log1p(amount)
-    hour = profile.hour_mu + rng.vonmises(0.0, profile.hour_kappa, count) * 24 / (2 * math.pi)
-    angle = 2 * math.pi * (hour % 24) / 24
-    out[:, 1], out[:, 2] = np.sin(angle), np.cos(angle)
-    mcc_p = np.asarray(profile.mcc) / sum(profile.mcc)
-    mcc = rng.choice(len(MERCHANT_CATEGORIES), count, p=mcc_p)
-    out[np.arange(count), 3 + mcc] = 1.0
-    channel_p = np.asarray(profile.channel) / sum(profile.channel)
-    channel = rng.choice(len(CHANNELS), count, p=channel_p)
-    out[np.arange(count), 3 + len(MERCHANT_CATEGORIES) + channel] = 1.0
-    distance = rng.lognormal(profile.distance_mu, profile.distance_sigma, count)
-    base = 3 + len(MERCHANT_CATEGORIES) + len(CHANNELS)
-    out[:, base] = np.log1p(distance)
-    out[:, base + 1] = rng.poisson(profile.velocity_mean, count) / 5.0
-    out[:, base + 2] = (rng.random(count) < profile.foreign).astype(np.float64)
-    out[np.arange(count), base + 3 + segments] = 1.0
-    return out.astype(np.float32)
+# --- the world a seed draws ----------------------------------------------------------
 
 
-def _rows(
-    count: int,
-    fraud_rate: float,
-    segment_mix: np.ndarray,
-    typology_mix: np.ndarray,
+@dataclass(frozen=True)
+class _World:
+    segments: tuple[_Segment, ...]
+    typologies: tuple[_Typology, ...]
+    zipf: float  # branch training sizes ~ 1 / rank ** zipf
+    typology_base: np.ndarray  # how common each typology is in the network
+    typology_concentration: float  # total Dirichlet mass of a branch's typology mix
+    digital_drift: float  # relative rise of the online and contactless weights in the test period
+    inflation: float  # log-amount added in the test period
+    emerging_share: float
+    held_out: int | None  # hard world: the typology only one branch trains on
+    holder: int | None  # ... and that branch
+
+
+def _jitter_weights(
+    weights: tuple[float, ...], sigma: float, rng: np.random.Generator
+) -> tuple[float, ...]:
+    w = np.asarray(weights, dtype=np.float64) * rng.lognormal(0.0, sigma, len(weights))
+    return tuple(float(v) for v in w)
+
+
+def _draw_world(
+    num_branches: int,
+    world: str,
+    typology_concentration: float,
+    emerging_share: float,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    frauds = int(rng.binomial(count, fraud_rate))
-    legit_per_segment = rng.multinomial(count - frauds, segment_mix)
-    fraud_per_typology = rng.multinomial(frauds, typology_mix)
-    parts = [
-        _draw(SEGMENT_PROFILES[segment], int(k), np.full(int(k), i), rng)
-        for i, (segment, k) in enumerate(zip(SEGMENTS, legit_per_segment, strict=True))
-    ]
-    for typology, k in zip(TYPOLOGIES, fraud_per_typology, strict=True):
-        # fraud hits the branch's own customers
-        victims = rng.choice(len(SEGMENTS), int(k), p=segment_mix)
-        parts.append(_draw(TYPOLOGY_PROFILES[typology], int(k), victims, rng))
-    x = np.concatenate(parts)
-    y = np.concatenate([np.zeros(count - frauds, np.int8), np.ones(frauds, np.int8)])
-    order = rng.permutation(count)
-    return x[order], y[order]
+) -> _World:
+    segments = tuple(
+        dataclasses.replace(
+            s,
+            amount_mu=s.amount_mu + rng.normal(0, 0.3),
+            hour_mu=s.hour_mu + rng.normal(0, 1.5),
+            mcc=_jitter_weights(s.mcc, 0.5, rng),
+            channel=_jitter_weights(s.channel, 0.4, rng),
+            radius_mu=s.radius_mu + rng.normal(0, 0.3),
+            rate=s.rate * rng.lognormal(0, 0.3),
+            traveller=float(np.clip(s.traveller * rng.lognormal(0, 0.3), 0.0, 0.95)),
+        )
+        for s in SEGMENT_PROFILES.values()
+    )
+    typologies = tuple(
+        dataclasses.replace(
+            t,
+            amount_mu=t.amount_mu + rng.normal(0, 0.5),
+            amount_sigma=t.amount_sigma * rng.lognormal(0, 0.2),
+            hour_mu=t.hour_mu + rng.normal(0, 2.5),
+            mcc=_jitter_weights(t.mcc, 0.7, rng),
+            channel=_jitter_weights(t.channel, 0.6, rng),
+            distance_mu=t.distance_mu + rng.normal(0, 0.6),
+            foreign=float(np.clip(t.foreign + rng.normal(0, 0.1), 0.01, 0.95)),
+            burst=float(np.clip(t.burst * rng.lognormal(0, 0.3), 1.0, _MAX_BURST)),
+            gap_hours=t.gap_hours * rng.lognormal(0, 0.5),
+        )
+        for t in TYPOLOGY_PROFILES.values()
+    )
+    hard = world == "hard"
+    return _World(
+        segments=segments,
+        typologies=typologies,
+        zipf=float(rng.uniform(0.5, 1.2)),
+        typology_base=rng.dirichlet(np.full(len(TYPOLOGIES), 1.5)),
+        typology_concentration=typology_concentration * len(TYPOLOGIES) * rng.lognormal(0, 0.4),
+        digital_drift=float(rng.uniform(0.2, 0.6)) * (2.0 if hard else 1.0),
+        inflation=float(rng.uniform(0.02, 0.08)) * (2.0 if hard else 1.0),
+        emerging_share=emerging_share,
+        held_out=int(rng.integers(len(TYPOLOGIES))) if hard else None,
+        holder=int(rng.integers(num_branches)) if hard else None,
+    )
+
+
+# --- one branch ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Cards:
+    segment: np.ndarray  # int
+    amount: np.ndarray  # usual log-amount
+    amount_sigma: np.ndarray
+    hour: np.ndarray  # usual hour
+    hour_kappa: np.ndarray
+    mcc_cum: np.ndarray  # (cards, categories) cumulative probabilities (no cash)
+    channel_p: np.ndarray  # (cards, channels) probabilities
+    radius: np.ndarray  # usual log-km from home
+    rate: np.ndarray  # transactions per day
+    abroad: np.ndarray  # share of transactions abroad (0 for cards that stay home)
+
+
+def _draw_cards(
+    count: int, world: _World, segment_mix: np.ndarray, rng: np.random.Generator
+) -> _Cards:
+    seg = rng.choice(len(SEGMENTS), count, p=segment_mix)
+    field = {
+        f.name: np.array([getattr(s, f.name) for s in world.segments])
+        for f in dataclasses.fields(_Segment)
+    }
+    mcc = np.empty((count, len(MERCHANT_CATEGORIES)))
+    channel = np.empty((count, len(CHANNELS)))
+    for i, s in enumerate(world.segments):  # a card's usual categories and channels
+        rows = seg == i
+        w = np.asarray(s.mcc, dtype=np.float64)
+        w[_CASH] = 0.0
+        alpha = np.maximum(3.0 * w / w.sum(), 1e-3)
+        mcc[rows] = rng.dirichlet(alpha, int(rows.sum()))
+        c = np.asarray(s.channel, dtype=np.float64)
+        channel[rows] = rng.dirichlet(np.maximum(4.0 * c / c.sum(), 1e-3), int(rows.sum()))
+    mcc[:, _CASH] = 0.0
+    mcc /= mcc.sum(axis=1, keepdims=True)
+    travels = rng.random(count) < field["traveller"][seg]
+    return _Cards(
+        segment=seg,
+        amount=field["amount_mu"][seg] + rng.normal(0, 0.5, count),
+        amount_sigma=field["amount_sigma"][seg] * rng.lognormal(0, 0.15, count),
+        hour=field["hour_mu"][seg] + rng.normal(0, 2.0, count),
+        hour_kappa=field["hour_kappa"][seg] * rng.lognormal(0, 0.3, count),
+        mcc_cum=np.cumsum(mcc, axis=1),
+        channel_p=channel,
+        radius=field["radius_mu"][seg] + rng.normal(0, 0.5, count),
+        rate=field["rate"][seg] * rng.lognormal(0, 0.5, count),
+        abroad=np.where(travels, field["abroad"][seg] * rng.lognormal(0, 0.4, count), 0.0),
+    )
+
+
+def _categorical(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per row of cumulative probabilities ``cum`` (rows, categories)."""
+    u = rng.random(cum.shape[0]) * cum[:, -1]
+    return np.minimum((u[:, None] >= cum).sum(axis=1), cum.shape[1] - 1)
+
+
+@dataclass
+class _Rows:
+    card: np.ndarray
+    time: np.ndarray  # days
+    log_amount: np.ndarray  # log EUR
+    hour: np.ndarray
+    mcc: np.ndarray
+    channel: np.ndarray
+    log_km: np.ndarray
+    foreign: np.ndarray
+    typology: np.ndarray  # -1 legitimate
+
+    @staticmethod
+    def concat(parts: list[_Rows]) -> _Rows:
+        return _Rows(
+            *(
+                np.concatenate([getattr(p, f.name) for p in parts])
+                for f in dataclasses.fields(_Rows)
+            )
+        )
+
+
+def _merchant(channel: np.ndarray, mcc_cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A merchant category per row: cash exactly at ATMs, else from the row's weights."""
+    mcc = _categorical(mcc_cum, rng)
+    return np.where(channel == _ATM, _CASH, mcc)
+
+
+def _legit(
+    count: int, start: float, length: float, cards: _Cards, world: _World, drift: bool,
+    rng: np.random.Generator,
+) -> _Rows:  # fmt: skip
+    card = rng.choice(cards.rate.size, count, p=cards.rate / cards.rate.sum())
+    time = start + length * rng.random(count)
+    channel_p = cards.channel_p[card]
+    if drift:  # online and contactless spending keeps growing
+        channel_p = channel_p.copy()
+        channel_p[:, [_ONLINE, _CONTACTLESS]] *= 1.0 + world.digital_drift
+    channel = _categorical(np.cumsum(channel_p, axis=1), rng)
+    abroad = rng.random(count) < cards.abroad[card]
+    log_km = np.where(
+        abroad, rng.normal(6.5, 0.8, count), cards.radius[card] + rng.normal(0, 0.8, count)
+    )
+    return _Rows(
+        card=card,
+        time=time,
+        log_amount=cards.amount[card]
+        + cards.amount_sigma[card] * rng.normal(0, 1, count)
+        + (world.inflation if drift else 0.0),
+        hour=cards.hour[card] + rng.vonmises(0.0, cards.hour_kappa[card]) * 24 / (2 * math.pi),
+        mcc=_merchant(channel, cards.mcc_cum[card], rng),
+        channel=channel,
+        log_km=log_km,
+        foreign=abroad,
+        typology=np.full(count, -1, dtype=np.int8),
+    )
+
+
+def _fraud(
+    count: int, start: float, length: float, mix: np.ndarray, force: int | None, cards: _Cards,
+    world: _World, drift: bool, rng: np.random.Generator,
+) -> _Rows:  # fmt: skip
+    """``count`` fraud transactions in bursts on compromised cards; ``force``: a
+    typology at least one burst must have."""
+    typ = rng.choice(len(TYPOLOGIES), count, p=mix)
+    size = np.minimum(
+        1 + rng.poisson(np.array([t.burst for t in world.typologies])[typ] - 1.0), _MAX_BURST
+    )
+    ends = np.cumsum(size)
+    keep = int(np.searchsorted(ends, count)) + 1  # bursts until count rows are reached
+    if force is not None and not np.any(typ[:keep] == force):
+        typ[0] = force  # the first burst is kept whatever its size
+    typ, size = typ[:keep], size[:keep]
+    size[-1] -= int(ends[keep - 1]) - count
+    p = world.typologies
+    victims = rng.integers(cards.rate.size, size=keep)
+    episode = np.repeat(np.arange(keep), size)
+    first = np.r_[0, np.cumsum(size)[:-1]]
+    rank = np.arange(count) - first[episode]
+    t = typ[episode]
+    card = victims[episode]
+    gap = rng.exponential(np.array([x.gap_hours for x in p])[t] / 24.0)
+    gap[rank == 0] = 0.0
+    offset = np.cumsum(gap)
+    offset -= offset[first][episode]  # time since the burst's first transaction
+    span = np.zeros(keep)
+    np.maximum.at(span, episode, offset)
+    begin = start + rng.random(keep) * np.maximum(length - span, 0.0) * 0.999
+    time = np.minimum(begin[episode] + offset, start + length * (1 - 1e-9))
+
+    def arr(name: str) -> np.ndarray:
+        return np.array([getattr(x, name) for x in p])[t]
+
+    channel = _categorical(np.cumsum(np.array([x.channel for x in p]), axis=1)[t], rng)
+    mcc_w = np.array([x.mcc for x in p], dtype=np.float64)
+    mcc_w[:, _CASH] = np.where(mcc_w.sum(axis=1) == mcc_w[:, _CASH], 1.0, 0.0)
+    foreign = rng.random(count) < arr("foreign")
+    log_km = arr("distance_relative") * cards.radius[card] + rng.normal(
+        arr("distance_mu"), arr("distance_sigma")
+    )
+    log_km = np.where(foreign, np.maximum(log_km, rng.normal(6.8, 0.8, count)), log_km)
+    return _Rows(
+        card=card,
+        time=time,
+        log_amount=arr("amount_relative") * cards.amount[card]
+        + rng.normal(arr("amount_mu"), arr("amount_sigma"))
+        + (world.inflation if drift else 0.0),
+        hour=arr("hour_relative") * cards.hour[card]
+        + arr("hour_mu")
+        + rng.vonmises(0.0, arr("hour_kappa")) * 24 / (2 * math.pi),
+        mcc=_merchant(channel, np.cumsum(mcc_w, axis=1)[t], rng),
+        channel=channel,
+        log_km=log_km,
+        foreign=foreign,
+        typology=t.astype(np.int8),
+    )
+
+
+def _grouped_before(values: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Per row of card-sorted data, the sum of ``values`` over the card's earlier rows."""
+    total = np.cumsum(values, axis=0)
+    return total - values - (total[start] - values[start])
+
+
+def _features(rows: _Rows, cards: _Cards, world: _World) -> np.ndarray:
+    """The feature matrix of ``rows`` sorted by (card, time), from each card's history."""
+    n = rows.card.size
+    idx = np.arange(n)
+    new_card = np.r_[True, rows.card[1:] != rows.card[:-1]]
+    start = np.maximum.accumulate(np.where(new_card, idx, 0))
+    earlier = (idx - start).astype(np.float64)
+    seg = cards.segment[rows.card]
+    seg_amount = np.array([s.amount_mu for s in world.segments])[seg]
+    seg_hour = np.array([s.hour_mu for s in world.segments])[seg]
+    seg_radius = np.array([s.radius_mu for s in world.segments])[seg]
+    seg_rate = np.array([s.rate for s in world.segments])[seg]
+    k = _PRIOR_WEIGHT
+
+    log_amount = np.log1p(np.exp(rows.log_amount))
+    usual_amount = (k * np.log1p(np.exp(seg_amount)) + _grouped_before(log_amount, start)) / (
+        k + earlier
+    )
+    hour = rows.hour % 24
+    angle = 2 * math.pi * hour / 24
+    circle = np.stack([np.sin(angle), np.cos(angle)], axis=1)
+    seg_angle = 2 * math.pi * seg_hour / 24
+    prior = k * np.stack([np.sin(seg_angle), np.cos(seg_angle)], axis=1)
+    usual = prior + _grouped_before(circle, start)
+    usual_angle = np.arctan2(usual[:, 0], usual[:, 1])
+    hour_gap = np.abs(np.angle(np.exp(1j * (angle - usual_angle)))) / math.pi
+    log_distance = np.log1p(np.exp(rows.log_km))
+    usual_distance = (k * np.log1p(np.exp(seg_radius)) + _grouped_before(log_distance, start)) / (
+        k + earlier
+    )
+    # transactions of the card in the previous 24 h: rows are sorted by (card, time)
+    width = float(rows.time.max()) + 2.0
+    key = rows.card * width + rows.time
+    count_24h = idx - np.searchsorted(key, key - 1.0, side="left")
+    gap_days = np.where(new_card, 1.0 / seg_rate, rows.time - np.r_[rows.time[0], rows.time[:-1]])
+
+    def first_in(category: np.ndarray) -> np.ndarray:
+        order = np.lexsort((rows.time, category, rows.card))
+        c, r = rows.card[order], category[order]
+        first = np.r_[True, (c[1:] != c[:-1]) | (r[1:] != r[:-1])]
+        out = np.empty(n)
+        out[order] = first
+        return out
+
+    x = np.zeros((n, len(FEATURE_NAMES)))
+    col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    x[:, col["log_amount"]] = log_amount
+    x[:, col["amount_vs_usual"]] = log_amount - usual_amount
+    x[:, col["hour_sin"]], x[:, col["hour_cos"]] = circle[:, 0], circle[:, 1]
+    x[:, col["hour_gap"]] = hour_gap
+    x[idx, col["mcc_grocery"] + rows.mcc] = 1.0
+    x[idx, col["channel_chip"] + rows.channel] = 1.0
+    x[:, col["new_mcc"]] = first_in(rows.mcc)
+    x[:, col["new_channel"]] = first_in(rows.channel)
+    x[:, col["log_distance"]] = log_distance
+    x[:, col["distance_vs_usual"]] = log_distance - usual_distance
+    x[:, col["count_24h"]] = count_24h
+    x[:, col["log_gap_hours"]] = np.log1p(24.0 * gap_days)
+    x[:, col["log_history"]] = np.log1p(earlier)
+    x[:, col["is_foreign"]] = rows.foreign
+    x[idx, col["segment_students"] + seg] = 1.0
+    return x.astype(np.float32)
+
+
+def _branch(
+    name: str, train_rows: int, test_rows: int, rate: float, segment_mix: np.ndarray,
+    train_mix: np.ndarray, test_mix: np.ndarray, force_train: int | None,
+    force_test: int | None, transactions_per_card: float, world: _World,
+    rng: np.random.Generator,
+) -> BranchData:  # fmt: skip
+    total = train_rows + test_rows
+    cards = _draw_cards(max(2, math.ceil(total / transactions_per_card)), world, segment_mix, rng)
+    days_per_row = 1.0 / float(cards.rate.sum())
+    train_days, test_days = train_rows * days_per_row, test_rows * days_per_row
+    # at least 2 frauds a period: binds only where rate * rows is below about 2
+    train_frauds = max(2, int(rng.binomial(train_rows, rate)))
+    test_frauds = max(2, int(rng.binomial(test_rows, rate)))
+    rows = _Rows.concat(
+        [
+            _legit(train_rows - train_frauds, 0.0, train_days, cards, world, False, rng),
+            _fraud(train_frauds, 0.0, train_days, train_mix, force_train, cards, world, False, rng),
+            _legit(test_rows - test_frauds, train_days, test_days, cards, world, True, rng),
+            _fraud(
+                test_frauds, train_days, test_days, test_mix, force_test, cards, world, True, rng
+            ),
+        ]
+    )
+    order = np.lexsort((rows.time, rows.card))
+    rows = _Rows(*(getattr(rows, f.name)[order] for f in dataclasses.fields(_Rows)))
+    x = _features(rows, cards, world)
+    by_time = np.argsort(rows.time, kind="stable")
+    train, test = by_time[:train_rows], by_time[train_rows:]
+    label = (rows.typology >= 0).astype(np.int8)
+    return BranchData(
+        name=name,
+        x_train=x[train],
+        y_train=label[train],
+        x_test=x[test],
+        y_test=label[test],
+        fraud_rate=rate,
+        segment_mix=tuple(float(v) for v in segment_mix),
+        typology_mix=tuple(float(v) for v in train_mix),
+        customers_train=rows.card[train].astype(np.int64),
+        amount_test=np.exp(rows.log_amount[test]),
+        typology_test=rows.typology[test],
+        day_train=rows.time[train],
+        day_test=rows.time[test],
+    )
 
 
 def generate_branches(
@@ -203,22 +610,27 @@ def generate_branches(
     seed: int = 0,
     total_train_rows: int = 120_000,
     test_rows_per_branch: int = 20_000,
-    fraud_rate_range: tuple[float, float] = (0.001, 0.02),
+    world: str = "standard",
+    fraud_rate_range: tuple[float, float] = (0.0005, 0.003),
     typology_concentration: float = 0.25,
     segment_concentration: float = 0.8,
     emerging_share: float = 0.3,
+    transactions_per_card: float = 8.0,
 ) -> list[BranchData]:
-    """Per-branch data, the same for the same arguments.
+    """Per-branch data, the same for the same arguments (see the module docstring).
 
-    Branch sizes follow a Zipf-like law (the first branch is the largest);
-    fraud rates are log-uniform in ``fraud_rate_range``; segment and typology
-    mixes are Dirichlet draws whose concentrations control how non-IID the
-    branches are (small = each branch sees few typologies). Each branch's test
-    set comes from the branch's own customers, large enough to hold fraud cases
-    even at a 0.1 % rate, and its fraud mixes the branch's typologies with a
-    uniform share ``emerging_share`` of all of them: fraud rings move from branch
-    to branch, so tomorrow's fraud includes patterns this branch has not yet seen.
+    Branch training sizes follow a Zipf-like law (the first branch is the largest,
+    the exponent drawn per seed) summing to about ``total_train_rows``; every
+    branch's test period has ``test_rows_per_branch`` rows. Branches have about
+    ``(train + test rows) / transactions_per_card`` cards. Fraud rates are
+    log-uniform in ``fraud_rate_range``; segment and typology mixes are Dirichlet
+    draws whose concentrations (per typology, before the seed's jitter) control
+    how non-IID the branches are. A test period's fraud mixes the branch's
+    typologies with a uniform ``emerging_share`` of all of them (at least 0.5 in
+    the hard world).
     """
+    if world not in WORLDS:
+        raise ConfigurationError(f"world must be one of {WORLDS}, not {world!r}")
     if not 0 <= emerging_share <= 1:
         raise ConfigurationError("emerging_share must lie in [0, 1]")
     if num_branches < 2:
@@ -228,29 +640,51 @@ def generate_branches(
         raise ConfigurationError("fraud_rate_range must satisfy 0 < low <= high < 0.5")
     if total_train_rows < 100 * num_branches:
         raise ConfigurationError("total_train_rows must give each branch at least 100 rows")
+    if test_rows_per_branch < 50:
+        raise ConfigurationError("test_rows_per_branch must be at least 50")
     if typology_concentration <= 0 or segment_concentration <= 0:
         raise ConfigurationError("Dirichlet concentrations must be positive")
+    if not transactions_per_card >= 1:
+        raise ConfigurationError("transactions_per_card must be at least 1")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EC466]))
-    weights = 1.0 / np.arange(1, num_branches + 1) ** 0.8
+    w = _draw_world(num_branches, world, typology_concentration, emerging_share, rng)
+    weights = 1.0 / np.arange(1, num_branches + 1) ** w.zipf
     sizes = np.maximum(100, np.round(total_train_rows * weights / weights.sum())).astype(int)
     rates = np.exp(rng.uniform(math.log(low), math.log(high), num_branches))
+    emerging = max(emerging_share, 0.5) if w.held_out is not None else emerging_share
+    uniform = np.full(len(TYPOLOGIES), 1.0 / len(TYPOLOGIES))
     branches = []
     for b in range(num_branches):
         segment_mix = rng.dirichlet(np.full(len(SEGMENTS), segment_concentration))
-        typology_mix = rng.dirichlet(np.full(len(TYPOLOGIES), typology_concentration))
-        x_train, y_train = _rows(int(sizes[b]), float(rates[b]), segment_mix, typology_mix, rng)
-        test_mix = (1 - emerging_share) * typology_mix + emerging_share / len(TYPOLOGIES)
-        x_test, y_test = _rows(test_rows_per_branch, float(rates[b]), segment_mix, test_mix, rng)
+        mix = rng.dirichlet(np.maximum(w.typology_concentration * w.typology_base, 1e-3))
+        force_train = force_test = None
+        if w.held_out is not None:  # only the holder trains on the held-out typology
+            h = w.held_out
+            mix[h] = 0.0
+            if mix.sum() < 1e-9:  # the draw was all held-out typology: the network's instead
+                mix = w.typology_base.copy()
+                mix[h] = 0.0
+            mix = mix / mix.sum()
+            if b == w.holder:  # half of its training fraud
+                mix = 0.5 * mix
+                mix[h] = 0.5
+                force_train = h
+            force_test = h
+        test_mix = (1 - emerging) * mix + emerging * uniform
         branches.append(
-            BranchData(
-                name=f"branch-{b + 1:02d}",
-                x_train=x_train,
-                y_train=y_train,
-                x_test=x_test,
-                y_test=y_test,
-                fraud_rate=float(rates[b]),
-                segment_mix=tuple(float(v) for v in segment_mix),
-                typology_mix=tuple(float(v) for v in typology_mix),
+            _branch(
+                f"branch-{b + 1:02d}",
+                int(sizes[b]),
+                test_rows_per_branch,
+                float(rates[b]),
+                segment_mix,
+                mix,
+                test_mix,
+                force_train,
+                force_test,
+                transactions_per_card,
+                w,
+                rng,
             )
         )
     return branches

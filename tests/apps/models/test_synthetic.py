@@ -1,39 +1,161 @@
-"""The synthetic card-transaction world."""
+"""The synthetic card-transaction world: cards with histories, rare fraud, time and drift."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
-from secagg.apps.models.synthetic import FEATURE_NAMES, TYPOLOGIES, generate_branches
+from secagg.apps.models.synthetic import (
+    FEATURE_NAMES,
+    MERCHANT_CATEGORIES,
+    TYPOLOGIES,
+    WORLDS,
+    BranchData,
+    _draw_world,
+    generate_branches,
+)
 from secagg.errors import ConfigurationError
 
-# --- synthetic branches ------------------------------------------------------------
+SMALL = {"total_train_rows": 24_000, "test_rows_per_branch": 3_000}
+COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-def test_synthetic_branches_are_reproducible_rare_and_non_iid() -> None:
-    a = generate_branches(8, seed=3, total_train_rows=40_000, test_rows_per_branch=5_000)
-    b = generate_branches(8, seed=3, total_train_rows=40_000, test_rows_per_branch=5_000)
-    c = generate_branches(8, seed=4, total_train_rows=40_000, test_rows_per_branch=5_000)
-    assert all(np.array_equal(x.x_train, y.x_train) for x, y in zip(a, b, strict=True))
-    assert not np.array_equal(a[0].x_train, c[0].x_train)
-    sizes = [br.num_train for br in a]
-    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 2 * sizes[-1]  # unequal sizes
-    for branch in a:
-        assert 0.001 <= branch.fraud_rate <= 0.02
-        assert branch.x_train.shape[1] == len(FEATURE_NAMES)
-        assert np.all(np.isfinite(branch.x_train))
-    # no branch sees all typologies much: each one's top typology dominates its mix
-    dominant = [max(br.typology_mix) for br in a]
-    assert np.mean(dominant) > 0.5
-    assert len({int(np.argmax(br.typology_mix)) for br in a}) >= 3  # and they differ
-    assert len(TYPOLOGIES) == len(a[0].typology_mix)
+@pytest.fixture(scope="module")
+def branches() -> list[BranchData]:
+    return generate_branches(8, seed=3, **SMALL)  # type: ignore[arg-type]
 
 
-def test_synthetic_generator_refuses_bad_arguments() -> None:
+def test_reproducible_per_seed_and_a_different_world_per_seed(
+    branches: list[BranchData],
+) -> None:
+    again = generate_branches(8, seed=3, **SMALL)  # type: ignore[arg-type]
+    other = generate_branches(8, seed=4, **SMALL)  # type: ignore[arg-type]
+    for a, b in zip(branches, again, strict=True):
+        assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_test, b.y_test)
+        assert np.array_equal(a.customers_train, b.customers_train)  # type: ignore[arg-type]
+    # not only other noise: other mixes, another size law, other typology profiles
+    assert [b.typology_mix for b in branches] != [b.typology_mix for b in other]
+    assert [b.num_train for b in branches] != [b.num_train for b in other]
+    sizes = [b.num_train for b in branches]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 2 * sizes[-1]
+    assert abs(sum(sizes) - SMALL["total_train_rows"]) < 100
+
+    # the world itself is drawn per seed: profiles, size law, which typologies are common
+    worlds = [_draw_world(8, "standard", 0.25, 0.3, np.random.default_rng(s)) for s in (5, 6)]
+    assert worlds[0].zipf != worlds[1].zipf
+    assert not np.allclose(worlds[0].typology_base, worlds[1].typology_base, atol=0.05)
+    for a, b in zip(worlds[0].typologies, worlds[1].typologies, strict=True):
+        assert abs(a.amount_mu - b.amount_mu) > 0.01 and a.mcc != b.mcc
+    for c, d in zip(worlds[0].segments, worlds[1].segments, strict=True):
+        assert c.amount_mu != d.amount_mu and c.channel != d.channel
+
+
+def test_rare_fraud_on_cards_with_several_transactions(branches: list[BranchData]) -> None:
+    for b in branches:
+        assert 0.0005 <= b.fraud_rate <= 0.003
+        assert (
+            b.x_train.shape == (b.num_train, len(FEATURE_NAMES)) and b.x_train.dtype == np.float32
+        )
+        assert np.all(np.isfinite(b.x_train)) and np.all(np.isfinite(b.x_test))
+        assert b.customers_train is not None and b.customers_train.size == b.num_train
+        _, per_card = np.unique(b.customers_train, return_counts=True)
+        assert per_card.mean() > 3 and per_card.max() > 10  # cards have histories
+        assert b.amount_test is not None and np.all(b.amount_test > 0)
+        assert b.typology_test is not None and b.typology_test.dtype == np.int8
+        assert np.array_equal(b.typology_test >= 0, b.y_test == 1)
+        assert set(np.unique(b.typology_test)) <= set(range(-1, len(TYPOLOGIES)))
+        summary = b.summary()
+        assert summary["train_frauds"] == int(b.y_train.sum()) >= 2
+        assert summary["train_customers"] == np.unique(b.customers_train).size
+    # pooled, the rate is what real card data shows, not a few percent
+    y = np.concatenate([b.y_train for b in branches])
+    assert 0.0003 < y.mean() < 0.004
+    # non-IID: each branch's top typology dominates its mix, and they differ
+    assert np.mean([max(b.typology_mix) for b in branches]) > 0.5
+    assert len({int(np.argmax(b.typology_mix)) for b in branches}) >= 2
+    # dataclasses.replace still works on the new fields
+    assert dataclasses.replace(branches[0], prior_releases=((1.0, 0.1, 3),)).amount_test is not None
+
+
+def test_the_test_period_follows_the_training_period(branches: list[BranchData]) -> None:
+    for b in branches:
+        assert b.day_train is not None and b.day_test is not None
+        assert b.day_train.max() <= b.day_test.min()
+        assert np.floor(b.day_train).max() <= np.floor(b.day_test).min()
+        assert np.all(np.diff(b.day_train) >= 0) and np.all(np.diff(b.day_test) >= 0)
+    # drift: the online and contactless share grows between the periods
+    x_train = np.concatenate([b.x_train for b in branches])
+    x_test = np.concatenate([b.x_test for b in branches])
+    digital = [COL["channel_online"], COL["channel_contactless"]]
+    assert x_test[:, digital].sum(1).mean() > x_train[:, digital].sum(1).mean() + 0.02
+
+
+def test_behavioural_features_follow_each_cards_history(branches: list[BranchData]) -> None:
+    b = branches[1]
+    assert b.customers_train is not None and b.day_train is not None
+    card, day, x = b.customers_train, b.day_train, b.x_train
+    mcc = np.argmax(x[:, COL["mcc_grocery"] : COL["mcc_grocery"] + len(MERCHANT_CATEGORIES)], 1)
+    rng = np.random.default_rng(0)
+    sample = np.r_[rng.choice(b.num_train, 300, replace=False), np.flatnonzero(b.y_train)]
+    for i in sample:
+        mine = card == card[i]
+        earlier = mine & (day < day[i])
+        assert x[i, COL["count_24h"]] == np.sum(earlier & (day > day[i] - 1.0))
+        assert x[i, COL["new_mcc"]] == float(not np.any(earlier & (mcc == mcc[i])))
+        assert x[i, COL["log_history"]] == pytest.approx(np.log1p(earlier.sum()), abs=1e-5)
+        if earlier.any():
+            gap = 24 * (day[i] - day[earlier].max())
+            assert x[i, COL["log_gap_hours"]] == pytest.approx(np.log1p(gap), abs=1e-4)
+    # fraud bursts raise the 24 h count: compromised cards transact in quick succession
+    x = np.concatenate([b.x_train for b in branches])
+    y = np.concatenate([b.y_train for b in branches]) == 1
+    assert x[y, COL["count_24h"]].mean() > x[~y, COL["count_24h"]].mean()
+
+
+def test_every_branch_has_fraud_to_learn_and_to_score_even_when_small() -> None:
+    for seed in range(3):
+        for b in generate_branches(
+            8, seed=seed, total_train_rows=1_000, test_rows_per_branch=2_000
+        ):
+            assert int(b.y_train.sum()) >= 2 and int(b.y_test.sum()) >= 2
+            assert np.all(np.isfinite(b.x_train)) and np.all(np.isfinite(b.x_test))
+
+
+def test_the_hard_world_holds_one_typology_out_of_all_but_one_branch() -> None:
+    assert WORLDS == ("standard", "hard")
+    for seed in range(3):
+        bs = generate_branches(8, seed=seed, world="hard", **SMALL)  # type: ignore[arg-type]
+        # the held-out typology is the one every test period has but few branches train on
+        trained = np.array([[m > 0 for m in b.typology_mix] for b in bs])
+        tested = np.array(
+            [[np.any(b.typology_test == t) for t in range(len(TYPOLOGIES))] for b in bs]
+        )  # type: ignore[arg-type]
+        held = [
+            t for t in range(len(TYPOLOGIES)) if trained[:, t].sum() == 1 and tested[:, t].all()
+        ]
+        assert len(held) == 1
+        (holder,) = np.flatnonzero(trained[:, held[0]])
+        # and it is really in the holder's training rows (the others cannot have it)
+        assert bs[holder].typology_mix[held[0]] == pytest.approx(0.5)
+        assert all(int(b.y_test.sum()) >= 2 for b in bs)
+
+
+def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="at least 2"):
         generate_branches(1)
     with pytest.raises(ConfigurationError, match="fraud_rate_range"):
         generate_branches(4, fraud_rate_range=(0.0, 0.1))
     with pytest.raises(ConfigurationError, match="100 rows"):
         generate_branches(4, total_train_rows=50)
+    with pytest.raises(ConfigurationError, match="standard"):
+        generate_branches(4, world="easy")
+    with pytest.raises(ConfigurationError, match="test_rows_per_branch"):
+        generate_branches(4, test_rows_per_branch=10)
+    with pytest.raises(ConfigurationError, match="emerging_share"):
+        generate_branches(4, emerging_share=1.5)
+    with pytest.raises(ConfigurationError, match="concentrations"):
+        generate_branches(4, typology_concentration=0.0)
+    with pytest.raises(ConfigurationError, match="transactions_per_card"):
+        generate_branches(4, transactions_per_card=0.5)
