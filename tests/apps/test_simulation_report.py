@@ -341,8 +341,15 @@ def test_a_label_column_without_a_positive_is_refused_before_training(tmp_path: 
 
 
 def test_a_split_that_leaves_a_branch_a_few_rows_is_refused(tmp_path: Path) -> None:
+    # 12 frauds cannot give 8 branches 2 training and 2 test frauds each: refused by the
+    # partition, naming the numbers (the ML review's branches without a test fraud)
     labels = [int(i % 5 == 0) for i in range(60)]
     config = _csv_config(_csv(tmp_path / "few.csv", labels), branches=8, partition="dirichlet")
+    with pytest.raises(ConfigurationError, match="12 fraud rows cannot give 8 branches"):
+        load_branches(config)
+    # enough frauds, but 60 rows leave each of 8 branches fewer training rows than needed
+    labels = [int(i % 3 != 0) for i in range(60)]
+    config = _csv_config(_csv(tmp_path / "rows.csv", labels), branches=8, partition="dirichlet")
     with pytest.raises(ConfigurationError, match=f"at least {MIN_TRAIN_ROWS} are needed"):
         load_branches(config)
 

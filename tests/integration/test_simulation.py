@@ -177,7 +177,7 @@ def test_cli_runs_writes_the_run_folder_and_prints_the_table(tmp_path: Path) -> 
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    for line in ("local-only", "federated (secagg+)", "centralized (non-private)"):
+    for line in ("prior only", "local-only", "federated (secagg+)", "centralized (non-private)"):
         assert line in result.output
     for name in (
         "config.toml",
@@ -191,7 +191,14 @@ def test_cli_runs_writes_the_run_folder_and_prints_the_table(tmp_path: Path) -> 
     ):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
-    assert [row["setting"] for row in summary["table"]][1] == "federated (secagg+)"
+    assert [row["setting"] for row in summary["table"]] == [
+        "prior only",
+        "local-only",
+        "federated (secagg+)",
+        "centralized (non-private)",
+    ]
+    assert (out / "model.npy").stat().st_size > 0  # the released model: a later run's prior
+    assert "### Federated against local-only, per branch" in (out / "report.md").read_text()
     assert (out / "auprc.png").read_bytes()[:4] == b"\x89PNG"
     # record-level DP: the ledger holds each branch's DP-SGD history and replays its epsilon
     from secagg.ledger import load_public_key, verify_ledger
@@ -343,3 +350,5 @@ def test_a_diverging_baseline_is_a_row_that_says_so_not_a_crash(
     assert not rows["federated (secagg+)"]["diverged"]
     assert rows["federated (secagg+)"]["auprc"] > 0
     assert "| centralized (non-private) | diverged |" in (out / "report.md").read_text()
+    # the public prior was fitted the same way and blew up too: no crash, a stated fallback
+    assert "the public prior diverged" in result.output

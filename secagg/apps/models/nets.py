@@ -62,6 +62,43 @@ def build_model(name: str, features: int, *, seed: int = 0) -> nn.Module:
     return model
 
 
+TRAINABLE = ("all", "head")
+
+
+def head(model: nn.Module) -> nn.Linear:
+    """The model's output layer: the last :class:`~torch.nn.Linear` (the whole logistic model)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not layers:
+        raise ConfigurationError("the model has no linear output layer")
+    return layers[-1]
+
+
+def set_trainable(model: nn.Module, which: str) -> nn.Module:
+    """Train every parameter (``all``) or only the output layer (``head``), in place.
+
+    Why a head: under DP-SGD the noise norm of each step grows with the square root of
+    the number of trained parameters, while the signal (a few hundred clipped fraud
+    gradients) does not. Starting from a prior that cost no privacy (a public or earlier
+    released model) and fine-tuning only its 33-parameter output layer divides that
+    noise by about 7.5 for the 1 857-parameter MLP; the body's features stay those of
+    the prior."""
+    if which not in TRAINABLE:
+        raise ConfigurationError(f"trainable must be one of {TRAINABLE}, not {which!r}")
+    output = head(model)
+    keep = {id(p) for p in output.parameters()} if which == "head" else None
+    for parameter in model.parameters():
+        parameter.requires_grad_(keep is None or id(parameter) in keep)
+    return model
+
+
+def trainable_mask(model: nn.Module) -> torch.Tensor:
+    """One bool per entry of the flat parameter vector (``named_parameters`` order):
+    True where the parameter is trained. The federation exchanges only those entries."""
+    return torch.cat(
+        [torch.full((p.numel(),), p.requires_grad, dtype=torch.bool) for p in model.parameters()]
+    )
+
+
 def fraud_loss(positive_weight: float = 10.0) -> nn.Module:
     """Binary cross-entropy on logits with fraud cases weighted ``positive_weight`` times.
 

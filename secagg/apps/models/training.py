@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from secagg.errors import ConfigurationError
 
@@ -30,23 +32,34 @@ def train_plain(
     learning_rate: float,
     loss_fn: nn.Module,
     seed: int,
+    after_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> nn.Module:
-    """Plain minibatch SGD (no privacy): shuffles from a generator seeded by ``seed``."""
+    """Plain minibatch SGD (no privacy) over the trainable parameters.
+
+    Each epoch visits the rows in a permutation drawn from a torch generator seeded by
+    ``seed``, one index per batch (no per-row fetching: 120 000 rows an epoch in well
+    under a second). ``after_epoch(epoch, model)`` runs after every epoch: the tuned
+    centralized baseline picks its epoch count on validation data with it."""
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ConfigurationError("epochs, batch_size and learning_rate must be positive")
-    loader = DataLoader(
-        as_dataset(x, y),
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    data = as_dataset(x, y)
+    inputs, target = data.tensors
+    generator = torch.Generator().manual_seed(seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ConfigurationError("the model has no trainable parameters")
+    optimizer = torch.optim.SGD(trainable, lr=learning_rate)
     model.train()
-    for _ in range(epochs):
-        for inputs, target in loader:
+    for epoch in range(epochs):
+        order = torch.randperm(inputs.shape[0], generator=generator)
+        for start in range(0, inputs.shape[0], batch_size):
+            batch = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(inputs), target).backward()
+            loss_fn(model(inputs[batch]), target[batch]).backward()
             optimizer.step()
+        if after_epoch is not None:
+            after_epoch(epoch + 1, model)
+            model.train()
     return model
 
 

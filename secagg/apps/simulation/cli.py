@@ -28,6 +28,11 @@ def _options(function: Any) -> Any:
         click.option("--branches", type=int, help="Number of branches [8]."),
         click.option("--rounds", type=int, help="Federated rounds [10]."),
         click.option("--seed", type=int, help="Seed of data, training and dropouts [0]."),
+        click.option(
+            "--seeds",
+            type=int,
+            help="Run seeds --seed .. --seed + N - 1 and report mean ± sd over them [1].",
+        ),
         click.option("--model", type=click.Choice(MODELS), help="Fraud model [mlp]."),
         click.option("--backend", type=click.Choice(BACKENDS), help="Aggregation [secagg+]."),
         click.option("--dropout", type=float, help="Chance a branch vanishes in a round [0.05]."),
@@ -50,6 +55,22 @@ def _options(function: Any) -> Any:
         click.option("--learning-rate", type=float, help="Local learning rate [2]."),
         click.option("--server-learning-rate", type=float, help="Server learning rate [2]."),
         click.option("--server-momentum", type=float, help="Server momentum, FedAvgM [0]."),
+        click.option(
+            "--prior",
+            type=click.Choice(["auto", "public", "none"]),
+            help="Start from a model that costs no privacy: public (trained on the "
+            "generator's public reference world) or none [auto: public for synthetic data].",
+        ),
+        click.option(
+            "--prior-path",
+            type=click.Path(dir_okay=False),
+            help="Start from this model vector (.npy), e.g. an earlier run's model.npy.",
+        ),
+        click.option(
+            "--trainable",
+            type=click.Choice(["auto", "all", "head"]),
+            help="Train every parameter or only the output layer [auto: head with a prior].",
+        ),
         click.option("--data", "source", type=click.Choice(SOURCES), help="Data [synthetic]."),
         click.option("--path", type=click.Path(dir_okay=False), help="The CSV file."),
         click.option("--label", help="Label column of a generic CSV."),
@@ -64,6 +85,12 @@ def _options(function: Any) -> Any:
         click.option("--partition", type=click.Choice(PARTITIONS), help="CSV split [dirichlet]."),
         click.option("--alpha", type=float, help="Dirichlet concentration [0.5]."),
         click.option("--train-rows", type=int, help="Synthetic training rows in all [120000]."),
+        click.option(
+            "--world",
+            type=click.Choice(["standard", "hard"]),
+            help="Synthetic world: standard, or hard (a fraud ring only one branch has seen "
+            "reaches every branch's test period) [standard].",
+        ),
         click.option(
             "--test-rows",
             "test_rows_per_branch",
@@ -154,6 +181,9 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     progress_bar = None if (quiet or as_json) else _ProgressBar()
+    if config.seeds > 1:
+        _experiment(config, run_dir, typed, from_file, progress_bar, as_json)
+        return
     try:
         with spelled_for(flags=typed, file_keys=from_file):  # data errors name flags too
             if progress_bar is not None:
@@ -168,6 +198,34 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
         click.echo((run_dir / "summary.json").read_text())
         return
     _print_table(result, run_dir, written)
+
+
+def _experiment(
+    config: SimulationConfig,
+    out_dir: Path,
+    typed: list[str],
+    from_file: dict[str, Any],
+    progress_bar: _ProgressBar | None,
+    as_json: bool,
+) -> None:
+    """``--seeds N``: every seed's run folder under ``out_dir``, then mean ± sd."""
+    from secagg.apps.simulation.experiment import experiment_lines, run_experiment
+
+    try:
+        with spelled_for(flags=typed, file_keys=from_file):
+            if progress_bar is not None:
+                with progress_bar:
+                    result = run_experiment(config, out_dir, progress_bar.update)
+            else:
+                result = run_experiment(config, out_dir)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if as_json:
+        click.echo((out_dir / "experiment.json").read_text())
+        return
+    for line in experiment_lines(result):
+        click.echo(line)
+    click.echo(f"experiment folder: {out_dir} (experiment.md, experiment.json, seed-*/)")
 
 
 class _ProgressBar:

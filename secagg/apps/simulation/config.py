@@ -78,6 +78,8 @@ UNITS = ("record", "client")
 MECHANISMS = {"record": ("dpsgd", "off"), "client": ("central", "distributed", "off")}
 SOURCES = ("synthetic", "creditcard", "csv")
 STANDARDIZE = ("auto", "secure", "public", "none")
+PRIORS = ("auto", "public", "none")
+TRAINABLE = ("auto", "all", "head")
 PARTITIONS = ("iid", "dirichlet", "feature")
 
 
@@ -93,6 +95,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "tolerated_dropout",
         "corrupt_fraction",
         "out",
+        "seeds",
     ),
     "privacy": ("unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip", "update_clip"),
     "training": (
@@ -102,6 +105,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "positive_weight",
         "server_learning_rate",
         "server_momentum",
+        "prior",
+        "prior_path",
+        "trainable",
     ),
     "data": (
         "source",
@@ -117,6 +123,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "alpha",
         "train_rows",
         "test_rows_per_branch",
+        "world",
     ),
 }
 
@@ -131,6 +138,7 @@ FLAGS: dict[str, str] = {
             "local_epochs", "batch_size", "learning_rate", "server_learning_rate",
             "server_momentum", "path", "label", "customer_column",
             "max_rows_per_customer", "partition", "alpha", "train_rows",
+            "seeds", "prior", "prior_path", "trainable", "world",
         )
     },
     "source": "--data",
@@ -183,6 +191,9 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigurationError(message)
 
 
+#: the seeds the defaults were chosen on; experiments report other seeds
+TUNING_SEEDS = range(1000, 1003)
+
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
 
@@ -203,6 +214,7 @@ class SimulationConfig:
     tolerated_dropout: float = 0.25
     corrupt_fraction: float = 0.25
     out: str | None = None  # default: secagg-runs/<time>-<backend>-<unit>
+    seeds: int = 1  # > 1: an experiment over seeds seed, seed + 1, ... (mean ± sd)
     # [privacy]
     unit: str = "record"
     mechanism: str = "dpsgd"
@@ -218,6 +230,10 @@ class SimulationConfig:
     positive_weight: float = 10.0
     server_learning_rate: float = 2.0
     server_momentum: float = 0.0
+    # where training starts: a model that cost no privacy (see prior_source)
+    prior: str = "auto"
+    prior_path: str | None = None  # a .npy model vector (an earlier run's model.npy)
+    trainable: str = "auto"  # all | head (the output layer only); auto: head with a prior
     # [data]
     source: str = "synthetic"
     path: str | None = None
@@ -232,12 +248,14 @@ class SimulationConfig:
     alpha: float = 0.5
     train_rows: int = 120_000
     test_rows_per_branch: int = 20_000
+    world: str = "standard"  # the synthetic world: standard | hard
 
     def __post_init__(self) -> None:
         k = key
         _require(2 <= self.branches <= 1000, f"{k('branches')} must lie in [2, 1000]")
         _require(1 <= self.rounds <= 10_000, f"{k('rounds')} must lie in [1, 10000]")
         _require(self.seed >= 0, f"{k('seed')} must be non-negative")
+        _require(1 <= self.seeds <= 1000, f"{k('seeds')} must lie in [1, 1000]")
         _require(self.model in MODELS, f"{k('model')} must be one of {MODELS}")
         _require(self.backend in BACKENDS, f"{k('backend')} must be one of {BACKENDS}")
         _require(0 <= self.dropout < 0.5, f"{k('dropout')} must lie in [0, 0.5)")
@@ -337,6 +355,31 @@ class SimulationConfig:
             f"{k('standardize', 'public')} with a CSV needs {k('stats_path')} (a JSON file "
             "of public statistics); or use 'secure' or 'none'",
         )
+        _require(self.prior in PRIORS, f"{k('prior')} must be one of {PRIORS}")
+        _require(self.trainable in TRAINABLE, f"{k('trainable')} must be one of {TRAINABLE}")
+        _require(
+            not (self.prior == "public" and self.source != "synthetic"),
+            f"{k('prior', 'public')} trains on the synthetic generator's public reference "
+            f"world; with {k('source', self.source)} give {k('prior_path')} (an earlier "
+            "released model) or use 'none'",
+        )
+        _require(
+            self.prior_path is None or self.prior != "none",
+            f"{k('prior_path')} names a prior model, but {k('prior', 'none')} asks for none",
+        )
+        _require(
+            not (self.trainable == "head" and self.prior_source == "none"),
+            f"{k('trainable', 'head')} fine-tunes the output layer of a prior; with no prior "
+            f"({k('prior', 'none')}) the body would stay random: use 'all'",
+        )
+        from secagg.apps.models import synthetic
+
+        WORLDS = getattr(synthetic, "WORLDS", ("standard",))  # noqa: N806
+        _require(self.world in WORLDS, f"{k('world')} must be one of {WORLDS}")
+        _require(
+            self.world == "standard" or self.source == "synthetic",
+            f"{k('world')} shapes the synthetic world; a CSV brings its own",
+        )
         _require(self.partition in PARTITIONS, f"{k('partition')} must be one of {PARTITIONS}")
         _require(self.alpha > 0, f"{k('alpha')} must be positive")
         _require(
@@ -359,6 +402,27 @@ class SimulationConfig:
         if self.standardize != "auto":
             return self.standardize
         return "public" if self.unit == "client" and self.private else "secure"
+
+    @property
+    def prior_source(self) -> str:
+        """Where the model starts: ``file`` (``prior_path``: the released model of an
+        earlier federation, or any model a bank may use without spending privacy),
+        ``public`` (trained without privacy on the synthetic generator's public
+        reference world: another seed, no branch's data) or ``none`` (random). ``auto``
+        is public for synthetic data, else none (a CSV has no public twin)."""
+        if self.prior_path is not None:
+            return "file"
+        if self.prior == "auto":
+            return "public" if self.source == "synthetic" else "none"
+        return self.prior
+
+    @property
+    def trains(self) -> str:
+        """What training changes: ``head`` (the output layer) or ``all``. ``auto``: the
+        head when there is a prior (few parameters, little DP noise), else all."""
+        if self.trainable != "auto":
+            return self.trainable
+        return "head" if self.prior_source != "none" else "all"
 
     @property
     def protected(self) -> str:

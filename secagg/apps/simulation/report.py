@@ -29,7 +29,14 @@ from typing import Any
 from secagg.apps.simulation.config import SECTIONS
 from secagg.apps.simulation.runner import SimulationResult
 
-SUMMARY_METRICS = ("auprc", "roc_auc", "recall_at_1pct_fpr")
+SUMMARY_METRICS = (
+    "auprc",
+    "roc_auc",
+    "recall_at_1pct_fpr",
+    "recall_at_01pct_fpr",
+    "precision_at_top_05pct",
+    "fraud_amount_caught_at_top_05pct",
+)
 
 
 def _json_safe(value: Any) -> Any:
@@ -46,8 +53,9 @@ def _json_safe(value: Any) -> Any:
 COLUMNS = {
     "auprc": "AUPRC (pooled)",
     "mean_branch_auprc": "mean of branch AUPRCs",
-    "roc_auc": "ROC-AUC (pooled)",
-    "recall_at_1pct_fpr": "recall @ 1% FPR (pooled)",
+    "recall_at_01pct_fpr": "recall @ 0.1% FPR",
+    "precision_at_top_05pct": "precision, top 0.5%",
+    "fraud_amount_caught_at_top_05pct": "fraud € caught, top 0.5%",
 }
 
 
@@ -64,7 +72,7 @@ def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"setting": setting}
         for metric in SUMMARY_METRICS:
             if pooled is not None:
-                row[metric] = pooled[metric]
+                row[metric] = pooled.get(metric, math.nan)
             else:  # a result from before local-only had pooled figures: the branch mean
                 row[metric] = _mean([m[metric] for m in values["branches"].values()])
         row["mean_branch_auprc"] = values["mean_branch_auprc"]
@@ -80,7 +88,7 @@ def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
 def metric_cell(row: dict[str, Any], column: str) -> str:
     """A metric of the table: "diverged" where the setting's model scored NaN or
     infinity (there is no ranking to measure), else the number."""
-    value = row[column]
+    value = row.get(column, math.nan)
     if row.get("diverged") and isinstance(value, float) and math.isnan(value):
         return "diverged"
     return fmt(value)
@@ -100,6 +108,42 @@ def divergence_lines(result: SimulationResult) -> list[str]:
         lines.append(
             f"diverged: {setting}{whose}: its scores are not finite, so it has no AUPRC; "
             "training blew up (a learning rate too high for this data is the usual cause)"
+        )
+    return lines
+
+
+def verdict_lines(result: SimulationResult) -> list[str]:
+    """The per-branch comparison of federated with local-only, as a markdown table: the
+    AUPRC difference with its 95 % paired bootstrap interval, and a flag where the test
+    set holds too few frauds to say much."""
+    if not result.branch_verdicts:
+        return []
+    from secagg.apps.simulation.runner import ENOUGH_TEST_FRAUDS
+
+    lines = [
+        "### Federated against local-only, per branch",
+        "",
+        "AUPRC difference (federated - local-only) on the branch's own test set, with its "
+        "95 % interval from 1 000 paired, stratified bootstrap resamples. *At least local* "
+        "when the interval reaches 0.",
+        "",
+        "| branch | test frauds | difference | 95 % interval | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for name, v in result.branch_verdicts.items():
+        if not v["judged"]:
+            verdict = "not judged (fewer than 2 test frauds or a diverged model)"
+        elif v["better"]:
+            verdict = "better"
+        elif v["at_least_local"]:
+            verdict = "at least local (within the interval)"
+        else:
+            verdict = "**behind local-only**"
+        if v["judged"] and not v["enough_frauds"]:
+            verdict += f"; few test frauds (< {ENOUGH_TEST_FRAUDS}): a wide interval"
+        interval = "-" if v["low"] is None else f"[{fmt(v['low'])}, {fmt(v['high'])}]"
+        lines.append(
+            f"| {name} | {v['test_frauds']} | {fmt(v['difference'])} | {interval} | {verdict} |"
         )
     return lines
 
@@ -192,7 +236,14 @@ def fmt_bytes(value: Any) -> str:
 def write_run_folder(result: SimulationResult, run_dir: Path) -> list[Path]:
     """Write every file of the run folder; returns their paths."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    written = [
+    written = []
+    if result.final_model is not None:  # the released model: a prior for a later run
+        import numpy as np
+
+        model_path = run_dir / "model.npy"
+        np.save(model_path, np.asarray(result.final_model, dtype=np.float32), allow_pickle=False)
+        written.append(model_path)
+    written += [
         _write_config(result, run_dir / "config.toml"),
         _write_json(run_dir / "summary.json", _summary(result)),
         _write_json(run_dir / "rounds.json", result.rounds),
@@ -216,7 +267,12 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
         "table": summary_rows(result),
         "branches": branch_table,
         "dropouts": result.dropouts,
-        "settings": result.settings,
+        # raw test scores ("_scores") stay in memory: they are per-row outputs
+        "settings": {
+            name: {k: v for k, v in values.items() if not k.startswith("_")}
+            for name, values in result.settings.items()
+        },
+        "branch_verdicts": result.branch_verdicts,
         "privacy": privacy_lines(result),
         "stopped": result.stopped,
         "feature_statistics": result.feature_statistics,
@@ -272,6 +328,9 @@ def _write_rounds_csv(result: SimulationResult, path: Path) -> Path:
                 "auprc",
                 "roc_auc",
                 "recall_at_1pct_fpr",
+                "recall_at_01pct_fpr",
+                "precision_at_top_05pct",
+                "fraud_amount_caught_at_top_05pct",
                 "epsilon",
                 "bytes_sent",
                 "bytes_received",
@@ -292,6 +351,9 @@ def _write_rounds_csv(result: SimulationResult, path: Path) -> Path:
                         metrics["auprc"],
                         metrics["roc_auc"],
                         metrics["recall_at_1pct_fpr"],
+                        metrics.get("recall_at_01pct_fpr", ""),
+                        metrics.get("precision_at_top_05pct", ""),
+                        metrics.get("fraud_amount_caught_at_top_05pct", ""),
                         "" if eps is None else eps,
                         r["bytes_sent"].get(name, sum(r["bytes_sent"].values())),
                         r["bytes_received"].get(name, sum(r["bytes_received"].values())),
@@ -443,7 +505,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "| setting | "
         + " | ".join(COLUMNS.values())
         + " | ε | sent / branch / round | s / round |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---" * (len(COLUMNS) + 4) + "|",
     ]
     for row in summary_rows(result):
         eps = fmt(row["epsilon"], 2)
@@ -464,17 +526,26 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "test set, where a small branch counts as much as a large one.",
         "",
         f"One seed is one draw: seed {c.seed} fixes the data, the initial model, the DP "
-        "noise and the dropouts, and another seed can rank the settings differently "
-        "(docs/results.md shows seeds where federated falls below local-only). Run several "
-        "before concluding, e.g.",
+        "noise and the dropouts, and another seed can rank the settings differently. Run "
+        "several before concluding (mean ± sd over seeds, in one folder):",
         "",
         "```bash",
-        "for seed in 0 1 2 3 4; do",
-        f"  secagg simulate --config {run_dir / 'config.toml'} --seed $seed "
-        f"--out {run_dir}-seed-$seed",
-        "done",
+        f"secagg simulate --config {run_dir / 'config.toml'} --seed 0 --seeds 5 "
+        f"--out {run_dir}-seeds",
         "```",
     ]
+    last = next(
+        (v.get("last_rounds") for k, v in result.settings.items() if k.startswith("federated")),
+        None,
+    )
+    if last:
+        lines += [
+            "",
+            f"Federated AUPRC averaged over rounds {_ranges(last['rounds'])} (the final round "
+            f"alone wobbles): pooled {fmt(last['auprc'])}, branch mean "
+            f"{fmt(last['mean_branch_auprc'])}.",
+        ]
+    lines += ["", *verdict_lines(result)]
     if result.notes:
         lines += ["", "Notes on the data:", ""]
         lines += [f"- {note}" for note in result.notes]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pytest
@@ -348,18 +347,6 @@ def test_interval_arguments_are_checked() -> None:
         paired_difference_interval(y, s, s[:-1])
     with pytest.raises(ConfigurationError, match="share"):
         precision_at_top(y, s, share=0.0)
-
-
-def test_a_thousand_resamples_of_twenty_thousand_rows_take_well_under_a_second() -> None:
-    y, s = _test_set(20_000, 30, 5)
-    s = np.random.default_rng(5).normal(size=y.size) + 2.0 * y  # no ties: the worst case
-    start = time.perf_counter()
-    interval = bootstrap_interval(y, s, resamples=1000)
-    assert time.perf_counter() - start < 1.0
-    assert interval.low < interval.estimate < interval.high
-
-
-# --- several seeds -------------------------------------------------------------------
 
 
 def test_summarise_counts_diverged_seeds_instead_of_averaging_them_away() -> None:
