@@ -38,9 +38,9 @@ configurations can still score every branch.
 earlier period and its test rows the later one (every test row is later than
 every training row). Between the two the world drifts: the legitimate online and
 contactless share rises, amounts inflate a little, and the fraud mix moves: an
-``emerging_share`` of each branch's test fraud is drawn uniformly over all
-typologies (fraud rings move from branch to branch, so tomorrow's fraud includes
-patterns this branch has not seen).
+``emerging_share`` of each branch's test fraud follows the whole network's
+typology mix (fraud rings move from branch to branch, so tomorrow's fraud
+includes patterns this branch has not seen but others have).
 
 **Seeds draw different worlds.** The seed jitters every segment's and
 typology's parameters, the branch size law (Zipf exponent), how concentrated the
@@ -50,8 +50,8 @@ but imperfect prior.
 
 **Worlds.** ``standard`` is the above. ``hard`` holds one typology out: exactly
 one branch sees it in its training period and none of the others does, but it
-appears in every branch's test period (an emerging ring moving across the
-network), and the drift is twice as strong.
+appears in every branch's test period, a quarter of its test fraud (an emerging
+ring moving across the network), and the drift is twice as strong.
 
 Features (all numeric, ready for a model once standardised):
 
@@ -108,6 +108,7 @@ _ONLINE = CHANNELS.index("online")
 _CONTACTLESS = CHANNELS.index("contactless")
 _PRIOR_WEIGHT = 3.0  # pseudo-transactions of the segment's defaults in a card's usual
 _MAX_BURST = 5
+_HELD_OUT_SHARE = 0.25  # hard world: share of every test period's fraud of the held-out typology
 
 
 @dataclass(frozen=True)
@@ -153,25 +154,25 @@ class _Typology:
 
 #: legitimate behaviour of each segment (jittered per seed)
 SEGMENT_PROFILES: dict[str, _Segment] = {
-    "students": _Segment(3.0, 0.8, 15, 1.2, (3, 1, 4, 0.5, 1, 3, 0, 0.1), (2, 5, 4, 1),
+    "students": _Segment(3.0, 0.7, 15, 1.5, (3, 1, 4, 0.5, 1, 3, 0, 0.1), (2, 5, 4, 1),
                          1.0, 0.8, 0.10, 0.20),
-    "families": _Segment(3.8, 0.8, 13, 1.5, (6, 3, 2, 0.5, 1, 2, 0, 0.2), (5, 4, 2, 1),
+    "families": _Segment(3.8, 0.7, 13, 2.0, (6, 3, 2, 0.5, 1, 2, 0, 0.2), (5, 4, 2, 1),
                          1.5, 0.7, 0.10, 0.15),
-    "retirees": _Segment(3.4, 0.7, 11, 2.0, (6, 2, 2, 0.5, 0.3, 0.5, 0, 0.2), (7, 2, 0.5, 2),
+    "retirees": _Segment(3.4, 0.6, 11, 2.5, (6, 2, 2, 0.5, 0.3, 0.5, 0, 0.2), (7, 2, 0.5, 2),
                          1.0, 0.35, 0.05, 0.15),
-    "business": _Segment(4.6, 1.0, 12, 1.5, (1, 3, 4, 3, 2, 2, 0, 1), (4, 2, 4, 0.5),
+    "business": _Segment(4.6, 0.8, 12, 2.0, (1, 3, 4, 3, 2, 2, 0, 1), (4, 2, 4, 0.5),
                          2.5, 1.0, 0.30, 0.15),
-    "travellers": _Segment(4.2, 0.9, 14, 0.8, (1, 2, 3, 5, 1, 2, 0, 1), (4, 3, 3, 1),
+    "travellers": _Segment(4.2, 0.8, 14, 1.2, (1, 2, 3, 5, 1, 2, 0, 1), (4, 3, 3, 1),
                            3.0, 0.7, 0.60, 0.25),
 }  # fmt: skip
 
 #: how each fraud typology deviates from a card's behaviour (jittered per seed)
 TYPOLOGY_PROFILES: dict[str, _Typology] = {
     # tiny online payments minutes apart, to see whether a stolen number works
-    "card_testing": _Typology(0.0, 1.0, 0.5, 0.0, 3, 0.8, (0.2, 0.1, 0.2, 0.1, 1, 6, 0, 0.1),
-                              (0.1, 0.1, 8, 0), 0.0, 4.5, 1.5, 0.30, 4.0, 0.1),
+    "card_testing": _Typology(0.0, 0.8, 0.4, 0.0, 3, 0.8, (0.2, 0.1, 0.2, 0.1, 1, 6, 0, 0.1),
+                              (0.1, 0.1, 8, 0), 0.0, 4.5, 1.5, 0.30, 4.5, 0.05),
     # a taken-over online account buys resaleable goods, at night, well above usual
-    "account_takeover": _Typology(1.0, 1.5, 0.6, 0.0, 2, 1.2, (0.1, 0.1, 0.1, 1, 6, 3, 0, 3),
+    "account_takeover": _Typology(1.0, 1.8, 0.5, 0.0, 2, 1.2, (0.1, 0.1, 0.1, 1, 6, 3, 0, 3),
                                   (0.2, 0.1, 8, 0), 0.0, 4.0, 1.5, 0.15, 1.8, 2.0),
     # a cloned card empties the account at ATMs away from home, at night
     "atm_skimming": _Typology(0.0, 5.5, 0.3, 0.0, 1, 1.0, (0, 0, 0, 0, 0, 0, 1, 0),
@@ -180,8 +181,8 @@ TYPOLOGY_PROFILES: dict[str, _Typology] = {
     "travel_fraud": _Typology(1.0, 0.8, 0.8, 1.0, 7, 0.6, (0.2, 0.2, 1, 4, 1, 0.5, 0, 4),
                               (3, 1, 3, 0.3), 0.0, 6.8, 0.8, 0.85, 2.2, 3.0),
     # a lost card tapped near home for small amounts until it is blocked
-    "lost_card": _Typology(0.0, 3.3, 0.3, 1.0, 5, 1.5, (3, 4, 4, 0, 0.5, 0, 0, 0.3),
-                           (0.3, 8, 0, 0), 1.0, 1.0, 0.7, 0.03, 3.5, 0.5),
+    "lost_card": _Typology(0.0, 3.3, 0.3, 1.0, 6, 2.0, (3, 4, 4, 0, 0.5, 0, 0, 0.3),
+                           (0.3, 8, 0, 0), 1.0, 1.5, 0.7, 0.03, 4.0, 0.3),
 }  # fmt: skip
 
 
@@ -207,6 +208,8 @@ class BranchData:
     amount_test: np.ndarray | None = None
     #: int8 per test row: -1 legitimate, else the index into TYPOLOGIES (synthetic data)
     typology_test: np.ndarray | None = None
+    #: the same per training row (synthetic data; for analysis: a branch only learns labels)
+    typology_train: np.ndarray | None = None
     #: the time of each row in days since the start of the timeline (float64; its
     #: integer part is the calendar day); rows are in time order (synthetic data)
     day_train: np.ndarray | None = None
@@ -285,12 +288,12 @@ def _draw_world(
     typologies = tuple(
         dataclasses.replace(
             t,
-            amount_mu=t.amount_mu + rng.normal(0, 0.5),
+            amount_mu=t.amount_mu + rng.normal(0, 0.6),
             amount_sigma=t.amount_sigma * rng.lognormal(0, 0.2),
-            hour_mu=t.hour_mu + rng.normal(0, 2.5),
-            mcc=_jitter_weights(t.mcc, 0.7, rng),
-            channel=_jitter_weights(t.channel, 0.6, rng),
-            distance_mu=t.distance_mu + rng.normal(0, 0.6),
+            hour_mu=t.hour_mu + rng.normal(0, 4.0),
+            mcc=_jitter_weights(t.mcc, 0.8, rng),
+            channel=_jitter_weights(t.channel, 0.9, rng),
+            distance_mu=t.distance_mu + rng.normal(0, 1.0),
             foreign=float(np.clip(t.foreign + rng.normal(0, 0.1), 0.01, 0.95)),
             burst=float(np.clip(t.burst * rng.lognormal(0, 0.3), 1.0, _MAX_BURST)),
             gap_hours=t.gap_hours * rng.lognormal(0, 0.5),
@@ -599,6 +602,7 @@ def _branch(
         customers_train=rows.card[train].astype(np.int64),
         amount_test=np.exp(rows.log_amount[test]),
         typology_test=rows.typology[test],
+        typology_train=rows.typology[train],
         day_train=rows.time[train],
         day_test=rows.time[test],
     )
@@ -615,19 +619,19 @@ def generate_branches(
     typology_concentration: float = 0.25,
     segment_concentration: float = 0.8,
     emerging_share: float = 0.3,
-    transactions_per_card: float = 8.0,
+    transactions_per_card: float = 10.0,
 ) -> list[BranchData]:
     """Per-branch data, the same for the same arguments (see the module docstring).
 
     Branch training sizes follow a Zipf-like law (the first branch is the largest,
-    the exponent drawn per seed) summing to about ``total_train_rows``; every
-    branch's test period has ``test_rows_per_branch`` rows. Branches have about
-    ``(train + test rows) / transactions_per_card`` cards. Fraud rates are
-    log-uniform in ``fraud_rate_range``; segment and typology mixes are Dirichlet
-    draws whose concentrations (per typology, before the seed's jitter) control
-    how non-IID the branches are. A test period's fraud mixes the branch's
-    typologies with a uniform ``emerging_share`` of all of them (at least 0.5 in
-    the hard world).
+    the exponent drawn per seed in [0.5, 1.2]) summing to about
+    ``total_train_rows``; every branch's test period has ``test_rows_per_branch``
+    rows. A branch has about ``(its train + test rows) / transactions_per_card``
+    cards. Fraud rates are log-uniform in ``fraud_rate_range`` (the realised
+    counts are at least 2 per period). Segment and typology mixes are Dirichlet
+    draws whose concentrations (per category; the typology one jittered per seed
+    and centred on the network's common typologies) control how non-IID the
+    branches are. ``world`` is one of :data:`WORLDS`.
     """
     if world not in WORLDS:
         raise ConfigurationError(f"world must be one of {WORLDS}, not {world!r}")
@@ -651,40 +655,40 @@ def generate_branches(
     weights = 1.0 / np.arange(1, num_branches + 1) ** w.zipf
     sizes = np.maximum(100, np.round(total_train_rows * weights / weights.sum())).astype(int)
     rates = np.exp(rng.uniform(math.log(low), math.log(high), num_branches))
-    emerging = max(emerging_share, 0.5) if w.held_out is not None else emerging_share
-    uniform = np.full(len(TYPOLOGIES), 1.0 / len(TYPOLOGIES))
-    branches = []
-    for b in range(num_branches):
-        segment_mix = rng.dirichlet(np.full(len(SEGMENTS), segment_concentration))
-        mix = rng.dirichlet(np.maximum(w.typology_concentration * w.typology_base, 1e-3))
-        force_train = force_test = None
-        if w.held_out is not None:  # only the holder trains on the held-out typology
-            h = w.held_out
-            mix[h] = 0.0
-            if mix.sum() < 1e-9:  # the draw was all held-out typology: the network's instead
-                mix = w.typology_base.copy()
-                mix[h] = 0.0
-            mix = mix / mix.sum()
-            if b == w.holder:  # half of its training fraud
-                mix = 0.5 * mix
-                mix[h] = 0.5
-                force_train = h
-            force_test = h
-        test_mix = (1 - emerging) * mix + emerging * uniform
-        branches.append(
-            _branch(
-                f"branch-{b + 1:02d}",
-                int(sizes[b]),
-                test_rows_per_branch,
-                float(rates[b]),
-                segment_mix,
-                mix,
-                test_mix,
-                force_train,
-                force_test,
-                transactions_per_card,
-                w,
-                rng,
-            )
+    segment_mixes = rng.dirichlet(np.full(len(SEGMENTS), segment_concentration), num_branches)
+    mixes = rng.dirichlet(
+        np.maximum(w.typology_concentration * w.typology_base, 1e-3), num_branches
+    )
+    h = w.held_out
+    if h is not None:  # only the holder trains on the held-out typology
+        mixes[:, h] = 0.0
+        empty = mixes.sum(axis=1) < 1e-9  # a draw all of the held-out typology
+        mixes[empty] = np.where(np.arange(len(TYPOLOGIES)) == h, 0.0, w.typology_base)
+        mixes /= mixes.sum(axis=1, keepdims=True)
+        mixes[w.holder] *= 0.5  # half of the holder's training fraud
+        mixes[w.holder, h] = 0.5
+    # tomorrow's fraud: the branch's own typologies and an emerging share of the
+    # network's (fraud rings move from branch to branch), weighted by fraud volume
+    volume = rates * sizes
+    network = volume @ mixes / volume.sum()
+    test_mixes = (1 - w.emerging_share) * mixes + w.emerging_share * network
+    if h is not None:  # the emerging ring reaches every branch
+        test_mixes = (1 - _HELD_OUT_SHARE) * test_mixes
+        test_mixes[:, h] += _HELD_OUT_SHARE
+    return [
+        _branch(
+            f"branch-{b + 1:02d}",
+            int(sizes[b]),
+            test_rows_per_branch,
+            float(rates[b]),
+            segment_mixes[b],
+            mixes[b],
+            test_mixes[b],
+            h if b == w.holder else None,
+            h,
+            transactions_per_card,
+            w,
+            rng,
         )
-    return branches
+        for b in range(num_branches)
+    ]

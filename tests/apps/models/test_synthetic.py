@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from secagg.apps.models.synthetic import (
+    CHANNELS,
     FEATURE_NAMES,
     MERCHANT_CATEGORIES,
     TYPOLOGIES,
@@ -24,17 +25,17 @@ COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 @pytest.fixture(scope="module")
 def branches() -> list[BranchData]:
-    return generate_branches(8, seed=3, **SMALL)  # type: ignore[arg-type]
+    return generate_branches(8, seed=3, **SMALL)
 
 
 def test_reproducible_per_seed_and_a_different_world_per_seed(
     branches: list[BranchData],
 ) -> None:
-    again = generate_branches(8, seed=3, **SMALL)  # type: ignore[arg-type]
-    other = generate_branches(8, seed=4, **SMALL)  # type: ignore[arg-type]
+    again = generate_branches(8, seed=3, **SMALL)
+    other = generate_branches(8, seed=4, **SMALL)
     for a, b in zip(branches, again, strict=True):
         assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_test, b.y_test)
-        assert np.array_equal(a.customers_train, b.customers_train)  # type: ignore[arg-type]
+        assert np.array_equal(a.customers_train, b.customers_train)
     # not only other noise: other mixes, another size law, other typology profiles
     assert [b.typology_mix for b in branches] != [b.typology_mix for b in other]
     assert [b.num_train for b in branches] != [b.num_train for b in other]
@@ -65,6 +66,8 @@ def test_rare_fraud_on_cards_with_several_transactions(branches: list[BranchData
         assert b.amount_test is not None and np.all(b.amount_test > 0)
         assert b.typology_test is not None and b.typology_test.dtype == np.int8
         assert np.array_equal(b.typology_test >= 0, b.y_test == 1)
+        assert b.typology_train is not None
+        assert np.array_equal(b.typology_train >= 0, b.y_train == 1)
         assert set(np.unique(b.typology_test)) <= set(range(-1, len(TYPOLOGIES)))
         summary = b.summary()
         assert summary["train_frauds"] == int(b.y_train.sum()) >= 2
@@ -97,6 +100,7 @@ def test_behavioural_features_follow_each_cards_history(branches: list[BranchDat
     assert b.customers_train is not None and b.day_train is not None
     card, day, x = b.customers_train, b.day_train, b.x_train
     mcc = np.argmax(x[:, COL["mcc_grocery"] : COL["mcc_grocery"] + len(MERCHANT_CATEGORIES)], 1)
+    channel = np.argmax(x[:, COL["channel_chip"] : COL["channel_chip"] + len(CHANNELS)], 1)
     rng = np.random.default_rng(0)
     sample = np.r_[rng.choice(b.num_train, 300, replace=False), np.flatnonzero(b.y_train)]
     for i in sample:
@@ -104,6 +108,7 @@ def test_behavioural_features_follow_each_cards_history(branches: list[BranchDat
         earlier = mine & (day < day[i])
         assert x[i, COL["count_24h"]] == np.sum(earlier & (day > day[i] - 1.0))
         assert x[i, COL["new_mcc"]] == float(not np.any(earlier & (mcc == mcc[i])))
+        assert x[i, COL["new_channel"]] == float(not np.any(earlier & (channel == channel[i])))
         assert x[i, COL["log_history"]] == pytest.approx(np.log1p(earlier.sum()), abs=1e-5)
         if earlier.any():
             gap = 24 * (day[i] - day[earlier].max())
@@ -115,9 +120,9 @@ def test_behavioural_features_follow_each_cards_history(branches: list[BranchDat
 
 
 def test_every_branch_has_fraud_to_learn_and_to_score_even_when_small() -> None:
-    for seed in range(3):
+    for seed, world in ((0, "standard"), (1, "standard"), (2, "hard")):
         for b in generate_branches(
-            8, seed=seed, total_train_rows=1_000, test_rows_per_branch=2_000
+            8, seed=seed, world=world, total_train_rows=1_000, test_rows_per_branch=2_000
         ):
             assert int(b.y_train.sum()) >= 2 and int(b.y_test.sum()) >= 2
             assert np.all(np.isfinite(b.x_train)) and np.all(np.isfinite(b.x_test))
@@ -126,19 +131,20 @@ def test_every_branch_has_fraud_to_learn_and_to_score_even_when_small() -> None:
 def test_the_hard_world_holds_one_typology_out_of_all_but_one_branch() -> None:
     assert WORLDS == ("standard", "hard")
     for seed in range(3):
-        bs = generate_branches(8, seed=seed, world="hard", **SMALL)  # type: ignore[arg-type]
-        # the held-out typology is the one every test period has but few branches train on
-        trained = np.array([[m > 0 for m in b.typology_mix] for b in bs])
-        tested = np.array(
-            [[np.any(b.typology_test == t) for t in range(len(TYPOLOGIES))] for b in bs]
-        )  # type: ignore[arg-type]
+        bs = generate_branches(8, seed=seed, world="hard", **SMALL)
+        # the held-out typology: half of one branch's training fraud, none of the others'
+        mixes = np.array([b.typology_mix for b in bs])
         held = [
-            t for t in range(len(TYPOLOGIES)) if trained[:, t].sum() == 1 and tested[:, t].all()
+            t
+            for t in range(len(TYPOLOGIES))
+            if np.sum(mixes[:, t] == 0.5) == 1 and np.sum(mixes[:, t] == 0.0) == len(bs) - 1
         ]
         assert len(held) == 1
-        (holder,) = np.flatnonzero(trained[:, held[0]])
-        # and it is really in the holder's training rows (the others cannot have it)
-        assert bs[holder].typology_mix[held[0]] == pytest.approx(0.5)
+        (holder,) = np.flatnonzero(mixes[:, held[0]])
+        for i, b in enumerate(bs):  # in the rows: trained on by the holder only, tested by all
+            assert b.typology_train is not None and b.typology_test is not None
+            assert np.any(b.typology_train == held[0]) == (i == holder)
+            assert np.any(b.typology_test == held[0])
         assert all(int(b.y_test.sum()) >= 2 for b in bs)
 
 
