@@ -9,8 +9,10 @@ typologies and each branch sees mostly one or two of them.
 **Cards with histories.** Each branch has cards (the customers) with a
 persistent profile drawn around their segment's: a usual amount, a usual hour, a
 few usual merchant categories and channels, a home radius, a usual daily rate of
-transactions, and whether the holder travels abroad. A card transacts as a
-Poisson process over a timeline of days, so one card has several rows. The
+transactions, and whether the holder takes trips abroad (of 2 to 7 days, to a
+usual destination). A card transacts as a Poisson process over a timeline of a
+few weeks (about ``transactions_per_card`` transactions each), so one card has
+several rows, and a test row's history includes the card's training rows. The
 behavioural features are what a bank computes in real time from the card's own
 earlier transactions (all of them: labels arrive later), shrunk towards the
 segment's defaults while the history is short: how far the amount is from the
@@ -124,7 +126,7 @@ class _Segment:
     radius_mu: float  # mean of the cards' usual log-km from home
     rate: float  # mean of the cards' transactions per day
     traveller: float  # share of cards whose holder travels abroad
-    abroad: float  # share of such a card's transactions made abroad
+    abroad: float  # share of such a card's days spent abroad, on trips of 2 to 7 days
 
 
 @dataclass(frozen=True)
@@ -155,15 +157,15 @@ class _Typology:
 #: legitimate behaviour of each segment (jittered per seed)
 SEGMENT_PROFILES: dict[str, _Segment] = {
     "students": _Segment(3.0, 0.7, 15, 1.5, (3, 1, 4, 0.5, 1, 3, 0, 0.1), (2, 5, 4, 1),
-                         1.0, 0.8, 0.10, 0.20),
+                         1.0, 0.45, 0.10, 0.20),
     "families": _Segment(3.8, 0.7, 13, 2.0, (6, 3, 2, 0.5, 1, 2, 0, 0.2), (5, 4, 2, 1),
-                         1.5, 0.7, 0.10, 0.15),
+                         1.5, 0.4, 0.10, 0.15),
     "retirees": _Segment(3.4, 0.6, 11, 2.5, (6, 2, 2, 0.5, 0.3, 0.5, 0, 0.2), (7, 2, 0.5, 2),
-                         1.0, 0.35, 0.05, 0.15),
+                         1.0, 0.2, 0.05, 0.15),
     "business": _Segment(4.6, 0.8, 12, 2.0, (1, 3, 4, 3, 2, 2, 0, 1), (4, 2, 4, 0.5),
-                         2.5, 1.0, 0.30, 0.15),
+                         2.5, 0.6, 0.30, 0.15),
     "travellers": _Segment(4.2, 0.8, 14, 1.2, (1, 2, 3, 5, 1, 2, 0, 1), (4, 3, 3, 1),
-                           3.0, 0.7, 0.60, 0.25),
+                           3.0, 0.4, 0.60, 0.25),
 }  # fmt: skip
 
 #: how each fraud typology deviates from a card's behaviour (jittered per seed)
@@ -329,7 +331,10 @@ class _Cards:
     channel_p: np.ndarray  # (cards, channels) probabilities
     radius: np.ndarray  # usual log-km from home
     rate: np.ndarray  # transactions per day
-    abroad: np.ndarray  # share of transactions abroad (0 for cards that stay home)
+    trip_days: np.ndarray  # length of the holder's trips abroad (0: stays home)
+    trip_every: np.ndarray  # days from one trip's start to the next
+    trip_phase: np.ndarray  # days into the cycle at time 0
+    trip_km: np.ndarray  # log-km of the usual destination
 
 
 def _draw_cards(
@@ -353,6 +358,9 @@ def _draw_cards(
     mcc[:, _CASH] = 0.0
     mcc /= mcc.sum(axis=1, keepdims=True)
     travels = rng.random(count) < field["traveller"][seg]
+    trip_days = np.where(travels, rng.uniform(2.0, 7.0, count), 0.0)
+    share = np.clip(field["abroad"][seg] * rng.lognormal(0, 0.4, count), 0.02, 0.8)
+    trip_every = np.where(travels, trip_days / share, 1.0)
     return _Cards(
         segment=seg,
         amount=field["amount_mu"][seg] + rng.normal(0, 0.5, count),
@@ -363,7 +371,10 @@ def _draw_cards(
         channel_p=channel,
         radius=field["radius_mu"][seg] + rng.normal(0, 0.5, count),
         rate=field["rate"][seg] * rng.lognormal(0, 0.5, count),
-        abroad=np.where(travels, field["abroad"][seg] * rng.lognormal(0, 0.4, count), 0.0),
+        trip_days=trip_days,
+        trip_every=trip_every,
+        trip_phase=rng.random(count) * trip_every,
+        trip_km=rng.normal(6.5, 0.8, count),
     )
 
 
@@ -412,10 +423,9 @@ def _legit(
         channel_p = channel_p.copy()
         channel_p[:, [_ONLINE, _CONTACTLESS]] *= 1.0 + world.digital_drift
     channel = _categorical(np.cumsum(channel_p, axis=1), rng)
-    abroad = rng.random(count) < cards.abroad[card]
-    log_km = np.where(
-        abroad, rng.normal(6.5, 0.8, count), cards.radius[card] + rng.normal(0, 0.8, count)
-    )
+    # abroad during the holder's trips, at the card's usual destination
+    abroad = (time + cards.trip_phase[card]) % cards.trip_every[card] < cards.trip_days[card]
+    log_km = np.where(abroad, cards.trip_km[card], cards.radius[card]) + rng.normal(0, 0.8, count)
     return _Rows(
         card=card,
         time=time,
