@@ -54,6 +54,11 @@ but imperfect prior.
 one branch sees it in its training period and none of the others does, but it
 appears in every branch's test period, a quarter of its test fraud (an emerging
 ring moving across the network), and the drift is twice as strong.
+For one seed both worlds share the segment and typology profiles and the branch
+sizes.
+
+Not modelled: label delay, blocking and reissuing a compromised card (it keeps
+transacting), merchants as entities, and fraud rings reusing devices or accounts.
 
 Features (all numeric, ready for a model once standardised):
 
