@@ -100,7 +100,7 @@ def test_a_customer_stays_in_one_branch_and_one_side_of_the_split(
 
 
 def test_the_protected_unit_is_named_from_the_data() -> None:
-    assert SimulationConfig().protected == "customer"  # synthetic: one row per customer
+    assert SimulationConfig().protected == "customer"  # synthetic: a card, several rows
     csv_config = SimulationConfig(source="csv", path="x.csv", label="y")
     assert csv_config.protected == "transaction"
     assert csv_config.with_changes(customer_column="id").protected == "customer"

@@ -297,20 +297,21 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         )
     console.print(table)
     fed = next(v for k, v in result.settings.items() if k.startswith("federated"))
-    local = result.settings["local-only"]
-    behind = [
-        name
-        for name in fed["branches"]
-        if fed["branches"][name]["auprc"] < local["branches"][name]["auprc"]
-    ]
+    verdicts = result.branch_verdicts
+    behind = [n for n, v in verdicts.items() if v["judged"] and not v["at_least_local"]]
+    few = [n for n, v in verdicts.items() if not v["enough_frauds"]]
     console.print(
         f"dropouts: {len(result.dropouts)}; rounds completed {fed['rounds_completed']}, "
-        f"aborted {fed['rounds_aborted']}; branches where federated AUPRC < local-only: "
-        f"{', '.join(behind) or 'none'}"
+        f"aborted {fed['rounds_aborted']}; branches behind local-only (95 % paired "
+        f"bootstrap interval below 0): {', '.join(behind) or 'none'}"
+        + (f"; too few test frauds to judge well: {', '.join(few)}" if few else "")
     )
+    last = fed.get("last_rounds")
+    if last:
+        console.print(f"federated AUPRC, mean of rounds {last['rounds']}: {last['auprc']:.3f}")
     console.print(
         "pooled: all test sets scored together (local-only: each by its own branch's model); "
-        "one seed is one draw (report.md: how to run several)",
+        "one seed is one draw: --seeds 5 reports mean ± sd over five",
         markup=False,
     )
     for note in result.notes:

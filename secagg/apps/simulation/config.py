@@ -16,6 +16,7 @@ overrides any of them::
     out = "secagg-runs/demo"     # default: secagg-runs/<time>-<backend>-<unit>; a run
                                 # folder's config.toml leaves it out, so replaying it
                                 # writes a new folder
+    seeds = 1                   # > 1: seeds seed .. seed + seeds - 1, mean ± sd
 
     [privacy]
     unit = "record"             # record (a customer) | client (a whole branch)
@@ -30,6 +31,9 @@ overrides any of them::
     learning_rate = 2.0
     positive_weight = 10.0
     server_learning_rate = 2.0
+    prior = "auto"              # public | none; auto: public for synthetic data
+    # prior_path = "run/model.npy"  # start from an earlier run's released model
+    trainable = "auto"          # all | head; auto: head (the output layer) with a prior
 
     [data]
     source = "synthetic"        # synthetic | creditcard | csv
@@ -46,6 +50,7 @@ overrides any of them::
     # alpha = 0.5
     train_rows = 120000
     test_rows_per_branch = 20000
+    world = "standard"          # synthetic: standard | hard
 
 Unknown keys are errors: a typo must not silently run the default. So are values of
 the wrong type (``epsilon = "three"``: ``[privacy] epsilon must be a number``). A
@@ -372,9 +377,8 @@ class SimulationConfig:
             f"{k('trainable', 'head')} fine-tunes the output layer of a prior; with no prior "
             f"({k('prior', 'none')}) the body would stay random: use 'all'",
         )
-        from secagg.apps.models import synthetic
+        from secagg.apps.models.synthetic import WORLDS
 
-        WORLDS = getattr(synthetic, "WORLDS", ("standard",))  # noqa: N806
         _require(self.world in WORLDS, f"{k('world')} must be one of {WORLDS}")
         _require(
             self.world == "standard" or self.source == "synthetic",
@@ -427,8 +431,9 @@ class SimulationConfig:
     @property
     def protected(self) -> str:
         """What one unit of the guarantee is, in words every output uses: a ``client``
-        (a whole branch), a ``customer`` (synthetic rows are customers; loaded data with
-        a customer column) or a ``transaction`` (loaded rows without one)."""
+        (a whole branch), a ``customer`` (synthetic data: a card; loaded data with
+        a customer column: a card and its transactions) or a ``transaction`` (loaded
+        rows without one)."""
         if self.unit == "client":
             return "client"
         if self.source == "synthetic" or self.customer_column is not None:

@@ -796,16 +796,28 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
     return fit_tuned(config, x, y, {"scratch": None}, "public-prior")
 
 
+#: the public reference: this many synthetic worlds (other seeds: other bank networks,
+#: typology mixes and profiles), each with half the run's training rows. Diversity is
+#: what makes a prior transfer: on the tuning seeds a prior fitted on one such world
+#: scored 0.23-0.60 AUPRC, one fitted on six 0.54-0.82 (centralized: 0.68-0.87)
+PUBLIC_WORLDS = 6
+
+
 def _public_reference(config: SimulationConfig) -> list[BranchData]:
-    """The synthetic generator's public reference world: drawn under another seed, it
-    is no branch's data (a public sample of the same kind of population)."""
-    return generate_branches(
-        config.branches,
-        seed=_derived_seed(config, "public-reference"),
-        total_train_rows=config.train_rows,
-        test_rows_per_branch=100,
-        **_world(config),
-    )
+    """The synthetic generator's public reference: :data:`PUBLIC_WORLDS` worlds drawn
+    under other seeds, no branch's data (what a consortium's shared, consented or
+    synthetic data stands for)."""
+    return [
+        branch
+        for world in range(PUBLIC_WORLDS)
+        for branch in generate_branches(
+            config.branches,
+            seed=_derived_seed(config, "public-reference", world),
+            total_train_rows=max(100 * config.branches, config.train_rows // 2),
+            test_rows_per_branch=100,
+            **_world(config),
+        )
+    ]
 
 
 def _world(config: SimulationConfig) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""``secagg simulate --seeds N``: every mechanism completes on several seeds, and the
+summary is the plain mean and sample standard deviation of the seeds' figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from secagg.apps.cli import main
+from secagg.apps.models.metrics import summarise
+from secagg.apps.simulation.config import TUNING_SEEDS, SimulationConfig
+from secagg.apps.simulation.experiment import ExperimentResult, experiment_lines
+
+#: a small federation that still has fraud in every branch (the generator's floor)
+SHORT = ["--branches", "3", "--rounds", "2", "--local-epochs", "1", "--train-rows", "3000"]
+SHORT += ["--test-rows", "400", "--batch-size", "64", "--dropout", "0"]
+
+MECHANISMS = {
+    "record-dpsgd": ["--mechanism", "dpsgd"],
+    "client-central": ["--mechanism", "central", "--backend", "secagg+"],
+    "client-distributed": ["--mechanism", "distributed", "--backend", "secagg+"],
+    "off": ["--mechanism", "off"],
+}
+
+
+@pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
+def test_every_mechanism_completes_on_several_seeds_and_summarises_them(
+    tmp_path: Path, mechanism: str
+) -> None:
+    """Issue 16: simulate completes with every mechanism on many seeds; a diverged model
+    would be a row that says so (tests/integration/test_simulation.py), never a crash."""
+    out = tmp_path / "exp"
+    args = ["simulate", *SHORT, *MECHANISMS[mechanism], "--seed", "4", "--seeds", "3"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "Federated / centralized AUPRC (means)" in result.output
+    payload = json.loads((out / "experiment.json").read_text())
+    assert payload["seeds"] == [4, 5, 6]
+    assert payload["tuned_on_reported_seeds"] == []
+    for seed in (4, 5, 6):
+        assert (out / f"seed-{seed}" / "report.md").stat().st_size > 0
+        assert (out / f"seed-{seed}" / "model.npy").stat().st_size > 0
+    # the summary is the plain mean and sample sd of the per-seed figures
+    for setting, metrics in payload["summary"].items():
+        for metric, summary in metrics.items():
+            values = [payload["per_seed"][str(s)][setting][metric] for s in (4, 5, 6)]
+            finite = [v for v in values if v is not None and math.isfinite(v)]
+            assert summary["n"] == len(finite)
+            assert summary["diverged"] == 3 - len(finite)
+            if len(finite) >= 2:
+                assert summary["mean"] == pytest.approx(np.mean(finite), abs=1e-12)
+                assert summary["std"] == pytest.approx(np.std(finite, ddof=1), abs=1e-12)
+    fed = next(k for k in payload["summary"] if k.startswith("federated"))
+    ratios = [payload["ratios"][str(s)] for s in (4, 5, 6)]
+    for seed, ratio in zip((4, 5, 6), ratios, strict=True):
+        expected = (
+            payload["per_seed"][str(seed)][fed]["auprc"]
+            / payload["per_seed"][str(seed)]["centralized (non-private)"]["auprc"]
+        )
+        assert ratio == pytest.approx(expected)
+    assert payload["headline"]["worst_ratio"] == pytest.approx(min(ratios))
+
+
+def _result(per_seed_auprc: dict[int, tuple[float, float]]) -> ExperimentResult:
+    result = ExperimentResult(config=SimulationConfig(seeds=3), seeds=sorted(per_seed_auprc))
+    for seed, (fed, central) in per_seed_auprc.items():
+        result.per_seed[seed] = {
+            "federated (secagg+)": {"auprc": fed},
+            "centralized (non-private)": {"auprc": central},
+        }
+        result.ratios[seed] = fed / central if math.isfinite(fed) else math.nan
+        result.verdicts[seed] = {}
+        result.seconds[seed] = 1.0
+    return result
+
+
+def test_a_diverged_seed_is_counted_not_averaged_away() -> None:
+    result = _result({0: (0.5, 0.8), 1: (math.nan, 0.7), 2: (0.6, 0.75)})
+    fed = result.summary()["federated (secagg+)"]["auprc"]
+    assert fed == summarise([0.5, math.nan, 0.6])
+    assert fed.n == 2 and fed.diverged == 1 and fed.mean == pytest.approx(0.55)
+    head = result.headline()
+    assert head["diverged_seeds"] == [1]
+    assert math.isnan(head["worst_ratio"])  # no worst seed while one has no ratio
+    # the means' ratio uses the seeds where both settings have a figure
+    assert head["mean_ratio"] == pytest.approx(np.mean([0.5, 0.6]) / np.mean([0.8, 0.75]))
+    assert any("Diverged (no ratio): seeds [1]" in line for line in experiment_lines(result))
+
+
+def test_reporting_a_tuning_seed_is_flagged_as_in_sample() -> None:
+    tuned = TUNING_SEEDS.start
+    result = _result({tuned: (0.5, 0.8), tuned + 1: (0.6, 0.8)})
+    assert result.tuned_on_reported_seeds == [tuned, tuned + 1]
+    assert any("in-sample" in line for line in experiment_lines(result))
+    clean = _result({0: (0.5, 0.8), 1: (0.6, 0.8)})
+    assert not any("in-sample" in line for line in experiment_lines(clean))
+
+
+def test_seeds_out_of_range_is_one_line_naming_the_flag(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["simulate", "--seeds", "0", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "--seeds must lie in [1, 1000]" in result.output
+    assert "Traceback" not in result.output
