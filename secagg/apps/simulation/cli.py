@@ -49,10 +49,14 @@ def _options(function: Any) -> Any:
         click.option("--epsilon", type=float, help="Target epsilon [3]."),
         click.option("--noise-multiplier", type=float, help="Noise, instead of a target."),
         click.option("--delta", type=float, help="DP delta [1e-5]."),
-        click.option("--clip", type=float, help="Clip: per record (dpsgd) or per update [1]."),
+        click.option(
+            "--clip",
+            type=float,
+            help="Clip: per customer (dpsgd) [10] or per branch update (client level) [1].",
+        ),
         click.option("--local-epochs", type=int, help="Local epochs per round [3]."),
         click.option("--batch-size", type=int, help="(Expected) batch size [256]."),
-        click.option("--learning-rate", type=float, help="Local learning rate [2]."),
+        click.option("--learning-rate", type=float, help="Local learning rate [0.2]."),
         click.option("--server-learning-rate", type=float, help="Server learning rate [2]."),
         click.option("--server-momentum", type=float, help="Server momentum, FedAvgM [0]."),
         click.option(

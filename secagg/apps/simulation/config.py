@@ -23,12 +23,13 @@ overrides any of them::
     mechanism = "dpsgd"         # record: dpsgd | off;  client: central | distributed | off
     epsilon = 3.0               # a target; or give noise_multiplier instead
     delta = 1e-5
-    clip = 1.0                  # per record (DP-SGD) or per branch update (central)
+    # clip = 10.0               # per customer (DP-SGD; default 10) or per branch
+                                # update (client level; default 1)
 
     [training]
     local_epochs = 3
     batch_size = 256
-    learning_rate = 2.0
+    learning_rate = 0.2
     positive_weight = 10.0
     server_learning_rate = 2.0
     prior = "auto"              # public | none; auto: public for synthetic data
@@ -196,6 +197,9 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigurationError(message)
 
 
+#: the clip of each DP unit when none is given: per customer (DP-SGD) and per update
+DEFAULT_CLIP = {"record": 10.0, "client": 1.0}
+
 #: the seeds the defaults were chosen on; experiments report other seeds
 TUNING_SEEDS = range(1000, 1003)
 
@@ -226,12 +230,12 @@ class SimulationConfig:
     epsilon: float | None = 3.0
     noise_multiplier: float | None = None
     delta: float = 1e-5
-    clip: float = 1.0
+    clip: float | None = None  # None: DEFAULT_CLIP of the unit (see dp_clip)
     update_clip: float = 5.0  # record / off: the L2 bound of an update in the ring
     # [training]
     local_epochs: int = 3
     batch_size: int = 256
-    learning_rate: float = 2.0
+    learning_rate: float = 0.2
     positive_weight: float = 10.0
     server_learning_rate: float = 2.0
     server_momentum: float = 0.0
@@ -287,7 +291,10 @@ class SimulationConfig:
             if self.noise_multiplier is not None:
                 _require(self.noise_multiplier > 0, f"{k('noise_multiplier')} must be > 0")
         _require(0 < self.delta < 1, f"{k('delta')} must lie in (0, 1)")
-        _require(math.isfinite(self.clip) and self.clip > 0, f"{k('clip')} must be positive")
+        _require(
+            self.clip is None or (math.isfinite(self.clip) and self.clip > 0),
+            f"{k('clip')} must be positive",
+        )
         _require(self.update_clip > 0, f"{k('update_clip')} must be positive")
         _require(self.local_epochs >= 1, f"{k('local_epochs')} must be at least 1")
         _require(self.batch_size >= 1, f"{k('batch_size')} must be at least 1")
@@ -406,6 +413,19 @@ class SimulationConfig:
         if self.standardize != "auto":
             return self.standardize
         return "public" if self.unit == "client" and self.private else "secure"
+
+    @property
+    def dp_clip(self) -> float:
+        """The clip in force: ``clip`` if set, else :data:`DEFAULT_CLIP` of the unit.
+
+        Why 10 per customer: a fraud card's gradient on the output layer has a norm of
+        tens, a legitimate card's well under 1. A clip of 1 cut every fraud's pull by
+        that factor and none of the legitimate ones', so DP-SGD drifted away from the
+        fraud signal (on the tuning seeds the federation ended below its own prior:
+        0.48 against 0.54); at 10 the balance of the two is kept, and the learning rate
+        (0.2) keeps the step the same size. A branch's whole update (client level) is
+        another scale: 1."""
+        return self.clip if self.clip is not None else DEFAULT_CLIP[self.unit]
 
     @property
     def prior_source(self) -> str:
