@@ -212,7 +212,7 @@ def test_the_report_counts_each_branchs_test_frauds_and_notes_seeds(record_run) 
     row = next(line for line in report.splitlines() if line.startswith("| branch-02 | 900"))
     assert "| 400 | 2 |" in row
     assert "One seed is one draw" in report
-    assert f"--config {run_dir / 'config.toml'} --seed $seed" in report
+    assert f"--config {run_dir / 'config.toml'} --seed 0 --seeds 5" in report
     assert "branch-02's test set has no fraud" in report
 
 
