@@ -181,22 +181,10 @@ def run_experiment(
     return result
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _json_safe(dataclasses.asdict(value))
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
-
-
 def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
     """``experiment.json`` (everything) and ``experiment.md`` (the tables)."""
+    from secagg.apps.simulation.report import json_safe
+
     summary = result.summary()
     payload = {
         "config": {k: v for k, v in result.config.as_dict().items() if k != "out"},
@@ -213,7 +201,7 @@ def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
         "total_seconds": result.total_seconds,
     }
     json_path = out_dir / "experiment.json"
-    json_path.write_text(json.dumps(_json_safe(payload), indent=2) + "\n")
+    json_path.write_text(json.dumps(json_safe(payload), indent=2) + "\n")
     md_path = out_dir / "experiment.md"
     md_path.write_text("\n".join(experiment_lines(result)) + "\n")
     return [json_path, md_path]

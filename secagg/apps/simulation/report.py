@@ -39,13 +39,21 @@ SUMMARY_METRICS = (
 )
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with what JSON cannot hold made plain: NaN as null, infinities as
+    strings, tuples as lists, dataclasses as dicts, numpy scalars as Python numbers."""
+    import dataclasses
+
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_safe(dataclasses.asdict(value))
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return json_safe(value.item())  # a numpy scalar
     return value
 
 
@@ -283,7 +291,7 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
 
 
 def _write_json(path: Path, payload: Any) -> Path:
-    path.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps(json_safe(payload), indent=2, sort_keys=False) + "\n")
     return path
 
 

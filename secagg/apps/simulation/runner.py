@@ -449,10 +449,6 @@ def evaluate(model: Any, branches: list[BranchData]) -> dict[str, Any]:
     return scored({b.name: scores(model, b.x_test) for b in branches}, branches)
 
 
-def _amounts(branch: BranchData) -> np.ndarray | None:
-    return getattr(branch, "amount_test", None)
-
-
 def scored(test_scores: dict[str, np.ndarray], branches: list[BranchData]) -> dict[str, Any]:
     """Metrics of given test scores per branch and pooled (every row scored by the model
     of its setting; local-only: by its own branch's model). ``_scores`` keeps the raw
@@ -460,9 +456,9 @@ def scored(test_scores: dict[str, np.ndarray], branches: list[BranchData]) -> di
     per_branch = {}
     for branch in branches:
         per_branch[branch.name] = fraud_metrics(
-            branch.y_test, test_scores[branch.name], _amounts(branch)
+            branch.y_test, test_scores[branch.name], branch.amount_test
         ).as_dict()
-    amounts = [_amounts(b) for b in branches]
+    amounts = [b.amount_test for b in branches]
     pooled = fraud_metrics(
         np.concatenate([b.y_test for b in branches]),
         np.concatenate([test_scores[b.name] for b in branches]),
