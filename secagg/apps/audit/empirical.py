@@ -126,6 +126,11 @@ def _mlp_branches(
         local_epochs=1,
         dropout=0.0,
         update_clip=clip,
+        # the whole MLP from its seeded start (d = 1 857), at the learning rate the audit
+        # was calibrated with: the simulator's default now fine-tunes a prior's head
+        prior="none",
+        trainable="all",
+        learning_rate=2.0,
     )
     trainers = [BranchTrainer(config, b, "audit") for b in load_branches(config)]
     return [t.update_hook() for t in trainers], trainers[0].flat().astype(np.float64)

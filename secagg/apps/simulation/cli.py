@@ -6,6 +6,8 @@ import datetime as dt
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -180,28 +182,43 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     typed = [k for k, v in flags.items() if v is not None]
-    logging.getLogger("secagg").setLevel(logging.ERROR)  # the progress bar tells the story
-    warnings.filterwarnings("ignore", module="opacus")
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    warnings.filterwarnings("ignore", message="Full backward hook is firing")
-    progress_bar = None if (quiet or as_json) else _ProgressBar()
-    if config.seeds > 1:
-        _experiment(config, run_dir, typed, from_file, progress_bar, as_json)
-        return
-    try:
-        with spelled_for(flags=typed, file_keys=from_file):  # data errors name flags too
-            if progress_bar is not None:
-                with progress_bar:
-                    result = run_simulation(config, run_dir, progress_bar.update)
-            else:
-                result = run_simulation(config, run_dir)
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
-    written = write_run_folder(result, run_dir)
+    with _quiet_libraries():
+        progress_bar = None if (quiet or as_json) else _ProgressBar()
+        if config.seeds > 1:
+            _experiment(config, run_dir, typed, from_file, progress_bar, as_json)
+            return
+        try:
+            with spelled_for(flags=typed, file_keys=from_file):  # data errors name flags too
+                if progress_bar is not None:
+                    with progress_bar:
+                        result = run_simulation(config, run_dir, progress_bar.update)
+                else:
+                    result = run_simulation(config, run_dir)
+        except ConfigurationError as exc:
+            raise click.UsageError(str(exc)) from exc
+        written = write_run_folder(result, run_dir)
     if as_json:
         click.echo((run_dir / "summary.json").read_text())
         return
     _print_table(result, run_dir, written)
+
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """While the simulation runs: the progress bar tells the story, so the engine logs
+    errors only and Opacus's and torch's advisory warnings are hidden. Restored after,
+    so a caller that runs the command in-process (tests, notebooks) keeps its logging."""
+    logger = logging.getLogger("secagg")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="opacus")
+            warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _experiment(

@@ -4,6 +4,7 @@ summary is the plain mean and sample standard deviation of the seeds' figures.""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -36,8 +37,12 @@ def test_every_mechanism_completes_on_several_seeds_and_summarises_them(
     would be a row that says so (tests/integration/test_simulation.py), never a crash."""
     out = tmp_path / "exp"
     args = ["simulate", *SHORT, *MECHANISMS[mechanism], "--seed", "4", "--seeds", "3"]
+    level = logging.getLogger("secagg").level
     result = CliRunner().invoke(main, [*args, "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
+    # run in-process, the command hands the engine's logging back as it found it (it
+    # once left it at ERROR, and later tests' log assertions saw nothing)
+    assert logging.getLogger("secagg").level == level
     assert "Federated / centralized AUPRC (means)" in result.output
     payload = json.loads((out / "experiment.json").read_text())
     assert payload["seeds"] == [4, 5, 6]
