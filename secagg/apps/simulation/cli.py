@@ -187,20 +187,35 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
         if config.seeds > 1:
             _experiment(config, run_dir, typed, from_file, progress_bar, as_json)
             return
-        try:
-            with spelled_for(flags=typed, file_keys=from_file):  # data errors name flags too
-                if progress_bar is not None:
-                    with progress_bar:
-                        result = run_simulation(config, run_dir, progress_bar.update)
-                else:
-                    result = run_simulation(config, run_dir)
-        except ConfigurationError as exc:
-            raise click.UsageError(str(exc)) from exc
+        result = _with_progress(
+            run_simulation, config, run_dir, progress_bar, typed=typed, from_file=from_file
+        )
         written = write_run_folder(result, run_dir)
     if as_json:
         click.echo((run_dir / "summary.json").read_text())
         return
     _print_table(result, run_dir, written)
+
+
+def _with_progress(
+    job: Any,
+    config: SimulationConfig,
+    out: Path,
+    progress_bar: _ProgressBar | None,
+    *,
+    typed: list[str],
+    from_file: dict[str, Any],
+) -> Any:
+    """``job(config, out[, progress])`` behind the progress bar (if any), its data errors
+    naming each field as the user set it, and raised as one usage line."""
+    try:
+        with spelled_for(flags=typed, file_keys=from_file):
+            if progress_bar is None:
+                return job(config, out)
+            with progress_bar:
+                return job(config, out, progress_bar.update)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @contextmanager
@@ -232,15 +247,9 @@ def _experiment(
     """``--seeds N``: every seed's run folder under ``out_dir``, then mean ± sd."""
     from secagg.apps.simulation.experiment import experiment_lines, run_experiment
 
-    try:
-        with spelled_for(flags=typed, file_keys=from_file):
-            if progress_bar is not None:
-                with progress_bar:
-                    result = run_experiment(config, out_dir, progress_bar.update)
-            else:
-                result = run_experiment(config, out_dir)
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+    result = _with_progress(
+        run_experiment, config, out_dir, progress_bar, typed=typed, from_file=from_file
+    )
     if as_json:
         click.echo((out_dir / "experiment.json").read_text())
         return

@@ -40,6 +40,7 @@ private release.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import math
@@ -812,10 +813,12 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
 PUBLIC_WORLDS = 12
 
 
+@functools.lru_cache(maxsize=1)
 def _public_reference(config: SimulationConfig) -> list[BranchData]:
     """The synthetic generator's public reference: :data:`PUBLIC_WORLDS` worlds drawn
     under other seeds, no branch's data (what a consortium's shared, consented or
-    synthetic data stands for)."""
+    synthetic data stands for). Cached for the run: public statistics and the public
+    prior both read it (read-only)."""
     return [
         branch
         for world in range(PUBLIC_WORLDS)
