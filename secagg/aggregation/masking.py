@@ -157,6 +157,7 @@ class MaskingSpec(RoundSpec):
                 noise_multiplier=ddg.noise_multiplier,
                 clip=ddg.clip,
                 expected_clients=ddg.expected_clients,
+                record_level=ddg.record_level,
             )
 
     @property
@@ -173,8 +174,12 @@ class MaskingSpec(RoundSpec):
             w.u8(0)
         else:
             ddg = share.mechanism
-            w.u8(1).f64(ddg.clip).f64(ddg.noise_multiplier).u32(ddg.expected_clients)
+            # 1: client level (the clip bounds the vector); 2: record level, + the bound
+            w.u8(2 if ddg.record_level else 1)
+            w.f64(ddg.clip).f64(ddg.noise_multiplier).u32(ddg.expected_clients)
             w.f64(ddg.scale).blob(share.rotation_seed)
+            if ddg.record_level:
+                w.f64(ddg.vector_bound)
         w.u8(1 if self.active else 0).u32(len(self.identities))
         for identity in self.identities:
             w.blob(identity)
@@ -190,9 +195,14 @@ class MaskingSpec(RoundSpec):
         dropout, corrupt = r.f64(), r.f64()
         share = None
         kind = r.u8()
-        if kind == 1:
+        if kind in (1, 2):
             clip, z, expected = r.f64(positive=True), r.f64(positive=True), r.u32()
             ddg_scale, seed = r.f64(positive=True), r.blob(64)
+            vector_bound = r.f64(positive=True) if kind == 2 else 0.0
+            if kind == 2 and not vector_bound > clip:
+                raise MalformedMessage(
+                    "a record-level noise share's vector bound must exceed its clip"
+                )
             try:
                 mechanism = DistributedDiscreteGaussian(
                     dimension=d,
@@ -201,6 +211,7 @@ class MaskingSpec(RoundSpec):
                     expected_clients=expected,
                     bits=bits,
                     scale=ddg_scale,
+                    vector_bound=vector_bound,
                 )
                 share = NoiseShareRound(mechanism, seed)
             except ConfigurationError as exc:

@@ -50,6 +50,9 @@ class BranchPolicy:
     key_holder_fingerprint: bytes | None = None  # mandatory with ckks: the pinned key holder
     max_clip: float | None = None  # the largest L2 clip of an update (None: not required)
     min_noise_multiplier: float | None = None  # requires an own distributed-DP noise share
+    #: record-level distributed DP: the most one of this branch's protected units (a
+    #: customer) moves its update; a round's noise must be sized for at least that
+    record_sensitivity: float | None = None
     expected_clients: int | None = None  # cohort the branch expects; bounds the noise split
     min_threshold: int | None = None  # an absolute floor on the Shamir threshold t
     require_active: bool = False  # masking: only the malicious-server (active) variant
@@ -72,7 +75,7 @@ class BranchPolicy:
             raise ConfigurationError(
                 "branch.key_holder_fingerprint must be the 64 hex digits the key holder prints"
             )
-        for name in ("max_clip", "min_noise_multiplier"):
+        for name in ("max_clip", "min_noise_multiplier", "record_sensitivity"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ConfigurationError(f"branch.{name} must be positive and finite")
@@ -137,9 +140,17 @@ class BranchPolicy:
             raise self.refuse("max_clip", f"clip {clip:g} > {self.max_clip:g}")
 
     def check_noise_share(
-        self, *, noise_multiplier: float | None, clip: float | None, expected_clients: int | None
+        self,
+        *,
+        noise_multiplier: float | None,
+        clip: float | None,
+        expected_clients: int | None,
+        record_level: bool = False,
     ) -> None:
-        """A distributed-DP round's noise share, as the spec states it (None: no share)."""
+        """A distributed-DP round's noise share, as the spec states it (None: no share).
+
+        ``record_level``: the share is sized for one protected unit (``clip``) inside
+        a vector that sums many (see :mod:`secagg.dp.distributed`)."""
         if noise_multiplier is None:
             if self.min_noise_multiplier is not None:
                 raise self.refuse(
@@ -147,7 +158,23 @@ class BranchPolicy:
                     "the round carries no distributed noise share, so this branch cannot "
                     f"check that its update gets noise multiplier >= {self.min_noise_multiplier:g}",
                 )
+            if self.record_sensitivity is not None:
+                raise self.refuse(
+                    "record_sensitivity",
+                    "the round carries no distributed noise share, and this branch's update "
+                    "has no noise of its own (record-level distributed DP)",
+                )
             return
+        if self.record_sensitivity is not None:
+            # the noise is z x clip: a clip below what one customer really moves this
+            # branch's update by shrinks the noise below what the branch's epsilon needs
+            if not record_level or clip is None or clip < self.record_sensitivity:
+                raise self.refuse(
+                    "record_sensitivity",
+                    f"the round's noise is sized for a change of {clip:g} per protected "
+                    f"unit; one of this branch's customers can move its update by "
+                    f"{self.record_sensitivity:g}",
+                )
         if self.min_noise_multiplier is not None and noise_multiplier < self.min_noise_multiplier:
             raise self.refuse(
                 "min_noise_multiplier",

@@ -221,7 +221,7 @@ class DPConfig:
 
 
 #: the mechanisms of each unit (record level: DP-SGD inside each client)
-MECHANISMS = {"client": ("central", "distributed"), "record": ("dpsgd",)}
+MECHANISMS = {"client": ("central", "distributed"), "record": ("dpsgd", "distributed")}
 #: the central mechanism's accountants (the vocabulary: secagg.dp.accountants.ACCOUNTANTS)
 ACCOUNTANTS = ("pld", "rdp")
 
@@ -248,6 +248,10 @@ class DPSettings:
     count_noise_stddev: float | None = None  # default: expected clients / 20
     # a hard cap: the server stops before a round would take epsilon above it
     epsilon_budget: float | None = None
+    #: unit = "record", mechanism = "distributed": the most one protected unit (a
+    #: customer) moves a client's update, the noise's sensitivity; dp.clip then bounds
+    #: the whole update (see secagg.dp.release.RecordDistributedRelease)
+    record_clip: float | None = None
 
     def __post_init__(self) -> None:
         _require(self.unit in MECHANISMS, "dp.unit must be 'client' or 'record'")
@@ -262,9 +266,9 @@ class DPSettings:
             "dp.epsilon_budget must be a positive number",
         )
         _require(
-            self.epsilon_budget is None or self.unit == "client",
-            "dp.epsilon_budget caps the server's client-level epsilon; with unit = 'record' "
-            "each branch's DP-SGD keeps its own budget",
+            self.epsilon_budget is None or self.server_accounts,
+            "dp.epsilon_budget caps the server's epsilon; with unit = 'record' and "
+            "mechanism = 'dpsgd' each branch's DP-SGD keeps its own budget",
         )
         if self.unit == "client":
             _require(
@@ -276,10 +280,23 @@ class DPSettings:
         else:
             _require(
                 self.mechanism in MECHANISMS["record"],
-                "dp.mechanism: with unit = 'record' the mechanism is 'dpsgd' (DP-SGD inside "
-                "each client; the server then neither noises nor accounts, and dp.clip "
-                "only bounds updates for the ring)",
+                "dp.mechanism: with unit = 'record' choose 'dpsgd' (DP-SGD inside each "
+                "client; the server then neither noises nor accounts, and dp.clip only "
+                "bounds updates for the ring) or 'distributed' (each client sends its "
+                "customers' clipped gradient sum with a discrete Gaussian share)",
             )
+        record_distributed = self.unit == "record" and self.mechanism == "distributed"
+        _require(
+            (self.record_clip is not None) == record_distributed,
+            "dp.record_clip (what one customer moves an update by) goes with unit = "
+            "'record' and mechanism = 'distributed', and that mechanism needs it",
+        )
+        if self.record_clip is not None:
+            _require(
+                math.isfinite(self.record_clip) and 0 < self.record_clip < self.clip,
+                "dp.record_clip must be positive and below dp.clip (the whole update's bound)",
+            )
+            _require(self.noise_multiplier > 0, "dp.noise_multiplier must be > 0")
         _require(math.isfinite(self.clip) and self.clip > 0, "dp.clip must be positive")
         _require(
             math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0,
@@ -316,9 +333,15 @@ class DPSettings:
             )
 
     @property
+    def server_accounts(self) -> bool:
+        """Whether the server's mechanism accounts the epsilon (not DP-SGD in clients)."""
+        return self.unit == PrivacyUnit.CLIENT or self.mechanism == "distributed"
+
+    @property
     def bounds_updates(self) -> bool:
-        """Client level: the clip is the sensitivity, so updates must fit the ring whole."""
-        return self.unit == PrivacyUnit.CLIENT
+        """The clip bounds what enters the sum, so updates must fit the ring whole
+        (client level: it is the sensitivity; record-level distributed: the vector's)."""
+        return self.server_accounts
 
     @property
     def round_options(self) -> tuple[str, ...]:

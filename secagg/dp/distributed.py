@@ -29,6 +29,17 @@ Server (:meth:`decode`): read the unmasked sum as signed integers, divide by
 ``s``, rotate back, drop the padding. Its noise is the sum of the
 contributors' shares.
 
+Record-level use (``vector_bound > clip``). A client's vector may also be the sum
+of many protected units' contributions (DP gradient descent: each card's gradient
+clipped to ``clip``, summed over a branch's cards). Then ``clip`` is what *one
+unit* can change and ``vector_bound`` bounds the whole vector (step 2 clips to it;
+it sizes the ring). The rounding is unconditional (``beta = 0``) and the
+sensitivity is ``clip + gamma sqrt(d')``: rotation is an isometry, clipping to a
+ball moves two vectors no further apart, and stochastic rounding of two vectors
+with the same uniforms moves each coordinate of their difference by less than one
+grid step; the mechanism is a mixture over those uniforms, and Renyi divergence
+is quasi-convex, so the bound of the fixed pair holds for the mixture.
+
 Dropouts and what the accountant assumes. A client that drops before sending
 its masked input takes its noise share with it: the sum then carries only the
 survivors' noise. Clients that collude with the server can subtract their own
@@ -108,6 +119,8 @@ class DistributedDiscreteGaussian:
     wrap_probability: float = 1e-4
     max_rounding_tries: int = 1000
     scale: float = 0.0  # 0: choose with the paper's heuristic
+    #: the whole vector's L2 bound (0: ``clip``, client level); see the module docstring
+    vector_bound: float = 0.0
     padded: int = field(init=False)
     local_sigma: int = field(init=False)  # integer std of one client's noise share
 
@@ -120,6 +133,14 @@ class DistributedDiscreteGaussian:
             raise ConfigurationError("the distributed mechanism needs noise_multiplier > 0")
         if self.expected_clients < 1:
             raise ConfigurationError("expected_clients must be at least 1")
+        bound = self.vector_bound or self.clip
+        if not (math.isfinite(bound) and bound >= self.clip):
+            raise ConfigurationError("vector_bound must be finite and at least the clip")
+        object.__setattr__(self, "vector_bound", float(bound))
+        if self.record_level:
+            # the conditional-rounding bound is about the whole vector; one unit's
+            # sensitivity rests on the coupling argument, which needs plain rounding
+            object.__setattr__(self, "beta", 0.0)
         if not 0 <= self.beta < 1:
             raise ConfigurationError("beta must lie in [0, 1): 0 means unconditional rounding")
         if self.max_rounding_tries < 1:
@@ -139,7 +160,7 @@ class DistributedDiscreteGaussian:
             )
         sigma = math.ceil(exact_sigma)
         object.__setattr__(self, "local_sigma", max(1, sigma))
-        if self.norm_bound * scale > MAX_SCALED_MAGNITUDE:
+        if self.rounded_bound * scale > MAX_SCALED_MAGNITUDE:
             raise ConfigurationError(
                 f"scale {scale:g} puts a clipped update beyond 2^50 units, where float64 "
                 "stops counting integers exactly: lower the scale"
@@ -147,9 +168,9 @@ class DistributedDiscreteGaussian:
 
     def _heuristic_scale(self, padded: int) -> float:
         """KLS21's choice: the summed signal plus noise spans k stddevs of the ring."""
-        n, c = self.expected_clients, self.clip
+        n, c = self.expected_clients, self.vector_bound
         k = wrap_stddevs(self.wrap_probability)
-        local_std = self.noise_multiplier * c / math.sqrt(n)
+        local_std = self.noise_multiplier * self.clip / math.sqrt(n)
         ring = 2.0 ** (2 * self.bits) - n * k * k
         if ring <= 0:
             raise ConfigurationError(f"{self.bits} bits cannot hold {n} clients' rounding error")
@@ -170,11 +191,24 @@ class DistributedDiscreteGaussian:
         return 1.0 / self.scale
 
     @property
+    def record_level(self) -> bool:
+        """One vector sums many protected units (``vector_bound > clip``)."""
+        return self.vector_bound > self.clip
+
+    @property
     def norm_bound(self) -> float:
-        """The inflated L2 bound (unscaled) the rounded vector satisfies."""
+        """The inflated L2 bound (unscaled) of what one protected unit can move: at
+        client level the rounded vector itself (its norm is within it)."""
         from secagg.dp.accounting import inflated_l2_bound  # dp_accounting: on first use
 
         return inflated_l2_bound(self.clip, self.granularity, self.beta, self.padded)
+
+    @property
+    def rounded_bound(self) -> float:
+        """The L2 bound (unscaled) of a client's rounded vector."""
+        from secagg.dp.accounting import inflated_l2_bound
+
+        return inflated_l2_bound(self.vector_bound, self.granularity, self.beta, self.padded)
 
     @property
     def sensitivity(self) -> float:
@@ -204,7 +238,7 @@ class DistributedDiscreteGaussian:
                 f"expected an update of length {self.dimension}, got {x.shape}"
             )
         rotated = RandomizedHadamard(self.dimension, rotation_seed).rotate(x)
-        scaled = clip_l2(rotated, self.clip).vector * self.scale
+        scaled = clip_l2(rotated, self.vector_bound).vector * self.scale
         rounded = self.round_within_bound(scaled, stream)
         rounded += discrete_gaussian(Fraction(self.local_sigma) ** 2, self.padded, stream)
         return self._to_ring(rounded, stream)
@@ -215,7 +249,7 @@ class DistributedDiscreteGaussian:
         With ``beta == 0`` the first rounding is kept (the bound then holds
         deterministically: it is ``C + gamma * sqrt(d')`` in unscaled units).
         """
-        limit = self.norm_bound * self.scale
+        limit = self.rounded_bound * self.scale
         for _ in range(self.max_rounding_tries):
             rounded = stochastic_round(scaled, stream)
             if self.beta == 0 or l2_norm(rounded) <= limit:

@@ -98,7 +98,7 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    record = _ledger_dp(rows).get("unit") == "record"
+    record = _branch_accounted(_ledger_dp(rows))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     label = "cumulative epsilon (worst branch)" if record else "cumulative epsilon"
     top.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
@@ -188,10 +188,31 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
     return lines
 
 
+def _branch_accounted(dp: dict[str, Any]) -> bool:
+    """Record-level DP-SGD: each branch accounts its own epsilon (the ledger keeps their
+    reports); record-level *distributed* DP is accounted by the server, like client level."""
+    return dp.get("unit") == "record" and dp.get("mechanism") != "distributed"
+
+
 def _reading_guide(dp: dict[str, Any]) -> list[str]:
     """ "How to read this": what the table's columns mean for the ledger's mechanism."""
     unit, mechanism = dp.get("unit"), dp.get("mechanism")
-    if unit == "record":
+    if unit == "record" and mechanism == "distributed":
+        lines = [
+            "- Record-level DP gradient descent with the noise added once, inside the secure "
+            "sum: each branch sends its customers' clipped gradients, summed, with its own "
+            "discrete Gaussian noise share (Kairouz, Liu and Steinke 2021); the server never "
+            f"sees an un-noised sum. Guarantee: {dp.get('adjacency', 'one record')}.",
+            "- *clip* is what one protected unit can move a branch's vector by (the noise's "
+            "sensitivity, the ledger's record_clip); *noise std* is the total noise of the "
+            "shares (noise multiplier x that clip). The bound on a branch's whole vector "
+            "(the ledger's clip) sizes the ring only.",
+            "- *sample rate* is 1.0: every unit is in every step, no amplification claimed.",
+            "- *cumulative ε* is re-derived by the verifier from the distributed discrete "
+            "Gaussian's RDP bound, counting only the honest noise shares really in each sum "
+            "(the round's survivors minus the assumed colluders, recorded per row).",
+        ]
+    elif unit == "record":
         lines = [
             "- Each branch runs DP-SGD on its own records; the server adds no noise. The "
             "guarantee is record-level: "
@@ -305,7 +326,7 @@ def build_report(
         + (f" ({never_ran} before they ran: too few sampled or connected)" if never_ran else ""),
     ]
     dp = _ledger_dp(rows)
-    record = dp.get("unit") == "record"
+    record = _branch_accounted(dp)
     budget = None if expected is None else expected.epsilon_budget
     if rows:
         last = rows[-1]
@@ -367,8 +388,10 @@ def build_report(
                 middle = f"{len(row_dp.get('client_reports') or {})} | "
             else:
                 std = row_dp.get("noise_std")
+                clip = row_dp.get("record_clip", row_dp.get("clip", "-"))  # the sensitivity
+                clip = f"{clip:.4g}" if isinstance(clip, float) else clip
                 middle = (
-                    f"{row_dp.get('clip', '-')} | {'-' if std is None else f'{std:.4g}'} | "
+                    f"{clip} | {'-' if std is None else f'{std:.4g}'} | "
                     f"{row_dp.get('sample_rate', '-')} | "
                 )
             lines.append(

@@ -417,6 +417,8 @@ class EpsilonReplay:
         from secagg.dp.distributed import DistributedDiscreteGaussian
 
         params = {k: dp[k] for k in ("clip", "noise_multiplier")} | dict(dp["ddg"])
+        if dp.get("record_clip") is not None:  # record level: one unit moves record_clip
+            params["record_clip"] = dp["record_clip"]
         if self._distributed is not None and params != self._distributed:
             raise ReplayFailure(
                 "the distributed mechanism's parameters changed mid-ledger "
@@ -432,9 +434,11 @@ class EpsilonReplay:
                     f"the distributed mechanism's sample rate changed mid-ledger "
                     f"({ddg.sample_rate:g} -> {rate:g})"
                 )
+            record_clip = params.get("record_clip")
             mechanism = DistributedDiscreteGaussian(
                 dimension=int(params["dimension"]),
-                clip=float(params["clip"]),
+                clip=float(params["clip"] if record_clip is None else record_clip),
+                vector_bound=0.0 if record_clip is None else float(params["clip"]),
                 noise_multiplier=float(params["noise_multiplier"]),
                 expected_clients=int(params["expected_clients"]),
                 bits=int(params["bits"]),
@@ -462,7 +466,7 @@ class EpsilonReplay:
             self._mechanism = mechanism
         if complete and not dp and dp_expected:
             self.unbounded = True
-        if dp and dp.get("unit") == "record":
+        if dp and dp.get("unit") == "record" and dp.get("mechanism") != "distributed":
             value = self._record_level(dp)
         elif complete and dp:
             mechanism = dp.get("mechanism")

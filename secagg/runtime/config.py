@@ -35,6 +35,9 @@ A file looks like::
     noise_multiplier = 1.0
     delta = 1e-5
     # adaptive_clip = true      # central only: clip (the initial one) follows the median norm
+    # unit = "record" with mechanism = "distributed": DP gradient descent noised once in
+    # the secure sum; record_clip = what one customer moves a client's update by (the
+    # noise's sensitivity), clip = the whole update's bound (see docs/privacy.md)
 
     [deadlines]
     phase_seconds = 30.0        # silence longer than this is a dropout

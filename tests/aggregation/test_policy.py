@@ -159,3 +159,45 @@ def test_fingerprint_parsing() -> None:
     assert parse_fingerprint(raw.hex().upper()) == raw
     with pytest.raises(ConfigurationError):
         parse_fingerprint(raw.hex()[:-2])
+
+
+# --- record-level distributed DP: the noise sized for one of the branch's customers --------
+
+
+def _record_spec(clip: float = 0.001, z: float = 2.0, bound: float = 10.0) -> MaskingSpec:
+    mechanism = DistributedDiscreteGaussian(
+        dimension=16,
+        clip=clip,
+        noise_multiplier=z,
+        expected_clients=10,
+        bits=32,
+        vector_bound=bound,
+    )
+    share = NoiseShareRound(mechanism, os.urandom(16))
+    return get_backend("secagg+").plan(10, 16, noise_share=share)  # type: ignore[return-value]
+
+
+def test_record_level_noise_sized_below_the_branchs_customer_is_refused() -> None:
+    policy = BranchPolicy(record_sensitivity=0.001, min_noise_multiplier=2.0, expected_clients=10)
+    _record_spec().check_policy(policy)
+    _record_spec(clip=0.002).check_policy(policy)  # sized for more: more noise, accepted
+    # the server announces a smaller per-customer change: the noise shrinks with it
+    _refused("record_sensitivity", _record_spec(clip=0.0005), policy)
+    # a client-level share (the clip bounds the whole vector) is not what the branch sends
+    _refused("record_sensitivity", _ddg_spec(z=2.0, clip=1.0), policy)
+    # no share at all: the branch's gradient sum would go into the sum un-noised
+    _refused(
+        "record_sensitivity",
+        get_backend("secagg+").plan(10, 16),
+        BranchPolicy(record_sensitivity=0.001),
+    )
+    _refused("min_noise_multiplier", _record_spec(z=1.0), policy)
+
+
+def test_record_level_refusal_survives_the_spec_codec() -> None:
+    from secagg.aggregation import decode_spec
+    from secagg.aggregation.spec import encode_spec
+
+    spec = decode_spec(encode_spec(_record_spec(clip=0.0001)))
+    assert spec.noise_share.mechanism.vector_bound == 10.0  # type: ignore[attr-defined]
+    _refused("record_sensitivity", spec, BranchPolicy(record_sensitivity=0.001))

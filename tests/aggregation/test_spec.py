@@ -48,6 +48,21 @@ def test_the_distributed_noise_share_travels_in_the_masking_spec() -> None:
     assert back.vector_length == ddg.padded
 
 
+def test_a_record_level_noise_share_travels_with_its_vector_bound() -> None:
+    ddg = DistributedDiscreteGaussian(
+        dimension=100, clip=0.01, noise_multiplier=2.0, expected_clients=10, vector_bound=5.0
+    )
+    spec = get_backend("secagg+").plan(10, 100, noise_share=NoiseShareRound(ddg, bytes(16)))
+    back = decode_spec(encode_spec(spec))
+    assert back == spec and back.noise_share.mechanism.record_level  # type: ignore[attr-defined]
+    # a record-level share whose bound is not above its clip cannot be built: refused
+    data = encode_spec(spec)
+    bound = struct.pack("<d", 5.0)
+    assert data.count(bound) == 1
+    with pytest.raises(MalformedMessage, match="vector bound"):
+        decode_spec(data.replace(bound, struct.pack("<d", 0.005)))
+
+
 @settings(max_examples=200, deadline=None)
 @given(cut=st.integers(0, 80), flip=st.integers(0, 79), junk=st.binary(max_size=8))
 def test_truncated_flipped_or_extended_specs_raise_only_malformed(
@@ -81,8 +96,13 @@ def _valid_specs() -> list[bytes]:
         dimension=100, clip=1.0, noise_multiplier=1.0, expected_clients=10
     )
     share = NoiseShareRound(ddg, bytes(range(16)))
+    record = DistributedDiscreteGaussian(
+        dimension=100, clip=0.01, noise_multiplier=2.0, expected_clients=10, vector_bound=5.0
+    )
+    record_share = NoiseShareRound(record, bytes(range(16)))
     return [
         encode_spec(get_backend("plain", value_bound=2.0).plan(3, 4)),
+        encode_spec(get_backend("secagg+").plan(10, 100, noise_share=record_share)),
         encode_spec(get_backend("secagg").plan(10, 100)),
         encode_spec(get_backend("secagg+", bits=64).plan(10, 100)),
         encode_spec(get_backend("secagg+").plan(10, 100, noise_share=share)),

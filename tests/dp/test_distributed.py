@@ -195,3 +195,69 @@ def test_the_accountant_counts_the_colluders_the_protocol_tolerates() -> None:
             assert assumed == tolerated_colluders(n, gamma), (n, gamma)  # what it is sized for
             # and the round's parameters really tolerate that many
             assert RoundConfig.create(n, 4, corrupt_fraction=gamma).tolerated_colluders >= assumed
+
+
+# --- record level: one vector sums many protected units --------------------------------
+
+
+def _record_level(**kw: object) -> DistributedDiscreteGaussian:
+    args: dict[str, object] = dict(
+        dimension=33, clip=0.01, noise_multiplier=2.0, expected_clients=8, vector_bound=10.0
+    )
+    return DistributedDiscreteGaussian(**(args | kw))  # type: ignore[arg-type]
+
+
+def test_record_level_sensitivity_is_one_units_clip_plus_a_grid_step_per_coordinate() -> None:
+    mech = _record_level()
+    assert mech.record_level and mech.beta == 0.0  # plain rounding: the coupling argument
+    g = mech.granularity
+    assert mech.norm_bound == pytest.approx(0.01 + g * math.sqrt(mech.padded))
+    assert mech.rounded_bound == pytest.approx(10.0 + g * math.sqrt(mech.padded))
+    # the noise is sized for one unit, not for the whole vector
+    assert mech.local_sigma == math.ceil(2.0 * 0.01 * mech.scale / math.sqrt(8))
+    client = _mechanism(33, 8, clip=10.0, noise_multiplier=2.0)
+    assert not client.record_level and client.norm_bound == pytest.approx(client.rounded_bound)
+
+
+def test_record_level_encode_keeps_a_vector_far_above_one_units_clip() -> None:
+    mech = _record_level(noise_multiplier=1e-6)  # almost no noise: the signal is visible
+    seed = os.urandom(16)
+    update = np.full(33, 0.5)  # norm 2.9: far above the unit clip 0.01, under the bound 10
+    decoded = mech.decode(mech.encode(update, seed), seed)
+    assert decoded == pytest.approx(update, abs=1e-4)
+    big = np.full(33, 5.0)  # norm 28.7: clipped to the vector bound 10
+    decoded = mech.decode(mech.encode(big, seed), seed)
+    assert np.linalg.norm(decoded) == pytest.approx(10.0, rel=1e-4)
+
+
+def test_record_level_one_unit_moves_the_rounded_vector_by_the_sensitivity_at_most() -> None:
+    """The coupling behind the sensitivity: the same rounding uniforms for both vectors."""
+    from secagg.encoding.fixed_point import stochastic_round
+    from secagg.encoding.rotation import RandomizedHadamard
+
+    mech = _record_level(noise_multiplier=1.0)
+    rng = np.random.default_rng(5)  # test data only
+    seed = os.urandom(16)
+    rotation = RandomizedHadamard(33, seed)
+    for _ in range(50):
+        base = rng.normal(size=33)
+        unit = rng.normal(size=33)
+        unit *= 0.01 / np.linalg.norm(unit)
+        key = os.urandom(16)
+        a = stochastic_round(rotation.rotate(base) * mech.scale, KeyedStream(key))
+        b = stochastic_round(rotation.rotate(base + unit) * mech.scale, KeyedStream(key))
+        assert np.linalg.norm(a - b) <= mech.sensitivity
+
+
+def test_record_level_epsilon_ignores_the_vector_bound() -> None:
+    """What the guarantee depends on: z, the honest shares, the rounds; not how large the
+    whole vector may be."""
+    small = _record_level(vector_bound=1.0, scale=1e9)
+    large = _record_level(vector_bound=100.0, scale=1e9)
+    args = dict(noise_contributors=4, sample_rate=1.0, rounds=10, delta=1e-5)
+    assert small.epsilon(**args) == pytest.approx(large.epsilon(**args), rel=1e-9)
+
+
+def test_a_vector_bound_below_the_clip_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="vector_bound"):
+        _record_level(vector_bound=0.001)

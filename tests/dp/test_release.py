@@ -155,3 +155,99 @@ def test_record_level_ledger_names_the_unit_the_branches_protect(
     assert says in block["adjacency"]
     assert [r["unit"] for r in block["client_reports"].values()] == units
     assert RecordReport.from_dict(block["client_reports"]["branch-0"]).unit == units[0]
+
+
+# --- record-level distributed DP: the noise added once, inside the secure sum --------------
+
+
+def _record_distributed(**dp: object):
+    settings = dict(
+        unit="record",
+        mechanism="distributed",
+        clip=5.0,
+        record_clip=0.01,
+        noise_multiplier=3.0,
+        delta=1e-5,
+    )
+    return mechanism_for(
+        DPSettings(**(settings | dp)),
+        dimension=50,
+        bits=32,
+        sample_rate=1.0,
+        expected_clients=8.0,
+        corrupt_fraction=0.25,
+        seed=SEED,
+    )
+
+
+def test_record_distributed_releases_the_sum_and_accounts_per_customer() -> None:
+    from secagg.dp.distributed import DistributedDiscreteGaussian
+
+    mechanism = _record_distributed()
+    share = mechanism.round_options(8)["noise_share"].mechanism
+    assert share.clip == 0.01 and share.vector_bound == 5.0 and share.record_level
+    total = np.linspace(-1, 1, 50)
+    out = mechanism.release(total, contributors=7, participants=8, noise_added=0.0)
+    np.testing.assert_array_equal(out.mean, total)  # the vectors already add up to the mean
+    honest = 7 - 2  # two colluders assumed at 8 clients
+    alone = DistributedDiscreteGaussian(
+        dimension=50, clip=0.01, noise_multiplier=3.0, expected_clients=8, vector_bound=5.0
+    )
+    expected = alone.epsilon(noise_contributors=honest, sample_rate=1.0, rounds=1, delta=1e-5)
+    assert out.epsilon == pytest.approx(expected)
+    block = mechanism.ledger_block(out.store)
+    assert block["unit"] == "record" and block["mechanism"] == "distributed"
+    assert block["record_clip"] == 0.01 and block["noise_std"] == pytest.approx(0.03)
+    assert block["sample_rate"] == 1.0 and block["noise_contributors"] == honest
+    assert mechanism.ledger_claim(out.epsilon) == out.epsilon  # the server's, not a branch's
+
+
+def test_record_distributed_ledger_rows_replay_to_the_claimed_epsilon() -> None:
+    from secagg.ledger.verify import EpsilonReplay
+
+    mechanism = _record_distributed()
+    replay = EpsilonReplay()
+    for contributors in (8, 6, 7):
+        out = mechanism.release(
+            np.zeros(50), contributors=contributors, participants=8, noise_added=0.0
+        )
+        entry = {"status": "complete", "dp": mechanism.ledger_block(out.store)}
+        assert replay.feed(entry, dp_expected=True) == pytest.approx(out.epsilon)
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        (dict(unit="record", mechanism="distributed", clip=5.0), "record_clip"),
+        (dict(unit="record", mechanism="dpsgd", clip=5.0, record_clip=0.1), "record_clip"),
+        (dict(unit="client", mechanism="distributed", record_clip=0.1), "record_clip"),
+        (dict(unit="record", mechanism="distributed", clip=5.0, record_clip=6.0), "below"),
+        (
+            dict(
+                unit="record",
+                mechanism="distributed",
+                clip=5.0,
+                record_clip=0.1,
+                noise_multiplier=0.0,
+            ),
+            "noise_multiplier",
+        ),
+    ],
+)
+def test_record_distributed_settings_refuse_what_they_cannot_account(
+    settings: dict[str, object], match: str
+) -> None:
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=match):
+        DPSettings(**settings)  # type: ignore[arg-type]
+
+
+def test_record_distributed_may_carry_an_epsilon_budget_dpsgd_may_not() -> None:
+    from secagg.errors import ConfigurationError
+
+    DPSettings(
+        unit="record", mechanism="distributed", clip=5.0, record_clip=0.1, epsilon_budget=3.0
+    )
+    with pytest.raises(ConfigurationError, match="epsilon_budget"):
+        DPSettings(unit="record", mechanism="dpsgd", clip=5.0, epsilon_budget=3.0)

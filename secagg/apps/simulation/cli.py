@@ -46,7 +46,8 @@ def _options(function: Any) -> Any:
         click.option(
             "--mechanism",
             type=click.Choice(["dpsgd", "central", "distributed", "off"]),
-            help="dpsgd (record), central or distributed (client), off [dpsgd].",
+            help="dpsgd (record), central or distributed (client; with --unit record: "
+            "DP gradient descent noised once in the secure sum), off [dpsgd].",
         ),
         click.option("--epsilon", type=float, help="Target epsilon [3]."),
         click.option("--noise-multiplier", type=float, help="Noise, instead of a target."),
@@ -116,8 +117,9 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
     """Defaults, then the file, then the flags, validated once together.
 
     A flag for epsilon clears the file's noise multiplier and the other way
-    round; a mechanism implies its unit (central: client, dpsgd: record) and a
-    unit keeps the run private or not as it was. Validation messages name each
+    round; a mechanism implies its unit (central and distributed: client, dpsgd:
+    record; ``--unit record --mechanism distributed`` asks for record-level
+    distributed DP) and a unit keeps the run private or not as it was. Validation messages name each
     field as the user set it: ``--label`` for a flag (or a field the command line
     lacks), ``data.label`` for a key of the file. A flag may complete a file (a
     file with ``source = "csv"`` and ``--label`` on the command line).

@@ -20,7 +20,8 @@ overrides any of them::
 
     [privacy]
     unit = "record"             # record (a customer) | client (a whole branch)
-    mechanism = "dpsgd"         # record: dpsgd | off;  client: central | distributed | off
+    mechanism = "dpsgd"         # record: dpsgd | distributed | off;
+                                # client: central | distributed | off
     epsilon = 3.0               # a target; or give noise_multiplier instead
     delta = 1e-5
     # clip = 10.0               # per customer (DP-SGD; default 10) or per branch
@@ -81,7 +82,10 @@ from secagg.apps.models import MODELS
 from secagg.errors import ConfigurationError
 
 UNITS = ("record", "client")
-MECHANISMS = {"record": ("dpsgd", "off"), "client": ("central", "distributed", "off")}
+MECHANISMS = {
+    "record": ("dpsgd", "distributed", "off"),
+    "client": ("central", "distributed", "off"),
+}
 SOURCES = ("synthetic", "creditcard", "csv")
 STANDARDIZE = ("auto", "secure", "public", "none")
 PRIORS = ("auto", "public", "none")
@@ -349,6 +353,12 @@ class SimulationConfig:
             "noise is only made when the run has no DP)",
         )
         _require(
+            not (self.feature_statistics == "secure" and self.record_distributed),
+            f"{k('standardize', 'secure')} charges the statistics to each branch's DP-SGD "
+            f"accountant; with {k('unit', 'record')} {k('mechanism', 'distributed')} the "
+            "server's accountant holds the budget: use 'public' or 'none'",
+        )
+        _require(
             not (self.feature_statistics == "secure" and self.unit == "client" and self.private),
             f"{k('standardize', 'secure')} noises the statistics per record; with "
             f"{k('unit', 'client')} a whole branch must be hidden: use 'public' "
@@ -409,10 +419,18 @@ class SimulationConfig:
         """Where the standardisation comes from: ``secure`` (noised, accounted secure
         aggregation of the branches' sums), ``public`` (public or prior data) or
         ``none``. ``auto`` is secure except under client-level DP, whose unit (a whole
-        branch) a per-record noise does not hide."""
+        branch) a per-record noise does not hide, and record-level distributed DP, whose
+        one accountant (the server's) composes only its own rounds."""
         if self.standardize != "auto":
             return self.standardize
-        return "public" if self.unit == "client" and self.private else "secure"
+        server_accounts = (self.unit == "client" and self.private) or self.record_distributed
+        return "public" if server_accounts else "secure"
+
+    @property
+    def record_distributed(self) -> bool:
+        """Record-level DP with the noise added once, inside the secure sum: each round
+        is one step of full-batch DP gradient descent (see ``secagg.dp.gradient_sum``)."""
+        return self.unit == "record" and self.mechanism == "distributed"
 
     @property
     def dp_clip(self) -> float:
@@ -443,9 +461,14 @@ class SimulationConfig:
     @property
     def trains(self) -> str:
         """What training changes: ``head`` (the output layer) or ``all``. ``auto``: the
-        head when there is a prior (few parameters, little DP noise), else all."""
+        head when there is a prior (few parameters, little DP noise), else all; with
+        record-level distributed DP always all (its noise is added once, not per branch)."""
         if self.trainable != "auto":
             return self.trainable
+        if self.record_distributed:
+            # the noise is added once for all branches: on the tuning seeds the whole
+            # model gained 0.017-0.020 AUPRC over the prior, the head alone 0.000-0.009
+            return "all"
         return "head" if self.prior_source != "none" else "all"
 
     @property

@@ -297,6 +297,7 @@ class BranchTrainer:
         data: BranchData,
         role: str,
         prior: np.ndarray | None = None,
+        units_total: int | None = None,
     ) -> None:
         import torch  # noqa: F401  (the models need it; fail early with a clear import)
 
@@ -312,7 +313,15 @@ class BranchTrainer:
         self.dpsgd = None
         self.dpsgd_batch_size: int | None = None
         self.customers: Any = None  # the CustomerDataset of user-level DP-SGD
-        if config.unit == "record" and config.private:
+        #: record-level distributed DP: the protected units' (inputs, targets) tensors
+        self.units: tuple[Any, Any] | None = None
+        self._local_epsilon: float | None = None
+        if config.record_distributed:
+            self.units = protected_units(config, data)
+            #: the public denominator: every branch's units, so the branches' scaled
+            #: sums add up to the mean clipped gradient (local-only: its own units)
+            self.units_total = units_total or int(self.units[0].shape[0])
+        elif config.unit == "record" and config.private:
             from secagg.dp.dpsgd import DPSGDTrainer
 
             dataset: Any
@@ -359,8 +368,58 @@ class BranchTrainer:
     def load(self, vector: np.ndarray) -> None:
         load_trainable(self.model, vector)
 
+    def gradient_step(self) -> np.ndarray:
+        """Record-level distributed DP: minus this branch's clipped per-customer gradient
+        sum over the public denominator (the federation adds the noise shares)."""
+        from secagg.apps.models.nets import fraud_loss
+        from secagg.dp.gradient_sum import clipped_gradient_sum
+        from secagg.dp.user_level import CustomerLoss
+
+        assert self.units is not None
+        loss: Any = (
+            CustomerLoss(positive_weight=self.config.positive_weight)
+            if self.data.customers_train is not None
+            else fraud_loss(self.config.positive_weight)
+        )
+        total = clipped_gradient_sum(
+            self.model, self.units[0], self.units[1], loss, clip=self.config.dp_clip
+        )
+        return -total / self.units_total
+
+    def train_alone(self) -> None:
+        """Local-only under record-level distributed DP: the same gradient descent
+        (``rounds`` steps, the server's learning rate and momentum) with nobody to share
+        the noise, so the branch adds all of it: the Gaussian noise multiplier that meets
+        epsilon over ``rounds`` full-batch steps (no sampling), from the OS CSPRNG or the
+        run's replay seed."""
+        from secagg.crypto.stream import KeyedStream, derive
+        from secagg.dp.accounting import epsilon as gaussian_epsilon
+        from secagg.dp.accounting import noise_multiplier_for
+        from secagg.dp.noise import gaussian
+
+        config = self.config
+        z = config.noise_multiplier
+        if z is None:
+            assert config.epsilon is not None
+            z = noise_multiplier_for(config.epsilon, config.delta, 1.0, config.rounds)
+        stream = KeyedStream(derive("local-noise", _replay_bytes(config, self.data.name)))
+        sensitivity = config.dp_clip / self.units_total
+        velocity = np.zeros(self.flat().size)
+        for _ in range(config.rounds):
+            start = self.flat().astype(np.float64)
+            try:
+                step = self.gradient_step()
+            except FloatingPointError:
+                break  # diverged: stays as it is (scored as diverged if not finite)
+            step += gaussian(z * sensitivity, step.size, stream)
+            velocity = config.server_momentum * velocity + step
+            self.load((start + config.server_learning_rate * velocity).astype(np.float32))
+        self._local_epsilon = gaussian_epsilon(z, 1.0, config.rounds, config.delta)
+
     def train(self, epochs: int) -> None:
-        if self.dpsgd is not None:
+        if self.units is not None:
+            self.train_alone()
+        elif self.dpsgd is not None:
             self.dpsgd.train(epochs)
         else:
             from secagg.apps.models.training import train_plain
@@ -378,7 +437,10 @@ class BranchTrainer:
         self._trained_epochs += epochs
 
     def epsilon(self) -> float | None:
-        """Record-level epsilon spent so far (None without record-level DP)."""
+        """Record-level epsilon this branch accounted itself (None without record-level
+        DP, or when the server accounts it: record-level distributed DP in a federation)."""
+        if self.units is not None:
+            return self._local_epsilon
         return None if self.dpsgd is None else float(self.dpsgd.epsilon())
 
     def privacy_report(self) -> dict[str, Any]:
@@ -398,6 +460,12 @@ class BranchTrainer:
         def hook(global_model: np.ndarray) -> np.ndarray:
             start = global_model.astype(np.float32)
             self.load(start)
+            if self.units is not None:  # one step of DP gradient descent, noised in the sum
+                try:
+                    return self.gradient_step()
+                except FloatingPointError:
+                    log.warning("%s: the gradient is not finite; a zero update", self.data.name)
+                    return np.zeros(start.size)
             self.train(self.config.local_epochs)
             update = self.flat().astype(np.float64) - start.astype(np.float64)
             if not np.all(np.isfinite(update)):  # diverged (a noisy global model can do it)
@@ -411,6 +479,29 @@ class BranchTrainer:
             return clip_l2(update, self.config.update_clip).vector  # the ring's bound
 
         return hook
+
+
+def protected_units(config: SimulationConfig, data: BranchData) -> tuple[Any, Any]:
+    """A branch's protected units as (inputs, targets) tensors: each customer's rows
+    (up to ``max_rows_per_customer``, the same choice as user-level DP-SGD), or each
+    row when the data has no customer column."""
+    import torch
+
+    if data.customers_train is None:
+        return (
+            torch.as_tensor(data.x_train, dtype=torch.float32),
+            torch.as_tensor(data.y_train, dtype=torch.float32).reshape(-1, 1),
+        )
+    from secagg.dp.user_level import group_by_customer
+
+    grouped = group_by_customer(
+        data.x_train,
+        data.y_train,
+        data.customers_train,
+        max_rows=config.max_rows_per_customer,
+        seed=_replay_bytes(config, "customer-rows", data.name),
+    )
+    return grouped.tensors[0], grouped.tensors[1]
 
 
 def starting_model(config: SimulationConfig, features: int, prior: np.ndarray | None) -> Any:
@@ -591,7 +682,9 @@ def _client_level_noise(config: SimulationConfig) -> float:
     return noise_multiplier_for(config.epsilon, config.delta, 1.0, config.rounds)
 
 
-def _distributed_noise(config: SimulationConfig, dimension: int) -> float:
+def _distributed_noise(
+    config: SimulationConfig, dimension: int, record_clip: float | None = None
+) -> float:
     """The noise multiplier of the distributed DG: the Gaussian one, raised in 2 % steps
     until the DDG's own epsilon meets the target, counting discreteness, rounding
     and only the noise shares of branches that neither collude nor drop out (within
@@ -611,10 +704,11 @@ def _distributed_noise(config: SimulationConfig, dimension: int) -> float:
     for _ in range(500):
         ddg = DistributedDiscreteGaussian(
             dimension=dimension,
-            clip=config.dp_clip,
+            clip=config.dp_clip if record_clip is None else record_clip,
             noise_multiplier=z,
             expected_clients=config.branches,
             bits=32,
+            vector_bound=0.0 if record_clip is None else config.dp_clip,
         )
         spent = ddg.epsilon(
             noise_contributors=honest, sample_rate=1.0, rounds=config.rounds, delta=config.delta
@@ -625,8 +719,11 @@ def _distributed_noise(config: SimulationConfig, dimension: int) -> float:
     raise ConfigurationError(f"no distributed noise meets epsilon = {config.epsilon}")
 
 
-def federation_config(config: SimulationConfig, dimension: int, state: Path) -> Any:
-    """The :class:`FederationConfig` the simulation's server runs."""
+def federation_config(
+    config: SimulationConfig, dimension: int, state: Path, units_total: int = 1
+) -> Any:
+    """The :class:`FederationConfig` the simulation's server runs. ``units_total``: the
+    protected units of all branches (record-level distributed DP's public denominator)."""
     from secagg.dp.config import DPSettings
     from secagg.runtime.config import (
         BackendConfig,
@@ -652,6 +749,20 @@ def federation_config(config: SimulationConfig, dimension: int, state: Path) -> 
             noise_multiplier=noise,
             delta=config.delta,
             # a target epsilon is a hard cap: the server stops before a round crosses it
+            epsilon_budget=config.epsilon,
+        )
+    elif config.record_distributed:
+        # a branch's vector is its customers' clipped gradients over all branches'
+        # customers: at most dp_clip in norm, and one customer moves it by dp_clip / N
+        record_clip = config.dp_clip / units_total
+        bound = config.dp_clip
+        dp = DPSettings(
+            unit="record",
+            mechanism="distributed",
+            clip=config.dp_clip,
+            record_clip=record_clip,
+            noise_multiplier=_distributed_noise(config, dimension, record_clip),
+            delta=config.delta,
             epsilon_budget=config.epsilon,
         )
     elif config.private:
@@ -928,8 +1039,13 @@ def run_federation(
     from secagg.runtime.server import RoundResult
 
     trainers = {b.name: BranchTrainer(config, b, "federated", prior) for b in branches}
+    units_total = None
+    if config.record_distributed:
+        units_total = sum(int(t.units[0].shape[0]) for t in trainers.values() if t.units)
+        for trainer in trainers.values():
+            trainer.units_total = units_total
     initial = next(iter(trainers.values())).flat().astype(np.float64)
-    fed = federation_config(config, initial.size, state)
+    fed = federation_config(config, initial.size, state, units_total or 1)
     phases = SINGLE_PHASE if config.backend in ("plain", "ckks") else MASKING_PHASES
     schedule = DropoutSchedule(config.dropout, config.seed, phases) if config.dropout else None
     network = SimulatedNetwork(schedule)
@@ -941,11 +1057,20 @@ def run_federation(
         pin = make_key_holder_key(fed, key_file)
         helper_settings["key"] = str(key_file)
     # the simulated branches hold the policy a bank would give them for this federation
+    own_noise: dict[str, Any] = {}
+    if config.record_distributed and fed.dp is not None:
+        # each branch checks the noise is sized for what one of its customers moves
+        own_noise = {
+            "min_noise_multiplier": fed.dp.noise_multiplier,
+            "record_sensitivity": fed.dp.record_clip,
+            "expected_clients": config.branches,
+        }
     policy = BranchPolicy(
         allow_plain=config.backend == "plain",
         key_holder_fingerprint=pin,
         corrupt_fraction=fed.backend.corrupt_fraction,
         dropout_fraction=fed.backend.dropout_fraction,
+        **own_noise,
     )
     threads = []
     for b in branches:
@@ -1163,7 +1288,20 @@ def privacy_parameters(
     out: dict[str, Any] = {"mechanism": config.mechanism if config.private else "off"}
     if not config.private:
         return out
-    if config.unit == "record":
+    if config.record_distributed and run.server_dp is not None:
+        dp = run.server_dp
+        out["server"] = {
+            "mechanism": "distributed",
+            "unit": config.protected,
+            "noise_multiplier": dp.noise_multiplier,
+            "clip": config.dp_clip,
+            "record_clip": dp.record_clip,
+            "delta": dp.delta,
+            "accountant": "ddg (distributed discrete Gaussian)",
+            "sample_rate": 1.0,  # every customer in every step: full-batch DP-GD
+            "epsilon_budget": dp.epsilon_budget,
+        }
+    elif config.unit == "record":
         per_branch = {}
         for branch in branches:
             trainer = run.trainers[branch.name]

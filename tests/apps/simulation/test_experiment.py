@@ -23,6 +23,7 @@ SHORT += ["--test-rows", "400", "--batch-size", "64", "--dropout", "0"]
 
 MECHANISMS = {
     "record-dpsgd": ["--mechanism", "dpsgd"],
+    "record-distributed": ["--unit", "record", "--mechanism", "distributed"],
     "client-central": ["--mechanism", "central", "--backend", "secagg+"],
     "client-distributed": ["--mechanism", "distributed", "--backend", "secagg+"],
     "off": ["--mechanism", "off"],

@@ -1,0 +1,92 @@
+"""One step of DP gradient descent before the noise: the sum of per-unit clipped gradients.
+
+Why this exists
+---------------
+Record-level DP-SGD inside each branch (:mod:`secagg.dp.dpsgd`) makes every branch add
+the full noise its own guarantee needs, so an average over ``n`` branches carries
+``sqrt(n)`` times the noise one pooled DP-SGD would. With a masking backend the noise
+can be added once instead: each branch sends the *un-noised* sum of its protected
+units' clipped gradients together with a share of the noise (the distributed discrete
+Gaussian, :class:`~secagg.dp.release.RecordDistributedRelease`), and the server only
+ever learns the noised total. This module computes a branch's part: for every unit (a
+customer's rows, or one row), the gradient of that unit's loss with respect to the
+trainable parameters, clipped to L2 norm ``clip``, summed over all units. No sampling:
+every unit is in every step (full-batch DP gradient descent), so no amplification by
+sampling is claimed and the server, which is not trusted, learns nothing it could
+use to void one.
+
+The gradients come from ``torch.func`` (``vmap`` over units of ``grad`` of one unit's
+loss), in chunks so memory stays bounded; the loss is called on a batch of one unit,
+so a loss that averages over the batch (``CustomerLoss``, ``BCEWithLogitsLoss``) gives
+that unit's own loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from secagg.errors import ConfigurationError
+
+#: units per vectorised chunk (per-unit gradients of the chunk are held at once)
+CHUNK_UNITS = 4096
+
+
+def clipped_gradient_sum(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    clip: float,
+    chunk: int = CHUNK_UNITS,
+) -> np.ndarray:
+    """Sum over units of ``clip_L2(grad loss(unit), clip)``, as one float64 vector.
+
+    ``inputs[i]`` and ``targets[i]`` are unit ``i`` (a customer's padded rows and
+    their ``[rows, 2]`` label-and-mask target, or one row and its label). The vector
+    follows the order of the model's trainable parameters in ``named_parameters()``
+    (what :func:`secagg.dp.dpsgd.flat_parameters` gives for them), so it lines up with
+    the model vector a federation exchanges. One unit changes the sum by at most
+    ``clip`` in L2: that is the sensitivity the noise must be sized for.
+    """
+    from torch.func import functional_call, grad, vmap
+
+    if not (math.isfinite(clip) and clip > 0):
+        raise ConfigurationError(f"clip must be positive and finite, not {clip!r}")
+    if inputs.shape[0] != targets.shape[0]:
+        raise ConfigurationError(
+            f"{inputs.shape[0]} units of inputs but {targets.shape[0]} of targets"
+        )
+    trainable = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+    if not trainable:
+        raise ConfigurationError("the model has no trainable parameter")
+    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
+    frozen.update(dict(model.named_buffers()))
+
+    def unit_loss(
+        params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        logits = functional_call(model, (params, frozen), (x.unsqueeze(0),))
+        return loss_fn(logits, y.unsqueeze(0))
+
+    per_unit = vmap(grad(unit_loss), in_dims=(None, 0, 0))
+    total = {k: torch.zeros_like(p, dtype=torch.float64) for k, p in trainable.items()}
+    with torch.no_grad():
+        for start in range(0, inputs.shape[0], max(1, chunk)):
+            grads = per_unit(
+                trainable, inputs[start : start + chunk], targets[start : start + chunk]
+            )
+            squared = sum(g.reshape(g.shape[0], -1).double().pow(2).sum(1) for g in grads.values())
+            factor = (clip / squared.sqrt().clamp(min=1e-12)).clamp(max=1.0)
+            for name, g in grads.items():
+                shape = (-1,) + (1,) * (g.dim() - 1)
+                total[name] += (g.double() * factor.reshape(shape)).sum(0)
+    vector = torch.cat([t.reshape(-1) for t in total.values()]).numpy()
+    if not np.all(np.isfinite(vector)):
+        raise FloatingPointError("a clipped gradient is not finite (the model diverged)")
+    return vector
