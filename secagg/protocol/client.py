@@ -164,6 +164,9 @@ class Client:
         self._channel: kx.KeyPair | None = None
         self._mask: kx.KeyPair | None = None
         self._peer_keys: dict[int, KeyEntry] = {}
+        #: the channel key shared with each keyed neighbour: agreed once, when sealing
+        #: our shares for it, and used again to open its shares for us
+        self._channel_keys: dict[int, bytes] = {}
         self._self_mask_seed: bytes | None = None
         self._held: dict[int, _HeldShares] = {}
         self._accused: tuple[int, ...] = ()
@@ -369,6 +372,7 @@ class Client:
         )
         sealed: list[SealedShare] = []
         own: _HeldShares | None = None
+        channel_keys: dict[int, bytes] = {}
         for holder, s_share, k_share in zip(holders, seed_shares, key_shares, strict=True):
             held = _HeldShares(s_share.to_bytes(), k_share.to_bytes())
             if holder == self.party:
@@ -382,6 +386,7 @@ class Client:
                 party_a=self.party,
                 party_b=holder,
             )
+            channel_keys[holder] = key
             context = common.share_context(
                 self._channel.public_bytes,
                 self._mask.public_bytes,
@@ -411,6 +416,7 @@ class Client:
         )
         # commit
         self._peer_keys = peers
+        self._channel_keys = channel_keys
         self._self_mask_seed = seed
         self._held = {self.party: own}
         self.phase = ClientPhase.AWAIT_SHARES
@@ -465,14 +471,16 @@ class Client:
         assert setup is not None and self._channel is not None and self._mask is not None
         sender = sealed.peer
         peer = self._peer_keys[sender]
-        key = kx.derive_key(
-            self._channel.private,
-            peer.channel_key,
-            purpose=common.CHANNEL_PURPOSE,
-            round_id=setup.round_id,
-            party_a=self.party,
-            party_b=sender,
-        )
+        key = self._channel_keys.get(sender)
+        if key is None:  # every keyed neighbour got our shares sealed under its key
+            key = kx.derive_key(
+                self._channel.private,
+                peer.channel_key,
+                purpose=common.CHANNEL_PURPOSE,
+                round_id=setup.round_id,
+                party_a=self.party,
+                party_b=sender,
+            )
         try:
             plain = aead.open_sealed(
                 key,
