@@ -6,8 +6,9 @@ Keeping the field below 2^32 lets numpy do all arithmetic in uint64 without
 overflow: a product of two field elements is below 2^63. Sharing evaluates all
 limbs' polynomials at all holders' points at once (Horner, t vectorised steps),
 which makes a 1000-holder sharing a few milliseconds; reconstruction computes
-the Lagrange coefficients once per set of x-coordinates (cached) and combines
-any number of secrets that share that set in one matrix product.
+the Lagrange coefficients of every set of x-coordinates in a round together (one
+vectorised product and Fermat inversion) and combines all secrets in one weighted
+sum.
 
 Share x-coordinates are the holders' party ids plus one (x = 0 is the secret).
 Coefficients come from ``os.urandom`` with rejection sampling, so every
@@ -148,31 +149,53 @@ def split(secret: bytes, threshold: int, xs: Sequence[int]) -> list[Share]:
 
 
 def _product_mod(matrix: np.ndarray) -> np.ndarray:
-    """Row-wise product modulo p by pairwise (log-depth) reduction."""
+    """Product modulo p along the last axis by pairwise (log-depth) reduction."""
     m = matrix
-    while m.shape[1] > 1:
-        if m.shape[1] % 2:
-            m = np.concatenate([m, np.ones((m.shape[0], 1), dtype=np.uint64)], axis=1)
-        m = (m[:, 0::2] * m[:, 1::2]) % _P
-    return m[:, 0]
+    while m.shape[-1] > 1:
+        if m.shape[-1] % 2:
+            pad = np.ones((*m.shape[:-1], 1), dtype=np.uint64)
+            m = np.concatenate([m, pad], axis=-1)
+        m = (m[..., 0::2] * m[..., 1::2]) % _P
+    return m[..., 0]
+
+
+def _inverse_mod(values: np.ndarray) -> np.ndarray:
+    """Elementwise inverse modulo p (Fermat: v^(p-2)), square-and-multiply in uint64:
+    every operand is below p < 2^32, so each product stays below 2^64."""
+    result = np.ones_like(values)
+    base = values % _P
+    exponent = PRIME - 2
+    while exponent:
+        if exponent & 1:
+            result = (result * base) % _P
+        base = (base * base) % _P
+        exponent >>= 1
+    return result
+
+
+#: entries of the (point sets x t x t) matrices one vectorised Lagrange step holds
+_LAGRANGE_CHUNK_ENTRIES = 1 << 22
+
+
+def _lagrange_rows(points: np.ndarray) -> np.ndarray:
+    """Lagrange coefficients at zero for every row of ``points`` (G x t, distinct
+    nonzero field elements per row) in one vectorised computation."""
+    groups, t = points.shape
+    if t == 1:
+        return np.ones((groups, 1), dtype=np.uint64)
+    eye = np.eye(t, dtype=bool)
+    # numerator_i = prod_{j != i} x_j ; denominator_i = prod_{j != i} (x_j - x_i)
+    diff = (points[:, None, :] + _P - points[:, :, None]) % _P
+    diff[:, eye] = 1
+    numer = np.broadcast_to(points[:, None, :], (groups, t, t)).copy()
+    numer[:, eye] = 1
+    return (_product_mod(numer) * _inverse_mod(_product_mod(diff))) % _P
 
 
 @lru_cache(maxsize=256)
 def lagrange_at_zero(xs: tuple[int, ...]) -> np.ndarray:
     """Coefficients l_i with f(0) = sum l_i f(x_i), for distinct points ``xs``."""
-    points = _check_points(xs)
-    t = len(points)
-    if t == 1:
-        return np.ones(1, dtype=np.uint64)
-    # numerator_i = prod_{j != i} x_j ; denominator_i = prod_{j != i} (x_j - x_i)
-    diff = (points[None, :] + _P - points[:, None]) % _P
-    np.fill_diagonal(diff, 1)
-    numer = np.broadcast_to(points[None, :], (t, t)).copy()
-    np.fill_diagonal(numer, 1)
-    num = _product_mod(numer)
-    den = _product_mod(diff)
-    inv = np.array([pow(int(d), -1, PRIME) for d in den.tolist()], dtype=np.uint64)
-    coeffs = (num * inv) % _P
+    coeffs = _lagrange_rows(_check_points(xs)[None, :])[0]
     coeffs.setflags(write=False)
     return coeffs
 
@@ -182,9 +205,10 @@ def reconstruct_many(
 ) -> list[bytes]:
     """Recover several secrets, each from exactly the first ``threshold`` of its shares.
 
-    Secrets whose chosen shares sit at the same points are combined in one
-    vectorised step; a deployment where every secret is recovered from the same
-    survivors (the complete graph) costs one Lagrange computation in all.
+    The Lagrange coefficients of every distinct set of points are computed together
+    (one vectorised product and one vectorised Fermat inversion for the round), and all
+    secrets are then combined in one weighted sum: no Python loop per secret or per
+    point set beyond gathering the shares.
     """
     groups: dict[tuple[int, ...], list[int]] = {}
     chosen: list[Sequence[Share]] = []
@@ -196,18 +220,28 @@ def reconstruct_many(
         xs = tuple(s.x for s in picked)
         if len(set(xs)) != threshold:
             raise SecretSharingError("duplicate share points")
+        if not all(0 < x < PRIME for x in xs):
+            raise SecretSharingError("share points must lie in [1, p)")
         if any(len(s.values) != limbs for s in picked):
             raise SecretSharingError(f"each share must have {limbs} limbs for this secret size")
         groups.setdefault(xs, []).append(index)
         chosen.append(picked)
-    results: list[bytes] = [b""] * len(share_sets)
-    for xs, members in groups.items():
-        coeffs = lagrange_at_zero(xs)
-        ys = np.array([[s.values for s in chosen[i]] for i in members], dtype=np.uint64)
-        combined = ((ys * coeffs[None, :, None]) % _P).sum(axis=1) % _P
-        for row, index in zip(combined, members, strict=True):
-            results[index] = _from_limbs(row, secret_bytes)
-    return results
+    if not chosen:
+        return []
+    # every point set's coefficients at once (SecAgg+: one set per neighbourhood, so
+    # about one per secret), then every secret in one weighted sum
+    point_sets = list(groups)
+    points = np.array(point_sets, dtype=np.uint64)
+    per_chunk = max(1, _LAGRANGE_CHUNK_ENTRIES // (threshold * threshold))
+    coeffs = np.concatenate(
+        [_lagrange_rows(points[i : i + per_chunk]) for i in range(0, len(points), per_chunk)]
+    )
+    which = np.empty(len(chosen), dtype=np.int64)
+    for row, xs in enumerate(point_sets):
+        which[groups[xs]] = row
+    ys = np.array([[s.values for s in picked] for picked in chosen], dtype=np.uint64)
+    combined = ((ys * coeffs[which][:, :, None]) % _P).sum(axis=1) % _P
+    return [_from_limbs(row, secret_bytes) for row in combined]
 
 
 def reconstruct(shares: Sequence[Share], threshold: int, secret_bytes: int) -> bytes:

@@ -408,3 +408,34 @@ def test_dp_sgd_replay_generators_are_seeded_as_in_the_recorded_runs():
         14114861350939575703
     )
     assert _csprng_seeded_generator(cpu, b"replay-seed", b"").initial_seed() == 8756951970117286627
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_shamir_batched_reconstruction_equals_one_secret_at_a_time(data) -> None:
+    """Secrets held at different point sets (SecAgg+ neighbourhoods) and at the same
+    ones, recovered together, are each what its own reconstruction gives."""
+    t = data.draw(st.integers(1, 6))
+    secrets, share_sets = [], []
+    for _ in range(data.draw(st.integers(1, 8))):
+        n = data.draw(st.integers(t, t + 4))
+        xs = data.draw(st.lists(st.integers(1, 5000), min_size=n, max_size=n, unique=True))
+        secret = data.draw(st.binary(min_size=16, max_size=16))
+        shares = shamir.split(secret, t, xs)
+        subset = data.draw(st.permutations(shares))[: data.draw(st.integers(t, n))]
+        secrets.append(secret)
+        share_sets.append(subset)
+    assert shamir.reconstruct_many(share_sets, t, 16) == secrets
+    assert [shamir.reconstruct(s, t, 16) for s in share_sets] == secrets
+
+
+def test_shamir_field_inverse_matches_python() -> None:
+    values = np.array([1, 2, 3, shamir.PRIME - 1, 123456789, 2**31], dtype=np.uint64)
+    got = shamir._inverse_mod(values)
+    assert got.tolist() == [pow(int(v), -1, shamir.PRIME) for v in values]
+
+
+def test_shamir_points_outside_the_field_are_refused() -> None:
+    share = shamir.Share(shamir.PRIME, (1,))
+    with pytest.raises(SecretSharingError, match="points"):
+        shamir.reconstruct_many([[share]], 1, 4)
