@@ -232,10 +232,13 @@ def reconstruct_many(
     # about one per secret), then every secret in one weighted sum
     point_sets = list(groups)
     points = np.array(point_sets, dtype=np.uint64)
-    per_chunk = max(1, _LAGRANGE_CHUNK_ENTRIES // (threshold * threshold))
-    coeffs = np.concatenate(
-        [_lagrange_rows(points[i : i + per_chunk]) for i in range(0, len(points), per_chunk)]
-    )
+    if len(point_sets) == 1:  # the complete graph: one set, the same round after round
+        coeffs = lagrange_at_zero(point_sets[0])[None, :]
+    else:
+        per_chunk = max(1, _LAGRANGE_CHUNK_ENTRIES // (threshold * threshold))
+        coeffs = np.concatenate(
+            [_lagrange_rows(points[i : i + per_chunk]) for i in range(0, len(points), per_chunk)]
+        )
     which = np.empty(len(chosen), dtype=np.int64)
     for row, xs in enumerate(point_sets):
         which[groups[xs]] = row
