@@ -422,14 +422,26 @@ class DistributedRelease(_ClientLevel):
             self.ddg, sample_rate=self.accounted_rate, delta=self.delta
         )
 
+    #: record level: what one protected unit moves a client's vector by (the noise's
+    #: sensitivity, ``dp.clip`` then bounds the whole vector); None: client level
+    record_clip: float | None = None
+
     def _mechanism(self, *, dimension: int, bits: int) -> DistributedDiscreteGaussian:
+        vector_bound = self.clip or 1.0
         return DistributedDiscreteGaussian(
             dimension=dimension,
-            clip=self.clip or 1.0,
+            clip=vector_bound if self.record_clip is None else self.record_clip,
             noise_multiplier=self.noise_multiplier,
             expected_clients=max(1, round(self.expected_clients)),
             bits=bits,
+            vector_bound=0.0 if self.record_clip is None else vector_bound,
         )
+
+    @property
+    def denominator(self) -> float:
+        """What the sum is divided by: the public expected cohort (client level), or 1
+        when the clients' vectors already add up to the mean (record level)."""
+        return self.expected_clients if self.record_clip is None else 1.0
 
     def round_options(self, num_participants: int) -> dict[str, Any]:
         seed = self._seeds.words(2).tobytes() if self._seeds is not None else os.urandom(16)
@@ -477,7 +489,7 @@ class DistributedRelease(_ClientLevel):
         honest = self._honest(contributors, participants)
         self.accountant.step(honest)
         stored = {"noise_contributors": honest, "parameters": self._parameters()}
-        return Release(total / self.expected_clients, self.epsilon(), stored)
+        return Release(total / self.denominator, self.epsilon(), stored)
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         block = self._block("ddg-kls21")
@@ -520,27 +532,8 @@ class RecordDistributedRelease(DistributedRelease):
         self.record_clip = record_clip
         super().__init__(**settings)
 
-    def _mechanism(self, *, dimension: int, bits: int) -> DistributedDiscreteGaussian:
-        return DistributedDiscreteGaussian(
-            dimension=dimension,
-            clip=self.record_clip,
-            noise_multiplier=self.noise_multiplier,
-            expected_clients=max(1, round(self.expected_clients)),
-            bits=bits,
-            vector_bound=self.clip or self.record_clip,
-        )
-
     def _parameters(self) -> dict[str, Any]:
         return {**super()._parameters(), "record_clip": self.record_clip}
-
-    def release(
-        self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
-    ) -> Release:
-        # the clients' vectors are already scaled to add up to the mean gradient
-        honest = self._honest(contributors, participants)
-        self.accountant.step(honest)
-        stored = {"noise_contributors": honest, "parameters": self._parameters()}
-        return Release(total, self.epsilon(), stored)
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         block = super().ledger_block(stored)

@@ -297,7 +297,6 @@ class BranchTrainer:
         data: BranchData,
         role: str,
         prior: np.ndarray | None = None,
-        units_total: int | None = None,
     ) -> None:
         import torch  # noqa: F401  (the models need it; fail early with a clear import)
 
@@ -318,9 +317,9 @@ class BranchTrainer:
         self._local_epsilon: float | None = None
         if config.record_distributed:
             self.units = protected_units(config, data)
-            #: the public denominator: every branch's units, so the branches' scaled
-            #: sums add up to the mean clipped gradient (local-only: its own units)
-            self.units_total = units_total or int(self.units[0].shape[0])
+            #: the public denominator: its own units alone (local-only); a federation
+            #: sets every branch's units, so the scaled sums add up to the mean gradient
+            self.units_total = int(self.units[0].shape[0])
         elif config.unit == "record" and config.private:
             from secagg.dp.dpsgd import DPSGDTrainer
 
@@ -328,15 +327,9 @@ class BranchTrainer:
             loss: Any = self._loss
             if data.customers_train is not None:
                 # user-level DP-SGD: one Poisson-sampled item is one customer's rows
-                from secagg.dp.user_level import CustomerLoss, group_by_customer
+                from secagg.dp.user_level import CustomerLoss
 
-                dataset = group_by_customer(
-                    data.x_train,
-                    data.y_train,
-                    data.customers_train,
-                    max_rows=config.max_rows_per_customer,
-                    seed=_replay_bytes(config, "customer-rows", data.name),
-                )
+                dataset = customer_dataset(config, data)
                 loss = CustomerLoss(positive_weight=config.positive_weight)
                 self.customers = dataset
             else:
@@ -492,16 +485,21 @@ def protected_units(config: SimulationConfig, data: BranchData) -> tuple[Any, An
             torch.as_tensor(data.x_train, dtype=torch.float32),
             torch.as_tensor(data.y_train, dtype=torch.float32).reshape(-1, 1),
         )
+    return customer_dataset(config, data).tensors
+
+
+def customer_dataset(config: SimulationConfig, data: BranchData) -> Any:
+    """The branch's rows grouped per customer (at most ``max_rows_per_customer`` each,
+    chosen from the run's seed): one item of user-level DP, whichever mechanism."""
     from secagg.dp.user_level import group_by_customer
 
-    grouped = group_by_customer(
+    return group_by_customer(
         data.x_train,
         data.y_train,
         data.customers_train,
         max_rows=config.max_rows_per_customer,
         seed=_replay_bytes(config, "customer-rows", data.name),
     )
-    return grouped.tensors[0], grouped.tensors[1]
 
 
 def starting_model(config: SimulationConfig, features: int, prior: np.ndarray | None) -> Any:
