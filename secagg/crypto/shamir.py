@@ -19,6 +19,7 @@ the secret.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,12 +46,14 @@ class Share:
 
     @classmethod
     def from_bytes(cls, x: int, data: bytes) -> Share:
-        if len(data) % 4:
+        if len(data) % 4 or not data:
             raise SecretSharingError("share encoding is not a whole number of limbs")
-        values = np.frombuffer(data, dtype="<u4")
-        if np.any(values >= PRIME):
+        # struct, not numpy: a share is a handful of limbs, and the server parses
+        # tens of thousands of them a round (numpy's per-call cost dominated)
+        values = struct.unpack(f"<{len(data) // 4}I", data)
+        if max(values) >= PRIME:
             raise SecretSharingError("share value outside the field")
-        return cls(x, tuple(int(v) for v in values))
+        return cls(x, values)
 
     def __repr__(self) -> str:  # shares are secret material
         return f"Share(x={self.x}, limbs={len(self.values)})"

@@ -164,9 +164,11 @@ class Client:
         self._channel: kx.KeyPair | None = None
         self._mask: kx.KeyPair | None = None
         self._peer_keys: dict[int, KeyEntry] = {}
-        #: the channel key shared with each keyed neighbour: agreed once, when sealing
-        #: our shares for it, and used again to open its shares for us
+        #: what this client agreed with each keyed neighbour when the key directory
+        #: came, one X25519 exchange each: the channel key (seals our shares for it,
+        #: opens its shares for us) and the pair seed s_uv of our masks
         self._channel_keys: dict[int, bytes] = {}
+        self._pair_seeds: dict[int, bytes] = {}
         self._self_mask_seed: bytes | None = None
         self._held: dict[int, _HeldShares] = {}
         self._accused: tuple[int, ...] = ()
@@ -332,6 +334,8 @@ class Client:
         assert setup is not None and graph is not None and self._channel and self._mask
         neighbours = graph.neighbours(self.party)
         peers: dict[int, KeyEntry] = {}
+        channel_keys: dict[int, bytes] = {}
+        pair_seeds: dict[int, bytes] = {}
         for entry in msg.entries:
             if entry.party == self.party:
                 raise InvalidMessage("the key directory must not list the recipient itself")
@@ -341,9 +345,28 @@ class Client:
                 raise DuplicateMessage(f"party {entry.party} listed twice in the key directory")
             if len(entry.channel_key) != KEY_BYTES or len(entry.mask_key) != KEY_BYTES:
                 raise InvalidMessage(f"party {entry.party} advertised keys of the wrong size")
-            try:  # an honest server refuses these at advertisement already
-                kx.check_public_key(entry.channel_key)
-                kx.check_public_key(entry.mask_key)
+            # Both agreements with this neighbour happen here, once each: the channel
+            # key (to seal our shares for it and open its shares for us) and the pair
+            # seed of our masks. They double as the low-order check (an all-zero
+            # shared secret raises), which an honest server made at advertisement.
+            try:
+                channel_keys[entry.party] = kx.derive_key(
+                    self._channel.private,
+                    entry.channel_key,
+                    purpose=common.CHANNEL_PURPOSE,
+                    round_id=setup.round_id,
+                    party_a=self.party,
+                    party_b=entry.party,
+                )
+                pair_seeds[entry.party] = kx.derive_key(
+                    self._mask.private,
+                    entry.mask_key,
+                    purpose=common.MASK_PURPOSE,
+                    round_id=setup.round_id,
+                    party_a=self.party,
+                    party_b=entry.party,
+                    length=PAIR_SEED_BYTES,
+                )
             except CryptoError as exc:
                 raise InvalidMessage(
                     f"party {entry.party} advertised an invalid key: {exc}"
@@ -372,21 +395,12 @@ class Client:
         )
         sealed: list[SealedShare] = []
         own: _HeldShares | None = None
-        channel_keys: dict[int, bytes] = {}
         for holder, s_share, k_share in zip(holders, seed_shares, key_shares, strict=True):
             held = _HeldShares(s_share.to_bytes(), k_share.to_bytes())
             if holder == self.party:
                 own = held
                 continue
-            key = kx.derive_key(
-                self._channel.private,
-                peers[holder].channel_key,
-                purpose=common.CHANNEL_PURPOSE,
-                round_id=setup.round_id,
-                party_a=self.party,
-                party_b=holder,
-            )
-            channel_keys[holder] = key
+            key = channel_keys[holder]
             context = common.share_context(
                 self._channel.public_bytes,
                 self._mask.public_bytes,
@@ -417,6 +431,7 @@ class Client:
         # commit
         self._peer_keys = peers
         self._channel_keys = channel_keys
+        self._pair_seeds = pair_seeds
         self._self_mask_seed = seed
         self._held = {self.party: own}
         self.phase = ClientPhase.AWAIT_SHARES
@@ -471,16 +486,7 @@ class Client:
         assert setup is not None and self._channel is not None and self._mask is not None
         sender = sealed.peer
         peer = self._peer_keys[sender]
-        key = self._channel_keys.get(sender)
-        if key is None:  # every keyed neighbour got our shares sealed under its key
-            key = kx.derive_key(
-                self._channel.private,
-                peer.channel_key,
-                purpose=common.CHANNEL_PURPOSE,
-                round_id=setup.round_id,
-                party_a=self.party,
-                party_b=sender,
-            )
+        key = self._channel_keys[sender]  # agreed with every keyed neighbour
         try:
             plain = aead.open_sealed(
                 key,
@@ -545,17 +551,7 @@ class Client:
 
     def _pair_seed(self, peer: int) -> bytes:
         """s_uv: the seed of the mask this client and ``peer`` add with opposite signs."""
-        setup = self.setup
-        assert setup is not None and self._mask is not None
-        return kx.derive_key(
-            self._mask.private,
-            self._peer_keys[peer].mask_key,
-            purpose=common.MASK_PURPOSE,
-            round_id=setup.round_id,
-            party_a=self.party,
-            party_b=peer,
-            length=PAIR_SEED_BYTES,
-        )
+        return self._pair_seeds[peer]
 
     def _survivor_checks(self, survivors: tuple[int, ...]) -> None:
         setup, graph = self.setup, self._graph

@@ -51,6 +51,13 @@ class NeighbourGraph:
         self.kind = kind
         self.degree = degree
         self.seed = seed
+        # SecAgg+ neighbourhoods are asked for again and again (every message of a
+        # phase names a party): k ints each, so keeping them all costs O(n k)
+        self._neighbourhoods: dict[int, frozenset[int]] = {}
+
+    @cached_property
+    def _everyone(self) -> frozenset[int]:
+        return frozenset(range(self.num_clients))
 
     @cached_property
     def _ring(self) -> tuple[np.ndarray, np.ndarray]:
@@ -66,12 +73,16 @@ class NeighbourGraph:
         if not 0 <= party < self.num_clients:
             raise ConfigurationError(f"party {party} is not in a round of {self.num_clients}")
         if self.kind == GraphKind.COMPLETE or self.degree >= self.num_clients - 1:
-            return frozenset(range(self.num_clients)) - {party}
-        order, position = self._ring
-        half = self.degree // 2
-        offsets = np.concatenate([np.arange(1, half + 1), -np.arange(1, half + 1)])
-        ring_positions = (position[party] + offsets) % self.num_clients
-        return frozenset(int(v) for v in order[ring_positions])
+            return self._everyone - {party}  # O(n) by nature; not kept (O(n^2) memory)
+        known = self._neighbourhoods.get(party)
+        if known is None:
+            order, position = self._ring
+            half = self.degree // 2
+            offsets = np.concatenate([np.arange(1, half + 1), -np.arange(1, half + 1)])
+            ring_positions = (position[party] + offsets) % self.num_clients
+            known = frozenset(order[ring_positions].tolist())
+            self._neighbourhoods[party] = known
+        return known
 
     def holders(self, party: int) -> frozenset[int]:
         """The parties holding shares of ``party``'s secrets: its neighbours and itself."""

@@ -197,6 +197,10 @@ class Server:
         self._accumulator: np.ndarray | None = None
         self._survivors: tuple[int, ...] = ()
         self._dropped: tuple[int, ...] = ()
+        # the same two sets as frozensets, built once at the masked-input close: the
+        # unmasking bookkeeping asks about them for every message (O(1), not O(n))
+        self._survivor_set: frozenset[int] = frozenset()
+        self._dropped_set: frozenset[int] = frozenset()
         self._signatures: dict[int, bytes] = {}
         self._accusations: dict[int, dict[int, bytes]] = {}  # accuser -> accused -> pair seed
         self._seed_shares: dict[int, list[shamir.Share]] = {}
@@ -454,6 +458,8 @@ class Server:
         u3 = tuple(sorted(self._received))
         self._survivors = u3
         self._dropped = tuple(sorted(u2 - set(u3)))
+        self._survivor_set = frozenset(u3)
+        self._dropped_set = frozenset(self._dropped)
         self._check_accused_recoverable()
         if self.config.active:
             self._enter(ServerPhase.CONSISTENCY_CHECK, frozenset(u3))
@@ -470,7 +476,7 @@ class Server:
         finish. Saying so at once, with who accused whom, beats an anonymous
         shortfall at unmasking: the operator learns which client to exclude.
         """
-        survivors = set(self._survivors)
+        survivors = self._survivor_set
         for owner, accusers in sorted(self.report.accused.items()):
             if owner not in survivors and not any(
                 self._masked_with(w, owner) for w in self.graph.neighbours(owner) & survivors
@@ -509,10 +515,10 @@ class Server:
 
         Not those it accused: it kept none of their shares.
         """
-        u2 = set(self._survivors) | set(self._dropped)
-        owners = (self.graph.neighbours(holder) & u2) | {holder}
-        owners -= set(self._accusations.get(holder, ()))
-        return owners & set(self._survivors), owners & set(self._dropped)
+        owners = set(self.graph.neighbours(holder))
+        owners.add(holder)
+        owners.difference_update(self._accusations.get(holder, ()))
+        return owners & self._survivor_set, owners & self._dropped_set
 
     def _masked_with(self, survivor: int, peer: int) -> bool:
         """Whether ``survivor`` added the pair mask with ``peer`` (it did unless it accused it)."""
@@ -546,10 +552,11 @@ class Server:
         assert self._accumulator is not None
         t = self.config.threshold
         survivors = self._survivors
+        survivor_set = self._survivor_set
         dropped_with_survivors = [
             u
             for u in self._dropped
-            if any(self._masked_with(w, u) for w in self.graph.neighbours(u) & set(survivors))
+            if any(self._masked_with(w, u) for w in self.graph.neighbours(u) & survivor_set)
         ]
         for owner in survivors:
             if len(self._seed_shares.get(owner, ())) < t:
@@ -583,7 +590,6 @@ class Server:
                 )
         subtract: list[bytes] = list(seeds)
         add: list[bytes] = []
-        survivor_set = set(survivors)
         for owner, raw in zip(dropped_with_survivors, keys, strict=True):
             try:
                 pair = kx.keypair_from_private_bytes(raw)

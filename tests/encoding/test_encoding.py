@@ -39,6 +39,39 @@ def test_stochastic_rounding_goes_to_an_adjacent_integer(values: np.ndarray) -> 
     assert np.all((rounded == np.floor(values)) | (rounded == np.ceil(values)))
 
 
+@given(
+    arrays(np.float64, st.integers(1, 300), elements=finite),
+    st.binary(min_size=16, max_size=16),
+    st.floats(1e-3, 1e6),
+)
+def test_stochastic_rounding_is_its_definition_bit_for_bit(
+    values: np.ndarray, key: bytes, scale: float
+) -> None:
+    """Up when the stream's 53-bit uniform is below the fraction, as recorded runs assume."""
+    scaled = values * scale
+    floor = np.floor(scaled)
+    uniform = KeyedStream(key).uniform(values.size)
+    expected = floor.astype(np.int64) + (uniform < scaled - floor)
+    assert np.array_equal(stochastic_round(values, KeyedStream(key), scale=scale), expected)
+    assert np.array_equal(stochastic_round(scaled, KeyedStream(key)), expected)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (math.nan, "NaN or infinite"),
+        (math.inf, "NaN or infinite"),
+        (-math.inf, "NaN or infinite"),
+        (2.0**62, "too large"),
+        (-(2.0**62), "too large"),
+    ],
+)
+def test_stochastic_rounding_refuses_values_it_cannot_round(bad: float, message: str) -> None:
+    values = np.array([0.5, bad, -1.0])
+    with pytest.raises(ConfigurationError, match=message):
+        stochastic_round(values, KeyedStream())
+
+
 @pytest.mark.parametrize("value", [0.5, 0.3, -2.7, 1e-3, 123.999, -0.0001])
 def test_stochastic_rounding_is_unbiased(value: float) -> None:
     count = 400_000

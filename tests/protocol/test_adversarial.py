@@ -325,15 +325,26 @@ def test_m3_low_order_key_refused():
     finish(r)
 
 
-def test_client_refuses_a_key_directory_with_a_low_order_key():
+@pytest.mark.parametrize("field", ["channel_key", "mask_key"])
+def test_client_refuses_a_key_directory_with_a_low_order_key(field: str):
+    """A server that skips the advertisement check cannot slip a low-order key past a client.
+
+    The client's two key agreements with each neighbour (made when the directory
+    arrives) are the check: any low-order point, in either slot and in any position
+    of the directory, refuses the whole directory with no state change.
+    """
     r = SteppedRound(5, 6)
     r.step()
     directory = r.message_for(1)
-    entries = tuple(
-        dataclasses.replace(e, channel_key=bytes(32)) if i == 0 else e
-        for i, e in enumerate(directory.entries)
-    )
-    refused(r.clients[1], wire(dataclasses.replace(directory, entries=entries)), InvalidMessage)
+    for point in LOW_ORDER_POINTS:
+        for position in (0, len(directory.entries) - 1):
+            entries = tuple(
+                dataclasses.replace(e, **{field: point}) if i == position else e
+                for i, e in enumerate(directory.entries)
+            )
+            refused(
+                r.clients[1], wire(dataclasses.replace(directory, entries=entries)), InvalidMessage
+            )
     finish(r)
 
 
