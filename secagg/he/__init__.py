@@ -9,6 +9,8 @@ Modules, in reading order:
 - :mod:`secagg.he.keys`: roles, meaning who generates, holds and never sees the
   secret key;
 - :mod:`secagg.he.envelope`: the checked wire format of one ciphertext chunk;
+- :mod:`secagg.he.packing`: a ciphertext's residues bit-packed for the wire, and
+  the TenSEAL bytes rebuilt from them;
 - :mod:`secagg.he.chunks`: envelopes loaded into TenSEAL vectors, and the
   decryption of aggregates;
 - :mod:`secagg.he.vectors`: client encryption and the server's streaming sum

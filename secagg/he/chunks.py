@@ -7,12 +7,19 @@ secret key (:meth:`secagg.he.keys.KeyHolder.decrypt_aggregate`). It depends on
 the contexts (:mod:`secagg.he.context`) and never on the roles or the sum, so
 the modules above it import it without a cycle.
 
+Chunks travel packed (:mod:`secagg.he.packing`): :func:`encode_chunk` turns a
+TenSEAL vector into a packed envelope, and :func:`decode_chunk` checks the
+residues and rebuilds the bytes TenSEAL loads. Version-1 envelopes (TenSEAL's
+own payload) are still read, through :func:`~secagg.he.envelope.check_tenseal_payload`.
 Every fault raises a typed error before TenSEAL sees the payload it concerns;
 see :mod:`secagg.he.vectors` for the list of checks.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,18 +27,35 @@ import numpy as np
 
 try:
     import tenseal as ts
+    import tenseal.sealapi as sealapi
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
-from secagg.he.envelope import ChunkHeader, ChunkKind, check_tenseal_payload, unpack_chunk
+from secagg.he.envelope import (
+    VERSION_PACKED,
+    ChunkHeader,
+    ChunkKind,
+    check_tenseal_payload,
+    pack_packed_chunk,
+    unpack_chunk,
+)
 from secagg.he.errors import (
     BoundExceeded,
     ContextMismatch,
+    HEParameterError,
     InconsistentUpload,
     MalformedCiphertext,
     SecretKeyUnavailable,
     TooFewContributions,
 )
+from secagg.he.packing import (
+    CiphertextLayout,
+    coefficients_from_tenseal,
+    pack_coefficients,
+    tenseal_payload,
+    unpack_coefficients,
+)
+from secagg.he.params import coefficient_primes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,6 +76,52 @@ def chunk_values(params: CKKSParameters, length: int, index: int) -> int:
     return min(params.slots, length - index * params.slots)
 
 
+@functools.cache
+def _data_primes(degree: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """The data primes in SEAL's order, from SEAL's own ``CoeffModulus.Create``."""
+    primes = tuple(m.value() for m in sealapi.CoeffModulus.Create(degree, list(sizes)))
+    if primes != coefficient_primes(degree, sizes):
+        raise HEParameterError(f"SEAL picks other primes for {list(sizes)} than params.py")
+    return primes[:-1]
+
+
+def ciphertext_layout(context: BoundContext) -> CiphertextLayout:
+    """The facts of the context's data level that the packed form leaves off the wire.
+
+    TenSEAL does not expose its context's primes; SEAL's ``CoeffModulus.Create``
+    (which TenSEAL calls) gives them, checked against the modulus SEAL built.
+    """
+    if isinstance(context._layout, CiphertextLayout):
+        return context._layout
+    params = context.params
+    seal = context._ts.seal_context().data
+    primes = _data_primes(params.poly_modulus_degree, params.coeff_mod_bit_sizes)
+    if seal.first_context_data().total_coeff_modulus() != math.prod(primes):
+        raise HEParameterError("the context's data modulus is not the parameters' primes")
+    header = sealapi.Serialization.SEALHeader()
+    layout = CiphertextLayout(
+        poly_modulus_degree=params.poly_modulus_degree,
+        primes=primes,
+        parms_id=struct.pack("<4Q", *seal.first_parms_id()),
+        scale=params.scale,
+        seal_version=(header.version_major, header.version_minor),
+    )
+    assert layout.packed_bytes == params.packed_ciphertext_bytes()  # b-bit primes have b bits
+    context._layout = layout
+    return layout
+
+
+def encode_chunk(context: BoundContext, header: ChunkHeader, vector: ts.CKKSVector) -> bytes:
+    """One packed envelope for a one-ciphertext vector this process made or summed.
+
+    Raises :class:`HEParameterError` if TenSEAL's ciphertext does not match the
+    context (another scale, another level): a local fault, caught before sending.
+    """
+    layout = ciphertext_layout(context)
+    coefficients = coefficients_from_tenseal(vector.serialize(), layout)
+    return pack_packed_chunk(header, pack_coefficients(coefficients, layout))
+
+
 @dataclass(frozen=True)
 class DecodedChunk:
     header: ChunkHeader
@@ -65,9 +135,16 @@ def decode_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> Deco
     the payload, and the payload's structure before TenSEAL sees it.
     """
     params = context.params
+    layout = ciphertext_layout(context)
     max_ct = params.max_ciphertext_bytes()
-    header, payload = unpack_chunk(data, max_payload=max_ct + _PAYLOAD_SLACK)
-    if header.fingerprint != context.fingerprint:
+    envelope = unpack_chunk(
+        data,
+        slots=params.slots,
+        packed_bytes=layout.packed_bytes,
+        max_payload=max_ct + _PAYLOAD_SLACK,
+    )
+    header = envelope.header
+    if not header.names(context.fingerprint):
         raise ContextMismatch("chunk was encrypted under another context")
     if header.kind is not kind:
         raise InconsistentUpload(f"expected a {kind.name.lower()} chunk, got {header.kind.name}")
@@ -79,6 +156,11 @@ def decode_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> Deco
     if kind is ChunkKind.CONTRIBUTION and header.contributions != 1:
         raise InconsistentUpload("a client's chunk must count one contribution")
     values = chunk_values(params, header.vector_length, header.index)
+    if envelope.version == VERSION_PACKED:
+        # the residues are checked here; TenSEAL parses only bytes built around them
+        payload = tenseal_payload(unpack_coefficients(envelope.payload, layout), layout, values)
+    else:
+        payload = envelope.payload
     check_tenseal_payload(payload, values=values, scale=params.scale, max_ciphertext=max_ct)
     try:
         vector = ts.ckks_vector_from(context._ts, payload)

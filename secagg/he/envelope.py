@@ -3,47 +3,71 @@
 Theory of operation
 -------------------
 A vector longer than one ciphertext's N/2 slots travels as ``count`` chunks. Each
-chunk is one envelope::
+chunk is one envelope. Version 2, the *packed* envelope, is what
+:mod:`secagg.he.vectors` writes::
+
+    offset size  field
+    0      4     magic b"SAHE"
+    4      1     version (2)
+    5      1     kind: 1 = one client's contribution, 2 = the server's aggregate
+    6      8     context tag: the first 8 bytes of the context fingerprint
+    14     4     vector length (values in the whole vector, >= 1)
+    18     4     chunk index (< count = ceil(length / slots))
+    22     4     contributions (1 for a client's chunk; number of summands for an aggregate)
+    26     ...   the ciphertext's residues bit-packed at the width of their primes
+                 (:mod:`secagg.he.packing`): exactly 2 * N * sum(prime bits) / 8 bytes
+
+All integers are big-endian. Nothing in a packed envelope is TenSEAL's or SEAL's
+own format: the receiver checks the length and every residue against its
+context, then builds the exact bytes TenSEAL writes (compression "none") around
+them. The header is short because it is paid once per N/2 values: the chunk
+count follows from the length and the slots, the payload length from the
+parameters, and the scale, parameter id and ring from the context. The tag
+catches a chunk made under another context (another key or other parameters)
+by mistake, with a false match of 2^-64; it is no authenticator (below), so the
+full 32-byte fingerprint would add nothing against a sender who lies.
+
+Version 1, the *TenSEAL* envelope, is still read (and written by
+:func:`pack_chunk`, for tools and tests)::
 
     offset size  field
     0      4     magic b"SAHE"
     4      1     version (1)
-    5      1     kind: 1 = one client's contribution, 2 = the server's aggregate
+    5      1     kind
     6      2     reserved, zero
     8      32    context fingerprint: SHA-256 of the serialized public context
-    40     8     vector length (values in the whole vector, >= 1)
+    40     8     vector length
     48     4     chunk index (< count)
     52     4     chunk count
-    56     4     contributions (1 for a client's chunk; number of summands for an aggregate)
+    56     4     contributions
     60     4     payload length: must equal the bytes that follow
     64     ...   payload: TenSEAL's serialized CKKSVector (protobuf, no pickle)
-
-All integers are big-endian.
 
 TenSEAL trusts its own protobuf. A CKKSVector message whose list of chunk sizes
 and list of ciphertexts have different lengths loads without complaint, then
 *segfaults* on the first addition or decryption (found by fuzzing TenSEAL 0.3.18;
-see tests/test_he.py). :func:`check_tenseal_payload` therefore accepts only the
+see tests/he/test_he.py). :func:`check_tenseal_payload` therefore accepts only the
 exact layout TenSEAL itself writes for a one-ciphertext vector: one packed size,
 one ciphertext, the expected scale, nothing else. It also checks the SEAL
 serialization header inside (magic, header size, compression mode, declared
 length). What is left to SEAL's own ``Ciphertext::load``, which TenSEAL calls
 with validation, is the compressed body. SEAL checks the decompressed data
 against the context (parameter id, sizes, every coefficient below its prime);
-the caller then checks the loaded ciphertext's metadata.
+the caller then checks the loaded ciphertext's metadata. A packed envelope
+leaves SEAL nothing of the sender's to parse but residues already checked.
 
 Integrity: there is deliberately no MAC here. A MAC key shared by all clients
 and the server would let any one of them forge another's chunk, so it adds
 nothing that the fingerprint does not. Authenticating *who* sent a chunk is the
 job of the layers that carry it: mTLS client certificates on the transport and
 the protocol's signed messages. CKKS ciphertexts are malleable. A bit flip in
-the compressed body that keeps every coefficient in range decodes to a valid
-ciphertext of another value, and nothing at this layer can detect it. TLS's
-AEAD detects it in transit. An authenticated but malicious client could send
-any value anyway, which is why input bounds and differential privacy, not
-ciphertext integrity, limit a single client's influence. What this layer
-guarantees is that every structural fault, and every chunk made under another
-context, raises a typed error before TenSEAL state changes.
+the residues (or the compressed body) that keeps every coefficient in range
+decodes to a valid ciphertext of another value, and nothing at this layer can
+detect it. TLS's AEAD detects it in transit. An authenticated but malicious
+client could send any value anyway, which is why input bounds and differential
+privacy, not ciphertext integrity, limit a single client's influence. What this
+layer guarantees is that every structural fault, and every chunk made under
+another context, raises a typed error before TenSEAL state changes.
 """
 
 from __future__ import annotations
@@ -55,9 +79,20 @@ from dataclasses import dataclass
 from secagg.he.errors import MalformedCiphertext
 
 MAGIC = b"SAHE"
-VERSION = 1
+#: Version 1: the envelope carries TenSEAL's serialized CKKSVector (still read).
+VERSION_TENSEAL = 1
+#: Version 2: the envelope carries the bit-packed residues (what this build writes).
+VERSION_PACKED = 2
+VERSION = VERSION_PACKED
 _HEADER = struct.Struct(">4sBBH32sQIIII")
-HEADER_BYTES = _HEADER.size
+_PACKED_HEADER = struct.Struct(">4sBB8sIII")
+#: Header of the envelope :mod:`secagg.he.vectors` writes (version 2).
+HEADER_BYTES = _PACKED_HEADER.size
+#: Header of a version-1 (TenSEAL payload) envelope.
+TENSEAL_HEADER_BYTES = _HEADER.size
+FINGERPRINT_BYTES = 32
+#: Bytes of the fingerprint a packed envelope carries.
+TAG_BYTES = 8
 _MAX_U32 = 2**32 - 1
 
 # SEAL serialization header (seal/serialization.h): 16 bytes, little-endian.
@@ -73,7 +108,12 @@ class ChunkKind(enum.IntEnum):
 
 @dataclass(frozen=True)
 class ChunkHeader:
-    """Everything in an envelope except the ciphertext itself."""
+    """Everything in an envelope except the ciphertext itself.
+
+    ``fingerprint`` is the context's 32-byte fingerprint when writing. Read from a
+    packed envelope it is the 8-byte tag the envelope carries; :meth:`names`
+    compares either form with a context's fingerprint.
+    """
 
     kind: ChunkKind
     fingerprint: bytes
@@ -83,8 +123,8 @@ class ChunkHeader:
     contributions: int
 
     def __post_init__(self) -> None:
-        if len(self.fingerprint) != 32:
-            raise ValueError("fingerprint must be 32 bytes")
+        if len(self.fingerprint) not in (FINGERPRINT_BYTES, TAG_BYTES):
+            raise ValueError(f"fingerprint must be {FINGERPRINT_BYTES} (or a {TAG_BYTES}-byte tag)")
         if not (1 <= self.vector_length < 2**64):
             raise ValueError("vector length out of range")
         if not (0 <= self.index < self.count <= _MAX_U32):
@@ -92,15 +132,36 @@ class ChunkHeader:
         if not (1 <= self.contributions <= _MAX_U32):
             raise ValueError("contributions out of range")
 
+    @property
+    def tag(self) -> bytes:
+        return self.fingerprint[:TAG_BYTES]
+
+    def names(self, fingerprint: bytes) -> bool:
+        """Whether this header names the context of ``fingerprint`` (32 bytes)."""
+        return len(fingerprint) == FINGERPRINT_BYTES and (
+            self.fingerprint == fingerprint[: len(self.fingerprint)]
+        )
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed envelope: its version, header and (still unchecked) payload."""
+
+    version: int
+    header: ChunkHeader
+    payload: bytes
+
 
 def pack_chunk(header: ChunkHeader, payload: bytes) -> bytes:
-    """Frame one serialized ciphertext for the wire."""
+    """Frame TenSEAL's serialized CKKSVector as a version-1 envelope (tools and tests)."""
+    if len(header.fingerprint) != FINGERPRINT_BYTES:
+        raise ValueError("a version-1 envelope carries the full 32-byte fingerprint")
     if len(payload) > _MAX_U32:
         raise ValueError("payload too large for one envelope")
     return (
         _HEADER.pack(
             MAGIC,
-            VERSION,
+            VERSION_TENSEAL,
             header.kind,
             0,
             header.fingerprint,
@@ -114,33 +175,83 @@ def pack_chunk(header: ChunkHeader, payload: bytes) -> bytes:
     )
 
 
-def unpack_chunk(data: bytes, *, max_payload: int) -> tuple[ChunkHeader, bytes]:
-    """Parse an envelope's structure; raises :class:`MalformedCiphertext` on any fault."""
+def pack_packed_chunk(header: ChunkHeader, packed: bytes) -> bytes:
+    """Frame bit-packed residues (:func:`secagg.he.packing.pack_coefficients`), version 2.
+
+    The chunk count is not written: the receiver derives it from the length.
+    """
+    if header.vector_length > _MAX_U32:
+        raise ValueError(f"a packed envelope carries vectors of at most {_MAX_U32} values")
+    return (
+        _PACKED_HEADER.pack(
+            MAGIC,
+            VERSION_PACKED,
+            header.kind,
+            header.tag,
+            header.vector_length,
+            header.index,
+            header.contributions,
+        )
+        + packed
+    )
+
+
+def unpack_chunk(data: bytes, *, slots: int, packed_bytes: int, max_payload: int) -> Envelope:
+    """Parse an envelope's structure; raises :class:`MalformedCiphertext` on any fault.
+
+    ``slots`` and ``packed_bytes`` (the exact size of a packed ciphertext) come
+    from the receiver's parameters; ``max_payload`` bounds a version-1 payload.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedCiphertext(f"an envelope is bytes, not {type(data).__name__}")
     data = bytes(data)
-    if len(data) < HEADER_BYTES:
+    if len(data) < 6 or data[:4] != MAGIC:
+        raise MalformedCiphertext("not a secagg CKKS envelope (bad magic)")
+    version = data[4]
+    if version == VERSION_PACKED:
+        return _unpack_packed(data, slots=slots, packed_bytes=packed_bytes)
+    if version == VERSION_TENSEAL:
+        return _unpack_tenseal(data, max_payload=max_payload)
+    raise MalformedCiphertext(f"unsupported envelope version {version}")
+
+
+def _header(kind: int, *fields: object) -> ChunkHeader:
+    if kind not in {k.value for k in ChunkKind}:
+        raise MalformedCiphertext("unknown chunk kind")
+    try:
+        return ChunkHeader(ChunkKind(kind), *fields)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise MalformedCiphertext(f"bad envelope header: {exc}") from None
+
+
+def _unpack_packed(data: bytes, *, slots: int, packed_bytes: int) -> Envelope:
+    if len(data) != HEADER_BYTES + packed_bytes:
+        raise MalformedCiphertext(
+            f"packed envelope of {len(data)} bytes; these parameters give exactly "
+            f"{HEADER_BYTES + packed_bytes}"
+        )
+    _, _, kind, tag, length, index, contributions = _PACKED_HEADER.unpack_from(data)
+    count = -(-length // slots)
+    header = _header(kind, tag, length, index, max(count, 1), contributions)
+    return Envelope(VERSION_PACKED, header, data[HEADER_BYTES:])
+
+
+def _unpack_tenseal(data: bytes, *, max_payload: int) -> Envelope:
+    if len(data) < TENSEAL_HEADER_BYTES:
         raise MalformedCiphertext(f"envelope of {len(data)} bytes is shorter than its header")
-    magic, version, kind, reserved, fingerprint, length, index, count, contributions, size = (
+    _, _, kind, reserved, fingerprint, length, index, count, contributions, size = (
         _HEADER.unpack_from(data)
     )
-    if magic != MAGIC:
-        raise MalformedCiphertext("not a secagg CKKS envelope (bad magic)")
-    if version != VERSION:
-        raise MalformedCiphertext(f"unsupported envelope version {version}")
-    if kind not in {k.value for k in ChunkKind} or reserved != 0:
-        raise MalformedCiphertext("unknown chunk kind or non-zero reserved field")
-    if size != len(data) - HEADER_BYTES:
+    if reserved != 0:
+        raise MalformedCiphertext("non-zero reserved field")
+    if size != len(data) - TENSEAL_HEADER_BYTES:
         raise MalformedCiphertext(
-            f"payload length field says {size}, envelope carries {len(data) - HEADER_BYTES}"
+            f"payload length field says {size}, envelope carries {len(data) - TENSEAL_HEADER_BYTES}"
         )
     if not 0 < size <= max_payload:
         raise MalformedCiphertext(f"payload of {size} bytes outside (0, {max_payload}]")
-    try:
-        header = ChunkHeader(ChunkKind(kind), fingerprint, length, index, count, contributions)
-    except ValueError as exc:
-        raise MalformedCiphertext(f"bad envelope header: {exc}") from None
-    return header, data[HEADER_BYTES:]
+    header = _header(kind, fingerprint, length, index, count, contributions)
+    return Envelope(VERSION_TENSEAL, header, data[TENSEAL_HEADER_BYTES:])
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

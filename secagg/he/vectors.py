@@ -4,16 +4,18 @@ Theory of operation
 -------------------
 A client splits its vector into ``ceil(d / slots)`` chunks of N/2 values. The
 last chunk may be shorter: TenSEAL zero-pads the slots it does not use, and the
-chunk's true length travels in the payload. Each chunk is encrypted under the
-public key as its own one-ciphertext TenSEAL ``CKKSVector`` and framed in an
-envelope (:mod:`secagg.he.envelope`) that names the context fingerprint, the
-vector length and the chunk's index and count.
+chunk's true length follows from the vector length. Each chunk is encrypted
+under the public key as its own one-ciphertext TenSEAL ``CKKSVector``, whose
+residues travel bit-packed (:mod:`secagg.he.packing`) in an envelope
+(:mod:`secagg.he.envelope`) that names the context (by a tag of its
+fingerprint), the vector length, the chunk's index and the contributions.
 
 The server keeps one running :class:`EncryptedSum` and takes uploads one client
 at a time. It first decodes and checks *all* of a client's chunks, then adds
 them in place. The checks are: fingerprint, structure, one ciphertext per
 chunk, the context's first data level, the context's scale, two polynomials,
-every index present exactly once, and the announced dimension. So a bad
+every index present exactly once, the announced dimension, and for a packed
+chunk its exact length and every residue below its prime. So a bad
 upload is refused whole and the running sum is untouched. Memory is one
 client's ciphertexts plus the sum. Adding never needs a key. The sum of n
 ciphertexts is handed to the key holder as *aggregate* envelopes that carry n,
@@ -46,9 +48,10 @@ from secagg.he.chunks import (
     decode_chunk,
     decode_vector,
     decrypt_aggregate,
+    encode_chunk,
 )
 from secagg.he.context import PublicAggregationContext
-from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind, pack_chunk
+from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind
 from secagg.he.errors import BoundExceeded
 
 if TYPE_CHECKING:
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from secagg.he.context import BoundContext
+
+_MAX_LENGTH = 2**32 - 1  # a packed envelope's length field
 
 
 def encrypt_vector(context: BoundContext, values: ArrayLike) -> list[bytes]:
@@ -72,6 +77,8 @@ def encrypt_vector(context: BoundContext, values: ArrayLike) -> list[bytes]:
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"expected a non-empty 1-D vector, got shape {x.shape}")
+    if x.size > _MAX_LENGTH:
+        raise ValueError(f"a vector has at most {_MAX_LENGTH} values, got {x.size}")
     if not np.all(np.isfinite(x)):
         raise BoundExceeded("vector contains a non-finite value")
     peak = float(np.max(np.abs(x)))
@@ -84,11 +91,10 @@ def encrypt_vector(context: BoundContext, values: ArrayLike) -> list[bytes]:
     envelopes = []
     for index in range(count):
         chunk = x[index * slots : (index + 1) * slots]
-        payload = ts.ckks_vector(context._ts, chunk).serialize()
         header = ChunkHeader(
             ChunkKind.CONTRIBUTION, context.fingerprint, x.size, index, count, contributions=1
         )
-        envelopes.append(pack_chunk(header, payload))
+        envelopes.append(encode_chunk(context, header, ts.ckks_vector(context._ts, chunk)))
     return envelopes
 
 
@@ -149,7 +155,8 @@ class EncryptedSum:
             raise RoundAborted("no intact sum to release", phase="he-aggregate")
         count = len(self._sum)
         return [
-            pack_chunk(
+            encode_chunk(
+                self._context,
                 ChunkHeader(
                     ChunkKind.AGGREGATE,
                     self._context.fingerprint,
@@ -158,7 +165,7 @@ class EncryptedSum:
                     count,
                     self._contributions,
                 ),
-                total.serialize(),
+                total,
             )
             for index, total in enumerate(self._sum)
         ]
@@ -176,6 +183,7 @@ __all__ = [
     "chunk_count",
     "decode_chunk",
     "decrypt_aggregate",
+    "encode_chunk",
     "encrypt_vector",
     "wire_bytes_per_value",
 ]

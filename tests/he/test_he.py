@@ -46,6 +46,7 @@ from secagg.he.vectors import (  # noqa: E402
     chunk_count,
     decode_chunk,
     decrypt_aggregate,
+    encode_chunk,
     encrypt_vector,
 )
 
@@ -74,6 +75,16 @@ def public() -> PublicAggregationContext:
 def stranger() -> KeyHolder:
     """Same parameters, different keys."""
     return KeyHolder(params(), min_contributions=1)
+
+
+def _limits(p: CKKSParameters | None = None) -> dict[str, int]:
+    """What :func:`envelope.unpack_chunk` needs to know of the receiver's parameters."""
+    p = p or params()
+    return dict(
+        slots=p.slots,
+        packed_bytes=p.packed_ciphertext_bytes(),
+        max_payload=p.max_ciphertext_bytes() + 64,
+    )
 
 
 def _sum_round(vectors: list[np.ndarray]) -> np.ndarray:
@@ -114,6 +125,16 @@ def test_chosen_parameters_are_secure_and_are_what_seal_builds(n, precision):
     assert data.total_coeff_modulus() == math.prod(
         coefficient_primes(p.poly_modulus_degree, p.coeff_mod_bit_sizes)[:-1]
     )
+
+
+@pytest.mark.parametrize(
+    ("degree", "sizes"),
+    [(2048, (39, 14)), (4096, (32, 32, 16)), (4096, (30, 40, 30, 16)), (8192, (60, 40, 40, 60))],
+)
+def test_coefficient_primes_are_seals_in_seals_order(degree, sizes):
+    seal = pytest.importorskip("tenseal.sealapi")
+    created = tuple(m.value() for m in seal.CoeffModulus.Create(degree, list(sizes)))
+    assert coefficient_primes(degree, sizes) == created
 
 
 def test_chooser_picks_the_smallest_ring():
@@ -282,7 +303,7 @@ def test_chunking_for_lengths_around_the_slot_count(extra):
     x = np.arange(d, dtype=np.float64) / d
     upload = encrypt_vector(public(), x)
     assert len(upload) == chunk_count(d, slots) == (3 if extra > 0 else 2)
-    headers = [envelope.unpack_chunk(c, max_payload=10**7)[0] for c in upload]
+    headers = [envelope.unpack_chunk(c, **_limits()).header for c in upload]
     assert [h.index for h in headers] == list(range(len(upload)))
     assert {(h.vector_length, h.count) for h in headers} == {(d, len(upload))}
     agg = EncryptedSum(public(), d)
@@ -348,22 +369,30 @@ def test_ciphertexts_from_another_context_are_refused():
     other_agg.add(upload)
     with pytest.raises(ContextMismatch):
         holder().decrypt_aggregate(other_agg.to_chunks(), dimension=10)
-    # a chunk from a context with other parameters, relabelled with our fingerprint
-    big = KeyHolder(choose_parameters(100, BOUND, 1e-6)).public_context()
-    header, payload = envelope.unpack_chunk(encrypt_vector(big, np.ones(10))[0], max_payload=10**7)
-    relabelled = envelope.pack_chunk(
-        envelope.ChunkHeader(header.kind, public().fingerprint, 10, 0, 1, 1), payload
-    )
-    with pytest.raises(MalformedCiphertext):
-        agg.add([relabelled])
+    # a chunk from a context with other parameters, relabelled with our fingerprint:
+    # packed (the length differs) and as TenSEAL's own payload (SEAL's parms_id differs)
+    big_params = choose_parameters(100, BOUND, 1e-6)
+    big = KeyHolder(big_params).public_context()
+    chunk = envelope.unpack_chunk(encrypt_vector(big, np.ones(10))[0], **_limits(big_params))
+    ours = envelope.ChunkHeader(chunk.header.kind, public().fingerprint, 10, 0, 1, 1)
+    tenseal_payload = ts.ckks_vector(big._ts, np.ones(10)).serialize()
+    for relabelled in (
+        envelope.pack_packed_chunk(ours, chunk.payload),
+        envelope.pack_chunk(ours, tenseal_payload),
+    ):
+        with pytest.raises(MalformedCiphertext):
+            agg.add([relabelled])
     assert agg.contributions == 0
 
 
 def test_ciphertext_at_another_scale_is_refused():
-    payload = ts.ckks_vector(public()._ts, [0.5] * 4, scale=2.0**30).serialize()
+    """A packed envelope has no scale: the sender refuses to pack; a TenSEAL payload is checked."""
+    vector = ts.ckks_vector(public()._ts, [0.5] * 4, scale=2.0**30)
     h = envelope.ChunkHeader(envelope.ChunkKind.CONTRIBUTION, public().fingerprint, 4, 0, 1, 1)
+    with pytest.raises(HEParameterError, match="scale"):
+        encode_chunk(public(), h, vector)
     with pytest.raises(MalformedCiphertext, match="scale"):
-        EncryptedSum(public(), 4).add([envelope.pack_chunk(h, payload)])
+        EncryptedSum(public(), 4).add([envelope.pack_chunk(h, vector.serialize())])
 
 
 @functools.cache
@@ -375,8 +404,10 @@ def _load(data: bytes) -> None:
     decode_chunk(public(), data, kind=envelope.ChunkKind.CONTRIBUTION)
 
 
-def test_every_truncation_is_refused():
-    chunk = _reference_chunk()
+@pytest.mark.parametrize("version", [envelope.VERSION_PACKED, envelope.VERSION_TENSEAL])
+def test_every_truncation_is_refused(version):
+    chunk = _reference_chunk() if version == envelope.VERSION_PACKED else _reference_v1_chunk()
+    assert chunk[4] == version
     for cut in [*range(0, 200), *range(200, len(chunk), 997), len(chunk) - 1]:
         with pytest.raises(MalformedCiphertext):
             _load(chunk[:cut])
@@ -385,7 +416,8 @@ def test_every_truncation_is_refused():
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_garbled_envelopes_raise_typed_errors_and_never_crash(data):
-    chunk = bytearray(_reference_chunk())
+    packed = data.draw(st.booleans(), label="packed")
+    chunk = bytearray(_reference_chunk() if packed else _reference_v1_chunk())
     edits = data.draw(st.integers(1, 4), label="edits")
     for _ in range(edits):
         op = data.draw(st.sampled_from(["flip", "set", "insert", "delete"]))
@@ -414,6 +446,8 @@ def test_random_bytes_are_refused(blob):
         _load(blob)
     with pytest.raises(SecAggError):
         _load(_reference_chunk()[: envelope.HEADER_BYTES] + blob)
+    with pytest.raises(SecAggError):
+        _load(_reference_v1_chunk()[: envelope.TENSEAL_HEADER_BYTES] + blob)
 
 
 def _proto(sizes: list[int], cts: list[bytes], scale: float) -> bytes:
@@ -433,8 +467,16 @@ def _proto(sizes: list[int], cts: list[bytes], scale: float) -> bytes:
 
 
 @functools.cache
+def _reference_v1_chunk() -> bytes:
+    """The reference vector as a version-1 envelope (TenSEAL's own payload)."""
+    payload = ts.ckks_vector(public()._ts, np.linspace(-1, 1, 40)).serialize()
+    h = envelope.ChunkHeader(envelope.ChunkKind.CONTRIBUTION, public().fingerprint, 40, 0, 1, 1)
+    return envelope.pack_chunk(h, payload)
+
+
+@functools.cache
 def _seal_ciphertext() -> bytes:
-    _, payload = envelope.unpack_chunk(_reference_chunk(), max_payload=10**7)
+    payload = envelope.unpack_chunk(_reference_v1_chunk(), **_limits()).payload
     size, pos = envelope._varint(payload, 1)
     _, start = envelope._varint(payload, pos + size + 1)
     return payload[start:-9]
