@@ -59,6 +59,35 @@ class Share:
         return f"Share(x={self.x}, limbs={len(self.values)})"
 
 
+def shares_from_bytes(x: int, encodings: Sequence[bytes]) -> list[Share]:
+    """Decode many shares held at the same point ``x`` (one holder's reveal) at once.
+
+    The same checks as :meth:`Share.from_bytes` for each encoding, with one unpack
+    and one range check for all of them: a server decodes one reveal per survivor,
+    each holding a share of every neighbour's secret. A bad encoding raises
+    :class:`SecretSharingError` naming its position in ``encodings``.
+    """
+    sizes = [len(data) for data in encodings]
+    for index, size in enumerate(sizes):
+        if size % 4 or not size:
+            raise SecretSharingError(f"share {index}: not a whole number of limbs")
+    joined = b"".join(encodings)
+    values = struct.unpack(f"<{len(joined) // 4}I", joined)
+    if values and max(values) >= PRIME:
+        start = 0
+        for index, size in enumerate(sizes):
+            if max(values[start : start + size // 4]) >= PRIME:
+                raise SecretSharingError(f"share {index}: value outside the field")
+            start += size // 4
+    out = []
+    start = 0
+    for size in sizes:
+        stop = start + size // 4
+        out.append(Share(x, values[start:stop]))
+        start = stop
+    return out
+
+
 def limbs_for(secret_bytes: int) -> int:
     """Number of 31-bit limbs that hold a secret of ``secret_bytes`` bytes."""
     return max(1, -(-8 * secret_bytes // LIMB_BITS))

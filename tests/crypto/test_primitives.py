@@ -439,3 +439,28 @@ def test_shamir_points_outside_the_field_are_refused() -> None:
     share = shamir.Share(shamir.PRIME, (1,))
     with pytest.raises(SecretSharingError, match="points"):
         shamir.reconstruct_many([[share]], 1, 4)
+
+
+@given(
+    st.lists(st.lists(st.integers(0, shamir.PRIME - 1), min_size=1, max_size=9), max_size=40),
+    st.integers(1, 1000),
+)
+def test_shares_decoded_together_equal_shares_decoded_one_by_one(
+    limbs: list[list[int]], x: int
+) -> None:
+    encodings = [shamir.Share(x, tuple(v)).to_bytes() for v in limbs]
+    assert shamir.shares_from_bytes(x, encodings) == [
+        shamir.Share.from_bytes(x, e) for e in encodings
+    ]
+
+
+@given(st.integers(0, 20), st.integers(1, 9), st.integers(shamir.PRIME, 2**32 - 1))
+def test_shares_decoded_together_name_the_bad_one(count: int, limbs: int, bad: int) -> None:
+    encodings = [shamir.Share(3, tuple(range(1, limbs + 1))).to_bytes() for _ in range(count + 1)]
+    corrupt = bytearray(encodings[count])
+    corrupt[-4:] = bad.to_bytes(4, "little")
+    encodings[count] = bytes(corrupt)
+    with pytest.raises(SecretSharingError, match=f"share {count}: value outside the field"):
+        shamir.shares_from_bytes(3, encodings)
+    with pytest.raises(SecretSharingError, match="not a whole number"):
+        shamir.shares_from_bytes(3, [*encodings[:count], b"\x00\x00\x00"])

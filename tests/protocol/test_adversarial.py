@@ -37,6 +37,7 @@ from secagg.protocol.messages import (
     SealedShare,
     ShareDelivery,
     UnmaskingRequest,
+    UnmaskingShares,
 )
 
 # Every encoding of a point of order 1, 2, 4 or 8 (RFC 7748 section 5, and the
@@ -126,6 +127,27 @@ def test_active_client_refuses_too_few_or_forged_consistency_signatures():
     refused(r.clients[1], wire(forged), SignatureError)
     doubled = dataclasses.replace(honest, signatures=(first, *honest.signatures))
     refused(r.clients[1], wire(doubled), DuplicateMessage)
+    finish(r)
+
+
+@pytest.mark.parametrize("position", ["first", "last"])
+def test_server_refuses_a_reveal_with_a_share_outside_the_field_and_names_its_owner(
+    position: str,
+):
+    """The server decodes a reveal's shares in one go; a bad one still names its owner."""
+    r = to_unmasking()
+    replies = r.clients_reply()
+    genuine = replies[0]
+    assert isinstance(genuine, UnmaskingShares)
+    shares = list(genuine.self_mask_shares)
+    index = 0 if position == "first" else len(shares) - 1
+    bad = shares[index]
+    shares[index] = dataclasses.replace(bad, share=b"\xff" * len(bad.share))
+    forged = dataclasses.replace(genuine, self_mask_shares=tuple(shares))
+    refused(r.server, forged, InvalidMessage)
+    with pytest.raises(InvalidMessage, match=f"share of party {bad.owner}: "):
+        r.server.handle(forged)
+    r.server_receives(replies)
     finish(r)
 
 
