@@ -35,6 +35,13 @@ SUPPORTED_BITS = (32, 64)
 _WORD = {32: np.uint32, 64: np.uint64}
 
 
+#: Values per block of the rounding loop. Its float64 temporaries (64 KiB) stay under
+#: malloc's mmap threshold and are recycled from block to block; whole-vector
+#: temporaries are mapped afresh each call and page-faulted in, which cost a client
+#: 1.2-1.5 ms per encode at d = 1e5 against 0.4 ms of arithmetic (measured).
+_ROUND_BLOCK = 8192
+
+
 def stochastic_round(values: np.ndarray, stream: KeyedStream, *, scale: float = 1.0) -> np.ndarray:
     """Round each float (times ``scale``) to an adjacent integer, up with probability its
     fraction (int64).
@@ -44,26 +51,46 @@ def stochastic_round(values: np.ndarray, stream: KeyedStream, *, scale: float = 
     when ``w >> 11 < fraction * 2^53`` for the next 64-bit word ``w`` of ``stream``:
     the same decision as comparing the 53-bit uniform ``(w >> 11) / 2^53`` with the
     fraction (both sides are exact), without a float vector of uniforms.
-
-    Written for few temporaries: a client encodes a whole model update each round,
-    and every freshly allocated vector of that size costs page faults on top of
-    its arithmetic (measured: 1.2-1.5 ms against 0.4 ms at d = 1e5).
     """
-    scaled = np.multiply(values, scale, dtype=np.float64)
-    if scaled.size:
-        low, high = float(scaled.min()), float(scaled.max())
+    x = np.asarray(values)
+    out = np.empty(x.shape, dtype=np.int64)
+    _round_into(x.reshape(-1), scale, stream, out.reshape(-1))
+    return out
+
+
+def _round_into(flat: np.ndarray, scale: float, stream: KeyedStream, out: np.ndarray) -> None:
+    """Stochastic rounding of ``flat * scale`` written into ``out`` (int64 or unsigned words).
+
+    Checked before any stream word is used. Unsigned ``out`` receives the integers
+    modulo its word size (two's complement), which is how the ring takes them.
+    """
+    if not (math.isfinite(scale) and scale > 0):
+        raise ConfigurationError("the rounding scale must be a positive finite number")
+    if flat.size:
+        # fl(v * scale) is monotonic in v for scale > 0: the extremes bound every product
+        low = float(np.float64(flat.min()) * scale)
+        high = float(np.float64(flat.max()) * scale)
         if not (-(2.0**62) < low and high < 2.0**62):  # NaN fails both comparisons
             if not (math.isfinite(low) and math.isfinite(high)):
                 raise ConfigurationError("cannot round NaN or infinite values")
             raise ConfigurationError("values too large for 64-bit fixed point: lower the scale")
-    floor = np.floor(scaled)
-    fraction = np.subtract(scaled, floor, out=scaled)
-    fraction *= 2.0**53
-    uniform = stream.words(scaled.size).reshape(scaled.shape)
-    uniform >>= np.uint64(11)
-    out = floor.astype(np.int64)
-    out += uniform < fraction
-    return out
+    block = min(_ROUND_BLOCK, flat.size)
+    scaled = np.empty(block, dtype=np.float64)
+    floor = np.empty(block, dtype=np.float64)
+    integers = np.empty(block, dtype=np.int64)
+    for start in range(0, flat.size, _ROUND_BLOCK):
+        stop = min(start + _ROUND_BLOCK, flat.size)
+        size = stop - start
+        s, f, i = scaled[:size], floor[:size], integers[:size]
+        np.multiply(flat[start:stop], scale, out=s, dtype=np.float64)
+        np.floor(s, out=f)
+        np.subtract(s, f, out=s)
+        s *= 2.0**53  # the fraction, scaled like the 53-bit uniform
+        uniform = stream.words(size)
+        uniform >>= np.uint64(11)
+        np.copyto(i, f, casting="unsafe")  # integral floats below 2^62: exact
+        i += uniform < s
+        np.copyto(out[start:stop], i, casting="unsafe")  # int64 -> words: modulo 2^bits
 
 
 def smallest_bits(num_clients: int, per_client_bound: int) -> int:
@@ -141,7 +168,10 @@ class FixedPoint:
 
     def encode(self, values: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
         """Scale, round stochastically and map into the ring (a new word array)."""
-        return self.to_ring(stochastic_round(values, stream or KeyedStream(), scale=self.scale))
+        x = np.asarray(values)
+        words = np.empty(x.shape, dtype=self.dtype)
+        _round_into(x.reshape(-1), self.scale, stream or KeyedStream(), words.reshape(-1))
+        return words
 
     def decode(self, words: np.ndarray) -> np.ndarray:
         """A (summed) word vector back to float64: signed reading, divided by the scale."""

@@ -56,6 +56,27 @@ def test_stochastic_rounding_is_its_definition_bit_for_bit(
     assert np.array_equal(stochastic_round(scaled, KeyedStream(key)), expected)
 
 
+@pytest.mark.parametrize("size", [1, 8191, 8192, 8193, 20_000, 40_961])
+def test_rounding_and_encoding_across_blocks_match_the_whole_vector_definition(size: int) -> None:
+    """The blockwise loop draws the stream's words in order: same integers, same words."""
+    key = os.urandom(16)
+    values = KeyedStream(os.urandom(16)).uniform(size) * 2e3 - 1e3
+    scale = 2.0**18
+    scaled = values * scale
+    floor = np.floor(scaled)
+    uniform = KeyedStream(key).uniform(size)
+    expected = floor.astype(np.int64) + (uniform < scaled - floor)
+    assert np.array_equal(stochastic_round(values, KeyedStream(key), scale=scale), expected)
+    for bits in (32, 64):
+        fp = FixedPoint(scale=scale, bits=bits)
+        assert np.array_equal(fp.encode(values, KeyedStream(key)), fp.to_ring(expected))
+        as_float32 = values.astype(np.float32)
+        assert np.array_equal(
+            fp.encode(as_float32, KeyedStream(key)),
+            fp.to_ring(stochastic_round(as_float32.astype(np.float64) * scale, KeyedStream(key))),
+        )
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
