@@ -460,6 +460,22 @@ def bench_masking(
     emit(result, out, click.echo)
 
 
+@bench.command("papers", short_help="The SecAgg/SecAgg+ papers' cost figures beside ours.")
+@click.option("--quick", is_flag=True, help="Small grids that run in well under a minute.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, writable=True),
+    default="papers-results",
+    show_default=True,
+    help="Directory for papers.json, papers.md and the PNG plots.",
+)
+def bench_papers(quick: bool, out: str) -> None:
+    """Bonawitz et al. 2017 and Bell et al. 2020 cost figures, ours beside the papers'."""
+    from secagg.apps.bench import papers
+
+    papers.run_and_write(out, quick=quick, echo=click.echo)
+
+
 @bench.command("dp")
 @click.option("--quick", is_flag=True, help="d = 10 000 only: seconds.")
 @click.option("--d", "dimensions", type=int, multiple=True, help="Vector lengths (repeatable).")

@@ -434,7 +434,7 @@ def test_readme_set_up_installs_cpu_torch_and_ci_runs_its_test_command() -> None
     cpu = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
     assert cpu in setup and setup.index(cpu) < setup.index('pip install -e ".[run]"')
     assert 'pip install -e ".[run]" && secagg simulate' in setup
-    test_command = 'pip install -e ".[all]" && python -m pytest'
+    test_command = 'pip install -e ".[all,peers]" && python -m pytest'
     assert test_command in setup and test_command in (ROOT / ".ci" / "run").read_text()
     # both commands' measured times (newcomer review 9)
     assert re.search(r"`secagg simulate` takes about \d+ minutes", setup), setup

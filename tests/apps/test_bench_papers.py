@@ -1,0 +1,149 @@
+"""``secagg bench papers --quick`` writes the papers' figures: checked rounds, plots, a report.
+
+The quick grid runs once for the module (through the CLI, as a user would) and
+every test reads its output. Nothing here asserts a time; the properties checked
+are shapes the protocol must have whatever the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from secagg.apps.bench import papers
+from secagg.apps.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    out = tmp_path_factory.mktemp("papers")
+    result = CliRunner().invoke(main, ["bench", "papers", "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "papers.json").read_text(encoding="utf-8"))
+    report = (out / "papers.md").read_text(encoding="utf-8")
+    return out, data, report
+
+
+def _cells(data: dict[str, Any], **where: Any) -> list[dict[str, Any]]:
+    return [c for c in data["cells"] if all(c[k] == v for k, v in where.items())]
+
+
+def test_json_has_every_figure_and_every_round_was_correct(run):
+    _, data, _ = run
+    assert data["benchmark"] == "papers"
+    assert data["quick"] is True
+    assert {"machine", "grid", "method", "papers", "cells", "neighbour_curves"} <= set(data)
+    assert data["machine"]["cpu_model"]
+    assert data["machine"]["cpus"] >= 1
+    figures = {c["figure"] for c in data["cells"]}
+    assert figures == {"b17_n", "b17_d", "b20_harary", "b20_complete"}
+    grid = papers.QUICK
+    expected = (len(grid.b17_ns) + len(grid.b17_ds)) * len(grid.b17_dropouts) + (
+        len(grid.b20_ns) + len(grid.b20_complete_ns)
+    ) * len(grid.b20_dropouts)
+    assert len(data["cells"]) == expected
+    for cell in data["cells"]:
+        assert cell["correct"] is True  # the secure sum equalled numpy's modular sum
+        assert cell["dropped"] == math.floor(cell["dropout"] * cell["n"] + 1e-9)
+        assert cell["included"] == cell["n"] - cell["dropped"]
+        assert cell["client_cpu_seconds_mean"] > 0
+        assert cell["server_cpu_seconds"] > 0
+    for cell in _cells(data, graph="complete"):
+        assert cell["k"] == cell["n"] - 1
+    for cell in _cells(data, figure="b20_harary"):
+        assert cell["graph"] == "harary"
+        assert cell["k"] < cell["n"] - 1
+    rows = data["comparison"]["rows"]
+    assert {r["figure"] for r in rows} >= {
+        "b17_client_vs_n",
+        "b17_client_vs_d",
+        "b17_server_vs_n",
+        "b17_server_vs_d",
+        "b17_dropout_ratio",
+        "b20_neighbours_vs_n",
+        "b20_client_vs_n",
+        "b20_server_vs_n",
+    }
+    for row in rows:
+        assert row["paper_status"] in {"verified", "recalled", "trend only"}
+        assert row["verdict"] in {"agrees", "differs", "see note", "n/a"}
+
+
+def test_png_plots_exist_and_are_valid(run):
+    out, _, report = run
+    pngs = sorted(out.glob("*.png"))
+    assert {p.name for p in pngs} == {
+        "bonawitz2017_fig5_client.png",
+        "bonawitz2017_fig6_server.png",
+        "bonawitz2017_table2_dropout.png",
+        "bell2020_neighbours.png",
+        "bell2020_cost.png",
+    }
+    import matplotlib.image
+
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG_MAGIC
+        image = matplotlib.image.imread(png)
+        assert image.shape[0] > 100 and image.shape[1] > 100
+        assert f"]({png.name})" in report  # the report shows every plot
+
+
+def test_report_names_the_machine_and_the_papers_figures(run):
+    _, data, report = run
+    assert data["machine"]["cpu_model"] in report
+    assert f"Python {data['machine']['python']}" in report
+    assert f"numpy {data['machine']['numpy']}" in report
+    for label in ("Fig. 5(a)", "Fig. 5(b)", "Fig. 6(a)", "Fig. 6(b)", "Table 2"):
+        assert label in report
+    assert "Bonawitz et al. 2017" in report and "Bell et al. 2020" in report
+    assert "10.1145/3133956.3133982" in report and "10.1145/3372297.3417885" in report
+
+
+def test_secagg_server_cost_grows_with_dropout(run):
+    """Dropouts make the server rebuild a pair mask per (dropped, survivor): more work."""
+    _, data, _ = run
+    n_max = max(papers.QUICK.b17_ns)
+    by_dropout = {c["dropout"]: c for c in _cells(data, figure="b17_n", n=n_max)}
+    low, high = min(by_dropout), max(by_dropout)
+    assert (
+        by_dropout[high]["server_cpu_unmask_seconds"] > by_dropout[low]["server_cpu_unmask_seconds"]
+    )
+    assert by_dropout[high]["server_cpu_seconds"] > by_dropout[low]["server_cpu_seconds"]
+
+
+def test_neighbour_count_grows_sublinearly_and_matches_fcp(run):
+    _, data, _ = run
+    curves = data["neighbour_curves"]
+    assert len(curves) == len(papers.QUICK.k_settings)
+    for curve in curves:
+        assert curve["slope_loglog"] is not None
+        assert curve["slope_loglog"] < 0.5  # k = O(log n), far from the complete graph's 1
+        ks = [p["k"] for p in curve["points"]]
+        assert ks == sorted(ks)  # never fewer neighbours for more clients
+        if curve["fcp_vectors"]:
+            assert curve["fcp_vectors_matched"] is True
+
+
+def test_secagg_plus_client_is_cheaper_than_secagg_at_equal_n(run):
+    _, data, _ = run
+    shared = sorted(set(papers.QUICK.b20_ns) & set(papers.QUICK.b20_complete_ns))
+    assert shared
+    n = shared[-1]
+    plus = _cells(data, figure="b20_harary", n=n, dropout=0.0)[0]
+    full = _cells(data, figure="b20_complete", n=n, dropout=0.0)[0]
+    assert plus["k"] < full["k"]
+    assert plus["client_cpu_seconds_mean"] < full["client_cpu_seconds_mean"]
+
+
+def test_loglog_slope_recovers_exponents():
+    xs = [10, 100, 1000]
+    assert papers.loglog_slope(xs, [x**2 for x in xs]) == pytest.approx(2.0)
+    assert papers.loglog_slope(xs, [5.0 for _ in xs]) == pytest.approx(0.0, abs=1e-12)
+    assert papers.loglog_slope([10], [1.0]) is None
