@@ -1,0 +1,82 @@
+"""What one client computes in a round: its public-key work (review perf.md, "Our client
+redoes X25519 exchanges").
+
+A client must agree two keys with each keyed neighbour (Bonawitz et al.: the channel key
+that seals the shares, the pair seed of the masks), one X25519 exchange each. The review
+found three exchanges where two do (the channel key agreed again to open the shares) and,
+on top, two probe exchanges per neighbour for the low-order check. Counted here, through
+the ``kx`` entry points the client calls, over whole rounds: any graph, with and without
+dropouts, the active variant too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from _harness import SteppedRound
+
+from secagg.crypto import kx
+from secagg.protocol import ServerPhase
+
+
+def _count_client_key_work(
+    monkeypatch: pytest.MonkeyPatch, r: SteppedRound, skip_at_input: frozenset[int]
+) -> Counter[str]:
+    """Run ``r`` to its end; count every exchange-backed kx call made inside a client."""
+    counts: Counter[str] = Counter()
+    inside_client = [False]
+    for name in ("derive_key", "check_public_key"):
+        original = getattr(kx, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            if inside_client[0]:
+                counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(kx, name, counted)
+    for client in r.clients:
+        handle = client.handle
+
+        def tracked(message, _handle=handle):
+            inside_client[0] = True
+            try:
+                return _handle(message)
+            finally:
+                inside_client[0] = False
+
+        monkeypatch.setattr(client, "handle", tracked)
+    phase = 0
+    while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        # phase 0: advertise, 1: share keys, 2: masked input (the skipped vanish here)
+        r.step(skip=skip_at_input if phase >= 2 else frozenset())
+        phase += 1
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("graph", "n", "threshold", "active", "dropped"),
+    [
+        ("harary", 12, None, False, frozenset()),
+        ("harary", 12, None, False, frozenset({3, 7})),
+        ("complete", 6, 3, False, frozenset({1})),
+        ("complete", 5, None, True, frozenset()),
+    ],
+)
+def test_a_client_agrees_each_key_once_per_neighbour_and_probes_none(
+    monkeypatch: pytest.MonkeyPatch,
+    graph: str,
+    n: int,
+    threshold: int | None,
+    active: bool,
+    dropped: frozenset[int],
+) -> None:
+    r = SteppedRound(n, 16, graph=graph, threshold=threshold, active=active)
+    keyed_pairs = sum(len(r.server.graph.neighbours(p)) for p in range(n))
+    counts = _count_client_key_work(monkeypatch, r, dropped)
+    assert r.server.phase == ServerPhase.COMPLETE
+    np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+    # two agreements per (client, neighbour), whoever drops later; no separate probes
+    assert counts["derive_key"] == 2 * keyed_pairs
+    assert counts["check_public_key"] == 0
