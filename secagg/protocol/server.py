@@ -167,7 +167,13 @@ class Server:
         identity_keys: Mapping[int, VerifyKey] | None = None,
         round_id: bytes | None = None,
         graph_seed: bytes | None = None,
+        mask_workers: int = 1,
     ) -> None:
+        """``mask_workers`` threads remove the masks at unmasking, each over its own slice
+        of coordinates (:func:`~secagg.crypto.prg.accumulate_masks`): the same sum, sooner
+        on a multi-core server. It is a local choice, not part of the round."""
+        if isinstance(mask_workers, bool) or not isinstance(mask_workers, int) or mask_workers < 1:
+            raise ConfigurationError("mask_workers must be a positive integer")
         if config.active and (
             identity_keys is None or set(identity_keys) != set(range(config.num_clients))
         ):
@@ -179,6 +185,7 @@ class Server:
         seed = graph_seed if graph_seed is not None else os.urandom(GRAPH_SEED_BYTES)
         self.graph = NeighbourGraph(config.num_clients, config.graph, config.degree, seed)
         self._identity_keys = dict(identity_keys or {})
+        self._mask_workers = mask_workers
         self.phase = ServerPhase.NOT_STARTED
         self.report = RoundReport(
             self.round_id,
@@ -628,7 +635,7 @@ class Server:
                     # one-sided: the accused masked with the accuser, which did not; the
                     # accused added +PRG when the accuser had the smaller id
                     (subtract if accuser < accused else add).append(seed)
-        accumulate_masks(self._accumulator, add, subtract)
+        accumulate_masks(self._accumulator, add, subtract, workers=self._mask_workers)
         self._result = self._accumulator
         self._accumulator = None
         self.report.responders[ServerPhase.UNMASKING.value] = tuple(sorted(self._received))

@@ -464,3 +464,30 @@ def test_shares_decoded_together_name_the_bad_one(count: int, limbs: int, bad: i
         shamir.shares_from_bytes(3, encodings)
     with pytest.raises(SecretSharingError, match="not a whole number"):
         shamir.shares_from_bytes(3, [*encodings[:count], b"\x00\x00\x00"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 5 * prg._CHUNK_BYTES // 4 + 7),
+    st.integers(1, 6),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.integers(0, 1 << 40),
+    st.sampled_from([np.uint32, np.uint64]),
+)
+def test_masks_removed_in_parallel_slices_equal_the_serial_pass(
+    length: int, workers: int, adds: int, subtracts: int, offset: int, dtype: type
+) -> None:
+    """The PRG starts at any counter: slices on threads give the serial sum word for word."""
+    add = [os.urandom(16) for _ in range(adds)]
+    subtract = [os.urandom(16) for _ in range(subtracts)]
+    start = prg.expand_into(os.urandom(16), np.empty(length, dtype=dtype))
+    serial = prg.accumulate_masks(start.copy(), add, subtract, offset)
+    sliced = prg.accumulate_masks(start.copy(), add, subtract, offset, workers=workers)
+    assert np.array_equal(serial, sliced)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_mask_workers_must_be_a_positive_integer(workers: object) -> None:
+    with pytest.raises(ConfigurationError, match="workers"):
+        prg.accumulate_masks(np.zeros(4, np.uint32), [os.urandom(16)], workers=workers)  # type: ignore[arg-type]
