@@ -339,10 +339,18 @@ class MaskingClient(ClientSession):
         return [encode(m) for m in self._protocol.handle(message)]
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on every platform
+        return os.cpu_count() or 1
+
+
 #: Threads that remove the masks at unmasking, each over its own slice of coordinates:
-#: the same sum, a shorter close on a multi-core server (capped: the slices share one
-#: memory bus).
-UNMASK_WORKERS = max(1, min(4, os.cpu_count() or 1))
+#: the same sum, a shorter close on a multi-core server. Capped at 4: the slices share
+#: one memory bus, and each holds its own AES context per mask (1.4 KB each) while it runs.
+UNMASK_WORKERS = max(1, min(4, _usable_cores()))
 
 
 class MaskingServer(ServerSession):

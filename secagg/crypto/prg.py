@@ -97,9 +97,10 @@ def accumulate_masks(
     ``workers > 1`` splits the coordinates into that many contiguous slices (whole
     chunks each) and runs them on as many threads: the PRG starts at any counter,
     and both the AES-CTR expansion and numpy's addition release the GIL, so the
-    slices run in parallel (measured 1.3-1.5x faster in wall time on 2 cores, the
-    same CPU time). The result is the same word for word: each coordinate gets the
-    same additions, in the same order.
+    slices run in parallel: on 2 cores, 1.3-1.7x faster in wall time for 7-13 % more
+    CPU time (400 to 4,164 masks of d = 1e6). Each slice opens its own AES context per
+    mask, so the contexts' memory grows with ``workers``. The result is the same word
+    for word: each coordinate gets the same additions, in the same order.
     """
     _check_buffer(acc)
     if offset < 0:

@@ -66,6 +66,8 @@ def _round_into(flat: np.ndarray, scale: float, stream: KeyedStream, out: np.nda
     """
     if not (math.isfinite(scale) and scale > 0):
         raise ConfigurationError("the rounding scale must be a positive finite number")
+    if flat.dtype.kind not in "biuf":
+        raise ConfigurationError(f"cannot round values of type {flat.dtype} (real numbers only)")
     if flat.size:
         # fl(v * scale) is monotonic in v for scale > 0: the extremes bound every product
         low = float(np.float64(flat.min()) * scale)

@@ -106,7 +106,8 @@ def ciphertext_layout(context: BoundContext) -> CiphertextLayout:
         scale=params.scale,
         seal_version=(header.version_major, header.version_minor),
     )
-    assert layout.packed_bytes == params.packed_ciphertext_bytes()  # b-bit primes have b bits
+    if layout.packed_bytes != params.packed_ciphertext_bytes():  # b-bit primes have b bits
+        raise HEParameterError("the context's primes do not have the parameters' bit sizes")
     context._layout = layout
     return layout
 

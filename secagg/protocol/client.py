@@ -345,10 +345,22 @@ class Client:
                 raise DuplicateMessage(f"party {entry.party} listed twice in the key directory")
             if len(entry.channel_key) != KEY_BYTES or len(entry.mask_key) != KEY_BYTES:
                 raise InvalidMessage(f"party {entry.party} advertised keys of the wrong size")
-            # Both agreements with this neighbour happen here, once each: the channel
-            # key (to seal our shares for it and open its shares for us) and the pair
-            # seed of our masks. They double as the low-order check (an all-zero
-            # shared secret raises), which an honest server made at advertisement.
+            if setup.active:
+                identity = self._identity_keys.get(entry.party)
+                if identity is None:
+                    raise UnknownParty(f"no identity key for party {entry.party}")
+                identity.verify(
+                    entry.signature,
+                    common.advertise_payload(
+                        setup.round_id, entry.party, entry.channel_key, entry.mask_key
+                    ),
+                )
+            # Both agreements with this neighbour happen here, once each, after its
+            # signature (active variant) so no work is spent on unauthenticated keys:
+            # the channel key (to seal our shares for it and open its shares for us)
+            # and the pair seed of our masks. They double as the low-order check (an
+            # all-zero shared secret raises), which an honest server made at
+            # advertisement.
             try:
                 channel_keys[entry.party] = kx.derive_key(
                     self._channel.private,
@@ -371,16 +383,6 @@ class Client:
                 raise InvalidMessage(
                     f"party {entry.party} advertised an invalid key: {exc}"
                 ) from exc
-            if setup.active:
-                identity = self._identity_keys.get(entry.party)
-                if identity is None:
-                    raise UnknownParty(f"no identity key for party {entry.party}")
-                identity.verify(
-                    entry.signature,
-                    common.advertise_payload(
-                        setup.round_id, entry.party, entry.channel_key, entry.mask_key
-                    ),
-                )
             peers[entry.party] = entry
         if len(peers) + 1 < setup.threshold:
             raise self._abort(

@@ -171,7 +171,9 @@ class Server:
     ) -> None:
         """``mask_workers`` threads remove the masks at unmasking, each over its own slice
         of coordinates (:func:`~secagg.crypto.prg.accumulate_masks`): the same sum, sooner
-        on a multi-core server. It is a local choice, not part of the round."""
+        on a multi-core server. It is a local choice, not part of the round. The state
+        machine stays single-threaded and synchronous: the slices are joined before the
+        close returns, and nothing else runs beside them."""
         if isinstance(mask_workers, bool) or not isinstance(mask_workers, int) or mask_workers < 1:
             raise ConfigurationError("mask_workers must be a positive integer")
         if config.active and (
@@ -556,7 +558,7 @@ class Server:
                         shamir.Share.from_bytes(common.share_point(msg.sender), r.share)
                     except SecretSharingError as exc:
                         raise InvalidMessage(f"share of party {r.owner}: {exc}") from exc
-                raise  # unreachable: the group failed, so one of its shares does
+                raise InvalidMessage(f"party {msg.sender} revealed a bad share") from None
             parsed.extend((store, r.owner, share) for r, share in zip(group, shares, strict=True))
         for store, owner, share in parsed:
             store.setdefault(owner, []).append(share)

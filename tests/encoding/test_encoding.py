@@ -78,6 +78,44 @@ def test_rounding_and_encoding_across_blocks_match_the_whole_vector_definition(s
 
 
 @pytest.mark.parametrize(
+    "values",
+    [
+        np.array([], dtype=np.float64),
+        np.array(2.5),
+        np.arange(-40, 40, dtype=np.int64),
+        np.arange(0, 200, dtype=np.uint8),
+        np.array([True, False, True]),
+        np.linspace(-3, 3, 600).reshape(20, 30)[:, ::3],  # not contiguous
+        np.linspace(-3, 3, 64, dtype=np.float16),
+    ],
+    ids=["empty", "0-d", "int64", "uint8", "bool", "strided-2d", "float16"],
+)
+def test_rounding_odd_inputs_matches_the_definition(values: np.ndarray) -> None:
+    key = os.urandom(16)
+    scaled = np.asarray(values, dtype=np.float64) * 8.0
+    floor = np.floor(scaled)
+    uniform = KeyedStream(key).uniform(scaled.size).reshape(scaled.shape)
+    expected = floor.astype(np.int64) + (uniform < scaled - floor)
+    got = stochastic_round(values, KeyedStream(key), scale=8.0)
+    assert got.shape == np.shape(values) and got.dtype == np.int64
+    assert np.array_equal(got, expected)
+    fp = FixedPoint(scale=8.0, bits=32)
+    assert np.array_equal(fp.encode(values, KeyedStream(key)), fp.to_ring(expected))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.array([1.5, 2.0], dtype=object), np.array([1 + 2j]), np.array(["1.0"])],
+    ids=["object", "complex", "str"],
+)
+def test_rounding_refuses_values_that_are_not_real_numbers(values: np.ndarray) -> None:
+    with pytest.raises(ConfigurationError, match="real numbers only"):
+        stochastic_round(values, KeyedStream())
+    with pytest.raises(ConfigurationError, match="real numbers only"):
+        FixedPoint(scale=2.0, bits=32).encode(values)
+
+
+@pytest.mark.parametrize(
     ("bad", "message"),
     [
         (math.nan, "NaN or infinite"),

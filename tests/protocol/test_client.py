@@ -3,10 +3,10 @@ redoes X25519 exchanges").
 
 A client must agree two keys with each keyed neighbour (Bonawitz et al.: the channel key
 that seals the shares, the pair seed of the masks), one X25519 exchange each. The review
-found three exchanges where two do (the channel key agreed again to open the shares) and,
-on top, two probe exchanges per neighbour for the low-order check. Counted here, through
-the ``kx`` entry points the client calls, over whole rounds: any graph, with and without
-dropouts, the active variant too.
+found three exchanges where two do (the channel key agreed again to open the shares: cached
+since) and, on top, two probe exchanges per neighbour for the low-order check, which the two
+agreements now make themselves. Counted here, through the ``kx`` entry points the client
+calls, over whole rounds: any graph, with and without dropouts, the active variant too.
 """
 
 from __future__ import annotations

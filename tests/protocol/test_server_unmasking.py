@@ -10,11 +10,17 @@ from secagg.errors import ConfigurationError
 from secagg.protocol import Server, ServerPhase
 
 
-@pytest.mark.parametrize(("graph", "dropped"), [("harary", {2, 5}), ("complete", {4})])
-def test_masks_removed_by_several_threads_give_the_same_sum(graph: str, dropped: set[int]):
-    """Several coordinate slices (d spans 4 PRG chunks), dropouts at the masked input."""
+@pytest.mark.parametrize(
+    ("graph", "dropped", "bits"),
+    [("harary", {2, 5}, 32), ("complete", {4}, 32), ("harary", {1}, 64)],
+)
+def test_masks_removed_by_several_threads_give_the_same_sum(
+    graph: str, dropped: set[int], bits: int
+) -> None:
+    """Three coordinate slices (d spans 7 PRG chunks of 32-bit words, 13 of 64-bit ones),
+    dropouts at the masked input."""
     k = 6 if graph == "harary" else None
-    r = SteppedRound(8, 250_000, graph=graph, k=k, threshold=3)
+    r = SteppedRound(8, 3 * 65_536 + 1, bits=bits, graph=graph, k=k, threshold=3)
     r.server = Server(r.config, mask_workers=3)
     r.to_clients = r.server.start()
     phase = 0
@@ -27,7 +33,7 @@ def test_masks_removed_by_several_threads_give_the_same_sum(graph: str, dropped:
 
 
 @pytest.mark.parametrize("workers", [0, -2, 2.0, True, None])
-def test_mask_workers_must_be_a_positive_integer(workers: object):
+def test_mask_workers_must_be_a_positive_integer(workers: object) -> None:
     r = SteppedRound(4, 8)
     with pytest.raises(ConfigurationError, match="mask_workers"):
         Server(r.config, mask_workers=workers)  # type: ignore[arg-type]

@@ -67,6 +67,7 @@ from secagg.apps.bench import machine_info
 from secagg.apps.bench.masking import (
     BenchmarkError,
     _fresh_server,
+    _keystream_masks,
     _modular_sum,
     _Prepared,
     _random_floats,
@@ -350,6 +351,9 @@ def measure(
             "server_cpu_key_phases_seconds": cpu["key_phases"],
             "server_cpu_sum_seconds": cpu["sum"],
             "server_cpu_unmask_seconds": cpu["unmask"],
+            # work counts beside the times: what the shapes are made of, machine-free
+            "server_keystream_vectors": _keystream_masks(server),
+            "client_keystream_vectors": config.degree + 1,
             "replay_wall_seconds": cpu["wall"],
             "clients_wall_seconds": run.wall,
         }
