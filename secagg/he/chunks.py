@@ -129,11 +129,23 @@ class DecodedChunk:
     vector: ts.CKKSVector
 
 
-def decode_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> DecodedChunk:
+def decode_chunk(
+    context: BoundContext,
+    data: bytes,
+    *,
+    kind: ChunkKind,
+    accept_tenseal_payload: bool = False,
+) -> DecodedChunk:
     """Check and load one envelope; every fault raises a typed error.
 
     Order matters: the envelope structure and the fingerprint are checked before
     the payload, and the payload's structure before TenSEAL sees it.
+
+    Only the packed form (version 2) is taken by default, so no byte a peer wrote
+    reaches TenSEAL's or SEAL's parsers: they read a structure this process built
+    around residues already checked. ``accept_tenseal_payload=True`` also takes a
+    version-1 envelope (TenSEAL's own serialization, checked as far as its layout
+    allows), for reading old recordings and for the tests of those checks.
     """
     params = context.params
     layout = ciphertext_layout(context)
@@ -160,8 +172,13 @@ def decode_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> Deco
     if envelope.version == VERSION_PACKED:
         # the residues are checked here; TenSEAL parses only bytes built around them
         payload = tenseal_payload(unpack_coefficients(envelope.payload, layout), layout, values)
-    else:
+    elif accept_tenseal_payload:
         payload = envelope.payload
+    else:
+        raise MalformedCiphertext(
+            "a version-1 envelope (TenSEAL's own serialization) is not accepted from a peer: "
+            "send the packed form"
+        )
     check_tenseal_payload(payload, values=values, scale=params.scale, max_ciphertext=max_ct)
     try:
         vector = ts.ckks_vector_from(context._ts, payload)

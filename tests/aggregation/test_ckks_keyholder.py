@@ -220,7 +220,8 @@ def test_implausible_sum_refused_and_spends_the_round() -> None:
     (a scaled secret key); the key holder refuses sums no honest round can give."""
     import tenseal as ts
 
-    from secagg.he.envelope import ChunkHeader, ChunkKind, pack_chunk
+    from secagg.he.chunks import encode_chunk
+    from secagg.he.envelope import ChunkHeader, ChunkKind
 
     helper = KeyHolderSession()
     _round(helper)
@@ -229,8 +230,9 @@ def test_implausible_sum_refused_and_spends_the_round() -> None:
     crafted = ts.ckks_vector(public._ts, np.full(d, third))
     crafted += crafted  # 1.5 n B: below the modulus, above any honest sum
     assert 2 * third > plausible_range(params, noise_floor(params))
-    payload = crafted.serialize()
-    chunk = pack_chunk(ChunkHeader(ChunkKind.AGGREGATE, public.fingerprint, d, 0, 1, 2), payload)
+    chunk = encode_chunk(
+        public, ChunkHeader(ChunkKind.AGGREGATE, public.fingerprint, d, 0, 1, 2), crafted
+    )
     request = Writer().u32(d).f64(0.0).blob(frame_chunks([chunk])).bytes()
     with pytest.raises(ImplausibleSum):
         helper.handle(_helper_message(_DECRYPT, request), round_number=1)

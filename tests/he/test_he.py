@@ -386,13 +386,17 @@ def test_ciphertexts_from_another_context_are_refused():
 
 
 def test_ciphertext_at_another_scale_is_refused():
-    """A packed envelope has no scale: the sender refuses to pack; a TenSEAL payload is checked."""
+    """A packed envelope has no scale: the sender refuses to pack; a TenSEAL payload is
+    refused by default and, when asked for, checked."""
     vector = ts.ckks_vector(public()._ts, [0.5] * 4, scale=2.0**30)
     h = envelope.ChunkHeader(envelope.ChunkKind.CONTRIBUTION, public().fingerprint, 4, 0, 1, 1)
     with pytest.raises(HEParameterError, match="scale"):
         encode_chunk(public(), h, vector)
+    v1 = envelope.pack_chunk(h, vector.serialize())
+    with pytest.raises(MalformedCiphertext, match="version-1"):
+        EncryptedSum(public(), 4).add([v1])
     with pytest.raises(MalformedCiphertext, match="scale"):
-        EncryptedSum(public(), 4).add([envelope.pack_chunk(h, vector.serialize())])
+        decode_chunk(public(), v1, kind=h.kind, accept_tenseal_payload=True)
 
 
 @functools.cache
@@ -401,7 +405,22 @@ def _reference_chunk() -> bytes:
 
 
 def _load(data: bytes) -> None:
-    decode_chunk(public(), data, kind=envelope.ChunkKind.CONTRIBUTION)
+    """Decode one chunk, version 1 included: these tests exercise its checks too."""
+    decode_chunk(public(), data, kind=envelope.ChunkKind.CONTRIBUTION, accept_tenseal_payload=True)
+
+
+def test_a_peers_version_1_envelope_is_refused_unless_asked_for():
+    """By default no byte a peer wrote reaches TenSEAL: TenSEAL's own format is refused."""
+    chunk = _reference_v1_chunk()
+    kind = envelope.ChunkKind.CONTRIBUTION
+    with pytest.raises(MalformedCiphertext, match="version-1"):
+        decode_chunk(public(), chunk, kind=kind)
+    agg = EncryptedSum(public(), 40)
+    with pytest.raises(MalformedCiphertext, match="version-1"):
+        agg.add([chunk])
+    assert agg.contributions == 0
+    loaded = decode_chunk(public(), chunk, kind=kind, accept_tenseal_payload=True)
+    assert loaded.header.vector_length == 40
 
 
 @pytest.mark.parametrize("version", [envelope.VERSION_PACKED, envelope.VERSION_TENSEAL])
