@@ -134,6 +134,7 @@ class ChunkHeader:
 
     @property
     def tag(self) -> bytes:
+        """The context fingerprint's first bytes, as the packed envelope carries them."""
         return self.fingerprint[:TAG_BYTES]
 
     def names(self, fingerprint: bytes) -> bool:

@@ -42,7 +42,6 @@ context's facts in a :class:`CiphertextLayout`.
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -99,6 +98,7 @@ class CiphertextLayout:
 
     @property
     def slots(self) -> int:
+        """Real values one ciphertext carries (CKKS packs N/2 of them)."""
         return self.poly_modulus_degree // 2
 
     @cached_property
@@ -169,6 +169,7 @@ def _unpack_run(data: bytes, width: int, count: int) -> np.ndarray:
 
 
 def _prime_array(layout: CiphertextLayout) -> np.ndarray:
+    """The data primes shaped to broadcast over (polynomial, prime, coefficient) residues."""
     return np.array(layout.primes, dtype=np.uint64)[None, :, None]
 
 
@@ -309,11 +310,6 @@ def coefficients_from_tenseal(payload: bytes, layout: CiphertextLayout) -> np.nd
         raw = decompressor.decompress(body, max_length=expected + 1)
         if not decompressor.eof:
             raise fail("zstd body longer than a ciphertext or truncated")
-    elif compr == COMPR_ZLIB:
-        decompressor = zlib.decompressobj()
-        raw = decompressor.decompress(body, expected + 1)
-        if not decompressor.eof:
-            raise fail("zlib body longer than a ciphertext or truncated")
     elif compr == COMPR_NONE:
         raw = body
     else:
