@@ -9,12 +9,15 @@ can load it even when the ``peers`` extra is missing.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -211,3 +214,17 @@ def summarise(
         "pid": os.getpid(),
         **extra,
     }
+
+
+def round_main(
+    run: Callable[[Cell, int], dict[str, Any]], doc: str | None, argv: list[str] | None = None
+) -> None:
+    """The command line of one round script (``flower_round.py``, ``ours_round.py``):
+    a cell as JSON and a seed in, the round's JSON record out, as ``run.py`` calls them."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--cell", required=True, help="a Cell as JSON")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out", required=True, help="write the JSON record here")
+    args = parser.parse_args(argv)
+    cell = Cell(**json.loads(args.cell))
+    Path(args.out).write_text(json.dumps(run(cell, args.seed)) + "\n", encoding="utf-8")

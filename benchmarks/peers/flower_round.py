@@ -35,8 +35,6 @@ in a thread pool; ``perf_counter`` for wall), per stage:
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import random
@@ -58,6 +56,7 @@ from common import (
     StageRecord,
     client_updates,
     dropped_clients,
+    round_main,
     summarise,
 )
 
@@ -379,13 +378,7 @@ def run(cell: Cell, seed: int, max_attempts: int = 5) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--cell", required=True, help="a Cell as JSON")
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", required=True, help="write the JSON record here")
-    args = parser.parse_args(argv)
-    cell = Cell(**json.loads(args.cell))
-    Path(args.out).write_text(json.dumps(run(cell, args.seed)) + "\n", encoding="utf-8")
+    round_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

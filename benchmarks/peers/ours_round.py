@@ -27,9 +27,7 @@ phase close they trigger, is booked to that stage.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from common import (
     StageRecord,
     client_updates,
     dropped_clients,
+    round_main,
     summarise,
 )
 
@@ -234,13 +233,7 @@ def run(cell: Cell, seed: int, max_attempts: int = 5) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--cell", required=True, help="a Cell as JSON")
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", required=True, help="write the JSON record here")
-    args = parser.parse_args(argv)
-    cell = Cell(**json.loads(args.cell))
-    Path(args.out).write_text(json.dumps(run(cell, args.seed)) + "\n", encoding="utf-8")
+    round_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -728,6 +728,25 @@ def _jsonable(value: Any) -> Any:
 # --- plots -------------------------------------------------------------------------------
 
 
+_AXIS = {"n": "clients n", "d": "vector length d"}
+
+
+def _b17_title(number: str, who: str, x: str, grid: dict[str, Any]) -> str:
+    """Bonawitz et al.'s panel title: (a) against n at the grid's d, (b) against d."""
+    if x == "n":
+        return f"Bonawitz et al. 2017 Fig. {number}(a)*: {who} vs n (d={grid['b17_d']:,})"
+    return f"Bonawitz et al. 2017 Fig. {number}(b)*: {who} vs d (n={grid['b17_d_n']})"
+
+
+def _finish_axes(ax: Any, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:
+    """Labels, title, grid and legend: the same finish on every panel of every figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def _trend(
     ax: Any, xs: Sequence[float], ys: Sequence[float], slope: float, label: str, style: str = "k--"
 ) -> None:
@@ -767,16 +786,9 @@ def write_plots(result: dict[str, Any], out: Path) -> list[str]:
         xs, ys = _series(cells, x, "client_cpu_seconds_mean", figure=fig_key, dropout=0.0)
         ax.loglog(xs, ys, "o-", label="ours (mean over clients)")
         _trend(ax, xs, ys, 1.0, "paper trend: linear (slope 1 where it dominates)")
-        ax.set_xlabel("clients n" if x == "n" else "vector length d")
-        ax.set_ylabel("client CPU seconds per round")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_title(
-        f"Bonawitz et al. 2017 Fig. 5(a)*: client vs n (d={grid['b17_d']:,})", fontsize=9
-    )
-    axes[1].set_title(
-        f"Bonawitz et al. 2017 Fig. 5(b)*: client vs d (n={grid['b17_d_n']})", fontsize=9
-    )
+        _finish_axes(
+            ax, _AXIS[x], "client CPU seconds per round", _b17_title("5", "client", x, grid), 8
+        )
     save(fig, "bonawitz2017_fig5_client.png")
 
     # Bonawitz et al., server
@@ -791,16 +803,9 @@ def write_plots(result: dict[str, Any], out: Path) -> list[str]:
             top = max(grid["b17_dropouts"])
             xs1, ys1 = _series(cells, x, "server_cpu_seconds", figure=fig_key, dropout=top)
             _trend(ax, xs1, ys1, 2.0, "paper trend with dropouts: quadratic", "k:")
-        ax.set_xlabel("clients n" if x == "n" else "vector length d")
-        ax.set_ylabel("server CPU seconds per round")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0].set_title(
-        f"Bonawitz et al. 2017 Fig. 6(a)*: server vs n (d={grid['b17_d']:,})", fontsize=9
-    )
-    axes[1].set_title(
-        f"Bonawitz et al. 2017 Fig. 6(b)*: server vs d (n={grid['b17_d_n']})", fontsize=9
-    )
+        _finish_axes(
+            ax, _AXIS[x], "server CPU seconds per round", _b17_title("6", "server", x, grid), 7
+        )
     save(fig, "bonawitz2017_fig6_server.png")
 
     # dropout ratios
@@ -830,11 +835,13 @@ def write_plots(result: dict[str, Any], out: Path) -> list[str]:
             label=f"paper (recalled), n=500, d=100K, {what}",
         )
     ax.set_yscale("log")
-    ax.set_xlabel("dropout (%)")
-    ax.set_ylabel("server time / server time at 0 % dropout")
-    ax.set_title("Bonawitz et al. 2017 Table 2*: server cost vs dropout", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _finish_axes(
+        ax,
+        "dropout (%)",
+        "server time / server time at 0 % dropout",
+        "Bonawitz et al. 2017 Table 2*: server cost vs dropout",
+        8,
+    )
     save(fig, "bonawitz2017_table2_dropout.png")
 
     # Bell et al., neighbours
@@ -859,13 +866,13 @@ def write_plots(result: dict[str, Any], out: Path) -> list[str]:
     ns = np.array(grid["k_ns"], dtype=float)
     ax.semilogx(ns, ns - 1, "k-", alpha=0.3, label="SecAgg, complete graph: k = n - 1")
     ax.set_yscale("log")
-    ax.set_xlabel("clients n")
-    ax.set_ylabel("neighbours k")
-    ax.set_title(
-        "Bell et al. 2020: SecAgg+ neighbours k vs n (complete graph: k = n-1)", fontsize=9
+    _finish_axes(
+        ax,
+        _AXIS["n"],
+        "neighbours k",
+        "Bell et al. 2020: SecAgg+ neighbours k vs n (complete graph: k = n-1)",
+        7,
     )
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
     save(fig, "bell2020_neighbours.png")
 
     # Bell et al., cost
@@ -895,11 +902,13 @@ def write_plots(result: dict[str, Any], out: Path) -> list[str]:
                 alpha=0.7,
                 label="paper trend (SecAgg+): " + ("∝ k(n)" if what == "client" else "∝ n k(n)"),
             )
-        ax.set_xlabel("clients n")
-        ax.set_ylabel(f"{what} CPU seconds per round")
-        ax.set_title(f"Bell et al. 2020: {what} cost vs n (d={grid['b20_d']:,})", fontsize=9)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        _finish_axes(
+            ax,
+            _AXIS["n"],
+            f"{what} CPU seconds per round",
+            f"Bell et al. 2020: {what} cost vs n (d={grid['b20_d']:,})",
+            7,
+        )
     save(fig, "bell2020_cost.png")
     return written
 
