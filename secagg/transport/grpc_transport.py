@@ -295,6 +295,8 @@ ConnectionEvent = Connected | Disconnected
 
 
 _END: Final = object()  # outbox sentinel: finish the stream after what is queued
+#: how long closing a client session waits for its reader thread after the cancel
+_READER_JOIN_SECONDS: Final = 30.0
 
 
 class _Session:
@@ -1125,13 +1127,25 @@ class GrpcClientTransport:
         self.close()
 
     def _abandon(self) -> None:
-        """Cancel the stream and close the channel (idempotent)."""
+        """Cancel the stream, close the channel and wait for the reader (idempotent).
+
+        The reader is joined, not left running: a daemon thread still inside gRPC's C
+        core when the interpreter finalizes can deadlock gRPC's own shutdown, and the
+        process then never exits (a branch that had printed "finished" hung at exit in
+        CI). The cancel ends the reader's iteration at once, so the wait is short; its
+        bound only keeps a wedged gRPC from wedging the caller too.
+        """
         self._outbox.put(_END)
         if self._call is not None:
             self._call.cancel()
         if self._channel is not None:
             self._channel.close()
         self._end(TransportClosed(grpc.StatusCode.CANCELLED, "closed locally"))
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(_READER_JOIN_SECONDS)
+            if reader.is_alive():
+                logger.warning("the session reader of %s did not stop", self._target)
 
     def _requests(self) -> Iterator[bytes]:
         """Request generator, consumed by a gRPC thread: drain the outbox into frames."""

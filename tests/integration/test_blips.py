@@ -49,16 +49,18 @@ SERVER = """
 import json, logging, sys
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import serve
+from secagg.transport.process import exit_process
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 server, results = serve(FederationConfig.load(sys.argv[1]), wait_for_clients=120.0)
 print(json.dumps({"finished": server.finished, "stop_reason": server.stop_reason,
                   "rounds": [[r.number, r.status, len(r.contributed)] for r in results]}))
-sys.exit(0 if server.finished else 1)
+exit_process(0 if server.finished else 1)
 """
 
 BRANCH = """
 import json, logging, sys, time
 from secagg.runtime.launch import demo_hook, run_branch
+from secagg.transport.process import exit_process
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 port, name, certs, dimension, seconds = sys.argv[1:6]
 inner = demo_hook(name, int(dimension))
@@ -69,7 +71,7 @@ stats = run_branch(f"127.0.0.1:{port}", name, train, certs, idle_timeout=None,
                    connect_timeout=120.0, give_up_after=120.0, dimension=int(dimension))
 print(json.dumps({"outcome": stats.outcome, "completed": stats.rounds_completed,
                   "sessions": stats.sessions}))
-sys.exit(0 if stats.outcome == "finished" else 1)
+exit_process(0 if stats.outcome == "finished" else 1)
 """
 
 

@@ -356,6 +356,20 @@ def test_disconnects_are_reported_after_the_last_message(
     assert server.connected() == set()
 
 
+def test_close_leaves_no_reader_thread_running(ca_dir: Path, server: GrpcServerTransport) -> None:
+    """A closed session's reader has stopped when close() returns, even when close()
+    does not wait for the server at all: a daemon thread left inside gRPC's core at
+    interpreter exit can deadlock gRPC's shutdown, and a branch that had printed
+    "finished" then never exited (seen once in CI)."""
+    for _ in range(5):
+        client = _client(ca_dir, server, "branch-a")
+        client.connect(timeout=60)
+        _echo_once(server, client, b"ping")
+        client.close(timeout=0.0)  # no grace: straight to the cancel
+        assert client._reader is not None and not client._reader.is_alive()
+    assert not [t for t in threading.enumerate() if t.name == "secagg-grpc-client-read"]
+
+
 def test_client_without_certificate_cannot_connect(
     ca_dir: Path, server: GrpcServerTransport
 ) -> None:

@@ -786,8 +786,10 @@ def inprocess_main(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--worker"]:
-        sys.exit(worker_main(argv[1:]))
+    if argv[:1] == ["--worker"]:  # a process of gRPC branches: skip gRPC's teardown
+        from secagg.transport.process import exit_process
+
+        exit_process(worker_main(argv[1:]))
     if argv[:1] == ["--inprocess"]:
         sys.exit(inprocess_main(argv[1:]))
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
