@@ -18,7 +18,7 @@ chunk on a small cache-resident scratch buffer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -35,6 +35,10 @@ _BLOCK = 16
 _CHUNK_BYTES = 1 << 18
 _ZEROS = bytes(_CHUNK_BYTES)
 _WORD_DTYPES = (np.dtype(np.uint32), np.dtype(np.uint64))
+
+#: what removes a round's masks: ``(accumulator, add, subtract)``, adding
+#: ``sum(PRG(add)) - sum(PRG(subtract))`` into the accumulator in place
+MaskRemover = Callable[[np.ndarray, Sequence[bytes], Sequence[bytes]], object]
 
 
 def _check_seed(seed: bytes) -> None:
@@ -111,11 +115,8 @@ def accumulate_masks(
         _check_seed(seed)
     if (not add and not subtract) or len(acc) == 0:
         return acc
-    words_per_chunk = _CHUNK_BYTES // acc.itemsize
-    chunks = -(-len(acc) // words_per_chunk)
-    if workers > 1 and chunks > 1:
-        per_slice = -(-chunks // min(workers, chunks)) * words_per_chunk
-        bounds = [(a, min(a + per_slice, len(acc))) for a in range(0, len(acc), per_slice)]
+    bounds = slice_bounds(len(acc), acc.itemsize, workers)
+    if len(bounds) > 1:
         with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
             done = [
                 pool.submit(_accumulate_slice, acc[a:b], add, subtract, offset + a)
@@ -125,6 +126,39 @@ def accumulate_masks(
                 future.result()
         return acc
     return _accumulate_slice(acc, add, subtract, offset)
+
+
+def slice_bounds(length: int, itemsize: int, workers: int) -> list[tuple[int, int]]:
+    """At most ``workers`` contiguous ``(start, stop)`` ranges covering ``range(length)``,
+    each a whole number of the accumulator's chunks (but the last): how the mask work of
+    a vector is split between workers, threads or machines. One range when the vector
+    fits one chunk (or ``workers == 1``); none for an empty vector."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigurationError("workers must be a positive integer")
+    if length <= 0:
+        return []
+    words_per_chunk = _CHUNK_BYTES // itemsize
+    chunks = -(-length // words_per_chunk)
+    per_slice = -(-chunks // min(workers, chunks)) * words_per_chunk
+    return [(a, min(a + per_slice, length)) for a in range(0, length, per_slice)]
+
+
+def mask_slice(
+    length: int,
+    dtype: np.dtype | type,
+    add: Sequence[bytes] = (),
+    subtract: Sequence[bytes] = (),
+    offset: int = 0,
+) -> np.ndarray:
+    """``sum(PRG(s) for s in add) - sum(PRG(s) for s in subtract)`` over the coordinates
+    ``offset .. offset + length`` only, as a new vector of ``dtype`` (uint32 or uint64).
+
+    What one worker of a slice-parallel unmasking computes: it needs the seeds and
+    its range, never the rest of the vector, so its memory is O(length), and the
+    caller adds the slices into its accumulator (addition modulo 2^bits commutes,
+    so the sum is the same word for word as :func:`accumulate_masks`)."""
+    out = np.zeros(int(length), dtype=np.dtype(dtype))
+    return accumulate_masks(out, add, subtract, offset)
 
 
 def _accumulate_slice(

@@ -56,7 +56,7 @@ from enum import Enum
 import numpy as np
 
 from secagg.crypto import kx, shamir
-from secagg.crypto.prg import accumulate_masks
+from secagg.crypto.prg import MaskRemover, accumulate_masks
 from secagg.crypto.signing import VerifyKey
 from secagg.errors import (
     ConfigurationError,
@@ -168,14 +168,21 @@ class Server:
         round_id: bytes | None = None,
         graph_seed: bytes | None = None,
         mask_workers: int = 1,
+        unmask: MaskRemover | None = None,
     ) -> None:
         """``mask_workers`` threads remove the masks at unmasking, each over its own slice
         of coordinates (:func:`~secagg.crypto.prg.accumulate_masks`): the same sum, sooner
-        on a multi-core server. It is a local choice, not part of the round. The state
-        machine stays single-threaded and synchronous: the slices are joined before the
-        close returns, and nothing else runs beside them."""
+        on a multi-core server. ``unmask`` replaces that step altogether, e.g. by slices
+        on other machines of the server's own cluster
+        (:class:`~secagg.runtime.ray_slices.RayUnmasker`); it must add exactly
+        ``sum(PRG(add)) - sum(PRG(subtract))`` into the accumulator. Both are local
+        choices, not part of the round. The state machine stays single-threaded and
+        synchronous: the slices are joined before the close returns, and nothing else
+        runs beside them."""
         if isinstance(mask_workers, bool) or not isinstance(mask_workers, int) or mask_workers < 1:
             raise ConfigurationError("mask_workers must be a positive integer")
+        if unmask is not None and not callable(unmask):
+            raise ConfigurationError("unmask must be callable (accumulator, add, subtract)")
         if config.active and (
             identity_keys is None or set(identity_keys) != set(range(config.num_clients))
         ):
@@ -188,6 +195,7 @@ class Server:
         self.graph = NeighbourGraph(config.num_clients, config.graph, config.degree, seed)
         self._identity_keys = dict(identity_keys or {})
         self._mask_workers = mask_workers
+        self._unmask = unmask
         self.phase = ServerPhase.NOT_STARTED
         self.report = RoundReport(
             self.round_id,
@@ -637,7 +645,10 @@ class Server:
                     # one-sided: the accused masked with the accuser, which did not; the
                     # accused added +PRG when the accuser had the smaller id
                     (subtract if accuser < accused else add).append(seed)
-        accumulate_masks(self._accumulator, add, subtract, workers=self._mask_workers)
+        if self._unmask is not None:
+            self._unmask(self._accumulator, add, subtract)
+        else:
+            accumulate_masks(self._accumulator, add, subtract, workers=self._mask_workers)
         self._result = self._accumulator
         self._accumulator = None
         self.report.responders[ServerPhase.UNMASKING.value] = tuple(sorted(self._received))

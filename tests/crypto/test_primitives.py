@@ -491,3 +491,53 @@ def test_masks_removed_in_parallel_slices_equal_the_serial_pass(
 def test_mask_workers_must_be_a_positive_integer(workers: object) -> None:
     with pytest.raises(ConfigurationError, match="workers"):
         prg.accumulate_masks(np.zeros(4, np.uint32), [os.urandom(16)], workers=workers)  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 40 * prg._CHUNK_BYTES // 4), st.integers(1, 9), st.sampled_from([4, 8]))
+def test_slice_bounds_cover_the_vector_in_whole_chunks(
+    length: int, workers: int, itemsize: int
+) -> None:
+    """The ranges tile 0..length in order, at most ``workers`` of them, every one but
+    the last a whole number of chunks (so no chunk is cut between two workers)."""
+    bounds = prg.slice_bounds(length, itemsize, workers)
+    assert len(bounds) <= workers
+    if length == 0:
+        assert bounds == []
+        return
+    assert [a for a, _ in bounds] == [0, *(b for _, b in bounds[:-1])]
+    assert bounds[-1][1] == length
+    chunk = prg._CHUNK_BYTES // itemsize
+    assert all(b > a for a, b in bounds)
+    assert all((b - a) % chunk == 0 for a, b in bounds[:-1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 3 * prg._CHUNK_BYTES // 4 + 5),
+    st.integers(1, 5),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.sampled_from([np.uint32, np.uint64]),
+)
+def test_mask_slices_added_into_an_accumulator_equal_the_whole_pass(
+    length: int, workers: int, adds: int, subtracts: int, dtype: type
+) -> None:
+    """What slice workers return, added into the masked sum range by range, is the
+    single pass word for word: each worker needs only the seeds and its range."""
+    add = [os.urandom(16) for _ in range(adds)]
+    subtract = [os.urandom(16) for _ in range(subtracts)]
+    start = prg.expand_into(os.urandom(16), np.empty(length, dtype=dtype))
+    whole = prg.accumulate_masks(start.copy(), add, subtract)
+    pieced = start.copy()
+    for a, b in prg.slice_bounds(length, np.dtype(dtype).itemsize, workers):
+        part = prg.mask_slice(b - a, dtype, add, subtract, offset=a)
+        assert part.dtype == np.dtype(dtype) and len(part) == b - a
+        np.add(pieced[a:b], part, out=pieced[a:b])
+    assert np.array_equal(whole, pieced)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_slice_bounds_refuses_a_bad_worker_count(workers: object) -> None:
+    with pytest.raises(ConfigurationError, match="workers"):
+        prg.slice_bounds(10, 4, workers)  # type: ignore[arg-type]
