@@ -52,6 +52,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from secagg.aggregation.policy import BranchPolicy
+from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import Signer, Verifier
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import ConfigurationError, DuplicateMessage, UnexpectedMessage, UnknownParty
@@ -287,6 +288,18 @@ class AggregationBackend(abc.ABC):
         ``extras`` are typed round options some backends take (the distributed
         DP noise share for the masking backends); others refuse them.
         """
+
+    def unmask_with(
+        self, remover: MaskRemover | None = None, *, workers: int | None = None
+    ) -> None:
+        """How the server removes a round's masks at its close (threads, or ``remover``
+        over a cluster of its own): a local choice. A backend without masks refuses,
+        so a server configured for it hears at start that the setting does nothing."""
+        del remover, workers
+        raise ConfigurationError(
+            f"the {self.name} backend has no masks to remove: [server] unmask_on and "
+            "unmask_workers apply to the masking backends"
+        )
 
     @abc.abstractmethod
     def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> ServerSession:

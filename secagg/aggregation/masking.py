@@ -55,6 +55,7 @@ from secagg.aggregation.base import (
 )
 from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
+from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import (
     PUBLIC_KEY_BYTES,
     CertificateVerifyKey,
@@ -356,11 +357,21 @@ UNMASK_WORKERS = max(1, min(4, _usable_cores()))
 class MaskingServer(ServerSession):
     """The protocol server, a streaming sum in O(d), and the decoding."""
 
-    def __init__(self, spec: MaskingSpec) -> None:
+    def __init__(
+        self,
+        spec: MaskingSpec,
+        *,
+        unmask: MaskRemover | None = None,
+        mask_workers: int = UNMASK_WORKERS,
+    ) -> None:
+        """``unmask`` / ``mask_workers``: how the masks come off at the close (the
+        server's local choice; see :meth:`MaskingBackend.unmask_with`)."""
         self.spec = spec
         self.config = spec.round_config()
         keys = spec.verify_keys() if spec.active else None
-        self._server = Server(self.config, identity_keys=keys, mask_workers=UNMASK_WORKERS)
+        self._server = Server(
+            self.config, identity_keys=keys, mask_workers=mask_workers, unmask=unmask
+        )
         self._encoding = _RingEncoding(spec)
 
     def start(self) -> list[Outgoing]:
@@ -479,6 +490,25 @@ class MaskingBackend(AggregationBackend):
         self.dropout_fraction = dropout_fraction
         self.corrupt_fraction = corrupt_fraction
         self.active = bool(active)
+        self._unmask: MaskRemover | None = None
+        self._mask_workers = UNMASK_WORKERS
+
+    def unmask_with(
+        self, remover: MaskRemover | None = None, *, workers: int | None = None
+    ) -> None:
+        """How this server removes the masks at each round's close: ``workers`` threads
+        over coordinate slices (None: up to 4 usable cores), or ``remover``, e.g. a
+        :class:`~secagg.runtime.ray_slices.RayUnmasker` over the server's own cluster.
+        A local execution choice: no round, branch or ledger row sees it, and every
+        choice gives the same sum word for word."""
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        ):
+            raise ConfigurationError("unmasking workers must be a positive integer")
+        if remover is not None and not callable(remover):
+            raise ConfigurationError("the unmasker must be callable (accumulator, add, subtract)")
+        self._unmask = remover
+        self._mask_workers = UNMASK_WORKERS if workers is None else workers
 
     @property
     def needs_identities(self) -> bool:
@@ -516,7 +546,7 @@ class MaskingBackend(AggregationBackend):
         )
 
     def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> MaskingServer:
-        return MaskingServer(self._own(spec))
+        return MaskingServer(self._own(spec), unmask=self._unmask, mask_workers=self._mask_workers)
 
     def open_client(
         self,

@@ -526,6 +526,49 @@ def bench_ckks(
     emit(result, out, click.echo)
 
 
+@bench.command("scale", short_help="Thousands of clients: the in-process and Ray engines.")
+@click.option("--quick", is_flag=True, help="60 clients, d = 1000: well under a minute.")
+@click.option("--n", "ns", type=click.IntRange(min=3), multiple=True, help="Clients (repeatable).")
+@click.option("--d", "dimension", type=click.IntRange(min=1), default=None, help="Model size.")
+@click.option(
+    "--dropout", type=click.FloatRange(0.0, 0.5), default=None, help="Vanishing share (0.05)."
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Ray workers (CPUs).")
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+def bench_scale(
+    quick: bool,
+    ns: tuple[int, ...],
+    dimension: int | None,
+    dropout: float | None,
+    workers: int | None,
+    as_json: bool,
+    out: str | None,
+) -> None:
+    """One SecAgg+ round of n clients on both engines (wall time, memory per worker,
+    identical models), then slice-parallel unmasking on 1..workers Ray workers."""
+    from secagg.apps.bench import emit
+    from secagg.apps.bench import scale as bench_scale_module
+    from secagg.runtime.ray_engine import RayUnavailable, require_ray
+
+    try:
+        require_ray()
+    except RayUnavailable:
+        _fail("secagg bench scale", "needs the ray extra: pip install 'secagg[ray]'", 2)
+    grid: dict[str, Any] = dict(bench_scale_module.QUICK) if quick else {}
+    if ns:
+        grid["ns"] = ns
+    if dimension is not None:
+        grid["d"] = dimension
+    if dropout is not None:
+        grid["dropout"] = dropout
+    try:
+        result = bench_scale_module.run_benchmark(**grid, workers=workers)
+    except bench_scale_module.ScaleBenchmarkError as exc:
+        _fail("secagg bench scale", str(exc))
+    emit(result, out, click.echo)
+
+
 @bench.command("grpc")
 @click.option("--quick", is_flag=True, help="12 clients in 3 processes, d = 10 000: seconds.")
 @click.option("--clients", type=int, default=None, help="Client count (default 100).")

@@ -48,6 +48,8 @@ A file looks like::
     bind = "127.0.0.1:50051"     # host:port (IPv6 as [::1]:50051); port 0: the OS picks one
     certificates = "certs"
     # quorum_wait_seconds = 600  # wait this long for enough branches before a round
+    # unmask_on = "ray"          # masks removed by slices on the server's own Ray cluster
+    # unmask_workers = 8         # threads, or Ray workers (one coordinate slice each)
 
 A value of the wrong type names its section and key (``[dp] noise_multiplier must be a
 number, not '1.1'``) instead of surfacing as a comparison error from deep inside
@@ -280,9 +282,30 @@ class ServerSettings:
     # branches to be connected, burning no round number, then stops with a non-zero exit
     # (long enough to ride out the branches' restart; reliability review D2)
     quorum_wait_seconds: float = 600.0
+    # how the masks come off at a masking round's close (a local choice, the same sum
+    # either way): "threads" in this process, or "ray": one coordinate slice per worker
+    # of a Ray cluster that must be the server's own machines (it receives the round's
+    # unmasking seeds); unmask_workers: threads or Ray workers (default: up to 4 usable
+    # cores / every CPU of the cluster); ray_address: None starts a local instance,
+    # "auto" or "ray://host:10001" joins a running cluster
+    unmask_on: str = "threads"
+    unmask_workers: int | None = None
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         split_host_port(self.bind, "[server] bind", allow_any_port=True)
+        _require(
+            self.unmask_on in ("threads", "ray"),
+            f"[server] unmask_on must be 'threads' or 'ray', not {self.unmask_on!r}",
+        )
+        _require(
+            self.unmask_workers is None or self.unmask_workers >= 1,
+            "[server] unmask_workers must be a positive integer",
+        )
+        _require(
+            self.ray_address is None or self.unmask_on == "ray",
+            "[server] ray_address is only used with unmask_on = 'ray'",
+        )
         _require(
             math.isfinite(self.quorum_wait_seconds) and self.quorum_wait_seconds > 0,
             "[server] quorum_wait_seconds must be a positive number of seconds",

@@ -17,11 +17,12 @@ through :data:`~secagg.runtime.client.TrainingHook`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from secagg.aggregation.policy import BranchPolicy
+from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError
@@ -129,6 +131,7 @@ def build_server(
     export_key_to: str | Path | None = None,
     observer: Callable[[RoundResult, np.ndarray], None] | None = None,
     ledger: Ledger | None = None,
+    unmask: MaskRemover | None = None,
 ) -> FederationServer:
     """A server with its store and (when ``ledger_path`` or ``ledger`` is given) its
     signed ledger.
@@ -149,8 +152,27 @@ def build_server(
     if ledger is not None:
         check_state_against_ledger(store, ledger)
     return FederationServer(
-        config, transport, store, initial_model, observer=observer, ledger=ledger
+        config, transport, store, initial_model, observer=observer, ledger=ledger, unmask=unmask
     )
+
+
+@contextlib.contextmanager
+def _cluster_unmasker(config: FederationConfig) -> Iterator[MaskRemover | None]:
+    """For ``[server] unmask_on = "ray"``: Ray for the server's life (a local instance,
+    or the cluster at ``ray_address``) and a :class:`~secagg.runtime.ray_slices.RayUnmasker`
+    over ``unmask_workers`` workers (default: every CPU Ray sees); otherwise None (the
+    threads of ``unmask_workers``)."""
+    if config.server.unmask_on != "ray":
+        yield None
+        return
+    from secagg.runtime.ray_engine import ray_session
+    from secagg.runtime.ray_slices import RayUnmasker
+
+    with ray_session(config.server.ray_address) as ray:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        workers = config.server.unmask_workers or max(1, cpus)
+        log.info("masks are removed by %d Ray worker(s), one coordinate slice each", workers)
+        yield RayUnmasker(workers)
 
 
 def check_state_against_ledger(store: ServerStore, ledger: Ledger | None) -> None:
@@ -375,38 +397,44 @@ def serve(
     """
     state = open_server_state(config, init=init)
     try:
-        transport = server_transport(config, port, start=False)
-        server = build_server(
-            config, transport, state.store, initial_model=initial_model, ledger=state.ledger
-        )
-        done = server.completed_rounds()
-        if done >= config.rounds:
+        with _cluster_unmasker(config) as unmask:
+            transport = server_transport(config, port, start=False)
+            server = build_server(
+                config,
+                transport,
+                state.store,
+                initial_model=initial_model,
+                ledger=state.ledger,
+                unmask=unmask,
+            )
+            done = server.completed_rounds()
+            if done >= config.rounds:
+                log.info(
+                    "federation %s is finished: %d of %d rounds complete",
+                    config.name,
+                    done,
+                    config.rounds,
+                )
+                return server, []
             log.info(
-                "federation %s is finished: %d of %d rounds complete",
-                config.name,
+                "state %s: %d of %d rounds complete, continuing at round %d",
+                config.server.state,
                 done,
                 config.rounds,
+                server.next_round,
             )
-            return server, []
-        log.info(
-            "state %s: %d of %d rounds complete, continuing at round %d",
-            config.server.state,
-            done,
-            config.rounds,
-            server.next_round,
-        )
-        bind = _bind_address(config, port)
-        try:
-            transport.start()
-        except TransportError as exc:
-            log.debug("binding %s failed: %s", bind, exc)
-            raise TransportError(
-                f"cannot listen on {bind} (server.bind): {_why_not_bindable(bind)}"
-            ) from None
-        try:
-            return server, server.run(wait_for_clients=wait_for_clients)
-        finally:
-            transport.stop(grace=2.0)
+            bind = _bind_address(config, port)
+            try:
+                transport.start()
+            except TransportError as exc:
+                log.debug("binding %s failed: %s", bind, exc)
+                raise TransportError(
+                    f"cannot listen on {bind} (server.bind): {_why_not_bindable(bind)}"
+                ) from None
+            try:
+                return server, server.run(wait_for_clients=wait_for_clients)
+            finally:
+                transport.stop(grace=2.0)
     except BaseException:
         state.close()
         raise

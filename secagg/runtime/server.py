@@ -83,6 +83,7 @@ from secagg.aggregation import (
     Outgoing,
     ServerSession,
 )
+from secagg.crypto.prg import MaskRemover
 from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.release import Mechanism
 from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
@@ -142,10 +143,16 @@ class FederationServer:
         observer: Callable[[RoundResult, np.ndarray], None] | None = None,
         ledger: Ledger | None = None,
         identity_of: Callable[[str], bytes | None] | None = None,
+        unmask: MaskRemover | None = None,
     ) -> None:
         """``observer(result, model)`` is called after every round (complete or
         aborted) with the global model as it then stands: progress bars,
         evaluation in a simulator, monitoring.
+
+        ``unmask`` removes a masking round's masks at its close in place of the
+        ``[server] unmask_workers`` threads (e.g. a
+        :class:`~secagg.runtime.ray_slices.RayUnmasker`, which :func:`serve` makes for
+        ``unmask_on = "ray"``); a local choice, the same sum word for word.
 
         ``identity_of(name)`` gives a connected branch's certificate (DER) for
         active rounds; by default the transport's ``peer_certificate``."""
@@ -158,6 +165,9 @@ class FederationServer:
         self._clock = clock
         config.plan_privacy()  # the cost of client-level DP, before any data moves
         self.backend: AggregationBackend = config.aggregation_backend()
+        if unmask is not None or config.server.unmask_workers is not None:
+            threads = config.server.unmask_workers if unmask is None else None
+            self.backend.unmask_with(unmask, workers=threads)  # refused without masks
         # DP noise is drawn from the OS CSPRNG: anyone holding the config (and so its
         # seed) could otherwise subtract it. Only a simulation's replay seeds it, and
         # every ledger row then says so (audit verify reports it as not private).

@@ -15,8 +15,15 @@ import click
 
 from secagg.aggregation import BACKENDS
 from secagg.apps.models import MODELS
-from secagg.apps.simulation.config import PARTITIONS, SOURCES, SimulationConfig, spelled_for
+from secagg.apps.simulation.config import (
+    ENGINES,
+    PARTITIONS,
+    SOURCES,
+    SimulationConfig,
+    spelled_for,
+)
 from secagg.errors import ConfigurationError
+from secagg.transport.base import TransportError
 
 
 def _options(function: Any) -> Any:
@@ -104,6 +111,18 @@ def _options(function: Any) -> Any:
             type=int,
             help="Synthetic test rows per branch [20000].",
         ),
+        click.option(
+            "--engine",
+            type=click.Choice(ENGINES),
+            help="Where the branches run: inprocess (a thread each) or ray (client hosts "
+            "in Ray actors, for many participants; needs the ray extra) [inprocess].",
+        ),
+        click.option(
+            "--ray-address",
+            help="--engine ray: join the Ray cluster at this address ('auto', "
+            "'ray://HOST:10001') [start a local instance].",
+        ),
+        click.option("--ray-workers", type=int, help="--engine ray: client hosts [one per CPU]."),
         click.option("--out", type=click.Path(file_okay=False), help="Run folder (must be new)."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
@@ -218,6 +237,8 @@ def _with_progress(
                 return job(config, out, progress_bar.update)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except TransportError as exc:  # the Ray engine's client hosts failed to start
+        raise click.ClickException(str(exc)) from exc
 
 
 @contextmanager

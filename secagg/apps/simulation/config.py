@@ -17,6 +17,11 @@ overrides any of them::
                                 # folder's config.toml leaves it out, so replaying it
                                 # writes a new folder
     seeds = 1                   # > 1: seeds seed .. seed + seeds - 1, mean ± sd
+    engine = "inprocess"        # where the branches run: inprocess (threads) | ray
+    # ray_address = "auto"      # ray: join this cluster (default: start a local instance)
+    # ray_workers = 4           # ray: client hosts (default: one per CPU)
+    sample_rate = 1.0           # Poisson rate q at which a branch joins a round; the
+                                # client-level accountant uses it (file only, no flag)
 
     [privacy]
     unit = "record"             # record (a customer) | client (a whole branch)
@@ -52,7 +57,8 @@ overrides any of them::
     # alpha = 0.5
     train_rows = 120000
     test_rows_per_branch = 20000
-    world = "standard"          # synthetic: standard | hard
+    world = "standard"          # synthetic: standard | hard | many (~1 000 small
+                                # participants: examples/many_participants.toml)
 
 Unknown keys are errors: a typo must not silently run the default. So are values of
 the wrong type (``epsilon = "three"``: ``[privacy] epsilon must be a number``). A
@@ -91,6 +97,7 @@ STANDARDIZE = ("auto", "secure", "public", "none")
 PRIORS = ("auto", "public", "none")
 TRAINABLE = ("auto", "all", "head")
 PARTITIONS = ("iid", "dirichlet", "feature")
+ENGINES = ("inprocess", "ray")
 
 
 #: the TOML sections and the fields each may set
@@ -106,6 +113,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "corrupt_fraction",
         "out",
         "seeds",
+        "sample_rate",
+        "engine",
+        "ray_address",
+        "ray_workers",
     ),
     "privacy": ("unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip", "update_clip"),
     "training": (
@@ -153,6 +164,9 @@ FLAGS: dict[str, str] = {
     },
     "source": "--data",
     "test_rows_per_branch": "--test-rows",
+    "engine": "--engine",
+    "ray_address": "--ray-address",
+    "ray_workers": "--ray-workers",
 }  # fmt: skip
 
 #: the TOML section of every field
@@ -228,6 +242,15 @@ class SimulationConfig:
     corrupt_fraction: float = 0.25
     out: str | None = None  # default: secagg-runs/<time>-<backend>-<unit>
     seeds: int = 1  # > 1: an experiment over seeds seed, seed + 1, ... (mean ± sd)
+    #: Poisson client sampling: each branch joins a round with this probability, drawn by
+    #: the server; the central client-level accountant credits it (amplification), the
+    #: distributed one cannot (the server that draws the cohort is not trusted there)
+    sample_rate: float = 1.0
+    #: where the branches run: "inprocess" (a thread each, here) or "ray" (client hosts
+    #: in Ray actors; secagg.runtime.ray_engine), for more participants than one process
+    engine: str = "inprocess"
+    ray_address: str | None = None  # None: start a local Ray instance; else join it
+    ray_workers: int | None = None  # Ray client hosts; None: one per CPU of the instance
     # [privacy]
     unit: str = "record"
     mechanism: str = "dpsgd"
@@ -261,7 +284,7 @@ class SimulationConfig:
     alpha: float = 0.5
     train_rows: int = 120_000
     test_rows_per_branch: int = 20_000
-    world: str = "standard"  # the synthetic world: standard | hard
+    world: str = "standard"  # the synthetic world: standard | hard | many
 
     def __post_init__(self) -> None:
         k = key
@@ -269,6 +292,29 @@ class SimulationConfig:
         _require(1 <= self.rounds <= 10_000, f"{k('rounds')} must lie in [1, 10000]")
         _require(self.seed >= 0, f"{k('seed')} must be non-negative")
         _require(1 <= self.seeds <= 1000, f"{k('seeds')} must lie in [1, 1000]")
+        _require(
+            math.isfinite(self.sample_rate) and 0 < self.sample_rate <= 1,
+            f"{k('sample_rate')} must lie in (0, 1]",
+        )
+        _require(
+            self.sample_rate * self.branches >= 2,
+            f"{k('sample_rate')} * {k('branches')} (the expected branches in a round) "
+            "must be at least 2",
+        )
+        _require(self.engine in ENGINES, f"{k('engine')} must be one of {ENGINES}")
+        _require(
+            self.ray_workers is None or self.ray_workers >= 1,
+            f"{k('ray_workers')} must be at least 1",
+        )
+        _require(
+            self.ray_address is None or self.ray_address.strip() != "",
+            f"{k('ray_address')} must name a Ray cluster (or be left out: a local instance)",
+        )
+        for ray_only in ("ray_address", "ray_workers"):
+            _require(
+                self.engine == "ray" or getattr(self, ray_only) is None,
+                f"{k(ray_only)} is read only with {k('engine', 'ray')}",
+            )
         _require(self.model in MODELS, f"{k('model')} must be one of {MODELS}")
         _require(self.backend in BACKENDS, f"{k('backend')} must be one of {BACKENDS}")
         _require(0 <= self.dropout < 0.5, f"{k('dropout')} must lie in [0, 0.5)")
@@ -306,6 +352,11 @@ class SimulationConfig:
         _require(self.positive_weight > 0, f"{k('positive_weight')} must be positive")
         _require(self.server_learning_rate > 0, f"{k('server_learning_rate')} must be positive")
         _require(0 <= self.server_momentum < 1, f"{k('server_momentum')} must lie in [0, 1)")
+        _require(
+            self.sample_rate == 1 or not self.record_distributed,
+            f"{k('unit', 'record')} {k('mechanism', 'distributed')} is full-batch DP gradient "
+            f"descent over every branch's customers: it needs {k('sample_rate')} = 1",
+        )
         if self.mechanism == "distributed":
             _require(
                 self.backend in ("secagg", "secagg+"),
@@ -595,7 +646,7 @@ def check_branch_data(
             f"{config.partition if csv else 'synthetic'} split; at least {MIN_TRAIN_ROWS} "
             f"are needed: {hint}",
         )
-    notes = []
+    no_train, no_test = [], []
     for name, rows, frauds, test_frauds in branches:
         if frauds == 0:
             _require(
@@ -603,13 +654,43 @@ def check_branch_data(
                 f"{name}'s training set ({rows} rows) has no fraud (label 1) row after the "
                 f"{config.partition} split: {hint}",
             )
-            notes.append(
+            no_train.append(
                 f"{name}'s training set ({rows} rows) has no fraud: its local-only baseline "
                 f"learns nothing ({hint})"
             )
         if test_frauds == 0:
-            notes.append(
+            no_test.append(
                 f"{name}'s test set has no fraud: its own AUPRC is n/a (the pooled figures "
                 "still count its rows)"
             )
-    return notes
+    train_why, test_why = hint, "their own AUPRC is n/a (the pooled figures still count their rows)"
+    if config.world == "many":  # by design, not a split to change
+        train_why = (
+            "the many world: a few hundred transactions at 0.05-0.3 % fraud; they still "
+            "send updates (what legitimate traffic looks like) and their local-only "
+            "baselines learn nothing"
+        )
+        test_why = (
+            "their own AUPRC is n/a; the pooled figures count their rows, and no per-branch "
+            "comparison is made for them"
+        )
+    return [
+        *_folded(no_train, len(branches), "training sets hold no fraud", train_why),
+        *_folded(no_test, len(branches), "test sets hold no fraud", test_why),
+    ]
+
+
+#: more notes of one kind than this are folded into one line (see :func:`_folded`)
+MAX_NOTES_PER_KIND = 8
+
+
+def _folded(notes: list[str], branches: int, what: str, why: str) -> list[str]:
+    """``notes`` (one per branch, each starting with the branch's name) as they are, or
+    folded into one line counting them when there are more than
+    :data:`MAX_NOTES_PER_KIND`: a network of 1 000 participants, most without a fraud,
+    must not bury the results under a thousand notes, nor say nothing."""
+    if len(notes) <= MAX_NOTES_PER_KIND:
+        return notes
+    names = [note.split("'s ", 1)[0] for note in notes]
+    shown = ", ".join(names[:3])
+    return [f"{len(notes)} of {branches} branches' {what} ({shown}, ...): {why}"]

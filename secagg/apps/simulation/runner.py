@@ -671,13 +671,24 @@ class FederationRun(NamedTuple):
     server_dp: Any = None
 
 
-def _client_level_noise(config: SimulationConfig) -> float:
+def _client_level_noise(config: SimulationConfig, sample_rate: float | None = None) -> float:
+    """The central Gaussian's noise multiplier: ``noise_multiplier``, or the smallest that
+    meets the epsilon target over ``rounds`` rounds of Poisson client sampling at
+    ``sample_rate`` (default ``config.sample_rate``: the rate the server's accountant
+    composes; the distributed mechanism passes 1, as it claims no amplification)."""
     if config.noise_multiplier is not None:
         return config.noise_multiplier
     from secagg.dp.accounting import noise_multiplier_for
 
     assert config.epsilon is not None
-    return noise_multiplier_for(config.epsilon, config.delta, 1.0, config.rounds)
+    q = config.sample_rate if sample_rate is None else sample_rate
+    return noise_multiplier_for(config.epsilon, config.delta, q, config.rounds)
+
+
+def expected_cohort(config: SimulationConfig) -> int:
+    """The expected branches of a round, q * N rounded: the public denominator the
+    distributed mechanism sizes each branch's noise share by (as the runtime does)."""
+    return max(1, round(config.sample_rate * config.branches))
 
 
 def _distributed_noise(
@@ -686,25 +697,34 @@ def _distributed_noise(
     """The noise multiplier of the distributed DG: the Gaussian one, raised in 2 % steps
     until the DDG's own epsilon meets the target, counting discreteness, rounding
     and only the noise shares of branches that neither collude nor drop out (within
-    the tolerated fractions; a round with more dropouts spends more, and says so)."""
+    the tolerated fractions; a round with more dropouts spends more, and says so).
+
+    With client sampling (``sample_rate`` q < 1) the shares are sized for the expected
+    cohort q * N, and no amplification by sampling is counted: the server that draws
+    the cohort is the party the distributed mechanism does not trust (see
+    ``secagg.dp.release.DistributedRelease``). So q < 1 only thins the cohort, and a
+    round's honest shares are counted from q * N; a cohort that comes out smaller
+    than the tolerated dropout allows spends more, and the server's budget stops the
+    run before it crosses the target."""
     from secagg.dp.distributed import DistributedDiscreteGaussian, assumed_colluders
 
-    z = _client_level_noise(config)
+    z = _client_level_noise(config, sample_rate=1.0)
     if config.noise_multiplier is not None:
         return z
     assert config.epsilon is not None
+    cohort = expected_cohort(config)
     honest = max(
         1,
-        config.branches
-        - assumed_colluders(config.branches, config.corrupt_fraction)
-        - math.floor(config.tolerated_dropout * config.branches),
+        cohort
+        - assumed_colluders(cohort, config.corrupt_fraction)
+        - math.floor(config.tolerated_dropout * cohort),
     )
     for _ in range(500):
         ddg = DistributedDiscreteGaussian(
             dimension=dimension,
             clip=config.dp_clip if record_clip is None else record_clip,
             noise_multiplier=z,
-            expected_clients=config.branches,
+            expected_clients=cohort,
             bits=32,
             vector_bound=0.0 if record_clip is None else config.dp_clip,
         )
@@ -778,7 +798,8 @@ def federation_config(
         server_momentum=config.server_momentum,
         seed=config.seed,
         replay_noise=True,  # a simulation replays bit for bit; its ledger says so
-        sampling=SamplingConfig(kind="poisson", rate=1.0),
+        # each branch joins a round with probability q, drawn by the server (q = 1: all)
+        sampling=SamplingConfig(kind="poisson", rate=config.sample_rate),
         backend=BackendConfig(
             name=config.backend,
             value_bound=bound,
@@ -788,8 +809,14 @@ def federation_config(
         ),
         dp=dp,
         # a branch still training is not a dropout; vanished branches are seen at once;
-        # a branch whose protocol gave up (too few live neighbours) is silent: 10 s
-        deadlines=DeadlineConfig(phase_seconds=10.0, training_seconds=900.0, round_seconds=3600.0),
+        # a branch whose protocol gave up (too few live neighbours) is silent: 10 s, and
+        # 0.1 s more per expected branch, as every branch's thread shares the simulator's
+        # cores (at 1 000 branches a masking phase took over 10 s and rounds aborted)
+        deadlines=DeadlineConfig(
+            phase_seconds=10.0 + 0.1 * expected_cohort(config),
+            training_seconds=900.0,
+            round_seconds=3600.0,
+        ),
         server=ServerSettings(state=str(state)),
     )
 
@@ -1030,23 +1057,63 @@ def run_federation(
 ) -> FederationRun:
     """The federated rounds over the real runtime. With ``config.trains == "head"`` the
     federation's model is the prior's output layer: that is all the branches train, send
-    and the server averages (the frozen body is the prior's, known to everyone)."""
-    from secagg.aggregation.policy import BranchPolicy
-    from secagg.runtime.client import FederationClient
-    from secagg.runtime.launch import build_server, key_holder_service, make_key_holder_key
-    from secagg.runtime.server import RoundResult
+    and the server averages (the frozen body is the prior's, known to everyone).
 
-    trainers = {b.name: BranchTrainer(config, b, "federated", prior) for b in branches}
-    units_total = None
-    if config.record_distributed:
-        units_total = sum(int(t.units[0].shape[0]) for t in trainers.values() if t.units)
-        for trainer in trainers.values():
-            trainer.units_total = units_total
-    initial = next(iter(trainers.values())).flat().astype(np.float64)
-    fed = federation_config(config, initial.size, state, units_total or 1)
+    ``config.engine`` says where the branches run: ``inprocess`` (one thread each, here)
+    or ``ray`` (in Ray actors, :mod:`secagg.runtime.ray_engine`: started here, or joined
+    at ``config.ray_address``, and shut down or left at the end). Both play the same
+    dropout schedule, so the same seed gives the same rounds."""
     phases = SINGLE_PHASE if config.backend in ("plain", "ckks") else MASKING_PHASES
     schedule = DropoutSchedule(config.dropout, config.seed, phases) if config.dropout else None
-    network = SimulatedNetwork(schedule)
+    if config.engine != "ray":
+        network = SimulatedNetwork(schedule)
+        return _federate(config, branches, state, network, progress, ledger_path, prior)
+    from secagg.runtime.ray_engine import RayHub, ray_session
+
+    with ray_session(config.ray_address), RayHub(schedule, workers=config.ray_workers) as hub:
+        return _federate(config, branches, state, hub, progress, ledger_path, prior)
+
+
+def _federate(
+    config: SimulationConfig,
+    branches: list[BranchData],
+    state: Path,
+    network: SimulatedNetwork,
+    progress: Progress,
+    ledger_path: Path | None,
+    prior: np.ndarray | None,
+) -> FederationRun:
+    """:func:`run_federation` over ``network``: a :class:`SimulatedNetwork` whose branches
+    are threads here, or a :class:`~secagg.runtime.ray_engine.RayHub` whose branches are
+    built (trainers included) and run in its client hosts."""
+    from secagg.aggregation.policy import BranchPolicy
+    from secagg.apps.simulation.hosted import HostedBranch, hosted_epsilons, hosted_trainers
+    from secagg.runtime.client import FederationClient
+    from secagg.runtime.launch import build_server, key_holder_service, make_key_holder_key
+    from secagg.runtime.ray_engine import RayHub
+    from secagg.runtime.server import RoundResult
+
+    hub = network if isinstance(network, RayHub) else None
+    trainers: dict[str, Any]
+    if hub is not None:  # the trainers are built in the Ray workers, not here
+        trainers = {}
+        units_total = (
+            sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
+            if config.record_distributed
+            else None
+        )
+        initial = trainable_vector(
+            starting_model(config, branches[0].x_train.shape[1], prior)
+        ).astype(np.float64)
+    else:
+        trainers = {b.name: BranchTrainer(config, b, "federated", prior) for b in branches}
+        units_total = None
+        if config.record_distributed:
+            units_total = sum(int(t.units[0].shape[0]) for t in trainers.values() if t.units)
+            for trainer in trainers.values():
+                trainer.units_total = units_total
+        initial = next(iter(trainers.values())).flat().astype(np.float64)
+    fed = federation_config(config, initial.size, state, units_total or 1)
     helper_settings: dict[str, Any] = {}
     pin = None
     if fed.backend.key_holder is not None:  # made before round 1, pinned by every branch
@@ -1071,7 +1138,12 @@ def run_federation(
         **own_noise,
     )
     threads = []
-    for b in branches:
+    if hub is not None:
+        hub.start(
+            {b.name: HostedBranch(config, b, prior, policy, units_total) for b in branches},
+            rounds=config.rounds,
+        )
+    for b in () if hub is not None else branches:  # hosted branches run in their hosts
         dpsgd = trainers[b.name].dpsgd
         client = FederationClient(
             b.name,
@@ -1108,7 +1180,11 @@ def run_federation(
         now = time.perf_counter()
         load_trainable(evaluator, model)
         metrics = evaluate(evaluator, branches)
-        record_eps = {name: t.epsilon() for name, t in trainers.items()}
+        record_eps = (
+            hosted_epsilons(hub, branches)
+            if hub is not None
+            else {name: t.epsilon() for name, t in trainers.items()}
+        )
         sent = {n: network.bytes_sent[n] - sent_before[n] for n in sent_before}
         received = {n: network.bytes_received[n] - received_before[n] for n in received_before}
         sent_before.update({n: network.bytes_sent[n] for n in sent_before})
@@ -1164,6 +1240,8 @@ def run_federation(
     )
     for thread in threads:
         thread.join(timeout=5.0)
+    if hub is not None:  # what the report needs of each branch's trainer, from its host
+        trainers = hosted_trainers(hub, branches)
     dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in network.dropouts]
     return FederationRun(
         rounds, server.model.copy(), dropouts, trainers, server.budget_reached, fed.dp
@@ -1176,6 +1254,10 @@ def run_simulation(
     """Baselines, federation and final evaluation; ``run_dir`` must be new or empty."""
     import torch
 
+    if config.engine == "ray":  # a missing extra is said now, not after the baselines
+        from secagg.runtime.ray_engine import require_ray
+
+        require_ray()
     run_dir.mkdir(parents=True, exist_ok=True)
     state = run_dir / "server.sqlite"
     if state.exists():
@@ -1331,7 +1413,12 @@ def privacy_parameters(
             "accountant": "ddg (distributed discrete Gaussian)"
             if dp.mechanism == "distributed"
             else dp.accountant,
-            "sample_rate": 1.0,  # every branch is sampled every round (Poisson, q = 1)
+            # the server's Poisson sampling of branches (1: every branch, every round) ...
+            "sample_rate": config.sample_rate,
+            # ... and the rate the accountant credits: the distributed mechanism claims no
+            # amplification (the untrusted server draws the cohort)
+            "accounted_sample_rate": config.sample_rate if dp.mechanism == "central" else 1.0,
+            "expected_clients": config.sample_rate * config.branches,
             "epsilon_budget": dp.epsilon_budget,
         }
     return out

@@ -1,0 +1,859 @@
+"""The Ray engine: many federation clients in a few Ray actors, one real server in the driver.
+
+Theory of operation
+-------------------
+Why: the in-process engine runs one :class:`~secagg.runtime.client.FederationClient`
+thread per party in one Python process, so a study of thousands of participants
+does not fit (memory, one interpreter lock). This engine keeps the *server* exactly
+as it is (a :class:`~secagg.runtime.server.FederationServer` in the driver, driving
+a :class:`~secagg.transport.base.ServerEndpoint`) and moves the *clients* into Ray
+actors, the way Flower's simulation does.
+
+:class:`RayHub` is the server's endpoint. It is a
+:class:`~secagg.runtime.simnet.SimulatedNetwork` (so it keeps the same per-party
+byte counts, the same dropout bookkeeping, and in-process sessions for any party
+that stays in the driver, such as the CKKS key holder) whose *hosted* clients live
+in :class:`ClientHost` actors, spread round-robin, one actor per CPU by default.
+``send(name, payload)`` appends the bytes to the pending batch of ``name``'s host;
+the batches go out as one actor call per host (:meth:`ClientHost.deliver`) when the
+server next waits for a message, and at the latest within a few tens of
+milliseconds; a collector thread waits on the calls (``ray.wait``) and puts what
+they return into the server's inbox, the queue the in-process sessions use. So
+``receive``, ``connected`` and ``session_id`` answer as the in-process hub does.
+
+:class:`ClientHost` is sans-I/O: no thread, no clock. ``deliver(batch)`` hands each
+message to its client's :meth:`FederationClient.handle`; the client's endpoint
+``send()`` appends to the host's outbox, which the call returns. Local training runs
+here, in the worker: each client is built in the actor by a picklable *factory*
+(``factory(name, endpoint)``), e.g. the simulator's, which builds a branch's trainer
+from the configuration, the branch's data and the prior.
+
+What crosses the boundary. Between the driver and the actors, only wire bytes
+(:mod:`secagg.runtime.wire`): the server's messages in, the clients' replies out;
+nothing of the protocol is pickled. The actors' *constructors* receive the
+factories (with the simulator: the configuration and every branch's data) through
+Ray's object store, and :meth:`RayHub.probe` returns what a factory's probe reports
+(the simulator's record-level epsilon). The cluster is therefore one trust domain:
+this is a simulation engine, not a deployment (a deployment runs ``secagg client``
+per branch over gRPC with mutual TLS).
+
+Order. Ray runs one caller's calls to one actor one at a time, in submission
+order, and the collector consumes each host's results in submission order, so every
+client sees the server's messages in the order they were sent and the server sees
+each client's replies in the order they were made.
+
+Dropouts. Each hosted client's endpoint is the simulated network's
+:class:`~secagg.runtime.simnet._ScheduledEndpoint`, so the same schedule (seed,
+round, name) makes the same branch go silent before the same message on either
+engine. The host reports the vanishing (only the host knows when its client tries
+to send); the driver hides the branch from ``connected()`` when the report arrives
+and brings it back when the server sends it its round's end. (The in-process client
+thread brings itself back when it *reads* that message; a round trip to an actor
+later, the next round's draw could miss it, and the same seed would not give the
+same round.) A report that arrives after its round's end was sent is recorded but
+hides nothing.
+
+Failures. A client whose ``handle`` raises (its policy refused a round and it stops,
+a model of another dimension) leaves: its session ends (gone from ``connected()``,
+no session id), as a closed connection would, and the server closes its phases
+without it. A host that dies ends every client it held the same way.
+
+Ray is imported only when an engine is built (:func:`require_ray`): without the
+extra, the in-process engine and everything else work, and ``--engine ray`` says
+in one line what to install.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from secagg.aggregation.policy import BranchPolicy
+from secagg.errors import ConfigurationError, SecAggError
+from secagg.runtime.client import ClientStats, FederationClient, TrainingHook
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.server import RoundResult
+from secagg.runtime.simnet import (
+    DropoutEvent,
+    DropoutSchedule,
+    SimulatedNetwork,
+    _ScheduledEndpoint,
+)
+from secagg.runtime.wire import (
+    FEDERATION_END,
+    ROUND_END,
+    FederationEnd,
+    RoundEnd,
+    decode_message,
+)
+from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
+from secagg.transport.inprocess import InProcessHub
+
+__all__ = [
+    "RAY_EXTRA",
+    "ClientFactory",
+    "ClientHost",
+    "ClientHostFailed",
+    "ClientsRun",
+    "HookClient",
+    "HostedClient",
+    "RayHub",
+    "RayUnavailable",
+    "hook_clients",
+    "ray_session",
+    "require_ray",
+    "run_clients",
+]
+
+log = logging.getLogger("secagg.ray")
+
+#: the one line a missing extra gets
+RAY_EXTRA = "--engine ray needs the ray extra: pip install 'secagg[ray]'"
+
+#: how long the collector waits on the actors' calls before it looks for new batches
+_POLL_SECONDS = 0.05
+
+
+class RayUnavailable(ConfigurationError):
+    """Ray is not installed, or no Ray instance could be started or reached."""
+
+
+class ClientHostFailed(TransportError):
+    """A client host could not build its clients (a factory raised something other than
+    a :class:`~secagg.errors.ConfigurationError`, which is re-raised as one)."""
+
+
+def require_ray() -> ModuleType:
+    """The ``ray`` module, or :class:`RayUnavailable` with :data:`RAY_EXTRA`."""
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable(RAY_EXTRA) from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
+    """Ray for the length of the block: a local instance (``address`` None; ``num_cpus``
+    None: every core) or a connection to the cluster at ``address`` (``"auto"``, or
+    ``"ray://host:10001"``); yields the ``ray`` module.
+
+    It is shut down at the end only if it was started here: a driver that already
+    called ``ray.init`` (a test's fixture, a notebook) keeps its instance, and leaving
+    an external cluster only disconnects this driver from it. Workers' output stays in
+    their logs (``log_to_driver=False``): the engine reports what matters itself."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        if address is None:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+        else:
+            ray.init(address=address, **options)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+        where = "start a local Ray instance" if address is None else f"reach Ray at {address}"
+        raise RayUnavailable(f"cannot {where}: {exc}".splitlines()[0]) from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+# --- what a host holds ----------------------------------------------------------------
+
+
+@dataclass
+class HostedClient:
+    """A client as its host holds it: the client, and optionally a ``probe(what)`` the
+    driver may call between rounds (:meth:`RayHub.probe`), for what the driver needs of
+    a client besides its messages (the simulator: a branch's record-level epsilon)."""
+
+    client: FederationClient
+    probe: Callable[[str], Any] | None = None
+
+
+#: builds a client in its host: ``factory(name, endpoint)``; it must be picklable
+#: (a module-level function or class instance, a ``functools.partial`` of one)
+ClientFactory = Callable[[str, ClientEndpoint], "HostedClient | FederationClient"]
+
+
+@dataclass(frozen=True)
+class HookClient:
+    """A picklable recipe for a plain federation client: its training hook is built in
+    its host by ``hook()`` (so a hook holding a model or data is made where it runs),
+    with the branch's ``policy``, ``replay_seed`` (simulations only: replays the
+    encoding's rounding; see :class:`FederationClient`) and ``dimension``."""
+
+    hook: Callable[[], TrainingHook]
+    policy: BranchPolicy | None = None
+    replay_seed: bytes | None = None
+    dimension: int | None = None
+
+    def __call__(self, name: str, endpoint: ClientEndpoint) -> HostedClient:
+        client = FederationClient(
+            name,
+            self.hook(),
+            endpoint,
+            policy=self.policy,
+            replay_seed=self.replay_seed,
+            dimension=self.dimension,
+        )
+        return HostedClient(client)
+
+
+def hook_clients(
+    hooks: Mapping[str, Callable[[], TrainingHook]],
+    *,
+    policy: BranchPolicy | None = None,
+    replay_seed: bytes | None = None,
+    dimension: int | None = None,
+) -> dict[str, HookClient]:
+    """``{name: HookClient(...)}`` for ``{name: hook factory}``: the factories
+    :func:`run_clients` takes, e.g. ``functools.partial(demo_hook, name, d)`` per name."""
+    return {
+        name: HookClient(hook, policy=policy, replay_seed=replay_seed, dimension=dimension)
+        for name, hook in hooks.items()
+    }
+
+
+class _Mailbox:
+    """The innermost endpoint of a hosted client: ``send`` appends to the host's outbox;
+    ``receive`` returns the one message the host is delivering."""
+
+    def __init__(self, name: str, outbox: list[tuple[Any, ...]]) -> None:
+        self.name = name
+        self._outbox = outbox
+        self.pending: bytes | None = None
+
+    def send(self, payload: bytes) -> None:
+        self._outbox.append(("send", self.name, bytes(payload)))
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        del timeout  # sans-I/O: the host hands over the message it is delivering
+        payload, self.pending = self.pending, None
+        return payload
+
+
+class _HostNetwork:
+    """What :class:`~secagg.runtime.simnet._ScheduledEndpoint` asks of its network, on
+    the host's side: a vanishing is reported to the driver (once per branch and round);
+    bytes are counted, and a branch brought back, by the driver."""
+
+    def __init__(self, schedule: DropoutSchedule | None, outbox: list[tuple[Any, ...]]) -> None:
+        self.schedule = schedule
+        self._outbox = outbox
+        self._reported: set[tuple[str, int]] = set()
+
+    def _vanish(self, event: DropoutEvent) -> None:
+        if (event.branch, event.round) not in self._reported:
+            self._reported.add((event.branch, event.round))
+            self._outbox.append(("vanish", event.branch, event.round, event.phase))
+
+    def _reappear(self, name: str) -> None:
+        del name  # the driver brings it back when the server sends its round's end
+
+    def _count_sent(self, name: str, size: int) -> None:
+        del name, size  # counted by the driver, when the bytes arrive
+
+
+@dataclass
+class _Seat:
+    hosted: HostedClient
+    mailbox: _Mailbox
+    endpoint: _ScheduledEndpoint
+    done: bool = False  # its rounds are served, or it stopped: it handles nothing more
+
+
+class ClientHost:
+    """One Ray actor's clients, driven sans-I/O (see the module's theory of operation).
+
+    ``clients`` is ``[(name, factory), ...]``; ``schedule`` the dropout schedule (None:
+    none); ``rounds`` how many rounds each client serves before it stops reading, as
+    ``FederationClient.run(rounds=...)`` does (None: until the federation ends)."""
+
+    def __init__(
+        self,
+        clients: list[tuple[str, ClientFactory]],
+        schedule: DropoutSchedule | None = None,
+        rounds: int | None = None,
+    ) -> None:
+        self._outbox: list[tuple[Any, ...]] = []
+        self._network = _HostNetwork(schedule, self._outbox)
+        self._rounds = rounds
+        self._seats: dict[str, _Seat] = {}
+        #: (name, was a ConfigurationError, message) of the first factory that raised
+        self._failure: tuple[str, bool, str] | None = None
+        for name, factory in clients:
+            mailbox = _Mailbox(name, self._outbox)
+            endpoint = _ScheduledEndpoint(self._network, name, mailbox)  # type: ignore[arg-type]
+            try:
+                built = factory(name, endpoint)
+            except Exception as exc:  # reported by ready(), raised by the driver
+                self._failure = (name, isinstance(exc, ConfigurationError), str(exc))
+                break
+            hosted = built if isinstance(built, HostedClient) else HostedClient(built)
+            self._seats[name] = _Seat(hosted, mailbox, endpoint)
+
+    def ready(self) -> tuple[int, tuple[str, bool, str] | None]:
+        """This worker's process id, and the factory failure, if one raised."""
+        return os.getpid(), self._failure
+
+    def deliver(self, batch: list[tuple[str, bytes]]) -> list[tuple[Any, ...]]:
+        """Hand each message to its client, in order; returns what the clients did:
+        ``("send", name, bytes)``, ``("vanish", name, round, phase)`` and
+        ``("ended", name, reason)``, in the order it happened."""
+        for name, payload in batch:
+            seat = self._seats.get(name)
+            if seat is None or seat.done:
+                continue  # as a client thread that has returned reads nothing more
+            seat.mailbox.pending = payload
+            message = seat.endpoint.receive(0.0)  # the schedule's bookkeeping
+            assert message is not None
+            client = seat.hosted.client
+            try:
+                client.handle(message)
+            except Exception as exc:  # it stopped (BranchRefused, DimensionMismatch, ...)
+                seat.done = True
+                self._outbox.append(("ended", name, f"{type(exc).__name__}: {exc}"))
+                continue
+            # what FederationClient.run would return with, had it read this message
+            stats = client.stats
+            end = _federation_end(message)
+            if end is not None:
+                stats.outcome = "finished" if end.finished else "stopped"
+                stats.end_reason = end.reason
+                seat.done = True
+            elif (
+                self._rounds is not None
+                and stats.rounds_completed + stats.rounds_aborted >= self._rounds
+            ):
+                stats.outcome = "rounds"
+                seat.done = True
+        out = list(self._outbox)
+        self._outbox.clear()
+        return out
+
+    def probe(self, what: str) -> dict[str, Any]:
+        """``{name: probe(what)}`` of every client that has a probe."""
+        return {
+            name: seat.hosted.probe(what)
+            for name, seat in self._seats.items()
+            if seat.hosted.probe is not None
+        }
+
+    def stats(self) -> dict[str, ClientStats]:
+        """Each client's counters (without its last model)."""
+        return {
+            name: dataclasses.replace(seat.hosted.client.stats, last_model=None)
+            for name, seat in self._seats.items()
+        }
+
+    def peak_rss(self) -> int:
+        """This worker process's peak resident memory so far, in bytes."""
+        return _peak_rss()
+
+
+def _peak_rss() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
+
+
+#: the variables that set the native thread pools (OpenMP, OpenBLAS, MKL) at start-up
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _thread_environment() -> dict[str, str]:
+    """The driver's native thread-pool sizes, for the hosts' worker processes.
+
+    Why: Ray starts workers with ``OMP_NUM_THREADS=1``, and a multi-threaded BLAS sums
+    in another order than a single-threaded one, so numpy's results move in their last
+    bits (the DP-SGD noise calibration did: epsilon 2.99469487185 in the driver,
+    2.99469487186 in a worker). With the driver's sizes the hosts compute what the
+    in-process engine computes on the same machine. Unset in the driver means the
+    libraries' default, one thread per CPU this process may use."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    env = {name: os.environ[name] for name in _THREAD_VARIABLES if name in os.environ}
+    env.setdefault("OMP_NUM_THREADS", str(cpus))
+    return env
+
+
+def _federation_end(payload: bytes) -> FederationEnd | None:
+    """The :class:`~secagg.runtime.wire.FederationEnd` in ``payload``, else None."""
+    if len(payload) < 6 or payload[5] != FEDERATION_END:
+        return None
+    try:
+        message = decode_message(payload)
+    except SecAggError:
+        return None
+    return message if isinstance(message, FederationEnd) else None
+
+
+def _round_end(payload: bytes) -> int | None:
+    """The round of a :class:`~secagg.runtime.wire.RoundEnd`, else None (the kind byte
+    is read first: the driver does not decode every model it sends)."""
+    if len(payload) < 6 or payload[5] != ROUND_END:
+        return None
+    try:
+        message = decode_message(payload)
+    except SecAggError:  # the client will refuse it; nothing to bring back
+        return None
+    return message.round if isinstance(message, RoundEnd) else None
+
+
+# --- the driver's side ----------------------------------------------------------------
+
+
+class RayHub(SimulatedNetwork):
+    """The server's endpoint, with its hosted clients in :class:`ClientHost` actors.
+
+    Build it inside :func:`ray_session`, then :meth:`start` the hosts; in-process
+    sessions (``connect(name)``) still work for parties that stay in the driver.
+    :meth:`close` (or leaving its ``with`` block) stops the collector and the actors.
+    ``workers``: the number of hosts (None: one per CPU of the Ray instance)."""
+
+    def __init__(
+        self, schedule: DropoutSchedule | None = None, *, workers: int | None = None
+    ) -> None:
+        super().__init__(schedule)
+        if workers is not None and workers < 1:
+            raise ConfigurationError("ray workers must be at least 1")
+        self._ray = require_ray()
+        if not self._ray.is_initialized():
+            raise RayUnavailable("start Ray first (secagg.runtime.ray_engine.ray_session)")
+        self._workers = workers
+        self._hosts: list[Any] = []
+        self._host_of: dict[str, int] = {}
+        self._live: set[str] = set()  # hosted clients whose session is open
+        self._remote_sessions: dict[str, int] = {}
+        self._ended_round: dict[str, int] = {}  # the last round whose end was sent
+        #: why each hosted client left, if it did
+        self.ended: dict[str, str] = {}
+        self.worker_pids: list[int] = []
+        self._submit_lock = threading.Lock()  # pending batches and calls in flight
+        self._pending: dict[int, list[tuple[str, bytes]]] = {}
+        self._inflight: list[deque[Any]] = []
+        self._stopping = threading.Event()
+        self._collector: threading.Thread | None = None
+
+    # --- life cycle ------------------------------------------------------------------
+
+    def start(self, clients: Mapping[str, ClientFactory], *, rounds: int | None = None) -> None:
+        """Build the hosts and their clients (round-robin over the hosts, in the order
+        given) and return once every client is built. A factory that raised is
+        re-raised here: a :class:`~secagg.errors.ConfigurationError` as one, anything
+        else as :class:`ClientHostFailed`."""
+        if self._hosts:
+            raise ConfigurationError("this RayHub's hosts are already started")
+        if not clients:
+            raise ConfigurationError("the Ray engine needs at least one client to host")
+        local = set(clients) & InProcessHub.connected(self)
+        if local:
+            raise ConfigurationError(f"already connected in-process: {', '.join(sorted(local))}")
+        ray = self._ray
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        workers = self._workers if self._workers is not None else max(1, int(cpus))
+        workers = min(workers, len(clients))
+        groups: list[list[tuple[str, ClientFactory]]] = [[] for _ in range(workers)]
+        for index, (name, factory) in enumerate(clients.items()):
+            groups[index % workers].append((name, factory))
+            self._host_of[name] = index % workers
+        # more hosts than CPUs share them (a whole CPU each would leave some unscheduled)
+        actor = ray.remote(
+            num_cpus=min(1.0, cpus / workers),
+            runtime_env={"env_vars": _thread_environment()},
+        )(ClientHost)
+        self._hosts = [actor.remote(group, self.schedule, rounds) for group in groups]
+        self._inflight = [deque() for _ in self._hosts]
+        try:
+            answers = ray.get([host.ready.remote() for host in self._hosts])
+        except Exception as exc:
+            self.close()
+            raise ClientHostFailed(f"a client host did not start: {exc}") from None
+        for pid, failure in answers:
+            self.worker_pids.append(pid)
+            if failure is not None:
+                self.close()
+                name, configuration, message = failure
+                if configuration:
+                    raise ConfigurationError(message)
+                raise ClientHostFailed(f"building {name} in its client host failed: {message}")
+        with self._lock:  # session ids from the in-process hub's counter: never reused
+            for name in clients:
+                self._remote_sessions[name] = self._next_session
+                self._next_session += 1
+        with self._count_lock:
+            self._live = set(clients)
+        self._collector = threading.Thread(target=self._collect, name="ray-collector", daemon=True)
+        self._collector.start()
+
+    def close(self, drain_seconds: float = 30.0) -> None:
+        """Deliver what is pending (a federation's end, so every client hears it), wait
+        up to ``drain_seconds`` for the calls in flight, then stop the collector and
+        the actors (their CPUs are free for the next engine at once)."""
+        if self._collector is not None and self._collector.is_alive():
+            self._flush()
+            end = time.monotonic() + drain_seconds
+            while time.monotonic() < end:
+                with self._submit_lock:
+                    if not any(self._inflight):
+                        break
+                time.sleep(0.01)
+        self._stopping.set()
+        if self._collector is not None:
+            self._collector.join(timeout=10.0)
+        for host in self._hosts:
+            try:
+                self._ray.kill(host)
+            except Exception as exc:  # already gone
+                log.debug("could not kill a client host: %s", exc)
+        self._hosts = []
+        with self._count_lock:
+            self._live.clear()
+
+    def __enter__(self) -> RayHub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def stopped(self) -> bool:
+        """Every hosted client has left (the server then waits for no quorum)."""
+        with self._count_lock:
+            return bool(self._host_of) and not self._live
+
+    @property
+    def workers(self) -> int:
+        """The number of client hosts started."""
+        return len(self.worker_pids)
+
+    def connect(self, name: str) -> _ScheduledEndpoint:
+        """An in-process session for a party that stays in the driver (the key holder)."""
+        if name in self._host_of:
+            raise ConnectionError(f"client {name!r} is hosted by the Ray engine")
+        return super().connect(name)
+
+    # --- the server's side ----------------------------------------------------------
+
+    def send(self, name: str, payload: bytes) -> None:
+        host = self._host_of.get(name)
+        if host is None:
+            super().send(name, payload)  # an in-process session (the key holder)
+            return
+        data = bytes(payload)
+        ended = _round_end(data)
+        with self._count_lock:
+            if name not in self._live:
+                raise NotConnected(f"client {name!r} is not connected")
+            self.bytes_received[name] += len(data)
+            if ended is not None:  # it is back for the next round (see the module doc)
+                self._ended_round[name] = max(ended, self._ended_round.get(name, 0))
+                self._vanished.discard(name)
+        with self._submit_lock:
+            self._pending.setdefault(host, []).append((name, data))
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        self._flush()  # the server waits: what it sent goes out now, in one call per host
+        return super().receive(timeout)
+
+    def connected(self) -> set[str]:
+        with self._count_lock:
+            hosted = self._live - self._vanished
+        return super().connected() | hosted
+
+    def session_id(self, name: str) -> int | None:
+        if name not in self._host_of:
+            return super().session_id(name)
+        with self._count_lock:
+            return self._remote_sessions.get(name) if name in self._live else None
+
+    # --- between rounds -------------------------------------------------------------
+
+    def probe(self, what: str) -> dict[str, Any]:
+        """``{name: probe(what)}`` of every hosted client with a probe. Each host answers
+        after the messages sent to it before this call (one caller's calls to an actor
+        run in order)."""
+        self._flush()
+        with self._submit_lock:  # after every batch already submitted to each host
+            refs = [host.probe.remote(what) for host in self._hosts]
+        merged: dict[str, Any] = {}
+        for answer in self._ray.get(refs):
+            merged.update(answer)
+        return merged
+
+    def client_stats(self) -> dict[str, ClientStats]:
+        """Every hosted client's counters."""
+        self._flush()
+        with self._submit_lock:
+            refs = [host.stats.remote() for host in self._hosts]
+        merged: dict[str, ClientStats] = {}
+        for answer in self._ray.get(refs):
+            merged.update(answer)
+        return merged
+
+    def peak_rss(self) -> list[int]:
+        """Each host's peak resident memory so far (bytes), in host order."""
+        return [int(rss) for rss in self._ray.get([h.peak_rss.remote() for h in self._hosts])]
+
+    # --- the collector --------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Submit every host's pending batch as one call (in the order sent)."""
+        with self._submit_lock:
+            pending, self._pending = self._pending, {}
+            for host, batch in pending.items():
+                if host < len(self._hosts):
+                    self._inflight[host].append(self._hosts[host].deliver.remote(batch))
+
+    def _collect(self) -> None:
+        """Flush, wait on the calls in flight, and take their results in each host's
+        submission order, until :meth:`close`. Nothing it meets may stop it: the
+        server would otherwise wait out its deadlines for replies that never come."""
+        while not self._stopping.is_set():
+            try:
+                self._collect_once()
+            except Exception:  # a bug; log it and go on (a host's failure is handled)
+                log.exception("the Ray engine's collector failed; continuing")
+                self._stopping.wait(_POLL_SECONDS)
+
+    def _collect_once(self) -> None:
+        """One turn: submit what is pending, wait up to :data:`_POLL_SECONDS` for a call
+        to finish, and take every finished call's events, each host's in order."""
+        ray = self._ray
+        self._flush()
+        with self._submit_lock:
+            refs = [ref for calls in self._inflight for ref in calls]
+        if not refs:
+            self._stopping.wait(_POLL_SECONDS / 2)
+            return
+        first, _ = ray.wait(refs, num_returns=1, timeout=_POLL_SECONDS)
+        if not first:
+            return
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        done = set(ready)
+        for host, calls in enumerate(self._inflight):
+            while True:
+                with self._submit_lock:
+                    if not calls or calls[0] not in done:
+                        break
+                    ref = calls[0]
+                try:
+                    events = ray.get(ref)
+                except Exception as exc:  # the actor died, or deliver itself failed
+                    self._host_failed(host, exc)
+                    break
+                with self._submit_lock:
+                    calls.popleft()
+                self._take(events)
+
+    def _take(self, events: list[tuple[Any, ...]]) -> None:
+        for event in events:
+            kind, name = event[0], event[1]
+            if kind == "send":
+                payload = event[2]
+                with self._count_lock:
+                    if name not in self._live:
+                        continue
+                    self.bytes_sent[name] += len(payload)
+                self._to_server.put((name, payload))
+            elif kind == "vanish":
+                self._remote_vanish(DropoutEvent(event[2], name, event[3]))
+            elif kind == "ended":
+                self._end(name, event[2])
+
+    def _remote_vanish(self, event: DropoutEvent) -> None:
+        with self._count_lock:
+            if self._ended_round.get(event.branch, 0) >= event.round:
+                self.dropouts.append(event)  # its round has ended: recorded, hides nothing
+                return
+        self._vanish(event)
+
+    def _end(self, name: str, reason: str) -> None:
+        with self._count_lock:
+            self._live.discard(name)
+            self.ended[name] = reason
+        log.warning("%s left the federation: %s", name, reason)
+
+    def _host_failed(self, host: int, exc: BaseException) -> None:
+        reason = f"its client host failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        with self._submit_lock:
+            self._inflight[host].clear()
+            self._pending.pop(host, None)
+        for name, index in self._host_of.items():
+            if index == host and name in self._live:
+                self._end(name, reason)
+
+
+# --- a federation of hosted clients -----------------------------------------------------
+
+
+@dataclass
+class ClientsRun:
+    """What :func:`run_clients` measured."""
+
+    engine: str
+    results: list[RoundResult]
+    model: np.ndarray
+    finished: bool
+    stop_reason: str | None
+    dropouts: list[DropoutEvent]
+    bytes_sent: dict[str, int]  # per client, to the server
+    bytes_received: dict[str, int]  # per client, from the server
+    #: building the clients (and, with Ray, starting the hosts), before the first round
+    setup_seconds: float
+    #: the server's rounds, from the first round's draw to the federation's end
+    run_seconds: float
+    workers: int  # client hosts (0: the in-process engine)
+    #: each host's peak resident memory in bytes (empty for the in-process engine)
+    worker_peak_rss: list[int] = field(default_factory=list)
+    #: the driver's peak resident memory in bytes (the in-process engine: everything)
+    driver_peak_rss: int = 0
+    client_stats: dict[str, ClientStats] = field(default_factory=dict)
+    #: clients that left the federation (Ray engine: a client that raised, or whose host
+    #: died), and why
+    left: dict[str, str] = field(default_factory=dict)
+
+
+ENGINES = ("inprocess", "ray")
+
+
+def run_clients(
+    config: FederationConfig,
+    clients: Mapping[str, ClientFactory],
+    state: str | Path,
+    *,
+    engine: str = "ray",
+    schedule: DropoutSchedule | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    initial_model: np.ndarray | None = None,
+    max_attempts: int | None = None,
+    wait_for_clients: float = 60.0,
+    idle_timeout: float = 600.0,
+) -> ClientsRun:
+    """Run ``config``'s federation with a real server in this process and ``clients``
+    (``{name: factory}``, e.g. :func:`hook_clients`) on ``engine``: ``"ray"`` (client
+    hosts in Ray actors; Ray is started, or joined at ``address``, unless it already
+    runs) or ``"inprocess"`` (one thread per client over the simulated network), with
+    the same dropout ``schedule`` on either. The server's store is at ``state`` (no
+    ledger). For benchmarks and tests: ``secagg bench scale`` compares the engines'
+    wall time and memory with it. A backend with a helper (CKKS) is not supported here
+    (the simulator runs its key holder itself)."""
+    if engine not in ENGINES:
+        raise ConfigurationError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if config.backend.key_holder is not None:
+        raise ConfigurationError("run_clients runs no key holder: use a masking or plain backend")
+    from secagg.runtime.launch import build_server
+
+    if engine == "inprocess":
+        return _run_in_process(
+            config,
+            clients,
+            state,
+            schedule=schedule,
+            initial_model=initial_model,
+            max_attempts=max_attempts,
+            wait_for_clients=wait_for_clients,
+            idle_timeout=idle_timeout,
+        )
+    with ray_session(address), RayHub(schedule, workers=workers) as hub:
+        began = time.perf_counter()
+        hub.start(clients)
+        server = build_server(config, hub, state, initial_model=initial_model)
+        started = time.perf_counter()
+        results = server.run(wait_for_clients, max_attempts=max_attempts)
+        finished = time.perf_counter()
+        rss = hub.peak_rss()
+        stats = hub.client_stats()
+        return ClientsRun(
+            engine="ray",
+            results=results,
+            model=server.model.copy(),
+            finished=server.finished,
+            stop_reason=server.stop_reason,
+            dropouts=list(hub.dropouts),
+            bytes_sent=dict(hub.bytes_sent),
+            bytes_received=dict(hub.bytes_received),
+            setup_seconds=started - began,
+            run_seconds=finished - started,
+            workers=hub.workers,
+            worker_peak_rss=rss,
+            driver_peak_rss=_peak_rss(),
+            client_stats=stats,
+            left=dict(hub.ended),
+        )
+
+
+def _run_in_process(
+    config: FederationConfig,
+    clients: Mapping[str, ClientFactory],
+    state: str | Path,
+    *,
+    schedule: DropoutSchedule | None,
+    initial_model: np.ndarray | None,
+    max_attempts: int | None,
+    wait_for_clients: float,
+    idle_timeout: float,
+) -> ClientsRun:
+    """:func:`run_clients` on the in-process engine: the simulator's default."""
+    from secagg.runtime.launch import build_server
+
+    network = SimulatedNetwork(schedule)
+    began = time.perf_counter()
+    hosted: dict[str, HostedClient] = {}
+    for name, factory in clients.items():
+        built = factory(name, network.connect(name))
+        hosted[name] = built if isinstance(built, HostedClient) else HostedClient(built)
+    threads = [
+        threading.Thread(
+            target=h.client.run,
+            kwargs={"idle_timeout": idle_timeout},
+            name=f"client-{name}",
+            daemon=True,
+        )
+        for name, h in hosted.items()
+    ]
+    for thread in threads:
+        thread.start()
+    server = build_server(config, network, state, initial_model=initial_model)
+    started = time.perf_counter()
+    results = server.run(wait_for_clients, max_attempts=max_attempts)
+    finished = time.perf_counter()
+    for thread in threads:
+        thread.join(timeout=5.0)
+    return ClientsRun(
+        engine="inprocess",
+        results=results,
+        model=server.model.copy(),
+        finished=server.finished,
+        stop_reason=server.stop_reason,
+        dropouts=list(network.dropouts),
+        bytes_sent=dict(network.bytes_sent),
+        bytes_received=dict(network.bytes_received),
+        setup_seconds=started - began,
+        run_seconds=finished - started,
+        workers=0,
+        driver_peak_rss=_peak_rss(),
+        client_stats={
+            name: dataclasses.replace(h.client.stats, last_model=None) for name, h in hosted.items()
+        },
+    )

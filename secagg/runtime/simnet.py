@@ -1,0 +1,148 @@
+"""The simulated network: the in-process transport plus byte counts and scheduled dropouts.
+
+Dropouts here take the *real* paths: a branch scheduled to vanish in a round
+stops sending at its phase (before its key advertisement, its encrypted shares,
+its masked input or its unmasking shares) and disappears from the server's view
+of connected clients, exactly as a closed gRPC stream does. The server then
+closes the phase without it, and the protocol recovers the sum from the
+survivors' shares, or aborts below the threshold. The vanished branch comes
+back for the next round.
+
+The schedule is a function of the seed, the round and the branch name (SHA-256
+to a uniform number), so a run with the same seed drops the same branches at
+the same phases.
+
+It lives in the runtime (``secagg simulate`` re-exports it from
+``secagg.apps.simulation.network``) because both of the simulator's engines play
+the same schedule: the in-process one here, and the Ray engine
+(:mod:`secagg.runtime.ray_engine`), whose client hosts wrap each of their branches
+in the same :class:`_ScheduledEndpoint`, so one seed drops the same branches at the
+same phases on either engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+
+from secagg.errors import SecAggError
+from secagg.runtime.wire import RoundEnd, RoundStart, decode_message
+from secagg.transport.inprocess import InProcessHub
+
+#: the messages a branch sends in a masking round, in order (a dropout skips one and the rest)
+MASKING_PHASES = ("advertise_keys", "share_keys", "masked_input", "unmasking")
+#: plain and CKKS rounds: a branch sends one contribution
+SINGLE_PHASE = ("contribution",)
+
+
+def _uniform(*parts: object) -> float:
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class DropoutSchedule:
+    """Which branch vanishes in which round, and before which of its messages."""
+
+    rate: float
+    seed: int
+    phases: tuple[str, ...] = MASKING_PHASES
+
+    def phase_for(self, round_number: int, name: str) -> int | None:
+        """Index of the first message ``name`` does not send in this round, or None."""
+        if _uniform("secagg/v1/sim-dropout", self.seed, round_number, name) >= self.rate:
+            return None
+        pick = _uniform("secagg/v1/sim-dropout-phase", self.seed, round_number, name)
+        return min(int(pick * len(self.phases)), len(self.phases) - 1)
+
+
+@dataclass(frozen=True)
+class DropoutEvent:
+    round: int
+    branch: str
+    phase: str
+
+
+class SimulatedNetwork(InProcessHub):
+    """An :class:`InProcessHub` that counts bytes per branch and plays a dropout schedule."""
+
+    def __init__(self, schedule: DropoutSchedule | None = None) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self._vanished: set[str] = set()
+        self._count_lock = threading.Lock()
+        self.bytes_sent: dict[str, int] = defaultdict(int)  # branch -> server
+        self.bytes_received: dict[str, int] = defaultdict(int)  # server -> branch
+        self.dropouts: list[DropoutEvent] = []
+
+    # server side
+    def send(self, name: str, payload: bytes) -> None:
+        super().send(name, payload)
+        with self._count_lock:
+            self.bytes_received[name] += len(payload)
+
+    def connected(self) -> set[str]:
+        with self._count_lock:
+            vanished = set(self._vanished)
+        return super().connected() - vanished
+
+    # client side
+    def connect(self, name: str) -> _ScheduledEndpoint:  # type: ignore[override]
+        return _ScheduledEndpoint(self, name, super().connect(name))
+
+    def _vanish(self, event: DropoutEvent) -> None:
+        with self._count_lock:
+            if event.branch not in self._vanished:
+                self._vanished.add(event.branch)
+                self.dropouts.append(event)
+
+    def _reappear(self, name: str) -> None:
+        with self._count_lock:
+            self._vanished.discard(name)
+
+    def _count_sent(self, name: str, size: int) -> None:
+        with self._count_lock:
+            self.bytes_sent[name] += size
+
+
+class _ScheduledEndpoint:
+    """A branch's endpoint that goes silent at its scheduled phase of a round."""
+
+    def __init__(self, network: SimulatedNetwork, name: str, inner: object) -> None:
+        self._network = network
+        self.name = name
+        self._inner = inner
+        self._round: int | None = None
+        self._drop_at: int | None = None
+        self._sent = 0
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        payload = self._inner.receive(timeout)  # type: ignore[attr-defined]
+        if payload is not None:
+            try:
+                message = decode_message(payload)
+            except SecAggError:
+                return payload  # the client refuses it; nothing to schedule
+            if isinstance(message, RoundStart):
+                self._round, self._sent = message.round, 0
+                schedule = self._network.schedule
+                self._drop_at = (
+                    None if schedule is None else schedule.phase_for(message.round, self.name)
+                )
+            elif isinstance(message, RoundEnd):
+                self._network._reappear(self.name)
+                self._round, self._drop_at = None, None
+        return payload
+
+    def send(self, payload: bytes) -> None:
+        schedule = self._network.schedule
+        if self._drop_at is not None and self._sent >= self._drop_at and schedule is not None:
+            phases = schedule.phases
+            phase = phases[min(self._drop_at, len(phases) - 1)]
+            self._network._vanish(DropoutEvent(self._round or 0, self.name, phase))
+            return  # vanished: nothing more leaves this round
+        self._sent += 1
+        self._network._count_sent(self.name, len(payload))
+        self._inner.send(payload)  # type: ignore[attr-defined]
