@@ -149,6 +149,11 @@ def _type_needed(value: Any, hint: Any) -> str | None:
         return None if isinstance(value, int | float) and not is_bool else "a number"
     if hint is str:
         return None if isinstance(value, str) else "a string"
+    if origin is tuple and typing.get_args(hint)[:1] == (int,):
+        fits = isinstance(value, list | tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        )
+        return None if fits else "a list of integers"
     if origin is tuple and typing.get_args(hint)[:1] == (str,):
         fits = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
         return None if fits else "a list of strings"

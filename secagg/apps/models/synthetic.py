@@ -57,6 +57,21 @@ ring moving across the network), and the drift is twice as strong.
 For one seed both worlds share the segment and typology profiles and the branch
 sizes.
 
+``many`` is the standard world's behaviour cut into many small participants: the
+merchants of a card issuer, the ATMs or the branches of a national network, each
+holding a few hundred transactions (``num_branches`` of about 1 000, with
+``total_train_rows`` about 300 per participant). Client-level DP needs such a
+world: its noise on the mean update shrinks as 1 / (q * N), so 8 branches drown in
+it. Sizes are log-normal around the mean (sd 0.5 in log space, at least 100
+training rows: no participant is a large bank) instead of the Zipf law, and a
+participant's fraud count is the plain binomial draw of its rate, with no floor of
+2: at 0.05 % to 0.3 % of a few hundred rows most participants have no fraud at all,
+as in reality, and a floor would multiply the network's fraud rate several times.
+The only floor is the network's: its pooled training period and its pooled test
+period hold at least 2 frauds each (it binds only on tiny configurations). A
+participant without a test fraud has no AUPRC of its own; the evaluation pools all
+test sets. For one seed it shares the standard world's segment and typology profiles.
+
 Not modelled: label delay, blocking and reissuing a compromised card (it keeps
 transacting), merchants as entities, and fraud rings reusing devices or accounts.
 
@@ -99,7 +114,7 @@ MERCHANT_CATEGORIES = (
 CHANNELS = ("chip", "contactless", "online", "atm")
 SEGMENTS = ("students", "families", "retirees", "business", "travellers")
 TYPOLOGIES = ("card_testing", "account_takeover", "atm_skimming", "travel_fraud", "lost_card")
-WORLDS = ("standard", "hard")
+WORLDS = ("standard", "hard", "many")
 FEATURE_NAMES = (
     "log_amount", "amount_vs_usual", "hour_sin", "hour_cos", "hour_gap",
     *(f"mcc_{m}" for m in MERCHANT_CATEGORIES),
@@ -116,6 +131,9 @@ _CONTACTLESS = CHANNELS.index("contactless")
 _PRIOR_WEIGHT = 3.0  # pseudo-transactions of the segment's defaults in a card's usual
 _MAX_BURST = 5
 _HELD_OUT_SHARE = 0.25  # hard world: share of every test period's fraud of the held-out typology
+_MANY_SIZE_SIGMA = 0.5  # many world: sd of the participants' log training sizes
+_MIN_ROWS = 100  # every participant's fewest training rows (generate_branches refuses fewer)
+_NETWORK_MIN_FRAUDS = 2  # many world: the fewest frauds of the pooled training (test) period
 
 
 @dataclass(frozen=True)
@@ -451,7 +469,10 @@ def _fraud(
     world: _World, drift: bool, rng: np.random.Generator,
 ) -> _Rows:  # fmt: skip
     """``count`` fraud transactions in bursts on compromised cards; ``force``: a
-    typology at least one burst must have."""
+    typology at least one burst must have (ignored with ``count`` 0: none at all, the
+    many world's usual participant)."""
+    if count == 0:
+        return _no_rows()
     typ = rng.choice(len(TYPOLOGIES), count, p=mix)
     size = np.minimum(
         1 + rng.poisson(np.array([t.burst for t in world.typologies])[typ] - 1.0), _MAX_BURST
@@ -503,6 +524,21 @@ def _fraud(
         log_km=log_km,
         foreign=foreign,
         typology=t.astype(np.int8),
+    )
+
+
+def _no_rows() -> _Rows:
+    """No transactions, with the dtypes of a draw (concatenated with the others)."""
+    return _Rows(
+        card=np.zeros(0, dtype=np.int64),
+        time=np.zeros(0),
+        log_amount=np.zeros(0),
+        hour=np.zeros(0),
+        mcc=np.zeros(0, dtype=np.int64),
+        channel=np.zeros(0, dtype=np.int64),
+        log_km=np.zeros(0),
+        foreign=np.zeros(0, dtype=bool),
+        typology=np.zeros(0, dtype=np.int8),
     )
 
 
@@ -580,15 +616,20 @@ def _branch(
     name: str, train_rows: int, test_rows: int, rate: float, segment_mix: np.ndarray,
     train_mix: np.ndarray, test_mix: np.ndarray, force_train: int | None,
     force_test: int | None, transactions_per_card: float, world: _World,
-    rng: np.random.Generator,
+    rng: np.random.Generator, frauds: tuple[int, int] | None = None,
 ) -> BranchData:  # fmt: skip
+    """One branch's rows; ``frauds``: its (training, test) fraud counts drawn by the
+    caller (the many world), else drawn here with a floor of 2 a period."""
     total = train_rows + test_rows
     cards = _draw_cards(max(2, math.ceil(total / transactions_per_card)), world, segment_mix, rng)
     days_per_row = 1.0 / float(cards.rate.sum())
     train_days, test_days = train_rows * days_per_row, test_rows * days_per_row
-    # at least 2 frauds a period: binds only where rate * rows is below about 2
-    train_frauds = max(2, int(rng.binomial(train_rows, rate)))
-    test_frauds = max(2, int(rng.binomial(test_rows, rate)))
+    if frauds is None:
+        # at least 2 frauds a period: binds only where rate * rows is below about 2
+        train_frauds = max(2, int(rng.binomial(train_rows, rate)))
+        test_frauds = max(2, int(rng.binomial(test_rows, rate)))
+    else:
+        train_frauds, test_frauds = frauds
     rows = _Rows.concat(
         [
             _legit(train_rows - train_frauds, 0.0, train_days, cards, world, False, rng),
@@ -667,8 +708,14 @@ def generate_branches(
         raise ConfigurationError("transactions_per_card must be at least 1")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EC466]))
     w = _draw_world(num_branches, world, typology_concentration, emerging_share, rng)
-    weights = 1.0 / np.arange(1, num_branches + 1) ** w.zipf
-    sizes = np.maximum(100, np.round(total_train_rows * weights / weights.sum())).astype(int)
+    # the many world's own draws come from their own stream: the shared ones (profiles,
+    # rates, mixes) stay those of the standard world of the same seed
+    many = np.random.default_rng(np.random.SeedSequence([seed, 0x5EC466, 1]))
+    if world == "many":
+        weights = many.lognormal(0.0, _MANY_SIZE_SIGMA, num_branches)
+    else:
+        weights = 1.0 / np.arange(1, num_branches + 1) ** w.zipf
+    sizes = np.maximum(_MIN_ROWS, np.round(total_train_rows * weights / weights.sum())).astype(int)
     rates = np.exp(rng.uniform(math.log(low), math.log(high), num_branches))
     segment_mixes = rng.dirichlet(np.full(len(SEGMENTS), segment_concentration), num_branches)
     mixes = rng.dirichlet(
@@ -690,6 +737,7 @@ def generate_branches(
     if h is not None:  # the emerging ring reaches every branch
         test_mixes = (1 - _HELD_OUT_SHARE) * test_mixes
         test_mixes[:, h] += _HELD_OUT_SHARE
+    frauds = _network_frauds(sizes, test_rows_per_branch, rates, many) if world == "many" else None
     return [
         _branch(
             f"branch-{b + 1:02d}",
@@ -704,6 +752,26 @@ def generate_branches(
             transactions_per_card,
             w,
             rng,
+            None if frauds is None else (int(frauds[0][b]), int(frauds[1][b])),
         )
         for b in range(num_branches)
     ]
+
+
+def _network_frauds(
+    sizes: np.ndarray, test_rows: int, rates: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The many world's (training, test) fraud counts per participant: binomial at its
+    rate, no floor per participant (most of them have none, as in reality), and at
+    least :data:`_NETWORK_MIN_FRAUDS` in each pooled period, the missing ones given to
+    participants drawn in proportion to their rows (binds only on tiny networks; a
+    network without a fraud could neither learn nor be scored)."""
+    counts = []
+    for rows in (sizes, np.full(sizes.size, test_rows)):
+        drawn = rng.binomial(rows, rates)
+        while drawn.sum() < _NETWORK_MIN_FRAUDS:
+            b = int(rng.choice(rows.size, p=rows / rows.sum()))
+            if drawn[b] < rows[b]:
+                drawn[b] += 1
+        counts.append(drawn)
+    return counts[0], counts[1]

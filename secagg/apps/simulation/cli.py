@@ -20,6 +20,7 @@ from secagg.apps.simulation.config import (
     PARTITIONS,
     SOURCES,
     SimulationConfig,
+    listed_names,
     spelled_for,
 )
 from secagg.errors import ConfigurationError
@@ -356,8 +357,8 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     console.print(
         f"dropouts: {len(result.dropouts)}; rounds completed {fed['rounds_completed']}, "
         f"aborted {fed['rounds_aborted']}; branches behind local-only (95 % paired "
-        f"bootstrap interval below 0): {', '.join(behind) or 'none'}"
-        + (f"; too few test frauds to judge well: {', '.join(few)}" if few else "")
+        f"bootstrap interval below 0): {listed_names(behind) or 'none'}"
+        + (f"; too few test frauds to judge well: {listed_names(few)}" if few else "")
     )
     last = fed.get("last_rounds")
     if last:

@@ -117,6 +117,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "engine",
         "ray_address",
         "ray_workers",
+        "tuning_seeds",
     ),
     "privacy": ("unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip", "update_clip"),
     "training": (
@@ -221,6 +222,15 @@ DEFAULT_CLIP = {"record": 10.0, "client": 1.0}
 #: the seeds the defaults were chosen on; experiments report other seeds
 TUNING_SEEDS = range(1000, 1003)
 
+
+def seed_span(seeds: Iterable[int]) -> str:
+    """``1000-1002`` for consecutive seeds, else ``0, 5, 9``: how reports name them."""
+    ordered = sorted(seeds)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(map(str, ordered))
+
+
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
 
@@ -251,6 +261,9 @@ class SimulationConfig:
     engine: str = "inprocess"
     ray_address: str | None = None  # None: start a local Ray instance; else join it
     ray_workers: int | None = None  # Ray client hosts; None: one per CPU of the instance
+    #: the seeds this configuration's settings were chosen on (None: the built-in
+    #: defaults', :data:`TUNING_SEEDS`): an experiment says whether it reports others
+    tuning_seeds: tuple[int, ...] | None = None
     # [privacy]
     unit: str = "record"
     mechanism: str = "dpsgd"
@@ -288,6 +301,12 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         k = key
+        if self.tuning_seeds is not None:  # TOML gives a list; a frozen tuple compares
+            object.__setattr__(self, "tuning_seeds", tuple(self.tuning_seeds))
+            _require(
+                all(isinstance(s, int) and s >= 0 for s in self.tuning_seeds),
+                f"{k('tuning_seeds')} must be a list of seeds (integers >= 0)",
+            )
         _require(2 <= self.branches <= 1000, f"{k('branches')} must lie in [2, 1000]")
         _require(1 <= self.rounds <= 10_000, f"{k('rounds')} must lie in [1, 10000]")
         _require(self.seed >= 0, f"{k('seed')} must be non-negative")
@@ -692,5 +711,12 @@ def _folded(notes: list[str], branches: int, what: str, why: str) -> list[str]:
     if len(notes) <= MAX_NOTES_PER_KIND:
         return notes
     names = [note.split("'s ", 1)[0] for note in notes]
-    shown = ", ".join(names[:3])
-    return [f"{len(notes)} of {branches} branches' {what} ({shown}, ...): {why}"]
+    return [f"{len(notes)} of {branches} branches' {what} ({listed_names(names, 3)}): {why}"]
+
+
+def listed_names(names: list[str], limit: int = MAX_NOTES_PER_KIND) -> str:
+    """``names`` joined by commas, or the first ``limit`` of them and how many more: a
+    line of the console names a few branches, never a thousand."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"

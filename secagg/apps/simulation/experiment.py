@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from secagg.apps.models.metrics import summarise
-from secagg.apps.simulation.config import TUNING_SEEDS, SimulationConfig
+from secagg.apps.simulation.config import TUNING_SEEDS, SimulationConfig, seed_span
 from secagg.apps.simulation.runner import Progress, SimulationResult, _quiet, run_simulation
 
 #: the metrics an experiment summarises, per setting (pooled unless named otherwise)
@@ -67,8 +67,14 @@ class ExperimentResult:
     total_seconds: float = 0.0
 
     @property
+    def tuning_seeds(self) -> tuple[int, ...]:
+        """The seeds the settings were chosen on: the configuration's own, if it names
+        them (an example file tuned for its scenario), else the built-in defaults'."""
+        return self.config.tuning_seeds or tuple(TUNING_SEEDS)
+
+    @property
     def tuned_on_reported_seeds(self) -> list[int]:
-        return [s for s in self.seeds if s in TUNING_SEEDS]
+        return [s for s in self.seeds if s in self.tuning_seeds]
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """setting -> metric -> summary (mean, sd, n, min, max, diverged)."""
@@ -189,7 +195,7 @@ def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
     payload = {
         "config": {k: v for k, v in result.config.as_dict().items() if k != "out"},
         "seeds": result.seeds,
-        "tuning_seeds": list(TUNING_SEEDS),
+        "tuning_seeds": list(result.tuning_seeds),
         "tuned_on_reported_seeds": result.tuned_on_reported_seeds,
         "headline": result.headline(),
         "summary": summary,
@@ -233,16 +239,18 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
         f"({np.mean(list(result.seconds.values())):.0f} s a seed).",
         "",
     ]
+    # a configuration naming its tuning seeds was tuned as a whole; else the defaults were
+    chosen = "settings" if c.tuning_seeds else "defaults"
     if result.tuned_on_reported_seeds:
         lines += [
             f"**Warning**: seeds {result.tuned_on_reported_seeds} are tuning seeds (the "
-            "defaults were chosen on them): these figures are in-sample.",
+            f"{chosen} were chosen on them): these figures are in-sample.",
             "",
         ]
     else:
         lines += [
-            f"The defaults were chosen on seeds {TUNING_SEEDS.start}-{TUNING_SEEDS.stop - 1}, "
-            "none of which is reported here.",
+            f"The {chosen} were chosen on seeds {seed_span(result.tuning_seeds)}, none of "
+            "which is reported here.",
             "",
         ]
     columns = [m for m in TABLE_COLUMNS if any(m in per for per in summary.values())]

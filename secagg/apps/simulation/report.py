@@ -57,6 +57,10 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+#: above this many branches, the report and the plots summarise the branches instead
+#: of drawing and listing each one (a network of 1 000 participants, the many world)
+MANY_BRANCHES = 20
+
 #: the headline columns, labelled for what they measure in every row alike
 COLUMNS = {
     "auprc": "AUPRC (pooled)",
@@ -135,10 +139,30 @@ def verdict_lines(result: SimulationResult) -> list[str]:
         "95 % interval from 1 000 paired, stratified bootstrap resamples. *At least local* "
         "when the interval reaches 0.",
         "",
+    ]
+    verdicts = result.branch_verdicts
+    if len(verdicts) > MANY_BRANCHES:
+        # a branch with a handful of test frauds has an interval too wide to say anything:
+        # with many small participants only the ones with enough frauds are listed
+        judged = [v for v in verdicts.values() if v["judged"]]
+        listed = {n: v for n, v in verdicts.items() if v["judged"] and v["enough_frauds"]}
+        lines += [
+            f"{len(verdicts)} branches: {len(judged)} have the 2 test frauds or more a "
+            f"comparison needs ({sum(v['at_least_local'] for v in judged)} of them at least "
+            f"local, {sum(not v['at_least_local'] for v in judged)} behind), {len(listed)} the "
+            f"{ENOUGH_TEST_FRAUDS} that make the interval narrow enough to mean something"
+            + (": they are listed below." if listed else ". The pooled figures above are "
+               "the measure of this network; every branch's verdict is in summary.json."),
+            "",
+        ]  # fmt: skip
+        verdicts = listed
+        if not listed:
+            return lines[:-1]
+    lines += [
         "| branch | test frauds | difference | 95 % interval | verdict |",
         "|---|---|---|---|---|",
     ]
-    for name, v in result.branch_verdicts.items():
+    for name, v in verdicts.items():
         if not v["judged"]:
             verdict = "not judged (fewer than 2 test frauds or a diverged model)"
         elif v["better"]:
@@ -300,6 +324,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return repr(value)
 
 
@@ -399,6 +425,19 @@ def epsilon_series(result: SimulationResult) -> dict[str, list[float]]:
     values = list(series.values())
     if len(values) > 1 and all(_same_curve(values[0], other) for other in values[1:]):
         return {f"every branch (all {len(values)} coincide)": values[0]}
+    if len(values) > MANY_BRANCHES:  # a legend of 1 000 names says nothing either
+
+        def each_round(pick: Any) -> list[float]:
+            return [
+                pick(finite) if (finite := [v[i] for v in values if not math.isnan(v[i])])
+                else math.nan
+                for i in range(len(values[0]))
+            ]  # fmt: skip
+
+        return {
+            f"largest of {len(values)} branches": each_round(max),
+            f"smallest of {len(values)} branches": each_round(min),
+        }
     return series
 
 
@@ -420,7 +459,8 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     paths = []
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name in names:
+    # many branches: the pooled curve alone (each branch's is in rounds.csv)
+    for name in names if len(names) <= MANY_BRANCHES else []:
         ax.plot(
             rounds,
             [r["branch_auprc"][name] for r in result.rounds],
@@ -521,7 +561,8 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "The *pooled* columns score all branches' held-out test sets together (local-only: "
         "each test row by its own branch's model, so every row of the table is measured "
         "the same way); the *mean of branch AUPRCs* averages each branch's AUPRC on its own "
-        "test set, where a small branch counts as much as a large one.",
+        "test set, where a small branch counts as much as a large one."
+        + _small_test_sets_caveat(result),
         "",
         f"One seed is one draw: seed {c.seed} fixes the data, the initial model, the DP "
         "noise and the dropouts, and another seed can rank the settings differently. Run "
@@ -557,7 +598,8 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         + " |",
         "|---|---|---|---|---|---|" + "---|" * len(result.settings),
     ]
-    for branch in result.branches:
+    listed, summary = _listed_branches(result)
+    for branch in listed:
         name = branch["name"]
         cells = " | ".join(fmt(v["branches"][name]["auprc"]) for v in result.settings.values())
         lines.append(
@@ -566,6 +608,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             f"{branch['fraud_rate']:.4f} | {cells} |"
         )
     lines += [
+        *summary,
         "",
         "A branch with few test frauds has a noisy AUPRC of its own (2 frauds: each one "
         "moves it by about half); the pooled columns are steadier.",
@@ -577,16 +620,84 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     ]
     for r in result.rounds:
         dropped = ", ".join(r["dropped"]) or "-"
+        if len(r["dropped"]) > MAX_LISTED_DROPOUTS:
+            dropped = f"{len(r['dropped'])} branches"
         lines.append(
             f"| {r['round']} | {r['status']} | {dropped} | {fmt(r['pooled']['auprc'])} | "
             f"{fmt(r['epsilon'], 2)} | {r['seconds']:.1f} |"
         )
     if result.dropouts:
         lines += ["", "Dropouts (branch vanished before sending this message):", ""]
-        lines += [f"- round {d['round']}: {d['branch']} at {d['phase']}" for d in result.dropouts]
+        lines += _dropout_lines(result.dropouts)
     lines += ["", "![AUPRC per round](auprc.png)", "", "![epsilon per round](epsilon.png)", ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def _small_test_sets_caveat(result: SimulationResult) -> str:
+    """A warning after the table when most branches' test sets hold too few frauds for
+    an AUPRC of their own (the many world): their mean is then no measure at all."""
+    from secagg.apps.simulation.runner import ENOUGH_TEST_FRAUDS
+
+    small = sum(b.get("test_frauds", 0) < ENOUGH_TEST_FRAUDS for b in result.branches)
+    if small * 2 <= len(result.branches):
+        return ""
+    return (
+        f" Here {small} of {len(result.branches)} branches hold fewer than "
+        f"{ENOUGH_TEST_FRAUDS} test frauds (a branch with one scores 1.0 if the model ranks "
+        "it first, and one without any is left out): their mean says little about this "
+        "network; read the pooled columns."
+    )
+
+
+#: more dropouts than this in a round are counted, not named, in the rounds table
+MAX_LISTED_DROPOUTS = 8
+
+
+def _dropout_lines(dropouts: list[dict[str, Any]]) -> list[str]:
+    """One line per dropout, or with many branches one line per round counting them by
+    phase (5 % of 1 000 participants is 50 names a round)."""
+    if len(dropouts) <= 5 * MAX_LISTED_DROPOUTS:
+        return [f"- round {d['round']}: {d['branch']} at {d['phase']}" for d in dropouts]
+    lines = []
+    for number in sorted({d["round"] for d in dropouts}):
+        phases: dict[str, int] = {}
+        for d in dropouts:
+            if d["round"] == number:
+                phases[d["phase"]] = phases.get(d["phase"], 0) + 1
+        counted = ", ".join(f"{n} at {phase}" for phase, n in phases.items())
+        lines.append(f"- round {number}: {sum(phases.values())} branches ({counted})")
+    return lines
+
+
+def _listed_branches(result: SimulationResult) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of the per-branch table and the lines after it: every branch, or with
+    more than :data:`MANY_BRANCHES` only those with enough test frauds for an AUPRC of
+    their own to say something, and a summary of all of them (summary.json keeps every
+    branch's figures)."""
+    branches = result.branches
+    if len(branches) <= MANY_BRANCHES:
+        return branches, []
+    from secagg.apps.simulation.runner import ENOUGH_TEST_FRAUDS
+
+    listed = [b for b in branches if b.get("test_frauds", 0) >= ENOUGH_TEST_FRAUDS]
+
+    def spread(key: str) -> str:
+        values = sorted(int(b.get(key, 0)) for b in branches)
+        middle = values[len(values) // 2]
+        return f"{values[0]}-{values[-1]} (median {middle}, total {sum(values)})"
+
+    def share_without(key: str) -> str:
+        return f"{sum(int(b.get(key, 0)) == 0 for b in branches)}"
+
+    return listed, [
+        "",
+        f"{len(branches)} branches; {len(listed)} with at least {ENOUGH_TEST_FRAUDS} test "
+        "frauds are listed above. Training rows "
+        f"{spread('train_rows')}; training frauds {spread('train_frauds')}, none in "
+        f"{share_without('train_frauds')}; test frauds {spread('test_frauds')}, none in "
+        f"{share_without('test_frauds')}. Every branch's figures are in summary.json.",
+    ]
 
 
 def _privacy_section(result: SimulationResult) -> list[str]:
@@ -611,7 +722,8 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             "| steps | clip C | δ | accountant | ε |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for name, p in branches.items():
+        shown = dict(list(branches.items())[:MANY_BRANCHES])
+        for name, p in shown.items():
             runs = p["dpsgd"] or [[math.nan, math.nan, 0]]
             z = " then ".join(f"{run[0]:.4g}" for run in runs)
             q = " then ".join(f"{run[1]:.4g}" for run in runs)
@@ -622,6 +734,14 @@ def _privacy_section(result: SimulationResult) -> list[str]:
                 f"| {steps} | {p['clip']:g} | {p['delta']:g} | {p['accountant']} | "
                 f"{fmt(p['epsilon'], 3)} |"
             )
+        if len(branches) > len(shown):
+            eps = [p["epsilon"] for p in branches.values() if p["epsilon"] is not None]
+            lines += [
+                "",
+                f"The first {len(shown)} of {len(branches)} branches; every branch's "
+                "parameters are in summary.json (privacy_parameters)"
+                + (f"; ε of all of them {min(eps):.3f}-{max(eps):.3f}." if eps else "."),
+            ]
         priors = {tuple(step) for p in branches.values() for step in p["prior_releases"]}
         for z, q, steps in sorted(priors):
             lines += [
@@ -650,11 +770,27 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             "| mechanism | noise multiplier z | clip C | sampling rate | δ | accountant | budget |",
             "|---|---|---|---|---|---|---|",
             f"| {server['mechanism']} | {server['noise_multiplier']:.4g} | "
-            f"{server['clip']:g} | {server['sample_rate']:g} (every branch, every round) | "
+            f"{server['clip']:g} | {_sampling_cell(server)} | "
             f"{server['delta']:g} | {server['accountant']} | "
             f"{'-' if budget is None else f'ε ≤ {budget:g}'} |",
         ]
     return [*lines, *_statistics_rows(result)]
+
+
+def _sampling_cell(server: dict[str, Any]) -> str:
+    """The sampling column of the client-level table: the server's Poisson rate q and
+    whether the accountant credits it (a run folder from before sampling has q = 1)."""
+    q = float(server.get("sample_rate", 1.0))
+    if q >= 1:
+        return "1 (every branch, every round)"
+    cohort = server.get("expected_clients")
+    expected = f", {cohort:g} branches expected" if cohort is not None else ""
+    credited = (
+        "credited by the accountant"
+        if float(server.get("accounted_sample_rate", q)) < 1
+        else "not credited: the server that draws the cohort is not trusted"
+    )
+    return f"q = {q:g} (Poisson{expected}; {credited})"
 
 
 def _statistics_rows(result: SimulationResult) -> list[str]:

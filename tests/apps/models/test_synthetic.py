@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secagg.apps.models.synthetic import (
     CHANNELS,
@@ -129,7 +131,7 @@ def test_every_branch_has_fraud_to_learn_and_to_score_even_when_small() -> None:
 
 
 def test_the_hard_world_holds_one_typology_out_of_all_but_one_branch() -> None:
-    assert WORLDS == ("standard", "hard")
+    assert WORLDS == ("standard", "hard", "many")
     for seed in range(3):
         bs = generate_branches(8, seed=seed, world="hard", **SMALL)
         # the held-out typology: half of one branch's training fraud, none of the others'
@@ -165,3 +167,104 @@ def test_bad_arguments_are_refused() -> None:
         generate_branches(4, typology_concentration=0.0)
     with pytest.raises(ConfigurationError, match="transactions_per_card"):
         generate_branches(4, transactions_per_card=0.5)
+
+
+# --- the many world: ~1 000 small participants, realistic fraud, no floor per participant
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    participants=st.integers(2, 60),
+    rows_each=st.integers(100, 400),
+    test_rows=st.integers(50, 300),
+)
+def test_many_world_guarantees(
+    seed: int, participants: int, rows_each: int, test_rows: int
+) -> None:
+    """Whatever the seed and size: every participant has the generator's 100 training rows
+    at least and exactly ``test_rows`` test rows, none holds a large share (no Zipf
+    head), labels are the plain binomial draw (no floor of 2 per participant) and yet the
+    pooled training and test periods hold 2 frauds each: a network can always learn and be
+    scored, and a participant without a fraud is the normal case, not an artefact."""
+    total = participants * rows_each
+    bs = generate_branches(
+        participants,
+        seed=seed,
+        world="many",
+        total_train_rows=total,
+        test_rows_per_branch=test_rows,
+    )
+    assert len(bs) == participants
+    assert len({b.name for b in bs}) == participants
+    sizes = np.array([b.num_train for b in bs])
+    assert sizes.min() >= 100
+    # log-normal sizes around the mean (sd 0.5 in log space): no participant is a bank
+    assert sizes.max() <= 10 * max(rows_each, 100)
+    assert abs(sizes.sum() - total) <= 100 * participants
+    for b in bs:
+        assert b.y_test.size == test_rows and b.x_train.shape[0] == b.num_train
+        assert np.all(np.isfinite(b.x_train)) and np.all(np.isfinite(b.x_test))
+        assert b.typology_train is not None and b.typology_test is not None
+        assert np.array_equal(b.typology_train >= 0, b.y_train == 1)
+        assert np.array_equal(b.typology_test >= 0, b.y_test == 1)
+        assert b.day_train is not None and b.day_test is not None
+        assert b.day_train.max() <= b.day_test.min()
+        assert 0.0005 <= b.fraud_rate <= 0.003
+    assert sum(int(b.y_train.sum()) for b in bs) >= 2
+    assert sum(int(b.y_test.sum()) for b in bs) >= 2
+
+
+def test_many_world_has_realistic_fraud_and_mostly_fraud_free_participants() -> None:
+    """At the scale of examples/many_participants.toml (shrunk to 300 participants):
+    the pooled fraud rate is what real card data shows (the standard world's floor of 2
+    a period would multiply it several times here), most participants have no fraud in
+    either period, and the pooled test set holds enough frauds to score a model."""
+    bs = generate_branches(
+        300, seed=7, world="many", total_train_rows=90_000, test_rows_per_branch=200
+    )
+    train = np.array([int(b.y_train.sum()) for b in bs])
+    test = np.array([int(b.y_test.sum()) for b in bs])
+    rows = sum(b.num_train for b in bs)
+    assert 0.0005 <= train.sum() / rows <= 0.003
+    assert (train == 0).mean() > 0.4 and (test == 0).mean() > 0.4
+    assert test.sum() >= 30 and train.sum() >= 50
+    floored = generate_branches(300, seed=7, total_train_rows=90_000, test_rows_per_branch=200)
+    assert sum(int(b.y_test.sum()) for b in floored) >= 600  # 2 each: 1.0 %, not real
+
+
+def test_many_world_shares_the_standard_worlds_profiles_and_mixes() -> None:
+    """Same seed, same participants: the many world changes the sizes and the fraud
+    floor, not the population (segment and typology mixes, rates); and the standard
+    world did not change when the many world was added (its draws come from their own
+    stream)."""
+    many = generate_branches(
+        20, seed=11, world="many", total_train_rows=4_000, test_rows_per_branch=100
+    )
+    standard = generate_branches(20, seed=11, total_train_rows=4_000, test_rows_per_branch=100)
+    for m, s in zip(many, standard, strict=True):
+        assert m.name == s.name
+        assert m.typology_mix == s.typology_mix and m.segment_mix == s.segment_mix
+        assert m.fraud_rate == s.fraud_rate
+    assert [b.num_train for b in many] != [b.num_train for b in standard]
+    again = generate_branches(
+        20, seed=11, world="many", total_train_rows=4_000, test_rows_per_branch=100
+    )
+    for a, b in zip(many, again, strict=True):
+        assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_test, b.y_test)
+
+
+def test_many_world_tiny_network_gets_the_network_floor() -> None:
+    """Two participants of 100 rows at the lowest rate expect 0.1 training frauds: the
+    network floor still gives the pooled training and test periods 2 each."""
+    for seed in range(5):
+        bs = generate_branches(
+            2,
+            seed=seed,
+            world="many",
+            total_train_rows=200,
+            test_rows_per_branch=50,
+            fraud_rate_range=(0.0005, 0.0005),
+        )
+        assert sum(int(b.y_train.sum()) for b in bs) >= 2
+        assert sum(int(b.y_test.sum()) for b in bs) >= 2

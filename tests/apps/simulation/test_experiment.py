@@ -16,6 +16,7 @@ from secagg.apps.cli import main
 from secagg.apps.models.metrics import summarise
 from secagg.apps.simulation.config import TUNING_SEEDS, SimulationConfig
 from secagg.apps.simulation.experiment import ExperimentResult, experiment_lines
+from secagg.errors import ConfigurationError
 
 #: a small federation that still has fraud in every branch (the generator's floor)
 SHORT = ["--branches", "3", "--rounds", "2", "--local-epochs", "1", "--train-rows", "3000"]
@@ -72,8 +73,11 @@ def test_every_mechanism_completes_on_several_seeds_and_summarises_them(
     assert payload["headline"]["worst_ratio"] == pytest.approx(min(ratios))
 
 
-def _result(per_seed_auprc: dict[int, tuple[float, float]]) -> ExperimentResult:
-    result = ExperimentResult(config=SimulationConfig(seeds=3), seeds=sorted(per_seed_auprc))
+def _result(
+    per_seed_auprc: dict[int, tuple[float, float]], config: SimulationConfig | None = None
+) -> ExperimentResult:
+    config = config or SimulationConfig(seeds=3)
+    result = ExperimentResult(config=config, seeds=sorted(per_seed_auprc))
     for seed, (fed, central) in per_seed_auprc.items():
         result.per_seed[seed] = {
             "federated (secagg+)": {"auprc": fed},
@@ -105,6 +109,37 @@ def test_reporting_a_tuning_seed_is_flagged_as_in_sample() -> None:
     assert any("in-sample" in line for line in experiment_lines(result))
     clean = _result({0: (0.5, 0.8), 1: (0.6, 0.8)})
     assert not any("in-sample" in line for line in experiment_lines(clean))
+
+
+def test_a_configuration_names_its_own_tuning_seeds(tmp_path: Path) -> None:
+    """An example file tuned for its own scenario says on which seeds: the report names
+    those, not the built-in defaults' 1000-1002, and reusing one of them is flagged."""
+    config = SimulationConfig(seeds=2, tuning_seeds=(100, 101, 102))
+    clean = _result({0: (0.5, 0.8), 1: (0.6, 0.8)}, config)
+    lines = experiment_lines(clean)
+    assert "The settings were chosen on seeds 100-102, none of which is reported here." in lines
+    assert not any("1000" in line for line in lines)
+    reused = _result({101: (0.5, 0.8), 102: (0.6, 0.8)}, config)
+    assert reused.tuned_on_reported_seeds == [101, 102]
+    assert any("the settings were chosen on them" in line for line in experiment_lines(reused))
+    # a default seed is not a tuning seed of a configuration tuned elsewhere
+    assert _result({1000: (0.5, 0.8), 1001: (0.6, 0.8)}, config).tuned_on_reported_seeds == []
+    path = tmp_path / "c.toml"
+    path.write_text("[simulation]\ntuning_seeds = [7, 9, 12]\n")
+    loaded = SimulationConfig.load(path)
+    assert loaded.tuning_seeds == (7, 9, 12)
+    assert "The settings were chosen on seeds 7, 9, 12," in "".join(
+        experiment_lines(_result({0: (0.5, 0.8), 1: (0.6, 0.8)}, loaded))
+    )
+    for bad in ("'100-102'", "[1.5, 2]", "[true]"):
+        path.write_text(f"[simulation]\ntuning_seeds = {bad}\n")
+        with pytest.raises(
+            ConfigurationError, match=r"\[simulation\] tuning_seeds must be a list of integers"
+        ):
+            SimulationConfig.load(path)
+    path.write_text("[simulation]\ntuning_seeds = [-1]\n")
+    with pytest.raises(ConfigurationError, match="tuning_seeds must be a list of seeds"):
+        SimulationConfig.load(path)
 
 
 def test_seeds_out_of_range_is_one_line_naming_the_flag(tmp_path: Path) -> None:
