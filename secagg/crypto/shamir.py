@@ -102,15 +102,37 @@ def _to_limbs(secret: bytes) -> np.ndarray:
     )
 
 
-def _from_limbs(limbs: np.ndarray, secret_bytes: int) -> bytes:
-    if np.any(limbs >> np.uint64(LIMB_BITS)):
-        raise SecretSharingError("reconstruction gave an out-of-range limb: inconsistent shares")
+def _limbs_to_bytes(limbs: Sequence[int], secret_bytes: int) -> bytes:
+    """The secret whose 31-bit limbs (each already checked below 2^31) are ``limbs``."""
     value = 0
-    for i, limb in enumerate(limbs.tolist()):
+    for i, limb in enumerate(limbs):
         value |= int(limb) << (LIMB_BITS * i)
     if value >> (8 * secret_bytes):
         raise SecretSharingError("reconstruction gave an oversized secret: inconsistent shares")
     return value.to_bytes(secret_bytes, "little")
+
+
+def decode_share_values(encodings: Sequence[bytes], limbs: int) -> np.ndarray:
+    """Many share encodings of ``limbs`` limbs each as one ``(len, limbs)`` uint32 array.
+
+    The checks of :meth:`Share.from_bytes` for every encoding (size, field range) in
+    two vectorised steps, without building a :class:`Share` per encoding: a server
+    keeps a whole reveal as one array and reconstructs from arrays
+    (:func:`reconstruct_arrays`), so tens of thousands of shares a round never become
+    Python objects. A bad encoding raises :class:`SecretSharingError` naming its
+    position in ``encodings``.
+    """
+    if limbs < 1:
+        raise SecretSharingError("a share has at least one limb")
+    size = 4 * limbs
+    for index, data in enumerate(encodings):
+        if len(data) != size:
+            raise SecretSharingError(f"share {index}: {len(data)} bytes, expected {size}")
+    values = np.frombuffer(b"".join(encodings), dtype="<u4").reshape(len(encodings), limbs)
+    if values.size and int(values.max()) >= PRIME:
+        index = int(np.flatnonzero((values >= PRIME).any(axis=1))[0])
+        raise SecretSharingError(f"share {index}: value outside the field")
+    return values
 
 
 def random_field_elements(count: int) -> np.ndarray:
@@ -242,41 +264,89 @@ def reconstruct_many(
     secrets are then combined in one weighted sum: no Python loop per secret or per
     point set beyond gathering the shares.
     """
-    groups: dict[tuple[int, ...], list[int]] = {}
-    chosen: list[Sequence[Share]] = []
     limbs = limbs_for(secret_bytes)
-    for index, shares in enumerate(share_sets):
+    chosen: list[Sequence[Share]] = []
+    for shares in share_sets:
         if len(shares) < threshold:
             raise SecretSharingError(f"need {threshold} shares, got {len(shares)}")
         picked = sorted(shares, key=lambda s: s.x)[:threshold]
-        xs = tuple(s.x for s in picked)
+        xs = [s.x for s in picked]
         if len(set(xs)) != threshold:
             raise SecretSharingError("duplicate share points")
         if not all(0 < x < PRIME for x in xs):
             raise SecretSharingError("share points must lie in [1, p)")
         if any(len(s.values) != limbs for s in picked):
             raise SecretSharingError(f"each share must have {limbs} limbs for this secret size")
-        groups.setdefault(xs, []).append(index)
         chosen.append(picked)
     if not chosen:
         return []
-    # every point set's coefficients at once (SecAgg+: one set per neighbourhood, so
-    # about one per secret), then every secret in one weighted sum
-    point_sets = list(groups)
-    points = np.array(point_sets, dtype=np.uint64)
-    if len(point_sets) == 1:  # the complete graph: one set, the same round after round
-        coeffs = lagrange_at_zero(point_sets[0])[None, :]
+    points = np.array([[s.x for s in picked] for picked in chosen], dtype=np.uint64)
+    ys = np.array([[s.values for s in picked] for picked in chosen], dtype=np.uint64)
+    return _combine(points, ys, secret_bytes)
+
+
+def reconstruct_arrays(points: np.ndarray, values: np.ndarray, secret_bytes: int) -> list[bytes]:
+    """Recover ``G`` secrets from arrays: ``points[g]`` are the ``t`` share points of
+    secret ``g`` and ``values[g]`` its ``t`` shares (``t x limbs`` field elements).
+
+    The same arithmetic as :func:`reconstruct_many` on the same shares, so the same
+    bytes, without a :class:`Share` per share: what a server uses after decoding its
+    reveals with :func:`decode_share_values` and picking each secret's shares with
+    array indexing. The caller picks which ``t`` shares (``reconstruct_many`` takes
+    the ``t`` smallest points). Points must be distinct per row and in ``[1, p)``;
+    values must lie in the field.
+    """
+    points = np.asarray(points)
+    values = np.asarray(values)
+    limbs = limbs_for(secret_bytes)
+    if points.ndim != 2 or values.shape != (*points.shape, limbs):
+        raise SecretSharingError(
+            f"need points of shape (secrets, t) and values of shape (secrets, t, {limbs})"
+        )
+    if points.shape[0] == 0:
+        return []
+    if points.shape[1] == 0:
+        raise SecretSharingError("need at least one share per secret")
+    wide = points.astype(np.int64)
+    if np.any(wide <= 0) or np.any(wide >= PRIME):
+        raise SecretSharingError("share points must lie in [1, p)")
+    ordered = np.sort(wide, axis=1)
+    if np.any(ordered[:, 1:] == ordered[:, :-1]):
+        raise SecretSharingError("duplicate share points")
+    if values.size and int(values.max()) >= PRIME:
+        raise SecretSharingError("share value outside the field")
+    return _combine(wide.astype(np.uint64), values.astype(np.uint64), secret_bytes)
+
+
+def _combine(points: np.ndarray, ys: np.ndarray, secret_bytes: int) -> list[bytes]:
+    """The secrets at zero of ``G`` polynomials: ``points`` (G x t) and ``ys``
+    (G x t x limbs), uint64 field elements, points checked by the caller.
+
+    The Lagrange coefficients of every distinct row of points are computed together
+    (SecAgg+: one set per neighbourhood, so about one per secret; the complete graph:
+    one set, the same round after round, cached), then every secret in one weighted
+    sum."""
+    threshold = points.shape[1]
+    unique, which = np.unique(points, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    if len(unique) == 1:
+        coeffs = lagrange_at_zero(tuple(unique[0].tolist()))[None, :]
     else:
         per_chunk = max(1, _LAGRANGE_CHUNK_ENTRIES // (threshold * threshold))
         coeffs = np.concatenate(
-            [_lagrange_rows(points[i : i + per_chunk]) for i in range(0, len(points), per_chunk)]
+            [_lagrange_rows(unique[i : i + per_chunk]) for i in range(0, len(unique), per_chunk)]
         )
-    which = np.empty(len(chosen), dtype=np.int64)
-    for row, xs in enumerate(point_sets):
-        which[groups[xs]] = row
-    ys = np.array([[s.values for s in picked] for picked in chosen], dtype=np.uint64)
     combined = ((ys * coeffs[which][:, :, None]) % _P).sum(axis=1) % _P
-    return [_from_limbs(row, secret_bytes) for row in combined]
+    # every secret's limb range checked at once, then each refused in order as before
+    out_of_range = np.any(combined >> np.uint64(LIMB_BITS), axis=1).tolist()
+    secrets = []
+    for bad, row in zip(out_of_range, combined.tolist(), strict=True):
+        if bad:
+            raise SecretSharingError(
+                "reconstruction gave an out-of-range limb: inconsistent shares"
+            )
+        secrets.append(_limbs_to_bytes(row, secret_bytes))
+    return secrets
 
 
 def reconstruct(shares: Sequence[Share], threshold: int, secret_bytes: int) -> bytes:

@@ -41,7 +41,7 @@ when only one of the two accused the other, removes the pair mask the other one
 added using the revealed seed. The accused stays in the round; whether to keep
 it in the federation is the operator's decision.
 
-Size: about 620 lines on purpose: a role's whole state machine in one file, as h11
+Size: about 730 lines on purpose: a role's whole state machine in one file, as h11
 does, so every transition and every refusal can be checked in one reading.
 """
 
@@ -49,9 +49,10 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -96,6 +97,9 @@ from secagg.protocol.messages import (
     UnmaskingRequest,
     UnmaskingShares,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 
 class ServerPhase(Enum):
@@ -155,6 +159,58 @@ class RoundReport:
         if now is None:
             return ()
         return tuple(sorted(set(before) - set(now)))
+
+
+@dataclass
+class _Reveals:
+    """Shares of one kind (self-mask seeds or mask keys) revealed at unmasking.
+
+    Kept as one array per reveal message, never one object per share: a round at
+    n = 1000 reveals some 35,000 shares, and building a ``Share`` for each cost more
+    server CPU than reconstructing them. The close picks each secret's shares by
+    array indexing (:meth:`pick`) and reconstructs all of them in one vectorised step.
+    """
+
+    limbs: int
+    owners: list[int] = field(default_factory=list)  # owner of every share, arrival order
+    points: list[int] = field(default_factory=list)  # share point of every reveal
+    counts: list[int] = field(default_factory=list)  # shares in every reveal
+    values: list[np.ndarray] = field(default_factory=list)  # (count, limbs) uint32 each
+
+    def add(self, point: int, owners: list[int], values: np.ndarray) -> None:
+        self.owners.extend(owners)
+        self.points.append(point)
+        self.counts.append(len(owners))
+        self.values.append(values)
+
+    def count_by_owner(self, parties: int) -> list[int]:
+        """Shares received of each owner ``0 .. parties - 1``."""
+        return np.bincount(np.asarray(self.owners, dtype=np.int64), minlength=parties).tolist()
+
+    def pick(self, required: Sequence[int], t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Points ``(len(required), t)`` and values ``(len(required), t, limbs)`` of the
+        ``t`` smallest share points of each required owner (each must have ``t``):
+        the shares :func:`~secagg.crypto.shamir.reconstruct_many` would pick."""
+        owners = np.asarray(self.owners, dtype=np.int64)
+        points = np.repeat(np.asarray(self.points, dtype=np.int64), self.counts)
+        order = np.lexsort((points, owners))  # by owner, then by point
+        first = np.searchsorted(owners[order], np.asarray(required, dtype=np.int64))
+        chosen = order[first[:, None] + np.arange(t)]
+        values = (
+            np.concatenate(self.values)
+            if self.values
+            else np.empty((0, self.limbs), dtype=np.uint32)
+        )
+        return points[chosen], values[chosen]
+
+    def by_owner(self) -> dict[int, list[shamir.Share]]:
+        """Owner -> its shares in arrival order, as ``Share`` objects (for inspection)."""
+        out: dict[int, list[shamir.Share]] = {}
+        owners = iter(self.owners)
+        for point, values in zip(self.points, self.values, strict=True):
+            for row in values.tolist():
+                out.setdefault(next(owners), []).append(shamir.Share(point, tuple(row)))
+        return out
 
 
 class Server:
@@ -220,8 +276,8 @@ class Server:
         self._dropped_set: frozenset[int] = frozenset()
         self._signatures: dict[int, bytes] = {}
         self._accusations: dict[int, dict[int, bytes]] = {}  # accuser -> accused -> pair seed
-        self._seed_shares: dict[int, list[shamir.Share]] = {}
-        self._key_shares: dict[int, list[shamir.Share]] = {}
+        self._seed_reveals = _Reveals(shamir.limbs_for(common.SELF_MASK_SEED_BYTES))
+        self._key_reveals = _Reveals(shamir.limbs_for(common.MASK_KEY_BYTES))
         self._result: np.ndarray | None = None
 
     # -- public API ------------------------------------------------------------
@@ -252,6 +308,16 @@ class Server:
     def waiting_for(self) -> frozenset[int]:
         """Clients whose message for the current phase has not arrived yet."""
         return self._expected - self._received
+
+    @property
+    def _seed_shares(self) -> dict[int, list[shamir.Share]]:
+        """Self-mask shares revealed so far, by owner (a view built on demand)."""
+        return self._seed_reveals.by_owner()
+
+    @property
+    def _key_shares(self) -> dict[int, list[shamir.Share]]:
+        """Mask-key shares revealed so far, by owner (a view built on demand)."""
+        return self._key_reveals.by_owner()
 
     def handle(self, message: Message) -> list[ServerMessage]:
         """Accept one client message; returns messages to send (the next phase's, if it closed)."""
@@ -543,33 +609,34 @@ class Server:
 
     def _on_unmasking(self, msg: UnmaskingShares) -> None:
         want_seed, want_key = self._holds(msg.sender)
-        parsed: list[tuple[dict[int, list[shamir.Share]], int, shamir.Share]] = []
+        point = common.share_point(msg.sender)
+        staged: list[tuple[_Reveals, list[int], np.ndarray]] = []
         for group, wanted, size, store in (
-            (msg.self_mask_shares, want_seed, common.SELF_MASK_SHARE_BYTES, self._seed_shares),
-            (msg.mask_key_shares, want_key, common.MASK_KEY_SHARE_BYTES, self._key_shares),
+            (msg.self_mask_shares, want_seed, common.SELF_MASK_SHARE_BYTES, self._seed_reveals),
+            (msg.mask_key_shares, want_key, common.MASK_KEY_SHARE_BYTES, self._key_reveals),
         ):
             owners = [r.owner for r in group]
-            if len(set(owners)) != len(owners) or set(owners) != wanted:
+            if len(owners) != len(wanted) or set(owners) != wanted:
                 raise InvalidMessage(
                     f"party {msg.sender} revealed shares for the wrong set of owners"
                 )
-            for r in group:
-                if len(r.share) != size:
-                    raise InvalidMessage(f"share of party {r.owner} has the wrong size")
             try:  # one decode for the whole group: tens of thousands of shares a round
-                shares = shamir.shares_from_bytes(
-                    common.share_point(msg.sender), [r.share for r in group]
-                )
+                values = shamir.decode_share_values([r.share for r in group], store.limbs)
             except SecretSharingError:
                 for r in group:  # the slow path names the owner of the bad share
+                    if len(r.share) != size:
+                        raise InvalidMessage(
+                            f"share of party {r.owner} has the wrong size"
+                        ) from None
+                for r in group:
                     try:
-                        shamir.Share.from_bytes(common.share_point(msg.sender), r.share)
+                        shamir.Share.from_bytes(point, r.share)
                     except SecretSharingError as exc:
                         raise InvalidMessage(f"share of party {r.owner}: {exc}") from exc
                 raise InvalidMessage(f"party {msg.sender} revealed a bad share") from None
-            parsed.extend((store, r.owner, share) for r, share in zip(group, shares, strict=True))
-        for store, owner, share in parsed:
-            store.setdefault(owner, []).append(share)
+            staged.append((store, owners, values))
+        for store, owners, values in staged:  # nothing stored before both groups passed
+            store.add(point, owners, values)
         self._received.add(msg.sender)
 
     def _close_unmasking(self) -> list[ServerMessage]:
@@ -582,26 +649,29 @@ class Server:
             for u in self._dropped
             if any(self._masked_with(w, u) for w in self.graph.neighbours(u) & survivor_set)
         ]
+        parties = self.config.num_clients
+        seed_counts = self._seed_reveals.count_by_owner(parties)
         for owner in survivors:
-            if len(self._seed_shares.get(owner, ())) < t:
+            if seed_counts[owner] < t:
                 raise RoundAborted(
-                    f"only {len(self._seed_shares.get(owner, ()))} shares of party {owner}'s "
+                    f"only {seed_counts[owner]} shares of party {owner}'s "
                     f"self-mask arrived; {t} needed",
                     phase="unmasking",
                 )
+        key_counts = self._key_reveals.count_by_owner(parties)
         for owner in dropped_with_survivors:
-            if len(self._key_shares.get(owner, ())) < t:
+            if key_counts[owner] < t:
                 raise RoundAborted(
-                    f"only {len(self._key_shares.get(owner, ()))} shares of dropped party "
+                    f"only {key_counts[owner]} shares of dropped party "
                     f"{owner}'s mask key arrived; {t} needed",
                     phase="unmasking",
                 )
-        try:
-            seeds = shamir.reconstruct_many(
-                [self._seed_shares[o] for o in survivors], t, common.SELF_MASK_SEED_BYTES
+        try:  # each secret from its t smallest share points, all secrets of a kind at once
+            seeds = shamir.reconstruct_arrays(
+                *self._seed_reveals.pick(survivors, t), common.SELF_MASK_SEED_BYTES
             )
-            keys = shamir.reconstruct_many(
-                [self._key_shares[o] for o in dropped_with_survivors], t, common.MASK_KEY_BYTES
+            keys = shamir.reconstruct_arrays(
+                *self._key_reveals.pick(dropped_with_survivors, t), common.MASK_KEY_BYTES
             )
         except SecretSharingError as exc:
             raise RoundAborted(f"secret reconstruction failed: {exc}", phase="unmasking") from exc
@@ -614,6 +684,7 @@ class Server:
                 )
         subtract: list[bytes] = list(seeds)
         add: list[bytes] = []
+        peer_keys: dict[int, X25519PublicKey] = {}
         for owner, raw in zip(dropped_with_survivors, keys, strict=True):
             try:
                 pair = kx.keypair_from_private_bytes(raw)
@@ -628,9 +699,12 @@ class Server:
             for peer in sorted(self.graph.neighbours(owner) & survivor_set):
                 if not self._masked_with(peer, owner):
                     continue  # the survivor accused the owner and never masked with it
+                public = peer_keys.get(peer)
+                if public is None:  # a survivor neighbours several dropped clients
+                    public = peer_keys[peer] = kx.load_public_key(self._keys[peer].mask_key)
                 seed = kx.derive_key(
                     pair.private,
-                    self._keys[peer].mask_key,
+                    public,
                     purpose=common.MASK_PURPOSE,
                     round_id=self.round_id,
                     party_a=owner,
