@@ -147,3 +147,48 @@ def test_seeds_out_of_range_is_one_line_naming_the_flag(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--seeds must lie in [1, 1000]" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_experiment_on_ray_starts_ray_once_for_all_its_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session per seed started and stopped a local Ray instance each time (about
+    3.5 s apiece here); the experiment now holds one and every seed's run joins it."""
+    import contextlib
+
+    import secagg.apps.simulation.experiment as experiment
+    import secagg.apps.simulation.report as report
+    import secagg.runtime.ray_engine as ray_engine
+
+    sessions: list[str | None] = []
+    inside: list[bool] = []
+    active = {"depth": 0}
+
+    @contextlib.contextmanager
+    def counting_session(address: str | None = None, **_: object):  # type: ignore[no-untyped-def]
+        sessions.append(address)
+        active["depth"] += 1
+        try:
+            yield None
+        finally:
+            active["depth"] -= 1
+
+    def fake_run(config: SimulationConfig, out: Path, progress: object) -> object:
+        inside.append(active["depth"] == 1)
+        return type("Run", (), {"branch_verdicts": {}, "seconds": 0.0, "settings": {}})()
+
+    monkeypatch.setattr(ray_engine, "ray_session", counting_session)
+    monkeypatch.setattr(experiment, "run_simulation", fake_run)
+    monkeypatch.setattr(experiment, "headline_values", lambda run: {})
+    monkeypatch.setattr(experiment, "write_experiment", lambda result, out: [])
+    monkeypatch.setattr(report, "write_run_folder", lambda run, out: None)
+
+    config = SimulationConfig(seed=7, seeds=3, engine="ray", ray_address="auto")
+    result = experiment.run_experiment(config, tmp_path)
+    assert sessions == ["auto"] and inside == [True, True, True]
+    assert sorted(result.ratios) == [7, 8, 9]
+
+    sessions.clear()
+    inside.clear()
+    experiment.run_experiment(SimulationConfig(seed=7, seeds=2), tmp_path)
+    assert sessions == [] and inside == [False, False]  # in-process: no Ray at all
