@@ -353,6 +353,9 @@ class Interval:
     #: the coverage asked for, e.g. 0.95
     level: float
     resamples: int
+    #: what was resampled: "row" (transactions, fraud and legit apart) or "card" (every
+    #: row of a drawn card, the cards with a test fraud and the others apart)
+    unit: str = "row"
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` lies in [low, high]; False for a NaN interval."""
@@ -380,9 +383,17 @@ class _Design:
     """The rows of one test set as the bootstrap sees them: fraud rows one by one (they
     are few, and carry amounts), legit rows pooled into the cells that every ranking
     agrees on (rows in the same unit of every ranking are interchangeable to every
-    metric, so drawing how many come from each cell is drawing the resample)."""
+    metric, so drawing how many come from each cell is drawing the resample).
 
-    def __init__(self, y: np.ndarray, rankings: Sequence[_Ranking]) -> None:
+    With ``clusters`` (a card id per row) the units drawn are cards, not rows: the
+    cards with a fraud in the test set and the other cards are two strata, each
+    resampled with replacement keeping its number of cards, and a drawn card brings
+    every one of its rows. A resample's row multiplicities are then its cards'
+    multiplicities, so the legit count of each cell is a sum over (card, cell) pairs."""
+
+    def __init__(
+        self, y: np.ndarray, rankings: Sequence[_Ranking], clusters: np.ndarray | None = None
+    ) -> None:
         self.y = y
         self.rankings = rankings
         self.positives = int(y.sum())
@@ -398,10 +409,53 @@ class _Design:
         self.legit_cell = np.argsort(by_first)[cell.reshape(-1)]
         self.cell_sizes = np.bincount(self.legit_cell, minlength=first.size)
         self.cell_units = [ranking.legit_unit[first] for ranking in rankings]
+        self.clustered = clusters is not None
+        if clusters is not None:
+            _, card = np.unique(clusters, return_inverse=True)
+            card = card.reshape(-1)
+            cards = int(card.max()) + 1 if card.size else 0
+            holds_fraud = np.bincount(card[y], minlength=cards) > 0
+            #: the two strata, as card numbers: cards with a test fraud, then the others
+            self.fraud_cards = np.flatnonzero(holds_fraud)
+            self.other_cards = np.flatnonzero(~holds_fraud)
+            self.cards = cards
+            #: the card of each fraud row, and of each legit row
+            self.fraud_row_card = card[y]
+            cells = self.cell_sizes.size
+            pair, pair_rows = np.unique(card[~y] * cells + self.legit_cell, return_counts=True)
+            #: the legit rows as (card, cell, how many rows) triples
+            self.pair_card, self.pair_cell = pair // cells, pair % cells
+            self.pair_rows = pair_rows.astype(np.float64)
+
+    @property
+    def fraud_units(self) -> int:
+        """How many independent fraud units the test set holds: cards or rows."""
+        return int(self.fraud_cards.size) if self.clustered else self.positives
+
+    def card_draws(self, resamples: int, seed: int) -> Iterator[np.ndarray]:
+        """Chunks of card multiplicities (resamples x cards): a multinomial over the cards
+        with a test fraud and one over the others, so each stratum keeps its card count."""
+        rng = np.random.default_rng(np.random.SeedSequence([seed, _BOOTSTRAP_STREAM]))
+        chunk = max(1, min(resamples, 2**20 // max(self.cards, self.pair_card.size, 1)))
+        strata = [s for s in (self.fraud_cards, self.other_cards) if s.size]
+        for start in range(0, resamples, chunk):
+            c = min(chunk, resamples - start)
+            mult = np.zeros((c, self.cards), dtype=np.float64)
+            for stratum in strata:
+                p = np.full(stratum.size, 1.0 / stratum.size)
+                mult[:, stratum] = rng.multinomial(stratum.size, p, size=c)
+            yield mult
 
     def draws(self, resamples: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Chunks of (fraud-row multiplicities, legit counts per cell): a multinomial over
-        the fraud rows and one over the legit rows, so each stratum keeps its count."""
+        the fraud rows and one over the legit rows, so each stratum keeps its count (or,
+        clustered, the same from the cards drawn by :meth:`card_draws`)."""
+        if self.clustered:
+            cells = self.cell_sizes.size
+            for mult in self.card_draws(resamples, seed):
+                legit = _group_sum(mult[:, self.pair_card] * self.pair_rows, self.pair_cell, cells)
+                yield mult[:, self.fraud_row_card], legit
+            return
         rng = np.random.default_rng(np.random.SeedSequence([seed, _BOOTSTRAP_STREAM]))
         width = max(self.positives, self.cell_sizes.size, 1)
         chunk = max(1, min(resamples, 2**20 // width))
@@ -430,15 +484,26 @@ class _Design:
 
 
 def _bootstrap_multiplicities(
-    labels: np.ndarray, scores: Sequence[np.ndarray], resamples: int, seed: int
+    labels: np.ndarray,
+    scores: Sequence[np.ndarray],
+    resamples: int,
+    seed: int,
+    clusters: np.ndarray | None = None,
 ) -> np.ndarray:
     """The bootstrap's resamples as row multiplicities (resamples x rows), so a test can
     rebuild each resampled test set with ``np.repeat`` and recompute the metric slowly.
     The legit count of each cell is split over the cell's rows uniformly at random
     (another multinomial: together the exact stratified bootstrap); no metric can see
-    how it is split, which is why the bootstrap itself never draws it."""
+    how it is split, which is why the bootstrap itself never draws it. Clustered, a
+    row's multiplicity is its card's: nothing is split."""
     y, _ = _checked(labels, scores[0])
-    design = _Design(y, [_Ranking(y, _checked(labels, s)[1]) for s in scores])
+    design = _Design(
+        y, [_Ranking(y, _checked(labels, s)[1]) for s in scores], _clusters(clusters, y)
+    )
+    if design.clustered:
+        _, card = np.unique(np.asarray(clusters).reshape(-1), return_inverse=True)
+        draws = design.card_draws(resamples, seed)
+        return np.concatenate([m[:, card.reshape(-1)] for m in draws]).astype(np.int64)
     split = np.random.default_rng(np.random.SeedSequence([seed, _BOOTSTRAP_STREAM, 1]))
     fraud_rows, legit_rows = np.flatnonzero(y), np.flatnonzero(~y)
     members = [legit_rows[design.legit_cell == cell] for cell in range(design.cell_sizes.size)]
@@ -462,17 +527,37 @@ def _bootstrap_values(
     resamples: int,
     seed: int,
     amounts: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """The metric on each resample, per score vector: what the intervals are percentiles
     of, exposed so a test can hold each value against a slow explicit resample."""
     y, _ = _checked(labels, scores[0])
     a = None if amounts is None else _checked_amounts(amounts, y.size)
-    design = _Design(y, [_Ranking(y, _checked(labels, s)[1]) for s in scores])
+    rankings = [_Ranking(y, _checked(labels, s)[1]) for s in scores]
+    design = _Design(y, rankings, _clusters(clusters, y))
     return design.values(INTERVAL_METRICS[metric], resamples, seed, a)
 
 
-def _nan_interval(level: float, resamples: int) -> Interval:
-    return Interval(math.nan, math.nan, math.nan, level, resamples)
+def _clusters(clusters: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
+    """The card id of each row, checked against the labels (None: rows are the units)."""
+    if clusters is None:
+        return None
+    c = np.asarray(clusters)
+    if c.ndim != 1 or c.size != y.size:
+        raise ConfigurationError(
+            f"clusters must give one id per row ({y.size}), got shape {c.shape}"
+        )
+    if c.dtype.kind not in "iub":
+        raise ConfigurationError(f"cluster ids must be integers, got {c.dtype}")
+    return c
+
+
+def _nan_interval(level: float, resamples: int, unit: str = "row") -> Interval:
+    return Interval(math.nan, math.nan, math.nan, level, resamples, unit)
+
+
+#: fewest independent fraud units (rows, or cards when clustered) an interval needs
+MIN_FRAUD_UNITS = 2
 
 
 def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -506,6 +591,7 @@ def bootstrap_interval(
     level: float = 0.95,
     seed: int = 0,
     amounts: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> Interval:
     """A stratified-bootstrap percentile interval for one :class:`FraudMetrics` metric.
 
@@ -520,16 +606,26 @@ def bootstrap_interval(
     resamples (the engine's keys, masks and noise never come from it), so the same
     ``seed`` gives the same interval. Diverged scores or fewer than 2 test frauds give
     an interval of NaNs, not an error: the caller flags that branch.
+
+    ``clusters`` (one card or customer id per row) resamples cards instead of rows:
+    a compromised card's burst of frauds, and a card's legitimate habits, are not
+    independent draws, and treating them as such makes the interval too narrow. The
+    cards with a test fraud and the other cards are resampled apart, each keeping its
+    number of cards; an interval needs 2 cards with a fraud.
     """
     engine = _checked_interval_args(metric, resamples, level)
     y, a, finite = _prepared(labels, [scores], amounts, metric)
+    unit = "row" if clusters is None else "card"
     if not finite or y.sum() < 2:
-        return _nan_interval(level, resamples)
+        return _nan_interval(level, resamples, unit)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    design = _Design(y, [_Ranking(y, s)], _clusters(clusters, y))
+    if design.fraud_units < MIN_FRAUD_UNITS:
+        return _nan_interval(level, resamples, unit)
     estimate = getattr(fraud_metrics(y, s, a), metric)
-    (values,) = _Design(y, [_Ranking(y, s)]).values(engine, resamples, seed, a)
+    (values,) = design.values(engine, resamples, seed, a)
     low, high = _percentiles(values, level)
-    return Interval(float(estimate), low, high, level, resamples)
+    return Interval(float(estimate), low, high, level, resamples, unit)
 
 
 def paired_difference_interval(
@@ -542,23 +638,27 @@ def paired_difference_interval(
     level: float = 0.95,
     seed: int = 0,
     amounts: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> Interval:
     """The interval of metric(a) - metric(b), both models scored on the *same* resampled
     rows (pairing cancels the test-set luck they share, so the interval is far tighter
     than two separate ones). "a is at least as good as b within its 95 % interval"
-    reads ``high >= 0``. Same stratification, randomness and NaN rules as
+    reads ``high >= 0``. Same stratification, ``clusters``, randomness and NaN rules as
     :func:`bootstrap_interval`; a model against itself gives exactly [0, 0]."""
     engine = _checked_interval_args(metric, resamples, level)
     y, a, finite = _prepared(labels, [scores_a, scores_b], amounts, metric)
+    unit = "row" if clusters is None else "card"
     if not finite or y.sum() < 2:
-        return _nan_interval(level, resamples)
+        return _nan_interval(level, resamples, unit)
     sa = np.asarray(scores_a, dtype=np.float64).reshape(-1)
     sb = np.asarray(scores_b, dtype=np.float64).reshape(-1)
+    design = _Design(y, [_Ranking(y, sa), _Ranking(y, sb)], _clusters(clusters, y))
+    if design.fraud_units < MIN_FRAUD_UNITS:
+        return _nan_interval(level, resamples, unit)
     estimate = getattr(fraud_metrics(y, sa, a), metric) - getattr(fraud_metrics(y, sb, a), metric)
-    design = _Design(y, [_Ranking(y, sa), _Ranking(y, sb)])
     values_a, values_b = design.values(engine, resamples, seed, a)
     low, high = _percentiles(values_a - values_b, level)
-    return Interval(float(estimate), low, high, level, resamples)
+    return Interval(float(estimate), low, high, level, resamples, unit)
 
 
 # --- several seeds ------------------------------------------------------------------

@@ -226,6 +226,9 @@ class BranchData:
     #: the customer (synthetic: card) id of each training row, or None for loaded data
     #: without a customer column; a customer has several rows
     customers_train: np.ndarray | None = None
+    #: the same for each test row: the unit the evaluation's intervals resample (a card's
+    #: rows, its burst of frauds above all, are not independent draws)
+    customers_test: np.ndarray | None = None
     #: Gaussian releases of these training rows made before training, as accountant
     #: entries (noise multiplier, sample rate, steps): the feature statistics
     prior_releases: tuple[tuple[float, float, int], ...] = ()
@@ -656,6 +659,7 @@ def _branch(
         segment_mix=tuple(float(v) for v in segment_mix),
         typology_mix=tuple(float(v) for v in train_mix),
         customers_train=rows.card[train].astype(np.int64),
+        customers_test=rows.card[test].astype(np.int64),
         amount_test=np.exp(rows.log_amount[test]),
         typology_test=rows.typology[test],
         typology_train=rows.typology[train],

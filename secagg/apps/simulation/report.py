@@ -132,15 +132,22 @@ def verdict_lines(result: SimulationResult) -> list[str]:
         return []
     from secagg.apps.simulation.runner import ENOUGH_TEST_FRAUDS
 
+    verdicts = result.branch_verdicts
+    by_card = any(v.get("resampled") == "card" for v in verdicts.values())
+    unit = (
+        "resampling the branch's cards (every row of a drawn card; the cards with a test "
+        "fraud and the others apart): a card's burst of frauds is one draw, not several"
+        if by_card
+        else "resampling its fraud and legitimate rows apart"
+    )
     lines = [
         "### Federated against local-only, per branch",
         "",
         "AUPRC difference (federated - local-only) on the branch's own test set, with its "
-        "95 % interval from 1 000 paired, stratified bootstrap resamples. *At least local* "
+        f"95 % interval from 1 000 paired bootstrap resamples, {unit}. *At least local* "
         "when the interval reaches 0.",
         "",
     ]
-    verdicts = result.branch_verdicts
     if len(verdicts) > MANY_BRANCHES:
         # a branch with a handful of test frauds has an interval too wide to say anything:
         # with many small participants only the ones with enough frauds are listed
@@ -148,7 +155,8 @@ def verdict_lines(result: SimulationResult) -> list[str]:
         listed = {n: v for n, v in verdicts.items() if v["judged"] and v["enough_frauds"]}
         lines += [
             f"{len(verdicts)} branches: {len(judged)} have the 2 test frauds or more a "
-            f"comparison needs ({sum(v['at_least_local'] for v in judged)} of them at least "
+            + ("(on 2 cards or more) " if by_card else "")
+            + f"comparison needs ({sum(v['at_least_local'] for v in judged)} of them at least "
             f"local, {sum(not v['at_least_local'] for v in judged)} behind), {len(listed)} the "
             f"{ENOUGH_TEST_FRAUDS} that make the interval narrow enough to mean something"
             + (": they are listed below." if listed else ". The pooled figures above are "
@@ -164,7 +172,7 @@ def verdict_lines(result: SimulationResult) -> list[str]:
     ]
     for name, v in verdicts.items():
         if not v["judged"]:
-            verdict = "not judged (fewer than 2 test frauds or a diverged model)"
+            verdict = "not judged (fewer than 2 test frauds or fraud cards, or a diverged model)"
         elif v["better"]:
             verdict = "better"
         elif v["at_least_local"]:

@@ -264,6 +264,89 @@ def test_each_resample_is_an_explicit_stratified_resample(rows: list, seed: int)
         assert alone[r] == pytest.approx(_explicit(y, s, a, w_alone[r]).auprc, rel=1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 5), st.integers(0, 5), st.integers(0, 6)),
+        max_size=40,
+    )
+    .filter(lambda rows: len({c for y, _, _, c in rows if y}) >= 2)
+    .filter(lambda rows: sum(a for y, _, a, _ in rows if y) > 0),
+    st.integers(0, 2**32 - 1),
+)
+def test_each_clustered_resample_is_an_explicit_resample_of_cards(rows: list, seed: int) -> None:
+    y = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows], dtype=float)
+    s2 = np.array([(3 * r[1] + i) % 4 for i, r in enumerate(rows)], dtype=float)
+    a = np.array([r[2] for r in rows], dtype=float)
+    card = np.array([r[3] for r in rows]) * 7 - 3  # any integer ids
+    w = _bootstrap_multiplicities(y, [s, s2], 4, seed, clusters=card)
+    fraud_cards = set(card[y == 1])
+    for r in range(4):
+        # every row of a card counts as often as its card was drawn
+        per_card = {c: set(w[r, card == c]) for c in set(card)}
+        assert all(len(m) == 1 for m in per_card.values())
+        drawn = {c: m.pop() for c, m in per_card.items()}
+        # each stratum keeps its number of cards
+        assert sum(drawn[c] for c in fraud_cards) == len(fraud_cards)
+        assert sum(v for c, v in drawn.items() if c not in fraud_cards) == len(
+            set(card) - fraud_cards
+        )
+    for metric in INTERVAL_METRICS:
+        values_a, values_b = _bootstrap_values(y, [s, s2], metric, 4, seed, a, clusters=card)
+        for r in range(4):
+            expected_a = getattr(_explicit(y, s, a, w[r]), metric)
+            expected_b = getattr(_explicit(y, s2, a, w[r]), metric)
+            assert values_a[r] == pytest.approx(expected_a, rel=1e-12, abs=1e-12, nan_ok=True)
+            assert values_b[r] == pytest.approx(expected_b, rel=1e-12, abs=1e-12, nan_ok=True)
+
+
+def _bursts(cards: int, burst: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A test set whose frauds come in bursts: each compromised card's ``burst`` frauds
+    share one score (a card's behaviour, not an independent draw per row), legit cards
+    have 20 rows each."""
+    rng = np.random.default_rng(seed)
+    fraud_scores = np.repeat(rng.normal(2.0, 1.5, cards), burst)
+    legit = 400
+    scores = np.r_[fraud_scores, rng.normal(0.0, 1.0, legit * 20)]
+    y = np.r_[np.ones(cards * burst, dtype=int), np.zeros(legit * 20, dtype=int)]
+    card = np.r_[np.repeat(np.arange(cards), burst), cards + np.repeat(np.arange(legit), 20)]
+    return y, np.round(scores, 3), card
+
+
+def test_resampling_cards_widens_the_interval_where_frauds_come_in_bursts() -> None:
+    """With bursts of 5 identical frauds, resampling rows counts 5 draws where there is
+    one: its interval is too narrow. The same data with one fraud per card (and the
+    same number of frauds) gives intervals of about the same width either way."""
+    y, s, card = _bursts(cards=8, burst=5, seed=1)
+    rows = bootstrap_interval(y, s, resamples=2000, seed=2)
+    cards = bootstrap_interval(y, s, resamples=2000, seed=2, clusters=card)
+    assert rows.unit == "row" and cards.unit == "card"
+    assert rows.estimate == cards.estimate
+    assert cards.high - cards.low > 1.6 * (rows.high - rows.low)
+    y1, s1, card1 = _bursts(cards=40, burst=1, seed=1)
+    rows1 = bootstrap_interval(y1, s1, resamples=2000, seed=2)
+    cards1 = bootstrap_interval(y1, s1, resamples=2000, seed=2, clusters=card1)
+    ratio = (cards1.high - cards1.low) / (rows1.high - rows1.low)
+    assert 0.8 < ratio < 1.25
+
+
+def test_clustered_intervals_refuse_bad_ids_and_need_two_fraud_cards() -> None:
+    y, s, card = _bursts(cards=3, burst=2, seed=0)
+    with pytest.raises(ConfigurationError, match="one id per row"):
+        bootstrap_interval(y, s, clusters=card[:-1])
+    with pytest.raises(ConfigurationError, match="integers"):
+        paired_difference_interval(y, s, s, clusters=card.astype(float))
+    one_card = np.where(y == 1, 0, card)  # every fraud on card 0
+    for interval in (
+        bootstrap_interval(y, s, resamples=10, clusters=one_card),
+        paired_difference_interval(y, s, s[::-1], resamples=10, clusters=one_card),
+    ):
+        assert math.isnan(interval.low) and interval.unit == "card"
+    itself = paired_difference_interval(y, s, s, resamples=50, clusters=card)
+    assert (itself.low, itself.high) == (0.0, 0.0)
+
+
 def _test_set(rows: int, frauds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = np.zeros(rows, dtype=int)
@@ -285,6 +368,7 @@ def test_intervals_are_deterministic_per_seed_and_narrow_with_data() -> None:
         "high": first.high,
         "level": 0.95,
         "resamples": 300,
+        "unit": "row",
     }
     big_y, big_s = _test_set(20_000, 300, 0)
     big = bootstrap_interval(big_y, big_s, resamples=300, seed=7)

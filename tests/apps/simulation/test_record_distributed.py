@@ -84,3 +84,15 @@ def test_the_ledger_replays_the_servers_epsilon(runs: tuple[Path, Path]) -> None
 def test_secure_statistics_are_refused_naming_the_keys() -> None:
     with pytest.raises(ConfigurationError, match="standardize"):
         SimulationConfig(**SMALL, standardize="secure")  # type: ignore[arg-type]
+
+
+def test_branch_verdicts_resample_cards_not_transactions(runs: tuple[Path, Path]) -> None:
+    """A compromised card's burst of frauds is one draw: the per-branch intervals resample
+    the synthetic world's cards, and the report says so."""
+    verdicts = _summary(runs[0])["branch_verdicts"]
+    assert len(verdicts) == SMALL["branches"]
+    for v in verdicts.values():
+        assert v["resampled"] == "card"
+        assert 1 <= v["test_fraud_cards"] <= v["test_frauds"]
+        assert v["judged"] == (v["test_fraud_cards"] >= 2)
+    assert "resampling the branch's cards" in (runs[0] / "report.md").read_text()
