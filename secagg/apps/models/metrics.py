@@ -253,7 +253,7 @@ class _Counts:
             best = np.max(np.where(allowed, tp, 0.0), axis=1, initial=0.0)
             return np.where(no_pos | (neg == 0), math.nan, best / safe_pos)
         if metric in ("precision_at_top", "amount_at_top"):
-            n = pos + neg  # the same in every resample: the bootstrap keeps the counts
+            n = pos + neg  # per resample: resampling cards moves the row count
             k = np.array([_alerts(int(v), share) for v in n], dtype=np.float64)
             size = p + t
             above = np.cumsum(g[:, :-1], axis=1) + np.cumsum(size, axis=1) - size
@@ -385,7 +385,8 @@ class _Design:
     agrees on (rows in the same unit of every ranking are interchangeable to every
     metric, so drawing how many come from each cell is drawing the resample).
 
-    With ``clusters`` (a card id per row) the units drawn are cards, not rows: the
+    With ``clusters`` (each row's card, numbered 0..cards-1 by :func:`_clusters`) the
+    units drawn are cards, not rows: the
     cards with a fraud in the test set and the other cards are two strata, each
     resampled with replacement keeping its number of cards, and a drawn card brings
     every one of its rows. A resample's row multiplicities are then its cards'
@@ -411,8 +412,7 @@ class _Design:
         self.cell_units = [ranking.legit_unit[first] for ranking in rankings]
         self.clustered = clusters is not None
         if clusters is not None:
-            _, card = np.unique(clusters, return_inverse=True)
-            card = card.reshape(-1)
+            card = clusters  # numbered 0..cards-1 by _clusters
             cards = int(card.max()) + 1 if card.size else 0
             holds_fraud = np.bincount(card[y], minlength=cards) > 0
             #: the two strata, as card numbers: cards with a test fraud, then the others
@@ -497,13 +497,11 @@ def _bootstrap_multiplicities(
     how it is split, which is why the bootstrap itself never draws it. Clustered, a
     row's multiplicity is its card's: nothing is split."""
     y, _ = _checked(labels, scores[0])
-    design = _Design(
-        y, [_Ranking(y, _checked(labels, s)[1]) for s in scores], _clusters(clusters, y)
-    )
-    if design.clustered:
-        _, card = np.unique(np.asarray(clusters).reshape(-1), return_inverse=True)
+    card = _clusters(clusters, y)
+    design = _Design(y, [_Ranking(y, _checked(labels, s)[1]) for s in scores], card)
+    if card is not None:
         draws = design.card_draws(resamples, seed)
-        return np.concatenate([m[:, card.reshape(-1)] for m in draws]).astype(np.int64)
+        return np.concatenate([m[:, card] for m in draws]).astype(np.int64)
     split = np.random.default_rng(np.random.SeedSequence([seed, _BOOTSTRAP_STREAM, 1]))
     fraud_rows, legit_rows = np.flatnonzero(y), np.flatnonzero(~y)
     members = [legit_rows[design.legit_cell == cell] for cell in range(design.cell_sizes.size)]
@@ -539,17 +537,20 @@ def _bootstrap_values(
 
 
 def _clusters(clusters: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
-    """The card id of each row, checked against the labels (None: rows are the units)."""
+    """The card of each row as a number 0..cards-1, checked against the labels (None: rows
+    are the units). Ids may be integers or strings (a table's customer column); floats
+    are refused: an id that rounding could merge or split is not an id."""
     if clusters is None:
         return None
     c = np.asarray(clusters)
-    if c.ndim != 1 or c.size != y.size:
+    if c.size != y.size:
         raise ConfigurationError(
             f"clusters must give one id per row ({y.size}), got shape {c.shape}"
         )
-    if c.dtype.kind not in "iub":
-        raise ConfigurationError(f"cluster ids must be integers, got {c.dtype}")
-    return c
+    if c.dtype.kind not in "iubUSO":
+        raise ConfigurationError(f"cluster ids must be integers or strings, got {c.dtype}")
+    _, card = np.unique(c.reshape(-1), return_inverse=True)
+    return card.reshape(-1).astype(np.intp)
 
 
 def _nan_interval(level: float, resamples: int, unit: str = "row") -> Interval:
@@ -615,11 +616,12 @@ def bootstrap_interval(
     """
     engine = _checked_interval_args(metric, resamples, level)
     y, a, finite = _prepared(labels, [scores], amounts, metric)
-    unit = "row" if clusters is None else "card"
+    card = _clusters(clusters, y)
+    unit = "row" if card is None else "card"
     if not finite or y.sum() < 2:
         return _nan_interval(level, resamples, unit)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    design = _Design(y, [_Ranking(y, s)], _clusters(clusters, y))
+    design = _Design(y, [_Ranking(y, s)], card)
     if design.fraud_units < MIN_FRAUD_UNITS:
         return _nan_interval(level, resamples, unit)
     estimate = getattr(fraud_metrics(y, s, a), metric)
@@ -647,12 +649,13 @@ def paired_difference_interval(
     :func:`bootstrap_interval`; a model against itself gives exactly [0, 0]."""
     engine = _checked_interval_args(metric, resamples, level)
     y, a, finite = _prepared(labels, [scores_a, scores_b], amounts, metric)
-    unit = "row" if clusters is None else "card"
+    card = _clusters(clusters, y)
+    unit = "row" if card is None else "card"
     if not finite or y.sum() < 2:
         return _nan_interval(level, resamples, unit)
     sa = np.asarray(scores_a, dtype=np.float64).reshape(-1)
     sb = np.asarray(scores_b, dtype=np.float64).reshape(-1)
-    design = _Design(y, [_Ranking(y, sa), _Ranking(y, sb)], _clusters(clusters, y))
+    design = _Design(y, [_Ranking(y, sa), _Ranking(y, sb)], card)
     if design.fraud_units < MIN_FRAUD_UNITS:
         return _nan_interval(level, resamples, unit)
     estimate = getattr(fraud_metrics(y, sa, a), metric) - getattr(fraud_metrics(y, sb, a), metric)

@@ -358,7 +358,11 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         f"dropouts: {len(result.dropouts)}; rounds completed {fed['rounds_completed']}, "
         f"aborted {fed['rounds_aborted']}; branches behind local-only (95 % paired "
         f"bootstrap interval below 0): {listed_names(behind) or 'none'}"
-        + (f"; too few test frauds to judge well: {listed_names(few)}" if few else "")
+        + (
+            f"; too few test frauds (or cards holding them) to judge well: {listed_names(few)}"
+            if few
+            else ""
+        )
     )
     last = fed.get("last_rounds")
     if last:

@@ -295,8 +295,8 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             if head["branches_behind_local"]
             else ""
         )
-        + f"; {head['branches_too_few_frauds']} branch test sets hold too few frauds to judge "
-        "well (flagged in each seed's report)",
+        + f"; {head['branches_too_few_frauds']} branch test sets hold too few frauds (or "
+        "cards holding them) to judge well (flagged in each seed's report)",
     ]
     if head["diverged_seeds"]:
         lines.append(f"- Diverged (no ratio): seeds {head['diverged_seeds']}")

@@ -154,11 +154,12 @@ def verdict_lines(result: SimulationResult) -> list[str]:
         judged = [v for v in verdicts.values() if v["judged"]]
         listed = {n: v for n, v in verdicts.items() if v["judged"] and v["enough_frauds"]}
         lines += [
-            f"{len(verdicts)} branches: {len(judged)} have the 2 test frauds or more a "
-            + ("(on 2 cards or more) " if by_card else "")
-            + f"comparison needs ({sum(v['at_least_local'] for v in judged)} of them at least "
+            f"{len(verdicts)} branches: {len(judged)} have the 2 test frauds "
+            + ("on 2 cards or more " if by_card else "or more ")
+            + f"a comparison needs ({sum(v['at_least_local'] for v in judged)} of them at least "
             f"local, {sum(not v['at_least_local'] for v in judged)} behind), {len(listed)} the "
-            f"{ENOUGH_TEST_FRAUDS} that make the interval narrow enough to mean something"
+            f"{ENOUGH_TEST_FRAUDS} {'fraud cards' if by_card else 'frauds'} that make the "
+            "interval narrow enough to mean something"
             + (": they are listed below." if listed else ". The pooled figures above are "
                "the measure of this network; every branch's verdict is in summary.json."),
             "",
@@ -167,7 +168,8 @@ def verdict_lines(result: SimulationResult) -> list[str]:
         if not listed:
             return lines[:-1]
     lines += [
-        "| branch | test frauds | difference | 95 % interval | verdict |",
+        f"| branch | test frauds{' (cards)' if by_card else ''} | difference | 95 % interval "
+        "| verdict |",
         "|---|---|---|---|---|",
     ]
     for name, v in verdicts.items():
@@ -179,12 +181,13 @@ def verdict_lines(result: SimulationResult) -> list[str]:
             verdict = "at least local (within the interval)"
         else:
             verdict = "**behind local-only**"
+        cards = v.get("test_fraud_cards")
         if v["judged"] and not v["enough_frauds"]:
-            verdict += f"; few test frauds (< {ENOUGH_TEST_FRAUDS}): a wide interval"
+            few = "fraud cards" if cards is not None else "test frauds"
+            verdict += f"; few {few} (< {ENOUGH_TEST_FRAUDS}): a wide interval"
         interval = "-" if v["low"] is None else f"[{fmt(v['low'])}, {fmt(v['high'])}]"
-        lines.append(
-            f"| {name} | {v['test_frauds']} | {fmt(v['difference'])} | {interval} | {verdict} |"
-        )
+        frauds = f"{v['test_frauds']}" + ("" if cards is None else f" ({cards})")
+        lines.append(f"| {name} | {frauds} | {fmt(v['difference'])} | {interval} | {verdict} |")
     return lines
 
 

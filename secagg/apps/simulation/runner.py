@@ -567,7 +567,8 @@ def scored(test_scores: dict[str, np.ndarray], branches: list[BranchData]) -> di
     }
 
 
-#: a branch test set with fewer frauds is flagged: its AUPRC interval is too wide to
+#: a branch test set with fewer independent fraud draws (frauds, or the cards holding
+#: them when the intervals resample cards) is flagged: its AUPRC interval is too wide to
 #: say much (the review measured a bootstrap standard error of 0.04-0.09 at 22-69)
 ENOUGH_TEST_FRAUDS = 20
 
@@ -592,6 +593,11 @@ def branch_verdicts(
     out = {}
     for branch in branches:
         frauds = int(branch.y_test.sum())
+        fraud_cards = (
+            None
+            if branch.customers_test is None
+            else int(np.unique(branch.customers_test[branch.y_test == 1]).size)
+        )
         fed_s, local_s = federated["_scores"][branch.name], local["_scores"][branch.name]
         finite = bool(np.isfinite(fed_s).all() and np.isfinite(local_s).all())
         interval = (
@@ -613,12 +619,8 @@ def branch_verdicts(
         judged = interval is not None
         out[branch.name] = {
             "test_frauds": frauds,
-            "test_fraud_cards": (
-                None
-                if branch.customers_test is None
-                else int(np.unique(branch.customers_test[branch.y_test == 1]).size)
-            ),
-            "enough_frauds": frauds >= ENOUGH_TEST_FRAUDS,
+            "test_fraud_cards": fraud_cards,
+            "enough_frauds": (frauds if fraud_cards is None else fraud_cards) >= ENOUGH_TEST_FRAUDS,
             "judged": judged,
             "difference": None if interval is None else interval.estimate,
             "low": None if interval is None else interval.low,

@@ -301,13 +301,29 @@ def test_each_clustered_resample_is_an_explicit_resample_of_cards(rows: list, se
             assert values_b[r] == pytest.approx(expected_b, rel=1e-12, abs=1e-12, nan_ok=True)
 
 
-def _bursts(cards: int, burst: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def test_both_strata_of_cards_are_resampled_with_replacement() -> None:
+    """Each card's multiplicity over many resamples is Binomial(K, 1/K) within its
+    stratum (K cards): mean 1, variance 1 - 1/K, for fraud cards and the others alike."""
+    y, s, card = _bursts(cards=6, burst=2, seed=0, legit=100)
+    w = _bootstrap_multiplicities(y, [s], 2000, seed=11, clusters=card)
+    first_row = {c: int(np.flatnonzero(card == c)[0]) for c in np.unique(card)}
+    per_card = w[:, list(first_row.values())]  # resamples x cards
+    fraud = np.array([y[r] == 1 for r in first_row.values()])
+    for stratum, k in ((fraud, 6), (~fraud, 100)):
+        m = per_card[:, stratum]
+        assert (m.sum(axis=1) == k).all()
+        assert abs(m.mean() - 1.0) < 0.01
+        assert abs(m.var() - (1 - 1 / k)) < 0.05
+
+
+def _bursts(
+    cards: int, burst: int, seed: int, legit: int = 400
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A test set whose frauds come in bursts: each compromised card's ``burst`` frauds
     share one score (a card's behaviour, not an independent draw per row), legit cards
     have 20 rows each."""
     rng = np.random.default_rng(seed)
     fraud_scores = np.repeat(rng.normal(2.0, 1.5, cards), burst)
-    legit = 400
     scores = np.r_[fraud_scores, rng.normal(0.0, 1.0, legit * 20)]
     y = np.r_[np.ones(cards * burst, dtype=int), np.zeros(legit * 20, dtype=int)]
     card = np.r_[np.repeat(np.arange(cards), burst), cards + np.repeat(np.arange(legit), 20)]

@@ -155,7 +155,10 @@ def test_one_run_of_many_participants_names_a_few_branches_and_counts_the_rest(
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
-    pattern = r"too few test frauds to judge well: (branch-\d+, ){7}branch-\d+ and \d+ more"
+    pattern = (
+        r"too few test frauds \(or cards holding them\) to judge well: "
+        r"(branch-\d+, ){7}branch-\d+ and \d+ more"
+    )
     assert re.search(pattern, output), output
     assert output.count("branch-") < 20, output
 
