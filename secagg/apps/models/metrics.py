@@ -612,7 +612,9 @@ def bootstrap_interval(
     a compromised card's burst of frauds, and a card's legitimate habits, are not
     independent draws, and treating them as such makes the interval too narrow. The
     cards with a test fraud and the other cards are resampled apart, each keeping its
-    number of cards; an interval needs 2 cards with a fraud.
+    number of cards; an interval needs 2 cards with a fraud. (A test set whose only
+    legitimate rows sit on fraud cards can draw a resample without any: ROC-AUC and
+    the recalls are then NaN for it, and so is their interval, rather than a guess.)
     """
     engine = _checked_interval_args(metric, resamples, level)
     y, a, finite = _prepared(labels, [scores], amounts, metric)
