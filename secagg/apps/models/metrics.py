@@ -386,11 +386,11 @@ class _Design:
     metric, so drawing how many come from each cell is drawing the resample).
 
     With ``clusters`` (each row's card, numbered 0..cards-1 by :func:`_clusters`) the
-    units drawn are cards, not rows: the
-    cards with a fraud in the test set and the other cards are two strata, each
-    resampled with replacement keeping its number of cards, and a drawn card brings
-    every one of its rows. A resample's row multiplicities are then its cards'
-    multiplicities, so the legit count of each cell is a sum over (card, cell) pairs."""
+    units drawn are cards, not rows: the cards with a fraud in the test set and the
+    other cards are two strata, each resampled with replacement keeping its number of
+    cards, and a drawn card brings every one of its rows. A resample's row
+    multiplicities are then its cards' multiplicities, so the legit count of each cell
+    is a sum over (card, cell) pairs."""
 
     def __init__(
         self, y: np.ndarray, rankings: Sequence[_Ranking], clusters: np.ndarray | None = None

@@ -4,6 +4,7 @@ rows otherwise; ids may be a table's customer strings."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -100,14 +101,7 @@ def test_a_tables_string_customer_ids_are_cards_too() -> None:
 def test_without_customer_ids_the_rows_are_resampled() -> None:
     config = SimulationConfig(seed=4)
     data, fed, loc = _branch("branch-01", fraud_cards=8, burst=5, seed=1)
-    rows_only = BranchData(
-        name=data.name,
-        x_train=data.x_train,
-        y_train=data.y_train,
-        x_test=data.x_test,
-        y_test=data.y_test,
-        fraud_rate=data.fraud_rate,
-    )
+    rows_only = dataclasses.replace(data, customers_test=None)
     scored = ({"_scores": {"branch-01": fed}}, {"_scores": {"branch-01": loc}})
     by_row = branch_verdicts(config, [rows_only], *scored)["branch-01"]
     by_card = branch_verdicts(config, [data], *scored)["branch-01"]
