@@ -1,0 +1,83 @@
+"""The branch-gap probe: its personal copies keep a customer's sensitivity at the clip, its
+command line refuses the reported seeds, and its quick run reports every variant."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_branch_gap.py"
+
+
+@pytest.fixture(scope="module")
+def probe():
+    spec = importlib.util.spec_from_file_location("bench_branch_gap", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.mark.parametrize("personal", [0, 33, 2081])
+def test_one_customer_moves_shared_and_personal_sums_together_by_at_most_the_clip(probe, personal):
+    """The personal copy must not add sensitivity: a customer's shared and personal
+    gradients are clipped as one vector, so what one customer changes in the released
+    sum (both parts) stays within the clip the noise is sized for."""
+    import torch
+
+    from secagg.apps.models.nets import build_model, fraud_loss
+
+    model = build_model("mlp", 30, seed=3)
+    generator = torch.Generator().manual_seed(5)
+    inputs = torch.randn(6, 30, generator=generator) * 4.0
+    targets = torch.tensor([[1.0], [0.0], [1.0], [0.0], [1.0], [1.0]])
+    clip = 0.7
+    for unit in range(inputs.shape[0]):
+        shared, own = probe._unit_gradient_sums(
+            model,
+            inputs[unit : unit + 1],
+            targets[unit : unit + 1],
+            fraud_loss(10.0),
+            clip,
+            personal,
+        )
+        together = shared if own is None else np.concatenate([shared, own])
+        assert np.linalg.norm(together) <= clip * (1 + 1e-9)
+        assert np.linalg.norm(together) > 0.5 * clip  # these gradients are large: clipped
+        if own is not None:  # the personal copy is the shared gradient's last entries
+            np.testing.assert_allclose(own, shared[-personal:])
+
+
+def test_the_command_refuses_the_reported_seeds_and_unknown_variants(probe, capsys):
+    with pytest.raises(SystemExit, match="reported seeds"):
+        probe.main(["--seeds", "1000,3"])
+    with pytest.raises(SystemExit, match="--variants"):
+        probe.main(["--seeds", "1000", "--variants", "personal-head:0"])
+    with pytest.raises(SystemExit, match="--seeds"):
+        probe.main(["--seeds", "ten"])
+
+
+def test_quick_run_reports_each_variant_against_the_real_baselines(probe, tmp_path, capsys):
+    out = tmp_path / "gap.json"
+    probe.main(["--quick", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    assert [r["variant"] for r in result["rows"]] == ["baseline", "personal-head:1"]
+    baseline, personal = result["rows"]
+    # the same world and baselines for both variants; only the federation differs
+    assert baseline["centralized_auprc"] == personal["centralized_auprc"]
+    assert baseline["local_only_auprc"] == personal["local_only_auprc"]
+    assert baseline["federated_auprc"] != personal["federated_auprc"]
+    for row in result["rows"]:
+        assert row["noise_multiplier"] > 1.0
+        assert 0.0 < row["federated_auprc"] <= 1.0
+        assert 0 < row["branches_at_least_local"] + len(row["branches_behind"]) <= 8
+        assert row["largest_branch"] in {f"branch-{i:02d}" for i in range(1, 9)}
+    assert set(result["summary"]) == {"baseline", "personal-head:1"}
