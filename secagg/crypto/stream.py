@@ -22,10 +22,11 @@ from __future__ import annotations
 import hashlib
 import numbers
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
-from secagg.crypto.prg import SEED_BYTES, expand_into
+from secagg.crypto.prg import SEED_BYTES, _stream_at, expand_into
 from secagg.errors import ConfigurationError
 
 _WORDS_PER_KEY = 1 << 60  # far below AES-CTR's 2^64-block limit per key
@@ -108,6 +109,33 @@ class KeyedStream:
             out = self._buffer[:count].copy()
         self._position += count
         return out
+
+    def word_blocks(self, count: int, block: int) -> Iterator[np.ndarray]:
+        """The next ``count`` words, ``block`` at a time (the last block may be shorter).
+
+        The same words as ``words(count)`` would give, without holding them all at once:
+        one AES context runs through all the blocks (opening one per block cost a client
+        65 µs of its 433 µs rounding at d = 1e5, measured) into one reused buffer. **Each
+        yielded array is that buffer**: use it before asking for the next block. The
+        position advances as each block is handed out, so a caller that stops early has
+        consumed only the blocks it saw."""
+        if count < 0:
+            raise ConfigurationError("count must be non-negative")
+        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+            raise ConfigurationError("block must be a positive integer")
+        if self._position + count > _WORDS_PER_KEY:
+            raise ConfigurationError("stream exhausted: use a new key")
+        if count == 0:
+            return
+        buffer = np.empty(min(block, count), dtype=np.uint64)
+        raw = memoryview(buffer).cast("B")
+        zeros = bytes(raw.nbytes)
+        cipher = _stream_at(self._key, self._position * 8)
+        for done in range(0, count, block):
+            size = min(block, count - done)
+            cipher.update_into(zeros[: size * 8], raw[: size * 8])
+            self._position += size
+            yield buffer[:size]
 
     def uniform(self, count: int) -> np.ndarray:
         """``count`` floats uniform on the grid ``{k / 2^53 : 0 <= k < 2^53}`` in [0, 1)."""

@@ -80,7 +80,9 @@ def _round_into(flat: np.ndarray, scale: float, stream: KeyedStream, out: np.nda
     scaled = np.empty(block, dtype=np.float64)
     floor = np.empty(block, dtype=np.float64)
     integers = np.empty(block, dtype=np.int64)
-    for start in range(0, flat.size, _ROUND_BLOCK):
+    # one AES context for the whole vector: the same words as stream.words(size) per block
+    draws = stream.word_blocks(flat.size, _ROUND_BLOCK)
+    for start, uniform in zip(range(0, flat.size, _ROUND_BLOCK), draws, strict=True):
         stop = min(start + _ROUND_BLOCK, flat.size)
         size = stop - start
         s, f, i = scaled[:size], floor[:size], integers[:size]
@@ -88,7 +90,6 @@ def _round_into(flat: np.ndarray, scale: float, stream: KeyedStream, out: np.nda
         np.floor(s, out=f)
         np.subtract(s, f, out=s)
         s *= 2.0**53  # the fraction, scaled like the 53-bit uniform
-        uniform = stream.words(size)
         uniform >>= np.uint64(11)
         np.copyto(i, f, casting="unsafe")  # integral floats below 2^62: exact
         i += uniform < s

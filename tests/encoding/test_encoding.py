@@ -285,6 +285,42 @@ def test_keyed_stream_never_shows_its_key_and_moves_forward() -> None:
         KeyedStream(b"short")
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.integers(0, 20),
+    st.integers(0, 30_000),
+    st.integers(1, 9_000),
+    st.integers(0, 9_000),
+)
+def test_keyed_stream_word_blocks_are_the_words_in_order(
+    key: bytes, before: int, count: int, block: int, after: int
+) -> None:
+    """Blocks from one AES context are the very words ``words`` gives, wherever the stream
+    stands (a small draw first leaves an expanded block behind), and the stream goes on
+    from after them."""
+    reference = KeyedStream(key).words(before + count + after)
+    stream = KeyedStream(key)
+    assert np.array_equal(stream.words(before), reference[:before])
+    seen = [b.copy() for b in stream.word_blocks(count, block)]
+    assert all(b.size == block for b in seen[:-1]) and all(0 < b.size <= block for b in seen)
+    got = np.concatenate(seen) if seen else np.empty(0, dtype=np.uint64)
+    assert np.array_equal(got, reference[before : before + count])
+    assert stream.position == before + count
+    assert np.array_equal(stream.words(after), reference[before + count :])
+
+
+def test_keyed_stream_word_blocks_refuse_bad_sizes_and_count_only_what_was_seen() -> None:
+    stream = KeyedStream(os.urandom(16))
+    for count, block in ((-1, 8), (8, 0), (8, True), (8, 2.0)):
+        with pytest.raises(ConfigurationError):
+            next(stream.word_blocks(count, block))  # type: ignore[arg-type]
+    assert stream.position == 0
+    blocks = stream.word_blocks(100, 30)
+    next(blocks)
+    assert stream.position == 30  # a caller that stops early consumed one block
+
+
 def test_keyed_stream_integers_are_uniform() -> None:
     # chi-square over 7 cells, 700k draws; the 99.9999% point of chi2(6) is 37.0
     upper, count = 7, 700_000
