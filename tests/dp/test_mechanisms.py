@@ -44,9 +44,29 @@ def test_l2_clipping_never_exceeds_the_clip(update: np.ndarray, clip: float) -> 
     assert l2_norm(update) == pytest.approx(float(np.linalg.norm(update)), rel=1e-13)
     if result.unclipped:
         assert np.array_equal(result.vector, update)
-    else:  # same direction, only shortened
-        assert float(np.linalg.norm(update)) > clip
+    else:  # same direction, only shortened (a norm within rounding of the clip counts)
+        assert float(np.linalg.norm(update)) > clip * (1 - 2.0**-43)
         assert np.all(np.sign(result.vector) * np.sign(update) >= 0)
+
+
+@pytest.mark.parametrize(
+    "update, clip",
+    [
+        # found by hypothesis in CI: the rounded norm equals the clip, the exact one exceeds it
+        ([4503599674823629.0, 47453133.0], 4503599674823629.0),
+        ([3.0, 4.0], 5.0),  # exactly on the clip: scaled a hair below, never above
+        ([1.0, 1e-9], 1.0),
+    ],
+)
+def test_a_vector_whose_rounded_norm_is_the_clip_is_shortened_below_it_exactly(
+    update: list[float], clip: float
+) -> None:
+    """Judged in exact rational arithmetic, not by any floating-point norm: the squared
+    entries of the clipped vector sum to at most clip^2."""
+    from fractions import Fraction
+
+    vector = clip_l2(np.array(update), clip).vector
+    assert sum(Fraction(v) ** 2 for v in vector) <= Fraction(clip) ** 2
 
 
 @given(arrays(np.float64, st.integers(1, 100), elements=floats), st.floats(1e-10, 1e10))
