@@ -108,9 +108,15 @@ def _unit_gradient_sums(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The branch's clipped per-customer gradient sum, and the sum for its personal copy
     of the last ``personal`` parameters (None for 0): each customer's shared and
-    personal gradients are clipped together to ``clip``."""
+    personal gradients are clipped together to ``clip``.
+
+    :func:`secagg.dp.gradient_sum.clipped_gradient_sum` with one change, which is why it
+    is not called: the norm each customer is clipped by counts the personal copy too
+    (with ``personal = 0`` the two give the same sum)."""
     import torch
     from torch.func import functional_call, grad, vmap
+
+    from secagg.dp.gradient_sum import CHUNK_UNITS
 
     trainable = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
     buffers = dict(model.named_buffers())
@@ -121,8 +127,9 @@ def _unit_gradient_sums(
     per_unit = vmap(grad(unit_loss), in_dims=(None, 0, 0))
     total = torch.zeros(sum(p.numel() for p in trainable.values()), dtype=torch.float64)
     with torch.no_grad():
-        for start in range(0, inputs.shape[0], 4096):
-            grads = per_unit(trainable, inputs[start : start + 4096], targets[start : start + 4096])
+        for start in range(0, inputs.shape[0], CHUNK_UNITS):
+            end = start + CHUNK_UNITS
+            grads = per_unit(trainable, inputs[start:end], targets[start:end])
             flat = torch.cat([g.reshape(g.shape[0], -1).double() for g in grads.values()], 1)
             squared = flat.pow(2).sum(1)
             if personal:

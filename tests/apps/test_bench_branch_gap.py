@@ -3,26 +3,17 @@ command line refuses the reported seeds, and its quick run reports every variant
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_branch_gap.py"
+from _benchmarks import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("bench_branch_gap", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("bench_branch_gap") as module:
+        yield module
 
 
 @pytest.mark.parametrize("personal", [0, 33, 2081])
@@ -81,3 +72,19 @@ def test_quick_run_reports_each_variant_against_the_real_baselines(probe, tmp_pa
         assert 0 < row["branches_at_least_local"] + len(row["branches_behind"]) <= 8
         assert row["largest_branch"] in {f"branch-{i:02d}" for i in range(1, 9)}
     assert set(result["summary"]) == {"baseline", "personal-head:1"}
+
+
+def test_without_a_personal_copy_the_probe_sums_what_the_mechanism_sums(probe):
+    import torch
+
+    from secagg.apps.models.nets import build_model, fraud_loss
+    from secagg.dp.gradient_sum import clipped_gradient_sum
+
+    model = build_model("mlp", 12, seed=1)
+    generator = torch.Generator().manual_seed(2)
+    inputs = torch.randn(40, 12, generator=generator) * 3.0
+    targets = (torch.rand(40, 1, generator=generator) < 0.3).float()
+    shared, own = probe._unit_gradient_sums(model, inputs, targets, fraud_loss(10.0), 0.5, 0)
+    assert own is None
+    expected = clipped_gradient_sum(model, inputs, targets, fraud_loss(10.0), clip=0.5)
+    np.testing.assert_allclose(shared, expected, rtol=1e-12, atol=1e-15)

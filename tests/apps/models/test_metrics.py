@@ -475,17 +475,9 @@ def test_summarise_counts_diverged_seeds_instead_of_averaging_them_away() -> Non
 def test_the_evaluation_benchmark_runs_and_agrees_with_the_naive_bootstrap() -> None:
     """benchmarks/bench_evaluation.py --quick: the fast paired interval and the naive
     resample-and-recompute bootstrap it is timed against estimate the same difference."""
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from _benchmarks import benchmark_script
 
-    script = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_evaluation.py"
-    spec = importlib.util.spec_from_file_location("bench_evaluation", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_script("bench_evaluation") as module:
         result = module.run(quick=True)
         (row,) = result["results"]
         assert row["rows"] == 20_000 and row["frauds"] > 2 and row["resamples"] == 200
@@ -495,5 +487,3 @@ def test_the_evaluation_benchmark_runs_and_agrees_with_the_naive_bootstrap() -> 
         expected = fraud_metrics(y, a).auprc - fraud_metrics(y, b).auprc
         assert interval.estimate == pytest.approx(expected)
         assert interval.low <= expected <= interval.high
-    finally:
-        sys.modules.pop("bench_evaluation", None)
