@@ -4,6 +4,7 @@ the noise added once; prints JSON on stdout.
 python benchmarks/bench_branch_gap.py                       # tuning seeds 1000-1009, every variant
 python benchmarks/bench_branch_gap.py --seeds 1003 --variants baseline personal-head:1
 python benchmarks/bench_branch_gap.py --quick               # one small seed, two variants
+python benchmarks/bench_branch_gap.py --quick --variants baseline personal-own-large:1
 python benchmarks/bench_branch_gap.py --out benchmarks/results/branch_gap.json
 
 Why: with record-level DP and the noise added once in the secure sum, the federation
@@ -22,6 +23,22 @@ would close that gap, on the *tuning* seeds only (the reported seeds 0-4 stay un
   (all customers over its own), so the offset moves at the pace of a branch training
   alone: what local-only does, on top of the shared model (``personal-head-scaled:g``:
   the output layer's copy at that pace);
+* ``personal-own:g`` / ``personal-own-head:g``: a personal offset (every parameter / the
+  output layer) that never enters the secure sum: each branch steps it at ``g`` times the
+  pace of training alone with noise it draws itself, of the spread the shared sum's
+  honest shares guarantee (the noise of ``cohort - colluders - dropouts`` shares, not of
+  all of them: a branch's own noise is honest for its own customers). Clipped together
+  with the shared gradient, every coordinate the adversary could see carries at least
+  that noise, so epsilon does not change. A branch scores with the shared model plus its
+  offset shrunk by the positive-part James-Stein weight ``1 - d v / |offset|^2`` (``v``
+  the offset's known noise variance per coordinate): post-processing, so free, and a
+  small branch whose offset is mostly noise keeps the shared model
+  (``personal-own-raw:g``: the offset unshrunk). Each such row also scores every
+  branch with its offset at the weights of ``OFFSET_WEIGHTS`` (``offset_weight_sweep``),
+  so a rule that picks a weight per branch can be judged without retraining;
+* ``personal-own-large:g``: the unshrunk own-noise offset of every parameter, kept only
+  by a branch with at least ``LARGE_BRANCH`` times the mean share of customers (a
+  branch's own choice: the others' customers keep the whole clip for the shared model);
 * ``server-lr:x``, ``rounds:r``: a larger step, more steps (the noise is re-sized for
   ``r`` rounds, and local-only takes the same steps, as in a real run);
 * ``tolerated-dropout:f``: the noise sized for fewer dropped shares (a smaller noise
@@ -65,8 +82,18 @@ VARIANTS = (
     "server-lr:6",
     "rounds:20",
     "tolerated-dropout:0",
+    "personal-own:1",
+    "personal-own-head:1",
+    "personal-own-raw:1",
+    "personal-own-large:1",
 )
 
+#: the weights at which an own-noise offset is also scored (``offset_weight_sweep``)
+OFFSET_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: ``personal-own-large``: a branch with at least this many times the mean share of
+#: customers keeps an offset (on the tuning seeds the largest branch has 1.44-2.02 times
+#: it, the second largest at most 1.29)
+LARGE_BRANCH = 1.5
 
 #: per seed: the branches' data and the prior; per (seed, variant settings): the baselines
 _WORLDS: dict[int, tuple[Any, Any]] = {}
@@ -81,6 +108,9 @@ class Variant:
     personal: str | None = None  # None, "head" or "all"
     gain: float = 0.0  # the personal offset's step, times the server's learning rate
     scaled: bool = False  # each branch scales its offset by N / N_b
+    own_noise: bool = False  # the offset stays in the branch, noised by the branch alone
+    shrink: bool = False  # score with the James-Stein-shrunk offset
+    large_only: bool = False  # only a branch of >= LARGE_BRANCH times the mean size has one
     config: tuple[tuple[str, Any], ...] = ()
 
 
@@ -94,6 +124,11 @@ def parse_variant(text: str) -> Variant:
         if number > 0:
             personal = "head" if kind.startswith("personal-head") else "all"
             return Variant(text, personal, number, scaled=kind.endswith("scaled"))
+    if kind in ("personal-own", "personal-own-head", "personal-own-raw") and number > 0:
+        personal = "head" if kind.endswith("head") else "all"
+        return Variant(text, personal, number, True, True, shrink=not kind.endswith("raw"))
+    if kind == "personal-own-large" and number > 0:
+        return Variant(text, "all", number, True, True, large_only=True)
     if kind == "server-lr" and number > 0:
         return Variant(text, config=(("server_learning_rate", number),))
     if kind == "rounds" and number >= 1 and number == int(number):
@@ -174,21 +209,40 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
     model = next(iter(trainers.values())).flat().astype(np.float64)
     size = model.size if variant.personal == "all" else 33 if variant.personal else 0
     record_clip = config.dp_clip / units_total
-    z = runner._distributed_noise(config, model.size + len(branches) * size, record_clip)
+    opted = {  # the branches with an offset (their customers are clipped jointly)
+        name
+        for name, count in counts.items()
+        if size and (not variant.large_only or count * len(counts) >= LARGE_BRANCH * units_total)
+    }
+    offsets = {name: np.zeros(size) for name in opted}
+    # the released coordinates a customer's gradient reaches: the shared model and its
+    # branch's copy (own noise), or every branch's copy (all in the one noised sum)
+    copies = 1 if variant.own_noise else len(branches)
+    z = runner._distributed_noise(config, model.size + copies * size, record_clip)
     std = z * record_clip
+    own_std = std  # a copy in the noised sum carries every branch's share
+    if variant.own_noise:  # the spread the honest shares alone guarantee
+        own_std = std * math.sqrt(runner.honest_shares(config) / runner.expected_cohort(config))
+    offset_noise = dict.fromkeys(offsets, 0.0)  # per coordinate variance of each offset
     stream = KeyedStream(derive("branch-gap probe noise", f"{seed}/{variant.name}"))
-    offsets = {b.name: np.zeros(size) for b in branches}
     loss = (
         CustomerLoss(positive_weight=config.positive_weight)
         if branches[0].customers_train is not None
         else fraud_loss(config.positive_weight)
     )
 
-    def branch_model(name: str) -> np.ndarray:
+    def branch_model(name: str, shrunk: bool = False) -> np.ndarray:
         vector = model.copy()
-        if size:
-            vector[-size:] += offsets[name]
+        if name in opted:
+            weight = 1.0
+            if shrunk:  # positive-part James-Stein: the offset's noise energy is known
+                energy = float(offsets[name] @ offsets[name])
+                weight = max(0.0, 1.0 - size * offset_noise[name] / energy) if energy else 0.0
+                weights[name] = weight
+            vector[-size:] += weight * offsets[name]
         return vector
+
+    weights: dict[str, float] = {}
 
     velocity = np.zeros(model.size)
     for _ in range(config.rounds):
@@ -202,7 +256,7 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
                 *trainer.units,
                 loss,
                 config.dp_clip,
-                size,  # type: ignore[misc]
+                size if b.name in opted else 0,  # type: ignore[misc]
             )
             step -= shared / units_total
             if own is not None:
@@ -212,15 +266,35 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         model = model + config.server_learning_rate * velocity
         for name, own in personal_steps.items():
             pace = variant.gain * (units_total / counts[name] if variant.scaled else 1.0)
-            noised = own + gaussian(std, size, stream)
+            noised = own + gaussian(own_std, size, stream)
             offsets[name] += pace * config.server_learning_rate * noised
+            offset_noise[name] += (pace * config.server_learning_rate * own_std) ** 2
     scores = {}
     for b in branches:
         trainer = trainers[b.name]
-        trainer.load(branch_model(b.name).astype(np.float32))
+        trainer.load(branch_model(b.name, variant.shrink).astype(np.float32))
         scores[b.name] = runner._scores(trainer.model, b.x_test)
     federated = runner.scored(scores, branches)
     verdicts = runner.branch_verdicts(config, branches, federated, local)
+    sweep: dict[str, dict[str, Any]] = {}
+    if variant.own_noise:  # every branch's offset at one weight: what a rule could pick
+        for weight in OFFSET_WEIGHTS:
+            swept = {}
+            for b in branches:
+                vector = model.copy()
+                if b.name in opted:
+                    vector[-size:] += weight * offsets[b.name]
+                trainers[b.name].load(vector.astype(np.float32))
+                swept[b.name] = runner._scores(trainers[b.name].model, b.x_test)
+            at = runner.scored(swept, branches)
+            judged = runner.branch_verdicts(config, branches, at, local)
+            sweep[f"{weight:g}"] = {
+                "federated_auprc": at["pooled"]["auprc"],
+                "branches": {
+                    name: [v["difference"], v["low"], v["high"], at["branches"][name]["auprc"]]
+                    for name, v in judged.items()
+                },
+            }
     largest = max(counts, key=lambda name: counts[name])
     judged = [v for v in verdicts.values() if v["judged"]]
     behind = sorted(name for name, v in verdicts.items() if v["judged"] and not v["at_least_local"])
@@ -243,6 +317,13 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
             "federated": federated["branches"][largest]["auprc"],
             "local_only": local["branches"][largest]["auprc"],
         },
+        "offset_weights": weights,
+        "branch_shares": {name: count / units_total for name, count in counts.items()},
+        "branches": {
+            name: [v["difference"], v["low"], v["high"], v["judged"]]
+            for name, v in verdicts.items()
+        },
+        "offset_weight_sweep": sweep,
         "cpu_seconds": time.process_time() - started,
     }
 

@@ -88,3 +88,36 @@ def test_without_a_personal_copy_the_probe_sums_what_the_mechanism_sums(probe):
     assert own is None
     expected = clipped_gradient_sum(model, inputs, targets, fraud_loss(10.0), clip=0.5)
     np.testing.assert_allclose(shared, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_own_noise_offsets_score_alike_where_a_rule_says_they_must(probe, tmp_path, capsys):
+    """The own-noise rows: the unshrunk offset at weight 1 is the row's own verdict; a
+    branch below the large-branch share keeps no offset, so every weight scores it the
+    same; the shrunk head reports a James-Stein weight in [0, 1] for every branch."""
+    out = tmp_path / "own.json"
+    variants = ["personal-own-raw:1", "personal-own-large:1", "personal-own-head:1"]
+    probe.main(["--quick", "--variants", *variants, "--out", str(out)])
+    capsys.readouterr()
+    raw, large, head = json.loads(out.read_text())["rows"]
+    assert list(raw["offset_weight_sweep"]) == [f"{w:g}" for w in probe.OFFSET_WEIGHTS]
+    at_one = raw["offset_weight_sweep"]["1"]["branches"]
+    for name, (difference, low, high, _) in raw["branches"].items():
+        assert at_one[name][:3] == [difference, low, high]
+    sweep = large["offset_weight_sweep"]
+    shares = large["branch_shares"]
+    mean_share = 1 / len(shares)
+    small = [name for name, share in shares.items() if share < probe.LARGE_BRANCH * mean_share]
+    assert small and len(small) < len(shares)  # the quick world has one branch that large
+    for name in small:
+        assert len({sweep[w]["branches"][name][3] for w in sweep}) == 1
+    assert set(head["offset_weights"]) == set(shares)
+    assert all(0.0 <= w <= 1.0 for w in head["offset_weights"].values())
+
+
+def test_own_noise_variants_parse_and_refuse_a_zero_gain(probe):
+    own = probe.parse_variant("personal-own-large:2")
+    assert (own.personal, own.gain, own.own_noise, own.large_only) == ("all", 2.0, True, True)
+    assert probe.parse_variant("personal-own-head:1").shrink
+    assert not probe.parse_variant("personal-own-raw:1").shrink
+    with pytest.raises(SystemExit, match="--variants"):
+        probe.parse_variant("personal-own:0")

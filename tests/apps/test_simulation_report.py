@@ -307,6 +307,57 @@ def test_a_client_level_report_gives_the_servers_noise_clip_and_sampling(tmp_pat
     assert list(epsilon_series(result)) == ["client-level (every branch)"]
 
 
+def _noise_once_server(**extra: Any) -> dict[str, Any]:
+    return {
+        "mechanism": "distributed",
+        "unit": "customer",
+        "noise_multiplier": 6.799,
+        "clip": 10.0,
+        "record_clip": 10.0 / 4000,
+        "delta": 1e-5,
+        "accountant": "ddg (distributed discrete Gaussian)",
+        "sample_rate": 1.0,
+        "epsilon_budget": 3.0,
+        **extra,
+    }
+
+
+def _noise_once_section(tmp_path: Path, server: dict[str, Any]) -> str:
+    result = _record_level_result()
+    result.config = SimulationConfig(
+        branches=8, rounds=10, train_rows=800, unit="record", mechanism="distributed"
+    )
+    result.privacy = {"mechanism": "distributed", "server": server}
+    write_run_folder(result, tmp_path / "run")
+    report = (tmp_path / "run" / "report.md").read_text()
+    return report.split("## Privacy parameters")[1].split("\n## ")[0]
+
+
+def test_record_level_noise_once_is_described_per_customer_not_per_branch(tmp_path: Path) -> None:
+    """Found on a tuning-seed run (2026-12-03): record-level DP with the noise added once
+    was described as client-level DP ("each branch's update is clipped to L2 norm C"), so
+    an auditor read a per-branch guarantee with the wrong unit and sensitivity."""
+    server = _noise_once_server(
+        customers=4000, max_rows=8, rounds=10, expected_clients=8, honest_shares=4
+    )
+    section = _noise_once_section(tmp_path, server)
+    assert "Client-level" not in section and "each branch's update" not in section
+    assert "Customer-level DP with the noise added once" in section
+    assert "(up to 8 rows)" in section
+    row = next(line for line in section.splitlines() if line.startswith("| customer |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:7] == ["customer", "4000", "10", "0.0025", "6.799", "4 of 8", "10"]
+    assert cells[-1] == "ε ≤ 3" and cells[-2].startswith("ddg")
+
+
+def test_an_older_noise_once_folder_shows_what_it_lacks_as_a_dash(tmp_path: Path) -> None:
+    section = _noise_once_section(tmp_path, _noise_once_server())
+    row = next(line for line in section.splitlines() if line.startswith("| customer |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "-" and cells[5] == "-" and cells[6] == "-"
+    assert "Customer-level DP with the noise added once" in section
+
+
 # --- data refused before training -------------------------------------------------
 
 

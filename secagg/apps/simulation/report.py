@@ -766,6 +766,8 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             f"Each update is also clipped to L2 ≤ {c.update_clip:g} before secure "
             "aggregation: the ring's bound, with no privacy role of its own.",
         ]
+    elif server is not None and server.get("unit"):
+        lines += _noise_once_rows(server)
     elif server is not None:
         budget = server.get("epsilon_budget")
         lines += [
@@ -786,6 +788,40 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             f"{'-' if budget is None else f'ε ≤ {budget:g}'} |",
         ]
     return [*lines, *_statistics_rows(result)]
+
+
+def _noise_once_rows(server: dict[str, Any]) -> list[str]:
+    """Record-level DP with the noise added once in the secure sum: what one protected
+    unit is, how far it can move the released mean gradient, and the shares the
+    server's accountant counts on (a run folder from before these fields shows -)."""
+    unit = server["unit"]
+    rows = server.get("max_rows")
+    budget = server.get("epsilon_budget")
+    customers = server.get("customers")
+    shares = server.get("honest_shares")
+    cohort = server.get("expected_clients")
+    return [
+        f"{unit.capitalize()}-level DP with the noise added once (DP gradient descent, "
+        f"one full-batch step a round): every branch sums its {unit}s' gradients, each "
+        f"{unit}'s"
+        + (f" (up to {rows} rows)" if rows and unit == "customer" else "")
+        + " clipped to L2 norm C, divides the sum by the public number N of "
+        f"{unit}s in all branches, and adds its discrete Gaussian share before masking. "
+        f"The server unmasks only the noised mean gradient, which one {unit} moves by at "
+        "most C / N. The server accounts ε with the distributed discrete Gaussian bound, "
+        "counting only the honest shares (the expected branches less the assumed "
+        "colluders and the tolerated dropouts); a round with more dropouts spends more, "
+        "and the budget stops the run before it crosses ε.",
+        "",
+        f"| unit | {unit}s N | clip C per {unit} | moves the mean by C / N | noise "
+        "multiplier z | honest shares counted | rounds | δ | accountant | budget |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {unit} | {'-' if customers is None else customers} | {server['clip']:g} | "
+        f"{server['record_clip']:.4g} | {server['noise_multiplier']:.4g} | "
+        + ("-" if shares is None else f"{shares} of {cohort}")
+        + f" | {server.get('rounds', '-')} | {server['delta']:g} | {server['accountant']} | "
+        f"{'-' if budget is None else f'ε ≤ {budget:g}'} |",
+    ]
 
 
 def _sampling_cell(server: dict[str, Any]) -> str:

@@ -708,6 +708,22 @@ def expected_cohort(config: SimulationConfig) -> int:
     return max(1, round(config.sample_rate * config.branches))
 
 
+def honest_shares(config: SimulationConfig) -> int:
+    """The noise shares the distributed mechanism counts on in a round: the expected
+    cohort less the assumed colluders (who know their own shares) and the tolerated
+    dropouts (whose shares never arrive). Each branch's share is sized so that these
+    alone carry the whole noise; every further share is noise beyond the target."""
+    from secagg.dp.distributed import assumed_colluders
+
+    cohort = expected_cohort(config)
+    return max(
+        1,
+        cohort
+        - assumed_colluders(cohort, config.corrupt_fraction)
+        - math.floor(config.tolerated_dropout * cohort),
+    )
+
+
 def _distributed_noise(
     config: SimulationConfig, dimension: int, record_clip: float | None = None
 ) -> float:
@@ -723,19 +739,14 @@ def _distributed_noise(
     round's honest shares are counted from q * N; a cohort that comes out smaller
     than the tolerated dropout allows spends more, and the server's budget stops the
     run before it crosses the target."""
-    from secagg.dp.distributed import DistributedDiscreteGaussian, assumed_colluders
+    from secagg.dp.distributed import DistributedDiscreteGaussian
 
     z = _client_level_noise(config, sample_rate=1.0)
     if config.noise_multiplier is not None:
         return z
     assert config.epsilon is not None
     cohort = expected_cohort(config)
-    honest = max(
-        1,
-        cohort
-        - assumed_colluders(cohort, config.corrupt_fraction)
-        - math.floor(config.tolerated_dropout * cohort),
-    )
+    honest = honest_shares(config)
     for _ in range(500):
         ddg = DistributedDiscreteGaussian(
             dimension=dimension,
@@ -1422,6 +1433,12 @@ def privacy_parameters(
             "noise_multiplier": dp.noise_multiplier,
             "clip": config.dp_clip,
             "record_clip": dp.record_clip,
+            # the public denominator: one customer moves the mean gradient by clip / N
+            "customers": round(config.dp_clip / dp.record_clip),
+            "max_rows": config.max_rows_per_customer,
+            "rounds": config.rounds,
+            "expected_clients": expected_cohort(config),
+            "honest_shares": honest_shares(config),
             "delta": dp.delta,
             "accountant": "ddg (distributed discrete Gaussian)",
             "sample_rate": 1.0,  # every customer in every step: full-batch DP-GD

@@ -52,6 +52,16 @@ def test_every_mechanism_completes_on_several_seeds_and_summarises_them(
     for seed in (4, 5, 6):
         assert (out / f"seed-{seed}" / "report.md").stat().st_size > 0
         assert (out / f"seed-{seed}" / "model.npy").stat().st_size > 0
+    if mechanism == "record-distributed":  # the report names the unit it protects
+        summary = json.loads((out / "seed-4" / "summary.json").read_text())
+        server = summary["privacy_parameters"]["server"]
+        assert server["unit"] == "customer" and server["max_rows"] == 8
+        assert server["customers"] * server["record_clip"] == pytest.approx(server["clip"])
+        assert 1 <= server["honest_shares"] < server["expected_clients"] == 3
+        assert server["rounds"] == 2
+        report = (out / "seed-4" / "report.md").read_text()
+        assert "Customer-level DP with the noise added once" in report
+        assert "Client-level" not in report
     # the summary is the plain mean and sample sd of the per-seed figures
     for setting, metrics in payload["summary"].items():
         for metric, summary in metrics.items():
