@@ -189,6 +189,9 @@ def test_the_report_says_where_the_ledger_is_and_how_to_verify_it(record_run) ->
     )
     assert command in report
     assert "not private (exit status 3)" in report
+    # the audit report's command carries the key too (without it: "UNVERIFIED")
+    key = run_dir / "ledger.pub.pem"
+    assert f"secagg audit report {run_dir / 'ledger.sqlite'} --pubkey {key} --out DIR" in report
 
 
 def test_the_headline_measures_every_setting_alike(record_run) -> None:
@@ -338,15 +341,23 @@ def test_record_level_noise_once_is_described_per_customer_not_per_branch(tmp_pa
     was described as client-level DP ("each branch's update is clipped to L2 norm C"), so
     an auditor read a per-branch guarantee with the wrong unit and sensitivity."""
     server = _noise_once_server(
-        customers=4000, max_rows=8, rounds=10, expected_clients=8, honest_shares=4
+        customers=4000,
+        max_rows=8,
+        rounds=10,
+        expected_clients=8,
+        honest_shares=4,
+        noise_shares_per_round=[5, 6, 5],
+        noise_shares_charged=5,
     )
     section = _noise_once_section(tmp_path, server)
     assert "Client-level" not in section and "each branch's update" not in section
     assert "Customer-level DP with the noise added once" in section
     assert "(up to 8 rows)" in section
+    # the review found the sizing rule (4 of 8) given as what the accountant counted
+    assert "shares that really arrived in each released round" in section
     row = next(line for line in section.splitlines() if line.startswith("| customer |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[:7] == ["customer", "4000", "10", "0.0025", "6.799", "4 of 8", "10"]
+    assert cells[:8] == ["customer", "4000", "10", "0.0025", "6.799", "4 of 8", "5", "10"]
     assert cells[-1] == "ε ≤ 3" and cells[-2].startswith("ddg")
 
 
@@ -354,8 +365,43 @@ def test_an_older_noise_once_folder_shows_what_it_lacks_as_a_dash(tmp_path: Path
     section = _noise_once_section(tmp_path, _noise_once_server())
     row = next(line for line in section.splitlines() if line.startswith("| customer |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[1] == "-" and cells[5] == "-" and cells[6] == "-"
+    assert cells[1] == "-" and cells[5] == "-" and cells[6] == "-" and cells[7] == "-"
     assert "Customer-level DP with the noise added once" in section
+
+
+def test_a_client_level_distributed_report_gives_the_shares_its_epsilon_follows_from(
+    tmp_path: Path,
+) -> None:
+    """Review: the client-level distributed table gave z, clip and q but not the honest
+    shares, and z alone with q = 1 gives another epsilon than the one claimed."""
+    result = _record_level_result()
+    result.config = SimulationConfig(
+        branches=3, rounds=2, train_rows=400, unit="client", mechanism="distributed"
+    )
+    result.rounds = [_round(r, {}, client_eps=float(r)) for r in (1, 2)]
+    result.privacy = {
+        "mechanism": "distributed",
+        "server": {
+            "mechanism": "distributed",
+            "noise_multiplier": 2.595,
+            "clip": 1.0,
+            "delta": 1e-5,
+            "accountant": "ddg (distributed discrete Gaussian)",
+            "sample_rate": 1.0,
+            "expected_clients": 3.0,
+            "epsilon_budget": 3.0,
+            "honest_shares": 1,
+            "noise_shares_per_round": [2],
+            "noise_shares_charged": 2,
+        },
+    }
+    result.feature_statistics = {"source": "public", "origin": "reference sample"}
+    write_run_folder(result, tmp_path / "run")
+    report = (tmp_path / "run" / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| mechanism |"))
+    row = next(line for line in report.splitlines() if line.startswith("| distributed |"))
+    assert "shares charged" in header and header.count("|") == row.count("|")
+    assert row.rstrip().endswith("| 1 of 3 | 2 |")
 
 
 # --- data refused before training -------------------------------------------------

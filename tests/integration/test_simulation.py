@@ -109,6 +109,12 @@ def test_same_seed_same_metrics_with_dpsgd_and_dropouts(tmp_path: Path) -> None:
     assert np.array_equal(first.final_model, second.final_model)  # type: ignore[arg-type]
     eps = first.rounds[-1]["epsilon"]
     assert eps is not None and 0 < eps <= 3.0 + 1e-6  # the DP-SGD budget, composed over rounds
+    # the prior is scored on rows standardised with the noised statistics: it costs what
+    # their release cost (the review found "0.00" beside a 0.62 release)
+    stats = first.feature_statistics  # type: ignore[attr-defined]
+    assert stats is not None and stats["source"] == "secure" and stats["epsilon_alone"] > 0
+    prior_eps = first.settings["prior only"]["epsilon"]  # type: ignore[attr-defined]
+    assert prior_eps == pytest.approx(stats["epsilon_alone"])
     other = run_simulation(config.with_changes(seed=6), tmp_path / "c")
     assert strip(other) != strip(first)
 
@@ -303,7 +309,8 @@ def test_distributed_epsilon_target_is_a_cap_the_report_names(tmp_path: Path) ->
     from secagg.apps.simulation.report import privacy_lines, write_run_folder
 
     lines = privacy_lines(result)
-    assert "released rounds 1-2 of 4 planned" in lines[0] and "within the target" in lines[0]
+    assert "2 released rounds of 4 planned (rounds 1-2)" in lines[0]
+    assert "within the target" in lines[0]
     assert lines[-1].startswith("stopped early")
     write_run_folder(result, tmp_path / "run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -352,3 +359,43 @@ def test_a_diverging_baseline_is_a_row_that_says_so_not_a_crash(
     assert "| centralized (non-private) | diverged |" in (out / "report.md").read_text()
     # the public prior was fitted the same way and blew up too: no crash, a stated fallback
     assert "the public prior diverged" in result.output
+
+
+def _seed_aborting_round_one(branches: int, rate: float) -> tuple[int, str]:
+    """A seed whose schedule drops exactly one branch, before its keys, in round 1 and
+    none in round 2: round 1 aborts (3 branches need all 3), round 2 completes."""
+    names = [f"branch-{b + 1:02d}" for b in range(branches)]
+    for seed in range(2000):
+        schedule = DropoutSchedule(rate, seed, MASKING_PHASES)
+        first = {n: schedule.phase_for(1, n) for n in names}
+        gone = [n for n, phase in first.items() if phase is not None]
+        if len(gone) == 1 and first[gone[0]] == 0:
+            if all(schedule.phase_for(2, n) is None for n in names):
+                return seed, gone[0]
+    raise AssertionError("no seed found")
+
+
+def test_an_aborted_round_names_who_dropped_and_a_short_run_says_it_stopped(
+    tmp_path: Path,
+) -> None:
+    """Review of a run folder (2026-12-03): an aborted round listed every branch as
+    dropped (it had no contributors), the run that ended after two attempts with one
+    round released read "released rounds 2 of 2 planned", and summary.json said it had
+    not stopped."""
+    from secagg.apps.simulation.report import privacy_lines, write_run_folder
+
+    seed, gone = _seed_aborting_round_one(3, 0.3)
+    config = SMALL.with_changes(branches=3, rounds=2, dropout=0.3, seed=seed, mechanism="off")
+    result = run_simulation(config, tmp_path / "run")
+    assert [r["status"] for r in result.rounds] == ["aborted", "complete"]
+    assert result.rounds[0]["dropped"] == [gone]
+    assert result.rounds[1]["dropped"] == []
+    assert result.stopped is not None and "max_attempts" in result.stopped
+    lines = privacy_lines(result)
+    assert "1 released round of 2 planned (round 2)" in lines[0]
+    assert lines[-1].startswith("stopped before the planned rounds:")
+    write_run_folder(result, tmp_path / "folder")
+    summary = json.loads((tmp_path / "folder" / "summary.json").read_text())
+    assert summary["stopped"] == result.stopped
+    report = (tmp_path / "folder" / "report.md").read_text()
+    assert f"| 1 | aborted | {gone} |" in report

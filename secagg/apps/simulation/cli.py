@@ -84,7 +84,8 @@ def _options(function: Any) -> Any:
         click.option(
             "--trainable",
             type=click.Choice(["auto", "all", "head"]),
-            help="Train every parameter or only the output layer [auto: head with a prior].",
+            help="Train every parameter or only the output layer [auto: the head with a "
+            "prior, except with --unit record --mechanism distributed: all].",
         ),
         click.option("--data", "source", type=click.Choice(SOURCES), help="Data [synthetic]."),
         click.option("--path", type=click.Path(dir_okay=False), help="The CSV file."),
@@ -366,7 +367,11 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     )
     last = fed.get("last_rounds")
     if last:
-        console.print(f"federated AUPRC, mean of rounds {last['rounds']}: {last['auprc']:.3f}")
+        from secagg.apps.simulation.report import rounds_phrase
+
+        console.print(
+            f"federated AUPRC, mean of {rounds_phrase(last['rounds'])}: {last['auprc']:.3f}"
+        )
     console.print(
         "pooled: all test sets scored together (local-only: each by its own branch's model); "
         "one seed is one draw: --seeds 5 reports mean ± sd over five",

@@ -40,7 +40,8 @@ overrides any of them::
     server_learning_rate = 2.0
     prior = "auto"              # public | none; auto: public for synthetic data
     # prior_path = "run/model.npy"  # start from an earlier run's released model
-    trainable = "auto"          # all | head; auto: head (the output layer) with a prior
+    trainable = "auto"          # all | head; auto: head (the output layer) with a prior,
+                                # all with unit record + mechanism distributed
 
     [data]
     source = "synthetic"        # synthetic | creditcard | csv
@@ -282,7 +283,7 @@ class SimulationConfig:
     # where training starts: a model that cost no privacy (see prior_source)
     prior: str = "auto"
     prior_path: str | None = None  # a .npy model vector (an earlier run's model.npy)
-    trainable: str = "auto"  # all | head (the output layer only); auto: head with a prior
+    trainable: str = "auto"  # all | head (the output layer); auto: see trains()
     # [data]
     source: str = "synthetic"
     path: str | None = None

@@ -202,6 +202,12 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts) or "none"
 
 
+def rounds_phrase(numbers: list[int]) -> str:
+    """``[2]`` -> ``"round 2"``, ``[8, 9, 10]`` -> ``"rounds 8-10"``: "rounds 2" read as a
+    count of two rounds."""
+    return f"round {numbers[0]}" if len(numbers) == 1 else f"rounds {_ranges(numbers)}"
+
+
 def privacy_lines(result: SimulationResult) -> list[str]:
     """What the run spent, which rounds it released, and why it stopped: the lines every
     epsilon-printing output of the simulator carries (a run above its target is marked)."""
@@ -210,9 +216,14 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     if fed is None:
         return []
     released = fed.get("rounds_released", [])
-    rounds = f"released rounds {_ranges(released)} of {c.rounds} planned"
+    rounds = (
+        f"{len(released)} released round{'' if len(released) == 1 else 's'} of "
+        f"{c.rounds} planned" + (f" ({rounds_phrase(released)})" if released else "")
+    )
     if not c.private:
-        return [f"no differential privacy; {rounds}"]
+        return [f"no differential privacy; {rounds}"] + (
+            [_stopped_line(result.stopped)] if result.stopped else []
+        )
     eps = fed.get("epsilon")
     spent = (
         f"ε = {fmt(eps, 3)} ({c.protected}-level, δ = {c.delta:g})" if eps is not None else "ε = 0"
@@ -228,8 +239,16 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     if stats is not None:
         lines.append(_statistics_line(stats, c.delta))
     if result.stopped:
-        lines.append(f"stopped early, before crossing the budget: {result.stopped}")
+        lines.append(_stopped_line(result.stopped))
     return lines
+
+
+def _stopped_line(reason: str) -> str:
+    """Why the run ended before its planned rounds: at the epsilon budget, or for a reason
+    that has nothing to do with privacy (too many attempts or aborts, no quorum)."""
+    if reason.startswith("epsilon budget"):
+        return f"stopped early, before crossing the budget: {reason}"
+    return f"stopped before the planned rounds: {reason}"
 
 
 def _statistics_line(stats: dict[str, Any], delta: float) -> str:
@@ -542,10 +561,17 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         if c.private
         else "no differential privacy"
     )
+    # what training changed: `trainable = "auto"` depends on the prior and the mechanism,
+    # so the folder says it rather than leave the reader to work it out
+    size = None if result.final_model is None else len(result.final_model)
+    trained = "every parameter" if c.trains == "all" else "the output layer only"
+    if size is not None:
+        trained += f" of {size:,}".replace(",", " ")
     lines = [
         "# secagg simulation report",
         "",
-        f"{c.branches} branches, {c.rounds} rounds, backend `{c.backend}`, model `{c.model}`, "
+        f"{c.branches} branches, {c.rounds} rounds, backend `{c.backend}`, model `{c.model}` "
+        f"(trained: {trained}), "
         f"{privacy}; dropout rate {c.dropout:g}; seed {c.seed}; data `{c.source}`. "
         f"Wall time {result.seconds:.1f} s.",
         "",
@@ -591,7 +617,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     if last:
         lines += [
             "",
-            f"Federated AUPRC averaged over rounds {_ranges(last['rounds'])} (the final round "
+            f"Federated AUPRC averaged over {rounds_phrase(last['rounds'])} (the final round "
             f"alone wobbles): pooled {fmt(last['auprc'])}, branch mean "
             f"{fmt(last['mean_branch_auprc'])}.",
         ]
@@ -770,6 +796,7 @@ def _privacy_section(result: SimulationResult) -> list[str]:
         lines += _noise_once_rows(server)
     elif server is not None:
         budget = server.get("epsilon_budget")
+        distributed = server["mechanism"] == "distributed"
         lines += [
             f"Client-level DP ({server['mechanism']}): each branch's update is clipped to L2 "
             "norm C; "
@@ -777,29 +804,30 @@ def _privacy_section(result: SimulationResult) -> list[str]:
                 "the server adds Gaussian noise of std z·C to the sum."
                 if server["mechanism"] == "central"
                 else "each branch adds its discrete Gaussian share before masking, so the "
-                "server only sees a noised sum."
+                f"server only sees a noised sum. {_SHARES_SENTENCE}"
             ),
             "",
-            "| mechanism | noise multiplier z | clip C | sampling rate | δ | accountant | budget |",
-            "|---|---|---|---|---|---|---|",
+            "| mechanism | noise multiplier z | clip C | sampling rate | δ | accountant | budget |"
+            + (" noise sized for (honest shares) | shares charged |" if distributed else ""),
+            "|---|---|---|---|---|---|---|" + ("---|---|" if distributed else ""),
             f"| {server['mechanism']} | {server['noise_multiplier']:.4g} | "
             f"{server['clip']:g} | {_sampling_cell(server)} | "
             f"{server['delta']:g} | {server['accountant']} | "
-            f"{'-' if budget is None else f'ε ≤ {budget:g}'} |",
+            f"{'-' if budget is None else f'ε ≤ {budget:g}'} |"
+            + (f" {_shares_cells(server)} |" if distributed else ""),
         ]
     return [*lines, *_statistics_rows(result)]
 
 
 def _noise_once_rows(server: dict[str, Any]) -> list[str]:
     """Record-level DP with the noise added once in the secure sum: what one protected
-    unit is, how far it can move the released mean gradient, and the shares the
-    server's accountant counts on (a run folder from before these fields shows -)."""
+    unit is, how far it can move the released mean gradient, what the noise is sized
+    for and the shares the accountant charged (a run folder from before these fields
+    shows -)."""
     unit = server["unit"]
     rows = server.get("max_rows")
     budget = server.get("epsilon_budget")
     customers = server.get("customers")
-    shares = server.get("honest_shares")
-    cohort = server.get("expected_clients")
     return [
         f"{unit.capitalize()}-level DP with the noise added once (DP gradient descent, "
         f"one full-batch step a round): every branch sums its {unit}s' gradients, each "
@@ -808,20 +836,41 @@ def _noise_once_rows(server: dict[str, Any]) -> list[str]:
         + " clipped to L2 norm C, divides the sum by the public number N of "
         f"{unit}s in all branches, and adds its discrete Gaussian share before masking. "
         f"The server unmasks only the noised mean gradient, which one {unit} moves by at "
-        "most C / N. The server accounts ε with the distributed discrete Gaussian bound, "
-        "counting only the honest shares (the expected branches less the assumed "
-        "colluders and the tolerated dropouts); a round with more dropouts spends more, "
-        "and the budget stops the run before it crosses ε.",
+        f"most C / N. {_SHARES_SENTENCE}",
         "",
         f"| unit | {unit}s N | clip C per {unit} | moves the mean by C / N | noise "
-        "multiplier z | honest shares counted | rounds | δ | accountant | budget |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "multiplier z | noise sized for (honest shares) | shares charged | rounds | δ | "
+        "accountant | budget |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {unit} | {'-' if customers is None else customers} | {server['clip']:g} | "
         f"{server['record_clip']:.4g} | {server['noise_multiplier']:.4g} | "
-        + ("-" if shares is None else f"{shares} of {cohort}")
-        + f" | {server.get('rounds', '-')} | {server['delta']:g} | {server['accountant']} | "
-        f"{'-' if budget is None else f'ε ≤ {budget:g}'} |",
+        f"{_shares_cells(server)} | {server.get('rounds', '-')} | {server['delta']:g} | "
+        f"{server['accountant']} | {'-' if budget is None else f'ε ≤ {budget:g}'} |",
     ]
+
+
+#: how the distributed mechanism's noise is sized and its epsilon accounted
+_SHARES_SENTENCE = (
+    "Each branch's share is sized so that the honest shares alone carry the noise: the "
+    "expected branches less the assumed colluders (who know their own shares) and the "
+    "tolerated dropouts. The server accounts ε from the shares that really arrived in "
+    "each released round less the assumed colluders, every round charged at the fewest "
+    "of any round (summary.json: privacy_parameters.server.noise_shares_per_round; the "
+    "ledger's noise_contributors); a round with more dropouts spends more, and the budget "
+    "stops the run before it crosses ε."
+)
+
+
+def _shares_cells(server: dict[str, Any]) -> str:
+    """The two share columns: what the noise is sized for, and what was charged."""
+    sized = server.get("honest_shares")
+    cohort = server.get("expected_clients")
+    charged = server.get("noise_shares_charged")
+    return (
+        ("-" if sized is None else f"{sized} of {cohort:g}")
+        + " | "
+        + ("-" if charged is None else f"{charged}")
+    )
 
 
 def _sampling_cell(server: dict[str, Any]) -> str:
@@ -870,5 +919,6 @@ def _ledger_section(run_dir: Path) -> list[str]:
         "A simulation replays its DP noise from its seed, so its rows say noise_seeded and "
         "the verification reports the run as not private (exit status 3): the epsilons are "
         "what the same run with fresh OS noise would spend, not a guarantee. "
-        f"`secagg audit report {ledger} --out DIR` writes the ledger as a report.",
+        f"`secagg audit report {ledger} --pubkey {key} --out DIR` writes the ledger as a "
+        "verified report.",
     ]

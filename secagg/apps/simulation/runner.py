@@ -5,10 +5,12 @@ Theory of operation
 1. **Data**: per-branch training and test sets, synthetic (seeded: cards with
    histories, an out-of-time test period) or a CSV partitioned into branches (every
    branch with a minimum of rows and of training and test frauds, or a refusal).
-2. **Prior**: the model training starts from, which costs no branch's privacy: fitted
-   without DP on the generator's public reference worlds (other seeds), or an earlier
+2. **Prior**: the model training starts from, which costs no branch's privacy beyond
+   the feature statistics it is standardised with: fitted without DP on the generator's
+   public reference worlds (other seeds), or an earlier
    run's released ``model.npy``. With a prior the branches train only its output
-   layer (33 parameters, not 1 889): DP noise grows with the trained dimension.
+   layer (33 parameters of the synthetic world's 2 081): DP noise grows with the
+   trained dimension. Record-level DP with the noise added once trains them all.
 3. **Baselines**: *prior only* (what the federation adds is measured against it),
    *local-only* (each branch trains alone from the same prior, for as many epochs and
    under the same privacy mechanism as in the federation) and *centralized
@@ -663,7 +665,8 @@ class SimulationResult:
     final_model: np.ndarray | None = None
     dropouts: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-    #: why the server stopped before the planned rounds (the epsilon budget), if it did
+    #: why the server stopped before the planned rounds (the epsilon budget, too many
+    #: attempts or aborts, no quorum), if it did
     stopped: str | None = None
     #: where the feature standardisation came from and what it cost (None: not standardised)
     feature_statistics: dict[str, Any] | None = None
@@ -682,10 +685,13 @@ class FederationRun(NamedTuple):
     model: np.ndarray
     dropouts: list[dict[str, Any]]
     trainers: dict[str, BranchTrainer]
-    #: the server's reason for stopping early (``dp.epsilon_budget`` reached), else None
+    #: the server's reason for stopping before the planned rounds (``dp.epsilon_budget``
+    #: reached, ``max_attempts``, aborts in a row, no quorum), else None
     stopped: str | None
     #: the server's client-level DP settings (``[dp]`` of its config), None without them
     server_dp: Any = None
+    #: the distributed DP accountant's honest noise shares of each released round
+    noise_shares: list[int] | None = None
 
 
 def _client_level_noise(config: SimulationConfig, sample_rate: float | None = None) -> float:
@@ -1271,9 +1277,29 @@ def _federate(
     if hub is not None:  # what the report needs of each branch's trainer, from its host
         trainers = hosted_trainers(hub, branches)
     dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in network.dropouts]
-    return FederationRun(
-        rounds, server.model.copy(), dropouts, trainers, server.budget_reached, fed.dp
+    _name_aborted_rounds_dropouts(rounds, dropouts)
+    stopped = server.budget_reached or (
+        None if server.completed_rounds() >= config.rounds else server.stop_reason
     )
+    # the distributed mechanism's honest shares per released round, as its accountant
+    # charged them (every round at the fewest): what the report's epsilon follows from
+    shares = getattr(getattr(server.mechanism, "accountant", None), "honest_shares", None)
+    return FederationRun(rounds, server.model.copy(), dropouts, trainers, stopped, fed.dp, shares)
+
+
+def _name_aborted_rounds_dropouts(
+    rounds: list[dict[str, Any]], dropouts: list[dict[str, Any]]
+) -> None:
+    """An aborted round contributed nothing, so "participants less contributors" named
+    every branch as dropped; it names the branches that vanished in it instead (the
+    complete list is known only once the federation has ended: a Ray host records a
+    dropout after its round)."""
+    vanished: dict[int, set[str]] = {}
+    for event in dropouts:
+        vanished.setdefault(int(event["round"]), set()).add(str(event["branch"]))
+    for row in rounds:
+        if row["status"] != "complete":
+            row["dropped"] = sorted(vanished.get(int(row["round"]), set()))
 
 
 #: in-process rounds of at least this many expected branches switch threads coarsely
@@ -1382,8 +1408,15 @@ def run_simulation(
         settings["prior only"] = evaluate(
             starting_model(config, branches[0].x_train.shape[1], prior), branches
         )
+        # the prior is fitted on public rows standardised with the run's statistics: a
+        # post-processing of their release, so it costs what that release cost (0 when
+        # the statistics are public)
         settings["prior only"].update(
-            epsilon=0.0 if config.private else None,
+            epsilon=(
+                (stats.epsilon_at(config.delta) if stats is not None and stats.private else 0.0)
+                if config.private
+                else None
+            ),
             epsilon_unit=config.protected if config.private else None,
             bytes_sent_per_branch_per_round=0,
             seconds_per_round=None,
@@ -1439,6 +1472,7 @@ def privacy_parameters(
             "rounds": config.rounds,
             "expected_clients": expected_cohort(config),
             "honest_shares": honest_shares(config),
+            **_charged_shares(run),
             "delta": dp.delta,
             "accountant": "ddg (distributed discrete Gaussian)",
             "sample_rate": 1.0,  # every customer in every step: full-batch DP-GD
@@ -1484,7 +1518,17 @@ def privacy_parameters(
             "expected_clients": config.sample_rate * config.branches,
             "epsilon_budget": dp.epsilon_budget,
         }
+        if dp.mechanism == "distributed":
+            out["server"].update(honest_shares=honest_shares(config), **_charged_shares(run))
     return out
+
+
+def _charged_shares(run: FederationRun) -> dict[str, Any]:
+    """The honest noise shares the server's accountant counted in each released round
+    (the contributors less the assumed colluders) and the fewest, at which it charges
+    every round: with these, z and the rounds, an auditor recomputes epsilon."""
+    shares = list(run.noise_shares or [])
+    return {"noise_shares_per_round": shares, "noise_shares_charged": min(shares, default=None)}
 
 
 def _runs(history: list[tuple[Any, ...]]) -> list[tuple[float, float, int]]:

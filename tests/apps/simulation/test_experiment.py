@@ -59,9 +59,19 @@ def test_every_mechanism_completes_on_several_seeds_and_summarises_them(
         assert server["customers"] * server["record_clip"] == pytest.approx(server["clip"])
         assert 1 <= server["honest_shares"] < server["expected_clients"] == 3
         assert server["rounds"] == 2
+        # the accountant's shares of each released round, charged at the fewest
+        fed = next(v for k, v in summary["settings"].items() if k.startswith("federated"))
+        assert len(server["noise_shares_per_round"]) == fed["rounds_completed"]
+        assert server["noise_shares_charged"] == min(server["noise_shares_per_round"])
         report = (out / "seed-4" / "report.md").read_text()
         assert "Customer-level DP with the noise added once" in report
         assert "Client-level" not in report
+    # what training changed, said in the folder (the help said "head with a prior" for
+    # every mechanism; record-level distributed DP trains every parameter)
+    trained = {"record-distributed": "every parameter of 2 081"}.get(
+        mechanism, "the output layer only of 2 081"
+    )
+    assert f"(trained: {trained})" in (out / "seed-4" / "report.md").read_text()
     # the summary is the plain mean and sample sd of the per-seed figures
     for setting, metrics in payload["summary"].items():
         for metric, summary in metrics.items():

@@ -53,7 +53,7 @@ def test_fine_tuning_the_head_is_deterministic_and_leaves_the_body_as_the_prior(
     # the body is the prior's, exactly; the head moved
     assert np.array_equal(first.final_model[~mask], prior[~mask])
     assert not np.array_equal(first.final_model[mask], prior[mask])
-    # what the branches sent is the head alone: 33 values, not 1 889
+    # what the branches sent is the head alone: 33 values, not 2 081
     fed = next(v for k, v in first.settings.items() if k.startswith("federated"))
     assert fed["bytes_sent_per_branch_per_round"] < 2000
     # the local-only and federated settings started from the same prior
