@@ -175,6 +175,9 @@ def test_the_report_lists_every_dpsgd_parameter_of_every_branch(record_run) -> N
     rows = {line.split(" | ")[0].strip("| "): line for line in section.splitlines()}
     assert "1.234" in rows["branch-01"] and "0.0853" in rows["branch-01"]
     assert "| 72 |" in rows["branch-01"] and "| prv |" in rows["branch-01"]
+    # the expected batch of Poisson sampling is q * n (255.9 of 3000), not the configured
+    # 256 the review found printed for every branch
+    assert "| 255.9 |" in rows["branch-01"] and "| 256 |" in rows["branch-02"]
     assert "2.468" in rows["branch-02"] and "| 24 |" in rows["branch-02"]
     assert "customer" in rows["branch-01"] and "1e-05" in rows["branch-01"]
     # the feature statistics' release, charged before training, and its own epsilon
@@ -214,6 +217,9 @@ def test_the_report_counts_each_branchs_test_frauds_and_notes_seeds(record_run) 
     assert "test frauds" in header
     row = next(line for line in report.splitlines() if line.startswith("| branch-02 | 900"))
     assert "| 400 | 2 |" in row
+    # the fraud share the branch's training rows have (4 of 900), not the rate the
+    # generator drew it at (0.005)
+    assert "train fraud rate" in header and "| 0.0044 |" in row
     assert "One seed is one draw" in report
     assert f"--config {run_dir / 'config.toml'} --seed 0 --seeds 5" in report
     assert "branch-02's test set has no fraud" in report

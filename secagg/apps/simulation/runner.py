@@ -1287,6 +1287,17 @@ def _federate(
     return FederationRun(rounds, server.model.copy(), dropouts, trainers, stopped, fed.dp, shares)
 
 
+def bytes_per_branch_taking_part(rounds: list[dict[str, Any]]) -> list[float]:
+    """Per round, the bytes a branch that took part sent: branches the server did not
+    sample (client sampling) send nothing, and averaging them in understated what a
+    round costs a branch that is in it."""
+    out = []
+    for row in rounds:
+        sent = [int(v) for v in row["bytes_sent"].values() if v > 0]
+        out.append(sum(sent) / len(sent) if sent else 0.0)
+    return out
+
+
 def _name_aborted_rounds_dropouts(
     rounds: list[dict[str, Any]], dropouts: list[dict[str, Any]]
 ) -> None:
@@ -1387,7 +1398,7 @@ def run_simulation(
     released = flat_parameters(evaluator)  # every parameter: a prior for a later federation
     completed = [r for r in rounds if r["status"] == "complete"]
     last_eps = rounds[-1]["epsilon"] if rounds else None
-    sent = [sum(r["bytes_sent"].values()) / max(1, len(r["bytes_sent"])) for r in rounds]
+    sent = bytes_per_branch_taking_part(rounds)
     federated.update(
         epsilon=last_eps,
         epsilon_unit=config.protected if config.private else None,

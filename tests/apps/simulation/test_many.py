@@ -223,3 +223,17 @@ def test_the_report_summarises_many_branches_instead_of_listing_each() -> None:
         "- round 2: 30 branches (30 at masked_input)",
     ]
     assert len(_dropout_lines(dropouts[:3])) == 3  # a few are still named
+
+
+def test_bytes_per_round_average_the_branches_that_took_part() -> None:
+    """Review (a run with q = 0.5): "sent / branch / round" averaged in the branches the
+    server did not sample, which send nothing (478 B against 783-903 B sent by those in
+    the round)."""
+    from secagg.apps.simulation.runner import bytes_per_branch_taking_part
+
+    rounds = [
+        {"bytes_sent": {"branch-01": 800, "branch-02": 0, "branch-03": 900, "branch-04": 0}},
+        {"bytes_sent": {"branch-01": 0, "branch-02": 0, "branch-03": 0, "branch-04": 0}},
+        {"bytes_sent": {"branch-01": 10, "branch-02": 20, "branch-03": 30, "branch-04": 40}},
+    ]
+    assert bytes_per_branch_taking_part(rounds) == [850.0, 0.0, 25.0]
