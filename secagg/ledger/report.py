@@ -7,7 +7,8 @@ sample rates, steps, per-item clip, claimed and re-derived epsilon) instead of t
 update clip, which is no DP parameter there. A "How to read this" that matches the
 table, the config's budget (``--config``) as a line and a verdict, and a participation
 plot whose labels say what happened: a round aborted before it ran is not one whose
-clients dropped out.
+clients dropped out. A ledger without DP claims no epsilon: it is reported as released
+without differential privacy, with no budget line and no plot (none is linked).
 """
 
 from __future__ import annotations
@@ -194,8 +195,18 @@ def _branch_accounted(dp: dict[str, Any]) -> bool:
     return dp.get("unit") == "record" and dp.get("mechanism") != "distributed"
 
 
-def _reading_guide(dp: dict[str, Any]) -> list[str]:
-    """ "How to read this": what the table's columns mean for the ledger's mechanism."""
+#: how the verifier re-derives a distributed discrete Gaussian ledger's epsilon
+_DDG_EPSILON_LINE = (
+    "- *cumulative ε* is re-derived by the verifier from the distributed discrete "
+    "Gaussian's RDP bound at the honest noise shares each row records (the round's "
+    "survivors minus the assumed colluders), every round charged at the fewest of any "
+    "round so far (never more than the shares really in a sum)."
+)
+
+
+def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
+    """ "How to read this": what the table's columns mean for the ledger's mechanism
+    (and the plot's labels, when there is a plot to read)."""
     unit, mechanism = dp.get("unit"), dp.get("mechanism")
     if unit == "record" and mechanism == "distributed":
         lines = [
@@ -204,13 +215,13 @@ def _reading_guide(dp: dict[str, Any]) -> list[str]:
             "discrete Gaussian noise share (Kairouz, Liu and Steinke 2021); the server never "
             f"sees an un-noised sum. Guarantee: {dp.get('adjacency', 'one record')}.",
             "- *clip* is what one protected unit can move a branch's vector by (the noise's "
-            "sensitivity, the ledger's record_clip); *noise std* is the total noise of the "
-            "shares (noise multiplier x that clip). The bound on a branch's whole vector "
-            "(the ledger's clip) sizes the ring only.",
+            "sensitivity, the ledger's record_clip); *noise std* is the total noise the "
+            "shares are sized to add when every expected branch's share arrives (noise "
+            "multiplier x that clip; a round with fewer shares in its sum has less, which "
+            "the ε column counts). The bound on a branch's whole vector (the ledger's clip) "
+            "sizes the ring only.",
             "- *sample rate* is 1.0: every unit is in every step, no amplification claimed.",
-            "- *cumulative ε* is re-derived by the verifier from the distributed discrete "
-            "Gaussian's RDP bound, counting only the honest noise shares really in each sum "
-            "(the round's survivors minus the assumed colluders, recorded per row).",
+            _DDG_EPSILON_LINE,
         ]
     elif unit == "record":
         lines = [
@@ -220,7 +231,10 @@ def _reading_guide(dp: dict[str, Any]) -> list[str]:
             "- *cumulative ε* is the worst branch's record-level ε after that round (branches "
             "hold disjoint records, so their guarantees compose in parallel).",
             "- The branch table gives each branch's DP-SGD accounting from its latest report: "
-            "noise multiplier(s), Poisson sample rate(s) and steps, with the per-item clip. "
+            "noise multiplier(s), Poisson sample rate(s) and steps, with the per-item clip; "
+            "the steps include any release charged to the branch before training (a "
+            "simulation's noised feature statistics: one step at rate 1), which the "
+            "simulator's report lists apart. "
             "*ε re-derived* is what the verifier computed from that history with the "
             "branch's accountant (Opacus); *ε claimed* is what the branch reported.",
             "- *branches reporting* counts the branches whose accounting arrived with that "
@@ -232,13 +246,13 @@ def _reading_guide(dp: dict[str, Any]) -> list[str]:
             "- Client-level DP from the clients' own discrete Gaussian noise shares (Kairouz, "
             "Liu and Steinke 2021): the server never sees an un-noised sum. Guarantee: "
             f"{dp.get('adjacency', 'zero-out one client')}.",
-            "- *noise std* is the total noise the shares add to the sum (noise multiplier x "
-            "clip); *clip* bounds each client's update (L2).",
+            "- *noise std* is the total noise the shares are sized to add when every "
+            "expected client's share arrives (noise multiplier x clip; a round with fewer "
+            "shares has less, which the ε column counts); *clip* bounds each client's "
+            "update (L2).",
             "- *sample rate* is 1.0 because no amplification by sampling is claimed: the "
             "untrusted server draws the cohort and sees it.",
-            "- *cumulative ε* is re-derived by the verifier from the distributed discrete "
-            "Gaussian's RDP bound, counting only the honest noise shares really in each sum "
-            "(the round's survivors minus the assumed colluders, recorded per row).",
+            _DDG_EPSILON_LINE,
         ]
     elif unit == "client":
         lines = [
@@ -252,13 +266,24 @@ def _reading_guide(dp: dict[str, Any]) -> list[str]:
             "multiplier and sample rate, through the recorded accountant, at the δ shown.",
         ]
     else:
-        lines = ["- No round carries a DP block: the ledger records releases but no ε."]
+        lines = [
+            "- No round carries a DP block: the federation released without differential "
+            "privacy. The ledger records what was released, but no ε is claimed and no "
+            "privacy guarantee holds."
+        ]
+    plot = (
+        [
+            "- In the plot, a round aborted before it ran (too few clients sampled or "
+            "connected) is drawn apart from a round whose selected clients dropped out."
+        ]
+        if plotted
+        else []
+    )
     return [
         *lines,
         "- *dropped per phase* counts participants that stopped answering in that protocol "
         "phase; their data is not in that round's sum unless they dropped at unmasking.",
-        "- In the plot, a round aborted before it ran (too few clients sampled or connected) "
-        "is drawn apart from a round whose selected clients dropped out.",
+        *plot,
         "- Participants are listed in the ledger only as salted hashes; the operator holds "
         "the salt and can show which hash is which branch.",
         "- The ledger proves what was recorded and that nobody without the key changed it; it "
@@ -276,20 +301,22 @@ def build_report(
     consistent ledger is UNVERIFIED: it was checked only against the key it embeds."""
     result = verify_ledger(path, public_key, expected=expected)
     rows = [r.entry for r in result.chain.rows]
+    # without DP there is no epsilon to follow from anything: say so, not a vacuous check
+    claims = (
+        "its epsilon follows from the recorded mechanism"
+        if result.dp_claimed
+        else "no row claims an epsilon"
+    )
     if not result.ok:
         status = f"**FAILED**: {result.first_failure}. Rows before the failure are shown."
     elif public_key is None:
         status = (
             "**UNVERIFIED** (no `--pubkey`): every row is linked, signed by the key the ledger "
-            "itself embeds and its epsilon follows from the recorded mechanism, but anyone can "
-            "rewrite a ledger and re-sign it with a key of their own. Give the operator's "
-            "public key with `--pubkey`."
+            f"itself embeds and {claims}, but anyone can rewrite a ledger and re-sign it with "
+            "a key of their own. Give the operator's public key with `--pubkey`."
         )
     else:
-        status = (
-            "**VERIFIED**: every row is linked, signed by the ledger key and its epsilon "
-            "follows from the recorded mechanism."
-        )
+        status = f"**VERIFIED**: every row is linked, signed by the ledger key and {claims}."
     if result.ok and expected is not None:
         status += (
             f" {result.checked_against_config} DP rows match the federation config's delta, "
@@ -302,7 +329,14 @@ def build_report(
             "simulation/replay): whoever knows the seed can remove it, so their epsilon is "
             "not a privacy guarantee."
         )
-    if result.ok and result.unnoised:
+    if result.ok and result.released_without_dp:
+        rounds = ", ".join(str(number) for _, number in result.unnoised)
+        status += (
+            "\n\n**NOT PRIVATE**: released without differential privacy: no epsilon is "
+            f"claimed. No row carries a DP block: round(s) {rounds} completed and released "
+            "without noise, so no privacy guarantee holds."
+        )
+    elif result.ok and result.unnoised:
         rounds = ", ".join(str(number) for _, number in result.unnoised)
         status += (
             f"\n\n**NOT PRIVATE**: round(s) {rounds} completed without DP (no DP block): "
@@ -349,12 +383,21 @@ def build_report(
             mechanism = "DP-SGD in each branch"
         else:
             accountant, mechanism = dp.get("accountant", "-"), dp.get("mechanism", "none")
+        if result.dp_claimed:
+            spent_line = (
+                f"- budget spent: epsilon = {_eps(spent)}"
+                + (" (worst branch)" if record else "")
+                + f" at delta = {last['privacy'].get('delta')}{cap}"
+            )
+        else:  # "epsilon = - at delta = None" read as a number nobody could find
+            spent_line = (
+                "- budget spent: none: released without differential privacy (no row claims "
+                "an epsilon or a delta)"
+            )
         lines += [
             f"- privacy unit: {dp.get('unit', 'none')}; mechanism: {mechanism}; "
             f"accountant: {accountant}",
-            f"- budget spent: epsilon = {_eps(spent)}"
-            + (" (worst branch)" if record else "")
-            + f" at delta = {last['privacy'].get('delta')}{cap}",
+            spent_line,
             "",
             "## What each round released and what it cost",
             "",
@@ -400,9 +443,12 @@ def build_report(
         if record:
             lines += ["", "## Each branch's DP-SGD accounting", ""]
             lines += _branch_table(rows, result)
-    lines += ["", "## How to read this", "", *_reading_guide(dp)]
-    lines += ["", "![budget and participation](ledger-report.png)", ""]
-    return "\n".join(lines), _plot(result, budget)
+    png = _plot(result, budget)  # None when no row claims a finite epsilon
+    lines += ["", "## How to read this", "", *_reading_guide(dp, plotted=png is not None)]
+    if png is not None:  # link only the plot write_report_files will write
+        lines += ["", "![budget and participation](ledger-report.png)"]
+    lines.append("")
+    return "\n".join(lines), png
 
 
 def write_report_files(out_dir: str | Path, text: str, png: bytes | None) -> list[Path]:

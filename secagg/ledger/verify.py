@@ -24,6 +24,11 @@ M1, C1, L1):
 * a completed round without a DP block in a ledger that has DP elsewhere (or under a
   config with DP) released without noise: from it on the epsilon is infinite.
 
+A ledger without any DP block (and no config with DP) is a federation that released
+without differential privacy: it claims no epsilon, so there is nothing to replay, but
+its completed rounds are not private all the same (:attr:`AuditResult.
+released_without_dp`), and that, not seeded noise, is the reason given.
+
 Given the federation's config as :class:`ExpectedPrivacy` (plain values: the ledger
 layer never imports the runtime), every DP row must also account at the config's
 delta, unit and mechanism, and record the config's sampling kind, rate and
@@ -35,7 +40,9 @@ Two more verdicts sit beside it. A head the auditor kept from an earlier audit
 back to an earlier signed head. And a round whose DP noise was drawn from a seeded,
 replayable stream (``noise_seeded`` in its row, a simulation's) is reported as not
 private: anyone with the seed regenerates the noise and subtracts it, whatever epsilon
-the accountant computes (security review M1).
+the accountant computes (security review M1). Only a row with a DP block has DP noise
+to seed: the flag on a row without one (simulations without DP wrote it from their
+replay setting) is noted, not reported as seeded noise.
 """
 
 from __future__ import annotations
@@ -104,8 +111,12 @@ class AuditResult:
     anchor: AnchorCheck | None = None  # set when an expected head was given and checked
     seeded: list[tuple[int, Any]] = field(default_factory=list)  # (seq, round): seeded noise
     unrecorded: int = 0  # rows older than the noise_seeded field (row version < 2)
-    #: (seq, round): completed rounds released without a DP block (epsilon infinite)
+    #: (seq, round): completed rounds released without a DP block (epsilon infinite in
+    #: a DP ledger; no epsilon at all in a ledger without DP, see released_without_dp)
     unnoised: list[tuple[int, Any]] = field(default_factory=list)
+    #: some row has a DP block or the config given has DP. False: the federation ran
+    #: without DP, so its rows claim no epsilon and "cumulative epsilon" means nothing
+    dp_claimed: bool = False
     #: DP rows checked against the expected config (0 without one)
     checked_against_config: int = 0
     #: client-level DP rows without a ``dp.sampling`` record (older rows): kind unchecked
@@ -129,11 +140,26 @@ class AuditResult:
         return self.ok and not self.seeded and not self.unnoised
 
     @property
+    def released_without_dp(self) -> bool:
+        """The federation ran without DP and released rounds: not private because no
+        epsilon was ever claimed, a different reason from seeded noise or from noise
+        missing in a ledger that claims DP (whose epsilon turns infinite)."""
+        return not self.dp_claimed and bool(self.unnoised)
+
+    @property
     def first_failure(self) -> str | None:
         return self.chain.failure or self.failure
 
     def not_private_reasons(self) -> list[str]:
-        """One line per round whose epsilon is no guarantee, oldest first."""
+        """One line per round whose epsilon is no guarantee, oldest first; for a ledger
+        without DP one line for all of it (no round claims an epsilon to list)."""
+        if self.released_without_dp:
+            rounds = _round_list([number for _, number in self.unnoised])
+            return [
+                "released without differential privacy: no epsilon is claimed and no "
+                f"privacy guarantee holds (no row carries a DP block; completed {rounds} "
+                "released without noise)"
+            ]
         lines = [
             (
                 seq,
@@ -150,6 +176,22 @@ class AuditResult:
             for seq, number in self.seeded
         ]
         return [line for _, line in sorted(lines, key=lambda item: item[0])]
+
+
+#: a ledger without DP names at most this many of its released rounds in its one reason
+_LISTED_ROUNDS = 8
+
+
+def _round_list(numbers: list[Any]) -> str:
+    """``round 2``, ``rounds 1, 2`` or, for many, ``rounds 1, 2, 3, ..., 200 (200 in
+    all)``: one readable line however long the ledger."""
+    if len(numbers) == 1:
+        return f"round {numbers[0]}"
+    shown = [str(n) for n in numbers]
+    if len(numbers) > _LISTED_ROUNDS:
+        shown = [*shown[: _LISTED_ROUNDS - 1], "...", shown[-1]]
+        return f"rounds {', '.join(shown)} ({len(numbers)} in all)"
+    return f"rounds {', '.join(shown)}"
 
 
 def noise_seeded(entry: dict[str, Any]) -> bool | None:
@@ -519,6 +561,9 @@ def verify_ledger(
     (a malformed one raises :class:`~secagg.errors.ConfigurationError`)."""
     chain = read_chain(path, public_key)
     result = AuditResult(chain)
+    rows: list[ChainRow] = chain.rows
+    dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
+    result.dp_claimed = dp_expected
     if expect_head is not None and chain.ok:
         result.anchor = check_expected_head(chain, expect_head)
         if result.anchor.failure is not None:
@@ -526,8 +571,7 @@ def verify_ledger(
             return result
     replay = EpsilonReplay()
     result.record_level = replay.latest_reports  # the same dict: filled as rows replay
-    rows: list[ChainRow] = chain.rows
-    dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
+    seeded_without_dp = 0  # rows flagged noise_seeded that drew no DP noise to seed
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
         dp = row.entry.get("dp")
@@ -551,10 +595,16 @@ def verify_ledger(
             return result
         if seeded is None:
             result.unrecorded += 1
-        elif seeded:
+        elif seeded and dp:
             result.seeded.append((row.seq, row.entry.get("round", row.seq)))
+        elif seeded:
+            seeded_without_dp += 1
         result.epsilons.append((row.seq, recomputed))
         claimed = _claimed(row.entry)
+        if not dp and not dp_expected and row.entry.get("status") == "complete":
+            # a federation without DP: released with no noise and no epsilon claimed (a
+            # claim on such a row still fails below: nothing recorded backs it)
+            result.unnoised.append((row.seq, row.entry.get("round", row.seq)))
         if not dp and replay.unbounded:
             # released without noise (or after such a round): no finite claim holds; a
             # row without a DP block may claim nothing, as a no-DP federation's rows do
@@ -593,6 +643,12 @@ def verify_ledger(
             return result
     if expected is not None:
         result.notes = _parameter_notes(rows, expected)
+    if seeded_without_dp:
+        result.notes.append(
+            f"{seeded_without_dp} rows say noise_seeded but carry no DP block: they drew no "
+            "DP noise, so the flag means nothing there (a simulation without DP wrote it "
+            "from its replay setting)"
+        )
     if result.from_scratch:
         result.notes.append(
             f"{result.from_scratch} rows claim the epsilon of the from-scratch PLD accountant "

@@ -170,8 +170,10 @@ class FederationServer:
             self.backend.unmask_with(unmask, workers=threads)  # refused without masks
         # DP noise is drawn from the OS CSPRNG: anyone holding the config (and so its
         # seed) could otherwise subtract it. Only a simulation's replay seeds it, and
-        # every ledger row then says so (audit verify reports it as not private).
-        self.noise_seeded = config.replay_noise
+        # every ledger row then says so (audit verify reports it as not private). A
+        # federation without DP draws no noise: nothing of it is seeded, whatever
+        # replay_noise says (its rows are not private for another reason: no DP).
+        self.noise_seeded = config.replay_noise and config.dp is not None
         self.mechanism: Mechanism = config.mechanism(
             seed=self._seed(b"noise") if config.replay_noise else None
         )
@@ -766,6 +768,7 @@ class FederationServer:
         cfg = self.config
         last = self._last_epsilon if result.status == "aborted" else result.epsilon
         self._last_epsilon = last
+        dp = self._dp_block(stored)
         entry = LedgerEntry(
             federation=cfg.name,
             round=result.number,
@@ -777,12 +780,13 @@ class FederationServer:
             participants=result.participants,
             contributed=len(result.contributed),
             dropouts=dropouts,
-            dp=self._dp_block(stored),
+            dp=dp,
             epsilon=self.mechanism.ledger_claim(last),
             delta=cfg.dp.delta if cfg.dp is not None else None,
             model_sha256=model_digest or hashlib.sha256(model_bytes(self.model)).hexdigest(),
             reconstructed=reconstructed,
-            noise_seeded=self.noise_seeded,
+            # a row without a DP block released no DP noise, so none of it was seeded
+            noise_seeded=self.noise_seeded and dp is not None,
             publish_participants=not self.mechanism.hides_participation,
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))

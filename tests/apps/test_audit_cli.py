@@ -277,6 +277,32 @@ def test_the_report_names_seeded_rounds_and_the_head(tmp_path: Path) -> None:
     assert f"`{head}`" in text
 
 
+def test_verify_and_report_of_a_run_without_dp_name_the_missing_dp(tmp_path: Path) -> None:
+    """``secagg simulate --mechanism off``: its rows had ``dp: null`` but ``noise_seeded:
+    true``; verify and report blamed seeded DP noise (and showed epsilon None), and the
+    report linked a plot it never wrote. Still not private (exit 3): released without DP."""
+    key = LedgerKey.generate()
+    path = tmp_path / "off.ledger"
+    ledger = Ledger(path, key)
+    for row in _rows(2, seeded=frozenset({1, 2})):
+        ledger.append(row | {"dp": None, "privacy": {"epsilon": None, "delta": None}})
+    ledger.close()
+    for verified in (_keyed(path, key), _audit(str(path))):  # not private outranks unverified
+        assert verified.exit_code == 3, verified.output
+        assert "NOT PRIVATE: released without differential privacy: no epsilon is claimed" in (
+            verified.output
+        )
+        assert "DP noise was seeded" not in verified.output
+        assert "seeded stream" not in verified.output and "epsilon None" not in verified.output
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["audit", "report", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["ledger-report.html", "ledger-report.md"]
+    text = (out / "ledger-report.md").read_text()
+    assert "released without differential privacy: no epsilon is claimed" in text
+    assert "was seeded" not in text and "ledger-report.png" not in text
+
+
 def _federation_toml(path: Path, *, delta: float = DELTA) -> Path:
     names = ", ".join(f'"branch-{i:02d}"' for i in range(20))
     path.write_text(

@@ -476,3 +476,17 @@ def test_synthetic_branches_without_fraud_are_noted_not_refused() -> None:
     assert any("branch-02's test set has no fraud" in n for n in notes)
     with pytest.raises(ConfigurationError, match="nothing to learn"):
         check_branch_data(config, [("branch-01", 300, 0, 3), ("branch-02", 100, 0, 0)])
+
+
+def test_a_run_without_dp_says_its_ledger_claims_no_epsilon(tmp_path: Path) -> None:
+    """Review: a `--mechanism off` folder said its DP noise was replayed from the seed
+    and that the ledger held the noise and cumulative epsilon; it had neither."""
+    result = _record_level_result()
+    result.config = SimulationConfig(branches=2, rounds=2, train_rows=400, mechanism="off")
+    result.privacy = {"mechanism": "off"}
+    write_run_folder(result, tmp_path / "run")
+    report = (tmp_path / "run" / "report.md").read_text()
+    section = report.split("## Privacy ledger")[1].split("\n## ")[0]
+    assert "used no differential privacy" in section and "claim no ε" in section
+    assert "replays its DP noise" not in section and "cumulative ε" not in section
+    assert "--pubkey" in section

@@ -18,7 +18,7 @@ from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.accounting import PrivacyAccountant
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.entry import LedgerEntry
-from secagg.ledger.report import _figure, build_report, participation
+from secagg.ledger.report import _figure, build_report, participation, write_report
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
 
 DELTA = 1e-5
@@ -227,3 +227,66 @@ def test_the_report_draws_and_states_the_configs_budget(tmp_path: Path) -> None:
     text, png = build_report(path, key.public_key, expected)
     assert f"of a budget of {2 * eps:g}: within it" in text
     assert png is not None and png.startswith(b"\x89PNG")
+
+
+def _no_dp_ledger(path: Path) -> tuple[Path, LedgerKey]:
+    """A federation without DP as the simulator wrote it before the fix (``--mechanism
+    off``): a round aborted in advertise_keys, then a completed one; no DP block, no
+    claim, and ``noise_seeded: true`` although there was no DP noise."""
+    key = LedgerKey.generate()
+    ledger = Ledger(path, key)
+    ledger.append(
+        _entry(1, None, None, delta=None, status="aborted", contributed=0, noise_seeded=True,
+               dropouts={"advertise_keys": 1}, reason="round aborted: 2 clients answered")
+    )  # fmt: skip
+    ledger.append(_entry(2, None, None, delta=None, noise_seeded=True))
+    ledger.close()
+    return path, key
+
+
+def test_a_no_dp_ledger_is_reported_as_released_without_dp(tmp_path: Path) -> None:
+    """The report said "the DP noise of round(s) 1, 2 was seeded" and "budget spent:
+    epsilon = - at delta = None" for a run that had no DP at all."""
+    path, key = _no_dp_ledger(tmp_path / "off.sqlite")
+    text, _ = build_report(path, key.public_key)
+    status = text.split("\n- ledger public key", 1)[0]
+    assert "**VERIFIED**" in status
+    assert "**NOT PRIVATE**: released without differential privacy: no epsilon is claimed" in status
+    assert "DP noise of round(s)" not in status and "was seeded" not in status
+    assert "epsilon = -" not in text and "delta = None" not in text
+    assert "- budget spent: none: released without differential privacy" in text
+
+
+def test_the_report_links_only_a_plot_it_wrote(tmp_path: Path) -> None:
+    """No row claims an epsilon, so there is no plot: the report linked
+    ``ledger-report.png`` all the same, a file that was never written."""
+    path, key = _no_dp_ledger(tmp_path / "off.sqlite")
+    written = write_report(path, tmp_path / "off", key.public_key)
+    assert sorted(p.name for p in written) == ["ledger-report.html", "ledger-report.md"]
+    assert "ledger-report.png" not in (tmp_path / "off" / "ledger-report.md").read_text()
+    assert "<img" not in (tmp_path / "off" / "ledger-report.html").read_text()
+    # with a plot, the link and the file go together
+    path, key, _ = _central_ledger(tmp_path / "central.sqlite")
+    written = write_report(path, tmp_path / "central", key.public_key)
+    assert (tmp_path / "central" / "ledger-report.png") in written
+    assert "](ledger-report.png)" in (tmp_path / "central" / "ledger-report.md").read_text()
+
+
+@pytest.mark.parametrize("unit", ["record", "client"])
+def test_the_distributed_guide_says_each_round_is_charged_at_the_fewest_shares(unit: str) -> None:
+    """Review of a run folder: the guide said the verifier counts "the honest noise
+    shares really in each sum" (it charges every round at the fewest of any round) and
+    that noise std is the shares' total (it is what the shares add when all arrive)."""
+    from secagg.ledger.report import _reading_guide
+
+    guide = " ".join(_reading_guide({"unit": unit, "mechanism": "distributed"}))
+    assert "every round charged at the fewest of any round" in guide
+    assert "really in each sum" not in guide
+    assert "sized to add when every expected" in guide
+
+
+def test_the_dpsgd_guide_says_its_steps_include_the_charged_release() -> None:
+    from secagg.ledger.report import _reading_guide
+
+    guide = " ".join(_reading_guide({"unit": "record", "mechanism": "dpsgd"}))
+    assert "the steps include any release charged to the branch before training" in guide

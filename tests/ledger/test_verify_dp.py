@@ -302,17 +302,85 @@ def test_completed_round_without_dp_block_is_infinite(tmp_path: Path) -> None:
     status, output = _cli(honest, key)
     assert status == 3 and "round 2: completed without a DP block" in output
     # a ledger without any DP block: under a config with DP every completed round is
-    # unnoised; without the config nothing says DP was meant (today's verdict)
+    # unnoised (epsilon infinite); without the config it released without DP at all
+    # (test_a_ledger_without_any_dp_block_released_without_dp)
     bare = copy.deepcopy(_central_rows([Z] * 2))
     for row in bare:
         row["dp"] = None
         row["privacy"] = {"epsilon": None, "delta": None}
     plain = _write(tmp_path / "plain.sqlite", key, bare)
-    assert verify_ledger(plain, key.public_key).private
+    assert not verify_ledger(plain, key.public_key).private
     result = verify_ledger(plain, key.public_key, expected=_expected())
+    assert not result.released_without_dp  # the config promised DP: rounds went unnoised
     assert result.ok and not result.private and result.unnoised == [(1, 1), (2, 2)]
     status, output = _cli(plain, key, "--config", str(_config(tmp_path)), "--json")
     assert status == 3 and json.loads(output)["rounds_without_dp"] == [1, 2]
+
+
+def _no_dp_rows(statuses: list[str], *, seeded: bool) -> list[dict]:
+    """Rows as the server writes a federation without DP: no DP block, no claim.
+    ``seeded``: as the simulator wrote them before the fix (``noise_seeded: true``
+    beside ``dp: null``: there was no DP noise to seed)."""
+    rows = []
+    for number, status in enumerate(statuses, start=1):
+        entry = LedgerEntry(
+            federation="audit",
+            round=number,
+            status=status,
+            reason=None if status == "complete" else "round aborted: too few answered",
+            started_at=None,
+            finished_at=1.0e9 + number,
+            backend={"name": "secagg+"},
+            participants=("branch-00", "branch-01", "branch-02"),
+            contributed=3 if status == "complete" else 0,
+            dropouts={},
+            dp=None,
+            epsilon=None,
+            delta=None,
+            model_sha256=f"{number:064x}",
+            noise_seeded=seeded,
+        )
+        rows.append(entry.row(lambda name: name))
+    return rows
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+def test_a_ledger_without_any_dp_block_released_without_dp(tmp_path: Path, seeded: bool) -> None:
+    """A simulator run with ``--mechanism off`` verified as "DP noise was seeded ... its
+    epsilon is not a privacy guarantee" with "cumulative epsilon None": the rounds had
+    no DP at all. Not private all the same (exit 3), for the reason that holds, whether
+    or not the rows carry the old ``noise_seeded: true``."""
+    key = LedgerKey.generate()
+    path = _write(tmp_path / "off.sqlite", key, _no_dp_rows(["aborted", "complete"], seeded=seeded))
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    assert not result.private and result.released_without_dp
+    assert result.seeded == []  # no DP noise, so none was seeded
+    assert result.unnoised == [(2, 2)]  # the aborted round released nothing
+    assert [eps for _, eps in result.epsilons] == [None, None]  # nothing claimed, nothing replayed
+    (reason,) = result.not_private_reasons()
+    assert reason.startswith("released without differential privacy: no epsilon is claimed")
+    assert "seeded" not in reason and "round 2" in reason
+    assert any("noise_seeded" in note for note in result.notes) is seeded
+    status, output = _cli(path, key)
+    assert status == 3, output
+    assert "NOT PRIVATE: released without differential privacy: no epsilon is claimed" in output
+    assert "DP noise was seeded" not in output and "cumulative epsilon None" not in output
+    status, output = _cli(path, key, "--json")
+    payload = json.loads(output)
+    assert status == 3 and payload["exit_status"] == 3 and payload["private"] is False
+    assert payload["noise_seeded_rounds"] == [] and payload["rounds_without_dp"] == [2]
+    assert payload["released_without_dp"] is True and payload["epsilon"] is None
+
+
+def test_a_no_dp_ledger_that_released_nothing_stays_verified(tmp_path: Path) -> None:
+    """Only a released round can go without DP: a ledger of aborted rounds verifies."""
+    key = LedgerKey.generate()
+    path = _write(tmp_path / "aborted.sqlite", key, _no_dp_rows(["aborted"], seeded=False))
+    result = verify_ledger(path, key.public_key)
+    assert result.ok and result.private and result.unnoised == []
+    status, output = _cli(path, key)
+    assert status == 0 and "no epsilon is claimed" in output, output
 
 
 def test_restart_with_changed_config_replays_each_row_with_its_own_parameters(

@@ -21,7 +21,7 @@ from secagg.crypto.stream import KeyedStream
 from secagg.dp.noise import gaussian
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import Ledger, LedgerKey
-from secagg.ledger.verify import noise_seeded
+from secagg.ledger.verify import noise_seeded, verify_ledger
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
@@ -33,16 +33,16 @@ NAMES = [f"branch-{i}" for i in range(4)]
 UPDATE = 0.1
 
 
-def _config(**federation: object) -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "m1", "clients": NAMES, "dimension": D, "rounds": 1}
-            | federation,
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "plain", "value_bound": 1.0},
-            "dp": {"clip": 1.0, "noise_multiplier": 1.0, "delta": 1e-3},
-        }
-    )
+def _config(*, dp: bool = True, **federation: object) -> FederationConfig:
+    """The review's federation; ``dp=False`` drops its ``[dp]`` section (no noise at all)."""
+    sections: dict[str, object] = {
+        "federation": {"name": "m1", "clients": NAMES, "dimension": D, "rounds": 1} | federation,
+        "sampling": {"kind": "poisson", "rate": 1.0},
+        "backend": {"name": "plain", "value_bound": 1.0},
+    }
+    if dp:
+        sections["dp"] = {"clip": 1.0, "noise_multiplier": 1.0, "delta": 1e-3}
+    return FederationConfig.from_dict(sections)
 
 
 def _run(config: FederationConfig, tmp_path: Path) -> tuple[np.ndarray, list[dict]]:
@@ -87,6 +87,21 @@ def test_replayed_noise_is_reproducible_and_ledgered_as_seeded(tmp_path: Path) -
     model, entries = _run(config, tmp_path)
     assert _subtract_regenerated_noise(config, model) < 1e-9  # the replay is exact
     assert entries[0]["noise_seeded"] is True
+
+
+def test_a_replayed_federation_without_dp_ledgers_no_seeded_noise(tmp_path: Path) -> None:
+    """A simulation without DP (``--mechanism off``) sets ``replay_noise`` too, but draws
+    no DP noise: its rows said ``noise_seeded: true`` beside ``dp: null`` and audit
+    verify blamed seeded noise instead of the missing DP. A row without DP noise says
+    false, and the verifier names the true reason."""
+    config = _config(dp=False, seed=7, replay_noise=True)
+    model, entries = _run(config, tmp_path)
+    assert np.allclose(model, UPDATE)  # the exact mean: nothing was added to it
+    assert entries and all(entry["dp"] is None for entry in entries)
+    assert [entry["noise_seeded"] for entry in entries] == [False] * len(entries)
+    result = verify_ledger(tmp_path / "7-True.ledger")
+    assert result.ok and result.seeded == []
+    assert result.released_without_dp and not result.private
 
 
 def test_replay_noise_needs_a_seed() -> None:

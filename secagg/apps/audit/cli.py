@@ -90,7 +90,8 @@ Exit status:
      rate, population, unit, mechanism); or it cannot be read as a ledger
   2  usage error (bad option, missing ledger, unreadable key or --config)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
-     simulation/replay), or a completed round had no DP (epsilon infinite)
+     simulation/replay), a completed round had no DP (epsilon infinite), or
+     the federation released rounds without DP at all (no epsilon claimed)
   4  UNVERIFIED: no --pubkey, so the ledger was only checked against the key
      it embeds; it is self-consistent, but anyone can rewrite and re-sign
      a ledger: pass --pubkey with the key the operator gave you
@@ -133,8 +134,9 @@ def verify(
 
     Prints the ledger's head as SEQ:HASH: keep it and pass it back with
     --expect-head next time, the only way to notice a ledger cut back to an earlier
-    state. A round whose DP noise was seeded, or a completed round without DP in a
-    federation with DP, is reported as not private (exit 3). Without --pubkey the
+    state. A round whose DP noise was seeded, a completed round without DP in a
+    federation with DP, or a federation that released rounds without DP at all is
+    reported as not private (exit 3). Without --pubkey the
     verdict is UNVERIFIED (exit 4): the ledger is consistent with the key it carries,
     which proves nothing about who wrote it.
     """
@@ -177,27 +179,30 @@ def verify(
         "rows_checked_against_config": result.checked_against_config,
         "noise_seeded_rounds": [number for _, number in result.seeded],
         "rounds_without_dp": [number for _, number in result.unnoised],
+        "released_without_dp": result.released_without_dp,
         "not_private": reasons,
         "rows_without_noise_seeded": result.unrecorded,
         "rows_without_sampling": result.without_sampling,
         "notes": result.notes,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
     }
+    # a ledger without DP has no cumulative epsilon to print ("None" read as a value)
+    claims = (
+        f"every epsilon claim follows; cumulative epsilon {payload['epsilon']}"
+        if result.dp_claimed
+        else "no epsilon is claimed: no row carries a DP block"
+    )
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     elif result.ok:
         if keyed:
-            click.echo(
-                f"VERIFIED: {payload['rows']} rows, chain and signatures intact, every "
-                f"epsilon claim follows; cumulative epsilon {payload['epsilon']}"
-            )
+            click.echo(f"VERIFIED: {payload['rows']} rows, chain and signatures intact, {claims}")
         else:
             click.echo(
                 f"UNVERIFIED: {payload['rows']} rows are self-consistent (chain intact, "
-                "signed by the key the ledger itself embeds, every epsilon claim follows; "
-                f"cumulative epsilon {payload['epsilon']}), but anyone can rewrite a ledger "
-                "and re-sign it with a key of their own: pass --pubkey with the key the "
-                "operator gave you"
+                f"signed by the key the ledger itself embeds, {claims}), but anyone can "
+                "rewrite a ledger and re-sign it with a key of their own: pass --pubkey "
+                "with the key the operator gave you"
             )
         if expected is not None:
             click.echo(
@@ -209,7 +214,9 @@ def verify(
         if anchor is not None:
             grown = f"; {anchor.grown_by} rows appended since" if anchor.grown_by else ""
             click.echo(f"expected head {expect_head} is in the ledger{grown}")
-        if reasons:
+        if result.released_without_dp:  # one reason for the whole ledger
+            click.echo(f"NOT PRIVATE: {reasons[0]}")
+        elif reasons:
             click.echo(
                 f"NOT PRIVATE: {len(reasons)} of {payload['rows']} rounds drew their DP noise "
                 "from a seeded stream or released without DP"

@@ -16,6 +16,7 @@ Layout of ``<run>/``::
                            from its seed, so its rows say noise_seeded and verify
                            reports the run as not private (exit 3): its epsilons are
                            what the same run with OS noise would spend, not a guarantee
+                           (without DP: no noise, no epsilon, and exit 3 all the same)
 """
 
 from __future__ import annotations
@@ -625,7 +626,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     if result.notes:
         lines += ["", "Notes on the data:", ""]
         lines += [f"- {note}" for note in result.notes]
-    lines += ["", *_privacy_section(result), "", *_ledger_section(run_dir)]
+    lines += ["", *_privacy_section(result), "", *_ledger_section(run_dir, c.private)]
     lines += [
         "",
         "## Per branch (AUPRC on the branch's own test set)",
@@ -913,22 +914,31 @@ def _statistics_rows(result: SimulationResult) -> list[str]:
     return lines
 
 
-def _ledger_section(run_dir: Path) -> list[str]:
+def _ledger_section(run_dir: Path, private: bool = True) -> list[str]:
+    """Where the signed ledger is, how to check it, and why the check says "not
+    private": the simulation's seeded DP noise, or no DP at all."""
     ledger, key = run_dir / "ledger.sqlite", run_dir / "ledger.pub.pem"
+    why = (
+        "A simulation replays its DP noise from its seed, so its rows say noise_seeded and "
+        "the verification reports the run as not private (exit status 3): the epsilons are "
+        "what the same run with fresh OS noise would spend, not a guarantee. "
+        if private
+        else "This run used no differential privacy: its rows carry no DP block and claim "
+        "no ε, and the verification reports it as released without differential privacy "
+        "(exit status 3). "
+    )
     return [
         "## Privacy ledger",
         "",
         f"The server wrote one hash-chained, signed row per round to `{ledger}` (what was "
-        "released, its mechanism, noise, sampling and cumulative ε); its public key is "
-        f"`{key}`. Check it:",
+        "released"
+        + (", its mechanism, noise, sampling and cumulative ε" if private else "")
+        + f"); its public key is `{key}`. Check it:",
         "",
         "```bash",
         f"secagg audit verify {ledger} --pubkey {key}",
         "```",
         "",
-        "A simulation replays its DP noise from its seed, so its rows say noise_seeded and "
-        "the verification reports the run as not private (exit status 3): the epsilons are "
-        "what the same run with fresh OS noise would spend, not a guarantee. "
-        f"`secagg audit report {ledger} --pubkey {key} --out DIR` writes the ledger as a "
-        "verified report.",
+        why + f"`secagg audit report {ledger} --pubkey {key} --out DIR` writes the ledger "
+        "as a verified report.",
     ]
