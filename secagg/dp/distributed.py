@@ -84,17 +84,26 @@ def honest_noise_contributors(survivors: int, assumed_corrupt: int = 0) -> int:
 
 
 def assumed_colluders(participants: int, corrupt_fraction: float) -> int:
-    """The colluders whose noise shares the accountant does not count: exactly those
-    the masking protocol's parameters are sized to tolerate for the round
+    """The colluders whose noise shares the accountant does not count: those the masking
+    protocol's parameters are sized to tolerate for the round
     (:func:`secagg.protocol.graph_params.tolerated_colluders`: the corrupt fraction
     of the cohort, but at least 2 while the cohort has room), so the protocol and the
     accountant count colluders the same way (the DP review found floor here and a
-    larger count in the protocol)."""
-    from secagg.protocol.graph_params import tolerated_colluders
+    larger count in the protocol); and in a round of 2 or 3 also the colluders the
+    protocol does not size for.
+
+    The protocol stops at ``n - 2`` colluders because with ``n - 1`` the sum alone
+    reveals the last input and no parameter choice helps. Differential privacy still
+    does: the protected client is honest, so up to ``n - 1`` others may collude and only
+    its own share is left. Counting the protocol's number there (0 of 2, 1 of 3)
+    claimed shares the threat model's colluders would know (review of a run folder,
+    2026-12-03: a round of 2 was charged at 2 honest shares)."""
+    from secagg.protocol.graph_params import DEFAULT_MIN_COLLUDERS, tolerated_colluders
 
     if participants < 1:
         return 0
-    return tolerated_colluders(int(participants), float(corrupt_fraction))
+    n = int(participants)
+    return max(tolerated_colluders(n, float(corrupt_fraction)), min(DEFAULT_MIN_COLLUDERS, n - 1))
 
 
 def wrap_stddevs(wrap_probability: float) -> float:

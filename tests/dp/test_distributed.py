@@ -189,12 +189,33 @@ def test_the_accountant_counts_the_colluders_the_protocol_tolerates() -> None:
     from secagg.protocol import RoundConfig
     from secagg.protocol.graph_params import tolerated_colluders
 
-    for n in (3, 5, 8, 19, 20, 40, 100, 333):
+    for n in (4, 5, 8, 19, 20, 40, 100, 333):
         for gamma in (0.0, 0.05, 0.1):
             assumed = assumed_colluders(n, gamma)
             assert assumed == tolerated_colluders(n, gamma), (n, gamma)  # what it is sized for
             # and the round's parameters really tolerate that many
             assert RoundConfig.create(n, 4, corrupt_fraction=gamma).tolerated_colluders >= assumed
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.25, 0.5])
+def test_a_round_of_two_or_three_counts_every_other_client_as_a_possible_colluder(
+    gamma: float,
+) -> None:
+    """Review of a run folder (2026-12-03): a round of 2 was charged at 2 honest shares,
+    because the protocol sizes for 0 colluders of 2 (with 1 the sum reveals the other
+    input whatever the parameters). DP still holds on the honest client's own share, so
+    the accountant assumes the threat model's 2 colluders wherever others can fill them."""
+    from secagg.dp.distributed import assumed_colluders, honest_noise_contributors
+    from secagg.protocol.graph_params import tolerated_colluders
+
+    assert [assumed_colluders(n, gamma) for n in (1, 2, 3)] == [0, 1, 2]
+    if gamma < 0.5:  # the protocol's own count there, which undercounted
+        assert tolerated_colluders(2, gamma) == 0 and tolerated_colluders(3, gamma) <= 1
+    for n in (2, 3):  # the protected client's own share is all that is counted
+        assert honest_noise_contributors(n, assumed_colluders(n, gamma)) == 1
+    for n in range(1, 60):  # never fewer than the protocol's, never all of the round
+        assumed = assumed_colluders(n, gamma)
+        assert tolerated_colluders(n, gamma) <= assumed <= max(n - 1, 0) or n == 1
 
 
 # --- record level: one vector sums many protected units --------------------------------
