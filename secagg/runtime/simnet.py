@@ -82,6 +82,13 @@ class SimulatedNetwork(InProcessHub):
         super().send(name, payload)
         with self._count_lock:
             self.bytes_received[name] += len(payload)
+            vanished = name in self._vanished
+        if vanished and _is_round_end(payload):
+            # back for the next round as soon as the server has ended this one: waiting
+            # for the branch's thread to read the RoundEnd let the server sample the next
+            # round before it had, so the branch sat that round out on some runs and not
+            # on others (the same seed gave different runs)
+            self._reappear(name)
 
     def connected(self) -> set[str]:
         with self._count_lock:
@@ -105,6 +112,15 @@ class SimulatedNetwork(InProcessHub):
     def _count_sent(self, name: str, size: int) -> None:
         with self._count_lock:
             self.bytes_sent[name] += size
+
+
+def _is_round_end(payload: bytes) -> bool:
+    """Whether a server message is a :class:`RoundEnd` (decoded only for a vanished
+    branch's few messages; a malformed one is not, and its client refuses it)."""
+    try:
+        return isinstance(decode_message(payload), RoundEnd)
+    except SecAggError:
+        return False
 
 
 class _ScheduledEndpoint:

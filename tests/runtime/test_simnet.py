@@ -1,0 +1,35 @@
+"""The simulator's network: a branch that vanished in a round is back for the next one as
+soon as the server ends the round, not when its thread gets round to reading that."""
+
+from __future__ import annotations
+
+from secagg.runtime.simnet import DropoutEvent, DropoutSchedule, SimulatedNetwork
+from secagg.runtime.wire import FederationEnd, RoundEnd, encode_message
+
+
+def test_a_vanished_branch_is_connected_again_when_the_server_ends_the_round() -> None:
+    """Review of a run folder (2026-12-03): a branch that dropped in round 1 reappeared
+    only when its thread read the RoundEnd; the server could sample round 2 before
+    that, so the branch sat round 2 out on one run and not on the next (same seed)."""
+    network = SimulatedNetwork(DropoutSchedule(0.5, seed=1))
+    endpoints = {name: network.connect(name) for name in ("b1", "b2", "b3")}
+    network._vanish(DropoutEvent(1, "b2", "advertise_keys"))
+    assert network.connected() == {"b1", "b3"}
+    # other server messages to the vanished branch leave it vanished (it is gone for
+    # the rest of its round), malformed bytes too
+    network.send("b2", encode_message(FederationEnd(1, False, "not yet")))
+    network.send("b2", b"\x00not a message")
+    assert "b2" not in network.connected()
+    network.send("b2", encode_message(RoundEnd(1, False, "too few")))
+    # at once, before the branch's endpoint has read anything
+    assert network.connected() == {"b1", "b2", "b3"}
+    assert [e.branch for e in network.dropouts] == ["b2"]  # the dropout stays recorded
+    assert endpoints["b2"].receive(5.0) is not None  # its messages are still delivered
+
+
+def test_a_round_end_to_a_branch_that_never_vanished_changes_nothing() -> None:
+    network = SimulatedNetwork(DropoutSchedule(0.0, seed=1))
+    for name in ("b1", "b2"):
+        network.connect(name)
+    network.send("b1", encode_message(RoundEnd(3, True)))
+    assert network.connected() == {"b1", "b2"} and network.dropouts == []
