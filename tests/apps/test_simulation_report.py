@@ -490,3 +490,18 @@ def test_a_run_without_dp_says_its_ledger_claims_no_epsilon(tmp_path: Path) -> N
     assert "used no differential privacy" in section and "claim no ε" in section
     assert "replays its DP noise" not in section and "cumulative ε" not in section
     assert "--pubkey" in section
+
+
+def test_the_epsilon_plot_names_the_unit_the_server_accounted(tmp_path: Path) -> None:
+    """Review: a customer-level run with the noise added once drew its epsilon as
+    "client-level (every branch)" under a customer-level title."""
+    result = _record_level_result()
+    result.config = SimulationConfig(
+        branches=8, rounds=2, train_rows=800, unit="record", mechanism="distributed"
+    )
+    result.rounds = [_round(r, {}, client_eps=float(r)) for r in (1, 2)]
+    assert list(epsilon_series(result)) == [
+        "customer-level, accounted by the server (every branch)"
+    ]
+    section = _noise_once_section(tmp_path, _noise_once_server(honest_shares=4, expected_clients=8))
+    assert "z is the noise of all the expected branches' shares together" in section

@@ -446,9 +446,15 @@ def epsilon_series(result: SimulationResult) -> dict[str, list[float]]:
         return [math.nan if v is None else float(v) for v in values]
 
     if any(r["epsilon_client_level"] is not None for r in result.rounds):
-        return {
-            "client-level (every branch)": line([r["epsilon_client_level"] for r in result.rounds])
-        }
+        # the server's epsilon: client level, or record level with the noise added once
+        # (the rounds keep it under epsilon_client_level: it is what the server accounts)
+        c = result.config
+        label = (
+            f"{c.protected}-level, accounted by the server (every branch)"
+            if c.record_distributed
+            else "client-level (every branch)"
+        )
+        return {label: line([r["epsilon_client_level"] for r in result.rounds])}
     names = [b["name"] for b in result.branches]
     series = {
         name: line([r["epsilon_record_level"].get(name) for r in result.rounds]) for name in names
@@ -862,9 +868,11 @@ def _noise_once_rows(server: dict[str, Any]) -> list[str]:
 
 #: how the distributed mechanism's noise is sized and its epsilon accounted
 _SHARES_SENTENCE = (
-    "Each branch's share is sized so that the honest shares alone carry the noise: the "
-    "expected branches less the assumed colluders (who know their own shares) and the "
-    "tolerated dropouts. The server accounts ε from the shares that really arrived in "
+    "z is the noise of all the expected branches' shares together (each adds z / √E of "
+    "it, E the expected branches); the shares are sized so that the honest ones alone, "
+    "H of E, still carry the noise the target ε needs (z √(H / E)): H is the expected "
+    "branches less the assumed colluders (who know their own shares) and the tolerated "
+    "dropouts. The server accounts ε from the shares that really arrived in "
     "each released round less the assumed colluders, every round charged at the fewest "
     "of any round (summary.json: privacy_parameters.server.noise_shares_per_round; the "
     "ledger's noise_contributors); a round with more dropouts spends more, and the budget "
