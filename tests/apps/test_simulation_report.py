@@ -490,6 +490,9 @@ def test_a_run_without_dp_says_its_ledger_claims_no_epsilon(tmp_path: Path) -> N
     assert "used no differential privacy" in section and "claim no ε" in section
     assert "replays its DP noise" not in section and "cumulative ε" not in section
     assert "--pubkey" in section
+    # nor does the seed fix a DP noise that was never drawn
+    assert "fixes the data, the initial model, and the dropouts" in report
+    assert "DP noise" not in report.split("## Privacy ledger")[0]
 
 
 def test_the_epsilon_plot_names_the_unit_the_server_accounted(tmp_path: Path) -> None:

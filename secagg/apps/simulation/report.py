@@ -608,8 +608,9 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "test set, where a small branch counts as much as a large one."
         + _small_test_sets_caveat(result),
         "",
-        f"One seed is one draw: seed {c.seed} fixes the data, the initial model, the DP "
-        "noise and the dropouts, and another seed can rank the settings differently. Run "
+        f"One seed is one draw: seed {c.seed} fixes the data, the initial model, "
+        + ("the DP noise " if c.private else "")
+        + "and the dropouts, and another seed can rank the settings differently. Run "
         "several before concluding (mean ± sd over seeds, in one folder):",
         "",
         "```bash",
