@@ -170,10 +170,9 @@ class FederationServer:
             self.backend.unmask_with(unmask, workers=threads)  # refused without masks
         # DP noise is drawn from the OS CSPRNG: anyone holding the config (and so its
         # seed) could otherwise subtract it. Only a simulation's replay seeds it, and
-        # every ledger row then says so (audit verify reports it as not private). A
-        # federation without DP draws no noise: nothing of it is seeded, whatever
-        # replay_noise says (its rows are not private for another reason: no DP).
-        self.noise_seeded = config.replay_noise and config.dp is not None
+        # every ledger row with DP noise then says so (audit verify reports it as not
+        # private); a row without a DP block drew no noise, so none of it is seeded.
+        self.noise_seeded = config.replay_noise
         self.mechanism: Mechanism = config.mechanism(
             seed=self._seed(b"noise") if config.replay_noise else None
         )

@@ -288,25 +288,31 @@ def test_epsilon_plot_draws_one_line_when_the_branches_coincide() -> None:
     assert next(iter(together.values())) == [1.0, 2.0]
 
 
-def test_a_client_level_report_gives_the_servers_noise_clip_and_sampling(tmp_path: Path) -> None:
+def _server_accounted(config: SimulationConfig, server: dict[str, Any]) -> SimulationResult:
+    """A result whose epsilon the server accounts (client level, or record level with the
+    noise added once): its rounds carry that epsilon, its statistics are public."""
     result = _record_level_result()
-    result.config = SimulationConfig(
+    result.config = config
+    result.rounds = [_round(r, {}, client_eps=float(r)) for r in (1, 2)]
+    result.privacy = {"mechanism": server["mechanism"], "server": server}
+    result.feature_statistics = {"source": "public", "origin": "reference sample"}
+    return result
+
+
+def test_a_client_level_report_gives_the_servers_noise_clip_and_sampling(tmp_path: Path) -> None:
+    config = SimulationConfig(
         branches=2, rounds=2, train_rows=400, unit="client", mechanism="central"
     )
-    result.rounds = [_round(r, {}, client_eps=float(r)) for r in (1, 2)]
-    result.privacy = {
+    server = {
         "mechanism": "central",
-        "server": {
-            "mechanism": "central",
-            "noise_multiplier": 3.21,
-            "clip": 1.0,
-            "delta": 1e-5,
-            "accountant": "pld",
-            "sample_rate": 1.0,
-            "epsilon_budget": 3.0,
-        },
+        "noise_multiplier": 3.21,
+        "clip": 1.0,
+        "delta": 1e-5,
+        "accountant": "pld",
+        "sample_rate": 1.0,
+        "epsilon_budget": 3.0,
     }
-    result.feature_statistics = {"source": "public", "origin": "reference sample"}
+    result = _server_accounted(config, server)
     write_run_folder(result, tmp_path / "run")
     report = (tmp_path / "run" / "report.md").read_text()
     row = next(line for line in report.splitlines() if line.startswith("| central |"))
@@ -331,13 +337,14 @@ def _noise_once_server(**extra: Any) -> dict[str, Any]:
     }
 
 
+#: a federation of record-level DP with the noise added once
+NOISE_ONCE = SimulationConfig(
+    branches=8, rounds=10, train_rows=800, unit="record", mechanism="distributed"
+)
+
+
 def _noise_once_section(tmp_path: Path, server: dict[str, Any]) -> str:
-    result = _record_level_result()
-    result.config = SimulationConfig(
-        branches=8, rounds=10, train_rows=800, unit="record", mechanism="distributed"
-    )
-    result.privacy = {"mechanism": "distributed", "server": server}
-    write_run_folder(result, tmp_path / "run")
+    write_run_folder(_server_accounted(NOISE_ONCE, server), tmp_path / "run")
     report = (tmp_path / "run" / "report.md").read_text()
     return report.split("## Privacy parameters")[1].split("\n## ")[0]
 
@@ -380,29 +387,23 @@ def test_a_client_level_distributed_report_gives_the_shares_its_epsilon_follows_
 ) -> None:
     """Review: the client-level distributed table gave z, clip and q but not the honest
     shares, and z alone with q = 1 gives another epsilon than the one claimed."""
-    result = _record_level_result()
-    result.config = SimulationConfig(
+    config = SimulationConfig(
         branches=3, rounds=2, train_rows=400, unit="client", mechanism="distributed"
     )
-    result.rounds = [_round(r, {}, client_eps=float(r)) for r in (1, 2)]
-    result.privacy = {
+    server = {
         "mechanism": "distributed",
-        "server": {
-            "mechanism": "distributed",
-            "noise_multiplier": 2.595,
-            "clip": 1.0,
-            "delta": 1e-5,
-            "accountant": "ddg (distributed discrete Gaussian)",
-            "sample_rate": 1.0,
-            "expected_clients": 3.0,
-            "epsilon_budget": 3.0,
-            "honest_shares": 1,
-            "noise_shares_per_round": [2],
-            "noise_shares_charged": 2,
-        },
+        "noise_multiplier": 2.595,
+        "clip": 1.0,
+        "delta": 1e-5,
+        "accountant": "ddg (distributed discrete Gaussian)",
+        "sample_rate": 1.0,
+        "expected_clients": 3.0,
+        "epsilon_budget": 3.0,
+        "honest_shares": 1,
+        "noise_shares_per_round": [2],
+        "noise_shares_charged": 2,
     }
-    result.feature_statistics = {"source": "public", "origin": "reference sample"}
-    write_run_folder(result, tmp_path / "run")
+    write_run_folder(_server_accounted(config, server), tmp_path / "run")
     report = (tmp_path / "run" / "report.md").read_text()
     header = next(line for line in report.splitlines() if line.startswith("| mechanism |"))
     row = next(line for line in report.splitlines() if line.startswith("| distributed |"))
@@ -498,11 +499,7 @@ def test_a_run_without_dp_says_its_ledger_claims_no_epsilon(tmp_path: Path) -> N
 def test_the_epsilon_plot_names_the_unit_the_server_accounted(tmp_path: Path) -> None:
     """Review: a customer-level run with the noise added once drew its epsilon as
     "client-level (every branch)" under a customer-level title."""
-    result = _record_level_result()
-    result.config = SimulationConfig(
-        branches=8, rounds=2, train_rows=800, unit="record", mechanism="distributed"
-    )
-    result.rounds = [_round(r, {}, client_eps=float(r)) for r in (1, 2)]
+    result = _server_accounted(NOISE_ONCE, _noise_once_server())
     assert list(epsilon_series(result)) == [
         "customer-level, accounted by the server (every branch)"
     ]

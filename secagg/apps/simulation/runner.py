@@ -1278,9 +1278,8 @@ def _federate(
         trainers = hosted_trainers(hub, branches)
     dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in network.dropouts]
     _name_aborted_rounds_dropouts(rounds, dropouts)
-    stopped = server.budget_reached or (
-        None if server.completed_rounds() >= config.rounds else server.stop_reason
-    )
+    # run() clears stop_reason once every planned round is complete
+    stopped = server.budget_reached or server.stop_reason
     # the distributed mechanism's honest shares per released round, as its accountant
     # charged them (every round at the fewest): what the report's epsilon follows from
     shares = getattr(getattr(server.mechanism, "accountant", None), "honest_shares", None)
@@ -1413,6 +1412,7 @@ def run_simulation(
         last_rounds=last_rounds(rounds),
     )
     verdicts = branch_verdicts(config, branches, federated, settings["local-only"])
+    statistics = _statistics_summary(config, stats)
     if prior is not None:
         # what the prior scores before any branch trains: what the federation adds is
         # the difference (a prior that does all the work would be seen here)
@@ -1423,11 +1423,7 @@ def run_simulation(
         # post-processing of their release, so it costs what that release cost (0 when
         # the statistics are public)
         settings["prior only"].update(
-            epsilon=(
-                (stats.epsilon_at(config.delta) if stats is not None and stats.private else 0.0)
-                if config.private
-                else None
-            ),
+            epsilon=((statistics or {}).get("epsilon_alone") or 0.0) if config.private else None,
             epsilon_unit=config.protected if config.private else None,
             bytes_sent_per_branch_per_round=0,
             seconds_per_round=None,
@@ -1448,7 +1444,7 @@ def run_simulation(
         dropouts=dropouts,
         seconds=time.perf_counter() - started,
         stopped=run.stopped,
-        feature_statistics=_statistics_summary(config, stats),
+        feature_statistics=statistics,
         privacy=privacy,
         notes=check_branch_data(config, _branch_counts(branches))
         + ([prior_note] if prior_note else []),
