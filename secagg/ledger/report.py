@@ -7,8 +7,11 @@ sample rates, steps, per-item clip, claimed and re-derived epsilon) instead of t
 update clip, which is no DP parameter there. A "How to read this" that matches the
 table, the config's budget (``--config``) as a line and a verdict, and a participation
 plot whose labels say what happened: a round aborted before it ran is not one whose
-clients dropped out. A ledger without DP claims no epsilon: it is reported as released
-without differential privacy, with no budget line and no plot (none is linked).
+clients dropped out. For the distributed discrete Gaussian each round's honest noise
+shares (the row's ``noise_contributors``, what its epsilon is charged at) are a column,
+so the auditor need not read the raw rows. A ledger without DP claims no epsilon: it is
+reported as released without differential privacy, with no budget line and no plot
+(none is linked), and its guide does not speak of noise that was never drawn.
 """
 
 from __future__ import annotations
@@ -195,18 +198,36 @@ def _branch_accounted(dp: dict[str, Any]) -> bool:
     return dp.get("unit") == "record" and dp.get("mechanism") != "distributed"
 
 
-#: how the verifier re-derives a distributed discrete Gaussian ledger's epsilon
+#: how the verifier re-derives a distributed discrete Gaussian ledger's epsilon, and the
+#: *noise shares* column it is derived from (the rows' ``noise_contributors``)
 _DDG_EPSILON_LINE = (
-    "- *cumulative ε* is re-derived by the verifier from the distributed discrete "
-    "Gaussian's RDP bound at the honest noise shares each row records (the round's "
-    "survivors minus the assumed colluders), every round charged at the fewest of any "
-    "round so far (never more than the shares really in a sum)."
+    "- *noise shares* is the number of honest noise shares the round's sum held, as its "
+    "row records it (noise_contributors: the round's survivors minus the assumed "
+    "colluders; - for a round that released nothing). *cumulative ε* is re-derived by "
+    "the verifier from the distributed discrete Gaussian's RDP bound at those shares, "
+    "every round charged at the fewest of any round so far (never more than the shares "
+    "really in a sum)."
+)
+
+#: the guide's last word on what the ledger proves: with DP, that the noise is not
+#: among it; without DP there was no noise to prove, so it is not mentioned
+_PROVES_DP = (
+    "- The ledger proves what was recorded and that nobody without the key changed it; it "
+    "cannot prove the noise was really drawn (see docs/audit.md). Re-check it with "
+    "`secagg audit verify LEDGER --pubkey KEY`."
+)
+_PROVES_NO_DP = (
+    "- The ledger proves what was recorded and that nobody without the key changed it. "
+    "Re-check it with `secagg audit verify LEDGER --pubkey KEY`."
 )
 
 
 def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
     """ "How to read this": what the table's columns mean for the ledger's mechanism
-    (and the plot's labels, when there is a plot to read)."""
+    (and the plot's labels, when there is a plot to read). Without a DP block (``dp``
+    empty) the rounds were released without differential privacy: the guide says so
+    and that no epsilon is claimed, and says nothing of noise, which was never drawn
+    (it said the auditor "cannot prove the noise was really drawn")."""
     unit, mechanism = dp.get("unit"), dp.get("mechanism")
     if unit == "record" and mechanism == "distributed":
         lines = [
@@ -267,9 +288,10 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
         ]
     else:
         lines = [
-            "- No round carries a DP block: the federation released without differential "
-            "privacy. The ledger records what was released, but no ε is claimed and no "
-            "privacy guarantee holds."
+            "- No round carries a DP block: these rounds were released without differential "
+            "privacy: no epsilon is claimed and no privacy guarantee holds. The ledger "
+            "records what was released; the table's privacy columns read - (there is "
+            "nothing to show)."
         ]
     plot = (
         [
@@ -286,9 +308,7 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
         *plot,
         "- Participants are listed in the ledger only as salted hashes; the operator holds "
         "the salt and can show which hash is which branch.",
-        "- The ledger proves what was recorded and that nobody without the key changed it; it "
-        "cannot prove the noise was really drawn (see docs/audit.md). Re-check it with "
-        "`secagg audit verify LEDGER --pubkey KEY`.",
+        _PROVES_DP if dp else _PROVES_NO_DP,
     ]
 
 
@@ -361,6 +381,9 @@ def build_report(
     ]
     dp = _ledger_dp(rows)
     record = _branch_accounted(dp)
+    # the distributed mechanism's epsilon follows from each round's honest noise shares:
+    # show them (central and DP-SGD ledgers sum none, so they get no column of dashes)
+    shares = not record and dp.get("mechanism") == "distributed"
     budget = None if expected is None else expected.epsilon_budget
     if rows:
         last = rows[-1]
@@ -412,8 +435,10 @@ def build_report(
         else:
             lines += [
                 "| round | status | finished (UTC) | backend | selected | contributed | dropped "
-                "per phase | clip | noise std | sample rate | cumulative ε | model digest |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|",
+                "per phase | clip | noise std | "
+                + ("noise shares | " if shares else "")
+                + "sample rate | cumulative ε | model digest |",
+                "|---" * (13 if shares else 12) + "|",
             ]
         for e in rows:
             row_dp = e.get("dp") or {}
@@ -433,9 +458,11 @@ def build_report(
                 std = row_dp.get("noise_std")
                 clip = row_dp.get("record_clip", row_dp.get("clip", "-"))  # the sensitivity
                 clip = f"{clip:.4g}" if isinstance(clip, float) else clip
+                summed = row_dp.get("noise_contributors")  # honest shares in this sum
                 middle = (
                     f"{clip} | {'-' if std is None else f'{std:.4g}'} | "
-                    f"{row_dp.get('sample_rate', '-')} | "
+                    + (f"{'-' if summed is None else summed} | " if shares else "")
+                    + f"{row_dp.get('sample_rate', '-')} | "
                 )
             lines.append(
                 start + middle + f"{_eps(e['privacy']['epsilon'])} | `{e['model_sha256'][:16]}…` |"

@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from secagg.dp.accountants import (
     DiscreteGaussianAccountant,
     GaussianAccountant,
@@ -400,13 +402,23 @@ class EpsilonReplay:
         return max(self.latest_reports.values()) if self.latest_reports else None
 
     def _opacus_epsilon(self, report: dict[str, Any]) -> float:
+        """A branch's epsilon from its DP-SGD history, through Opacus's accountant.
+
+        Opacus's PRV accountant evaluates ``log(1 - q)`` for a step that samples every
+        item (q = 1: a branch's charged feature statistics): -inf, the right limit for
+        the comparison it feeds, but numpy printed "divide by zero encountered in log"
+        under ``secagg audit verify`` and ``report``, which an auditor reads as a broken
+        computation. The value is Opacus's either way: only numpy's divide-by-zero
+        report is switched off, around this call only, and per thread (``errstate`` is
+        a context variable; ``warnings.catch_warnings`` is not thread-safe)."""
         key = json.dumps([report["accountant"], report["delta"], report["history"]])
         if key not in self._cache:
             history = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
             accountant = RecordLevelAccountant(
                 str(report["accountant"]), float(report["delta"]), history
             )
-            self._cache[key] = accountant.epsilon()
+            with np.errstate(divide="ignore"):
+                self._cache[key] = accountant.epsilon()
         return self._cache[key]
 
     def _central_round(self, dp: dict[str, Any]) -> float:

@@ -505,3 +505,29 @@ def test_the_epsilon_plot_names_the_unit_the_server_accounted(tmp_path: Path) ->
     ]
     section = _noise_once_section(tmp_path, _noise_once_server(honest_shares=4, expected_clients=8))
     assert "z is the noise of all the expected branches' shares together" in section
+
+
+def test_a_run_without_dp_draws_no_epsilon_plot_and_says_why(tmp_path: Path) -> None:
+    """Review of run folders: a `--mechanism off` folder held an epsilon.png of nothing
+    ("No differential privacy in this run" over an empty axis), linked from report.md.
+    Without DP there is no epsilon: no plot, no link, one line in the audit's words."""
+    result = _record_level_result()
+    result.config = SimulationConfig(branches=2, rounds=2, train_rows=400, mechanism="off")
+    result.privacy = {"mechanism": "off"}
+    written = write_run_folder(result, tmp_path / "run")
+    assert not (tmp_path / "run" / "epsilon.png").exists()
+    assert all(path.name != "epsilon.png" for path in written)
+    assert (tmp_path / "run" / "auprc.png").exists()  # the other plot still is drawn
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "epsilon.png" not in report
+    assert "](auprc.png)" in report
+    no_epsilon = [line for line in report.splitlines() if "no epsilon is claimed" in line]
+    assert any("released without differential privacy: no epsilon is claimed" in line
+               for line in no_epsilon), no_epsilon  # fmt: skip
+
+
+def test_a_run_with_dp_still_draws_and_links_its_epsilon_plot(record_run) -> None:
+    _, run_dir, report = record_run
+    assert (run_dir / "epsilon.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![epsilon per round](epsilon.png)" in report
+    assert "released without differential privacy" not in report

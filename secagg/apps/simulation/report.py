@@ -8,7 +8,8 @@ Layout of ``<run>/``::
     rounds.json            every round: status, dropouts, metrics, epsilon, bytes
     rounds.csv             the same, one row per round and branch
     auprc.png              AUPRC per round, per branch and pooled
-    epsilon.png            epsilon spent per round, per branch
+    epsilon.png            epsilon spent per round, per branch (with DP only: a run
+                           without DP claims no epsilon, so it has no such plot)
     report.md              a human-readable report of all of it
     server.sqlite          the federation server's database (rounds, checkpoints)
     ledger.sqlite          the signed privacy ledger (secagg audit verify ledger.sqlite
@@ -29,6 +30,12 @@ from typing import Any
 
 from secagg.apps.simulation.config import SECTIONS
 from secagg.apps.simulation.runner import SimulationResult
+
+#: the one line a run without DP gets instead of epsilon.png, in the words the audit
+#: uses for its ledger (``secagg audit verify`` / ``report``), so the two read alike
+NO_EPSILON_LINE = (
+    "No epsilon plot: this run was released without differential privacy: no epsilon is claimed."
+)
 
 SUMMARY_METRICS = (
     "auprc",
@@ -486,6 +493,9 @@ def _same_curve(a: list[float], b: list[float]) -> bool:
 
 
 def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
+    """auprc.png always; epsilon.png only for a run with DP. Without DP there is no
+    epsilon to draw: the plot was an empty axis titled "No differential privacy in this
+    run", which a reader took for a privacy curve (report.md says so in one line)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -525,6 +535,8 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     ax.set_ylabel("AUPRC (held-out test sets, pooled)")
     ax.set_title(f"Federated AUPRC per round ({result.config.backend})")
     paths.append(_save(fig, ax, run_dir / "auprc.png"))
+    if not result.config.private:
+        return paths
 
     fig, ax = plt.subplots(figsize=(8, 5))
     series = epsilon_series(result)
@@ -535,11 +547,7 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     ax.set_ylim(bottom=0)
     ax.set_xlabel("round")
     ax.set_ylabel(f"epsilon spent (delta = {result.config.delta:g})")
-    ax.set_title(
-        f"Privacy spent per round ({result.config.protected}-level)"
-        if result.config.private
-        else "No differential privacy in this run"
-    )
+    ax.set_title(f"Privacy spent per round ({result.config.protected}-level)")
     paths.append(_save(fig, ax, run_dir / "epsilon.png"))
     return paths
 
@@ -674,7 +682,9 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     if result.dropouts:
         lines += ["", "Dropouts (branch vanished before sending this message):", ""]
         lines += _dropout_lines(result.dropouts)
-    lines += ["", "![AUPRC per round](auprc.png)", "", "![epsilon per round](epsilon.png)", ""]
+    # link only the plots _write_plots drew: without DP there is no epsilon.png
+    epsilon = "![epsilon per round](epsilon.png)" if c.private else NO_EPSILON_LINE
+    lines += ["", "![AUPRC per round](auprc.png)", "", epsilon, ""]
     path.write_text("\n".join(lines))
     return path
 
@@ -751,7 +761,10 @@ def _privacy_section(result: SimulationResult) -> list[str]:
     c = result.config
     lines = ["## Privacy parameters", ""]
     if not c.private:
-        lines.append("No differential privacy: no noise was added and no epsilon is claimed.")
+        # the audit's words for such a ledger, so report.md and the audit read alike
+        lines.append(
+            "Released without differential privacy: no epsilon is claimed (no noise was added)."
+        )
         return [*lines, *_statistics_rows(result)]
     params = result.privacy
     branches = params.get("branches", {})
