@@ -160,6 +160,8 @@ class MaskingSpec(RoundSpec):
                 clip=ddg.clip,
                 expected_clients=ddg.expected_clients,
                 record_level=ddg.record_level,
+                vector_bound=ddg.vector_bound,
+                num_clients=self.num_clients,
             )
 
     @property

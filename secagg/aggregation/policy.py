@@ -146,11 +146,31 @@ class BranchPolicy:
         clip: float | None,
         expected_clients: int | None,
         record_level: bool = False,
+        vector_bound: float | None = None,
+        num_clients: int | None = None,
     ) -> None:
         """A distributed-DP round's noise share, as the spec states it (None: no share).
 
         ``record_level``: the share is sized for one protected unit (``clip``) inside
-        a vector that sums many (see :mod:`secagg.dp.distributed`)."""
+        a vector that sums many, bounded as a whole by ``vector_bound`` (see
+        :mod:`secagg.dp.distributed`). ``num_clients``: the round's size, the most
+        shares its sum can ever hold.
+
+        Two ways a server could shrink the noise past checks on z alone (review of
+        af7efd4, dp H1), both refused here:
+
+        * a record-level share sent to a branch that protects its *whole* update: the
+          noise is z times a per-unit clip the server picks (1e-6, say) while the
+          update itself goes in clipped at ``vector_bound``; only a branch that set
+          ``record_sensitivity`` knows what one of its units moves, so any other
+          branch with a noise floor refuses, and ``max_clip`` holds the update's
+          own bound, not the per-unit clip;
+        * a share split over more expected clients than the round has: each share is
+          z C / sqrt(expected), so a round of 10 "expecting" a million carries
+          1/300 of the noise. A branch that pinned ``expected_clients`` caps the
+          split by that; one that did not requires the noise of the whole round, all
+          its clients honest and present, to reach its ``min_noise_multiplier``:
+          z sqrt(min(n, expected) / expected), the best this round can deliver."""
         if noise_multiplier is None:
             if self.min_noise_multiplier is not None:
                 raise self.refuse(
@@ -175,12 +195,40 @@ class BranchPolicy:
                     f"unit; one of this branch's customers can move its update by "
                     f"{self.record_sensitivity:g}",
                 )
+        elif record_level and self.min_noise_multiplier is not None:
+            # this branch's floor is on its whole update, which goes in clipped at the
+            # vector bound; noise sized for a per-unit clip protects far less than that
+            raise self.refuse(
+                "min_noise_multiplier",
+                f"the round's noise is sized for a change of {clip:g} per protected unit "
+                f"inside an update of norm up to {vector_bound:g}; this branch requires "
+                "noise for its whole update (set branch.record_sensitivity to take part "
+                "in record-level DP)",
+            )
         if self.min_noise_multiplier is not None and noise_multiplier < self.min_noise_multiplier:
             raise self.refuse(
                 "min_noise_multiplier",
                 f"noise multiplier {noise_multiplier:g} < {self.min_noise_multiplier:g}",
             )
-        self.check_clip(clip)
+        if (
+            self.min_noise_multiplier is not None
+            and self.expected_clients is None
+            and expected_clients is not None
+            and num_clients is not None
+            and expected_clients > num_clients
+        ):
+            deliverable = noise_multiplier * math.sqrt(num_clients / expected_clients)
+            if deliverable < self.min_noise_multiplier:
+                raise self.refuse(
+                    "expected_clients",
+                    f"the noise is split over {expected_clients} expected clients in a "
+                    f"round of {num_clients}: even with every client honest and present "
+                    f"the sum carries noise multiplier {deliverable:.3g} < "
+                    f"{self.min_noise_multiplier:g} (pin branch.expected_clients to the "
+                    "cohort this branch was told about)",
+                )
+        # with a record-level share the update's own bound is the vector bound
+        self.check_clip(vector_bound if record_level else clip)
         # each branch adds 1/sqrt(expected) of the noise: a server claiming a larger
         # cohort shrinks every share; the branch's own expectation caps it
         if (

@@ -201,3 +201,64 @@ def test_record_level_refusal_survives_the_spec_codec() -> None:
     spec = decode_spec(encode_spec(_record_spec(clip=0.0001)))
     assert spec.noise_share.mechanism.vector_bound == 10.0  # type: ignore[attr-defined]
     _refused("record_sensitivity", spec, BranchPolicy(record_sensitivity=0.001))
+
+
+# --- dp H1 (review of af7efd4), variants found still open on 2026-12-03 -----------------
+
+
+def test_a_record_level_share_is_refused_by_a_branch_protecting_its_whole_update() -> None:
+    """The documented policy (z floor, clip, cohort) once accepted noise sized for a
+    1e-6 change per "customer" while its whole update went in clipped at 1: a share
+    of 3e-7 in update units where an honest round gives 0.32."""
+    from secagg.aggregation import decode_spec
+    from secagg.aggregation.spec import encode_spec
+
+    policy = BranchPolicy(min_noise_multiplier=1.0, max_clip=1.0, expected_clients=10)
+    tiny = decode_spec(encode_spec(_record_spec(clip=1e-6, bound=1.0)))
+    refusal = _refused("min_noise_multiplier", tiny, policy)
+    assert "record_sensitivity" in str(refusal)
+    # the same at a per-unit clip as large as the update's bound is a client-level share
+    _ddg_spec(clip=1.0).check_policy(policy)
+    # a branch that states no noise floor claims nothing about noise: it may take part
+    _record_spec(clip=1e-6, bound=1.0).check_policy(BranchPolicy(expected_clients=10))
+
+
+def test_max_clip_holds_the_updates_own_bound_in_a_record_level_round() -> None:
+    # the per-unit clip (0.001) is far below max_clip; the update goes in at up to 10
+    refusal = _refused("max_clip", _record_spec(clip=0.001), BranchPolicy(max_clip=1.0))
+    assert "clip 10 > 1" in str(refusal)
+    _record_spec(clip=0.001, bound=1.0).check_policy(BranchPolicy(max_clip=1.0))
+    # and a record-level branch's own policy: the unit and the update both bounded
+    policy = BranchPolicy(record_sensitivity=0.001, min_noise_multiplier=2.0, max_clip=10.0)
+    _record_spec().check_policy(policy)
+    _refused("max_clip", _record_spec(bound=20.0), policy)
+
+
+@pytest.mark.parametrize(
+    ("expected", "z", "accepted"),
+    [
+        (10**6, 1.0, False),  # the review's inflated cohort: 1/316 of the noise
+        (11, 1.0, False),  # even one too many leaves the round below the floor
+        (11, 1.1, True),  # ... unless z has the headroom: 1.1 sqrt(10/11) = 1.049
+        (10, 1.0, True),
+        (5, 1.0, True),  # fewer expected than present: more noise, never less
+    ],
+)
+def test_a_branch_without_a_pinned_cohort_requires_its_floor_from_the_round_itself(
+    expected: int, z: float, accepted: bool
+) -> None:
+    """Without ``expected_clients`` in its policy a branch still knows the round's size:
+    noise split over more clients than that cannot reach z in any outcome."""
+    from secagg.aggregation import decode_spec
+    from secagg.aggregation.spec import encode_spec
+
+    policy = BranchPolicy(min_noise_multiplier=1.0)
+    spec = decode_spec(encode_spec(_ddg_spec(z=z, expected=expected)))
+    if accepted:
+        spec.check_policy(policy)
+    else:
+        refusal = _refused("expected_clients", spec, policy)
+        assert "round of 10" in str(refusal)
+    # a pinned cohort is the branch's own word: the round's size does not override it
+    pinned = BranchPolicy(min_noise_multiplier=1.0, expected_clients=max(expected, 10))
+    spec.check_policy(pinned)
