@@ -188,6 +188,11 @@ class Mechanism:
 
     #: whether publishing who took part would void the claimed epsilon
     hides_participation = False
+    #: whether the epsilon credits the client sampling (amplification at q < 1): only a
+    #: mechanism whose sampler the adversary cannot predict earns it (see
+    #: :func:`amplified_by_sampling`); no DP, DP-SGD in the branches and the distributed
+    #: mechanisms credit none
+    amplified = False
 
     def epsilon_after_next(self, *, contributors: int, participants: int) -> float | None:
         """The cumulative epsilon once one more round of ``contributors`` (out of
@@ -590,6 +595,34 @@ class RecordRelease(Mechanism):
         return max((r.epsilon for r in self.latest.values()), default=None)
 
 
+def mechanism_class(settings: Any) -> type[Mechanism]:
+    """The :class:`Mechanism` subclass a federation's ``[dp]`` settings build (None: no DP).
+
+    Why apart from :func:`mechanism_for`: the config asks what a mechanism claims (its
+    class attributes, e.g. :attr:`Mechanism.amplified`) while validating, before any
+    accountant or noise stream exists, and must get the answer the built one gives."""
+    if settings is None:
+        return Mechanism
+    if settings.unit == "record":
+        return RecordDistributedRelease if settings.mechanism == "distributed" else RecordRelease
+    if settings.mechanism == "distributed":
+        return DistributedRelease
+    if settings.mechanism == "central":
+        return CentralRelease
+    raise ConfigurationError(f"dp.mechanism {settings.mechanism!r} is not known")
+
+
+def amplified_by_sampling(settings: Any, *, sample_rate: float) -> bool:
+    """Whether the mechanism of ``settings`` would claim amplification by sampling at
+    ``sample_rate``: it credits the client sampling and some client may be left out.
+
+    Why: amplification by sampling holds only while the adversary cannot tell who was
+    sampled. A cohort drawn from a seed in the federation's config (which is not a
+    secret) is predictable by anyone holding the config, so such an epsilon would
+    overstate the guarantee; the config refuses the pair (``federation.seed``)."""
+    return mechanism_class(settings).amplified and sample_rate < 1.0
+
+
 def mechanism_for(
     settings: Any,
     *,
@@ -606,7 +639,8 @@ def mechanism_for(
     ``seed`` keys the central noise and the rotation seeds for tests that replay a
     federation; by default both come from the OS CSPRNG.
     """
-    if settings is None:
+    kind = mechanism_class(settings)
+    if kind is Mechanism:
         return Mechanism()
     common: dict[str, Any] = {
         "clip": settings.clip,
@@ -616,7 +650,7 @@ def mechanism_for(
         "expected_clients": expected_clients,
         "accountant": settings.accountant,
     }
-    if settings.unit == "record" and settings.mechanism == "distributed":
+    if kind is RecordDistributedRelease:
         return RecordDistributedRelease(
             record_clip=settings.record_clip,
             dimension=dimension,
@@ -625,10 +659,10 @@ def mechanism_for(
             seeds=KeyedStream(seed) if seed is not None else None,
             **common,
         )
-    if settings.unit == "record":
+    if kind is RecordRelease:
         return RecordRelease(clip=settings.clip, delta=settings.delta, sample_rate=sample_rate)
     stream = KeyedStream(seed) if seed is not None else KeyedStream()
-    if settings.mechanism == "distributed":
+    if kind is DistributedRelease:
         return DistributedRelease(
             dimension=dimension,
             bits=bits,
@@ -636,7 +670,7 @@ def mechanism_for(
             seeds=stream if seed is not None else None,
             **common,
         )
-    if settings.mechanism == "central":
+    if kind is CentralRelease:
         adaptive = None
         if settings.adaptive_clip:
             adaptive = AdaptiveClipping(

@@ -16,7 +16,11 @@ M1, C1, L1):
 * the delta the row prints (``privacy.delta``) is the one its block accounts at, and
   for record-level DP every branch accounts at that delta too;
 * a client-level round accounted with Poisson amplification (sample rate below 1)
-  must have drawn its cohort by Poisson sampling (``dp.sampling.kind``), at that rate;
+  must have drawn its cohort by Poisson sampling (``dp.sampling.kind``), at that rate,
+  and not from the config's seed (``dp.sampling.seeded``): a seeded cohort is
+  predictable by anyone holding the config, and amplification needs a secret one. Only
+  a replay whose noise was seeded too (``noise_seeded``, a simulation's) may claim it,
+  and that round is reported as not private on both counts;
 * the recorded noise std is the noise multiplier times the clip (the replayed z is
   the noise that was added);
 * a branch's DP-SGD history only grows: each report extends the previous one, and its
@@ -112,6 +116,9 @@ class AuditResult:
     failure: str | None = None
     anchor: AnchorCheck | None = None  # set when an expected head was given and checked
     seeded: list[tuple[int, Any]] = field(default_factory=list)  # (seq, round): seeded noise
+    #: (seq, round): replayed rounds (seeded noise) that also claim amplification by a
+    #: cohort drawn from the config's seed; every one of them is in ``seeded`` too
+    seeded_sampling: list[tuple[int, Any]] = field(default_factory=list)
     unrecorded: int = 0  # rows older than the noise_seeded field (row version < 2)
     #: (seq, round): completed rounds released without a DP block (epsilon infinite in
     #: a DP ledger; no epsilon at all in a ledger without DP, see released_without_dp)
@@ -139,7 +146,7 @@ class AuditResult:
     @property
     def private(self) -> bool:
         """Intact, no round's noise came from a replayable stream and none went unnoised."""
-        return self.ok and not self.seeded and not self.unnoised
+        return self.ok and not self.seeded and not self.seeded_sampling and not self.unnoised
 
     @property
     def released_without_dp(self) -> bool:
@@ -173,7 +180,13 @@ class AuditResult:
             (
                 seq,
                 f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is "
-                "not a privacy guarantee",
+                "not a privacy guarantee"
+                + (
+                    ", nor is its amplification by sampling (the cohort was drawn from the "
+                    "config's seed)"
+                    if (seq, number) in self.seeded_sampling
+                    else ""
+                ),
             )
             for seq, number in self.seeded
         ]
@@ -207,6 +220,20 @@ def noise_seeded(entry: dict[str, Any]) -> bool | None:
     value = entry["noise_seeded"]
     if not isinstance(value, bool):
         raise ValueError(f"noise_seeded must be true or false, not {value!r}")
+    return value
+
+
+def sampling_seeded(dp: dict[str, Any]) -> bool | None:
+    """The DP block's ``sampling.seeded`` flag: the cohort was drawn from the config's
+    seed (predictable by anyone holding the config). None when the row predates it.
+
+    A value other than true or false is a malformed row."""
+    sampling = dp.get("sampling")
+    if not isinstance(sampling, dict) or "seeded" not in sampling:
+        return None
+    value = sampling["seeded"]
+    if not isinstance(value, bool):
+        raise ValueError(f"dp.sampling.seeded must be true or false, not {value!r}")
     return value
 
 
@@ -259,9 +286,17 @@ def _extends(new: list[tuple[float, float, int]], old: list[tuple[float, float, 
 
 
 def _check_consistency(
-    dp: dict[str, Any], privacy: dict[str, Any], participants: Any = None
+    dp: dict[str, Any],
+    privacy: dict[str, Any],
+    participants: Any = None,
+    *,
+    replayed_noise: bool = False,
 ) -> str | None:
-    """What a DP block says about itself must hold, whatever the config."""
+    """What a DP block says about itself must hold, whatever the config.
+
+    ``replayed_noise``: the row's noise was seeded (``noise_seeded``), so it is reported
+    as not private anyway, and a claim of amplification by a seeded cohort is only one
+    more reason (a simulation's replay); without it such a claim fails."""
     if not _same(privacy.get("delta"), dp.get("delta")):
         return (
             f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
@@ -272,6 +307,7 @@ def _check_consistency(
     sampling = dp.get("sampling")
     rate = float(dp["sample_rate"])
     if isinstance(sampling, dict):
+        seeded_cohort = sampling_seeded(dp)  # a malformed flag fails whatever the rate
         kind = sampling.get("kind")
         if kind != "poisson" and rate < 1:
             return (
@@ -283,6 +319,12 @@ def _check_consistency(
             return (
                 f"is accounted at sample rate {rate:g} but records sampling at rate "
                 f"{sampling.get('rate')}"
+            )
+        if rate < 1 and seeded_cohort and not replayed_noise:
+            return (
+                f"claims amplification by sampling at rate {rate:g}, but its cohort was drawn "
+                "from the config's federation.seed (dp.sampling.seeded): anyone holding the "
+                "config predicts who was sampled, so only the un-amplified epsilon holds"
             )
     if rate < 1 and dp.get("mechanism") == "distributed":
         return (
@@ -305,6 +347,11 @@ def _check_consistency(
             f"{float(z) * float(clip):g}: the replayed epsilon is not that of the noise added"
         )
     return None
+
+
+def _amplified(dp: dict[str, Any]) -> bool:
+    """The client-level DP block is accounted with amplification by sampling (q < 1)."""
+    return dp.get("unit") == "client" and float(dp["sample_rate"]) < 1
 
 
 def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
@@ -584,6 +631,8 @@ def verify_ledger(
     replay = EpsilonReplay()
     result.record_level = replay.latest_reports  # the same dict: filled as rows replay
     seeded_without_dp = 0  # rows flagged noise_seeded that drew no DP noise to seed
+    # client-level rows amplified by sampling whose dp.sampling predates its "seeded" flag
+    sampling_unrecorded = 0
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
         dp = row.entry.get("dp")
@@ -591,7 +640,10 @@ def verify_ledger(
             seeded = noise_seeded(row.entry)
             if dp:
                 problem = _check_consistency(
-                    dp, row.entry.get("privacy") or {}, row.entry.get("participants")
+                    dp,
+                    row.entry.get("privacy") or {},
+                    row.entry.get("participants"),
+                    replayed_noise=bool(seeded),
                 )
                 if problem is None and expected is not None:
                     problem = _check_against(dp, expected)
@@ -601,6 +653,12 @@ def verify_ledger(
                     return result
                 if dp.get("unit") == "client" and not isinstance(dp.get("sampling"), dict):
                     result.without_sampling += 1
+                elif _amplified(dp):
+                    cohort_seeded = sampling_seeded(dp)
+                    if cohort_seeded is None:
+                        sampling_unrecorded += 1
+                    elif cohort_seeded:  # a replay's (refused above otherwise)
+                        result.seeded_sampling.append((row.seq, row.entry.get("round", row.seq)))
             recomputed = replay.feed(row.entry, dp_expected=dp_expected)
         except (KeyError, TypeError, ValueError) as exc:
             result.failure = f"{where}: its privacy claims do not replay: {exc}"
@@ -660,6 +718,12 @@ def verify_ledger(
             f"{seeded_without_dp} rows say noise_seeded but carry no DP block: they drew no "
             "DP noise, so the flag means nothing there (a simulation without DP wrote it "
             "from its replay setting)"
+        )
+    if sampling_unrecorded:
+        result.notes.append(
+            f"{sampling_unrecorded} client-level rows claim amplification by sampling but "
+            "predate the dp.sampling.seeded record: whether their cohort was drawn from a "
+            "seed in the config (predictable, so not amplified) is not recorded"
         )
     if result.from_scratch:
         result.notes.append(

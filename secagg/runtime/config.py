@@ -15,6 +15,8 @@ A file looks like::
     dimension = 1000            # model parameters (or given by the model hook)
     server_learning_rate = 1.0
     server_momentum = 0.0       # FedAvgM: 0.9 smooths noisy DP updates (post-processing)
+    # seed = 7                  # tests: seeded, predictable cohorts (not a secret); refused
+                                # beside central DP at sampling.rate < 1 (no amplification)
 
     [sampling]
     kind = "poisson"            # or "fixed"
@@ -71,7 +73,7 @@ from typing import Any
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
 from secagg.aggregation.registry import accepted_settings
 from secagg.dp.config import DPSettings
-from secagg.dp.release import Mechanism, mechanism_for
+from secagg.dp.release import Mechanism, amplified_by_sampling, mechanism_for
 from secagg.errors import ConfigurationError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -330,7 +332,10 @@ class FederationConfig:
     server_learning_rate: float = 1.0
     server_momentum: float = 0.0
     # seeds client sampling (tests, simulations); never a secret: DP noise, masks and keys
-    # always come from the OS CSPRNG unless replay_noise is set (simulations only, ledgered)
+    # always come from the OS CSPRNG unless replay_noise is set (simulations only, ledgered).
+    # A seeded cohort is predictable from this file, so it earns no amplification by
+    # sampling: with an epsilon that would claim it (central DP at a rate below 1) a seed
+    # is refused outside a replay, and every DP ledger row says whether sampling was seeded
     seed: int | None = None
     replay_noise: bool = False
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -391,6 +396,8 @@ class FederationConfig:
                 f"dp.delta {self.dp.delta:g} is not below 1/{len(self.clients)} clients: the "
                 "guarantee would allow releasing one client's update outright",
             )
+        if self.seed is not None and not self.replay_noise:
+            self._refuse_predictable_amplification()
         if self.dp is not None and self.dp.adaptive_clip:
             _require(
                 not needs_helper(self.backend.name),
@@ -403,6 +410,30 @@ class FederationConfig:
                 self.backend.value_bound >= self.dp.clip,
                 "backend.value_bound must be at least dp.clip (clipped updates must fit)",
             )
+
+    def _refuse_predictable_amplification(self) -> None:
+        """Refuse a seeded cohort beside an epsilon amplified by sampling.
+
+        Why: amplification by sampling (the accountant charging each round at q < 1)
+        holds only while the adversary cannot tell who was sampled. ``federation.seed``
+        draws every cohort from a seed in this file, which is not a secret, so anyone
+        holding the config predicts each round's cohort and the amplified epsilon the
+        server would print and sign is not the guarantee of what ran (DP review H4).
+        Refusing is the design hardest to misuse: the remedy (drop the seed: cohorts then
+        come from the OS CSPRNG) costs a real federation nothing, and nothing changes
+        silently. A replay (``replay_noise``, simulations) is exempt: its noise is
+        seeded as well, its ledger says both, and ``secagg audit verify`` reports it as
+        not private whatever epsilon it claims."""
+        if not amplified_by_sampling(self.dp, sample_rate=self.sample_rate):
+            return
+        assert self.dp is not None
+        raise ConfigurationError(
+            f"federation.seed = {self.seed} draws every cohort from the config, so anyone "
+            f"holding it predicts who is sampled, but [dp] mechanism = {self.dp.mechanism!r} "
+            f"at sampling.rate = {self.sample_rate:g} claims amplification by secret "
+            "sampling, which a predictable cohort does not give: remove federation.seed "
+            "(cohorts then come from the OS CSPRNG) or sample everyone (sampling.rate = 1)"
+        )
 
     @property
     def sample_rate(self) -> float:

@@ -7,7 +7,10 @@ One round (:meth:`FederationServer.run_round`):
 1. **Sample** clients among those connected: Poisson with rate q (each joins
    independently; the DP analysis assumes it) or a fixed count. The draw comes
    from the OS CSPRNG, or from a keyed stream derived from ``config.seed`` in
-   tests that must replay a federation.
+   tests that must replay a federation. A seeded cohort is predictable from the
+   config, so it earns no amplification by sampling: the config refuses a seed
+   beside an epsilon that would claim it (outside a replay), and every ledger row
+   with DP says whether its cohort was seeded (``dp.sampling.seeded``).
 2. **Record** the round as ``running`` in the store, then **plan** it: the
    backend turns the cohort and the mechanism's round options into a spec, and
    builds its server session (:mod:`secagg.aggregation.base`).
@@ -177,6 +180,10 @@ class FederationServer:
             seed=self._seed(b"noise") if config.replay_noise else None
         )
         self._sampler = self._stream(b"sampling")
+        # the cohort is drawn from the config's seed, so anyone holding the config can
+        # predict it: every DP ledger row says so, and audit verify refuses such a row
+        # that claims amplification by sampling unless its noise is a replay's too
+        self.sampling_seeded = config.seed is not None
         recovery = store.recover()
         for number in recovery.aborted_on_restart:
             log.warning("round %d was running when the server stopped: aborted", number)
@@ -793,7 +800,11 @@ class FederationServer:
 
     def _dp_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
         """The mechanism's ledger block, with how the cohort was drawn and what the
-        guarantee's neighbouring datasets are: what an auditor needs to replay it."""
+        guarantee's neighbouring datasets are: what an auditor needs to replay it.
+
+        ``sampling.seeded`` is always written, false included (an auditor tells "not
+        seeded" from "not said"): a cohort drawn from the config's seed is predictable,
+        so an epsilon amplified by sampling does not hold for it."""
         block = self.mechanism.ledger_block(stored)
         if block is None:
             return None
@@ -803,6 +814,7 @@ class FederationServer:
             "kind": cfg.sampling.kind,
             "rate": cfg.sample_rate,
             "population": len(cfg.clients),
+            "seeded": self.sampling_seeded,
         }
         return block
 

@@ -69,7 +69,8 @@ def _central_rows(
                 "sample_rate": Q,
                 "accountant": "rdp",
                 "delta": delta,
-                "sampling": {"kind": kind, "rate": Q, "population": population},
+                # as the server writes it: the cohort was not drawn from a config seed
+                "sampling": {"kind": kind, "rate": Q, "population": population, "seeded": False},
                 "adjacency": "add/remove one client",
             },
             epsilon=claim,

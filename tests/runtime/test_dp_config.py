@@ -68,7 +68,12 @@ def test_ledger_rows_record_sampling_population_and_adjacency(
     (result,) = server.run(wait_for_clients=120)
     assert result.status == "complete", result.reason
     block = ledger.entries()[0]["dp"]
-    assert block["sampling"] == {"kind": "poisson", "rate": 1.0, "population": len(NAMES)}
+    assert block["sampling"] == {
+        "kind": "poisson",
+        "rate": 1.0,
+        "population": len(NAMES),
+        "seeded": False,  # no federation.seed: the cohort came from the OS CSPRNG
+    }
     assert block["adjacency"] == adjacency
 
 

@@ -1,0 +1,150 @@
+"""``audit verify`` and ``dp.sampling.seeded`` (DP H4): a cohort drawn from the config's
+seed is predictable, so a row amplified by sampling with it does not replay.
+
+Every forged ledger is signed with the ledger's own key: the operator (or a bug) wrote
+it, so the signatures hold and only the replay can object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from secagg.apps.cli import main
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.ledger import Ledger, LedgerKey, export_public_key
+from secagg.ledger.entry import LedgerEntry
+from secagg.ledger.verify import verify_ledger
+
+Z, Q, DELTA, N = 2.0, 0.1, 1e-5, 20  # RDP converges here fast and without warnings
+UNSAID = object()  # a row written before dp.sampling recorded "seeded"
+
+
+def _rows(
+    rounds: int, *, seeded: object, rate: float = Q, noise_seeded: bool = False
+) -> list[dict]:
+    """Central client-level rows as the server writes them, with true cumulative claims."""
+    accountant = PrivacyAccountant(DELTA, "rdp", unit="client")
+    sampling: dict[str, object] = {"kind": "poisson", "rate": rate, "population": N}
+    if seeded is not UNSAID:
+        sampling["seeded"] = seeded
+    rows = []
+    for number in range(1, rounds + 1):
+        accountant.step(Z, rate)
+        entry = LedgerEntry(
+            federation="h4",
+            round=number,
+            status="complete",
+            reason=None,
+            started_at=None,
+            finished_at=1.0e9 + number,
+            backend={"name": "secagg+"},
+            participants=("branch-00", "branch-01"),
+            publish_participants=rate == 1.0,  # as the server writes an amplified round
+            contributed=2,
+            dropouts={},
+            dp={
+                "unit": "client",
+                "mechanism": "central",
+                "clip": 1.0,
+                "noise_multiplier": Z,
+                "noise_std": Z,
+                "sample_rate": rate,
+                "accountant": "rdp",
+                "delta": DELTA,
+                "sampling": dict(sampling),
+                "adjacency": "add/remove one client",
+            },
+            epsilon=accountant.epsilon(),
+            delta=DELTA,
+            model_sha256=f"{number:064x}",
+            noise_seeded=noise_seeded,
+        )
+        rows.append(entry.row(lambda name: name))
+    return rows
+
+
+def _write(path: Path, key: LedgerKey, rows: list[dict]) -> Path:
+    ledger = Ledger(path, key)
+    for row in rows:
+        ledger.append(row)
+    ledger.close()
+    return path
+
+
+def test_h4_a_row_amplified_by_a_seeded_cohort_fails(tmp_path: Path) -> None:
+    """What the server wrote before the fix, had it said the cohort was seeded: an
+    epsilon at q = 0.1 over a cohort anyone holding the config could predict."""
+    key = LedgerKey.generate()
+    path = _write(tmp_path / "forged.sqlite", key, _rows(2, seeded=True))
+    result = verify_ledger(path, key.public_key)
+    assert not result.ok
+    assert result.first_failure is not None
+    assert result.first_failure.startswith("row 1 (round 1): claims amplification by sampling")
+    assert "federation.seed" in result.first_failure
+    pem = export_public_key(key.public_key, path.with_suffix(".pub"))
+    cli = CliRunner().invoke(main, ["audit", "verify", str(path), "--pubkey", str(pem)])
+    assert cli.exit_code == 1 and "federation.seed" in cli.output, cli.output
+
+
+def test_h4_a_tampered_row_in_an_honest_ledger_fails_at_that_row(tmp_path: Path) -> None:
+    key = LedgerKey.generate()
+    rows = _rows(3, seeded=False)
+    rows[2]["dp"]["sampling"]["seeded"] = True
+    result = verify_ledger(_write(tmp_path / "tampered.sqlite", key, rows), key.public_key)
+    assert result.first_failure is not None
+    assert result.first_failure.startswith("row 3 (round 3): claims amplification")
+
+
+def test_unseeded_sampling_verifies_private(tmp_path: Path) -> None:
+    key = LedgerKey.generate()
+    path = _write(tmp_path / "honest.sqlite", key, _rows(2, seeded=False))
+    result = verify_ledger(path, key.public_key)
+    assert result.ok and result.private, result.first_failure
+    assert result.notes == [] and result.seeded_sampling == []
+
+
+def test_a_seeded_cohort_without_amplification_verifies_private(tmp_path: Path) -> None:
+    """q = 1: everyone is sampled, nothing is claimed for the sampling, a seed is harmless."""
+    key = LedgerKey.generate()
+    path = _write(tmp_path / "q1.sqlite", key, _rows(2, seeded=True, rate=1.0))
+    result = verify_ledger(path, key.public_key)
+    assert result.ok and result.private, result.first_failure
+
+
+def test_a_replay_with_a_seeded_cohort_is_not_private_on_both_counts(tmp_path: Path) -> None:
+    """A simulation's rows: noise and cohort both from the seed. The claim replays (it is
+    the simulation's nominal figure), and each round is listed once as not private."""
+    key = LedgerKey.generate()
+    rows = _rows(2, seeded=True, noise_seeded=True)
+    result = verify_ledger(_write(tmp_path / "replay.sqlite", key, rows), key.public_key)
+    assert result.ok, result.first_failure
+    assert not result.private
+    assert result.seeded_sampling == result.seeded == [(1, 1), (2, 2)]
+    reasons = result.not_private_reasons()
+    assert len(reasons) == 2
+    assert all("amplification by sampling" in reason for reason in reasons)
+    assert reasons[0].startswith("round 1: DP noise was seeded (a simulation/replay)")
+
+
+def test_a_row_before_the_flag_is_noted_not_failed(tmp_path: Path) -> None:
+    key = LedgerKey.generate()
+    path = _write(tmp_path / "old.sqlite", key, _rows(2, seeded=UNSAID))
+    result = verify_ledger(path, key.public_key)
+    assert result.ok and result.private, result.first_failure
+    assert result.notes == [
+        "2 client-level rows claim amplification by sampling but predate the "
+        "dp.sampling.seeded record: whether their cohort was drawn from a seed in the "
+        "config (predictable, so not amplified) is not recorded"
+    ]
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_malformed_seeded_flag_fails(tmp_path: Path, value: object) -> None:
+    key = LedgerKey.generate()
+    rows = _rows(1, seeded=value, rate=1.0)  # checked whatever the rate
+    result = verify_ledger(_write(tmp_path / "bad.sqlite", key, rows), key.public_key)
+    assert result.first_failure is not None
+    assert "dp.sampling.seeded must be true or false" in result.first_failure
