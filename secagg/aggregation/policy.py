@@ -279,7 +279,13 @@ class BranchPolicy:
         for name, kind in (("allow_plain", bool), ("require_active", bool)):
             if name in values and not isinstance(values[name], kind):
                 raise ConfigurationError(f"branch.{name} must be true or false")
-        for name in ("max_clip", "min_noise_multiplier", "corrupt_fraction", "dropout_fraction"):
+        for name in (
+            "max_clip",
+            "min_noise_multiplier",
+            "record_sensitivity",
+            "corrupt_fraction",
+            "dropout_fraction",
+        ):
             if name in values and (
                 isinstance(values[name], bool) or not isinstance(values[name], int | float)
             ):

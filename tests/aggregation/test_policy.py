@@ -140,6 +140,8 @@ def test_policy_from_a_branch_table() -> None:
         ({"max_clipp": 1.0}, "max_clipp"),
         ({"max_clip": "1.0"}, "branch.max_clip"),
         ({"max_clip": -1.0}, "branch.max_clip"),
+        ({"record_sensitivity": "0.01"}, "branch.record_sensitivity"),
+        ({"record_sensitivity": 0.0}, "branch.record_sensitivity"),
         ({"allow_plain": "yes"}, "branch.allow_plain"),
         ({"expected_clients": 2.5}, "branch.expected_clients"),
         ({"key_holder_fingerprint": "abc"}, "branch.key_holder_fingerprint"),
