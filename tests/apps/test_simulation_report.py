@@ -9,6 +9,7 @@ section 9 (a run folder's config.toml did not replay into a new folder)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -531,3 +532,36 @@ def test_a_run_with_dp_still_draws_and_links_its_epsilon_plot(record_run) -> Non
     assert (run_dir / "epsilon.png").read_bytes()[:4] == b"\x89PNG"
     assert "![epsilon per round](epsilon.png)" in report
     assert "released without differential privacy" not in report
+
+
+def test_a_sampled_run_says_its_seed_fixes_the_cohorts_and_what_its_epsilon_assumes(
+    tmp_path: Path,
+) -> None:
+    """A simulation draws its Poisson cohorts from its seed, which anyone holding the
+    config can predict; the amplified epsilon it prints holds only for a deployment's
+    secret draw, and its report must say so, not only that the noise was replayed."""
+    config = SimulationConfig(
+        branches=20, rounds=2, train_rows=2000, unit="client", mechanism="central",
+        sample_rate=0.5,
+    )  # fmt: skip
+    server = {
+        "mechanism": "central",
+        "noise_multiplier": 1.5,
+        "clip": 1.0,
+        "delta": 1e-5,
+        "accountant": "pld",
+        "sample_rate": 0.5,
+        "epsilon_budget": 3.0,
+    }
+    write_run_folder(_server_accounted(config, server), tmp_path / "run")
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "the DP noise the sampled cohorts and the dropouts" in report
+    section = report.split("## Privacy ledger")[1].split("\n## ")[0]
+    assert "its cohorts too, so they also say sampling seeded" in section
+    assert "fresh OS noise and secret sampling would spend" in section
+    # an unsampled run says nothing of cohorts
+    write_run_folder(_server_accounted(dataclasses.replace(config, sample_rate=1.0), {
+        **server, "sample_rate": 1.0}), tmp_path / "full")  # fmt: skip
+    full = (tmp_path / "full" / "report.md").read_text()
+    assert "cohorts" not in full.split("## Privacy ledger")[1].split("\n## ")[0]
+    assert "sampled cohorts" not in full

@@ -618,6 +618,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "",
         f"One seed is one draw: seed {c.seed} fixes the data, the initial model, "
         + ("the DP noise " if c.private else "")
+        + ("the sampled cohorts " if c.sample_rate < 1 else "")
         + "and the dropouts, and another seed can rank the settings differently. Run "
         "several before concluding (mean ± sd over seeds, in one folder):",
         "",
@@ -641,7 +642,12 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     if result.notes:
         lines += ["", "Notes on the data:", ""]
         lines += [f"- {note}" for note in result.notes]
-    lines += ["", *_privacy_section(result), "", *_ledger_section(run_dir, c.private)]
+    lines += [
+        "",
+        *_privacy_section(result),
+        "",
+        *_ledger_section(run_dir, c.private, sampled=c.sample_rate < 1),
+    ]
     lines += [
         "",
         "## Per branch (AUPRC on the branch's own test set)",
@@ -936,14 +942,24 @@ def _statistics_rows(result: SimulationResult) -> list[str]:
     return lines
 
 
-def _ledger_section(run_dir: Path, private: bool = True) -> list[str]:
+def _ledger_section(run_dir: Path, private: bool = True, *, sampled: bool = False) -> list[str]:
     """Where the signed ledger is, how to check it, and why the check says "not
-    private": the simulation's seeded DP noise, or no DP at all."""
+    private": the simulation's seeded DP noise (and, with client sampling, its seeded
+    cohorts, which anyone with the config can predict: an epsilon crediting the sampling
+    holds only for a deployment's secret draw), or no DP at all."""
     ledger, key = run_dir / "ledger.sqlite", run_dir / "ledger.pub.pem"
+    cohorts = (
+        ("its cohorts too, so they also say sampling seeded; ", "and secret sampling ")
+        if sampled
+        else ("", "")
+    )
     why = (
-        "A simulation replays its DP noise from its seed, so its rows say noise_seeded and "
-        "the verification reports the run as not private (exit status 3): the epsilons are "
-        "what the same run with fresh OS noise would spend, not a guarantee. "
+        "A simulation replays its DP noise from its seed, so its rows say noise_seeded ("
+        + cohorts[0]
+        + "see docs/privacy.md) and the verification reports the run as not private (exit "
+        "status 3): the epsilons are what the same run with fresh OS noise "
+        + cohorts[1]
+        + "would spend, not a guarantee. "
         if private
         else "This run used no differential privacy: its rows carry no DP block and claim "
         "no ε, and the verification reports it as released without differential privacy "
