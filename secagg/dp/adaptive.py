@@ -71,6 +71,18 @@ class AdaptiveClipping:
 
     Defaults follow the paper and TensorFlow Federated: initial clip 0.1,
     target quantile 0.5, learning rate 0.2, count noise ``m / 20``.
+
+    Limit: ``noise_multiplier < 2 * count_stddev``. The total ``z`` is split between
+    the count (multiplier ``2 * count_stddev``) and the update (module docstring);
+    at or above the limit the count alone would spend the whole budget and the
+    update could get no noise, so construction raises :class:`ConfigurationError`
+    rather than under-noise. With the default count noise (``expected_clients /
+    20``) that means ``noise_multiplier`` in ``(0, expected_clients / 10)``: z = 1
+    needs more than 10 expected clients. A small cohort passes ``count_stddev``
+    above ``noise_multiplier / 2`` instead (from ``noise_multiplier / sqrt(3)`` on,
+    the update keeps a multiplier below ``2 * noise_multiplier``; closer to the
+    limit it works but warns that the count takes most of the budget). The error
+    says which argument to change and to what.
     """
 
     noise_multiplier: float
@@ -91,14 +103,47 @@ class AdaptiveClipping:
             raise ConfigurationError("target_quantile must lie strictly between 0 and 1")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ConfigurationError("learning_rate must be positive")
+        defaulted = self.count_stddev is None
         if self.count_stddev is None:
             self.count_stddev = 0.05 * self.expected_clients
+        self._check_split(defaulted)
         from secagg.dp.accounting import adaptive_noise_split  # dp_accounting: on first use
 
         self.update_noise_multiplier = adaptive_noise_split(
             self.noise_multiplier, self.count_stddev
         )
         self.clip = self.initial_clip
+
+    def _check_split(self, defaulted: bool) -> None:
+        """Refuse ``noise_multiplier >= 2 * count_stddev`` in this class's own terms.
+
+        The accountant's :func:`~secagg.dp.accounting.adaptive_noise_split` refuses it
+        too, but names its own parameter (``count_noise_stddev``) and no range; here the
+        message names the arguments a caller of this class can change. Invalid values
+        (not positive, not finite) are left to that function's checks."""
+        z, count = self.noise_multiplier, self.count_stddev
+        assert count is not None
+        if not (_positive(z) and _positive(count)) or z < 2 * count:
+            return
+        fixes = [
+            f"count_stddev above {z / 2:g} (e.g. count_stddev={_round_up(z / math.sqrt(3)):g}, "
+            "which also keeps the update's noise multiplier below twice the total; "
+            "dp.count_noise_stddev in a federation config)",
+            f"noise_multiplier below {2 * count:g}",
+        ]
+        if defaulted:
+            fixes.append(f"expected_clients above {10 * z:g}")
+        origin = (
+            f" (count_stddev defaults to expected_clients / 20 = {count:g}, which allows "
+            f"noise_multiplier in (0, expected_clients / 10) = (0, {2 * count:g}))"
+            if defaulted
+            else ""
+        )
+        raise ConfigurationError(
+            f"adaptive clipping: noise_multiplier {z:g} must be below 2 * count_stddev = "
+            f"{2 * count:g}, or the noisy clip count alone would spend the whole privacy "
+            f"budget and leave no noise for the update{origin}; change one of: " + "; ".join(fixes)
+        )
 
     @property
     def update_stddev(self) -> float:
@@ -121,6 +166,16 @@ class AdaptiveClipping:
             {"clip_applied": applied, "unclipped_fraction": fraction, "next_clip": self.clip}
         )
         return self.clip
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _round_up(value: float) -> float:
+    """``value`` rounded up to two significant digits, for a suggestion in a message."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 1)
+    return round(math.ceil(value / step) * step, 12)
 
 
 def __getattr__(name: str) -> object:

@@ -1,4 +1,8 @@
-"""The server's durable state in SQLite: clients, rounds, model checkpoints.
+"""The server's durable state in SQLite: rounds and model checkpoints.
+
+The schema also keeps a ``clients`` table, so that existing state files keep their
+schema; nothing records clients in it any more (the roster is the federation's
+config), and only :meth:`ServerStore.preflight`'s rolled-back write probe touches it.
 
 Why SQLite: embedded, one file, transactional. A round is recorded as
 ``running`` before any message leaves the server and becomes ``complete``
@@ -184,7 +188,7 @@ def holds_state(path: str | Path) -> bool:
 
 
 class ServerStore:
-    """Durable clients, rounds and checkpoints; every write is one transaction."""
+    """Durable rounds and checkpoints; every write is one transaction."""
 
     def __init__(
         self, path: str | Path, *, create: bool = True, lock: StateLock | None = None
@@ -280,20 +284,6 @@ class ServerStore:
             int(number): str(status)
             for number, status in self._db.execute("SELECT number, status FROM rounds")
         }
-
-    # --- clients -------------------------------------------------------------
-
-    def register_client(self, name: str, fingerprint: str | None) -> None:
-        with self._tx():
-            self._db.execute(
-                "INSERT INTO clients (name, fingerprint, registered_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint",
-                (name, fingerprint, time.time()),
-            )
-
-    def client_fingerprint(self, name: str) -> str | None:
-        row = self._db.execute("SELECT fingerprint FROM clients WHERE name = ?", (name,)).fetchone()
-        return None if row is None else row[0]
 
     # --- rounds --------------------------------------------------------------
 

@@ -18,6 +18,10 @@ The directory layout::
     <dir>/clients/NAME.key  SAN URI ``urn:secagg:client:NAME``) and its key (0600)
 
 A branch machine may instead hold a flat bundle: ``ca.pem``, ``NAME.pem`` and ``NAME.key``.
+Every ``.key`` file is refused (:class:`InsecureKeyFile`, saying ``chmod 600 <file>``) if
+group or others may read it: a key other local users can read may already be copied, so
+it is not loaded with a warning nobody reads. ``secagg certs`` writes keys 0600; an
+operator who cannot set the mode passes ``allow_insecure_key_permissions=True``.
 Keys are ECDSA over P-256: the key type every TLS stack, BoringSSL inside grpcio included,
 accepts for both server and client certificates in TLS 1.2 and 1.3.
 
@@ -54,7 +58,7 @@ The server re-reads the list on every identity check: when a session opens, and 
 open session every few seconds (:class:`~secagg.transport.grpc_transport.GrpcServerTransport`
 re-runs its ``identify``), so revoking a branch ends its open session too.
 
-Size: about 550 lines: the credential loaders, the revocation list and the peer check
+Size: about 680 lines: the credential loaders, the revocation list and the peer check
 share one directory layout and one set of errors; issuing certificates lives in the
 development CA (:mod:`secagg.apps.devca`).
 """
@@ -64,7 +68,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +91,7 @@ __all__ = [
     "CertificateStoreError",
     "ClientCredentials",
     "ClientIdentity",
+    "InsecureKeyFile",
     "InvalidClientName",
     "MissingCertificate",
     "MissingRevocationList",
@@ -135,6 +142,25 @@ class MissingRevocationList(RevocationListError, MissingCertificate):
     ``secagg certs init`` creates an empty one; a server that revokes nothing on purpose
     passes ``allow_missing_revocations=True`` instead.
     """
+
+
+class InsecureKeyFile(CertificateStoreError):
+    """A private key file that group or others may read (any of the mode bits 0o077).
+
+    Refused rather than loaded with a warning: a key other local users can read may
+    already be copied, and a log line is easy to miss. ``path`` is the file; the fix is
+    ``chmod 600`` on it. A deployment that cannot set the mode (a secret mount with
+    fixed permissions) passes ``allow_insecure_key_permissions=True`` to the loader.
+    """
+
+    def __init__(self, what: str, path: Path, mode: int) -> None:
+        self.path = path
+        self.mode = mode
+        super().__init__(
+            f"{what} at {path} has mode {mode:04o}: group or others may read it; run "
+            f"'chmod 600 {path}' (or pass allow_insecure_key_permissions=True to load it "
+            "anyway)"
+        )
 
 
 class InvalidClientName(ConfigurationError):
@@ -321,11 +347,48 @@ def load_certificate_file(path: Path, what: str) -> x509.Certificate:
         raise CertificateStoreError(f"{what} at {path} is not a PEM certificate") from exc
 
 
-def load_private_key_file(path: Path, what: str) -> ec.EllipticCurvePrivateKey:
-    """Read an unencrypted PEM ECDSA key, warning if others may read the file."""
-    data = _read(path, what)
-    if path.stat().st_mode & 0o077:
-        logger.warning("%s at %s is readable by group or others; chmod 600 it", what, path)
+def _read_key_bytes(path: Path, what: str, *, allow_insecure_key_permissions: bool) -> bytes:
+    """The key file's bytes, refused (:class:`InsecureKeyFile`) if group or others may
+    read it. The mode is taken from the open file (``fstat``), so the bytes returned are
+    those of the file that was checked, even if the path is swapped in between."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise MissingCertificate(f"{what} not found at {path}") from None
+    with os.fdopen(fd, "rb") as handle:
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        if mode & 0o077:
+            if not allow_insecure_key_permissions:
+                raise InsecureKeyFile(what, path, mode)
+            logger.warning(
+                "%s at %s has mode %04o (group or others may read it), loaded because "
+                "allow_insecure_key_permissions=True; chmod 600 it",
+                what,
+                path,
+                mode,
+            )
+        return handle.read()
+
+
+def load_private_key_file(
+    path: Path, what: str, *, allow_insecure_key_permissions: bool = False
+) -> ec.EllipticCurvePrivateKey:
+    """Read an unencrypted PEM ECDSA key from a file only its owner may read.
+
+    A file with any group or other permission bit raises :class:`InsecureKeyFile` (the
+    message says ``chmod 600 <file>``) before its content is parsed;
+    ``allow_insecure_key_permissions=True`` loads it with a warning instead."""
+    return _load_key(path, what, allow_insecure_key_permissions=allow_insecure_key_permissions)[1]
+
+
+def _load_key(
+    path: Path, what: str, *, allow_insecure_key_permissions: bool
+) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+    """The key file's PEM bytes and the key, from one read: the credentials hand gRPC
+    exactly the bytes whose mode and key pair were checked, not a second read."""
+    data = _read_key_bytes(
+        path, what, allow_insecure_key_permissions=allow_insecure_key_permissions
+    )
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -333,7 +396,7 @@ def load_private_key_file(path: Path, what: str) -> ec.EllipticCurvePrivateKey:
         raise CertificateStoreError(f"{what} at {path} is not an unencrypted PEM key") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise CertificateStoreError(f"{what} at {path} is not an ECDSA key")
-    return key
+    return data, key
 
 
 def check_key_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, what: str) -> None:
@@ -399,15 +462,24 @@ def load_revocations(source: Path | str, *, missing_ok: bool = True) -> Revocati
 # --- credentials for gRPC ---------------------------------------------------------------
 
 
-def load_server_credentials(directory: Path | str) -> ServerCredentials:
-    """The server's key, certificate and the CA root, checked to belong together."""
+def load_server_credentials(
+    directory: Path | str, *, allow_insecure_key_permissions: bool = False
+) -> ServerCredentials:
+    """The server's key, certificate and the CA root, checked to belong together.
+
+    A key file that group or others may read is refused (:class:`InsecureKeyFile`)
+    unless ``allow_insecure_key_permissions`` (see :func:`load_private_key_file`)."""
     layout = CaLayout(Path(directory))
     cert = load_certificate_file(layout.server_cert, "server certificate")
-    key = load_private_key_file(layout.server_key, "server private key")
+    pem, key = _load_key(
+        layout.server_key,
+        "server private key",
+        allow_insecure_key_permissions=allow_insecure_key_permissions,
+    )
     check_key_pair(cert, key, "server")
     ca = load_certificate_file(layout.ca_cert, "CA certificate")
     return ServerCredentials(
-        private_key=layout.server_key.read_bytes(),
+        private_key=pem,
         certificate_chain=layout.server_cert.read_bytes(),
         root_certificates=ca.public_bytes(serialization.Encoding.PEM),
     )
@@ -428,11 +500,14 @@ def load_client_credentials(
     ca: Path | str | None = None,
     certificate: Path | str | None = None,
     key: Path | str | None = None,
+    allow_insecure_key_permissions: bool = False,
 ) -> ClientCredentials:
     """A branch's key, certificate and the CA root, checked to belong together.
 
     ``directory`` is either the CA directory (files in ``clients/``) or a branch's own bundle
     directory holding ``ca.pem``, ``<name>.pem`` and ``<name>.key``; explicit paths win.
+    A key file that group or others may read is refused (:class:`InsecureKeyFile`)
+    unless ``allow_insecure_key_permissions`` (see :func:`load_private_key_file`).
     """
     check_client_name(name)
     base = Path(directory)
@@ -449,13 +524,17 @@ def load_client_credentials(
         else _first_existing([layout.client_key(name), base / f"{name}.key"])
     )
     cert = load_certificate_file(cert_path, f"certificate of client {name!r}")
-    private = load_private_key_file(key_path, f"private key of client {name!r}")
+    pem, private = _load_key(
+        key_path,
+        f"private key of client {name!r}",
+        allow_insecure_key_permissions=allow_insecure_key_permissions,
+    )
     check_key_pair(cert, private, f"client {name!r}")
     root = load_certificate_file(ca_path, "CA certificate")
     return ClientCredentials(
         name=name,
         root_certificates=root.public_bytes(serialization.Encoding.PEM),
-        private_key=key_path.read_bytes(),
+        private_key=pem,
         certificate_chain=cert_path.read_bytes(),
     )
 

@@ -1,4 +1,4 @@
-"""The console command: the README's main job and the parameter helper."""
+"""The console command: `secagg round` (the README's main job) and the parameter helper."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from secagg.apps.cli import main
 
 
-def test_simulate_reports_a_matching_sum_as_json():
+def test_round_reports_a_matching_sum_as_json() -> None:
     result = CliRunner().invoke(
         main, ["round", "--clients", "20", "--dim", "500", "--dropout", "0.1", "--json"]
     )
@@ -22,7 +22,7 @@ def test_simulate_reports_a_matching_sum_as_json():
     assert report["included"] >= 20 - dropped
 
 
-def test_simulate_below_threshold_exits_with_the_abort_reason():
+def test_round_below_threshold_exits_with_the_abort_reason() -> None:
     result = CliRunner().invoke(
         main,
         [
@@ -43,13 +43,13 @@ def test_simulate_below_threshold_exits_with_the_abort_reason():
     assert "ABORTED" in result.output
 
 
-def test_simulate_refuses_an_impossible_configuration():
+def test_round_refuses_an_impossible_configuration() -> None:
     result = CliRunner().invoke(main, ["round", "--clients", "10", "--k", "3"])
     assert result.exit_code != 0
     assert "even degree" in result.output
 
 
-def test_params_prints_the_published_choice():
+def test_params_prints_the_published_choice() -> None:
     result = CliRunner().invoke(main, ["params", "--clients", "1000"])
     assert result.exit_code == 0
     assert "k=36" in result.output and "t=19" in result.output

@@ -69,7 +69,7 @@ def test_the_vectorised_and_single_run_bounds_agree() -> None:
 @pytest.mark.parametrize(("canaries", "runs"), [(4, 600), (10, 600), (400, 120)])
 def test_bound_covers_the_one_run_cosine_audit(canaries: int, runs: int) -> None:
     """The audit's own statistic, the cosine between the model change and each
-    canary in one run (T = 10 rounds at z = 2, d = 1857 as the fraud MLP), where
+    canary in one run (T = 10 rounds at z = 2, d = 1857, near the fraud MLP's 2 081), where
     the inserted canaries share the noise and each other's cross-talk
     (assumption 2 of secagg.apps.audit.bound). k = 400 costs 1.5 M normals a
     run: 120 runs, accepting >= 0.9 (0.95 less 2.5 standard deviations of 0.02)."""

@@ -470,6 +470,7 @@ def test_load_credentials(ca_dir: Path, tmp_path: Path) -> None:
         (ca_dir / "clients" / "branch-a.key", "branch-a.key"),
     ]:
         (bundle / dst).write_bytes(src.read_bytes())
+    (bundle / "branch-a.key").chmod(0o600)  # written under the umask: keys must be owner-only
     assert load_client_credentials(bundle, "branch-a") == client
 
 

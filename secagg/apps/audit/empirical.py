@@ -126,7 +126,7 @@ def _mlp_branches(
         local_epochs=1,
         dropout=0.0,
         update_clip=clip,
-        # the whole MLP from its seeded start (d = 1 857), at the learning rate the audit
+        # the whole MLP from its seeded start (d = 2 081), at the learning rate the audit
         # was calibrated with: the simulator's default now fine-tunes a prior's head
         prior="none",
         trainable="all",
@@ -256,7 +256,7 @@ def run_canary_audit(
 ) -> EmpiricalAudit:
     """Run a federation with canary clients through the runtime and bound its epsilon.
 
-    ``branch_model`` is ``"mlp"`` (the fraud MLP, d = 1857) or ``"linear"`` (numpy
+    ``branch_model`` is ``"mlp"`` (the fraud MLP, d = 2081) or ``"linear"`` (numpy
     branches of ``dimension`` parameters: fast, for tests). ``claimed_epsilon``
     defaults to the runtime accountant's epsilon after the run. ``tamper(server)``
     is called on the :class:`FederationServer` before it runs: tests use it to make

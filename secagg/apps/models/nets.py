@@ -80,8 +80,8 @@ def set_trainable(model: nn.Module, which: str) -> nn.Module:
     the number of trained parameters, while the signal (a few hundred clipped fraud
     gradients) does not. Starting from a prior that cost no privacy (a public or earlier
     released model) and fine-tuning only its 33-parameter output layer divides that
-    noise by about 7.5 for the 1 857-parameter MLP; the body's features stay those of
-    the prior."""
+    noise by about 7.9 (sqrt(2 081 / 33)) for the 2 081-parameter MLP; the body's
+    features stay those of the prior."""
     if which not in TRAINABLE:
         raise ConfigurationError(f"trainable must be one of {TRAINABLE}, not {which!r}")
     output = head(model)
