@@ -192,13 +192,11 @@ class DPConfig:
         and the runtime reports that honest figure round by round.
         """
         if self.mechanism == "distributed":
-            from secagg.dp.distributed import DistributedDiscreteGaussian
+            from secagg.dp.distributed import DistributedDiscreteGaussian, planned_honest_shares
 
             assert self.dimension is not None
-            from secagg.dp.distributed import assumed_colluders
-
             expected = max(1, round(self.expected_clients))
-            honest = max(1, expected - assumed_colluders(expected, self.corrupt_fraction))
+            honest = planned_honest_shares(expected, self.corrupt_fraction)
             mechanism = DistributedDiscreteGaussian(
                 dimension=self.dimension,
                 clip=self.clip,

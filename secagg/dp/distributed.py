@@ -106,6 +106,77 @@ def assumed_colluders(participants: int, corrupt_fraction: float) -> int:
     return max(tolerated_colluders(n, float(corrupt_fraction)), min(DEFAULT_MIN_COLLUDERS, n - 1))
 
 
+def planned_honest_shares(
+    expected_clients: int, corrupt_fraction: float, tolerated_dropout: float = 0.0
+) -> int:
+    """The noise shares a plan counts on in a round: the expected cohort less the
+    assumed colluders (who know their own shares, :func:`assumed_colluders`) and the
+    tolerated dropouts (whose shares never arrive), at least 1.
+
+    Why in the DP layer: this number sizes every branch's share, so the simulator and
+    the runtime's plan must compute it the same way; a round that keeps more shares
+    is noised beyond its target, one that keeps fewer is charged at what it kept."""
+    if expected_clients < 1:
+        raise ConfigurationError("expected_clients must be at least 1")
+    if not 0 <= tolerated_dropout < 1:
+        raise ConfigurationError("tolerated_dropout must lie in [0, 1)")
+    cohort = int(expected_clients)
+    return max(
+        1,
+        cohort
+        - assumed_colluders(cohort, corrupt_fraction)
+        - math.floor(tolerated_dropout * cohort),
+    )
+
+
+def calibrate_noise_multiplier(
+    *,
+    epsilon: float,
+    delta: float,
+    rounds: int,
+    dimension: int,
+    clip: float,
+    expected_clients: int,
+    honest_shares: int,
+    vector_bound: float = 0.0,
+    bits: int = 32,
+    start: float | None = None,
+) -> float:
+    """The smallest noise multiplier, on a 2 % grid from ``start``, whose distributed
+    discrete Gaussian spends at most ``epsilon`` over ``rounds`` rounds with
+    ``honest_shares`` honest shares in each sum.
+
+    ``start`` defaults to the continuous Gaussian's multiplier for the same budget
+    (no sampling): the discrete mechanism needs at least that, plus what rounding and
+    the sum of discrete Gaussians cost, which the loop adds. No amplification by
+    sampling is counted: the server that draws the cohort is the party this mechanism
+    does not trust. ``vector_bound`` > ``clip`` sizes it for record-level use (one
+    unit moves the vector by ``clip``; the whole vector is bounded by ``vector_bound``)."""
+    if not (math.isfinite(epsilon) and epsilon > 0):
+        raise ConfigurationError("epsilon must be positive and finite")
+    if start is None:
+        from secagg.dp.accounting import noise_multiplier_for
+
+        start = noise_multiplier_for(epsilon, delta, 1.0, rounds)
+    z = float(start)
+    for _ in range(500):
+        ddg = DistributedDiscreteGaussian(
+            dimension=dimension,
+            clip=clip,
+            noise_multiplier=z,
+            expected_clients=expected_clients,
+            bits=bits,
+            vector_bound=vector_bound,
+        )
+        spent = ddg.epsilon(
+            noise_contributors=honest_shares, sample_rate=1.0, rounds=rounds, delta=delta
+        )
+        if spent <= epsilon:
+            return z
+        z *= 1.02
+    raise ConfigurationError(f"no distributed noise meets epsilon = {epsilon}")
+
+
 def wrap_stddevs(wrap_probability: float) -> float:
     """k such that a Gaussian leaves [-k sigma, k sigma] with ``wrap_probability``."""
     from scipy.special import erfcinv

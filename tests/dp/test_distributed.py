@@ -282,3 +282,67 @@ def test_record_level_epsilon_ignores_the_vector_bound() -> None:
 def test_a_vector_bound_below_the_clip_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="vector_bound"):
         _record_level(vector_bound=0.001)
+
+
+# --- planning: the honest shares and the noise a budget needs (moved from the simulator) --
+
+
+@pytest.mark.parametrize(
+    ("expected", "corrupt", "dropout", "honest"),
+    [
+        (8, 0.25, 0.25, 4),  # the default fraud world: 2 colluders, 2 dropouts tolerated
+        (8, 0.0, 0.0, 6),  # at least 2 colluders at every cohort size
+        (100, 0.05, 0.10, 85),
+        (3, 0.0, 0.0, 1),  # a round of 3: two others may collude
+        (1, 0.5, 0.5, 1),  # never fewer than the protected client's own share
+    ],
+)
+def test_planned_honest_shares(expected: int, corrupt: float, dropout: float, honest: int) -> None:
+    from secagg.dp.distributed import assumed_colluders, planned_honest_shares
+
+    assert planned_honest_shares(expected, corrupt, dropout) == honest
+    assert honest == max(
+        1, expected - assumed_colluders(expected, corrupt) - math.floor(dropout * expected)
+    )
+
+
+def test_planned_honest_shares_refuses_an_empty_cohort_or_certain_dropout() -> None:
+    from secagg.dp.distributed import planned_honest_shares
+
+    with pytest.raises(ConfigurationError, match="expected_clients"):
+        planned_honest_shares(0, 0.1)
+    with pytest.raises(ConfigurationError, match="tolerated_dropout"):
+        planned_honest_shares(10, 0.1, 1.0)
+
+
+@pytest.mark.parametrize(("record", "honest"), [(False, 4), (True, 4), (False, 8)])
+def test_the_calibrated_noise_is_the_smallest_on_its_grid_that_meets_the_budget(
+    record: bool, honest: int
+) -> None:
+    from secagg.dp.accounting import noise_multiplier_for
+    from secagg.dp.distributed import calibrate_noise_multiplier
+
+    clip, bound = (0.01, 5.0) if record else (1.0, 0.0)
+    plan = dict(epsilon=3.0, delta=1e-5, rounds=10, dimension=257, expected_clients=8)
+
+    def spent(z: float) -> float:
+        ddg = DistributedDiscreteGaussian(
+            dimension=257, clip=clip, noise_multiplier=z, expected_clients=8, bits=32,
+            vector_bound=bound,
+        )  # fmt: skip
+        return ddg.epsilon(noise_contributors=honest, sample_rate=1.0, rounds=10, delta=1e-5)
+
+    z = calibrate_noise_multiplier(**plan, clip=clip, honest_shares=honest, vector_bound=bound)
+    gaussian_z = noise_multiplier_for(3.0, 1e-5, 1.0, 10)
+    assert z >= gaussian_z  # discreteness and rounding only ever cost noise
+    assert spent(z) <= 3.0
+    if z > gaussian_z:  # one grid step less would overspend
+        assert spent(z / 1.02) > 3.0
+    # fewer honest shares (each carries a smaller part of the noise): never less noise
+    if honest > 1:
+        fewer = calibrate_noise_multiplier(
+            **plan, clip=clip, honest_shares=honest - 1, vector_bound=bound
+        )
+        assert fewer >= z
+    with pytest.raises(ConfigurationError, match="epsilon"):
+        calibrate_noise_multiplier(**{**plan, "epsilon": 0.0}, clip=clip, honest_shares=honest)

@@ -715,18 +715,14 @@ def expected_cohort(config: SimulationConfig) -> int:
 
 
 def honest_shares(config: SimulationConfig) -> int:
-    """The noise shares the distributed mechanism counts on in a round: the expected
-    cohort less the assumed colluders (who know their own shares) and the tolerated
-    dropouts (whose shares never arrive). Each branch's share is sized so that these
-    alone carry the whole noise; every further share is noise beyond the target."""
-    from secagg.dp.distributed import assumed_colluders
+    """The noise shares the distributed mechanism counts on in a round
+    (:func:`secagg.dp.distributed.planned_honest_shares` of the expected cohort, the
+    assumed colluders and the tolerated dropouts). Each branch's share is sized so that
+    these alone carry the whole noise; every further share is noise beyond the target."""
+    from secagg.dp.distributed import planned_honest_shares
 
-    cohort = expected_cohort(config)
-    return max(
-        1,
-        cohort
-        - assumed_colluders(cohort, config.corrupt_fraction)
-        - math.floor(config.tolerated_dropout * cohort),
+    return planned_honest_shares(
+        expected_cohort(config), config.corrupt_fraction, config.tolerated_dropout
     )
 
 
@@ -745,30 +741,23 @@ def _distributed_noise(
     round's honest shares are counted from q * N; a cohort that comes out smaller
     than the tolerated dropout allows spends more, and the server's budget stops the
     run before it crosses the target."""
-    from secagg.dp.distributed import DistributedDiscreteGaussian
+    from secagg.dp.distributed import calibrate_noise_multiplier
 
     z = _client_level_noise(config, sample_rate=1.0)
     if config.noise_multiplier is not None:
         return z
     assert config.epsilon is not None
-    cohort = expected_cohort(config)
-    honest = honest_shares(config)
-    for _ in range(500):
-        ddg = DistributedDiscreteGaussian(
-            dimension=dimension,
-            clip=config.dp_clip if record_clip is None else record_clip,
-            noise_multiplier=z,
-            expected_clients=cohort,
-            bits=32,
-            vector_bound=0.0 if record_clip is None else config.dp_clip,
-        )
-        spent = ddg.epsilon(
-            noise_contributors=honest, sample_rate=1.0, rounds=config.rounds, delta=config.delta
-        )
-        if spent <= config.epsilon:
-            return z
-        z *= 1.02
-    raise ConfigurationError(f"no distributed noise meets epsilon = {config.epsilon}")
+    return calibrate_noise_multiplier(
+        epsilon=config.epsilon,
+        delta=config.delta,
+        rounds=config.rounds,
+        dimension=dimension,
+        clip=config.dp_clip if record_clip is None else record_clip,
+        expected_clients=expected_cohort(config),
+        honest_shares=honest_shares(config),
+        vector_bound=0.0 if record_clip is None else config.dp_clip,
+        start=z,
+    )
 
 
 def federation_config(
