@@ -32,7 +32,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from secagg.errors import ConfigurationError, PolicyRefused
-from secagg.protocol.config import DEFAULT_MIN_COLLUDERS
+from secagg.protocol.config import (
+    DEFAULT_CORRUPT_FRACTION,
+    DEFAULT_DROPOUT_FRACTION,
+    DEFAULT_MIN_COLLUDERS,
+)
 
 #: backends a branch accepts unless told otherwise (``plain`` sends updates in clear)
 DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
@@ -56,8 +60,8 @@ class BranchPolicy:
     expected_clients: int | None = None  # cohort the branch expects; bounds the noise split
     min_threshold: int | None = None  # an absolute floor on the Shamir threshold t
     require_active: bool = False  # masking: only the malicious-server (active) variant
-    corrupt_fraction: float = 0.05  # the branch's own assumption, sizes its minimum t
-    dropout_fraction: float = 0.10
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION  # the branch's own assumption: its t
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
     min_colluders: int = DEFAULT_MIN_COLLUDERS  # tolerated colluders at any cohort size
     max_clients: int = DEFAULT_MAX_CLIENTS
     max_dimension: int = DEFAULT_MAX_DIMENSION

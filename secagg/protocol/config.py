@@ -25,11 +25,13 @@ from typing import Literal
 
 from secagg.errors import ConfigurationError, PolicyRefused
 from secagg.protocol import graph_params
-from secagg.protocol.graph_params import DEFAULT_MIN_COLLUDERS
+from secagg.protocol.graph_params import (
+    DEFAULT_CORRUPT_FRACTION,
+    DEFAULT_DROPOUT_FRACTION,
+    DEFAULT_MIN_COLLUDERS,
+)
 from secagg.protocol.messages import GraphKind, RoundSetup
 
-DEFAULT_DROPOUT_FRACTION = 0.10
-DEFAULT_CORRUPT_FRACTION = 0.05
 #: Largest round a client joins unless told otherwise: building the neighbour
 #: graph and the share bookkeeping of a 2**32-client round would exhaust memory.
 DEFAULT_MAX_CLIENTS = 100_000

@@ -101,8 +101,16 @@ from numbers import Integral, Real
 
 from secagg.errors import ConfigurationError
 
+#: the protocol's default assumptions: the fraction of a cohort that may drop out, and
+#: the fraction that may collude with the server (Bell et al.'s usual 10 % / 5 %); every
+#: layer's default reads these two, so the server's choice and a branch's own check agree
+DEFAULT_DROPOUT_FRACTION = 0.10
+DEFAULT_CORRUPT_FRACTION = 0.05
+
 __all__ = [
     "CORRECTNESS_PARAMETER",
+    "DEFAULT_CORRUPT_FRACTION",
+    "DEFAULT_DROPOUT_FRACTION",
     "DEFAULT_MIN_COLLUDERS",
     "MAX_NUM_CLIENTS",
     "SECURITY_PARAMETER",
@@ -370,8 +378,8 @@ def _check_num_clients(num_clients: int) -> None:
 def harary_parameters(
     num_clients: int,
     *,
-    corrupt_fraction: float = 0.05,
-    dropout_fraction: float = 0.10,
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
     semi_malicious: bool = False,
 ) -> HararyParameters | None:
     """Smallest even ``k`` (and its threshold) that makes SecAgg+ private and correct.
@@ -457,8 +465,8 @@ def check_complete_graph_threshold(
     num_clients: int,
     threshold: int,
     *,
-    corrupt_fraction: float = 0.05,
-    dropout_fraction: float = 0.10,
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
     semi_malicious: bool = False,
 ) -> None:
     """Refuse a complete-graph (original SecAgg) threshold that fcp would refuse.
@@ -505,8 +513,8 @@ def check_complete_graph_threshold(
 def complete_graph_threshold(
     num_clients: int,
     *,
-    corrupt_fraction: float = 0.05,
-    dropout_fraction: float = 0.10,
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
     semi_malicious: bool = False,
 ) -> int:
     """Threshold for the complete-graph fallback: the smallest ``t`` fcp accepts.
@@ -631,8 +639,8 @@ def worst_case_threshold(k: int, colluders: int) -> int:
 def sized_harary_parameters(
     num_clients: int,
     *,
-    corrupt_fraction: float = 0.05,
-    dropout_fraction: float = 0.10,
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
     semi_malicious: bool = False,
     min_colluders: int = DEFAULT_MIN_COLLUDERS,
 ) -> HararyParameters | None:
@@ -693,8 +701,8 @@ def minimum_threshold(
     degree: int,
     *,
     semi_malicious: bool,
-    corrupt_fraction: float = 0.05,
-    dropout_fraction: float = 0.10,
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
     min_colluders: int = DEFAULT_MIN_COLLUDERS,
 ) -> int | None:
     """The smallest threshold a client accepts for a graph the server announced.
@@ -743,7 +751,7 @@ def colluders_tolerated_by(
     threshold: int,
     *,
     semi_malicious: bool,
-    dropout_fraction: float = 0.10,
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
 ) -> int:
     """The most colluders for which :func:`minimum_threshold` accepts ``threshold``.
 

@@ -19,7 +19,12 @@ from secagg.crypto.signing import SigningKey
 from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol.client import Client
-from secagg.protocol.config import ClientPolicy, RoundConfig
+from secagg.protocol.config import (
+    DEFAULT_CORRUPT_FRACTION,
+    DEFAULT_DROPOUT_FRACTION,
+    ClientPolicy,
+    RoundConfig,
+)
 from secagg.protocol.messages import (
     ConsistencyRequest,
     KeyDirectory,
@@ -95,8 +100,8 @@ def run_round(
     bits: int = 32,
     active: bool = False,
     seed: int | bytes | None = None,
-    dropout_fraction: float = 0.10,
-    corrupt_fraction: float = 0.05,
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
     on_phase: Callable[[str], None] | None = None,
 ) -> RoundOutcome:
     """Run one round in memory; like :func:`simulate_round` but also returns the report.

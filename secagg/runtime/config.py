@@ -75,6 +75,7 @@ from secagg.aggregation.registry import accepted_settings
 from secagg.dp.config import DPSettings
 from secagg.dp.release import Mechanism, amplified_by_sampling, mechanism_for
 from secagg.errors import ConfigurationError
+from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -201,8 +202,8 @@ class BackendConfig:
     name: str = "secagg+"
     value_bound: float = 1.0
     bits: int = 32
-    dropout_fraction: float = 0.10
-    corrupt_fraction: float = 0.05
+    dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
+    corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION
     key_holder: str | None = None  # ckks: the party that holds the secret key
     precision: float | None = None  # ckks: absolute error of the sum (default 1e-6 * bound)
     # masking: the malicious-server variant (signed keys and survivor sets; every
