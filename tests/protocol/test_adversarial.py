@@ -439,13 +439,7 @@ def test_every_truncation_of_every_message_is_malformed():
 # --- fuzzing -------------------------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300))
-def test_decoder_raises_only_malformed_message_on_random_bytes(data):
-    try:
-        decode(data)
-    except MalformedMessage:
-        pass
+# random bytes into the decoder: tests/protocol/test_messages.py (the codec's own tests)
 
 
 @st.composite
