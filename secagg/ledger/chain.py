@@ -458,6 +458,19 @@ def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
     )
 
 
+def _stored_hex(text: object) -> bool:
+    """Whether a signature column holds exactly what the writer stores: lower-case hex,
+    nothing around it. ``bytes.fromhex`` also reads upper case and whitespace, so a
+    rewritten column would still verify and "verified" would not mean "unchanged";
+    hashes are compared as strings already, signatures now are held to the same."""
+    if not isinstance(text, str):
+        return False
+    try:
+        return bytes.fromhex(text).hex() == text
+    except ValueError:
+        return False
+
+
 def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport:
     """Check links, hashes, signatures and the signed head; stop at the first failure."""
     path = Path(path)
@@ -509,6 +522,10 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
             row_hash(seq, prev_hash, body), str(digest)
         ):
             return fail(f"{where}: its hash does not match its contents: edited", good)
+        if not _stored_hex(signature):
+            return fail(
+                f"{where}: its signature is not stored as the writer stores it: edited", good
+            )
         try:
             verify.verify(bytes.fromhex(signature), bytes.fromhex(digest))
         except (SecAggError, ValueError):
@@ -528,6 +545,8 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
     if len(head) != 1:
         return fail("the signed head is missing: the ledger was truncated or rebuilt", good)
     head_seq, head_hash, head_signature = head[0]
+    if not _stored_hex(head_signature):
+        return fail("the head's signature is not stored as the writer stores it: edited", good)
     try:
         verify.verify(bytes.fromhex(head_signature), head_message(int(head_seq), head_hash))
     except (SecAggError, ValueError):

@@ -480,3 +480,25 @@ def test_heads_parse_and_anchor_a_chain(ledger_file: tuple[Path, LedgerKey]) -> 
     assert not check_expected_head(chain, format_head(6, "0" * 64)).ok
     wrong_row = check_expected_head(chain, format_head(4, chain.rows[2].hash)).failure
     assert wrong_row is not None and "inconsistent" in wrong_row
+
+
+@pytest.mark.parametrize(
+    ("statement", "named"),
+    [
+        ("UPDATE ledger SET signature = upper(signature) WHERE seq = 2", "row 2"),
+        ("UPDATE ledger SET signature = ' ' || signature WHERE seq = 4", "row 4"),
+        ("UPDATE ledger_head SET signature = upper(signature)", "head"),
+        ("UPDATE ledger_head SET signature = signature || char(10)", "head"),
+    ],
+)
+def test_a_rewritten_signature_column_is_named_even_when_its_bytes_are_the_same(
+    ledger_file: tuple[Path, LedgerKey], statement: str, named: str
+) -> None:
+    """Found by the tampering properties: ``bytes.fromhex`` reads upper case and spaces,
+    so a rewritten signature column verified, and "verified" did not mean "unchanged"
+    (hash columns were already compared as written)."""
+    path, key = ledger_file
+    assert verify_ledger(path, key.public_key).ok
+    _edit(path, statement)
+    failure = verify_ledger(path, key.public_key).first_failure
+    assert failure is not None and named in failure and "edited" in failure
