@@ -200,12 +200,13 @@ class BranchPolicy:
                     f"{self.record_sensitivity:g}",
                 )
         elif record_level and self.min_noise_multiplier is not None:
+            bound = clip if vector_bound is None else vector_bound
             # this branch's floor is on its whole update, which goes in clipped at the
             # vector bound; noise sized for a per-unit clip protects far less than that
             raise self.refuse(
                 "min_noise_multiplier",
                 f"the round's noise is sized for a change of {clip:g} per protected unit "
-                f"inside an update of norm up to {vector_bound:g}; this branch requires "
+                f"inside an update of norm up to {bound:g}; this branch requires "
                 "noise for its whole update (set branch.record_sensitivity to take part "
                 "in record-level DP)",
             )
@@ -232,7 +233,7 @@ class BranchPolicy:
                     "cohort this branch was told about)",
                 )
         # with a record-level share the update's own bound is the vector bound
-        self.check_clip(vector_bound if record_level else clip)
+        self.check_clip(vector_bound if record_level and vector_bound is not None else clip)
         # each branch adds 1/sqrt(expected) of the noise: a server claiming a larger
         # cohort shrinks every share; the branch's own expectation caps it
         if (

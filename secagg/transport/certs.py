@@ -149,17 +149,17 @@ class InsecureKeyFile(CertificateStoreError):
 
     Refused rather than loaded with a warning: a key other local users can read may
     already be copied, and a log line is easy to miss. ``path`` is the file; the fix is
-    ``chmod 600`` on it. A deployment that cannot set the mode (a secret mount with
-    fixed permissions) passes ``allow_insecure_key_permissions=True`` to the loader.
+    ``chmod 600`` on it, and the message says only that: the ``secagg`` commands offer
+    no switch around it. A program embedding the loaders that cannot set the mode (a
+    secret mount with fixed permissions) passes ``allow_insecure_key_permissions=True``.
     """
 
     def __init__(self, what: str, path: Path, mode: int) -> None:
         self.path = path
         self.mode = mode
         super().__init__(
-            f"{what} at {path} has mode {mode:04o}: group or others may read it; run "
-            f"'chmod 600 {path}' (or pass allow_insecure_key_permissions=True to load it "
-            "anyway)"
+            f"{what} at {path} has mode {mode:04o}: group or others have access to it; "
+            f"run 'chmod 600 {path}'"
         )
 
 

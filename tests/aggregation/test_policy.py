@@ -264,3 +264,16 @@ def test_a_branch_without_a_pinned_cohort_requires_its_floor_from_the_round_itse
     # a pinned cohort is the branch's own word: the round's size does not override it
     pinned = BranchPolicy(min_noise_multiplier=1.0, expected_clients=max(expected, 10))
     spec.check_policy(pinned)
+
+
+def test_a_record_level_share_without_its_vector_bound_is_refused_not_a_type_error() -> None:
+    """The library entry point, called without ``vector_bound`` (the masking spec always
+    passes it): the refusal names the setting instead of failing to format None."""
+    policy = BranchPolicy(min_noise_multiplier=1.0, max_clip=1.0)
+    with pytest.raises(PolicyRefused, match="min_noise_multiplier"):
+        policy.check_noise_share(
+            noise_multiplier=2.0, clip=1e-3, expected_clients=10, record_level=True
+        )
+    BranchPolicy(max_clip=1.0).check_noise_share(
+        noise_multiplier=2.0, clip=1e-3, expected_clients=10, record_level=True
+    )
