@@ -670,16 +670,15 @@ def mechanism_for(
             seeds=stream if seed is not None else None,
             **common,
         )
-    if kind is CentralRelease:
-        adaptive = None
-        if settings.adaptive_clip:
-            adaptive = AdaptiveClipping(
-                noise_multiplier=settings.noise_multiplier,
-                expected_clients=expected_clients,
-                initial_clip=settings.clip,
-                target_quantile=settings.target_quantile,
-                learning_rate=settings.clip_learning_rate,
-                count_stddev=settings.count_noise_stddev,
-            )
-        return CentralRelease(noise=stream, adaptive=adaptive, clip_cap=clip_cap, **common)
-    raise ConfigurationError(f"dp.mechanism {settings.mechanism!r} is not known")
+    # what is left is the central mechanism: mechanism_class refused any other name
+    adaptive = None
+    if settings.adaptive_clip:
+        adaptive = AdaptiveClipping(
+            noise_multiplier=settings.noise_multiplier,
+            expected_clients=expected_clients,
+            initial_clip=settings.clip,
+            target_quantile=settings.target_quantile,
+            learning_rate=settings.clip_learning_rate,
+            count_stddev=settings.count_noise_stddev,
+        )
+    return CentralRelease(noise=stream, adaptive=adaptive, clip_cap=clip_cap, **common)
