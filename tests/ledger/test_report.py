@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _ledgers import ledger_row
 
 from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.accounting import PrivacyAccountant
 from secagg.ledger import Ledger, LedgerKey
-from secagg.ledger.entry import LedgerEntry
 from secagg.ledger.report import _figure, build_report, participation, write_report
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
 
@@ -25,24 +25,7 @@ DELTA = 1e-5
 
 
 def _entry(number: int, dp: dict[str, Any] | None, epsilon: float | None, **kw: Any) -> dict:
-    values: dict[str, Any] = {
-        "federation": "report",
-        "round": number,
-        "status": "complete",
-        "reason": None,
-        "started_at": None,
-        "finished_at": 1.0e9 + number,
-        "backend": {"name": "secagg+"},
-        "participants": ("a", "b", "c"),
-        "contributed": 3,
-        "dropouts": {},
-        "dp": dp,
-        "epsilon": epsilon,
-        "delta": DELTA,
-        "model_sha256": f"{number:064x}",
-        "publish_participants": False,
-    }
-    return LedgerEntry(**(values | kw)).row(lambda name: name)
+    return ledger_row(number, dp, epsilon, federation="report", **({"delta": DELTA} | kw))
 
 
 def _branch(history: list[tuple[float, float, int]], unit: str, clip: float) -> dict:

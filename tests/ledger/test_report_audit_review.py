@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _ledgers import ledger_row, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
 from secagg.dp.accountants import RecordLevelAccountant
-from secagg.ledger import Ledger, LedgerKey, export_public_key
-from secagg.ledger.entry import LedgerEntry
+from secagg.ledger import LedgerKey, export_public_key
 from secagg.ledger.report import build_report
 from secagg.ledger.verify import verify_ledger
 
@@ -28,33 +28,9 @@ NAMES = tuple(f"branch-{i:02d}" for i in range(N))
 
 
 def _row(number: int, dp: dict[str, Any] | None, epsilon: float | None, **kw: Any) -> dict:
-    values: dict[str, Any] = {
-        "federation": "review",
-        "round": number,
-        "status": "complete",
-        "reason": None,
-        "started_at": None,
-        "finished_at": 1.0e9 + number,
-        "backend": {"name": "secagg+"},
-        "participants": NAMES,
-        "contributed": N,
-        "dropouts": {},
-        "dp": dp,
-        "epsilon": epsilon,
-        "delta": DELTA,
-        "model_sha256": f"{number:064x}",
-        "publish_participants": False,
-    }
-    return LedgerEntry(**(values | kw)).row(lambda name: name)
-
-
-def _write(path: Path, rows: list[dict]) -> tuple[Path, LedgerKey]:
-    key = LedgerKey.generate()
-    ledger = Ledger(path, key)
-    for row in rows:
-        ledger.append(row)
-    ledger.close()
-    return path, key
+    return ledger_row(
+        number, dp, epsilon, federation="review", participants=NAMES, **({"delta": DELTA} | kw)
+    )
 
 
 def _guide(text: str) -> str:
@@ -93,7 +69,7 @@ def _no_dp_rows() -> list[dict]:
 
 
 def test_the_guide_of_a_ledger_without_dp_says_no_epsilon_not_noise(tmp_path: Path) -> None:
-    path, key = _write(tmp_path / "off.sqlite", _no_dp_rows())
+    path, key = write_ledger(tmp_path / "off.sqlite", _no_dp_rows())
     text, png = build_report(path, key.public_key)
     assert png is None
     guide = _guide(text)
@@ -104,7 +80,7 @@ def test_the_guide_of_a_ledger_without_dp_says_no_epsilon_not_noise(tmp_path: Pa
 
 
 def test_the_guide_of_a_dp_ledger_keeps_the_noise_caveat(tmp_path: Path) -> None:
-    path, key = _write(tmp_path / "ddg.sqlite", _distributed_rows([N, N]))
+    path, key = write_ledger(tmp_path / "ddg.sqlite", _distributed_rows([N, N]))
     guide = _guide(build_report(path, key.public_key)[0])
     assert "cannot prove the noise was really drawn (see docs/audit.md)" in guide
     assert "released without differential privacy" not in guide
@@ -149,7 +125,7 @@ def test_the_round_table_shows_each_rounds_noise_shares(tmp_path: Path) -> None:
     rows = _distributed_rows([N, N - 3, None, N])
     shares = [(row.get("dp") or {}).get("noise_contributors") for row in rows]
     assert shares[0] != shares[1] and shares[2] is None  # the rows differ: a real check
-    path, key = _write(tmp_path / "ddg.sqlite", rows)
+    path, key = write_ledger(tmp_path / "ddg.sqlite", rows)
     text, _ = build_report(path, key.public_key)
     assert "**VERIFIED**" in text
     header, body = _table(text)
@@ -182,7 +158,7 @@ def test_a_central_ledgers_table_has_no_noise_shares_column(tmp_path: Path) -> N
     for number in (1, 2):
         accountant.step(2.0, 1.0)
         rows.append(_row(number, dp, accountant.epsilon(), publish_participants=True))
-    path, key = _write(tmp_path / "central.sqlite", rows)
+    path, key = write_ledger(tmp_path / "central.sqlite", rows)
     header, _ = _table(build_report(path, key.public_key)[0])
     assert "noise shares" not in header
 
@@ -228,7 +204,7 @@ def _dpsgd_ledger(path: Path) -> tuple[Path, LedgerKey, dict[str, float]]:
             "client_reports": reports,
         }
         rows.append(_row(number, dp, max(epsilons.values())))
-    path, key = _write(path, rows)
+    path, key = write_ledger(path, rows)
     return path, key, epsilons
 
 

@@ -14,11 +14,12 @@ import json
 from pathlib import Path
 
 import pytest
+from _ledgers import write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
 from secagg.dp.accounting import PrivacyAccountant
-from secagg.ledger import Ledger, LedgerKey, export_public_key
+from secagg.ledger import LedgerKey, export_public_key
 from secagg.ledger.entry import LedgerEntry
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
 
@@ -79,14 +80,6 @@ def _central_rows(
         )
         rows.append(entry.row(lambda name: name))
     return rows
-
-
-def _write(path: Path, key: LedgerKey, rows: list[dict]) -> Path:
-    ledger = Ledger(path, key)
-    for row in rows:
-        ledger.append(row)
-    ledger.close()
-    return path
 
 
 def _expected(**changes: object) -> ExpectedPrivacy:
@@ -153,15 +146,15 @@ def test_verify_catches_edited_delta(tmp_path: Path) -> None:
     """exp7 case 3: privacy.delta edited to 1e-9 on every row and re-signed verified."""
     key = LedgerKey.generate()
     rows = _central_rows([Z] * 3)
-    assert verify_ledger(_write(tmp_path / "ok.sqlite", key, rows), key.public_key).ok
+    assert verify_ledger(write_ledger(tmp_path / "ok.sqlite", rows, key)[0], key.public_key).ok
     edited = copy.deepcopy(rows)
     for row in edited:
         row["privacy"]["delta"] = 1e-9
-    failure = _failure(_write(tmp_path / "edited.sqlite", key, edited), key)
+    failure = _failure(write_ledger(tmp_path / "edited.sqlite", edited, key)[0], key)
     assert failure.startswith("row 1 (round 1)") and "prints delta 1e-09" in failure
     # a consistent ledger at a weaker delta than the federation promised: only the
     # config can tell (each row replays, its claims follow)
-    weaker = _write(tmp_path / "weaker.sqlite", key, _central_rows([Z] * 3, delta=1e-3))
+    weaker = write_ledger(tmp_path / "weaker.sqlite", _central_rows([Z] * 3, delta=1e-3), key)[0]
     assert verify_ledger(weaker, key.public_key).ok
     failure = _failure(weaker, key, _expected())
     assert failure.startswith("row 1 (round 1)") and "config's delta is 1e-05" in failure
@@ -172,12 +165,12 @@ def test_verify_catches_edited_delta(tmp_path: Path) -> None:
 def test_verify_catches_fixed_cohort_as_poisson(tmp_path: Path) -> None:
     """C1: a fixed-size cohort charged with Poisson amplification understates epsilon."""
     key = LedgerKey.generate()
-    fixed = _write(tmp_path / "fixed.sqlite", key, _central_rows([Z] * 3, kind="fixed"))
+    fixed = write_ledger(tmp_path / "fixed.sqlite", _central_rows([Z] * 3, kind="fixed"), key)[0]
     failure = _failure(fixed, key)
     assert failure.startswith("row 1 (round 1)") and "'fixed' sampling" in failure
     assert "Poisson amplification at sample rate 0.1" in failure
     # the config disagrees on the rate, or on the population the rate was drawn from
-    honest = _write(tmp_path / "honest.sqlite", key, _central_rows([Z] * 3))
+    honest = write_ledger(tmp_path / "honest.sqlite", _central_rows([Z] * 3), key)[0]
     assert verify_ledger(honest, key.public_key, expected=_expected()).ok
     failure = _failure(honest, key, _expected(sample_rate=0.2))
     assert failure.startswith("row 1 (round 1)") and "config's rate is 0.2" in failure
@@ -191,7 +184,7 @@ def test_verify_catches_epsilon_below_the_mechanism(tmp_path: Path) -> None:
     key = LedgerKey.generate()
     halved = _central_rows([Z] * 4)
     halved[2]["privacy"]["epsilon"] /= 2
-    failure = _failure(_write(tmp_path / "halved.sqlite", key, halved), key)
+    failure = _failure(write_ledger(tmp_path / "halved.sqlite", halved, key)[0], key)
     assert failure.startswith("row 3 (round 3): claims epsilon")
     assert "below the mechanism's" in failure
     # rows 3-4 account at delta 1e-7 (their own recorded delta) but claim the epsilon
@@ -199,13 +192,13 @@ def test_verify_catches_epsilon_below_the_mechanism(tmp_path: Path) -> None:
     rows = _central_rows([Z] * 4)
     for row in rows[2:]:
         row["dp"]["delta"] = row["privacy"]["delta"] = 1e-7
-    failure = _failure(_write(tmp_path / "delta.sqlite", key, rows), key)
+    failure = _failure(write_ledger(tmp_path / "delta.sqlite", rows, key)[0], key)
     assert failure.startswith("row 3 (round 3): claims epsilon")
     assert "below the mechanism's" in failure
     # the recorded noise is not the accounted noise multiplier's
     rows = _central_rows([Z] * 3)
     rows[1]["dp"]["noise_std"] = 0.5
-    failure = _failure(_write(tmp_path / "std.sqlite", key, rows), key)
+    failure = _failure(write_ledger(tmp_path / "std.sqlite", rows, key)[0], key)
     assert failure.startswith("row 2 (round 2): records noise std 0.5")
 
 
@@ -255,7 +248,7 @@ def test_record_level_epsilon_must_not_decrease(tmp_path: Path) -> None:
         _record_row(2, {"a": _report((1.0, 0.02, 200))}),  # Opacus merges equal runs
         _record_row(3, {"a": _report((1.0, 0.02, 200), (1.5, 0.02, 50))}),
     ]
-    result = verify_ledger(_write(tmp_path / "grows.sqlite", key, grows), key.public_key)
+    result = verify_ledger(write_ledger(tmp_path / "grows.sqlite", grows, key)[0], key.public_key)
     assert result.ok, result.first_failure
     claims = [eps for _, eps in result.epsilons]
     assert claims == sorted(claims)
@@ -264,7 +257,7 @@ def test_record_level_epsilon_must_not_decrease(tmp_path: Path) -> None:
     # row's claim is the worst latest epsilon, and it went down
     restarts[2] = _record_row(3, {"a": _report((1.0, 0.02, 50)), "b": _report((1.0, 0.02, 30))})
     assert restarts[2]["privacy"]["epsilon"] < grows[1]["privacy"]["epsilon"]
-    failure = _failure(_write(tmp_path / "restart.sqlite", key, restarts), key)
+    failure = _failure(write_ledger(tmp_path / "restart.sqlite", restarts, key)[0], key)
     assert failure.startswith("row 3 (round 3)") and "does not extend its previous one" in failure
 
 
@@ -273,7 +266,7 @@ def test_record_level_branch_must_account_at_the_rows_delta(tmp_path: Path) -> N
     key = LedgerKey.generate()
     row = _record_row(1, {"a": _report((1.0, 0.02, 100), delta=1e-3)})
     row["dp"]["delta"] = row["privacy"]["delta"] = DELTA
-    failure = _failure(_write(tmp_path / "l.sqlite", key, [row]), key)
+    failure = _failure(write_ledger(tmp_path / "l.sqlite", [row], key)[0], key)
     assert failure.startswith("row 1 (round 1)")
     assert "accounts at delta 0.001 but the row accounts at delta 1e-05" in failure
 
@@ -287,16 +280,16 @@ def test_completed_round_without_dp_block_is_infinite(tmp_path: Path) -> None:
     rows[1]["dp"] = None
     rows[1]["privacy"]["epsilon"] = rows[0]["privacy"]["epsilon"]
     rows[2]["privacy"]["epsilon"] = _central_rows([Z] * 2)[1]["privacy"]["epsilon"]
-    failure = _failure(_write(tmp_path / "forged.sqlite", key, rows), key)
+    failure = _failure(write_ledger(tmp_path / "forged.sqlite", rows, key)[0], key)
     assert failure.startswith("row 2 (round 2): completed without a DP block")
     assert "epsilon is infinite" in failure
     # the round claims nothing (as a no-DP row does), a later round a finite epsilon
     rows[1]["privacy"]["epsilon"] = None
-    failure = _failure(_write(tmp_path / "later.sqlite", key, rows), key)
+    failure = _failure(write_ledger(tmp_path / "later.sqlite", rows, key)[0], key)
     assert failure.startswith("row 3 (round 3): claims epsilon") and "gives inf" in failure
     # honest about it: verified, but not private (exit 3), epsilon infinite
     rows[2]["privacy"]["epsilon"] = "inf"
-    honest = _write(tmp_path / "honest.sqlite", key, rows)
+    honest = write_ledger(tmp_path / "honest.sqlite", rows, key)[0]
     result = verify_ledger(honest, key.public_key)
     assert result.ok and not result.private
     assert result.unnoised == [(2, 2)] and result.epsilons[-1][1] == float("inf")
@@ -309,7 +302,7 @@ def test_completed_round_without_dp_block_is_infinite(tmp_path: Path) -> None:
     for row in bare:
         row["dp"] = None
         row["privacy"] = {"epsilon": None, "delta": None}
-    plain = _write(tmp_path / "plain.sqlite", key, bare)
+    plain = write_ledger(tmp_path / "plain.sqlite", bare, key)[0]
     assert not verify_ledger(plain, key.public_key).private
     result = verify_ledger(plain, key.public_key, expected=_expected())
     assert not result.released_without_dp  # the config promised DP: rounds went unnoised
@@ -352,7 +345,9 @@ def test_a_ledger_without_any_dp_block_released_without_dp(tmp_path: Path, seede
     no DP at all. Not private all the same (exit 3), for the reason that holds, whether
     or not the rows carry the old ``noise_seeded: true``."""
     key = LedgerKey.generate()
-    path = _write(tmp_path / "off.sqlite", key, _no_dp_rows(["aborted", "complete"], seeded=seeded))
+    path = write_ledger(
+        tmp_path / "off.sqlite", _no_dp_rows(["aborted", "complete"], seeded=seeded), key
+    )[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok, result.first_failure
     assert not result.private and result.released_without_dp
@@ -377,7 +372,7 @@ def test_a_ledger_without_any_dp_block_released_without_dp(tmp_path: Path, seede
 def test_a_no_dp_ledger_that_released_nothing_stays_verified(tmp_path: Path) -> None:
     """Only a released round can go without DP: a ledger of aborted rounds verifies."""
     key = LedgerKey.generate()
-    path = _write(tmp_path / "aborted.sqlite", key, _no_dp_rows(["aborted"], seeded=False))
+    path = write_ledger(tmp_path / "aborted.sqlite", _no_dp_rows(["aborted"], seeded=False), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok and result.private and result.unnoised == []
     status, output = _cli(path, key)
@@ -391,7 +386,7 @@ def test_restart_with_changed_config_replays_each_row_with_its_own_parameters(
     config (z = 2) is today's; the history is the ledger's."""
     key = LedgerKey.generate()
     zs = [1.5, 1.5, 2.0, 2.0]
-    honest = _write(tmp_path / "honest.sqlite", key, _central_rows(zs))
+    honest = write_ledger(tmp_path / "honest.sqlite", _central_rows(zs), key)[0]
     result = verify_ledger(honest, key.public_key, expected=_expected(noise_multiplier=2.0))
     assert result.ok, result.first_failure
     assert result.checked_against_config == 4
@@ -409,7 +404,7 @@ def test_restart_with_changed_config_replays_each_row_with_its_own_parameters(
     # a runtime that re-charges the past rounds at the current z claims too little
     recharged = _central_rows(zs, charged=[2.0] * 4)
     recharged[:2] = _central_rows(zs[:2])
-    failure = _failure(_write(tmp_path / "recharged.sqlite", key, recharged), key)
+    failure = _failure(write_ledger(tmp_path / "recharged.sqlite", recharged, key)[0], key)
     assert failure.startswith("row 3 (round 3): claims epsilon")
     assert "below the mechanism's" in failure
 
@@ -481,11 +476,7 @@ def _distributed_rows(zs: list[float]) -> list[dict]:
 
 def test_distributed_ledger_replays_when_its_parameters_hold(tmp_path: Path) -> None:
     key = LedgerKey.generate()
-    path = _write(
-        tmp_path / "d.sqlite",
-        key,
-        _distributed_rows([1.0, 1.0, 1.0]),
-    )
+    path = write_ledger(tmp_path / "d.sqlite", _distributed_rows([1.0, 1.0, 1.0]), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok, result.first_failure
     eps = [e for _, e in result.epsilons]
@@ -500,7 +491,7 @@ def test_distributed_parameters_changed_mid_ledger_fail_and_name_the_row(
     anyway fails at the row of the change: the replay composes one parameter set only."""
     key = LedgerKey.generate()
     rows = _distributed_rows([1.0, 1.0, 2.0])
-    failure = _failure(_write(tmp_path / "d.sqlite", key, rows), key)
+    failure = _failure(write_ledger(tmp_path / "d.sqlite", rows, key)[0], key)
     assert failure.startswith("row 3 (round 3)")
     assert "parameters changed mid-ledger" in failure
 
@@ -512,7 +503,7 @@ def test_verify_and_report_flag_a_ledger_above_the_configs_budget(tmp_path: Path
     from secagg.ledger.report import build_report
 
     key = LedgerKey.generate()
-    path = _write(tmp_path / "l.sqlite", key, _central_rows([Z] * 6))
+    path = write_ledger(tmp_path / "l.sqlite", _central_rows([Z] * 6), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok
     eps = [e for _, e in result.epsilons]

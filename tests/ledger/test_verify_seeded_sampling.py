@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _ledgers import write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
 from secagg.dp.accounting import PrivacyAccountant
-from secagg.ledger import Ledger, LedgerKey, export_public_key
+from secagg.ledger import LedgerKey, export_public_key
 from secagg.ledger.entry import LedgerEntry
 from secagg.ledger.verify import verify_ledger
 
@@ -66,19 +67,11 @@ def _rows(
     return rows
 
 
-def _write(path: Path, key: LedgerKey, rows: list[dict]) -> Path:
-    ledger = Ledger(path, key)
-    for row in rows:
-        ledger.append(row)
-    ledger.close()
-    return path
-
-
 def test_h4_a_row_amplified_by_a_seeded_cohort_fails(tmp_path: Path) -> None:
     """What the server wrote before the fix, had it said the cohort was seeded: an
     epsilon at q = 0.1 over a cohort anyone holding the config could predict."""
     key = LedgerKey.generate()
-    path = _write(tmp_path / "forged.sqlite", key, _rows(2, seeded=True))
+    path = write_ledger(tmp_path / "forged.sqlite", _rows(2, seeded=True), key)[0]
     result = verify_ledger(path, key.public_key)
     assert not result.ok
     assert result.first_failure is not None
@@ -93,14 +86,14 @@ def test_h4_a_tampered_row_in_an_honest_ledger_fails_at_that_row(tmp_path: Path)
     key = LedgerKey.generate()
     rows = _rows(3, seeded=False)
     rows[2]["dp"]["sampling"]["seeded"] = True
-    result = verify_ledger(_write(tmp_path / "tampered.sqlite", key, rows), key.public_key)
+    result = verify_ledger(write_ledger(tmp_path / "tampered.sqlite", rows, key)[0], key.public_key)
     assert result.first_failure is not None
     assert result.first_failure.startswith("row 3 (round 3): claims amplification")
 
 
 def test_unseeded_sampling_verifies_private(tmp_path: Path) -> None:
     key = LedgerKey.generate()
-    path = _write(tmp_path / "honest.sqlite", key, _rows(2, seeded=False))
+    path = write_ledger(tmp_path / "honest.sqlite", _rows(2, seeded=False), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok and result.private, result.first_failure
     assert result.notes == [] and result.seeded_sampling == []
@@ -109,7 +102,7 @@ def test_unseeded_sampling_verifies_private(tmp_path: Path) -> None:
 def test_a_seeded_cohort_without_amplification_verifies_private(tmp_path: Path) -> None:
     """q = 1: everyone is sampled, nothing is claimed for the sampling, a seed is harmless."""
     key = LedgerKey.generate()
-    path = _write(tmp_path / "q1.sqlite", key, _rows(2, seeded=True, rate=1.0))
+    path = write_ledger(tmp_path / "q1.sqlite", _rows(2, seeded=True, rate=1.0), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok and result.private, result.first_failure
 
@@ -119,7 +112,7 @@ def test_a_replay_with_a_seeded_cohort_is_not_private_on_both_counts(tmp_path: P
     the simulation's nominal figure), and each round is listed once as not private."""
     key = LedgerKey.generate()
     rows = _rows(2, seeded=True, noise_seeded=True)
-    result = verify_ledger(_write(tmp_path / "replay.sqlite", key, rows), key.public_key)
+    result = verify_ledger(write_ledger(tmp_path / "replay.sqlite", rows, key)[0], key.public_key)
     assert result.ok, result.first_failure
     assert not result.private
     assert result.seeded_sampling == result.seeded == [(1, 1), (2, 2)]
@@ -131,7 +124,7 @@ def test_a_replay_with_a_seeded_cohort_is_not_private_on_both_counts(tmp_path: P
 
 def test_a_row_before_the_flag_is_noted_not_failed(tmp_path: Path) -> None:
     key = LedgerKey.generate()
-    path = _write(tmp_path / "old.sqlite", key, _rows(2, seeded=UNSAID))
+    path = write_ledger(tmp_path / "old.sqlite", _rows(2, seeded=UNSAID), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok and result.private, result.first_failure
     assert result.notes == [
@@ -145,6 +138,6 @@ def test_a_row_before_the_flag_is_noted_not_failed(tmp_path: Path) -> None:
 def test_a_malformed_seeded_flag_fails(tmp_path: Path, value: object) -> None:
     key = LedgerKey.generate()
     rows = _rows(1, seeded=value, rate=1.0)  # checked whatever the rate
-    result = verify_ledger(_write(tmp_path / "bad.sqlite", key, rows), key.public_key)
+    result = verify_ledger(write_ledger(tmp_path / "bad.sqlite", rows, key)[0], key.public_key)
     assert result.first_failure is not None
     assert "dp.sampling.seeded must be true or false" in result.first_failure

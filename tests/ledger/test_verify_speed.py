@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _ledgers import write_ledger
 
 from secagg.dp.accounting import PrivacyAccountant
 from secagg.dp.config import DPSettings
 from secagg.dp.release import mechanism_for
-from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.entry import LedgerEntry
 from secagg.ledger.verify import verify_ledger
 
@@ -60,15 +60,6 @@ def _rows(rounds: int, *, mechanism: str, sample_rate: float, z: float = 1.1) ->
     return rows
 
 
-def _write(path: Path, rows: list[dict]) -> tuple[Path, LedgerKey]:
-    key = LedgerKey.generate()
-    ledger = Ledger(path, key)
-    for row in rows:
-        ledger.append(row)
-    ledger.close()
-    return path, key
-
-
 @pytest.fixture
 def no_from_scratch(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Fails the test if the replay recomputes any epsilon from the whole history."""
@@ -89,7 +80,7 @@ def test_d7_central_ledger_replays_row_by_row(
     """q = 1 (the config default: the closed form) and q = 0.1 (one PLD convolution per
     row): every claim replays, without one from-scratch recomputation."""
     rows = _rows(rounds, mechanism="central", sample_rate=sample_rate)
-    path, key = _write(tmp_path / "central.sqlite", rows)
+    path, key = write_ledger(tmp_path / "central.sqlite", rows)
     result = verify_ledger(path, key.public_key)
     assert result.ok, result.first_failure
     assert no_from_scratch == [] and result.from_scratch == 0
@@ -100,7 +91,7 @@ def test_d7_central_ledger_replays_row_by_row(
 
 def test_d7_distributed_ledger_replays_row_by_row(tmp_path: Path) -> None:
     rows = _rows(300, mechanism="distributed", sample_rate=1.0)
-    path, key = _write(tmp_path / "distributed.sqlite", rows)
+    path, key = write_ledger(tmp_path / "distributed.sqlite", rows)
     result = verify_ledger(path, key.public_key)
     assert result.ok, result.first_failure
     claims = [row["privacy"]["epsilon"] for row in rows]
@@ -117,7 +108,7 @@ def test_d7_a_ledger_written_by_the_from_scratch_accountant_still_verifies(
     shift = 1 + 1e-5  # an older accountant's value, inside the discretisation, not 1e-6
     for row in rows:
         row["privacy"]["epsilon"] *= shift
-    path, key = _write(tmp_path / "old.sqlite", rows)
+    path, key = write_ledger(tmp_path / "old.sqlite", rows)
     original = PrivacyAccountant.reference_epsilon
     monkeypatch.setattr(PrivacyAccountant, "reference_epsilon", lambda self: original(self) * shift)
     result = verify_ledger(path, key.public_key)
@@ -125,7 +116,7 @@ def test_d7_a_ledger_written_by_the_from_scratch_accountant_still_verifies(
     assert result.from_scratch == 5
     assert any("from-scratch PLD accountant" in note for note in result.notes)
     rows[2]["privacy"]["epsilon"] *= 1.01  # neither value: a changed claim
-    path, key = _write(tmp_path / "edited.sqlite", rows)
+    path, key = write_ledger(tmp_path / "edited.sqlite", rows)
     result = verify_ledger(path, key.public_key)
     assert not result.ok
     assert result.first_failure is not None
@@ -145,14 +136,14 @@ def test_d7_full_participation_claims_of_the_older_pld_code_verify_without_redoi
     for row in rows:
         older.step(1.1, 1.0)
         row["privacy"]["epsilon"] = original_reference(older)  # what the older code wrote
-    path, key = _write(tmp_path / "older.sqlite", rows)
+    path, key = write_ledger(tmp_path / "older.sqlite", rows)
     result = verify_ledger(path, key.public_key)
     assert result.ok, result.first_failure
     assert no_from_scratch == []
     for shift, ok in ((0.5e-4, True), (3e-4, False), (-1e-5, False)):
         for row, value in zip(rows, exact, strict=True):
             row["privacy"]["epsilon"] = value + shift
-        path, key = _write(tmp_path / f"shift{shift}.sqlite", rows)
+        path, key = write_ledger(tmp_path / f"shift{shift}.sqlite", rows)
         result = verify_ledger(path, key.public_key)
         assert result.ok is ok, (shift, result.first_failure)
         if ok:

@@ -1,0 +1,63 @@
+"""Test helpers that build signed privacy ledgers from hand-written rows.
+
+Shared by the ledger's verify and report tests: each test states the rows that matter
+to it (a DP block, an ε, a status) and these helpers fill in the rest and sign them,
+so a change to the row format is made in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from secagg.ledger import Ledger, LedgerKey
+from secagg.ledger.entry import LedgerEntry
+
+
+def ledger_row(
+    number: int,
+    dp: dict[str, Any] | None,
+    epsilon: float | None,
+    *,
+    federation: str = "test",
+    participants: Sequence[str] = ("a", "b", "c"),
+    delta: float = 1e-5,
+    **changes: Any,
+) -> dict:
+    """Round ``number``'s ledger row: a completed round in which every participant
+    contributed, with ``dp`` as its DP block and ``epsilon`` as its cumulative ε;
+    ``changes`` override any other :class:`LedgerEntry` field."""
+    values: dict[str, Any] = {
+        "federation": federation,
+        "round": number,
+        "status": "complete",
+        "reason": None,
+        "started_at": None,
+        "finished_at": 1.0e9 + number,
+        "backend": {"name": "secagg+"},
+        "participants": tuple(participants),
+        "contributed": len(participants),
+        "dropouts": {},
+        "dp": dp,
+        "epsilon": epsilon,
+        "delta": delta,
+        "model_sha256": f"{number:064x}",
+        "publish_participants": False,
+    }
+    return LedgerEntry(**(values | changes)).row(lambda name: name)
+
+
+def write_ledger(
+    path: Path, rows: Iterable[dict], key: LedgerKey | None = None
+) -> tuple[Path, LedgerKey]:
+    """Append ``rows`` to a new ledger at ``path``, signed with ``key`` (a fresh one if
+    none is given), and return the path and the key that verifies it."""
+    key = LedgerKey.generate() if key is None else key
+    ledger = Ledger(path, key)
+    try:
+        for row in rows:
+            ledger.append(row)
+    finally:
+        ledger.close()
+    return path, key
