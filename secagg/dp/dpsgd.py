@@ -434,6 +434,105 @@ def _positive_finite(name: str, value: float) -> float:
     return float(value)
 
 
+def _checked_data(data: Dataset | DataLoader, batch_size: int | None) -> tuple[Dataset, Any, int]:
+    """``(dataset, collate_fn, batch_size)`` from what the caller gave: a ``DataLoader``
+    lends its dataset, collate function and (unless overridden) batch size; its sampler
+    is dropped, because the accounting assumes the Poisson sampler the trainer builds."""
+    collate_fn = None
+    if isinstance(data, DataLoader):
+        if batch_size is None:
+            batch_size = data.batch_size
+        collate_fn = data.collate_fn
+        dataset = data.dataset
+    else:
+        dataset = data
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
+        raise ConfigurationError("Poisson sampling needs a map-style dataset with a known length")
+    n = len(dataset)
+    if n < 1:
+        raise ConfigurationError("the dataset is empty")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise ConfigurationError(f"batch_size must be an int, not {batch_size!r}")
+    if not 1 <= batch_size <= n:
+        raise ConfigurationError(
+            f"batch_size must be between 1 and the dataset size {n}, not {batch_size}"
+        )
+    return dataset, collate_fn, int(batch_size)
+
+
+def _checked_noise_plan(
+    noise_multiplier: float | None, target_epsilon: float | None, epochs: int | None
+) -> tuple[float | None, float | None, int | None]:
+    """Exactly one way to set the noise: a multiplier, or a target epsilon with the
+    epochs it must cover (the calibration needs the step count up front)."""
+    if (noise_multiplier is None) == (target_epsilon is None):
+        raise ConfigurationError(
+            "give exactly one of noise_multiplier and target_epsilon (with epochs)"
+        )
+    if noise_multiplier is not None:
+        if epochs is not None:
+            raise ConfigurationError("epochs is only meaningful with target_epsilon")
+        return _positive_finite("noise_multiplier", noise_multiplier), None, None
+    assert target_epsilon is not None
+    target_epsilon = _positive_finite("target_epsilon", target_epsilon)
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ConfigurationError(f"target_epsilon needs epochs, a positive int, not {epochs!r}")
+    return None, target_epsilon, int(epochs)
+
+
+def _checked_delta(delta: float, n: int, unit: str) -> float:
+    """``delta`` below ``1 / n``: a larger one allows a mechanism that publishes one
+    whole item (record or customer) outright."""
+    delta = _positive_finite("delta", delta)
+    if not delta < 1 / n:
+        raise ConfigurationError(
+            f"delta must be below 1/n = {1 / n:.3g} for n = {n} {unit}s, not {delta!r}: "
+            f"a larger delta allows publishing a whole {unit}"
+        )
+    return delta
+
+
+def _checked_loss(loss_fn: nn.Module | None, customer_level: bool) -> tuple[nn.Module, str]:
+    """The criterion and its reduction, matched to the privacy unit: a customer's
+    per-item gradient is right only under the masked per-customer mean."""
+    if loss_fn is None:
+        loss_fn = CustomerLoss() if customer_level else nn.CrossEntropyLoss()
+    if customer_level and not isinstance(loss_fn, CustomerLoss):
+        # Any other loss would average over padding rows and read the valid
+        # mask as a label, and its per-item gradient would not be the customer's.
+        raise ConfigurationError(
+            "a CustomerDataset needs a CustomerLoss (the masked per-customer mean), "
+            f"not {type(loss_fn).__name__}; e.g. CustomerLoss(positive_weight=10.0)"
+        )
+    if not customer_level and isinstance(loss_fn, CustomerLoss):
+        raise ConfigurationError(
+            "CustomerLoss expects customer items (rows, (label, valid) targets); "
+            "build the dataset with group_by_customer"
+        )
+    reduction = getattr(loss_fn, "reduction", "mean")
+    if reduction not in ("mean", "sum"):
+        raise ConfigurationError(f"loss_fn must reduce with 'mean' or 'sum', not {reduction!r}")
+    return loss_fn, reduction
+
+
+def _trainable_parameters(model: nn.Module, unit: str) -> list[nn.Parameter]:
+    """The parameters DP-SGD will train, after checking that Opacus can compute their
+    per-item gradients and that they are float32 (before anything is wrapped)."""
+    errors = ModuleValidator.validate(model, strict=False)
+    if errors:
+        details = "; ".join(str(e) for e in errors)
+        raise ConfigurationError(
+            f"model is not compatible with per-{unit} DP-SGD: {details}. Apply "
+            "opacus.validators.ModuleValidator.fix to the *global* model before "
+            "distributing it, so every branch shares one architecture"
+        )
+    _named_parameters(model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ConfigurationError("the model has no trainable parameters")
+    return trainable
+
+
 class DPSGDTrainer:
     """One front door to record- or customer-level DP-SGD (Opacus) for a branch's model.
 
@@ -521,92 +620,18 @@ class DPSGDTrainer:
                 f"accountant must be 'prv' or 'rdp', not {accountant!r} "
                 "(GDP is a CLT approximation that can underestimate epsilon)"
             )
-
-        # --- data -----------------------------------------------------------
-        collate_fn = None
-        if isinstance(data, DataLoader):
-            if batch_size is None:
-                batch_size = data.batch_size
-            collate_fn = data.collate_fn
-            dataset = data.dataset
-        else:
-            dataset = data
+        dataset, collate_fn, batch_size = _checked_data(data, batch_size)
+        n = len(dataset)  # type: ignore[arg-type]
         customer_level = isinstance(dataset, CustomerDataset)
         unit = "customer" if customer_level else "record"
-        if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
-            raise ConfigurationError(
-                "Poisson sampling needs a map-style dataset with a known length"
-            )
-        n = len(dataset)  # type: ignore[arg-type]
-        if n < 1:
-            raise ConfigurationError("the dataset is empty")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise ConfigurationError(f"batch_size must be an int, not {batch_size!r}")
-        if not 1 <= batch_size <= n:
-            raise ConfigurationError(
-                f"batch_size must be between 1 and the dataset size {n}, not {batch_size}"
-            )
-        batch_size = int(batch_size)
-
-        # --- privacy parameters ----------------------------------------------
-        if (noise_multiplier is None) == (target_epsilon is None):
-            raise ConfigurationError(
-                "give exactly one of noise_multiplier and target_epsilon (with epochs)"
-            )
-        if noise_multiplier is not None:
-            if epochs is not None:
-                raise ConfigurationError("epochs is only meaningful with target_epsilon")
-            noise_multiplier = _positive_finite("noise_multiplier", noise_multiplier)
-        else:
-            assert target_epsilon is not None
-            target_epsilon = _positive_finite("target_epsilon", target_epsilon)
-            if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-                raise ConfigurationError(
-                    f"target_epsilon needs epochs, a positive int, not {epochs!r}"
-                )
-            epochs = int(epochs)
-        if delta is None:
-            delta = default_delta(n)
-        delta = _positive_finite("delta", delta)
-        if not delta < 1 / n:
-            raise ConfigurationError(
-                f"delta must be below 1/n = {1 / n:.3g} for n = {n} {unit}s, not {delta!r}: "
-                f"a larger delta allows publishing a whole {unit}"
-            )
+        noise_multiplier, target_epsilon, epochs = _checked_noise_plan(
+            noise_multiplier, target_epsilon, epochs
+        )
+        delta = _checked_delta(default_delta(n) if delta is None else delta, n, unit)
         learning_rate = _positive_finite("learning_rate", learning_rate)
         max_grad_norm = _positive_finite("max_grad_norm", max_grad_norm)
-
-        if loss_fn is None:
-            loss_fn = CustomerLoss() if customer_level else nn.CrossEntropyLoss()
-        if customer_level and not isinstance(loss_fn, CustomerLoss):
-            # Any other loss would average over padding rows and read the valid
-            # mask as a label, and its per-item gradient would not be the customer's.
-            raise ConfigurationError(
-                "a CustomerDataset needs a CustomerLoss (the masked per-customer mean), "
-                f"not {type(loss_fn).__name__}; e.g. CustomerLoss(positive_weight=10.0)"
-            )
-        if not customer_level and isinstance(loss_fn, CustomerLoss):
-            raise ConfigurationError(
-                "CustomerLoss expects customer items (rows, (label, valid) targets); "
-                "build the dataset with group_by_customer"
-            )
-        reduction = getattr(loss_fn, "reduction", "mean")
-        if reduction not in ("mean", "sum"):
-            raise ConfigurationError(f"loss_fn must reduce with 'mean' or 'sum', not {reduction!r}")
-
-        # --- model ------------------------------------------------------------
-        errors = ModuleValidator.validate(model, strict=False)
-        if errors:
-            details = "; ".join(str(e) for e in errors)
-            raise ConfigurationError(
-                f"model is not compatible with per-{unit} DP-SGD: {details}. Apply "
-                "opacus.validators.ModuleValidator.fix to the *global* model before "
-                "distributing it, so every branch shares one architecture"
-            )
-        _named_parameters(model)  # float32 check, before anything is wrapped
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        if not trainable:
-            raise ConfigurationError("the model has no trainable parameters")
+        loss_fn, reduction = _checked_loss(loss_fn, customer_level)
+        trainable = _trainable_parameters(model, unit)
         device = trainable[0].device
 
         # --- Opacus -----------------------------------------------------------
