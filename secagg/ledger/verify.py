@@ -99,6 +99,10 @@ class ExpectedPrivacy:
     clip: float | None = None
     #: ``[dp] epsilon_budget``: the hard cap no row's re-derived epsilon may exceed
     epsilon_budget: float | None = None
+    #: the config draws its cohorts from ``federation.seed`` (and is not a replay): no
+    #: row of it may claim amplification by sampling, even one that predates the
+    #: ``dp.sampling.seeded`` flag (the config is then the only record of the seed)
+    cohort_seeded: bool = False
 
     @property
     def dp(self) -> bool:
@@ -369,6 +373,12 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
         return (
             f"is accounted at sample rate {dp.get('sample_rate')} but the config's rate is "
             f"{expected.sample_rate:g}"
+        )
+    if expected.cohort_seeded and _amplified(dp):
+        return (
+            f"claims amplification by sampling at rate {dp['sample_rate']:g}, but the "
+            "config draws every cohort from its federation.seed: anyone holding the config "
+            "predicts who was sampled, so only the un-amplified epsilon holds"
         )
     sampling = dp.get("sampling")
     if isinstance(sampling, dict):

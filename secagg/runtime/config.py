@@ -74,7 +74,7 @@ from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settin
 from secagg.aggregation.registry import accepted_settings
 from secagg.dp.config import DPSettings
 from secagg.dp.release import Mechanism, amplified_by_sampling, mechanism_for
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, PredictableCohortError
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -428,7 +428,7 @@ class FederationConfig:
         if not amplified_by_sampling(self.dp, sample_rate=self.sample_rate):
             return
         assert self.dp is not None
-        raise ConfigurationError(
+        raise PredictableCohortError(
             f"federation.seed = {self.seed} draws every cohort from the config, so anyone "
             f"holding it predicts who is sampled, but [dp] mechanism = {self.dp.mechanism!r} "
             f"at sampling.rate = {self.sample_rate:g} claims amplification by secret "
@@ -516,14 +516,39 @@ class FederationConfig:
     @classmethod
     def load(cls, path: str | Path) -> FederationConfig:
         """Read and validate a TOML file."""
+        return cls.from_dict(read_toml(path))
+
+    @classmethod
+    def load_for_audit(cls, path: str | Path) -> tuple[FederationConfig, bool]:
+        """The config's promises for an auditor, and whether its cohorts were seeded.
+
+        A config with ``federation.seed`` that claims amplification by sampling is
+        refused by :meth:`load` (no server runs it any more), but older runs did, and
+        their ledgers still need re-checking against it: here it loads without its
+        seed, and the second value (True) tells the verifier that any amplified
+        epsilon of its rows never held. Every other mistake is refused as by
+        :meth:`load`."""
+        data = read_toml(path)
         try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
-        return cls.from_dict(data)
+            return cls.from_dict(data), False
+        except PredictableCohortError:
+            unseeded = dict(data)
+            unseeded["federation"] = {
+                key: value for key, value in data["federation"].items() if key != "seed"
+            }
+            return cls.from_dict(unseeded), True
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file's tables; an unreadable or malformed file is a one-line
+    :class:`ConfigurationError` naming it."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
 
 
 def _build(kind: type, values: Any, section: str) -> Any:

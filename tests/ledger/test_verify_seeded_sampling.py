@@ -141,3 +141,90 @@ def test_a_malformed_seeded_flag_fails(tmp_path: Path, value: object) -> None:
     result = verify_ledger(write_ledger(tmp_path / "bad.sqlite", rows, key)[0], key.public_key)
     assert result.first_failure is not None
     assert "dp.sampling.seeded must be true or false" in result.first_failure
+
+
+# --- re-checking an old run against its seeded config (audit verify --config) ------------
+
+
+def _config(tmp_path: Path, *, seed: int | None, rate: float = Q, extra: str = "") -> Path:
+    """The federation config of the rows above; ``seed`` set, as configs were written
+    before the server refused a seeded cohort beside amplification."""
+    names = ", ".join(f'"branch-{i:02d}"' for i in range(N))
+    path = tmp_path / "federation.toml"
+    path.write_text(
+        "[federation]\n"
+        'name = "h4"\n'
+        f"clients = [{names}]\n"
+        "dimension = 4\n" + ("" if seed is None else f"seed = {seed}\n") + extra + "[sampling]\n"
+        'kind = "poisson"\n'
+        f"rate = {rate}\n"
+        "[backend]\n"
+        'name = "secagg+"\n'
+        "value_bound = 1.0\n"
+        "[dp]\n"
+        'unit = "client"\n'
+        'mechanism = "central"\n'
+        "clip = 1.0\n"
+        f"noise_multiplier = {Z}\n"
+        f"delta = {DELTA}\n"
+        'accountant = "rdp"\n'
+    )
+    return path
+
+
+def _verify_cli(tmp_path: Path, rows: list[dict], config: Path) -> tuple[int, str]:
+    path, key = write_ledger(tmp_path / "ledger.sqlite", rows)
+    pem = export_public_key(key.public_key, tmp_path / "ledger.pub")
+    result = CliRunner().invoke(
+        main, ["audit", "verify", str(path), "--pubkey", str(pem), "--config", str(config)]
+    )
+    return result.exit_code, result.output
+
+
+def test_an_old_ledger_against_its_seeded_config_fails_at_its_first_amplified_row(
+    tmp_path: Path,
+) -> None:
+    """The rows predate dp.sampling.seeded, so only the config records the seed. The
+    auditor was told "--config: federation.seed ... remove federation.seed" (exit 2, no
+    verdict); the config is the record of what ran, so its seed fails the claim."""
+    code, output = _verify_cli(tmp_path, _rows(3, seeded=UNSAID), _config(tmp_path, seed=7))
+    assert code == 1, output
+    assert "row 1 (round 1)" in output
+    assert "config draws every cohort from its federation.seed" in output
+    assert "Traceback" not in output
+
+
+def test_the_same_ledger_against_an_unseeded_config_verifies(tmp_path: Path) -> None:
+    code, output = _verify_cli(tmp_path, _rows(3, seeded=UNSAID), _config(tmp_path, seed=None))
+    assert code == 0, output
+
+
+def test_a_seeded_config_without_amplification_verifies(tmp_path: Path) -> None:
+    """A seed with everyone sampled claims nothing from sampling: the server runs it and
+    the auditor's verdict is the rows' own."""
+    rows = _rows(2, seeded=True, rate=1.0)
+    code, output = _verify_cli(tmp_path, rows, _config(tmp_path, seed=7, rate=1.0))
+    assert code == 0, output
+
+
+def test_a_seeded_config_with_another_mistake_is_still_a_usage_error(tmp_path: Path) -> None:
+    config = _config(tmp_path, seed=7, extra="rounds = 0\n")
+    code, output = _verify_cli(tmp_path, _rows(1, seeded=UNSAID), config)
+    assert code == 2, output
+    assert "federation.rounds must be at least 1" in output
+    assert "Traceback" not in output
+
+
+def test_a_server_still_refuses_the_seeded_config_that_an_auditor_may_read(
+    tmp_path: Path,
+) -> None:
+    from secagg.errors import ConfigurationError, PredictableCohortError
+    from secagg.runtime.config import FederationConfig
+
+    config = _config(tmp_path, seed=7)
+    with pytest.raises(PredictableCohortError, match=r"federation\.seed = 7") as refused:
+        FederationConfig.load(config)
+    assert isinstance(refused.value, ConfigurationError)  # the CLI's one-line path
+    federation, seeded = FederationConfig.load_for_audit(config)
+    assert seeded and federation.seed is None and federation.sample_rate == Q
+    assert FederationConfig.load_for_audit(_config(tmp_path, seed=None))[1] is False

@@ -36,7 +36,7 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
     if config is None:
         return None
     try:
-        federation = FederationConfig.load(config)
+        federation, cohort_seeded = FederationConfig.load_for_audit(config)
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from exc
     dp = federation.dp
@@ -50,6 +50,7 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
         noise_multiplier=None if dp is None else dp.noise_multiplier,
         clip=None if dp is None else dp.clip,
         epsilon_budget=None if dp is None else dp.epsilon_budget,
+        cohort_seeded=cohort_seeded,
     )
 
 
