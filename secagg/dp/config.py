@@ -196,7 +196,9 @@ class DPConfig:
 
             assert self.dimension is not None
             expected = max(1, round(self.expected_clients))
-            honest = planned_honest_shares(expected, self.corrupt_fraction)
+            honest = planned_honest_shares(
+                expected, self.corrupt_fraction, population=self.num_clients
+            )
             mechanism = DistributedDiscreteGaussian(
                 dimension=self.dimension,
                 clip=self.clip,

@@ -83,7 +83,9 @@ def honest_noise_contributors(survivors: int, assumed_corrupt: int = 0) -> int:
     return max(0, survivors - assumed_corrupt)
 
 
-def assumed_colluders(participants: int, corrupt_fraction: float) -> int:
+def assumed_colluders(
+    participants: int, corrupt_fraction: float, population: int | None = None
+) -> int:
     """The colluders whose noise shares the accountant does not count: those the masking
     protocol's parameters are sized to tolerate for the round
     (:func:`secagg.protocol.graph_params.tolerated_colluders`: the corrupt fraction
@@ -97,20 +99,37 @@ def assumed_colluders(participants: int, corrupt_fraction: float) -> int:
     does: the protected client is honest, so up to ``n - 1`` others may collude and only
     its own share is left. Counting the protocol's number there (0 of 2, 1 of 3)
     claimed shares the threat model's colluders would know (review of a run folder,
-    2026-12-03: a round of 2 was charged at 2 honest shares)."""
+    2026-12-03: a round of 2 was charged at 2 honest shares).
+
+    ``population``: the clients the cohort was drawn from, when the (untrusted) server
+    drew it (sampling at a rate below 1). The corrupt fraction bounds the colluders
+    of the population, not of a cohort the server picks: it can put every colluder it
+    has into the round, so the count is the population's colluders, up to all the
+    others (an audit of 2026-12-03: 12 clients with 3 colluders, a cohort of 6 charged
+    at 4 honest shares that could hold 3). ``None`` or a population no larger than the
+    cohort: everyone takes part, and the cohort's own count holds."""
     from secagg.protocol.graph_params import DEFAULT_MIN_COLLUDERS, tolerated_colluders
 
     if participants < 1:
         return 0
     n = int(participants)
-    return max(tolerated_colluders(n, float(corrupt_fraction)), min(DEFAULT_MIN_COLLUDERS, n - 1))
+    own = max(tolerated_colluders(n, float(corrupt_fraction)), min(DEFAULT_MIN_COLLUDERS, n - 1))
+    if population is None or int(population) <= n:
+        return own
+    packed = assumed_colluders(int(population), corrupt_fraction)
+    return max(own, min(packed, n - 1))
 
 
 def planned_honest_shares(
-    expected_clients: int, corrupt_fraction: float, tolerated_dropout: float = 0.0
+    expected_clients: int,
+    corrupt_fraction: float,
+    tolerated_dropout: float = 0.0,
+    *,
+    population: int | None = None,
 ) -> int:
     """The noise shares a plan counts on in a round: the expected cohort less the
-    assumed colluders (who know their own shares, :func:`assumed_colluders`) and the
+    assumed colluders (who know their own shares, :func:`assumed_colluders`, with all
+    of the ``population``'s in the cohort when the server samples it) and the
     tolerated dropouts (whose shares never arrive), at least 1.
 
     Why in the DP layer: this number sizes every branch's share, so the simulator and
@@ -124,7 +143,7 @@ def planned_honest_shares(
     return max(
         1,
         cohort
-        - assumed_colluders(cohort, corrupt_fraction)
+        - assumed_colluders(cohort, corrupt_fraction, population)
         - math.floor(tolerated_dropout * cohort),
     )
 

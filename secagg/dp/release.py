@@ -417,11 +417,15 @@ class DistributedRelease(_ClientLevel):
         bits: int,
         corrupt_fraction: float,
         seeds: KeyedStream | None,
+        population: int | None = None,
         **settings: Any,
     ) -> None:
         super().__init__(**settings)
         self.ddg = self._mechanism(dimension=dimension, bits=bits)
         self.corrupt_fraction = corrupt_fraction
+        #: the clients a sampled cohort is drawn from (None: everyone takes part): the
+        #: server that draws it can fill it with all of the population's colluders
+        self.population = population if self.sample_rate < 1 else None
         self._seeds = seeds
         self.accountant = DiscreteGaussianAccountant(
             self.ddg, sample_rate=self.accounted_rate, delta=self.delta
@@ -485,7 +489,7 @@ class DistributedRelease(_ClientLevel):
         return trial.epsilon()
 
     def _honest(self, contributors: int, participants: int) -> int:
-        assumed_corrupt = assumed_colluders(participants, self.corrupt_fraction)
+        assumed_corrupt = assumed_colluders(participants, self.corrupt_fraction, self.population)
         return honest_noise_contributors(contributors, assumed_corrupt)
 
     def release(
@@ -633,11 +637,14 @@ def mechanism_for(
     corrupt_fraction: float,
     seed: bytes | None = None,
     clip_cap: float = math.inf,
+    population: int | None = None,
 ) -> Mechanism:
     """The mechanism of a federation's ``[dp]`` settings (None: no DP).
 
     ``seed`` keys the central noise and the rotation seeds for tests that replay a
-    federation; by default both come from the OS CSPRNG.
+    federation; by default both come from the OS CSPRNG. ``population``: the clients
+    cohorts are sampled from, which bounds the colluders a sampled round may hold
+    (distributed DP; see :func:`secagg.dp.distributed.assumed_colluders`).
     """
     kind = mechanism_class(settings)
     if kind is Mechanism:
@@ -657,6 +664,7 @@ def mechanism_for(
             bits=bits,
             corrupt_fraction=corrupt_fraction,
             seeds=KeyedStream(seed) if seed is not None else None,
+            population=population,
             **common,
         )
     if kind is RecordRelease:
@@ -668,6 +676,7 @@ def mechanism_for(
             bits=bits,
             corrupt_fraction=corrupt_fraction,
             seeds=stream if seed is not None else None,
+            population=population,
             **common,
         )
     # what is left is the central mechanism: mechanism_class refused any other name

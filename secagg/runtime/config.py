@@ -484,6 +484,7 @@ class FederationConfig:
             corrupt_fraction=self.backend.corrupt_fraction,
             seed=seed,
             clip_cap=self.backend.value_bound,
+            population=len(self.clients),
         )
 
     @classmethod

@@ -346,3 +346,38 @@ def test_the_calibrated_noise_is_the_smallest_on_its_grid_that_meets_the_budget(
         assert fewer >= z
     with pytest.raises(ConfigurationError, match="epsilon"):
         calibrate_noise_multiplier(**{**plan, "epsilon": 0.0}, clip=clip, honest_shares=honest)
+
+
+# --- a sampled cohort is drawn by the server: it can hold all the population's colluders
+
+
+@pytest.mark.parametrize(
+    ("cohort", "population", "gamma"),
+    [(6, 12, 0.25), (8, 32, 0.25), (8, 32, 0.1), (5, 100, 0.05), (3, 40, 0.25), (30, 40, 0.25)],
+)
+def test_a_sampled_cohort_counts_the_populations_colluders(
+    cohort: int, population: int, gamma: float
+) -> None:
+    """DP audit of 2026-12-03: 12 clients with 3 colluders, a cohort of 6 charged at 4
+    honest shares; the server that draws the cohort can put all 3 colluders in it."""
+    from secagg.dp.distributed import assumed_colluders
+
+    in_population = assumed_colluders(population, gamma)
+    packed = assumed_colluders(cohort, gamma, population)
+    assert packed == max(assumed_colluders(cohort, gamma), min(in_population, cohort - 1))
+    assert assumed_colluders(cohort, gamma) <= packed <= cohort - 1
+    # everyone takes part: the cohort's own count, as before
+    assert assumed_colluders(population, gamma, population) == in_population
+    assert assumed_colluders(cohort, gamma, None) == assumed_colluders(cohort, gamma)
+
+
+def test_the_audits_case_is_charged_at_three_honest_shares_not_four() -> None:
+    from secagg.dp.distributed import assumed_colluders, planned_honest_shares
+
+    assert assumed_colluders(12, 0.25) == 3
+    assert 6 - assumed_colluders(6, 0.25) == 4  # what a cohort of 6 was charged at
+    assert 6 - assumed_colluders(6, 0.25, population=12) == 3
+    assert planned_honest_shares(6, 0.25, population=12) == 3
+    assert planned_honest_shares(6, 0.25) == 4
+    # a cohort the size of its population is everyone: nothing changes
+    assert planned_honest_shares(12, 0.25, population=12) == planned_honest_shares(12, 0.25)

@@ -251,3 +251,35 @@ def test_record_distributed_may_carry_an_epsilon_budget_dpsgd_may_not() -> None:
     )
     with pytest.raises(ConfigurationError, match="epsilon_budget"):
         DPSettings(unit="record", mechanism="dpsgd", clip=5.0, epsilon_budget=3.0)
+
+
+def test_a_sampled_distributed_round_counts_the_colluders_the_server_could_pick() -> None:
+    """The server draws a sampled cohort and sees it: with 12 clients, 3 of them colluders
+    (a corrupt fraction of 0.25), a round of 6 holds at most 3 honest shares, not the 4
+    that the cohort's own fraction gave (DP audit, 2026-12-03)."""
+    settings = DPSettings(mechanism="distributed", noise_multiplier=1.0, delta=1e-5)
+    common = dict(dimension=50, bits=32, expected_clients=6.0, corrupt_fraction=0.25, seed=SEED)
+    sampled = mechanism_for(settings, sample_rate=0.5, population=12, **common)
+    out = sampled.release(np.ones(50), contributors=6, participants=6, noise_added=0.0)
+    assert out.store["noise_contributors"] == 3
+    everyone = mechanism_for(settings, sample_rate=1.0, population=6, **common)
+    out = everyone.release(np.ones(50), contributors=6, participants=6, noise_added=0.0)
+    assert out.store["noise_contributors"] == 4  # the whole population: its own count
+
+
+def test_the_federation_config_gives_its_mechanism_the_population() -> None:
+    from secagg.runtime.config import FederationConfig
+
+    clients = [f"branch-{i:02d}" for i in range(12)]
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "f2", "clients": clients, "dimension": 8},
+            "sampling": {"kind": "poisson", "rate": 0.5},
+            "backend": {"name": "secagg+", "value_bound": 1.0, "corrupt_fraction": 0.25},
+            "dp": {"unit": "client", "mechanism": "distributed", "noise_multiplier": 1.0,
+                   "clip": 1.0, "delta": 1e-5},
+        }
+    )  # fmt: skip
+    mechanism = config.mechanism(seed=SEED)
+    out = mechanism.release(np.ones(8), contributors=6, participants=6, noise_added=0.0)
+    assert out.store["noise_contributors"] == 3

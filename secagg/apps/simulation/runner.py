@@ -722,7 +722,10 @@ def honest_shares(config: SimulationConfig) -> int:
     from secagg.dp.distributed import planned_honest_shares
 
     return planned_honest_shares(
-        expected_cohort(config), config.corrupt_fraction, config.tolerated_dropout
+        expected_cohort(config),
+        config.corrupt_fraction,
+        config.tolerated_dropout,
+        population=config.branches,
     )
 
 

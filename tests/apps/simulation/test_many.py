@@ -23,6 +23,7 @@ from secagg.apps.simulation.runner import (
     _distributed_noise,
     expected_cohort,
     federation_config,
+    honest_shares,
 )
 from secagg.errors import ConfigurationError
 
@@ -80,6 +81,18 @@ def test_the_accountants_use_the_sampling_rate_as_the_runtime_does(tmp_path: Pat
     everyone = distributed.with_changes(sample_rate=1.0, corrupt_fraction=0.05,
                                         tolerated_dropout=0.1)  # fmt: skip
     assert _distributed_noise(everyone, 2081) <= z
+
+
+def test_a_sampled_cohort_is_sized_for_every_colluder_of_the_population() -> None:
+    """The server draws the cohort of 300 from 1 000 participants, 50 of them colluders
+    at a corrupt fraction of 0.05: it can put all 50 in, not the 15 of a cohort's own
+    5 % (DP audit, 2026-12-03). The noise shares are sized for what is left."""
+    sampled = SimulationConfig(**MANY, unit="client", mechanism="distributed", epsilon=3.0,
+                               sample_rate=0.3, rounds=10, corrupt_fraction=0.05,
+                               tolerated_dropout=0.1)  # fmt: skip
+    assert honest_shares(sampled) == 300 - 50 - 30
+    everyone = sampled.with_changes(branches=300, train_rows=90_000, sample_rate=1.0)
+    assert honest_shares(everyone) == 300 - 15 - 30
 
 
 def test_a_thousand_fraud_free_participants_are_one_note_not_a_thousand() -> None:
