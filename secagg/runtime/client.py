@@ -57,8 +57,10 @@ exit status 1), never a quiet return.
 A branch whose model dimension is not the federation's stops at the first round
 start with :class:`DimensionMismatch` (a :class:`~secagg.errors.ConfigurationError`
 naming both numbers) before it trains; a branch that leaves a round on its own
-(its side of the round aborted) says so with a :class:`~secagg.runtime.wire.Leave`,
-so the server need not wait out the phase for it (D6).
+(its side of the round aborted, or it could not take part: a round its policy
+refuses, a training hook that raised or returned NaN) says so with a
+:class:`~secagg.runtime.wire.Leave`, so the server need not wait out the phase for it
+(D6).
 """
 
 from __future__ import annotations
@@ -401,10 +403,12 @@ class FederationClient:
         the session ended while the branch answered; nothing else a server sends
         escapes."""
         number: int | None = None
+        starting = False  # a round start: leaving it tells the server not to wait
         try:
             message = decode_message(payload)
             number = message.round
             if isinstance(message, RoundStart):
+                starting = True
                 self._start(message)
             elif isinstance(message, Relay):
                 self._relay(message)
@@ -420,13 +424,21 @@ class FederationClient:
         except NotConnected:  # the session ended while answering: serve() redials
             raise
         except PolicyRefused as exc:
+            if starting and number is not None:
+                self._leave(number, f"refused by its policy: {exc.setting}")
             self._refused(number, exc)
         except SecAggError as exc:
             self.stats.refused_messages += 1
             log.warning("%s refused a message: %s", self.name, exc)
+            if starting and number is not None:
+                self._leave(number, f"could not take part: {exc}")
         except Exception as exc:  # no server message may crash a branch
             self.stats.refused_messages += 1
             log.error("%s dropped a message (%s): %s", self.name, type(exc).__name__, exc)
+            if starting and number is not None:
+                # e.g. the training hook raised: without a leave the server waited out
+                # the training deadline for it every round (network audit, 2026-12-03)
+                self._leave(number, f"local training failed ({type(exc).__name__})")
 
     def _refused(self, number: int | None, exc: PolicyRefused) -> None:
         """A round below the policy: nothing of the update has left; stop or skip it."""

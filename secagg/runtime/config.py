@@ -286,6 +286,11 @@ class ServerSettings:
     # open is left out of later rounds (one branch alone can neither veto rounds nor
     # exclude an honest branch)
     exclude_after_accusers: int = 2
+    # a branch that was sampled and did not answer in this many rounds in a row sits out
+    # the next round, and one more for each further miss: with a threshold as large as
+    # a small cohort, one silent branch would otherwise abort every round and stop the
+    # federation (0: never; the simulator's dropouts are independent per round)
+    bench_after_missed_rounds: int = 2
     # before each round the server waits up to this long (with back-off) for enough
     # branches to be connected, burning no round number, then stops with a non-zero exit
     # (long enough to ride out the branches' restart; reliability review D2)
@@ -320,6 +325,10 @@ class ServerSettings:
         )
         _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
         _require(self.exclude_after_accusers >= 2, "server.exclude_after_accusers must be >= 2")
+        _require(
+            self.bench_after_missed_rounds >= 0,
+            "server.bench_after_missed_rounds must be >= 0 (0: never leave a branch out)",
+        )
 
 
 @dataclass(frozen=True)

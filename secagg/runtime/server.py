@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 One round (:meth:`FederationServer.run_round`):
 
-1. **Sample** clients among those connected: Poisson with rate q (each joins
+1. **Sample** clients among those connected, less any excluded for bad shares and
+   any *benched* for missing rounds in a row (:meth:`FederationServer.benched`, unless
+   that leaves fewer than 2): Poisson with rate q (each joins
    independently; the DP analysis assumes it) or a fixed count. The draw comes
    from the OS CSPRNG, or from a keyed stream derived from ``config.seed`` in
    tests that must replay a federation. A seeded cohort is predictable from the
@@ -220,6 +222,12 @@ class FederationServer:
         self._round_sessions: dict[str, object] = {}
         self._left: set[str] = set()
         self._round_end = 0.0
+        # who did not answer a phase of the round in flight (its waits closed on them);
+        # each client's misses in a row among the rounds it was sampled for, and the
+        # last round number it sits out (server.bench_after_missed_rounds)
+        self._missed: set[str] = set()
+        self._misses: Counter[str] = Counter()
+        self._benched_until: dict[str, int] = {}
         #: after run(): why it stopped before every configured round was complete
         #: (None when :attr:`finished`; the CLI prints it and exits non-zero)
         self.stop_reason: str | None = None
@@ -402,9 +410,10 @@ class FederationServer:
         if recheck is not None:
             for name in recheck():
                 log.warning("%s's session ended: revoked, renamed or expired", name)
-        available = sorted(
-            (set(self.config.clients) & self.transport.connected()) - self.excluded()
-        )
+        eligible = (set(self.config.clients) & self.transport.connected()) - self.excluded()
+        # a benched branch sits out, unless that would leave too few for a round at all
+        rested = eligible - self.benched()
+        available = sorted(rested if len(rested) >= QUORUM else eligible)
         sampling = self.config.sampling
         if sampling.kind == "poisson":
             draws = self._sampler.uniform(len(self.config.clients))
@@ -419,6 +428,43 @@ class FederationServer:
             )
             chosen = rng.sample(available, min(sampling.count or 0, len(available)))
         return sorted(chosen)
+
+    def benched(self) -> set[str]:
+        """Clients that sit out the next round for having missed rounds in a row."""
+        return {name for name, until in self._benched_until.items() if until >= self.next_round}
+
+    def _bench_absentees(self, result: RoundResult) -> None:
+        """Count the misses of the round's participants, and bench a repeat absentee.
+
+        Why: in a cohort of 3 to 5 the default threshold is the whole cohort, so one
+        branch that stays connected but never answers (a stuck or failing trainer, or a
+        branch that does it on purpose) aborted every round until the server stopped
+        the federation (5 aborts in a row): one branch could stop everyone (network
+        audit, 2026-12-03). A branch that missed ``server.bench_after_missed_rounds``
+        rounds in a row sits out the next round, one more round for each further miss,
+        then is sampled again; answering once clears its count. It is a pause, not an
+        exclusion: a branch that comes back healthy loses at most those rounds."""
+        limit = self.config.server.bench_after_missed_rounds
+        missed = self._missed & set(self.config.clients)
+        for name in result.participants:
+            if name in missed:
+                self._misses[name] += 1
+            else:
+                self._misses.pop(name, None)
+        if limit == 0:
+            return
+        for name in sorted(missed):
+            count = self._misses[name]
+            if count >= limit:
+                rounds = count - limit + 1
+                self._benched_until[name] = result.number + rounds
+                log.warning(
+                    "%s missed %d rounds in a row: it sits out the next %d round%s",
+                    name,
+                    count,
+                    rounds,
+                    "" if rounds == 1 else "s",
+                )
 
     def excluded(self) -> set[str]:
         """Branches at least ``server.exclude_after_accusers`` distinct others named as
@@ -463,8 +509,9 @@ class FederationServer:
         mid-round" (reliability review D8); if it does not, the server's log has it.
         """
         number = self.next_round
+        self._missed = set()
         try:
-            return self._round(number, participants)
+            result = self._round(number, participants)
         except (sqlite3.Error, OSError) as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
             log.error("round %d: the server could not write its state: %s", number, cause)
@@ -475,6 +522,8 @@ class FederationServer:
             except Exception as again:  # the first error is the one to raise
                 log.error("round %d: its abort could not be recorded either: %s", number, again)
             raise
+        self._bench_absentees(result)
+        return result
 
     def _round(self, number: int, participants: list[str]) -> RoundResult:
         self.next_round += 1
@@ -587,6 +636,7 @@ class FederationServer:
         while not session.done:
             now = self._clock()
             if now > round_end:
+                self._missed |= {names[p] for p in session.waiting_for if p in names}
                 self._dispatch(number, participants, session.abort("round deadline passed"))
                 break
             limit = cfg.deadlines.first_phase_seconds if training else cfg.deadlines.phase_seconds
@@ -600,6 +650,7 @@ class FederationServer:
                     log.debug("round %d: everyone silent in %s has gone", number, session.phase)
                 else:
                     continue
+                self._missed |= {names[p] for p in session.waiting_for if p in names}
                 outgoing = session.close_phase()
             else:
                 outgoing = self._receive(number, session, party_of, *item)

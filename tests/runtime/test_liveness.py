@@ -623,3 +623,158 @@ def test_a_branch_whose_side_of_the_round_aborts_says_it_left() -> None:
     item = hub.receive(timeout=BOUND)
     assert item is not None and item[0] == NAMES[0]
     assert decode_message(item[1]) == Leave(3, "only 0 neighbours advertised keys")
+
+
+# --- one silent branch cannot stop a small federation (network audit, 2026-12-03) -------
+
+
+def _strict_config(names: list[str], rounds: int, training: float) -> FederationConfig:
+    """The documented defaults: tolerating 10 % dropout, a cohort of 4 needs all 4."""
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "bench", "clients": names, "dimension": D, "rounds": rounds},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "deadlines": {"phase_seconds": 20.0, "training_seconds": training},
+        }
+    )
+
+
+def test_a_silent_branch_sits_out_instead_of_aborting_every_round(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A branch stays connected and never answers. With a threshold of 4 of 4 every
+    round it is in aborts; before the fix the server stopped after the abort limit (here
+    3) and every honest branch exited with it. Now it sits out round 3 after missing
+    rounds 1 and 2, and round 3 completes with the other three."""
+    hub = InProcessHub()
+    silent = hub.connect(NAMES[-1])  # connected, never answers
+    branches = _branches(hub, NAMES[:-1])
+    server = FederationServer(_strict_config(NAMES, rounds=1, training=4.0), hub, _store(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="secagg.server"):
+        results = server.run(wait_for_clients=BOUND, max_consecutive_aborts=3)
+    assert [r.status for r in results] == ["aborted", "aborted", "complete"], [
+        r.reason for r in results
+    ]
+    assert results[2].contributed == tuple(NAMES[:-1])
+    assert server.finished and server.stop_reason is None
+    assert f"{NAMES[-1]} missed 2 rounds in a row: it sits out the next 1 round" in caplog.text
+    for branch in branches.values():
+        assert branch.done.wait(BOUND)
+        assert branch.stats is not None and branch.stats.outcome == "finished"
+    del silent
+
+
+def _idle_server(tmp_path: Path, names: list[str], bench_after: int = 2) -> FederationServer:
+    hub = InProcessHub()
+    for name in names:
+        hub.connect(name)
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "bench", "clients": names, "dimension": D},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "server": {"bench_after_missed_rounds": bench_after},
+        }
+    )
+    return FederationServer(config, hub, _store(tmp_path))
+
+
+def _round(server: FederationServer, number: int, participants: list[str], missed: set[str]):
+    server._missed = set(missed)
+    server.next_round = number + 1
+    result = RoundResult(number, "aborted", tuple(participants), (), "test", None)
+    server._bench_absentees(result)
+
+
+def test_the_bench_grows_with_each_miss_and_one_answer_clears_it(tmp_path: Path) -> None:
+    server = _idle_server(tmp_path, NAMES)
+    late = NAMES[0]
+    _round(server, 1, NAMES, {late})
+    assert server.benched() == set()  # one miss: a blip
+    _round(server, 2, NAMES, {late})
+    assert server.benched() == {late} and server.sample() == NAMES[1:]  # sits out round 3
+    server.next_round = 4
+    assert server.benched() == set() and server.sample() == NAMES  # back for round 4
+    _round(server, 4, NAMES, {late})
+    assert server.benched() == {late}  # 3 misses: rounds 5 and 6
+    server.next_round = 6
+    assert server.benched() == {late}
+    server.next_round = 7
+    assert server.benched() == set()
+    _round(server, 7, NAMES, set())  # it answered: its count starts again
+    _round(server, 8, NAMES, {late})
+    assert server.benched() == set()
+    # a round it was not sampled for neither counts nor clears
+    _round(server, 9, NAMES[1:], set())
+    _round(server, 10, NAMES, {late})
+    assert server.benched() == {late}
+
+
+def test_a_bench_that_would_leave_too_few_for_a_round_is_not_applied(tmp_path: Path) -> None:
+    server = _idle_server(tmp_path, NAMES[:2])
+    for number in (1, 2):
+        _round(server, number, NAMES[:2], {NAMES[0]})
+    assert server.benched() == {NAMES[0]}
+    assert server.sample() == NAMES[:2]  # one left alone is no round: both are sampled
+
+
+def test_bench_after_missed_rounds_zero_never_benches(tmp_path: Path) -> None:
+    server = _idle_server(tmp_path, NAMES, bench_after=0)
+    for number in range(1, 6):
+        _round(server, number, NAMES, {NAMES[0]})
+    assert server.benched() == set() and server.sample() == NAMES
+
+
+def test_bench_after_missed_rounds_must_not_be_negative() -> None:
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"server\.bench_after_missed_rounds must be >= 0"):
+        FederationConfig.from_dict(
+            {
+                "federation": {"name": "bench", "clients": NAMES, "dimension": D},
+                "server": {"bench_after_missed_rounds": -1},
+            }
+        )
+
+
+def test_a_branch_whose_training_fails_leaves_the_round(tmp_path: Path) -> None:
+    """Its hook raised; it used to log "dropped a message" and stay silent, so the server
+    waited out the training deadline (1800 s in the docs' deployment) every round."""
+    hub = InProcessHub()
+    failing = NAMES[-1]
+
+    def broken(model: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the feature store is down")
+
+    _branches(hub, NAMES[:-1], rounds=1)
+    client = FederationClient(failing, broken, hub.connect(failing))
+    stats = _Branch(lambda: client.run(idle_timeout=BOUND, rounds=1))
+    server = FederationServer(_config(training=60.0), hub, _store(tmp_path))
+    began = time.monotonic()
+    result = server.run_round()
+    took = time.monotonic() - began
+    assert result.status == "complete", result.reason
+    assert result.contributed == tuple(NAMES[:-1])
+    assert took < 30.0, f"the round took {took:.1f} s: it waited for the failed branch"
+    assert server._left == {failing}
+    del stats
+
+
+def test_a_failed_round_start_sends_a_leave_naming_the_failure() -> None:
+    hub = InProcessHub()
+
+    def nan(model: np.ndarray) -> np.ndarray:
+        return np.full_like(model, np.nan)
+
+    client = FederationClient(NAMES[0], nan, hub.connect(NAMES[0]))
+    from secagg.aggregation import get_backend
+    from secagg.aggregation.spec import encode_spec
+
+    spec = encode_spec(get_backend("secagg+").plan(3, D))
+    client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), 1.0)))
+    item = hub.receive(timeout=BOUND)
+    assert item is not None and item[0] == NAMES[0]
+    message = decode_message(item[1])
+    assert isinstance(message, Leave) and message.round == 7
+    assert message.reason.startswith("could not take part")
