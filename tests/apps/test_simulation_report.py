@@ -565,3 +565,50 @@ def test_a_sampled_run_says_its_seed_fixes_the_cohorts_and_what_its_epsilon_assu
     full = (tmp_path / "full" / "report.md").read_text()
     assert "cohorts" not in full.split("## Privacy ledger")[1].split("\n## ")[0]
     assert "sampled cohorts" not in full
+
+
+@pytest.mark.parametrize(
+    ("changes", "cohorts"),
+    [
+        ({}, False),  # DP-SGD in each branch, everyone every round
+        (
+            {
+                "unit": "client",
+                "mechanism": "central",
+                "sample_rate": 0.5,
+                "branches": 8,
+                "train_rows": 800,
+            },
+            True,
+        ),
+        ({"unit": "client", "mechanism": "central"}, False),
+        (
+            {
+                "unit": "client",
+                "mechanism": "distributed",
+                "sample_rate": 0.5,
+                "branches": 8,
+                "train_rows": 800,
+            },
+            False,
+        ),
+    ],
+)
+def test_the_privacy_line_says_the_simulations_epsilon_is_a_replay(
+    changes: dict[str, Any], cohorts: bool
+) -> None:
+    """DP audit (2026-12-03): the terminal's privacy line printed "ε = 3.664 ... within
+    the target" for a run whose cohorts, drawn from its seed, earned no amplification;
+    only report.md and the ledger verification said so. Now every output that prints ε
+    says beside it that the simulation replays its noise, and its cohorts where the ε
+    credits sampling."""
+    from secagg.apps.simulation.report import privacy_lines
+
+    result = _record_level_result()
+    config = dataclasses.replace(result.config, epsilon=3.0, **changes)
+    lines = privacy_lines(dataclasses.replace(result, config=config))
+    assert lines[0].startswith("privacy: ε = 2.99")
+    assert lines[1].startswith("replayed: this simulation draws its DP noise")
+    assert ("and its cohorts from its seed" in lines[1]) is cohorts
+    assert ("fresh OS noise and secret sampling would spend" in lines[1]) is cohorts
+    assert lines[1].endswith("not a guarantee of this run")

@@ -242,13 +242,30 @@ def privacy_lines(result: SimulationResult) -> list[str]:
         verdict = f"ABOVE THE TARGET ε = {c.epsilon:g}"
     else:
         verdict = f"within the target ε = {c.epsilon:g}"
-    lines = [f"privacy: {spent} after {rounds}; {verdict}"]
+    lines = [f"privacy: {spent} after {rounds}; {verdict}", _replay_caveat(c)]
     stats = result.feature_statistics
     if stats is not None:
         lines.append(_statistics_line(stats, c.delta))
     if result.stopped:
         lines.append(_stopped_line(result.stopped))
     return lines
+
+
+def _replay_caveat(config: Any) -> str:
+    """Why the ε above is not a guarantee of this run, on the line beside it: a
+    simulation draws its DP noise (and, with client sampling, its cohorts) from its
+    seed, which anyone holding the config can replay. Only the ledger verification and
+    report.md said so; the terminal line and the table printed an amplified ε of a
+    predictable cohort bare (DP audit, 2026-12-03)."""
+    amplified = config.unit == "client" and config.mechanism == "central"
+    amplified = amplified and config.sample_rate < 1
+    return (
+        "replayed: this simulation draws its DP noise"
+        + (" and its cohorts" if amplified else "")
+        + " from its seed, so ε is what the same run with fresh OS noise"
+        + (" and secret sampling" if amplified else "")
+        + " would spend, not a guarantee of this run"
+    )
 
 
 def _stopped_line(reason: str) -> str:
