@@ -335,6 +335,9 @@ def _check_consistency(
             f"claims amplification by sampling at rate {rate:g}, but with distributed DP the "
             "untrusted server draws (and sees) the cohort: only the un-amplified epsilon holds"
         )
+    problem = _check_charged_rate(dp, participants, rate)
+    if problem is not None:
+        return problem
     hashes = participants.get("identity_hashes") if isinstance(participants, dict) else None
     if rate < 1 and isinstance(hashes, list) and hashes:
         return (
@@ -351,6 +354,38 @@ def _check_consistency(
             f"{float(z) * float(clip):g}: the replayed epsilon is not that of the noise added"
         )
     return None
+
+
+def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> str | None:
+    """A sampled central round's ``charged_rate`` must be its published cohort's share of
+    the population: a smaller one understates what the published count gives away."""
+    if "charged_rate" not in dp:
+        return None
+    charged = dp["charged_rate"]
+    if isinstance(charged, bool) or not isinstance(charged, int | float) or not 0 < charged <= 1:
+        return f"records charged_rate {charged!r}, not a rate in (0, 1]"
+    if rate >= 1:
+        return f"records charged_rate {charged:g} but no sampling (sample rate {rate:g})"
+    count = participants.get("count") if isinstance(participants, dict) else None
+    sampling = dp.get("sampling")
+    population = sampling.get("population") if isinstance(sampling, dict) else None
+    if isinstance(count, int) and isinstance(population, int) and population > 0:
+        share = min(1.0, count / population)
+        if not _same(charged, share):
+            return (
+                f"is charged at rate {charged:g}, but it publishes a cohort of {count} of "
+                f"{population} clients: given that count a client took part with "
+                f"probability {share:g}"
+            )
+    return None
+
+
+def _charged_at_design_rate(dp: dict[str, Any], participants: Any) -> bool:
+    """A sampled central row that publishes its cohort's size but was charged at the
+    Poisson rate q (written before rounds were charged at their cohort's share)."""
+    if dp.get("mechanism") != "central" or "charged_rate" in dp or not _amplified(dp):
+        return False
+    return isinstance(participants, dict) and isinstance(participants.get("count"), int)
 
 
 def _amplified(dp: dict[str, Any]) -> bool:
@@ -482,7 +517,9 @@ class EpsilonReplay:
         """Every central round so far, each at its own (z, q), at this row's delta and
         accountant (a restart may change them: the accountant is rebuilt and replayed)."""
         delta, name = float(dp["delta"]), str(dp["accountant"])
-        z, q = float(dp["noise_multiplier"]), float(dp["sample_rate"])
+        # a sampled round is charged at its published cohort's share (charged_rate);
+        # rows written before that carry only the design rate q
+        z, q = float(dp["noise_multiplier"]), float(dp.get("charged_rate", dp["sample_rate"]))
         self._central.append((z, q))
         accountant = self._accountant
         if accountant is None or accountant.delta != delta or accountant.name != name:
@@ -643,6 +680,7 @@ def verify_ledger(
     seeded_without_dp = 0  # rows flagged noise_seeded that drew no DP noise to seed
     # client-level rows amplified by sampling whose dp.sampling predates its "seeded" flag
     sampling_unrecorded = 0
+    design_rate_rows = 0  # sampled central rows charged at q beside a published count
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
         dp = row.entry.get("dp")
@@ -661,6 +699,7 @@ def verify_ledger(
                 if problem is not None:
                     result.failure = f"{where}: {problem}"
                     return result
+                design_rate_rows += _charged_at_design_rate(dp, row.entry.get("participants"))
                 if dp.get("unit") == "client" and not isinstance(dp.get("sampling"), dict):
                     result.without_sampling += 1
                 elif _amplified(dp):
@@ -734,6 +773,13 @@ def verify_ledger(
             f"{sampling_unrecorded} client-level rows claim amplification by sampling but "
             "predate the dp.sampling.seeded record: whether their cohort was drawn from a "
             "seed in the config (predictable, so not amplified) is not recorded"
+        )
+    if design_rate_rows:
+        result.notes.append(
+            f"{design_rate_rows} sampled rows were charged at the Poisson rate q although "
+            "each publishes its cohort's size k (written before rounds were charged at k / "
+            "population): where a cohort was larger than q x population, their epsilon "
+            "understates what the count gives away"
         )
     if result.from_scratch:
         result.notes.append(

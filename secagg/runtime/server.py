@@ -331,7 +331,7 @@ class FederationServer:
             if max_attempts is not None and len(results) >= max_attempts:
                 return f"{max_attempts} rounds attempted (max_attempts)"
             population = len(self.config.clients)  # the best case of one more round
-            if self._crosses_budget(population, population, "one more round"):
+            if self._crosses_budget(population, None, "one more round"):
                 return self.budget_reached
             missing = self._await_quorum(quorum_wait)
             if missing is not None:
@@ -698,7 +698,7 @@ class FederationServer:
         assert self.budget_reached is not None
         return session.abort(self.budget_reached)
 
-    def _crosses_budget(self, contributors: int, participants: int, what: str) -> bool:
+    def _crosses_budget(self, contributors: int, participants: int | None, what: str) -> bool:
         """Whether ``what`` (one more round of ``contributors``) would take epsilon above
         ``dp.epsilon_budget``; if so, :attr:`budget_reached` says so and the run stops."""
         if self._budget is None:

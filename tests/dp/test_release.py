@@ -283,3 +283,55 @@ def test_the_federation_config_gives_its_mechanism_the_population() -> None:
     mechanism = config.mechanism(seed=SEED)
     out = mechanism.release(np.ones(8), contributors=6, participants=6, noise_added=0.0)
     assert out.store["noise_contributors"] == 3
+
+
+# --- a sampled central round is charged at its published cohort's share (DP audit) ------
+
+
+def _sampled_central(population: int = 10, q: float = 0.5):
+    return mechanism_for(
+        DPSettings(noise_multiplier=1.2, delta=1e-5, accountant="rdp"),
+        dimension=8,
+        bits=32,
+        sample_rate=q,
+        expected_clients=q * population,
+        corrupt_fraction=0.0,
+        seed=SEED,
+        population=population,
+    )
+
+
+@pytest.mark.parametrize("cohort", [2, 5, 7, 10])
+def test_a_sampled_central_round_is_charged_at_its_cohorts_share(cohort: int) -> None:
+    """The ledger publishes how many took part; given k of N, a client was in with
+    probability k / N, not q. Before, every round was charged at q: a round of 7 of 10
+    at q = 0.5 claimed less than its count gives away."""
+    mechanism = _sampled_central()
+    out = mechanism.release(np.zeros(8), contributors=cohort, participants=cohort, noise_added=0)
+    assert out.store["charged"]["sample_rate"] == cohort / 10
+    expected = PrivacyAccountant(1e-5, "rdp")
+    expected.step(1.2, cohort / 10)
+    assert out.epsilon == pytest.approx(expected.epsilon())
+    block = mechanism.ledger_block(out.store)
+    assert block["charged_rate"] == cohort / 10 and block["sample_rate"] == 0.5
+    assert block["adjacency"] == "zero-out one client's update"
+    again = _sampled_central()
+    again.restore(out.store)
+    assert again.accountant.epsilon() == pytest.approx(out.epsilon)
+
+
+def test_before_the_draw_the_budget_check_uses_the_design_rate() -> None:
+    mechanism = _sampled_central()
+    at_q = PrivacyAccountant(1e-5, "rdp")
+    at_q.step(1.2, 0.5)
+    best = mechanism.epsilon_after_next(contributors=10, participants=None)
+    assert best == pytest.approx(at_q.epsilon())
+    large = mechanism.epsilon_after_next(contributors=9, participants=9)
+    assert large > best
+
+
+def test_everyone_sampled_is_charged_at_one_and_records_no_charged_rate() -> None:
+    mechanism = _sampled_central(q=1.0)
+    out = mechanism.release(np.zeros(8), contributors=6, participants=6, noise_added=0)
+    assert out.store["charged"]["sample_rate"] == 1.0
+    assert "charged_rate" not in mechanism.ledger_block(out.store)

@@ -72,7 +72,9 @@ def _central_rows(
                 "delta": delta,
                 # as the server writes it: the cohort was not drawn from a config seed
                 "sampling": {"kind": kind, "rate": Q, "population": population, "seeded": False},
-                "adjacency": "add/remove one client",
+                # charged at the published cohort's share: 2 of N is Q
+                "charged_rate": 2 / population,
+                "adjacency": "zero-out one client's update",
             },
             epsilon=claim,
             delta=delta,
@@ -517,3 +519,47 @@ def test_verify_and_report_flag_a_ledger_above_the_configs_budget(tmp_path: Path
     assert "**ABOVE THE BUDGET**" in text
     text, _ = build_report(path, key.public_key, _expected(epsilon_budget=2 * eps[-1]))
     assert "within it" in text and "ABOVE" not in text
+
+
+# --- a sampled row is charged at its published cohort's share (DP audit, 2026-12-03) -----
+
+
+def _with_rate(rows: list[dict], rate: object) -> list[dict]:
+    changed = copy.deepcopy(rows)
+    for row in changed:
+        if rate is None:
+            del row["dp"]["charged_rate"]
+        else:
+            row["dp"]["charged_rate"] = rate
+    return changed
+
+
+def test_a_row_charged_below_its_published_cohorts_share_fails(tmp_path: Path) -> None:
+    """2 of 20 took part (share 0.1); a row claiming a charge at 0.05 understates what
+    its own count gives away (the claims are re-signed: only the replay can object)."""
+    key = LedgerKey.generate()
+    rows = _with_rate(_central_rows([Z] * 2), 0.05)
+    failure = _failure(write_ledger(tmp_path / "low.sqlite", rows, key)[0], key)
+    assert failure.startswith("row 1 (round 1): is charged at rate 0.05")
+    assert "publishes a cohort of 2 of 20 clients" in failure
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.5, "0.1", True])
+def test_a_malformed_charged_rate_fails(tmp_path: Path, rate: object) -> None:
+    key = LedgerKey.generate()
+    rows = _with_rate(_central_rows([Z]), rate)
+    failure = _failure(write_ledger(tmp_path / "bad.sqlite", rows, key)[0], key)
+    assert "charged_rate" in failure
+
+
+def test_rows_charged_at_the_design_rate_beside_a_count_are_noted(tmp_path: Path) -> None:
+    """Rows written before the cohort's share was charged still verify (their claims are
+    what they were), with a note that the published count may give away more."""
+    key = LedgerKey.generate()
+    rows = _with_rate(_central_rows([Z] * 3), None)
+    result = verify_ledger(write_ledger(tmp_path / "old.sqlite", rows, key)[0], key.public_key)
+    assert result.ok, result.first_failure
+    assert any(
+        note.startswith("3 sampled rows were charged at the Poisson rate q")
+        for note in result.notes
+    )

@@ -56,7 +56,9 @@ def _rows(
                 "accountant": "rdp",
                 "delta": DELTA,
                 "sampling": dict(sampling),
-                "adjacency": "add/remove one client",
+                # charged at the published cohort's share (2 of N), as the server writes it
+                **({"charged_rate": 2 / N} if rate < 1 else {}),
+                "adjacency": "zero-out one client's update",
             },
             epsilon=accountant.epsilon(),
             delta=DELTA,

@@ -41,18 +41,22 @@ def _rows(rounds: int, *, mechanism: str, sample_rate: float, z: float = 1.1) ->
             expected_clients=N * sample_rate,
             corrupt_fraction=0.1,
             seed=b"s" * 16,
+            population=N,
         )
+    cohort = max(2, round(N * sample_rate))  # every round draws the expected cohort
     rows = []
     for number in range(1, rounds + 1):
-        release.round_options(N)
-        out = release.release(np.zeros(4), contributors=N, participants=N, noise_added=0.0)
+        release.round_options(cohort)
+        out = release.release(
+            np.zeros(4), contributors=cohort, participants=cohort, noise_added=0.0
+        )
         dp: dict[str, Any] = release.ledger_block(out.store) | {
             "sampling": {"kind": "poisson", "rate": sample_rate, "population": N}
         }
         entry = LedgerEntry(
             federation="speed", round=number, status="complete", reason=None,
             started_at=None, finished_at=1.0e9 + number, backend={"name": "secagg+"},
-            participants=tuple(f"b{i}" for i in range(N)), contributed=N, dropouts={},
+            participants=tuple(f"b{i}" for i in range(cohort)), contributed=cohort, dropouts={},
             dp=dp, epsilon=out.epsilon, delta=DELTA, model_sha256=f"{number:064x}",
             publish_participants=not release.hides_participation,
         )  # fmt: skip

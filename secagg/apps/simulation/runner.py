@@ -697,14 +697,19 @@ class FederationRun(NamedTuple):
 def _client_level_noise(config: SimulationConfig, sample_rate: float | None = None) -> float:
     """The central Gaussian's noise multiplier: ``noise_multiplier``, or the smallest that
     meets the epsilon target over ``rounds`` rounds of Poisson client sampling at
-    ``sample_rate`` (default ``config.sample_rate``: the rate the server's accountant
-    composes; the distributed mechanism passes 1, as it claims no amplification)."""
+    ``sample_rate`` (default: ``config.sample_rate`` with the margin of
+    :func:`~secagg.dp.accounting.charged_rate_margin`, since the server charges each
+    round at its cohort's share of the branches; the distributed mechanism passes 1, as
+    it claims no amplification)."""
     if config.noise_multiplier is not None:
         return config.noise_multiplier
-    from secagg.dp.accounting import noise_multiplier_for
+    from secagg.dp.accounting import charged_rate_margin, noise_multiplier_for
 
     assert config.epsilon is not None
-    q = config.sample_rate if sample_rate is None else sample_rate
+    if sample_rate is None:
+        q = charged_rate_margin(config.sample_rate, config.branches, config.rounds)
+    else:
+        q = sample_rate
     return noise_multiplier_for(config.epsilon, config.delta, q, config.rounds)
 
 
