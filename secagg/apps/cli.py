@@ -34,6 +34,7 @@ from secagg import __version__
 from secagg.aggregation.policy import BranchPolicy
 from secagg.apps import devca
 from secagg.apps.audit.cli import audit
+from secagg.apps.cli_types import FINITE, FiniteFloat
 from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
@@ -144,21 +145,21 @@ def _quiet_accountant() -> Iterator[None]:
 @click.option("--active", is_flag=True, help="Active variant: signed keys and consistency check.")
 @click.option(
     "--dropout",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=FiniteFloat(0.0, 1.0, max_open=True),
     default=0.05,
     show_default=True,
     help="Fraction of clients that vanish, each before a random phase.",
 )
 @click.option(
     "--tolerated-dropout",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=FiniteFloat(0.0, 1.0, max_open=True),
     default=0.10,
     show_default=True,
     help="Dropout fraction the default k and t are chosen to survive.",
 )
 @click.option(
     "--corrupt",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=FiniteFloat(0.0, 1.0, max_open=True),
     default=0.05,
     show_default=True,
     help="Fraction of clients assumed to collude with the server.",
@@ -271,14 +272,14 @@ def one_round(
 )
 @click.option(
     "--corrupt",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=FiniteFloat(0.0, 1.0, max_open=True),
     default=0.05,
     show_default=True,
     help="Fraction of clients that may collude with the server.",
 )
 @click.option(
     "--dropout",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=FiniteFloat(0.0, 1.0, max_open=True),
     default=0.10,
     show_default=True,
     help="Fraction of clients that may drop out.",
@@ -327,7 +328,7 @@ _ACCOUNTANT_OPTION = click.option(
 _SAMPLE_RATE_OPTION = click.option(
     "--sample-rate",
     "-q",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
+    type=FiniteFloat(0.0, 1.0, min_open=True),
     required=True,
     help="Poisson client rate, in (0, 1].",
 )
@@ -336,7 +337,7 @@ _ROUNDS_OPTION = click.option(
 )
 _DELTA_OPTION = click.option(
     "--delta",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
     required=True,
     help="The delta of (epsilon, delta), in (0, 1).",
 )
@@ -346,7 +347,7 @@ _DELTA_OPTION = click.option(
 @click.option(
     "--noise-multiplier",
     "-z",
-    type=click.FloatRange(0.0, min_open=True),
+    type=FiniteFloat(0.0, min_open=True),
     required=True,
     help="Noise std / clip (positive).",
 )
@@ -363,7 +364,8 @@ def privacy_epsilon(
     accountant: str,
     as_json: bool,
 ) -> None:
-    """Epsilon of DP-FedAvg after ROUNDS rounds (client-level, add/remove one client)."""
+    """Epsilon of DP-FedAvg after ROUNDS rounds at Poisson rate q (client-level, zero-out
+    one client's update); a federation charges each sampled round at its cohort's share."""
     from secagg.dp import accounting
 
     try:
@@ -391,7 +393,7 @@ def privacy_epsilon(
 @click.option(
     "--epsilon",
     "target",
-    type=click.FloatRange(0.0, min_open=True),
+    type=FiniteFloat(0.0, min_open=True),
     required=True,
     help="Budget epsilon (positive).",
 )
@@ -430,7 +432,7 @@ def bench() -> None:
 @click.option("--quick", is_flag=True, help="A small grid that runs in seconds.")
 @click.option("--n", "ns", type=int, multiple=True, help="Client counts (repeatable).")
 @click.option("--d", "ds", type=int, multiple=True, help="Vector lengths (repeatable).")
-@click.option("--dropout", "dropouts", type=float, multiple=True, help="Dropout fractions.")
+@click.option("--dropout", "dropouts", type=FINITE, multiple=True, help="Dropout fractions.")
 @click.option(
     "--graph",
     "graphs",
@@ -530,9 +532,7 @@ def bench_ckks(
 @click.option("--quick", is_flag=True, help="60 clients, d = 1000: well under a minute.")
 @click.option("--n", "ns", type=click.IntRange(min=3), multiple=True, help="Clients (repeatable).")
 @click.option("--d", "dimension", type=click.IntRange(min=1), default=None, help="Model size.")
-@click.option(
-    "--dropout", type=click.FloatRange(0.0, 0.5), default=None, help="Vanishing share (0.05)."
-)
+@click.option("--dropout", type=FiniteFloat(0.0, 0.5), default=None, help="Vanishing share (0.05).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Ray workers (CPUs).")
 @click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
@@ -679,7 +679,7 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
     "--wait",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=0.0),
+    type=FiniteFloat(min=0.0),
     help="Seconds to wait for branches.",
 )
 @click.option(
@@ -934,7 +934,7 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 )
 @click.option(
     "--idle",
-    type=click.FloatRange(0.0, min_open=True),
+    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
     default=900.0,
     show_default=True,
     help="Give up when the server is silent this long between rounds (inside a round the "
@@ -944,14 +944,14 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 )
 @click.option(
     "--connect-timeout",
-    type=click.FloatRange(0.0, min_open=True),
+    type=FiniteFloat(0.0, min_open=True),
     default=30.0,
     show_default=True,
     help="Seconds to open the first session.",
 )
 @click.option(
     "--give-up-after",
-    type=click.FloatRange(0.0, min_open=True),
+    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
     default=600.0,
     show_default=True,
     help="Seconds to keep redialling after a lost connection (a server restart, a network "
@@ -975,10 +975,10 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     default=None,
     help="The CKKS key holder's fingerprint (64 hex digits); CKKS rounds need it.",
 )
-@click.option("--max-clip", type=float, default=None, help="Refuse rounds clipping above this.")
+@click.option("--max-clip", type=FINITE, default=None, help="Refuse rounds clipping above this.")
 @click.option(
     "--min-noise-multiplier",
-    type=float,
+    type=FINITE,
     default=None,
     help="Join only rounds where this branch adds a distributed noise share of at least this z.",
 )
@@ -1060,17 +1060,16 @@ def client(
 
 def _read_table(path: str, table: str) -> dict[str, Any]:
     """The one ``[table]`` of a party's own TOML file; other tables are an error."""
-    import tomllib
+    from secagg.runtime.config import read_toml
 
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    data = read_toml(path)
     unknown = sorted(set(data) - {table})
     if unknown:
         raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]")
-    return dict(data.get(table, {}))
+    section = data.get(table, {})
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"{path}: {table} must be a table ([{table}]), not a value")
+    return dict(section)
 
 
 def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
@@ -1130,7 +1129,13 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     show_default=True,
     help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
 )
-@click.option("--idle", default=600.0, show_default=True, help="Stop after this much silence.")
+@click.option(
+    "--idle",
+    type=FiniteFloat(0.0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Stop after this many seconds of silence.",
+)
 @click.option(
     "--config",
     "config_path",

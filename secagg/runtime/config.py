@@ -77,6 +77,9 @@ from secagg.dp.release import Mechanism, amplified_by_sampling, mechanism_for
 from secagg.errors import ConfigurationError, PredictableCohortError
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 
+#: the largest model a federation runs: round vectors are indexed by 32-bit words
+MAX_DIMENSION = 2**31
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -384,6 +387,11 @@ class FederationConfig:
             "federation.replay_noise replays the DP noise from federation.seed: set a seed",
         )
         _require(self.dimension >= 1, "federation.dimension must be at least 1")
+        _require(
+            self.dimension <= MAX_DIMENSION,
+            f"federation.dimension {self.dimension} is above {MAX_DIMENSION} (2^31): a model "
+            "that size does not fit a round's vectors",
+        )
         _require(self.rounds >= 1, "federation.rounds must be at least 1")
         _require(self.server_learning_rate > 0, "federation.server_learning_rate must be > 0")
         _require(0 <= self.server_momentum < 1, "federation.server_momentum must lie in [0, 1)")
@@ -549,14 +557,31 @@ class FederationConfig:
             return cls.from_dict(unseeded), True
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML file's tables; an unreadable or malformed file is a one-line
-    :class:`ConfigurationError` naming it."""
+    """A TOML file's tables; a missing, unreadable, non-UTF-8 or malformed file is a
+    one-line :class:`ConfigurationError` naming it (every command's config and policy
+    files are read here). A UTF-8 byte-order mark, which some Windows editors write, is
+    skipped: TOML is UTF-8 either way."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
+    except FileNotFoundError:
+        raise ConfigurationError(f"no configuration file at {path}") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{path} is a directory, not a configuration file") from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.removeprefix(_UTF8_BOM).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
 

@@ -395,10 +395,12 @@ def serve(
     for the caller to read (close them with ``server.store.close()`` and
     ``server.ledger.close()``).
     """
+    # the certificates and the bind address first: a start they refuse creates no state,
+    # ledger or ledger key (before, a failed --init left all three behind, CLI audit)
+    transport = server_transport(config, port, start=False)
     state = open_server_state(config, init=init)
     try:
         with _cluster_unmasker(config) as unmask:
-            transport = server_transport(config, port, start=False)
             server = build_server(
                 config,
                 transport,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from secagg.apps.cli_types import FiniteFloat
 from secagg.errors import ConfigurationError, SecAggError
 
 if TYPE_CHECKING:
@@ -307,38 +308,42 @@ Exit status:
 @click.option(
     "--noise-multiplier",
     "-z",
-    type=float,
+    type=FiniteFloat(min=0.0),
     default=5.0,
     show_default=True,
     help="Central noise std / clip of the audited run (0: no noise).",
 )
 @click.option(
-    "--rounds", type=int, default=10, show_default=True, help="Rounds of the audited federation."
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Rounds of the audited federation.",
 )
 @click.option(
     "--canaries",
-    type=int,
+    type=click.IntRange(min=2),
     default=400,
     show_default=True,
     help="Inserted canary clients (as many more are held out).",
 )
 @click.option(
     "--branches",
-    type=int,
+    type=click.IntRange(min=1),
     default=8,
     show_default=True,
     help="Ordinary branches beside the canaries.",
 )
 @click.option(
     "--delta",
-    type=float,
+    type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
     default=1e-5,
     show_default=True,
     help="The delta at which the accountant's epsilon is compared with the lower bound.",
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
     help="Replay seed (data, canaries, noise); default: fresh CSPRNG draws.",
 )
@@ -350,7 +355,7 @@ Exit status:
 )
 @click.option(
     "--claimed-epsilon",
-    type=float,
+    type=FiniteFloat(0.0, min_open=True),
     default=None,
     help="The epsilon to hold the run to; default: the runtime accountant's for the run.",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import click
 
 from secagg.aggregation import BACKENDS
+from secagg.apps.cli_types import FINITE
 from secagg.apps.models import MODELS
 from secagg.apps.simulation.config import (
     ENGINES,
@@ -45,7 +47,7 @@ def _options(function: Any) -> Any:
         ),
         click.option("--model", type=click.Choice(MODELS), help="Fraud model [mlp]."),
         click.option("--backend", type=click.Choice(BACKENDS), help="Aggregation [secagg+]."),
-        click.option("--dropout", type=float, help="Chance a branch vanishes in a round [0.05]."),
+        click.option("--dropout", type=FINITE, help="Chance a branch vanishes in a round [0.05]."),
         click.option(
             "--unit",
             type=click.Choice(["record", "client"]),
@@ -57,19 +59,19 @@ def _options(function: Any) -> Any:
             help="dpsgd (record), central or distributed (client; with --unit record: "
             "DP gradient descent noised once in the secure sum), off [dpsgd].",
         ),
-        click.option("--epsilon", type=float, help="Target epsilon [3]."),
-        click.option("--noise-multiplier", type=float, help="Noise, instead of a target."),
-        click.option("--delta", type=float, help="DP delta [1e-5]."),
+        click.option("--epsilon", type=FINITE, help="Target epsilon [3]."),
+        click.option("--noise-multiplier", type=FINITE, help="Noise, instead of a target."),
+        click.option("--delta", type=FINITE, help="DP delta [1e-5]."),
         click.option(
             "--clip",
-            type=float,
+            type=FINITE,
             help="Clip: per customer (dpsgd) [10] or per branch update (client level) [1].",
         ),
         click.option("--local-epochs", type=int, help="Local epochs per round [3]."),
         click.option("--batch-size", type=int, help="(Expected) batch size [256]."),
-        click.option("--learning-rate", type=float, help="Local learning rate [0.2]."),
-        click.option("--server-learning-rate", type=float, help="Server learning rate [2]."),
-        click.option("--server-momentum", type=float, help="Server momentum, FedAvgM [0]."),
+        click.option("--learning-rate", type=FINITE, help="Local learning rate [0.2]."),
+        click.option("--server-learning-rate", type=FINITE, help="Server learning rate [2]."),
+        click.option("--server-momentum", type=FINITE, help="Server momentum, FedAvgM [0]."),
         click.option(
             "--prior",
             type=click.Choice(["auto", "public", "none"]),
@@ -99,7 +101,7 @@ def _options(function: Any) -> Any:
             "--max-rows-per-customer", type=int, help="Rows of a customer DP-SGD uses [8]."
         ),
         click.option("--partition", type=click.Choice(PARTITIONS), help="CSV split [dirichlet]."),
-        click.option("--alpha", type=float, help="Dirichlet concentration [0.5]."),
+        click.option("--alpha", type=FINITE, help="Dirichlet concentration [0.5]."),
         click.option("--train-rows", type=int, help="Synthetic training rows in all [120000]."),
         click.option(
             "--world",
@@ -185,6 +187,23 @@ def _run_dir(
     return Path("secagg-runs") / f"{stamp}-{config.backend}-{config.unit}"
 
 
+@contextlib.contextmanager
+def _no_empty_folder_left(run_dir: Path) -> Iterator[None]:
+    """Remove the run folder if the run failed before writing anything into it.
+
+    Why: a data error found once the run has started (an empty CSV, a missing prior)
+    left an empty ``secagg-runs/<time>-...`` per attempt (CLI audit, 2026-12-03). Only
+    a folder this run created and left empty is removed, never one with files in it."""
+    existed = run_dir.exists()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        raise
+
+
 @click.command()
 @_options
 def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
@@ -205,7 +224,7 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     typed = [k for k, v in flags.items() if v is not None]
-    with _quiet_libraries():
+    with _quiet_libraries(), _no_empty_folder_left(run_dir):
         progress_bar = None if (quiet or as_json) else _ProgressBar()
         if config.seeds > 1:
             _experiment(config, run_dir, typed, from_file, progress_bar, as_json)

@@ -76,7 +76,6 @@ or a branch whose test set holds none, is a note in the results instead.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -602,18 +601,9 @@ class SimulationConfig:
     @staticmethod
     def values_from_file(path: str | Path) -> dict[str, Any]:
         """:meth:`values_from_dict` of a TOML file."""
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigurationError(f"no configuration file at {path}") from None
-        except IsADirectoryError:
-            raise ConfigurationError(f"{path} is a directory, not a configuration file") from None
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
-        return SimulationConfig.values_from_dict(data)
+        from secagg.runtime.config import read_toml
+
+        return SimulationConfig.values_from_dict(read_toml(path))
 
     @classmethod
     def from_dict(

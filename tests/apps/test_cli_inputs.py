@@ -1,0 +1,160 @@
+"""Inputs that slipped past the command line's checks (CLI audit of 2026-12-03): files
+that are not UTF-8, NaN and infinity through range checks, a policy value where a table
+belongs. Each is one line naming the flag or file, exit status 2, and no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from secagg.apps.cli import main
+from secagg.errors import SecAggError
+
+LATIN1 = b'[federation]\nname = "caf\xe9"\n'
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _usage_error(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, SecAggError | OSError | UnicodeError), result.exception
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if not line.startswith(("Usage:", "Try "))]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def _client(*extra: str) -> tuple[str, ...]:
+    base = ("client", "--server", "127.0.0.1:9", "--name", "b", "--certs", ".")
+    return (*base, "--dimension", "3", *extra)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("simulate", "--config", "{f}"),
+        ("audit", "verify", "{f}", "--config", "{f}"),
+        ("keyholder-init", "--config", "{f}", "--key", "{d}/k.key"),
+        _client("--policy", "{f}"),
+    ],
+)
+def test_a_config_that_is_not_utf8_is_named_not_a_traceback(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Before: UnicodeDecodeError with a traceback from every TOML reader."""
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(LATIN1)
+    args = [part.format(f=path, d=tmp_path) for part in command]
+    result = _run(*args)
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, UnicodeError), result.exception
+    assert f"{path} is not UTF-8 text (byte 24)" in result.output
+
+
+def test_the_server_names_a_config_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(LATIN1)
+    result = _run("server", "--config", str(path))
+    assert result.exit_code == 2, result.output
+    assert "is not UTF-8 text" in result.output and "Traceback" not in result.output
+
+
+def test_a_utf8_byte_order_mark_is_read_as_utf8(tmp_path: Path) -> None:
+    from secagg.apps.simulation.config import SimulationConfig
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[simulation]\nrounds = 2\n")
+    assert SimulationConfig.load(path).rounds == 2
+
+
+def test_a_policy_value_where_the_table_belongs_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("branch = [1, 2]\n")
+    result = _run(*_client("--policy", str(path)))
+    assert "branch must be a table ([branch]), not a value" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (_client("--connect-timeout", "nan"), "--connect-timeout"),
+        (_client("--give-up-after", "nan"), "--give-up-after"),
+        (_client("--idle", "nan"), "--idle"),
+        (("keyholder", "--idle", "-1"), "--idle"),
+        (("keyholder", "--idle", "nan"), "--idle"),
+        (("audit", "empirical", "-z", "nan"), "--noise-multiplier"),
+        (("audit", "empirical", "-z", "-1"), "--noise-multiplier"),
+        (("audit", "empirical", "--claimed-epsilon", "nan"), "--claimed-epsilon"),
+        (("audit", "empirical", "--claimed-epsilon", "-1"), "--claimed-epsilon"),
+        (("audit", "empirical", "--canaries", "1"), "--canaries"),
+        (("audit", "empirical", "--delta", "0"), "--delta"),
+        (("simulate", "--learning-rate", "inf"), "--learning-rate"),
+        (("simulate", "--epsilon", "nan"), "--epsilon"),
+        (("params", "--clients", "10", "--corrupt", "nan"), "--corrupt"),
+        (("round", "--dim", "10", "--dropout", "nan"), "--dropout"),
+        (("privacy", "epsilon", "-z", "nan", "-q", "1", "-T", "3"), "--noise-multiplier"),
+    ],
+)
+def test_nan_and_infinity_are_refused_naming_the_flag(args: tuple[str, ...], flag: str) -> None:
+    """Every comparison with NaN is false, so click's ranges let it through: a branch hung
+    on --connect-timeout nan, and the audit printed CONSISTENT for -z nan (exit 0)."""
+    error = _usage_error(_run(*args))
+    assert flag in error, error
+
+
+def test_infinity_stays_allowed_where_the_help_offers_it() -> None:
+    from secagg.apps.cli import client
+
+    options = {option.name: option for option in client.params}
+    for name in ("give_up_after", "idle"):
+        assert options[name].type.convert("inf", None, None) == float("inf")
+
+
+def test_a_refused_server_init_leaves_no_state_ledger_or_key(tmp_path: Path) -> None:
+    """Before: CA certificate not found (exit 2), yet the state, its ledger and a new
+    ledger signing key had been created."""
+    config = tmp_path / "federation.toml"
+    config.write_text(
+        '[federation]\nname = "fed"\nclients = ["b1", "b2", "b3"]\ndimension = 10\n'
+        '[backend]\nname = "secagg+"\nvalue_bound = 1.0\n'
+        f'[server]\nstate = "{tmp_path / "st.sqlite"}"\ncertificates = "{tmp_path / "none"}"\n'
+    )
+    result = _run("server", "--config", str(config), "--init", "--wait", "1")
+    assert result.exit_code == 2, result.output
+    assert "CA certificate not found" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["federation.toml"]
+
+
+def test_a_model_too_large_for_a_round_is_a_config_error() -> None:
+    from secagg.errors import ConfigurationError
+    from secagg.runtime.config import FederationConfig
+
+    with pytest.raises(ConfigurationError, match=r"federation\.dimension 100000000000 is above"):
+        FederationConfig.from_dict(
+            {"federation": {"name": "f", "clients": ["a", "b"], "dimension": 10**11}}
+        )
+
+
+def test_a_simulation_that_fails_on_its_data_leaves_no_empty_run_folder(tmp_path: Path) -> None:
+    data = tmp_path / "empty.csv"
+    data.write_text("")
+    out = tmp_path / "run"
+    result = _run(
+        "simulate", "--data", "csv", "--path", str(data), "--label", "y", "--out", str(out)
+    )
+    assert _usage_error(result).endswith(f"{data} is empty")
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    result = _run(
+        "simulate", "--data", "csv", "--path", str(data), "--label", "y", "--out", str(kept)
+    )
+    assert result.exit_code == 2 and kept.is_dir()  # a folder the user made stays
