@@ -45,6 +45,32 @@ from secagg.protocol.graph_params import harary_parameters
 _DROPOUT_PHASES = PHASES[1:]
 
 
+#: a round needs at least 3 clients here (2 would reveal each other's input); a
+#: benchmark vector is at most 10^8 words (400 MB), far past the papers' and the
+#: issues' sizes, and short of a MemoryError traceback
+_CLIENTS = click.IntRange(min=3)
+_LENGTH = click.IntRange(1, 10**8)
+
+
+def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An output path whose folder exists, checked before the work: a benchmark that runs
+    for minutes and then cannot write its result was a traceback (CLI audit)."""
+    if value is None:
+        return None
+    parent = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(parent):
+        raise click.BadParameter(f"the folder {parent} does not exist", ctx, param)
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"the folder {parent} is not writable", ctx, param)
+    return value
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as one line: what failed and on which path, without errno numbers."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or type(exc).__name__}:{where}" if where else str(exc.strerror or exc)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="secagg")
 def main() -> None:
@@ -127,7 +153,14 @@ def _quiet_accountant() -> Iterator[None]:
     callback=_cohort_size,
     help="Number of clients (at least 2).",
 )
-@click.option("--dim", "vector_length", default=100_000, show_default=True, help="Vector length d.")
+@click.option(
+    "--dim",
+    "vector_length",
+    type=_LENGTH,
+    default=100_000,
+    show_default=True,
+    help="Vector length d.",
+)
 @click.option(
     "--graph",
     type=click.Choice(["harary", "complete"]),
@@ -325,6 +358,16 @@ _ACCOUNTANT_OPTION = click.option(
 )
 
 
+def _beyond_the_accountant(accountant: str, exc: BaseException) -> str:
+    """One line for values the accountant cannot compute with (a noise multiplier of
+    1e-300, a PLD grid larger than memory): they were a traceback (CLI audit)."""
+    detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+    return (
+        f"the {accountant} accountant cannot compute with these values ({detail}); "
+        "check -z, -q and -T, or try --accountant rdp"
+    )
+
+
 _SAMPLE_RATE_OPTION = click.option(
     "--sample-rate",
     "-q",
@@ -373,6 +416,8 @@ def privacy_epsilon(
             eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except (ValueError, OverflowError, MemoryError) as exc:
+        raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
     payload = {
         "epsilon": eps,
         "delta": delta,
@@ -414,6 +459,8 @@ def privacy_noise(
             eps = accounting.epsilon(z, sample_rate, rounds, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except (ValueError, OverflowError, MemoryError) as exc:
+        raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
     if as_json:
         payload = {"noise_multiplier": z, "epsilon": eps, "target_epsilon": target}
         payload |= {"delta": delta, "sample_rate": sample_rate, "rounds": rounds}
@@ -430,9 +477,15 @@ def bench() -> None:
 
 @bench.command("masking")
 @click.option("--quick", is_flag=True, help="A small grid that runs in seconds.")
-@click.option("--n", "ns", type=int, multiple=True, help="Client counts (repeatable).")
-@click.option("--d", "ds", type=int, multiple=True, help="Vector lengths (repeatable).")
-@click.option("--dropout", "dropouts", type=FINITE, multiple=True, help="Dropout fractions.")
+@click.option("--n", "ns", type=_CLIENTS, multiple=True, help="Client counts (repeatable).")
+@click.option("--d", "ds", type=_LENGTH, multiple=True, help="Vector lengths (repeatable).")
+@click.option(
+    "--dropout",
+    "dropouts",
+    type=FiniteFloat(0.0, 1.0, max_open=True),
+    multiple=True,
+    help="Dropout fractions, in [0, 1).",
+)
 @click.option(
     "--graph",
     "graphs",
@@ -441,7 +494,12 @@ def bench() -> None:
     help="Graphs (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    callback=_output_path,
+)
 def bench_masking(
     quick: bool,
     ns: tuple[int, ...],
@@ -467,6 +525,7 @@ def bench_masking(
 @click.option(
     "--out",
     type=click.Path(file_okay=False, writable=True),
+    callback=_output_path,
     default="papers-results",
     show_default=True,
     help="Directory for papers.json, papers.md and the PNG plots.",
@@ -480,10 +539,17 @@ def bench_papers(quick: bool, out: str) -> None:
 
 @bench.command("dp")
 @click.option("--quick", is_flag=True, help="d = 10 000 only: seconds.")
-@click.option("--d", "dimensions", type=int, multiple=True, help="Vector lengths (repeatable).")
-@click.option("--runs", type=int, default=5, show_default=True, help="Timed runs per step.")
+@click.option("--d", "dimensions", type=_LENGTH, multiple=True, help="Vector lengths (repeatable).")
+@click.option(
+    "--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Timed runs per step."
+)
 @click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    callback=_output_path,
+)
 def bench_dp(
     quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
 ) -> None:
@@ -497,8 +563,8 @@ def bench_dp(
 
 @bench.command("ckks")
 @click.option("--quick", is_flag=True, help="n = 4, d = 10 000: seconds.")
-@click.option("--n", "ns", type=int, multiple=True, help="Client counts (repeatable).")
-@click.option("--d", "ds", type=int, multiple=True, help="Vector lengths (repeatable).")
+@click.option("--n", "ns", type=_CLIENTS, multiple=True, help="Client counts (repeatable).")
+@click.option("--d", "ds", type=_LENGTH, multiple=True, help="Vector lengths (repeatable).")
 @click.option(
     "--backend",
     "backends",
@@ -507,7 +573,12 @@ def bench_dp(
     help="Backends to compare (repeatable; default all three).",
 )
 @click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    callback=_output_path,
+)
 def bench_ckks(
     quick: bool,
     ns: tuple[int, ...],
@@ -535,7 +606,12 @@ def bench_ckks(
 @click.option("--dropout", type=FiniteFloat(0.0, 0.5), default=None, help="Vanishing share (0.05).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Ray workers (CPUs).")
 @click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    callback=_output_path,
+)
 def bench_scale(
     quick: bool,
     ns: tuple[int, ...],
@@ -571,12 +647,19 @@ def bench_scale(
 
 @bench.command("grpc")
 @click.option("--quick", is_flag=True, help="12 clients in 3 processes, d = 10 000: seconds.")
-@click.option("--clients", type=int, default=None, help="Client count (default 100).")
-@click.option("--processes", type=int, default=None, help="Worker processes (default 10).")
-@click.option("--d", "dimension", type=int, default=None, help="Model size (default 1e5).")
-@click.option("--rounds", type=int, default=None, help="Rounds (default 3).")
+@click.option("--clients", type=_CLIENTS, default=None, help="Client count (default 100).")
+@click.option(
+    "--processes", type=click.IntRange(min=1), default=None, help="Worker processes (default 10)."
+)
+@click.option("--d", "dimension", type=_LENGTH, default=None, help="Model size (default 1e5).")
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Rounds (default 3).")
 @click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    callback=_output_path,
+)
 def bench_grpc(
     quick: bool,
     clients: int | None,
@@ -599,6 +682,9 @@ def bench_grpc(
     ):
         if value is not None:
             grid[name] = value
+    spread = grid.get("processes", bench_grpc_module.PROCESSES)
+    if spread > grid.get("clients", bench_grpc_module.CLIENTS):
+        raise click.BadParameter("more worker processes than clients", param_hint="--processes")
     emit(bench_grpc_module.run_benchmark(**grid), out, click.echo)
 
 
@@ -623,6 +709,8 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
         made = devca.init_ca(directory, server_names=names, force=force)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
+        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
     click.echo(f"CA in {directory} (fingerprint {made.ca_fingerprint[:16]}...)")
     click.echo(f"server certificate for {', '.join(names)}: {made.server.certificate}")
 
@@ -637,6 +725,8 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
         issued = devca.issue_client(directory, name, force=force)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
+        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
     click.echo(f"{name}: {issued.certificate} and {issued.key} (key: keep it on the branch)")
     click.echo(f"fingerprint {issued.fingerprint}")
 
@@ -658,6 +748,8 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
         devca.revoke(directory, name, force=force)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
+        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
     click.echo(f"{name} revoked; the server refuses it from its next connection")
 
 

@@ -158,3 +158,47 @@ def test_a_simulation_that_fails_on_its_data_leaves_no_empty_run_folder(tmp_path
         "simulate", "--data", "csv", "--path", str(data), "--label", "y", "--out", str(kept)
     )
     assert result.exit_code == 2 and kept.is_dir()  # a folder the user made stays
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("bench", "masking", "--n", "0", "--d", "10"), "--n"),
+        (("bench", "masking", "--d", "0"), "--d"),
+        (("bench", "masking", "--dropout", "1.5"), "--dropout"),
+        (("bench", "dp", "--d", "0"), "--d"),
+        (("bench", "dp", "--runs", "0"), "--runs"),
+        (("bench", "ckks", "--n", "0"), "--n"),
+        (("bench", "ckks", "--d", "100000000000"), "--d"),
+        (("bench", "grpc", "--clients", "0"), "--clients"),
+        (("bench", "grpc", "--processes", "0"), "--processes"),
+        (("bench", "grpc", "--rounds", "0"), "--rounds"),
+        (("bench", "grpc", "--clients", "3", "--processes", "50"), "--processes"),
+        (("round", "--clients", "5", "--dim", "100000000000"), "--dim"),
+        (("bench", "masking", "--quick", "--out", "/nonexistent/dir/x.json"), "--out"),
+        (("bench", "papers", "--quick", "--out", "/nonexistent/nope"), "--out"),
+    ],
+)
+def test_benchmark_and_round_sizes_out_of_range_name_the_flag(
+    args: tuple[str, ...], flag: str
+) -> None:
+    """Each was a traceback (ZeroDivisionError, MemoryError, ValueError), some only after
+    the whole benchmark had run."""
+    assert flag in _usage_error(_run(*args))
+
+
+@pytest.mark.parametrize("z", ["1e-300", "1e-10"])
+def test_values_the_accountant_cannot_compute_with_are_one_line(z: str) -> None:
+    args = ("privacy", "epsilon", "-z", z, "-q", "1" if z == "1e-300" else "0.01")
+    error = _usage_error(_run(*args, "-T", "10", "--delta", "1e-5"))
+    assert "the pld accountant cannot compute with these values" in error
+
+
+@pytest.mark.parametrize("command", ["init", "issue", "revoke"])
+def test_a_certificate_folder_that_is_a_file_is_named(tmp_path: Path, command: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    args = ["certs", command] + ([] if command == "init" else ["branch-1"]) + ["--dir", str(afile)]
+    error = _usage_error(_run(*args))
+    assert str(afile) in error
+    assert "--dir" in error or error.startswith(f"Error: no CA in {afile}")
