@@ -38,7 +38,6 @@ from secagg.apps.cli_types import FINITE, FiniteFloat
 from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
-from secagg.protocol.graph_params import harary_parameters
 
 #: Phases a simulated client may vanish before (the advertise phase is left
 #: out of the random schedule: a client that never shows up is simply absent).
@@ -319,14 +318,13 @@ def one_round(
 )
 @click.option("--semi-malicious", is_flag=True, help="Server may lie about dropouts.")
 def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: bool) -> None:
-    """Show the SecAgg+ neighbour count k and threshold t for a cohort."""
+    """Show the SecAgg+ neighbour count k and threshold t for a cohort.
+
+    The numbers a round of this size runs with (``RoundConfig.create``, as the server
+    plans it), colluder floor included: before, this printed the bare graph search,
+    k = 2, t = 2 for 4 to 10 clients, where the rounds ran k = 4, t = 3 or the complete
+    graph (network audit, 2026-12-03)."""
     try:
-        found = harary_parameters(
-            num_clients,
-            corrupt_fraction=corrupt,
-            dropout_fraction=dropout,
-            semi_malicious=semi_malicious,
-        )
         config = RoundConfig.create(
             num_clients,
             1,
@@ -336,12 +334,17 @@ def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: boo
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    if found is None:
+    colluders = f"tolerates {config.tolerated_colluders} colluders"
+    if config.degree >= num_clients - 1:
         click.echo(
-            f"no sparse graph works for n={num_clients}; complete graph, t={config.threshold}"
+            f"complete graph for n={num_clients}: k={config.degree} neighbours, "
+            f"t={config.threshold} ({colluders})"
         )
     else:
-        click.echo(f"k={found.k} neighbours, t={found.threshold} (of k+1 share holders)")
+        click.echo(
+            f"k={config.degree} neighbours, t={config.threshold} (of k+1 share holders; "
+            f"{colluders})"
+        )
 
 
 @main.group()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
@@ -53,3 +54,16 @@ def test_params_prints_the_published_choice() -> None:
     result = CliRunner().invoke(main, ["params", "--clients", "1000"])
     assert result.exit_code == 0
     assert "k=36" in result.output and "t=19" in result.output
+
+
+@pytest.mark.parametrize("clients", [3, 4, 5, 6, 8, 10, 20, 57, 100])
+def test_params_prints_what_a_round_of_that_size_runs(clients: int) -> None:
+    """Network audit (2026-12-03): it printed "k=2, t=2" for 4 to 10 clients, the graph
+    search without the colluder floor, where rounds ran k = 4, t = 3 (or all n)."""
+    from secagg.protocol import RoundConfig
+
+    config = RoundConfig.create(clients, 1)
+    result = CliRunner().invoke(main, ["params", "--clients", str(clients)])
+    assert result.exit_code == 0, result.output
+    assert f"k={config.degree} neighbours, t={config.threshold}" in result.output
+    assert f"tolerates {config.tolerated_colluders} colluders" in result.output
