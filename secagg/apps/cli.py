@@ -1279,7 +1279,10 @@ def keyholder(
     try:
         settings, base = _key_holder_settings(policy_path, key_path)
         if "key" in settings and config_path is None:
-            raise ConfigurationError("--config: a key file is checked against the federation's")
+            raise ConfigurationError(
+                "--key needs --config: a key is used only once it matches the key holder "
+                "pinned in the federation's config"
+            )
         config = FederationConfig.load(config_path) if config_path is not None else None
         count = run_key_holder(
             target,

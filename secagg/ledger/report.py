@@ -331,7 +331,10 @@ def build_report(
         else "no row claims an epsilon"
     )
     if not result.ok:
-        status = f"**FAILED**: {result.first_failure}. Rows before the failure are shown."
+        status = (
+            f"**FAILED**: {result.first_failure}. Every row is shown as recorded: none from "
+            "the failing row on can be trusted, nor any total or budget derived from them."
+        )
     elif public_key is None:
         status = (
             "**UNVERIFIED** (no `--pubkey`): every row is linked, signed by the key the ledger "

@@ -202,3 +202,44 @@ def test_a_certificate_folder_that_is_a_file_is_named(tmp_path: Path, command: s
     error = _usage_error(_run(*args))
     assert str(afile) in error
     assert "--dir" in error or error.startswith(f"Error: no CA in {afile}")
+
+
+def test_simulate_refuses_dp_flags_on_a_run_without_dp() -> None:
+    """It ran without DP and exited 0, its table read as a DP run's."""
+    for flag, value in (("--epsilon", "3"), ("--noise-multiplier", "2")):
+        error = _usage_error(_run("simulate", "--mechanism", "off", flag, value))
+        assert error.startswith(f"Error: {flag} is read only with a DP mechanism")
+
+
+def test_audit_report_prints_its_verdict_on_the_terminal(tmp_path: Path) -> None:
+    """A tampered ledger's report printed only the file names (exit 0), the FAILED
+    being inside the markdown."""
+    import sqlite3
+
+    from _ledgers import ledger_row, write_ledger
+
+    from secagg.ledger import export_public_key
+
+    path, key = write_ledger(tmp_path / "l.sqlite", [ledger_row(n, None, None) for n in (1, 2, 3)])
+    pem = export_public_key(key.public_key, tmp_path / "l.pub")
+    args = ["audit", "report", str(path), "--pubkey", str(pem)]
+    honest = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "honest")])
+    assert honest.exit_code == 0, honest.output
+    assert honest.stderr.startswith("verdict: VERIFIED: every row is linked")
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM ledger WHERE seq = 2")
+    db.commit()
+    db.close()
+    tampered = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "tampered")])
+    assert tampered.exit_code == 0, tampered.output
+    assert tampered.stderr.startswith("verdict: FAILED: ")
+    assert "none from the failing row on can be trusted" in tampered.stderr
+
+
+def test_a_key_holder_key_without_the_config_says_what_is_missing(tmp_path: Path) -> None:
+    key = tmp_path / "kh.key"
+    key.write_bytes(b"x" * 32)
+    args = ("keyholder", "--server", "127.0.0.1:9", "--name", "kh", "--certs", str(tmp_path))
+    result = _run(*args, "--key", str(key))
+    assert "--key needs --config" in result.output, result.output
+    assert "Traceback" not in result.output

@@ -294,6 +294,10 @@ def report(ledger: str, pubkey: str | None, config: str | None, out: str) -> Non
         sys.exit(EXIT_FAILED)
     for path in written:
         click.echo(str(Path(path)))
+    # the verdict on the terminal too: a tampered ledger's report used to print only the
+    # file names, the FAILED being inside the .md (CLI audit, 2026-12-03)
+    verdict = text.split("\n", 3)[2].replace("**", "").replace("`", "")
+    click.echo(f"verdict: {verdict}", err=True)
 
 
 @audit.command(

@@ -163,7 +163,16 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
             ("central" if changes["unit"] == "client" else "dpsgd") if private else "off"
         )
     with spelled_for(flags=typed, file_keys=from_file):
-        return SimulationConfig(**{**from_file, **changes})
+        config = SimulationConfig(**{**from_file, **changes})
+    dp_flags = [name for name in ("epsilon", "noise_multiplier") if name in typed]
+    if config.mechanism == "off" and dp_flags:
+        # a run without DP would ignore them, and print a table a reader takes for DP's
+        flag = "--" + dp_flags[0].replace("_", "-")
+        raise ConfigurationError(
+            f"{flag} is read only with a DP mechanism, and this run has none (mechanism "
+            "off): drop it, or pick --mechanism dpsgd, central or distributed"
+        )
+    return config
 
 
 def _run_dir(
