@@ -200,6 +200,14 @@ class Mechanism:
         allows) is released; None where this server accounts nothing."""
         return None
 
+    def charge_at_reveal(self, *, contributors: int, participants: int) -> dict[str, Any] | None:
+        """What to charge for a round whose sum the server is about to see, if that sight
+        is itself the release (distributed DP: the noised sum, against the server); None
+        where the release comes later (central DP: the trusted server noises the sum
+        first) or nothing is charged. Kept before the reveal, so that a server that dies
+        between seeing a sum and releasing it is charged on restart."""
+        return None
+
     def take_report(self, identity: str, report: RecordReport) -> None:
         """A branch's record-level accounting (only record-level mechanisms keep it)."""
 
@@ -517,6 +525,17 @@ class DistributedRelease(_ClientLevel):
             self._honest(contributors, contributors if participants is None else participants)
         )
         return trial.epsilon()
+
+    def charge_at_reveal(self, *, contributors: int, participants: int) -> dict[str, Any]:
+        """The round's charge as :meth:`release` stores it, and the epsilon after it."""
+        honest = self._honest(contributors, participants)
+        trial = copy.deepcopy(self.accountant)
+        trial.step(honest)
+        return {
+            "noise_contributors": honest,
+            "parameters": self._parameters(),
+            "epsilon": trial.epsilon(),
+        }
 
     def _honest(self, contributors: int, participants: int) -> int:
         assumed_corrupt = assumed_colluders(participants, self.corrupt_fraction, self.population)

@@ -616,7 +616,9 @@ class EpsilonReplay:
             self.unbounded = True
         if dp and dp.get("unit") == "record" and dp.get("mechanism") != "distributed":
             value = self._record_level(dp)
-        elif complete and dp:
+        elif dp and (complete or dp.get("sum_revealed") is True):
+            # an aborted round whose sum the server saw (distributed DP: that sight is
+            # the release) is charged like a completed one
             mechanism = dp.get("mechanism")
             if mechanism == "central" and dp.get("unit") == "client":
                 self._current = self._central_round(dp)

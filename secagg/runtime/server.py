@@ -214,6 +214,10 @@ class FederationServer:
             if row["status"] == "complete":
                 self.mechanism.restore(row["report"])
                 self._last_epsilon = row["report"].get("epsilon")
+            elif (row["report"] or {}).get("revealed"):  # its sum reached the server
+                revealed = row["report"]["revealed"]
+                self.mechanism.restore(revealed)
+                self._last_epsilon = revealed.get("epsilon", self._last_epsilon)
             for accused, accusers in ((row["report"] or {}).get("accused") or {}).items():
                 self._accusers.setdefault(accused, set()).update(accusers)
         self._epsilon_now = self._last_epsilon  # for the per-round log line
@@ -226,6 +230,7 @@ class FederationServer:
         # each client's misses in a row among the rounds it was sampled for, and the
         # last round number it sits out (server.bench_after_missed_rounds)
         self._missed: set[str] = set()
+        self._revealed: set[int] = set()  # rounds whose reveal is noted in the store
         self._misses: Counter[str] = Counter()
         self._benched_until: dict[str, int] = {}
         #: after run(): why it stopped before every configured round was complete
@@ -656,7 +661,7 @@ class FederationServer:
                 outgoing = self._receive(number, session, party_of, *item)
                 if outgoing is None:
                     continue
-            outgoing = self._hold_at_budget(session, participants, outgoing)
+            outgoing = self._hold_at_budget(number, session, participants, outgoing)
             announced = self._dispatch(number, participants, outgoing)
             if session.phase != phase or announced:
                 training = announced or (training and session.phase == phase)
@@ -681,7 +686,11 @@ class FederationServer:
         return now is None or now != self._round_sessions.get(name)
 
     def _hold_at_budget(
-        self, session: ServerSession, participants: list[str], outgoing: list[Outgoing]
+        self,
+        number: int,
+        session: ServerSession,
+        participants: list[str],
+        outgoing: list[Outgoing],
     ) -> list[Outgoing]:
         """Abort instead of revealing a sum whose epsilon would cross ``dp.epsilon_budget``.
 
@@ -689,14 +698,28 @@ class FederationServer:
         check comes before the unmasking requests leave (the masked inputs alone reveal
         nothing): the round is aborted, nothing is learned, nothing is charged."""
         count = session.contributors_before_reveal()
-        if (
-            count is None
-            or session.done
-            or not self._crosses_budget(count, len(participants), "revealing this round's sum")
-        ):
+        if count is None or session.done:
+            return outgoing
+        if not self._crosses_budget(count, len(participants), "revealing this round's sum"):
+            self._note_reveal(number, count, len(participants))
             return outgoing
         assert self.budget_reached is not None
         return session.abort(self.budget_reached)
+
+    def _note_reveal(self, number: int, contributors: int, participants: int) -> None:
+        """Keep the charge of a round whose sum the server is about to see, once, before
+        the requests that reveal it leave: with distributed DP that sight is the release,
+        so a server that dies before releasing is still charged on restart (DP and
+        network audits, 2026-12-03: such a round was recorded "aborted" and never
+        charged although its noised sum had been unmasked)."""
+        if number in self._revealed:
+            return
+        charge = self.mechanism.charge_at_reveal(
+            contributors=contributors, participants=participants
+        )
+        if charge is not None:
+            self.store.note_reveal(number, charge)
+        self._revealed.add(number)
 
     def _crosses_budget(self, contributors: int, participants: int | None, what: str) -> bool:
         """Whether ``what`` (one more round of ``contributors``) would take epsilon above
@@ -818,14 +841,20 @@ class FederationServer:
         *,
         model_digest: str | None = None,
         reconstructed: bool = False,
+        sum_revealed: bool = False,
     ) -> None:
-        """Append the round's signed ledger row (after the store has committed it)."""
+        """Append the round's signed ledger row (after the store has committed it).
+        ``sum_revealed``: an aborted round whose sum the server saw before it stopped,
+        charged as released (``dp.sum_revealed``; ``result.epsilon`` is its claim)."""
         if self.ledger is None:
             return
         cfg = self.config
-        last = self._last_epsilon if result.status == "aborted" else result.epsilon
+        charged = result.status == "complete" or sum_revealed
+        last = result.epsilon if charged else self._last_epsilon
         self._last_epsilon = last
         dp = self._dp_block(stored)
+        if dp is not None and sum_revealed:
+            dp["sum_revealed"] = True
         entry = LedgerEntry(
             federation=cfg.name,
             round=result.number,
@@ -884,13 +913,16 @@ class FederationServer:
                 continue
             contributed = tuple(report.get("contributed", ()))
             complete = row["status"] == "complete"
+            revealed = None if complete else report.get("revealed")
+            if revealed is not None:  # charged although aborted: its sum was revealed
+                epsilon = revealed.get("epsilon", epsilon)
             result = RoundResult(
                 row["number"],
                 row["status"],
                 tuple(row["participants"]),
                 contributed,
                 report.get("reason"),
-                epsilon if complete else None,
+                epsilon if complete or revealed is not None else None,
             )
             self._last_epsilon = epsilon if not complete else self._last_epsilon
             self._record(
@@ -898,9 +930,10 @@ class FederationServer:
                 row["started_at"],
                 {},
                 {},
-                report if complete else {},
+                report if complete else (revealed or {}),
                 model_digest=self.store.checkpoint_digest(row["number"]),
                 reconstructed=True,
+                sum_revealed=revealed is not None,
             )
             log.warning(
                 "ledger: round %d was missing and has been reconstructed from the store",

@@ -305,6 +305,18 @@ class ServerStore:
                 (number, blob, hashlib.sha256(blob).digest()),
             )
 
+    def note_reveal(self, number: int, charge: dict[str, Any]) -> None:
+        """Record, before a running round's sum is revealed to the server, what that costs:
+        a restart then charges the round (:meth:`recover` keeps it) even though it never
+        completed. Completing or aborting the round replaces the note."""
+        with self._tx():
+            updated = self._db.execute(
+                "UPDATE rounds SET report = ? WHERE number = ? AND status = 'running'",
+                (json.dumps({"revealed": charge}), number),
+            ).rowcount
+            if updated != 1:
+                raise StoreCorrupted(f"round {number} is not running")
+
     def abort_round(self, number: int, report: dict[str, Any]) -> None:
         with self._tx():
             self._finish(number, "aborted", report)
@@ -347,11 +359,17 @@ class ServerStore:
     def recover(self) -> Recovery:
         """Abort any round left running and return where to continue."""
         with self._tx():
-            running = [
-                r[0] for r in self._db.execute("SELECT number FROM rounds WHERE status = 'running'")
-            ]
-            for number in running:
-                self._finish(number, "aborted", {"reason": "server restarted mid-round"})
+            found = self._db.execute(
+                "SELECT number, report FROM rounds WHERE status = 'running'"
+            ).fetchall()
+            running = [r[0] for r in found]
+            for number, report in found:
+                revealed = (json.loads(report) if report else {}).get("revealed")
+                if revealed is None:
+                    self._finish(number, "aborted", {"reason": "server restarted mid-round"})
+                else:  # its sum had been revealed to the server: the charge stands
+                    reason = "server restarted mid-round, after its sum was revealed to it"
+                    self._finish(number, "aborted", {"reason": reason, "revealed": revealed})
         last = self._db.execute("SELECT MAX(number) FROM rounds").fetchone()[0]
         row = self._db.execute(
             "SELECT round, model, sha256 FROM checkpoints ORDER BY round DESC LIMIT 1"

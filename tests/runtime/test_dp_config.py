@@ -146,3 +146,81 @@ def test_a_sampled_round_is_charged_at_its_published_cohorts_share(tmp_path: Pat
     result = verify_ledger(tmp_path / "sampled.ledger", key.public_key)
     assert result.ok, result.first_failure
     assert not any("charged at the Poisson rate" in note for note in result.notes)
+
+
+def _distributed_config(tmp_path: Path) -> FederationConfig:
+    return FederationConfig.from_dict(
+        _data({"kind": "poisson", "rate": 1.0}, mechanism="distributed")
+        | {"backend": {"name": "secagg+", "value_bound": 1.0}}
+        | {"federation": {"name": "acct", "clients": NAMES, "dimension": 4, "rounds": 3}}
+    )
+
+
+def test_a_server_that_dies_after_revealing_a_distributed_sum_is_charged_on_restart(
+    tmp_path: Path,
+) -> None:
+    """DP and network audits (2026-12-03): killed once its unmasking requests were out
+    (the noised sum unmasked in its memory), the server recorded the round "aborted:
+    server restarted mid-round" on restart and never charged it. The reveal is now kept
+    in the store before the requests leave; a restart charges it, and the ledger's row
+    for it (aborted, sum_revealed) replays to that charge."""
+    from secagg.ledger.verify import verify_ledger
+
+    config = _distributed_config(tmp_path)
+    key = LedgerKey.generate()
+    store = ServerStore(tmp_path / "s.sqlite")
+    ledger = Ledger(tmp_path / "d.ledger", key)
+    first = FederationServer(config, InProcessHub(), store, ledger=ledger)
+    store.begin_round(1, NAMES)  # what _round does, then the reveal is noted ...
+    first._note_reveal(1, contributors=4, participants=4)
+    charge = store.rounds()[0]["report"]["revealed"]
+    assert charge["noise_contributors"] == 2  # 4 less the 2 assumed colluders
+    store.close()  # ... and the process dies before the release
+    ledger.close()
+
+    store = ServerStore(tmp_path / "s.sqlite")
+    ledger = Ledger(tmp_path / "d.ledger", key)
+    again = FederationServer(config, InProcessHub(), store, ledger=ledger)
+    (row,) = store.rounds()
+    assert row["status"] == "aborted" and "after its sum was revealed" in row["report"]["reason"]
+    fresh = config.mechanism()
+    fresh.restore(charge)
+    assert again.mechanism.epsilon() == pytest.approx(fresh.epsilon())  # type: ignore[attr-defined]
+    (entry,) = ledger.entries()
+    assert entry["status"] == "aborted" and entry["dp"]["sum_revealed"] is True
+    assert entry["dp"]["noise_contributors"] == 2
+    assert entry["privacy"]["epsilon"] == pytest.approx(charge["epsilon"])
+    ledger.close()
+    result = verify_ledger(tmp_path / "d.ledger", key.public_key)
+    assert result.ok, result.first_failure
+    assert result.epsilons[-1][1] == pytest.approx(charge["epsilon"])
+
+
+def test_a_round_that_aborts_before_its_reveal_is_not_charged(tmp_path: Path) -> None:
+    config = _distributed_config(tmp_path)
+    store = ServerStore(tmp_path / "s.sqlite")
+    FederationServer(config, InProcessHub(), store)
+    store.begin_round(1, NAMES)
+    store.close()
+    store = ServerStore(tmp_path / "s.sqlite")
+    again = FederationServer(config, InProcessHub(), store)
+    assert store.rounds()[0]["report"] == {"reason": "server restarted mid-round"}
+    assert again.mechanism.epsilon() == 0.0  # type: ignore[attr-defined]
+
+
+def test_a_completed_distributed_round_is_charged_once(tmp_path: Path) -> None:
+    """The reveal note is replaced by the completed round's report: no double charge."""
+    config = _distributed_config(tmp_path)
+    hub = InProcessHub()
+    for name in NAMES:
+        client = FederationClient(name, lambda m: np.full_like(m, 0.1), hub.connect(name))
+        threading.Thread(target=client.run, kwargs={"idle_timeout": 30}, daemon=True).start()
+    store = ServerStore(tmp_path / "s.sqlite")
+    server = FederationServer(config, hub, store)
+    result = server.run_round()
+    assert result.status == "complete", result.reason
+    report = store.rounds()[0]["report"]
+    assert "revealed" not in report and report["noise_contributors"] == 2
+    store.close()
+    again = FederationServer(config, InProcessHub(), ServerStore(tmp_path / "s.sqlite"))
+    assert again.mechanism.epsilon() == pytest.approx(result.epsilon)  # type: ignore[attr-defined]
