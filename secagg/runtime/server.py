@@ -115,6 +115,10 @@ log = logging.getLogger("secagg.server")
 QUORUM = 2
 
 
+#: refused messages logged per party and round; the rest are counted in the round's line
+LOGGED_REFUSALS = 5
+
+
 @dataclass(frozen=True)
 class RoundResult:
     """What one round did, as recorded in the store."""
@@ -231,6 +235,7 @@ class FederationServer:
         # last round number it sits out (server.bench_after_missed_rounds)
         self._missed: set[str] = set()
         self._revealed: set[int] = set()  # rounds whose reveal is noted in the store
+        self._refusals: dict[str, int] = {}  # the round's refused messages per party
         self._misses: Counter[str] = Counter()
         self._benched_until: dict[str, int] = {}
         #: after run(): why it stopped before every configured round was complete
@@ -596,6 +601,11 @@ class FederationServer:
             f"{len(result.contributed)}/{len(result.participants)} contributed, "
             f"dropouts: {lost or 'none'}, epsilon {eps}, {time.time() - started:.2f} s"
         )
+        flooded = {n: c for n, c in self._refusals.items() if c > LOGGED_REFUSALS}
+        if flooded:
+            facts += ", refused messages: " + ", ".join(
+                f"{n} {c}" for n, c in sorted(flooded.items())
+            )
         if result.status == "complete":
             log.info("round %d complete: %s", result.number, facts)
         else:
@@ -635,6 +645,7 @@ class FederationServer:
         self._left = set()
         # each party's session as the round starts: a later one means it has gone (D6)
         self._round_sessions = {name: self._session_of(name) for name in names.values()}
+        self._refusals = {}
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
         phase, last_progress = session.phase, self._clock()
@@ -768,22 +779,40 @@ class FederationServer:
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
             self.refused_messages += 1
-            log.warning("round %d: refused a message from %s: %s", number, name, exc)
+            if self._log_refusal(number, name):
+                log.warning("round %d: refused a message from %s: %s", number, name, exc)
             return None
         except Exception as exc:  # no branch's bytes may stop the server
             self.refused_messages += 1
-            log.error(
-                "round %d: a message from %s raised %s (dropped; please report): %s",
-                number,
-                name,
-                type(exc).__name__,
-                exc,
-            )
+            if self._log_refusal(number, name):
+                log.error(
+                    "round %d: a message from %s raised %s (dropped; please report): %s",
+                    number,
+                    name,
+                    type(exc).__name__,
+                    exc,
+                )
             return None
         if message.privacy is not None and party_of[name] != HELPER:
             identity = self.ledger.key.identity_hash(name) if self.ledger is not None else name
             self.mechanism.take_report(identity, message.privacy)
         return outgoing
+
+    def _log_refusal(self, number: int, name: str) -> bool:
+        """Whether to log this refusal: the first :data:`LOGGED_REFUSALS` of a party in a
+        round, then one line saying the rest are only counted (a branch that sent 20 000
+        junk messages wrote 20 311 warning lines, 2.3 MB, in one round: network audit);
+        :meth:`_log_round` gives the round's total per party."""
+        count = self._refusals[name] = self._refusals.get(name, 0) + 1
+        if count == LOGGED_REFUSALS + 1:
+            log.warning(
+                "round %d: %s sent more than %d refused messages: the rest of this round's "
+                "are counted, not logged",
+                number,
+                name,
+                LOGGED_REFUSALS,
+            )
+        return count <= LOGGED_REFUSALS
 
     def _dispatch(self, number: int, participants: list[str], outgoing: list[Outgoing]) -> bool:
         """Send the session's events; True if the round was announced (training starts)."""

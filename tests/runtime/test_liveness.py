@@ -778,3 +778,29 @@ def test_a_failed_round_start_sends_a_leave_naming_the_failure() -> None:
     message = decode_message(item[1])
     assert isinstance(message, Leave) and message.round == 7
     assert message.reason.startswith("could not take part")
+
+
+def test_a_flood_of_refused_messages_is_counted_not_logged_line_by_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Network audit (2026-12-03): 20 000 junk relays wrote 20 311 warning lines (2.3 MB)
+    in one round. Now a party's first few refusals of a round are logged, then one line
+    says the rest are counted, and the round's line gives the total."""
+    from secagg.runtime.server import LOGGED_REFUSALS
+
+    hub = InProcessHub()
+    names = NAMES[:3]
+    mallory = hub.connect("mallory")
+    for i in range(60):
+        mallory.send(encode_message(Relay(1, b"junk %d" % i)))
+    _branches(hub, names, rounds=1)
+    server = FederationServer(_config(names), hub, _store(tmp_path))
+    with caplog.at_level(logging.INFO, logger="secagg.server"):
+        (result,) = server.run(wait_for_clients=BOUND)
+    assert result.status == "complete", result.reason
+    assert server.refused_messages == 60
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("refused a message from mallory" in line for line in lines) == LOGGED_REFUSALS
+    assert sum("mallory sent more than" in line for line in lines) == 1
+    (summary,) = [line for line in lines if line.startswith("round 1 complete")]
+    assert summary.endswith("refused messages: mallory 60")
