@@ -848,10 +848,17 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
             )
         if not server.finished:  # stopped early: the server's stop_reason says why
             why = server.stop_reason or server.budget_reached
+            # at the budget, another start would stop the same way: say what would help
+            hint = (
+                "the budget is spent: a new start stops the same way (raise "
+                "dp.epsilon_budget or the noise for a new federation)"
+                if server.budget_reached is not None
+                else "run the server again to continue"
+            )
             _fail(
                 "secagg server",
                 f"federation {config.name} did not finish: {done} of {config.rounds} rounds "
-                f"complete{f' ({why})' if why else ''}; run the server again to continue",
+                f"complete{f' ({why})' if why else ''}; {hint}",
             )
     finally:
         if server.ledger is not None:

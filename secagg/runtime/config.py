@@ -66,6 +66,7 @@ import re
 import tomllib
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -488,6 +489,36 @@ class FederationConfig:
                 dimension=self.dimension,
                 bits=self.backend.bits,
                 corrupt_fraction=self.backend.corrupt_fraction,
+            )
+
+    def refuse_budget_below_one_round(self) -> None:
+        """Refuse a ``dp.epsilon_budget`` that not even one round fits.
+
+        Why: such a server started, created its state, then stopped at once ("did not
+        finish ... run the server again to continue"), and every later start stopped the
+        same way (CLI audit, 2026-12-03). One round is planned at its best case (the
+        design sampling rate, every expected client honest and present)."""
+        dp = self.dp
+        if dp is None or dp.epsilon_budget is None:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
+            one = dp.plan(
+                num_clients=len(self.clients),
+                sample_rate=self.sample_rate,
+                rounds=1,
+                dimension=self.dimension,
+                bits=self.backend.bits,
+                corrupt_fraction=self.backend.corrupt_fraction,
+            )
+        if one is None:
+            return
+        first = one.planned_epsilon()
+        if first > dp.epsilon_budget:
+            raise ConfigurationError(
+                f"dp.epsilon_budget = {dp.epsilon_budget:g} is below the epsilon of a single "
+                f"round ({first:.4g}): no round could run; raise the budget or "
+                "dp.noise_multiplier"
             )
 
     def mechanism(self, *, seed: bytes | None = None) -> Mechanism:

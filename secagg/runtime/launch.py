@@ -397,6 +397,7 @@ def serve(
     """
     # the certificates and the bind address first: a start they refuse creates no state,
     # ledger or ledger key (before, a failed --init left all three behind, CLI audit)
+    config.refuse_budget_below_one_round()
     transport = server_transport(config, port, start=False)
     state = open_server_state(config, init=init)
     try:

@@ -243,3 +243,19 @@ def test_a_key_holder_key_without_the_config_says_what_is_missing(tmp_path: Path
     result = _run(*args, "--key", str(key))
     assert "--key needs --config" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_a_budget_no_round_fits_is_refused_before_any_state_exists(tmp_path: Path) -> None:
+    """Before: the server started, created its state, stopped at once with "run the
+    server again to continue", and every later start stopped the same way."""
+    config = tmp_path / "federation.toml"
+    config.write_text(
+        '[federation]\nname = "fed"\nclients = ["b1", "b2", "b3"]\ndimension = 10\n'
+        '[backend]\nname = "secagg+"\nvalue_bound = 1.0\n'
+        "[dp]\nclip = 1.0\nnoise_multiplier = 1.0\ndelta = 1e-3\nepsilon_budget = 0.001\n"
+        f'[server]\nstate = "{tmp_path / "st.sqlite"}"\n'
+    )
+    result = _run("server", "--config", str(config), "--init", "--wait", "1")
+    assert result.exit_code == 2, result.output
+    assert "dp.epsilon_budget = 0.001 is below the epsilon of a single round" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["federation.toml"]
