@@ -67,7 +67,7 @@ import tomllib
 import types
 import typing
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -556,6 +556,7 @@ class FederationConfig:
         allowed = {f.name for f in fields(cls)} - set(sections)
         unknown = set(top) - allowed
         _require(not unknown, f"unknown keys in [federation]: {sorted(unknown)}")
+        _require_keys(cls, top, "federation", exclude=set(sections))
         check_types(cls, top, "federation")
         try:
             return cls(**top, **sections)
@@ -617,11 +618,29 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
 
 
+def _require_keys(
+    kind: type, values: dict[str, Any], section: str, exclude: set[str] = frozenset()
+) -> None:
+    """Name the keys a section lacks (a dataclass would say "__init__() missing 1
+    required positional argument", CLI audit)."""
+    missing = [
+        f.name
+        for f in fields(kind)
+        if f.init
+        and f.name not in values
+        and f.name not in exclude
+        and f.default is MISSING
+        and f.default_factory is MISSING
+    ]
+    _require(not missing, f"[{section}] lacks {', '.join(missing)}")
+
+
 def _build(kind: type, values: Any, section: str) -> Any:
     _require(isinstance(values, dict), f"[{section}] must be a table")
     allowed = {f.name for f in fields(kind)}
     unknown = set(values) - allowed
     _require(not unknown, f"unknown keys in [{section}]: {sorted(unknown)}")
+    _require_keys(kind, values, section)
     check_types(kind, values, section)
     try:
         return kind(**values)

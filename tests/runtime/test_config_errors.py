@@ -152,3 +152,14 @@ def test_a_round_as_long_as_its_training_phase_is_accepted() -> None:
         _config(deadlines={"training_seconds": 1800.0, "round_seconds": 3600.0})
     )
     assert config.deadlines.first_phase_seconds == 1800.0
+
+
+@pytest.mark.parametrize("missing", ["name", "clients", "dimension"])
+def test_a_missing_required_key_is_named_not_a_python_signature(missing: str) -> None:
+    """CLI audit (2026-12-03): "[federation]: FederationConfig.__init__() missing 1
+    required positional argument: 'clients'"."""
+    data = _config()
+    del data["federation"][missing]
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(data)
+    assert str(refused.value) == f"[federation] lacks {missing}"
