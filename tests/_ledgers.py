@@ -61,3 +61,30 @@ def write_ledger(
     finally:
         ledger.close()
     return path, key
+
+
+def write_central_config(
+    path: Path,
+    *,
+    name: str,
+    clients: Sequence[str],
+    rate: float,
+    z: float,
+    delta: float,
+    budget: float | None = None,
+    federation_extra: str = "",
+) -> Path:
+    """A federation TOML with central client-level DP (RDP accountant) at Poisson ``rate``:
+    the config an auditor passes to ``secagg audit verify --config``. ``federation_extra``
+    is TOML lines added to ``[federation]`` (a seed, a mistake)."""
+    listed = ", ".join(f'"{client}"' for client in clients)
+    path.write_text(
+        f'[federation]\nname = "{name}"\nclients = [{listed}]\ndimension = 4\n'
+        + federation_extra
+        + f'[sampling]\nkind = "poisson"\nrate = {rate}\n'
+        + '[backend]\nname = "secagg+"\nvalue_bound = 1.0\n'
+        + '[dp]\nunit = "client"\nmechanism = "central"\nclip = 1.0\n'
+        + f'noise_multiplier = {z}\ndelta = {delta}\naccountant = "rdp"\n'
+        + ("" if budget is None else f"epsilon_budget = {budget}\n")
+    )
+    return path

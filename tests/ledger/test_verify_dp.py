@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _ledgers import write_ledger
+from _ledgers import write_central_config, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
@@ -106,27 +106,15 @@ def _config(
     z: float = Z,
     budget: float | None = None,
 ) -> Path:
-    path = tmp_path / "federation.toml"
-    path.write_text(
-        "[federation]\n"
-        'name = "audit"\n'
-        f"clients = {json.dumps(NAMES)}\n"
-        "dimension = 4\n"
-        "[sampling]\n"
-        'kind = "poisson"\n'
-        f"rate = {rate}\n"
-        "[backend]\n"
-        'name = "secagg+"\n'
-        "value_bound = 1.0\n"
-        "[dp]\n"
-        'unit = "client"\n'
-        'mechanism = "central"\n'
-        "clip = 1.0\n"
-        f"noise_multiplier = {z}\n"
-        f"delta = {delta}\n"
-        'accountant = "rdp"\n' + ("" if budget is None else f"epsilon_budget = {budget}\n")
+    return write_central_config(
+        tmp_path / "federation.toml",
+        name="audit",
+        clients=NAMES,
+        rate=rate,
+        z=z,
+        delta=delta,
+        budget=budget,
     )
-    return path
 
 
 def _cli(ledger: Path, key: LedgerKey, *args: str) -> tuple[int, str]:

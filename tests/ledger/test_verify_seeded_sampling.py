@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _ledgers import write_ledger
+from _ledgers import write_central_config, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
@@ -151,27 +151,15 @@ def test_a_malformed_seeded_flag_fails(tmp_path: Path, value: object) -> None:
 def _config(tmp_path: Path, *, seed: int | None, rate: float = Q, extra: str = "") -> Path:
     """The federation config of the rows above; ``seed`` set, as configs were written
     before the server refused a seeded cohort beside amplification."""
-    names = ", ".join(f'"branch-{i:02d}"' for i in range(N))
-    path = tmp_path / "federation.toml"
-    path.write_text(
-        "[federation]\n"
-        'name = "h4"\n'
-        f"clients = [{names}]\n"
-        "dimension = 4\n" + ("" if seed is None else f"seed = {seed}\n") + extra + "[sampling]\n"
-        'kind = "poisson"\n'
-        f"rate = {rate}\n"
-        "[backend]\n"
-        'name = "secagg+"\n'
-        "value_bound = 1.0\n"
-        "[dp]\n"
-        'unit = "client"\n'
-        'mechanism = "central"\n'
-        "clip = 1.0\n"
-        f"noise_multiplier = {Z}\n"
-        f"delta = {DELTA}\n"
-        'accountant = "rdp"\n'
+    return write_central_config(
+        tmp_path / "federation.toml",
+        name="h4",
+        clients=[f"branch-{i:02d}" for i in range(N)],
+        rate=rate,
+        z=Z,
+        delta=DELTA,
+        federation_extra=("" if seed is None else f"seed = {seed}\n") + extra,
     )
-    return path
 
 
 def _verify_cli(tmp_path: Path, rows: list[dict], config: Path) -> tuple[int, str]:
