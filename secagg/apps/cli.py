@@ -56,6 +56,13 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     for minutes and then cannot write its result was a traceback (CLI audit)."""
     if value is None:
         return None
+    if isinstance(param.type, click.Path) and not param.type.file_okay:  # a folder: make it
+        try:
+            if not os.path.isdir(value):
+                os.mkdir(value)  # its parent must exist: no folders made along the way
+        except OSError as exc:
+            raise click.BadParameter(_os_error(exc), ctx, param) from None
+        return value
     parent = os.path.dirname(os.path.abspath(value))
     if not os.path.isdir(parent):
         raise click.BadParameter(f"the folder {parent} does not exist", ctx, param)
@@ -1207,6 +1214,8 @@ def keyholder_init(config_path: str, key_path: str) -> None:
         raise click.UsageError(f"--key: {key_path} exists; a new key would orphan every pin")
     try:
         fingerprint = make_key_holder_key(FederationConfig.load(config_path), key_path)
+    except OSError as exc:  # a folder that does not exist or cannot be written
+        raise click.BadParameter(_os_error(exc), param_hint="--key") from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import logging
 import sqlite3
 import time
@@ -80,6 +81,15 @@ def load_hook(spec: str, name: str, dimension: int) -> TrainingHook:
         )
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"cannot load hook {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ConfigurationError(f"hook {spec!r} is not a factory: {attribute} is not callable")
+    try:
+        inspect.signature(factory).bind(name, dimension)
+    except (TypeError, ValueError):  # ValueError: a builtin without a readable signature
+        raise ConfigurationError(
+            f"hook {spec!r}: the factory is called with (name, dimension) and must return "
+            "the training function; this one does not take those two arguments"
+        ) from None
     return factory(name, dimension)
 
 

@@ -259,3 +259,34 @@ def test_a_budget_no_round_fits_is_refused_before_any_state_exists(tmp_path: Pat
     assert result.exit_code == 2, result.output
     assert "dp.epsilon_budget = 0.001 is below the epsilon of a single round" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["federation.toml"]
+
+
+def test_paths_that_cannot_be_created_are_named(tmp_path: Path) -> None:
+    """Each was a traceback (FileNotFoundError, NotADirectoryError), the simulation's and
+    the papers' only after they had started."""
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    error = _usage_error(_run("simulate", "--out", str(afile / "run")))
+    assert error.startswith(f"Error: --out {afile / 'run'}: cannot create it")
+    error = _usage_error(_run("bench", "papers", "--quick", "--out", str(afile / "papers")))
+    assert "--out" in error
+    config = tmp_path / "ckks.toml"
+    config.write_text(
+        '[federation]\nname = "f"\nclients = ["b1", "b2"]\ndimension = 4\n'
+        '[backend]\nname = "ckks"\nvalue_bound = 1.0\nkey_holder = "kh"\n'
+    )
+    key = tmp_path / "missing" / "sub" / "kh.key"
+    error = _usage_error(_run("keyholder-init", "--config", str(config), "--key", str(key)))
+    assert "--key" in error and str(key) in error
+
+
+def test_a_hook_factory_of_the_wrong_shape_is_named() -> None:
+    """``--hook json:dumps``: a TypeError traceback from calling it with (name, dimension)."""
+    from secagg.errors import ConfigurationError
+    from secagg.runtime.launch import load_hook
+
+    with pytest.raises(ConfigurationError, match=r"hook 'json:dumps': the factory is called"):
+        load_hook("json:dumps", "b1", 3)
+    with pytest.raises(ConfigurationError, match="is not callable"):
+        load_hook("math:pi", "b1", 3)
+    assert callable(load_hook("demo", "b1", 3))

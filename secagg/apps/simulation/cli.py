@@ -233,6 +233,12 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     typed = [k for k, v in flags.items() if v is not None]
+    if not run_dir.exists():  # made and removed here, to name --out if it cannot be made
+        try:
+            run_dir.mkdir(parents=True)
+            run_dir.rmdir()  # the run makes it again (and a failed run leaves none behind)
+        except OSError as exc:
+            raise click.UsageError(f"--out {run_dir}: cannot create it: {exc.strerror}") from exc
     with _quiet_libraries(), _no_empty_folder_left(run_dir):
         progress_bar = None if (quiet or as_json) else _ProgressBar()
         if config.seeds > 1:
