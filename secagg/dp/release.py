@@ -584,7 +584,13 @@ class RecordDistributedRelease(DistributedRelease):
     """
 
     unit = "record"
-    adjacency = "add/remove one protected unit (a customer and all their rows) of a client"
+    # zero-out, not add/remove: every ledger row publishes record_clip, which is the clip
+    # over the federation's count of protected units, so that count is public (DP audit,
+    # 2026-12-03); for the Gaussian the epsilon is the same
+    adjacency = (
+        "zero-out one protected unit (a customer and all their rows) of a client; the "
+        "number of units is public"
+    )
 
     def __init__(self, *, record_clip: float, **settings: Any) -> None:
         self.record_clip = record_clip

@@ -200,6 +200,9 @@ def test_record_distributed_releases_the_sum_and_accounts_per_customer() -> None
     assert block["record_clip"] == 0.01 and block["noise_std"] == pytest.approx(0.03)
     assert block["sample_rate"] == 1.0 and block["noise_contributors"] == honest
     assert mechanism.ledger_claim(out.epsilon) == out.epsilon  # the server's, not a branch's
+    # record_clip is the clip over the units' count, so the count is public: zero-out
+    assert block["adjacency"].startswith("zero-out one protected unit")
+    assert block["adjacency"].endswith("the number of units is public")
 
 
 def test_record_distributed_ledger_rows_replay_to_the_claimed_epsilon() -> None:
