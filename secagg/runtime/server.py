@@ -208,7 +208,8 @@ class FederationServer:
         # dp.epsilon_budget: a hard cap; budget_reached says why the run stopped at it
         self._budget = config.dp.epsilon_budget if config.dp is not None else None
         self.budget_reached: str | None = None
-        self.received_from: Counter[str] = Counter()  # payloads each party sent in rounds
+        #: payloads each party sent in rounds, a Leave (which carries nothing) not counted
+        self.received_from: Counter[str] = Counter()
         if ledger is not None:
             for entry in ledger.entries():
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
@@ -764,14 +765,19 @@ class FederationServer:
         name: str,
         payload: bytes,
     ) -> list[Outgoing] | None:
-        self.received_from[name] += 1
         try:
-            message = decode_message(payload)
-            if isinstance(message, Leave):  # a late one (of a past round) changes nothing
-                if message.round == number and name in party_of and name not in self._left:
-                    self._left.add(name)
-                    log.debug("round %d: %s left the round: %s", number, name, message.reason)
-                return None
+            message: Any = decode_message(payload)
+        except SecAggError as exc:
+            message = exc  # refused below, after it is counted
+        if isinstance(message, Leave):  # a late one (of a past round) changes nothing
+            if message.round == number and name in party_of and name not in self._left:
+                self._left.add(name)
+                log.debug("round %d: %s left the round: %s", number, name, message.reason)
+            return None
+        self.received_from[name] += 1  # a Leave carries nothing of an update: not counted
+        try:
+            if isinstance(message, SecAggError):
+                raise message
             if not isinstance(message, Relay) or message.round != number:
                 raise ProtocolError(f"expected a payload of round {number}")
             if name not in party_of:

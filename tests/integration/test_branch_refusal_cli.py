@@ -3,7 +3,8 @@
 A real ``secagg server`` (gRPC, mTLS) configured for ``plain``, for a CKKS key it
 made itself, for a lower distributed noise or a larger clip than the branches'
 policy: every ``secagg client`` process exits with status 3 and one line naming
-the policy setting, and the server receives nothing from any branch.
+the policy setting, and the server receives nothing of any branch's update (a branch's
+Leave, which says it will not take part, is all it may send).
 """
 
 from __future__ import annotations
