@@ -857,8 +857,8 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
             why = server.stop_reason or server.budget_reached
             # at the budget, another start would stop the same way: say what would help
             hint = (
-                "the budget is spent: a new start stops the same way (raise "
-                "dp.epsilon_budget or the noise for a new federation)"
+                "the budget is all but spent: a new start runs only rounds that still fit "
+                "it (raise dp.epsilon_budget or the noise for a new federation)"
                 if server.budget_reached is not None
                 else "run the server again to continue"
             )

@@ -99,6 +99,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import math
 import warnings
 import weakref
@@ -131,6 +132,7 @@ __all__ = [
     "noise_multiplier_after",
     "noise_multiplier_for",
     "poisson_subsampled_rdp_bound",
+    "without_replacement_epsilon",
 ]
 
 #: The accountants we trust for a guarantee; GDP/CLT is not one of them.
@@ -293,15 +295,51 @@ def charged_rate_margin(
     """The rate to size the noise for when each sampled round is charged at its cohort's
     share k / N (:meth:`secagg.dp.release.CentralRelease.charged_rate`) rather than q.
 
-    The rounds' mean share has mean q and standard deviation sqrt(q (1 - q) / (N T));
-    noise calibrated at q plus ``deviations`` of it keeps the composed epsilon under the
-    target in about 98 % of runs (the server's budget stops the rest before they cross
-    it), where noise calibrated at q itself would cross it in about half."""
+    A round is charged at max(q, k / N): its mean is about q + 0.4 s, where
+    s = sqrt(q (1 - q) / N) is the share's spread, and the mean over T rounds varies
+    by s / sqrt(T) around that. Noise sized at q + s (0.4 + ``deviations`` / sqrt(T))
+    kept the composed epsilon (RDP) under a target of 3 in 299 of 300 simulated runs at
+    N = 8, q = 0.5, T = 5 and 99 of 100 at N = 20, q = 0.3, T = 10 (2026-12-03); the
+    server's budget stops the others before they cross it."""
     q = float(sample_rate)
     if q >= 1.0:
         return 1.0
-    spread = math.sqrt(q * (1.0 - q) / (max(1, int(population)) * max(1, int(rounds))))
-    return min(1.0, q + deviations * spread)
+    spread = math.sqrt(q * (1.0 - q) / max(1, int(population)))
+    return min(1.0, q + spread * (0.4 + deviations / math.sqrt(max(1, int(rounds)))))
+
+
+def without_replacement_epsilon(rounds: Sequence[tuple[float, int, int]], delta: float) -> float:
+    """Epsilon of Gaussian rounds on samples drawn without replacement: ``(z, pool, k)``
+    is a round that summed ``k`` clients drawn from ``pool`` under noise ``z``.
+
+    What a sampled round costs once its cohort size is published: given ``k`` the
+    cohort is a uniform ``k``-subset, and one client's update replaced (zero-out) moves
+    one member of it, the substitution case of sampling without replacement (Wang,
+    Balle and Kasiviswanathan 2019, dp_accounting's RDP with ``REPLACE_ONE``). The
+    Poisson analysis at ``k / pool`` is below it (8.2 against 10.4 at z = 1, k / pool =
+    0.5, 5 rounds); ``secagg audit verify`` states this figure beside a sampled
+    ledger's claims."""
+    from dp_accounting import rdp
+
+    accountant = rdp.RdpAccountant(
+        neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE
+    )
+    for z, pool, k in rounds:
+        if z <= 0:
+            return math.inf
+        event = dp_accounting.GaussianDpEvent(float(z))
+        if int(k) < int(pool):
+            event = dp_accounting.SampledWithoutReplacementDpEvent(int(pool), int(k), event)
+        accountant.compose(event)
+    # dp_accounting logs every fractional order whose series did not converge (it drops
+    # that order, which only loosens the bound): not a message for an auditor
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        return float(accountant.get_epsilon(delta))
+    finally:
+        absl.setLevel(level)
 
 
 def noise_multiplier_for(

@@ -124,6 +124,9 @@ class AuditResult:
     #: cohort drawn from the config's seed; every one of them is in ``seeded`` too
     seeded_sampling: list[tuple[int, Any]] = field(default_factory=list)
     unrecorded: int = 0  # rows older than the noise_seeded field (row version < 2)
+    #: sampled central ledgers: the epsilon of their rounds as samples without replacement
+    #: (their cohort sizes are published), beside the claims' Poisson analysis
+    without_replacement_epsilon: float | None = None
     #: (seq, round): completed rounds released without a DP block (epsilon infinite in
     #: a DP ledger; no epsilon at all in a ledger without DP, see released_without_dp)
     unnoised: list[tuple[int, Any]] = field(default_factory=list)
@@ -357,8 +360,10 @@ def _check_consistency(
 
 
 def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> str | None:
-    """A sampled central round's ``charged_rate`` must be its published cohort's share of
-    the population: a smaller one understates what the published count gives away."""
+    """A sampled central round's ``charged_rate`` must be at least the larger of q and its
+    published cohort's share of the clients it was drawn from (``drawn_from``, else the
+    population): less understates what the published count gives away. A rate the row
+    gives no count or pool for cannot be checked, and fails."""
     if "charged_rate" not in dp:
         return None
     charged = dp["charged_rate"]
@@ -369,15 +374,34 @@ def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> s
     count = participants.get("count") if isinstance(participants, dict) else None
     sampling = dp.get("sampling")
     population = sampling.get("population") if isinstance(sampling, dict) else None
-    if isinstance(count, int) and isinstance(population, int) and population > 0:
-        share = min(1.0, count / population)
-        if not _same(charged, share):
-            return (
-                f"is charged at rate {charged:g}, but it publishes a cohort of {count} of "
-                f"{population} clients: given that count a client took part with "
-                f"probability {share:g}"
-            )
+    pool = dp.get("drawn_from", population)
+    if not (isinstance(count, int) and isinstance(pool, int) and pool > 0):
+        return (
+            f"records charged_rate {charged:g} without the cohort's size and the number of "
+            "clients it was drawn from, so the rate cannot be checked"
+        )
+    if isinstance(population, int) and pool > population:
+        return f"was drawn from {pool} clients, more than the population of {population}"
+    share = max(rate, min(1.0, count / pool))
+    if charged < share and not _same(charged, share):
+        return (
+            f"is charged at rate {charged:g}, but it publishes a cohort of {count} of the "
+            f"{pool} clients it was drawn from: it must be charged at least {share:g}"
+        )
     return None
+
+
+def _published_cohort(dp: dict[str, Any], participants: Any) -> tuple[float, int, int] | None:
+    """``(z, pool, k)`` of a sampled central row that publishes its cohort's size k (the
+    pool: ``drawn_from``, else the population); None for any other row."""
+    if dp.get("mechanism") != "central" or not _amplified(dp):
+        return None
+    count = participants.get("count") if isinstance(participants, dict) else None
+    sampling = dp.get("sampling")
+    pool = dp.get("drawn_from", sampling.get("population") if isinstance(sampling, dict) else None)
+    if not (isinstance(count, int) and isinstance(pool, int) and 0 < count <= pool):
+        return None
+    return float(dp["noise_multiplier"]), pool, count
 
 
 def _charged_at_design_rate(dp: dict[str, Any], participants: Any) -> bool:
@@ -683,6 +707,7 @@ def verify_ledger(
     # client-level rows amplified by sampling whose dp.sampling predates its "seeded" flag
     sampling_unrecorded = 0
     design_rate_rows = 0  # sampled central rows charged at q beside a published count
+    published_cohorts: list[tuple[float, int, int]] = []  # (z, pool, k) of sampled rows
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
         dp = row.entry.get("dp")
@@ -701,7 +726,12 @@ def verify_ledger(
                 if problem is not None:
                     result.failure = f"{where}: {problem}"
                     return result
-                design_rate_rows += _charged_at_design_rate(dp, row.entry.get("participants"))
+                if row.entry.get("status") == "complete":  # an aborted round is not charged
+                    participants = row.entry.get("participants")
+                    design_rate_rows += _charged_at_design_rate(dp, participants)
+                    cohort = _published_cohort(dp, participants)
+                    if cohort is not None:
+                        published_cohorts.append(cohort)
                 if dp.get("unit") == "client" and not isinstance(dp.get("sampling"), dict):
                     result.without_sampling += 1
                 elif _amplified(dp):
@@ -776,6 +806,21 @@ def verify_ledger(
             "predate the dp.sampling.seeded record: whether their cohort was drawn from a "
             "seed in the config (predictable, so not amplified) is not recorded"
         )
+    if published_cohorts and result.ok:
+        from secagg.dp.accounting import without_replacement_epsilon
+
+        delta = float(rows[-1].entry["dp"]["delta"]) if rows[-1].entry.get("dp") else None
+        if delta is not None:
+            with np.errstate(all="ignore"):
+                bound = without_replacement_epsilon(published_cohorts, delta)
+            result.without_replacement_epsilon = bound
+            result.notes.append(
+                f"{len(published_cohorts)} sampled rows publish their cohort's size: given "
+                "it, a cohort is a sample without replacement, which the Poisson analysis "
+                "behind their claims does not cover. Accounted that way (RDP, one client's "
+                f"update replaced) they spend epsilon {bound:.4g} at delta {delta:g}; the "
+                "runtime does not account it yet"
+            )
     if design_rate_rows:
         result.notes.append(
             f"{design_rate_rows} sampled rows were charged at the Poisson rate q although "

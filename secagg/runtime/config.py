@@ -496,25 +496,17 @@ class FederationConfig:
 
         Why: such a server started, created its state, then stopped at once ("did not
         finish ... run the server again to continue"), and every later start stopped the
-        same way (CLI audit, 2026-12-03). One round is planned at its best case (the
-        design sampling rate, every expected client honest and present)."""
+        same way (CLI audit, 2026-12-03). The check is the server's own before its first
+        round (the best case of one more round: every client present and honest), so
+        what it refuses is exactly what the server would stop before."""
         dp = self.dp
         if dp is None or dp.epsilon_budget is None:
             return
+        population = len(self.clients)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
-            one = dp.plan(
-                num_clients=len(self.clients),
-                sample_rate=self.sample_rate,
-                rounds=1,
-                dimension=self.dimension,
-                bits=self.backend.bits,
-                corrupt_fraction=self.backend.corrupt_fraction,
-            )
-        if one is None:
-            return
-        first = one.planned_epsilon()
-        if first > dp.epsilon_budget:
+            first = self.mechanism().epsilon_after_next(contributors=population, participants=None)
+        if first is not None and first > dp.epsilon_budget:
             raise ConfigurationError(
                 f"dp.epsilon_budget = {dp.epsilon_budget:g} is below the epsilon of a single "
                 f"round ({first:.4g}): no round could run; raise the budget or "

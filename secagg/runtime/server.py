@@ -235,7 +235,7 @@ class FederationServer:
         # each client's misses in a row among the rounds it was sampled for, and the
         # last round number it sits out (server.bench_after_missed_rounds)
         self._missed: set[str] = set()
-        self._revealed: set[int] = set()  # rounds whose reveal is noted in the store
+        self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
         self._misses: Counter[str] = Counter()
         self._benched_until: dict[str, int] = {}
@@ -425,6 +425,8 @@ class FederationServer:
         # a benched branch sits out, unless that would leave too few for a round at all
         rested = eligible - self.benched()
         available = sorted(rested if len(rested) >= QUORUM else eligible)
+        # a published cohort size is a share of these, not of every configured client
+        self.mechanism.cohort_drawn_from(len(available))
         sampling = self.config.sampling
         if sampling.kind == "poisson":
             draws = self._sampler.uniform(len(self.config.clients))
@@ -457,6 +459,8 @@ class FederationServer:
         exclusion: a branch that comes back healthy loses at most those rounds."""
         limit = self.config.server.bench_after_missed_rounds
         missed = self._missed & set(self.config.clients)
+        if len(result.participants) < QUORUM:  # no protocol ran: nobody answered or missed
+            return
         for name in result.participants:
             if name in missed:
                 self._misses[name] += 1
@@ -521,13 +525,17 @@ class FederationServer:
         """
         number = self.next_round
         self._missed = set()
+        self._refusals = {}
         try:
             result = self._round(number, participants)
         except (sqlite3.Error, OSError) as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
             log.error("round %d: the server could not write its state: %s", number, cause)
+            failed: dict[str, Any] = {"reason": f"state write failed: {cause}"}
+            if self._revealed.get(number) is not None:  # charged on restart, as it must be
+                failed["revealed"] = self._revealed[number]
             try:
-                self.store.abort_round(number, {"reason": f"state write failed: {cause}"})
+                self.store.abort_round(number, failed)
             except StoreCorrupted:
                 pass  # the round was finished already: the ledger's write failed after it
             except Exception as again:  # the first error is the one to raise
@@ -622,11 +630,22 @@ class FederationServer:
         dropouts: dict[str, int],
         accused: dict[str, list[str]] | None = None,
     ) -> RoundResult:
-        self.store.abort_round(
-            number, {"reason": reason, **({"accused": accused} if accused else {})}
+        report: dict[str, Any] = {"reason": reason, **({"accused": accused} if accused else {})}
+        charge = self._revealed.get(number)
+        if charge is not None:
+            # the unmasking requests had left: the server may have seen the noised sum,
+            # which is the release; charged as a restart would charge it (review: an
+            # abort in the same process dropped the note, and the charge with it)
+            report["revealed"] = charge
+        self.store.abort_round(number, report)
+        epsilon = None
+        if charge is not None:
+            self.mechanism.restore(charge)
+            epsilon = charge.get("epsilon")
+        result = RoundResult(number, "aborted", tuple(participants), (), reason, epsilon)
+        self._record(
+            result, started, backend, dropouts, charge or {}, sum_revealed=charge is not None
         )
-        result = RoundResult(number, "aborted", tuple(participants), (), reason, None)
-        self._record(result, started, backend, dropouts, {})
         self._log_round(result, started, dropouts)
         self._broadcast(participants, RoundEnd(number, False, reason))
         return result
@@ -731,7 +750,7 @@ class FederationServer:
         )
         if charge is not None:
             self.store.note_reveal(number, charge)
-        self._revealed.add(number)
+        self._revealed[number] = charge
 
     def _crosses_budget(self, contributors: int, participants: int | None, what: str) -> bool:
         """Whether ``what`` (one more round of ``contributors``) would take epsilon above

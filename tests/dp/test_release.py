@@ -310,17 +310,30 @@ def test_a_sampled_central_round_is_charged_at_its_cohorts_share(cohort: int) ->
     probability k / N, not q. Before, every round was charged at q: a round of 7 of 10
     at q = 0.5 claimed less than its count gives away."""
     mechanism = _sampled_central()
+    mechanism.cohort_drawn_from(10)
     out = mechanism.release(np.zeros(8), contributors=cohort, participants=cohort, noise_added=0)
-    assert out.store["charged"]["sample_rate"] == cohort / 10
+    rate = max(0.5, cohort / 10)  # never below q: no round is charged less than before
+    assert out.store["charged"]["sample_rate"] == rate
     expected = PrivacyAccountant(1e-5, "rdp")
-    expected.step(1.2, cohort / 10)
+    expected.step(1.2, rate)
     assert out.epsilon == pytest.approx(expected.epsilon())
     block = mechanism.ledger_block(out.store)
-    assert block["charged_rate"] == cohort / 10 and block["sample_rate"] == 0.5
+    assert block["charged_rate"] == rate and block["sample_rate"] == 0.5
+    assert block["drawn_from"] == 10
     assert block["adjacency"] == "zero-out one client's update"
     again = _sampled_central()
     again.restore(out.store)
     assert again.accountant.epsilon() == pytest.approx(out.epsilon)
+
+
+def test_the_share_is_of_the_clients_the_cohort_was_drawn_from() -> None:
+    """Review (2026-12-03): with 2 of 4 clients connected both were certainly in a cohort
+    of 2, yet it was charged at 2/4 of the configured clients."""
+    mechanism = _sampled_central(population=4, q=0.75)
+    mechanism.cohort_drawn_from(2)
+    out = mechanism.release(np.zeros(8), contributors=2, participants=2, noise_added=0)
+    assert out.store["charged"]["sample_rate"] == 1.0
+    assert mechanism.ledger_block(out.store)["drawn_from"] == 2
 
 
 def test_before_the_draw_the_budget_check_uses_the_design_rate() -> None:

@@ -384,10 +384,10 @@ def test_restart_with_changed_config_replays_each_row_with_its_own_parameters(
     for z in zs:
         accountant.step(z, Q)
     assert result.epsilons[-1][1] == pytest.approx(accountant.epsilon())
-    assert result.notes == [
+    assert result.notes[0] == (
         "2 rounds (first: round 1) recorded noise multiplier 1.5 (config: 2); each is "
         "replayed with its own recorded value"
-    ]
+    )
     status, output = _cli(honest, key, "--config", str(_config(tmp_path, z=2.0)))
     assert status == 0, output
     assert "4 DP rows match" in output and "recorded noise multiplier 1.5" in output
@@ -529,7 +529,36 @@ def test_a_row_charged_below_its_published_cohorts_share_fails(tmp_path: Path) -
     rows = _with_rate(_central_rows([Z] * 2), 0.05)
     failure = _failure(write_ledger(tmp_path / "low.sqlite", rows, key)[0], key)
     assert failure.startswith("row 1 (round 1): is charged at rate 0.05")
-    assert "publishes a cohort of 2 of 20 clients" in failure
+    assert "publishes a cohort of 2 of the 20 clients it was drawn from" in failure
+    assert failure.endswith("it must be charged at least 0.1")
+
+
+def test_a_charged_rate_without_its_count_or_pool_fails(tmp_path: Path) -> None:
+    """Review (2026-12-03): a row with charged_rate 0.01 and no population verified at
+    epsilon 0.99 against 6.48 at q. A rate that cannot be checked now fails."""
+    key = LedgerKey.generate()
+    rows = _with_rate(_central_rows([Z] * 2), 0.01)
+    for row in rows:
+        del row["dp"]["sampling"]["population"]
+    failure = _failure(write_ledger(tmp_path / "nopool.sqlite", rows, key)[0], key)
+    assert "without the cohort's size and the number of clients it was drawn from" in failure
+
+
+def test_a_sampled_ledger_states_its_epsilon_as_samples_without_replacement(
+    tmp_path: Path,
+) -> None:
+    """Given a published cohort size the cohort is a sample without replacement; the
+    Poisson claim is below what that costs, and verify says by how much."""
+    from secagg.dp.accounting import without_replacement_epsilon
+
+    key = LedgerKey.generate()
+    path = write_ledger(tmp_path / "sampled.sqlite", _central_rows([Z] * 3), key)[0]
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    bound = without_replacement_epsilon([(Z, N, 2)] * 3, DELTA)
+    assert result.without_replacement_epsilon == pytest.approx(bound)
+    assert bound > result.epsilons[-1][1]  # the Poisson claim understates it
+    assert any(f"they spend epsilon {bound:.4g}" in note for note in result.notes)
 
 
 @pytest.mark.parametrize("rate", [0.0, 1.5, "0.1", True])
@@ -551,3 +580,18 @@ def test_rows_charged_at_the_design_rate_beside_a_count_are_noted(tmp_path: Path
         note.startswith("3 sampled rows were charged at the Poisson rate q")
         for note in result.notes
     )
+
+
+def test_an_aborted_sampled_row_is_neither_charged_nor_noted(tmp_path: Path) -> None:
+    """CI of 2026-12-03: an aborted round's row (no charge, so no charged_rate) was
+    counted among the rows "charged at the Poisson rate q"."""
+    key = LedgerKey.generate()
+    rows = _central_rows([Z] * 2)
+    aborted = copy.deepcopy(rows[1])
+    aborted.update(round=3, status="aborted")
+    del aborted["dp"]["charged_rate"]
+    path = write_ledger(tmp_path / "aborted.sqlite", [*rows, aborted], key)[0]
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    assert not any("charged at the Poisson rate" in note for note in result.notes)
+    assert result.epsilons[-1][1] == pytest.approx(result.epsilons[-2][1])

@@ -98,7 +98,10 @@ def test_unseeded_sampling_verifies_private(tmp_path: Path) -> None:
     path = write_ledger(tmp_path / "honest.sqlite", _rows(2, seeded=False), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok and result.private, result.first_failure
-    assert result.notes == [] and result.seeded_sampling == []
+    assert result.seeded_sampling == []
+    # the rows publish their cohort's size: the note states what that costs
+    (note,) = result.notes
+    assert note.startswith("2 sampled rows publish their cohort's size")
 
 
 def test_a_seeded_cohort_without_amplification_verifies_private(tmp_path: Path) -> None:
@@ -129,11 +132,11 @@ def test_a_row_before_the_flag_is_noted_not_failed(tmp_path: Path) -> None:
     path = write_ledger(tmp_path / "old.sqlite", _rows(2, seeded=UNSAID), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok and result.private, result.first_failure
-    assert result.notes == [
+    assert (
         "2 client-level rows claim amplification by sampling but predate the "
         "dp.sampling.seeded record: whether their cohort was drawn from a seed in the "
         "config (predictable, so not amplified) is not recorded"
-    ]
+    ) in result.notes
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
@@ -197,11 +200,29 @@ def test_a_seeded_config_without_amplification_verifies(tmp_path: Path) -> None:
     assert code == 0, output
 
 
-def test_a_seeded_config_with_another_mistake_is_still_a_usage_error(tmp_path: Path) -> None:
-    config = _config(tmp_path, seed=7, extra="rounds = 0\n")
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # checked before the seeded-cohort refusal
+        (
+            ("dimension = 4\n", "dimension = 4\nrounds = 0\n"),
+            "federation.rounds must be at least 1",
+        ),
+        # checked after it: only the reload without the seed can find it (review)
+        (
+            ("value_bound = 1.0", "value_bound = 0.5"),
+            "backend.value_bound must be at least dp.clip",
+        ),
+    ],
+)
+def test_a_seeded_config_with_another_mistake_is_still_a_usage_error(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    config = _config(tmp_path, seed=7)
+    config.write_text(config.read_text().replace(*change))
     code, output = _verify_cli(tmp_path, _rows(1, seeded=UNSAID), config)
     assert code == 2, output
-    assert "federation.rounds must be at least 1" in output
+    assert message in output
     assert "Traceback" not in output
 
 

@@ -137,8 +137,9 @@ def test_a_sampled_round_is_charged_at_its_published_cohorts_share(tmp_path: Pat
     assert rows, "no round completed"
     accountant = PrivacyAccountant(1e-3, "rdp")
     for row in rows:
-        share = row["participants"]["count"] / len(NAMES)
+        share = max(0.75, row["participants"]["count"] / len(NAMES))  # all 4 connected
         assert row["dp"]["charged_rate"] == pytest.approx(share)
+        assert row["dp"]["drawn_from"] == len(NAMES)
         assert row["dp"]["sample_rate"] == 0.75
         accountant.step(1.0, share)
         assert row["privacy"]["epsilon"] == pytest.approx(accountant.epsilon())
@@ -224,3 +225,39 @@ def test_a_completed_distributed_round_is_charged_once(tmp_path: Path) -> None:
     store.close()
     again = FederationServer(config, InProcessHub(), ServerStore(tmp_path / "s.sqlite"))
     assert again.mechanism.epsilon() == pytest.approx(result.epsilon)  # type: ignore[attr-defined]
+
+
+def test_a_round_aborted_after_its_reveal_is_charged_at_once(tmp_path: Path) -> None:
+    """Review (2026-12-03): an abort in the same process (an unmasking that failed, a
+    state write that failed after the sum was unmasked) replaced the reveal note, and
+    the round was never charged, not even after a restart."""
+    import time
+
+    from secagg.ledger.verify import verify_ledger
+
+    config = _distributed_config(tmp_path)
+    key = LedgerKey.generate()
+    store = ServerStore(tmp_path / "s.sqlite")
+    ledger = Ledger(tmp_path / "a.ledger", key)
+    server = FederationServer(config, InProcessHub(), store, ledger=ledger)
+    store.begin_round(1, NAMES)
+    server.next_round = 2
+    server._note_reveal(1, contributors=4, participants=4)
+    charge = store.rounds()[0]["report"]["revealed"]
+    server._abort(1, NAMES, "too few unmasking shares", time.time(), {}, {})
+    (row,) = store.rounds()
+    assert row["status"] == "aborted" and row["report"]["revealed"] == charge
+    assert server.mechanism.epsilon() == pytest.approx(charge["epsilon"])  # type: ignore[attr-defined]
+    (entry,) = ledger.entries()
+    assert entry["dp"]["sum_revealed"] is True
+    assert entry["privacy"]["epsilon"] == pytest.approx(charge["epsilon"])
+    store.close()
+    ledger.close()
+    restarted = FederationServer(
+        config,
+        InProcessHub(),
+        ServerStore(tmp_path / "s.sqlite"),
+        ledger=Ledger(tmp_path / "a.ledger", key),
+    )
+    assert restarted.mechanism.epsilon() == pytest.approx(charge["epsilon"])  # type: ignore[attr-defined]
+    assert verify_ledger(tmp_path / "a.ledger", key.public_key).ok

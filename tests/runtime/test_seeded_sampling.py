@@ -164,7 +164,9 @@ def test_without_a_seed_sampling_still_amplifies(tmp_path: Path) -> None:
     assert row["participants"]["identity_hashes"] == "withheld"
     result = verify_ledger(tmp_path / "unseeded.ledger")
     assert result.ok and result.private, result.first_failure
-    assert result.notes == []
+    # the only note: what the published cohort size costs beyond the Poisson claim
+    (note,) = result.notes
+    assert note.startswith("1 sampled rows publish their cohort's size")
 
 
 def test_a_replay_keeps_its_seeded_cohorts_and_is_reported_not_private(tmp_path: Path) -> None:
