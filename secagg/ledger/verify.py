@@ -371,10 +371,7 @@ def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> s
         return f"records charged_rate {charged!r}, not a rate in (0, 1]"
     if rate >= 1:
         return f"records charged_rate {charged:g} but no sampling (sample rate {rate:g})"
-    count = participants.get("count") if isinstance(participants, dict) else None
-    sampling = dp.get("sampling")
-    population = sampling.get("population") if isinstance(sampling, dict) else None
-    pool = dp.get("drawn_from", population)
+    count, pool, population = _cohort(dp, participants)
     if not (isinstance(count, int) and isinstance(pool, int) and pool > 0):
         return (
             f"records charged_rate {charged:g} without the cohort's size and the number of "
@@ -396,12 +393,19 @@ def _published_cohort(dp: dict[str, Any], participants: Any) -> tuple[float, int
     pool: ``drawn_from``, else the population); None for any other row."""
     if dp.get("mechanism") != "central" or not _amplified(dp):
         return None
-    count = participants.get("count") if isinstance(participants, dict) else None
-    sampling = dp.get("sampling")
-    pool = dp.get("drawn_from", sampling.get("population") if isinstance(sampling, dict) else None)
+    count, pool, _ = _cohort(dp, participants)
     if not (isinstance(count, int) and isinstance(pool, int) and 0 < count <= pool):
         return None
     return float(dp["noise_multiplier"]), pool, count
+
+
+def _cohort(dp: dict[str, Any], participants: Any) -> tuple[Any, Any, Any]:
+    """A row's published cohort size, the pool it was drawn from (``drawn_from``, else the
+    population) and the population, as recorded (unchecked: any may be missing)."""
+    count = participants.get("count") if isinstance(participants, dict) else None
+    sampling = dp.get("sampling")
+    population = sampling.get("population") if isinstance(sampling, dict) else None
+    return count, dp.get("drawn_from", population), population
 
 
 def _charged_at_design_rate(dp: dict[str, Any], participants: Any) -> bool:
@@ -409,7 +413,7 @@ def _charged_at_design_rate(dp: dict[str, Any], participants: Any) -> bool:
     Poisson rate q (written before rounds were charged at their cohort's share)."""
     if dp.get("mechanism") != "central" or "charged_rate" in dp or not _amplified(dp):
         return False
-    return isinstance(participants, dict) and isinstance(participants.get("count"), int)
+    return isinstance(_cohort(dp, participants)[0], int)
 
 
 def _amplified(dp: dict[str, Any]) -> bool:
