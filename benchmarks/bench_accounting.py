@@ -106,10 +106,13 @@ def build_ledger(path: Path, rows: int, *, mechanism: str, q: float) -> LedgerKe
     key = LedgerKey.generate()
     ledger = Ledger(path, key)
     names = tuple(f"branch-{i:02d}" for i in range(CLIENTS))
+    cohort = max(2, round(CLIENTS * q))  # the expected cohort, rotating through the clients
     for number in range(1, rows + 1):
-        release.round_options(CLIENTS)
+        members = tuple(names[(number * cohort + i) % CLIENTS] for i in range(cohort))
+        release.round_options(cohort)
+        release.begin_round(members)  # the central mechanism charges these
         out = release.release(
-            np.zeros(DIMENSION), contributors=CLIENTS, participants=CLIENTS, noise_added=0.0
+            np.zeros(DIMENSION), contributors=cohort, participants=cohort, noise_added=0.0
         )
         dp = release.ledger_block(out.store) | {
             "sampling": {"kind": "poisson", "rate": q, "population": CLIENTS}
@@ -122,14 +125,13 @@ def build_ledger(path: Path, rows: int, *, mechanism: str, q: float) -> LedgerKe
             started_at=None,
             finished_at=1.0e9 + number,
             backend={"name": "secagg+"},
-            participants=names,
-            contributed=CLIENTS,
+            participants=members,
+            contributed=cohort,
             dropouts={},
             dp=dp,
             epsilon=out.epsilon,
             delta=DELTA,
             model_sha256=f"{number:064x}",
-            publish_participants=not release.hides_participation,
         )
         ledger.append(entry.row(ledger.key.identity_hash))
     ledger.close()

@@ -105,16 +105,6 @@ class PolicyRefused(ConfigurationError):
         super().__init__(f"refused by policy {setting}: {message}")
 
 
-class PredictableCohortError(ConfigurationError):
-    """A config draws every cohort from its own ``federation.seed`` yet claims
-    amplification by (secret) sampling.
-
-    Its own type because two readers treat it differently: the server refuses to run
-    such a config, while an auditor who re-checks an old run's ledger against it
-    (``secagg audit verify --config``) still needs its promises, and a verdict that the
-    amplified epsilon never held."""
-
-
 # --- encoding and differential privacy ---------------------------------------
 
 

@@ -385,6 +385,38 @@ _SAMPLE_RATE_OPTION = click.option(
     required=True,
     help="Poisson client rate, in (0, 1].",
 )
+_CLIENTS_OPTION = click.option(
+    "--clients",
+    "-N",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The federation's clients: with q < 1, the figure a secagg federation claims "
+    "(each client charged for its own rounds, no amplification by sampling).",
+)
+
+
+def _federation_figure(sample_rate: float, rounds: int, clients: int | None) -> int | None:
+    """The rounds the most sampled of ``clients`` likely takes part in (None: q = 1 or no
+    ``--clients``, so the Poisson figure is what is printed)."""
+    from secagg.dp.accounting import likely_most_rounds
+
+    if sample_rate >= 1.0 or clients is None:
+        return None
+    return likely_most_rounds(clients, sample_rate, rounds)
+
+
+def _amplified_note(sample_rate: float, most: int | None, as_json: bool) -> None:
+    """After a sampled figure without ``--clients``: on stderr, what it credits (JSON
+    says so in its ``amplified_by_sampling`` field)."""
+    if sample_rate < 1.0 and most is None and not as_json:
+        click.echo(
+            "note: at q < 1 this credits amplification by secret sampling, which a secagg "
+            "federation does not claim (a round's members see each other); pass --clients "
+            "N for the figure it does",
+            err=True,
+        )
+
+
 _ROUNDS_OPTION = click.option(
     "--rounds", "-T", type=click.IntRange(min=1), required=True, help="Rounds (at least 1)."
 )
@@ -407,6 +439,7 @@ _DELTA_OPTION = click.option(
 @_SAMPLE_RATE_OPTION
 @_ROUNDS_OPTION
 @_DELTA_OPTION
+@_CLIENTS_OPTION
 @_ACCOUNTANT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def privacy_epsilon(
@@ -414,16 +447,22 @@ def privacy_epsilon(
     sample_rate: float,
     rounds: int,
     delta: float,
+    clients: int | None,
     accountant: str,
     as_json: bool,
 ) -> None:
     """Epsilon of DP-FedAvg after ROUNDS rounds at Poisson rate q (client-level, zero-out
-    one client's update); a federation charges each sampled round at its cohort's share."""
+    one client's update). With --clients and q < 1: what a federation claims, the most
+    sampled client's, over the rounds it likely takes part in, unamplified."""
     from secagg.dp import accounting
 
+    most = _federation_figure(sample_rate, rounds, clients)
     try:
         with _quiet_accountant():
-            eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
+            if most is None:
+                eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
+            else:
+                eps = accounting.epsilon(noise_multiplier, 1.0, most, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (ValueError, OverflowError, MemoryError) as exc:
@@ -437,11 +476,18 @@ def privacy_epsilon(
         "accountant": accountant,
         "dp_accounting": accounting.dp_accounting_version(),
         "unit": "client",
+        "amplified_by_sampling": most is None and sample_rate < 1,
     }
+    if most is not None:
+        payload |= {"clients": clients, "most_rounds_per_client": most}
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     else:
-        click.echo(f"epsilon = {eps:.4f} at delta = {delta:g} ({accountant}, per client)")
+        click.echo(
+            f"epsilon = {eps:.4f} at delta = {delta:g} ({accountant}, per client"
+            + (f"; the most sampled client likely in {most} of {rounds} rounds)" if most else ")")
+        )
+    _amplified_note(sample_rate, most, as_json)
 
 
 @privacy.command("noise")
@@ -455,18 +501,28 @@ def privacy_epsilon(
 @_DELTA_OPTION
 @_SAMPLE_RATE_OPTION
 @_ROUNDS_OPTION
+@_CLIENTS_OPTION
 @_ACCOUNTANT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def privacy_noise(
-    target: float, delta: float, sample_rate: float, rounds: int, accountant: str, as_json: bool
+    target: float,
+    delta: float,
+    sample_rate: float,
+    rounds: int,
+    clients: int | None,
+    accountant: str,
+    as_json: bool,
 ) -> None:
-    """The smallest noise multiplier whose epsilon stays within the budget."""
+    """The smallest noise multiplier whose epsilon stays within the budget (with
+    --clients and q < 1: the epsilon a federation claims, see `privacy epsilon`)."""
     from secagg.dp import accounting
 
+    most = _federation_figure(sample_rate, rounds, clients)
+    rate, charged = (sample_rate, rounds) if most is None else (1.0, max(1, most))
     try:
         with _quiet_accountant():
-            z = accounting.noise_multiplier_for(target, delta, sample_rate, rounds, accountant)
-            eps = accounting.epsilon(z, sample_rate, rounds, delta, accountant)
+            z = accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
+            eps = accounting.epsilon(z, rate, charged, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (ValueError, OverflowError, MemoryError) as exc:
@@ -475,9 +531,13 @@ def privacy_noise(
         payload = {"noise_multiplier": z, "epsilon": eps, "target_epsilon": target}
         payload |= {"delta": delta, "sample_rate": sample_rate, "rounds": rounds}
         payload |= {"accountant": accountant, "unit": "client"}
+        payload |= {"amplified_by_sampling": most is None and sample_rate < 1}
+        if most is not None:
+            payload |= {"clients": clients, "most_rounds_per_client": most}
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(f"noise multiplier z = {z:.4f} (epsilon = {eps:.4f} at delta = {delta:g})")
+    _amplified_note(sample_rate, most, as_json)
 
 
 @main.group()

@@ -3,7 +3,11 @@
 The front door for users and auditors:
 
 * :func:`epsilon` and :func:`noise_multiplier_for`: DP-FedAvg accounting with
-  Poisson client sampling (PLD or RDP, through Google's ``dp_accounting``);
+  Poisson client sampling (PLD or RDP, through Google's ``dp_accounting``), the
+  figure where the sampling stays secret; :func:`federation_epsilon` and
+  :func:`federation_noise_multiplier`: what a secagg federation claims, each client
+  charged for the rounds it is in (:func:`likely_most_rounds` of them for the most
+  sampled), since a round's members see one another;
 * :class:`PrivacyAccountant`: the running (epsilon, delta) after every round,
   with a history an auditor can replay;
 * :class:`DPConfig` and :class:`PrivacyUnit`: what is protected (a record or a
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
         adaptive_noise_split,
         ddg_epsilon,
         epsilon,
+        federation_epsilon,
+        federation_noise_multiplier,
+        likely_most_rounds,
         noise_multiplier_for,
     )
     from secagg.dp.adaptive import AdaptiveClipping, unclipped_report
@@ -50,6 +57,9 @@ _HOMES = {
     "adaptive_noise_split": "accounting",
     "ddg_epsilon": "accounting",
     "epsilon": "accounting",
+    "federation_epsilon": "accounting",
+    "federation_noise_multiplier": "accounting",
+    "likely_most_rounds": "accounting",
     "noise_multiplier_for": "accounting",
     "AdaptiveClipping": "adaptive",
     "unclipped_report": "adaptive",
@@ -89,8 +99,11 @@ __all__ = [
     "ddg_epsilon",
     "discrete_gaussian",
     "epsilon",
+    "federation_epsilon",
+    "federation_noise_multiplier",
     "gaussian",
     "honest_noise_contributors",
+    "likely_most_rounds",
     "noise_multiplier_for",
     "unclipped_report",
 ]

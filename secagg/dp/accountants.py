@@ -5,9 +5,14 @@ Every epsilon the engine prints, signs or re-checks comes from an
 with what really ran, ``epsilon()`` the spend so far at its fixed ``delta``.
 Three mechanisms, three implementations:
 
-* :class:`GaussianAccountant`: client-level DP-FedAvg, the Poisson-subsampled
-  Gaussian (adaptive-clipping rounds included), through Google's dp_accounting,
-  composed incrementally (the closed form when every client is sampled);
+* :class:`PerClientAccountant`: client-level DP-FedAvg as the server runs it, each
+  client charged for the rounds it was in (adaptive-clipping rounds included), the
+  claim that of the most-charged client; no amplification by sampling is credited,
+  because the cohort is not secret (its members see each other);
+* :class:`GaussianAccountant`: the Poisson-subsampled Gaussian (the plan's figure
+  where the sampling would stay secret, and ledgers written before per-client
+  charging), through Google's dp_accounting, composed incrementally (the closed
+  form when every client is sampled);
 * :class:`DiscreteGaussianAccountant`: the distributed discrete Gaussian, each round
   charged at the honest noise shares really in the sum, composed at the fewest any
   round had (Kairouz, Liu and Steinke 2021);
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from secagg.errors import ConfigurationError
@@ -102,6 +107,123 @@ class GaussianAccountant(Accountant):
 
     def epsilon(self) -> float:
         return math.inf if self._unbounded else float(self.inner.epsilon())
+
+
+#: ``dp.composition`` of a central ledger row charged to its participants only (each
+#: client for its own rounds, the claim the most charged client's); rows without it
+#: were charged to every client (or, before 2026-12-03, amplified by sampling)
+PER_CLIENT = "per_client"
+
+
+class PerClientAccountant(Accountant):
+    """Central DP-FedAvg charged to each client for the rounds it was in.
+
+    Why not the Poisson-subsampled Gaussian: amplification by sampling holds only
+    while nobody can tell who was sampled, and here everyone can tell a lot. Each
+    round's members see one another (the secure sum's key agreement), and the
+    ledger publishes how many took part. Given the cohort, which does not depend on
+    anyone's data, a round is a Gaussian release for its members and independent
+    of everyone else's data. A client's loss is therefore the composition of the
+    Gaussians of its own rounds. That holds whatever the adversary knows about the
+    cohorts, and it is checkable from the ledger's identity hashes. Gaussians
+    compose by adding precisions (1 / z^2; adaptive clipping's count release adds
+    its own), so the state is one precision per client, plus one charged to every
+    client (rounds recorded without their members). The claim is the epsilon of
+    the largest total, through the named accountant: the exact Gaussian for
+    ``pld``, the RDP bound for ``rdp``.
+    """
+
+    unit = "client"
+
+    def __init__(self, delta: float, name: str = "pld") -> None:
+        self.name = check_accountant(name, "central")
+        self.delta = delta
+        self.everyone = 0.0  # precision charged to every client
+        self.own: dict[str, float] = {}  # client -> precision of its own rounds
+        self._rounds = 0
+        self._unbounded = False  # a round released without noise: no guarantee at all
+        self._epsilons: dict[float, float] = {}
+
+    @staticmethod
+    def precision(noise_multiplier: float, count_noise_stddev: float | None = None) -> float:
+        """One round's precision: 1 / z^2, plus the adaptive count's 1 / sigma_b^2 (its
+        sensitivity is one count); inf without noise."""
+        from secagg.dp.accounting import DEFAULT_COUNT_SENSITIVITY
+
+        if noise_multiplier <= 0:
+            return math.inf
+        total = 1.0 / float(noise_multiplier) ** 2
+        if count_noise_stddev is not None:
+            if count_noise_stddev <= 0:
+                return math.inf
+            total += (DEFAULT_COUNT_SENSITIVITY / float(count_noise_stddev)) ** 2
+        return total
+
+    def step(
+        self,
+        noise_multiplier: float,
+        members: Iterable[str] | None = None,
+        *,
+        count_noise_stddev: float | None = None,
+    ) -> None:
+        """Charge one round to ``members`` (None: to every client)."""
+        self.charge(self.precision(noise_multiplier, count_noise_stddev), members)
+
+    def charge(self, precision: float, members: Iterable[str] | None = None) -> None:
+        """Charge one round of ``precision`` (see :meth:`precision`) to ``members``."""
+        self._rounds += 1
+        if math.isinf(precision):
+            self._unbounded = True
+            return
+        if members is None:
+            self.everyone += precision
+            return
+        for name in set(members):
+            self.own[name] = self.own.get(name, 0.0) + precision
+
+    @property
+    def rounds(self) -> int:
+        return self._rounds
+
+    def most_charged(self) -> float:
+        """The largest precision any client has been charged."""
+        return self.everyone + max(self.own.values(), default=0.0)
+
+    def epsilon_of(self, precision: float) -> float:
+        """The epsilon of Gaussians composed to ``precision`` (0: nothing released)."""
+        if self._unbounded or math.isinf(precision):
+            return math.inf
+        if precision <= 0:
+            return 0.0
+        found = self._epsilons.get(precision)
+        if found is None:
+            from secagg.dp.accounting import PrivacyAccountant  # dp_accounting: on first use
+
+            single = PrivacyAccountant(self.delta, self.name, unit="client")
+            single.step(precision**-0.5, 1.0)
+            found = self._epsilons[precision] = float(single.epsilon())
+            if len(self._epsilons) > 256:  # each round adds a few: keep the newest
+                self._epsilons.pop(next(iter(self._epsilons)))
+        return found
+
+    def epsilon(self) -> float:
+        return self.epsilon_of(self.most_charged())
+
+    def client_epsilon(self, name: str, extra: float = 0.0) -> float:
+        """One client's epsilon, with ``extra`` precision on top (a round to come)."""
+        return self.epsilon_of(self.everyone + self.own.get(name, 0.0) + extra)
+
+    def epsilon_after(self, precision: float, members: Iterable[str] | None) -> float:
+        """The claim once one more round of ``precision`` is charged to ``members``
+        (None: to every client); the accountant is not charged."""
+        if members is None:
+            return self.epsilon_of(self.most_charged() + precision)
+        touched = max((self.own.get(name, 0.0) for name in members), default=None)
+        if touched is None:
+            return self.epsilon()
+        return self.epsilon_of(
+            self.everyone + max(max(self.own.values(), default=0.0), touched + precision)
+        )
 
 
 class DiscreteGaussianAccountant(Accountant):

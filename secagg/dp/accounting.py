@@ -99,7 +99,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import logging
 import math
 import warnings
 import weakref
@@ -123,16 +122,17 @@ __all__ = [
     "PLD_VALUE_DISCRETIZATION",
     "PrivacyAccountant",
     "adaptive_noise_split",
-    "charged_rate_margin",
     "ddg_epsilon",
     "dp_accounting_version",
     "epsilon",
+    "federation_epsilon",
+    "federation_noise_multiplier",
     "gaussian_epsilon",
     "inflated_l2_bound",
+    "likely_most_rounds",
     "noise_multiplier_after",
     "noise_multiplier_for",
     "poisson_subsampled_rdp_bound",
-    "without_replacement_epsilon",
 ]
 
 #: The accountants we trust for a guarantee; GDP/CLT is not one of them.
@@ -289,57 +289,64 @@ def _gaussian_epsilon(z: float, delta: float) -> float:
     return eps
 
 
-def charged_rate_margin(
-    sample_rate: float, population: int, rounds: int, deviations: float = 2.0
+#: the chance a plan allows that some client is sampled into more rounds than it assumes
+#: (that client then sits out once its next round would cross the budget)
+MOST_ROUNDS_TAIL = 0.05
+
+
+def likely_most_rounds(
+    population: int, sample_rate: float, rounds: int, tail: float = MOST_ROUNDS_TAIL
+) -> int:
+    """The fewest rounds ``m`` such that, with probability at least ``1 - tail``, no
+    client of ``population`` is sampled (Poisson, rate q) into more than ``m`` of
+    ``rounds`` rounds: a union bound over the clients of the Binomial(T, q) tail.
+
+    Why: a federation charges each client for the rounds it was in (a round's members
+    see each other, so sampling amplifies nothing; see
+    :class:`~secagg.dp.accountants.PerClientAccountant`), and its claim is the most
+    charged client's. A plan sizes its noise for that client: at q = 0.3, 10 rounds and
+    1 000 clients that is 9 rounds, not 10 (q = 0.05, 500 rounds, 2 000 clients: 47)."""
+    from scipy import stats
+
+    n = _count("population", population, 1)
+    q = _sample_rate(sample_rate)
+    t = _count("rounds", rounds, 0)
+    if q >= 1.0 or t == 0:
+        return t
+    for m in range(t + 1):
+        if n * float(stats.binom.sf(m, t, q)) <= tail:
+            return m
+    return t
+
+
+def federation_epsilon(
+    noise_multiplier: float,
+    sample_rate: float,
+    rounds: int,
+    delta: float,
+    population: int,
+    accountant: str = "pld",
 ) -> float:
-    """The rate to size the noise for when each sampled round is charged at its cohort's
-    share k / N (:meth:`secagg.dp.release.CentralRelease.charged_rate`) rather than q.
-
-    A round is charged at max(q, k / N): its mean is about q + 0.4 s, where
-    s = sqrt(q (1 - q) / N) is the share's spread, and the mean over T rounds varies
-    by s / sqrt(T) around that. Noise sized at q + s (0.4 + ``deviations`` / sqrt(T))
-    kept the composed epsilon (RDP) under a target of 3 in 299 of 300 simulated runs at
-    N = 8, q = 0.5, T = 5 and 99 of 100 at N = 20, q = 0.3, T = 10 (2026-12-03); the
-    server's budget stops the others before they cross it."""
-    q = float(sample_rate)
-    if q >= 1.0:
-        return 1.0
-    spread = math.sqrt(q * (1.0 - q) / max(1, int(population)))
-    return min(1.0, q + spread * (0.4 + deviations / math.sqrt(max(1, int(rounds)))))
+    """The epsilon a federation will likely claim after ``rounds`` rounds: that of its
+    most charged client, unamplified over the :func:`likely_most_rounds` it takes part
+    in (every round at q = 1). :func:`epsilon` is the Poisson-amplified figure, which
+    holds only where nobody can tell who was sampled."""
+    most = likely_most_rounds(population, sample_rate, rounds)
+    return epsilon(noise_multiplier, 1.0, most, delta, accountant)
 
 
-def without_replacement_epsilon(rounds: Sequence[tuple[float, int, int]], delta: float) -> float:
-    """Epsilon of Gaussian rounds on samples drawn without replacement: ``(z, pool, k)``
-    is a round that summed ``k`` clients drawn from ``pool`` under noise ``z``.
-
-    What a sampled round costs once its cohort size is published: given ``k`` the
-    cohort is a uniform ``k``-subset, and one client's update replaced (zero-out) moves
-    one member of it, the substitution case of sampling without replacement (Wang,
-    Balle and Kasiviswanathan 2019, dp_accounting's RDP with ``REPLACE_ONE``). The
-    Poisson analysis at ``k / pool`` is below it (8.2 against 10.4 at z = 1, k / pool =
-    0.5, 5 rounds); ``secagg audit verify`` states this figure beside a sampled
-    ledger's claims."""
-    from dp_accounting import rdp
-
-    accountant = rdp.RdpAccountant(
-        neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE
-    )
-    for z, pool, k in rounds:
-        if z <= 0:
-            return math.inf
-        event = dp_accounting.GaussianDpEvent(float(z))
-        if int(k) < int(pool):
-            event = dp_accounting.SampledWithoutReplacementDpEvent(int(pool), int(k), event)
-        accountant.compose(event)
-    # dp_accounting logs every fractional order whose series did not converge (it drops
-    # that order, which only loosens the bound): not a message for an auditor
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        return float(accountant.get_epsilon(delta))
-    finally:
-        absl.setLevel(level)
+def federation_noise_multiplier(
+    epsilon: float,
+    delta: float,
+    sample_rate: float,
+    rounds: int,
+    population: int,
+    accountant: str = "pld",
+) -> float:
+    """The smallest noise multiplier whose :func:`federation_epsilon` stays within
+    ``epsilon`` (the server's budget makes a client sampled more often sit out)."""
+    most = likely_most_rounds(population, sample_rate, rounds)
+    return noise_multiplier_for(epsilon, delta, 1.0, max(1, most), accountant)
 
 
 def noise_multiplier_for(

@@ -94,9 +94,11 @@ def client_level_cost(
     expected = sample_rate * num_clients
     eps = epsilon
     if eps is None:
-        from secagg.dp.accounting import epsilon as account_epsilon
+        from secagg.dp.accounting import federation_epsilon
 
-        eps = account_epsilon(noise_multiplier, sample_rate, rounds, delta, accountant=accountant)
+        eps = federation_epsilon(
+            noise_multiplier, sample_rate, rounds, delta, num_clients, accountant=accountant
+        )
     relative = noise_multiplier / expected
     ratio = None if dimension is None else noise_multiplier * math.sqrt(dimension) / expected
     return ClientLevelCost(expected, noise_multiplier, eps, delta, rounds, relative, ratio)
@@ -185,7 +187,9 @@ class DPConfig:
     def planned_epsilon(self) -> float:
         """Epsilon after the planned rounds (client level, all planned noise present).
 
-        Central: the Poisson-subsampled Gaussian through the chosen accountant.
+        Central: the most charged client's, each client charged for the rounds it
+        is in, unamplified (:func:`~secagg.dp.accounting.federation_epsilon`: with
+        sampling, over the rounds the most sampled client likely takes part in).
         Distributed: the distributed discrete Gaussian's RDP bound for the
         planned cohort, which is larger (rounding, the sum of discrete
         Gaussians, the generic subsampling bound); dropouts raise it further,
@@ -213,10 +217,15 @@ class DPConfig:
                 rounds=self.rounds,
                 delta=self.delta,
             )
-        from secagg.dp.accounting import epsilon as account_epsilon
+        from secagg.dp.accounting import federation_epsilon
 
-        return account_epsilon(
-            self.noise_multiplier, self.sample_rate, self.rounds, self.delta, self.accountant
+        return federation_epsilon(
+            self.noise_multiplier,
+            self.sample_rate,
+            self.rounds,
+            self.delta,
+            self.num_clients,
+            self.accountant,
         )
 
 

@@ -19,11 +19,13 @@ The runtime holds it and never asks which one it is:
   otherwise the contributors, plain FedAvg), steps the accountant and returns
   the epsilon spent so far with the figures the store and the ledger keep.
 
-Accountants stay behind the mechanism: the central mechanism composes the
-Poisson-subsampled Gaussian (:class:`~secagg.dp.accountants.GaussianAccountant`),
-the distributed one its own RDP bound at the fewest honest noise shares any
-round had, and record-level DP (DP-SGD inside each branch) the branches' own
-accountants, whose reports it keeps; the release's claim is the worst branch's.
+Accountants stay behind the mechanism: the central mechanism charges each client
+for the rounds it was in (:class:`~secagg.dp.accountants.PerClientAccountant`: a
+round's members see each other, so no amplification by sampling is claimed; the
+server names the cohort with :meth:`Mechanism.begin_round`), the distributed one
+its own RDP bound at the fewest honest noise shares any round had, and
+record-level DP (DP-SGD inside each branch) the branches' own accountants, whose
+reports it keeps; the release's claim is the worst branch's.
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ from typing import Any
 import numpy as np
 
 from secagg.crypto.stream import KeyedStream
-from secagg.dp.accountants import ACCOUNTANTS, DiscreteGaussianAccountant, GaussianAccountant
+from secagg.dp.accountants import (
+    ACCOUNTANTS,
+    PER_CLIENT,
+    DiscreteGaussianAccountant,
+    PerClientAccountant,
+)
 from secagg.dp.adaptive import AdaptiveClipping, append_report, split_report, unclipped_report
 from secagg.dp.central import CentralGaussian
 from secagg.dp.clipping import clip_l2
@@ -186,23 +193,23 @@ class Mechanism:
     def restore(self, stored: dict[str, Any]) -> None:
         """Replay one completed round's stored figures after a restart."""
 
-    #: whether publishing who took part would void the claimed epsilon
-    hides_participation = False
-    #: whether the epsilon credits the client sampling (amplification at q < 1): only a
-    #: mechanism whose sampler the adversary cannot predict earns it (see
-    #: :func:`amplified_by_sampling`); no DP, DP-SGD in the branches and the distributed
-    #: mechanisms credit none
-    amplified = False
-
     def epsilon_after_next(self, *, contributors: int, participants: int | None) -> float | None:
         """The cumulative epsilon once one more round of ``contributors`` (out of
         ``participants``; None before the cohort is drawn: the best case the design
         allows) is released; None where this server accounts nothing."""
         return None
 
-    def cohort_drawn_from(self, available: int) -> None:
-        """The next round's cohort was drawn from ``available`` clients (connected, not
-        excluded or benched): what a published cohort size is a share of."""
+    def begin_round(self, cohort: Iterable[str]) -> None:
+        """The round about to run has these members (the server's names for them):
+        what a mechanism that charges each client for its own rounds charges."""
+
+    def within_budget(self, names: Iterable[str], budget: float) -> list[str]:
+        """The clients of ``names`` that may take part in one more round without the
+        claim crossing ``budget``: all or none, unless the mechanism charges each
+        client for its own rounds (then a client at the budget sits out)."""
+        names = list(names)
+        after = self.epsilon_after_next(contributors=len(names), participants=None)
+        return names if after is None or after <= budget else []
 
     def charge_at_reveal(self, *, contributors: int, participants: int) -> dict[str, Any] | None:
         """What to charge for a round whose sum the server is about to see, if that sight
@@ -258,26 +265,17 @@ class _ClientLevel(Mechanism):
         #: the clients a sampled cohort is drawn from (None: not known, or everyone
         #: takes part); its size is public (the config lists the clients)
         self.population = population if sample_rate < 1 else None
-        self._drawn_from: int | None = None  # the round's available clients (server-set)
 
     #: the neighbouring datasets the guarantee is about (recorded in every ledger row).
     #: Zero-out, not add/remove: the config's list of clients, and so their number, is
-    #: public, and it is what a sampled round's published cohort size is a share of
-    #: (DP audit, 2026-12-03); for these Gaussian mechanisms the epsilon is the same
+    #: public (DP audit, 2026-12-03); for these Gaussian mechanisms the epsilon is the same
     adjacency = "zero-out one client's update"
-    #: whether the epsilon claims amplification by the secret Poisson sampling; then
-    #: the ledger publishes only participant counts, never who took part
-    amplified = True
-
-    @property
-    def accounted_rate(self) -> float:
-        """The sampling rate the accountant credits (1.0: no amplification claimed)."""
-        return self.sample_rate if self.amplified else 1.0
-
-    @property
-    def hides_participation(self) -> bool:
-        """Whether publishing who took part would void the claimed epsilon."""
-        return self.amplified and self.sample_rate < 1.0
+    #: the sampling rate the accountant credits: none. Amplification by sampling needs
+    #: a cohort nobody can see, and a round's members see one another (the secure sum's
+    #: key agreement) while its size is published (DP audit, 2026-12-03); the central
+    #: mechanism charges each client for its own rounds instead (PerClientAccountant),
+    #: and the distributed one's untrusted server draws the cohort itself
+    accounted_rate = 1.0
 
     def _block(self, accountant: str) -> dict[str, Any]:
         return {
@@ -324,7 +322,8 @@ class CentralRelease(_ClientLevel):
             self.clip or 1.0, self.noise_multiplier, self.expected_clients
         )
         self._noise = noise
-        self._accountant = GaussianAccountant(self.delta, self.accountant_name)
+        self._accountant = PerClientAccountant(self.delta, self.accountant_name)
+        self._cohort: tuple[str, ...] | None = None  # the round's members (server-set)
 
     @property
     def backend_noise_stddev(self) -> float:  # type: ignore[override]
@@ -332,53 +331,38 @@ class CentralRelease(_ClientLevel):
         return 0.0 if self.adaptive is not None else self._gaussian.stddev
 
     @property
-    def accountant(self) -> GaussianAccountant:
-        """The Poisson-subsampled Gaussian composed over the released rounds."""
+    def accountant(self) -> PerClientAccountant:
+        """Each client charged for the rounds it was in; the claim is the most charged."""
         return self._accountant
 
-    def cohort_drawn_from(self, available: int) -> None:
-        self._drawn_from = int(available)
-
-    def charged_rate(self, participants: int | None) -> float:
-        """The sampling rate a round of ``participants`` is charged at: the larger of the
-        Poisson rate q and the cohort's share k / A of the A clients it was drawn from.
-
-        Why: a sampled round publishes how many took part (the ledger's count, the round
-        spec every participant gets), and given k of A a client was in the cohort with
-        probability k / A, not q (N = 8, q = 0.5, 5 rounds: 3.66 claimed where the counts
-        give away 4.0-5.3, DP audit of 2026-12-03). This is still a lower bound of what a
-        published count costs: given k the cohort is a sample without replacement, whose
-        analysis (substitution) costs more than the Poisson one at any rate (9.5 against
-        7.4 at k / A = 0.5, z = 1, 5 rounds: review of 2026-12-03). ``secagg audit
-        verify`` states that bound beside the claim; accounting it here is open work.
-        Never below q, so no round is charged less than before. ``participants`` None
-        (no cohort drawn yet): q."""
-        if participants is None or not self.hides_participation:
-            return self.sample_rate
-        pool = self._drawn_from or self.population
-        if not pool:
-            return self.sample_rate
-        return max(self.sample_rate, min(1.0, int(participants) / pool))
+    def begin_round(self, cohort: Iterable[str]) -> None:
+        self._cohort = tuple(sorted(set(cohort)))
 
     def _charged(self, participants: int | None = None) -> dict[str, Any]:
-        """What one round charges the accountant: kept with the round, so that a restart
-        replays each round with the parameters it ran with, not the current config's."""
-        rate = self.charged_rate(participants)
-        charged: dict[str, Any] = {"noise_multiplier": self.noise_multiplier, "sample_rate": rate}
+        """What one round charges, and to whom: kept with the round, so that a restart
+        replays each round with the parameters and members it ran with, not the
+        current config's. Without a cohort named (:meth:`begin_round`) the round is
+        charged to every client."""
+        charged: dict[str, Any] = {"noise_multiplier": self.noise_multiplier}
         if self.adaptive is not None:
             charged["noise_multiplier"] = self.adaptive.update_noise_multiplier
             charged["count_noise_stddev"] = self.adaptive.count_stddev
-        if participants is not None and self.hides_participation:
-            # what the auditor needs to re-derive the rate from the row
-            charged["cohort"] = int(participants)
-            charged["drawn_from"] = self._drawn_from or self.population
+        if participants is not None and self._cohort is not None:
+            charged["members"] = list(self._cohort)
         return charged
 
-    def _step(self, accountant: GaussianAccountant, charged: dict[str, Any]) -> None:
+    def _precision(self, charged: dict[str, Any]) -> float:
         count = charged.get("count_noise_stddev")
+        return self._accountant.precision(
+            float(charged["noise_multiplier"]), None if count is None else float(count)
+        )
+
+    def _step(self, accountant: PerClientAccountant, charged: dict[str, Any]) -> None:
+        count = charged.get("count_noise_stddev")
+        members = charged.get("members")
         accountant.step(
             float(charged["noise_multiplier"]),
-            float(charged["sample_rate"]),
+            None if members is None else [str(name) for name in members],
             count_noise_stddev=None if count is None else float(count),
         )
 
@@ -387,10 +371,24 @@ class CentralRelease(_ClientLevel):
         return self._accountant.epsilon()
 
     def epsilon_after_next(self, *, contributors: int, participants: int | None) -> float:
-        """The epsilon one more round would bring (the accountant is not charged)."""
-        trial = copy.deepcopy(self._accountant)
-        self._step(trial, self._charged(participants))
-        return trial.epsilon()
+        """The claim once one more round is charged (the accountant is not): to the
+        round's members once they are named, else (``participants`` None, before the
+        draw) to a client charged nothing yet, the best case."""
+        charged = self._charged(participants)
+        precision = self._precision(charged)
+        accountant = self._accountant
+        if participants is None:
+            return max(accountant.epsilon(), accountant.epsilon_of(accountant.everyone + precision))
+        return accountant.epsilon_after(precision, charged.get("members"))
+
+    def within_budget(self, names: Iterable[str], budget: float) -> list[str]:
+        """The clients whose own epsilon stays within ``budget`` after one more round:
+        a client at the budget sits out while the others go on (its participation is
+        public and independent of the data, so leaving it out costs no privacy)."""
+        precision = self._precision(self._charged())
+        return [
+            name for name in names if self._accountant.client_epsilon(name, precision) <= budget
+        ]
 
     def restore(self, stored: dict[str, Any]) -> None:
         if self.adaptive is not None and "next_clip" in stored:
@@ -431,12 +429,10 @@ class CentralRelease(_ClientLevel):
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         block = self._block(self.accountant_name)
         charged = stored.get("charged")
-        if self.hides_participation and isinstance(charged, dict):
-            # the rate this round was charged at, max(q, its cohort's share of the clients
-            # it was drawn from) (``sample_rate`` stays the Poisson design rate q)
-            block["charged_rate"] = charged["sample_rate"]
-            if charged.get("drawn_from"):
-                block["drawn_from"] = charged["drawn_from"]
+        if isinstance(charged, dict) and "members" in charged:
+            # charged to the round's participants (the row's identity hashes), the claim
+            # the most charged client's: what audit verify replays
+            block["composition"] = PER_CLIENT
         adaptive = self.adaptive
         if adaptive is not None and "clip_applied" in stored:
             block["clip"] = stored["clip_applied"]
@@ -462,9 +458,6 @@ class DistributedRelease(_ClientLevel):
     name = "distributed"
     # an added client would add a noise share too: the analysis covers zero-out
     adjacency = "zero-out one client's update"
-    # the server, which is not trusted here, draws the cohort and sees who took part:
-    # amplification by sampling is not earned against it, so none is claimed
-    amplified = False
 
     def __init__(
         self,
@@ -673,11 +666,8 @@ class RecordRelease(Mechanism):
 
 
 def mechanism_class(settings: Any) -> type[Mechanism]:
-    """The :class:`Mechanism` subclass a federation's ``[dp]`` settings build (None: no DP).
-
-    Why apart from :func:`mechanism_for`: the config asks what a mechanism claims (its
-    class attributes, e.g. :attr:`Mechanism.amplified`) while validating, before any
-    accountant or noise stream exists, and must get the answer the built one gives."""
+    """The :class:`Mechanism` subclass a federation's ``[dp]`` settings build (None: no
+    DP), before any accountant or noise stream exists."""
     if settings is None:
         return Mechanism
     if settings.unit == "record":
@@ -687,17 +677,6 @@ def mechanism_class(settings: Any) -> type[Mechanism]:
     if settings.mechanism == "central":
         return CentralRelease
     raise ConfigurationError(f"dp.mechanism {settings.mechanism!r} is not known")
-
-
-def amplified_by_sampling(settings: Any, *, sample_rate: float) -> bool:
-    """Whether the mechanism of ``settings`` would claim amplification by sampling at
-    ``sample_rate``: it credits the client sampling and some client may be left out.
-
-    Why: amplification by sampling holds only while the adversary cannot tell who was
-    sampled. A cohort drawn from a seed in the federation's config (which is not a
-    secret) is predictable by anyone holding the config, so such an epsilon would
-    overstate the guarantee; the config refuses the pair (``federation.seed``)."""
-    return mechanism_class(settings).amplified and sample_rate < 1.0
 
 
 def mechanism_for(

@@ -37,7 +37,8 @@ class LedgerEntry:
     #: replay seed), not the OS CSPRNG: whoever knows the seed can subtract the noise,
     #: so ``secagg audit verify`` reports the round as not private (security review M1)
     noise_seeded: bool = False
-    #: False when the round's epsilon counts on the sampling staying secret
+    #: False only in rows written before 2026-12-03, whose epsilon counted on the
+    #: sampling staying secret (the tests write such rows to check their audit)
     publish_participants: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -66,9 +67,9 @@ class LedgerEntry:
         return out
 
     def _participants(self, identity_hash: Callable[[str], str]) -> dict[str, Any]:
-        """Who took part: the count always; the identity hashes only where publishing
-        them leaves the claimed epsilon standing (an epsilon amplified by secret
-        Poisson sampling does not survive a public, linkable list of who was sampled)."""
+        """Who took part: the count, and the identity hashes (an auditor charges each
+        client for its rounds from them); withheld only in older rows whose epsilon
+        was amplified by secret Poisson sampling."""
         if not self.publish_participants:
             return {"count": len(self.participants), "identity_hashes": "withheld"}
         return {

@@ -281,13 +281,14 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
             "clipped updates. Guarantee: "
             f"{dp.get('adjacency', 'add/remove one client')}.",
             "- *clip* bounds each client's update (L2); *noise std* is the Gaussian noise on "
-            "the sum (noise multiplier x clip); *sample rate* is the Poisson rate the "
-            "cohorts were drawn at (1.0: every client is in every round, no amplification). "
-            "A sampled round is charged at its cohort's share of the clients (the row's "
-            "dp.charged_rate): the count is published, so it says how likely each client "
-            "was to be in.",
+            "the sum (noise multiplier x clip); *sample rate* is the rate the accountant "
+            "credits: 1.0, no amplification by sampling, since a round's members see one "
+            "another. Each client is charged for the rounds it was in (the rows list their "
+            "participants' identity hashes, dp.composition = per_client) and ε is the most "
+            "charged client's.",
             "- *cumulative ε* is re-derived by the verifier from each round's recorded noise "
-            "multiplier and sample rate, through the recorded accountant, at the δ shown.",
+            "multiplier, participants and sample rate, through the recorded accountant, at "
+            "the δ shown.",
         ]
     else:
         lines = [

@@ -60,8 +60,10 @@ from typing import Any
 import numpy as np
 
 from secagg.dp.accountants import (
+    PER_CLIENT,
     DiscreteGaussianAccountant,
     GaussianAccountant,
+    PerClientAccountant,
     RecordLevelAccountant,
 )
 from secagg.ledger.chain import (
@@ -124,9 +126,10 @@ class AuditResult:
     #: cohort drawn from the config's seed; every one of them is in ``seeded`` too
     seeded_sampling: list[tuple[int, Any]] = field(default_factory=list)
     unrecorded: int = 0  # rows older than the noise_seeded field (row version < 2)
-    #: sampled central ledgers: the epsilon of their rounds as samples without replacement
-    #: (their cohort sizes are published), beside the claims' Poisson analysis
-    without_replacement_epsilon: float | None = None
+    #: ledgers whose central rows claim amplification by sampling (written before
+    #: 2026-12-03): the epsilon of their central rounds charged to every client,
+    #: unamplified, which is what holds against the cohorts' own members
+    unamplified_epsilon: float | None = None
     #: (seq, round): completed rounds released without a DP block (epsilon infinite in
     #: a DP ledger; no epsilon at all in a ledger without DP, see released_without_dp)
     unnoised: list[tuple[int, Any]] = field(default_factory=list)
@@ -388,17 +391,6 @@ def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> s
     return None
 
 
-def _published_cohort(dp: dict[str, Any], participants: Any) -> tuple[float, int, int] | None:
-    """``(z, pool, k)`` of a sampled central row that publishes its cohort's size k (the
-    pool: ``drawn_from``, else the population); None for any other row."""
-    if dp.get("mechanism") != "central" or not _amplified(dp):
-        return None
-    count, pool, _ = _cohort(dp, participants)
-    if not (isinstance(count, int) and isinstance(pool, int) and 0 < count <= pool):
-        return None
-    return float(dp["noise_multiplier"]), pool, count
-
-
 def _cohort(dp: dict[str, Any], participants: Any) -> tuple[Any, Any, Any]:
     """A row's published cohort size, the pool it was drawn from (``drawn_from``, else the
     population) and the population, as recorded (unchecked: any may be missing)."""
@@ -406,14 +398,6 @@ def _cohort(dp: dict[str, Any], participants: Any) -> tuple[Any, Any, Any]:
     sampling = dp.get("sampling")
     population = sampling.get("population") if isinstance(sampling, dict) else None
     return count, dp.get("drawn_from", population), population
-
-
-def _charged_at_design_rate(dp: dict[str, Any], participants: Any) -> bool:
-    """A sampled central row that publishes its cohort's size but was charged at the
-    Poisson rate q (written before rounds were charged at their cohort's share)."""
-    if dp.get("mechanism") != "central" or "charged_rate" in dp or not _amplified(dp):
-        return False
-    return isinstance(_cohort(dp, participants)[0], int)
 
 
 def _amplified(dp: dict[str, Any]) -> bool:
@@ -475,6 +459,11 @@ class EpsilonReplay:
     def __init__(self) -> None:
         self._central: list[tuple[float, float]] = []  # every central round's (z, q)
         self._accountant: GaussianAccountant | None = None
+        # every central round's (precision, members or None: every client), the replay
+        # of rows charged to their participants, and how many such rows there were
+        self._charges: list[tuple[float, list[str] | None]] = []
+        self._per_client: PerClientAccountant | None = None
+        self._per_client_rows = 0
         self._distributed: dict[str, Any] | None = None
         self._ddg: DiscreteGaussianAccountant | None = None
         self._current: float | None = None
@@ -541,9 +530,19 @@ class EpsilonReplay:
                 self._cache[key] = accountant.epsilon()
         return self._cache[key]
 
-    def _central_round(self, dp: dict[str, Any]) -> float:
-        """Every central round so far, each at its own (z, q), at this row's delta and
-        accountant (a restart may change them: the accountant is rebuilt and replayed)."""
+    def _central_round(self, dp: dict[str, Any], participants: Any) -> float:
+        """Every central round so far, at this row's delta and accountant (a restart may
+        change them: the accountants are rebuilt and replayed).
+
+        A row charged to its participants (``dp.composition = "per_client"``) claims the
+        most charged client's epsilon, each client charged for the rounds it was in:
+        replayed from the rows' identity hashes, earlier rows without the field charged
+        to every client, unamplified (what the server's restart does with them). Other
+        rows (written before 2026-12-03) claim the Poisson-subsampled Gaussian of their
+        own (z, q), replayed as they were accounted."""
+        per_client = self._per_client_charge(dp, participants)
+        if per_client is not None:
+            return per_client
         delta, name = float(dp["delta"]), str(dp["accountant"])
         # a sampled round is charged at its published cohort's share (charged_rate);
         # rows written before that carry only the design rate q
@@ -557,6 +556,43 @@ class EpsilonReplay:
             self._accountant = accountant
         else:
             accountant.step(z, q)
+        return accountant.epsilon()
+
+    def _per_client_charge(self, dp: dict[str, Any], participants: Any) -> float | None:
+        """Charge the row to the per-client replay; its claim if the row (or any before
+        it) is charged per client, else None (the row claims the older analysis)."""
+        delta, name = float(dp["delta"]), str(dp["accountant"])
+        adaptive = dp.get("adaptive_clipping")
+        if isinstance(adaptive, dict):  # the two releases, as the server charged them
+            precision = PerClientAccountant.precision(
+                float(adaptive["update_noise_multiplier"]), float(adaptive["count_noise_stddev"])
+            )
+        else:
+            precision = PerClientAccountant.precision(float(dp["noise_multiplier"]))
+        members: list[str] | None = None
+        if dp.get("composition") == PER_CLIENT:
+            published = participants if isinstance(participants, dict) else {}
+            hashes = published.get("identity_hashes")
+            if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes or [0]):
+                raise ReplayFailure(
+                    "is charged to its participants (dp.composition per_client) but does not "
+                    "list their identity hashes, so the charge cannot be replayed"
+                )
+            members = hashes
+        elif dp.get("composition") is not None:
+            raise ReplayFailure(f"records an unknown dp.composition {dp.get('composition')!r}")
+        self._charges.append((precision, members))
+        self._per_client_rows += members is not None
+        if not self._per_client_rows:
+            return None
+        accountant = self._per_client
+        if accountant is None or accountant.delta != delta or accountant.name != name:
+            accountant = PerClientAccountant(delta, name)
+            for past, who in self._charges:
+                accountant.charge(past, who)
+            self._per_client = accountant
+        else:
+            accountant.charge(precision, members)
         return accountant.epsilon()
 
     def older_claim(self, claimed: float | None) -> float | None:
@@ -649,7 +685,7 @@ class EpsilonReplay:
             # the release) is charged like a completed one
             mechanism = dp.get("mechanism")
             if mechanism == "central" and dp.get("unit") == "client":
-                self._current = self._central_round(dp)
+                self._current = self._central_round(dp, entry.get("participants"))
             elif mechanism == "distributed":
                 self._current = self._distributed_round(dp)
             value = self._current
@@ -710,8 +746,8 @@ def verify_ledger(
     seeded_without_dp = 0  # rows flagged noise_seeded that drew no DP noise to seed
     # client-level rows amplified by sampling whose dp.sampling predates its "seeded" flag
     sampling_unrecorded = 0
-    design_rate_rows = 0  # sampled central rows charged at q beside a published count
-    published_cohorts: list[tuple[float, int, int]] = []  # (z, pool, k) of sampled rows
+    amplified_rows = 0  # completed central rows that claim amplification by sampling
+    central_rounds: list[float] = []  # every completed central round's noise multiplier
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
         dp = row.entry.get("dp")
@@ -730,12 +766,10 @@ def verify_ledger(
                 if problem is not None:
                     result.failure = f"{where}: {problem}"
                     return result
-                if row.entry.get("status") == "complete":  # an aborted round is not charged
-                    participants = row.entry.get("participants")
-                    design_rate_rows += _charged_at_design_rate(dp, participants)
-                    cohort = _published_cohort(dp, participants)
-                    if cohort is not None:
-                        published_cohorts.append(cohort)
+                complete = row.entry.get("status") == "complete"  # an aborted one is not charged
+                if complete and dp.get("mechanism") == "central" and dp.get("unit") == "client":
+                    central_rounds.append(float(dp["noise_multiplier"]))
+                    amplified_rows += _amplified(dp)
                 if dp.get("unit") == "client" and not isinstance(dp.get("sampling"), dict):
                     result.without_sampling += 1
                 elif _amplified(dp):
@@ -810,28 +844,21 @@ def verify_ledger(
             "predate the dp.sampling.seeded record: whether their cohort was drawn from a "
             "seed in the config (predictable, so not amplified) is not recorded"
         )
-    if published_cohorts and result.ok:
-        from secagg.dp.accounting import without_replacement_epsilon
-
+    if amplified_rows and result.ok:
         delta = float(rows[-1].entry["dp"]["delta"]) if rows[-1].entry.get("dp") else None
         if delta is not None:
-            with np.errstate(all="ignore"):
-                bound = without_replacement_epsilon(published_cohorts, delta)
-            result.without_replacement_epsilon = bound
+            accountant = GaussianAccountant(delta, "pld")
+            for z in central_rounds:
+                accountant.step(z, 1.0)
+            result.unamplified_epsilon = accountant.epsilon()
             result.notes.append(
-                f"{len(published_cohorts)} sampled rows publish their cohort's size: given "
-                "it, a cohort is a sample without replacement, which the Poisson analysis "
-                "behind their claims does not cover. Accounted that way (RDP, one client's "
-                f"update replaced) they spend epsilon {bound:.4g} at delta {delta:g}; the "
-                "runtime does not account it yet"
+                f"{amplified_rows} central rows claim amplification by sampling (written "
+                "before 2026-12-03): a round's members see one another and its size is "
+                "published, so that amplification holds only against an outsider who sees "
+                "neither. Charged to every client every round, unamplified, the ledger's "
+                f"central rounds spend epsilon {result.unamplified_epsilon:.4g} at delta "
+                f"{delta:g}"
             )
-    if design_rate_rows:
-        result.notes.append(
-            f"{design_rate_rows} sampled rows were charged at the Poisson rate q although "
-            "each publishes its cohort's size k (written before rounds were charged at k / "
-            "population): where a cohort was larger than q x population, their epsilon "
-            "understates what the count gives away"
-        )
     if result.from_scratch:
         result.notes.append(
             f"{result.from_scratch} rows claim the epsilon of the from-scratch PLD accountant "

@@ -15,8 +15,8 @@ A file looks like::
     dimension = 1000            # model parameters (or given by the model hook)
     server_learning_rate = 1.0
     server_momentum = 0.0       # FedAvgM: 0.9 smooths noisy DP updates (post-processing)
-    # seed = 7                  # tests: seeded, predictable cohorts (not a secret); refused
-                                # beside central DP at sampling.rate < 1 (no amplification)
+    # seed = 7                  # tests: seeded, predictable cohorts (not a secret; no
+                                # epsilon credits the sampling, so that costs nothing)
 
     [sampling]
     kind = "poisson"            # or "fixed"
@@ -74,8 +74,8 @@ from typing import Any
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
 from secagg.aggregation.registry import accepted_settings
 from secagg.dp.config import DPSettings
-from secagg.dp.release import Mechanism, amplified_by_sampling, mechanism_for
-from secagg.errors import ConfigurationError, PredictableCohortError
+from secagg.dp.release import Mechanism, mechanism_for
+from secagg.errors import ConfigurationError
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 
 #: the largest model a federation runs: round vectors are indexed by 32-bit words
@@ -347,9 +347,8 @@ class FederationConfig:
     server_momentum: float = 0.0
     # seeds client sampling (tests, simulations); never a secret: DP noise, masks and keys
     # always come from the OS CSPRNG unless replay_noise is set (simulations only, ledgered).
-    # A seeded cohort is predictable from this file, so it earns no amplification by
-    # sampling: with an epsilon that would claim it (central DP at a rate below 1) a seed
-    # is refused outside a replay, and every DP ledger row says whether sampling was seeded
+    # A seeded cohort is predictable from this file; no epsilon credits the sampling (each
+    # client is charged for its own rounds), and every DP ledger row says whether it was
     seed: int | None = None
     replay_noise: bool = False
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -402,21 +401,13 @@ class FederationConfig:
                 "sampling.count exceeds the number of clients",
             )
         if self.dp is not None and self.dp.unit == "client":
-            _require(
-                self.sampling.kind == "poisson",
-                "sampling.kind = 'fixed' with client-level DP: a fixed-size cohort is not "
-                "Poisson sampling (one added client displaces another, so a round's sum moves "
-                "by up to 2 x dp.clip) and the Poisson accountant would understate its epsilon "
-                "(3.0 claimed against 9.7 at 2000 clients, 100 a round, 500 rounds); use "
-                "kind = 'poisson' with rate = count / clients",
-            )
+            # any cohort, fixed-size or Poisson, seeded or not: no mechanism credits the
+            # sampling (each client is charged for the rounds it was in)
             _require(
                 self.dp.delta < 1 / len(self.clients),
                 f"dp.delta {self.dp.delta:g} is not below 1/{len(self.clients)} clients: the "
                 "guarantee would allow releasing one client's update outright",
             )
-        if self.seed is not None and not self.replay_noise:
-            self._refuse_predictable_amplification()
         if self.dp is not None and self.dp.adaptive_clip:
             _require(
                 not needs_helper(self.backend.name),
@@ -429,30 +420,6 @@ class FederationConfig:
                 self.backend.value_bound >= self.dp.clip,
                 "backend.value_bound must be at least dp.clip (clipped updates must fit)",
             )
-
-    def _refuse_predictable_amplification(self) -> None:
-        """Refuse a seeded cohort beside an epsilon amplified by sampling.
-
-        Why: amplification by sampling (the accountant charging each round at q < 1)
-        holds only while the adversary cannot tell who was sampled. ``federation.seed``
-        draws every cohort from a seed in this file, which is not a secret, so anyone
-        holding the config predicts each round's cohort and the amplified epsilon the
-        server would print and sign is not the guarantee of what ran (DP review H4).
-        Refusing is the design hardest to misuse: the remedy (drop the seed: cohorts then
-        come from the OS CSPRNG) costs a real federation nothing, and nothing changes
-        silently. A replay (``replay_noise``, simulations) is exempt: its noise is
-        seeded as well, its ledger says both, and ``secagg audit verify`` reports it as
-        not private whatever epsilon it claims."""
-        if not amplified_by_sampling(self.dp, sample_rate=self.sample_rate):
-            return
-        assert self.dp is not None
-        raise PredictableCohortError(
-            f"federation.seed = {self.seed} draws every cohort from the config, so anyone "
-            f"holding it predicts who is sampled, but [dp] mechanism = {self.dp.mechanism!r} "
-            f"at sampling.rate = {self.sample_rate:g} claims amplification by secret "
-            "sampling, which a predictable cohort does not give: remove federation.seed "
-            "(cohorts then come from the OS CSPRNG) or sample everyone (sampling.rate = 1)"
-        )
 
     @property
     def sample_rate(self) -> float:
@@ -564,21 +531,12 @@ class FederationConfig:
     def load_for_audit(cls, path: str | Path) -> tuple[FederationConfig, bool]:
         """The config's promises for an auditor, and whether its cohorts were seeded.
 
-        A config with ``federation.seed`` that claims amplification by sampling is
-        refused by :meth:`load` (no server runs it any more), but older runs did, and
-        their ledgers still need re-checking against it: here it loads without its
-        seed, and the second value (True) tells the verifier that any amplified
-        epsilon of its rows never held. Every other mistake is refused as by
-        :meth:`load`."""
-        data = read_toml(path)
-        try:
-            return cls.from_dict(data), False
-        except PredictableCohortError:
-            unseeded = dict(data)
-            unseeded["federation"] = {
-                key: value for key, value in data["federation"].items() if key != "seed"
-            }
-            return cls.from_dict(unseeded), True
+        A seeded cohort costs the per-client claims of today's servers nothing (they
+        credit no amplification by sampling), but rows written before 2026-12-03 that
+        claim amplification never held it under a seeded config: the second value
+        (True) tells the verifier so. Mistakes are refused as by :meth:`load`."""
+        config = cls.load(path)
+        return config, config.seed is not None
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"

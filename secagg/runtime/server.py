@@ -9,10 +9,11 @@ One round (:meth:`FederationServer.run_round`):
    that leaves fewer than 2): Poisson with rate q (each joins
    independently; the DP analysis assumes it) or a fixed count. The draw comes
    from the OS CSPRNG, or from a keyed stream derived from ``config.seed`` in
-   tests that must replay a federation. A seeded cohort is predictable from the
-   config, so it earns no amplification by sampling: the config refuses a seed
-   beside an epsilon that would claim it (outside a replay), and every ledger row
-   with DP says whether its cohort was seeded (``dp.sampling.seeded``).
+   tests that must replay a federation. No epsilon credits the sampling (the
+   central mechanism charges each client for the rounds it was in), so a seeded,
+   predictable cohort costs no privacy; every ledger row with DP still says
+   whether its cohort was seeded (``dp.sampling.seeded``). A client whose own
+   epsilon one more round would take past ``dp.epsilon_budget`` sits out.
 2. **Record** the round as ``running`` in the store, then **plan** it: the
    backend turns the cohort and the mechanism's round options into a spec, and
    builds its server session (:mod:`secagg.aggregation.base`).
@@ -187,8 +188,8 @@ class FederationServer:
         )
         self._sampler = self._stream(b"sampling")
         # the cohort is drawn from the config's seed, so anyone holding the config can
-        # predict it: every DP ledger row says so, and audit verify refuses such a row
-        # that claims amplification by sampling unless its noise is a replay's too
+        # predict it: every DP ledger row says so (audit verify fails an older row that
+        # claims amplification by sampling beside it, unless its noise is a replay's too)
         self.sampling_seeded = config.seed is not None
         recovery = store.recover()
         for number in recovery.aborted_on_restart:
@@ -208,6 +209,7 @@ class FederationServer:
         # dp.epsilon_budget: a hard cap; budget_reached says why the run stopped at it
         self._budget = config.dp.epsilon_budget if config.dp is not None else None
         self.budget_reached: str | None = None
+        self._at_budget: set[str] = set()  # clients whose next round would cross it
         #: payloads each party sent in rounds, a Leave (which carries nothing) not counted
         self.received_from: Counter[str] = Counter()
         if ledger is not None:
@@ -341,8 +343,7 @@ class FederationServer:
         while self.completed_rounds() < self.config.rounds:
             if max_attempts is not None and len(results) >= max_attempts:
                 return f"{max_attempts} rounds attempted (max_attempts)"
-            population = len(self.config.clients)  # the best case of one more round
-            if self._crosses_budget(population, None, "one more round"):
+            if self._budget_spent():
                 return self.budget_reached
             missing = self._await_quorum(quorum_wait)
             if missing is not None:
@@ -369,6 +370,7 @@ class FederationServer:
         :data:`QUORUM` connected clients that are not excluded, and the backend's
         helper (the CKKS key holder) when it has one."""
         eligible = (set(self.config.clients) & self.transport.connected()) - self.excluded()
+        eligible -= self._at_budget  # their own epsilon would cross dp.epsilon_budget
         if len(eligible) < QUORUM:
             clients = len(self.config.clients)
             return f"{len(eligible)} of {clients} clients connected, {QUORUM} needed"
@@ -422,11 +424,10 @@ class FederationServer:
             for name in recheck():
                 log.warning("%s's session ended: revoked, renamed or expired", name)
         eligible = (set(self.config.clients) & self.transport.connected()) - self.excluded()
+        eligible -= self._at_budget  # their own epsilon would cross dp.epsilon_budget
         # a benched branch sits out, unless that would leave too few for a round at all
         rested = eligible - self.benched()
         available = sorted(rested if len(rested) >= QUORUM else eligible)
-        # a published cohort size is a share of these, not of every configured client
-        self.mechanism.cohort_drawn_from(len(available))
         sampling = self.config.sampling
         if sampling.kind == "poisson":
             draws = self._sampler.uniform(len(self.config.clients))
@@ -548,6 +549,7 @@ class FederationServer:
         self.next_round += 1
         started = time.time()
         self.store.begin_round(number, participants)
+        self.mechanism.begin_round(participants)
         log.debug("round %d: %d participants", number, len(participants))
         if len(participants) < 2:
             return self._abort(
@@ -752,6 +754,40 @@ class FederationServer:
             self.store.note_reveal(number, charge)
         self._revealed[number] = charge
 
+    def _budget_spent(self) -> bool:
+        """Whether ``dp.epsilon_budget`` leaves no round to run: fewer than two clients
+        can take one more without the claim crossing it. Who cannot sits out the draws
+        (:meth:`sample`); with a mechanism that charges every client every round that
+        is all of them or none."""
+        if self._budget is None:
+            return False
+        clients = list(self.config.clients)
+        able = self.mechanism.within_budget(clients, self._budget)
+        self._at_budget = set(clients) - set(able)
+        if len(able) >= QUORUM:
+            if self._at_budget:
+                log.info(
+                    "%d of %d clients sit out: one more round would take their epsilon "
+                    "above dp.epsilon_budget %g",
+                    len(self._at_budget),
+                    len(clients),
+                    self._budget,
+                )
+            return False
+        after = self.mechanism.epsilon_after_next(contributors=len(clients), participants=None)
+        if not able and after is not None:
+            self.budget_reached = (
+                f"epsilon budget {self._budget:g}: one more round would bring epsilon to at "
+                f"least {after:.4g}; stopped before it"
+            )
+        else:
+            self.budget_reached = (
+                f"epsilon budget {self._budget:g}: {len(able)} of {len(clients)} clients can "
+                "take one more round without their epsilon crossing it, fewer than a round "
+                "needs; stopped"
+            )
+        return True
+
     def _crosses_budget(self, contributors: int, participants: int | None, what: str) -> bool:
         """Whether ``what`` (one more round of ``contributors``) would take epsilon above
         ``dp.epsilon_budget``; if so, :attr:`budget_reached` says so and the run stops."""
@@ -927,7 +963,6 @@ class FederationServer:
             reconstructed=reconstructed,
             # a row without a DP block released no DP noise, so none of it was seeded
             noise_seeded=self.noise_seeded and dp is not None,
-            publish_participants=not self.mechanism.hides_participation,
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
         log.debug("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
@@ -938,7 +973,7 @@ class FederationServer:
 
         ``sampling.seeded`` is always written, false included (an auditor tells "not
         seeded" from "not said"): a cohort drawn from the config's seed is predictable,
-        so an epsilon amplified by sampling does not hold for it."""
+        which no claim of today's mechanisms counts on, but an older row's did."""
         block = self.mechanism.ledger_block(stored)
         if block is None:
             return None

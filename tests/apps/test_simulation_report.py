@@ -538,8 +538,8 @@ def test_a_sampled_run_says_its_seed_fixes_the_cohorts_and_what_its_epsilon_assu
     tmp_path: Path,
 ) -> None:
     """A simulation draws its Poisson cohorts from its seed, which anyone holding the
-    config can predict; the amplified epsilon it prints holds only for a deployment's
-    secret draw, and its report must say so, not only that the noise was replayed."""
+    config can predict; its report says so beside the replayed noise. Since 2026-12-03
+    no epsilon credits the sampling, so nothing is claimed for a secret draw."""
     config = SimulationConfig(
         branches=20, rounds=2, train_rows=2000, unit="client", mechanism="central",
         sample_rate=0.5,
@@ -558,7 +558,7 @@ def test_a_sampled_run_says_its_seed_fixes_the_cohorts_and_what_its_epsilon_assu
     assert "the DP noise the sampled cohorts and the dropouts" in report
     section = report.split("## Privacy ledger")[1].split("\n## ")[0]
     assert "its cohorts too, so they also say sampling seeded" in section
-    assert "fresh OS noise and secret sampling would spend" in section
+    assert "fresh OS noise would spend" in section and "secret sampling" not in section
     # an unsampled run says nothing of cohorts
     write_run_folder(_server_accounted(dataclasses.replace(config, sample_rate=1.0), {
         **server, "sample_rate": 1.0}), tmp_path / "full")  # fmt: skip
@@ -568,40 +568,34 @@ def test_a_sampled_run_says_its_seed_fixes_the_cohorts_and_what_its_epsilon_assu
 
 
 @pytest.mark.parametrize(
-    ("changes", "cohorts"),
+    "changes",
     [
-        ({}, False),  # DP-SGD in each branch, everyone every round
-        (
-            {
-                "unit": "client",
-                "mechanism": "central",
-                "sample_rate": 0.5,
-                "branches": 8,
-                "train_rows": 800,
-            },
-            True,
-        ),
-        ({"unit": "client", "mechanism": "central"}, False),
-        (
-            {
-                "unit": "client",
-                "mechanism": "distributed",
-                "sample_rate": 0.5,
-                "branches": 8,
-                "train_rows": 800,
-            },
-            False,
-        ),
+        {},  # DP-SGD in each branch, everyone every round
+        {
+            "unit": "client",
+            "mechanism": "central",
+            "sample_rate": 0.5,
+            "branches": 8,
+            "train_rows": 800,
+        },
+        {"unit": "client", "mechanism": "central"},
+        {
+            "unit": "client",
+            "mechanism": "distributed",
+            "sample_rate": 0.5,
+            "branches": 8,
+            "train_rows": 800,
+        },
     ],
 )
 def test_the_privacy_line_says_the_simulations_epsilon_is_a_replay(
-    changes: dict[str, Any], cohorts: bool
+    changes: dict[str, Any],
 ) -> None:
     """DP audit (2026-12-03): the terminal's privacy line printed "ε = 3.664 ... within
     the target" for a run whose cohorts, drawn from its seed, earned no amplification;
     only report.md and the ledger verification said so. Now every output that prints ε
-    says beside it that the simulation replays its noise, and its cohorts where the ε
-    credits sampling."""
+    says beside it that the simulation replays its noise; no ε credits the sampling any
+    more, so the seeded cohorts need no caveat of their own."""
     from secagg.apps.simulation.report import privacy_lines
 
     result = _record_level_result()
@@ -609,6 +603,6 @@ def test_the_privacy_line_says_the_simulations_epsilon_is_a_replay(
     lines = privacy_lines(dataclasses.replace(result, config=config))
     assert lines[0].startswith("privacy: ε = 2.99")
     assert lines[1].startswith("replayed: this simulation draws its DP noise")
-    assert ("and its cohorts from its seed" in lines[1]) is cohorts
-    assert ("fresh OS noise and secret sampling would spend" in lines[1]) is cohorts
+    assert "cohorts" not in lines[1] and "secret sampling" not in lines[1]
+    assert "fresh OS noise would spend" in lines[1]
     assert lines[1].endswith("not a guarantee of this run")

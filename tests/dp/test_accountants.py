@@ -11,6 +11,7 @@ from secagg.dp.accountants import (
     Accountant,
     DiscreteGaussianAccountant,
     GaussianAccountant,
+    PerClientAccountant,
     RecordLevelAccountant,
     check_accountant,
 )
@@ -72,7 +73,7 @@ def test_the_servers_mechanisms_hold_these_accountants() -> None:
               "corrupt_fraction": 0.1}  # fmt: skip
     central = mechanism_for(DPSettings(noise_multiplier=1.0), **common)
     distributed = mechanism_for(DPSettings(mechanism="distributed"), **common)
-    assert isinstance(central.accountant, GaussianAccountant)  # type: ignore[attr-defined]
+    assert isinstance(central.accountant, PerClientAccountant)  # type: ignore[attr-defined]
     assert isinstance(distributed.accountant, DiscreteGaussianAccountant)  # type: ignore[attr-defined]
 
 
@@ -107,3 +108,69 @@ def test_d7_the_distributed_accountant_costs_the_same_at_every_round(
     rebuilt = DiscreteGaussianAccountant(ddg, sample_rate=1.0, delta=1e-5)
     rebuilt.honest_shares = shares  # as the audit's replay restores one
     assert rebuilt.epsilon() == accountant.epsilon() and rebuilt.rounds == 200
+
+
+# --- PerClientAccountant: each client charged for the rounds it was in ------------------
+
+
+@pytest.mark.parametrize("name", ["pld", "rdp"])
+def test_every_client_in_every_round_is_the_unsampled_gaussian(name: str) -> None:
+    per_client, reference = PerClientAccountant(1e-5, name), GaussianAccountant(1e-5, name)
+    for z in (1.1, 0.9, 2.0, 1.1):
+        per_client.step(z, ["a", "b", "c"])
+        reference.step(z, 1.0)
+        assert per_client.epsilon() == pytest.approx(reference.epsilon(), rel=1e-9)
+    assert per_client.rounds == 4
+
+
+@pytest.mark.parametrize("name", ["pld", "rdp"])
+def test_the_claim_is_the_most_charged_clients(name: str) -> None:
+    accountant = PerClientAccountant(1e-5, name)
+    schedule = [["a", "b"], ["b"], ["c"], ["b", "c"], ["a"]]
+    for members in schedule:
+        accountant.step(1.5, members)
+    counts = {n: sum(n in m for m in schedule) for n in "abc"}  # a 2, b 3, c 2
+    for client, rounds in counts.items():
+        reference = GaussianAccountant(1e-5, name)
+        for _ in range(rounds):
+            reference.step(1.5, 1.0)
+        assert accountant.client_epsilon(client) == pytest.approx(reference.epsilon(), rel=1e-9)
+    assert accountant.epsilon() == accountant.client_epsilon("b")
+    assert accountant.client_epsilon("d") == 0.0
+
+
+def test_a_round_charged_to_everyone_counts_for_clients_not_yet_seen() -> None:
+    accountant = PerClientAccountant(1e-5)
+    accountant.step(1.0, None)
+    accountant.step(1.0, ["a"])
+    reference = GaussianAccountant(1e-5)
+    reference.step(1.0, 1.0)
+    assert accountant.client_epsilon("new") == pytest.approx(reference.epsilon())
+    reference.step(1.0, 1.0)
+    assert accountant.epsilon() == pytest.approx(reference.epsilon())
+
+
+def test_adaptive_rounds_add_the_count_releases_precision() -> None:
+    """Andrew et al.: the update at z_delta and the count at sigma_b compose to one
+    Gaussian; the per-client charge is that Gaussian's, as the Poisson path's at q = 1."""
+    accountant, reference = PerClientAccountant(1e-5, "rdp"), GaussianAccountant(1e-5, "rdp")
+    accountant.step(1.2, ["a"], count_noise_stddev=3.0)
+    reference.step(1.2, 1.0, count_noise_stddev=3.0)
+    assert accountant.epsilon() == pytest.approx(reference.epsilon(), rel=1e-9)
+
+
+def test_asking_after_a_round_charges_nothing_and_no_noise_is_infinite() -> None:
+    accountant = PerClientAccountant(1e-5)
+    accountant.step(1.0, ["a", "b"])
+    before, own = accountant.epsilon(), dict(accountant.own)
+    after = accountant.epsilon_after(1.0, ["a"])
+    assert after > before and accountant.epsilon() == before and accountant.own == own
+    assert accountant.epsilon_after(1.0, ["z"]) == before  # a fresh client stays below "a"
+    assert accountant.epsilon_after(1.0, []) == before
+    accountant.step(0.0, ["c"])
+    assert math.isinf(accountant.epsilon())
+
+
+def test_the_per_client_accountant_refuses_the_opacus_names() -> None:
+    with pytest.raises(ConfigurationError, match="choose one of"):
+        PerClientAccountant(1e-5, "prv")

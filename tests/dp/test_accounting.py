@@ -15,6 +15,7 @@ import warnings
 from typing import Any
 
 import dp_accounting
+import numpy as np
 import pytest
 from dp_accounting import pld, rdp
 from hypothesis import given, settings
@@ -755,3 +756,42 @@ def test_bad_ddg_arguments() -> None:
     ):
         with pytest.raises(ConfigurationError, match=key):
             ddg_epsilon(**{**good, key: value})
+
+
+# --- the plan of a federation that charges each client for its own rounds -------------
+
+
+@pytest.mark.parametrize(
+    ("population", "q", "rounds"), [(1000, 0.3, 10), (8, 0.5, 5), (200, 0.05, 200)]
+)
+def test_likely_most_rounds_bounds_the_most_sampled_client(
+    population: int, q: float, rounds: int
+) -> None:
+    """The plan's m: with probability at least 95 % no client is sampled into more
+    rounds. Checked against 400 simulated federations (test data, not DP noise)."""
+    from secagg.dp.accounting import MOST_ROUNDS_TAIL, likely_most_rounds
+
+    most = likely_most_rounds(population, q, rounds)
+    generator = np.random.default_rng(1)
+    maxima = generator.binomial(rounds, q, size=(400, population)).max(axis=1)
+    assert (maxima > most).mean() <= MOST_ROUNDS_TAIL + 0.03
+    assert most == rounds or (maxima >= most).mean() > 0  # not a needlessly loose m
+    assert likely_most_rounds(population, 1.0, rounds) == rounds
+    assert likely_most_rounds(population, q, 0) == 0
+
+
+def test_federation_epsilon_is_the_gaussian_over_the_most_rounds() -> None:
+    from secagg.dp.accounting import (
+        federation_epsilon,
+        federation_noise_multiplier,
+        likely_most_rounds,
+    )
+
+    most = likely_most_rounds(1000, 0.3, 10)
+    assert most == 9
+    eps = federation_epsilon(1.72, 0.3, 10, 1e-5, 1000)
+    assert eps == pytest.approx(epsilon(1.72, 1.0, most, 1e-5))
+    assert eps > 2.5 * epsilon(1.72, 0.3, 10, 1e-5)  # what secret sampling would have given
+    z = federation_noise_multiplier(3.0, 1e-5, 0.3, 10, 1000)
+    assert federation_epsilon(z, 0.3, 10, 1e-5, 1000) <= 3.0
+    assert federation_epsilon(z / 1.01, 0.3, 10, 1e-5, 1000) > 3.0

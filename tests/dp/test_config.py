@@ -68,7 +68,10 @@ def test_distributed_plans_quote_the_distributed_bound() -> None:
         warnings.simplefilter("ignore", dp.PrivacyCostWarning)
         central = dp.DPConfig(**args)  # type: ignore[arg-type]
         distributed = dp.DPConfig(**args, mechanism="distributed", bits=16)  # type: ignore[arg-type]
-    assert central.planned_epsilon() == pytest.approx(1.8282, abs=1e-3)
+    # the central plan is the federation's claim: the most sampled of 10 000 clients is
+    # likely in 27 of the 1 000 rounds, unamplified (1.8282 if the sampling were secret)
+    assert dp.epsilon(1.0, 0.01, 1000, 1e-5) == pytest.approx(1.8282, abs=1e-3)
+    assert central.planned_epsilon() == pytest.approx(dp.epsilon(1.0, 1.0, 27, 1e-5))
     from secagg.dp.distributed import DistributedDiscreteGaussian
 
     ddg = DistributedDiscreteGaussian(
@@ -214,3 +217,33 @@ def test_dp_benchmark_cli_quick() -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output[result.output.index("{") :])
     assert payload["cells"][0]["d"] == 2048
+
+
+def test_privacy_cli_gives_the_federations_figure_with_clients() -> None:
+    """A secagg federation credits no amplification by sampling (a round's members see
+    each other): with --clients the CLI prints what it will claim, the most sampled
+    client's epsilon; without, at q < 1, the Poisson figure comes with a note."""
+    runner = CliRunner()
+    args = ["privacy", "epsilon", "-z", "1.72", "-q", "0.3", "-T", "10", "--delta", "1e-5"]
+    result = runner.invoke(main, [*args, "--clients", "1000"])
+    assert result.exit_code == 0, result.output
+    federation = dp.federation_epsilon(1.72, 0.3, 10, 1e-5, 1000)
+    assert result.output.startswith(f"epsilon = {federation:.4f}")
+    assert "likely in 9 of 10 rounds" in result.output and "note:" not in result.output
+    payload = json.loads(runner.invoke(main, [*args, "-N", "1000", "--json"]).output)
+    assert payload["epsilon"] == pytest.approx(federation)
+    assert payload["most_rounds_per_client"] == 9 and not payload["amplified_by_sampling"]
+    amplified = runner.invoke(main, args)
+    assert amplified.exit_code == 0
+    first, note = amplified.output.splitlines()
+    assert first.startswith(f"epsilon = {dp.epsilon(1.72, 0.3, 10, 1e-5):.4f}")
+    assert note.startswith("note: at q < 1 this credits amplification by secret sampling")
+    assert json.loads(runner.invoke(main, [*args, "--json"]).output)["amplified_by_sampling"]
+    noise = ["privacy", "noise", "--epsilon", "3", "--delta", "1e-5", "-q", "0.3", "-T", "10"]
+    payload = json.loads(runner.invoke(main, [*noise, "-N", "1000", "--json"]).output)
+    assert payload["noise_multiplier"] == pytest.approx(
+        dp.federation_noise_multiplier(3.0, 1e-5, 0.3, 10, 1000)
+    )
+    assert payload["epsilon"] <= 3.0 and payload["most_rounds_per_client"] == 9
+    everyone = runner.invoke(main, [*args[:5], "1", *args[7:], "-N", "1000"])
+    assert "note:" not in everyone.output and "likely" not in everyone.output  # q = 1

@@ -33,7 +33,7 @@ def test_central_release_is_central_gaussian_and_the_accountant() -> None:
     expected = CentralGaussian(2.0, 0.8, 4.0).mean(total, KeyedStream(SEED))
     np.testing.assert_array_equal(out.mean, expected)
     accountant = PrivacyAccountant(1e-5, "pld")
-    accountant.step(0.8, 0.5)
+    accountant.step(0.8, 1.0)  # no cohort named: charged to every client, unamplified
     assert out.epsilon == pytest.approx(accountant.epsilon())
 
 
@@ -105,7 +105,7 @@ def test_adaptive_clipping_moves_the_clip_noises_the_count_and_charges_both() ->
     assert mechanism.clip == out.store["next_clip"]
     # the two releases compose to exactly the budgeted z = 1 (Andrew et al., Theorem 1)
     reference = PrivacyAccountant(1e-5, "pld")
-    reference.step(1.0, 0.5)
+    reference.step(1.0, 1.0)  # unamplified: no cohort named, every client charged
     assert out.epsilon == pytest.approx(reference.epsilon(), rel=1e-6)
     block = mechanism.ledger_block(out.store)
     assert block["clip"] == 0.1 and block["noise_multiplier"] == 1.0
@@ -288,12 +288,12 @@ def test_the_federation_config_gives_its_mechanism_the_population() -> None:
     assert out.store["noise_contributors"] == 3
 
 
-# --- a sampled central round is charged at its published cohort's share (DP audit) ------
+# --- the central mechanism charges each client for the rounds it was in (DP audit) ------
 
 
-def _sampled_central(population: int = 10, q: float = 0.5):
+def _sampled_central(population: int = 10, q: float = 0.5, accountant: str = "rdp"):
     return mechanism_for(
-        DPSettings(noise_multiplier=1.2, delta=1e-5, accountant="rdp"),
+        DPSettings(noise_multiplier=1.2, delta=1e-5, accountant=accountant),
         dimension=8,
         bits=32,
         sample_rate=q,
@@ -304,50 +304,107 @@ def _sampled_central(population: int = 10, q: float = 0.5):
     )
 
 
-@pytest.mark.parametrize("cohort", [2, 5, 7, 10])
-def test_a_sampled_central_round_is_charged_at_its_cohorts_share(cohort: int) -> None:
-    """The ledger publishes how many took part; given k of N, a client was in with
-    probability k / N, not q. Before, every round was charged at q: a round of 7 of 10
-    at q = 0.5 claimed less than its count gives away."""
-    mechanism = _sampled_central()
-    mechanism.cohort_drawn_from(10)
-    out = mechanism.release(np.zeros(8), contributors=cohort, participants=cohort, noise_added=0)
-    rate = max(0.5, cohort / 10)  # never below q: no round is charged less than before
-    assert out.store["charged"]["sample_rate"] == rate
-    expected = PrivacyAccountant(1e-5, "rdp")
-    expected.step(1.2, rate)
-    assert out.epsilon == pytest.approx(expected.epsilon())
+def _round(mechanism, cohort: list[str]):
+    mechanism.begin_round(cohort)
+    return mechanism.release(
+        np.zeros(8), contributors=len(cohort), participants=len(cohort), noise_added=0
+    )
+
+
+def _gaussian(rounds: int, accountant: str = "rdp", z: float = 1.2) -> float:
+    reference = PrivacyAccountant(1e-5, accountant)
+    for _ in range(rounds):
+        reference.step(z, 1.0)
+    return reference.epsilon()
+
+
+@pytest.mark.parametrize("accountant", ["pld", "rdp"])
+def test_a_sampled_round_is_not_amplified_a_cohort_member_sees_it(accountant: str) -> None:
+    """A round's members see one another (the secure sum's key agreement) and its size
+    is published, so a sampled round is no secret to them: before, a round at q = 0.5
+    was charged as the Poisson-subsampled Gaussian, less than what its members can
+    tell. Now it is the Gaussian, charged to the round's members only."""
+    mechanism = _sampled_central(accountant=accountant)
+    out = _round(mechanism, ["a", "b", "c"])
+    assert out.epsilon == pytest.approx(_gaussian(1, accountant), rel=1e-9)
+    amplified = PrivacyAccountant(1e-5, accountant)
+    amplified.step(1.2, 0.5)
+    assert out.epsilon > amplified.epsilon() * 1.2
+    assert out.store["charged"]["members"] == ["a", "b", "c"]
     block = mechanism.ledger_block(out.store)
-    assert block["charged_rate"] == rate and block["sample_rate"] == 0.5
-    assert block["drawn_from"] == 10
+    assert block["composition"] == "per_client" and block["sample_rate"] == 1.0
     assert block["adjacency"] == "zero-out one client's update"
-    again = _sampled_central()
-    again.restore(out.store)
-    assert again.accountant.epsilon() == pytest.approx(out.epsilon)
 
 
-def test_the_share_is_of_the_clients_the_cohort_was_drawn_from() -> None:
-    """Review (2026-12-03): with 2 of 4 clients connected both were certainly in a cohort
-    of 2, yet it was charged at 2/4 of the configured clients."""
-    mechanism = _sampled_central(population=4, q=0.75)
-    mechanism.cohort_drawn_from(2)
-    out = mechanism.release(np.zeros(8), contributors=2, participants=2, noise_added=0)
-    assert out.store["charged"]["sample_rate"] == 1.0
-    assert mechanism.ledger_block(out.store)["drawn_from"] == 2
-
-
-def test_before_the_draw_the_budget_check_uses_the_design_rate() -> None:
+def test_the_claim_is_the_most_charged_clients_and_others_are_not_charged() -> None:
     mechanism = _sampled_central()
-    at_q = PrivacyAccountant(1e-5, "rdp")
-    at_q.step(1.2, 0.5)
-    best = mechanism.epsilon_after_next(contributors=10, participants=None)
-    assert best == pytest.approx(at_q.epsilon())
-    large = mechanism.epsilon_after_next(contributors=9, participants=9)
-    assert large > best
+    for cohort in (["a", "b"], ["a", "c"], ["b", "c", "d"], ["a", "d"]):
+        out = _round(mechanism, cohort)
+    assert out.epsilon == pytest.approx(_gaussian(3))  # "a" was in 3 of the 4 rounds
+    accountant = mechanism.accountant
+    assert accountant.client_epsilon("d") == pytest.approx(_gaussian(2))
+    assert accountant.client_epsilon("never sampled") == 0.0
 
 
-def test_everyone_sampled_is_charged_at_one_and_records_no_charged_rate() -> None:
+def test_a_restart_replays_each_rounds_members() -> None:
+    mechanism, stores = _sampled_central(), []
+    for cohort in (["a", "b"], ["a", "c"], ["b", "c"]):
+        stores.append(_round(mechanism, cohort).store)
+    again = _sampled_central()
+    for store in stores:
+        again.restore(store)
+    assert again.accountant.epsilon() == mechanism.accountant.epsilon()
+    assert again.accountant.client_epsilon("c") == mechanism.accountant.client_epsilon("c")
+
+
+def test_a_round_stored_amplified_is_charged_to_everyone_unamplified_on_restart() -> None:
+    """A round stored by the older code (charged at q, no members) is replayed as what
+    holds: the Gaussian, charged to every client."""
+    mechanism = _sampled_central()
+    mechanism.restore({"charged": {"noise_multiplier": 1.2, "sample_rate": 0.5}})
+    assert mechanism.accountant.client_epsilon("anyone") == pytest.approx(_gaussian(1))
+    out = _round(mechanism, ["a", "b"])
+    assert out.epsilon == pytest.approx(_gaussian(2))
+
+
+def test_within_budget_names_who_can_take_one_more_round() -> None:
+    mechanism = _sampled_central()
+    for cohort in (["a", "b"], ["a", "c"], ["a", "b"]):
+        _round(mechanism, cohort)
+    budget = _gaussian(3) * 1.001  # "a" (3 rounds) would reach 4, "b" 3, the rest 2 or 1
+    assert mechanism.within_budget(["a", "b", "c", "d"], budget) == ["b", "c", "d"]
+    assert mechanism.within_budget(["a", "b", "c", "d"], _gaussian(1) * 0.99) == []
+    before = mechanism.accountant.epsilon()
+    after = mechanism.epsilon_after_next(contributors=2, participants=None)
+    assert after == before  # the best case: a fresh client, below the most charged
+    mechanism.begin_round(["a", "d"])
+    assert mechanism.epsilon_after_next(contributors=2, participants=2) == pytest.approx(
+        _gaussian(4)
+    )
+    assert mechanism.accountant.epsilon() == before  # asking charges nothing
+
+
+def test_without_a_cohort_named_a_round_is_charged_to_every_client() -> None:
     mechanism = _sampled_central(q=1.0)
     out = mechanism.release(np.zeros(8), contributors=6, participants=6, noise_added=0)
-    assert out.store["charged"]["sample_rate"] == 1.0
-    assert "charged_rate" not in mechanism.ledger_block(out.store)
+    assert "members" not in out.store["charged"]
+    assert "composition" not in mechanism.ledger_block(out.store)
+    assert mechanism.accountant.client_epsilon("anyone") == pytest.approx(_gaussian(1))
+
+
+def test_adaptive_rounds_charge_both_releases_to_their_members() -> None:
+    mechanism = mechanism_for(
+        DPSettings(noise_multiplier=1.0, delta=1e-5, adaptive_clip=True, count_noise_stddev=2.0),
+        dimension=8,
+        bits=32,
+        sample_rate=0.5,
+        expected_clients=4.0,
+        corrupt_fraction=0.0,
+        seed=SEED,
+        population=8,
+    )
+    mechanism.begin_round(["a", "b", "c"])
+    total = np.zeros(mechanism.round_dimension(8))
+    out = mechanism.release(total, contributors=3, participants=3, noise_added=0)
+    assert out.epsilon == pytest.approx(_gaussian(1, "pld", z=1.0), rel=1e-6)
+    assert mechanism.accountant.client_epsilon("d") == 0.0

@@ -544,21 +544,24 @@ def test_a_charged_rate_without_its_count_or_pool_fails(tmp_path: Path) -> None:
     assert "without the cohort's size and the number of clients it was drawn from" in failure
 
 
-def test_a_sampled_ledger_states_its_epsilon_as_samples_without_replacement(
-    tmp_path: Path,
-) -> None:
-    """Given a published cohort size the cohort is a sample without replacement; the
-    Poisson claim is below what that costs, and verify says by how much."""
-    from secagg.dp.accounting import without_replacement_epsilon
-
+def test_an_amplified_ledger_states_its_unamplified_epsilon(tmp_path: Path) -> None:
+    """Rows written before 2026-12-03 claim amplification by sampling, which a round's
+    own members see through; verify still replays their claims and states what holds
+    against those members: every round charged to every client, unamplified."""
     key = LedgerKey.generate()
     path = write_ledger(tmp_path / "sampled.sqlite", _central_rows([Z] * 3), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok, result.first_failure
-    bound = without_replacement_epsilon([(Z, N, 2)] * 3, DELTA)
-    assert result.without_replacement_epsilon == pytest.approx(bound)
-    assert bound > result.epsilons[-1][1]  # the Poisson claim understates it
-    assert any(f"they spend epsilon {bound:.4g}" in note for note in result.notes)
+    unamplified = PrivacyAccountant(DELTA, "pld")
+    for _ in range(3):
+        unamplified.step(Z, 1.0)
+    assert result.unamplified_epsilon == pytest.approx(unamplified.epsilon())
+    assert result.unamplified_epsilon > result.epsilons[-1][1]  # the claim understates it
+    assert any(
+        note.startswith("3 central rows claim amplification by sampling")
+        and f"spend epsilon {result.unamplified_epsilon:.4g}" in note
+        for note in result.notes
+    )
 
 
 @pytest.mark.parametrize("rate", [0.0, 1.5, "0.1", True])
@@ -569,22 +572,9 @@ def test_a_malformed_charged_rate_fails(tmp_path: Path, rate: object) -> None:
     assert "charged_rate" in failure
 
 
-def test_rows_charged_at_the_design_rate_beside_a_count_are_noted(tmp_path: Path) -> None:
-    """Rows written before the cohort's share was charged still verify (their claims are
-    what they were), with a note that the published count may give away more."""
-    key = LedgerKey.generate()
-    rows = _with_rate(_central_rows([Z] * 3), None)
-    result = verify_ledger(write_ledger(tmp_path / "old.sqlite", rows, key)[0], key.public_key)
-    assert result.ok, result.first_failure
-    assert any(
-        note.startswith("3 sampled rows were charged at the Poisson rate q")
-        for note in result.notes
-    )
-
-
 def test_an_aborted_sampled_row_is_neither_charged_nor_noted(tmp_path: Path) -> None:
-    """CI of 2026-12-03: an aborted round's row (no charge, so no charged_rate) was
-    counted among the rows "charged at the Poisson rate q"."""
+    """CI of 2026-12-03: an aborted round's row (no charge) was counted among the rows
+    noted for how they were charged."""
     key = LedgerKey.generate()
     rows = _central_rows([Z] * 2)
     aborted = copy.deepcopy(rows[1])
@@ -593,5 +583,5 @@ def test_an_aborted_sampled_row_is_neither_charged_nor_noted(tmp_path: Path) -> 
     path = write_ledger(tmp_path / "aborted.sqlite", [*rows, aborted], key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok, result.first_failure
-    assert not any("charged at the Poisson rate" in note for note in result.notes)
+    assert any(note.startswith("2 central rows claim amplification") for note in result.notes)
     assert result.epsilons[-1][1] == pytest.approx(result.epsilons[-2][1])

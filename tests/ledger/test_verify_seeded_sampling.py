@@ -99,9 +99,9 @@ def test_unseeded_sampling_verifies_private(tmp_path: Path) -> None:
     result = verify_ledger(path, key.public_key)
     assert result.ok and result.private, result.first_failure
     assert result.seeded_sampling == []
-    # the rows publish their cohort's size: the note states what that costs
+    # the rows claim amplification, which their cohorts' members see through: noted
     (note,) = result.notes
-    assert note.startswith("2 sampled rows publish their cohort's size")
+    assert note.startswith("2 central rows claim amplification by sampling")
 
 
 def test_a_seeded_cohort_without_amplification_verifies_private(tmp_path: Path) -> None:
@@ -226,16 +226,14 @@ def test_a_seeded_config_with_another_mistake_is_still_a_usage_error(
     assert "Traceback" not in output
 
 
-def test_a_server_still_refuses_the_seeded_config_that_an_auditor_may_read(
-    tmp_path: Path,
-) -> None:
-    from secagg.errors import ConfigurationError, PredictableCohortError
+def test_a_server_now_runs_the_seeded_config_that_an_auditor_reads(tmp_path: Path) -> None:
+    """Since 2026-12-03 no epsilon credits the sampling, so a seeded config loads for a
+    server too; the auditor still learns that its cohorts were seeded, which fails the
+    older rows that claimed amplification under it."""
     from secagg.runtime.config import FederationConfig
 
     config = _config(tmp_path, seed=7)
-    with pytest.raises(PredictableCohortError, match=r"federation\.seed = 7") as refused:
-        FederationConfig.load(config)
-    assert isinstance(refused.value, ConfigurationError)  # the CLI's one-line path
+    assert FederationConfig.load(config).seed == 7
     federation, seeded = FederationConfig.load_for_audit(config)
-    assert seeded and federation.seed is None and federation.sample_rate == Q
+    assert seeded and federation.seed == 7 and federation.sample_rate == Q
     assert FederationConfig.load_for_audit(_config(tmp_path, seed=None))[1] is False

@@ -28,9 +28,13 @@ DELTA, N = 1e-5, 20
 original_reference = PrivacyAccountant.reference_epsilon
 
 
-def _rows(rounds: int, *, mechanism: str, sample_rate: float, z: float = 1.1) -> list[dict]:
+def _rows(
+    rounds: int, *, mechanism: str, sample_rate: float, z: float = 1.1, older: bool = False
+) -> list[dict]:
     """Rows as the server writes them: the claims come from the server's own mechanism
-    (its accountant, stepped once per released round)."""
+    (its accountant, stepped once per released round). ``older``: central rows as the
+    code before 2026-12-03 wrote them (no ``composition``, the Poisson claim at q, the
+    participants withheld), whose claims the replay's older path checks."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the plan's cost warnings
         release = mechanism_for(
@@ -45,20 +49,29 @@ def _rows(rounds: int, *, mechanism: str, sample_rate: float, z: float = 1.1) ->
         )
     cohort = max(2, round(N * sample_rate))  # every round draws the expected cohort
     rows = []
+    poisson = PrivacyAccountant(DELTA)
     for number in range(1, rounds + 1):
+        names = tuple(f"b{(number * cohort + i) % N}" for i in range(cohort))
         release.round_options(cohort)
+        release.begin_round(names)
         out = release.release(
             np.zeros(4), contributors=cohort, participants=cohort, noise_added=0.0
         )
         dp: dict[str, Any] = release.ledger_block(out.store) | {
             "sampling": {"kind": "poisson", "rate": sample_rate, "population": N}
         }
+        claim = out.epsilon
+        if older:
+            dp.pop("composition")
+            dp["sample_rate"] = sample_rate
+            poisson.step(z, sample_rate)
+            claim = poisson.epsilon()
         entry = LedgerEntry(
             federation="speed", round=number, status="complete", reason=None,
             started_at=None, finished_at=1.0e9 + number, backend={"name": "secagg+"},
-            participants=tuple(f"b{i}" for i in range(cohort)), contributed=cohort, dropouts={},
-            dp=dp, epsilon=out.epsilon, delta=DELTA, model_sha256=f"{number:064x}",
-            publish_participants=not release.hides_participation,
+            participants=names, contributed=cohort, dropouts={},
+            dp=dp, epsilon=claim, delta=DELTA, model_sha256=f"{number:064x}",
+            publish_participants=not older,
         )  # fmt: skip
         rows.append(entry.row(lambda name: name))
     return rows
@@ -108,7 +121,7 @@ def test_d7_a_ledger_written_by_the_from_scratch_accountant_still_verifies(
     """Claims written before accounting became incremental may differ from it within
     the PLD discretisation: such a claim is checked against the from-scratch value (and
     noted); a claim matching neither still fails."""
-    rows = _rows(5, mechanism="central", sample_rate=0.1)
+    rows = _rows(5, mechanism="central", sample_rate=0.1, older=True)
     shift = 1 + 1e-5  # an older accountant's value, inside the discretisation, not 1e-6
     for row in rows:
         row["privacy"]["epsilon"] *= shift
@@ -134,7 +147,7 @@ def test_d7_full_participation_claims_of_the_older_pld_code_verify_without_redoi
     PLD, up to one discretisation step (1e-4) above the exact Gaussian the replay now
     computes: such claims verify without rebuilding that PLD (2-50 s a row); a claim
     below the exact value, or further above it, does not."""
-    rows = _rows(6, mechanism="central", sample_rate=1.0)
+    rows = _rows(6, mechanism="central", sample_rate=1.0, older=True)
     exact = [row["privacy"]["epsilon"] for row in rows]
     older = PrivacyAccountant(DELTA)
     for row in rows:

@@ -146,3 +146,39 @@ def test_restart_with_changed_distributed_parameters_is_refused(tmp_path: Path) 
 def test_bad_budgets_name_the_key(budget: object) -> None:
     with pytest.raises(ConfigurationError, match="epsilon_budget"):
         _config(1, {"noise_multiplier": 1.0, "epsilon_budget": budget})
+
+
+def test_a_client_at_the_budget_sits_out_while_the_others_go_on(tmp_path: Path) -> None:
+    """Each client is charged for the rounds it was in, so the budget is each client's:
+    one that has spent it sits out and the federation goes on with the rest (before,
+    the whole federation stopped at the round that charged anyone past it)."""
+    from secagg.ledger import Ledger, LedgerKey
+    from secagg.ledger.verify import verify_ledger
+
+    budget = epsilon(1.0, 1.0, 3, DELTA) * 1.0001  # three rounds of z = 1 per client
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "per-client", "clients": NAMES, "dimension": 8, "rounds": 12},
+            "sampling": {"kind": "fixed", "count": 2},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": {"clip": 1.0, "delta": DELTA, "noise_multiplier": 1.0, "epsilon_budget": budget},
+            "deadlines": {"phase_seconds": 3.0},
+        }
+    )
+    hub = InProcessHub()
+    _clients(hub, rounds=None)
+    key = LedgerKey.generate()
+    ledger = Ledger(tmp_path / "ledger.sqlite", key)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"), ledger=ledger)
+    results = server.run(wait_for_clients=120)
+    ledger.close()
+    complete = [r for r in results if r.status == "complete"]
+    # 8 clients x 3 rounds = 24 places, 2 a round: 11 or 12 rounds, never fewer than 10
+    assert len(complete) >= 10, [(r.status, r.reason) for r in results]
+    rounds_of = {name: sum(name in r.participants for r in complete) for name in NAMES}
+    assert max(rounds_of.values()) <= 3
+    assert all(r.epsilon is not None and r.epsilon <= budget for r in complete)
+    assert complete[-1].epsilon == pytest.approx(epsilon(1.0, 1.0, 3, DELTA), rel=1e-9)
+    verified = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
+    assert verified.ok, verified.first_failure
+    assert verified.epsilons[-1][1] == pytest.approx(complete[-1].epsilon, rel=1e-9)

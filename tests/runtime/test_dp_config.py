@@ -1,6 +1,6 @@
 """The federation's DP configuration refuses what its accountant would misstate
-(DP review: fixed-size cohorts charged as Poisson, delta >= 1/N), and every ledger row
-says how the cohort was drawn and which datasets are neighbours."""
+(DP review: delta >= 1/N), and every ledger row says how the cohort was drawn, which
+datasets are neighbours and whom the round was charged to."""
 
 from __future__ import annotations
 
@@ -30,10 +30,12 @@ def _data(sampling: dict[str, object], **dp: object) -> dict[str, object]:
     }
 
 
-def test_fixed_size_cohorts_with_client_level_dp_are_refused() -> None:
-    """Charged as Poisson at q = m/N they understate epsilon (3.0 vs 9.7 in the review)."""
-    with pytest.raises(ConfigurationError, match=r"sampling\.kind = 'fixed'"):
-        FederationConfig.from_dict(_data({"kind": "fixed", "count": 2}))
+def test_fixed_size_cohorts_with_client_level_dp_are_accepted_and_not_amplified() -> None:
+    """Charged as Poisson at q = m/N they understated epsilon (3.0 vs 9.7 in the review),
+    so they were refused. No cohort is charged as Poisson any more (each client pays for
+    the rounds it was in), so a fixed-size cohort costs what any other does."""
+    config = FederationConfig.from_dict(_data({"kind": "fixed", "count": 2}))
+    assert config.sample_rate == 0.5 and config.mechanism().accounted_rate == 1.0  # type: ignore[attr-defined]
     FederationConfig.from_dict(_data({"kind": "poisson", "rate": 0.5}))
     without_dp = _data({"kind": "fixed", "count": 2})
     del without_dp["dp"]
@@ -92,15 +94,16 @@ def _one_round(tmp_path: Path, rate: float, mechanism: str = "central") -> list[
     return ledger.entries()
 
 
-def test_amplified_epsilon_never_comes_with_a_public_list_of_who_was_sampled(
-    tmp_path: Path,
-) -> None:
+def test_no_epsilon_is_amplified_so_every_row_lists_who_took_part(tmp_path: Path) -> None:
     """DP review: the ledger published linkable per-round participant hashes beside an
-    epsilon amplified by secret sampling. Under sampling it now publishes counts only."""
-    (sampled,) = _one_round(tmp_path, rate=0.75)
-    assert sampled["participants"]["identity_hashes"] == "withheld"
-    (everyone,) = _one_round(tmp_path, rate=1.0)
-    assert len(everyone["participants"]["identity_hashes"]) == len(NAMES)
+    epsilon amplified by secret sampling; the hashes were then withheld. No epsilon is
+    amplified now (a round's members see each other), and the per-client charge is
+    checkable only from the hashes: every row lists them, sampled or not."""
+    for rate in (0.75, 1.0):
+        rows = [row for row in _one_round(tmp_path, rate=rate) if row["status"] == "complete"]
+        for row in rows:
+            assert len(row["participants"]["identity_hashes"]) == row["participants"]["count"]
+            assert row["dp"]["sample_rate"] == 1.0 and row["dp"]["composition"] == "per_client"
 
 
 def test_distributed_dp_claims_no_amplification_from_a_cohort_the_server_draws() -> None:
@@ -111,13 +114,13 @@ def test_distributed_dp_claims_no_amplification_from_a_cohort_the_server_draws()
     ).mechanism()
     assert sampled.accountant.sample_rate == 1.0  # type: ignore[attr-defined]
     assert sampled.ledger_block({"noise_contributors": 2})["sample_rate"] == 1.0
-    assert not sampled.hides_participation
 
 
-def test_a_sampled_round_is_charged_at_its_published_cohorts_share(tmp_path: Path) -> None:
-    """DP audit (2026-12-03): the row publishes its cohort's size k of the N clients, so
-    it is charged at k / N and records that rate; the auditor's replay agrees."""
-    from secagg.dp.accounting import PrivacyAccountant
+def test_a_sampled_round_is_charged_to_its_members_and_verify_agrees(tmp_path: Path) -> None:
+    """DP audit (2026-12-03): a sampled round's members see it, so it is charged to them
+    as the Gaussian it is, and the claim is the most charged client's; the auditor's
+    replay from the rows' identity hashes agrees."""
+    from secagg.dp.accountants import PerClientAccountant
     from secagg.ledger.verify import verify_ledger
 
     config = FederationConfig.from_dict(
@@ -135,18 +138,14 @@ def test_a_sampled_round_is_charged_at_its_published_cohorts_share(tmp_path: Pat
     server.run(wait_for_clients=120, max_attempts=12)
     rows = [row for row in ledger.entries() if row["status"] == "complete"]
     assert rows, "no round completed"
-    accountant = PrivacyAccountant(1e-3, "rdp")
+    accountant = PerClientAccountant(1e-3, "rdp")
     for row in rows:
-        share = max(0.75, row["participants"]["count"] / len(NAMES))  # all 4 connected
-        assert row["dp"]["charged_rate"] == pytest.approx(share)
-        assert row["dp"]["drawn_from"] == len(NAMES)
-        assert row["dp"]["sample_rate"] == 0.75
-        accountant.step(1.0, share)
-        assert row["privacy"]["epsilon"] == pytest.approx(accountant.epsilon())
+        accountant.step(1.0, row["participants"]["identity_hashes"])
+        assert row["privacy"]["epsilon"] == pytest.approx(accountant.epsilon(), rel=1e-12)
     ledger.close()
     result = verify_ledger(tmp_path / "sampled.ledger", key.public_key)
     assert result.ok, result.first_failure
-    assert not any("charged at the Poisson rate" in note for note in result.notes)
+    assert result.notes == []
 
 
 def _distributed_config(tmp_path: Path) -> FederationConfig:

@@ -1,12 +1,13 @@
-"""``federation.seed`` makes the cohort predictable, so it earns no amplification (DP H4).
+"""``federation.seed`` makes the cohort predictable, so no epsilon may count on it (DP H4).
 
 The review built two servers from one config with ``federation.seed`` set, Poisson
 sampling at q = 0.5 and central DP: both drew the same cohorts (anyone holding the TOML
 predicts them), yet the accountant charged each round at q = 0.5 (amplification by
 sampling, which needs a cohort secret from the adversary) and the ledger did not say
-the sampling was seeded. Now such a config is refused outside a replay; a replay (a
-simulation, whose noise is seeded too) keeps its seeded cohorts and amplified figure,
-and its ledger says both, so ``audit verify`` reports it as not private on both counts.
+the sampling was seeded. Such a config was then refused. Since 2026-12-03 no epsilon
+credits the sampling at all (a round's members see one another): the central mechanism
+charges each client for the rounds it was in, which holds whoever can predict or see
+the cohorts, so a seed is accepted and the ledger still says it was used.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import numpy as np
 import pytest
 
 from secagg.aggregation.policy import BranchPolicy
-from secagg.dp.release import amplified_by_sampling
-from secagg.errors import ConfigurationError
+from secagg.dp.accounting import epsilon
 from secagg.ledger.chain import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
 from secagg.runtime.client import FederationClient
@@ -75,71 +75,54 @@ def _complete(entries: list[dict]) -> dict:
 
 
 @pytest.mark.parametrize("rate", [0.5, 0.9])
-@pytest.mark.parametrize("adaptive", [False, True])
-def test_h4_a_seeded_cohort_beside_an_amplified_epsilon_is_refused(
-    rate: float, adaptive: bool
-) -> None:
-    """The review's config (seed 7, Poisson 0.5, central DP) was accepted and its
-    mechanism claimed amplification at q = 0.5; it is refused, in one line naming the key."""
-    dp = CENTRAL | ({"adaptive_clip": True} if adaptive else {})
-    with pytest.raises(ConfigurationError, match=r"federation\.seed = 7") as refused:
-        FederationConfig.from_dict(_data(rate, dp=dp, backend="secagg+", seed=7))
-    message = str(refused.value)
-    assert "\n" not in message
-    assert "amplification" in message and "remove federation.seed" in message
+def test_h4_a_seeded_cohort_is_accepted_and_credited_nothing(tmp_path: Path, rate: float) -> None:
+    """The review's config (seed 7, Poisson, central DP) runs; its claim is the Gaussian
+    of the most charged client's rounds, never the amplified figure at q."""
+    config = FederationConfig.from_dict(_data(rate, dp=CENTRAL, backend="secagg+", seed=7))
+    assert config.mechanism().accounted_rate == 1.0  # type: ignore[attr-defined]
+    row = _complete(_run(config, tmp_path, "seeded"))
+    assert row["dp"]["sample_rate"] == 1.0 and row["dp"]["composition"] == "per_client"
+    assert row["dp"]["sampling"] == {
+        "kind": "poisson",
+        "rate": rate,
+        "population": len(NAMES),
+        "seeded": True,
+    }
+    assert len(row["participants"]["identity_hashes"]) == row["participants"]["count"]
+    assert row["privacy"]["epsilon"] == pytest.approx(epsilon(1.0, 1.0, 1, 1e-3), rel=1e-9)
+    assert row["privacy"]["epsilon"] > epsilon(1.0, rate, 1, 1e-3) * 1.04  # not amplified
+    result = verify_ledger(tmp_path / "seeded.ledger")
+    assert result.ok and result.private, result.first_failure
+    assert result.seeded_sampling == [] and result.notes == []
 
 
-def test_h4_the_toml_door_refuses_it_too(tmp_path: Path) -> None:
+def test_h4_the_toml_door_accepts_it_too(tmp_path: Path) -> None:
     path = tmp_path / "federation.toml"
     path.write_text(
         '[federation]\nname = "h4"\nclients = ["a", "b", "c", "d"]\ndimension = 4\nseed = 3\n'
         '[sampling]\nkind = "poisson"\nrate = 0.5\n'
         "[dp]\nclip = 1.0\nnoise_multiplier = 1.0\ndelta = 1e-3\n"
+        "adaptive_clip = true\ncount_noise_stddev = 5.0\n"
     )
-    with pytest.raises(ConfigurationError, match=r"federation\.seed = 3"):
-        FederationConfig.load(path)
-    path.write_text(path.read_text().replace("seed = 3\n", ""))
-    assert FederationConfig.load(path).mechanism().hides_participation  # amplified, unseeded
+    config, seeded = FederationConfig.load_for_audit(path)
+    assert config.seed == 3 and seeded
+    assert FederationConfig.load(path).mechanism().accounted_rate == 1.0  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
     ("rate", "dp"),
     [
-        (1.0, CENTRAL),  # everyone is sampled: no amplification claimed
-        (0.5, None),  # no DP, no epsilon
-        (0.5, CENTRAL | {"mechanism": "distributed"}),  # accounted at q = 1 already
+        (1.0, CENTRAL),
+        (0.5, None),
+        (0.5, CENTRAL),
+        (0.5, CENTRAL | {"mechanism": "distributed"}),
         (0.5, {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": 1e-3}),
     ],
-    ids=["central-q1", "no-dp", "distributed", "record-dpsgd"],
+    ids=["central-q1", "no-dp", "central-sampled", "distributed", "record-dpsgd"],
 )
-def test_a_seed_is_fine_where_no_amplification_is_claimed(
-    rate: float, dp: dict[str, Any] | None
-) -> None:
+def test_a_seed_is_fine_with_every_mechanism(rate: float, dp: dict[str, Any] | None) -> None:
     config = FederationConfig.from_dict(_data(rate, dp=dp, backend="secagg+", seed=7))
-    assert not config.mechanism().hides_participation
-    assert not amplified_by_sampling(config.dp, sample_rate=config.sample_rate)
-
-
-@pytest.mark.parametrize(
-    "dp",
-    [
-        None,
-        CENTRAL,
-        CENTRAL | {"adaptive_clip": True, "count_noise_stddev": 5.0},
-        CENTRAL | {"mechanism": "distributed"},
-        {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": 1e-3},
-        CENTRAL | {"unit": "record", "mechanism": "distributed", "record_clip": 0.5},
-    ],
-)
-@pytest.mark.parametrize("rate", [0.5, 1.0])
-def test_the_config_check_asks_what_the_built_mechanism_claims(
-    rate: float, dp: dict[str, Any] | None
-) -> None:
-    """The refusal is decided before any mechanism exists; it must agree with the one the
-    server builds (whose amplified, q < 1 epsilon is what hides the participants)."""
-    config = FederationConfig.from_dict(_data(rate, dp=dp, backend="secagg+"))
-    mechanism = config.mechanism()
-    assert amplified_by_sampling(config.dp, sample_rate=rate) == mechanism.hides_participation
+    assert getattr(config.mechanism(), "accounted_rate", 1.0) == 1.0
 
 
 def test_a_seed_at_rate_one_is_ledgered_as_seeded_and_verifies_private(tmp_path: Path) -> None:
@@ -152,28 +135,26 @@ def test_a_seed_at_rate_one_is_ledgered_as_seeded_and_verifies_private(tmp_path:
     assert result.seeded_sampling == [] and result.notes == []
 
 
-def test_without_a_seed_sampling_still_amplifies(tmp_path: Path) -> None:
-    """No seed at q < 1: the cohort comes from the OS CSPRNG, the epsilon is amplified,
-    the ledger says the sampling was not seeded and the ledger verifies as private."""
+def test_without_a_seed_the_rows_list_who_took_part(tmp_path: Path) -> None:
+    """No seed at q < 1: the cohort comes from the OS CSPRNG, the ledger says the
+    sampling was not seeded, lists the participants' identity hashes (the per-client
+    charge needs them; before, they were withheld for the amplified claim's sake) and
+    verifies as private, with nothing to note."""
     config = FederationConfig.from_dict(_data(0.9, dp=CENTRAL))
-    mechanism = config.mechanism()
-    assert mechanism.hides_participation and mechanism.accounted_rate == 0.9  # type: ignore[attr-defined]
     row = _complete(_run(config, tmp_path, "unseeded"))
-    assert row["dp"]["sample_rate"] == 0.9
+    assert row["dp"]["sample_rate"] == 1.0
     assert row["dp"]["sampling"]["seeded"] is False
-    assert row["participants"]["identity_hashes"] == "withheld"
+    assert isinstance(row["participants"]["identity_hashes"], list)
     result = verify_ledger(tmp_path / "unseeded.ledger")
     assert result.ok and result.private, result.first_failure
-    # the only note: what the published cohort size costs beyond the Poisson claim
-    (note,) = result.notes
-    assert note.startswith("1 sampled rows publish their cohort's size")
+    assert result.notes == []
 
 
 def test_a_replay_keeps_its_seeded_cohorts_and_is_reported_not_private(tmp_path: Path) -> None:
     """The simulator's case: ``replay_noise`` with a seed at q < 1 and central DP. Its
-    cohorts replay (the review's two servers draw the same ones), its amplified figure
-    stands as the simulation's nominal epsilon, and its ledger says the noise and the
-    cohort were both seeded, so verify lists the round as not private for both."""
+    cohorts replay (the review's two servers draw the same ones) and its ledger says the
+    noise and the cohort were both seeded; verify lists the round as not private for its
+    noise (the cohort costs nothing: no amplification is claimed)."""
     config = FederationConfig.from_dict(_data(0.5, dp=CENTRAL, seed=7, replay_noise=True))
     cohorts = []
     for trial in range(2):
@@ -186,12 +167,12 @@ def test_a_replay_keeps_its_seeded_cohorts_and_is_reported_not_private(tmp_path:
         cohorts.append([server.sample() for _ in range(3)])
     assert cohorts[0] == cohorts[1]
     row = _complete(_run(config, tmp_path, "replay"))
-    assert row["dp"]["sample_rate"] == 0.5
+    assert row["dp"]["sample_rate"] == 1.0
     assert row["dp"]["sampling"]["seeded"] is True and row["noise_seeded"] is True
     result = verify_ledger(tmp_path / "replay.ledger")
     assert result.ok, result.first_failure
     assert not result.private
-    assert result.seeded and result.seeded_sampling == result.seeded
+    assert result.seeded and result.seeded_sampling == []
     (reason,) = result.not_private_reasons()
     assert reason.startswith(f"round {row['round']}: DP noise was seeded")
-    assert "amplification by sampling" in reason
+    assert "amplification by sampling" not in reason

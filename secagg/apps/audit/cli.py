@@ -187,7 +187,7 @@ def verify(
         "rows_without_sampling": result.without_sampling,
         "notes": result.notes,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
-        "epsilon_without_replacement": result.without_replacement_epsilon,
+        "epsilon_unamplified": result.unamplified_epsilon,
     }
     # a ledger without DP has no cumulative epsilon to print ("None" read as a value)
     claims = (

@@ -253,8 +253,9 @@ class SimulationConfig:
     out: str | None = None  # default: secagg-runs/<time>-<backend>-<unit>
     seeds: int = 1  # > 1: an experiment over seeds seed, seed + 1, ... (mean ± sd)
     #: Poisson client sampling: each branch joins a round with this probability, drawn by
-    #: the server; the central client-level accountant credits it (amplification), the
-    #: distributed one cannot (the server that draws the cohort is not trusted there)
+    #: the server. No accountant credits it: the central one charges each branch for
+    #: the rounds it was in (a round's members see each other), the distributed one
+    #: every branch every round (the server that draws the cohort is not trusted there)
     sample_rate: float = 1.0
     #: where the branches run: "inprocess" (a thread each, here) or "ray" (client hosts
     #: in Ray actors; secagg.runtime.ray_engine), for more participants than one process

@@ -253,18 +253,12 @@ def privacy_lines(result: SimulationResult) -> list[str]:
 
 def _replay_caveat(config: Any) -> str:
     """Why the ε above is not a guarantee of this run, on the line beside it: a
-    simulation draws its DP noise (and, with client sampling, its cohorts) from its
-    seed, which anyone holding the config can replay. Only the ledger verification and
-    report.md said so; the terminal line and the table printed an amplified ε of a
-    predictable cohort bare (DP audit, 2026-12-03)."""
-    amplified = config.unit == "client" and config.mechanism == "central"
-    amplified = amplified and config.sample_rate < 1
+    simulation draws its DP noise from its seed, which anyone holding the config can
+    replay. Only the ledger verification and report.md said so (DP audit, 2026-12-03).
+    Its cohorts come from the seed too, which costs nothing: ε credits no sampling."""
     return (
-        "replayed: this simulation draws its DP noise"
-        + (" and its cohorts" if amplified else "")
-        + " from its seed, so ε is what the same run with fresh OS noise"
-        + (" and secret sampling" if amplified else "")
-        + " would spend, not a guarantee of this run"
+        "replayed: this simulation draws its DP noise from its seed, so ε is what the same "
+        "run with fresh OS noise would spend, not a guarantee of this run"
     )
 
 
@@ -961,22 +955,16 @@ def _statistics_rows(result: SimulationResult) -> list[str]:
 
 def _ledger_section(run_dir: Path, private: bool = True, *, sampled: bool = False) -> list[str]:
     """Where the signed ledger is, how to check it, and why the check says "not
-    private": the simulation's seeded DP noise (and, with client sampling, its seeded
-    cohorts, which anyone with the config can predict: an epsilon crediting the sampling
-    holds only for a deployment's secret draw), or no DP at all."""
+    private": the simulation's seeded DP noise (its seeded cohorts cost nothing: no
+    epsilon credits the sampling), or no DP at all."""
     ledger, key = run_dir / "ledger.sqlite", run_dir / "ledger.pub.pem"
-    cohorts = (
-        ("its cohorts too, so they also say sampling seeded; ", "and secret sampling ")
-        if sampled
-        else ("", "")
-    )
+    cohorts = "its cohorts too, so they also say sampling seeded; " if sampled else ""
     why = (
         "A simulation replays its DP noise from its seed, so its rows say noise_seeded ("
-        + cohorts[0]
+        + cohorts
         + "see docs/privacy.md) and the verification reports the run as not private (exit "
-        "status 3): the epsilons are what the same run with fresh OS noise "
-        + cohorts[1]
-        + "would spend, not a guarantee. "
+        "status 3): the epsilons are what the same run with fresh OS noise would spend, "
+        "not a guarantee. "
         if private
         else "This run used no differential privacy: its rows carry no DP block and claim "
         "no ε, and the verification reports it as released without differential privacy "

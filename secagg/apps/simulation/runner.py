@@ -695,22 +695,22 @@ class FederationRun(NamedTuple):
 
 
 def _client_level_noise(config: SimulationConfig, sample_rate: float | None = None) -> float:
-    """The central Gaussian's noise multiplier: ``noise_multiplier``, or the smallest that
-    meets the epsilon target over ``rounds`` rounds of Poisson client sampling at
-    ``sample_rate`` (default: ``config.sample_rate`` with the margin of
-    :func:`~secagg.dp.accounting.charged_rate_margin`, since the server charges each
-    round at its cohort's share of the branches; the distributed mechanism passes 1, as
-    it claims no amplification)."""
+    """The client-level noise multiplier: ``noise_multiplier``, or the smallest that meets
+    the epsilon target. The central mechanism charges each branch for the rounds it was
+    in and claims the most charged branch's epsilon, so with sampling the noise is sized
+    for the rounds the most sampled branch likely takes part in
+    (:func:`~secagg.dp.accounting.federation_noise_multiplier`; a branch sampled more
+    often sits out once its next round would cross the target, the run's budget). The
+    distributed mechanism passes ``sample_rate`` 1: every round counts for everyone."""
     if config.noise_multiplier is not None:
         return config.noise_multiplier
-    from secagg.dp.accounting import charged_rate_margin, noise_multiplier_for
+    from secagg.dp.accounting import federation_noise_multiplier
 
     assert config.epsilon is not None
-    if sample_rate is None:
-        q = charged_rate_margin(config.sample_rate, config.branches, config.rounds)
-    else:
-        q = sample_rate
-    return noise_multiplier_for(config.epsilon, config.delta, q, config.rounds)
+    q = config.sample_rate if sample_rate is None else sample_rate
+    return federation_noise_multiplier(
+        config.epsilon, config.delta, q, config.rounds, config.branches
+    )
 
 
 def expected_cohort(config: SimulationConfig) -> int:
@@ -1518,9 +1518,12 @@ def privacy_parameters(
             else dp.accountant,
             # the server's Poisson sampling of branches (1: every branch, every round) ...
             "sample_rate": config.sample_rate,
-            # ... and the rate the accountant credits: the distributed mechanism claims no
-            # amplification (the untrusted server draws the cohort)
-            "accounted_sample_rate": config.sample_rate if dp.mechanism == "central" else 1.0,
+            # ... and the rate the accountant credits: none (a round's members see each
+            # other; the central mechanism charges each branch for its own rounds)
+            "accounted_sample_rate": 1.0,
+            "charged": "each branch for the rounds it was in"
+            if dp.mechanism == "central"
+            else "every branch, every round",
             "expected_clients": config.sample_rate * config.branches,
             "epsilon_budget": dp.epsilon_budget,
         }

@@ -51,19 +51,23 @@ def test_the_sampling_rate_is_validated_and_read_from_a_file(tmp_path: Path) -> 
 
 
 def test_the_accountants_use_the_sampling_rate_as_the_runtime_does(tmp_path: Path) -> None:
-    """Central: the noise is calibrated at the Poisson rate q the server samples with, and
-    the runtime's plan spends no more than the target. Distributed: no amplification is
-    credited (the untrusted server draws the cohort), so z is the one of q = 1, sized for
-    the expected cohort q * N."""
+    """Central: no amplification is credited (a round's members see each other); the
+    noise is sized for the 9 of 10 rounds the most sampled of 1 000 participants likely
+    takes part in, and the runtime's plan spends no more than the target. Distributed:
+    no amplification either (the untrusted server draws the cohort), so z is the one of
+    q = 1, sized for the expected cohort q * N."""
+    from secagg.dp.accounting import noise_multiplier_for
+
     central = SimulationConfig(**MANY, unit="client", mechanism="central", epsilon=3.0,
                                sample_rate=0.3, rounds=10)  # fmt: skip
     z_sampled, z_all = _client_level_noise(central), _client_level_noise(central, 1.0)
-    assert z_sampled < z_all / 2  # amplification by sampling, credited
+    assert z_sampled == pytest.approx(noise_multiplier_for(3.0, 1e-5, 1.0, 9))
+    assert z_all / 1.1 < z_sampled < z_all  # 9 rounds instead of 10: a little less noise
     fed = federation_config(central, 2081, tmp_path / "s.sqlite")
     assert fed.sampling.kind == "poisson" and fed.sample_rate == 0.3
     assert fed.expected_clients == pytest.approx(300)
     assert fed.dp is not None and fed.dp.noise_multiplier == z_sampled
-    assert fed.mechanism().accounted_rate == 0.3
+    assert fed.mechanism().accounted_rate == 1.0
     planned = fed.dp.plan(
         num_clients=1000, sample_rate=0.3, rounds=10, dimension=2081, bits=32,
         corrupt_fraction=fed.backend.corrupt_fraction,
@@ -149,9 +153,7 @@ def test_the_many_participant_scenario_completes_within_its_epsilon(
         server = summary["privacy_parameters"]["server"]
         assert server["mechanism"] == mechanism
         assert server["sample_rate"] == config.sample_rate
-        assert server["accounted_sample_rate"] == (
-            config.sample_rate if mechanism == "central" else 1.0
-        )
+        assert server["accounted_sample_rate"] == 1.0  # no amplification, ever
         fed = next(v for k, v in summary["settings"].items() if k.startswith("federated"))
         assert fed["rounds_completed"] >= 1 and not fed["above_target"]
         assert math.isfinite(fed["pooled"]["auprc"])

@@ -1,0 +1,162 @@
+"""``audit verify`` replays a central ledger charged to each client for its own rounds.
+
+Since 2026-12-03 a central row credits no amplification by sampling (a round's members
+see one another): it is charged to its participants, whose identity hashes it lists,
+and claims the most charged client's epsilon (``dp.composition = "per_client"``). The
+auditor recomputes that from the hashes alone. Forged ledgers are signed with the
+ledger's own key: only the replay can object.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from _ledgers import ledger_row, write_ledger
+
+from secagg.dp.accountants import PerClientAccountant
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.ledger.verify import verify_ledger
+
+Z, DELTA = 1.5, 1e-5
+COHORTS = [("a", "b"), ("a", "c"), ("b", "c", "d"), ("a", "d")]
+
+
+def _dp(z: float = Z, *, composition: str | None = "per_client") -> dict:
+    block = {
+        "unit": "client",
+        "mechanism": "central",
+        "clip": 1.0,
+        "noise_multiplier": z,
+        "noise_std": z,
+        "sample_rate": 1.0,
+        "accountant": "pld",
+        "delta": DELTA,
+        "adjacency": "zero-out one client's update",
+        "sampling": {"kind": "poisson", "rate": 0.5, "population": 4, "seeded": False},
+    }
+    if composition is not None:
+        block["composition"] = composition
+    return block
+
+
+def _rows(cohorts=COHORTS, z: float = Z) -> list[dict]:
+    """Rows as the server writes them: each charged to its cohort, claiming the most
+    charged client's epsilon."""
+    accountant = PerClientAccountant(DELTA, "pld")
+    rows = []
+    for number, cohort in enumerate(cohorts, start=1):
+        accountant.step(z, cohort)
+        rows.append(
+            ledger_row(
+                number, _dp(z), accountant.epsilon(), participants=cohort, publish_participants=True
+            )
+        )
+    return rows
+
+
+def _gaussian(rounds: int, z: float = Z) -> float:
+    reference = PrivacyAccountant(DELTA, "pld")
+    for _ in range(rounds):
+        reference.step(z, 1.0)
+    return reference.epsilon()
+
+
+def _verify(tmp_path: Path, rows: list[dict], name: str = "l.sqlite"):
+    path, key = write_ledger(tmp_path / name, rows)
+    return verify_ledger(path, key.public_key)
+
+
+def test_a_per_client_ledger_replays_the_most_charged_clients_epsilon(tmp_path: Path) -> None:
+    result = _verify(tmp_path, _rows())
+    assert result.ok, result.first_failure
+    # "a" is in rounds 1, 2 and 4: 1, 2, 2, 3 rounds for the most charged client
+    expected = [_gaussian(n) for n in (1, 2, 2, 3)]
+    assert [eps for _, eps in result.epsilons] == pytest.approx(expected, rel=1e-9)
+    assert result.unamplified_epsilon is None  # nothing amplified to note
+    assert not any("amplification" in note for note in result.notes)
+
+
+def test_a_claim_below_the_most_charged_client_fails(tmp_path: Path) -> None:
+    """The claim of an amplified analysis (Poisson at q = 0.5), written on a row charged
+    per client, is below what the cohorts' members can tell: the replay objects."""
+    rows = _rows()
+    amplified = PrivacyAccountant(DELTA, "pld")
+    for _ in range(3):
+        amplified.step(Z, 0.5)
+    rows[3]["privacy"]["epsilon"] = amplified.epsilon()
+    result = _verify(tmp_path, rows)
+    assert not result.ok
+    assert result.failure.startswith("row 4 (round 4): claims epsilon")
+    assert "the claim is below the mechanism's" in result.failure
+
+
+@pytest.mark.parametrize("hashes", ["withheld", [], None, [1, 2]])
+def test_a_per_client_row_without_its_participants_hashes_fails(
+    tmp_path: Path, hashes: object
+) -> None:
+    rows = _rows()
+    rows[1]["participants"]["identity_hashes"] = hashes
+    result = _verify(tmp_path, rows)
+    assert not result.ok and result.failure.startswith("row 2 (round 2)")
+    assert "does not list their identity hashes" in result.failure
+
+
+def test_an_unknown_composition_fails(tmp_path: Path) -> None:
+    rows = _rows()
+    rows[0]["dp"]["composition"] = "per_round"
+    result = _verify(tmp_path, rows)
+    assert not result.ok and "unknown dp.composition 'per_round'" in result.failure
+
+
+def test_older_rows_count_for_every_client_in_the_per_client_claims(tmp_path: Path) -> None:
+    """A federation upgraded mid-run: its first rows claim amplification (charged at q,
+    participants withheld); the server's restart charges those rounds to every client,
+    unamplified, and the per-client rows after them claim that. Verify agrees."""
+    old = []
+    poisson = PrivacyAccountant(DELTA, "pld")
+    for number in (1, 2):
+        poisson.step(Z, 0.5)
+        block = _dp(composition=None) | {"sample_rate": 0.5}
+        old.append(ledger_row(number, block, poisson.epsilon(), participants=("a", "b")))
+    restarted = PerClientAccountant(DELTA, "pld")
+    for _ in old:
+        restarted.step(Z, None)
+    new = []
+    for number, cohort in ((3, ("c", "d")), (4, ("c", "a"))):
+        restarted.step(Z, cohort)
+        new.append(
+            ledger_row(
+                number, _dp(), restarted.epsilon(), participants=cohort, publish_participants=True
+            )
+        )
+    result = _verify(tmp_path, old + new)
+    assert result.ok, result.first_failure
+    assert result.epsilons[-1][1] == pytest.approx(_gaussian(4), rel=1e-9)  # 2 + c's 2
+    assert any(note.startswith("2 central rows claim amplification") for note in result.notes)
+    # the same new rows claiming only their own rounds (the old ones forgotten) fail
+    forgetful = copy.deepcopy(new)
+    forgetful[0]["privacy"]["epsilon"] = _gaussian(1)
+    failed = _verify(tmp_path, old + forgetful, "forgetful.sqlite")
+    assert not failed.ok and failed.failure.startswith("row 3 (round 3)")
+
+
+def test_a_restart_under_another_accountant_replays_every_charge(tmp_path: Path) -> None:
+    rows = _rows(COHORTS[:2])
+    rdp = PerClientAccountant(DELTA, "rdp")
+    for cohort in COHORTS:
+        rdp.step(Z, cohort)
+    for number, cohort in ((3, COHORTS[2]), (4, COHORTS[3])):
+        block = _dp() | {"accountant": "rdp"}
+        replay = PerClientAccountant(DELTA, "rdp")
+        for past in COHORTS[:number]:
+            replay.step(Z, past)
+        rows.append(
+            ledger_row(
+                number, block, replay.epsilon(), participants=cohort, publish_participants=True
+            )
+        )
+    result = _verify(tmp_path, rows)
+    assert result.ok, result.first_failure
+    assert result.epsilons[-1][1] == pytest.approx(rdp.epsilon(), rel=1e-9)
