@@ -150,13 +150,14 @@ class PerClientAccountant(Accountant):
         sensitivity is one count); inf without noise."""
         from secagg.dp.accounting import DEFAULT_COUNT_SENSITIVITY
 
-        if noise_multiplier <= 0:
+        if noise_multiplier <= 0 or (count_noise_stddev is not None and count_noise_stddev <= 0):
             return math.inf
-        total = 1.0 / float(noise_multiplier) ** 2
-        if count_noise_stddev is not None:
-            if count_noise_stddev <= 0:
-                return math.inf
-            total += (DEFAULT_COUNT_SENSITIVITY / float(count_noise_stddev)) ** 2
+        try:
+            total = 1.0 / float(noise_multiplier) ** 2
+            if count_noise_stddev is not None:
+                total += (DEFAULT_COUNT_SENSITIVITY / float(count_noise_stddev)) ** 2
+        except ArithmeticError:  # noise too small to represent: no guarantee at all
+            return math.inf
         return total
 
     def step(

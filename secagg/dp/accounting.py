@@ -332,7 +332,8 @@ def federation_epsilon(
     in (every round at q = 1). :func:`epsilon` is the Poisson-amplified figure, which
     holds only where nobody can tell who was sampled."""
     most = likely_most_rounds(population, sample_rate, rounds)
-    return epsilon(noise_multiplier, 1.0, most, delta, accountant)
+    # a plan with any round charges someone at least once, however rare the sampling
+    return epsilon(noise_multiplier, 1.0, max(most, min(rounds, 1)), delta, accountant)
 
 
 def federation_noise_multiplier(

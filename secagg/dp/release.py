@@ -203,6 +203,11 @@ class Mechanism:
         """The round about to run has these members (the server's names for them):
         what a mechanism that charges each client for its own rounds charges."""
 
+    def charged_outside(self, names: Iterable[str]) -> set[str]:
+        """Clients charged for earlier rounds that are not among ``names`` (a mechanism
+        that charges each client for its own rounds; others: none)."""
+        return set()
+
     def within_budget(self, names: Iterable[str], budget: float) -> list[str]:
         """The clients of ``names`` that may take part in one more round without the
         claim crossing ``budget``: all or none, unless the mechanism charges each
@@ -381,6 +386,9 @@ class CentralRelease(_ClientLevel):
             return max(accountant.epsilon(), accountant.epsilon_of(accountant.everyone + precision))
         return accountant.epsilon_after(precision, charged.get("members"))
 
+    def charged_outside(self, names: Iterable[str]) -> set[str]:
+        return set(self._accountant.own) - set(names)
+
     def within_budget(self, names: Iterable[str], budget: float) -> list[str]:
         """The clients whose own epsilon stays within ``budget`` after one more round:
         a client at the budget sits out while the others go on (its participation is
@@ -411,6 +419,7 @@ class CentralRelease(_ClientLevel):
         )
         adaptive.clip = self.clip = next_clip
         charged = self._charged(participants)
+        self._cohort = None  # charged: the next round names its own
         stored = {"clip_applied": applied, "next_clip": next_clip, "charged": charged}
         return Release(mean, self._charge(charged), stored)
 
@@ -424,6 +433,7 @@ class CentralRelease(_ClientLevel):
                 raise ConfigurationError("the backend added part of the central noise")
             total = self._gaussian.noised_sum(total, self._noise)
         charged = self._charged(participants)
+        self._cohort = None  # charged: the next round names its own
         return Release(total / self.expected_clients, self._charge(charged), {"charged": charged})
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:

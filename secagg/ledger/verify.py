@@ -464,6 +464,8 @@ class EpsilonReplay:
         self._charges: list[tuple[float, list[str] | None]] = []
         self._per_client: PerClientAccountant | None = None
         self._per_client_rows = 0
+        self._named: set[str] = set()  # every identity hash a per-client row charged
+        self._population: int | None = None  # the largest population a row records
         self._distributed: dict[str, Any] | None = None
         self._ddg: DiscreteGaussianAccountant | None = None
         self._current: float | None = None
@@ -571,14 +573,7 @@ class EpsilonReplay:
             precision = PerClientAccountant.precision(float(dp["noise_multiplier"]))
         members: list[str] | None = None
         if dp.get("composition") == PER_CLIENT:
-            published = participants if isinstance(participants, dict) else {}
-            hashes = published.get("identity_hashes")
-            if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes or [0]):
-                raise ReplayFailure(
-                    "is charged to its participants (dp.composition per_client) but does not "
-                    "list their identity hashes, so the charge cannot be replayed"
-                )
-            members = hashes
+            members = self._members(dp, participants)
         elif dp.get("composition") is not None:
             raise ReplayFailure(f"records an unknown dp.composition {dp.get('composition')!r}")
         self._charges.append((precision, members))
@@ -595,6 +590,37 @@ class EpsilonReplay:
             accountant.charge(precision, members)
         return accountant.epsilon()
 
+    def _members(self, dp: dict[str, Any], participants: Any) -> list[str]:
+        """The identity hashes a per-client row charges, checked against its own count
+        and the ledger's populations: a list that names fewer clients than took part, or
+        a ledger that names more distinct clients than any population it records (a
+        renamed or invented identity escapes its earlier rounds' charges), fails."""
+        published = participants if isinstance(participants, dict) else {}
+        hashes = published.get("identity_hashes")
+        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes or [0]):
+            raise ReplayFailure(
+                "is charged to its participants (dp.composition per_client) but does not "
+                "list their identity hashes, so the charge cannot be replayed"
+            )
+        count = published.get("count")
+        if len(set(hashes)) != len(hashes) or count != len(hashes):
+            raise ReplayFailure(
+                f"lists {len(set(hashes))} distinct identity hashes for a count of {count} "
+                "participants: each must be charged once"
+            )
+        sampling = dp.get("sampling")
+        population = sampling.get("population") if isinstance(sampling, dict) else None
+        if isinstance(population, int) and not isinstance(population, bool):
+            self._population = max(self._population or 0, population)
+        self._named.update(hashes)
+        if self._population is not None and len(self._named) > self._population:
+            raise ReplayFailure(
+                f"brings the clients its rows name to {len(self._named)}, more than the "
+                f"largest population any row records ({self._population}): a renamed or "
+                "invented identity escapes the charges of its earlier rounds"
+            )
+        return hashes
+
     def older_claim(self, claimed: float | None) -> float | None:
         """``claimed`` (or the value it matches) if the from-scratch PLD accountant that
         wrote rows before accounting became incremental gives it; else None.
@@ -608,6 +634,8 @@ class EpsilonReplay:
         reference_epsilon`, the old computation itself."""
         accountant = self._accountant
         if self._mechanism != ("client", "central") or accountant is None or self.unbounded:
+            return None
+        if self._per_client_rows:  # written by today's code: the per-client replay only
             return None
         exact = accountant.epsilon()
         if claimed is None or math.isinf(exact) or math.isinf(claimed):
@@ -779,7 +807,7 @@ def verify_ledger(
                     elif cohort_seeded:  # a replay's (refused above otherwise)
                         result.seeded_sampling.append((row.seq, row.entry.get("round", row.seq)))
             recomputed = replay.feed(row.entry, dp_expected=dp_expected)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             result.failure = f"{where}: its privacy claims do not replay: {exc}"
             return result
         if seeded is None:
@@ -845,9 +873,10 @@ def verify_ledger(
             "seed in the config (predictable, so not amplified) is not recorded"
         )
     if amplified_rows and result.ok:
-        delta = float(rows[-1].entry["dp"]["delta"]) if rows[-1].entry.get("dp") else None
+        last = rows[-1].entry.get("dp") or {}
+        delta = float(last["delta"]) if "delta" in last else None
         if delta is not None:
-            accountant = GaussianAccountant(delta, "pld")
+            accountant = GaussianAccountant(delta, str(last.get("accountant", "pld")))
             for z in central_rounds:
                 accountant.step(z, 1.0)
             result.unamplified_epsilon = accountant.epsilon()

@@ -423,7 +423,8 @@ class FederationConfig:
 
     @property
     def sample_rate(self) -> float:
-        """The Poisson rate q of the DP analysis (fixed sampling: count / clients)."""
+        """Each client's chance to be drawn, q (fixed sampling: count / clients): what a
+        plan sizes the most sampled client's rounds by; no claim credits it."""
         if self.sampling.kind == "poisson":
             return self.sampling.rate
         return (self.sampling.count or 0) / len(self.clients)

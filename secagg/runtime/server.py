@@ -7,7 +7,7 @@ One round (:meth:`FederationServer.run_round`):
 1. **Sample** clients among those connected, less any excluded for bad shares and
    any *benched* for missing rounds in a row (:meth:`FederationServer.benched`, unless
    that leaves fewer than 2): Poisson with rate q (each joins
-   independently; the DP analysis assumes it) or a fixed count. The draw comes
+   independently) or a fixed count. The draw comes
    from the OS CSPRNG, or from a keyed stream derived from ``config.seed`` in
    tests that must replay a federation. No epsilon credits the sampling (the
    central mechanism charges each client for the rounds it was in), so a seeded,
@@ -228,6 +228,16 @@ class FederationServer:
             for accused, accusers in ((row["report"] or {}).get("accused") or {}).items():
                 self._accusers.setdefault(accused, set()).update(accusers)
         self._epsilon_now = self._last_epsilon  # for the per-round log line
+        gone = self.mechanism.charged_outside(config.clients)
+        if gone:  # the unit of the per-client charge is the name
+            log.warning(
+                "%d clients charged in earlier rounds are not in federation.clients (%s): "
+                "their charges stay in the claim, but a branch renamed starts afresh under "
+                "its new name; keep names stable (audit verify fails a ledger that names "
+                "more clients than its population)",
+                len(gone),
+                ", ".join(sorted(gone)[:5]) + (", ..." if len(gone) > 5 else ""),
+            )
         # the round in flight: each party's session when its round start was sent, the
         # parties that said they left it, and when it must end (the clock's time)
         self._round_sessions: dict[str, object] = {}

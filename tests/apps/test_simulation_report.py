@@ -551,6 +551,7 @@ def test_a_sampled_run_says_its_seed_fixes_the_cohorts_and_what_its_epsilon_assu
         "delta": 1e-5,
         "accountant": "pld",
         "sample_rate": 0.5,
+        "accounted_sample_rate": 1.0,  # as the simulator writes it
         "epsilon_budget": 3.0,
     }
     write_run_folder(_server_accounted(config, server), tmp_path / "run")
@@ -559,6 +560,9 @@ def test_a_sampled_run_says_its_seed_fixes_the_cohorts_and_what_its_epsilon_assu
     section = report.split("## Privacy ledger")[1].split("\n## ")[0]
     assert "its cohorts too, so they also say sampling seeded" in section
     assert "fresh OS noise would spend" in section and "secret sampling" not in section
+    # the table says why the sampling is not credited, the central mechanism's reason
+    assert "not credited: a round's members see it; each branch charged for its own" in report
+    assert "credited by the accountant" not in report
     # an unsampled run says nothing of cohorts
     write_run_folder(_server_accounted(dataclasses.replace(config, sample_rate=1.0), {
         **server, "sample_rate": 1.0}), tmp_path / "full")  # fmt: skip

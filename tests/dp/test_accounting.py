@@ -795,3 +795,13 @@ def test_federation_epsilon_is_the_gaussian_over_the_most_rounds() -> None:
     z = federation_noise_multiplier(3.0, 1e-5, 0.3, 10, 1000)
     assert federation_epsilon(z, 0.3, 10, 1e-5, 1000) <= 3.0
     assert federation_epsilon(z / 1.01, 0.3, 10, 1e-5, 1000) > 3.0
+
+
+def test_a_plan_with_rare_sampling_still_charges_one_round() -> None:
+    """Review of 2026-12-03: at q = 1e-4 the likely most rounds is 0, and the plan said
+    epsilon 0; some client is in some round, so a plan charges at least one."""
+    from secagg.dp.accounting import federation_epsilon, likely_most_rounds
+
+    assert likely_most_rounds(100, 1e-4, 1) == 0
+    assert federation_epsilon(1.0, 1e-4, 1, 1e-5, 100) == pytest.approx(epsilon(1.0, 1.0, 1, 1e-5))
+    assert federation_epsilon(1.0, 1e-4, 0, 1e-5, 100) == 0.0

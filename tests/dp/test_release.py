@@ -393,18 +393,22 @@ def test_without_a_cohort_named_a_round_is_charged_to_every_client() -> None:
 
 
 def test_adaptive_rounds_charge_both_releases_to_their_members() -> None:
-    mechanism = mechanism_for(
-        DPSettings(noise_multiplier=1.0, delta=1e-5, adaptive_clip=True, count_noise_stddev=2.0),
-        dimension=8,
-        bits=32,
-        sample_rate=0.5,
-        expected_clients=4.0,
-        corrupt_fraction=0.0,
-        seed=SEED,
-        population=8,
+    mechanism = _mechanism(
+        noise_multiplier=1.0, delta=1e-5, adaptive_clip=True, count_noise_stddev=2.0
     )
     mechanism.begin_round(["a", "b", "c"])
-    total = np.zeros(mechanism.round_dimension(8))
+    total = np.zeros(mechanism.round_dimension(50))
     out = mechanism.release(total, contributors=3, participants=3, noise_added=0)
     assert out.epsilon == pytest.approx(_gaussian(1, "pld", z=1.0), rel=1e-6)
     assert mechanism.accountant.client_epsilon("d") == 0.0
+
+
+def test_a_round_released_without_a_new_cohort_is_charged_to_everyone() -> None:
+    """Review of 2026-12-03: the cohort stayed set after its round, so a release that
+    did not name its own would have charged the previous round's members only."""
+    mechanism = _sampled_central()
+    _round(mechanism, ["a", "b"])
+    out = mechanism.release(np.zeros(8), contributors=2, participants=2, noise_added=0)
+    assert "members" not in out.store["charged"]
+    assert mechanism.accountant.client_epsilon("c") == pytest.approx(_gaussian(1))
+    assert mechanism.charged_outside(["a", "c"]) == {"b"}

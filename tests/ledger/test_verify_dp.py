@@ -552,7 +552,7 @@ def test_an_amplified_ledger_states_its_unamplified_epsilon(tmp_path: Path) -> N
     path = write_ledger(tmp_path / "sampled.sqlite", _central_rows([Z] * 3), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok, result.first_failure
-    unamplified = PrivacyAccountant(DELTA, "pld")
+    unamplified = PrivacyAccountant(DELTA, "rdp")  # the ledger's own accountant
     for _ in range(3):
         unamplified.step(Z, 1.0)
     assert result.unamplified_epsilon == pytest.approx(unamplified.epsilon())

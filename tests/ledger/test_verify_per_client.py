@@ -160,3 +160,53 @@ def test_a_restart_under_another_accountant_replays_every_charge(tmp_path: Path)
     result = _verify(tmp_path, rows)
     assert result.ok, result.first_failure
     assert result.epsilons[-1][1] == pytest.approx(rdp.epsilon(), rel=1e-9)
+
+
+def test_a_claim_frozen_at_the_older_rows_value_fails_after_the_upgrade(tmp_path: Path) -> None:
+    """Review of 2026-12-03: per-client rows whose claims stayed at the older rows'
+    epsilon were accepted through the fallback for claims of the from-scratch PLD code,
+    which only knows the older rows. Per-client claims replay per client only."""
+    old = []
+    for number in (1, 2):
+        reference = PrivacyAccountant(DELTA, "pld")
+        for _ in range(number):
+            reference.step(Z, 1.0)
+        old.append(ledger_row(number, _dp(composition=None), reference.epsilon()))
+    frozen = [
+        ledger_row(n, _dp(), old[-1]["privacy"]["epsilon"], participants=("a", "b"),
+                   publish_participants=True)
+        for n in (3, 4, 5, 6)
+    ]  # fmt: skip
+    result = _verify(tmp_path, old + frozen)
+    assert not result.ok and result.failure.startswith("row 3 (round 3): claims epsilon")
+    assert result.from_scratch == 0
+
+
+def test_a_hash_listed_twice_or_a_count_it_does_not_match_fails(tmp_path: Path) -> None:
+    rows = _rows()
+    rows[1]["participants"]["identity_hashes"] = ["a", "a"]  # one client charged for two
+    result = _verify(tmp_path, rows)
+    assert not result.ok and result.failure.startswith("row 2 (round 2)")
+    assert "lists 1 distinct identity hashes for a count of 2" in result.failure
+    rows = _rows()
+    rows[2]["participants"]["count"] = 4  # three hashes for four participants
+    result = _verify(tmp_path, rows, "count.sqlite")
+    assert not result.ok and "for a count of 4 participants" in result.failure
+
+
+def test_fresh_names_every_round_escape_no_charge(tmp_path: Path) -> None:
+    """Review of 2026-12-03: rows naming never-seen clients every round kept the claim at
+    one round for ever. A ledger may not name more clients than its population."""
+    cohorts = [(f"x{2 * n}", f"x{2 * n + 1}") for n in range(4)]  # 8 names, population 4
+    result = _verify(tmp_path, _rows(cohorts))
+    assert not result.ok and result.failure.startswith("row 3 (round 3)")
+    assert "brings the clients its rows name to 6" in result.failure
+    assert "more than the largest population any row records (4)" in result.failure
+
+
+@pytest.mark.parametrize("z", [1e-200, 1e-320])
+def test_noise_too_small_to_represent_fails_cleanly(tmp_path: Path, z: float) -> None:
+    rows = _rows()
+    rows[0]["dp"] |= {"noise_multiplier": z, "noise_std": z}
+    result = _verify(tmp_path, rows)
+    assert not result.ok and result.failure.startswith("row 1 (round 1)")

@@ -182,3 +182,31 @@ def test_a_client_at_the_budget_sits_out_while_the_others_go_on(tmp_path: Path) 
     verified = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
     assert verified.ok, verified.first_failure
     assert verified.epsilons[-1][1] == pytest.approx(complete[-1].epsilon, rel=1e-9)
+
+
+def test_a_restart_that_renames_a_charged_client_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review of 2026-12-03: the per-client charge is keyed by the client's name, so a
+    branch renamed in the config starts afresh under its new name; its old name's
+    charges stay in the claim, and the server says what happened on restart."""
+    import logging
+
+    state = tmp_path / "renamed.sqlite"
+    _run_rounds(_config(1, {"noise_multiplier": 1.0}), state, 1)
+    renamed = FederationConfig.from_dict(
+        {
+            "federation": {"name": "budget", "clients": [*NAMES[:-1], "branch-new"],
+                           "dimension": 8, "rounds": 2},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": {"clip": 1.0, "delta": DELTA, "noise_multiplier": 1.0},
+        }
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="secagg.server"):
+        server = FederationServer(renamed, InProcessHub(), ServerStore(state))
+    (warning,) = [
+        r.getMessage() for r in caplog.records if "not in federation.clients" in r.getMessage()
+    ]
+    assert warning.startswith("1 clients charged in earlier rounds") and NAMES[-1] in warning
+    assert server.mechanism.accountant.epsilon() == pytest.approx(epsilon(1.0, 1.0, 1, DELTA))  # type: ignore[attr-defined]

@@ -925,17 +925,19 @@ def _shares_cells(server: dict[str, Any]) -> str:
 
 def _sampling_cell(server: dict[str, Any]) -> str:
     """The sampling column of the client-level table: the server's Poisson rate q and
-    whether the accountant credits it (a run folder from before sampling has q = 1)."""
+    why the accountant does not credit it (a run folder from before sampling has q = 1;
+    one from before 2026-12-03 may record a central run that did)."""
     q = float(server.get("sample_rate", 1.0))
     if q >= 1:
         return "1 (every branch, every round)"
     cohort = server.get("expected_clients")
     expected = f", {cohort:g} branches expected" if cohort is not None else ""
-    credited = (
-        "credited by the accountant"
-        if float(server.get("accounted_sample_rate", q)) < 1
-        else "not credited: the server that draws the cohort is not trusted"
-    )
+    if float(server.get("accounted_sample_rate", q)) < 1:
+        credited = "credited by the accountant"
+    elif server.get("mechanism") == "central":
+        credited = "not credited: a round's members see it; each branch charged for its own"
+    else:
+        credited = "not credited: the server that draws the cohort is not trusted"
     return f"q = {q:g} (Poisson{expected}; {credited})"
 
 
