@@ -131,6 +131,12 @@ class PerClientAccountant(Accountant):
     client (rounds recorded without their members). The claim is the epsilon of
     the largest total, through the named accountant: the exact Gaussian for
     ``pld``, the RDP bound for ``rdp``.
+
+    Which rounds a client is in may depend on earlier rounds (it sits out once its
+    next round would cross the budget, or is benched for missing rounds): stopping a
+    client at a budget on its summed precision is an individual filter, sound for
+    Gaussian DP under fully adaptive composition (Smith and Thakurta 2022; Koskela
+    et al. 2022) and for RDP (Feldman and Zrnic 2021).
     """
 
     unit = "client"
