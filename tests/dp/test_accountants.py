@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secagg.dp.accountants import (
     ACCOUNTANTS,
@@ -174,3 +176,39 @@ def test_asking_after_a_round_charges_nothing_and_no_noise_is_infinite() -> None
 def test_the_per_client_accountant_refuses_the_opacus_names() -> None:
     with pytest.raises(ConfigurationError, match="choose one of"):
         PerClientAccountant(1e-5, "prv")
+
+
+_NAMES = ["a", "b", "c", "d", "e", "f"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    schedule=st.lists(
+        st.tuples(
+            st.sampled_from([0.8, 1.0, 1.7, 3.0]),
+            st.one_of(st.none(), st.sets(st.sampled_from(_NAMES), min_size=1)),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    name=st.sampled_from(["pld", "rdp"]),
+)
+def test_the_claim_is_the_worst_clients_own_composition(
+    schedule: list[tuple[float, set[str] | None]], name: str
+) -> None:
+    """Random schedules of rounds (each charged to a random cohort, or to everyone):
+    the claim equals the largest of the clients' own compositions, each recomputed from
+    scratch with the Poisson-path accountant at q = 1 over that client's rounds only."""
+    accountant = PerClientAccountant(1e-5, name)
+    for z, members in schedule:
+        accountant.step(z, None if members is None else sorted(members))
+    worst = 0.0
+    for client in _NAMES:
+        own = GaussianAccountant(1e-5, name)
+        for z, members in schedule:
+            if members is None or client in members:
+                own.step(z, 1.0)
+        assert accountant.client_epsilon(client) == pytest.approx(own.epsilon(), rel=1e-9)
+        worst = max(worst, own.epsilon())
+    assert accountant.epsilon() == pytest.approx(worst, rel=1e-9)
+    assert accountant.rounds == len(schedule)

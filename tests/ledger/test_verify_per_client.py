@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from _ledgers import ledger_row, write_ledger
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from secagg.dp.accountants import PerClientAccountant
 from secagg.dp.accounting import PrivacyAccountant
@@ -210,3 +212,27 @@ def test_noise_too_small_to_represent_fails_cleanly(tmp_path: Path, z: float) ->
     rows[0]["dp"] |= {"noise_multiplier": z, "noise_std": z}
     result = _verify(tmp_path, rows)
     assert not result.ok and result.failure.startswith("row 1 (round 1)")
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cohorts=st.lists(
+        st.sets(st.sampled_from(["a", "b", "c", "d"]), min_size=2).map(sorted),
+        min_size=1,
+        max_size=8,
+    ),
+    data=st.data(),
+)
+def test_random_cohort_schedules_replay_and_a_lowered_claim_fails(
+    tmp_path: Path, cohorts: list[list[str]], data: st.DataObject
+) -> None:
+    rows = _rows([tuple(c) for c in cohorts])
+    name = f"r{len(list(tmp_path.iterdir()))}"
+    assert _verify(tmp_path, rows, f"{name}.sqlite").ok
+    index = data.draw(st.integers(0, len(rows) - 1), label="row")
+    rows[index]["privacy"]["epsilon"] *= data.draw(st.floats(0.5, 0.999), label="factor")
+    result = _verify(tmp_path, rows, f"{name}-low.sqlite")
+    assert not result.ok
+    assert result.failure.startswith(f"row {index + 1} (round {index + 1}): claims epsilon")
