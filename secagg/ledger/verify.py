@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,9 @@ class AuditResult:
     #: 2026-12-03): the epsilon of their central rounds charged to every client,
     #: unamplified, which is what holds against the cohorts' own members
     unamplified_epsilon: float | None = None
+    #: ledgers charged per client: how many clients the rows name and the most rounds
+    #: any one was charged for (rounds charged to every client included)
+    per_client: dict[str, int] | None = None
     #: (seq, round): completed rounds released without a DP block (epsilon infinite in
     #: a DP ledger; no epsilon at all in a ledger without DP, see released_without_dp)
     unnoised: list[tuple[int, Any]] = field(default_factory=list)
@@ -465,6 +469,8 @@ class EpsilonReplay:
         self._per_client: PerClientAccountant | None = None
         self._per_client_rows = 0
         self._named: set[str] = set()  # every identity hash a per-client row charged
+        self._rounds_of: Counter[str] = Counter()  # hash -> rounds charged to it
+        self._everyone_rounds = 0  # rounds charged to every client
         self._population: int | None = None  # the largest population a row records
         self._distributed: dict[str, Any] | None = None
         self._ddg: DiscreteGaussianAccountant | None = None
@@ -578,6 +584,10 @@ class EpsilonReplay:
             raise ReplayFailure(f"records an unknown dp.composition {dp.get('composition')!r}")
         self._charges.append((precision, members))
         self._per_client_rows += members is not None
+        if members is None:
+            self._everyone_rounds += 1
+        else:
+            self._rounds_of.update(members)
         if not self._per_client_rows:
             return None
         accountant = self._per_client
@@ -620,6 +630,14 @@ class EpsilonReplay:
                 "invented identity escapes the charges of its earlier rounds"
             )
         return hashes
+
+    def per_client_summary(self) -> dict[str, int] | None:
+        """How many clients the per-client rows name, and the most rounds any one was
+        charged for (None without per-client rows)."""
+        if not self._per_client_rows:
+            return None
+        most = max(self._rounds_of.values(), default=0) + self._everyone_rounds
+        return {"clients": len(self._named), "most_rounds": most}
 
     def older_claim(self, claimed: float | None) -> float | None:
         """``claimed`` (or the value it matches) if the from-scratch PLD accountant that
@@ -858,6 +876,7 @@ def verify_ledger(
                 f"{budget:g}: the budget was overspent"
             )
             return result
+    result.per_client = replay.per_client_summary()
     if expected is not None:
         result.notes = _parameter_notes(rows, expected)
     if seeded_without_dp:

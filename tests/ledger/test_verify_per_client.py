@@ -10,6 +10,7 @@ ledger's own key: only the replay can object.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,24 @@ def test_random_cohort_schedules_replay_and_a_lowered_claim_fails(
     result = _verify(tmp_path, rows, f"{name}-low.sqlite")
     assert not result.ok
     assert result.failure.startswith(f"row {index + 1} (round {index + 1}): claims epsilon")
+
+
+def test_verify_says_how_many_clients_and_the_most_rounds_any_was_charged(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from secagg.apps.cli import main
+    from secagg.ledger import export_public_key
+
+    path, key = write_ledger(tmp_path / "l.sqlite", _rows())
+    result = verify_ledger(path, key.public_key)
+    assert result.per_client == {"clients": 4, "most_rounds": 3}  # "a": rounds 1, 2, 4
+    pem = export_public_key(key.public_key, tmp_path / "l.pub")
+    args = ["audit", "verify", str(path), "--pubkey", str(pem)]
+    text = CliRunner().invoke(main, args)
+    assert text.exit_code == 0, text.output
+    assert "per client: 4 clients, each charged for the rounds it was in; the most " in text.output
+    assert "was in 3, whose epsilon is the claim" in text.output
+    payload = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
+    assert payload["per_client"] == {"clients": 4, "most_rounds": 3}

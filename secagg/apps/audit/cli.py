@@ -188,6 +188,7 @@ def verify(
         "notes": result.notes,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
         "epsilon_unamplified": result.unamplified_epsilon,
+        "per_client": result.per_client,
     }
     # a ledger without DP has no cumulative epsilon to print ("None" read as a value)
     claims = (
@@ -211,6 +212,12 @@ def verify(
             click.echo(
                 f"config {config}: {result.checked_against_config} DP rows match its delta, "
                 "unit, mechanism and sampling"
+            )
+        if result.per_client is not None:
+            click.echo(
+                f"per client: {result.per_client['clients']} clients, each charged for the "
+                f"rounds it was in; the most charged was in {result.per_client['most_rounds']}"
+                ", whose epsilon is the claim"
             )
         for note in result.notes:
             click.echo(f"note: {note}")
