@@ -228,9 +228,7 @@ class PerClientAccountant(Accountant):
         touched = max((self.own.get(name, 0.0) for name in members), default=None)
         if touched is None:
             return self.epsilon()
-        return self.epsilon_of(
-            self.everyone + max(max(self.own.values(), default=0.0), touched + precision)
-        )
+        return self.epsilon_of(max(self.most_charged(), self.everyone + touched + precision))
 
 
 class DiscreteGaussianAccountant(Accountant):
