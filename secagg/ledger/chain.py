@@ -35,7 +35,9 @@ import json
 import logging
 import math
 import os
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -471,23 +473,63 @@ def _stored_hex(text: object) -> bool:
         return False
 
 
+def _wal_of(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _read_tables(path: Path) -> tuple[Any, list[Any], list[Any]]:
+    """The public key, the rows and the signed head, read without writing anywhere.
+
+    Why not a plain read-only connection: on a WAL database SQLite creates ``-wal``
+    and ``-shm`` files beside it, so an audit left files in the evidence folder and
+    failed outright ("unable to open database file") on write-protected media, the
+    way auditors are told to keep copies. A ledger with no ``-wal`` beside it has
+    every row in the main file (the writer folds its log in after every append and
+    on close), so it is read as an immutable file: nothing is created, no lock is
+    taken. One with a ``-wal`` (a running writer, or a crash before the log was
+    folded in) is read through SQLite's locking, so the log's rows count; where the
+    folder cannot be written, from a private copy of the file and its log."""
+    if not _wal_of(path).exists():
+        return _query_tables(_connect_read_only(path, immutable=True))
+    try:
+        return _query_tables(_connect_read_only(path, immutable=False))
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+    with tempfile.TemporaryDirectory(prefix="secagg-ledger-") as scratch:
+        copy = Path(scratch) / path.name
+        shutil.copyfile(path, copy)
+        shutil.copyfile(_wal_of(path), _wal_of(copy))
+        return _query_tables(_connect_read_only(copy, immutable=False))
+
+
+def _connect_read_only(path: Path, *, immutable: bool) -> sqlite3.Connection:
+    # a file: URI, percent-encoded, so a path holding '?', '#' or '%' names the file
+    uri = path.absolute().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+    return sqlite3.connect(uri, uri=True)
+
+
+def _query_tables(db: sqlite3.Connection) -> tuple[Any, list[Any], list[Any]]:
+    try:
+        meta = db.execute("SELECT value FROM ledger_meta WHERE key = 'public_key'").fetchone()
+        rows = db.execute(
+            "SELECT seq, entry, prev_hash, hash, signature FROM ledger ORDER BY rowid"
+        ).fetchall()
+        head = db.execute("SELECT seq, hash, signature FROM ledger_head").fetchall()
+    finally:
+        db.close()
+    return meta, rows, head
+
+
 def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport:
     """Check links, hashes, signatures and the signed head; stop at the first failure."""
     path = Path(path)
     if not path.exists():
         raise ConfigurationError(f"no ledger at {path}")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        try:
-            meta = db.execute("SELECT value FROM ledger_meta WHERE key = 'public_key'").fetchone()
-            rows = db.execute(
-                "SELECT seq, entry, prev_hash, hash, signature FROM ledger ORDER BY rowid"
-            ).fetchall()
-            head = db.execute("SELECT seq, hash, signature FROM ledger_head").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
-    finally:
-        db.close()
+        meta, rows, head = _read_tables(path)
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
     embedded = bytes.fromhex(meta[0]) if meta else b""
     key_source = "given" if public_key is not None else "embedded"
     key = public_key if public_key is not None else embedded
