@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from secagg.crypto import kx, shamir
+from secagg.crypto import aead, kx, shamir
 from secagg.crypto.prg import MaskRemover, accumulate_masks
 from secagg.crypto.signing import VerifyKey
 from secagg.errors import (
@@ -100,6 +100,9 @@ from secagg.protocol.messages import (
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+#: the size of every genuine sealed share: the AEAD's nonce and tag around the two shares
+SEALED_SHARE_BYTES = aead.OVERHEAD + common.SEALED_PLAINTEXT_BYTES
 
 
 class ServerPhase(Enum):
@@ -458,6 +461,13 @@ class Server:
             raise InvalidMessage(
                 f"party {msg.sender} must send shares to exactly its {len(expected)} "
                 f"keyed neighbours, sent {len(recipients)}"
+            )
+        # every genuine sealed share has one size; a longer one would let a sender inflate
+        # its neighbour's ShareDelivery past the transport's message limit and abort the
+        # round without missing a phase (runtime audit 2026-12-04)
+        if any(len(share.ciphertext) != SEALED_SHARE_BYTES for share in msg.shares):
+            raise InvalidMessage(
+                f"party {msg.sender} sent a sealed share that is not {SEALED_SHARE_BYTES} bytes"
             )
         for share in msg.shares:
             self._inbox.setdefault(share.peer, []).append(SealedShare(msg.sender, share.ciphertext))

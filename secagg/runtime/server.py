@@ -108,7 +108,7 @@ from secagg.runtime.wire import (
     encode_message,
     model_bytes,
 )
-from secagg.transport.base import ServerEndpoint
+from secagg.transport.base import ServerEndpoint, TransportError
 
 log = logging.getLogger("secagg.server")
 
@@ -690,7 +690,12 @@ class FederationServer:
             limit = cfg.deadlines.first_phase_seconds if training else cfg.deadlines.phase_seconds
             wait = max(0.0, last_progress + limit - now)
             item = self.transport.receive(timeout=min(wait, 0.5))
-            if item is None:
+            outgoing = None if item is None else self._receive(number, session, party_of, *item)
+            if outgoing is None:
+                # nothing came, or what came was refused (or a Leave): the phase's deadline
+                # and the early close are checked here either way, so a stream of junk,
+                # which keeps the queue from ever running dry, cannot hold a phase open
+                # past its deadline (runtime audit 2026-12-04)
                 silent = {names[p] for p in session.waiting_for if p in names}
                 if self._clock() - last_progress >= limit:
                     log.debug("round %d: deadline of %s passed", number, session.phase)
@@ -700,10 +705,6 @@ class FederationServer:
                     continue
                 self._missed |= {names[p] for p in session.waiting_for if p in names}
                 outgoing = session.close_phase()
-            else:
-                outgoing = self._receive(number, session, party_of, *item)
-                if outgoing is None:
-                    continue
             outgoing = self._hold_at_budget(number, session, participants, outgoing)
             announced = self._dispatch(number, participants, outgoing)
             if session.phase != phase or announced:
@@ -908,10 +909,19 @@ class FederationServer:
         return announced
 
     def _send(self, name: str, message: RoundStart | Relay | RoundEnd | FederationEnd) -> None:
+        """Send to one party; a failure is that party's, never the round's.
+
+        Gone, or a message the transport refuses (above its size limit): the party
+        cannot answer what it never got, so the phase's deadline or early-close rule
+        makes it a dropout of this round. Letting the error out aborted the whole round,
+        which one branch could provoke every round by inflating what it relays to a
+        neighbour (runtime audit 2026-12-04)."""
         try:
             self.transport.send(name, encode_message(message))
         except ConnectionError as exc:  # gone: the early-close rule makes it a dropout
             log.debug("could not reach %s: %s", name, exc)
+        except TransportError as exc:
+            log.warning("could not send %s to %s: %s", type(message).__name__, name, exc)
 
     def _broadcast(self, participants: list[str], message: RoundEnd) -> None:
         for name in participants:

@@ -648,3 +648,24 @@ def test_well_formed_but_wrong_messages_never_corrupt_the_sum(phase_index, to_se
         _resume_after_refusal(r, replies)
         return
     _deliver_forgery(r, replies, genuine, target, message)
+
+
+@pytest.mark.parametrize("change", [+1, -1, +60_000])
+def test_a_sealed_share_of_the_wrong_size_is_refused_by_the_server(change: int):
+    """Runtime audit (2026-12-04): the server took sealed shares of any length, so a
+    client could pad the one it seals for a neighbour until that neighbour's
+    ShareDelivery passed the transport's message limit, and the round aborted without
+    the client missing a phase (every round, never benched). Every genuine sealed share
+    has one size; another is refused, the state unchanged, and the genuine message
+    still completes the round."""
+    r = SteppedRound(5, 6)
+    r.step()  # advertise keys
+    replies = r.clients_reply()
+    evil = replies[0]
+    first = evil.shares[0]
+    size = len(first.ciphertext) + change
+    resized = SealedShare(first.peer, (first.ciphertext + bytes(max(change, 0)))[:size])
+    forged = dataclasses.replace(evil, shares=(resized, *evil.shares[1:]))
+    refused(r.server, wire(forged), InvalidMessage)
+    r.server_receives(replies)
+    finish(r)

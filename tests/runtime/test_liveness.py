@@ -49,6 +49,7 @@ from secagg.runtime.wire import (
     encode_message,
 )
 from secagg.transport.base import ClientEndpoint, NotConnected
+from secagg.transport.framing import MessageTooLarge
 from secagg.transport.inprocess import InProcessHub
 
 D = 16
@@ -804,3 +805,77 @@ def test_a_flood_of_refused_messages_is_counted_not_logged_line_by_line(
     assert sum("mallory sent more than" in line for line in lines) == 1
     (summary,) = [line for line in lines if line.startswith("round 1 complete")]
     assert summary.endswith("refused messages: mallory 60")
+
+
+class _NeverDry:
+    """The server's side of the hub, where junk from a stranger fills every moment the
+    queue would otherwise be empty: the server never sees a receive time out."""
+
+    def __init__(self, hub: InProcessHub) -> None:
+        self._hub = hub
+        self.junk_served = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._hub, name)
+
+    def receive(self, timeout: float | None = None) -> tuple[str, bytes] | None:
+        item = self._hub.receive(timeout=0.01)
+        if item is not None:
+            return item
+        self.junk_served += 1
+        return ("mallory", encode_message(Relay(999, b"junk")))
+
+
+def test_a_stream_of_refused_messages_does_not_hold_a_phase_past_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """Runtime audit (2026-12-04): the phase deadline was checked only when a receive
+    timed out, so junk arriving faster than that kept a silent participant's phase open
+    until the round deadline, and the round aborted instead of completing without it.
+    Now the deadline is checked after every refused message too."""
+    hub = InProcessHub()
+    _branches(hub, NAMES[:-1], rounds=1)
+    hub.connect(NAMES[-1])  # connected, never answers (a stuck trainer)
+    transport = _NeverDry(hub)
+    server = FederationServer(
+        _config(phase=5.0, round_seconds=BOUND + 60.0), transport, _store(tmp_path)
+    )
+    result = server.run_round()
+    assert result.status == "complete", result.reason
+    assert result.contributed == tuple(NAMES[:-1])
+    assert transport.junk_served > 0 and server.refused_messages >= transport.junk_served
+
+
+class _RefusesRelaysTo:
+    """The server's side of the hub, whose transport refuses (as too large) every
+    protocol message for one branch: what a neighbour's inflated shares once caused."""
+
+    def __init__(self, hub: InProcessHub, victim: str) -> None:
+        self._hub = hub
+        self._victim = victim
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._hub, name)
+
+    def send(self, name: str, payload: bytes) -> None:
+        if name == self._victim and isinstance(decode_message(payload), Relay):
+            self.refused += 1
+            raise MessageTooLarge(f"{len(payload)} bytes to {name!r} exceed the limit")
+        self._hub.send(name, payload)
+
+
+def test_a_message_the_transport_refuses_makes_its_recipient_a_dropout_not_an_abort(
+    tmp_path: Path,
+) -> None:
+    """Runtime audit (2026-12-04): a transport error other than a lost connection
+    escaped the server's send and aborted the round; now the recipient, who never got
+    the message, is a dropout of the round and the others' sum is released."""
+    hub = InProcessHub()
+    _branches(hub, NAMES, rounds=1)
+    transport = _RefusesRelaysTo(hub, NAMES[-1])
+    server = FederationServer(_config(phase=5.0), transport, _store(tmp_path))
+    result = server.run_round()
+    assert transport.refused >= 1
+    assert result.status == "complete", result.reason
+    assert result.contributed == tuple(NAMES[:-1])
