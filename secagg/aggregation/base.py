@@ -143,6 +143,12 @@ class RoundSpec:
         variants), by party index; every branch checks them against its CA."""
         return ()
 
+    @property
+    def input_bound(self) -> float | None:
+        """The largest absolute coordinate of an update this round's arithmetic was
+        sized for (``value_bound``), or None where any value fits."""
+        return None
+
     def check_policy(self, policy: BranchPolicy) -> None:
         """Raise :class:`~secagg.errors.PolicyRefused` if this round is weaker than
         ``policy`` allows. Subclasses add their own parameters' checks to these."""

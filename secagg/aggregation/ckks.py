@@ -179,6 +179,10 @@ class CKKSSpec(RoundSpec):
     fingerprint: bytes = b""
     public_context: bytes = b""
 
+    @property
+    def input_bound(self) -> float:
+        return self.design.value_bound
+
     def encode_body(self) -> bytes:
         w = self.design.write(Writer().u32(self.num_clients).u32(self.dimension))
         return w.blob(self.fingerprint).blob(self.public_context).bytes()

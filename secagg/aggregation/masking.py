@@ -69,6 +69,7 @@ from secagg.errors import (
     ConfigurationError,
     CryptoError,
     MalformedMessage,
+    PolicyRefused,
     ProtocolError,
     RoundAborted,
 )
@@ -78,7 +79,7 @@ from secagg.protocol.config import (
     DEFAULT_DROPOUT_FRACTION,
     ClientPolicy,
 )
-from secagg.protocol.messages import ServerMessage
+from secagg.protocol.messages import GraphKind, RoundSetup, ServerMessage
 
 GRAPHS = {"secagg": "complete", "secagg+": "harary"}
 MAX_IDENTITY_BYTES = 16 * 1024  # one party's certificate
@@ -137,6 +138,10 @@ class MaskingSpec(RoundSpec):
 
     def identity_certificates(self) -> tuple[bytes, ...]:
         return self.identities
+
+    @property
+    def input_bound(self) -> float:
+        return self.value_bound
 
     def check_policy(self, policy: BranchPolicy) -> None:
         """The backend, sizes, the active variant and the noise share against the policy.
@@ -339,7 +344,38 @@ class MaskingClient(ClientSession):
 
     def handle(self, payload: bytes) -> list[bytes]:
         message = decode(bytes(payload))
+        if isinstance(message, RoundSetup):
+            self._check_setup(message)
         return [encode(m) for m in self._protocol.handle(message)]
+
+    #: the fields of a RoundSetup that follow from the announced spec alone
+    SETUP_FIELDS = ("num_clients", "vector_length", "bits", "graph", "degree", "active")
+
+    def _check_setup(self, setup: RoundSetup) -> None:
+        """Refuse a ``RoundSetup`` other than the one the approved spec implies.
+
+        Why: the branch's policy passed the *spec* (its clients, its noise share sized
+        for them, its backend); the protocol then runs on the ``RoundSetup``, which the
+        server sends separately. Unchecked, a server could announce 1 000 clients,
+        which sizes each noise share for 1 000, and run the round with 3 (a sum
+        carrying a twentieth of the branch's noise floor), or announce the complete
+        graph of ``secagg`` and run a sparse one (runtime audit 2026-12-04). An honest
+        server builds its setup from the same spec, so every field matches; the
+        threshold and the graph seed are the server's to choose, and the threshold
+        is held to the branch's own minimum by :class:`ClientPolicy`."""
+        planned = self.spec.round_config()
+        for name in self.SETUP_FIELDS:
+            got, want = getattr(setup, name), getattr(planned, name)
+            if got != want:
+                raise PolicyRefused(
+                    "round_setup",
+                    f"the round's setup has {name} = {_shown(got)}, but the spec this "
+                    f"branch approved implies {_shown(want)}",
+                )
+
+
+def _shown(value: object) -> str:
+    return value.name.lower() if isinstance(value, GraphKind) else repr(value)
 
 
 def _usable_cores() -> int:

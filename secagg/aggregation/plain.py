@@ -52,6 +52,10 @@ class PlainSpec(RoundSpec):
     backend: ClassVar[str] = "plain"
     value_bound: float = 1.0
 
+    @property
+    def input_bound(self) -> float:
+        return self.value_bound
+
     def encode_body(self) -> bytes:
         w = Writer().u32(self.num_clients).u32(self.dimension).f64(self.value_bound)
         return w.bytes()

@@ -257,6 +257,7 @@ class FederationClient:
         self._transport = transport
         self._dimension = dimension
         self._round: int | None = None
+        self._started: int | None = None  # the last round whose start this branch took
         self._session: ClientSession | None = None
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
@@ -431,7 +432,9 @@ class FederationClient:
             self.stats.refused_messages += 1
             log.warning("%s refused a message: %s", self.name, exc)
             if starting and number is not None:
-                self._leave(number, f"could not take part: {exc}")
+                # the error's kind only: its text may describe the update (a value, a
+                # bound it crossed), and a leave travels in clear outside any DP
+                self._leave(number, f"could not take part ({type(exc).__name__})")
         except Exception as exc:  # no server message may crash a branch
             self.stats.refused_messages += 1
             log.error("%s dropped a message (%s): %s", self.name, type(exc).__name__, exc)
@@ -460,6 +463,13 @@ class FederationClient:
         return self._identity.round_identity(certificates, party)
 
     def _start(self, start: RoundStart) -> None:
+        if self._round is not None and start.round <= self._round:
+            # the server's round numbers only grow: an older (or the same) round's start
+            # while one is in flight is a replay, and must not replace the round
+            raise MalformedMessage(
+                f"the start of round {start.round} while round {self._round} is in flight"
+            )
+        self._started = start.round
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
             None
@@ -470,6 +480,8 @@ class FederationClient:
             raise DimensionMismatch(start.model.size, self._dimension)
         spec = decode_spec(start.spec)
         self.policy.check_clip(start.clip)  # the clip this update goes through, before training
+        bound = spec.input_bound
+        _check_bound_holds_the_clip(bound, start.clip)
         session = get_backend(spec.name).client(
             spec,
             start.party,
@@ -487,8 +499,35 @@ class FederationClient:
         if not np.all(np.isfinite(update)):
             raise ConfigurationError("the training hook returned NaN or infinite values")
         update = Mechanism(start.clip, report_unclipped=start.report_unclipped).prepare(update)
+        update = self._within_bound(update, bound)
         self._round, self._session = start.round, session
         self._send(start.round, session.set_input(update))
+
+    def _within_bound(self, update: np.ndarray, bound: float | None) -> np.ndarray:
+        """The update with every coordinate clamped into the round's ``value_bound``.
+
+        Why clamp rather than leave the round: whether a branch takes part would then
+        depend on its private update, through a bound the server picks, and the leave
+        says so in clear, outside the secure sum and any DP accounting; varying the
+        bound round by round, a server read off the update's largest coordinate by
+        bisection (runtime audit 2026-12-04). With a clip no larger than the bound
+        (checked before training) nothing is clamped but rounding; without DP,
+        coordinates beyond the bound the federation chose are cut to it, counted in
+        this branch's own log only. Clamping is 1-Lipschitz per coordinate, so it
+        never raises a DP mechanism's sensitivity."""
+        if bound is None:
+            return update
+        beyond = int(np.count_nonzero(np.abs(update) > bound))
+        if beyond == 0:
+            return update
+        log.warning(
+            "%s: %d coordinates of its update lay beyond the round's value_bound %g and "
+            "were cut to it (the federation's backend.value_bound, or a dp.clip, sizes it)",
+            self.name,
+            beyond,
+            bound,
+        )
+        return np.clip(update, -bound, bound)
 
     def _rounding_stream(self, round_number: int) -> KeyedStream:
         if self._replay_seed is None:
@@ -524,6 +563,13 @@ class FederationClient:
             self._transport.send(encode_message(Relay(round_number, payload, privacy)))
 
     def _end(self, end: RoundEnd) -> None:
+        """The end of the round this branch last started; any other round's end is
+        refused and changes nothing (a stale or replayed one ended the round in
+        flight, runtime audit 2026-12-04)."""
+        if end.round != self._started:
+            raise MalformedMessage(
+                f"the end of round {end.round}, but this branch's round is {self._started}"
+            )
         if end.complete:
             self.stats.rounds_completed += 1
         else:
@@ -540,6 +586,24 @@ class FederationClient:
             log.info("%s: the federation finished (last round %d)", self.name, end.round)
         else:
             log.warning("%s: the server stopped the federation: %s", self.name, end.reason)
+
+
+def _check_bound_holds_the_clip(bound: float | None, clip: float | None) -> None:
+    """Refuse, before training, a round whose ``value_bound`` is below its clip.
+
+    A clipped update's coordinates are at most the clip, so an honest round sizes its
+    arithmetic for at least that (the server's config requires it); a smaller bound
+    could only cut clipped updates, and only some branches', depending on their data.
+    Decided on the round's public parameters alone, so refusing says nothing of the
+    update."""
+    if bound is None or clip is None:
+        return
+    if not bound >= clip:
+        raise PolicyRefused(
+            "value_bound",
+            f"the round's value_bound {bound:g} is below its clip {clip:g}: a clipped "
+            "update would not fit the round's arithmetic",
+        )
 
 
 def _close(transport: ClientEndpoint) -> None:

@@ -216,3 +216,109 @@ def test_c1_active_round_with_a_substituted_identity_is_refused(
         # find its own at its index
         assert sorted(refused) == sorted(NAMES)
         assert all(e.setting == "branch.identity" for e in outcome.values() if e is not None)
+
+
+# --- participation never depends on the update (runtime audit 2026-12-04) -------------
+
+
+class _Outbox:
+    """A branch's transport that keeps what the branch sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    def send(self, payload: bytes) -> None:
+        from secagg.runtime.wire import decode_message
+
+        self.sent.append(decode_message(payload))
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        return None
+
+
+def _one_round_start(
+    update: np.ndarray, bound: float, clip: float | None, *, stop_on_refusal: bool = False
+) -> tuple[tuple[str, ...], tuple[str, ...], int]:
+    """What a default-policy branch sends for one round start, the leave reasons it
+    gives, and how often its training hook ran."""
+    from secagg.aggregation import encode_spec
+    from secagg.aggregation.masking import MaskingBackend
+    from secagg.runtime.wire import Leave, RoundStart, encode_message
+
+    trained = []
+
+    def train(model: np.ndarray) -> np.ndarray:
+        trained.append(1)
+        return update.copy()
+
+    outbox = _Outbox()
+    branch = FederationClient(NAMES[0], train, outbox, stop_on_refusal=stop_on_refusal)
+    spec = MaskingBackend(graph="complete", value_bound=bound).plan(3, D)
+    branch.handle(encode_message(RoundStart(1, 0, encode_spec(spec), np.zeros(D), clip=clip)))
+    kinds = tuple(type(m).__name__ for m in outbox.sent)
+    reasons = tuple(m.reason for m in outbox.sent if isinstance(m, Leave))
+    return kinds, reasons, len(trained)
+
+
+def _with_largest(value: float) -> np.ndarray:
+    update = np.zeros(D)
+    update[3] = value
+    return update
+
+
+@pytest.mark.parametrize("bound", [0.05, 0.3, 0.62, 0.9, 0.999])
+def test_a_bound_below_the_clip_is_refused_before_training_whatever_the_update(
+    bound: float,
+) -> None:
+    """The audit's probe: with value_bound below the clip, a branch whose largest
+    coordinate lay above the bound left the round (saying why, in clear) and one below
+    joined, so bisecting the bound over rounds read off the update's largest coordinate.
+    Now the round is refused on its public parameters, before the hook runs, with the
+    same answer for every update."""
+    outcomes = {_one_round_start(_with_largest(v), bound, clip=1.0) for v in (0.0, 0.62, 1.0)}
+    (kinds, reasons, trained) = outcomes.pop()
+    assert not outcomes  # one outcome for all three updates
+    assert trained == 0 and kinds == ("Leave",)
+    assert reasons == ("refused by its policy: value_bound",)
+
+
+def test_a_bound_below_the_clip_stops_a_branch_that_stops_on_refusal() -> None:
+    with pytest.raises(BranchRefused, match=r"value_bound 0\.5 is below its clip 1"):
+        _one_round_start(_with_largest(0.1), 0.5, clip=1.0, stop_on_refusal=True)
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_every_update_takes_part_and_what_crosses_the_bound_is_clamped(
+    clip: float | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the bound at least the clip, or with no clip at all, every update takes
+    part the same way: a coordinate beyond the bound is cut to it and counted in the
+    branch's own log, never sent as a reason."""
+    outcomes = {
+        _one_round_start(_with_largest(v), 1.0, clip)[:2] for v in (0.0, 0.5, 1.0, 7.0, -40.0)
+    }
+    assert outcomes == {((), ())}  # joined: nothing is sent before the protocol's setup
+    assert any("were cut to it" in r.getMessage() for r in caplog.records) == (clip is None)
+
+
+def test_a_clamped_update_is_summed_at_the_bound(tmp_path: Path) -> None:
+    """End to end, no DP: a branch whose update has a coordinate at 10 in a round
+    sized for 1 contributes 1 there (and its others unchanged); the round completes."""
+    hub = InProcessHub()
+    config = _config({"name": "secagg+", "value_bound": 1.0})
+    updates = {name: np.full(D, 0.25) for name in NAMES}
+    updates[NAMES[0]][0] = 10.0
+    threads = []
+    for name in NAMES:
+        client = FederationClient(name, lambda m, u=updates[name]: u.copy(), hub.connect(name))
+        thread = threading.Thread(target=client.run, kwargs={"idle_timeout": 60.0, "rounds": 1})
+        thread.start()
+        threads.append(thread)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"))
+    result = server.run_round()
+    for thread in threads:
+        thread.join(timeout=120.0)
+    assert result.status == "complete", result.reason
+    expected = np.full(D, 0.25)
+    expected[0] = (1.0 + 0.25 * (len(NAMES) - 1)) / len(NAMES)
+    np.testing.assert_allclose(server.model, expected, atol=1e-6)

@@ -1,0 +1,121 @@
+"""A masking branch runs only the round its approved spec implies (runtime audit 2026-12-04).
+
+The branch's policy passes the *spec*; the protocol then runs on the ``RoundSetup`` the
+server sends separately. A setup that differs from the spec in any field the spec fixes
+(clients, vector length, ring, graph, degree, variant) is refused, state unchanged, and
+the honest setup is still taken afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+from _harness import fingerprint
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg.aggregation import get_backend
+from secagg.aggregation.masking import MaskingClient, MaskingSpec
+from secagg.aggregation.policy import BranchPolicy
+from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
+from secagg.errors import PolicyRefused
+from secagg.protocol import RoundConfig, Server, decode, encode
+from secagg.protocol.messages import AdvertiseKeys, GraphKind, RoundSetup
+
+D = 16
+
+
+def _noise_share_spec(num_clients: int, expected: int, backend: str = "secagg") -> MaskingSpec:
+    ddg = DistributedDiscreteGaussian(
+        dimension=D, clip=1.0, noise_multiplier=1.0, expected_clients=expected, bits=32
+    )
+    share = NoiseShareRound(ddg, os.urandom(16))
+    return MaskingSpec(num_clients, D, backend, 32, 1.0, 1.0, noise_share=share)
+
+
+def _client(spec: MaskingSpec, policy: BranchPolicy | None = None) -> MaskingClient:
+    client = get_backend(spec.name).client(spec, 0, rounding=None, policy=policy)
+    assert isinstance(client, MaskingClient)
+    client.set_input(np.full(D, 0.1))
+    return client
+
+
+def _setup_of(config: RoundConfig) -> RoundSetup:
+    (setup,) = [m for m in Server(config).start() if m.recipient == 0]
+    assert isinstance(setup, RoundSetup)
+    return setup
+
+
+def _refused_setup(client: MaskingClient, setup: RoundSetup) -> PolicyRefused:
+    before = fingerprint(client)
+    with pytest.raises(PolicyRefused) as caught:
+        client.handle(encode(setup))
+    assert fingerprint(client) == before
+    assert caught.value.setting == "round_setup"
+    return caught.value
+
+
+def test_a_setup_with_fewer_clients_than_the_spec_sized_the_noise_for_is_refused() -> None:
+    """The audit's attack: the spec says 1 000 clients (each noise share sized for
+    1 000 passes a floor of z = 1), the setup runs 3 (the sum's multiplier would be
+    z·√(3/1000) ≈ 0.055)."""
+    policy = BranchPolicy(min_noise_multiplier=1.0)
+    spec = _noise_share_spec(1000, 1000)
+    client = _client(spec, policy)
+    small = RoundConfig.create(3, spec.vector_length, bits=32, graph="complete")
+    error = _refused_setup(client, _setup_of(small))
+    assert "num_clients = 3" in str(error) and "1000" in str(error)
+    # the honest setup of the same spec is taken
+    replies = client.handle(encode(_setup_of(spec.round_config())))
+    assert [type(decode(r)) for r in replies] == [AdvertiseKeys]
+
+
+def test_a_sparse_graph_under_a_complete_graph_spec_is_refused() -> None:
+    spec = get_backend("secagg").plan(12, D)
+    client = _client(spec)
+    sparse = RoundConfig.create(12, spec.vector_length, bits=32, graph="harary")
+    assert sparse.graph == GraphKind.HARARY and spec.round_config().graph == GraphKind.COMPLETE
+    assert "graph = harary" in str(_refused_setup(client, _setup_of(sparse)))
+
+
+_FIELDS = st.sampled_from(MaskingClient.SETUP_FIELDS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    field=_FIELDS,
+    num_clients=st.integers(3, 40),
+    backend=st.sampled_from(["secagg", "secagg+"]),
+)
+def test_any_field_the_spec_fixes_changed_in_the_setup_is_refused(
+    field: str, num_clients: int, backend: str
+) -> None:
+    spec = get_backend(backend).plan(num_clients, D)
+    client = _client(spec)
+    honest = _setup_of(spec.round_config())
+    value = getattr(honest, field)
+    changed = {
+        "num_clients": value + 1,
+        "vector_length": value + 1,
+        "bits": 64 if value == 32 else 32,
+        "graph": GraphKind.HARARY if value == GraphKind.COMPLETE else GraphKind.COMPLETE,
+        "degree": value - 2 if value > 2 else value + 2,
+        "active": not value,
+    }[field]
+    _refused_setup(client, dataclasses.replace(honest, **{field: changed}))
+    assert [type(decode(r)) for r in client.handle(encode(honest))] == [AdvertiseKeys]
+
+
+def test_the_threshold_and_graph_seed_stay_the_servers_to_choose() -> None:
+    """Only what the spec fixes is compared: a threshold above the minimum and a fresh
+    graph seed are a server's honest choices."""
+    spec = get_backend("secagg+").plan(30, D)
+    client = _client(spec)
+    honest = _setup_of(spec.round_config())
+    chosen = dataclasses.replace(
+        honest, threshold=min(honest.threshold + 1, honest.degree + 1), graph_seed=os.urandom(32)
+    )
+    assert [type(decode(r)) for r in client.handle(encode(chosen))] == [AdvertiseKeys]
