@@ -27,6 +27,7 @@ takes part only in rounds where it adds its own noise share (distributed DP).
 
 from __future__ import annotations
 
+import hmac
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -254,7 +255,7 @@ class BranchPolicy:
                 "a CKKS round needs the key holder's fingerprint pinned in the branch's policy "
                 "(otherwise the server could relay a key it made and decrypt this update)",
             )
-        if fingerprint != self.key_holder_fingerprint:
+        if not hmac.compare_digest(fingerprint, self.key_holder_fingerprint):
             raise self.refuse(
                 "key_holder_fingerprint",
                 f"the round's key {fingerprint.hex()[:16]}... is not the pinned key holder's "

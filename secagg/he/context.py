@@ -18,6 +18,7 @@ See :mod:`secagg.he.keys` for who holds which context and why.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from typing import TYPE_CHECKING
 
@@ -136,7 +137,9 @@ class PublicAggregationContext(BoundContext):
         unauthenticated bytes to C++. A context that holds a secret key is refused
         with :class:`SecretKeyPresent`.
         """
-        if expected_fingerprint is not None and context_fingerprint(data) != expected_fingerprint:
+        if expected_fingerprint is not None and not hmac.compare_digest(
+            context_fingerprint(data), expected_fingerprint
+        ):
             raise ContextMismatch("public context does not match the pinned fingerprint")
         try:
             context = ts.context_from(data)

@@ -73,6 +73,7 @@ another context, raises a typed error before TenSEAL state changes.
 from __future__ import annotations
 
 import enum
+import hmac
 import struct
 from dataclasses import dataclass
 
@@ -140,7 +141,7 @@ class ChunkHeader:
     def names(self, fingerprint: bytes) -> bool:
         """Whether this header names the context of ``fingerprint`` (32 bytes)."""
         return len(fingerprint) == FINGERPRINT_BYTES and (
-            self.fingerprint == fingerprint[: len(self.fingerprint)]
+            hmac.compare_digest(self.fingerprint, fingerprint[: len(self.fingerprint)])
         )
 
 

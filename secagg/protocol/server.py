@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -101,6 +102,9 @@ from secagg.protocol.messages import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+#: random t-subsets of an owner's shares tried when its t smallest do not open its secret
+ROBUST_ATTEMPTS = 256
+
 #: the size of every genuine sealed share: the AEAD's nonce and tag around the two shares
 SEALED_SHARE_BYTES = aead.OVERHEAD + common.SEALED_PLAINTEXT_BYTES
 
@@ -142,6 +146,10 @@ class RoundReport:
     #: accused party -> the clients whose masked input named it (its sealed
     #: shares did not open for them). Signed by each accuser in the active variant.
     accused: dict[int, set[int]] = field(default_factory=dict)
+    #: holder -> the parties whose secret it revealed a share of that does not lie on
+    #: the secret's committed polynomial: caught and left out at unmasking, where t
+    #: other shares open the commitment (the round completes without it)
+    inconsistent_shares: dict[int, set[int]] = field(default_factory=dict)
 
     @property
     def included(self) -> tuple[int, ...]:
@@ -205,6 +213,18 @@ class _Reveals:
             else np.empty((0, self.limbs), dtype=np.uint32)
         )
         return points[chosen], values[chosen]
+
+    def all_of(self, owner: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every share point ``(m,)`` and value ``(m, limbs)`` received of ``owner``."""
+        owners = np.asarray(self.owners, dtype=np.int64)
+        points = np.repeat(np.asarray(self.points, dtype=np.int64), self.counts)
+        mine = np.flatnonzero(owners == owner)
+        values = (
+            np.concatenate(self.values)
+            if self.values
+            else np.empty((0, self.limbs), dtype=np.uint32)
+        )
+        return points[mine], values[mine]
 
     def by_owner(self) -> dict[int, list[shamir.Share]]:
         """Owner -> its shares in arrival order, as ``Share`` objects (for inspection)."""
@@ -676,36 +696,25 @@ class Server:
                     f"{owner}'s mask key arrived; {t} needed",
                     phase="unmasking",
                 )
-        try:  # each secret from its t smallest share points, all secrets of a kind at once
-            seeds = shamir.reconstruct_arrays(
-                *self._seed_reveals.pick(survivors, t), common.SELF_MASK_SEED_BYTES
-            )
-            keys = shamir.reconstruct_arrays(
-                *self._key_reveals.pick(dropped_with_survivors, t), common.MASK_KEY_BYTES
-            )
-        except SecretSharingError as exc:
-            raise RoundAborted(f"secret reconstruction failed: {exc}", phase="unmasking") from exc
-        for owner, seed in zip(survivors, seeds, strict=True):
-            commitment = common.self_mask_commitment(self.round_id, owner, seed)
-            if not hmac.compare_digest(commitment, self._commitments[owner]):
-                raise RoundAborted(
-                    f"reconstructed self-mask of party {owner} does not match its commitment",
-                    phase="unmasking",
-                )
+        seeds = self._reconstruct(
+            self._seed_reveals,
+            survivors,
+            common.SELF_MASK_SEED_BYTES,
+            self._opens_commitment,
+            "self-mask of party {owner} does not match its commitment",
+        )
+        keys = self._reconstruct(
+            self._key_reveals,
+            dropped_with_survivors,
+            common.MASK_KEY_BYTES,
+            self._opens_mask_key,
+            "mask key of dropped party {owner} does not match its advertised public key",
+        )
         subtract: list[bytes] = list(seeds)
         add: list[bytes] = []
         peer_keys: dict[int, X25519PublicKey] = {}
         for owner, raw in zip(dropped_with_survivors, keys, strict=True):
-            try:
-                pair = kx.keypair_from_private_bytes(raw)
-            except CryptoError as exc:
-                raise RoundAborted(str(exc), phase="unmasking") from exc
-            if not hmac.compare_digest(pair.public_bytes, self._keys[owner].mask_key):
-                raise RoundAborted(
-                    f"reconstructed mask key of dropped party {owner} does not match its "
-                    "advertised public key",
-                    phase="unmasking",
-                )
+            pair = kx.keypair_from_private_bytes(raw)  # checked by _opens_mask_key
             for peer in sorted(self.graph.neighbours(owner) & survivor_set):
                 if not self._masked_with(peer, owner):
                     continue  # the survivor accused the owner and never masked with it
@@ -740,3 +749,97 @@ class Server:
         self.phase = ServerPhase.COMPLETE
         self._expected = frozenset()
         return []
+
+    def _opens_commitment(self, owner: int, seed: bytes) -> bool:
+        commitment = common.self_mask_commitment(self.round_id, owner, seed)
+        return hmac.compare_digest(commitment, self._commitments[owner])
+
+    def _opens_mask_key(self, owner: int, raw: bytes) -> bool:
+        try:
+            pair = kx.keypair_from_private_bytes(raw)
+        except CryptoError:
+            return False
+        return hmac.compare_digest(pair.public_bytes, self._keys[owner].mask_key)
+
+    def _reconstruct(
+        self,
+        reveals: _Reveals,
+        owners: Sequence[int],
+        secret_bytes: int,
+        opens: Callable[[int, bytes], bool],
+        failure: str,
+    ) -> list[bytes]:
+        """Each owner's secret, checked against what it committed to.
+
+        The fast path rebuilds every secret of a kind at once from its t smallest share
+        points. A secret that does not open its commitment (or public key) had a wrong
+        share among those t; rather than abort, which let one holder revealing one wrong
+        share stop every round (runtime audit 2026-12-04), the server looks for t of the
+        owner's shares that do open it (:meth:`_robust_secret`) and records the holders
+        whose share does not (``report.inconsistent_shares``). Only an owner without
+        such t shares aborts the round: never a wrong sum."""
+        t = self.config.threshold
+        try:
+            secrets_ = shamir.reconstruct_arrays(*reveals.pick(owners, t), secret_bytes)
+        except SecretSharingError:  # e.g. a value outside the field: look owner by owner
+            secrets_ = [b""] * len(owners)
+        for index, owner in enumerate(owners):
+            if not opens(owner, secrets_[index]):
+                secrets_[index] = self._robust_secret(
+                    reveals, owner, secret_bytes, opens, failure.format(owner=owner)
+                )
+        return secrets_
+
+    def _robust_secret(
+        self,
+        reveals: _Reveals,
+        owner: int,
+        secret_bytes: int,
+        opens: Callable[[int, bytes], bool],
+        failure: str,
+    ) -> bytes:
+        """``owner``'s secret from some t of its shares that open its commitment.
+
+        t shares that open it are all genuine: a wrong share moves the interpolated
+        secret (its Lagrange coefficient at 0 is not zero), and the commitment binds.
+        So once t are found, each other share is judged by swapping it in for one of
+        them. The t-subsets are drawn at random (OS CSPRNG; which subset is tried is
+        public and harmless) up to :data:`ROBUST_ATTEMPTS` times: with e wrong shares
+        among m, each draw succeeds with probability C(m-e, t) / C(m, t), a half or
+        more for one wrong share whenever m >= 2t - 1."""
+        t = self.config.threshold
+        points, values = reveals.all_of(owner)
+        m = len(points)
+        chooser = secrets.SystemRandom()
+        tried: set[tuple[int, ...]] = set()
+        for _ in range(ROBUST_ATTEMPTS if m > t else 0):
+            chosen = tuple(sorted(chooser.sample(range(m), t)))
+            if chosen in tried:
+                continue
+            tried.add(chosen)
+            secret = self._secret_of(points, values, chosen, secret_bytes)
+            if secret is None or not opens(owner, secret):
+                continue
+            for other in sorted(set(range(m)) - set(chosen)):
+                swapped = (*chosen[1:], other)
+                candidate = self._secret_of(points, values, swapped, secret_bytes)
+                if candidate is None or not opens(owner, candidate):
+                    holder = int(points[other]) - 1  # share_point(holder) = holder + 1
+                    self.report.inconsistent_shares.setdefault(holder, set()).add(owner)
+            return secret
+        raise RoundAborted(
+            f"{failure}, and no {t} of the {m} shares received open it", phase="unmasking"
+        )
+
+    @staticmethod
+    def _secret_of(
+        points: np.ndarray, values: np.ndarray, chosen: tuple[int, ...], secret_bytes: int
+    ) -> bytes | None:
+        index = np.asarray(chosen)
+        try:
+            (secret,) = shamir.reconstruct_arrays(
+                points[index][None, :], values[index][None, :, :], secret_bytes
+            )
+        except SecretSharingError:
+            return None
+        return secret

@@ -879,3 +879,50 @@ def test_a_message_the_transport_refuses_makes_its_recipient_a_dropout_not_an_ab
     assert transport.refused >= 1
     assert result.status == "complete", result.reason
     assert result.contributed == tuple(NAMES[:-1])
+
+
+class _Sent:
+    """A branch's transport that keeps what it sends and never receives."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    def send(self, payload: bytes) -> None:
+        self.sent.append(decode_message(payload))
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        return None
+
+
+def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_flight() -> None:
+    """Runtime audit (2026-12-04): a RoundEnd of any round ended the round in flight
+    (its session dropped, an abort counted), and an older RoundStart replaced it."""
+    from secagg.aggregation import get_backend
+    from secagg.aggregation.spec import encode_spec
+
+    client = FederationClient(NAMES[0], _hook(0), _Sent())
+    spec = encode_spec(get_backend("secagg+").plan(3, D))
+    client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), 1.0)))
+    session = client._session
+    assert session is not None and client._round == 7
+
+    def state() -> tuple[object, ...]:
+        stats = client.stats
+        return (client._round, client._session, stats.rounds_completed, stats.rounds_aborted)
+
+    before = state()
+    for stale in (
+        RoundEnd(3, False, "an old round's end"),
+        RoundEnd(8, True, "a round not started"),
+        RoundStart(5, 1, spec, np.zeros(D), 1.0),
+        RoundStart(7, 1, spec, np.zeros(D), 1.0),
+    ):
+        refused = client.stats.refused_messages
+        client.handle(encode_message(stale))
+        assert state() == before and client._session is session
+        assert client.stats.refused_messages == refused + 1
+    client.handle(encode_message(RoundEnd(7, True)))
+    assert client._round is None and client.stats.rounds_completed == 1
+    # a newer round's start after that is taken as usual
+    client.handle(encode_message(RoundStart(8, 0, spec, np.zeros(D), 1.0)))
+    assert client._round == 8
