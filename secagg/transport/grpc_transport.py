@@ -58,10 +58,14 @@ All integers are big-endian. The receiver reassembles strictly: message ids
 consecutive from 0, chunk indices consecutive from 0, count and total repeated
 unchanged on every chunk of a message, no chunk of another message in between,
 no empty chunk in a non-empty message and exactly ``total`` bytes at the last
-chunk. A declared total above the receiver's ``max_message_bytes`` is refused on
-the *first* frame, before anything is buffered, and buffers grow only with data
-actually received, so a peer cannot make the receiver allocate what it never
-sends. gRPC's own ``grpc.max_receive_message_length`` and
+chunk. The cut is canonical: a message comes in exactly
+``max(1, ceil(total / chunk_bytes))`` chunks, each of exactly ``chunk_bytes`` but
+the last, so a peer cannot make the receiver keep one object per tiny chunk (audit
+finding A). A declared total above the receiver's ``max_message_bytes`` is refused
+on the *first* frame, before anything is buffered, and a message's chunks are
+copied into one buffer that grows only with data actually received, so a peer
+cannot make the receiver allocate what it never sends, and a partial message holds
+about its payload bytes. gRPC's own ``grpc.max_receive_message_length`` and
 ``grpc.max_send_message_length`` are set to ``chunk_bytes + FRAME_SLACK`` on both
 ends, so gRPC itself drops an oversized frame before Python sees it; both ends
 must therefore use the same ``chunk_bytes`` (the default is 1 MiB).

@@ -148,9 +148,15 @@ def test_frames_round_trip_at_chunk_boundaries(size: int) -> None:
         ([_header(0, 1, 2, 2) + b"x"], "starts at chunk 1"),
         ([_header(0, 0, 0, 0)], "chunks cannot carry"),
         ([_header(0, 0, 5, 2) + b"x"], "chunks cannot carry"),
-        ([_header(0, 0, 2, 2) + b"x", _header(0, 2, 2, 2) + b"y"], "expected chunk 1/2"),
-        ([_header(0, 0, 2, 2) + b"x", _header(0, 1, 2, 3) + b"y"], "expected chunk 1/2"),
-        ([_header(0, 0, 2, 2) + b"x", _header(1, 0, 1, 1) + b"y"], "interleaved"),
+        (
+            [_header(0, 0, 2, 1001) + bytes(1000), _header(0, 2, 2, 1001) + b"y"],
+            "expected chunk 1/2",
+        ),
+        (
+            [_header(0, 0, 2, 1001) + bytes(1000), _header(0, 1, 2, 1002) + b"y"],
+            "expected chunk 1/2",
+        ),
+        ([_header(0, 0, 2, 1001) + bytes(1000), _header(1, 0, 1, 1) + b"y"], "interleaved"),
         ([_header(0, 0, 2, 2) + b"xyz"], "overruns"),
         ([_header(0, 0, 1, 3) + b"xy"], "ends at 2 of 3"),
         ([_header(0, 0, 2, 2), _header(0, 1, 2, 2) + b"xy"], "empty chunk"),

@@ -9,6 +9,7 @@ and L3). Bytes held are bounded by ``max_message_bytes`` whatever the frames cla
 from __future__ import annotations
 
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -121,3 +122,71 @@ def test_buffered_counts_the_message_being_reassembled() -> None:
         assert reassembler.buffered == CHUNK * (index + 1)
     assert reassembler.feed(frames[-1]) == bytes(200)
     assert reassembler.buffered == 0
+
+
+# --- canonical chunking (audit finding A) ------------------------------------------------
+
+
+def test_tiny_chunks_are_refused_on_the_first_frame() -> None:
+    """A: a message cut finer than ``chunk_bytes`` would hold one object per chunk, some
+    fifty bytes of memory for every two counted; only encode_frames' cut is accepted."""
+    reassembler = Reassembler(LIMIT, CHUNK)
+    frame = _HEADER.pack(1, 0, 0, 0, 0, 100, 200) + b"xy"
+    with pytest.raises(MalformedFrame, match="cannot carry 200 bytes in chunks of 64"):
+        reassembler.feed(frame)
+    assert reassembler.buffered == 0 and not reassembler.partial
+
+
+def test_a_short_chunk_before_the_last_is_refused_and_changes_nothing() -> None:
+    """A: the right chunk count but a short chunk before the last is refused, and the
+    reassembler's state is as before it: the frame encode_frames made is still taken."""
+    reassembler = Reassembler(LIMIT, CHUNK)
+    payload = bytes(range(200))
+    frames = list(encode_frames(0, payload, CHUNK))
+    assert reassembler.feed(frames[0]) is None
+    short = frames[1][: HEADER_BYTES + 10]
+    with pytest.raises(MalformedFrame, match="every chunk but the last carries 64"):
+        reassembler.feed(short)
+    assert reassembler.buffered == CHUNK and reassembler.partial
+    assert [reassembler.feed(f) for f in frames[1:]] == [None, None, payload]
+    assert reassembler.buffered == 0 and not reassembler.partial
+
+
+@settings(max_examples=200, deadline=None)
+@given(total=st.integers(0, LIMIT), count=st.integers(1, 40), cut=st.integers(1, CHUNK))
+def test_only_the_canonical_cut_is_accepted(total: int, count: int, cut: int) -> None:
+    """A: frames of ``cut`` bytes declaring ``count`` chunks give the message only when
+    that is exactly how encode_frames cuts it; otherwise a typed refusal."""
+    payload = bytes(total)
+    reassembler = Reassembler(LIMIT, CHUNK)
+    views = [payload[i : i + cut] for i in range(0, total, cut)] or [b""]
+    frames = [_HEADER.pack(1, 0, 0, 0, i, count, total) + v for i, v in enumerate(views)]
+    canonical = frames == list(encode_frames(0, payload, CHUNK))
+    try:
+        results = [reassembler.feed(f) for f in frames]
+    except MalformedFrame:
+        assert not canonical
+    else:
+        assert canonical and results[-1] == payload
+
+
+def test_a_partial_message_holds_about_its_payload_in_memory() -> None:
+    """A: what the budget counts (``buffered``) is what a partial message costs: the
+    chunks are copied into one buffer, not kept as one object each."""
+    chunk, chunks = 64, 4000
+    reassembler = Reassembler(chunk * (chunks + 1), chunk)
+    total = chunk * (chunks + 1)
+    frames = [
+        _HEADER.pack(1, 0, 0, 0, i, chunks + 1, total) + bytes([i % 251]) * chunk
+        for i in range(chunks)
+    ]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for frame in frames:
+            assert reassembler.feed(frame) is None
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert reassembler.buffered == chunk * chunks
+    assert held <= 1.25 * reassembler.buffered + 4096
