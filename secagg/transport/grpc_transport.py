@@ -87,7 +87,13 @@ transport. Connections are reported separately by
 published before any message of that session is, and ``Disconnected(name)``
 after its last message was queued for :meth:`~GrpcServerTransport.receive`; once
 a disconnect is published, nothing more from that session is delivered. The
-runtime turns a ``Disconnected`` into a dropout.
+runtime itself reads no events: it learns of sessions from
+:meth:`~GrpcServerTransport.connected` and :meth:`~GrpcServerTransport.session_id`,
+where a session that ended is a dropout. So events wait for a reader that may never
+come, and at most ``max_pending_events`` (default 1024) are kept; past that the
+oldest is dropped, counted in :attr:`~GrpcServerTransport.dropped_events` and logged
+(audit finding B: one branch reopening sessions queued some 1000 events a second,
+kept for the server's lifetime).
 
 Back-pressure. Each session may have ``max_queued_messages`` messages delivered and
 not yet taken by :meth:`~GrpcServerTransport.receive`; its reader then stops reading
@@ -96,7 +102,14 @@ the sender blocks with its data on its own side. The bytes a session holds unrea
 (delivered messages plus the message being reassembled) are also capped by
 ``max_queued_bytes``; a session over it is ended with ``RESOURCE_EXHAUSTED`` and its
 unread messages are dropped. :meth:`~GrpcServerTransport.queued_bytes` reports the
-figure. So one branch holds at most ``max_queued_bytes`` of server memory.
+figure. The other direction is capped too: the bytes :meth:`~GrpcServerTransport.send`
+queued for a session behind the message being written (the client does not read, so
+HTTP/2 grants no window and the writer waits) may not exceed ``max_outbox_bytes``; the send that
+would exceed it ends the session instead (logged, the call cancelled because its
+writer waits inside gRPC, a :class:`Disconnected` published, the unsent messages
+dropped) and raises :class:`OutboxOverflow`, a
+:class:`~secagg.transport.base.NotConnected`. So one branch holds at most
+``max_queued_bytes`` plus ``max_outbox_bytes`` plus the one message being written.
 
 Identity during a session. A session keeps the certificate it was admitted with (its
 fingerprint, expiry and DER, see :meth:`~GrpcServerTransport.peer_certificate`). It is
@@ -131,7 +144,7 @@ within a few minutes. No connection-age limit is set, because it would cut
 long-lived sessions. The server binds with ``SO_REUSEPORT`` off, so a second
 server on the same port fails loudly instead of silently sharing it.
 
-Size: about 1060 lines, a fifth of them this specification; the server and the client
+Size: about 1180 lines, a fifth of them this specification; the server and the client
 transport share the session machinery and are kept together so the framing rules and
 their two users are read side by side (the framing itself is :mod:`secagg.transport.framing`).
 """
@@ -197,6 +210,9 @@ _CLOSE_SETTLE_POLLS: Final = 25  # 10 ms apart: how long a stream end may take t
 
 DEFAULT_MAX_QUEUED_MESSAGES: Final = 32  # unread messages per session before its reader waits
 MIN_QUEUED_BYTES: Final = 64 << 20  # the smallest default budget of unread bytes per session
+#: connection events kept for next_event(): nothing in the runtime reads them (it polls
+#: connected() and session_id()), so an unbounded queue grew with every session (audit B)
+DEFAULT_MAX_PENDING_EVENTS: Final = 1024
 DEFAULT_RECHECK_SECONDS: Final = 30.0  # how often open sessions' identities are re-checked
 TLS_VERSIONS: Final = {"TLSv1": 10, "TLSv1.1": 11, "TLSv1.2": 12, "TLSv1.3": 13}
 _TLS_VERSION_KEY: Final = "ssl_tls_version"  # grpcio's auth-context property
@@ -222,6 +238,12 @@ class IdentityRefused(TransportClosed, NotAccepted):
     """The server refused this client's identity (``UNAUTHENTICATED`` or
     ``PERMISSION_DENIED``: an unknown, revoked or expired certificate or name).
     Redialling with the same certificate cannot help."""
+
+
+class OutboxOverflow(NotConnected):
+    """:meth:`GrpcServerTransport.send` would have queued more than ``max_outbox_bytes``
+    unsent to one client (it is not reading): its session was ended instead, so the
+    client counts as gone, and this message was not queued."""
 
 
 class HandshakeFailed(NotAccepted):
@@ -309,7 +331,8 @@ class _Session:
     Besides the stream, it keeps what the session was admitted on (the snapshot of
     the auth context, the certificate, its fingerprint and expiry), so the identity
     can be checked again while the session lasts, and what it holds in server
-    memory (messages delivered but not read yet, and the message being received).
+    memory (messages delivered but not read yet, the message being received, and the
+    bytes queued to it and not yet written).
     """
 
     __slots__ = (
@@ -324,6 +347,7 @@ class _Session:
         "next_id",
         "not_valid_after",
         "outbox",
+        "outbox_bytes",
         "partial_bytes",
         "peer",
         "queued_bytes",
@@ -351,6 +375,7 @@ class _Session:
         )
         self.not_valid_after = None if certificate is None else certificate.not_valid_after_utc
         self.outbox: queue.Queue[tuple[int, bytes] | object] = queue.Queue()
+        self.outbox_bytes = 0  # payload bytes queued by send() whose writing has not begun
         self.next_id = 0
         self.finished = False
         self.abort: tuple[grpc.StatusCode, str] | None = None  # status to end the stream with
@@ -427,7 +452,11 @@ class GrpcServerTransport:
     ``max_message_bytes``, at least 64 MiB); a session that exceeds it is ended with
     ``RESOURCE_EXHAUSTED`` and its unread messages are dropped, freeing the memory at
     once. So one branch can hold at most ``max_queued_bytes`` of server memory,
-    whatever it sends (review finding M2).
+    whatever it sends (review finding M2). Likewise the bytes queued by :meth:`send`
+    to one client behind the message being written may not exceed ``max_outbox_bytes`` (same
+    default): a client that stops reading is disconnected rather than growing the
+    server by one model a round (audit finding B). At most ``max_pending_events``
+    connection events wait for :meth:`next_event`; older ones are dropped.
 
     ``min_tls_version`` (default ``"TLSv1.3"``; None: no check) refuses a session whose
     TLS handshake negotiated an older version, before ``identify`` runs. grpcio offers
@@ -449,6 +478,8 @@ class GrpcServerTransport:
         allow_insecure: bool = False,
         max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES,
         max_queued_bytes: int | None = None,
+        max_outbox_bytes: int | None = None,
+        max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
         recheck_interval: float | None = DEFAULT_RECHECK_SECONDS,
         min_tls_version: str | None = "TLSv1.3",
     ) -> None:
@@ -466,6 +497,15 @@ class GrpcServerTransport:
                 "max_queued_bytes must be at least max_message_bytes, or no message of the "
                 "largest allowed size could be received"
             )
+        if max_outbox_bytes is None:
+            max_outbox_bytes = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
+        if not isinstance(max_outbox_bytes, int) or max_outbox_bytes < max_message_bytes:
+            raise ConfigurationError(
+                "max_outbox_bytes must be at least max_message_bytes, or no message of the "
+                "largest allowed size could be sent"
+            )
+        if not isinstance(max_pending_events, int) or max_pending_events < 1:
+            raise ConfigurationError("max_pending_events must be at least 1")
         if recheck_interval is not None and not recheck_interval > 0:
             raise ConfigurationError("recheck_interval must be positive (or None)")
         if min_tls_version is not None and min_tls_version not in TLS_VERSIONS:
@@ -478,6 +518,7 @@ class GrpcServerTransport:
         self._max_clients = max_clients
         self._max_queued_messages = max_queued_messages
         self._max_queued_bytes = max_queued_bytes
+        self._max_outbox_bytes = max_outbox_bytes
         self._recheck_interval = recheck_interval
         self._min_tls_version = min_tls_version
         self._lock = threading.RLock()
@@ -485,7 +526,10 @@ class GrpcServerTransport:
         self._sessions: dict[str, _Session] = {}
         self._session_serial = 0  # the last session id given out
         self._inbox: deque[tuple[_Session, bytes]] = deque()
-        self._events: queue.Queue[ConnectionEvent] = queue.Queue()
+        # the newest events only: the oldest is dropped (and counted) when it is full
+        self._events: deque[ConnectionEvent] = deque(maxlen=max_pending_events)
+        self._event_ready = threading.Condition(self._lock)
+        self._dropped_events = 0
         self._server: grpc.Server | None = None
         self._port: int | None = None
         self._stopping = False
@@ -589,7 +633,11 @@ class GrpcServerTransport:
         Raises :class:`NotConnected` if ``name`` has no session and
         :class:`MessageTooLarge` above ``max_message_bytes``. Queued is not
         delivered: if the session ends first, the loss shows as a
-        :class:`Disconnected` event.
+        :class:`Disconnected` event. A client that does not read cannot make the
+        server hold its messages without end: when ``name``'s unsent bytes would
+        exceed ``max_outbox_bytes``, its session is ended (logged, a
+        :class:`Disconnected`, gone from :meth:`connected`) and
+        :class:`OutboxOverflow` (a :class:`NotConnected`) is raised.
         """
         data = _as_bytes(payload)
         if len(data) > self._max_message_bytes:
@@ -600,8 +648,27 @@ class GrpcServerTransport:
             session = self._sessions.get(name)
             if session is None:
                 raise NotConnected(f"client {name!r} is not connected")
-            session.outbox.put((session.next_id, data))
-            session.next_id += 1
+            unsent = session.outbox_bytes
+            if unsent + len(data) <= self._max_outbox_bytes:
+                session.outbox.put((session.next_id, data))
+                session.next_id += 1
+                session.outbox_bytes += len(data)
+                return
+        reason = (
+            f"over its budget of {self._max_outbox_bytes} unsent bytes ({unsent} queued, "
+            f"a message of {len(data)} more): it is not reading"
+        )
+        logger.warning("ending session of %s (%s): %s", name, session.peer, reason)
+        self._finish(
+            session,
+            reason,
+            abort=(grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unsent data queued"),
+            purge=True,
+        )
+        # the writer is stuck in gRPC's flow control (the client grants no window), where
+        # it never sees the abort: cancelling the call frees it and closes the stream
+        session.context.cancel()
+        raise OutboxOverflow(f"session of {name!r} ended: {reason}")
 
     def receive(self, timeout: float | None = None) -> tuple[str, bytes] | None:
         """The next complete message from any client, in arrival order; None on timeout.
@@ -670,10 +737,39 @@ class GrpcServerTransport:
 
     def next_event(self, timeout: float | None = 0.0) -> ConnectionEvent | None:
         """The next :class:`Connected` or :class:`Disconnected`; None if none within ``timeout``."""
-        try:
-            return self._events.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._event_ready:
+            while not self._events:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._event_ready.wait(left)
+            return self._events.popleft()
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped unread because ``max_pending_events`` newer ones were pending."""
+        with self._lock:
+            return self._dropped_events
+
+    def _publish(self, event: ConnectionEvent) -> None:
+        """Queue an event for :meth:`next_event` (lock held), dropping the oldest if full.
+
+        Events are a convenience for callers that want them (tests, tools); who is
+        connected is always answered by :meth:`connected` and :meth:`session_id`, so
+        losing old events loses no state, while keeping all of them let one branch
+        that reopens sessions grow server memory without end (audit finding B).
+        """
+        if len(self._events) == self._events.maxlen:
+            self._dropped_events += 1
+            if self._dropped_events in (1, 10, 100, 1000) or self._dropped_events % 10000 == 0:
+                logger.warning(
+                    "%d connection events dropped unread (at most %d are kept)",
+                    self._dropped_events,
+                    self._events.maxlen,
+                )
+        self._events.append(event)
+        self._event_ready.notify_all()
 
     # gRPC side
 
@@ -705,7 +801,7 @@ class GrpcServerTransport:
             self._session_serial += 1
             session.id = self._session_serial
             self._sessions[name] = session
-            self._events.put(Connected(name, peer))
+            self._publish(Connected(name, peer))
         self._wake.set()  # the re-check timer may need to wake for this expiry
         logger.info("session opened: %s from %s (certificate %s)", name, peer, session.fingerprint)
         if not context.add_callback(lambda: self._finish(session, "connection lost")):
@@ -934,6 +1030,8 @@ class GrpcServerTransport:
                     return
                 assert isinstance(item, tuple)
                 message_id, payload = item
+                with self._lock:  # being written now: the cap is on what waits behind it
+                    session.outbox_bytes -= len(payload)
                 for frame in encode_frames(message_id, payload, self._chunk_bytes):
                     if session.abort is not None:
                         context.abort(*session.abort)
@@ -968,7 +1066,15 @@ class GrpcServerTransport:
                 self._inbox = kept
                 session.queued_messages = session.queued_bytes = 0
             session.partial_bytes = 0
-            self._events.put(Disconnected(session.name, reason))
+            if abort is not None:  # nothing more is written: free what was waiting for it
+                while True:
+                    try:
+                        item = session.outbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(item, tuple):
+                        session.outbox_bytes -= len(item[1])
+            self._publish(Disconnected(session.name, reason))
             self._changed.notify_all()
         session.outbox.put(_END)
         if dropped:

@@ -1,0 +1,199 @@
+"""What one authenticated branch can make the gRPC server hold, beyond its unread data.
+
+Audit finding B: connection events went into an unbounded queue that nothing in the
+runtime reads, and the messages queued to a branch that never reads grew without end.
+Both are bounded now; these tests drive a real mTLS server on loopback the way a
+hostile branch would (raw gRPC streams, no :class:`GrpcClientTransport` manners).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from secagg.apps import devca
+from secagg.errors import ConfigurationError
+from secagg.transport import certs, grpc_transport
+from secagg.transport.grpc_transport import (
+    IDENTITY_METADATA_KEY,
+    SESSION_METHOD,
+    Disconnected,
+    GrpcClientTransport,
+    GrpcServerTransport,
+    NotConnected,
+)
+
+BOUND = 60.0  # generous upper bound on every wait; nothing here is timed
+MAX_MESSAGE = 1 << 20
+NAMES = ("branch-a", "mallory")
+
+
+@pytest.fixture(scope="module")
+def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("ca")
+    devca.init_ca(directory)
+    for name in NAMES:
+        devca.issue_client(directory, name)
+    return directory
+
+
+def _server(ca_dir: Path, **kwargs: object) -> GrpcServerTransport:
+    verifier = certs.PeerVerifier(ca_dir)
+    options: dict[str, object] = {"max_message_bytes": MAX_MESSAGE, **kwargs}
+    transport = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=certs.load_server_credentials(ca_dir).to_grpc(),
+        identify=lambda context: verifier.identify(context.auth_context()).name,
+        **options,  # type: ignore[arg-type]
+    )
+    transport.start()
+    return transport
+
+
+@pytest.fixture
+def channel_to(ca_dir: Path) -> Iterator[Callable[[GrpcServerTransport, str], grpc.Channel]]:
+    """Raw channels, closed after the test: a hostile branch needs no client transport."""
+    opened: list[grpc.Channel] = []
+
+    def make(server: GrpcServerTransport, name: str) -> grpc.Channel:
+        creds = certs.load_client_credentials(ca_dir, name).to_grpc()
+        channel = grpc.secure_channel(f"127.0.0.1:{server.port}", creds)
+        opened.append(channel)
+        return channel
+
+    yield make
+    for channel in opened:
+        channel.close()
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll a condition up to a generous bound (no fixed sleep decides the outcome)."""
+    deadline = time.monotonic() + BOUND
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _accepted(call: grpc.Call) -> bool:
+    """Whether the server accepted the session (it sends the name only then)."""
+    return any(key == IDENTITY_METADATA_KEY for key, _ in call.initial_metadata() or ())
+
+
+def test_unread_connection_events_are_bounded(
+    ca_dir: Path, channel_to: Callable[[GrpcServerTransport, str], grpc.Channel]
+) -> None:
+    """B: a branch reopening sessions on one connection published two events a session
+    into an unbounded queue nothing reads. Now only the newest 1024 wait; the rest are
+    dropped and counted, and the last one is still the latest news."""
+    server = _server(ca_dir)
+    try:
+        stream = channel_to(server, "mallory").stream_stream(
+            SESSION_METHOD, request_serializer=None, response_deserializer=None
+        )
+        sessions = 0
+        while sessions < 1100:
+            call = stream(iter(()))  # open a session and half-close at once
+            sessions += _accepted(call)
+            call.cancel()
+        _wait_for(lambda: not server.connected(), "the last session to end")
+        pending = []
+        while (event := server.next_event()) is not None:
+            pending.append(event)
+        assert len(pending) <= 1024 < 2 * sessions
+        assert isinstance(pending[-1], Disconnected) and pending[-1].name == "mallory"
+        assert server.dropped_events == 2 * sessions - len(pending)
+    finally:
+        server.stop(grace=1.0)
+
+
+def test_a_branch_that_stops_reading_is_disconnected_at_the_outbox_cap(
+    ca_dir: Path, channel_to: Callable[[GrpcServerTransport, str], grpc.Channel]
+) -> None:
+    """B: a branch that keeps its session open but reads nothing made the server keep
+    every message sent to it (one model a round). Past ``max_outbox_bytes`` unsent, the
+    send ends its session instead: logged, a Disconnected, gone from connected(), its
+    stream closed, and the send raises a NotConnected, which the runtime already treats
+    as that party being gone. Another branch is served as before."""
+    server = _server(ca_dir, max_outbox_bytes=2 * MAX_MESSAGE)
+    stop = threading.Event()
+
+    def never_half_close() -> Iterator[bytes]:
+        stop.wait(BOUND)
+        yield from ()
+
+    try:
+        stream = channel_to(server, "mallory").stream_stream(
+            SESSION_METHOD, request_serializer=None, response_deserializer=None
+        )
+        silent = stream(never_half_close())  # its responses are never read
+        assert _accepted(silent)
+        with GrpcClientTransport(
+            f"127.0.0.1:{server.port}",
+            channel_credentials=certs.load_client_credentials(ca_dir, "branch-a").to_grpc(),
+            max_message_bytes=MAX_MESSAGE,
+        ) as honest:
+            honest.connect(timeout=BOUND)
+            with pytest.raises(NotConnected) as caught:
+                for _ in range(256):  # 128 MiB: far past any HTTP/2 window
+                    server.send("mallory", bytes(MAX_MESSAGE // 2))
+            assert isinstance(caught.value, grpc_transport.OutboxOverflow)
+            assert "mallory" not in server.connected()
+            events = []
+            while (event := server.next_event()) is not None:
+                events.append(event)
+            assert any(
+                isinstance(e, Disconnected) and e.name == "mallory" and "unsent" in e.reason
+                for e in events
+            )
+            # the stream really ends, though its writer was waiting inside gRPC
+            assert silent.exception(timeout=BOUND) is not None
+            assert silent.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED)
+            with pytest.raises(NotConnected):
+                server.send("mallory", b"gone")
+            honest.send(b"still served")
+            received = server.receive(timeout=BOUND)
+            assert received == ("branch-a", b"still served")
+            server.send("branch-a", bytes(MAX_MESSAGE))
+            assert honest.receive(timeout=BOUND) == bytes(MAX_MESSAGE)
+    finally:
+        stop.set()
+        server.stop(grace=1.0)
+
+
+def test_a_reading_branch_is_never_cut_by_the_outbox_cap(ca_dir: Path) -> None:
+    """The cap bounds what waits, not what is sent: a branch that reads takes many
+    times the cap in full-size messages, each one queued right after the last."""
+    server = _server(ca_dir, max_outbox_bytes=MAX_MESSAGE)
+    try:
+        with GrpcClientTransport(
+            f"127.0.0.1:{server.port}",
+            channel_credentials=certs.load_client_credentials(ca_dir, "branch-a").to_grpc(),
+            max_message_bytes=MAX_MESSAGE,
+        ) as client:
+            client.connect(timeout=BOUND)
+            for index in range(16):
+                payload = index.to_bytes(4, "big") * (MAX_MESSAGE // 4)
+                server.send("branch-a", payload)
+                assert client.receive(timeout=BOUND) == payload
+                _wait_for(lambda: server.connected() == {"branch-a"}, "the session to stay")
+    finally:
+        server.stop(grace=1.0)
+
+
+@pytest.mark.parametrize("bad", [{"max_outbox_bytes": MAX_MESSAGE - 1}, {"max_pending_events": 0}])
+def test_outbox_and_event_limits_are_checked(bad: dict[str, int]) -> None:
+    with pytest.raises(ConfigurationError):
+        GrpcServerTransport(
+            "127.0.0.1:0",
+            server_credentials=None,
+            allow_insecure=True,
+            max_message_bytes=MAX_MESSAGE,
+            identify=str,
+            **bad,  # type: ignore[arg-type]
+        )
