@@ -102,14 +102,20 @@ the sender blocks with its data on its own side. The bytes a session holds unrea
 (delivered messages plus the message being reassembled) are also capped by
 ``max_queued_bytes``; a session over it is ended with ``RESOURCE_EXHAUSTED`` and its
 unread messages are dropped. :meth:`~GrpcServerTransport.queued_bytes` reports the
-figure. The other direction is capped too: the bytes :meth:`~GrpcServerTransport.send`
-queued for a session behind the message being written (the client does not read, so
-HTTP/2 grants no window and the writer waits) may not exceed ``max_outbox_bytes``; the send that
-would exceed it ends the session instead (logged, the call cancelled because its
-writer waits inside gRPC, a :class:`Disconnected` published, the unsent messages
-dropped) and raises :class:`OutboxOverflow`, a
-:class:`~secagg.transport.base.NotConnected`. So one branch holds at most
-``max_queued_bytes`` plus ``max_outbox_bytes`` plus the one message being written.
+figure. A message begun must also keep coming: one whose next frame has not arrived
+within ``partial_idle_timeout`` (default 300 s; each frame restarts the clock) ends
+the session with ``DEADLINE_EXCEEDED`` and drops its data, so a peer cannot park a
+budget's worth of memory in a message it never finishes.
+
+The other direction is capped too: the bytes :meth:`~GrpcServerTransport.send`
+queued for a session behind the message being written (the client does not read,
+so HTTP/2 grants no window and the writer waits) may not exceed
+``max_outbox_bytes``; the send that would exceed it ends the session instead
+(logged, the call cancelled because its writer waits inside gRPC, a
+:class:`Disconnected` published, the unsent messages dropped) and raises
+:class:`OutboxOverflow`, a :class:`~secagg.transport.base.NotConnected`. So one
+branch holds at most ``max_queued_bytes`` plus ``max_outbox_bytes`` plus the one
+message being written.
 
 Identity during a session. A session keeps the certificate it was admitted with (its
 fingerprint, expiry and DER, see :meth:`~GrpcServerTransport.peer_certificate`). It is
@@ -213,6 +219,10 @@ MIN_QUEUED_BYTES: Final = 64 << 20  # the smallest default budget of unread byte
 #: connection events kept for next_event(): nothing in the runtime reads them (it polls
 #: connected() and session_id()), so an unbounded queue grew with every session (audit B)
 DEFAULT_MAX_PENDING_EVENTS: Final = 1024
+#: how long a message begun may wait for its next frame: longer than any stall of a live
+#: link (keepalive notices a dead one within about 140 s), short enough that a peer
+#: cannot park its budget's worth of server memory for the server's lifetime (audit A)
+DEFAULT_PARTIAL_IDLE_SECONDS: Final = 300.0
 DEFAULT_RECHECK_SECONDS: Final = 30.0  # how often open sessions' identities are re-checked
 TLS_VERSIONS: Final = {"TLSv1": 10, "TLSv1.1": 11, "TLSv1.2": 12, "TLSv1.3": 13}
 _TLS_VERSION_KEY: Final = "ssl_tls_version"  # grpcio's auth-context property
@@ -349,6 +359,7 @@ class _Session:
         "outbox",
         "outbox_bytes",
         "partial_bytes",
+        "partial_deadline",
         "peer",
         "queued_bytes",
         "queued_messages",
@@ -382,6 +393,7 @@ class _Session:
         self.queued_messages = 0  # delivered to the inbox, not yet taken by receive()
         self.queued_bytes = 0  # their payload bytes
         self.partial_bytes = 0  # the message being reassembled, or held while the inbox is full
+        self.partial_deadline: float | None = None  # monotonic: the next frame of it is due
 
 
 class _AdmittedContext:
@@ -456,7 +468,10 @@ class GrpcServerTransport:
     to one client behind the message being written may not exceed ``max_outbox_bytes`` (same
     default): a client that stops reading is disconnected rather than growing the
     server by one model a round (audit finding B). At most ``max_pending_events``
-    connection events wait for :meth:`next_event`; older ones are dropped.
+    connection events wait for :meth:`next_event`; older ones are dropped. A message
+    whose next frame does not come within ``partial_idle_timeout`` seconds (None: no
+    limit) ends its session (``DEADLINE_EXCEEDED``, its data dropped): the budget
+    bounds what a half-sent message holds, this how long.
 
     ``min_tls_version`` (default ``"TLSv1.3"``; None: no check) refuses a session whose
     TLS handshake negotiated an older version, before ``identify`` runs. grpcio offers
@@ -481,6 +496,7 @@ class GrpcServerTransport:
         max_outbox_bytes: int | None = None,
         max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
         recheck_interval: float | None = DEFAULT_RECHECK_SECONDS,
+        partial_idle_timeout: float | None = DEFAULT_PARTIAL_IDLE_SECONDS,
         min_tls_version: str | None = "TLSv1.3",
     ) -> None:
         _check_sizes(max_message_bytes, chunk_bytes)
@@ -508,6 +524,8 @@ class GrpcServerTransport:
             raise ConfigurationError("max_pending_events must be at least 1")
         if recheck_interval is not None and not recheck_interval > 0:
             raise ConfigurationError("recheck_interval must be positive (or None)")
+        if partial_idle_timeout is not None and not partial_idle_timeout > 0:
+            raise ConfigurationError("partial_idle_timeout must be positive (or None)")
         if min_tls_version is not None and min_tls_version not in TLS_VERSIONS:
             raise ConfigurationError(f"min_tls_version must be one of {sorted(TLS_VERSIONS)}")
         self._bind = bind
@@ -520,6 +538,7 @@ class GrpcServerTransport:
         self._max_queued_bytes = max_queued_bytes
         self._max_outbox_bytes = max_outbox_bytes
         self._recheck_interval = recheck_interval
+        self._partial_idle_timeout = partial_idle_timeout
         self._min_tls_version = min_tls_version
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # inbox, queue room or a session ended
@@ -865,6 +884,14 @@ class GrpcServerTransport:
                 message = reassembler.feed(frame)
                 with self._lock:
                     session.partial_bytes = reassembler.buffered
+                    begun = session.partial_deadline is None
+                    session.partial_deadline = (
+                        time.monotonic() + self._partial_idle_timeout
+                        if reassembler.partial and self._partial_idle_timeout is not None
+                        else None
+                    )
+                if begun and session.partial_deadline is not None:
+                    self._wake.set()  # the timer may need to wake for this deadline
                 if message is None:
                     continue
                 if not self._deliver(session, message, context):
@@ -992,9 +1019,16 @@ class GrpcServerTransport:
                 if self._stopping:
                     return
                 expiries = [s.not_valid_after for s in self._sessions.values() if s.not_valid_after]
+                stalls = [
+                    s.partial_deadline
+                    for s in self._sessions.values()
+                    if s.partial_deadline is not None
+                ]
             delays = [] if next_full is None else [next_full - time.monotonic()]
             if expiries:
                 delays.append((min(expiries) - _utcnow()).total_seconds())
+            if stalls:
+                delays.append(min(stalls) - time.monotonic())
             delay = max(0.01, min(delays)) if delays else None
             self._wake.wait(delay)
             self._wake.clear()
@@ -1009,8 +1043,37 @@ class GrpcServerTransport:
                     for session in sessions:
                         if session.not_valid_after is not None and now >= session.not_valid_after:
                             self._end_identity(session, "certificate expired")
+                self._end_stalled()
             except Exception:  # the timer must outlive one bad check
                 logger.exception("re-checking session identities failed")
+
+    def _end_stalled(self) -> None:
+        """End the sessions whose message in progress got no frame in time (logged).
+
+        The budget bounds how much a partial message holds, this how long: a peer
+        that sends most of a message and stops would otherwise keep that memory for
+        as long as it keeps the connection. The stream cannot resume past a dropped
+        message (ids must be consecutive), so the session ends, like any framing fault.
+        """
+        now = time.monotonic()
+        with self._lock:
+            stalled = [
+                s
+                for s in self._sessions.values()
+                if s.partial_deadline is not None and now >= s.partial_deadline
+            ]
+        for session in stalled:
+            reason = (
+                f"a partial message of {session.partial_bytes} bytes got no frame for "
+                f"{self._partial_idle_timeout:g} s"
+            )
+            logger.warning("ending session of %s (%s): %s", session.name, session.peer, reason)
+            self._finish(
+                session,
+                reason,
+                abort=(grpc.StatusCode.DEADLINE_EXCEEDED, "message stalled mid-way"),
+                purge=True,
+            )
 
     def _write(self, session: _Session, context: grpc.ServicerContext) -> Iterator[bytes]:
         """Response generator, run by a gRPC pool thread: drain the outbox into frames."""
@@ -1066,6 +1129,7 @@ class GrpcServerTransport:
                 self._inbox = kept
                 session.queued_messages = session.queued_bytes = 0
             session.partial_bytes = 0
+            session.partial_deadline = None
             if abort is not None:  # nothing more is written: free what was waiting for it
                 while True:
                     try:

@@ -19,6 +19,7 @@ import pytest
 from secagg.apps import devca
 from secagg.errors import ConfigurationError
 from secagg.transport import certs, grpc_transport
+from secagg.transport.framing import encode_frames
 from secagg.transport.grpc_transport import (
     IDENTITY_METADATA_KEY,
     SESSION_METHOD,
@@ -117,50 +118,65 @@ def test_a_branch_that_stops_reading_is_disconnected_at_the_outbox_cap(
 ) -> None:
     """B: a branch that keeps its session open but reads nothing made the server keep
     every message sent to it (one model a round). Past ``max_outbox_bytes`` unsent, the
-    send ends its session instead: logged, a Disconnected, gone from connected(), its
-    stream closed, and the send raises a NotConnected, which the runtime already treats
-    as that party being gone. Another branch is served as before."""
-    server = _server(ca_dir, max_outbox_bytes=2 * MAX_MESSAGE)
+    send ends its session instead: logged, a Disconnected, gone from connected(), and
+    the send raises a NotConnected, which the runtime already treats as that party
+    being gone. The server's side of the call really ends although its writer waited
+    inside gRPC's flow control: with room for one session, another branch gets in."""
+    server = _server(ca_dir, max_outbox_bytes=2 * MAX_MESSAGE, max_clients=1)
     stop = threading.Event()
 
     def never_half_close() -> Iterator[bytes]:
         stop.wait(BOUND)
         yield from ()
 
+    def honest_gets_in() -> GrpcClientTransport | None:
+        client = GrpcClientTransport(
+            f"127.0.0.1:{server.port}",
+            channel_credentials=certs.load_client_credentials(ca_dir, "branch-a").to_grpc(),
+            max_message_bytes=MAX_MESSAGE,
+        )
+        try:
+            client.connect(timeout=BOUND)
+        except NotConnected:  # the one slot is still taken
+            client.close()
+            return None
+        return client
+
     try:
         stream = channel_to(server, "mallory").stream_stream(
             SESSION_METHOD, request_serializer=None, response_deserializer=None
         )
-        silent = stream(never_half_close())  # its responses are never read
+        silent = stream(never_half_close())  # its responses are not read
         assert _accepted(silent)
-        with GrpcClientTransport(
-            f"127.0.0.1:{server.port}",
-            channel_credentials=certs.load_client_credentials(ca_dir, "branch-a").to_grpc(),
-            max_message_bytes=MAX_MESSAGE,
-        ) as honest:
-            honest.connect(timeout=BOUND)
-            with pytest.raises(NotConnected) as caught:
-                for _ in range(256):  # 128 MiB: far past any HTTP/2 window
-                    server.send("mallory", bytes(MAX_MESSAGE // 2))
-            assert isinstance(caught.value, grpc_transport.OutboxOverflow)
-            assert "mallory" not in server.connected()
-            events = []
-            while (event := server.next_event()) is not None:
-                events.append(event)
-            assert any(
-                isinstance(e, Disconnected) and e.name == "mallory" and "unsent" in e.reason
-                for e in events
-            )
-            # the stream really ends, though its writer was waiting inside gRPC
-            assert silent.exception(timeout=BOUND) is not None
-            assert silent.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED)
-            with pytest.raises(NotConnected):
-                server.send("mallory", b"gone")
+        with pytest.raises(NotConnected) as caught:
+            for _ in range(256):  # 128 MiB: far past any HTTP/2 window
+                server.send("mallory", bytes(MAX_MESSAGE // 2))
+        assert isinstance(caught.value, grpc_transport.OutboxOverflow)
+        assert "mallory" not in server.connected()
+        events = []
+        while (event := server.next_event()) is not None:
+            events.append(event)
+        assert any(
+            isinstance(e, Disconnected) and e.name == "mallory" and "unsent" in e.reason
+            for e in events
+        )
+        with pytest.raises(NotConnected):
+            server.send("mallory", b"gone")
+        deadline = time.monotonic() + BOUND
+        while (honest := honest_gets_in()) is None:  # each try waits on gRPC, no sleep
+            assert time.monotonic() < deadline, "the silent session's slot was never freed"
+        with honest:
             honest.send(b"still served")
-            received = server.receive(timeout=BOUND)
-            assert received == ("branch-a", b"still served")
+            assert server.receive(timeout=BOUND) == ("branch-a", b"still served")
             server.send("branch-a", bytes(MAX_MESSAGE))
             assert honest.receive(timeout=BOUND) == bytes(MAX_MESSAGE)
+        with pytest.raises(grpc.RpcError) as ended:  # what was written is read, then the end
+            for _ in silent:
+                pass
+        assert ended.value.code() in (
+            grpc.StatusCode.CANCELLED,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
     finally:
         stop.set()
         server.stop(grace=1.0)
@@ -186,8 +202,15 @@ def test_a_reading_branch_is_never_cut_by_the_outbox_cap(ca_dir: Path) -> None:
         server.stop(grace=1.0)
 
 
-@pytest.mark.parametrize("bad", [{"max_outbox_bytes": MAX_MESSAGE - 1}, {"max_pending_events": 0}])
-def test_outbox_and_event_limits_are_checked(bad: dict[str, int]) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_outbox_bytes": MAX_MESSAGE - 1},
+        {"max_pending_events": 0},
+        {"partial_idle_timeout": 0.0},
+    ],
+)
+def test_outbox_event_and_stall_limits_are_checked(bad: dict[str, int]) -> None:
     with pytest.raises(ConfigurationError):
         GrpcServerTransport(
             "127.0.0.1:0",
@@ -197,3 +220,47 @@ def test_outbox_and_event_limits_are_checked(bad: dict[str, int]) -> None:
             identify=str,
             **bad,  # type: ignore[arg-type]
         )
+
+
+def test_a_message_that_stops_mid_way_ends_its_session(
+    ca_dir: Path, channel_to: Callable[[GrpcServerTransport, str], grpc.Channel]
+) -> None:
+    """A: a partial message was held for as long as its sender kept the connection.
+    Now a message whose next frame does not come within ``partial_idle_timeout`` ends
+    the session (DEADLINE_EXCEEDED, Disconnected, its bytes freed); another is served."""
+    chunk = 1024
+    server = _server(ca_dir, chunk_bytes=chunk, partial_idle_timeout=0.2)
+    stop = threading.Event()
+
+    def first_chunk_then_silence() -> Iterator[bytes]:
+        yield next(encode_frames(0, bytes(chunk + 1), chunk))
+        stop.wait(BOUND)
+
+    try:
+        stream = channel_to(server, "mallory").stream_stream(
+            SESSION_METHOD, request_serializer=None, response_deserializer=None
+        )
+        stalled = stream(first_chunk_then_silence())
+        assert _accepted(stalled)
+        assert stalled.exception(timeout=BOUND) is not None
+        assert stalled.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        events = []
+        while (event := server.next_event()) is not None:
+            events.append(event)
+        assert any(
+            isinstance(e, Disconnected) and e.name == "mallory" and "partial message" in e.reason
+            for e in events
+        )
+        assert server.queued_bytes("mallory") == 0 and "mallory" not in server.connected()
+        with GrpcClientTransport(
+            f"127.0.0.1:{server.port}",
+            channel_credentials=certs.load_client_credentials(ca_dir, "branch-a").to_grpc(),
+            max_message_bytes=MAX_MESSAGE,
+            chunk_bytes=chunk,
+        ) as honest:
+            honest.connect(timeout=BOUND)
+            honest.send(bytes(10 * chunk + 7))  # eleven frames, none stalled
+            assert server.receive(timeout=BOUND) == ("branch-a", bytes(10 * chunk + 7))
+    finally:
+        stop.set()
+        server.stop(grace=1.0)
