@@ -554,20 +554,31 @@ class DistributedRelease(_ClientLevel):
         trial.step(honest)
         return {
             "noise_contributors": honest,
+            "assumed_colluders": self._colluders(participants),
             "parameters": self._parameters(),
             "epsilon": trial.epsilon(),
         }
 
+    def _colluders(self, participants: int) -> int:
+        """The colluders the round's accountant does not count (the protocol's rule)."""
+        return assumed_colluders(participants, self.corrupt_fraction, self.population)
+
     def _honest(self, contributors: int, participants: int) -> int:
-        assumed_corrupt = assumed_colluders(participants, self.corrupt_fraction, self.population)
-        return honest_noise_contributors(contributors, assumed_corrupt)
+        return honest_noise_contributors(contributors, self._colluders(participants))
 
     def release(
         self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
     ) -> Release:
         honest = self._honest(contributors, participants)
         self.accountant.step(honest)
-        stored = {"noise_contributors": honest, "parameters": self._parameters()}
+        stored = {
+            "noise_contributors": honest,
+            # recorded so that an auditor can check the honest count against the row's
+            # contributions instead of taking it on trust (DP audit: a row claimed 50
+            # honest shares in a sum of 2)
+            "assumed_colluders": self._colluders(participants),
+            "parameters": self._parameters(),
+        }
         return Release(total / self.denominator, self.epsilon(), stored)
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
@@ -581,6 +592,12 @@ class DistributedRelease(_ClientLevel):
             "local_sigma": ddg.local_sigma,
         }
         block["noise_contributors"] = stored.get("noise_contributors")
+        # the threat model's numbers behind that count: verify recomputes the colluders
+        # from the corrupt fraction, the cohort and the population (the protocol's rule)
+        # and refuses more honest shares than the contributions less those colluders
+        block["corrupt_fraction"] = self.corrupt_fraction
+        if stored.get("assumed_colluders") is not None:  # a store from before: not kept
+            block["assumed_colluders"] = stored["assumed_colluders"]
         return block
 
 

@@ -106,6 +106,14 @@ class ExpectedPrivacy:
     #: row of it may claim amplification by sampling, even one that predates the
     #: ``dp.sampling.seeded`` flag (the config is then the only record of the seed)
     cohort_seeded: bool = False
+    #: distributed DP: the config's model dimension, ring bits, expected clients per
+    #: round and corrupt fraction (None: not given, unchecked). The noise share each
+    #: client adds is sized from them, so a row that records others (fewer expected
+    #: clients: a smaller claim) misstates the mechanism the federation ran
+    dimension: int | None = None
+    bits: int | None = None
+    expected_clients: float | None = None
+    corrupt_fraction: float | None = None
 
     @property
     def dp(self) -> bool:
@@ -404,6 +412,59 @@ def _cohort(dp: dict[str, Any], participants: Any) -> tuple[Any, Any, Any]:
     return count, dp.get("drawn_from", population), population
 
 
+def _check_noise_shares(entry: dict[str, Any], dp: dict[str, Any]) -> str | None:
+    """A charged distributed row's honest noise shares must follow from what the row
+    itself records: no more than its contributions (a sum-revealed aborted row: its
+    participants) less the colluders the protocol's rule assumes for its cohort.
+
+    Why: the accountant's epsilon rests on that count, and the row's own
+    ``noise_contributors`` was taken on trust (DP audit: a row with 2 contributions of
+    4 claimed 50 honest shares, epsilon 0.87 where the server's rule gives none). The
+    colluders are recomputed from the row's corrupt fraction, cohort and (sampled
+    rounds) population with :func:`~secagg.dp.distributed.assumed_colluders`; a row
+    written before ``dp.corrupt_fraction`` was recorded is held to the fewest the rule
+    ever assumes (corrupt fraction 0), so dropping the field buys nothing."""
+    from secagg.dp.distributed import assumed_colluders, honest_noise_contributors
+
+    shares = dp.get("noise_contributors")
+    if isinstance(shares, bool) or not isinstance(shares, int) or shares < 0:
+        return f"records noise_contributors {shares!r}, not a count of noise shares"
+    participants = entry.get("participants")
+    count = participants.get("count") if isinstance(participants, dict) else None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return f"records {shares} honest noise shares but no participant count to check them"
+    fraction = dp.get("corrupt_fraction", 0.0)
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+        return f"records corrupt_fraction {fraction!r}, not a fraction in [0, 1)"
+    sampling = dp.get("sampling")
+    population = None
+    if isinstance(sampling, dict) and float(sampling.get("rate", 1.0)) < 1:
+        population = sampling.get("population")  # the server drew the cohort from it
+        if isinstance(population, bool) or not isinstance(population, int):
+            population = None
+    colluders = assumed_colluders(count, float(fraction), population)
+    recorded = dp.get("assumed_colluders")
+    if recorded is not None:
+        if isinstance(recorded, bool) or not isinstance(recorded, int) or recorded < colluders:
+            return (
+                f"records {recorded!r} assumed colluders, but the protocol's rule assumes "
+                f"{colluders} in a cohort of {count} at corrupt fraction {fraction:g}"
+            )
+        colluders = recorded
+    charged_without_release = entry.get("status") != "complete"  # sum revealed, then aborted
+    contributed = count if charged_without_release else entry.get("contributed")
+    if isinstance(contributed, bool) or not isinstance(contributed, int) or contributed < 0:
+        return f"records {shares} honest noise shares but no count of contributions"
+    allowed = honest_noise_contributors(min(contributed, count), colluders)
+    if shares > allowed:
+        return (
+            f"counts {shares} honest noise shares, but {contributed} of {count} participants "
+            f"contributed and the protocol assumes {colluders} colluders: at most {allowed} "
+            "shares are honest, so its epsilon is understated"
+        )
+    return None
+
+
 def _amplified(dp: dict[str, Any]) -> bool:
     """The client-level DP block is accounted with amplification by sampling (q < 1)."""
     return dp.get("unit") == "client" and float(dp["sample_rate"]) < 1
@@ -431,6 +492,10 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
             "config draws every cohort from its federation.seed: anyone holding the config "
             "predicts who was sampled, so only the un-amplified epsilon holds"
         )
+    if dp.get("mechanism") == "distributed":
+        problem = _distributed_against(dp, expected)
+        if problem is not None:
+            return problem
     sampling = dp.get("sampling")
     if isinstance(sampling, dict):
         if sampling.get("kind") != expected.sampling_kind:
@@ -448,6 +513,34 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
                 f"records a population of {sampling.get('population')} clients but the "
                 f"config has {expected.population}"
             )
+    return None
+
+
+def _distributed_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
+    """A distributed row's discrete Gaussian against the config: the dimension, ring
+    bits and expected clients its noise shares were sized from, and the corrupt
+    fraction its honest-share count assumes (each checked when the config gives it)."""
+    ddg = dp.get("ddg") if isinstance(dp.get("ddg"), dict) else {}
+    want_clients = (
+        None if expected.expected_clients is None else max(1, round(expected.expected_clients))
+    )
+    for label, recorded, want in (
+        ("dimension", ddg.get("dimension"), expected.dimension),
+        ("ring bits", ddg.get("bits"), expected.bits),
+        ("expected clients", ddg.get("expected_clients"), want_clients),
+    ):
+        if want is not None and recorded != want:
+            return (
+                f"records a discrete Gaussian of {label} {recorded!r}, but the config's is "
+                f"{want}: its noise shares were not sized as the federation promised"
+            )
+    if expected.corrupt_fraction is not None and not _same(
+        dp.get("corrupt_fraction", expected.corrupt_fraction), expected.corrupt_fraction
+    ):
+        return (
+            f"assumes corrupt fraction {dp.get('corrupt_fraction')} but the config's is "
+            f"{expected.corrupt_fraction:g}"
+        )
     return None
 
 
@@ -702,6 +795,15 @@ class EpsilonReplay:
                 bits=int(params["bits"]),
                 scale=float(params["scale"]),
             )
+            recorded_sigma = params.get("local_sigma")
+            if recorded_sigma is not None and int(recorded_sigma) != mechanism.local_sigma:
+                # the accountant sizes the noise from expected_clients: a row that records
+                # fewer expected clients beside the share it really drew claims too little
+                raise ReplayFailure(
+                    f"records a local noise share of sigma {recorded_sigma}, but its discrete "
+                    f"Gaussian parameters give {mechanism.local_sigma} (expected_clients "
+                    f"{params['expected_clients']}): the replayed noise is not the noise added"
+                )
             shares = [] if ddg is None else list(ddg.honest_shares)
             ddg = DiscreteGaussianAccountant(mechanism, sample_rate=rate, delta=delta)
             ddg.honest_shares = shares
@@ -806,6 +908,9 @@ def verify_ledger(
                     row.entry.get("participants"),
                     replayed_noise=bool(seeded),
                 )
+                charged = row.entry.get("status") == "complete" or dp.get("sum_revealed") is True
+                if problem is None and charged and dp.get("mechanism") == "distributed":
+                    problem = _check_noise_shares(row.entry, dp)
                 if problem is None and expected is not None:
                     problem = _check_against(dp, expected)
                     result.checked_against_config += 1
