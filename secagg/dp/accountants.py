@@ -311,3 +311,36 @@ class RecordLevelAccountant(Accountant):
         accountant = create_accountant(mechanism=self.name)
         accountant.history = list(self.history)
         return float(accountant.get_epsilon(delta=self.delta))
+
+
+def history_runs(history: Iterable[Sequence[Any]]) -> list[tuple[float, float, int]]:
+    """A DP-SGD history as runs: consecutive steps with the same (z, q) merged, as
+    Opacus's accountants keep it (two reports of the same training compare equal
+    however the branch split its steps into entries)."""
+    runs: list[tuple[float, float, int]] = []
+    for z, q, n in history:
+        z, q, n = float(z), float(q), int(n)
+        if runs and runs[-1][:2] == (z, q):
+            runs[-1] = (z, q, runs[-1][2] + n)
+        elif n:
+            runs.append((z, q, n))
+    return runs
+
+
+def history_extends(
+    new: list[tuple[float, float, int]], old: list[tuple[float, float, int]]
+) -> bool:
+    """``new`` is ``old`` with more steps: same runs, the last possibly longer, more after.
+
+    Why: a branch's epsilon is cumulative only if each report continues the training
+    the previous one accounted; a restarted accountant reports a smaller epsilon. The
+    server (refusing such a report) and ``audit verify`` (failing such a row) share
+    this one rule."""
+    if not old:
+        return True
+    if len(new) < len(old) or new[: len(old) - 1] != old[:-1]:
+        return False
+    last_new, last_old = new[len(old) - 1], old[-1]
+    if last_new[:2] != last_old[:2] or last_new[2] < last_old[2]:
+        return False
+    return len(new) == len(old) or last_new[2] == last_old[2]

@@ -46,6 +46,8 @@ from secagg.dp.accountants import (
     PER_CLIENT,
     DiscreteGaussianAccountant,
     PerClientAccountant,
+    history_extends,
+    history_runs,
 )
 from secagg.dp.adaptive import AdaptiveClipping, append_report, split_report, unclipped_report
 from secagg.dp.central import CentralGaussian
@@ -56,7 +58,7 @@ from secagg.dp.distributed import (
     assumed_colluders,
     honest_noise_contributors,
 )
-from secagg.errors import ConfigurationError, MalformedMessage
+from secagg.errors import ConfigurationError, MalformedMessage, SecAggError
 
 log = logging.getLogger("secagg.dp")
 
@@ -647,12 +649,24 @@ class RecordDistributedRelease(DistributedRelease):
         return block
 
 
+class UnaccountedContribution(SecAggError):
+    """A record-level round holds an update no DP-SGD report accounts for.
+
+    Why a :class:`~secagg.errors.SecAggError`: the server turns one raised by
+    :meth:`Mechanism.release` into an abort, so the round releases nothing (the worst
+    branch's epsilon would otherwise be claimed for a sum holding an update trained
+    without DP-SGD: DP audit, 2026-12-04)."""
+
+
 class RecordRelease(Mechanism):
     """Record-level DP: DP-SGD inside each branch; the server neither noises nor accounts.
 
     It keeps each branch's latest accounting (by identity hash) for the ledger;
     the release's record-level epsilon is the worst branch's (each branch's
-    records are its own, so branches compose in parallel).
+    records are its own, so branches compose in parallel). A round in which fewer
+    branches reported than contributed, or in which a branch's report did not extend
+    its previous one, is refused at release (:class:`UnaccountedContribution`): the
+    claim would not cover every update in the sum.
     """
 
     unit = "record"
@@ -663,10 +677,63 @@ class RecordRelease(Mechanism):
         self.sample_rate = sample_rate
         self.latest: dict[str, RecordReport] = {}  # identity hash -> latest report
         self._round: dict[str, RecordReport] = {}  # this round's, by identity hash
+        #: this round's branches whose report was refused (it did not extend their last)
+        self._refused: dict[str, str] = {}
 
     def take_report(self, identity: str, report: RecordReport) -> None:
+        """Keep a branch's report unless it rewinds its accounting: a history that does
+        not extend the branch's previous one (a restarted trainer) or an epsilon below
+        it. Such a report is not kept (its epsilon is no cumulative guarantee); the
+        branch then counts as unreported and :meth:`release` refuses a round it
+        contributed to. Nothing is raised here: the server calls this after the
+        message's protocol step, where an exception has no handler."""
+        previous = self.latest.get(identity)
+        if previous is not None:
+            problem = None
+            if not history_extends(history_runs(report.history), history_runs(previous.history)):
+                problem = "its DP-SGD history does not extend its previous report's"
+            elif report.epsilon < previous.epsilon:
+                problem = f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
+            if problem is not None:
+                self._refused[identity] = problem
+                self._round.pop(identity, None)
+                log.warning("record-level report of %s… refused: %s", identity[:12], problem)
+                return
+        self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report
+
+    def require_reports(self, identities: Iterable[str]) -> None:
+        """Refuse the round unless every one of ``identities`` (the contributors, by the
+        identity the server passes to :meth:`take_report`) reported this round."""
+        missing = sorted(set(identities) - set(self._round))
+        if missing:
+            reasons = [self._refused.get(i, "no DP-SGD report") for i in missing]
+            raise UnaccountedContribution(
+                f"{len(missing)} contributing branches are not accounted for "
+                f"({'; '.join(sorted(set(reasons)))}): their updates carry no record-level "
+                "guarantee, so the round is not released"
+            )
+
+    def release(
+        self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
+    ) -> Release:
+        """The plain mean, once this round's reports can cover every contribution.
+
+        Only counts reach this method: a round with fewer accepted reports than
+        contributors is refused. (The server can match them by identity with
+        :meth:`require_reports` first; by count alone, a report from a branch that
+        dropped could stand in for a contributor that sent none.)"""
+        if len(self._round) < contributors:
+            refused = f"; refused: {len(self._refused)}" if self._refused else ""
+            raise UnaccountedContribution(
+                f"{contributors} branches contributed but only {len(self._round)} sent an "
+                f"accepted DP-SGD privacy report{refused}: the record-level epsilon would not "
+                "cover every update in the sum, so the round is not released"
+            )
+        return super().release(
+            total, contributors=contributors, participants=participants, noise_added=noise_added
+        )
 
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         """Reports recorded in the ledger before a restart."""
@@ -675,6 +742,7 @@ class RecordRelease(Mechanism):
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         reports, self._round = self._round, {}
+        self._refused = {}
         return {
             "unit": "record",
             "mechanism": "dpsgd",

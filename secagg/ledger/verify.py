@@ -66,6 +66,8 @@ from secagg.dp.accountants import (
     GaussianAccountant,
     PerClientAccountant,
     RecordLevelAccountant,
+    history_extends,
+    history_runs,
 )
 from secagg.ledger.chain import (
     AnchorCheck,
@@ -282,29 +284,10 @@ def _same(a: Any, b: Any) -> bool:
     return abs(a - b) <= _PARAMETER_TOLERANCE * max(abs(a), abs(b), 1e-300)
 
 
-def _runs(history: Any) -> list[tuple[float, float, int]]:
-    """A DP-SGD history as runs: consecutive steps with the same (z, q) merged, as
-    Opacus's accountants keep it."""
-    runs: list[tuple[float, float, int]] = []
-    for z, q, n in history:
-        z, q, n = float(z), float(q), int(n)
-        if runs and runs[-1][:2] == (z, q):
-            runs[-1] = (z, q, runs[-1][2] + n)
-        elif n:
-            runs.append((z, q, n))
-    return runs
-
-
-def _extends(new: list[tuple[float, float, int]], old: list[tuple[float, float, int]]) -> bool:
-    """``new`` is ``old`` with more steps: same runs, the last possibly longer, more after."""
-    if not old:
-        return True
-    if len(new) < len(old) or new[: len(old) - 1] != old[:-1]:
-        return False
-    last_new, last_old = new[len(old) - 1], old[-1]
-    if last_new[:2] != last_old[:2] or last_new[2] < last_old[2]:
-        return False
-    return len(new) == len(old) or last_new[2] == last_old[2]
+#: kept under their old names (the rule now lives beside the accountants, shared with
+#: the server's record-level mechanism)
+_runs = history_runs
+_extends = history_extends
 
 
 def _check_consistency(
@@ -465,6 +448,40 @@ def _check_noise_shares(entry: dict[str, Any], dp: dict[str, Any]) -> str | None
     return None
 
 
+def _check_reports(dp: dict[str, Any], entry: dict[str, Any]) -> str | None:
+    """A completed record-level DP-SGD round holds a branch report for every update in
+    its sum: at least ``contributed`` reports, each from a listed participant (when the
+    row lists them).
+
+    Why: the row's claim is the worst *reporting* branch's epsilon, so a contributor
+    without a report released an update no claim covers (DP audit: dropping one
+    participant's report, or all of them, still verified, the latter as private with
+    no epsilon at all)."""
+    reports = dp.get("client_reports")
+    if not isinstance(reports, dict):
+        return "is a record-level DP-SGD row without its branches' client_reports"
+    contributed = entry.get("contributed")
+    if isinstance(contributed, bool) or not isinstance(contributed, int):
+        return "is a record-level DP-SGD row without a count of contributions"
+    participants = entry.get("participants")
+    hashes = participants.get("identity_hashes") if isinstance(participants, dict) else None
+    reporting = set(reports)
+    if isinstance(hashes, list):
+        strangers = reporting - set(hashes)
+        if strangers:
+            return (
+                f"holds DP-SGD reports of {len(strangers)} branches that are not among its "
+                "participants"
+            )
+    if len(reporting) < contributed:
+        return (
+            f"released a sum of {contributed} branches' updates but holds DP-SGD reports of "
+            f"only {len(reporting)}: an update without a report is covered by no "
+            "record-level epsilon"
+        )
+    return None
+
+
 def _amplified(dp: dict[str, Any]) -> bool:
     """The client-level DP block is accounted with amplification by sampling (q < 1)."""
     return dp.get("unit") == "client" and float(dp["sample_rate"]) < 1
@@ -575,10 +592,15 @@ class EpsilonReplay:
         self.unbounded = False  # a completed round went without DP: infinite from then on
         self._reference: tuple[tuple[int, int], float] | None = None  # ((accountant, rounds), eps)
 
-    def _record_level(self, dp: dict[str, Any]) -> float | None:
+    def _record_level(self, dp: dict[str, Any], entry: dict[str, Any]) -> float | None:
         """Each branch's stated DP-SGD history, recomputed with Opacus's accountant;
         the release's epsilon is the worst branch's latest (parallel composition).
-        A branch accounts at the row's delta, and its history only grows."""
+        A branch accounts at the row's delta, and its history only grows; a completed
+        round holds a report for every contribution (:func:`_check_reports`)."""
+        if entry.get("status") == "complete":
+            problem = _check_reports(dp, entry)
+            if problem is not None:
+                raise ReplayFailure(problem)
         row_delta = dp.get("delta")
         for identity, report in dp.get("client_reports", {}).items():
             name = f"branch {identity[:12]}…"
@@ -827,7 +849,7 @@ class EpsilonReplay:
         if complete and not dp and dp_expected:
             self.unbounded = True
         if dp and dp.get("unit") == "record" and dp.get("mechanism") != "distributed":
-            value = self._record_level(dp)
+            value = self._record_level(dp, entry)
         elif dp and (complete or dp.get("sum_revealed") is True):
             # an aborted round whose sum the server saw (distributed DP: that sight is
             # the release) is charged like a completed one
@@ -967,6 +989,12 @@ def verify_ledger(
                 result.from_scratch += 1
                 recomputed = older
                 result.epsilons[-1] = (row.seq, older)
+        if dp and row.entry.get("status") == "complete" and claimed is None:
+            result.failure = (
+                f"{where}: released a round with a DP block but claims no epsilon: nothing "
+                "states what its release cost"
+            )
+            return result
         if not _agrees(claimed, recomputed):
             below = claimed is not None and recomputed is not None and claimed < recomputed
             result.failure = (
