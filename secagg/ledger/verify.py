@@ -307,7 +307,10 @@ def _check_consistency(
             f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
             f"{dp.get('delta')}"
         )
-    if dp.get("unit") != "client":
+    if dp.get("unit") != "client" and dp.get("mechanism") != "distributed":
+        # record-level DP-SGD: the branches account (and sample) inside themselves;
+        # every distributed row, record level included, gets the checks below (the DP
+        # audit amplified record-level distributed rows at rate 0.1 and they verified)
         return None
     sampling = dp.get("sampling")
     rate = float(dp["sample_rate"])
@@ -346,6 +349,8 @@ def _check_consistency(
             f"{rate:g}: the amplification does not survive a public list of the sampled"
         )
     z, clip, std = dp.get("noise_multiplier"), dp.get("clip"), dp.get("noise_std")
+    if dp.get("record_clip") is not None:  # record level: the noise is z x what one unit moves
+        clip = dp["record_clip"]
     adaptive = dp.get("adaptive_clipping")
     if isinstance(adaptive, dict):
         z = adaptive.get("update_noise_multiplier")

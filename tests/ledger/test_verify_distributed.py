@@ -218,3 +218,50 @@ def test_the_servers_own_count_passes_and_one_more_share_fails(
     forged = copy.deepcopy(dp)
     forged["noise_contributors"] += 1
     assert _check_noise_shares(entry, forged) is not None
+
+
+def _record_block() -> dict[str, Any]:
+    """A record-level distributed row's DP block as the release writes it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mechanism = mechanism_for(
+            DPSettings(
+                unit="record",
+                mechanism="distributed",
+                noise_multiplier=2.0,
+                delta=DELTA,
+                clip=5.0,
+                record_clip=0.01,
+            ),
+            dimension=16,
+            bits=32,
+            sample_rate=1.0,
+            expected_clients=float(N),
+            corrupt_fraction=0.25,
+            seed=b"s" * 16,
+        )
+    store = mechanism.charge_at_reveal(contributors=N, participants=N)
+    return mechanism.ledger_block(store) | {
+        "sampling": {"kind": "poisson", "rate": 1.0, "population": N, "seeded": False}
+    }
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"sample_rate": 0.1}, "at sample rate 0.1"),  # audit t3: claims 2.01 -> 0.51
+        ({"noise_std": 0.05}, "records noise std"),  # z x record_clip is 0.02
+    ],
+)
+def test_record_level_distributed_rows_get_the_distributed_checks(
+    edit: dict[str, Any], message: str
+) -> None:
+    """Record-level distributed rows skipped every consistency check (the function
+    returned early for any unit but "client"), so amplification by sampling verified."""
+    from secagg.ledger.verify import _check_consistency
+
+    block = _record_block()
+    privacy = {"delta": DELTA}
+    assert _check_consistency(block, privacy, {"count": N}) is None
+    problem = _check_consistency(block | edit, privacy, {"count": N})
+    assert problem is not None and message in problem
