@@ -994,17 +994,17 @@ def verify_ledger(
                 result.from_scratch += 1
                 recomputed = older
                 result.epsilons[-1] = (row.seq, older)
-        if dp and row.entry.get("status") == "complete" and claimed is None:
-            result.failure = (
-                f"{where}: released a round with a DP block but claims no epsilon: nothing "
-                "states what its release cost"
-            )
-            return result
         if not _agrees(claimed, recomputed):
             below = claimed is not None and recomputed is not None and claimed < recomputed
             result.failure = (
                 f"{where}: claims epsilon {claimed} but its recorded mechanism gives "
                 f"{recomputed}" + (" (the claim is below the mechanism's)" if below else "")
+            )
+            return result
+        if dp and row.entry.get("status") == "complete" and claimed is None:  # nor does the replay
+            result.failure = (
+                f"{where}: released a round with a DP block but claims no epsilon: nothing "
+                "states what its release cost"
             )
             return result
         budget = None if expected is None else expected.epsilon_budget

@@ -244,7 +244,7 @@ def _record_entry(number: int, reports: dict[str, dict]) -> dict:
         "round": number,
         "status": "complete",
         "participants": {"count": 2},
-        "contributed": 2,
+        "contributed": len(reports),  # a branch that sent no report did not contribute
         "dropouts": {},
         "backend": {"name": "secagg+"},
         "dp": {

@@ -63,7 +63,8 @@ def _record_ledger(path: Path) -> tuple[Path, LedgerKey, dict[str, dict]]:
             "client_reports": reports,
         }
         worst = max(r["epsilon"] for r in reports.values())
-        ledger.append(_entry(number, dp, worst))
+        # every contributor reported (verify requires a report per contribution)
+        ledger.append(_entry(number, dp, worst, contributed=len(reports)))
     ledger.close()
     return path, key, reports
 

@@ -203,7 +203,8 @@ def _dpsgd_ledger(path: Path) -> tuple[Path, LedgerKey, dict[str, float]]:
             "delta": DELTA,
             "client_reports": reports,
         }
-        rows.append(_row(number, dp, max(epsilons.values())))
+        # every contributor reported (verify requires a report per contribution)
+        rows.append(_row(number, dp, max(epsilons.values()), contributed=len(reports)))
     path, key = write_ledger(path, rows)
     return path, key, epsilons
 
