@@ -232,6 +232,10 @@ class Mechanism:
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         """Record-level reports found in the ledger after a restart."""
 
+    def require_reports(self, identities: Iterable[str]) -> None:
+        """Refuse the round unless each contributor (by identity) is accounted for: a
+        no-op for mechanisms whose noise the server or the protocol accounts."""
+
     def release(
         self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
     ) -> Release:

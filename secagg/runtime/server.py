@@ -577,6 +577,11 @@ class FederationServer:
             result = self._drive(number, participants, session)
             report = result.report
             self._check_release_budget(len(report.contributed), len(participants))
+            # record-level DP-SGD: every contributor's own report, matched by identity
+            # (by count alone a dropped branch's report could stand in for one never sent)
+            self.mechanism.require_reports(
+                self._identity(participants[p]) for p in report.contributed
+            )
             # refuses (before charging or releasing) a sum noised less than planned,
             # e.g. by a key holder that did not add the noise the mechanism asked for
             release = self.mechanism.release(
@@ -866,9 +871,12 @@ class FederationServer:
                 )
             return None
         if message.privacy is not None and party_of[name] != HELPER:
-            identity = self.ledger.key.identity_hash(name) if self.ledger is not None else name
-            self.mechanism.take_report(identity, message.privacy)
+            self.mechanism.take_report(self._identity(name), message.privacy)
         return outgoing
+
+    def _identity(self, name: str) -> str:
+        """How the ledger names a party: its keyed identity hash (its name without one)."""
+        return self.ledger.key.identity_hash(name) if self.ledger is not None else name
 
     def _log_refusal(self, number: int, name: str) -> bool:
         """Whether to log this refusal: the first :data:`LOGGED_REFUSALS` of a party in a

@@ -52,6 +52,18 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
         clip=None if dp is None else dp.clip,
         epsilon_budget=None if dp is None else dp.epsilon_budget,
         cohort_seeded=cohort_seeded,
+        # distributed DP sizes every noise share from these: a row recording others
+        # states another mechanism than the one the config ran
+        **(
+            {
+                "dimension": federation.dimension,
+                "bits": federation.backend.bits,
+                "expected_clients": federation.expected_clients,
+                "corrupt_fraction": federation.backend.corrupt_fraction,
+            }
+            if dp is not None and dp.mechanism == "distributed"
+            else {}
+        ),
     )
 
 
