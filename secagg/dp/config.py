@@ -235,6 +235,10 @@ MECHANISMS = {"client": ("central", "distributed"), "record": ("dpsgd", "distrib
 ACCOUNTANTS = ("pld", "rdp")
 
 
+#: what one protected unit of record-level DP with the noise once (dp.record_unit) is
+RECORD_UNITS = ("customer", "transaction")
+
+
 @dataclass(frozen=True)
 class DPSettings:
     """A federation's ``[dp]`` section: the one DP configuration of the runtime.
@@ -261,9 +265,17 @@ class DPSettings:
     #: customer) moves a client's update, the noise's sensitivity; dp.clip then bounds
     #: the whole update (see secagg.dp.release.RecordDistributedRelease)
     record_clip: float | None = None
+    #: with record_clip: what one protected unit is, "customer" (a card and all its rows:
+    #: the branch clips each customer's gradients together) or "transaction" (one row,
+    #: clipped alone, when the data name no customer); the ledger's adjacency says which
+    record_unit: str = "customer"
 
     def __post_init__(self) -> None:
         _require(self.unit in MECHANISMS, "dp.unit must be 'client' or 'record'")
+        _require(
+            self.record_unit in RECORD_UNITS,
+            f"dp.record_unit must be one of {', '.join(RECORD_UNITS)}",
+        )
         _require(
             self.epsilon_budget is None
             or (

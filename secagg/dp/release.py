@@ -607,6 +607,10 @@ class DistributedRelease(_ClientLevel):
         return block
 
 
+#: record-level DP with the noise once: each protected unit, as the ledger describes it
+_PROTECTED_UNITS = {"customer": "a customer and all their rows", "transaction": "one transaction"}
+
+
 class RecordDistributedRelease(DistributedRelease):
     """Record-level DP from the clients' discrete Gaussian shares: DP gradient descent.
 
@@ -628,17 +632,32 @@ class RecordDistributedRelease(DistributedRelease):
     """
 
     unit = "record"
-    # zero-out, not add/remove: every ledger row publishes record_clip, which is the clip
-    # over the federation's count of protected units, so that count is public (DP audit,
-    # 2026-12-03); for the Gaussian the epsilon is the same
-    adjacency = (
-        "zero-out one protected unit (a customer and all their rows) of a client; the "
-        "number of units is public"
-    )
 
-    def __init__(self, *, record_clip: float, **settings: Any) -> None:
+    def __init__(
+        self, *, record_clip: float, record_unit: str = "customer", **settings: Any
+    ) -> None:
+        """``record_unit``: what one protected unit is, ``"customer"`` (a customer and
+        all their rows, clipped together) or ``"transaction"`` (one row, clipped alone,
+        when the data name no customer). The ledger's adjacency states it: a row saying
+        "customer" for a run that protected single transactions claimed more than ran
+        (DP audit, 2026-12-04)."""
+        if record_unit not in _PROTECTED_UNITS:
+            raise ConfigurationError(
+                f"record_unit must be one of {', '.join(_PROTECTED_UNITS)}, not {record_unit!r}"
+            )
         self.record_clip = record_clip
+        self.record_unit = record_unit
         super().__init__(**settings)
+
+    @property
+    def adjacency(self) -> str:  # type: ignore[override]
+        # zero-out, not add/remove: every ledger row publishes record_clip, which is the
+        # clip over the federation's count of protected units, so that count is public
+        # (DP audit, 2026-12-03); for the Gaussian the epsilon is the same
+        return (
+            f"zero-out one protected unit ({_PROTECTED_UNITS[self.record_unit]}) of a "
+            "client; the number of units is public"
+        )
 
     def _parameters(self) -> dict[str, Any]:
         return {**super()._parameters(), "record_clip": self.record_clip}
@@ -812,6 +831,7 @@ def mechanism_for(
     if kind is RecordDistributedRelease:
         return RecordDistributedRelease(
             record_clip=settings.record_clip,
+            record_unit=settings.record_unit,
             dimension=dimension,
             bits=bits,
             corrupt_fraction=corrupt_fraction,

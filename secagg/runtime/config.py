@@ -39,7 +39,8 @@ A file looks like::
     # adaptive_clip = true      # central only: clip (the initial one) follows the median norm
     # unit = "record" with mechanism = "distributed": DP gradient descent noised once in
     # the secure sum; record_clip = what one customer moves a client's update by (the
-    # noise's sensitivity), clip = the whole update's bound (see docs/privacy.md)
+    # noise's sensitivity), clip = the whole update's bound (see docs/privacy.md);
+    # record_unit = "customer" (default) or "transaction" when rows name no customer
 
     [deadlines]
     phase_seconds = 30.0        # silence longer than this is a dropout

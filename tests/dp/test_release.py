@@ -412,3 +412,25 @@ def test_a_round_released_without_a_new_cohort_is_charged_to_everyone() -> None:
     assert "members" not in out.store["charged"]
     assert mechanism.accountant.client_epsilon("c") == pytest.approx(_gaussian(1))
     assert mechanism.charged_outside(["a", "c"]) == {"b"}
+
+
+@pytest.mark.parametrize(
+    ("record_unit", "says"),
+    [("customer", "(a customer and all their rows)"), ("transaction", "(one transaction)")],
+)
+def test_record_distributed_adjacency_names_the_unit_that_was_clipped(
+    record_unit: str, says: str
+) -> None:
+    """DP audit (2026-12-04): a CSV run without a customer column clips each transaction
+    alone, yet every ledger row said "a customer and all their rows"."""
+    mechanism = _record_distributed(record_unit=record_unit)
+    out = mechanism.release(np.zeros(50), contributors=8, participants=8, noise_added=0.0)
+    adjacency = mechanism.ledger_block(out.store)["adjacency"]
+    assert says in adjacency and adjacency.startswith("zero-out one protected unit")
+
+
+def test_a_record_unit_other_than_customer_or_transaction_is_refused() -> None:
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"dp\.record_unit"):
+        _record_distributed(record_unit="card")

@@ -810,6 +810,7 @@ def federation_config(
             mechanism="distributed",
             clip=config.dp_clip,
             record_clip=record_clip,
+            record_unit=config.protected,  # a transaction when the rows name no customer
             noise_multiplier=_distributed_noise(config, dimension, record_clip),
             delta=config.delta,
             epsilon_budget=config.epsilon,

@@ -96,3 +96,25 @@ def test_branch_verdicts_resample_cards_not_transactions(runs: tuple[Path, Path]
         assert 1 <= v["test_fraud_cards"] <= v["test_frauds"]
         assert v["judged"] == (v["test_fraud_cards"] >= 2)
     assert "resampling the branch's cards" in (runs[0] / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("customer_column", "unit"), [("card", "customer"), (None, "transaction")])
+def test_a_csv_run_signs_the_unit_it_clipped(
+    tmp_path: Path, customer_column: str | None, unit: str
+) -> None:
+    """DP audit (2026-12-04): rows without a customer column are clipped one by one,
+    so the mechanism (and its ledger adjacency) protects a transaction, not a customer."""
+    from secagg.apps.simulation.runner import federation_config
+
+    csv = tmp_path / "tx.csv"
+    csv.write_text("card,amount,is_fraud\n" + "c1,1.0,0\n" * 3)
+    config = SimulationConfig(
+        **(SMALL | {"seed": 1}),  # type: ignore[arg-type]
+        source="csv",
+        path=str(csv),
+        label="is_fraud",
+        customer_column=customer_column,
+        standardize="none",
+    )
+    dp = federation_config(config, 10, tmp_path / "state.sqlite", units_total=100).dp
+    assert dp.record_unit == unit == config.protected
