@@ -677,12 +677,8 @@ class GrpcServerTransport:
             f"over its budget of {self._max_outbox_bytes} unsent bytes ({unsent} queued, "
             f"a message of {len(data)} more): it is not reading"
         )
-        logger.warning("ending session of %s (%s): %s", name, session.peer, reason)
-        self._finish(
-            session,
-            reason,
-            abort=(grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unsent data queued"),
-            purge=True,
+        self._end_for_cause(
+            session, reason, grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unsent data queued"
         )
         # the writer is stuck in gRPC's flow control (the client grants no window), where
         # it never sees the abort: cancelling the call frees it and closes the stream
@@ -943,12 +939,8 @@ class GrpcServerTransport:
             f"over its budget of {self._max_queued_bytes} unread bytes "
             f"({held} held, a chunk of {len(frame) - HEADER_BYTES} more)"
         )
-        logger.warning("ending session of %s (%s): %s", session.name, session.peer, reason)
-        self._finish(
-            session,
-            reason,
-            abort=(grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unread data queued"),
-            purge=True,
+        self._end_for_cause(
+            session, reason, grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unread data queued"
         )
         return False
 
@@ -1067,12 +1059,8 @@ class GrpcServerTransport:
                 f"a partial message of {session.partial_bytes} bytes got no frame for "
                 f"{self._partial_idle_timeout:g} s"
             )
-            logger.warning("ending session of %s (%s): %s", session.name, session.peer, reason)
-            self._finish(
-                session,
-                reason,
-                abort=(grpc.StatusCode.DEADLINE_EXCEEDED, "message stalled mid-way"),
-                purge=True,
+            self._end_for_cause(
+                session, reason, grpc.StatusCode.DEADLINE_EXCEEDED, "message stalled mid-way"
             )
 
     def _write(self, session: _Session, context: grpc.ServicerContext) -> Iterator[bytes]:
@@ -1101,6 +1089,14 @@ class GrpcServerTransport:
                     yield frame
         finally:
             self._finish(session, "connection lost")
+
+    def _end_for_cause(
+        self, session: _Session, reason: str, status: grpc.StatusCode, detail: str
+    ) -> None:
+        """End a session that broke one of the transport's limits: logged, its call
+        aborted with ``status``, whatever it had queued dropped."""
+        logger.warning("ending session of %s (%s): %s", session.name, session.peer, reason)
+        self._finish(session, reason, abort=(status, detail), purge=True)
 
     def _finish(
         self,

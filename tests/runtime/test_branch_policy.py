@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _endpoints import SentMessages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -221,21 +222,6 @@ def test_c1_active_round_with_a_substituted_identity_is_refused(
 # --- participation never depends on the update (runtime audit 2026-12-04) -------------
 
 
-class _Outbox:
-    """A branch's transport that keeps what the branch sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[object] = []
-
-    def send(self, payload: bytes) -> None:
-        from secagg.runtime.wire import decode_message
-
-        self.sent.append(decode_message(payload))
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        return None
-
-
 def _one_round_start(
     update: np.ndarray, bound: float, clip: float | None, *, stop_on_refusal: bool = False
 ) -> tuple[tuple[str, ...], tuple[str, ...], int]:
@@ -251,7 +237,7 @@ def _one_round_start(
         trained.append(1)
         return update.copy()
 
-    outbox = _Outbox()
+    outbox = SentMessages()
     branch = FederationClient(NAMES[0], train, outbox, stop_on_refusal=stop_on_refusal)
     spec = MaskingBackend(graph="complete", value_bound=bound).plan(3, D)
     branch.handle(encode_message(RoundStart(1, 0, encode_spec(spec), np.zeros(D), clip=clip)))

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _endpoints import SentMessages
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -881,26 +882,13 @@ def test_a_message_the_transport_refuses_makes_its_recipient_a_dropout_not_an_ab
     assert result.contributed == tuple(NAMES[:-1])
 
 
-class _Sent:
-    """A branch's transport that keeps what it sends and never receives."""
-
-    def __init__(self) -> None:
-        self.sent: list[object] = []
-
-    def send(self, payload: bytes) -> None:
-        self.sent.append(decode_message(payload))
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        return None
-
-
 def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_flight() -> None:
     """Runtime audit (2026-12-04): a RoundEnd of any round ended the round in flight
     (its session dropped, an abort counted), and an older RoundStart replaced it."""
     from secagg.aggregation import get_backend
     from secagg.aggregation.spec import encode_spec
 
-    client = FederationClient(NAMES[0], _hook(0), _Sent())
+    client = FederationClient(NAMES[0], _hook(0), SentMessages())
     spec = encode_spec(get_backend("secagg+").plan(3, D))
     client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), 1.0)))
     session = client._session
