@@ -37,6 +37,7 @@ never receive individual uploads.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -529,7 +530,8 @@ class CKKSBackend(AggregationBackend):
         table ``settings`` (``noise_stddev``, ``min_contributions``, ``max_decryptions``,
         ``state``, and ``key``: the key file :meth:`make_helper_key` wrote, whose
         fingerprint the branches pin). Default: floor noise, at least 2 contributions,
-        no cap, no state file, a key made on the first request."""
+        no cap, a key made on the first request; with ``key``, the state defaults to
+        ``<key>.state`` beside it (without a key, nothing outlives the process anyway)."""
         values = dict(settings or {})
         key_file = values.pop("key", None)
         if policy is None:
@@ -540,8 +542,17 @@ class CKKSBackend(AggregationBackend):
         if key_file is not None:
             from secagg.he.keys import KeyHolder
 
+            key_path = config_path("key", key_file, base_dir)
+            if policy.state_path is None:
+                # a persistent key keeps a persistent record: with memory only, every
+                # restart forgot the rounds already decrypted and the lifetime count, so
+                # the once-per-round rule and max_decryptions held per process, not per
+                # key (runtime audit 2026-12-04)
+                policy = dataclasses.replace(
+                    policy, state_path=key_path.with_name(key_path.name + ".state")
+                )
             key = KeyHolder.load(
-                config_path("key", key_file, base_dir),
+                key_path,
                 self.design_point().parameters(),
                 min_contributions=policy.min_contributions,
             )

@@ -390,3 +390,38 @@ def test_keyholder_service_without_an_end_stops_on_silence() -> None:
 
     service = KeyHolderService("kh", _Queue([]), _Fragile())  # type: ignore[arg-type]
     assert service.run(idle_timeout=0.01) == 0 and service.end is None
+
+
+def test_a_persistent_key_keeps_its_record_beside_it_by_default(tmp_path: Path) -> None:
+    """Runtime audit (2026-12-04): with a key file but no ``state`` the record of served
+    rounds and the decryption count lived in memory, so a restarted key holder
+    decrypted the same round number again and its cap restarted at zero. Now the state
+    defaults to ``<key>.state`` beside the key."""
+    backend = CKKSBackend(max_clients=N)
+    key = tmp_path / "compliance.key"
+    backend.make_helper_key(key)
+    first = backend.helper({"key": str(key), "max_decryptions": 5})
+    assert first.policy.state_path == tmp_path / "compliance.key.state"
+    _, payload, _ = _round_with(backend, first, round_number=1)
+    first.handle(payload, round_number=1)
+    restarted = backend.helper({"key": str(key), "max_decryptions": 5})  # a new process
+    assert restarted.decryptions == 1 and restarted.record.rounds == [1]
+    with pytest.raises(RoundAlreadyServed):
+        restarted.handle(payload, round_number=1)
+    named = tmp_path / "elsewhere.json"
+    chosen = backend.helper({"key": str(key), "state": str(named)})
+    assert chosen.policy.state_path == named
+
+
+def _round_with(backend: CKKSBackend, helper: KeyHolderSession, *, round_number: int):
+    """:func:`_round` with the federation's backend (its design point and key)."""
+    rows = _rows()
+    server = backend.server(backend.plan(*rows.shape), noise_stddev=0.0)
+    (request,) = server.start()
+    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=round_number))
+    spec = decode_spec(announce.spec)
+    outgoing: list = []
+    for party, row in enumerate(rows):
+        outgoing = server.handle(party, backend.client(spec, party).set_input(row)[0])
+    (decrypt,) = outgoing
+    return server, decrypt.payload, rows
