@@ -75,13 +75,28 @@ def _options(function: Any) -> Any:
         click.option(
             "--prior",
             type=click.Choice(["auto", "public", "none"]),
-            help="Start from a model that costs no privacy: public (trained on the "
-            "generator's public reference world) or none [auto: public for synthetic data].",
+            help="Start from public (trained on the generator's public reference worlds: "
+            "it costs no privacy beyond the feature statistics' release) or none [auto: "
+            "public for synthetic data].",
         ),
         click.option(
             "--prior-path",
             type=click.Path(dir_okay=False),
-            help="Start from this model vector (.npy), e.g. an earlier run's model.npy.",
+            help="Start from this model vector (.npy), e.g. an earlier run's model.npy. It "
+            "costs what its own training spent on these customers (--prior-epsilon), which "
+            "every ε reported for a setting starting from it includes.",
+        ),
+        click.option(
+            "--prior-epsilon",
+            type=FINITE,
+            help="With DP and --prior-path, required: the ε the prior's training spent on "
+            "these protected units (0 if it saw none of their data); composed with this "
+            "run's by basic composition (ε's and δ's add).",
+        ),
+        click.option(
+            "--prior-delta",
+            type=FINITE,
+            help="The prior's δ [--delta; 0 with --prior-epsilon 0].",
         ),
         click.option(
             "--trainable",
@@ -164,7 +179,8 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         )
     with spelled_for(flags=typed, file_keys=from_file):
         config = SimulationConfig(**{**from_file, **changes})
-    dp_flags = [name for name in ("epsilon", "noise_multiplier") if name in typed]
+    dp_names = ("epsilon", "noise_multiplier", "prior_epsilon", "prior_delta")
+    dp_flags = [name for name in dp_names if name in typed]
     if config.mechanism == "off" and dp_flags:
         # a run without DP would ignore them, and print a table a reader takes for DP's
         flag = "--" + dp_flags[0].replace("_", "-")

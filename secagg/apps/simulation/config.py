@@ -40,6 +40,11 @@ overrides any of them::
     server_learning_rate = 2.0
     prior = "auto"              # public | none; auto: public for synthetic data
     # prior_path = "run/model.npy"  # start from an earlier run's released model
+    # prior_epsilon = 2.96      # with DP and prior_path, required: the epsilon its own
+                                # training spent on these protected units (0: it saw
+                                # none of their data); every epsilon of a setting that
+                                # starts from it adds it (basic composition)
+    # prior_delta = 1e-5        # ... and its delta (default: delta; 0 with epsilon 0)
     trainable = "auto"          # all | head; auto: head (the output layer) with a prior,
                                 # all with unit record + mechanism distributed
 
@@ -129,6 +134,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "server_momentum",
         "prior",
         "prior_path",
+        "prior_epsilon",
+        "prior_delta",
         "trainable",
     ),
     "data": (
@@ -160,7 +167,8 @@ FLAGS: dict[str, str] = {
             "local_epochs", "batch_size", "learning_rate", "server_learning_rate",
             "server_momentum", "path", "label", "customer_column",
             "max_rows_per_customer", "partition", "alpha", "train_rows",
-            "seeds", "prior", "prior_path", "trainable", "world",
+            "seeds", "prior", "prior_path", "prior_epsilon", "prior_delta", "trainable",
+            "world",
         )
     },
     "source": "--data",
@@ -280,9 +288,13 @@ class SimulationConfig:
     positive_weight: float = 10.0
     server_learning_rate: float = 2.0
     server_momentum: float = 0.0
-    # where training starts: a model that cost no privacy (see prior_source)
+    # where training starts (see prior_source)
     prior: str = "auto"
     prior_path: str | None = None  # a .npy model vector (an earlier run's model.npy)
+    #: what the prior from prior_path already spent on these protected units (its own
+    #: training's epsilon and delta; see prior_cost): required with DP and prior_path
+    prior_epsilon: float | None = None
+    prior_delta: float | None = None  # None: delta (0 when prior_epsilon is 0)
     trainable: str = "auto"  # all | head (the output layer); auto: see trains()
     # [data]
     source: str = "synthetic"
@@ -461,6 +473,37 @@ class SimulationConfig:
             f"{k('prior_path')} names a prior model, but {k('prior', 'none')} asks for none",
         )
         _require(
+            self.prior_epsilon is None
+            or (math.isfinite(self.prior_epsilon) and self.prior_epsilon >= 0),
+            f"{k('prior_epsilon')} must be a number >= 0 (0: the prior saw none of these "
+            f"{self.protected}s' data)",
+        )
+        _require(
+            self.prior_delta is None or 0 <= self.prior_delta < 1,
+            f"{k('prior_delta')} must lie in [0, 1)",
+        )
+        _require(
+            self.prior_epsilon is None or self.prior_path is not None,
+            f"{k('prior_epsilon')} is what a prior from a file ({k('prior_path')}) spent; "
+            f"the {self.prior_source} prior costs no privacy beyond the feature statistics' "
+            "release: drop it",
+        )
+        _require(
+            self.prior_delta is None or self.prior_epsilon is not None,
+            f"{k('prior_delta')} is read only with {k('prior_epsilon')}",
+        )
+        _require(
+            not (self.private and self.prior_path is not None and self.prior_epsilon is None),
+            f"{k('prior_path')} starts from a model whose own training may have spent "
+            f"privacy on these {self.protected}s: give {k('prior_epsilon')} (the epsilon it "
+            f"spent on them, e.g. the earlier run's; 0 if it saw none of their data)",
+        )
+        cost = self.prior_cost
+        _require(
+            cost is None or cost[1] + self.delta < 1,
+            f"{k('prior_delta')} + {k('delta')} (the composed delta) must be below 1",
+        )
+        _require(
             not (self.trainable == "head" and self.prior_source == "none"),
             f"{k('trainable', 'head')} fine-tunes the output layer of a prior; with no prior "
             f"({k('prior', 'none')}) the body would stay random: use 'all'",
@@ -519,7 +562,8 @@ class SimulationConfig:
     @property
     def prior_source(self) -> str:
         """Where the model starts: ``file`` (``prior_path``: the released model of an
-        earlier federation, or any model a bank may use without spending privacy),
+        earlier federation, or any model a bank may use; it costs what its own training
+        spent, ``prior_epsilon``: see :attr:`prior_cost`),
         ``public`` (trained without privacy on the synthetic generator's public
         reference world: another seed, no branch's data) or ``none`` (random). ``auto``
         is public for synthetic data, else none (a CSV has no public twin)."""
@@ -528,6 +572,24 @@ class SimulationConfig:
         if self.prior == "auto":
             return "public" if self.source == "synthetic" else "none"
         return self.prior
+
+    @property
+    def prior_cost(self) -> tuple[float, float] | None:
+        """(epsilon, delta) the prior already spent on this run's protected units, which
+        every epsilon of a setting starting from it composes with this run's: a prior
+        from ``prior_path`` costs what its own training spent (``prior_epsilon``;
+        ``prior_delta``, default ``delta``, or 0 when ``prior_epsilon`` is 0: it saw none
+        of their data). None: nothing to compose (no DP, or no prior from a file: the
+        public prior costs only the feature statistics' release, accounted already).
+
+        Its mechanisms' history is unknown, so the composition is the basic one (the
+        epsilons add, and the deltas): the generic bound for any two mechanisms."""
+        if not self.private or self.prior_source != "file" or self.prior_epsilon is None:
+            return None
+        delta = self.prior_delta
+        if delta is None:
+            delta = 0.0 if self.prior_epsilon == 0 else self.delta
+        return float(self.prior_epsilon), float(delta)
 
     @property
     def trains(self) -> str:

@@ -35,7 +35,13 @@ import numpy as np
 
 from secagg.apps.models.metrics import summarise
 from secagg.apps.simulation.config import TUNING_SEEDS, SimulationConfig, seed_span
-from secagg.apps.simulation.runner import Progress, SimulationResult, _quiet, run_simulation
+from secagg.apps.simulation.runner import (
+    PRIOR_COMPOSITION,
+    Progress,
+    SimulationResult,
+    _quiet,
+    run_simulation,
+)
 
 #: the metrics an experiment summarises, per setting (pooled unless named otherwise)
 EXPERIMENT_METRICS = (
@@ -63,8 +69,12 @@ class ExperimentResult:
     verdicts: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: seed -> wall seconds of its whole run
     seconds: dict[int, float] = field(default_factory=dict)
-    #: seed -> the run's epsilon (cumulative, as the run reports it)
+    #: seed -> the run's epsilon (cumulative, as the run reports it: with a prior from a
+    #: file, the prior's and this run's composed)
     epsilons: dict[int, float | None] = field(default_factory=dict)
+    #: seed -> this run's epsilon alone, when it differs in kind from ``epsilons`` (a
+    #: prior from a file whose cost is composed in); empty otherwise
+    epsilons_this_run: dict[int, float | None] = field(default_factory=dict)
     total_seconds: float = 0.0
 
     @property
@@ -205,6 +215,8 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
     result.seconds[seed] = run.seconds
     fed_setting = next((v for k, v in run.settings.items() if k.startswith("federated")), {})
     result.epsilons[seed] = fed_setting.get("epsilon")
+    if "epsilon_this_run" in fed_setting:
+        result.epsilons_this_run[seed] = fed_setting["epsilon_this_run"]
 
 
 def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
@@ -223,6 +235,18 @@ def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
         "ratios": result.ratios,
         "verdicts": result.verdicts,
         "epsilons": result.epsilons,
+        **(
+            {
+                "epsilons_this_run": result.epsilons_this_run,
+                "delta": result.config.delta + cost[1],
+                "delta_this_run": result.config.delta,
+                "prior_epsilon": cost[0],
+                "prior_delta": cost[1],
+                "composition": PRIOR_COMPOSITION,
+            }
+            if (cost := result.config.prior_cost) is not None
+            else {}
+        ),
         "seconds": result.seconds,
         "total_seconds": result.total_seconds,
     }
@@ -301,6 +325,16 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     if head["diverged_seeds"]:
         lines.append(f"- Diverged (no ratio): seeds {head['diverged_seeds']}")
     eps = [e for e in result.epsilons.values() if e is not None]
-    if eps:
+    cost = c.prior_cost
+    if eps and cost is None:
         lines.append(f"- ε per run: at most {max(eps):.3f} (δ = {c.delta:g}, {c.protected}-level)")
+    elif eps and cost is not None:
+        own = [e for e in result.epsilons_this_run.values() if e is not None]
+        lines.append(
+            f"- ε per run: at most {max(eps):.3f} (δ = {c.delta + cost[1]:g}, "
+            f"{c.protected}-level), the prior's ε = {cost[0]:g} (δ = {cost[1]:g}, spent by "
+            "its own training, outside these runs' ledgers) plus each run's"
+            + (f" (at most {max(own):.3f})" if own else "")
+            + ": basic composition (ε's add, δ's add)"
+        )
     return lines

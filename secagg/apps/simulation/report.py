@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from secagg.apps.simulation.config import SECTIONS
-from secagg.apps.simulation.runner import SimulationResult
+from secagg.apps.simulation.runner import SimulationResult, composed_epsilon
 
 #: the one line a run without DP gets instead of epsilon.png, in the words the audit
 #: uses for its ledger (``secagg audit verify`` / ``report``), so the two read alike
@@ -99,6 +99,9 @@ def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
         row["diverged"] = bool(values.get("diverged"))
         row["epsilon"] = values.get("epsilon")
         row["epsilon_unit"] = values.get("epsilon_unit")
+        if "epsilon_this_run" in values:  # composed with a prior's (see prior_lines)
+            row["epsilon_this_run"] = values["epsilon_this_run"]
+            row["delta"] = values.get("delta")
         row["bytes_sent_per_branch_per_round"] = values.get("bytes_sent_per_branch_per_round")
         row["seconds_per_round"] = values.get("seconds_per_round")
         rows.append(row)
@@ -233,8 +236,12 @@ def privacy_lines(result: SimulationResult) -> list[str]:
             [_stopped_line(result.stopped)] if result.stopped else []
         )
     eps = fed.get("epsilon")
+    delta = fed.get("delta", c.delta)
+    with_prior = " with the prior's" if "epsilon_this_run" in fed else ""
     spent = (
-        f"ε = {fmt(eps, 3)} ({c.protected}-level, δ = {c.delta:g})" if eps is not None else "ε = 0"
+        f"ε = {fmt(eps, 3)} ({c.protected}-level, δ = {delta:g}{with_prior})"
+        if eps is not None
+        else "ε = 0"
     )
     if c.epsilon is None:
         verdict = f"noise multiplier {c.noise_multiplier:g}, no target"
@@ -242,13 +249,41 @@ def privacy_lines(result: SimulationResult) -> list[str]:
         verdict = f"ABOVE THE TARGET ε = {c.epsilon:g}"
     else:
         verdict = f"within the target ε = {c.epsilon:g}"
-    lines = [f"privacy: {spent} after {rounds}; {verdict}", _replay_caveat(c)]
+    if with_prior and c.epsilon is not None:
+        verdict += " (the composed ε is what the target is held to)"
+    lines = [
+        f"privacy: {spent} after {rounds}; {verdict}",
+        *prior_lines(result),
+        _replay_caveat(c),
+    ]
     stats = result.feature_statistics
     if stats is not None:
         lines.append(_statistics_line(stats, c.delta))
     if result.stopped:
         lines.append(_stopped_line(result.stopped))
     return lines
+
+
+def prior_lines(result: SimulationResult) -> list[str]:
+    """What a prior from a file adds to every ε of a setting that starts from it (prior
+    only, local-only, federated): the ε and δ its own training spent, composed with this
+    run's by basic composition, and where that cost is recorded (not in this run's
+    ledger). None without a prior cost (no DP, the public prior, no prior)."""
+    c = result.config
+    cost = c.prior_cost
+    if cost is None:
+        return []
+    fed = next((v for k, v in result.settings.items() if k.startswith("federated")), {})
+    this_run = fed.get("epsilon_this_run")
+    return [
+        f"prior: {c.prior_path} already spent ε = {cost[0]:g}, δ = {cost[1]:g} on these "
+        f"{c.protected}s (prior_epsilon, prior_delta); every ε of a setting that starts from "
+        "it (prior only, local-only, federated) adds it by basic composition (ε's add, δ's "
+        "add: the generic bound, the prior's mechanisms being unknown); this run alone: "
+        + (f"ε = {fmt(this_run, 3)}, " if this_run is not None else "")
+        + f"δ = {c.delta:g}. The prior's cost lies outside this run's ledger, which records "
+        "this run's rounds only"
+    ]
 
 
 def _replay_caveat(config: Any) -> str:
@@ -420,6 +455,8 @@ def _write_rounds_csv(result: SimulationResult, path: Path) -> Path:
                 eps = r["epsilon_record_level"].get(name) if name != "pooled" else r["epsilon"]
                 if r["epsilon_client_level"] is not None:
                     eps = r["epsilon_client_level"]
+                if name != "pooled" or r["epsilon_client_level"] is not None:
+                    eps = composed_epsilon(result.config, eps)  # pooled: composed already
                 writer.writerow(
                     [
                         r["round"],
@@ -460,8 +497,12 @@ def epsilon_series(result: SimulationResult) -> dict[str, list[float]]:
     record-level epsilon, folded into one line when every branch's is the same (eight
     identical lines made a legend that said nothing)."""
 
+    # with a prior from a file, each model's epsilon adds the prior's (basic composition)
+    cost = result.config.prior_cost
+    prior = 0.0 if cost is None else cost[0]
+
     def line(values: list[Any]) -> list[float]:
-        return [math.nan if v is None else float(v) for v in values]
+        return [math.nan if v is None else float(v) + prior for v in values]
 
     if any(r["epsilon_client_level"] is not None for r in result.rounds):
         # the server's epsilon: client level, or record level with the noise added once
@@ -557,7 +598,13 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
         ax.axhline(result.config.epsilon, color="red", linestyle="--", label="target")
     ax.set_ylim(bottom=0)
     ax.set_xlabel("round")
-    ax.set_ylabel(f"epsilon spent (delta = {result.config.delta:g})")
+    cost = result.config.prior_cost
+    ax.set_ylabel(
+        f"epsilon spent (delta = {result.config.delta:g})"
+        if cost is None
+        else f"epsilon: the prior's {cost[0]:g} + this run's (delta = "
+        f"{result.config.delta + cost[1]:g})"
+    )
     ax.set_title(f"Privacy spent per round ({result.config.protected}-level)")
     paths.append(_save(fig, ax, run_dir / "epsilon.png"))
     return paths
@@ -584,6 +631,12 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         f"{c.protected}-level DP, mechanism `{c.mechanism}`, "
         + (f"target ε = {c.epsilon:g}" if c.epsilon is not None else f"z = {c.noise_multiplier:g}")
         + f", δ = {c.delta:g}"
+        + (
+            f", from a prior that spent ε = {c.prior_cost[0]:g}, δ = {c.prior_cost[1]:g} "
+            "(composed into every ε below)"
+            if c.prior_cost is not None
+            else ""
+        )
         if c.private
         else "no differential privacy"
     )
@@ -657,7 +710,9 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "",
         *_privacy_section(result),
         "",
-        *_ledger_section(run_dir, c.private, sampled=c.sample_rate < 1),
+        *_ledger_section(
+            run_dir, c.private, sampled=c.sample_rate < 1, prior=c.prior_cost is not None
+        ),
     ]
     lines += [
         "",
@@ -685,7 +740,9 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "",
         "## Rounds",
         "",
-        "| round | status | dropped | AUPRC (pooled) | ε | s |",
+        "| round | status | dropped | AUPRC (pooled) | "
+        + ("ε (with the prior's)" if c.prior_cost is not None else "ε")
+        + " | s |",
         "|---|---|---|---|---|---|",
     ]
     for r in result.rounds:
@@ -783,6 +840,17 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             "Released without differential privacy: no epsilon is claimed (no noise was added)."
         )
         return [*lines, *_statistics_rows(result)]
+    cost = c.prior_cost
+    if cost is not None:
+        lines += [
+            f"Prior from a file (`{c.prior_path}`): its own training already spent ε = "
+            f"{cost[0]:g}, δ = {cost[1]:g} on these {c.protected}s (given as prior_epsilon, "
+            "prior_delta: nothing here can check it). Every ε of a setting that starts "
+            "from it (prior only, local-only, federated) is its ε plus this run's, at δ its "
+            "δ plus this run's: basic composition, the generic bound, its mechanisms being "
+            "unknown. The parameters below are this run's alone.",
+            "",
+        ]
     params = result.privacy
     branches = params.get("branches", {})
     server = params.get("server")
@@ -955,10 +1023,13 @@ def _statistics_rows(result: SimulationResult) -> list[str]:
     return lines
 
 
-def _ledger_section(run_dir: Path, private: bool = True, *, sampled: bool = False) -> list[str]:
+def _ledger_section(
+    run_dir: Path, private: bool = True, *, sampled: bool = False, prior: bool = False
+) -> list[str]:
     """Where the signed ledger is, how to check it, and why the check says "not
     private": the simulation's seeded DP noise (its seeded cohorts cost nothing: no
-    epsilon credits the sampling), or no DP at all."""
+    epsilon credits the sampling), or no DP at all. ``prior``: the run started from a
+    prior from a file whose cost the ledger does not hold."""
     ledger, key = run_dir / "ledger.sqlite", run_dir / "ledger.pub.pem"
     cohorts = "its cohorts too, so they also say sampling seeded; " if sampled else ""
     why = (
@@ -986,4 +1057,14 @@ def _ledger_section(run_dir: Path, private: bool = True, *, sampled: bool = Fals
         "",
         why + f"`secagg audit report {ledger} --pubkey {key} --out DIR` writes the ledger "
         "as a verified report.",
-    ]
+    ] + (
+        [
+            "",
+            "The ledger records this run's rounds only: its ε is this run's alone. The "
+            "prior this run started from (prior_path) spent its own ε and δ on these units "
+            "in its own training, which lies outside this ledger (in its own run's, if it "
+            "has one); the ε in the tables above adds it (basic composition).",
+        ]
+        if prior
+        else []
+    )

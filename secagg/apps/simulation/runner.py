@@ -5,10 +5,13 @@ Theory of operation
 1. **Data**: per-branch training and test sets, synthetic (seeded: cards with
    histories, an out-of-time test period) or a CSV partitioned into branches (every
    branch with a minimum of rows and of training and test frauds, or a refusal).
-2. **Prior**: the model training starts from, which costs no branch's privacy beyond
-   the feature statistics it is standardised with: fitted without DP on the generator's
-   public reference worlds (other seeds), or an earlier
-   run's released ``model.npy``. With a prior the branches train only its output
+2. **Prior**: the model training starts from: fitted without DP on the generator's
+   public reference worlds (other seeds), which costs no branch's privacy beyond the
+   feature statistics it is standardised with, or an earlier run's released
+   ``model.npy``, which costs what its own training spent on these protected units
+   (``prior_epsilon``, ``prior_delta``): every epsilon of a setting that starts from it
+   (prior only, local-only, federated) is that cost and this run's composed (basic
+   composition, :func:`with_prior_cost`). With a prior the branches train only its output
    layer (33 parameters of the synthetic world's 2 081): DP noise grows with the
    trained dimension. Record-level DP with the noise added once trains them all.
 3. **Baselines**: *prior only* (what the federation adds is measured against it),
@@ -1046,6 +1049,7 @@ def _run_baselines(
         "bytes_sent_per_branch_per_round": 0,
         "seconds_per_round": None,
     }
+    with_prior_cost(config, settings["local-only"])  # each branch starts from the prior
     # centralized, non-private: the upper bound, with its own tuning (start, learning
     # rate, epochs chosen on held-out training rows)
     progress("centralized", 0, 1, "")
@@ -1226,7 +1230,12 @@ def _federate(
         known_eps = [e for e in record_eps.values() if e is not None]
         # epsilon is cumulative: a round that released nothing (aborted) spent nothing
         # new, so it shows what was spent before it, never a blank
-        spent_before = rounds[-1]["epsilon"] if rounds else None
+        spent_before = rounds[-1]["epsilon_this_run"] if rounds else None
+        this_run = (
+            result.epsilon
+            if result.epsilon is not None
+            else (max(known_eps) if known_eps else spent_before)
+        )
         row = {
             "round": result.number,
             "status": result.status,
@@ -1240,9 +1249,11 @@ def _federate(
             "branches": metrics["branches"],
             "epsilon_client_level": result.epsilon,
             "epsilon_record_level": record_eps,
-            "epsilon": result.epsilon
-            if result.epsilon is not None
-            else (max(known_eps) if known_eps else spent_before),
+            # the model released after this round starts from the prior: its epsilon
+            # is the prior's and this run's composed; this run's alone (what the
+            # ledger and the accountants above record) beside it
+            "epsilon": composed_epsilon(config, this_run),
+            "epsilon_this_run": this_run,
             "bytes_sent": sent,
             "bytes_received": received,
         }
@@ -1371,7 +1382,14 @@ def run_simulation(
                 f"the {config.prior_source} prior diverged (its parameters are not finite): "
                 "every setting trained all parameters from scratch instead"
             )
-            config = dataclasses.replace(config, prior="none", prior_path=None, trainable="all")
+            config = dataclasses.replace(
+                config,
+                prior="none",
+                prior_path=None,
+                prior_epsilon=None,  # nothing starts from it: its cost is in no model
+                prior_delta=None,
+                trainable="all",
+            )
             prior = None
         else:
             prior_note = None
@@ -1407,10 +1425,12 @@ def run_simulation(
         rounds_aborted=len(rounds) - len(completed),
         rounds_released=[r["round"] for r in completed],
         epsilon_target=config.epsilon if config.private else None,
-        above_target=_above_target(last_eps, config),
         stopped=run.stopped,
         last_rounds=last_rounds(rounds),
     )
+    # last_eps is composed already (see the rounds): this run's alone is the last round's
+    with_prior_cost(config, federated, this_run=rounds[-1]["epsilon_this_run"] if rounds else None)
+    federated["above_target"] = _above_target(federated["epsilon"], config)
     verdicts = branch_verdicts(config, branches, federated, settings["local-only"])
     statistics = _statistics_summary(config, stats)
     if prior is not None:
@@ -1429,6 +1449,8 @@ def run_simulation(
             seconds_per_round=None,
             source=config.prior_source,
         )
+        # a prior from a file costs what its own training spent, on top of the statistics
+        with_prior_cost(config, settings["prior only"])
     settings = {
         **({"prior only": settings["prior only"]} if prior is not None else {}),
         "local-only": settings["local-only"],
@@ -1562,9 +1584,52 @@ def _statistics_summary(config: SimulationConfig, stats: Any) -> dict[str, Any] 
     return out
 
 
+#: how a prior's cost and this run's compose (see :func:`with_prior_cost`)
+PRIOR_COMPOSITION = "basic (the prior's and this run's epsilons add, and their deltas)"
+
+
+def composed_epsilon(config: SimulationConfig, this_run: float | None) -> float | None:
+    """The epsilon of a model that starts from the prior: the prior's (``prior_epsilon``,
+    see :attr:`SimulationConfig.prior_cost`) plus this run's, by basic composition (the
+    prior's mechanisms are unknown: the generic bound). ``this_run`` itself without a
+    prior cost, or when this run claims none (None)."""
+    cost = config.prior_cost
+    if cost is None or this_run is None:
+        return this_run
+    return float(this_run) + cost[0]
+
+
+def with_prior_cost(
+    config: SimulationConfig, setting: dict[str, Any], this_run: float | None = None
+) -> None:
+    """A setting that starts from a prior from a file (prior only, local-only,
+    federated) claims the composed epsilon and delta (:func:`composed_epsilon`): its
+    ``epsilon`` and ``delta`` become the composition, this run's alone stays in
+    ``epsilon_this_run`` and ``delta_this_run``, the prior's in ``prior_epsilon`` and
+    ``prior_delta``. ``this_run``: this run's epsilon when ``setting["epsilon"]`` is
+    composed already (the federated rounds'); else ``setting["epsilon"]`` is it. Nothing
+    changes without a prior cost (no DP, the public prior, no prior)."""
+    cost = config.prior_cost
+    if cost is None:
+        return
+    if this_run is None and "epsilon_this_run" not in setting:
+        this_run = setting.get("epsilon")
+    setting.update(
+        epsilon=composed_epsilon(config, this_run),
+        epsilon_this_run=this_run,
+        delta=config.delta + cost[1],
+        delta_this_run=config.delta,
+        prior_epsilon=cost[0],
+        prior_delta=cost[1],
+        composition=PRIOR_COMPOSITION,
+    )
+
+
 def _above_target(epsilon: float | None, config: SimulationConfig) -> bool:
     """A run whose epsilon ended above its target (the budget should make this impossible;
-    every epsilon-printing output marks it if it happens)."""
+    every epsilon-printing output marks it if it happens). With a prior from a file,
+    ``epsilon`` is the composed one: the target sizes this run's noise alone, so a prior
+    that spent anything can put the released model above it, and that is said."""
     if not config.private or config.epsilon is None or epsilon is None:
         return False
     return not epsilon <= config.epsilon

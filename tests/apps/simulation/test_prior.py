@@ -68,19 +68,22 @@ def test_an_earlier_runs_model_is_a_prior_and_a_bad_file_is_one_clear_error(
 
     write_run_folder(earlier, tmp_path / "earlier")
     path = tmp_path / "earlier" / "model.npy"
-    config = SMALL.with_changes(prior_path=str(path), seed=1)
+    # seed 1 is another world: the prior saw none of its customers (prior_epsilon 0)
+    config = SMALL.with_changes(prior_path=str(path), prior_epsilon=0.0, seed=1)
     assert config.prior_source == "file" and config.trains == "head"
     assert np.array_equal(runner.prior_model(config, None), earlier.final_model)
     bad = tmp_path / "bad.npy"
     bad.write_bytes(b"not numpy")
     with pytest.raises(ConfigurationError, match="is not a numpy model vector"):
-        runner.prior_model(SMALL.with_changes(prior_path=str(bad)), None)
+        runner.prior_model(SMALL.with_changes(prior_path=str(bad), prior_epsilon=0.0), None)
     with pytest.raises(ConfigurationError, match="no prior model at"):
-        runner.prior_model(SMALL.with_changes(prior_path=str(tmp_path / "none.npy")), None)
+        missing = str(tmp_path / "none.npy")
+        runner.prior_model(SMALL.with_changes(prior_path=missing, prior_epsilon=0.0), None)
     # a pickled object array is refused, never unpickled
     np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ConfigurationError, match="is not a numpy model vector"):
-        runner.prior_model(SMALL.with_changes(prior_path=str(tmp_path / "pickled.npy")), None)
+        pickled = str(tmp_path / "pickled.npy")
+        runner.prior_model(SMALL.with_changes(prior_path=pickled, prior_epsilon=0.0), None)
 
 
 @pytest.mark.parametrize(
