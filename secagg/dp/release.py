@@ -408,7 +408,11 @@ class CentralRelease(_ClientLevel):
         if self.adaptive is not None and "next_clip" in stored:
             self.adaptive.clip = self.clip = float(stored["next_clip"])
         charged = stored.get("charged")
-        if charged is None:  # a round stored before rounds kept their parameters
+        if charged is None:
+            _refuse_foreign_round(stored, self.name)
+            # a round stored before rounds kept their parameters (2026-12-02): released
+            # by this mechanism (its epsilon or next clip is stored) with the parameters
+            # of its day, which are assumed to be the configured ones
             log.warning("a restored round has no recorded DP parameters: charged as configured")
             charged = self._charged()
         self._step(self._accountant, charged)
@@ -533,6 +537,7 @@ class DistributedRelease(_ClientLevel):
         }
 
     def restore(self, stored: dict[str, Any]) -> None:
+        _refuse_foreign_round(stored, self.name)
         ran = stored.get("parameters")
         if ran is not None and ran != self._parameters():
             # one accountant composes one mechanism: rounds that ran with other
@@ -781,6 +786,44 @@ class RecordRelease(Mechanism):
 
     def ledger_claim(self, epsilon: float | None) -> float | None:
         return max((r.epsilon for r in self.latest.values()), default=None)
+
+
+#: what each server-accounted mechanism keeps with a released round (see ``restore``)
+_STORED_BY = {
+    "central": ("charged", "next_clip", "clip_applied"),
+    "distributed": ("noise_contributors", "parameters"),
+}
+
+
+def _released_by(stored: dict[str, Any]) -> str | None:
+    """The mechanism that released a stored round, by the figures it kept; None: no DP.
+
+    A central round stored before rounds kept their parameters (2026-12-02) holds only
+    its epsilon; a round released without DP holds neither figures nor an epsilon."""
+    for name, keys in _STORED_BY.items():
+        if any(key in stored for key in keys):
+            return name
+    return "central" if stored.get("epsilon") is not None else None
+
+
+def _refuse_foreign_round(stored: dict[str, Any], mechanism: str) -> None:
+    """Refuse to charge a stored round that ``mechanism`` did not release.
+
+    Why: a round released without DP noise, or by the other mechanism, was charged
+    "as configured" (with a warning), so the ledger claimed an epsilon for sums that
+    carried no such noise and ``audit verify`` failed it for good (CLI audit,
+    2026-12-04). Only a round this mechanism released is charged again."""
+    by = _released_by(stored)
+    if by is None:
+        raise ConfigurationError(
+            "it was released without DP (no noise, no DP parameters recorded), so no "
+            "epsilon can be claimed for it: remove [dp], or start a new federation"
+        )
+    if by != mechanism:
+        raise ConfigurationError(
+            f"it was released by the {by} mechanism, this config's [dp] mechanism is "
+            f"{mechanism}: restore [dp] as it was, or start a new federation"
+        )
 
 
 def mechanism_class(settings: Any) -> type[Mechanism]:

@@ -191,6 +191,7 @@ class FederationServer:
         # predict it: every DP ledger row says so (audit verify fails an older row that
         # claims amplification by sampling beside it, unless its noise is a replay's too)
         self.sampling_seeded = config.seed is not None
+        self._refuse_dp_contradicting_rounds()  # before anything is written or charged
         recovery = store.recover()
         for number in recovery.aborted_on_restart:
             log.warning("round %d was running when the server stopped: aborted", number)
@@ -215,18 +216,23 @@ class FederationServer:
         if ledger is not None:
             for entry in ledger.entries():
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
-            self._backfill_ledger()
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
-        for row in store.rounds():  # the accountant's charges of the completed rounds
+        # the accountant's charges of the completed rounds, before the ledger is backfilled:
+        # a round the mechanism cannot charge refuses the start with no row written
+        for row in store.rounds():
             if row["status"] == "complete":
-                self.mechanism.restore(row["report"])
+                self._restore_charge(row["number"], row["report"])
                 self._last_epsilon = row["report"].get("epsilon")
             elif (row["report"] or {}).get("revealed"):  # its sum reached the server
                 revealed = row["report"]["revealed"]
-                self.mechanism.restore(revealed)
+                self._restore_charge(row["number"], revealed)
                 self._last_epsilon = revealed.get("epsilon", self._last_epsilon)
             for accused, accusers in ((row["report"] or {}).get("accused") or {}).items():
                 self._accusers.setdefault(accused, set()).update(accusers)
+        if ledger is not None:
+            restored = self._last_epsilon
+            self._backfill_ledger()
+            self._last_epsilon = restored  # the backfill's running figure is the rows'
         self._epsilon_now = self._last_epsilon  # for the per-round log line
         gone = self.mechanism.charged_outside(config.clients)
         if gone:  # the unit of the per-client charge is the name
@@ -254,6 +260,81 @@ class FederationServer:
         #: after run(): why it stopped before every configured round was complete
         #: (None when :attr:`finished`; the CLI prints it and exits non-zero)
         self.stop_reason: str | None = None
+
+    def _restore_charge(self, number: int, stored: dict[str, Any]) -> None:
+        """Charge a stored round again (:meth:`Mechanism.restore`), naming the round when
+        the mechanism refuses it (a round it cannot charge truthfully)."""
+        try:
+            self.mechanism.restore(stored)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"[dp] round {number} of the state: {exc}") from None
+
+    def _refuse_dp_contradicting_rounds(self) -> None:
+        """Refuse a ``[dp]`` that contradicts the DP the stored rounds were released with.
+
+        Why: a federation run without DP and restarted with ``[dp]`` (same state) only
+        logged a warning, charged its noiseless rounds as if noised and wrote a ledger
+        that ``secagg audit verify`` fails for good ("claims epsilon 8.385 but its
+        recorded mechanism gives inf"); the reverse drops the charges of noised rounds.
+        One accountant composes one mechanism, so the rows that released something
+        (complete, or their sum revealed) must all have the config's DP: present or
+        absent, its unit and its mechanism. The ledger's DP block says what each row
+        ran with; a finished round the ledger lacks (it is about to be rebuilt from the
+        store) is judged by its stored epsilon: a server-accounted mechanism records
+        one, a round without DP none. Raised before anything is written or bound."""
+        dp = self.config.dp
+        wanted = None if dp is None else (dp.unit, dp.mechanism)
+        seen: dict[tuple[str, str] | None, list[int]] = {}
+        ledgered: set[int] = set()
+        for entry in self.ledger.entries() if self.ledger is not None else []:
+            number = entry.get("round")
+            if not isinstance(number, int):
+                continue
+            ledgered.add(number)
+            block = entry.get("dp")
+            released = entry.get("status") == "complete" or (
+                isinstance(block, dict) and bool(block.get("sum_revealed"))
+            )
+            if released:
+                ran = (
+                    (str(block.get("unit")), str(block.get("mechanism")))
+                    if isinstance(block, dict)
+                    else None
+                )
+                seen.setdefault(ran, []).append(number)
+        for row in self.store.rounds():
+            report = row["report"] or {}
+            if row["number"] in ledgered:
+                continue
+            charged = report if row["status"] == "complete" else report.get("revealed")
+            if not isinstance(charged, dict):
+                continue
+            noised = charged.get("epsilon") is not None
+            if noised and dp is None:
+                seen.setdefault(("?", "?"), []).append(row["number"])
+            elif not noised and dp is not None and dp.server_accounts:
+                seen.setdefault(None, []).append(row["number"])
+        wrong = {ran: numbers for ran, numbers in seen.items() if ran != wanted}
+        if not wrong:
+            return
+        ran, numbers = min(wrong.items(), key=lambda item: item[1][0])
+
+        def describe(kind: tuple[str, str] | None) -> str:
+            if kind is None:
+                return "without DP (no [dp]: released with no noise)"
+            if kind == ("?", "?"):
+                return "with DP (an epsilon is stored)"
+            return f"with [dp] unit = {kind[0]!r}, mechanism = {kind[1]!r}"
+
+        now = "has no [dp]"
+        if dp is not None:
+            now = f"has unit = {dp.unit!r}, mechanism = {dp.mechanism!r}"
+        raise ConfigurationError(
+            f"[dp] contradicts the rounds this state holds: {_round_span(sorted(numbers))} "
+            f"ran {describe(ran)}, this config {now}; "
+            "one federation keeps one DP mechanism: restore [dp] as it was, or start a new "
+            "federation with another server.state"
+        )
 
     def _identities(self, participants: list[str]) -> tuple[bytes, ...]:
         """Each participant's certificate (DER), for rounds whose signatures rest on them."""
@@ -1056,6 +1137,13 @@ class FederationServer:
                 "ledger: round %d was missing and has been reconstructed from the store",
                 row["number"],
             )
+
+
+def _round_span(numbers: list[int]) -> str:
+    """``round 3`` or ``rounds 1 to 4`` (5 rounds), for a one-line message."""
+    if len(numbers) == 1:
+        return f"round {numbers[0]}"
+    return f"rounds {numbers[0]} to {numbers[-1]} ({len(numbers)} rounds)"
 
 
 class _StreamChoice:

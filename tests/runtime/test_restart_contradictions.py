@@ -1,0 +1,191 @@
+"""A restarted server whose config or files contradict its state refuses to start.
+
+CLI audit, 2026-12-04: each of these restarts used to run and leave a ledger that
+``secagg audit verify`` fails for good (rounds released without noise charged as
+noised, a truncated ledger "repaired" by appending), or failed with a message naming
+neither the key nor the stored value. Each federation is real (three branches over
+the in-process transport, SecAgg+, dimension 10) and restarted the way ``secagg
+server`` restarts it: :func:`~secagg.runtime.launch.open_server_state`, then
+:func:`~secagg.runtime.launch.build_server`, both before any port is bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from secagg.aggregation.policy import BranchPolicy
+from secagg.errors import ConfigurationError
+from secagg.ledger.chain import LedgerError, LedgerKey, genesis_hash, head_message
+from secagg.runtime.client import FederationClient
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.launch import build_server, open_server_state
+from secagg.runtime.server import RoundResult
+from secagg.runtime.store import StateError
+from secagg.transport.inprocess import InProcessHub
+
+D = 10
+NAMES = ["b1", "b2", "b3"]
+#: generous: the branches only wait this long when a round never comes
+IDLE = 60.0
+
+
+def _config(tmp_path: Path, rounds: int, **sections: dict[str, Any]) -> FederationConfig:
+    data: dict[str, Any] = {
+        "federation": {"name": "restart", "clients": NAMES, "dimension": D, "rounds": rounds},
+        "sampling": {"kind": "poisson", "rate": 1.0},
+        "backend": {"name": "secagg+", "value_bound": 1.0},
+        "deadlines": {"phase_seconds": 60.0},
+        "server": {"state": str(tmp_path / "state.sqlite")},
+    }
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return FederationConfig.from_dict(data)
+
+
+def _run(config: FederationConfig) -> list[RoundResult]:
+    """Every round of ``config`` with three branches; the state is closed afterwards."""
+    hub = InProcessHub()
+    for i, name in enumerate(NAMES):
+        target = np.full(D, 0.01 * (i + 1))
+        client = FederationClient(
+            name, lambda m, t=target: t - m, hub.connect(name), policy=BranchPolicy()
+        )
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": IDLE, "rounds": config.rounds}, daemon=True
+        ).start()
+    state = open_server_state(config)
+    try:
+        server = build_server(config, hub, state.store, ledger=state.ledger)
+        results = server.run(wait_for_clients=IDLE)
+    finally:
+        state.close()
+    assert [r.status for r in results] == ["complete"] * len(results), results
+    return results
+
+
+def _restart(config: FederationConfig) -> None:
+    """What ``secagg server`` does before binding: open and check the state, build."""
+    state = open_server_state(config)
+    try:
+        build_server(config, InProcessHub(), state.store, ledger=state.ledger)
+    finally:
+        state.close()
+
+
+def _digests(tmp_path: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(tmp_path.glob("state.sqlite*"))
+        if not p.name.endswith(".lock")
+    }
+
+
+# --- 1. [dp] must say what the stored rounds ran with -----------------------------------------
+
+DP = {"clip": 1.0, "noise_multiplier": 1.0, "delta": 1e-3}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        (None, DP, "rounds 1 to 2 (2 rounds) ran without DP"),
+        (DP, None, "ran with [dp] unit = 'client', mechanism = 'central', this config has no"),
+        (
+            DP,
+            {**DP, "mechanism": "distributed"},
+            "mechanism = 'central', this config has unit = 'client', mechanism = 'distributed'",
+        ),
+    ],
+    ids=["dp-added", "dp-removed", "mechanism-changed"],
+)
+def test_a_dp_config_that_contradicts_the_stored_rounds_is_refused_before_anything_is_written(
+    tmp_path: Path, before: dict[str, Any] | None, after: dict[str, Any] | None, message: str
+) -> None:
+    first = _config(tmp_path, 2, **({"dp": before} if before else {}))
+    _run(first)
+    untouched = _digests(tmp_path)
+    second = _config(tmp_path, 4, **({"dp": after} if after else {}))
+    with pytest.raises(ConfigurationError) as refused:
+        _restart(second)
+    text = str(refused.value)
+    assert text.startswith("[dp] contradicts the rounds this state holds: "), text
+    assert message in text
+    assert "\n" not in text
+    assert _digests(tmp_path) == untouched  # no row charged, no ledger row written
+    _restart(_config(tmp_path, 4, **({"dp": before} if before else {})))  # unchanged: goes on
+
+
+def test_a_round_the_ledger_lacks_is_judged_by_its_stored_epsilon(tmp_path: Path) -> None:
+    """The one round a crash may leave out of the ledger is rebuilt from the store with
+    the config's DP block: a changed [dp] must be refused before that row is written."""
+    _run(_config(tmp_path, 1))
+    # as if the server died between the store's commit of round 1 and its ledger row
+    _drop_last_row(tmp_path / "state.sqlite.ledger")
+    untouched = _digests(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"\[dp\] contradicts .*: round 1 ran without DP"):
+        _restart(_config(tmp_path, 4, dp=DP))
+    assert _digests(tmp_path) == untouched
+
+
+def _drop_last_row(ledger_path: Path) -> None:
+    """Remove the last row and put back the signed head of the row before it: what a
+    crash between the store's commit and the ledger's append leaves (an honest chain)."""
+    key = LedgerKey.load(Path(ledger_path.parent / "state.sqlite.ledger-key"))
+    db = sqlite3.connect(ledger_path)
+    try:
+        db.execute("DELETE FROM ledger WHERE seq = (SELECT MAX(seq) FROM ledger)")
+        last = db.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC").fetchone()
+        seq, digest = last or (0, genesis_hash(key.public_key))
+        signature = key.signing.sign(head_message(seq, digest)).hex()
+        db.execute(
+            "INSERT OR REPLACE INTO ledger_head VALUES (1, ?, ?, ?)", (seq, digest, signature)
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [
+        ({"contributed": ["b1", "b2"], "epsilon": None}, "released without DP"),
+        ({"contributed": ["b1"], "epsilon": 1.5, "noise_contributors": 2}, "distributed"),
+    ],
+)
+def test_the_central_restore_refuses_a_round_it_did_not_release(
+    stored: dict[str, Any], message: str
+) -> None:
+    config = _config(Path("/nonexistent"), 2, dp=DP)
+    mechanism = config.mechanism()
+    with pytest.raises(ConfigurationError, match=message):
+        mechanism.restore(stored)
+
+
+def test_an_older_central_round_with_its_epsilon_is_still_charged_as_configured(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rounds stored before 2026-12-02 kept their epsilon but not their parameters."""
+    config = _config(Path("/nonexistent"), 2, dp=DP)
+    mechanism = config.mechanism()
+    mechanism.restore({"contributed": ["b1", "b2", "b3"], "epsilon": 3.2})
+    assert mechanism.epsilon_after_next(contributors=3, participants=None) > 0
+    assert "charged as configured" in caplog.text
+
+
+def test_the_distributed_restore_refuses_a_round_without_noise_shares() -> None:
+    config = _config(Path("/nonexistent"), 2, dp={**DP, "mechanism": "distributed"})
+    mechanism = config.mechanism()
+    with pytest.raises(ConfigurationError, match="released without DP"):
+        mechanism.restore({"contributed": ["b1", "b2"], "epsilon": None})
+    with pytest.raises(ConfigurationError, match="released by the central mechanism"):
+        mechanism.restore({"epsilon": 1.0, "charged": {"noise_multiplier": 1.0}})
+
+
+_ = StateError, LedgerError
