@@ -74,6 +74,7 @@ from typing import Any
 
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
 from secagg.aggregation.registry import accepted_settings
+from secagg.crypto.signing import SigningKey
 from secagg.dp.config import DPSettings
 from secagg.dp.release import Mechanism, mechanism_for
 from secagg.errors import ConfigurationError
@@ -233,6 +234,11 @@ class BackendConfig:
         _require(self.bits in (32, 64), "backend.bits must be 32 or 64")
         _require(0 <= self.dropout_fraction < 1, "backend.dropout_fraction must lie in [0, 1)")
         _require(0 <= self.corrupt_fraction < 1, "backend.corrupt_fraction must lie in [0, 1)")
+        _require(
+            self.precision is None or (math.isfinite(self.precision) and self.precision > 0),
+            f"backend.precision must be a positive number (the sum's absolute error), not "
+            f"{self.precision!r}",
+        )
 
     def settings(self) -> dict[str, Any]:
         """The options every backend picks its own from (see backend_from_settings)."""
@@ -421,6 +427,42 @@ class FederationConfig:
                 self.backend.value_bound >= self.dp.clip,
                 "backend.value_bound must be at least dp.clip (clipped updates must fit)",
             )
+        self._refuse_a_round_that_cannot_run()
+
+    def _refuse_a_round_that_cannot_run(self) -> None:
+        """Plan one round of every client, as the server does before each round, and
+        build its server session: settings no round can run with are refused here.
+
+        Why: ``dropout_fraction = 0.9`` with ``corrupt_fraction = 0.5`` passed validation,
+        and the server bound its port, aborted every round ("semi-honest SecAgg+ needs
+        corrupt_fraction + dropout_fraction <= 0.9"), wrote a ledger row for each and
+        told the operator to run it again; a CKKS ``precision`` no ring satisfies started
+        the same way (CLI audit, 2026-12-04). The backend and the mechanism decide what
+        they can plan, so the check stays free of their names. Active rounds are planned
+        with a stand-in identity key for every client (the real ones are certificates)."""
+        population = len(self.clients)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
+            mechanism = self.mechanism()
+        backend = self.aggregation_backend()
+        options = mechanism.round_options(population)
+        if backend.needs_identities:
+            stand_in = SigningKey.generate().verify_key.raw
+            options["identities"] = (stand_in,) * population
+        try:
+            spec = backend.plan(population, mechanism.round_dimension(self.dimension), **options)
+            backend.server(spec, noise_stddev=mechanism.backend_noise_stddev)
+        except ConfigurationError as exc:
+            given = self.backend.settings()
+            values = ", ".join(
+                f"{key} = {given[key]!r}"
+                for key in accepted_settings(self.backend.name)
+                if given.get(key) is not None
+            )
+            raise ConfigurationError(
+                f"[backend] name = {self.backend.name!r}, {values}: no round of the "
+                f"{population} clients can run with these settings: {' '.join(str(exc).split())}"
+            ) from None
 
     @property
     def sample_rate(self) -> float:

@@ -163,3 +163,53 @@ def test_a_missing_required_key_is_named_not_a_python_signature(missing: str) ->
     with pytest.raises(ConfigurationError) as refused:
         FederationConfig.from_dict(data)
     assert str(refused.value) == f"[federation] lacks {missing}"
+
+
+# --- settings no round can run with (CLI audit, 2026-12-04) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("backend", "named"),
+    [
+        # the server bound, aborted every round and wrote 5 ledger rows saying so
+        (
+            {"dropout_fraction": 0.9, "corrupt_fraction": 0.5},
+            "dropout_fraction = 0.9, corrupt_fraction = 0.5: no round of the 3 clients",
+        ),
+        (
+            {"name": "ckks", "key_holder": "kh", "precision": 1e-30},
+            "precision = 1e-30: no round of the 3 clients can run",
+        ),
+    ],
+)
+def test_settings_no_round_can_run_with_are_refused_at_load(
+    backend: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(_config(backend=backend))
+    text = str(refused.value)
+    assert text.startswith("[backend] name = ") and named in text, text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("precision", [-1.0, 0.0, float("nan"), float("inf")])
+def test_a_ckks_precision_that_is_not_a_positive_number_is_refused(precision: float) -> None:
+    with pytest.raises(ConfigurationError, match=r"backend\.precision must be a positive number"):
+        FederationConfig.from_dict(
+            _config(backend={"name": "ckks", "key_holder": "kh", "precision": precision})
+        )
+
+
+def test_the_round_plan_check_accepts_what_the_server_runs() -> None:
+    """Every backend's defaults, the active variant (planned with stand-in identities)
+    and distributed DP's noise share plan a round of the federation's clients."""
+    for backend in (
+        {"name": "plain"},
+        {"name": "secagg"},
+        {"name": "secagg+", "active": True},
+        {"name": "ckks", "key_holder": "kh"},
+        {"name": "secagg+", "dropout_fraction": 0.4, "corrupt_fraction": 0.5},
+    ):
+        FederationConfig.from_dict(_config(backend=backend))
+    dp = {"mechanism": "distributed", "clip": 1.0, "noise_multiplier": 1.0, "delta": 1e-3}
+    FederationConfig.from_dict(_config(dp=dp))
