@@ -86,6 +86,10 @@ MAX_DIMENSION = 2**31
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+#: the largest server learning rate: FedAvg's is 1 and server optimisers use a few; far
+#: beyond that a released mean only overflows the model (which the server then refuses)
+MAX_SERVER_LEARNING_RATE = 100.0
+
 #: the docs' port: what a bind without one would have meant (it is an error instead)
 DEFAULT_PORT = 50051
 
@@ -267,11 +271,17 @@ class DeadlineConfig:
         return self.phase_seconds if self.training_seconds is None else self.training_seconds
 
     def __post_init__(self) -> None:
-        _require(self.phase_seconds > 0, "deadlines.phase_seconds must be positive")
-        _require(
-            self.training_seconds is None or self.training_seconds > 0,
-            "deadlines.training_seconds must be positive",
-        )
+        # finite: an inf deadline never closes a phase, so one silent branch holds the
+        # round (and the federation) forever; nan compared false and slipped through
+        for key, value in (
+            ("phase_seconds", self.phase_seconds),
+            ("round_seconds", self.round_seconds),
+            ("training_seconds", self.training_seconds),
+        ):
+            _require(
+                value is None or (math.isfinite(value) and value > 0),
+                f"deadlines.{key} must be a positive number of seconds, not {value!r}",
+            )
         _require(
             self.round_seconds >= self.first_phase_seconds,
             f"deadlines.round_seconds ({self.round_seconds:g}) is shorter than "
@@ -400,8 +410,18 @@ class FederationConfig:
             "that size does not fit a round's vectors",
         )
         _require(self.rounds >= 1, "federation.rounds must be at least 1")
-        _require(self.server_learning_rate > 0, "federation.server_learning_rate must be > 0")
-        _require(0 <= self.server_momentum < 1, "federation.server_momentum must lie in [0, 1)")
+        # finite: an inf learning rate checkpointed a model of infinities at round 1, which
+        # every branch refused, so no later round (nor a restart) could complete
+        _require(
+            math.isfinite(self.server_learning_rate)
+            and 0 < self.server_learning_rate <= MAX_SERVER_LEARNING_RATE,
+            f"federation.server_learning_rate must be a number in (0, "
+            f"{MAX_SERVER_LEARNING_RATE:g}], not {self.server_learning_rate!r}",
+        )
+        _require(
+            math.isfinite(self.server_momentum) and 0 <= self.server_momentum < 1,
+            f"federation.server_momentum must lie in [0, 1), not {self.server_momentum!r}",
+        )
         if self.sampling.kind == "fixed":
             _require(
                 (self.sampling.count or 0) <= len(self.clients),

@@ -91,7 +91,7 @@ from secagg.aggregation import (
 )
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.stream import KeyedStream, derive
-from secagg.dp.release import Mechanism
+from secagg.dp.release import Mechanism, Release
 from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
 from secagg.ledger.chain import Ledger
 from secagg.ledger.entry import LedgerEntry
@@ -676,7 +676,17 @@ class FederationServer:
             accused = self._take_accusations(session, participants)
             return self._abort(number, participants, str(exc), started, {}, dropouts, accused)
         accused = self._take_accusations(session, participants)
-        self._apply(release.mean)
+        model, velocity = self._updated(release.mean)
+        if not np.isfinite(model).all():
+            bad = int(np.count_nonzero(~np.isfinite(model)))
+            reason = (
+                f"the updated model has {bad} non-finite parameters (inf or nan): the previous "
+                "model is kept; check federation.server_learning_rate and server_momentum"
+            )
+            return self._abort(
+                number, participants, reason, started, {}, report.dropouts, accused, release
+            )
+        self.model, self._velocity = model, velocity
         names = tuple(participants[p] for p in report.contributed)
         stored = {"contributed": list(names), "epsilon": release.epsilon, **release.store}
         if accused:
@@ -727,9 +737,14 @@ class FederationServer:
         backend: dict[str, Any],
         dropouts: dict[str, int],
         accused: dict[str, list[str]] | None = None,
+        released: Release | None = None,
     ) -> RoundResult:
+        """Record the round aborted. ``released``: the mechanism released it (and charged
+        its accountant) before the round failed: the charge is kept, as for a sum revealed."""
         report: dict[str, Any] = {"reason": reason, **({"accused": accused} if accused else {})}
         charge = self._revealed.get(number)
+        if released is not None and (released.epsilon is not None or released.store):
+            charge = {"epsilon": released.epsilon, **released.store}
         if charge is not None:
             # the unmasking requests had left: the server may have seen the noised sum,
             # which is the release; charged as a restart would charge it (review: an
@@ -738,7 +753,8 @@ class FederationServer:
         self.store.abort_round(number, report)
         epsilon = None
         if charge is not None:
-            self.mechanism.restore(charge)
+            if released is None:  # a release has charged the accountant already
+                self.mechanism.restore(charge)
             epsilon = charge.get("epsilon")
         result = RoundResult(number, "aborted", tuple(participants), (), reason, epsilon)
         self._record(
@@ -1018,15 +1034,21 @@ class FederationServer:
 
     # --- the model update ------------------------------------------------------
 
-    def _apply(self, mean: np.ndarray) -> None:
-        """FedAvg with the server learning rate, and FedAvgM (Hsu et al. 2019) when set:
-        post-processing of the released mean, no privacy cost."""
+    def _updated(self, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model and FedAvgM velocity after applying ``mean``, not yet adopted: FedAvg
+        with the server learning rate, and FedAvgM (Hsu et al. 2019) when set;
+        post-processing of the released mean, no privacy cost.
+
+        Why not adopted at once: a model with an inf or a nan (an overflow of the mean
+        times the learning rate) was checkpointed, every branch refused it and every
+        later round aborted; a restart resumed from the same checkpoint (CLI audit,
+        2026-12-04). The caller adopts it only when every parameter is finite."""
         cfg = self.config
-        if cfg.server_momentum > 0:
-            self._velocity = cfg.server_momentum * self._velocity + mean
-            self.model = self.model + cfg.server_learning_rate * self._velocity
-        else:
-            self.model = self.model + cfg.server_learning_rate * mean
+        with np.errstate(over="ignore", invalid="ignore"):  # refused by the caller
+            if cfg.server_momentum > 0:
+                velocity = cfg.server_momentum * self._velocity + mean
+                return self.model + cfg.server_learning_rate * velocity, velocity
+            return self.model + cfg.server_learning_rate * mean, self._velocity
 
     # --- the ledger --------------------------------------------------------------
 

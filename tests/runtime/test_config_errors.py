@@ -213,3 +213,30 @@ def test_the_round_plan_check_accepts_what_the_server_runs() -> None:
         FederationConfig.from_dict(_config(backend=backend))
     dp = {"mechanism": "distributed", "clip": 1.0, "noise_multiplier": 1.0, "delta": 1e-3}
     FederationConfig.from_dict(_config(dp=dp))
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "named"),
+    [
+        # round 1 checkpointed a model of infinities; every branch refused it; 5 aborts
+        ("federation", {"server_learning_rate": float("inf")}, "federation.server_learning_rate"),
+        ("federation", {"server_learning_rate": float("nan")}, "federation.server_learning_rate"),
+        ("federation", {"server_learning_rate": 1e300}, "federation.server_learning_rate"),
+        ("federation", {"server_momentum": float("nan")}, "federation.server_momentum"),
+        # quorum_wait_seconds had to be finite, the round's own deadlines did not
+        (
+            "deadlines",
+            {"phase_seconds": float("inf"), "round_seconds": float("inf")},
+            "deadlines.phase_seconds",
+        ),
+        ("deadlines", {"round_seconds": float("inf")}, "deadlines.round_seconds"),
+        ("deadlines", {"training_seconds": float("inf")}, "deadlines.training_seconds"),
+        ("deadlines", {"round_seconds": float("nan")}, "deadlines.round_seconds"),
+    ],
+)
+def test_every_float_of_the_federation_must_be_finite(
+    section: str, values: dict[str, float], named: str
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(_config(**{section: values}))
+    assert str(refused.value).startswith(named), str(refused.value)

@@ -22,12 +22,12 @@ import pytest
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.errors import ConfigurationError
-from secagg.ledger.chain import LedgerError, LedgerKey, genesis_hash, head_message
+from secagg.ledger import verify_ledger
+from secagg.ledger.chain import LedgerKey, genesis_hash, head_message
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, open_server_state
 from secagg.runtime.server import RoundResult
-from secagg.runtime.store import StateError
 from secagg.transport.inprocess import InProcessHub
 
 D = 10
@@ -188,4 +188,46 @@ def test_the_distributed_restore_refuses_a_round_without_noise_shares() -> None:
         mechanism.restore({"epsilon": 1.0, "charged": {"noise_multiplier": 1.0}})
 
 
-_ = StateError, LedgerError
+# --- 3. a model that is not finite is never adopted --------------------------------------------
+
+
+@pytest.mark.parametrize("dp", [None, DP], ids=["no-dp", "central-dp"])
+def test_a_round_whose_model_would_not_be_finite_aborts_and_keeps_the_model(
+    tmp_path: Path, dp: dict[str, Any] | None
+) -> None:
+    """A learning rate that overflows the model (the config now refuses inf; this one
+    got past it) aborts the round, keeps the previous model and checkpoint, and, with
+    DP, keeps the charge of the mean that was released (the ledger still verifies)."""
+    config = _config(tmp_path, 1, **({"dp": dp} if dp else {}))
+    object.__setattr__(config, "server_learning_rate", float("inf"))
+    hub = InProcessHub()
+    for i, name in enumerate(NAMES):
+        target = np.full(D, 0.01 * (i + 1))
+        client = FederationClient(
+            name, lambda m, t=target: t - m, hub.connect(name), policy=BranchPolicy()
+        )
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": IDLE, "rounds": 2}, daemon=True
+        ).start()
+    state = open_server_state(config)
+    try:
+        server = build_server(config, hub, state.store, ledger=state.ledger)
+        results = server.run(wait_for_clients=IDLE, max_attempts=2)
+        assert [r.status for r in results] == ["aborted", "aborted"]
+        assert all("non-finite parameters" in str(r.reason) for r in results)
+        assert np.array_equal(server.model, np.zeros(D))  # the previous model, kept
+        assert np.isfinite(server.model).all()
+        epsilon = server.mechanism.epsilon_after_next(contributors=3, participants=None)
+    finally:
+        state.close()
+    assert (epsilon is None) == (dp is None)  # with DP: both released means are charged
+    audit = verify_ledger(tmp_path / "state.sqlite.ledger")
+    assert audit.ok, audit.first_failure
+    # a restart charges the same (the released means are charged as revealed sums)
+    state = open_server_state(config)
+    try:
+        again = build_server(config, InProcessHub(), state.store, ledger=state.ledger)
+        assert again.mechanism.epsilon_after_next(contributors=3, participants=None) == epsilon
+        assert np.array_equal(again.model, np.zeros(D))
+    finally:
+        state.close()
