@@ -39,7 +39,7 @@ from secagg.ledger.chain import Ledger, LedgerError, LedgerKey, export_public_ke
 from secagg.runtime.client import BranchIdentity, ClientStats, FederationClient, TrainingHook
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
-from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.server import FederationServer, RoundResult, refuse_broken_chain
 from secagg.runtime.store import (
     ServerStore,
     StateError,
@@ -206,6 +206,7 @@ def check_state_against_ledger(store: ServerStore, ledger: Ledger | None) -> Non
                 "ledger is missing or empty: restore the ledger from a backup"
             )
         return
+    refuse_broken_chain(ledger)
     recorded: dict[int, str] = {}
     for entry in ledger.entries():
         number = entry.get("round")

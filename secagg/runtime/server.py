@@ -93,7 +93,7 @@ from secagg.crypto.prg import MaskRemover
 from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.release import Mechanism, Release
 from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
-from secagg.ledger.chain import Ledger
+from secagg.ledger.chain import Ledger, LedgerError, read_chain
 from secagg.ledger.entry import LedgerEntry
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.store import ServerStore, StoreCorrupted
@@ -1125,12 +1125,16 @@ class FederationServer:
         assert self.ledger is not None
         recorded = {entry.get("round") for entry in self.ledger.entries()}
         epsilon: float | None = None
+        checked = False
         for row in self.store.rounds():
             report = row["report"] or {}
             if row["status"] == "complete":
                 epsilon = report.get("epsilon", epsilon)
             if row["number"] in recorded or row["status"] not in ("complete", "aborted"):
                 continue
+            if not checked:  # a row is added only to a chain that verifies
+                refuse_broken_chain(self.ledger)
+                checked = True
             contributed = tuple(report.get("contributed", ()))
             complete = row["status"] == "complete"
             revealed = None if complete else report.get("revealed")
@@ -1161,6 +1165,26 @@ class FederationServer:
             )
 
 
+def refuse_broken_chain(ledger: Ledger) -> None:
+    """Refuse to continue a ledger whose chain does not verify against its signed head.
+
+    Why: with a row deleted from the middle of a good ledger (its signed head intact,
+    so ``audit verify`` already failed it: "signed head says 3 rows, file has 2") the
+    server found the round missing, "reconstructed" it from the store, appended it
+    after the gap and ran on: the ledger stayed failed, now with rows signed on top of
+    the damage (CLI audit, 2026-12-04). Rebuilding one round is only for a chain that
+    verifies and merely ends before the store's last round (a crash between the two
+    commits). Raises :class:`~secagg.ledger.chain.LedgerError` (one line)."""
+    report = read_chain(ledger.path, ledger.key.public_key)
+    if not report.ok:
+        failure = " ".join(str(report.failure).split())
+        raise LedgerError(
+            f"the ledger {ledger.path} fails its chain check ({failure}): the server does not "
+            "append to a damaged ledger; restore it from a backup (secagg audit verify "
+            "shows the damage)"
+        )
+
+
 def _round_span(numbers: list[int]) -> str:
     """``round 3`` or ``rounds 1 to 4`` (5 rounds), for a one-line message."""
     if len(numbers) == 1:
@@ -1182,4 +1206,4 @@ class _StreamChoice:
         return pool[:k]
 
 
-__all__ = ["FederationServer", "RoundAborted", "RoundResult"]
+__all__ = ["FederationServer", "RoundAborted", "RoundResult", "refuse_broken_chain"]

@@ -23,11 +23,12 @@ import pytest
 from secagg.aggregation.policy import BranchPolicy
 from secagg.errors import ConfigurationError
 from secagg.ledger import verify_ledger
-from secagg.ledger.chain import LedgerKey, genesis_hash, head_message
+from secagg.ledger.chain import Ledger, LedgerError, LedgerKey, genesis_hash, head_message
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, open_server_state
-from secagg.runtime.server import RoundResult
+from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
 D = 10
@@ -231,3 +232,67 @@ def test_a_round_whose_model_would_not_be_finite_aborts_and_keeps_the_model(
         assert np.array_equal(again.model, np.zeros(D))
     finally:
         state.close()
+
+
+# --- 4. a damaged ledger is not "repaired" by appending to it ----------------------------------
+
+
+def _delete_row(ledger_path: Path, seq: int) -> None:
+    """Delete one row and leave the signed head as it was (what audit verify fails)."""
+    db = sqlite3.connect(ledger_path)
+    try:
+        db.execute("DELETE FROM ledger WHERE seq = ?", (seq,))
+        db.commit()
+    finally:
+        db.close()
+
+
+def test_a_ledger_cut_below_its_signed_head_is_refused_not_reconstructed(tmp_path: Path) -> None:
+    """The audit: a good 3-row ledger with seq 3 deleted. The server logged "round 3
+    was missing and has been reconstructed from the store", wrote the row at seq 4 and
+    ran; verify still failed."""
+    config = _config(tmp_path, 3)
+    _run(config)
+    ledger = tmp_path / "state.sqlite.ledger"
+    _delete_row(ledger, 3)
+    assert not verify_ledger(ledger).ok  # what an auditor already saw
+    untouched = _digests(tmp_path)
+    more = _config(tmp_path, 5)
+    with pytest.raises(LedgerError) as refused:
+        open_server_state(more)
+    text = str(refused.value)
+    assert "fails its chain check" in text and "signed head" in text, text
+    assert "\n" not in text
+    assert _digests(tmp_path) == untouched  # nothing appended, nothing rebuilt
+
+
+def test_the_backfill_itself_refuses_a_broken_chain(tmp_path: Path) -> None:
+    """A server built without the launcher's checks (a program's own) refuses too."""
+    config = _config(tmp_path, 3)
+    _run(config)
+    ledger_path = tmp_path / "state.sqlite.ledger"
+    _delete_row(ledger_path, 3)
+    key = LedgerKey.load(tmp_path / "state.sqlite.ledger-key")
+    store = ServerStore(tmp_path / "state.sqlite")
+    ledger = Ledger(ledger_path, key)
+    try:
+        with pytest.raises(LedgerError, match="fails its chain check"):
+            FederationServer(config, InProcessHub(), store, ledger=ledger)
+        assert [e["round"] for e in ledger.entries()] == [1, 2]
+    finally:
+        ledger.close()
+        store.close()
+
+
+def test_a_crash_between_the_two_commits_is_still_rebuilt(tmp_path: Path) -> None:
+    """The honest case the backfill exists for: the chain verifies and ends one round
+    before the store (its head signed over the rows it has)."""
+    config = _config(tmp_path, 2)
+    _run(config)
+    ledger = tmp_path / "state.sqlite.ledger"
+    _drop_last_row(ledger)
+    _restart(_config(tmp_path, 3))
+    audit = verify_ledger(ledger)
+    assert audit.ok, audit.first_failure
+    assert [row.entry["round"] for row in audit.chain.rows] == [1, 2]
+    assert audit.chain.rows[1].entry.get("reconstructed") is True
