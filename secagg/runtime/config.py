@@ -198,6 +198,12 @@ class SamplingConfig:
         _require(self.kind in ("poisson", "fixed"), "sampling.kind must be 'poisson' or 'fixed'")
         if self.kind == "poisson":
             _require(0 < self.rate <= 1, "sampling.rate must lie in (0, 1]")
+            # a count beside Poisson sampling was silently ignored (CLI audit, 2026-12-04)
+            _require(
+                self.count is None,
+                "sampling.count is for kind = 'fixed'; with kind = 'poisson' (the default) each "
+                "client joins with probability sampling.rate: remove count or set kind = 'fixed'",
+            )
         else:
             _require(
                 isinstance(self.count, int) and self.count >= 2,
@@ -563,6 +569,8 @@ class FederationConfig:
         """Build from the TOML layout (sections as nested tables); unknown keys are errors."""
         data = dict(data)
         known = {"federation", "sampling", "backend", "dp", "deadlines", "server"}
+        for key in sorted(set(data) - known):
+            _require(isinstance(data[key], dict), _top_level_key(key))
         _require(not set(data) - known, f"unknown sections: {sorted(set(data) - known)}")
         _require(isinstance(data.get("federation", {}), dict), "[federation] must be a table")
         top = dict(data.get("federation", {}))
@@ -601,6 +609,29 @@ class FederationConfig:
         (True) tells the verifier so. Mistakes are refused as by :meth:`load`."""
         config = cls.load(path)
         return config, config.seed is not None
+
+
+def _top_level_key(key: str) -> str:
+    """The message for a value written before any ``[section]`` header.
+
+    Why: ``branches = 2`` above ``[federation]`` was reported as "unknown sections:
+    ['branches']", which sends the reader looking for a table they never wrote."""
+    homes = [
+        name
+        for name, kind in (
+            ("federation", FederationConfig),
+            ("sampling", SamplingConfig),
+            ("backend", BackendConfig),
+            ("dp", DPSettings),
+            ("deadlines", DeadlineConfig),
+            ("server", ServerSettings),
+        )
+        if key in {f.name for f in fields(kind)}
+    ]
+    where = f"[{homes[0]}]" if homes else "its section ([federation], [sampling], [backend], ...)"
+    return f"key {key} at the top level, before any [section] header: put it in {where}" + (
+        "" if homes else f"; no section has a key {key!r}"
+    )
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"

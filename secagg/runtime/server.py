@@ -202,7 +202,20 @@ class FederationServer:
         else:
             self.model = np.zeros(config.dimension)
         if self.model.shape != (config.dimension,):
-            raise ConfigurationError(f"the model must have {config.dimension} parameters")
+            # on a restart, the state's own size: a changed federation.dimension said only
+            # "the model must have 20 parameters" (CLI audit, 2026-12-04)
+            found = "x".join(str(n) for n in self.model.shape) or "a scalar"
+            whose = "the state's checkpoint" if recovery.model is not None else "the initial model"
+            raise ConfigurationError(
+                f"federation.dimension = {config.dimension} but {whose} has {found} "
+                "parameters: "
+                + (
+                    "keep federation.dimension as it was for this state, or start a new "
+                    "federation with another server.state"
+                    if recovery.model is not None
+                    else f"give a model of {config.dimension} parameters"
+                )
+            )
         self._velocity = np.zeros(config.dimension)  # FedAvgM; restarts at zero after a crash
         self.next_round = recovery.next_round
         self._last_epsilon: float | None = None  # the latest completed round's claim

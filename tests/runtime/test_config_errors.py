@@ -240,3 +240,38 @@ def test_every_float_of_the_federation_must_be_finite(
     with pytest.raises(ConfigurationError) as refused:
         FederationConfig.from_dict(_config(**{section: values}))
     assert str(refused.value).startswith(named), str(refused.value)
+
+
+def test_a_count_beside_poisson_sampling_is_refused_not_ignored() -> None:
+    """CLI audit (2026-12-04): ``[sampling] count = 2`` with the default kind (poisson)
+    was silently ignored: every client joined every round."""
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(_config(sampling={"count": 2}))
+    assert str(refused.value).startswith("sampling.count is for kind = 'fixed'")
+    config = FederationConfig.from_dict(_config(sampling={"kind": "fixed", "count": 2}))
+    assert config.sampling.count == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("branches", "key branches at the top level, before any [section] header: put it in"),
+        (
+            "rounds",
+            "key rounds at the top level, before any [section] header: put it in [federation]",
+        ),
+        ("clip", "put it in [dp]"),
+    ],
+)
+def test_a_key_above_every_section_is_named_as_a_key_not_a_section(
+    tmp_path: Path, key: str, message: str
+) -> None:
+    """It was reported as "unknown sections: ['branches']"."""
+    path = tmp_path / "federation.toml"
+    path.write_text(
+        f'{key} = 2\n[federation]\nname = "f"\nclients = ["a", "b", "c"]\ndimension = 10\n'
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.load(path)
+    assert message in str(refused.value)
+    assert "unknown sections" not in str(refused.value)

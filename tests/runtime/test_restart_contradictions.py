@@ -296,3 +296,24 @@ def test_a_crash_between_the_two_commits_is_still_rebuilt(tmp_path: Path) -> Non
     assert audit.ok, audit.first_failure
     assert [row.entry["round"] for row in audit.chain.rows] == [1, 2]
     assert audit.chain.rows[1].entry.get("reconstructed") is True
+
+
+# --- 5. a changed dimension names the key and the state's size ----------------------------------
+
+
+def test_a_changed_dimension_names_the_key_and_what_the_state_holds(tmp_path: Path) -> None:
+    """It said only "the model must have 20 parameters"."""
+    _run(_config(tmp_path, 1))
+    changed = FederationConfig.from_dict(
+        {
+            "federation": {"name": "restart", "clients": NAMES, "dimension": 20, "rounds": 2},
+            "backend": {"name": "secagg+"},
+            "server": {"state": str(tmp_path / "state.sqlite")},
+        }
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        _restart(changed)
+    assert str(refused.value).startswith(
+        "federation.dimension = 20 but the state's checkpoint has 10 parameters: keep "
+        "federation.dimension as it was"
+    )
