@@ -424,3 +424,25 @@ def test_every_audit_option_has_help_text() -> None:
     assert missing == []
     report_help = CliRunner().invoke(main, ["audit", "report", "--help"]).output
     assert "--pubkey" in report_help and "UNVERIFIED" in report_help
+
+
+def test_report_of_a_not_private_ledger_does_not_read_as_verified(tmp_path: Path) -> None:
+    """CLI audit 2026-12-05, 1: ``audit report --pubkey`` of a ledger ``verify`` calls NOT
+    PRIVATE (exit 3) printed only ``verdict: VERIFIED: ...``; report still exits 0
+    (written), but its first terminal line now says NOT PRIVATE."""
+    key = LedgerKey.generate()
+    path = tmp_path / "seeded.ledger"
+    ledger = Ledger(path, key)
+    for row in _rows(2, seeded=frozenset({2})):
+        ledger.append(row)
+    ledger.close()
+    assert _keyed(path, key).exit_code == 3
+    pem = path.with_name(path.name + ".pub")
+    result = CliRunner().invoke(
+        main, ["audit", "report", str(path), "--pubkey", str(pem), "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("verdict: NOT PRIVATE: the DP noise of round(s) 2 was seeded")
+    assert any(line.strip().startswith("VERIFIED: every row is linked") for line in lines[1:])
+    assert "**" not in result.stderr and "`" not in result.stderr

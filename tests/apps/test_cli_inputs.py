@@ -225,7 +225,9 @@ def test_audit_report_prints_its_verdict_on_the_terminal(tmp_path: Path) -> None
     args = ["audit", "report", str(path), "--pubkey", str(pem)]
     honest = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "honest")])
     assert honest.exit_code == 0, honest.output
-    assert honest.stderr.startswith("verdict: VERIFIED: every row is linked")
+    # rows without DP: verified, but released without DP, and that comes first
+    assert honest.stderr.startswith("verdict: NOT PRIVATE: released without differential")
+    assert "\n  VERIFIED: every row is linked" in honest.stderr
     db = sqlite3.connect(path)
     db.execute("DELETE FROM ledger WHERE seq = 2")
     db.commit()

@@ -316,8 +316,27 @@ def report(ledger: str, pubkey: str | None, config: str | None, out: str) -> Non
         click.echo(str(Path(path)))
     # the verdict on the terminal too: a tampered ledger's report used to print only the
     # file names, the FAILED being inside the .md (CLI audit, 2026-12-03)
-    verdict = text.split("\n", 3)[2].replace("**", "").replace("`", "")
-    click.echo(f"verdict: {verdict}", err=True)
+    for line in _report_verdict(text):
+        click.echo(line, err=True)
+
+
+def _report_verdict(text: str) -> list[str]:
+    """The report's status paragraphs as terminal lines, a NOT PRIVATE one first.
+
+    Why: ``report`` printed only the first paragraph, ``VERIFIED: ...``, for a ledger
+    ``verify`` calls NOT PRIVATE (exit 3), the NOT PRIVATE paragraph after it being only
+    in the .md (CLI audit, 2026-12-05). Its exit status stays 0 (written), so the
+    terminal must not read as a clean verdict: the first line says NOT PRIVATE."""
+    # the status is everything between the title and the first "- " fact line
+    status = text.split("\n", 2)[2].split("\n\n- ", 1)[0]
+    paragraphs = [
+        " ".join(p.split()).replace("**", "").replace("`", "")
+        for p in status.split("\n\n")
+        if p.strip()
+    ]
+    flagged = [p for p in paragraphs if p.startswith("NOT PRIVATE")]
+    ordered = flagged + [p for p in paragraphs if p not in flagged]
+    return [f"verdict: {ordered[0]}", *(f"  {p}" for p in ordered[1:])]
 
 
 @audit.command(
