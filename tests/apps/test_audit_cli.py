@@ -446,3 +446,22 @@ def test_report_of_a_not_private_ledger_does_not_read_as_verified(tmp_path: Path
     assert lines[0].startswith("verdict: NOT PRIVATE: the DP noise of round(s) 2 was seeded")
     assert any(line.strip().startswith("VERIFIED: every row is linked") for line in lines[1:])
     assert "**" not in result.stderr and "`" not in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 4096, b"Time,V1,Class\n0,1.0,0\n"])
+def test_verify_json_of_an_unreadable_ledger_is_one_json_object(
+    tmp_path: Path, content: bytes
+) -> None:
+    """CLI audit 2026-12-05, 2: ``verify --json`` of a file that is no ledger printed a
+    plain FAILED line on stderr and no JSON, though --help promises one object."""
+    path = tmp_path / "rand.sqlite"
+    path.write_bytes(content)
+    pem = export_public_key(LedgerKey.generate().public_key, tmp_path / "k.pub")
+    result = _audit(str(path), "--pubkey", str(pem), "--json")
+    assert result.exit_code == 1, result.output
+    payload = json.loads(result.stdout)
+    assert payload["verdict"] == "FAILED" and payload["exit_status"] == 1
+    assert payload["ok"] is False
+    assert payload["first_failure"].startswith(f"{path} cannot be read as a ledger")
+    plain = _audit(str(path), "--pubkey", str(pem))
+    assert plain.exit_code == 1 and plain.stderr.startswith("FAILED: ")

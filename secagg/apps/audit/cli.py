@@ -162,7 +162,13 @@ def verify(
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
-        click.echo(f"FAILED: {ledger} cannot be read as a ledger: {exc}", err=True)
+        reason = f"{ledger} cannot be read as a ledger: {exc}"
+        if as_json:  # --help promises one JSON object: a script parsing stdout gets it
+            failed = {"verdict": "FAILED", "ok": False, "private": None}
+            failed |= {"exit_status": EXIT_FAILED, "rows": None, "first_failure": reason}
+            click.echo(json.dumps(failed, indent=2))
+        else:
+            click.echo(f"FAILED: {reason}", err=True)
         sys.exit(EXIT_FAILED)
     last = result.epsilons[-1][1] if result.epsilons else None
     reasons = result.not_private_reasons()
