@@ -34,10 +34,11 @@ from secagg import __version__
 from secagg.aggregation.policy import BranchPolicy
 from secagg.apps import devca
 from secagg.apps.audit.cli import audit
-from secagg.apps.cli_types import FINITE, FiniteFloat
+from secagg.apps.cli_types import FINITE, FiniteFloat, check_memory
 from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
+from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
 
 #: Phases a simulated client may vanish before (the advertise phase is left
 #: out of the random schedule: a client that never shows up is simply absent).
@@ -127,6 +128,33 @@ def _cohort_size(ctx: click.Context, param: click.Parameter, value: int | None) 
     return value
 
 
+def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:
+    """A planning error as a usage error in the words the user typed.
+
+    Why: ``round --corrupt 0.5 --tolerated-dropout 0.9`` said ``corrupt_fraction +
+    dropout_fraction <= 0.9`` and ``--clients 2000000`` ``num_clients must be at most
+    1000000``: keys of the library, not flags (CLI audit, 2026-12-05). ``names`` maps
+    each key to its flag (or to words, for a value the command fixes); the flags found
+    become the error's param_hint."""
+    message, flags = str(exc), []
+    for name, words in names.items():
+        pattern = rf"\b{re.escape(name)}\b"
+        if re.search(pattern, message):
+            message = re.sub(pattern, words, message)
+            if words.startswith("--"):
+                flags.append(words)
+    return click.BadParameter(message, param_hint=flags or None)
+
+
+#: ``round``'s flags for RoundConfig's keys
+_ROUND_FLAGS = {
+    "num_clients": "--clients",
+    "vector_length": "--dim",
+    "corrupt_fraction": "--corrupt",
+    "dropout_fraction": "--tolerated-dropout",
+}
+
+
 class _DropAccountantNoise(logging.Filter):
     """Drops dp-accounting's absl warnings that a fractional RDP order did not converge.
 
@@ -148,6 +176,15 @@ def _quiet_accountant() -> Iterator[None]:
         yield
     finally:
         absl.removeFilter(noise)
+
+
+def _out_of_memory(num_clients: int, vector_length: int) -> click.BadParameter:
+    """A round that fit the lower bound but not the memory free: one line, not a
+    MemoryError traceback."""
+    return click.BadParameter(
+        f"--clients {num_clients} x --dim {vector_length} ran out of memory",
+        param_hint="'--clients' / '--dim'",
+    )
 
 
 @main.command("round")
@@ -232,7 +269,16 @@ def one_round(
             corrupt_fraction=corrupt,
         )
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise _config_error(exc, _ROUND_FLAGS) from exc
+    dtype = np.uint32 if width == 32 else np.uint64
+    words = num_clients * vector_length
+    # a lower bound: the inputs, and the masked copies the server receives
+    check_memory(
+        2 * words * np.dtype(dtype).itemsize,
+        f"--clients {num_clients} x --dim {vector_length} words of {width} bits (the "
+        "inputs and their masked copies)",
+        "'--clients' / '--dim'",
+    )
     note = None
     if graph == "harary" and degree is not None and config.graph.name == "COMPLETE":
         # RoundConfig turns a k that reaches everyone into the complete graph: say so
@@ -242,10 +288,12 @@ def one_round(
         )
         if not as_json:
             click.echo(f"note: {note}", err=True)
-    dtype = np.uint32 if width == 32 else np.uint64
-    inputs = np.frombuffer(
-        os.urandom(num_clients * vector_length * np.dtype(dtype).itemsize), dtype=dtype
-    ).reshape(num_clients, vector_length)
+    try:
+        inputs = np.frombuffer(
+            os.urandom(num_clients * vector_length * np.dtype(dtype).itemsize), dtype=dtype
+        ).reshape(num_clients, vector_length)
+    except MemoryError:
+        raise _out_of_memory(num_clients, vector_length) from None
     schedule = _random_schedule(num_clients, dropout, active)
     started = time.perf_counter()
 
@@ -280,6 +328,8 @@ def one_round(
             corrupt_fraction=corrupt,
             on_phase=show_phase,
         )
+    except MemoryError:  # past the lower bound above, with what else the round holds
+        raise _out_of_memory(num_clients, vector_length) from None
     except RoundAborted as exc:
         payload.update(status="aborted", abort_reason=exc.reason)
         _emit(payload, as_json)
@@ -340,7 +390,7 @@ def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: boo
             corrupt_fraction=corrupt,
         )
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise _config_error(exc, {**_ROUND_FLAGS, "dropout_fraction": "--dropout"}) from exc
     colluders = f"tolerates {config.tolerated_colluders} colluders"
     if config.degree >= num_clients - 1:
         click.echo(
@@ -586,6 +636,22 @@ def bench_masking(
     for name, values in (("ns", ns), ("ds", ds), ("dropouts", dropouts), ("graphs", graphs)):
         if values:
             grid[name] = tuple(values)
+    planned = {**masking.GRID, **grid}
+    try:
+        masking.plan_grid(planned["ns"], planned["dropouts"], planned["graphs"])
+    except ConfigurationError as exc:
+        names = {
+            "num_clients": "--n",
+            "dropout_fraction": "--dropout",
+            "corrupt_fraction": f"the assumed corrupt fraction ({DEFAULT_CORRUPT_FRACTION})",
+        }
+        raise _config_error(exc, names) from exc
+    n, d = max(planned["ns"]), max(planned["ds"])
+    check_memory(
+        masking.memory_bytes(n, d),
+        f"--n {n} x --d {d} float32 inputs and their masked copies",
+        "'--n' / '--d'",
+    )
     result = masking.run_benchmark(**grid)
     emit(result, out, click.echo)
 

@@ -10,6 +10,8 @@ one-line usage error naming the flag.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,3 +35,43 @@ class FiniteFloat(click.FloatRange):
 
 #: any finite float (the range checks, if any, are the command's own)
 FINITE = FiniteFloat()
+
+
+def memory_limit() -> int | None:
+    """The memory this process may use at most, in bytes: the machine's physical memory,
+    or the container's cgroup limit when that is lower; None where neither is known.
+
+    Why a fixed bound, not the memory free right now: a size past it can never run, so
+    refusing it is never wrong, while free memory changes with the page cache."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cgroup.isdigit():
+            limits.append(int(cgroup))
+    except OSError:
+        pass
+    return min(limits) if limits else None
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB"
+
+
+def check_memory(needed: int, what: str, param_hint: str) -> None:
+    """Refuse ``needed`` bytes past :func:`memory_limit` with one usage line.
+
+    Why: ``secagg round --clients 1000000`` (within its range, at the default --dim)
+    and ``bench masking --n 100000 --d 100000000`` ended in a MemoryError traceback
+    (CLI audit, 2026-12-05). ``what`` says what the bytes hold, ``param_hint`` names
+    the flags to lower."""
+    limit = memory_limit()
+    if limit is not None and needed > limit:
+        raise click.BadParameter(
+            f"{what} need at least {_gib(needed)} of memory, more than the "
+            f"{_gib(limit)} this machine has",
+            param_hint=param_hint,
+        )

@@ -616,6 +616,25 @@ def _run_cell(
     }
 
 
+def memory_bytes(n: int, d: int) -> int:
+    """A lower bound on the bytes one (n, d) cell holds: the float32 inputs and the
+    masked inputs the server receives (keys, shares and keystreams come on top)."""
+    return 2 * n * d * 4
+
+
+def plan_grid(ns: Sequence[int], dropouts: Sequence[float], graphs: Sequence[str]) -> None:
+    """Plan every round of the grid (k and t, as :func:`run_benchmark` will), before any
+    work: raises :class:`~secagg.errors.ConfigurationError` for one no round can run.
+
+    Why: ``--n 3 --dropout 0.99 --graph harary`` failed in the middle of the run with a
+    ConfigurationError traceback from the parameter search (CLI audit, 2026-12-05)."""
+    tolerated = sorted({max(DEFAULT_TOLERATED_DROPOUT, dropout) for dropout in dropouts})
+    for n in ns:
+        for graph in graphs:
+            for fraction in tolerated:
+                RoundConfig.create(n, 1, graph=graph, dropout_fraction=fraction)  # type: ignore[arg-type]
+
+
 def run_benchmark(
     *,
     ns: Sequence[int] = GRID["ns"],

@@ -1,0 +1,95 @@
+"""CLI audit 2026-12-05: each mistake is one line naming the flag typed, exit 2.
+
+Sizes past the machine's memory, plans no round can run, and library keys
+(``num_clients``, ``corrupt_fraction``, ``branch.max_clip`` ...) in place of the flags
+were tracebacks or named what the user never typed."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner, Result
+
+from secagg.apps import cli_types
+from secagg.apps.cli import main
+from secagg.errors import SecAggError
+
+GIB = 2**30
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _usage_line(result: Result) -> str:
+    """The one error line of a usage error (exit 2), checked to carry no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, SecAggError | OSError | MemoryError)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if not line.startswith(("Usage:", "Try "))]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def machine_of_64_gib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory bound as on a 64 GiB machine, whatever the test host has."""
+    monkeypatch.setattr(cli_types, "memory_limit", lambda: 64 * GIB)
+
+
+# --- 3: sizes past memory, plans no round can run -----------------------------------
+
+
+@pytest.mark.usefixtures("machine_of_64_gib")
+def test_a_round_past_memory_names_clients_and_dim() -> None:
+    """``round --clients 1000000`` (in range, default --dim 100000) was a MemoryError."""
+    error = _usage_line(_run("round", "--clients", "1000000"))
+    assert "'--clients' / '--dim'" in error
+    assert "745.1 GiB" in error and "64.0 GiB" in error
+
+
+@pytest.mark.usefixtures("machine_of_64_gib")
+def test_a_masking_bench_past_memory_names_n_and_d() -> None:
+    """``bench masking --n 100000 --d 100000000`` was a 36 TiB ArrayMemoryError."""
+    error = _usage_line(_run("bench", "masking", "--n", "100000", "--d", "100000000"))
+    assert "'--n' / '--d'" in error and "64.0 GiB" in error
+
+
+def test_a_masking_bench_no_round_can_run_names_dropout() -> None:
+    """``bench masking --n 3 --dropout 0.99 --graph harary`` was a ConfigurationError
+    traceback from the parameter search, in the middle of the run."""
+    error = _usage_line(
+        _run("bench", "masking", "--n", "3", "--d", "10", "--dropout", "0.99", "--graph", "harary")
+    )
+    assert "Invalid value for '--dropout'" in error
+    assert "--dropout <= 0.9" in error and "dropout_fraction" not in error
+
+
+def test_no_memory_bound_checks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_types, "memory_limit", lambda: None)
+    cli_types.check_memory(2**80, "anything", "'--x'")  # no bound known: no refusal
+
+
+def test_the_memory_limit_is_known_here() -> None:
+    limit = cli_types.memory_limit()
+    assert limit is not None and limit > 0
+
+
+# --- 4: library keys named as the flags typed ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "dropout"), [("round", "--tolerated-dropout"), ("params", "--dropout")]
+)
+def test_fractions_past_the_bound_name_the_flags(command: str, dropout: str) -> None:
+    error = _usage_line(_run(command, "--clients", "100", dropout, "0.9", "--corrupt", "0.5"))
+    assert f"Invalid value for '--corrupt' / '{dropout}'" in error
+    assert f"--corrupt + {dropout} <= 0.9" in error
+    assert "corrupt_fraction" not in error and "dropout_fraction" not in error
+
+
+@pytest.mark.parametrize("command", ["round", "params"])
+def test_too_many_clients_names_clients(command: str) -> None:
+    error = _usage_line(_run(command, "--clients", "2000000"))
+    assert "Invalid value for '--clients': --clients must be at most 1000000" in error
+    assert "num_clients" not in error
