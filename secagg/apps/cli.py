@@ -34,7 +34,7 @@ from secagg import __version__
 from secagg.aggregation.policy import BranchPolicy
 from secagg.apps import devca
 from secagg.apps.audit.cli import audit
-from secagg.apps.cli_types import FINITE, FiniteFloat, check_memory
+from secagg.apps.cli_types import FiniteFloat, check_memory
 from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
@@ -1210,15 +1210,30 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     default=None,
     help="The CKKS key holder's fingerprint (64 hex digits); CKKS rounds need it.",
 )
-@click.option("--max-clip", type=FINITE, default=None, help="Refuse rounds clipping above this.")
+@click.option(
+    "--max-clip",
+    type=FiniteFloat(0.0, min_open=True),
+    default=None,
+    help="Refuse rounds clipping above this.",
+)
 @click.option(
     "--min-noise-multiplier",
-    type=FINITE,
+    type=FiniteFloat(0.0, min_open=True),
     default=None,
     help="Join only rounds where this branch adds a distributed noise share of at least this z.",
 )
-@click.option("--expected-clients", type=int, default=None, help="The cohort this branch expects.")
-@click.option("--min-threshold", type=int, default=None, help="A floor on the Shamir threshold.")
+@click.option(
+    "--expected-clients",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The cohort this branch expects.",
+)
+@click.option(
+    "--min-threshold",
+    type=click.IntRange(min=1),
+    default=None,
+    help="A floor on the Shamir threshold.",
+)
 @click.option(
     "--require-active",
     is_flag=True,
@@ -1310,8 +1325,20 @@ def _read_table(path: str, table: str) -> dict[str, Any]:
 def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
     """The ``[branch]`` table of ``path`` (if given), overridden by the options set."""
     section: dict[str, object] = _read_table(path, "branch") if path is not None else {}
-    section.update({key: value for key, value in options.items() if value is not None})
-    return BranchPolicy.from_dict(section)
+    typed = {key: value for key, value in options.items() if value is not None}
+    section.update(typed)
+    try:
+        return BranchPolicy.from_dict(section)
+    except ConfigurationError as exc:
+        # a value typed as an option is named as that option, not as the policy file's
+        # key: ``--max-clip -1`` said ``branch.max_clip must be ...`` (CLI audit, 2026-12-05)
+        message = str(exc)
+        for key in typed:
+            if re.search(rf"\bbranch\.{key}\b", message):
+                flag = "--" + key.replace("_", "-")
+                message = re.sub(rf"\bbranch\.{key}\b", flag, message)
+                raise click.BadParameter(message, param_hint=f"'{flag}'") from None
+        raise
 
 
 def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, Any], Any]:

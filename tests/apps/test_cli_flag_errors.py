@@ -93,3 +93,47 @@ def test_too_many_clients_names_clients(command: str) -> None:
     error = _usage_line(_run(command, "--clients", "2000000"))
     assert "Invalid value for '--clients': --clients must be at most 1000000" in error
     assert "num_clients" not in error
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--branches", "1"), "Invalid value for '--branches': 1 is not in the range 2<=x<=1000"),
+        (("--rounds", "20000"), "Invalid value for '--rounds'"),
+        (("--backend", "nosuch"), "Invalid value for '--backend': 'nosuch' is not one of"),
+        (("--backend", "ckks"), "ckks needs a key holder party, which the canary audit does"),
+    ],
+)
+def test_the_empirical_audit_names_its_flags(args: tuple[str, ...], words: str) -> None:
+    """``--branches 1`` said ``simulation.branches must lie in [2, 1000]``, ``--backend
+    nosuch`` ``backend.name must be one of``, ``--backend ckks`` (which its help
+    suggested) ``backend.key_holder names the key holder of a backend that needs one``."""
+    error = _usage_line(CliRunner().invoke(main, ["audit", "empirical", *args]))
+    assert words in error
+    assert "simulation." not in error and "backend." not in error
+
+
+def test_the_empirical_audit_backends_are_those_without_a_helper() -> None:
+    from secagg.aggregation.registry import BACKENDS, needs_helper
+    from secagg.apps.audit.cli import _AUDITED_BACKENDS
+
+    assert _AUDITED_BACKENDS == tuple(b for b in BACKENDS if not needs_helper(b))
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("--max-clip", "-1"), "--max-clip"),
+        (("--max-clip", "0"), "--max-clip"),
+        (("--min-noise-multiplier", "-2"), "--min-noise-multiplier"),
+        (("--expected-clients", "0"), "--expected-clients"),
+        (("--min-threshold", "0"), "--min-threshold"),
+        (("--key-holder-fingerprint", "abc"), "--key-holder-fingerprint"),
+    ],
+)
+def test_a_branch_policy_option_is_named_as_typed(args: tuple[str, ...], flag: str) -> None:
+    """``client --max-clip -1`` said ``branch.max_clip must be positive and finite``."""
+    error = _usage_line(
+        _run("client", "--server", "localhost:1", "--name", "b1", "--dimension", "3", *args)
+    )
+    assert f"Invalid value for '{flag}'" in error and "branch." not in error
