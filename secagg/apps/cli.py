@@ -39,6 +39,7 @@ from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
+from secagg.transport.certs import MissingCertificate
 
 #: Phases a simulated client may vanish before (the advertise phase is left
 #: out of the random schedule: a client that never shows up is simply absent).
@@ -859,6 +860,8 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
     """Issue the certificate and key of branch NAME."""
     try:
         issued = devca.issue_client(directory, name, force=force)
+    except MissingCertificate as exc:  # the CA's files, not there or behind a file
+        raise click.BadParameter(str(exc), param_hint="--dir") from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written
@@ -882,6 +885,8 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
     pass for a revocation; --force records it anyway."""
     try:
         devca.revoke(directory, name, force=force)
+    except MissingCertificate as exc:  # the CA's files, not there or behind a file
+        raise click.BadParameter(str(exc), param_hint="--dir") from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written
@@ -1066,6 +1071,14 @@ def _connection_failure(exc: Exception, target: str, certificates: str, name: st
     return message
 
 
+def _certs_error(exc: BaseException, name: str) -> click.BadParameter:
+    """A certificate folder's missing or unreadable file as a usage error naming --certs.
+
+    Why: ``client --certs base.toml`` exited 1 with ``[Errno 20] Not a directory``, a
+    failure the user could not tell was their option (CLI audit, 2026-12-05)."""
+    return click.BadParameter(_one_line(exc, name), param_hint="'--certs'")
+
+
 def _one_line(exc: BaseException, name: str = "") -> str:
     """An error's message on one line, without a leading ``name:`` (the CLI adds it)."""
     message = " ".join(str(exc).split()) or type(exc).__name__
@@ -1158,6 +1171,7 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 @click.option(
     "--certs",
     "certificates",
+    type=click.Path(file_okay=False),
     default="certs",
     show_default=True,
     help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
@@ -1273,6 +1287,7 @@ def client(
     from secagg.runtime.client import BranchRefused
     from secagg.runtime.launch import load_hook, run_branch
     from secagg.transport.base import TransportError
+    from secagg.transport.certs import CertificateStoreError
 
     _setup_logging(verbose, quiet)
     try:
@@ -1291,6 +1306,8 @@ def client(
         )
     except BranchRefused as exc:
         _fail("secagg client", f"{name} refused {exc}", 3)
+    except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
+        raise _certs_error(exc, name) from None
     except ConfigurationError as exc:  # its files, its policy, its model's dimension
         _fail("secagg client", f"{name}: {_one_line(exc, name)}", 2)
     except TransportError as exc:  # cannot connect, refused, gave up redialling
@@ -1389,6 +1406,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 @click.option(
     "--certs",
     "certificates",
+    type=click.Path(file_okay=False),
     default="certs",
     show_default=True,
     help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
@@ -1443,6 +1461,7 @@ def keyholder(
     from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import run_key_holder
     from secagg.transport.base import TransportError
+    from secagg.transport.certs import CertificateStoreError
 
     _setup_logging(verbose, quiet)
     try:
@@ -1463,6 +1482,8 @@ def keyholder(
             base_dir=base,
             idle_timeout=idle,
         )
+    except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
+        raise _certs_error(exc, name) from None
     except ConfigurationError as exc:
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", 2)
     except TransportError as exc:

@@ -331,11 +331,32 @@ def fingerprint(cert_pem: bytes | str | x509.Certificate) -> str:
     return _as_certificate(cert_pem).fingerprint(hashes.SHA256()).hex()
 
 
+def _unreadable(path: Path, what: str, exc: OSError) -> CertificateStoreError:
+    """An OSError reading ``what`` as the module's typed error, naming the path.
+
+    Why: a certificate folder given as a file (``--certs base.toml``) ended in ``[Errno
+    20] Not a directory: 'base.toml/clients/b1.pem'``, an OSError the commands report as
+    a failure (exit 1) rather than as the mistake in their options it is (CLI audit,
+    2026-12-05). Missing, behind a file, or a folder: :class:`MissingCertificate`;
+    unreadable (permissions): :class:`CertificateStoreError`."""
+    if isinstance(exc, FileNotFoundError):
+        return MissingCertificate(f"{what} not found at {path}")
+    if isinstance(exc, NotADirectoryError):
+        return MissingCertificate(
+            f"{what} not found at {path}: a part of that path is a file, not a folder"
+        )
+    if isinstance(exc, IsADirectoryError):
+        return MissingCertificate(f"{what} not found at {path}: that is a folder, not a file")
+    if isinstance(exc, PermissionError):
+        return CertificateStoreError(f"{what} at {path} cannot be read: permission denied")
+    return CertificateStoreError(f"{what} at {path} cannot be read: {exc.strerror or exc}")
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise MissingCertificate(f"{what} not found at {path}") from None
+    except OSError as exc:
+        raise _unreadable(path, what, exc) from None
 
 
 def load_certificate_file(path: Path, what: str) -> x509.Certificate:
@@ -353,10 +374,14 @@ def _read_key_bytes(path: Path, what: str, *, allow_insecure_key_permissions: bo
     those of the file that was checked, even if the path is swapped in between."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise MissingCertificate(f"{what} not found at {path}") from None
+    except OSError as exc:
+        raise _unreadable(path, what, exc) from None
+    status = os.fstat(fd)
+    if stat.S_ISDIR(status.st_mode):  # a folder opens fine, and fails only as a file
+        os.close(fd)
+        raise _unreadable(path, what, IsADirectoryError(21, "Is a directory"))
     with os.fdopen(fd, "rb") as handle:
-        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        mode = stat.S_IMODE(status.st_mode)
         if mode & 0o077:
             if not allow_insecure_key_permissions:
                 raise InsecureKeyFile(what, path, mode)
@@ -444,7 +469,11 @@ def load_revocations(source: Path | str, *, missing_ok: bool = True) -> Revocati
         path = CaLayout(path).revocations
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
+    except OSError as exc:
+        if not isinstance(exc, FileNotFoundError | NotADirectoryError):  # there, unreadable
+            raise RevocationListError(
+                f"revocation list at {path} cannot be read: {exc.strerror or exc}"
+            ) from None
         if not missing_ok:
             raise MissingRevocationList(
                 f"revocation list not found at {path}: a server needs one ('secagg certs "
@@ -480,7 +509,7 @@ def load_server_credentials(
     ca = load_certificate_file(layout.ca_cert, "CA certificate")
     return ServerCredentials(
         private_key=pem,
-        certificate_chain=layout.server_cert.read_bytes(),
+        certificate_chain=_read(layout.server_cert, "server certificate"),
         root_certificates=ca.public_bytes(serialization.Encoding.PEM),
     )
 
@@ -535,7 +564,7 @@ def load_client_credentials(
         name=name,
         root_certificates=root.public_bytes(serialization.Encoding.PEM),
         private_key=pem,
-        certificate_chain=cert_path.read_bytes(),
+        certificate_chain=_read(cert_path, f"certificate of client {name!r}"),
     )
 
 

@@ -6,10 +6,12 @@ were tracebacks or named what the user never typed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner, Result
 
-from secagg.apps import cli_types
+from secagg.apps import cli_types, devca
 from secagg.apps.cli import main
 from secagg.errors import SecAggError
 
@@ -137,3 +139,80 @@ def test_a_branch_policy_option_is_named_as_typed(args: tuple[str, ...], flag: s
         _run("client", "--server", "localhost:1", "--name", "b1", "--dimension", "3", *args)
     )
     assert f"Invalid value for '{flag}'" in error and "branch." not in error
+
+
+# --- 5: files: --certs, --pubkey, --out ---------------------------------------------
+
+
+def _client(*args: str) -> Result:
+    return _run("client", "--server", "localhost:1", "--name", "b1", "--dimension", "3", *args)
+
+
+def test_a_file_given_as_certs_names_certs(tmp_path: Path) -> None:
+    """``client --certs base.toml`` exited 1 with ``[Errno 20] Not a directory``."""
+    base = tmp_path / "base.toml"
+    base.write_text("x = 1\n")
+    error = _usage_line(_client("--certs", str(base)))
+    assert "Invalid value for '--certs'" in error and "is a file" in error
+    assert "Errno" not in error
+
+
+def test_a_certificate_folder_with_a_folder_for_a_file_names_certs(tmp_path: Path) -> None:
+    ca = tmp_path / "certs"
+    devca.init_ca(ca)
+    devca.issue_client(ca, "b1")
+    (ca / "clients" / "b1.pem").unlink()
+    (ca / "clients" / "b1.pem").mkdir()
+    error = _usage_line(_client("--certs", str(ca)))
+    assert "Invalid value for '--certs'" in error and "b1.pem: that is a folder" in error
+    missing = _usage_line(_client("--certs", str(tmp_path / "nowhere")))
+    assert "Invalid value for '--certs'" in missing and "not found at" in missing
+
+
+def _ledger(tmp_path: Path) -> tuple[Path, Path]:
+    from secagg.ledger import Ledger, LedgerKey, export_public_key
+
+    key = LedgerKey.generate()
+    path = tmp_path / "l.sqlite"
+    Ledger(path, key).close()
+    return path, export_public_key(key.public_key, tmp_path / "l.pub")
+
+
+@pytest.mark.parametrize("command", ["verify", "report"])
+def test_a_missing_or_garbled_pubkey_names_pubkey(tmp_path: Path, command: str) -> None:
+    """A missing --pubkey said ``cannot read the public key K: [Errno 2] ...``."""
+    ledger, _ = _ledger(tmp_path)
+    out = ("--out", str(tmp_path / "r")) if command == "report" else ()
+    audit = ["audit", command, str(ledger), *out, "--pubkey"]
+    error = _usage_line(_run(*audit, str(tmp_path / "nope.pem")))
+    assert "Invalid value for '--pubkey'" in error and "No such file or directory" in error
+    assert "Errno" not in error
+    garbled = tmp_path / "garbled.pem"
+    garbled.write_text("not a key\n")
+    error = _usage_line(_run(*audit, str(garbled)))
+    assert "Invalid value for '--pubkey'" in error and "not a PEM public key" in error
+
+
+def test_an_out_folder_that_cannot_be_written_names_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``audit report --out`` not writable ended in ``[Errno 1] Operation not permitted``
+    after the report was built; now checked first, with a file written (root passes
+    the mode bits, so the write is what is refused here)."""
+    import tempfile
+
+    ledger, pem = _ledger(tmp_path)
+    base = tmp_path / "base.toml"
+    base.write_text("x = 1\n")
+    report = ["audit", "report", str(ledger), "--pubkey", str(pem), "--out"]
+    error = _usage_line(_run(*report, str(base / "sub")))
+    assert "Invalid value for '--out'" in error and "is a file, not a folder" in error
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    error = _usage_line(_run(*report, str(tmp_path / "new" / "deeper")))
+    assert f"Invalid value for '--out': cannot write in {tmp_path}" in error
+    assert "Operation not permitted" in error and "Errno" not in error
+    assert not (tmp_path / "new").exists()  # nothing made before the check

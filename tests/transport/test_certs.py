@@ -486,6 +486,50 @@ def test_mismatched_key_and_missing_files_are_typed_errors(ca_dir: Path) -> None
         load_server_credentials(ca_dir)
 
 
+def test_a_file_for_a_folder_or_a_folder_for_a_file_is_a_typed_error(
+    ca_dir: Path, tmp_path: Path
+) -> None:
+    """CLI audit 2026-12-05, 5: a certificate folder given as a file raised ``[Errno 20]
+    Not a directory: 'base.toml/clients/b1.pem'``, an OSError, not the module's error."""
+    base = tmp_path / "base.toml"
+    base.write_text("x = 1\n")
+    with pytest.raises(certs.MissingCertificate, match=r"base\.toml/clients/b1\.pem: a part"):
+        load_client_credentials(base, "b1")
+    issue_client(ca_dir, "branch-a")
+    key = ca_dir / "clients" / "branch-a.key"
+    key.unlink()
+    key.mkdir()  # the key's path is a folder: opens, fails only to read
+    with pytest.raises(certs.MissingCertificate, match=r"branch-a\.key: that is a folder"):
+        load_client_credentials(ca_dir, "branch-a")
+    key.rmdir()
+    cert = ca_dir / "clients" / "branch-a.pem"
+    cert.unlink()
+    cert.mkdir()
+    with pytest.raises(certs.MissingCertificate, match=r"branch-a\.pem: that is a folder"):
+        load_client_credentials(ca_dir, "branch-a")
+
+
+def test_an_unreadable_certificate_or_key_is_a_typed_error(
+    ca_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permission denied (as root the mode bits do not refuse: the OS call is made to)."""
+    issue_client(ca_dir, "branch-a")
+
+    def refuse(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_bytes", refuse)
+        with pytest.raises(CertificateStoreError, match="cannot be read: permission denied"):
+            load_client_credentials(ca_dir, "branch-a")
+        with pytest.raises(RevocationListError, match="cannot be read: Permission denied"):
+            load_revocations(ca_dir)
+    with monkeypatch.context() as patch:
+        patch.setattr(certs.os, "open", refuse)
+        with pytest.raises(CertificateStoreError, match=r"branch-a\.key cannot be read"):
+            load_client_credentials(ca_dir, "branch-a")
+
+
 # --- a real mTLS loopback ---------------------------------------------------------------
 
 _METHOD = "/secagg.test.Echo/Whoami"

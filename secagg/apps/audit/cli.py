@@ -28,6 +28,51 @@ def _key(pubkey: str | None) -> bytes | None:
     return None if pubkey is None else load_public_key(pubkey)
 
 
+def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Read --pubkey before the ledger: a missing or garbled key is one usage line naming
+    the flag. Why: a missing key printed ``cannot read the public key K: [Errno 2] No
+    such file or directory: 'K'`` with no flag (CLI audit, 2026-12-05)."""
+    from secagg.ledger.chain import load_public_key
+
+    if value is None:
+        return None
+    try:
+        Path(value).read_bytes()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {value}: {_reason(exc)}") from None
+    try:
+        load_public_key(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError's reason without its errno number (the path is said by the caller)."""
+    return exc.strerror or type(exc).__name__
+
+
+def _out_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--out must be a folder we can write in, or one we can create: checked (by writing a
+    probe file) before the ledger is read. Why: an unwritable --out ended a finished
+    report in ``[Errno 1] Operation not permitted`` (CLI audit, 2026-12-05); root may
+    write where the mode bits say no, and no one where the filesystem says so, so the
+    mode is not asked, a file is written."""
+    import tempfile
+
+    folder = Path(value)
+    while not folder.exists() and folder != folder.parent:  # the folder it would be made in
+        folder = folder.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{folder} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".secagg-probe-"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write in {folder}: {_reason(exc)}") from None
+    return value
+
+
 def _expected(config: str | None) -> ExpectedPrivacy | None:
     """The federation config's DP promises as plain values for the verifier (the ledger
     layer never imports the runtime); an unreadable or invalid config is a usage error."""
@@ -115,6 +160,7 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 @click.option(
     "--pubkey",
     type=click.Path(dir_okay=False),
+    callback=_pubkey_option,
     help="The ledger's public key (PEM) as the auditor received it from the operator. "
     "Without it the ledger is only checked against the key it embeds: UNVERIFIED (exit 4).",
 )
@@ -276,13 +322,15 @@ def verify(
     epilog="""\b
 Exit status:
   0  the report was written (it states whether the ledger verified)
-  1  the file cannot be read as a ledger, or the report cannot be written
-  2  usage error (bad option, missing ledger, unreadable key or --config)""",
+  1  the file cannot be read as a ledger, or writing the report failed
+  2  usage error (bad option, missing ledger, unreadable key or --config, an
+     --out folder that cannot be written in)""",
 )
 @click.argument("ledger", type=click.Path(dir_okay=False))
 @click.option(
     "--pubkey",
     type=click.Path(dir_okay=False),
+    callback=_pubkey_option,
     help="The ledger's public key (PEM) as the auditor received it from the operator. "
     "Without it the report is marked UNVERIFIED (checked only against the key the "
     "ledger embeds).",
@@ -299,6 +347,7 @@ Exit status:
     type=click.Path(file_okay=False),
     default=".",
     show_default=True,
+    callback=_out_option,
     help="Folder for ledger-report.md, .html and .png (created if missing).",
 )
 def report(ledger: str, pubkey: str | None, config: str | None, out: str) -> None:
@@ -315,8 +364,11 @@ def report(ledger: str, pubkey: str | None, config: str | None, out: str) -> Non
         sys.exit(EXIT_FAILED)
     try:
         written = write_report_files(out, text, png)
-    except OSError as exc:
-        click.echo(f"FAILED: cannot write the report to {out}: {exc}", err=True)
+    except OSError as exc:  # after the --out probe passed: a full disk, a race
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(
+            f"FAILED: cannot write the report to --out {out}: {_reason(exc)}{where}", err=True
+        )
         sys.exit(EXIT_FAILED)
     for path in written:
         click.echo(str(Path(path)))
