@@ -69,6 +69,7 @@ import dataclasses
 import logging
 import os
 import resource
+import socket
 import sys
 import threading
 import time
@@ -146,6 +147,80 @@ def require_ray() -> ModuleType:
     return ray
 
 
+#: seconds the address check before ``ray.init`` waits to resolve a cluster's name and
+#: again to open a TCP connection to it
+PROBE_SECONDS = 5.0
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (or ``ray://HOST:PORT``, ``[IPv6]:PORT``) split; None for ``auto``,
+    ``local`` or anything else without a port, which Ray resolves itself."""
+    rest = address.strip().removeprefix("ray://").rstrip("/")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[Any]:
+    """``getaddrinfo`` bounded by ``timeout`` (the resolver's own retries can take
+    longer): a daemon thread asks, and is left behind if it does not answer."""
+    answer: list[Any] = []
+    failure: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            answer.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=ask, name="ray-address-lookup", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if failure:
+        raise failure[0]
+    if not answer:
+        raise TimeoutError(f"no answer from the resolver within {timeout:g} s")
+    return answer
+
+
+def check_address(address: str, timeout: float = PROBE_SECONDS) -> None:
+    """Raise :class:`RayUnavailable` unless ``address``'s host resolves and its port
+    accepts a TCP connection, each within ``timeout`` seconds.
+
+    Why: ``ray.init(address="bogus:1234")`` retried for minutes, printing only Ray's
+    own log lines (``simulate --ray-address bogus:1234`` hung past 4 minutes, CLI
+    audit 2026-12-05). A reachable port is no proof of a Ray cluster; Ray's own error
+    then says what it found."""
+    parts = _host_port(address)
+    if parts is None:
+        return
+    host, port = parts
+
+    def unavailable(why: str) -> RayUnavailable:
+        return RayUnavailable(f"cannot reach Ray at {address} (--ray-address): {why}")
+
+    try:
+        infos = _resolve(host, port, timeout)
+    except (OSError, TimeoutError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise unavailable(f"the host {host} does not resolve ({reason})") from None
+    last: OSError | None = None
+    for family, kind, proto, _, sockaddr in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.settimeout(timeout)
+                probe.connect(sockaddr)
+            return
+        except OSError as exc:
+            last = exc
+    if isinstance(last, TimeoutError | socket.timeout):
+        why = f"no answer within {timeout:g} s"
+    else:
+        why = (last.strerror if last is not None else None) or "no address to try"
+    raise unavailable(f"nothing accepts connections on {host} port {port} ({why})")
+
+
 @contextmanager
 def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
     """Ray for the length of the block: a local instance (``address`` None; ``num_cpus``
@@ -161,6 +236,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         yield ray
         return
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address is not None:
+        check_address(address)  # before Ray, which retries an unreachable one for minutes
     try:
         if address is None:
             ray.init(num_cpus=num_cpus, include_dashboard=False, **options)

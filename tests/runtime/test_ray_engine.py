@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from secagg.errors import ConfigurationError
+from secagg.runtime import ray_engine
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import demo_hook, load_hook
 from secagg.runtime.ray_engine import (
@@ -28,6 +31,7 @@ from secagg.runtime.ray_engine import (
     RayHub,
     RayUnavailable,
     hook_clients,
+    ray_session,
     require_ray,
     run_clients,
 )
@@ -173,3 +177,103 @@ def test_a_missing_ray_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
         require_ray()
     assert str(raised.value) == RAY_EXTRA
     assert isinstance(raised.value, ConfigurationError)  # the CLI's one-line usage error
+
+
+class _FakeRay:
+    """``ray`` as ray_session uses it, recording the addresses it was asked to join: no
+    Ray instance is started or reached."""
+
+    def __init__(self) -> None:
+        self.joined: list[str | None] = []
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, address: str | None = None, **options: object) -> None:
+        self.joined.append(address)
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_ray(monkeypatch: pytest.MonkeyPatch) -> _FakeRay:
+    fake = _FakeRay()
+    monkeypatch.setattr(ray_engine, "require_ray", lambda: fake)
+    return fake
+
+
+def _unresolvable(*args: object, **kwargs: object) -> list[object]:
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def test_an_unresolvable_ray_address_is_one_line_naming_the_flag(
+    fake_ray: _FakeRay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CLI audit 2026-12-05, 6: ``simulate --ray-address bogus:1234`` hung past 4 minutes
+    in ray.init's retries, printing only Ray's log lines."""
+    monkeypatch.setattr(ray_engine.socket, "getaddrinfo", _unresolvable)
+    with pytest.raises(RayUnavailable) as raised, ray_session("bogus:1234"):
+        pass
+    message = str(raised.value)
+    assert message == (
+        "cannot reach Ray at bogus:1234 (--ray-address): the host bogus does not resolve "
+        "(Name or service not known)"
+    )
+    assert fake_ray.joined == []  # Ray was never asked
+
+
+def test_a_port_that_refuses_is_one_line_before_ray(fake_ray: _FakeRay) -> None:
+    with socket.socket() as bound:  # bound, not listening: a connection is refused
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            with pytest.raises(RayUnavailable, match=r"\(--ray-address\): nothing accepts"):
+                with ray_session(address):
+                    pass
+    assert fake_ray.joined == []
+
+
+def test_a_reachable_address_and_auto_go_to_ray(fake_ray: _FakeRay) -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        with ray_session(address):
+            pass
+    with ray_session("auto"):  # Ray finds the cluster itself: nothing to check here
+        pass
+    assert fake_ray.joined == [address, "auto"]
+
+
+@pytest.mark.parametrize(
+    ("address", "parts"),
+    [
+        ("auto", None),
+        ("local", None),
+        ("host", None),
+        ("host:12a", None),
+        ("head:6379", ("head", 6379)),
+        ("ray://head.example:10001", ("head.example", 10001)),
+        ("[::1]:6379", ("::1", 6379)),
+    ],
+)
+def test_the_checked_addresses(address: str, parts: tuple[str, int] | None) -> None:
+    assert ray_engine._host_port(address) == parts
+
+
+def test_a_resolver_that_does_not_answer_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup runs in a thread the check stops waiting for (it never answers here,
+    until the test lets it go)."""
+    release = threading.Event()
+
+    def hangs(*args: object, **kwargs: object) -> list[object]:
+        release.wait()
+        raise socket.gaierror(socket.EAI_AGAIN, "late")
+
+    monkeypatch.setattr(ray_engine.socket, "getaddrinfo", hangs)
+    try:
+        with pytest.raises(RayUnavailable, match=r"does not resolve \(no answer from the"):
+            ray_engine.check_address("slow:1234", timeout=0.01)
+    finally:
+        release.set()
