@@ -23,6 +23,8 @@ class FiniteFloat(click.FloatRange):
     def __init__(self, *args: Any, allow_inf: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.allow_inf = allow_inf
+        if self.min is None and self.max is None:
+            self.name = "float"  # its metavar: FLOAT, not FLOAT RANGE with no range
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
@@ -31,6 +33,13 @@ class FiniteFloat(click.FloatRange):
         if math.isinf(number) and not self.allow_inf:
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
+
+    def _describe_range(self) -> str:
+        """No range text without a bound: click's FloatRange renders ``[x<=None]`` for
+        ``FiniteFloat()`` in every unbounded option's help (CLI audit, 2026-12-05)."""
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
 
 
 #: any finite float (the range checks, if any, are the command's own)

@@ -6,8 +6,10 @@ were tracebacks or named what the user never typed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -216,3 +218,23 @@ def test_an_out_folder_that_cannot_be_written_names_out(
     assert f"Invalid value for '--out': cannot write in {tmp_path}" in error
     assert "Operation not permitted" in error and "Errno" not in error
     assert not (tmp_path / "new").exists()  # nothing made before the check
+
+
+# --- 7: help text ---------------------------------------------------------------------
+
+
+def _helps(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
+    """Every command's --help, by its command line."""
+    for name, command in group.commands.items():
+        line = (*path, name)
+        yield " ".join(line), _run(*line, "--help").output
+        if isinstance(command, click.Group):
+            yield from _helps(command, line)
+
+
+def test_no_help_shows_a_missing_bound() -> None:
+    """Every FiniteFloat() option without bounds ended its help in ``[x<=None]``."""
+    shown = {line: text for line, text in _helps(main) if "None]" in text or "None;" in text}
+    assert shown == {}
+    assert cli_types.FINITE._describe_range() == "" and cli_types.FINITE.name == "float"
+    assert cli_types.FiniteFloat(0.0, min_open=True)._describe_range() == "x>0.0"
