@@ -49,18 +49,42 @@ def ledger_row(
 
 
 def write_ledger(
-    path: Path, rows: Iterable[dict], key: LedgerKey | None = None
+    path: Path,
+    rows: Iterable[dict],
+    key: LedgerKey | None = None,
+    *,
+    models_as_written: bool = False,
 ) -> tuple[Path, LedgerKey]:
     """Append ``rows`` to a new ledger at ``path``, signed with ``key`` (a fresh one if
-    none is given), and return the path and the key that verifies it."""
+    none is given), and return the path and the key that verifies it.
+
+    An aborted row (one whose sum was not revealed) is appended with the model digest
+    of the row before it, as the server writes it: the model moves only in a charged
+    round, and ``verify`` fails an aborted row whose model moved (DP audit t6).
+    :func:`ledger_row` gives every row its own digest, so without this every fixture
+    with an aborted round would fail for that. ``models_as_written``: append every row
+    as given (a test that forges a model moved in an aborted round). The caller's
+    dicts are not changed."""
     key = LedgerKey.generate() if key is None else key
     ledger = Ledger(path, key)
+    previous: str | None = None
     try:
         for row in rows:
+            if not models_as_written and _model_held(row) and previous is not None:
+                row = row | {"model_sha256": previous}
+            previous = row.get("model_sha256", previous)
             ledger.append(row)
     finally:
         ledger.close()
     return path, key
+
+
+def _model_held(row: dict) -> bool:
+    """The server keeps the model through this round: it released nothing (aborted, its
+    sum never revealed to the server)."""
+    dp = row.get("dp")
+    revealed = isinstance(dp, dict) and dp.get("sum_revealed") is True
+    return row.get("status") != "complete" and not revealed
 
 
 def write_central_config(

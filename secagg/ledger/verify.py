@@ -453,6 +453,28 @@ def _check_noise_shares(entry: dict[str, Any], dp: dict[str, Any]) -> str | None
     return None
 
 
+def _check_model_moved(entry: dict[str, Any], previous_model: Any) -> str | None:
+    """An aborted round released nothing, so its row records the model the previous
+    row left: the model only moves in a completed round. A row that says "aborted"
+    (charged nothing) beside a new model released uncharged (DP audit t6). A round
+    whose sum the server saw before aborting (``dp.sum_revealed``) is charged anyway
+    and not held to this; a row without a digest, or the first row, has nothing to
+    compare."""
+    if entry.get("status") == "complete":
+        return None
+    dp = entry.get("dp")
+    if isinstance(dp, dict) and dp.get("sum_revealed") is True:
+        return None
+    model = entry.get("model_sha256")
+    if model is None or previous_model is None or model == previous_model:
+        return None
+    return (
+        f"is aborted (charged nothing) but its model digest {str(model)[:12]}… differs from "
+        f"the previous row's {str(previous_model)[:12]}…: the model changed in a round that "
+        "released nothing"
+    )
+
+
 def _check_reports(dp: dict[str, Any], entry: dict[str, Any]) -> str | None:
     """A completed record-level DP-SGD round holds a branch report for every update in
     its sum: at least ``contributed`` reports, each from a listed participant (when the
@@ -923,9 +945,15 @@ def verify_ledger(
     sampling_unrecorded = 0
     amplified_rows = 0  # completed central rows that claim amplification by sampling
     central_rounds: list[float] = []  # every completed central round's noise multiplier
+    previous_model: Any = None  # the last model digest a row recorded
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
         dp = row.entry.get("dp")
+        moved = _check_model_moved(row.entry, previous_model)
+        if moved is not None:
+            result.failure = f"{where}: {moved}"
+            return result
+        previous_model = row.entry.get("model_sha256") or previous_model
         try:
             seeded = noise_seeded(row.entry)
             if dp:

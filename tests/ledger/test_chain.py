@@ -28,12 +28,12 @@ Z, Q, DELTA = 1.1, 0.5, 1e-5
 def _entries(rounds: int = 5) -> list[dict]:
     """Rows as the server writes them, with a true cumulative epsilon (central DP)."""
     accountant = PrivacyAccountant(DELTA, "pld", unit="client")
-    entries, eps = [], None
+    entries, eps, model = [], None, 0
     for number in range(1, rounds + 1):
         status = "aborted" if number == 3 else "complete"
-        if status == "complete":
+        if status == "complete":  # an aborted round leaves the model (and epsilon) as it was
             accountant.step(Z, Q)
-            eps = accountant.epsilon()
+            eps, model = accountant.epsilon(), number
         entries.append(
             {
                 "version": 1,
@@ -55,7 +55,7 @@ def _entries(rounds: int = 5) -> list[dict]:
                     "delta": DELTA,
                 },
                 "privacy": {"epsilon": eps, "delta": DELTA},
-                "model_sha256": f"{number:064x}",
+                "model_sha256": f"{model:064x}",
             }
         )
     return entries

@@ -132,7 +132,9 @@ _ledgers = st.builds(
 
 def _entries(spec: LedgerSpec, key: LedgerKey) -> list[dict[str, Any]]:
     """The rows a central-DP server writes for these rounds, each claiming the true
-    cumulative epsilon (aborted rounds repeat the last; none before the first)."""
+    cumulative epsilon (aborted rounds repeat the last; none before the first) and the
+    model the round released (an aborted round the previous row's: the model did not
+    move, and verify fails an aborted row whose model moved)."""
     z, q = spec.mechanism
     epsilons = _true_epsilons(z, q)
     completed = 0
@@ -165,7 +167,9 @@ def _entries(spec: LedgerSpec, key: LedgerKey) -> list[dict[str, Any]]:
             dp=dp,
             epsilon=epsilons[completed - 1] if completed else None,
             delta=DELTA,
-            model_sha256=drawn.model_sha256,
+            model_sha256=(
+                drawn.model_sha256 if drawn.complete or not rows else rows[-1]["model_sha256"]
+            ),
             # the identity hashes may only be published when no amplification is claimed
             publish_participants=q == 1.0,
         )

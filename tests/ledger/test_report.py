@@ -88,13 +88,16 @@ def _central_ledger(path: Path, *, with_aborts: bool = False) -> tuple[Path, Led
         accountant.step(2.0, 1.0)
         ledger.append(_entry(number, dp, accountant.epsilon(), publish_participants=True))
     if with_aborts:  # one sampled client: the round never ran; then a round that died
+        held = f"{3:064x}"  # neither released anything: the model stays round 3's
         ledger.append(
             _entry(4, None, accountant.epsilon(), status="aborted", participants=("a",),
-                   contributed=0, reason="fewer than 2 clients sampled or connected")
+                   contributed=0, reason="fewer than 2 clients sampled or connected",
+                   model_sha256=held)
         )  # fmt: skip
         ledger.append(
             _entry(5, None, accountant.epsilon(), status="aborted", contributed=0,
-                   dropouts={"share_keys": 2}, reason="1 clients answered in share_keys")
+                   dropouts={"share_keys": 2}, reason="1 clients answered in share_keys",
+                   model_sha256=held)
         )  # fmt: skip
     ledger.close()
     return path, key, accountant.epsilon()
