@@ -369,6 +369,8 @@ def build_report(
             f"\n\n**NOT PRIVATE**: round(s) {rounds} completed without DP (no DP block): "
             "they released without noise, so epsilon is infinite from the first of them on."
         )
+    if result.ok and result.amplified:  # the claim rests on what the engine no longer credits
+        status += f"\n\n**NOT PRIVATE**: {result.not_private_reasons()[-1]}."
     for note in result.notes:
         status += f"\n\nNote: {note}."
     key = result.chain.public_key.hex()
@@ -397,10 +399,22 @@ def build_report(
         spent = last["privacy"]["epsilon"]
         if budget is None:
             cap = " (give `--config` to compare it with the federation's epsilon_budget)"
-        elif spent is not None and not float(spent) <= budget * (1 + 1e-9):
-            cap = f" of a budget of {budget:g}: **ABOVE THE BUDGET**"
         else:
-            cap = f" of a budget of {budget:g}: within it"
+            # the figure verify held to the budget: the unamplified charge where the claim
+            # credits amplification by sampling (a claim within it can overspend it); the
+            # last claim where verify stopped before the last row
+            held = spent
+            if result.budget_epsilon is not None:
+                held = max(result.budget_epsilon, -math.inf if spent is None else float(spent))
+            unamplified = (
+                ""
+                if held is None or spent is None or not float(held) > float(spent) * (1 + 1e-6)
+                else f" (unamplified: epsilon {_eps(held)})"
+            )
+            if held is not None and not float(held) <= budget * (1 + 1e-9):
+                cap = f" of a budget of {budget:g}: **ABOVE THE BUDGET**{unamplified}"
+            else:
+                cap = f" of a budget of {budget:g}: within it{unamplified}"
         if record:
             names = sorted(
                 {

@@ -26,7 +26,17 @@ M1, C1, L1):
 * a branch's DP-SGD history only grows: each report extends the previous one, and its
   epsilon never goes down;
 * a completed round without a DP block in a ledger that has DP elsewhere (or under a
-  config with DP) released without noise: from it on the epsilon is infinite.
+  config with DP) released without noise: from it on the epsilon is infinite;
+* an aborted round released nothing, so its row records the model the row before it
+  did (unless its sum was revealed, which charges it): a moved model in a row charged
+  nothing fails (DP audit t6).
+
+Central rows in the format before 2026-12-03 claim amplification by sampling, which the
+engine no longer credits (a round's members see one another; its size is published).
+The row version did not change, so such a row cannot be told from a forged one: a
+ledger whose latest claim rests on them is reported not private, with the epsilon of
+its central rounds charged to every client, unamplified, and a config's budget is held
+to that figure (DP audit t2).
 
 A ledger without any DP block (and no config with DP) is a federation that released
 without differential privacy: it claims no epsilon, so there is nothing to replay, but
@@ -158,6 +168,17 @@ class AuditResult:
     notes: list[str] = field(default_factory=list)
     #: record-level ledgers: each branch's (identity hash) latest re-derived epsilon
     record_level: dict[str, float] = field(default_factory=dict)
+    #: (seq, round): completed central rows (written before 2026-12-03) that claim
+    #: amplification by sampling, in a ledger whose latest claim still rests on it (no
+    #: per-client row after them). The engine no longer credits that amplification (a
+    #: round's members see one another, its size is published) and a forged "old" row
+    #: cannot be told from a genuine one (the row version did not change), so such a
+    #: ledger is not private: :attr:`unamplified_epsilon` is what holds (DP audit t2)
+    amplified: list[tuple[int, Any]] = field(default_factory=list)
+    #: with ``--config``'s ``epsilon_budget``: the epsilon the last row checked was held
+    #: to (its replayed claim, or the unamplified charge where the claim credits
+    #: amplification by sampling), so the report compares the same figure
+    budget_epsilon: float | None = None
     #: central rows whose claim matched only the from-scratch accountant (written
     #: before accounting became incremental; see :meth:`EpsilonReplay.older_claim`)
     from_scratch: int = 0
@@ -169,8 +190,15 @@ class AuditResult:
 
     @property
     def private(self) -> bool:
-        """Intact, no round's noise came from a replayable stream and none went unnoised."""
-        return self.ok and not self.seeded and not self.seeded_sampling and not self.unnoised
+        """Intact, no round's noise came from a replayable stream, none went unnoised, and
+        the claim does not rest on amplification by sampling the engine no longer credits."""
+        return (
+            self.ok
+            and not self.seeded
+            and not self.seeded_sampling
+            and not self.unnoised
+            and not self.amplified
+        )
 
     @property
     def released_without_dp(self) -> bool:
@@ -214,7 +242,27 @@ class AuditResult:
             )
             for seq, number in self.seeded
         ]
-        return [line for _, line in sorted(lines, key=lambda item: item[0])]
+        out = [line for _, line in sorted(lines, key=lambda item: item[0])]
+        if self.amplified:  # one line for the ledger: its claim, not one round, falls short
+            out.append(self._amplified_reason())
+        return out
+
+    def _amplified_reason(self) -> str:
+        """Why a claim that rests on amplification by sampling is no guarantee, and the
+        figure that is: the ledger's central rounds charged to every client, unamplified."""
+        rounds = _round_list([number for _, number in self.amplified])
+        claimed = self.epsilons[-1][1] if self.epsilons else None
+        claim = "the claimed epsilon" if claimed is None else f"the claimed epsilon {claimed:.4g}"
+        spent = (
+            ""
+            if self.unamplified_epsilon is None
+            else f"; unamplified, its central rounds spend epsilon {self.unamplified_epsilon:.4g}"
+        )
+        return (
+            f"{claim} holds only with amplification by sampling ({rounds}: central rows in "
+            "the format before 2026-12-03), which the engine no longer credits: a round's "
+            "members see one another and its size is published" + spent
+        )
 
 
 #: a ledger without DP names at most this many of its released rounds in its one reason
@@ -453,6 +501,44 @@ def _check_noise_shares(entry: dict[str, Any], dp: dict[str, Any]) -> str | None
     return None
 
 
+class _UnamplifiedCharge:
+    """The ledger's completed central rounds charged to every client at rate 1: what a
+    ledger whose claims credit amplification by sampling spends without it. The engine
+    no longer credits that amplification, so this is the figure such a ledger is
+    reported with and ``--config``'s budget is held to (DP audit t2). The accountant
+    is stepped only when asked, and incrementally (a long ledger stays linear)."""
+
+    def __init__(self) -> None:
+        self.amplified = False  # some row so far claims amplification by sampling
+        self._rounds: list[tuple[float, float, str]] = []  # (z, delta, accountant)
+        self._accountant: GaussianAccountant | None = None
+        self._charged = 0  # rounds the accountant holds
+
+    @property
+    def delta(self) -> float | None:
+        """The delta :meth:`epsilon` accounts at (the latest central round's)."""
+        return self._rounds[-1][1] if self._rounds else None
+
+    def add(self, dp: dict[str, Any]) -> None:
+        """One completed central client-level round (its z as the replay composes it)."""
+        self.amplified = self.amplified or _claims_amplification(dp)
+        delta, name = float(dp["delta"]), str(dp.get("accountant", "pld"))
+        self._rounds.append((float(dp["noise_multiplier"]), delta, name))
+
+    def epsilon(self) -> float:
+        """Every round so far at the latest row's delta and accountant (a restart may
+        change them: then rebuilt from all rounds, as the replay does)."""
+        _, delta, name = self._rounds[-1]
+        accountant = self._accountant
+        if accountant is None or accountant.delta != delta or accountant.name != name:
+            accountant, self._charged = GaussianAccountant(delta, name), 0
+            self._accountant = accountant
+        for z, _, _ in self._rounds[self._charged :]:
+            accountant.step(z, 1.0)
+        self._charged = len(self._rounds)
+        return accountant.epsilon()
+
+
 def _check_model_moved(entry: dict[str, Any], previous_model: Any) -> str | None:
     """An aborted round released nothing, so its row records the model the previous
     row left: the model only moves in a completed round. A row that says "aborted"
@@ -512,6 +598,13 @@ def _check_reports(dp: dict[str, Any], entry: dict[str, Any]) -> str | None:
 def _amplified(dp: dict[str, Any]) -> bool:
     """The client-level DP block is accounted with amplification by sampling (q < 1)."""
     return dp.get("unit") == "client" and float(dp["sample_rate"]) < 1
+
+
+def _claims_amplification(dp: dict[str, Any]) -> bool:
+    """A central client-level row whose claim is charged below rate 1: amplified by
+    sampling (``charged_rate`` where recorded, else the sample rate). A row charged at
+    rate 1 claims what holds unamplified, whatever its sample rate."""
+    return _amplified(dp) and float(dp.get("charged_rate", dp["sample_rate"])) < 1
 
 
 def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
@@ -773,6 +866,11 @@ class EpsilonReplay:
             )
         return hashes
 
+    @property
+    def per_client_rows(self) -> int:
+        """Central rows charged to their participants so far (today's format)."""
+        return self._per_client_rows
+
     def per_client_summary(self) -> dict[str, int] | None:
         """How many clients the per-client rows name, and the most rounds any one was
         charged for (None without per-client rows)."""
@@ -943,8 +1041,11 @@ def verify_ledger(
     seeded_without_dp = 0  # rows flagged noise_seeded that drew no DP noise to seed
     # client-level rows amplified by sampling whose dp.sampling predates its "seeded" flag
     sampling_unrecorded = 0
-    amplified_rows = 0  # completed central rows that claim amplification by sampling
-    central_rounds: list[float] = []  # every completed central round's noise multiplier
+    # (seq, round) of the completed central rows that claim amplification by sampling
+    amplified_seen: list[tuple[int, Any]] = []
+    # the central rounds so far charged to every client at rate 1: what holds while the
+    # ledger's claim rests on amplification, and what the budget is then held to
+    unamplified = _UnamplifiedCharge()
     previous_model: Any = None  # the last model digest a row recorded
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
@@ -974,8 +1075,9 @@ def verify_ledger(
                     return result
                 complete = row.entry.get("status") == "complete"  # an aborted one is not charged
                 if complete and dp.get("mechanism") == "central" and dp.get("unit") == "client":
-                    central_rounds.append(float(dp["noise_multiplier"]))
-                    amplified_rows += _amplified(dp)
+                    if _claims_amplification(dp):
+                        amplified_seen.append((row.seq, row.entry.get("round", row.seq)))
+                    unamplified.add(dp)
                 if dp.get("unit") == "client" and not isinstance(dp.get("sampling"), dict):
                     result.without_sampling += 1
                 elif _amplified(dp):
@@ -1036,10 +1138,24 @@ def verify_ledger(
             )
             return result
         budget = None if expected is None else expected.epsilon_budget
-        if budget is not None and recomputed is not None and not recomputed <= budget * (1 + 1e-9):
+        spent = recomputed
+        if budget is not None and unamplified.amplified and not replay.per_client_rows:
+            # the claim credits amplification the engine no longer does: the budget
+            # holds only if the unamplified charge fits (DP audit t2: a claim of 5.84
+            # passed a budget of 6 that the unamplified 8.39 overspends). Per-client rows
+            # after such rows already charge them to every client, unamplified.
+            spent = max(spent or 0.0, unamplified.epsilon())
+        if budget is not None:
+            result.budget_epsilon = spent
+        if budget is not None and spent is not None and not spent <= budget * (1 + 1e-9):
+            amplified_note = (
+                " (unamplified: the claim credits amplification by sampling)"
+                if spent != recomputed
+                else ""
+            )
             result.failure = (
-                f"{where}: epsilon {recomputed:.6g} is ABOVE the config's epsilon_budget "
-                f"{budget:g}: the budget was overspent"
+                f"{where}: epsilon {spent:.6g}{amplified_note} is ABOVE the config's "
+                f"epsilon_budget {budget:g}: the budget was overspent"
             )
             return result
     result.per_client = replay.per_client_summary()
@@ -1057,22 +1173,18 @@ def verify_ledger(
             "predate the dp.sampling.seeded record: whether their cohort was drawn from a "
             "seed in the config (predictable, so not amplified) is not recorded"
         )
-    if amplified_rows and result.ok:
-        last = rows[-1].entry.get("dp") or {}
-        delta = float(last["delta"]) if "delta" in last else None
-        if delta is not None:
-            accountant = GaussianAccountant(delta, str(last.get("accountant", "pld")))
-            for z in central_rounds:
-                accountant.step(z, 1.0)
-            result.unamplified_epsilon = accountant.epsilon()
-            result.notes.append(
-                f"{amplified_rows} central rows claim amplification by sampling (written "
-                "before 2026-12-03): a round's members see one another and its size is "
-                "published, so that amplification holds only against an outsider who sees "
-                "neither. Charged to every client every round, unamplified, the ledger's "
-                f"central rounds spend epsilon {result.unamplified_epsilon:.4g} at delta "
-                f"{delta:g}"
-            )
+    delta = unamplified.delta
+    if amplified_seen and result.ok and delta is not None:
+        result.unamplified_epsilon = unamplified.epsilon()
+        result.notes.append(
+            f"{len(amplified_seen)} central rows claim amplification by sampling (written "
+            "before 2026-12-03): a round's members see one another and its size is "
+            "published, so that amplification holds only against an outsider who sees "
+            "neither. Charged to every client every round, unamplified, the ledger's "
+            f"central rounds spend epsilon {result.unamplified_epsilon:.4g} at delta {delta:g}"
+        )
+        if not replay.per_client_rows:  # the latest claim still rests on it: not private
+            result.amplified = amplified_seen
     if result.from_scratch:
         result.notes.append(
             f"{result.from_scratch} rows claim the epsilon of the from-scratch PLD accountant "

@@ -389,8 +389,11 @@ def test_restart_with_changed_config_replays_each_row_with_its_own_parameters(
         "replayed with its own recorded value"
     )
     status, output = _cli(honest, key, "--config", str(_config(tmp_path, z=2.0)))
-    assert status == 0, output
+    # replayed as it ran; its claims rest on amplification by sampling (rows at q = 0.1
+    # in the format before 2026-12-03), which the engine no longer credits: exit 3
+    assert status == 3, output
     assert "4 DP rows match" in output and "recorded noise multiplier 1.5" in output
+    assert "holds only with amplification by sampling" in output
     # a runtime that re-charges the past rounds at the current z claims too little
     recharged = _central_rows(zs, charged=[2.0] * 4)
     recharged[:2] = _central_rows(zs[:2])
@@ -489,23 +492,35 @@ def test_distributed_parameters_changed_mid_ledger_fail_and_name_the_row(
 def test_verify_and_report_flag_a_ledger_above_the_configs_budget(tmp_path: Path) -> None:
     """Every epsilon-printing command marks a run that ended above its target: a ledger
     whose rows replay fine but whose epsilon passes ``[dp] epsilon_budget`` fails
-    ``verify --config`` at the first row above it, and the report says ABOVE."""
+    ``verify --config`` at the first row above it, and the report says ABOVE.
+
+    These rows claim amplification by sampling (q = 0.1, the format before 2026-12-03),
+    which the engine no longer credits: the budget is held to their rounds charged to
+    every client, unamplified (DP audit t2: a claim within the budget passed while the
+    unamplified epsilon overspent it)."""
     from secagg.ledger.report import build_report
 
     key = LedgerKey.generate()
     path = write_ledger(tmp_path / "l.sqlite", _central_rows([Z] * 6), key)[0]
     result = verify_ledger(path, key.public_key)
     assert result.ok
-    eps = [e for _, e in result.epsilons]
-    budget = (eps[2] + eps[3]) / 2  # rounds 1-3 fit, round 4 crosses
+    claims = [e for _, e in result.epsilons]
+    accountant, unamplified = PrivacyAccountant(DELTA, "rdp"), []
+    for _ in claims:
+        accountant.step(Z, 1.0)
+        unamplified.append(accountant.epsilon())
+    budget = (unamplified[2] + unamplified[3]) / 2  # rounds 1-3 fit, round 4 crosses
+    assert claims[-1] < budget  # every claim is within it: the claims alone passed
     failure = _failure(path, key, _expected(epsilon_budget=budget))
-    assert failure.startswith("row 4 (round 4)") and "ABOVE the config's epsilon_budget" in failure
-    assert verify_ledger(path, key.public_key, expected=_expected(epsilon_budget=eps[-1])).ok
+    assert failure.startswith(f"row 4 (round 4): epsilon {unamplified[3]:.6g} (unamplified")
+    assert "ABOVE the config's epsilon_budget" in failure
+    held = verify_ledger(path, key.public_key, expected=_expected(epsilon_budget=unamplified[-1]))
+    assert held.ok and held.budget_epsilon == pytest.approx(unamplified[-1])
     status, output = _cli(path, key, "--config", str(_config(tmp_path, budget=budget)))
     assert status == 1 and "row 4 (round 4)" in output and "overspent" in output
     text, _ = build_report(path, key.public_key, _expected(epsilon_budget=budget))
-    assert "**ABOVE THE BUDGET**" in text
-    text, _ = build_report(path, key.public_key, _expected(epsilon_budget=2 * eps[-1]))
+    assert "**ABOVE THE BUDGET** (unamplified: epsilon" in text
+    text, _ = build_report(path, key.public_key, _expected(epsilon_budget=2 * unamplified[-1]))
     assert "within it" in text and "ABOVE" not in text
 
 

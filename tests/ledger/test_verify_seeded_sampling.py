@@ -93,15 +93,22 @@ def test_h4_a_tampered_row_in_an_honest_ledger_fails_at_that_row(tmp_path: Path)
     assert result.first_failure.startswith("row 3 (round 3): claims amplification")
 
 
-def test_unseeded_sampling_verifies_private(tmp_path: Path) -> None:
+def test_unseeded_sampling_verifies_but_is_not_private_for_its_amplification(
+    tmp_path: Path,
+) -> None:
+    """An unseeded cohort fails nothing here, but the rows' claim rests on amplification
+    by sampling, which the engine no longer credits (their cohorts' members see through
+    it): noted, and the ledger is not private for that one reason (DP audit t2)."""
     key = LedgerKey.generate()
     path = write_ledger(tmp_path / "honest.sqlite", _rows(2, seeded=False), key)[0]
     result = verify_ledger(path, key.public_key)
-    assert result.ok and result.private, result.first_failure
-    assert result.seeded_sampling == []
-    # the rows claim amplification, which their cohorts' members see through: noted
+    assert result.ok, result.first_failure
+    assert result.seeded_sampling == [] and result.seeded == []
     (note,) = result.notes
     assert note.startswith("2 central rows claim amplification by sampling")
+    assert not result.private
+    (reason,) = result.not_private_reasons()
+    assert "holds only with amplification by sampling (rounds 1, 2" in reason
 
 
 def test_a_seeded_cohort_without_amplification_verifies_private(tmp_path: Path) -> None:
@@ -122,16 +129,20 @@ def test_a_replay_with_a_seeded_cohort_is_not_private_on_both_counts(tmp_path: P
     assert not result.private
     assert result.seeded_sampling == result.seeded == [(1, 1), (2, 2)]
     reasons = result.not_private_reasons()
-    assert len(reasons) == 2
+    assert len(reasons) == 3  # each round once, then the ledger's claim once
     assert all("amplification by sampling" in reason for reason in reasons)
     assert reasons[0].startswith("round 1: DP noise was seeded (a simulation/replay)")
+    assert reasons[2].startswith("the claimed epsilon")
+    assert "the engine no longer credits" in reasons[2]
 
 
 def test_a_row_before_the_flag_is_noted_not_failed(tmp_path: Path) -> None:
     key = LedgerKey.generate()
     path = write_ledger(tmp_path / "old.sqlite", _rows(2, seeded=UNSAID), key)[0]
     result = verify_ledger(path, key.public_key)
-    assert result.ok and result.private, result.first_failure
+    assert result.ok, result.first_failure
+    # not private only for the amplification itself, which the engine no longer credits
+    assert not result.private and result.amplified == [(1, 1), (2, 2)]
     assert (
         "2 client-level rows claim amplification by sampling but predate the "
         "dp.sampling.seeded record: whether their cohort was drawn from a seed in the "
@@ -188,8 +199,11 @@ def test_an_old_ledger_against_its_seeded_config_fails_at_its_first_amplified_ro
 
 
 def test_the_same_ledger_against_an_unseeded_config_verifies(tmp_path: Path) -> None:
+    """Nothing fails without the seed; the claim still rests on amplification by sampling,
+    which the engine no longer credits: not private (exit 3), not a failure."""
     code, output = _verify_cli(tmp_path, _rows(3, seeded=UNSAID), _config(tmp_path, seed=None))
-    assert code == 0, output
+    assert code == 3, output
+    assert "VERIFIED: 3 rows" in output and "holds only with amplification by sampling" in output
 
 
 def test_a_seeded_config_without_amplification_verifies(tmp_path: Path) -> None:
