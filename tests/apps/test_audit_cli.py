@@ -27,11 +27,14 @@ Z, Q, DELTA = 2.0, 0.1, 1e-5  # RDP converges here without warnings, and fast
 
 
 def _rows(rounds: int, seeded: frozenset[int] = frozenset()) -> list[dict]:
-    """Rows as the server writes them (central DP, true cumulative epsilon)."""
+    """Rows of central DP with a true cumulative epsilon, every round charged to every
+    client (q = 1): a claim that rests on amplification by sampling (the older rows at
+    q < 1) is reported NOT PRIVATE (exit 3), which these anchor and seeding tests are
+    not about."""
     accountant = PrivacyAccountant(DELTA, "rdp", unit="client")
     out = []
     for number in range(1, rounds + 1):
-        accountant.step(Z, Q)
+        accountant.step(Z, 1.0)
         entry = LedgerEntry(
             federation="test",
             round=number,
@@ -41,7 +44,7 @@ def _rows(rounds: int, seeded: frozenset[int] = frozenset()) -> list[dict]:
             finished_at=1.0e9 + number,
             backend={"name": "secagg+"},
             participants=("a", "b"),
-            publish_participants=False,  # as the server writes an amplified round
+            publish_participants=False,  # the hashes of a row before 2026-12-03
             contributed=2,
             dropouts={},
             dp={
@@ -50,7 +53,7 @@ def _rows(rounds: int, seeded: frozenset[int] = frozenset()) -> list[dict]:
                 "clip": 1.0,
                 "noise_multiplier": Z,
                 "noise_std": Z,
-                "sample_rate": Q,
+                "sample_rate": 1.0,
                 "accountant": "rdp",
                 "delta": DELTA,
             },

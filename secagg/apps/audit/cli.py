@@ -195,8 +195,10 @@ def verify(
     Prints the ledger's head as SEQ:HASH: keep it and pass it back with
     --expect-head next time, the only way to notice a ledger cut back to an earlier
     state. A round whose DP noise was seeded, a completed round without DP in a
-    federation with DP, or a federation that released rounds without DP at all is
-    reported as not private (exit 3). Without --pubkey the
+    federation with DP, a federation that released rounds without DP at all, or a
+    claim that holds only with amplification by sampling (central rows in the format
+    before 2026-12-03, which the engine no longer credits) is reported as not private
+    (exit 3). Without --pubkey the
     verdict is UNVERIFIED (exit 4): the ledger is consistent with the key it carries,
     which proves nothing about who wrote it.
     """
@@ -245,6 +247,7 @@ def verify(
         "rows_checked_against_config": result.checked_against_config,
         "noise_seeded_rounds": [number for _, number in result.seeded],
         "rounds_without_dp": [number for _, number in result.unnoised],
+        "amplified_rounds": [number for _, number in result.amplified],
         "released_without_dp": result.released_without_dp,
         "not_private": reasons,
         "rows_without_noise_seeded": result.unrecorded,
@@ -291,14 +294,19 @@ def verify(
         if result.released_without_dp:  # one reason for the whole ledger
             click.echo(f"NOT PRIVATE: {reasons[0]}")
         elif reasons:
-            click.echo(
-                f"NOT PRIVATE: {len(reasons)} of {payload['rows']} rounds drew their DP noise "
-                "from a seeded stream or released without DP"
-            )
-            for line in reasons[:_SHOWN_SEEDED]:
-                click.echo(f"  {line}")
-            if len(reasons) > _SHOWN_SEEDED:
-                click.echo(f"  ... and {len(reasons) - _SHOWN_SEEDED} more (see --json)")
+            # one line for the ledger's claim (not a round) after the per-round ones
+            rounds = reasons[:-1] if result.amplified else reasons
+            if rounds:
+                click.echo(
+                    f"NOT PRIVATE: {len(rounds)} of {payload['rows']} rounds drew their DP "
+                    "noise from a seeded stream or released without DP"
+                )
+                for line in rounds[:_SHOWN_SEEDED]:
+                    click.echo(f"  {line}")
+                if len(rounds) > _SHOWN_SEEDED:
+                    click.echo(f"  ... and {len(rounds) - _SHOWN_SEEDED} more (see --json)")
+            if result.amplified:
+                click.echo(f"NOT PRIVATE: {reasons[-1]}")
         if result.unrecorded:
             click.echo(
                 f"note: {result.unrecorded} rows predate the noise_seeded field (ledger row "
