@@ -285,6 +285,32 @@ def reconstruct_many(
     return _combine(points, ys, secret_bytes)
 
 
+def on_polynomial(points: np.ndarray, values: np.ndarray, through: Sequence[int]) -> np.ndarray:
+    """Which shares lie on the polynomial through the shares ``through``.
+
+    ``points`` ``(m,)`` and ``values`` ``(m, limbs)`` are one secret's shares; the
+    polynomial (degree below ``len(through)``, one per limb) is the one the shares at
+    the indices ``through`` define. Returns a boolean ``(m,)``: share ``j`` agrees on
+    every limb. What a server uses to tell the shares that fit a secret it has checked
+    from those that do not (Lagrange's form evaluated at each point, mod p)."""
+    xs = [int(points[i]) for i in through]
+    if len(set(xs)) != len(xs):
+        raise SecretSharingError("duplicate share points")
+    at = np.asarray(points, dtype=np.int64)
+    chosen = np.asarray(values, dtype=np.uint64)[list(through)]
+    total = np.zeros(np.shape(values), dtype=np.uint64)
+    for a, xa in enumerate(xs):
+        basis = np.ones(len(at), dtype=np.uint64)  # prod over b != a of (x - x_b), mod p
+        denominator = 1
+        for b, xb in enumerate(xs):
+            if b != a:
+                basis = (basis * ((at - xb) % PRIME).astype(np.uint64)) % _P
+                denominator = denominator * (xa - xb) % PRIME
+        basis = (basis * np.uint64(pow(denominator, PRIME - 2, PRIME))) % _P
+        total = (total + (basis[:, None] * chosen[a][None, :]) % _P) % _P
+    return np.all(total == np.asarray(values, dtype=np.uint64), axis=1)
+
+
 def reconstruct_arrays(points: np.ndarray, values: np.ndarray, secret_bytes: int) -> list[bytes]:
     """Recover ``G`` secrets from arrays: ``points[g]`` are the ``t`` share points of
     secret ``g`` and ``values[g]`` its ``t`` shares (``t x limbs`` field elements).

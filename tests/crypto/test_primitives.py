@@ -541,3 +541,29 @@ def test_mask_slices_added_into_an_accumulator_equal_the_whole_pass(
 def test_slice_bounds_refuses_a_bad_worker_count(workers: object) -> None:
     with pytest.raises(ConfigurationError, match="workers"):
         prg.slice_bounds(10, 4, workers)  # type: ignore[arg-type]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    t=st.integers(1, 8),
+    extra=st.integers(0, 8),
+    wrong=st.data(),
+)
+def test_on_polynomial_flags_exactly_the_shares_off_the_dealt_polynomial(
+    t: int, extra: int, wrong: st.DataObject
+) -> None:
+    """Through t genuine shares, the dealt polynomial: every genuine share agrees, and a
+    share changed in any limb by any non-zero amount does not."""
+    m = t + extra
+    xs = list(range(1, m + 1))
+    dealt = shamir.split(os.urandom(32), t, xs)
+    points = np.array([s.x for s in dealt])
+    values = np.array([s.values for s in dealt], dtype=np.uint32)
+    bad = wrong.draw(st.sets(st.integers(0, m - 1), max_size=extra), label="bad")
+    for j in bad:
+        limb = wrong.draw(st.integers(0, values.shape[1] - 1), label="limb")
+        delta = wrong.draw(st.integers(1, shamir.PRIME - 1), label="delta")
+        values[j, limb] = (int(values[j, limb]) + delta) % shamir.PRIME
+    genuine = [j for j in range(m) if j not in bad][:t]
+    agree = shamir.on_polynomial(points, values, genuine)
+    assert agree.tolist() == [j not in bad for j in range(m)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import secrets
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from _harness import SteppedRound
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from secagg.crypto import shamir
 from secagg.errors import ConfigurationError
 from secagg.protocol import Server, ServerPhase
 from secagg.protocol.messages import RevealedShare, UnmaskingShares
@@ -79,18 +81,27 @@ def test_unmask_must_be_callable() -> None:
 # --- a wrong share revealed at unmasking (runtime audit 2026-12-04) --------------------
 
 
-def _corrupt(message: UnmaskingShares, owners: set[int]) -> UnmaskingShares:
-    """The reveal with bit 8 of every share of ``owners`` flipped: still a field element,
-    a well-formed, wrong share. (Not bit 0: with the Lagrange weights of small points
-    the secret then moves by a few units only, which for a mask key can fall in the
-    bits X25519's clamping clears, a wrong share with the right key.)"""
+def _corrupt(
+    message: UnmaskingShares, owners: set[int], *, independent: bool = False
+) -> UnmaskingShares:
+    """The reveal with every share of ``owners`` changed, still a field element: a
+    well-formed, wrong share. By default bit 8 of the first limb is flipped (the same
+    change in every liar's shares: errors that line up); ``independent``: a random
+    non-zero amount is added to a random limb of each share. (Not bit 0: with the
+    Lagrange weights of small points the secret then moves by a few units only, which
+    for a mask key can fall in the bits X25519's clamping clears.)"""
+
+    def change(share: bytes) -> bytes:
+        if not independent:
+            return share[:1] + bytes([share[1] ^ 1]) + share[2:]
+        limbs = list(shamir.Share.from_bytes(1, share).values)
+        at = secrets.randbelow(len(limbs))
+        limbs[at] = (limbs[at] + 1 + secrets.randbelow(shamir.PRIME - 1)) % shamir.PRIME
+        return shamir.Share(1, tuple(limbs)).to_bytes()
 
     def flip(revealed: tuple[RevealedShare, ...]) -> tuple[RevealedShare, ...]:
         return tuple(
-            RevealedShare(r.owner, r.share[:1] + bytes([r.share[1] ^ 1]) + r.share[2:])
-            if r.owner in owners
-            else r
-            for r in revealed
+            RevealedShare(r.owner, change(r.share)) if r.owner in owners else r for r in revealed
         )
 
     return dataclasses.replace(
@@ -108,9 +119,11 @@ def _to_unmasking(r: SteppedRound, dropped: set[int]) -> None:
         phase += 1
 
 
-def _unmask_with_liars(r: SteppedRound, dropped: set[int], liars: dict[int, set[int]]) -> None:
+def _unmask_with_liars(
+    r: SteppedRound, dropped: set[int], liars: dict[int, set[int]], *, independent: bool = False
+) -> None:
     replies = [
-        _corrupt(m, liars[m.sender]) if m.sender in liars else m
+        _corrupt(m, liars[m.sender], independent=independent) if m.sender in liars else m
         for m in r.clients_reply(skip=frozenset(dropped), refusal_is_dropout=True)
     ]
     r.server_receives(replies, refusal_is_dropout=True)
@@ -149,9 +162,10 @@ def test_wrong_shares_give_the_exact_sum_or_an_abort_and_only_liars_are_named(
     data: st.DataObject,
 ) -> None:
     """Random rounds (complete or Harary graph), dropouts at the masked input and
-    liars each corrupting the shares of random owners: the round completes with the
-    exact sum of the included inputs and names only liars, or aborts; with one liar
-    and more than t shares of every secret it always completes."""
+    liars each adding independent random errors to the shares of random owners: the
+    round completes with the exact sum of the included inputs and names only liars,
+    or aborts; with one liar and more than t shares of every secret it always
+    completes."""
     n = data.draw(st.integers(5, 11), label="n")
     graph = data.draw(st.sampled_from(["complete", "harary"]), label="graph")
     r = SteppedRound(n, 8, graph=graph)
@@ -164,7 +178,7 @@ def test_wrong_shares_give_the_exact_sum_or_an_abort_and_only_liars_are_named(
         for liar in sorted(liars)
     }
     _to_unmasking(r, dropped)
-    _unmask_with_liars(r, dropped, lies)
+    _unmask_with_liars(r, dropped, lies, independent=True)
     report = r.server.report
     if r.server.phase == ServerPhase.COMPLETE:
         np.testing.assert_array_equal(r.server.result(), r.expected_sum())
@@ -174,3 +188,18 @@ def test_wrong_shares_give_the_exact_sum_or_an_abort_and_only_liars_are_named(
     else:
         assert r.server.phase == ServerPhase.ABORTED and report.abort_reason
         assert not (len(liars) == 1 and graph == "complete" and len(survivors) > t)
+
+
+def test_liars_whose_errors_line_up_never_get_an_honest_holder_named() -> None:
+    """Two holders making the same change to their shares of one owner: a t-subset
+    holding both can still open the commitment (a polynomial through the secret other
+    than the dealt one), and judging the other shares against it named honest holders
+    (found by the property test above, 2026-12-04). Names now need a polynomial that
+    agrees with at least (m + t) / 2 shares; the sum is exact either way."""
+    for _ in range(60):  # a fresh random Harary graph and fresh polynomials each time
+        r = SteppedRound(6, 8, graph="harary")
+        _to_unmasking(r, set())
+        _unmask_with_liars(r, set(), {0: {0}, 2: {0}})
+        assert r.server.phase == ServerPhase.COMPLETE, r.server.report.abort_reason
+        np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+        assert set(r.server.report.inconsistent_shares) <= {0, 2}
