@@ -221,6 +221,30 @@ def check_address(address: str, timeout: float = PROBE_SECONDS) -> None:
     raise unavailable(f"nothing accepts connections on {host} port {port} ({why})")
 
 
+#: attempts at starting a local Ray instance: Ray gives its raylet a fixed 30 s to
+#: register, which a machine busy with other work can miss; a fresh start usually makes it
+LOCAL_START_ATTEMPTS = 3
+
+
+def _start_local(ray: Any, num_cpus: int | None, options: dict[str, Any]) -> None:
+    """Start a local instance, again after a failed start (each failure shut down first,
+    so no half-started processes are left behind); :class:`RayUnavailable` with the last
+    reason when every attempt failed."""
+    reason = ""
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+            return
+        except Exception as exc:  # Ray raises RuntimeError, Exception, ValueError, ...
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            ray.shutdown()
+            if attempt < LOCAL_START_ATTEMPTS:
+                log.warning("Ray did not start (%s); trying again", reason)
+    raise RayUnavailable(
+        f"cannot start a local Ray instance ({LOCAL_START_ATTEMPTS} attempts): {reason}"
+    )
+
+
 @contextmanager
 def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
     """Ray for the length of the block: a local instance (``address`` None; ``num_cpus``
@@ -236,16 +260,14 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         yield ray
         return
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if address is not None:
+    if address is None:
+        _start_local(ray, num_cpus, options)
+    else:
         check_address(address)  # before Ray, which retries an unreachable one for minutes
-    try:
-        if address is None:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
-        else:
+        try:
             ray.init(address=address, **options)
-    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
-        where = "start a local Ray instance" if address is None else f"reach Ray at {address}"
-        raise RayUnavailable(f"cannot {where}: {exc}".splitlines()[0]) from None
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+            raise RayUnavailable(f"cannot reach Ray at {address}: {exc}".splitlines()[0]) from None
     try:
         yield ray
     finally:
