@@ -1419,6 +1419,14 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     help="Stop after this many seconds of silence.",
 )
 @click.option(
+    "--give-up-after",
+    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds to keep redialling after a lost connection (a server restart, a network "
+    "cut), counted from the loss; 'inf': until the server announces the federation's end.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(exists=True),
@@ -1447,6 +1455,7 @@ def keyholder(
     name: str,
     certificates: str,
     idle: float,
+    give_up_after: float,
     config_path: str | None,
     policy_path: str | None,
     key_path: str | None,
@@ -1458,6 +1467,8 @@ def keyholder(
 
     Exits 2 for a mistake in its options or files, 1 (one line) for a server it cannot
     reach or that refuses it."""
+    import math
+
     from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import run_key_holder
     from secagg.transport.base import TransportError
@@ -1481,6 +1492,7 @@ def keyholder(
             settings=settings,
             base_dir=base,
             idle_timeout=idle,
+            give_up_after=None if math.isinf(give_up_after) else give_up_after,
         )
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None

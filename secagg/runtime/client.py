@@ -66,7 +66,6 @@ refuses, a training hook that raised or returned NaN) says so with a
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,6 +85,7 @@ from secagg.errors import (
     RoundAborted,
     SecAggError,
 )
+from secagg.runtime import redial
 from secagg.runtime.wire import (
     FederationEnd,
     Leave,
@@ -108,10 +108,9 @@ Dial = Callable[[float], ClientEndpoint]
 #: what a branch waits beyond the round deadline the server announced: the server
 #: still releases, commits and tells the parties after its deadline passes
 ROUND_GRACE_SECONDS = 30.0
-#: the longest pause between two dials (the back-off starts at a quarter second)
-MAX_REDIAL_PAUSE = 4.0
-#: the longest one dial may take before its failure is looked at (and logged)
-MAX_DIAL_SECONDS = 20.0
+# the back-off between dials, kept importable from here (see secagg.runtime.redial)
+MAX_REDIAL_PAUSE = redial.MAX_REDIAL_PAUSE
+MAX_DIAL_SECONDS = redial.MAX_DIAL_SECONDS
 
 
 @dataclass
@@ -324,8 +323,9 @@ class FederationClient:
         ``rounds`` have ended): dial, serve, and on a lost session redial.
 
         The first session is dialled for up to ``connect_timeout`` seconds. Once a
-        session is lost, the branch redials (back-off from 0.25 s to
-        :data:`MAX_REDIAL_PAUSE`) for up to ``give_up_after`` seconds *from the
+        session is lost, the branch redials (:mod:`secagg.runtime.redial`: back-off
+        from 0.25 s to :data:`MAX_REDIAL_PAUSE`, jitter from the OS CSPRNG, one log
+        line per failed attempt) for up to ``give_up_after`` seconds *from the
         loss* (None: until the federation's end is announced), so a long-lived
         session and a short one ride out a server restart alike (review D1). It
         misses the round in flight (to the server, a dropout) and joins the next.
@@ -339,21 +339,19 @@ class FederationClient:
         window = connect_timeout
         window_end = time.monotonic() + connect_timeout
         lost = False  # whether a session was open before this dial
-        failures = 0
+        backoff = redial.Backoff()
         while True:
             cause: NotConnected
-            left = min(MAX_DIAL_SECONDS, max(0.5, window_end - time.monotonic()))
             try:
-                transport = dial(left)
+                transport = dial(redial.dial_budget(window_end))
             except NotAccepted:
                 raise
             except NotConnected as exc:
                 cause = exc
-                log.debug("%s: dial failed: %s", self.name, exc)
             else:
                 if lost:
                     log.warning("%s: reconnected (session %d)", self.name, self.stats.sessions + 1)
-                failures = 0
+                backoff.reset()
                 self.stats.sessions += 1
                 self.reconnected(transport)
                 try:
@@ -390,10 +388,8 @@ class FederationClient:
                     else f"cannot open a session with the server within {window:g} s"
                 )
                 raise BranchGaveUp(f"{self.name}: {what} ({cause}); giving up", self.stats, cause)
-            # jitter spreads the branches' redials after a server restart (not a secret)
-            pause = min(MAX_REDIAL_PAUSE, 0.25 * 2**failures) * random.uniform(0.8, 1.2)  # noqa: S311
-            failures += 1
-            time.sleep(max(0.0, min(pause, window_end - time.monotonic())))
+            # one line per failed attempt; CSPRNG jitter spreads the branches' redials
+            redial.wait_before_redial(log, self.name, backoff, cause, window_end)
 
     def handle(self, payload: bytes) -> None:
         """Process one message from the server (refused messages change nothing).

@@ -7,18 +7,46 @@ like a branch (its own certificate, outbound only) and answers the requests of
 the backend's :class:`~secagg.aggregation.base.HelperSession`, relayed as
 :class:`~secagg.runtime.wire.Relay` messages. This loop never names a backend:
 what is answered, and how, is the session's.
+
+A server can restart (it resumes from its database and waits for its key holder
+before the next CKKS round), so :meth:`KeyHolderService.serve` keeps the key holder
+in the federation across sessions like a branch: when a session is lost it redials
+with the branch's back-off (:mod:`secagg.runtime.redial`: exponential, jitter from
+the OS CSPRNG, one log line per attempt) for up to ``give_up_after`` seconds from
+the loss, and raises :class:`KeyHolderGaveUp` when that runs out. Before, the key
+holder exited at the first lost session and the resumed server waited for it in
+vain.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from secagg.aggregation import HelperSession
 from secagg.errors import SecAggError
+from secagg.runtime import redial
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
-from secagg.transport.base import ClientEndpoint
+from secagg.transport.base import ClientEndpoint, NotAccepted, NotConnected
 
 log = logging.getLogger("secagg.keyholder")
+
+#: opens a session with the server within ``timeout`` seconds, or raises NotConnected
+Dial = Callable[[float], ClientEndpoint]
+
+
+class KeyHolderGaveUp(NotConnected):
+    """The key holder found no session with the server for ``give_up_after`` seconds
+    since its connection was lost (or, for the first one, ``connect_timeout``).
+
+    A :class:`~secagg.transport.base.TransportError` (``secagg keyholder`` exits 1);
+    ``decryptions`` is the lifetime count so far, ``cause`` the last transport error."""
+
+    def __init__(self, message: str, decryptions: int, cause: BaseException | None) -> None:
+        super().__init__(message)
+        self.decryptions = decryptions
+        self.cause = cause
 
 
 class KeyHolderService:
@@ -35,12 +63,13 @@ class KeyHolderService:
     restart of the key holder, never a decryption.
     """
 
-    def __init__(self, name: str, transport: ClientEndpoint, session: HelperSession) -> None:
+    def __init__(self, name: str, transport: ClientEndpoint | None, session: HelperSession) -> None:
         self.name = name
         self._transport = transport
         self.session = session
         self.answered = 0
         self.refused = 0
+        self.sessions = 0  # sessions opened by serve() (1 + the reconnections)
         self.end: FederationEnd | None = None
 
     @property
@@ -49,7 +78,11 @@ class KeyHolderService:
 
     def run(self, *, idle_timeout: float = 120.0) -> int:
         """Answer requests until the server announces the federation's end or is silent for
-        ``idle_timeout``; returns decryptions. :attr:`end` holds the announcement, if any."""
+        ``idle_timeout``; returns decryptions. :attr:`end` holds the announcement, if any.
+        A lost session raises :class:`~secagg.transport.base.NotConnected`
+        (:meth:`serve` redials)."""
+        if self._transport is None:
+            raise NotConnected(f"{self.name} has no session: dial first (serve)")
         while True:
             payload = self._transport.receive(timeout=idle_timeout)
             if payload is None:
@@ -59,6 +92,71 @@ class KeyHolderService:
                 self._transport.send(reply)
             if self.end is not None:
                 return self.decryptions
+
+    def serve(
+        self,
+        dial: Dial,
+        *,
+        idle_timeout: float = 120.0,
+        connect_timeout: float = 30.0,
+        give_up_after: float | None = 600.0,
+        reconnect: bool = True,
+    ) -> int:
+        """Answer requests across sessions until the federation's end is announced or the
+        server is silent for ``idle_timeout`` within a session; returns decryptions.
+
+        The first session is dialled for up to ``connect_timeout`` seconds; a lost one
+        is redialled for up to ``give_up_after`` seconds from the loss (None: until the
+        end is announced). Raises :class:`KeyHolderGaveUp` when that window runs out and
+        :class:`~secagg.transport.base.NotAccepted` at once when the server refuses this
+        party for who it is (no redial can cure that)."""
+        window = connect_timeout
+        window_end = time.monotonic() + connect_timeout
+        lost = False
+        backoff = redial.Backoff()
+        while True:
+            cause: NotConnected
+            try:
+                transport = dial(redial.dial_budget(window_end))
+            except NotAccepted:
+                raise
+            except NotConnected as exc:
+                cause = exc
+            else:
+                backoff.reset()
+                self.sessions += 1
+                if lost:
+                    log.warning("%s: reconnected (session %d)", self.name, self.sessions)
+                self._transport = transport
+                try:
+                    return self.run(idle_timeout=idle_timeout)
+                except NotAccepted:
+                    raise
+                except NotConnected as exc:
+                    cause, lost = exc, True
+                    window = give_up_after if give_up_after is not None else float("inf")
+                    window_end = time.monotonic() + window
+                    log.warning(
+                        "%s: connection lost (%s); redialling %s",
+                        self.name,
+                        exc,
+                        "until the federation's end"
+                        if give_up_after is None
+                        else f"for up to {give_up_after:g} s",
+                    )
+                finally:
+                    self._transport = None
+                    _close(transport)
+            if not reconnect or time.monotonic() >= window_end:
+                what = (
+                    f"no session with the server for {window:g} s since the connection was lost"
+                    if lost
+                    else f"cannot open a session with the server within {window:g} s"
+                )
+                raise KeyHolderGaveUp(
+                    f"{self.name}: {what} ({cause}); giving up", self.decryptions, cause
+                )
+            redial.wait_before_redial(log, self.name, backoff, cause, window_end)
 
     def _answer(self, payload: bytes) -> bytes | None:
         """The reply to one message, or None (not for the helper, or refused and logged)."""
@@ -115,3 +213,9 @@ class KeyHolderService:
                 self.name,
                 self.decryptions,
             )
+
+
+def _close(transport: ClientEndpoint) -> None:
+    close = getattr(transport, "close", None)
+    if close is not None:
+        close()

@@ -47,7 +47,7 @@ from secagg.runtime.store import (
     StateMissing,
     holds_state,
 )
-from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint, TransportError
+from secagg.transport.base import ClientEndpoint, ServerEndpoint, TransportError
 
 log = logging.getLogger("secagg.network")
 
@@ -619,12 +619,21 @@ def run_key_holder(
     base_dir: Path | None = None,
     idle_timeout: float = 600.0,
     connect_timeout: float = 30.0,
+    give_up_after: float | None = 600.0,
+    reconnect: bool = True,
     max_message_bytes: int = 256 * 1024 * 1024,
 ) -> int:
     """Serve as the key holder ``name`` (the helper the rounds need); returns the number
     of sums decrypted. With ``config`` (the federation's file) the key is the one
     ``settings["key"]`` names, made for the federation by :func:`make_key_holder_key`;
-    with only ``backend`` a key is made at the first request (nothing to pin)."""
+    with only ``backend`` a key is made at the first request (nothing to pin).
+
+    Like a branch, the key holder dials the first session for up to
+    ``connect_timeout`` seconds and, with ``reconnect``, redials a lost one (a server
+    restart: the resumed server waits for its key holder) for up to ``give_up_after``
+    seconds from the loss (None: until the federation's end is announced); it returns
+    when the end is announced or the server is silent for ``idle_timeout``, and raises
+    :class:`~secagg.runtime.keyholder.KeyHolderGaveUp` when the window runs out."""
     from secagg.aggregation import get_backend
     from secagg.transport import certs
 
@@ -639,17 +648,26 @@ def run_key_holder(
         raise ConfigurationError(f"the {chosen.name} backend has no key holder")
     from secagg.transport.grpc_transport import GrpcClientTransport
 
-    transport = GrpcClientTransport(
-        target,
-        channel_credentials=certs.load_client_credentials(certificates, name).to_grpc(),
-        max_message_bytes=max_message_bytes,
+    credentials = certs.load_client_credentials(certificates, name).to_grpc()
+
+    def dial(timeout: float) -> ClientEndpoint:
+        transport = GrpcClientTransport(
+            target, channel_credentials=credentials, max_message_bytes=max_message_bytes
+        )
+        try:
+            transport.connect(timeout=timeout)
+        except BaseException:
+            transport.close()
+            raise
+        return transport
+
+    service = KeyHolderService(name, None, helper)
+    count = service.serve(
+        dial,
+        idle_timeout=idle_timeout,
+        connect_timeout=connect_timeout,
+        give_up_after=give_up_after,
+        reconnect=reconnect,
     )
-    transport.connect(timeout=connect_timeout)
-    service = KeyHolderService(name, transport, helper)
-    try:
-        return service.run(idle_timeout=idle_timeout)
-    except NotConnected as exc:  # the server ended the session: done
-        log.info("%s: session ended (%s)", name, exc)
-        return service.decryptions
-    finally:
-        transport.close()
+    log.info("%s: %d decryptions over %d sessions", name, count, service.sessions)
+    return count

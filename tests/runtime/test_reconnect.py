@@ -1,0 +1,240 @@
+"""The key holder and the branches ride out a server restart over gRPC.
+
+Before: the CKKS key holder dialled once and exited when its session ended, so a
+server that crashed and resumed from its database waited for its key holder (the
+quorum of a CKKS round) until it gave up. Now the key holder redials like a branch:
+bounded exponential back-off, jitter from the OS CSPRNG, one log line per attempt,
+for up to a configurable give-up time counted from the loss.
+
+The restart here is real: the gRPC server transport stops (every session ends) and
+a new server resumes from the same database on the same port, as
+``test_restart_aborts_the_running_round_and_continues_from_the_checkpoint`` does over
+the in-process hub. Every wait is on an event with a generous bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secagg.aggregation.policy import BranchPolicy
+from secagg.runtime import redial
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.keyholder import KeyHolderGaveUp, KeyHolderService
+from secagg.runtime.server import FederationServer
+from secagg.runtime.store import ServerStore
+from secagg.transport.base import NotAccepted, NotConnected
+
+BOUND = 90.0  # seconds: the upper bound of every wait on another thread
+NAMES = ["branch-a", "branch-b", "branch-c"]
+HOLDER = "compliance"
+D = 16
+
+
+class _Party:
+    """A thread that records how its run ended (its value or the exception)."""
+
+    def __init__(self, target: Callable[[], Any]) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, args=(target,), daemon=True).start()
+
+    def _run(self, target: Callable[[], Any]) -> None:
+        try:
+            self.value = target()
+        except BaseException as exc:  # the test inspects what stopped the party
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(condition: Callable[[], bool], bound: float = BOUND) -> bool:
+    end = time.monotonic() + bound
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from secagg.apps import devca
+
+    directory = tmp_path_factory.mktemp("reconnect-ca") / "certs"
+    devca.init_ca(directory)
+    for name in [*NAMES, HOLDER]:
+        devca.issue_client(directory, name)
+    return directory
+
+
+def test_a_ckks_round_completes_after_the_server_restarts(ca: Path, tmp_path: Path) -> None:
+    """Round 1 completes, the server dies in round 2 and is started again on its
+    database; the resumed server marks round 2 aborted and round 3 completes, which
+    needs the key holder back: it redialled (before the fix it had exited, and the
+    resumed server stopped with "no quorum ...: the key holder compliance is not
+    connected")."""
+    from secagg.runtime.launch import (
+        demo_hook,
+        make_key_holder_key,
+        run_branch,
+        run_key_holder,
+        server_transport,
+    )
+
+    port = _free_port()
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 2},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": HOLDER},
+            "deadlines": {"phase_seconds": 30.0},
+            "server": {
+                "bind": f"127.0.0.1:{port}",
+                "certificates": str(ca),
+                "quorum_wait_seconds": BOUND,
+            },
+        }
+    )
+    key = tmp_path / "compliance.key"
+    pin = make_key_holder_key(config, key)
+    target = f"127.0.0.1:{port}"
+    state = tmp_path / "he.sqlite"
+
+    first_transport = server_transport(config, port)
+    first = FederationServer(config, first_transport, ServerStore(state))
+    holder = _Party(
+        lambda: run_key_holder(
+            target,
+            HOLDER,
+            str(ca),
+            config=config,
+            settings={"key": str(key)},
+            idle_timeout=BOUND,
+            connect_timeout=BOUND,
+            give_up_after=BOUND,
+        )
+    )
+    branches = [
+        _Party(
+            lambda n=name: run_branch(
+                target,
+                n,
+                demo_hook(n, D),
+                str(ca),
+                policy=BranchPolicy(key_holder_fingerprint=pin),
+                idle_timeout=None,
+                connect_timeout=BOUND,
+                give_up_after=BOUND,
+                dimension=D,
+            )
+        )
+        for name in NAMES
+    ]
+    try:
+        assert _wait(
+            lambda: first.quorum_missing() is None and len(first_transport.connected()) == 4
+        )
+        assert first.run_round().status == "complete"
+        first.store.begin_round(2, NAMES)  # the server dies here, mid-round
+        first_transport.stop(grace=0.0)  # every session ends, as when the process dies
+        first.store.close()
+
+        second_transport = server_transport(config, port)
+        try:
+            second = FederationServer(config, second_transport, ServerStore(state))
+            results = second.run(wait_for_clients=BOUND)
+        finally:
+            second_transport.stop(grace=2.0)
+    finally:
+        first_transport.stop(grace=0.0)
+    store = ServerStore(state)
+    statuses = [(r["number"], r["status"]) for r in store.rounds()]
+    store.close()
+    assert statuses == [(1, "complete"), (2, "aborted"), (3, "complete")], second.stop_reason
+    assert [r.status for r in results] == ["complete"] and second.finished
+    assert holder.done.wait(BOUND)
+    assert holder.error is None, holder.error
+    assert holder.value == 2  # rounds 1 and 3, over two sessions
+    for branch in branches:
+        assert branch.done.wait(BOUND)
+        assert branch.error is None, branch.error
+        assert branch.value.outcome == "finished" and branch.value.sessions == 2
+
+
+# --- the back-off itself ------------------------------------------------------------
+
+
+def test_the_backoff_doubles_to_its_cap_with_csprng_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded: every pause within [first, cap] spread by 20 %; the jitter comes from
+    secrets.SystemRandom (os.urandom), not the seedable ``random`` module."""
+    import random
+
+    def seeded(*_: object) -> float:
+        raise AssertionError("the back-off drew from the random module")
+
+    monkeypatch.setattr(random, "uniform", seeded)
+    monkeypatch.setattr(random, "random", seeded)
+    assert isinstance(redial._CSPRNG, __import__("secrets").SystemRandom)
+    backoff = redial.Backoff()
+    pauses = [backoff.next_pause() for _ in range(40)]
+    assert 0.2 <= pauses[0] <= 0.3
+    assert all(0.8 * 0.25 <= p <= 1.2 * redial.MAX_REDIAL_PAUSE for p in pauses)
+    assert all(p >= 0.8 * redial.MAX_REDIAL_PAUSE for p in pauses[5:])  # at the cap
+    assert len({round(p, 9) for p in pauses[5:]}) > 1  # jittered, not a fixed pause
+    backoff.reset()
+    assert backoff.next_pause() <= 0.3
+
+
+class _Refusing:
+    """A dial that never opens a session (the server is down); counts its calls."""
+
+    def __init__(self, error: NotConnected) -> None:
+        self.error = error
+        self.calls = 0
+
+    def __call__(self, timeout: float) -> Any:
+        self.calls += 1
+        raise self.error
+
+
+def test_the_key_holder_gives_up_after_its_window_logging_one_line_per_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = KeyHolderService(HOLDER, None, object())  # type: ignore[arg-type]
+    dial = _Refusing(NotConnected("cannot reach 127.0.0.1:1: connection refused"))
+    began = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="secagg.keyholder"):
+        with pytest.raises(KeyHolderGaveUp) as gave_up:
+            service.serve(dial, connect_timeout=1.5)
+    took = time.monotonic() - began
+    assert 1.5 <= took < BOUND
+    assert "cannot open a session with the server within 1.5 s" in str(gave_up.value)
+    attempts = [r.getMessage() for r in caplog.records if "dial attempt" in r.getMessage()]
+    assert dial.calls >= 3 and len(attempts) == dial.calls - 1  # the last one gives up
+    assert all("connection refused" in line for line in attempts)
+    assert [int(line.split("dial attempt ")[1].split()[0]) for line in attempts] == list(
+        range(1, dial.calls)
+    )
+
+
+def test_the_key_holder_does_not_redial_a_server_that_refuses_it() -> None:
+    service = KeyHolderService(HOLDER, None, object())  # type: ignore[arg-type]
+    dial = _Refusing(NotAccepted("the server refused compliance"))
+    with pytest.raises(NotAccepted):
+        service.serve(dial, connect_timeout=BOUND)
+    assert dial.calls == 1
