@@ -115,7 +115,12 @@ so HTTP/2 grants no window and the writer waits) may not exceed
 :class:`Disconnected` published, the unsent messages dropped) and raises
 :class:`OutboxOverflow`, a :class:`~secagg.transport.base.NotConnected`. So one
 branch holds at most ``max_queued_bytes`` plus ``max_outbox_bytes`` plus the one
-message being written.
+message being written. A client bounds what the server makes it hold the same way:
+at most ``max_queued_messages`` (default 1024) messages and ``max_queued_bytes``
+unread, the message being received included; past either it ends the session
+itself (``RESOURCE_EXHAUSTED``, what it held dropped) and :meth:`receive` raises
+:class:`InboxOverflow`, a :class:`~secagg.transport.base.NotConnected` (before, a
+server could grow a branch without end: 4000 messages of 256 KiB held 1000 MiB).
 
 Identity during a session. A session keeps the certificate it was admitted with (its
 fingerprint, expiry and DER, see :meth:`~GrpcServerTransport.peer_certificate`). It is
@@ -223,6 +228,9 @@ DEFAULT_MAX_PENDING_EVENTS: Final = 1024
 #: link (keepalive notices a dead one within about 140 s), short enough that a peer
 #: cannot park its budget's worth of server memory for the server's lifetime (audit A)
 DEFAULT_PARTIAL_IDLE_SECONDS: Final = 300.0
+#: messages a client holds from the server unread before its session ends (InboxOverflow):
+#: an honest server sends a branch a handful per round, a hostile one could send without end
+DEFAULT_MAX_INBOX_MESSAGES: Final = 1024
 DEFAULT_RECHECK_SECONDS: Final = 30.0  # how often open sessions' identities are re-checked
 TLS_VERSIONS: Final = {"TLSv1": 10, "TLSv1.1": 11, "TLSv1.2": 12, "TLSv1.3": 13}
 _TLS_VERSION_KEY: Final = "ssl_tls_version"  # grpcio's auth-context property
@@ -254,6 +262,17 @@ class OutboxOverflow(NotConnected):
     """:meth:`GrpcServerTransport.send` would have queued more than ``max_outbox_bytes``
     unsent to one client (it is not reading): its session was ended instead, so the
     client counts as gone, and this message was not queued."""
+
+
+class InboxOverflow(TransportClosed):
+    """The server sent a :class:`GrpcClientTransport` more than it may hold unread
+    (``max_queued_messages`` messages or ``max_queued_bytes`` bytes, the message being
+    received included): the client ended the session (``RESOURCE_EXHAUSTED``) and
+    dropped what it held. A :class:`~secagg.transport.base.NotConnected`, so a branch
+    or key holder treats it as a lost session and redials."""
+
+    def __init__(self, code: grpc.StatusCode | None, details: str | None) -> None:
+        super().__init__(code, details)
 
 
 class HandshakeFailed(NotAccepted):
@@ -1152,6 +1171,14 @@ class GrpcClientTransport:
     dialled ``target`` is not in it (an IP address, a tunnel); it sets gRPC's
     ``grpc.ssl_target_name_override`` and means nothing without TLS. One instance
     is one session: after :meth:`close` or a failure, make a new one.
+
+    Memory. What the server sent and :meth:`receive` has not taken yet is held for
+    at most ``max_queued_messages`` messages (default 1024) and ``max_queued_bytes``
+    bytes (default: twice ``max_message_bytes``, at least 64 MiB), the message being
+    received included. A server that sends more (a flood while the branch trains,
+    say) ends its own session: the client cancels the call with
+    ``RESOURCE_EXHAUSTED``, drops what it held, and :meth:`receive` raises
+    :class:`InboxOverflow`, a :class:`~secagg.transport.base.NotConnected`.
     """
 
     def __init__(
@@ -1163,10 +1190,25 @@ class GrpcClientTransport:
         max_message_bytes: int,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         allow_insecure: bool = False,
+        max_queued_messages: int = DEFAULT_MAX_INBOX_MESSAGES,
+        max_queued_bytes: int | None = None,
     ) -> None:
         _check_sizes(max_message_bytes, chunk_bytes)
         if channel_credentials is None and not allow_insecure:
             raise ConfigurationError("a client without TLS credentials needs allow_insecure=True")
+        if not isinstance(max_queued_messages, int) or max_queued_messages < 1:
+            raise ConfigurationError("max_queued_messages must be at least 1")
+        if max_queued_bytes is None:
+            max_queued_bytes = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
+        if not isinstance(max_queued_bytes, int) or max_queued_bytes < max_message_bytes:
+            raise ConfigurationError(
+                "max_queued_bytes must be at least max_message_bytes, or no message of the "
+                "largest allowed size could be received"
+            )
+        self._max_queued_messages = max_queued_messages
+        self._max_queued_bytes = max_queued_bytes
+        self._queued_messages = 0  # in the inbox, not yet taken by receive()
+        self._queued_bytes = 0  # their payload bytes
         self._target = target
         self._credentials = channel_credentials
         self._name_override = name_override
@@ -1276,8 +1318,19 @@ class GrpcClientTransport:
             return None
         if isinstance(item, TransportClosed):
             self._inbox.put(item)  # every later call raises too
+            if isinstance(item, InboxOverflow):
+                raise InboxOverflow(item.code, item.details)
             raise _closed(item.code, item.details)
+        with self._lock:  # max(): a purge may have zeroed them while this one was taken
+            self._queued_messages = max(0, self._queued_messages - 1)
+            self._queued_bytes = max(0, self._queued_bytes - len(item))
         return item
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Messages from the server held unread, and their bytes (for monitoring, tests)."""
+        with self._lock:
+            return self._queued_messages, self._queued_bytes
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, half-close, wait up to ``timeout`` for the server, then drop."""
@@ -1341,10 +1394,21 @@ class GrpcClientTransport:
                 raise TransportClosed(grpc.StatusCode.UNKNOWN, "session was not accepted")
             self._ready.set()
             for frame in call:
+                if not self._room_for(reassembler.buffered + max(0, len(frame) - HEADER_BYTES)):
+                    raise self._overflow(reassembler.buffered + len(frame) - HEADER_BYTES)
                 message = reassembler.feed(frame)
                 if message is not None:
+                    with self._lock:
+                        if self._ended is not None:
+                            break  # closed locally meanwhile: nothing more is delivered
+                        self._queued_messages += 1
+                        self._queued_bytes += len(message)
                     self._inbox.put(message)
             self._end(TransportClosed(grpc.StatusCode.OK, "server ended the session"))
+        except InboxOverflow as exc:
+            logger.warning("ending the session with %s: %s", self._target, exc.details)
+            call.cancel()
+            self._end(exc, purge=True)
         except (MalformedFrame, MessageTooLarge) as exc:
             logger.warning("refused a message from the server: %s", exc)
             call.cancel()
@@ -1361,10 +1425,39 @@ class GrpcClientTransport:
             self._outbox.put(_END)  # let the request generator (and its thread) finish
             self._ready.set()
 
-    def _end(self, closed: TransportClosed) -> None:
-        """Record the first reason the session ended and wake a blocked receive()."""
+    def _room_for(self, incoming: int) -> bool:
+        """Whether the inbox may take one more message of which ``incoming`` bytes
+        have arrived (the reader's check, before each frame is kept)."""
+        with self._lock:
+            return (
+                self._queued_messages < self._max_queued_messages
+                and self._queued_bytes + incoming <= self._max_queued_bytes
+            )
+
+    def _overflow(self, incoming: int) -> InboxOverflow:
+        with self._lock:
+            messages, held = self._queued_messages, self._queued_bytes
+        return InboxOverflow(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the server sent more than this client holds unread ({messages} messages, "
+            f"{held} bytes held, {incoming} more arriving; at most "
+            f"{self._max_queued_messages} messages and {self._max_queued_bytes} bytes)",
+        )
+
+    def _end(self, closed: TransportClosed, *, purge: bool = False) -> None:
+        """Record the first reason the session ended and wake a blocked receive().
+
+        ``purge`` also drops the messages not read yet (a session ended for what the
+        server sent): their memory is freed now, and none is delivered."""
         with self._lock:
             if self._ended is not None:
                 return
             self._ended = closed
+            if purge:
+                while True:
+                    try:
+                        self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                self._queued_messages = self._queued_bytes = 0
         self._inbox.put(closed)

@@ -264,3 +264,104 @@ def test_a_message_that_stops_mid_way_ends_its_session(
     finally:
         stop.set()
         server.stop(grace=1.0)
+
+
+# --- what the server can make a client hold ---------------------------------------------
+
+
+def _client(ca_dir: Path, server: GrpcServerTransport, **kwargs: object) -> GrpcClientTransport:
+    return GrpcClientTransport(
+        f"127.0.0.1:{server.port}",
+        channel_credentials=certs.load_client_credentials(ca_dir, "branch-a").to_grpc(),
+        max_message_bytes=MAX_MESSAGE,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("limits", "count", "size"),
+    [
+        ({"max_queued_messages": 64}, 200, 16),  # many small messages: the count
+        ({"max_queued_bytes": MAX_MESSAGE}, 8, MAX_MESSAGE // 4),  # large ones: the bytes
+    ],
+)
+def test_a_server_that_floods_a_client_ends_its_own_session(
+    ca_dir: Path, limits: dict[str, int], count: int, size: int
+) -> None:
+    """Before: the client's inbox was an unbounded queue, so a server could grow a branch
+    (busy training, or a key holder between rounds) without end: 4000 messages of 256
+    KiB were 1000 MiB held. Now past its cap the client ends the session itself
+    (RESOURCE_EXHAUSTED), drops what it held, and receive raises InboxOverflow, a
+    NotConnected: for a branch, a lost session."""
+    server = _server(ca_dir, max_outbox_bytes=1 << 40)  # a hostile server has no cap
+    try:
+        with _client(ca_dir, server, **limits) as client:
+            client.connect(timeout=BOUND)
+            try:
+                for _ in range(count):
+                    server.send("branch-a", bytes(size))
+            except NotConnected:  # the client ended the session before all were sent
+                pass
+            _wait_for(lambda: "branch-a" not in server.connected(), "the client to end it")
+            with pytest.raises(grpc_transport.InboxOverflow) as overflow:
+                client.receive(timeout=BOUND)  # nothing of the flood is delivered
+            assert overflow.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "holds unread" in str(overflow.value)
+            assert isinstance(overflow.value, NotConnected)
+            assert client.queued == (0, 0)  # freed at once
+            with pytest.raises(grpc_transport.InboxOverflow):
+                client.receive(timeout=0)  # and it stays ended
+            with pytest.raises(NotConnected):
+                client.send(b"late")
+        events = []
+        while (event := server.next_event()) is not None:
+            events.append(event)
+        assert any(isinstance(e, Disconnected) and e.name == "branch-a" for e in events)
+    finally:
+        server.stop(grace=1.0)
+
+
+def test_a_flooded_branch_loses_its_session_and_nothing_else(ca_dir: Path) -> None:
+    """The branch's loop reads the overflow as a lost session (serve() redials)."""
+    import numpy as np
+
+    from secagg.runtime.client import FederationClient
+
+    server = _server(ca_dir, max_outbox_bytes=1 << 40)
+    try:
+        with _client(ca_dir, server, max_queued_messages=8) as transport:
+            transport.connect(timeout=BOUND)
+            for _ in range(9):  # while the branch trains, say: it is not reading
+                server.send("branch-a", b"\x00")
+            _wait_for(lambda: "branch-a" not in server.connected(), "the client to end it")
+            branch = FederationClient("branch-a", lambda m: np.zeros_like(m), transport)
+            with pytest.raises(grpc_transport.InboxOverflow):
+                branch.run(idle_timeout=BOUND)
+            assert branch.stats.refused_messages == 0  # none of the flood was handled
+    finally:
+        server.stop(grace=1.0)
+
+
+def test_a_client_that_reads_is_never_cut_by_its_inbox_cap(ca_dir: Path) -> None:
+    server = _server(ca_dir)
+    try:
+        with _client(ca_dir, server, max_queued_messages=2) as client:
+            client.connect(timeout=BOUND)
+            for index in range(64):
+                server.send("branch-a", index.to_bytes(2, "big") * 1000)
+                assert client.receive(timeout=BOUND) == index.to_bytes(2, "big") * 1000
+            assert client.queued == (0, 0) and server.connected() == {"branch-a"}
+    finally:
+        server.stop(grace=1.0)
+
+
+@pytest.mark.parametrize("bad", [{"max_queued_messages": 0}, {"max_queued_bytes": MAX_MESSAGE - 1}])
+def test_client_inbox_limits_are_checked(bad: dict[str, int]) -> None:
+    with pytest.raises(ConfigurationError):
+        GrpcClientTransport(
+            "127.0.0.1:1",
+            channel_credentials=None,
+            allow_insecure=True,
+            max_message_bytes=MAX_MESSAGE,
+            **bad,  # type: ignore[arg-type]
+        )
