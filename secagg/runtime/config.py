@@ -331,6 +331,12 @@ class ServerSettings:
     unmask_on: str = "threads"
     unmask_workers: int | None = None
     ray_address: str | None = None
+    # new sessions per identity (client certificate): a token bucket of session_burst
+    # sessions refilled at session_rate a second; one branch that opens and closes
+    # sessions in a loop is refused (cheaply) past it, the others are not affected
+    # (0: no limit)
+    session_burst: int = 10
+    session_rate: float = 1.0
 
     def __post_init__(self) -> None:
         split_host_port(self.bind, "[server] bind", allow_any_port=True)
@@ -349,6 +355,14 @@ class ServerSettings:
         _require(
             math.isfinite(self.quorum_wait_seconds) and self.quorum_wait_seconds > 0,
             "[server] quorum_wait_seconds must be a positive number of seconds",
+        )
+        _require(
+            self.session_burst >= 0,
+            "[server] session_burst must be a non-negative integer (0: no limit)",
+        )
+        _require(
+            math.isfinite(self.session_rate) and self.session_rate > 0,
+            "[server] session_rate must be a positive number of sessions a second",
         )
         _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
         _require(self.exclude_after_accusers >= 2, "server.exclude_after_accusers must be >= 2")

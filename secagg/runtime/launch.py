@@ -124,6 +124,9 @@ def server_transport(
         max_clients=max(100, len(config.clients)),
         # what one branch may leave unread on the server: two of its largest messages
         max_queued_bytes=2 * config.server.max_message_bytes,
+        # new sessions per identity: a branch churning sessions costs the others nothing
+        session_burst=config.server.session_burst or None,
+        session_rate=config.server.session_rate,
     )
     if start:
         transport.start()

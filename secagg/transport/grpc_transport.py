@@ -163,6 +163,7 @@ their two users are read side by side (the framing itself is :mod:`secagg.transp
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import queue
 import threading
@@ -231,6 +232,16 @@ DEFAULT_PARTIAL_IDLE_SECONDS: Final = 300.0
 #: messages a client holds from the server unread before its session ends (InboxOverflow):
 #: an honest server sends a branch a handful per round, a hostile one could send without end
 DEFAULT_MAX_INBOX_MESSAGES: Final = 1024
+#: new sessions one identity may open at once, and per second after that (a token bucket):
+#: an honest branch opens one per server start or network cut (its redials are at least a
+#: quarter second apart, and at most 4 s once it keeps failing); one that churns costs
+#: the server a TLS handshake, a certificate check and a thread per session (audit)
+DEFAULT_SESSION_BURST: Final = 10
+DEFAULT_SESSION_RATE: Final = 1.0
+#: how a throttled session is refused (RESOURCE_EXHAUSTED): the client's SessionThrottled
+THROTTLE_DETAIL: Final = "too many new sessions from this identity"
+#: identities whose buckets are kept before full (idle) ones are forgotten
+_MAX_TRACKED_IDENTITIES: Final = 4096
 DEFAULT_RECHECK_SECONDS: Final = 30.0  # how often open sessions' identities are re-checked
 TLS_VERSIONS: Final = {"TLSv1": 10, "TLSv1.1": 11, "TLSv1.2": 12, "TLSv1.3": 13}
 _TLS_VERSION_KEY: Final = "ssl_tls_version"  # grpcio's auth-context property
@@ -275,6 +286,13 @@ class InboxOverflow(TransportClosed):
         super().__init__(code, details)
 
 
+class SessionThrottled(TransportClosed):
+    """The server refused a new session because this identity opened too many lately
+    (``RESOURCE_EXHAUSTED``, :data:`THROTTLE_DETAIL`; its details say when to retry).
+    Not a :class:`~secagg.transport.base.NotAccepted`: redialling after the back-off
+    succeeds once the identity's token bucket has refilled."""
+
+
 class HandshakeFailed(NotAccepted):
     """The TLS handshake failed on a certificate (an unknown CA, a name the server's
     certificate does not carry): the credentials, not the network, are wrong."""
@@ -293,6 +311,8 @@ def _closed(code: grpc.StatusCode | None, details: str | None) -> TransportClose
     :class:`TransportClosed`."""
     if code in _REFUSING_CODES:
         return IdentityRefused(code, details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and (details or "").startswith(THROTTLE_DETAIL):
+        return SessionThrottled(code, details)
     return TransportClosed(code, details)
 
 
@@ -460,6 +480,69 @@ def _certificate_of(auth: Mapping[str, Sequence[bytes]]) -> x509.Certificate | N
         return None
 
 
+class _SessionRate:
+    """Token buckets of new sessions, one per identity (not thread-safe: the caller locks).
+
+    A bucket holds up to ``burst`` tokens and gains ``rate`` a second; opening a
+    session takes one, and an identity without a whole token is refused. A refusal
+    takes nothing, so a churning identity gets ``rate`` sessions a second however
+    fast it dials, and one that pauses gets its burst back. Full buckets are forgotten
+    when more than :data:`_MAX_TRACKED_IDENTITIES` are kept (a full bucket and none are
+    the same), so memory follows the identities active lately.
+    """
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self.burst = burst
+        self.rate = rate
+        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last update, streak]
+        self.refused = 0
+
+    def admit(self, key: str, now: float) -> tuple[float, int]:
+        """(0, 0) if ``key`` may open a session now (a token is taken); else the seconds
+        until it may and how many it has been refused in a row."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_TRACKED_IDENTITIES:
+                self._forget_full(now)
+            bucket = self._buckets[key] = [float(self.burst), now, 0.0]
+        tokens = min(float(self.burst), bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0], bucket[2] = tokens - 1.0, 0.0
+            return 0.0, 0
+        bucket[0] = tokens
+        bucket[2] += 1
+        self.refused += 1
+        return (1.0 - tokens) / self.rate, int(bucket[2])
+
+    def _forget_full(self, now: float) -> None:
+        full = [
+            key
+            for key, (tokens, last, _) in self._buckets.items()
+            if tokens + (now - last) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]
+
+
+def _identity_key(auth: Mapping[str, Sequence[bytes]]) -> str | None:
+    """The key of a connection's rate bucket: the digest of the client certificate TLS
+    verified against the CA (cheap: no parsing, no revocation check), or None without one."""
+    values = list(auth.get(_PEER_CERT_KEY) or [])
+    if len(values) != 1:
+        return None
+    return "cert:" + hashlib.sha256(bytes(values[0])).hexdigest()
+
+
+def _common_name(auth: Mapping[str, Sequence[bytes]]) -> str:
+    """The client certificate's common name, for a log line ("?" if none)."""
+    certificate = _certificate_of(auth)
+    if certificate is None:
+        return "?"
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else "?"
+
+
 class GrpcServerTransport:
     """The server end: accepts client sessions, delivers messages, reports connections.
 
@@ -492,6 +575,15 @@ class GrpcServerTransport:
     limit) ends its session (``DEADLINE_EXCEEDED``, its data dropped): the budget
     bounds what a half-sent message holds, this how long.
 
+    New sessions are rate-limited per identity (the client certificate; the name on a
+    plaintext test server): a token bucket of ``session_burst`` sessions (default 10)
+    refilled at ``session_rate`` a second (default 1). An identity over it is refused
+    before anything else is done for it (no identify, no thread, no event, its open
+    session left alone) with ``RESOURCE_EXHAUSTED`` and :data:`THROTTLE_DETAIL`, which
+    its client raises as :class:`SessionThrottled`; refusals are counted
+    (:attr:`throttled_sessions`) and logged once per streak (then at 10, 100, ...).
+    Other identities are not affected. ``session_burst=None`` turns the limit off.
+
     ``min_tls_version`` (default ``"TLSv1.3"``; None: no check) refuses a session whose
     TLS handshake negotiated an older version, before ``identify`` runs. grpcio offers
     no minimum version for server credentials, so the handshake itself may complete
@@ -517,8 +609,18 @@ class GrpcServerTransport:
         recheck_interval: float | None = DEFAULT_RECHECK_SECONDS,
         partial_idle_timeout: float | None = DEFAULT_PARTIAL_IDLE_SECONDS,
         min_tls_version: str | None = "TLSv1.3",
+        session_burst: int | None = DEFAULT_SESSION_BURST,
+        session_rate: float = DEFAULT_SESSION_RATE,
     ) -> None:
         _check_sizes(max_message_bytes, chunk_bytes)
+        if session_burst is not None and (
+            not isinstance(session_burst, int)
+            or isinstance(session_burst, bool)
+            or session_burst < 1
+        ):
+            raise ConfigurationError("session_burst must be at least 1 (or None: no limit)")
+        if not (isinstance(session_rate, int | float) and 0 < session_rate < float("inf")):
+            raise ConfigurationError("session_rate must be a positive number of sessions a second")
         if server_credentials is None and not allow_insecure:
             raise ConfigurationError("a server without TLS credentials needs allow_insecure=True")
         if max_clients < 1:
@@ -559,6 +661,9 @@ class GrpcServerTransport:
         self._recheck_interval = recheck_interval
         self._partial_idle_timeout = partial_idle_timeout
         self._min_tls_version = min_tls_version
+        self._session_rate = (
+            None if session_burst is None else _SessionRate(session_burst, float(session_rate))
+        )
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # inbox, queue room or a session ended
         self._sessions: dict[str, _Session] = {}
@@ -781,6 +886,12 @@ class GrpcServerTransport:
             return self._events.popleft()
 
     @property
+    def throttled_sessions(self) -> int:
+        """New sessions refused so far because their identity opened too many lately."""
+        with self._lock:
+            return 0 if self._session_rate is None else self._session_rate.refused
+
+    @property
     def dropped_events(self) -> int:
         """Events dropped unread because ``max_pending_events`` newer ones were pending."""
         with self._lock:
@@ -813,11 +924,16 @@ class GrpcServerTransport:
         """The Session handler: identify, register, start the reader, return the writer."""
         peer = context.peer()
         auth = _auth_snapshot(context)
+        key = _identity_key(auth)
+        if key is not None:  # before any other work for it: the check costs one digest
+            self._throttle(context, key, auth, peer)
         if not self._tls_version_ok(auth, peer):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "TLS version not accepted")
         name = self._identify_or_none(context, peer)
         if name is None:  # the reason is logged; the client only learns it was refused
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "client identity not accepted")
+        if key is None:  # no certificate (a plaintext test server): the name is the identity
+            self._throttle(context, f"name:{name}", auth, peer, name)
         session = _Session(name, peer, context, auth, _certificate_of(auth))
         if session.not_valid_after is not None and _utcnow() >= session.not_valid_after:
             logger.warning("refused session from %s (%s): certificate expired", name, peer)
@@ -848,6 +964,36 @@ class GrpcServerTransport:
             daemon=True,
         ).start()
         return self._write(session, context)
+
+    def _throttle(
+        self,
+        context: grpc.ServicerContext,
+        key: str,
+        auth: Mapping[str, Sequence[bytes]],
+        peer: str,
+        name: str | None = None,
+    ) -> None:
+        """Refuse (abort) a new session of an identity over its rate; else take a token."""
+        if self._session_rate is None:
+            return
+        with self._lock:
+            wait, streak = self._session_rate.admit(key, time.monotonic())
+        if not wait:
+            return
+        if streak in (1, 10, 100, 1000) or streak % 10000 == 0:  # not one line per refusal
+            logger.warning(
+                "refused a new session of %s from %s: %s (%d in a row; at most %d at once "
+                "and %g a second)",
+                name or _common_name(auth),
+                peer,
+                THROTTLE_DETAIL,
+                streak,
+                self._session_rate.burst,
+                self._session_rate.rate,
+            )
+        context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED, f"{THROTTLE_DETAIL}; retry in {wait:.1f} s"
+        )
 
     def _tls_version_ok(self, auth: Mapping[str, Sequence[bytes]], peer: str) -> bool:
         """Whether the negotiated TLS version is at least ``min_tls_version`` (logged if not).

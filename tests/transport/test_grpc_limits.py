@@ -23,6 +23,8 @@ from secagg.transport.framing import encode_frames
 from secagg.transport.grpc_transport import (
     IDENTITY_METADATA_KEY,
     SESSION_METHOD,
+    THROTTLE_DETAIL,
+    Connected,
     Disconnected,
     GrpcClientTransport,
     GrpcServerTransport,
@@ -91,8 +93,9 @@ def test_unread_connection_events_are_bounded(
 ) -> None:
     """B: a branch reopening sessions on one connection published two events a session
     into an unbounded queue nothing reads. Now only the newest 1024 wait; the rest are
-    dropped and counted, and the last one is still the latest news."""
-    server = _server(ca_dir)
+    dropped and counted, and the last one is still the latest news. (The per-identity
+    session rate, which refuses most of these sessions by default, is off here.)"""
+    server = _server(ca_dir, session_burst=None)
     try:
         stream = channel_to(server, "mallory").stream_stream(
             SESSION_METHOD, request_serializer=None, response_deserializer=None
@@ -363,5 +366,90 @@ def test_client_inbox_limits_are_checked(bad: dict[str, int]) -> None:
             channel_credentials=None,
             allow_insecure=True,
             max_message_bytes=MAX_MESSAGE,
+            **bad,  # type: ignore[arg-type]
+        )
+
+
+# --- new sessions per identity ----------------------------------------------------------
+
+
+def test_one_identity_opening_sessions_in_a_loop_is_throttled_and_no_other(
+    ca_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: every new session was admitted, however fast one identity opened them
+    (a TLS handshake, a certificate check, a thread and two events each). Now a token
+    bucket per client certificate refuses the excess with RESOURCE_EXHAUSTED before
+    any of that, which the client raises as SessionThrottled; the identity's open
+    session is left alone, another identity gets in, one log line per streak."""
+    import logging
+
+    server = _server(ca_dir, session_burst=3, session_rate=0.01)  # no refill in the test
+    opened: list[GrpcClientTransport] = []
+
+    def dial(name: str) -> GrpcClientTransport:
+        client = GrpcClientTransport(
+            f"127.0.0.1:{server.port}",
+            channel_credentials=certs.load_client_credentials(ca_dir, name).to_grpc(),
+            max_message_bytes=MAX_MESSAGE,
+        )
+        opened.append(client)
+        client.connect(timeout=BOUND)
+        return client
+
+    try:
+        for _ in range(2):
+            dial("mallory").close()
+        kept = dial("mallory")  # the third: the burst is spent
+        with caplog.at_level(logging.WARNING, logger=grpc_transport.__name__):
+            for attempt in range(5):
+                with pytest.raises(grpc_transport.SessionThrottled) as throttled:
+                    dial("mallory")
+                assert throttled.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert str(throttled.value.details).startswith(THROTTLE_DETAIL)
+                assert "retry in" in throttled.value.details
+                assert not isinstance(throttled.value, grpc_transport.NotAccepted)
+                assert server.throttled_sessions == attempt + 1
+        lines = [r.getMessage() for r in caplog.records if THROTTLE_DETAIL in r.getMessage()]
+        assert len(lines) == 1 and "mallory" in lines[0]  # once per streak, named
+        assert server.connected() == {"mallory"}  # the refusals did not end its session
+        kept.send(b"still here")
+        assert server.receive(timeout=BOUND) == ("mallory", b"still here")
+        honest = dial("branch-a")  # another identity is not affected
+        honest.send(b"hello")
+        assert server.receive(timeout=BOUND) == ("branch-a", b"hello")
+        connects = []
+        while (event := server.next_event()) is not None:
+            connects += [event.name] if isinstance(event, Connected) else []
+        assert connects == ["mallory"] * 3 + ["branch-a"]  # no event for a refusal
+    finally:
+        for client in opened:
+            client.close()
+        server.stop(grace=1.0)
+
+
+def test_the_session_bucket_refills_at_its_rate() -> None:
+    rate = grpc_transport._SessionRate(burst=2, rate=0.5)
+    assert rate.admit("k", 0.0) == (0.0, 0) and rate.admit("k", 0.0) == (0.0, 0)
+    assert rate.admit("k", 0.0) == (2.0, 1)  # a token in 2 s; one refusal in a row
+    assert rate.admit("k", 1.0) == (1.0, 2)  # a refusal takes nothing
+    assert rate.admit("k", 2.0) == (0.0, 0)  # refilled one token
+    assert rate.admit("other", 2.0) == (0.0, 0)  # buckets are per identity
+    assert rate.admit("k", 100.0) == (0.0, 0) and rate.admit("k", 100.0) == (0.0, 0)
+    assert rate.admit("k", 100.0)[0] > 0  # refilled to the burst, not beyond
+    assert rate.refused == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"session_burst": 0}, {"session_rate": 0.0}, {"session_rate": float("inf")}],
+)
+def test_session_rate_limits_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(ConfigurationError):
+        GrpcServerTransport(
+            "127.0.0.1:0",
+            server_credentials=None,
+            allow_insecure=True,
+            max_message_bytes=MAX_MESSAGE,
+            identify=str,
             **bad,  # type: ignore[arg-type]
         )
