@@ -119,6 +119,18 @@ def test_the_deployment_guides_example_loads_and_does_not_abort_half_its_rounds(
     assert config.dp is not None and config.dp.epsilon_budget is not None
 
 
+def test_the_session_rate_per_identity_is_a_server_setting() -> None:
+    """One branch churning sessions is throttled; the bucket's size and rate are the
+    server's (documented defaults 10 and 1 a second; 0 turns the limit off)."""
+    default = FederationConfig.from_dict(_config()).server
+    assert (default.session_burst, default.session_rate) == (10, 1.0)
+    config = FederationConfig.from_dict(_config(server={"session_burst": 0, "session_rate": 5}))
+    assert (config.server.session_burst, config.server.session_rate) == (0, 5)
+    for bad in ({"session_burst": -1}, {"session_rate": 0}, {"session_rate": float("inf")}):
+        with pytest.raises(ConfigurationError, match=r"\[server\] session_"):
+            FederationConfig.from_dict(_config(server=bad))
+
+
 def test_the_quorum_wait_is_a_server_setting() -> None:
     """The server's wait for a quorum before each round (reliability D2) is configurable."""
     config = FederationConfig.from_dict(_config(server={"quorum_wait_seconds": 30}))
