@@ -1414,9 +1414,10 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 @click.option(
     "--idle",
     type=FiniteFloat(0.0, min_open=True),
-    default=600.0,
-    show_default=True,
-    help="Stop after this many seconds of silence.",
+    default=None,
+    help="Stop after this many seconds of silence. Default: with --config, the longest "
+    "silence of that server towards its key holder (quorum_wait_seconds + round_seconds "
+    "+ 30 s); without, 600.",
 )
 @click.option(
     "--give-up-after",
@@ -1454,7 +1455,7 @@ def keyholder(
     target: str,
     name: str,
     certificates: str,
-    idle: float,
+    idle: float | None,
     give_up_after: float,
     config_path: str | None,
     policy_path: str | None,

@@ -32,6 +32,10 @@ from secagg.transport.base import ClientEndpoint, NotAccepted, NotConnected
 
 log = logging.getLogger("secagg.keyholder")
 
+#: the key holder's idle timer when the federation's config does not size it
+#: (:func:`secagg.runtime.launch.key_holder_idle` does, from the server's deadlines)
+DEFAULT_IDLE_SECONDS = 600.0
+
 #: opens a session with the server within ``timeout`` seconds, or raises NotConnected
 Dial = Callable[[float], ClientEndpoint]
 

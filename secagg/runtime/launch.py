@@ -36,9 +36,15 @@ from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import Ledger, LedgerError, LedgerKey, export_public_key
-from secagg.runtime.client import BranchIdentity, ClientStats, FederationClient, TrainingHook
+from secagg.runtime.client import (
+    ROUND_GRACE_SECONDS,
+    BranchIdentity,
+    ClientStats,
+    FederationClient,
+    TrainingHook,
+)
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.keyholder import KeyHolderService
+from secagg.runtime.keyholder import DEFAULT_IDLE_SECONDS, KeyHolderService
 from secagg.runtime.server import FederationServer, RoundResult, refuse_broken_chain
 from secagg.runtime.store import (
     ServerStore,
@@ -382,6 +388,19 @@ def key_holder_service(
     return KeyHolderService(config.backend.key_holder, transport, session)
 
 
+def key_holder_idle(config: FederationConfig) -> float:
+    """The longest the server is silent towards its key holder while it still needs it.
+
+    Between a round's key request and its decryption request the branches train and
+    mask (at most ``deadlines.round_seconds``); between a decryption and the next
+    round's key request the server may wait up to ``server.quorum_wait_seconds`` for a
+    quorum. A key holder idle for less left mid-round or while the server waited (the
+    old default of 600 s was both the default quorum wait and the default round), and
+    the federation then stopped for want of its key holder. Plus
+    :data:`~secagg.runtime.client.ROUND_GRACE_SECONDS`, as a branch waits."""
+    return config.server.quorum_wait_seconds + config.deadlines.round_seconds + ROUND_GRACE_SECONDS
+
+
 def make_key_holder_key(config: FederationConfig, path: str | Path) -> bytes:
     """Make the federation's key-holder key (``secagg keyholder-init``); the fingerprint
     returned is what every branch pins (``key_holder_fingerprint``) before round 1."""
@@ -620,7 +639,7 @@ def run_key_holder(
     config: FederationConfig | None = None,
     settings: dict[str, Any] | None = None,
     base_dir: Path | None = None,
-    idle_timeout: float = 600.0,
+    idle_timeout: float | None = None,
     connect_timeout: float = 30.0,
     give_up_after: float | None = 600.0,
     reconnect: bool = True,
@@ -636,7 +655,13 @@ def run_key_holder(
     restart: the resumed server waits for its key holder) for up to ``give_up_after``
     seconds from the loss (None: until the federation's end is announced); it returns
     when the end is announced or the server is silent for ``idle_timeout``, and raises
-    :class:`~secagg.runtime.keyholder.KeyHolderGaveUp` when the window runs out."""
+    :class:`~secagg.runtime.keyholder.KeyHolderGaveUp` when the window runs out.
+
+    ``idle_timeout`` None (the default) is the longest silence the configured server
+    keeps towards its key holder (:func:`key_holder_idle`); without ``config``,
+    :data:`~secagg.runtime.keyholder.DEFAULT_IDLE_SECONDS`. A shorter one given with
+    ``config`` is kept and warned about: the key holder may leave while the server
+    waits for a quorum or for the branches' training."""
     from secagg.aggregation import get_backend
     from secagg.transport import certs
 
@@ -651,6 +676,19 @@ def run_key_holder(
         raise ConfigurationError(f"the {chosen.name} backend has no key holder")
     from secagg.transport.grpc_transport import GrpcClientTransport
 
+    needed = key_holder_idle(config) if config is not None else None
+    if idle_timeout is None:
+        idle_timeout = needed if needed is not None else DEFAULT_IDLE_SECONDS
+    elif needed is not None and idle_timeout < needed:
+        log.warning(
+            "%s: an idle timeout of %g s is shorter than the server's longest silence "
+            "towards its key holder (%g s: quorum_wait_seconds + round_seconds + %g s); "
+            "the key holder may leave while the server waits",
+            name,
+            idle_timeout,
+            needed,
+            ROUND_GRACE_SECONDS,
+        )
     credentials = certs.load_client_credentials(certificates, name).to_grpc()
 
     def dial(timeout: float) -> ClientEndpoint:

@@ -238,3 +238,43 @@ def test_the_key_holder_does_not_redial_a_server_that_refuses_it() -> None:
     with pytest.raises(NotAccepted):
         service.serve(dial, connect_timeout=BOUND)
     assert dial.calls == 1
+
+
+def test_the_key_holder_waits_as_long_as_its_server_may_be_silent(
+    ca: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the key holder stopped after 600 s of silence (``--idle``), which was also
+    the default quorum wait and the default round: with the guide's training_seconds of
+    1800 it left between a round's key request and its decryption request, and the
+    federation stopped for want of it. Now, with the federation's config, its idle
+    timer is the server's longest silence towards it (quorum wait + round + 30 s), and
+    a shorter one given is warned about."""
+    from secagg.runtime import launch
+
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 2},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": HOLDER},
+            "deadlines": {"training_seconds": 1800.0, "round_seconds": 3600.0},
+        }
+    )
+    key = tmp_path / "compliance.key"
+    launch.make_key_holder_key(config, key)
+    seen: dict[str, Any] = {}
+
+    def serve(self: KeyHolderService, dial: Any, **options: Any) -> int:
+        seen.update(options)
+        return 0
+
+    monkeypatch.setattr(KeyHolderService, "serve", serve)
+    arguments = ("127.0.0.1:1", HOLDER, str(ca))
+    launch.run_key_holder(*arguments, config=config, settings={"key": str(key)})
+    assert seen["idle_timeout"] == 600.0 + 3600.0 + 30.0 == launch.key_holder_idle(config)
+    with caplog.at_level(logging.WARNING, logger="secagg.network"):
+        launch.run_key_holder(
+            *arguments, config=config, settings={"key": str(key)}, idle_timeout=600.0
+        )
+    assert seen["idle_timeout"] == 600.0  # the operator's choice stands, with a warning
+    assert "shorter than the server's longest silence" in caplog.text
+    launch.run_key_holder(*arguments, backend="ckks")  # no config: the old default
+    assert seen["idle_timeout"] == 600.0
