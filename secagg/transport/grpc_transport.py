@@ -270,9 +270,10 @@ class IdentityRefused(TransportClosed, NotAccepted):
 
 
 class OutboxOverflow(NotConnected):
-    """:meth:`GrpcServerTransport.send` would have queued more than ``max_outbox_bytes``
-    unsent to one client (it is not reading): its session was ended instead, so the
-    client counts as gone, and this message was not queued."""
+    """A send would have queued more than ``max_outbox_bytes`` unsent to the peer (it is
+    not reading): :meth:`GrpcServerTransport.send` to one client, or
+    :meth:`GrpcClientTransport.send` to the server. The session was ended instead (the
+    client counts as gone; the branch redials), and this message was not queued."""
 
 
 class InboxOverflow(TransportClosed):
@@ -1324,7 +1325,11 @@ class GrpcClientTransport:
     received included. A server that sends more (a flood while the branch trains,
     say) ends its own session: the client cancels the call with
     ``RESOURCE_EXHAUSTED``, drops what it held, and :meth:`receive` raises
-    :class:`InboxOverflow`, a :class:`~secagg.transport.base.NotConnected`.
+    :class:`InboxOverflow`, a :class:`~secagg.transport.base.NotConnected`. The other
+    way, the bytes :meth:`send` queued behind the message being written (a server that
+    does not read grants no HTTP/2 window) may not exceed ``max_outbox_bytes`` (same
+    default): the send that would is refused with :class:`OutboxOverflow` and the
+    session ended, as the server does to a branch that does not read.
     """
 
     def __init__(
@@ -1338,6 +1343,7 @@ class GrpcClientTransport:
         allow_insecure: bool = False,
         max_queued_messages: int = DEFAULT_MAX_INBOX_MESSAGES,
         max_queued_bytes: int | None = None,
+        max_outbox_bytes: int | None = None,
     ) -> None:
         _check_sizes(max_message_bytes, chunk_bytes)
         if channel_credentials is None and not allow_insecure:
@@ -1351,6 +1357,15 @@ class GrpcClientTransport:
                 "max_queued_bytes must be at least max_message_bytes, or no message of the "
                 "largest allowed size could be received"
             )
+        if max_outbox_bytes is None:
+            max_outbox_bytes = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
+        if not isinstance(max_outbox_bytes, int) or max_outbox_bytes < max_message_bytes:
+            raise ConfigurationError(
+                "max_outbox_bytes must be at least max_message_bytes, or no message of the "
+                "largest allowed size could be sent"
+            )
+        self._max_outbox_bytes = max_outbox_bytes
+        self._outbox_bytes = 0  # queued by send(), writing not begun
         self._max_queued_messages = max_queued_messages
         self._max_queued_bytes = max_queued_bytes
         self._queued_messages = 0  # in the inbox, not yet taken by receive()
@@ -1448,8 +1463,28 @@ class GrpcClientTransport:
                 raise NotConnected("no open session")
             if self._ended is not None:
                 raise _closed(self._ended.code, self._ended.details)
-            self._outbox.put((self._next_id, data))
-            self._next_id += 1
+            unsent = self._outbox_bytes
+            if unsent + len(data) <= self._max_outbox_bytes:
+                self._outbox.put((self._next_id, data))
+                self._next_id += 1
+                self._outbox_bytes += len(data)
+                return
+        reason = (
+            f"over its budget of {self._max_outbox_bytes} unsent bytes ({unsent} queued, "
+            f"a message of {len(data)} more): the server is not reading"
+        )
+        logger.warning("ending the session with %s: %s", self._target, reason)
+        self._call.cancel()  # the request generator waits in gRPC's flow control
+        self._end(TransportClosed(grpc.StatusCode.CANCELLED, f"ended locally: {reason}"))
+        with self._lock:
+            while True:
+                try:
+                    self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+            self._outbox_bytes = 0
+        self._outbox.put(_END)
+        raise OutboxOverflow(f"session with {self._target} ended: {reason}")
 
     def receive(self, timeout: float | None = None) -> bytes | None:
         """The next message from the server; None on timeout; raises once the session is over.
@@ -1524,6 +1559,8 @@ class GrpcClientTransport:
                 return  # half-close
             assert isinstance(item, tuple)
             message_id, payload = item
+            with self._lock:  # being written now: the cap is on what waits behind it
+                self._outbox_bytes = max(0, self._outbox_bytes - len(payload))
             yield from encode_frames(message_id, payload, self._chunk_bytes)
 
     def _read(self, call: Any) -> None:

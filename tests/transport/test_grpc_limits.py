@@ -358,7 +358,38 @@ def test_a_client_that_reads_is_never_cut_by_its_inbox_cap(ca_dir: Path) -> None
         server.stop(grace=1.0)
 
 
-@pytest.mark.parametrize("bad", [{"max_queued_messages": 0}, {"max_queued_bytes": MAX_MESSAGE - 1}])
+def test_a_client_whose_server_stops_reading_ends_the_session_at_its_outbox_cap(
+    ca_dir: Path,
+) -> None:
+    """Before: the client's outbox had no bound, so a server that stopped reading (no
+    HTTP/2 window) while it kept sending round starts made a branch queue one update
+    per start without end. Now the send past ``max_outbox_bytes`` unsent is refused
+    with OutboxOverflow (a NotConnected: a lost session) and the session ends."""
+    server = _server(ca_dir, max_queued_messages=1)  # reads one message, then waits
+    try:
+        with _client(ca_dir, server, max_outbox_bytes=MAX_MESSAGE) as client:
+            client.connect(timeout=BOUND)
+            with pytest.raises(grpc_transport.OutboxOverflow) as overflow:
+                for _ in range(512):  # 128 MiB: far past any HTTP/2 window
+                    client.send(bytes(MAX_MESSAGE // 4))
+            assert "not reading" in str(overflow.value)
+            with pytest.raises(NotConnected):
+                client.receive(timeout=BOUND)
+            with pytest.raises(NotConnected):
+                client.send(b"late")
+            _wait_for(lambda: "branch-a" not in server.connected(), "the session to end")
+    finally:
+        server.stop(grace=1.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_queued_messages": 0},
+        {"max_queued_bytes": MAX_MESSAGE - 1},
+        {"max_outbox_bytes": MAX_MESSAGE - 1},
+    ],
+)
 def test_client_inbox_limits_are_checked(bad: dict[str, int]) -> None:
     with pytest.raises(ConfigurationError):
         GrpcClientTransport(
