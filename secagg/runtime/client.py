@@ -257,6 +257,7 @@ class FederationClient:
         self._dimension = dimension
         self._round: int | None = None
         self._started: int | None = None  # the last round whose start this branch took
+        self._end_due = False  # whether that round's end is still to come
         self._session: ClientSession | None = None
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
@@ -465,7 +466,7 @@ class FederationClient:
             raise MalformedMessage(
                 f"the start of round {start.round} while round {self._round} is in flight"
             )
-        self._started = start.round
+        self._started, self._end_due = start.round, True
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
             None
@@ -559,13 +560,17 @@ class FederationClient:
             self._transport.send(encode_message(Relay(round_number, payload, privacy)))
 
     def _end(self, end: RoundEnd) -> None:
-        """The end of the round this branch last started; any other round's end is
-        refused and changes nothing (a stale or replayed one ended the round in
-        flight, runtime audit 2026-12-04)."""
+        """The end of the round this branch last started, once; any other round's end,
+        and that round's end again, is refused and changes nothing (a stale one ended the
+        round in flight, runtime audit 2026-12-04; a replayed one counted the round
+        again, so a server could end a branch's ``run(rounds=...)`` early)."""
         if end.round != self._started:
             raise MalformedMessage(
                 f"the end of round {end.round}, but this branch's round is {self._started}"
             )
+        if not self._end_due:  # a replay: it counted the round again (and ended run early)
+            raise MalformedMessage(f"round {end.round} has already ended")
+        self._end_due = False
         if end.complete:
             self.stats.rounds_completed += 1
         else:

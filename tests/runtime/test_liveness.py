@@ -911,6 +911,13 @@ def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_fl
         assert client.stats.refused_messages == refused + 1
     client.handle(encode_message(RoundEnd(7, True)))
     assert client._round is None and client.stats.rounds_completed == 1
+    # that round's end again is a replay: refused, counted once (it ended run(rounds=)
+    # early, and reset the branch's refusal log for the server)
+    for replay in (RoundEnd(7, True), RoundEnd(7, False, "again")):
+        refused = client.stats.refused_messages
+        client.handle(encode_message(replay))
+        assert client.stats.refused_messages == refused + 1
+        assert (client.stats.rounds_completed, client.stats.rounds_aborted) == (1, 0)
     # a newer round's start after that is taken as usual
     client.handle(encode_message(RoundStart(8, 0, spec, np.zeros(D), 1.0)))
     assert client._round == 8
