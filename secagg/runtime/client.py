@@ -86,6 +86,7 @@ from secagg.errors import (
     SecAggError,
 )
 from secagg.runtime import redial
+from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
     FederationEnd,
     Leave,
@@ -263,6 +264,8 @@ class FederationClient:
         self._round_deadline: float | None = None
         self._end_message: FederationEnd | None = None
         self.stats = ClientStats()
+        # refused messages: a few logged, the rest counted (the server chooses how many)
+        self._refusals = RefusalLog(log, name)
 
     def reconnected(self, transport: ClientEndpoint) -> None:
         """Continue on a new session; the round in flight (if any) is lost."""
@@ -427,14 +430,16 @@ class FederationClient:
             self._refused(number, exc)
         except SecAggError as exc:
             self.stats.refused_messages += 1
-            log.warning("%s refused a message: %s", self.name, exc)
+            self._refusals.refused(logging.WARNING, "%s refused a message: %s", self.name, exc)
             if starting and number is not None:
                 # the error's kind only: its text may describe the update (a value, a
                 # bound it crossed), and a leave travels in clear outside any DP
                 self._leave(number, f"could not take part ({type(exc).__name__})")
         except Exception as exc:  # no server message may crash a branch
             self.stats.refused_messages += 1
-            log.error("%s dropped a message (%s): %s", self.name, type(exc).__name__, exc)
+            self._refusals.refused(
+                logging.ERROR, "%s dropped a message (%s): %s", self.name, type(exc).__name__, exc
+            )
             if starting and number is not None:
                 # e.g. the training hook raised: without a leave the server waited out
                 # the training deadline for it every round (network audit, 2026-12-03)
@@ -575,6 +580,7 @@ class FederationClient:
             self.stats.rounds_completed += 1
         else:
             self.stats.rounds_aborted += 1
+        self._refusals.reset()  # a round ended: the session makes progress
         self._session = None
         self._round = None
         self._round_deadline = None

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from secagg.aggregation import HelperSession
 from secagg.errors import SecAggError
 from secagg.runtime import redial
+from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint, NotAccepted, NotConnected
 
@@ -75,6 +76,8 @@ class KeyHolderService:
         self.refused = 0
         self.sessions = 0  # sessions opened by serve() (1 + the reconnections)
         self.end: FederationEnd | None = None
+        # refused requests: a few logged, the rest counted (the server chooses how many)
+        self._refusals = RefusalLog(log, name)
 
     @property
     def decryptions(self) -> int:
@@ -177,20 +180,22 @@ class KeyHolderService:
         except SecAggError as exc:
             self.refused += 1
             self._log_spent(before)
-            log.warning("%s refused a request: %s", self.name, exc)
+            self._refusals.refused(logging.WARNING, "%s refused a request: %s", self.name, exc)
             return None
         except Exception as exc:  # anything else a hostile message provokes: never crash
             self.refused += 1
             self._log_spent(before)
-            log.error(
+            self._refusals.refused(
+                logging.ERROR,
                 "%s: a request raised %s (%s); ignored, serving on",
                 self.name,
                 type(exc).__name__,
                 exc,
-                exc_info=log.isEnabledFor(logging.DEBUG),
             )
+            log.debug("the request's traceback", exc_info=True)
             return None
         self.answered += 1
+        self._refusals.reset()  # a request answered: the session makes progress
         if self.decryptions != before:
             log.info(
                 "%s decrypted round %d (decryption %d of its lifetime)",
