@@ -278,3 +278,19 @@ def test_the_key_holder_waits_as_long_as_its_server_may_be_silent(
     assert "shorter than the server's longest silence" in caplog.text
     launch.run_key_holder(*arguments, backend="ckks")  # no config: the old default
     assert seen["idle_timeout"] == 600.0
+
+
+def test_a_branch_redials_with_the_same_backoff_one_line_per_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from secagg.runtime.client import BranchGaveUp, FederationClient
+
+    branch = FederationClient("branch-a", lambda m: m, None)
+    dial = _Refusing(NotConnected("cannot reach 127.0.0.1:1: connection refused"))
+    with caplog.at_level(logging.INFO, logger="secagg.client"):
+        with pytest.raises(BranchGaveUp):
+            branch.serve(dial, connect_timeout=1.5)
+    attempts = [r.getMessage() for r in caplog.records if "dial attempt" in r.getMessage()]
+    assert dial.calls >= 3 and len(attempts) == dial.calls - 1
+    assert all(line.startswith("branch-a: dial attempt ") for line in attempts)
+    assert all("connection refused" in line and "giving up in" in line for line in attempts)
