@@ -122,6 +122,14 @@ itself (``RESOURCE_EXHAUSTED``, what it held dropped) and :meth:`receive` raises
 :class:`InboxOverflow`, a :class:`~secagg.transport.base.NotConnected` (before, a
 server could grow a branch without end: 4000 messages of 256 KiB held 1000 MiB).
 
+Session churn. New sessions are rate-limited per identity: a token bucket per client
+certificate (``session_burst``, default 10, refilled at ``session_rate``, default 1 a
+second), checked on the certificate's digest before ``identify``, a thread or an event.
+An identity over it is refused with ``RESOURCE_EXHAUSTED`` and :data:`THROTTLE_DETAIL`
+(its client raises :class:`SessionThrottled` and redials after its back-off); its open
+session and every other identity are untouched. Before, one branch opening and closing
+sessions in a loop was admitted some 330 times a second.
+
 Identity during a session. A session keeps the certificate it was admitted with (its
 fingerprint, expiry and DER, see :meth:`~GrpcServerTransport.peer_certificate`). It is
 ended (``UNAUTHENTICATED``, a :class:`Disconnected`, its unread messages dropped) when
@@ -155,7 +163,7 @@ within a few minutes. No connection-age limit is set, because it would cut
 long-lived sessions. The server binds with ``SO_REUSEPORT`` off, so a second
 server on the same port fails loudly instead of silently sharing it.
 
-Size: about 1180 lines, a fifth of them this specification; the server and the client
+Size: about 1640 lines, a sixth of them this specification; the server and the client
 transport share the session machinery and are kept together so the framing rules and
 their two users are read side by side (the framing itself is :mod:`secagg.transport.framing`).
 """
@@ -282,9 +290,6 @@ class InboxOverflow(TransportClosed):
     received included): the client ended the session (``RESOURCE_EXHAUSTED``) and
     dropped what it held. A :class:`~secagg.transport.base.NotConnected`, so a branch
     or key holder treats it as a lost session and redials."""
-
-    def __init__(self, code: grpc.StatusCode | None, details: str | None) -> None:
-        super().__init__(code, details)
 
 
 class SessionThrottled(TransportClosed):
