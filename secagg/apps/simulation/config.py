@@ -242,6 +242,39 @@ def seed_span(seeds: Iterable[int]) -> str:
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
 
+#: The largest sizes ``secagg simulate`` accepts, each refused at config load with one
+#: line naming the flag or key. Why: ``--train-rows 1000000000000`` was a 335 GiB
+#: MemoryError traceback, ``--local-epochs 100000000`` a 1.79 PiB one, ``--test-rows
+#: 10000000000`` and ``--batch-size 1000000000`` ran until killed, and ``--seed`` past
+#: 2**63 an overflow in torch (simulate audit, 2026-12-04). Each cap is far above what a
+#: study on one machine runs (the defaults: 8 branches, 10 rounds of 3 epochs, 280 000
+#: synthetic rows; the many world: 1 000 branches, 500 000 rows):
+#:
+#: * ``branches``: participants of one simulated federation (a thread each);
+#: * ``rounds``: federated rounds of one run;
+#: * ``seeds``: runs of one experiment (``--seeds``);
+#: * ``seed``: the largest seed (``seed + seeds - 1``): the seeds every library takes;
+#: * ``local_epochs``: local epochs per round;
+#: * ``epochs``: ``rounds * local_epochs``, the epochs a branch's DP-SGD budget covers;
+#: * ``runs``: ``rounds * seeds``, the federated rounds an experiment runs in all;
+#: * ``batch_size``: the (expected) batch size;
+#: * ``rows``: synthetic rows generated, ``train_rows + branches * test_rows_per_branch``;
+#: * ``max_rows_per_customer``: the rows of one customer DP-SGD uses;
+#: * ``ray_workers``: Ray client hosts.
+CAPS: dict[str, int] = {
+    "branches": 1000,
+    "rounds": 10_000,
+    "seeds": 1000,
+    "seed": 2**32 - 1,
+    "local_epochs": 100,
+    "epochs": 10_000,
+    "runs": 10_000,
+    "batch_size": 1_000_000,
+    "rows": 5_000_000,
+    "max_rows_per_customer": 1000,
+    "ray_workers": 10_000,
+}
+
 
 @dataclass(frozen=True)
 class SimulationConfig:
@@ -320,10 +353,7 @@ class SimulationConfig:
                 all(isinstance(s, int) and s >= 0 for s in self.tuning_seeds),
                 f"{k('tuning_seeds')} must be a list of seeds (integers >= 0)",
             )
-        _require(2 <= self.branches <= 1000, f"{k('branches')} must lie in [2, 1000]")
-        _require(1 <= self.rounds <= 10_000, f"{k('rounds')} must lie in [1, 10000]")
-        _require(self.seed >= 0, f"{k('seed')} must be non-negative")
-        _require(1 <= self.seeds <= 1000, f"{k('seeds')} must lie in [1, 1000]")
+        self._check_caps()
         _require(
             math.isfinite(self.sample_rate) and 0 < self.sample_rate <= 1,
             f"{k('sample_rate')} must lie in (0, 1]",
@@ -418,10 +448,6 @@ class SimulationConfig:
             self.customer_column is None or self.source != "synthetic",
             f"{k('customer_column')} names a column of a loaded CSV; synthetic rows are "
             "customers already",
-        )
-        _require(
-            1 <= self.max_rows_per_customer <= 1000,
-            f"{k('max_rows_per_customer')} must lie in [1, 1000]",
         )
         _require(
             self.standardize in STANDARDIZE, f"{k('standardize')} must be one of {STANDARDIZE}"
@@ -523,6 +549,109 @@ class SimulationConfig:
             f"{self.branches} branches)",
         )
         _require(self.test_rows_per_branch >= 100, f"{k('test_rows_per_branch')} must be >= 100")
+        self._check_round_plan()
+
+    def _check_caps(self) -> None:
+        """Every size within :data:`CAPS` (and at least its floor), one line naming it."""
+        k = key
+        _require(
+            2 <= self.branches <= CAPS["branches"],
+            f"{k('branches')} must lie in [2, {CAPS['branches']}]",
+        )
+        _require(
+            1 <= self.rounds <= CAPS["rounds"], f"{k('rounds')} must lie in [1, {CAPS['rounds']}]"
+        )
+        _require(1 <= self.seeds <= CAPS["seeds"], f"{k('seeds')} must lie in [1, {CAPS['seeds']}]")
+        _require(self.seed >= 0, f"{k('seed')} must be non-negative")
+        _require(
+            self.seed + self.seeds - 1 <= CAPS["seed"],
+            f"{k('seed')} must be at most {CAPS['seed']}"
+            + (f" - ({k('seeds')} - 1)" if self.seeds > 1 else "")
+            + " (the largest seed the data, training and noise generators take)",
+        )
+        _require(
+            self.rounds * self.seeds <= CAPS["runs"],
+            f"{k('rounds')} * {k('seeds')} = {self.rounds * self.seeds} federated rounds in "
+            f"all: at most {CAPS['runs']}",
+        )
+        _require(
+            self.local_epochs <= CAPS["local_epochs"],
+            f"{k('local_epochs')} must be at most {CAPS['local_epochs']}",
+        )
+        _require(
+            self.rounds * self.local_epochs <= CAPS["epochs"],
+            f"{k('rounds')} * {k('local_epochs')} = {self.rounds * self.local_epochs} epochs "
+            f"of local training per branch: at most {CAPS['epochs']}",
+        )
+        _require(
+            self.batch_size <= CAPS["batch_size"],
+            f"{k('batch_size')} must be at most {CAPS['batch_size']}",
+        )
+        _require(
+            1 <= self.max_rows_per_customer <= CAPS["max_rows_per_customer"],
+            f"{k('max_rows_per_customer')} must lie in [1, {CAPS['max_rows_per_customer']}]",
+        )
+        _require(
+            self.ray_workers is None or self.ray_workers <= CAPS["ray_workers"],
+            f"{k('ray_workers')} must be at most {CAPS['ray_workers']}",
+        )
+        if self.source == "synthetic":  # a CSV brings its own rows
+            rows = self.train_rows + self.branches * self.test_rows_per_branch
+            _require(
+                rows <= CAPS["rows"],
+                f"{k('train_rows')} + {k('branches')} * {k('test_rows_per_branch')} = {rows} "
+                f"synthetic rows: at most {CAPS['rows']}; lower {k('train_rows')} or "
+                f"{k('test_rows_per_branch')}",
+            )
+
+    def _check_round_plan(self) -> None:
+        """Plan one round as the federation's server will, and refuse settings no round
+        can run with, naming this file's keys.
+
+        Why: ``tolerated_dropout = 0.9`` (or a ``corrupt_fraction`` SecAgg+ cannot
+        survive, or a client-level ``delta`` not below 1 / branches) passed here, and the
+        run generated its data, fitted the prior and trained every baseline before the
+        federation's server refused it, in the words of the runtime's file
+        (``[backend] dropout_fraction``), not of this one (simulate audit, 2026-12-04).
+        The plan uses a stand-in model size and noise: what it checks (the threshold,
+        the neighbour graph, the backend's ring, delta) does not depend on them."""
+        k = key
+        client_dp = self.unit == "client" and self.private
+        _require(
+            not client_dp or self.delta < 1 / self.branches,
+            f"{k('delta')} = {self.delta:g} is not below 1 / {k('branches')} = "
+            f"1/{self.branches}: the guarantee would allow releasing one branch's update "
+            "outright",
+        )
+        from secagg.runtime.config import BackendConfig, FederationConfig, SamplingConfig
+
+        try:
+            FederationConfig(
+                name="simulation-plan",
+                clients=tuple(f"branch-{b + 1:02d}" for b in range(self.branches)),
+                dimension=33,
+                rounds=1,
+                sampling=SamplingConfig(kind="poisson", rate=self.sample_rate),
+                backend=BackendConfig(
+                    name=self.backend,
+                    value_bound=self.dp_clip if client_dp else self.update_clip,
+                    dropout_fraction=self.tolerated_dropout,
+                    corrupt_fraction=self.corrupt_fraction,
+                    key_holder="key-holder" if self.backend == "ckks" else None,
+                ),
+            )
+        except ConfigurationError as exc:
+            reason = str(exc).split(": no round of the ", 1)[-1]
+            reason = reason.split("can run with these settings: ", 1)[-1]
+            reason = reason.replace("corrupt_fraction", k("corrupt_fraction"))
+            reason = reason.replace("dropout_fraction", k("tolerated_dropout"))
+            reason = reason.replace("num_clients", k("branches"))
+            raise ConfigurationError(
+                f"{k('tolerated_dropout')} = {self.tolerated_dropout:g} and "
+                f"{k('corrupt_fraction')} = {self.corrupt_fraction:g} with "
+                f"{k('backend', self.backend)} and {k('branches', self.branches)}: no round "
+                f"can run: {reason}"
+            ) from None
 
     @property
     def private(self) -> bool:

@@ -1,0 +1,124 @@
+"""``secagg simulate`` as a demanding user meets it: every mistake is one line naming the
+flag or key (exit 2), found at config load and not minutes into a run; and what a run
+folder says is what ran (simulate audit, 2026-12-04)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from secagg.apps.cli import main
+from secagg.apps.simulation import runner
+from secagg.apps.simulation.config import CAPS, SimulationConfig
+from secagg.errors import ConfigurationError, SecAggError
+
+#: a small federation that still has fraud in every branch (the generator's floor)
+SHORT = ["--branches", "3", "--rounds", "1", "--local-epochs", "1", "--train-rows", "3000"]
+SHORT += ["--test-rows", "400", "--batch-size", "64", "--dropout", "0", "--quiet"]
+
+
+def _simulate(*args: str) -> Result:
+    return CliRunner().invoke(main, ["simulate", *args])
+
+
+def _one_line_error(result: Result, status: int = 2) -> str:
+    """The error a command printed, checked to be one line with no traceback."""
+    assert result.exit_code == status, result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, SecAggError | OSError), result.exception
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if not line.startswith(("Usage:", "Try "))]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal at config load: the data is never even generated."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the run started: the refusal came too late")
+
+    monkeypatch.setattr(runner, "load_data", refuse)
+
+
+# --- 1: a round that can never run is refused at config load ---------------------------
+
+
+@pytest.mark.usefixtures("nothing_runs")
+def test_a_round_no_backend_can_run_is_refused_at_load_naming_the_keys(tmp_path: Path) -> None:
+    """``tolerated_dropout = 0.9`` ran data, prior and baselines, then failed naming the
+    runtime's ``[backend] dropout_fraction``, which no simulate file has."""
+    config = tmp_path / "c.toml"
+    config.write_text("[simulation]\ntolerated_dropout = 0.9\n")
+    out = tmp_path / "run"
+    error = _one_line_error(_simulate("--config", str(config), *SHORT, "--out", str(out)))
+    assert "simulation.tolerated_dropout = 0.9" in error and "no round can run" in error
+    assert "dropout_fraction" not in error and "[backend]" not in error
+    assert not out.exists()
+    config.write_text("[simulation]\ncorrupt_fraction = 0.7\ntolerated_dropout = 0.7\n")
+    error = _one_line_error(
+        _simulate("--config", str(config), *SHORT, "--backend", "secagg", "--out", str(out))
+    )
+    assert "--backend secagg" in error and "--branches 3" in error
+    assert "num_clients" not in error
+
+
+@pytest.mark.usefixtures("nothing_runs")
+def test_a_client_level_delta_above_one_over_the_branches_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    args = [*SHORT, "--mechanism", "central", "--delta", "0.4", "--out", str(tmp_path / "r")]
+    error = _one_line_error(_simulate(*args))
+    assert "--delta = 0.4 is not below 1 / --branches" in error
+    with pytest.raises(ConfigurationError, match=r"privacy\.delta"):
+        SimulationConfig(branches=3, unit="client", mechanism="central", delta=0.5)
+
+
+# --- 2: absurd sizes are refused by their caps ------------------------------------------
+
+
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--train-rows", "1000000000000"), "--train-rows + --branches * --test-rows"),
+        (("--test-rows", "10000000000"), "--train-rows + --branches * --test-rows"),
+        (  # the defaults' 20 000 test rows per branch, at 1 000 branches: 20 million
+            ("--branches", "1000", "--train-rows", "120000", "--test-rows", "20000"),
+            f"= 20120000 synthetic rows: at most {CAPS['rows']}",
+        ),
+        (("--local-epochs", "100000000"), f"--local-epochs must be at most {CAPS['local_epochs']}"),
+        (("--batch-size", "1000000000"), f"--batch-size must be at most {CAPS['batch_size']}"),
+        (("--seed", str(2**70)), f"--seed must be at most {CAPS['seed']}"),
+        (("--rounds", "20000"), f"--rounds must lie in [1, {CAPS['rounds']}]"),
+        (("--seeds", "5000"), f"--seeds must lie in [1, {CAPS['seeds']}]"),
+        (("--rounds", "5000", "--seeds", "5"), "--rounds * --seeds = 25000"),
+        (("--rounds", "5000", "--local-epochs", "50"), "--rounds * --local-epochs = 250000"),
+        (("--max-rows-per-customer", "5000"), "--max-rows-per-customer must lie in [1, 1000]"),
+    ],
+)
+def test_absurd_sizes_are_one_line_naming_the_flag(
+    tmp_path: Path, args: tuple[str, ...], words: str
+) -> None:
+    """``--train-rows 1000000000000`` was a 335 GiB MemoryError traceback, ``--seed 2**70``
+    an overflow in torch, ``--test-rows 10000000000`` and ``--batch-size 1000000000``
+    ran until killed."""
+    out = tmp_path / "run"
+    error = _one_line_error(_simulate(*SHORT, *args, "--out", str(out)))
+    assert words in error
+    assert not out.exists()
+
+
+def test_the_caps_are_named_in_the_config_file_as_keys(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[data]\ntrain_rows = 1000000000000\n")
+    with pytest.raises(ConfigurationError, match=r"^data\.train_rows \+ simulation\.branches"):
+        SimulationConfig.load(config)
+    # the seed's cap holds for the last seed of an experiment too
+    with pytest.raises(ConfigurationError, match=r"simulation\.seed must be at most"):
+        SimulationConfig(seed=CAPS["seed"], seeds=2)
+    assert SimulationConfig(seed=CAPS["seed"] - 1, seeds=2).seed == CAPS["seed"] - 1
