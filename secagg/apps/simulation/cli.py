@@ -18,10 +18,12 @@ from secagg.aggregation import BACKENDS
 from secagg.apps.cli_types import FINITE
 from secagg.apps.models import MODELS
 from secagg.apps.simulation.config import (
+    DP_KEYS,
     ENGINES,
     PARTITIONS,
     SOURCES,
     SimulationConfig,
+    key,
     listed_names,
     spelled_for,
 )
@@ -179,15 +181,19 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         )
     with spelled_for(flags=typed, file_keys=from_file):
         config = SimulationConfig(**{**from_file, **changes})
-    dp_names = ("epsilon", "noise_multiplier", "prior_epsilon", "prior_delta")
-    dp_flags = [name for name in dp_names if name in typed]
-    if config.mechanism == "off" and dp_flags:
-        # a run without DP would ignore them, and print a table a reader takes for DP's
-        flag = "--" + dp_flags[0].replace("_", "-")
-        raise ConfigurationError(
-            f"{flag} is read only with a DP mechanism, and this run has none (mechanism "
-            "off): drop it, or pick --mechanism dpsgd, central or distributed"
-        )
+        # a file sets no None (TOML has no null): its None values are the clearing above
+        given = [name for name in DP_KEYS if name in typed or from_file.get(name) is not None]
+        if config.mechanism == "off" and given:
+            # a run without DP would ignore them, and print a table a reader takes for
+            # DP's: with ``mechanism = "off"`` beside ``epsilon = 3`` in a file (or
+            # ``--mechanism off`` over a file's DP keys) the user believes DP is on
+            names = ", ".join(key(name) for name in given)
+            raise ConfigurationError(
+                f"{names} {'is' if len(given) == 1 else 'are'} read only with a DP "
+                f"mechanism, and this run has none ({key('mechanism', 'off')}): drop "
+                f"{'it' if len(given) == 1 else 'them'}, or pick --mechanism dpsgd, "
+                "central or distributed"
+            )
     return config
 
 

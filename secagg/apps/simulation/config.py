@@ -105,6 +105,10 @@ PARTITIONS = ("iid", "dirichlet", "feature")
 ENGINES = ("inprocess", "ray")
 
 
+#: the keys only a DP mechanism reads: ``secagg simulate`` refuses them beside
+#: ``mechanism = "off"`` (the user believes DP is on), and a run without DP writes none
+DP_KEYS = ("epsilon", "noise_multiplier", "delta", "clip", "prior_epsilon", "prior_delta")
+
 #: the TOML sections and the fields each may set
 SECTIONS: dict[str, tuple[str, ...]] = {
     "simulation": (

@@ -28,7 +28,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from secagg.apps.simulation.config import SECTIONS
+from secagg.apps.simulation.config import DP_KEYS, SECTIONS
 from secagg.apps.simulation.runner import SimulationResult, composed_epsilon
 
 #: the one line a run without DP gets instead of epsilon.png, in the words the audit
@@ -424,10 +424,15 @@ def _write_config(result: SimulationResult, path: Path) -> Path:
         "# (out is left out: a replay writes a new run folder)",
         "",
     ]
+    # a run without DP writes no DP key: a replay would be refused for them (they say
+    # DP is on), and they did nothing here
+    left_out = {"out", *(() if result.config.private else DP_KEYS)}
     for section, keys in SECTIONS.items():
         lines.append(f"[{section}]")
         lines += [
-            f"{k} = {_toml_value(values[k])}" for k in keys if values[k] is not None and k != "out"
+            f"{k} = {_toml_value(values[k])}"
+            for k in keys
+            if values[k] is not None and k not in left_out
         ]
         lines.append("")
     path.write_text("\n".join(lines))

@@ -122,3 +122,43 @@ def test_the_caps_are_named_in_the_config_file_as_keys(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"simulation\.seed must be at most"):
         SimulationConfig(seed=CAPS["seed"], seeds=2)
     assert SimulationConfig(seed=CAPS["seed"] - 1, seeds=2).seed == CAPS["seed"] - 1
+
+
+# --- 3: no DP beside DP keys ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize(
+    ("file", "flags", "named"),
+    [
+        ('[privacy]\nmechanism = "off"\nepsilon = 3.0\n', (), "privacy.epsilon is"),
+        ("[privacy]\nepsilon = 1.0\nclip = 2.0\n", ("--mechanism", "off"), "privacy.epsilon, "),
+        ("[privacy]\nnoise_multiplier = 1.1\n", ("--mechanism", "off"), "noise_multiplier"),
+        ('[privacy]\nmechanism = "off"\ndelta = 1e-6\n', (), "privacy.delta is"),
+        ('[privacy]\nmechanism = "off"\n', ("--clip", "2"), "--clip is"),
+    ],
+)
+def test_no_dp_beside_dp_keys_is_a_contradiction_naming_them(
+    tmp_path: Path, file: str, flags: tuple[str, ...], named: str
+) -> None:
+    """``mechanism = "off"`` beside ``epsilon = 3`` in a file ran without DP and exit 0:
+    the user believed DP was on; only the flags were refused."""
+    config = tmp_path / "c.toml"
+    config.write_text(file)
+    out = tmp_path / "run"
+    error = _one_line_error(_simulate("--config", str(config), *SHORT, *flags, "--out", str(out)))
+    assert named in error and "read only with a DP mechanism" in error
+    assert not out.exists()
+
+
+def test_a_run_without_dp_writes_no_dp_key_and_replays(tmp_path: Path) -> None:
+    from secagg.apps.simulation.report import _write_config
+
+    result = runner.SimulationResult(SimulationConfig(mechanism="off", branches=3), [])
+    text = _write_config(result, tmp_path / "config.toml").read_text()
+    assert "epsilon" not in text and "delta" not in text and 'mechanism = "off"' in text
+    out = tmp_path / "run"
+    replay = _simulate(
+        "--config", str(tmp_path / "config.toml"), "--rounds", "0", "--out", str(out)
+    )
+    assert "--rounds must lie in" in _one_line_error(replay)  # the file itself was accepted
