@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from secagg.apps.simulation.config import (
     DP_KEYS,
     ENGINES,
     PARTITIONS,
+    PATH_KEYS,
     SOURCES,
     SimulationConfig,
     key,
@@ -194,6 +197,14 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
                 f"{'it' if len(given) == 1 else 'them'}, or pick --mechanism dpsgd, "
                 "central or distributed"
             )
+        # saved into the run folder: a replay from another directory must find them
+        absolute = {
+            name: os.path.abspath(value)
+            for name in PATH_KEYS
+            if (value := getattr(config, name)) is not None
+        }
+        if absolute:
+            config = dataclasses.replace(config, **absolute)
     return config
 
 

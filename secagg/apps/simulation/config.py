@@ -109,6 +109,11 @@ ENGINES = ("inprocess", "ray")
 #: ``mechanism = "off"`` (the user believes DP is on), and a run without DP writes none
 DP_KEYS = ("epsilon", "noise_multiplier", "delta", "clip", "prior_epsilon", "prior_delta")
 
+#: the keys that name files: ``secagg simulate`` makes them absolute (a relative one is
+#: read from the directory it runs in), so a run folder's config.toml and summary.json
+#: replay from any directory
+PATH_KEYS = ("path", "prior_path", "stats_path")
+
 #: the TOML sections and the fields each may set
 SECTIONS: dict[str, tuple[str, ...]] = {
     "simulation": (

@@ -25,10 +25,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
-from secagg.apps.simulation.config import DP_KEYS, SECTIONS
+from secagg.apps.simulation.config import DP_KEYS, PATH_KEYS, SECTIONS
 from secagg.apps.simulation.runner import SimulationResult, composed_epsilon
 
 #: the one line a run without DP gets instead of epsilon.png, in the words the audit
@@ -418,9 +419,14 @@ def _write_config(result: SimulationResult, path: Path) -> Path:
     which a replay must not reuse: ``--config`` of it then writes a new folder, or the
     one ``--out`` names)."""
     values = result.config.as_dict()
+    # absolute, so that the replay works from any directory (relative ones are read
+    # from the directory the run ran in, which this process still is)
+    values.update(
+        {name: os.path.abspath(values[name]) for name in PATH_KEYS if values[name] is not None}
+    )
     lines = [
         "# the configuration of this run; replay it with",
-        f"#   secagg simulate --config {path} [--out NEW-FOLDER]",
+        f"#   secagg simulate --config {os.path.abspath(path)} [--out NEW-FOLDER]",
         "# (out is left out: a replay writes a new run folder)",
         "",
     ]
@@ -631,7 +637,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     every row, every privacy parameter per branch, how to check the ledger, the data
     each branch had, and how much one seed says."""
     c = result.config
-    run_dir = path.parent
+    run_dir = Path(os.path.abspath(path.parent))  # its commands work from any directory
     privacy = (
         f"{c.protected}-level DP, mechanism `{c.mechanism}`, "
         + (f"target ε = {c.epsilon:g}" if c.epsilon is not None else f"z = {c.noise_multiplier:g}")

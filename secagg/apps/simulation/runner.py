@@ -958,22 +958,62 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
     if source == "none":
         return None
     if source == "file":
-        assert config.prior_path is not None
-        try:
-            vector = np.load(config.prior_path, allow_pickle=False)
-        except FileNotFoundError:
-            raise ConfigurationError(f"no prior model at {config.prior_path}") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(
-                f"{config.prior_path} is not a numpy model vector: {exc}"
-            ) from None
-        return np.asarray(vector, dtype=np.float32).reshape(-1)
+        return read_prior_file(config)
     reference = _public_reference(config)
     x = np.concatenate([b.x_train for b in reference])
     y = np.concatenate([b.y_train for b in reference])
     if stats is not None:
         x = stats.apply(x)
     return fit_tuned(config, x, y, {"scratch": None}, "public-prior")
+
+
+def read_prior_file(config: SimulationConfig, features: int | None = None) -> np.ndarray:
+    """The model vector in ``prior_path`` (``.npy``, read without pickle), checked: a
+    file that is missing, not numpy, not a vector of real numbers, holds a NaN or an
+    infinity, or (given the data's ``features``) is not of the size of this run's model
+    is refused with one line naming ``prior_path``.
+
+    Why: a string array was a ValueError traceback, a vector of another model's size
+    said "expected a flat vector of 2081 parameters" naming no flag, and a vector with a
+    NaN (a corrupted or diverged file) ran to the end, exit 0, from a random start
+    (simulate audit, 2026-12-04). :func:`run_simulation` calls it before any data is
+    generated, and again with the features once the data is loaded."""
+    from secagg.apps.simulation.config import key
+
+    assert config.prior_path is not None
+    path, flag = config.prior_path, key("prior_path")
+    try:
+        vector = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigurationError(f"no prior model at {path} ({flag})") from None
+    except (OSError, ValueError, EOFError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
+    if not isinstance(vector, np.ndarray):  # an .npz archive
+        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: an archive")
+    if vector.dtype.kind != "f" or vector.size == 0 or sum(n > 1 for n in vector.shape) > 1:
+        raise ConfigurationError(
+            f"{path} ({flag}) is not a numpy model vector: an array of {vector.dtype} and "
+            f"shape {vector.shape}, not a flat float vector (an earlier run's model.npy is one)"
+        )
+    flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(flat)):
+        raise ConfigurationError(
+            f"{path} ({flag}) holds {int(np.sum(~np.isfinite(flat)))} NaN or infinite "
+            "parameters: a corrupted or diverged model is no place to start"
+        )
+    if features is not None:
+        from secagg.apps.models.nets import build_model
+
+        model = build_model(config.model, features, seed=config.seed)
+        size = sum(p.numel() for p in model.parameters())
+        if flat.size != size:
+            raise ConfigurationError(
+                f"{path} ({flag}) holds {flat.size} parameters; the {config.model} model of "
+                f"these {features} features has {size}: it is a model of other data or "
+                f"another {key('model')}"
+            )
+    return flat
 
 
 #: the public reference: this many synthetic worlds (other seeds: other bank networks,
@@ -1368,8 +1408,12 @@ def run_simulation(
     threads_before = torch.get_num_threads()
     torch.set_num_threads(1)  # determinism, and no oversubscription of the cores
     started = time.perf_counter()
+    if config.prior_source == "file":  # refused before the data is generated
+        read_prior_file(config)
     try:
         branches, stats = load_data(config)
+        if config.prior_source == "file":  # ... and the model's size, once it is known
+            read_prior_file(config, branches[0].x_train.shape[1])
         progress("prior", 0, 1, "")
         start = time.perf_counter()
         fitted = prior_model(config, stats)

@@ -162,3 +162,99 @@ def test_a_run_without_dp_writes_no_dp_key_and_replays(tmp_path: Path) -> None:
         "--config", str(tmp_path / "config.toml"), "--rounds", "0", "--out", str(out)
     )
     assert "--rounds must lie in" in _one_line_error(replay)  # the file itself was accepted
+
+
+# --- 4: the paths a run folder saves are absolute ---------------------------------------
+
+
+def test_the_files_a_run_names_are_saved_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run folder's config.toml said ``path = "t.csv"`` and ``prior_path = "m.npy"``
+    as typed, and its replay comment ``--config run/config.toml``: replayed from another
+    directory, it read other files or none."""
+    from secagg.apps.simulation.cli import build_config
+    from secagg.apps.simulation.report import _write_config
+
+    monkeypatch.chdir(tmp_path)
+    flags = {"source": "csv", "path": "t.csv", "label": "y", "prior_path": "m.npy"}
+    config = build_config(None, {**flags, "prior_epsilon": 0.0, "branches": 3})
+    assert config.path == str(tmp_path / "t.csv")
+    assert config.prior_path == str(tmp_path / "m.npy")
+    # a library caller's relative paths are written absolute too
+    relative = SimulationConfig(branches=3, prior_path="m.npy", prior_epsilon=0.0)
+    (tmp_path / "run").mkdir()
+    written = _write_config(runner.SimulationResult(relative, []), Path("run/config.toml"))
+    text = written.read_text()
+    assert f'prior_path = "{tmp_path / "m.npy"}"' in text
+    assert f"--config {tmp_path / 'run' / 'config.toml'}" in text
+    monkeypatch.chdir(tmp_path / "run")  # elsewhere, the replay names the same file
+    replayed = SimulationConfig.load(tmp_path / "run" / "config.toml")
+    assert replayed.prior_path == str(tmp_path / "m.npy")
+
+
+# --- 5: a bad prior is one line, before the data is made ---------------------------------
+
+
+def _prior_file(tmp_path: Path, kind: str) -> Path:
+    import numpy as np
+
+    path = tmp_path / f"{kind}.npy"
+    good = np.zeros(2081, dtype=np.float32)  # the synthetic world's MLP
+    if kind == "strings":
+        np.save(path, np.array(["a"] * 2081))
+    elif kind == "integers":
+        np.save(path, np.zeros(2081, dtype=np.int64))
+    elif kind == "nan":
+        good[7] = np.nan
+        np.save(path, good)
+    elif kind == "truncated":
+        np.save(path, good)
+        path.write_bytes(path.read_bytes()[:500])
+    elif kind == "text":
+        path.write_text("not numpy")
+    elif kind == "matrix":
+        np.save(path, np.zeros((2, 2081), dtype=np.float32))
+    return path  # "missing": not written
+
+
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("missing", "no prior model at"),
+        ("strings", "not a numpy model vector: an array of <U1"),
+        ("integers", "not a numpy model vector: an array of int64"),
+        ("nan", "holds 1 NaN or infinite parameters"),
+        ("truncated", "not a numpy model vector: Failed to read all data"),
+        ("text", "not a numpy model vector"),
+        ("matrix", "shape (2, 2081)"),
+    ],
+)
+def test_a_bad_prior_file_is_one_line_before_any_data(
+    tmp_path: Path, kind: str, words: str
+) -> None:
+    """A string array was a ValueError traceback; a vector with a NaN ran to the end,
+    exit 0, from a random start; an integer array ran as a model of zeros."""
+    prior = _prior_file(tmp_path, kind)
+    out = tmp_path / "run"
+    args = [*SHORT, "--prior-path", str(prior), "--prior-epsilon", "0", "--out", str(out)]
+    error = _one_line_error(_simulate(*args))
+    assert words in error and "(--prior-path)" in error
+    assert not out.exists()
+
+
+def test_a_prior_of_another_models_size_is_one_line_naming_the_flag(tmp_path: Path) -> None:
+    """It said ``expected a flat vector of 2081 parameters, got shape (10,)``."""
+    import numpy as np
+
+    prior = tmp_path / "small.npy"
+    np.save(prior, np.zeros(10, dtype=np.float32))
+    out = tmp_path / "run"
+    args = [*SHORT, "--prior-path", str(prior), "--prior-epsilon", "0", "--out", str(out)]
+    error = _one_line_error(_simulate(*args))
+    assert (
+        "(--prior-path) holds 10 parameters; the mlp model of these 30 features has 2081" in error
+    )
+    assert "--model" in error
+    assert not out.exists()
