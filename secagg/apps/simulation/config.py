@@ -781,14 +781,16 @@ class SimulationConfig:
         for section, table in data.items():
             if section not in SECTIONS:
                 raise ConfigurationError(
-                    f"unknown section [{section}]; known: {', '.join(SECTIONS)}"
+                    f"unknown section [{section}]{_suggestion(section, SECTIONS, '[{}]')}; "
+                    f"known: {', '.join(SECTIONS)}"
                 )
             if not isinstance(table, dict):
                 raise ConfigurationError(f"[{section}] must be a table")
             for name in table:
                 if name not in SECTIONS[section]:
                     raise ConfigurationError(
-                        f"unknown key {section}.{name}; known: {', '.join(SECTIONS[section])}"
+                        f"unknown key {section}.{name}{_key_suggestion(section, name)}; "
+                        f"known: {', '.join(SECTIONS[section])}"
                     )
             # epsilon = "three" said "must be real number, not str", naming no key
             check_types(SimulationConfig, table, section)
@@ -817,6 +819,33 @@ class SimulationConfig:
     def load(cls, path: str | Path, base: SimulationConfig | None = None) -> SimulationConfig:
         """From a TOML file over ``base`` (default: the defaults)."""
         return replace(base or cls(), **cls.values_from_file(path))
+
+
+def _suggestion(name: str, known: Iterable[str], form: str = "{}") -> str:
+    """`` (did you mean X?)`` for the closest of ``known`` to a misspelt ``name``, if
+    one is close; else nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.7)
+    return f" (did you mean {form.format(close[0])}?)" if close else ""
+
+
+def _key_suggestion(section: str, name: str) -> str:
+    """A key of another section is named with its own (``[privacy] local_epochs``: it is
+    ``training.local_epochs``); else the closest key, in this section or any other.
+
+    Why: ``epsilom = 3`` or ``rounds`` under ``[training]`` said only "unknown key" and
+    listed the section's keys, leaving the user to spot the slip (simulate audit,
+    2026-12-04)."""
+    if name in SECTION_OF:
+        return f" (it belongs in [{SECTION_OF[name]}]: {SECTION_OF[name]}.{name})"
+    here = _suggestion(name, SECTIONS[section], f"{section}.{{}}")
+    if here:
+        return here
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list(SECTION_OF), n=1, cutoff=0.7)
+    return f" (did you mean {SECTION_OF[close[0]]}.{close[0]}?)" if close else ""
 
 
 def check_branch_data(

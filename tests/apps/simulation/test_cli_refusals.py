@@ -258,3 +258,32 @@ def test_a_prior_of_another_models_size_is_one_line_naming_the_flag(tmp_path: Pa
     )
     assert "--model" in error
     assert not out.exists()
+
+
+# --- 6: a misspelt key is named, with what it should be ----------------------------------
+
+
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize(
+    ("file", "words"),
+    [
+        (
+            "[privacy]\nepsilom = 3.0\n",
+            "unknown key privacy.epsilom (did you mean privacy.epsilon?)",
+        ),
+        (
+            "[training]\nrounds = 3\n",
+            "unknown key training.rounds (it belongs in [simulation]: simulation.rounds)",
+        ),
+        ("[privacy]\nlocal_epoch = 2\n", "(did you mean training.local_epochs?)"),
+        ("[privcy]\nepsilon = 3.0\n", "unknown section [privcy] (did you mean [privacy]?)"),
+        ("[data]\nflavour = 1\n", "unknown key data.flavour; known: source"),
+    ],
+)
+def test_a_misspelt_key_is_one_line_naming_it_and_its_likely_spelling(
+    tmp_path: Path, file: str, words: str
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(file)
+    error = _one_line_error(_simulate("--config", str(config), *SHORT))
+    assert words in error
