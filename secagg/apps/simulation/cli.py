@@ -396,6 +396,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         metric_cell,
         privacy_lines,
         summary_rows,
+        untrained_lines,
     )
 
     console = Console(width=None if sys.stdout.isatty() else 150)
@@ -422,10 +423,15 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     verdicts = result.branch_verdicts
     behind = [n for n, v in verdicts.items() if v["judged"] and not v["at_least_local"]]
     few = [n for n, v in verdicts.items() if not v["enough_frauds"]]
+    compared = (
+        "no branch compared with local-only (the federated model is UNTRAINED)"
+        if fed.get("untrained")
+        else "branches behind local-only (95 % paired bootstrap interval below 0): "
+        + (listed_names(behind) or "none")
+    )
     console.print(
         f"dropouts: {len(result.dropouts)}; rounds completed {fed['rounds_completed']}, "
-        f"aborted {fed['rounds_aborted']}; branches behind local-only (95 % paired "
-        f"bootstrap interval below 0): {listed_names(behind) or 'none'}"
+        f"aborted {fed['rounds_aborted']}; {compared}"
         + (
             f"; too few test frauds (or cards holding them) to judge well: {listed_names(few)}"
             if few
@@ -446,6 +452,8 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     )
     for note in result.notes:
         console.print(f"note: {note}", style="yellow", markup=False)
+    for line in untrained_lines(result):
+        console.print(line, style="bold red", markup=False)
     for line in divergence_lines(result):
         console.print(line, style="bold red", markup=False)
     for line in privacy_lines(result):

@@ -76,6 +76,8 @@ class ExperimentResult:
     #: prior from a file whose cost is composed in); empty otherwise
     epsilons_this_run: dict[int, float | None] = field(default_factory=dict)
     total_seconds: float = 0.0
+    #: seeds whose federation completed no round (its model is untrained: no figures)
+    untrained_seeds: list[int] = field(default_factory=list)
 
     @property
     def tuning_seeds(self) -> tuple[int, ...]:
@@ -122,7 +124,12 @@ class ExperimentResult:
         return {
             "mean_ratio": ratio_of_means,
             "worst_ratio": min(ratios) if len(ratios) == len(self.seeds) else math.nan,
-            "diverged_seeds": [s for s, r in self.ratios.items() if not math.isfinite(r)],
+            "diverged_seeds": [
+                s
+                for s, r in self.ratios.items()
+                if not math.isfinite(r) and s not in self.untrained_seeds
+            ],
+            "untrained_seeds": list(self.untrained_seeds),
             "branch_comparisons": len(judged),
             "branches_at_least_local": sum(v["at_least_local"] for v in judged),
             "branches_behind_local": sorted(
@@ -163,6 +170,8 @@ def headline_values(result: SimulationResult) -> dict[str, dict[str, float]]:
         row["mean_branch_auprc"] = values.get("mean_branch_auprc", math.nan)
         last = values.get("last_rounds")
         row["last_rounds_auprc"] = last["auprc"] if last else math.nan
+        if values.get("untrained"):  # the starting model's figures: no result to average
+            row = dict.fromkeys(row, math.nan)
         out[setting] = {k: (math.nan if v is None else float(v)) for k, v in row.items()}
     return out
 
@@ -211,6 +220,8 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
     central = values.get("centralized (non-private)", {})
     f, c = fed.get("auprc", math.nan), central.get("auprc", math.nan)
     result.ratios[seed] = f / c if _finite(f, c) and c > 0 else math.nan
+    if any(v.get("untrained") for k, v in run.settings.items() if k.startswith("federated")):
+        result.untrained_seeds.append(seed)
     result.verdicts[seed] = run.branch_verdicts
     result.seconds[seed] = run.seconds
     fed_setting = next((v for k, v in run.settings.items() if k.startswith("federated")), {})
@@ -324,6 +335,11 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     ]
     if head["diverged_seeds"]:
         lines.append(f"- Diverged (no ratio): seeds {head['diverged_seeds']}")
+    if head["untrained_seeds"]:
+        lines.append(
+            f"- UNTRAINED (no federated round completed; no figure, no ratio): seeds "
+            f"{head['untrained_seeds']}"
+        )
     eps = [e for e in result.epsilons.values() if e is not None]
     cost = c.prior_cost
     if eps and cost is None:

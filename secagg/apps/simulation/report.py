@@ -98,6 +98,10 @@ def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
                 row[metric] = _mean([m[metric] for m in values["branches"].values()])
         row["mean_branch_auprc"] = values["mean_branch_auprc"]
         row["diverged"] = bool(values.get("diverged"))
+        row["untrained"] = bool(values.get("untrained"))
+        if row["untrained"]:  # its figures are the starting model's, not a result
+            for metric in (*SUMMARY_METRICS, "mean_branch_auprc"):
+                row[metric] = math.nan
         row["epsilon"] = values.get("epsilon")
         row["epsilon_unit"] = values.get("epsilon_unit")
         if "epsilon_this_run" in values:  # composed with a prior's (see prior_lines)
@@ -112,6 +116,8 @@ def summary_rows(result: SimulationResult) -> list[dict[str, Any]]:
 def metric_cell(row: dict[str, Any], column: str) -> str:
     """A metric of the table: "diverged" where the setting's model scored NaN or
     infinity (there is no ranking to measure), else the number."""
+    if row.get("untrained"):
+        return "UNTRAINED"
     value = row.get(column, math.nan)
     if row.get("diverged") and isinstance(value, float) and math.isnan(value):
         return "diverged"
@@ -132,6 +138,28 @@ def divergence_lines(result: SimulationResult) -> list[str]:
         lines.append(
             f"diverged: {setting}{whose}: its scores are not finite, so it has no AUPRC; "
             "training blew up (a learning rate too high for this data is the usual cause)"
+        )
+    return lines
+
+
+def untrained_lines(result: SimulationResult) -> list[str]:
+    """One line per setting whose model was never trained (no federated round
+    completed: every one aborted, or the run stopped first), so a table cell reading
+    UNTRAINED is explained where it is printed.
+
+    Why: a run whose every round aborted printed the prior's figures in the federated
+    row, beside the local-only ones, as if the federation had produced them (simulate
+    audit, 2026-12-04)."""
+    lines = []
+    start = "the prior" if result.config.prior_source != "none" else "the seeded initialisation"
+    for setting, values in result.settings.items():
+        if not values.get("untrained"):
+            continue
+        lines.append(
+            f"UNTRAINED: {setting}: no round completed ({values.get('rounds_completed', 0)} "
+            f"of {result.config.rounds} planned, {values.get('rounds_aborted', 0)} aborted); "
+            f"its model is {start}, not a result, so the table shows no figure for it and "
+            "no branch is compared with it"
         )
     return lines
 
@@ -185,7 +213,9 @@ def verdict_lines(result: SimulationResult) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for name, v in verdicts.items():
-        if not v["judged"]:
+        if v.get("untrained"):
+            verdict = "not judged (the federated model is UNTRAINED)"
+        elif not v["judged"]:
             verdict = "not judged (fewer than 2 test frauds or fraud cards, or a diverged model)"
         elif v["better"]:
             verdict = "better"
@@ -391,6 +421,7 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
         },
         "branch_verdicts": result.branch_verdicts,
         "privacy": privacy_lines(result),
+        "untrained": untrained_lines(result),
         "stopped": result.stopped,
         "feature_statistics": result.feature_statistics,
         "privacy_parameters": result.privacy,
@@ -682,7 +713,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             + f" | {eps} | {fmt_bytes(row['bytes_sent_per_branch_per_round'])} | "
             f"{fmt(row['seconds_per_round'], 1)} |"
         )
-    lines += ["", *divergence_lines(result), *privacy_lines(result)]
+    lines += ["", *untrained_lines(result), *divergence_lines(result), *privacy_lines(result)]
     lines += [
         "",
         "The *pooled* columns score all branches' held-out test sets together (local-only: "

@@ -1471,11 +1471,16 @@ def run_simulation(
         epsilon_target=config.epsilon if config.private else None,
         stopped=run.stopped,
         last_rounds=last_rounds(rounds),
+        # no round completed: the model is where training started (the prior, or the
+        # seeded initialisation), which the table must not present as a federated result
+        untrained=not completed,
     )
     # last_eps is composed already (see the rounds): this run's alone is the last round's
     with_prior_cost(config, federated, this_run=rounds[-1]["epsilon_this_run"] if rounds else None)
     federated["above_target"] = _above_target(federated["epsilon"], config)
     verdicts = branch_verdicts(config, branches, federated, settings["local-only"])
+    if not completed:  # an untrained model is compared with nothing
+        verdicts = {name: {**v, "judged": False, "untrained": True} for name, v in verdicts.items()}
     statistics = _statistics_summary(config, stats)
     if prior is not None:
         # what the prior scores before any branch trains: what the federation adds is

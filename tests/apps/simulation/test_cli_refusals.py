@@ -287,3 +287,56 @@ def test_a_misspelt_key_is_one_line_naming_it_and_its_likely_spelling(
     config.write_text(file)
     error = _one_line_error(_simulate("--config", str(config), *SHORT))
     assert words in error
+
+
+# --- 8: a model no round trained is UNTRAINED, not a result ------------------------------
+
+
+def test_a_federation_whose_every_round_aborted_is_untrained_not_a_result(
+    tmp_path: Path,
+) -> None:
+    """Every round aborted (a branch in two drops out, and the threshold tolerates none):
+    the federated row printed the prior's figures as the federation's, and each branch
+    was judged against local-only with them."""
+    import json
+
+    config = tmp_path / "c.toml"
+    config.write_text("[simulation]\ntolerated_dropout = 0.0\n")
+    out = tmp_path / "run"
+    args = ["--config", str(config), *SHORT, "--dropout", "0.49", "--seed", "0"]
+    result = _simulate(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    fed_row = next(line for line in result.stdout.splitlines() if "federated (secagg+)" in line)
+    assert fed_row.count("UNTRAINED") == 5  # every metric column
+    assert "UNTRAINED: federated (secagg+): no round completed (0 of 1 planned" in result.stdout
+    assert "no branch compared with local-only" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    row = next(r for r in summary["table"] if r["setting"].startswith("federated"))
+    assert row["untrained"] is True and row["auprc"] is None
+    assert summary["untrained"] and not any(
+        v["judged"] for v in summary["branch_verdicts"].values()
+    )
+    report = (out / "report.md").read_text()
+    assert "| federated (secagg+) | UNTRAINED |" in report
+    prior = next(r for r in summary["table"] if r["setting"] == "prior only")
+    assert prior["auprc"] is not None and not prior["untrained"]  # the prior is a result
+
+
+def test_an_experiment_counts_an_untrained_seed_as_untrained_not_diverged() -> None:
+    import math
+
+    from secagg.apps.simulation.experiment import ExperimentResult, experiment_lines
+
+    result = ExperimentResult(config=SimulationConfig(seeds=2), seeds=[0, 1])
+    fed, central = "federated (secagg+)", "centralized (non-private)"
+    for seed in (0, 1):
+        auprc = math.nan if seed == 1 else 0.5
+        result.per_seed[seed] = {fed: {"auprc": auprc}, central: {"auprc": 0.6}}
+        result.ratios[seed] = auprc / 0.6
+        result.verdicts[seed] = {}
+        result.epsilons[seed] = 1.0
+        result.seconds[seed] = 1.0
+    result.untrained_seeds.append(1)
+    head = result.headline()
+    assert head["untrained_seeds"] == [1] and head["diverged_seeds"] == []
+    assert any("UNTRAINED" in line and "[1]" in line for line in experiment_lines(result))
