@@ -7,7 +7,9 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -246,6 +248,95 @@ def _no_empty_folder_left(run_dir: Path) -> Iterator[None]:
         raise
 
 
+class _Stopped(BaseException):
+    """Raised in the main thread by SIGTERM while a simulation runs (see
+    :func:`_marked_aborted_if_stopped`); a BaseException, as KeyboardInterrupt is, so no
+    ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: what an aborted run folder holds: the reason, and that its files are no result
+ABORTED_FILE = "ABORTED"
+
+#: the files that present a finished run (or experiment): removed from a stopped one
+RESULT_FILES = ("summary.json", "report.md", "experiment.json", "experiment.md")
+
+
+@contextlib.contextmanager
+def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
+    """SIGTERM or Ctrl-C during a simulation: the run folder is marked aborted, one line
+    says so, and the command exits 128 + the signal (143, 130).
+
+    Why: SIGTERM killed the process silently (exit 143, no line), leaving a folder with a
+    ledger of the rounds done, server state and no sign that the run never finished; one
+    stopped while the folder was written could keep a summary.json and no report.md
+    (simulate audit, 2026-12-04). Now a folder this run wrote into gets an ``ABORTED``
+    file naming the signal and loses the files that present a result (summary.json,
+    report.md, experiment.json/.md); the ledger and server state stay, for an auditor.
+    An empty folder is removed (see :func:`_no_empty_folder_left`). The federation's
+    threads may still be training when the signal comes: if any outlives the cleanup,
+    the process leaves at once (``os._exit``), without waiting for them."""
+
+    def stop(signum: int, frame: object) -> None:
+        del frame
+        raise _Stopped(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding caller): no handler
+        previous = None
+    try:
+        yield
+    except (_Stopped, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one: finish this
+        name = signal.Signals(signum).name
+        where = _mark_aborted(run_dir, name)
+        click.echo(
+            f"Error: stopped by {name} before the simulation finished: "
+            + (
+                f"{run_dir} is incomplete, marked aborted ({run_dir / ABORTED_FILE})"
+                if where
+                else "no run folder was left"
+            ),
+            err=True,
+        )
+        code = 128 + signum
+        if any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
+            # a branch's thread may still be training: waiting for it could take a round,
+            # and ending the interpreter under it aborts in torch (exit 134)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise SystemExit(code) from None
+    finally:
+        if previous is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _mark_aborted(run_dir: Path, signal_name: str) -> bool:
+    """Write ``ABORTED`` into ``run_dir`` (if the run left anything there) and remove the
+    files that present a result; returns whether the folder is there."""
+    if not run_dir.is_dir():
+        return False
+    for name in RESULT_FILES:
+        with contextlib.suppress(OSError):
+            (run_dir / name).unlink(missing_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    (run_dir / ABORTED_FILE).write_text(
+        f"This simulation was stopped by {signal_name} at {stamp}, before it finished.\n"
+        "Its files are incomplete and are no result: the ledger and the server state\n"
+        "hold the rounds done so far (for an audit); a seed-*/ folder with a report.md\n"
+        "is one finished seed of an experiment. Run it again into a new --out folder.\n"
+    )
+    return True
+
+
 @click.command()
 @_options
 def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
@@ -272,7 +363,7 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
             run_dir.rmdir()  # the run makes it again (and a failed run leaves none behind)
         except OSError as exc:
             raise click.UsageError(f"--out {run_dir}: cannot create it: {exc.strerror}") from exc
-    with _quiet_libraries(), _no_empty_folder_left(run_dir):
+    with _quiet_libraries(), _marked_aborted_if_stopped(run_dir), _no_empty_folder_left(run_dir):
         progress_bar = None if (quiet or as_json) else _ProgressBar()
         if config.seeds > 1:
             _experiment(config, run_dir, typed, from_file, progress_bar, as_json)

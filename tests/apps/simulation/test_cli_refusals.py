@@ -340,3 +340,60 @@ def test_an_experiment_counts_an_untrained_seed_as_untrained_not_diverged() -> N
     head = result.headline()
     assert head["untrained_seeds"] == [1] and head["diverged_seeds"] == []
     assert any("UNTRAINED" in line and "[1]" in line for line in experiment_lines(result))
+
+
+# --- 7: SIGTERM leaves a folder marked aborted, never one claiming a result --------------
+
+
+def test_sigterm_during_the_federation_marks_the_run_folder_aborted(tmp_path: Path) -> None:
+    """SIGTERM killed the run silently (exit 143, no line) and left a ledger, server
+    state and no sign the run never finished."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = list(SHORT)
+    args[args.index("--rounds") + 1] = "50"
+    root = Path(__file__).resolve().parents[3]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "secagg.apps.cli", "simulate", *args, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "ledger.sqlite").exists():  # the federation has started
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the federation did not start"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, (stdout, stderr)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"Error: stopped by SIGTERM before the simulation finished: {out} is incomplete, "
+        f"marked aborted ({out / 'ABORTED'})"
+    ], stderr
+    assert "Traceback" not in stdout + stderr
+    assert "stopped by SIGTERM" in (out / "ABORTED").read_text()
+    assert not (out / "summary.json").exists() and not (out / "report.md").exists()
+
+
+def test_a_stopped_run_loses_the_files_that_present_a_result(tmp_path: Path) -> None:
+    from secagg.apps.simulation.cli import _mark_aborted
+
+    assert not _mark_aborted(tmp_path / "never-made", "SIGTERM")
+    for name in ("summary.json", "report.md", "ledger.sqlite", "model.npy"):
+        (tmp_path / name).write_text("x")
+    assert _mark_aborted(tmp_path, "SIGINT")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["ABORTED", "ledger.sqlite", "model.npy"]
