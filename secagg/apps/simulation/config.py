@@ -251,6 +251,11 @@ def seed_span(seeds: Iterable[int]) -> str:
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
 
+#: the smallest delta a DP run takes: below it the accountant (Opacus's PRV) fails,
+#: "Floating point errors will dominate", after the data and the prior were made, in a
+#: line naming no flag (``--delta 1e-300``, simulate audit, 2026-12-04)
+MIN_DELTA = 1e-12
+
 #: The largest sizes ``secagg simulate`` accepts, each refused at config load with one
 #: line naming the flag or key. Why: ``--train-rows 1000000000000`` was a 335 GiB
 #: MemoryError traceback, ``--local-epochs 100000000`` a 1.79 PiB one, ``--test-rows
@@ -412,6 +417,11 @@ class SimulationConfig:
             if self.noise_multiplier is not None:
                 _require(self.noise_multiplier > 0, f"{k('noise_multiplier')} must be > 0")
         _require(0 < self.delta < 1, f"{k('delta')} must lie in (0, 1)")
+        _require(
+            not self.private or self.delta >= MIN_DELTA,
+            f"{k('delta')} must be at least {MIN_DELTA:g}: the accountants cannot compute "
+            "a smaller one",
+        )
         _require(
             self.clip is None or (math.isfinite(self.clip) and self.clip > 0),
             f"{k('clip')} must be positive",

@@ -99,6 +99,7 @@ def test_a_client_level_delta_above_one_over_the_branches_is_refused_at_load(
         (("--rounds", "5000", "--seeds", "5"), "--rounds * --seeds = 25000"),
         (("--rounds", "5000", "--local-epochs", "50"), "--rounds * --local-epochs = 250000"),
         (("--max-rows-per-customer", "5000"), "--max-rows-per-customer must lie in [1, 1000]"),
+        (("--delta", "1e-300"), "--delta must be at least 1e-12"),
     ],
 )
 def test_absurd_sizes_are_one_line_naming_the_flag(
