@@ -486,6 +486,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         fmt_bytes,
         metric_cell,
         privacy_lines,
+        rounds_run,
         summary_rows,
         untrained_lines,
     )
@@ -493,7 +494,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     console = Console(width=None if sys.stdout.isatty() else 150)
     c = result.config
     table = Table(
-        title=f"{c.branches} branches, {c.rounds} rounds, {c.backend}, "
+        title=f"{c.branches} branches, {rounds_run(result)}, {c.backend}, "
         + (f"{c.protected}-level DP ({c.mechanism})" if c.private else "no DP")
     )
     for column in ("setting", *COLUMNS.values(), "ε", "sent/branch/round", "s/round"):

@@ -142,6 +142,19 @@ def divergence_lines(result: SimulationResult) -> list[str]:
     return lines
 
 
+def rounds_run(result: SimulationResult) -> str:
+    """``10 rounds``, or ``3 of 10 rounds completed`` when the federation completed
+    fewer than planned: a title said the planned rounds of a run stopped after 3 (or
+    whose every round aborted), as if they had all run."""
+    planned = result.config.rounds
+    fed = next((v for k, v in result.settings.items() if k.startswith("federated")), {})
+    done = fed.get("rounds_completed", planned)
+    plural = "" if planned == 1 else "s"
+    return (
+        f"{planned} round{plural}" if done == planned else f"{done} of {planned} rounds completed"
+    )
+
+
 def untrained_lines(result: SimulationResult) -> list[str]:
     """One line per setting whose model was never trained (no federated round
     completed: every one aborted, or the run stopped first), so a table cell reading
@@ -691,7 +704,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     lines = [
         "# secagg simulation report",
         "",
-        f"{c.branches} branches, {c.rounds} rounds, backend `{c.backend}`, model `{c.model}` "
+        f"{c.branches} branches, {rounds_run(result)}, backend `{c.backend}`, model `{c.model}` "
         f"(trained: {trained}), "
         f"{privacy}; dropout rate {c.dropout:g}; seed {c.seed}; data `{c.source}`. "
         f"Wall time {result.seconds:.1f} s.",

@@ -309,6 +309,7 @@ def test_a_federation_whose_every_round_aborted_is_untrained_not_a_result(
     assert result.exit_code == 0, result.output
     fed_row = next(line for line in result.stdout.splitlines() if "federated (secagg+)" in line)
     assert fed_row.count("UNTRAINED") == 5  # every metric column
+    assert "3 branches, 0 of 1 rounds completed" in result.stdout  # not "1 rounds"
     assert "UNTRAINED: federated (secagg+): no round completed (0 of 1 planned" in result.stdout
     assert "no branch compared with local-only" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -319,6 +320,7 @@ def test_a_federation_whose_every_round_aborted_is_untrained_not_a_result(
     )
     report = (out / "report.md").read_text()
     assert "| federated (secagg+) | UNTRAINED |" in report
+    assert "3 branches, 0 of 1 rounds completed" in report
     prior = next(r for r in summary["table"] if r["setting"] == "prior only")
     assert prior["auprc"] is not None and not prior["untrained"]  # the prior is a result
 
