@@ -66,10 +66,18 @@ overrides any of them::
     world = "standard"          # synthetic: standard | hard | many (~1 000 small
                                 # participants: examples/many_participants.toml)
 
-Unknown keys are errors: a typo must not silently run the default. So are values of
+Unknown keys are errors: a typo must not silently run the default; the message names
+the likely spelling (``privacy.epsilom``: did you mean ``privacy.epsilon``?) or the
+section a key belongs in. So are values of
 the wrong type (``epsilon = "three"``: ``[privacy] epsilon must be a number``). A
 message names each field as the user set it: the CLI flag (``--label``) for a flag, or
 a field the command line lacks; the TOML key (``data.label``) for one from the file.
+
+Sizes are capped (:data:`CAPS`), a round no backend can run with ``tolerated_dropout``,
+``corrupt_fraction`` and the branches is refused at load (the federation's own plan,
+in this file's key names), and so are DP keys (:data:`DP_KEYS`) beside ``mechanism =
+"off"`` in ``secagg simulate``. Relative paths (:data:`PATH_KEYS`) are read from the
+directory the command runs in, and saved absolute in the run folder.
 
 Data no federation can learn from is refused before training
 (:func:`check_branch_data`): no positive label at all, a branch with fewer than

@@ -18,6 +18,11 @@ Layout of ``<run>/``::
                            reports the run as not private (exit 3): its epsilons are
                            what the same run with OS noise would spend, not a guarantee
                            (without DP: no noise, no epsilon, and exit 3 all the same)
+    ABORTED                only in a run stopped by SIGTERM or Ctrl-C: the signal and
+                           the time; such a folder has no summary.json nor report.md
+
+A federation that completed no round is UNTRAINED: its row has no figures (the model is
+where training started), and no branch is compared with it.
 """
 
 from __future__ import annotations
