@@ -1304,7 +1304,9 @@ def _federate(
             "federated",
             len(rounds),
             config.rounds,
-            f"round {result.number} {result.status}: AUPRC {metrics['pooled']['auprc']:.3f}"
+            # an aborted round leaves the model as it was: no AUPRC of its own to show
+            f"round {result.number} {result.status}"
+            + (f": AUPRC {metrics['pooled']['auprc']:.3f}" if result.status == "complete" else "")
             + (f", ε {eps:.2f}" if eps is not None and math.isfinite(eps) else ""),
         )
 

@@ -400,3 +400,28 @@ def test_a_stopped_run_loses_the_files_that_present_a_result(tmp_path: Path) -> 
     assert _mark_aborted(tmp_path, "SIGINT")
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["ABORTED", "ledger.sqlite", "model.npy"]
+
+
+def test_the_progress_of_an_aborted_round_shows_no_auprc(tmp_path: Path) -> None:
+    """The bar said ``round 1 aborted: AUPRC 0.561``: the unchanged model's score, as if
+    the round had produced it."""
+    config = SimulationConfig(
+        branches=3,
+        rounds=1,
+        local_epochs=1,
+        train_rows=3000,
+        test_rows_per_branch=400,
+        batch_size=64,
+        dropout=0.49,
+        tolerated_dropout=0.0,
+    )
+    seen: list[str] = []
+
+    def progress(stage: str, done: int, total: int, note: str) -> None:
+        seen.append(f"{stage} {note}")
+
+    result = runner.run_simulation(config, tmp_path / "run", progress)
+    fed = next(v for k, v in result.settings.items() if k.startswith("federated"))
+    assert fed["untrained"] and fed["rounds_completed"] == 0
+    aborted = [note for note in seen if note.startswith("federated round 1 aborted")]
+    assert aborted and all("AUPRC" not in note for note in aborted)
