@@ -151,6 +151,18 @@ class ExperimentResult:
         return math.nan
 
 
+def _ratio_text(ratio: float) -> str:
+    """A headline ratio, or why there is none: a seed without a ratio (untrained, or a
+    model that diverged) leaves no worst seed and no figure to print as "nan"."""
+    return f"{ratio:.3f}" if math.isfinite(ratio) else "none (a seed has no ratio, below)"
+
+
+def _seed_ratio_text(ratio: float, untrained: bool) -> str:
+    if math.isfinite(ratio):
+        return f"{ratio:.3f}"
+    return "UNTRAINED" if untrained else "diverged"
+
+
 def _finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
@@ -319,9 +331,12 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"- Federated / centralized AUPRC (means): **{head['mean_ratio']:.3f}**; worst seed "
-        f"**{head['worst_ratio']:.3f}**; per seed: "
-        + ", ".join(f"{s}: {r:.3f}" for s, r in result.ratios.items()),
+        f"- Federated / centralized AUPRC (means): **{_ratio_text(head['mean_ratio'])}**; "
+        f"worst seed **{_ratio_text(head['worst_ratio'])}**; per seed: "
+        + ", ".join(
+            f"{s}: {_seed_ratio_text(r, s in result.untrained_seeds)}"
+            for s, r in result.ratios.items()
+        ),
         f"- Branches at least as good federated as alone (95 % paired bootstrap interval of "
         f"the AUPRC difference reaching 0): {head['branches_at_least_local']} of "
         f"{head['branch_comparisons']} judged"

@@ -345,6 +345,34 @@ def test_an_experiment_counts_an_untrained_seed_as_untrained_not_diverged() -> N
     assert any("UNTRAINED" in line and "[1]" in line for line in experiment_lines(result))
 
 
+@pytest.mark.parametrize("untrained", [(1,), (0, 1)])
+def test_an_experiment_without_a_ratio_prints_no_nan(untrained: tuple[int, ...]) -> None:
+    """Every seed untrained printed 'nan' as the headline ratio and worst seed."""
+    import math
+
+    from secagg.apps.simulation.experiment import ExperimentResult, experiment_lines
+
+    result = ExperimentResult(config=SimulationConfig(seeds=2), seeds=[0, 1])
+    fed, central = "federated (secagg+)", "centralized (non-private)"
+    for seed in (0, 1):
+        auprc = math.nan if seed in untrained else 0.5
+        result.per_seed[seed] = {fed: {"auprc": auprc}, central: {"auprc": 0.6}}
+        result.ratios[seed] = auprc / 0.6
+        result.verdicts[seed] = {}
+        result.epsilons[seed] = 1.0
+        result.seconds[seed] = 1.0
+    result.untrained_seeds.extend(untrained)
+    text = "\n".join(experiment_lines(result))
+    assert "nan" not in text.lower()
+    headline = next(line for line in text.splitlines() if "(means)" in line)
+    assert "worst seed **none" in headline
+    assert all(f"{s}: UNTRAINED" in headline for s in untrained)
+    if len(untrained) == 2:
+        assert "(means): **none" in headline
+    else:
+        assert "(means): **0.833**" in headline and "0: 0.833" in headline
+
+
 # --- 7: SIGTERM leaves a folder marked aborted, never one claiming a result --------------
 
 
