@@ -549,6 +549,33 @@ def _common_name(auth: Mapping[str, Sequence[bytes]]) -> str:
     return str(names[0].value) if names else "?"
 
 
+def _queue_budgets(
+    max_message_bytes: int,
+    max_queued_messages: int,
+    max_queued_bytes: int | None,
+    max_outbox_bytes: int | None,
+) -> tuple[int, int]:
+    """A session's inbox and outbox budgets in bytes, checked (the same rules for a
+    server's session and a client's): None is max(2 x max_message_bytes,
+    MIN_QUEUED_BYTES); a budget below one largest message could never pass it."""
+    if not isinstance(max_queued_messages, int) or max_queued_messages < 1:
+        raise ConfigurationError("max_queued_messages must be at least 1")
+    budgets: list[int] = []
+    for name, budget, verb in (
+        ("max_queued_bytes", max_queued_bytes, "received"),
+        ("max_outbox_bytes", max_outbox_bytes, "sent"),
+    ):
+        if budget is None:
+            budget = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
+        if not isinstance(budget, int) or budget < max_message_bytes:
+            raise ConfigurationError(
+                f"{name} must be at least max_message_bytes, or no message of the "
+                f"largest allowed size could be {verb}"
+            )
+        budgets.append(budget)
+    return budgets[0], budgets[1]
+
+
 class GrpcServerTransport:
     """The server end: accepts client sessions, delivers messages, reports connections.
 
@@ -631,22 +658,9 @@ class GrpcServerTransport:
             raise ConfigurationError("a server without TLS credentials needs allow_insecure=True")
         if max_clients < 1:
             raise ConfigurationError("max_clients must be at least 1")
-        if not isinstance(max_queued_messages, int) or max_queued_messages < 1:
-            raise ConfigurationError("max_queued_messages must be at least 1")
-        if max_queued_bytes is None:
-            max_queued_bytes = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
-        if not isinstance(max_queued_bytes, int) or max_queued_bytes < max_message_bytes:
-            raise ConfigurationError(
-                "max_queued_bytes must be at least max_message_bytes, or no message of the "
-                "largest allowed size could be received"
-            )
-        if max_outbox_bytes is None:
-            max_outbox_bytes = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
-        if not isinstance(max_outbox_bytes, int) or max_outbox_bytes < max_message_bytes:
-            raise ConfigurationError(
-                "max_outbox_bytes must be at least max_message_bytes, or no message of the "
-                "largest allowed size could be sent"
-            )
+        max_queued_bytes, max_outbox_bytes = _queue_budgets(
+            max_message_bytes, max_queued_messages, max_queued_bytes, max_outbox_bytes
+        )
         if not isinstance(max_pending_events, int) or max_pending_events < 1:
             raise ConfigurationError("max_pending_events must be at least 1")
         if recheck_interval is not None and not recheck_interval > 0:
@@ -1353,22 +1367,9 @@ class GrpcClientTransport:
         _check_sizes(max_message_bytes, chunk_bytes)
         if channel_credentials is None and not allow_insecure:
             raise ConfigurationError("a client without TLS credentials needs allow_insecure=True")
-        if not isinstance(max_queued_messages, int) or max_queued_messages < 1:
-            raise ConfigurationError("max_queued_messages must be at least 1")
-        if max_queued_bytes is None:
-            max_queued_bytes = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
-        if not isinstance(max_queued_bytes, int) or max_queued_bytes < max_message_bytes:
-            raise ConfigurationError(
-                "max_queued_bytes must be at least max_message_bytes, or no message of the "
-                "largest allowed size could be received"
-            )
-        if max_outbox_bytes is None:
-            max_outbox_bytes = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
-        if not isinstance(max_outbox_bytes, int) or max_outbox_bytes < max_message_bytes:
-            raise ConfigurationError(
-                "max_outbox_bytes must be at least max_message_bytes, or no message of the "
-                "largest allowed size could be sent"
-            )
+        max_queued_bytes, max_outbox_bytes = _queue_budgets(
+            max_message_bytes, max_queued_messages, max_queued_bytes, max_outbox_bytes
+        )
         self._max_outbox_bytes = max_outbox_bytes
         self._outbox_bytes = 0  # queued by send(), writing not begun
         self._max_queued_messages = max_queued_messages
