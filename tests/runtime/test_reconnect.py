@@ -15,14 +15,12 @@ the in-process hub. Every wait is on an event with a generous bound.
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _threads import BOUND, Party, free_port, wait_until
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.runtime import redial
@@ -32,43 +30,9 @@ from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.base import NotAccepted, NotConnected
 
-BOUND = 90.0  # seconds: the upper bound of every wait on another thread
 NAMES = ["branch-a", "branch-b", "branch-c"]
 HOLDER = "compliance"
 D = 16
-
-
-class _Party:
-    """A thread that records how its run ended (its value or the exception)."""
-
-    def __init__(self, target: Callable[[], Any]) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        threading.Thread(target=self._run, args=(target,), daemon=True).start()
-
-    def _run(self, target: Callable[[], Any]) -> None:
-        try:
-            self.value = target()
-        except BaseException as exc:  # the test inspects what stopped the party
-            self.error = exc
-        finally:
-            self.done.set()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(condition: Callable[[], bool], bound: float = BOUND) -> bool:
-    end = time.monotonic() + bound
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +60,7 @@ def test_a_ckks_round_completes_after_the_server_restarts(ca: Path, tmp_path: Pa
         server_transport,
     )
 
-    port = _free_port()
+    port = free_port()
     config = FederationConfig.from_dict(
         {
             "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 2},
@@ -117,7 +81,7 @@ def test_a_ckks_round_completes_after_the_server_restarts(ca: Path, tmp_path: Pa
 
     first_transport = server_transport(config, port)
     first = FederationServer(config, first_transport, ServerStore(state))
-    holder = _Party(
+    holder = Party(
         lambda: run_key_holder(
             target,
             HOLDER,
@@ -130,7 +94,7 @@ def test_a_ckks_round_completes_after_the_server_restarts(ca: Path, tmp_path: Pa
         )
     )
     branches = [
-        _Party(
+        Party(
             lambda n=name: run_branch(
                 target,
                 n,
@@ -146,7 +110,7 @@ def test_a_ckks_round_completes_after_the_server_restarts(ca: Path, tmp_path: Pa
         for name in NAMES
     ]
     try:
-        assert _wait(
+        assert wait_until(
             lambda: first.quorum_missing() is None and len(first_transport.connected()) == 4
         )
         assert first.run_round().status == "complete"

@@ -12,15 +12,13 @@ Over gRPC with mTLS on loopback; every wait is on an event with a generous bound
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
+from _threads import BOUND, Party, free_port
 
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
@@ -32,32 +30,9 @@ from secagg.transport.grpc_transport import (
     THROTTLE_DETAIL,
 )
 
-BOUND = 90.0
 HONEST = ["branch-a", "branch-b", "branch-c"]
 CHURNER = "mallory"
 D = 16
-
-
-class _Party:
-    def __init__(self, target: Callable[[], Any]) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        threading.Thread(target=self._run, args=(target,), daemon=True).start()
-
-    def _run(self, target: Callable[[], Any]) -> None:
-        try:
-            self.value = target()
-        except BaseException as exc:  # the test inspects what stopped the party
-            self.error = exc
-        finally:
-            self.done.set()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +58,7 @@ class _Churner:
         self.other = 0
         self.stop = threading.Event()
         self.began = self.ended = 0.0
-        self.party = _Party(self._loop)
+        self.party = Party(self._loop)
 
     def _loop(self) -> None:
         stream = self._channel.stream_stream(
@@ -111,7 +86,7 @@ def test_a_churning_branch_is_throttled_while_the_others_round_completes(
 ) -> None:
     from secagg.runtime.launch import demo_hook, run_branch, server_transport
 
-    port = _free_port()
+    port = free_port()
     target = f"127.0.0.1:{port}"
     config = FederationConfig.from_dict(
         {
@@ -139,7 +114,7 @@ def test_a_churning_branch_is_throttled_while_the_others_round_completes(
     try:
         server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
         branches = [
-            _Party(
+            Party(
                 lambda n=name: run_branch(
                     target,
                     n,
