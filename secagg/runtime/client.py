@@ -465,11 +465,14 @@ class FederationClient:
         return self._identity.round_identity(certificates, party)
 
     def _start(self, start: RoundStart) -> None:
-        if self._round is not None and start.round <= self._round:
-            # the server's round numbers only grow: an older (or the same) round's start
-            # while one is in flight is a replay, and must not replace the round
+        if self._started is not None and start.round <= self._started:
+            # the server's round numbers only grow, across its restarts too (each round is
+            # begun in its store before any start is sent): the start of a round this
+            # branch already started is a replay, in flight or ended; taken, it replaced
+            # the round in flight, or retrained and counted an ended round again
             raise MalformedMessage(
-                f"the start of round {start.round} while round {self._round} is in flight"
+                f"the start of round {start.round}, but this branch already started round "
+                f"{self._started}"
             )
         self._started, self._end_due = start.round, True
         # inside a round from here: wait for the server's deadline, not the idle timer

@@ -918,6 +918,17 @@ def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_fl
         client.handle(encode_message(replay))
         assert client.stats.refused_messages == refused + 1
         assert (client.stats.rounds_completed, client.stats.rounds_aborted) == (1, 0)
+    # the start of an ended round again, then its end: refused, the branch does not
+    # retrain or count it (the review of 2026-12-04 found the pair taken once more:
+    # started 1 -> 2, completed 2)
+    started = client.stats.rounds_started
+    for replay in (RoundStart(7, 0, spec, np.zeros(D), 1.0), RoundEnd(7, True)):
+        refused = client.stats.refused_messages
+        client.handle(encode_message(replay))
+        assert client.stats.refused_messages == refused + 1
+        assert client._round is None and client._session is None
+    assert client.stats.rounds_started == started == 1
+    assert (client.stats.rounds_completed, client.stats.rounds_aborted) == (1, 0)
     # a newer round's start after that is taken as usual
     client.handle(encode_message(RoundStart(8, 0, spec, np.zeros(D), 1.0)))
     assert client._round == 8
