@@ -69,6 +69,7 @@ import dataclasses
 import logging
 import os
 import resource
+import signal
 import socket
 import sys
 import threading
@@ -221,6 +222,21 @@ def check_address(address: str, timeout: float = PROBE_SECONDS) -> None:
     raise unavailable(f"nothing accepts connections on {host} port {port} ({why})")
 
 
+@contextmanager
+def _callers_sigterm_handler_kept() -> Iterator[None]:
+    """Put back a SIGTERM handler the caller installed, which ``ray.init`` replaces with
+    its own ``sys.exit(15)`` (even when it fails): ``secagg simulate`` marks a stopped
+    run folder ABORTED from its handler, and under Ray a SIGTERM exited 15 past it and
+    left a folder presenting a result. A default handler (none installed) is left to Ray."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    try:
+        yield
+    finally:
+        if callable(previous):
+            signal.signal(signal.SIGTERM, previous)
+
+
 #: attempts at starting a local Ray instance: Ray gives its raylet a fixed 30 s to
 #: register, which a machine busy with other work can miss; a fresh start usually makes it
 LOCAL_START_ATTEMPTS = 3
@@ -260,14 +276,16 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         yield ray
         return
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if address is None:
-        _start_local(ray, num_cpus, options)
-    else:
-        check_address(address)  # before Ray, which retries an unreachable one for minutes
-        try:
-            ray.init(address=address, **options)
-        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
-            raise RayUnavailable(f"cannot reach Ray at {address}: {exc}".splitlines()[0]) from None
+    with _callers_sigterm_handler_kept():
+        if address is None:
+            _start_local(ray, num_cpus, options)
+        else:
+            check_address(address)  # before Ray, which retries an unreachable one for minutes
+            try:
+                ray.init(address=address, **options)
+            except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
+                why = f"cannot reach Ray at {address}: {exc}".splitlines()[0]
+                raise RayUnavailable(why) from None
     try:
         yield ray
     finally:

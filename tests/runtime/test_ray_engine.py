@@ -313,3 +313,30 @@ def test_a_local_start_that_keeps_failing_is_one_error(monkeypatch: pytest.Monke
     )
     assert fake.joined == []
     assert fake.calls.count("shutdown") == ray_engine.LOCAL_START_ATTEMPTS  # none left up
+
+
+def test_a_sigterm_handler_the_caller_installed_outlives_ray_init(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review of 2026-12-04: ray.init replaces the SIGTERM handler with sys.exit(15), so
+    ``secagg simulate --engine ray`` stopped by SIGTERM left no ABORTED marker."""
+    import signal
+
+    class _RayTakingSigterm(_FakeRay):
+        def init(self, address: str | None = None, **options: object) -> None:
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+            super().init(address, **options)
+
+    def callers(signum: int, frame: object) -> None:
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(ray_engine, "require_ray", _RayTakingSigterm)
+    original = signal.signal(signal.SIGTERM, callers)
+    try:
+        with ray_session():
+            assert signal.getsignal(signal.SIGTERM) is callers
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # none installed: Ray's stays
+        with ray_session():
+            assert signal.getsignal(signal.SIGTERM) not in (callers, signal.SIG_DFL)
+    finally:
+        signal.signal(signal.SIGTERM, original)

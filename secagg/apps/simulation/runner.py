@@ -1075,8 +1075,16 @@ def _run_baselines(
             progress("local-only", done, total, f"{branch.name} {time.perf_counter() - start:.1f}s")
 
     progress("local-only", 0, total, "")
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
         list(pool.map(one, branches))
+    except BaseException:
+        # SIGTERM or Ctrl-C (or a branch's error): not ``with``, whose exit waits for the
+        # trainings under way, two whole local fits, before the stop is handled (a
+        # service manager's SIGKILL came first and no ABORTED marker was written)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     local = scored({b.name: _scores(local_models[b.name], b.x_test) for b in branches}, branches)
     eps = [e for e in local_eps.values() if e is not None]
     # every test set pooled, each row scored by its own branch's model: the same measure

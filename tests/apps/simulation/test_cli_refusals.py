@@ -453,3 +453,42 @@ def test_the_progress_of_an_aborted_round_shows_no_auprc(tmp_path: Path) -> None
     assert fed["untrained"] and fed["rounds_completed"] == 0
     aborted = [note for note in seen if note.startswith("federated round 1 aborted")]
     assert aborted and all("AUPRC" not in note for note in aborted)
+
+
+def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review of 2026-12-04: Ctrl-C or SIGTERM while the local-only baselines trained
+    waited for the two trainings under way (the executor's ``with``) before the stop was
+    handled, so a service manager's SIGKILL came first and no ABORTED marker was written."""
+    import signal
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from secagg.apps.simulation import runner
+
+    training = threading.Event()
+    finished: list[str] = []
+    hold = 30.0  # a training's length: the old code raised only after it
+
+    class _SlowTrainer:
+        def __init__(self, config: object, branch: SimpleNamespace, *args: object) -> None:
+            self.name = branch.name
+
+        def train(self, epochs: int) -> None:
+            training.set()
+            time.sleep(hold)
+            finished.append(self.name)
+
+    def interrupt() -> None:
+        if training.wait(90):  # a training is under way: stop the run as Ctrl-C does
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    monkeypatch.setattr(runner, "BranchTrainer", _SlowTrainer)
+    branches = [SimpleNamespace(name=f"branch-{i}") for i in range(4)]
+    threading.Thread(target=interrupt, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        runner._run_baselines(SimulationConfig(), branches, lambda *a: None)  # type: ignore[arg-type]
+    assert time.monotonic() - start < hold and finished == []
