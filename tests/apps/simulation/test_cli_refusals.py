@@ -483,6 +483,9 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
 
     def interrupt() -> None:
         if training.wait(90):  # a training is under way: stop the run as Ctrl-C does
+            # once the main thread waits for the results (the new code is quick whenever
+            # the signal comes; the pause only lets the old one show its wait)
+            time.sleep(0.5)
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
     monkeypatch.setattr(runner, "BranchTrainer", _SlowTrainer)
