@@ -334,7 +334,7 @@ class ServerSettings:
     # new sessions per identity (client certificate): a token bucket of session_burst
     # sessions refilled at session_rate a second; one branch that opens and closes
     # sessions in a loop is refused (cheaply) past it, the others are not affected
-    # (0: no limit)
+    # (session_burst = 0: no limit)
     session_burst: int = 10
     session_rate: float = 1.0
 
