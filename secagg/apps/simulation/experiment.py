@@ -100,6 +100,9 @@ class ExperimentResult:
                     self.per_seed[s][setting].get(metric, math.nan)
                     for s in self.seeds
                     if setting in self.per_seed.get(s, {})
+                    # an untrained federation has no figure, and did not diverge either:
+                    # it is listed on its own line (counted "diverged" before)
+                    and not (setting.startswith("federated") and s in self.untrained_seeds)
                 ]
                 if all(v is None for v in values):
                     continue

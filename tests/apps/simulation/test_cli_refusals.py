@@ -342,6 +342,11 @@ def test_an_experiment_counts_an_untrained_seed_as_untrained_not_diverged() -> N
     result.untrained_seeds.append(1)
     head = result.headline()
     assert head["untrained_seeds"] == [1] and head["diverged_seeds"] == []
+    # the federated row summarises the trained seed only: the untrained one is not
+    # counted as diverged (review of 2026-12-04: "(n=1, 1 diverged)")
+    federated = result.summary()[fed]["auprc"]
+    assert (federated.n, federated.diverged) == (1, 0)
+    assert result.summary()[central]["auprc"].n == 2
     assert any("UNTRAINED" in line and "[1]" in line for line in experiment_lines(result))
 
 
