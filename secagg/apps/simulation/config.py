@@ -673,11 +673,22 @@ class SimulationConfig:
             reason = reason.replace("corrupt_fraction", k("corrupt_fraction"))
             reason = reason.replace("dropout_fraction", k("tolerated_dropout"))
             reason = reason.replace("num_clients", k("branches"))
-            raise ConfigurationError(
+            fractions = "dropout_fraction" in str(exc) or "corrupt_fraction" in str(exc)
+            blamed = (
                 f"{k('tolerated_dropout')} = {self.tolerated_dropout:g} and "
                 f"{k('corrupt_fraction')} = {self.corrupt_fraction:g} with "
-                f"{k('backend', self.backend)} and {k('branches', self.branches)}: no round "
-                f"can run: {reason}"
+                if fractions  # only then: another cause named them wrongly (review)
+                else ""
+            )
+            bound = (
+                ""
+                if fractions
+                else f" (the updates' bound is {k('clip' if client_dp else 'update_clip')} = "
+                f"{self.dp_clip if client_dp else self.update_clip:g})"
+            )
+            raise ConfigurationError(
+                f"{blamed}{k('backend', self.backend)} and {k('branches', self.branches)}: "
+                f"no round can run: {reason}{bound}"
             ) from None
 
     @property

@@ -63,7 +63,7 @@ import numpy as np
 
 from secagg.apps.models.metrics import fraud_metrics
 from secagg.apps.models.synthetic import BranchData, generate_branches
-from secagg.apps.simulation.config import SimulationConfig, check_branch_data
+from secagg.apps.simulation.config import SimulationConfig, check_branch_data, key
 from secagg.apps.simulation.network import (
     MASKING_PHASES,
     SINGLE_PHASE,
@@ -1401,6 +1401,31 @@ def _coarse_thread_switching(config: SimulationConfig) -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
+def _check_federation_plan(
+    config: SimulationConfig, branches: list[BranchData], prior: np.ndarray | None, state: Path
+) -> None:
+    """Build the federation's configuration (which plans its round) from the real model
+    size and protected units before any baseline trains: the load-time plan uses stand-ins,
+    and a setting only the real ones refuse (record-level distributed DP's clip against
+    the ring: ``clip = 1e12``) failed after the data, the prior and every baseline
+    (review of 2026-12-04). A :class:`ConfigurationError` names what no round can run."""
+    size = trainable_vector(starting_model(config, branches[0].x_train.shape[1], prior)).size
+    units_total = (
+        sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
+        if config.record_distributed
+        else 1
+    )
+    try:
+        federation_config(config, size, state, units_total)
+    except ConfigurationError as exc:
+        dp_bound = config.record_distributed or (config.unit == "client" and config.private)
+        name, bound = ("clip", config.dp_clip) if dp_bound else ("update_clip", config.update_clip)
+        raise ConfigurationError(
+            f"no federation round can run with these settings (checked before training): "
+            f"{exc} (the updates' bound is {key(name)} = {bound:g})"
+        ) from None
+
+
 def run_simulation(
     config: SimulationConfig, run_dir: Path, progress: Progress = _quiet
 ) -> SimulationResult:
@@ -1447,6 +1472,7 @@ def run_simulation(
             prior = None
         else:
             prior_note = None
+        _check_federation_plan(config, branches, prior, state)
         settings = _run_baselines(config, branches, progress, prior)
         with _coarse_thread_switching(config):
             run = run_federation(

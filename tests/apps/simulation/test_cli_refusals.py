@@ -67,6 +67,37 @@ def test_a_round_no_backend_can_run_is_refused_at_load_naming_the_keys(tmp_path:
     assert "num_clients" not in error
 
 
+def test_a_plan_refused_for_its_bound_names_the_bound_not_the_fractions(tmp_path: Path) -> None:
+    """Review of 2026-12-04: every refused plan was blamed on tolerated_dropout and
+    corrupt_fraction, a CKKS ring no bound of 1e300 fits included."""
+    config = tmp_path / "c.toml"
+    config.write_text("[privacy]\nupdate_clip = 1e300\n")
+    args = ["--config", str(config), *SHORT, "--backend", "ckks", "--mechanism", "off"]
+    error = _one_line_error(_simulate(*args, "--out", str(tmp_path / "run")))
+    assert "no round can run" in error and "privacy.update_clip = 1e+300" in error
+    assert "tolerated_dropout" not in error and "corrupt_fraction" not in error
+
+
+def test_a_federation_the_real_model_cannot_run_is_refused_before_any_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of 2026-12-04: record-level distributed DP with ``--clip 1e12`` passed the
+    load-time plan (stand-in sizes) and failed in the federation's configuration after
+    the data, the prior and every baseline."""
+    from secagg.apps.simulation import runner
+
+    def no_baseline(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a baseline trained before the plan was checked")
+
+    monkeypatch.setattr(runner, "_run_baselines", no_baseline)
+    out = tmp_path / "run"
+    args = [*SHORT, "--unit", "record", "--mechanism", "distributed", "--clip", "1e12"]
+    error = _one_line_error(_simulate(*args, "--out", str(out)))
+    assert error.startswith("Error: no federation round can run with these settings")
+    assert "--clip = 1e+12" in error
+    assert not out.exists()
+
+
 @pytest.mark.usefixtures("nothing_runs")
 def test_a_client_level_delta_above_one_over_the_branches_is_refused_at_load(
     tmp_path: Path,
