@@ -105,6 +105,16 @@ def _bind_address(config: FederationConfig, port: int | None) -> str:
     return bind if port is None else f"{bind.rsplit(':', 1)[0]}:{port}"
 
 
+def session_capacity(config: FederationConfig) -> int:
+    """How many sessions the server's transport holds at once: every party (the clients
+    *and* the key holder: counting the clients only refused the last of 100 branches
+    and a key holder every time, and no CKKS round could start, review of 2026-12-04),
+    a quarter more for sessions a mass redial opens before the ones they supersede are
+    seen gone, and at least 100."""
+    parties = len(config.parties)
+    return max(100, parties + max(8, parties // 4))
+
+
 def server_transport(
     config: FederationConfig, port: int | None = None, *, start: bool = True
 ) -> Any:
@@ -127,7 +137,7 @@ def server_transport(
         server_credentials=certs.load_server_credentials(directory).to_grpc(),
         max_message_bytes=config.server.max_message_bytes,
         identify=identify,
-        max_clients=max(100, len(config.clients)),
+        max_clients=session_capacity(config),
         # what one branch may leave unread on the server: two of its largest messages
         max_queued_bytes=2 * config.server.max_message_bytes,
         # new sessions per identity: a branch churning sessions costs the others nothing

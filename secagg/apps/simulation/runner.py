@@ -1175,7 +1175,12 @@ def _federate(
     from secagg.aggregation.policy import BranchPolicy
     from secagg.apps.simulation.hosted import HostedBranch, hosted_epsilons, hosted_trainers
     from secagg.runtime.client import FederationClient
-    from secagg.runtime.launch import build_server, key_holder_service, make_key_holder_key
+    from secagg.runtime.launch import (
+        build_server,
+        key_holder_idle,
+        key_holder_service,
+        make_key_holder_key,
+    )
     from secagg.runtime.ray_engine import RayHub
     from secagg.runtime.server import RoundResult
 
@@ -1250,7 +1255,12 @@ def _federate(
         holder = key_holder_service(fed, network.connect(fed.backend.key_holder), helper_settings)
         threads.append(
             threading.Thread(
-                target=holder.run, kwargs={"idle_timeout": 60.0}, name="key-holder", daemon=True
+                target=holder.run,
+                # silent from its key request to the decryption: every branch's training
+                # and encryption; 60 s flat let it leave a large CKKS round (review)
+                kwargs={"idle_timeout": key_holder_idle(fed)},
+                name="key-holder",
+                daemon=True,
             )
         )
     for thread in threads:
