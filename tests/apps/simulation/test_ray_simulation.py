@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 from secagg.apps.cli import main
 from secagg.apps.simulation.config import SimulationConfig
 from secagg.errors import ConfigurationError
-from secagg.runtime.ray_engine import RAY_EXTRA
+from secagg.runtime.ray_engine import RAY_EXTRA, ray_session
 
 #: a small, fast run (as tests/integration/test_simulation.py's): 4 branches, 2 rounds,
 #: record-level DP-SGD, a quarter of the branches vanishing per round (seed 5: one
@@ -36,13 +36,11 @@ SMALL = [
 
 @pytest.fixture(scope="module")
 def ray_instance() -> Iterator[Any]:
-    """One local Ray instance for the module; the simulator joins it (and leaves it up)."""
-    ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra: secagg[ray]")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    try:
+    """One local Ray instance for the module; the simulator joins it (and leaves it up).
+    Started as the engine starts its own, again when the raylet misses Ray's 30 s
+    registration on a busy machine."""
+    with ray_session(num_cpus=2) as ray:
         yield ray
-    finally:
-        ray.shutdown()
 
 
 def _simulate(*args: str) -> Result:
