@@ -240,6 +240,12 @@ def _callers_sigterm_handler_kept() -> Iterator[None]:
 #: attempts at starting a local Ray instance: Ray gives its raylet a fixed 30 s to
 #: register, which a machine busy with other work can miss; a fresh start usually makes it
 LOCAL_START_ATTEMPTS = 3
+#: seconds between two local starts, so that the failed start's processes are gone and a
+#: burst of load on the machine has a chance to pass before the next 30 s window opens
+LOCAL_START_PAUSE_SECONDS = 10.0
+
+
+_pause = time.sleep  # the wait between starts (a test replaces it to count the waits)
 
 
 def _start_local(ray: Any, num_cpus: int | None, options: dict[str, Any]) -> None:
@@ -256,6 +262,7 @@ def _start_local(ray: Any, num_cpus: int | None, options: dict[str, Any]) -> Non
             ray.shutdown()
             if attempt < LOCAL_START_ATTEMPTS:
                 log.warning("Ray did not start (%s); trying again", reason)
+                _pause(LOCAL_START_PAUSE_SECONDS)
     raise RayUnavailable(
         f"cannot start a local Ray instance ({LOCAL_START_ATTEMPTS} attempts): {reason}"
     )

@@ -9,7 +9,6 @@ encoding's rounding is replayed from a seed)."""
 from __future__ import annotations
 
 import functools
-import logging
 import socket
 import sys
 import threading
@@ -293,15 +292,21 @@ def test_a_local_start_that_times_out_is_tried_again(monkeypatch: pytest.MonkeyP
     start down) and a later success is used."""
     fake = _FakeRay(failing_starts=ray_engine.LOCAL_START_ATTEMPTS - 1)
     monkeypatch.setattr(ray_engine, "require_ray", lambda: fake)
+    pauses: list[float] = []
+    monkeypatch.setattr(ray_engine, "_pause", pauses.append)
     with ray_session(num_cpus=2):
         assert fake.joined == [None]
     expected = ["init", "shutdown"] * (ray_engine.LOCAL_START_ATTEMPTS - 1)
     assert fake.calls == [*expected, "init", "shutdown"]
+    # a pause after every failed start, none after the one that worked
+    assert pauses == [ray_engine.LOCAL_START_PAUSE_SECONDS] * (ray_engine.LOCAL_START_ATTEMPTS - 1)
 
 
 def test_a_local_start_that_keeps_failing_is_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _FakeRay(failing_starts=ray_engine.LOCAL_START_ATTEMPTS)
     monkeypatch.setattr(ray_engine, "require_ray", lambda: fake)
+    pauses: list[float] = []
+    monkeypatch.setattr(ray_engine, "_pause", pauses.append)
     with pytest.raises(RayUnavailable) as raised, ray_session():
         pass
     assert str(raised.value) == (
@@ -311,6 +316,7 @@ def test_a_local_start_that_keeps_failing_is_one_error(monkeypatch: pytest.Monke
     )
     assert fake.joined == []
     assert fake.calls.count("shutdown") == ray_engine.LOCAL_START_ATTEMPTS  # none left up
+    assert len(pauses) == ray_engine.LOCAL_START_ATTEMPTS - 1  # no wait before the error
 
 
 def test_a_sigterm_handler_the_caller_installed_outlives_ray_init(

@@ -9,7 +9,6 @@ from its Ray worker."""
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
