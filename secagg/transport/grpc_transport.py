@@ -1417,10 +1417,8 @@ class GrpcClientTransport:
                 channel = grpc.secure_channel(self._target, self._credentials, options=options)
             self._channel = channel
         deadline = time.monotonic() + timeout
-        try:
-            grpc.channel_ready_future(channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            failure = _dial_failure(self._target, timeout, self._probe(channel))
+        failure = self._wait_until_ready(channel, deadline, timeout)
+        if failure is not None:
             self._abandon()
             raise failure from None
         stream = channel.stream_stream(
@@ -1440,6 +1438,39 @@ class GrpcClientTransport:
             raise _closed(self._ended.code, self._ended.details)
         assert self.identity is not None
         return self.identity
+
+    def _wait_until_ready(
+        self, channel: grpc.Channel, deadline: float, timeout: float
+    ) -> NotConnected | None:
+        """Wait for the channel to connect; None once it has, else why it did not.
+
+        A failed attempt is examined as it happens: a certificate the other side
+        refuses (or one we refuse) fails every later attempt too, so it is reported
+        at once as :class:`HandshakeFailed`. Waiting it out made a branch holding
+        another CA's certificate hear "TLS handshake failed" only after its whole
+        ``--connect-timeout`` (30 s by default). Anything else (nobody listening
+        yet, a connection reset) may pass, so gRPC keeps redialling until the
+        deadline and the last attempt's cause is reported then."""
+        states: queue.SimpleQueue[grpc.ChannelConnectivity] = queue.SimpleQueue()
+        watch = states.put  # the one callable object, so that unsubscribe finds it
+        channel.subscribe(watch, try_to_connect=True)
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    state = states.get(timeout=left)
+                except queue.Empty:
+                    break
+                if state is grpc.ChannelConnectivity.READY:
+                    return None
+                if state is grpc.ChannelConnectivity.SHUTDOWN:  # closed under us
+                    break
+                if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                    failure = _dial_failure(self._target, timeout, self._probe(channel))
+                    if isinstance(failure, HandshakeFailed):
+                        return failure
+        finally:
+            channel.unsubscribe(watch)
+        return _dial_failure(self._target, timeout, self._probe(channel))
 
     @staticmethod
     def _probe(channel: grpc.Channel) -> str:
