@@ -309,8 +309,11 @@ def test_a_real_client_names_each_failure_and_does_not_retry_a_refusal(
     other = tmp_path / "other"
     devca.init_ca(other)
     devca.issue_client(other, "branch-a")
-    handshake = _one_line_error(_client(other, target), 1)
+    started = time.monotonic()
+    handshake = _one_line_error(_client(other, target, "--connect-timeout", "600"), 1)
     assert "TLS handshake" in handshake and "cannot reach" not in handshake
+    # said at the first failed handshake: it waited out --connect-timeout before
+    assert time.monotonic() - started < 120
     devca.revoke(fed, "branch-a")
     started = time.monotonic()
     revoked = _one_line_error(_client(fed, target, "--connect-timeout", "60"), 1)
