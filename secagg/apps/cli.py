@@ -1413,11 +1413,12 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 )
 @click.option(
     "--idle",
-    type=FiniteFloat(0.0, min_open=True),
+    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
     default=None,
     help="Stop after this many seconds of silence. Default: with --config, the longest "
     "silence of that server towards its key holder (quorum_wait_seconds + round_seconds "
-    "+ 30 s); without, 600.",
+    "+ 30 s); without, 600. The server says nothing to its key holder before round 1: "
+    "keep it above the server's --wait when that is longer; 'inf': never.",
 )
 @click.option(
     "--give-up-after",

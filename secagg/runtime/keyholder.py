@@ -83,11 +83,11 @@ class KeyHolderService:
     def decryptions(self) -> int:
         return int(getattr(self.session, "decryptions", self.answered))
 
-    def run(self, *, idle_timeout: float = 120.0) -> int:
+    def run(self, *, idle_timeout: float | None = 120.0) -> int:
         """Answer requests until the server announces the federation's end or is silent for
-        ``idle_timeout``; returns decryptions. :attr:`end` holds the announcement, if any.
-        A lost session raises :class:`~secagg.transport.base.NotConnected`
-        (:meth:`serve` redials)."""
+        ``idle_timeout`` (None: never); returns decryptions. :attr:`end` holds the
+        announcement, if any. A lost session raises
+        :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials)."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
         while True:
@@ -104,7 +104,7 @@ class KeyHolderService:
         self,
         dial: Dial,
         *,
-        idle_timeout: float = 120.0,
+        idle_timeout: float | None = 120.0,
         connect_timeout: float = 30.0,
         give_up_after: float | None = 600.0,
         reconnect: bool = True,

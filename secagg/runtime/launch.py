@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import inspect
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -669,9 +670,10 @@ def run_key_holder(
 
     ``idle_timeout`` None (the default) is the longest silence the configured server
     keeps towards its key holder (:func:`key_holder_idle`); without ``config``,
-    :data:`~secagg.runtime.keyholder.DEFAULT_IDLE_SECONDS`. A shorter one given with
-    ``config`` is kept and warned about: the key holder may leave while the server
-    waits for a quorum or for the branches' training."""
+    :data:`~secagg.runtime.keyholder.DEFAULT_IDLE_SECONDS`; ``math.inf``: never (a
+    server started with a ``--wait`` longer than that says nothing before round 1). A
+    shorter one given with ``config`` is kept and warned about: the key holder may
+    leave while the server waits for a quorum or for the branches' training."""
     from secagg.aggregation import get_backend
     from secagg.transport import certs
 
@@ -715,7 +717,7 @@ def run_key_holder(
     service = KeyHolderService(name, None, helper)
     count = service.serve(
         dial,
-        idle_timeout=idle_timeout,
+        idle_timeout=None if math.isinf(idle_timeout) else idle_timeout,
         connect_timeout=connect_timeout,
         give_up_after=give_up_after,
         reconnect=reconnect,

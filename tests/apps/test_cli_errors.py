@@ -367,6 +367,25 @@ def test_keyholder_refuses_a_bad_server_address_and_names_a_refusal(
     assert "secagg keyholder: kh:" in _one_line_error(result, 1)
 
 
+def test_keyholder_idle_takes_inf_for_a_server_that_waits_long_for_its_branches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server started with a --wait above the key holder's idle timer says nothing to
+    it before round 1, and the key holder left; --idle inf was refused as not finite."""
+    seen: dict[str, object] = {}
+
+    def record(*args: object, **kwargs: object) -> int:
+        seen.update(kwargs)
+        return 0
+
+    monkeypatch.setattr("secagg.runtime.launch.run_key_holder", record)
+    common = ("keyholder", "--server", "127.0.0.1:50999", "--name", "kh", "--certs", "x")
+    result = _run(*common, "--backend", "ckks", "--idle", "inf")
+    assert result.exit_code == 0, result.output
+    assert seen["idle_timeout"] == float("inf")
+    assert "'--idle'" in _one_line_error(_run(*common, "--idle", "0"), 2)  # still positive
+
+
 # --- simulate: messages name what the user typed -----------------------------------------
 
 

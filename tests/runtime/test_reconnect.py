@@ -15,6 +15,7 @@ the in-process hub. Every wait is on an event with a generous bound.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,15 @@ def test_the_key_holder_waits_as_long_as_its_server_may_be_silent(
     assert "shorter than the server's longest silence" in caplog.text
     launch.run_key_holder(*arguments, backend="ckks")  # no config: the old default
     assert seen["idle_timeout"] == 600.0
+    # a server whose --wait for its branches is longer says nothing before round 1: the
+    # operator can turn the timer off (it was capped at a finite value)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="secagg.network"):
+        launch.run_key_holder(
+            *arguments, config=config, settings={"key": str(key)}, idle_timeout=math.inf
+        )
+    assert seen["idle_timeout"] is None  # the transport's receive waits without a bound
+    assert "shorter than" not in caplog.text
 
 
 def test_a_branch_redials_with_the_same_backoff_one_line_per_attempt(
