@@ -13,6 +13,7 @@ one line in :data:`secagg.aggregation.registry._REGISTRY`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,7 @@ from secagg.aggregation.base import (
     RoundSpec,
     ServerSession,
     ToParty,
+    real_array,
 )
 from secagg.aggregation.ckks import CKKSBackend
 from secagg.aggregation.local import run_local_round
@@ -59,16 +61,34 @@ def aggregate(
     the float64 sum of the contributing rows, within ``report.error_bound`` per
     coordinate, and who contributed and who dropped.
     """
-    arr = np.asarray(updates, dtype=np.float64)
+    arr = real_array(updates, "updates")
     if arr.ndim != 2:
         raise ConfigurationError(f"updates must be an (n, d) array, got shape {arr.shape}")
     if isinstance(backend, AggregationBackend) and options:
         raise ConfigurationError("give options to get_backend, not with a backend instance")
     chosen = backend if isinstance(backend, AggregationBackend) else get_backend(backend, **options)
-    gone = {int(p) for p in dropped}
-    if any(not 0 <= p < arr.shape[0] for p in gone):
-        raise ConfigurationError(f"dropped clients must lie in 0..{arr.shape[0] - 1}")
+    gone = _client_indices(dropped, arr.shape[0])
     return run_local_round(chosen, arr, vanish=dict.fromkeys(gone, 0))
+
+
+def _client_indices(dropped: object, num_clients: int) -> set[int]:
+    """The set of client indices in ``dropped`` (repeats allowed), or a ConfigurationError.
+
+    Why: ``int(p)`` on each entry truncated ``1.7`` to client 1 (another client than
+    the caller named) and took ``True`` as client 1, and a bare ``3`` or ``None``
+    failed as a TypeError on iteration."""
+    if isinstance(dropped, str | bytes) or not isinstance(dropped, Iterable):
+        raise ConfigurationError(
+            f"dropped must be a collection of client indices, not {type(dropped).__name__}"
+        )
+    gone: set[int] = set()
+    for p in dropped:
+        if isinstance(p, bool | np.bool_) or not isinstance(p, numbers.Integral):
+            raise ConfigurationError(f"dropped clients are integer indices, not {p!r}")
+        if not 0 <= p < num_clients:
+            raise ConfigurationError(f"dropped clients must lie in 0..{num_clients - 1}, not {p}")
+        gone.add(int(p))
+    return gone
 
 
 __all__ = [

@@ -381,9 +381,34 @@ class AggregationBackend(abc.ABC):
 # --- small checks shared by the backends --------------------------------------
 
 
+def real_array(values: object, what: str) -> np.ndarray:
+    """``values`` as float64, or a ConfigurationError naming ``what``.
+
+    Why not ``np.asarray(values, dtype=float64)`` alone: it raises numpy's own
+    ValueError on a ragged list, parses text such as ``"0.5"`` as a number, and
+    drops the imaginary part of complex values with only a warning, so a wrong
+    input summed to a silently wrong result. Real numbers (bool, integers, floats,
+    and an object array holding only numbers) are taken; anything else is refused.
+    """
+    try:
+        raw = np.asarray(values)
+    except ValueError as exc:  # a ragged nested list
+        raise ConfigurationError(
+            f"{what} must be a rectangular array (ragged rows): {exc}"
+        ) from None
+    if raw.dtype.kind == "O":
+        try:
+            return raw.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{what} must hold real numbers only") from None
+    if raw.dtype.kind not in "biuf":
+        raise ConfigurationError(f"{what} must hold real numbers, not {raw.dtype} values")
+    return raw.astype(np.float64, copy=False)
+
+
 def check_update(update: np.ndarray, dimension: int) -> np.ndarray:
     """A finite float64 vector of the round's dimension, or a ConfigurationError."""
-    x = np.asarray(update, dtype=np.float64)
+    x = real_array(update, "the update")
     if x.shape != (dimension,):
         raise ConfigurationError(f"expected an update of shape ({dimension},), got {x.shape}")
     if not np.all(np.isfinite(x)):

@@ -27,6 +27,7 @@ from secagg.aggregation.base import (
     HelperSession,
     Outgoing,
     ToParty,
+    real_array,
 )
 from secagg.aggregation.registry import decode_spec
 from secagg.crypto.stream import KeyedStream
@@ -78,7 +79,7 @@ def run_local_round(
     correct sum (e.g. masking below its threshold, or the helper refused the
     round: in a federation the server would wait for its answer in vain).
     """
-    rows = np.asarray(updates, dtype=np.float64)
+    rows = real_array(updates, "updates")
     if rows.ndim != 2:
         raise ConfigurationError(f"updates must be an (n, d) array, got shape {rows.shape}")
     n, d = rows.shape

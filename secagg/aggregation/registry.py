@@ -66,7 +66,7 @@ def get_backend(name: str, **options: Any) -> AggregationBackend:
     ``active`` (the malicious-server variant).
     ``ckks``: ``value_bound``, ``precision``, ``max_clients``.
     """
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:  # a list: "unhashable type"
         raise ConfigurationError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     try:
         return _REGISTRY[name][0](**options)

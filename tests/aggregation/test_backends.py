@@ -177,3 +177,42 @@ def test_backend_benchmark_compares_backends_in_one_run() -> None:
         assert cell["bytes_per_parameter"] > 0 and cell["server_seconds"] >= 0
     assert cells["secagg+"]["bytes_per_parameter"] < cells["ckks"]["bytes_per_parameter"]
     assert "server_vs_plain" in cells["ckks"]
+
+
+@pytest.mark.parametrize(
+    ("updates", "named"),
+    [
+        ([[1.0, 2.0], [3.0]], "ragged"),  # numpy: "inhomogeneous shape" ValueError
+        (np.array([[1, "a"], [2, 3]], dtype=object), "real numbers"),  # ValueError deep down
+        (np.array([[1 + 2j, 0], [0, 0]]), "real numbers"),  # imaginary part dropped silently
+        ([["0.5", "0.1"], ["0.2", "0.3"]], "real numbers"),  # text parsed as numbers
+    ],
+)
+def test_aggregate_refuses_updates_that_are_not_a_real_matrix(updates: object, named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        secagg.aggregate(updates, "plain")
+
+
+def test_aggregate_takes_an_object_array_of_numbers() -> None:
+    rows = np.array([[0.5, 0.25], [0.125, 0.0]], dtype=object)
+    total, _ = secagg.aggregate(rows, "plain")
+    assert total.tolist() == [0.625, 0.25]
+
+
+@pytest.mark.parametrize("dropped", [3, None, ["a"], [1.7], [True]])
+def test_aggregate_refuses_dropped_clients_that_are_not_client_indices(dropped: object) -> None:
+    # before: 3 and None raised a bare TypeError, "a" a ValueError, and 1.7 dropped client 1
+    with pytest.raises(ConfigurationError, match="dropped"):
+        secagg.aggregate(np.zeros((3, 2)), "plain", dropped=dropped)  # type: ignore[arg-type]
+
+
+def test_aggregate_takes_numpy_client_indices_and_repeated_ones() -> None:
+    rows = np.arange(6.0).reshape(3, 2)
+    _, report = secagg.aggregate(rows, "plain", dropped=np.array([1, 1]))
+    assert report.dropped == (1,)
+
+
+@pytest.mark.parametrize("backend", [["plain"], {"name": "plain"}, 3])
+def test_a_backend_that_is_neither_a_name_nor_a_backend_is_refused(backend: object) -> None:
+    with pytest.raises(ConfigurationError, match="backend"):
+        secagg.aggregate(np.zeros((3, 2)), backend)  # type: ignore[arg-type]
