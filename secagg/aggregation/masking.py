@@ -31,6 +31,7 @@ wrong sum.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,7 @@ from secagg.crypto.signing import (
 )
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
-from secagg.encoding import FixedPoint
+from secagg.encoding import SUPPORTED_BITS, FixedPoint
 from secagg.errors import (
     ConfigurationError,
     CryptoError,
@@ -110,7 +111,10 @@ def largest_safe_scale(num_clients: int, value_bound: float, bits: int) -> float
     room = ((1 << (bits - 1)) - 1) // num_clients - 1
     if room < 1:
         raise ConfigurationError(f"{num_clients} clients do not fit in {bits} bits at all")
-    scale = 2.0 ** math.floor(math.log2(room / value_bound))
+    # room / value_bound overflows to inf for a bound below ~1e-290 (floor(inf) raised
+    # OverflowError); a float scale stops at 2^1023, where such a bound is 0 or 1 unit
+    ratio = room / value_bound
+    scale = 2.0 ** min(math.floor(math.log2(ratio)) if math.isfinite(ratio) else 1023, 1023)
     while num_clients * (math.floor(value_bound * scale) + 1) > (1 << (bits - 1)) - 1:
         scale /= 2
     return scale
@@ -499,6 +503,40 @@ class MaskingServer(ServerSession):
         return AggregationResult(total, report)
 
 
+def _real(name: str, value: object) -> float:
+    """``value`` as a float if it is a real number (not a bool), else a ConfigurationError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{name} must be a number, not {value!r}")
+    return float(value)
+
+
+def _check_options(
+    value_bound: object,
+    bits: object,
+    scale: object,
+    dropout_fraction: object,
+    corrupt_fraction: object,
+) -> None:
+    """Each option's type (and the ranges checked nowhere later), naming the option.
+
+    Why here: the options were first used deep in planning, where ``bits=32.0`` failed
+    as "unsupported operand for <<", ``bits=0`` as "negative shift count" and a string
+    fraction as a TypeError in a comparison, while ``True`` passed as 1 (``scale=True``:
+    one integer unit per 1.0, a sum off by up to n). The fractions' ranges stay with
+    the SecAgg+ sizing that explains them."""
+    bound = _real("value_bound", value_bound)
+    if not (math.isfinite(bound) and bound > 0):
+        raise ConfigurationError(f"value_bound must be positive and finite, not {value_bound!r}")
+    if isinstance(bits, bool) or bits not in SUPPORTED_BITS or not isinstance(bits, int):
+        raise ConfigurationError(f"bits must be one of {SUPPORTED_BITS}, not {bits!r}")
+    if scale is not None:
+        chosen = _real("scale", scale)
+        if not (math.isfinite(chosen) and chosen > 0):
+            raise ConfigurationError(f"scale must be positive and finite, not {scale!r}")
+    _real("dropout_fraction", dropout_fraction)
+    _real("corrupt_fraction", corrupt_fraction)
+
+
 class MaskingBackend(AggregationBackend):
     """SecAgg (``graph="complete"``) or SecAgg+ (``graph="harary"``)."""
 
@@ -519,8 +557,7 @@ class MaskingBackend(AggregationBackend):
         rounds carry every party's identity, which :meth:`plan` takes as a round option."""
         if graph not in ("complete", "harary"):
             raise ConfigurationError(f"graph must be 'complete' or 'harary', not {graph!r}")
-        if not (math.isfinite(value_bound) and value_bound > 0):
-            raise ConfigurationError("value_bound must be positive and finite")
+        _check_options(value_bound, bits, scale, dropout_fraction, corrupt_fraction)
         self.name = "secagg" if graph == "complete" else "secagg+"
         self.value_bound = float(value_bound)
         self.bits = bits

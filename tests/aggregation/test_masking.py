@@ -17,6 +17,7 @@ from _harness import fingerprint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import secagg
 from secagg.aggregation import get_backend
 from secagg.aggregation.masking import MaskingClient, MaskingSpec
 from secagg.aggregation.policy import BranchPolicy
@@ -119,3 +120,32 @@ def test_the_threshold_and_graph_seed_stay_the_servers_to_choose() -> None:
         honest, threshold=min(honest.threshold + 1, honest.degree + 1), graph_seed=os.urandom(32)
     )
     assert [type(decode(r)) for r in client.handle(encode(chosen))] == [AdvertiseKeys]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("bits", 32.0),  # TypeError: unsupported operand for <<
+        ("bits", "32"),  # TypeError
+        ("bits", 0),  # ValueError: negative shift count
+        ("bits", True),  # "6 clients do not fit in True bits"
+        ("value_bound", True),  # taken as 1.0
+        ("scale", "5"),  # TypeError: must be real number
+        ("scale", True),  # taken as 1.0: one unit per 1.0, an error bound of n
+        ("dropout_fraction", "0.1"),  # TypeError in a comparison
+        ("corrupt_fraction", None),  # TypeError in a comparison
+    ],
+)
+def test_a_masking_option_of_the_wrong_type_is_refused_by_name(option: str, value: object) -> None:
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=option):
+        secagg.aggregate(np.zeros((6, 3)), "secagg+", **{option: value})
+
+
+@pytest.mark.parametrize("bound", [1e-300, 5e-324])
+def test_a_tiny_value_bound_sums_instead_of_overflowing(bound: float) -> None:
+    # before: OverflowError (cannot convert float infinity to integer) in largest_safe_scale
+    updates = np.full((4, 3), bound)
+    total, report = secagg.aggregate(updates, "secagg", value_bound=bound)
+    assert np.max(np.abs(total - updates.sum(axis=0))) <= report.error_bound
