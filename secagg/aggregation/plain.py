@@ -8,6 +8,7 @@ update once; the wire format is still versioned and length-checked.
 
 from __future__ import annotations
 
+import numbers
 import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -134,8 +135,9 @@ class PlainServer(PhasedServerSession):
             raise UnexpectedMessage(f"no contribution is accepted in phase {self._phase}")
         admit(party, self.spec.num_clients, self._received)
         vector = decode_contribution(bytes(payload), party, self.spec.dimension)
-        self._total += vector
-        self._magnitude += np.abs(vector)
+        with np.errstate(over="ignore"):  # an overflowed sum aborts the round at finish
+            self._total += vector
+            self._magnitude += np.abs(vector)
         self._received.add(party)
         if len(self._received) == self.spec.num_clients:
             self._phase = "complete"
@@ -164,6 +166,12 @@ class PlainServer(PhasedServerSession):
     def finish(self) -> AggregationResult:
         if self._phase != "complete":
             raise RoundAborted(self._abort_reason or "the round did not complete", phase="plain")
+        if not np.all(np.isfinite(self._total)):
+            # finite contributions whose float64 sum left the range: inf (or NaN) is no sum
+            raise RoundAborted(
+                "the float64 sum overflowed: bound the updates (value_bound) or scale them",
+                phase="plain",
+            )
         contributed, dropped = split_parties(self.spec.num_clients, self._received)
         report = AggregationReport(
             backend="plain",
@@ -191,7 +199,18 @@ class PlainBackend(AggregationBackend):
     name = "plain"
 
     def __init__(self, *, value_bound: float = float("inf")) -> None:
-        self.value_bound = value_bound
+        """``value_bound``: positive, or infinite for no bound. Checked here: a bad one
+        surfaced only at the round start, as a MalformedMessage about the encoded spec
+        (0, -1), a numpy TypeError (a string), or not at all (NaN, True)."""
+        if (
+            isinstance(value_bound, bool)
+            or not isinstance(value_bound, numbers.Real)
+            or not value_bound > 0  # also NaN
+        ):
+            raise ConfigurationError(
+                f"value_bound must be a positive number (inf: no bound), not {value_bound!r}"
+            )
+        self.value_bound = float(value_bound)
 
     def plan(self, num_clients: int, dimension: int, **extras: Any) -> PlainSpec:
         if extras:

@@ -216,3 +216,16 @@ def test_aggregate_takes_numpy_client_indices_and_repeated_ones() -> None:
 def test_a_backend_that_is_neither_a_name_nor_a_backend_is_refused(backend: object) -> None:
     with pytest.raises(ConfigurationError, match="backend"):
         secagg.aggregate(np.zeros((3, 2)), backend)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bound", [0.0, -1.0, float("nan"), True, "1"])
+def test_the_plain_backend_refuses_a_bad_value_bound_by_name(bound: object) -> None:
+    # before: 0 and -1 came back as a MalformedMessage about the round spec, "1" as a
+    # numpy TypeError, and NaN or True were taken (NaN: no bound at all)
+    with pytest.raises(ConfigurationError, match="value_bound"):
+        secagg.aggregate(np.zeros((3, 2)), "plain", value_bound=bound)
+
+
+def test_a_plain_sum_that_overflows_float64_aborts_instead_of_returning_inf() -> None:
+    with pytest.raises(RoundAborted, match="overflow"):
+        secagg.aggregate(np.array([[1e308, 0.0], [1e308, 0.0]]), "plain")
