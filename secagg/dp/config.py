@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 
+from secagg.dp._checks import _count, _delta, _positive
 from secagg.errors import ConfigurationError
 
 
@@ -134,6 +136,7 @@ class DPConfig:
     corrupt_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        self._check_fields()
         object.__setattr__(self, "unit", PrivacyUnit(self.unit))
         allowed = ("central", "distributed") if self.unit is PrivacyUnit.CLIENT else ("dpsgd",)
         if self.mechanism not in allowed:
@@ -166,6 +169,40 @@ class DPConfig:
                 warnings.warn(cost.describe(), PrivacyCostWarning, stacklevel=3)
             elif cost.expected_clients < 50:
                 warnings.warn(cost.describe(), PrivacyCostWarning, stacklevel=3)
+
+    def _check_fields(self) -> None:
+        """Each field's type and range, naming the field.
+
+        Why: the checks below compare and divide, so a wrong type or range failed as
+        a bare TypeError, ZeroDivisionError or ``math domain error``, or passed: clip
+        was never read here, so ``clip=-1`` (or NaN, or None) planned an epsilon that
+        rests on a sensitivity the rounds cannot have."""
+        if self.unit not in tuple(PrivacyUnit):
+            raise ConfigurationError(
+                f"unit must be one of {', '.join(u.value for u in PrivacyUnit)}, not {self.unit!r}"
+            )
+        _positive("noise_multiplier", self.noise_multiplier)
+        _positive("clip", self.clip)
+        _delta(self.delta)
+        _count("num_clients", self.num_clients, 1)
+        if not isinstance(self.adaptive_clipping, bool):
+            raise ConfigurationError(
+                f"adaptive_clipping must be True or False, not {self.adaptive_clipping!r}"
+            )
+        if self.dimension is not None:
+            _count("dimension", self.dimension, 1)
+        ratio = self.warn_noise_to_signal  # inf: never warn on the ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio > 0:
+            raise ConfigurationError(
+                f"warn_noise_to_signal must be a positive number, not {ratio!r}"
+            )
+        fraction = self.corrupt_fraction
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, numbers.Real)
+            or not 0 <= fraction < 1
+        ):
+            raise ConfigurationError(f"corrupt_fraction must lie in [0, 1), not {fraction!r}")
 
     @property
     def expected_clients(self) -> float:

@@ -247,3 +247,32 @@ def test_privacy_cli_gives_the_federations_figure_with_clients() -> None:
     assert payload["epsilon"] <= 3.0 and payload["most_rounds_per_client"] == 9
     everyone = runner.invoke(main, [*args[:5], "1", *args[7:], "-N", "1000"])
     assert "note:" not in everyone.output and "likely" not in everyone.output  # q = 1
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (dict(clip=0.0), "clip"),  # all four were accepted: the plan's epsilon rests on C
+        (dict(clip=-1.0), "clip"),
+        (dict(clip=math.nan), "clip"),
+        (dict(clip=None), "clip"),
+        (dict(num_clients=0), "num_clients"),  # ZeroDivisionError
+        (dict(num_clients="1000"), "num_clients"),  # TypeError
+        (dict(delta="1e-6"), "delta"),  # TypeError
+        (dict(unit="bank"), "unit"),  # a bare ValueError of the enum
+        (dict(unit=None), "unit"),
+        (dict(adaptive_clipping="yes"), "adaptive_clipping"),  # taken as True
+        (dict(dimension=-1), "dimension"),  # math domain error
+        (dict(dimension=1.5), "dimension"),
+        (dict(corrupt_fraction=1.5), "corrupt_fraction"),  # accepted
+        (dict(corrupt_fraction=math.nan), "corrupt_fraction"),
+        (dict(warn_noise_to_signal=math.nan), "warn_noise_to_signal"),  # never warned
+    ],
+)
+def test_config_refuses_a_bad_value_naming_the_field(bad: dict[str, object], named: str) -> None:
+    args: dict[str, object] = dict(
+        unit="client", noise_multiplier=1.0, clip=1.0, delta=1e-6, num_clients=1000
+    )
+    with pytest.raises(ConfigurationError, match=named), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dp.DPConfig(**(args | bad))  # type: ignore[arg-type]
