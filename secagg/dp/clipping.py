@@ -10,6 +10,7 @@ by an ulp-sized factor until the float64 norm is at most ``C``.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +27,37 @@ class ClipResult:
     unclipped: bool  # norm <= clip: the indicator adaptive clipping counts
 
 
-def _check_clip(clip: float) -> None:
-    if not (isinstance(clip, int | float) and math.isfinite(clip) and clip > 0):
+def _check_clip(clip: float) -> float:
+    """The clip as a Python float: any real number type (numpy's float32 and int64
+    included: a pipeline hands those over, and ``isinstance(np.float32(1), float)`` is
+    False), never a bool. A float32 clip kept as is would make ``clip * _MARGIN``
+    float32 arithmetic, where the margin rounds away."""
+    if isinstance(clip, bool) or not isinstance(clip, numbers.Real):
         raise ConfigurationError(f"the clip must be a positive finite number, not {clip!r}")
+    if not (math.isfinite(clip) and clip > 0):
+        raise ConfigurationError(f"the clip must be a positive finite number, not {clip!r}")
+    return float(clip)
+
+
+def _real_vector(update: object) -> np.ndarray:
+    """A flat float64 copy of ``update``, refusing what is not real numbers.
+
+    Why: ``np.array(update, dtype=float64)`` kept only the real part of a complex
+    update (so its norm, the sensitivity every guarantee rests on, was measured
+    wrong), parsed text as numbers, and failed on a ragged list with numpy's
+    ValueError."""
+    try:
+        raw = np.asarray(update)
+    except ValueError:
+        raise ConfigurationError("the update must be a rectangular array (ragged rows)") from None
+    if raw.dtype.kind == "O":
+        try:
+            return np.array(raw, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise ConfigurationError("the update must hold real numbers only") from None
+    if raw.dtype.kind not in "biuf":
+        raise ConfigurationError(f"the update must hold real numbers, not {raw.dtype} values")
+    return np.array(raw, dtype=np.float64).ravel()
 
 
 def l2_norm(values: np.ndarray) -> float:
@@ -55,8 +84,8 @@ _MARGIN = 1.0 - 2.0**-44
 
 def clip_l2(update: np.ndarray, clip: float) -> ClipResult:
     """Scale ``update`` by ``min(1, clip / ||update||_2)`` (float64 copy, norm <= clip)."""
-    _check_clip(clip)
-    x = np.array(update, dtype=np.float64).ravel()
+    clip = _check_clip(clip)
+    x = _real_vector(update)
     if not np.all(np.isfinite(x)):
         raise ConfigurationError("the update contains NaN or infinite values")
     norm = l2_norm(x)
@@ -75,8 +104,8 @@ def clip_l2(update: np.ndarray, clip: float) -> ClipResult:
 
 def clip_coordinates(update: np.ndarray, bound: float) -> np.ndarray:
     """Clamp every coordinate to ``[-bound, bound]`` (for backends that need an L-inf bound)."""
-    _check_clip(bound)
-    x = np.array(update, dtype=np.float64).ravel()
+    bound = _check_clip(bound)
+    x = _real_vector(update)
     if np.isnan(x).any():
         raise ConfigurationError("the update contains NaN values")
     return np.clip(x, -bound, bound, out=x)

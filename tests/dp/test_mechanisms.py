@@ -275,3 +275,32 @@ def test_adaptive_clipping_validates() -> None:
         args = dict(noise_multiplier=1.0, expected_clients=100) | bad
         with pytest.raises(ConfigurationError):
             AdaptiveClipping(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("clip", [np.float32(2.0), np.int64(2), np.float64(2.0), 2])
+def test_clipping_takes_a_clip_of_any_real_number_type(clip: object) -> None:
+    # before: np.float32 and np.int64 clips (what a torch or numpy pipeline hands over)
+    # were refused as "not a positive finite number"
+    assert clip_l2(np.full(4, 3.0), clip).vector == pytest.approx(np.full(4, 1.0))  # type: ignore[arg-type]
+    assert clip_coordinates(np.full(4, 3.0), clip).max() == 2.0  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("clip", [True, "1", None])
+def test_clipping_refuses_a_clip_that_is_not_a_number(clip: object) -> None:
+    with pytest.raises(ConfigurationError, match="clip"):
+        clip_l2(np.ones(3), clip)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        np.array([3 + 4j]),  # clip_l2 measured norm 3, not 5, dropping the imaginary part
+        [[1.0, 2.0], [3.0]],  # numpy's "inhomogeneous shape" ValueError
+        np.array(["a"]),  # numpy's "could not convert string to float"
+    ],
+)
+def test_clipping_refuses_an_update_that_is_not_real_numbers(update: object) -> None:
+    with pytest.raises(ConfigurationError, match="update"):
+        clip_l2(update, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="update"):
+        clip_coordinates(update, 1.0)  # type: ignore[arg-type]
