@@ -63,6 +63,7 @@ for the address a branch dials.
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 import types
@@ -581,6 +582,10 @@ class FederationConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FederationConfig:
         """Build from the TOML layout (sections as nested tables); unknown keys are errors."""
+        if not isinstance(data, dict):  # dict(None) is a TypeError, dict("ab") a ValueError
+            raise ConfigurationError(
+                f"a federation config is a table of sections, not {type(data).__name__}"
+            )
         data = dict(data)
         known = {"federation", "sampling", "backend", "dp", "deadlines", "server"}
         for key in sorted(set(data) - known):
@@ -655,7 +660,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file's tables; a missing, unreadable, non-UTF-8 or malformed file is a
     one-line :class:`ConfigurationError` naming it (every command's config and policy
     files are read here). A UTF-8 byte-order mark, which some Windows editors write, is
-    skipped: TOML is UTF-8 either way."""
+    skipped: TOML is UTF-8 either way. ``path`` must be a str or a path: ``open(5)``
+    would read (and then close) whatever file descriptor 5 is."""
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigurationError(
+            f"a configuration file is given by its path, not {type(path).__name__}"
+        )
     try:
         with open(path, "rb") as fh:
             raw = fh.read()

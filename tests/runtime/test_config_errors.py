@@ -287,3 +287,19 @@ def test_a_key_above_every_section_is_named_as_a_key_not_a_section(
         FederationConfig.load(path)
     assert message in str(refused.value)
     assert "unknown sections" not in str(refused.value)
+
+
+@pytest.mark.parametrize("data", [None, "federation", [], 5])
+def test_from_dict_of_something_other_than_a_table_says_so(data: object) -> None:
+    # before: None raised TypeError, a string a ValueError from dict(), and [] said
+    # "[federation] lacks name, clients, dimension"
+    with pytest.raises(ConfigurationError, match="a table"):
+        FederationConfig.from_dict(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", [None, 5, 2.5])
+def test_load_needs_a_path(path: object) -> None:
+    # before: None raised TypeError, and 5 was opened as file descriptor 5 (whatever the
+    # process had open there, which open() then closed) and read as a TOML file
+    with pytest.raises(ConfigurationError, match="path"):
+        FederationConfig.load(path)  # type: ignore[arg-type]
