@@ -56,6 +56,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from numbers import Integral
 
 import numpy as np
 
@@ -140,8 +141,10 @@ class Client:
         identity_keys: Mapping[int, VerifyKey] | None = None,
         policy: ClientPolicy | None = None,
     ) -> None:
-        if party < 0:
-            raise ConfigurationError("party ids are non-negative integers")
+        # an int, not a bool or 1.5 (taken before: no message would ever match it)
+        if isinstance(party, bool) or not isinstance(party, Integral) or party < 0:
+            raise ConfigurationError(f"party ids are non-negative integers, not {party!r}")
+        party = int(party)
         policy = policy if policy is not None else ClientPolicy()
         if not isinstance(policy, ClientPolicy):
             raise ConfigurationError(f"policy must be a ClientPolicy, got {type(policy).__name__}")
@@ -249,7 +252,10 @@ class Client:
 
     @staticmethod
     def _check_input(vector: np.ndarray, *, bits: int | None, length: int | None) -> np.ndarray:
-        arr = np.asarray(vector)
+        try:
+            arr = np.asarray(vector)
+        except ValueError:  # a ragged nested list
+            raise ConfigurationError("the input must be a 1-D vector (ragged rows)") from None
         if arr.ndim != 1:
             raise ConfigurationError("the input must be a 1-D vector")
         if arr.dtype.kind != "u":

@@ -68,6 +68,7 @@ class RoundConfig:
     min_colluders: int = DEFAULT_MIN_COLLUDERS
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.num_clients < 2:
             raise ConfigurationError("a secure aggregation round needs at least 2 clients")
         if self.vector_length < 1:
@@ -88,6 +89,23 @@ class RoundConfig:
                 f"threshold must be in [1, k + 1 = {self.degree + 1}] (k neighbours plus the "
                 f"client itself hold shares), got {self.threshold}"
             )
+
+    def _check_types(self) -> None:
+        """Each public field's type, naming the field; numpy integers become ints.
+
+        Why: the range checks below compare, so ``num_clients="5"`` failed as a
+        TypeError, and ``vector_length=1.5``, ``bits=32.0``, ``threshold=True`` (t = 1),
+        ``graph="harary"`` and ``active="yes"`` passed into a round whose messages and
+        arithmetic expect ints, a GraphKind and a bool."""
+        for name in ("num_clients", "vector_length", "bits", "degree", "threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise ConfigurationError(f"{name} must be an integer, not {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not isinstance(self.graph, GraphKind):
+            raise ConfigurationError(f"graph must be a GraphKind, not {self.graph!r}")
+        if not isinstance(self.active, bool):
+            raise ConfigurationError(f"active must be True or False, not {self.active!r}")
 
     @property
     def tolerated_colluders(self) -> int:

@@ -258,6 +258,8 @@ class Server:
         choices, not part of the round. The state machine stays single-threaded and
         synchronous: the slices are joined before the close returns, and nothing else
         runs beside them."""
+        if not isinstance(config, RoundConfig):  # a str failed as "no attribute 'active'"
+            raise ConfigurationError(f"config must be a RoundConfig, not {type(config).__name__}")
         if isinstance(mask_workers, bool) or not isinstance(mask_workers, int) or mask_workers < 1:
             raise ConfigurationError("mask_workers must be a positive integer")
         if unmask is not None and not callable(unmask):
@@ -268,7 +270,7 @@ class Server:
             raise ConfigurationError("the active variant needs an identity key for every client")
         self.config = config
         self.round_id = round_id if round_id is not None else os.urandom(ROUND_ID_BYTES)
-        if len(self.round_id) != ROUND_ID_BYTES:
+        if not isinstance(self.round_id, bytes) or len(self.round_id) != ROUND_ID_BYTES:
             raise ConfigurationError(f"round id must be {ROUND_ID_BYTES} bytes")
         seed = graph_seed if graph_seed is not None else os.urandom(GRAPH_SEED_BYTES)
         self.graph = NeighbourGraph(config.num_clients, config.graph, config.degree, seed)
