@@ -38,6 +38,8 @@ never receive individual uploads.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -491,9 +493,23 @@ class CKKSBackend(AggregationBackend):
         precision: float | None = None,
         max_clients: int | None = None,
     ) -> None:
-        self.value_bound = float(value_bound)
-        self.precision = precision if precision is not None else 1e-6 * self.value_bound
-        self.max_clients = max_clients
+        """Each option is checked here, by name: before, ``float(value_bound)`` took the
+        string ``"1"``, True passed as 1 (``precision=True``: an error of up to 1 per
+        coordinate), and ``max_clients`` of ``"4"`` raised a TypeError at planning while
+        0 or 1.5 were taken."""
+        self.value_bound = _positive_number("value_bound", value_bound)
+        self.precision = (
+            _positive_number("precision", precision)
+            if precision is not None
+            else 1e-6 * self.value_bound
+        )
+        if max_clients is not None and (
+            isinstance(max_clients, bool)
+            or not isinstance(max_clients, numbers.Integral)
+            or max_clients < 1
+        ):
+            raise ConfigurationError(f"max_clients must be a positive integer, not {max_clients!r}")
+        self.max_clients = None if max_clients is None else int(max_clients)
 
     def plan(self, num_clients: int, dimension: int, **extras: Any) -> CKKSSpec:
         if extras:
@@ -580,6 +596,15 @@ class CKKSBackend(AggregationBackend):
     @property
     def needs_helper(self) -> bool:
         return True
+
+
+def _positive_number(name: str, value: object) -> float:
+    """``value`` as a float if it is a positive finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{name} must be a positive finite number, not {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive finite number, not {value!r}")
+    return float(value)
 
 
 def _own(spec: RoundSpec) -> CKKSSpec:

@@ -283,6 +283,11 @@ def _check_design_point(num_clients: int, value_bound: float, precision: float) 
 
 def _scale_bits_for(n: int, degree: int, noise_budget: float) -> int:
     needed = _noise_bound(n, degree, 1.0) / noise_budget
+    if not math.isfinite(needed):
+        # a budget below ~1e-300 (value_bound 1e-300 and its default precision): the
+        # quotient overflows, and ceil(inf) raised OverflowError; the log of each side
+        # gives the (huge) scale, which no ring then holds: an HEParameterError
+        return math.ceil(math.log2(_noise_bound(n, degree, 1.0)) - math.log2(noise_budget))
     return max(1, math.ceil(math.log2(needed)))
 
 
@@ -350,8 +355,14 @@ def choose_parameters(
     reasons: list[str] = []
     for degree in RING_DEGREES:
         scale_bits = _scale_bits_for(num_clients, degree, noise_budget)
-        required = 2.0 * (num_clients * value_bound + precision) * 2.0**scale_bits
         limit = HE_STANDARD_MAX_BITS[security_bits][degree]
+        if scale_bits >= limit:  # no modulus holds the scale (and 2.0**scale_bits overflows)
+            reasons.append(
+                f"N={degree}: precision {precision:.3g} needs a scale of 2^{scale_bits}, above "
+                f"the {limit}-bit bound"
+            )
+            continue
+        required = 2.0 * (num_clients * value_bound + precision) * 2.0**scale_bits
         data = _data_modulus_for(degree, scale_bits, required, limit)
         if data is None:
             reasons.append(

@@ -229,3 +229,27 @@ def test_the_plain_backend_refuses_a_bad_value_bound_by_name(bound: object) -> N
 def test_a_plain_sum_that_overflows_float64_aborts_instead_of_returning_inf() -> None:
     with pytest.raises(RoundAborted, match="overflow"):
         secagg.aggregate(np.array([[1e308, 0.0], [1e308, 0.0]]), "plain")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("value_bound", "1"),  # float("1"): a string was taken as the bound
+        ("value_bound", True),  # taken as 1.0
+        ("precision", True),  # taken as 1.0: a sum off by up to 1 per coordinate
+        ("max_clients", "4"),  # TypeError: '>' not supported between str and int
+        ("max_clients", 1.5),  # taken
+        ("max_clients", 0),  # taken
+    ],
+)
+def test_a_ckks_option_of_the_wrong_type_or_range_is_refused_by_name(
+    option: str, value: object
+) -> None:
+    with pytest.raises(ConfigurationError, match=option):
+        get_backend("ckks", **{option: value})
+
+
+def test_a_tiny_ckks_value_bound_is_refused_as_a_parameter_error_not_an_overflow() -> None:
+    # before: OverflowError (cannot convert float infinity to integer) choosing the scale
+    with pytest.raises(ConfigurationError, match="precision"):
+        secagg.aggregate(np.full((3, 2), 1e-300), "ckks", value_bound=1e-300)
