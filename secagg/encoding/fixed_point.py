@@ -24,6 +24,7 @@ is unbounded, and it chooses the scale so a wrap has a stated small chance).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,10 +115,20 @@ class FixedPoint:
     bits: int = 32
 
     def __post_init__(self) -> None:
-        if self.bits not in SUPPORTED_BITS:
+        # types first: True passed as scale 1, bits=32.0 passed (32.0 == 32) into shift
+        # widths, and a str scale failed as math's TypeError; numpy numbers become Python's
+        bits = self.bits
+        if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
+            raise ConfigurationError(f"bits must be one of {SUPPORTED_BITS}, not {bits!r}")
+        if bits not in SUPPORTED_BITS:
             raise ConfigurationError(f"bits must be one of {SUPPORTED_BITS}, not {self.bits}")
+        scale = self.scale
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+            raise ConfigurationError(f"scale must be a positive finite number, not {scale!r}")
         if not (math.isfinite(self.scale) and self.scale > 0):
             raise ConfigurationError("scale must be a positive finite number")
+        object.__setattr__(self, "bits", int(bits))
+        object.__setattr__(self, "scale", float(scale))
 
     @property
     def dtype(self) -> type[np.unsignedinteger]:

@@ -21,6 +21,7 @@ round is.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -30,9 +31,21 @@ from secagg.errors import ConfigurationError
 
 def padded_dimension(dimension: int) -> int:
     """The power of two the rotation pads ``dimension`` to."""
+    if isinstance(dimension, bool) or not isinstance(dimension, numbers.Integral):
+        # 1.5 failed as "'float' object has no attribute 'bit_length'", True passed as 1
+        raise ConfigurationError(f"dimension must be an integer, not {dimension!r}")
     if dimension < 1:
         raise ConfigurationError("dimension must be at least 1")
-    return 1 << (dimension - 1).bit_length()
+    return 1 << (int(dimension) - 1).bit_length()
+
+
+def _real(values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` as float64, refusing complex, text and objects: casting kept only the
+    real part of a complex vector (a wrong rotation, with a warning at most)."""
+    x = np.asarray(values)
+    if x.dtype.kind not in "biuf":
+        raise ConfigurationError(f"{what} must hold real numbers, not {x.dtype} values")
+    return x.astype(np.float64, copy=False)
 
 
 def walsh_hadamard(values: np.ndarray) -> np.ndarray:
@@ -42,6 +55,10 @@ def walsh_hadamard(values: np.ndarray) -> np.ndarray:
     one addition and one subtraction over the vector.
     """
     a = np.array(values, copy=True)
+    if a.dtype.kind not in "iuf":  # text failed as numpy's UFuncTypeError
+        raise ConfigurationError(
+            f"the Walsh-Hadamard transform needs real numbers, not {a.dtype} values"
+        )
     n = a.size
     if a.ndim != 1 or n & (n - 1):
         raise ConfigurationError("the Walsh-Hadamard transform needs a 1-D vector of length 2^m")
@@ -61,14 +78,21 @@ class RandomizedHadamard:
     """The seeded orthogonal rotation ``x -> H D x / sqrt(d')`` and its inverse."""
 
     def __init__(self, dimension: int, seed: bytes) -> None:
-        self.dimension = dimension
+        """``seed``: the round's public rotation seed (16 bytes), never None: a missing
+        seed drew a fresh random key, so the client and the server each rotated with
+        signs the other could not reproduce and the decoded sum was noise."""
+        if not isinstance(seed, bytes | bytearray):
+            raise ConfigurationError(
+                f"the rotation seed must be the round's public 16 bytes, not {seed!r}"
+            )
         self.padded = padded_dimension(dimension)
+        self.dimension = int(dimension)
         self._signs = np.where(KeyedStream(seed).bits(self.padded), -1.0, 1.0)
         self._norm = 1.0 / math.sqrt(self.padded)
 
     def rotate(self, values: np.ndarray) -> np.ndarray:
         """Pad to d', flip signs, transform, normalise (float64, length d')."""
-        x = np.asarray(values, dtype=np.float64)
+        x = _real(values, "the vector to rotate")
         if x.shape != (self.dimension,):
             raise ConfigurationError(f"expected a vector of length {self.dimension}, got {x.shape}")
         padded = np.zeros(self.padded)
@@ -80,7 +104,7 @@ class RandomizedHadamard:
 
     def unrotate(self, values: np.ndarray) -> np.ndarray:
         """The inverse: transform, normalise, flip signs back, drop the padding."""
-        y = np.asarray(values, dtype=np.float64)
+        y = _real(values, "the vector to unrotate")
         if y.shape != (self.padded,):
             raise ConfigurationError(f"expected a vector of length {self.padded}, got {y.shape}")
         out = walsh_hadamard(y)

@@ -333,3 +333,53 @@ def test_keyed_stream_integers_are_uniform() -> None:
     assert big.max() < (1 << 63)
     with pytest.raises(ConfigurationError):
         KeyedStream().integers(0, 3)
+
+
+# --- argument types (hostile-user audit 2026-12-04) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (dict(scale=True), "scale"),  # taken as scale 1
+        (dict(scale="1"), "scale"),  # TypeError: must be real number, not str
+        (dict(scale=None), "scale"),
+        (dict(scale=1.0, bits=32.0), "bits"),  # taken: fails later as a float shift width
+    ],
+)
+def test_fixed_point_refuses_parameters_of_the_wrong_type(
+    args: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        FixedPoint(**args)  # type: ignore[arg-type]
+
+
+def test_fixed_point_takes_numpy_numbers() -> None:
+    fp = FixedPoint(np.float32(1024.0), np.int64(32))  # type: ignore[arg-type]
+    assert fp.decode(fp.encode(np.array([0.5]))).tolist() == [0.5]
+
+
+@pytest.mark.parametrize("dimension", [1.5, "4", None, True])
+def test_the_rotation_refuses_a_dimension_that_is_not_an_integer(dimension: object) -> None:
+    # before: AttributeError ('float' has no 'bit_length'), TypeError, or True taken as 1
+    with pytest.raises(ConfigurationError, match="dimension"):
+        padded_dimension(dimension)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="dimension"):
+        RandomizedHadamard(dimension, b"s" * 16)  # type: ignore[arg-type]
+
+
+def test_the_rotation_needs_its_public_seed() -> None:
+    # before: None drew a random key, so a client and the server each rotated with
+    # signs the other could not reproduce, and the sum came back as noise
+    with pytest.raises(ConfigurationError, match="seed"):
+        RandomizedHadamard(4, None)  # type: ignore[arg-type]
+
+
+def test_the_rotation_refuses_complex_and_text_values() -> None:
+    rotation = RandomizedHadamard(2, b"s" * 16)
+    with pytest.raises(ConfigurationError, match="real"):
+        rotation.rotate(np.array([1j, 1.0]))  # before: the imaginary part was dropped
+    with pytest.raises(ConfigurationError, match="real"):
+        rotation.unrotate(np.array([1j, 1.0]))
+    with pytest.raises(ConfigurationError, match="real"):
+        walsh_hadamard(np.array(["a", "b"]))  # before: numpy's UFuncTypeError
