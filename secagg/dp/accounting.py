@@ -119,7 +119,9 @@ from secagg.errors import ConfigurationError
 __all__ = [
     "ACCOUNTANTS",
     "DDG_ORDERS",
+    "MAX_PLD_POINTS",
     "PLD_VALUE_DISCRETIZATION",
+    "PldTooLarge",
     "PrivacyAccountant",
     "adaptive_noise_split",
     "ddg_epsilon",
@@ -144,6 +146,39 @@ from secagg.dp.ddg_accounting import DDG_ORDERS  # noqa: E402  (the DDG analysis
 
 #: Upper end of the calibration bracket: beyond this "noise" is the signal's 10^4-fold.
 MAX_NOISE_MULTIPLIER = 1e4
+#: Most grid points a PLD (one round's, or a composition's FFT window) may have. Its size
+#: grows like 1 / (2 z^2 * discretization): one round at z = 0.001, q = 0.1 is 5.1e9 points
+#: (38 GiB; MemoryError), and a calibration toward a huge epsilon walked z that low and was
+#: killed for memory. 2^22 points cost about 20 s and 0.8 GB for one round (z ~ 0.05 at
+#: the default discretisation); every epsilon that small a z gives is in the hundreds.
+MAX_PLD_POINTS = 1 << 22
+
+
+class PldTooLarge(ConfigurationError):
+    """A PLD would need more than :data:`MAX_PLD_POINTS` grid points: refused before it
+    is built. RDP accounting (``accountant="rdp"``) has no grid and takes any ``z``."""
+
+
+def _pld_points(z: float, q: float, discretization: float) -> float:
+    """Grid points of one round's PLD as dp_accounting builds it: the privacy loss over
+    the noise's truncated range (its own tail bounds), over the discretisation. Exact to
+    a point (the remove and add sides have the same range), and costs microseconds."""
+    loss = pld.privacy_loss_mechanism.GaussianPrivacyLoss(z, sampling_prob=q)
+    tail = loss.privacy_loss_tail()
+    span = loss.privacy_loss(tail.lower_x_truncation) - loss.privacy_loss(tail.upper_x_truncation)
+    return span / discretization
+
+
+def _check_pld_size(z: float, q: float, discretization: float) -> None:
+    points = _pld_points(z, q, discretization)
+    if not points <= MAX_PLD_POINTS:
+        raise PldTooLarge(
+            f"noise_multiplier {z:g} at sample_rate {q:g} needs a PLD of {points:.3g} points "
+            f"(the limit is {MAX_PLD_POINTS}): too little noise for PLD accounting in memory; "
+            "use accountant='rdp' (an upper bound at any noise) or more noise"
+        )
+
+
 #: Sensitivity of the adaptive-clipping count: clients report ``1[unclipped] - 1/2``.
 DEFAULT_COUNT_SENSITIVITY = 0.5
 
@@ -480,10 +515,15 @@ def _calibrate(
     is never exceeded.
     """
     seen = {} if seen is None else seen
+    unevaluable: set[float] = set()
 
     def eps(z: float) -> float:
         if z not in seen:
-            seen[z] = eps_of(z)
+            try:
+                seen[z] = eps_of(z)
+            except PldTooLarge:  # so little noise that PLD cannot hold it: not a candidate
+                unevaluable.add(z)
+                seen[z] = math.inf
         return seen[z]
 
     hi = min(max(guess, 1e-3), MAX_NOISE_MULTIPLIER)
@@ -502,6 +542,10 @@ def _calibrate(
         hi, lo = lo, lo / 1.5
         if lo < 1e-6:
             return hi  # epsilon that generous needs (almost) no noise; never happens in practice
+    if lo in unevaluable:
+        # the threshold lies below the least noise the accountant can evaluate: hi is the
+        # least evaluated noise that meets the budget (more noise than needed, never less)
+        return hi
 
     def gap(log_z: float) -> float:
         value = eps(math.exp(log_z))
@@ -707,6 +751,11 @@ class _Power:
         lower, upper = out._window(out.count)
         extra = 0 if self.prefix is None else len(self.prefix) - 1
         need = max(upper - lower + 1 + extra, len(self.base), extra + 1)
+        if need > MAX_PLD_POINTS:  # checked before any array of that size exists
+            raise PldTooLarge(
+                f"{out.count} rounds compose to a PLD of {need} points (the limit is "
+                f"{MAX_PLD_POINTS}): use accountant='rdp' (an upper bound) or more noise"
+            )
         if need > self.length or self.spectrum is None:  # (re)start at a longer length
             out.length = sp_fft.next_fast_len(int(need * 1.25), real=True)
             out.base_spectrum = sp_fft.rfft(self.base, out.length)
@@ -854,7 +903,9 @@ def _rdp_curve(kind: _Round) -> tuple[np.ndarray, np.ndarray]:
 
 def _build_sampled_pld(z: float, q: float, discretization: float) -> Any:
     """One Poisson-subsampled Gaussian round's PLD, as dp_accounting's accountant builds it
-    (about a second at the default discretisation: built once per kind of round)."""
+    (about a second at the default discretisation: built once per kind of round), or
+    :class:`PldTooLarge` before building one above :data:`MAX_PLD_POINTS`."""
+    _check_pld_size(z, q, discretization)
     return pld.privacy_loss_distribution.from_gaussian_mechanism(
         standard_deviation=z,
         value_discretization_interval=discretization,
@@ -866,6 +917,7 @@ def _build_sampled_pld(z: float, q: float, discretization: float) -> Any:
 @functools.lru_cache(maxsize=4)  # a mixed history's q == 1 part, unchanged in a sampled run
 def _gaussian_pld(z: float, discretization: float) -> Any:
     """The PLD of one Gaussian round of multiplier ``z`` (the q == 1 rounds composed)."""
+    _check_pld_size(z, 1.0, discretization)
     return pld.privacy_loss_distribution.from_gaussian_mechanism(
         standard_deviation=z,
         value_discretization_interval=discretization,
@@ -965,6 +1017,8 @@ class PrivacyAccountant:
                 _positive("count_noise_stddev", count_noise_stddev),
                 _positive("count_sensitivity", count_sensitivity),
             )
+        if self.accountant == "pld" and q < 1.0:  # a round whose PLD cannot be built
+            _check_pld_size(kind.effective_noise_multiplier, q, PLD_VALUE_DISCRETIZATION)
         self._append(kind, 1)
 
     def _append(self, kind: _Round, count: int) -> None:
@@ -994,10 +1048,14 @@ class PrivacyAccountant:
             self._composition, self._cached = found[0].copy(), found[1]
             self._pending.clear()
             return self._cached
+        # composed on a copy and kept only when every pending run went in: a run refused
+        # half way (PldTooLarge) would otherwise be composed again at the next call
+        composition = self._composition.copy()
         for kind, count in self._pending:
-            self._composition.add(kind, count)
+            composition.add(kind, count)
+        value = composition.epsilon(self.delta)
+        self._composition, self._cached = composition, value
         self._pending.clear()
-        self._cached = self._composition.epsilon(self.delta)
         self._memo.put(key, self._composition.copy(), self._cached)
         return self._cached
 

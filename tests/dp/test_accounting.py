@@ -805,3 +805,64 @@ def test_a_plan_with_rare_sampling_still_charges_one_round() -> None:
     assert likely_most_rounds(100, 1e-4, 1) == 0
     assert federation_epsilon(1.0, 1e-4, 1, 1e-5, 100) == pytest.approx(epsilon(1.0, 1.0, 1, 1e-5))
     assert federation_epsilon(1.0, 1e-4, 0, 1e-5, 100) == 0.0
+
+
+# --- memory: a PLD too large to build is refused before it is built (audit 2026-12-04) ---
+
+
+def _no_big_allocations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any PLD build or FFT window above MAX_PLD_POINTS instead of allocating it,
+    so that the test cannot exhaust the machine on the old code."""
+    import secagg.dp.accounting as accounting
+
+    real = accounting.pld.privacy_loss_distribution.from_gaussian_mechanism
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        z = kwargs.get("standard_deviation", args[0] if args else 1.0)
+        step = kwargs.get("value_discretization_interval", PLD_VALUE_DISCRETIZATION)
+        if (0.5 / z**2 + 10 / z) / step > 1e7:  # dp_accounting's grid, within a few %
+            raise AssertionError(f"built a PLD at noise multiplier {z} (GBs)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(
+        accounting.pld.privacy_loss_distribution, "from_gaussian_mechanism", guarded
+    )
+
+
+def test_a_tiny_noise_multiplier_with_sampling_is_refused_not_allocated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # before: MemoryError (38 GiB for one round's PLD at z = 0.001, q = 0.1)
+    _no_big_allocations(monkeypatch)
+    with pytest.raises(ConfigurationError, match="rdp"):
+        epsilon(0.001, 0.1, 10, 1e-5)
+    assert epsilon(0.001, 0.1, 10, 1e-5, "rdp") > 100  # the way out the message names
+
+
+def test_a_refused_round_leaves_the_running_accountant_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_big_allocations(monkeypatch)
+    accountant = PrivacyAccountant(1e-5)
+    accountant.step(1.0, 0.1)
+    before = accountant.epsilon()
+    with pytest.raises(ConfigurationError, match="noise_multiplier"):
+        accountant.step(0.001, 0.1)
+    assert accountant.rounds == 1
+    assert accountant.epsilon() == before
+
+
+def test_calibration_toward_a_huge_epsilon_stops_above_what_pld_can_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # before: the search walked z down toward 1e-6, and the process was killed for memory
+    import secagg.dp.accounting as accounting
+
+    _no_big_allocations(monkeypatch)
+    # a lower cap keeps the test quick (with the real one, the last evaluations each build
+    # a PLD of about 4 million points, 20 s apiece); the logic is the same
+    monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 16)
+    z = noise_multiplier_for(1e9, 1e-5, 0.1, 10)
+    assert epsilon(z, 0.1, 10, 1e-5) <= 1e9
+    with pytest.raises(ConfigurationError):
+        epsilon(z / 1.5, 0.1, 10, 1e-5)  # the search stopped where PLD stops
