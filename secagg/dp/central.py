@@ -17,6 +17,7 @@ mechanism (:mod:`secagg.dp.distributed`).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,11 @@ class CentralGaussian:
     expected_clients: float
 
     def __post_init__(self) -> None:
+        for name in ("clip", "noise_multiplier", "expected_clients"):
+            # True passed as 1 and a str failed as math's TypeError, naming nothing
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigurationError(f"{name} must be a number, not {value!r}")
         if not (math.isfinite(self.clip) and self.clip > 0):
             raise ConfigurationError("clip must be positive and finite")
         if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0):
@@ -49,7 +55,7 @@ class CentralGaussian:
 
     def noised_sum(self, clipped_sum: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
         """The sum plus N(0, (zC)^2) per coordinate, from a CSPRNG-keyed stream."""
-        total = np.asarray(clipped_sum, dtype=np.float64)
+        total = _real_sum(clipped_sum)
         if not np.all(np.isfinite(total)):
             raise ConfigurationError("the sum contains NaN or infinite values")
         return total + gaussian(self.stddev, total.size, stream).reshape(total.shape)
@@ -57,3 +63,16 @@ class CentralGaussian:
     def mean(self, clipped_sum: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
         """The DP estimate of the mean update: noised sum / expected clients (fixed)."""
         return self.noised_sum(clipped_sum, stream) / self.expected_clients
+
+
+def _real_sum(values: np.ndarray) -> np.ndarray:
+    """The sum as float64, or a ConfigurationError: casting kept only the real part of a
+    complex sum (noised and released as if it were the sum) and raised numpy's
+    ValueError on text or a ragged list."""
+    try:
+        raw = np.asarray(values)
+    except ValueError:
+        raise ConfigurationError("the sum must be a rectangular array (ragged rows)") from None
+    if raw.dtype.kind not in "biuf":
+        raise ConfigurationError(f"the sum must hold real numbers, not {raw.dtype} values")
+    return raw.astype(np.float64)

@@ -41,6 +41,7 @@ caveat and the distributed discrete mechanism is the answer when it matters.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -187,8 +188,7 @@ def discrete_gaussian(
     stream when omitted. Note ``sigma^2`` is the parameter, not exactly the
     variance, which is slightly below it for small sigma (CKS Prop. 1).
     """
-    if count < 0:
-        raise ConfigurationError("count must be non-negative")
+    count = _count(count)
     sigma2 = _as_fraction(sigma_squared)
     stream = stream or KeyedStream()
     p, q = sigma2.numerator, sigma2.denominator
@@ -213,16 +213,24 @@ def discrete_gaussian(
     return out
 
 
+def _count(count: object) -> int:
+    """A sample count: an integer >= 0 (2.5 and "3" failed as TypeErrors, True gave 1)."""
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+        raise ConfigurationError(f"count must be a non-negative integer, not {count!r}")
+    return int(count)
+
+
 def gaussian(std: float, count: int, stream: KeyedStream | None = None) -> np.ndarray:
     """``count`` samples of N(0, std^2) as float64 (Box-Muller on 53-bit uniforms).
 
     For the server's central noise. See the module docstring for the
     floating-point caveat.
     """
+    if isinstance(std, bool) or not isinstance(std, numbers.Real):
+        raise ConfigurationError(f"the Gaussian std must be a number, not {std!r}")
     if not (math.isfinite(std) and std >= 0):
         raise ConfigurationError("the Gaussian std must be finite and non-negative")
-    if count < 0:
-        raise ConfigurationError("count must be non-negative")
+    count = _count(count)
     stream = stream or KeyedStream()
     pairs = (count + 1) // 2
     u1 = 1.0 - stream.uniform(pairs)  # in (0, 1]: log is finite

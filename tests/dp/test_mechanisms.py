@@ -304,3 +304,37 @@ def test_clipping_refuses_an_update_that_is_not_real_numbers(update: object) -> 
         clip_l2(update, 1.0)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="update"):
         clip_coordinates(update, 1.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ((True, 1.0, 10), "clip"),  # taken as clip 1
+        (("1", 1.0, 10), "clip"),  # TypeError: must be real number, not str
+        ((None, 1.0, 10), "clip"),
+        ((1.0, "1", 10), "noise_multiplier"),
+        ((1.0, 1.0, "10"), "expected_clients"),
+    ],
+)
+def test_central_mechanism_refuses_parameters_that_are_not_numbers(
+    args: tuple[object, ...], named: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        CentralGaussian(*args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("total", [np.array([1j]), np.array(["a"]), [[1.0], [1.0, 2.0]]])
+def test_central_noise_refuses_a_sum_that_is_not_real_numbers(total: object) -> None:
+    # before: a complex sum was noised without its imaginary part; text and ragged
+    # input raised numpy's ValueError
+    with pytest.raises(ConfigurationError, match="sum"):
+        CentralGaussian(1.0, 1.0, 10).noised_sum(total)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("std", "count"), [(1.0, 2.5), (1.0, "3"), ("1", 3), (True, 3), (1.0, True)]
+)
+def test_gaussian_sampler_refuses_arguments_of_the_wrong_type(std: object, count: object) -> None:
+    # before: count 2.5 and "3" raised TypeError, std "1" a TypeError, True was taken
+    with pytest.raises(ConfigurationError):
+        gaussian(std, count)  # type: ignore[arg-type]
