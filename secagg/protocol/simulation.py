@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 
@@ -65,11 +66,24 @@ def _wire(message: Message) -> Message:
 
 
 def _vanish_index(dropped: Mapping[str, Iterable[int]] | None, n: int) -> dict[int, int]:
+    """Each dropped client's phase index. Checked by name: a list (not a mapping) raised
+    AttributeError, a bare int or str TypeError or ValueError, and ``int(party)``
+    made ``1.5`` client 1 and ``True`` client 1."""
+    if dropped is not None and not isinstance(dropped, Mapping):
+        raise ConfigurationError(
+            f"dropped maps a phase name to client indices, not {type(dropped).__name__}"
+        )
     vanish: dict[int, int] = {}
     for phase, parties in (dropped or {}).items():
         if phase not in PHASES:
             raise ConfigurationError(f"unknown phase {phase!r}; expected one of {PHASES}")
+        if isinstance(parties, str | bytes) or not isinstance(parties, Iterable):
+            raise ConfigurationError(
+                f"dropped[{phase!r}] must be a collection of client indices, not {parties!r}"
+            )
         for party in parties:
+            if isinstance(party, bool) or not isinstance(party, Integral):
+                raise ConfigurationError(f"dropped clients are integer indices, not {party!r}")
             party = int(party)
             if not 0 <= party < n:
                 raise ConfigurationError(f"dropped client {party} is not in 0..{n - 1}")
