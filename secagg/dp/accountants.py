@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import abc
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from secagg.dp._checks import _delta
 from secagg.errors import ConfigurationError
 
 #: name -> (what it is, the mechanisms it accounts)
@@ -143,7 +145,7 @@ class PerClientAccountant(Accountant):
 
     def __init__(self, delta: float, name: str = "pld") -> None:
         self.name = check_accountant(name, "central")
-        self.delta = delta
+        self.delta = _delta(delta)  # refused here, not at the first epsilon
         self.everyone = 0.0  # precision charged to every client
         self.own: dict[str, float] = {}  # client -> precision of its own rounds
         self._rounds = 0
@@ -156,6 +158,11 @@ class PerClientAccountant(Accountant):
         sensitivity is one count); inf without noise."""
         from secagg.dp.accounting import DEFAULT_COUNT_SENSITIVITY
 
+        # a number or nothing: NaN came back as a NaN precision (a claim of NaN), a str
+        # as a TypeError
+        _number("noise_multiplier", noise_multiplier)
+        if count_noise_stddev is not None:
+            _number("count_noise_stddev", count_noise_stddev)
         if noise_multiplier <= 0 or (count_noise_stddev is not None and count_noise_stddev <= 0):
             return math.inf
         try:
@@ -177,7 +184,20 @@ class PerClientAccountant(Accountant):
         self.charge(self.precision(noise_multiplier, count_noise_stddev), members)
 
     def charge(self, precision: float, members: Iterable[str] | None = None) -> None:
-        """Charge one round of ``precision`` (see :meth:`precision`) to ``members``."""
+        """Charge one round of ``precision`` (see :meth:`precision`) to ``members``.
+
+        Checked before anything is counted: a negative precision lowered a client's
+        total (an understated claim), NaN poisoned it for good, and a str of members
+        was charged letter by letter."""
+        if isinstance(precision, bool) or not isinstance(precision, numbers.Real):
+            raise ConfigurationError(f"precision must be a number >= 0, not {precision!r}")
+        if not precision >= 0:  # also NaN
+            raise ConfigurationError(f"precision must be a number >= 0, not {precision!r}")
+        if isinstance(members, str | bytes):
+            raise ConfigurationError(
+                f"members is a collection of client names, not one string {members!r}"
+            )
+        members = None if members is None else set(members)
         self._rounds += 1
         if math.isinf(precision):
             self._unbounded = True
@@ -185,7 +205,7 @@ class PerClientAccountant(Accountant):
         if members is None:
             self.everyone += precision
             return
-        for name in set(members):
+        for name in members:
             self.own[name] = self.own.get(name, 0.0) + precision
 
     @property
@@ -344,3 +364,9 @@ def history_extends(
     if last_new[:2] != last_old[:2] or last_new[2] < last_old[2]:
         return False
     return len(new) == len(old) or last_new[2] == last_old[2]
+
+
+def _number(name: str, value: object) -> None:
+    """A real number (not a bool, not NaN), or a ConfigurationError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ConfigurationError(f"{name} must be a number, not {value!r}")

@@ -212,3 +212,43 @@ def test_the_claim_is_the_worst_clients_own_composition(
         worst = max(worst, own.epsilon())
     assert accountant.epsilon() == pytest.approx(worst, rel=1e-9)
     assert accountant.rounds == len(schedule)
+
+
+# --- argument checks (hostile-user audit 2026-12-04) ---------------------------
+
+
+@pytest.mark.parametrize("precision", [-1.0, math.nan, "1", None])
+def test_a_charge_that_is_not_a_precision_is_refused_and_charges_nothing(
+    precision: object,
+) -> None:
+    # before: -1 lowered the client's total (an understated claim), NaN poisoned it for
+    # good, and both counted a round; "1" and None raised TypeError after counting it
+    accountant = PerClientAccountant(1e-5)
+    accountant.step(1.0, ["a"])
+    before = accountant.epsilon()
+    with pytest.raises(ConfigurationError, match="precision"):
+        accountant.charge(precision, ["a"])  # type: ignore[arg-type]
+    assert accountant.rounds == 1
+    assert accountant.epsilon() == before
+
+
+def test_members_given_as_one_string_are_refused_not_split_into_letters() -> None:
+    # before: step(1.0, "ab") charged clients "a" and "b"
+    accountant = PerClientAccountant(1e-5)
+    with pytest.raises(ConfigurationError, match="members"):
+        accountant.step(1.0, "ab")
+    assert accountant.rounds == 0
+
+
+@pytest.mark.parametrize("delta", [1, 0, 1.5, "1e-5"])
+def test_the_per_client_accountant_checks_delta_when_built(delta: object) -> None:
+    # before: taken, and refused only at the first epsilon
+    with pytest.raises(ConfigurationError, match="delta"):
+        PerClientAccountant(delta)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("z", "count"), [(math.nan, None), (1.0, math.nan), ("1", None)])
+def test_a_precision_of_no_number_is_refused(z: object, count: object) -> None:
+    # before: NaN came back as a NaN precision, "1" as a TypeError
+    with pytest.raises(ConfigurationError):
+        PerClientAccountant.precision(z, count)  # type: ignore[arg-type]
