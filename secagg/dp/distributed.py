@@ -55,6 +55,7 @@ sampling, as for DP-FedAvg.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -77,7 +78,13 @@ class RoundingFailed(ConfigurationError):
 
 
 def honest_noise_contributors(survivors: int, assumed_corrupt: int = 0) -> int:
-    """Clients whose noise share is in the sum and unknown to the server."""
+    """Clients whose noise share is in the sum and unknown to the server.
+
+    Both are counts: a fraction given for ``assumed_corrupt`` (0.5) gave 9.5 honest
+    shares of 10, a count no round has (see :func:`assumed_colluders` for fractions)."""
+    for name, value in (("survivors", survivors), ("assumed_corrupt", assumed_corrupt)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigurationError(f"{name} must be an integer count, not {value!r}")
     if survivors < 0 or assumed_corrupt < 0:
         raise ConfigurationError("counts must be non-negative")
     return max(0, survivors - assumed_corrupt)

@@ -381,3 +381,11 @@ def test_the_audits_case_is_charged_at_three_honest_shares_not_four() -> None:
     assert planned_honest_shares(6, 0.25) == 4
     # a cohort the size of its population is everyone: nothing changes
     assert planned_honest_shares(12, 0.25, population=12) == planned_honest_shares(12, 0.25)
+
+
+@pytest.mark.parametrize(("survivors", "corrupt"), [(10, 0.5), (10.0, 1), ("10", 1), (10, True)])
+def test_honest_noise_contributors_counts_in_integers(survivors: object, corrupt: object) -> None:
+    # before: (10, 0.5), a fraction where a count belongs, gave 9.5 honest shares, and
+    # "10" raised TypeError
+    with pytest.raises(ConfigurationError):
+        honest_noise_contributors(survivors, corrupt)  # type: ignore[arg-type]
