@@ -44,6 +44,7 @@ parameters an auditor needs (:attr:`AggregationReport.details`).
 from __future__ import annotations
 
 import abc
+import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,13 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import Signer, Verifier
 from secagg.crypto.stream import KeyedStream
-from secagg.errors import ConfigurationError, DuplicateMessage, UnexpectedMessage, UnknownParty
+from secagg.errors import (
+    ConfigurationError,
+    DuplicateMessage,
+    MalformedMessage,
+    UnexpectedMessage,
+    UnknownParty,
+)
 
 #: the party index of a round's helper (the CKKS key holder), never a client's
 HELPER = -1
@@ -426,16 +433,44 @@ def check_bound(update: np.ndarray, value_bound: float, party: int) -> None:
 
 
 def check_round_size(num_clients: int, dimension: int, minimum_clients: int = 1) -> None:
+    """Integers (not bools) in range: ``"4"`` failed as a TypeError, while a dimension of
+    3.5 and ``num_clients=True`` were planned into a spec."""
+    for name, value in (("num_clients", num_clients), ("dimension", dimension)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigurationError(f"{name} must be an integer, not {value!r}")
     if num_clients < minimum_clients:
         raise ConfigurationError(f"a round needs at least {minimum_clients} clients")
     if dimension < 1:
         raise ConfigurationError("the dimension must be at least 1")
 
 
+def check_party(party: int, num_clients: int) -> None:
+    """A client index of the round, or UnknownParty (also for "0", None, 1.5 and True,
+    which failed as TypeErrors or passed the range check)."""
+    if (
+        isinstance(party, bool)
+        or not isinstance(party, numbers.Integral)
+        or not 0 <= party < num_clients
+    ):
+        raise UnknownParty(f"client {party!r} is not in this round")
+
+
+def payload_bytes(payload: object) -> bytes:
+    """A payload as bytes, or MalformedMessage: ``bytes(None)`` and ``bytes("text")``
+    raised TypeError, and ``bytes(5)`` made five zero bytes of an int."""
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise MalformedMessage(f"a payload is bytes, not {type(payload).__name__}")
+    return bytes(payload)
+
+
+def spec_label(spec: object) -> str:
+    """A spec's backend name for an error message, whatever was given as the spec."""
+    return str(spec.name) if isinstance(spec, RoundSpec) else f"non-spec {type(spec).__name__}"
+
+
 def admit(party: int, num_clients: int, received: set[int]) -> None:
     """Refuse a contribution from outside the round or a second one from the same client."""
-    if not 0 <= party < num_clients:
-        raise UnknownParty(f"client {party} is not in this round")
+    check_party(party, num_clients)
     if party in received:
         raise DuplicateMessage(f"client {party} already contributed")
 

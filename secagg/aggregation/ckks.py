@@ -63,8 +63,11 @@ from secagg.aggregation.base import (
     ToParty,
     admit,
     check_bound,
+    check_party,
     check_round_size,
     check_update,
+    payload_bytes,
+    spec_label,
     split_parties,
 )
 from secagg.aggregation.keyholder_policy import (
@@ -83,7 +86,6 @@ from secagg.errors import (
     MalformedMessage,
     RoundAborted,
     UnexpectedMessage,
-    UnknownParty,
 )
 from secagg.he.params import TAIL_Z, CKKSParameters, choose_parameters
 
@@ -246,7 +248,7 @@ class KeyHolderSession(HelperSession):
         return None if self._holder is None else self._holder.fingerprint
 
     def handle(self, payload: bytes, *, round_number: int) -> bytes:
-        data = bytes(payload)
+        data = payload_bytes(payload)
         kind = data[_HELPER_HEAD.size - 1] if len(data) >= _HELPER_HEAD.size else -1
         if kind == _KEY_REQUEST:
             return self._publish(_read_helper_message(data, _KEY_REQUEST))
@@ -306,8 +308,7 @@ class CKKSClient(ClientSession):
     def __init__(self, spec: CKKSSpec, party: int, trusted_key: bytes | None) -> None:
         from secagg.he.keys import PublicAggregationContext
 
-        if not 0 <= party < spec.num_clients:
-            raise UnknownParty(f"client {party} is not in this round")
+        check_party(party, spec.num_clients)
         self.party = party
         self.spec = spec
         self._context = PublicAggregationContext.from_bytes(
@@ -354,11 +355,11 @@ class CKKSServer(PhasedServerSession):
 
     def handle(self, party: int, payload: bytes) -> list[Outgoing]:
         if self._phase == "key" and party == HELPER:
-            return self._on_key(bytes(payload))
+            return self._on_key(payload_bytes(payload))
         if self._phase == "contribution" and party != HELPER:
-            return self._on_contribution(party, bytes(payload))
+            return self._on_contribution(party, payload_bytes(payload))
         if self._phase == "decrypt" and party == HELPER:
-            return self._on_decrypted(bytes(payload))
+            return self._on_decrypted(payload_bytes(payload))
         who = "the key holder" if party == HELPER else f"client {party}"
         raise UnexpectedMessage(f"nothing from {who} is accepted in phase {self._phase}")
 
@@ -609,5 +610,5 @@ def _positive_number(name: str, value: object) -> float:
 
 def _own(spec: RoundSpec) -> CKKSSpec:
     if not isinstance(spec, CKKSSpec):
-        raise ConfigurationError(f"a {spec.name} round spec given to the ckks backend")
+        raise ConfigurationError(f"a {spec_label(spec)} round spec given to the ckks backend")
     return spec

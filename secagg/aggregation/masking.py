@@ -50,8 +50,11 @@ from secagg.aggregation.base import (
     ServerSession,
     ToParty,
     check_bound,
+    check_party,
     check_round_size,
     check_update,
+    payload_bytes,
+    spec_label,
     split_parties,
 )
 from secagg.aggregation.policy import BranchPolicy
@@ -324,6 +327,7 @@ class MaskingClient(ClientSession):
         policy: BranchPolicy | None,
         identity: RoundIdentity | None,
     ) -> None:
+        check_party(party, spec.num_clients)  # 99 or -1: no message would address it
         self.party = party
         self.spec = spec
         if spec.active and identity is None:
@@ -347,7 +351,7 @@ class MaskingClient(ClientSession):
         return [encode(m) for m in self._protocol.set_input(words)]
 
     def handle(self, payload: bytes) -> list[bytes]:
-        message = decode(bytes(payload))
+        message = decode(payload_bytes(payload))
         if isinstance(message, RoundSetup):
             self._check_setup(message)
         return [encode(m) for m in self._protocol.handle(message)]
@@ -420,7 +424,7 @@ class MaskingServer(ServerSession):
         return [Announce(encode_spec(self.spec)), *self._out(self._server.start())]
 
     def handle(self, party: int, payload: bytes) -> list[Outgoing]:
-        message = decode(bytes(payload))
+        message = decode(payload_bytes(payload))
         if getattr(message, "sender", None) != party:
             raise ProtocolError(f"a message from client {party} claims another sender")
         return self._out(self._server.handle(message))
@@ -636,7 +640,9 @@ class MaskingBackend(AggregationBackend):
 
     def _own(self, spec: RoundSpec) -> MaskingSpec:
         if not isinstance(spec, MaskingSpec) or spec.name != self.name:
-            raise ConfigurationError(f"a {spec.name} round spec given to the {self.name} backend")
+            raise ConfigurationError(
+                f"a {spec_label(spec)} round spec given to the {self.name} backend"
+            )
         return spec
 
 

@@ -27,8 +27,11 @@ from secagg.aggregation.base import (
     RoundSpec,
     admit,
     check_bound,
+    check_party,
     check_round_size,
     check_update,
+    payload_bytes,
+    spec_label,
     split_parties,
 )
 from secagg.aggregation.policy import BranchPolicy
@@ -39,7 +42,6 @@ from secagg.errors import (
     MalformedMessage,
     RoundAborted,
     UnexpectedMessage,
-    UnknownParty,
 )
 
 _MAGIC = b"SAPL"
@@ -97,8 +99,7 @@ def decode_contribution(data: bytes, party: int, dimension: int) -> np.ndarray:
 
 class PlainClient(ClientSession):
     def __init__(self, spec: PlainSpec, party: int) -> None:
-        if not 0 <= party < spec.num_clients:
-            raise UnknownParty(f"client {party} is not in this round")
+        check_party(party, spec.num_clients)
         self.party = party
         self.spec = spec
         self._sent = False
@@ -134,7 +135,7 @@ class PlainServer(PhasedServerSession):
         if self._phase != CONTRIBUTION:
             raise UnexpectedMessage(f"no contribution is accepted in phase {self._phase}")
         admit(party, self.spec.num_clients, self._received)
-        vector = decode_contribution(bytes(payload), party, self.spec.dimension)
+        vector = decode_contribution(payload_bytes(payload), party, self.spec.dimension)
         with np.errstate(over="ignore"):  # an overflowed sum aborts the round at finish
             self._total += vector
             self._magnitude += np.abs(vector)
@@ -236,5 +237,5 @@ class PlainBackend(AggregationBackend):
 
 def _own(spec: RoundSpec) -> PlainSpec:
     if not isinstance(spec, PlainSpec):
-        raise ConfigurationError(f"a {spec.name} round spec given to the plain backend")
+        raise ConfigurationError(f"a {spec_label(spec)} round spec given to the plain backend")
     return spec

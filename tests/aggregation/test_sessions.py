@@ -155,3 +155,61 @@ def test_a_backend_refuses_another_backends_spec() -> None:
         get_backend("secagg+").server(spec)
     with pytest.raises(ConfigurationError):
         get_backend("secagg").client(get_backend("secagg+").plan(3, 4), 0)
+
+
+# --- arguments of the wrong type (hostile-user audit 2026-12-04) ----------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("payload", [None, "text", 5])
+def test_a_payload_that_is_not_bytes_is_refused_as_malformed(backend: str, payload: object) -> None:
+    # before: bytes(None) and bytes("text") raised TypeError, and bytes(5) read five zeros
+    chosen = get_backend(backend)
+    server = chosen.server(chosen.plan(3, 2))
+    server.start()
+    party = HELPER if backend == "ckks" else 0
+    with pytest.raises(SecAggError):
+        server.handle(party, payload)  # type: ignore[arg-type]
+    if backend in ("secagg", "secagg+"):
+        with pytest.raises(SecAggError):
+            chosen.client(chosen.plan(3, 2), 0).handle(payload)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("party", ["0", None, 1.5])
+def test_a_plain_contribution_from_a_party_that_is_not_an_index_is_refused(party: object) -> None:
+    # before: "0" and None raised TypeError in the range check
+    chosen = get_backend("plain")
+    spec = chosen.plan(3, 2)
+    server = chosen.server(spec)
+    server.start()
+    payload = chosen.client(spec, 0).set_input(np.zeros(2))[0]
+    with pytest.raises(SecAggError):
+        server.handle(party, payload)  # type: ignore[arg-type]
+    assert server.waiting_for == frozenset({0, 1, 2})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("n", "d"), [("4", 3), (4, 3.5), (True, 3), (4, None)])
+def test_plan_refuses_a_round_size_that_is_not_integers(backend: str, n: object, d: object) -> None:
+    # before: "4" raised TypeError, and d = 3.5 or n = True were planned
+    with pytest.raises(ConfigurationError):
+        get_backend(backend).plan(n, d)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_backend_given_no_spec_says_so(backend: str) -> None:
+    # before: AttributeError: 'NoneType' object has no attribute 'name'
+    with pytest.raises(ConfigurationError, match="spec"):
+        get_backend(backend).server(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["plain", "secagg", "secagg+"])
+@pytest.mark.parametrize("party", [1.5, 99, -1, True])
+def test_a_client_session_for_a_party_outside_the_round_is_refused(
+    backend: str, party: object
+) -> None:
+    # before: a plain client took 1.5, and a masking client took 99 and -1 (a party that
+    # no message of the round would ever address)
+    chosen = get_backend(backend)
+    with pytest.raises(SecAggError):
+        chosen.client(chosen.plan(3, 2), party)  # type: ignore[arg-type]
