@@ -53,6 +53,10 @@ def stochastic_round(values: np.ndarray, stream: KeyedStream, *, scale: float = 
     the same decision as comparing the 53-bit uniform ``(w >> 11) / 2^53`` with the
     fraction (both sides are exact), without a float vector of uniforms.
     """
+    if not isinstance(stream, KeyedStream):  # None failed as "no attribute 'word_blocks'"
+        raise ConfigurationError(
+            f"stochastic rounding draws from a KeyedStream, not {type(stream).__name__}"
+        )
     x = np.asarray(values)
     out = np.empty(x.shape, dtype=np.int64)
     _round_into(x.reshape(-1), scale, stream, out.reshape(-1))
@@ -150,6 +154,8 @@ class FixedPoint:
         ``modular_clipping=True`` the check is skipped: the caller accepts that
         an out-of-range sum wraps around modulo 2^bits.
         """
+        if isinstance(num_clients, bool) or not isinstance(num_clients, numbers.Integral):
+            raise ConfigurationError(f"num_clients must be an integer, not {num_clients!r}")
         if num_clients < 1:
             raise ConfigurationError("num_clients must be at least 1")
         bound = self.integer_bound(value_bound)

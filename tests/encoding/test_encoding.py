@@ -383,3 +383,16 @@ def test_the_rotation_refuses_complex_and_text_values() -> None:
         rotation.unrotate(np.array([1j, 1.0]))
     with pytest.raises(ConfigurationError, match="real"):
         walsh_hadamard(np.array(["a", "b"]))  # before: numpy's UFuncTypeError
+
+
+def test_stochastic_rounding_needs_a_keyed_stream() -> None:
+    # before: AttributeError: 'NoneType' object has no attribute 'word_blocks'
+    with pytest.raises(ConfigurationError, match="KeyedStream"):
+        stochastic_round(np.array([0.5]), None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("clients", [2.5, "2", True])
+def test_headroom_needs_an_integer_client_count(clients: object) -> None:
+    # before: 2.5 and True were checked as counts, "2" raised TypeError
+    with pytest.raises(ConfigurationError, match="num_clients"):
+        FixedPoint(2.0**20).check_headroom(clients, 1.0)  # type: ignore[arg-type]
