@@ -32,6 +32,7 @@ left for the update; the accountant is charged ``z``.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,6 +96,21 @@ class AdaptiveClipping:
     history: list[dict[str, float]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
+        # types first, by name: a str failed as math's or a comparison's TypeError, and
+        # True passed as 1
+        for name in (
+            "noise_multiplier",
+            "expected_clients",
+            "initial_clip",
+            "target_quantile",
+            "learning_rate",
+            "count_stddev",
+        ):
+            value = getattr(self, name)
+            if name == "count_stddev" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigurationError(f"{name} must be a number, not {value!r}")
         if not (math.isfinite(self.expected_clients) and self.expected_clients > 0):
             raise ConfigurationError("expected_clients must be positive")
         if not (math.isfinite(self.initial_clip) and self.initial_clip > 0):
@@ -157,6 +173,8 @@ class AdaptiveClipping:
 
     def update(self, noised_count: float) -> float:
         """Move the clip from the round's noised count; returns the new clip."""
+        if isinstance(noised_count, bool) or not isinstance(noised_count, numbers.Real):
+            raise ConfigurationError(f"the noised count must be a number, not {noised_count!r}")
         if not math.isfinite(noised_count):
             raise ConfigurationError("the noised count must be finite")
         fraction = min(1.0, max(0.0, noised_count / self.expected_clients + 0.5))

@@ -338,3 +338,32 @@ def test_gaussian_sampler_refuses_arguments_of_the_wrong_type(std: object, count
     # before: count 2.5 and "3" raised TypeError, std "1" a TypeError, True was taken
     with pytest.raises(ConfigurationError):
         gaussian(std, count)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "noise_multiplier",
+        "expected_clients",
+        "initial_clip",
+        "target_quantile",
+        "learning_rate",
+        "count_stddev",
+    ],
+)
+@pytest.mark.parametrize("value", ["1", True])
+def test_adaptive_clipping_refuses_a_setting_that_is_not_a_number(
+    field: str, value: object
+) -> None:
+    # before: a str raised TypeError deep in math or a comparison; True passed as 1
+    args: dict[str, object] = dict(noise_multiplier=1.0, expected_clients=100)
+    with pytest.raises(ConfigurationError, match=field):
+        AdaptiveClipping(**(args | {field: value}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("count", ["3", None])
+def test_adaptive_clipping_update_refuses_a_count_that_is_not_a_number(count: object) -> None:
+    state = AdaptiveClipping(noise_multiplier=1.0, expected_clients=100)
+    with pytest.raises(ConfigurationError, match="count"):
+        state.update(count)  # type: ignore[arg-type]
+    assert state.history == []
