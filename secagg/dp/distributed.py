@@ -231,6 +231,18 @@ class DistributedDiscreteGaussian:
     local_sigma: int = field(init=False)  # integer std of one client's noise share
 
     def __post_init__(self) -> None:
+        # types first, by name: a str or None failed as a comparison's TypeError, and
+        # dimension=True (1) or bits=32.0 passed
+        for name, kind in (
+            ("dimension", numbers.Integral),
+            ("bits", numbers.Integral),
+            ("clip", numbers.Real),
+            ("noise_multiplier", numbers.Real),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                what = "an integer" if kind is numbers.Integral else "a number"
+                raise ConfigurationError(f"{name} must be {what}, not {value!r}")
         if self.dimension < 1:
             raise ConfigurationError("dimension must be at least 1")
         if not (math.isfinite(self.clip) and self.clip > 0):

@@ -389,3 +389,22 @@ def test_honest_noise_contributors_counts_in_integers(survivors: object, corrupt
     # "10" raised TypeError
     with pytest.raises(ConfigurationError):
         honest_noise_contributors(survivors, corrupt)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("dimension", "10"),
+        ("dimension", True),
+        ("clip", "1"),
+        ("noise_multiplier", None),
+        ("bits", 32.0),
+    ],
+)
+def test_the_mechanism_refuses_a_parameter_of_the_wrong_type(field: str, value: object) -> None:
+    # before: "10", "1" and None raised TypeError; True and 32.0 were taken
+    args: dict[str, object] = dict(
+        dimension=10, clip=1.0, noise_multiplier=1.0, expected_clients=10
+    )
+    with pytest.raises(ConfigurationError, match=field):
+        DistributedDiscreteGaussian(**(args | {field: value}))  # type: ignore[arg-type]
