@@ -157,6 +157,12 @@ def test_chooser_picks_the_smallest_ring():
         (dict(num_clients=5, value_bound=float("nan"), precision=1e-6), "value_bound"),
         (dict(num_clients=5, value_bound=1.0, precision=-1.0), "precision"),
         (dict(num_clients=5, value_bound=1.0, precision=1e-6, security_bits=100), "security"),
+        # a precision so fine that the scale overflows a float (2^1024 and beyond), and a
+        # sum so large that its magnitude does: both raised OverflowError before
+        (dict(num_clients=1, value_bound=1e-300, precision=1e-310), "no CKKS ring"),
+        (dict(num_clients=2, value_bound=5e-324, precision=5e-324), "no CKKS ring"),
+        (dict(num_clients=1, value_bound=1e-300, precision=3e-305), "no CKKS ring"),
+        (dict(num_clients=1, value_bound=1e308, precision=1e308), "no CKKS ring"),
     ],
 )
 def test_chooser_refuses_impossible_configurations(kwargs, reason):
