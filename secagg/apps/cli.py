@@ -24,6 +24,7 @@ import re
 import secrets
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
@@ -169,12 +170,17 @@ class _DropAccountantNoise(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_accountant() -> Iterator[None]:
-    """Silence :class:`_DropAccountantNoise`'s lines on the ``absl`` logger meanwhile."""
+    """Silence :class:`_DropAccountantNoise`'s lines on the ``absl`` logger meanwhile,
+    and numpy's RuntimeWarnings: ``privacy epsilon -z 1e-300 -q 0.1`` printed two
+    "divide by zero" warnings, each with its line of dp_accounting's source, above its
+    one-line error (the values are refused or answered all the same)."""
     noise = _DropAccountantNoise()
     absl = logging.getLogger("absl")
     absl.addFilter(noise)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
     finally:
         absl.removeFilter(noise)
 
@@ -423,9 +429,10 @@ def _beyond_the_accountant(accountant: str, exc: BaseException) -> str:
     """One line for values the accountant cannot compute with (a noise multiplier of
     1e-300, a PLD grid larger than memory): they were a traceback (CLI audit)."""
     detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+    other = ", or try --accountant rdp" if accountant != "rdp" else ""  # not to RDP itself
     return (
         f"the {accountant} accountant cannot compute with these values ({detail}); "
-        "check -z, -q and -T, or try --accountant rdp"
+        f"check -z, -q and -T{other}"
     )
 
 
@@ -516,7 +523,7 @@ def privacy_epsilon(
                 eps = accounting.epsilon(noise_multiplier, 1.0, most, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    except (ValueError, OverflowError, MemoryError) as exc:
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
         raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
     payload = {
         "epsilon": eps,
@@ -576,7 +583,7 @@ def privacy_noise(
             eps = accounting.epsilon(z, rate, charged, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    except (ValueError, OverflowError, MemoryError) as exc:
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
         raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
     if as_json:
         payload = {"noise_multiplier": z, "epsilon": eps, "target_epsilon": target}

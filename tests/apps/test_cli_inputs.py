@@ -4,6 +4,7 @@ belongs. Each is one line naming the flag or file, exit status 2, and no traceba
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,29 @@ def test_values_the_accountant_cannot_compute_with_are_one_line(z: str) -> None:
     args = ("privacy", "epsilon", "-z", z, "-q", "1" if z == "1e-300" else "0.01")
     error = _usage_error(_run(*args, "-T", "10", "--delta", "1e-5"))
     assert "the pld accountant cannot compute with these values" in error
+
+
+@pytest.mark.parametrize(
+    ("command", "accountant"),
+    [
+        (("epsilon", "-z", "1e-300", "-q", "0.1"), "rdp"),
+        (("epsilon", "-z", "1e-300", "-q", "0.1"), "pld"),
+    ],
+)
+def test_the_accountants_arithmetic_faults_are_one_line(
+    command: tuple[str, ...], accountant: str
+) -> None:
+    """RDP at z = 1e-300 raised ZeroDivisionError (a traceback, exit 1), and PLD at
+    q < 1 printed numpy's RuntimeWarning and its source line above the error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _run(
+            "privacy", *command, "-T", "10", "--delta", "1e-5", "--accountant", accountant
+        )
+    error = _usage_error(result)
+    assert f"the {accountant} accountant cannot compute with these values" in error
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert ("try --accountant rdp" in error) == (accountant == "pld")
 
 
 @pytest.mark.parametrize("command", ["init", "issue", "revoke"])
