@@ -17,6 +17,7 @@ epsilon empirically.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import logging
 import os
@@ -548,6 +549,19 @@ def privacy_epsilon(
     _amplified_note(sample_rate, most, as_json)
 
 
+def _shown_up(z: float) -> str:
+    """``z`` rounded *up* for ``privacy noise`` to print: to 4 decimals, or to 4
+    significant digits when that is finer (z below 0.001).
+
+    Why: the line printed z to the nearest 1e-4, so ``--epsilon 20 -q 1 -T 1`` showed
+    z = 0.2900 for 0.29004, and ``privacy epsilon -z 0.2900`` spent 20.0038: the number a
+    user copies into a config overspent the budget. More noise only spends less, so
+    the value shown (and the epsilon printed for it) meets the budget."""
+    exact = decimal.Decimal(z)
+    step = decimal.Decimal(1).scaleb(min(-4, exact.adjusted() - 3))
+    return format(exact.quantize(step, rounding=decimal.ROUND_CEILING), "f")
+
+
 @privacy.command("noise")
 @click.option(
     "--epsilon",
@@ -579,7 +593,10 @@ def privacy_noise(
     rate, charged = (sample_rate, rounds) if most is None else (1.0, max(1, most))
     try:
         with _quiet_accountant():
-            z = accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
+            shown = _shown_up(
+                accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
+            )
+            z = float(shown)  # what is printed, and so what the epsilon is computed for
             eps = accounting.epsilon(z, rate, charged, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -594,7 +611,7 @@ def privacy_noise(
             payload |= {"clients": clients, "most_rounds_per_client": most}
         click.echo(json.dumps(payload, indent=2))
     else:
-        click.echo(f"noise multiplier z = {z:.4f} (epsilon = {eps:.4f} at delta = {delta:g})")
+        click.echo(f"noise multiplier z = {shown} (epsilon = {eps:.4f} at delta = {delta:g})")
     _amplified_note(sample_rate, most, as_json)
 
 

@@ -67,3 +67,26 @@ def test_params_prints_what_a_round_of_that_size_runs(clients: int) -> None:
     assert result.exit_code == 0, result.output
     assert f"k={config.degree} neighbours, t={config.threshold}" in result.output
     assert f"tolerates {config.tolerated_colluders} colluders" in result.output
+
+
+@pytest.mark.parametrize(
+    ("target", "sample_rate", "rounds", "accountant"),
+    [("20", "1", "1", "pld"), ("200", "1", "1", "pld"), ("20", "1", "1", "rdp"),
+     ("3", "0.5", "20", "rdp")],
+)  # fmt: skip
+def test_the_printed_noise_multiplier_keeps_the_budget(
+    target: str, sample_rate: str, rounds: str, accountant: str
+) -> None:
+    """`privacy noise --epsilon 20 -q 1 -T 1` printed z = 0.2900 (z rounded to the nearest
+    1e-4, here down), and `privacy epsilon -z 0.2900` then spent 20.0038 > 20: the number
+    a user copies into a config overspent the budget it was asked for."""
+    plan = ["-q", sample_rate, "-T", rounds, "--delta", "1e-5", "--accountant", accountant]
+    noise = CliRunner().invoke(main, ["privacy", "noise", "--epsilon", target, *plan])
+    assert noise.exit_code == 0, noise.output
+    printed = noise.output.split("z = ")[1].split()[0]
+    spent = CliRunner().invoke(main, ["privacy", "epsilon", "-z", printed, *plan, "--json"])
+    assert spent.exit_code == 0, spent.output
+    epsilon = json.loads(spent.output)["epsilon"]
+    assert epsilon <= float(target)
+    assert epsilon == pytest.approx(float(target), rel=1e-3)  # and still about the budget
+    assert f"epsilon = {epsilon:.4f}" in noise.output  # the line's epsilon is the printed z's
