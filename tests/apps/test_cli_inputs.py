@@ -4,6 +4,7 @@ belongs. Each is one line naming the flag or file, exit status 2, and no traceba
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -193,6 +194,27 @@ def test_values_the_accountant_cannot_compute_with_are_one_line(z: str) -> None:
     args = ("privacy", "epsilon", "-z", z, "-q", "1" if z == "1e-300" else "0.01")
     error = _usage_error(_run(*args, "-T", "10", "--delta", "1e-5"))
     assert "the pld accountant cannot compute with these values" in error
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (("epsilon", "-z", "0.01", "-q", "0.1"), "'--noise-multiplier' / '-z'"),
+        (("epsilon", "-z", "0.003", "-q", "0.5"), "'--noise-multiplier' / '-z'"),
+        (("noise", "--epsilon", "1e300", "-q", "0.1"), "'--epsilon'"),
+        (("noise", "--epsilon", "1", "-q", "1e-300"), "'--epsilon'"),
+    ],
+)
+def test_pld_below_its_smallest_noise_at_q_below_1_is_refused_at_once(
+    command: tuple[str, ...], flag: str
+) -> None:
+    """These ran for minutes to hours and took gigabytes (-z 0.003: 20 GB before it was
+    killed; --epsilon 1e300 drove the calibration there): one PLD evaluation of a sampled
+    Gaussian grows as 1/z^2. Now one line naming the flag, before any PLD work."""
+    started = time.monotonic()
+    error = _usage_error(_run("privacy", *command, "-T", "10", "--delta", "1e-5"))
+    assert time.monotonic() - started < 10
+    assert flag in error and "--accountant rdp" in error
 
 
 @pytest.mark.parametrize(
