@@ -18,7 +18,6 @@ see :mod:`secagg.he.vectors` for the list of checks.
 from __future__ import annotations
 
 import functools
-import math
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -88,15 +87,19 @@ def _data_primes(degree: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
 def ciphertext_layout(context: BoundContext) -> CiphertextLayout:
     """The facts of the context's data level that the packed form leaves off the wire.
 
-    TenSEAL does not expose its context's primes; SEAL's ``CoeffModulus.Create``
-    (which TenSEAL calls) gives them, checked against the modulus SEAL built.
+    The primes are SEAL's ``CoeffModulus.Create`` (which TenSEAL calls, and which
+    params.py must agree with), checked prime by prime against the data level of the
+    context SEAL built. (Not against ``total_coeff_modulus()``: its binding returns only the
+    product's low 64-bit word, so every data modulus above 64 bits, e.g. two 33-bit
+    primes for 10^6 clients, was refused.)
     """
     if isinstance(context._layout, CiphertextLayout):
         return context._layout
     params = context.params
     seal = context._ts.seal_context().data
     primes = _data_primes(params.poly_modulus_degree, params.coeff_mod_bit_sizes)
-    if seal.first_context_data().total_coeff_modulus() != math.prod(primes):
+    built = tuple(m.value() for m in seal.first_context_data().parms().coeff_modulus())
+    if built != primes:
         raise HEParameterError("the context's data modulus is not the parameters' primes")
     header = sealapi.Serialization.SEALHeader()
     layout = CiphertextLayout(

@@ -319,6 +319,22 @@ def test_chunking_for_lengths_around_the_slot_count(extra):
     )
 
 
+def test_a_data_modulus_above_64_bits_encrypts_sums_and_decrypts():
+    """n = 10^6 at precision 1e-6 chooses two 33-bit data primes (66 bits). TenSEAL's
+    ``total_coeff_modulus()`` gives only its low 64-bit word, so the layout check refused
+    every such context ("the context's data modulus is not the parameters' primes"):
+    `secagg bench ckks --n 1000000` and any round at that design point failed."""
+    big = choose_parameters(10**6, BOUND, 1e-6)
+    assert sum(big.coeff_mod_bit_sizes[:-1]) > 64
+    key = KeyHolder(big, min_contributions=1)
+    server = key.public_context()
+    agg = EncryptedSum(server, 5)
+    for value in (0.25, -0.5):
+        agg.add(encrypt_vector(server, np.full(5, value)))
+    total = key.decrypt_aggregate(agg.to_chunks(), dimension=5)
+    assert total == pytest.approx(np.full(5, -0.25), abs=big.error_bound(2))
+
+
 def test_wire_size_is_below_32_bytes_per_value_at_the_target():
     p = choose_parameters(100, BOUND, 1e-6 * BOUND)
     kh = KeyHolder(p)
