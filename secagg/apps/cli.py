@@ -793,6 +793,24 @@ def bench_ckks(
     for name, values in (("ns", ns), ("ds", ds), ("backends", backends)):
         if values:
             grid[name] = tuple(values)
+    planned = {
+        "ns": bench_backends.NS,
+        "ds": bench_backends.DS,
+        "backends": bench_backends.BACKEND_NAMES,
+        **grid,
+    }
+    try:
+        bench_backends.plan_grid(planned["ns"], planned["ds"], planned["backends"])
+    except ConfigurationError as exc:
+        flags = {"num_clients": "--n", "dimension": "--d"}
+        raise click.BadParameter(
+            f"{', '.join(map(str, planned['ns']))} clients: {_config_error(exc, flags).message}",
+            param_hint="'--n'",
+        ) from exc
+    n, d = max(planned["ns"]), max(planned["ds"])
+    check_memory(
+        bench_backends.memory_bytes(n, d), f"--n {n} x --d {d} float64 updates", "'--n' / '--d'"
+    )
     result = bench_backends.run_benchmark(**grid)
     emit(result, out, click.echo)
 

@@ -172,6 +172,12 @@ def test_a_simulation_that_fails_on_its_data_leaves_no_empty_run_folder(tmp_path
         (("bench", "dp", "--runs", "0"), "--runs"),
         (("bench", "ckks", "--n", "0"), "--n"),
         (("bench", "ckks", "--d", "100000000000"), "--d"),
+        # CKKS has no parameters for 10^8 clients at its precision: HEParameterError
+        # traceback before; so does SecAgg+ past 10^6 clients, and 10^7 x 10^8 float64
+        # updates were a MemoryError
+        (("bench", "ckks", "--n", "100000000", "--d", "1", "--backend", "ckks"), "--n"),
+        (("bench", "ckks", "--n", "2000000", "--d", "1", "--backend", "secagg+"), "--n"),
+        (("bench", "ckks", "--n", "10000000", "--d", "100000000", "--backend", "plain"), "--n"),
         (("bench", "grpc", "--clients", "0"), "--clients"),
         (("bench", "grpc", "--processes", "0"), "--processes"),
         (("bench", "grpc", "--rounds", "0"), "--rounds"),
