@@ -30,6 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
+from secagg.errors import ConfigurationError
 from secagg.he.envelope import (
     VERSION_PACKED,
     ChunkHeader,
@@ -212,7 +213,15 @@ def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> 
 def decode_vector(
     context: BoundContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
 ) -> tuple[list[ts.CKKSVector], int]:
-    """Decode one party's full set of chunks, in index order, or refuse all of it."""
+    """Decode one party's full set of chunks, in index order, or refuse all of it.
+
+    ``dimension`` is the caller's (the round's, or the key holder's checked request);
+    one that is not a positive integer raises :class:`ConfigurationError` first: 0 or
+    a negative one needed zero chunks, so an empty list passed and the first chunk's
+    header was then read from nothing (IndexError).
+    """
+    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
+        raise ConfigurationError(f"dimension must be a positive integer, got {dimension!r}")
     if isinstance(chunks, bytes | bytearray | memoryview | str):
         raise InconsistentUpload("expected a sequence of envelopes, got a single bytes object")
     try:

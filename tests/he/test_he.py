@@ -335,6 +335,17 @@ def test_a_data_modulus_above_64_bits_encrypts_sums_and_decrypts():
     assert total == pytest.approx(np.full(5, -0.25), abs=big.error_bound(2))
 
 
+@pytest.mark.parametrize("dimension", [0, -3, None, 2.5, True])
+def test_decryption_refuses_a_dimension_that_is_no_vector_length(dimension):
+    """dimension=0 or -3 with no chunks passed the chunk count (0 == 0) and raised
+    IndexError; None raised TypeError. The empty vector is no aggregate to decrypt."""
+    agg = EncryptedSum(public(), 3)
+    agg.add(encrypt_vector(public(), np.zeros(3)))
+    for chunks in ([], agg.to_chunks()):
+        with pytest.raises(ConfigurationError, match="dimension"):
+            holder().decrypt_aggregate(chunks, dimension=dimension)
+
+
 def test_wire_size_is_below_32_bytes_per_value_at_the_target():
     p = choose_parameters(100, BOUND, 1e-6 * BOUND)
     kh = KeyHolder(p)
