@@ -815,6 +815,20 @@ def bench_ckks(
     emit(result, out, click.echo)
 
 
+def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d_flag: str) -> None:
+    """Plan a benchmark's SecAgg+ round (k and t) before any work; a round no
+    configuration can run is one usage line naming the flag.
+
+    Why: ``bench grpc --clients 1000000000`` issued certificates one by one for an hour
+    and more, and ``bench scale --n 1000000000`` started its cells, before the round's
+    planning refused them (at most 10^6 clients)."""
+    try:
+        RoundConfig.create(num_clients, vector_length)
+    except ConfigurationError as exc:
+        flags = {"num_clients": clients_flag, "vector_length": d_flag}
+        raise _config_error(exc, flags) from exc
+
+
 @bench.command("scale", short_help="Thousands of clients: the in-process and Ray engines.")
 @click.option("--quick", is_flag=True, help="60 clients, d = 1000: well under a minute.")
 @click.option("--n", "ns", type=click.IntRange(min=3), multiple=True, help="Clients (repeatable).")
@@ -843,10 +857,6 @@ def bench_scale(
     from secagg.apps.bench import scale as bench_scale_module
     from secagg.runtime.ray_engine import RayUnavailable, require_ray
 
-    try:
-        require_ray()
-    except RayUnavailable:
-        _fail("secagg bench scale", "needs the ray extra: pip install 'secagg[ray]'", 2)
     grid: dict[str, Any] = dict(bench_scale_module.QUICK) if quick else {}
     if ns:
         grid["ns"] = ns
@@ -854,6 +864,12 @@ def bench_scale(
         grid["d"] = dimension
     if dropout is not None:
         grid["dropout"] = dropout
+    for n in grid.get("ns", bench_scale_module.NS):
+        _plan_bench_round(n, grid.get("d", bench_scale_module.D), "--n", "--d")
+    try:
+        require_ray()
+    except RayUnavailable:
+        _fail("secagg bench scale", "needs the ray extra: pip install 'secagg[ray]'", 2)
     try:
         result = bench_scale_module.run_benchmark(**grid, workers=workers)
     except bench_scale_module.ScaleBenchmarkError as exc:
@@ -898,6 +914,12 @@ def bench_grpc(
     ):
         if value is not None:
             grid[name] = value
+    _plan_bench_round(
+        grid.get("clients", bench_grpc_module.CLIENTS),
+        grid.get("dimension", bench_grpc_module.DIMENSION),
+        "--clients",
+        "--d",
+    )
     spread = grid.get("processes", bench_grpc_module.PROCESSES)
     if spread > grid.get("clients", bench_grpc_module.CLIENTS):
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")

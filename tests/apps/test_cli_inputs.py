@@ -182,6 +182,10 @@ def test_a_simulation_that_fails_on_its_data_leaves_no_empty_run_folder(tmp_path
         (("bench", "grpc", "--processes", "0"), "--processes"),
         (("bench", "grpc", "--rounds", "0"), "--rounds"),
         (("bench", "grpc", "--clients", "3", "--processes", "50"), "--processes"),
+        # no plan before the work: 10^9 certificates were issued one by one, and the
+        # scale benchmark started a 10^9-client cell (each ran for hours)
+        (("bench", "grpc", "--clients", "1000000000", "--processes", "1"), "--clients"),
+        (("bench", "scale", "--n", "1000000000"), "--n"),
         (("round", "--clients", "5", "--dim", "100000000000"), "--dim"),
         (("bench", "masking", "--quick", "--out", "/nonexistent/dir/x.json"), "--out"),
         (("bench", "papers", "--quick", "--out", "/nonexistent/nope"), "--out"),
