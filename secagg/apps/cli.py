@@ -476,12 +476,15 @@ _CLIENTS_OPTION = click.option(
 
 def _federation_figure(sample_rate: float, rounds: int, clients: int | None) -> int | None:
     """The rounds the most sampled of ``clients`` likely takes part in (None: q = 1 or no
-    ``--clients``, so the Poisson figure is what is printed)."""
+    ``--clients``, so the Poisson figure is what is printed). At least 1, as
+    :func:`~secagg.dp.accounting.federation_epsilon` charges: a round that runs charges
+    its members, however rare the sampling (``-q 1e-9 --clients 10`` printed epsilon 0
+    where ``privacy noise`` charged one round)."""
     from secagg.dp.accounting import likely_most_rounds
 
     if sample_rate >= 1.0 or clients is None:
         return None
-    return likely_most_rounds(clients, sample_rate, rounds)
+    return max(1, likely_most_rounds(clients, sample_rate, rounds))
 
 
 def _amplified_note(sample_rate: float, most: int | None, as_json: bool) -> None:
