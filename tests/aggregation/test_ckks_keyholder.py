@@ -368,6 +368,20 @@ def test_keyholder_service_passes_the_relay_round_to_the_session() -> None:
     assert all(isinstance(decode_message(m), Relay) for m in transport.sent)
 
 
+def test_a_noise_std_that_overflows_the_sum_is_refused_before_decrypting() -> None:
+    """A server asking for std 1e308 (finite, so the request parsed) made the key holder
+    decrypt, spend the round and release coordinates of +-inf, which the server then
+    refused: now the request is refused before any work, and the round stays unspent."""
+    helper = KeyHolderSession()
+    _, payload, rows = _round(helper, noise=1e308)
+    with pytest.raises(MalformedMessage, match="noise std"):
+        helper.handle(payload, round_number=1)
+    assert helper.decryptions == 0 and helper.record.rounds == []
+    _, honest, _ = _round(helper, rows=rows)
+    _, total = _reply(helper.handle(honest, round_number=1))
+    assert np.all(np.isfinite(total)) and helper.decryptions == 1
+
+
 @pytest.mark.parametrize(("value_bound", "precision"), [(1e-300, 1e-310), (1e-300, 3e-305)])
 def test_key_request_for_a_design_point_beyond_floats_is_a_typed_refusal(
     value_bound: float, precision: float
