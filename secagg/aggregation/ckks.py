@@ -288,9 +288,14 @@ class KeyHolderSession(HelperSession):
         if self._holder is None:
             raise UnexpectedMessage("no key has been made yet")
         params = self._holder.params
+        std = self.policy.noise_for(params, requested)  # the server can raise it, never lower
+        if not math.isfinite(plausible_range(params, std)):
+            # a Box-Muller deviate is at most 8.6 std (53-bit uniforms) and the range
+            # allows 9: within it, no noised coordinate overflows. Past it (std 1e308),
+            # the round was spent on a sum of +-inf that the server could only refuse.
+            raise MalformedMessage(f"requested noise std {requested!r} overflows a float64 sum")
         chunks = unframe_chunks(framed, chunk_count(dimension, params.slots))
         total = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
-        std = self.policy.noise_for(params, requested)  # the server can raise it, never lower
         noised = total + gaussian(std, dimension)
         del total  # the exact sum is not kept, logged nor returned
         self.record.commit(round_number)  # on disk before anything leaves

@@ -17,6 +17,7 @@ epsilon empirically.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import re
 import secrets
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
@@ -169,12 +171,17 @@ class _DropAccountantNoise(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_accountant() -> Iterator[None]:
-    """Silence :class:`_DropAccountantNoise`'s lines on the ``absl`` logger meanwhile."""
+    """Silence :class:`_DropAccountantNoise`'s lines on the ``absl`` logger meanwhile,
+    and numpy's RuntimeWarnings: ``privacy epsilon -z 1e-300 -q 0.1`` printed two
+    "divide by zero" warnings, each with its line of dp_accounting's source, above its
+    one-line error (the values are refused or answered all the same)."""
     noise = _DropAccountantNoise()
     absl = logging.getLogger("absl")
     absl.addFilter(noise)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
     finally:
         absl.removeFilter(noise)
 
@@ -423,9 +430,30 @@ def _beyond_the_accountant(accountant: str, exc: BaseException) -> str:
     """One line for values the accountant cannot compute with (a noise multiplier of
     1e-300, a PLD grid larger than memory): they were a traceback (CLI audit)."""
     detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+    other = ", or try --accountant rdp" if accountant != "rdp" else ""  # not to RDP itself
     return (
         f"the {accountant} accountant cannot compute with these values ({detail}); "
-        "check -z, -q and -T, or try --accountant rdp"
+        f"check -z, -q and -T{other}"
+    )
+
+
+#: The smallest noise multiplier ``privacy`` hands the PLD accountant at q < 1. One PLD
+#: evaluation of a Poisson-sampled Gaussian grows about as 1/z^2 (measured at -q 0.1
+#: -T 10: z = 0.3 in 3 s, 0.1 in 19 s and 0.5 GB, 0.01 past 5 minutes and 5 GB, 0.003
+#: 20 GB), and z below 0.1 gives epsilon in the hundreds, which is no privacy: RDP
+#: answers there in milliseconds. q = 1 uses the closed form and needs no floor.
+PLD_SAMPLED_MIN_NOISE = 0.1
+
+
+def _pld_out_of_reach(rate: float, accountant: str) -> str | None:
+    """Why the PLD accountant is not asked below :data:`PLD_SAMPLED_MIN_NOISE` (None if
+    it may be): ``privacy epsilon -z 0.003 -q 0.5`` took 20 GB and was killed, and
+    ``privacy noise --epsilon 1e300 -q 0.1`` drove its search down there and never ended."""
+    if accountant != "pld" or rate >= 1.0:
+        return None
+    return (
+        "where the pld accountant cannot compute with these values at -q < 1 (minutes to "
+        "hours, gigabytes); try --accountant rdp"
     )
 
 
@@ -448,12 +476,15 @@ _CLIENTS_OPTION = click.option(
 
 def _federation_figure(sample_rate: float, rounds: int, clients: int | None) -> int | None:
     """The rounds the most sampled of ``clients`` likely takes part in (None: q = 1 or no
-    ``--clients``, so the Poisson figure is what is printed)."""
+    ``--clients``, so the Poisson figure is what is printed). At least 1, as
+    :func:`~secagg.dp.accounting.federation_epsilon` charges: a round that runs charges
+    its members, however rare the sampling (``-q 1e-9 --clients 10`` printed epsilon 0
+    where ``privacy noise`` charged one round)."""
     from secagg.dp.accounting import likely_most_rounds
 
     if sample_rate >= 1.0 or clients is None:
         return None
-    return likely_most_rounds(clients, sample_rate, rounds)
+    return max(1, likely_most_rounds(clients, sample_rate, rounds))
 
 
 def _amplified_note(sample_rate: float, most: int | None, as_json: bool) -> None:
@@ -508,6 +539,12 @@ def privacy_epsilon(
     from secagg.dp import accounting
 
     most = _federation_figure(sample_rate, rounds, clients)
+    slow = _pld_out_of_reach(sample_rate if most is None else 1.0, accountant)
+    if slow is not None and noise_multiplier < PLD_SAMPLED_MIN_NOISE:
+        raise click.BadParameter(
+            f"{noise_multiplier:g} is below {PLD_SAMPLED_MIN_NOISE:g}, {slow}",
+            param_hint="'--noise-multiplier' / '-z'",
+        )
     try:
         with _quiet_accountant():
             if most is None:
@@ -516,7 +553,7 @@ def privacy_epsilon(
                 eps = accounting.epsilon(noise_multiplier, 1.0, most, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    except (ValueError, OverflowError, MemoryError) as exc:
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
         raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
     payload = {
         "epsilon": eps,
@@ -539,6 +576,19 @@ def privacy_epsilon(
             + (f"; the most sampled client likely in {most} of {rounds} rounds)" if most else ")")
         )
     _amplified_note(sample_rate, most, as_json)
+
+
+def _shown_up(z: float) -> str:
+    """``z`` rounded *up* for ``privacy noise`` to print: to 4 decimals, or to 4
+    significant digits when that is finer (z below 0.001).
+
+    Why: the line printed z to the nearest 1e-4, so ``--epsilon 20 -q 1 -T 1`` showed
+    z = 0.2900 for 0.29004, and ``privacy epsilon -z 0.2900`` spent 20.0038: the number a
+    user copies into a config overspent the budget. More noise only spends less, so
+    the value shown (and the epsilon printed for it) meets the budget."""
+    exact = decimal.Decimal(z)
+    step = decimal.Decimal(1).scaleb(min(-4, exact.adjusted() - 3))
+    return format(exact.quantize(step, rounding=decimal.ROUND_CEILING), "f")
 
 
 @privacy.command("noise")
@@ -570,13 +620,27 @@ def privacy_noise(
 
     most = _federation_figure(sample_rate, rounds, clients)
     rate, charged = (sample_rate, rounds) if most is None else (1.0, max(1, most))
+    slow = _pld_out_of_reach(rate, accountant)
+    if slow is not None:
+        # RDP bounds epsilon from above and PLD is tighter: if RDP meets the budget at
+        # the floor, PLD's answer (and its search) lies below it
+        with _quiet_accountant():
+            generous = accounting.epsilon(PLD_SAMPLED_MIN_NOISE, rate, charged, delta, "rdp")
+        if generous <= target:
+            raise click.BadParameter(
+                f"{target:g} needs a noise multiplier below {PLD_SAMPLED_MIN_NOISE:g}, {slow}",
+                param_hint="'--epsilon'",
+            )
     try:
         with _quiet_accountant():
-            z = accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
+            shown = _shown_up(
+                accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
+            )
+            z = float(shown)  # what is printed, and so what the epsilon is computed for
             eps = accounting.epsilon(z, rate, charged, delta, accountant)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    except (ValueError, OverflowError, MemoryError) as exc:
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
         raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
     if as_json:
         payload = {"noise_multiplier": z, "epsilon": eps, "target_epsilon": target}
@@ -587,7 +651,7 @@ def privacy_noise(
             payload |= {"clients": clients, "most_rounds_per_client": most}
         click.echo(json.dumps(payload, indent=2))
     else:
-        click.echo(f"noise multiplier z = {z:.4f} (epsilon = {eps:.4f} at delta = {delta:g})")
+        click.echo(f"noise multiplier z = {shown} (epsilon = {eps:.4f} at delta = {delta:g})")
     _amplified_note(sample_rate, most, as_json)
 
 
@@ -732,8 +796,40 @@ def bench_ckks(
     for name, values in (("ns", ns), ("ds", ds), ("backends", backends)):
         if values:
             grid[name] = tuple(values)
+    planned = {
+        "ns": bench_backends.NS,
+        "ds": bench_backends.DS,
+        "backends": bench_backends.BACKEND_NAMES,
+        **grid,
+    }
+    try:
+        bench_backends.plan_grid(planned["ns"], planned["ds"], planned["backends"])
+    except ConfigurationError as exc:
+        flags = {"num_clients": "--n", "dimension": "--d"}
+        raise click.BadParameter(
+            f"{', '.join(map(str, planned['ns']))} clients: {_config_error(exc, flags).message}",
+            param_hint="'--n'",
+        ) from exc
+    n, d = max(planned["ns"]), max(planned["ds"])
+    check_memory(
+        bench_backends.memory_bytes(n, d), f"--n {n} x --d {d} float64 updates", "'--n' / '--d'"
+    )
     result = bench_backends.run_benchmark(**grid)
     emit(result, out, click.echo)
+
+
+def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d_flag: str) -> None:
+    """Plan a benchmark's SecAgg+ round (k and t) before any work; a round no
+    configuration can run is one usage line naming the flag.
+
+    Why: ``bench grpc --clients 1000000000`` issued certificates one by one for an hour
+    and more, and ``bench scale --n 1000000000`` started its cells, before the round's
+    planning refused them (at most 10^6 clients)."""
+    try:
+        RoundConfig.create(num_clients, vector_length)
+    except ConfigurationError as exc:
+        flags = {"num_clients": clients_flag, "vector_length": d_flag}
+        raise _config_error(exc, flags) from exc
 
 
 @bench.command("scale", short_help="Thousands of clients: the in-process and Ray engines.")
@@ -764,10 +860,6 @@ def bench_scale(
     from secagg.apps.bench import scale as bench_scale_module
     from secagg.runtime.ray_engine import RayUnavailable, require_ray
 
-    try:
-        require_ray()
-    except RayUnavailable:
-        _fail("secagg bench scale", "needs the ray extra: pip install 'secagg[ray]'", 2)
     grid: dict[str, Any] = dict(bench_scale_module.QUICK) if quick else {}
     if ns:
         grid["ns"] = ns
@@ -775,6 +867,12 @@ def bench_scale(
         grid["d"] = dimension
     if dropout is not None:
         grid["dropout"] = dropout
+    for n in grid.get("ns", bench_scale_module.NS):
+        _plan_bench_round(n, grid.get("d", bench_scale_module.D), "--n", "--d")
+    try:
+        require_ray()
+    except RayUnavailable:
+        _fail("secagg bench scale", "needs the ray extra: pip install 'secagg[ray]'", 2)
     try:
         result = bench_scale_module.run_benchmark(**grid, workers=workers)
     except bench_scale_module.ScaleBenchmarkError as exc:
@@ -819,6 +917,12 @@ def bench_grpc(
     ):
         if value is not None:
             grid[name] = value
+    _plan_bench_round(
+        grid.get("clients", bench_grpc_module.CLIENTS),
+        grid.get("dimension", bench_grpc_module.DIMENSION),
+        "--clients",
+        "--d",
+    )
     spread = grid.get("processes", bench_grpc_module.PROCESSES)
     if spread > grid.get("clients", bench_grpc_module.CLIENTS):
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")

@@ -18,7 +18,6 @@ see :mod:`secagg.he.vectors` for the list of checks.
 from __future__ import annotations
 
 import functools
-import math
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
+from secagg.errors import ConfigurationError
 from secagg.he.envelope import (
     VERSION_PACKED,
     ChunkHeader,
@@ -88,15 +88,19 @@ def _data_primes(degree: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
 def ciphertext_layout(context: BoundContext) -> CiphertextLayout:
     """The facts of the context's data level that the packed form leaves off the wire.
 
-    TenSEAL does not expose its context's primes; SEAL's ``CoeffModulus.Create``
-    (which TenSEAL calls) gives them, checked against the modulus SEAL built.
+    The primes are SEAL's ``CoeffModulus.Create`` (which TenSEAL calls, and which
+    params.py must agree with), checked prime by prime against the data level of the
+    context SEAL built. (Not against ``total_coeff_modulus()``: its binding returns only the
+    product's low 64-bit word, so every data modulus above 64 bits, e.g. two 33-bit
+    primes for 10^6 clients, was refused.)
     """
     if isinstance(context._layout, CiphertextLayout):
         return context._layout
     params = context.params
     seal = context._ts.seal_context().data
     primes = _data_primes(params.poly_modulus_degree, params.coeff_mod_bit_sizes)
-    if seal.first_context_data().total_coeff_modulus() != math.prod(primes):
+    built = tuple(m.value() for m in seal.first_context_data().parms().coeff_modulus())
+    if built != primes:
         raise HEParameterError("the context's data modulus is not the parameters' primes")
     header = sealapi.Serialization.SEALHeader()
     layout = CiphertextLayout(
@@ -209,7 +213,15 @@ def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> 
 def decode_vector(
     context: BoundContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
 ) -> tuple[list[ts.CKKSVector], int]:
-    """Decode one party's full set of chunks, in index order, or refuse all of it."""
+    """Decode one party's full set of chunks, in index order, or refuse all of it.
+
+    ``dimension`` is the caller's (the round's, or the key holder's checked request);
+    one that is not a positive integer raises :class:`ConfigurationError` first: 0 or
+    a negative one needed zero chunks, so an empty list passed and the first chunk's
+    header was then read from nothing (IndexError).
+    """
+    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
+        raise ConfigurationError(f"dimension must be a positive integer, got {dimension!r}")
     if isinstance(chunks, bytes | bytearray | memoryview | str):
         raise InconsistentUpload("expected a sequence of envelopes, got a single bytes object")
     try:

@@ -282,11 +282,14 @@ def _check_design_point(num_clients: int, value_bound: float, precision: float) 
 
 
 def _scale_bits_for(n: int, degree: int, noise_budget: float) -> int:
+    """Bits of the smallest power-of-two scale that brings the noise within ``noise_budget``.
+
+    A budget below about 1e-305 makes the quotient overflow to infinity, whose
+    ``ceil`` raised OverflowError: the bits are then taken from the logarithms
+    (more than any ring has, so the chooser refuses it by name).
+    """
     needed = _noise_bound(n, degree, 1.0) / noise_budget
-    if not math.isfinite(needed):
-        # a budget below ~1e-300 (value_bound 1e-300 and its default precision): the
-        # quotient overflows, and ceil(inf) raised OverflowError; the log of each side
-        # gives the (huge) scale, which no ring then holds: an HEParameterError
+    if math.isinf(needed):
         return math.ceil(math.log2(_noise_bound(n, degree, 1.0)) - math.log2(noise_budget))
     return max(1, math.ceil(math.log2(needed)))
 
@@ -305,8 +308,11 @@ def _data_modulus_for(
     """Fewest, then smallest, data-prime sizes (``limit`` bits at most) with product > ``required``.
 
     ``required`` is 2 * (largest possible decrypted magnitude) * scale; the product
-    must also leave room for the scale itself.
+    must also leave room for the scale itself. A ``required`` beyond a float's range
+    (a sum of magnitude near 1e308) needs more than 1024 bits: no chain has them.
     """
+    if not math.isfinite(required):
+        return None
     total = max(math.ceil(math.log2(required)), scale_bits + 2)
     while total <= limit:
         k = math.ceil(total / SEAL_MAX_PRIME_BITS)
@@ -356,10 +362,9 @@ def choose_parameters(
     for degree in RING_DEGREES:
         scale_bits = _scale_bits_for(num_clients, degree, noise_budget)
         limit = HE_STANDARD_MAX_BITS[security_bits][degree]
-        if scale_bits >= limit:  # no modulus holds the scale (and 2.0**scale_bits overflows)
+        if scale_bits + 2 > limit:  # checked first: 2.0**scale_bits overflows past 1023
             reasons.append(
-                f"N={degree}: precision {precision:.3g} needs a scale of 2^{scale_bits}, above "
-                f"the {limit}-bit bound"
+                f"N={degree}: scale 2^{scale_bits} alone needs more than the {limit}-bit bound"
             )
             continue
         required = 2.0 * (num_clients * value_bound + precision) * 2.0**scale_bits

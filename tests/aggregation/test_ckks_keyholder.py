@@ -24,6 +24,7 @@ from secagg.aggregation.base import HelperSession
 from secagg.aggregation.ckks import (
     _DECRYPT,
     _DECRYPTED,
+    _KEY_REQUEST,
     CKKSBackend,
     KeyHolderSession,
     _helper_message,
@@ -39,7 +40,13 @@ from secagg.aggregation.keyholder_policy import (
     plausible_range,
 )
 from secagg.aggregation.spec import Reader, Writer
-from secagg.errors import ConfigurationError, RoundAborted, SecAggError, WrongRound
+from secagg.errors import (
+    ConfigurationError,
+    MalformedMessage,
+    RoundAborted,
+    SecAggError,
+    WrongRound,
+)
 from secagg.he.errors import TooFewContributions
 from secagg.he.keys import PublicAggregationContext
 from secagg.he.vectors import EncryptedSum, encrypt_vector
@@ -359,6 +366,33 @@ def test_keyholder_service_passes_the_relay_round_to_the_session() -> None:
     assert service.run(idle_timeout=0.01) == 1  # the replay of round 6 is refused, not fatal
     assert len(transport.sent) == 2 and helper.record.rounds == [6]
     assert all(isinstance(decode_message(m), Relay) for m in transport.sent)
+
+
+def test_a_noise_std_that_overflows_the_sum_is_refused_before_decrypting() -> None:
+    """A server asking for std 1e308 (finite, so the request parsed) made the key holder
+    decrypt, spend the round and release coordinates of +-inf, which the server then
+    refused: now the request is refused before any work, and the round stays unspent."""
+    helper = KeyHolderSession()
+    _, payload, rows = _round(helper, noise=1e308)
+    with pytest.raises(MalformedMessage, match="noise std"):
+        helper.handle(payload, round_number=1)
+    assert helper.decryptions == 0 and helper.record.rounds == []
+    _, honest, _ = _round(helper, rows=rows)
+    _, total = _reply(helper.handle(honest, round_number=1))
+    assert np.all(np.isfinite(total)) and helper.decryptions == 1
+
+
+@pytest.mark.parametrize(("value_bound", "precision"), [(1e-300, 1e-310), (1e-300, 3e-305)])
+def test_key_request_for_a_design_point_beyond_floats_is_a_typed_refusal(
+    value_bound: float, precision: float
+) -> None:
+    """Finite, positive numbers the chooser overflowed on (OverflowError escaped the key
+    holder); now a MalformedMessage, and no key is made."""
+    helper = KeyHolderSession()
+    request = Writer().u32(2).f64(value_bound).f64(precision).bytes()
+    with pytest.raises(MalformedMessage, match="design point"):
+        helper.handle(_helper_message(_KEY_REQUEST, request), round_number=1)
+    assert helper.fingerprint is None
 
 
 def test_refusals_are_secagg_errors() -> None:

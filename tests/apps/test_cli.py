@@ -67,3 +67,45 @@ def test_params_prints_what_a_round_of_that_size_runs(clients: int) -> None:
     assert result.exit_code == 0, result.output
     assert f"k={config.degree} neighbours, t={config.threshold}" in result.output
     assert f"tolerates {config.tolerated_colluders} colluders" in result.output
+
+
+@pytest.mark.parametrize(
+    ("target", "sample_rate", "rounds", "accountant"),
+    [("20", "1", "1", "pld"), ("200", "1", "1", "pld"), ("20", "1", "1", "rdp"),
+     ("3", "0.5", "20", "rdp")],
+)  # fmt: skip
+def test_the_printed_noise_multiplier_keeps_the_budget(
+    target: str, sample_rate: str, rounds: str, accountant: str
+) -> None:
+    """`privacy noise --epsilon 20 -q 1 -T 1` printed z = 0.2900 (z rounded to the nearest
+    1e-4, here down), and `privacy epsilon -z 0.2900` then spent 20.0038 > 20: the number
+    a user copies into a config overspent the budget it was asked for."""
+    plan = ["-q", sample_rate, "-T", rounds, "--delta", "1e-5", "--accountant", accountant]
+    noise = CliRunner().invoke(main, ["privacy", "noise", "--epsilon", target, *plan])
+    assert noise.exit_code == 0, noise.output
+    printed = noise.output.split("z = ")[1].split()[0]
+    spent = CliRunner().invoke(main, ["privacy", "epsilon", "-z", printed, *plan, "--json"])
+    assert spent.exit_code == 0, spent.output
+    epsilon = json.loads(spent.output)["epsilon"]
+    assert epsilon <= float(target)
+    assert epsilon == pytest.approx(float(target), rel=1e-3)  # and still about the budget
+    assert f"epsilon = {epsilon:.4f}" in noise.output  # the line's epsilon is the printed z's
+
+
+def test_a_federation_too_sparse_to_sample_anyone_is_still_charged_one_round() -> None:
+    """With --clients 10 -q 1e-9 the most sampled client likely takes part in 0 of 10
+    rounds: `privacy epsilon` said epsilon = 0 while `privacy noise` (and the library's
+    federation_epsilon) charge one round, since a round that runs charges its members.
+    The round trip then gave 0 for any budget."""
+    from secagg.dp.accounting import federation_epsilon
+
+    plan = ["-q", "1e-9", "-T", "10", "--delta", "1e-5", "--clients", "10"]
+    spent = CliRunner().invoke(main, ["privacy", "epsilon", "-z", "1", *plan, "--json"])
+    assert spent.exit_code == 0, spent.output
+    report = json.loads(spent.output)
+    assert report["epsilon"] == pytest.approx(federation_epsilon(1.0, 1e-9, 10, 1e-5, 10))
+    assert report["epsilon"] > 0
+    noise = CliRunner().invoke(main, ["privacy", "noise", "--epsilon", "1", *plan])
+    printed = noise.output.split("z = ")[1].split()[0]
+    again = CliRunner().invoke(main, ["privacy", "epsilon", "-z", printed, *plan, "--json"])
+    assert json.loads(again.output)["epsilon"] == pytest.approx(1.0, rel=1e-3)

@@ -4,6 +4,8 @@ belongs. Each is one line naming the flag or file, exit status 2, and no traceba
 
 from __future__ import annotations
 
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -170,10 +172,20 @@ def test_a_simulation_that_fails_on_its_data_leaves_no_empty_run_folder(tmp_path
         (("bench", "dp", "--runs", "0"), "--runs"),
         (("bench", "ckks", "--n", "0"), "--n"),
         (("bench", "ckks", "--d", "100000000000"), "--d"),
+        # CKKS has no parameters for 10^8 clients at its precision: HEParameterError
+        # traceback before; so does SecAgg+ past 10^6 clients, and 10^7 x 10^8 float64
+        # updates were a MemoryError
+        (("bench", "ckks", "--n", "100000000", "--d", "1", "--backend", "ckks"), "--n"),
+        (("bench", "ckks", "--n", "2000000", "--d", "1", "--backend", "secagg+"), "--n"),
+        (("bench", "ckks", "--n", "10000000", "--d", "100000000", "--backend", "plain"), "--n"),
         (("bench", "grpc", "--clients", "0"), "--clients"),
         (("bench", "grpc", "--processes", "0"), "--processes"),
         (("bench", "grpc", "--rounds", "0"), "--rounds"),
         (("bench", "grpc", "--clients", "3", "--processes", "50"), "--processes"),
+        # no plan before the work: 10^9 certificates were issued one by one, and the
+        # scale benchmark started a 10^9-client cell (each ran for hours)
+        (("bench", "grpc", "--clients", "1000000000", "--processes", "1"), "--clients"),
+        (("bench", "scale", "--n", "1000000000"), "--n"),
         (("round", "--clients", "5", "--dim", "100000000000"), "--dim"),
         (("bench", "masking", "--quick", "--out", "/nonexistent/dir/x.json"), "--out"),
         (("bench", "papers", "--quick", "--out", "/nonexistent/nope"), "--out"),
@@ -192,6 +204,50 @@ def test_values_the_accountant_cannot_compute_with_are_one_line(z: str) -> None:
     args = ("privacy", "epsilon", "-z", z, "-q", "1" if z == "1e-300" else "0.01")
     error = _usage_error(_run(*args, "-T", "10", "--delta", "1e-5"))
     assert "the pld accountant cannot compute with these values" in error
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (("epsilon", "-z", "0.01", "-q", "0.1"), "'--noise-multiplier' / '-z'"),
+        (("epsilon", "-z", "0.003", "-q", "0.5"), "'--noise-multiplier' / '-z'"),
+        (("noise", "--epsilon", "1e300", "-q", "0.1"), "'--epsilon'"),
+        (("noise", "--epsilon", "1", "-q", "1e-300"), "'--epsilon'"),
+    ],
+)
+def test_pld_below_its_smallest_noise_at_q_below_1_is_refused_at_once(
+    command: tuple[str, ...], flag: str
+) -> None:
+    """These ran for minutes to hours and took gigabytes (-z 0.003: 20 GB before it was
+    killed; --epsilon 1e300 drove the calibration there): one PLD evaluation of a sampled
+    Gaussian grows as 1/z^2. Now one line naming the flag, before any PLD work."""
+    started = time.monotonic()
+    error = _usage_error(_run("privacy", *command, "-T", "10", "--delta", "1e-5"))
+    assert time.monotonic() - started < 10
+    assert flag in error and "--accountant rdp" in error
+
+
+@pytest.mark.parametrize(
+    ("command", "accountant"),
+    [
+        (("epsilon", "-z", "1e-300", "-q", "0.1"), "rdp"),
+        (("epsilon", "-z", "1e-300", "-q", "0.1"), "pld"),
+    ],
+)
+def test_the_accountants_arithmetic_faults_are_one_line(
+    command: tuple[str, ...], accountant: str
+) -> None:
+    """RDP at z = 1e-300 raised ZeroDivisionError (a traceback, exit 1), and PLD at
+    q < 1 printed numpy's RuntimeWarning and its source line above the error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _run(
+            "privacy", *command, "-T", "10", "--delta", "1e-5", "--accountant", accountant
+        )
+    error = _usage_error(result)
+    assert f"the {accountant} accountant cannot compute with these values" in error
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert ("try --accountant rdp" in error) == (accountant == "pld")
 
 
 @pytest.mark.parametrize("command", ["init", "issue", "revoke"])

@@ -157,6 +157,12 @@ def test_chooser_picks_the_smallest_ring():
         (dict(num_clients=5, value_bound=float("nan"), precision=1e-6), "value_bound"),
         (dict(num_clients=5, value_bound=1.0, precision=-1.0), "precision"),
         (dict(num_clients=5, value_bound=1.0, precision=1e-6, security_bits=100), "security"),
+        # a precision so fine that the scale overflows a float (2^1024 and beyond), and a
+        # sum so large that its magnitude does: both raised OverflowError before
+        (dict(num_clients=1, value_bound=1e-300, precision=1e-310), "no CKKS ring"),
+        (dict(num_clients=2, value_bound=5e-324, precision=5e-324), "no CKKS ring"),
+        (dict(num_clients=1, value_bound=1e-300, precision=3e-305), "no CKKS ring"),
+        (dict(num_clients=1, value_bound=1e308, precision=1e308), "no CKKS ring"),
     ],
 )
 def test_chooser_refuses_impossible_configurations(kwargs, reason):
@@ -311,6 +317,33 @@ def test_chunking_for_lengths_around_the_slot_count(extra):
     assert holder().decrypt_aggregate(agg.to_chunks(), dimension=d) == pytest.approx(
         x, abs=params().error_bound(1)
     )
+
+
+def test_a_data_modulus_above_64_bits_encrypts_sums_and_decrypts():
+    """n = 10^6 at precision 1e-6 chooses two 33-bit data primes (66 bits). TenSEAL's
+    ``total_coeff_modulus()`` gives only its low 64-bit word, so the layout check refused
+    every such context ("the context's data modulus is not the parameters' primes"):
+    `secagg bench ckks --n 1000000` and any round at that design point failed."""
+    big = choose_parameters(10**6, BOUND, 1e-6)
+    assert sum(big.coeff_mod_bit_sizes[:-1]) > 64
+    key = KeyHolder(big, min_contributions=1)
+    server = key.public_context()
+    agg = EncryptedSum(server, 5)
+    for value in (0.25, -0.5):
+        agg.add(encrypt_vector(server, np.full(5, value)))
+    total = key.decrypt_aggregate(agg.to_chunks(), dimension=5)
+    assert total == pytest.approx(np.full(5, -0.25), abs=big.error_bound(2))
+
+
+@pytest.mark.parametrize("dimension", [0, -3, None, 2.5, True])
+def test_decryption_refuses_a_dimension_that_is_no_vector_length(dimension):
+    """dimension=0 or -3 with no chunks passed the chunk count (0 == 0) and raised
+    IndexError; None raised TypeError. The empty vector is no aggregate to decrypt."""
+    agg = EncryptedSum(public(), 3)
+    agg.add(encrypt_vector(public(), np.zeros(3)))
+    for chunks in ([], agg.to_chunks()):
+        with pytest.raises(ConfigurationError, match="dimension"):
+            holder().decrypt_aggregate(chunks, dimension=dimension)
 
 
 def test_wire_size_is_below_32_bytes_per_value_at_the_target():

@@ -76,6 +76,26 @@ def _cell(name: str, n: int, d: int, updates: np.ndarray) -> dict[str, Any]:
     }
 
 
+def plan_grid(ns: Sequence[int], ds: Sequence[int], backends: Sequence[str]) -> None:
+    """Plan every cell's round before any work; raises
+    :class:`~secagg.errors.ConfigurationError` for one that cannot run.
+
+    Why: ``bench ckks --n 100000000`` raised HEParameterError (no CKKS ring reaches the
+    precision for that many clients) with a traceback, after the plaintext cells had run."""
+    for n in ns:
+        for d in ds:
+            for name in backends:
+                spec = get_backend(name, **_options(name)).plan(n, d)
+                round_config = getattr(spec, "round_config", None)
+                if round_config is not None:  # SecAgg+: k and t, as its server will pick
+                    round_config()
+
+
+def memory_bytes(n: int, d: int) -> int:
+    """A lower bound on the memory of an (n, d) cell: the clients' float64 updates."""
+    return 8 * n * d
+
+
 def run_benchmark(
     *,
     ns: Sequence[int] = NS,
