@@ -364,7 +364,8 @@ def choose_parameters(
         limit = HE_STANDARD_MAX_BITS[security_bits][degree]
         if scale_bits + 2 > limit:  # checked first: 2.0**scale_bits overflows past 1023
             reasons.append(
-                f"N={degree}: scale 2^{scale_bits} alone needs more than the {limit}-bit bound"
+                f"N={degree}: precision {precision:.3g} needs a scale of 2^{scale_bits}, which "
+                f"alone needs more than the {limit}-bit bound"
             )
             continue
         required = 2.0 * (num_clients * value_bound + precision) * 2.0**scale_bits

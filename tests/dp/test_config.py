@@ -181,9 +181,9 @@ def test_privacy_cli_matches_the_library() -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["epsilon"] <= 3.0
-    assert payload["noise_multiplier"] == pytest.approx(
-        dp.noise_multiplier_for(3.0, 1e-5, 0.05, 500, accountant="rdp")
-    )
+    # the printed z, rounded up so that it spends at most the budget (never down)
+    exact = dp.noise_multiplier_for(3.0, 1e-5, 0.05, 500, accountant="rdp")
+    assert exact <= payload["noise_multiplier"] <= exact + 1e-4
     bad = runner.invoke(
         main, ["privacy", "epsilon", "-z", "0", "-q", "0.01", "-T", "10", "--delta", "1e-5"]
     )
@@ -241,9 +241,8 @@ def test_privacy_cli_gives_the_federations_figure_with_clients() -> None:
     assert json.loads(runner.invoke(main, [*args, "--json"]).output)["amplified_by_sampling"]
     noise = ["privacy", "noise", "--epsilon", "3", "--delta", "1e-5", "-q", "0.3", "-T", "10"]
     payload = json.loads(runner.invoke(main, [*noise, "-N", "1000", "--json"]).output)
-    assert payload["noise_multiplier"] == pytest.approx(
-        dp.federation_noise_multiplier(3.0, 1e-5, 0.3, 10, 1000)
-    )
+    exact = dp.federation_noise_multiplier(3.0, 1e-5, 0.3, 10, 1000)
+    assert exact <= payload["noise_multiplier"] <= exact + 1e-4  # the printed z, rounded up
     assert payload["epsilon"] <= 3.0 and payload["most_rounds_per_client"] == 9
     everyone = runner.invoke(main, [*args[:5], "1", *args[7:], "-N", "1000"])
     assert "note:" not in everyone.output and "likely" not in everyone.output  # q = 1
