@@ -216,7 +216,9 @@ def test_noise_too_small_to_represent_fails_cleanly(tmp_path: Path, z: float) ->
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     cohorts=st.lists(
