@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import signal
@@ -230,16 +231,32 @@ def test_a_writer_killed_mid_append_leaves_a_ledger_that_verifies(tmp_path: Path
     key.save(key_path)
     assert oct(key_path.stat().st_mode & 0o777) == "0o600"
     path = tmp_path / "ledger.sqlite"
-    counts = []
+    counts: list[int] = []
     for attempt in range(6):
         writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(key_path)])
-        time.sleep(1.0 + 0.15 * attempt)  # somewhere inside an append, at varying points
+        # a wait on the writer's progress, not a fixed sleep: on a busy machine its start
+        # (interpreter, imports, key) can take longer than the second it was once given
+        deadline = time.monotonic() + 120
+        while _appended(path) <= (counts[-1] if counts else 0):
+            assert writer.poll() is None, f"the writer exited with {writer.returncode}"
+            assert time.monotonic() < deadline, "the writer appended nothing in 120 s"
+            time.sleep(0.01)
+        time.sleep(0.03 * attempt)  # somewhere inside a later append, at varying points
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait()
         result = verify_ledger(path, key.public_key)
         assert result.ok, result.first_failure
         counts.append(len(result.chain.rows))
     assert counts == sorted(counts) and counts[-1] > counts[0] > 0  # it grew, and stayed valid
+
+
+def _appended(path: Path) -> int:
+    """How many rows the ledger at ``path`` holds now (0 before its table exists)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT count(*) FROM ledger").fetchone()[0])
+    except sqlite3.Error:  # not created yet, or busy for a moment: ask again
+        return 0
 
 
 def _record_entry(number: int, reports: dict[str, dict]) -> dict:
@@ -439,7 +456,8 @@ def test_a_reader_holding_a_snapshot_delays_the_checkpoint_but_not_the_append(
     started = time.monotonic()
     ledger.append(entries[1])
     ledger.append(entries[2])
-    assert time.monotonic() - started < 2.0  # not the 5 s busy timeout per append
+    # not the 5 s busy timeout per append (a bound below one wait of it, not a speed test)
+    assert time.monotonic() - started < 5.0
     assert _wal_size(path) > 0  # the reader's snapshot pins the WAL
     reader.execute("COMMIT")
     reader.close()
