@@ -25,13 +25,20 @@ from secagg.transport.inprocess import InProcessHub
 
 D = 40
 NAMES = [f"branch-{i:02d}" for i in range(8)]
+#: seconds a round waits for a client that never answers its start: well above what the
+#: others need to answer it on a busy machine (a fraction of a second when idle)
+SILENT_WAIT = 5.0
 
 
 def _config(
-    backend: str = "secagg+", phase_seconds: float = 30.0, **federation: object
+    backend: str = "secagg+",
+    phase_seconds: float = 30.0,
+    training_seconds: float | None = None,
+    **federation: object,
 ) -> FederationConfig:
     """A federation of NAMES. The phase deadline is generous: a phase closes as soon as
-    everyone answered, so only tests with a deliberately silent client wait it out."""
+    everyone answered, so only tests with a deliberately silent client wait it out (the
+    first phase's, ``training_seconds``, where it never answers the round's start)."""
     data = {
         "federation": {
             "name": "test",
@@ -45,7 +52,8 @@ def _config(
         "sampling": {"kind": "poisson", "rate": 1.0},
         "backend": {"name": backend, "value_bound": 1.0},
         "dp": {"clip": 1.0, "noise_multiplier": 0.5, "delta": 1e-3},
-        "deadlines": {"phase_seconds": phase_seconds},
+        "deadlines": {"phase_seconds": phase_seconds}
+        | ({} if training_seconds is None else {"training_seconds": training_seconds}),
     }
     return FederationConfig.from_dict(data)
 
@@ -110,7 +118,9 @@ def test_three_secure_dp_rounds_match_plain_fedavg(tmp_path: Path) -> None:
 def test_a_silent_client_is_a_dropout_and_the_round_completes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = _config(rounds=1, phase_seconds=1.0)
+    # the silent client is waited out in the first phase only; the seven others must
+    # answer every phase within its deadline: 1 s was a race on a busy machine
+    config = _config(rounds=1, training_seconds=SILENT_WAIT)
     hub = InProcessHub()
     _start_clients(hub, NAMES[:-1], rounds=1)
     hub.connect(NAMES[-1])  # connected, never answers
@@ -139,7 +149,7 @@ def test_a_round_below_threshold_aborts_and_the_next_one_runs(tmp_path: Path) ->
 def test_malformed_messages_are_refused_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = _config(rounds=1, phase_seconds=1.0)  # the rogue never answers: wait it out
+    config = _config(rounds=1, training_seconds=SILENT_WAIT)  # the rogue never answers
     hub = InProcessHub()
     _start_clients(hub, NAMES[1:], rounds=1)
     rogue = hub.connect(NAMES[0])
@@ -481,14 +491,16 @@ def test_a_slow_trainer_gets_the_training_deadline_even_after_others_answered(
     data = {
         "federation": {"name": "slow", "clients": NAMES[:4], "dimension": D, "rounds": 1},
         "backend": {"name": "secagg", "value_bound": 1.0},
-        "deadlines": {"phase_seconds": 1.0, "training_seconds": 60.0},
+        # the later phases' deadline must hold all four on a busy machine (1 s was a
+        # race there), and stay well below the slow trainer's time
+        "deadlines": {"phase_seconds": 5.0, "training_seconds": 60.0},
     }
     config = FederationConfig.from_dict(data)
     hub = InProcessHub()
     _start_clients(hub, NAMES[:3], rounds=1)
 
     def slow(model: np.ndarray) -> np.ndarray:
-        time.sleep(3.0)  # three times the phase deadline
+        time.sleep(10.0)  # twice the phase deadline
         return np.zeros_like(model)
 
     client = FederationClient(NAMES[3], slow, hub.connect(NAMES[3]))
