@@ -55,7 +55,9 @@ def _config(directory: Path, port: int, state: str) -> FederationConfig:
             "sampling": {"kind": "poisson", "rate": 1.0},
             "backend": {"name": "secagg+", "value_bound": 1.0},
             "dp": {"clip": 1.0, "noise_multiplier": 0.5, "delta": 1e-3},
-            "deadlines": {"phase_seconds": 4.0},
+            # no branch is silent: a generous deadline costs nothing and holds eight
+            # processes on a busy machine
+            "deadlines": {"phase_seconds": 60.0},
             "server": {
                 "state": str(directory / state),
                 "bind": f"127.0.0.1:{port}",
@@ -155,7 +157,7 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
             "federation": {"name": "he", "clients": names, "dimension": D, "rounds": 2},
             "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": "compliance"},
             "dp": {"clip": 1.0, "noise_multiplier": 0.5, "delta": 1e-3},
-            "deadlines": {"phase_seconds": 5.0},
+            "deadlines": {"phase_seconds": 60.0},  # no party is silent
             "server": {
                 "state": str(tmp_path / "he.sqlite"),
                 "bind": f"127.0.0.1:{port}",
