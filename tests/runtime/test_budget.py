@@ -27,14 +27,18 @@ NAMES = [f"branch-{i}" for i in range(8)]  # SecAgg+ k = 4, t = 3: one dropout i
 DELTA = 1e-3
 
 
-def _config(rounds: int, dp: dict[str, Any], **backend: Any) -> FederationConfig:
+def _config(
+    rounds: int, dp: dict[str, Any], phase_seconds: float = 30.0, **backend: Any
+) -> FederationConfig:
+    """A generous phase deadline (a phase closes once everyone answered): only a test
+    with a silent branch waits it out, and passes a shorter one."""
     return FederationConfig.from_dict(
         {
             "federation": {"name": "budget", "clients": NAMES, "dimension": 8, "rounds": rounds},
             "sampling": {"kind": "poisson", "rate": 1.0},
             "backend": {"name": "secagg+", "value_bound": 1.0} | backend,
             "dp": {"clip": 1.0, "delta": DELTA} | dp,
-            "deadlines": {"phase_seconds": 3.0},
+            "deadlines": {"phase_seconds": phase_seconds},
         }
     )
 
@@ -44,8 +48,10 @@ def _clients(hub: InProcessHub, rounds: int | None, mute_masked_input: str | Non
         endpoint = hub.connect(name)
         transport = MutedMaskedInput(endpoint) if name == mute_masked_input else endpoint
         client = FederationClient(name, lambda m: np.full_like(m, 0.1), transport)  # type: ignore[arg-type]
+        # a branch hears nothing in a round it is not sampled for: its idle timer must
+        # outlast many rounds of a busy machine (12 of two branches each below)
         threading.Thread(
-            target=client.run, kwargs={"idle_timeout": 10, "rounds": rounds}, daemon=True
+            target=client.run, kwargs={"idle_timeout": 120, "rounds": rounds}, daemon=True
         ).start()
 
 
@@ -100,7 +106,8 @@ def test_distributed_budget_aborts_before_the_server_unmasks(tmp_path: Path) -> 
     full = mechanism.epsilon_after_next(contributors=8, participants=8)
     fewer = mechanism.epsilon_after_next(contributors=7, participants=8)
     assert full is not None and fewer is not None and fewer > full
-    config = _config(1, dp | {"epsilon_budget": (full + fewer) / 2})
+    # the muted branch is waited out in the masked-input phase
+    config = _config(1, dp | {"epsilon_budget": (full + fewer) / 2}, phase_seconds=3.0)
     hub = WatchingHub()
     _clients(hub, rounds=1, mute_masked_input=NAMES[3])
     server = FederationServer(config, hub, ServerStore(tmp_path / "d.sqlite"))
@@ -162,7 +169,7 @@ def test_a_client_at_the_budget_sits_out_while_the_others_go_on(tmp_path: Path) 
             "sampling": {"kind": "fixed", "count": 2},
             "backend": {"name": "secagg+", "value_bound": 1.0},
             "dp": {"clip": 1.0, "delta": DELTA, "noise_multiplier": 1.0, "epsilon_budget": budget},
-            "deadlines": {"phase_seconds": 3.0},
+            "deadlines": {"phase_seconds": 30.0},  # everyone answers: a generous bound
         }
     )
     hub = InProcessHub()
