@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg.apps.bench import masking
 from secagg.protocol import Server
@@ -120,3 +123,29 @@ def test_cli_prints_the_benchmark_json():
     report = json.loads(result.stdout)
     assert report["benchmark"] == "masking" and len(report["cells"]) == 1
     assert report["cells"][0]["correct"] is True
+
+
+def _in_cache_aes_rate(size: int = 256 << 10, calls: int = 256, runs: int = 5) -> float:
+    """AES-128-CTR bytes per CPU second over one cache-sized buffer, best of ``runs``."""
+    source, sink = bytearray(size), bytearray(size)
+    best = 0.0
+    for _ in range(runs):
+        stream = Cipher(algorithms.AES(os.urandom(16)), modes.CTR(bytes(16))).encryptor()
+        cpu = time.process_time()
+        for _ in range(calls):
+            stream.update_into(source, sink)
+        best = max(best, calls * size / max(time.process_time() - cpu, 1e-9))
+    return best
+
+
+def test_the_aes_floor_is_the_fastest_rate_not_the_speed_of_memory():
+    """The floor the server is held to is AES at its fastest on this core.
+
+    One call over 64 MiB alone ran at the speed of RAM on a host with little memory
+    bandwidth (3.4 GB/s against 9.7 GB/s in cache), and the benchmark then reported
+    the server at 0.59 times a floor it was really 1.65 times above. Both figures are
+    CPU time and best-of, so a busy machine moves them alike; the factor 0.7 leaves
+    room for noise, not for the 2.8 times of that defect.
+    """
+    in_cache = _in_cache_aes_rate()
+    assert masking._aes_cpu_rate() >= 0.7 * in_cache
