@@ -81,7 +81,48 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or type(exc).__name__}:{where}" if where else str(exc.strerror or exc)
 
 
-@click.group()
+class OneLineUsageError(click.ClickException):
+    """A usage mistake shown as the one line that names it, exit status 2.
+
+    Why: click prints a usage error as ``Usage: ...``, ``Try '... --help' for
+    help.``, a blank line and then ``Error: ...``: four lines for one mistake,
+    the one that matters last. An operator reading a failed job's log (or a
+    script grepping it) should see one line naming the flag, the key or the file;
+    ``ClickException.show`` prints just that, ``Error: <message>``.
+    """
+
+    exit_code = 2
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message())
+
+
+class _OneLineErrors(click.Group):
+    """The top-level group: every usage error below it, at any depth, is one line.
+
+    Subcommands parse their arguments inside this group's ``invoke`` and the group's
+    own options in ``make_context``; both are wrapped. A group called without a
+    command still prints its help (``NoArgsIsHelpError`` is left to click).
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc) from exc
+
+
+@click.group(cls=_OneLineErrors)
 @click.version_option(__version__, prog_name="secagg")
 def main() -> None:
     """secagg: secure aggregation for federated learning."""

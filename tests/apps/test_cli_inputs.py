@@ -26,9 +26,8 @@ def _usage_error(result: Result) -> str:
     assert "Traceback" not in result.output
     assert not isinstance(result.exception, SecAggError | OSError | UnicodeError), result.exception
     lines = [line for line in result.output.splitlines() if line.strip()]
-    errors = [line for line in lines if not line.startswith(("Usage:", "Try "))]
-    assert len(errors) == 1, result.output
-    return errors[0]
+    assert len(lines) == 1, result.output  # one line: no click "Usage:" / "Try ..." preamble
+    return lines[0]
 
 
 def _client(*extra: str) -> tuple[str, ...]:
