@@ -80,6 +80,10 @@ def _read(path: str | Path) -> tuple[list[str], list[list[str]]]:
             rows = list(csv.reader(fh))
     except FileNotFoundError:
         raise ConfigurationError(f"no CSV file at {path}") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{path} is a directory, not a CSV file") from None
+    except OSError as exc:  # permissions, a device, a file that vanished mid-read
+        raise ConfigurationError(f"{path} cannot be read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ConfigurationError(f"{path} is not a readable CSV file: {exc}") from None
     if not rows:

@@ -319,3 +319,26 @@ def test_the_reviewers_credit_card_case(seed: int) -> None:
         "44 fraud rows cannot give 12 branches at least 4 each (2 for training, 2 for "
         "testing): lower the number of branches or use a larger file"
     )
+
+
+# --- a bank's file, as it really arrives ------------------------------------------------
+
+
+def test_a_path_that_is_no_readable_file_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory (``--path ""`` is the working directory; ``path = "data/"`` in a TOML
+    file) raised IsADirectoryError, and an unreadable file PermissionError: a traceback
+    out of ``secagg simulate`` instead of one line."""
+    with pytest.raises(ConfigurationError, match=r"is a directory, not a CSV file"):
+        load_creditcard_csv(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"is a directory, not a CSV file"):
+        load_labelled_csv(tmp_path, "is_fraud")
+    from secagg.apps.models import tabular
+
+    def denied(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(tabular, "open", denied, raising=False)
+    with pytest.raises(ConfigurationError, match=r"x\.csv cannot be read: Permission denied"):
+        load_creditcard_csv(tmp_path / "x.csv")
