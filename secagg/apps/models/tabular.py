@@ -27,6 +27,7 @@ refused with the numbers, never split into branches without a test fraud.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,21 +75,53 @@ def _split_customers(
     return rest, [[f for k, f in enumerate(r) if k != j] for r in body], np.asarray(ids)
 
 
+#: files that are not CSV text, by their first bytes: what they are and what to do
+_NOT_TEXT = (
+    (b"\x1f\x8b", "gzip-compressed: decompress it (gunzip) first"),
+    (b"PK\x03\x04", "a zip archive (an Excel workbook is one): unzip it, or save it as CSV"),
+    (b"\xff\xfe", "UTF-16 text: save it as UTF-8 CSV"),
+    (b"\xfe\xff", "UTF-16 text: save it as UTF-8 CSV"),
+)
+#: separators other than the comma, as a message names them
+_OTHER_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
+
+
 def _read(path: str | Path) -> tuple[list[str], list[list[str]]]:
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise ConfigurationError(f"no CSV file at {path}") from None
     except IsADirectoryError:
         raise ConfigurationError(f"{path} is a directory, not a CSV file") from None
     except OSError as exc:  # permissions, a device, a file that vanished mid-read
         raise ConfigurationError(f"{path} cannot be read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
+    for magic, what in _NOT_TEXT:
+        if raw.startswith(magic):
+            raise ConfigurationError(f"{path} is {what}")
+    try:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, not a column name
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigurationError(
+            f"{path} line {line} is not UTF-8 text (byte {raw[exc.start]:#04x}): save the "
+            "file as UTF-8 CSV"
+        ) from None
+    del raw
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
         raise ConfigurationError(f"{path} is not a readable CSV file: {exc}") from None
     if not rows:
         raise ConfigurationError(f"{path} is empty")
     header = [h.strip() for h in rows[0]]
+    if len(header) == 1:
+        for sep, name in _OTHER_SEPARATORS.items():
+            if sep in header[0]:
+                raise ConfigurationError(
+                    f"{path} is separated by {name}, not by commas: export it comma-separated"
+                )
     body = [r for r in rows[1:] if r]
     if not body:
         raise ConfigurationError(f"{path} has a header but no rows")

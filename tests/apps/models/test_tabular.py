@@ -342,3 +342,61 @@ def test_a_path_that_is_no_readable_file_is_a_configuration_error(
     monkeypatch.setattr(tabular, "open", denied, raising=False)
     with pytest.raises(ConfigurationError, match=r"x\.csv cannot be read: Permission denied"):
         load_creditcard_csv(tmp_path / "x.csv")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" export starts with a BOM: the file was refused as lacking
+    'Time' (or having no label / customer column), though every column is there."""
+    path = tmp_path / "creditcard.csv"
+    _, label = _write_creditcard(path, 20)
+    path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
+    assert np.array_equal(load_creditcard_csv(path).y, label)
+    path.write_text("\ufeffcard,amount,is_fraud\na,1.5,0\nb,2.5,1\n", encoding="utf-8")
+    table = load_labelled_csv(path, "is_fraud", "card")
+    assert table.customers.tolist() == ["a", "b"]  # type: ignore[union-attr]
+    assert table.feature_names == ("amount",)
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("Time;V1;Amount;Class\n1;2;3;0\n", r"separated by ';', not by commas"),
+        ("amount\tis_fraud\n1\t0\n", r"separated by tabs, not by commas"),
+    ],
+)
+def test_another_separator_is_named(tmp_path: Path, content: str, error: str) -> None:
+    """A semicolon CSV (the European Excel export) was "lacks the credit-card columns
+    ['Time', 'V1', ..., 'Class']", all 31 of them, without saying why."""
+    path = tmp_path / "export.csv"
+    path.write_text(content)
+    with pytest.raises(ConfigurationError, match=error):
+        load_creditcard_csv(path)
+    with pytest.raises(ConfigurationError, match=error):
+        load_labelled_csv(path, "is_fraud")
+
+
+def test_a_compressed_file_or_a_workbook_is_named(tmp_path: Path) -> None:
+    """A gzip file, an Excel workbook or UTF-16 text was "not a readable CSV file:
+    'utf-8' codec can't decode byte 0x8b in position 1": true, but not what to do."""
+    import gzip
+    import zipfile
+
+    path = tmp_path / "creditcard.csv"
+    _write_creditcard(path, 5)
+    packed = tmp_path / "creditcard.csv.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(ConfigurationError, match=r"csv\.gz is gzip-compressed: decompress it"):
+        load_creditcard_csv(packed)
+    book = tmp_path / "creditcard.xlsx"
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("xl/worksheets/sheet1.xml", "<sheet>" + "\x96" * 50 + "</sheet>")
+    with pytest.raises(ConfigurationError, match=r"xlsx is a zip archive .*save it as CSV"):
+        load_labelled_csv(book, "is_fraud")
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(b"amount,is_fraud,merchant\n1,0,cafe\n2,1,caf\xe9\n")
+    with pytest.raises(ConfigurationError, match=r"line 3 is not UTF-8 text \(byte 0xe9\)"):
+        load_labelled_csv(latin, "is_fraud")
+    wide = tmp_path / "unicode.txt"
+    wide.write_text(path.read_text(), encoding="utf-16")  # Excel's "Unicode text"
+    with pytest.raises(ConfigurationError, match=r"txt is UTF-16 text: save it as UTF-8"):
+        load_creditcard_csv(wide)
