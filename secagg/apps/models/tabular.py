@@ -15,13 +15,19 @@ customer; without it the privacy unit is the transaction row, and the simulator
 says so in every output.
 
 A bad file gets a :class:`~secagg.errors.ConfigurationError` naming the line
-and column, never a half-read table. Partitioning into branches is IID or a
-Dirichlet skew (Hsu et al., 2019) over the labels (at equal branch sizes) or over
-quantile bins of one feature; the draw is seeded (not a secret, so numpy's PCG64
-drives it). Every branch gets a minimum of units and of frauds by construction
-(:func:`branch_minimums` gives the defaults), and the train/test split can be
-stratified so both sides keep their frauds; data too small for the minimums is
-refused with the numbers, never split into branches without a test fraud.
+and column, never a half-read table. A header that names a column twice is refused
+(which copy is the label, and is the other one a feature?), and so is an unnamed
+column of the generic layout, where every column but the label is a feature; the
+credit-card layout ignores the columns outside its schema (they must still hold
+numbers: a text column is most likely a customer id to name).
+
+Partitioning into branches is IID or a Dirichlet skew (Hsu et al., 2019) over the
+labels (at equal branch sizes) or over quantile bins of one feature; the draw is
+seeded (not a secret, so numpy's PCG64 drives it). Every branch gets a minimum of
+units and of frauds by construction (:func:`branch_minimums` gives the defaults),
+and the train/test split can be stratified so both sides keep their frauds; data
+too small for the minimums is refused with the numbers, never split into branches
+without a test fraud.
 """
 
 from __future__ import annotations
@@ -122,6 +128,13 @@ def _read(path: str | Path) -> tuple[list[str], list[list[str]]]:
                 raise ConfigurationError(
                     f"{path} is separated by {name}, not by commas: export it comma-separated"
                 )
+    for name in dict.fromkeys(h for h in header if h):
+        where = [j + 1 for j, h in enumerate(header) if h == name]
+        if len(where) > 1:  # which one is the label, or the V1? and the other a feature?
+            raise ConfigurationError(
+                f"{path}: column {name!r} appears {len(where)} times in the header "
+                f"(columns {', '.join(map(str, where))}): drop or rename the copies"
+            )
     body = [r for r in rows[1:] if r]
     if not body:
         raise ConfigurationError(f"{path} has a header but no rows")
@@ -181,7 +194,13 @@ def load_labelled_csv(path: str | Path, label: str, customer_column: str | None 
     """A CSV of numeric columns; ``label`` names the 0/1 fraud column."""
     if customer_column == label:
         raise ConfigurationError("the customer column cannot be the label column")
-    header, body, customers = _split_customers(path, *_read(path), customer_column)
+    header, body = _read(path)
+    if "" in header:  # every column is a feature here: it needs a name
+        raise ConfigurationError(
+            f"{path}: column {header.index('') + 1} of the header has no name (a row number "
+            "written by pandas' to_csv without index=False?): name it or drop it"
+        )
+    header, body, customers = _split_customers(path, header, body, customer_column)
     if label not in header:
         raise ConfigurationError(f"{path} has no label column {label!r}; columns: {header}")
     if len(header) < 2:

@@ -400,3 +400,40 @@ def test_a_compressed_file_or_a_workbook_is_named(tmp_path: Path) -> None:
     wide.write_text(path.read_text(), encoding="utf-16")  # Excel's "Unicode text"
     with pytest.raises(ConfigurationError, match=r"txt is UTF-16 text: save it as UTF-8"):
         load_creditcard_csv(wide)
+
+
+def test_a_duplicated_column_name_is_refused_not_half_read(tmp_path: Path) -> None:
+    """A label column copied by a join ("amount,is_fraud,...,is_fraud") was read as the
+    label *and* as a feature named 'is_fraud': the models scored AUPRC 1.000 on pure-noise
+    features. In the credit-card layout the second 'Class' or 'V1' was silently ignored,
+    whichever of the two was right."""
+    path = tmp_path / "tx.csv"
+    path.write_text("amount,is_fraud,velocity,is_fraud\n1,0,3,0\n2,1,4,1\n")
+    twice = r"column 'is_fraud' appears 2 times in the header \(columns 2, 4\)"
+    with pytest.raises(ConfigurationError, match=twice):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("card,amount,card,is_fraud\na,1,b,0\nc,2,d,1\n")
+    with pytest.raises(ConfigurationError, match=r"column 'card' appears 2 times"):
+        load_labelled_csv(path, "is_fraud", "card")
+    path.write_text("amount, amount,is_fraud\n1,2,0\n3,4,1\n")  # the same after the strip
+    with pytest.raises(ConfigurationError, match=r"column 'amount' appears 2 times"):
+        load_labelled_csv(path, "is_fraud")
+    _write_creditcard(path, 5)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",V1", *(line + ",99" for line in lines[1:])]) + "\n")
+    with pytest.raises(ConfigurationError, match=r"column 'V1' appears 2 times .*columns 2, 32"):
+        load_creditcard_csv(path)
+
+
+def test_an_unnamed_column_is_no_feature(tmp_path: Path) -> None:
+    """pandas' ``to_csv`` without ``index=False`` writes an unnamed row-number column; the
+    generic loader made it a feature named '' (the row number: a leak in a file sorted by
+    label). The credit-card layout reads only its own columns and still ignores it."""
+    path = tmp_path / "tx.csv"
+    path.write_text(",amount,is_fraud\n0,1.5,0\n1,2.5,1\n")
+    with pytest.raises(ConfigurationError, match=r"column 1 of the header has no name"):
+        load_labelled_csv(path, "is_fraud")
+    _, label = _write_creditcard(path, 5)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(f"{i - 1 if i else ''},{line}" for i, line in enumerate(lines)))
+    assert np.array_equal(load_creditcard_csv(path).y, label)
