@@ -161,6 +161,21 @@ def _numbers(path: str | Path, header: list[str], body: list[list[str]]) -> np.n
     return out
 
 
+def _fits_float32(
+    path: str | Path, header: list[str], values: np.ndarray, names: list[str]
+) -> None:
+    """Refuse a feature value the float32 table would make infinite, naming it."""
+    limit = float(np.finfo(np.float32).max)
+    columns = [header.index(name) for name in names]
+    beyond = np.abs(values[:, columns]) > limit
+    if beyond.any():
+        i, k = (int(v) for v in np.argwhere(beyond)[0])
+        raise ConfigurationError(
+            f"{path} line {i + 2}, column {names[k]!r}: {values[i, columns[k]]:g} is beyond "
+            f"the float32 range of the features (|x| <= {limit:.3g}): rescale the column"
+        )
+
+
 def _labels(path: str | Path, column: np.ndarray, name: str) -> np.ndarray:
     bad = ~np.isin(column, (0.0, 1.0))
     if bad.any():
@@ -179,6 +194,7 @@ def load_creditcard_csv(path: str | Path, customer_column: str | None = None) ->
             "source = 'csv' with a label column"
         )
     values = _numbers(path, header, body)
+    _fits_float32(path, header, values, [f"V{i}" for i in range(1, 29)])  # Amount: log1p
     col = {name: values[:, header.index(name)] for name in CREDITCARD_COLUMNS}
     if np.any(col["Amount"] < 0):
         raise ConfigurationError(f"{path}: Amount must not be negative")
@@ -208,6 +224,7 @@ def load_labelled_csv(path: str | Path, label: str, customer_column: str | None 
     values = _numbers(path, header, body)
     j = header.index(label)
     names = tuple(h for k, h in enumerate(header) if k != j)
+    _fits_float32(path, header, values, list(names))
     x = np.delete(values, j, axis=1).astype(np.float32)
     return Table(x, _labels(path, values[:, j], label), names, customers)
 

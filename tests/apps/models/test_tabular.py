@@ -437,3 +437,26 @@ def test_an_unnamed_column_is_no_feature(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     path.write_text("\n".join(f"{i - 1 if i else ''},{line}" for i, line in enumerate(lines)))
     assert np.array_equal(load_creditcard_csv(path).y, label)
+
+
+def test_a_value_beyond_float32_is_named_not_made_infinite(tmp_path: Path) -> None:
+    """A feature of 1e39 passed the finiteness check in float64 and became inf in the
+    float32 table (a numpy RuntimeWarning only): the run then reported every model as
+    "diverged: a learning rate too high is the usual cause"."""
+    path = tmp_path / "tx.csv"
+    path.write_text("amount,is_fraud\n1.5,0\n-1e39,1\n")
+    with pytest.raises(ConfigurationError, match=r"line 3, column 'amount': -1e\+39 is beyond"):
+        load_labelled_csv(path, "is_fraud")
+    _write_creditcard(path, 5)
+    lines = path.read_text().splitlines()
+    fields = lines[4].split(",")
+    fields[1], fields[29] = "3e38", "1e300"  # V1 still fits; Amount is read as log(1 + x)
+    lines[4] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    table = load_creditcard_csv(path)
+    assert np.isfinite(table.x).all() and table.x[3, 0] == np.float32(3e38)
+    fields[1] = "4e38"
+    lines[4] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigurationError, match=r"line 5, column 'V1': 4e\+38 is beyond"):
+        load_creditcard_csv(path)
