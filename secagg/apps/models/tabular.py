@@ -179,8 +179,16 @@ def _fits_float32(
 def _labels(path: str | Path, column: np.ndarray, name: str) -> np.ndarray:
     bad = ~np.isin(column, (0.0, 1.0))
     if bad.any():
-        line = int(np.flatnonzero(bad)[0]) + 2
-        raise ConfigurationError(f"{path} line {line}: label {name!r} must be 0 or 1")
+        i = int(np.flatnonzero(bad)[0])
+        raise ConfigurationError(
+            f"{path} line {i + 2}: label {name!r} is {column[i]:g}; it must be 0 "
+            "(legitimate) or 1 (fraud)"
+        )
+    if column.all():  # nothing to rank the frauds against: every model would score 1.0
+        raise ConfigurationError(
+            f"{path}: every row of {name!r} is 1 (fraud), none 0 (legitimate); the label "
+            "must be 1 for fraud only"
+        )
     return column.astype(np.int8)
 
 

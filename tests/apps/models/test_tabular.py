@@ -79,7 +79,7 @@ def test_creditcard_loader_names_the_bad_line(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     lines[5] = lines[5].replace('"', "").rsplit(",", 1)[0] + ",2"  # a label of 2
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ConfigurationError, match="line 6"):
+    with pytest.raises(ConfigurationError, match=r"line 6: label 'Class' is 2; it must be 0"):
         load_creditcard_csv(path)
     with pytest.raises(ConfigurationError, match="no CSV file"):
         load_creditcard_csv(tmp_path / "missing.csv")
@@ -460,3 +460,15 @@ def test_a_value_beyond_float32_is_named_not_made_infinite(tmp_path: Path) -> No
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigurationError, match=r"line 5, column 'V1': 4e\+38 is beyond"):
         load_creditcard_csv(path)
+
+
+def test_a_file_of_frauds_only_is_refused(tmp_path: Path) -> None:
+    """Every row labelled 1 (no legitimate row; or a file where 1 marks the legitimate
+    ones): ``secagg simulate`` trained on it and reported AUPRC 1.000 for every model,
+    the value a constant score gets when there is nothing to rank the frauds against."""
+    path = tmp_path / "tx.csv"
+    path.write_text("amount,is_fraud\n1.5,1\n2.5,1\n3.5,1.0\n")
+    with pytest.raises(ConfigurationError, match=r"every row of 'is_fraud' is 1 \(fraud\)"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("amount,is_fraud\n1.5,1\n2.5,0\n3.5,1\n")
+    assert load_labelled_csv(path, "is_fraud").y.tolist() == [1, 0, 1]
