@@ -256,6 +256,29 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((a - mean) / std).astype(np.float32) for a in (train, *others)]
 
 
+def _integer(value: object, name: str, least: float) -> int:
+    """``value`` as an int, or a ConfigurationError: 2.5 branches are not 2, and a
+    negative seed is numpy's bare ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        at_least = "" if least == -math.inf else f" >= {least:g}"
+        raise ConfigurationError(f"{name} must be an integer{at_least}, not {value!r}")
+    return int(value)
+
+
+def _checked_labels(labels: np.ndarray, unit: str) -> np.ndarray:
+    """One 0/1 label per unit: a 2, -1 or NaN is not silently a legitimate unit."""
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ConfigurationError(f"labels must give one label per {unit} (a 1-D array)")
+    bad = ~np.isin(y, (0, 1)) if y.dtype.kind in "biuf" else np.ones(y.shape, dtype=bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ConfigurationError(
+            f"labels must be 0 or 1 (legitimate or fraud); {unit} {i} has {y[i].item()!r}"
+        )
+    return y
+
+
 #: fraud (label 1) units every branch keeps for training / for testing by default
 #: (:func:`branch_minimums`)
 MIN_TRAIN_POSITIVES = 2
@@ -307,6 +330,9 @@ def branch_minimums(
     testing): lower the number of branches or use a larger file". ``unit`` names the
     unit in messages (``"row"`` or ``"customer"``).
     """
+    units, positives = _integer(units, "units", 0), _integer(positives, "positives", 0)
+    if positives > units:
+        raise ConfigurationError(f"{positives} fraud {unit}s but only {units} {unit}s")
     min_positives = MIN_TRAIN_POSITIVES + MIN_TEST_POSITIVES
     min_rows = max(min_positives, units // (ROW_SHARE_DIVISOR * max(branches, 1)))
     if branches >= 1:
@@ -383,18 +409,27 @@ def partition(
 
     ``unit`` names the unit in messages (``"row"`` or ``"customer"``).
     """
-    y = np.asarray(labels)
+    y = _checked_labels(labels, unit)
     n = y.size
+    if isinstance(branches, bool) or not isinstance(branches, int | np.integer):
+        raise ConfigurationError(f"branches must be an integer >= 2, not {branches!r}")
     if branches < 2:
         raise ConfigurationError(f"cannot split {n} {unit}s into {branches} branches")
-    if alpha <= 0:
+    if not alpha > 0:  # NaN too: its Dirichlet draw is NaN, which splits evenly
         raise ConfigurationError("alpha must be positive")
     if kind not in PARTITION_KINDS:
         raise ConfigurationError(f"partition kind must be iid, dirichlet or feature, not {kind!r}")
-    if kind == "feature" and (feature is None or np.asarray(feature).shape != (n,)):
-        raise ConfigurationError("a feature skew needs one feature value per row")
+    if kind == "feature":
+        if feature is None or np.asarray(feature).shape != (n,):
+            raise ConfigurationError("a feature skew needs one feature value per row")
+        if not np.all(np.isfinite(np.asarray(feature, dtype=np.float64))):
+            raise ConfigurationError("feature values must be finite for a feature skew")
+        bins = _integer(bins, "bins", 1)
+    min_rows = _integer(min_rows, "min_rows", -math.inf)
+    min_positives = _integer(min_positives, "min_positives", -math.inf)
     if min_rows < 1 or min_positives < 0:
         raise ConfigurationError("min_rows must be at least 1 and min_positives at least 0")
+    seed = _integer(seed, "seed", 0)
     positives = np.flatnonzero(y == 1)
     _require_minimums(n, positives.size, branches, min_rows, min_positives, unit)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A27]))
@@ -505,7 +540,13 @@ def train_test_split(
     """
     if not 0 < test_fraction < 1:
         raise ConfigurationError("test_fraction must lie in (0, 1)")
+    seed = _integer(seed, "seed", 0)
     rows = np.asarray(rows)
+    distinct, counts = np.unique(rows, return_counts=True)
+    if distinct.size != rows.size:  # a repeated row could land on both sides
+        raise ConfigurationError(
+            f"row indices must be distinct ({distinct[counts > 1][0]} repeats)"
+        )
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7E57]))
     cut = max(1, round(rows.size * (1 - test_fraction)))
     if labels is None:
@@ -516,8 +557,11 @@ def train_test_split(
     y = np.asarray(labels)
     if y.shape != rows.shape:
         raise ConfigurationError("train_test_split needs one label per row")
+    y = _checked_labels(y, unit)
     if min_test_positives < 0 or min_train_positives < 0:
         raise ConfigurationError("the minimums of positives cannot be negative")
+    min_test_positives = _integer(min_test_positives, "min_test_positives", 0)
+    min_train_positives = _integer(min_train_positives, "min_train_positives", 0)
     positives = rng.permutation(rows[y == 1])
     negatives = rng.permutation(rows[y != 1])
     p = positives.size

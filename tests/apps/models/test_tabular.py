@@ -472,3 +472,63 @@ def test_a_file_of_frauds_only_is_refused(tmp_path: Path) -> None:
         load_labelled_csv(path, "is_fraud")
     path.write_text("amount,is_fraud\n1.5,1\n2.5,0\n3.5,1\n")
     assert load_labelled_csv(path, "is_fraud").y.tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize("bad", [2, -1, np.nan, 0.5])
+def test_partition_and_split_refuse_labels_other_than_0_and_1(bad: float) -> None:
+    """The loaders check the labels, the Python API did not: a label 2 (or -1, NaN, 0.5)
+    was silently dealt out and split as a legitimate row."""
+    labels = np.r_[np.tile([0.0, 1.0], 10), bad]
+    with pytest.raises(ConfigurationError, match=r"labels must be 0 or 1 .*row 20 has"):
+        partition(labels, 2, min_positives=1)
+    with pytest.raises(ConfigurationError, match=r"labels must be 0 or 1 .*row 20 has"):
+        train_test_split(np.arange(21), 0.3, 0, labels=labels, min_test_positives=1)
+    with pytest.raises(ConfigurationError, match="labels must be 0 or 1"):
+        partition(np.array(["0", "1"] * 10), 2)
+    with pytest.raises(ConfigurationError, match=r"one label per row \(a 1-D array\)"):
+        partition(np.zeros((2, 10)), 2)
+
+
+def test_split_refuses_a_row_given_twice() -> None:
+    """Row 1 given three times went to both sides: the same transaction trained on and
+    tested on."""
+    with pytest.raises(ConfigurationError, match=r"row indices must be distinct \(1 repeats\)"):
+        train_test_split(np.array([1, 1, 1, 2]), 0.5, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"kind": "dirichlet", "alpha": float("nan")}, "alpha must be positive"),
+        ({"kind": "feature", "bins": 0}, r"bins must be an integer >= 1, not 0"),
+        ({"kind": "feature", "bins": 2.5}, r"bins must be an integer >= 1, not 2\.5"),
+        ({"kind": "feature", "nan_feature": True}, "feature values must be finite"),
+        ({"seed": -1}, r"seed must be an integer >= 0, not -1"),
+        ({"seed": 1.5}, r"seed must be an integer >= 0, not 1\.5"),
+        ({"branches": 2.5}, r"branches must be an integer >= 2, not 2\.5"),
+        ({"min_rows": 2.5}, r"min_rows must be an integer, not 2\.5"),
+        ({"min_positives": 1.5}, r"min_positives must be an integer, not 1\.5"),
+    ],
+)
+def test_partition_refuses_arguments_it_would_misread(kwargs: dict, error: str) -> None:
+    """A NaN alpha gave an even split (the Dirichlet draw was NaN), bins 0 or -1 one bin,
+    a NaN feature fell into a bin of its own, 2.5 branches gave 2, and a negative seed
+    raised numpy's bare ValueError."""
+    labels = np.tile([0, 1], 10)
+    feature = np.arange(20.0)
+    if kwargs.pop("nan_feature", False):
+        feature[3] = np.nan
+    branches = kwargs.pop("branches", 2)
+    with pytest.raises(ConfigurationError, match=error):
+        partition(labels, branches, feature=feature, **kwargs)
+
+
+def test_split_and_minimums_refuse_arguments_they_would_misread() -> None:
+    with pytest.raises(ConfigurationError, match=r"seed must be an integer >= 0, not -1"):
+        train_test_split(np.arange(10), 0.3, -1)
+    with pytest.raises(ConfigurationError, match=r"min_test_positives must be an integer >= 0"):
+        train_test_split(np.arange(10), 0.3, 0, labels=np.ones(10), min_test_positives=1.5)
+    with pytest.raises(ConfigurationError, match=r"30 fraud rows but only 20 rows"):
+        branch_minimums(20, 30, 2)
+    with pytest.raises(ConfigurationError, match=r"units must be an integer >= 0, not -5"):
+        branch_minimums(-5, 0, 2)
