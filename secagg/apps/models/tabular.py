@@ -250,6 +250,14 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     the rows: the simulator standardises with a noised secure sum of per-branch sums
     or public statistics (:mod:`secagg.apps.simulation.feature_stats`).
     """
+    train = np.asarray(train)
+    if train.ndim != 2:
+        raise ConfigurationError("standardize needs a 2-D array (rows x features)")
+    if train.shape[0] == 0:
+        raise ConfigurationError("standardize needs at least one training row")
+    if not np.all(np.isfinite(train)):
+        i, j = (int(v) for v in np.argwhere(~np.isfinite(train))[0])
+        raise ConfigurationError(f"the training value at row {i}, column {j} is not finite")
     mean = train.mean(axis=0, dtype=np.float64)
     std = train.std(axis=0, dtype=np.float64)
     std[std == 0] = 1.0

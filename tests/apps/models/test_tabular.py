@@ -532,3 +532,14 @@ def test_split_and_minimums_refuse_arguments_they_would_misread() -> None:
         branch_minimums(20, 30, 2)
     with pytest.raises(ConfigurationError, match=r"units must be an integer >= 0, not -5"):
         branch_minimums(-5, 0, 2)
+
+
+def test_standardize_refuses_what_it_cannot_scale() -> None:
+    """A 1-D array raised numpy's TypeError, zero rows gave NaN statistics with a
+    RuntimeWarning, and a NaN made its whole column NaN."""
+    with pytest.raises(ConfigurationError, match=r"a 2-D array \(rows x features\)"):
+        standardize(np.arange(5.0))
+    with pytest.raises(ConfigurationError, match="at least one training row"):
+        standardize(np.zeros((0, 3)))
+    with pytest.raises(ConfigurationError, match=r"training value at row 1, column 0 is not"):
+        standardize(np.array([[0.0, 1.0], [np.nan, 2.0]]))
