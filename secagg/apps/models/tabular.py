@@ -58,12 +58,23 @@ class Table:
     customers: np.ndarray | None = None
 
 
+class _Rows(NamedTuple):
+    """A CSV's header and non-blank records, with the line of the file each starts on
+    (blank lines are skipped and a quoted field may span lines: a record's index is not
+    its line)."""
+
+    header: list[str]
+    body: list[list[str]]
+    lines: list[int]
+
+
 def _split_customers(
-    path: str | Path, header: list[str], body: list[list[str]], column: str | None
-) -> tuple[list[str], list[list[str]], np.ndarray | None]:
+    path: str | Path, rows: _Rows, column: str | None
+) -> tuple[_Rows, np.ndarray | None]:
     """Take the customer id column out of the table (ids are labels, not numbers)."""
+    header, body, lines = rows
     if column is None:
-        return header, body, None
+        return rows, None
     if column not in header:
         raise ConfigurationError(f"{path} has no customer column {column!r}; columns: {header}")
     j = header.index(column)
@@ -71,14 +82,15 @@ def _split_customers(
     for i, row in enumerate(body):
         if len(row) != len(header):
             raise ConfigurationError(
-                f"{path} line {i + 2}: {len(row)} fields, the header has {len(header)}"
+                f"{path} line {lines[i]}: {len(row)} fields, the header has {len(header)}"
             )
         value = row[j].strip()
         if not value:
-            raise ConfigurationError(f"{path} line {i + 2}: empty customer id in {column!r}")
+            raise ConfigurationError(f"{path} line {lines[i]}: empty customer id in {column!r}")
         ids.append(value)
     rest = [h for k, h in enumerate(header) if k != j]
-    return rest, [[f for k, f in enumerate(r) if k != j] for r in body], np.asarray(ids)
+    body = [[f for k, f in enumerate(r) if k != j] for r in body]
+    return _Rows(rest, body, lines), np.asarray(ids)
 
 
 #: files that are not CSV text, by their first bytes: what they are and what to do
@@ -92,7 +104,7 @@ _NOT_TEXT = (
 _OTHER_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
 
 
-def _read(path: str | Path) -> tuple[list[str], list[list[str]]]:
+def _read(path: str | Path) -> _Rows:
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -115,10 +127,18 @@ def _read(path: str | Path) -> tuple[list[str], list[list[str]]]:
             "file as UTF-8 CSV"
         ) from None
     del raw
+    rows, lines, end = [], [], 0
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        reader = csv.reader(io.StringIO(text, newline=""))
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if row:  # a blank line
+                rows.append(row)
+                lines.append(start)
     except csv.Error as exc:
-        raise ConfigurationError(f"{path} is not a readable CSV file: {exc}") from None
+        raise ConfigurationError(
+            f"{path} line {reader.line_num}: not readable CSV: {exc}"
+        ) from None
     if not rows:
         raise ConfigurationError(f"{path} is empty")
     header = [h.strip() for h in rows[0]]
@@ -135,53 +155,55 @@ def _read(path: str | Path) -> tuple[list[str], list[list[str]]]:
                 f"{path}: column {name!r} appears {len(where)} times in the header "
                 f"(columns {', '.join(map(str, where))}): drop or rename the copies"
             )
-    body = [r for r in rows[1:] if r]
-    if not body:
+    if len(rows) == 1:
         raise ConfigurationError(f"{path} has a header but no rows")
-    return header, body
+    return _Rows(header, rows[1:], lines[1:])
 
 
-def _numbers(path: str | Path, header: list[str], body: list[list[str]]) -> np.ndarray:
+def _numbers(path: str | Path, rows: _Rows) -> np.ndarray:
+    header, body, lines = rows
     out = np.empty((len(body), len(header)), dtype=np.float64)
     for i, row in enumerate(body):
         if len(row) != len(header):
             raise ConfigurationError(
-                f"{path} line {i + 2}: {len(row)} fields, the header has {len(header)}"
+                f"{path} line {lines[i]}: {len(row)} fields, the header has {len(header)}"
             )
         for j, field in enumerate(row):
             try:
                 out[i, j] = float(field)
             except ValueError:
                 raise ConfigurationError(
-                    f"{path} line {i + 2}, column {header[j]!r}: {field!r} is not a number"
+                    f"{path} line {lines[i]}, column {header[j]!r}: {field!r} is not a number"
                 ) from None
     if not np.all(np.isfinite(out)):
-        line = int(np.argwhere(~np.isfinite(out))[0][0]) + 2
-        raise ConfigurationError(f"{path} line {line}: a value is not finite")
+        i, j = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
+        raise ConfigurationError(
+            f"{path} line {lines[i]}, column {header[j]!r}: {body[i][j].strip()!r} is not "
+            "a finite number"
+        )
     return out
 
 
-def _fits_float32(
-    path: str | Path, header: list[str], values: np.ndarray, names: list[str]
-) -> None:
+def _fits_float32(path: str | Path, rows: _Rows, values: np.ndarray, names: list[str]) -> None:
     """Refuse a feature value the float32 table would make infinite, naming it."""
+    header, lines = rows.header, rows.lines
     limit = float(np.finfo(np.float32).max)
     columns = [header.index(name) for name in names]
     beyond = np.abs(values[:, columns]) > limit
     if beyond.any():
         i, k = (int(v) for v in np.argwhere(beyond)[0])
         raise ConfigurationError(
-            f"{path} line {i + 2}, column {names[k]!r}: {values[i, columns[k]]:g} is beyond "
+            f"{path} line {lines[i]}, column {names[k]!r}: {values[i, columns[k]]:g} is beyond "
             f"the float32 range of the features (|x| <= {limit:.3g}): rescale the column"
         )
 
 
-def _labels(path: str | Path, column: np.ndarray, name: str) -> np.ndarray:
+def _labels(path: str | Path, column: np.ndarray, name: str, lines: list[int]) -> np.ndarray:
     bad = ~np.isin(column, (0.0, 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ConfigurationError(
-            f"{path} line {i + 2}: label {name!r} is {column[i]:g}; it must be 0 "
+            f"{path} line {lines[i]}: label {name!r} is {column[i]:g}; it must be 0 "
             "(legitimate) or 1 (fraud)"
         )
     if column.all():  # nothing to rank the frauds against: every model would score 1.0
@@ -194,47 +216,52 @@ def _labels(path: str | Path, column: np.ndarray, name: str) -> np.ndarray:
 
 def load_creditcard_csv(path: str | Path, customer_column: str | None = None) -> Table:
     """The credit-card fraud schema (Time, V1..V28, Amount, Class), in any column order."""
-    header, body, customers = _split_customers(path, *_read(path), customer_column)
+    rows, customers = _split_customers(path, _read(path), customer_column)
+    header = rows.header
     missing = [c for c in CREDITCARD_COLUMNS if c not in header]
     if missing:
         raise ConfigurationError(
             f"{path} lacks the credit-card columns {missing}; for another layout use "
             "source = 'csv' with a label column"
         )
-    values = _numbers(path, header, body)
-    _fits_float32(path, header, values, [f"V{i}" for i in range(1, 29)])  # Amount: log1p
+    values = _numbers(path, rows)
+    _fits_float32(path, rows, values, [f"V{i}" for i in range(1, 29)])  # Amount: log1p
     col = {name: values[:, header.index(name)] for name in CREDITCARD_COLUMNS}
     if np.any(col["Amount"] < 0):
-        raise ConfigurationError(f"{path}: Amount must not be negative")
+        i = int(np.flatnonzero(col["Amount"] < 0)[0])
+        raise ConfigurationError(
+            f"{path} line {rows.lines[i]}: Amount {col['Amount'][i]:g} must not be negative"
+        )
     angle = 2 * math.pi * (col["Time"] % SECONDS_PER_DAY) / SECONDS_PER_DAY
     features = [col[f"V{i}"] for i in range(1, 29)]
     features += [np.log1p(col["Amount"]), np.sin(angle), np.cos(angle)]
     names = (*(f"V{i}" for i in range(1, 29)), "log_amount", "hour_sin", "hour_cos")
     x = np.stack(features, axis=1).astype(np.float32)
-    return Table(x, _labels(path, col["Class"], "Class"), names, customers)
+    return Table(x, _labels(path, col["Class"], "Class", rows.lines), names, customers)
 
 
 def load_labelled_csv(path: str | Path, label: str, customer_column: str | None = None) -> Table:
     """A CSV of numeric columns; ``label`` names the 0/1 fraud column."""
     if customer_column == label:
         raise ConfigurationError("the customer column cannot be the label column")
-    header, body = _read(path)
-    if "" in header:  # every column is a feature here: it needs a name
+    rows = _read(path)
+    if "" in rows.header:  # every column is a feature here: it needs a name
         raise ConfigurationError(
-            f"{path}: column {header.index('') + 1} of the header has no name (a row number "
+            f"{path}: column {rows.header.index('') + 1} of the header has no name (a row number "
             "written by pandas' to_csv without index=False?): name it or drop it"
         )
-    header, body, customers = _split_customers(path, header, body, customer_column)
+    rows, customers = _split_customers(path, rows, customer_column)
+    header = rows.header
     if label not in header:
         raise ConfigurationError(f"{path} has no label column {label!r}; columns: {header}")
     if len(header) < 2:
         raise ConfigurationError(f"{path} has no feature columns besides {label!r}")
-    values = _numbers(path, header, body)
+    values = _numbers(path, rows)
     j = header.index(label)
     names = tuple(h for k, h in enumerate(header) if k != j)
-    _fits_float32(path, header, values, list(names))
+    _fits_float32(path, rows, values, list(names))
     x = np.delete(values, j, axis=1).astype(np.float32)
-    return Table(x, _labels(path, values[:, j], label), names, customers)
+    return Table(x, _labels(path, values[:, j], label, rows.lines), names, customers)
 
 
 def customer_groups(customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

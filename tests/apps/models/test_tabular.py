@@ -543,3 +543,36 @@ def test_standardize_refuses_what_it_cannot_scale() -> None:
         standardize(np.zeros((0, 3)))
     with pytest.raises(ConfigurationError, match=r"training value at row 1, column 0 is not"):
         standardize(np.array([[0.0, 1.0], [np.nan, 2.0]]))
+
+
+def test_lines_are_counted_in_the_file_not_in_the_rows_kept(tmp_path: Path) -> None:
+    """Blank lines are skipped, and a quoted field may span lines: the messages counted
+    the rows kept, so after one blank line "line 4" pointed at the line above the bad
+    one."""
+    path = tmp_path / "tx.csv"
+    path.write_text("amount,is_fraud\n1,0\n\n\nabc,1\n")
+    with pytest.raises(ConfigurationError, match=r"line 5, column 'amount': 'abc'"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text('card,amount,is_fraud\n"a\nb",1,0\n\n ,2,1\n')
+    with pytest.raises(ConfigurationError, match=r"line 5: empty customer id"):
+        load_labelled_csv(path, "is_fraud", "card")
+    path.write_text("amount,is_fraud\n1,0\n\n2,1,7\n")
+    with pytest.raises(ConfigurationError, match=r"line 4: 3 fields"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("amount,is_fraud\n1,0\n\n2,7\n")
+    with pytest.raises(ConfigurationError, match=r"line 4: label 'is_fraud' is 7"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("amount,is_fraud\n1,0\n\nnan,1\n")
+    with pytest.raises(ConfigurationError, match=r"line 4, column 'amount': 'nan' is not a"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("amount,is_fraud\n1,0\n\n1e39,1\n")
+    with pytest.raises(ConfigurationError, match=r"line 4, column 'amount'"):
+        load_labelled_csv(path, "is_fraud")
+    _write_creditcard(path, 5)
+    lines = path.read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[29] = f"-{fields[29]}"  # Amount
+    lines[3] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigurationError, match=r"line 4: Amount -\d.* must not be negative"):
+        load_creditcard_csv(path)
