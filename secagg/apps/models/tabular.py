@@ -216,6 +216,11 @@ def _labels(path: str | Path, column: np.ndarray, name: str, lines: list[int]) -
 
 def load_creditcard_csv(path: str | Path, customer_column: str | None = None) -> Table:
     """The credit-card fraud schema (Time, V1..V28, Amount, Class), in any column order."""
+    if customer_column in CREDITCARD_COLUMNS:
+        raise ConfigurationError(
+            f"the customer column {customer_column!r} is one of the credit-card columns "
+            "(Time, V1..V28, Amount, Class): name the card or account id column"
+        )
     rows, customers = _split_customers(path, _read(path), customer_column)
     header = rows.header
     missing = [c for c in CREDITCARD_COLUMNS if c not in header]

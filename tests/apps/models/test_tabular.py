@@ -576,3 +576,12 @@ def test_lines_are_counted_in_the_file_not_in_the_rows_kept(tmp_path: Path) -> N
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigurationError, match=r"line 4: Amount -\d.* must not be negative"):
         load_creditcard_csv(path)
+
+
+def test_a_creditcard_column_cannot_be_the_customer_column(tmp_path: Path) -> None:
+    """``--customer-column Amount`` took the amounts as ids and then said the file
+    "lacks the credit-card columns ['Amount']", a column it plainly has."""
+    path = tmp_path / "creditcard.csv"
+    _write_creditcard(path, 5)
+    with pytest.raises(ConfigurationError, match=r"'Amount' is one of the credit-card columns"):
+        load_creditcard_csv(path, "Amount")
