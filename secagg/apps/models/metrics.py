@@ -365,7 +365,7 @@ class Interval:
         return asdict(self)
 
 
-def _checked_interval_args(metric: str, resamples: int, level: float) -> str:
+def _checked_interval_args(metric: str, resamples: int, level: float, seed: int) -> str:
     if metric not in INTERVAL_METRICS:
         raise ConfigurationError(
             f"unknown metric {metric!r}: choose one of {', '.join(INTERVAL_METRICS)}"
@@ -376,6 +376,8 @@ def _checked_interval_args(metric: str, resamples: int, level: float) -> str:
         raise ConfigurationError("resamples must be at least 1")
     if not 0 < level < 1:
         raise ConfigurationError("level must lie strictly between 0 and 1")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigurationError(f"seed must be a non-negative integer, not {seed!r}")
     return INTERVAL_METRICS[metric]
 
 
@@ -549,6 +551,16 @@ def _clusters(clusters: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
         )
     if c.dtype.kind not in "iubUSO":
         raise ConfigurationError(f"cluster ids must be integers or strings, got {c.dtype}")
+    if c.dtype.kind == "O":  # np.unique would compare None, 1 and "1", or take 1.5
+        kinds = {
+            "int" if isinstance(v, int | np.integer) else "str" if isinstance(v, str) else "?"
+            for v in c.reshape(-1)
+        }
+        if len(kinds) > 1 or "?" in kinds:
+            found = sorted({type(v).__name__ for v in c.reshape(-1)})
+            raise ConfigurationError(
+                f"cluster ids must be all integers or all strings, got {', '.join(found)}"
+            )
     _, card = np.unique(c.reshape(-1), return_inverse=True)
     return card.reshape(-1).astype(np.intp)
 
@@ -616,7 +628,7 @@ def bootstrap_interval(
     legitimate rows sit on fraud cards can draw a resample without any: ROC-AUC and
     the recalls are then NaN for it, and so is their interval, rather than a guess.)
     """
-    engine = _checked_interval_args(metric, resamples, level)
+    engine = _checked_interval_args(metric, resamples, level, seed)
     y, a, finite = _prepared(labels, [scores], amounts, metric)
     card = _clusters(clusters, y)
     unit = "row" if card is None else "card"
@@ -649,7 +661,7 @@ def paired_difference_interval(
     than two separate ones). "a is at least as good as b within its 95 % interval"
     reads ``high >= 0``. Same stratification, ``clusters``, randomness and NaN rules as
     :func:`bootstrap_interval`; a model against itself gives exactly [0, 0]."""
-    engine = _checked_interval_args(metric, resamples, level)
+    engine = _checked_interval_args(metric, resamples, level, seed)
     y, a, finite = _prepared(labels, [scores_a, scores_b], amounts, metric)
     card = _clusters(clusters, y)
     unit = "row" if card is None else "card"
@@ -698,7 +710,10 @@ class SeedSummary:
 def summarise(values: Sequence[float] | np.ndarray) -> SeedSummary:
     """Mean, sample standard deviation, n, min and max of the finite values; the
     non-finite ones are counted as ``diverged``."""
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    try:
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"summarise needs numbers, got {values!r}") from None
     finite = v[np.isfinite(v)]
     diverged = int(v.size - finite.size)
     if finite.size == 0:

@@ -695,6 +695,15 @@ def generate_branches(
     """
     if world not in WORLDS:
         raise ConfigurationError(f"world must be one of {WORLDS}, not {world!r}")
+    for name, value in (
+        ("num_branches", num_branches),
+        ("test_rows_per_branch", test_rows_per_branch),
+        ("seed", seed),
+    ):  # numpy's errors for 2.5 branches or seed -1 name nothing the caller passed
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ConfigurationError(f"{name} must be an integer, not {value!r}")
+    if seed < 0:
+        raise ConfigurationError(f"seed must be an integer >= 0, not {seed!r}")
     if not 0 <= emerging_share <= 1:
         raise ConfigurationError("emerging_share must lie in [0, 1]")
     if num_branches < 2:
@@ -706,8 +715,8 @@ def generate_branches(
         raise ConfigurationError("total_train_rows must give each branch at least 100 rows")
     if test_rows_per_branch < 50:
         raise ConfigurationError("test_rows_per_branch must be at least 50")
-    if typology_concentration <= 0 or segment_concentration <= 0:
-        raise ConfigurationError("Dirichlet concentrations must be positive")
+    if not all(0 < c < math.inf for c in (typology_concentration, segment_concentration)):
+        raise ConfigurationError("Dirichlet concentrations must be positive and finite")
     if not transactions_per_card >= 1:
         raise ConfigurationError("transactions_per_card must be at least 1")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EC466]))

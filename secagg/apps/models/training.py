@@ -13,9 +13,21 @@ from secagg.errors import ConfigurationError
 
 
 def as_dataset(x: np.ndarray, y: np.ndarray) -> TensorDataset:
-    """Features and 0/1 labels as the (inputs, target) dataset the trainers expect."""
+    """Features and 0/1 labels as the (inputs, target) dataset the trainers expect.
+
+    Refused: shapes that do not match, no rows at all, a label other than 0 or 1 (a
+    BCE target of 2 trains without an error) and a non-finite feature."""
     if x.ndim != 2 or y.shape != (x.shape[0],):
         raise ConfigurationError(f"features {x.shape} and labels {y.shape} do not match")
+    if x.shape[0] == 0:
+        raise ConfigurationError("no rows to train on")
+    bad = ~np.isin(y, (0, 1)) if np.asarray(y).dtype.kind in "biuf" else np.ones(y.shape, bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ConfigurationError(f"labels must be 0 or 1; row {i} has {np.asarray(y)[i].item()!r}")
+    if not np.all(np.isfinite(x)):
+        i, j = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
+        raise ConfigurationError(f"the feature at row {i}, column {j} is not finite")
     return TensorDataset(
         torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)),
         torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(-1, 1),
@@ -65,11 +77,16 @@ def train_plain(
 
 def scores(model: nn.Module, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
     """Fraud logits for ``x`` (float64), without tracking gradients."""
+    # the model's own dtype: numpy's default float64 against float32 weights is an error
+    param = next(model.parameters(), None)
+    dtype = np.float64 if param is not None and param.dtype == torch.float64 else np.float32
     model.eval()
     out = []
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
-            chunk = torch.as_tensor(np.ascontiguousarray(x[start : start + batch_size]))
+            chunk = torch.as_tensor(
+                np.ascontiguousarray(x[start : start + batch_size], dtype=dtype)
+            )
             out.append(model(chunk).reshape(-1).double().numpy())
     model.train()
     return np.concatenate(out) if out else np.zeros(0)

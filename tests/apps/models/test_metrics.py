@@ -487,3 +487,44 @@ def test_the_evaluation_benchmark_runs_and_agrees_with_the_naive_bootstrap() -> 
         expected = fraud_metrics(y, a).auprc - fraud_metrics(y, b).auprc
         assert interval.estimate == pytest.approx(expected)
         assert interval.low <= expected <= interval.high
+
+
+# --- hostile inputs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ids", "error"),
+    [
+        ([None] * 10, r"cluster ids must be all integers or all strings"),
+        ([1, "1"] * 5, r"cluster ids must be all integers or all strings"),
+        ([1.5, 2.5] * 5, r"cluster ids must be all integers or all strings"),
+    ],
+)
+def test_object_cluster_ids_are_checked_like_the_others(ids: list, error: str) -> None:
+    """An object array of ids was let through to np.unique: None or a mix of 1 and "1"
+    raised a bare TypeError ("'<' not supported"), and object floats were taken as ids
+    though float ids are refused."""
+    y = np.array([0, 1] * 5)
+    s = np.linspace(0, 1, 10)
+    with pytest.raises(ConfigurationError, match=error):
+        bootstrap_interval(y, s, resamples=10, clusters=np.array(ids, dtype=object))
+    strings = np.array([f"card-{i % 4}" for i in range(10)], dtype=object)
+    objects = bootstrap_interval(y, s, resamples=10, clusters=strings)
+    assert objects == bootstrap_interval(y, s, resamples=10, clusters=strings.astype(str))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_an_interval_seed_must_be_a_non_negative_integer(seed: object) -> None:
+    """seed=-1 raised numpy's bare ValueError ("expected non-negative integer")."""
+    y = np.array([0, 1] * 5)
+    s = np.linspace(0, 1, 10)
+    with pytest.raises(ConfigurationError, match="seed must be a non-negative integer"):
+        bootstrap_interval(y, s, resamples=10, seed=seed)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="seed must be a non-negative integer"):
+        paired_difference_interval(y, s, s, resamples=10, seed=seed)  # type: ignore[arg-type]
+
+
+def test_summarise_refuses_values_that_are_no_numbers() -> None:
+    """summarise(["a"]) raised numpy's ValueError."""
+    with pytest.raises(ConfigurationError, match=r"summarise needs numbers"):
+        summarise(["0.5", "a"])  # type: ignore[list-item]

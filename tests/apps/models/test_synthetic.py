@@ -169,6 +169,26 @@ def test_bad_arguments_are_refused() -> None:
         generate_branches(4, transactions_per_card=0.5)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"typology_concentration": float("nan")}, "concentrations must be positive"),
+        ({"segment_concentration": float("nan")}, "concentrations must be positive"),
+        ({"segment_concentration": float("inf")}, "concentrations must be positive"),
+        ({"seed": -1}, r"seed must be an integer >= 0, not -1"),
+        ({"num_branches": 2.5}, r"num_branches must be an integer, not 2\.5"),
+        ({"test_rows_per_branch": 50.5}, r"test_rows_per_branch must be an integer"),
+    ],
+)
+def test_arguments_numpy_would_choke_on_are_refused(kwargs: dict, error: str) -> None:
+    """A NaN or infinite concentration raised numpy's "Probabilities contain NaN", a
+    negative seed its "expected non-negative integer", 2.5 branches or 50.5 test rows a
+    TypeError from deep in the generator."""
+    args = {"num_branches": 2, "total_train_rows": 400, "test_rows_per_branch": 50, **kwargs}
+    with pytest.raises(ConfigurationError, match=error):
+        generate_branches(**args)
+
+
 # --- the many world: ~1 000 small participants, realistic fraud, no floor per participant
 
 

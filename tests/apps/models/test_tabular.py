@@ -79,7 +79,7 @@ def test_creditcard_loader_names_the_bad_line(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     lines[5] = lines[5].replace('"', "").rsplit(",", 1)[0] + ",2"  # a label of 2
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ConfigurationError, match="line 6"):
+    with pytest.raises(ConfigurationError, match=r"line 6: label 'Class' is 2; it must be 0"):
         load_creditcard_csv(path)
     with pytest.raises(ConfigurationError, match="no CSV file"):
         load_creditcard_csv(tmp_path / "missing.csv")
@@ -319,3 +319,269 @@ def test_the_reviewers_credit_card_case(seed: int) -> None:
         "44 fraud rows cannot give 12 branches at least 4 each (2 for training, 2 for "
         "testing): lower the number of branches or use a larger file"
     )
+
+
+# --- a bank's file, as it really arrives ------------------------------------------------
+
+
+def test_a_path_that_is_no_readable_file_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory (``--path ""`` is the working directory; ``path = "data/"`` in a TOML
+    file) raised IsADirectoryError, and an unreadable file PermissionError: a traceback
+    out of ``secagg simulate`` instead of one line."""
+    with pytest.raises(ConfigurationError, match=r"is a directory, not a CSV file"):
+        load_creditcard_csv(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"is a directory, not a CSV file"):
+        load_labelled_csv(tmp_path, "is_fraud")
+    from secagg.apps.models import tabular
+
+    def denied(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(tabular, "open", denied, raising=False)
+    with pytest.raises(ConfigurationError, match=r"x\.csv cannot be read: Permission denied"):
+        load_creditcard_csv(tmp_path / "x.csv")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" export starts with a BOM: the file was refused as lacking
+    'Time' (or having no label / customer column), though every column is there."""
+    path = tmp_path / "creditcard.csv"
+    _, label = _write_creditcard(path, 20)
+    path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
+    assert np.array_equal(load_creditcard_csv(path).y, label)
+    path.write_text("\ufeffcard,amount,is_fraud\na,1.5,0\nb,2.5,1\n", encoding="utf-8")
+    table = load_labelled_csv(path, "is_fraud", "card")
+    assert table.customers.tolist() == ["a", "b"]  # type: ignore[union-attr]
+    assert table.feature_names == ("amount",)
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("Time;V1;Amount;Class\n1;2;3;0\n", r"separated by ';', not by commas"),
+        ("amount\tis_fraud\n1\t0\n", r"separated by tabs, not by commas"),
+    ],
+)
+def test_another_separator_is_named(tmp_path: Path, content: str, error: str) -> None:
+    """A semicolon CSV (the European Excel export) was "lacks the credit-card columns
+    ['Time', 'V1', ..., 'Class']", all 31 of them, without saying why."""
+    path = tmp_path / "export.csv"
+    path.write_text(content)
+    with pytest.raises(ConfigurationError, match=error):
+        load_creditcard_csv(path)
+    with pytest.raises(ConfigurationError, match=error):
+        load_labelled_csv(path, "is_fraud")
+
+
+def test_a_compressed_file_or_a_workbook_is_named(tmp_path: Path) -> None:
+    """A gzip file, an Excel workbook or UTF-16 text was "not a readable CSV file:
+    'utf-8' codec can't decode byte 0x8b in position 1": true, but not what to do."""
+    import gzip
+    import zipfile
+
+    path = tmp_path / "creditcard.csv"
+    _write_creditcard(path, 5)
+    packed = tmp_path / "creditcard.csv.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(ConfigurationError, match=r"csv\.gz is gzip-compressed: decompress it"):
+        load_creditcard_csv(packed)
+    book = tmp_path / "creditcard.xlsx"
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("xl/worksheets/sheet1.xml", "<sheet>" + "\x96" * 50 + "</sheet>")
+    with pytest.raises(ConfigurationError, match=r"xlsx is a zip archive .*save it as CSV"):
+        load_labelled_csv(book, "is_fraud")
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(b"amount,is_fraud,merchant\n1,0,cafe\n2,1,caf\xe9\n")
+    with pytest.raises(ConfigurationError, match=r"line 3 is not UTF-8 text \(byte 0xe9\)"):
+        load_labelled_csv(latin, "is_fraud")
+    wide = tmp_path / "unicode.txt"
+    wide.write_text(path.read_text(), encoding="utf-16")  # Excel's "Unicode text"
+    with pytest.raises(ConfigurationError, match=r"txt is UTF-16 text: save it as UTF-8"):
+        load_creditcard_csv(wide)
+
+
+def test_a_duplicated_column_name_is_refused_not_half_read(tmp_path: Path) -> None:
+    """A label column copied by a join ("amount,is_fraud,...,is_fraud") was read as the
+    label *and* as a feature named 'is_fraud': the models scored AUPRC 1.000 on pure-noise
+    features. In the credit-card layout the second 'Class' or 'V1' was silently ignored,
+    whichever of the two was right."""
+    path = tmp_path / "tx.csv"
+    path.write_text("amount,is_fraud,velocity,is_fraud\n1,0,3,0\n2,1,4,1\n")
+    twice = r"column 'is_fraud' appears 2 times in the header \(columns 2, 4\)"
+    with pytest.raises(ConfigurationError, match=twice):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("card,amount,card,is_fraud\na,1,b,0\nc,2,d,1\n")
+    with pytest.raises(ConfigurationError, match=r"column 'card' appears 2 times"):
+        load_labelled_csv(path, "is_fraud", "card")
+    path.write_text("amount, amount,is_fraud\n1,2,0\n3,4,1\n")  # the same after the strip
+    with pytest.raises(ConfigurationError, match=r"column 'amount' appears 2 times"):
+        load_labelled_csv(path, "is_fraud")
+    _write_creditcard(path, 5)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",V1", *(line + ",99" for line in lines[1:])]) + "\n")
+    with pytest.raises(ConfigurationError, match=r"column 'V1' appears 2 times .*columns 2, 32"):
+        load_creditcard_csv(path)
+
+
+def test_an_unnamed_column_is_no_feature(tmp_path: Path) -> None:
+    """pandas' ``to_csv`` without ``index=False`` writes an unnamed row-number column; the
+    generic loader made it a feature named '' (the row number: a leak in a file sorted by
+    label). The credit-card layout reads only its own columns and still ignores it."""
+    path = tmp_path / "tx.csv"
+    path.write_text(",amount,is_fraud\n0,1.5,0\n1,2.5,1\n")
+    with pytest.raises(ConfigurationError, match=r"column 1 of the header has no name"):
+        load_labelled_csv(path, "is_fraud")
+    _, label = _write_creditcard(path, 5)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(f"{i - 1 if i else ''},{line}" for i, line in enumerate(lines)))
+    assert np.array_equal(load_creditcard_csv(path).y, label)
+
+
+def test_a_value_beyond_float32_is_named_not_made_infinite(tmp_path: Path) -> None:
+    """A feature of 1e39 passed the finiteness check in float64 and became inf in the
+    float32 table (a numpy RuntimeWarning only): the run then reported every model as
+    "diverged: a learning rate too high is the usual cause"."""
+    path = tmp_path / "tx.csv"
+    path.write_text("amount,is_fraud\n1.5,0\n-1e39,1\n")
+    with pytest.raises(ConfigurationError, match=r"line 3, column 'amount': -1e\+39 is beyond"):
+        load_labelled_csv(path, "is_fraud")
+    _write_creditcard(path, 5)
+    lines = path.read_text().splitlines()
+    fields = lines[4].split(",")
+    fields[1], fields[29] = "3e38", "1e300"  # V1 still fits; Amount is read as log(1 + x)
+    lines[4] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    table = load_creditcard_csv(path)
+    assert np.isfinite(table.x).all() and table.x[3, 0] == np.float32(3e38)
+    fields[1] = "4e38"
+    lines[4] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigurationError, match=r"line 5, column 'V1': 4e\+38 is beyond"):
+        load_creditcard_csv(path)
+
+
+def test_a_file_of_frauds_only_is_refused(tmp_path: Path) -> None:
+    """Every row labelled 1 (no legitimate row; or a file where 1 marks the legitimate
+    ones): ``secagg simulate`` trained on it and reported AUPRC 1.000 for every model,
+    the value a constant score gets when there is nothing to rank the frauds against."""
+    path = tmp_path / "tx.csv"
+    path.write_text("amount,is_fraud\n1.5,1\n2.5,1\n3.5,1.0\n")
+    with pytest.raises(ConfigurationError, match=r"every row of 'is_fraud' is 1 \(fraud\)"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("amount,is_fraud\n1.5,1\n2.5,0\n3.5,1\n")
+    assert load_labelled_csv(path, "is_fraud").y.tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize("bad", [2, -1, np.nan, 0.5])
+def test_partition_and_split_refuse_labels_other_than_0_and_1(bad: float) -> None:
+    """The loaders check the labels, the Python API did not: a label 2 (or -1, NaN, 0.5)
+    was silently dealt out and split as a legitimate row."""
+    labels = np.r_[np.tile([0.0, 1.0], 10), bad]
+    with pytest.raises(ConfigurationError, match=r"labels must be 0 or 1 .*row 20 has"):
+        partition(labels, 2, min_positives=1)
+    with pytest.raises(ConfigurationError, match=r"labels must be 0 or 1 .*row 20 has"):
+        train_test_split(np.arange(21), 0.3, 0, labels=labels, min_test_positives=1)
+    with pytest.raises(ConfigurationError, match="labels must be 0 or 1"):
+        partition(np.array(["0", "1"] * 10), 2)
+    with pytest.raises(ConfigurationError, match=r"one label per row \(a 1-D array\)"):
+        partition(np.zeros((2, 10)), 2)
+
+
+def test_split_refuses_a_row_given_twice() -> None:
+    """Row 1 given three times went to both sides: the same transaction trained on and
+    tested on."""
+    with pytest.raises(ConfigurationError, match=r"row indices must be distinct \(1 repeats\)"):
+        train_test_split(np.array([1, 1, 1, 2]), 0.5, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"kind": "dirichlet", "alpha": float("nan")}, "alpha must be positive"),
+        ({"kind": "feature", "bins": 0}, r"bins must be an integer >= 1, not 0"),
+        ({"kind": "feature", "bins": 2.5}, r"bins must be an integer >= 1, not 2\.5"),
+        ({"kind": "feature", "nan_feature": True}, "feature values must be finite"),
+        ({"seed": -1}, r"seed must be an integer >= 0, not -1"),
+        ({"seed": 1.5}, r"seed must be an integer >= 0, not 1\.5"),
+        ({"branches": 2.5}, r"branches must be an integer >= 2, not 2\.5"),
+        ({"min_rows": 2.5}, r"min_rows must be an integer, not 2\.5"),
+        ({"min_positives": 1.5}, r"min_positives must be an integer, not 1\.5"),
+    ],
+)
+def test_partition_refuses_arguments_it_would_misread(kwargs: dict, error: str) -> None:
+    """A NaN alpha gave an even split (the Dirichlet draw was NaN), bins 0 or -1 one bin,
+    a NaN feature fell into a bin of its own, 2.5 branches gave 2, and a negative seed
+    raised numpy's bare ValueError."""
+    labels = np.tile([0, 1], 10)
+    feature = np.arange(20.0)
+    if kwargs.pop("nan_feature", False):
+        feature[3] = np.nan
+    branches = kwargs.pop("branches", 2)
+    with pytest.raises(ConfigurationError, match=error):
+        partition(labels, branches, feature=feature, **kwargs)
+
+
+def test_split_and_minimums_refuse_arguments_they_would_misread() -> None:
+    with pytest.raises(ConfigurationError, match=r"seed must be an integer >= 0, not -1"):
+        train_test_split(np.arange(10), 0.3, -1)
+    with pytest.raises(ConfigurationError, match=r"min_test_positives must be an integer >= 0"):
+        train_test_split(np.arange(10), 0.3, 0, labels=np.ones(10), min_test_positives=1.5)
+    with pytest.raises(ConfigurationError, match=r"30 fraud rows but only 20 rows"):
+        branch_minimums(20, 30, 2)
+    with pytest.raises(ConfigurationError, match=r"units must be an integer >= 0, not -5"):
+        branch_minimums(-5, 0, 2)
+
+
+def test_standardize_refuses_what_it_cannot_scale() -> None:
+    """A 1-D array raised numpy's TypeError, zero rows gave NaN statistics with a
+    RuntimeWarning, and a NaN made its whole column NaN."""
+    with pytest.raises(ConfigurationError, match=r"a 2-D array \(rows x features\)"):
+        standardize(np.arange(5.0))
+    with pytest.raises(ConfigurationError, match="at least one training row"):
+        standardize(np.zeros((0, 3)))
+    with pytest.raises(ConfigurationError, match=r"training value at row 1, column 0 is not"):
+        standardize(np.array([[0.0, 1.0], [np.nan, 2.0]]))
+
+
+def test_lines_are_counted_in_the_file_not_in_the_rows_kept(tmp_path: Path) -> None:
+    """Blank lines are skipped, and a quoted field may span lines: the messages counted
+    the rows kept, so after one blank line "line 4" pointed at the line above the bad
+    one."""
+    path = tmp_path / "tx.csv"
+    path.write_text("amount,is_fraud\n1,0\n\n\nabc,1\n")
+    with pytest.raises(ConfigurationError, match=r"line 5, column 'amount': 'abc'"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text('card,amount,is_fraud\n"a\nb",1,0\n\n ,2,1\n')
+    with pytest.raises(ConfigurationError, match=r"line 5: empty customer id"):
+        load_labelled_csv(path, "is_fraud", "card")
+    path.write_text("amount,is_fraud\n1,0\n\n2,1,7\n")
+    with pytest.raises(ConfigurationError, match=r"line 4: 3 fields"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("amount,is_fraud\n1,0\n\n2,7\n")
+    with pytest.raises(ConfigurationError, match=r"line 4: label 'is_fraud' is 7"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("amount,is_fraud\n1,0\n\nnan,1\n")
+    with pytest.raises(ConfigurationError, match=r"line 4, column 'amount': 'nan' is not a"):
+        load_labelled_csv(path, "is_fraud")
+    path.write_text("amount,is_fraud\n1,0\n\n1e39,1\n")
+    with pytest.raises(ConfigurationError, match=r"line 4, column 'amount'"):
+        load_labelled_csv(path, "is_fraud")
+    _write_creditcard(path, 5)
+    lines = path.read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[29] = f"-{fields[29]}"  # Amount
+    lines[3] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigurationError, match=r"line 4: Amount -\d.* must not be negative"):
+        load_creditcard_csv(path)
+
+
+def test_a_creditcard_column_cannot_be_the_customer_column(tmp_path: Path) -> None:
+    """``--customer-column Amount`` took the amounts as ids and then said the file
+    "lacks the credit-card columns ['Amount']", a column it plainly has."""
+    path = tmp_path / "creditcard.csv"
+    _write_creditcard(path, 5)
+    with pytest.raises(ConfigurationError, match=r"'Amount' is one of the credit-card columns"):
+        load_creditcard_csv(path, "Amount")
