@@ -85,7 +85,7 @@ from secagg.errors import (
     RoundAborted,
     SecAggError,
 )
-from secagg.runtime import redial
+from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
     FederationEnd,
@@ -592,10 +592,11 @@ class FederationClient:
         """The server has stopped running rounds: :meth:`run` returns with its verdict."""
         self._session, self._round, self._round_deadline = None, None, None
         self._end_message = end
+        # the verdict: serve() returns it (stats.outcome), and a command says it itself
         if end.finished:
-            log.info("%s: the federation finished (last round %d)", self.name, end.round)
+            outcome.log.info("%s: the federation finished (last round %d)", self.name, end.round)
         else:
-            log.warning("%s: the server stopped the federation: %s", self.name, end.reason)
+            outcome.log.warning("%s: the server stopped the federation: %s", self.name, end.reason)
 
 
 def _check_bound_holds_the_clip(bound: float | None, clip: float | None) -> None:

@@ -353,6 +353,29 @@ def test_client_exit_status_follows_the_federations_end(
     assert text in result.output and "Traceback" not in result.output
 
 
+def test_a_federation_stopped_early_is_one_line_not_also_a_log_record(
+    branch_certs: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's announcement that the federation stopped reached the branch's log as
+    a WARNING ("branch-a: the server stopped the federation: ...") beside the command's
+    own line saying the same (review, 2026-12-05). The branch's real loop and
+    ``run_branch`` run; only the session is a stand-in that delivers the announcement."""
+    from secagg.runtime.client import ClientStats, FederationClient
+    from secagg.runtime.wire import FederationEnd, encode_message
+
+    def serve(self: FederationClient, dial: object, **kwargs: object) -> ClientStats:
+        self.reconnected(object())  # type: ignore[arg-type]  # run() receives nothing
+        self.handle(encode_message(FederationEnd(3, False, "quorum not reached in 600 s")))
+        return self.run()
+
+    monkeypatch.setattr(FederationClient, "serve", serve)
+    caplog.set_level(logging.INFO)
+    error = _one_line_error(_client(branch_certs, "127.0.0.1:50999"), 1)
+    assert error.endswith("the federation stopped before it finished: quorum not reached in 600 s")
+    shown = [r.getMessage() for r in caplog.records if r.name.startswith("secagg")]
+    assert not [m for m in shown if "quorum not reached" in m or "stopped" in m], shown
+
+
 def test_keyholder_refuses_a_bad_server_address_and_names_a_refusal(
     branch_certs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

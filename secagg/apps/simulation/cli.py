@@ -415,13 +415,17 @@ def _with_progress(
 @contextmanager
 def _quiet_libraries() -> Iterator[None]:
     """While the simulation runs: the progress bar tells the story, so the engine logs
-    errors only and Opacus's and torch's advisory warnings are hidden. Restored after,
-    so a caller that runs the command in-process (tests, notebooks) keeps its logging."""
+    errors only and Opacus's and torch's advisory warnings are hidden. The federation's
+    verdict is not logged at all: the console says it (an early stop read twice, once as
+    the server's ERROR record, review 2026-12-05). Restored after, so a caller that runs
+    the command in-process (tests, notebooks) keeps its logging."""
+    from secagg.runtime.outcome import reported_by_caller
+
     logger = logging.getLogger("secagg")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), reported_by_caller():
             warnings.filterwarnings("ignore", module="opacus")
             warnings.filterwarnings("ignore", category=UserWarning, module="torch")
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
