@@ -314,6 +314,14 @@ def test_a_real_client_names_each_failure_and_does_not_retry_a_refusal(
     assert "TLS handshake" in handshake and "cannot reach" not in handshake
     # said at the first failed handshake: it waited out --connect-timeout before
     assert time.monotonic() - started < 120
+    # this branch's certificate refused by the server (TLS 1.3: after the handshake):
+    # said after a second dial, not after --connect-timeout (review, 2026-12-05)
+    ours_refused = _bundle(tmp_path / "mixed", ca_from=fed, cert_from=other)
+    started = time.monotonic()
+    refused = _one_line_error(_client(ours_refused, target, "--connect-timeout", "600"), 1)
+    assert f"TLS handshake with {target} failed: the server refused this party's" in refused
+    assert "cannot reach" not in refused
+    assert time.monotonic() - started < 120
     devca.revoke(fed, "branch-a")
     started = time.monotonic()
     revoked = _one_line_error(_client(fed, target, "--connect-timeout", "60"), 1)
