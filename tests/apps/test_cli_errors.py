@@ -10,12 +10,12 @@ import inspect
 import logging
 import pydoc
 import re
-import socket
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _threads import free_port
 from click.testing import CliRunner, Result
 
 import secagg
@@ -151,12 +151,6 @@ def test_help_of_secagg_aggregate_shows_the_real_signature() -> None:
 # --- client and key holder -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def branch_certs(tmp_path: Path) -> Path:
     ca = tmp_path / "certs"
@@ -198,7 +192,7 @@ def test_client_refuses_a_server_address_without_a_valid_port(
 def test_client_that_cannot_reach_the_server_says_so_in_one_line(
     branch_certs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     _fail_with(monkeypatch, NotConnected(f"cannot reach 127.0.0.1:{port} within 1 s"))
     error = _one_line_error(_client(branch_certs, f"127.0.0.1:{port}"), 1)
     assert error.startswith("secagg client: branch-a: cannot reach 127.0.0.1:")
@@ -304,7 +298,7 @@ def test_a_real_client_names_each_failure_and_does_not_retry_a_refusal(
     import time
 
     target, fed = other_ca_server
-    nobody = _one_line_error(_client(fed, f"127.0.0.1:{_free_port()}"), 1)
+    nobody = _one_line_error(_client(fed, f"127.0.0.1:{free_port()}"), 1)
     assert "cannot reach 127.0.0.1:" in nobody and "refused" in nobody.lower()
     other = tmp_path / "other"
     devca.init_ca(other)

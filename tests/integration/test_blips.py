@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _threads import free_port
 
 from secagg.apps import devca
 from secagg.transport import certs
@@ -77,12 +78,6 @@ print(json.dumps({"outcome": stats.outcome, "completed": stats.rounds_completed,
                   "sessions": stats.sessions}))
 exit_process(0 if stats.outcome == "finished" else 1)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proxy:
@@ -207,7 +202,7 @@ def test_thirty_rounds_ride_out_a_blip_of_every_branch_and_a_server_kill(tmp_pat
     devca.init_ca(ca)
     for name in NAMES:
         devca.issue_client(ca, name)
-    server_port, proxy_port = _free_port(), _free_port()
+    server_port, proxy_port = free_port(), free_port()
     config = _toml(tmp_path, server_port)
     state = tmp_path / "server.sqlite"
     logs = tmp_path / "logs"
@@ -370,7 +365,7 @@ def test_a_dial_names_its_cause_and_a_foreign_ca_is_refused_at_once(
         assert time.monotonic() - began < 120.0  # one failed dial, not its timeout
     finally:
         server.stop(grace=0)
-    closed = _client(ca, _free_port())
+    closed = _client(ca, free_port())
     with pytest.raises(NotConnected, match="connection refused"):
         closed.connect(timeout=10.0)
 
@@ -507,7 +502,7 @@ def test_a_killed_or_cut_branch_is_a_lost_connection_not_a_clean_close(ca: Path)
         assert event == Disconnected("branch-a", "connection lost")
         # a cut network (both directions shut): this one often read as a clean close
         for _ in range(5):
-            proxy = Proxy(_free_port(), server.port)
+            proxy = Proxy(free_port(), server.port)
             proxy.start()
             client = _client(ca, proxy.port)
             client.connect(timeout=BOUND)
