@@ -5,6 +5,17 @@ interface the gRPC transport offers (:class:`~secagg.transport.base.ServerEndpoi
 for the server, :class:`~secagg.transport.base.ClientEndpoint` per client), so
 the runtime above never knows which one it drives. Messages are bytes, copied on
 send, so nothing is shared between the parties but the queues.
+
+Memory. The queues are unbounded, unlike the gRPC transport's (per session: unread
+messages, unread bytes, unsent bytes), and deliberately so. Every party here is a
+thread of the operator's own process (a simulation, a test, the empirical audit; the
+Ray engine's hosts are the operator's actors), so a flooding party is the operator's
+own code, which could as well allocate memory directly or reach the queues: a bound
+here would defend nothing. A party the operator does not run reaches the server only
+over gRPC, whose limits refuse a flood. A bound would also change what a simulation
+does: back-pressure on the server's sends would let one slow branch stall the server
+(gRPC ends that session instead), and on the branches' sends it would tie the order
+of a seeded run to the thread schedule.
 """
 
 from __future__ import annotations
