@@ -12,10 +12,8 @@ thread of the operator's own process (a simulation, a test, the empirical audit;
 Ray engine's hosts are the operator's actors), so a flooding party is the operator's
 own code, which could as well allocate memory directly or reach the queues: a bound
 here would defend nothing. A party the operator does not run reaches the server only
-over gRPC, whose limits refuse a flood. A bound would also change what a simulation
-does: back-pressure on the server's sends would let one slow branch stall the server
-(gRPC ends that session instead), and on the branches' sends it would tie the order
-of a seeded run to the thread schedule.
+over gRPC, whose limits refuse a flood. (Back-pressure on the server's sends would
+also let one slow branch thread stall the server; gRPC ends such a session instead.)
 """
 
 from __future__ import annotations
