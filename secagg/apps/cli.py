@@ -1093,7 +1093,8 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
         _fail("secagg server", f"{config_path}: {one_line(exc)}", 2)
     state = config.server.state
     try:
-        server, results = serve(config, wait_for_clients=wait, init=init)
+        with _verdict_said_here(verbose):
+            server, results = serve(config, wait_for_clients=wait, init=init)
     except ConfigurationError as exc:
         _fail("secagg server", f"{config_path}: {one_line(exc)}", 2)
     except (StateError, LedgerError, TransportError) as exc:
@@ -1179,6 +1180,15 @@ def _verbosity(function: Any) -> Any:
         "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO)."
     )(function)
     return click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")(function)
+
+
+def _verdict_said_here(verbose: bool) -> contextlib.AbstractContextManager[None]:
+    """The runtime's log records of the federation's verdict (finished, or stopped and
+    why) silenced, because the command prints it in its own line: an early stop read
+    twice, once as an ERROR record (review, 2026-12-05). ``-v`` logs everything."""
+    from secagg.runtime.outcome import reported_by_caller
+
+    return contextlib.nullcontext() if verbose else reported_by_caller()
 
 
 def _fail(party: str, message: str, status: int = 1) -> NoReturn:
@@ -1437,18 +1447,19 @@ def client(
     _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)
-        stats = run_branch(
-            target,
-            name,
-            load_hook(hook, name, dimension),
-            certificates,
-            policy=policy,
-            rounds=rounds,
-            idle_timeout=None if math.isinf(idle) else idle,
-            connect_timeout=connect_timeout,
-            give_up_after=None if math.isinf(give_up_after) else give_up_after,
-            dimension=dimension,
-        )
+        with _verdict_said_here(verbose):
+            stats = run_branch(
+                target,
+                name,
+                load_hook(hook, name, dimension),
+                certificates,
+                policy=policy,
+                rounds=rounds,
+                idle_timeout=None if math.isinf(idle) else idle,
+                connect_timeout=connect_timeout,
+                give_up_after=None if math.isinf(give_up_after) else give_up_after,
+                dimension=dimension,
+            )
     except BranchRefused as exc:
         _fail("secagg client", f"{name} refused {exc}", 3)
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder

@@ -85,7 +85,7 @@ from secagg.errors import (
     RoundAborted,
     SecAggError,
 )
-from secagg.runtime import redial
+from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
     FederationEnd,
@@ -96,7 +96,7 @@ from secagg.runtime.wire import (
     decode_message,
     encode_message,
 )
-from secagg.transport.base import ClientEndpoint, NotAccepted, NotConnected
+from secagg.transport.base import ClientEndpoint, NotConnected
 
 log = logging.getLogger("secagg.client")
 
@@ -340,60 +340,33 @@ class FederationClient:
         :class:`~secagg.transport.base.NotAccepted` at once when the server refuses
         this party for who it is, and :class:`BranchRefused` or
         :class:`DimensionMismatch` when the branch stops a round itself."""
-        window = connect_timeout
-        window_end = time.monotonic() + connect_timeout
-        lost = False  # whether a session was open before this dial
-        backoff = redial.Backoff()
-        while True:
-            cause: NotConnected
-            try:
-                transport = dial(redial.dial_budget(window_end))
-            except NotAccepted:
-                raise
-            except NotConnected as exc:
-                cause = exc
-            else:
-                if lost:
-                    log.warning("%s: reconnected (session %d)", self.name, self.stats.sessions + 1)
-                backoff.reset()
-                self.stats.sessions += 1
-                self.reconnected(transport)
-                try:
-                    stats = self.run(idle_timeout=idle_timeout, rounds=rounds)
-                except NotAccepted:
-                    raise
-                except NotConnected as exc:
-                    cause = exc
-                    lost = True
-                    window = give_up_after if give_up_after is not None else float("inf")
-                    window_end = time.monotonic() + window
-                    log.warning(
-                        "%s: connection lost (%s); redialling %s",
-                        self.name,
-                        exc,
-                        "until the federation's end"
-                        if give_up_after is None
-                        else f"for up to {give_up_after:g} s",
-                    )
-                else:
-                    if stats.outcome == "idle":
-                        raise BranchGaveUp(
-                            f"{self.name}: {stats.end_reason}; giving up "
-                            "(the federation's end was not announced)",
-                            stats,
-                        )
-                    return stats
-                finally:
-                    _close(transport)
-            if not reconnect or time.monotonic() >= window_end:
-                what = (
-                    f"no session with the server for {window:g} s since the connection was lost"
-                    if lost
-                    else f"cannot open a session with the server within {window:g} s"
-                )
-                raise BranchGaveUp(f"{self.name}: {what} ({cause}); giving up", self.stats, cause)
-            # one line per failed attempt; CSPRNG jitter spreads the branches' redials
-            redial.wait_before_redial(log, self.name, backoff, cause, window_end)
+
+        def one_session(transport: ClientEndpoint) -> ClientStats:
+            self.reconnected(transport)
+            return self.run(idle_timeout=idle_timeout, rounds=rounds)
+
+        def opened() -> int:
+            self.stats.sessions += 1
+            return self.stats.sessions
+
+        stats = redial.serve_sessions(
+            log,
+            self.name,
+            dial,
+            one_session,
+            opened=opened,
+            gave_up=lambda message, cause: BranchGaveUp(message, self.stats, cause),
+            connect_timeout=connect_timeout,
+            give_up_after=give_up_after,
+            reconnect=reconnect,
+        )
+        if stats.outcome == "idle":  # not a lost session: the server stopped answering
+            raise BranchGaveUp(
+                f"{self.name}: {stats.end_reason}; giving up "
+                "(the federation's end was not announced)",
+                stats,
+            )
+        return stats
 
     def handle(self, payload: bytes) -> None:
         """Process one message from the server (refused messages change nothing).
@@ -592,10 +565,11 @@ class FederationClient:
         """The server has stopped running rounds: :meth:`run` returns with its verdict."""
         self._session, self._round, self._round_deadline = None, None, None
         self._end_message = end
+        # the verdict: serve() returns it (stats.outcome), and a command says it itself
         if end.finished:
-            log.info("%s: the federation finished (last round %d)", self.name, end.round)
+            outcome.log.info("%s: the federation finished (last round %d)", self.name, end.round)
         else:
-            log.warning("%s: the server stopped the federation: %s", self.name, end.reason)
+            outcome.log.warning("%s: the server stopped the federation: %s", self.name, end.reason)
 
 
 def _check_bound_holds_the_clip(bound: float | None, clip: float | None) -> None:
@@ -614,10 +588,3 @@ def _check_bound_holds_the_clip(bound: float | None, clip: float | None) -> None
             f"the round's value_bound {bound:g} is below its clip {clip:g}: a clipped "
             "update would not fit the round's arithmetic",
         )
-
-
-def _close(transport: ClientEndpoint) -> None:
-    """Close a session if its transport can be closed (the in-process and gRPC ones can)."""
-    close = getattr(transport, "close", None)
-    if close is not None:
-        close()

@@ -21,7 +21,6 @@ vain.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from secagg.aggregation import HelperSession
@@ -29,7 +28,7 @@ from secagg.errors import SecAggError
 from secagg.runtime import redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
-from secagg.transport.base import ClientEndpoint, NotAccepted, NotConnected
+from secagg.transport.base import ClientEndpoint, NotConnected
 
 log = logging.getLogger("secagg.keyholder")
 
@@ -117,53 +116,29 @@ class KeyHolderService:
         end is announced). Raises :class:`KeyHolderGaveUp` when that window runs out and
         :class:`~secagg.transport.base.NotAccepted` at once when the server refuses this
         party for who it is (no redial can cure that)."""
-        window = connect_timeout
-        window_end = time.monotonic() + connect_timeout
-        lost = False
-        backoff = redial.Backoff()
-        while True:
-            cause: NotConnected
+
+        def one_session(transport: ClientEndpoint) -> int:
+            self._transport = transport
             try:
-                transport = dial(redial.dial_budget(window_end))
-            except NotAccepted:
-                raise
-            except NotConnected as exc:
-                cause = exc
-            else:
-                backoff.reset()
-                self.sessions += 1
-                if lost:
-                    log.warning("%s: reconnected (session %d)", self.name, self.sessions)
-                self._transport = transport
-                try:
-                    return self.run(idle_timeout=idle_timeout)
-                except NotAccepted:
-                    raise
-                except NotConnected as exc:
-                    cause, lost = exc, True
-                    window = give_up_after if give_up_after is not None else float("inf")
-                    window_end = time.monotonic() + window
-                    log.warning(
-                        "%s: connection lost (%s); redialling %s",
-                        self.name,
-                        exc,
-                        "until the federation's end"
-                        if give_up_after is None
-                        else f"for up to {give_up_after:g} s",
-                    )
-                finally:
-                    self._transport = None
-                    _close(transport)
-            if not reconnect or time.monotonic() >= window_end:
-                what = (
-                    f"no session with the server for {window:g} s since the connection was lost"
-                    if lost
-                    else f"cannot open a session with the server within {window:g} s"
-                )
-                raise KeyHolderGaveUp(
-                    f"{self.name}: {what} ({cause}); giving up", self.decryptions, cause
-                )
-            redial.wait_before_redial(log, self.name, backoff, cause, window_end)
+                return self.run(idle_timeout=idle_timeout)
+            finally:
+                self._transport = None
+
+        def opened() -> int:
+            self.sessions += 1
+            return self.sessions
+
+        return redial.serve_sessions(
+            log,
+            self.name,
+            dial,
+            one_session,
+            opened=opened,
+            gave_up=lambda message, cause: KeyHolderGaveUp(message, self.decryptions, cause),
+            connect_timeout=connect_timeout,
+            give_up_after=give_up_after,
+            reconnect=reconnect,
+        )
 
     def _answer(self, payload: bytes) -> bytes | None:
         """The reply to one message, or None (not for the helper, or refused and logged)."""
@@ -222,9 +197,3 @@ class KeyHolderService:
                 self.name,
                 self.decryptions,
             )
-
-
-def _close(transport: ClientEndpoint) -> None:
-    close = getattr(transport, "close", None)
-    if close is not None:
-        close()

@@ -37,6 +37,7 @@ from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import Ledger, LedgerError, LedgerKey, export_public_key
+from secagg.runtime import outcome
 from secagg.runtime.client import (
     ROUND_GRACE_SECONDS,
     BranchIdentity,
@@ -630,7 +631,7 @@ def run_branch(
         give_up_after=give_up_after,
         reconnect=reconnect,
     )
-    log.info(
+    outcome.log.info(  # the verdict, which secagg client prints itself
         "%s: %s after %.0f s (%d rounds completed, %d sessions)",
         name,
         stats.outcome,

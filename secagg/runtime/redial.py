@@ -14,6 +14,11 @@ spread by a factor drawn from the OS CSPRNG (:class:`secrets.SystemRandom`, neve
 lock step, and so that no party's timing is predictable from a seeded generator. Each
 failed attempt logs one line (the attempt's number, the transport's reason, the next
 pause and the time left); the reasons name addresses and status codes, never a key.
+
+:func:`serve_sessions` is the one dial-serve-redial loop of both parties: what a party
+does with a session (and what it raises when it gives up) is passed in, so the windows,
+the refusals that are never redialled and the log lines cannot drift apart (they were
+two parallel copies, in ``client.py`` and ``keyholder.py``).
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
-from secagg.transport.base import NotConnected
+from secagg.transport.base import ClientEndpoint, NotAccepted, NotConnected
 
 #: the first pause after a failed dial; every further failure doubles it
 FIRST_REDIAL_PAUSE: Final = 0.25
@@ -89,3 +95,84 @@ def wait_before_redial(
         "no give-up time" if left == float("inf") else f"giving up in {max(0.0, left):.0f} s",
     )
     time.sleep(max(0.0, min(pause, left)))
+
+
+Served = TypeVar("Served")
+
+
+def serve_sessions(
+    log: logging.Logger,
+    name: str,
+    dial: Callable[[float], ClientEndpoint],
+    serve: Callable[[ClientEndpoint], Served],
+    *,
+    opened: Callable[[], int],
+    gave_up: Callable[[str, NotConnected], NotConnected],
+    connect_timeout: float,
+    give_up_after: float | None,
+    reconnect: bool,
+) -> Served:
+    """Dial, ``serve`` the session, and redial a lost one; returns what ``serve`` returned.
+
+    ``dial(timeout)`` opens a session or raises
+    :class:`~secagg.transport.base.NotConnected`; ``serve(session)`` uses it until it
+    returns or raises NotConnected (the session was lost); the session is closed either
+    way. ``opened()`` counts a session opened and returns its number (the log names a
+    reconnection by it). The first session is dialled for up to ``connect_timeout``
+    seconds; a lost one is redialled for up to ``give_up_after`` seconds counted from
+    the loss (None: without end), with :class:`Backoff` between dials and one log line
+    each (:func:`wait_before_redial`). Past the window (or at once without
+    ``reconnect``) ``gave_up(message, cause)`` is raised. A
+    :class:`~secagg.transport.base.NotAccepted` (the server refuses this party for who it
+    is) is raised at once, from a dial or a session: no redial can cure it."""
+    window = connect_timeout
+    window_end = time.monotonic() + connect_timeout
+    lost = False  # whether a session was open before this dial
+    backoff = Backoff()
+    while True:
+        cause: NotConnected
+        try:
+            session = dial(dial_budget(window_end))
+        except NotAccepted:
+            raise
+        except NotConnected as exc:
+            cause = exc
+        else:
+            backoff.reset()
+            number = opened()
+            if lost:
+                log.warning("%s: reconnected (session %d)", name, number)
+            try:
+                return serve(session)
+            except NotAccepted:
+                raise
+            except NotConnected as exc:
+                cause, lost = exc, True
+                window = give_up_after if give_up_after is not None else float("inf")
+                window_end = time.monotonic() + window
+                log.warning(
+                    "%s: connection lost (%s); redialling %s",
+                    name,
+                    exc,
+                    "until the federation's end"
+                    if give_up_after is None
+                    else f"for up to {give_up_after:g} s",
+                )
+            finally:
+                close_session(session)
+        if not reconnect or time.monotonic() >= window_end:
+            what = (
+                f"no session with the server for {window:g} s since the connection was lost"
+                if lost
+                else f"cannot open a session with the server within {window:g} s"
+            )
+            raise gave_up(f"{name}: {what} ({cause}); giving up", cause)
+        # one line per failed attempt; CSPRNG jitter spreads the parties' redials
+        wait_before_redial(log, name, backoff, cause, window_end)
+
+
+def close_session(session: ClientEndpoint) -> None:
+    """Close a session if its transport can be closed (the in-process and gRPC ones can)."""
+    close = getattr(session, "close", None)
+    if close is not None:
+        close()

@@ -60,7 +60,9 @@ federation did not finish; every connected party is then told by a
 Logs. Each round ends with exactly one line on the ``secagg.server`` logger: INFO
 for a complete round, WARNING for an aborted one, with the participants, the
 contributions, the dropouts per phase, epsilon and the round's seconds. Everything
-else per round (deadlines, the ledger head) is DEBUG.
+else per round (deadlines, the ledger head) is DEBUG. The federation's verdict
+(finished, or stopped and why) is logged on :mod:`secagg.runtime.outcome`'s logger,
+which a command that prints the verdict itself silences.
 
 This module never names a backend or a DP mechanism: both are objects it holds.
 On start-up the server recovers from its store: a round left ``running`` by a
@@ -95,6 +97,7 @@ from secagg.dp.release import Mechanism, Release
 from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
 from secagg.ledger.chain import Ledger, LedgerError, read_chain
 from secagg.ledger.entry import LedgerEntry
+from secagg.runtime import outcome
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.store import ServerStore, StoreCorrupted
 from secagg.runtime.wire import (
@@ -417,14 +420,14 @@ class FederationServer:
         done = self.completed_rounds()
         if done >= self.config.rounds:
             self.stop_reason = None
-            log.info(
+            outcome.log.info(
                 "federation %s finished: %d of %d rounds complete",
                 self.config.name,
                 done,
                 self.config.rounds,
             )
-        else:
-            log.error(
+        else:  # the caller's to report (stop_reason): a warning, not the runtime's error
+            outcome.log.warning(
                 "federation %s stopped before finishing (%d of %d rounds complete): %s",
                 self.config.name,
                 done,

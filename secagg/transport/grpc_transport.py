@@ -35,6 +35,11 @@ connection error: a certificate the other side refused or could not verify is a
 :class:`HandshakeFailed`, and a server that refuses the identity
 (``UNAUTHENTICATED``, ``PERMISSION_DENIED``) an :class:`IdentityRefused`; both are
 :class:`~secagg.transport.base.NotAccepted`, which a branch does not redial.
+With TLS 1.3 a server that refuses this client's certificate (another CA's, expired)
+does so after the client's handshake is done, hanging up without an alert: gRPC says
+only "Socket closed" (a peer that hangs up *during* the handshake reads "Handshake read
+failed"). One such dial is a :class:`ClosedAfterHandshake`; the client dials once more
+on a fresh channel, and the same again is a :class:`HandshakeFailed` at once.
 Anything else (connection refused, the socket closed mid-handshake, a timeout) is
 a :class:`~secagg.transport.base.NotConnected` whose message says which. Clients
 redial within a dial quickly (gRPC's reconnect back-off capped at 2 s, instead of
@@ -301,7 +306,19 @@ class SessionThrottled(TransportClosed):
 
 class HandshakeFailed(NotAccepted):
     """The TLS handshake failed on a certificate (an unknown CA, a name the server's
-    certificate does not carry): the credentials, not the network, are wrong."""
+    certificate does not carry, this party's certificate refused by the server): the
+    credentials, not the network, are wrong."""
+
+
+class ClosedAfterHandshake(NotConnected):
+    """The server closed the connection right after the TLS handshake, before its first
+    HTTP/2 frame (gRPC: "Socket closed", not "Handshake read failed").
+
+    With TLS 1.3 that is how a gRPC server refuses this party's certificate (another
+    CA's, expired): the client's handshake completes before the server judges the
+    certificate, and the server hangs up without a TLS alert, so gRPC has no other word
+    for it. One such dial may also be a server stopping mid-handshake, so the client
+    dials once more before calling it a refusal (:class:`HandshakeFailed`)."""
 
 
 #: gRPC statuses that refuse a client for who it is, not for the state of the network
@@ -322,6 +339,17 @@ def _closed(code: grpc.StatusCode | None, details: str | None) -> TransportClose
     return TransportClosed(code, details)
 
 
+def _certificate_refused(target: str, closed: ClosedAfterHandshake) -> HandshakeFailed:
+    """Two dials in a row closed right after the handshake: the server refuses this
+    party's certificate (see :class:`ClosedAfterHandshake`)."""
+    cause = str(closed).split(" (", 1)[-1].split(")", 1)[0]
+    return HandshakeFailed(
+        f"TLS handshake with {target} failed: the server refused this party's certificate "
+        f"(it closed the connection right after the handshake, twice: {cause}); the "
+        "certificate must be issued by the federation's CA and valid now (not expired)"
+    )
+
+
 def _dial_failure(target: str, timeout: float, details: str) -> NotConnected:
     """Why a dial failed, from the channel's last error: a certificate problem is a
     :class:`HandshakeFailed` (permanent); otherwise the cause is named, never only
@@ -336,10 +364,10 @@ def _dial_failure(target: str, timeout: float, details: str) -> NotConnected:
             "must come from the federation's CA, and the server's certificate must carry "
             "the name dialled"
         )
-    if "handshake" in lowered:
+    if "handshake" in lowered:  # e.g. "Handshake read failed (Socket closed)": mid-way
         return NotConnected(f"TLS handshake with {target} failed: {cause}")
-    if "socket closed" in lowered:  # TLS 1.3: how a server's refusal of our CA looks too
-        return NotConnected(
+    if "socket closed" in lowered:  # after a completed handshake: see ClosedAfterHandshake
+        return ClosedAfterHandshake(
             f"{target} closed the connection before a session opened ({cause}): is the "
             "server up, and does it trust this party's CA?"
         )
@@ -1378,6 +1406,7 @@ class GrpcClientTransport:
         self._queued_bytes = 0  # their payload bytes
         self._target = target
         self._credentials = channel_credentials
+        self._options: list[tuple[str, int | str]] = []  # the channel's, set by connect()
         self._name_override = name_override
         self._max_message_bytes = max_message_bytes
         self._chunk_bytes = chunk_bytes
@@ -1411,10 +1440,8 @@ class GrpcClientTransport:
             ]
             if self._name_override is not None:
                 options.append(("grpc.ssl_target_name_override", self._name_override))
-            if self._credentials is None:
-                channel = grpc.insecure_channel(self._target, options=options)
-            else:
-                channel = grpc.secure_channel(self._target, self._credentials, options=options)
+            self._options = options
+            channel = self._new_channel()
             self._channel = channel
         deadline = time.monotonic() + timeout
         failure = self._wait_until_ready(channel, deadline, timeout)
@@ -1439,8 +1466,14 @@ class GrpcClientTransport:
         assert self.identity is not None
         return self.identity
 
+    def _new_channel(self) -> grpc.Channel:
+        """A channel to the target with this transport's credentials and options."""
+        if self._credentials is None:
+            return grpc.insecure_channel(self._target, options=self._options)
+        return grpc.secure_channel(self._target, self._credentials, options=self._options)
+
     def _wait_until_ready(
-        self, channel: grpc.Channel, deadline: float, timeout: float
+        self, channel: grpc.Channel, deadline: float, timeout: float, *, confirm: bool = True
     ) -> NotConnected | None:
         """Wait for the channel to connect; None once it has, else why it did not.
 
@@ -1448,9 +1481,15 @@ class GrpcClientTransport:
         refuses (or one we refuse) fails every later attempt too, so it is reported
         at once as :class:`HandshakeFailed`. Waiting it out made a branch holding
         another CA's certificate hear "TLS handshake failed" only after its whole
-        ``--connect-timeout`` (30 s by default). Anything else (nobody listening
-        yet, a connection reset) may pass, so gRPC keeps redialling until the
-        deadline and the last attempt's cause is reported then."""
+        ``--connect-timeout`` (30 s by default). A server that closes right after the
+        handshake (:class:`ClosedAfterHandshake`: how TLS 1.3 shows the server refusing
+        this party's certificate, another CA's or an expired one) is dialled once more
+        on a fresh channel (``confirm``), gRPC keeping a failed channel in
+        TRANSIENT_FAILURE without reporting its later attempts; the same again is a
+        refusal, reported at once too (review, 2026-12-05: it waited out the timeout).
+        Anything else (nobody listening yet, a connection reset) may pass, so gRPC
+        keeps redialling until the deadline and the last attempt's cause is reported
+        then."""
         states: queue.SimpleQueue[grpc.ChannelConnectivity] = queue.SimpleQueue()
         watch = states.put  # the one callable object, so that unsubscribe finds it
         channel.subscribe(watch, try_to_connect=True)
@@ -1468,9 +1507,25 @@ class GrpcClientTransport:
                     failure = _dial_failure(self._target, timeout, self._probe(channel))
                     if isinstance(failure, HandshakeFailed):
                         return failure
+                    if not confirm:
+                        return failure  # the confirming dial's verdict: its first attempt
+                    if isinstance(failure, ClosedAfterHandshake) and self._closed_again(
+                        deadline, timeout
+                    ):
+                        return _certificate_refused(self._target, failure)
         finally:
             channel.unsubscribe(watch)
         return _dial_failure(self._target, timeout, self._probe(channel))
+
+    def _closed_again(self, deadline: float, timeout: float) -> bool:
+        """Dial once more on a fresh channel: whether the server closed that connection
+        right after the handshake too (a stopping server would refuse or accept it)."""
+        channel = self._new_channel()
+        try:
+            again = self._wait_until_ready(channel, deadline, timeout, confirm=False)
+        finally:
+            channel.close()
+        return isinstance(again, ClosedAfterHandshake)
 
     @staticmethod
     def _probe(channel: grpc.Channel) -> str:

@@ -5,6 +5,15 @@ interface the gRPC transport offers (:class:`~secagg.transport.base.ServerEndpoi
 for the server, :class:`~secagg.transport.base.ClientEndpoint` per client), so
 the runtime above never knows which one it drives. Messages are bytes, copied on
 send, so nothing is shared between the parties but the queues.
+
+Memory. The queues are unbounded, unlike the gRPC transport's (per session: unread
+messages, unread bytes, unsent bytes), and deliberately so. Every party here is a
+thread of the operator's own process (a simulation, a test, the empirical audit; the
+Ray engine's hosts are the operator's actors), so a flooding party is the operator's
+own code, which could as well allocate memory directly or reach the queues: a bound
+here would defend nothing. A party the operator does not run reaches the server only
+over gRPC, whose limits refuse a flood. (Back-pressure on the server's sends would
+also let one slow branch thread stall the server; gRPC ends such a session instead.)
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ import inspect
 import logging
 import pydoc
 import re
-import socket
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _threads import free_port
 from click.testing import CliRunner, Result
 
 import secagg
@@ -150,12 +150,6 @@ def test_help_of_secagg_aggregate_shows_the_real_signature() -> None:
 # --- client and key holder -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def branch_certs(tmp_path: Path) -> Path:
     ca = tmp_path / "certs"
@@ -197,7 +191,7 @@ def test_client_refuses_a_server_address_without_a_valid_port(
 def test_client_that_cannot_reach_the_server_says_so_in_one_line(
     branch_certs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     _fail_with(monkeypatch, NotConnected(f"cannot reach 127.0.0.1:{port} within 1 s"))
     error = _one_line_error(_client(branch_certs, f"127.0.0.1:{port}"), 1)
     assert error.startswith("secagg client: branch-a: cannot reach 127.0.0.1:")
@@ -303,7 +297,7 @@ def test_a_real_client_names_each_failure_and_does_not_retry_a_refusal(
     import time
 
     target, fed = other_ca_server
-    nobody = _one_line_error(_client(fed, f"127.0.0.1:{_free_port()}"), 1)
+    nobody = _one_line_error(_client(fed, f"127.0.0.1:{free_port()}"), 1)
     assert "cannot reach 127.0.0.1:" in nobody and "refused" in nobody.lower()
     other = tmp_path / "other"
     devca.init_ca(other)
@@ -312,6 +306,14 @@ def test_a_real_client_names_each_failure_and_does_not_retry_a_refusal(
     handshake = _one_line_error(_client(other, target, "--connect-timeout", "600"), 1)
     assert "TLS handshake" in handshake and "cannot reach" not in handshake
     # said at the first failed handshake: it waited out --connect-timeout before
+    assert time.monotonic() - started < 120
+    # this branch's certificate refused by the server (TLS 1.3: after the handshake):
+    # said after a second dial, not after --connect-timeout (review, 2026-12-05)
+    ours_refused = _bundle(tmp_path / "mixed", ca_from=fed, cert_from=other)
+    started = time.monotonic()
+    refused = _one_line_error(_client(ours_refused, target, "--connect-timeout", "600"), 1)
+    assert f"TLS handshake with {target} failed: the server refused this party's" in refused
+    assert "cannot reach" not in refused
     assert time.monotonic() - started < 120
     devca.revoke(fed, "branch-a")
     started = time.monotonic()
@@ -350,6 +352,29 @@ def test_client_exit_status_follows_the_federations_end(
     result = _client(branch_certs, "127.0.0.1:50999", "--give-up-after", "inf")
     assert result.exit_code == status, result.output
     assert text in result.output and "Traceback" not in result.output
+
+
+def test_a_federation_stopped_early_is_one_line_not_also_a_log_record(
+    branch_certs: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's announcement that the federation stopped reached the branch's log as
+    a WARNING ("branch-a: the server stopped the federation: ...") beside the command's
+    own line saying the same (review, 2026-12-05). The branch's real loop and
+    ``run_branch`` run; only the session is a stand-in that delivers the announcement."""
+    from secagg.runtime.client import ClientStats, FederationClient
+    from secagg.runtime.wire import FederationEnd, encode_message
+
+    def serve(self: FederationClient, dial: object, **kwargs: object) -> ClientStats:
+        self.reconnected(object())  # type: ignore[arg-type]  # run() receives nothing
+        self.handle(encode_message(FederationEnd(3, False, "quorum not reached in 600 s")))
+        return self.run()
+
+    monkeypatch.setattr(FederationClient, "serve", serve)
+    caplog.set_level(logging.INFO)
+    error = _one_line_error(_client(branch_certs, "127.0.0.1:50999"), 1)
+    assert error.endswith("the federation stopped before it finished: quorum not reached in 600 s")
+    shown = [r.getMessage() for r in caplog.records if r.name.startswith("secagg")]
+    assert not [m for m in shown if "quorum not reached" in m or "stopped" in m], shown
 
 
 def test_keyholder_refuses_a_bad_server_address_and_names_a_refusal(

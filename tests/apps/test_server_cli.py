@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from _state import read_only_state
+from _threads import free_port
 from click.testing import CliRunner, Result
 
 from secagg.apps import devca
@@ -31,12 +32,6 @@ from secagg.runtime.launch import demo_hook, open_server_state, run_branch
 
 NAMES = [f"branch-{i}" for i in range(4)]
 D = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -97,7 +92,7 @@ def _one_line(result: Result) -> str:
 
 @pytest.mark.integration
 def test_init_starts_a_federation_and_a_finished_one_says_so(workdir: Path) -> None:
-    port = _free_port()
+    port = free_port()
     toml = _toml(workdir, port)
     state = workdir / "state.sqlite"
     # no state, no --init: refused, nothing made
@@ -201,7 +196,7 @@ def test_a_port_in_use_is_one_line(workdir: Path) -> None:
 
 
 def test_a_bad_config_and_contradicting_flags_exit_2_in_one_line(workdir: Path) -> None:
-    toml = _toml(workdir, _free_port())
+    toml = _toml(workdir, free_port())
     toml.write_text(toml.read_text().replace(f"dimension = {D}", 'dimension = "ten"'))
     result = _server("--config", str(toml))
     assert result.exit_code == 2
@@ -222,7 +217,7 @@ def test_a_federation_that_stops_before_its_last_round_exits_1_saying_why(
         return run(self, **{**kwargs, "quorum_wait": 0.5})  # type: ignore[arg-type]
 
     monkeypatch.setattr(FederationServer, "run", impatient)  # no branch ever comes
-    result = _server("--config", str(_toml(workdir, _free_port())), "--init", "--wait", "0")
+    result = _server("--config", str(_toml(workdir, free_port())), "--init", "--wait", "0")
     assert result.exit_code == 1
     line = _one_line(result)
     assert "federation cli did not finish: 0 of 1 rounds complete" in line
@@ -231,7 +226,7 @@ def test_a_federation_that_stops_before_its_last_round_exits_1_saying_why(
 
 
 def test_an_address_not_of_this_machine_is_one_line(workdir: Path) -> None:
-    toml = _toml(workdir, _free_port())
+    toml = _toml(workdir, free_port())
     toml.write_text(toml.read_text().replace('bind = "127.0.0.1:', 'bind = "192.0.2.1:'))
     result = _server("--config", str(toml), "--init")  # 192.0.2.0/24: documentation only
     assert result.exit_code == 1
@@ -255,7 +250,7 @@ def test_a_state_write_failing_mid_run_is_one_line_exit_1(
         raise error
 
     monkeypatch.setattr(secagg.runtime.launch, "serve", disk_full)
-    result = _server("--config", str(_toml(workdir, _free_port())), "--init")
+    result = _server("--config", str(_toml(workdir, free_port())), "--init")
     assert result.exit_code == 1
     assert named in _one_line(result)
 
@@ -267,7 +262,7 @@ def test_the_server_logs_timestamped_info_lines_by_default_and_quiet_silences_th
     """Newcomer review 7: the server was silent without -v and its lines had no time.
     Run as a process (logging is set up once per process): no branch comes, so it waits
     1 s for a quorum, logs why it stops, and exits 1."""
-    toml = _toml(workdir, _free_port())
+    toml = _toml(workdir, free_port())
     with toml.open("a") as extra:
         extra.write("quorum_wait_seconds = 1\n")
     command = [
@@ -284,8 +279,19 @@ def test_the_server_logs_timestamped_info_lines_by_default_and_quiet_silences_th
     default = subprocess.run([*command, "--init"], capture_output=True, text=True, timeout=300)
     assert default.returncode == 1, default.stderr
     levels = re.findall(stamp, default.stderr, flags=re.MULTILINE)
-    assert "INFO" in levels and "ERROR" in levels, default.stderr
+    assert "INFO" in levels and "WARNING" in levels, default.stderr  # the quorum wait
+    _the_stop_is_said_once(default.stderr)
     quiet = subprocess.run([*command, "--quiet"], capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 1, quiet.stderr
     levels = re.findall(stamp, quiet.stderr, flags=re.MULTILINE)
-    assert "INFO" not in levels and "ERROR" in levels, quiet.stderr
+    assert "INFO" not in levels and "WARNING" in levels, quiet.stderr
+    _the_stop_is_said_once(quiet.stderr)
+
+
+def _the_stop_is_said_once(stderr: str) -> None:
+    """The early stop is the command's one line, not also an ERROR log record beside it
+    (review, 2026-12-05: the runtime logged "federation cli stopped before finishing
+    (...): no quorum within 1 s ..." and the command then said the same)."""
+    said = [line for line in stderr.splitlines() if "no quorum within 1 s" in line]
+    assert len(said) == 1, stderr
+    assert said[0].startswith("secagg server: federation cli did not finish"), stderr

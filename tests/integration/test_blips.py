@@ -18,6 +18,7 @@ Waits are on events (rounds in the store, processes ending) with generous bounds
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import random
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _threads import free_port
 
 from secagg.apps import devca
 from secagg.transport import certs
@@ -76,12 +78,6 @@ print(json.dumps({"outcome": stats.outcome, "completed": stats.rounds_completed,
                   "sessions": stats.sessions}))
 exit_process(0 if stats.outcome == "finished" else 1)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proxy:
@@ -206,7 +202,7 @@ def test_thirty_rounds_ride_out_a_blip_of_every_branch_and_a_server_kill(tmp_pat
     devca.init_ca(ca)
     for name in NAMES:
         devca.issue_client(ca, name)
-    server_port, proxy_port = _free_port(), _free_port()
+    server_port, proxy_port = free_port(), free_port()
     config = _toml(tmp_path, server_port)
     state = tmp_path / "server.sqlite"
     logs = tmp_path / "logs"
@@ -369,9 +365,109 @@ def test_a_dial_names_its_cause_and_a_foreign_ca_is_refused_at_once(
         assert time.monotonic() - began < 120.0  # one failed dial, not its timeout
     finally:
         server.stop(grace=0)
-    closed = _client(ca, _free_port())
+    closed = _client(ca, free_port())
     with pytest.raises(NotConnected, match="connection refused"):
         closed.connect(timeout=10.0)
+
+
+def _refused_bundle(ca: Path, tmp_path: Path, kind: str) -> Path:
+    """A branch's bundle the server refuses in its TLS handshake, trusting the server's
+    CA: branch-a's certificate from another CA, or an expired one from the server's."""
+    bundle = tmp_path / f"bundle-{kind}"
+    bundle.mkdir()
+    (bundle / "ca.pem").write_bytes((ca / "ca.pem").read_bytes())
+    if kind == "other-ca":
+        issuer = tmp_path / "other-ca"
+        devca.init_ca(issuer)
+        devca.issue_client(issuer, "branch-a")
+    else:  # issued 30 days ago for 2 days
+        issuer = tmp_path / "expired-ca"
+        devca.init_ca(issuer)
+        for name in ("ca.pem", "ca.key"):  # the server's CA issues it
+            (issuer / name).write_bytes((ca / name).read_bytes())
+        real_now = devca._now
+        devca._now = lambda: real_now() - dt.timedelta(days=30)  # type: ignore[assignment]
+        try:
+            devca.issue_client(issuer, "branch-a", validity_days=2)
+        finally:
+            devca._now = real_now  # type: ignore[assignment]
+    for suffix in (".pem", ".key"):
+        source = issuer / "clients" / f"branch-a{suffix}"
+        (bundle / f"branch-a{suffix}").write_bytes(source.read_bytes())
+    (bundle / "branch-a.key").chmod(0o600)
+    return bundle
+
+
+@pytest.mark.parametrize("kind", ["other-ca", "expired"])
+def test_a_client_certificate_the_server_refuses_is_named_at_once(
+    ca: Path, tmp_path: Path, kind: str
+) -> None:
+    """With TLS 1.3 the client's handshake completes before the server judges its
+    certificate; the server then hangs up, and gRPC says only "Socket closed". The dial
+    read that as a network failure and redialled for its whole timeout (30 s for
+    ``secagg client``) before saying anything (review, 2026-12-05). "Socket closed"
+    without "Handshake" comes after a completed handshake (a peer that hangs up during
+    it reads "Handshake read failed"), so a second dial that ends the same way is the
+    server refusing this certificate: a HandshakeFailed, and run_branch does not redial.
+    Timeouts of 10 minutes show which runs: a bound, not a race, on a busy machine."""
+    from secagg.runtime.launch import demo_hook, run_branch
+    from secagg.transport.base import NotAccepted
+    from secagg.transport.grpc_transport import HandshakeFailed
+
+    bundle = _refused_bundle(ca, tmp_path, kind)
+    server = _grpc_server(ca)
+    try:
+        refused = _client(bundle, server.port)
+        began = time.monotonic()
+        with pytest.raises(HandshakeFailed, match="refused this party's certificate"):
+            refused.connect(timeout=600.0)
+        assert time.monotonic() - began < BOUND  # two dials, not 600 s
+        began = time.monotonic()
+        with pytest.raises(NotAccepted, match="refused this party's certificate"):
+            run_branch(
+                f"127.0.0.1:{server.port}",
+                "branch-a",
+                demo_hook("branch-a", 4),
+                str(bundle),
+                connect_timeout=600.0,
+                give_up_after=600.0,
+            )
+        assert time.monotonic() - began < BOUND
+        accepted = _client(ca, server.port)  # the server itself is fine
+        assert accepted.connect(timeout=BOUND) == "branch-a"
+        accepted.close()
+    finally:
+        server.stop(grace=0)
+
+
+def test_a_peer_that_hangs_up_during_the_handshake_is_not_a_refusal(ca: Path) -> None:
+    """The other "Socket closed": a listener that accepts and closes at once (a proxy
+    whose server is down) is a network failure that redialling may cure, never a
+    NotAccepted that would stop a branch for good."""
+    from secagg.transport.base import NotAccepted, NotConnected
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        stop = threading.Event()
+
+        def hang_up() -> None:
+            while not stop.is_set():
+                try:
+                    connection, _ = listener.accept()
+                except OSError:
+                    return
+                connection.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        client = _client(ca, listener.getsockname()[1])
+        try:
+            with pytest.raises(NotConnected) as caught:
+                client.connect(timeout=3.0)  # what ends the dial is its own timeout
+            assert not isinstance(caught.value, NotAccepted), caught.value
+        finally:
+            stop.set()
+            client.close()
 
 
 KILLED_CLIENT = """
@@ -406,7 +502,7 @@ def test_a_killed_or_cut_branch_is_a_lost_connection_not_a_clean_close(ca: Path)
         assert event == Disconnected("branch-a", "connection lost")
         # a cut network (both directions shut): this one often read as a clean close
         for _ in range(5):
-            proxy = Proxy(_free_port(), server.port)
+            proxy = Proxy(free_port(), server.port)
             proxy.start()
             client = _client(ca, proxy.port)
             client.connect(timeout=BOUND)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _threads import free_port
 
 from secagg.apps import devca
 from secagg.runtime.config import FederationConfig
@@ -23,14 +24,6 @@ from secagg.runtime.launch import run_key_holder, serve
 
 NAMES = ["branch-a", "branch-b", "branch-c"]
 D = 16
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +102,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_branch_refuses_a_weaker_server_and_sends_nothing(ca: Path, case: str) -> None:
     backend, dp, policy, setting = CASES[case]
-    port = _free_port()
+    port = free_port()
     config = _config(ca, port, backend, dp)
     if "key_holder" in backend:  # the server's own key holder, with a key it made
         threading.Thread(

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _threads import free_port
 
 from secagg.apps import devca
 from secagg.runtime.config import FederationConfig
@@ -17,14 +18,6 @@ from secagg.runtime.launch import serve
 
 D = 500
 BRANCH = str(Path(__file__).with_name("_fault_branch.py"))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _setup(tmp_path: Path, names: list[str]) -> Path:
@@ -70,7 +63,7 @@ def test_branches_killed_at_every_phase_are_dropouts_and_the_round_completes(
     deaths = ["start", "setup", "keys", "shares", "unmask"]
     names = [f"ok-{i}" for i in range(5)] + [f"dies-{d}" for d in deaths]
     ca = _setup(tmp_path, names)
-    port = _free_port()
+    port = free_port()
     config = FederationConfig.load(
         _toml(tmp_path, names, port, 1, name="secagg", value_bound=1.0, dropout_fraction=0.5)
     )
@@ -96,7 +89,7 @@ def test_server_killed_mid_round_restarts_aborts_that_round_and_continues(
 ) -> None:
     names = [f"branch-{i}" for i in range(5)]
     ca = _setup(tmp_path, names)
-    port = _free_port()
+    port = free_port()
     toml = _toml(tmp_path, names, port, 3, name="secagg+", value_bound=1.0)
     server_cmd = [sys.executable, "-m", "secagg.apps.cli", "server", "--config", str(toml)]
     # a new federation needs --init; the restart continues it (and must not pass it)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _threads import free_port
 
 from secagg.apps import devca
 from secagg.runtime.client import FederationClient
@@ -28,14 +29,6 @@ from secagg.transport.inprocess import InProcessHub
 NAMES = [f"branch-{i:02d}" for i in range(8)]
 D = 2000
 ROUNDS = 3
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(directory: Path, port: int, state: str) -> FederationConfig:
@@ -118,7 +111,7 @@ def test_grpc_federation_of_8_branch_processes_matches_the_in_process_run(
     devca.init_ca(other)
     devca.issue_client(other, "branch-00")  # right name, wrong CA
 
-    port = _free_port()
+    port = free_port()
     config = _config(tmp_path, port, "server.sqlite")
     branches = [_branch(port, name, ca_dir) for name in NAMES]
     intruders = [
@@ -151,7 +144,7 @@ def test_ckks_federation_over_grpc_with_a_key_holder_process(tmp_path: Path) -> 
     devca.init_ca(ca_dir)
     for name in [*names, "compliance"]:
         devca.issue_client(ca_dir, name)
-    port = _free_port()
+    port = free_port()
     config = FederationConfig.from_dict(
         {
             "federation": {"name": "he", "clients": names, "dimension": D, "rounds": 2},

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _ray import local_ray
 
 from secagg.errors import ConfigurationError
 from secagg.runtime import ray_engine
@@ -45,9 +46,25 @@ REPLAY = b"secagg/tests/ray-engine/rounding"
 def ray_instance() -> Iterator[Any]:
     """One local Ray instance for the module (starting one takes seconds), started as the
     engine starts its own: again when the raylet misses Ray's 30 s registration on a busy
-    machine (a fresh-clone CI run failed three tests at this fixture's bare ``ray.init``)."""
-    with ray_session(num_cpus=2) as ray:
+    machine (a fresh-clone CI run failed three tests at this fixture's bare ``ray.init``),
+    with Ray's memory monitor off (see tests/_ray.py)."""
+    with local_ray() as ray:
         yield ray
+
+
+def test_the_test_ray_instance_runs_without_the_memory_monitor(ray_instance: Any) -> None:
+    """Ray's memory monitor kills workers when the machine's memory runs low, whoever
+    uses it: on a shared test machine another job's memory cost a test its workers
+    (review, 2026-12-05). The tests' instance starts with it off, as every process of
+    the instance sees: its raylet was started with it, and a worker inherits that."""
+
+    @ray_instance.remote
+    def environment() -> str | None:
+        import os
+
+        return os.environ.get("RAY_memory_monitor_refresh_ms")
+
+    assert ray_instance.get(environment.remote(), timeout=120) == "0"
 
 
 def _names(n: int) -> list[str]:

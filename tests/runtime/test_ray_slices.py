@@ -15,19 +15,19 @@ from typing import Any
 import numpy as np
 import pytest
 from _harness import SteppedRound
+from _ray import local_ray
 
 pytest.importorskip("ray", reason="the Ray unmasker needs the ray extra: pip install 'secagg[ray]'")
 
 from secagg.crypto import prg
 from secagg.errors import ConfigurationError
 from secagg.protocol import Server, ServerPhase
-from secagg.runtime.ray_engine import ray_session
 from secagg.runtime.ray_slices import RayUnmasker
 
 
 @pytest.fixture(scope="module")
 def ray() -> Iterator[Any]:
-    with ray_session(num_cpus=2) as module:
+    with local_ray() as module:
         yield module
 
 

@@ -346,8 +346,13 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     record-level (customer-level) DP-SGD in every branch at epsilon = 3,
     delta = 1e-5, 10 rounds of 3 local epochs, 5 % dropouts. Prints local-only, federated and
     centralized (non-private) results.
+
+    Exit status: 0 when the federation trained a model; 1 when no federated round
+    completed (with --seeds, in no seed): the run folder is written and reads
+    UNTRAINED, and one line says why; 2 for a mistake in the flags or the config;
+    143 or 130 when stopped by SIGTERM or Ctrl-C.
     """
-    from secagg.apps.simulation.report import write_run_folder
+    from secagg.apps.simulation.report import no_round_completed, write_run_folder
     from secagg.apps.simulation.runner import run_simulation
 
     try:
@@ -374,8 +379,14 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
         written = write_run_folder(result, run_dir)
     if as_json:
         click.echo((run_dir / "summary.json").read_text())
-        return
-    _print_table(result, run_dir, written)
+    else:
+        _print_table(result, run_dir, written)
+    why = no_round_completed(result)
+    if why is not None:  # the folder is written and says UNTRAINED; the run still failed
+        raise click.ClickException(
+            f"no federated round completed: {why}; the model is untrained, not a result "
+            f"({run_dir}, report.md, records the run)"
+        )
 
 
 def _with_progress(
@@ -404,13 +415,17 @@ def _with_progress(
 @contextmanager
 def _quiet_libraries() -> Iterator[None]:
     """While the simulation runs: the progress bar tells the story, so the engine logs
-    errors only and Opacus's and torch's advisory warnings are hidden. Restored after,
-    so a caller that runs the command in-process (tests, notebooks) keeps its logging."""
+    errors only and Opacus's and torch's advisory warnings are hidden. The federation's
+    verdict is not logged at all: the console says it (an early stop read twice, once as
+    the server's ERROR record, review 2026-12-05). Restored after, so a caller that runs
+    the command in-process (tests, notebooks) keeps its logging."""
+    from secagg.runtime.outcome import reported_by_caller
+
     logger = logging.getLogger("secagg")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), reported_by_caller():
             warnings.filterwarnings("ignore", module="opacus")
             warnings.filterwarnings("ignore", category=UserWarning, module="torch")
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -435,10 +450,20 @@ def _experiment(
     )
     if as_json:
         click.echo((out_dir / "experiment.json").read_text())
-        return
-    for line in experiment_lines(result):
-        click.echo(line)
-    click.echo(f"experiment folder: {out_dir} (experiment.md, experiment.json, seed-*/)")
+    else:
+        for line in experiment_lines(result):
+            click.echo(line)
+        click.echo(f"experiment folder: {out_dir} (experiment.md, experiment.json, seed-*/)")
+    if result.seeds and set(result.untrained_seeds) >= set(result.seeds):
+        # no seed has a model: the experiment has no figure at all (a seed or two
+        # untrained among trained ones is a result, with those seeds named UNTRAINED)
+        first = result.seeds[0]
+        raise click.ClickException(
+            f"no federated round completed in any of the {len(result.seeds)} seeds (seed "
+            f"{first}: {result.untrained_why.get(first, 'no round completed')}); the models "
+            f"are untrained, not a result ({out_dir}, experiment.md and seed-*/report.md, "
+            "record the runs)"
+        )
 
 
 class _ProgressBar:

@@ -78,6 +78,8 @@ class ExperimentResult:
     total_seconds: float = 0.0
     #: seeds whose federation completed no round (its model is untrained: no figures)
     untrained_seeds: list[int] = field(default_factory=list)
+    #: seed -> why its federation completed no round (see ``report.no_round_completed``)
+    untrained_why: dict[int, str] = field(default_factory=dict)
 
     @property
     def tuning_seeds(self) -> tuple[int, ...]:
@@ -236,7 +238,10 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
     f, c = fed.get("auprc", math.nan), central.get("auprc", math.nan)
     result.ratios[seed] = f / c if _finite(f, c) and c > 0 else math.nan
     if any(v.get("untrained") for k, v in run.settings.items() if k.startswith("federated")):
+        from secagg.apps.simulation.report import no_round_completed
+
         result.untrained_seeds.append(seed)
+        result.untrained_why[seed] = no_round_completed(run) or "no round completed"
     result.verdicts[seed] = run.branch_verdicts
     result.seconds[seed] = run.seconds
     fed_setting = next((v for k, v in run.settings.items() if k.startswith("federated")), {})

@@ -182,6 +182,28 @@ def untrained_lines(result: SimulationResult) -> list[str]:
     return lines
 
 
+def no_round_completed(result: SimulationResult) -> str | None:
+    """Why the federation produced no model, in one phrase, or None when a round completed.
+
+    Why it exists: a run whose every round aborted (a threshold no round could meet, too
+    many dropouts) exited 0 like a finished one, so a script or CI job running ``secagg
+    simulate`` took its untrained model for a result (review, 2026-12-05). The command
+    now fails with this phrase; the reason is the last aborted round's own (the
+    protocol names the phase and the threshold), else the server's reason to stop
+    before any round ran (no quorum, the epsilon budget)."""
+    fed = next((v for k, v in result.settings.items() if k.startswith("federated")), {})
+    if not fed.get("untrained"):
+        return None
+    aborted = [row for row in result.rounds if row.get("status") != "complete"]
+    if not aborted:
+        return f"no round ran ({result.stopped or 'the federation stopped before its first'})"
+    last = " ".join(str(aborted[-1].get("reason") or "").split()) or "no reason recorded"
+    return (
+        f"{len(aborted)} of {result.config.rounds} planned aborted "
+        f"({'the last: ' if len(aborted) > 1 else ''}{last})"
+    )
+
+
 def verdict_lines(result: SimulationResult) -> list[str]:
     """The per-branch comparison of federated with local-only, as a markdown table: the
     AUPRC difference with its 95 % paired bootstrap interval, and a flag where the test

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _ray import local_ray
 from click.testing import CliRunner, Result
 
 from secagg.apps.cli import main
 from secagg.apps.simulation.config import SimulationConfig
 from secagg.errors import ConfigurationError
-from secagg.runtime.ray_engine import RAY_EXTRA, ray_session
+from secagg.runtime.ray_engine import RAY_EXTRA
 
 #: a small, fast run (as tests/integration/test_simulation.py's): 4 branches, 2 rounds,
 #: record-level DP-SGD, a quarter of the branches vanishing per round (seed 5: one
@@ -37,8 +38,8 @@ SMALL = [
 def ray_instance() -> Iterator[Any]:
     """One local Ray instance for the module; the simulator joins it (and leaves it up).
     Started as the engine starts its own, again when the raylet misses Ray's 30 s
-    registration on a busy machine."""
-    with ray_session(num_cpus=2) as ray:
+    registration on a busy machine, with Ray's memory monitor off (see tests/_ray.py)."""
+    with local_ray() as ray:
         yield ray
 
 

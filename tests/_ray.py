@@ -1,0 +1,46 @@
+"""Ray for tests: a local instance started with Ray's memory monitor off.
+
+Why: Ray's memory monitor kills a worker whenever the *machine's* memory use passes its
+threshold (95 % by default), whatever process uses it. The test machine is shared (2
+cores, other jobs beside the suite), so another job's memory cost a test its Ray
+workers and failed it for nothing the test checks (review, 2026-12-05). The monitor is
+read by the raylet when it starts, from ``RAY_memory_monitor_refresh_ms`` (0: off), so
+the variable is set before Ray starts and restored after. Tests only: users' Ray keeps
+its monitor (``secagg.runtime.ray_engine`` never sets it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any, Final
+
+#: the raylet's setting: how often (ms) it checks the machine's memory; 0 turns it off
+MEMORY_MONITOR_ENV: Final = "RAY_memory_monitor_refresh_ms"
+
+
+@contextlib.contextmanager
+def memory_monitor_off() -> Iterator[None]:
+    """Within the block, a Ray started by this process (or a child it starts, such as a
+    benchmark cell's) runs without the memory monitor; the environment is restored after."""
+    before = os.environ.get(MEMORY_MONITOR_ENV)
+    os.environ[MEMORY_MONITOR_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MEMORY_MONITOR_ENV, None)
+        else:
+            os.environ[MEMORY_MONITOR_ENV] = before
+
+
+@contextlib.contextmanager
+def local_ray(num_cpus: int = 2) -> Iterator[Any]:
+    """A local Ray instance for a test module's fixture, started as the engine starts
+    its own (:func:`~secagg.runtime.ray_engine.ray_session`: again when the raylet misses
+    Ray's 30 s registration on a busy machine), with the memory monitor off."""
+    from secagg.runtime.ray_engine import ray_session
+
+    with memory_monitor_off(), ray_session(num_cpus=num_cpus) as ray:
+        yield ray
