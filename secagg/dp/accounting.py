@@ -819,7 +819,7 @@ class _PldComposition(_Composition):
             self.precision += count / kind.effective_noise_multiplier**2
             return
         if kind != self.kind:  # a new run: what was composed so far becomes its prefix
-            base = _sampled_pld(
+            base = self.build(
                 kind.effective_noise_multiplier, kind.sample_rate, self.discretization
             )
             prefix = self._sampled()

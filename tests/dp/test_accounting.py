@@ -911,3 +911,15 @@ def test_calibration_toward_a_huge_epsilon_stops_above_what_pld_can_hold(
     assert epsilon(z, 0.1, 10, 1e-5) <= 1e9
     with pytest.raises(ConfigurationError):
         epsilon(z / 1.5, 0.1, 10, 1e-5)  # the search stopped where PLD stops
+
+
+def test_calibration_keeps_its_trial_plds_out_of_the_running_accountants_cache() -> None:
+    """The composition took a ``build`` (calibration passes the uncached one) and then
+    built with the cached one all the same: a calibration left its 7 trial PLDs (up to
+    64 MB each near the size limit) in the 16-entry cache of the running accountants."""
+    import secagg.dp.accounting as accounting
+
+    accounting._sampled_pld.cache_clear()
+    accounting._fedavg_epsilon.cache_clear()
+    noise_multiplier_for(3.0, 1e-5, 0.5, 50)
+    assert accounting._sampled_pld.cache_info().currsize == 0
