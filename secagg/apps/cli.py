@@ -457,6 +457,27 @@ def _pld_out_of_reach(rate: float, accountant: str) -> str | None:
     )
 
 
+def _pld_refusal(exc: Any) -> click.BadParameter:
+    """The accountant's :class:`~secagg.dp.accounting.PldTooLarge` in this command's words:
+    the flag to change and ``--accountant rdp`` (its own message names the Python
+    argument ``accountant='rdp'``, which nobody types at a shell)."""
+    from secagg.dp.accounting import MAX_PLD_POINTS
+
+    held = f"more than the {MAX_PLD_POINTS} points the pld accountant holds in memory"
+    if exc.rounds is not None:
+        return click.BadParameter(
+            f"{exc.rounds} rounds at q = {exc.sample_rate:g} compose to a PLD of "
+            f"{exc.points:.3g} points at z = {exc.noise_multiplier:g}, {held}; try "
+            "--accountant rdp (an upper bound for any number of rounds), or fewer rounds",
+            param_hint="'--rounds' / '-T'",
+        )
+    return click.BadParameter(
+        f"z = {exc.noise_multiplier:g} at q = {exc.sample_rate:g} needs a PLD of "
+        f"{exc.points:.3g} points for one round, {held}; try --accountant rdp, or more noise",
+        param_hint="'--noise-multiplier' / '-z'",
+    )
+
+
 _SAMPLE_RATE_OPTION = click.option(
     "--sample-rate",
     "-q",
@@ -551,6 +572,8 @@ def privacy_epsilon(
                 eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
             else:
                 eps = accounting.epsilon(noise_multiplier, 1.0, most, delta, accountant)
+    except accounting.PldTooLarge as exc:
+        raise _pld_refusal(exc) from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
@@ -622,6 +645,10 @@ def privacy_noise(
     rate, charged = (sample_rate, rounds) if most is None else (1.0, max(1, most))
     slow = _pld_out_of_reach(rate, accountant)
     if slow is not None:
+        try:  # more rounds than PLD composes at any noise: milliseconds to tell
+            accounting.check_pld_rounds(rate, charged)
+        except accounting.PldTooLarge as exc:
+            raise _pld_refusal(exc) from exc
         # RDP bounds epsilon from above and PLD is tighter: if RDP meets the budget at
         # the floor, PLD's answer (and its search) lies below it
         with _quiet_accountant():
@@ -638,6 +665,8 @@ def privacy_noise(
             )
             z = float(shown)  # what is printed, and so what the epsilon is computed for
             eps = accounting.epsilon(z, rate, charged, delta, accountant)
+    except accounting.PldTooLarge as exc:
+        raise _pld_refusal(exc) from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300

@@ -156,7 +156,27 @@ MAX_PLD_POINTS = 1 << 22
 
 class PldTooLarge(ConfigurationError):
     """A PLD would need more than :data:`MAX_PLD_POINTS` grid points: refused before it
-    is built. RDP accounting (``accountant="rdp"``) has no grid and takes any ``z``."""
+    is built. RDP accounting (``accountant="rdp"``) has no grid and takes any ``z``.
+
+    ``points`` is the size it would need; ``noise_multiplier`` and ``sample_rate`` the
+    round it was sized for; ``rounds`` how many were composed (None: one round's PLD is
+    already too large, so the noise is what to change, not the rounds). A command line
+    names its own flags from these instead of repeating the library's words."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        points: float,
+        noise_multiplier: float,
+        sample_rate: float,
+        rounds: int | None = None,
+    ) -> None:
+        self.points = points
+        self.noise_multiplier = noise_multiplier
+        self.sample_rate = sample_rate
+        self.rounds = rounds
+        super().__init__(message)
 
 
 def _pld_points(z: float, q: float, discretization: float) -> float:
@@ -175,7 +195,45 @@ def _check_pld_size(z: float, q: float, discretization: float) -> None:
         raise PldTooLarge(
             f"noise_multiplier {z:g} at sample_rate {q:g} needs a PLD of {points:.3g} points "
             f"(the limit is {MAX_PLD_POINTS}): too little noise for PLD accounting in memory; "
-            "use accountant='rdp' (an upper bound at any noise) or more noise"
+            "use accountant='rdp' (an upper bound at any noise) or more noise",
+            points=points,
+            noise_multiplier=z,
+            sample_rate=q,
+        )
+
+
+def check_pld_rounds(
+    sample_rate: float, rounds: int, discretization: float = PLD_VALUE_DISCRETIZATION
+) -> None:
+    """Refuse, with :class:`PldTooLarge`, ``rounds`` Poisson-sampled rounds that PLD cannot
+    compose within :data:`MAX_PLD_POINTS` even at :data:`MAX_NOISE_MULTIPLIER`, the most
+    noise a calibration tries. Milliseconds: one round's PLD at that noise has a dozen
+    points, and the composition's size follows from its tail bounds without building it.
+
+    Why: the composed grid widens with the rounds (about as their square root) and
+    narrows with the noise, so past this size no noise a calibration tries can be
+    evaluated. ``noise_multiplier_for(10, 1e-5, 0.5, 10**9)`` evaluated its way up to
+    z = 10^4 and then called epsilon 10 "unreachable ... spends inf", where RDP answers
+    at once (z = 8494). With ``sample_rate`` 1 the closed form
+    composes any number of rounds, and nothing is refused."""
+    q = _sample_rate(sample_rate)
+    t = _count("rounds", rounds, 0)
+    if q == 1.0 or t == 0:
+        return
+    z = MAX_NOISE_MULTIPLIER
+    base = _build_sampled_pld(z, q, discretization)
+    pmfs = [base._pmf_remove] + ([] if base._symmetric else [base._pmf_add])
+    points = max(_Power(pmf).points(t) for pmf in pmfs)
+    if points > MAX_PLD_POINTS:
+        raise PldTooLarge(
+            f"{t} rounds at sample_rate {q:g} compose to a PLD of {points:.3g} points even "
+            f"at noise_multiplier {z:g}, the most a calibration tries (the limit is "
+            f"{MAX_PLD_POINTS}): too many rounds for PLD accounting in memory; use "
+            "accountant='rdp' (an upper bound for any number of rounds) or fewer rounds",
+            points=points,
+            noise_multiplier=z,
+            sample_rate=q,
+            rounds=t,
         )
 
 
@@ -431,6 +489,7 @@ def noise_multiplier_for(
 
     if acc == "rdp":
         return _calibrate(eps_fn("rdp"), target, guess=1.0, tol=tol)
+    check_pld_rounds(q, t)  # before any search: no noise it tries could be evaluated
     try:
         guess = _calibrate(eps_fn("rdp"), target, guess=1.0, tol=0.05)
     except ConfigurationError:  # RDP is looser: PLD may still reach the target
@@ -525,20 +584,22 @@ def _calibrate(
     is never exceeded.
     """
     seen = {} if seen is None else seen
-    unevaluable: set[float] = set()
+    unevaluable: dict[float, PldTooLarge] = {}
 
     def eps(z: float) -> float:
         if z not in seen:
             try:
                 seen[z] = eps_of(z)
-            except PldTooLarge:  # so little noise that PLD cannot hold it: not a candidate
-                unevaluable.add(z)
+            except PldTooLarge as exc:  # so little noise that PLD cannot hold it: not a candidate
+                unevaluable[z] = exc
                 seen[z] = math.inf
         return seen[z]
 
     hi = min(max(guess, 1e-3), MAX_NOISE_MULTIPLIER)
     step = 1.25
     while eps(hi) > target:
+        if hi >= MAX_NOISE_MULTIPLIER and hi in unevaluable:
+            raise unevaluable[hi]  # the accountant could not evaluate: not "unreachable ... inf"
         if hi >= MAX_NOISE_MULTIPLIER:
             raise ConfigurationError(
                 f"epsilon {target:g} is unreachable: even noise_multiplier "
@@ -753,18 +814,27 @@ class _Power:
             lower = max(lower, math.floor(float(bounds[below].max())))
         return lower, upper
 
-    def advanced(self, count: int) -> _Power:
-        """This power with ``count`` more rounds of the base."""
+    def points(self, count: int) -> int:
+        """Grid points of ``prefix * base^count``: its window, from the tail bounds alone."""
+        lower, upper = self._window(count)
+        extra = 0 if self.prefix is None else len(self.prefix) - 1
+        return max(upper - lower + 1 + extra, len(self.base), extra + 1)
+
+    def advanced(self, count: int, kind: _Round | None = None) -> _Power:
+        """This power with ``count`` more rounds of the base (``kind``: the round it is
+        the PLD of, named in a refusal)."""
         out = copy.copy(self)
         out.count = self.count + count
         out._pmf = None
-        lower, upper = out._window(out.count)
-        extra = 0 if self.prefix is None else len(self.prefix) - 1
-        need = max(upper - lower + 1 + extra, len(self.base), extra + 1)
+        need = out.points(out.count)
         if need > MAX_PLD_POINTS:  # checked before any array of that size exists
             raise PldTooLarge(
                 f"{out.count} rounds compose to a PLD of {need} points (the limit is "
-                f"{MAX_PLD_POINTS}): use accountant='rdp' (an upper bound) or more noise"
+                f"{MAX_PLD_POINTS}): use accountant='rdp' (an upper bound) or more noise",
+                points=need,
+                noise_multiplier=math.nan if kind is None else kind.effective_noise_multiplier,
+                sample_rate=math.nan if kind is None else kind.sample_rate,
+                rounds=out.count,
             )
         if need > self.length or self.spectrum is None:  # (re)start at a longer length
             out.length = sp_fft.next_fast_len(int(need * 1.25), real=True)
@@ -831,7 +901,7 @@ class _PldComposition(_Composition):
                     pmfs = [base._pmf_remove, base._pmf_remove]
             self.kind = kind
             self.sides = tuple(_Power(pmf, first) for pmf, first in zip(pmfs, earlier, strict=True))
-        self.sides = tuple(side.advanced(count) for side in self.sides)
+        self.sides = tuple(side.advanced(count, kind) for side in self.sides)
 
     def _sampled(self) -> Any:
         """The sampled rounds' PLD (None before the first)."""

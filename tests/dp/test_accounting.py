@@ -913,6 +913,37 @@ def test_calibration_toward_a_huge_epsilon_stops_above_what_pld_can_hold(
         epsilon(z / 1.5, 0.1, 10, 1e-5)  # the search stopped where PLD stops
 
 
+# --- a plan of more rounds than PLD can compose at any noise (review of the privacy CLI) ---
+
+
+@pytest.mark.parametrize("target", [1e-6, 10.0, 1e9])
+def test_calibrating_more_rounds_than_pld_can_compose_is_refused_up_front(
+    monkeypatch: pytest.MonkeyPatch, target: float
+) -> None:
+    """10^9 rounds at q = 0.5 compose to a PLD of 3.8e7 points even at z = 10^4, the
+    most a calibration tries. Before: the search evaluated its way up to 10^4 and said
+    "epsilon 10 is unreachable: even noise_multiplier 10000 spends inf" (1e9 too), when
+    RDP answers in milliseconds (z = 8494 for epsilon 10)."""
+    import secagg.dp.accounting as accounting
+
+    _no_big_allocations(monkeypatch)
+    with pytest.raises(accounting.PldTooLarge, match="rdp") as caught:
+        noise_multiplier_for(target, 1e-5, 0.5, 10**9)
+    assert "unreachable" not in str(caught.value)
+    assert caught.value.rounds == 10**9 and caught.value.sample_rate == 0.5
+    assert caught.value.points > accounting.MAX_PLD_POINTS
+
+
+def test_the_up_front_check_leaves_plans_pld_can_compose_alone() -> None:
+    """No refusal where PLD answers: 10^4 rounds at q = 0.01 (the reference table's C),
+    and every q = 1 plan (the closed form composes any number of rounds)."""
+    from secagg.dp.accounting import check_pld_rounds
+
+    check_pld_rounds(0.01, 10_000)
+    check_pld_rounds(1.0, 10**12)
+    assert noise_multiplier_for(8.0, 1e-5, 1.0, 10**6) > 500
+
+
 def test_calibration_keeps_its_trial_plds_out_of_the_running_accountants_cache() -> None:
     """The composition took a ``build`` (calibration passes the uncached one) and then
     built with the cached one all the same: a calibration left its 7 trial PLDs (up to
