@@ -213,6 +213,9 @@ def test_values_the_accountant_cannot_compute_with_are_one_line(z: str) -> None:
         (("epsilon", "-z", "0.003", "-q", "0.5"), "'--noise-multiplier' / '-z'"),
         (("noise", "--epsilon", "1e300", "-q", "0.1"), "'--epsilon'"),
         (("noise", "--epsilon", "1", "-q", "1e-300"), "'--epsilon'"),
+        # RDP is loose at a tiny q (27 at z = 0.1, one round): the subsampling bound tells
+        (("noise", "--epsilon", "8", "-q", "1e-9"), "'--epsilon'"),
+        (("noise", "--epsilon", "1e-6", "-q", "1e-9"), "'--epsilon'"),
     ],
 )
 def test_pld_below_its_smallest_noise_at_q_below_1_is_refused_at_once(

@@ -954,3 +954,62 @@ def test_calibration_keeps_its_trial_plds_out_of_the_running_accountants_cache()
     accounting._fedavg_epsilon.cache_clear()
     noise_multiplier_for(3.0, 1e-5, 0.5, 50)
     assert accounting._sampled_pld.cache_info().currsize == 0
+
+
+# --- the subsampling bound: a cheap upper bound where RDP is loose (tiny q) ---------
+
+
+@pytest.mark.parametrize(
+    ("z", "q", "rounds"), [(1.0, 0.5, 1), (0.5, 0.01, 1), (2.0, 0.1, 10), (0.8, 0.3, 3)]
+)
+def test_the_subsampling_bound_is_not_below_the_accountants(
+    z: float, q: float, rounds: int
+) -> None:
+    """Both are upper bounds on the same epsilon; PLD's is the tight one (its
+    discretisation is pessimistic, by about 1e-9 here), so the cheap bound may meet it
+    (one round) but never undercut it."""
+    from secagg.dp.accounting import subsampled_epsilon_bound
+
+    bound = subsampled_epsilon_bound(z, q, rounds, 1e-5)
+    assert bound >= epsilon(z, q, rounds, 1e-5, "pld") - 1e-6
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    z=st.floats(0.05, 50.0),
+    rounds=st.integers(1, 10**6),
+    delta=st.floats(1e-12, 0.5),
+)
+def test_the_subsampling_bound_at_q_1_is_basic_composition_of_the_exact_gaussian(
+    z: float, rounds: int, delta: float
+) -> None:
+    """At q = 1 the bound is T rounds of the exact Gaussian at delta / T each, which
+    can only exceed the exact composition (one Gaussian at z / sqrt(T))."""
+    from secagg.dp.accounting import subsampled_epsilon_bound
+
+    bound = subsampled_epsilon_bound(z, 1.0, rounds, delta)
+    assert bound == pytest.approx(rounds * gaussian_epsilon(z, delta / rounds), rel=1e-12)
+    assert bound >= gaussian_epsilon(z / math.sqrt(rounds), delta) * (1 - 1e-9)
+
+
+def test_the_subsampling_bound_is_zero_where_the_rate_is_below_delta() -> None:
+    """q = 1e-9 over one round: every output is (0, q)-DP, and q < delta. RDP says 27."""
+    from secagg.dp.accounting import subsampled_epsilon_bound
+
+    assert subsampled_epsilon_bound(0.1, 1e-9, 1, 1e-5) == 0.0
+    assert 0 < subsampled_epsilon_bound(0.1, 1e-9, 10**6, 1e-5) < math.inf
+    assert subsampled_epsilon_bound(1e-3, 0.5, 1, 1e-5) < math.inf  # e^eps_0 overflows
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [((0, 0.5, 1, 1e-5), "noise_multiplier"), ((1, 0, 1, 1e-5), "sample_rate"),
+     ((1, 0.5, 1.5, 1e-5), "rounds"), ((1, 0.5, 1, 1.0), "delta")],
+)  # fmt: skip
+def test_the_subsampling_bound_refuses_its_arguments_by_name(
+    args: tuple[float, ...], named: str
+) -> None:
+    from secagg.dp.accounting import subsampled_epsilon_bound
+
+    with pytest.raises(ConfigurationError, match=named):
+        subsampled_epsilon_bound(*args)  # type: ignore[arg-type]
