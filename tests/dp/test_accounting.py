@@ -1013,3 +1013,58 @@ def test_the_subsampling_bound_refuses_its_arguments_by_name(
 
     with pytest.raises(ConfigurationError, match=named):
         subsampled_epsilon_bound(*args)  # type: ignore[arg-type]
+
+
+# --- the Zhu-Wang bound at a tiny sample rate (float64 lost its q^2 terms) ------------
+
+
+def _zhu_wang_exact(order: int, q: float, rdp_of: Any) -> float:
+    """The bound's formula at 60 digits (mpmath), for comparison."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(60):
+        r = mpmath.mpf(q)
+        total = (1 - r) ** (order - 1) * (order * r - r + 1)
+        total += mpmath.binomial(order, 2) * r**2 * (1 - r) ** (order - 2) * mpmath.exp(rdp_of(2))
+        for k in range(3, order + 1):
+            total += (
+                3
+                * mpmath.binomial(order, k)
+                * r**k
+                * (1 - r) ** (order - k)
+                * mpmath.exp((k - 1) * rdp_of(k))
+            )
+        return float(mpmath.log(total) / (order - 1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    q=st.floats(1e-12, 0.5),
+    order=st.sampled_from([o for o in DDG_ORDERS if o <= 64]),
+    z=st.floats(0.5, 20.0),
+)
+def test_the_zhu_wang_bound_keeps_its_small_terms_at_a_tiny_rate(
+    q: float, order: int, z: float
+) -> None:
+    """Before: at q = 1e-9 the float64 sum dropped every term but the first (about
+    1 - a^2 q^2 / 2), so the bound came out negative (order 8, z = 1: -1.6e-17 for
+    +6.9e-18) or 47 times too large (order 2), and a negative RDP reads as epsilon 0."""
+    got = poisson_subsampled_rdp_bound(order, q, lambda a: a / (2 * z * z))
+    exact = _zhu_wang_exact(order, q, lambda a: a / (2 * z * z))
+    assert got == pytest.approx(exact, rel=1e-6, abs=1e-30)
+    assert got > 0
+
+
+def test_the_ddg_epsilon_at_a_tiny_rate_over_many_rounds_is_not_zero() -> None:
+    """10^9 rounds at q = 1e-9: about one round's worth of participation. Before: 0.0
+    (every order's RDP negative, each converted to epsilon 0)."""
+    eps = ddg_epsilon(
+        l2_sensitivity=1000.0,
+        l1_sensitivity=None,
+        local_stddev=100.0,
+        noise_contributors=100,
+        dimension=1024,
+        sample_rate=1e-9,
+        rounds=10**9,
+        delta=1e-5,
+    )
+    assert eps > 0.01
