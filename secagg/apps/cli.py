@@ -17,7 +17,6 @@ epsilon empirically.
 from __future__ import annotations
 
 import contextlib
-import decimal
 import json
 import logging
 import os
@@ -563,6 +562,7 @@ def privacy_epsilon(
     one client's update). With --clients and q < 1: what a federation claims, the most
     sampled client's, over the rounds it likely takes part in, unamplified."""
     from secagg.dp import accounting
+    from secagg.dp.display import shown
 
     most = _federation_figure(sample_rate, rounds, clients)
     slow = _pld_out_of_reach(sample_rate if most is None else 1.0, accountant)
@@ -600,7 +600,8 @@ def privacy_epsilon(
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(
-            f"epsilon = {eps:.4f} at delta = {delta:g} ({accountant}, per client"
+            f"epsilon = {shown(eps)} at delta = {shown(delta, 6, significant=True)} "
+            f"({accountant}, per client"
             + (f"; the most sampled client likely in {most} of {rounds} rounds)" if most else ")")
         )
     _amplified_note(sample_rate, most, as_json)
@@ -608,15 +609,15 @@ def privacy_epsilon(
 
 def _shown_up(z: float) -> str:
     """``z`` rounded *up* for ``privacy noise`` to print: to 4 decimals, or to 4
-    significant digits when that is finer (z below 0.001).
+    significant digits when that is finer (z below 0.1), by :func:`secagg.dp.display.shown`.
 
     Why: the line printed z to the nearest 1e-4, so ``--epsilon 20 -q 1 -T 1`` showed
     z = 0.2900 for 0.29004, and ``privacy epsilon -z 0.2900`` spent 20.0038: the number a
     user copies into a config overspent the budget. More noise only spends less, so
     the value shown (and the epsilon printed for it) meets the budget."""
-    exact = decimal.Decimal(z)
-    step = decimal.Decimal(1).scaleb(min(-4, exact.adjusted() - 3))
-    return format(exact.quantize(step, rounding=decimal.ROUND_CEILING), "f")
+    from secagg.dp.display import shown
+
+    return shown(z)
 
 
 @privacy.command("noise")
@@ -645,6 +646,7 @@ def privacy_noise(
     """The smallest noise multiplier whose epsilon stays within the budget (with
     --clients and q < 1: the epsilon a federation claims, see `privacy epsilon`)."""
     from secagg.dp import accounting
+    from secagg.dp.display import shown
 
     most = _federation_figure(sample_rate, rounds, clients)
     rate, charged = (sample_rate, rounds) if most is None else (1.0, max(1, most))
@@ -669,10 +671,10 @@ def privacy_noise(
             )
     try:
         with _quiet_accountant():
-            shown = _shown_up(
+            shown_z = _shown_up(
                 accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
             )
-            z = float(shown)  # what is printed, and so what the epsilon is computed for
+            z = float(shown_z)  # what is printed, and so what the epsilon is computed for
             eps = accounting.epsilon(z, rate, charged, delta, accountant)
     except accounting.PldTooLarge as exc:
         raise _pld_refusal(exc) from exc
@@ -689,7 +691,10 @@ def privacy_noise(
             payload |= {"clients": clients, "most_rounds_per_client": most}
         click.echo(json.dumps(payload, indent=2))
     else:
-        click.echo(f"noise multiplier z = {shown} (epsilon = {eps:.4f} at delta = {delta:g})")
+        click.echo(
+            f"noise multiplier z = {shown_z} (epsilon = {shown(eps)} at delta = "
+            f"{shown(delta, 6, significant=True)})"
+        )
     _amplified_note(sample_rate, most, as_json)
 
 

@@ -114,6 +114,7 @@ from dp_accounting import pld, rdp
 from scipy import fft as sp_fft
 from scipy import optimize, special
 
+from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
 
 __all__ = [
@@ -634,7 +635,8 @@ def _calibrate(
         if hi >= MAX_NOISE_MULTIPLIER:
             raise ConfigurationError(
                 f"epsilon {target:g} is unreachable: even noise_multiplier "
-                f"{MAX_NOISE_MULTIPLIER:g} spends {eps(hi):.4g}; allow a larger epsilon or "
+                f"{MAX_NOISE_MULTIPLIER:g} spends {shown(eps(hi), 4, significant=True)}; allow a "
+                "larger epsilon or "
                 "delta, or plan fewer rounds or a lower sample_rate"
             )
         hi = min(hi * step, MAX_NOISE_MULTIPLIER)
