@@ -215,8 +215,8 @@ def check_pld_rounds(
     narrows with the noise, so past this size no noise a calibration tries can be
     evaluated. ``noise_multiplier_for(10, 1e-5, 0.5, 10**9)`` evaluated its way up to
     z = 10^4 and then called epsilon 10 "unreachable ... spends inf", where RDP answers
-    at once (z = 8494). With ``sample_rate`` 1 the closed form
-    composes any number of rounds, and nothing is refused."""
+    at once (z = 8494). With ``sample_rate`` 1 the closed form composes any number of
+    rounds, and nothing is refused."""
     q = _sample_rate(sample_rate)
     t = _count("rounds", rounds, 0)
     if q == 1.0 or t == 0:
@@ -635,9 +635,8 @@ def _calibrate(
         if hi >= MAX_NOISE_MULTIPLIER:
             raise ConfigurationError(
                 f"epsilon {target:g} is unreachable: even noise_multiplier "
-                f"{MAX_NOISE_MULTIPLIER:g} spends {shown(eps(hi), 4, significant=True)}; allow a "
-                "larger epsilon or "
-                "delta, or plan fewer rounds or a lower sample_rate"
+                f"{MAX_NOISE_MULTIPLIER:g} spends {shown(eps(hi), 4, significant=True)}; allow "
+                "a larger epsilon or delta, or plan fewer rounds or a lower sample_rate"
             )
         hi = min(hi * step, MAX_NOISE_MULTIPLIER)
         step *= step
