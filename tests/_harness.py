@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -66,6 +68,21 @@ def fingerprint(obj: Any, _seen: set[int] | None = None) -> Any:
             [fingerprint(getattr(obj, s, None), seen) for s in obj.__slots__],
         )
     raise TypeError(f"cannot fingerprint {type(obj).__name__}")
+
+
+def refused_call(
+    target: Any, error: type[Exception], call: Callable[..., object], *args: object
+) -> pytest.ExceptionInfo[Exception]:
+    """``call(*args)`` raises ``error`` and leaves ``target`` exactly as it was.
+
+    Why a helper: "a refused call changes no state" is the house rule for every
+    state machine, and the check is only worth something if it compares the whole
+    object (keys, buffers, streams), which :func:`fingerprint` does."""
+    before = fingerprint(target)
+    with pytest.raises(error) as caught:
+        call(*args)
+    assert fingerprint(target) == before
+    return caught
 
 
 def wire(message: Message) -> Message:

@@ -344,6 +344,12 @@ class MaskingClient(ClientSession):
         self._rounding = rounding
 
     def set_input(self, update: np.ndarray) -> list[bytes]:
+        """Encode ``update`` (with its noise share) and hand it to the protocol, once.
+
+        The protocol is asked first whether it takes an input: a second update is
+        refused before it is encoded, so a refusal draws no noise and does not move
+        the rounding stream."""
+        self._protocol.check_accepts_input()
         x = check_update(update, self.spec.dimension)
         check_bound(x, self.spec.value_bound, self.party)
         words = self._encoding.encode(x, self._rounding or KeyedStream())

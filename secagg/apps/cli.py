@@ -17,7 +17,6 @@ epsilon empirically.
 from __future__ import annotations
 
 import contextlib
-import decimal
 import json
 import logging
 import os
@@ -207,7 +206,12 @@ class _DropAccountantNoise(logging.Filter):
     the bound looser, never wrong), not something the user can act on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "failed to converge" not in record.getMessage()
+        message = record.getMessage()
+        # and, at a tiny q, "Negative Renyi divergence of -4e-24 ... Returning an epsilon
+        # of zero": float rounding around an RDP of about 1e-26 per round, far below
+        # delta^2, where the library's KL bound gives epsilon 0 at that order anyway
+        # (58 lines above `privacy epsilon -z 1e4 -q 1e-9 -T 1 --accountant rdp`)
+        return "failed to converge" not in message and "Negative Renyi divergence" not in message
 
 
 @contextlib.contextmanager
@@ -498,6 +502,27 @@ def _pld_out_of_reach(rate: float, accountant: str) -> str | None:
     )
 
 
+def _pld_refusal(exc: Any) -> click.BadParameter:
+    """The accountant's :class:`~secagg.dp.accounting.PldTooLarge` in this command's words:
+    the flag to change and ``--accountant rdp`` (its own message names the Python
+    argument ``accountant='rdp'``, which nobody types at a shell)."""
+    from secagg.dp.accounting import MAX_PLD_POINTS
+
+    held = f"more than the {MAX_PLD_POINTS} points the pld accountant holds in memory"
+    if exc.rounds is not None:
+        return click.BadParameter(
+            f"{exc.rounds} rounds at q = {exc.sample_rate:g} compose to a PLD of "
+            f"{exc.points:.3g} points at z = {exc.noise_multiplier:g}, {held}; try "
+            "--accountant rdp (an upper bound for any number of rounds), or fewer rounds",
+            param_hint="'--rounds' / '-T'",
+        )
+    return click.BadParameter(
+        f"z = {exc.noise_multiplier:g} at q = {exc.sample_rate:g} needs a PLD of "
+        f"{exc.points:.3g} points for one round, {held}; try --accountant rdp, or more noise",
+        param_hint="'--noise-multiplier' / '-z'",
+    )
+
+
 _SAMPLE_RATE_OPTION = click.option(
     "--sample-rate",
     "-q",
@@ -578,6 +603,7 @@ def privacy_epsilon(
     one client's update). With --clients and q < 1: what a federation claims, the most
     sampled client's, over the rounds it likely takes part in, unamplified."""
     from secagg.dp import accounting
+    from secagg.dp.display import shown
 
     most = _federation_figure(sample_rate, rounds, clients)
     slow = _pld_out_of_reach(sample_rate if most is None else 1.0, accountant)
@@ -592,6 +618,8 @@ def privacy_epsilon(
                 eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
             else:
                 eps = accounting.epsilon(noise_multiplier, 1.0, most, delta, accountant)
+    except accounting.PldTooLarge as exc:
+        raise _pld_refusal(exc) from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
@@ -613,7 +641,8 @@ def privacy_epsilon(
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(
-            f"epsilon = {eps:.4f} at delta = {delta:g} ({accountant}, per client"
+            f"epsilon = {shown(eps)} at delta = {shown(delta, 6, significant=True)} "
+            f"({accountant}, per client"
             + (f"; the most sampled client likely in {most} of {rounds} rounds)" if most else ")")
         )
     _amplified_note(sample_rate, most, as_json)
@@ -621,15 +650,15 @@ def privacy_epsilon(
 
 def _shown_up(z: float) -> str:
     """``z`` rounded *up* for ``privacy noise`` to print: to 4 decimals, or to 4
-    significant digits when that is finer (z below 0.001).
+    significant digits when that is finer (z below 0.1), by :func:`secagg.dp.display.shown`.
 
     Why: the line printed z to the nearest 1e-4, so ``--epsilon 20 -q 1 -T 1`` showed
     z = 0.2900 for 0.29004, and ``privacy epsilon -z 0.2900`` spent 20.0038: the number a
     user copies into a config overspent the budget. More noise only spends less, so
     the value shown (and the epsilon printed for it) meets the budget."""
-    exact = decimal.Decimal(z)
-    step = decimal.Decimal(1).scaleb(min(-4, exact.adjusted() - 3))
-    return format(exact.quantize(step, rounding=decimal.ROUND_CEILING), "f")
+    from secagg.dp.display import shown
+
+    return shown(z)
 
 
 @privacy.command("noise")
@@ -658,15 +687,24 @@ def privacy_noise(
     """The smallest noise multiplier whose epsilon stays within the budget (with
     --clients and q < 1: the epsilon a federation claims, see `privacy epsilon`)."""
     from secagg.dp import accounting
+    from secagg.dp.display import shown
 
     most = _federation_figure(sample_rate, rounds, clients)
     rate, charged = (sample_rate, rounds) if most is None else (1.0, max(1, most))
     slow = _pld_out_of_reach(rate, accountant)
     if slow is not None:
+        try:  # more rounds than PLD composes at any noise: milliseconds to tell
+            accounting.check_pld_rounds(rate, charged)
+        except accounting.PldTooLarge as exc:
+            raise _pld_refusal(exc) from exc
         # RDP bounds epsilon from above and PLD is tighter: if RDP meets the budget at
         # the floor, PLD's answer (and its search) lies below it
+        # (and where RDP is loose, at a tiny q, the subsampling bound may still tell)
         with _quiet_accountant():
-            generous = accounting.epsilon(PLD_SAMPLED_MIN_NOISE, rate, charged, delta, "rdp")
+            generous = min(
+                accounting.epsilon(PLD_SAMPLED_MIN_NOISE, rate, charged, delta, "rdp"),
+                accounting.subsampled_epsilon_bound(PLD_SAMPLED_MIN_NOISE, rate, charged, delta),
+            )
         if generous <= target:
             raise click.BadParameter(
                 f"{target:g} needs a noise multiplier below {PLD_SAMPLED_MIN_NOISE:g}, {slow}",
@@ -674,11 +712,13 @@ def privacy_noise(
             )
     try:
         with _quiet_accountant():
-            shown = _shown_up(
+            shown_z = _shown_up(
                 accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
             )
-            z = float(shown)  # what is printed, and so what the epsilon is computed for
+            z = float(shown_z)  # what is printed, and so what the epsilon is computed for
             eps = accounting.epsilon(z, rate, charged, delta, accountant)
+    except accounting.PldTooLarge as exc:
+        raise _pld_refusal(exc) from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
@@ -692,7 +732,10 @@ def privacy_noise(
             payload |= {"clients": clients, "most_rounds_per_client": most}
         click.echo(json.dumps(payload, indent=2))
     else:
-        click.echo(f"noise multiplier z = {shown} (epsilon = {eps:.4f} at delta = {delta:g})")
+        click.echo(
+            f"noise multiplier z = {shown_z} (epsilon = {shown(eps)} at delta = "
+            f"{shown(delta, 6, significant=True)})"
+        )
     _amplified_note(sample_rate, most, as_json)
 
 

@@ -114,6 +114,7 @@ from dp_accounting import pld, rdp
 from scipy import fft as sp_fft
 from scipy import optimize, special
 
+from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
 
 __all__ = [
@@ -156,7 +157,27 @@ MAX_PLD_POINTS = 1 << 22
 
 class PldTooLarge(ConfigurationError):
     """A PLD would need more than :data:`MAX_PLD_POINTS` grid points: refused before it
-    is built. RDP accounting (``accountant="rdp"``) has no grid and takes any ``z``."""
+    is built. RDP accounting (``accountant="rdp"``) has no grid and takes any ``z``.
+
+    ``points`` is the size it would need; ``noise_multiplier`` and ``sample_rate`` the
+    round it was sized for; ``rounds`` how many were composed (None: one round's PLD is
+    already too large, so the noise is what to change, not the rounds). A command line
+    names its own flags from these instead of repeating the library's words."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        points: float,
+        noise_multiplier: float,
+        sample_rate: float,
+        rounds: int | None = None,
+    ) -> None:
+        self.points = points
+        self.noise_multiplier = noise_multiplier
+        self.sample_rate = sample_rate
+        self.rounds = rounds
+        super().__init__(message)
 
 
 def _pld_points(z: float, q: float, discretization: float) -> float:
@@ -175,7 +196,45 @@ def _check_pld_size(z: float, q: float, discretization: float) -> None:
         raise PldTooLarge(
             f"noise_multiplier {z:g} at sample_rate {q:g} needs a PLD of {points:.3g} points "
             f"(the limit is {MAX_PLD_POINTS}): too little noise for PLD accounting in memory; "
-            "use accountant='rdp' (an upper bound at any noise) or more noise"
+            "use accountant='rdp' (an upper bound at any noise) or more noise",
+            points=points,
+            noise_multiplier=z,
+            sample_rate=q,
+        )
+
+
+def check_pld_rounds(
+    sample_rate: float, rounds: int, discretization: float = PLD_VALUE_DISCRETIZATION
+) -> None:
+    """Refuse, with :class:`PldTooLarge`, ``rounds`` Poisson-sampled rounds that PLD cannot
+    compose within :data:`MAX_PLD_POINTS` even at :data:`MAX_NOISE_MULTIPLIER`, the most
+    noise a calibration tries. Milliseconds: one round's PLD at that noise has a dozen
+    points, and the composition's size follows from its tail bounds without building it.
+
+    Why: the composed grid widens with the rounds (about as their square root) and
+    narrows with the noise, so past this size no noise a calibration tries can be
+    evaluated. ``noise_multiplier_for(10, 1e-5, 0.5, 10**9)`` evaluated its way up to
+    z = 10^4 and then called epsilon 10 "unreachable ... spends inf", where RDP answers
+    at once (z = 8494). With ``sample_rate`` 1 the closed form composes any number of
+    rounds, and nothing is refused."""
+    q = _sample_rate(sample_rate)
+    t = _count("rounds", rounds, 0)
+    if q == 1.0 or t == 0:
+        return
+    z = MAX_NOISE_MULTIPLIER
+    base = _build_sampled_pld(z, q, discretization)
+    pmfs = [base._pmf_remove] + ([] if base._symmetric else [base._pmf_add])
+    points = max(_Power(pmf).points(t) for pmf in pmfs)
+    if points > MAX_PLD_POINTS:
+        raise PldTooLarge(
+            f"{t} rounds at sample_rate {q:g} compose to a PLD of {points:.3g} points even "
+            f"at noise_multiplier {z:g}, the most a calibration tries (the limit is "
+            f"{MAX_PLD_POINTS}): too many rounds for PLD accounting in memory; use "
+            "accountant='rdp' (an upper bound for any number of rounds) or fewer rounds",
+            points=points,
+            noise_multiplier=z,
+            sample_rate=q,
+            rounds=t,
         )
 
 
@@ -324,6 +383,37 @@ def _gaussian_epsilon(z: float, delta: float) -> float:
     return eps
 
 
+def subsampled_epsilon_bound(
+    noise_multiplier: float, sample_rate: float, rounds: int, delta: float
+) -> float:
+    """An upper bound on epsilon at ``delta`` of ``rounds`` Poisson-sampled Gaussian
+    rounds that costs microseconds at any ``z``, ``q`` and ``T``.
+
+    Each round: the exact Gaussian (:func:`gaussian_epsilon`) at ``delta_0``, then
+    amplification by Poisson subsampling, ``(log(1 + q (e^eps_0 - 1)), q delta_0)``
+    (Balle, Barthe and Gaboardi, NeurIPS 2018, add/remove adjacency), then basic
+    composition over the rounds, with ``delta_0 = delta / (T q)`` (a ``delta_0`` of 1
+    or more is met at ``eps_0 = 0``). Far looser than PLD or RDP over many rounds, but
+    tight where they struggle: a tiny ``q`` over few rounds (``q`` below ``delta / T``
+    gives 0). Why: RDP is loose there (q = 1e-9, z = 0.1, one round: RDP 27, this
+    bound 0), so ``privacy noise`` could not tell up front that such a budget
+    needs less noise than PLD can evaluate, and ran its PLD search for minutes."""
+    z = _positive("noise_multiplier", noise_multiplier)
+    q = _sample_rate(sample_rate)
+    t = _count("rounds", rounds, 0)
+    d = _delta(delta)
+    if t == 0:
+        return 0.0
+    delta_0 = d / (t * q)
+    if delta_0 >= 1.0:
+        return 0.0  # every mechanism is (0, 1)-DP: the sampled one is (0, q) per round
+    eps_0 = _gaussian_epsilon(z, delta_0)
+    if q == 1.0:
+        return t * eps_0
+    # log(1 + q (e^eps_0 - 1)) = log((1 - q) + q e^eps_0), without overflow at a large eps_0
+    return t * float(np.logaddexp(math.log1p(-q), math.log(q) + eps_0))
+
+
 #: the chance a plan allows that some client is sampled into more rounds than it assumes
 #: (that client then sits out once its next round would cross the budget)
 MOST_ROUNDS_TAIL = 0.05
@@ -431,6 +521,7 @@ def noise_multiplier_for(
 
     if acc == "rdp":
         return _calibrate(eps_fn("rdp"), target, guess=1.0, tol=tol)
+    check_pld_rounds(q, t)  # before any search: no noise it tries could be evaluated
     try:
         guess = _calibrate(eps_fn("rdp"), target, guess=1.0, tol=0.05)
     except ConfigurationError:  # RDP is looser: PLD may still reach the target
@@ -525,25 +616,27 @@ def _calibrate(
     is never exceeded.
     """
     seen = {} if seen is None else seen
-    unevaluable: set[float] = set()
+    unevaluable: dict[float, PldTooLarge] = {}
 
     def eps(z: float) -> float:
         if z not in seen:
             try:
                 seen[z] = eps_of(z)
-            except PldTooLarge:  # so little noise that PLD cannot hold it: not a candidate
-                unevaluable.add(z)
+            except PldTooLarge as exc:  # so little noise that PLD cannot hold it: not a candidate
+                unevaluable[z] = exc
                 seen[z] = math.inf
         return seen[z]
 
     hi = min(max(guess, 1e-3), MAX_NOISE_MULTIPLIER)
     step = 1.25
     while eps(hi) > target:
+        if hi >= MAX_NOISE_MULTIPLIER and hi in unevaluable:
+            raise unevaluable[hi]  # the accountant could not evaluate: not "unreachable ... inf"
         if hi >= MAX_NOISE_MULTIPLIER:
             raise ConfigurationError(
                 f"epsilon {target:g} is unreachable: even noise_multiplier "
-                f"{MAX_NOISE_MULTIPLIER:g} spends {eps(hi):.4g}; allow a larger epsilon or "
-                "delta, or plan fewer rounds or a lower sample_rate"
+                f"{MAX_NOISE_MULTIPLIER:g} spends {shown(eps(hi), 4, significant=True)}; allow "
+                "a larger epsilon or delta, or plan fewer rounds or a lower sample_rate"
             )
         hi = min(hi * step, MAX_NOISE_MULTIPLIER)
         step *= step
@@ -753,18 +846,27 @@ class _Power:
             lower = max(lower, math.floor(float(bounds[below].max())))
         return lower, upper
 
-    def advanced(self, count: int) -> _Power:
-        """This power with ``count`` more rounds of the base."""
+    def points(self, count: int) -> int:
+        """Grid points of ``prefix * base^count``: its window, from the tail bounds alone."""
+        lower, upper = self._window(count)
+        extra = 0 if self.prefix is None else len(self.prefix) - 1
+        return max(upper - lower + 1 + extra, len(self.base), extra + 1)
+
+    def advanced(self, count: int, kind: _Round | None = None) -> _Power:
+        """This power with ``count`` more rounds of the base (``kind``: the round it is
+        the PLD of, named in a refusal)."""
         out = copy.copy(self)
         out.count = self.count + count
         out._pmf = None
-        lower, upper = out._window(out.count)
-        extra = 0 if self.prefix is None else len(self.prefix) - 1
-        need = max(upper - lower + 1 + extra, len(self.base), extra + 1)
+        need = out.points(out.count)
         if need > MAX_PLD_POINTS:  # checked before any array of that size exists
             raise PldTooLarge(
                 f"{out.count} rounds compose to a PLD of {need} points (the limit is "
-                f"{MAX_PLD_POINTS}): use accountant='rdp' (an upper bound) or more noise"
+                f"{MAX_PLD_POINTS}): use accountant='rdp' (an upper bound) or more noise",
+                points=need,
+                noise_multiplier=math.nan if kind is None else kind.effective_noise_multiplier,
+                sample_rate=math.nan if kind is None else kind.sample_rate,
+                rounds=out.count,
             )
         if need > self.length or self.spectrum is None:  # (re)start at a longer length
             out.length = sp_fft.next_fast_len(int(need * 1.25), real=True)
@@ -819,7 +921,7 @@ class _PldComposition(_Composition):
             self.precision += count / kind.effective_noise_multiplier**2
             return
         if kind != self.kind:  # a new run: what was composed so far becomes its prefix
-            base = _sampled_pld(
+            base = self.build(
                 kind.effective_noise_multiplier, kind.sample_rate, self.discretization
             )
             prefix = self._sampled()
@@ -831,7 +933,7 @@ class _PldComposition(_Composition):
                     pmfs = [base._pmf_remove, base._pmf_remove]
             self.kind = kind
             self.sides = tuple(_Power(pmf, first) for pmf, first in zip(pmfs, earlier, strict=True))
-        self.sides = tuple(side.advanced(count) for side in self.sides)
+        self.sides = tuple(side.advanced(count, kind) for side in self.sides)
 
     def _sampled(self) -> Any:
         """The sampled rounds' PLD (None before the first)."""

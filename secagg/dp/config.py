@@ -29,6 +29,7 @@ import warnings
 from dataclasses import dataclass
 
 from secagg.dp._checks import _count, _delta, _positive
+from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
 
 
@@ -64,8 +65,8 @@ class ClientLevelCost:
         text = (
             f"client-level DP with {self.expected_clients:g} expected clients per round: noise "
             f"std on the mean update is {self.relative_noise_on_mean:.3g} x the clip per "
-            f"coordinate, and the plan spends epsilon = {self.epsilon:.3g} (delta = "
-            f"{self.delta:g}) over {self.rounds} rounds"
+            f"coordinate, and the plan spends epsilon = {shown(self.epsilon, 3, significant=True)} "
+            f"(delta = {shown(self.delta, 6, significant=True)}) over {self.rounds} rounds"
         )
         if self.noise_to_signal is not None:
             text += (

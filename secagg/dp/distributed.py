@@ -62,6 +62,7 @@ from fractions import Fraction
 import numpy as np
 
 from secagg.crypto.stream import KeyedStream
+from secagg.dp._checks import _count
 from secagg.dp.clipping import clip_l2, l2_norm
 from secagg.dp.noise import discrete_gaussian
 from secagg.encoding.fixed_point import stochastic_round
@@ -142,11 +143,17 @@ def planned_honest_shares(
     Why in the DP layer: this number sizes every branch's share, so the simulator and
     the runtime's plan must compute it the same way; a round that keeps more shares
     is noised beyond its target, one that keeps fewer is charged at what it kept."""
-    if expected_clients < 1:
-        raise ConfigurationError("expected_clients must be at least 1")
-    if not 0 <= tolerated_dropout < 1:
-        raise ConfigurationError("tolerated_dropout must lie in [0, 1)")
-    cohort = int(expected_clients)
+    # a count, not 1.5 (a cohort no round has) nor True; a str or None failed as a
+    # comparison's TypeError that named nothing
+    cohort = _count("expected_clients", expected_clients, 1)
+    if (
+        isinstance(tolerated_dropout, bool)
+        or not isinstance(tolerated_dropout, numbers.Real)
+        or not 0 <= tolerated_dropout < 1
+    ):
+        raise ConfigurationError(
+            f"tolerated_dropout must be a fraction in [0, 1), not {tolerated_dropout!r}"
+        )
     return max(
         1,
         cohort
@@ -249,8 +256,27 @@ class DistributedDiscreteGaussian:
             raise ConfigurationError("clip must be positive and finite")
         if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier > 0):
             raise ConfigurationError("the distributed mechanism needs noise_multiplier > 0")
-        if self.expected_clients < 1:
-            raise ConfigurationError("expected_clients must be at least 1")
+        # counts are integers >= 1: expected_clients = 1.5 sized each share for a
+        # cohort no round has, and True passed as one client
+        object.__setattr__(
+            self, "expected_clients", _count("expected_clients", self.expected_clients, 1)
+        )
+        object.__setattr__(
+            self, "max_rounding_tries", _count("max_rounding_tries", self.max_rounding_tries, 1)
+        )
+        # the real-valued options: True/False/None passed as 1, 0 or "choose for me"
+        for name in ("beta", "wrap_probability", "scale", "vector_bound"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigurationError(f"{name} must be a number, not {value!r}")
+        if not 0 < self.wrap_probability < 1:  # checked even when a given scale leaves it unused
+            raise ConfigurationError(
+                f"wrap_probability must lie strictly between 0 and 1, not {self.wrap_probability!r}"
+            )
+        if math.isnan(self.scale) or self.scale < 0:
+            raise ConfigurationError(
+                f"scale must be positive and finite (0: choose it), not {self.scale!r}"
+            )
         bound = self.vector_bound or self.clip
         if not (math.isfinite(bound) and bound >= self.clip):
             raise ConfigurationError("vector_bound must be finite and at least the clip")
@@ -261,8 +287,6 @@ class DistributedDiscreteGaussian:
             object.__setattr__(self, "beta", 0.0)
         if not 0 <= self.beta < 1:
             raise ConfigurationError("beta must lie in [0, 1): 0 means unconditional rounding")
-        if self.max_rounding_tries < 1:
-            raise ConfigurationError("max_rounding_tries must be at least 1")
         if not MIN_BITS <= self.bits <= 64:
             raise ConfigurationError(f"bits must lie in [{MIN_BITS}, 64], not {self.bits}")
         padded = padded_dimension(self.dimension)
@@ -429,7 +453,8 @@ class DistributedDiscreteGaussian:
         """
         from secagg.dp.accounting import ddg_epsilon
 
-        if noise_contributors < 1:
+        # a count: -1 and False returned inf like 0, "3" or None a TypeError
+        if _count("noise_contributors", noise_contributors, 0) == 0:
             return math.inf
         return ddg_epsilon(
             l2_sensitivity=self.sensitivity,
@@ -457,5 +482,15 @@ class NoiseShareRound:
     rotation_seed: bytes
 
     def __post_init__(self) -> None:
-        if len(self.rotation_seed) != 16:
-            raise ConfigurationError("the rotation seed is 16 bytes")
+        if not isinstance(self.mechanism, DistributedDiscreteGaussian):
+            raise ConfigurationError(
+                "mechanism must be a DistributedDiscreteGaussian, "
+                f"not {type(self.mechanism).__name__}"
+            )
+        if not isinstance(self.rotation_seed, bytes) or len(self.rotation_seed) != 16:
+            got = (
+                f"{len(self.rotation_seed)} bytes"
+                if isinstance(self.rotation_seed, bytes)
+                else type(self.rotation_seed).__name__
+            )
+            raise ConfigurationError(f"rotation_seed must be 16 bytes, not {got}")

@@ -104,6 +104,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, default_collate
 
 from secagg.crypto.stream import derive
+from secagg.dp.display import shown
 from secagg.dp.user_level import CustomerDataset, CustomerLoss, group_by_customer
 from secagg.errors import ConfigurationError
 
@@ -363,7 +364,8 @@ def _calibrate_after(
             already = float(floor.get_epsilon(delta=delta))
             if not already < target_epsilon:
                 raise ConfigurationError(
-                    f"the releases before training already spend epsilon {already:.3g} of "
+                    "the releases before training already spend epsilon "
+                    f"{shown(already, 3, significant=True)} of "
                     f"the target {target_epsilon:g}: nothing is left for DP-SGD"
                 )
         return noise_multiplier_after(prior, target_epsilon, delta, sample_rate, steps, spent=spent)
@@ -912,8 +914,9 @@ class DPSGDTrainer:
                     mean = epoch_sum / epoch_records if epoch_records else math.nan
                     print(
                         f"[dpsgd] epoch {epoch + 1}/{epochs} (total {self._epochs_done}): "
-                        f"mean loss {mean:.4f}, {self._unit}-level epsilon {self.epsilon():.3f} "
-                        f"at delta {self._delta:.0e}",
+                        f"mean loss {mean:.4f}, {self._unit}-level epsilon "
+                        f"{shown(self.epsilon(), 3)} at delta "
+                        f"{shown(self._delta, 6, significant=True)}",
                         file=sys.stderr,
                         flush=True,
                     )

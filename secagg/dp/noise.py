@@ -150,10 +150,13 @@ def _as_fraction(sigma_squared: float | int | Fraction) -> Fraction:
 
 def discrete_laplace(stream: KeyedStream, scale: int, count: int) -> np.ndarray:
     """``count`` exact samples with P[Y = y] proportional to exp(-|y| / scale) (CKS Alg. 2)."""
+    if not isinstance(stream, KeyedStream):  # None reached stream.integers as AttributeError
+        raise ConfigurationError(f"stream must be a KeyedStream, not {type(stream).__name__}")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ConfigurationError("the discrete Laplace scale must be a positive integer")
     if scale >= 1 << 62:
         raise ConfigurationError("discrete Laplace scale too large for 64-bit lanes")
+    count = _count(count)  # 1.5, True or -1 reached numpy's shape checks, naming nothing
     out = np.zeros(count, dtype=np.int64)
     filled = 0
     while filled < count:

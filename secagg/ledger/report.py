@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from secagg.dp.display import shown
 from secagg.ledger.verify import AuditResult, ExpectedPrivacy, verify_ledger
 
 
@@ -34,11 +35,13 @@ def _when(value: Any) -> str:
 
 
 def _eps(value: Any) -> str:
+    """An epsilon as the report shows it: 3 decimals, rounded *up* (to the nearest,
+    4.01132 read 4.011, below what the ledger records; :mod:`secagg.dp.display`)."""
     if value is None:
         return "-"
     if value == "inf" or (isinstance(value, float) and math.isinf(value)):
         return "∞"
-    return f"{float(value):.3f}"
+    return shown(float(value), 3)
 
 
 #: participation categories of the plot, in stacking order: (key, label, colour, hatch)

@@ -79,6 +79,7 @@ from secagg.dp.accountants import (
     history_extends,
     history_runs,
 )
+from secagg.dp.display import shown
 from secagg.ledger.chain import (
     AnchorCheck,
     ChainReport,
@@ -252,11 +253,16 @@ class AuditResult:
         figure that is: the ledger's central rounds charged to every client, unamplified."""
         rounds = _round_list([number for _, number in self.amplified])
         claimed = self.epsilons[-1][1] if self.epsilons else None
-        claim = "the claimed epsilon" if claimed is None else f"the claimed epsilon {claimed:.4g}"
+        claim = (
+            "the claimed epsilon"
+            if claimed is None
+            else f"the claimed epsilon {shown(claimed, 4, significant=True)}"
+        )
         spent = (
             ""
             if self.unamplified_epsilon is None
-            else f"; unamplified, its central rounds spend epsilon {self.unamplified_epsilon:.4g}"
+            else "; unamplified, its central rounds spend epsilon "
+            + shown(self.unamplified_epsilon, 4, significant=True)
         )
         return (
             f"{claim} holds only with amplification by sampling ({rounds}: central rows in "
@@ -1154,8 +1160,11 @@ def verify_ledger(
                 else ""
             )
             result.failure = (
-                f"{where}: epsilon {spent:.6g}{amplified_note} is ABOVE the config's "
-                f"epsilon_budget {budget:g}: the budget was overspent"
+                f"{where}: epsilon {shown(spent, 6, significant=True)}{amplified_note} is ABOVE "
+                # the budget down, the epsilon up: 6 digits of each to the nearest read
+                # "epsilon 4.01132 is ABOVE the config's epsilon_budget 4.01132"
+                f"the config's epsilon_budget {shown(budget, 6, significant=True, lower=True)}: "
+                "the budget was overspent"
             )
             return result
     result.per_client = replay.per_client_summary()
@@ -1181,7 +1190,9 @@ def verify_ledger(
             "before 2026-12-03): a round's members see one another and its size is "
             "published, so that amplification holds only against an outsider who sees "
             "neither. Charged to every client every round, unamplified, the ledger's "
-            f"central rounds spend epsilon {result.unamplified_epsilon:.4g} at delta {delta:g}"
+            "central rounds spend epsilon "
+            f"{shown(result.unamplified_epsilon, 4, significant=True)} "
+            f"at delta {shown(delta, 6, significant=True)}"
         )
         if not replay.per_client_rows:  # the latest claim still rests on it: not private
             result.amplified = amplified_seen

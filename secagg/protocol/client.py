@@ -17,6 +17,9 @@ Phases, each entered by one server message::
     AWAIT_UNMASKING --UnmaskingRequest--> DONE      (sends UnmaskingShares)
     any --RoundAbort--> ABORTED
 
+The input is given once, to the constructor or to :meth:`Client.set_input`, in any
+phase before the masked input is sent; a second one is refused, not swapped in.
+
 Every handler first validates the message and computes its reply without
 touching ``self``, then commits the new state in one step. So a message that is
 malformed, from another round, out of phase, duplicated or forged raises a
@@ -219,8 +222,16 @@ class Client:
             )
         return handler(message)
 
-    def set_input(self, vector: np.ndarray) -> list[ClientMessage]:
-        """Provide the (encoded) input; returns the masked input if the round is waiting for it."""
+    def check_accepts_input(self) -> None:
+        """Raise :class:`~secagg.errors.UnexpectedMessage` unless :meth:`set_input` would
+        take an input now.
+
+        A client masks one input per round, given once (to the constructor or to
+        :meth:`set_input`). A second one is refused rather than taken: silently
+        replacing the first would let a caller that retried, or two code paths that
+        both set it, send a vector other than the one it believes it sent, with no
+        sign of it. A caller that must do work before calling :meth:`set_input`
+        (encoding, drawing a noise share) asks first, so a refusal costs nothing."""
         if self.phase not in (
             ClientPhase.AWAIT_SETUP,
             ClientPhase.AWAIT_KEYS,
@@ -228,6 +239,15 @@ class Client:
             ClientPhase.AWAIT_INPUT,
         ):
             raise UnexpectedMessage("the masked input has already been sent")
+        if self._input is not None:
+            raise UnexpectedMessage(
+                "this client's input was already given; a round masks one input, given once"
+            )
+
+    def set_input(self, vector: np.ndarray) -> list[ClientMessage]:
+        """Provide the (encoded) input, once; returns the masked input if the round is
+        waiting for it. A second input is refused (see :meth:`check_accepts_input`)."""
+        self.check_accepts_input()
         setup = self.setup
         checked = self._check_input(
             vector,

@@ -4,6 +4,9 @@ The branch's policy passes the *spec*; the protocol then runs on the ``RoundSetu
 server sends separately. A setup that differs from the spec in any field the spec fixes
 (clients, vector length, ring, graph, degree, variant) is refused, state unchanged, and
 the honest setup is still taken afterwards.
+
+And a branch gives its update once: a second ``set_input`` is refused before anything
+is encoded, so not even the rounding stream moves.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 
 import numpy as np
 import pytest
-from _harness import fingerprint
+from _harness import fingerprint, refused_call
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,8 +24,9 @@ import secagg
 from secagg.aggregation import get_backend
 from secagg.aggregation.masking import MaskingClient, MaskingSpec
 from secagg.aggregation.policy import BranchPolicy
+from secagg.crypto.stream import KeyedStream
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
-from secagg.errors import PolicyRefused
+from secagg.errors import PolicyRefused, UnexpectedMessage
 from secagg.protocol import RoundConfig, Server, decode, encode
 from secagg.protocol.messages import AdvertiseKeys, GraphKind, RoundSetup
 
@@ -149,3 +153,31 @@ def test_a_tiny_value_bound_sums_instead_of_overflowing(bound: float) -> None:
     updates = np.full((4, 3), bound)
     total, report = secagg.aggregate(updates, "secagg", value_bound=bound)
     assert np.max(np.abs(total - updates.sum(axis=0))) <= report.error_bound
+
+
+@pytest.mark.parametrize("noise_share", [False, True])
+def test_a_second_update_is_refused_before_it_is_encoded(noise_share: bool) -> None:
+    """Before: the protocol client kept the second vector (the first was lost without a
+    word), and the second update was encoded, its noise share drawn and the rounding
+    stream advanced even when the protocol then refused it (the masked input already
+    sent): a refused call that changed the branch's state."""
+    spec = _noise_share_spec(3, 3) if noise_share else get_backend("secagg").plan(3, D)
+    clients = [
+        get_backend(spec.name).client(spec, p, rounding=KeyedStream(bytes(16)), policy=None)
+        for p in range(3)
+    ]
+    for client in clients:
+        client.set_input(np.full(D, 0.1))
+    first = clients[0]
+    refused_call(first, UnexpectedMessage, first.set_input, np.full(D, 0.2))
+    # run the round to where the masked input has gone: still refused, still unchanged
+    server = Server(spec.round_config())
+    outbox = {m.recipient: [encode(m)] for m in server.start()}
+    for _ in range(3):  # advertise keys, share keys, masked input
+        replies = [decode(r) for p, c in enumerate(clients) for m in outbox[p] for r in c.handle(m)]
+        outbox = {p: [] for p in range(3)}
+        for reply in replies:
+            for m in server.handle(reply):
+                outbox[m.recipient].append(encode(m))
+    assert first._protocol.phase.value == "await_unmasking"
+    refused_call(first, UnexpectedMessage, first.set_input, np.full(D, 0.2))

@@ -468,3 +468,55 @@ def test_verify_json_of_an_unreadable_ledger_is_one_json_object(
     assert payload["first_failure"].startswith(f"{path} cannot be read as a ledger")
     plain = _audit(str(path), "--pubkey", str(pem))
     assert plain.exit_code == 1 and plain.stderr.startswith("FAILED: ")
+
+
+# --- the empirical audit's figures, rounded toward the side the reader relies on ------
+
+
+def _canary_audit(**figures: float) -> object:
+    from secagg.apps.audit.empirical import EmpiricalAudit
+
+    base: dict[str, object] = dict(
+        epsilon_lower=0.5329, confidence=0.95, method="Clopper-Pearson", claimed_epsilon=1.0004,
+        accountant_epsilon=1.0004, consistent=True, threshold_fpr=0.01, hits=30,
+        tpr_lower=0.4, held_out_fpr=0.01, null_check_p=0.5, epsilon_estimate=0.70004,
+        mu_estimate=0.8, delta=1.2345641e-5, canaries=100, dimension=64, rounds=5,
+        noise_multiplier=1.0, backend="secagg+", inserted_cosine_mean=0.1,
+        held_out_cosine_mean=0.0, held_out_cosine_std=0.1,
+    )  # fmt: skip
+    base.update(figures)
+    return EmpiricalAudit(**base)  # type: ignore[arg-type]
+
+
+def _empirical_text(monkeypatch: pytest.MonkeyPatch, audit: object, *args: str) -> str:
+    import secagg.apps.audit.empirical as empirical
+
+    monkeypatch.setattr(empirical, "run_canary_audit", lambda **_: audit)
+    return CliRunner().invoke(main, ["audit", "empirical", *args]).output
+
+
+def test_the_empirical_audit_rounds_its_bounds_toward_the_safe_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """To the nearest (.3f): the accountant's bound 1.0004 read 1.000, the estimate
+    0.70004 read 0.700, delta 1.2345641e-5 read 1.23456e-05 (all below what they are)
+    and the lower bound 0.5329 read 0.533, above what the canaries showed."""
+    text = _empirical_text(monkeypatch, _canary_audit(), "--claimed-epsilon", "1.0004")
+    assert "empirical lower bound           0.532 " in text
+    assert "accountant's upper bound        1.001  (delta = 1.23457e-05)" in text
+    assert "claimed epsilon                 1.001" in text
+    assert "Gaussian-model estimate         0.701 " in text
+    assert "CONSISTENT: the lower bound does not exceed the claimed epsilon 1.001" in text
+
+
+def test_a_failed_empirical_audit_shows_its_bound_above_the_claim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lower bound of 1.0004 above a claim of 1.0003 printed "the lower bound 1.000
+    exceeds the claimed epsilon 1.000"; rounded apart at 3 decimals it would read 1.000
+    and 1.001, which contradicts itself, so the line shows the digits that part them."""
+    audit = _canary_audit(epsilon_lower=1.0004, claimed_epsilon=1.0003, consistent=False)
+    text = _empirical_text(monkeypatch, audit)
+    line = next(x for x in text.splitlines() if x.startswith("FAIL"))
+    low, high = (float(w) for w in re.findall(r"\d+\.\d+", line))
+    assert low > high and low <= 1.0004 and high >= 1.0003

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
+from secagg.dp.display import shown
 
 
 def test_round_reports_a_matching_sum_as_json() -> None:
@@ -89,7 +90,25 @@ def test_the_printed_noise_multiplier_keeps_the_budget(
     epsilon = json.loads(spent.output)["epsilon"]
     assert epsilon <= float(target)
     assert epsilon == pytest.approx(float(target), rel=1e-3)  # and still about the budget
-    assert f"epsilon = {epsilon:.4f}" in noise.output  # the line's epsilon is the printed z's
+    assert f"epsilon = {shown(epsilon)} " in noise.output  # the line's epsilon: the printed z's
+
+
+@pytest.mark.parametrize(
+    "command", [["epsilon", "-z", "0.9"], ["noise", "--epsilon", "3"], ["noise", "--epsilon", "9"]]
+)
+def test_the_printed_epsilon_is_never_below_the_one_computed(command: list[str]) -> None:
+    """Rounded to the nearest 1e-4 it could be: `privacy epsilon -z 0.9 -q 1 -T 1` spends
+    4.94732 and printed 4.9473; `privacy noise --epsilon 3` printed epsilon = 2.9997 for
+    2.99974 (9: 8.9989 for 8.99891). Now rounded up at the precision shown, as z is."""
+    plan = ["-q", "1", "-T", "1", "--delta", "1e-5"]
+    text = CliRunner().invoke(main, ["privacy", *command, *plan])
+    report = CliRunner().invoke(main, ["privacy", *command, *plan, "--json"])
+    assert text.exit_code == 0 and report.exit_code == 0, text.output + report.output
+    epsilon = json.loads(report.output)["epsilon"]
+    printed = text.output.split("epsilon = ")[1].split()[0]
+    assert float(printed) >= epsilon
+    assert float(printed) - epsilon < 1e-4
+    assert "at delta = 1e-05 " in text.output or "at delta = 1e-05)" in text.output
 
 
 def test_a_federation_too_sparse_to_sample_anyone_is_still_charged_one_round() -> None:

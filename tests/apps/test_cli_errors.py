@@ -123,6 +123,25 @@ def test_privacy_noise_prints_no_absl_warnings(
     assert not [r for r in caplog.records if "failed to converge" in r.getMessage()]
 
 
+@pytest.mark.parametrize("command", [["epsilon", "-z", "1e4"], ["noise", "--epsilon", "1e-6"]])
+def test_privacy_at_a_tiny_rate_prints_no_absl_warnings(
+    command: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`privacy epsilon -z 1e4 -q 1e-9 -T 1 --accountant rdp` printed 58 lines of absl's
+    "Negative Renyi divergence of -4e-24 ... Returning an epsilon of zero" (rounding
+    noise at orders the library then counts as 0, which RDP is at least) above its
+    one-line answer."""
+    with caplog.at_level(logging.WARNING):
+        result = _run(
+            "privacy", *command, "--delta", "1e-5", "-q", "1e-9", "-T", "1",
+            "--accountant", "rdp",
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1 and "epsilon = " in result.stdout
+    assert "Renyi" not in result.output
+    assert not [r for r in caplog.records if "Renyi" in r.getMessage()]
+
+
 @pytest.mark.parametrize(
     ("args", "flag"),
     [

@@ -212,6 +212,9 @@ def test_values_the_accountant_cannot_compute_with_are_one_line(z: str) -> None:
         (("epsilon", "-z", "0.003", "-q", "0.5"), "'--noise-multiplier' / '-z'"),
         (("noise", "--epsilon", "1e300", "-q", "0.1"), "'--epsilon'"),
         (("noise", "--epsilon", "1", "-q", "1e-300"), "'--epsilon'"),
+        # RDP is loose at a tiny q (27 at z = 0.1, one round): the subsampling bound tells
+        (("noise", "--epsilon", "8", "-q", "1e-9"), "'--epsilon'"),
+        (("noise", "--epsilon", "1e-6", "-q", "1e-9"), "'--epsilon'"),
     ],
 )
 def test_pld_below_its_smallest_noise_at_q_below_1_is_refused_at_once(
@@ -224,6 +227,40 @@ def test_pld_below_its_smallest_noise_at_q_below_1_is_refused_at_once(
     error = _usage_error(_run("privacy", *command, "-T", "10", "--delta", "1e-5"))
     assert time.monotonic() - started < 10
     assert flag in error and "--accountant rdp" in error
+
+
+@pytest.mark.parametrize(
+    "command", [("noise", "--epsilon", "10"), ("noise", "--epsilon", "1e9"), ("epsilon", "-z", "1")]
+)
+def test_more_rounds_than_pld_can_compose_is_one_line_naming_the_rounds(
+    command: tuple[str, ...],
+) -> None:
+    """`privacy noise --epsilon 10 -q 0.5 -T 1000000000` said "epsilon 10 is unreachable:
+    even noise_multiplier 10000 spends inf" (RDP: z = 8494), and `privacy
+    epsilon` answered in the library's words (accountant='rdp'), naming no flag. Now
+    one line naming -T and the way out, before any PLD of that size is built."""
+    plan = ("-q", "0.5", "-T", "1000000000", "--delta", "1e-5")
+    started = time.monotonic()
+    error = _usage_error(_run("privacy", *command, *plan))
+    assert time.monotonic() - started < 10
+    assert "'--rounds' / '-T'" in error and "--accountant rdp" in error
+    assert "unreachable" not in error and "accountant='rdp'" not in error
+    assert _run("privacy", *command, *plan, "--accountant", "rdp").exit_code == 0
+
+
+def test_one_round_larger_than_pld_holds_names_the_noise_multiplier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other size refusal, one round's PLD (reached here with a lowered limit; the
+    real one starts below the -z floor of 0.1): -z and --accountant rdp, not the
+    library's accountant='rdp'."""
+    import secagg.dp.accounting as accounting
+
+    monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 10)
+    plan = ("-q", "0.5", "-T", "1", "--delta", "1e-5")
+    error = _usage_error(_run("privacy", "epsilon", "-z", "0.5", *plan))
+    assert "'--noise-multiplier' / '-z'" in error and "--accountant rdp" in error
+    assert "accountant='rdp'" not in error
 
 
 @pytest.mark.parametrize(

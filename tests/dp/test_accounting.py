@@ -911,3 +911,160 @@ def test_calibration_toward_a_huge_epsilon_stops_above_what_pld_can_hold(
     assert epsilon(z, 0.1, 10, 1e-5) <= 1e9
     with pytest.raises(ConfigurationError):
         epsilon(z / 1.5, 0.1, 10, 1e-5)  # the search stopped where PLD stops
+
+
+# --- a plan of more rounds than PLD can compose at any noise (review of the privacy CLI) ---
+
+
+@pytest.mark.parametrize("target", [1e-6, 10.0, 1e9])
+def test_calibrating_more_rounds_than_pld_can_compose_is_refused_up_front(
+    monkeypatch: pytest.MonkeyPatch, target: float
+) -> None:
+    """10^9 rounds at q = 0.5 compose to a PLD of 3.8e7 points even at z = 10^4, the
+    most a calibration tries. Before: the search evaluated its way up to 10^4 and said
+    "epsilon 10 is unreachable: even noise_multiplier 10000 spends inf" (1e9 too), when
+    RDP answers in milliseconds (z = 8494 for epsilon 10)."""
+    import secagg.dp.accounting as accounting
+
+    _no_big_allocations(monkeypatch)
+    with pytest.raises(accounting.PldTooLarge, match="rdp") as caught:
+        noise_multiplier_for(target, 1e-5, 0.5, 10**9)
+    assert "unreachable" not in str(caught.value)
+    assert caught.value.rounds == 10**9 and caught.value.sample_rate == 0.5
+    assert caught.value.points > accounting.MAX_PLD_POINTS
+
+
+def test_the_up_front_check_leaves_plans_pld_can_compose_alone() -> None:
+    """No refusal where PLD answers: 10^4 rounds at q = 0.01 (the reference table's C),
+    and every q = 1 plan (the closed form composes any number of rounds)."""
+    from secagg.dp.accounting import check_pld_rounds
+
+    check_pld_rounds(0.01, 10_000)
+    check_pld_rounds(1.0, 10**12)
+    assert noise_multiplier_for(8.0, 1e-5, 1.0, 10**6) > 500
+
+
+def test_calibration_keeps_its_trial_plds_out_of_the_running_accountants_cache() -> None:
+    """The composition took a ``build`` (calibration passes the uncached one) and then
+    built with the cached one all the same: a calibration left its 7 trial PLDs (up to
+    64 MB each near the size limit) in the 16-entry cache of the running accountants."""
+    import secagg.dp.accounting as accounting
+
+    accounting._sampled_pld.cache_clear()
+    accounting._fedavg_epsilon.cache_clear()
+    noise_multiplier_for(3.0, 1e-5, 0.5, 50)
+    assert accounting._sampled_pld.cache_info().currsize == 0
+
+
+# --- the subsampling bound: a cheap upper bound where RDP is loose (tiny q) ---------
+
+
+@pytest.mark.parametrize(
+    ("z", "q", "rounds"), [(1.0, 0.5, 1), (0.5, 0.01, 1), (2.0, 0.1, 10), (0.8, 0.3, 3)]
+)
+def test_the_subsampling_bound_is_not_below_the_accountants(
+    z: float, q: float, rounds: int
+) -> None:
+    """Both are upper bounds on the same epsilon; PLD's is the tight one (its
+    discretisation is pessimistic, by about 1e-9 here), so the cheap bound may meet it
+    (one round) but never undercut it."""
+    from secagg.dp.accounting import subsampled_epsilon_bound
+
+    bound = subsampled_epsilon_bound(z, q, rounds, 1e-5)
+    assert bound >= epsilon(z, q, rounds, 1e-5, "pld") - 1e-6
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    z=st.floats(0.05, 50.0),
+    rounds=st.integers(1, 10**6),
+    delta=st.floats(1e-12, 0.5),
+)
+def test_the_subsampling_bound_at_q_1_is_basic_composition_of_the_exact_gaussian(
+    z: float, rounds: int, delta: float
+) -> None:
+    """At q = 1 the bound is T rounds of the exact Gaussian at delta / T each, which
+    can only exceed the exact composition (one Gaussian at z / sqrt(T))."""
+    from secagg.dp.accounting import subsampled_epsilon_bound
+
+    bound = subsampled_epsilon_bound(z, 1.0, rounds, delta)
+    assert bound == pytest.approx(rounds * gaussian_epsilon(z, delta / rounds), rel=1e-12)
+    assert bound >= gaussian_epsilon(z / math.sqrt(rounds), delta) * (1 - 1e-9)
+
+
+def test_the_subsampling_bound_is_zero_where_the_rate_is_below_delta() -> None:
+    """q = 1e-9 over one round: every output is (0, q)-DP, and q < delta. RDP says 27."""
+    from secagg.dp.accounting import subsampled_epsilon_bound
+
+    assert subsampled_epsilon_bound(0.1, 1e-9, 1, 1e-5) == 0.0
+    assert 0 < subsampled_epsilon_bound(0.1, 1e-9, 10**6, 1e-5) < math.inf
+    assert subsampled_epsilon_bound(1e-3, 0.5, 1, 1e-5) < math.inf  # e^eps_0 overflows
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [((0, 0.5, 1, 1e-5), "noise_multiplier"), ((1, 0, 1, 1e-5), "sample_rate"),
+     ((1, 0.5, 1.5, 1e-5), "rounds"), ((1, 0.5, 1, 1.0), "delta")],
+)  # fmt: skip
+def test_the_subsampling_bound_refuses_its_arguments_by_name(
+    args: tuple[float, ...], named: str
+) -> None:
+    from secagg.dp.accounting import subsampled_epsilon_bound
+
+    with pytest.raises(ConfigurationError, match=named):
+        subsampled_epsilon_bound(*args)  # type: ignore[arg-type]
+
+
+# --- the Zhu-Wang bound at a tiny sample rate (float64 lost its q^2 terms) ------------
+
+
+def _zhu_wang_exact(order: int, q: float, rdp_of: Any) -> float:
+    """The bound's formula at 60 digits (mpmath), for comparison."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(60):
+        r = mpmath.mpf(q)
+        total = (1 - r) ** (order - 1) * (order * r - r + 1)
+        total += mpmath.binomial(order, 2) * r**2 * (1 - r) ** (order - 2) * mpmath.exp(rdp_of(2))
+        for k in range(3, order + 1):
+            total += (
+                3
+                * mpmath.binomial(order, k)
+                * r**k
+                * (1 - r) ** (order - k)
+                * mpmath.exp((k - 1) * rdp_of(k))
+            )
+        return float(mpmath.log(total) / (order - 1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    q=st.floats(1e-12, 0.5),
+    order=st.sampled_from([o for o in DDG_ORDERS if o <= 64]),
+    z=st.floats(0.5, 20.0),
+)
+def test_the_zhu_wang_bound_keeps_its_small_terms_at_a_tiny_rate(
+    q: float, order: int, z: float
+) -> None:
+    """Before: at q = 1e-9 the float64 sum dropped every term but the first (about
+    1 - a^2 q^2 / 2), so the bound came out negative (order 8, z = 1: -1.6e-17 for
+    +6.9e-18) or 47 times too large (order 2), and a negative RDP reads as epsilon 0."""
+    got = poisson_subsampled_rdp_bound(order, q, lambda a: a / (2 * z * z))
+    exact = _zhu_wang_exact(order, q, lambda a: a / (2 * z * z))
+    assert got == pytest.approx(exact, rel=1e-6, abs=1e-30)
+    assert got > 0
+
+
+def test_the_ddg_epsilon_at_a_tiny_rate_over_many_rounds_is_not_zero() -> None:
+    """10^9 rounds at q = 1e-9: about one round's worth of participation. Before: 0.0
+    (every order's RDP negative, each converted to epsilon 0)."""
+    eps = ddg_epsilon(
+        l2_sensitivity=1000.0,
+        l1_sensitivity=None,
+        local_stddev=100.0,
+        noise_contributors=100,
+        dimension=1024,
+        sample_rate=1e-9,
+        rounds=10**9,
+        delta=1e-5,
+    )
+    assert eps > 0.01

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import secagg.dp as dp
 from secagg.apps.bench import dp as bench_dp
 from secagg.apps.cli import main
+from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
 
 
@@ -170,7 +171,8 @@ def test_privacy_cli_matches_the_library() -> None:
         main, ["privacy", "epsilon", "-z", "1", "-q", "0.01", "-T", "1000", "--delta", "1e-5"]
     )
     assert result.exit_code == 0, result.output
-    assert f"{dp.epsilon(1.0, 0.01, 1000, 1e-5):.4f}" in result.output
+    # rounded up at the 4 decimals shown: 1.82824 is 1.8283 (to the nearest, 1.8282)
+    assert f"epsilon = {shown(dp.epsilon(1.0, 0.01, 1000, 1e-5))} " in result.output
     result = runner.invoke(
         main,
         [
@@ -275,3 +277,30 @@ def test_config_refuses_a_bad_value_naming_the_field(bad: dict[str, object], nam
     with pytest.raises(ConfigurationError, match=named), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dp.DPConfig(**(args | bad))  # type: ignore[arg-type]
+
+
+def test_the_cost_description_never_shows_less_epsilon_or_delta_than_planned() -> None:
+    """To 3 significant digits, to the nearest, a plan spending epsilon 3.00004 read
+    "spends epsilon = 3" (and delta 1.2345641e-5 read 1.23456e-05)."""
+    cost = dp.ClientLevelCost(
+        expected_clients=100.0,
+        noise_multiplier=1.0,
+        epsilon=3.00004,
+        delta=1.2345641e-5,
+        rounds=10,
+        relative_noise_on_mean=0.01,
+        noise_to_signal=None,
+    )
+    text = cost.describe()
+    assert "spends epsilon = 3.01 (delta = 1.23457e-05)" in text
+
+
+def test_an_unreachable_budget_names_a_spend_not_below_the_real_one() -> None:
+    """`noise_multiplier_for(1e-3, 1e-5, 1, 1000)`: even z = 10^4 spends 0.00743436, which
+    read 0.007434 to 4 significant digits."""
+    from secagg.dp.accounting import epsilon, noise_multiplier_for
+
+    with pytest.raises(ConfigurationError, match="unreachable") as caught:
+        noise_multiplier_for(1e-3, 1e-5, 1.0, 1000)
+    spent = float(str(caught.value).split(" spends ")[1].split(";")[0])
+    assert spent >= epsilon(1e4, 1.0, 1000, 1e-5)

@@ -408,3 +408,86 @@ def test_the_mechanism_refuses_a_parameter_of_the_wrong_type(field: str, value: 
     )
     with pytest.raises(ConfigurationError, match=field):
         DistributedDiscreteGaussian(**(args | {field: value}))  # type: ignore[arg-type]
+
+
+_COUNTS = ("expected_clients", "max_rounding_tries")
+_REALS = ("beta", "wrap_probability", "scale", "vector_bound")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [(f, v) for f in _COUNTS for v in (1.5, 2.0, True, False, 0, -1, "3", None, math.nan)]
+    + [(f, v) for f in _REALS for v in (True, False, "0.5", None, math.nan, math.inf)]
+    + [("beta", -0.1), ("wrap_probability", 1.0), ("scale", -1.0), ("vector_bound", -1.0)],
+)
+def test_every_argument_of_the_mechanism_is_refused_by_name(field: str, value: object) -> None:
+    """Before: expected_clients=1.5 or True and max_rounding_tries=1.5 were taken (a
+    share sized for 1.5 clients), scale/vector_bound True, False or None were taken as
+    1, 0 or "choose for me", and a str or None elsewhere raised a comparison's
+    TypeError that named nothing."""
+    args: dict[str, object] = dict(
+        dimension=10, clip=1.0, noise_multiplier=1.0, expected_clients=10
+    )
+    with pytest.raises(ConfigurationError, match=field):
+        DistributedDiscreteGaussian(**(args | {field: value}))  # type: ignore[arg-type]
+
+
+def test_integral_numpy_counts_and_the_documented_defaults_are_still_taken() -> None:
+    """The refusals above are about types and ranges, not about the numbers callers
+    really pass: numpy integers from a config, and 0.0 for "choose the scale"."""
+    mech = DistributedDiscreteGaussian(
+        dimension=np.int64(10),  # type: ignore[arg-type]
+        clip=1.0,
+        noise_multiplier=1.0,
+        expected_clients=np.int32(7),  # type: ignore[arg-type]
+        max_rounding_tries=np.int64(5),  # type: ignore[arg-type]
+        scale=0.0,
+        vector_bound=0,
+        beta=0,
+    )
+    assert mech.expected_clients == 7 and mech.scale > 1 and mech.vector_bound == 1.0
+
+
+@pytest.mark.parametrize("value", [-1, False, True, 1.5, "3", None, math.nan])
+def test_the_mechanisms_epsilon_refuses_a_count_that_is_not_one(value: object) -> None:
+    """noise_contributors = 0 is "no honest share": documented to return inf. -1 and
+    False returned inf too, "3" and None raised TypeError, True counted as one share
+    and 1.5 reached the accountant."""
+    mech = _mechanism(64, 10)
+    with pytest.raises(ConfigurationError, match="noise_contributors"):
+        mech.epsilon(noise_contributors=value, sample_rate=1.0, rounds=1, delta=1e-5)  # type: ignore[arg-type]
+    assert mech.epsilon(noise_contributors=0, sample_rate=1.0, rounds=1, delta=1e-5) == math.inf
+
+
+@pytest.mark.parametrize("value", [1.5, 2.0, True, False, "3", None, math.nan])
+def test_planned_honest_shares_takes_an_integer_cohort_only(value: object) -> None:
+    """Before: 1.5 and True were taken as cohorts, "3" and None raised TypeError, and
+    NaN raised ValueError (cannot convert float NaN to integer)."""
+    from secagg.dp.distributed import planned_honest_shares
+
+    with pytest.raises(ConfigurationError, match="expected_clients"):
+        planned_honest_shares(value, 0.1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["0.1", None, True, math.nan])
+def test_planned_honest_shares_refuses_a_dropout_that_is_not_a_fraction(value: object) -> None:
+    from secagg.dp.distributed import planned_honest_shares
+
+    with pytest.raises(ConfigurationError, match="tolerated_dropout"):
+        planned_honest_shares(10, 0.1, value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "seed", "named"),
+    [("ddg", None, "rotation_seed"), ("ddg", 12, "rotation_seed"), ("x", bytes(16), "mechanism")],
+)
+def test_a_noise_share_round_of_the_wrong_types_is_refused_by_name(
+    mechanism: str, seed: object, named: str
+) -> None:
+    """Before: a seed of None or 12 raised TypeError (no len()), and a str was taken as
+    the mechanism."""
+    from secagg.dp.distributed import NoiseShareRound
+
+    mech = _mechanism(64, 10) if mechanism == "ddg" else mechanism
+    with pytest.raises(ConfigurationError, match=named):
+        NoiseShareRound(mech, seed)  # type: ignore[arg-type]

@@ -340,6 +340,20 @@ def test_gaussian_sampler_refuses_arguments_of_the_wrong_type(std: object, count
         gaussian(std, count)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("count", [1.5, 2.0, True, False, -1, "3", None, math.nan])
+def test_the_discrete_laplace_sampler_refuses_a_count_that_is_not_one(count: object) -> None:
+    """Before: numpy's TypeError or ValueError ("negative dimensions"), naming nothing;
+    its siblings discrete_gaussian and gaussian already refused these by name."""
+    with pytest.raises(ConfigurationError, match="count"):
+        discrete_laplace(KeyedStream(), 3, count)  # type: ignore[arg-type]
+
+
+def test_the_discrete_laplace_sampler_refuses_a_stream_that_is_not_one() -> None:
+    # before: AttributeError: 'NoneType' object has no attribute 'integers'
+    with pytest.raises(ConfigurationError, match="stream"):
+        discrete_laplace(None, 3, 3)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "field",
     [

@@ -9,6 +9,7 @@ line and no legend covers the data; without a public key the report is UNVERIFIE
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from _ledgers import ledger_row
 
 from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp.display import shown
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.report import _figure, build_report, participation, write_report
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
@@ -122,8 +124,8 @@ def test_record_level_report_shows_each_branchs_dp_sgd_accounting(tmp_path: Path
         "0.02",
         "200",
         "1.5",
-        f"{reports['a' * 64]['epsilon']:.3f}",
-        f"{recomputed:.3f}",
+        shown(reports["a" * 64]["epsilon"], 3),
+        shown(recomputed, 3),
         "round 2",
     ]
     # the per-round table no longer shows the update clip as if it were a DP parameter
@@ -277,3 +279,20 @@ def test_the_dpsgd_guide_says_its_steps_include_the_charged_release() -> None:
 
     guide = " ".join(_reading_guide({"unit": "record", "mechanism": "dpsgd"}))
     assert "the steps include any release charged to the branch before training" in guide
+
+
+def test_the_reports_epsilons_are_never_below_the_ledgers(tmp_path: Path) -> None:
+    """To the nearest 1e-3, round 3's epsilon 4.01132 read 4.011 in the table and in
+    "budget spent": below what the ledger records. Rounded up at the 3 decimals shown."""
+    path, key, spent = _central_ledger(tmp_path / "central.sqlite")
+    text, _ = build_report(path, key.public_key)
+    accountant = PrivacyAccountant(DELTA, "rdp")
+    rows = [line for line in text.splitlines() if re.match(r"\| [123] \| complete", line)]
+    assert len(rows) == 3
+    for row in rows:
+        accountant.step(2.0, 1.0)
+        cell = row.split("|")[-3].strip()  # cumulative ε, before the model digest
+        assert float(cell) >= accountant.epsilon() > float(cell) - 1e-3
+    line = next(x for x in text.splitlines() if x.startswith("- budget spent"))
+    shown_spent = float(line.split("epsilon = ")[1].split()[0])
+    assert shown_spent >= spent > shown_spent - 1e-3

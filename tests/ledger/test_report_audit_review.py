@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from secagg.apps.cli import main
 from secagg.dp.accountants import RecordLevelAccountant
+from secagg.dp.display import shown
 from secagg.ledger import LedgerKey, export_public_key
 from secagg.ledger.report import build_report
 from secagg.ledger.verify import verify_ledger
@@ -231,7 +232,7 @@ def test_auditing_a_prv_dpsgd_ledger_lets_no_runtime_warning_out(tmp_path: Path)
     for identity, epsilon in epsilons.items():
         line = next(row for row in text.splitlines() if row.startswith(f"| `{identity[:12]}…`"))
         claimed, derived = [cell.strip() for cell in line.strip("|").split("|")][8:10]
-        assert claimed == derived == f"{epsilon:.3f}"
+        assert claimed == derived == shown(epsilon, 3)
 
 
 def test_the_audit_cli_prints_no_runtime_warning_for_a_prv_ledger(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from secagg.apps.cli import main
 from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp.display import shown
 from secagg.ledger import LedgerKey, export_public_key
 from secagg.ledger.entry import LedgerEntry
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
@@ -512,7 +513,9 @@ def test_verify_and_report_flag_a_ledger_above_the_configs_budget(tmp_path: Path
     budget = (unamplified[2] + unamplified[3]) / 2  # rounds 1-3 fit, round 4 crosses
     assert claims[-1] < budget  # every claim is within it: the claims alone passed
     failure = _failure(path, key, _expected(epsilon_budget=budget))
-    assert failure.startswith(f"row 4 (round 4): epsilon {unamplified[3]:.6g} (unamplified")
+    assert failure.startswith(
+        f"row 4 (round 4): epsilon {shown(unamplified[3], 6, significant=True)} (unamplified"
+    )
     assert "ABOVE the config's epsilon_budget" in failure
     held = verify_ledger(path, key.public_key, expected=_expected(epsilon_budget=unamplified[-1]))
     assert held.ok and held.budget_epsilon == pytest.approx(unamplified[-1])
@@ -522,6 +525,23 @@ def test_verify_and_report_flag_a_ledger_above_the_configs_budget(tmp_path: Path
     assert "**ABOVE THE BUDGET** (unamplified: epsilon" in text
     text, _ = build_report(path, key.public_key, _expected(epsilon_budget=2 * unamplified[-1]))
     assert "within it" in text and "ABOVE" not in text
+
+
+def test_an_overspend_by_a_hair_reads_as_one(tmp_path: Path) -> None:
+    """Both figures to 6 digits, to the nearest: a budget a hair below round 4's
+    unamplified epsilon read "epsilon 4.17... is ABOVE the config's epsilon_budget 4.17..."
+    with the same digits twice. The epsilon is shown rounded up and the budget down."""
+    key = LedgerKey.generate()
+    path = write_ledger(tmp_path / "l.sqlite", _central_rows([Z] * 6), key)[0]
+    accountant = PrivacyAccountant(DELTA, "rdp")
+    for _ in range(4):
+        accountant.step(Z, 1.0)
+    budget = accountant.epsilon() * (1 - 2e-9)  # just past the 1e-9 tolerance
+    failure = _failure(path, key, _expected(epsilon_budget=budget))
+    spent_text = failure.split(": epsilon ")[1].split()[0]
+    budget_text = failure.split("epsilon_budget ")[1].split(":")[0]
+    assert float(spent_text) >= accountant.epsilon() > budget >= float(budget_text)
+    assert float(spent_text) > float(budget_text)
 
 
 # --- a sampled row is charged at its published cohort's share (DP audit, 2026-12-03) -----
@@ -574,7 +594,7 @@ def test_an_amplified_ledger_states_its_unamplified_epsilon(tmp_path: Path) -> N
     assert result.unamplified_epsilon > result.epsilons[-1][1]  # the claim understates it
     assert any(
         note.startswith("3 central rows claim amplification by sampling")
-        and f"spend epsilon {result.unamplified_epsilon:.4g}" in note
+        and f"spend epsilon {shown(result.unamplified_epsilon, 4, significant=True)}" in note
         for note in result.notes
     )
 

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from secagg.apps.cli import main
 from secagg.dp.accountants import PerClientAccountant
 from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp.display import shown
 from secagg.ledger import LedgerKey, export_public_key
 from secagg.ledger.verify import EpsilonReplay, ExpectedPrivacy, verify_ledger
 
@@ -131,12 +132,14 @@ def test_a_forged_legacy_ledger_is_not_private_and_gives_the_unamplified_epsilon
     assert result.unamplified_epsilon == pytest.approx(unamplified)
     assert unamplified >= true_claim  # what holds covers the run's true per-client epsilon
     (reason,) = result.not_private_reasons()
+    claimed = shown(forged[-1]["privacy"]["epsilon"], 4, significant=True)
     assert reason.startswith(
-        f"the claimed epsilon {forged[-1]['privacy']['epsilon']:.4g} holds only with "
-        "amplification by sampling (rounds 1, 2, 3"
+        f"the claimed epsilon {claimed} holds only with amplification by sampling (rounds 1, 2, 3"
     )
     assert "which the engine no longer credits" in reason
-    assert reason.endswith(f"unamplified, its central rounds spend epsilon {unamplified:.4g}")
+    assert reason.endswith(
+        f"unamplified, its central rounds spend epsilon {shown(unamplified, 4, significant=True)}"
+    )
 
     status, output = _cli(tmp_path, path, key)
     assert status == 3, output
@@ -158,8 +161,9 @@ def test_the_budget_is_held_to_the_unamplified_epsilon(tmp_path: Path) -> None:
     path, key = write_ledger(tmp_path / "t2.sqlite", forged)
     result = verify_ledger(path, key.public_key, expected=_expected(budget))
     assert result.first_failure is not None
+    spent = shown(_unamplified(3), 6, significant=True)
     assert result.first_failure.startswith(
-        f"row 3 (round 3): epsilon {_unamplified(3):.6g} (unamplified: the claim credits "
+        f"row 3 (round 3): epsilon {spent} (unamplified: the claim credits "
         "amplification by sampling) is ABOVE the config's epsilon_budget"
     )
     config = write_central_config(

@@ -12,7 +12,7 @@ import enum
 
 import numpy as np
 import pytest
-from _harness import SteppedRound, fingerprint, wire
+from _harness import SteppedRound, fingerprint, refused_call, wire
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -58,10 +58,7 @@ LOW_ORDER_POINTS = tuple(bytes.fromhex(h) for h in _LOW_ORDER_HEX) + tuple(
 
 def refused(target, message, error: type[Exception]) -> None:
     """``target.handle(message)`` raises ``error`` and changes nothing."""
-    before = fingerprint(target)
-    with pytest.raises(error):
-        target.handle(message)
-    assert fingerprint(target) == before
+    refused_call(target, error, target.handle, message)
 
 
 def finish(r: SteppedRound) -> None:

@@ -7,6 +7,8 @@ found three exchanges where two do (the channel key agreed again to open the sha
 since) and, on top, two probe exchanges per neighbour for the low-order check, which the two
 agreements now make themselves. Counted here, through the ``kx`` entry points the client
 calls, over whole rounds: any graph, with and without dropouts, the active variant too.
+
+And what a client takes as its input: one vector per round, given once.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from _harness import SteppedRound
+from _harness import SteppedRound, random_inputs, refused_call
 
 from secagg.crypto import kx
-from secagg.protocol import ServerPhase
+from secagg.errors import UnexpectedMessage
+from secagg.protocol import Client, ServerPhase
+from secagg.protocol.client import ClientPhase
 
 
 def _count_client_key_work(
@@ -80,3 +84,46 @@ def test_a_client_agrees_each_key_once_per_neighbour_and_probes_none(
     # two agreements per (client, neighbour), whoever drops later; no separate probes
     assert counts["derive_key"] == 2 * keyed_pairs
     assert counts["check_public_key"] == 0
+
+
+def _other_input(r: SteppedRound) -> np.ndarray:
+    return random_inputs(1, r.config.vector_length, r.config.bits)[0]
+
+
+def test_a_second_input_before_the_masked_input_is_sent_is_refused() -> None:
+    """Before: the second vector silently replaced the first (the caller could not tell
+    which one the round summed). Given in the constructor or by ``set_input``, the
+    first input stands; a second is refused, nothing changed, and the round sums the
+    first."""
+    r = SteppedRound(4, 8)
+    refused_call(r.clients[0], UnexpectedMessage, r.clients[0].set_input, _other_input(r))
+    r.step()  # setup -> keys advertised
+    refused_call(r.clients[1], UnexpectedMessage, r.clients[1].set_input, _other_input(r))
+    while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        r.step()
+    np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+
+
+def test_a_second_set_input_is_refused_whether_or_not_the_vector_is_valid() -> None:
+    """The refusal is about the call, not the vector: even a malformed second vector
+    is refused as a second input (and one of the wrong length, before the setup)."""
+    r = SteppedRound(3, 8)
+    client = r.clients[2]
+    refused_call(client, UnexpectedMessage, client.set_input, np.zeros(5, dtype=np.uint32))
+
+
+def test_an_input_given_while_the_round_waits_for_it_is_sent_and_the_next_is_refused() -> None:
+    r = SteppedRound(4, 8)
+    late = r.clients[3] = Client(3)  # no input yet
+    r.step()  # keys advertised
+    r.step()  # shares sent
+    replies = r.clients_reply()  # the share delivery: client 3 has nothing to mask yet
+    assert late.phase == ClientPhase.AWAIT_INPUT
+    replies += late.set_input(r.inputs[3])
+    assert late.phase == ClientPhase.AWAIT_UNMASKING
+    refused_call(late, UnexpectedMessage, late.set_input, r.inputs[3])
+    r.server_receives(replies)
+    while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        r.step()
+    assert 3 in r.server.report.included
+    np.testing.assert_array_equal(r.server.result(), r.expected_sum())

@@ -14,6 +14,7 @@ from secagg.apps.cli_types import FiniteFloat
 from secagg.errors import ConfigurationError, SecAggError
 
 if TYPE_CHECKING:
+    from secagg.apps.audit.empirical import EmpiricalAudit
     from secagg.ledger.verify import ExpectedPrivacy
 
 
@@ -540,45 +541,72 @@ def empirical(
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     else:
-        r = audit_result
-        click.echo(
-            f"canary audit through the runtime ({backend}): {rounds} rounds, {branches} "
-            f"branches + {canaries} canaries ({canaries} held out), d = {r.dimension}, "
-            f"z = {noise_multiplier}"
+        _print_audit(
+            audit_result, backend=backend, branches=branches, claimed=claimed_epsilon is not None
         )
-        click.echo(
-            f"  empirical lower bound           {r.epsilon_lower:.3f}  "
-            f"(one-sided {r.confidence * 100:g} % confidence)"
-        )
-        click.echo(f"    method: {r.method}")
-        click.echo(
-            f"    test: cosine above the threshold of exact FPR {r.threshold_fpr:g}: "
-            f"{r.hits}/{r.canaries} canaries (TPR >= {r.tpr_lower:.3g}); held out: "
-            f"{r.held_out_fpr:.3g}"
-        )
-        click.echo(
-            f"  accountant's upper bound        {r.accountant_epsilon:.3f}  (delta = {delta:g})"
-        )
-        if claimed_epsilon is not None:
-            click.echo(f"  claimed epsilon                 {r.claimed_epsilon:.3f}")
-        click.echo(
-            f"  Gaussian-model estimate         {r.epsilon_estimate:.3f}  "
-            f"(mu = {r.mu_estimate:.3f}; a point estimate, not a bound)"
-        )
-        if r.null_check_p < 1e-3:
-            click.echo(
-                f"FAIL: the held-out canaries do not follow the null (KS p = "
-                f"{r.null_check_p:.2g}): the directions were not independent of the release"
-            )
-        elif not r.consistent:
-            click.echo(
-                f"FAIL: the lower bound {r.epsilon_lower:.3f} exceeds the claimed epsilon "
-                f"{r.claimed_epsilon:.3f}: the release leaks more than claimed (noise missing?)"
-            )
-        else:
-            click.echo(
-                f"CONSISTENT: the lower bound does not exceed the claimed epsilon "
-                f"{r.claimed_epsilon:.3f} (no proof of privacy: it only shows a leak)"
-            )
     if not audit_result.consistent:
         sys.exit(EXIT_FAILED)
+
+
+def _apart(lower: float, upper: float) -> tuple[str, str]:
+    """``lower`` rounded down and ``upper`` rounded up, at the coarsest precision (3
+    decimals or finer) where the text still shows ``lower > upper``: a FAIL line that
+    read "the lower bound 1.000 exceeds the claimed epsilon 1.001" would contradict
+    itself."""
+    from secagg.dp.display import shown
+
+    for places in range(3, 18):
+        low, high = shown(lower, places, lower=True), shown(upper, places)
+        if float(low) > float(high):
+            break
+    return low, high
+
+
+def _print_audit(r: EmpiricalAudit, *, backend: str, branches: int, claimed: bool) -> None:
+    """The audit as text. Every epsilon is rounded toward the side the reader can rely
+    on (:func:`secagg.dp.display.shown`): the accountant's bound, the claim and the
+    estimate up, the empirical lower bound down. To the nearest, a claim of 1.0004 read
+    as 1.000 and a lower bound of 0.5329 as 0.533."""
+    from secagg.dp.display import shown
+
+    click.echo(
+        f"canary audit through the runtime ({backend}): {r.rounds} rounds, {branches} "
+        f"branches + {r.canaries} canaries ({r.canaries} held out), d = {r.dimension}, "
+        f"z = {r.noise_multiplier}"
+    )
+    click.echo(
+        f"  empirical lower bound           {shown(r.epsilon_lower, 3, lower=True)}  "
+        f"(one-sided {r.confidence * 100:g} % confidence)"
+    )
+    click.echo(f"    method: {r.method}")
+    click.echo(
+        f"    test: cosine above the threshold of exact FPR {r.threshold_fpr:g}: "
+        f"{r.hits}/{r.canaries} canaries (TPR >= {r.tpr_lower:.3g}); held out: "
+        f"{r.held_out_fpr:.3g}"
+    )
+    click.echo(
+        f"  accountant's upper bound        {shown(r.accountant_epsilon, 3)}  "
+        f"(delta = {shown(r.delta, 6, significant=True)})"
+    )
+    if claimed:
+        click.echo(f"  claimed epsilon                 {shown(r.claimed_epsilon, 3)}")
+    click.echo(
+        f"  Gaussian-model estimate         {shown(r.epsilon_estimate, 3)}  "
+        f"(mu = {r.mu_estimate:.3f}; a point estimate, not a bound)"
+    )
+    if r.null_check_p < 1e-3:
+        click.echo(
+            f"FAIL: the held-out canaries do not follow the null (KS p = "
+            f"{r.null_check_p:.2g}): the directions were not independent of the release"
+        )
+    elif not r.consistent:
+        low, high = _apart(r.epsilon_lower, r.claimed_epsilon)
+        click.echo(
+            f"FAIL: the lower bound {low} exceeds the claimed epsilon "
+            f"{high}: the release leaks more than claimed (noise missing?)"
+        )
+    else:
+        click.echo(
+            f"CONSISTENT: the lower bound does not exceed the claimed epsilon "
+            f"{shown(r.claimed_epsilon, 3)} (no proof of privacy: it only shows a leak)"
+        )
