@@ -453,6 +453,14 @@ class SimulationConfig:
                 f"({k('backend', 'secagg')} or secagg+), not {self.backend}",
             )
         _require(self.source in SOURCES, f"{k('source')} must be one of {SOURCES}")
+        for name in PATH_KEYS:
+            # "" was made absolute into the directory the command ran in, and then read
+            # as the file: a folder the user never named (simulate audit, 2026-12-06)
+            value = getattr(self, name)
+            _require(
+                value is None or value.strip() != "",
+                f"{k(name)} is empty: it must name a file",
+            )
         _require(
             self.path is not None or self.source == "synthetic",
             f"{k('path')} is required with {k('source', self.source)}: it names the CSV file",

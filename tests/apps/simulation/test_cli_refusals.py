@@ -224,6 +224,34 @@ def test_the_files_a_run_names_are_saved_absolute(
     assert replayed.prior_path == str(tmp_path / "m.npy")
 
 
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize(
+    ("file", "flags", "named"),
+    [
+        ("", ("--data", "csv", "--label", "y", "--path", ""), "--path"),
+        ('[data]\nsource = "csv"\nlabel = "y"\npath = ""\n', (), "data.path"),
+        ('[data]\nsource = "csv"\nlabel = "y"\npath = "  "\n', (), "data.path"),
+        ("", ("--prior-path", "", "--prior-epsilon", "0"), "--prior-path"),
+        ('[data]\nstandardize = "public"\nstats_path = ""\n', (), "data.stats_path"),
+    ],
+)
+def test_an_empty_path_is_refused_naming_the_key(
+    tmp_path: Path, file: str, flags: tuple[str, ...], named: str
+) -> None:
+    """``path = ""`` (or ``--path ""``) was made absolute into the directory the command
+    ran in, which the loader then failed to read as a CSV, naming a folder the user never
+    typed (simulate audit, 2026-12-06)."""
+    config = tmp_path / "c.toml"
+    config.write_text(file)
+    out = tmp_path / "run"
+    error = _one_line_error(_simulate("--config", str(config), *SHORT, *flags, "--out", str(out)))
+    assert error.startswith(f"Error: {named} ") and "is empty" in error, error
+    assert str(tmp_path) not in error.replace(str(config), "")  # no folder it resolved to
+    assert not out.exists()
+    with pytest.raises(ConfigurationError, match=r"^data\.path .*is empty"):
+        SimulationConfig(source="csv", label="y", path="")
+
+
 # --- 5: a bad prior is one line, before the data is made ---------------------------------
 
 
