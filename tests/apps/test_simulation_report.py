@@ -433,8 +433,6 @@ def _csv_config(path: Path, **changes: Any) -> SimulationConfig:
         "path": str(path),
         "label": "is_fraud",
         "partition": "iid",
-        "train_rows": 1000,  # read for synthetic data only, checked always
-        "test_rows_per_branch": 100,
     }
     return SimulationConfig(**{**values, **changes})
 

@@ -509,7 +509,7 @@ def _write_config(result: SimulationResult, path: Path) -> Path:
         lines += [
             f"{k} = {_toml_value(values[k])}"
             for k in keys
-            if values[k] is not None and k not in left_out
+            if values.get(k) is not None and k not in left_out
         ]
         lines.append("")
     path.write_text("\n".join(lines))
