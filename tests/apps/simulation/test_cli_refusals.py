@@ -682,3 +682,29 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
     with pytest.raises(KeyboardInterrupt):
         runner._run_baselines(SimulationConfig(), branches, lambda *a: None)  # type: ignore[arg-type]
     assert time.monotonic() - start < hold and finished == []
+
+
+# --- 10: a raw-scale column is refused before training, not trained on as garbage ---------
+
+
+def test_a_raw_scale_csv_is_one_line_naming_the_columns_before_any_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--data csv --label Class`` on a Kaggle-layout file trained on Time in seconds and
+    Amount in euros clipped to +-5 (AUPRC 0.157; 1.000 with ``--data creditcard``) and
+    exited 0 (simulate audit, 2026-12-06)."""
+    from _fraud_csv import write_creditcard_layout
+
+    def no_baseline(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a baseline trained on the clipped statistics")
+
+    monkeypatch.setattr(runner, "_run_baselines", no_baseline)
+    data = write_creditcard_layout(tmp_path / "creditcard.csv")
+    out = tmp_path / "run"
+    error = _one_line_error(
+        _simulate("--data", "csv", "--path", str(data), "--label", "Class", "--out", str(out))
+    )
+    assert error.startswith("Error: the secure feature statistics clip every value to ±5")
+    assert "'Time' (100 % of its values on 8 of 8 branches)" in error and "'Amount'" in error
+    assert "data.stats_bound" in error and "--data creditcard" in error
+    assert not out.exists()
