@@ -1666,8 +1666,11 @@ def keyholder(
 ) -> None:
     """Hold a CKKS federation's secret key: decrypt (and noise) sums only, by its own policy.
 
-    Exits 2 for a mistake in its options or files, 1 (one line) for a server it cannot
-    reach or that refuses it."""
+    Exit status: 0 when the server announced that the federation finished; 1, with one
+    line naming the cause, when the federation was stopped before it finished, the
+    server fell silent for --idle without announcing an end, the server cannot be
+    reached or refuses this party, or the key holder gave up redialling; 2 for a
+    mistake in its options or files."""
     import math
 
     from secagg.runtime.config import FederationConfig
@@ -1684,17 +1687,18 @@ def keyholder(
                 "pinned in the federation's config"
             )
         config = FederationConfig.load(config_path) if config_path is not None else None
-        count = run_key_holder(
-            target,
-            name,
-            certificates,
-            backend=backend,
-            config=config,
-            settings=settings,
-            base_dir=base,
-            idle_timeout=idle,
-            give_up_after=None if math.isinf(give_up_after) else give_up_after,
-        )
+        with _verdict_said_here(verbose):
+            ended = run_key_holder(
+                target,
+                name,
+                certificates,
+                backend=backend,
+                config=config,
+                settings=settings,
+                base_dir=base,
+                idle_timeout=idle,
+                give_up_after=None if math.isinf(give_up_after) else give_up_after,
+            )
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None
     except ConfigurationError as exc:
@@ -1703,7 +1707,16 @@ def keyholder(
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except (SecAggError, OSError) as exc:
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}")
-    click.echo(f"{name}: decrypted {count} sums")
+    summary = f"{name}: decrypted {ended.decryptions} sums"
+    if ended.outcome == "stopped":  # the server announced an end before the last round
+        reason = ended.reason or "no reason given"
+        _fail("secagg keyholder", f"{summary}; the federation stopped before it finished: {reason}")
+    if not ended.finished:  # silent past --idle: no end was announced
+        _fail(
+            "secagg keyholder",
+            f"{summary}; {ended.reason}: giving up (the federation's end was not announced)",
+        )
+    click.echo(f"{summary}; the federation finished")
 
 
 main.add_command(simulate)

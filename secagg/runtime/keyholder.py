@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from secagg.aggregation import HelperSession
 from secagg.errors import SecAggError
-from secagg.runtime import redial
+from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint, NotConnected
@@ -53,6 +54,26 @@ class KeyHolderGaveUp(NotConnected):
         self.cause = cause
 
 
+@dataclass(frozen=True)
+class KeyHolderRun:
+    """How a key holder's service ended (:func:`secagg.runtime.launch.run_key_holder`).
+
+    ``outcome``: "finished" (the server announced the federation complete), "stopped"
+    (it announced an end before the last round; ``reason`` says why) or "idle" (the
+    server was silent for the idle timeout: no end was announced). Only "finished" is
+    a federation this key holder saw through: ``secagg keyholder`` exits 0 for it alone,
+    as ``secagg client`` does for its branch."""
+
+    decryptions: int
+    outcome: str
+    reason: str = ""
+    sessions: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome == "finished"
+
+
 class KeyHolderService:
     """Serves a helper session's requests from the federation server.
 
@@ -75,6 +96,11 @@ class KeyHolderService:
         self.refused = 0
         self.sessions = 0  # sessions opened by serve() (1 + the reconnections)
         self.end: FederationEnd | None = None
+        #: why the last run() returned: "finished" or "stopped" (the server's
+        #: announcement; see end_reason) or "idle" (the server was silent); None while
+        #: running (see KeyHolderRun)
+        self.outcome: str | None = None
+        self.end_reason = ""
         # refused requests: a few logged, the rest counted (the server chooses how many)
         self._refusals = RefusalLog(log, name)
 
@@ -89,9 +115,12 @@ class KeyHolderService:
         :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials)."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
+        self.outcome, self.end_reason = None, ""
         while True:
             payload = self._transport.receive(timeout=idle_timeout)
             if payload is None:
+                self.outcome = "idle"
+                self.end_reason = f"the server was silent for {idle_timeout or 0:.0f} s"
                 return self.decryptions
             reply = self._answer(payload)
             if reply is not None:
@@ -182,13 +211,18 @@ class KeyHolderService:
 
     def _ended(self, end: FederationEnd) -> None:
         self.end = end
-        log.info(
-            "%s: the federation %s after round %d%s",
-            self.name,
-            "finished" if end.finished else "stopped",
-            end.round,
-            f" ({end.reason})" if end.reason else "",
-        )
+        self.outcome = "finished" if end.finished else "stopped"
+        self.end_reason = end.reason
+        # the verdict: run() returns it (outcome), and a command says it itself
+        if end.finished:
+            outcome.log.info("%s: the federation finished (last round %d)", self.name, end.round)
+        else:
+            outcome.log.warning(
+                "%s: the server stopped the federation after round %d: %s",
+                self.name,
+                end.round,
+                end.reason or "no reason given",
+            )
 
     def _log_spent(self, before: int) -> None:
         if self.decryptions != before:  # decrypted, then refused to release (implausible sum)

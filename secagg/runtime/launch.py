@@ -46,7 +46,7 @@ from secagg.runtime.client import (
     TrainingHook,
 )
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.keyholder import DEFAULT_IDLE_SECONDS, KeyHolderService
+from secagg.runtime.keyholder import DEFAULT_IDLE_SECONDS, KeyHolderRun, KeyHolderService
 from secagg.runtime.server import FederationServer, RoundResult, refuse_broken_chain
 from secagg.runtime.store import (
     ServerStore,
@@ -656,9 +656,11 @@ def run_key_holder(
     give_up_after: float | None = 600.0,
     reconnect: bool = True,
     max_message_bytes: int = 256 * 1024 * 1024,
-) -> int:
-    """Serve as the key holder ``name`` (the helper the rounds need); returns the number
-    of sums decrypted. With ``config`` (the federation's file) the key is the one
+) -> KeyHolderRun:
+    """Serve as the key holder ``name`` (the helper the rounds need); returns how it
+    ended (:class:`~secagg.runtime.keyholder.KeyHolderRun`: the sums decrypted, and
+    whether the federation finished, was stopped early, or the server fell silent).
+    With ``config`` (the federation's file) the key is the one
     ``settings["key"]`` names, made for the federation by :func:`make_key_holder_key`;
     with only ``backend`` a key is made at the first request (nothing to pin).
 
@@ -716,6 +718,7 @@ def run_key_holder(
         return transport
 
     service = KeyHolderService(name, None, helper)
+    began = time.monotonic()
     count = service.serve(
         dial,
         idle_timeout=None if math.isinf(idle_timeout) else idle_timeout,
@@ -723,5 +726,13 @@ def run_key_holder(
         give_up_after=give_up_after,
         reconnect=reconnect,
     )
-    log.info("%s: %d decryptions over %d sessions", name, count, service.sessions)
-    return count
+    result = KeyHolderRun(count, service.outcome or "idle", service.end_reason, service.sessions)
+    outcome.log.info(  # the verdict, which secagg keyholder prints itself
+        "%s: %s after %.0f s (%d decryptions, %d sessions)",
+        name,
+        result.outcome,
+        time.monotonic() - began,
+        count,
+        service.sessions,
+    )
+    return result

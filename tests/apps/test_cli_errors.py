@@ -410,16 +410,87 @@ def test_keyholder_refuses_a_bad_server_address_and_names_a_refusal(
     assert "secagg keyholder: kh:" in _one_line_error(result, 1)
 
 
+class _Session:
+    """A key holder's stand-in session: delivers ``messages``, then silence."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        self.messages = list(messages)
+
+    def receive(self, timeout: float | None = None) -> bytes | None:
+        return self.messages.pop(0) if self.messages else None
+
+    def send(self, payload: bytes) -> None:
+        raise AssertionError("nothing to answer")
+
+
+@pytest.mark.parametrize(
+    ("end", "status", "said"),
+    [
+        ((3, True, ""), 0, "branch-a: decrypted 0 sums; the federation finished"),
+        (
+            (3, False, "no quorum within 600 s"),
+            1,
+            "secagg keyholder: branch-a: decrypted 0 sums; the federation stopped before it "
+            "finished: no quorum within 600 s",
+        ),
+        (
+            None,
+            1,
+            "secagg keyholder: branch-a: decrypted 0 sums; the server was silent for 600 s: "
+            "giving up (the federation's end was not announced)",
+        ),
+    ],
+)
+def test_keyholder_exit_status_follows_the_federations_end(
+    branch_certs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    end: tuple[int, bool, str] | None,
+    status: int,
+    said: str,
+) -> None:
+    """``secagg keyholder`` printed "decrypted N sums" and exited 0 when the server
+    stopped the federation early, or fell silent without announcing an end, where
+    ``secagg client`` and ``secagg server`` exit 1 with the reason (review, 2026-12-06).
+    The key holder's real loop and ``run_key_holder`` run; only the session is a
+    stand-in that delivers the announcement (or nothing)."""
+    from secagg.runtime.keyholder import KeyHolderService
+    from secagg.runtime.wire import FederationEnd, encode_message
+
+    messages = [] if end is None else [encode_message(FederationEnd(*end))]
+
+    def serve(self: KeyHolderService, dial: object, **kwargs: object) -> int:
+        self._transport = _Session(messages)  # type: ignore[assignment]
+        return self.run(idle_timeout=kwargs["idle_timeout"])  # type: ignore[arg-type]
+
+    monkeypatch.setattr(KeyHolderService, "serve", serve)
+    caplog.set_level(logging.INFO)
+    result = _run(
+        "keyholder", "--server", "127.0.0.1:50999", "--name", "branch-a",
+        "--certs", str(branch_certs), "--backend", "ckks", "--idle", "600",
+    )  # fmt: skip
+    if status == 0:
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == said
+    else:
+        assert _one_line_error(result, status) == said
+    # the verdict is said once, by the command, not also as a log record
+    shown = [r.getMessage() for r in caplog.records if r.name.startswith("secagg")]
+    assert not [m for m in shown if "quorum" in m or "stopped" in m or "silent" in m], shown
+
+
 def test_keyholder_idle_takes_inf_for_a_server_that_waits_long_for_its_branches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A server started with a --wait above the key holder's idle timer says nothing to
     it before round 1, and the key holder left; --idle inf was refused as not finite."""
+    from secagg.runtime.keyholder import KeyHolderRun
+
     seen: dict[str, object] = {}
 
-    def record(*args: object, **kwargs: object) -> int:
+    def record(*args: object, **kwargs: object) -> KeyHolderRun:
         seen.update(kwargs)
-        return 0
+        return KeyHolderRun(0, "finished")
 
     monkeypatch.setattr("secagg.runtime.launch.run_key_holder", record)
     common = ("keyholder", "--server", "127.0.0.1:50999", "--name", "kh", "--certs", "x")

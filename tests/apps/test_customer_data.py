@@ -77,7 +77,7 @@ def test_a_customer_stays_in_one_branch_and_one_side_of_the_split(
     as two units; each customer's rows stay together."""
     config = SimulationConfig(
         branches=3, source="csv", path=str(_write(tmp_path / "tx.csv")), label="is_fraud",
-        customer_column="card_id", partition=kind, train_rows=300, test_rows_per_branch=100,
+        customer_column="card_id", partition=kind,
     )  # fmt: skip
     table = load_labelled_csv(config.path, "is_fraud", "card_id")  # type: ignore[arg-type]
     branches = load_branches(config)
@@ -129,7 +129,7 @@ def test_the_ledger_and_the_report_name_the_unit_dpsgd_protected(tmp_path: Path,
     config = SimulationConfig(
         branches=3, rounds=1, model="logistic", source="csv", path=str(path),
         label="is_fraud", customer_column="card_id" if ids else None, partition="iid",
-        train_rows=300, test_rows_per_branch=100, batch_size=32, dropout=0.0, local_epochs=1,
+        batch_size=32, dropout=0.0, local_epochs=1,
         epsilon=None, noise_multiplier=1.0,  # no calibration search: keeps the test quick
     )  # fmt: skip
     unit = "customer" if ids else "transaction"

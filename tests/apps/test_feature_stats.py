@@ -232,6 +232,82 @@ def test_apply_and_the_report():
         stats.mean[0] = 1.0
 
 
+# --- a column the bound clips mostly is refused before any sum ----------------------------
+
+
+def _raw_scale(sizes: tuple[int, ...] = (300, 200, 150, 100)) -> list[np.ndarray]:
+    """The branches' rows with column 1 in seconds over two days (the Kaggle layout's
+    Time, which no one scaled), the others standardised."""
+    rows = _branches(sizes)
+    rng = np.random.default_rng(9)
+    for r in rows:
+        r[:, 1] = rng.uniform(0, 172_800, len(r))
+    return rows
+
+
+def test_a_column_the_bound_clips_mostly_is_refused_before_any_branch_contributes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A raw-scale column was clipped to +-bound value by value: its released mean sat at
+    the bound and its std at the floor, so the standardised column came out in the
+    millions and the model trained on garbage (AUPRC 0.157 where the scaled file gave
+    1.000; simulate audit, 2026-12-06), and the release still cost its epsilon. Each
+    branch counts on its own rows what the bound would clip, and refuses before it
+    contributes: nothing is summed, nothing is charged."""
+
+    def contributed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a branch contributed its sums")
+
+    monkeypatch.setattr(MomentRelease, "branch_vector", contributed)
+    with pytest.raises(ConfigurationError, match=r"column 1 \(100 % of its values on 4 of 4"):
+        secure_feature_statistics(_raw_scale(), bound=BOUND, noise_multiplier=1.0)
+    names = ["a", "Time", "c", "d", "e"]
+    with pytest.raises(fs.ColumnsBeyondBound) as refused:
+        secure_feature_statistics(
+            _raw_scale(), bound=BOUND, noise_multiplier=1.0, feature_names=names
+        )
+    assert "'Time' (100 % of its values on 4 of 4 branches)" in str(refused.value)
+    assert refused.value.columns == {"Time": (1.0, 4)} and refused.value.branches == 4
+    assert refused.value.bound == BOUND and "'a'" not in str(refused.value)
+
+
+def test_each_branch_judges_its_own_rows() -> None:
+    """The rule is a branch's (it sees only its own rows): one branch whose column is
+    mostly beyond the bound refuses though the pooled share is below the limit."""
+    rows = _branches()
+    assert fs.MAX_CLIPPED_SHARE == 0.5
+    rows[3][:, 2] = np.where(np.arange(len(rows[3])) < 60, 50.0, 0.0)  # 60 % of 100 rows
+    shares = fs.clipped_shares(rows[3], BOUND)
+    assert shares.shape == (F,) and shares[2] == pytest.approx(0.6)
+    assert fs.clipped_shares(np.full((4, F), BOUND), BOUND).max() == 0.0  # at the bound: kept
+    assert fs.clipped_shares(np.zeros((0, F)), BOUND).max() == 0.0  # no rows, nothing clipped
+    with pytest.raises(fs.ColumnsBeyondBound, match=r"column 2 \(60 % of its values on 1 of 4"):
+        secure_feature_statistics(rows, bound=BOUND, noise_multiplier=1.0)
+    rows[3][:, 2] = np.where(np.arange(len(rows[3])) < 50, 50.0, 0.0)  # half: kept
+    stats = secure_feature_statistics(rows, bound=BOUND, noise_multiplier=0.0)
+    assert stats.details["max_clipped_share"] == 0.5
+
+
+def test_what_the_bound_clips_is_recorded_per_column() -> None:
+    """Below the limit the release goes ahead, and the report says which columns the
+    bound clipped and how much (pooled over the branches, and the largest branch's)."""
+    rows = _branches()
+    stats = secure_feature_statistics(
+        rows, bound=BOUND, noise_multiplier=0.0, feature_names=list("abcde")
+    )
+    clipped = stats.details["clipped"]
+    every = np.concatenate(rows)
+    beyond = {n for j, n in enumerate("abcde") if np.any(np.abs(every[:, j]) > BOUND)}
+    assert {"c", "d"} <= set(clipped) == beyond  # N(-1.5, 2) and N(2, 3) reach beyond 4
+    assert "a" not in clipped and "e" not in clipped  # N(0, 0.5), N(0.05, 0.1): never
+    assert clipped["d"]["share"] == pytest.approx(float(np.mean(np.abs(every[:, 3]) > BOUND)))
+    largest = max(float(np.mean(np.abs(r[:, 3]) > BOUND)) for r in rows)
+    assert clipped["d"]["largest_branch_share"] == pytest.approx(largest)
+    assert json.loads(json.dumps(stats.as_dict()))["clipped"] == clipped
+    unnamed = secure_feature_statistics(rows, bound=BOUND, noise_multiplier=0.0)
+    assert set(unnamed.details["clipped"]) == {f"column {'abcde'.index(n)}" for n in beyond}
+
+
 # --- public statistics -----------------------------------------------------------------
 
 

@@ -300,6 +300,31 @@ def _server_accounted(config: SimulationConfig, server: dict[str, Any]) -> Simul
     return result
 
 
+def test_the_report_says_what_the_statistics_bound_clipped(tmp_path: Path) -> None:
+    """A column clipped to +-bound in a large share gets a biased mean and std, and
+    report.md said only "values clipped to +-5": now it names the columns and the shares
+    (the simulator's view: a real branch knows only its own), and what a branch refuses."""
+    result = _record_level_result()
+    result.feature_statistics = {
+        **(result.feature_statistics or {}),
+        "max_clipped_share": 0.5,
+        "clipped": {
+            "log_amount": {"share": 0.185, "largest_branch_share": 0.235},
+            "count_24h": {"share": 0.001, "largest_branch_share": 0.002},
+        },
+    }
+    write_run_folder(result, tmp_path / "run")
+    report = (tmp_path / "run" / "report.md").read_text()
+    line = next(x for x in report.splitlines() if "beyond ±5" in x)
+    assert "log_amount 18.5 % (up to 23.5 % on a branch)" in line
+    assert "count_24h" not in line and "1 column below 1 %" in line
+    assert "above 50 %" in line
+    result.feature_statistics["clipped"] = {}
+    write_run_folder(result, tmp_path / "none")
+    report = (tmp_path / "none" / "report.md").read_text()
+    assert "- no value beyond ±5: nothing was clipped" in report
+
+
 def test_a_client_level_report_gives_the_servers_noise_clip_and_sampling(tmp_path: Path) -> None:
     config = SimulationConfig(
         branches=2, rounds=2, train_rows=400, unit="client", mechanism="central"
@@ -433,8 +458,6 @@ def _csv_config(path: Path, **changes: Any) -> SimulationConfig:
         "path": str(path),
         "label": "is_fraud",
         "partition": "iid",
-        "train_rows": 1000,  # read for synthetic data only, checked always
-        "test_rows_per_branch": 100,
     }
     return SimulationConfig(**{**values, **changes})
 

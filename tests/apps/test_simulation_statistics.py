@@ -4,6 +4,8 @@ charged to every branch, or public data, or nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,64 @@ def test_public_statistics_from_a_file(tmp_path, monkeypatch: pytest.MonkeyPatch
 def test_bad_statistics_settings_name_the_key(changes: dict, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         SMALL.with_changes(**changes)
+
+
+# --- raw-scale columns (simulate audit, 2026-12-06) -------------------------------------
+
+
+def test_a_raw_scale_csv_is_refused_naming_its_columns_and_the_fixes(tmp_path) -> None:
+    """The Kaggle layout read as a generic CSV (``--data csv --label Class``): Time in
+    seconds and Amount in euros were clipped to +-5 value by value, the model trained on
+    garbage (AUPRC 0.157; 1.000 with ``--data creditcard``, which scales them), and
+    nothing said so. Refused before any training, naming the columns, the shares the
+    branches would clip and what to do; the V columns, within the bound, are not named."""
+    from _fraud_csv import write_creditcard_layout
+
+    path = write_creditcard_layout(tmp_path / "creditcard.csv")
+    config = SimulationConfig(
+        branches=3, source="csv", path=str(path), label="Class", partition="iid"
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        load_data(config)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "'Time' (100 % of its values on 3 of 3 branches)" in message
+    assert "'Amount' (" in message and "'V1'" not in message
+    assert "±5 (data.stats_bound)" in message
+    assert "scale" in message and "data.standardize = 'public'" in message
+    assert "data.source = 'creditcard'" in message  # the layout it has: it scales them
+    # the same rows through the credit-card loader: Time and Amount scaled, accepted
+    branches, stats = load_data(dataclasses.replace(config, source="creditcard", label=None))
+    assert stats.source == "secure" and len(branches) == 3
+    assert stats.details["clipped"]["log_amount"]["largest_branch_share"] < 0.5
+    # with public statistics or none, nothing is clipped: nothing to refuse
+    raw, none = load_data(config.with_changes(standardize="none"))
+    assert none is None and raw[0].x_train.max() > 1000
+
+
+def test_a_column_the_release_clips_a_quarter_of_is_a_note(tmp_path) -> None:
+    """Below the refusal, a column whose values the bound clips in a large share gets
+    statistics biased toward zero (its std too small): the run says so beside its
+    results, naming the column; a few clipped values in a tail are no note."""
+    from secagg.apps.simulation.runner import _statistics_summary, statistics_notes
+
+    rng = np.random.default_rng(4)
+    rows = 900
+    label = (rng.random(rows) < 0.1).astype(int)
+    wide = rng.normal(2.0, 5.0, rows)  # about 35 % beyond +-5: biased, not garbage
+    tail = rng.standard_t(3, rows)  # about 1 % beyond: no note
+    lines = ["wide,tail,is_fraud"] + [
+        f"{w:.4f},{t:.4f},{y}" for w, t, y in zip(wide, tail, label, strict=True)
+    ]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    config = SimulationConfig(
+        branches=3, source="csv", path=str(path), label="is_fraud", partition="iid"
+    )
+    _, stats = load_data(config)
+    summary = _statistics_summary(config, stats)
+    assert set(summary["clipped"]) == {"wide", "tail"}
+    (note,) = statistics_notes(config, summary)
+    assert note.startswith("the secure feature statistics clipped ")
+    assert "'wide'" in note and "'tail'" not in note and "data.stats_bound" in note
+    assert statistics_notes(config, None) == []

@@ -1,11 +1,18 @@
-"""The server's launch from its configuration: what its transport is sized for."""
+"""The parties' launch: what the server's transport is sized for, and how a key holder
+reports the end of its run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from _threads import BOUND, Party, free_port, wait_until
 
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import session_capacity
+
+BRANCHES = ("branch-a", "branch-b", "branch-c")
+HOLDER = "compliance"
 
 
 def _config(clients: int, key_holder: bool) -> FederationConfig:
@@ -39,3 +46,60 @@ def test_every_party_has_a_session_and_a_redial_has_room(clients: int, key_holde
     assert len(config.parties) == parties
     assert capacity >= parties + 8 and capacity >= 100
     assert capacity >= parties * 5 // 4
+
+
+# --- the key holder's verdict ------------------------------------------------------------
+
+
+def test_run_key_holder_reports_a_federation_the_server_stopped_early(tmp_path: Path) -> None:
+    """``run_key_holder`` returned its count alone, so ``secagg keyholder`` said
+    "decrypted 0 sums" and exited 0 for a federation the server stopped before its first
+    round (review, 2026-12-06). Over real gRPC: the key holder is the only party that
+    connects, the server stops for want of a quorum and announces it, and the key holder
+    returns that verdict with the server's reason."""
+    from secagg.apps import devca
+    from secagg.runtime.launch import make_key_holder_key, run_key_holder, server_transport
+    from secagg.runtime.server import FederationServer
+    from secagg.runtime.store import ServerStore
+
+    ca = tmp_path / "certs"
+    devca.init_ca(ca)
+    for name in (*BRANCHES, HOLDER):
+        devca.issue_client(ca, name)
+    port = free_port()
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "he", "clients": list(BRANCHES), "dimension": 8, "rounds": 2},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": HOLDER},
+            "server": {"bind": f"127.0.0.1:{port}", "certificates": str(ca)},
+        }
+    )
+    key = tmp_path / "compliance.key"
+    make_key_holder_key(config, key)
+    transport = server_transport(config, port)
+    server = FederationServer(config, transport, ServerStore(tmp_path / "he.sqlite"))
+    holder = Party(
+        lambda: run_key_holder(
+            f"127.0.0.1:{port}",
+            HOLDER,
+            str(ca),
+            config=config,
+            settings={"key": str(key)},
+            idle_timeout=BOUND,
+            connect_timeout=BOUND,
+            give_up_after=BOUND,
+        )
+    )
+    try:
+        assert wait_until(lambda: HOLDER in transport.connected())
+        server.run(wait_for_clients=0.0, quorum_wait=0.5)  # no branch: no quorum
+        assert not server.finished and server.stop_reason
+        assert holder.done.wait(BOUND)
+    finally:
+        transport.stop(grace=2.0)
+        server.store.close()
+    assert holder.error is None, holder.error
+    run = holder.value
+    assert (run.outcome, run.finished, run.decryptions) == ("stopped", False, 0)
+    assert run.reason == server.stop_reason

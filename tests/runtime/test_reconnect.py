@@ -134,7 +134,8 @@ def test_a_ckks_round_completes_after_the_server_restarts(ca: Path, tmp_path: Pa
     assert [r.status for r in results] == ["complete"] and second.finished
     assert holder.done.wait(BOUND)
     assert holder.error is None, holder.error
-    assert holder.value == 2  # rounds 1 and 3, over two sessions
+    assert holder.value.decryptions == 2  # rounds 1 and 3, over two sessions
+    assert holder.value.finished and holder.value.sessions == 2
     for branch in branches:
         assert branch.done.wait(BOUND)
         assert branch.error is None, branch.error

@@ -27,10 +27,12 @@ from secagg.apps.simulation.config import (
     PARTITIONS,
     PATH_KEYS,
     SOURCES,
+    SYNTHETIC_KEYS,
     SimulationConfig,
     key,
     listed_names,
     spelled_for,
+    synthetic_only,
 )
 from secagg.errors import ConfigurationError
 from secagg.transport.base import TransportError
@@ -124,7 +126,11 @@ def _options(function: Any) -> Any:
         ),
         click.option("--partition", type=click.Choice(PARTITIONS), help="CSV split [dirichlet]."),
         click.option("--alpha", type=FINITE, help="Dirichlet concentration [0.5]."),
-        click.option("--train-rows", type=int, help="Synthetic training rows in all [120000]."),
+        click.option(
+            "--train-rows",
+            type=int,
+            help="Synthetic training rows in all [120000]; not with a CSV.",
+        ),
         click.option(
             "--world",
             type=click.Choice(["standard", "hard"]),
@@ -135,7 +141,7 @@ def _options(function: Any) -> Any:
             "--test-rows",
             "test_rows_per_branch",
             type=int,
-            help="Synthetic test rows per branch [20000].",
+            help="Synthetic test rows per branch [20000]; not with a CSV.",
         ),
         click.option(
             "--engine",
@@ -199,6 +205,11 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
                 f"{'it' if len(given) == 1 else 'them'}, or pick --mechanism dpsgd, "
                 "central or distributed"
             )
+        # a CSV brings its own rows: a synthetic-only key beside it (the default typed
+        # included) would be ignored, and was recorded as if it had run
+        synthetic = [n for n in SYNTHETIC_KEYS if n in typed or n in from_file]
+        if config.source != "synthetic" and synthetic:
+            raise ConfigurationError(synthetic_only(synthetic, config.source))
         # saved into the run folder: a replay from another directory must find them
         absolute = {
             name: os.path.abspath(value)

@@ -61,8 +61,8 @@ overrides any of them::
     stats_noise_multiplier = 10.0  # secure with record-level DP: z per block
     # partition = "dirichlet"   # creditcard / csv: iid | dirichlet (labels) | feature
     # alpha = 0.5
-    train_rows = 120000
-    test_rows_per_branch = 20000
+    train_rows = 120000         # synthetic only (these three): a CSV brings its own
+    test_rows_per_branch = 20000 # rows, and refuses them; its run records none of them
     world = "standard"          # synthetic: standard | hard | many (~1 000 small
                                 # participants: examples/many_participants.toml)
 
@@ -76,8 +76,10 @@ a field the command line lacks; the TOML key (``data.label``) for one from the f
 Sizes are capped (:data:`CAPS`), a round no backend can run with ``tolerated_dropout``,
 ``corrupt_fraction`` and the branches is refused at load (the federation's own plan,
 in this file's key names), and so are DP keys (:data:`DP_KEYS`) beside ``mechanism =
-"off"`` in ``secagg simulate``. Relative paths (:data:`PATH_KEYS`) are read from the
-directory the command runs in, and saved absolute in the run folder.
+"off"`` in ``secagg simulate``, and the synthetic generator's keys
+(:data:`SYNTHETIC_KEYS`) beside a CSV. Relative paths (:data:`PATH_KEYS`) are read from
+the directory the command runs in, and saved absolute in the run folder; an empty one is
+refused.
 
 Data no federation can learn from is refused before training
 (:func:`check_branch_data`): no positive label at all, a branch with fewer than
@@ -92,7 +94,7 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,12 @@ DP_KEYS = ("epsilon", "noise_multiplier", "delta", "clip", "prior_epsilon", "pri
 #: read from the directory it runs in), so a run folder's config.toml and summary.json
 #: replay from any directory
 PATH_KEYS = ("path", "prior_path", "stats_path")
+
+#: the keys only the synthetic generator reads: a CSV brings its own rows (each branch
+#: trains on 70 % of its share of the file). ``secagg simulate`` refuses them beside a
+#: CSV, and a CSV run records none (:meth:`SimulationConfig.as_dict`): ``--data csv
+#: --train-rows 1000`` was ignored and recorded as ``train_rows: 1000`` in summary.json
+SYNTHETIC_KEYS = ("train_rows", "test_rows_per_branch", "world")
 
 #: the TOML sections and the fields each may set
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -453,6 +461,14 @@ class SimulationConfig:
                 f"({k('backend', 'secagg')} or secagg+), not {self.backend}",
             )
         _require(self.source in SOURCES, f"{k('source')} must be one of {SOURCES}")
+        for name in PATH_KEYS:
+            # "" was made absolute into the directory the command ran in, and then read
+            # as the file: a folder the user never named (simulate audit, 2026-12-06)
+            value = getattr(self, name)
+            _require(
+                value is None or value.strip() != "",
+                f"{k(name)} is empty: it must name a file",
+            )
         _require(
             self.path is not None or self.source == "synthetic",
             f"{k('path')} is required with {k('source', self.source)}: it names the CSV file",
@@ -564,18 +580,22 @@ class SimulationConfig:
         from secagg.apps.models.synthetic import WORLDS
 
         _require(self.world in WORLDS, f"{k('world')} must be one of {WORLDS}")
-        _require(
-            self.world == "standard" or self.source == "synthetic",
-            f"{k('world')} shapes the synthetic world; a CSV brings its own",
-        )
         _require(self.partition in PARTITIONS, f"{k('partition')} must be one of {PARTITIONS}")
         _require(self.alpha > 0, f"{k('alpha')} must be positive")
-        _require(
-            self.train_rows >= 100 * self.branches,
-            f"{k('train_rows')}: 100 per branch at least ({100 * self.branches} for "
-            f"{self.branches} branches)",
-        )
-        _require(self.test_rows_per_branch >= 100, f"{k('test_rows_per_branch')} must be >= 100")
+        if self.source != "synthetic":
+            # a library caller's value other than the default: the CLI refuses any it was
+            # given (build_config), the default typed included
+            changed = [n for n in SYNTHETIC_KEYS if getattr(self, n) != _DEFAULTS[n]]
+            _require(not changed, synthetic_only(changed, self.source))
+        else:
+            _require(
+                self.train_rows >= 100 * self.branches,
+                f"{k('train_rows')}: 100 per branch at least ({100 * self.branches} for "
+                f"{self.branches} branches)",
+            )
+            _require(
+                self.test_rows_per_branch >= 100, f"{k('test_rows_per_branch')} must be >= 100"
+            )
         self._check_round_plan()
 
     def _check_caps(self) -> None:
@@ -793,7 +813,14 @@ class SimulationConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field this run reads: a CSV's run leaves out :data:`SYNTHETIC_KEYS`,
+        which it never read, so no record (summary.json, config.toml, experiment.json)
+        states a setting that did not run."""
+        values = asdict(self)
+        if self.source != "synthetic":
+            for name in SYNTHETIC_KEYS:
+                del values[name]
+        return values
 
     # --- TOML ------------------------------------------------------------------
 
@@ -848,6 +875,21 @@ class SimulationConfig:
     def load(cls, path: str | Path, base: SimulationConfig | None = None) -> SimulationConfig:
         """From a TOML file over ``base`` (default: the defaults)."""
         return replace(base or cls(), **cls.values_from_file(path))
+
+
+#: the defaults of the fields a library caller may leave out
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(SimulationConfig)}
+
+
+def synthetic_only(names: Iterable[str], source: str) -> str:
+    """The refusal of synthetic-only keys (:data:`SYNTHETIC_KEYS`) beside a CSV."""
+    named = [key(name) for name in names]
+    return (
+        f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} read only with synthetic "
+        f"data; {key('source', source)} brings its own rows (each branch trains on 70 % of "
+        "its share of the file: the run's branch table says how many): drop "
+        + ("it" if len(named) == 1 else "them")
+    )
 
 
 def _suggestion(name: str, known: Iterable[str], form: str = "{}") -> str:

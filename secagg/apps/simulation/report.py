@@ -509,7 +509,7 @@ def _write_config(result: SimulationResult, path: Path) -> Path:
         lines += [
             f"{k} = {_toml_value(values[k])}"
             for k in keys
-            if values[k] is not None and k not in left_out
+            if values.get(k) is not None and k not in left_out
         ]
         lines.append("")
     path.write_text("\n".join(lines))
@@ -1102,7 +1102,44 @@ def _statistics_rows(result: SimulationResult) -> list[str]:
             f"- one unit contributes up to {stats.get('rows_per_unit', 1)} row(s); "
             f"effective noise multiplier {fmt(stats.get('effective_noise_multiplier'), 4)}"
         )
+        if "clipped" in stats:
+            lines.append(_clipped_line(stats))
     return lines
+
+
+def _clipped_line(stats: dict[str, Any]) -> str:
+    """Which columns the statistics' bound clipped, and how much: a column clipped in a
+    large share has a biased mean and std (its std too small). Pooled over the branches,
+    the simulator's view; a real branch knows only its own share."""
+    b = f"±{stats['bound']:g}"
+    clipped = stats["clipped"]
+    if not clipped:
+        return f"- no value beyond {b}: nothing was clipped"
+    shown = sorted(
+        ((n, c) for n, c in clipped.items() if c["share"] >= 0.01), key=lambda nc: -nc[1]["share"]
+    )
+    small = len(clipped) - len(shown)
+    columns = ", ".join(
+        f"{name} {100 * c['share']:.1f} % (up to {100 * c['largest_branch_share']:.1f} % on a "
+        "branch)"
+        for name, c in shown
+    )
+    if small:
+        columns += (", " if columns else "") + (
+            f"{small} column{'s' if small != 1 else ''} below 1 %"
+        )
+    limit = stats.get("max_clipped_share")
+    refused = (
+        f"; a branch contributes no column it would clip above {100 * limit:.0f} % of, and the "
+        "run is then refused"
+        if limit is not None
+        else ""
+    )
+    return (
+        f"- training values beyond {b}, clipped there before the sums (pooled over the "
+        f"branches; a real branch knows only its own share): {columns}; a large share "
+        f"biases a column's mean and std (the std too small){refused}"
+    )
 
 
 def _ledger_section(

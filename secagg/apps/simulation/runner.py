@@ -142,20 +142,76 @@ def _feature_statistics(
             np.concatenate([b.x_train for b in reference]),
             origin="reference sample of the synthetic generator (another seed)",
         )
+    from secagg.apps.simulation.feature_stats import ColumnsBeyondBound
+
     customers = [b.customers_train for b in raw]
     with_customers = all(c is not None for c in customers)
     noised = config.private and config.unit == "record"
-    return secure_feature_statistics(
-        [b.x_train for b in raw],
-        bound=config.stats_bound,
-        # without DP in the run the sums are still secure-aggregated, just not noised
-        noise_multiplier=config.stats_noise_multiplier if noised else 0.0,
-        rows_per_unit=config.max_rows_per_customer if with_customers else 1,
-        corrupt_fraction=config.corrupt_fraction,
-        backend=config.backend,
-        replay_seed=_replay_bytes(config, "feature-statistics"),
-        customers=customers if with_customers else None,
+    try:
+        return secure_feature_statistics(
+            [b.x_train for b in raw],
+            bound=config.stats_bound,
+            # without DP in the run the sums are still secure-aggregated, just not noised
+            noise_multiplier=config.stats_noise_multiplier if noised else 0.0,
+            rows_per_unit=config.max_rows_per_customer if with_customers else 1,
+            corrupt_fraction=config.corrupt_fraction,
+            backend=config.backend,
+            replay_seed=_replay_bytes(config, "feature-statistics"),
+            customers=customers if with_customers else None,
+            feature_names=names,
+        )
+    except ColumnsBeyondBound as exc:
+        raise ConfigurationError(_beyond_the_bound(config, exc, names)) from None
+
+
+def _beyond_the_bound(config: SimulationConfig, exc: Any, names: tuple[str, ...]) -> str:
+    """Columns the statistics' bound would clip mostly, in one line naming them, the
+    shares and what to do, in the user's keys (see ``feature_stats``: every branch checks
+    its own rows before it contributes; the driver plays them all, before any round)."""
+    from secagg.apps.models.tabular import CREDITCARD_COLUMNS
+
+    b = f"±{config.stats_bound:g}"
+    layout = ""
+    if config.source == "csv" and set(CREDITCARD_COLUMNS) <= {*names, config.label}:
+        layout = (
+            f"; this file has the credit-card layout: {key('source', 'creditcard')} reads it "
+            "with Time and Amount scaled"
+        )
+    return (
+        f"the secure feature statistics clip every value to {b} ({key('stats_bound')}), "
+        f"and a branch contributes no column it would clip more than "
+        f"{100 * exc.limit:.0f} % of: {exc.described()}: the statistics would describe the "
+        "bound, not the column, and the model would train on garbage. Scale "
+        f"{'it' if len(exc.columns) == 1 else 'them'} so that most values lie within {b} "
+        f"(a time in days, log1p of an amount), or in a --config file raise "
+        f"{key('stats_bound')} (the statistics' noise grows with it) or give public "
+        f"statistics ({key('standardize', 'public')} with {key('stats_path')}){layout}"
     )
+
+
+def statistics_notes(config: SimulationConfig, statistics: dict[str, Any] | None) -> list[str]:
+    """What the reader of the results must know about the secure statistics: the columns
+    whose values the bound clipped above :data:`~secagg.apps.simulation.feature_stats.
+    NOTED_CLIPPED_SHARE` (pooled over the branches; a branch refuses above half of its own,
+    see ``feature_stats``): their mean and std are biased, the std too small."""
+    from secagg.apps.simulation.feature_stats import NOTED_CLIPPED_SHARE
+
+    clipped = (statistics or {}).get("clipped") or {}
+    noted = {n: c for n, c in clipped.items() if c["share"] > NOTED_CLIPPED_SHARE}
+    if not noted:
+        return []
+    columns = ", ".join(
+        f"{name!r} ({100 * c['share']:.0f} % of its training values; up to "
+        f"{100 * c['largest_branch_share']:.0f} % on a branch)"
+        for name, c in noted.items()
+    )
+    b = f"±{config.stats_bound:g}"
+    return [
+        f"the secure feature statistics clipped {columns} at {b} ({key('stats_bound')}): "
+        f"{'its' if len(noted) == 1 else 'their'} mean and std are biased (the std too "
+        f"small); scale {'the column' if len(noted) == 1 else 'them'} so that most values "
+        f"lie within {b}, or raise {key('stats_bound')}"
+    ]
 
 
 def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str, ...]]:
@@ -1564,6 +1620,7 @@ def run_simulation(
         feature_statistics=statistics,
         privacy=privacy,
         notes=check_branch_data(config, _branch_counts(branches))
+        + statistics_notes(config, statistics)
         + ([prior_note] if prior_note else []),
         branch_verdicts=verdicts,
     )

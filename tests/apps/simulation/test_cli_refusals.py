@@ -4,6 +4,7 @@ folder says is what ran (simulate audit, 2026-12-04)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,8 @@ def _one_line_error(result: Result, status: int = 2) -> str:
     assert "Traceback" not in result.output
     assert not isinstance(result.exception, SecAggError | OSError), result.exception
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if not line.startswith(("Usage:", "Try "))]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
+    assert len(lines) == 1, result.stderr  # one line: no click "Usage:" / "Try ..." preamble
+    return lines[0]
 
 
 @pytest.fixture
@@ -225,6 +225,34 @@ def test_the_files_a_run_names_are_saved_absolute(
     assert replayed.prior_path == str(tmp_path / "m.npy")
 
 
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize(
+    ("file", "flags", "named"),
+    [
+        ("", ("--data", "csv", "--label", "y", "--path", ""), "--path"),
+        ('[data]\nsource = "csv"\nlabel = "y"\npath = ""\n', (), "data.path"),
+        ('[data]\nsource = "csv"\nlabel = "y"\npath = "  "\n', (), "data.path"),
+        ("", ("--prior-path", "", "--prior-epsilon", "0"), "--prior-path"),
+        ('[data]\nstandardize = "public"\nstats_path = ""\n', (), "data.stats_path"),
+    ],
+)
+def test_an_empty_path_is_refused_naming_the_key(
+    tmp_path: Path, file: str, flags: tuple[str, ...], named: str
+) -> None:
+    """``path = ""`` (or ``--path ""``) was made absolute into the directory the command
+    ran in, which the loader then failed to read as a CSV, naming a folder the user never
+    typed (simulate audit, 2026-12-06)."""
+    config = tmp_path / "c.toml"
+    config.write_text(file)
+    out = tmp_path / "run"
+    error = _one_line_error(_simulate("--config", str(config), *SHORT, *flags, "--out", str(out)))
+    assert error.startswith(f"Error: {named} ") and "is empty" in error, error
+    assert str(tmp_path) not in error.replace(str(config), "")  # no folder it resolved to
+    assert not out.exists()
+    with pytest.raises(ConfigurationError, match=r"^data\.path .*is empty"):
+        SimulationConfig(source="csv", label="y", path="")
+
+
 # --- 5: a bad prior is one line, before the data is made ---------------------------------
 
 
@@ -319,6 +347,88 @@ def test_a_misspelt_key_is_one_line_naming_it_and_its_likely_spelling(
     config.write_text(file)
     error = _one_line_error(_simulate("--config", str(config), *SHORT))
     assert words in error
+
+
+# --- 9: a CSV run takes no synthetic-only setting, and records none ----------------------
+
+
+def _tiny_csv(path: Path) -> Path:
+    lines = ["amount,velocity,is_fraud"]
+    lines += [f"{(i % 7) / 3:.3f},{i % 3},{int(i % 10 == 0)}" for i in range(400)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize(
+    ("file", "flags", "named"),
+    [
+        ("", ("--train-rows", "1000"), "--train-rows"),
+        ("", ("--test-rows", "500"), "--test-rows"),
+        ("", ("--train-rows", "120000"), "--train-rows"),  # the default, typed: still refused
+        ("", ("--world", "standard"), "--world"),
+        ("[data]\ntrain_rows = 900\n", (), "data.train_rows"),
+        ("[data]\ntest_rows_per_branch = 200\n", (), "data.test_rows_per_branch"),
+        ("", ("--train-rows", "500", "--branches", "8"), "--train-rows"),  # below 100/branch
+    ],
+)
+def test_synthetic_row_counts_with_a_csv_are_refused_naming_the_flag(
+    tmp_path: Path, file: str, flags: tuple[str, ...], named: str
+) -> None:
+    """``--data csv --train-rows 1000`` was accepted, ignored (each branch trained on
+    its split of the file) and recorded in summary.json as ``train_rows: 1000``; a value
+    below 100 per branch got a message about synthetic rows (simulate audit, 2026-12-06)."""
+    config = tmp_path / "c.toml"
+    config.write_text(file)
+    data = _tiny_csv(tmp_path / "t.csv")
+    csv = ("--data", "csv", "--path", str(data), "--label", "is_fraud")
+    out = tmp_path / "run"
+    short = [a for a in SHORT if a not in ("--train-rows", "3000", "--test-rows", "400")]
+    error = _one_line_error(
+        _simulate("--config", str(config), *short, *csv, *flags, "--out", str(out))
+    )
+    assert error.startswith(f"Error: {named} "), error
+    assert "synthetic data" in error and "per branch at least" not in error
+    assert not out.exists()
+
+
+def test_a_library_csv_config_refuses_synthetic_row_counts_and_records_none(
+    tmp_path: Path,
+) -> None:
+    from secagg.apps.simulation.report import _write_config
+
+    data = str(_tiny_csv(tmp_path / "t.csv"))
+    csv = {"source": "csv", "path": data, "label": "is_fraud", "branches": 3}
+    for name, value in (("train_rows", 1000), ("test_rows_per_branch", 300)):
+        with pytest.raises(ConfigurationError, match=rf"^data\.{name} is read only with"):
+            SimulationConfig(**csv, **{name: value})
+    config = SimulationConfig(**csv)
+    recorded = config.as_dict()
+    assert not {"train_rows", "test_rows_per_branch", "world"} & set(recorded)
+    assert recorded["source"] == "csv" and recorded["branches"] == 3
+    text = _write_config(runner.SimulationResult(config, []), tmp_path / "config.toml").read_text()
+    assert "train_rows" not in text and "test_rows" not in text and "world" not in text
+    from secagg.apps.simulation.cli import build_config
+
+    assert build_config(str(tmp_path / "config.toml"), {}) == config  # the replay is accepted
+    # synthetic data still records them: they ran
+    assert SimulationConfig().as_dict()["train_rows"] == 120_000
+
+
+def test_a_csv_runs_summary_states_no_synthetic_row_count(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    data = _tiny_csv(tmp_path / "t.csv")
+    done = _simulate(
+        "--data", "csv", "--path", str(data), "--label", "is_fraud", "--partition", "iid",
+        "--branches", "3", "--rounds", "1", "--local-epochs", "1", "--batch-size", "32",
+        "--model", "logistic", "--mechanism", "off", "--dropout", "0", "--quiet",
+        "--out", str(out),
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert "train_rows" not in summary["config"] and "world" not in summary["config"]
+    # what each branch did train on is in the branch table
+    assert all(0 < b["train_rows"] < 400 for b in summary["branches"])
 
 
 # --- 8: a model no round trained is UNTRAINED, not a result ------------------------------
@@ -572,3 +682,29 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
     with pytest.raises(KeyboardInterrupt):
         runner._run_baselines(SimulationConfig(), branches, lambda *a: None)  # type: ignore[arg-type]
     assert time.monotonic() - start < hold and finished == []
+
+
+# --- 10: a raw-scale column is refused before training, not trained on as garbage ---------
+
+
+def test_a_raw_scale_csv_is_one_line_naming_the_columns_before_any_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--data csv --label Class`` on a Kaggle-layout file trained on Time in seconds and
+    Amount in euros clipped to +-5 (AUPRC 0.157; 1.000 with ``--data creditcard``) and
+    exited 0 (simulate audit, 2026-12-06)."""
+    from _fraud_csv import write_creditcard_layout
+
+    def no_baseline(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a baseline trained on the clipped statistics")
+
+    monkeypatch.setattr(runner, "_run_baselines", no_baseline)
+    data = write_creditcard_layout(tmp_path / "creditcard.csv")
+    out = tmp_path / "run"
+    error = _one_line_error(
+        _simulate("--data", "csv", "--path", str(data), "--label", "Class", "--out", str(out))
+    )
+    assert error.startswith("Error: the secure feature statistics clip every value to ±5")
+    assert "'Time' (100 % of its values on 8 of 8 branches)" in error and "'Amount'" in error
+    assert "data.stats_bound" in error and "--data creditcard" in error
+    assert not out.exists()
