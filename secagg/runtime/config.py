@@ -77,6 +77,7 @@ from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settin
 from secagg.aggregation.registry import accepted_settings
 from secagg.crypto.signing import SigningKey
 from secagg.dp.config import DPSettings
+from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, mechanism_for
 from secagg.errors import ConfigurationError
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
@@ -561,8 +562,8 @@ class FederationConfig:
         if first is not None and first > dp.epsilon_budget:
             raise ConfigurationError(
                 f"dp.epsilon_budget = {dp.epsilon_budget:g} is below the epsilon of a single "
-                f"round ({first:.4g}): no round could run; raise the budget or "
-                "dp.noise_multiplier"
+                f"round ({shown(first, 4, significant=True)}): no round could run; raise the "
+                "budget or dp.noise_multiplier"
             )
 
     def mechanism(self, *, seed: bytes | None = None) -> Mechanism:

@@ -93,6 +93,7 @@ from secagg.aggregation import (
 )
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.stream import KeyedStream, derive
+from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, Release
 from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
 from secagg.ledger.chain import Ledger, LedgerError, read_chain
@@ -727,7 +728,7 @@ class FederationServer:
             if claim is not None:
                 self._epsilon_now = claim
         lost = ", ".join(f"{phase} {count}" for phase, count in dropouts.items() if count)
-        eps = "-" if self._epsilon_now is None else f"{self._epsilon_now:.4g}"
+        eps = "-" if self._epsilon_now is None else shown(self._epsilon_now, 4, significant=True)
         if self._epsilon_now is not None and self.mechanism.unit == "record":
             eps += " (per record, worst branch)"
         facts = (

@@ -14,6 +14,7 @@ import pytest
 from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.clipping import clip_l2
+from secagg.dp.display import shown
 from secagg.dp.noise import gaussian
 from secagg.errors import ConfigurationError
 from secagg.runtime.client import FederationClient
@@ -334,7 +335,8 @@ def test_dpsgd_branches_report_their_accounting_to_a_ledger_that_verifies(
     assert audit.epsilons[-1][1] == pytest.approx(worst)
     # the operator's per-round line shows that epsilon too (newcomer review 9: it said "-")
     (last,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("round 2 ")]
-    assert f"epsilon {worst:.4g} (per record, worst branch)" in last, last
+    # rounded up at 4 significant digits: what was spent is never shown smaller
+    assert f"epsilon {shown(worst, 4, significant=True)} (per record, worst branch)" in last, last
     reports = audit.chain.rows[-1].entry["dp"]["client_reports"]
     assert len(reports) == 3 and all(r["history"] for r in reports.values())
     assert not set(reports) & set(names)  # identities are salted hashes, not names

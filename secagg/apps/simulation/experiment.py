@@ -42,6 +42,7 @@ from secagg.apps.simulation.runner import (
     _quiet,
     run_simulation,
 )
+from secagg.dp.display import shown
 
 #: the metrics an experiment summarises, per setting (pooled unless named otherwise)
 EXPERIMENT_METRICS = (
@@ -366,11 +367,12 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     eps = [e for e in result.epsilons.values() if e is not None]
     cost = c.prior_cost
     if eps and cost is None:
-        lines.append(f"- ε per run: at most {max(eps):.3f} (δ = {c.delta:g}, {c.protected}-level)")
+        worst = shown(max(eps), 3)
+        lines.append(f"- ε per run: at most {worst} (δ = {c.delta:g}, {c.protected}-level)")
     elif eps and cost is not None:
         own = [e for e in result.epsilons_this_run.values() if e is not None]
         lines.append(
-            f"- ε per run: at most {max(eps):.3f} (δ = {c.delta + cost[1]:g}, "
+            f"- ε per run: at most {shown(max(eps), 3)} (δ = {c.delta + cost[1]:g}, "
             f"{c.protected}-level), the prior's ε = {cost[0]:g} (δ = {cost[1]:g}, spent by "
             "its own training, outside these runs' ledgers) plus each run's"
             + (f" (at most {max(own):.3f})" if own else "")

@@ -36,6 +36,7 @@ from typing import Any
 
 from secagg.apps.simulation.config import DP_KEYS, PATH_KEYS, SECTIONS
 from secagg.apps.simulation.runner import SimulationResult, composed_epsilon
+from secagg.dp.display import shown as shown_up
 
 #: the one line a run without DP gets instead of epsilon.png, in the words the audit
 #: uses for its ledger (``secagg audit verify`` / ``report``), so the two read alike
@@ -310,7 +311,7 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     delta = fed.get("delta", c.delta)
     with_prior = " with the prior's" if "epsilon_this_run" in fed else ""
     spent = (
-        f"ε = {fmt(eps, 3)} ({c.protected}-level, δ = {delta:g}{with_prior})"
+        f"ε = {fmt_epsilon(eps, 3)} ({c.protected}-level, δ = {delta:g}{with_prior})"
         if eps is not None
         else "ε = 0"
     )
@@ -407,6 +408,22 @@ def fmt(value: Any, digits: int = 3) -> str:
             return "n/a"
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def fmt_epsilon(value: float | None, digits: int = 3) -> str:
+    """An epsilon (or delta) as :func:`fmt` shows it, but rounded *up* at ``digits``.
+
+    A privacy figure read off a report is taken as what was spent: rounded to the
+    nearest it could show less (3.0004 as ``3.000``). :func:`secagg.dp.display.shown`
+    rounds toward the safe side; below 0.1 it keeps ``digits`` significant digits.
+    """
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "∞"
+    if math.isnan(value):
+        return "n/a"
+    return shown_up(float(value), digits)
 
 
 def fmt_bytes(value: Any) -> str:
@@ -744,7 +761,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "|---" * (len(COLUMNS) + 4) + "|",
     ]
     for row in summary_rows(result):
-        eps = fmt(row["epsilon"], 2)
+        eps = fmt_epsilon(row["epsilon"], 2)
         if row["epsilon_unit"]:
             eps += f" ({row['epsilon_unit']})"
         lines.append(
@@ -960,15 +977,16 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             lines.append(
                 f"| {name} | {unit} | {p['units']} | {batch} | {z} | {q} "
                 f"| {steps} | {p['clip']:g} | {p['delta']:g} | {p['accountant']} | "
-                f"{fmt(p['epsilon'], 3)} |"
+                f"{fmt_epsilon(p['epsilon'], 3)} |"
             )
         if len(branches) > len(shown):
             eps = [p["epsilon"] for p in branches.values() if p["epsilon"] is not None]
+            low, high = (fmt_epsilon(min(eps)), fmt_epsilon(max(eps))) if eps else ("", "")
+            span = f"; ε of all of them {low}-{high}" if eps else ""
             lines += [
                 "",
                 f"The first {len(shown)} of {len(branches)} branches; every branch's "
-                "parameters are in summary.json (privacy_parameters)"
-                + (f"; ε of all of them {min(eps):.3f}-{max(eps):.3f}." if eps else "."),
+                "parameters are in summary.json (privacy_parameters)" + f"{span}.",
             ]
         priors = {tuple(step) for p in branches.values() for step in p["prior_releases"]}
         for z, q, steps in sorted(priors):

@@ -70,6 +70,7 @@ from secagg.apps.simulation.network import (
     DropoutSchedule,
     SimulatedNetwork,
 )
+from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
 
 log = logging.getLogger("secagg.simulation")
@@ -1381,7 +1382,7 @@ def _federate(
             # an aborted round leaves the model as it was: no AUPRC of its own to show
             f"round {result.number} {result.status}"
             + (f": AUPRC {metrics['pooled']['auprc']:.3f}" if result.status == "complete" else "")
-            + (f", ε {eps:.2f}" if eps is not None and math.isfinite(eps) else ""),
+            + (f", ε {shown(eps, 2)}" if eps is not None and math.isfinite(eps) else ""),
         )
 
     progress("federated", 0, config.rounds, "")
