@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from secagg.apps.simulation.config import (
     MIN_TRAIN_ROWS,
@@ -30,6 +32,8 @@ from secagg.apps.simulation.report import (
     divergence_lines,
     dropout_points,
     epsilon_series,
+    fmt,
+    fmt_epsilon,
     metric_cell,
     summary_rows,
     write_run_folder,
@@ -633,3 +637,27 @@ def test_the_privacy_line_says_the_simulations_epsilon_is_a_replay(
     assert "cohorts" not in lines[1] and "secret sampling" not in lines[1]
     assert "fresh OS noise would spend" in lines[1]
     assert lines[1].endswith("not a guarantee of this run")
+
+
+def test_an_epsilon_just_above_a_figure_is_not_shown_below_it() -> None:
+    # to the nearest, 2.9991 read "2.999" and 3.0004 read "3.000" in report.md and
+    # experiment.md: less than was spent, and within a budget of 3 it was not
+    assert fmt(2.9991, 3) == "2.999"  # the nearest, kept for AUPRC and other scores
+    assert fmt_epsilon(2.9991, 3) == "3.000"
+    assert fmt_epsilon(3.0004, 3) == "3.001"
+    assert fmt_epsilon(3.0, 3) == "3.000"
+    assert fmt_epsilon(2.9937, 2) == "3.00"
+
+
+def test_missing_and_infinite_epsilons_read_as_the_report_reads_them() -> None:
+    assert fmt_epsilon(None) == "-"
+    assert fmt_epsilon(math.inf) == "∞"
+    assert fmt_epsilon(math.nan) == "n/a"
+
+
+@given(st.floats(min_value=0.1, max_value=1e6, allow_nan=False), st.integers(1, 6))
+def test_the_shown_epsilon_is_never_below_the_spent_one(epsilon: float, digits: int) -> None:
+    text = fmt_epsilon(epsilon, digits)
+    assert float(text) >= epsilon
+    assert float(text) - epsilon < 10.0**-digits * (1 + 1e-9)
+    assert len(text.split(".")[1]) == digits
