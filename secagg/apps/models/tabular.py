@@ -190,17 +190,23 @@ class _Plan(NamedTuple):
     features: Callable[[np.ndarray], np.ndarray]  # float64 rows -> float32 features
 
 
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
+
+
 def _check_memory(path: str | Path, rows: int, per_row: int) -> None:
-    """Refuse a file whose table cannot fit in memory, before it is read to the end."""
+    """Refuse a file whose table cannot fit in memory, when its first block is read
+    (``rows`` estimated from the file's size), rather than run out of memory at the end
+    with no message."""
     from secagg.apps.cli_types import memory_limit
 
     limit, needed = memory_limit(), rows * per_row
     if limit is not None and needed > limit:
         size = Path(path).stat().st_size
         raise ConfigurationError(
-            f"{path} ({size / 2**30:,.1f} GiB) holds about {rows:,} rows, whose table "
-            f"needs about {needed / 2**30:,.1f} GiB of memory, more than the "
-            f"{limit / 2**30:,.1f} GiB this machine has: use a sample of the file"
+            f"{path} ({_size(size)}) holds about {rows:,} rows, whose table needs about "
+            f"{_size(needed)} of memory, more than the {_size(limit)} this machine has: "
+            "use a sample of the file"
         )
 
 
