@@ -93,24 +93,24 @@ def _text_lines(path: str | Path, fh: BinaryIO) -> Iterator[str]:
     starts with one, not with a column name) and split as csv reads them (at ``\\n``,
     ``\\r\\n`` or ``\\r``, kept), a chunk at a time. A chunk is cut after its last line
     end, so no character and no ``\\r\\n`` is ever cut in two."""
-    carry, newlines, first = b"", 0, True
-    while True:
+
+    def read() -> bytes:
         try:
-            data = fh.read(_CHUNK_BYTES)
+            return fh.read(_CHUNK_BYTES)
         except OSError as exc:  # a device, a file that vanished mid-read
             raise _cannot_read(path, exc) from None
-        while first and data and len(data) < 4:  # a pipe may give fewer bytes at a time
-            try:
-                more = fh.read(_CHUNK_BYTES)
-            except OSError as exc:
-                raise _cannot_read(path, exc) from None
-            if not more:
-                break
-            data += more
-        if first:
-            for magic, what in _NOT_TEXT:
-                if data.startswith(magic):
-                    raise ConfigurationError(f"{path} is {what}")
+
+    data = read()
+    while data and len(data) < 4:  # a pipe may give fewer bytes at a time
+        more = read()
+        if not more:
+            break
+        data += more
+    for magic, what in _NOT_TEXT:
+        if data.startswith(magic):
+            raise ConfigurationError(f"{path} is {what}")
+    carry, newlines, bom = b"", 0, True
+    while True:
         buf = carry + data
         cut = len(buf)
         if data:
@@ -120,9 +120,9 @@ def _text_lines(path: str | Path, fh: BinaryIO) -> Iterator[str]:
         piece, carry = buf[:cut], buf[cut:]
         del buf
         skip = 0
-        if first and piece:
+        if bom and piece:  # the file's first line
             skip = 3 if piece.startswith(b"\xef\xbb\xbf") else 0
-            first = False
+            bom = False
         try:
             text = piece[skip:].decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -137,6 +137,7 @@ def _text_lines(path: str | Path, fh: BinaryIO) -> Iterator[str]:
         yield from io.StringIO(text, newline="")
         if not data:
             return
+        data = read()
 
 
 def _records(path: str | Path, fh: BinaryIO) -> Iterator[tuple[list[str], int]]:
