@@ -15,7 +15,10 @@ customer; without it the privacy unit is the transaction row, and the simulator
 says so in every output.
 
 A bad file gets a :class:`~secagg.errors.ConfigurationError` naming the line
-and column, never a half-read table. A header that names a column twice is refused
+and column, never a half-read table. The file is read a chunk at a time and parsed
+straight into floats, a block of rows at a time (at the peak about twice the float32
+table), and one whose table would not fit in the machine's memory is refused with the
+numbers after its first block. A header that names a column twice is refused
 (which copy is the label, and is the other one a feature?), and so is an unnamed
 column of the generic layout, where every column but the label is a feature; the
 credit-card layout ignores the columns outside its schema (they must still hold
