@@ -114,6 +114,7 @@ from dp_accounting import pld, rdp
 from scipy import fft as sp_fft
 from scipy import optimize, special
 
+from secagg.dp.config import PrivacyCostWarning
 from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
 
@@ -122,6 +123,7 @@ __all__ = [
     "DDG_ORDERS",
     "MAX_PLD_POINTS",
     "PLD_VALUE_DISCRETIZATION",
+    "NoiseFloorWarning",
     "PldTooLarge",
     "PrivacyAccountant",
     "adaptive_noise_split",
@@ -178,6 +180,31 @@ class PldTooLarge(ConfigurationError):
         self.sample_rate = sample_rate
         self.rounds = rounds
         super().__init__(message)
+
+
+class NoiseFloorWarning(PrivacyCostWarning):
+    """:func:`noise_multiplier_for` met the budget only from far above: the threshold lies
+    below the least noise PLD can evaluate, so the returned ``z`` (the least evaluated
+    noise within the budget) spends only ``epsilon`` of ``target_epsilon``; PLD could not
+    evaluate ``unevaluable``. RDP (``accountant="rdp"``) has no such floor and may find
+    less noise. The returned ``z`` is safe (it meets the budget), just not the smallest.
+
+    Why: ``noise_multiplier_for(8, 1e-5, 1e-9, 10**9)`` returned z = 0.4333, which spends
+    epsilon 0.034, and said nothing: a caller took it for the noise epsilon 8 needs."""
+
+    def __init__(
+        self, *, noise_multiplier: float, epsilon: float, target_epsilon: float, unevaluable: float
+    ) -> None:
+        self.noise_multiplier = noise_multiplier
+        self.epsilon = epsilon
+        self.target_epsilon = target_epsilon
+        self.unevaluable = unevaluable
+        super().__init__(
+            f"epsilon {target_epsilon:g} is not reachable from above: PLD cannot evaluate "
+            f"noise_multiplier {unevaluable:g}, and the least noise it evaluated within the "
+            f"budget, {noise_multiplier:g}, spends only epsilon "
+            f"{shown(epsilon, 4, significant=True)}; accountant='rdp' may find less noise"
+        )
 
 
 def _pld_points(z: float, q: float, discretization: float) -> float:
@@ -532,7 +559,17 @@ def noise_multiplier_for(
     except ConfigurationError:
         guess = MAX_NOISE_MULTIPLIER
     # coarser PLD is more pessimistic, so ``guess`` normally meets the budget already
-    return _calibrate(eps_fn(acc), target, guess=guess, tol=tol, first_step=1 + tol)
+    floor: list[tuple[float, float, float]] = []
+    z = _calibrate(eps_fn(acc), target, guess=guess, tol=tol, first_step=1 + tol, floor=floor)
+    if floor:  # the answer is the floor's, not the budget's: say so (it is still safe)
+        _, spent, unevaluable = floor[0]
+        warnings.warn(
+            NoiseFloorWarning(
+                noise_multiplier=z, epsilon=spent, target_epsilon=target, unevaluable=unevaluable
+            ),
+            stacklevel=2,
+        )
+    return z
 
 
 def noise_multiplier_after(
@@ -606,6 +643,7 @@ def _calibrate(
     tol: float,
     first_step: float = 1.1,
     seen: dict[float, float] | None = None,
+    floor: list[tuple[float, float, float]] | None = None,
 ) -> float:
     """Smallest evaluated ``z`` with ``eps_of(z) <= target``, within ``tol`` of the threshold.
 
@@ -613,7 +651,8 @@ def _calibrate(
     into the feasible (``<= target``) or infeasible side; Brent's method on
     ``log eps(log z)`` narrows the gap and a final bisection guarantees the tolerance
     even if Brent stops early. The feasible side is what is returned, so the budget
-    is never exceeded.
+    is never exceeded. If the search stops at the least noise the accountant can
+    evaluate instead, ``(z, eps_of(z), unevaluable z)`` is appended to ``floor``.
     """
     seen = {} if seen is None else seen
     unevaluable: dict[float, PldTooLarge] = {}
@@ -648,6 +687,8 @@ def _calibrate(
     if lo in unevaluable:
         # the threshold lies below the least noise the accountant can evaluate: hi is the
         # least evaluated noise that meets the budget (more noise than needed, never less)
+        if floor is not None:
+            floor.append((hi, eps(hi), lo))
         return hi
 
     def gap(log_z: float) -> float:

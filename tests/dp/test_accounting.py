@@ -907,10 +907,39 @@ def test_calibration_toward_a_huge_epsilon_stops_above_what_pld_can_hold(
     # a lower cap keeps the test quick (with the real one, the last evaluations each build
     # a PLD of about 4 million points, 20 s apiece); the logic is the same
     monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 16)
-    z = noise_multiplier_for(1e9, 1e-5, 0.1, 10)
+    with pytest.warns(accounting.NoiseFloorWarning):  # and says so (see the test below)
+        z = noise_multiplier_for(1e9, 1e-5, 0.1, 10)
     assert epsilon(z, 0.1, 10, 1e-5) <= 1e9
     with pytest.raises(ConfigurationError):
         epsilon(z / 1.5, 0.1, 10, 1e-5)  # the search stopped where PLD stops
+
+
+def test_a_calibration_stopped_by_pld_s_floor_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Epsilon 8 over 10^9 rounds at q = 1e-9 needs less noise than PLD can evaluate.
+    Before: ``noise_multiplier_for`` returned z = 0.4333, which spends epsilon 0.034, and
+    said nothing, as if that were the noise epsilon 8 needs (RDP finds z = 0.239). Now a
+    :class:`NoiseFloorWarning` carries the z, its own epsilon and the z PLD refused."""
+    import secagg.dp.accounting as accounting
+
+    _no_big_allocations(monkeypatch)
+    plan = (1e-9, 10**9, 1e-5)
+    with pytest.warns(accounting.NoiseFloorWarning, match="accountant='rdp'") as caught:
+        z = noise_multiplier_for(8.0, 1e-5, 1e-9, 10**9)
+    (warning,) = [w.message for w in caught if isinstance(w.message, accounting.NoiseFloorWarning)]
+    spent = epsilon(z, *plan)
+    assert warning.noise_multiplier == z and warning.epsilon == spent
+    assert warning.target_epsilon == 8.0 and spent < 0.1  # far below the budget
+    assert warning.unevaluable < z
+    with pytest.raises(accounting.PldTooLarge):
+        epsilon(warning.unevaluable, *plan)
+    assert noise_multiplier_for(8.0, 1e-5, 1e-9, 10**9, "rdp") < warning.unevaluable
+
+
+@pytest.mark.parametrize("accountant", ["pld", "rdp"])
+def test_an_ordinary_calibration_does_not_warn(accountant: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert noise_multiplier_for(3.0, 1e-5, 0.5, 50, accountant) > 0
 
 
 # --- a plan of more rounds than PLD can compose at any noise (review of the privacy CLI) ---
