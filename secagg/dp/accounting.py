@@ -116,7 +116,7 @@ from scipy import optimize, special
 
 from secagg.dp.config import PrivacyCostWarning
 from secagg.dp.display import shown
-from secagg.errors import ConfigurationError
+from secagg.errors import BudgetUnreachable, ConfigurationError
 
 __all__ = [
     "ACCOUNTANTS",
@@ -672,10 +672,13 @@ def _calibrate(
         if hi >= MAX_NOISE_MULTIPLIER and hi in unevaluable:
             raise unevaluable[hi]  # the accountant could not evaluate: not "unreachable ... inf"
         if hi >= MAX_NOISE_MULTIPLIER:
-            raise ConfigurationError(
+            raise BudgetUnreachable(
                 f"epsilon {target:g} is unreachable: even noise_multiplier "
                 f"{MAX_NOISE_MULTIPLIER:g} spends {shown(eps(hi), 4, significant=True)}; allow "
-                "a larger epsilon or delta, or plan fewer rounds or a lower sample_rate"
+                "a larger epsilon or delta, or plan fewer rounds or a lower sample_rate",
+                epsilon=target,
+                noise_multiplier=hi,
+                spent=eps(hi),
             )
         hi = min(hi * step, MAX_NOISE_MULTIPLIER)
         step *= step
