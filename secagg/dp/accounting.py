@@ -549,6 +549,17 @@ def noise_multiplier_for(
     if acc == "rdp":
         return _calibrate(eps_fn("rdp"), target, guess=1.0, tol=tol)
     check_pld_rounds(q, t)  # before any search: no noise it tries could be evaluated
+    floor: list[tuple[float, float, float]] = []
+    one_round = _least_pld_noise(q, 1) if q < 1.0 else None  # milliseconds: a lower bound
+    if one_round is not None and subsampled_epsilon_bound(one_round, q, t, d) <= target:
+        # an upper bound meets the budget already below the least noise PLD can evaluate
+        # (one round's, and T rounds' is more): the threshold lies below that floor, and
+        # the answer is the floor. The search toward it built PLDs of millions of points
+        # (20 s each) in both stages: noise_multiplier_for(1e9, 1e-5, 0.1, 10) and
+        # (8, 1e-5, 1e-9, 1) ran over a minute. Any other budget takes the search below.
+        least = _least_pld_noise(q, t) or one_round
+        z = _calibrate(eps_fn(acc), target, guess=least, tol=tol, first_step=1 + tol, floor=floor)
+        return _floor_warned(z, target, floor)
     try:
         guess = _calibrate(eps_fn("rdp"), target, guess=1.0, tol=0.05)
     except ConfigurationError:  # RDP is looser: PLD may still reach the target
@@ -559,17 +570,55 @@ def noise_multiplier_for(
     except ConfigurationError:
         guess = MAX_NOISE_MULTIPLIER
     # coarser PLD is more pessimistic, so ``guess`` normally meets the budget already
-    floor: list[tuple[float, float, float]] = []
     z = _calibrate(eps_fn(acc), target, guess=guess, tol=tol, first_step=1 + tol, floor=floor)
+    return _floor_warned(z, target, floor)
+
+
+def _floor_warned(z: float, target: float, floor: list[tuple[float, float, float]]) -> float:
+    """``z``, with a :class:`NoiseFloorWarning` if the search stopped at PLD's floor."""
     if floor:  # the answer is the floor's, not the budget's: say so (it is still safe)
         _, spent, unevaluable = floor[0]
         warnings.warn(
             NoiseFloorWarning(
                 noise_multiplier=z, epsilon=spent, target_epsilon=target, unevaluable=unevaluable
             ),
-            stacklevel=2,
+            stacklevel=3,
         )
     return z
+
+
+#: how much coarser the grid :func:`_least_pld_noise` sizes compositions on, at most:
+#: their points scale with 1 / discretisation (within 1e-4 relative at 100x, slightly
+#: above, while the coarse grid keeps some 40 000 points at the size limit)
+_FLOOR_COARSENING = 100
+
+
+def _least_pld_noise(
+    q: float, t: int, discretization: float = PLD_VALUE_DISCRETIZATION
+) -> float | None:
+    """About the least noise multiplier whose ``t`` rounds at ``q`` PLD can compose within
+    :data:`MAX_PLD_POINTS` (at most 0.1 % above it; None if not even
+    :data:`MAX_NOISE_MULTIPLIER` fits). A second or less: one round's size is exact in
+    microseconds, and a composition's is sized on a grid up to 100x coarser (times that)."""
+
+    def fits(z: float) -> bool:
+        if not _pld_points(z, q, discretization) <= MAX_PLD_POINTS:
+            return False
+        if t == 1:
+            return True
+        base = _build_sampled_pld(z, q, discretization * coarsening)
+        pmfs = [base._pmf_remove] + ([] if base._symmetric else [base._pmf_add])
+        return max(_Power(pmf).points(t) for pmf in pmfs) * coarsening <= MAX_PLD_POINTS
+
+    coarsening = max(1, min(_FLOOR_COARSENING, MAX_PLD_POINTS >> 15))
+
+    low, high = 1e-4, MAX_NOISE_MULTIPLIER
+    if not fits(high):
+        return None
+    while high / low > 1 + 1e-3:  # bisect in log z: about 24 steps
+        middle = math.sqrt(low * high)
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
 
 
 def noise_multiplier_after(
