@@ -108,6 +108,19 @@ class PolicyRefused(ConfigurationError):
 # --- encoding and differential privacy ---------------------------------------
 
 
+class BudgetUnreachable(ConfigurationError):
+    """No noise a calibration tries meets the privacy budget ``epsilon``: even
+    ``noise_multiplier`` (the most it tries) spends ``spent``, the figure of the
+    mechanism that was being calibrated (a caller calibrating another mechanism from
+    this one's answer re-raises with its own figure)."""
+
+    def __init__(self, message: str, *, epsilon: float, noise_multiplier: float, spent: float):
+        self.epsilon = epsilon
+        self.noise_multiplier = noise_multiplier
+        self.spent = spent
+        super().__init__(message)
+
+
 class HeadroomError(ConfigurationError):
     """The sum of the clients' encoded vectors could overflow the ring.
 

@@ -711,7 +711,8 @@ def privacy_noise(
                 param_hint="'--epsilon'",
             )
     try:
-        with _quiet_accountant():
+        with _quiet_accountant(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", accounting.NoiseFloorWarning)
             shown_z = _shown_up(
                 accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
             )
@@ -723,8 +724,20 @@ def privacy_noise(
         raise click.UsageError(str(exc)) from exc
     except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
         raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
+    floors = [w.message for w in caught if isinstance(w.message, accounting.NoiseFloorWarning)]
+    # the budget was met only from far above (PLD's floor): say so, with the printed z's epsilon
+    floor = (
+        f"the budget is not reachable from above: the pld accountant cannot evaluate "
+        f"z = {floors[0].unevaluable:.4g}, so z = {shown_z} is the least noise it found "
+        f"within the budget, and it spends only epsilon {shown(eps)} of {target:g}; "
+        "--accountant rdp may find less noise"
+        if floors
+        else None
+    )
     if as_json:
         payload = {"noise_multiplier": z, "epsilon": eps, "target_epsilon": target}
+        if floor is not None:
+            payload |= {"budget_not_reachable_from_above": True, "note": floor}
         payload |= {"delta": delta, "sample_rate": sample_rate, "rounds": rounds}
         payload |= {"accountant": accountant, "unit": "client"}
         payload |= {"amplified_by_sampling": most is None and sample_rate < 1}
@@ -736,6 +749,8 @@ def privacy_noise(
             f"noise multiplier z = {shown_z} (epsilon = {shown(eps)} at delta = "
             f"{shown(delta, 6, significant=True)})"
         )
+        if floor is not None:
+            click.echo(f"note: {floor}", err=True)
     _amplified_note(sample_rate, most, as_json)
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from secagg.dp.accounting import (
+        NoiseFloorWarning,
         PrivacyAccountant,
         adaptive_noise_split,
         ddg_epsilon,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 #: where each public name lives; loaded on first use, so that a branch process that
 #: only clips and encodes never pays for the accountant (dp_accounting, scipy) or torch
 _HOMES = {
+    "NoiseFloorWarning": "accounting",
     "PrivacyAccountant": "accounting",
     "adaptive_noise_split": "accounting",
     "ddg_epsilon": "accounting",
@@ -88,6 +90,7 @@ __all__ = [
     "DPConfig",
     "DPSGDTrainer",
     "DistributedDiscreteGaussian",
+    "NoiseFloorWarning",
     "PrivacyAccountant",
     "PrivacyCostWarning",
     "PrivacyUnit",

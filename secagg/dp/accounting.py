@@ -114,14 +114,16 @@ from dp_accounting import pld, rdp
 from scipy import fft as sp_fft
 from scipy import optimize, special
 
+from secagg.dp.config import PrivacyCostWarning
 from secagg.dp.display import shown
-from secagg.errors import ConfigurationError
+from secagg.errors import BudgetUnreachable, ConfigurationError
 
 __all__ = [
     "ACCOUNTANTS",
     "DDG_ORDERS",
     "MAX_PLD_POINTS",
     "PLD_VALUE_DISCRETIZATION",
+    "NoiseFloorWarning",
     "PldTooLarge",
     "PrivacyAccountant",
     "adaptive_noise_split",
@@ -178,6 +180,31 @@ class PldTooLarge(ConfigurationError):
         self.sample_rate = sample_rate
         self.rounds = rounds
         super().__init__(message)
+
+
+class NoiseFloorWarning(PrivacyCostWarning):
+    """:func:`noise_multiplier_for` met the budget only from far above: the threshold lies
+    below the least noise PLD can evaluate, so the returned ``z`` (the least evaluated
+    noise within the budget) spends only ``epsilon`` of ``target_epsilon``; PLD could not
+    evaluate ``unevaluable``. RDP (``accountant="rdp"``) has no such floor and may find
+    less noise. The returned ``z`` is safe (it meets the budget), just not the smallest.
+
+    Why: ``noise_multiplier_for(8, 1e-5, 1e-9, 10**9)`` returned z = 0.4333, which spends
+    epsilon 0.034, and said nothing: a caller took it for the noise epsilon 8 needs."""
+
+    def __init__(
+        self, *, noise_multiplier: float, epsilon: float, target_epsilon: float, unevaluable: float
+    ) -> None:
+        self.noise_multiplier = noise_multiplier
+        self.epsilon = epsilon
+        self.target_epsilon = target_epsilon
+        self.unevaluable = unevaluable
+        super().__init__(
+            f"epsilon {target_epsilon:g} is not reachable from above: PLD cannot evaluate "
+            f"noise_multiplier {unevaluable:g}, and the least noise it evaluated within the "
+            f"budget, {noise_multiplier:g}, spends only epsilon "
+            f"{shown(epsilon, 4, significant=True)}; accountant='rdp' may find less noise"
+        )
 
 
 def _pld_points(z: float, q: float, discretization: float) -> float:
@@ -522,6 +549,17 @@ def noise_multiplier_for(
     if acc == "rdp":
         return _calibrate(eps_fn("rdp"), target, guess=1.0, tol=tol)
     check_pld_rounds(q, t)  # before any search: no noise it tries could be evaluated
+    floor: list[tuple[float, float, float]] = []
+    one_round = _least_pld_noise(q, 1) if q < 1.0 else None  # milliseconds: a lower bound
+    if one_round is not None and subsampled_epsilon_bound(one_round, q, t, d) <= target:
+        # an upper bound meets the budget already below the least noise PLD can evaluate
+        # (one round's, and T rounds' is more): the threshold lies below that floor, and
+        # the answer is the floor. The search toward it built PLDs of millions of points
+        # (20 s each) in both stages: noise_multiplier_for(1e9, 1e-5, 0.1, 10) and
+        # (8, 1e-5, 1e-9, 1) ran over a minute. Any other budget takes the search below.
+        least = _least_pld_noise(q, t) or one_round
+        z = _calibrate(eps_fn(acc), target, guess=least, tol=tol, first_step=1 + tol, floor=floor)
+        return _floor_warned(z, target, floor)
     try:
         guess = _calibrate(eps_fn("rdp"), target, guess=1.0, tol=0.05)
     except ConfigurationError:  # RDP is looser: PLD may still reach the target
@@ -532,7 +570,55 @@ def noise_multiplier_for(
     except ConfigurationError:
         guess = MAX_NOISE_MULTIPLIER
     # coarser PLD is more pessimistic, so ``guess`` normally meets the budget already
-    return _calibrate(eps_fn(acc), target, guess=guess, tol=tol, first_step=1 + tol)
+    z = _calibrate(eps_fn(acc), target, guess=guess, tol=tol, first_step=1 + tol, floor=floor)
+    return _floor_warned(z, target, floor)
+
+
+def _floor_warned(z: float, target: float, floor: list[tuple[float, float, float]]) -> float:
+    """``z``, with a :class:`NoiseFloorWarning` if the search stopped at PLD's floor."""
+    if floor:  # the answer is the floor's, not the budget's: say so (it is still safe)
+        _, spent, unevaluable = floor[0]
+        warnings.warn(
+            NoiseFloorWarning(
+                noise_multiplier=z, epsilon=spent, target_epsilon=target, unevaluable=unevaluable
+            ),
+            stacklevel=3,
+        )
+    return z
+
+
+#: how much coarser the grid :func:`_least_pld_noise` sizes compositions on, at most:
+#: their points scale with 1 / discretisation (within 1e-4 relative at 100x, slightly
+#: above, while the coarse grid keeps some 40 000 points at the size limit)
+_FLOOR_COARSENING = 100
+
+
+def _least_pld_noise(
+    q: float, t: int, discretization: float = PLD_VALUE_DISCRETIZATION
+) -> float | None:
+    """About the least noise multiplier whose ``t`` rounds at ``q`` PLD can compose within
+    :data:`MAX_PLD_POINTS` (at most 0.1 % above it; None if not even
+    :data:`MAX_NOISE_MULTIPLIER` fits). A second or less: one round's size is exact in
+    microseconds, and a composition's is sized on a grid up to 100x coarser (times that)."""
+
+    def fits(z: float) -> bool:
+        if not _pld_points(z, q, discretization) <= MAX_PLD_POINTS:
+            return False
+        if t == 1:
+            return True
+        base = _build_sampled_pld(z, q, discretization * coarsening)
+        pmfs = [base._pmf_remove] + ([] if base._symmetric else [base._pmf_add])
+        return max(_Power(pmf).points(t) for pmf in pmfs) * coarsening <= MAX_PLD_POINTS
+
+    coarsening = max(1, min(_FLOOR_COARSENING, MAX_PLD_POINTS >> 15))
+
+    low, high = 1e-4, MAX_NOISE_MULTIPLIER
+    if not fits(high):
+        return None
+    while high / low > 1 + 1e-3:  # bisect in log z: about 24 steps
+        middle = math.sqrt(low * high)
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
 
 
 def noise_multiplier_after(
@@ -606,6 +692,7 @@ def _calibrate(
     tol: float,
     first_step: float = 1.1,
     seen: dict[float, float] | None = None,
+    floor: list[tuple[float, float, float]] | None = None,
 ) -> float:
     """Smallest evaluated ``z`` with ``eps_of(z) <= target``, within ``tol`` of the threshold.
 
@@ -613,7 +700,8 @@ def _calibrate(
     into the feasible (``<= target``) or infeasible side; Brent's method on
     ``log eps(log z)`` narrows the gap and a final bisection guarantees the tolerance
     even if Brent stops early. The feasible side is what is returned, so the budget
-    is never exceeded.
+    is never exceeded. If the search stops at the least noise the accountant can
+    evaluate instead, ``(z, eps_of(z), unevaluable z)`` is appended to ``floor``.
     """
     seen = {} if seen is None else seen
     unevaluable: dict[float, PldTooLarge] = {}
@@ -633,10 +721,13 @@ def _calibrate(
         if hi >= MAX_NOISE_MULTIPLIER and hi in unevaluable:
             raise unevaluable[hi]  # the accountant could not evaluate: not "unreachable ... inf"
         if hi >= MAX_NOISE_MULTIPLIER:
-            raise ConfigurationError(
+            raise BudgetUnreachable(
                 f"epsilon {target:g} is unreachable: even noise_multiplier "
                 f"{MAX_NOISE_MULTIPLIER:g} spends {shown(eps(hi), 4, significant=True)}; allow "
-                "a larger epsilon or delta, or plan fewer rounds or a lower sample_rate"
+                "a larger epsilon or delta, or plan fewer rounds or a lower sample_rate",
+                epsilon=target,
+                noise_multiplier=hi,
+                spent=eps(hi),
             )
         hi = min(hi * step, MAX_NOISE_MULTIPLIER)
         step *= step
@@ -648,6 +739,8 @@ def _calibrate(
     if lo in unevaluable:
         # the threshold lies below the least noise the accountant can evaluate: hi is the
         # least evaluated noise that meets the budget (more noise than needed, never less)
+        if floor is not None:
+            floor.append((hi, eps(hi), lo))
         return hi
 
     def gap(log_z: float) -> float:

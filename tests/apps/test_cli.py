@@ -128,3 +128,25 @@ def test_a_federation_too_sparse_to_sample_anyone_is_still_charged_one_round() -
     printed = noise.output.split("z = ")[1].split()[0]
     again = CliRunner().invoke(main, ["privacy", "epsilon", "-z", printed, *plan, "--json"])
     assert json.loads(again.output)["epsilon"] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_noise_met_only_from_pld_s_floor_says_so() -> None:
+    """`privacy noise --epsilon 8 -q 1e-9 -T 1000000000` printed z = 0.4333 (epsilon 0.034)
+    as the noise epsilon 8 needs: the search stops at the least noise PLD can evaluate.
+    Now one more line says the budget is not reachable from above, with the printed z's
+    epsilon, and points to --accountant rdp (which finds z = 0.2392); JSON says it too."""
+    plan = ["--epsilon", "8", "--delta", "1e-5", "-q", "1e-9", "-T", "1000000000"]
+    text = CliRunner().invoke(main, ["privacy", "noise", *plan])
+    assert text.exit_code == 0, text.output
+    printed = text.stdout.split("z = ")[1].split()[0]
+    spent = text.stdout.split("epsilon = ")[1].split()[0]
+    (line,) = [x for x in text.stderr.splitlines() if "not reachable from above" in x]
+    assert f"z = {printed} " in line and f"epsilon {spent} of 8" in line
+    assert "--accountant rdp" in line and float(spent) < 0.1
+    report = CliRunner().invoke(main, ["privacy", "noise", *plan, "--json"])
+    assert report.exit_code == 0, report.output
+    payload = json.loads(report.stdout)
+    assert payload["budget_not_reachable_from_above"] is True
+    assert "--accountant rdp" in payload["note"]
+    ordinary = CliRunner().invoke(main, ["privacy", "noise", *plan[:4], "-q", "1", "-T", "1"])
+    assert ordinary.exit_code == 0 and "not reachable" not in ordinary.output

@@ -907,10 +907,95 @@ def test_calibration_toward_a_huge_epsilon_stops_above_what_pld_can_hold(
     # a lower cap keeps the test quick (with the real one, the last evaluations each build
     # a PLD of about 4 million points, 20 s apiece); the logic is the same
     monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 16)
-    z = noise_multiplier_for(1e9, 1e-5, 0.1, 10)
+    with pytest.warns(accounting.NoiseFloorWarning):  # and says so (see the test below)
+        z = noise_multiplier_for(1e9, 1e-5, 0.1, 10)
     assert epsilon(z, 0.1, 10, 1e-5) <= 1e9
     with pytest.raises(ConfigurationError):
         epsilon(z / 1.5, 0.1, 10, 1e-5)  # the search stopped where PLD stops
+
+
+def test_a_calibration_stopped_by_pld_s_floor_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Epsilon 8 over 10^9 rounds at q = 1e-9 needs less noise than PLD can evaluate.
+    Before: ``noise_multiplier_for`` returned z = 0.4333, which spends epsilon 0.034, and
+    said nothing, as if that were the noise epsilon 8 needs (RDP finds z = 0.239). Now a
+    :class:`NoiseFloorWarning` carries the z, its own epsilon and the z PLD refused."""
+    import secagg.dp.accounting as accounting
+
+    _no_big_allocations(monkeypatch)
+    plan = (1e-9, 10**9, 1e-5)
+    with pytest.warns(accounting.NoiseFloorWarning, match="accountant='rdp'") as caught:
+        z = noise_multiplier_for(8.0, 1e-5, 1e-9, 10**9)
+    (warning,) = [w.message for w in caught if isinstance(w.message, accounting.NoiseFloorWarning)]
+    spent = epsilon(z, *plan)
+    assert warning.noise_multiplier == z and warning.epsilon == spent
+    assert warning.target_epsilon == 8.0 and spent < 0.1  # far below the budget
+    assert warning.unevaluable < z
+    with pytest.raises(accounting.PldTooLarge):
+        epsilon(warning.unevaluable, *plan)
+    assert noise_multiplier_for(8.0, 1e-5, 1e-9, 10**9, "rdp") < warning.unevaluable
+
+
+@pytest.mark.parametrize(("target", "q", "rounds"), [(1e9, 0.1, 10), (8.0, 1e-9, 1)])
+def test_a_budget_below_pld_s_floor_is_searched_from_the_floor(
+    monkeypatch: pytest.MonkeyPatch, target: float, q: float, rounds: int
+) -> None:
+    """Before: both stages walked down toward the threshold, the coarse one building PLDs
+    far below the floor the real one can evaluate (with the real cap, PLDs of millions of
+    points at about 20 s each: over a minute for each of these). Now the subsampling bound
+    proves up front that the threshold lies below the floor, and the search starts there:
+    no coarse PLD, a few real ones, the same safe answer and the same warning."""
+    import secagg.dp.accounting as accounting
+
+    _no_big_allocations(monkeypatch)
+    monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 16)  # same logic, smaller PLDs
+    asked: list[tuple[float, str, float]] = []
+    real = accounting._fedavg_epsilon
+
+    def spy(z: float, q: float, t: int, d: float, acc: str, disc: float = 1e-4) -> float:
+        asked.append((z, acc, disc))
+        return real(z, q, t, d, acc, disc)
+
+    monkeypatch.setattr(accounting, "_fedavg_epsilon", spy)
+    with pytest.warns(accounting.NoiseFloorWarning) as caught:
+        z = noise_multiplier_for(target, 1e-5, q, rounds)
+    pld_asked = [(x, disc) for x, acc, disc in asked if acc == "pld"]
+    assert all(disc == PLD_VALUE_DISCRETIZATION for _, disc in pld_asked), pld_asked
+    assert len(pld_asked) <= 4, pld_asked
+    assert epsilon(z, q, rounds, 1e-5) <= target
+    (warning,) = [w.message for w in caught if isinstance(w.message, accounting.NoiseFloorWarning)]
+    # the search's own stop: the least evaluated z, one of its steps (at most 1.5x) above
+    # one it could not evaluate (with the real cap, within 1e-3: the floor is sized to 1e-4)
+    assert warning.noise_multiplier == z and z / warning.unevaluable <= 1.5
+    with pytest.raises(accounting.PldTooLarge):
+        epsilon(warning.unevaluable, q, rounds, 1e-5)
+
+
+def test_an_ordinary_budget_skips_the_floor_shortcut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shortcut's gate costs milliseconds (one round's floor, the closed-form bound)
+    and lets every budget the bound cannot place below the floor take the search as
+    before: the T-round floor (a second of coarse PLDs) is never sized for them."""
+    import secagg.dp.accounting as accounting
+
+    sized: list[int] = []
+    real = accounting._least_pld_noise
+
+    def spy(q: float, t: int, discretization: float = PLD_VALUE_DISCRETIZATION) -> float | None:
+        sized.append(t)
+        return real(q, t, discretization)
+
+    monkeypatch.setattr(accounting, "_least_pld_noise", spy)
+    for target, q, rounds in [(3.0, 0.5, 50), (20.0, 0.1, 10)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", accounting.NoiseFloorWarning)
+            noise_multiplier_for(target, 1e-5, q, rounds)
+    assert sized == [1, 1]
+
+
+@pytest.mark.parametrize("accountant", ["pld", "rdp"])
+def test_an_ordinary_calibration_does_not_warn(accountant: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert noise_multiplier_for(3.0, 1e-5, 0.5, 50, accountant) > 0
 
 
 # --- a plan of more rounds than PLD can compose at any noise (review of the privacy CLI) ---

@@ -491,3 +491,48 @@ def test_a_noise_share_round_of_the_wrong_types_is_refused_by_name(
     mech = _mechanism(64, 10) if mechanism == "ddg" else mechanism
     with pytest.raises(ConfigurationError, match=named):
         NoiseShareRound(mech, seed)  # type: ignore[arg-type]
+
+
+# --- an unreachable budget: the mechanism's own figure, not the central Gaussian's ---
+
+_UNREACHABLE = dict(
+    epsilon=1e-3, delta=1e-5, rounds=10**6, dimension=1000, clip=1.0, expected_clients=100
+)
+
+
+def test_an_unreachable_budget_quotes_the_distributed_mechanism_s_own_epsilon() -> None:
+    """Before: "epsilon 0.001 is unreachable: even noise_multiplier 10000 spends 0.3407;
+    ... or a lower sample_rate", the central Gaussian's figure and advice, where the
+    distributed discrete Gaussian (50 honest shares of 100, no sampling credited) spends
+    0.5459 at that noise."""
+    from secagg.dp.display import shown
+    from secagg.dp.distributed import calibrate_noise_multiplier
+    from secagg.errors import BudgetUnreachable
+
+    own = DistributedDiscreteGaussian(
+        dimension=1000, clip=1.0, noise_multiplier=1e4, expected_clients=100
+    ).epsilon(noise_contributors=50, sample_rate=1.0, rounds=10**6, delta=1e-5)
+    with pytest.raises(BudgetUnreachable, match="distributed discrete Gaussian") as caught:
+        calibrate_noise_multiplier(**_UNREACHABLE, honest_shares=50)
+    message = str(caught.value)
+    assert f"spends {shown(own, 4, significant=True)} " in message
+    assert "sample_rate" not in message and "epsilon 0.001" in message
+    assert caught.value.spent == own and caught.value.noise_multiplier == 1e4
+
+
+def test_an_unreachable_budget_names_the_central_figure_where_the_mechanism_has_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If the mechanism cannot be built at the largest noise, the message says plainly
+    that the figure it quotes is the central Gaussian's (a lower bound on this one's)."""
+    import secagg.dp.distributed as distributed
+    from secagg.errors import BudgetUnreachable
+
+    class Unbuildable:
+        def __init__(self, **kwargs: object) -> None:
+            raise ConfigurationError("cannot be built here")
+
+    monkeypatch.setattr(distributed, "DistributedDiscreteGaussian", Unbuildable)
+    with pytest.raises(BudgetUnreachable, match="even the central Gaussian") as caught:
+        distributed.calibrate_noise_multiplier(**_UNREACHABLE, honest_shares=50)
+    assert "sample_rate" not in str(caught.value)
