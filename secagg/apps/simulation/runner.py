@@ -57,7 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -97,22 +97,73 @@ def load_data(config: SimulationConfig) -> tuple[list[BranchData], Any]:
     """The branches' standardised data and the :class:`FeatureStatistics` used (None
     with ``standardize = "none"``). No raw rows are pooled: the statistics are a noised
     secure sum of per-branch sums, or public data (see ``feature_stats``)."""
+    branches, stats, _ = _load_data(config)
+    return branches, stats
+
+
+def _load_data(config: SimulationConfig) -> tuple[list[BranchData], Any, tuple[str, ...]]:
+    """:func:`load_data`, and the feature names."""
     raw, names = _raw_branches(config)
     check_branch_data(config, _branch_counts(raw))  # refused here, before any training
     stats = _feature_statistics(config, raw, names)
     if stats is None:
-        return raw, None
+        return raw, None, names
     step = stats.accountant_step
     charged = step is not None and config.unit == "record" and config.private
+    return (
+        [
+            dataclasses.replace(
+                b,
+                x_train=stats.apply(b.x_train),
+                x_test=stats.apply(b.x_test),
+                prior_releases=(step,) if charged else (),
+            )
+            for b in raw
+        ],
+        stats,
+        names,
+    )
+
+
+#: with ``standardize = "none"``, a column whose typical magnitude (99th percentile of
+#: |value| over the training rows) exceeds both this and this many times the median
+#: column's is named in a note: the model trains on it unscaled
+UNSCALED_MAGNITUDE: Final = 10.0
+
+
+def unscaled_notes(
+    config: SimulationConfig, branches: list[BranchData], names: tuple[str, ...]
+) -> list[str]:
+    """With ``standardize = "none"``: the columns at a scale far above the others' (Time
+    in seconds, Amount in euros beside standardised components), named with their
+    magnitudes as powers of ten (coarse on purpose: the note is no noised release), and
+    what to do. Such a column dominates the gradient and its clip: a tiny Kaggle-layout
+    run read with ``--data csv --label Class`` scored AUPRC 0.106 at a 10 % fraud rate
+    (chance), 0.948 with the same rows scaled (simulate audit, 2026-12-06)."""
+    if config.feature_statistics != "none" or not branches:
+        return []
+    x = np.concatenate([b.x_train for b in branches])
+    if x.size == 0:
+        return []
+    scale = np.quantile(np.abs(x), 0.99, axis=0)
+    limit = UNSCALED_MAGNITUDE * max(1.0, float(np.median(scale)))
+    wide = [j for j in range(scale.size) if scale[j] > limit]
+    if not wide:
+        return []
+
+    def order(v: float) -> str:
+        return f"1e{math.floor(math.log10(v)):+d}" if v > 0 else "0"
+
+    columns = ", ".join(f"{names[j]!r} (|values| of order {order(scale[j])})" for j in wide)
+    it = "it" if len(wide) == 1 else "them"
     return [
-        dataclasses.replace(
-            b,
-            x_train=stats.apply(b.x_train),
-            x_test=stats.apply(b.x_test),
-            prior_releases=(step,) if charged else (),
-        )
-        for b in raw
-    ], stats
+        f"UNSCALED: {key('standardize', 'none')} trains on the raw values, and "
+        f"{columns} {'lies' if len(wide) == 1 else 'lie'} far above the other columns "
+        f"(median of order {order(float(np.median(scale)))}): "
+        f"{'it dominates' if len(wide) == 1 else 'they dominate'} the gradient and the "
+        f"model may learn little from the rest. Scale {it} (a time in days, log1p of an "
+        f"amount) or standardise ({key('standardize', 'secure')} or 'public')"
+    ]
 
 
 def _branch_counts(branches: list[BranchData]) -> list[tuple[str, int, int, int]]:
@@ -1513,7 +1564,8 @@ def run_simulation(
     if config.prior_source == "file":  # refused before the data is generated
         read_prior_file(config)
     try:
-        branches, stats = load_data(config)
+        branches, stats, feature_names = _load_data(config)
+        unscaled = unscaled_notes(config, branches, feature_names)
         if config.prior_source == "file":  # ... and the model's size, once it is known
             read_prior_file(config, branches[0].x_train.shape[1])
         progress("prior", 0, 1, "")
@@ -1622,6 +1674,7 @@ def run_simulation(
         privacy=privacy,
         notes=check_branch_data(config, _branch_counts(branches))
         + statistics_notes(config, statistics)
+        + unscaled
         + ([prior_note] if prior_note else []),
         branch_verdicts=verdicts,
     )
