@@ -862,10 +862,13 @@ def _distributed_noise(
     run before it crosses the target."""
     from secagg.dp.distributed import calibrate_noise_multiplier
 
-    z = _client_level_noise(config, sample_rate=1.0)
     if config.noise_multiplier is not None:
-        return z
+        return config.noise_multiplier
     assert config.epsilon is not None
+    # no ``start``: the calibration finds the central Gaussian's noise at sample rate 1
+    # (what _client_level_noise(config, sample_rate=1.0) gave) itself, and an unreachable
+    # budget then says this mechanism's own epsilon, not the central Gaussian's (and no
+    # "lower sample_rate", which this mechanism never credits)
     return calibrate_noise_multiplier(
         epsilon=config.epsilon,
         delta=config.delta,
@@ -875,7 +878,6 @@ def _distributed_noise(
         expected_clients=expected_cohort(config),
         honest_shares=honest_shares(config),
         vector_bound=0.0 if record_clip is None else config.dp_clip,
-        start=z,
     )
 
 

@@ -708,3 +708,18 @@ def test_a_raw_scale_csv_is_one_line_naming_the_columns_before_any_training(
     assert "'Time' (100 % of its values on 8 of 8 branches)" in error and "'Amount'" in error
     assert "data.stats_bound" in error and "--data creditcard" in error
     assert not out.exists()
+
+
+def test_an_unreachable_distributed_budget_is_refused_in_its_own_words() -> None:
+    """The distributed mechanism's noise was started from the central Gaussian's, whose
+    calibration refused first: the user read the central Gaussian's epsilon at the most
+    noise (9.024e-05) and "a lower sample_rate", which this mechanism never credits
+    (audit, 2026-12-04). Now the distributed discrete Gaussian's own figure, and its
+    advice."""
+    result = _simulate(
+        *SHORT, "--unit", "client", "--mechanism", "distributed", "--epsilon", "1e-5"
+    )
+    line = _one_line_error(result)
+    assert "unreachable for the distributed discrete Gaussian" in line
+    assert "9.024e-05" not in line and "sample_rate" not in line
+    assert "honest shares" in line
