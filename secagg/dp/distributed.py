@@ -210,12 +210,24 @@ def calibrate_noise_multiplier(
             start = noise_multiplier_for(epsilon, delta, 1.0, rounds)
         except BudgetUnreachable as exc:
             raise _ddg_unreachable(exc, spent, rounds, honest_shares) from exc
-    z = float(start)
+    z = most = float(start)
+    last = math.inf
     for _ in range(500):
-        if spent(z) <= epsilon:
+        most = z
+        if (last := spent(z)) <= epsilon:
             return z
         z *= 1.02
-    raise ConfigurationError(f"no distributed noise meets epsilon = {epsilon}")
+    # the figure of the most noise tried: how far from the target the grid ended
+    raise BudgetUnreachable(
+        f"no distributed noise meets epsilon = {epsilon:g}: the most tried, "
+        f"noise_multiplier {most:.4g} (500 steps of 2 % from {float(start):.4g}), spends "
+        f"{shown(last, 4, significant=True)} over {rounds} rounds with {honest_shares} "
+        "honest shares; allow a larger epsilon or delta, or plan fewer rounds or more "
+        "honest shares",
+        epsilon=epsilon,
+        noise_multiplier=most,
+        spent=last,
+    )
 
 
 def _ddg_unreachable(

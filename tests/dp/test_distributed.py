@@ -15,6 +15,7 @@ import pytest
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.distributed import (
     DistributedDiscreteGaussian,
+    calibrate_noise_multiplier,
     honest_noise_contributors,
     wrap_stddevs,
 )
@@ -536,3 +537,29 @@ def test_an_unreachable_budget_names_the_central_figure_where_the_mechanism_has_
     with pytest.raises(BudgetUnreachable, match="even the central Gaussian") as caught:
         distributed.calibrate_noise_multiplier(**_UNREACHABLE, honest_shares=50)
     assert "sample_rate" not in str(caught.value)
+
+
+def test_a_calibration_whose_grid_ends_short_says_what_its_most_noise_spends() -> None:
+    """500 steps of 2 % from ``start`` that never meet the target ended in "no
+    distributed noise meets epsilon = 0.01" with no figure: how far off was it? Now
+    the epsilon of the most noise tried (through ``shown``), as a BudgetUnreachable."""
+    from secagg.dp.display import shown
+    from secagg.errors import BudgetUnreachable
+
+    with pytest.raises(BudgetUnreachable) as refused:
+        calibrate_noise_multiplier(
+            epsilon=0.01,
+            delta=1e-5,
+            rounds=1,
+            dimension=100,
+            clip=1.0,
+            expected_clients=10,
+            honest_shares=10,
+            start=1e-3,
+        )
+    exc = refused.value
+    assert exc.epsilon == 0.01 and exc.spent > 0.01
+    assert exc.noise_multiplier == pytest.approx(1e-3 * 1.02**499)
+    message = str(exc)
+    assert message.startswith("no distributed noise meets epsilon = 0.01: ")
+    assert f"spends {shown(exc.spent, 4, significant=True)} over 1 rounds" in message
