@@ -457,7 +457,7 @@ def serve(
             )
             done = server.completed_rounds()
             if done >= config.rounds:
-                log.info(
+                outcome.log.info(  # the verdict, which secagg server prints itself
                     "federation %s is finished: %d of %d rounds complete",
                     config.name,
                     done,

@@ -103,3 +103,55 @@ def test_run_key_holder_reports_a_federation_the_server_stopped_early(tmp_path: 
     run = holder.value
     assert (run.outcome, run.finished, run.decryptions) == ("stopped", False, 0)
     assert run.reason == server.stop_reason
+
+
+def test_an_already_finished_federation_is_a_verdict_on_the_outcome_logger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``serve`` on a federation whose rounds are all complete logged "federation X is
+    finished" on its own logger, beside ``secagg server``'s line saying the same (audit,
+    2026-12-05). It is a verdict: on :mod:`secagg.runtime.outcome`'s logger, which a
+    front end that prints it itself silences (``reported_by_caller``)."""
+    import logging
+
+    from secagg.apps import devca
+    from secagg.runtime import launch
+    from secagg.runtime.outcome import OUTCOME_LOGGER, reported_by_caller
+
+    ca = tmp_path / "certs"
+    devca.init_ca(ca)
+    for name in BRANCHES:
+        devca.issue_client(ca, name)
+
+    def config(state: str) -> FederationConfig:
+        return FederationConfig.from_dict(
+            {
+                "federation": {
+                    "name": "done",
+                    "clients": list(BRANCHES),
+                    "dimension": 8,
+                    "rounds": 2,
+                },
+                "server": {
+                    "bind": f"127.0.0.1:{free_port()}",
+                    "certificates": str(ca),
+                    "state": str(tmp_path / state),
+                },
+            }
+        )
+
+    class Finished:  # a server whose state holds every round
+        def completed_rounds(self) -> int:
+            return 2
+
+    monkeypatch.setattr(launch, "build_server", lambda *a, **k: Finished())
+    caplog.set_level(logging.INFO)
+    _, results = launch.serve(config("one.sqlite"), init=True)
+    assert results == []
+    (record,) = [r for r in caplog.records if "is finished" in r.getMessage()]
+    assert record.name == OUTCOME_LOGGER
+    assert record.getMessage() == "federation done is finished: 2 of 2 rounds complete"
+    caplog.clear()
+    with reported_by_caller():
+        launch.serve(config("two.sqlite"), init=True)
+    assert not [r for r in caplog.records if "is finished" in r.getMessage()]
