@@ -221,13 +221,18 @@ def calibrate_noise_multiplier(
     raise BudgetUnreachable(
         f"no distributed noise meets epsilon = {epsilon:g}: the most tried, "
         f"noise_multiplier {most:.4g} (500 steps of 2 % from {float(start):.4g}), spends "
-        f"{shown(last, 4, significant=True)} over {rounds} rounds with {honest_shares} "
-        "honest shares; allow a larger epsilon or delta, or plan fewer rounds or more "
-        "honest shares",
+        f"{shown(last, 4, significant=True)} over {_counted(rounds, 'round')} with "
+        f"{_counted(honest_shares, 'honest share')}; allow a larger epsilon or delta, or "
+        "plan fewer rounds or more honest shares",
         epsilon=epsilon,
         noise_multiplier=most,
         spent=last,
     )
+
+
+def _counted(count: int, noun: str) -> str:
+    """``1 round``, ``2 rounds``: the messages above read "over 1 rounds" otherwise."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _ddg_unreachable(
@@ -247,15 +252,15 @@ def _ddg_unreachable(
             f"epsilon {exc.epsilon:g} is unreachable for the distributed discrete Gaussian: "
             f"even the central Gaussian, which needs less noise than it, spends "
             f"{shown(exc.spent, 4, significant=True)} at noise_multiplier {z:g} over "
-            f"{rounds} rounds; {advice}",
+            f"{_counted(rounds, 'round')}; {advice}",
             epsilon=exc.epsilon,
             noise_multiplier=z,
             spent=exc.spent,
         )
     return BudgetUnreachable(
         f"epsilon {exc.epsilon:g} is unreachable for the distributed discrete Gaussian: even "
-        f"noise_multiplier {z:g} spends {shown(own, 4, significant=True)} over {rounds} rounds "
-        f"with {honest_shares} honest shares; {advice}",
+        f"noise_multiplier {z:g} spends {shown(own, 4, significant=True)} over "
+        f"{_counted(rounds, 'round')} with {_counted(honest_shares, 'honest share')}; {advice}",
         epsilon=exc.epsilon,
         noise_multiplier=z,
         spent=own,

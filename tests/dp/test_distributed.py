@@ -562,4 +562,4 @@ def test_a_calibration_whose_grid_ends_short_says_what_its_most_noise_spends() -
     assert exc.noise_multiplier == pytest.approx(1e-3 * 1.02**499)
     message = str(exc)
     assert message.startswith("no distributed noise meets epsilon = 0.01: ")
-    assert f"spends {shown(exc.spent, 4, significant=True)} over 1 rounds" in message
+    assert f"spends {shown(exc.spent, 4, significant=True)} over 1 round with" in message
