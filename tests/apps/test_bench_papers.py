@@ -77,6 +77,17 @@ def test_json_has_every_figure_and_every_round_was_correct(run):
         assert row["verdict"] in {"agrees", "differs", "see note", "n/a"}
 
 
+def test_every_slope_verdict_is_rechecked_from_the_json_alone(run):
+    """A slope's verdict is this run's measured slope against the paper's, within the
+    tolerance the row states: nothing in it is fixed in advance."""
+    _, data, _ = run
+    judged = [r for r in data["comparison"]["rows"] if r["verdict"] in {"agrees", "differs"}]
+    assert judged
+    for row in judged:
+        close = abs(row["ours_upper_half"] - row["paper"]) <= row["tolerance"]
+        assert row["verdict"] == ("agrees" if close else "differs"), row["quantity"]
+
+
 def test_png_plots_exist_and_are_valid(run):
     out, _, report = run
     pngs = sorted(out.glob("*.png"))

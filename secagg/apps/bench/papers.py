@@ -491,6 +491,8 @@ def compare(cells: list[dict[str, Any]], curves: list[dict[str, Any]], grid: Pap
                 "paper_status": status,
                 # judged where the paper's big-O speaks: at the large end of the axis
                 "verdict": _verdict(ours_end, paper),
+                # what the verdict was judged with, so the JSON alone can recheck it
+                "tolerance": SLOPE_TOLERANCE,
                 "note": note,
             }
         )
