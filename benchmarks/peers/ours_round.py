@@ -27,8 +27,10 @@ phase close they trigger, is booked to that stage.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,10 @@ from common import (
 )
 
 import secagg
+import secagg.protocol.client as client_module
+import secagg.protocol.server as server_module
+from secagg.crypto import kx
+from secagg.crypto.stream import KeyedStream
 from secagg.encoding import FixedPoint
 from secagg.protocol import (
     Client,
@@ -74,6 +80,83 @@ _STAGE_OF: dict[type, str] = {
     ShareDelivery: "collect_masked_vectors",
     UnmaskingRequest: "unmask",
 }
+
+
+class CryptoWork:
+    """What one round asks of its primitives, counted as it runs: the round's floor.
+
+    ``run.py`` prices these counts at the primitives' best CPU rates measured in the
+    same run, which gives the least CPU any implementation of the same work could
+    spend on this machine. Counted exactly, call by call, so nothing is assumed about
+    the graph or the dropouts: X25519 scalar multiplications (a key pair made, or
+    rebuilt from its private bytes once per key, an agreement, a low-order probe) and AES-CTR
+    keystream bytes (every mask expanded by a client or the server, every word the
+    clients' keyed streams hand out for stochastic rounding; a stream's read-ahead
+    past the words asked for is not counted, so the count is a lower bound).
+    """
+
+    def __init__(self) -> None:
+        self.key_pairs = 0
+        self.agreements = 0
+        self.keystream_bytes = 0
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "x25519_key_pairs": self.key_pairs,
+            "x25519_agreements": self.agreements,
+            "aes_keystream_bytes": self.keystream_bytes,
+        }
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[CryptoWork]:
+        """Count inside the block (module functions wrapped, restored after)."""
+        saved: list[tuple[Any, str, Any]] = []
+
+        def wrap(owner: Any, name: str, count: Any) -> None:
+            original = getattr(owner, name)
+            saved.append((owner, name, original))
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                count(*args, **kwargs)
+                return original(*args, **kwargs)
+
+            setattr(owner, name, counted)
+
+        def key_pair(*_: Any, **__: Any) -> None:
+            self.key_pairs += 1
+
+        rebuilt: set[bytes] = set()
+
+        def rebuilt_key_pair(raw: bytes, *_: Any, **__: Any) -> None:
+            # the server rebuilds a dropped client's key pair to check it, then again to
+            # use it: one scalar multiplication is the work, so each key counts once
+            digest = hashlib.sha256(bytes(raw)).digest()
+            if digest not in rebuilt:
+                rebuilt.add(digest)
+                self.key_pairs += 1
+
+        def agreement(*_: Any, **__: Any) -> None:
+            self.agreements += 1
+
+        def masks(acc: np.ndarray, add: Any = (), subtract: Any = (), *_: Any, **__: Any) -> None:
+            self.keystream_bytes += acc.nbytes * (len(add) + len(subtract))
+
+        def words(_stream: Any, count: int, *_: Any, **__: Any) -> None:
+            self.keystream_bytes += 8 * int(count)
+
+        wrap(kx, "generate_keypair", key_pair)
+        wrap(kx, "keypair_from_private_bytes", rebuilt_key_pair)
+        wrap(kx, "derive_key", agreement)
+        wrap(kx, "check_public_key", agreement)
+        wrap(client_module, "accumulate_masks", masks)
+        wrap(server_module, "accumulate_masks", masks)
+        wrap(KeyedStream, "words", words)
+        wrap(KeyedStream, "word_blocks", words)
+        try:
+            yield self
+        finally:
+            for owner, name, original in reversed(saved):
+                setattr(owner, name, original)
 
 
 class _Round:
@@ -182,7 +265,10 @@ def run(cell: Cell, seed: int, max_attempts: int = 5) -> dict[str, Any]:
     aborted: list[dict[str, Any]] = []
     for attempt in range(max_attempts):
         rnd = _Round(cell, updates, dropped, f"{seed}/{attempt}".encode())
-        if rnd.run():
+        work = CryptoWork()  # the completed attempt's work only
+        with work.counting():
+            completed = rnd.run()
+        if completed:
             break
         aborted.append({"attempt": attempt, "reason": rnd.server.report.abort_reason})
     else:
@@ -228,6 +314,7 @@ def run(cell: Cell, seed: int, max_attempts: int = 5) -> dict[str, Any]:
                 "fixed_point_scale": 2**OUR_SCALE_BITS,
             },
             "versions": {"secagg": getattr(secagg, "__version__", "?"), "numpy": np.__version__},
+            "crypto_work": work.as_json(),
         },
     )
 

@@ -95,6 +95,14 @@ DEFINITIONS = {
     "float32 global model in FitIns, ours ship no model",
     "ratio": "median over pairs of Flower's figure / median over pairs of ours",
     "load_1min": "os.getloadavg()[0] just before and just after the run",
+    "crypto_work": "ours only: X25519 key pairs (made, or rebuilt once per key), X25519 "
+    "agreements (key agreements and low-order probes) and AES-CTR keystream bytes (masks "
+    "expanded, keyed-stream words drawn) of the completed round, counted as it ran",
+    "primitive_prices": "best CPU seconds of one X25519 agreement and one key pair (best of "
+    "7 batches of 500) and AES-128-CTR's best rate at any buffer size, measured in this run "
+    "before and after the cells, the cheaper kept",
+    "floor": "floor_cpu_seconds = crypto_work priced at primitive_prices (median over "
+    "pairs); *_vs_floor = that system's median round_cpu / floor_cpu_seconds",
 }
 
 
@@ -261,6 +269,95 @@ def run_cell(cell: Cell, pairs: int, seed: int, progress: bool) -> dict[str, Any
     }
 
 
+def primitive_prices(batch: int = 500, runs: int = 7) -> dict[str, Any]:
+    """What one unit of each primitive costs on this machine at best, in CPU seconds.
+
+    Measured in this run (the parent process, before and after the cells, the cheaper
+    kept), never quoted from another day or host: an X25519 agreement (one ``exchange``,
+    no key derivation after it), an X25519 key pair (a public key computed from private
+    bytes, no randomness drawn), each the best of ``runs`` batches of ``batch``; and
+    AES-128-CTR's keystream rate from :func:`secagg.apps.bench.floors.aes_ctr_rate` (the
+    best rate at any buffer size, in cache: the floor the masking benchmark uses too).
+    """
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from secagg.apps.bench.floors import aes_ctr_rate
+
+    mine = X25519PrivateKey.generate()
+    peer = X25519PrivateKey.generate().public_key()
+    raw = os.urandom(32)
+    agreement = key_pair = float("inf")
+    for _ in range(runs):
+        cpu = time.process_time()
+        for _ in range(batch):
+            mine.exchange(peer)
+        agreement = min(agreement, (time.process_time() - cpu) / batch)
+        cpu = time.process_time()
+        for _ in range(batch):
+            X25519PrivateKey.from_private_bytes(raw).public_key()
+        key_pair = min(key_pair, (time.process_time() - cpu) / batch)
+    aes = aes_ctr_rate()
+    return {
+        "x25519_agreement_cpu_seconds": agreement,
+        "x25519_key_pair_cpu_seconds": key_pair,
+        "aes_ctr_bytes_per_cpu_second": aes.bytes_per_cpu_second,
+        "aes_ctr_floor_buffer_bytes": aes.buffer_bytes,
+        "aes_ctr_floor_by_buffer_bytes": aes.as_json()["by_buffer_bytes"],
+    }
+
+
+def cheaper_prices(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The better of two measurements of :func:`primitive_prices` (a slow spell of the
+    host during one of them would raise the floor, and flatter whatever is divided by it)."""
+    faster = a if a["aes_ctr_bytes_per_cpu_second"] >= b["aes_ctr_bytes_per_cpu_second"] else b
+    return {
+        "x25519_agreement_cpu_seconds": min(
+            a["x25519_agreement_cpu_seconds"], b["x25519_agreement_cpu_seconds"]
+        ),
+        "x25519_key_pair_cpu_seconds": min(
+            a["x25519_key_pair_cpu_seconds"], b["x25519_key_pair_cpu_seconds"]
+        ),
+        "aes_ctr_bytes_per_cpu_second": faster["aes_ctr_bytes_per_cpu_second"],
+        "aes_ctr_floor_buffer_bytes": faster["aes_ctr_floor_buffer_bytes"],
+        "aes_ctr_floor_by_buffer_bytes": faster["aes_ctr_floor_by_buffer_bytes"],
+    }
+
+
+def floor_seconds(work: dict[str, int], prices: dict[str, Any]) -> float:
+    """The least CPU this round's cryptographic work can take here: its counted X25519
+    operations and AES keystream (``ours_round.CryptoWork``) at the best prices."""
+    return (
+        work["x25519_key_pairs"] * prices["x25519_key_pair_cpu_seconds"]
+        + work["x25519_agreements"] * prices["x25519_agreement_cpu_seconds"]
+        + work["aes_keystream_bytes"] / prices["aes_ctr_bytes_per_cpu_second"]
+    )
+
+
+def attach_floor(cell: dict[str, Any], prices: dict[str, Any]) -> None:
+    """Our round's floor for every pair of a finished cell, and both systems against it.
+
+    The floor is the work *our* round did, counted as it ran, so it is the floor of this
+    protocol with these primitives; Flower's round does the same protocol's work."""
+    floors_per_pair = []
+    for pair in cell["pairs"]:
+        floor = floor_seconds(pair["ours"]["crypto_work"], prices)
+        pair["ours"]["floor_cpu_seconds"] = floor
+        floors_per_pair.append(floor)
+    floor = statistics.median(floors_per_pair)
+    ours = cell["medians"]["ours"]["round_cpu"]
+    flower = cell["medians"]["flower"]["round_cpu"]
+    cell["floor"] = {
+        "what": "median over pairs of our round's counted X25519 key pairs and agreements "
+        "and AES-CTR keystream bytes, priced at this run's best CPU rates (prices)",
+        "floor_cpu_seconds": floor,
+        "floor_cpu_seconds_per_pair": floors_per_pair,
+        "ours_round_cpu_vs_floor": ours / floor,
+        "flower_round_cpu_vs_floor": flower / floor,
+        # the issue's 30x asks ours to spend at most Flower's round / 30
+        "target_asks_ours_within_floor_multiple": flower / TARGET_ROUND_CPU_RATIO / floor,
+    }
+
+
 def run_ckks(clients: int, d: int, cohort: int, seed: int) -> dict[str, Any]:
     log: list[str] = []
     args = ["--clients", str(clients), "--d", str(d), "--cohort", str(cohort), "--seed", str(seed)]
@@ -319,6 +416,24 @@ def markdown(result: dict[str, Any]) -> str:
                 else f"| {label} | {_fmt(ours, key)} | {_fmt(flower, key)} | - | - |"
             )
         lines.append("")
+        floor = cell.get("floor")
+        prices = result.get("primitive_prices")
+        if floor and prices:
+            work = cell["pairs"][0]["ours"]["crypto_work"]
+            lines += [
+                f"Floor, measured in this run: {floor['floor_cpu_seconds'] * 1e3:.1f} ms of CPU "
+                f"(our round's {work['x25519_key_pairs']} X25519 key pairs and "
+                f"{work['x25519_agreements']} agreements at "
+                f"{prices['x25519_key_pair_cpu_seconds'] * 1e6:.1f} and "
+                f"{prices['x25519_agreement_cpu_seconds'] * 1e6:.1f} us, "
+                f"{work['aes_keystream_bytes'] / 1e6:.1f} MB of AES-CTR keystream at "
+                f"{prices['aes_ctr_bytes_per_cpu_second'] / 1e9:.2f} GB/s in cache; pair 0): "
+                f"ours {floor['ours_round_cpu_vs_floor']:.2f}x it, Flower "
+                f"{floor['flower_round_cpu_vs_floor']:.1f}x; "
+                f"{TARGET_ROUND_CPU_RATIO:.0f}x Flower asks ours within "
+                f"{floor['target_asks_ours_within_floor_multiple']:.2f}x it.",
+                "",
+            ]
     target = result.get("target")
     if target:
         verdict = "met" if target["met"] else "not met"
@@ -411,12 +526,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     missing = flower_status()
     if missing is None:
+        prices = primitive_prices()
         for cell in cells:
             if not args.no_progress:
                 print(f"{cell.describe()}: {cell.default_pairs} pair(s)", file=sys.stderr)
             result["cells"].append(
                 run_cell(cell, cell.default_pairs, args.seed, not args.no_progress)
             )
+        prices = cheaper_prices(prices, primitive_prices())
+        result["primitive_prices"] = prices
+        for record in result["cells"]:
+            attach_floor(record, prices)
         issue = next((c for c in result["cells"] if c["cell"]["name"] == "issue"), None)
         if issue is not None:
             ratio = issue["ratios"]["round_cpu"]

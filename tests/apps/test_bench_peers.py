@@ -91,6 +91,48 @@ def test_both_systems_ran_the_same_round_and_both_sums_matched(quick_run):
     }
 
 
+def test_the_floor_is_our_counted_work_at_prices_measured_in_the_same_run(quick_run):
+    """The round's floor was hand arithmetic in the docs, from primitive rates measured on
+    other days (AES by the memory-bound method on one host). Now the run counts our
+    round's X25519 and AES work as it happens and prices it at rates it measures itself,
+    so every "x the floor" in peers.json can be rechecked from the JSON alone."""
+    result, markdown, _ = quick_run
+    prices = result["primitive_prices"]
+    assert 0 < prices["x25519_agreement_cpu_seconds"] < 1e-3
+    assert 0 < prices["x25519_key_pair_cpu_seconds"] < 1e-3
+    rates = prices["aes_ctr_floor_by_buffer_bytes"]
+    assert prices["aes_ctr_bytes_per_cpu_second"] == max(rates.values())
+    (cell,) = result["cells"]
+    c = cell["cell"]
+    n, k, d = c["n"], c["k"], c["d"]
+    survivors = n - int(c["dropout"] * n)
+    for pair in cell["pairs"]:
+        work = pair["ours"]["crypto_work"]
+        # every client makes two key pairs; the server rebuilds each dropped client's once
+        assert work["x25519_key_pairs"] == 2 * n + (n - survivors)
+        # two agreements per neighbour per client, two probes per client at the server,
+        # and at most k for each dropped client's surviving neighbours
+        assert 2 * k * n + 2 * n < work["x25519_agreements"] <= 2 * k * n + 2 * n + k
+        # each survivor: k + 1 masks of d words and d rounding words of 8 bytes; the
+        # server: at least one self-mask per survivor
+        least = survivors * ((k + 1) * 4 * d + 8 * d) + survivors * 4 * d
+        assert work["aes_keystream_bytes"] > least
+        floor = (
+            work["x25519_key_pairs"] * prices["x25519_key_pair_cpu_seconds"]
+            + work["x25519_agreements"] * prices["x25519_agreement_cpu_seconds"]
+            + work["aes_keystream_bytes"] / prices["aes_ctr_bytes_per_cpu_second"]
+        )
+        assert pair["ours"]["floor_cpu_seconds"] == pytest.approx(floor)
+    summary = cell["floor"]
+    ours, flower = cell["medians"]["ours"]["round_cpu"], cell["medians"]["flower"]["round_cpu"]
+    assert summary["ours_round_cpu_vs_floor"] == pytest.approx(ours / summary["floor_cpu_seconds"])
+    assert summary["flower_round_cpu_vs_floor"] == pytest.approx(
+        flower / summary["floor_cpu_seconds"]
+    )
+    assert summary["ours_round_cpu_vs_floor"] > 1  # nothing beats its own floor
+    assert "Floor, measured in this run" in markdown
+
+
 def test_ckks_compares_nvflare_parameters_with_ours(quick_run):
     result, _, _ = quick_run
     ckks = result["ckks"]
