@@ -6,7 +6,7 @@ measured the easy way flatters. On the Intel Xeon VM of 2026-12-04 AES-128-CTR r
 buffer in cache, and the masking benchmark printed the server at 0.59x a floor it was
 1.65x above; its "unmasking <= 1.5x its bound" took the PRG's wall-clock rate over a
 d-word buffer (6.4 GB/s at d = 1e6) and a cold d-word addition (13 GB/s against
-37-41 GB/s in cache) and so passed at 0.8x a bound the server was well above. Every
+39-47 GB/s in cache) and so passed at 0.6-0.8x a bound the server was 1.1-1.2x above. Every
 floor here is therefore:
 
 * CPU time (``process_time``): other jobs on a shared machine move it little, and it
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg.errors import ConfigurationError
 
-#: Buffer sizes every floor is measured at: a few that fit a core's L1/L2 cache and one
+#: Buffer sizes the AES floor is measured at: a few that fit a core's L1/L2 cache and one
 #: far beyond any cache (64 MiB), so the best of them is the rate in cache on any host.
 FLOOR_BUFFER_BYTES: tuple[int, ...] = (64 << 10, 256 << 10, 1 << 20, 64 << 20)
 #: Buffer sizes the addition floor is measured at: the cache-sized ones only. A buffer

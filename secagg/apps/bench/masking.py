@@ -230,7 +230,7 @@ def _add_seconds(d: int, repeats: int = 21) -> float:
     """Median wall time of one in-place addition of a d-word vector into an accumulator.
 
     Information only, no verdict uses it: a whole d-word vector is out of cache at
-    d = 1e6 (13 GB/s against 37-41 GB/s in cache on the 2026-12-04 Xeon host), while the
+    d = 1e6 (13 GB/s against 39-47 GB/s in cache on the 2026-12-04 Xeon host), while the
     server adds each keystream chunk in cache; the bound uses
     :func:`.floors.uint32_add_rate`."""
     acc = np.zeros(d, dtype=np.uint32)
