@@ -65,3 +65,25 @@ def test_scale_benchmark_without_ray_says_what_to_install(monkeypatch: pytest.Mo
         "secagg bench scale: needs the ray extra: pip install 'secagg[ray]'"
     ]
     assert done.exception is None or isinstance(done.exception, SystemExit)
+
+
+def test_best_of_takes_each_clock_s_own_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fastest CPU run is reported even when another run had the fastest wall time."""
+    import numpy as np
+
+    from secagg.apps.bench import scale
+
+    # (wall, cpu) per run: run 0 is fastest by wall, run 1 by CPU
+    runs = iter([(1.0, 5.0), (2.0, 3.0), (4.0, 4.0)])
+    clocks = {"wall": 0.0, "cpu": 0.0}
+
+    def remove(acc: np.ndarray) -> np.ndarray:
+        wall, cpu = next(runs)
+        clocks["wall"] += wall
+        clocks["cpu"] += cpu
+        return acc
+
+    monkeypatch.setattr(scale.time, "perf_counter", lambda: clocks["wall"])
+    monkeypatch.setattr(scale.time, "process_time", lambda: clocks["cpu"])
+    wall, cpu, _ = scale._best_of(np.zeros(4, dtype=np.uint32), remove, 3)
+    assert (wall, cpu) == (1.0, 3.0)
