@@ -34,6 +34,16 @@ def _when(value: Any) -> str:
     return dt.datetime.fromtimestamp(float(value), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _spent(result: AuditResult, seq: int, entry: dict[str, Any]) -> Any:
+    """Row ``seq``'s epsilon as the report shows it: for a verified ledger the larger of
+    the claim and the verifier's replay (a claim within the tolerance below the replay
+    would show less than the mechanism spent); for a failed one the claim, as recorded."""
+    claimed = (entry.get("privacy") or {}).get("epsilon")
+    if not result.ok or not isinstance(claimed, int | float) or isinstance(claimed, bool):
+        return claimed
+    return result.shown_epsilon(seq, float(claimed))
+
+
 def _eps(value: Any) -> str:
     """An epsilon as the report shows it: 3 decimals, rounded *up* (to the nearest,
     4.01132 read 4.011, below what the ledger records; :mod:`secagg.dp.display`)."""
@@ -112,10 +122,10 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     a line, and both legends sit beside the axes, never over the data."""
     rows = [r.entry for r in result.chain.rows]
     points = [
-        (e["round"], float(e["privacy"]["epsilon"]))
-        for e in rows
-        if isinstance(e.get("privacy", {}).get("epsilon"), int | float)
-        and math.isfinite(e["privacy"]["epsilon"])
+        (r.entry["round"], float(epsilon))
+        for r in result.chain.rows
+        if isinstance(epsilon := _spent(result, r.seq, r.entry), int | float)
+        and math.isfinite(epsilon)
     ]
     if not points:
         return None
@@ -426,7 +436,7 @@ def build_report(
     budget = None if expected is None else expected.epsilon_budget
     if rows:
         last = rows[-1]
-        spent = last["privacy"]["epsilon"]
+        spent = _spent(result, result.chain.rows[-1].seq, last)
         if budget is None:
             cap = " (give `--config` to compare it with the federation's epsilon_budget)"
         else:
@@ -492,7 +502,8 @@ def build_report(
                 + "sample rate | cumulative ε | model digest |",
                 "|---" * (13 if shares else 12) + "|",
             ]
-        for e in rows:
+        for chained in result.chain.rows:
+            e = chained.entry
             row_dp = e.get("dp") or {}
             backend = e.get("backend", {})
             name = backend.get("name", "-")
@@ -519,7 +530,9 @@ def build_report(
                     + f"{_param(rate)} | "
                 )
             lines.append(
-                start + middle + f"{_eps(e['privacy']['epsilon'])} | `{e['model_sha256'][:16]}…` |"
+                start
+                + middle
+                + f"{_eps(_spent(result, chained.seq, e))} | `{e['model_sha256'][:16]}…` |"
             )
         if record:
             lines += ["", "## Each branch's DP-SGD accounting", ""]
