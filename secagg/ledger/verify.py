@@ -427,8 +427,10 @@ def _check_consistency(
         z = adaptive.get("update_noise_multiplier")
     if None not in (z, clip, std) and not _same(std, float(z) * float(clip)):
         return (
-            f"records noise std {std:g} but noise multiplier {z:g} x clip {clip:g} = "
-            f"{float(z) * float(clip):g}: the replayed epsilon is not that of the noise added"
+            # exact figures: within 6 digits the two sides of a 1e-7 gap read the same
+            f"records noise std {float(std)!r} but noise multiplier {float(z)!r} x clip "
+            f"{float(clip)!r} = {float(z) * float(clip)!r}: the replayed epsilon is not that "
+            "of the noise added"
         )
     return None
 
