@@ -192,11 +192,16 @@ class AuditResult:
     #: digits, but noted: every figure verify and the report print is then the replay's
     understated: list[tuple[int, Any, float, float]] = field(default_factory=list)
 
+    #: ``epsilons`` by seq, rebuilt when it grows (a report asks once per row)
+    _replayed: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
+
     def shown_epsilon(self, seq: int, claimed: float | None) -> float | None:
         """What a reader is shown for row ``seq``: the larger of its ``claimed`` epsilon
         and the replayed one (a claim within the tolerance below the replay would read
         less than the mechanism spent; a claim the older accountant wrote may lie above)."""
-        replayed = dict(self.epsilons).get(seq)
+        if len(self._replayed) != len(self.epsilons):
+            self._replayed = dict(self.epsilons)
+        replayed = self._replayed.get(seq)
         if claimed is None or replayed is None:
             return claimed if replayed is None else replayed
         return max(claimed, replayed)
