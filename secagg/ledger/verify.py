@@ -1038,8 +1038,10 @@ def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[st
         if other:
             values = sorted({float(v) for _, v in other})
             notes.append(
-                f"{len(other)} rounds (first: round {other[0][0]}) recorded {label} "
-                f"{', '.join(f'{v:g}' for v in values)} (config: {want:g}); each is replayed "
+                f"{len(other)} round{'' if len(other) == 1 else 's'} (first: round {other[0][0]}) "
+                f"recorded {label} "
+                # exact: a recorded z 1e-7 below the config's read as the config's at :g
+                f"{', '.join(repr(v) for v in values)} (config: {float(want)!r}); each is replayed "
                 "with its own recorded value"
             )
     return notes
