@@ -183,14 +183,21 @@ class PldTooLarge(ConfigurationError):
 
 
 class NoiseFloorWarning(PrivacyCostWarning):
-    """:func:`noise_multiplier_for` met the budget only from far above: the threshold lies
-    below the least noise PLD can evaluate, so the returned ``z`` (the least evaluated
-    noise within the budget) spends only ``epsilon`` of ``target_epsilon``; PLD could not
-    evaluate ``unevaluable``. RDP (``accountant="rdp"``) has no such floor and may find
-    less noise. The returned ``z`` is safe (it meets the budget), just not the smallest.
+    """:func:`noise_multiplier_for` met the budget only from above, stopped by the least
+    noise PLD can evaluate: the returned ``z`` (the least evaluated noise within the
+    budget) spends ``epsilon`` of ``target_epsilon``, and the search's next step down,
+    ``unevaluable``, PLD could not evaluate. The least noise that meets the budget lies
+    below ``z``: under PLD's floor, or between ``unevaluable`` and ``z``, so ``z`` may be
+    up to ``excess`` (``z / unevaluable``, at most 1.5, a step of the search) times the
+    noise PLD would have found there. RDP (``accountant="rdp"``) has no such floor and may
+    find less noise. The returned ``z`` is safe (it meets the budget), just not the smallest:
+    the search does not refine that step, as every evaluation near the floor builds a PLD
+    near :data:`MAX_PLD_POINTS` (about 20 s each).
 
     Why: ``noise_multiplier_for(8, 1e-5, 1e-9, 10**9)`` returned z = 0.4333, which spends
-    epsilon 0.034, and said nothing: a caller took it for the noise epsilon 8 needs."""
+    epsilon 0.034, and said nothing: a caller took it for the noise epsilon 8 needs. The
+    message rounds ``z`` up (the epsilon it quotes then bounds what the shown z spends),
+    ``unevaluable`` down (PLD cannot evaluate any z below it either) and ``excess`` up."""
 
     def __init__(
         self, *, noise_multiplier: float, epsilon: float, target_epsilon: float, unevaluable: float
@@ -199,11 +206,17 @@ class NoiseFloorWarning(PrivacyCostWarning):
         self.epsilon = epsilon
         self.target_epsilon = target_epsilon
         self.unevaluable = unevaluable
+        #: the most by which ``noise_multiplier`` may exceed the least noise PLD could
+        #: have found (1.0 when the refused z lies above it, which a search never reports)
+        self.excess = max(1.0, noise_multiplier / unevaluable) if unevaluable > 0 else math.inf
+        z = shown(noise_multiplier, 6, significant=True)
         super().__init__(
-            f"epsilon {target_epsilon:g} is not reachable from above: PLD cannot evaluate "
-            f"noise_multiplier {unevaluable:g}, and the least noise it evaluated within the "
-            f"budget, {noise_multiplier:g}, spends only epsilon "
-            f"{shown(epsilon, 4, significant=True)}; accountant='rdp' may find less noise"
+            f"epsilon {target_epsilon:g} is met only from above: noise_multiplier {z} spends "
+            f"epsilon {shown(epsilon, 4, significant=True)}, and PLD cannot evaluate "
+            f"{shown(unevaluable, 6, significant=True, lower=True)}, the search's next step "
+            f"down; the least noise that meets the budget is below {z}: under what PLD can "
+            f"evaluate, or at most {shown(self.excess, 3, significant=True)}x less; "
+            "accountant='rdp' may find less noise"
         )
 
 
@@ -524,7 +537,10 @@ def noise_multiplier_for(
 
     The answer is rounded *up*: the returned ``z`` was itself evaluated and
     meets the budget, and it is within a relative ``tolerance`` of the exact
-    threshold, so noise below ``z / (1 + tolerance)`` would overspend.
+    threshold, so noise below ``z / (1 + tolerance)`` would overspend. Except at
+    PLD's floor: where the search's next step down cannot be evaluated it stops at
+    ``z`` and warns (:class:`NoiseFloorWarning`, whose ``excess`` bounds how far above
+    the least noise PLD could find ``z`` may be): safe, but possibly more noise than needed.
 
     Why not ``dp_accounting.calibrate_dp_mechanism`` as is: its bracket search
     starts at ``z`` near 0, where PLD is slow and memory-hungry, and each PLD
@@ -737,8 +753,9 @@ def _calibrate(
         if lo < 1e-6:
             return hi  # epsilon that generous needs (almost) no noise; never happens in practice
     if lo in unevaluable:
-        # the threshold lies below the least noise the accountant can evaluate: hi is the
-        # least evaluated noise that meets the budget (more noise than needed, never less)
+        # the accountant cannot evaluate lo: hi is the least evaluated noise that meets the
+        # budget. The threshold lies below hi, under the floor or in (lo, hi): up to
+        # hi / lo (1.5) more noise than needed, never less; the warning says by how much
         if floor is not None:
             floor.append((hi, eps(hi), lo))
         return hi

@@ -64,14 +64,17 @@ class ClientLevelCost:
     def describe(self) -> str:
         text = (
             f"client-level DP with {self.expected_clients:g} expected clients per round: noise "
-            f"std on the mean update is {self.relative_noise_on_mean:.3g} x the clip per "
+            # noise down, epsilon and delta up: the side a reader may rely on
+            "std on the mean update is "
+            f"{shown(self.relative_noise_on_mean, 3, significant=True, lower=True)} x the clip per "
             f"coordinate, and the plan spends epsilon = {shown(self.epsilon, 3, significant=True)} "
             f"(delta = {shown(self.delta, 6, significant=True)}) over {self.rounds} rounds"
         )
         if self.noise_to_signal is not None:
             text += (
-                f"; the noise vector is {self.noise_to_signal:.3g} x the norm of the largest "
-                "possible mean update"
+                "; the noise vector is "
+                f"{shown(self.noise_to_signal, 3, significant=True, lower=True)} x the norm of "
+                "the largest possible mean update"
             )
         return text
 

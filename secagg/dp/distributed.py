@@ -217,10 +217,12 @@ def calibrate_noise_multiplier(
         if (last := spent(z)) <= epsilon:
             return z
         z *= 1.02
-    # the figure of the most noise tried: how far from the target the grid ended
+    # the figure of the most noise tried: how far from the target the grid ended (z up:
+    # the epsilon quoted, rounded up, then bounds what the z shown spends)
     raise BudgetUnreachable(
         f"no distributed noise meets epsilon = {epsilon:g}: the most tried, "
-        f"noise_multiplier {most:.4g} (500 steps of 2 % from {float(start):.4g}), spends "
+        f"noise_multiplier {shown(most, 4, significant=True)} (500 steps of 2 % from "
+        f"{shown(float(start), 4, significant=True)}), spends "
         f"{shown(last, 4, significant=True)} over {_counted(rounds, 'round')} with "
         f"{_counted(honest_shares, 'honest share')}; allow a larger epsilon or delta, or "
         "plan fewer rounds or more honest shares",
@@ -242,27 +244,27 @@ def _ddg_unreachable(
     at the same noise. Why: the message quoted the central Gaussian's figure (0.3407 at
     z = 10^4 over 10^6 rounds) as if it were the distributed discrete Gaussian's (0.5458
     with 50 honest shares of 100), and advised "a lower sample_rate", which this
-    mechanism never credits."""
-    z = exc.noise_multiplier
+    mechanism never credits. The z is rounded up, as the epsilon it is paired with."""
+    z = shown(exc.noise_multiplier, 6, significant=True)
     advice = "allow a larger epsilon or delta, or plan fewer rounds or more honest shares"
     try:
-        own = spent(z)
+        own = spent(exc.noise_multiplier)
     except ConfigurationError:  # this mechanism cannot even be built there: say whose it is
         return BudgetUnreachable(
             f"epsilon {exc.epsilon:g} is unreachable for the distributed discrete Gaussian: "
             f"even the central Gaussian, which needs less noise than it, spends "
-            f"{shown(exc.spent, 4, significant=True)} at noise_multiplier {z:g} over "
+            f"{shown(exc.spent, 4, significant=True)} at noise_multiplier {z} over "
             f"{_counted(rounds, 'round')}; {advice}",
             epsilon=exc.epsilon,
-            noise_multiplier=z,
+            noise_multiplier=exc.noise_multiplier,
             spent=exc.spent,
         )
     return BudgetUnreachable(
         f"epsilon {exc.epsilon:g} is unreachable for the distributed discrete Gaussian: even "
-        f"noise_multiplier {z:g} spends {shown(own, 4, significant=True)} over "
+        f"noise_multiplier {z} spends {shown(own, 4, significant=True)} over "
         f"{_counted(rounds, 'round')} with {_counted(honest_shares, 'honest share')}; {advice}",
         epsilon=exc.epsilon,
-        noise_multiplier=z,
+        noise_multiplier=exc.noise_multiplier,
         spent=own,
     )
 

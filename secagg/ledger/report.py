@@ -34,6 +34,16 @@ def _when(value: Any) -> str:
     return dt.datetime.fromtimestamp(float(value), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _spent(result: AuditResult, seq: int, entry: dict[str, Any]) -> Any:
+    """Row ``seq``'s epsilon as the report shows it: for a verified ledger the larger of
+    the claim and the verifier's replay (a claim within the tolerance below the replay
+    would show less than the mechanism spent); for a failed one the claim, as recorded."""
+    claimed = (entry.get("privacy") or {}).get("epsilon")
+    if not result.ok or not isinstance(claimed, int | float) or isinstance(claimed, bool):
+        return claimed
+    return result.shown_epsilon(seq, float(claimed))
+
+
 def _eps(value: Any) -> str:
     """An epsilon as the report shows it: 3 decimals, rounded *up* (to the nearest,
     4.01132 read 4.011, below what the ledger records; :mod:`secagg.dp.display`)."""
@@ -42,6 +52,26 @@ def _eps(value: Any) -> str:
     if value == "inf" or (isinstance(value, float) and math.isinf(value)):
         return "∞"
     return shown(float(value), 3)
+
+
+def _param(value: Any, *, lower: bool = False) -> str:
+    """A mechanism parameter as the report shows it: 4 significant digits (6 in the
+    branch table, through ``places``) rounded toward the side a reader may rely on,
+    through :func:`~secagg.dp.display.shown`. Up for what bounds the leak (a clip, a
+    sensitivity, a sample rate), down (``lower``) for what hides it (a noise std or
+    multiplier, a budget): to the nearest, a clip of 1.23449 read 1.234 and a noise std
+    of 1.234606 read 1.235, a smaller sensitivity and more noise than ran. Anything
+    but a number (a missing field) is shown as ``-`` or as recorded."""
+    return _param_at(value, 4, lower=lower)
+
+
+def _param_at(value: Any, places: int, *, lower: bool = False) -> str:
+    """:func:`_param` at ``places`` significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return shown(float(value), places, significant=True, lower=lower)
 
 
 #: participation categories of the plot, in stacking order: (key, label, colour, hatch)
@@ -92,10 +122,10 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     a line, and both legends sit beside the axes, never over the data."""
     rows = [r.entry for r in result.chain.rows]
     points = [
-        (e["round"], float(e["privacy"]["epsilon"]))
-        for e in rows
-        if isinstance(e.get("privacy", {}).get("epsilon"), int | float)
-        and math.isfinite(e["privacy"]["epsilon"])
+        (r.entry["round"], float(epsilon))
+        for r in result.chain.rows
+        if isinstance(epsilon := _spent(result, r.seq, r.entry), int | float)
+        and math.isfinite(epsilon)
     ]
     if not points:
         return None
@@ -111,7 +141,12 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     top.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     highest = max(p[1] for p in points)
     if budget is not None:
-        top.axhline(budget, color="tab:red", linestyle="--", label=f"epsilon_budget {budget:g}")
+        top.axhline(
+            budget,
+            color="tab:red",
+            linestyle="--",
+            label=f"epsilon_budget {_param_at(budget, 6, lower=True)}",
+        )
         highest = max(highest, budget)
     top.set_ylim(0, highest * 1.08 if highest > 0 else 1.0)
     top.set_ylabel("epsilon")
@@ -158,13 +193,14 @@ def _ledger_dp(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return next((e["dp"] for e in reversed(rows) if e.get("dp")), {})
 
 
-def _values(items: list[float]) -> str:
-    """Distinct values in order of first use: ``1.1`` or ``1.1, 0.9``."""
+def _values(items: list[float], *, lower: bool = False) -> str:
+    """Distinct values in order of first use: ``1.1`` or ``1.1, 0.9``, each at 6
+    significant digits rounded up (``lower``: down, for noise multipliers)."""
     seen: list[float] = []
     for item in items:
         if item not in seen:
             seen.append(item)
-    return ", ".join(f"{v:g}" for v in seen) or "-"
+    return ", ".join(_param_at(v, 6, lower=lower) for v in seen) or "-"
 
 
 def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
@@ -187,8 +223,9 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
         lines.append(
             f"| `{identity[:12]}…` | {report.get('unit', 'record')} | "
             f"{report.get('accountant', '-')} | {report.get('delta', '-')} | "
-            f"{_values([z for z, _, _ in history])} | {_values([q for _, q, _ in history])} | "
-            f"{sum(n for _, _, n in history)} | {'-' if clip is None else f'{float(clip):g}'} | "
+            f"{_values([z for z, _, _ in history], lower=True)} | "
+            f"{_values([q for _, q, _ in history])} | "
+            f"{sum(n for _, _, n in history)} | {_param_at(clip, 6)} | "
             f"{_eps(report.get('epsilon'))} | {_eps(result.record_level.get(identity))} | "
             f"round {number} |"
         )
@@ -399,7 +436,7 @@ def build_report(
     budget = None if expected is None else expected.epsilon_budget
     if rows:
         last = rows[-1]
-        spent = last["privacy"]["epsilon"]
+        spent = _spent(result, result.chain.rows[-1].seq, last)
         if budget is None:
             cap = " (give `--config` to compare it with the federation's epsilon_budget)"
         else:
@@ -414,10 +451,11 @@ def build_report(
                 if held is None or spent is None or not float(held) > float(spent) * (1 + 1e-6)
                 else f" (unamplified: epsilon {_eps(held)})"
             )
+            allowed = _param_at(budget, 6, lower=True)  # as verify shows it: never more
             if held is not None and not float(held) <= budget * (1 + 1e-9):
-                cap = f" of a budget of {budget:g}: **ABOVE THE BUDGET**{unamplified}"
+                cap = f" of a budget of {allowed}: **ABOVE THE BUDGET**{unamplified}"
             else:
-                cap = f" of a budget of {budget:g}: within it{unamplified}"
+                cap = f" of a budget of {allowed}: within it{unamplified}"
         if record:
             names = sorted(
                 {
@@ -464,7 +502,8 @@ def build_report(
                 + "sample rate | cumulative ε | model digest |",
                 "|---" * (13 if shares else 12) + "|",
             ]
-        for e in rows:
+        for chained in result.chain.rows:
+            e = chained.entry
             row_dp = e.get("dp") or {}
             backend = e.get("backend", {})
             name = backend.get("name", "-")
@@ -480,16 +519,20 @@ def build_report(
                 middle = f"{len(row_dp.get('client_reports') or {})} | "
             else:
                 std = row_dp.get("noise_std")
-                clip = row_dp.get("record_clip", row_dp.get("clip", "-"))  # the sensitivity
-                clip = f"{clip:.4g}" if isinstance(clip, float) else clip
+                clip = row_dp.get("record_clip", row_dp.get("clip"))  # the sensitivity
+                # the rate the epsilon was charged at: a sampled row written before
+                # 2026-12-03 at its published cohort's share, above the design rate
+                rate = row_dp.get("charged_rate", row_dp.get("sample_rate"))
                 summed = row_dp.get("noise_contributors")  # honest shares in this sum
                 middle = (
-                    f"{clip} | {'-' if std is None else f'{std:.4g}'} | "
+                    f"{_param(clip)} | {_param(std, lower=True)} | "
                     + (f"{'-' if summed is None else summed} | " if shares else "")
-                    + f"{row_dp.get('sample_rate', '-')} | "
+                    + f"{_param(rate)} | "
                 )
             lines.append(
-                start + middle + f"{_eps(e['privacy']['epsilon'])} | `{e['model_sha256'][:16]}…` |"
+                start
+                + middle
+                + f"{_eps(_spent(result, chained.seq, e))} | `{e['model_sha256'][:16]}…` |"
             )
         if record:
             lines += ["", "## Each branch's DP-SGD accounting", ""]

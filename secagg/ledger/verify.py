@@ -90,6 +90,9 @@ from secagg.ledger.chain import (
 
 #: claimed and recomputed epsilons must agree this closely (relative)
 RELATIVE_TOLERANCE = 1e-6
+#: a claim this much (relative) below its replay is noted as understated (below it,
+#: float noise between two computations of the same accountant; far under any digit shown)
+_UNDERSTATED = 1e-12
 #: recorded parameters that must be equal (deltas, rates, noise std) agree this closely
 _PARAMETER_TOLERANCE = 1e-9
 
@@ -183,6 +186,25 @@ class AuditResult:
     #: central rows whose claim matched only the from-scratch accountant (written
     #: before accounting became incremental; see :meth:`EpsilonReplay.older_claim`)
     from_scratch: int = 0
+    #: (seq, round, claimed, replayed): rows whose claim lies below the epsilon their
+    #: mechanism replays to, within :data:`RELATIVE_TOLERANCE` (beyond it verify fails).
+    #: Accepted, since replay arithmetic may differ from the server's in the last
+    #: digits, but noted: every figure verify and the report print is then the replay's
+    understated: list[tuple[int, Any, float, float]] = field(default_factory=list)
+
+    #: ``epsilons`` by seq, rebuilt when it grows (a report asks once per row)
+    _replayed: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
+
+    def shown_epsilon(self, seq: int, claimed: float | None) -> float | None:
+        """What a reader is shown for row ``seq``: the larger of its ``claimed`` epsilon
+        and the replayed one (a claim within the tolerance below the replay would read
+        less than the mechanism spent; a claim the older accountant wrote may lie above)."""
+        if len(self._replayed) != len(self.epsilons):
+            self._replayed = dict(self.epsilons)
+        replayed = self._replayed.get(seq)
+        if claimed is None or replayed is None:
+            return claimed if replayed is None else replayed
+        return max(claimed, replayed)
 
     @property
     def ok(self) -> bool:
@@ -410,8 +432,10 @@ def _check_consistency(
         z = adaptive.get("update_noise_multiplier")
     if None not in (z, clip, std) and not _same(std, float(z) * float(clip)):
         return (
-            f"records noise std {std:g} but noise multiplier {z:g} x clip {clip:g} = "
-            f"{float(z) * float(clip):g}: the replayed epsilon is not that of the noise added"
+            # exact figures: within 6 digits the two sides of a 1e-7 gap read the same
+            f"records noise std {float(std)!r} but noise multiplier {float(z)!r} x clip "
+            f"{float(clip)!r} = {float(z) * float(clip)!r}: the replayed epsilon is not that "
+            "of the noise added"
         )
     return None
 
@@ -1014,8 +1038,10 @@ def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[st
         if other:
             values = sorted({float(v) for _, v in other})
             notes.append(
-                f"{len(other)} rounds (first: round {other[0][0]}) recorded {label} "
-                f"{', '.join(f'{v:g}' for v in values)} (config: {want:g}); each is replayed "
+                f"{len(other)} round{'' if len(other) == 1 else 's'} (first: round {other[0][0]}) "
+                f"recorded {label} "
+                # exact: a recorded z 1e-7 below the config's read as the config's at :g
+                f"{', '.join(repr(v) for v in values)} (config: {float(want)!r}); each is replayed "
                 "with its own recorded value"
             )
     return notes
@@ -1137,6 +1163,17 @@ def verify_ledger(
                 f"{recomputed}" + (" (the claim is below the mechanism's)" if below else "")
             )
             return result
+        if (
+            claimed is not None
+            and recomputed is not None
+            and claimed < recomputed
+            # replay arithmetic may differ from the server's in the last bits; a gap
+            # that no printed figure (at most 6 significant digits) can show is no claim
+            and recomputed - claimed > _UNDERSTATED * max(1.0, abs(recomputed))
+        ):
+            result.understated.append(
+                (row.seq, row.entry.get("round", row.seq), claimed, recomputed)
+            )
         if dp and row.entry.get("status") == "complete" and claimed is None:  # nor does the replay
             result.failure = (
                 f"{where}: released a round with a DP block but claims no epsilon: nothing "
@@ -1196,6 +1233,14 @@ def verify_ledger(
         )
         if not replay.per_client_rows:  # the latest claim still rests on it: not private
             result.amplified = amplified_seen
+    if result.understated:
+        _, number, claimed, replayed = max(result.understated, key=lambda u: u[3] - u[2])
+        result.notes.append(
+            f"{len(result.understated)} rows claim an epsilon below the one their recorded "
+            f"mechanism replays to, within the {RELATIVE_TOLERANCE:g} relative tolerance "
+            f"(the largest gap: round {number} claims {claimed!r}, the replay gives "
+            f"{replayed!r}): every epsilon verify and the report print is the replay's"
+        )
     if result.from_scratch:
         result.notes.append(
             f"{result.from_scratch} rows claim the epsilon of the from-scratch PLD accountant "

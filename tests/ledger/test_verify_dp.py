@@ -386,7 +386,7 @@ def test_restart_with_changed_config_replays_each_row_with_its_own_parameters(
         accountant.step(z, Q)
     assert result.epsilons[-1][1] == pytest.approx(accountant.epsilon())
     assert result.notes[0] == (
-        "2 rounds (first: round 1) recorded noise multiplier 1.5 (config: 2); each is "
+        "2 rounds (first: round 1) recorded noise multiplier 1.5 (config: 2.0); each is "
         "replayed with its own recorded value"
     )
     status, output = _cli(honest, key, "--config", str(_config(tmp_path, z=2.0)))

@@ -565,8 +565,9 @@ def _apart(lower: float, upper: float) -> tuple[str, str]:
 def _print_audit(r: EmpiricalAudit, *, backend: str, branches: int, claimed: bool) -> None:
     """The audit as text. Every epsilon is rounded toward the side the reader can rely
     on (:func:`secagg.dp.display.shown`): the accountant's bound, the claim and the
-    estimate up, the empirical lower bound down. To the nearest, a claim of 1.0004 read
-    as 1.000 and a lower bound of 0.5329 as 0.533."""
+    estimate (and its mu) up, the empirical lower bound (and the TPR bound it comes from)
+    down. To the nearest, a claim of 1.0004 read as 1.000, a lower bound of 0.5329 as
+    0.533 and a TPR bound of 0.40567 as 0.406."""
     from secagg.dp.display import shown
 
     click.echo(
@@ -581,7 +582,8 @@ def _print_audit(r: EmpiricalAudit, *, backend: str, branches: int, claimed: boo
     click.echo(f"    method: {r.method}")
     click.echo(
         f"    test: cosine above the threshold of exact FPR {r.threshold_fpr:g}: "
-        f"{r.hits}/{r.canaries} canaries (TPR >= {r.tpr_lower:.3g}); held out: "
+        f"{r.hits}/{r.canaries} canaries (TPR >= "
+        f"{shown(r.tpr_lower, 3, significant=True, lower=True)}); held out: "
         f"{r.held_out_fpr:.3g}"
     )
     click.echo(
@@ -592,7 +594,7 @@ def _print_audit(r: EmpiricalAudit, *, backend: str, branches: int, claimed: boo
         click.echo(f"  claimed epsilon                 {shown(r.claimed_epsilon, 3)}")
     click.echo(
         f"  Gaussian-model estimate         {shown(r.epsilon_estimate, 3)}  "
-        f"(mu = {r.mu_estimate:.3f}; a point estimate, not a bound)"
+        f"(mu = {shown(r.mu_estimate, 3)}; a point estimate, not a bound)"
     )
     if r.null_check_p < 1e-3:
         click.echo(
