@@ -57,6 +57,9 @@ class _Churner:
         self.throttled = 0
         self.other = 0
         self.stop = threading.Event()
+        #: set at the first refusal: the test waits on it, since on a busy machine the
+        #: honest round could otherwise end before the churner has spent its burst
+        self.was_throttled = threading.Event()
         self.began = self.ended = 0.0
         self.party = Party(self._loop)
 
@@ -74,6 +77,7 @@ class _Churner:
                 call.details() or ""
             ).startswith(THROTTLE_DETAIL):
                 self.throttled += 1
+                self.was_throttled.set()
             else:
                 self.other += 1
             call.cancel()
@@ -131,6 +135,7 @@ def test_a_churning_branch_is_throttled_while_the_others_round_completes(
         deadline = time.monotonic() + BOUND
         while not set(HONEST) <= transport.connected() and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert churner.was_throttled.wait(BOUND), (churner.accepted, churner.other)
         # the churner is hardly ever connected: the server waits for the others only
         results = server.run(wait_for_clients=0.0)
         churner.stop.set()
