@@ -282,7 +282,7 @@ def reconstruct_many(
         return []
     points = np.array([[s.x for s in picked] for picked in chosen], dtype=np.uint64)
     ys = np.array([[s.values for s in picked] for picked in chosen], dtype=np.uint64)
-    return _combine(points, ys, secret_bytes)
+    return _combine(points, ys, secret_bytes)  # type: ignore[return-value]
 
 
 def on_polynomial(points: np.ndarray, values: np.ndarray, through: Sequence[int]) -> np.ndarray:
@@ -320,8 +320,39 @@ def reconstruct_arrays(points: np.ndarray, values: np.ndarray, secret_bytes: int
     reveals with :func:`decode_share_values` and picking each secret's shares with
     array indexing. The caller picks which ``t`` shares (``reconstruct_many`` takes
     the ``t`` smallest points). Points must be distinct per row and in ``[1, p)``;
-    values must lie in the field.
+    values must lie in the field. A row whose shares combine to no secret raises
+    :class:`SecretSharingError`, as in ``reconstruct_many``; a server that must go on
+    with the other rows uses :func:`try_reconstruct_arrays`.
     """
+    checked = _checked_arrays(points, values, secret_bytes)
+    if checked is None:
+        return []
+    return _combine(*checked, secret_bytes)  # type: ignore[return-value]
+
+
+def try_reconstruct_arrays(
+    points: np.ndarray, values: np.ndarray, secret_bytes: int
+) -> list[bytes | None]:
+    """:func:`reconstruct_arrays`, but a row whose shares combine to no
+    ``secret_bytes``-byte secret gives ``None`` in its place instead of an error for
+    the whole batch.
+
+    Why: the top limb of a secret holds only its last few bits (4 of 31 for a 16-byte
+    seed), so nearly any wrong share among a row's ``t`` makes that row oversized.
+    When that raised for the batch, the server treated every secret of the kind as
+    unopened: one holder's wrong share of one owner then aborted the round, naming
+    another owner whose ``t`` shares were all right. Malformed points or values still
+    raise :class:`SecretSharingError`."""
+    checked = _checked_arrays(points, values, secret_bytes)
+    if checked is None:
+        return []
+    return _combine(*checked, secret_bytes, lenient=True)
+
+
+def _checked_arrays(
+    points: np.ndarray, values: np.ndarray, secret_bytes: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``points`` and ``values`` as uint64 once checked (None: no rows)."""
     points = np.asarray(points)
     values = np.asarray(values)
     limbs = limbs_for(secret_bytes)
@@ -330,7 +361,7 @@ def reconstruct_arrays(points: np.ndarray, values: np.ndarray, secret_bytes: int
             f"need points of shape (secrets, t) and values of shape (secrets, t, {limbs})"
         )
     if points.shape[0] == 0:
-        return []
+        return None
     if points.shape[1] == 0:
         raise SecretSharingError("need at least one share per secret")
     wide = points.astype(np.int64)
@@ -341,17 +372,19 @@ def reconstruct_arrays(points: np.ndarray, values: np.ndarray, secret_bytes: int
         raise SecretSharingError("duplicate share points")
     if values.size and int(values.max()) >= PRIME:
         raise SecretSharingError("share value outside the field")
-    return _combine(wide.astype(np.uint64), values.astype(np.uint64), secret_bytes)
+    return wide.astype(np.uint64), values.astype(np.uint64)
 
 
-def _combine(points: np.ndarray, ys: np.ndarray, secret_bytes: int) -> list[bytes]:
+def _combine(
+    points: np.ndarray, ys: np.ndarray, secret_bytes: int, *, lenient: bool = False
+) -> list[bytes | None]:
     """The secrets at zero of ``G`` polynomials: ``points`` (G x t) and ``ys``
     (G x t x limbs), uint64 field elements, points checked by the caller.
 
     The Lagrange coefficients of every distinct row of points are computed together
     (SecAgg+: one set per neighbourhood, so about one per secret; the complete graph:
     one set, the same round after round, cached), then every secret in one weighted
-    sum."""
+    sum. ``lenient``: a row that gives no secret is ``None`` instead of an error."""
     threshold = points.shape[1]
     unique, which = np.unique(points, axis=0, return_inverse=True)
     which = which.reshape(-1)
@@ -365,13 +398,18 @@ def _combine(points: np.ndarray, ys: np.ndarray, secret_bytes: int) -> list[byte
     combined = ((ys * coeffs[which][:, :, None]) % _P).sum(axis=1) % _P
     # every secret's limb range checked at once, then each refused in order as before
     out_of_range = np.any(combined >> np.uint64(LIMB_BITS), axis=1).tolist()
-    secrets = []
+    secrets: list[bytes | None] = []
     for bad, row in zip(out_of_range, combined.tolist(), strict=True):
-        if bad:
-            raise SecretSharingError(
-                "reconstruction gave an out-of-range limb: inconsistent shares"
-            )
-        secrets.append(_limbs_to_bytes(row, secret_bytes))
+        try:
+            if bad:
+                raise SecretSharingError(
+                    "reconstruction gave an out-of-range limb: inconsistent shares"
+                )
+            secrets.append(_limbs_to_bytes(row, secret_bytes))
+        except SecretSharingError:
+            if not lenient:
+                raise
+            secrets.append(None)
     return secrets
 
 

@@ -173,3 +173,27 @@ def test_mask_sums_equal_the_aes_keystreams_added_one_by_one(
     got = prg.accumulate_masks(start, add, subtract, offset)
     assert got.dtype == np.dtype(dtype)
     assert np.array_equal(got, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_a_row_that_gives_no_secret_is_none_and_the_others_are_unchanged(data) -> None:
+    """``try_reconstruct_arrays``: a row whose shares combine to no secret (here a wrong
+    top limb: it holds the secret's last bits only) is ``None``; every other row gives
+    the bytes ``reconstruct_arrays`` gives, which raises for the batch instead."""
+    t = data.draw(st.integers(1, 5))
+    size = data.draw(st.sampled_from([16, 32]))
+    rows = data.draw(st.integers(1, 6))
+    xs = list(range(1, t + 1))
+    secrets_ = [data.draw(st.binary(min_size=size, max_size=size)) for _ in range(rows)]
+    values = np.array(
+        [[s.values for s in shamir.split(secret, t, xs)] for secret in secrets_], dtype=np.uint32
+    )
+    points = np.array([xs] * rows, dtype=np.int64)
+    bad = data.draw(st.integers(0, rows - 1))
+    values[bad, 0, -1] = (int(values[bad, 0, -1]) + (1 << 20)) % shamir.PRIME
+    expected: list[bytes | None] = list(secrets_)
+    expected[bad] = None
+    assert shamir.try_reconstruct_arrays(points, values, size) == expected
+    with pytest.raises(SecretSharingError, match="inconsistent shares"):
+        shamir.reconstruct_arrays(points, values, size)
