@@ -3,7 +3,8 @@
 tests/protocol/test_adversarial.py refuses one example of each kind (mostly in the
 first phase) and fuzzes the first message of a phase; this drives whole rounds with
 random dropout schedules (a client may vanish before any phase's message, including
-after its masked input and before unmasking) and, at every phase, hands the server and
+after its masked input and before unmasking, or answer after the phase's deadline) and,
+at every phase, hands the server and
 a random client a hostile message of a random kind: one from another round, a duplicate,
 one from an earlier or a later phase, one from a stranger or from a client that already
 dropped, one for another recipient, or the genuine bytes truncated or extended. Each
@@ -19,7 +20,7 @@ import dataclasses
 import numpy as np
 import pytest
 from _harness import SteppedRound, fingerprint, refused_call, wire
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from secagg.errors import (
@@ -32,9 +33,11 @@ from secagg.errors import (
     WrongRound,
 )
 from secagg.protocol import Server, ServerPhase, decode, encode
+from secagg.protocol.config import ClientPolicy
 from secagg.protocol.messages import (
     GRAPH_SEED_BYTES,
     ClientMessage,
+    GraphKind,
     Message,
     RoundAbort,
     RoundSetup,
@@ -45,10 +48,12 @@ SERVER_KINDS = ("other_round", "duplicate", "earlier_phase", "later_phase", "str
 CLIENT_KINDS = ("other_round", "replayed", "later_phase", "wrong_recipient", "bytes")
 
 
-def _seeded_round(n: int, active: bool, graph: str, seed: bytes) -> SteppedRound:
+def _seeded_round(
+    n: int, active: bool, graph: str, k: int | None, t: int, seed: bytes
+) -> SteppedRound:
     """A stepped round whose neighbour graph comes from ``seed``: who can finish (and so
     what the test draws next) then follows from the draws alone."""
-    r = SteppedRound(n, 5, active=active, graph=graph)
+    r = SteppedRound(n, 5, active=active, graph=graph, k=k, threshold=t)
     public = {p: key.verify_key for p, key in r.identity.items()} or None
     r.server = Server(r.config, identity_keys=public, graph_seed=seed)
     r.to_clients = r.server.start()
@@ -204,14 +209,23 @@ def _hostile_to_client(
 def test_hostile_messages_at_every_phase_change_nothing_under_random_dropouts(
     data: st.DataObject,
 ) -> None:
-    n = data.draw(st.integers(4, 9), label="n")
+    n = data.draw(st.integers(4, 10), label="n")
     active = data.draw(st.booleans(), label="active")
-    graph = data.draw(st.sampled_from(["complete", "harary"]), label="graph")
+    graph = data.draw(st.sampled_from(["complete", "harary"] if n >= 6 else ["complete"]))
+    k = data.draw(st.sampled_from(range(4, n - 1, 2)), label="k") if graph == "harary" else None
+    degree = n - 1 if k is None else k
+    # any threshold the clients' default policy accepts: room for dropouts
+    lowest = ClientPolicy().minimum_threshold(
+        n, GraphKind.COMPLETE if k is None else GraphKind.HARARY, degree, active=active
+    )
+    assume(lowest is not None)
+    assert lowest is not None
+    t = data.draw(st.integers(lowest, degree + 1), label="t")
     seed = data.draw(st.binary(min_size=GRAPH_SEED_BYTES, max_size=GRAPH_SEED_BYTES))
-    r = _seeded_round(n, active, graph, seed)
+    r = _seeded_round(n, active, graph, k, t, seed)
     # another round of the same shape, run to its end first: its messages of every
     # phase are what a replay from another round (or a later phase) would carry
-    other = _record(_seeded_round(n, active, graph, seed), {})
+    other = _record(_seeded_round(n, active, graph, k, t, seed), {})
     # each client vanishes before the request of a random phase, or never: phase 3 is
     # the unmasking request in the passive variant (after the masked input was sent)
     last = 4 if active else 3
@@ -220,6 +234,7 @@ def test_hostile_messages_at_every_phase_change_nothing_under_random_dropouts(
     for party in sorted(leavers):
         fate[party] = data.draw(st.integers(1, last), label=f"{party} leaves before phase")
     history: list[dict] = []
+    late_before_input: set[int] = set()
     index = 0
     while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
         requests = [
@@ -234,16 +249,25 @@ def test_hostile_messages_at_every_phase_change_nothing_under_random_dropouts(
                 continue  # e.g. too few holders left: the client leaves the round
             replies.extend(wire(a) for a in answers)  # type: ignore[misc]
         replies = data.draw(st.permutations(replies), label="arrival order")
-        split = data.draw(st.integers(0, len(replies)), label="hostile arrives after")
+        # the last few replies miss the phase's deadline: sent (the client moved on)
+        # but arriving after the server closed the phase
+        late = int(bool(replies) and data.draw(st.integers(0, 3), label="late reply") == 0)
+        on_time, too_late = replies[: len(replies) - late], replies[len(replies) - late :]
+        split = data.draw(st.integers(0, len(on_time)), label="hostile arrives after")
         out: list[ServerMessage] = []
-        for reply in replies[:split]:
+        for reply in on_time[:split]:
             out.extend(r.server.handle(reply))
         if r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED) and not out:
-            _hostile_to_server(data, r, replies[:split], replies[split:], history, other, index)
-        for reply in replies[split:]:
+            _hostile_to_server(data, r, on_time[:split], on_time[split:], history, other, index)
+        for reply in on_time[split:]:
             out.extend(r.server.handle(reply))
         if not out and r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
             out = r.server.close_phase()
+        for reply in too_late:
+            refused_call(r.server, ProtocolError, r.server.handle, reply)
+            event("server refused: a reply after its phase closed")
+            if index <= 2:  # its masked input (or what it needed) never counted
+                late_before_input.add(reply.sender)
         history.append({"requests": requests, "replies": replies})
         r.to_clients = out
         index += 1
@@ -251,13 +275,14 @@ def test_hostile_messages_at_every_phase_change_nothing_under_random_dropouts(
     for message in [m for p in history for m in p["replies"]][:3]:
         refused_call(r.server, ProtocolError, r.server.handle, message)
     if r.server.phase == ServerPhase.ABORTED:
-        assert r.server.report.abort_reason
-        event("aborted")
+        reason = r.server.report.abort_reason
+        assert reason
+        event(f"aborted: {reason.split(',')[0][-40:]}")
         return
     event("complete")
     np.testing.assert_array_equal(r.server.result(), r.expected_sum())
     gone_before_input = {p for p, f in enumerate(fate) if f is not None and f <= 2}
-    assert set(r.server.report.included).isdisjoint(gone_before_input)
+    assert set(r.server.report.included).isdisjoint(gone_before_input | late_before_input)
     for p in r.server.report.included:  # a client that finished refuses any request now
         before = fingerprint(r.clients[p])
         for message in [m for q in history for m in q["requests"] if m.recipient == p][:2]:
