@@ -795,10 +795,11 @@ class Server:
         except SecretSharingError:  # malformed points or values: look owner by owner
             found = [None] * len(owners)
         secrets_: list[bytes] = []
+        suspects: set[int] = set()  # share points found off an owner's polynomial so far
         for owner, secret in zip(owners, found, strict=True):
             if secret is None or not opens(owner, secret):
                 secret = self._robust_secret(
-                    reveals, owner, secret_bytes, opens, failure.format(owner=owner)
+                    reveals, owner, secret_bytes, opens, failure.format(owner=owner), suspects
                 )
             secrets_.append(secret)
         return secrets_
@@ -850,6 +851,7 @@ class Server:
         secret_bytes: int,
         opens: Callable[[int, bytes], bool],
         failure: str,
+        suspects: set[int],
     ) -> bytes:
         """``owner``'s secret from some t of its shares that open its commitment.
 
@@ -879,6 +881,13 @@ class Server:
             the t genuine shares Berlekamp-Welch decoding points to (any e <= (m - t)/2
             wrong shares: found every time), then the rest."""
             rest = iter(subsets)
+            # first the t smallest shares of holders not yet found lying about another
+            # owner: a holder that lies about every owner costs one subset each, not
+            # ~10 (n = 100, t = 90: the close took 6.7 s before, 2.8 s without this)
+            order = np.argsort(points, kind="stable").tolist()
+            clear = [i for i in order if int(points[i]) not in suspects][:t]
+            if len(clear) == t and set(clear) != set(order[:t]):  # not the fast path's
+                yield tuple(sorted(clear))
             yield from itertools.islice(rest, ROBUST_ATTEMPTS // 8)
             wrong = shamir.locate_errors(points, values, t)
             if wrong is not None and int((~wrong).sum()) >= t:
@@ -911,6 +920,8 @@ class Server:
                 f"shares within {(m - t) // 2} wrong ones)",
                 phase="unmasking",
             )
+        if best is not None:  # only an ordering hint for the next owners: never a name
+            suspects.update(int(points[i]) for i in np.flatnonzero(~best).tolist())
         if best is not None and self._names_holders(int(best.sum()), m):
             for other in np.flatnonzero(~best).tolist():
                 holder = int(points[other]) - 1  # share_point(holder) = holder + 1
