@@ -24,8 +24,11 @@ At unmasking the server rebuilds the self-mask seed b_u of every survivor and
 the mask key s_u of every client that dropped after sharing keys, checks each
 against what the client committed to (a hash commitment for b_u, the advertised
 public key for s_u), and removes all masks in one chunked pass over the
-accumulator. A reconstruction that fails its check aborts the round: a wrong
-sum is never released. Memory is one vector of d words plus keys and shares,
+accumulator. A secret whose t smallest shares fail that check is rebuilt from t
+others that pass it (decoding a few wrong shares, trying subsets otherwise); an
+owner without such t shares aborts the round: a wrong sum is never released.
+Holders off the rebuilt polynomial are recorded in ``report.inconsistent_shares``
+as disputed pairs (the holder lied, or the owner dealt it a wrong share). Memory is one vector of d words plus keys and shares,
 never one vector per client.
 
 Validation happens before any state change, so a refused message (wrong round,
@@ -41,7 +44,7 @@ when only one of the two accused the other, removes the pair mask the other one
 added using the revealed seed. The accused stays in the round; whether to keep
 it in the federation is the operator's decision.
 
-Size: about 730 lines on purpose: a role's whole state machine in one file, as h11
+Size: about 950 lines on purpose: a role's whole state machine in one file, as h11
 does, so every transition and every refusal can be checked in one reading.
 """
 
