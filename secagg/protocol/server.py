@@ -28,8 +28,8 @@ accumulator. A secret whose t smallest shares fail that check is rebuilt from t
 others that pass it (decoding a few wrong shares, trying subsets otherwise); an
 owner without such t shares aborts the round: a wrong sum is never released.
 Holders off the rebuilt polynomial are recorded in ``report.inconsistent_shares``
-as disputed pairs (the holder lied, or the owner dealt it a wrong share). Memory is one vector of d words plus keys and shares,
-never one vector per client.
+as disputed pairs (the holder lied, or the owner dealt it a wrong share). Memory
+is one vector of d words plus keys and shares, never one vector per client.
 
 Validation happens before any state change, so a refused message (wrong round,
 unknown or duplicate sender, out of phase, malformed content, bad signature)
