@@ -173,3 +173,64 @@ def test_mask_sums_equal_the_aes_keystreams_added_one_by_one(
     got = prg.accumulate_masks(start, add, subtract, offset)
     assert got.dtype == np.dtype(dtype)
     assert np.array_equal(got, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_a_row_that_gives_no_secret_is_none_and_the_others_are_unchanged(data) -> None:
+    """``try_reconstruct_arrays``: a row whose shares combine to no secret (here a wrong
+    top limb: it holds the secret's last bits only) is ``None``; every other row gives
+    the bytes ``reconstruct_arrays`` gives, which raises for the batch instead."""
+    t = data.draw(st.integers(1, 5))
+    size = data.draw(st.sampled_from([16, 32]))
+    rows = data.draw(st.integers(1, 6))
+    xs = list(range(1, t + 1))
+    secrets_ = [data.draw(st.binary(min_size=size, max_size=size)) for _ in range(rows)]
+    values = np.array(
+        [[s.values for s in shamir.split(secret, t, xs)] for secret in secrets_], dtype=np.uint32
+    )
+    points = np.array([xs] * rows, dtype=np.int64)
+    bad = data.draw(st.integers(0, rows - 1))
+    values[bad, 0, -1] = (int(values[bad, 0, -1]) + (1 << 20)) % shamir.PRIME
+    expected: list[bytes | None] = list(secrets_)
+    expected[bad] = None
+    assert shamir.try_reconstruct_arrays(points, values, size) == expected
+    with pytest.raises(SecretSharingError, match="inconsistent shares"):
+        shamir.reconstruct_arrays(points, values, size)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_decoding_finds_exactly_the_wrong_shares_within_half_the_spare_ones(data) -> None:
+    """``locate_errors``: up to (m - t) // 2 wrong shares, each wrong in any limbs by
+    any amounts, are found exactly; the shares left give the secret."""
+    t = data.draw(st.integers(1, 8))
+    m = data.draw(st.integers(t, t + 14))
+    size = data.draw(st.sampled_from([16, 32]))
+    xs = data.draw(st.lists(st.integers(1, 5000), min_size=m, max_size=m, unique=True))
+    secret = data.draw(st.binary(min_size=size, max_size=size))
+    values = np.array([s.values for s in shamir.split(secret, t, xs)], dtype=np.int64)
+    bad = data.draw(st.sets(st.integers(0, m - 1), max_size=(m - t) // 2))
+    for i in bad:
+        limbs = data.draw(st.sets(st.integers(0, values.shape[1] - 1), min_size=1))
+        for limb in limbs:
+            values[i, limb] = (values[i, limb] + data.draw(st.integers(1, shamir.PRIME - 1))) % (
+                shamir.PRIME
+            )
+    wrong = shamir.locate_errors(np.array(xs), values, t)
+    assert wrong is not None
+    assert set(np.flatnonzero(wrong).tolist()) == bad
+    good = np.flatnonzero(~wrong)[:t]
+    (got,) = shamir.reconstruct_arrays(np.array(xs)[good][None, :], values[good][None, :], size)
+    assert got == secret
+
+
+def test_decoding_declines_what_it_cannot_decode() -> None:
+    xs = list(range(1, 8))
+    values = np.array([s.values for s in shamir.split(b"s" * 16, 3, xs)], dtype=np.int64)
+    values[[0, 1, 2], 0] = (values[[0, 1, 2], 0] + 5) % shamir.PRIME  # 3 > (7 - 3) // 2
+    found = shamir.locate_errors(np.array(xs), values, 3)
+    assert found is None or int(found.sum()) <= 2  # never the truth: another codeword
+    assert shamir.locate_errors(np.array([1, 1, 2]), values[:3], 2) is None
+    too_many = np.arange(1, shamir.MAX_DECODE_SHARES + 2)
+    assert shamir.locate_errors(too_many, np.zeros((len(too_many), 5)), 3) is None
