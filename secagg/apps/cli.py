@@ -1394,9 +1394,10 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
                 return None  # silence after the handshake: the certificates were fine
     if not first:  # gRPC's server hangs up at once on a client certificate it refuses
         return (
-            f"TLS handshake with {target} failed: the server refused this party's "
-            f"certificate (it closed the connection right after the handshake); was {cert} "
-            "issued by the federation's CA?"
+            f"TLS handshake with {target} failed: it closed the connection right after the "
+            f"handshake, so most likely the server refused this party's certificate (was "
+            f"{cert} issued by the CA the server trusts?); a server stopping mid-handshake "
+            "looks the same, and its log says which"
         )
     return None
 
