@@ -1231,6 +1231,25 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
+    warnings.showwarning = _warning_as_log_line
+
+
+def _warning_as_log_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A Python warning (e.g. the config's ``PrivacyCostWarning``) as one timestamped
+    WARNING line of the party's log. Why: ``secagg server`` printed it in Python's own
+    form, the source file's path and the line of code under it, the first thing an
+    operator read at every start (operator pass, 2026-12-04)."""
+    del filename, lineno, file, line
+    logging.getLogger("secagg.warnings").warning(
+        "%s: %s", category.__name__, " ".join(str(message).split())
+    )
 
 
 def _verbosity(function: Any) -> Any:
