@@ -297,6 +297,30 @@ class InboxOverflow(TransportClosed):
     or key holder treats it as a lost session and redials."""
 
 
+#: the status details of a session the server ended because the same identity opened
+#: another one (ABORTED): the branch restarted, or a second process holds its certificate
+SUPERSEDED_DETAIL: Final = "superseded by a new session"
+
+
+class Superseded(TransportClosed, NotAccepted):
+    """The server ended this session because another session opened under the same
+    identity (``ABORTED``, :data:`SUPERSEDED_DETAIL`).
+
+    A party never supersedes itself while it holds the session (it closes a lost one
+    before it redials), so a live session that hears this has a twin: a second process
+    running with the same certificate. Redialling made the two take the identity from
+    each other every few seconds, each logging only "connection lost; redialling" and
+    neither ever finishing a round (operator pass, 2026-12-04: 31 supersessions in
+    25 s). So this one stops, saying why, and the newer session goes on."""
+
+    def __str__(self) -> str:
+        return (
+            "the server ended this session: another process opened one under the same "
+            "identity (this certificate); two parties run as one, so this one stops and "
+            "the newer goes on"
+        )
+
+
 class SessionThrottled(TransportClosed):
     """The server refused a new session because this identity opened too many lately
     (``RESOURCE_EXHAUSTED``, :data:`THROTTLE_DETAIL`; its details say when to retry).
@@ -336,6 +360,8 @@ def _closed(code: grpc.StatusCode | None, details: str | None) -> TransportClose
         return IdentityRefused(code, details)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and (details or "").startswith(THROTTLE_DETAIL):
         return SessionThrottled(code, details)
+    if code == grpc.StatusCode.ABORTED and details == SUPERSEDED_DETAIL:
+        return Superseded(code, details)
     return TransportClosed(code, details)
 
 
@@ -1070,9 +1096,7 @@ class GrpcServerTransport:
             old = self._sessions.get(name)
             if old is not None:
                 self._finish(
-                    old,
-                    "superseded by a new session",
-                    abort=(grpc.StatusCode.ABORTED, "superseded by a new session"),
+                    old, SUPERSEDED_DETAIL, abort=(grpc.StatusCode.ABORTED, SUPERSEDED_DETAIL)
                 )
             self._session_serial += 1
             session.id = self._session_serial
