@@ -39,7 +39,11 @@ With TLS 1.3 a server that refuses this client's certificate (another CA's, expi
 does so after the client's handshake is done, hanging up without an alert: gRPC says
 only "Socket closed" (a peer that hangs up *during* the handshake reads "Handshake read
 failed"). One such dial is a :class:`ClosedAfterHandshake`; the client dials once more
-on a fresh channel, and the same again is a :class:`HandshakeFailed` at once.
+on a fresh channel, and the same again, with the server still accepting connections,
+is a :class:`CertificateRefusalInferred` (a :class:`HandshakeFailed` whose message says
+"most likely": no alert tells, see that class); a server that stopped listening after
+the two closes is a network failure. A session ended because a newer one opened under
+the same identity is a :class:`Superseded` (a twin process), never redialled.
 Anything else (connection refused, the socket closed mid-handshake, a timeout) is
 a :class:`~secagg.transport.base.NotConnected` whose message says which. Clients
 redial within a dial quickly (gRPC's reconnect back-off capped at 2 s, instead of
@@ -342,7 +346,8 @@ class ClosedAfterHandshake(NotConnected):
     CA's, expired): the client's handshake completes before the server judges the
     certificate, and the server hangs up without a TLS alert, so gRPC has no other word
     for it. One such dial may also be a server stopping mid-handshake, so the client
-    dials once more before calling it a refusal (:class:`HandshakeFailed`)."""
+    dials once more, and checks the server still listens, before inferring a refusal
+    (:class:`CertificateRefusalInferred`)."""
 
 
 #: gRPC statuses that refuse a client for who it is, not for the state of the network
