@@ -22,7 +22,9 @@ import logging
 import os
 import re
 import secrets
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -1151,7 +1153,7 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
         _fail("secagg server", f"{config_path}: {one_line(exc)}", 2)
     state = config.server.state
     try:
-        with _verdict_said_here(verbose):
+        with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             server, results = serve(config, wait_for_clients=wait, init=init)
     except ConfigurationError as exc:
         _fail("secagg server", f"{config_path}: {one_line(exc)}", 2)
@@ -1163,12 +1165,11 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
         _fail("secagg server", one_line(exc))
     except SecAggError as exc:
         _fail("secagg server", f"stopped: {one_line(exc)}")
-    except KeyboardInterrupt:
-        _fail(
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
+        _stopped(
             "secagg server",
-            "interrupted: completed rounds are kept; the round in flight is aborted at the "
-            "next start",
-            130,
+            exc,
+            "completed rounds are kept; a round in flight is recorded as aborted at the next start",
         )
     try:
         done = server.completed_rounds()
@@ -1230,6 +1231,25 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
+    warnings.showwarning = _warning_as_log_line
+
+
+def _warning_as_log_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A Python warning (e.g. the config's ``PrivacyCostWarning``) as one timestamped
+    WARNING line of the party's log. Why: ``secagg server`` printed it in Python's own
+    form, the source file's path and the line of code under it, the first thing an
+    operator read at every start (operator pass, 2026-12-04)."""
+    del filename, lineno, file, line
+    logging.getLogger("secagg.warnings").warning(
+        "%s: %s", category.__name__, " ".join(str(message).split())
+    )
 
 
 def _verbosity(function: Any) -> Any:
@@ -1247,6 +1267,47 @@ def _verdict_said_here(verbose: bool) -> contextlib.AbstractContextManager[None]
     from secagg.runtime.outcome import reported_by_caller
 
     return contextlib.nullcontext() if verbose else reported_by_caller()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C is (a KeyboardInterrupt), so that a
+    party stopped by its service manager takes the same path as one stopped from a
+    terminal: one line naming the signal, exit status 128 + its number.
+
+    Why: ``systemctl stop`` (SIGTERM) ended ``secagg server``, ``client`` and
+    ``keyholder`` silently (status -15: no line said what was kept), and Ctrl-C on a
+    branch or key holder printed click's bare ``Aborted!`` with status 1."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` in the main thread while the block runs (the
+    previous handler is put back after); elsewhere than the main thread, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        del frame
+        raise _Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:
+    """The one line of a party stopped by Ctrl-C or SIGTERM, and 128 + the signal's
+    number as its status (130, 143), as a shell reports a process the signal ended."""
+    signum = exc.signum if isinstance(exc, _Terminated) else int(signal.SIGINT)
+    how = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
+    _fail(party, f"stopped by {how}: {what_happens}", 128 + signum)
 
 
 def _fail(party: str, message: str, status: int = 1) -> NoReturn:
@@ -1352,9 +1413,10 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
                 return None  # silence after the handshake: the certificates were fine
     if not first:  # gRPC's server hangs up at once on a client certificate it refuses
         return (
-            f"TLS handshake with {target} failed: the server refused this party's "
-            f"certificate (it closed the connection right after the handshake); was {cert} "
-            "issued by the federation's CA?"
+            f"TLS handshake with {target} failed: it closed the connection right after the "
+            f"handshake, so most likely the server refused this party's certificate (was "
+            f"{cert} issued by the CA the server trusts?); a server stopping mid-handshake "
+            "looks the same, and its log says which"
         )
     return None
 
@@ -1505,7 +1567,7 @@ def client(
     _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)
-        with _verdict_said_here(verbose):
+        with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             stats = run_branch(
                 target,
                 name,
@@ -1518,6 +1580,13 @@ def client(
                 give_up_after=None if math.isinf(give_up_after) else give_up_after,
                 dimension=dimension,
             )
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
+        _stopped(
+            f"secagg client: {name}",
+            exc,
+            "nothing more of this branch's update leaves; a round in flight goes on without "
+            "it (a dropout), and the branch rejoins the next round once started again",
+        )
     except BranchRefused as exc:
         _fail("secagg client", f"{name} refused {exc}", 3)
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
@@ -1702,7 +1771,7 @@ def keyholder(
                 "pinned in the federation's config"
             )
         config = FederationConfig.load(config_path) if config_path is not None else None
-        with _verdict_said_here(verbose):
+        with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             ended = run_key_holder(
                 target,
                 name,
@@ -1714,6 +1783,13 @@ def keyholder(
                 idle_timeout=idle,
                 give_up_after=None if math.isinf(give_up_after) else give_up_after,
             )
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
+        _stopped(
+            f"secagg keyholder: {name}",
+            exc,
+            "its count of decryptions is kept in its state file; a CKKS round in flight "
+            "aborts, and the server waits for the key holder before the next one",
+        )
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None
     except ConfigurationError as exc:

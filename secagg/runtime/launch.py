@@ -533,7 +533,7 @@ def branch_identity(certificates: str | Path, name: str) -> BranchIdentity:
 
     from secagg.transport import certs
 
-    credentials = certs.load_client_credentials(certificates, name)
+    credentials = certs.load_client_credentials(certificates, name, check_self=True)
     own = x509.load_pem_x509_certificate(credentials.certificate_chain)
     ca = credentials.root_certificates
     revocations = certs.CaLayout(Path(certificates)).revocations
@@ -595,7 +595,7 @@ def run_branch(
     from secagg.transport import certs
     from secagg.transport.grpc_transport import GrpcClientTransport
 
-    credentials = certs.load_client_credentials(certificates, name).to_grpc()
+    credentials = certs.load_client_credentials(certificates, name, check_self=True).to_grpc()
     # a hook that does record-level DP (e.g. torch_hook over a DPSGDTrainer) exposes
     # privacy_report: its accountant's inputs go to the ledger
     client = FederationClient(
@@ -704,7 +704,7 @@ def run_key_holder(
             needed,
             ROUND_GRACE_SECONDS,
         )
-    credentials = certs.load_client_credentials(certificates, name).to_grpc()
+    credentials = certs.load_client_credentials(certificates, name, check_self=True).to_grpc()
 
     def dial(timeout: float) -> ClientEndpoint:
         transport = GrpcClientTransport(

@@ -124,7 +124,9 @@ def serve_sessions(
     each (:func:`wait_before_redial`). Past the window (or at once without
     ``reconnect``) ``gave_up(message, cause)`` is raised. A
     :class:`~secagg.transport.base.NotAccepted` (the server refuses this party for who it
-    is) is raised at once, from a dial or a session: no redial can cure it."""
+    is) is raised at once, from a dial or a session: no redial can cure it; except a
+    refusal the transport only inferred (``NotAccepted.inferred``) once a session had
+    been open, which is redialled like a lost connection."""
     window = connect_timeout
     window_end = time.monotonic() + connect_timeout
     lost = False  # whether a session was open before this dial
@@ -133,8 +135,13 @@ def serve_sessions(
         cause: NotConnected
         try:
             session = dial(dial_budget(window_end))
-        except NotAccepted:
-            raise
+        except NotAccepted as exc:
+            # a refusal only inferred (a server closing right after two handshakes)
+            # after this certificate was accepted in this run: more likely a server
+            # restarting than one that changed its CA; redialled within the window
+            if not (lost and exc.inferred):
+                raise
+            cause = exc
         except NotConnected as exc:
             cause = exc
         else:

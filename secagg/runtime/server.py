@@ -518,7 +518,24 @@ class FederationServer:
             self._send(name, end)
 
     def _wait_for(self, names: set[str], timeout: float) -> None:
+        """Wait up to ``timeout`` s for every one of ``names`` to connect, saying so once.
+
+        Why the line: a CKKS server whose key holder was down sat silent for its whole
+        ``--wait`` (60 s) before its first quorum warning (operator pass, 2026-12-04)."""
         end = self._clock() + timeout
+        missing = sorted(names - self.transport.connected())
+        if missing and timeout > 0:
+            shown = ", ".join(missing[:5]) + (
+                f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            )
+            log.info(
+                "waiting up to %g s (--wait) for every party to connect: %d of %d connected; "
+                "missing %s",
+                timeout,
+                len(names) - len(missing),
+                len(names),
+                shown,
+            )
         while not names <= self.transport.connected() and self._clock() < end:
             time.sleep(0.01)
 

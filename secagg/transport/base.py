@@ -57,4 +57,10 @@ class NotConnected(TransportError, ConnectionError):
 
 class NotAccepted(NotConnected):
     """The peer refused this party for who it is (its certificate, its name) or the TLS
-    handshake failed: dialling again with the same credentials cannot succeed."""
+    handshake failed: dialling again with the same credentials cannot succeed.
+
+    ``inferred`` is True where the refusal is the transport's inference, not the
+    peer's word (gRPC's ``CertificateRefusalInferred``): a party whose certificate this
+    server accepted earlier in the run keeps redialling on it."""
+
+    inferred: bool = False

@@ -132,6 +132,13 @@ class MissingCertificate(CertificateStoreError):
     """A certificate or key file that should exist does not (CA not initialised, not issued)."""
 
 
+class OwnCertificateUnusable(CertificateStoreError):
+    """This party's own certificate would be refused by a server that trusts the CA in
+    this party's own bundle: expired or not yet valid, issued by another CA, without the
+    client-authentication usage, or naming another party. Found before any dial, from
+    the party's own files, so the cause is certain (see :func:`check_own_certificate`)."""
+
+
 class RevocationListError(CertificateStoreError):
     """The revocation list exists but does not parse; refusing to treat it as empty."""
 
@@ -514,12 +521,68 @@ def load_server_credentials(
     )
 
 
-def _first_existing(candidates: Iterable[Path]) -> Path:
+def _first_existing(candidates: Iterable[Path], what: str) -> Path:
+    """The first of ``candidates`` that exists; none: :class:`MissingCertificate` naming
+    every place looked at. Why: a branch's bundle without its key read "not found at
+    DIR/clients/NAME.key", the CA directory's layout, not the bundle's own ``NAME.key``;
+    and a folder that does not exist was not said to be missing."""
     paths = list(candidates)
     for path in paths:
         if path.exists():
             return path
-    return paths[0]
+    folder = paths[0].parent.parent
+    if not folder.exists():
+        raise MissingCertificate(f"{what}: the folder {folder} does not exist")
+    if not folder.is_dir():  # a file given for the folder: its read says so
+        return paths[0]
+    looked = " nor ".join(str(path) for path in paths)
+    raise MissingCertificate(f"{what} not found at {looked}")
+
+
+def check_own_certificate(
+    cert: x509.Certificate,
+    ca: x509.Certificate,
+    name: str,
+    where: Path,
+    *,
+    now: dt.datetime | None = None,
+) -> None:
+    """Refuse (:class:`OwnCertificateUnusable`) a party's own certificate that a server
+    trusting ``ca`` would refuse: the same RFC 5280 path validation the server runs
+    (:func:`identify_peer`: ``ca`` as the only anchor, valid now, end entity, client
+    authentication, CN equal to its SAN), and a CN equal to ``name``.
+
+    Why here, before any dial: with TLS 1.3 a server that refuses a client certificate
+    hangs up after the client's handshake is done, without a TLS alert, so the client
+    hears only "Socket closed" and can only infer the refusal (two such closes in a row,
+    see ``grpc_transport.ClosedAfterHandshake``), which a server dying during both
+    handshakes imitates. The usual causes (another CA's certificate, an expired one)
+    are visible in the party's own files, with certainty: in this federation's layout
+    the ``ca.pem`` beside the certificate is the CA the server trusts."""
+    moment = now or _now()
+    if moment < cert.not_valid_before_utc:
+        raise OwnCertificateUnusable(
+            f"certificate of client {name!r} at {where} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC (this machine's clock reads "
+            f"{moment:%Y-%m-%d %H:%M} UTC): check the clock, or wait"
+        )
+    if moment > cert.not_valid_after_utc:
+        raise OwnCertificateUnusable(
+            f"certificate of client {name!r} at {where} expired on "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: the server refuses it; issue a "
+            "new one (secagg certs issue NAME --force)"
+        )
+    try:
+        identity = _identify(cert, ca, RevocationList(), None, moment)
+    except PeerRefused as refusal:
+        raise OwnCertificateUnusable(
+            f"certificate of client {name!r} at {where} would be refused by a server that "
+            f"trusts the ca.pem beside it: {refusal.reason} (issued by another CA?)"
+        ) from None
+    if identity.name != name:
+        raise OwnCertificateUnusable(
+            f"certificate at {where} names {identity.name!r}, not {name!r}"
+        )
 
 
 def load_client_credentials(
@@ -530,6 +593,7 @@ def load_client_credentials(
     certificate: Path | str | None = None,
     key: Path | str | None = None,
     allow_insecure_key_permissions: bool = False,
+    check_self: bool = False,
 ) -> ClientCredentials:
     """A branch's key, certificate and the CA root, checked to belong together.
 
@@ -537,6 +601,9 @@ def load_client_credentials(
     directory holding ``ca.pem``, ``<name>.pem`` and ``<name>.key``; explicit paths win.
     A key file that group or others may read is refused (:class:`InsecureKeyFile`)
     unless ``allow_insecure_key_permissions`` (see :func:`load_private_key_file`).
+    ``check_self`` also refuses a certificate the server would refuse
+    (:func:`check_own_certificate`): the parties that dial set it; tests that present
+    a refused certificate on purpose leave it off.
     """
     check_client_name(name)
     base = Path(directory)
@@ -545,14 +612,18 @@ def load_client_credentials(
     cert_path = (
         Path(certificate)
         if certificate is not None
-        else _first_existing([layout.client_cert(name), base / f"{name}.pem"])
+        else _first_existing(
+            [layout.client_cert(name), base / f"{name}.pem"], f"certificate of client {name!r}"
+        )
     )
+    cert = load_certificate_file(cert_path, f"certificate of client {name!r}")
     key_path = (
         Path(key)
         if key is not None
-        else _first_existing([layout.client_key(name), base / f"{name}.key"])
+        else _first_existing(
+            [layout.client_key(name), base / f"{name}.key"], f"private key of client {name!r}"
+        )
     )
-    cert = load_certificate_file(cert_path, f"certificate of client {name!r}")
     pem, private = _load_key(
         key_path,
         f"private key of client {name!r}",
@@ -560,6 +631,8 @@ def load_client_credentials(
     )
     check_key_pair(cert, private, f"client {name!r}")
     root = load_certificate_file(ca_path, "CA certificate")
+    if check_self:
+        check_own_certificate(cert, root, name, cert_path)
     return ClientCredentials(
         name=name,
         root_certificates=root.public_bytes(serialization.Encoding.PEM),

@@ -39,7 +39,11 @@ With TLS 1.3 a server that refuses this client's certificate (another CA's, expi
 does so after the client's handshake is done, hanging up without an alert: gRPC says
 only "Socket closed" (a peer that hangs up *during* the handshake reads "Handshake read
 failed"). One such dial is a :class:`ClosedAfterHandshake`; the client dials once more
-on a fresh channel, and the same again is a :class:`HandshakeFailed` at once.
+on a fresh channel, and the same again, with the server still accepting connections,
+is a :class:`CertificateRefusalInferred` (a :class:`HandshakeFailed` whose message says
+"most likely": no alert tells, see that class); a server that stopped listening after
+the two closes is a network failure. A session ended because a newer one opened under
+the same identity is a :class:`Superseded` (a twin process), never redialled.
 Anything else (connection refused, the socket closed mid-handshake, a timeout) is
 a :class:`~secagg.transport.base.NotConnected` whose message says which. Clients
 redial within a dial quickly (gRPC's reconnect back-off capped at 2 s, instead of
@@ -297,6 +301,30 @@ class InboxOverflow(TransportClosed):
     or key holder treats it as a lost session and redials."""
 
 
+#: the status details of a session the server ended because the same identity opened
+#: another one (ABORTED): the branch restarted, or a second process holds its certificate
+SUPERSEDED_DETAIL: Final = "superseded by a new session"
+
+
+class Superseded(TransportClosed, NotAccepted):
+    """The server ended this session because another session opened under the same
+    identity (``ABORTED``, :data:`SUPERSEDED_DETAIL`).
+
+    A party never supersedes itself while it holds the session (it closes a lost one
+    before it redials), so a live session that hears this has a twin: a second process
+    running with the same certificate. Redialling made the two take the identity from
+    each other every few seconds, each logging only "connection lost; redialling" and
+    neither ever finishing a round (operator pass, 2026-12-04: 31 supersessions in
+    25 s). So this one stops, saying why, and the newer session goes on."""
+
+    def __str__(self) -> str:
+        return (
+            "the server ended this session: another process opened one under the same "
+            "identity (this certificate); two parties run as one, so this one stops and "
+            "the newer goes on"
+        )
+
+
 class SessionThrottled(TransportClosed):
     """The server refused a new session because this identity opened too many lately
     (``RESOURCE_EXHAUSTED``, :data:`THROTTLE_DETAIL`; its details say when to retry).
@@ -318,7 +346,8 @@ class ClosedAfterHandshake(NotConnected):
     CA's, expired): the client's handshake completes before the server judges the
     certificate, and the server hangs up without a TLS alert, so gRPC has no other word
     for it. One such dial may also be a server stopping mid-handshake, so the client
-    dials once more before calling it a refusal (:class:`HandshakeFailed`)."""
+    dials once more, and checks the server still listens, before inferring a refusal
+    (:class:`CertificateRefusalInferred`)."""
 
 
 #: gRPC statuses that refuse a client for who it is, not for the state of the network
@@ -336,18 +365,59 @@ def _closed(code: grpc.StatusCode | None, details: str | None) -> TransportClose
         return IdentityRefused(code, details)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and (details or "").startswith(THROTTLE_DETAIL):
         return SessionThrottled(code, details)
+    if code == grpc.StatusCode.ABORTED and details == SUPERSEDED_DETAIL:
+        return Superseded(code, details)
     return TransportClosed(code, details)
 
 
+class CertificateRefusalInferred(HandshakeFailed):
+    """Two dials in a row closed right after a completed TLS 1.3 handshake, and the
+    server still accepts TCP connections: most likely it refuses this party's
+    certificate, but that is inferred, not said by the server.
+
+    grpcio gives the client no better signal: the server hangs up without a TLS alert
+    (measured with grpcio 1.85: a Python ``ssl`` client's read after the handshake
+    returns a clean EOF, no alert), and its reason is only in the server's own log. A
+    TLS 1.2 probe would tell (a 1.2 server judges the certificate inside the handshake)
+    but a server that refuses TLS 1.2 (``GRPC_SSL_CIPHER_SUITES``) gives no answer
+    either. So the inference is checked twice more: the parties that dial check their
+    own certificate against their own ``ca.pem`` before dialling
+    (``certs.check_own_certificate``), which settles the usual causes with certainty,
+    and a server that stopped listening after the two closes is a network failure, not
+    this. What remains (the server trusts another CA, or it died during both handshakes
+    and came straight back) is said as uncertain, and a party that had a session with
+    this server before (this certificate was accepted) keeps redialling
+    (``inferred``) instead of stopping for good."""
+
+    inferred = True
+
+
 def _certificate_refused(target: str, closed: ClosedAfterHandshake) -> HandshakeFailed:
-    """Two dials in a row closed right after the handshake: the server refuses this
-    party's certificate (see :class:`ClosedAfterHandshake`)."""
+    """Two dials in a row closed right after the handshake, the server still listening:
+    most likely it refuses this party's certificate (see
+    :class:`CertificateRefusalInferred` for why "most likely")."""
     cause = str(closed).split(" (", 1)[-1].split(")", 1)[0]
-    return HandshakeFailed(
-        f"TLS handshake with {target} failed: the server refused this party's certificate "
-        f"(it closed the connection right after the handshake, twice: {cause}); the "
-        "certificate must be issued by the federation's CA and valid now (not expired)"
+    return CertificateRefusalInferred(
+        f"TLS handshake with {target} failed: the server closed the connection right after "
+        f"the handshake, twice ({cause}), and still listens; with TLS 1.3 that is how it "
+        "refuses a client certificate, so it most likely refused this party's certificate "
+        "(it trusts another CA than the ca.pem beside it, or its clock reads the "
+        "certificate as expired); a server stopping during both handshakes looks the "
+        "same: its log says which (GRPC_VERBOSITY=INFO: 'Handshake failed')"
     )
+
+
+def _still_listening(target: str, timeout: float = 2.0) -> bool:
+    """Whether ``target`` (``host:port``, ``[v6]:port``) accepts a TCP connection now."""
+    import socket
+
+    host, _, port = target.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _dial_failure(target: str, timeout: float, details: str) -> NotConnected:
@@ -376,6 +446,45 @@ def _dial_failure(target: str, timeout: float, details: str) -> NotConnected:
     if cause:
         return NotConnected(f"cannot reach {target} within {timeout:g} s: {cause}")
     return NotConnected(f"cannot reach {target} within {timeout:g} s")
+
+
+def _is_closed_channel_poll(args: threading.ExceptHookArgs) -> bool:
+    """Whether an uncaught thread exception is gRPC's connectivity poller finding its
+    channel closed under it: ``ValueError: Cannot monitor channel state: Channel closed!``
+    raised in ``grpc._channel._poll_connectivity``.
+
+    That thread polls every 0.2 s and can still be inside its watch when the channel is
+    closed, even after ``unsubscribe`` (grpc/grpc#18995, #16290); the thread ends there
+    and nothing is lost, but Python prints its traceback on stderr. Operator pass of
+    2026-12-04: a branch stopped by Ctrl-C while dialling printed that traceback after
+    its one line in about 1 run in 4, and a redial after a lost connection may too."""
+    exc = args.exc_value
+    if not isinstance(exc, ValueError) or "Channel closed" not in str(exc):
+        return False
+    frame = args.exc_traceback
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == "_poll_connectivity":
+            return True
+        frame = frame.tb_next
+    return False
+
+
+def _install_closed_channel_filter() -> None:
+    """Wrap :data:`threading.excepthook` (once) so that :func:`_is_closed_channel_poll`
+    exceptions are logged at DEBUG instead of printed; every other one goes to the hook
+    that was there before."""
+    current = threading.excepthook
+    if getattr(current, "_secagg_closed_channel_filter", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if _is_closed_channel_poll(args):
+            logger.debug("gRPC's connectivity poller ended on a closed channel")
+            return
+        current(args)
+
+    hook._secagg_closed_channel_filter = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 # --- events -------------------------------------------------------------------
@@ -992,9 +1101,7 @@ class GrpcServerTransport:
             old = self._sessions.get(name)
             if old is not None:
                 self._finish(
-                    old,
-                    "superseded by a new session",
-                    abort=(grpc.StatusCode.ABORTED, "superseded by a new session"),
+                    old, SUPERSEDED_DETAIL, abort=(grpc.StatusCode.ABORTED, SUPERSEDED_DETAIL)
                 )
             self._session_serial += 1
             session.id = self._session_serial
@@ -1468,6 +1575,7 @@ class GrpcClientTransport:
 
     def _new_channel(self) -> grpc.Channel:
         """A channel to the target with this transport's credentials and options."""
+        _install_closed_channel_filter()  # its poller's end is no traceback
         if self._credentials is None:
             return grpc.insecure_channel(self._target, options=self._options)
         return grpc.secure_channel(self._target, self._credentials, options=self._options)
@@ -1509,8 +1617,10 @@ class GrpcClientTransport:
                         return failure
                     if not confirm:
                         return failure  # the confirming dial's verdict: its first attempt
-                    if isinstance(failure, ClosedAfterHandshake) and self._closed_again(
-                        deadline, timeout
+                    if (
+                        isinstance(failure, ClosedAfterHandshake)
+                        and self._closed_again(deadline, timeout)
+                        and _still_listening(self._target)  # else: the server went away
                     ):
                         return _certificate_refused(self._target, failure)
         finally:

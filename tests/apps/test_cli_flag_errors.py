@@ -167,7 +167,7 @@ def test_a_certificate_folder_with_a_folder_for_a_file_names_certs(tmp_path: Pat
     error = _usage_line(_client("--certs", str(ca)))
     assert "Invalid value for '--certs'" in error and "b1.pem: that is a folder" in error
     missing = _usage_line(_client("--certs", str(tmp_path / "nowhere")))
-    assert "Invalid value for '--certs'" in missing and "not found at" in missing
+    assert "Invalid value for '--certs'" in missing and "nowhere does not exist" in missing
 
 
 def _ledger(tmp_path: Path) -> tuple[Path, Path]:
