@@ -124,6 +124,12 @@ def _options(function: Any) -> Any:
         click.option(
             "--max-rows-per-customer", type=int, help="Rows of a customer DP-SGD uses [8]."
         ),
+        click.option(
+            "--max-fraud-share",
+            type=FINITE,
+            help="A CSV whose label is 1 (fraud) on a larger share of its rows is refused "
+            "(an inverted label?); raise it for a file where fraud is that common [0.5].",
+        ),
         click.option("--partition", type=click.Choice(PARTITIONS), help="CSV split [dirichlet]."),
         click.option("--alpha", type=FINITE, help="Dirichlet concentration [0.5]."),
         click.option(

@@ -312,6 +312,7 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         def rows(units: np.ndarray) -> np.ndarray:
             return units
 
+    _check_fraud_share(config, table.y)
     if not table.y.any():  # before the split, which would only say it cannot share none
         check_branch_data(config, [("all", int(table.y.size), 0, 0)])
     # never a degenerate branch: each gets a quarter of an equal share of the units at
@@ -367,6 +368,29 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
             )
         )
     return branches, table.feature_names
+
+
+def _check_fraud_share(config: SimulationConfig, labels: np.ndarray) -> None:
+    """Refuse a file whose label is 1 on more than ``max_fraud_share`` of its rows
+    (:data:`~secagg.apps.simulation.config.MAX_FRAUD_SHARE` by default), naming the
+    column, the counts and the key. Why: a label inverted (1 = legitimate) trained and
+    printed the majority's base rate as a fraud model's AUPRC; the share is the rows',
+    before any split, so the refusal comes before any training."""
+    from secagg.apps.simulation.config import MAX_FRAUD_SHARE
+
+    limit = MAX_FRAUD_SHARE if config.max_fraud_share is None else config.max_fraud_share
+    frauds, rows = int(np.count_nonzero(labels)), int(labels.size)
+    if not rows or frauds <= limit * rows:
+        return
+    label = config.label if config.source == "csv" else "Class"
+    # floored to a tenth of a percent: never shown below a limit it exceeds by less
+    share = math.floor(1000 * frauds / rows) / 10
+    raise ConfigurationError(
+        f"{config.path}: {frauds} of {rows} rows ({share:.1f} %) have {label!r} = 1 (fraud), "
+        f"above {key('max_fraud_share')} = {limit:g}: fraud is the rare class, so the label "
+        "is most likely inverted (1 must mean fraud, 0 legitimate); if fraud really is "
+        f"this common in the file (an undersampled one), raise {key('max_fraud_share')}"
+    )
 
 
 def _capped(config: SimulationConfig, branch: BranchData) -> BranchData:
