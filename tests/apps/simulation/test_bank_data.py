@@ -4,6 +4,7 @@ file too large for memory, and the notes of a run reaching the multi-seed report
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,94 @@ def test_a_max_fraud_share_with_synthetic_data_is_refused() -> None:
     """Synthetic data brings its own labels: the key would do nothing, and be recorded."""
     error = _one_line_error(_simulate("--max-fraud-share", "0.9"))
     assert "--max-fraud-share" in error and "CSV" in error
+
+
+# --- every note of a run reaches the multi-seed report -------------------------------
+
+
+def _unscaled_csv(path: Path) -> Path:
+    """A file whose column ``amount`` lies three orders of magnitude above the others:
+    with ``standardize = "none"`` every run notes it UNSCALED."""
+    _csv(path, rows=1500, fraud_rate=0.08, seed=5)
+    lines = path.read_text().splitlines()
+    head, rows = lines[0].replace("a,", "amount,", 1), lines[1:]
+    scaled = [f"{1000 * (5 + float(r.split(',', 1)[0])):.1f},{r.split(',', 1)[1]}" for r in rows]
+    path.write_text("\n".join([head, *scaled]) + "\n")
+    return path
+
+
+def test_the_notes_of_every_seed_reach_the_multi_seed_report(tmp_path: Path) -> None:
+    """Before: ``--seeds N`` printed and wrote (experiment.md) none of the runs' notes:
+    the UNSCALED warning of ``standardize = "none"`` on a raw-scale column, the replay
+    caveat of the ε and the feature statistics' line appeared only in each seed's own
+    folder, where the console reader never looks."""
+    path = _unscaled_csv(tmp_path / "raw.csv")
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\nstandardize = "none"\n')
+    common = ["--config", str(config), "--data", "csv", "--path", str(path), "--label", "fraud"]
+    common += [*SMALL, "--seed", "4"]
+    single = _simulate(*common, "--out", str(tmp_path / "one"))
+    assert single.exit_code == 0, single.output
+    notes = json.loads((tmp_path / "one" / "summary.json").read_text())["notes"]
+    assert any(note.startswith("UNSCALED: ") and "'amount'" in note for note in notes)
+    out = tmp_path / "many"
+    many = _simulate(*common, "--seeds", "2", "--out", str(out))
+    assert many.exit_code == 0, many.output
+    console = " ".join(many.output.split())
+    written = " ".join((out / "experiment.md").read_text().split())
+    for note in notes:  # every note, in the console and in experiment.md
+        assert " ".join(note.split()) in console, note
+        assert " ".join(note.split()) in written, note
+    # and the privacy lines that are no figure of one seed: the replay caveat, the
+    # feature statistics (the ε line's figure is the seed's own: 'at most' covers it)
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert len(summary["privacy"]) > 1
+    for line in summary["privacy"][1:]:
+        assert " ".join(line.split()) in console, line
+
+
+def _experiment(above: tuple[int, ...] = ()) -> Any:
+    from secagg.apps.simulation.experiment import ExperimentResult
+
+    result = ExperimentResult(config=SimulationConfig(seeds=3), seeds=[0, 1, 2])
+    fed, central = "federated (secagg+)", "centralized (non-private)"
+    for seed in (0, 1, 2):
+        result.per_seed[seed] = {fed: {"auprc": 0.5}, central: {"auprc": 0.6}}
+        result.ratios[seed] = 0.5 / 0.6
+        result.verdicts[seed] = {}
+        result.epsilons[seed] = 3.5 if seed in above else 2.9
+        result.seconds[seed] = 1.0
+        result.notes[seed] = ["UNSCALED: column x" if seed else "a note of seed 0 only"]
+    result.above_target.extend(above)
+    return result
+
+
+def test_a_seed_above_its_epsilon_target_is_marked_in_the_experiment() -> None:
+    """The single run marks ABOVE THE TARGET; the experiment said only 'at most 3.500'."""
+    from secagg.apps.simulation.experiment import experiment_lines
+
+    line = next(x for x in experiment_lines(_experiment((1,))) if "ε per run" in x)
+    assert "ABOVE THE TARGET ε = 3 in seed 1" in line
+    line = next(x for x in experiment_lines(_experiment()) if "ε per run" in x)
+    assert "within the target ε = 3" in line and "ABOVE" not in line
+
+
+def test_a_note_is_listed_once_with_the_seeds_it_came_from() -> None:
+    from secagg.apps.simulation.experiment import experiment_lines
+
+    lines = experiment_lines(_experiment())
+    assert "- note (seeds 1, 2): UNSCALED: column x" in lines
+    assert "- note (seed 0): a note of seed 0 only" in lines
+
+
+def test_this_runs_epsilon_beside_a_priors_is_rounded_up() -> None:
+    """The experiment printed each run's own ε with a prior from a file as ``:.3f``
+    (2.9991 read 2.999, below what the run spent); every ε printed is rounded up."""
+    from secagg.apps.simulation.experiment import experiment_lines
+
+    result = _experiment()
+    result.config = SimulationConfig(seeds=3, prior_path="prior.npy", prior_epsilon=1.0)
+    result.epsilons_this_run = {0: 2.9991, 1: 2.5, 2: 2.0}
+    result.epsilons = {s: e + 1.0 for s, e in result.epsilons_this_run.items()}
+    line = next(x for x in experiment_lines(result) if "ε per run" in x)
+    assert "(at most 3.000)" in line, line
