@@ -232,3 +232,80 @@ def test_this_runs_epsilon_beside_a_priors_is_rounded_up() -> None:
     result.epsilons = {s: e + 1.0 for s, e in result.epsilons_this_run.items()}
     line = next(x for x in experiment_lines(result) if "ε per run" in x)
     assert "(at most 3.000)" in line, line
+
+
+# --- a file too large for memory: the estimate covers the run's peak ------------------
+
+
+def _wide_csv(path: Path, rows: int, columns: int = 10) -> Path:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(rows, columns))
+    y = (rng.random(rows) < 0.05).astype(int)
+    with open(path, "w") as fh:
+        fh.write(",".join(f"f{j}" for j in range(columns)) + ",fraud\n")
+        fh.writelines(
+            ",".join(f"{v:.3f}" for v in r) + f",{label}\n" for r, label in zip(x, y, strict=True)
+        )
+    return path
+
+
+def test_a_file_whose_run_would_not_fit_is_refused_though_its_table_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader checked its own 2 copies of the table; the run holds about 3 (the
+    pooled centralized rows beside the branches'): a file between the two was read,
+    split and standardised, then ran out of memory with no message. Now it is refused
+    at its first block, naming the run's copies."""
+    from secagg.apps import cli_types
+    from secagg.apps.models.tabular import load_labelled_csv
+
+    path = _wide_csv(tmp_path / "t.csv", rows=5_000)
+    per_copy = 5_000 * (4 * 10 + 1)
+    block = 4096 * 11 * 8
+    monkeypatch.setattr(cli_types, "memory_limit", lambda: 3 * per_copy + block)
+    assert load_labelled_csv(path, "fraud").x.shape == (5_000, 10)  # the loader's 2 fit
+    config = SimulationConfig(source="csv", path=str(path), label="fraud", branches=3)
+    with pytest.raises(ConfigurationError, match=r"in a simulation \(4 copies of it at the peak\)"):
+        runner.load_branches(config)
+
+
+@pytest.mark.parametrize("standardize", ["none", "secure"])
+def test_loading_a_csv_holds_few_copies_of_its_table(tmp_path: Path, standardize: str) -> None:
+    """Measured with tracemalloc (numpy's allocations), 100 000 rows x 10 features: the
+    data stage held 3.88 tables at its peak with ``standardize = "none"`` (the UNSCALED
+    check pooled every training row, their absolute values and a sorted copy) and 3.05
+    with secure statistics (the raw and standardised branches whole at once, and three
+    float64 copies of a branch in the standardisation); now 2.75 and 2.63, about the
+    loader's own 2 copies and its block. The values are the same (see the replayed
+    default run)."""
+    import tracemalloc
+
+    path = _wide_csv(tmp_path / "t.csv", rows=100_000)
+    config = SimulationConfig(
+        source="csv", path=str(path), label="fraud", branches=3, standardize=standardize,
+        mechanism="off",
+    )  # fmt: skip
+    tracemalloc.start()
+    try:
+        branches, _, names = runner._load_data(config)
+        runner.unscaled_notes(config, branches, names)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    table = sum(
+        b.x_train.nbytes + b.x_test.nbytes + b.y_train.size + b.y_test.size for b in branches
+    )
+    assert peak < 2.9 * table, peak / table
+
+
+def test_the_standardisation_in_slices_gives_the_same_values() -> None:
+    """:meth:`FeatureStatistics.apply` a slice of rows at a time: bit for bit the values
+    of the whole array at once."""
+    from secagg.apps.simulation import feature_stats
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_cauchy(size=(150_000, 5)) * 100).astype(np.float32)
+    stats = feature_stats.public_feature_statistics(x[:1000], origin="test")
+    whole = ((x.astype(np.float64) - stats.mean) / stats.std).astype(np.float32)
+    assert np.array_equal(stats.apply(x), whole)
+    assert stats.apply(x[:3]).dtype == np.float32
