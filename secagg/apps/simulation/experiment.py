@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -432,13 +433,28 @@ def _seed_lines(result: ExperimentResult) -> list[str]:
     table, ``--seeds N`` prints here (each seed's report.md has its own)."""
     out = []
     for kind, per_seed in (("note", result.notes), (None, result.advisories)):
-        seen: dict[str, list[int]] = {}
+        # lines that differ only in the branches (and counts) they name are one kind: a
+        # federation of 40 or 1 000 participants names other branches on every seed,
+        # and the console must count them, not list them seed after seed
+        kinds: dict[str, dict[str, list[int]]] = {}
         for seed in result.seeds:
             for line in per_seed.get(seed, []):
-                seen.setdefault(line, [])
-                if seed not in seen[line]:
-                    seen[line].append(seed)
-        for line, seeds in seen.items():
+                texts = kinds.setdefault(_BRANCHES.sub("#", line), {})
+                seeds = texts.setdefault(line, [])
+                if seed not in seeds:
+                    seeds.append(seed)
+        for texts in kinds.values():
+            first, *others = texts
+            seeds = sorted({s for listed in texts.values() for s in listed})
             where = _seeds_text(result, seeds)
-            out.append(f"- note ({where}): {line}" if kind else f"- {where}: {line}")
+            if others:
+                first += (
+                    f" (and {len(others)} more like it, naming other branches: each seed's "
+                    "report.md has its own)"
+                )
+            out.append(f"- note ({where}): {first}" if kind else f"- {where}: {first}")
     return out
+
+
+#: branch names and counts in a line, which the experiment's grouping of lines ignores
+_BRANCHES = re.compile(r"branch-\d+|\d+")

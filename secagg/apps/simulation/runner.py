@@ -44,6 +44,7 @@ private release.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -53,7 +54,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -505,18 +506,28 @@ class BranchTrainer:
                 if config.epsilon is not None
                 else {"noise_multiplier": config.noise_multiplier}
             )
-            self.dpsgd = DPSGDTrainer(
-                self.model,
-                dataset,
-                batch_size=batch,
-                learning_rate=config.learning_rate,
-                max_grad_norm=config.dp_clip,
-                delta=config.delta,
-                loss_fn=loss,
-                replay_seed=_replay_bytes(config, role, data.name),
-                prior_releases=data.prior_releases,
-                **privacy,
-            )
+            try:
+                self.dpsgd = DPSGDTrainer(
+                    self.model,
+                    dataset,
+                    batch_size=batch,
+                    learning_rate=config.learning_rate,
+                    max_grad_norm=config.dp_clip,
+                    delta=config.delta,
+                    loss_fn=loss,
+                    replay_seed=_replay_bytes(config, role, data.name),
+                    prior_releases=data.prior_releases,
+                    **privacy,
+                )
+            except ConfigurationError as exc:
+                if config.epsilon is None or "cannot calibrate noise" not in str(exc):
+                    raise
+                # the accountant's words named no flag ("epsilon=10000.0")
+                raise ConfigurationError(
+                    f"{key('epsilon', config.epsilon)}: {data.name}'s DP-SGD "
+                    f"{str(exc).rstrip('.')}; "
+                    f"choose a smaller target or give {key('noise_multiplier')} instead"
+                ) from None
 
     def flat(self) -> np.ndarray:
         """The trained parameters (all, or the head): what the federation exchanges."""
@@ -1141,10 +1152,32 @@ def read_prior_file(config: SimulationConfig, features: int | None = None) -> np
     assert config.prior_path is not None
     path, flag = config.prior_path, key("prior_path")
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except FileNotFoundError:
+        raise ConfigurationError(f"no prior model at {path} ({flag})") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path} ({flag}) cannot be read: {exc.strerror}") from None
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+        # numpy tries any other file as a pickle, and its refusal advised loading it
+        # "unsafely" with allow_pickle or pickle.load (simulate audit, 2026-12-04)
+        raise ConfigurationError(
+            f"{path} ({flag}) is not a .npy file (numpy.save writes one; an earlier run's "
+            "model.npy is one)"
+        )
+    try:
         vector = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise ConfigurationError(f"no prior model at {path} ({flag})") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():  # a .npy of dtype object
+            raise ConfigurationError(
+                f"{path} ({flag}) holds Python objects, not a float vector: a file is never "
+                "unpickled here"
+            ) from None
+        detail = " ".join(str(exc).split())
+        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
+    except (OSError, EOFError) as exc:
         detail = " ".join(str(exc).split())
         raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
     if not isinstance(vector, np.ndarray):  # an .npz archive
@@ -1221,10 +1254,36 @@ def _run_baselines(
     local_models: dict[str, Any] = {}
     local_eps: dict[str, float | None] = {}
 
+    # every branch's trainer first (DP-SGD calibrates its noise here): a target that
+    # cannot be calibrated is refused before any branch trains, and the other branch's
+    # calibration ends before the command's quiet context does (its numpy overflow
+    # warnings were printed after the error). Each task runs in a copy of this
+    # thread's context: its messages name the flags as the user typed them.
+    def make(branch: BranchData) -> BranchTrainer:
+        return BranchTrainer(config, branch, "local", prior)
+
+    progress("local-only", 0, total, "")
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
+        futures = [pool.submit(contextvars.copy_context().run, make, b) for b in branches]
+        trainers: dict[str, BranchTrainer] = {}
+        for branch, future in zip(branches, futures, strict=True):
+            try:
+                trainers[branch.name] = future.result()
+            except Exception:
+                for other in futures:  # calibrations: seconds, not trainings
+                    other.cancel()
+                wait(futures)
+                raise
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+
     def one(branch: BranchData) -> None:
         nonlocal done
         start = time.perf_counter()
-        trainer = BranchTrainer(config, branch, "local", prior)
+        with lock:  # let go of it once trained: only its model is kept
+            trainer = trainers.pop(branch.name)
         trainer.train(config.epochs)
         with lock:
             local_models[branch.name] = trainer.model
@@ -1232,10 +1291,9 @@ def _run_baselines(
             done += 1
             progress("local-only", done, total, f"{branch.name} {time.perf_counter() - start:.1f}s")
 
-    progress("local-only", 0, total, "")
-    pool = ThreadPoolExecutor(max_workers=2)
     try:
-        list(pool.map(one, branches))
+        for future in [pool.submit(contextvars.copy_context().run, one, b) for b in branches]:
+            future.result()
     except BaseException:
         # SIGTERM or Ctrl-C (or a branch's error): not ``with``, whose exit waits for the
         # trainings under way, two whole local fits, before the stop is handled (a
@@ -1345,7 +1403,7 @@ def _federate(
     hub = network if isinstance(network, RayHub) else None
     trainers: dict[str, Any]
     if hub is not None:  # the trainers are built in the Ray workers, not here
-        trainers = {}
+        trainers: dict[str, BranchTrainer] = {}
         units_total = (
             sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
             if config.record_distributed

@@ -309,3 +309,171 @@ def test_the_standardisation_in_slices_gives_the_same_values() -> None:
     whole = ((x.astype(np.float64) - stats.mean) / stats.std).astype(np.float32)
     assert np.array_equal(stats.apply(x), whole)
     assert stats.apply(x[:3]).dtype == np.float32
+
+
+# --- hostile values of simulate's flags and keys ---------------------------------------
+
+#: a small synthetic run whose mistakes are found before any training
+TINY = ["--branches", "3", "--rounds", "1", "--local-epochs", "1", "--train-rows", "3000"]
+TINY += ["--test-rows", "400", "--batch-size", "64", "--dropout", "0", "--quiet"]
+
+
+@pytest.mark.usefixtures("no_training")
+@pytest.mark.parametrize(
+    ("flags", "toml", "named"),
+    [
+        # an OverflowError traceback from Opacus's RDP analysis
+        (["--noise-multiplier", "1e308"], "", "--noise-multiplier must lie in (0, 10000]"),
+        ([], "[privacy]\nnoise_multiplier = inf", "privacy.noise_multiplier must lie in"),
+        # a RuntimeError traceback from torch's SGD step
+        (["--learning-rate", "1e308"], "", "--learning-rate must lie in (0, 100]"),
+        ([], "[training]\nlearning_rate = inf", "training.learning_rate must lie in (0, 100]"),
+        # a loss of infinities: every model diverged, exit 0
+        ([], "[training]\npositive_weight = inf", "training.positive_weight must lie in"),
+        # noise z * clip past float32: every local model diverged, exit 0
+        (["--clip", "1e308"], "", "--clip must lie in (0, 1e+06]"),
+        # named --backend and --branches for an infinite bound
+        ([], "[privacy]\nupdate_clip = inf", "privacy.update_clip must lie in (0, 1e+06]"),
+        # a Dirichlet of infinities is NaN: silently an even split
+        ([], '[data]\nalpha = inf\nsource = "csv"\npath = "P"\nlabel = "fraud"', "data.alpha"),
+    ],
+)
+def test_a_value_no_run_can_use_is_one_line_naming_it(
+    tmp_path: Path, flags: list[str], toml: str, named: str
+) -> None:
+    args = [*TINY, *flags, "--out", str(tmp_path / "run")]
+    if toml:
+        config = tmp_path / "c.toml"
+        path = _csv(tmp_path / "t.csv")
+        config.write_text(toml.replace('"P"', f'"{path}"') + "\n")
+        args = ["--config", str(config), *args]
+        if "source" in toml:
+            args = [a for a in args if a not in ("--train-rows", "3000", "--test-rows", "400")]
+    error = _one_line_error(_simulate(*args))
+    assert named in error, error
+
+
+def test_a_prior_path_that_is_no_npy_file_never_suggests_unpickling(tmp_path: Path) -> None:
+    """A CSV given as --prior-path said numpy's 'This file contains pickled (object)
+    data. If you trust the file you can load it unsafely using the allow_pickle=
+    keyword argument or pickle.load()': advice to unpickle a file from anywhere."""
+    path = _csv(tmp_path / "t.csv", rows=50)
+    args = [*TINY, "--prior-path", str(path), "--prior-epsilon", "1", "--out", str(tmp_path / "r")]
+    error = _one_line_error(_simulate(*args))
+    assert "--prior-path" in error and "not a .npy file" in error, error
+    assert "pickle" not in error.lower()
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    args[args.index(str(path))] = str(objects)
+    error = _one_line_error(_simulate(*args))
+    assert "Python objects" in error and "never unpickled" in error, error
+    assert "allow_pickle" not in error
+
+
+def test_an_epsilon_dpsgd_cannot_calibrate_names_the_flag_in_one_line(tmp_path: Path) -> None:
+    """``--epsilon 10000``: 'cannot calibrate noise for epsilon=10000.0 with the 'prv'
+    accountant: ...', naming no flag, then numpy's overflow warnings from the other
+    branch's calibration, printed after the error (its thread outlived the command's
+    quiet context)."""
+    result = _simulate(*TINY, "--epsilon", "10000", "--out", str(tmp_path / "run"))
+    error = _one_line_error(result)
+    assert "--epsilon 10000" in error and "cannot calibrate noise" in error, error
+    assert "mean.;" not in error
+    assert "--noise-multiplier" in error
+
+
+def test_the_caps_follow_the_layers_they_protect() -> None:
+    """The learning rate's cap is the runtime's on the server's, the noise multiplier's
+    the accountants' calibration ceiling: the config keeps literals (no import of the
+    DP engine to load a file), and this keeps them equal."""
+    from secagg.apps.simulation.config import REAL_CAPS
+    from secagg.dp.accounting import MAX_NOISE_MULTIPLIER
+    from secagg.runtime.config import MAX_SERVER_LEARNING_RATE
+
+    assert REAL_CAPS["learning_rate"] == MAX_SERVER_LEARNING_RATE
+    assert REAL_CAPS["noise_multiplier"] == MAX_NOISE_MULTIPLIER
+    # the defaults, and every example file, lie within them
+    for path in Path(__file__).parents[3].joinpath("examples").glob("*.toml"):
+        try:
+            SimulationConfig.load(path)
+        except ConfigurationError as exc:
+            assert "must lie in (0, " not in str(exc), (path, exc)
+    SimulationConfig()
+
+
+@pytest.mark.usefixtures("no_training")
+@pytest.mark.parametrize("source", ["flag", "file"])
+def test_an_empty_out_is_refused_not_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """``--out ""`` (a template's empty variable) was the folder the command ran in:
+    an empty one received the run's files, a full one was 'not empty'."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    if source == "flag":
+        error = _one_line_error(_simulate(*TINY, "--out", ""))
+        assert "--out is empty" in error, error
+    else:
+        (tmp_path / "c.toml").write_text('[simulation]\nout = ""\n')
+        error = _one_line_error(_simulate("--config", str(tmp_path / "c.toml"), *TINY))
+        assert "simulation.out is empty" in error, error
+    assert list(here.iterdir()) == []
+
+
+@pytest.mark.usefixtures("no_training")
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        # synthetic data: the generator makes its own branches, the split was ignored
+        (["--partition", "feature"], "--partition is read only with a CSV"),
+        (["--alpha", "0.1"], "--alpha is read only with a CSV"),
+        (["--partition", "iid", "--alpha", "0.1"], "--partition, --alpha are read only"),
+        # the IID split draws no Dirichlet proportions
+        (["CSV", "--partition", "iid", "--alpha", "0.1"], "--alpha is the Dirichlet"),
+        # no customer column: every row is its own unit, the cap did nothing
+        (["CSV", "--max-rows-per-customer", "2"], "--max-rows-per-customer caps the rows"),
+    ],
+)
+def test_a_key_the_run_would_ignore_is_refused(tmp_path: Path, args: list[str], named: str) -> None:
+    if args[0] == "CSV":
+        path = _csv(tmp_path / "t.csv")
+        args = ["--data", "csv", "--path", str(path), "--label", "fraud", *args[1:], *SMALL]
+    else:
+        args = [*args, *TINY]
+    error = _one_line_error(_simulate(*args, "--out", str(tmp_path / "run")))
+    assert named in error, error
+
+
+def test_a_synthetic_runs_folder_records_no_split_and_replays(tmp_path: Path) -> None:
+    """The run folder's config.toml of a synthetic run must replay: it records no key
+    the run never read (partition, alpha), which the replay would refuse."""
+    from secagg.apps.simulation.report import _write_config
+
+    config = SimulationConfig()
+    assert "partition" not in config.as_dict() and "alpha" not in config.as_dict()
+    written = _write_config(type("R", (), {"config": config})(), tmp_path / "config.toml")
+    text = written.read_text()
+    assert "partition" not in text and "alpha" not in text
+    with pytest.raises(ConfigurationError, match=r"data.alpha is read only with a CSV"):
+        SimulationConfig(alpha=0.1)
+    csv = SimulationConfig(source="csv", path="x.csv", label="y", alpha=0.1)
+    assert csv.as_dict()["alpha"] == 0.1
+
+
+def test_notes_naming_other_branches_on_each_seed_are_counted_not_listed() -> None:
+    """40 participants without fraud name other branches on every seed: the experiment
+    lists one of each kind and counts the rest (the console names a few branches)."""
+    from secagg.apps.simulation.experiment import experiment_lines
+
+    result = _experiment()
+    for seed in (0, 1, 2):
+        result.notes[seed] = [
+            f"{30 + seed} of 40 branches' test sets hold no fraud (branch-0{seed}, "
+            f"branch-1{seed}, branch-2{seed} and {27 + seed} more): their own AUPRC is n/a"
+        ]
+    notes = [line for line in experiment_lines(result) if line.startswith("- note")]
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("- note (every seed): 30 of 40 branches' test sets")
+    assert "(and 2 more like it, naming other branches" in notes[0]
+    assert sum(line.count("branch-") for line in experiment_lines(result)) == 3
