@@ -30,6 +30,7 @@ from secagg.apps.simulation.config import (
     SOURCES,
     SYNTHETIC_KEYS,
     SimulationConfig,
+    alpha_with_iid,
     csv_only,
     key,
     listed_names,
@@ -226,10 +227,7 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         # a Dirichlet concentration beside the IID split (it draws none), or a cap on
         # a customer's rows beside a file without customers, did nothing and was recorded
         if config.partition == "iid" and ("alpha" in typed or "alpha" in from_file):
-            raise ConfigurationError(
-                f"{key('alpha')} is the Dirichlet concentration of {key('partition', 'dirichlet')}"
-                f" or feature; {key('partition', 'iid')} draws none: drop it"
-            )
+            raise ConfigurationError(alpha_with_iid())
         rows_given = "max_rows_per_customer" in typed or "max_rows_per_customer" in from_file
         if not config.has_customers and rows_given:
             raise ConfigurationError(rows_without_customers())

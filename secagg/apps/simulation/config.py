@@ -675,6 +675,7 @@ class SimulationConfig:
                 or self.max_rows_per_customer == _DEFAULTS["max_rows_per_customer"],
                 rows_without_customers(),
             )
+            _require(self.partition != "iid" or self.alpha == _DEFAULTS["alpha"], alpha_with_iid())
         else:
             changed = [n for n in CSV_KEYS if getattr(self, n) != _DEFAULTS[n]]
             _require(not changed, csv_only(changed))
@@ -911,6 +912,8 @@ class SimulationConfig:
             del values[name]
         if not self.has_customers:  # every row is its own unit: no customer's rows capped
             del values["max_rows_per_customer"]
+        if self.partition == "iid":  # the IID split draws no Dirichlet proportions
+            values.pop("alpha", None)
         return values
 
     @property
@@ -986,6 +989,14 @@ def synthetic_only(names: Iterable[str], source: str) -> str:
         f"data; {key('source', source)} brings its own rows (each branch trains on 70 % of "
         "its share of the file: the run's branch table says how many): drop "
         + ("it" if len(named) == 1 else "them")
+    )
+
+
+def alpha_with_iid() -> str:
+    """The refusal of ``alpha`` beside the IID split, which draws no proportions."""
+    return (
+        f"{key('alpha')} is the Dirichlet concentration of {key('partition', 'dirichlet')} "
+        f"or feature; {key('partition', 'iid')} draws none: drop it"
     )
 
 

@@ -477,3 +477,25 @@ def test_notes_naming_other_branches_on_each_seed_are_counted_not_listed() -> No
     assert notes[0].startswith("- note (every seed): 30 of 40 branches' test sets")
     assert "(and 2 more like it, naming other branches" in notes[0]
     assert sum(line.count("branch-") for line in experiment_lines(result)) == 3
+
+
+@pytest.mark.parametrize("partition", ["iid", "dirichlet"])
+def test_a_csv_runs_folder_records_only_the_split_it_made_and_replays(
+    tmp_path: Path, partition: str
+) -> None:
+    """A CSV run without customers records no max_rows_per_customer, an IID one no
+    alpha: its config.toml replays (the replay would refuse keys that did nothing)."""
+    from secagg.apps.simulation.cli import build_config
+    from secagg.apps.simulation.report import _write_config
+
+    path = _csv(tmp_path / "t.csv", rows=300)
+    config = SimulationConfig(
+        source="csv", path=str(path), label="fraud", branches=3, partition=partition
+    )
+    recorded = config.as_dict()
+    assert "max_rows_per_customer" not in recorded
+    assert ("alpha" in recorded) == (partition != "iid")
+    written = _write_config(type("R", (), {"config": config})(), tmp_path / "config.toml")
+    assert build_config(str(written), {}) == config
+    with pytest.raises(ConfigurationError, match=r"data.alpha is the Dirichlet concentration"):
+        SimulationConfig(source="csv", path="x.csv", label="y", partition="iid", alpha=2.0)
