@@ -480,8 +480,11 @@ def test_a_split_that_leaves_a_branch_a_few_rows_is_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigurationError, match="12 fraud rows cannot give 8 branches"):
         load_branches(config)
     # enough frauds, but 60 rows leave each of 8 branches fewer training rows than needed
+    # (40 frauds of 60 rows: above the default max_fraud_share, raised for this file)
     labels = [int(i % 3 != 0) for i in range(60)]
-    config = _csv_config(_csv(tmp_path / "rows.csv", labels), branches=8, partition="dirichlet")
+    config = _csv_config(
+        _csv(tmp_path / "rows.csv", labels), branches=8, partition="dirichlet", max_fraud_share=1.0
+    )
     with pytest.raises(ConfigurationError, match=f"at least {MIN_TRAIN_ROWS} are needed"):
         load_branches(config)
 

@@ -17,9 +17,12 @@ says so in every output.
 A bad file gets a :class:`~secagg.errors.ConfigurationError` naming the line
 and column, never a half-read table. The file is read a chunk at a time and parsed
 straight into floats, a block of rows at a time (at the peak about twice the float32
-table), and one whose table would not fit in the machine's memory is refused with the
-numbers after its first block. A header that names a column twice is refused
-(which copy is the label, and is the other one a feature?), and so is an unnamed
+table; a wide file's block has fewer rows), and one whose table's copies at the
+caller's peak (:class:`MemoryPeak`: the loader's own 2 by default, ``secagg simulate``
+passes its run's) would not fit in the machine's memory is refused with the numbers
+after its first block (or, for a file shorter than one block, once it is read). A
+header that names a column twice is refused (which copy is the label, and is the
+other one a feature?), and so is an unnamed
 column of the generic layout, where every column but the label is a feature; the
 credit-card layout ignores the columns outside its schema (they must still hold
 numbers: a text column is most likely a customer id to name).
@@ -79,6 +82,24 @@ _OTHER_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
 #: 100 000 rows of the credit-card layout, 0.9 GB for the Kaggle file, when it was)
 _CHUNK_BYTES = 1 << 18
 _BLOCK_ROWS = 4096
+#: ... fewer rows at a time in a wide file: the float64 block is at most this large (a
+#: file of 100 000 columns made a 3.2 GB block before its first row was read)
+_BLOCK_BYTES = 32 << 20
+
+
+class MemoryPeak(NamedTuple):
+    """How many copies of the float32 table (and of the customer ids) the reader of a
+    file holds at its peak, and for what, as the refusal of a file too large says it."""
+
+    copies: float
+    purpose: str
+
+
+#: the loader's own peak: the converted blocks, then their concatenation. A caller that
+#: holds more (``secagg simulate``: the branches' copies, their standardised twins, the
+#: pooled centralized baseline) passes its own, measured, so the refusal covers the
+#: real peak and not the table alone
+LOADER_PEAK = MemoryPeak(2, "to read it")
 
 # Which error a file with several problems gets: the first of these ranks (a row's
 # error is the first row's, in the file's order). The order is the one the loader had
@@ -198,18 +219,28 @@ def _size(nbytes: float) -> str:
     return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
 
 
-def _check_memory(path: str | Path, rows: int, per_row: int) -> None:
-    """Refuse a file whose table cannot fit in memory, when its first block is read
-    (``rows`` estimated from the file's size), rather than run out of memory at the end
-    with no message."""
+def _check_memory(
+    path: str | Path,
+    rows: int,
+    per_row: float,
+    fixed: int,
+    peak: MemoryPeak,
+    *,
+    exact: bool,
+) -> None:
+    """Refuse a file whose table's copies at ``peak`` cannot fit in memory (``per_row``
+    bytes a row, counting the copies; ``fixed``: the conversion block), when its first
+    block is read (``rows`` estimated from the file's size) or, for a file shorter than
+    a block, once it is read (``exact``), rather than run out of memory with no message."""
     from secagg.apps.cli_types import memory_limit
 
-    limit, needed = memory_limit(), rows * per_row
+    limit, needed = memory_limit(), math.ceil(rows * per_row) + fixed
     if limit is not None and needed > limit:
         size = Path(path).stat().st_size
         raise ConfigurationError(
-            f"{path} ({_size(size)}) holds about {rows:,} rows, whose table needs about "
-            f"{_size(needed)} of memory, more than the {_size(limit)} this machine has: "
+            f"{path} ({_size(size)}) holds {'' if exact else 'about '}{rows:,} rows, whose "
+            f"table needs about {_size(needed)} of memory {peak.purpose} ({peak.copies:g} "
+            f"copies of it at the peak), more than the {_size(limit)} this machine has: "
             "use a sample of the file"
         )
 
@@ -220,11 +251,13 @@ def _load(
     layout: Callable[[list[str]], _Plan | ConfigurationError],
     *,
     named: bool = False,
+    peak: MemoryPeak = LOADER_PEAK,
 ) -> Table:
     """Read a CSV into a :class:`Table`, straight into floats a block of rows at a time.
 
     ``layout`` gets the numeric columns' names and says how they make the table, or
-    why they cannot; ``named``: every column needs a name (the generic layout)."""
+    why they cannot; ``named``: every column needs a name (the generic layout);
+    ``peak``: the copies of the table the caller holds at its peak (the memory check)."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
@@ -258,7 +291,7 @@ def _load(
         if problem is not None:
             _drain(records)
             raise problem
-        return _convert(path, header, customer_column, layout, second, records)
+        return _convert(path, header, customer_column, layout, second, records, peak)
 
 
 def _convert(
@@ -268,6 +301,7 @@ def _convert(
     layout: Callable[[list[str]], _Plan | ConfigurationError],
     second: tuple[list[str], int],
     records: Iterator[tuple[list[str], int]],
+    peak: MemoryPeak,
 ) -> Table:
     width = len(header)
     jc = None if customer_column is None else header.index(customer_column)
@@ -277,12 +311,24 @@ def _convert(
     if isinstance(plan, ConfigurationError):
         errors[_LAYOUT] = plan
     limit = float(np.finfo(np.float32).max)
-    block = np.empty((_BLOCK_ROWS, len(columns)), dtype=np.float64)
+    block_rows = max(1, min(_BLOCK_ROWS, _BLOCK_BYTES // (8 * max(1, len(columns)))))
+    block = np.empty((block_rows, len(columns)), dtype=np.float64)
     lines: list[int] = []
     ids: list[str] = []
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     every_label_one = True
     seen, chars = 0, 0  # rows and their characters, for the memory estimate
+
+    def check_memory(exact: bool) -> None:
+        """The table's copies at ``peak`` against the machine's memory: estimated from
+        the file's size after the first block, or exactly for a file shorter than one."""
+        if not isinstance(plan, _Plan) or not seen:
+            return
+        per_row = peak.copies * (4 * len(plan.names) + 1)  # float32 features, int8 label
+        if jc is not None:  # numpy keeps the ids as fixed-width UCS-4 strings
+            per_row += peak.copies * 4 * max(map(len, ids))
+        rows = seen if exact else math.ceil(Path(path).stat().st_size * seen / max(chars, 1))
+        _check_memory(path, rows, per_row, block.nbytes, peak, exact=exact)
 
     def flush() -> None:
         nonlocal every_label_one
@@ -362,17 +408,15 @@ def _convert(
                 )
         block[len(lines)] = floats
         lines.append(line)
-        if seen < _BLOCK_ROWS:
+        if seen < block_rows:
             chars += sum(map(len, row)) + width + (0 if jc is None else len(ids[-1]))
         seen += 1
-        if len(lines) == _BLOCK_ROWS:
-            if seen == _BLOCK_ROWS and isinstance(plan, _Plan):  # the first block
-                size = Path(path).stat().st_size
-                per_row = 2 * (4 * len(plan.names) + 1)  # the blocks, then the table
-                if jc is not None:
-                    per_row += 2 * 4 * max(map(len, ids))
-                _check_memory(path, math.ceil(size * seen / max(chars, 1)), per_row)
+        if len(lines) == block_rows:
+            if seen == block_rows:  # the first block
+                check_memory(exact=False)
             flush()
+    if seen < block_rows:  # a file shorter than one block was never estimated
+        check_memory(exact=True)
     flush()
     if errors:
         raise errors[min(errors)]
@@ -417,18 +461,29 @@ def _creditcard_plan(path: str | Path, columns: list[str]) -> _Plan | Configurat
     return _Plan(names, components, at["Class"], at["Amount"], features)
 
 
-def load_creditcard_csv(path: str | Path, customer_column: str | None = None) -> Table:
-    """The credit-card fraud schema (Time, V1..V28, Amount, Class), in any column order."""
+def load_creditcard_csv(
+    path: str | Path, customer_column: str | None = None, *, peak: MemoryPeak = LOADER_PEAK
+) -> Table:
+    """The credit-card fraud schema (Time, V1..V28, Amount, Class), in any column order;
+    ``peak``: the copies of the table the caller holds at its peak (see
+    :data:`LOADER_PEAK`), which a file too large for memory is refused against."""
     if customer_column in CREDITCARD_COLUMNS:
         raise ConfigurationError(
             f"the customer column {customer_column!r} is one of the credit-card columns "
             "(Time, V1..V28, Amount, Class): name the card or account id column"
         )
-    return _load(path, customer_column, lambda columns: _creditcard_plan(path, columns))
+    return _load(path, customer_column, lambda columns: _creditcard_plan(path, columns), peak=peak)
 
 
-def load_labelled_csv(path: str | Path, label: str, customer_column: str | None = None) -> Table:
-    """A CSV of numeric columns; ``label`` names the 0/1 fraud column."""
+def load_labelled_csv(
+    path: str | Path,
+    label: str,
+    customer_column: str | None = None,
+    *,
+    peak: MemoryPeak = LOADER_PEAK,
+) -> Table:
+    """A CSV of numeric columns; ``label`` names the 0/1 fraud column; ``peak`` as for
+    :func:`load_creditcard_csv`."""
     if customer_column == label:
         raise ConfigurationError("the customer column cannot be the label column")
 
@@ -446,7 +501,7 @@ def load_labelled_csv(path: str | Path, label: str, customer_column: str | None 
 
         return _Plan(names, checked, j, None, features)
 
-    return _load(path, customer_column, layout, named=True)
+    return _load(path, customer_column, layout, named=True, peak=peak)
 
 
 def customer_groups(customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

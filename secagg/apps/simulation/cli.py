@@ -22,6 +22,7 @@ from secagg.aggregation import BACKENDS
 from secagg.apps.cli_types import FINITE
 from secagg.apps.models import MODELS
 from secagg.apps.simulation.config import (
+    CSV_KEYS,
     DP_KEYS,
     ENGINES,
     PARTITIONS,
@@ -29,8 +30,11 @@ from secagg.apps.simulation.config import (
     SOURCES,
     SYNTHETIC_KEYS,
     SimulationConfig,
+    alpha_with_iid,
+    csv_only,
     key,
     listed_names,
+    rows_without_customers,
     spelled_for,
     synthetic_only,
 )
@@ -124,6 +128,12 @@ def _options(function: Any) -> Any:
         click.option(
             "--max-rows-per-customer", type=int, help="Rows of a customer DP-SGD uses [8]."
         ),
+        click.option(
+            "--max-fraud-share",
+            type=FINITE,
+            help="A CSV whose label is 1 (fraud) on a larger share of its rows is refused "
+            "(an inverted label?); raise it for a file where fraud is that common [0.5].",
+        ),
         click.option("--partition", type=click.Choice(PARTITIONS), help="CSV split [dirichlet]."),
         click.option("--alpha", type=FINITE, help="Dirichlet concentration [0.5]."),
         click.option(
@@ -210,6 +220,17 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         synthetic = [n for n in SYNTHETIC_KEYS if n in typed or n in from_file]
         if config.source != "synthetic" and synthetic:
             raise ConfigurationError(synthetic_only(synthetic, config.source))
+        # ... and the generator makes its own branches: a split's keys would be ignored
+        loaded = [n for n in CSV_KEYS if n in typed or n in from_file]
+        if config.source == "synthetic" and loaded:
+            raise ConfigurationError(csv_only(loaded))
+        # a Dirichlet concentration beside the IID split (it draws none), or a cap on
+        # a customer's rows beside a file without customers, did nothing and was recorded
+        if config.partition == "iid" and ("alpha" in typed or "alpha" in from_file):
+            raise ConfigurationError(alpha_with_iid())
+        rows_given = "max_rows_per_customer" in typed or "max_rows_per_customer" in from_file
+        if not config.has_customers and rows_given:
+            raise ConfigurationError(rows_without_customers())
         # saved into the run folder: a replay from another directory must find them
         absolute = {
             name: os.path.abspath(value)

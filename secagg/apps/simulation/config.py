@@ -59,6 +59,9 @@ overrides any of them::
     # stats_path = "stats.json" # public statistics (CSV with standardize = "public")
     stats_bound = 5.0           # secure: each raw value is clipped to [-bound, bound]
     stats_noise_multiplier = 10.0  # secure with record-level DP: z per block
+    # max_fraud_share = 0.5     # creditcard / csv: a file whose label is 1 on more of
+                                # its rows is refused (an inverted label?); raise it
+                                # for a file where fraud is that common (undersampled)
     # partition = "dirichlet"   # creditcard / csv: iid | dirichlet (labels) | feature
     # alpha = 0.5
     train_rows = 120000         # synthetic only (these three): a CSV brings its own
@@ -76,10 +79,11 @@ a field the command line lacks; the TOML key (``data.label``) for one from the f
 Sizes are capped (:data:`CAPS`), a round no backend can run with ``tolerated_dropout``,
 ``corrupt_fraction`` and the branches is refused at load (the federation's own plan,
 in this file's key names), and so are DP keys (:data:`DP_KEYS`) beside ``mechanism =
-"off"`` in ``secagg simulate``, and the synthetic generator's keys
-(:data:`SYNTHETIC_KEYS`) beside a CSV. Relative paths (:data:`PATH_KEYS`) are read from
-the directory the command runs in, and saved absolute in the run folder; an empty one is
-refused.
+"off"`` in ``secagg simulate``, the synthetic generator's keys
+(:data:`SYNTHETIC_KEYS`) beside a CSV and a file's split keys (:data:`CSV_KEYS`) beside
+synthetic data; real-valued knobs past :data:`REAL_CAPS` (or infinite) are refused
+too. Relative paths (:data:`PATH_KEYS`) are read from the directory the command runs
+in, and saved absolute in the run folder; an empty one is refused.
 
 Data no federation can learn from is refused before training
 (:func:`check_branch_data`): no positive label at all, a branch with fewer than
@@ -130,6 +134,14 @@ PATH_KEYS = ("path", "prior_path", "stats_path")
 #: --train-rows 1000`` was ignored and recorded as ``train_rows: 1000`` in summary.json
 SYNTHETIC_KEYS = ("train_rows", "test_rows_per_branch", "world")
 
+#: the keys only a loaded file's split reads (the generator makes its own branches):
+#: ``secagg simulate`` refuses them beside synthetic data, and a synthetic run records
+#: none. Why: ``--partition feature --alpha 0.1`` on synthetic data ran the generator's
+#: branches as ever and recorded the split as if it had been made (simulate audit,
+#: 2026-12-04). ``max_fraud_share`` is refused in the config itself (it has no default
+#: value to record)
+CSV_KEYS = ("partition", "alpha")
+
 #: the TOML sections and the fields each may set
 SECTIONS: dict[str, tuple[str, ...]] = {
     "simulation": (
@@ -169,6 +181,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "label",
         "customer_column",
         "max_rows_per_customer",
+        "max_fraud_share",
         "standardize",
         "stats_path",
         "stats_bound",
@@ -193,7 +206,7 @@ FLAGS: dict[str, str] = {
             "server_momentum", "path", "label", "customer_column",
             "max_rows_per_customer", "partition", "alpha", "train_rows",
             "seeds", "prior", "prior_path", "prior_epsilon", "prior_delta", "trainable",
-            "world",
+            "world", "max_fraud_share",
         )
     },
     "source": "--data",
@@ -249,6 +262,15 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigurationError(message)
 
 
+def _require_capped(value: float, name: str) -> None:
+    """``value`` of the positive knob ``name`` at most :data:`REAL_CAPS` (and finite)."""
+    cap = REAL_CAPS[name]
+    _require(
+        math.isfinite(value) and value <= cap,
+        f"{key(name)} must lie in (0, {cap:g}], not {value:g}",
+    )
+
+
 #: the clip of each DP unit when none is given: per customer (DP-SGD) and per update
 DEFAULT_CLIP = {"record": 10.0, "client": 1.0}
 
@@ -263,6 +285,38 @@ def seed_span(seeds: Iterable[int]) -> str:
         return f"{ordered[0]}-{ordered[-1]}"
     return ", ".join(map(str, ordered))
 
+
+#: the largest share of a loaded file's rows whose label may be 1 (fraud) unless
+#: ``max_fraud_share`` says otherwise. Why: fraud is the rare class (0.17 % of the
+#: credit-card file's rows, a few percent in the worst portfolios); a file where it is
+#: the majority most likely has its label inverted (1 = legitimate), and trained anyway:
+#: 95 % "fraud" rows scored AUPRC 0.98 (local-only), 0.89 (federated), the base rate of
+#: the majority, printed as a fraud model's result (simulate data audit, 2026-12-04). A
+#: balanced, undersampled file (50 %) still passes; a larger share needs the key raised.
+MAX_FRAUD_SHARE = 0.5
+
+#: The largest values of the real-valued knobs, each refused above (and when infinite:
+#: TOML writes ``inf``) with one line naming the flag or key. Why: a value past them was
+#: a traceback or a silently broken run (simulate audit, 2026-12-04): ``--learning-rate
+#: 1e308`` a torch RuntimeError (the rate must fit a float32), ``--noise-multiplier
+#: 1e308`` an OverflowError in Opacus's RDP analysis, ``--clip 1e308`` a noise of
+#: z * clip past float32 and every local model diverged (exit 0), ``positive_weight =
+#: inf`` a loss of infinities. Each is far above any value a study uses:
+#:
+#: * ``learning_rate``: the runtime's cap on the server's (``MAX_SERVER_LEARNING_RATE``);
+#: * ``noise_multiplier``: the accountants' calibration ceiling (``MAX_NOISE_MULTIPLIER``,
+#:   noise 10^4 times the signal);
+#: * ``clip`` and ``update_clip``: 10^6 (the defaults: 10 per customer, 1 per branch
+#:   update, 5 for an update's bound in the ring); the noise z * clip stays far within
+#:   float32 at the largest z;
+#: * ``positive_weight``: 10^6 (a fraud rate of 0.17 % balances at about 600).
+REAL_CAPS: dict[str, float] = {
+    "learning_rate": 100.0,
+    "noise_multiplier": 1e4,
+    "clip": 1e6,
+    "update_clip": 1e6,
+    "positive_weight": 1e6,
+}
 
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
@@ -365,6 +419,9 @@ class SimulationConfig:
     label: str | None = None
     customer_column: str | None = None
     max_rows_per_customer: int = 8
+    #: a loaded file whose label is 1 on a larger share of its rows is refused (see
+    #: :data:`MAX_FRAUD_SHARE`, the limit when None); read only with a CSV
+    max_fraud_share: float | None = None
     standardize: str = "auto"
     stats_path: str | None = None
     stats_bound: float = 5.0
@@ -407,6 +464,11 @@ class SimulationConfig:
                 self.engine == "ray" or getattr(self, ray_only) is None,
                 f"{k(ray_only)} is read only with {k('engine', 'ray')}",
             )
+        _require(
+            self.out is None or self.out.strip() != "",
+            # "" was the directory the command ran in: an empty one got the run's files
+            f"{k('out')} is empty: it must name a new (or empty) folder",
+        )
         _require(self.model in MODELS, f"{k('model')} must be one of {MODELS}")
         _require(self.backend in BACKENDS, f"{k('backend')} must be one of {BACKENDS}")
         _require(0 <= self.dropout < 0.5, f"{k('dropout')} must lie in [0, 0.5)")
@@ -432,6 +494,7 @@ class SimulationConfig:
                 )
             if self.noise_multiplier is not None:
                 _require(self.noise_multiplier > 0, f"{k('noise_multiplier')} must be > 0")
+                _require_capped(self.noise_multiplier, "noise_multiplier")
         _require(0 < self.delta < 1, f"{k('delta')} must lie in (0, 1)")
         _require(
             not self.private or self.delta >= MIN_DELTA,
@@ -442,11 +505,16 @@ class SimulationConfig:
             self.clip is None or (math.isfinite(self.clip) and self.clip > 0),
             f"{k('clip')} must be positive",
         )
+        if self.clip is not None:
+            _require_capped(self.clip, "clip")
         _require(self.update_clip > 0, f"{k('update_clip')} must be positive")
+        _require_capped(self.update_clip, "update_clip")
         _require(self.local_epochs >= 1, f"{k('local_epochs')} must be at least 1")
         _require(self.batch_size >= 1, f"{k('batch_size')} must be at least 1")
         _require(self.learning_rate > 0, f"{k('learning_rate')} must be positive")
+        _require_capped(self.learning_rate, "learning_rate")
         _require(self.positive_weight > 0, f"{k('positive_weight')} must be positive")
+        _require_capped(self.positive_weight, "positive_weight")
         _require(self.server_learning_rate > 0, f"{k('server_learning_rate')} must be positive")
         _require(0 <= self.server_momentum < 1, f"{k('server_momentum')} must lie in [0, 1)")
         _require(
@@ -491,6 +559,17 @@ class SimulationConfig:
             self.customer_column is None or self.source != "synthetic",
             f"{k('customer_column')} names a column of a loaded CSV; synthetic rows are "
             "customers already",
+        )
+        _require(
+            self.max_fraud_share is None
+            or (math.isfinite(self.max_fraud_share) and 0 < self.max_fraud_share <= 1),
+            f"{k('max_fraud_share')} must lie in (0, 1] (the largest share of a file's rows "
+            "whose label may be 1, fraud)",
+        )
+        _require(
+            self.max_fraud_share is None or self.source != "synthetic",
+            f"{k('max_fraud_share')} is read only with a CSV ({k('source', 'creditcard')} or "
+            "csv): synthetic data brings its own labels",
         )
         _require(
             self.standardize in STANDARDIZE, f"{k('standardize')} must be one of {STANDARDIZE}"
@@ -581,13 +660,25 @@ class SimulationConfig:
 
         _require(self.world in WORLDS, f"{k('world')} must be one of {WORLDS}")
         _require(self.partition in PARTITIONS, f"{k('partition')} must be one of {PARTITIONS}")
-        _require(self.alpha > 0, f"{k('alpha')} must be positive")
+        _require(
+            math.isfinite(self.alpha) and self.alpha > 0,
+            f"{k('alpha')} must be a finite positive number (a large one splits nearly as "
+            f"{k('partition', 'iid')} does)",
+        )
         if self.source != "synthetic":
             # a library caller's value other than the default: the CLI refuses any it was
             # given (build_config), the default typed included
             changed = [n for n in SYNTHETIC_KEYS if getattr(self, n) != _DEFAULTS[n]]
             _require(not changed, synthetic_only(changed, self.source))
+            _require(
+                self.has_customers
+                or self.max_rows_per_customer == _DEFAULTS["max_rows_per_customer"],
+                rows_without_customers(),
+            )
+            _require(self.partition != "iid" or self.alpha == _DEFAULTS["alpha"], alpha_with_iid())
         else:
+            changed = [n for n in CSV_KEYS if getattr(self, n) != _DEFAULTS[n]]
+            _require(not changed, csv_only(changed))
             _require(
                 self.train_rows >= 100 * self.branches,
                 f"{k('train_rows')}: 100 per branch at least ({100 * self.branches} for "
@@ -817,10 +908,19 @@ class SimulationConfig:
         which it never read, so no record (summary.json, config.toml, experiment.json)
         states a setting that did not run."""
         values = asdict(self)
-        if self.source != "synthetic":
-            for name in SYNTHETIC_KEYS:
-                del values[name]
+        for name in SYNTHETIC_KEYS if self.source != "synthetic" else CSV_KEYS:
+            del values[name]
+        if not self.has_customers:  # every row is its own unit: no customer's rows capped
+            del values["max_rows_per_customer"]
+        if self.partition == "iid":  # the IID split draws no Dirichlet proportions
+            values.pop("alpha", None)
         return values
+
+    @property
+    def has_customers(self) -> bool:
+        """Whether the data has customers with several rows each: synthetic data (cards)
+        or a file with a customer column; a file without one has rows only."""
+        return self.source == "synthetic" or self.customer_column is not None
 
     # --- TOML ------------------------------------------------------------------
 
@@ -889,6 +989,33 @@ def synthetic_only(names: Iterable[str], source: str) -> str:
         f"data; {key('source', source)} brings its own rows (each branch trains on 70 % of "
         "its share of the file: the run's branch table says how many): drop "
         + ("it" if len(named) == 1 else "them")
+    )
+
+
+def alpha_with_iid() -> str:
+    """The refusal of ``alpha`` beside the IID split, which draws no proportions."""
+    return (
+        f"{key('alpha')} is the Dirichlet concentration of {key('partition', 'dirichlet')} "
+        f"or feature; {key('partition', 'iid')} draws none: drop it"
+    )
+
+
+def rows_without_customers() -> str:
+    """The refusal of ``max_rows_per_customer`` beside a file without customers."""
+    return (
+        f"{key('max_rows_per_customer')} caps the rows of a customer, and this file has "
+        f"none named ({key('customer_column')}): each row is its own unit: drop it, or "
+        "name the customer column"
+    )
+
+
+def csv_only(names: Iterable[str]) -> str:
+    """The refusal of a loaded file's keys (:data:`CSV_KEYS`) beside synthetic data."""
+    named = [key(name) for name in names]
+    return (
+        f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} read only with a CSV "
+        f"({key('source', 'creditcard')} or csv): the synthetic generator makes its own "
+        "branches (--world chooses them): drop " + ("it" if len(named) == 1 else "them")
     )
 
 

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,15 @@ class ExperimentResult:
     untrained_seeds: list[int] = field(default_factory=list)
     #: seed -> why its federation completed no round (see ``report.no_round_completed``)
     untrained_why: dict[int, str] = field(default_factory=dict)
+    #: seed -> the run's notes (``SimulationResult.notes``: UNSCALED columns, branches
+    #: without a test fraud, a diverged prior, ...), which a single run prints as "note:"
+    notes: dict[int, list[str]] = field(default_factory=dict)
+    #: seed -> the other lines a single run prints beside its table that are no figure
+    #: of the table: its diverged models, and its privacy lines but the ε one (the
+    #: replay caveat, the feature statistics, a prior's cost, why it stopped early)
+    advisories: dict[int, list[str]] = field(default_factory=dict)
+    #: seeds whose epsilon ended above the target (every single run marks it)
+    above_target: list[int] = field(default_factory=list)
 
     @property
     def tuning_seeds(self) -> tuple[int, ...]:
@@ -245,7 +255,15 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
         result.untrained_why[seed] = no_round_completed(run) or "no round completed"
     result.verdicts[seed] = run.branch_verdicts
     result.seconds[seed] = run.seconds
+    from secagg.apps.simulation.report import divergence_lines, privacy_lines
+
+    # what a single run prints besides its table reaches the experiment's report too:
+    # --seeds printed none of it (an UNSCALED column, the replay caveat of the ε)
+    result.notes[seed] = list(run.notes)
+    result.advisories[seed] = [*divergence_lines(run), *privacy_lines(run)[1:]]
     fed_setting = next((v for k, v in run.settings.items() if k.startswith("federated")), {})
+    if fed_setting.get("above_target"):
+        result.above_target.append(seed)
     result.epsilons[seed] = fed_setting.get("epsilon")
     if "epsilon_this_run" in fed_setting:
         result.epsilons_this_run[seed] = fed_setting["epsilon_this_run"]
@@ -267,6 +285,9 @@ def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
         "ratios": result.ratios,
         "verdicts": result.verdicts,
         "epsilons": result.epsilons,
+        "above_target": result.above_target,
+        "notes": result.notes,
+        "advisories": result.advisories,
         **(
             {
                 "epsilons_this_run": result.epsilons_this_run,
@@ -368,14 +389,72 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     cost = c.prior_cost
     if eps and cost is None:
         worst = shown(max(eps), 3)
-        lines.append(f"- ε per run: at most {worst} (δ = {c.delta:g}, {c.protected}-level)")
+        lines.append(
+            f"- ε per run: at most {worst} (δ = {c.delta:g}, {c.protected}-level)"
+            + _target_text(result)
+        )
     elif eps and cost is not None:
         own = [e for e in result.epsilons_this_run.values() if e is not None]
         lines.append(
             f"- ε per run: at most {shown(max(eps), 3)} (δ = {c.delta + cost[1]:g}, "
             f"{c.protected}-level), the prior's ε = {cost[0]:g} (δ = {cost[1]:g}, spent by "
             "its own training, outside these runs' ledgers) plus each run's"
-            + (f" (at most {max(own):.3f})" if own else "")
+            + (f" (at most {shown(max(own), 3)})" if own else "")
             + ": basic composition (ε's add, δ's add)"
+            + _target_text(result)
         )
-    return lines
+    return lines + _seed_lines(result)
+
+
+def _target_text(result: ExperimentResult) -> str:
+    """``; within the target ε = 3``, or the seeds ABOVE it (a single run marks its own;
+    the experiment's 'at most' line did not)."""
+    c = result.config
+    if not c.private or c.epsilon is None:
+        return ""
+    if result.above_target:
+        seeds = sorted(result.above_target)
+        return (
+            f"; ABOVE THE TARGET ε = {c.epsilon:g} in seed{'s' if len(seeds) > 1 else ''} "
+            f"{seed_span(seeds)}"
+        )
+    return f"; within the target ε = {c.epsilon:g}"
+
+
+def _seeds_text(result: ExperimentResult, seeds: list[int]) -> str:
+    if len(seeds) == len(result.seeds) > 1:
+        return "every seed"
+    return f"seed{'s' if len(seeds) > 1 else ''} {seed_span(seeds)}"
+
+
+def _seed_lines(result: ExperimentResult) -> list[str]:
+    """Every note and advisory line of the seeds' runs, once each with the seeds that
+    printed it, in the order they first appear: what ``--seeds 1`` prints beside its
+    table, ``--seeds N`` prints here (each seed's report.md has its own)."""
+    out = []
+    for kind, per_seed in (("note", result.notes), (None, result.advisories)):
+        # lines that differ only in the branches (and counts) they name are one kind: a
+        # federation of 40 or 1 000 participants names other branches on every seed,
+        # and the console must count them, not list them seed after seed
+        kinds: dict[str, dict[str, list[int]]] = {}
+        for seed in result.seeds:
+            for line in per_seed.get(seed, []):
+                texts = kinds.setdefault(_BRANCHES.sub("#", line), {})
+                seeds = texts.setdefault(line, [])
+                if seed not in seeds:
+                    seeds.append(seed)
+        for texts in kinds.values():
+            first, *others = texts
+            seeds = sorted({s for listed in texts.values() for s in listed})
+            where = _seeds_text(result, seeds)
+            if others:
+                first += (
+                    f" (and {len(others)} more like it, naming other branches: each seed's "
+                    "report.md has its own)"
+                )
+            out.append(f"- note ({where}): {first}" if kind else f"- {where}: {first}")
+    return out
+
+
+#: branch names and counts in a line, which the experiment's grouping of lines ignores
+_BRANCHES = re.compile(r"branch-\d+|\d+")

@@ -44,6 +44,7 @@ private release.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -53,7 +54,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ import numpy as np
 
 from secagg.apps.models.metrics import fraud_metrics
 from secagg.apps.models.synthetic import BranchData, generate_branches
+from secagg.apps.models.tabular import MemoryPeak
 from secagg.apps.simulation.config import SimulationConfig, check_branch_data, key
 from secagg.apps.simulation.network import (
     MASKING_PHASES,
@@ -110,19 +112,22 @@ def _load_data(config: SimulationConfig) -> tuple[list[BranchData], Any, tuple[s
         return raw, None, names
     step = stats.accountant_step
     charged = step is not None and config.unit == "record" and config.private
-    return (
-        [
+    standardised = []
+    raw.reverse()
+    while raw:
+        # each raw branch is let go once its standardised twin exists: both lists whole
+        # held two tables at once (memory audit, 2026-12-04)
+        b = raw.pop()
+        standardised.append(
             dataclasses.replace(
                 b,
                 x_train=stats.apply(b.x_train),
                 x_test=stats.apply(b.x_test),
                 prior_releases=(step,) if charged else (),
             )
-            for b in raw
-        ],
-        stats,
-        names,
-    )
+        )
+        del b
+    return standardised, stats, names
 
 
 #: with ``standardize = "none"``, a column whose typical magnitude (99th percentile of
@@ -142,10 +147,17 @@ def unscaled_notes(
     (chance), 0.948 with the same rows scaled (simulate audit, 2026-12-06)."""
     if config.feature_statistics != "none" or not branches:
         return []
-    x = np.concatenate([b.x_train for b in branches])
-    if x.size == 0:
+    if sum(b.x_train.size for b in branches) == 0:
         return []
-    scale = np.quantile(np.abs(x), 0.99, axis=0)
+    # a column at a time: pooling every training row (and its absolute values, and the
+    # quantile's sorted copy) held 3.2 tables at once beside the branches' own, the
+    # run's peak with standardize = "none" (memory audit, 2026-12-04); the same values
+    scale = np.array(
+        [
+            np.quantile(np.abs(np.concatenate([b.x_train[:, j] for b in branches])), 0.99)
+            for j in range(branches[0].x_train.shape[1])
+        ]
+    )
     limit = UNSCALED_MAGNITUDE * max(1.0, float(np.median(scale)))
     wide = [j for j in range(scale.size) if scale[j] > limit]
     if not wide:
@@ -266,6 +278,17 @@ def statistics_notes(config: SimulationConfig, statistics: dict[str, Any] | None
     ]
 
 
+#: the copies of a loaded file's float32 table a whole ``secagg simulate`` run holds at
+#: its peak, which the loader refuses a file too large for memory against (its own, 2,
+#: covered the table alone). Measured (memory audit, 2026-12-04: the peak RSS of a run on
+#: 1 000 000 rows x 20 features, 77 MiB of table, 3 branches, one round, less that of
+#: the same run on 3 000 rows): 3.0-3.3 tables (the centralized baseline's pooled rows
+#: beside the branches' and its training split; the data stage, once 4.0, is 3.2 since
+#: the standardisation goes a branch and a slice at a time), rounded up for the
+#: allocator's slack, which varies between runs
+SIMULATION_PEAK: Final = MemoryPeak(4, "in a simulation")
+
+
 def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str, ...]]:
     """The branches' rows before standardisation, and the feature names."""
     if config.source == "synthetic":
@@ -290,10 +313,12 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
 
     assert config.path is not None
     if config.source == "creditcard":
-        table = load_creditcard_csv(config.path, config.customer_column)
+        table = load_creditcard_csv(config.path, config.customer_column, peak=SIMULATION_PEAK)
     else:
         assert config.label is not None
-        table = load_labelled_csv(config.path, config.label, config.customer_column)
+        table = load_labelled_csv(
+            config.path, config.label, config.customer_column, peak=SIMULATION_PEAK
+        )
     # the unit partitioned and split is the customer when the file names one (all of a
     # customer's rows in one branch and on one side of the split), else the row
     if table.customers is not None:
@@ -312,6 +337,7 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         def rows(units: np.ndarray) -> np.ndarray:
             return units
 
+    _check_fraud_share(config, table.y)
     if not table.y.any():  # before the split, which would only say it cannot share none
         check_branch_data(config, [("all", int(table.y.size), 0, 0)])
     # never a degenerate branch: each gets a quarter of an equal share of the units at
@@ -367,6 +393,29 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
             )
         )
     return branches, table.feature_names
+
+
+def _check_fraud_share(config: SimulationConfig, labels: np.ndarray) -> None:
+    """Refuse a file whose label is 1 on more than ``max_fraud_share`` of its rows
+    (:data:`~secagg.apps.simulation.config.MAX_FRAUD_SHARE` by default), naming the
+    column, the counts and the key. Why: a label inverted (1 = legitimate) trained and
+    printed the majority's base rate as a fraud model's AUPRC; the share is the rows',
+    before any split, so the refusal comes before any training."""
+    from secagg.apps.simulation.config import MAX_FRAUD_SHARE
+
+    limit = MAX_FRAUD_SHARE if config.max_fraud_share is None else config.max_fraud_share
+    frauds, rows = int(np.count_nonzero(labels)), int(labels.size)
+    if not rows or frauds <= limit * rows:
+        return
+    label = config.label if config.source == "csv" else "Class"
+    # floored to a tenth of a percent: never shown below a limit it exceeds by less
+    share = math.floor(1000 * frauds / rows) / 10
+    raise ConfigurationError(
+        f"{config.path}: {frauds} of {rows} rows ({share:.1f} %) have {label!r} = 1 (fraud), "
+        f"above {key('max_fraud_share')} = {limit:g}: fraud is the rare class, so the label "
+        "is most likely inverted (1 must mean fraud, 0 legitimate); if fraud really is "
+        f"this common in the file (an undersampled one), raise {key('max_fraud_share')}"
+    )
 
 
 def _capped(config: SimulationConfig, branch: BranchData) -> BranchData:
@@ -457,18 +506,28 @@ class BranchTrainer:
                 if config.epsilon is not None
                 else {"noise_multiplier": config.noise_multiplier}
             )
-            self.dpsgd = DPSGDTrainer(
-                self.model,
-                dataset,
-                batch_size=batch,
-                learning_rate=config.learning_rate,
-                max_grad_norm=config.dp_clip,
-                delta=config.delta,
-                loss_fn=loss,
-                replay_seed=_replay_bytes(config, role, data.name),
-                prior_releases=data.prior_releases,
-                **privacy,
-            )
+            try:
+                self.dpsgd = DPSGDTrainer(
+                    self.model,
+                    dataset,
+                    batch_size=batch,
+                    learning_rate=config.learning_rate,
+                    max_grad_norm=config.dp_clip,
+                    delta=config.delta,
+                    loss_fn=loss,
+                    replay_seed=_replay_bytes(config, role, data.name),
+                    prior_releases=data.prior_releases,
+                    **privacy,
+                )
+            except ConfigurationError as exc:
+                if config.epsilon is None or "cannot calibrate noise" not in str(exc):
+                    raise
+                # the accountant's words named no flag ("epsilon=10000.0")
+                raise ConfigurationError(
+                    f"{key('epsilon', config.epsilon)}: {data.name}'s DP-SGD "
+                    f"{str(exc).rstrip('.')}; "
+                    f"choose a smaller target or give {key('noise_multiplier')} instead"
+                ) from None
 
     def flat(self) -> np.ndarray:
         """The trained parameters (all, or the head): what the federation exchanges."""
@@ -1093,10 +1152,32 @@ def read_prior_file(config: SimulationConfig, features: int | None = None) -> np
     assert config.prior_path is not None
     path, flag = config.prior_path, key("prior_path")
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except FileNotFoundError:
+        raise ConfigurationError(f"no prior model at {path} ({flag})") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path} ({flag}) cannot be read: {exc.strerror}") from None
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+        # numpy tries any other file as a pickle, and its refusal advised loading it
+        # "unsafely" with allow_pickle or pickle.load (simulate audit, 2026-12-04)
+        raise ConfigurationError(
+            f"{path} ({flag}) is not a .npy file (numpy.save writes one; an earlier run's "
+            "model.npy is one)"
+        )
+    try:
         vector = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise ConfigurationError(f"no prior model at {path} ({flag})") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():  # a .npy of dtype object
+            raise ConfigurationError(
+                f"{path} ({flag}) holds Python objects, not a float vector: a file is never "
+                "unpickled here"
+            ) from None
+        detail = " ".join(str(exc).split())
+        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
+    except (OSError, EOFError) as exc:
         detail = " ".join(str(exc).split())
         raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
     if not isinstance(vector, np.ndarray):  # an .npz archive
@@ -1173,10 +1254,36 @@ def _run_baselines(
     local_models: dict[str, Any] = {}
     local_eps: dict[str, float | None] = {}
 
+    # every branch's trainer first (DP-SGD calibrates its noise here): a target that
+    # cannot be calibrated is refused before any branch trains, and the other branch's
+    # calibration ends before the command's quiet context does (its numpy overflow
+    # warnings were printed after the error). Each task runs in a copy of this
+    # thread's context: its messages name the flags as the user typed them.
+    def make(branch: BranchData) -> BranchTrainer:
+        return BranchTrainer(config, branch, "local", prior)
+
+    progress("local-only", 0, total, "")
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
+        futures = [pool.submit(contextvars.copy_context().run, make, b) for b in branches]
+        trainers: dict[str, BranchTrainer] = {}
+        for branch, future in zip(branches, futures, strict=True):
+            try:
+                trainers[branch.name] = future.result()
+            except Exception:
+                for other in futures:  # calibrations: seconds, not trainings
+                    other.cancel()
+                wait(futures)
+                raise
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+
     def one(branch: BranchData) -> None:
         nonlocal done
         start = time.perf_counter()
-        trainer = BranchTrainer(config, branch, "local", prior)
+        with lock:  # let go of it once trained: only its model is kept
+            trainer = trainers.pop(branch.name)
         trainer.train(config.epochs)
         with lock:
             local_models[branch.name] = trainer.model
@@ -1184,10 +1291,9 @@ def _run_baselines(
             done += 1
             progress("local-only", done, total, f"{branch.name} {time.perf_counter() - start:.1f}s")
 
-    progress("local-only", 0, total, "")
-    pool = ThreadPoolExecutor(max_workers=2)
     try:
-        list(pool.map(one, branches))
+        for future in [pool.submit(contextvars.copy_context().run, one, b) for b in branches]:
+            future.result()
     except BaseException:
         # SIGTERM or Ctrl-C (or a branch's error): not ``with``, whose exit waits for the
         # trainings under way, two whole local fits, before the stop is handled (a
@@ -1297,7 +1403,7 @@ def _federate(
     hub = network if isinstance(network, RayHub) else None
     trainers: dict[str, Any]
     if hub is not None:  # the trainers are built in the Ray workers, not here
-        trainers = {}
+        trainers: dict[str, BranchTrainer] = {}
         units_total = (
             sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
             if config.record_distributed

@@ -628,12 +628,78 @@ def test_a_file_too_large_for_memory_is_refused_with_the_numbers(
     rows = int(message.split("holds about ")[1].split(" rows")[0].replace(",", ""))
     assert 4_500 <= rows <= 5_500  # estimated from the first 4 096 rows
     assert message.endswith(
-        "of memory, more than the 1.0 MiB this machine has: use a sample of the file"
+        "of memory to read it (2 copies of it at the peak), more than the 1.0 MiB this "
+        "machine has: use a sample of the file"
     )
     monkeypatch.setattr(cli_types, "memory_limit", lambda: 2**30)
     assert load_creditcard_csv(path).x.shape == (5_000, 31)
     monkeypatch.setattr(cli_types, "memory_limit", lambda: None)  # no bound known
     assert load_creditcard_csv(path).x.shape == (5_000, 31)
+
+
+def _numbers_csv(path: Path, rows: int, columns: int = 10) -> Path:
+    rng = np.random.default_rng(7)
+    body = [",".join(f"{v:.3f}" for v in rng.normal(size=columns)) + f",{i % 9 == 0:d}"
+            for i in range(rows)]  # fmt: skip
+    path.write_text(",".join(f"f{j}" for j in range(columns)) + ",y\n" + "\n".join(body) + "\n")
+    return path
+
+
+def test_a_file_shorter_than_one_block_is_checked_once_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a file of a block (4 096 rows) or more was estimated: a shorter one, however
+    wide, was never checked. It is now, with its exact row count."""
+    from secagg.apps import cli_types
+
+    path = _numbers_csv(tmp_path / "short.csv", rows=1_000)
+    monkeypatch.setattr(cli_types, "memory_limit", lambda: 2**16)
+    with pytest.raises(ConfigurationError, match=r"short.csv \(.* MiB\) holds 1,000 rows, whose"):
+        load_labelled_csv(path, "y")
+    monkeypatch.setattr(cli_types, "memory_limit", lambda: 2**30)
+    assert load_labelled_csv(path, "y").x.shape == (1_000, 10)
+
+
+def test_a_wide_files_block_holds_fewer_rows_and_is_checked_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The float64 block was 4 096 rows whatever the width (3.2 GB at 100 000 columns).
+    Its size is now bounded (here to 100 rows of 11 columns), the first block's
+    estimate comes after those rows, before the rest is read (the bad row at line 500
+    would be named otherwise), and the table is the same as read in large blocks."""
+    from secagg.apps import cli_types
+    from secagg.apps.models import tabular
+
+    path = _numbers_csv(tmp_path / "wide.csv", rows=1_000)
+    reference = load_labelled_csv(path, "y")
+    monkeypatch.setattr(tabular, "_BLOCK_BYTES", 8 * 11 * 100)
+    small_blocks = load_labelled_csv(path, "y")
+    assert np.array_equal(small_blocks.x, reference.x)
+    assert np.array_equal(small_blocks.y, reference.y)
+    lines = path.read_text().splitlines()
+    lines[499] = "oops," + lines[499].split(",", 1)[1]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigurationError, match="line 500"):
+        load_labelled_csv(path, "y")
+    monkeypatch.setattr(cli_types, "memory_limit", lambda: 2**16)
+    with pytest.raises(ConfigurationError, match=r"holds about [0-9,]+ rows, whose table"):
+        load_labelled_csv(path, "y")
+
+
+def test_the_callers_peak_is_what_a_file_is_checked_against(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that holds more copies of the table says so, and the refusal counts them."""
+    from secagg.apps import cli_types
+    from secagg.apps.models.tabular import MemoryPeak
+
+    path = _numbers_csv(tmp_path / "t.csv", rows=5_000)
+    per_copy = 5_000 * (4 * 10 + 1)
+    block = 4096 * 11 * 8  # the float64 block of rows being converted
+    monkeypatch.setattr(cli_types, "memory_limit", lambda: 3 * per_copy + block)
+    assert load_labelled_csv(path, "y").x.shape == (5_000, 10)  # 2 copies fit
+    with pytest.raises(ConfigurationError, match=r"in a study \(5 copies of it at the peak\)"):
+        load_labelled_csv(path, "y", peak=MemoryPeak(5, "in a study"))
 
 
 def test_a_byte_that_is_not_utf8_after_a_byte_order_mark_is_named(tmp_path: Path) -> None:

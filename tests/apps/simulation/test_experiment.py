@@ -195,7 +195,14 @@ def test_an_experiment_on_ray_starts_ray_once_for_all_its_seeds(
 
     def fake_run(config: SimulationConfig, out: Path, progress: object) -> object:
         inside.append(active["depth"] == 1)
-        return type("Run", (), {"branch_verdicts": {}, "seconds": 0.0, "settings": {}})()
+        fields = {
+            "branch_verdicts": {},
+            "seconds": 0.0,
+            "settings": {},
+            "notes": [],
+            "config": config,
+        }
+        return type("Run", (), fields)()
 
     monkeypatch.setattr(ray_engine, "ray_session", counting_session)
     monkeypatch.setattr(experiment, "run_simulation", fake_run)
