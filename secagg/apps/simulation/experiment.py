@@ -397,7 +397,8 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
         own = [e for e in result.epsilons_this_run.values() if e is not None]
         lines.append(
             f"- ε per run: at most {shown(max(eps), 3)} (δ = {c.delta + cost[1]:g}, "
-            f"{c.protected}-level), the prior's ε = {cost[0]:g} (δ = {cost[1]:g}, spent by "
+            f"{c.protected}-level), the prior's ε = {shown(cost[0], 6, significant=True)} "
+            f"(δ = {shown(cost[1], 6, significant=True)}, spent by "
             "its own training, outside these runs' ledgers) plus each run's"
             + (f" (at most {shown(max(own), 3)})" if own else "")
             + ": basic composition (ε's add, δ's add)"

@@ -348,11 +348,11 @@ def prior_lines(result: SimulationResult) -> list[str]:
     fed = next((v for k, v in result.settings.items() if k.startswith("federated")), {})
     this_run = fed.get("epsilon_this_run")
     return [
-        f"prior: {c.prior_path} already spent ε = {cost[0]:g}, δ = {cost[1]:g} on these "
+        f"prior: {c.prior_path} already spent ε = {_up(cost[0])}, δ = {_up(cost[1])} on these "
         f"{c.protected}s (prior_epsilon, prior_delta); every ε of a setting that starts from "
         "it (prior only, local-only, federated) adds it by basic composition (ε's add, δ's "
         "add: the generic bound, the prior's mechanisms being unknown); this run alone: "
-        + (f"ε = {fmt(this_run, 3)}, " if this_run is not None else "")
+        + (f"ε = {fmt_epsilon(this_run, 3)}, " if this_run is not None else "")
         + f"δ = {c.delta:g}. The prior's cost lies outside this run's ledger, which records "
         "this run's rounds only"
     ]
@@ -387,15 +387,33 @@ def _statistics_line(stats: dict[str, Any], delta: float) -> str:
         )
     return (
         f"feature statistics: secure sum over {stats.get('backend', 'secure aggregation')}, "
-        f"values clipped to ±{stats['bound']:g}, noise z = {stats['noise_multiplier']:g} per "
-        f"block; ε = {fmt(stats['epsilon_alone'], 3)} alone at δ = {delta:g}, composed into "
-        "every branch's ε above"
+        f"values clipped to ±{_up(stats['bound'])}, "
+        f"noise z = {_down(stats['noise_multiplier'])} per block; "
+        f"ε = {fmt_epsilon(stats['epsilon_alone'], 3)} alone at δ = {_up(delta)}, "
+        "composed into every branch's ε above"
     )
 
 
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def _up(value: float, digits: int = 6) -> str:
+    """A privacy cost or a sensitivity (ε, δ, a clip, a sample rate) in ``g`` style,
+    rounded *up* at ``digits`` significant digits: never shown below what ran."""
+    return shown_up(value, digits, significant=True)
+
+
+def _down(value: float, digits: int = 6) -> str:
+    """A noise figure (a multiplier, a std) in ``g`` style, rounded *down* at ``digits``
+    significant digits: never shown above the noise that was added."""
+    return shown_up(value, digits, significant=True, lower=True)
+
+
+def _noise_or_dash(value: float | None) -> str:
+    """A noise multiplier at 4 decimals rounded down, or ``-`` when there is none."""
+    return "-" if value is None else shown_up(value, 4, lower=True)
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -731,7 +749,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         + (f"target ε = {c.epsilon:g}" if c.epsilon is not None else f"z = {c.noise_multiplier:g}")
         + f", δ = {c.delta:g}"
         + (
-            f", from a prior that spent ε = {c.prior_cost[0]:g}, δ = {c.prior_cost[1]:g} "
+            f", from a prior that spent ε = {_up(c.prior_cost[0])}, δ = {_up(c.prior_cost[1])} "
             "(composed into every ε below)"
             if c.prior_cost is not None
             else ""
@@ -850,7 +868,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             dropped = f"{len(r['dropped'])} branches"
         lines.append(
             f"| {r['round']} | {r['status']} | {dropped} | {fmt(r['pooled']['auprc'])} | "
-            f"{fmt(r['epsilon'], 2)} | {r['seconds']:.1f} |"
+            f"{fmt_epsilon(r['epsilon'], 2)} | {r['seconds']:.1f} |"
         )
     if result.dropouts:
         lines += ["", "Dropouts (branch vanished before sending this message):", ""]
@@ -943,7 +961,7 @@ def _privacy_section(result: SimulationResult) -> list[str]:
     if cost is not None:
         lines += [
             f"Prior from a file (`{c.prior_path}`): its own training already spent ε = "
-            f"{cost[0]:g}, δ = {cost[1]:g} on these {c.protected}s (given as prior_epsilon, "
+            f"{_up(cost[0])}, δ = {_up(cost[1])} on these {c.protected}s (given as prior_epsilon, "
             "prior_delta: nothing here can check it). Every ε of a setting that starts "
             "from it (prior only, local-only, federated) is its ε plus this run's, at δ its "
             "δ plus this run's: basic composition, the generic bound, its mechanisms being "
@@ -967,8 +985,8 @@ def _privacy_section(result: SimulationResult) -> list[str]:
         shown = dict(list(branches.items())[:MANY_BRANCHES])
         for name, p in shown.items():
             runs = p["dpsgd"] or [[math.nan, math.nan, 0]]
-            z = " then ".join(f"{run[0]:.4g}" for run in runs)
-            q = " then ".join(f"{run[1]:.4g}" for run in runs)
+            z = " then ".join(_down(run[0], 4) for run in runs)
+            q = " then ".join(_up(run[1], 4) for run in runs)
             steps = sum(int(run[2]) for run in runs)
             # Poisson sampling draws q * n units a step on average (Opacus sets q from
             # the configured batch, 1 / ceil(n / B), so q * n is not B)
@@ -976,7 +994,7 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             unit = p["unit"] + (f" (≤ {p['max_rows']} rows)" if p.get("max_rows") else "")
             lines.append(
                 f"| {name} | {unit} | {p['units']} | {batch} | {z} | {q} "
-                f"| {steps} | {p['clip']:g} | {p['delta']:g} | {p['accountant']} | "
+                f"| {steps} | {_up(p['clip'])} | {_up(p['delta'])} | {p['accountant']} | "
                 f"{fmt_epsilon(p['epsilon'], 3)} |"
             )
         if len(branches) > len(shown):
@@ -993,7 +1011,7 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             lines += [
                 "",
                 f"Charged to every branch's accountant before training: the feature "
-                f"statistics' release, z = {z:.4g}, q = {q:g}, {int(steps)} step "
+                f"statistics' release, z = {_down(z, 4)}, q = {_up(q)}, {int(steps)} step "
                 "(below).",
             ]
         lines += [
@@ -1058,10 +1076,10 @@ def _noise_once_rows(server: dict[str, Any]) -> list[str]:
         "multiplier z | noise sized for (honest shares) | shares charged | rounds | δ | "
         "accountant | budget |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {unit} | {'-' if customers is None else customers} | {server['clip']:g} | "
-        f"{server['record_clip']:.4g} | {server['noise_multiplier']:.4g} | "
-        f"{_shares_cells(server)} | {server.get('rounds', '-')} | {server['delta']:g} | "
-        f"{server['accountant']} | {'-' if budget is None else f'ε ≤ {budget:g}'} |",
+        f"| {unit} | {'-' if customers is None else customers} | {_up(server['clip'])} | "
+        f"{_up(server['record_clip'], 4)} | {_down(server['noise_multiplier'], 4)} | "
+        f"{_shares_cells(server)} | {server.get('rounds', '-')} | {_up(server['delta'])} | "
+        f"{server['accountant']} | {'-' if budget is None else f'ε ≤ {_up(budget)}'} |",
     ]
 
 
@@ -1118,7 +1136,7 @@ def _statistics_rows(result: SimulationResult) -> list[str]:
     if stats.get("source") == "secure":
         lines.append(
             f"- one unit contributes up to {stats.get('rows_per_unit', 1)} row(s); "
-            f"effective noise multiplier {fmt(stats.get('effective_noise_multiplier'), 4)}"
+            f"effective noise multiplier {_noise_or_dash(stats.get('effective_noise_multiplier'))}"
         )
         if "clipped" in stats:
             lines.append(_clipped_line(stats))
