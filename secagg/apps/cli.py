@@ -727,10 +727,13 @@ def privacy_noise(
     except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
         raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
     floors = [w.message for w in caught if isinstance(w.message, accounting.NoiseFloorWarning)]
-    # the budget was met only from far above (PLD's floor): say so, with the printed z's epsilon
+    # the budget was met only from far above (PLD's floor): say so, with the printed z's
+    # epsilon; the z PLD refused is rounded down (a noise figure never shows more than was
+    # meant, and PLD cannot evaluate any z below the refused one either)
     floor = (
         f"the budget is not reachable from above: the pld accountant cannot evaluate "
-        f"z = {floors[0].unevaluable:.4g}, so z = {shown_z} is the least noise it found "
+        f"z = {shown(floors[0].unevaluable, 4, significant=True, lower=True)}, so z = "
+        f"{shown_z} is the least noise it found "
         f"within the budget, and it spends only epsilon {shown(eps)} of {target:g}; "
         "--accountant rdp may find less noise"
         if floors
