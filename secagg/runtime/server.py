@@ -272,6 +272,9 @@ class FederationServer:
         self._missed: set[str] = set()
         self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
+        # the write a round is at, for the line a failed write logs: "state" until the
+        # state has recorded the round, "ledger" while its ledger row is appended
+        self._writing = "state"
         self._misses: Counter[str] = Counter()
         self._benched_until: dict[str, int] = {}
         #: after run(): why it stopped before every configured round was complete
@@ -652,12 +655,24 @@ class FederationServer:
         number = self.next_round
         self._missed = set()
         self._refusals = {}
+        self._writing = "state"
         try:
             result = self._round(number, participants)
         except (sqlite3.Error, OSError) as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
-            log.error("round %d: the server could not write its state: %s", number, cause)
-            failed: dict[str, Any] = {"reason": f"state write failed: {cause}"}
+            # name the write that failed: a full disk at the ledger append comes after
+            # the state committed the round, and "could not write its state" sent the
+            # operator to the wrong file (and to doubt a round the state has)
+            if self._writing == "ledger":
+                log.error(
+                    "round %d: the server could not append the round's ledger row "
+                    "(the state has recorded the round): %s",
+                    number,
+                    cause,
+                )
+            else:
+                log.error("round %d: the server could not write its state: %s", number, cause)
+            failed: dict[str, Any] = {"reason": f"{self._writing} write failed: {cause}"}
             if self._revealed.get(number) is not None:  # charged on restart, as it must be
                 failed["revealed"] = self._revealed[number]
             try:
@@ -1129,7 +1144,9 @@ class FederationServer:
             # a row without a DP block released no DP noise, so none of it was seeded
             noise_seeded=self.noise_seeded and dp is not None,
         )
+        self._writing = "ledger"
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
+        self._writing = "state"
         log.debug("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
 
     def _dp_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
