@@ -417,9 +417,14 @@ class FederationServer:
         self.stop_reason = None
         results: list[RoundResult] = []
         if self.completed_rounds() < self.config.rounds:
+            began = self._clock()
             self._wait_for(set(self.config.parties), wait_for_clients)
             self.stop_reason = self._run_rounds(
-                results, max_consecutive_aborts, max_attempts, quorum_wait
+                results,
+                max_consecutive_aborts,
+                max_attempts,
+                quorum_wait,
+                waited_for_parties=self._clock() - began,
             )
         done = self.completed_rounds()
         if done >= self.config.rounds:
@@ -447,18 +452,32 @@ class FederationServer:
         max_consecutive_aborts: int,
         max_attempts: int | None,
         quorum_wait: float,
+        *,
+        waited_for_parties: float = 0.0,
     ) -> str | None:
         """The rounds of :meth:`run`, appended to ``results``; returns why they stopped
-        early (None: every configured round is complete)."""
+        early (None: every configured round is complete). ``waited_for_parties``: the
+        seconds :meth:`run` waited for every party (``--wait``) just before; a quorum
+        missing before the first round then says the whole time waited, that wait
+        included (it said only the quorum wait's "15 s" after 45 s of waiting)."""
         aborted_in_a_row = 0
         while self.completed_rounds() < self.config.rounds:
             if max_attempts is not None and len(results) >= max_attempts:
                 return f"{max_attempts} rounds attempted (max_attempts)"
             if self._budget_spent():
                 return self.budget_reached
+            began = self._clock()
             missing = self._await_quorum(quorum_wait)
             if missing is not None:
-                return f"no quorum within {quorum_wait:g} s: {missing}"
+                waited = self._clock() - began  # measured: the transport may stop it early
+                if round(waited_for_parties, 1) > 0:
+                    return (
+                        f"no quorum within {_seconds(waited_for_parties + waited)} s "
+                        f"({_seconds(waited_for_parties)} s --wait for every party to connect, "
+                        f"then {_seconds(waited)} s for a quorum): {missing}"
+                    )
+                return f"no quorum within {_seconds(waited)} s: {missing}"
+            waited_for_parties = 0.0  # a later round's wait is its quorum wait alone
             participants = self.sample()
             if len(participants) < QUORUM and self.quorum_missing() is not None:
                 continue  # the quorum left between the check and the draw: wait again
@@ -1214,6 +1233,12 @@ class FederationServer:
                 "ledger: round %d was missing and has been reconstructed from the store",
                 row["number"],
             )
+
+
+def _seconds(elapsed: float) -> str:
+    """A measured wait for a log line: to 0.1 s, without trailing zeros (15.02 is "15",
+    45.06 is "45.1", 0.51 is "0.5")."""
+    return f"{elapsed:.1f}".rstrip("0").rstrip(".")
 
 
 def refuse_broken_chain(ledger: Ledger) -> None:
