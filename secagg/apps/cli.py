@@ -1169,11 +1169,7 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     except SecAggError as exc:
         _fail("secagg server", f"stopped: {one_line(exc)}")
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
-        _stopped(
-            "secagg server",
-            exc,
-            "completed rounds are kept; a round in flight is recorded as aborted at the next start",
-        )
+        _stopped("secagg server", exc, _what_a_stop_keeps(state))
     try:
         done = server.completed_rounds()
         if not results and done >= config.rounds:
@@ -1303,6 +1299,28 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _what_a_stop_keeps(state: str) -> str:
+    """What a server stopped by a signal leaves, read from its state: the round in
+    flight is named only when there was one (a running row, which the next start
+    records as aborted). Before, a server stopped while waiting for its branches also
+    said "a round in flight is recorded as aborted"."""
+    from secagg.runtime.store import rounds_in_flight
+
+    flight = rounds_in_flight(state)
+    if flight is None:  # the state cannot be read now: say what holds either way
+        return (
+            "completed rounds are kept; a round in flight, if any, is recorded as aborted "
+            "at the next start"
+        )
+    if not flight:
+        return "completed rounds are kept; no round was in flight"
+    numbers = ", ".join(str(n) for n in flight)
+    return (
+        f"completed rounds are kept; round {numbers} was in flight and is recorded as "
+        "aborted at the next start"
+    )
 
 
 def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:

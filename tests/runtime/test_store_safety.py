@@ -41,6 +41,7 @@ from secagg.runtime.store import (
     StateMissing,
     StoreCorrupted,
     lock_path,
+    rounds_in_flight,
 )
 from secagg.transport.inprocess import InProcessHub
 
@@ -423,3 +424,24 @@ def test_a_ledger_append_failing_says_it_was_the_ledger_not_the_state(
         assert [r["status"] for r in again.store.rounds()] == ["complete", "complete"]
     finally:
         again.close()
+
+
+def test_rounds_in_flight_reads_the_running_rows_and_says_when_it_cannot(tmp_path: Path) -> None:
+    """What a stopped server's line is built from: the rounds left running (the next
+    start records them aborted), none without a state, None for a file that is no
+    state (the line then hedges), and the state itself unchanged by the read."""
+    path = tmp_path / "state.sqlite"
+    assert rounds_in_flight(path) == []
+    store = ServerStore(path)
+    try:
+        store.begin_round(1, ["a", "b"])
+        store.complete_round(1, {}, np.zeros(2))
+        store.begin_round(2, ["a", "b"])
+    finally:
+        store.close()
+    before = _digests(tmp_path)
+    assert rounds_in_flight(path) == [2]
+    assert _digests(tmp_path) == before
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all " * 300)
+    assert rounds_in_flight(junk) is None
