@@ -1684,14 +1684,21 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import make_key_holder_key
 
+    # each mistake is one line with the command's prefix, as the other commands print
+    # theirs (it was click's "Error: --key: ..."), naming the flag; exit status 2
+    party = "secagg keyholder-init"
     if Path(key_path).exists():
-        raise click.UsageError(f"--key: {key_path} exists; a new key would orphan every pin")
+        _fail(party, f"--key {key_path} exists; a new key would orphan every pin", 2)
     try:
-        fingerprint = make_key_holder_key(FederationConfig.load(config_path), key_path)
-    except OSError as exc:  # a folder that does not exist or cannot be written
-        raise click.BadParameter(_os_error(exc), param_hint="--key") from exc
+        config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        _fail(party, f"--config {config_path}: {' '.join(str(exc).split())}", 2)
+    try:
+        fingerprint = make_key_holder_key(config, key_path)
+    except OSError as exc:  # a folder that does not exist or cannot be written
+        _fail(party, f"--key {key_path}: {_os_error(exc)}", 2)
+    except ConfigurationError as exc:
+        _fail(party, f"--config {config_path}: {' '.join(str(exc).split())}", 2)
     click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
     click.echo(f"fingerprint {fingerprint.hex()}")
     click.echo("every branch pins it: key_holder_fingerprint in [branch], or")
