@@ -104,6 +104,7 @@ def client_policy(policy: BranchPolicy | None) -> ClientPolicy | None:
         max_clients=policy.max_clients,
         expected_clients=policy.expected_clients,
         min_colluders=policy.min_colluders,
+        keys="branch.",  # its refusals name the [branch] keys, as BranchPolicy's do
     )
 
 

@@ -727,10 +727,13 @@ def privacy_noise(
     except (ValueError, ArithmeticError, MemoryError) as exc:  # ZeroDivisionError at z=1e-300
         raise click.UsageError(_beyond_the_accountant(accountant, exc)) from exc
     floors = [w.message for w in caught if isinstance(w.message, accounting.NoiseFloorWarning)]
-    # the budget was met only from far above (PLD's floor): say so, with the printed z's epsilon
+    # the budget was met only from far above (PLD's floor): say so, with the printed z's
+    # epsilon; the z PLD refused is rounded down (a noise figure never shows more than was
+    # meant, and PLD cannot evaluate any z below the refused one either)
     floor = (
         f"the budget is not reachable from above: the pld accountant cannot evaluate "
-        f"z = {floors[0].unevaluable:.4g}, so z = {shown_z} is the least noise it found "
+        f"z = {shown(floors[0].unevaluable, 4, significant=True, lower=True)}, so z = "
+        f"{shown_z} is the least noise it found "
         f"within the budget, and it spends only epsilon {shown(eps)} of {target:g}; "
         "--accountant rdp may find less noise"
         if floors
@@ -1166,11 +1169,7 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     except SecAggError as exc:
         _fail("secagg server", f"stopped: {one_line(exc)}")
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
-        _stopped(
-            "secagg server",
-            exc,
-            "completed rounds are kept; a round in flight is recorded as aborted at the next start",
-        )
+        _stopped("secagg server", exc, _what_a_stop_keeps(state))
     try:
         done = server.completed_rounds()
         if not results and done >= config.rounds:
@@ -1300,6 +1299,28 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _what_a_stop_keeps(state: str) -> str:
+    """What a server stopped by a signal leaves, read from its state: the round in
+    flight is named only when there was one (a running row, which the next start
+    records as aborted). Before, a server stopped while waiting for its branches also
+    said "a round in flight is recorded as aborted"."""
+    from secagg.runtime.store import rounds_in_flight
+
+    flight = rounds_in_flight(state)
+    if flight is None:  # the state cannot be read now: say what holds either way
+        return (
+            "completed rounds are kept; a round in flight, if any, is recorded as aborted "
+            "at the next start"
+        )
+    if not flight:
+        return "completed rounds are kept; no round was in flight"
+    numbers = ", ".join(str(n) for n in flight)
+    return (
+        f"completed rounds are kept; round {numbers} was in flight and is recorded as "
+        "aborted at the next start"
+    )
 
 
 def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:
@@ -1663,14 +1684,21 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import make_key_holder_key
 
+    # each mistake is one line with the command's prefix, as the other commands print
+    # theirs (it was click's "Error: --key: ..."), naming the flag; exit status 2
+    party = "secagg keyholder-init"
     if Path(key_path).exists():
-        raise click.UsageError(f"--key: {key_path} exists; a new key would orphan every pin")
+        _fail(party, f"--key {key_path} exists; a new key would orphan every pin", 2)
     try:
-        fingerprint = make_key_holder_key(FederationConfig.load(config_path), key_path)
-    except OSError as exc:  # a folder that does not exist or cannot be written
-        raise click.BadParameter(_os_error(exc), param_hint="--key") from exc
+        config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        _fail(party, f"--config {config_path}: {' '.join(str(exc).split())}", 2)
+    try:
+        fingerprint = make_key_holder_key(config, key_path)
+    except OSError as exc:  # a folder that does not exist or cannot be written
+        _fail(party, f"--key {key_path}: {_os_error(exc)}", 2)
+    except ConfigurationError as exc:
+        _fail(party, f"--config {config_path}: {' '.join(str(exc).split())}", 2)
     click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
     click.echo(f"fingerprint {fingerprint.hex()}")
     click.echo("every branch pins it: key_holder_fingerprint in [branch], or")

@@ -255,6 +255,13 @@ class ClientPolicy:
     ``check_parameters=False`` skips the last two (only): for simulations in
     which the caller plays every role and picks k and t itself. A deployed
     client never needs it.
+
+    ``keys``: the prefix of the config keys this policy was read from, put before the
+    first four settings (which are such keys) so a refusal names the key an operator
+    sets: a federation branch's policy is its ``[branch]`` table, so its refusal says
+    ``branch.min_threshold`` as its other refusals say ``branch.max_clip`` (it said
+    ``min_threshold``). ``"degree"`` and ``"threshold"`` name the round's parameter,
+    not a key, and take no prefix.
     """
 
     require_active: bool = False
@@ -265,6 +272,7 @@ class ClientPolicy:
     max_clients: int = DEFAULT_MAX_CLIENTS
     expected_clients: int | None = None
     check_parameters: bool = True
+    keys: str = ""
 
     def __post_init__(self) -> None:
         for name in ("corrupt_fraction", "dropout_fraction"):
@@ -281,6 +289,8 @@ class ClientPolicy:
             raise ConfigurationError(
                 f"min_colluders must be an int >= 0, got {self.min_colluders!r}"
             )
+        if not isinstance(self.keys, str):
+            raise ConfigurationError(f"keys must be a config key prefix (str), got {self.keys!r}")
         _positive_int("max_clients", self.max_clients)
         for name in ("min_threshold", "expected_clients"):
             if getattr(self, name) is not None:
@@ -319,23 +329,23 @@ class ClientPolicy:
         n = setup.num_clients
         if n > self.max_clients:
             raise PolicyRefused(
-                "max_clients",
+                f"{self.keys}max_clients",
                 f"a round of {n} clients; this client joins at most {self.max_clients}",
             )
         if self.expected_clients is not None and n > self.expected_clients:
             raise PolicyRefused(
-                "expected_clients",
+                f"{self.keys}expected_clients",
                 f"a round of {n} clients; this client expects at most {self.expected_clients}",
             )
         if (self.require_active or keys_configured) and not setup.active:
             raise PolicyRefused(
-                "require_active",
+                f"{self.keys}require_active",
                 "the server asked for the passive variant; this client runs only the active "
                 "one (signed keys and a signed survivor set)",
             )
         if self.min_threshold is not None and setup.threshold < self.min_threshold:
             raise PolicyRefused(
-                "min_threshold",
+                f"{self.keys}min_threshold",
                 f"threshold {setup.threshold} is below this client's floor of {self.min_threshold}",
             )
         if not self.check_parameters:

@@ -272,6 +272,9 @@ class FederationServer:
         self._missed: set[str] = set()
         self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
+        # the write a round is at, for the line a failed write logs: "state" until the
+        # state has recorded the round, "ledger" while its ledger row is appended
+        self._writing = "state"
         self._misses: Counter[str] = Counter()
         self._benched_until: dict[str, int] = {}
         #: after run(): why it stopped before every configured round was complete
@@ -414,9 +417,14 @@ class FederationServer:
         self.stop_reason = None
         results: list[RoundResult] = []
         if self.completed_rounds() < self.config.rounds:
+            began = self._clock()
             self._wait_for(set(self.config.parties), wait_for_clients)
             self.stop_reason = self._run_rounds(
-                results, max_consecutive_aborts, max_attempts, quorum_wait
+                results,
+                max_consecutive_aborts,
+                max_attempts,
+                quorum_wait,
+                waited_for_parties=self._clock() - began,
             )
         done = self.completed_rounds()
         if done >= self.config.rounds:
@@ -444,18 +452,32 @@ class FederationServer:
         max_consecutive_aborts: int,
         max_attempts: int | None,
         quorum_wait: float,
+        *,
+        waited_for_parties: float = 0.0,
     ) -> str | None:
         """The rounds of :meth:`run`, appended to ``results``; returns why they stopped
-        early (None: every configured round is complete)."""
+        early (None: every configured round is complete). ``waited_for_parties``: the
+        seconds :meth:`run` waited for every party (``--wait``) just before; a quorum
+        missing before the first round then says the whole time waited, that wait
+        included (it said only the quorum wait's "15 s" after 45 s of waiting)."""
         aborted_in_a_row = 0
         while self.completed_rounds() < self.config.rounds:
             if max_attempts is not None and len(results) >= max_attempts:
                 return f"{max_attempts} rounds attempted (max_attempts)"
             if self._budget_spent():
                 return self.budget_reached
+            began = self._clock()
             missing = self._await_quorum(quorum_wait)
             if missing is not None:
-                return f"no quorum within {quorum_wait:g} s: {missing}"
+                waited = self._clock() - began  # measured: the transport may stop it early
+                if round(waited_for_parties, 1) > 0:
+                    return (
+                        f"no quorum within {_seconds(waited_for_parties + waited)} s "
+                        f"({_seconds(waited_for_parties)} s --wait for every party to connect, "
+                        f"then {_seconds(waited)} s for a quorum): {missing}"
+                    )
+                return f"no quorum within {_seconds(waited)} s: {missing}"
+            waited_for_parties = 0.0  # a later round's wait is its quorum wait alone
             participants = self.sample()
             if len(participants) < QUORUM and self.quorum_missing() is not None:
                 continue  # the quorum left between the check and the draw: wait again
@@ -652,12 +674,24 @@ class FederationServer:
         number = self.next_round
         self._missed = set()
         self._refusals = {}
+        self._writing = "state"
         try:
             result = self._round(number, participants)
         except (sqlite3.Error, OSError) as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
-            log.error("round %d: the server could not write its state: %s", number, cause)
-            failed: dict[str, Any] = {"reason": f"state write failed: {cause}"}
+            # name the write that failed: a full disk at the ledger append comes after
+            # the state committed the round, and "could not write its state" sent the
+            # operator to the wrong file (and to doubt a round the state has)
+            if self._writing == "ledger":
+                log.error(
+                    "round %d: the server could not append the round's ledger row "
+                    "(the state has recorded the round): %s",
+                    number,
+                    cause,
+                )
+            else:
+                log.error("round %d: the server could not write its state: %s", number, cause)
+            failed: dict[str, Any] = {"reason": f"{self._writing} write failed: {cause}"}
             if self._revealed.get(number) is not None:  # charged on restart, as it must be
                 failed["revealed"] = self._revealed[number]
             try:
@@ -1129,7 +1163,9 @@ class FederationServer:
             # a row without a DP block released no DP noise, so none of it was seeded
             noise_seeded=self.noise_seeded and dp is not None,
         )
+        self._writing = "ledger"
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
+        self._writing = "state"
         log.debug("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
 
     def _dp_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
@@ -1197,6 +1233,12 @@ class FederationServer:
                 "ledger: round %d was missing and has been reconstructed from the store",
                 row["number"],
             )
+
+
+def _seconds(elapsed: float) -> str:
+    """A measured wait for a log line: to 0.1 s, without trailing zeros (15.02 is "15",
+    45.06 is "45.1", 0.51 is "0.5")."""
+    return f"{elapsed:.1f}".rstrip("0").rstrip(".")
 
 
 def refuse_broken_chain(ledger: Ledger) -> None:

@@ -34,6 +34,7 @@ State that cannot be lost silently (reliability review D4, D5, D8):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -185,6 +186,28 @@ def holds_state(path: str | Path) -> bool:
         return Path(path).stat().st_size > 0
     except FileNotFoundError:
         return False
+
+
+def rounds_in_flight(path: str | Path) -> list[int] | None:
+    """The rounds the state at ``path`` records as running, read without writing, or
+    None when that cannot be told (no readable state).
+
+    Why: a server stopped by a signal said "a round in flight is recorded as aborted at
+    the next start" also when it was only waiting for its branches. A running row is
+    exactly what the next start records as aborted ("server restarted mid-round"), so
+    the stop line can say which round that is, or that there is none."""
+    if not holds_state(path):  # no state (or an empty file) holds no round
+        return []
+    try:
+        # not mode=ro: a read-only connection to a WAL database leaves its -wal and
+        # -shm files behind; this one removes them on close, and query_only refuses
+        # any write
+        with contextlib.closing(sqlite3.connect(Path(path), isolation_level=None)) as db:
+            db.execute("PRAGMA query_only = ON")
+            rows = db.execute("SELECT number FROM rounds WHERE status = 'running'").fetchall()
+    except sqlite3.Error:
+        return None
+    return sorted(int(row[0]) for row in rows)
 
 
 class ServerStore:

@@ -181,3 +181,19 @@ def test_a_second_update_is_refused_before_it_is_encoded(noise_share: bool) -> N
                 outbox[m.recipient].append(encode(m))
     assert first._protocol.phase.value == "await_unmasking"
     refused_call(first, UnexpectedMessage, first.set_input, np.full(D, 0.2))
+
+
+def test_a_threshold_below_the_branch_floor_is_refused_naming_the_branch_key() -> None:
+    """The branch's other refusals name its config key (``branch.max_clip``); the
+    threshold floor, checked in the protocol's ``ClientPolicy``, said only
+    ``refused by policy min_threshold``. It now names ``branch.min_threshold``, the key
+    an operator sets in the ``[branch]`` table."""
+    spec = get_backend("secagg").plan(12, D)
+    honest = _setup_of(spec.round_config())
+    client = _client(spec, BranchPolicy(min_threshold=honest.threshold + 1))
+    before = fingerprint(client)
+    with pytest.raises(PolicyRefused) as caught:
+        client.handle(encode(honest))
+    assert fingerprint(client) == before
+    assert caught.value.setting == "branch.min_threshold"
+    assert str(caught.value).startswith("refused by policy branch.min_threshold: threshold ")

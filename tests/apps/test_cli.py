@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 from click.testing import CliRunner
@@ -150,3 +151,27 @@ def test_noise_met_only_from_pld_s_floor_says_so() -> None:
     assert "--accountant rdp" in payload["note"]
     ordinary = CliRunner().invoke(main, ["privacy", "noise", *plan[:4], "-q", "1", "-T", "1"])
     assert ordinary.exit_code == 0 and "not reachable" not in ordinary.output
+
+
+def test_floor_note_rounds_the_unevaluable_noise_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floor note printed the z PLD cannot evaluate with ``:.4g``, to the nearest:
+    0.28889 showed as 0.2889, more noise than the z that was refused (and one PLD may
+    well evaluate). A noise figure shown is rounded down at the precision shown
+    (:func:`secagg.dp.display.shown` with ``lower``): 0.2888."""
+    from secagg.dp import accounting
+
+    def floored(target: float, *args: object, **kwargs: object) -> float:
+        warnings.warn(
+            accounting.NoiseFloorWarning(
+                noise_multiplier=2.0, epsilon=2.0, target_epsilon=target, unevaluable=0.28889
+            ),
+            stacklevel=2,
+        )
+        return 2.0
+
+    monkeypatch.setattr(accounting, "noise_multiplier_for", floored)
+    plan = ["--epsilon", "8", "--delta", "1e-5", "-q", "1", "-T", "1", "--accountant", "rdp"]
+    text = CliRunner().invoke(main, ["privacy", "noise", *plan])
+    assert text.exit_code == 0, text.output
+    (line,) = [x for x in text.stderr.splitlines() if "not reachable from above" in x]
+    assert "cannot evaluate z = 0.2888, " in line, line

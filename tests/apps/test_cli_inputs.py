@@ -371,7 +371,32 @@ def test_paths_that_cannot_be_created_are_named(tmp_path: Path) -> None:
     )
     key = tmp_path / "missing" / "sub" / "kh.key"
     error = _usage_error(_run("keyholder-init", "--config", str(config), "--key", str(key)))
-    assert "--key" in error and str(key) in error
+    assert error.startswith(f"secagg keyholder-init: --key {key}: "), error
+
+
+def test_keyholder_init_on_an_existing_key_is_one_line_with_the_command_prefix(
+    tmp_path: Path,
+) -> None:
+    """``secagg keyholder-init`` on an existing key printed click's ``Error: --key: ...``
+    while the other commands say ``secagg server: ...``: one line with the command's
+    prefix naming the flag, exit 2, and the key left as it was."""
+    config = tmp_path / "ckks.toml"
+    config.write_text(
+        '[federation]\nname = "f"\nclients = ["b1", "b2"]\ndimension = 4\n'
+        '[backend]\nname = "ckks"\nvalue_bound = 1.0\nkey_holder = "kh"\n'
+    )
+    key = tmp_path / "kh.key"
+    key.write_bytes(b"the key every branch pinned")
+    error = _usage_error(_run("keyholder-init", "--config", str(config), "--key", str(key)))
+    assert error == (
+        f"secagg keyholder-init: --key {key} exists; a new key would orphan every pin"
+    ), error
+    assert key.read_bytes() == b"the key every branch pinned"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[federation]\nname = "f"\n')
+    error = _usage_error(_run("keyholder-init", "--config", str(bad), "--key", str(key) + "2"))
+    assert error.startswith(f"secagg keyholder-init: --config {bad}: "), error
+    assert not Path(str(key) + "2").exists()
 
 
 def test_a_hook_factory_of_the_wrong_shape_is_named() -> None:

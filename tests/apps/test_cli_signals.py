@@ -19,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _threads import BOUND, free_port
 
@@ -115,7 +116,7 @@ def test_the_server_stopped_while_waiting_says_so_in_one_line(
     said = [line for line in lines if line.startswith("secagg server:")]
     assert said == [
         f"secagg server: stopped by {how}{' (SIGINT)' if how == 'Ctrl-C' else ''}: completed "
-        "rounds are kept; a round in flight is recorded as aborted at the next start\n"
+        "rounds are kept; no round was in flight\n"
     ], text
     # nothing lost: the state it made opens again, its lock released, as a federation
     state = open_server_state(FederationConfig.load(toml), init=True)
@@ -165,3 +166,46 @@ def test_a_branch_stopped_while_dialling_says_so_in_one_line(
     assert len(said) == 1, lines
     assert said[0].startswith(f"secagg client: branch-0: stopped by {how}"), said
     assert "a round in flight goes on without it" in said[0]
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_the_server_stop_line_names_a_round_in_flight_only_when_there_was_one(
+    tmp_path: Path, certs: Path, monkeypatch: pytest.MonkeyPatch, running: bool
+) -> None:
+    """A server stopped while waiting for its branches said "a round in flight is
+    recorded as aborted at the next start": there was none. The line is read from the
+    state: a round left running (which the next start records as aborted) is named,
+    and otherwise it says no round was in flight."""
+    from click.testing import CliRunner
+
+    import secagg.runtime.launch
+    from secagg.apps.cli import main
+    from secagg.runtime.store import ServerStore
+
+    toml = _toml(tmp_path, certs, free_port())
+    config = FederationConfig.load(toml)
+
+    def interrupted(config: FederationConfig, **_kwargs: object) -> None:
+        store = ServerStore(config.server.state)
+        try:
+            store.begin_round(1, ["branch-0", "branch-1"])
+            store.complete_round(1, {}, np.zeros(4))
+            if running:
+                store.begin_round(2, ["branch-0", "branch-1"])
+        finally:
+            store.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(secagg.runtime.launch, "serve", interrupted)
+    result = CliRunner().invoke(main, ["server", "--config", str(toml), "--init"])
+    assert result.exit_code == 128 + signal.SIGINT, result.output
+    said = [line for line in result.stderr.splitlines() if line.startswith("secagg server:")]
+    tail = (
+        "round 2 was in flight and is recorded as aborted at the next start"
+        if running
+        else "no round was in flight"
+    )
+    assert said == [
+        f"secagg server: stopped by Ctrl-C (SIGINT): completed rounds are kept; {tail}"
+    ], result.output
+    assert Path(config.server.state).exists()

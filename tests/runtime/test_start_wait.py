@@ -8,6 +8,7 @@ a quorum: the key holder compliance is not connected".
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,32 @@ def test_the_start_wait_names_who_is_missing(
         "branch-0, branch-1, branch-2, branch-4, branch-5 and 1 more"
     ]
     assert not server.finished
+
+
+def test_no_quorum_at_start_states_the_whole_time_waited(tmp_path: Path) -> None:
+    """A server that found no quorum before its first round said "no quorum within 15 s"
+    after its 30 s ``--wait`` for every party and then 15 s for a quorum: 45 s. The stop
+    reason now states the whole time waited, both waits measured (the bounds here are
+    the waits under test: nobody else connects)."""
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "w", "clients": NAMES, "dimension": 4, "rounds": 1},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+        }
+    )
+    hub = InProcessHub()
+    hub.connect("branch-3")
+    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
+    server.run(wait_for_clients=1.0, quorum_wait=0.5)
+    reason = server.stop_reason or ""
+    total, parties, quorum = (
+        float(x)
+        for x in re.fullmatch(
+            r"no quorum within ([\d.]+) s \(([\d.]+) s --wait for every party to connect, "
+            r"then ([\d.]+) s for a quorum\): .*",
+            reason,
+        ).groups()  # type: ignore[union-attr]
+    )
+    assert parties >= 1.0 and quorum >= 0.5, reason
+    assert total == pytest.approx(parties + quorum, abs=0.15), reason

@@ -11,6 +11,7 @@ replaced under the running server, a read-only or corrupt file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -26,6 +27,7 @@ from _state import read_only_state
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.ledger import verify_ledger
+from secagg.ledger.chain import Ledger
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import ServerState, build_server, open_server_state
@@ -39,6 +41,7 @@ from secagg.runtime.store import (
     StateMissing,
     StoreCorrupted,
     lock_path,
+    rounds_in_flight,
 )
 from secagg.transport.inprocess import InProcessHub
 
@@ -392,3 +395,53 @@ def test_when_even_the_abort_cannot_be_written_the_restart_still_aborts_the_roun
         assert round_1["report"]["reason"] == "server restarted mid-round"
     finally:
         again.close()
+
+
+def test_a_ledger_append_failing_says_it_was_the_ledger_not_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk at round 2's ledger append (after the state committed the round)
+    was logged as "the server could not write its state": the operator looked at the
+    wrong file and doubted a round the state has. The line names the failing write."""
+    config = _config(tmp_path, rounds=3)
+    full = OSError(28, "No space left on device")
+    append = Ledger.append
+
+    def disk_fills_at_round_2(ledger: Ledger, entry: dict[str, object]) -> int:
+        if entry.get("round") == 2:
+            raise full
+        return append(ledger, entry)
+
+    monkeypatch.setattr(Ledger, "append", disk_fills_at_round_2)
+    with caplog.at_level(logging.ERROR, logger="secagg.server"):
+        _serve_until_a_write_fails(config, monkeypatch, full)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("round 2:")]
+    assert "could not append the round's ledger row" in line, line
+    assert "(the state has recorded the round)" in line and "No space left" in line
+    assert "could not write its state" not in line
+    again = open_server_state(config)
+    try:
+        assert [r["status"] for r in again.store.rounds()] == ["complete", "complete"]
+    finally:
+        again.close()
+
+
+def test_rounds_in_flight_reads_the_running_rows_and_says_when_it_cannot(tmp_path: Path) -> None:
+    """What a stopped server's line is built from: the rounds left running (the next
+    start records them aborted), none without a state, None for a file that is no
+    state (the line then hedges), and the state itself unchanged by the read."""
+    path = tmp_path / "state.sqlite"
+    assert rounds_in_flight(path) == []
+    store = ServerStore(path)
+    try:
+        store.begin_round(1, ["a", "b"])
+        store.complete_round(1, {}, np.zeros(2))
+        store.begin_round(2, ["a", "b"])
+    finally:
+        store.close()
+    before = _digests(tmp_path)
+    assert rounds_in_flight(path) == [2]
+    assert _digests(tmp_path) == before
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all " * 300)
+    assert rounds_in_flight(junk) is None
