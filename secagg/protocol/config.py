@@ -261,7 +261,9 @@ class ClientPolicy:
     sets: a federation branch's policy is its ``[branch]`` table, so its refusal says
     ``branch.min_threshold`` as its other refusals say ``branch.max_clip`` (it said
     ``min_threshold``). ``"degree"`` and ``"threshold"`` name the round's parameter,
-    not a key, and take no prefix.
+    not a key, and take no prefix. The :class:`~secagg.errors.ConfigurationError` for
+    a bad value names its key with the same prefix (``branch.min_colluders must be an
+    int >= 0``).
     """
 
     require_active: bool = False
@@ -275,26 +277,28 @@ class ClientPolicy:
     keys: str = ""
 
     def __post_init__(self) -> None:
+        # The prefix is checked first: every other error names its key with it, so a
+        # branch's mistake reads ``branch.min_colluders must be ...`` like its refusals.
+        if not isinstance(self.keys, str):
+            raise ConfigurationError(f"keys must be a config key prefix (str), got {self.keys!r}")
         for name in ("corrupt_fraction", "dropout_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigurationError(f"{name} must be a number, got {value!r}")
+                raise ConfigurationError(f"{self.keys}{name} must be a number, got {value!r}")
             if not (math.isfinite(value) and 0 <= value < 1):
-                raise ConfigurationError(f"{name} must lie in [0, 1), got {value!r}")
+                raise ConfigurationError(f"{self.keys}{name} must lie in [0, 1), got {value!r}")
         if (
             isinstance(self.min_colluders, bool)
             or not isinstance(self.min_colluders, Integral)
             or self.min_colluders < 0
         ):
             raise ConfigurationError(
-                f"min_colluders must be an int >= 0, got {self.min_colluders!r}"
+                f"{self.keys}min_colluders must be an int >= 0, got {self.min_colluders!r}"
             )
-        if not isinstance(self.keys, str):
-            raise ConfigurationError(f"keys must be a config key prefix (str), got {self.keys!r}")
-        _positive_int("max_clients", self.max_clients)
+        _positive_int(f"{self.keys}max_clients", self.max_clients)
         for name in ("min_threshold", "expected_clients"):
             if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
+                _positive_int(f"{self.keys}{name}", getattr(self, name))
 
     def colluders(self, num_clients: int) -> int:
         """The colluders this policy assumes in a round of ``num_clients``, in absolute numbers."""

@@ -365,6 +365,35 @@ def test_policy_values_are_checked():
         Client(0, policy="strict")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("bad", "key"),
+    [
+        ({"corrupt_fraction": 1.0}, "corrupt_fraction"),
+        ({"corrupt_fraction": "0.1"}, "corrupt_fraction"),
+        ({"dropout_fraction": -0.1}, "dropout_fraction"),
+        ({"min_colluders": -1}, "min_colluders"),
+        ({"max_clients": 0}, "max_clients"),
+        ({"expected_clients": 0}, "expected_clients"),
+        ({"min_threshold": True}, "min_threshold"),
+    ],
+)
+@pytest.mark.parametrize("keys", ["", "branch."])
+def test_a_bad_policy_value_names_its_key_with_the_policys_prefix(
+    bad: dict[str, object], key: str, keys: str
+) -> None:
+    """A branch's refusals name ``branch.min_threshold``; its construction errors said
+    the bare ``min_colluders must be ...``, so the operator was not told which table.
+    Every ``ClientPolicy`` error now names the key with the same ``keys`` prefix."""
+    with pytest.raises(ConfigurationError) as caught:
+        ClientPolicy(keys=keys, **bad)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(f"{keys}{key} must ")
+
+
+def test_a_bad_key_prefix_is_refused_before_the_values_are_read() -> None:
+    with pytest.raises(ConfigurationError, match=r"^keys must be a config key prefix"):
+        ClientPolicy(keys=3, corrupt_fraction=2.0)  # type: ignore[arg-type]
+
+
 # --- properties --------------------------------------------------------------------------
 
 
