@@ -670,6 +670,9 @@ class FederationServer:
         propagates, the round is marked aborted with that cause if the state still
         takes one small write, so the restart does not record only "server restarted
         mid-round" (reliability review D8); if it does not, the server's log has it.
+        A failed ledger append comes after the state finished the round: the round
+        keeps its status and records ``ledger_row_missing`` (the cause), which the
+        restart reports as it rebuilds the row.
         """
         number = self.next_round
         self._missed = set()
@@ -691,15 +694,22 @@ class FederationServer:
                 )
             else:
                 log.error("round %d: the server could not write its state: %s", number, cause)
-            failed: dict[str, Any] = {"reason": f"{self._writing} write failed: {cause}"}
-            if self._revealed.get(number) is not None:  # charged on restart, as it must be
-                failed["revealed"] = self._revealed[number]
+            reason = f"{self._writing} write failed: {cause}"
             try:
-                self.store.abort_round(number, failed)
+                if self._writing == "ledger":
+                    # the state has finished the round (it cannot be aborted now): it
+                    # records that the round's ledger row is missing and why, and the
+                    # restart rebuilds the row from it (_backfill_ledger)
+                    self.store.note_ledger_missing(number, reason)
+                else:
+                    failed: dict[str, Any] = {"reason": reason}
+                    if self._revealed.get(number) is not None:  # charged on restart
+                        failed["revealed"] = self._revealed[number]
+                    self.store.abort_round(number, failed)
             except StoreCorrupted:
-                pass  # the round was finished already: the ledger's write failed after it
+                pass  # the round was finished already: a write after the ledger's failed
             except Exception as again:  # the first error is the one to raise
-                log.error("round %d: its abort could not be recorded either: %s", number, again)
+                log.error("round %d: its failure could not be recorded either: %s", number, again)
             raise
         self._bench_absentees(result)
         return result
@@ -1229,10 +1239,14 @@ class FederationServer:
                 reconstructed=True,
                 sum_revealed=revealed is not None,
             )
+            missing = report.get("ledger_row_missing")
             log.warning(
-                "ledger: round %d was missing and has been reconstructed from the store",
+                "ledger: round %d was missing%s and has been reconstructed from the store",
                 row["number"],
+                f" ({missing})" if missing else "",
             )
+            # the state says the row is there again (and keeps why it had been missing)
+            self.store.note_ledger_rebuilt(row["number"])
 
 
 def _seconds(elapsed: float) -> str:

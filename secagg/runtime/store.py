@@ -344,6 +344,45 @@ class ServerStore:
         with self._tx():
             self._finish(number, "aborted", report)
 
+    def note_ledger_missing(self, number: int, cause: str) -> None:
+        """Record with a finished round that its ledger row was not written, and why.
+
+        Why: the append comes after the state has finished the round, so the failure
+        cannot abort it (:meth:`abort_round` refuses a finished round) and only the
+        log used to say why the ledger lacked the row. The note
+        (``report["ledger_row_missing"]``) stays until the restart rebuilds the row
+        (:meth:`note_ledger_rebuilt`). Raises :class:`StoreCorrupted` for a round the
+        state has not finished; nothing changes then."""
+        with self._tx():
+            report = self._finished_report(number)
+            report["ledger_row_missing"] = cause
+            self._set_report(number, report)
+
+    def note_ledger_rebuilt(self, number: int) -> None:
+        """Record that a finished round's missing ledger row has been rebuilt from the
+        state: ``ledger_row_missing`` becomes ``ledger_row_rebuilt`` (the cause kept, so
+        the state still says why that row is a reconstruction); a round without the
+        note (a crash between the two commits) gets ``ledger_row_rebuilt`` with the
+        reason ``"no cause recorded"``."""
+        with self._tx():
+            report = self._finished_report(number)
+            report["ledger_row_rebuilt"] = report.pop("ledger_row_missing", "no cause recorded")
+            self._set_report(number, report)
+
+    def _finished_report(self, number: int) -> dict[str, Any]:
+        row = self._db.execute(
+            "SELECT report FROM rounds WHERE number = ? AND status IN ('complete', 'aborted')",
+            (number,),
+        ).fetchone()
+        if row is None:
+            raise StoreCorrupted(f"round {number} is not finished")
+        return dict(json.loads(row[0])) if row[0] else {}
+
+    def _set_report(self, number: int, report: dict[str, Any]) -> None:
+        self._db.execute(
+            "UPDATE rounds SET report = ? WHERE number = ?", (json.dumps(report), number)
+        )
+
     def _finish(self, number: int, status: str, report: dict[str, Any]) -> None:
         updated = self._db.execute(
             "UPDATE rounds SET status = ?, finished_at = ?, report = ? "

@@ -426,6 +426,80 @@ def test_a_ledger_append_failing_says_it_was_the_ledger_not_the_state(
         again.close()
 
 
+def test_a_failed_ledger_append_is_stored_with_its_round_and_the_restart_rebuilds_the_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The abort reason "ledger write failed: ..." was never stored: ``abort_round``
+    refuses a round the state has finished, so only the log line said why round 2 had
+    no ledger row. The state now records, with the round, that its row is missing and
+    why; the restart rebuilds the row (marked reconstructed), says why it was missing,
+    and the state then records it as rebuilt."""
+    config = _config(tmp_path, rounds=3)
+    full = OSError(28, "No space left on device")
+    append = Ledger.append
+
+    def disk_fills_at_round_2(ledger: Ledger, entry: dict[str, object]) -> int:
+        if entry.get("round") == 2:
+            raise full
+        return append(ledger, entry)
+
+    monkeypatch.setattr(Ledger, "append", disk_fills_at_round_2)
+    _serve_until_a_write_fails(config, monkeypatch, full)
+    cause = "ledger write failed: [Errno 28] No space left on device"
+    store = ServerStore(_paths(config)[0], create=False)
+    try:
+        round_1, round_2 = store.rounds()
+    finally:
+        store.close()
+    assert round_2["status"] == "complete"
+    assert round_2["report"]["ledger_row_missing"] == cause
+    assert "ledger_row_missing" not in round_1["report"]
+    again = open_server_state(config)
+    try:
+        with caplog.at_level(logging.WARNING, logger="secagg.server"):
+            results = _server(config, again).run(wait_for_clients=60)
+        assert [(r.number, r.status) for r in results] == [(3, "complete")]
+        round_2 = again.store.rounds()[1]
+        assert "ledger_row_missing" not in round_2["report"]
+        assert round_2["report"]["ledger_row_rebuilt"] == cause
+    finally:
+        again.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ledger:")]
+    assert lines == [
+        f"ledger: round 2 was missing ({cause}) and has been reconstructed from the store"
+    ]
+    audit = verify_ledger(_paths(config)[1])
+    assert audit.ok, audit.first_failure
+    rows = {row.entry["round"]: row.entry for row in audit.chain.rows}
+    assert sorted(rows) == [1, 2, 3]
+    assert rows[2]["reconstructed"] is True and rows[2]["status"] == "complete"
+
+
+def test_the_ledger_notes_go_only_on_finished_rounds_and_keep_the_cause(tmp_path: Path) -> None:
+    """``note_ledger_missing`` refuses a round the state has not finished (its failure
+    is an abort, not a note) and changes nothing then; ``note_ledger_rebuilt`` keeps the
+    cause, or says none was recorded (a crash between the two commits)."""
+    path = tmp_path / "state.sqlite"
+    store = ServerStore(path)
+    try:
+        store.begin_round(1, ["a", "b"])
+        before = store.rounds()
+        with pytest.raises(StoreCorrupted, match="round 1 is not finished"):
+            store.note_ledger_missing(1, "ledger write failed: disk full")
+        assert store.rounds() == before
+        store.complete_round(1, {"epsilon": 1.5}, np.zeros(2))
+        store.note_ledger_missing(1, "ledger write failed: disk full")
+        store.begin_round(2, ["a", "b"])
+        store.abort_round(2, {"reason": "too few"})
+        store.note_ledger_rebuilt(1)
+        store.note_ledger_rebuilt(2)
+        one, two = store.rounds()
+    finally:
+        store.close()
+    assert one["report"] == {"epsilon": 1.5, "ledger_row_rebuilt": "ledger write failed: disk full"}
+    assert two["report"] == {"reason": "too few", "ledger_row_rebuilt": "no cause recorded"}
+
+
 def test_rounds_in_flight_reads_the_running_rows_and_says_when_it_cannot(tmp_path: Path) -> None:
     """What a stopped server's line is built from: the rounds left running (the next
     start records them aborted), none without a state, None for a file that is no
