@@ -14,6 +14,14 @@ spread by a factor drawn from the OS CSPRNG (:class:`secrets.SystemRandom`, neve
 lock step, and so that no party's timing is predictable from a seeded generator. Each
 failed attempt logs one line (the attempt's number, the transport's reason, the next
 pause and the time left); the reasons name addresses and status codes, never a key.
+A lost session logs its own line (``session lost (...)``, with the pause before the
+first redial); the dial attempts after it are numbered from 1.
+
+One dial may take :data:`FIRST_DIAL_SECONDS` at first, doubling with each failed
+attempt of the window up to :data:`MAX_DIAL_SECONDS`. Why: a gRPC dial to a dead port
+keeps retrying inside its budget and fails only when the budget ends, so with 20 s
+from the first attempt a branch said nothing for 20 s; now the first line comes after
+about 2 s, and a slow server still gets the longer dials after it.
 
 :func:`serve_sessions` is the one dial-serve-redial loop of both parties: what a party
 does with a session (and what it raises when it gives up) is passed in, so the windows,
@@ -39,6 +47,8 @@ MAX_REDIAL_PAUSE: Final = 4.0
 REDIAL_SPREAD: Final = 0.2
 #: the longest one dial may take before its failure is looked at (and logged)
 MAX_DIAL_SECONDS: Final = 20.0
+#: the first dial of a window may take this long; each failed attempt doubles it
+FIRST_DIAL_SECONDS: Final = 2.0
 
 _CSPRNG = secrets.SystemRandom()  # os.urandom underneath
 
@@ -70,10 +80,12 @@ class Backoff:
         return base * _CSPRNG.uniform(1.0 - self._spread, 1.0 + self._spread)
 
 
-def dial_budget(window_end: float) -> float:
-    """How long the next dial may take: what is left of the window, within
-    [0.5, :data:`MAX_DIAL_SECONDS`] seconds."""
-    return min(MAX_DIAL_SECONDS, max(0.5, window_end - time.monotonic()))
+def dial_budget(window_end: float, failed: int = 0) -> float:
+    """How long the next dial may take after ``failed`` failed attempts of its window:
+    :data:`FIRST_DIAL_SECONDS` doubled per failure, at most :data:`MAX_DIAL_SECONDS` and
+    what is left of the window, and never below 0.5 s."""
+    grown = FIRST_DIAL_SECONDS * 2.0 ** min(max(failed, 0), 32)
+    return max(0.5, min(MAX_DIAL_SECONDS, grown, window_end - time.monotonic()))
 
 
 def wait_before_redial(
@@ -82,19 +94,30 @@ def wait_before_redial(
     backoff: Backoff,
     cause: NotConnected,
     window_end: float,
+    attempt: int,
 ) -> None:
-    """Log the failed attempt in one line and sleep the back-off (never past the window)."""
+    """Log failed dial ``attempt`` (1 for the first of its window) in one line and sleep
+    the back-off (never past the window)."""
     pause = backoff.next_pause()
     left = window_end - time.monotonic()
     log.info(
         "%s: dial attempt %d failed (%s); next in %.1f s, %s",
         name,
-        backoff.failures,
-        " ".join(str(cause).split()) or type(cause).__name__,
+        attempt,
+        _reason(cause),
         pause,
-        "no give-up time" if left == float("inf") else f"giving up in {max(0.0, left):.0f} s",
+        _left(left),
     )
     time.sleep(max(0.0, min(pause, left)))
+
+
+def _reason(cause: BaseException) -> str:
+    """The transport's reason on one line (it names addresses, never a key)."""
+    return " ".join(str(cause).split()) or type(cause).__name__
+
+
+def _left(left: float) -> str:
+    return "no give-up time" if left == float("inf") else f"giving up in {max(0.0, left):.0f} s"
 
 
 Served = TypeVar("Served")
@@ -121,7 +144,9 @@ def serve_sessions(
     reconnection by it). The first session is dialled for up to ``connect_timeout``
     seconds; a lost one is redialled for up to ``give_up_after`` seconds counted from
     the loss (None: without end), with :class:`Backoff` between dials and one log line
-    each (:func:`wait_before_redial`). Past the window (or at once without
+    each (:func:`wait_before_redial`); the loss itself is one WARNING line
+    (``session lost (...); redialling ..., first dial in 0.3 s``), not a failed dial.
+    Each dial's budget is :func:`dial_budget`. Past the window (or at once without
     ``reconnect``) ``gave_up(message, cause)`` is raised. A
     :class:`~secagg.transport.base.NotAccepted` (the server refuses this party for who it
     is) is raised at once, from a dial or a session: no redial can cure it; except a
@@ -131,10 +156,12 @@ def serve_sessions(
     window_end = time.monotonic() + connect_timeout
     lost = False  # whether a session was open before this dial
     backoff = Backoff()
+    failed = 0  # the dials of this window that failed (the log numbers them from 1)
     while True:
         cause: NotConnected
+        just_lost = False  # the session served just now was lost (no dial failed)
         try:
-            session = dial(dial_budget(window_end))
+            session = dial(dial_budget(window_end, failed))
         except NotAccepted as exc:
             # a refusal only inferred (a server closing right after two handshakes)
             # after this certificate was accepted in this run: more likely a server
@@ -146,6 +173,7 @@ def serve_sessions(
             cause = exc
         else:
             backoff.reset()
+            failed = 0
             number = opened()
             if lost:
                 log.warning("%s: reconnected (session %d)", name, number)
@@ -154,28 +182,38 @@ def serve_sessions(
             except NotAccepted:
                 raise
             except NotConnected as exc:
-                cause, lost = exc, True
+                cause, lost, just_lost = exc, True, True
                 window = give_up_after if give_up_after is not None else float("inf")
                 window_end = time.monotonic() + window
-                log.warning(
-                    "%s: connection lost (%s); redialling %s",
-                    name,
-                    exc,
-                    "until the federation's end"
-                    if give_up_after is None
-                    else f"for up to {give_up_after:g} s",
-                )
             finally:
                 close_session(session)
         if not reconnect or time.monotonic() >= window_end:
+            if just_lost:
+                log.warning("%s: session lost (%s)", name, _reason(cause))
             what = (
                 f"no session with the server for {window:g} s since the connection was lost"
                 if lost
                 else f"cannot open a session with the server within {window:g} s"
             )
             raise gave_up(f"{name}: {what} ({cause}); giving up", cause)
+        if just_lost:
+            # the loss is no failed dial: its own line, then the pause before the first
+            # redial (the same back-off as before), and the dials numbered from 1
+            pause = backoff.next_pause()
+            log.warning(
+                "%s: session lost (%s); redialling %s, first dial in %.1f s",
+                name,
+                _reason(cause),
+                "until the federation's end"
+                if give_up_after is None
+                else f"for up to {give_up_after:g} s",
+                pause,
+            )
+            time.sleep(max(0.0, min(pause, window_end - time.monotonic())))
+            continue
         # one line per failed attempt; CSPRNG jitter spreads the parties' redials
-        wait_before_redial(log, name, backoff, cause, window_end)
+        failed += 1
+        wait_before_redial(log, name, backoff, cause, window_end, failed)
 
 
 def close_session(session: ClientEndpoint) -> None:
