@@ -197,3 +197,20 @@ def test_a_threshold_below_the_branch_floor_is_refused_naming_the_branch_key() -
     assert fingerprint(client) == before
     assert caught.value.setting == "branch.min_threshold"
     assert str(caught.value).startswith("refused by policy branch.min_threshold: threshold ")
+
+
+@pytest.mark.parametrize(
+    ("bad", "key"),
+    [({"min_colluders": True}, "min_colluders"), ({"min_threshold": 2.5}, "min_threshold")],
+)
+def test_a_branch_policy_value_only_the_protocol_refuses_names_the_branch_key(
+    bad: dict[str, object], key: str
+) -> None:
+    """A BranchPolicy built in code (not from TOML, whose reader checks types) passes
+    these to the protocol's ``ClientPolicy``, whose error said the bare key."""
+    from secagg.aggregation.masking import client_policy
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        client_policy(BranchPolicy(**bad))  # type: ignore[arg-type]
+    assert str(caught.value).startswith(f"branch.{key} must be ")
