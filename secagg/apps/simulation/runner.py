@@ -1811,7 +1811,9 @@ def privacy_parameters(
             "record_clip": dp.record_clip,
             # the public denominator: one customer moves the mean gradient by clip / N
             "customers": round(config.dp_clip / dp.record_clip),
-            "max_rows": config.max_rows_per_customer,
+            # the cap applies only to customers' rows: a file without a customer column
+            # clips every row on its own (None, as DP-SGD's record-level report says)
+            "max_rows": config.max_rows_per_customer if config.has_customers else None,
             "rounds": config.rounds,
             "expected_clients": expected_cohort(config),
             "honest_shares": honest_shares(config),
