@@ -178,6 +178,32 @@ def unscaled_notes(
     ]
 
 
+def customer_column_notes(config: SimulationConfig, branches: list[BranchData]) -> list[str]:
+    """A note when the ``customer_column`` of a file holds a different value on every
+    row: each "customer" is then one row, so the guarantee labelled customer-level
+    protects a single transaction in effect (a row id, or a transaction id, named by
+    mistake). Said with the column and the counts, in the console and report.md, so
+    the label is not read as protecting a customer's whole history. The counts are the
+    branches' rows (training and test) and the distinct values among them; every row of
+    such a column survives the ``max_rows_per_customer`` cap, so they are the file's."""
+    if config.customer_column is None:
+        return []
+    ids = [c for b in branches for c in (b.customers_train, b.customers_test) if c is not None]
+    if not ids:
+        return []
+    values = np.concatenate(ids)
+    rows, distinct = int(values.size), int(np.unique(values).size)
+    if rows < 2 or distinct < rows:
+        return []
+    return [
+        f"ONE ROW PER CUSTOMER: the customer column {config.customer_column!r} "
+        f"({key('customer_column')}) holds {distinct} distinct values in {rows} rows, so "
+        "every row is its own customer: the customer-level ε protects one transaction in "
+        "effect, not a customer's history. Name the column that identifies a customer "
+        "(a card or account id), or drop it to report transaction-level privacy"
+    ]
+
+
 def _branch_counts(branches: list[BranchData]) -> list[tuple[str, int, int, int]]:
     """``(name, training rows, training frauds, test frauds)`` per branch, for
     :func:`~secagg.apps.simulation.config.check_branch_data`."""
@@ -1674,6 +1700,7 @@ def run_simulation(
     try:
         branches, stats, feature_names = _load_data(config)
         unscaled = unscaled_notes(config, branches, feature_names)
+        one_row_customers = customer_column_notes(config, branches)
         if config.prior_source == "file":  # ... and the model's size, once it is known
             read_prior_file(config, branches[0].x_train.shape[1])
         progress("prior", 0, 1, "")
@@ -1781,6 +1808,7 @@ def run_simulation(
         feature_statistics=statistics,
         privacy=privacy,
         notes=check_branch_data(config, _branch_counts(branches))
+        + one_row_customers
         + statistics_notes(config, statistics)
         + unscaled
         + ([prior_note] if prior_note else []),
