@@ -204,6 +204,22 @@ def customer_column_notes(config: SimulationConfig, branches: list[BranchData]) 
     ]
 
 
+def partition_notes(config: SimulationConfig, names: tuple[str, ...]) -> list[str]:
+    """With ``partition = "feature"``: the column the branches were skewed on, which is
+    always the file's first feature column (a customer's: the mean of its rows). Why
+    said: nothing chose it but the column order, and a reader comparing branches (or
+    runs of two files laid out differently) must know which mix differs."""
+    if config.source == "synthetic" or config.partition != "feature" or not names:
+        return []
+    per = " (per customer: the mean of its rows)" if config.customer_column is not None else ""
+    return [
+        f"{key('partition', 'feature')} skewed the branches on the file's first feature "
+        f"column, {names[0]!r}{per}: its quantile bins were shared out in "
+        f"Dirichlet({key('alpha', config.alpha)}) proportions. To skew on another "
+        "column, put it first in the file"
+    ]
+
+
 def _branch_counts(branches: list[BranchData]) -> list[tuple[str, int, int, int]]:
     """``(name, training rows, training frauds, test frauds)`` per branch, for
     :func:`~secagg.apps.simulation.config.check_branch_data`."""
@@ -1700,7 +1716,8 @@ def run_simulation(
     try:
         branches, stats, feature_names = _load_data(config)
         unscaled = unscaled_notes(config, branches, feature_names)
-        one_row_customers = customer_column_notes(config, branches)
+        data_notes = customer_column_notes(config, branches)
+        data_notes += partition_notes(config, feature_names)
         if config.prior_source == "file":  # ... and the model's size, once it is known
             read_prior_file(config, branches[0].x_train.shape[1])
         progress("prior", 0, 1, "")
@@ -1808,7 +1825,7 @@ def run_simulation(
         feature_statistics=statistics,
         privacy=privacy,
         notes=check_branch_data(config, _branch_counts(branches))
-        + one_row_customers
+        + data_notes
         + statistics_notes(config, statistics)
         + unscaled
         + ([prior_note] if prior_note else []),

@@ -543,3 +543,31 @@ def test_a_customer_column_with_repeated_values_adds_no_such_note(tmp_path: Path
     config = config.with_changes(path=str(unique))
     (note,) = runner.customer_column_notes(config, runner.load_branches(config))
     assert "data.customer_column) holds 3000 distinct values in 3000 rows" in note
+
+
+# --- the column a feature skew uses ---------------------------------------------------
+
+
+def test_a_feature_partition_names_the_column_it_skewed_on(tmp_path: Path) -> None:
+    """Before: ``--partition feature`` skewed on the first feature column ('a' here) and
+    neither the console, report.md nor the flag's help said which."""
+    path = _csv(tmp_path / "tx.csv")
+    out = tmp_path / "run"
+    args = ["--data", "csv", "--path", str(path), "--label", "fraud", "--partition"]
+    args += ["feature", *[a for a in SMALL if a != "--quiet"], "--out", str(out)]
+    result = _simulate(*args)
+    assert result.exit_code == 0, result.output
+    said = "--partition feature skewed the branches on the file's first feature column, 'a'"
+    assert said in " ".join(result.output.split()), result.output
+    report = " ".join((out / "report.md").read_text().split())
+    assert said in report and "Dirichlet(--alpha 0.5)" in report
+    helped = " ".join(CliRunner().invoke(main, ["simulate", "--help"]).output.split())
+    assert "feature (skew on the file's first feature column" in helped
+
+
+def test_only_a_feature_partition_names_a_column() -> None:
+    config = SimulationConfig(source="csv", path="x.csv", label="fraud", partition="dirichlet")
+    assert runner.partition_notes(config, ("a", "b")) == []
+    (note,) = runner.partition_notes(config.with_changes(partition="feature"), ("b", "a"))
+    assert "first feature column, 'b':" in note
+    assert runner.partition_notes(SimulationConfig(), ("a",)) == []  # synthetic: no file
