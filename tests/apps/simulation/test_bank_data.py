@@ -571,3 +571,18 @@ def test_only_a_feature_partition_names_a_column() -> None:
     (note,) = runner.partition_notes(config.with_changes(partition="feature"), ("b", "a"))
     assert "first feature column, 'b':" in note
     assert runner.partition_notes(SimulationConfig(), ("a",)) == []  # synthetic: no file
+
+
+def test_every_data_key_is_documented_beside_its_neighbours() -> None:
+    """Before: ``--max-fraud-share`` (``[data] max_fraud_share``) was in no document,
+    though the guide of bank data (examples/bank_fraud/README.md) names the other data
+    keys of a file: each is named there by its flag, or by its key when it has none."""
+    from secagg.apps.simulation.config import FLAGS, SECTION_OF, SYNTHETIC_KEYS
+
+    guide = (Path(__file__).parents[3] / "examples" / "bank_fraud" / "README.md").read_text()
+    missing = [
+        name
+        for name, section in SECTION_OF.items()
+        if section == "data" and name not in SYNTHETIC_KEYS and FLAGS.get(name, name) not in guide
+    ]
+    assert missing == [], missing
