@@ -134,7 +134,12 @@ def _options(function: Any) -> Any:
             help="A CSV whose label is 1 (fraud) on a larger share of its rows is refused "
             "(an inverted label?); raise it for a file where fraud is that common [0.5].",
         ),
-        click.option("--partition", type=click.Choice(PARTITIONS), help="CSV split [dirichlet]."),
+        click.option(
+            "--partition",
+            type=click.Choice(PARTITIONS),
+            help="CSV split: iid, dirichlet (label skew) or feature (skew on the file's "
+            "first feature column; per customer, its rows' mean) [dirichlet].",
+        ),
         click.option("--alpha", type=FINITE, help="Dirichlet concentration [0.5]."),
         click.option(
             "--train-rows",

@@ -63,6 +63,7 @@ overrides any of them::
                                 # its rows is refused (an inverted label?); raise it
                                 # for a file where fraud is that common (undersampled)
     # partition = "dirichlet"   # creditcard / csv: iid | dirichlet (labels) | feature
+                                # (skews on the file's first feature column)
     # alpha = 0.5
     train_rows = 120000         # synthetic only (these three): a CSV brings its own
     test_rows_per_branch = 20000 # rows, and refuses them; its run records none of them

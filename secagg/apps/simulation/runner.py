@@ -178,6 +178,48 @@ def unscaled_notes(
     ]
 
 
+def customer_column_notes(config: SimulationConfig, branches: list[BranchData]) -> list[str]:
+    """A note when the ``customer_column`` of a file holds a different value on every
+    row: each "customer" is then one row, so the guarantee labelled customer-level
+    protects a single transaction in effect (a row id, or a transaction id, named by
+    mistake). Said with the column and the counts, in the console and report.md, so
+    the label is not read as protecting a customer's whole history. The counts are the
+    branches' rows (training and test) and the distinct values among them; every row of
+    such a column survives the ``max_rows_per_customer`` cap, so they are the file's."""
+    if config.customer_column is None:
+        return []
+    ids = [c for b in branches for c in (b.customers_train, b.customers_test) if c is not None]
+    if not ids:
+        return []
+    values = np.concatenate(ids)
+    rows, distinct = int(values.size), int(np.unique(values).size)
+    if rows < 2 or distinct < rows:
+        return []
+    return [
+        f"ONE ROW PER CUSTOMER: the customer column {config.customer_column!r} "
+        f"({key('customer_column')}) holds {distinct} distinct values in {rows} rows, so "
+        "every row is its own customer: the customer-level ε protects one transaction in "
+        "effect, not a customer's history. Name the column that identifies a customer "
+        "(a card or account id), or drop it to report transaction-level privacy"
+    ]
+
+
+def partition_notes(config: SimulationConfig, names: tuple[str, ...]) -> list[str]:
+    """With ``partition = "feature"``: the column the branches were skewed on, which is
+    always the file's first feature column (a customer's: the mean of its rows). Why
+    said: nothing chose it but the column order, and a reader comparing branches (or
+    runs of two files laid out differently) must know which mix differs."""
+    if config.source == "synthetic" or config.partition != "feature" or not names:
+        return []
+    per = " (per customer: the mean of its rows)" if config.customer_column is not None else ""
+    return [
+        f"{key('partition', 'feature')} skewed the branches on the file's first feature "
+        f"column, {names[0]!r}{per}: its quantile bins were shared out in "
+        f"Dirichlet({key('alpha', config.alpha)}) proportions. To skew on another "
+        "column, put it first in the file"
+    ]
+
+
 def _branch_counts(branches: list[BranchData]) -> list[tuple[str, int, int, int]]:
     """``(name, training rows, training frauds, test frauds)`` per branch, for
     :func:`~secagg.apps.simulation.config.check_branch_data`."""
@@ -1674,6 +1716,8 @@ def run_simulation(
     try:
         branches, stats, feature_names = _load_data(config)
         unscaled = unscaled_notes(config, branches, feature_names)
+        data_notes = customer_column_notes(config, branches)
+        data_notes += partition_notes(config, feature_names)
         if config.prior_source == "file":  # ... and the model's size, once it is known
             read_prior_file(config, branches[0].x_train.shape[1])
         progress("prior", 0, 1, "")
@@ -1781,6 +1825,7 @@ def run_simulation(
         feature_statistics=statistics,
         privacy=privacy,
         notes=check_branch_data(config, _branch_counts(branches))
+        + data_notes
         + statistics_notes(config, statistics)
         + unscaled
         + ([prior_note] if prior_note else []),
@@ -1811,7 +1856,9 @@ def privacy_parameters(
             "record_clip": dp.record_clip,
             # the public denominator: one customer moves the mean gradient by clip / N
             "customers": round(config.dp_clip / dp.record_clip),
-            "max_rows": config.max_rows_per_customer,
+            # the cap applies only to customers' rows: a file without a customer column
+            # clips every row on its own (None, as DP-SGD's record-level report says)
+            "max_rows": config.max_rows_per_customer if config.has_customers else None,
             "rounds": config.rounds,
             "expected_clients": expected_cohort(config),
             "honest_shares": honest_shares(config),

@@ -499,3 +499,90 @@ def test_a_csv_runs_folder_records_only_the_split_it_made_and_replays(
     assert build_config(str(written), {}) == config
     with pytest.raises(ConfigurationError, match=r"data.alpha is the Dirichlet concentration"):
         SimulationConfig(source="csv", path="x.csv", label="y", partition="iid", alpha=2.0)
+
+
+# --- a customer column that names every row apart --------------------------------------
+
+
+def _with_ids(path: Path, source: Path, repeat: int = 1) -> Path:
+    """``source`` with a numeric ``id`` column first: row i gets i // ``repeat``, so 1
+    makes every row its own customer and 2 pairs them."""
+    lines = source.read_text().splitlines()
+    body = [f"{i // repeat},{line}" for i, line in enumerate(lines[1:])]
+    path.write_text("\n".join(["id," + lines[0], *body]) + "\n")
+    return path
+
+
+def test_a_customer_column_of_unique_values_is_noted_in_console_and_report(
+    tmp_path: Path,
+) -> None:
+    """Before: ``--customer-column id`` on a numeric row id (3000 rows, 3000 values) ran
+    silently and every output said customer-level privacy, though each "customer" was
+    one transaction."""
+    path = _with_ids(tmp_path / "ids.csv", _csv(tmp_path / "plain.csv"))
+    out = tmp_path / "run"
+    args = ["--data", "csv", "--path", str(path), "--label", "fraud", "--customer-column"]
+    args += ["id", *[a for a in SMALL if a != "--quiet"], "--out", str(out)]
+    result = _simulate(*args)
+    assert result.exit_code == 0, result.output
+    said = "'id' (--customer-column) holds 3000 distinct values in 3000 rows"
+    assert said in " ".join(result.output.split()), result.output
+    report = " ".join((out / "report.md").read_text().split())
+    assert said in report and "protects one transaction in effect" in report
+
+
+def test_a_customer_column_with_repeated_values_adds_no_such_note(tmp_path: Path) -> None:
+    """Two rows per id: real customers, no note (the note is no blanket warning)."""
+    path = _with_ids(tmp_path / "pairs.csv", _csv(tmp_path / "plain.csv"), repeat=2)
+    config = SimulationConfig(
+        source="csv", path=str(path), label="fraud", customer_column="id", branches=3
+    )
+    branches = runner.load_branches(config)
+    assert runner.customer_column_notes(config, branches) == []
+    unique = _with_ids(tmp_path / "ids.csv", _csv(tmp_path / "plain2.csv"))
+    config = config.with_changes(path=str(unique))
+    (note,) = runner.customer_column_notes(config, runner.load_branches(config))
+    assert "data.customer_column) holds 3000 distinct values in 3000 rows" in note
+
+
+# --- the column a feature skew uses ---------------------------------------------------
+
+
+def test_a_feature_partition_names_the_column_it_skewed_on(tmp_path: Path) -> None:
+    """Before: ``--partition feature`` skewed on the first feature column ('a' here) and
+    neither the console, report.md nor the flag's help said which."""
+    path = _csv(tmp_path / "tx.csv")
+    out = tmp_path / "run"
+    args = ["--data", "csv", "--path", str(path), "--label", "fraud", "--partition"]
+    args += ["feature", *[a for a in SMALL if a != "--quiet"], "--out", str(out)]
+    result = _simulate(*args)
+    assert result.exit_code == 0, result.output
+    said = "--partition feature skewed the branches on the file's first feature column, 'a'"
+    assert said in " ".join(result.output.split()), result.output
+    report = " ".join((out / "report.md").read_text().split())
+    assert said in report and "Dirichlet(--alpha 0.5)" in report
+    helped = " ".join(CliRunner().invoke(main, ["simulate", "--help"]).output.split())
+    assert "feature (skew on the file's first feature column" in helped
+
+
+def test_only_a_feature_partition_names_a_column() -> None:
+    config = SimulationConfig(source="csv", path="x.csv", label="fraud", partition="dirichlet")
+    assert runner.partition_notes(config, ("a", "b")) == []
+    (note,) = runner.partition_notes(config.with_changes(partition="feature"), ("b", "a"))
+    assert "first feature column, 'b':" in note
+    assert runner.partition_notes(SimulationConfig(), ("a",)) == []  # synthetic: no file
+
+
+def test_every_data_key_is_documented_beside_its_neighbours() -> None:
+    """Before: ``--max-fraud-share`` (``[data] max_fraud_share``) was in no document,
+    though the guide of bank data (examples/bank_fraud/README.md) names the other data
+    keys of a file: each is named there by its flag, or by its key when it has none."""
+    from secagg.apps.simulation.config import FLAGS, SECTION_OF, SYNTHETIC_KEYS
+
+    guide = (Path(__file__).parents[3] / "examples" / "bank_fraud" / "README.md").read_text()
+    missing = [
+        name
+        for name, section in SECTION_OF.items()
+        if section == "data" and name not in SYNTHETIC_KEYS and FLAGS.get(name, name) not in guide
+    ]
+    assert missing == [], missing

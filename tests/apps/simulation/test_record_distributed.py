@@ -120,3 +120,33 @@ def test_a_csv_run_signs_the_unit_it_clipped(
     )
     dp = federation_config(config, 10, tmp_path / "state.sqlite", units_total=100).dp
     assert dp.record_unit == unit == config.protected
+
+
+@pytest.mark.parametrize(("customer_column", "max_rows"), [("card", 8), (None, None)])
+def test_the_recorded_rows_per_unit_are_those_of_the_unit_that_ran(
+    tmp_path: Path, customer_column: str | None, max_rows: int | None
+) -> None:
+    """Before: summary.json's record-level distributed parameters said ``max_rows: 8`` for
+    a CSV without a customer column, whose units are single rows (the cap is never
+    applied there, and ``as_dict`` already drops ``max_rows_per_customer``)."""
+    from types import SimpleNamespace
+
+    from secagg.apps.simulation.runner import privacy_parameters
+
+    csv = tmp_path / "tx.csv"
+    csv.write_text("card,amount,is_fraud\n" + "c1,1.0,0\n" * 3)
+    synthetic_only = ("train_rows", "test_rows_per_branch")
+    settings = {k: v for k, v in SMALL.items() if k not in synthetic_only}
+    config = SimulationConfig(
+        **settings,  # type: ignore[arg-type]
+        source="csv",
+        path=str(csv),
+        label="is_fraud",
+        customer_column=customer_column,
+        standardize="none",
+    )
+    dp = SimpleNamespace(noise_multiplier=1.0, record_clip=0.1, delta=1e-5, epsilon_budget=3.0)
+    run = SimpleNamespace(server_dp=dp, noise_shares=[3, 3, 3])
+    server = privacy_parameters(config, run, [])["server"]  # type: ignore[arg-type]
+    assert server["unit"] == config.protected
+    assert server["max_rows"] == max_rows
