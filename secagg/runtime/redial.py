@@ -147,7 +147,7 @@ def serve_sessions(
     each (:func:`wait_before_redial`); the loss itself is one WARNING line
     (``session lost (...); redialling ..., first dial in 0.3 s``), not a failed dial.
     Each dial's budget is :func:`dial_budget`. Past the window (or at once without
-    ``reconnect``) ``gave_up(message, cause)`` is raised. A
+    ``reconnect``, once a session is lost) ``gave_up(message, cause)`` is raised. A
     :class:`~secagg.transport.base.NotAccepted` (the server refuses this party for who it
     is) is raised at once, from a dial or a session: no redial can cure it; except a
     refusal the transport only inferred (``NotAccepted.inferred``) once a session had
@@ -187,14 +187,18 @@ def serve_sessions(
                 window_end = time.monotonic() + window
             finally:
                 close_session(session)
-        if not reconnect or time.monotonic() >= window_end:
+        # without ``reconnect`` only a *lost* session ends it at once: the first session
+        # is still dialled for the whole connect_timeout, as the callers document (one
+        # short first dial gave up after 2 s)
+        if (lost and not reconnect) or time.monotonic() >= window_end:
             if just_lost:
                 log.warning("%s: session lost (%s)", name, _reason(cause))
-            what = (
-                f"no session with the server for {window:g} s since the connection was lost"
-                if lost
-                else f"cannot open a session with the server within {window:g} s"
-            )
+            if lost and not reconnect:
+                what = "the session with the server was lost and reconnecting is off"
+            elif lost:
+                what = f"no session with the server for {window:g} s since the connection was lost"
+            else:
+                what = f"cannot open a session with the server within {window:g} s"
             raise gave_up(f"{name}: {what} ({cause}); giving up", cause)
         if just_lost:
             # the loss is no failed dial: its own line, then the pause before the first

@@ -32,6 +32,7 @@ def _serve(
     *,
     connect_timeout: float = 600.0,
     give_up_after: float | None = 600.0,
+    reconnect: bool = True,
 ) -> str:
     """serve_sessions with sessions that are strs: "lost" is lost, any other is served."""
 
@@ -52,7 +53,7 @@ def _serve(
         gave_up=gave_up,
         connect_timeout=connect_timeout,
         give_up_after=give_up_after,
-        reconnect=True,
+        reconnect=reconnect,
     )
 
 
@@ -149,3 +150,28 @@ def test_a_dead_port_is_named_within_seconds_not_after_the_whole_dial(
     assert "; next in " in first.getMessage()
     numbers = [int(r.getMessage().split("dial attempt ")[1].split()[0]) for r in attempts]
     assert numbers == list(range(1, len(attempts) + 1))  # one line per attempt
+
+
+def test_without_reconnect_the_first_session_is_still_dialled_for_its_whole_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``reconnect=False`` means a lost session is not redialled; the first session is
+    still dialled for up to connect_timeout (it gave up after one 2 s dial)."""
+    monkeypatch.setattr("secagg.runtime.redial.time.sleep", lambda seconds: None)
+    refused = NotConnected("cannot reach 127.0.0.1:1: connection refused")
+    dial = _Script([refused, refused, "served"])
+    assert _serve(dial, reconnect=False) == "served"
+    assert len(dial.budgets) == 3
+
+
+def test_without_reconnect_a_lost_session_says_so_not_a_window_it_never_waited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("secagg.runtime.redial.time.sleep", lambda seconds: None)
+    dial = _Script(["lost", "served"])
+    with pytest.raises(NotConnected) as raised:
+        _serve(dial, give_up_after=600.0, reconnect=False)
+    message = str(raised.value)
+    assert "lost and reconnecting is off" in message, message
+    assert "600 s" not in message, message
+    assert len(dial.budgets) == 1  # no redial
