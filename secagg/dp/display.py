@@ -58,6 +58,17 @@ def shown(value: float, places: int = 4, *, significant: bool = False, lower: bo
     return format(rounded, "f")
 
 
+def shown_field(value: object, places: int, *, lower: bool = False) -> str:
+    """A recorded privacy parameter at ``places`` significant digits, rounded up (``lower``:
+    down) through :func:`shown`; ``-`` when it is missing (None) and anything but a number
+    as recorded, since reports read run folders and ledgers written by older versions."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return shown(float(value), places, significant=True, lower=lower)
+
+
 def _general(rounded: decimal.Decimal, places: int) -> str:
     """``rounded`` (at most ``places`` significant digits) as ``format(x, f".{places}g")``
     prints a float: plain from 1e-4 up to ``10 ** places``, scientific with a two-digit

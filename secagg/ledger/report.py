@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from secagg.dp.display import shown
+from secagg.dp.display import shown, shown_field
 from secagg.ledger.verify import AuditResult, ExpectedPrivacy, verify_ledger
 
 
@@ -67,11 +67,7 @@ def _param(value: Any, *, lower: bool = False) -> str:
 
 def _param_at(value: Any, places: int, *, lower: bool = False) -> str:
     """:func:`_param` at ``places`` significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    return shown(float(value), places, significant=True, lower=lower)
+    return shown_field(value, places, lower=lower)
 
 
 #: participation categories of the plot, in stacking order: (key, label, colour, hatch)

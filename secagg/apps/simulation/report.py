@@ -37,6 +37,7 @@ from typing import Any
 from secagg.apps.simulation.config import DP_KEYS, PATH_KEYS, SECTIONS
 from secagg.apps.simulation.runner import SimulationResult, composed_epsilon
 from secagg.dp.display import shown as shown_up
+from secagg.dp.display import shown_field
 
 #: the one line a run without DP gets instead of epsilon.png, in the words the audit
 #: uses for its ledger (``secagg audit verify`` / ``report``), so the two read alike
@@ -402,13 +403,13 @@ def _mean(values: list[float]) -> float:
 def _up(value: float, digits: int = 6) -> str:
     """A privacy cost or a sensitivity (ε, δ, a clip, a sample rate) in ``g`` style,
     rounded *up* at ``digits`` significant digits: never shown below what ran."""
-    return shown_up(value, digits, significant=True)
+    return shown_field(value, digits)
 
 
 def _down(value: float, digits: int = 6) -> str:
     """A noise figure (a multiplier, a std) in ``g`` style, rounded *down* at ``digits``
     significant digits: never shown above the noise that was added."""
-    return shown_up(value, digits, significant=True, lower=True)
+    return shown_field(value, digits, lower=True)
 
 
 def _noise_or_dash(value: float | None) -> str:
