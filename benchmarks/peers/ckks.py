@@ -147,7 +147,7 @@ def ours(updates: np.ndarray, cohort: int) -> dict[str, Any]:
     holder, keygen = _clock(lambda: KeyHolder(params))
     public = holder.public_context()
     d = updates.shape[1]
-    count = chunk_count(d, params.slots)
+    count = chunk_count(d, params.values_per_ciphertext)
     server = EncryptedSum(public, d)
     encrypt, add, uploads = [], [], []
     for x in updates:

@@ -294,7 +294,7 @@ class KeyHolderSession(HelperSession):
             # allows 9: within it, no noised coordinate overflows. Past it (std 1e308),
             # the round was spent on a sum of +-inf that the server could only refuse.
             raise MalformedMessage(f"requested noise std {requested!r} overflows a float64 sum")
-        chunks = unframe_chunks(framed, chunk_count(dimension, params.slots))
+        chunks = unframe_chunks(framed, chunk_count(dimension, params.values_per_ciphertext))
         total = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
         noised = total + gaussian(std, dimension)
         del total  # the exact sum is not kept, logged nor returned
@@ -391,7 +391,7 @@ class CKKSServer(PhasedServerSession):
         from secagg.he.vectors import chunk_count
 
         admit(party, self.spec.num_clients, self._received)
-        chunks = chunk_count(self.spec.dimension, self.params.slots)
+        chunks = chunk_count(self.spec.dimension, self.params.values_per_ciphertext)
         self._sum.add(unframe_chunks(data, chunks))  # all or nothing
         self._received.add(party)
         if len(self._received) == self.spec.num_clients:

@@ -7,10 +7,12 @@ secret key (:meth:`secagg.he.keys.KeyHolder.decrypt_aggregate`). It depends on
 the contexts (:mod:`secagg.he.context`) and never on the roles or the sum, so
 the modules above it import it without a cycle.
 
-Chunks travel packed (:mod:`secagg.he.packing`): :func:`encode_chunk` turns a
-TenSEAL vector into a packed envelope, and :func:`decode_chunk` checks the
-residues and rebuilds the bytes TenSEAL loads. Version-1 envelopes (TenSEAL's
-own payload) are still read, through :func:`~secagg.he.envelope.check_tenseal_payload`.
+Chunks travel packed (:mod:`secagg.he.packing`), two values per slot
+(:mod:`secagg.he.paired`): :func:`encrypt_chunk` encrypts a client's values into
+a packed envelope, :func:`encode_chunk` packs a TenSEAL vector the server summed,
+and :func:`decode_chunk` checks the residues and rebuilds the bytes TenSEAL loads.
+Version-1 envelopes (TenSEAL's own payload, one value per slot) are still read
+when asked for, through :func:`~secagg.he.envelope.check_tenseal_payload`.
 Every fault raises a typed error before TenSEAL sees the payload it concerns;
 see :mod:`secagg.he.vectors` for the list of checks.
 """
@@ -33,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 from secagg.errors import ConfigurationError
 from secagg.he.envelope import (
     VERSION_PACKED,
+    VERSION_TENSEAL,
     ChunkHeader,
     ChunkKind,
     check_tenseal_payload,
@@ -55,6 +58,7 @@ from secagg.he.packing import (
     tenseal_payload,
     unpack_coefficients,
 )
+from secagg.he.paired import decrypt_pairs, encrypt_pairs, slots_used
 from secagg.he.params import coefficient_primes
 
 if TYPE_CHECKING:
@@ -66,14 +70,21 @@ if TYPE_CHECKING:
 _PAYLOAD_SLACK = 64  # protobuf framing around the SEAL ciphertext
 
 
-def chunk_count(length: int, slots: int) -> int:
-    """Number of ciphertexts a vector of ``length`` values needs."""
-    return -(-length // slots)
+def chunk_count(length: int, per_chunk: int) -> int:
+    """Number of ciphertexts a vector of ``length`` values needs, ``per_chunk`` in each.
+
+    ``per_chunk`` is :attr:`CKKSParameters.values_per_ciphertext` (N, two values per
+    slot) for everything this build writes.
+    """
+    return -(-length // per_chunk)
 
 
-def chunk_values(params: CKKSParameters, length: int, index: int) -> int:
+def chunk_values(
+    params: CKKSParameters, length: int, index: int, per_chunk: int | None = None
+) -> int:
     """How many of a vector's values chunk ``index`` carries (the last may be short)."""
-    return min(params.slots, length - index * params.slots)
+    per_chunk = params.values_per_ciphertext if per_chunk is None else per_chunk
+    return min(per_chunk, length - index * per_chunk)
 
 
 @functools.cache
@@ -116,8 +127,15 @@ def ciphertext_layout(context: BoundContext) -> CiphertextLayout:
     return layout
 
 
+def encrypt_chunk(context: BoundContext, header: ChunkHeader, values: np.ndarray) -> bytes:
+    """Encrypt one chunk of a client's vector (two values per slot) into a packed envelope."""
+    layout = ciphertext_layout(context)
+    coefficients = encrypt_pairs(context, values, layout)
+    return pack_packed_chunk(header, pack_coefficients(coefficients, layout))
+
+
 def encode_chunk(context: BoundContext, header: ChunkHeader, vector: ts.CKKSVector) -> bytes:
-    """One packed envelope for a one-ciphertext vector this process made or summed.
+    """One packed envelope for a one-ciphertext vector this process summed.
 
     Raises :class:`HEParameterError` if TenSEAL's ciphertext does not match the
     context (another scale, another level): a local fault, caught before sending.
@@ -129,8 +147,16 @@ def encode_chunk(context: BoundContext, header: ChunkHeader, vector: ts.CKKSVect
 
 @dataclass(frozen=True)
 class DecodedChunk:
+    """A checked chunk: its header, its ciphertext loaded by TenSEAL, and its packing.
+
+    ``paired`` is True for what this build writes (two values per slot) and False
+    for a version-1 envelope (TenSEAL's own payload, one value per slot), which only
+    ``decode_chunk(..., accept_tenseal_payload=True)`` returns.
+    """
+
     header: ChunkHeader
     vector: ts.CKKSVector
+    paired: bool = True
 
 
 def decode_chunk(
@@ -156,7 +182,7 @@ def decode_chunk(
     max_ct = params.max_ciphertext_bytes()
     envelope = unpack_chunk(
         data,
-        slots=params.slots,
+        values_per_chunk=params.values_per_ciphertext,
         packed_bytes=layout.packed_bytes,
         max_payload=max_ct + _PAYLOAD_SLACK,
     )
@@ -165,18 +191,23 @@ def decode_chunk(
         raise ContextMismatch("chunk was encrypted under another context")
     if header.kind is not kind:
         raise InconsistentUpload(f"expected a {kind.name.lower()} chunk, got {header.kind.name}")
-    if header.count != chunk_count(header.vector_length, params.slots):
+    paired = envelope.version == VERSION_PACKED
+    # a version-1 envelope is TenSEAL's own vector: one value per slot, N/2 a chunk
+    per_chunk = params.values_per_ciphertext if paired else params.slots
+    if header.count != chunk_count(header.vector_length, per_chunk):
         raise InconsistentUpload(
-            f"{header.vector_length} values need {chunk_count(header.vector_length, params.slots)}"
+            f"{header.vector_length} values need {chunk_count(header.vector_length, per_chunk)}"
             f" chunks, envelope says {header.count}"
         )
     if kind is ChunkKind.CONTRIBUTION and header.contributions != 1:
         raise InconsistentUpload("a client's chunk must count one contribution")
-    values = chunk_values(params, header.vector_length, header.index)
-    if envelope.version == VERSION_PACKED:
-        # the residues are checked here; TenSEAL parses only bytes built around them
+    values = chunk_values(params, header.vector_length, header.index, per_chunk)
+    if paired:
+        # the residues are checked here; TenSEAL parses only bytes built around them.
+        # TenSEAL's size counts the slots the values fill, two values a slot
+        values = slots_used(values)
         payload = tenseal_payload(unpack_coefficients(envelope.payload, layout), layout, values)
-    elif accept_tenseal_payload:
+    elif accept_tenseal_payload and envelope.version == VERSION_TENSEAL:
         payload = envelope.payload
     else:
         raise MalformedCiphertext(
@@ -189,7 +220,7 @@ def decode_chunk(
     except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike
         raise MalformedCiphertext(f"TenSEAL refused the ciphertext: {exc}") from None
     _check_loaded(context, vector, values)
-    return DecodedChunk(header, vector)
+    return DecodedChunk(header, vector, paired)
 
 
 def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> None:
@@ -228,7 +259,7 @@ def decode_vector(
         chunks = list(chunks)
     except TypeError:
         raise InconsistentUpload("expected a sequence of envelopes") from None
-    expected = chunk_count(dimension, context.params.slots)
+    expected = chunk_count(dimension, context.params.values_per_ciphertext)
     if len(chunks) != expected:
         raise InconsistentUpload(f"{dimension} values need {expected} chunks, got {len(chunks)}")
     decoded = [decode_chunk(context, data, kind=kind) for data in chunks]
@@ -275,7 +306,11 @@ def decrypt_aggregate(
             f"{context.params.num_clients}"
         )
     out = np.empty(dimension, dtype=np.float64)
-    slots = context.params.slots
+    per_chunk = context.params.values_per_ciphertext
     for index, vector in enumerate(vectors):
-        out[index * slots : index * slots + vector.size()] = vector.decrypt()
+        values = chunk_values(context.params, dimension, index)
+        (ciphertext,) = vector.ciphertext()
+        out[index * per_chunk : index * per_chunk + values] = decrypt_pairs(
+            context, ciphertext, values
+        )
     return out

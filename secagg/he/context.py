@@ -80,7 +80,7 @@ def check_matches(context: ts.Context, params: CKKSParameters) -> None:
 class BoundContext:
     """A TenSEAL context together with its parameters and public fingerprint."""
 
-    __slots__ = ("_fingerprint", "_layout", "_params", "_public_bytes", "_ts")
+    __slots__ = ("_fingerprint", "_layout", "_params", "_public_bytes", "_seal", "_ts")
 
     def __init__(self, ts_context: ts.Context, params: CKKSParameters, public: bytes) -> None:
         self._ts = ts_context
@@ -88,6 +88,7 @@ class BoundContext:
         self._public_bytes = public
         self._fingerprint = context_fingerprint(public)
         self._layout: object = None  # secagg.he.chunks.ciphertext_layout's cache
+        self._seal: object = None  # secagg.he.paired.SealTools.of's cache
 
     @property
     def params(self) -> CKKSParameters:

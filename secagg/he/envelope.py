@@ -2,17 +2,17 @@
 
 Theory of operation
 -------------------
-A vector longer than one ciphertext's N/2 slots travels as ``count`` chunks. Each
-chunk is one envelope. Version 2, the *packed* envelope, is what
-:mod:`secagg.he.vectors` writes::
+A vector longer than one ciphertext's N values (two per complex slot,
+:mod:`secagg.he.paired`) travels as ``count`` chunks. Each chunk is one envelope.
+Version 3, the *packed* envelope, is what :mod:`secagg.he.vectors` writes::
 
     offset size  field
     0      4     magic b"SAHE"
-    4      1     version (2)
+    4      1     version (3)
     5      1     kind: 1 = one client's contribution, 2 = the server's aggregate
     6      8     context tag: the first 8 bytes of the context fingerprint
     14     4     vector length (values in the whole vector, >= 1)
-    18     4     chunk index (< count = ceil(length / slots))
+    18     4     chunk index (< count = ceil(length / N))
     22     4     contributions (1 for a client's chunk; number of summands for an aggregate)
     26     ...   the ciphertext's residues bit-packed at the width of their primes
                  (:mod:`secagg.he.packing`): exactly 2 * N * sum(prime bits) / 8 bytes
@@ -20,15 +20,18 @@ chunk is one envelope. Version 2, the *packed* envelope, is what
 All integers are big-endian. Nothing in a packed envelope is TenSEAL's or SEAL's
 own format: the receiver checks the length and every residue against its
 context, then builds the exact bytes TenSEAL writes (compression "none") around
-them. The header is short because it is paid once per N/2 values: the chunk
-count follows from the length and the slots, the payload length from the
+them. The header is short because it is paid once per N values: the chunk
+count follows from the length and N, the payload length from the
 parameters, and the scale, parameter id and ring from the context. The tag
 catches a chunk made under another context (another key or other parameters)
 by mistake, with a false match of 2^-64; it is no authenticator (below), so the
 full 32-byte fingerprint would add nothing against a sender who lies.
 
-Version 1, the *TenSEAL* envelope, is still read (and written by
-:func:`pack_chunk`, for tools and tests)::
+Version 2 had the same layout with one value per slot (N/2 a chunk), as TenSEAL
+packs; it is refused by name, since reading its ciphertexts as two values a slot
+would give a wrong sum. Version 1, the *TenSEAL* envelope (one value per slot),
+is still read when asked for (and written by :func:`pack_chunk`, for tools and
+tests)::
 
     offset size  field
     0      4     magic b"SAHE"
@@ -82,12 +85,14 @@ from secagg.he.errors import MalformedCiphertext
 MAGIC = b"SAHE"
 #: Version 1: the envelope carries TenSEAL's serialized CKKSVector (still read).
 VERSION_TENSEAL = 1
-#: Version 2: the envelope carries the bit-packed residues (what this build writes).
-VERSION_PACKED = 2
+#: Version 2: bit-packed residues, one value per slot (written before 2026-12-05; refused).
+VERSION_ONE_PER_SLOT = 2
+#: Version 3: bit-packed residues, two values per slot (what this build writes).
+VERSION_PACKED = 3
 VERSION = VERSION_PACKED
 _HEADER = struct.Struct(">4sBBH32sQIIII")
 _PACKED_HEADER = struct.Struct(">4sBB8sIII")
-#: Header of the envelope :mod:`secagg.he.vectors` writes (version 2).
+#: Header of the envelope :mod:`secagg.he.vectors` writes (version 3).
 HEADER_BYTES = _PACKED_HEADER.size
 #: Header of a version-1 (TenSEAL payload) envelope.
 TENSEAL_HEADER_BYTES = _HEADER.size
@@ -178,7 +183,7 @@ def pack_chunk(header: ChunkHeader, payload: bytes) -> bytes:
 
 
 def pack_packed_chunk(header: ChunkHeader, packed: bytes) -> bytes:
-    """Frame bit-packed residues (:func:`secagg.he.packing.pack_coefficients`), version 2.
+    """Frame bit-packed residues (:func:`secagg.he.packing.pack_coefficients`), version 3.
 
     The chunk count is not written: the receiver derives it from the length.
     """
@@ -198,11 +203,14 @@ def pack_packed_chunk(header: ChunkHeader, packed: bytes) -> bytes:
     )
 
 
-def unpack_chunk(data: bytes, *, slots: int, packed_bytes: int, max_payload: int) -> Envelope:
+def unpack_chunk(
+    data: bytes, *, values_per_chunk: int, packed_bytes: int, max_payload: int
+) -> Envelope:
     """Parse an envelope's structure; raises :class:`MalformedCiphertext` on any fault.
 
-    ``slots`` and ``packed_bytes`` (the exact size of a packed ciphertext) come
-    from the receiver's parameters; ``max_payload`` bounds a version-1 payload.
+    ``values_per_chunk`` (N) and ``packed_bytes`` (the exact size of a packed
+    ciphertext) come from the receiver's parameters; ``max_payload`` bounds a
+    version-1 payload.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedCiphertext(f"an envelope is bytes, not {type(data).__name__}")
@@ -211,9 +219,14 @@ def unpack_chunk(data: bytes, *, slots: int, packed_bytes: int, max_payload: int
         raise MalformedCiphertext("not a secagg CKKS envelope (bad magic)")
     version = data[4]
     if version == VERSION_PACKED:
-        return _unpack_packed(data, slots=slots, packed_bytes=packed_bytes)
+        return _unpack_packed(data, values_per_chunk=values_per_chunk, packed_bytes=packed_bytes)
     if version == VERSION_TENSEAL:
         return _unpack_tenseal(data, max_payload=max_payload)
+    if version == VERSION_ONE_PER_SLOT:
+        raise MalformedCiphertext(
+            "a version-2 envelope carries one value per slot (secagg before 2026-12-05); this "
+            "build reads version 3, two values per slot: both sides must run the same version"
+        )
     raise MalformedCiphertext(f"unsupported envelope version {version}")
 
 
@@ -226,14 +239,14 @@ def _header(kind: int, *fields: object) -> ChunkHeader:
         raise MalformedCiphertext(f"bad envelope header: {exc}") from None
 
 
-def _unpack_packed(data: bytes, *, slots: int, packed_bytes: int) -> Envelope:
+def _unpack_packed(data: bytes, *, values_per_chunk: int, packed_bytes: int) -> Envelope:
     if len(data) != HEADER_BYTES + packed_bytes:
         raise MalformedCiphertext(
             f"packed envelope of {len(data)} bytes; these parameters give exactly "
             f"{HEADER_BYTES + packed_bytes}"
         )
     _, _, kind, tag, length, index, contributions = _PACKED_HEADER.unpack_from(data)
-    count = -(-length // slots)
+    count = -(-length // values_per_chunk)
     header = _header(kind, tag, length, index, max(count, 1), contributions)
     return Envelope(VERSION_PACKED, header, data[HEADER_BYTES:])
 

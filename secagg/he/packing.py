@@ -298,7 +298,22 @@ def coefficients_from_tenseal(payload: bytes, layout: CiphertextLayout) -> np.nd
         raise fail("unexpected fields after the ciphertext")
     if _SCALE.unpack(tail[1:])[0] != layout.scale:
         raise fail(f"vector scale {_SCALE.unpack(tail[1:])[0]!r}, context {layout.scale!r}")
-    if len(blob) != blob_len or len(blob) < SEAL_HEADER.size:
+    if len(blob) != blob_len:
+        raise fail("truncated SEAL ciphertext")
+    return coefficients_from_seal(blob, layout)
+
+
+def coefficients_from_seal(blob: bytes, layout: CiphertextLayout) -> np.ndarray:
+    """Residues (2, k, N) of a ciphertext this process's SEAL saved (``Ciphertext.save``).
+
+    Every field is checked against ``layout``; a difference raises
+    :class:`HEParameterError` (a local fault: another SEAL format, another scale).
+    """
+
+    def fail(what: str) -> HEParameterError:
+        return HEParameterError(f"SEAL's ciphertext does not match the context: {what}")
+
+    if len(blob) < SEAL_HEADER.size:
         raise fail("truncated SEAL ciphertext")
     magic, header_size, _major, _minor, compr, reserved, size = SEAL_HEADER.unpack_from(blob)
     if (magic, header_size, reserved, size) != (SEAL_MAGIC, SEAL_HEADER.size, 0, len(blob)):

@@ -34,9 +34,11 @@ Three constraints fix the parameters, checked in this order for N = 1024, 2048,
    power of two that brings error_bound(num_clients) down to the requested
    precision, so a bigger ring needs a bigger scale.
 2. **No overflow.** The decrypted coefficients must stay inside (-q/2, q/2). The
-   coefficients of an encoded vector are bounded by its largest slot value (the
-   all-equal vector reaches that bound), so the requirement is
-   q > 2 * (n * value_bound + error_bound(n)) * scale. This is checked against
+   coefficients of an encoded vector are bounded by its largest slot magnitude (the
+   all-equal vector reaches that bound). A slot carries two real values, one in its
+   real and one in its imaginary part (below), so its magnitude is at most sqrt(2)
+   times the largest value and the requirement is
+   q > 2 * sqrt(2) * (n * value_bound + error_bound(n)) * scale. This is checked against
    the actual primes, which are the ones SEAL's CoeffModulus.Create picks: the
    largest primes = 1 mod 2N below 2^bits.
 3. **Security.** The total bit count of all primes, p included, must be at most
@@ -48,18 +50,26 @@ Three constraints fix the parameters, checked in this order for N = 1024, 2048,
    over the 128-bit bound anyway; checking here means an impossible request
    fails with a reason instead of a C++ exception.
 
+Two values per slot: CKKS encodes N/2 *complex* slots. TenSEAL's CKKSVector
+fills only their real parts, which wastes half of every ciphertext; this backend
+encodes values 2j and 2j + 1 as the real and imaginary part of slot j
+(:mod:`secagg.he.chunks`), so a ciphertext carries N real values. Addition adds
+real and imaginary parts separately, so the sum is exact in both. The error of
+the imaginary part is measured to be the same as the real part's (the error
+polynomial has real coefficients, so its value at each root of unity is a complex
+number whose two parts have equal spread), and the bound below covers both.
+
 Size on the wire: a ciphertext is two polynomials of N coefficients, each held
 as k residues, one per data prime q_j. SEAL stores each residue in 8 bytes and
-TenSEAL ships them zstd-compressed, about 0.58 * (bits of q) bytes per value
-(27.3 bytes for a 47-bit q); zstd only removes the zero high bytes, since the
-residues themselves are uniform. The envelope instead carries them bit-packed
-at exactly the bits of their prime (:mod:`secagg.he.packing`), which is
-2 * N * (bits of q) / 8 bytes per ciphertext (:meth:`CKKSParameters.packed_ciphertext_bytes`),
-or 4 * (bits of q) / 8 bytes per real value because only N/2 slots carry values:
-19.5 bytes for the 39-bit q of 4 clients at precision 1e-6, 20 for n = 10, 23
-for n = 100 (46 bits). Each chunk adds a 26-byte header (:mod:`secagg.he.envelope`),
-and a vector's last chunk pays for all N/2 slots however few it fills. So the
-size depends on the data modulus, not on N.
+TenSEAL ships them zstd-compressed, about 0.58 * (bits of q) bytes per slot value.
+The envelope instead carries them bit-packed at exactly the bits of their prime
+(:mod:`secagg.he.packing`), which is 2 * N * (bits of q) / 8 bytes per ciphertext
+(:meth:`CKKSParameters.packed_ciphertext_bytes`), or 2 * (bits of q) / 8 bytes per
+real value (N values per ciphertext): 10 bytes for the 40-bit q of 4 clients at
+precision 1e-6, 11.75 for n = 100 (47 bits). One value per slot, as TenSEAL packs,
+cost twice that (23 bytes at n = 100). Each chunk adds a 26-byte header
+(:mod:`secagg.he.envelope`), and a vector's last chunk pays for all N values
+however few it fills. So the size depends on the data modulus, not on N.
 """
 
 from __future__ import annotations
@@ -84,6 +94,9 @@ SEAL_MAX_PRIME_BITS = 60
 NOISE_STD_PER_DEGREE = 0.75
 #: Gaussian tail factor of the per-coordinate error bound (two-sided tail about 2.6e-12).
 TAIL_Z = 7.0
+#: Largest slot magnitude per unit of the largest value: a slot holds two values
+#: (real and imaginary part), so |slot| <= sqrt(2) * max |value|.
+SLOT_MAGNITUDE = math.sqrt(2.0)
 #: Relative error of SEAL's double-precision FFT encode and decode, with a 16x margin:
 #: no scale makes the sum more accurate than about n * value_bound * 2^-48.
 FLOAT_RELATIVE_ERROR = 2.0**-44
@@ -202,7 +215,7 @@ class CKKSParameters:
                 f"{q.bit_length()}-bit data modulus"
             )
         worst = self.num_clients * self.value_bound + self.error_bound(self.num_clients)
-        if q <= 2 * worst * self.scale:
+        if q <= 2 * SLOT_MAGNITUDE * worst * self.scale:
             raise HEParameterError(
                 f"a sum of {self.num_clients} values of magnitude {self.value_bound} at scale "
                 f"2^{self.scale_bits} can overflow the {q.bit_length()}-bit data modulus"
@@ -215,8 +228,13 @@ class CKKSParameters:
 
     @property
     def slots(self) -> int:
-        """Real values per ciphertext (CKKS packs N/2 complex slots; TenSEAL uses the real part)."""
+        """Complex slots per ciphertext (N/2); each carries two real values."""
         return self.poly_modulus_degree // 2
+
+    @property
+    def values_per_ciphertext(self) -> int:
+        """Real values per ciphertext: two per complex slot, N in all."""
+        return self.poly_modulus_degree
 
     @property
     def scale(self) -> float:
@@ -368,7 +386,7 @@ def choose_parameters(
                 f"alone needs more than the {limit}-bit bound"
             )
             continue
-        required = 2.0 * (num_clients * value_bound + precision) * 2.0**scale_bits
+        required = 2.0 * SLOT_MAGNITUDE * (num_clients * value_bound + precision) * 2.0**scale_bits
         data = _data_modulus_for(degree, scale_bits, required, limit)
         if data is None:
             reasons.append(

@@ -2,11 +2,12 @@
 
 Theory of operation
 -------------------
-A client splits its vector into ``ceil(d / slots)`` chunks of N/2 values. The
-last chunk may be shorter: TenSEAL zero-pads the slots it does not use, and the
-chunk's true length follows from the vector length. Each chunk is encrypted
-under the public key as its own one-ciphertext TenSEAL ``CKKSVector``, whose
-residues travel bit-packed (:mod:`secagg.he.packing`) in an envelope
+A client splits its vector into ``ceil(d / N)`` chunks of N values, two per
+complex slot (:mod:`secagg.he.paired`). The last chunk may be shorter: the
+encoder zero-pads the slots it does not use, and the chunk's true length
+follows from the vector length. Each chunk is encrypted under the public key as
+one ciphertext, loaded by the server as a one-ciphertext TenSEAL ``CKKSVector``,
+whose residues travel bit-packed (:mod:`secagg.he.packing`) in an envelope
 (:mod:`secagg.he.envelope`) that names the context (by a tag of its
 fingerprint), the vector length, the chunk's index and the contributions.
 
@@ -49,6 +50,7 @@ from secagg.he.chunks import (
     decode_vector,
     decrypt_aggregate,
     encode_chunk,
+    encrypt_chunk,
 )
 from secagg.he.context import PublicAggregationContext
 from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind
@@ -87,14 +89,15 @@ def encrypt_vector(context: BoundContext, values: ArrayLike) -> list[bytes]:
             f"a coordinate of magnitude {peak:.6g} exceeds the bound {params.value_bound:.6g} "
             "the CKKS parameters were chosen for"
         )
-    slots, count = params.slots, chunk_count(x.size, params.slots)
+    per_chunk = params.values_per_ciphertext
+    count = chunk_count(x.size, per_chunk)
     envelopes = []
     for index in range(count):
-        chunk = x[index * slots : (index + 1) * slots]
+        chunk = x[index * per_chunk : (index + 1) * per_chunk]
         header = ChunkHeader(
             ChunkKind.CONTRIBUTION, context.fingerprint, x.size, index, count, contributions=1
         )
-        envelopes.append(encode_chunk(context, header, ts.ckks_vector(context._ts, chunk)))
+        envelopes.append(encrypt_chunk(context, header, chunk))
     return envelopes
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import math
 import struct
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from secagg.he.keys import (  # noqa: E402
     PublicAggregationContext,
     SharedKeyClient,
 )
+from secagg.he.paired import decrypt_pairs  # noqa: E402
 from secagg.he.params import (  # noqa: E402
     HE_STANDARD_MAX_BITS,
     CKKSParameters,
@@ -81,7 +81,7 @@ def _limits(p: CKKSParameters | None = None) -> dict[str, int]:
     """What :func:`envelope.unpack_chunk` needs to know of the receiver's parameters."""
     p = p or params()
     return dict(
-        slots=p.slots,
+        values_per_chunk=p.values_per_ciphertext,
         packed_bytes=p.packed_ciphertext_bytes(),
         max_payload=p.max_ciphertext_bytes() + 64,
     )
@@ -122,9 +122,9 @@ def test_chosen_parameters_are_secure_and_are_what_seal_builds(n, precision):
         coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes),
     )
     data = context.seal_context().data.first_context_data()
-    assert data.total_coeff_modulus() == math.prod(
-        coefficient_primes(p.poly_modulus_degree, p.coeff_mod_bit_sizes)[:-1]
-    )
+    # prime by prime: total_coeff_modulus()'s binding returns only the low 64-bit word
+    built = tuple(m.value() for m in data.parms().coeff_modulus())
+    assert built == coefficient_primes(p.poly_modulus_degree, p.coeff_mod_bit_sizes)[:-1]
 
 
 @pytest.mark.parametrize(
@@ -139,7 +139,8 @@ def test_coefficient_primes_are_seals_in_seals_order(degree, sizes):
 
 def test_chooser_picks_the_smallest_ring():
     p = choose_parameters(100, BOUND, 1e-6)
-    assert (p.poly_modulus_degree, p.coeff_mod_bit_sizes) == (4096, (46, 16))
+    # 47 bits: a slot holds two values, so its magnitude reaches sqrt(2) x the bound
+    assert (p.poly_modulus_degree, p.coeff_mod_bit_sizes) == (4096, (47, 16))
     # no scale and data prime make N=2048 work: it is precision- and security-bound
     for scale_bits in range(1, 52):
         for data_bits in range(scale_bits + 2, 41):
@@ -258,7 +259,8 @@ def test_every_client_mode_shares_the_key_and_is_weaker():
     )
     # the weakness, stated as a fact: Bob can read Alice's individual update
     peek = decode_chunk(bob, alice_upload[0], kind=envelope.ChunkKind.CONTRIBUTION)
-    assert peek.vector.decrypt() == pytest.approx(x, abs=params().error_bound(1))
+    (ciphertext,) = peek.vector.ciphertext()
+    assert decrypt_pairs(bob, ciphertext, 50) == pytest.approx(x, abs=params().error_bound(1))
     with pytest.raises(ContextMismatch):
         SharedKeyClient.from_bytes(secret, params(), expected_fingerprint=holder().fingerprint)
 
@@ -304,11 +306,11 @@ def test_decrypted_sum_is_within_the_documented_bound(data):
 
 @pytest.mark.parametrize("extra", [-1, 1, 0])
 def test_chunking_for_lengths_around_the_slot_count(extra):
-    slots = params().slots
-    d = 2 * slots + extra
+    per_chunk = params().values_per_ciphertext  # N: two values in each of N/2 slots
+    d = 2 * per_chunk + extra
     x = np.arange(d, dtype=np.float64) / d
     upload = encrypt_vector(public(), x)
-    assert len(upload) == chunk_count(d, slots) == (3 if extra > 0 else 2)
+    assert len(upload) == chunk_count(d, per_chunk) == (3 if extra > 0 else 2)
     headers = [envelope.unpack_chunk(c, **_limits()).header for c in upload]
     assert [h.index for h in headers] == list(range(len(upload)))
     assert {(h.vector_length, h.count) for h in headers} == {(d, len(upload))}
@@ -371,8 +373,7 @@ def test_inputs_outside_the_design_point_are_refused():
 
 
 def test_uploads_that_do_not_form_one_vector_are_refused_whole():
-    slots = params().slots
-    d = 2 * slots + 3
+    d = 2 * params().values_per_ciphertext + 3
     agg = EncryptedSum(public(), d)
     good = encrypt_vector(public(), np.full(d, 0.25))
     agg.add(good)
