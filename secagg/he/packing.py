@@ -14,8 +14,8 @@ The packed form is that array and nothing else: for polynomial 0 and 1, for
 each data prime q_j (of b_j bits), its N residues at exactly b_j bits each,
 least significant bit first, in little-endian bit order. N is a multiple of 8,
 so every run of one polynomial and one prime fills whole bytes, and the size is
-2 * N * sum(b_j) / 8 bytes, which is 4 * sum(b_j) / 8 bytes per real value
-(N/2 slots). Everything else SEAL writes (parameter id, NTT form, size, ring
+2 * N * sum(b_j) / 8 bytes, which is 2 * sum(b_j) / 8 bytes per real value
+(N values, two in each of the N/2 complex slots: :mod:`secagg.he.paired`). Everything else SEAL writes (parameter id, NTT form, size, ring
 degree, number of primes, scale, correction factor) is fixed by the context and
 is rebuilt by the receiver from its own context, never read from the wire.
 
@@ -98,7 +98,7 @@ class CiphertextLayout:
 
     @property
     def slots(self) -> int:
-        """Real values one ciphertext carries (CKKS packs N/2 of them)."""
+        """Complex slots of one ciphertext (N/2; each carries two values, secagg.he.paired)."""
         return self.poly_modulus_degree // 2
 
     @cached_property

@@ -9,7 +9,8 @@ keeps p for key switching, which this backend never does; TenSEAL cannot create
 a context without it (it always generates relinearization keys), so p is taken
 as small as SEAL can find (a prime = 1 mod 2N), which leaves the security budget
 to the data primes. Ciphertexts live at the data level: two polynomials of N
-coefficients modulo q = q_1...q_k, carrying N/2 real values.
+coefficients modulo q = q_1...q_k, carrying N real values (two per complex
+slot, below).
 
 Three constraints fix the parameters, checked in this order for N = 1024, 2048,
 ... and the first N that meets all three wins:
