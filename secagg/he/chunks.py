@@ -38,6 +38,7 @@ from secagg.he.envelope import (
     VERSION_TENSEAL,
     ChunkHeader,
     ChunkKind,
+    Envelope,
     check_tenseal_payload,
     pack_packed_chunk,
     unpack_chunk,
@@ -159,40 +160,36 @@ class DecodedChunk:
     paired: bool = True
 
 
-def decode_chunk(
-    context: BoundContext,
-    data: bytes,
-    *,
-    kind: ChunkKind,
-    accept_tenseal_payload: bool = False,
-) -> DecodedChunk:
-    """Check and load one envelope; every fault raises a typed error.
+@dataclass(frozen=True)
+class CheckedChunk:
+    """A packed chunk whose header and residues passed every check; no TenSEAL involved.
 
-    Order matters: the envelope structure and the fingerprint are checked before
-    the payload, and the payload's structure before TenSEAL sees it.
-
-    Only the packed form (version 2) is taken by default, so no byte a peer wrote
-    reaches TenSEAL's or SEAL's parsers: they read a structure this process built
-    around residues already checked. ``accept_tenseal_payload=True`` also takes a
-    version-1 envelope (TenSEAL's own serialization, checked as far as its layout
-    allows), for reading old recordings and for the tests of those checks.
+    ``residues`` has shape (2, k, N), each below its prime; ``values`` is how many of
+    the vector's values the chunk carries (two a slot).
     """
+
+    header: ChunkHeader
+    residues: np.ndarray
+    values: int
+
+
+def _envelope(context: BoundContext, data: bytes, kind: ChunkKind) -> tuple[Envelope, int]:
+    """Parse and check an envelope's header against the context; its values in the chunk."""
     params = context.params
     layout = ciphertext_layout(context)
-    max_ct = params.max_ciphertext_bytes()
     envelope = unpack_chunk(
         data,
         values_per_chunk=params.values_per_ciphertext,
         packed_bytes=layout.packed_bytes,
-        max_payload=max_ct + _PAYLOAD_SLACK,
+        max_payload=params.max_ciphertext_bytes() + _PAYLOAD_SLACK,
     )
     header = envelope.header
     if not header.names(context.fingerprint):
         raise ContextMismatch("chunk was encrypted under another context")
     if header.kind is not kind:
         raise InconsistentUpload(f"expected a {kind.name.lower()} chunk, got {header.kind.name}")
-    paired = envelope.version == VERSION_PACKED
     # a version-1 envelope is TenSEAL's own vector: one value per slot, N/2 a chunk
+    paired = envelope.version == VERSION_PACKED
     per_chunk = params.values_per_ciphertext if paired else params.slots
     if header.count != chunk_count(header.vector_length, per_chunk):
         raise InconsistentUpload(
@@ -201,26 +198,80 @@ def decode_chunk(
         )
     if kind is ChunkKind.CONTRIBUTION and header.contributions != 1:
         raise InconsistentUpload("a client's chunk must count one contribution")
-    values = chunk_values(params, header.vector_length, header.index, per_chunk)
-    if paired:
-        # the residues are checked here; TenSEAL parses only bytes built around them.
-        # TenSEAL's size counts the slots the values fill, two values a slot
-        values = slots_used(values)
-        payload = tenseal_payload(unpack_coefficients(envelope.payload, layout), layout, values)
-    elif accept_tenseal_payload and envelope.version == VERSION_TENSEAL:
-        payload = envelope.payload
-    else:
-        raise MalformedCiphertext(
-            "a version-1 envelope (TenSEAL's own serialization) is not accepted from a peer: "
-            "send the packed form"
-        )
-    check_tenseal_payload(payload, values=values, scale=params.scale, max_ciphertext=max_ct)
+    return envelope, chunk_values(params, header.vector_length, header.index, per_chunk)
+
+
+def _refuse_version_1() -> MalformedCiphertext:
+    return MalformedCiphertext(
+        "a version-1 envelope (TenSEAL's own serialization) is not accepted from a peer: "
+        "send the packed form"
+    )
+
+
+def read_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> CheckedChunk:
+    """Check one packed envelope and return its residues; every fault raises a typed error.
+
+    This is all the server needs to add (:class:`~secagg.he.vectors.EncryptedSum` adds
+    residues modulo their primes itself), so no byte a peer wrote reaches TenSEAL or
+    SEAL on the server at all.
+    """
+    envelope, values = _envelope(context, data, kind)
+    if envelope.version != VERSION_PACKED:
+        raise _refuse_version_1()
+    residues = unpack_coefficients(envelope.payload, ciphertext_layout(context))
+    return CheckedChunk(envelope.header, residues, values)
+
+
+def _load(context: BoundContext, payload: bytes, size: int) -> ts.CKKSVector:
+    """TenSEAL's vector from a payload already checked (or built here) of ``size`` slots."""
+    params = context.params
+    check_tenseal_payload(
+        payload, values=size, scale=params.scale, max_ciphertext=params.max_ciphertext_bytes()
+    )
     try:
         vector = ts.ckks_vector_from(context._ts, payload)
     except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike
         raise MalformedCiphertext(f"TenSEAL refused the ciphertext: {exc}") from None
-    _check_loaded(context, vector, values)
-    return DecodedChunk(header, vector, paired)
+    _check_loaded(context, vector, size)
+    return vector
+
+
+def _load_checked(context: BoundContext, chunk: CheckedChunk) -> ts.CKKSVector:
+    """A checked packed chunk as TenSEAL's vector (TenSEAL's size counts slots)."""
+    size = slots_used(chunk.values)
+    payload = tenseal_payload(chunk.residues, ciphertext_layout(context), size)
+    return _load(context, payload, size)
+
+
+def decode_chunk(
+    context: BoundContext,
+    data: bytes,
+    *,
+    kind: ChunkKind,
+    accept_tenseal_payload: bool = False,
+) -> DecodedChunk:
+    """Check and load one envelope into TenSEAL; every fault raises a typed error.
+
+    Order matters: the envelope structure and the fingerprint are checked before
+    the payload, and the payload's structure before TenSEAL sees it.
+
+    Only the packed form (version 3) is taken by default, so no byte a peer wrote
+    reaches TenSEAL's or SEAL's parsers: they read a structure this process built
+    around residues already checked. ``accept_tenseal_payload=True`` also takes a
+    version-1 envelope (TenSEAL's own serialization, checked as far as its layout
+    allows), for reading old recordings and for the tests of those checks.
+    """
+    envelope, values = _envelope(context, data, kind)
+    if envelope.version == VERSION_PACKED:
+        checked = CheckedChunk(
+            envelope.header,
+            unpack_coefficients(envelope.payload, ciphertext_layout(context)),
+            values,
+        )
+        return DecodedChunk(envelope.header, _load_checked(context, checked), True)
+    if accept_tenseal_payload and envelope.version == VERSION_TENSEAL:
+        return DecodedChunk(envelope.header, _load(context, envelope.payload, values), False)
+    raise _refuse_version_1()
 
 
 def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> None:
@@ -241,10 +292,10 @@ def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> 
         raise MalformedCiphertext("ciphertext is not a fresh encryption at the context's level")
 
 
-def decode_vector(
+def read_vector(
     context: BoundContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
-) -> tuple[list[ts.CKKSVector], int]:
-    """Decode one party's full set of chunks, in index order, or refuse all of it.
+) -> tuple[list[CheckedChunk], int]:
+    """Check one party's full set of packed chunks, in index order, or refuse all of it.
 
     ``dimension`` is the caller's (the round's, or the key holder's checked request);
     one that is not a positive integer raises :class:`ConfigurationError` first: 0 or
@@ -262,12 +313,12 @@ def decode_vector(
     expected = chunk_count(dimension, context.params.values_per_ciphertext)
     if len(chunks) != expected:
         raise InconsistentUpload(f"{dimension} values need {expected} chunks, got {len(chunks)}")
-    decoded = [decode_chunk(context, data, kind=kind) for data in chunks]
-    first = decoded[0].header
+    checked = [read_chunk(context, data, kind=kind) for data in chunks]
+    first = checked[0].header
     if first.vector_length != dimension:
         raise InconsistentUpload(f"vector of length {first.vector_length}, expected {dimension}")
-    ordered: list[ts.CKKSVector | None] = [None] * expected
-    for chunk in decoded:
+    ordered: list[CheckedChunk | None] = [None] * expected
+    for chunk in checked:
         h = chunk.header
         if (h.vector_length, h.count, h.contributions) != (
             first.vector_length,
@@ -277,9 +328,17 @@ def decode_vector(
             raise InconsistentUpload("chunks disagree on vector length, count or contributions")
         if ordered[h.index] is not None:
             raise InconsistentUpload(f"chunk {h.index} appears twice")
-        ordered[h.index] = chunk.vector
-    assert all(v is not None for v in ordered)  # len == count and no duplicates
+        ordered[h.index] = chunk
+    assert all(c is not None for c in ordered)  # len == count and no duplicates
     return ordered, first.contributions  # type: ignore[return-value]
+
+
+def decode_vector(
+    context: BoundContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
+) -> tuple[list[ts.CKKSVector], int]:
+    """:func:`read_vector`, then every chunk loaded into TenSEAL (for decryption)."""
+    checked, contributions = read_vector(context, chunks, kind=kind, dimension=dimension)
+    return [_load_checked(context, chunk) for chunk in checked], contributions
 
 
 def decrypt_aggregate(

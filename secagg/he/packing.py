@@ -15,9 +15,10 @@ each data prime q_j (of b_j bits), its N residues at exactly b_j bits each,
 least significant bit first, in little-endian bit order. N is a multiple of 8,
 so every run of one polynomial and one prime fills whole bytes, and the size is
 2 * N * sum(b_j) / 8 bytes, which is 2 * sum(b_j) / 8 bytes per real value
-(N values, two in each of the N/2 complex slots: :mod:`secagg.he.paired`). Everything else SEAL writes (parameter id, NTT form, size, ring
-degree, number of primes, scale, correction factor) is fixed by the context and
-is rebuilt by the receiver from its own context, never read from the wire.
+(N values, two in each of the N/2 complex slots: :mod:`secagg.he.paired`).
+Everything else SEAL writes (parameter id, NTT form, size, ring degree, number
+of primes, scale, correction factor) is fixed by the context and is rebuilt by
+the receiver from its own context, never read from the wire.
 
 Both directions, and who trusts what:
 
@@ -218,6 +219,19 @@ def unpack_coefficients(data: bytes, layout: CiphertextLayout) -> np.ndarray:
 
 
 # --- SEAL and TenSEAL serializations ------------------------------------------------
+
+
+def add_residues_into(total: np.ndarray, addend: np.ndarray, layout: CiphertextLayout) -> None:
+    """``total`` := ``total + addend`` modulo each residue's prime, in place.
+
+    This is SEAL's ciphertext addition (``add_poly_coeffmod`` on every polynomial and
+    prime; the scale, level and NTT form of fresh ciphertexts of one context agree), so
+    the server adds checked residues without handing a peer's bytes to TenSEAL. Arrays
+    are (..., 2, k, N) with every residue below its prime (< 2^60), so the sum fits 64 bits.
+    """
+    primes = _prime_array(layout).reshape(len(layout.primes), 1)
+    np.add(total, addend, out=total)
+    np.subtract(total, primes, out=total, where=total >= primes)
 
 
 def _varint(value: int) -> bytes:

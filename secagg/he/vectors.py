@@ -37,24 +37,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-try:
-    import tenseal as ts
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
-
 from secagg.errors import ConfigurationError, RoundAborted
 from secagg.he.chunks import (
     DecodedChunk,
     chunk_count,
+    ciphertext_layout,
     decode_chunk,
-    decode_vector,
     decrypt_aggregate,
     encode_chunk,
     encrypt_chunk,
+    read_vector,
 )
 from secagg.he.context import PublicAggregationContext
-from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind
+from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind, pack_packed_chunk
 from secagg.he.errors import BoundExceeded
+from secagg.he.packing import add_residues_into, pack_coefficients
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -105,7 +102,10 @@ class EncryptedSum:
     """The server's running encrypted sum, fed one client upload at a time.
 
     Built from a :class:`~secagg.he.context.PublicAggregationContext` only, so the
-    object that holds the sum can never decrypt it.
+    object that holds the sum can never decrypt it. The sum is kept as residues and
+    added modulo each prime here (:func:`~secagg.he.packing.add_residues_into`, SEAL's
+    own ciphertext addition), so a client's bytes are checked and added without TenSEAL
+    or SEAL parsing any of them, and without a C++ call per chunk.
     """
 
     def __init__(self, context: PublicAggregationContext, dimension: int) -> None:
@@ -115,7 +115,8 @@ class EncryptedSum:
             raise ConfigurationError(f"dimension must be a positive integer, got {dimension!r}")
         self._context = context
         self._dimension = dimension
-        self._sum: list[ts.CKKSVector] | None = None
+        self._layout = ciphertext_layout(context)
+        self._sum: np.ndarray | None = None  # (chunks, 2, k, N) residues
         self._contributions = 0
         self._broken = False
 
@@ -136,16 +137,16 @@ class EncryptedSum:
             raise BoundExceeded(
                 f"the parameters allow at most {self._context.params.num_clients} contributions"
             )
-        vectors, _ = decode_vector(
+        checked, _ = read_vector(
             self._context, chunks, kind=ChunkKind.CONTRIBUTION, dimension=self._dimension
         )
+        residues = np.stack([chunk.residues for chunk in checked])
         if self._sum is None:
-            self._sum = vectors
+            self._sum = residues
         else:
             try:
-                for total, vector in zip(self._sum, vectors, strict=True):
-                    total.add_(vector)
-            except Exception as exc:  # checked above, so this is a TenSEAL surprise
+                add_residues_into(self._sum, residues, self._layout)
+            except Exception as exc:  # checked above: only memory can fail here
                 self._broken = True
                 raise RoundAborted(
                     f"in-place ciphertext addition failed: {exc}", phase="he-aggregate"
@@ -158,8 +159,7 @@ class EncryptedSum:
             raise RoundAborted("no intact sum to release", phase="he-aggregate")
         count = len(self._sum)
         return [
-            encode_chunk(
-                self._context,
+            pack_packed_chunk(
                 ChunkHeader(
                     ChunkKind.AGGREGATE,
                     self._context.fingerprint,
@@ -168,7 +168,7 @@ class EncryptedSum:
                     count,
                     self._contributions,
                 ),
-                total,
+                pack_coefficients(total, self._layout),
             )
             for index, total in enumerate(self._sum)
         ]

@@ -338,3 +338,56 @@ def test_sender_refuses_what_it_cannot_pack_faithfully():
     h = envelope.ChunkHeader(Kind.CONTRIBUTION, holder.fingerprint, 2**32, 0, 1, 1)
     with pytest.raises(ValueError, match="at most"):
         envelope.pack_packed_chunk(h, b"")
+
+
+# --- the server's addition ------------------------------------------------------------------
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_servers_residue_addition_is_seals_bit_for_bit(data):
+    """EncryptedSum adds residues modulo their primes itself; TenSEAL's add_ of the same
+    ciphertexts gives the very same residues (60-bit and two-prime sets included, where
+    most sums pass a prime and must wrap)."""
+    name = data.draw(st.sampled_from(sorted(PARAMETER_SETS)), label="parameters")
+    holder = _holder(name)
+    public = holder.public_context()
+    layout = ciphertext_layout(public)
+    n = data.draw(st.integers(2, 4), label="n")
+    d = data.draw(st.integers(1, holder.params.values_per_ciphertext), label="d")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    agg = EncryptedSum(public, d)
+    total: ts.CKKSVector | None = None
+    for _ in range(n):
+        upload = encrypt_vector(public, rng.uniform(-1.0, 1.0, d))
+        agg.add(upload)
+        vector = decode_chunk(public, upload[0], kind=Kind.CONTRIBUTION).vector
+        if total is None:
+            total = vector
+        else:
+            total.add_(vector)
+    assert total is not None
+    (ours,) = agg.to_chunks()
+    ours_residues = packing.unpack_coefficients(ours[envelope.HEADER_BYTES :], layout)
+    assert np.array_equal(
+        ours_residues, packing.coefficients_from_tenseal(total.serialize(), layout)
+    )
+
+
+def test_the_server_adds_without_tenseal_parsing_any_peer_bytes(monkeypatch):
+    """No byte a client sent reaches TenSEAL or SEAL on the server: loading is not called."""
+    holder = _holder("bench-quick")
+    public = holder.public_context()
+    uploads = [encrypt_vector(public, np.full(50, v)) for v in (0.25, -0.5, 0.125)]
+
+    def forbidden(*_: object, **__: object) -> None:
+        raise AssertionError("the server handed bytes to TenSEAL")
+
+    monkeypatch.setattr(ts, "ckks_vector_from", forbidden)
+    agg = EncryptedSum(public, 50)
+    for upload in uploads:
+        agg.add(upload)
+    chunks = agg.to_chunks()
+    monkeypatch.undo()
+    total = holder.decrypt_aggregate(chunks, dimension=50)
+    assert np.max(np.abs(total - (-0.125))) <= holder.params.error_bound(3)
