@@ -6,21 +6,22 @@ A client splits its vector into ``ceil(d / N)`` chunks of N values, two per
 complex slot (:mod:`secagg.he.paired`). The last chunk may be shorter: the
 encoder zero-pads the slots it does not use, and the chunk's true length
 follows from the vector length. Each chunk is encrypted under the public key as
-one ciphertext, loaded by the server as a one-ciphertext TenSEAL ``CKKSVector``,
+one ciphertext (two polynomials at the context's first data level and scale),
 whose residues travel bit-packed (:mod:`secagg.he.packing`) in an envelope
 (:mod:`secagg.he.envelope`) that names the context (by a tag of its
 fingerprint), the vector length, the chunk's index and the contributions.
 
 The server keeps one running :class:`EncryptedSum` and takes uploads one client
-at a time. It first decodes and checks *all* of a client's chunks, then adds
-them in place. The checks are: fingerprint, structure, one ciphertext per
-chunk, the context's first data level, the context's scale, two polynomials,
-every index present exactly once, the announced dimension, and for a packed
-chunk its exact length and every residue below its prime. So a bad
-upload is refused whole and the running sum is untouched. Memory is one
-client's ciphertexts plus the sum. Adding never needs a key. The sum of n
-ciphertexts is handed to the key holder as *aggregate* envelopes that carry n,
-and the key holder decrypts those only (:func:`decrypt_aggregate`).
+at a time. It first checks *all* of a client's chunks (fingerprint, structure,
+every index present exactly once, the announced dimension, the exact length of
+each packed chunk and every residue below its prime), then adds the residues
+in place, modulo their primes, which is SEAL's own ciphertext addition: no byte
+a client sent reaches TenSEAL or SEAL on the server. So a bad upload is refused
+whole and the running sum is untouched. Memory is one client's ciphertexts plus
+the sum. Adding never needs a key. The sum of n ciphertexts is handed to the
+key holder as *aggregate* envelopes that carry n, and the key holder decrypts
+those only (:func:`decrypt_aggregate`), loading them into TenSEAL from bytes it
+builds around the checked residues.
 
 Values are checked against the parameters' ``value_bound`` before encryption,
 and the server refuses more than ``num_clients`` contributions. Past either
