@@ -20,6 +20,10 @@ over a network). Reported per cell:
 Updates are uniform in [-1, 1) (``value_bound`` 1, the clip) from the keyed
 stream. Every cell checks ``max_abs_error <= error_bound`` and raises
 :class:`BenchmarkError` otherwise.
+
+``targets`` holds issue 17's size bar: CKKS at most 20 bytes a parameter at the
+documented precision (1e-6 of the clip), judged on the worst CKKS cell of the run
+and naming it, so that a reader can recompute the verdict from the cells.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ NS = (10, 100)
 DS = (100_000, 1_000_000)
 BACKEND_NAMES = ("plain", "secagg+", "ckks")
 QUICK = {"ns": (4,), "ds": (10_000,)}
+#: Issue 17: a CKKS upload of at most 20 bytes a parameter (one client's, headers included).
+CKKS_BYTES_PER_PARAMETER_LIMIT = 20.0
 
 
 class BenchmarkError(RuntimeError):
@@ -137,7 +143,30 @@ def run_benchmark(
         "machine": machine_info(),
         "method": (__doc__ or "").split("\n\n", 1)[1],
         "cells": cells,
+        "targets": targets(cells),
     }
+
+
+def targets(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 17's CKKS size bar against the worst CKKS cell of the run (none without one)."""
+    ckks = [c for c in cells if c["backend"] == "ckks"]
+    if not ckks:
+        return []
+    worst = max(ckks, key=lambda c: c["bytes_per_parameter"])
+    value = worst["bytes_per_parameter"]
+    limit = CKKS_BYTES_PER_PARAMETER_LIMIT
+    return [
+        {
+            "target": "ckks_bytes_per_parameter",
+            "metric": "bytes_per_parameter",
+            "limit": limit,
+            "value": value,
+            "ratio_to_limit": value / limit,
+            "cells": len(ckks),
+            "worst_cell": {"n": worst["n"], "d": worst["d"]},
+            "pass": value <= limit,
+        }
+    ]
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -153,7 +182,13 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"{c['bytes_per_parameter']:.1f} | {c['max_abs_error']:.2e} | {c['error_bound']:.2e} |"
         for c in result["cells"]
     ]
-    return head + "\n".join(rows) + "\n"
+    lines = [
+        f"\n{t['target']}: worst {t['value']:.2f} (n = {t['worst_cell']['n']}, "
+        f"d = {t['worst_cell']['d']:,}) against at most {t['limit']:g}: "
+        f"{'pass' if t['pass'] else 'FAIL'}"
+        for t in result.get("targets", ())
+    ]
+    return head + "\n".join(rows) + "\n" + "".join(line + "\n" for line in lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
