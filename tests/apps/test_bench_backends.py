@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("tenseal")
-
-from secagg.apps.bench.backends import (  # noqa: E402
+from secagg.apps.bench.backends import (
     CKKS_BYTES_PER_PARAMETER_LIMIT,
     markdown_table,
     run_benchmark,
