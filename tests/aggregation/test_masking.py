@@ -199,6 +199,23 @@ def test_a_threshold_below_the_branch_floor_is_refused_naming_the_branch_key() -
     assert str(caught.value).startswith("refused by policy branch.min_threshold: threshold ")
 
 
+def test_a_threshold_below_the_branchs_own_minimum_names_the_branch_assumption() -> None:
+    """The threshold the branch computes itself refused as ``refused by policy
+    threshold``, naming the server's parameter; it now names the ``[branch]`` key whose
+    assumption decided it (here 5 % of 100 clients colluding: t >= 6)."""
+    spec = get_backend("secagg").plan(100, D)
+    honest = _setup_of(spec.round_config())
+    lowered = dataclasses.replace(honest, threshold=3)
+    client = _client(spec, BranchPolicy())
+    before = fingerprint(client)
+    with pytest.raises(PolicyRefused) as caught:
+        client.handle(encode(lowered))
+    assert fingerprint(client) == before
+    assert caught.value.setting == "branch.corrupt_fraction"
+    assert "branch.corrupt_fraction = 0.05" in str(caught.value)
+    client.handle(encode(honest))  # the honest setup is still taken
+
+
 @pytest.mark.parametrize(
     ("bad", "key"),
     [({"min_colluders": True}, "min_colluders"), ({"min_threshold": 2.5}, "min_threshold")],
