@@ -232,6 +232,18 @@ class ServerSession(abc.ABC):
         party enough distinct others accused, so one bad branch cannot veto rounds."""
         return {}
 
+    def inconsistent_shares(self) -> dict[int, frozenset[int]]:
+        """Disputed pairs found when the secrets were rebuilt: holder -> the owners of
+        which it revealed a share off the owner's committed polynomial (also for an
+        aborted round).
+
+        A pair, not a verdict: the holder lied at unmasking, or the owner dealt it a
+        wrong share, and the server cannot tell which (no verifiable secret sharing).
+        The sum is exact either way (t other shares opened the commitment); what an
+        operator needs is to see the pair, as it sees accusations, and to look at both
+        parties if either recurs. It excludes nobody by itself."""
+        return {}
+
 
 class PhasedServerSession(ServerSession):
     """For sessions that keep their phase as a name: ``not_started`` ... ``complete`` or

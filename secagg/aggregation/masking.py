@@ -461,6 +461,12 @@ class MaskingServer(ServerSession):
     def accusations(self) -> dict[int, frozenset[int]]:
         return {party: frozenset(by) for party, by in self._server.report.accused.items()}
 
+    def inconsistent_shares(self) -> dict[int, frozenset[int]]:
+        return {
+            holder: frozenset(owners)
+            for holder, owners in self._server.report.inconsistent_shares.items()
+        }
+
     def contributors_before_reveal(self) -> int | None:
         if self._server.phase != ServerPhase.UNMASKING:
             return None
