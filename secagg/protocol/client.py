@@ -85,6 +85,7 @@ from secagg.protocol.graph import NeighbourGraph
 from secagg.protocol.messages import (
     KEY_BYTES,
     PAIR_SEED_BYTES,
+    ROUND_ID_BYTES,
     Accusation,
     AdvertiseKeys,
     ClientMessage,
@@ -143,11 +144,21 @@ class Client:
         signing_key: SigningKey | None = None,
         identity_keys: Mapping[int, VerifyKey] | None = None,
         policy: ClientPolicy | None = None,
+        round_id: bytes | None = None,
     ) -> None:
+        """``round_id``: the round this client was started for, when its caller knows it
+        (the in-memory simulation, a deployment that fixes round ids out of band): a
+        setup of any other round is then refused (:class:`~secagg.errors.WrongRound`),
+        state unchanged. Without it the client takes the first setup's round id, as it
+        must when the server picks round ids, and holds every later message to it."""
         # an int, not a bool or 1.5 (taken before: no message would ever match it)
         if isinstance(party, bool) or not isinstance(party, Integral) or party < 0:
             raise ConfigurationError(f"party ids are non-negative integers, not {party!r}")
         party = int(party)
+        if round_id is not None and (
+            not isinstance(round_id, bytes) or len(round_id) != ROUND_ID_BYTES
+        ):
+            raise ConfigurationError(f"a round id is {ROUND_ID_BYTES} bytes, not {round_id!r}")
         policy = policy if policy is not None else ClientPolicy()
         if not isinstance(policy, ClientPolicy):
             raise ConfigurationError(f"policy must be a ClientPolicy, got {type(policy).__name__}")
@@ -158,6 +169,7 @@ class Client:
             )
         self.party = party
         self.policy = policy
+        self._round_id = round_id
         self._signing_key = signing_key
         self._identity_keys = dict(identity_keys or {})
         self._input: np.ndarray | None = None
@@ -305,6 +317,8 @@ class Client:
     def _on_setup(self, msg: RoundSetup) -> list[ClientMessage]:
         if self.phase != ClientPhase.AWAIT_SETUP:
             raise UnexpectedMessage("the round is already set up")
+        if self._round_id is not None and msg.round_id != self._round_id:
+            raise WrongRound("a setup of another round than the one this client was started for")
         if not 2 <= msg.num_clients or self.party >= msg.num_clients:
             raise InvalidMessage(f"party {self.party} is not in a round of {msg.num_clients}")
         if msg.bits not in (32, 64):

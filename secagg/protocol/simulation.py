@@ -153,7 +153,14 @@ def run_round(
         check_parameters=k is None and threshold is None,
     )
     clients = [
-        Client(p, arr[p], signing_key=identity.get(p), identity_keys=public or None, policy=policy)
+        Client(
+            p,
+            arr[p],
+            signing_key=identity.get(p),
+            identity_keys=public or None,
+            policy=policy,
+            round_id=server.round_id,  # each client takes this round's setup only
+        )
         for p in range(n)
     ]
     vanish = _vanish_index(dropped, n)

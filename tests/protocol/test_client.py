@@ -17,10 +17,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from _harness import SteppedRound, random_inputs, refused_call
+from _harness import SteppedRound, random_inputs, refused_call, wire
 
 from secagg.crypto import kx
-from secagg.errors import UnexpectedMessage
+from secagg.errors import ConfigurationError, UnexpectedMessage, WrongRound
 from secagg.protocol import Client, ServerPhase
 from secagg.protocol.client import ClientPhase
 
@@ -127,3 +127,31 @@ def test_an_input_given_while_the_round_waits_for_it_is_sent_and_the_next_is_ref
         r.step()
     assert 3 in r.server.report.included
     np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+
+
+# --- a client bound to its round (hostile-input audit 2026-12-05) ------------------------
+
+
+def test_a_client_started_for_a_round_refuses_the_setup_of_another() -> None:
+    """Before, a client waiting for its setup took the setup of any round id (a stale
+    or replayed one from another round of the same server, or another session's) and
+    advertised keys bound to that round. Given the round id it was started for, it now
+    refuses any other round's setup with WrongRound, state unchanged, and then takes
+    its own round's setup."""
+    r = SteppedRound(4, 4)
+    ours = r.message_for(0)
+    other = SteppedRound(4, 4).message_for(0)  # the same shape, another round id
+    assert other.round_id != ours.round_id
+    client = Client(0, r.inputs[0], round_id=r.server.round_id)
+    caught = refused_call(client, WrongRound, client.handle, wire(other))
+    assert "another round" in str(caught.value)
+    assert client.phase == ClientPhase.AWAIT_SETUP
+    (advert,) = client.handle(wire(ours))
+    assert advert.round_id == ours.round_id
+    assert client.phase == ClientPhase.AWAIT_KEYS
+
+
+@pytest.mark.parametrize("bad", ["x" * 16, b"short", bytearray(16), 16, True])
+def test_a_round_id_that_is_not_16_bytes_is_a_configuration_error(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="round id is 16 bytes"):
+        Client(0, round_id=bad)  # type: ignore[arg-type]
