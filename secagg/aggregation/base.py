@@ -253,6 +253,8 @@ class PhasedServerSession(ServerSession):
     _abort_reason: str | None = None
 
     def abort(self, reason: str) -> list[Outgoing]:
+        if not isinstance(reason, str):  # refused before the round changes, as the masking one
+            raise ConfigurationError(f"an abort reason is text, not {type(reason).__name__}")
         if self.done:
             raise UnexpectedMessage(f"the round is already {self._phase}")
         self._abort(reason)

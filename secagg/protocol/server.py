@@ -407,7 +407,13 @@ class Server:
         return self._result
 
     def abort(self, reason: str) -> list[ServerMessage]:
-        """Abort on the operator's request (e.g. shutdown); nothing is released."""
+        """Abort on the operator's request (e.g. shutdown); nothing is released.
+
+        ``reason`` is text that every client is sent; anything else is refused before
+        the round changes (an ``abort(None)`` aborted the round, then failed as an
+        AttributeError when the notices were encoded)."""
+        if not isinstance(reason, str):
+            raise ConfigurationError(f"an abort reason is text, not {type(reason).__name__}")
         if self.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
             raise UnexpectedMessage(f"the round is already {self.phase.value}")
         return self._abort(reason)
