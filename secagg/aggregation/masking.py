@@ -250,6 +250,7 @@ class MaskingSpec(RoundSpec):
 
     def __post_init__(self) -> None:
         check_round_size(self.num_clients, self.dimension, minimum_clients=2)
+        self._check_types()
         if self.backend_name not in GRAPHS:
             raise ConfigurationError(f"{self.backend_name!r} is not a masking backend")
         if self.bits not in (32, 64):
@@ -270,6 +271,26 @@ class MaskingSpec(RoundSpec):
             )
         if not self.active and self.identities:
             raise ConfigurationError("identities are carried by active rounds only")
+
+    def _check_types(self) -> None:
+        """Each field's type, naming it, before the range checks compare them.
+
+        Why: a spec built in code with ``dropout_fraction="0.1"`` failed as a bare
+        TypeError in ``0 <= fraction < 1``, ``value_bound="1"`` or ``active="no"``
+        (true) passed into a spec, and a noise share or identity of the wrong type
+        failed later as an AttributeError. The decoder builds only well-typed specs."""
+        for name in ("value_bound", "scale", "dropout_fraction", "corrupt_fraction"):
+            _real(name, getattr(self, name))
+        if not isinstance(self.active, bool):
+            raise ConfigurationError(f"active must be True or False, not {self.active!r}")
+        if self.noise_share is not None and not isinstance(self.noise_share, NoiseShareRound):
+            raise ConfigurationError(
+                f"noise_share must be a NoiseShareRound, not {type(self.noise_share).__name__}"
+            )
+        if not isinstance(self.identities, tuple) or not all(
+            isinstance(i, bytes) for i in self.identities
+        ):
+            raise ConfigurationError("identities must be a tuple of DER certificates or keys")
 
     def round_config(self) -> RoundConfig:
         return RoundConfig.create(
@@ -615,6 +636,12 @@ class MaskingBackend(AggregationBackend):
         identities: tuple[bytes, ...] | None = None,
     ) -> MaskingSpec:
         check_round_size(num_clients, dimension, minimum_clients=2)
+        if identities is not None and (
+            isinstance(identities, str | bytes) or not isinstance(identities, tuple | list)
+        ):
+            raise ConfigurationError(
+                f"identities must be a sequence of certificates, not {type(identities).__name__}"
+            )
         if self.active and (identities is None or len(identities) != num_clients):
             raise ConfigurationError(
                 "the active variant needs every party's identity (its certificate) to plan"

@@ -159,6 +159,12 @@ class Client:
             not isinstance(round_id, bytes) or len(round_id) != ROUND_ID_BYTES
         ):
             raise ConfigurationError(f"a round id is {ROUND_ID_BYTES} bytes, not {round_id!r}")
+        if identity_keys is not None and not isinstance(identity_keys, Mapping):
+            # a list of keys failed as "cannot convert dictionary update sequence"
+            raise ConfigurationError(
+                "identity_keys must map party ids to verify keys, not "
+                f"{type(identity_keys).__name__}"
+            )
         policy = policy if policy is not None else ClientPolicy()
         if not isinstance(policy, ClientPolicy):
             raise ConfigurationError(f"policy must be a ClientPolicy, got {type(policy).__name__}")

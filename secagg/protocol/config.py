@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Literal
 
 from secagg.errors import ConfigurationError, PolicyRefused
@@ -163,6 +163,24 @@ class RoundConfig:
         """
         if graph not in ("harary", "complete"):
             raise ConfigurationError(f"graph must be 'harary' or 'complete', not {graph!r}")
+        # types first (naming the argument): the comparisons below raised a bare
+        # TypeError for num_clients="5" or k="4"
+        for name, value in (
+            ("num_clients", num_clients),
+            ("k", k),
+            ("threshold", threshold),
+            ("min_colluders", min_colluders),
+        ):
+            if value is None and name in ("k", "threshold"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise ConfigurationError(f"{name} must be an integer, not {value!r}")
+        for name, value in (
+            ("dropout_fraction", dropout_fraction),
+            ("corrupt_fraction", corrupt_fraction),
+        ):
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise ConfigurationError(f"{name} must be a number, not {value!r}")
         if num_clients < 2:
             raise ConfigurationError("a secure aggregation round needs at least 2 clients")
         colluders = graph_params.tolerated_colluders(num_clients, corrupt_fraction, min_colluders)

@@ -155,3 +155,10 @@ def test_a_client_started_for_a_round_refuses_the_setup_of_another() -> None:
 def test_a_round_id_that_is_not_16_bytes_is_a_configuration_error(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="round id is 16 bytes"):
         Client(0, round_id=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("keys", [[b"k" * 32, b"l" * 32], "keys", 5])
+def test_identity_keys_that_are_not_a_mapping_are_a_configuration_error(keys) -> None:
+    """A list of keys failed as TypeError ("cannot convert dictionary update sequence")."""
+    with pytest.raises(ConfigurationError, match="identity_keys must map party ids"):
+        Client(0, identity_keys=keys)
