@@ -380,7 +380,15 @@ class MaskingClient(ClientSession):
 
     def handle(self, payload: bytes) -> list[bytes]:
         message = decode(payload_bytes(payload))
-        if isinstance(message, RoundSetup):
+        if (
+            isinstance(message, RoundSetup)
+            and message.recipient == self.party
+            and self._protocol.setup is None
+        ):
+            # only the setup the protocol would take is held to the spec: a second setup,
+            # or one for another party, is the protocol's refusal (out of phase, not
+            # ours), not a policy refusal, which a branch treats as the server asking
+            # for a weaker round and may stop on
             self._check_setup(message)
         return [encode(m) for m in self._protocol.handle(message)]
 

@@ -26,7 +26,7 @@ from secagg.aggregation.masking import MaskingClient, MaskingSpec
 from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
-from secagg.errors import PolicyRefused, UnexpectedMessage
+from secagg.errors import PolicyRefused, UnexpectedMessage, UnknownParty
 from secagg.protocol import RoundConfig, Server, decode, encode
 from secagg.protocol.messages import AdvertiseKeys, GraphKind, RoundSetup
 
@@ -231,3 +231,20 @@ def test_a_branch_policy_value_only_the_protocol_refuses_names_the_branch_key(
     with pytest.raises(ConfigurationError) as caught:
         client_policy(BranchPolicy(**bad))  # type: ignore[arg-type]
     assert str(caught.value).startswith(f"branch.{key} must be ")
+
+
+def test_a_second_setup_is_refused_as_out_of_phase_not_as_a_policy_refusal() -> None:
+    """Once set up, a masking client compared any further setup with its spec first: a
+    second setup with other fields raised PolicyRefused, which a branch treats as the
+    server asking for a weaker round (it leaves the round, and with stop-on-refusal
+    exits as refused by its policy). It is an out-of-phase message: UnexpectedMessage,
+    state unchanged; a setup for another party is UnknownParty."""
+    spec = get_backend("secagg").plan(12, D)
+    honest = _setup_of(spec.round_config())
+    client = _client(spec)
+    client.handle(encode(honest))
+    other = dataclasses.replace(honest, vector_length=D + 1)
+    refused_call(client, UnexpectedMessage, client.handle, encode(other))
+    fresh = _client(spec)
+    elsewhere = dataclasses.replace(honest, recipient=1, vector_length=D + 1)
+    refused_call(fresh, UnknownParty, fresh.handle, encode(elsewhere))
