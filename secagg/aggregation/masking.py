@@ -34,6 +34,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -540,13 +541,24 @@ class MaskingServer(ServerSession):
             error_bound=bound,
             threat_model=(
                 "honest-but-curious server learns only the sum of the contributions it "
-                f"received; parameters sized for {spec.dropout_fraction:.0%} dropout and "
-                f"{spec.corrupt_fraction:.0%} clients colluding with it"
+                f"received; parameters sized for {_percent_down(spec.dropout_fraction)} "
+                f"dropout and {_percent_down(spec.corrupt_fraction)} clients colluding with it"
             ),
             details=details,
             dropouts=self.dropouts(),
         )
         return AggregationResult(total, report)
+
+
+def _percent_down(fraction: float) -> str:
+    """``fraction`` as a percentage rounded *down* to 0.1 %.
+
+    Why: the report says what a round was sized for, a privacy claim, and must never
+    claim more tolerance than the round has; ``f"{0.126:.0%}"`` read "13%" and 0.195
+    "20%". Rounded from the shortest decimal that reads back as the float (``repr``),
+    so 0.29 is 29 %, not the 28.9 % of its binary value times 1000."""
+    tenths = math.floor(Decimal(repr(float(fraction))) * 1000)
+    return f"{tenths / 10:g}%"
 
 
 def _real(name: str, value: object) -> float:

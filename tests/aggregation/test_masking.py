@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 import secagg
 from secagg.aggregation import get_backend
-from secagg.aggregation.masking import MaskingClient, MaskingSpec
+from secagg.aggregation.masking import MaskingBackend, MaskingClient, MaskingSpec, _percent_down
 from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
@@ -248,3 +249,19 @@ def test_a_second_setup_is_refused_as_out_of_phase_not_as_a_policy_refusal() -> 
     fresh = _client(spec)
     elsewhere = dataclasses.replace(honest, recipient=1, vector_length=D + 1)
     refused_call(fresh, UnknownParty, fresh.handle, encode(elsewhere))
+
+
+def test_the_reported_threat_model_never_claims_more_tolerance_than_the_round_has() -> None:
+    """The report said ``f"{0.126:.0%}"`` = "13%" dropout and "20%" colluders for a
+    round sized for 12.6 % and 19.5 %: a claim above what the round tolerates. It now
+    rounds down, to 0.1 %."""
+    backend = MaskingBackend(graph="complete", dropout_fraction=0.126, corrupt_fraction=0.195)
+    _, report = secagg.aggregate(np.zeros((6, 2)), backend=backend)
+    assert "sized for 12.6% dropout and 19.5% clients colluding" in report.threat_model
+
+
+@given(fraction=st.floats(0, 1, exclude_max=True))
+def test_a_stated_percentage_is_the_fraction_rounded_down(fraction: float) -> None:
+    stated = Fraction(_percent_down(fraction).removesuffix("%")) / 100
+    exact = Fraction(repr(fraction))
+    assert stated <= exact < stated + Fraction(1, 1000)
