@@ -76,3 +76,32 @@ def test_well_typed_options_still_build_a_client() -> None:
     spec = dataclasses.replace(chosen.plan(4, 2), dropout_fraction=np.float64(0.1))
     client = chosen.client(spec, 0, policy=None, rounding=None)
     assert client.set_input(np.zeros(2)) == []
+
+
+@pytest.mark.parametrize(
+    "vanish",
+    [
+        {"0": 1},  # TypeError in a comparison
+        {0: "1"},
+        [1, 2],  # a list of clients: dict conversion TypeError
+        {True: 0},  # silenced client 1
+        {0: -1},  # silenced client 0 before its first payload: not what -1 says
+        {0: 1.5},
+        {0: None},  # ran with nobody silenced
+        {9: 0},  # outside the round
+    ],
+)
+def test_run_local_round_refuses_a_vanish_schedule_it_cannot_follow(vanish: object) -> None:
+    from secagg.aggregation import run_local_round
+
+    with pytest.raises(ConfigurationError, match="vanish"):
+        run_local_round(get_backend("secagg+"), np.zeros((4, 2)), vanish=vanish)  # type: ignore[arg-type]
+
+
+def test_run_local_round_follows_a_well_typed_schedule() -> None:
+    from secagg.aggregation import run_local_round
+
+    _, report = run_local_round(
+        get_backend("secagg", dropout_fraction=0.3), np.zeros((6, 2)), vanish={np.int64(2): 0}
+    )
+    assert report.dropped == (2,)
