@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError
 from secagg.protocol import NeighbourGraph, RoundConfig
+from secagg.protocol import graph_params as gp
 from secagg.protocol.graph_params import (
     check_complete_graph_threshold,
     complete_graph_threshold,
@@ -178,3 +179,22 @@ def test_graph_refuses_bad_parameters():
         NeighbourGraph(10, GraphKind.HARARY, 4, bytes(31))
     with pytest.raises(ConfigurationError):
         NeighbourGraph(10, GraphKind.HARARY, 4, bytes(32)).neighbours(10)
+
+
+@pytest.mark.parametrize("bad", ["4", None, 2.5, float("nan"), True])
+def test_graph_parameter_functions_refuse_a_degree_or_count_that_is_not_an_int(bad) -> None:
+    """``minimum_threshold(100, "4")`` took the string, ``2.5`` was truncated to a
+    degree of 2 (another graph than the caller named), None and NaN raised TypeError
+    or ValueError, and ``worst_case_threshold`` failed on any of them (hostile-input
+    audit 2026-12-05). Each is now a ConfigurationError naming the argument."""
+    calls = {
+        "degree": lambda: gp.minimum_threshold(100, bad, semi_malicious=False),
+        "threshold": lambda: gp.colluders_tolerated_by(100, 40, bad, semi_malicious=False),
+        "k": lambda: gp.worst_case_threshold(bad, 2),
+        "colluders": lambda: gp.worst_case_threshold(10, bad),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ConfigurationError, match=rf"^{name} must be an int"):
+            call()
+    with pytest.raises(ConfigurationError, match=r"^degree must be an int"):
+        gp.colluders_tolerated_by(100, bad, 3, semi_malicious=False)
