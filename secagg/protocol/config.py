@@ -300,6 +300,11 @@ class ClientPolicy:
         # branch's mistake reads ``branch.min_colluders must be ...`` like its refusals.
         if not isinstance(self.keys, str):
             raise ConfigurationError(f"keys must be a config key prefix (str), got {self.keys!r}")
+        for name in ("require_active", "check_parameters"):
+            if not isinstance(getattr(self, name), bool):  # "no" is truthy
+                raise ConfigurationError(
+                    f"{self.keys}{name} must be true or false, got {getattr(self, name)!r}"
+                )
         for name in ("corrupt_fraction", "dropout_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -446,6 +446,11 @@ def test_policy_values_are_checked():
         ({"max_clients": 0}, "max_clients"),
         ({"expected_clients": 0}, "expected_clients"),
         ({"min_threshold": True}, "min_threshold"),
+        # a non-empty string is true: "no" required the active variant, and
+        # check_parameters="no" kept the k and t check a caller meant to skip
+        ({"require_active": "no"}, "require_active"),
+        ({"require_active": None}, "require_active"),
+        ({"check_parameters": "no"}, "check_parameters"),
     ],
 )
 @pytest.mark.parametrize("keys", ["", "branch."])
