@@ -755,10 +755,22 @@ class Server:
                     # one-sided: the accused masked with the accuser, which did not; the
                     # accused added +PRG when the accuser had the smaller id
                     (subtract if accuser < accused else add).append(seed)
-        if self._unmask is not None:
-            self._unmask(self._accumulator, add, subtract)
-        else:
-            accumulate_masks(self._accumulator, add, subtract, workers=self._mask_workers)
+        try:
+            if self._unmask is not None:
+                self._unmask(self._accumulator, add, subtract)
+            else:
+                accumulate_masks(self._accumulator, add, subtract, workers=self._mask_workers)
+        except Exception as exc:
+            # Fail closed. The masks come off in place, slice by slice (threads, or a Ray
+            # unmasker adding each worker's slice as it arrives), so a failure part-way
+            # leaves some slices unmasked and some not. Before, the error escaped with
+            # the round still in UNMASKING; the caller's next close_phase (its deadline)
+            # removed the masks again from that accumulator and released a wrong sum.
+            raise RoundAborted(
+                f"removing the masks failed ({type(exc).__name__}: {exc}); the partly "
+                "unmasked sum is discarded",
+                phase="unmasking",
+            ) from exc
         self._result = self._accumulator
         self._accumulator = None
         self.report.responders[ServerPhase.UNMASKING.value] = tuple(sorted(self._received))
