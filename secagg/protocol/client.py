@@ -250,6 +250,10 @@ class Client:
         both set it, send a vector other than the one it believes it sent, with no
         sign of it. A caller that must do work before calling :meth:`set_input`
         (encoding, drawing a noise share) asks first, so a refusal costs nothing."""
+        if self.phase == ClientPhase.ABORTED:
+            # said "the masked input has already been sent", also of a round that
+            # aborted before it was: a caller would believe its update had left
+            raise UnexpectedMessage("the round was aborted; no input is taken")
         if self.phase not in (
             ClientPhase.AWAIT_SETUP,
             ClientPhase.AWAIT_KEYS,

@@ -23,6 +23,7 @@ from secagg.crypto import kx
 from secagg.errors import ConfigurationError, UnexpectedMessage, WrongRound
 from secagg.protocol import Client, ServerPhase
 from secagg.protocol.client import ClientPhase
+from secagg.protocol.messages import RoundAbort
 
 
 def _count_client_key_work(
@@ -162,3 +163,17 @@ def test_identity_keys_that_are_not_a_mapping_are_a_configuration_error(keys) ->
     """A list of keys failed as TypeError ("cannot convert dictionary update sequence")."""
     with pytest.raises(ConfigurationError, match="identity_keys must map party ids"):
         Client(0, identity_keys=keys)
+
+
+def test_an_input_after_an_abort_says_the_round_was_aborted_not_that_it_was_sent() -> None:
+    """A client whose round aborted before its masked input left refused a later input
+    with "the masked input has already been sent": false, and a caller would believe
+    its update had gone out. It now says the round was aborted, state unchanged."""
+    r = SteppedRound(4, 4)
+    client = Client(0)  # no input yet
+    client.handle(wire(r.message_for(0)))
+    abort = RoundAbort(r.server.round_id, 0, "operator shutdown")
+    client.handle(wire(abort))
+    assert client.phase == ClientPhase.ABORTED
+    caught = refused_call(client, UnexpectedMessage, client.set_input, r.inputs[0])
+    assert "aborted" in str(caught.value) and "already been sent" not in str(caught.value)
