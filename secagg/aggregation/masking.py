@@ -615,6 +615,8 @@ class MaskingBackend(AggregationBackend):
         rounds carry every party's identity, which :meth:`plan` takes as a round option."""
         if graph not in ("complete", "harary"):
             raise ConfigurationError(f"graph must be 'complete' or 'harary', not {graph!r}")
+        if not isinstance(active, bool):  # bool("no") is True: another variant than named
+            raise ConfigurationError(f"active must be True or False, not {active!r}")
         _check_options(value_bound, bits, scale, dropout_fraction, corrupt_fraction)
         self.name = "secagg" if graph == "complete" else "secagg+"
         self.value_bound = float(value_bound)
@@ -622,7 +624,7 @@ class MaskingBackend(AggregationBackend):
         self.scale = scale
         self.dropout_fraction = dropout_fraction
         self.corrupt_fraction = corrupt_fraction
-        self.active = bool(active)
+        self.active = active
         self._unmask: MaskRemover | None = None
         self._mask_workers = UNMASK_WORKERS
 

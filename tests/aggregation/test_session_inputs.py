@@ -105,3 +105,10 @@ def test_run_local_round_follows_a_well_typed_schedule() -> None:
         get_backend("secagg", dropout_fraction=0.3), np.zeros((6, 2)), vanish={np.int64(2): 0}
     )
     assert report.dropped == (2,)
+
+
+@pytest.mark.parametrize("active", ["no", 1, None])
+def test_the_masking_variant_must_be_named_by_a_bool(active: object) -> None:
+    """``MaskingBackend(active="no")`` ran the active variant (``bool("no")``)."""
+    with pytest.raises(ConfigurationError, match="active must be True or False"):
+        MaskingBackend(active=active)  # type: ignore[arg-type]
