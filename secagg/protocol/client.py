@@ -165,6 +165,17 @@ class Client:
                 "identity_keys must map party ids to verify keys, not "
                 f"{type(identity_keys).__name__}"
             )
+        # keys of the wrong kind failed mid-round, as an AttributeError in a handler
+        if signing_key is not None and not callable(getattr(signing_key, "sign", None)):
+            raise ConfigurationError(
+                f"signing_key must be a signing key, not {type(signing_key).__name__}"
+            )
+        for peer, key in (identity_keys or {}).items():
+            if not callable(getattr(key, "verify", None)):
+                raise ConfigurationError(
+                    f"the identity key of party {peer!r} must be a verify key, "
+                    f"not {type(key).__name__}"
+                )
         policy = policy if policy is not None else ClientPolicy()
         if not isinstance(policy, ClientPolicy):
             raise ConfigurationError(f"policy must be a ClientPolicy, got {type(policy).__name__}")

@@ -273,6 +273,12 @@ class Server:
             identity_keys is None or set(identity_keys) != set(range(config.num_clients))
         ):
             raise ConfigurationError("the active variant needs an identity key for every client")
+        for party, key in (identity_keys or {}).items():
+            if not callable(getattr(key, "verify", None)):  # an AttributeError mid-round
+                raise ConfigurationError(
+                    f"the identity key of party {party!r} must be a verify key, "
+                    f"not {type(key).__name__}"
+                )
         self.config = config
         self.round_id = round_id if round_id is not None else os.urandom(ROUND_ID_BYTES)
         if not isinstance(self.round_id, bytes) or len(self.round_id) != ROUND_ID_BYTES:

@@ -21,7 +21,7 @@ from _harness import SteppedRound, random_inputs, refused_call, wire
 
 from secagg.crypto import kx
 from secagg.errors import ConfigurationError, UnexpectedMessage, WrongRound
-from secagg.protocol import Client, ServerPhase
+from secagg.protocol import Client, RoundConfig, Server, ServerPhase
 from secagg.protocol.client import ClientPhase
 from secagg.protocol.messages import RoundAbort
 
@@ -177,3 +177,21 @@ def test_an_input_after_an_abort_says_the_round_was_aborted_not_that_it_was_sent
     assert client.phase == ClientPhase.ABORTED
     caught = refused_call(client, UnexpectedMessage, client.set_input, r.inputs[0])
     assert "aborted" in str(caught.value) and "already been sent" not in str(caught.value)
+
+
+def test_keys_of_the_wrong_kind_are_refused_at_construction_not_mid_round() -> None:
+    """A str signing key or identity key was taken and failed later as an
+    AttributeError inside a message handler (the round stuck for that party)."""
+    from secagg.crypto.signing import SigningKey
+
+    key = SigningKey.generate()
+    with pytest.raises(ConfigurationError, match="signing_key must be a signing key"):
+        Client(0, signing_key="secret", identity_keys={1: key.verify_key})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="identity key of party 1 must be a verify key"):
+        Client(0, signing_key=key, identity_keys={1: "public"})  # type: ignore[dict-item]
+    config = RoundConfig.create(4, 2, active=True)
+    with pytest.raises(ConfigurationError, match="identity key of party 0 must be a verify key"):
+        Server(
+            config,
+            identity_keys={0: b"k" * 32, 1: key.verify_key, 2: key.verify_key, 3: key.verify_key},
+        )  # type: ignore[dict-item]
