@@ -346,7 +346,11 @@ class Server:
 
     @property
     def waiting_for(self) -> frozenset[int]:
-        """Clients whose message for the current phase has not arrived yet."""
+        """Clients whose message for the current phase has not arrived yet: nobody once
+        the round has ended (an abort kept the aborted phase's stragglers here, so a
+        caller asking a finished round whom it awaits was told a list of parties)."""
+        if self.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            return frozenset()
         return self._expected - self._received
 
     @property

@@ -232,3 +232,16 @@ def test_a_session_abort_without_a_text_reason_is_refused_and_changes_nothing(
     assert fingerprint(session) == before
     session.abort("deadline")
     assert session.done
+
+
+@pytest.mark.parametrize("backend", ["plain", "secagg", "secagg+"])
+def test_an_aborted_session_awaits_nobody(backend: str) -> None:
+    """A masking session aborted mid-phase still listed that phase's stragglers in
+    ``waiting_for`` (plain said nobody): a finished round awaits nobody, whatever the
+    backend."""
+    chosen = get_backend(backend)
+    session = chosen.server(chosen.plan(4, 2))
+    session.start()
+    assert session.waiting_for  # everyone, before anyone answered
+    session.abort("deadline")
+    assert session.done and session.waiting_for == frozenset()
