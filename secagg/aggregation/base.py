@@ -232,6 +232,18 @@ class ServerSession(abc.ABC):
         party enough distinct others accused, so one bad branch cannot veto rounds."""
         return {}
 
+    def inconsistent_shares(self) -> dict[int, frozenset[int]]:
+        """Disputed pairs found when the secrets were rebuilt: holder -> the owners of
+        which it revealed a share off the owner's committed polynomial (also for an
+        aborted round).
+
+        A pair, not a verdict: the holder lied at unmasking, or the owner dealt it a
+        wrong share, and the server cannot tell which (no verifiable secret sharing).
+        The sum is exact either way (t other shares opened the commitment); what an
+        operator needs is to see the pair, as it sees accusations, and to look at both
+        parties if either recurs. It excludes nobody by itself."""
+        return {}
+
 
 class PhasedServerSession(ServerSession):
     """For sessions that keep their phase as a name: ``not_started`` ... ``complete`` or
@@ -241,6 +253,8 @@ class PhasedServerSession(ServerSession):
     _abort_reason: str | None = None
 
     def abort(self, reason: str) -> list[Outgoing]:
+        if not isinstance(reason, str):  # refused before the round changes, as the masking one
+            raise ConfigurationError(f"an abort reason is text, not {type(reason).__name__}")
         if self.done:
             raise UnexpectedMessage(f"the round is already {self._phase}")
         self._abort(reason)
@@ -344,6 +358,7 @@ class AggregationBackend(abc.ABC):
         ``identity`` is this party's signing key and the round's verified identity
         keys (rounds whose spec has :meth:`RoundSpec.identity_certificates`).
         """
+        check_client_options(spec, rounding=rounding, policy=policy, identity=identity)
         if policy is not None:
             spec.check_policy(policy)
         return self.open_client(spec, party, rounding=rounding, policy=policy, identity=identity)
@@ -411,6 +426,27 @@ def real_array(values: object, what: str) -> np.ndarray:
     if raw.dtype.kind not in "biuf":
         raise ConfigurationError(f"{what} must hold real numbers, not {raw.dtype} values")
     return raw.astype(np.float64, copy=False)
+
+
+def check_client_options(
+    spec: object, *, rounding: object, policy: object, identity: object
+) -> None:
+    """The client side's inputs by type, or a ConfigurationError naming the wrong one.
+
+    Why: a policy given as its file's path, or a rounding seed given as bytes, failed
+    as an AttributeError deep in the backend (``'str' object has no attribute
+    'check_backend'``), after the caller believed the round had been checked."""
+    if not isinstance(spec, RoundSpec):
+        raise ConfigurationError(f"a round spec is needed, not {type(spec).__name__}")
+    for name, value, kind in (
+        ("rounding", rounding, KeyedStream),
+        ("policy", policy, BranchPolicy),
+        ("identity", identity, RoundIdentity),
+    ):
+        if value is not None and not isinstance(value, kind):
+            raise ConfigurationError(
+                f"{name} must be a {kind.__name__} or None, not {type(value).__name__}"
+            )
 
 
 def check_update(update: np.ndarray, dimension: int) -> np.ndarray:

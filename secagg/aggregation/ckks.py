@@ -248,6 +248,18 @@ class KeyHolderSession(HelperSession):
         return None if self._holder is None else self._holder.fingerprint
 
     def handle(self, payload: bytes, *, round_number: int) -> bytes:
+        # the round number is what the decryption record is keyed on and persisted:
+        # None was served and written as null, and the key holder then refused to
+        # start again on its "inconsistent" state file; "5" failed in a comparison
+        if (
+            isinstance(round_number, bool)
+            or not isinstance(round_number, numbers.Integral)
+            or round_number < 0
+        ):
+            raise ConfigurationError(
+                f"a round number is a non-negative integer, not {round_number!r}"
+            )
+        round_number = int(round_number)
         data = payload_bytes(payload)
         kind = data[_HELPER_HEAD.size - 1] if len(data) >= _HELPER_HEAD.size else -1
         if kind == _KEY_REQUEST:

@@ -10,6 +10,7 @@ how a dropout at any phase looks to the server.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -57,6 +58,37 @@ class RoundTimings:
                 self.client_seconds[party] = self.client_seconds.get(party, 0.0) + spent
 
 
+def _is_index(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _vanish_schedule(vanish: object, n: int) -> dict[int, int]:
+    """``vanish`` as {client: payloads it sends before going silent}, or a
+    ConfigurationError naming what is wrong.
+
+    Why: a string key or count failed as a TypeError in a comparison, a list as a
+    dict-conversion TypeError, and ``{True: 0}``, ``{0: -1}``, ``{0: 1.5}`` and
+    ``{0: None}`` each ran a round other than the caller described (client 1
+    silenced, or client 0 not silenced at all)."""
+    if vanish is None:
+        return {}
+    if not isinstance(vanish, Mapping):
+        raise ConfigurationError(
+            f"vanish maps clients to the payloads they send, not {type(vanish).__name__}"
+        )
+    schedule: dict[int, int] = {}
+    for party, count in vanish.items():
+        if not _is_index(party) or not 0 <= party < n:
+            raise ConfigurationError(f"vanishing clients must lie in 0..{n - 1}, not {party!r}")
+        if not _is_index(count) or count < 0:
+            raise ConfigurationError(
+                f"client {party} vanishes after a count of payloads (an integer >= 0), "
+                f"not {count!r}"
+            )
+        schedule[int(party)] = int(count)
+    return schedule
+
+
 def run_local_round(
     backend: AggregationBackend,
     updates: np.ndarray,
@@ -83,9 +115,7 @@ def run_local_round(
     if rows.ndim != 2:
         raise ConfigurationError(f"updates must be an (n, d) array, got shape {rows.shape}")
     n, d = rows.shape
-    silent_after = dict(vanish or {})
-    if any(not 0 <= p < n for p in silent_after):
-        raise ConfigurationError(f"vanishing clients must lie in 0..{n - 1}")
+    silent_after = _vanish_schedule(vanish, n)
     spec = backend.plan(n, d, **dict(plan_options or {}))
     server = backend.server(spec, noise_stddev=noise_stddev)
     helper = helper if helper is not None else backend.helper()

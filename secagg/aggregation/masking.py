@@ -34,6 +34,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -250,6 +251,7 @@ class MaskingSpec(RoundSpec):
 
     def __post_init__(self) -> None:
         check_round_size(self.num_clients, self.dimension, minimum_clients=2)
+        self._check_types()
         if self.backend_name not in GRAPHS:
             raise ConfigurationError(f"{self.backend_name!r} is not a masking backend")
         if self.bits not in (32, 64):
@@ -270,6 +272,26 @@ class MaskingSpec(RoundSpec):
             )
         if not self.active and self.identities:
             raise ConfigurationError("identities are carried by active rounds only")
+
+    def _check_types(self) -> None:
+        """Each field's type, naming it, before the range checks compare them.
+
+        Why: a spec built in code with ``dropout_fraction="0.1"`` failed as a bare
+        TypeError in ``0 <= fraction < 1``, ``value_bound="1"`` or ``active="no"``
+        (true) passed into a spec, and a noise share or identity of the wrong type
+        failed later as an AttributeError. The decoder builds only well-typed specs."""
+        for name in ("value_bound", "scale", "dropout_fraction", "corrupt_fraction"):
+            _real(name, getattr(self, name))
+        if not isinstance(self.active, bool):
+            raise ConfigurationError(f"active must be True or False, not {self.active!r}")
+        if self.noise_share is not None and not isinstance(self.noise_share, NoiseShareRound):
+            raise ConfigurationError(
+                f"noise_share must be a NoiseShareRound, not {type(self.noise_share).__name__}"
+            )
+        if not isinstance(self.identities, tuple) or not all(
+            isinstance(i, bytes) for i in self.identities
+        ):
+            raise ConfigurationError("identities must be a tuple of DER certificates or keys")
 
     def round_config(self) -> RoundConfig:
         return RoundConfig.create(
@@ -359,7 +381,15 @@ class MaskingClient(ClientSession):
 
     def handle(self, payload: bytes) -> list[bytes]:
         message = decode(payload_bytes(payload))
-        if isinstance(message, RoundSetup):
+        if (
+            isinstance(message, RoundSetup)
+            and message.recipient == self.party
+            and self._protocol.setup is None
+        ):
+            # only the setup the protocol would take is held to the spec: a second setup,
+            # or one for another party, is the protocol's refusal (out of phase, not
+            # ours), not a policy refusal, which a branch treats as the server asking
+            # for a weaker round and may stop on
             self._check_setup(message)
         return [encode(m) for m in self._protocol.handle(message)]
 
@@ -461,6 +491,12 @@ class MaskingServer(ServerSession):
     def accusations(self) -> dict[int, frozenset[int]]:
         return {party: frozenset(by) for party, by in self._server.report.accused.items()}
 
+    def inconsistent_shares(self) -> dict[int, frozenset[int]]:
+        return {
+            holder: frozenset(owners)
+            for holder, owners in self._server.report.inconsistent_shares.items()
+        }
+
     def contributors_before_reveal(self) -> int | None:
         if self._server.phase != ServerPhase.UNMASKING:
             return None
@@ -505,13 +541,24 @@ class MaskingServer(ServerSession):
             error_bound=bound,
             threat_model=(
                 "honest-but-curious server learns only the sum of the contributions it "
-                f"received; parameters sized for {spec.dropout_fraction:.0%} dropout and "
-                f"{spec.corrupt_fraction:.0%} clients colluding with it"
+                f"received; parameters sized for {_percent_down(spec.dropout_fraction)} "
+                f"dropout and {_percent_down(spec.corrupt_fraction)} clients colluding with it"
             ),
             details=details,
             dropouts=self.dropouts(),
         )
         return AggregationResult(total, report)
+
+
+def _percent_down(fraction: float) -> str:
+    """``fraction`` as a percentage rounded *down* to 0.1 %.
+
+    Why: the report says what a round was sized for, a privacy claim, and must never
+    claim more tolerance than the round has; ``f"{0.126:.0%}"`` read "13%" and 0.195
+    "20%". Rounded from the shortest decimal that reads back as the float (``repr``),
+    so 0.29 is 29 %, not the 28.9 % of its binary value times 1000."""
+    tenths = math.floor(Decimal(repr(float(fraction))) * 1000)
+    return f"{tenths / 10:g}%"
 
 
 def _real(name: str, value: object) -> float:
@@ -568,6 +615,8 @@ class MaskingBackend(AggregationBackend):
         rounds carry every party's identity, which :meth:`plan` takes as a round option."""
         if graph not in ("complete", "harary"):
             raise ConfigurationError(f"graph must be 'complete' or 'harary', not {graph!r}")
+        if not isinstance(active, bool):  # bool("no") is True: another variant than named
+            raise ConfigurationError(f"active must be True or False, not {active!r}")
         _check_options(value_bound, bits, scale, dropout_fraction, corrupt_fraction)
         self.name = "secagg" if graph == "complete" else "secagg+"
         self.value_bound = float(value_bound)
@@ -575,7 +624,7 @@ class MaskingBackend(AggregationBackend):
         self.scale = scale
         self.dropout_fraction = dropout_fraction
         self.corrupt_fraction = corrupt_fraction
-        self.active = bool(active)
+        self.active = active
         self._unmask: MaskRemover | None = None
         self._mask_workers = UNMASK_WORKERS
 
@@ -609,6 +658,12 @@ class MaskingBackend(AggregationBackend):
         identities: tuple[bytes, ...] | None = None,
     ) -> MaskingSpec:
         check_round_size(num_clients, dimension, minimum_clients=2)
+        if identities is not None and (
+            isinstance(identities, str | bytes) or not isinstance(identities, tuple | list)
+        ):
+            raise ConfigurationError(
+                f"identities must be a sequence of certificates, not {type(identities).__name__}"
+            )
         if self.active and (identities is None or len(identities) != num_clients):
             raise ConfigurationError(
                 "the active variant needs every party's identity (its certificate) to plan"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -68,7 +69,7 @@ class BranchPolicy:
     max_dimension: int = DEFAULT_MAX_DIMENSION
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "backends", tuple(self.backends))
+        self._check_types()
         if "plain" in self.backends and not self.allow_plain:
             raise ConfigurationError(
                 "branch.backends lists 'plain', which sends the update in clear: set "
@@ -95,6 +96,51 @@ class BranchPolicy:
             raise ConfigurationError("branch.min_colluders must be at least 0")
         if self.max_clients < 2 or self.max_dimension < 1:
             raise ConfigurationError("branch.max_clients >= 2 and branch.max_dimension >= 1")
+
+    def _check_types(self) -> None:
+        """Each field's type, naming its ``branch.`` key, before any range check.
+
+        Why: the range checks compare, so a string or None where a number belongs (a
+        policy built in code, or from a parsed file other than TOML) failed as a bare
+        TypeError (``'<=' not supported between int and str``) instead of naming the
+        key; ``backends="secagg+"`` became the tuple of its letters, refusing every
+        round without saying why; ``require_active="no"`` counted as true; and
+        ``min_threshold=2.5`` passed into integer comparisons."""
+        backends = self.backends
+        if isinstance(backends, str) or not isinstance(backends, list | tuple):
+            raise ConfigurationError(
+                f"branch.backends must be a list of backend names, not {backends!r}"
+            )
+        if not all(isinstance(b, str) for b in backends):
+            raise ConfigurationError(
+                f"branch.backends must be a list of backend names, not {backends!r}"
+            )
+        object.__setattr__(self, "backends", tuple(backends))
+        for name in ("allow_plain", "require_active"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(
+                    f"branch.{name} must be true or false, not {getattr(self, name)!r}"
+                )
+        pin = self.key_holder_fingerprint
+        if pin is not None and not isinstance(pin, bytes):
+            raise ConfigurationError(
+                "branch.key_holder_fingerprint must be the 64 hex digits the key holder "
+                f"prints (32 bytes), not {type(pin).__name__}"
+            )
+        optional = ("max_clip", "min_noise_multiplier", "record_sensitivity")
+        for name in (*optional, "corrupt_fraction", "dropout_fraction"):
+            value = getattr(self, name)
+            if value is None and name in optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigurationError(f"branch.{name} must be a number, not {value!r}")
+        optional = ("expected_clients", "min_threshold")
+        for name in (*optional, "min_colluders", "max_clients", "max_dimension"):
+            value = getattr(self, name)
+            if value is None and name in optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigurationError(f"branch.{name} must be an integer, not {value!r}")
 
     # --- the checks every spec shares ------------------------------------------
 
@@ -271,42 +317,15 @@ class BranchPolicy:
             raise ConfigurationError("[branch] must be a table")
         values = dict(section)
         allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - allowed)
+        unknown = sorted(map(str, set(values) - allowed))
         if unknown:
             raise ConfigurationError(f"unknown keys in [branch]: {unknown}")
         pin = values.get("key_holder_fingerprint")
         if pin is not None:
             values["key_holder_fingerprint"] = parse_fingerprint(pin)
-        if "backends" in values:
-            backends = values["backends"]
-            if not isinstance(backends, list) or not all(isinstance(b, str) for b in backends):
-                raise ConfigurationError("branch.backends must be a list of backend names")
-            values["backends"] = tuple(backends)
-        for name, kind in (("allow_plain", bool), ("require_active", bool)):
-            if name in values and not isinstance(values[name], kind):
-                raise ConfigurationError(f"branch.{name} must be true or false")
-        for name in (
-            "max_clip",
-            "min_noise_multiplier",
-            "record_sensitivity",
-            "corrupt_fraction",
-            "dropout_fraction",
-        ):
-            if name in values and (
-                isinstance(values[name], bool) or not isinstance(values[name], int | float)
-            ):
-                raise ConfigurationError(f"branch.{name} must be a number")
-        for name in (
-            "expected_clients",
-            "min_threshold",
-            "max_clients",
-            "max_dimension",
-            "min_colluders",
-        ):
-            if name in values and (
-                isinstance(values[name], bool) or not isinstance(values[name], int)
-            ):
-                raise ConfigurationError(f"branch.{name} must be an integer")
+        if isinstance(values.get("backends"), list):  # TOML arrays: a tuple, as in code
+            values["backends"] = tuple(values["backends"])
+        # every value's type is checked (naming its key) by the constructor
         return cls(**values)
 
 

@@ -85,6 +85,7 @@ from secagg.protocol.graph import NeighbourGraph
 from secagg.protocol.messages import (
     KEY_BYTES,
     PAIR_SEED_BYTES,
+    ROUND_ID_BYTES,
     Accusation,
     AdvertiseKeys,
     ClientMessage,
@@ -143,11 +144,38 @@ class Client:
         signing_key: SigningKey | None = None,
         identity_keys: Mapping[int, VerifyKey] | None = None,
         policy: ClientPolicy | None = None,
+        round_id: bytes | None = None,
     ) -> None:
+        """``round_id``: the round this client was started for, when its caller knows it
+        (the in-memory simulation, a deployment that fixes round ids out of band): a
+        setup of any other round is then refused (:class:`~secagg.errors.WrongRound`),
+        state unchanged. Without it the client takes the first setup's round id, as it
+        must when the server picks round ids, and holds every later message to it."""
         # an int, not a bool or 1.5 (taken before: no message would ever match it)
         if isinstance(party, bool) or not isinstance(party, Integral) or party < 0:
             raise ConfigurationError(f"party ids are non-negative integers, not {party!r}")
         party = int(party)
+        if round_id is not None and (
+            not isinstance(round_id, bytes) or len(round_id) != ROUND_ID_BYTES
+        ):
+            raise ConfigurationError(f"a round id is {ROUND_ID_BYTES} bytes, not {round_id!r}")
+        if identity_keys is not None and not isinstance(identity_keys, Mapping):
+            # a list of keys failed as "cannot convert dictionary update sequence"
+            raise ConfigurationError(
+                "identity_keys must map party ids to verify keys, not "
+                f"{type(identity_keys).__name__}"
+            )
+        # keys of the wrong kind failed mid-round, as an AttributeError in a handler
+        if signing_key is not None and not callable(getattr(signing_key, "sign", None)):
+            raise ConfigurationError(
+                f"signing_key must be a signing key, not {type(signing_key).__name__}"
+            )
+        for peer, key in (identity_keys or {}).items():
+            if not callable(getattr(key, "verify", None)):
+                raise ConfigurationError(
+                    f"the identity key of party {peer!r} must be a verify key, "
+                    f"not {type(key).__name__}"
+                )
         policy = policy if policy is not None else ClientPolicy()
         if not isinstance(policy, ClientPolicy):
             raise ConfigurationError(f"policy must be a ClientPolicy, got {type(policy).__name__}")
@@ -158,6 +186,7 @@ class Client:
             )
         self.party = party
         self.policy = policy
+        self._round_id = round_id
         self._signing_key = signing_key
         self._identity_keys = dict(identity_keys or {})
         self._input: np.ndarray | None = None
@@ -232,6 +261,10 @@ class Client:
         both set it, send a vector other than the one it believes it sent, with no
         sign of it. A caller that must do work before calling :meth:`set_input`
         (encoding, drawing a noise share) asks first, so a refusal costs nothing."""
+        if self.phase == ClientPhase.ABORTED:
+            # said "the masked input has already been sent", also of a round that
+            # aborted before it was: a caller would believe its update had left
+            raise UnexpectedMessage("the round was aborted; no input is taken")
         if self.phase not in (
             ClientPhase.AWAIT_SETUP,
             ClientPhase.AWAIT_KEYS,
@@ -305,6 +338,8 @@ class Client:
     def _on_setup(self, msg: RoundSetup) -> list[ClientMessage]:
         if self.phase != ClientPhase.AWAIT_SETUP:
             raise UnexpectedMessage("the round is already set up")
+        if self._round_id is not None and msg.round_id != self._round_id:
+            raise WrongRound("a setup of another round than the one this client was started for")
         if not 2 <= msg.num_clients or self.party >= msg.num_clients:
             raise InvalidMessage(f"party {self.party} is not in a round of {msg.num_clients}")
         if msg.bits not in (32, 64):

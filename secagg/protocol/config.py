@@ -19,8 +19,8 @@ setup it accepts (security review C1, L2, L3).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from numbers import Integral
+from dataclasses import dataclass, replace
+from numbers import Integral, Real
 from typing import Literal
 
 from secagg.errors import ConfigurationError, PolicyRefused
@@ -163,6 +163,24 @@ class RoundConfig:
         """
         if graph not in ("harary", "complete"):
             raise ConfigurationError(f"graph must be 'harary' or 'complete', not {graph!r}")
+        # types first (naming the argument): the comparisons below raised a bare
+        # TypeError for num_clients="5" or k="4"
+        for name, value in (
+            ("num_clients", num_clients),
+            ("k", k),
+            ("threshold", threshold),
+            ("min_colluders", min_colluders),
+        ):
+            if value is None and name in ("k", "threshold"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise ConfigurationError(f"{name} must be an integer, not {value!r}")
+        for name, value in (
+            ("dropout_fraction", dropout_fraction),
+            ("corrupt_fraction", corrupt_fraction),
+        ):
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise ConfigurationError(f"{name} must be a number, not {value!r}")
         if num_clients < 2:
             raise ConfigurationError("a secure aggregation round needs at least 2 clients")
         colluders = graph_params.tolerated_colluders(num_clients, corrupt_fraction, min_colluders)
@@ -246,24 +264,25 @@ class ClientPolicy:
       policy, or the client's configured signing and identity keys, ask for
       the active variant;
     * ``"min_threshold"``: t below the absolute floor ``min_threshold``;
-    * ``"degree"``: a Harary degree k that no threshold makes private for this
-      policy's colluders and dropouts;
-    * ``"threshold"``: t below the minimum the client computed itself with
-      :func:`~secagg.protocol.graph_params.minimum_threshold` from
-      ``corrupt_fraction``, ``dropout_fraction`` and ``min_colluders``.
+    * ``"min_colluders"``, ``"corrupt_fraction"`` or ``"dropout_fraction"``: a
+      degree k that no threshold makes private, or a t below the minimum the client
+      computed itself with :func:`~secagg.protocol.graph_params.minimum_threshold`
+      from those three assumptions. The refusal names the assumption that refused
+      the round (:meth:`refusing_key`): the one that, alone relaxed to 0, would
+      have let it through; ``corrupt_fraction`` when no single one would.
 
-    ``check_parameters=False`` skips the last two (only): for simulations in
-    which the caller plays every role and picks k and t itself. A deployed
-    client never needs it.
+    ``check_parameters=False`` skips the minimum-threshold check (only): for
+    simulations in which the caller plays every role and picks k and t itself. A
+    deployed client never needs it.
 
-    ``keys``: the prefix of the config keys this policy was read from, put before the
-    first four settings (which are such keys) so a refusal names the key an operator
-    sets: a federation branch's policy is its ``[branch]`` table, so its refusal says
-    ``branch.min_threshold`` as its other refusals say ``branch.max_clip`` (it said
-    ``min_threshold``). ``"degree"`` and ``"threshold"`` name the round's parameter,
-    not a key, and take no prefix. The :class:`~secagg.errors.ConfigurationError` for
-    a bad value names its key with the same prefix (``branch.min_colluders must be an
-    int >= 0``).
+    ``keys``: the prefix of the config keys this policy was read from, put before
+    every setting a refusal names (each is such a key) so a refusal names the key an
+    operator sets: a federation branch's policy is its ``[branch]`` table, so its
+    refusal says ``branch.min_threshold`` or ``branch.corrupt_fraction`` as its other
+    refusals say ``branch.max_clip`` (they said ``min_threshold``, and the round's
+    parameters ``degree`` and ``threshold``, which no operator sets). The
+    :class:`~secagg.errors.ConfigurationError` for a bad value names its key with the
+    same prefix (``branch.min_colluders must be an int >= 0``).
     """
 
     require_active: bool = False
@@ -281,6 +300,11 @@ class ClientPolicy:
         # branch's mistake reads ``branch.min_colluders must be ...`` like its refusals.
         if not isinstance(self.keys, str):
             raise ConfigurationError(f"keys must be a config key prefix (str), got {self.keys!r}")
+        for name in ("require_active", "check_parameters"):
+            if not isinstance(getattr(self, name), bool):  # "no" is truthy
+                raise ConfigurationError(
+                    f"{self.keys}{name} must be true or false, got {getattr(self, name)!r}"
+                )
         for name in ("corrupt_fraction", "dropout_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -355,19 +379,49 @@ class ClientPolicy:
         if not self.check_parameters:
             return
         minimum = self.minimum_threshold(n, setup.graph, setup.degree, active=setup.active)
+        if minimum is not None and setup.threshold >= minimum:
+            return
         colluders = self.colluders(n)
         variant = "active" if setup.active else "passive"
+        assumptions = (
+            f"{self.keys}corrupt_fraction = {self.corrupt_fraction}, "
+            f"{self.keys}min_colluders = {self.min_colluders}, "
+            f"{self.keys}dropout_fraction = {self.dropout_fraction}"
+        )
         if minimum is None:
             raise PolicyRefused(
-                "degree",
+                self.refusing_key(setup),
                 f"no threshold keeps a round of {n} clients ({variant} variant, degree "
                 f"{setup.degree}) private against {colluders} colluding clients and "
-                f"{self.dropout_fraction:.0%} dropouts",
+                f"{self.dropout_fraction:.0%} dropouts ({assumptions})",
             )
-        if setup.threshold < minimum:
-            raise PolicyRefused(
-                "threshold",
-                f"threshold {setup.threshold} is below the {minimum} this client requires for a "
-                f"round of {n} clients ({variant} variant, degree {setup.degree}, "
-                f"{colluders} colluding clients tolerated)",
-            )
+        raise PolicyRefused(
+            self.refusing_key(setup),
+            f"threshold {setup.threshold} is below the {minimum} this client requires for a "
+            f"round of {n} clients ({variant} variant, degree {setup.degree}, "
+            f"{colluders} colluding clients tolerated; {assumptions})",
+        )
+
+    def accepts_parameters(self, setup: RoundSetup) -> bool:
+        """Whether ``setup``'s degree and threshold meet this policy's minimum."""
+        minimum = self.minimum_threshold(
+            setup.num_clients, setup.graph, setup.degree, active=setup.active
+        )
+        return minimum is not None and setup.threshold >= minimum
+
+    def refusing_key(self, setup: RoundSetup) -> str:
+        """The config key (with :attr:`keys`) of the assumption that refuses ``setup``'s
+        degree or threshold.
+
+        Why: the refusal should send an operator to the setting that decided it, as
+        every other refusal does, not to the round's ``threshold``, which is the
+        server's. The minimum t follows from three assumptions at once; the one named
+        is the first of ``min_colluders``, ``corrupt_fraction``, ``dropout_fraction``
+        that, alone set to 0, would accept the round (``min_colluders`` first: in a
+        small cohort its floor, not the fraction, sets the colluders). When none alone
+        would, the colluders' fraction is named, the assumption the threshold exists
+        for. Pure: it builds relaxed copies and changes nothing."""
+        for name in ("min_colluders", "corrupt_fraction", "dropout_fraction"):
+            if getattr(self, name) and replace(self, **{name: 0}).accepts_parameters(setup):
+                return f"{self.keys}{name}"
+        return f"{self.keys}corrupt_fraction"

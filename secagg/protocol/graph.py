@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import cached_property
+from numbers import Integral
 
 import numpy as np
 
@@ -35,6 +36,15 @@ class NeighbourGraph:
     """The undirected neighbour relation of one round, computable by every party."""
 
     def __init__(self, num_clients: int, kind: GraphKind, degree: int, seed: bytes) -> None:
+        # types first: a str seed of 32 characters passed the length check and failed
+        # as a TypeError at the first neighbourhood, and num_clients="5" in a comparison
+        for name, value in (("num_clients", num_clients), ("degree", degree)):
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise ConfigurationError(f"{name} must be an integer, not {value!r}")
+        if not isinstance(kind, GraphKind):
+            raise ConfigurationError(f"the graph kind must be a GraphKind, not {kind!r}")
+        if not isinstance(seed, bytes):
+            raise ConfigurationError(f"graph seed must be bytes, not {type(seed).__name__}")
         if num_clients < 2:
             raise ConfigurationError("a round needs at least 2 clients")
         if len(seed) != GRAPH_SEED_BYTES:

@@ -374,6 +374,17 @@ def _check_num_clients(num_clients: int) -> None:
         raise ConfigurationError(f"num_clients must be at least 1, got {num_clients}")
 
 
+def _check_int(name: str, value: object) -> int:
+    """``value`` as an int if it is an integer (not a bool), else a ConfigurationError.
+
+    Why: ``int(value)`` took ``"4"`` and truncated ``2.5`` to a degree of 2 (another
+    graph than the caller named), and None or NaN failed as a bare TypeError or
+    ValueError."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ConfigurationError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
 @lru_cache(maxsize=4096)
 def harary_parameters(
     num_clients: int,
@@ -632,7 +643,7 @@ def worst_case_threshold(k: int, colluders: int) -> int:
     colluders both. It needs ``t - c`` honest holders in each group, so
     ``2(t - c) <= k + 1 - c`` must fail.
     """
-    return (k + 1 + colluders) // 2 + 1
+    return (_check_int("k", k) + 1 + _check_int("colluders", colluders)) // 2 + 1
 
 
 @lru_cache(maxsize=4096)
@@ -725,7 +736,7 @@ def minimum_threshold(
     """
     _check_num_clients(num_clients)
     _check_rates(corrupt_fraction, dropout_fraction)
-    n, k = int(num_clients), int(degree)
+    n, k = int(num_clients), _check_int("degree", degree)
     if n < 2 or not 1 <= k <= n - 1:
         raise ConfigurationError(f"degree must lie in [1, {n - 1}] for {n} clients, got {k}")
     gamma, delta = float(corrupt_fraction), float(dropout_fraction)
@@ -760,6 +771,10 @@ def colluders_tolerated_by(
     (e.g. ``t = 1``, or a Harary degree that the dropouts alone may cut).
     Binary search: the minimum threshold never decreases with more colluders.
     """
+
+    _check_num_clients(num_clients)
+    _check_int("degree", degree)
+    _check_int("threshold", threshold)
 
     def accepts(c: int) -> bool:
         t = minimum_threshold(

@@ -354,8 +354,23 @@ def encode(message: Message) -> bytes:
     """
     try:
         return _encode(message)
-    except struct.error as exc:
+    except (struct.error, TypeError, ValueError, AttributeError) as exc:
+        # a field of the wrong type (None for bytes, a str for an id): before, TypeError
+        # or AttributeError escaped a function that promises MalformedMessage
         raise MalformedMessage(f"cannot encode {type(message).__name__}: {exc}") from exc
+
+
+def _utf8_prefix(text: str, limit: int) -> bytes:
+    """``text`` as UTF-8, cut to at most ``limit`` bytes on a character boundary.
+
+    Why: the reason used to be cut at byte ``limit`` wherever that fell, so a long
+    reason with a non-ASCII character across the cut ("ε", "—") encoded to bytes the
+    decoder refuses as not UTF-8: every client then refused the abort as malformed
+    and never learned that its round had ended. Lone surrogates become "?"."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return raw
+    return raw[:limit].decode("utf-8", "ignore").encode("utf-8")
 
 
 def _encode(message: Message) -> bytes:
@@ -425,8 +440,11 @@ def _encode(message: Message) -> bytes:
                     w.u32(r.owner)
                     w.blob(r.share)
         case RoundAbort():
-            raw = message.reason.encode("utf-8")[:MAX_REASON_BYTES]
-            w.blob(raw)
+            if not isinstance(message.reason, str):
+                raise MalformedMessage(
+                    f"an abort reason is text, not {type(message.reason).__name__}"
+                )
+            w.blob(_utf8_prefix(message.reason, MAX_REASON_BYTES))
         case _:
             raise MalformedMessage(f"not a protocol message: {type(message).__name__}")
     return w.result()

@@ -273,6 +273,12 @@ class Server:
             identity_keys is None or set(identity_keys) != set(range(config.num_clients))
         ):
             raise ConfigurationError("the active variant needs an identity key for every client")
+        for party, key in (identity_keys or {}).items():
+            if not callable(getattr(key, "verify", None)):  # an AttributeError mid-round
+                raise ConfigurationError(
+                    f"the identity key of party {party!r} must be a verify key, "
+                    f"not {type(key).__name__}"
+                )
         self.config = config
         self.round_id = round_id if round_id is not None else os.urandom(ROUND_ID_BYTES)
         if not isinstance(self.round_id, bytes) or len(self.round_id) != ROUND_ID_BYTES:
@@ -340,7 +346,11 @@ class Server:
 
     @property
     def waiting_for(self) -> frozenset[int]:
-        """Clients whose message for the current phase has not arrived yet."""
+        """Clients whose message for the current phase has not arrived yet: nobody once
+        the round has ended (an abort kept the aborted phase's stragglers here, so a
+        caller asking a finished round whom it awaits was told a list of parties)."""
+        if self.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+            return frozenset()
         return self._expected - self._received
 
     @property
@@ -407,7 +417,13 @@ class Server:
         return self._result
 
     def abort(self, reason: str) -> list[ServerMessage]:
-        """Abort on the operator's request (e.g. shutdown); nothing is released."""
+        """Abort on the operator's request (e.g. shutdown); nothing is released.
+
+        ``reason`` is text that every client is sent; anything else is refused before
+        the round changes (an ``abort(None)`` aborted the round, then failed as an
+        AttributeError when the notices were encoded)."""
+        if not isinstance(reason, str):
+            raise ConfigurationError(f"an abort reason is text, not {type(reason).__name__}")
         if self.phase in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
             raise UnexpectedMessage(f"the round is already {self.phase.value}")
         return self._abort(reason)
@@ -749,10 +765,22 @@ class Server:
                     # one-sided: the accused masked with the accuser, which did not; the
                     # accused added +PRG when the accuser had the smaller id
                     (subtract if accuser < accused else add).append(seed)
-        if self._unmask is not None:
-            self._unmask(self._accumulator, add, subtract)
-        else:
-            accumulate_masks(self._accumulator, add, subtract, workers=self._mask_workers)
+        try:
+            if self._unmask is not None:
+                self._unmask(self._accumulator, add, subtract)
+            else:
+                accumulate_masks(self._accumulator, add, subtract, workers=self._mask_workers)
+        except Exception as exc:
+            # Fail closed. The masks come off in place, slice by slice (threads, or a Ray
+            # unmasker adding each worker's slice as it arrives), so a failure part-way
+            # leaves some slices unmasked and some not. Before, the error escaped with
+            # the round still in UNMASKING; the caller's next close_phase (its deadline)
+            # removed the masks again from that accumulator and released a wrong sum.
+            raise RoundAborted(
+                f"removing the masks failed ({type(exc).__name__}: {exc}); the partly "
+                "unmasked sum is discarded",
+                phase="unmasking",
+            ) from exc
         self._result = self._accumulator
         self._accumulator = None
         self.report.responders[ServerPhase.UNMASKING.value] = tuple(sorted(self._received))

@@ -92,7 +92,10 @@ def _vanish_index(dropped: Mapping[str, Iterable[int]] | None, n: int) -> dict[i
 
 
 def _check_inputs(inputs: np.ndarray, bits: int) -> np.ndarray:
-    arr = np.asarray(inputs)
+    try:
+        arr = np.asarray(inputs)
+    except ValueError:  # a ragged nested list: numpy's ValueError, not a typed error
+        raise ConfigurationError("inputs must be an (n, d) array (ragged rows)") from None
     if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
         raise ConfigurationError("inputs must be an (n, d) array with n >= 2 and d >= 1")
     if arr.dtype.kind != "u":
@@ -153,7 +156,14 @@ def run_round(
         check_parameters=k is None and threshold is None,
     )
     clients = [
-        Client(p, arr[p], signing_key=identity.get(p), identity_keys=public or None, policy=policy)
+        Client(
+            p,
+            arr[p],
+            signing_key=identity.get(p),
+            identity_keys=public or None,
+            policy=policy,
+            round_id=server.round_id,  # each client takes this round's setup only
+        )
         for p in range(n)
     ]
     vanish = _vanish_index(dropped, n)

@@ -459,3 +459,24 @@ def _round_with(backend: CKKSBackend, helper: KeyHolderSession, *, round_number:
         outgoing = server.handle(party, backend.client(spec, party).set_input(row)[0])
     (decrypt,) = outgoing
     return server, decrypt.payload, rows
+
+
+@pytest.mark.parametrize("bad", [None, "5", 2.5, True, -1])
+def test_a_round_number_that_is_not_a_non_negative_int_is_refused_and_records_nothing(
+    tmp_path: Path, bad: object
+) -> None:
+    """The decryption record is keyed on the round number and persisted. ``None`` was
+    decrypted and written to the state file as ``"rounds": [null]``, after which the key
+    holder refused to start again ("inconsistent fields"); ``"5"`` failed as a TypeError
+    in a comparison once a round was served, and 2.5 and -1 were served. Refused now
+    before anything, the record unchanged."""
+    state = tmp_path / "state.json"
+    helper = KeyHolderSession(KeyHolderPolicy(state_path=state))
+    _, payload, _ = _round(helper)
+    helper.handle(payload, round_number=1)
+    before = state.read_bytes()
+    with pytest.raises(ConfigurationError, match="round number is a non-negative integer"):
+        helper.handle(payload, round_number=bad)  # type: ignore[arg-type]
+    assert state.read_bytes() == before and helper.decryptions == 1
+    helper.handle(payload, round_number=2)  # the next round is still served
+    assert KeyHolderSession(KeyHolderPolicy(state_path=state)).decryptions == 2

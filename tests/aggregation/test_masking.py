@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -22,11 +23,11 @@ from hypothesis import strategies as st
 
 import secagg
 from secagg.aggregation import get_backend
-from secagg.aggregation.masking import MaskingClient, MaskingSpec
+from secagg.aggregation.masking import MaskingBackend, MaskingClient, MaskingSpec, _percent_down
 from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
-from secagg.errors import PolicyRefused, UnexpectedMessage
+from secagg.errors import PolicyRefused, UnexpectedMessage, UnknownParty
 from secagg.protocol import RoundConfig, Server, decode, encode
 from secagg.protocol.messages import AdvertiseKeys, GraphKind, RoundSetup
 
@@ -199,6 +200,23 @@ def test_a_threshold_below_the_branch_floor_is_refused_naming_the_branch_key() -
     assert str(caught.value).startswith("refused by policy branch.min_threshold: threshold ")
 
 
+def test_a_threshold_below_the_branchs_own_minimum_names_the_branch_assumption() -> None:
+    """The threshold the branch computes itself refused as ``refused by policy
+    threshold``, naming the server's parameter; it now names the ``[branch]`` key whose
+    assumption decided it (here 5 % of 100 clients colluding: t >= 6)."""
+    spec = get_backend("secagg").plan(100, D)
+    honest = _setup_of(spec.round_config())
+    lowered = dataclasses.replace(honest, threshold=3)
+    client = _client(spec, BranchPolicy())
+    before = fingerprint(client)
+    with pytest.raises(PolicyRefused) as caught:
+        client.handle(encode(lowered))
+    assert fingerprint(client) == before
+    assert caught.value.setting == "branch.corrupt_fraction"
+    assert "branch.corrupt_fraction = 0.05" in str(caught.value)
+    client.handle(encode(honest))  # the honest setup is still taken
+
+
 @pytest.mark.parametrize(
     ("bad", "key"),
     [({"min_colluders": True}, "min_colluders"), ({"min_threshold": 2.5}, "min_threshold")],
@@ -214,3 +232,36 @@ def test_a_branch_policy_value_only_the_protocol_refuses_names_the_branch_key(
     with pytest.raises(ConfigurationError) as caught:
         client_policy(BranchPolicy(**bad))  # type: ignore[arg-type]
     assert str(caught.value).startswith(f"branch.{key} must be ")
+
+
+def test_a_second_setup_is_refused_as_out_of_phase_not_as_a_policy_refusal() -> None:
+    """Once set up, a masking client compared any further setup with its spec first: a
+    second setup with other fields raised PolicyRefused, which a branch treats as the
+    server asking for a weaker round (it leaves the round, and with stop-on-refusal
+    exits as refused by its policy). It is an out-of-phase message: UnexpectedMessage,
+    state unchanged; a setup for another party is UnknownParty."""
+    spec = get_backend("secagg").plan(12, D)
+    honest = _setup_of(spec.round_config())
+    client = _client(spec)
+    client.handle(encode(honest))
+    other = dataclasses.replace(honest, vector_length=D + 1)
+    refused_call(client, UnexpectedMessage, client.handle, encode(other))
+    fresh = _client(spec)
+    elsewhere = dataclasses.replace(honest, recipient=1, vector_length=D + 1)
+    refused_call(fresh, UnknownParty, fresh.handle, encode(elsewhere))
+
+
+def test_the_reported_threat_model_never_claims_more_tolerance_than_the_round_has() -> None:
+    """The report said ``f"{0.126:.0%}"`` = "13%" dropout and "20%" colluders for a
+    round sized for 12.6 % and 19.5 %: a claim above what the round tolerates. It now
+    rounds down, to 0.1 %."""
+    backend = MaskingBackend(graph="complete", dropout_fraction=0.126, corrupt_fraction=0.195)
+    _, report = secagg.aggregate(np.zeros((6, 2)), backend=backend)
+    assert "sized for 12.6% dropout and 19.5% clients colluding" in report.threat_model
+
+
+@given(fraction=st.floats(0, 1, exclude_max=True))
+def test_a_stated_percentage_is_the_fraction_rounded_down(fraction: float) -> None:
+    stated = Fraction(_percent_down(fraction).removesuffix("%")) / 100
+    exact = Fraction(repr(fraction))
+    assert stated <= exact < stated + Fraction(1, 1000)

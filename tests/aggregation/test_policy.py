@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secagg.aggregation import get_backend
 from secagg.aggregation.ckks import CKKSSpec, DesignPoint
@@ -277,3 +280,81 @@ def test_a_record_level_share_without_its_vector_bound_is_refused_not_a_type_err
     BranchPolicy(max_clip=1.0).check_noise_share(
         noise_multiplier=2.0, clip=1e-3, expected_clients=10, record_level=True
     )
+
+
+# --- every field's type is checked, naming its key (honesty audit 2026-12-05) -----------
+
+#: what each BranchPolicy field may hold: None (where optional), a number (float
+#: fields), an integer (int fields), true/false, a list of names or 32 bytes
+_KINDS = {
+    "backends": "names",
+    "allow_plain": "bool",
+    "key_holder_fingerprint": "pin",
+    "max_clip": "optional_real",
+    "min_noise_multiplier": "optional_real",
+    "record_sensitivity": "optional_real",
+    "expected_clients": "optional_int",
+    "min_threshold": "optional_int",
+    "require_active": "bool",
+    "corrupt_fraction": "real",
+    "dropout_fraction": "real",
+    "min_colluders": "int",
+    "max_clients": "int",
+    "max_dimension": "int",
+}
+
+
+def _wrong_for(kind: str) -> st.SearchStrategy[object]:
+    """Values of a type the field does not take (whatever their range)."""
+    text = st.text(max_size=8)
+    junk = st.one_of(text, st.lists(st.integers(), max_size=2), st.dictionaries(text, text))
+    if kind == "names":
+        return st.one_of(
+            text, st.none(), st.integers(), st.lists(st.integers(), min_size=1, max_size=3)
+        )
+    if kind == "bool":
+        return st.one_of(junk, st.none(), st.integers(), st.floats())
+    if kind == "pin":
+        return st.one_of(text, st.integers(), st.lists(st.integers(), max_size=2))
+    if kind in ("real", "optional_real"):
+        wrong = st.one_of(junk, st.booleans(), st.binary(max_size=4))
+        return wrong if kind == "optional_real" else st.one_of(wrong, st.none())
+    wrong = st.one_of(junk, st.booleans(), st.floats(), st.binary(max_size=4))
+    return wrong if kind == "optional_int" else st.one_of(wrong, st.none())
+
+
+def test_the_type_table_covers_every_field() -> None:
+    assert set(_KINDS) == {f.name for f in fields(BranchPolicy)}
+
+
+@settings(max_examples=300)
+@given(data=st.data())
+def test_a_wrongly_typed_field_is_a_configuration_error_naming_its_key(data: st.DataObject) -> None:
+    """Before: ``corrupt_fraction="0.1"`` or ``None`` raised a bare TypeError from
+    ``0 <= value < 1``, ``max_clip="1"`` one from ``math.isfinite``, ``backends="secagg+"``
+    became a tuple of letters that refused every round, ``require_active="no"`` counted
+    as true and ``min_threshold=2.5`` passed. Now each names ``branch.<field>``, from the
+    constructor and from a parsed ``[branch]`` table alike."""
+    name = data.draw(st.sampled_from(sorted(_KINDS)), label="field")
+    value = data.draw(_wrong_for(_KINDS[name]), label="value")
+    with pytest.raises(ConfigurationError, match=rf"^branch\.{name} must") as caught:
+        BranchPolicy(**{name: value})
+    assert type(caught.value) is ConfigurationError
+    with pytest.raises(ConfigurationError, match=rf"^branch\.{name} must"):
+        BranchPolicy.from_dict({name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("corrupt_fraction", np.float64(0.1)),
+        ("max_clip", 2),  # an integer is a number
+        ("expected_clients", np.int64(10)),
+        ("backends", ["secagg", "secagg+"]),
+        ("key_holder_fingerprint", bytes(32)),
+        ("min_threshold", None),
+    ],
+)
+def test_well_typed_values_still_pass(name: str, value: object) -> None:
+    policy = BranchPolicy(**{name: value})
+    assert isinstance(policy.backends, tuple)

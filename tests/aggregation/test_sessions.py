@@ -213,3 +213,35 @@ def test_a_client_session_for_a_party_outside_the_round_is_refused(
     chosen = get_backend(backend)
     with pytest.raises(SecAggError):
         chosen.client(chosen.plan(3, 2), party)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["plain", "secagg", "secagg+"])
+@pytest.mark.parametrize("reason", [None, b"deadline", 7])
+def test_a_session_abort_without_a_text_reason_is_refused_and_changes_nothing(
+    backend: str, reason: object
+) -> None:
+    """``session.abort(None)`` on a masking session aborted the protocol round and then
+    raised AttributeError while encoding the notices (the round lost, no client told);
+    a plain one stored the None as its reason. Both now refuse, unchanged."""
+    chosen = get_backend(backend)
+    session = chosen.server(chosen.plan(4, 2))
+    session.start()
+    before = fingerprint(session)
+    with pytest.raises(ConfigurationError, match="abort reason is text"):
+        session.abort(reason)  # type: ignore[arg-type]
+    assert fingerprint(session) == before
+    session.abort("deadline")
+    assert session.done
+
+
+@pytest.mark.parametrize("backend", ["plain", "secagg", "secagg+"])
+def test_an_aborted_session_awaits_nobody(backend: str) -> None:
+    """A masking session aborted mid-phase still listed that phase's stragglers in
+    ``waiting_for`` (plain said nobody): a finished round awaits nobody, whatever the
+    backend."""
+    chosen = get_backend(backend)
+    session = chosen.server(chosen.plan(4, 2))
+    session.start()
+    assert session.waiting_for  # everyone, before anyone answered
+    session.abort("deadline")
+    assert session.done and session.waiting_for == frozenset()

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from secagg.errors import (
+    ConfigurationError,
     DuplicateMessage,
     InvalidMessage,
     MalformedMessage,
@@ -666,3 +667,16 @@ def test_a_sealed_share_of_the_wrong_size_is_refused_by_the_server(change: int):
     refused(r.server, wire(forged), InvalidMessage)
     r.server_receives(replies)
     finish(r)
+
+
+@pytest.mark.parametrize("reason", [None, b"deadline", 42])
+def test_an_abort_reason_that_is_not_text_is_refused_before_the_round_changes(reason) -> None:
+    """Before, ``Server.abort(None)`` moved the round to ABORTED and returned notices
+    whose encoding then failed with an AttributeError: the round was lost and no
+    client told. Now the reason's type is checked first: ConfigurationError, state
+    unchanged, and a text reason still aborts."""
+    r = SteppedRound(4, 4)
+    refused_call(r.server, ConfigurationError, r.server.abort, reason)
+    assert r.server.phase == ServerPhase.ADVERTISE_KEYS
+    notices = r.server.abort("shutting down")
+    assert {decode(encode(n)).reason for n in notices} == {"shutting down"}

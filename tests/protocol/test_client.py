@@ -17,12 +17,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from _harness import SteppedRound, random_inputs, refused_call
+from _harness import SteppedRound, random_inputs, refused_call, wire
 
 from secagg.crypto import kx
-from secagg.errors import UnexpectedMessage
-from secagg.protocol import Client, ServerPhase
+from secagg.errors import ConfigurationError, UnexpectedMessage, WrongRound
+from secagg.protocol import Client, RoundConfig, Server, ServerPhase
 from secagg.protocol.client import ClientPhase
+from secagg.protocol.messages import RoundAbort
 
 
 def _count_client_key_work(
@@ -127,3 +128,70 @@ def test_an_input_given_while_the_round_waits_for_it_is_sent_and_the_next_is_ref
         r.step()
     assert 3 in r.server.report.included
     np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+
+
+# --- a client bound to its round (hostile-input audit 2026-12-05) ------------------------
+
+
+def test_a_client_started_for_a_round_refuses_the_setup_of_another() -> None:
+    """Before, a client waiting for its setup took the setup of any round id (a stale
+    or replayed one from another round of the same server, or another session's) and
+    advertised keys bound to that round. Given the round id it was started for, it now
+    refuses any other round's setup with WrongRound, state unchanged, and then takes
+    its own round's setup."""
+    r = SteppedRound(4, 4)
+    ours = r.message_for(0)
+    other = SteppedRound(4, 4).message_for(0)  # the same shape, another round id
+    assert other.round_id != ours.round_id
+    client = Client(0, r.inputs[0], round_id=r.server.round_id)
+    caught = refused_call(client, WrongRound, client.handle, wire(other))
+    assert "another round" in str(caught.value)
+    assert client.phase == ClientPhase.AWAIT_SETUP
+    (advert,) = client.handle(wire(ours))
+    assert advert.round_id == ours.round_id
+    assert client.phase == ClientPhase.AWAIT_KEYS
+
+
+@pytest.mark.parametrize("bad", ["x" * 16, b"short", bytearray(16), 16, True])
+def test_a_round_id_that_is_not_16_bytes_is_a_configuration_error(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="round id is 16 bytes"):
+        Client(0, round_id=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("keys", [[b"k" * 32, b"l" * 32], "keys", 5])
+def test_identity_keys_that_are_not_a_mapping_are_a_configuration_error(keys) -> None:
+    """A list of keys failed as TypeError ("cannot convert dictionary update sequence")."""
+    with pytest.raises(ConfigurationError, match="identity_keys must map party ids"):
+        Client(0, identity_keys=keys)
+
+
+def test_an_input_after_an_abort_says_the_round_was_aborted_not_that_it_was_sent() -> None:
+    """A client whose round aborted before its masked input left refused a later input
+    with "the masked input has already been sent": false, and a caller would believe
+    its update had gone out. It now says the round was aborted, state unchanged."""
+    r = SteppedRound(4, 4)
+    client = Client(0)  # no input yet
+    client.handle(wire(r.message_for(0)))
+    abort = RoundAbort(r.server.round_id, 0, "operator shutdown")
+    client.handle(wire(abort))
+    assert client.phase == ClientPhase.ABORTED
+    caught = refused_call(client, UnexpectedMessage, client.set_input, r.inputs[0])
+    assert "aborted" in str(caught.value) and "already been sent" not in str(caught.value)
+
+
+def test_keys_of_the_wrong_kind_are_refused_at_construction_not_mid_round() -> None:
+    """A str signing key or identity key was taken and failed later as an
+    AttributeError inside a message handler (the round stuck for that party)."""
+    from secagg.crypto.signing import SigningKey
+
+    key = SigningKey.generate()
+    with pytest.raises(ConfigurationError, match="signing_key must be a signing key"):
+        Client(0, signing_key="secret", identity_keys={1: key.verify_key})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="identity key of party 1 must be a verify key"):
+        Client(0, signing_key=key, identity_keys={1: "public"})  # type: ignore[dict-item]
+    config = RoundConfig.create(4, 2, active=True)
+    with pytest.raises(ConfigurationError, match="identity key of party 0 must be a verify key"):
+        Server(
+            config,
+            identity_keys={0: b"k" * 32, 1: key.verify_key, 2: key.verify_key, 3: key.verify_key},
+        )  # type: ignore[dict-item]

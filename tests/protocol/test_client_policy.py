@@ -9,6 +9,7 @@ of them failed: the setup was accepted and the victim's input recovered.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -96,7 +97,7 @@ def test_c1a_server_lowered_threshold_refused(n, t, graph, k):
     minimum = victim.policy.minimum_threshold(n, graph, k or n - 1, active=True)
     assert minimum is not None and t < minimum
     error = refused_by_policy(
-        victim, setup_message(0, n, t=t, graph=graph, k=k, active=True), "threshold"
+        victim, setup_message(0, n, t=t, graph=graph, k=k, active=True), "corrupt_fraction"
     )
     assert str(minimum) in str(error)
     # the split view needs 2t <= (k + 1) + colluders; the client's minimum rules that out
@@ -341,12 +342,82 @@ def test_l3_huge_num_clients_refused():
 def test_policy_refuses_a_degree_no_threshold_makes_private():
     client = Client(0, np.zeros(4, dtype=np.uint32))
     # n = 30, k = 2: two colluders (or one plus a dropout) cut the ring around a client
-    refused_by_policy(client, setup_message(0, 30, t=3, graph=GraphKind.HARARY, k=2), "degree")
+    refused_by_policy(
+        client, setup_message(0, 30, t=3, graph=GraphKind.HARARY, k=2), "corrupt_fraction"
+    )
     active, _ = active_clients(30, random_inputs(30, 4))
     # active and k <= colluders: all of a client's neighbours may be colluders
     refused_by_policy(
-        active[0], setup_message(0, 30, t=3, graph=GraphKind.HARARY, k=2, active=True), "degree"
+        active[0],
+        setup_message(0, 30, t=3, graph=GraphKind.HARARY, k=2, active=True),
+        "corrupt_fraction",
     )
+
+
+def test_a_refused_degree_or_threshold_names_the_policy_key_that_refused() -> None:
+    """Before, these refusals named the round's parameters ``degree`` and ``threshold``
+    (``refused by policy threshold``), which no operator sets, while every other refusal
+    named a key of the branch's own (``branch.min_threshold``). Now each names the
+    assumption that decided it, with the prefix, and the message states all three."""
+    policy = ClientPolicy(keys="branch.")
+    client = Client(0, np.zeros(4, dtype=np.uint32), policy=policy)
+    # n = 10: floor(5 % of 10) = 0 colluders, so the floor of 2 colluders sets t >= 3
+    error = refused_by_policy(client, setup_message(0, 10, t=2), "branch.min_colluders")
+    assert str(error).startswith("refused by policy branch.min_colluders: threshold 2 ")
+    for key in ("corrupt_fraction = 0.05", "min_colluders = 2", "dropout_fraction = 0.1"):
+        assert f"branch.{key}" in str(error)
+    # n = 100: 5 colluders from the fraction set t >= 6
+    refused_by_policy(client, setup_message(0, 100, t=3), "branch.corrupt_fraction")
+    # n = 30, k = 4: 2 colluders and 3 dropouts may cut the ring; without dropouts not
+    refused_by_policy(
+        client,
+        setup_message(0, 30, t=4, graph=GraphKind.HARARY, k=4),
+        "branch.dropout_fraction",
+    )
+    # the same client relaxed in the named key alone takes each of those rounds
+    for relaxed, setup in (
+        (ClientPolicy(min_colluders=0), setup_message(0, 10, t=2)),
+        (ClientPolicy(corrupt_fraction=0), setup_message(0, 100, t=3)),
+        (ClientPolicy(dropout_fraction=0), setup_message(0, 30, t=4, graph=GraphKind.HARARY, k=4)),
+    ):
+        Client(0, np.zeros(4, dtype=np.uint32), policy=relaxed).handle(wire(setup))
+
+
+_POLICY_KEYS = {f.name for f in dataclasses.fields(ClientPolicy)} - {"keys", "check_parameters"}
+
+
+@settings(max_examples=200)
+@given(
+    n=st.integers(2, 200),
+    data=st.data(),
+    active=st.booleans(),
+    complete=st.booleans(),
+    min_threshold=st.none() | st.integers(1, 50),
+    expected=st.none() | st.integers(1, 250),
+)
+def test_every_policy_refusal_names_one_of_the_clients_own_keys(
+    n, data, active, complete, min_threshold, expected
+) -> None:
+    """Whatever the setup, a refusal names a ``branch.<key>`` of the ClientPolicy."""
+    policy = ClientPolicy(
+        keys="branch.",
+        require_active=active,
+        min_threshold=min_threshold,
+        expected_clients=expected,
+        max_clients=150,
+    )
+    if complete or n < 4:
+        k, graph = n - 1, GraphKind.COMPLETE
+    else:
+        k, graph = data.draw(st.sampled_from(range(2, n - 1, 2)), label="k"), GraphKind.HARARY
+    t = data.draw(st.integers(1, k + 1), label="t")
+    setup = setup_message(0, n, t=t, graph=graph, k=k, active=active)
+    try:
+        policy.check(setup, keys_configured=active)
+    except PolicyRefused as exc:
+        assert exc.setting.startswith("branch."), exc
+        assert exc.setting.removeprefix("branch.") in _POLICY_KEYS, exc
+        assert str(exc).startswith(f"refused by policy {exc.setting}: ")
 
 
 def test_policy_values_are_checked():
@@ -375,6 +446,11 @@ def test_policy_values_are_checked():
         ({"max_clients": 0}, "max_clients"),
         ({"expected_clients": 0}, "expected_clients"),
         ({"min_threshold": True}, "min_threshold"),
+        # a non-empty string is true: "no" required the active variant, and
+        # check_parameters="no" kept the k and t check a caller meant to skip
+        ({"require_active": "no"}, "require_active"),
+        ({"require_active": None}, "require_active"),
+        ({"check_parameters": "no"}, "check_parameters"),
     ],
 )
 @pytest.mark.parametrize("keys", ["", "branch."])

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError
-from secagg.protocol import NeighbourGraph, RoundConfig
+from secagg.protocol import NeighbourGraph, RoundConfig, Server
+from secagg.protocol import graph_params as gp
 from secagg.protocol.graph_params import (
     check_complete_graph_threshold,
     complete_graph_threshold,
@@ -178,3 +179,45 @@ def test_graph_refuses_bad_parameters():
         NeighbourGraph(10, GraphKind.HARARY, 4, bytes(31))
     with pytest.raises(ConfigurationError):
         NeighbourGraph(10, GraphKind.HARARY, 4, bytes(32)).neighbours(10)
+
+
+@pytest.mark.parametrize("bad", ["4", None, 2.5, float("nan"), True])
+def test_graph_parameter_functions_refuse_a_degree_or_count_that_is_not_an_int(bad) -> None:
+    """``minimum_threshold(100, "4")`` took the string, ``2.5`` was truncated to a
+    degree of 2 (another graph than the caller named), None and NaN raised TypeError
+    or ValueError, and ``worst_case_threshold`` failed on any of them (hostile-input
+    audit 2026-12-05). Each is now a ConfigurationError naming the argument."""
+    calls = {
+        "degree": lambda: gp.minimum_threshold(100, bad, semi_malicious=False),
+        "threshold": lambda: gp.colluders_tolerated_by(100, 40, bad, semi_malicious=False),
+        "k": lambda: gp.worst_case_threshold(bad, 2),
+        "colluders": lambda: gp.worst_case_threshold(10, bad),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ConfigurationError, match=rf"^{name} must be an int"):
+            call()
+    with pytest.raises(ConfigurationError, match=r"^degree must be an int"):
+        gp.colluders_tolerated_by(100, bad, 3, semi_malicious=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ((4, GraphKind.COMPLETE, 3, "s" * 32), "graph seed must be bytes"),
+        ((4, GraphKind.COMPLETE, 3, bytearray(32)), "graph seed must be bytes"),
+        (("4", GraphKind.COMPLETE, 3, bytes(32)), "num_clients must be an integer"),
+        ((4, GraphKind.HARARY, 2.0, bytes(32)), "degree must be an integer"),
+        ((4, "harary", 2, bytes(32)), "graph kind must be a GraphKind"),
+    ],
+)
+def test_a_graph_of_wrongly_typed_parameters_is_refused_at_construction(args, named) -> None:
+    """A 32-character str seed passed the length check and failed as a TypeError at the
+    first neighbourhood (a server built with it failed mid-round); ``"4"`` clients
+    failed in a comparison, and a str kind was taken for a Harary graph."""
+    with pytest.raises(ConfigurationError, match=named):
+        NeighbourGraph(*args)
+
+
+def test_a_server_with_a_str_graph_seed_is_refused_before_it_starts() -> None:
+    with pytest.raises(ConfigurationError, match="graph seed must be bytes"):
+        Server(RoundConfig.create(10, 2), graph_seed="s" * 32)  # type: ignore[arg-type]

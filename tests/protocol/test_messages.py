@@ -189,3 +189,51 @@ def test_version_one_messages_are_refused_not_misread():
     raw = m.encode(m.MaskedInput(b"r" * 16, 1, 32, np.zeros(3, dtype=np.uint32)))
     with pytest.raises(MalformedMessage, match="version 1"):
         m.decode(raw[:2] + b"\x01" + raw[3:])
+
+
+# --- the abort reason and wrongly typed fields (hostile-input audit 2026-12-05) ----------
+
+
+@settings(max_examples=300)
+@given(
+    pad=st.integers(990, 1030),
+    char=st.characters(min_codepoint=0x80, exclude_categories=("Cs",)),
+    tail=st.text(max_size=20),
+)
+def test_a_long_reason_is_cut_on_a_character_boundary_and_still_decodes(pad, char, tail):
+    """Before, the reason was cut at byte 1024 wherever it fell: a multi-byte character
+    across the cut gave bytes the decoder refused ("reason is not UTF-8"), so clients
+    refused the abort itself and never learned their round had ended."""
+    reason = "a" * pad + char * 12 + tail
+    raw = m.encode(m.RoundAbort(b"r" * 16, 3, reason))
+    got = m.decode(raw)
+    assert isinstance(got, m.RoundAbort)
+    assert reason.startswith(got.reason)
+    assert len(got.reason.encode("utf-8")) <= m.MAX_REASON_BYTES
+    # nothing is cut that fits, and no more than the one character that straddles
+    assert len(got.reason.encode("utf-8")) > m.MAX_REASON_BYTES - 4 or got.reason == reason
+
+
+def test_the_reason_that_straddled_the_limit() -> None:
+    reason = "a" + "é" * 600  # 1201 bytes: byte 1024 falls inside an "é"
+    got = m.decode(m.encode(m.RoundAbort(b"r" * 16, 0, reason)))
+    assert got.reason == "a" + "é" * 511
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        m.RoundAbort(b"r" * 16, 0, None),  # type: ignore[arg-type]
+        m.RoundAbort(b"r" * 16, 0, b"bytes"),  # type: ignore[arg-type]
+        m.RoundAbort(None, 0, "x"),  # type: ignore[arg-type]
+        m.AdvertiseKeys(b"r" * 16, 0, None, b"k" * 32),  # type: ignore[arg-type]
+        m.ConsistencyRequest(b"r" * 16, 0, None),  # type: ignore[arg-type]
+        m.ShareDelivery(b"r" * 16, 0, (m.SealedShare(1, None),)),  # type: ignore[arg-type]
+        m.UnmaskingShares(b"r" * 16, 0, (m.RevealedShare(1, 5),), ()),  # type: ignore[arg-type]
+    ],
+)
+def test_a_wrongly_typed_field_is_malformed_on_encode_not_a_type_error(record):
+    """``encode`` promises MalformedMessage for a record the format cannot carry; a
+    None or an int where bytes or text belong raised TypeError or AttributeError."""
+    with pytest.raises(MalformedMessage):
+        m.encode(record)

@@ -62,3 +62,25 @@ def test_a_ragged_input_is_refused_as_configuration() -> None:
     # before: numpy's "inhomogeneous shape" ValueError
     with pytest.raises(ConfigurationError, match="input"):
         Client(0).set_input([[1], [1, 2]])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("num_clients", "5"),
+        ("num_clients", 5.0),
+        ("k", "4"),
+        ("k", True),
+        ("threshold", "3"),
+        ("threshold", 2.5),
+        ("min_colluders", "2"),
+        ("dropout_fraction", None),
+        ("corrupt_fraction", "0.05"),
+    ],
+)
+def test_create_refuses_a_wrongly_typed_argument_naming_it(argument, value) -> None:
+    """``RoundConfig.create(num_clients="5")`` or ``k="4"`` raised a bare TypeError from
+    a comparison (hostile-input audit 2026-12-05); each now names its argument."""
+    args = {"num_clients": 10, "vector_length": 4, argument: value}
+    with pytest.raises(ConfigurationError, match=rf"^{argument} must be "):
+        RoundConfig.create(**args)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.crypto import shamir
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, UnexpectedMessage
 from secagg.protocol import Server, ServerPhase
 from secagg.protocol.messages import RevealedShare, UnmaskingShares
 
@@ -203,3 +203,43 @@ def test_liars_whose_errors_line_up_never_get_an_honest_holder_named() -> None:
         assert r.server.phase == ServerPhase.COMPLETE, r.server.report.abort_reason
         np.testing.assert_array_equal(r.server.result(), r.expected_sum())
         assert set(r.server.report.inconsistent_shares) <= {0, 2}
+
+
+def test_an_unmasking_that_fails_part_way_aborts_and_never_releases_a_wrong_sum() -> None:
+    """A remote unmasker adds each worker's slice into the accumulator as it arrives, so
+    a worker lost after the first slice leaves the sum part unmasked. Before, the error
+    escaped from the handle of the last unmasking reply with the round still in
+    UNMASKING; the caller's next ``close_phase`` (its phase deadline) removed the masks
+    again from that accumulator and released a wrong sum as COMPLETE. Now the round
+    aborts (every survivor told), the accumulator is dropped, and nothing is released."""
+    from secagg.crypto import prg
+    from secagg.errors import RoundAborted
+
+    attempts: list[int] = []
+
+    def lost_after_one_slice(acc: np.ndarray, add: object, subtract: object) -> np.ndarray:
+        attempts.append(1)
+        (a, b), *_ = prg.slice_bounds(len(acc), acc.itemsize, 3)
+        part = prg.mask_slice(b - a, acc.dtype, add, subtract, offset=a)  # type: ignore[arg-type]
+        np.add(acc[a:b], part, out=acc[a:b])
+        if len(attempts) == 1:
+            raise RuntimeError("worker died")
+        return acc
+
+    r = SteppedRound(6, 2 * 65_536 + 3)
+    r.server = Server(r.config, unmask=lost_after_one_slice)
+    r.to_clients = r.server.start()
+    while r.server.phase != ServerPhase.UNMASKING:
+        r.step()
+    notices = []
+    for reply in r.clients_reply():
+        notices.extend(r.server.handle(reply))  # the last reply closes the phase
+    assert r.server.phase == ServerPhase.ABORTED
+    assert "removing the masks failed (RuntimeError: worker died)" in str(
+        r.server.report.abort_reason
+    )
+    assert {n.recipient for n in notices} == set(range(6))
+    with pytest.raises(RoundAborted):
+        r.server.result()
+    with pytest.raises(UnexpectedMessage):  # no second unmasking over the same sum
+        r.server.close_phase()

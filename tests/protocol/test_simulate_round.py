@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from secagg.errors import ConfigurationError
-from secagg.protocol import simulate_round
+from secagg.protocol import run_round, simulate_round
 
 
 @pytest.mark.parametrize(
@@ -24,3 +24,9 @@ def test_simulate_round_refuses_dropped_clients_it_cannot_read(dropped: object) 
     inputs = np.arange(15, dtype=np.uint32).reshape(5, 3)
     with pytest.raises(ConfigurationError, match="dropped"):
         simulate_round(inputs, dropped=dropped)  # type: ignore[arg-type]
+
+
+def test_ragged_inputs_are_a_configuration_error() -> None:
+    """A ragged nested list raised numpy's ValueError (hostile-input audit 2026-12-05)."""
+    with pytest.raises(ConfigurationError, match="ragged rows"):
+        run_round([[1, 2], [3]])  # type: ignore[arg-type]
