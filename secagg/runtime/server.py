@@ -658,6 +658,35 @@ class FederationServer:
             )
         return named
 
+    def _take_disputes(
+        self, session: ServerSession | None, participants: list[str]
+    ) -> dict[str, list[str]]:
+        """The round's disputed share pairs by name (holder -> owners), logged for the
+        operator and returned for the store.
+
+        A pair is not a verdict: the holder revealed a share off the owner's committed
+        polynomial, or the owner dealt it one, and without verifiable secret sharing the
+        server cannot tell which; the sum was exact either way. So nobody is excluded on
+        it: the operator sees both names and decides if either recurs (docs/deployment.md).
+        """
+        if session is None:
+            return {}
+        disputed: dict[str, list[str]] = {}
+        for holder, owners in session.inconsistent_shares().items():
+            if not 0 <= holder < len(participants):
+                continue
+            named = sorted(participants[o] for o in owners if 0 <= o < len(participants))
+            if not named:
+                continue
+            disputed[participants[holder]] = named
+            log.warning(
+                "disputed shares: %s revealed a share of %s that does not fit the owner's "
+                "commitment (the holder or the owner deviated; nobody is excluded)",
+                participants[holder],
+                ", ".join(named),
+            )
+        return disputed
+
     def run_round(self) -> RoundResult:
         """Sample a cohort among the connected clients and run one round with it."""
         return self._run_round(self.sample())
@@ -752,8 +781,12 @@ class FederationServer:
         except SecAggError as exc:
             dropouts = session.dropouts() if session is not None else {}
             accused = self._take_accusations(session, participants)
-            return self._abort(number, participants, str(exc), started, {}, dropouts, accused)
+            disputed = self._take_disputes(session, participants)
+            return self._abort(
+                number, participants, str(exc), started, {}, dropouts, accused, None, disputed
+            )
         accused = self._take_accusations(session, participants)
+        disputed = self._take_disputes(session, participants)
         model, velocity = self._updated(release.mean)
         if not np.isfinite(model).all():
             bad = int(np.count_nonzero(~np.isfinite(model)))
@@ -762,13 +795,23 @@ class FederationServer:
                 "model is kept; check federation.server_learning_rate and server_momentum"
             )
             return self._abort(
-                number, participants, reason, started, {}, report.dropouts, accused, release
+                number,
+                participants,
+                reason,
+                started,
+                {},
+                report.dropouts,
+                accused,
+                release,
+                disputed,
             )
         self.model, self._velocity = model, velocity
         names = tuple(participants[p] for p in report.contributed)
         stored = {"contributed": list(names), "epsilon": release.epsilon, **release.store}
         if accused:
             stored["accused"] = accused
+        if disputed:
+            stored["disputed"] = disputed
         self.store.complete_round(number, stored, self.model)
         outcome = RoundResult(number, "complete", tuple(participants), names, None, release.epsilon)
         backend = {"name": report.backend, **report.details}
@@ -816,10 +859,13 @@ class FederationServer:
         dropouts: dict[str, int],
         accused: dict[str, list[str]] | None = None,
         released: Release | None = None,
+        disputed: dict[str, list[str]] | None = None,
     ) -> RoundResult:
         """Record the round aborted. ``released``: the mechanism released it (and charged
         its accountant) before the round failed: the charge is kept, as for a sum revealed."""
         report: dict[str, Any] = {"reason": reason, **({"accused": accused} if accused else {})}
+        if disputed:
+            report["disputed"] = disputed
         charge = self._revealed.get(number)
         if released is not None and (released.epsilon is not None or released.store):
             charge = {"epsilon": released.epsilon, **released.store}
