@@ -11,8 +11,10 @@ costs half the ciphertexts, half the bytes and half the encryption time.
 
 Nothing else changes: the ciphertext is an ordinary CKKS ciphertext at the
 context's data level, encrypted under the public key by SEAL's ``Encryptor``
-(SEAL draws the encryption randomness from the OS, as it does for TenSEAL), and
-the server adds such ciphertexts with TenSEAL exactly as before: addition adds
+(SEAL seeds a fresh PRNG from the OS for every encryption, so a forked child
+never repeats its parent's randomness: tests/he/test_paired_hardening.py), and
+the server adds such ciphertexts residue by residue modulo their primes
+(:func:`secagg.he.packing.add_residues_into`, SEAL's own addition): addition adds
 real and imaginary parts independently. Only the two ends differ:
 
 * :func:`encrypt_pairs` encodes with SEAL's ``CKKSEncoder`` (the complex
