@@ -1,15 +1,16 @@
 """Loading ciphertext envelopes into TenSEAL vectors, and decrypting aggregates.
 
-The checked path from the bytes of :mod:`secagg.he.envelope` to TenSEAL
-``CKKSVector`` objects, shared by the server's running sum
-(:class:`~secagg.he.vectors.EncryptedSum`) and by the parties that hold the
-secret key (:meth:`secagg.he.keys.KeyHolder.decrypt_aggregate`). It depends on
+The checked path from the bytes of :mod:`secagg.he.envelope` to checked residues
+(:func:`read_vector`, all the server's running sum
+:class:`~secagg.he.vectors.EncryptedSum` uses, with no TenSEAL involved) and on
+to TenSEAL ``CKKSVector`` objects for the parties that hold the secret key
+(:meth:`secagg.he.keys.KeyHolder.decrypt_aggregate`). It depends on
 the contexts (:mod:`secagg.he.context`) and never on the roles or the sum, so
 the modules above it import it without a cycle.
 
 Chunks travel packed (:mod:`secagg.he.packing`), two values per slot
 (:mod:`secagg.he.paired`): :func:`encrypt_chunk` encrypts a client's values into
-a packed envelope, :func:`encode_chunk` packs a TenSEAL vector the server summed,
+a packed envelope, :func:`encode_chunk` packs a TenSEAL vector (tools and tests),
 and :func:`decode_chunk` checks the residues and rebuilds the bytes TenSEAL loads.
 Version-1 envelopes (TenSEAL's own payload, one value per slot) are still read
 when asked for, through :func:`~secagg.he.envelope.check_tenseal_payload`.
@@ -136,7 +137,13 @@ def encrypt_chunk(context: BoundContext, header: ChunkHeader, values: np.ndarray
 
 
 def encode_chunk(context: BoundContext, header: ChunkHeader, vector: ts.CKKSVector) -> bytes:
-    """One packed envelope for a one-ciphertext vector this process summed.
+    """One packed envelope for a one-ciphertext TenSEAL vector (tools and tests).
+
+    The server no longer sums with TenSEAL (:class:`~secagg.he.vectors.EncryptedSum`
+    adds residues). The receiver reads a version-3 envelope two values a slot, so a
+    vector TenSEAL itself encrypted (real parts only, one value a slot) comes back
+    interleaved with its zero imaginary parts: pack only ciphertexts that
+    :func:`~secagg.he.paired.encrypt_pairs` made (or sums of them).
 
     Raises :class:`HEParameterError` if TenSEAL's ciphertext does not match the
     context (another scale, another level): a local fault, caught before sending.

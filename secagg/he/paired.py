@@ -11,15 +11,17 @@ costs half the ciphertexts, half the bytes and half the encryption time.
 
 Nothing else changes: the ciphertext is an ordinary CKKS ciphertext at the
 context's data level, encrypted under the public key by SEAL's ``Encryptor``
-(SEAL draws the encryption randomness from the OS, as it does for TenSEAL), and
-the server adds such ciphertexts with TenSEAL exactly as before: addition adds
+(SEAL seeds a fresh PRNG from the OS for every encryption, so a forked child
+never repeats its parent's randomness: tests/he/test_paired_hardening.py), and
+the server adds such ciphertexts residue by residue modulo their primes
+(:func:`secagg.he.packing.add_residues_into`, SEAL's own addition): addition adds
 real and imaginary parts independently. Only the two ends differ:
 
 * :func:`encrypt_pairs` encodes with SEAL's ``CKKSEncoder`` (the complex
   overload TenSEAL does not expose), encrypts, and returns the residues. SEAL's
   Python binding can only ``save`` a ciphertext to a path, so it saves to an
   anonymous in-memory file (``memfd``; a private temporary file where the OS
-  has none). The ciphertext is what goes on the wire anyway: nothing secret
+  has none or refuses one). The ciphertext is what goes on the wire anyway: nothing secret
   touches that file.
 * :func:`decrypt_pairs` decrypts with SEAL's ``Decryptor`` and reads both parts
   of every slot back into consecutive values.
@@ -106,19 +108,51 @@ def _as_slots(values: np.ndarray) -> list[complex]:
 
 
 def _saved(ciphertext: sealapi.Ciphertext) -> bytes:
-    """SEAL's serialization of ``ciphertext`` (its binding writes only to a path)."""
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("secagg-ckks", os.MFD_CLOEXEC)
+    """SEAL's serialization of ``ciphertext`` (its binding writes only to a path).
+
+    An anonymous memfd where the OS gives one; ``os.memfd_create`` can exist and still
+    fail (ENOSYS on old kernels, EPERM under a seccomp filter, no ``/proc``), so any
+    OSError falls back to a private temporary directory. Both descriptors are closed
+    on every path. A failure of both raises :class:`HEParameterError` (a local fault),
+    not SEAL's bare RuntimeError.
+    """
+    try:
+        return _saved_to_memfd(ciphertext)
+    except _NoMemfd:
+        pass
+    try:
+        with tempfile.TemporaryDirectory(prefix="secagg-ckks-") as folder:
+            path = os.path.join(folder, "ciphertext")
+            ciphertext.save(path)
+            with open(path, "rb") as handle:
+                return handle.read()
+    except (OSError, RuntimeError) as exc:
+        raise HEParameterError(f"could not serialize the ciphertext: {exc}") from None
+
+
+class _NoMemfd(Exception):
+    """This process cannot save through a memfd; use a temporary file."""
+
+
+def _saved_to_memfd(ciphertext: sealapi.Ciphertext) -> bytes:
+    create = getattr(os, "memfd_create", None)
+    if create is None:
+        raise _NoMemfd
+    try:
+        fd = create("secagg-ckks", os.MFD_CLOEXEC)
+    except OSError:
+        raise _NoMemfd from None
+    try:
+        path = f"/proc/self/fd/{fd}"
+        if not os.path.exists(path):  # no procfs: SEAL cannot open the memfd by name
+            raise _NoMemfd
         try:
-            ciphertext.save(f"/proc/self/fd/{fd}")
-            return os.pread(fd, os.fstat(fd).st_size, 0)
-        finally:
-            os.close(fd)
-    with tempfile.TemporaryDirectory(prefix="secagg-ckks-") as folder:  # pragma: no cover
-        path = os.path.join(folder, "ciphertext")
-        ciphertext.save(path)
-        with open(path, "rb") as handle:
-            return handle.read()
+            ciphertext.save(path)
+        except RuntimeError:  # SEAL's I/O error: the temporary file may still work
+            raise _NoMemfd from None
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    finally:
+        os.close(fd)
 
 
 def encrypt_pairs(

@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from secagg.he.context import BoundContext
 
 _MAX_LENGTH = 2**32 - 1  # a packed envelope's length field
+#: numpy dtype kinds encrypt_vector takes: bool, signed and unsigned integers, floats
+_REAL_KINDS = frozenset("biuf")
 
 
 def encrypt_vector(context: BoundContext, values: ArrayLike) -> list[bytes]:
@@ -71,10 +73,15 @@ def encrypt_vector(context: BoundContext, values: ArrayLike) -> list[bytes]:
     mode) or a :class:`~secagg.he.keys.SharedKeyClient` (every-client mode).
     Raises :class:`BoundExceeded` for a non-finite value or one outside
     [-value_bound, value_bound], and ``ValueError`` for an empty or
-    multi-dimensional input.
+    multi-dimensional input or one that is not real numbers (bool, integer or
+    float): casting a complex input to float64 would keep only its real parts,
+    with nothing but a warning, and numpy would parse strings as numbers.
     """
     params = context.params
-    x = np.asarray(values, dtype=np.float64)
+    raw = np.asarray(values)
+    if raw.dtype.kind not in _REAL_KINDS:
+        raise ValueError(f"expected real numbers, got an array of dtype {raw.dtype}")
+    x = raw.astype(np.float64, copy=False)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"expected a non-empty 1-D vector, got shape {x.shape}")
     if x.size > _MAX_LENGTH:
@@ -112,8 +119,16 @@ class EncryptedSum:
     def __init__(self, context: PublicAggregationContext, dimension: int) -> None:
         if not isinstance(context, PublicAggregationContext) or context.is_private():
             raise ConfigurationError("the server aggregates with the public context only")
-        if not isinstance(dimension, int) or dimension < 1:
-            raise ConfigurationError(f"dimension must be a positive integer, got {dimension!r}")
+        # a bool is an int to Python, and a length past the envelope's 32-bit field could
+        # never be uploaded: both built a sum that refused every upload later
+        if (
+            isinstance(dimension, bool)
+            or not isinstance(dimension, int)
+            or not 1 <= dimension <= _MAX_LENGTH
+        ):
+            raise ConfigurationError(
+                f"dimension must be an integer in [1, {_MAX_LENGTH}], got {dimension!r}"
+            )
         self._context = context
         self._dimension = dimension
         self._layout = ciphertext_layout(context)
