@@ -194,7 +194,10 @@ def _envelope(context: BoundContext, data: bytes, kind: ChunkKind) -> tuple[Enve
     if not header.names(context.fingerprint):
         raise ContextMismatch("chunk was encrypted under another context")
     if header.kind is not kind:
-        raise InconsistentUpload(f"expected a {kind.name.lower()} chunk, got {header.kind.name}")
+        expected = "an aggregate" if kind is ChunkKind.AGGREGATE else "a contribution"
+        raise InconsistentUpload(
+            f"expected {expected} chunk, got a {header.kind.name.lower()} chunk"
+        )
     # a version-1 envelope is TenSEAL's own vector: one value per slot, N/2 a chunk
     paired = envelope.version == VERSION_PACKED
     per_chunk = params.values_per_ciphertext if paired else params.slots

@@ -198,3 +198,16 @@ def test_one_upload_mixing_envelope_versions_is_refused_whole():
     with pytest.raises(InconsistentUpload):
         total.add([upload[0], upload[0]])
     assert total.contributions == 1 and total.to_chunks() == before
+
+
+def test_a_chunk_of_the_wrong_kind_is_named_in_plain_english():
+    """The message read "expected a aggregate chunk, got CONTRIBUTION"."""
+    from secagg.he.errors import InconsistentUpload
+    from secagg.he.keys import KeyHolder
+    from secagg.he.params import choose_parameters
+    from secagg.he.vectors import encrypt_vector
+
+    holder = KeyHolder(choose_parameters(4, 1.0, 1e-6), min_contributions=1)
+    upload = encrypt_vector(holder.public_context(), np.zeros(3))
+    with pytest.raises(InconsistentUpload, match="expected an aggregate chunk, got a contribution"):
+        holder.decrypt_aggregate(upload, dimension=3)
