@@ -38,8 +38,15 @@ def _spent(result: AuditResult, seq: int, entry: dict[str, Any]) -> Any:
     """Row ``seq``'s epsilon as the report shows it: for a verified ledger the larger of
     the claim and the verifier's replay (a claim within the tolerance below the replay
     would show less than the mechanism spent); for a failed one the claim, as recorded."""
-    claimed = (entry.get("privacy") or {}).get("epsilon")
-    if not result.ok or not isinstance(claimed, int | float) or isinstance(claimed, bool):
+    privacy = entry.get("privacy")
+    claimed = privacy.get("epsilon") if isinstance(privacy, dict) else None
+    if not result.ok:
+        return claimed
+    if claimed is None:
+        # a row released without noise claims nothing, but its replay is infinite: "-"
+        # read as "nothing spent" beside a budget it overspent
+        return result.shown_epsilon(seq, None)
+    if not isinstance(claimed, int | float) or isinstance(claimed, bool):
         return claimed
     return result.shown_epsilon(seq, float(claimed))
 
@@ -448,7 +455,9 @@ def build_report(
                 else f" (unamplified: epsilon {_eps(held)})"
             )
             allowed = _param_at(budget, 6, lower=True)  # as verify shows it: never more
-            if held is not None and not float(held) <= budget * (1 + 1e-9):
+            # no tolerance: anything above the cap is above it (a 1e-9 relative slack
+            # read "epsilon = 4.090 of a budget of 4.08923: within it"), NaN included
+            if held is not None and not float(held) <= budget:
                 cap = f" of a budget of {allowed}: **ABOVE THE BUDGET**{unamplified}"
             else:
                 cap = f" of a budget of {allowed}: within it{unamplified}"

@@ -1047,6 +1047,32 @@ def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[st
     return notes
 
 
+def _over_budget(
+    expected: ExpectedPrivacy | None, spent: float | None, unamplified_spent: float | None
+) -> str | None:
+    """Why ``spent`` overspends the config's ``epsilon_budget``, or None if it fits.
+
+    No tolerance: the cap is inclusive and anything above it, by however little, is
+    over it. A 1e-9 relative slack passed ledgers up to that far over their budget; the
+    replay runs the server's own accountants, so an honest ledger needs none. A NaN is
+    over it too (nothing shows that it fits)."""
+    budget = None if expected is None else expected.epsilon_budget
+    if budget is None or spent is None or spent <= budget:
+        return None
+    if math.isinf(spent):
+        figure = "∞ (a round released without noise)"
+    else:
+        # 6 digits of each, the epsilon up and the budget down: to the nearest a hair's
+        # overspend read "epsilon 4.01132 is ABOVE the config's epsilon_budget 4.01132"
+        figure = shown(spent, 6, significant=True)
+    if unamplified_spent is not None:
+        figure += " (unamplified: the claim credits amplification by sampling)"
+    return (
+        f"epsilon {figure} is ABOVE the config's epsilon_budget "
+        f"{shown(budget, 6, significant=True, lower=True)}: the budget was overspent"
+    )
+
+
 def verify_ledger(
     path: str | Path,
     public_key: bytes | None = None,
@@ -1149,6 +1175,14 @@ def verify_ledger(
                     "(epsilon is infinite)"
                 )
                 return result
+            # an infinite epsilon is above any budget: this check used to be skipped
+            # here, so a ledger that released without noise read "within" its budget
+            overspent = _over_budget(expected, math.inf, None)
+            if expected is not None and expected.epsilon_budget is not None:
+                result.budget_epsilon = math.inf
+            if overspent is not None:
+                result.failure = f"{where}: {overspent}"
+                return result
             continue
         if not _agrees(claimed, recomputed):
             older = replay.older_claim(claimed)  # a claim written by the from-scratch code?
@@ -1181,28 +1215,28 @@ def verify_ledger(
             )
             return result
         budget = None if expected is None else expected.epsilon_budget
-        spent = recomputed
+        # the budget is held to the larger of the claim and the replay (what the report
+        # shows): a claim within the tolerance above its replay says the round spent
+        # that much, and the replay alone let it pass a budget below it
+        spent = recomputed if claimed is None or recomputed is None else max(claimed, recomputed)
+        if spent is None:
+            spent = claimed
+        unamplified_spent = None
         if budget is not None and unamplified.amplified and not replay.per_client_rows:
             # the claim credits amplification the engine no longer does: the budget
             # holds only if the unamplified charge fits (DP audit t2: a claim of 5.84
             # passed a budget of 6 that the unamplified 8.39 overspends). Per-client rows
             # after such rows already charge them to every client, unamplified.
-            spent = max(spent or 0.0, unamplified.epsilon())
+            unamplified_spent = unamplified.epsilon()
+            if spent is None or not unamplified_spent <= spent:
+                spent = unamplified_spent
+            else:
+                unamplified_spent = None
         if budget is not None:
             result.budget_epsilon = spent
-        if budget is not None and spent is not None and not spent <= budget * (1 + 1e-9):
-            amplified_note = (
-                " (unamplified: the claim credits amplification by sampling)"
-                if spent != recomputed
-                else ""
-            )
-            result.failure = (
-                f"{where}: epsilon {shown(spent, 6, significant=True)}{amplified_note} is ABOVE "
-                # the budget down, the epsilon up: 6 digits of each to the nearest read
-                # "epsilon 4.01132 is ABOVE the config's epsilon_budget 4.01132"
-                f"the config's epsilon_budget {shown(budget, 6, significant=True, lower=True)}: "
-                "the budget was overspent"
-            )
+        overspent = _over_budget(expected, spent, unamplified_spent)
+        if overspent is not None:
+            result.failure = f"{where}: {overspent}"
             return result
     result.per_client = replay.per_client_summary()
     if expected is not None:
