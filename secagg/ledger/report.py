@@ -416,6 +416,13 @@ def build_report(
         status += f"\n\n**NOT PRIVATE**: {result.not_private_reasons()[-1]}."
     for note in result.notes:
         status += f"\n\nNote: {note}."
+    if result.rebuilt:
+        count = len(result.rebuilt)
+        status += (
+            f"\n\nNote: {count} row{'' if count == 1 else 's'} rebuilt after the fact "
+            "(marked *rebuilt* in the table): see *Rows rebuilt after the fact* for why, "
+            "from what, and which fields are not the round's own record."
+        )
     key = result.chain.public_key.hex()
     never_ran = sum(_never_ran(e) for e in rows)
     lines = [
@@ -507,6 +514,7 @@ def build_report(
                 + "sample rate | cumulative ε | model digest |",
                 "|---" * (13 if shares else 12) + "|",
             ]
+        rebuilt_seqs = {seq for seq, _, _ in result.rebuilt}
         for chained in result.chain.rows:
             e = chained.entry
             row_dp = e.get("dp") or {}
@@ -516,7 +524,9 @@ def build_report(
                 name += f" (k={backend['k']}, t={backend['t']}, {backend.get('bits')} bits)"
             drops = ", ".join(f"{k}: {v}" for k, v in e.get("dropouts", {}).items() if v) or "-"
             start = (
-                f"| {e['round']} | {e['status']}{': ' + e['reason'] if e.get('reason') else ''} "
+                f"| {e['round']} | {e['status']}{': ' + e['reason'] if e.get('reason') else ''}"
+                + (" (rebuilt)" if chained.seq in rebuilt_seqs else "")
+                + " "
                 f"| {_when(e.get('finished_at'))} | {name} | {e['participants']['count']} | "
                 f"{e['contributed']} | {drops} | "
             )
@@ -542,6 +552,9 @@ def build_report(
         if record:
             lines += ["", "## Each branch's DP-SGD accounting", ""]
             lines += _branch_table(rows, result)
+        if result.rebuilt:
+            lines += ["", "## Rows rebuilt after the fact", ""]
+            lines += [f"- {line}." for line in result.rebuilt_lines()]
     png = _plot(result, budget)  # None when no row claims a finite epsilon
     lines += ["", "## How to read this", "", *_reading_guide(dp, plotted=png is not None)]
     if png is not None:  # link only the plot write_report_files will write

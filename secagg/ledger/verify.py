@@ -87,6 +87,7 @@ from secagg.ledger.chain import (
     check_expected_head,
     read_chain,
 )
+from secagg.ledger.entry import FROM_STATE, Reconstruction, rebuilt
 
 #: claimed and recomputed epsilons must agree this closely (relative)
 RELATIVE_TOLERANCE = 1e-6
@@ -191,6 +192,9 @@ class AuditResult:
     #: Accepted, since replay arithmetic may differ from the server's in the last
     #: digits, but noted: every figure verify and the report print is then the replay's
     understated: list[tuple[int, Any, float, float]] = field(default_factory=list)
+    #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
+    #: with why and from what (None: a row written before the record existed)
+    rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
 
     #: ``epsilons`` by seq, rebuilt when it grows (a report asks once per row)
     _replayed: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
@@ -233,6 +237,22 @@ class AuditResult:
     @property
     def first_failure(self) -> str | None:
         return self.chain.failure or self.failure
+
+    def rebuilt_lines(self) -> list[str]:
+        """One line per rebuilt row: why it was rebuilt, from what, and which of its
+        fields the source did not hold (what the row holds there instead)."""
+        return [rebuilt_line(number, seq, provenance) for seq, number, provenance in self.rebuilt]
+
+    def rebuilt_json(self) -> list[dict[str, Any]]:
+        """The rebuilt rows for ``--json``: provenance None for a row that predates it."""
+        return [
+            {
+                "seq": seq,
+                "round": number,
+                "provenance": None if provenance is None else provenance.as_row(),
+            }
+            for seq, number, provenance in self.rebuilt
+        ]
 
     def not_private_reasons(self) -> list[str]:
         """One line per round whose epsilon is no guarantee, oldest first; for a ledger
@@ -291,6 +311,27 @@ class AuditResult:
             "the format before 2026-12-03), which the engine no longer credits: a round's "
             "members see one another and its size is published" + spent
         )
+
+
+#: how a rebuilt row's source reads in verify's and the report's lines
+_SOURCES = {FROM_STATE: "the server's state database (its record of the round)"}
+
+
+def rebuilt_line(number: Any, seq: int, provenance: Reconstruction | None) -> str:
+    """``round N (row S) was rebuilt ...``: the one line verify and the report give a
+    rebuilt row (the report's is the same sentence)."""
+    head = f"round {number} (row {seq}) was rebuilt after the fact"
+    if provenance is None:
+        return (
+            f"{head}; why and from what are not recorded (a row written before rebuilt rows "
+            "recorded their provenance), so which of its fields are the round's own is unknown"
+        )
+    source = _SOURCES.get(provenance.source, repr(provenance.source))
+    lacks = "; ".join(f"{name}: {why}" for name, why in provenance.not_recovered.items())
+    return (
+        f"{head} from {source} (cause: {provenance.cause}). Recovered: "
+        f"{', '.join(provenance.recovered) or 'nothing'}. Not recovered: {lacks or 'nothing'}"
+    )
 
 
 #: a ledger without DP names at most this many of its released rounds in its one reason
@@ -1107,6 +1148,13 @@ def verify_ledger(
     previous_model: Any = None  # the last model digest a row recorded
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
+        try:
+            provenance = Reconstruction.of_row(row.entry)
+            if rebuilt(row.entry):
+                result.rebuilt.append((row.seq, row.entry.get("round", row.seq), provenance))
+        except ValueError as exc:
+            result.failure = f"{where}: its reconstruction record is malformed: {exc}"
+            return result
         dp = row.entry.get("dp")
         moved = _check_model_moved(row.entry, previous_model)
         if moved is not None:

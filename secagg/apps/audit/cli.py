@@ -257,6 +257,8 @@ def verify(
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
         "epsilon_unamplified": result.unamplified_epsilon,
         "per_client": result.per_client,
+        # rows rebuilt after a crash: why, from what, and which fields the source lacked
+        "reconstructed_rows": result.rebuilt_json(),
     }
     # a ledger without DP has no cumulative epsilon to print ("None" read as a value)
     claims = (
@@ -289,6 +291,7 @@ def verify(
             )
         for note in result.notes:
             click.echo(f"note: {note}")
+        _echo_rebuilt(result.rebuilt_lines())
         if anchor is not None:
             grown = f"; {anchor.grown_by} rows appended since" if anchor.grown_by else ""
             click.echo(f"expected head {expect_head} is in the ledger{grown}")
@@ -324,6 +327,21 @@ def verify(
         click.echo(f"FAILED: {result.first_failure}", err=True)
     if status != EXIT_VERIFIED:
         sys.exit(status)
+
+
+def _echo_rebuilt(lines: list[str]) -> None:
+    """The rows rebuilt after a crash, one line each (at most :data:`_SHOWN_SEEDED`):
+    an auditor sees which rows are not the round's own record, and why."""
+    if not lines:
+        return
+    click.echo(
+        f"note: {len(lines)} row{'' if len(lines) == 1 else 's'} rebuilt after the fact "
+        "(reconstructed), not written when the round finished:"
+    )
+    for line in lines[:_SHOWN_SEEDED]:
+        click.echo(f"  {line}")
+    if len(lines) > _SHOWN_SEEDED:
+        click.echo(f"  ... and {len(lines) - _SHOWN_SEEDED} more (see --json)")
 
 
 @audit.command(
