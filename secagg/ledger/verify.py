@@ -87,7 +87,7 @@ from secagg.ledger.chain import (
     check_expected_head,
     read_chain,
 )
-from secagg.ledger.entry import FROM_STATE, Reconstruction, rebuilt
+from secagg.ledger.entry import FROM_STATE, Reconstruction, rebuilt, row_shape_problem
 
 #: claimed and recomputed epsilons must agree this closely (relative)
 RELATIVE_TOLERANCE = 1e-6
@@ -1128,6 +1128,22 @@ def verify_ledger(
     chain = read_chain(path, public_key)
     result = AuditResult(chain)
     rows: list[ChainRow] = chain.rows
+    # a row no writer could have written (not an object, a field of the wrong type, a
+    # round out of order) fails, naming it; the rows before it are replayed first, so
+    # an earlier row's failure is still the one reported
+    malformed: str | None = None
+    previous_round: int | None = None
+    for index, row in enumerate(rows):
+        problem = row_shape_problem(row.entry, previous_round)
+        if problem is not None:
+            number = row.entry.get("round") if isinstance(row.entry, dict) else None
+            shown_round = (
+                number if isinstance(number, int) and not isinstance(number, bool) else "?"
+            )
+            malformed = f"row {row.seq} (round {shown_round}): {problem}"
+            rows = rows[:index]
+            break
+        previous_round = row.entry["round"]
     dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
     result.dp_claimed = dp_expected
     if expect_head is not None and chain.ok:
@@ -1286,6 +1302,9 @@ def verify_ledger(
         if overspent is not None:
             result.failure = f"{where}: {overspent}"
             return result
+    if malformed is not None:
+        result.failure = malformed
+        return result
     result.per_client = replay.per_client_summary()
     if expected is not None:
         result.notes = _parameter_notes(rows, expected)

@@ -85,6 +85,7 @@ def test_an_older_rebuilt_row_without_provenance_verifies_and_says_so(tmp_path: 
     assert result.rebuilt == [(2, 2, None)]
     assert "why and from what are not recorded" in result.rebuilt_lines()[0]
     status, output = _cli(path, key, "--json")
+    assert status == 3  # no DP in it: NOT PRIVATE, and intact
     assert json.loads(output)["reconstructed_rows"] == [{"seq": 2, "round": 2, "provenance": None}]
 
 
@@ -124,7 +125,7 @@ def test_a_malformed_reconstruction_record_fails_naming_the_row(
     assert str(result.first_failure).startswith("row 2 (round 2): its reconstruction record")
     assert said in str(result.first_failure)
     status, output = _cli(path, key)
-    assert status == 1 and output.startswith("FAILED: row 2 (round 2)")
+    assert status == 1 and output.startswith(f"FAILED: {path}: row 2 (round 2)")
     assert len(output.strip().splitlines()) == 1
 
 

@@ -324,7 +324,10 @@ def verify(
         click.echo(f"head: {result.chain.head}")
         click.echo(f"  (keep it; next time pass --expect-head {result.chain.head})")
     else:
-        click.echo(f"FAILED: {result.first_failure}", err=True)
+        # one line naming the file and (in the failure) the row: an auditor checking
+        # several ledgers in a loop sees which one failed
+        failure = " ".join(str(result.first_failure).split())
+        click.echo(f"FAILED: {ledger}: {failure}", err=True)
     if status != EXIT_VERIFIED:
         sys.exit(status)
 
