@@ -401,6 +401,20 @@ def _same(a: Any, b: Any) -> bool:
     return abs(a - b) <= _PARAMETER_TOLERANCE * max(abs(a), abs(b), 1e-300)
 
 
+def _below(a: Any, b: Any) -> bool:
+    """``a`` lies below ``b``, by however little (both recorded numbers; False if either
+    is missing).
+
+    Why: :func:`_same`'s tolerance is for float noise, and noise must not flatter. Where
+    one side of a pair is the safe one (a printed delta at or above the accounted one, a
+    noise std at or above z x clip, an accounted sampling rate at or above the recorded
+    one), :func:`_same` alone let the other side pass by up to 1e-9 (relative); the
+    writer computes both sides from the same floats, so an honest row is exact there."""
+    if a is None or b is None:
+        return False
+    return float(a) < float(b)
+
+
 #: kept under their old names (the rule now lives beside the accountants, shared with
 #: the server's record-level mechanism)
 _runs = history_runs
@@ -419,7 +433,9 @@ def _check_consistency(
     ``replayed_noise``: the row's noise was seeded (``noise_seeded``), so it is reported
     as not private anyway, and a claim of amplification by a seeded cohort is only one
     more reason (a simulation's replay); without it such a claim fails."""
-    if not _same(privacy.get("delta"), dp.get("delta")):
+    # the printed delta may not lie below the one the epsilon holds at, by any amount
+    printed, accounted = privacy.get("delta"), dp.get("delta")
+    if not _same(printed, accounted) or _below(printed, accounted):
         return (
             f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
             f"{dp.get('delta')}"
@@ -440,7 +456,9 @@ def _check_consistency(
                 f"cohort was drawn by {kind!r} sampling (a fixed-size cohort is not Poisson: "
                 "its epsilon is understated)"
             )
-        if rate < 1 and not _same(sampling.get("rate"), rate):  # 1: no amplification claimed
+        recorded_rate = sampling.get("rate")
+        # 1: no amplification claimed; an accounted rate below the sampled one flatters
+        if rate < 1 and (not _same(recorded_rate, rate) or _below(rate, recorded_rate)):
             return (
                 f"is accounted at sample rate {rate:g} but records sampling at rate "
                 f"{sampling.get('rate')}"
@@ -471,7 +489,10 @@ def _check_consistency(
     adaptive = dp.get("adaptive_clipping")
     if isinstance(adaptive, dict):
         z = adaptive.get("update_noise_multiplier")
-    if None not in (z, clip, std) and not _same(std, float(z) * float(clip)):
+    # less noise than z x clip (by any amount) is less than the replay assumes
+    if None not in (z, clip, std) and (
+        not _same(std, float(z) * float(clip)) or _below(std, float(z) * float(clip))
+    ):
         return (
             # exact figures: within 6 digits the two sides of a 1e-7 gap read the same
             f"records noise std {float(std)!r} but noise multiplier {float(z)!r} x clip "
@@ -502,10 +523,13 @@ def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> s
     if isinstance(population, int) and pool > population:
         return f"was drawn from {pool} clients, more than the population of {population}"
     share = max(rate, min(1.0, count / pool))
-    if charged < share and not _same(charged, share):
+    if charged < share:  # by any amount: a lower rate claims a smaller epsilon
+        low, high = (f"{charged:g}", f"{share:g}")
+        if low == high:  # a hair below: exact figures, or the line contradicts itself
+            low, high = repr(float(charged)), repr(float(share))
         return (
-            f"is charged at rate {charged:g}, but it publishes a cohort of {count} of the "
-            f"{pool} clients it was drawn from: it must be charged at least {share:g}"
+            f"is charged at rate {low}, but it publishes a cohort of {count} of the "
+            f"{pool} clients it was drawn from: it must be charged at least {high}"
         )
     return None
 
@@ -682,14 +706,18 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
     """A DP row against the federation's config (delta, unit, mechanism, sampling)."""
     if not expected.dp:
         return "records a DP block but the federation's config has no [dp] section"
-    if not _same(dp.get("delta"), expected.delta):
+    # a row accounted at a larger delta than the config's promises less, by any amount
+    if not _same(dp.get("delta"), expected.delta) or _below(expected.delta, dp.get("delta")):
         return f"accounts at delta {dp.get('delta')} but the config's delta is {expected.delta:g}"
     if (dp.get("unit"), dp.get("mechanism")) != (expected.unit, expected.mechanism):
         return (
             f"records unit {dp.get('unit')!r}, mechanism {dp.get('mechanism')!r}, but the "
             f"config has unit {expected.unit!r}, mechanism {expected.mechanism!r}"
         )
-    if dp.get("sample_rate") != 1.0 and not _same(dp.get("sample_rate"), expected.sample_rate):
+    if dp.get("sample_rate") != 1.0 and (
+        not _same(dp.get("sample_rate"), expected.sample_rate)
+        or _below(dp.get("sample_rate"), expected.sample_rate)
+    ):
         return (
             f"is accounted at sample rate {dp.get('sample_rate')} but the config's rate is "
             f"{expected.sample_rate:g}"
@@ -711,7 +739,9 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
                 f"records {sampling.get('kind')!r} sampling but the config samples "
                 f"{expected.sampling_kind!r}"
             )
-        if not _same(sampling.get("rate"), expected.sample_rate):
+        if not _same(sampling.get("rate"), expected.sample_rate) or _below(
+            sampling.get("rate"), expected.sample_rate
+        ):
             return (
                 f"records sampling at rate {sampling.get('rate')} but the config's rate is "
                 f"{expected.sample_rate:g}"
@@ -742,8 +772,10 @@ def _distributed_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str |
                 f"records a discrete Gaussian of {label} {recorded!r}, but the config's is "
                 f"{want}: its noise shares were not sized as the federation promised"
             )
-    if expected.corrupt_fraction is not None and not _same(
-        dp.get("corrupt_fraction", expected.corrupt_fraction), expected.corrupt_fraction
+    assumed = dp.get("corrupt_fraction", expected.corrupt_fraction)
+    # fewer corrupt clients than the config assumes counts more shares honest
+    if expected.corrupt_fraction is not None and (
+        not _same(assumed, expected.corrupt_fraction) or _below(assumed, expected.corrupt_fraction)
     ):
         return (
             f"assumes corrupt fraction {dp.get('corrupt_fraction')} but the config's is "
@@ -1282,9 +1314,8 @@ def verify_ledger(
         # the budget is held to the larger of the claim and the replay (what the report
         # shows): a claim within the tolerance above its replay says the round spent
         # that much, and the replay alone let it pass a budget below it
-        spent = recomputed if claimed is None or recomputed is None else max(claimed, recomputed)
-        if spent is None:
-            spent = claimed
+        figures = [f for f in (claimed, recomputed) if f is not None]
+        spent = max(figures) if figures else None
         unamplified_spent = None
         if budget is not None and unamplified.amplified and not replay.per_client_rows:
             # the claim credits amplification the engine no longer does: the budget

@@ -113,6 +113,10 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
     )
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 #: ``secagg audit verify`` exit statuses (also in its --help and docs/audit.md)
 EXIT_VERIFIED = 0
 EXIT_FAILED = 1
@@ -219,7 +223,15 @@ def verify(
         else:
             click.echo(f"FAILED: {reason}", err=True)
         sys.exit(EXIT_FAILED)
-    last = result.epsilons[-1][1] if result.epsilons else None
+    last = None
+    if result.epsilons:
+        # the larger of the last row's claim and its replay, as the report shows it: the
+        # replay alone printed less than a claim within the tolerance above it
+        seq = result.epsilons[-1][0]
+        entry = next((r.entry for r in result.chain.rows if r.seq == seq), {})
+        claim = (entry.get("privacy") or {}).get("epsilon") if isinstance(entry, dict) else None
+        claimed = float(claim) if claim == "inf" or _is_number(claim) else None
+        last = result.shown_epsilon(seq, claimed)
     reasons = result.not_private_reasons()
     keyed = pubkey is not None
     if not result.ok:
