@@ -611,8 +611,8 @@ def build_report(
             backend = _object(e.get("backend"))
             name = _cell(backend.get("name", "-"))
             if "k" in backend:
-                name += _cell(
-                    f" (k={backend['k']}, t={backend.get('t')}, {backend.get('bits')} bits)"
+                name += " " + _cell(
+                    f"(k={backend['k']}, t={backend.get('t')}, {backend.get('bits')} bits)"
                 )
             drops = (
                 ", ".join(

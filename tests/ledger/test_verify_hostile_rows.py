@@ -283,3 +283,10 @@ def test_any_json_in_any_field_fails_or_verifies_and_never_crashes(
     text, _ = build_report(path, KEY.public_key)  # never raises either
     assert ("**FAILED**" in text) == (not result.ok)
     json.dumps(result.rebuilt_json())
+
+
+def test_the_backend_cell_reads_as_before(tmp_path: Path) -> None:
+    """Escaping the cells keeps an honest row's text: ``secagg+ (k=4, t=3, 32 bits)``."""
+    row = ledger_row(1, None, None, backend={"name": "secagg+", "k": 4, "t": 3, "bits": 32})
+    text, _ = build_report(_write(tmp_path / "l.sqlite", [row]), KEY.public_key)
+    assert "| secagg+ (k=4, t=3, 32 bits) |" in text
