@@ -8,12 +8,87 @@ names never enter the ledger: only their salted identity hashes do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: 2: every row states ``noise_seeded`` (rows of version 1 lack it and read as false)
+from secagg.errors import ConfigurationError
+
+#: 2: every row states ``noise_seeded`` (rows of version 1 lack it and read as false).
+#: A rebuilt row's ``reconstruction`` record (since 2026-12-05) is an optional key of the
+#: same version: older rebuilt rows carry ``reconstructed: true`` alone, and verify
+#: reports them as rebuilt with the provenance not recorded
 ROW_VERSION = 2
+
+#: where a rebuilt row's fields came from (the only source the server rebuilds from)
+FROM_STATE = "state"
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Why a ledger row was rebuilt after the fact, from what, and what it lacks.
+
+    Why: a rebuilt row carried only ``reconstructed: true``; an auditor could not tell
+    a row rebuilt because the disk filled up from one a crash interrupted, nor which
+    of its fields are the round's own record and which the restarted server filled in
+    (its backend from today's config, dropouts as none, its finish time as the
+    rebuild's). Every field the row holds is listed in ``recovered`` (copied from the
+    source's record of the round) or in ``not_recovered`` (field -> what the row holds
+    instead and why)."""
+
+    #: :data:`FROM_STATE`: the server's state database, its record of the round
+    source: str
+    #: why the row had to be rebuilt (the state's ``ledger_row_missing`` note, the
+    #: restart that aborted the round, or that no cause was recorded)
+    cause: str
+    recovered: tuple[str, ...]
+    not_recovered: Mapping[str, str]
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "cause": self.cause,
+            "recovered": list(self.recovered),
+            "not_recovered": dict(self.not_recovered),
+        }
+
+    @classmethod
+    def of_row(cls, entry: Mapping[str, Any]) -> Reconstruction | None:
+        """The provenance a ledger row records; None for a row not rebuilt, or rebuilt
+        before the record existed (``reconstructed: true`` alone: see
+        :func:`rebuilt`). A malformed record (wrong types, a record on a row not
+        marked rebuilt) raises :class:`ValueError`, naming the field."""
+        marked = rebuilt(entry)
+        record = entry.get("reconstruction")
+        if record is None:
+            return None
+        if not marked:
+            raise ValueError("carries a reconstruction record but is not marked reconstructed")
+        if not isinstance(record, dict):
+            raise ValueError(f"reconstruction must be an object, not {type(record).__name__}")
+        source, cause = record.get("source"), record.get("cause")
+        recovered, missing = record.get("recovered"), record.get("not_recovered")
+        if not isinstance(source, str) or not source:
+            raise ValueError(f"reconstruction.source must be a non-empty string, not {source!r}")
+        if not isinstance(cause, str) or not cause:
+            raise ValueError(f"reconstruction.cause must be a non-empty string, not {cause!r}")
+        if not isinstance(recovered, list) or not all(isinstance(f, str) for f in recovered):
+            raise ValueError("reconstruction.recovered must be a list of field names")
+        if not isinstance(missing, dict) or not all(isinstance(v, str) for v in missing.values()):
+            raise ValueError(
+                "reconstruction.not_recovered must map field names to what the row holds instead"
+            )
+        return cls(source, cause, tuple(recovered), dict(missing))
+
+
+def rebuilt(entry: Mapping[str, Any]) -> bool:
+    """Whether a ledger row says it was rebuilt after the fact (``reconstructed``);
+    anything but true or false there is a malformed row (:class:`ValueError`)."""
+    value = entry.get("reconstructed", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"reconstructed must be true or false, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -40,7 +115,16 @@ class LedgerEntry:
     #: False only in rows written before 2026-12-03, whose epsilon counted on the
     #: sampling staying secret (the tests write such rows to check their audit)
     publish_participants: bool = True
+    #: a rebuilt row's provenance (why, from what, which fields): written beside
+    #: ``reconstructed: true``; only a ``reconstructed`` entry may carry one
+    reconstruction: Reconstruction | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reconstruction is not None and not self.reconstructed:
+            raise ConfigurationError(
+                f"round {self.round}: a reconstruction record on a row not marked reconstructed"
+            )
 
     def row(self, identity_hash: Callable[[str], str]) -> dict[str, Any]:
         """The ledger's row: names replaced by their identity hashes."""
@@ -64,6 +148,8 @@ class LedgerEntry:
         }
         if self.reconstructed:
             out["reconstructed"] = True
+        if self.reconstruction is not None:
+            out["reconstruction"] = self.reconstruction.as_row()
         return out
 
     def _participants(self, identity_hash: Callable[[str], str]) -> dict[str, Any]:
@@ -76,3 +162,148 @@ class LedgerEntry:
             "count": len(self.participants),
             "identity_hashes": sorted(identity_hash(n) for n in self.participants),
         }
+
+
+# --- the shape of a row, as an auditor reads it -------------------------------------------
+
+#: counts and round numbers above this are no count a ledger records (2**53: the largest
+#: integer every JSON reader holds exactly)
+_LARGEST_COUNT = 2**53
+#: a DP block's figures that are numbers wherever the writer records them
+_DP_NUMBERS = ("clip", "record_clip", "noise_multiplier", "noise_std", "sample_rate", "delta")
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _LARGEST_COUNT
+
+
+def _is_finite(value: object) -> bool:
+    """A JSON number a float holds, finite (an int too large for a float is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _shown(value: object) -> str:
+    """A hostile value in one short line (a huge or deeply nested one is cut)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def row_shape_problem(entry: object, previous_round: int | None) -> str | None:
+    """What makes ``entry`` no ledger row the writer could have written, or None.
+
+    Why: ``audit verify`` read signed rows on trust of their shape. A row that was not a
+    JSON object, whose ``privacy`` was a list or whose epsilon an integer too large for
+    a float ended in "cannot be read as a ledger: 'list' object has no attribute 'get'"
+    (no row named), ``audit report`` in a traceback; a row whose round number was a
+    string, whose model digest or participant count was missing, or whose ``dp.sampling``
+    was a list verified (the checks that read them skipped what was not the type they
+    expected). ``previous_round``: the round of the row before (None for the first):
+    the server writes each round once, in order, so a repeated, reordered or skipped
+    round number is a row deleted, duplicated or moved and re-signed."""
+    if not isinstance(entry, dict):
+        return f"is not a JSON object but {type(entry).__name__} {_shown(entry)}"
+    number = entry.get("round")
+    if not _is_count(number) or number < 1:
+        return f"round must be a round number (an integer >= 1), not {_shown(number)}"
+    if previous_round is not None and number != previous_round + 1:
+        what = (
+            "repeats"
+            if number == previous_round
+            else "goes back from"
+            if number < previous_round
+            else "skips rounds after"
+        )
+        return (
+            f"round {number} {what} round {previous_round} of the row before: the server "
+            "writes every round once, in order (a row deleted, duplicated or moved)"
+        )
+    status = entry.get("status")
+    if status not in ("complete", "aborted"):
+        return f"status must be 'complete' or 'aborted', not {_shown(status)}"
+    for name in ("reason", "federation", "model_sha256"):
+        value = entry.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} must be a string, not {_shown(value)}"
+    if not isinstance(entry.get("model_sha256"), str):
+        return "records no model_sha256 (the digest of the model the round left)"
+    for name in ("started_at", "finished_at"):
+        value = entry.get(name)
+        if value is not None and not _is_finite(value):
+            return f"{name} must be a time (a finite number of seconds), not {_shown(value)}"
+    for name in ("backend", "dropouts"):
+        value = entry.get(name, {})
+        if not isinstance(value, dict):
+            return f"{name} must be a JSON object, not {_shown(value)}"
+    if not all(_is_count(v) for v in entry.get("dropouts", {}).values()):
+        return f"dropouts must count participants per phase, not {_shown(entry['dropouts'])}"
+    problem = _participants_problem(entry.get("participants"), entry.get("contributed"))
+    if problem is None:
+        problem = _privacy_problem(entry.get("privacy"))
+    if problem is None and entry.get("dp") is not None:
+        problem = _dp_problem(entry["dp"])
+    return problem
+
+
+def _participants_problem(participants: object, contributed: object) -> str | None:
+    if not isinstance(participants, dict):
+        return f"participants must be a JSON object, not {_shown(participants)}"
+    count, hashes = participants.get("count"), participants.get("identity_hashes")
+    if not _is_count(count):
+        return f"participants.count must be a count, not {_shown(count)}"
+    if hashes is not None and hashes != "withheld":
+        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+            return (
+                "participants.identity_hashes must be a list of hashes or 'withheld', not "
+                f"{_shown(hashes)}"
+            )
+    if not _is_count(contributed):
+        return f"contributed must be a count, not {_shown(contributed)}"
+    if contributed > count:
+        return f"counts {contributed} contributions from {count} participants"
+    return None
+
+
+def _privacy_problem(privacy: object) -> str | None:
+    if not isinstance(privacy, dict):
+        return f"privacy must be a JSON object, not {_shown(privacy)}"
+    epsilon, delta = privacy.get("epsilon"), privacy.get("delta")
+    # the writer stores an infinite epsilon as "inf" (JSON has no infinity); nothing else
+    if epsilon is not None and epsilon != "inf" and not (_is_finite(epsilon) and epsilon >= 0):
+        return f"privacy.epsilon must be a number >= 0 or 'inf', not {_shown(epsilon)}"
+    if delta is not None and not (_is_finite(delta) and 0 <= delta <= 1):
+        return f"privacy.delta must be a number in [0, 1], not {_shown(delta)}"
+    return None
+
+
+def _dp_problem(dp: object) -> str | None:
+    if not isinstance(dp, dict):
+        return f"dp must be a JSON object or null, not {_shown(dp)}"
+    for name in _DP_NUMBERS:
+        value = dp.get(name)
+        if value is not None and not _is_finite(value):
+            return f"dp.{name} must be a finite number, not {_shown(value)}"
+    for name in ("sampling", "ddg", "adaptive_clipping", "client_reports"):
+        value = dp.get(name)
+        if value is not None and not isinstance(value, dict):
+            return f"dp.{name} must be a JSON object, not {_shown(value)}"
+    for identity, report in (dp.get("client_reports") or {}).items():
+        history = report.get("history") if isinstance(report, dict) else None
+        steps_ok = isinstance(history, list) and all(
+            isinstance(step, list)
+            and len(step) == 3
+            and _is_finite(step[0])
+            and _is_finite(step[1])
+            and _is_count(step[2])
+            for step in history
+        )
+        if not steps_ok:
+            return (
+                f"dp.client_reports[{identity[:12]!r}] must be a report with a history of "
+                f"[noise multiplier, sample rate, steps] triples, not {_shown(report)}"
+            )
+    return None

@@ -29,19 +29,56 @@ from secagg.ledger.verify import AuditResult, ExpectedPrivacy, verify_ledger
 
 
 def _when(value: Any) -> str:
-    if not isinstance(value, int | float):
+    """A recorded time in UTC; ``-`` for anything but a time a calendar holds (a failed
+    ledger's rows are shown as recorded: 1e300 ended the report in an OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return "-"
-    return dt.datetime.fromtimestamp(float(value), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(float(value), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return "-"
+
+
+def _cell(value: Any) -> str:
+    """A recorded value as one table cell: ``|`` and line breaks, which would split or
+    end the row, escaped or folded; a long value cut."""
+    text = "-" if value is None else str(value)
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _count(value: Any) -> int:
+    """A recorded count, 0 when it is none (a failed ledger's rows are shown as recorded)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        return 0
+    return value
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A recorded JSON object, ``{}`` for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _entries(result: AuditResult) -> list[dict[str, Any]]:
+    """The rows the report reads: every JSON object in the chain (a failed ledger may
+    hold a row that is none; its table row says so)."""
+    return [r.entry for r in result.chain.rows if isinstance(r.entry, dict)]
 
 
 def _spent(result: AuditResult, seq: int, entry: dict[str, Any]) -> Any:
     """Row ``seq``'s epsilon as the report shows it: for a verified ledger the larger of
     the claim and the verifier's replay (a claim within the tolerance below the replay
     would show less than the mechanism spent); for a failed one the claim, as recorded."""
-    claimed = (entry.get("privacy") or {}).get("epsilon")
-    if not result.ok or not isinstance(claimed, int | float) or isinstance(claimed, bool):
+    privacy = entry.get("privacy")
+    claimed = privacy.get("epsilon") if isinstance(privacy, dict) else None
+    if not result.ok:
         return claimed
-    return result.shown_epsilon(seq, float(claimed))
+    if claimed is None:
+        # a row released without noise claims nothing, but its replay is infinite: "-"
+        # read as "nothing spent" beside a budget it overspent
+        return result.shown_epsilon(seq, None)
+    value = _as_float(claimed)
+    return claimed if value is None else result.shown_epsilon(seq, value)
 
 
 def _eps(value: Any) -> str:
@@ -49,8 +86,10 @@ def _eps(value: Any) -> str:
     4.01132 read 4.011, below what the ledger records; :mod:`secagg.dp.display`)."""
     if value is None:
         return "-"
-    if value == "inf" or (isinstance(value, float) and math.isinf(value)):
+    if value == "inf" or (isinstance(value, float) and math.isinf(value) and value > 0):
         return "∞"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        return _cell(value)  # a failed ledger's row, as recorded (no number to round)
     return shown(float(value), 3)
 
 
@@ -66,7 +105,10 @@ def _param(value: Any, *, lower: bool = False) -> str:
 
 
 def _param_at(value: Any, places: int, *, lower: bool = False) -> str:
-    """:func:`_param` at ``places`` significant digits."""
+    """:func:`_param` at ``places`` significant digits; what is no finite number (a
+    failed ledger's row, shown as recorded) as a table cell."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        return "-" if value is None else _cell(value)
     return shown_field(value, places, lower=lower)
 
 
@@ -87,10 +129,10 @@ _PARTICIPATION = (
 def _never_ran(entry: dict[str, Any]) -> bool:
     """An aborted round that never started its protocol: too few clients were sampled or
     connected (no phase ran, nobody dropped out of anything)."""
-    if entry.get("status") != "aborted" or any((entry.get("dropouts") or {}).values()):
+    if entry.get("status") != "aborted" or any(_object(entry.get("dropouts")).values()):
         return False
     reason = str(entry.get("reason") or "")
-    count = (entry.get("participants") or {}).get("count", 0)
+    count = _count(_object(entry.get("participants")).get("count"))
     return count < 2 or "fewer than" in reason or "sampled or connected" in reason
 
 
@@ -100,10 +142,10 @@ def participation(entry: dict[str, Any]) -> dict[str, int]:
     Honest labels: only a completed round has contributors and dropouts; everyone
     in an aborted round is counted as such, and a round aborted before it ran (too
     few sampled or connected) is not a round its one sampled client "dropped"."""
-    count = int((entry.get("participants") or {}).get("count", 0))
+    count = _count(_object(entry.get("participants")).get("count"))
     out = dict.fromkeys((key for key, *_ in _PARTICIPATION), 0)
     if entry.get("status") == "complete":
-        contributed = int(entry.get("contributed", 0))
+        contributed = min(_count(entry.get("contributed")), count)
         out["contributed"], out["dropped"] = contributed, max(0, count - contributed)
     elif _never_ran(entry):
         out["not_run"] = count
@@ -116,12 +158,21 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     """The budget (top) and participation (bottom) plot as a matplotlib Figure, or None
     when no row claims an epsilon. The epsilon axis starts at 0, the config's budget is
     a line, and both legends sit beside the axes, never over the data."""
-    rows = [r.entry for r in result.chain.rows]
+    # rows with a round number only (a failed ledger's rows are shown as recorded)
+    chained = [
+        r
+        for r in result.chain.rows
+        if isinstance(r.entry, dict)
+        and isinstance(r.entry.get("round"), int)
+        and not isinstance(r.entry.get("round"), bool)
+    ]
+    rows = [r.entry for r in chained]
     points = [
         (r.entry["round"], float(epsilon))
-        for r in result.chain.rows
+        for r in chained
         if isinstance(epsilon := _spent(result, r.seq, r.entry), int | float)
-        and math.isfinite(epsilon)
+        and not isinstance(epsilon, bool)
+        and _finite(epsilon)
     ]
     if not points:
         return None
@@ -172,6 +223,27 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     return fig
 
 
+def _as_float(value: Any) -> float | None:
+    """An epsilon as a float (``"inf"`` and an integer too large for a float are
+    infinite); None for anything that is no number."""
+    if value == "inf":
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _finite(value: int | float) -> bool:
+    """Finite as a float (an integer too large for one is not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _plot(result: AuditResult, budget: float | None = None) -> bytes | None:
     fig = _figure(result, budget)
     if fig is None:
@@ -186,7 +258,7 @@ def _plot(result: AuditResult, budget: float | None = None) -> bytes | None:
 
 def _ledger_dp(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The DP block that describes the ledger (its last; one ledger is one mechanism)."""
-    return next((e["dp"] for e in reversed(rows) if e.get("dp")), {})
+    return next((e["dp"] for e in reversed(rows) if isinstance(e.get("dp"), dict)), {})
 
 
 def _values(items: list[float], *, lower: bool = False) -> str:
@@ -204,8 +276,9 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
     with the epsilon the verifier re-derived from that history."""
     latest: dict[str, tuple[Any, dict[str, Any]]] = {}
     for e in rows:
-        for identity, report in ((e.get("dp") or {}).get("client_reports") or {}).items():
-            latest[identity] = (e.get("round"), report)
+        reports = _object(_object(e.get("dp")).get("client_reports"))
+        for identity, report in reports.items():
+            latest[identity] = (e.get("round"), _object(report))
     if not latest:
         return ["No branch has reported its DP-SGD accounting yet."]
     lines = [
@@ -214,11 +287,11 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for identity, (number, report) in sorted(latest.items()):
-        history = [(float(z), float(q), int(n)) for z, q, n in report.get("history", [])]
+        history = _history(report.get("history"))
         clip = report.get("max_grad_norm")
         lines.append(
-            f"| `{identity[:12]}…` | {report.get('unit', 'record')} | "
-            f"{report.get('accountant', '-')} | {report.get('delta', '-')} | "
+            f"| `{_cell(identity[:12])}…` | {_cell(report.get('unit', 'record'))} | "
+            f"{_cell(report.get('accountant', '-'))} | {_cell(report.get('delta', '-'))} | "
             f"{_values([z for z, _, _ in history], lower=True)} | "
             f"{_values([q for _, q, _ in history])} | "
             f"{sum(n for _, _, n in history)} | {_param_at(clip, 6)} | "
@@ -226,6 +299,19 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
             f"round {number} |"
         )
     return lines
+
+
+def _history(value: Any) -> list[tuple[float, float, int]]:
+    """A branch report's DP-SGD history as recorded; the steps that are not
+    ``[z, q, steps]`` numbers are left out (a failed ledger's rows are shown as recorded)."""
+    steps = []
+    for step in value if isinstance(value, list) else []:
+        if isinstance(step, list) and len(step) == 3:
+            z, q, n = step
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (z, q, n)):
+                if _finite(z) and _finite(q) and isinstance(n, int) and 0 <= n < 2**53:
+                    steps.append((float(z), float(q), n))
+    return steps
 
 
 def _branch_accounted(dp: dict[str, Any]) -> bool:
@@ -360,7 +446,7 @@ def build_report(
     ``epsilon_budget`` the report compares with and draws). Without ``public_key`` a
     consistent ledger is UNVERIFIED: it was checked only against the key it embeds."""
     result = verify_ledger(path, public_key, expected=expected)
-    rows = [r.entry for r in result.chain.rows]
+    rows = _entries(result)
     # without DP there is no epsilon to follow from anything: say so, not a vacuous check
     claims = (
         "its epsilon follows from the recorded mechanism"
@@ -409,6 +495,13 @@ def build_report(
         status += f"\n\n**NOT PRIVATE**: {result.not_private_reasons()[-1]}."
     for note in result.notes:
         status += f"\n\nNote: {note}."
+    if result.rebuilt:
+        count = len(result.rebuilt)
+        status += (
+            f"\n\nNote: {count} row{'' if count == 1 else 's'} rebuilt after the fact "
+            "(marked *rebuilt* in the table): see *Rows rebuilt after the fact* for why, "
+            "from what, and which fields are not the round's own record."
+        )
     key = result.chain.public_key.hex()
     never_ran = sum(_never_ran(e) for e in rows)
     lines = [
@@ -431,44 +524,52 @@ def build_report(
     shares = not record and dp.get("mechanism") == "distributed"
     budget = None if expected is None else expected.epsilon_budget
     if rows:
-        last = rows[-1]
-        spent = _spent(result, result.chain.rows[-1].seq, last)
+        seq, last = next(
+            (r.seq, r.entry) for r in reversed(result.chain.rows) if r.entry is rows[-1]
+        )
+        spent = _spent(result, seq, last)
+        spent_value = _as_float(spent)
         if budget is None:
             cap = " (give `--config` to compare it with the federation's epsilon_budget)"
         else:
             # the figure verify held to the budget: the unamplified charge where the claim
             # credits amplification by sampling (a claim within it can overspend it); the
             # last claim where verify stopped before the last row
-            held = spent
+            held = spent_value
             if result.budget_epsilon is not None:
-                held = max(result.budget_epsilon, -math.inf if spent is None else float(spent))
+                held = max(result.budget_epsilon, -math.inf if spent_value is None else spent_value)
             unamplified = (
                 ""
-                if held is None or spent is None or not float(held) > float(spent) * (1 + 1e-6)
+                if held is None or spent_value is None or not held > spent_value * (1 + 1e-6)
                 else f" (unamplified: epsilon {_eps(held)})"
             )
             allowed = _param_at(budget, 6, lower=True)  # as verify shows it: never more
-            if held is not None and not float(held) <= budget * (1 + 1e-9):
+            # no tolerance: anything above the cap is above it (a 1e-9 relative slack
+            # read "epsilon = 4.090 of a budget of 4.08923: within it"), NaN included
+            if held is not None and not held <= budget:
                 cap = f" of a budget of {allowed}: **ABOVE THE BUDGET**{unamplified}"
+            elif spent is not None and spent_value is None:  # a failed ledger's, as recorded
+                cap = f" of a budget of {allowed}: not comparable (the epsilon is no number)"
             else:
                 cap = f" of a budget of {allowed}: within it{unamplified}"
         if record:
             names = sorted(
                 {
-                    str(r.get("accountant"))
+                    _cell(_object(r).get("accountant"))
                     for e in rows
-                    for r in ((e.get("dp") or {}).get("client_reports") or {}).values()
+                    for r in _object(_object(e.get("dp")).get("client_reports")).values()
                 }
             )
             accountant = f"each branch's own ({', '.join(names) or '-'})"
             mechanism = "DP-SGD in each branch"
         else:
-            accountant, mechanism = dp.get("accountant", "-"), dp.get("mechanism", "none")
+            accountant = _cell(dp.get("accountant", "-"))
+            mechanism = _cell(dp.get("mechanism", "none"))
         if result.dp_claimed:
             spent_line = (
                 f"- budget spent: epsilon = {_eps(spent)}"
                 + (" (worst branch)" if record else "")
-                + f" at delta = {last['privacy'].get('delta')}{cap}"
+                + f" at delta = {_cell(_object(last.get('privacy')).get('delta'))}{cap}"
             )
         else:  # "epsilon = - at delta = None" read as a number nobody could find
             spent_line = (
@@ -498,21 +599,37 @@ def build_report(
                 + "sample rate | cumulative ε | model digest |",
                 "|---" * (13 if shares else 12) + "|",
             ]
+        rebuilt_seqs = {seq for seq, _, _ in result.rebuilt}
         for chained in result.chain.rows:
+            if not isinstance(chained.entry, dict):  # a failed ledger's row, as recorded
+                lines.append(
+                    f"| - | row {chained.seq} is not a JSON object: {_cell(chained.entry)} |"
+                )
+                continue
             e = chained.entry
-            row_dp = e.get("dp") or {}
-            backend = e.get("backend", {})
-            name = backend.get("name", "-")
+            row_dp = _object(e.get("dp"))
+            backend = _object(e.get("backend"))
+            name = _cell(backend.get("name", "-"))
             if "k" in backend:
-                name += f" (k={backend['k']}, t={backend['t']}, {backend.get('bits')} bits)"
-            drops = ", ".join(f"{k}: {v}" for k, v in e.get("dropouts", {}).items() if v) or "-"
+                name += " " + _cell(
+                    f"(k={backend['k']}, t={backend.get('t')}, {backend.get('bits')} bits)"
+                )
+            drops = (
+                ", ".join(
+                    f"{_cell(k)}: {_cell(v)}" for k, v in _object(e.get("dropouts")).items() if v
+                )
+                or "-"
+            )
+            reason = f": {_cell(e['reason'])}" if e.get("reason") else ""
+            participants = _object(e.get("participants"))
             start = (
-                f"| {e['round']} | {e['status']}{': ' + e['reason'] if e.get('reason') else ''} "
-                f"| {_when(e.get('finished_at'))} | {name} | {e['participants']['count']} | "
-                f"{e['contributed']} | {drops} | "
+                f"| {_cell(e.get('round'))} | {_cell(e.get('status'))}{reason}"
+                + (" (rebuilt)" if chained.seq in rebuilt_seqs else "")
+                + f" | {_when(e.get('finished_at'))} | {name} | "
+                f"{_cell(participants.get('count'))} | {_cell(e.get('contributed'))} | {drops} | "
             )
             if record:
-                middle = f"{len(row_dp.get('client_reports') or {})} | "
+                middle = f"{len(_object(row_dp.get('client_reports')))} | "
             else:
                 std = row_dp.get("noise_std")
                 clip = row_dp.get("record_clip", row_dp.get("clip"))  # the sensitivity
@@ -522,17 +639,21 @@ def build_report(
                 summed = row_dp.get("noise_contributors")  # honest shares in this sum
                 middle = (
                     f"{_param(clip)} | {_param(std, lower=True)} | "
-                    + (f"{'-' if summed is None else summed} | " if shares else "")
+                    + (f"{_cell(summed)} | " if shares else "")
                     + f"{_param(rate)} | "
                 )
             lines.append(
                 start
                 + middle
-                + f"{_eps(_spent(result, chained.seq, e))} | `{e['model_sha256'][:16]}…` |"
+                + f"{_eps(_spent(result, chained.seq, e))} | "
+                + f"`{_cell(str(e.get('model_sha256', '-'))[:16])}…` |"
             )
         if record:
             lines += ["", "## Each branch's DP-SGD accounting", ""]
             lines += _branch_table(rows, result)
+        if result.rebuilt:
+            lines += ["", "## Rows rebuilt after the fact", ""]
+            lines += [f"- {line}." for line in result.rebuilt_lines()]
     png = _plot(result, budget)  # None when no row claims a finite epsilon
     lines += ["", "## How to read this", "", *_reading_guide(dp, plotted=png is not None)]
     if png is not None:  # link only the plot write_report_files will write

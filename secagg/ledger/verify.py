@@ -87,6 +87,7 @@ from secagg.ledger.chain import (
     check_expected_head,
     read_chain,
 )
+from secagg.ledger.entry import FROM_STATE, Reconstruction, rebuilt, row_shape_problem
 
 #: claimed and recomputed epsilons must agree this closely (relative)
 RELATIVE_TOLERANCE = 1e-6
@@ -191,6 +192,9 @@ class AuditResult:
     #: Accepted, since replay arithmetic may differ from the server's in the last
     #: digits, but noted: every figure verify and the report print is then the replay's
     understated: list[tuple[int, Any, float, float]] = field(default_factory=list)
+    #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
+    #: with why and from what (None: a row written before the record existed)
+    rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
 
     #: ``epsilons`` by seq, rebuilt when it grows (a report asks once per row)
     _replayed: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
@@ -233,6 +237,22 @@ class AuditResult:
     @property
     def first_failure(self) -> str | None:
         return self.chain.failure or self.failure
+
+    def rebuilt_lines(self) -> list[str]:
+        """One line per rebuilt row: why it was rebuilt, from what, and which of its
+        fields the source did not hold (what the row holds there instead)."""
+        return [rebuilt_line(number, seq, provenance) for seq, number, provenance in self.rebuilt]
+
+    def rebuilt_json(self) -> list[dict[str, Any]]:
+        """The rebuilt rows for ``--json``: provenance None for a row that predates it."""
+        return [
+            {
+                "seq": seq,
+                "round": number,
+                "provenance": None if provenance is None else provenance.as_row(),
+            }
+            for seq, number, provenance in self.rebuilt
+        ]
 
     def not_private_reasons(self) -> list[str]:
         """One line per round whose epsilon is no guarantee, oldest first; for a ledger
@@ -291,6 +311,27 @@ class AuditResult:
             "the format before 2026-12-03), which the engine no longer credits: a round's "
             "members see one another and its size is published" + spent
         )
+
+
+#: how a rebuilt row's source reads in verify's and the report's lines
+_SOURCES = {FROM_STATE: "the server's state database (its record of the round)"}
+
+
+def rebuilt_line(number: Any, seq: int, provenance: Reconstruction | None) -> str:
+    """``round N (row S) was rebuilt ...``: the one line verify and the report give a
+    rebuilt row (the report's is the same sentence)."""
+    head = f"round {number} (row {seq}) was rebuilt after the fact"
+    if provenance is None:
+        return (
+            f"{head}; why and from what are not recorded (a row written before rebuilt rows "
+            "recorded their provenance), so which of its fields are the round's own is unknown"
+        )
+    source = _SOURCES.get(provenance.source, repr(provenance.source))
+    lacks = "; ".join(f"{name}: {why}" for name, why in provenance.not_recovered.items())
+    return (
+        f"{head} from {source} (cause: {provenance.cause}). Recovered: "
+        f"{', '.join(provenance.recovered) or 'nothing'}. Not recovered: {lacks or 'nothing'}"
+    )
 
 
 #: a ledger without DP names at most this many of its released rounds in its one reason
@@ -360,6 +401,20 @@ def _same(a: Any, b: Any) -> bool:
     return abs(a - b) <= _PARAMETER_TOLERANCE * max(abs(a), abs(b), 1e-300)
 
 
+def _below(a: Any, b: Any) -> bool:
+    """``a`` lies below ``b``, by however little (both recorded numbers; False if either
+    is missing).
+
+    Why: :func:`_same`'s tolerance is for float noise, and noise must not flatter. Where
+    one side of a pair is the safe one (a printed delta at or above the accounted one, a
+    noise std at or above z x clip, an accounted sampling rate at or above the recorded
+    one), :func:`_same` alone let the other side pass by up to 1e-9 (relative); the
+    writer computes both sides from the same floats, so an honest row is exact there."""
+    if a is None or b is None:
+        return False
+    return float(a) < float(b)
+
+
 #: kept under their old names (the rule now lives beside the accountants, shared with
 #: the server's record-level mechanism)
 _runs = history_runs
@@ -378,7 +433,9 @@ def _check_consistency(
     ``replayed_noise``: the row's noise was seeded (``noise_seeded``), so it is reported
     as not private anyway, and a claim of amplification by a seeded cohort is only one
     more reason (a simulation's replay); without it such a claim fails."""
-    if not _same(privacy.get("delta"), dp.get("delta")):
+    # the printed delta may not lie below the one the epsilon holds at, by any amount
+    printed, accounted = privacy.get("delta"), dp.get("delta")
+    if not _same(printed, accounted) or _below(printed, accounted):
         return (
             f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
             f"{dp.get('delta')}"
@@ -399,7 +456,9 @@ def _check_consistency(
                 f"cohort was drawn by {kind!r} sampling (a fixed-size cohort is not Poisson: "
                 "its epsilon is understated)"
             )
-        if rate < 1 and not _same(sampling.get("rate"), rate):  # 1: no amplification claimed
+        recorded_rate = sampling.get("rate")
+        # 1: no amplification claimed; an accounted rate below the sampled one flatters
+        if rate < 1 and (not _same(recorded_rate, rate) or _below(rate, recorded_rate)):
             return (
                 f"is accounted at sample rate {rate:g} but records sampling at rate "
                 f"{sampling.get('rate')}"
@@ -430,7 +489,10 @@ def _check_consistency(
     adaptive = dp.get("adaptive_clipping")
     if isinstance(adaptive, dict):
         z = adaptive.get("update_noise_multiplier")
-    if None not in (z, clip, std) and not _same(std, float(z) * float(clip)):
+    # less noise than z x clip (by any amount) is less than the replay assumes
+    if None not in (z, clip, std) and (
+        not _same(std, float(z) * float(clip)) or _below(std, float(z) * float(clip))
+    ):
         return (
             # exact figures: within 6 digits the two sides of a 1e-7 gap read the same
             f"records noise std {float(std)!r} but noise multiplier {float(z)!r} x clip "
@@ -461,10 +523,13 @@ def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> s
     if isinstance(population, int) and pool > population:
         return f"was drawn from {pool} clients, more than the population of {population}"
     share = max(rate, min(1.0, count / pool))
-    if charged < share and not _same(charged, share):
+    if charged < share:  # by any amount: a lower rate claims a smaller epsilon
+        low, high = (f"{charged:g}", f"{share:g}")
+        if low == high:  # a hair below: exact figures, or the line contradicts itself
+            low, high = repr(float(charged)), repr(float(share))
         return (
-            f"is charged at rate {charged:g}, but it publishes a cohort of {count} of the "
-            f"{pool} clients it was drawn from: it must be charged at least {share:g}"
+            f"is charged at rate {low}, but it publishes a cohort of {count} of the "
+            f"{pool} clients it was drawn from: it must be charged at least {high}"
         )
     return None
 
@@ -641,14 +706,18 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
     """A DP row against the federation's config (delta, unit, mechanism, sampling)."""
     if not expected.dp:
         return "records a DP block but the federation's config has no [dp] section"
-    if not _same(dp.get("delta"), expected.delta):
+    # a row accounted at a larger delta than the config's promises less, by any amount
+    if not _same(dp.get("delta"), expected.delta) or _below(expected.delta, dp.get("delta")):
         return f"accounts at delta {dp.get('delta')} but the config's delta is {expected.delta:g}"
     if (dp.get("unit"), dp.get("mechanism")) != (expected.unit, expected.mechanism):
         return (
             f"records unit {dp.get('unit')!r}, mechanism {dp.get('mechanism')!r}, but the "
             f"config has unit {expected.unit!r}, mechanism {expected.mechanism!r}"
         )
-    if dp.get("sample_rate") != 1.0 and not _same(dp.get("sample_rate"), expected.sample_rate):
+    if dp.get("sample_rate") != 1.0 and (
+        not _same(dp.get("sample_rate"), expected.sample_rate)
+        or _below(dp.get("sample_rate"), expected.sample_rate)
+    ):
         return (
             f"is accounted at sample rate {dp.get('sample_rate')} but the config's rate is "
             f"{expected.sample_rate:g}"
@@ -670,7 +739,9 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
                 f"records {sampling.get('kind')!r} sampling but the config samples "
                 f"{expected.sampling_kind!r}"
             )
-        if not _same(sampling.get("rate"), expected.sample_rate):
+        if not _same(sampling.get("rate"), expected.sample_rate) or _below(
+            sampling.get("rate"), expected.sample_rate
+        ):
             return (
                 f"records sampling at rate {sampling.get('rate')} but the config's rate is "
                 f"{expected.sample_rate:g}"
@@ -701,8 +772,10 @@ def _distributed_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str |
                 f"records a discrete Gaussian of {label} {recorded!r}, but the config's is "
                 f"{want}: its noise shares were not sized as the federation promised"
             )
-    if expected.corrupt_fraction is not None and not _same(
-        dp.get("corrupt_fraction", expected.corrupt_fraction), expected.corrupt_fraction
+    assumed = dp.get("corrupt_fraction", expected.corrupt_fraction)
+    # fewer corrupt clients than the config assumes counts more shares honest
+    if expected.corrupt_fraction is not None and (
+        not _same(assumed, expected.corrupt_fraction) or _below(assumed, expected.corrupt_fraction)
     ):
         return (
             f"assumes corrupt fraction {dp.get('corrupt_fraction')} but the config's is "
@@ -1047,6 +1120,32 @@ def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[st
     return notes
 
 
+def _over_budget(
+    expected: ExpectedPrivacy | None, spent: float | None, unamplified_spent: float | None
+) -> str | None:
+    """Why ``spent`` overspends the config's ``epsilon_budget``, or None if it fits.
+
+    No tolerance: the cap is inclusive and anything above it, by however little, is
+    over it. A 1e-9 relative slack passed ledgers up to that far over their budget; the
+    replay runs the server's own accountants, so an honest ledger needs none. A NaN is
+    over it too (nothing shows that it fits)."""
+    budget = None if expected is None else expected.epsilon_budget
+    if budget is None or spent is None or spent <= budget:
+        return None
+    if math.isinf(spent):
+        figure = "∞ (a round released without noise)"
+    else:
+        # 6 digits of each, the epsilon up and the budget down: to the nearest a hair's
+        # overspend read "epsilon 4.01132 is ABOVE the config's epsilon_budget 4.01132"
+        figure = shown(spent, 6, significant=True)
+    if unamplified_spent is not None:
+        figure += " (unamplified: the claim credits amplification by sampling)"
+    return (
+        f"epsilon {figure} is ABOVE the config's epsilon_budget "
+        f"{shown(budget, 6, significant=True, lower=True)}: the budget was overspent"
+    )
+
+
 def verify_ledger(
     path: str | Path,
     public_key: bytes | None = None,
@@ -1061,6 +1160,22 @@ def verify_ledger(
     chain = read_chain(path, public_key)
     result = AuditResult(chain)
     rows: list[ChainRow] = chain.rows
+    # a row no writer could have written (not an object, a field of the wrong type, a
+    # round out of order) fails, naming it; the rows before it are replayed first, so
+    # an earlier row's failure is still the one reported
+    malformed: str | None = None
+    previous_round: int | None = None
+    for index, row in enumerate(rows):
+        problem = row_shape_problem(row.entry, previous_round)
+        if problem is not None:
+            number = row.entry.get("round") if isinstance(row.entry, dict) else None
+            shown_round = (
+                number if isinstance(number, int) and not isinstance(number, bool) else "?"
+            )
+            malformed = f"row {row.seq} (round {shown_round}): {problem}"
+            rows = rows[:index]
+            break
+        previous_round = row.entry["round"]
     dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
     result.dp_claimed = dp_expected
     if expect_head is not None and chain.ok:
@@ -1081,6 +1196,13 @@ def verify_ledger(
     previous_model: Any = None  # the last model digest a row recorded
     for row in rows:
         where = f"row {row.seq} (round {row.entry.get('round')})"
+        try:
+            provenance = Reconstruction.of_row(row.entry)
+            if rebuilt(row.entry):
+                result.rebuilt.append((row.seq, row.entry.get("round", row.seq), provenance))
+        except ValueError as exc:
+            result.failure = f"{where}: its reconstruction record is malformed: {exc}"
+            return result
         dp = row.entry.get("dp")
         moved = _check_model_moved(row.entry, previous_model)
         if moved is not None:
@@ -1149,6 +1271,14 @@ def verify_ledger(
                     "(epsilon is infinite)"
                 )
                 return result
+            # an infinite epsilon is above any budget: this check used to be skipped
+            # here, so a ledger that released without noise read "within" its budget
+            overspent = _over_budget(expected, math.inf, None)
+            if expected is not None and expected.epsilon_budget is not None:
+                result.budget_epsilon = math.inf
+            if overspent is not None:
+                result.failure = f"{where}: {overspent}"
+                return result
             continue
         if not _agrees(claimed, recomputed):
             older = replay.older_claim(claimed)  # a claim written by the from-scratch code?
@@ -1181,29 +1311,31 @@ def verify_ledger(
             )
             return result
         budget = None if expected is None else expected.epsilon_budget
-        spent = recomputed
+        # the budget is held to the larger of the claim and the replay (what the report
+        # shows): a claim within the tolerance above its replay says the round spent
+        # that much, and the replay alone let it pass a budget below it
+        figures = [f for f in (claimed, recomputed) if f is not None]
+        spent = max(figures) if figures else None
+        unamplified_spent = None
         if budget is not None and unamplified.amplified and not replay.per_client_rows:
             # the claim credits amplification the engine no longer does: the budget
             # holds only if the unamplified charge fits (DP audit t2: a claim of 5.84
             # passed a budget of 6 that the unamplified 8.39 overspends). Per-client rows
             # after such rows already charge them to every client, unamplified.
-            spent = max(spent or 0.0, unamplified.epsilon())
+            unamplified_spent = unamplified.epsilon()
+            if spent is None or not unamplified_spent <= spent:
+                spent = unamplified_spent
+            else:
+                unamplified_spent = None
         if budget is not None:
             result.budget_epsilon = spent
-        if budget is not None and spent is not None and not spent <= budget * (1 + 1e-9):
-            amplified_note = (
-                " (unamplified: the claim credits amplification by sampling)"
-                if spent != recomputed
-                else ""
-            )
-            result.failure = (
-                f"{where}: epsilon {shown(spent, 6, significant=True)}{amplified_note} is ABOVE "
-                # the budget down, the epsilon up: 6 digits of each to the nearest read
-                # "epsilon 4.01132 is ABOVE the config's epsilon_budget 4.01132"
-                f"the config's epsilon_budget {shown(budget, 6, significant=True, lower=True)}: "
-                "the budget was overspent"
-            )
+        overspent = _over_budget(expected, spent, unamplified_spent)
+        if overspent is not None:
+            result.failure = f"{where}: {overspent}"
             return result
+    if malformed is not None:
+        result.failure = malformed
+        return result
     result.per_client = replay.per_client_summary()
     if expected is not None:
         result.notes = _parameter_notes(rows, expected)

@@ -97,7 +97,7 @@ from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, Release
 from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
 from secagg.ledger.chain import Ledger, LedgerError, read_chain
-from secagg.ledger.entry import LedgerEntry
+from secagg.ledger.entry import FROM_STATE, LedgerEntry, Reconstruction
 from secagg.runtime import outcome
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.store import ServerStore, StoreCorrupted
@@ -248,7 +248,7 @@ class FederationServer:
                 self._accusers.setdefault(accused, set()).update(accusers)
         if ledger is not None:
             restored = self._last_epsilon
-            self._backfill_ledger()
+            self._backfill_ledger(recovery.aborted_on_restart)
             self._last_epsilon = restored  # the backfill's running figure is the rows'
         self._epsilon_now = self._last_epsilon  # for the per-round log line
         gone = self.mechanism.charged_outside(config.clients)
@@ -1185,12 +1185,15 @@ class FederationServer:
         stored: dict[str, Any],
         *,
         model_digest: str | None = None,
-        reconstructed: bool = False,
+        reconstruction: Reconstruction | None = None,
+        finished_at: float | None = None,
         sum_revealed: bool = False,
     ) -> None:
         """Append the round's signed ledger row (after the store has committed it).
         ``sum_revealed``: an aborted round whose sum the server saw before it stopped,
-        charged as released (``dp.sum_revealed``; ``result.epsilon`` is its claim)."""
+        charged as released (``dp.sum_revealed``; ``result.epsilon`` is its claim).
+        ``reconstruction``: the row is rebuilt from the state after a crash, and this
+        says why and which fields the state held (``finished_at``: the state's)."""
         if self.ledger is None:
             return
         cfg = self.config
@@ -1206,7 +1209,7 @@ class FederationServer:
             status=result.status,
             reason=result.reason,
             started_at=started,
-            finished_at=time.time(),
+            finished_at=time.time() if finished_at is None else finished_at,
             backend=backend or {"name": cfg.backend.name},
             participants=result.participants,
             contributed=len(result.contributed),
@@ -1215,7 +1218,8 @@ class FederationServer:
             epsilon=self.mechanism.ledger_claim(last),
             delta=cfg.dp.delta if cfg.dp is not None else None,
             model_sha256=model_digest or hashlib.sha256(model_bytes(self.model)).hexdigest(),
-            reconstructed=reconstructed,
+            reconstructed=reconstruction is not None,
+            reconstruction=reconstruction,
             # a row without a DP block released no DP noise, so none of it was seeded
             noise_seeded=self.noise_seeded and dp is not None,
         )
@@ -1244,10 +1248,12 @@ class FederationServer:
         }
         return block
 
-    def _backfill_ledger(self) -> None:
+    def _backfill_ledger(self, aborted_on_restart: tuple[int, ...] = ()) -> None:
         """Record finished rounds the ledger lacks: a round the crash interrupted
         (aborted on restart), or one whose row was lost between the store's commit and
-        the ledger's. Rebuilt from the store: marked ``reconstructed``."""
+        the ledger's. Rebuilt from the store: marked ``reconstructed``, with a
+        ``reconstruction`` record of why and which fields the state held
+        (:func:`_provenance`)."""
         assert self.ledger is not None
         recorded = {entry.get("round") for entry in self.ledger.entries()}
         epsilon: float | None = None
@@ -1275,14 +1281,22 @@ class FederationServer:
                 epsilon if complete or revealed is not None else None,
             )
             self._last_epsilon = epsilon if not complete else self._last_epsilon
+            digest = self.store.checkpoint_digest(row["number"])
             self._record(
                 result,
                 row["started_at"],
                 {},
                 {},
                 report if complete else (revealed or {}),
-                model_digest=self.store.checkpoint_digest(row["number"]),
-                reconstructed=True,
+                model_digest=digest,
+                reconstruction=_provenance(
+                    row,
+                    interrupted=row["number"] in aborted_on_restart,
+                    checkpointed=digest is not None,
+                    charged=complete or revealed is not None,
+                    with_dp=self.config.dp is not None,
+                ),
+                finished_at=row["finished_at"],
                 sum_revealed=revealed is not None,
             )
             missing = report.get("ledger_row_missing")
@@ -1293,6 +1307,58 @@ class FederationServer:
             )
             # the state says the row is there again (and keeps why it had been missing)
             self.store.note_ledger_rebuilt(row["number"])
+
+
+def _provenance(
+    row: dict[str, Any], *, interrupted: bool, checkpointed: bool, charged: bool, with_dp: bool
+) -> Reconstruction:
+    """Why a round's ledger row is rebuilt from the state's record ``row``, and which of
+    the row's fields that record holds.
+
+    Why: the row said only ``reconstructed: true``, so an auditor could not tell a row
+    lost to a full disk from a round a crash interrupted, nor which fields are the
+    round's own record: the state keeps no backend details and no dropouts per phase
+    (the row gets the restarted server's backend name and none), keeps a checkpoint
+    only of a completed round (an aborted one gets the model the server restarted
+    with), and the cohort's sampling record is today's config's."""
+    report = row["report"] or {}
+    missing = report.get("ledger_row_missing")
+    if missing:
+        cause = f"the ledger append failed after the state recorded the round ({missing})"
+    elif interrupted or str(report.get("reason") or "").startswith("server restarted mid-round"):
+        cause = (
+            "the server stopped during the round; the restart recorded it aborted in the "
+            "state, which the ledger then lacked"
+        )
+    else:
+        cause = (
+            "no cause recorded: the server stopped between the state's commit of the round "
+            "and the ledger's append"
+        )
+    recovered = ["round", "status", "reason", "started_at", "participants", "contributed"]
+    not_recovered = {
+        "backend": "the restarted server's backend name only: the state keeps no backend "
+        "details of a round",
+        "dropouts": "none recorded: the state keeps no dropouts per phase",
+    }
+    if row.get("finished_at") is None:
+        not_recovered["finished_at"] = "the time of the rebuild: the state has none"
+    else:
+        recovered.append("finished_at")
+    if checkpointed:
+        recovered.append("model_sha256")
+    else:
+        not_recovered["model_sha256"] = (
+            "the model the server restarted with: the state keeps no checkpoint of this round"
+        )
+    # the claim is the state's (this round's charge, or the last one for a round that
+    # charged nothing); the DP block's parameters are the restarted mechanism's
+    recovered.append("privacy.epsilon")
+    if with_dp:
+        not_recovered["dp"] = "the restarted server's DP parameters and sampling" + (
+            ", with the state's record of the round's charge" if charged else ""
+        )
+    return Reconstruction(FROM_STATE, cause, tuple(recovered), not_recovered)
 
 
 def _seconds(elapsed: float) -> str:

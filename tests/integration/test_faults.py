@@ -143,3 +143,6 @@ def test_server_killed_mid_round_restarts_aborts_that_round_and_continues(
     assert entries[1]["status"] == "aborted"
     assert entries[1]["reason"] == "server restarted mid-round"
     assert entries[1]["reconstructed"] is True
+    assert entries[1]["reconstruction"]["cause"].startswith("the server stopped during the round")
+    # an aborted round has no checkpoint: its model digest is the restarted server's
+    assert "model_sha256" in entries[1]["reconstruction"]["not_recovered"]

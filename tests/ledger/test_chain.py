@@ -218,10 +218,11 @@ import sys
 from secagg.ledger import Ledger, LedgerKey
 key = LedgerKey.load(sys.argv[2])
 ledger = Ledger(sys.argv[1], key)
-n = 0
+n = ledger.head()[0]  # a restarted writer goes on from its last round (verify checks order)
 while True:
     n += 1
-    ledger.append({"round": n, "status": "aborted", "reason": "x" * 5000, "privacy": {}})
+    ledger.append({"round": n, "status": "aborted", "reason": "x" * 5000, "privacy": {},
+                   "participants": {"count": 0}, "contributed": 0, "model_sha256": "0" * 64})
 """
 
 

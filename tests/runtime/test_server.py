@@ -407,6 +407,11 @@ def test_rounds_missing_from_the_ledger_are_reconstructed_on_restart(tmp_path: P
     assert [e["round"] for e in entries] == [1, 2]
     assert entries[0].get("reconstructed") is True and "reconstructed" not in entries[1]
     assert entries[0]["model_sha256"] == store.checkpoint_digest(1)
+    provenance = entries[0]["reconstruction"]  # why, from what, which fields it lacks
+    assert provenance["source"] == "state"
+    assert provenance["cause"].startswith("no cause recorded: the server stopped between")
+    assert "model_sha256" in provenance["recovered"] and "dropouts" in provenance["not_recovered"]
+    assert entries[0]["finished_at"] == store.rounds()[0]["finished_at"]
     assert entries[1]["privacy"]["epsilon"] == second.mechanism.accountant.epsilon()  # type: ignore[union-attr]
 
 

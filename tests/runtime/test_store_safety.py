@@ -473,6 +473,18 @@ def test_a_failed_ledger_append_is_stored_with_its_round_and_the_restart_rebuild
     rows = {row.entry["round"]: row.entry for row in audit.chain.rows}
     assert sorted(rows) == [1, 2, 3]
     assert rows[2]["reconstructed"] is True and rows[2]["status"] == "complete"
+    # and the row says why it was rebuilt, from what, and which fields the state lacked
+    provenance = rows[2]["reconstruction"]
+    assert provenance["source"] == "state"
+    assert provenance["cause"] == (
+        f"the ledger append failed after the state recorded the round ({cause})"
+    )
+    assert {"participants", "finished_at", "model_sha256", "privacy.epsilon"} <= set(
+        provenance["recovered"]
+    )
+    assert {"backend", "dropouts"} <= set(provenance["not_recovered"])
+    assert rows[2]["finished_at"] == round_2["finished_at"]  # the round's, not the rebuild's
+    assert [number for _, number, _ in audit.rebuilt] == [2]
 
 
 def test_the_ledger_notes_go_only_on_finished_rounds_and_keep_the_cause(tmp_path: Path) -> None:

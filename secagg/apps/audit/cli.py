@@ -113,6 +113,10 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
     )
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 #: ``secagg audit verify`` exit statuses (also in its --help and docs/audit.md)
 EXIT_VERIFIED = 0
 EXIT_FAILED = 1
@@ -219,7 +223,15 @@ def verify(
         else:
             click.echo(f"FAILED: {reason}", err=True)
         sys.exit(EXIT_FAILED)
-    last = result.epsilons[-1][1] if result.epsilons else None
+    last = None
+    if result.epsilons:
+        # the larger of the last row's claim and its replay, as the report shows it: the
+        # replay alone printed less than a claim within the tolerance above it
+        seq = result.epsilons[-1][0]
+        entry = next((r.entry for r in result.chain.rows if r.seq == seq), {})
+        claim = (entry.get("privacy") or {}).get("epsilon") if isinstance(entry, dict) else None
+        claimed = float(claim) if claim == "inf" or _is_number(claim) else None
+        last = result.shown_epsilon(seq, claimed)
     reasons = result.not_private_reasons()
     keyed = pubkey is not None
     if not result.ok:
@@ -257,6 +269,8 @@ def verify(
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
         "epsilon_unamplified": result.unamplified_epsilon,
         "per_client": result.per_client,
+        # rows rebuilt after a crash: why, from what, and which fields the source lacked
+        "reconstructed_rows": result.rebuilt_json(),
     }
     # a ledger without DP has no cumulative epsilon to print ("None" read as a value)
     claims = (
@@ -289,6 +303,7 @@ def verify(
             )
         for note in result.notes:
             click.echo(f"note: {note}")
+        _echo_rebuilt(result.rebuilt_lines())
         if anchor is not None:
             grown = f"; {anchor.grown_by} rows appended since" if anchor.grown_by else ""
             click.echo(f"expected head {expect_head} is in the ledger{grown}")
@@ -321,9 +336,27 @@ def verify(
         click.echo(f"head: {result.chain.head}")
         click.echo(f"  (keep it; next time pass --expect-head {result.chain.head})")
     else:
-        click.echo(f"FAILED: {result.first_failure}", err=True)
+        # one line naming the file and (in the failure) the row: an auditor checking
+        # several ledgers in a loop sees which one failed
+        failure = " ".join(str(result.first_failure).split())
+        click.echo(f"FAILED: {ledger}: {failure}", err=True)
     if status != EXIT_VERIFIED:
         sys.exit(status)
+
+
+def _echo_rebuilt(lines: list[str]) -> None:
+    """The rows rebuilt after a crash, one line each (at most :data:`_SHOWN_SEEDED`):
+    an auditor sees which rows are not the round's own record, and why."""
+    if not lines:
+        return
+    click.echo(
+        f"note: {len(lines)} row{'' if len(lines) == 1 else 's'} rebuilt after the fact "
+        "(reconstructed), not written when the round finished:"
+    )
+    for line in lines[:_SHOWN_SEEDED]:
+        click.echo(f"  {line}")
+    if len(lines) > _SHOWN_SEEDED:
+        click.echo(f"  ... and {len(lines) - _SHOWN_SEEDED} more (see --json)")
 
 
 @audit.command(
