@@ -21,6 +21,7 @@ import datetime as dt
 import html
 import io
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ def _cell(value: Any) -> str:
     end the row, escaped or folded; a long value cut."""
     text = "-" if value is None else str(value)
     text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _prose(value: Any, default: str) -> str:
+    """A recorded string shown inside a sentence of the guide: folded onto one line, its
+    markdown metacharacters escaped and a long one cut, so a ledger cannot inject
+    headings, links or tables into the report; ``default`` when none was recorded."""
+    if not isinstance(value, str) or not value.strip():
+        return default
+    text = " ".join(value.split())
+    text = re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -356,7 +368,7 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
             "- Record-level DP gradient descent with the noise added once, inside the secure "
             "sum: each branch sends its customers' clipped gradients, summed, with its own "
             "discrete Gaussian noise share (Kairouz, Liu and Steinke 2021); the server never "
-            f"sees an un-noised sum. Guarantee: {dp.get('adjacency', 'one record')}.",
+            f"sees an un-noised sum. Guarantee: {_prose(dp.get('adjacency'), 'one record')}.",
             "- *clip* is what one protected unit can move a branch's vector by (the noise's "
             "sensitivity, the ledger's record_clip); *noise std* is the total noise the "
             "shares are sized to add when every expected branch's share arrives (noise "
@@ -370,7 +382,7 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
         lines = [
             "- Each branch runs DP-SGD on its own records; the server adds no noise. The "
             "guarantee is record-level: "
-            f"{dp.get('adjacency', 'add/remove one record of a branch')}.",
+            f"{_prose(dp.get('adjacency'), 'add/remove one record of a branch')}.",
             "- *cumulative ε* is the worst branch's record-level ε after that round (branches "
             "hold disjoint records, so their guarantees compose in parallel).",
             "- The branch table gives each branch's DP-SGD accounting from its latest report: "
@@ -388,7 +400,7 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
         lines = [
             "- Client-level DP from the clients' own discrete Gaussian noise shares (Kairouz, "
             "Liu and Steinke 2021): the server never sees an un-noised sum. Guarantee: "
-            f"{dp.get('adjacency', 'zero-out one client')}.",
+            f"{_prose(dp.get('adjacency'), 'zero-out one client')}.",
             "- *noise std* is the total noise the shares are sized to add when every "
             "expected client's share arrives (noise multiplier x clip; a round with fewer "
             "shares has less, which the ε column counts); *clip* bounds each client's "
@@ -401,7 +413,7 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
         lines = [
             "- Client-level DP-FedAvg: the server adds Gaussian noise to the sum of the "
             "clipped updates. Guarantee: "
-            f"{dp.get('adjacency', 'add/remove one client')}.",
+            f"{_prose(dp.get('adjacency'), 'add/remove one client')}.",
             "- *clip* bounds each client's update (L2); *noise std* is the Gaussian noise on "
             "the sum (noise multiplier x clip); *sample rate* is the rate the accountant "
             "credits: 1.0, no amplification by sampling, since a round's members see one "

@@ -296,3 +296,29 @@ def test_the_reports_epsilons_are_never_below_the_ledgers(tmp_path: Path) -> Non
     line = next(x for x in text.splitlines() if x.startswith("- budget spent"))
     shown_spent = float(line.split("epsilon = ")[1].split()[0])
     assert shown_spent >= spent > shown_spent - 1e-3
+
+
+@pytest.mark.parametrize(
+    ("unit", "mechanism"),
+    [
+        ("record", "distributed"),
+        ("record", "dpsgd"),
+        ("client", "distributed"),
+        ("client", "central"),
+    ],
+)
+def test_a_recorded_adjacency_cannot_inject_markdown_into_the_guide(
+    unit: str, mechanism: str
+) -> None:
+    """The guide quoted the ledger's ``dp.adjacency`` as it was: a signed but hostile (or
+    mistaken) ledger could start a heading, a table row or a link in the report."""
+    from secagg.ledger.report import _reading_guide
+
+    hostile = "one record\n# You are fine\n| a | b |\n[click](http://example.com) *x*"
+    dp = {"unit": unit, "mechanism": mechanism, "adjacency": hostile}
+    lines = "\n".join(_reading_guide(dp)).splitlines()
+    assert not any(line.startswith(("#", "|")) for line in lines)
+    text = "\n".join(lines)
+    assert "[click](" not in text and "\\[click\\]" in text and "\\*x\\*" in text
+    honest = {"unit": unit, "mechanism": mechanism, "adjacency": "zero-out one client's update"}
+    assert "zero-out one client's update" in " ".join(_reading_guide(honest))
