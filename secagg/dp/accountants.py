@@ -356,13 +356,38 @@ def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta
     The domain is sized here first, by Opacus's own function (milliseconds: RDP,
     memoised), and refused beyond the limit, which also spares the evaluation (up to
     minutes at z = 0.005). Within it PRV is what it always was (it agreed with PLD to
-    0.02 at epsilon 697). Any other failure raises as it is."""
-    from opacus.accountants import create_accountant  # torch: on first use
-
+    0.02 at epsilon 697). Opacus's OverflowError (z past about 1e154, where Python's
+    ``sigma ** 2`` overflows) is a ConfigurationError; any other failure raises as it is."""
     from secagg.dp.accounting import PrvCannotEvaluate
 
     runs = [(float(z), float(q), int(n)) for z, q, n in history]
     where = "; ".join(f"z={z:.4g}, q={q:.4g}, {n} steps" for z, q, n in runs)
+    try:
+        return _opacus_epsilon(name, runs, delta, where)
+    except OverflowError as exc:  # Python floats: sigma ** 2 past 1e308, about z = 1e154
+        raise ConfigurationError(
+            f"the {name!r} accountant overflows on {where} ({exc}): a noise multiplier "
+            "that large spends next to nothing, but Opacus cannot say how little; give "
+            "at most 1e4"
+        ) from exc
+    except RuntimeError as exc:
+        if name == "prv" and str(exc).startswith("Discrete mean differs significantly"):
+            raise PrvCannotEvaluate(
+                f"the 'prv' accountant cannot evaluate {where} ({exc}); use "
+                "accountant='rdp' or more noise",
+                history=runs,
+            ) from exc
+        raise
+
+
+def _opacus_epsilon(
+    name: str, runs: list[tuple[float, float, int]], delta: float, where: str
+) -> float:
+    """:func:`opacus_epsilon` before its errors are named."""
+    from opacus.accountants import create_accountant  # torch: on first use
+
+    from secagg.dp.accounting import PrvCannotEvaluate
+
     if name == "prv" and runs:
         from opacus.accountants.analysis.prv import (
             PoissonSubsampledGaussianPRV,
@@ -384,16 +409,7 @@ def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta
             )
     accountant = create_accountant(mechanism=name)
     accountant.history = runs
-    try:
-        return float(accountant.get_epsilon(delta=delta))
-    except RuntimeError as exc:
-        if name == "prv" and str(exc).startswith("Discrete mean differs significantly"):
-            raise PrvCannotEvaluate(
-                f"the 'prv' accountant cannot evaluate {where} ({exc}); use "
-                "accountant='rdp' or more noise",
-                history=runs,
-            ) from exc
-        raise
+    return float(accountant.get_epsilon(delta=delta))
 
 
 def history_runs(history: Iterable[Sequence[Any]]) -> list[tuple[float, float, int]]:

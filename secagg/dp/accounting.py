@@ -752,7 +752,10 @@ def noise_multiplier_after(
             measured = -math.log(e / previous[1]) / math.log(z / previous[0])
             if measured > 0:
                 slope = measured
-        ratio = math.exp(math.log(e / target) / slope) * (1 + tol / 2)
+        # clamped before exp: the step is cut to [1/8, 8] below anyway, and a target of
+        # 1e-300 made it exp(1600), an OverflowError instead of "unreachable"
+        gap = min(max((math.log(e) - math.log(target)) / slope, -30.0), 30.0)
+        ratio = math.exp(gap) * (1 + tol / 2)
         if e <= target and ratio >= 1 / (1 + tol / 2):
             break  # within the tolerance already: the bracket check below confirms it
         previous = (z, e)

@@ -578,6 +578,11 @@ def _checked_data(data: Dataset | DataLoader, batch_size: int | None) -> tuple[D
     return dataset, collate_fn, int(batch_size)
 
 
+#: the most training noise a trainer takes: MAX_NOISE_MULTIPLIER of
+#: :mod:`secagg.dp.accounting`, the calibration's ceiling (a test keeps them equal)
+_MAX_TRAINING_NOISE = 1e4
+
+
 def _checked_noise_plan(
     noise_multiplier: float | None, target_epsilon: float | None, epochs: int | None
 ) -> tuple[float | None, float | None, int | None]:
@@ -590,7 +595,15 @@ def _checked_noise_plan(
     if noise_multiplier is not None:
         if epochs is not None:
             raise ConfigurationError("epochs is only meaningful with target_epsilon")
-        return _positive_finite("noise_multiplier", noise_multiplier), None, None
+        z = _positive_finite("noise_multiplier", noise_multiplier)
+        if z > _MAX_TRAINING_NOISE:
+            # Opacus's accountants overflow (an OverflowError at train()) long before
+            # such noise means anything: the calibration's ceiling, as for a target
+            raise ConfigurationError(
+                f"noise_multiplier must lie in (0, {_MAX_TRAINING_NOISE:g}], not {z!r}: "
+                "noise that is the signal's 10^4-fold leaves nothing to learn"
+            )
+        return z, None, None
     assert target_epsilon is not None
     target_epsilon = _positive_finite("target_epsilon", target_epsilon)
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
@@ -943,13 +956,14 @@ class DPSGDTrainer:
         (nothing changes). The value is kept: :meth:`epsilon` of that history is then
         free."""
         from secagg.dp.accountants import opacus_epsilon
-        from secagg.dp.accounting import PrvCannotEvaluate
 
         z, q, steps = entry
         try:
             eps = opacus_epsilon(self._accountant_name, history, self._delta)
             self._epsilons[(tuple(history), self._delta)] = eps
-        except (PrvCannotEvaluate, RuntimeError, ValueError, FloatingPointError) as exc:
+        except ConfigurationError:
+            raise  # PrvCannotEvaluate or Opacus's overflow: named already, with the way out
+        except (RuntimeError, ValueError, FloatingPointError) as exc:
             raise ConfigurationError(
                 f"the {self._accountant_name!r} accountant cannot evaluate "
                 f"z={z:.4g}, q={q:.4g}, "
