@@ -73,7 +73,7 @@ from secagg.apps.simulation.network import (
     SimulatedNetwork,
 )
 from secagg.dp.display import shown
-from secagg.errors import ConfigurationError
+from secagg.errors import BudgetUnreachable, ConfigurationError
 
 log = logging.getLogger("secagg.simulation")
 
@@ -1740,6 +1740,15 @@ def _check_federation_plan(
     )
     try:
         federation_config(config, size, state, units_total)
+    except BudgetUnreachable as exc:
+        if config.epsilon is None:
+            raise
+        # the budget is what no noise meets: name it, not the updates' bound (which
+        # the message named, "the updates' bound is --clip = 10", for --epsilon 1e-9)
+        raise ConfigurationError(
+            f"{key('epsilon', config.epsilon)}: no federation round can run with these "
+            f"settings (checked before training): {exc}"
+        ) from None
     except ConfigurationError as exc:
         dp_bound = config.record_distributed or (config.unit == "client" and config.private)
         name, bound = ("clip", config.dp_clip) if dp_bound else ("update_clip", config.update_clip)

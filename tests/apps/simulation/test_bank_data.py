@@ -628,3 +628,32 @@ def test_every_data_key_is_documented_beside_its_neighbours() -> None:
         if section == "data" and name not in SYNTHETIC_KEYS and FLAGS.get(name, name) not in guide
     ]
     assert missing == [], missing
+
+
+@pytest.mark.usefixtures("no_training")
+@pytest.mark.parametrize(
+    ("flags", "toml", "named"),
+    [
+        (["--unit", "client", "--mechanism", "central"], "", "--epsilon 1e-09"),
+        (["--unit", "record", "--mechanism", "distributed"], "", "--epsilon 1e-09"),
+        (
+            ["--unit", "client", "--mechanism", "central"],
+            "epsilon = 1e-9",
+            "privacy.epsilon = 1e-09",
+        ),
+    ],
+)
+def test_an_unreachable_federation_budget_names_the_epsilon_not_the_clip(
+    tmp_path: Path, flags: list[str], toml: str, named: str
+) -> None:
+    """``--epsilon 1e-9`` was refused before the baselines with "(the updates' bound is
+    --clip = 1)" at its end, naming a flag that has nothing to do with it."""
+    args = [*TINY, *flags, "--out", str(tmp_path / "run")]
+    if toml:
+        (tmp_path / "c.toml").write_text(f"[privacy]\n{toml}\n")
+        args = ["--config", str(tmp_path / "c.toml"), *args]
+    else:
+        args += ["--epsilon", "1e-9"]
+    error = _one_line_error(_simulate(*args))
+    assert error.startswith(f"Error: {named}: no federation round can run"), error
+    assert "unreachable" in error and "clip" not in error, error
