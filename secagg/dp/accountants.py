@@ -35,6 +35,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -326,11 +327,89 @@ class RecordLevelAccountant(Accountant):
     def epsilon(self) -> float:
         if not self.history:
             return 0.0
-        from opacus.accountants import create_accountant  # torch: on first use
+        from secagg.dp.accounting import PrvCannotEvaluate
 
-        accountant = create_accountant(mechanism=self.name)
-        accountant.history = list(self.history)
-        return float(accountant.get_epsilon(delta=self.delta))
+        try:
+            return opacus_epsilon(self.name, self.history, self.delta)
+        except PrvCannotEvaluate:
+            # no figure PRV can stand behind: none that flatters the history either
+            return math.inf
+
+
+#: Opacus's PRV evaluates ``exp`` of the privacy loss over its domain ``[-L, L]`` (and a
+#: few grid steps more): past ``log(float64 max)`` (709.78) that overflows, so a domain
+#: must end this far below it (a grid step is under 0.01)
+_PRV_LOSS_LIMIT = math.log(sys.float_info.max) - 1.0
+
+
+def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta: float) -> float:
+    """Epsilon of a DP-SGD ``history`` by Opacus's accountant ``name`` at ``delta``, as
+    Opacus computes it (its PRV's ``eps_error`` and ``delta_error`` defaults), or
+    :class:`~secagg.dp.accounting.PrvCannotEvaluate` where PRV cannot evaluate it.
+
+    Why not ``get_epsilon`` alone: PRV sizes its domain ``L`` by an RDP bound (remark 5.6
+    of Gopi et al.); with little noise ``L`` passes 709.78 and ``exp(t)`` overflows in
+    its delta computation. It then answered ``inf``, raised "Discrete mean differs
+    significantly from continuous mean", or, worst, returned about ``709 + log q``
+    whatever the true epsilon: 707.49 for z = 0.01, q = 0.1, one step (PLD: 5 370),
+    702.87 for z = 0.02, q = 0.001 (PLD: 1 359), a figure that flatters what ran.
+    The domain is sized here first, by Opacus's own function (milliseconds: RDP,
+    memoised), and refused beyond the limit, which also spares the evaluation (up to
+    minutes at z = 0.005). Within it PRV is what it always was (it agreed with PLD to
+    0.02 at epsilon 697). Opacus's OverflowError (z past about 1e154, where Python's
+    ``sigma ** 2`` overflows) is a ConfigurationError; any other failure raises as it is."""
+    from secagg.dp.accounting import PrvCannotEvaluate
+
+    runs = [(float(z), float(q), int(n)) for z, q, n in history]
+    where = "; ".join(f"z={z:.4g}, q={q:.4g}, {n} steps" for z, q, n in runs)
+    try:
+        return _opacus_epsilon(name, runs, delta, where)
+    except OverflowError as exc:  # Python floats: sigma ** 2 past 1e308, about z = 1e154
+        raise ConfigurationError(
+            f"the {name!r} accountant overflows on {where} ({exc}): a noise multiplier "
+            "that large spends next to nothing, but Opacus cannot say how little; give "
+            "at most 1e4"
+        ) from exc
+    except RuntimeError as exc:
+        if name == "prv" and str(exc).startswith("Discrete mean differs significantly"):
+            raise PrvCannotEvaluate(
+                f"the 'prv' accountant cannot evaluate {where} ({exc}); use "
+                "accountant='rdp' or more noise",
+                history=runs,
+            ) from exc
+        raise
+
+
+def _opacus_epsilon(
+    name: str, runs: list[tuple[float, float, int]], delta: float, where: str
+) -> float:
+    """:func:`opacus_epsilon` before its errors are named."""
+    from opacus.accountants import create_accountant  # torch: on first use
+
+    from secagg.dp.accounting import PrvCannotEvaluate
+
+    if name == "prv" and runs:
+        from opacus.accountants.analysis.prv import (
+            PoissonSubsampledGaussianPRV,
+            compute_safe_domain_size,
+        )
+
+        size = compute_safe_domain_size(
+            prvs=[PoissonSubsampledGaussianPRV(q, z) for z, q, _ in runs],
+            max_self_compositions=[n for _, _, n in runs],
+            eps_error=0.01,  # get_epsilon's defaults, which the call below uses
+            delta_error=delta / 1000,
+        )
+        if not size < _PRV_LOSS_LIMIT:
+            raise PrvCannotEvaluate(
+                f"the 'prv' accountant cannot evaluate {where}: its privacy loss domain "
+                f"({size:.4g}) passes where exp overflows ({_PRV_LOSS_LIMIT:.4g}); too "
+                "little noise for PRV, use accountant='rdp' or more noise",
+                history=runs,
+            )
+    accountant = create_accountant(mechanism=name)
+    accountant.history = runs
+    return float(accountant.get_epsilon(delta=delta))
 
 
 def history_runs(history: Iterable[Sequence[Any]]) -> list[tuple[float, float, int]]:

@@ -123,9 +123,11 @@ __all__ = [
     "DDG_ORDERS",
     "MAX_PLD_POINTS",
     "PLD_VALUE_DISCRETIZATION",
+    "AccountantCannotEvaluate",
     "NoiseFloorWarning",
     "PldTooLarge",
     "PrivacyAccountant",
+    "PrvCannotEvaluate",
     "adaptive_noise_split",
     "ddg_epsilon",
     "dp_accounting_version",
@@ -157,7 +159,29 @@ MAX_NOISE_MULTIPLIER = 1e4
 MAX_PLD_POINTS = 1 << 22
 
 
-class PldTooLarge(ConfigurationError):
+class AccountantCannotEvaluate(ConfigurationError):
+    """The accountant cannot evaluate so little noise (its numerics, not the budget): a
+    calibration treats such a ``z`` as no candidate and stops at the least noise it can
+    evaluate (:class:`NoiseFloorWarning`); anything else that fails still raises."""
+
+
+class PrvCannotEvaluate(AccountantCannotEvaluate):
+    """Opacus's PRV accountant cannot evaluate a DP-SGD history: its privacy loss
+    domain reaches where ``exp`` overflows in float64, or its discretisation failed
+    ("Discrete mean differs significantly from continuous mean"). RDP
+    (``accountant="rdp"``) has no such limit.
+
+    Why a type: below about z = 0.05 a calibration toward a large epsilon walked into
+    that failure and aborted (``epsilon=10000``), and where the domain overflowed
+    without failing PRV answered about 709 + log q (707.5 for z = 0.01, q = 0.1, one
+    step, whose true epsilon is over 5 000), a figure that flatters the run."""
+
+    def __init__(self, message: str, *, history: Sequence[tuple[float, float, int]]) -> None:
+        self.history = tuple(history)
+        super().__init__(message)
+
+
+class PldTooLarge(AccountantCannotEvaluate):
     """A PLD would need more than :data:`MAX_PLD_POINTS` grid points: refused before it
     is built. RDP accounting (``accountant="rdp"``) has no grid and takes any ``z``.
 
@@ -200,9 +224,18 @@ class NoiseFloorWarning(PrivacyCostWarning):
     ``unevaluable`` down (PLD cannot evaluate any z below it either) and ``excess`` up."""
 
     def __init__(
-        self, *, noise_multiplier: float, epsilon: float, target_epsilon: float, unevaluable: float
+        self,
+        *,
+        noise_multiplier: float,
+        epsilon: float,
+        target_epsilon: float,
+        unevaluable: float,
+        accountant: str = "PLD",
     ) -> None:
         self.noise_multiplier = noise_multiplier
+        #: which accountant has the floor: "PLD" (noise_multiplier_for) or "PRV"
+        #: (Opacus's, for DP-SGD's noise_multiplier_after)
+        self.accountant = accountant
         self.epsilon = epsilon
         self.target_epsilon = target_epsilon
         self.unevaluable = unevaluable
@@ -212,9 +245,10 @@ class NoiseFloorWarning(PrivacyCostWarning):
         z = shown(noise_multiplier, 6, significant=True)
         super().__init__(
             f"epsilon {target_epsilon:g} is met only from above: noise_multiplier {z} spends "
-            f"epsilon {shown(epsilon, 4, significant=True)}, and PLD cannot evaluate "
+            f"epsilon {shown(epsilon, 4, significant=True)}, and {accountant} cannot evaluate "
             f"{shown(unevaluable, 6, significant=True, lower=True)}, the search's next step "
-            f"down; the least noise that meets the budget is below {z}: under what PLD can "
+            f"down; the least noise that meets the budget is below {z}: under what "
+            f"{accountant} can "
             f"evaluate, or at most {shown(self.excess, 3, significant=True)}x less; "
             "accountant='rdp' may find less noise"
         )
@@ -590,16 +624,28 @@ def noise_multiplier_for(
     return _floor_warned(z, target, floor)
 
 
+def _floor_warning(
+    z: float, target: float, floor: list[tuple[float, float, float]], accountant: str = "PLD"
+) -> NoiseFloorWarning | None:
+    """The :class:`NoiseFloorWarning` of a search that stopped at the floor of
+    ``accountant`` (PLD's, or PRV's for DP-SGD) at ``z``, or None if it did not."""
+    if not floor:
+        return None
+    _, spent, unevaluable = floor[0]
+    return NoiseFloorWarning(
+        noise_multiplier=z,
+        epsilon=spent,
+        target_epsilon=target,
+        unevaluable=unevaluable,
+        accountant=accountant,
+    )
+
+
 def _floor_warned(z: float, target: float, floor: list[tuple[float, float, float]]) -> float:
     """``z``, with a :class:`NoiseFloorWarning` if the search stopped at PLD's floor."""
-    if floor:  # the answer is the floor's, not the budget's: say so (it is still safe)
-        _, spent, unevaluable = floor[0]
-        warnings.warn(
-            NoiseFloorWarning(
-                noise_multiplier=z, epsilon=spent, target_epsilon=target, unevaluable=unevaluable
-            ),
-            stacklevel=3,
-        )
+    warning = _floor_warning(z, target, floor)
+    if warning is not None:  # the answer is the floor's, not the budget's: say so (still safe)
+        warnings.warn(warning, stacklevel=3)
     return z
 
 
@@ -645,6 +691,8 @@ def noise_multiplier_after(
     steps: int,
     spent: Callable[[float], float],
     tolerance: float = 3e-3,
+    accountant: str = "the accountant",
+    floor_out: list[NoiseFloorWarning] | None = None,
 ) -> float:
     """The smallest noise multiplier ``z`` for ``steps`` more releases at ``sample_rate``
     after the ``prior`` ``(z, q, steps)`` releases such that ``spent(z)``, the real
@@ -661,6 +709,13 @@ def noise_multiplier_after(
     one more confirms the bracket; the memoised search of :func:`noise_multiplier_for`
     finishes from there if they did not. ``prior`` and ``sample_rate`` are in ``spent``;
     they are validated here so that a bad history is refused before any evaluation.
+
+    A ``z`` that ``spent`` cannot evaluate (it raises :class:`AccountantCannotEvaluate`,
+    e.g. :class:`PrvCannotEvaluate` below about z = 0.05) is no candidate: where the
+    search's next step down is one, it stops at the least evaluated noise that meets the
+    budget and says so with a :class:`NoiseFloorWarning` naming ``accountant`` (or,
+    given ``floor_out``, appends it there instead: ``warnings.catch_warnings`` is no
+    way to collect it from a thread). Any other failure of ``spent`` raises.
     """
     target = _positive("epsilon", epsilon)
     _delta(delta)
@@ -673,10 +728,15 @@ def noise_multiplier_after(
     if tol >= 0.5:
         raise ConfigurationError(f"tolerance is relative and must lie in (0, 0.5), not {tol!r}")
     seen: dict[float, float] = {}
+    unevaluable: dict[float, AccountantCannotEvaluate] = {}
 
     def eps(z: float) -> float:
         if z not in seen:
-            value = float(spent(z))
+            try:
+                value = float(spent(z))
+            except AccountantCannotEvaluate as exc:  # no candidate, as in _calibrate
+                unevaluable[z] = exc
+                value = math.inf
             seen[z] = value if math.isfinite(value) else math.inf
         return seen[z]
 
@@ -692,12 +752,32 @@ def noise_multiplier_after(
             measured = -math.log(e / previous[1]) / math.log(z / previous[0])
             if measured > 0:
                 slope = measured
-        ratio = math.exp(math.log(e / target) / slope) * (1 + tol / 2)
+        # clamped before exp: the step is cut to [1/8, 8] below anyway, and a target of
+        # 1e-300 made it exp(1600), an OverflowError instead of "unreachable"
+        gap = min(max((math.log(e) - math.log(target)) / slope, -30.0), 30.0)
+        ratio = math.exp(gap) * (1 + tol / 2)
         if e <= target and ratio >= 1 / (1 + tol / 2):
             break  # within the tolerance already: the bracket check below confirms it
         previous = (z, e)
         z = min(max(z * min(max(ratio, 1 / 8), 8), 1e-3), MAX_NOISE_MULTIPLIER)
-    return _calibrate(eps, target, guess=z, tol=tol, first_step=1 + tol, seen=seen)
+    floor: list[tuple[float, float, float]] = []
+    z = _calibrate(
+        eps,
+        target,
+        guess=z,
+        tol=tol,
+        first_step=1 + tol,
+        seen=seen,
+        floor=floor,
+        unevaluable=unevaluable,
+    )
+    warning = _floor_warning(z, target, floor, accountant)
+    if warning is not None:
+        if floor_out is None:
+            warnings.warn(warning, stacklevel=2)
+        else:
+            floor_out.append(warning)
+    return z
 
 
 def _calibrate(
@@ -709,6 +789,7 @@ def _calibrate(
     first_step: float = 1.1,
     seen: dict[float, float] | None = None,
     floor: list[tuple[float, float, float]] | None = None,
+    unevaluable: dict[float, AccountantCannotEvaluate] | None = None,
 ) -> float:
     """Smallest evaluated ``z`` with ``eps_of(z) <= target``, within ``tol`` of the threshold.
 
@@ -718,15 +799,17 @@ def _calibrate(
     even if Brent stops early. The feasible side is what is returned, so the budget
     is never exceeded. If the search stops at the least noise the accountant can
     evaluate instead, ``(z, eps_of(z), unevaluable z)`` is appended to ``floor``.
+    ``unevaluable`` holds the ``z`` in ``seen`` that could not be evaluated (and gets
+    those found here).
     """
     seen = {} if seen is None else seen
-    unevaluable: dict[float, PldTooLarge] = {}
+    unevaluable = {} if unevaluable is None else unevaluable
 
     def eps(z: float) -> float:
         if z not in seen:
             try:
                 seen[z] = eps_of(z)
-            except PldTooLarge as exc:  # so little noise that PLD cannot hold it: not a candidate
+            except AccountantCannotEvaluate as exc:  # too little noise to hold: no candidate
                 unevaluable[z] = exc
                 seen[z] = math.inf
         return seen[z]

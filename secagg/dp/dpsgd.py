@@ -89,6 +89,7 @@ import math
 import numbers
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ __all__ = [
     "CustomerLoss",
     "DPSGDTrainer",
     "TrainingReport",
+    "calibrated_noise_multiplier",
     "default_delta",
     "flat_parameters",
     "group_by_customer",
@@ -346,33 +348,147 @@ def _calibrate_after(
     The search Opacus's ``get_noise_multiplier`` does, with the prior in the history
     and fewer evaluations of the accountant
     (:func:`~secagg.dp.accounting.noise_multiplier_after`); Opacus's own accountant
-    judges the result, so the target holds by the number the trainer reports."""
-    from opacus.accountants import create_accountant
+    judges the result, so the target holds by the number the trainer reports. Where
+    PRV cannot evaluate the next step down (a huge target: z below about 0.05), the
+    least noise it can evaluate that meets the target is returned, with a
+    :class:`~secagg.dp.accounting.NoiseFloorWarning`.
 
+    Memoised (with its warning, re-emitted): a pure function of its arguments, so the
+    simulator can calibrate every branch before the first baseline trains and the
+    trainers it builds later get the same ``z`` without a second search."""
+    key = (tuple(prior), target_epsilon, delta, sample_rate, steps, accountant)
+    with _CALIBRATIONS_LOCK:
+        known = _CALIBRATIONS.get(key)
+    if known is None:
+        said: list[Warning] = []
+        z = _search_after(
+            prior,
+            target_epsilon=target_epsilon,
+            delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=accountant,
+            said=said,
+        )
+        known = (z, tuple(said))
+        with _CALIBRATIONS_LOCK:
+            if len(_CALIBRATIONS) >= _MOST_CALIBRATIONS:  # a long-lived process: oldest out
+                del _CALIBRATIONS[next(iter(_CALIBRATIONS))]
+            _CALIBRATIONS[key] = known
+    z, warned = known
+    for message in warned:  # every time: each trainer's caller hears why its z is what it is
+        warnings.warn(message, stacklevel=3)
+    return z
+
+
+#: (prior, target, delta, q, steps, accountant) -> (z, the warnings its search gave)
+_CALIBRATIONS: dict[tuple[Any, ...], tuple[float, tuple[Warning, ...]]] = {}
+_CALIBRATIONS_LOCK = threading.Lock()
+_MOST_CALIBRATIONS = 256
+
+
+def _search_after(
+    prior: list[tuple[float, float, int]],
+    *,
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str,
+    said: list[Any],
+) -> float:
+    """:func:`_calibrate_after`'s search, unmemoised; its floor warning goes to ``said``."""
+    from secagg.dp.accountants import opacus_epsilon
     from secagg.dp.accounting import noise_multiplier_after
 
     def spent(z: float) -> float:
-        probe = create_accountant(mechanism=accountant)
-        probe.history = [*prior, (z, sample_rate, steps)]
-        return float(probe.get_epsilon(delta=delta))
+        return opacus_epsilon(accountant, [*prior, (z, sample_rate, steps)], delta)
 
     described = f"epsilon={target_epsilon} with the {accountant!r} accountant"
     try:
         if prior:
-            floor = create_accountant(mechanism=accountant)
-            floor.history = list(prior)
-            already = float(floor.get_epsilon(delta=delta))
+            already = opacus_epsilon(accountant, prior, delta)
             if not already < target_epsilon:
                 raise ConfigurationError(
                     "the releases before training already spend epsilon "
                     f"{shown(already, 3, significant=True)} of "
                     f"the target {target_epsilon:g}: nothing is left for DP-SGD"
                 )
-        return noise_multiplier_after(prior, target_epsilon, delta, sample_rate, steps, spent=spent)
+        return noise_multiplier_after(
+            prior,
+            target_epsilon,
+            delta,
+            sample_rate,
+            steps,
+            spent=spent,
+            accountant=accountant.upper(),
+            floor_out=said,
+        )
     except ConfigurationError as exc:
         raise ConfigurationError(f"cannot calibrate noise for {described}: {exc}") from None
     except (RuntimeError, ValueError, FloatingPointError) as exc:
         raise ConfigurationError(f"cannot calibrate noise for {described}: {exc}") from exc
+
+
+def _batches(n: int, batch_size: int) -> int:
+    """Batches (DP-SGD steps) per epoch of ``n`` items: the trainer's ``DataLoader``
+    length, so the Poisson rate is ``1 / _batches(n, B)``."""
+    return -(-n // batch_size)
+
+
+def _planned_noise(
+    prior: list[tuple[float, float, int]],
+    n: int,
+    batch_size: int,
+    target_epsilon: float,
+    epochs: int,
+    delta: float,
+    accountant: str,
+) -> float:
+    """The noise a trainer of ``n`` items calibrates for ``epochs`` epochs.
+
+    Calibrated for the steps that will really run. Opacus's make_private_with_epsilon
+    calibrates for int(epochs / q) steps, but its sampler runs int(1 / q) steps per
+    epoch, and in floating point epochs * int(1 / q) can exceed int(epochs / q) (e.g.
+    n=750, B=10, 3 epochs: 225 vs 224 steps, target 5.0 ends at 5.0004)."""
+    sample_rate = 1 / _batches(n, batch_size)
+    return _calibrate_after(
+        prior,
+        target_epsilon=target_epsilon,
+        delta=delta,
+        sample_rate=sample_rate,
+        steps=epochs * int(1 / sample_rate),
+        accountant=accountant,
+    )
+
+
+def calibrated_noise_multiplier(
+    data: Dataset | DataLoader,
+    *,
+    target_epsilon: float,
+    epochs: int,
+    batch_size: int | None = None,
+    delta: float | None = None,
+    accountant: AccountantName = "prv",
+    prior_releases: Sequence[tuple[float, float, int]] = (),
+) -> float:
+    """The noise multiplier ``DPSGDTrainer(model, data, target_epsilon=..., epochs=...)``
+    with these arguments trains with, or the ConfigurationError it would raise, with
+    none of the trainer's setup (no model, no Opacus wrapping).
+
+    Why: a caller with much work to do before it builds its trainers (the simulator's
+    prior fit and baselines, minutes) asks first, so that a target no noise can meet
+    (one the releases before training already spend) is refused before that work. The
+    answer is memoised, so the trainer built later does not search again."""
+    if accountant not in ("prv", "rdp"):
+        raise ConfigurationError(f"accountant must be 'prv' or 'rdp', not {accountant!r}")
+    dataset, _, batch_size = _checked_data(data, batch_size)
+    n = len(dataset)  # type: ignore[arg-type]
+    unit = "customer" if isinstance(dataset, CustomerDataset) else "record"
+    _, target, planned = _checked_noise_plan(None, target_epsilon, epochs)
+    delta = _checked_delta(default_delta(n) if delta is None else delta, n, unit)
+    prior = _prior_entries(prior_releases)
+    return _planned_noise(prior, n, batch_size, target, planned, delta, accountant)  # type: ignore[arg-type]
 
 
 class _GatheredBatch:
@@ -462,6 +578,11 @@ def _checked_data(data: Dataset | DataLoader, batch_size: int | None) -> tuple[D
     return dataset, collate_fn, int(batch_size)
 
 
+#: the most training noise a trainer takes: MAX_NOISE_MULTIPLIER of
+#: :mod:`secagg.dp.accounting`, the calibration's ceiling (a test keeps them equal)
+_MAX_TRAINING_NOISE = 1e4
+
+
 def _checked_noise_plan(
     noise_multiplier: float | None, target_epsilon: float | None, epochs: int | None
 ) -> tuple[float | None, float | None, int | None]:
@@ -474,7 +595,15 @@ def _checked_noise_plan(
     if noise_multiplier is not None:
         if epochs is not None:
             raise ConfigurationError("epochs is only meaningful with target_epsilon")
-        return _positive_finite("noise_multiplier", noise_multiplier), None, None
+        z = _positive_finite("noise_multiplier", noise_multiplier)
+        if z > _MAX_TRAINING_NOISE:
+            # Opacus's accountants overflow (an OverflowError at train()) long before
+            # such noise means anything: the calibration's ceiling, as for a target
+            raise ConfigurationError(
+                f"noise_multiplier must lie in (0, {_MAX_TRAINING_NOISE:g}], not {z!r}: "
+                "noise that is the signal's 10^4-fold leaves nothing to learn"
+            )
+        return z, None, None
     assert target_epsilon is not None
     target_epsilon = _positive_finite("target_epsilon", target_epsilon)
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
@@ -661,20 +790,16 @@ class DPSGDTrainer:
             "noise_generator": _csprng_seeded_generator(device, replay_seed, b"noise"),
         }
         prior = _prior_entries(prior_releases)
+        assert len(loader) == _batches(n, batch_size)  # the rate the plan below assumes
         if noise_multiplier is None:
-            # Calibrate for the steps that will really run. Opacus's
-            # make_private_with_epsilon calibrates for int(epochs / q) steps, but
-            # its sampler runs int(1 / q) steps per epoch, and in floating point
-            # epochs * int(1 / q) can exceed int(epochs / q) (e.g. n=750, B=10,
-            # 3 epochs: 225 vs 224 steps, target 5.0 ends at 5.0004).
-            sample_rate = 1 / len(loader)
-            noise_multiplier = _calibrate_after(
+            noise_multiplier = _planned_noise(
                 prior,
-                target_epsilon=target_epsilon,  # type: ignore[arg-type]
-                delta=delta,
-                sample_rate=sample_rate,
-                steps=epochs * int(1 / sample_rate),  # type: ignore[operator]
-                accountant=accountant,
+                n,
+                batch_size,
+                target_epsilon,
+                epochs,
+                delta,
+                accountant,  # type: ignore[arg-type]
             )
         gsm, dp_optimizer, dp_loader = engine.make_private(
             noise_multiplier=noise_multiplier, **common
@@ -797,7 +922,10 @@ class DPSGDTrainer:
             return 0.0
         key = (tuple(history), delta)
         if key not in self._epsilons:
-            self._epsilons[key] = float(self._engine.accountant.get_epsilon(delta=delta))
+            from secagg.dp.accountants import opacus_epsilon
+
+            # raises PrvCannotEvaluate rather than state PRV's capped ~709 + log q
+            self._epsilons[key] = opacus_epsilon(self._accountant_name, history, delta)
         return self._epsilons[key]
 
     def _check_accountable(self, extra_steps: int) -> None:
@@ -827,12 +955,14 @@ class DPSGDTrainer:
         accountant of the same kind; raise ConfigurationError if it fails or is infinite
         (nothing changes). The value is kept: :meth:`epsilon` of that history is then
         free."""
-        probe = type(self._engine.accountant)()
-        probe.history = list(history)
+        from secagg.dp.accountants import opacus_epsilon
+
         z, q, steps = entry
         try:
-            eps = float(probe.get_epsilon(delta=self._delta))
+            eps = opacus_epsilon(self._accountant_name, history, self._delta)
             self._epsilons[(tuple(history), self._delta)] = eps
+        except ConfigurationError:
+            raise  # PrvCannotEvaluate or Opacus's overflow: named already, with the way out
         except (RuntimeError, ValueError, FloatingPointError) as exc:
             raise ConfigurationError(
                 f"the {self._accountant_name!r} accountant cannot evaluate "

@@ -73,7 +73,7 @@ from secagg.apps.simulation.network import (
     SimulatedNetwork,
 )
 from secagg.dp.display import shown
-from secagg.errors import ConfigurationError
+from secagg.errors import BudgetUnreachable, ConfigurationError
 
 log = logging.getLogger("secagg.simulation")
 
@@ -495,6 +495,76 @@ def _replay_bytes(config: SimulationConfig, *parts: object) -> bytes:
 # --- one branch's training --------------------------------------------------------
 
 
+def _runs_dpsgd(config: SimulationConfig) -> bool:
+    """Record-level (customer-level) DP by DP-SGD inside each branch."""
+    return not config.record_distributed and config.unit == "record" and config.private
+
+
+def _dpsgd_data(config: SimulationConfig, data: BranchData) -> tuple[Any, Any, int]:
+    """A branch's DP-SGD ``(dataset, loss, batch size)``: one Poisson-sampled item is a
+    customer's rows when the data names customers, else one row."""
+    from secagg.apps.models.nets import fraud_loss
+    from secagg.apps.models.training import as_dataset
+
+    dataset: Any
+    loss: Any
+    if data.customers_train is not None:
+        from secagg.dp.user_level import CustomerLoss
+
+        dataset = customer_dataset(config, data)
+        loss = CustomerLoss(positive_weight=config.positive_weight)
+    else:
+        dataset = as_dataset(data.x_train, data.y_train)
+        loss = fraud_loss(config.positive_weight)
+    return dataset, loss, min(config.batch_size, len(dataset))
+
+
+def _calibration_refused(
+    config: SimulationConfig, data: BranchData, exc: ConfigurationError
+) -> ConfigurationError:
+    """``exc`` of a branch's DP-SGD calibration in the command's words: the accountant's
+    ("epsilon=10000.0") named no flag. Any other ConfigurationError is ``exc`` itself."""
+    text = str(exc)
+    if config.epsilon is None or "cannot calibrate noise" not in text:
+        return exc
+    # a target the releases before training already spend, or that no noise reaches,
+    # is too small (the advice was "choose a smaller target" for both)
+    way = "larger" if ("nothing is left" in text or "unreachable" in text) else "smaller"
+    return ConfigurationError(
+        f"{key('epsilon', config.epsilon)}: {data.name}'s DP-SGD {text.rstrip('.')}; "
+        f"choose a {way} target or give {key('noise_multiplier')} instead"
+    )
+
+
+def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]) -> None:
+    """Calibrate every branch's DP-SGD noise for ``config.epsilon`` now, before the prior
+    is fitted and any baseline trains, and refuse a target no noise meets as the
+    trainers would (one line naming the flag or key).
+
+    Why: the trainers calibrate when they are built, after the data, the prior fit and
+    (for the federation's) the baselines: ``--epsilon 1e-6`` with the feature
+    statistics charged was refused only after the prior's fit. The calibration is
+    memoised, so the trainers built later get the same noise without a second search:
+    the run's figures are unchanged."""
+    if config.epsilon is None or not _runs_dpsgd(config):
+        return
+    from secagg.dp.dpsgd import calibrated_noise_multiplier
+
+    for branch in branches:
+        dataset, _, batch = _dpsgd_data(config, branch)
+        try:
+            calibrated_noise_multiplier(
+                dataset,
+                target_epsilon=config.epsilon,
+                epochs=config.epochs,
+                batch_size=batch,
+                delta=config.delta,
+                prior_releases=branch.prior_releases,
+            )
+        except ConfigurationError as exc:
+            raise _calibration_refused(config, branch, exc) from None
+
+
 class BranchTrainer:
     """A branch's model and local training (DP-SGD for record-level DP, else plain SGD)."""
 
@@ -508,7 +578,6 @@ class BranchTrainer:
         import torch  # noqa: F401  (the models need it; fail early with a clear import)
 
         from secagg.apps.models.nets import fraud_loss
-        from secagg.apps.models.training import as_dataset
 
         self.config = config
         self.data = data
@@ -527,21 +596,14 @@ class BranchTrainer:
             #: the public denominator: its own units alone (local-only); a federation
             #: sets every branch's units, so the scaled sums add up to the mean gradient
             self.units_total = int(self.units[0].shape[0])
-        elif config.unit == "record" and config.private:
+        elif _runs_dpsgd(config):
             from secagg.dp.dpsgd import DPSGDTrainer
 
-            dataset: Any
-            loss: Any = self._loss
+            dataset, loss, batch = _dpsgd_data(config, data)
             if data.customers_train is not None:
-                # user-level DP-SGD: one Poisson-sampled item is one customer's rows
-                from secagg.dp.user_level import CustomerLoss
-
-                dataset = customer_dataset(config, data)
-                loss = CustomerLoss(positive_weight=config.positive_weight)
                 self.customers = dataset
             else:
-                dataset = as_dataset(data.x_train, data.y_train)
-            batch = min(config.batch_size, len(dataset))
+                loss = self._loss
             self.dpsgd_batch_size = batch  # the expected batch of Poisson sampling (report)
             privacy: dict[str, Any] = (
                 {"target_epsilon": config.epsilon, "epochs": config.epochs}
@@ -562,14 +624,7 @@ class BranchTrainer:
                     **privacy,
                 )
             except ConfigurationError as exc:
-                if config.epsilon is None or "cannot calibrate noise" not in str(exc):
-                    raise
-                # the accountant's words named no flag ("epsilon=10000.0")
-                raise ConfigurationError(
-                    f"{key('epsilon', config.epsilon)}: {data.name}'s DP-SGD "
-                    f"{str(exc).rstrip('.')}; "
-                    f"choose a smaller target or give {key('noise_multiplier')} instead"
-                ) from None
+                raise _calibration_refused(config, data, exc) from None
 
     def flat(self) -> np.ndarray:
         """The trained parameters (all, or the head): what the federation exchanges."""
@@ -1685,6 +1740,15 @@ def _check_federation_plan(
     )
     try:
         federation_config(config, size, state, units_total)
+    except BudgetUnreachable as exc:
+        if config.epsilon is None:
+            raise
+        # the budget is what no noise meets: name it, not the updates' bound (which
+        # the message named, "the updates' bound is --clip = 10", for --epsilon 1e-9)
+        raise ConfigurationError(
+            f"{key('epsilon', config.epsilon)}: no federation round can run with these "
+            f"settings (checked before training): {exc}"
+        ) from None
     except ConfigurationError as exc:
         dp_bound = config.record_distributed or (config.unit == "client" and config.private)
         name, bound = ("clip", config.dp_clip) if dp_bound else ("update_clip", config.update_clip)
@@ -1720,6 +1784,7 @@ def run_simulation(
         data_notes += partition_notes(config, feature_names)
         if config.prior_source == "file":  # ... and the model's size, once it is known
             read_prior_file(config, branches[0].x_train.shape[1])
+        check_dpsgd_calibration(config, branches)  # before the prior's fit and any baseline
         progress("prior", 0, 1, "")
         start = time.perf_counter()
         fitted = prior_model(config, stats)

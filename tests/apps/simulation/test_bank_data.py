@@ -370,16 +370,58 @@ def test_a_prior_path_that_is_no_npy_file_never_suggests_unpickling(tmp_path: Pa
     assert "allow_pickle" not in error
 
 
-def test_an_epsilon_dpsgd_cannot_calibrate_names_the_flag_in_one_line(tmp_path: Path) -> None:
-    """``--epsilon 10000``: 'cannot calibrate noise for epsilon=10000.0 with the 'prv'
-    accountant: ...', naming no flag, then numpy's overflow warnings from the other
-    branch's calibration, printed after the error (its thread outlived the command's
-    quiet context)."""
+@pytest.fixture
+def no_prior_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No prior is fitted and no baseline trains: the refusal must come before both."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("training started: the refusal came too late")
+
+    monkeypatch.setattr(runner, "prior_model", refuse)
+    monkeypatch.setattr(runner, "_run_baselines", refuse)
+
+
+@pytest.mark.usefixtures("no_prior_fit")
+@pytest.mark.parametrize(
+    ("flags", "toml", "named"),
+    [(["--epsilon", "1e-6"], "", "--epsilon 1e-06"), ([], "epsilon = 1e-6", "privacy.epsilon")],
+)
+def test_an_epsilon_dpsgd_cannot_calibrate_is_refused_before_any_training(
+    tmp_path: Path, flags: list[str], toml: str, named: str
+) -> None:
+    """``--epsilon 1e-6``, which the charged feature statistics already spend, was refused
+    by the local-only trainers: after the data and the public prior's fit (7 s here, a
+    fit on the public world's rows at the default size), and its advice was to "choose a
+    smaller target". ``--epsilon 10000`` (PRV's "Discrete mean differs significantly")
+    is no longer refused: see tests/dp/test_prv_unevaluable.py."""
+    args = [*TINY, *flags, "--out", str(tmp_path / "run")]
+    if toml:
+        (tmp_path / "c.toml").write_text(f"[privacy]\n{toml}\n")
+        args = ["--config", str(tmp_path / "c.toml"), *args]
+    error = _one_line_error(_simulate(*args))
+    assert error.startswith(f"Error: {named}") and "nothing is left for DP-SGD" in error, error
+    assert "choose a larger target or give" in error, error
+    assert ("--noise-multiplier" if flags else "privacy.noise_multiplier") in error, error
+
+
+def test_a_huge_epsilon_is_calibrated_before_the_prior_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--epsilon 10000`` (PRV's "Discrete mean differs significantly" before) is
+    calibrated for every branch, at PRV's floor, before the prior's fit starts."""
+    from secagg.dp import dpsgd
+
+    seen: list[list[float]] = []
+
+    def prior_fit(*args: Any, **kwargs: Any) -> Any:
+        seen.append([key[1] for key in dpsgd._CALIBRATIONS])
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(dpsgd, "_CALIBRATIONS", {})
+    monkeypatch.setattr(runner, "prior_model", prior_fit)
     result = _simulate(*TINY, "--epsilon", "10000", "--out", str(tmp_path / "run"))
-    error = _one_line_error(result)
-    assert "--epsilon 10000" in error and "cannot calibrate noise" in error, error
-    assert "mean.;" not in error
-    assert "--noise-multiplier" in error
+    assert isinstance(result.exception, AssertionError), result.output
+    assert len(seen) == 1 and seen[0] and set(seen[0]) == {10000.0}, seen  # one per (q, prior)
 
 
 def test_the_caps_follow_the_layers_they_protect() -> None:
@@ -586,3 +628,32 @@ def test_every_data_key_is_documented_beside_its_neighbours() -> None:
         if section == "data" and name not in SYNTHETIC_KEYS and FLAGS.get(name, name) not in guide
     ]
     assert missing == [], missing
+
+
+@pytest.mark.usefixtures("no_training")
+@pytest.mark.parametrize(
+    ("flags", "toml", "named"),
+    [
+        (["--unit", "client", "--mechanism", "central"], "", "--epsilon 1e-09"),
+        (["--unit", "record", "--mechanism", "distributed"], "", "--epsilon 1e-09"),
+        (
+            ["--unit", "client", "--mechanism", "central"],
+            "epsilon = 1e-9",
+            "privacy.epsilon = 1e-09",
+        ),
+    ],
+)
+def test_an_unreachable_federation_budget_names_the_epsilon_not_the_clip(
+    tmp_path: Path, flags: list[str], toml: str, named: str
+) -> None:
+    """``--epsilon 1e-9`` was refused before the baselines with "(the updates' bound is
+    --clip = 1)" at its end, naming a flag that has nothing to do with it."""
+    args = [*TINY, *flags, "--out", str(tmp_path / "run")]
+    if toml:
+        (tmp_path / "c.toml").write_text(f"[privacy]\n{toml}\n")
+        args = ["--config", str(tmp_path / "c.toml"), *args]
+    else:
+        args += ["--epsilon", "1e-9"]
+    error = _one_line_error(_simulate(*args))
+    assert error.startswith(f"Error: {named}: no federation round can run"), error
+    assert "unreachable" in error and "clip" not in error, error
