@@ -234,11 +234,14 @@ class FixedPoint:
 
     def from_ring(self, words: np.ndarray) -> np.ndarray:
         """Words of Z_{2^bits} to signed int64 in [-2^(bits-1), 2^(bits-1))."""
+        return self._signed(words).astype(np.int64)
+
+    def _signed(self, words: np.ndarray) -> np.ndarray:
+        """The words read in place as signed integers of their own width (a view, no copy)."""
         w = np.asarray(words)
         if w.dtype != np.dtype(self.dtype):
             raise ConfigurationError(f"expected {np.dtype(self.dtype)} words, got {w.dtype}")
-        signed = np.int32 if self.bits == 32 else np.int64
-        return w.view(signed).astype(np.int64)
+        return w.view(np.int32 if self.bits == 32 else np.int64)
 
     def encode(self, values: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
         """Scale, round stochastically and map into the ring (a new word array)."""
@@ -248,5 +251,11 @@ class FixedPoint:
         return words
 
     def decode(self, words: np.ndarray) -> np.ndarray:
-        """A (summed) word vector back to float64: signed reading, divided by the scale."""
-        return self.from_ring(words) / self.scale
+        """A (summed) word vector back to float64: signed reading, divided by the scale.
+
+        One pass from the signed view: the division converts each int32 or int64 to
+        float64 itself (the same conversion ``from_ring``'s int64 then goes through), so
+        the int64 copy that ``from_ring(words) / scale`` made first, a whole-vector
+        allocation and pass, is skipped; the floats are bit for bit the same.
+        """
+        return np.divide(self._signed(words), self.scale, dtype=np.float64)

@@ -220,6 +220,28 @@ def test_a_draw_equal_to_the_fraction_rounds_down_and_one_below_it_rounds_up() -
         _check_against_reference(values[:300], key, 1.0)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from([32, 64]),
+    st.lists(st.integers(0, 2**64 - 1), min_size=0, max_size=60),
+    st.one_of(st.floats(1e-6, 1e12), st.sampled_from([2.0**16, 3.0, 0.1, 2.0**62])),
+)
+def test_decoding_is_the_signed_reading_divided_by_the_scale(
+    bits: int, raw: list[int], scale: float
+) -> None:
+    """decode reads the words signed and divides once: each float is the int64 reading
+    converted to float64 (rounded above 2^53) and divided by the scale, bit for bit."""
+    fp = FixedPoint(scale=scale, bits=bits)
+    edges = [0, 1 << (bits - 1), (1 << (bits - 1)) - 1, (1 << bits) - 1]  # 0, min, max, -1
+    words = np.array((edges + [r % (1 << bits) for r in raw])[: len(raw)], dtype=fp.dtype)
+    decoded = fp.decode(words)
+    signed = [int(w) - (1 << bits) if int(w) >> (bits - 1) else int(w) for w in words.tolist()]
+    assert decoded.dtype == np.float64 and decoded.shape == words.shape
+    assert decoded.tolist() == [float(v) / scale for v in signed]
+    assert np.array_equal(decoded, fp.from_ring(words) / scale)
+    assert fp.decode(words.reshape(1, -1)).shape == (1, words.size)
+
+
 def test_threads_rounding_at_once_each_get_their_own_words() -> None:
     """The loop's block buffers are kept per thread: clients encoding in parallel threads
     must not write into one another's buffers."""
