@@ -51,10 +51,20 @@ def _real(values: np.ndarray, what: str) -> np.ndarray:
 def walsh_hadamard(values: np.ndarray) -> np.ndarray:
     """The unnormalised Walsh-Hadamard transform (Sylvester order) of a 2^m vector.
 
-    Works on a copy (float64 or int64: on integers it is exact). Costs m passes of
-    one addition and one subtraction over the vector.
+    Returns a new array (float64 or int64 stay so: on integers it is exact); the input
+    is not modified. Costs m passes of one addition and one subtraction over the vector.
+
+    Each pass adds and subtracts the pairs ``(x[2j], x[2j+1])`` and writes the sums to
+    the first half, the differences to the second (the constant-geometry form). Pass t
+    thereby meets the elements whose original indices differ in bit t, in the order
+    bit 0, 1, ..., and leaves the result in Sylvester order: every coordinate goes
+    through the same additions, in the same order, as in the textbook butterfly that
+    pairs ``i`` with ``i + 2^t`` in place, so the floats are bit for bit the same. The
+    textbook form handed numpy rows of 2^t values, which for small t is a loop of tiny
+    inner loops (at d' = 2^17 its t = 1 pass took 1.0 ms against 0.09 ms for a flat one);
+    here every pass is two flat ufunc calls over d'/2 values.
     """
-    a = np.array(values, copy=True)
+    a = np.asarray(values)
     if a.dtype.kind not in "iuf":  # text failed as numpy's UFuncTypeError
         raise ConfigurationError(
             f"the Walsh-Hadamard transform needs real numbers, not {a.dtype} values"
@@ -62,16 +72,20 @@ def walsh_hadamard(values: np.ndarray) -> np.ndarray:
     n = a.size
     if a.ndim != 1 or n & (n - 1):
         raise ConfigurationError("the Walsh-Hadamard transform needs a 1-D vector of length 2^m")
-    b = np.empty_like(a)
-    h = 1
-    while h < n:
-        src = a.reshape(-1, 2, h)
-        dst = b.reshape(-1, 2, h)
-        np.add(src[:, 0, :], src[:, 1, :], out=dst[:, 0, :])
-        np.subtract(src[:, 0, :], src[:, 1, :], out=dst[:, 1, :])
-        a, b = b, a
-        h *= 2
-    return a
+    if n < 2:
+        return a.copy()
+    half = n // 2
+    out = np.empty_like(a)
+    spare = np.empty_like(a)
+    src = a  # the first pass reads the input itself: no copy of it is made
+    while True:
+        even, odd = src[0::2], src[1::2]
+        np.add(even, odd, out=out[:half])
+        np.subtract(even, odd, out=out[half:])
+        n //= 2
+        if n == 1:
+            return out
+        src, out = out, (spare if src is a else src)
 
 
 class RandomizedHadamard:
@@ -89,6 +103,8 @@ class RandomizedHadamard:
         self.dimension = int(dimension)
         self._signs = np.where(KeyedStream(seed).bits(self.padded), -1.0, 1.0)
         self._norm = 1.0 / math.sqrt(self.padded)
+        # +-norm exactly: y * (+-norm) is +-(y * norm) bit for bit (rounding is symmetric)
+        self._signed_norm = self._signs * self._norm
 
     def rotate(self, values: np.ndarray) -> np.ndarray:
         """Pad to d', flip signs, transform, normalise (float64, length d')."""
@@ -107,7 +123,7 @@ class RandomizedHadamard:
         y = _real(values, "the vector to unrotate")
         if y.shape != (self.padded,):
             raise ConfigurationError(f"expected a vector of length {self.padded}, got {y.shape}")
-        out = walsh_hadamard(y)
-        out *= self._norm
-        out *= self._signs
-        return out[: self.dimension].copy()
+        out = walsh_hadamard(y)[: self.dimension]
+        # one pass over the kept coordinates: normalising and flipping the signs of all
+        # d' and then copying d of them gave the same floats in three
+        return np.multiply(out, self._signed_norm[: self.dimension])
