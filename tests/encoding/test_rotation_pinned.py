@@ -18,6 +18,7 @@ from hypothesis.extra.numpy import arrays
 
 from secagg.crypto.stream import KeyedStream
 from secagg.encoding import RandomizedHadamard, walsh_hadamard
+from secagg.encoding import rotation as rotation_module
 
 
 def _digest(*arrays_: np.ndarray) -> str:
@@ -109,3 +110,17 @@ def test_unrotate_is_transform_then_norm_then_signs_bit_for_bit(
     old *= 1.0 / np.sqrt(rotation.padded)
     old *= np.where(KeyedStream(seed).bits(rotation.padded), -1.0, 1.0)
     assert rotation.unrotate(y).tobytes() == old[:dimension].copy().tobytes()
+
+
+@pytest.mark.parametrize("block", [2, 4, 64, 1 << 15])
+@pytest.mark.parametrize("m", [0, 1, 3, 7, 12, 16])
+def test_the_cache_blocked_transform_is_the_old_butterfly_at_any_block(
+    monkeypatch: pytest.MonkeyPatch, block: int, m: int
+) -> None:
+    """The passes inside a block run block by block, the rest over the whole vector:
+    whatever the split, the same bits as the butterfly."""
+    monkeypatch.setattr(rotation_module, "_WHT_BLOCK", block)
+    x = KeyedStream(bytes([m, block % 251]) * 8).uniform(1 << m) * 1e3 - 5e2
+    assert walsh_hadamard(x).tobytes() == _butterfly_of_4d645cf(x).tobytes()
+    ints = (KeyedStream(bytes([m]) * 16).words(1 << m) >> np.uint64(44)).view(np.int64)
+    assert walsh_hadamard(ints).tobytes() == _butterfly_of_4d645cf(ints).tobytes()
