@@ -48,13 +48,32 @@ def _real(values: np.ndarray, what: str) -> np.ndarray:
     return x.astype(np.float64, copy=False)
 
 
+#: Values per cache block of the transform's first passes (256 KiB of float64): pass t
+#: only mixes coordinates within aligned blocks of 2^(t+1), so the passes up to this
+#: size run block by block on buffers that stay in L2. Measured (CPU, best of 12) at
+#: d' = 2^20: 16.7 ms against 22.7 ms for every pass over the whole vector; 2^11-2^13
+#: lost to per-call dispatch (23.5, 19.9, 18.5 ms), 2^14 was level with 2^15.
+_WHT_BLOCK = 1 << 15
+
+
 def walsh_hadamard(values: np.ndarray) -> np.ndarray:
     """The unnormalised Walsh-Hadamard transform (Sylvester order) of a 2^m vector.
 
-    Works on a copy (float64 or int64: on integers it is exact). Costs m passes of
-    one addition and one subtraction over the vector.
+    Returns a new array (float64 or int64 stay so: on integers it is exact); the input
+    is not modified. Costs m passes of one addition and one subtraction over the vector.
+
+    Pass t adds and subtracts the coordinates whose indices differ in bit t (t = 0, 1,
+    ..., in that order), as the textbook butterfly does, so the floats are bit for bit
+    the butterfly's whatever the memory layout of the work. The textbook form hands
+    numpy rows of 2^t values, for small t a loop of tiny inner loops (at d' = 2^17 its
+    t = 1 pass took 1.0 ms against 0.09 ms for a flat one). So the passes within a
+    block of ``_WHT_BLOCK`` run block by block in the constant-geometry form (pairs
+    ``(x[2j], x[2j+1])``, sums to the first half, differences to the second: two flat
+    ufunc calls, and the block ends in Sylvester order) on buffers that stay in cache;
+    the later passes, whose rows are at least a block long, run as the textbook
+    butterfly over the whole vector.
     """
-    a = np.array(values, copy=True)
+    a = np.asarray(values)
     if a.dtype.kind not in "iuf":  # text failed as numpy's UFuncTypeError
         raise ConfigurationError(
             f"the Walsh-Hadamard transform needs real numbers, not {a.dtype} values"
@@ -62,16 +81,43 @@ def walsh_hadamard(values: np.ndarray) -> np.ndarray:
     n = a.size
     if a.ndim != 1 or n & (n - 1):
         raise ConfigurationError("the Walsh-Hadamard transform needs a 1-D vector of length 2^m")
-    b = np.empty_like(a)
-    h = 1
+    if n < 2:
+        return a.copy()
+    block = min(n, _WHT_BLOCK)
+    passes = block.bit_length() - 1
+    out = np.empty_like(a)
+    scratch = (np.empty(block, dtype=a.dtype), np.empty(block, dtype=a.dtype))
+    for start in range(0, n, block):
+        _passes_in_block(a[start : start + block], out[start : start + block], scratch, passes)
+    if block == n:
+        return out
+    spare = np.empty_like(a)
+    h = block
     while h < n:
-        src = a.reshape(-1, 2, h)
-        dst = b.reshape(-1, 2, h)
+        src = out.reshape(-1, 2, h)
+        dst = spare.reshape(-1, 2, h)
         np.add(src[:, 0, :], src[:, 1, :], out=dst[:, 0, :])
         np.subtract(src[:, 0, :], src[:, 1, :], out=dst[:, 1, :])
-        a, b = b, a
+        out, spare = spare, out
         h *= 2
-    return a
+    return out
+
+
+def _passes_in_block(
+    src: np.ndarray, dst: np.ndarray, scratch: tuple[np.ndarray, np.ndarray], passes: int
+) -> None:
+    """The first ``passes`` passes over one block, constant-geometry, the last into ``dst``.
+
+    ``src`` is only read; the passes in between alternate between the two scratch
+    buffers."""
+    half = src.size // 2
+    current = src
+    for k in range(passes):
+        target = dst if k == passes - 1 else scratch[k % 2]
+        even, odd = current[0::2], current[1::2]
+        np.add(even, odd, out=target[:half])
+        np.subtract(even, odd, out=target[half:])
+        current = target
 
 
 class RandomizedHadamard:
@@ -89,6 +135,8 @@ class RandomizedHadamard:
         self.dimension = int(dimension)
         self._signs = np.where(KeyedStream(seed).bits(self.padded), -1.0, 1.0)
         self._norm = 1.0 / math.sqrt(self.padded)
+        # +-norm exactly: y * (+-norm) is +-(y * norm) bit for bit (rounding is symmetric)
+        self._signed_norm = self._signs * self._norm
 
     def rotate(self, values: np.ndarray) -> np.ndarray:
         """Pad to d', flip signs, transform, normalise (float64, length d')."""
@@ -107,7 +155,7 @@ class RandomizedHadamard:
         y = _real(values, "the vector to unrotate")
         if y.shape != (self.padded,):
             raise ConfigurationError(f"expected a vector of length {self.padded}, got {y.shape}")
-        out = walsh_hadamard(y)
-        out *= self._norm
-        out *= self._signs
-        return out[: self.dimension].copy()
+        out = walsh_hadamard(y)[: self.dimension]
+        # one pass over the kept coordinates: normalising and flipping the signs of all
+        # d' and then copying d of them gave the same floats in three
+        return np.multiply(out, self._signed_norm[: self.dimension])

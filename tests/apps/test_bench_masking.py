@@ -246,3 +246,64 @@ def test_a_target_quotes_its_worst_cell_and_the_figures_to_recheck_it():
         if t["metric"] == "unmasking_vs_bound" and "n=1000" in t["target"]
     ]
     assert calm_only["pass"] is True and calm_only["value"] == 1.0
+
+
+def _cell_at_every_limit() -> list[dict]:
+    """One complete cell per target check whose metric sits exactly at the target's limit."""
+    cells = []
+    for check in masking._TARGET_CHECKS:
+        where, metric, limit = check[1], check[2], check[3]
+        cell = {"status": "complete", "n": 0, "d": 0, "graph": "harary", "dropout": 0.0, **where}
+        cells.append({**cell, "default_parameters": True, metric: limit})
+    return cells
+
+
+def test_a_strict_target_fails_at_its_limit_and_a_non_strict_one_passes_there():
+    """'< 1 GB' and '< 0.5 s' are not met by 1e9 bytes or 0.5 s; '<= 4x' is met by 4x.
+
+    Every check used to be ``<=``: a server peak of exactly 1e9 bytes passed '< 1 GB'."""
+    verdicts = {}
+    for cell in _cell_at_every_limit():
+        for target in masking._targets([cell]):
+            if target["value"] == target["limit"]:
+                verdicts[target["target"]] = target["pass"]
+    assert len(verdicts) == len(masking._TARGET_CHECKS)
+    memory = [v for name, v in verdicts.items() if "peak memory" in name]
+    masking_time = [v for name, v in verdicts.items() if "client masking < 0.5 s" in name]
+    ratios = [v for name, v in verdicts.items() if "<=" in name]
+    assert memory and not any(memory)
+    assert masking_time and not any(masking_time)
+    assert ratios and all(ratios)
+    just_under = {**_cell_at_every_limit()[-1], "client_masking_seconds_max": 0.4999}
+    assert all(t["pass"] for t in masking._targets([just_under]) if "slowest" in t["target"])
+
+
+def test_each_target_checks_the_comparison_its_statement_makes():
+    for name, _, _, limit, comparison in masking._TARGET_CHECKS:
+        stated = "<=" if " <= " in name else "<" if " < " in name else None
+        assert stated == comparison, name
+        assert masking.within(limit, comparison, limit) is (comparison == "<=")
+        assert masking.within(limit * 0.999, comparison, limit) is True
+        assert masking.within(limit * 1.001, comparison, limit) is False
+    with pytest.raises(ValueError, match="comparison"):
+        masking.within(1.0, "=<", 2.0)
+
+
+def test_the_growth_slope_target_is_met_at_its_limit_and_says_how_it_compares():
+    cells = [
+        {
+            "status": "complete",
+            "default_parameters": True,
+            "d": 100_000,
+            "graph": "harary",
+            "dropout": 0.1,
+            "n": n,
+            "server_cpu_seconds": (n / 1000) ** masking.TARGETS["server_cpu_slope"],
+        }
+        for n in (1000, 10_000)
+    ]
+    (growth,) = masking.growth_slopes(cells)
+    assert growth["server_cpu_slope"] == pytest.approx(1.2)
+    assert growth["comparison"] == "<="
+    steeper = [{**c, "server_cpu_seconds": (c["n"] / 1000) ** 1.3} for c in cells]
+    assert masking.growth_slopes(steeper)[0]["pass"] is False
