@@ -138,7 +138,13 @@ def _options(function: Any) -> Any:
             "--partition",
             type=click.Choice(PARTITIONS),
             help="CSV split: iid, dirichlet (label skew) or feature (skew on the file's "
-            "first feature column; per customer, its rows' mean) [dirichlet].",
+            "first feature column, or --partition-column; per customer, its rows' mean) "
+            "[dirichlet].",
+        ),
+        click.option(
+            "--partition-column",
+            help="With --partition feature: the feature column the branches are skewed on "
+            "[the file's first].",
         ),
         click.option("--alpha", type=FINITE, help="Dirichlet concentration [0.5]."),
         click.option(

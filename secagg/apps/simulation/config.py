@@ -64,6 +64,8 @@ overrides any of them::
                                 # for a file where fraud is that common (undersampled)
     # partition = "dirichlet"   # creditcard / csv: iid | dirichlet (labels) | feature
                                 # (skews on the file's first feature column)
+    # partition_column = "amount" # feature: the column it skews on instead (a
+                                # feature column: not the label or customer column)
     # alpha = 0.5
     train_rows = 120000         # synthetic only (these three): a CSV brings its own
     test_rows_per_branch = 20000 # rows, and refuses them; its run records none of them
@@ -141,7 +143,7 @@ SYNTHETIC_KEYS = ("train_rows", "test_rows_per_branch", "world")
 #: branches as ever and recorded the split as if it had been made (simulate audit,
 #: 2026-12-04). ``max_fraud_share`` is refused in the config itself (it has no default
 #: value to record)
-CSV_KEYS = ("partition", "alpha")
+CSV_KEYS = ("partition", "alpha", "partition_column")
 
 #: the TOML sections and the fields each may set
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -188,6 +190,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "stats_bound",
         "stats_noise_multiplier",
         "partition",
+        "partition_column",
         "alpha",
         "train_rows",
         "test_rows_per_branch",
@@ -207,7 +210,7 @@ FLAGS: dict[str, str] = {
             "server_momentum", "path", "label", "customer_column",
             "max_rows_per_customer", "partition", "alpha", "train_rows",
             "seeds", "prior", "prior_path", "prior_epsilon", "prior_delta", "trainable",
-            "world", "max_fraud_share",
+            "world", "max_fraud_share", "partition_column",
         )
     },
     "source": "--data",
@@ -428,6 +431,10 @@ class SimulationConfig:
     stats_bound: float = 5.0
     stats_noise_multiplier: float = 10.0
     partition: str = "dirichlet"
+    #: the feature column ``partition = "feature"`` skews on; None: the file's first.
+    #: Why a key: the split followed the file's column order alone, so a bank with its
+    #: own CSV had to rewrite the file to skew its branches on, say, the amount
+    partition_column: str | None = None
     alpha: float = 0.5
     train_rows: int = 120_000
     test_rows_per_branch: int = 20_000
@@ -677,6 +684,15 @@ class SimulationConfig:
                 rows_without_customers(),
             )
             _require(self.partition != "iid" or self.alpha == _DEFAULTS["alpha"], alpha_with_iid())
+            _require(
+                self.partition_column is None or self.partition_column.strip() != "",
+                f"{k('partition_column')} is empty: name a feature column of the file, or "
+                "drop it to skew on the first",
+            )
+            _require(
+                self.partition_column is None or self.partition == "feature",
+                partition_column_without_feature(self.partition),
+            )
         else:
             changed = [n for n in CSV_KEYS if getattr(self, n) != _DEFAULTS[n]]
             _require(not changed, csv_only(changed))
@@ -915,6 +931,8 @@ class SimulationConfig:
             del values["max_rows_per_customer"]
         if self.partition == "iid":  # the IID split draws no Dirichlet proportions
             values.pop("alpha", None)
+        if self.partition != "feature":  # ... and only the feature skew reads a column
+            values.pop("partition_column", None)
         return values
 
     @property
@@ -998,6 +1016,15 @@ def alpha_with_iid() -> str:
     return (
         f"{key('alpha')} is the Dirichlet concentration of {key('partition', 'dirichlet')} "
         f"or feature; {key('partition', 'iid')} draws none: drop it"
+    )
+
+
+def partition_column_without_feature(partition: str) -> str:
+    """The refusal of ``partition_column`` beside a split that reads no column."""
+    return (
+        f"{key('partition_column')} names the column {key('partition', 'feature')} skews "
+        f"the branches on; {key('partition', partition)} reads none: drop it, or use "
+        f"{key('partition', 'feature')}"
     )
 
 

@@ -205,19 +205,51 @@ def customer_column_notes(config: SimulationConfig, branches: list[BranchData]) 
 
 
 def partition_notes(config: SimulationConfig, names: tuple[str, ...]) -> list[str]:
-    """With ``partition = "feature"``: the column the branches were skewed on, which is
-    always the file's first feature column (a customer's: the mean of its rows). Why
-    said: nothing chose it but the column order, and a reader comparing branches (or
-    runs of two files laid out differently) must know which mix differs."""
+    """With ``partition = "feature"``: the column the branches were skewed on, the one
+    ``partition_column`` names or else the file's first feature column (a customer's:
+    the mean of its rows). Why said: a reader comparing branches (or runs of two files
+    laid out differently) must know which mix differs."""
     if config.source == "synthetic" or config.partition != "feature" or not names:
         return []
     per = " (per customer: the mean of its rows)" if config.customer_column is not None else ""
+    shared = (
+        f": its quantile bins were shared out in Dirichlet({key('alpha', config.alpha)}) "
+        "proportions"
+    )
+    if config.partition_column is not None:
+        return [
+            f"{key('partition', 'feature')} skewed the branches on the column "
+            f"{config.partition_column!r} ({key('partition_column')}){per}{shared}"
+        ]
     return [
         f"{key('partition', 'feature')} skewed the branches on the file's first feature "
-        f"column, {names[0]!r}{per}: its quantile bins were shared out in "
-        f"Dirichlet({key('alpha', config.alpha)}) proportions. To skew on another "
-        "column, put it first in the file"
+        f"column, {names[0]!r}{per}{shared}. To skew on another column, name it "
+        f"({key('partition_column')})"
     ]
+
+
+def partition_column_index(config: SimulationConfig, names: tuple[str, ...]) -> int:
+    """The index among the file's feature columns ``names`` of the column the feature
+    skew uses: ``partition_column``, or the first. A name that is no feature column is
+    a :class:`ConfigurationError` naming the key (the label and the customer column are
+    not features: they are said to be what they are)."""
+    name = config.partition_column
+    if name is None:
+        return 0
+    if name in names:
+        return names.index(name)
+    label = config.label if config.source == "csv" else "Class"  # the credit-card layout's
+    if name == label:
+        what = "is the label column"
+    elif name == config.customer_column:
+        what = f"is the customer column ({key('customer_column')})"
+    else:
+        what = f"is no column of {config.path}"
+    listed = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
+    raise ConfigurationError(
+        f"{key('partition_column')} {name!r} {what}: the feature skew needs a feature "
+        f"column, one of {listed}"
+    )
 
 
 def _branch_counts(branches: list[BranchData]) -> list[tuple[str, int, int, int]]:
@@ -361,20 +393,22 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         table = load_labelled_csv(
             config.path, config.label, config.customer_column, peak=SIMULATION_PEAK
         )
+    # the column a feature skew uses (refused now, before any split, if it is none)
+    column = partition_column_index(config, table.feature_names)
     # the unit partitioned and split is the customer when the file names one (all of a
     # customer's rows in one branch and on one side of the split), else the row
     if table.customers is not None:
         ids, owner = customer_groups(table.customers)
         unit_labels = np.zeros(ids.size, dtype=np.int8)
         np.maximum.at(unit_labels, owner, table.y)
-        unit_feature = np.bincount(owner, weights=table.x[:, 0]) / np.bincount(owner)
+        unit_feature = np.bincount(owner, weights=table.x[:, column]) / np.bincount(owner)
         rows_of = np.argsort(owner, kind="stable")
         starts = np.searchsorted(owner[rows_of], np.arange(ids.size + 1))
 
         def rows(units: np.ndarray) -> np.ndarray:
             return np.sort(np.concatenate([rows_of[starts[u] : starts[u + 1]] for u in units]))
     else:
-        unit_labels, unit_feature = table.y, table.x[:, 0]
+        unit_labels, unit_feature = table.y, table.x[:, column]
 
         def rows(units: np.ndarray) -> np.ndarray:
             return units
