@@ -196,6 +196,13 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
     lacks), ``data.label`` for a key of the file. A flag may complete a file (a
     file with ``source = "csv"`` and ``--label`` on the command line).
     """
+    if config_file is not None:
+        # ``--config ""`` ran the defaults as if no file had been named (CLI audit,
+        # 2026-12-05), and a missing one named the path but not the flag
+        if not config_file.strip():
+            raise ConfigurationError("--config is empty: name a TOML file, or drop it")
+        if not Path(config_file).exists():
+            raise ConfigurationError(f"--config {config_file}: no such file")
     from_file = SimulationConfig.values_from_file(config_file) if config_file else {}
     typed = {k: v for k, v in flags.items() if v is not None}
     changes = dict(typed)

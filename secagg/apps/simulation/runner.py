@@ -272,6 +272,7 @@ def _feature_statistics(
         return None
     if source == "public":
         if config.stats_path is not None:
+            _require_file(config, "stats_path")
             return load_public_statistics(config.stats_path, names)
         # the generator's reference sample: drawn for this, under another seed, it is
         # no branch's data (a public prior of the same population)
@@ -363,6 +364,19 @@ def statistics_notes(config: SimulationConfig, statistics: dict[str, Any] | None
 SIMULATION_PEAK: Final = MemoryPeak(4, "in a simulation")
 
 
+def _require_file(config: SimulationConfig, name: str) -> None:
+    """The file the path field ``name`` names is there and is a file, or a
+    :class:`ConfigurationError` naming the field as the user set it (``--path``,
+    ``data.stats_path``). Why: the readers said "no CSV file at X" or "X: cannot read
+    the feature statistics: [Errno 21] Is a directory", naming no flag or key (CLI
+    audit of 2026-12-05); what the file holds is still the reader's to judge."""
+    path = Path(getattr(config, name))
+    if not path.exists():
+        raise ConfigurationError(f"{key(name)} {path}: no such file")
+    if path.is_dir():
+        raise ConfigurationError(f"{key(name)} {path} is a directory, not a file")
+
+
 def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str, ...]]:
     """The branches' rows before standardisation, and the feature names."""
     if config.source == "synthetic":
@@ -386,6 +400,7 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
     )
 
     assert config.path is not None
+    _require_file(config, "path")
     if config.source == "creditcard":
         table = load_creditcard_csv(config.path, config.customer_column, peak=SIMULATION_PEAK)
     else:

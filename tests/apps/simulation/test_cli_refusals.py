@@ -746,3 +746,61 @@ def test_an_unreachable_distributed_budget_is_refused_in_its_own_words() -> None
     assert "unreachable for the distributed discrete Gaussian" in line
     assert "9.024e-05" not in line and "sample_rate" not in line
     assert "honest shares" in line
+
+
+# --- 8: a file flag or key that names no file says which flag or key ---------------------
+
+
+def test_an_empty_or_missing_config_file_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    """``--config ""`` ran the defaults as if no file had been named (exit 0), and a
+    missing file said "no configuration file at X", naming no flag (CLI audit)."""
+    out = tmp_path / "run"
+    error = _one_line_error(_simulate("--config", "", *SHORT, "--out", str(out)))
+    assert "--config is empty" in error, error
+    missing = tmp_path / "missing.toml"
+    error = _one_line_error(_simulate("--config", str(missing), *SHORT, "--out", str(out)))
+    assert f"--config {missing}: no such file" in error, error
+    assert not out.exists()
+
+
+def _tiny_csv(path: Path) -> Path:
+    """200 rows of two numeric features and a 0/1 ``fraud`` label."""
+    lines = ["a,b,fraud"] + [f"{i % 7},{i % 5},{int(i % 10 == 0)}" for i in range(200)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_a_data_file_that_is_not_there_is_refused_naming_its_flag_or_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """``--path``, ``data.path`` and ``data.stats_path`` naming a missing file or a folder
+    said "no CSV file at X", "X is a directory, not a CSV file" or "X: cannot read the
+    feature statistics: [Errno 21] Is a directory", naming no flag or key."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("training started: the refusal came too late")
+
+    monkeypatch.setattr(runner, "_run_baselines", refuse)
+    bad = tmp_path / "nothing.csv"
+    if what == "folder":
+        bad.mkdir()
+    said = "is a directory, not a file" if what == "folder" else ": no such file"
+    out = tmp_path / "run"
+    small = [a for a in SHORT if a not in ("--train-rows", "3000", "--test-rows", "400")]
+    csv = ["--data", "csv", "--label", "fraud", *small, "--out", str(out)]
+    if what == "missing":  # a folder is click's to refuse as a flag (dir_okay=False)
+        error = _one_line_error(_simulate("--path", str(bad), *csv))
+        assert f"--path {bad}{said}" in error, error
+    config = tmp_path / "c.toml"
+    config.write_text(f'[data]\npath = "{bad}"\n')
+    error = _one_line_error(_simulate("--config", str(config), *csv))
+    assert f"data.path {bad}{' ' if what == 'folder' else ''}{said}" in error, error
+    good = _tiny_csv(tmp_path / "tx.csv")
+    config.write_text(
+        f'[data]\npath = "{good}"\nstandardize = "public"\nstats_path = "{bad}"\n'
+        '[privacy]\nunit = "client"\nmechanism = "central"\n'
+    )
+    error = _one_line_error(_simulate("--config", str(config), *csv))
+    assert f"data.stats_path {bad}{' ' if what == 'folder' else ''}{said}" in error, error
+    assert not out.exists()
