@@ -328,20 +328,45 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
     report.md, experiment.json/.md); the ledger and server state stay, for an auditor.
     An empty folder is removed (see :func:`_no_empty_folder_left`). The federation's
     threads may still be training when the signal comes: if any outlives the cleanup,
-    the process leaves at once (``os._exit``), without waiting for them."""
+    the process leaves at once (``os._exit``), without waiting for them.
+
+    The signal is remembered as well as raised: Python runs the handler wherever the main
+    thread is, and in a finaliser (``__del__``, a weakref callback) its exception is
+    only printed ("Exception ignored in ...") and the run went on to exit 0 with a
+    summary.json, as if never stopped (measured: a SIGTERM raised in a ``__del__``). A
+    stop taken there still ends the run marked aborted, at the block's end, and the
+    swallowed exception prints nothing."""
+    stopped: list[int] = []  # the signal taken, also where its exception was swallowed
 
     def stop(signum: int, frame: object) -> None:
         del frame
+        stopped.append(signum)
         raise _Stopped(signum)
+
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:  # the stop a finaliser took: said below, once
+        if not isinstance(info.exc_value, _Stopped):
+            previous_hook(info)
 
     try:
         previous = signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread (an embedding caller): no handler
         previous = None
+    else:
+        sys.unraisablehook = unraisable
     try:
         yield
-    except (_Stopped, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
+        if stopped:  # taken where its exception was swallowed: the run is no result
+            raise _Stopped(stopped[0])
+    except BaseException as exc:
+        # a stop that surfaced as another exception (or none) is still the stop
+        if stopped:
+            signum = stopped[0]
+        elif isinstance(exc, KeyboardInterrupt):
+            signum = signal.SIGINT
+        else:
+            raise
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one: finish this
         name = signal.Signals(signum).name
@@ -365,6 +390,7 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
         raise SystemExit(code) from None
     finally:
         if previous is not None:
+            sys.unraisablehook = previous_hook
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGTERM, previous)
 
