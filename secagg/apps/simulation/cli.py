@@ -371,21 +371,25 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one: finish this
         name = signal.Signals(signum).name
         where = _mark_aborted(run_dir, name)
-        click.echo(
-            f"Error: stopped by {name} before the simulation finished: "
-            + (
-                f"{run_dir} is incomplete, marked aborted ({run_dir / ABORTED_FILE})"
-                if where
-                else "no run folder was left"
-            ),
-            err=True,
-        )
+        # a stderr whose reader is gone (a closed pipe) raised here, and the process then
+        # waited for every branch thread to finish training before it left (CLI audit)
+        with contextlib.suppress(OSError):
+            click.echo(
+                f"Error: stopped by {name} before the simulation finished: "
+                + (
+                    f"{run_dir} is incomplete, marked aborted ({run_dir / ABORTED_FILE})"
+                    if where
+                    else "no run folder was left"
+                ),
+                err=True,
+            )
         code = 128 + signum
         if any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
             # a branch's thread may still be training: waiting for it could take a round,
             # and ending the interpreter under it aborts in torch (exit 134)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
             os._exit(code)
         raise SystemExit(code) from None
     finally:

@@ -673,6 +673,43 @@ def test_a_sigterm_taken_inside_a_finaliser_still_marks_the_run_aborted(tmp_path
     assert (run / "ABORTED").is_file() and not (run / "summary.json").exists()
 
 
+#: a stop whose one line cannot be written (stderr's reader gone) while a thread, as a
+#: branch still training, has not finished
+_STOPPED_WITH_STDERR_CLOSED = """
+import os, signal, sys, threading
+from pathlib import Path
+from secagg.apps.simulation.cli import _marked_aborted_if_stopped
+
+threading.Thread(target=threading.Event().wait, name="training").start()  # never ends
+run = Path(sys.argv[1])
+run.mkdir()
+with _marked_aborted_if_stopped(run):
+    os.close(2)
+    signal.raise_signal(signal.SIGTERM)
+"""
+
+
+def test_a_stop_with_stderr_closed_still_leaves_at_once(tmp_path: Path) -> None:
+    """Before: the line's write raised (a closed stderr), the exception skipped the
+    immediate exit, and the process waited for every branch thread to finish training
+    (here, one that never does: the process never left)."""
+    import os
+    import sys
+
+    run = tmp_path / "run"
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", _STOPPED_WITH_STDERR_CLOSED, str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,  # generous: it leaves at once, or never
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 143, (done.stdout, done.stderr)
+    assert (run / "ABORTED").is_file()
+
+
 def test_a_stopped_run_loses_the_files_that_present_a_result(tmp_path: Path) -> None:
     from secagg.apps.simulation.cli import _mark_aborted
 
