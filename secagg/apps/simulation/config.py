@@ -313,13 +313,20 @@ MAX_FRAUD_SHARE = 0.5
 #: * ``clip`` and ``update_clip``: 10^6 (the defaults: 10 per customer, 1 per branch
 #:   update, 5 for an update's bound in the ring); the noise z * clip stays far within
 #:   float32 at the largest z;
-#: * ``positive_weight``: 10^6 (a fraud rate of 0.17 % balances at about 600).
+#: * ``positive_weight``: 10^6 (a fraud rate of 0.17 % balances at about 600);
+#: * ``stats_bound``: 10^9 (a raw value's clip: an amount in cents up to ten million
+#:   fits), and ``stats_noise_multiplier``: 10^4, as ``noise_multiplier``. Past them
+#:   ``stats_bound = 1e160`` (or ``1e308`` for either) said "the Gaussian std must be
+#:   finite and non-negative", naming no key, and ``stats_bound = 1e150`` ran on
+#:   statistics drowned in noise (CLI audit, 2026-12-05).
 REAL_CAPS: dict[str, float] = {
     "learning_rate": 100.0,
     "noise_multiplier": 1e4,
     "clip": 1e6,
     "update_clip": 1e6,
     "positive_weight": 1e6,
+    "stats_bound": 1e9,
+    "stats_noise_multiplier": 1e4,
 }
 
 #: fewest training rows a branch may get from a partition (see check_branch_data)
@@ -586,11 +593,13 @@ class SimulationConfig:
             math.isfinite(self.stats_bound) and self.stats_bound > 0,
             f"{k('stats_bound')} must be positive",
         )
+        _require_capped(self.stats_bound, "stats_bound")
         _require(
             math.isfinite(self.stats_noise_multiplier) and self.stats_noise_multiplier > 0,
             f"{k('stats_noise_multiplier')} must be positive (a secure release without "
             "noise is only made when the run has no DP)",
         )
+        _require_capped(self.stats_noise_multiplier, "stats_noise_multiplier")
         _require(
             not (self.feature_statistics == "secure" and self.record_distributed),
             f"{k('standardize', 'secure')} charges the statistics to each branch's DP-SGD "

@@ -337,6 +337,11 @@ TINY += ["--test-rows", "400", "--batch-size", "64", "--dropout", "0", "--quiet"
         ([], "[privacy]\nupdate_clip = inf", "privacy.update_clip must lie in (0, 1e+06]"),
         # a Dirichlet of infinities is NaN: silently an even split
         ([], '[data]\nalpha = inf\nsource = "csv"\npath = "P"\nlabel = "fraud"', "data.alpha"),
+        # 'the Gaussian std must be finite and non-negative', naming no key
+        ([], "[data]\nstats_bound = 1e160", "data.stats_bound must lie in (0, 1e+09]"),
+        ([], "[data]\nstats_noise_multiplier = 1e308", "data.stats_noise_multiplier must lie"),
+        # statistics drowned in noise: the run went on (exit 0 after training)
+        ([], "[data]\nstats_bound = 1e150", "data.stats_bound must lie in (0, 1e+09]"),
     ],
 )
 def test_a_value_no_run_can_use_is_one_line_naming_it(

@@ -844,13 +844,6 @@ def test_an_empty_or_missing_config_file_is_refused_naming_the_flag(tmp_path: Pa
     assert not out.exists()
 
 
-def _tiny_csv(path: Path) -> Path:
-    """200 rows of two numeric features and a 0/1 ``fraud`` label."""
-    lines = ["a,b,fraud"] + [f"{i % 7},{i % 5},{int(i % 10 == 0)}" for i in range(200)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.mark.parametrize("what", ["missing", "folder"])
 def test_a_data_file_that_is_not_there_is_refused_naming_its_flag_or_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
@@ -869,7 +862,7 @@ def test_a_data_file_that_is_not_there_is_refused_naming_its_flag_or_key(
     said = "is a directory, not a file" if what == "folder" else ": no such file"
     out = tmp_path / "run"
     small = [a for a in SHORT if a not in ("--train-rows", "3000", "--test-rows", "400")]
-    csv = ["--data", "csv", "--label", "fraud", *small, "--out", str(out)]
+    csv = ["--data", "csv", "--label", "is_fraud", *small, "--out", str(out)]
     if what == "missing":  # a folder is click's to refuse as a flag (dir_okay=False)
         error = _one_line_error(_simulate("--path", str(bad), *csv))
         assert f"--path {bad}{said}" in error, error
