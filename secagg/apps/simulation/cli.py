@@ -138,7 +138,13 @@ def _options(function: Any) -> Any:
             "--partition",
             type=click.Choice(PARTITIONS),
             help="CSV split: iid, dirichlet (label skew) or feature (skew on the file's "
-            "first feature column; per customer, its rows' mean) [dirichlet].",
+            "first feature column, or --partition-column; per customer, its rows' mean) "
+            "[dirichlet].",
+        ),
+        click.option(
+            "--partition-column",
+            help="With --partition feature: the feature column the branches are skewed on "
+            "[the file's first].",
         ),
         click.option("--alpha", type=FINITE, help="Dirichlet concentration [0.5]."),
         click.option(
@@ -190,6 +196,13 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
     lacks), ``data.label`` for a key of the file. A flag may complete a file (a
     file with ``source = "csv"`` and ``--label`` on the command line).
     """
+    if config_file is not None:
+        # ``--config ""`` ran the defaults as if no file had been named (CLI audit,
+        # 2026-12-05), and a missing one named the path but not the flag
+        if not config_file.strip():
+            raise ConfigurationError("--config is empty: name a TOML file, or drop it")
+        if not Path(config_file).exists():
+            raise ConfigurationError(f"--config {config_file}: no such file")
     from_file = SimulationConfig.values_from_file(config_file) if config_file else {}
     typed = {k: v for k, v in flags.items() if v is not None}
     changes = dict(typed)
@@ -315,43 +328,73 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
     report.md, experiment.json/.md); the ledger and server state stay, for an auditor.
     An empty folder is removed (see :func:`_no_empty_folder_left`). The federation's
     threads may still be training when the signal comes: if any outlives the cleanup,
-    the process leaves at once (``os._exit``), without waiting for them."""
+    the process leaves at once (``os._exit``), without waiting for them.
+
+    The signal is remembered as well as raised: Python runs the handler wherever the main
+    thread is, and in a finaliser (``__del__``, a weakref callback) its exception is
+    only printed ("Exception ignored in ...") and the run went on to exit 0 with a
+    summary.json, as if never stopped (measured: a SIGTERM raised in a ``__del__``). A
+    stop taken there still ends the run marked aborted, at the block's end, and the
+    swallowed exception prints nothing."""
+    stopped: list[int] = []  # the signal taken, also where its exception was swallowed
 
     def stop(signum: int, frame: object) -> None:
         del frame
+        stopped.append(signum)
         raise _Stopped(signum)
+
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:  # the stop a finaliser took: said below, once
+        if not isinstance(info.exc_value, _Stopped):
+            previous_hook(info)
 
     try:
         previous = signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread (an embedding caller): no handler
         previous = None
+    else:
+        sys.unraisablehook = unraisable
     try:
         yield
-    except (_Stopped, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
+        if stopped:  # taken where its exception was swallowed: the run is no result
+            raise _Stopped(stopped[0])
+    except BaseException as exc:
+        # a stop that surfaced as another exception (or none) is still the stop
+        if stopped:
+            signum = stopped[0]
+        elif isinstance(exc, KeyboardInterrupt):
+            signum = signal.SIGINT
+        else:
+            raise
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one: finish this
         name = signal.Signals(signum).name
         where = _mark_aborted(run_dir, name)
-        click.echo(
-            f"Error: stopped by {name} before the simulation finished: "
-            + (
-                f"{run_dir} is incomplete, marked aborted ({run_dir / ABORTED_FILE})"
-                if where
-                else "no run folder was left"
-            ),
-            err=True,
-        )
+        # a stderr whose reader is gone (a closed pipe) raised here, and the process then
+        # waited for every branch thread to finish training before it left (CLI audit)
+        with contextlib.suppress(OSError):
+            click.echo(
+                f"Error: stopped by {name} before the simulation finished: "
+                + (
+                    f"{run_dir} is incomplete, marked aborted ({run_dir / ABORTED_FILE})"
+                    if where
+                    else "no run folder was left"
+                ),
+                err=True,
+            )
         code = 128 + signum
         if any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
             # a branch's thread may still be training: waiting for it could take a round,
             # and ending the interpreter under it aborts in torch (exit 134)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
             os._exit(code)
         raise SystemExit(code) from None
     finally:
         if previous is not None:
+            sys.unraisablehook = previous_hook
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGTERM, previous)
 

@@ -64,6 +64,8 @@ overrides any of them::
                                 # for a file where fraud is that common (undersampled)
     # partition = "dirichlet"   # creditcard / csv: iid | dirichlet (labels) | feature
                                 # (skews on the file's first feature column)
+    # partition_column = "amount" # feature: the column it skews on instead (a
+                                # feature column: not the label or customer column)
     # alpha = 0.5
     train_rows = 120000         # synthetic only (these three): a CSV brings its own
     test_rows_per_branch = 20000 # rows, and refuses them; its run records none of them
@@ -141,7 +143,7 @@ SYNTHETIC_KEYS = ("train_rows", "test_rows_per_branch", "world")
 #: branches as ever and recorded the split as if it had been made (simulate audit,
 #: 2026-12-04). ``max_fraud_share`` is refused in the config itself (it has no default
 #: value to record)
-CSV_KEYS = ("partition", "alpha")
+CSV_KEYS = ("partition", "alpha", "partition_column")
 
 #: the TOML sections and the fields each may set
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -188,6 +190,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "stats_bound",
         "stats_noise_multiplier",
         "partition",
+        "partition_column",
         "alpha",
         "train_rows",
         "test_rows_per_branch",
@@ -207,7 +210,7 @@ FLAGS: dict[str, str] = {
             "server_momentum", "path", "label", "customer_column",
             "max_rows_per_customer", "partition", "alpha", "train_rows",
             "seeds", "prior", "prior_path", "prior_epsilon", "prior_delta", "trainable",
-            "world", "max_fraud_share",
+            "world", "max_fraud_share", "partition_column",
         )
     },
     "source": "--data",
@@ -310,13 +313,20 @@ MAX_FRAUD_SHARE = 0.5
 #: * ``clip`` and ``update_clip``: 10^6 (the defaults: 10 per customer, 1 per branch
 #:   update, 5 for an update's bound in the ring); the noise z * clip stays far within
 #:   float32 at the largest z;
-#: * ``positive_weight``: 10^6 (a fraud rate of 0.17 % balances at about 600).
+#: * ``positive_weight``: 10^6 (a fraud rate of 0.17 % balances at about 600);
+#: * ``stats_bound``: 10^9 (a raw value's clip: an amount in cents up to ten million
+#:   fits), and ``stats_noise_multiplier``: 10^4, as ``noise_multiplier``. Past them
+#:   ``stats_bound = 1e160`` (or ``1e308`` for either) said "the Gaussian std must be
+#:   finite and non-negative", naming no key, and ``stats_bound = 1e150`` ran on
+#:   statistics drowned in noise (CLI audit, 2026-12-05).
 REAL_CAPS: dict[str, float] = {
     "learning_rate": 100.0,
     "noise_multiplier": 1e4,
     "clip": 1e6,
     "update_clip": 1e6,
     "positive_weight": 1e6,
+    "stats_bound": 1e9,
+    "stats_noise_multiplier": 1e4,
 }
 
 #: fewest training rows a branch may get from a partition (see check_branch_data)
@@ -428,6 +438,10 @@ class SimulationConfig:
     stats_bound: float = 5.0
     stats_noise_multiplier: float = 10.0
     partition: str = "dirichlet"
+    #: the feature column ``partition = "feature"`` skews on; None: the file's first.
+    #: Why a key: the split followed the file's column order alone, so a bank with its
+    #: own CSV had to rewrite the file to skew its branches on, say, the amount
+    partition_column: str | None = None
     alpha: float = 0.5
     train_rows: int = 120_000
     test_rows_per_branch: int = 20_000
@@ -579,11 +593,13 @@ class SimulationConfig:
             math.isfinite(self.stats_bound) and self.stats_bound > 0,
             f"{k('stats_bound')} must be positive",
         )
+        _require_capped(self.stats_bound, "stats_bound")
         _require(
             math.isfinite(self.stats_noise_multiplier) and self.stats_noise_multiplier > 0,
             f"{k('stats_noise_multiplier')} must be positive (a secure release without "
             "noise is only made when the run has no DP)",
         )
+        _require_capped(self.stats_noise_multiplier, "stats_noise_multiplier")
         _require(
             not (self.feature_statistics == "secure" and self.record_distributed),
             f"{k('standardize', 'secure')} charges the statistics to each branch's DP-SGD "
@@ -677,6 +693,15 @@ class SimulationConfig:
                 rows_without_customers(),
             )
             _require(self.partition != "iid" or self.alpha == _DEFAULTS["alpha"], alpha_with_iid())
+            _require(
+                self.partition_column is None or self.partition_column.strip() != "",
+                f"{k('partition_column')} is empty: name a feature column of the file, or "
+                "drop it to skew on the first",
+            )
+            _require(
+                self.partition_column is None or self.partition == "feature",
+                partition_column_without_feature(self.partition),
+            )
         else:
             changed = [n for n in CSV_KEYS if getattr(self, n) != _DEFAULTS[n]]
             _require(not changed, csv_only(changed))
@@ -915,6 +940,8 @@ class SimulationConfig:
             del values["max_rows_per_customer"]
         if self.partition == "iid":  # the IID split draws no Dirichlet proportions
             values.pop("alpha", None)
+        if self.partition != "feature":  # ... and only the feature skew reads a column
+            values.pop("partition_column", None)
         return values
 
     @property
@@ -998,6 +1025,15 @@ def alpha_with_iid() -> str:
     return (
         f"{key('alpha')} is the Dirichlet concentration of {key('partition', 'dirichlet')} "
         f"or feature; {key('partition', 'iid')} draws none: drop it"
+    )
+
+
+def partition_column_without_feature(partition: str) -> str:
+    """The refusal of ``partition_column`` beside a split that reads no column."""
+    return (
+        f"{key('partition_column')} names the column {key('partition', 'feature')} skews "
+        f"the branches on; {key('partition', partition)} reads none: drop it, or use "
+        f"{key('partition', 'feature')}"
     )
 
 

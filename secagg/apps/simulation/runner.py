@@ -205,19 +205,51 @@ def customer_column_notes(config: SimulationConfig, branches: list[BranchData]) 
 
 
 def partition_notes(config: SimulationConfig, names: tuple[str, ...]) -> list[str]:
-    """With ``partition = "feature"``: the column the branches were skewed on, which is
-    always the file's first feature column (a customer's: the mean of its rows). Why
-    said: nothing chose it but the column order, and a reader comparing branches (or
-    runs of two files laid out differently) must know which mix differs."""
+    """With ``partition = "feature"``: the column the branches were skewed on, the one
+    ``partition_column`` names or else the file's first feature column (a customer's:
+    the mean of its rows). Why said: a reader comparing branches (or runs of two files
+    laid out differently) must know which mix differs."""
     if config.source == "synthetic" or config.partition != "feature" or not names:
         return []
     per = " (per customer: the mean of its rows)" if config.customer_column is not None else ""
+    shared = (
+        f": its quantile bins were shared out in Dirichlet({key('alpha', config.alpha)}) "
+        "proportions"
+    )
+    if config.partition_column is not None:
+        return [
+            f"{key('partition', 'feature')} skewed the branches on the column "
+            f"{config.partition_column!r} ({key('partition_column')}){per}{shared}"
+        ]
     return [
         f"{key('partition', 'feature')} skewed the branches on the file's first feature "
-        f"column, {names[0]!r}{per}: its quantile bins were shared out in "
-        f"Dirichlet({key('alpha', config.alpha)}) proportions. To skew on another "
-        "column, put it first in the file"
+        f"column, {names[0]!r}{per}{shared}. To skew on another column, name it "
+        f"({key('partition_column')})"
     ]
+
+
+def partition_column_index(config: SimulationConfig, names: tuple[str, ...]) -> int:
+    """The index among the file's feature columns ``names`` of the column the feature
+    skew uses: ``partition_column``, or the first. A name that is no feature column is
+    a :class:`ConfigurationError` naming the key (the label and the customer column are
+    not features: they are said to be what they are)."""
+    name = config.partition_column
+    if name is None:
+        return 0
+    if name in names:
+        return names.index(name)
+    label = config.label if config.source == "csv" else "Class"  # the credit-card layout's
+    if name == label:
+        what = "is the label column"
+    elif name == config.customer_column:
+        what = f"is the customer column ({key('customer_column')})"
+    else:
+        what = f"is no column of {config.path}"
+    listed = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
+    raise ConfigurationError(
+        f"{key('partition_column')} {name!r} {what}: the feature skew needs a feature "
+        f"column, one of {listed}"
+    )
 
 
 def _branch_counts(branches: list[BranchData]) -> list[tuple[str, int, int, int]]:
@@ -240,6 +272,7 @@ def _feature_statistics(
         return None
     if source == "public":
         if config.stats_path is not None:
+            _require_file(config, "stats_path")
             return load_public_statistics(config.stats_path, names)
         # the generator's reference sample: drawn for this, under another seed, it is
         # no branch's data (a public prior of the same population)
@@ -331,6 +364,19 @@ def statistics_notes(config: SimulationConfig, statistics: dict[str, Any] | None
 SIMULATION_PEAK: Final = MemoryPeak(4, "in a simulation")
 
 
+def _require_file(config: SimulationConfig, name: str) -> None:
+    """The file the path field ``name`` names is there and is a file, or a
+    :class:`ConfigurationError` naming the field as the user set it (``--path``,
+    ``data.stats_path``). Why: the readers said "no CSV file at X" or "X: cannot read
+    the feature statistics: [Errno 21] Is a directory", naming no flag or key (CLI
+    audit of 2026-12-05); what the file holds is still the reader's to judge."""
+    path = Path(getattr(config, name))
+    if not path.exists():
+        raise ConfigurationError(f"{key(name)} {path}: no such file")
+    if path.is_dir():
+        raise ConfigurationError(f"{key(name)} {path} is a directory, not a file")
+
+
 def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str, ...]]:
     """The branches' rows before standardisation, and the feature names."""
     if config.source == "synthetic":
@@ -354,6 +400,7 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
     )
 
     assert config.path is not None
+    _require_file(config, "path")
     if config.source == "creditcard":
         table = load_creditcard_csv(config.path, config.customer_column, peak=SIMULATION_PEAK)
     else:
@@ -361,20 +408,22 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         table = load_labelled_csv(
             config.path, config.label, config.customer_column, peak=SIMULATION_PEAK
         )
+    # the column a feature skew uses (refused now, before any split, if it is none)
+    column = partition_column_index(config, table.feature_names)
     # the unit partitioned and split is the customer when the file names one (all of a
     # customer's rows in one branch and on one side of the split), else the row
     if table.customers is not None:
         ids, owner = customer_groups(table.customers)
         unit_labels = np.zeros(ids.size, dtype=np.int8)
         np.maximum.at(unit_labels, owner, table.y)
-        unit_feature = np.bincount(owner, weights=table.x[:, 0]) / np.bincount(owner)
+        unit_feature = np.bincount(owner, weights=table.x[:, column]) / np.bincount(owner)
         rows_of = np.argsort(owner, kind="stable")
         starts = np.searchsorted(owner[rows_of], np.arange(ids.size + 1))
 
         def rows(units: np.ndarray) -> np.ndarray:
             return np.sort(np.concatenate([rows_of[starts[u] : starts[u + 1]] for u in units]))
     else:
-        unit_labels, unit_feature = table.y, table.x[:, 0]
+        unit_labels, unit_feature = table.y, table.x[:, column]
 
         def rows(units: np.ndarray) -> np.ndarray:
             return units
@@ -1175,18 +1224,24 @@ def fit_tuned(
 
     best = (-math.inf, "scratch", TUNING_LEARNING_RATES[0], epochs)
     if held.any():
+        # the two sides of the split, made once: every start and learning rate trains on
+        # the same rows and every epoch validates on the same rows (a boolean mask
+        # copies: indexing per candidate and per epoch copied the held-out rows up to
+        # 4 x 12 times a fit, and the training rows 4 times)
+        x_fit, y_fit = x[~held], y[~held]
+        x_held, y_held = x[held], y[held]
         for name, start in starts.items():
             for lr in TUNING_LEARNING_RATES:
                 seen: list[float] = []
 
                 def validate(epoch: int, model: Any, seen: list[float] = seen) -> None:
-                    s = scores(model, x[held])
-                    seen.append(average_precision(y[held], s) if np.isfinite(s).all() else -1)
+                    s = scores(model, x_held)
+                    seen.append(average_precision(y_held, s) if np.isfinite(s).all() else -1)
 
                 train_plain(
                     fresh(start),
-                    x[~held],
-                    y[~held],
+                    x_fit,
+                    y_fit,
                     epochs=epochs,
                     batch_size=config.batch_size,
                     learning_rate=lr,

@@ -4,6 +4,7 @@ file too large for memory, and the notes of a run reaching the multi-seed report
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -336,6 +337,11 @@ TINY += ["--test-rows", "400", "--batch-size", "64", "--dropout", "0", "--quiet"
         ([], "[privacy]\nupdate_clip = inf", "privacy.update_clip must lie in (0, 1e+06]"),
         # a Dirichlet of infinities is NaN: silently an even split
         ([], '[data]\nalpha = inf\nsource = "csv"\npath = "P"\nlabel = "fraud"', "data.alpha"),
+        # 'the Gaussian std must be finite and non-negative', naming no key
+        ([], "[data]\nstats_bound = 1e160", "data.stats_bound must lie in (0, 1e+09]"),
+        ([], "[data]\nstats_noise_multiplier = 1e308", "data.stats_noise_multiplier must lie"),
+        # statistics drowned in noise: the run went on (exit 0 after training)
+        ([], "[data]\nstats_bound = 1e150", "data.stats_bound must lie in (0, 1e+09]"),
     ],
 )
 def test_a_value_no_run_can_use_is_one_line_naming_it(
@@ -657,3 +663,99 @@ def test_an_unreachable_federation_budget_names_the_epsilon_not_the_clip(
     error = _one_line_error(_simulate(*args))
     assert error.startswith(f"Error: {named}: no federation round can run"), error
     assert "unreachable" in error and "clip" not in error, error
+
+
+def _reordered(path: Path, source: Path, first: str) -> Path:
+    """``source`` with its column ``first`` moved to the front (values unchanged)."""
+    rows = [line.split(",") for line in source.read_text().splitlines()]
+    j = rows[0].index(first)
+    path.write_text("\n".join(",".join([r[j], *r[:j], *r[j + 1 :]]) for r in rows) + "\n")
+    return path
+
+
+def test_a_feature_partition_skews_on_the_column_it_is_given(tmp_path: Path) -> None:
+    """Before: the skew always took the file's first feature column, and a bank had to
+    rewrite its file to skew on another. ``partition_column = "c"`` now splits exactly
+    as the default does on a file with ``c`` moved first, and differently from the
+    default on the file as it is."""
+    path = _csv(tmp_path / "tx.csv")
+    moved = _reordered(tmp_path / "c-first.csv", path, "c")
+    base = SimulationConfig(
+        branches=3, source="csv", path=str(path), label="fraud", partition="feature"
+    )
+    named, names = runner._raw_branches(base.with_changes(partition_column="c"))
+    first, first_names = runner._raw_branches(base.with_changes(path=str(moved)))
+    default, _ = runner._raw_branches(base)
+    assert names == ("a", "b", "c", "d") and first_names[0] == "c"
+    for one, other in zip(named, first, strict=True):
+        assert np.array_equal(one.y_train, other.y_train)
+        assert np.array_equal(one.x_train[:, 2], other.x_train[:, 0])
+        assert np.array_equal(one.x_test[:, 2], other.x_test[:, 0])
+    assert [b.x_train.shape[0] for b in named] != [b.x_train.shape[0] for b in default]
+    # and per customer: the mean of each customer's rows in that column
+    ids = _with_ids(tmp_path / "ids.csv", path, repeat=2)
+    ids_moved = _with_ids(tmp_path / "ids-moved.csv", moved, repeat=2)
+    by_customer = base.with_changes(customer_column="id")
+    named, _ = runner._raw_branches(by_customer.with_changes(path=str(ids), partition_column="c"))
+    first, _ = runner._raw_branches(by_customer.with_changes(path=str(ids_moved)))
+    for one, other in zip(named, first, strict=True):
+        assert np.array_equal(one.customers_train, other.customers_train)
+
+
+def test_the_column_of_a_feature_partition_is_noted(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "tx.csv")
+    out = tmp_path / "run"
+    args = ["--data", "csv", "--path", str(path), "--label", "fraud", "--partition", "feature"]
+    args += ["--partition-column", "c", *[a for a in SMALL if a != "--quiet"], "--out", str(out)]
+    result = _simulate(*args)
+    assert result.exit_code == 0, result.output
+    said = "--partition feature skewed the branches on the column 'c' (--partition-column)"
+    assert said in " ".join(result.output.split()), result.output
+    assert said in " ".join((out / "report.md").read_text().split())
+    # recorded, and replayed by the run folder's config.toml
+    assert json.loads((out / "summary.json").read_text())["config"]["partition_column"] == "c"
+    replayed = SimulationConfig.load(out / "config.toml")
+    assert (replayed.partition, replayed.partition_column) == ("feature", "c")
+    # without it, the note says how to choose another column than the first
+    unnamed = dataclasses.replace(replayed, partition_column=None)
+    (note,) = runner.partition_notes(unnamed, ("a", "b"))
+    assert "first feature column, 'a'" in note and "(data.partition_column)" in note
+
+
+@pytest.mark.usefixtures("no_training")
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--partition-column", "z"], "--partition-column 'z' is no column of"),
+        (["--partition-column", "fraud"], "--partition-column 'fraud' is the label column"),
+        (["--partition-column", "id"], "--partition-column 'id' is the customer column"),
+        (["--partition-column", " "], "--partition-column is empty"),
+        # a split that reads no column
+        (["--partition", "dirichlet", "--partition-column", "b"], "--partition-column names"),
+        (["--partition", "iid", "--partition-column", "b"], "--partition iid reads none"),
+    ],
+)
+def test_a_partition_column_that_cannot_be_used_is_refused_in_one_line(
+    tmp_path: Path, extra: list[str], named: str
+) -> None:
+    path = _with_ids(tmp_path / "ids.csv", _csv(tmp_path / "tx.csv"), repeat=2)
+    args = ["--data", "csv", "--path", str(path), "--label", "fraud", "--customer-column", "id"]
+    args += ["--partition", "feature", *extra, *SMALL, "--out", str(tmp_path / "run")]
+    error = _one_line_error(_simulate(*args))
+    assert named in error, error
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.usefixtures("no_training")
+def test_a_partition_column_in_a_file_is_named_by_its_key(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "tx.csv")
+    config = tmp_path / "c.toml"
+    run = ["--config", str(config), *SMALL, "--out", str(tmp_path / "run")]
+    data = f'[data]\nsource = "csv"\npath = "{path}"\nlabel = "fraud"\npartition = "feature"\n'
+    config.write_text(data + "partition_column = 3\n")
+    assert "[data] partition_column must be a string" in _one_line_error(_simulate(*run))
+    config.write_text(data + 'partition_column = "z"\n')
+    assert "data.partition_column 'z' is no column" in _one_line_error(_simulate(*run))
+    # synthetic data: the generator makes its own branches
+    config.write_text('[data]\npartition_column = "a"\n')
+    assert "data.partition_column is read only with a CSV" in _one_line_error(_simulate(*run))

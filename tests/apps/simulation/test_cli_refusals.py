@@ -5,6 +5,7 @@ folder says is what ran (simulate audit, 2026-12-04)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -564,14 +565,39 @@ def test_an_experiment_without_a_ratio_prints_no_nan(untrained: tuple[int, ...])
 # --- 7: SIGTERM leaves a folder marked aborted, never one claiming a result --------------
 
 
+def _wait_for_the_ledger_to_grow(
+    process: subprocess.Popen[str], ledger: Path, bound: float
+) -> None:
+    """Until the run's ledger has grown past its size when first seen: the server is
+    writing it, so the federation is under way (and the SIGTERM handler, installed
+    before the run starts, is in place). Bounded by ``bound`` seconds; a process that
+    ends first fails the test with its output.
+
+    Why: the test waited 120 s for the ledger, then slept 1 s. Before the federation
+    come the data, the prior's fit and every baseline: about 10 s on an idle machine,
+    40-98 s beside two busy cores (measured), so a loaded machine met the 120 s bound
+    (the test failed once under load)."""
+    import time
+
+    deadline = time.monotonic() + bound
+    first: int | None = None
+    while True:
+        assert process.poll() is None, process.communicate()
+        size = ledger.stat().st_size if ledger.exists() else None
+        if first is None:
+            first = size
+        elif size is not None and size > first:
+            return
+        assert time.monotonic() < deadline, f"the ledger did not grow within {bound:g} s"
+        time.sleep(0.1)
+
+
 def test_sigterm_during_the_federation_marks_the_run_folder_aborted(tmp_path: Path) -> None:
     """SIGTERM killed the run silently (exit 143, no line) and left a ledger, server
     state and no sign the run never finished."""
     import os
     import signal
-    import subprocess
     import sys
-    import time
 
     out = tmp_path / "run"
     args = list(SHORT)
@@ -585,14 +611,10 @@ def test_sigterm_during_the_federation_marks_the_run_folder_aborted(tmp_path: Pa
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     try:
-        deadline = time.monotonic() + 120
-        while not (out / "ledger.sqlite").exists():  # the federation has started
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the federation did not start"
-            time.sleep(0.2)
-        time.sleep(1.0)
+        # generous bounds: only a run that hangs meets them, never a loaded machine
+        _wait_for_the_ledger_to_grow(process, out / "ledger.sqlite", bound=900.0)
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
+        stdout, stderr = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
             process.kill()
@@ -605,6 +627,87 @@ def test_sigterm_during_the_federation_marks_the_run_folder_aborted(tmp_path: Pa
     assert "Traceback" not in stdout + stderr
     assert "stopped by SIGTERM" in (out / "ABORTED").read_text()
     assert not (out / "summary.json").exists() and not (out / "report.md").exists()
+
+
+#: a run whose SIGTERM handler runs inside a finaliser (Python runs it wherever the main
+#: thread is): the handler's exception is "ignored" there, and the block goes on
+_STOPPED_IN_A_FINALISER = """
+import signal, sys
+from pathlib import Path
+from secagg.apps.simulation.cli import _marked_aborted_if_stopped
+
+class Finaliser:
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGTERM)
+
+run = Path(sys.argv[1])
+run.mkdir()
+with _marked_aborted_if_stopped(run):
+    (run / "summary.json").write_text("{}")
+    Finaliser()  # collected at once: its __del__ takes the signal
+print("finished")
+"""
+
+
+def test_a_sigterm_taken_inside_a_finaliser_still_marks_the_run_aborted(tmp_path: Path) -> None:
+    """Before: the handler's exception, raised in a ``__del__``, was printed as "Exception
+    ignored in ..." with a traceback, and the run went on to exit 0 keeping its
+    summary.json, as if never stopped (a race of any SIGTERM, rare but real)."""
+    import os
+    import sys
+
+    run = tmp_path / "run"
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", _STOPPED_IN_A_FINALISER, str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,  # "-c" puts the working directory first on sys.path
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 143, (done.stdout, done.stderr)
+    assert "finished" not in done.stdout and "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: stopped by SIGTERM"), lines
+    assert (run / "ABORTED").is_file() and not (run / "summary.json").exists()
+
+
+#: a stop whose one line cannot be written (stderr's reader gone) while a thread, as a
+#: branch still training, has not finished
+_STOPPED_WITH_STDERR_CLOSED = """
+import os, signal, sys, threading
+from pathlib import Path
+from secagg.apps.simulation.cli import _marked_aborted_if_stopped
+
+threading.Thread(target=threading.Event().wait, name="training").start()  # never ends
+run = Path(sys.argv[1])
+run.mkdir()
+with _marked_aborted_if_stopped(run):
+    os.close(2)
+    signal.raise_signal(signal.SIGTERM)
+"""
+
+
+def test_a_stop_with_stderr_closed_still_leaves_at_once(tmp_path: Path) -> None:
+    """Before: the line's write raised (a closed stderr), the exception skipped the
+    immediate exit, and the process waited for every branch thread to finish training
+    (here, one that never does: the process never left)."""
+    import os
+    import sys
+
+    run = tmp_path / "run"
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", _STOPPED_WITH_STDERR_CLOSED, str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,  # generous: it leaves at once, or never
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 143, (done.stdout, done.stderr)
+    assert (run / "ABORTED").is_file()
 
 
 def test_a_stopped_run_loses_the_files_that_present_a_result(tmp_path: Path) -> None:
@@ -724,3 +827,54 @@ def test_an_unreachable_distributed_budget_is_refused_in_its_own_words() -> None
     assert "unreachable for the distributed discrete Gaussian" in line
     assert "9.024e-05" not in line and "sample_rate" not in line
     assert "honest shares" in line
+
+
+# --- 8: a file flag or key that names no file says which flag or key ---------------------
+
+
+def test_an_empty_or_missing_config_file_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    """``--config ""`` ran the defaults as if no file had been named (exit 0), and a
+    missing file said "no configuration file at X", naming no flag (CLI audit)."""
+    out = tmp_path / "run"
+    error = _one_line_error(_simulate("--config", "", *SHORT, "--out", str(out)))
+    assert "--config is empty" in error, error
+    missing = tmp_path / "missing.toml"
+    error = _one_line_error(_simulate("--config", str(missing), *SHORT, "--out", str(out)))
+    assert f"--config {missing}: no such file" in error, error
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_a_data_file_that_is_not_there_is_refused_naming_its_flag_or_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """``--path``, ``data.path`` and ``data.stats_path`` naming a missing file or a folder
+    said "no CSV file at X", "X is a directory, not a CSV file" or "X: cannot read the
+    feature statistics: [Errno 21] Is a directory", naming no flag or key."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("training started: the refusal came too late")
+
+    monkeypatch.setattr(runner, "_run_baselines", refuse)
+    bad = tmp_path / "nothing.csv"
+    if what == "folder":
+        bad.mkdir()
+    said = "is a directory, not a file" if what == "folder" else ": no such file"
+    out = tmp_path / "run"
+    small = [a for a in SHORT if a not in ("--train-rows", "3000", "--test-rows", "400")]
+    csv = ["--data", "csv", "--label", "is_fraud", *small, "--out", str(out)]
+    if what == "missing":  # a folder is click's to refuse as a flag (dir_okay=False)
+        error = _one_line_error(_simulate("--path", str(bad), *csv))
+        assert f"--path {bad}{said}" in error, error
+    config = tmp_path / "c.toml"
+    config.write_text(f'[data]\npath = "{bad}"\n')
+    error = _one_line_error(_simulate("--config", str(config), *csv))
+    assert f"data.path {bad}{' ' if what == 'folder' else ''}{said}" in error, error
+    good = _tiny_csv(tmp_path / "tx.csv")
+    config.write_text(
+        f'[data]\npath = "{good}"\nstandardize = "public"\nstats_path = "{bad}"\n'
+        '[privacy]\nunit = "client"\nmechanism = "central"\n'
+    )
+    error = _one_line_error(_simulate("--config", str(config), *csv))
+    assert f"data.stats_path {bad}{' ' if what == 'folder' else ''}{said}" in error, error
+    assert not out.exists()
