@@ -112,3 +112,44 @@ def write_central_config(
         + ("" if budget is None else f"epsilon_budget = {budget}\n")
     )
     return path
+
+
+def central_client_dp(noise_multiplier: float, delta: float) -> dict[str, Any]:
+    """The DP block of client-level central DP as the server writes it: clip 1, PLD,
+    each client charged for its rounds, a Poisson cohort at rate 0.5 of 4 clients."""
+    return {
+        "unit": "client",
+        "mechanism": "central",
+        "clip": 1.0,
+        "noise_multiplier": noise_multiplier,
+        "noise_std": noise_multiplier,
+        "sample_rate": 1.0,
+        "accountant": "pld",
+        "delta": delta,
+        "adjacency": "zero-out one client's update",
+        "composition": "per_client",
+        "sampling": {"kind": "poisson", "rate": 0.5, "population": 4, "seeded": False},
+    }
+
+
+def central_client_rows(
+    cohorts: Iterable[Sequence[str]], noise_multiplier: float, delta: float
+) -> tuple[list[dict[str, Any]], float]:
+    """Complete rows of :func:`central_client_dp`, one per cohort, each claiming the
+    per-client accountant's ε after it; and the last row's ε."""
+    from secagg.dp.accountants import PerClientAccountant
+
+    accountant = PerClientAccountant(delta, "pld")
+    rows = []
+    for number, cohort in enumerate(cohorts, start=1):
+        accountant.step(noise_multiplier, cohort)
+        rows.append(
+            ledger_row(
+                number,
+                central_client_dp(noise_multiplier, delta),
+                accountant.epsilon(),
+                participants=cohort,
+                publish_participants=True,
+            )
+        )
+    return rows, accountant.epsilon()

@@ -14,9 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _ledgers import ledger_row, write_ledger
+from _ledgers import central_client_rows, ledger_row, write_ledger
 
-from secagg.dp.accountants import PerClientAccountant
 from secagg.ledger.report import build_report
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
 
@@ -24,34 +23,9 @@ Z, DELTA = 1.5, 1e-5
 COHORTS = [("a", "b"), ("a", "c")]
 
 
-def _dp() -> dict:
-    return {
-        "unit": "client",
-        "mechanism": "central",
-        "clip": 1.0,
-        "noise_multiplier": Z,
-        "noise_std": Z,
-        "sample_rate": 1.0,
-        "accountant": "pld",
-        "delta": DELTA,
-        "adjacency": "zero-out one client's update",
-        "composition": "per_client",
-        "sampling": {"kind": "poisson", "rate": 0.5, "population": 4, "seeded": False},
-    }
-
-
 def _rows() -> tuple[list[dict], float]:
     """Two rows as the server writes them, and the epsilon the last one claims."""
-    accountant = PerClientAccountant(DELTA, "pld")
-    rows = []
-    for number, cohort in enumerate(COHORTS, start=1):
-        accountant.step(Z, cohort)
-        rows.append(
-            ledger_row(
-                number, _dp(), accountant.epsilon(), participants=cohort, publish_participants=True
-            )
-        )
-    return rows, accountant.epsilon()
+    return central_client_rows(COHORTS, Z, DELTA)
 
 
 def _expected(budget: float) -> ExpectedPrivacy:

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ledgers import ledger_row
+from _ledgers import central_client_rows, ledger_row
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from secagg.apps.cli import main
-from secagg.dp.accountants import PerClientAccountant
 from secagg.ledger import Ledger, LedgerKey, export_public_key
 from secagg.ledger.report import build_report
 from secagg.ledger.verify import verify_ledger
@@ -35,34 +34,9 @@ Z, DELTA = 1.5, 1e-5
 KEY = LedgerKey.generate()
 
 
-def _dp() -> dict[str, Any]:
-    return {
-        "unit": "client",
-        "mechanism": "central",
-        "clip": 1.0,
-        "noise_multiplier": Z,
-        "noise_std": Z,
-        "sample_rate": 1.0,
-        "accountant": "pld",
-        "delta": DELTA,
-        "adjacency": "zero-out one client's update",
-        "composition": "per_client",
-        "sampling": {"kind": "poisson", "rate": 0.5, "population": 4, "seeded": False},
-    }
-
-
 def _good_rows(count: int = 3) -> list[dict[str, Any]]:
-    accountant = PerClientAccountant(DELTA, "pld")
-    rows = []
-    for number in range(1, count + 1):
-        cohort = ("a", "b") if number % 2 else ("a", "c")
-        accountant.step(Z, cohort)
-        rows.append(
-            ledger_row(
-                number, _dp(), accountant.epsilon(), participants=cohort, publish_participants=True
-            )
-        )
-    return rows
+    cohorts = [("a", "b") if number % 2 else ("a", "c") for number in range(1, count + 1)]
+    return central_client_rows(cohorts, Z, DELTA)[0]
 
 
 GOOD = _good_rows()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _ledgers import ledger_row, write_ledger
+from _ledgers import central_client_dp, ledger_row, write_ledger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,19 +28,7 @@ COHORTS = [("a", "b"), ("a", "c"), ("b", "c", "d")]
 
 
 def _dp() -> dict[str, Any]:
-    return {
-        "unit": "client",
-        "mechanism": "central",
-        "clip": 1.0,
-        "noise_multiplier": Z,
-        "noise_std": Z,
-        "sample_rate": 1.0,
-        "accountant": "pld",
-        "delta": DELTA,
-        "adjacency": "zero-out one client's update",
-        "sampling": {"kind": "poisson", "rate": 0.5, "population": 4, "seeded": False},
-        "composition": "per_client",
-    }
+    return central_client_dp(Z, DELTA)
 
 
 def _central_rows(statuses: list[str]) -> list[dict]:

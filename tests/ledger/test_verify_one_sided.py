@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ledgers import ledger_row, write_ledger
+from _ledgers import central_client_rows, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
-from secagg.dp.accountants import PerClientAccountant
 from secagg.ledger import export_public_key
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
 
@@ -31,29 +30,7 @@ HAIR = 1e-12  # far inside the old 1e-9 tolerance
 
 
 def _rows() -> list[dict[str, Any]]:
-    accountant = PerClientAccountant(DELTA, "pld")
-    rows = []
-    for number, cohort in enumerate([("a", "b"), ("a", "c")], start=1):
-        accountant.step(Z, cohort)
-        dp = {
-            "unit": "client",
-            "mechanism": "central",
-            "clip": 1.0,
-            "noise_multiplier": Z,
-            "noise_std": Z,
-            "sample_rate": 1.0,
-            "accountant": "pld",
-            "delta": DELTA,
-            "adjacency": "zero-out one client's update",
-            "composition": "per_client",
-            "sampling": {"kind": "poisson", "rate": 0.5, "population": 4, "seeded": False},
-        }
-        rows.append(
-            ledger_row(
-                number, dp, accountant.epsilon(), participants=cohort, publish_participants=True
-            )
-        )
-    return rows
+    return central_client_rows([("a", "b"), ("a", "c")], Z, DELTA)[0]
 
 
 def _verify(tmp_path: Path, rows: list[dict], expected: ExpectedPrivacy | None = None):
