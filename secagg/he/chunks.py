@@ -225,7 +225,11 @@ def read_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> Checke
     residues modulo their primes itself), so no byte a peer wrote reaches TenSEAL or
     SEAL on the server at all.
     """
-    envelope, values = _envelope(context, data, kind)
+    return _checked(context, *_envelope(context, data, kind))
+
+
+def _checked(context: BoundContext, envelope: Envelope, values: int) -> CheckedChunk:
+    """A parsed envelope's residues, checked; anything but the packed form refused."""
     if envelope.version != VERSION_PACKED:
         raise _refuse_version_1()
     residues = unpack_coefficients(envelope.payload, ciphertext_layout(context))
@@ -272,16 +276,10 @@ def decode_chunk(
     allows), for reading old recordings and for the tests of those checks.
     """
     envelope, values = _envelope(context, data, kind)
-    if envelope.version == VERSION_PACKED:
-        checked = CheckedChunk(
-            envelope.header,
-            unpack_coefficients(envelope.payload, ciphertext_layout(context)),
-            values,
-        )
-        return DecodedChunk(envelope.header, _load_checked(context, checked), True)
     if accept_tenseal_payload and envelope.version == VERSION_TENSEAL:
         return DecodedChunk(envelope.header, _load(context, envelope.payload, values), False)
-    raise _refuse_version_1()
+    checked = _checked(context, envelope, values)
+    return DecodedChunk(envelope.header, _load_checked(context, checked), True)
 
 
 def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> None:

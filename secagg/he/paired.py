@@ -116,10 +116,9 @@ def _saved(ciphertext: sealapi.Ciphertext) -> bytes:
     on every path. A failure of both raises :class:`HEParameterError` (a local fault),
     not SEAL's bare RuntimeError.
     """
-    try:
-        return _saved_to_memfd(ciphertext)
-    except _NoMemfd:
-        pass
+    saved = _saved_to_memfd(ciphertext)
+    if saved is not None:
+        return saved
     try:
         with tempfile.TemporaryDirectory(prefix="secagg-ckks-") as folder:
             path = os.path.join(folder, "ciphertext")
@@ -130,26 +129,24 @@ def _saved(ciphertext: sealapi.Ciphertext) -> bytes:
         raise HEParameterError(f"could not serialize the ciphertext: {exc}") from None
 
 
-class _NoMemfd(Exception):
-    """This process cannot save through a memfd; use a temporary file."""
-
-
-def _saved_to_memfd(ciphertext: sealapi.Ciphertext) -> bytes:
+def _saved_to_memfd(ciphertext: sealapi.Ciphertext) -> bytes | None:
+    """The ciphertext saved through an anonymous memfd, or None where this process
+    cannot (no ``memfd_create``, a refused call, no procfs, or SEAL's I/O error)."""
     create = getattr(os, "memfd_create", None)
     if create is None:
-        raise _NoMemfd
+        return None
     try:
         fd = create("secagg-ckks", os.MFD_CLOEXEC)
     except OSError:
-        raise _NoMemfd from None
+        return None
     try:
         path = f"/proc/self/fd/{fd}"
         if not os.path.exists(path):  # no procfs: SEAL cannot open the memfd by name
-            raise _NoMemfd
+            return None
         try:
             ciphertext.save(path)
         except RuntimeError:  # SEAL's I/O error: the temporary file may still work
-            raise _NoMemfd from None
+            return None
         return os.pread(fd, os.fstat(fd).st_size, 0)
     finally:
         os.close(fd)
