@@ -89,7 +89,8 @@ class CryptoWork:
     same run, which gives the least CPU any implementation of the same work could
     spend on this machine. Counted exactly, call by call, so nothing is assumed about
     the graph or the dropouts: X25519 scalar multiplications (a key pair made, or
-    rebuilt from its private bytes once per key, an agreement, a low-order probe) and AES-CTR
+    rebuilt from its private bytes once per key, an agreement; the server's low-order
+    check of an advertised key is a table lookup, no multiplication) and AES-CTR
     keystream bytes (every mask expanded by a client or the server, every word the
     clients' keyed streams hand out for stochastic rounding; a stream's read-ahead
     past the words asked for is not counted, so the count is a lower bound).
@@ -147,7 +148,6 @@ class CryptoWork:
         wrap(kx, "generate_keypair", key_pair)
         wrap(kx, "keypair_from_private_bytes", rebuilt_key_pair)
         wrap(kx, "derive_key", agreement)
-        wrap(kx, "check_public_key", agreement)
         wrap(client_module, "accumulate_masks", masks)
         wrap(server_module, "accumulate_masks", masks)
         wrap(KeyedStream, "words", words)

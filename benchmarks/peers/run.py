@@ -96,7 +96,7 @@ DEFINITIONS = {
     "ratio": "median over pairs of Flower's figure / median over pairs of ours",
     "load_1min": "os.getloadavg()[0] just before and just after the run",
     "crypto_work": "ours only: X25519 key pairs (made, or rebuilt once per key), X25519 "
-    "agreements (key agreements and low-order probes) and AES-CTR keystream bytes (masks "
+    "agreements and AES-CTR keystream bytes (masks "
     "expanded, keyed-stream words drawn) of the completed round, counted as it ran",
     "primitive_prices": "best CPU seconds of one X25519 agreement and one key pair (best of "
     "7 batches of 500) and AES-128-CTR's best rate at any buffer size, measured in this run "
