@@ -17,11 +17,15 @@ Three roles, each a sans-I/O object:
 * the **server** (:class:`CKKSServer`) asks for the key (phase ``key``), announces
   the spec with the public context (phase ``contribution``), adds the clients'
   ciphertexts as they arrive into an :class:`~secagg.he.vectors.EncryptedSum`
-  built from the public context only (it provably holds no secret key), and at
+  built from the round's own parameters and the public context as opaque bytes
+  (it holds no key at all, and hands nothing it receives, neither the key
+  holder's context nor the clients' ciphertexts, to TenSEAL or SEAL), and at
   the end of the phase asks the key holder to decrypt (phase ``decrypt``);
 * each **client** (:class:`CKKSClient`) checks the public context against the
-  spec's fingerprint (or a pinned one) before TenSEAL parses it, and uploads its
-  update's chunks, each a checked envelope, framed into one contribution.
+  spec's fingerprint (or a pinned one) before TenSEAL parses it, then refuses a
+  context that holds a secret key or has other parameters than the spec's (the
+  server, which parses nothing, cannot), and uploads its update's chunks, each a
+  checked envelope, framed into one contribution.
 
 A sum that claims fewer than two contributions is never decrypted (it would be
 one client's update); the claim is the server's, so against a malicious server
@@ -357,7 +361,9 @@ class CKKSServer(PhasedServerSession):
         self.params = spec.design.parameters()
         self.noise_stddev = float(noise_stddev)  # requested; the key holder may add more
         self.noise_added: float | None = None  # what the key holder says it added
-        self.context: Any = None  # the public context, once the key holder has published it
+        # the key holder's public context once published: an OpaquePublicContext, bytes
+        # the server never parses, bound to their fingerprint
+        self.context: Any = None
         self._sum: Any = None
         self._received: set[int] = set()
         self._total: np.ndarray | None = None
@@ -381,15 +387,21 @@ class CKKSServer(PhasedServerSession):
         raise UnexpectedMessage(f"nothing from {who} is accepted in phase {self._phase}")
 
     def _on_key(self, data: bytes) -> list[Outgoing]:
-        from secagg.he.keys import PublicAggregationContext
+        """Take the key holder's public context without parsing it (it is a separate party).
+
+        The server adds residues with the round's own parameters; the blob is checked by
+        size and bound to its fingerprint (:class:`~secagg.he.context.OpaquePublicContext`)
+        and announced as it came. The clients parse it, compare its fingerprint with their
+        pin and refuse a secret key in it or other parameters than the spec's (before,
+        the server handed it to TenSEAL's ``context_from`` in its own process).
+        """
+        from secagg.he.context import OpaquePublicContext
         from secagg.he.vectors import EncryptedSum
 
         r = _read_helper_message(data, _KEY_PUBLIC)
-        fingerprint, public = r.blob(64), r.blob()
+        fingerprint, public = r.blob(64), r.blob(self.params.max_public_context_bytes())
         r.end()
-        context = PublicAggregationContext.from_bytes(
-            public, self.params, expected_fingerprint=fingerprint
-        )
+        context = OpaquePublicContext(public, self.params, fingerprint=fingerprint)
         # commit
         self.context = context
         self._sum = EncryptedSum(context, self.spec.dimension)

@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
 from secagg.errors import ConfigurationError
+from secagg.he.context import OpaquePublicContext
 from secagg.he.envelope import (
     VERSION_PACKED,
     VERSION_TENSEAL,
@@ -66,7 +67,7 @@ from secagg.he.params import coefficient_primes
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from secagg.he.context import BoundContext, SecretContext
+    from secagg.he.context import AggregationContext, BoundContext, SecretContext
     from secagg.he.params import CKKSParameters
 
 _PAYLOAD_SLACK = 64  # protobuf framing around the SEAL ciphertext
@@ -98,33 +99,64 @@ def _data_primes(degree: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
     return primes[:-1]
 
 
-def ciphertext_layout(context: BoundContext) -> CiphertextLayout:
-    """The facts of the context's data level that the packed form leaves off the wire.
+@functools.cache
+def _first_parms_id(degree: int, sizes: tuple[int, ...]) -> bytes:
+    """SEAL's id of the first data level for these parameters, from a context built here.
+
+    Built from the parameters alone (SEAL hashes the scheme, ring and primes), with no
+    key and no byte anyone sent: what the server uses instead of parsing a context.
+    """
+    parms = sealapi.EncryptionParameters(sealapi.SCHEME_TYPE.CKKS)
+    parms.set_poly_modulus_degree(degree)
+    parms.set_coeff_modulus(sealapi.CoeffModulus.Create(degree, list(sizes)))
+    seal = sealapi.SEALContext(parms, True, sealapi.SEC_LEVEL_TYPE.TC128)
+    if not seal.parameters_set():
+        raise HEParameterError(f"SEAL refuses these parameters: {seal.parameters_error_message()}")
+    return struct.pack("<4Q", *seal.first_parms_id())
+
+
+def parameter_layout(params: CKKSParameters) -> CiphertextLayout:
+    """The data level's facts (:class:`CiphertextLayout`) from the parameters alone.
 
     The primes are SEAL's ``CoeffModulus.Create`` (which TenSEAL calls, and which
-    params.py must agree with), checked prime by prime against the data level of the
-    context SEAL built. (Not against ``total_coeff_modulus()``: its binding returns only the
-    product's low 64-bit word, so every data modulus above 64 bits, e.g. two 33-bit
-    primes for 10^6 clients, was refused.)
+    params.py must agree with), the parameter id SEAL's hash of them; nothing here
+    reads a serialized context, so the server derives its layout from its own round.
     """
-    if isinstance(context._layout, CiphertextLayout):
-        return context._layout
-    params = context.params
-    seal = context._ts.seal_context().data
-    primes = _data_primes(params.poly_modulus_degree, params.coeff_mod_bit_sizes)
-    built = tuple(m.value() for m in seal.first_context_data().parms().coeff_modulus())
-    if built != primes:
-        raise HEParameterError("the context's data modulus is not the parameters' primes")
+    degree, sizes = params.poly_modulus_degree, params.coeff_mod_bit_sizes
     header = sealapi.Serialization.SEALHeader()
     layout = CiphertextLayout(
-        poly_modulus_degree=params.poly_modulus_degree,
-        primes=primes,
-        parms_id=struct.pack("<4Q", *seal.first_parms_id()),
+        poly_modulus_degree=degree,
+        primes=_data_primes(degree, sizes),
+        parms_id=_first_parms_id(degree, sizes),
         scale=params.scale,
         seal_version=(header.version_major, header.version_minor),
     )
     if layout.packed_bytes != params.packed_ciphertext_bytes():  # b-bit primes have b bits
         raise HEParameterError("the context's primes do not have the parameters' bit sizes")
+    return layout
+
+
+def ciphertext_layout(context: AggregationContext) -> CiphertextLayout:
+    """The facts of the context's data level that the packed form leaves off the wire.
+
+    :func:`parameter_layout` of the context's parameters. For a TenSEAL context
+    (a :class:`~secagg.he.context.BoundContext`) the data level SEAL built is checked
+    against it prime by prime and by parameter id. (Not against
+    ``total_coeff_modulus()``: its binding returns only the product's low 64-bit word, so
+    every data modulus above 64 bits, e.g. two 33-bit primes for 10^6 clients, was
+    refused.) An :class:`~secagg.he.context.OpaquePublicContext` has no TenSEAL context
+    to check: the server's layout is its parameters'.
+    """
+    if isinstance(context._layout, CiphertextLayout):
+        return context._layout
+    layout = parameter_layout(context.params)
+    if not isinstance(context, OpaquePublicContext):
+        seal = context._ts.seal_context().data
+        built = tuple(m.value() for m in seal.first_context_data().parms().coeff_modulus())
+        if built != layout.primes:
+            raise HEParameterError("the context's data modulus is not the parameters' primes")
+        if struct.pack("<4Q", *seal.first_parms_id()) != layout.parms_id:
+            raise HEParameterError("the context's data level is not the parameters' one")
     context._layout = layout
     return layout
 
@@ -180,7 +212,7 @@ class CheckedChunk:
     values: int
 
 
-def _envelope(context: BoundContext, data: bytes, kind: ChunkKind) -> tuple[Envelope, int]:
+def _envelope(context: AggregationContext, data: bytes, kind: ChunkKind) -> tuple[Envelope, int]:
     """Parse and check an envelope's header against the context; its values in the chunk."""
     params = context.params
     layout = ciphertext_layout(context)
@@ -218,7 +250,7 @@ def _refuse_version_1() -> MalformedCiphertext:
     )
 
 
-def read_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> CheckedChunk:
+def read_chunk(context: AggregationContext, data: bytes, *, kind: ChunkKind) -> CheckedChunk:
     """Check one packed envelope and return its residues; every fault raises a typed error.
 
     This is all the server needs to add (:class:`~secagg.he.vectors.EncryptedSum` adds
@@ -228,7 +260,7 @@ def read_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> Checke
     return _checked(context, *_envelope(context, data, kind))
 
 
-def _checked(context: BoundContext, envelope: Envelope, values: int) -> CheckedChunk:
+def _checked(context: AggregationContext, envelope: Envelope, values: int) -> CheckedChunk:
     """A parsed envelope's residues, checked; anything but the packed form refused."""
     if envelope.version != VERSION_PACKED:
         raise _refuse_version_1()
@@ -301,7 +333,7 @@ def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> 
 
 
 def read_vector(
-    context: BoundContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
+    context: AggregationContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
 ) -> tuple[list[CheckedChunk], int]:
     """Check one party's full set of packed chunks, in index order, or refuse all of it.
 

@@ -49,7 +49,7 @@ from secagg.he.chunks import (
     encrypt_chunk,
     read_vector,
 )
-from secagg.he.context import PublicAggregationContext
+from secagg.he.context import OpaquePublicContext, PublicAggregationContext
 from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind, pack_packed_chunk
 from secagg.he.errors import BoundExceeded
 from secagg.he.packing import add_residues_into, pack_coefficients
@@ -109,15 +109,31 @@ def encrypt_vector(context: BoundContext, values: ArrayLike) -> list[bytes]:
 class EncryptedSum:
     """The server's running encrypted sum, fed one client upload at a time.
 
-    Built from a :class:`~secagg.he.context.PublicAggregationContext` only, so the
-    object that holds the sum can never decrypt it. The sum is kept as residues and
-    added modulo each prime here (:func:`~secagg.he.packing.add_residues_into`, SEAL's
-    own ciphertext addition), so a client's bytes are checked and added without TenSEAL
-    or SEAL parsing any of them, and without a C++ call per chunk.
+    Built from a public context only, so the object that holds the sum can never
+    decrypt it: the server's :class:`~secagg.he.context.OpaquePublicContext` (the key
+    holder's blob, never parsed, with the round's own parameters) or a parsed
+    :class:`~secagg.he.context.PublicAggregationContext` (tools and tests). The sum is
+    kept as residues and added modulo each prime here
+    (:func:`~secagg.he.packing.add_residues_into`, SEAL's own ciphertext addition), so a
+    client's bytes are checked and added without TenSEAL or SEAL parsing any of them,
+    and without a C++ call per chunk.
+
+    Memory: the running sum is (chunks, 2, k, N) residues of 8 bytes, 16 * k bytes per
+    value (k data primes, two polynomials, N values a ciphertext), plus one upload's
+    residues while it is added. Each residue is below a prime of up to 60 bits, so a
+    narrower integer could hold the sum only when every prime has at most 31 bits (the
+    sum of two residues must fit before it is reduced): the chooser picks such primes
+    only at coarse precisions (27 bits for n = 2 at 1e-3), never at the default 1e-6 of
+    the bound (39 bits and up), so the sum stays uint64 throughout.
     """
 
-    def __init__(self, context: PublicAggregationContext, dimension: int) -> None:
-        if not isinstance(context, PublicAggregationContext) or context.is_private():
+    def __init__(
+        self, context: PublicAggregationContext | OpaquePublicContext, dimension: int
+    ) -> None:
+        if (
+            not isinstance(context, PublicAggregationContext | OpaquePublicContext)
+            or context.is_private()
+        ):
             raise ConfigurationError("the server aggregates with the public context only")
         # a bool is an int to Python, and a length past the envelope's 32-bit field could
         # never be uploaded: both built a sum that refused every upload later
