@@ -108,9 +108,27 @@ def frame_chunks(chunks: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def unframe_chunks(data: bytes, expected_count: int) -> list[bytes]:
-    """The chunk envelopes of a contribution; MalformedMessage on any framing fault."""
+def framed_size(count: int, chunk_bytes: int) -> int:
+    """Exact bytes of a contribution of ``count`` chunk envelopes of ``chunk_bytes`` each."""
+    return _FRAME.size + count * (_LENGTH.size + chunk_bytes)
+
+
+def unframe_chunks(
+    data: bytes, expected_count: int, *, chunk_bytes: int | None = None
+) -> list[bytes]:
+    """The chunk envelopes of a contribution; MalformedMessage on any framing fault.
+
+    With ``chunk_bytes`` (every envelope's exact size, which the round's parameters
+    fix), a contribution of any other total size is refused first, before a byte of it
+    is copied: a client sending the right chunk count with oversize chunks cost the
+    server a copy of its whole upload before the first chunk's size was checked.
+    """
     view = memoryview(data)
+    if chunk_bytes is not None and view.nbytes != framed_size(expected_count, chunk_bytes):
+        raise MalformedMessage(
+            f"CKKS contribution of {view.nbytes} bytes; {expected_count} chunks of these "
+            f"parameters take exactly {framed_size(expected_count, chunk_bytes)}"
+        )
     if len(view) < _FRAME.size:
         raise MalformedMessage("CKKS contribution shorter than its header")
     magic, version, count = _FRAME.unpack_from(view)
@@ -310,7 +328,8 @@ class KeyHolderSession(HelperSession):
             # allows 9: within it, no noised coordinate overflows. Past it (std 1e308),
             # the round was spent on a sum of +-inf that the server could only refuse.
             raise MalformedMessage(f"requested noise std {requested!r} overflows a float64 sum")
-        chunks = unframe_chunks(framed, chunk_count(dimension, params.values_per_ciphertext))
+        count = chunk_count(dimension, params.values_per_ciphertext)
+        chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
         total = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
         noised = total + gaussian(std, dimension)
         del total  # the exact sum is not kept, logged nor returned
@@ -416,7 +435,8 @@ class CKKSServer(PhasedServerSession):
 
         admit(party, self.spec.num_clients, self._received)
         chunks = chunk_count(self.spec.dimension, self.params.values_per_ciphertext)
-        self._sum.add(unframe_chunks(data, chunks))  # all or nothing
+        # the size first (exact, from the parameters), then the chunks: all or nothing
+        self._sum.add(unframe_chunks(data, chunks, chunk_bytes=_chunk_bytes(self.params)))
         self._received.add(party)
         if len(self._received) == self.spec.num_clients:
             return self.close_phase()
@@ -635,6 +655,13 @@ def _positive_number(name: str, value: object) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ConfigurationError(f"{name} must be a positive finite number, not {value!r}")
     return float(value)
+
+
+def _chunk_bytes(params: CKKSParameters) -> int:
+    """Exact size of one packed chunk envelope of these parameters (header and residues)."""
+    from secagg.he.envelope import HEADER_BYTES
+
+    return HEADER_BYTES + params.packed_ciphertext_bytes()
 
 
 def _own(spec: RoundSpec) -> CKKSSpec:

@@ -36,6 +36,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 from secagg.errors import ConfigurationError
 from secagg.he.context import OpaquePublicContext
 from secagg.he.envelope import (
+    HEADER_BYTES,
+    MAGIC,
     VERSION_PACKED,
     VERSION_TENSEAL,
     ChunkHeader,
@@ -341,6 +343,12 @@ def read_vector(
     one that is not a positive integer raises :class:`ConfigurationError` first: 0 or
     a negative one needed zero chunks, so an empty list passed and the first chunk's
     header was then read from nothing (IndexError).
+
+    Cheapest first, so a hostile upload costs what its refusal needs: the count, then
+    every chunk's exact size (the parameters fix it), then every header (the first's
+    vector length against ``dimension``, the others against the first), and only then
+    the residues, each unpacked and checked against its prime. Before, every chunk was
+    unpacked before the first header's length was compared.
     """
     if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
         raise ConfigurationError(f"dimension must be a positive integer, got {dimension!r}")
@@ -353,13 +361,24 @@ def read_vector(
     expected = chunk_count(dimension, context.params.values_per_ciphertext)
     if len(chunks) != expected:
         raise InconsistentUpload(f"{dimension} values need {expected} chunks, got {len(chunks)}")
-    checked = [read_chunk(context, data, kind=kind) for data in chunks]
-    first = checked[0].header
+    size = HEADER_BYTES + ciphertext_layout(context).packed_bytes
+    for index, data in enumerate(chunks):
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise MalformedCiphertext(f"an envelope is bytes, not {type(data).__name__}")
+        length = memoryview(data).nbytes
+        if length != size:
+            if bytes(data[:5]) == MAGIC + bytes([VERSION_TENSEAL]):
+                raise _refuse_version_1()  # say why, not only that the size is wrong
+            raise MalformedCiphertext(
+                f"chunk {index} of {length} bytes; these parameters give exactly {size}"
+            )
+    envelopes = [_envelope(context, data, kind) for data in chunks]
+    first = envelopes[0][0].header
     if first.vector_length != dimension:
         raise InconsistentUpload(f"vector of length {first.vector_length}, expected {dimension}")
-    ordered: list[CheckedChunk | None] = [None] * expected
-    for chunk in checked:
-        h = chunk.header
+    ordered: list[tuple[Envelope, int] | None] = [None] * expected
+    for envelope, values in envelopes:
+        h = envelope.header
         if (h.vector_length, h.count, h.contributions) != (
             first.vector_length,
             first.count,
@@ -368,9 +387,10 @@ def read_vector(
             raise InconsistentUpload("chunks disagree on vector length, count or contributions")
         if ordered[h.index] is not None:
             raise InconsistentUpload(f"chunk {h.index} appears twice")
-        ordered[h.index] = chunk
-    assert all(c is not None for c in ordered)  # len == count and no duplicates
-    return ordered, first.contributions  # type: ignore[return-value]
+        ordered[h.index] = (envelope, values)
+    assert all(e is not None for e in ordered)  # len == count and no duplicates
+    checked = [_checked(context, *e) for e in ordered]  # type: ignore[misc]
+    return checked, first.contributions
 
 
 def decode_vector(

@@ -151,7 +151,7 @@ def _pack_run(values: np.ndarray, width: int) -> bytes:
     return words.view(np.uint8)[:, :width].tobytes()
 
 
-def _unpack_run(data: bytes, width: int, count: int) -> np.ndarray:
+def _unpack_run(data: bytes | memoryview, width: int, count: int) -> np.ndarray:
     """Inverse of :func:`_pack_run`: ``count`` values of ``width`` bits each."""
     groups = count // 8
     padded = np.zeros((groups, 8 * -(-width // 8)), dtype=np.uint8)
@@ -191,7 +191,7 @@ def pack_coefficients(coefficients: np.ndarray, layout: CiphertextLayout) -> byt
     )
 
 
-def unpack_coefficients(data: bytes, layout: CiphertextLayout) -> np.ndarray:
+def unpack_coefficients(data: bytes | memoryview, layout: CiphertextLayout) -> np.ndarray:
     """Residues of shape (2, k, N) from untrusted packed bytes.
 
     Raises :class:`MalformedCiphertext` unless the length is exact and every

@@ -10,6 +10,7 @@ do every check that needs the parsed context (tests below, each at the round lev
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,10 +24,12 @@ import tenseal.sealapi as sealapi  # noqa: E402
 from secagg.aggregation import HELPER, Announce, ToParty, decode_spec  # noqa: E402
 from secagg.aggregation.ckks import (  # noqa: E402
     _KEY_PUBLIC,
+    _LENGTH,
     CKKSBackend,
     CKKSServer,
     KeyHolderSession,
     _helper_message,
+    frame_chunks,
 )
 from secagg.aggregation.spec import Writer  # noqa: E402
 from secagg.errors import MalformedMessage, RoundAborted  # noqa: E402
@@ -208,3 +211,53 @@ def test_clients_refuse_garbage_the_server_forwarded() -> None:
     spec = _announce_with(server, blob)
     with pytest.raises(HEParameterError, match="not a TenSEAL context"):
         CKKSBackend().client(spec, 0)
+
+
+# --- oversize uploads are refused by size, before anything is copied or unpacked ---
+
+
+def _contribution_round() -> tuple[CKKSServer, bytes]:
+    backend, helper = CKKSBackend(), KeyHolderSession()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=1))
+    client = backend.client(decode_spec(announce.spec), 0)
+    return server, client.set_input(_rows()[0])[0]
+
+
+def test_an_upload_of_the_wrong_size_is_refused_before_it_is_copied() -> None:
+    """The right chunk count with oversize chunks (30 MB in all): refused by its length,
+    which the round's parameters fix exactly, before a byte of it is copied or unpacked.
+    Before, every chunk was copied out of the frame (the upload's size again) first."""
+    server, valid = _contribution_round()
+    chunks = 3
+    hostile = frame_chunks([bytes(10_000_000)] * chunks)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedMessage, match="CKKS contribution of"):
+            server.handle(0, hostile)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # not the 30 MB a copy of the chunks takes
+    # one byte more or less than an honest upload is refused the same way
+    for wrong in (valid + b"\x00", valid[:-1], valid[: len(valid) - _LENGTH.size - 1]):
+        with pytest.raises(MalformedMessage):
+            server.handle(0, wrong)
+    assert server.waiting_for == frozenset(range(N))  # nothing counted
+    server.handle(0, valid)
+    assert server.waiting_for == frozenset(range(1, N))
+
+
+def test_the_key_holder_refuses_an_oversize_decryption_request_by_size() -> None:
+    """The key holder applies the same exact-size rule to the aggregate it is sent."""
+    helper = KeyHolderSession()
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    server.handle(HELPER, helper.handle(request.payload, round_number=1))
+    framed = frame_chunks([bytes(5_000_000)] * 3)
+    body = Writer().u32(D).f64(0.0).blob(framed).bytes()
+    with pytest.raises(MalformedMessage, match="CKKS contribution of"):
+        helper.handle(_helper_message(3, body), round_number=1)
+    assert helper.decryptions == 0

@@ -18,11 +18,13 @@ from hypothesis import strategies as st
 pytest.importorskip("tenseal")
 
 from secagg.errors import MalformedMessage
-from secagg.he.chunks import ciphertext_layout, parameter_layout
+from secagg.he import chunks as chunks_module
+from secagg.he.chunks import ciphertext_layout, parameter_layout, read_vector
 from secagg.he.context import OpaquePublicContext
-from secagg.he.envelope import HEADER_BYTES
+from secagg.he.envelope import HEADER_BYTES, ChunkKind
 from secagg.he.errors import (
     ContextMismatch,
+    InconsistentUpload,
     MalformedCiphertext,
     SecretKeyUnavailable,
 )
@@ -52,6 +54,13 @@ def _opaque(holder: KeyHolder) -> OpaquePublicContext:
     )
 
 
+def _no_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*_: object) -> None:
+        raise AssertionError("residues unpacked before the cheap checks refused the upload")
+
+    monkeypatch.setattr(chunks_module, "unpack_coefficients", forbidden)
+
+
 @pytest.mark.parametrize("name", sorted(PARAMETER_SETS))
 def test_the_layout_from_the_parameters_is_the_one_seal_builds(name: str) -> None:
     """parameter_layout (no context parsed) agrees with the layout read off TenSEAL's own
@@ -60,6 +69,38 @@ def test_the_layout_from_the_parameters_is_the_one_seal_builds(name: str) -> Non
     fresh = KeyHolder(holder.params)  # a second key: the layout is the parameters'
     assert parameter_layout(holder.params) == ciphertext_layout(holder)
     assert ciphertext_layout(fresh.public_context()) == ciphertext_layout(_opaque(holder))
+
+
+def test_the_first_header_is_checked_before_any_residue_is_unpacked(monkeypatch) -> None:
+    """A vector of another length (same chunk count): refused by its first header alone.
+    Before, every chunk's residues were unpacked and checked first."""
+    holder = _holder()
+    wrong = encrypt_vector(holder.public_context(), np.zeros(D - 100))  # same count
+    _no_unpacking(monkeypatch)
+    with pytest.raises(InconsistentUpload, match=f"expected {D}"):
+        read_vector(_opaque(holder), wrong, kind=ChunkKind.CONTRIBUTION, dimension=D)
+
+
+def test_every_chunk_size_is_checked_before_any_residue_is_unpacked(monkeypatch) -> None:
+    """The right count with one oversize chunk, the last: refused by size, nothing unpacked.
+    Before, the chunks before it were unpacked first."""
+    holder = _holder()
+    upload = encrypt_vector(holder.public_context(), np.zeros(D))
+    hostile = [*upload[:-1], upload[-1] + bytes(10**6)]
+    _no_unpacking(monkeypatch)
+    with pytest.raises(MalformedCiphertext, match=f"chunk {len(upload) - 1} of"):
+        read_vector(_opaque(holder), hostile, kind=ChunkKind.CONTRIBUTION, dimension=D)
+    with pytest.raises(MalformedCiphertext, match="chunk 0 of"):
+        read_vector(_opaque(holder), [b"", *upload[1:]], kind=ChunkKind.CONTRIBUTION, dimension=D)
+
+
+def test_later_headers_are_checked_before_any_residue_is_unpacked(monkeypatch) -> None:
+    holder = _holder()
+    upload = encrypt_vector(holder.public_context(), np.zeros(D))
+    twice = [upload[0], upload[0], *upload[2:]]
+    _no_unpacking(monkeypatch)
+    with pytest.raises(InconsistentUpload, match="appears twice"):
+        read_vector(_opaque(holder), twice, kind=ChunkKind.CONTRIBUTION, dimension=D)
 
 
 def test_a_bad_residue_is_still_refused_after_the_cheap_checks() -> None:
