@@ -10,8 +10,9 @@ the modules above it import it without a cycle.
 
 Chunks travel packed (:mod:`secagg.he.packing`), two values per slot
 (:mod:`secagg.he.paired`): :func:`encrypt_chunk` encrypts a client's values into
-a packed envelope, :func:`encode_chunk` packs a TenSEAL vector (tools and tests),
-and :func:`decode_chunk` checks the residues and rebuilds the bytes TenSEAL loads.
+a packed envelope, and :func:`decode_chunk` checks the residues and rebuilds the
+bytes TenSEAL loads. (Packing a TenSEAL vector, which no production path does since
+the server adds residues itself, is a test helper: tests/_ckks.py.)
 Version-1 envelopes (TenSEAL's own payload, one value per slot) are still read
 when asked for, through :func:`~secagg.he.envelope.check_tenseal_payload`.
 Every fault raises a typed error before TenSEAL sees the payload it concerns;
@@ -58,7 +59,6 @@ from secagg.he.errors import (
 )
 from secagg.he.packing import (
     CiphertextLayout,
-    coefficients_from_tenseal,
     pack_coefficients,
     tenseal_payload,
     unpack_coefficients,
@@ -167,23 +167,6 @@ def encrypt_chunk(context: BoundContext, header: ChunkHeader, values: np.ndarray
     """Encrypt one chunk of a client's vector (two values per slot) into a packed envelope."""
     layout = ciphertext_layout(context)
     coefficients = encrypt_pairs(context, values, layout)
-    return pack_packed_chunk(header, pack_coefficients(coefficients, layout))
-
-
-def encode_chunk(context: BoundContext, header: ChunkHeader, vector: ts.CKKSVector) -> bytes:
-    """One packed envelope for a one-ciphertext TenSEAL vector (tools and tests).
-
-    The server no longer sums with TenSEAL (:class:`~secagg.he.vectors.EncryptedSum`
-    adds residues). The receiver reads a version-3 envelope two values a slot, so a
-    vector TenSEAL itself encrypted (real parts only, one value a slot) comes back
-    interleaved with its zero imaginary parts: pack only ciphertexts that
-    :func:`~secagg.he.paired.encrypt_pairs` made (or sums of them).
-
-    Raises :class:`HEParameterError` if TenSEAL's ciphertext does not match the
-    context (another scale, another level): a local fault, caught before sending.
-    """
-    layout = ciphertext_layout(context)
-    coefficients = coefficients_from_tenseal(vector.serialize(), layout)
     return pack_packed_chunk(header, pack_coefficients(coefficients, layout))
 
 

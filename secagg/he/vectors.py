@@ -45,7 +45,6 @@ from secagg.he.chunks import (
     ciphertext_layout,
     decode_chunk,
     decrypt_aggregate,
-    encode_chunk,
     encrypt_chunk,
     read_vector,
 )
@@ -218,7 +217,6 @@ __all__ = [
     "chunk_count",
     "decode_chunk",
     "decrypt_aggregate",
-    "encode_chunk",
     "encrypt_vector",
     "wire_bytes_per_value",
 ]
