@@ -227,7 +227,9 @@ def add_residues_into(total: np.ndarray, addend: np.ndarray, layout: CiphertextL
     This is SEAL's ciphertext addition (``add_poly_coeffmod`` on every polynomial and
     prime; the scale, level and NTT form of fresh ciphertexts of one context agree), so
     the server adds checked residues without handing a peer's bytes to TenSEAL. Arrays
-    are (..., 2, k, N) with every residue below its prime (< 2^60), so the sum fits 64 bits.
+    are (..., 2, k, N) with every residue below its prime (< 2^60), so the sum fits 64 bits;
+    ``total`` may be uint32 when every prime is below 2^31 (the sum then fits 32 bits, and
+    numpy casts the uint64 operands into it exactly).
     """
     primes = _prime_array(layout).reshape(len(layout.primes), 1)
     np.add(total, addend, out=total)
