@@ -12,11 +12,13 @@ whose residues travel bit-packed (:mod:`secagg.he.packing`) in an envelope
 fingerprint), the vector length, the chunk's index and the contributions.
 
 The server keeps one running :class:`EncryptedSum` and takes uploads one client
-at a time. It first checks *all* of a client's chunks (fingerprint, structure,
-every index present exactly once, the announced dimension, the exact length of
-each packed chunk and every residue below its prime), then adds the residues
-in place, modulo their primes, which is SEAL's own ciphertext addition: no byte
-a client sent reaches TenSEAL or SEAL on the server. So a bad upload is refused
+at a time. It first checks *all* of a client's chunks, cheapest first (the
+exact length of each packed chunk, then the headers: fingerprint tag, the
+announced dimension, every index present exactly once; then every residue below
+its prime), then adds the residues in place, modulo their primes, which is
+SEAL's own ciphertext addition: no byte a client sent reaches TenSEAL or SEAL on
+the server, nor does the key holder's public context, which the server holds
+unparsed (:class:`~secagg.he.context.OpaquePublicContext`). So a bad upload is refused
 whole and the running sum is untouched. Memory is one client's ciphertexts plus
 the sum. Adding never needs a key. The sum of n ciphertexts is handed to the
 key holder as *aggregate* envelopes that carry n, and the key holder decrypts
