@@ -261,3 +261,52 @@ def test_the_key_holder_refuses_an_oversize_decryption_request_by_size() -> None
     with pytest.raises(MalformedMessage, match="CKKS contribution of"):
         helper.handle(_helper_message(3, body), round_number=1)
     assert helper.decryptions == 0
+
+
+def test_any_key_holder_reply_is_refused_typed_or_accepted_unparsed(monkeypatch) -> None:
+    """Random and mutated key-holder replies: a SecAggError that changes nothing, or an
+    announcement (a flipped context byte with a matching fingerprint is forwarded as it
+    came: the clients parse it), and never a TenSEAL or SEAL call on the server."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from secagg.errors import SecAggError
+
+    helper = KeyHolderSession()
+    backend = CKKSBackend()
+    spec = backend.plan(N, D)
+    (request,) = backend.server(spec).start()
+    valid = helper.handle(request.payload, round_number=1)
+    public = helper._holder.public_context_bytes
+
+    def flipped(spots: list[int]) -> bytes:
+        data = bytearray(public)
+        for spot in spots:
+            data[spot % len(data)] ^= 0x20
+        return _key_reply(hashlib.sha256(bytes(data)).digest(), bytes(data))
+
+    payloads = st.one_of(
+        st.binary(max_size=300),
+        st.integers(0, len(valid) - 1).map(lambda k: valid[:k]),
+        st.binary(min_size=1, max_size=64).map(lambda tail: valid + tail),
+        st.lists(st.integers(0, 1 << 20), min_size=1, max_size=4).map(flipped),
+    )
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(payload=payloads)
+    def check(payload: bytes) -> None:
+        server = backend.server(spec)
+        server.start()
+        with _nothing_parses(monkeypatch):
+            try:
+                events = server.handle(HELPER, payload)
+            except SecAggError:
+                assert server.phase == "key" and server.context is None
+                return
+        (announce,) = events
+        assert (
+            decode_spec(announce.spec).fingerprint
+            == hashlib.sha256(server.context.public_context_bytes).digest()
+        )
+
+    check()
