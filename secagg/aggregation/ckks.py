@@ -17,11 +17,15 @@ Three roles, each a sans-I/O object:
 * the **server** (:class:`CKKSServer`) asks for the key (phase ``key``), announces
   the spec with the public context (phase ``contribution``), adds the clients'
   ciphertexts as they arrive into an :class:`~secagg.he.vectors.EncryptedSum`
-  built from the public context only (it provably holds no secret key), and at
+  built from the round's own parameters and the public context as opaque bytes
+  (it holds no key at all, and hands nothing it receives, neither the key
+  holder's context nor the clients' ciphertexts, to TenSEAL or SEAL), and at
   the end of the phase asks the key holder to decrypt (phase ``decrypt``);
 * each **client** (:class:`CKKSClient`) checks the public context against the
-  spec's fingerprint (or a pinned one) before TenSEAL parses it, and uploads its
-  update's chunks, each a checked envelope, framed into one contribution.
+  spec's fingerprint (or a pinned one) before TenSEAL parses it, then refuses a
+  context that holds a secret key or has other parameters than the spec's (the
+  server, which parses nothing, cannot), and uploads its update's chunks, each a
+  checked envelope, framed into one contribution.
 
 A sum that claims fewer than two contributions is never decrypted (it would be
 one client's update); the claim is the server's, so against a malicious server
@@ -104,9 +108,27 @@ def frame_chunks(chunks: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def unframe_chunks(data: bytes, expected_count: int) -> list[bytes]:
-    """The chunk envelopes of a contribution; MalformedMessage on any framing fault."""
+def framed_size(count: int, chunk_bytes: int) -> int:
+    """Exact bytes of a contribution of ``count`` chunk envelopes of ``chunk_bytes`` each."""
+    return _FRAME.size + count * (_LENGTH.size + chunk_bytes)
+
+
+def unframe_chunks(
+    data: bytes, expected_count: int, *, chunk_bytes: int | None = None
+) -> list[bytes]:
+    """The chunk envelopes of a contribution; MalformedMessage on any framing fault.
+
+    With ``chunk_bytes`` (every envelope's exact size, which the round's parameters
+    fix), a contribution of any other total size is refused first, before a byte of it
+    is copied: a client sending the right chunk count with oversize chunks cost the
+    server a copy of its whole upload before the first chunk's size was checked.
+    """
     view = memoryview(data)
+    if chunk_bytes is not None and view.nbytes != framed_size(expected_count, chunk_bytes):
+        raise MalformedMessage(
+            f"CKKS contribution of {view.nbytes} bytes; {expected_count} chunks of these "
+            f"parameters take exactly {framed_size(expected_count, chunk_bytes)}"
+        )
     if len(view) < _FRAME.size:
         raise MalformedMessage("CKKS contribution shorter than its header")
     magic, version, count = _FRAME.unpack_from(view)
@@ -306,7 +328,8 @@ class KeyHolderSession(HelperSession):
             # allows 9: within it, no noised coordinate overflows. Past it (std 1e308),
             # the round was spent on a sum of +-inf that the server could only refuse.
             raise MalformedMessage(f"requested noise std {requested!r} overflows a float64 sum")
-        chunks = unframe_chunks(framed, chunk_count(dimension, params.values_per_ciphertext))
+        count = chunk_count(dimension, params.values_per_ciphertext)
+        chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
         total = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
         noised = total + gaussian(std, dimension)
         del total  # the exact sum is not kept, logged nor returned
@@ -357,7 +380,9 @@ class CKKSServer(PhasedServerSession):
         self.params = spec.design.parameters()
         self.noise_stddev = float(noise_stddev)  # requested; the key holder may add more
         self.noise_added: float | None = None  # what the key holder says it added
-        self.context: Any = None  # the public context, once the key holder has published it
+        # the key holder's public context once published: an OpaquePublicContext, bytes
+        # the server never parses, bound to their fingerprint
+        self.context: Any = None
         self._sum: Any = None
         self._received: set[int] = set()
         self._total: np.ndarray | None = None
@@ -381,15 +406,21 @@ class CKKSServer(PhasedServerSession):
         raise UnexpectedMessage(f"nothing from {who} is accepted in phase {self._phase}")
 
     def _on_key(self, data: bytes) -> list[Outgoing]:
-        from secagg.he.keys import PublicAggregationContext
+        """Take the key holder's public context without parsing it (it is a separate party).
+
+        The server adds residues with the round's own parameters; the blob is checked by
+        size and bound to its fingerprint (:class:`~secagg.he.context.OpaquePublicContext`)
+        and announced as it came. The clients parse it, compare its fingerprint with their
+        pin and refuse a secret key in it or other parameters than the spec's (before,
+        the server handed it to TenSEAL's ``context_from`` in its own process).
+        """
+        from secagg.he.context import OpaquePublicContext
         from secagg.he.vectors import EncryptedSum
 
         r = _read_helper_message(data, _KEY_PUBLIC)
-        fingerprint, public = r.blob(64), r.blob()
+        fingerprint, public = r.blob(64), r.blob(self.params.max_public_context_bytes())
         r.end()
-        context = PublicAggregationContext.from_bytes(
-            public, self.params, expected_fingerprint=fingerprint
-        )
+        context = OpaquePublicContext(public, self.params, fingerprint=fingerprint)
         # commit
         self.context = context
         self._sum = EncryptedSum(context, self.spec.dimension)
@@ -404,7 +435,8 @@ class CKKSServer(PhasedServerSession):
 
         admit(party, self.spec.num_clients, self._received)
         chunks = chunk_count(self.spec.dimension, self.params.values_per_ciphertext)
-        self._sum.add(unframe_chunks(data, chunks))  # all or nothing
+        # the size first (exact, from the parameters), then the chunks: all or nothing
+        self._sum.add(unframe_chunks(data, chunks, chunk_bytes=_chunk_bytes(self.params)))
         self._received.add(party)
         if len(self._received) == self.spec.num_clients:
             return self.close_phase()
@@ -623,6 +655,13 @@ def _positive_number(name: str, value: object) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ConfigurationError(f"{name} must be a positive finite number, not {value!r}")
     return float(value)
+
+
+def _chunk_bytes(params: CKKSParameters) -> int:
+    """Exact size of one packed chunk envelope of these parameters (header and residues)."""
+    from secagg.he.envelope import HEADER_BYTES
+
+    return HEADER_BYTES + params.packed_ciphertext_bytes()
 
 
 def _own(spec: RoundSpec) -> CKKSSpec:

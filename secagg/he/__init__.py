@@ -5,7 +5,8 @@ Modules, in reading order:
 - :mod:`secagg.he.params`: parameters for a sum of n vectors and the chooser
   (pure Python; needs no TenSEAL);
 - :mod:`secagg.he.context`: a TenSEAL context bound to its parameters and
-  fingerprint, in its public and secret-key forms;
+  fingerprint, in its public and secret-key forms, and the server's unparsed
+  view of a public context (:class:`~secagg.he.context.OpaquePublicContext`);
 - :mod:`secagg.he.keys`: roles, meaning who generates, holds and never sees the
   secret key;
 - :mod:`secagg.he.envelope`: the checked wire format of one ciphertext chunk;

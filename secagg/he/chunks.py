@@ -10,8 +10,9 @@ the modules above it import it without a cycle.
 
 Chunks travel packed (:mod:`secagg.he.packing`), two values per slot
 (:mod:`secagg.he.paired`): :func:`encrypt_chunk` encrypts a client's values into
-a packed envelope, :func:`encode_chunk` packs a TenSEAL vector (tools and tests),
-and :func:`decode_chunk` checks the residues and rebuilds the bytes TenSEAL loads.
+a packed envelope, and :func:`decode_chunk` checks the residues and rebuilds the
+bytes TenSEAL loads. (Packing a TenSEAL vector, which no production path does since
+the server adds residues itself, is a test helper: tests/_ckks.py.)
 Version-1 envelopes (TenSEAL's own payload, one value per slot) are still read
 when asked for, through :func:`~secagg.he.envelope.check_tenseal_payload`.
 Every fault raises a typed error before TenSEAL sees the payload it concerns;
@@ -34,7 +35,10 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
 from secagg.errors import ConfigurationError
+from secagg.he.context import OpaquePublicContext
 from secagg.he.envelope import (
+    HEADER_BYTES,
+    MAGIC,
     VERSION_PACKED,
     VERSION_TENSEAL,
     ChunkHeader,
@@ -55,7 +59,6 @@ from secagg.he.errors import (
 )
 from secagg.he.packing import (
     CiphertextLayout,
-    coefficients_from_tenseal,
     pack_coefficients,
     tenseal_payload,
     unpack_coefficients,
@@ -66,7 +69,7 @@ from secagg.he.params import coefficient_primes
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from secagg.he.context import BoundContext, SecretContext
+    from secagg.he.context import AggregationContext, BoundContext, SecretContext
     from secagg.he.params import CKKSParameters
 
 _PAYLOAD_SLACK = 64  # protobuf framing around the SEAL ciphertext
@@ -98,33 +101,64 @@ def _data_primes(degree: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
     return primes[:-1]
 
 
-def ciphertext_layout(context: BoundContext) -> CiphertextLayout:
-    """The facts of the context's data level that the packed form leaves off the wire.
+@functools.cache
+def _first_parms_id(degree: int, sizes: tuple[int, ...]) -> bytes:
+    """SEAL's id of the first data level for these parameters, from a context built here.
+
+    Built from the parameters alone (SEAL hashes the scheme, ring and primes), with no
+    key and no byte anyone sent: what the server uses instead of parsing a context.
+    """
+    parms = sealapi.EncryptionParameters(sealapi.SCHEME_TYPE.CKKS)
+    parms.set_poly_modulus_degree(degree)
+    parms.set_coeff_modulus(sealapi.CoeffModulus.Create(degree, list(sizes)))
+    seal = sealapi.SEALContext(parms, True, sealapi.SEC_LEVEL_TYPE.TC128)
+    if not seal.parameters_set():
+        raise HEParameterError(f"SEAL refuses these parameters: {seal.parameters_error_message()}")
+    return struct.pack("<4Q", *seal.first_parms_id())
+
+
+def parameter_layout(params: CKKSParameters) -> CiphertextLayout:
+    """The data level's facts (:class:`CiphertextLayout`) from the parameters alone.
 
     The primes are SEAL's ``CoeffModulus.Create`` (which TenSEAL calls, and which
-    params.py must agree with), checked prime by prime against the data level of the
-    context SEAL built. (Not against ``total_coeff_modulus()``: its binding returns only the
-    product's low 64-bit word, so every data modulus above 64 bits, e.g. two 33-bit
-    primes for 10^6 clients, was refused.)
+    params.py must agree with), the parameter id SEAL's hash of them; nothing here
+    reads a serialized context, so the server derives its layout from its own round.
     """
-    if isinstance(context._layout, CiphertextLayout):
-        return context._layout
-    params = context.params
-    seal = context._ts.seal_context().data
-    primes = _data_primes(params.poly_modulus_degree, params.coeff_mod_bit_sizes)
-    built = tuple(m.value() for m in seal.first_context_data().parms().coeff_modulus())
-    if built != primes:
-        raise HEParameterError("the context's data modulus is not the parameters' primes")
+    degree, sizes = params.poly_modulus_degree, params.coeff_mod_bit_sizes
     header = sealapi.Serialization.SEALHeader()
     layout = CiphertextLayout(
-        poly_modulus_degree=params.poly_modulus_degree,
-        primes=primes,
-        parms_id=struct.pack("<4Q", *seal.first_parms_id()),
+        poly_modulus_degree=degree,
+        primes=_data_primes(degree, sizes),
+        parms_id=_first_parms_id(degree, sizes),
         scale=params.scale,
         seal_version=(header.version_major, header.version_minor),
     )
     if layout.packed_bytes != params.packed_ciphertext_bytes():  # b-bit primes have b bits
         raise HEParameterError("the context's primes do not have the parameters' bit sizes")
+    return layout
+
+
+def ciphertext_layout(context: AggregationContext) -> CiphertextLayout:
+    """The facts of the context's data level that the packed form leaves off the wire.
+
+    :func:`parameter_layout` of the context's parameters. For a TenSEAL context
+    (a :class:`~secagg.he.context.BoundContext`) the data level SEAL built is checked
+    against it prime by prime and by parameter id. (Not against
+    ``total_coeff_modulus()``: its binding returns only the product's low 64-bit word, so
+    every data modulus above 64 bits, e.g. two 33-bit primes for 10^6 clients, was
+    refused.) An :class:`~secagg.he.context.OpaquePublicContext` has no TenSEAL context
+    to check: the server's layout is its parameters'.
+    """
+    if isinstance(context._layout, CiphertextLayout):
+        return context._layout
+    layout = parameter_layout(context.params)
+    if not isinstance(context, OpaquePublicContext):
+        seal = context._ts.seal_context().data
+        built = tuple(m.value() for m in seal.first_context_data().parms().coeff_modulus())
+        if built != layout.primes:
+            raise HEParameterError("the context's data modulus is not the parameters' primes")
+        if struct.pack("<4Q", *seal.first_parms_id()) != layout.parms_id:
+            raise HEParameterError("the context's data level is not the parameters' one")
     context._layout = layout
     return layout
 
@@ -133,23 +167,6 @@ def encrypt_chunk(context: BoundContext, header: ChunkHeader, values: np.ndarray
     """Encrypt one chunk of a client's vector (two values per slot) into a packed envelope."""
     layout = ciphertext_layout(context)
     coefficients = encrypt_pairs(context, values, layout)
-    return pack_packed_chunk(header, pack_coefficients(coefficients, layout))
-
-
-def encode_chunk(context: BoundContext, header: ChunkHeader, vector: ts.CKKSVector) -> bytes:
-    """One packed envelope for a one-ciphertext TenSEAL vector (tools and tests).
-
-    The server no longer sums with TenSEAL (:class:`~secagg.he.vectors.EncryptedSum`
-    adds residues). The receiver reads a version-3 envelope two values a slot, so a
-    vector TenSEAL itself encrypted (real parts only, one value a slot) comes back
-    interleaved with its zero imaginary parts: pack only ciphertexts that
-    :func:`~secagg.he.paired.encrypt_pairs` made (or sums of them).
-
-    Raises :class:`HEParameterError` if TenSEAL's ciphertext does not match the
-    context (another scale, another level): a local fault, caught before sending.
-    """
-    layout = ciphertext_layout(context)
-    coefficients = coefficients_from_tenseal(vector.serialize(), layout)
     return pack_packed_chunk(header, pack_coefficients(coefficients, layout))
 
 
@@ -180,7 +197,7 @@ class CheckedChunk:
     values: int
 
 
-def _envelope(context: BoundContext, data: bytes, kind: ChunkKind) -> tuple[Envelope, int]:
+def _envelope(context: AggregationContext, data: bytes, kind: ChunkKind) -> tuple[Envelope, int]:
     """Parse and check an envelope's header against the context; its values in the chunk."""
     params = context.params
     layout = ciphertext_layout(context)
@@ -218,7 +235,7 @@ def _refuse_version_1() -> MalformedCiphertext:
     )
 
 
-def read_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> CheckedChunk:
+def read_chunk(context: AggregationContext, data: bytes, *, kind: ChunkKind) -> CheckedChunk:
     """Check one packed envelope and return its residues; every fault raises a typed error.
 
     This is all the server needs to add (:class:`~secagg.he.vectors.EncryptedSum` adds
@@ -228,7 +245,7 @@ def read_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> Checke
     return _checked(context, *_envelope(context, data, kind))
 
 
-def _checked(context: BoundContext, envelope: Envelope, values: int) -> CheckedChunk:
+def _checked(context: AggregationContext, envelope: Envelope, values: int) -> CheckedChunk:
     """A parsed envelope's residues, checked; anything but the packed form refused."""
     if envelope.version != VERSION_PACKED:
         raise _refuse_version_1()
@@ -301,7 +318,7 @@ def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> 
 
 
 def read_vector(
-    context: BoundContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
+    context: AggregationContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
 ) -> tuple[list[CheckedChunk], int]:
     """Check one party's full set of packed chunks, in index order, or refuse all of it.
 
@@ -309,6 +326,12 @@ def read_vector(
     one that is not a positive integer raises :class:`ConfigurationError` first: 0 or
     a negative one needed zero chunks, so an empty list passed and the first chunk's
     header was then read from nothing (IndexError).
+
+    Cheapest first, so a hostile upload costs what its refusal needs: the count, then
+    every chunk's exact size (the parameters fix it), then every header (the first's
+    vector length against ``dimension``, the others against the first), and only then
+    the residues, each unpacked and checked against its prime. Before, every chunk was
+    unpacked before the first header's length was compared.
     """
     if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
         raise ConfigurationError(f"dimension must be a positive integer, got {dimension!r}")
@@ -321,13 +344,24 @@ def read_vector(
     expected = chunk_count(dimension, context.params.values_per_ciphertext)
     if len(chunks) != expected:
         raise InconsistentUpload(f"{dimension} values need {expected} chunks, got {len(chunks)}")
-    checked = [read_chunk(context, data, kind=kind) for data in chunks]
-    first = checked[0].header
+    size = HEADER_BYTES + ciphertext_layout(context).packed_bytes
+    for index, data in enumerate(chunks):
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise MalformedCiphertext(f"an envelope is bytes, not {type(data).__name__}")
+        length = memoryview(data).nbytes
+        if length != size:
+            if bytes(data[:5]) == MAGIC + bytes([VERSION_TENSEAL]):
+                raise _refuse_version_1()  # say why, not only that the size is wrong
+            raise MalformedCiphertext(
+                f"chunk {index} of {length} bytes; these parameters give exactly {size}"
+            )
+    envelopes = [_envelope(context, data, kind) for data in chunks]
+    first = envelopes[0][0].header
     if first.vector_length != dimension:
         raise InconsistentUpload(f"vector of length {first.vector_length}, expected {dimension}")
-    ordered: list[CheckedChunk | None] = [None] * expected
-    for chunk in checked:
-        h = chunk.header
+    ordered: list[tuple[Envelope, int] | None] = [None] * expected
+    for envelope, values in envelopes:
+        h = envelope.header
         if (h.vector_length, h.count, h.contributions) != (
             first.vector_length,
             first.count,
@@ -336,9 +370,10 @@ def read_vector(
             raise InconsistentUpload("chunks disagree on vector length, count or contributions")
         if ordered[h.index] is not None:
             raise InconsistentUpload(f"chunk {h.index} appears twice")
-        ordered[h.index] = chunk
-    assert all(c is not None for c in ordered)  # len == count and no duplicates
-    return ordered, first.contributions  # type: ignore[return-value]
+        ordered[h.index] = (envelope, values)
+    assert all(e is not None for e in ordered)  # len == count and no duplicates
+    checked = [_checked(context, *e) for e in ordered]  # type: ignore[misc]
+    return checked, first.contributions
 
 
 def decode_vector(

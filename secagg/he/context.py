@@ -10,7 +10,10 @@ so that both can import them and neither imports the other:
 - :class:`PublicAggregationContext`: the public context, with which clients
   encrypt (key-holder mode) and the server adds; it can never decrypt;
 - :class:`SecretContext`: a context that holds the secret key, the base of the
-  roles in :mod:`secagg.he.keys` that decrypt.
+  roles in :mod:`secagg.he.keys` that decrypt;
+- :class:`OpaquePublicContext`: the server's view of the key holder's public
+  context, bytes it never parses bound to their fingerprint, with the parameters
+  the server derives from its own round.
 
 See :mod:`secagg.he.keys` for who holds which context and why.
 """
@@ -27,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, MalformedMessage
 from secagg.he.errors import (
     ContextMismatch,
     HEParameterError,
@@ -191,3 +194,81 @@ class SecretContext(BoundContext):
         return PublicAggregationContext.from_bytes(
             self._public_bytes, self._params, expected_fingerprint=self._fingerprint
         )
+
+
+class OpaquePublicContext:
+    """The key holder's public context as the server holds it: never parsed.
+
+    The key holder is a separate party (docs/backends.md), so its blob is as
+    untrusted to the server as a client's ciphertexts: handing it to TenSEAL's or
+    SEAL's parser would expose the server process to whatever the key holder wrote.
+    The server needs no parsed context: ring, primes and scale follow from the round's
+    own :class:`~secagg.he.params.CKKSParameters` (which every party derives from the
+    design point), and the fingerprint is an opaque digest that envelopes name and the
+    round announces. So the blob is checked by size only (bounds the parameters give)
+    and bound to the fingerprint (its SHA-256 must be the fingerprint announced with
+    it, so a client that checks the one against its pin has checked the other), and
+    forwarded as it came.
+
+    What the server no longer checks, the clients do, because they parse the context
+    anyway to encrypt (:meth:`PublicAggregationContext.from_bytes`, after comparing
+    the fingerprint with their pin): a secret key in the blob (:class:`SecretKeyPresent`),
+    a missing public key, other parameters than the spec's (:class:`HEParameterError`).
+    A client that refuses uploads nothing, and the round aborts below two contributions.
+    """
+
+    __slots__ = ("_fingerprint", "_layout", "_params", "_public_bytes")
+
+    def __init__(self, data: bytes, params: CKKSParameters, *, fingerprint: bytes) -> None:
+        """Check ``data`` (the key holder's blob) by size and against ``fingerprint``.
+
+        Raises :class:`MalformedMessage` for a blob whose size no public context of
+        ``params`` has, and :class:`ContextMismatch` when its SHA-256 is not
+        ``fingerprint`` (32 bytes).
+        """
+        data = bytes(data)
+        low, high = params.min_public_context_bytes(), params.max_public_context_bytes()
+        if not low <= len(data) <= high:
+            raise MalformedMessage(
+                f"public context of {len(data)} bytes; a context of these parameters has "
+                f"{low} to {high}"
+            )
+        if len(fingerprint) != FINGERPRINT_BYTES or not hmac.compare_digest(
+            context_fingerprint(data), fingerprint
+        ):
+            raise ContextMismatch("public context does not match the fingerprint sent with it")
+        self._params = params
+        self._public_bytes = data
+        self._fingerprint = bytes(fingerprint)
+        self._layout: object = None  # secagg.he.chunks.ciphertext_layout's cache
+
+    @property
+    def params(self) -> CKKSParameters:
+        """The round's own parameters, not read from the blob."""
+        return self._params
+
+    @property
+    def fingerprint(self) -> bytes:
+        """SHA-256 of :attr:`public_context_bytes`, checked at construction."""
+        return self._fingerprint
+
+    @property
+    def public_context_bytes(self) -> bytes:
+        """The blob exactly as the key holder sent it, for the round's announcement."""
+        return self._public_bytes
+
+    def is_private(self) -> bool:
+        """Never: this object holds no key of any kind, only bytes it does not read."""
+        return False
+
+    def decrypt(self, *_: object) -> np.ndarray:
+        """Always refuses: the server holds no secret key, by construction."""
+        raise SecretKeyUnavailable("the server's view of the public context holds no key")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(fingerprint={self._fingerprint.hex()[:16]}...)"
+
+
+#: A context the server's checks and its running sum work with: parsed (tests, the key
+#: holder's own) or opaque (the server's in a round).
+AggregationContext = BoundContext | OpaquePublicContext

@@ -152,11 +152,15 @@ class ChunkHeader:
 
 @dataclass(frozen=True)
 class Envelope:
-    """A parsed envelope: its version, header and (still unchecked) payload."""
+    """A parsed envelope: its version, header and (still unchecked) payload.
+
+    A packed envelope's payload is a read-only view into the envelope's bytes; a
+    version-1 payload is bytes (TenSEAL takes nothing else).
+    """
 
     version: int
     header: ChunkHeader
-    payload: bytes
+    payload: bytes | memoryview
 
 
 def pack_chunk(header: ChunkHeader, payload: bytes) -> bytes:
@@ -248,7 +252,10 @@ def _unpack_packed(data: bytes, *, values_per_chunk: int, packed_bytes: int) -> 
     _, _, kind, tag, length, index, contributions = _PACKED_HEADER.unpack_from(data)
     count = -(-length // values_per_chunk)
     header = _header(kind, tag, length, index, max(count, 1), contributions)
-    return Envelope(VERSION_PACKED, header, data[HEADER_BYTES:])
+    # a view, not a copy: the residues are read once, and a vector's headers are all
+    # checked before any is (secagg.he.chunks.read_vector), so copying every payload
+    # first cost a refused upload its size again
+    return Envelope(VERSION_PACKED, header, memoryview(data)[HEADER_BYTES:])
 
 
 def _unpack_tenseal(data: bytes, *, max_payload: int) -> Envelope:

@@ -33,12 +33,15 @@ Two modes, chosen explicitly with :class:`KeyMode`:
     plaintext. It exists for parity with FLARE deployments and must be named in
     the config and the ledger.
 
-The server-side object is :class:`PublicAggregationContext`. It refuses to be
-built from bytes that contain a secret key (:class:`SecretKeyPresent`), because a
-server that was handed the key has already broken the privacy of the round.
-:meth:`PublicAggregationContext.decrypt` always raises
-:class:`SecretKeyUnavailable`, and the TenSEAL context inside it reports
-``is_private() == False``.
+The public-role object is :class:`PublicAggregationContext`, which clients load
+(after checking the fingerprint). It refuses to be built from bytes that contain a
+secret key (:class:`SecretKeyPresent`), because a party handed the key has already
+broken the privacy of the round. :meth:`PublicAggregationContext.decrypt` always
+raises :class:`SecretKeyUnavailable`, and the TenSEAL context inside it reports
+``is_private() == False``. The server does not load the context at all: it holds an
+:class:`~secagg.he.context.OpaquePublicContext`, the key holder's bytes bound to
+their fingerprint and never parsed, with the round's own parameters; it holds no key
+of any kind, and the clients' load is where a secret key in the blob is refused.
 
 Decrypted values of CKKS leak information about the secret key: an adversary
 who holds a ciphertext and its exact decryption can solve for the key

@@ -151,7 +151,7 @@ def _pack_run(values: np.ndarray, width: int) -> bytes:
     return words.view(np.uint8)[:, :width].tobytes()
 
 
-def _unpack_run(data: bytes, width: int, count: int) -> np.ndarray:
+def _unpack_run(data: bytes | memoryview, width: int, count: int) -> np.ndarray:
     """Inverse of :func:`_pack_run`: ``count`` values of ``width`` bits each."""
     groups = count // 8
     padded = np.zeros((groups, 8 * -(-width // 8)), dtype=np.uint8)
@@ -191,7 +191,7 @@ def pack_coefficients(coefficients: np.ndarray, layout: CiphertextLayout) -> byt
     )
 
 
-def unpack_coefficients(data: bytes, layout: CiphertextLayout) -> np.ndarray:
+def unpack_coefficients(data: bytes | memoryview, layout: CiphertextLayout) -> np.ndarray:
     """Residues of shape (2, k, N) from untrusted packed bytes.
 
     Raises :class:`MalformedCiphertext` unless the length is exact and every
@@ -227,7 +227,9 @@ def add_residues_into(total: np.ndarray, addend: np.ndarray, layout: CiphertextL
     This is SEAL's ciphertext addition (``add_poly_coeffmod`` on every polynomial and
     prime; the scale, level and NTT form of fresh ciphertexts of one context agree), so
     the server adds checked residues without handing a peer's bytes to TenSEAL. Arrays
-    are (..., 2, k, N) with every residue below its prime (< 2^60), so the sum fits 64 bits.
+    are (..., 2, k, N) with every residue below its prime (< 2^60), so the sum fits 64 bits;
+    ``total`` may be uint32 when every prime is below 2^31 (the sum then fits 32 bits, and
+    numpy casts the uint64 operands into it exactly).
     """
     primes = _prime_array(layout).reshape(len(layout.primes), 1)
     np.add(total, addend, out=total)

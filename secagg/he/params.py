@@ -274,6 +274,27 @@ class CKKSParameters:
         """
         return 2 * self.poly_modulus_degree * self.data_primes * 8 + 1024
 
+    def max_public_context_bytes(self) -> int:
+        """Upper bound on a published public context (TenSEAL's serialization).
+
+        Its public key is two polynomials at the key level (every prime, the special one
+        included) of N 64-bit words each, uncompressed, plus the encryption parameters,
+        the scale and the framing, well under 4 KiB. The server refuses a key holder's
+        blob past this bound without parsing it (measured: 35 214 bytes at N = 2048
+        against a bound of 69 632; 77 425 at N = 4096 against 135 168).
+        """
+        return 2 * self.poly_modulus_degree * len(self.coeff_mod_bit_sizes) * 8 + 4096
+
+    def min_public_context_bytes(self) -> int:
+        """Lower bound on a published public context: a quarter of its public key's entropy.
+
+        The public key's two polynomials are uniform modulo the key-level modulus, so no
+        compression gets them below 2 * N * (total bits) / 8 bytes; a quarter of that
+        leaves room for a seeded key (one polynomial and a seed) and still refuses a blob
+        too short to hold any public key of these parameters.
+        """
+        return self.poly_modulus_degree * self.total_bits // 16
+
     def describe(self) -> dict[str, object]:
         """A JSON-ready summary for the config and the ledger (no key material)."""
         return {

@@ -12,11 +12,13 @@ whose residues travel bit-packed (:mod:`secagg.he.packing`) in an envelope
 fingerprint), the vector length, the chunk's index and the contributions.
 
 The server keeps one running :class:`EncryptedSum` and takes uploads one client
-at a time. It first checks *all* of a client's chunks (fingerprint, structure,
-every index present exactly once, the announced dimension, the exact length of
-each packed chunk and every residue below its prime), then adds the residues
-in place, modulo their primes, which is SEAL's own ciphertext addition: no byte
-a client sent reaches TenSEAL or SEAL on the server. So a bad upload is refused
+at a time. It first checks *all* of a client's chunks, cheapest first (the
+exact length of each packed chunk, then the headers: fingerprint tag, the
+announced dimension, every index present exactly once; then every residue below
+its prime), then adds the residues in place, modulo their primes, which is
+SEAL's own ciphertext addition: no byte a client sent reaches TenSEAL or SEAL on
+the server, nor does the key holder's public context, which the server holds
+unparsed (:class:`~secagg.he.context.OpaquePublicContext`). So a bad upload is refused
 whole and the running sum is untouched. Memory is one client's ciphertexts plus
 the sum. Adding never needs a key. The sum of n ciphertexts is handed to the
 key holder as *aggregate* envelopes that carry n, and the key holder decrypts
@@ -45,11 +47,10 @@ from secagg.he.chunks import (
     ciphertext_layout,
     decode_chunk,
     decrypt_aggregate,
-    encode_chunk,
     encrypt_chunk,
     read_vector,
 )
-from secagg.he.context import PublicAggregationContext
+from secagg.he.context import OpaquePublicContext, PublicAggregationContext
 from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind, pack_packed_chunk
 from secagg.he.errors import BoundExceeded
 from secagg.he.packing import add_residues_into, pack_coefficients
@@ -109,15 +110,33 @@ def encrypt_vector(context: BoundContext, values: ArrayLike) -> list[bytes]:
 class EncryptedSum:
     """The server's running encrypted sum, fed one client upload at a time.
 
-    Built from a :class:`~secagg.he.context.PublicAggregationContext` only, so the
-    object that holds the sum can never decrypt it. The sum is kept as residues and
-    added modulo each prime here (:func:`~secagg.he.packing.add_residues_into`, SEAL's
-    own ciphertext addition), so a client's bytes are checked and added without TenSEAL
-    or SEAL parsing any of them, and without a C++ call per chunk.
+    Built from a public context only, so the object that holds the sum can never
+    decrypt it: the server's :class:`~secagg.he.context.OpaquePublicContext` (the key
+    holder's blob, never parsed, with the round's own parameters) or a parsed
+    :class:`~secagg.he.context.PublicAggregationContext` (tools and tests). The sum is
+    kept as residues and added modulo each prime here
+    (:func:`~secagg.he.packing.add_residues_into`, SEAL's own ciphertext addition), so a
+    client's bytes are checked and added without TenSEAL or SEAL parsing any of them,
+    and without a C++ call per chunk.
+
+    Memory: the running sum is (chunks, 2, k, N) residues of 8 bytes, 16 * k bytes per
+    value (k data primes, two polynomials, N values a ciphertext), plus one upload's
+    checked residues (16 * k bytes per value again) while it is added. When every prime
+    has at most 31 bits, the sum of two residues below them fits 32 bits before it is
+    reduced, so the running sum is held as uint32 instead, 8 * k bytes per value: the
+    chooser picks such primes for large rounds (two primes of 31 and 30 or 31 bits from
+    about 10^5 clients at the default precision; 32 B a value held before, 16 now) and
+    for coarse precisions (27 bits for n = 2 at 1e-3); below them it picks 36 to 57
+    bits, which need uint64.
     """
 
-    def __init__(self, context: PublicAggregationContext, dimension: int) -> None:
-        if not isinstance(context, PublicAggregationContext) or context.is_private():
+    def __init__(
+        self, context: PublicAggregationContext | OpaquePublicContext, dimension: int
+    ) -> None:
+        if (
+            not isinstance(context, PublicAggregationContext | OpaquePublicContext)
+            or context.is_private()
+        ):
             raise ConfigurationError("the server aggregates with the public context only")
         # a bool is an int to Python, and a length past the envelope's 32-bit field could
         # never be uploaded: both built a sum that refused every upload later
@@ -132,6 +151,8 @@ class EncryptedSum:
         self._context = context
         self._dimension = dimension
         self._layout = ciphertext_layout(context)
+        # residues < q < 2^31: the sum of two fits uint32 before add_residues_into reduces it
+        self._narrow = max(self._layout.primes) < 2**31
         self._sum: np.ndarray | None = None  # (chunks, 2, k, N) residues
         self._contributions = 0
         self._broken = False
@@ -139,6 +160,11 @@ class EncryptedSum:
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    @property
+    def residue_dtype(self) -> np.dtype:
+        """What the running sum holds each residue in: uint32 below 31-bit primes."""
+        return np.dtype(np.uint32 if self._narrow else np.uint64)
 
     @property
     def contributions(self) -> int:
@@ -156,12 +182,17 @@ class EncryptedSum:
         checked, _ = read_vector(
             self._context, chunks, kind=ChunkKind.CONTRIBUTION, dimension=self._dimension
         )
-        residues = np.stack([chunk.residues for chunk in checked])
         if self._sum is None:
-            self._sum = residues
+            shape = (len(checked), *checked[0].residues.shape)
+            self._sum = np.empty(shape, self.residue_dtype)
+            for index, chunk in enumerate(checked):
+                self._sum[index] = chunk.residues  # each below its prime: exact in the dtype
         else:
+            # chunk by chunk into the sum: stacking the upload first held its residues
+            # twice (16 * k more bytes per value at the peak of every add)
             try:
-                add_residues_into(self._sum, residues, self._layout)
+                for index, chunk in enumerate(checked):
+                    add_residues_into(self._sum[index], chunk.residues, self._layout)
             except Exception as exc:  # checked above: only memory can fail here
                 self._broken = True
                 raise RoundAborted(
@@ -202,7 +233,6 @@ __all__ = [
     "chunk_count",
     "decode_chunk",
     "decrypt_aggregate",
-    "encode_chunk",
     "encrypt_vector",
     "wire_bytes_per_value",
 ]

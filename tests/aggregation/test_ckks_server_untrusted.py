@@ -1,0 +1,312 @@
+"""The CKKS server parses none of the bytes it receives with TenSEAL or SEAL.
+
+The key holder is a separate party (docs/backends.md): its public context is as
+untrusted to the server as a client's ciphertexts. The server derives what it needs
+(ring, primes, scale) from the round's own design point, checks the key holder's blob
+by size and by the fingerprint binding only, and forwards it; the clients parse it and
+do every check that needs the parsed context (tests below, each at the round level).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+ts = pytest.importorskip("tenseal")
+
+import tenseal.sealapi as sealapi  # noqa: E402
+
+from secagg.aggregation import HELPER, Announce, ToParty, decode_spec  # noqa: E402
+from secagg.aggregation.ckks import (  # noqa: E402
+    _KEY_PUBLIC,
+    _LENGTH,
+    CKKSBackend,
+    CKKSServer,
+    KeyHolderSession,
+    _helper_message,
+    frame_chunks,
+)
+from secagg.aggregation.spec import Writer  # noqa: E402
+from secagg.errors import MalformedMessage, RoundAborted  # noqa: E402
+from secagg.he.errors import ContextMismatch, HEParameterError, SecretKeyPresent  # noqa: E402
+from secagg.he.keys import KeyHolder  # noqa: E402
+from secagg.he.params import choose_parameters  # noqa: E402
+
+N, D = 4, 3000  # three chunks of N = 1024 values at the default design point
+
+#: every TenSEAL and SEAL entry point that builds an object from serialized bytes
+_TENSEAL_LOADERS = (
+    "context_from",
+    "ckks_vector_from",
+    "lazy_ckks_vector_from",
+    "ckks_tensor_from",
+    "lazy_ckks_tensor_from",
+    "bfv_vector_from",
+    "lazy_bfv_vector_from",
+    "bfv_tensor_from",
+    "lazy_bfv_tensor_from",
+    "plain_tensor_from",
+)
+_SEAL_LOADABLE = (
+    "Ciphertext",
+    "DynArray",
+    "EncryptionParameters",
+    "GaloisKeys",
+    "Modulus",
+    "Plaintext",
+    "PublicKey",
+    "RelinKeys",
+    "SecretKey",
+    "UniformRandomGeneratorInfo",
+)
+#: TenSEAL's C++ classes, whose constructors take serialized bytes too
+_TENSEAL_CPP = ("CKKSVector", "CKKSTensor", "BFVVector", "BFVTensor", "PlainTensorDouble")
+
+
+def _forbidden(*_: object, **__: object) -> None:
+    raise AssertionError("the server handed received bytes to TenSEAL or SEAL")
+
+
+@contextmanager
+def _nothing_parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Inside: every TenSEAL and SEAL deserializer raises (the server's side of a round)."""
+    with monkeypatch.context() as patch:
+        for name in _TENSEAL_LOADERS:
+            patch.setattr(ts, name, _forbidden)
+        patch.setattr(ts.enc_context.Context, "load", _forbidden)
+        patch.setattr(ts._ts_cpp.TenSEALContext, "deserialize", _forbidden)
+        for name in _TENSEAL_CPP:
+            patch.setattr(ts._ts_cpp, name, _forbidden)
+        for name in _SEAL_LOADABLE:
+            patch.setattr(getattr(sealapi, name), "load", _forbidden)
+        yield
+
+
+def _rows(n: int = N, d: int = D) -> np.ndarray:
+    return np.random.default_rng(5).uniform(-1, 1, (n, d))  # test data only
+
+
+def test_a_whole_round_with_no_deserializer_on_the_server(monkeypatch) -> None:
+    """TenSEAL and SEAL cannot parse anything during the server's calls (its key-holder
+    reply, the uploads, the decrypted sum), and the round still sums correctly."""
+    rows = _rows()
+    backend, helper = CKKSBackend(), KeyHolderSession()
+    spec = backend.plan(N, D)
+    with _nothing_parses(monkeypatch):
+        server = backend.server(spec)
+        (request,) = server.start()
+    key = helper.handle(request.payload, round_number=1)
+    with _nothing_parses(monkeypatch):
+        (announce,) = server.handle(HELPER, key)
+    assert isinstance(announce, Announce)
+    announced = decode_spec(announce.spec)
+    uploads = [backend.client(announced, p).set_input(row)[0] for p, row in enumerate(rows)]
+    with _nothing_parses(monkeypatch):
+        for party, upload in enumerate(uploads):
+            outgoing = server.handle(party, upload)
+    (decrypt,) = outgoing
+    assert isinstance(decrypt, ToParty) and decrypt.party == HELPER
+    answer = helper.handle(decrypt.payload, round_number=1)
+    with _nothing_parses(monkeypatch):
+        assert server.handle(HELPER, answer) == []
+        result = server.finish()
+    error = np.max(np.abs(result.total - rows.sum(axis=0)))
+    assert error <= result.report.error_bound
+    assert result.report.contributed == tuple(range(N))
+
+
+def _key_reply(fingerprint: bytes, public: bytes) -> bytes:
+    return _helper_message(_KEY_PUBLIC, Writer().blob(fingerprint).blob(public).bytes())
+
+
+def _started(n: int = N, d: int = D) -> CKKSServer:
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(n, d))
+    server.start()
+    return server
+
+
+def test_the_server_binds_the_context_to_its_fingerprint(monkeypatch) -> None:
+    """The one check the protocol needs of the server: the fingerprint it announces is
+    the hash of the context it announces (so the clients' pinned check covers both)."""
+    helper, backend = KeyHolderSession(), CKKSBackend()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    payload = helper.handle(request.payload, round_number=1)
+    public = helper._holder.public_context_bytes
+    with _nothing_parses(monkeypatch):
+        for fingerprint in (b"\x00" * 32, hashlib.sha256(public).digest()[:31], b""):
+            with pytest.raises(ContextMismatch):
+                server.handle(HELPER, _key_reply(fingerprint, public))
+            assert server.phase == "key" and server.context is None  # nothing committed
+        (announce,) = server.handle(HELPER, payload)
+    spec = decode_spec(announce.spec)
+    assert spec.public_context == public and spec.fingerprint == helper.fingerprint
+
+
+def test_the_server_refuses_a_context_blob_of_impossible_size(monkeypatch) -> None:
+    """Size bounds from the round's own parameters, before anything else is done."""
+    server = _started()
+    params = server.params
+    small = b"\x00" * (params.min_public_context_bytes() - 1)
+    large = b"\x00" * (params.max_public_context_bytes() + 1)
+    with _nothing_parses(monkeypatch):
+        for blob in (b"", small, large):
+            with pytest.raises(MalformedMessage, match="bytes"):
+                server.handle(HELPER, _key_reply(hashlib.sha256(blob).digest(), blob))
+            assert server.phase == "key" and server.context is None
+
+
+def test_honest_public_contexts_lie_within_the_size_bounds() -> None:
+    """The bounds never refuse what a key holder publishes, for every ring the chooser uses."""
+    for point in [(2, 1.0, 1e-3), (4, 1.0, 1e-6), (100, 1.0, 1e-6), (10**4, 10.0, 1e-4)]:
+        params = choose_parameters(*point)
+        size = len(KeyHolder(params).public_context_bytes)
+        assert params.min_public_context_bytes() < size < params.max_public_context_bytes()
+
+
+def _announce_with(server: CKKSServer, public: bytes) -> object:
+    (announce,) = server.handle(HELPER, _key_reply(hashlib.sha256(public).digest(), public))
+    return decode_spec(announce.spec)
+
+
+def test_clients_refuse_a_context_of_other_parameters_than_the_spec() -> None:
+    """The server can no longer tell (it parses nothing): every client parses the context
+    anyway and refuses it, so no upload is encrypted under it and the round aborts."""
+    server = _started()
+    other = KeyHolder(choose_parameters(N, 1.0, 1e-3))  # a smaller ring than the spec's
+    assert other.params != server.params
+    spec = _announce_with(server, other.public_context_bytes)
+    for party in range(N):
+        with pytest.raises(HEParameterError, match="does not match the announced parameters"):
+            CKKSBackend().client(spec, party)
+    assert server.close_phase() == [] and server.done
+    with pytest.raises(RoundAborted, match="at least 2"):
+        server.finish()
+
+
+def test_clients_refuse_a_context_that_carries_the_secret_key() -> None:
+    """A key holder that leaks its secret key into the published context: the clients
+    refuse it by name (SecretKeyPresent) before encrypting anything under it."""
+    server = _started()
+    holder = KeyHolder(server.params)
+    leaked = holder._ts.serialize(
+        save_public_key=True, save_secret_key=True, save_galois_keys=False, save_relin_keys=False
+    )
+    spec = _announce_with(server, leaked)
+    for party in range(N):
+        with pytest.raises(SecretKeyPresent):
+            CKKSBackend().client(spec, party)
+
+
+def test_clients_refuse_garbage_the_server_forwarded() -> None:
+    """Bytes of a plausible size that are no TenSEAL context: a typed error at the client."""
+    server = _started()
+    blob = bytes(server.params.min_public_context_bytes() + 10)
+    spec = _announce_with(server, blob)
+    with pytest.raises(HEParameterError, match="not a TenSEAL context"):
+        CKKSBackend().client(spec, 0)
+
+
+# --- oversize uploads are refused by size, before anything is copied or unpacked ---
+
+
+def _contribution_round() -> tuple[CKKSServer, bytes]:
+    backend, helper = CKKSBackend(), KeyHolderSession()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=1))
+    client = backend.client(decode_spec(announce.spec), 0)
+    return server, client.set_input(_rows()[0])[0]
+
+
+def test_an_upload_of_the_wrong_size_is_refused_before_it_is_copied() -> None:
+    """The right chunk count with oversize chunks (30 MB in all): refused by its length,
+    which the round's parameters fix exactly, before a byte of it is copied or unpacked.
+    Before, every chunk was copied out of the frame (the upload's size again) first."""
+    server, valid = _contribution_round()
+    chunks = 3
+    hostile = frame_chunks([bytes(10_000_000)] * chunks)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedMessage, match="CKKS contribution of"):
+            server.handle(0, hostile)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # not the 30 MB a copy of the chunks takes
+    # one byte more or less than an honest upload is refused the same way
+    for wrong in (valid + b"\x00", valid[:-1], valid[: len(valid) - _LENGTH.size - 1]):
+        with pytest.raises(MalformedMessage):
+            server.handle(0, wrong)
+    assert server.waiting_for == frozenset(range(N))  # nothing counted
+    server.handle(0, valid)
+    assert server.waiting_for == frozenset(range(1, N))
+
+
+def test_the_key_holder_refuses_an_oversize_decryption_request_by_size() -> None:
+    """The key holder applies the same exact-size rule to the aggregate it is sent."""
+    helper = KeyHolderSession()
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    server.handle(HELPER, helper.handle(request.payload, round_number=1))
+    framed = frame_chunks([bytes(5_000_000)] * 3)
+    body = Writer().u32(D).f64(0.0).blob(framed).bytes()
+    with pytest.raises(MalformedMessage, match="CKKS contribution of"):
+        helper.handle(_helper_message(3, body), round_number=1)
+    assert helper.decryptions == 0
+
+
+def test_any_key_holder_reply_is_refused_typed_or_accepted_unparsed(monkeypatch) -> None:
+    """Random and mutated key-holder replies: a SecAggError that changes nothing, or an
+    announcement (a flipped context byte with a matching fingerprint is forwarded as it
+    came: the clients parse it), and never a TenSEAL or SEAL call on the server."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from secagg.errors import SecAggError
+
+    helper = KeyHolderSession()
+    backend = CKKSBackend()
+    spec = backend.plan(N, D)
+    (request,) = backend.server(spec).start()
+    valid = helper.handle(request.payload, round_number=1)
+    public = helper._holder.public_context_bytes
+
+    def flipped(spots: list[int]) -> bytes:
+        data = bytearray(public)
+        for spot in spots:
+            data[spot % len(data)] ^= 0x20
+        return _key_reply(hashlib.sha256(bytes(data)).digest(), bytes(data))
+
+    payloads = st.one_of(
+        st.binary(max_size=300),
+        st.integers(0, len(valid) - 1).map(lambda k: valid[:k]),
+        st.binary(min_size=1, max_size=64).map(lambda tail: valid + tail),
+        st.lists(st.integers(0, 1 << 20), min_size=1, max_size=4).map(flipped),
+    )
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(payload=payloads)
+    def check(payload: bytes) -> None:
+        server = backend.server(spec)
+        server.start()
+        with _nothing_parses(monkeypatch):
+            try:
+                events = server.handle(HELPER, payload)
+            except SecAggError:
+                assert server.phase == "key" and server.context is None
+                return
+        (announce,) = events
+        assert (
+            decode_spec(announce.spec).fingerprint
+            == hashlib.sha256(server.context.public_context_bytes).digest()
+        )
+
+    check()
