@@ -114,16 +114,24 @@ def framed_size(count: int, chunk_bytes: int) -> int:
 
 
 def unframe_chunks(
-    data: bytes, expected_count: int, *, chunk_bytes: int | None = None
-) -> list[bytes]:
-    """The chunk envelopes of a contribution; MalformedMessage on any framing fault.
+    data: bytes | memoryview, expected_count: int, *, chunk_bytes: int | None = None
+) -> list[memoryview]:
+    """The chunk envelopes of a contribution, as read-only views into ``data``;
+    MalformedMessage on any framing fault.
 
     With ``chunk_bytes`` (every envelope's exact size, which the round's parameters
     fix), a contribution of any other total size is refused first, before a byte of it
     is copied: a client sending the right chunk count with oversize chunks cost the
     server a copy of its whole upload before the first chunk's size was checked.
+
+    The chunks are views, not copies: :func:`~secagg.he.chunks.read_vector` reads each
+    envelope's header into integers and unpacks its residues into arrays of its own,
+    and nothing keeps an envelope, so copying every chunk out of the frame only cost
+    the upload's size again at the peak of every add (26.4 MB above the sum at
+    d = 10^6 with a 9.8 MB upload, 16.6 MB without the copies). ``data`` must not
+    change while they are read: the callers pass bytes, or a copy of a mutable buffer.
     """
-    view = memoryview(data)
+    view = memoryview(data).toreadonly()
     if chunk_bytes is not None and view.nbytes != framed_size(expected_count, chunk_bytes):
         raise MalformedMessage(
             f"CKKS contribution of {view.nbytes} bytes; {expected_count} chunks of these "
@@ -144,7 +152,7 @@ def unframe_chunks(
         offset += _LENGTH.size
         if offset + length > len(view):
             raise MalformedMessage("CKKS contribution truncated")
-        chunks.append(bytes(view[offset : offset + length]))
+        chunks.append(view[offset : offset + length])
         offset += length
     if offset != len(view):
         raise MalformedMessage("trailing bytes after the last CKKS chunk")
@@ -164,7 +172,8 @@ def _helper_message(kind: int, body: bytes) -> bytes:
     return _HELPER_HEAD.pack(_HELPER_MAGIC, _HELPER_VERSION, kind) + body
 
 
-def _read_helper_message(data: bytes, expected: int) -> Reader:
+def _check_helper_head(data: bytes | memoryview, expected: int) -> None:
+    """Refuse a key-holder message of another magic, version or kind (nothing copied)."""
     if len(data) < _HELPER_HEAD.size:
         raise MalformedMessage("key-holder message shorter than its header")
     magic, version, kind = _HELPER_HEAD.unpack_from(data)
@@ -172,7 +181,35 @@ def _read_helper_message(data: bytes, expected: int) -> Reader:
         raise MalformedMessage("not a key-holder message of a known version")
     if kind != expected:
         raise UnexpectedMessage(f"key-holder message of kind {kind}, expected {expected}")
+
+
+def _read_helper_message(data: bytes | memoryview, expected: int) -> Reader:
+    _check_helper_head(data, expected)
     return Reader(bytes(data[_HELPER_HEAD.size :]), "key-holder message")
+
+
+#: a key request's body: the design point (clients, value bound, precision)
+_KEY_REQUEST_BODY = struct.Struct("<Idd")
+#: a decryption request's fixed fields: dimension, requested noise std, the aggregate's length
+_DECRYPT_FIELDS = struct.Struct("<IdI")
+
+
+def decryption_request_size(params: CKKSParameters, dimension: int) -> int:
+    """Exact bytes of a decryption request for a sum of ``dimension`` values under ``params``:
+    the key holder's header, the fixed fields and the framed aggregate envelopes."""
+    from secagg.he.chunks import chunk_count
+
+    count = chunk_count(dimension, params.values_per_ciphertext)
+    return _HELPER_HEAD.size + _DECRYPT_FIELDS.size + framed_size(count, _chunk_bytes(params))
+
+
+def _byte_view(payload: object) -> memoryview:
+    """A payload as a flat view of its bytes, without copying it; MalformedMessage if it
+    is not bytes-like."""
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise MalformedMessage(f"a payload is bytes, not {type(payload).__name__}")
+    view = memoryview(payload)
+    return view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
 
 
 @dataclass(frozen=True)
@@ -282,12 +319,20 @@ class KeyHolderSession(HelperSession):
                 f"a round number is a non-negative integer, not {round_number!r}"
             )
         round_number = int(round_number)
-        data = payload_bytes(payload)
-        kind = data[_HELPER_HEAD.size - 1] if len(data) >= _HELPER_HEAD.size else -1
+        # sizes first, on a view: a request is copied or parsed only once its size is
+        # the one its kind (and, for a decryption, its dimension) takes exactly
+        view = _byte_view(payload)
+        kind = view[_HELPER_HEAD.size - 1] if len(view) >= _HELPER_HEAD.size else -1
         if kind == _KEY_REQUEST:
-            return self._publish(_read_helper_message(data, _KEY_REQUEST))
+            _check_helper_head(view, _KEY_REQUEST)
+            if len(view) != _HELPER_HEAD.size + _KEY_REQUEST_BODY.size:
+                raise MalformedMessage(
+                    f"key request of {len(view)} bytes; a design point takes exactly "
+                    f"{_HELPER_HEAD.size + _KEY_REQUEST_BODY.size}"
+                )
+            return self._publish(_read_helper_message(view, _KEY_REQUEST))
         if kind == _DECRYPT:
-            return self._decrypt(_read_helper_message(data, _DECRYPT), round_number)
+            return self._decrypt(view, round_number, copy=not isinstance(payload, bytes))
         raise MalformedMessage("a key holder answers key and decryption requests only")
 
     def _publish(self, r: Reader) -> bytes:
@@ -309,19 +354,36 @@ class KeyHolderSession(HelperSession):
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
         return _helper_message(_KEY_PUBLIC, body.bytes())
 
-    def _decrypt(self, r: Reader, round_number: int) -> bytes:
+    def _decrypt(self, view: memoryview, round_number: int, *, copy: bool) -> bytes:
+        """Read the fixed fields in place, check the record, then the request's size
+        against what its dimension takes under this key holder's own parameters, and
+        only then copy (a mutable payload, once), unframe (views) and decrypt.
+
+        Before, the whole request was copied into a Reader and its aggregate read under a
+        2 GiB limit, then each chunk copied out, before the first exact-size check: a
+        hostile server made the key holder hold twice what it sent (refusing 15 MB peaked
+        at 30 MB) for a request no parameters of its could take.
+        """
         from secagg.dp.noise import gaussian
         from secagg.he.vectors import chunk_count, decrypt_aggregate
 
-        dimension, requested = r.u32(), r.f64()
-        framed = r.blob(1 << 31)
-        r.end()
-        if dimension < 1 or requested < 0:
+        _check_helper_head(view, _DECRYPT)
+        fields = _HELPER_HEAD.size + _DECRYPT_FIELDS.size
+        if len(view) < fields:
+            raise MalformedMessage("decryption request shorter than its fields")
+        dimension, requested, length = _DECRYPT_FIELDS.unpack_from(view, _HELPER_HEAD.size)
+        if dimension < 1 or not math.isfinite(requested) or requested < 0:
             raise MalformedMessage("bad decryption request")
         self.record.check(round_number, self.policy.max_decryptions)  # before any work
         if self._holder is None:
             raise UnexpectedMessage("no key has been made yet")
         params = self._holder.params
+        exact = decryption_request_size(params, dimension)
+        if len(view) != exact or length != exact - fields:
+            raise MalformedMessage(
+                f"decryption request of {len(view)} bytes (aggregate field {length}) for "
+                f"{dimension} values; this key holder's parameters take exactly {exact}"
+            )
         std = self.policy.noise_for(params, requested)  # the server can raise it, never lower
         if not math.isfinite(plausible_range(params, std)):
             # a Box-Muller deviate is at most 8.6 std (53-bit uniforms) and the range
@@ -329,6 +391,9 @@ class KeyHolderSession(HelperSession):
             # the round was spent on a sum of +-inf that the server could only refuse.
             raise MalformedMessage(f"requested noise std {requested!r} overflows a float64 sum")
         count = chunk_count(dimension, params.values_per_ciphertext)
+        # a caller's mutable buffer is copied once, now that its size is right, so the
+        # bytes checked are the bytes decrypted; bytes are read in place
+        framed = bytes(view[fields:]) if copy else view[fields:]
         chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
         total = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
         noised = total + gaussian(std, dimension)

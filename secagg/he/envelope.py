@@ -218,14 +218,18 @@ def unpack_chunk(
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedCiphertext(f"an envelope is bytes, not {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < 6 or data[:4] != MAGIC:
+    # a flat view, not a copy: the header is unpacked into integers and the packed
+    # residues are read once into arrays (secagg.he.packing), so the envelope's bytes
+    # are never kept; copying each one cost an upload its size again at every add
+    view = memoryview(data)
+    flat = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+    if len(flat) < 6 or flat[:4] != MAGIC:
         raise MalformedCiphertext("not a secagg CKKS envelope (bad magic)")
-    version = data[4]
+    version = flat[4]
     if version == VERSION_PACKED:
-        return _unpack_packed(data, values_per_chunk=values_per_chunk, packed_bytes=packed_bytes)
+        return _unpack_packed(flat, values_per_chunk=values_per_chunk, packed_bytes=packed_bytes)
     if version == VERSION_TENSEAL:
-        return _unpack_tenseal(data, max_payload=max_payload)
+        return _unpack_tenseal(flat, max_payload=max_payload)
     if version == VERSION_ONE_PER_SLOT:
         raise MalformedCiphertext(
             "a version-2 envelope carries one value per slot (secagg before 2026-12-05); this "
@@ -243,7 +247,7 @@ def _header(kind: int, *fields: object) -> ChunkHeader:
         raise MalformedCiphertext(f"bad envelope header: {exc}") from None
 
 
-def _unpack_packed(data: bytes, *, values_per_chunk: int, packed_bytes: int) -> Envelope:
+def _unpack_packed(data: memoryview, *, values_per_chunk: int, packed_bytes: int) -> Envelope:
     if len(data) != HEADER_BYTES + packed_bytes:
         raise MalformedCiphertext(
             f"packed envelope of {len(data)} bytes; these parameters give exactly "
@@ -255,10 +259,10 @@ def _unpack_packed(data: bytes, *, values_per_chunk: int, packed_bytes: int) -> 
     # a view, not a copy: the residues are read once, and a vector's headers are all
     # checked before any is (secagg.he.chunks.read_vector), so copying every payload
     # first cost a refused upload its size again
-    return Envelope(VERSION_PACKED, header, memoryview(data)[HEADER_BYTES:])
+    return Envelope(VERSION_PACKED, header, data[HEADER_BYTES:].toreadonly())
 
 
-def _unpack_tenseal(data: bytes, *, max_payload: int) -> Envelope:
+def _unpack_tenseal(data: memoryview, *, max_payload: int) -> Envelope:
     if len(data) < TENSEAL_HEADER_BYTES:
         raise MalformedCiphertext(f"envelope of {len(data)} bytes is shorter than its header")
     _, _, kind, reserved, fingerprint, length, index, count, contributions, size = (
@@ -273,7 +277,7 @@ def _unpack_tenseal(data: bytes, *, max_payload: int) -> Envelope:
     if not 0 < size <= max_payload:
         raise MalformedCiphertext(f"payload of {size} bytes outside (0, {max_payload}]")
     header = _header(kind, fingerprint, length, index, count, contributions)
-    return Envelope(VERSION_TENSEAL, header, data[TENSEAL_HEADER_BYTES:])
+    return Envelope(VERSION_TENSEAL, header, bytes(data[TENSEAL_HEADER_BYTES:]))
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

@@ -185,6 +185,33 @@ def test_adding_an_upload_holds_its_residues_once() -> None:
     assert peak - held < 1.4 * residues
 
 
+def test_adding_a_framed_upload_copies_none_of_its_chunks() -> None:
+    """The server's path: the framed upload cut into chunks (:func:`unframe_chunks`) and
+    added. Above the running sum the peak is the upload's residues and small change: the
+    chunks are views into the upload. Before, each chunk was copied out of the frame,
+    and each envelope again by ``unpack_chunk``: 26.4 MB at d = 10^6 (upload 9.8 MB)
+    instead of 16.6."""
+    from secagg.aggregation.ckks import _chunk_bytes, frame_chunks, unframe_chunks
+
+    holder = _holder()
+    d = 200_000
+    framed = [
+        frame_chunks(encrypt_vector(holder.public_context(), np.full(d, 0.25))) for _ in range(2)
+    ]
+    count = -(-d // holder.params.values_per_ciphertext)
+    size = _chunk_bytes(holder.params)
+    total = EncryptedSum(_opaque(holder), d)
+    total.add(unframe_chunks(framed[0], count, chunk_bytes=size))
+    tracemalloc.start()
+    try:
+        total.add(unframe_chunks(framed[1], count, chunk_bytes=size))
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    residues = 16 * holder.params.data_primes * d
+    assert peak - held < residues + len(framed[1]) // 4  # a copy of the upload is all of it
+
+
 def _reference_sum_matches(holder: KeyHolder, rows: np.ndarray) -> EncryptedSum:
     """Add ``rows``' uploads and compare every residue of the sum with Python integers."""
     public = holder.public_context()
