@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import stat
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from secagg.aggregation.ckks import (
     KeyHolderSession,
     _helper_message,
     frame_chunks,
+    unframe_chunks,
 )
 from secagg.aggregation.keyholder_policy import (
     DecryptionCapReached,
@@ -47,7 +49,7 @@ from secagg.errors import (
     SecAggError,
     WrongRound,
 )
-from secagg.he.errors import TooFewContributions
+from secagg.he.errors import InconsistentUpload, TooFewContributions
 from secagg.he.keys import PublicAggregationContext
 from secagg.he.vectors import EncryptedSum, encrypt_vector
 
@@ -480,3 +482,94 @@ def test_a_round_number_that_is_not_a_non_negative_int_is_refused_and_records_no
     assert state.read_bytes() == before and helper.decryptions == 1
     helper.handle(payload, round_number=2)  # the next round is still served
     assert KeyHolderSession(KeyHolderPolicy(state_path=state)).decryptions == 2
+
+
+# --- a hostile server's requests (each refused typed, nothing spent) -------------------
+
+
+def _state(helper: KeyHolderSession) -> tuple[object, ...]:
+    return (helper.fingerprint, helper.decryptions, tuple(helper.record.rounds))
+
+
+def _refused(
+    helper: KeyHolderSession, payload: bytes, error: type[Exception], match: str | None = None
+) -> None:
+    """``payload`` for round 1 is refused with ``error`` and the key holder's state
+    (key, lifetime count, rounds served) is unchanged."""
+    before = _state(helper)
+    with pytest.raises(error, match=match):
+        helper.handle(payload, round_number=1)
+    assert _state(helper) == before
+
+
+def _decrypt_request(payload: bytes) -> tuple[int, float, list[bytes]]:
+    """(dimension, requested std, aggregate chunks) of a decryption request."""
+    r = Reader(payload[6:], "request")
+    dimension, std, framed = r.u32(), r.f64(), r.blob(1 << 31)
+    r.end()
+    (count,) = struct.unpack_from("<I", framed, 5)  # the frame's chunk count
+    return dimension, std, [bytes(c) for c in unframe_chunks(framed, count)]
+
+
+def _rebuild(dimension: int, std: float, chunks: list[bytes]) -> bytes:
+    body = Writer().u32(dimension).f64(std).blob(frame_chunks(chunks)).bytes()
+    return _helper_message(_DECRYPT, body)
+
+
+def test_a_decryption_request_for_another_dimension_than_its_sum_is_refused() -> None:
+    """The dimension field is the server's word: a sum of D values requested as D + 1
+    (the same chunk count, so the same size) is refused by the chunks' own length; as
+    a dimension needing more chunks, by size. Nothing is decrypted or spent."""
+    helper = KeyHolderSession()
+    _, payload, _ = _round(helper)
+    dimension, std, chunks = _decrypt_request(payload)
+    assert dimension == D
+    _refused(helper, _rebuild(D + 1, std, chunks), InconsistentUpload, match="length")
+    _refused(helper, _rebuild(D - 1, std, chunks), InconsistentUpload, match="length")
+    _refused(helper, _rebuild(50 * D, std, chunks), MalformedMessage, match="request of")
+    helper.handle(payload, round_number=1)
+    assert helper.decryptions == 1
+
+
+def _claiming(chunks: list[bytes], contributions: int) -> list[bytes]:
+    """The aggregate's chunks with their contributions field (offset 22) rewritten."""
+    return [c[:22] + contributions.to_bytes(4, "big") + c[26:] for c in chunks]
+
+
+def test_a_sum_claiming_too_few_or_too_many_contributions_is_refused() -> None:
+    """The claim is the server's: fewer than the key holder's own minimum is refused
+    (it may be one client's update), and more than the parameters were chosen for
+    (beyond them CKKS may wrap) too; neither spends the round."""
+    helper = KeyHolderSession(KeyHolderPolicy(min_contributions=3))
+    _, payload, _ = _round(helper)
+    dimension, std, chunks = _decrypt_request(payload)
+    for claim in (1, 2):
+        _refused(helper, _rebuild(dimension, std, _claiming(chunks, claim)), TooFewContributions)
+    _refused(helper, _rebuild(dimension, std, _claiming(chunks, N + 1)), SecAggError, match="allow")
+    helper.handle(_rebuild(dimension, std, _claiming(chunks, N)), round_number=1)
+    assert helper.decryptions == 1
+
+
+def test_the_key_holder_decrypts_one_aggregate_per_round_whatever_it_is_sent() -> None:
+    """After round 1 is answered: the same request replayed, another honest aggregate
+    for round 1 or round 0, and a fresh key request followed by a decryption request,
+    are each refused or answered without a second decryption of round 1."""
+    helper = KeyHolderSession()
+    _, first, _ = _round(helper)
+    helper.handle(first, round_number=1)
+    _, second, _ = _round(helper, round_number=1, rows=_rows(seed=8))
+    answered = _state(helper)
+    assert answered[1:] == (1, (1,))
+    _refused(helper, first, RoundAlreadyServed)
+    _refused(helper, second, RoundAlreadyServed)
+    before = _state(helper)
+    with pytest.raises(RoundAlreadyServed):
+        helper.handle(second, round_number=0)
+    assert _state(helper) == before
+    backend = CKKSBackend()
+    (key_request,) = backend.server(backend.plan(N, D)).start()
+    helper.handle(key_request.payload, round_number=1)  # the same key, published again
+    assert _state(helper) == answered
+    _refused(helper, second, RoundAlreadyServed)
+    helper.handle(second, round_number=2)  # a new round number is a new round
+    assert helper.decryptions == 2

@@ -8,6 +8,9 @@ refused payload changes nothing the round depends on.
 
 from __future__ import annotations
 
+import copy
+import functools
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secagg.aggregation import HELPER, Announce, ToParty, get_backend
+from secagg.aggregation import HELPER, Announce, ToParty, decode_spec, get_backend
 from secagg.errors import SecAggError
 
 N, D = 4, 6
@@ -154,3 +157,132 @@ def test_key_holder_refuses_any_request_bytes_and_spends_nothing(tmp_path: Path)
             helper.handle(decrypt, round_number=1)  # type: ignore[attr-defined]
     helper.handle(decrypt, round_number=2)  # type: ignore[attr-defined]
     assert helper.decryptions == counted + spent + 1  # type: ignore[attr-defined]
+
+
+# --- CKKS: the server at each phase, and the key holder ----------------------------
+
+
+@functools.cache
+def _ckks_stages() -> dict[str, tuple[object, bytes, tuple[int, ...]]]:
+    """A CKKS server at each phase that reads bytes, the valid payload of that phase, and
+    the parties that payload is tried from: the key holder's public context (phase
+    ``key``), a client's upload (phase ``contribution``, before and after a first
+    upload) and the key holder's decrypted sum (phase ``decrypt``)."""
+    backend = get_backend("ckks")
+    helper = backend.helper()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    stages: dict[str, tuple[object, bytes, tuple[int, ...]]] = {}
+    key_reply = helper.handle(request.payload, round_number=1)
+    stages["key"] = (copy.deepcopy(server), key_reply, (HELPER, 0))
+    (announce,) = server.handle(HELPER, key_reply)
+    spec = decode_spec(announce.spec)
+    uploads = [backend.client(spec, p).set_input(np.full(D, 0.1 * p))[0] for p in range(N)]
+    stages["contribution"] = (copy.deepcopy(server), uploads[0], (0, 1, N, -1, HELPER))
+    server.handle(0, uploads[0])
+    stages["contribution-after-one"] = (copy.deepcopy(server), uploads[1], (1, 0, N, -1, HELPER))
+    events: list = []
+    for party in range(1, N):
+        events = server.handle(party, uploads[party])
+    (decrypt,) = events
+    decrypted = helper.handle(decrypt.payload, round_number=1)
+    stages["decrypt"] = (copy.deepcopy(server), decrypted, (HELPER, 0))
+    return stages
+
+
+def _ckks_state(server: object) -> tuple[object, ...]:
+    """Everything a CKKS server's round depends on: phase, who it waits for, the spec
+    (with the announced context), the running sum's count and residues, the result."""
+    total = server._sum  # type: ignore[attr-defined]
+    residues = None
+    if total is not None and total._sum is not None:
+        residues = hashlib.sha256(total._sum.tobytes()).hexdigest()
+    return (
+        *_fingerprint(server),
+        server.spec,  # type: ignore[attr-defined]
+        None if total is None else total.contributions,
+        residues,
+        server.noise_added,  # type: ignore[attr-defined]
+        server._total is None,  # type: ignore[attr-defined]
+        server.dropouts(),  # type: ignore[attr-defined]
+    )
+
+
+def refused(state: Callable[[], object], call: Callable[[], object]) -> bool:
+    """Run ``call``: True if it raised a typed refusal (a SecAggError) that left
+    ``state()`` as it was; False if it was accepted. Anything else fails the test."""
+    before = state()
+    try:
+        call()
+    except SecAggError:
+        assert state() == before, "a refused message changed the session's state"
+        return True
+    return False
+
+
+@pytest.mark.parametrize("stage", ["key", "contribution", "contribution-after-one", "decrypt"])
+def test_ckks_server_refuses_any_bytes_at_each_phase_without_changing_state(stage: str) -> None:
+    """Random, truncated, extended and bit-flipped payloads from the key holder and the
+    clients at each phase of a CKKS round: a typed refusal that changes nothing, or an
+    accepted payload (a flipped residue is a valid ciphertext of another value: CKKS is
+    malleable, see secagg/he/envelope.py)."""
+    template, valid, parties = _ckks_stages()[stage]
+
+    @FUZZ
+    @given(payload=_mutations(valid), party=st.sampled_from(parties))
+    def check(payload: bytes, party: int) -> None:
+        server = copy.deepcopy(template)  # fresh: an accepted payload counts
+        refused(lambda: _ckks_state(server), lambda: server.handle(party, payload))  # type: ignore[attr-defined]
+
+    check()
+    # and the valid payload itself is still taken, from the party it is for
+    server = copy.deepcopy(template)
+    assert not refused(lambda: _ckks_state(server), lambda: server.handle(parties[0], valid))  # type: ignore[attr-defined]
+    assert _ckks_state(server) != _ckks_state(template)
+
+
+def _holder_state(helper: object) -> tuple[object, ...]:
+    """What a key holder's answers depend on: its key, its lifetime count, its rounds."""
+    return (helper.fingerprint, helper.decryptions, tuple(helper.record.rounds))  # type: ignore[attr-defined]
+
+
+def test_key_holder_without_a_key_refuses_any_decryption_request_bytes(tmp_path: Path) -> None:
+    """Before any key request, every (mutated) decryption request is refused: no key is
+    made, nothing is counted."""
+    _, _, decrypt = _helper_requests(tmp_path / "holder.key")
+    helper = get_backend("ckks").helper()
+
+    @FUZZ
+    @given(payload=_mutations(decrypt))
+    def check(payload: bytes) -> None:
+        assert refused(
+            lambda: _holder_state(helper), lambda: helper.handle(payload, round_number=1)
+        )
+
+    check()
+    assert _holder_state(helper) == (None, 0, ())
+
+
+def test_key_holder_after_answering_a_round_refuses_every_request_of_it(tmp_path: Path) -> None:
+    """Once round 1 is decrypted, no bytes at all get round 1 (or an older round)
+    decrypted again; key requests are answered with the same pinned key or refused."""
+    get_helper, key_request, decrypt = _helper_requests(tmp_path / "holder.key")
+    helper = get_helper()
+    helper.handle(decrypt, round_number=1)  # type: ignore[attr-defined]
+    answered = _holder_state(helper)
+    assert answered[1:] == (1, (1,))
+
+    @FUZZ
+    @given(
+        payload=st.one_of(_mutations(key_request), _mutations(decrypt)),
+        number=st.sampled_from([0, 1]),
+    )
+    def check(payload: bytes, number: int) -> None:
+        def call() -> object:
+            return helper.handle(payload, round_number=number)  # type: ignore[attr-defined]
+
+        if not refused(lambda: _holder_state(helper), call):
+            assert payload[5] == 1  # only a key request may be answered: the same key
+        assert _holder_state(helper) == answered
+
+    check()
