@@ -13,8 +13,10 @@ Chunks travel packed (:mod:`secagg.he.packing`), two values per slot
 a packed envelope, and :func:`decode_chunk` checks the residues and rebuilds the
 bytes TenSEAL loads. (Packing a TenSEAL vector, which no production path does since
 the server adds residues itself, is a test helper: tests/_ckks.py.)
-Version-1 envelopes (TenSEAL's own payload, one value per slot) are still read
-when asked for, through :func:`~secagg.he.envelope.check_tenseal_payload`.
+Version-1 envelopes (TenSEAL's own payload, one value per slot) are refused
+from peers; only the tests load one (``tests/_ckks.py``), to exercise
+:func:`~secagg.he.envelope.check_tenseal_payload`, which also guards every
+payload this module builds before TenSEAL loads it.
 Every fault raises a typed error before TenSEAL sees the payload it concerns;
 see :mod:`secagg.he.vectors` for the list of checks.
 """
@@ -174,9 +176,9 @@ def encrypt_chunk(context: BoundContext, header: ChunkHeader, values: np.ndarray
 class DecodedChunk:
     """A checked chunk: its header, its ciphertext loaded by TenSEAL, and its packing.
 
-    ``paired`` is True for what this build writes (two values per slot) and False
-    for a version-1 envelope (TenSEAL's own payload, one value per slot), which only
-    ``decode_chunk(..., accept_tenseal_payload=True)`` returns.
+    ``paired`` is True for what this build writes and reads (two values per slot);
+    False only for a version-1 envelope (TenSEAL's own payload, one value per slot),
+    which no production path loads (the tests' ``tests/_ckks.py`` does).
     """
 
     header: ChunkHeader
@@ -274,27 +276,20 @@ def _load_checked(context: BoundContext, chunk: CheckedChunk) -> ts.CKKSVector:
     return _load(context, payload, size)
 
 
-def decode_chunk(
-    context: BoundContext,
-    data: bytes,
-    *,
-    kind: ChunkKind,
-    accept_tenseal_payload: bool = False,
-) -> DecodedChunk:
+def decode_chunk(context: BoundContext, data: bytes, *, kind: ChunkKind) -> DecodedChunk:
     """Check and load one envelope into TenSEAL; every fault raises a typed error.
 
     Order matters: the envelope structure and the fingerprint are checked before
     the payload, and the payload's structure before TenSEAL sees it.
 
-    Only the packed form (version 3) is taken by default, so no byte a peer wrote
-    reaches TenSEAL's or SEAL's parsers: they read a structure this process built
-    around residues already checked. ``accept_tenseal_payload=True`` also takes a
-    version-1 envelope (TenSEAL's own serialization, checked as far as its layout
-    allows), for reading old recordings and for the tests of those checks.
+    Only the packed form (version 3) is taken, so no byte a peer wrote reaches
+    TenSEAL's or SEAL's parsers: they read a structure this process built around
+    residues already checked. (``accept_tenseal_payload=True`` also handed a
+    version-1 envelope's payload, TenSEAL's own serialization, to TenSEAL; no
+    production path passed it, so the tests of those checks load version 1 through
+    ``tests/_ckks.py`` instead.)
     """
     envelope, values = _envelope(context, data, kind)
-    if accept_tenseal_payload and envelope.version == VERSION_TENSEAL:
-        return DecodedChunk(envelope.header, _load(context, envelope.payload, values), False)
     checked = _checked(context, envelope, values)
     return DecodedChunk(envelope.header, _load_checked(context, checked), True)
 

@@ -30,8 +30,9 @@ full 32-byte fingerprint would add nothing against a sender who lies.
 Version 2 had the same layout with one value per slot (N/2 a chunk), as TenSEAL
 packs; it is refused by name, since reading its ciphertexts as two values a slot
 would give a wrong sum. Version 1, the *TenSEAL* envelope (one value per slot),
-is still read when asked for (and written by :func:`pack_chunk`, for tools and
-tests)::
+is parsed here (its structure only) and refused by every production reader; only
+the tests load one into TenSEAL (``tests/_ckks.py``, to exercise
+:func:`check_tenseal_payload`) or write one (:func:`pack_chunk`)::
 
     offset size  field
     0      4     magic b"SAHE"

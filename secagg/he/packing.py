@@ -22,11 +22,13 @@ the receiver from its own context, never read from the wire.
 
 Both directions, and who trusts what:
 
-* :func:`coefficients_from_tenseal` reads what *this process's* TenSEAL just
-  serialized (a client's encryption, the server's sum). It checks every field
-  against the context anyway, including the scale, and raises
-  :class:`HEParameterError` on a difference: that is a TenSEAL format change or a
-  ciphertext made at another scale, a local fault, never a peer's.
+* :func:`coefficients_from_seal` reads what *this process's* SEAL just saved (a
+  client's encryption, :mod:`secagg.he.paired`). It checks every field against the
+  context anyway, including the scale, and raises :class:`HEParameterError` on a
+  difference: that is a SEAL format change or a ciphertext made at another scale,
+  a local fault, never a peer's. (Reading TenSEAL's own serialized vector the same
+  way is a test helper, ``tests/_ckks.py``: no production path packs a TenSEAL
+  vector since the server adds residues itself.)
 * :func:`unpack_coefficients` reads untrusted wire bytes. The length must be
   exact and every residue below its prime, or it raises
   :class:`MalformedCiphertext`. :func:`tenseal_payload` then writes the exact
@@ -245,16 +247,6 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    for i in range(pos, min(pos + 10, len(data))):
-        value |= (data[i] & 0x7F) << shift
-        if not data[i] & 0x80:
-            return value, i + 1
-        shift += 7
-    raise HEParameterError("TenSEAL wrote a bad varint")
-
-
 def seal_ciphertext(coefficients: np.ndarray, layout: CiphertextLayout) -> bytes:
     """SEAL's own serialization of the ciphertext, compression mode "none"."""
     array = np.ascontiguousarray(coefficients, dtype="<u8").tobytes()
@@ -288,35 +280,6 @@ def tenseal_payload(coefficients: np.ndarray, layout: CiphertextLayout, values: 
         + b"\x19"
         + _SCALE.pack(layout.scale)
     )
-
-
-def coefficients_from_tenseal(payload: bytes, layout: CiphertextLayout) -> np.ndarray:
-    """Residues (2, k, N) of a one-ciphertext CKKSVector this process's TenSEAL serialized.
-
-    Every field is checked against ``layout``; a difference raises
-    :class:`HEParameterError` (a local fault: another TenSEAL format, another scale).
-    """
-
-    def fail(what: str) -> HEParameterError:
-        return HEParameterError(f"TenSEAL's ciphertext does not match the context: {what}")
-
-    if payload[:1] != b"\x0a":
-        raise fail("no sizes field")
-    packed_len, pos = _read_varint(payload, 1)
-    if packed_len < 1 or pos + packed_len >= len(payload) or payload[pos + packed_len] != 0x12:
-        raise fail("not exactly one ciphertext")
-    _, size_end = _read_varint(payload, pos)
-    if size_end != pos + packed_len:
-        raise fail("more than one chunk")
-    blob_len, start = _read_varint(payload, pos + packed_len + 1)
-    blob, tail = payload[start : start + blob_len], payload[start + blob_len :]
-    if len(tail) != 1 + _SCALE.size or tail[0] != 0x19:
-        raise fail("unexpected fields after the ciphertext")
-    if _SCALE.unpack(tail[1:])[0] != layout.scale:
-        raise fail(f"vector scale {_SCALE.unpack(tail[1:])[0]!r}, context {layout.scale!r}")
-    if len(blob) != blob_len:
-        raise fail("truncated SEAL ciphertext")
-    return coefficients_from_seal(blob, layout)
 
 
 def coefficients_from_seal(blob: bytes, layout: CiphertextLayout) -> np.ndarray:
