@@ -188,6 +188,15 @@ def _read_helper_message(data: bytes | memoryview, expected: int) -> Reader:
     return Reader(bytes(data[_HELPER_HEAD.size :]), "key-holder message")
 
 
+def _check_reply_size(data: bytes, kind: int, *, most: int, least: int = 0) -> None:
+    """Refuse a key-holder reply of ``kind`` outside [least, most] bytes, before any copy
+    (a reply of another kind is refused as such, by its header)."""
+    _check_helper_head(data, kind)
+    if not least <= len(data) <= most:
+        size = f"exactly {most}" if least == most else f"at most {most}"
+        raise MalformedMessage(f"key holder's reply of {len(data)} bytes; it takes {size}")
+
+
 #: a key request's body: the design point (clients, value bound, precision)
 _KEY_REQUEST_BODY = struct.Struct("<Idd")
 #: a decryption request's fixed fields: dimension, requested noise std, the aggregate's length
@@ -482,6 +491,10 @@ class CKKSServer(PhasedServerSession):
         from secagg.he.context import OpaquePublicContext
         from secagg.he.vectors import EncryptedSum
 
+        # at most a 64-byte fingerprint and a context of the parameters' largest size, each
+        # with its length: a longer reply is refused before the Reader copies it
+        most = _HELPER_HEAD.size + 2 * _LENGTH.size + 64 + self.params.max_public_context_bytes()
+        _check_reply_size(data, _KEY_PUBLIC, most=most)
         r = _read_helper_message(data, _KEY_PUBLIC)
         fingerprint, public = r.blob(64), r.blob(self.params.max_public_context_bytes())
         r.end()
@@ -508,6 +521,10 @@ class CKKSServer(PhasedServerSession):
         return []
 
     def _on_decrypted(self, data: bytes) -> list[Outgoing]:
+        # exactly the noise std and d float64 values: any other size is refused before the
+        # reply is copied into a Reader and the sum sliced out of it
+        exact = _HELPER_HEAD.size + 8 + 8 * self.spec.dimension
+        _check_reply_size(data, _DECRYPTED, least=exact, most=exact)
         r = _read_helper_message(data, _DECRYPTED)  # the noise std, then the float64 vector
         noise = r.f64()
         body = data[_HELPER_HEAD.size + r.offset :]

@@ -388,3 +388,47 @@ def test_any_key_holder_reply_is_refused_typed_or_accepted_unparsed(monkeypatch)
         )
 
     check()
+
+
+def test_the_server_refuses_oversize_key_holder_replies_before_copying_them() -> None:
+    """The server knows the size of both replies it waits for: a public context of at
+    most its parameters' bound, and a noise std and d float64 values exactly. A longer
+    reply is refused from its length, before it is copied, and changes nothing. Before,
+    each was copied into a Reader (and the decrypted sum sliced out again) first:
+    refusing a 20 MB reply peaked at 40 MB."""
+    helper = KeyHolderSession()
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    key_reply = helper.handle(request.payload, round_number=1)
+    oversize_key = key_reply + bytes(20_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedMessage, match="key holder's reply of"):
+            server.handle(HELPER, oversize_key)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # (the first key-phase call imports and sizes its parameters: a few hundred kB)
+    assert peak < 2_000_000 and server.phase == "key" and server.context is None
+    server.handle(HELPER, key_reply)
+    spec = server.spec
+    events: list = []
+    for party, row in enumerate(_rows()):
+        events = server.handle(party, backend.client(spec, party).set_input(row)[0])
+    (decrypt,) = events
+    answer = helper.handle(decrypt.payload, round_number=1)
+    oversize_sum = answer + bytes(20_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedMessage, match="key holder's reply of"):
+            server.handle(HELPER, oversize_sum)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000 and server.phase == "decrypt"
+    for wrong in (answer[:-1], answer + b"\x00"):
+        with pytest.raises(MalformedMessage):
+            server.handle(HELPER, wrong)
+    server.handle(HELPER, answer)
+    assert server.phase == "complete"
