@@ -410,6 +410,35 @@ def test_an_epsilon_dpsgd_cannot_calibrate_is_refused_before_any_training(
     assert ("--noise-multiplier" if flags else "privacy.noise_multiplier") in error, error
 
 
+@pytest.mark.usefixtures("no_prior_fit")
+@pytest.mark.parametrize(
+    ("flags", "toml", "named", "words"),
+    [
+        (["--mechanism", "central", "--epsilon", "1e-9"], "", "--epsilon 1e-09", "9.024e-05"),
+        (
+            ["--mechanism", "distributed"],
+            "epsilon = 1e-5",
+            "privacy.epsilon = 1e-05",
+            "distributed discrete Gaussian",
+        ),
+    ],
+)
+def test_a_client_level_budget_no_noise_meets_is_refused_before_the_prior_fit(
+    tmp_path: Path, flags: list[str], toml: str, named: str, words: str
+) -> None:
+    """``--unit client --epsilon 1e-9`` was refused by the federation's plan, checked
+    after the public prior's fit (a minute at the default size): the plan needs only the
+    trained size, which ``trainable`` and the model give without the prior's values."""
+    args = [*TINY, "--unit", "client", *flags, "--out", str(tmp_path / "run")]
+    if toml:
+        (tmp_path / "c.toml").write_text(f"[privacy]\n{toml}\n")
+        args = ["--config", str(tmp_path / "c.toml"), *args]
+    error = _one_line_error(_simulate(*args))
+    assert error.startswith(f"Error: {named}") and "unreachable" in error, error
+    assert words in error, error
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_huge_epsilon_is_calibrated_before_the_prior_fit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
