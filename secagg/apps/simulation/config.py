@@ -307,7 +307,10 @@ MAX_FRAUD_SHARE = 0.5
 #: z * clip past float32 and every local model diverged (exit 0), ``positive_weight =
 #: inf`` a loss of infinities. Each is far above any value a study uses:
 #:
-#: * ``learning_rate``: the runtime's cap on the server's (``MAX_SERVER_LEARNING_RATE``);
+#: * ``learning_rate`` and ``server_learning_rate``: the runtime's cap on the server's
+#:   (``MAX_SERVER_LEARNING_RATE``); past it ``--server-learning-rate 1e308`` was refused
+#:   only after the data was made, naming the runtime's ``federation.server_learning_rate``
+#:   and blaming the updates' clip (simulate audit, 2026-12-05);
 #: * ``noise_multiplier``: the accountants' calibration ceiling (``MAX_NOISE_MULTIPLIER``,
 #:   noise 10^4 times the signal);
 #: * ``clip`` and ``update_clip``: 10^6 (the defaults: 10 per customer, 1 per branch
@@ -318,9 +321,16 @@ MAX_FRAUD_SHARE = 0.5
 #:   fits), and ``stats_noise_multiplier``: 10^4, as ``noise_multiplier``. Past them
 #:   ``stats_bound = 1e160`` (or ``1e308`` for either) said "the Gaussian std must be
 #:   finite and non-negative", naming no key, and ``stats_bound = 1e150`` ran on
-#:   statistics drowned in noise (CLI audit, 2026-12-05).
+#:   statistics drowned in noise (CLI audit, 2026-12-05);
+#: * ``alpha``: 10^6, where Dirichlet(alpha) already draws equal shares to six digits.
+#:   Past about 1.8e308 / branches the draw's gamma variates sum to infinity and every
+#:   share came out 0: ``--partition feature --alpha 1e308`` put all but the minimum
+#:   rows of every bin in the last branch (1, 1, 1 and 19 997 rows of 20 000), the
+#:   opposite of the near-IID split a large alpha means (simulate audit, 2026-12-05).
 REAL_CAPS: dict[str, float] = {
     "learning_rate": 100.0,
+    "server_learning_rate": 100.0,
+    "alpha": 1e6,
     "noise_multiplier": 1e4,
     "clip": 1e6,
     "update_clip": 1e6,
@@ -531,6 +541,7 @@ class SimulationConfig:
         _require(self.positive_weight > 0, f"{k('positive_weight')} must be positive")
         _require_capped(self.positive_weight, "positive_weight")
         _require(self.server_learning_rate > 0, f"{k('server_learning_rate')} must be positive")
+        _require_capped(self.server_learning_rate, "server_learning_rate")
         _require(0 <= self.server_momentum < 1, f"{k('server_momentum')} must lie in [0, 1)")
         _require(
             self.sample_rate == 1 or not self.record_distributed,
@@ -682,6 +693,7 @@ class SimulationConfig:
             f"{k('alpha')} must be a finite positive number (a large one splits nearly as "
             f"{k('partition', 'iid')} does)",
         )
+        _require_capped(self.alpha, "alpha")
         if self.source != "synthetic":
             # a library caller's value other than the default: the CLI refuses any it was
             # given (build_config), the default typed included

@@ -468,6 +468,7 @@ def test_the_caps_follow_the_layers_they_protect() -> None:
     from secagg.runtime.config import MAX_SERVER_LEARNING_RATE
 
     assert REAL_CAPS["learning_rate"] == MAX_SERVER_LEARNING_RATE
+    assert REAL_CAPS["server_learning_rate"] == MAX_SERVER_LEARNING_RATE
     assert REAL_CAPS["noise_multiplier"] == MAX_NOISE_MULTIPLIER
     # the defaults, and every example file, lie within them
     for path in Path(__file__).parents[3].joinpath("examples").glob("*.toml"):
@@ -520,6 +521,35 @@ def test_a_key_the_run_would_ignore_is_refused(tmp_path: Path, args: list[str], 
         args = [*args, *TINY]
     error = _one_line_error(_simulate(*args, "--out", str(tmp_path / "run")))
     assert named in error, error
+
+
+@pytest.mark.parametrize("partition", ["feature", "dirichlet"])
+def test_an_alpha_past_its_cap_is_one_line_before_any_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, partition: str
+) -> None:
+    """``--partition feature --alpha 1e308``: the Dirichlet's gamma variates summed to
+    infinity, every share was 0, and every bin's rows but the minimum went to the last
+    branch (1, 1, 1 and 19 997 of 20 000 rows): the opposite of the near-IID split a
+    large alpha asks for, run to the end without a word."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the data was read: the refusal came too late")
+
+    monkeypatch.setattr(runner, "load_data", refuse)
+    monkeypatch.setattr(runner, "_load_data", refuse)
+    path = _csv(tmp_path / "t.csv")
+    args = ["--data", "csv", "--path", str(path), "--label", "fraud", *SMALL]
+    args += ["--partition", partition, "--alpha", "1e308", "--out", str(tmp_path / "run")]
+    error = _one_line_error(_simulate(*args))
+    assert error == "Error: --alpha must lie in (0, 1e+06], not 1e+308", error
+    assert not (tmp_path / "run").exists()
+    # at the cap, the split is the near-IID one a large alpha means
+    monkeypatch.undo()
+    config = SimulationConfig(
+        source="csv", path=str(path), label="fraud", branches=3, partition=partition, alpha=1e6
+    )
+    rows = [b.x_train.shape[0] + b.x_test.shape[0] for b in runner.load_branches(config)]
+    assert max(rows) - min(rows) <= 0.1 * max(rows), rows
 
 
 def test_a_synthetic_runs_folder_records_no_split_and_replays(tmp_path: Path) -> None:

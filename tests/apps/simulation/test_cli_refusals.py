@@ -44,6 +44,9 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the run started: the refusal came too late")
 
     monkeypatch.setattr(runner, "load_data", refuse)
+    # what run_simulation calls: patching load_data alone let a refusal after the data
+    # pass (--server-learning-rate 1e308 was one, found by the runtime's plan)
+    monkeypatch.setattr(runner, "_load_data", refuse)
 
 
 # --- 1: a round that can never run is refused at config load ---------------------------
@@ -133,6 +136,12 @@ def test_a_client_level_delta_above_one_over_the_branches_is_refused_at_load(
         (("--rounds", "5000", "--local-epochs", "50"), "--rounds * --local-epochs = 250000"),
         (("--max-rows-per-customer", "5000"), "--max-rows-per-customer must lie in [1, 1000]"),
         (("--delta", "1e-300"), "--delta must be at least 1e-12"),
+        # refused after the data, as the runtime's federation.server_learning_rate, and
+        # blamed on the updates' clip ("the updates' bound is privacy.update_clip = 5")
+        (
+            ("--server-learning-rate", "1e308"),
+            "Error: --server-learning-rate must lie in (0, 100], not 1e+308",
+        ),
     ],
 )
 def test_absurd_sizes_are_one_line_naming_the_flag(
