@@ -564,9 +564,41 @@ def _quiet_libraries() -> Iterator[None]:
             warnings.filterwarnings("ignore", module="opacus")
             warnings.filterwarnings("ignore", category=UserWarning, module="torch")
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            # the DP engine says a privacy caveat to each trainer that asks (every
+            # branch's, local-only and federated): the console says each caveat once
+            # (``--epsilon 1e308`` printed the same NoiseFloorWarning 16 times). Not a
+            # "once" filter: every catch_warnings the trainers enter resets its memory
+            warnings.showwarning = _each_privacy_caveat_once(warnings.showwarning)
             yield
     finally:
         logger.setLevel(level)
+
+
+def _each_privacy_caveat_once(show: Any) -> Any:
+    """``show`` (a ``warnings.showwarning``) that passes each distinct privacy caveat
+    (:class:`~secagg.dp.config.PrivacyCostWarning`, its text) once, any other warning
+    every time."""
+    from secagg.dp.config import PrivacyCostWarning
+
+    said: set[tuple[type, str]] = set()
+    lock = threading.Lock()  # the branches' trainers are built in threads
+
+    def once(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, PrivacyCostWarning):
+            with lock:
+                if (category, str(message)) in said:
+                    return
+                said.add((category, str(message)))
+        show(message, category, filename, lineno, file, line)
+
+    return once
 
 
 def _experiment(

@@ -181,3 +181,26 @@ def test_a_run_that_ignores_ctrl_c_still_ignores_it(tmp_path: Path) -> None:
     done = _run(_IGNORED, str(run))
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert "finished" in done.stdout and (run / "summary.json").is_file()
+
+
+def test_a_huge_target_runs_and_says_each_privacy_caveat_once(tmp_path: Path) -> None:
+    """``--epsilon 1e308`` runs (the least noise PRV can evaluate, epsilon 587 spent and
+    reported as such), but printed the same multi-line NoiseFloorWarning once per
+    trainer (16 times at 8 branches), and an overflow warning from the epsilon plot."""
+    out = tmp_path / "run"
+    huge = ["--epsilon", "1e308"]
+    done = subprocess.run(
+        [sys.executable, "-m", "secagg.apps.cli", "simulate", *SHORT, *huge, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    said = [line.partition("Warning: ")[2] for line in done.stderr.splitlines()]
+    said = [text for text in said if text]
+    assert said and all("is met only from above" in text for text in said), said
+    assert len(said) == len(set(said)), said  # each caveat once
+    assert "overflow" not in done.stderr and "Traceback" not in done.stderr
+    assert "within the target ε = 1e+308" in done.stdout and (out / "report.md").is_file()
