@@ -267,12 +267,19 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _require_capped(value: float, name: str) -> None:
-    """``value`` of the positive knob ``name`` at most :data:`REAL_CAPS` (and finite)."""
+    """``value`` of the positive knob ``name`` at most :data:`REAL_CAPS` (and finite),
+    and at least its :data:`REAL_FLOORS` if it has one."""
     cap = REAL_CAPS[name]
     _require(
         math.isfinite(value) and value <= cap,
         f"{key(name)} must lie in (0, {cap:g}], not {value:g}",
     )
+    floor = REAL_FLOORS.get(name)
+    if floor is not None:
+        _require(
+            value >= floor,
+            f"{key(name)} must be at least {floor:g}, not {value:g}: {_FLOOR_WHY[name]}",
+        )
 
 
 #: the clip of each DP unit when none is given: per customer (DP-SGD) and per update
@@ -337,6 +344,33 @@ REAL_CAPS: dict[str, float] = {
     "positive_weight": 1e6,
     "stats_bound": 1e9,
     "stats_noise_multiplier": 1e4,
+}
+
+#: The smallest values of the real-valued knobs that have one, each refused below with
+#: one line naming the flag or key. Why: a value far below them was a traceback from
+#: the accountants (simulate audit, 2026-12-05): ``--noise-multiplier 1e-300`` a
+#: ZeroDivisionError in Opacus's RDP analysis (DP-SGD) or a NaN in the Gaussian's closed
+#: form (``ValueError: ... solver cannot continue``, client level), ``--unit client
+#: --mechanism distributed --clip 1e-300`` a ZeroDivisionError sizing the discrete
+#: Gaussian. Each is far below any value a study uses:
+#:
+#: * ``noise_multiplier``: 10^-4, the low end of the accountants' calibration bracket
+#:   (an epsilon of about 5e7 in one round: no privacy to speak of);
+#: * ``clip`` and ``update_clip``: 10^-6, the caps' mirror (the defaults: 10 per
+#:   customer, 1 per branch update, 5 for an update's bound in the ring).
+REAL_FLOORS: dict[str, float] = {
+    "noise_multiplier": 1e-4,
+    "clip": 1e-6,
+    "update_clip": 1e-6,
+}
+
+#: what each floor's refusal adds after the number
+_FLOOR_WHY = {
+    "noise_multiplier": "less noise is no privacy (epsilon about 5e7 in one round) and the "
+    "accountants cannot compute it",
+    "clip": "a smaller bound leaves nothing of an update (the defaults: 10 per customer, "
+    "1 per branch update)",
+    "update_clip": "a smaller bound leaves nothing of an update (the default: 5)",
 }
 
 #: fewest training rows a branch may get from a partition (see check_branch_data)

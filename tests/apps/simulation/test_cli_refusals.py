@@ -142,6 +142,18 @@ def test_a_client_level_delta_above_one_over_the_branches_is_refused_at_load(
             ("--server-learning-rate", "1e308"),
             "Error: --server-learning-rate must lie in (0, 100], not 1e+308",
         ),
+        # tracebacks from the accountants: ZeroDivisionError in Opacus's RDP (DP-SGD), a
+        # NaN in the Gaussian's closed form (client level), ZeroDivisionError sizing the
+        # distributed discrete Gaussian
+        (("--noise-multiplier", "1e-300"), "--noise-multiplier must be at least 0.0001"),
+        (
+            ("--unit", "client", "--mechanism", "central", "--noise-multiplier", "1e-300"),
+            "--noise-multiplier must be at least 0.0001, not 1e-300",
+        ),
+        (
+            ("--mechanism", "distributed", "--clip", "1e-300", "--noise-multiplier", "1"),
+            "--clip must be at least 1e-06, not 1e-300",
+        ),
     ],
 )
 def test_absurd_sizes_are_one_line_naming_the_flag(
