@@ -594,13 +594,27 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
     (for the federation's) the baselines: ``--epsilon 1e-6`` with the feature
     statistics charged was refused only after the prior's fit. The calibration is
     memoised, so the trainers built later get the same noise without a second search:
-    the run's figures are unchanged."""
-    if config.epsilon is None or not _runs_dpsgd(config):
+    the run's figures are unchanged.
+
+    With a noise multiplier or a target, ``delta`` is checked against each branch's
+    protected units here too, by the trainers' rule (below ``1 / n``: a larger one
+    allows publishing a whole unit): ``--delta 0.999`` was refused by a trainer, after
+    the prior's fit, in the DP engine's words naming no flag."""
+    if not _runs_dpsgd(config):
         return
     from secagg.dp.dpsgd import calibrated_noise_multiplier
 
     for branch in branches:
         dataset, _, batch = _dpsgd_data(config, branch)
+        n = len(dataset)
+        if not config.delta < 1 / n:
+            raise ConfigurationError(
+                f"{key('delta', config.delta)} is not below 1 / n = {1 / n:.3g} for "
+                f"{branch.name}'s n = {n} {config.protected}s: a larger delta allows "
+                f"publishing a whole {config.protected}; choose a smaller one"
+            )
+        if config.epsilon is None:
+            continue
         try:
             calibrated_noise_multiplier(
                 dataset,

@@ -439,6 +439,21 @@ def test_a_client_level_budget_no_noise_meets_is_refused_before_the_prior_fit(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.usefixtures("no_prior_fit")
+@pytest.mark.parametrize("noise", [["--noise-multiplier", "1"], []])
+def test_a_dpsgd_delta_above_one_over_a_branchs_customers_names_the_flag_before_the_prior(
+    tmp_path: Path, noise: list[str]
+) -> None:
+    """``--delta 0.999`` was refused in the DP engine's words ("delta must be below 1/n
+    = 0.00649 for n = 154 customers"), naming no flag, and with a noise multiplier only
+    by a trainer, after the prior's fit."""
+    args = [*TINY, *noise, "--delta", "0.999", "--out", str(tmp_path / "run")]
+    error = _one_line_error(_simulate(*args))
+    assert error.startswith("Error: --delta 0.999 is not below 1 / n = "), error
+    assert "'s n = " in error and "customers" in error, error
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_huge_epsilon_is_calibrated_before_the_prior_fit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
