@@ -103,7 +103,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from secagg.aggregation import BACKENDS
 from secagg.apps.models import MODELS
@@ -372,6 +372,15 @@ _FLOOR_WHY = {
     "1 per branch update)",
     "update_clip": "a smaller bound leaves nothing of an update (the default: 5)",
 }
+
+#: The largest ``prior_epsilon``: every epsilon of a run from that prior composes it,
+#: and past about 1.7e308 the sum is infinite. Why: ``--prior-epsilon 1.7e308`` ran
+#: the whole federation and then failed writing the run folder with an OverflowError
+#: traceback (the epsilon plot), leaving a summary.json and no report.md; ``1e308``
+#: printed a 309-digit epsilon and overflowed the plot's ticks (simulate audit,
+#: 2026-12-05). An epsilon of 10^6 already protects nothing (e^epsilon overflows a
+#: float64 past 709): beyond it the prior's cost is no privacy figure at all.
+MAX_PRIOR_EPSILON: Final = 1e6
 
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
@@ -688,6 +697,13 @@ class SimulationConfig:
             f"{k('prior_epsilon')} must be a number >= 0 (0: the prior saw none of these "
             f"{self.protected}s' data)",
         )
+        if self.prior_epsilon is not None:
+            _require(
+                self.prior_epsilon <= MAX_PRIOR_EPSILON,
+                f"{k('prior_epsilon')} must be at most {MAX_PRIOR_EPSILON:g}, not "
+                f"{self.prior_epsilon:g}: a prior that spent more protects nothing of these "
+                f"{self.protected}s (train without it, {k('prior', 'none')})",
+            )
         _require(
             self.prior_delta is None or 0 <= self.prior_delta < 1,
             f"{k('prior_delta')} must lie in [0, 1)",

@@ -154,6 +154,11 @@ def test_a_client_level_delta_above_one_over_the_branches_is_refused_at_load(
             ("--mechanism", "distributed", "--clip", "1e-300", "--noise-multiplier", "1"),
             "--clip must be at least 1e-06, not 1e-300",
         ),
+        # ran the federation, then an OverflowError traceback writing the run folder
+        (
+            ("--prior-path", "PRIOR", "--prior-epsilon", "1.7e308"),
+            "--prior-epsilon must be at most 1e+06, not 1.7e+308",
+        ),
     ],
 )
 def test_absurd_sizes_are_one_line_naming_the_flag(
@@ -163,6 +168,11 @@ def test_absurd_sizes_are_one_line_naming_the_flag(
     an overflow in torch, ``--test-rows 10000000000`` and ``--batch-size 1000000000``
     ran until killed."""
     out = tmp_path / "run"
+    if "PRIOR" in args:  # a model vector of the synthetic world's size (2 081)
+        import numpy as np
+
+        np.save(tmp_path / "prior.npy", np.zeros(2081, dtype=np.float32))
+        args = tuple(str(tmp_path / "prior.npy") if a == "PRIOR" else a for a in args)
     error = _one_line_error(_simulate(*SHORT, *args, "--out", str(out)))
     assert words in error
     assert not out.exists()
