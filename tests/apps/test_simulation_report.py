@@ -687,3 +687,22 @@ def test_a_target_far_above_the_spent_epsilon_is_said_not_drawn(
     assert (tmp_path / "run" / "epsilon.png").read_bytes()[:4] == b"\x89PNG"
     assert target_line(result) is None
     assert target_line(_record_level_result()) == 3.0  # the default's: drawn as before
+
+
+def test_a_run_folder_whose_writing_fails_keeps_no_file_presenting_a_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--prior-epsilon 1.7e308`` failed in the epsilon plot after summary.json was
+    written: the folder kept a summary.json and no report.md, read as a finished run."""
+    from secagg.apps.simulation import report
+
+    def broken(*args: object) -> None:
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(report, "_write_plots", broken)
+    run_dir = tmp_path / "run"
+    with pytest.raises(OverflowError):
+        write_run_folder(_record_level_result(), run_dir)
+    left = {p.name for p in run_dir.iterdir()}
+    assert not left & {"summary.json", "report.md"}, left
+    assert "rounds.json" in left  # the record of what ran stays

@@ -27,6 +27,7 @@ where training started), and no branch is compared with it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -456,8 +457,28 @@ def fmt_bytes(value: Any) -> str:
     return f"{size:.1f} GB"
 
 
+#: the files of a run folder that present a result: a folder whose writing failed keeps
+#: none of them (the command's ABORTED marker removes the same, see simulation.cli)
+PRESENTING = ("summary.json", "report.md")
+
+
 def write_run_folder(result: SimulationResult, run_dir: Path) -> list[Path]:
-    """Write every file of the run folder; returns their paths."""
+    """Write every file of the run folder; returns their paths.
+
+    A failure on the way (a plot, the report) removes the files that present a result
+    before it propagates: ``--prior-epsilon 1.7e308`` failed in the epsilon plot and
+    left a summary.json beside no report.md, a folder read as a finished run."""
+    try:
+        return _write_run_folder(result, run_dir)
+    except BaseException:
+        for name in PRESENTING:
+            with contextlib.suppress(OSError):
+                (run_dir / name).unlink(missing_ok=True)
+        raise
+
+
+def _write_run_folder(result: SimulationResult, run_dir: Path) -> list[Path]:
+    """:func:`write_run_folder` without its cleanup."""
     run_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if result.final_model is not None:  # the released model: a prior for a later run
