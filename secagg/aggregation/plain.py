@@ -3,7 +3,10 @@
 No privacy from the server at all: it sees every update. It exists so that
 every other backend can be compared against it in one line, and as the
 reference for correctness. One phase (``contribution``): each client sends its
-update once; the wire format is still versioned and length-checked.
+update once; the wire format is still versioned and length-checked, and the server
+refuses a contribution beyond the round's ``value_bound`` (InvalidMessage) as the
+client does (ConfigurationError): it sees the values, so it need not trust the check.
+A refused contribution changes nothing and leaves the party's slot free.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import (
     ConfigurationError,
+    InvalidMessage,
     MalformedMessage,
     RoundAborted,
     UnexpectedMessage,
@@ -136,6 +140,14 @@ class PlainServer(PhasedServerSession):
             raise UnexpectedMessage(f"no contribution is accepted in phase {self._phase}")
         admit(party, self.spec.num_clients, self._received)
         vector = decode_contribution(payload_bytes(payload), party, self.spec.dimension)
+        # the client checks its bound, but the server sees the values and must not take
+        # a client's word for it: the round's error bound (and every other backend's
+        # arithmetic) is sized for it, so a larger value is refused here, before it counts
+        if np.max(np.abs(vector), initial=0.0) > self.spec.value_bound:
+            raise InvalidMessage(
+                f"client {party}'s contribution has a coordinate beyond the round's value "
+                f"bound {self.spec.value_bound:g}"
+            )
         with np.errstate(over="ignore"):  # an overflowed sum aborts the round at finish
             self._total += vector
             self._magnitude += np.abs(vector)

@@ -665,3 +665,44 @@ def test_the_shown_epsilon_is_never_below_the_spent_one(epsilon: float, digits: 
     assert float(text) >= epsilon
     assert float(text) - epsilon < 10.0**-digits * (1 + 1e-9)
     assert len(text.split(".")[1]) == digits
+
+
+@pytest.mark.parametrize("target", [1e308, 1e6])
+def test_a_target_far_above_the_spent_epsilon_is_said_not_drawn(
+    tmp_path: Path, target: float
+) -> None:
+    """``--epsilon 1e308`` drew its target line at 1e308: matplotlib's ticks overflowed
+    ("RuntimeWarning: overflow encountered in multiply" on the console) and the curve of
+    the epsilon spent (587) lay flat on the axis. A target far above the curve is said in
+    the title instead, so the curve keeps its scale."""
+    import warnings
+
+    from secagg.apps.simulation.report import target_line
+
+    result = _record_level_result()
+    result = dataclasses.replace(result, config=dataclasses.replace(result.config, epsilon=target))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow, or any other warning, fails the test
+        write_run_folder(result, tmp_path / "run")
+    assert (tmp_path / "run" / "epsilon.png").read_bytes()[:4] == b"\x89PNG"
+    assert target_line(result) is None
+    assert target_line(_record_level_result()) == 3.0  # the default's: drawn as before
+
+
+def test_a_run_folder_whose_writing_fails_keeps_no_file_presenting_a_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--prior-epsilon 1.7e308`` failed in the epsilon plot after summary.json was
+    written: the folder kept a summary.json and no report.md, read as a finished run."""
+    from secagg.apps.simulation import report
+
+    def broken(*args: object) -> None:
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(report, "_write_plots", broken)
+    run_dir = tmp_path / "run"
+    with pytest.raises(OverflowError):
+        write_run_folder(_record_level_result(), run_dir)
+    left = {p.name for p in run_dir.iterdir()}
+    assert not left & {"summary.json", "report.md"}, left
+    assert "rounds.json" in left  # the record of what ran stays

@@ -335,7 +335,13 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
     only printed ("Exception ignored in ...") and the run went on to exit 0 with a
     summary.json, as if never stopped (measured: a SIGTERM raised in a ``__del__``). A
     stop taken there still ends the run marked aborted, at the block's end, and the
-    swallowed exception prints nothing."""
+    swallowed exception prints nothing. Ctrl-C is remembered the same way (its handler
+    still raises KeyboardInterrupt, which the code run here expects): taken in a
+    ``__del__`` as the report was written, it printed a traceback and the run exited 0
+    with its summary.json (simulate audit, 2026-12-05). Its handler replaces only
+    Python's own: a job started with SIGINT ignored keeps ignoring it. Both signals are
+    ignored while the folder is marked: a second Ctrl-C broke the marking with a
+    traceback and left no ``ABORTED`` file."""
     stopped: list[int] = []  # the signal taken, also where its exception was swallowed
 
     def stop(signum: int, frame: object) -> None:
@@ -343,18 +349,26 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
         stopped.append(signum)
         raise _Stopped(signum)
 
+    def interrupt(signum: int, frame: object) -> None:
+        del frame
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
     previous_hook = sys.unraisablehook
 
     def unraisable(info: Any) -> None:  # the stop a finaliser took: said below, once
-        if not isinstance(info.exc_value, _Stopped):
+        if not isinstance(info.exc_value, _Stopped | KeyboardInterrupt) or not stopped:
             previous_hook(info)
 
+    previous_int = None
     try:
         previous = signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread (an embedding caller): no handler
         previous = None
     else:
         sys.unraisablehook = unraisable
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous_int = signal.signal(signal.SIGINT, interrupt)
     try:
         yield
         if stopped:  # taken where its exception was swallowed: the run is no result
@@ -369,6 +383,8 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
             raise
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one: finish this
+            if previous_int is not None:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         name = signal.Signals(signum).name
         where = _mark_aborted(run_dir, name)
         # a stderr whose reader is gone (a closed pipe) raised here, and the process then
@@ -397,6 +413,44 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
             sys.unraisablehook = previous_hook
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGTERM, previous)
+                if previous_int is not None:
+                    signal.signal(signal.SIGINT, previous_int)
+
+
+@contextlib.contextmanager
+def _said_complete_if_stopped(run_dir: Path) -> Iterator[None]:
+    """Ctrl-C or SIGTERM once the run folder is written (as the table is printed): one
+    line says the folder is complete, and the command exits 130 or 143.
+
+    Why: click turned a Ctrl-C there into a bare "Aborted!" and exit 1, the status of a
+    run whose every round failed, and SIGTERM (its handler gone with the run) killed the
+    process without a word; the folder was complete either way."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    except ValueError:  # not the main thread (an embedding caller): no handler
+        previous = None
+    try:
+        yield
+    except (KeyboardInterrupt, _Stopped) as exc:
+        signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
+        with contextlib.suppress(OSError):
+            click.echo(
+                f"Error: stopped by {signal.Signals(signum).name} after the simulation "
+                f"finished: {run_dir} is complete ({run_dir / 'report.md'}); only this "
+                "summary was cut short",
+                err=True,
+            )
+        raise SystemExit(128 + signum) from None
+    finally:
+        if previous is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    """A signal's handler: the signal as a :class:`_Stopped` in the main thread."""
+    del frame
+    raise _Stopped(signum)
 
 
 def _mark_aborted(run_dir: Path, signal_name: str) -> bool:
@@ -457,10 +511,11 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
             run_simulation, config, run_dir, progress_bar, typed=typed, from_file=from_file
         )
         written = write_run_folder(result, run_dir)
-    if as_json:
-        click.echo((run_dir / "summary.json").read_text())
-    else:
-        _print_table(result, run_dir, written)
+    with _said_complete_if_stopped(run_dir):
+        if as_json:
+            click.echo((run_dir / "summary.json").read_text())
+        else:
+            _print_table(result, run_dir, written)
     why = no_round_completed(result)
     if why is not None:  # the folder is written and says UNTRAINED; the run still failed
         raise click.ClickException(
@@ -509,9 +564,41 @@ def _quiet_libraries() -> Iterator[None]:
             warnings.filterwarnings("ignore", module="opacus")
             warnings.filterwarnings("ignore", category=UserWarning, module="torch")
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            # the DP engine says a privacy caveat to each trainer that asks (every
+            # branch's, local-only and federated): the console says each caveat once
+            # (``--epsilon 1e308`` printed the same NoiseFloorWarning 16 times). Not a
+            # "once" filter: every catch_warnings the trainers enter resets its memory
+            warnings.showwarning = _each_privacy_caveat_once(warnings.showwarning)
             yield
     finally:
         logger.setLevel(level)
+
+
+def _each_privacy_caveat_once(show: Any) -> Any:
+    """``show`` (a ``warnings.showwarning``) that passes each distinct privacy caveat
+    (:class:`~secagg.dp.config.PrivacyCostWarning`, its text) once, any other warning
+    every time."""
+    from secagg.dp.config import PrivacyCostWarning
+
+    said: set[tuple[type, str]] = set()
+    lock = threading.Lock()  # the branches' trainers are built in threads
+
+    def once(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, PrivacyCostWarning):
+            with lock:
+                if (category, str(message)) in said:
+                    return
+                said.add((category, str(message)))
+        show(message, category, filename, lineno, file, line)
+
+    return once
 
 
 def _experiment(

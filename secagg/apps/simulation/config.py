@@ -103,7 +103,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from secagg.aggregation import BACKENDS
 from secagg.apps.models import MODELS
@@ -267,12 +267,19 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _require_capped(value: float, name: str) -> None:
-    """``value`` of the positive knob ``name`` at most :data:`REAL_CAPS` (and finite)."""
+    """``value`` of the positive knob ``name`` at most :data:`REAL_CAPS` (and finite),
+    and at least its :data:`REAL_FLOORS` if it has one."""
     cap = REAL_CAPS[name]
     _require(
         math.isfinite(value) and value <= cap,
         f"{key(name)} must lie in (0, {cap:g}], not {value:g}",
     )
+    floor = REAL_FLOORS.get(name)
+    if floor is not None:
+        _require(
+            value >= floor,
+            f"{key(name)} must be at least {floor:g}, not {value:g}: {_FLOOR_WHY[name]}",
+        )
 
 
 #: the clip of each DP unit when none is given: per customer (DP-SGD) and per update
@@ -307,7 +314,10 @@ MAX_FRAUD_SHARE = 0.5
 #: z * clip past float32 and every local model diverged (exit 0), ``positive_weight =
 #: inf`` a loss of infinities. Each is far above any value a study uses:
 #:
-#: * ``learning_rate``: the runtime's cap on the server's (``MAX_SERVER_LEARNING_RATE``);
+#: * ``learning_rate`` and ``server_learning_rate``: the runtime's cap on the server's
+#:   (``MAX_SERVER_LEARNING_RATE``); past it ``--server-learning-rate 1e308`` was refused
+#:   only after the data was made, naming the runtime's ``federation.server_learning_rate``
+#:   and blaming the updates' clip (simulate audit, 2026-12-05);
 #: * ``noise_multiplier``: the accountants' calibration ceiling (``MAX_NOISE_MULTIPLIER``,
 #:   noise 10^4 times the signal);
 #: * ``clip`` and ``update_clip``: 10^6 (the defaults: 10 per customer, 1 per branch
@@ -318,9 +328,16 @@ MAX_FRAUD_SHARE = 0.5
 #:   fits), and ``stats_noise_multiplier``: 10^4, as ``noise_multiplier``. Past them
 #:   ``stats_bound = 1e160`` (or ``1e308`` for either) said "the Gaussian std must be
 #:   finite and non-negative", naming no key, and ``stats_bound = 1e150`` ran on
-#:   statistics drowned in noise (CLI audit, 2026-12-05).
+#:   statistics drowned in noise (CLI audit, 2026-12-05);
+#: * ``alpha``: 10^6, where Dirichlet(alpha) already draws equal shares to six digits.
+#:   Past about 1.8e308 / branches the draw's gamma variates sum to infinity and every
+#:   share came out 0: ``--partition feature --alpha 1e308`` put all but the minimum
+#:   rows of every bin in the last branch (1, 1, 1 and 19 997 rows of 20 000), the
+#:   opposite of the near-IID split a large alpha means (simulate audit, 2026-12-05).
 REAL_CAPS: dict[str, float] = {
     "learning_rate": 100.0,
+    "server_learning_rate": 100.0,
+    "alpha": 1e6,
     "noise_multiplier": 1e4,
     "clip": 1e6,
     "update_clip": 1e6,
@@ -328,6 +345,42 @@ REAL_CAPS: dict[str, float] = {
     "stats_bound": 1e9,
     "stats_noise_multiplier": 1e4,
 }
+
+#: The smallest values of the real-valued knobs that have one, each refused below with
+#: one line naming the flag or key. Why: a value far below them was a traceback from
+#: the accountants (simulate audit, 2026-12-05): ``--noise-multiplier 1e-300`` a
+#: ZeroDivisionError in Opacus's RDP analysis (DP-SGD) or a NaN in the Gaussian's closed
+#: form (``ValueError: ... solver cannot continue``, client level), ``--unit client
+#: --mechanism distributed --clip 1e-300`` a ZeroDivisionError sizing the discrete
+#: Gaussian. Each is far below any value a study uses:
+#:
+#: * ``noise_multiplier``: 10^-4, the low end of the accountants' calibration bracket
+#:   (an epsilon of about 5e7 in one round: no privacy to speak of);
+#: * ``clip`` and ``update_clip``: 10^-6, the caps' mirror (the defaults: 10 per
+#:   customer, 1 per branch update, 5 for an update's bound in the ring).
+REAL_FLOORS: dict[str, float] = {
+    "noise_multiplier": 1e-4,
+    "clip": 1e-6,
+    "update_clip": 1e-6,
+}
+
+#: what each floor's refusal adds after the number
+_FLOOR_WHY = {
+    "noise_multiplier": "less noise is no privacy (epsilon about 5e7 in one round) and the "
+    "accountants cannot compute it",
+    "clip": "a smaller bound leaves nothing of an update (the defaults: 10 per customer, "
+    "1 per branch update)",
+    "update_clip": "a smaller bound leaves nothing of an update (the default: 5)",
+}
+
+#: The largest ``prior_epsilon``: every epsilon of a run from that prior composes it,
+#: and past about 1.7e308 the sum is infinite. Why: ``--prior-epsilon 1.7e308`` ran
+#: the whole federation and then failed writing the run folder with an OverflowError
+#: traceback (the epsilon plot), leaving a summary.json and no report.md; ``1e308``
+#: printed a 309-digit epsilon and overflowed the plot's ticks (simulate audit,
+#: 2026-12-05). An epsilon of 10^6 already protects nothing (e^epsilon overflows a
+#: float64 past 709): beyond it the prior's cost is no privacy figure at all.
+MAX_PRIOR_EPSILON: Final = 1e6
 
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
@@ -531,6 +584,7 @@ class SimulationConfig:
         _require(self.positive_weight > 0, f"{k('positive_weight')} must be positive")
         _require_capped(self.positive_weight, "positive_weight")
         _require(self.server_learning_rate > 0, f"{k('server_learning_rate')} must be positive")
+        _require_capped(self.server_learning_rate, "server_learning_rate")
         _require(0 <= self.server_momentum < 1, f"{k('server_momentum')} must lie in [0, 1)")
         _require(
             self.sample_rate == 1 or not self.record_distributed,
@@ -643,6 +697,13 @@ class SimulationConfig:
             f"{k('prior_epsilon')} must be a number >= 0 (0: the prior saw none of these "
             f"{self.protected}s' data)",
         )
+        if self.prior_epsilon is not None:
+            _require(
+                self.prior_epsilon <= MAX_PRIOR_EPSILON,
+                f"{k('prior_epsilon')} must be at most {MAX_PRIOR_EPSILON:g}, not "
+                f"{self.prior_epsilon:g}: a prior that spent more protects nothing of these "
+                f"{self.protected}s (train without it, {k('prior', 'none')})",
+            )
         _require(
             self.prior_delta is None or 0 <= self.prior_delta < 1,
             f"{k('prior_delta')} must lie in [0, 1)",
@@ -682,6 +743,7 @@ class SimulationConfig:
             f"{k('alpha')} must be a finite positive number (a large one splits nearly as "
             f"{k('partition', 'iid')} does)",
         )
+        _require_capped(self.alpha, "alpha")
         if self.source != "synthetic":
             # a library caller's value other than the default: the CLI refuses any it was
             # given (build_config), the default typed included

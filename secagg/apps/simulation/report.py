@@ -27,12 +27,13 @@ where training started), and no branch is compared with it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from secagg.apps.simulation.config import DP_KEYS, PATH_KEYS, SECTIONS
 from secagg.apps.simulation.runner import SimulationResult, composed_epsilon
@@ -456,8 +457,28 @@ def fmt_bytes(value: Any) -> str:
     return f"{size:.1f} GB"
 
 
+#: the files of a run folder that present a result: a folder whose writing failed keeps
+#: none of them (the command's ABORTED marker removes the same, see simulation.cli)
+PRESENTING = ("summary.json", "report.md")
+
+
 def write_run_folder(result: SimulationResult, run_dir: Path) -> list[Path]:
-    """Write every file of the run folder; returns their paths."""
+    """Write every file of the run folder; returns their paths.
+
+    A failure on the way (a plot, the report) removes the files that present a result
+    before it propagates: ``--prior-epsilon 1.7e308`` failed in the epsilon plot and
+    left a summary.json beside no report.md, a folder read as a finished run."""
+    try:
+        return _write_run_folder(result, run_dir)
+    except BaseException:
+        for name in PRESENTING:
+            with contextlib.suppress(OSError):
+                (run_dir / name).unlink(missing_ok=True)
+        raise
+
+
+def _write_run_folder(result: SimulationResult, run_dir: Path) -> list[Path]:
+    """:func:`write_run_folder` without its cleanup."""
     run_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if result.final_model is not None:  # the released model: a prior for a later run
@@ -712,8 +733,9 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     series = epsilon_series(result)
     for label, values in series.items():
         ax.plot(rounds, values, marker="o" if len(series) == 1 else ".", label=label)
-    if result.config.private and result.config.epsilon is not None:
-        ax.axhline(result.config.epsilon, color="red", linestyle="--", label="target")
+    target = target_line(result)
+    if target is not None:
+        ax.axhline(target, color="red", linestyle="--", label="target")
     ax.set_ylim(bottom=0)
     ax.set_xlabel("round")
     cost = result.config.prior_cost
@@ -723,9 +745,33 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
         else f"epsilon: the prior's {cost[0]:g} + this run's (delta = "
         f"{result.config.delta + cost[1]:g})"
     )
-    ax.set_title(f"Privacy spent per round ({result.config.protected}-level)")
+    title = f"Privacy spent per round ({result.config.protected}-level)"
+    if result.config.epsilon is not None and target is None:  # said, not drawn
+        title += f"; target ε = {result.config.epsilon:g}, far above this scale"
+    ax.set_title(title)
     paths.append(_save(fig, ax, run_dir / "epsilon.png"))
     return paths
+
+
+#: a target epsilon more than this many times the largest epsilon drawn (or than 1) is
+#: named in epsilon.png's title instead of drawn as a line
+TARGET_SCALE: Final = 100.0
+
+
+def target_line(result: SimulationResult) -> float | None:
+    """The target epsilon epsilon.png draws as a line, or None (no target, or one far
+    above every epsilon drawn, see :data:`TARGET_SCALE`).
+
+    Why: ``--epsilon 1e308`` drew its line at 1e308, matplotlib's tick arithmetic
+    overflowed ("RuntimeWarning: overflow encountered in multiply" on the console) and
+    the curve of the epsilon spent (587) lay flat on the axis (simulate audit,
+    2026-12-05). The title names such a target instead; the default's (3, with 2.99
+    spent) is drawn as before."""
+    c = result.config
+    if not c.private or c.epsilon is None:
+        return None
+    drawn = [v for values in epsilon_series(result).values() for v in values if math.isfinite(v)]
+    return c.epsilon if c.epsilon <= TARGET_SCALE * max([1.0, *drawn]) else None
 
 
 def _save(fig: Any, ax: Any, path: Path) -> Path:

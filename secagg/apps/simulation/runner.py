@@ -594,13 +594,27 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
     (for the federation's) the baselines: ``--epsilon 1e-6`` with the feature
     statistics charged was refused only after the prior's fit. The calibration is
     memoised, so the trainers built later get the same noise without a second search:
-    the run's figures are unchanged."""
-    if config.epsilon is None or not _runs_dpsgd(config):
+    the run's figures are unchanged.
+
+    With a noise multiplier or a target, ``delta`` is checked against each branch's
+    protected units here too, by the trainers' rule (below ``1 / n``: a larger one
+    allows publishing a whole unit): ``--delta 0.999`` was refused by a trainer, after
+    the prior's fit, in the DP engine's words naming no flag."""
+    if not _runs_dpsgd(config):
         return
     from secagg.dp.dpsgd import calibrated_noise_multiplier
 
     for branch in branches:
         dataset, _, batch = _dpsgd_data(config, branch)
+        n = len(dataset)
+        if not config.delta < 1 / n:
+            raise ConfigurationError(
+                f"{key('delta', config.delta)} is not below 1 / n = {1 / n:.3g} for "
+                f"{branch.name}'s n = {n} {config.protected}s: a larger delta allows "
+                f"publishing a whole {config.protected}; choose a smaller one"
+            )
+        if config.epsilon is None:
+            continue
         try:
             calibrated_noise_multiplier(
                 dataset,
@@ -1780,14 +1794,18 @@ def _coarse_thread_switching(config: SimulationConfig) -> Iterator[None]:
 
 
 def _check_federation_plan(
-    config: SimulationConfig, branches: list[BranchData], prior: np.ndarray | None, state: Path
+    config: SimulationConfig, branches: list[BranchData], state: Path
 ) -> None:
     """Build the federation's configuration (which plans its round) from the real model
-    size and protected units before any baseline trains: the load-time plan uses stand-ins,
-    and a setting only the real ones refuse (record-level distributed DP's clip against
-    the ring: ``clip = 1e12``) failed after the data, the prior and every baseline
-    (review of 2026-12-04). A :class:`ConfigurationError` names what no round can run."""
-    size = trainable_vector(starting_model(config, branches[0].x_train.shape[1], prior)).size
+    size and protected units before the prior is fitted and any baseline trains: the
+    load-time plan uses stand-ins, and a setting only the real ones refuse (record-level
+    distributed DP's clip against the ring: ``clip = 1e12``) failed after the data, the
+    prior and every baseline (review of 2026-12-04); a client-level budget no noise meets
+    (``--unit client --epsilon 1e-9``) was refused only after the prior's fit, a minute
+    at the default size. The trained size is ``config.trains``'s share of the model,
+    whatever the prior's values: no prior is needed to know it. A
+    :class:`ConfigurationError` names what no round can run."""
+    size = trainable_vector(starting_model(config, branches[0].x_train.shape[1], None)).size
     units_total = (
         sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
         if config.record_distributed
@@ -1840,6 +1858,7 @@ def run_simulation(
         if config.prior_source == "file":  # ... and the model's size, once it is known
             read_prior_file(config, branches[0].x_train.shape[1])
         check_dpsgd_calibration(config, branches)  # before the prior's fit and any baseline
+        _check_federation_plan(config, branches, state)  # ... and so is the round's plan
         progress("prior", 0, 1, "")
         start = time.perf_counter()
         fitted = prior_model(config, stats)
@@ -1861,9 +1880,10 @@ def run_simulation(
                 trainable="all",
             )
             prior = None
+            # every parameter now trains: a larger round than the one checked above
+            _check_federation_plan(config, branches, state)
         else:
             prior_note = None
-        _check_federation_plan(config, branches, prior, state)
         settings = _run_baselines(config, branches, progress, prior)
         with _coarse_thread_switching(config):
             run = run_federation(

@@ -410,6 +410,50 @@ def test_an_epsilon_dpsgd_cannot_calibrate_is_refused_before_any_training(
     assert ("--noise-multiplier" if flags else "privacy.noise_multiplier") in error, error
 
 
+@pytest.mark.usefixtures("no_prior_fit")
+@pytest.mark.parametrize(
+    ("flags", "toml", "named", "words"),
+    [
+        (["--mechanism", "central", "--epsilon", "1e-9"], "", "--epsilon 1e-09", "9.024e-05"),
+        (
+            ["--mechanism", "distributed"],
+            "epsilon = 1e-5",
+            "privacy.epsilon = 1e-05",
+            "distributed discrete Gaussian",
+        ),
+    ],
+)
+def test_a_client_level_budget_no_noise_meets_is_refused_before_the_prior_fit(
+    tmp_path: Path, flags: list[str], toml: str, named: str, words: str
+) -> None:
+    """``--unit client --epsilon 1e-9`` was refused by the federation's plan, checked
+    after the public prior's fit (a minute at the default size): the plan needs only the
+    trained size, which ``trainable`` and the model give without the prior's values."""
+    args = [*TINY, "--unit", "client", *flags, "--out", str(tmp_path / "run")]
+    if toml:
+        (tmp_path / "c.toml").write_text(f"[privacy]\n{toml}\n")
+        args = ["--config", str(tmp_path / "c.toml"), *args]
+    error = _one_line_error(_simulate(*args))
+    assert error.startswith(f"Error: {named}") and "unreachable" in error, error
+    assert words in error, error
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.usefixtures("no_prior_fit")
+@pytest.mark.parametrize("noise", [["--noise-multiplier", "1"], []])
+def test_a_dpsgd_delta_above_one_over_a_branchs_customers_names_the_flag_before_the_prior(
+    tmp_path: Path, noise: list[str]
+) -> None:
+    """``--delta 0.999`` was refused in the DP engine's words ("delta must be below 1/n
+    = 0.00649 for n = 154 customers"), naming no flag, and with a noise multiplier only
+    by a trainer, after the prior's fit."""
+    args = [*TINY, *noise, "--delta", "0.999", "--out", str(tmp_path / "run")]
+    error = _one_line_error(_simulate(*args))
+    assert error.startswith("Error: --delta 0.999 is not below 1 / n = "), error
+    assert "'s n = " in error and "customers" in error, error
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_huge_epsilon_is_calibrated_before_the_prior_fit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -439,6 +483,7 @@ def test_the_caps_follow_the_layers_they_protect() -> None:
     from secagg.runtime.config import MAX_SERVER_LEARNING_RATE
 
     assert REAL_CAPS["learning_rate"] == MAX_SERVER_LEARNING_RATE
+    assert REAL_CAPS["server_learning_rate"] == MAX_SERVER_LEARNING_RATE
     assert REAL_CAPS["noise_multiplier"] == MAX_NOISE_MULTIPLIER
     # the defaults, and every example file, lie within them
     for path in Path(__file__).parents[3].joinpath("examples").glob("*.toml"):
@@ -491,6 +536,35 @@ def test_a_key_the_run_would_ignore_is_refused(tmp_path: Path, args: list[str], 
         args = [*args, *TINY]
     error = _one_line_error(_simulate(*args, "--out", str(tmp_path / "run")))
     assert named in error, error
+
+
+@pytest.mark.parametrize("partition", ["feature", "dirichlet"])
+def test_an_alpha_past_its_cap_is_one_line_before_any_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, partition: str
+) -> None:
+    """``--partition feature --alpha 1e308``: the Dirichlet's gamma variates summed to
+    infinity, every share was 0, and every bin's rows but the minimum went to the last
+    branch (1, 1, 1 and 19 997 of 20 000 rows): the opposite of the near-IID split a
+    large alpha asks for, run to the end without a word."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the data was read: the refusal came too late")
+
+    monkeypatch.setattr(runner, "load_data", refuse)
+    monkeypatch.setattr(runner, "_load_data", refuse)
+    path = _csv(tmp_path / "t.csv")
+    args = ["--data", "csv", "--path", str(path), "--label", "fraud", *SMALL]
+    args += ["--partition", partition, "--alpha", "1e308", "--out", str(tmp_path / "run")]
+    error = _one_line_error(_simulate(*args))
+    assert error == "Error: --alpha must lie in (0, 1e+06], not 1e+308", error
+    assert not (tmp_path / "run").exists()
+    # at the cap, the split is the near-IID one a large alpha means
+    monkeypatch.undo()
+    config = SimulationConfig(
+        source="csv", path=str(path), label="fraud", branches=3, partition=partition, alpha=1e6
+    )
+    rows = [b.x_train.shape[0] + b.x_test.shape[0] for b in runner.load_branches(config)]
+    assert max(rows) - min(rows) <= 0.1 * max(rows), rows
 
 
 def test_a_synthetic_runs_folder_records_no_split_and_replays(tmp_path: Path) -> None:

@@ -44,6 +44,9 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the run started: the refusal came too late")
 
     monkeypatch.setattr(runner, "load_data", refuse)
+    # what run_simulation calls: patching load_data alone let a refusal after the data
+    # pass (--server-learning-rate 1e308 was one, found by the runtime's plan)
+    monkeypatch.setattr(runner, "_load_data", refuse)
 
 
 # --- 1: a round that can never run is refused at config load ---------------------------
@@ -133,6 +136,29 @@ def test_a_client_level_delta_above_one_over_the_branches_is_refused_at_load(
         (("--rounds", "5000", "--local-epochs", "50"), "--rounds * --local-epochs = 250000"),
         (("--max-rows-per-customer", "5000"), "--max-rows-per-customer must lie in [1, 1000]"),
         (("--delta", "1e-300"), "--delta must be at least 1e-12"),
+        # refused after the data, as the runtime's federation.server_learning_rate, and
+        # blamed on the updates' clip ("the updates' bound is privacy.update_clip = 5")
+        (
+            ("--server-learning-rate", "1e308"),
+            "Error: --server-learning-rate must lie in (0, 100], not 1e+308",
+        ),
+        # tracebacks from the accountants: ZeroDivisionError in Opacus's RDP (DP-SGD), a
+        # NaN in the Gaussian's closed form (client level), ZeroDivisionError sizing the
+        # distributed discrete Gaussian
+        (("--noise-multiplier", "1e-300"), "--noise-multiplier must be at least 0.0001"),
+        (
+            ("--unit", "client", "--mechanism", "central", "--noise-multiplier", "1e-300"),
+            "--noise-multiplier must be at least 0.0001, not 1e-300",
+        ),
+        (
+            ("--mechanism", "distributed", "--clip", "1e-300", "--noise-multiplier", "1"),
+            "--clip must be at least 1e-06, not 1e-300",
+        ),
+        # ran the federation, then an OverflowError traceback writing the run folder
+        (
+            ("--prior-path", "PRIOR", "--prior-epsilon", "1.7e308"),
+            "--prior-epsilon must be at most 1e+06, not 1.7e+308",
+        ),
     ],
 )
 def test_absurd_sizes_are_one_line_naming_the_flag(
@@ -142,6 +168,11 @@ def test_absurd_sizes_are_one_line_naming_the_flag(
     an overflow in torch, ``--test-rows 10000000000`` and ``--batch-size 1000000000``
     ran until killed."""
     out = tmp_path / "run"
+    if "PRIOR" in args:  # a model vector of the synthetic world's size (2 081)
+        import numpy as np
+
+        np.save(tmp_path / "prior.npy", np.zeros(2081, dtype=np.float32))
+        args = tuple(str(tmp_path / "prior.npy") if a == "PRIOR" else a for a in args)
     error = _one_line_error(_simulate(*SHORT, *args, "--out", str(out)))
     assert words in error
     assert not out.exists()
