@@ -451,13 +451,20 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
 
 
 def build_report(
-    path: str | Path, public_key: bytes | None = None, expected: ExpectedPrivacy | None = None
+    path: str | Path,
+    public_key: bytes | None = None,
+    expected: ExpectedPrivacy | None = None,
+    *,
+    first_round: int = 1,
 ) -> tuple[str, bytes | None]:
     """The markdown text and the PNG of the budget and participation; ``expected``: the
     federation's config, which every DP row is then checked against (and whose
     ``epsilon_budget`` the report compares with and draws). Without ``public_key`` a
-    consistent ledger is UNVERIFIED: it was checked only against the key it embeds."""
-    result = verify_ledger(path, public_key, expected=expected)
+    consistent ledger is UNVERIFIED: it was checked only against the key it embeds.
+    ``first_round``: the round the ledger begins at (:func:`verify_ledger`); above 1 the
+    epsilon spent covers the rounds from it on only and is not compared with a budget
+    (the federation's total is larger, so "within it" would flatter)."""
+    result = verify_ledger(path, public_key, expected=expected, first_round=first_round)
     rows = _entries(result)
     # without DP there is no epsilon to follow from anything: say so, not a vacuous check
     claims = (
@@ -562,6 +569,11 @@ def build_report(
                 cap = f" of a budget of {allowed}: **ABOVE THE BUDGET**{unamplified}"
             elif spent is not None and spent_value is None:  # a failed ledger's, as recorded
                 cap = f" of a budget of {allowed}: not comparable (the epsilon is no number)"
+            elif result.excluded_rounds is not None:  # the federation's total is larger
+                cap = (
+                    f" of a budget of {allowed}: not comparable ({result.excluded_rounds} are "
+                    "not in this ledger; the federation's epsilon includes them)"
+                )
             else:
                 cap = f" of a budget of {allowed}: within it{unamplified}"
         if record:
@@ -581,6 +593,11 @@ def build_report(
             spent_line = (
                 f"- budget spent: epsilon = {_eps(spent)}"
                 + (" (worst branch)" if record else "")
+                + (
+                    ""
+                    if result.excluded_rounds is None
+                    else f" (rounds {result.first_round} on only: --first-round)"
+                )
                 + f" at delta = {_cell(_object(last.get('privacy')).get('delta'))}{cap}"
             )
         else:  # "epsilon = - at delta = None" read as a number nobody could find

@@ -49,6 +49,15 @@ delta, unit and mechanism, and record the config's sampling kind, rate and
 population. Noise multiplier and clip may differ (a restart under a new config):
 they are replayed as recorded and listed in :attr:`AuditResult.notes`.
 
+The ledger must begin at round 1: the server numbers rounds from 1 and writes a row
+for every one (aborted ones included; a restart resumes the numbering and rebuilds a
+missing row from its state), so a well-formed chain whose first row is round 5 is a
+ledger begun mid-federation (the old one lost, or a fresh one started) whose epsilon
+covers rounds 5 on only, while rounds 1-4 released models too: it fails, naming the
+missing rounds. An auditor who holds the earlier rounds' record elsewhere declares it
+(``first_round``, ``--first-round``): the ledger must then begin there, and every
+epsilon it prints is labelled as covering the rounds from it on only.
+
 Two more verdicts sit beside it. A head the auditor kept from an earlier audit
 (``expect_head``) must still be in the chain: the signatures alone accept a ledger cut
 back to an earlier signed head. And a round whose DP noise was drawn from a seeded,
@@ -80,6 +89,7 @@ from secagg.dp.accountants import (
     history_runs,
 )
 from secagg.dp.display import shown
+from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
     AnchorCheck,
     ChainReport,
@@ -192,6 +202,10 @@ class AuditResult:
     #: Accepted, since replay arithmetic may differ from the server's in the last
     #: digits, but noted: every figure verify and the report print is then the replay's
     understated: list[tuple[int, Any, float, float]] = field(default_factory=list)
+    #: the round the ledger must begin at (``first_round``): 1, or the round an auditor
+    #: declared the ledger begins at because the rounds before it are accounted in
+    #: another record; then every epsilon here covers the rounds from it on only
+    first_round: int = 1
     #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
@@ -233,6 +247,12 @@ class AuditResult:
         epsilon was ever claimed, a different reason from seeded noise or from noise
         missing in a ledger that claims DP (whose epsilon turns infinite)."""
         return not self.dp_claimed and bool(self.unnoised)
+
+    @property
+    def excluded_rounds(self) -> str | None:
+        """``rounds 1-4`` (``round 1``): the rounds before :attr:`first_round`, which this
+        ledger's epsilon does not cover; None when it begins at round 1."""
+        return _rounds_before(self.first_round)
 
     @property
     def first_failure(self) -> str | None:
@@ -1146,19 +1166,73 @@ def _over_budget(
     )
 
 
+def _rounds_before(first_round: int) -> str | None:
+    """``round 1`` or ``rounds 1-4``: the rounds before ``first_round``; None for 1."""
+    if first_round <= 1:
+        return None
+    return "round 1" if first_round == 2 else f"rounds 1-{first_round - 1}"
+
+
+def _first_round_problem(number: int, first_round: int) -> str | None:
+    """Why a ledger whose first row is round ``number`` does not begin where it must
+    (round 1, or the auditor's ``first_round``), or None.
+
+    Why: the chain starts at a genesis hash, so rows cut from the front break it, but a
+    new, well-formed chain that begins at round 5 verified, its epsilon covering rounds
+    5 on only while rounds 1-4 had released models too. The server numbers rounds from
+    1 and writes every one (an aborted round, a restart's rebuilt row included), so an
+    honest ledger's first row is round 1."""
+    if number == first_round:
+        return None
+    if number < first_round:
+        return (
+            f"row 1 is round {number}, but --first-round says this ledger begins at round "
+            f"{first_round}: the rounds before it are in this ledger after all, so omit "
+            "--first-round (or give the round its first row has)"
+        )
+    missing = _rounds_before(number)
+    if first_round > 1:
+        missing = (
+            f"round {first_round} is"
+            if number == first_round + 1
+            else f"rounds {first_round}-{number - 1} are"
+        )
+        return (
+            f"row 1 is round {number}, but --first-round says this ledger begins at round "
+            f"{first_round}: {missing} in neither, and released models no epsilon here "
+            "covers"
+        )
+    return (
+        f"row 1 is round {number}: {missing} {'is' if number == 2 else 'are'} not in this "
+        "ledger (it was begun mid-federation, or its first rows were replaced by a new "
+        f"chain), so its epsilon would cover rounds {number} on only while the rounds "
+        "before released models too. If another ledger accounts for them, verify that one "
+        f"and pass --first-round {number} here (every epsilon is then labelled as covering "
+        f"rounds {number} on only)"
+    )
+
+
 def verify_ledger(
     path: str | Path,
     public_key: bytes | None = None,
     expect_head: str | None = None,
     expected: ExpectedPrivacy | None = None,
+    *,
+    first_round: int = 1,
 ) -> AuditResult:
     """Check the chain (and, given ``expect_head``, that it still holds that head), then
     replay every epsilon claim, check every DP block for consistency (and, given
     ``expected``, against the federation's config), and collect the rounds with seeded
     noise or none; name the first failure. ``expect_head`` is ``SEQ:HASH`` or ``HASH``
-    (a malformed one raises :class:`~secagg.errors.ConfigurationError`)."""
+    (a malformed one raises :class:`~secagg.errors.ConfigurationError`). The first row
+    must be round ``first_round`` (1 unless the auditor declares the rounds before it
+    accounted elsewhere; see :func:`_first_round_problem`)."""
+    if isinstance(first_round, bool) or not isinstance(first_round, int) or first_round < 1:
+        raise ConfigurationError(
+            f"--first-round must be a round number (an integer >= 1), not {first_round!r}"
+        )
     chain = read_chain(path, public_key)
-    result = AuditResult(chain)
+    result = AuditResult(chain, first_round=first_round)
     rows: list[ChainRow] = chain.rows
     # a row no writer could have written (not an object, a field of the wrong type, a
     # round out of order) fails, naming it; the rows before it are replayed first, so
@@ -1183,6 +1257,10 @@ def verify_ledger(
         if result.anchor.failure is not None:
             result.failure = result.anchor.failure
             return result
+    begins = None if not rows else _first_round_problem(rows[0].entry["round"], first_round)
+    if begins is not None:
+        result.failure = begins
+        return result
     replay = EpsilonReplay()
     result.record_level = replay.latest_reports  # the same dict: filled as rows replay
     seeded_without_dp = 0  # rows flagged noise_seeded that drew no DP noise to seed
@@ -1372,6 +1450,13 @@ def verify_ledger(
             f"mechanism replays to, within the {RELATIVE_TOLERANCE:g} relative tolerance "
             f"(the largest gap: round {number} claims {claimed!r}, the replay gives "
             f"{replayed!r}): every epsilon verify and the report print is the replay's"
+        )
+    excluded = result.excluded_rounds
+    if excluded is not None:
+        result.notes.append(
+            f"{excluded} not in this ledger (--first-round {first_round}: declared "
+            f"accounted elsewhere): every epsilon here covers rounds {first_round} on "
+            "only; the federation's epsilon composes it with theirs and is no smaller"
         )
     if result.from_scratch:
         result.notes.append(
