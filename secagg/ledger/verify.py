@@ -473,6 +473,18 @@ def _check_consistency(
             f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
             f"{dp.get('delta')}"
         )
+    sampling = dp.get("sampling")
+    population = sampling.get("population") if isinstance(sampling, dict) else None
+    if dp.get("unit") == "client" and isinstance(population, int) and accounted is not None:
+        # the server refuses such a config (secagg.dp.config): at delta >= 1/N the
+        # guarantee allows releasing one client's data outright, whatever the epsilon
+        # (a row at delta 0.3 of 4 clients verified with a small epsilon)
+        if float(accounted) >= 1 / population:
+            return (
+                f"accounts at delta {accounted} but its cohort was drawn from {population} "
+                f"clients: a delta of at least 1/{population} allows releasing one client's "
+                "data outright, so no epsilon at it is a guarantee"
+            )
     if dp.get("unit") != "client" and dp.get("mechanism") != "distributed":
         # record-level DP-SGD: the branches account (and sample) inside themselves;
         # every distributed row, record level included, gets the checks below (the DP
