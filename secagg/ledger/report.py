@@ -450,6 +450,20 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
     ]
 
 
+#: the status names at most this many rounds in one list (the table lists every one)
+_LISTED = 8
+
+
+def _numbers(numbers: list[Any]) -> str:
+    """``1, 2, 3`` or, for many, ``1, 2, ..., 100000 (100000 in all)``. Why: the status
+    of a 10^5-row ledger without DP named every round, a 600 kB paragraph that
+    ``audit report`` also printed to the terminal as its verdict line."""
+    shown = [str(n) for n in numbers]
+    if len(shown) <= _LISTED:
+        return ", ".join(shown)
+    return ", ".join([*shown[: _LISTED - 1], "...", shown[-1]]) + f" ({len(shown)} in all)"
+
+
 def build_report(
     path: str | Path,
     public_key: bytes | None = None,
@@ -491,21 +505,21 @@ def build_report(
             "unit, mechanism and sampling."
         )
     if result.ok and result.seeded:
-        rounds = ", ".join(str(number) for _, number in result.seeded)
+        rounds = _numbers([number for _, number in result.seeded])
         status += (
             f"\n\n**NOT PRIVATE**: the DP noise of round(s) {rounds} was seeded (a "
             "simulation/replay): whoever knows the seed can remove it, so their epsilon is "
             "not a privacy guarantee."
         )
     if result.ok and result.released_without_dp:
-        rounds = ", ".join(str(number) for _, number in result.unnoised)
+        rounds = _numbers([number for _, number in result.unnoised])
         status += (
             "\n\n**NOT PRIVATE**: released without differential privacy: no epsilon is "
             f"claimed. No row carries a DP block: round(s) {rounds} completed and released "
             "without noise, so no privacy guarantee holds."
         )
     elif result.ok and result.unnoised:
-        rounds = ", ".join(str(number) for _, number in result.unnoised)
+        rounds = _numbers([number for _, number in result.unnoised])
         status += (
             f"\n\n**NOT PRIVATE**: round(s) {rounds} completed without DP (no DP block): "
             "they released without noise, so epsilon is infinite from the first of them on."
