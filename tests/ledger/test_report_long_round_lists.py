@@ -1,4 +1,5 @@
-"""The report's status names a long run of rounds in one short list.
+"""A long ledger's report: its status names a long run of rounds in one short list, and
+its plot draws participation as areas once rounds outnumber pixels.
 
 Before: a ledger without DP (or with seeded noise in every round) named every round in
 its NOT PRIVATE paragraph, and ``audit report`` printed that paragraph to the terminal
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _ledgers import ledger_row, write_ledger
+import pytest
+from _ledgers import central_client_rows, ledger_row, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
@@ -41,3 +43,31 @@ def test_a_short_list_is_named_in_full(tmp_path: Path) -> None:
     path, key = write_ledger(tmp_path / "short.ledger", rows)
     text, _ = build_report(path, key.public_key)
     assert "round(s) 1, 2, 3, 4, 5, 6, 7, 8 completed and released" in text
+
+
+def test_a_long_ledger_draws_participation_as_areas_not_a_bar_per_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10^5 rounds were 10^5 matplotlib bars: the report of a 10^5-row DP ledger took 81 s
+    and 1.8 GB (137 of 182 s under the profiler in ``bar``); as stacked areas, 28 s and
+    0.8 GB. Here the threshold is lowered to 3 rounds so a 6-row ledger crosses it."""
+    import matplotlib.pyplot as plt
+
+    from secagg.ledger import report
+    from secagg.ledger.verify import verify_ledger
+
+    rows, _ = central_client_rows([("a", "b"), ("a", "c")] * 3, 1.5, 1e-5)
+    path, key = write_ledger(tmp_path / "dp.ledger", rows)
+    result = verify_ledger(path, key.public_key)
+    for limit, bars in ((report._BARS_UP_TO, True), (3, False)):
+        monkeypatch.setattr(report, "_BARS_UP_TO", limit)
+        fig = report._figure(result)
+        try:
+            top, bottom = fig.axes
+            assert (len(bottom.patches) == 6) is bars  # one bar per round, or none
+            assert (len(bottom.collections) == 0) is bars  # the areas
+            labels = [t.get_text() for t in bottom.get_legend().get_texts()]
+            assert labels == ["contributed (in the released sum)"]
+            assert (top.get_lines()[0].get_marker() == "o") is bars
+        finally:
+            plt.close(fig)
