@@ -560,6 +560,14 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
             body = canonical(entry)
         except (ValueError, LedgerError):
             return fail(f"{where}: the entry is not canonical JSON: edited", good)
+        except RecursionError:
+            # JSON nested past the interpreter's recursion limit: ``audit report`` ended
+            # in a traceback and ``verify`` named no row (hostile-ledger audit, 2026-12-05)
+            return fail(
+                f"{where}: the entry is nested too deeply to be read (no writer nests "
+                "its rows so): edited or forged",
+                good,
+            )
         if body != str(entry_text).encode() or not hmac.compare_digest(
             row_hash(seq, prev_hash, body), str(digest)
         ):

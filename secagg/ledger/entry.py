@@ -171,6 +171,17 @@ class LedgerEntry:
 _LARGEST_COUNT = 2**53
 #: a DP block's figures that are numbers wherever the writer records them
 _DP_NUMBERS = ("clip", "record_clip", "noise_multiplier", "noise_std", "sample_rate", "delta")
+#: where each of them lies in any row a server writes (its config refuses the rest:
+#: secagg.dp.config). Why: only finiteness was read, so a row with clip -1 and noise std
+#: -1.5, or accounted at sample rate 2, verified; its replay means nothing
+_DP_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "clip": (lambda v: v > 0, "a number > 0"),
+    "record_clip": (lambda v: v > 0, "a number > 0"),
+    "noise_multiplier": (lambda v: v >= 0, "a number >= 0"),
+    "noise_std": (lambda v: v >= 0, "a number >= 0"),
+    "sample_rate": (lambda v: 0 < v <= 1, "a rate in (0, 1]"),
+    "delta": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+}
 
 
 def _is_count(value: object) -> bool:
@@ -287,10 +298,19 @@ def _dp_problem(dp: object) -> str | None:
         value = dp.get(name)
         if value is not None and not _is_finite(value):
             return f"dp.{name} must be a finite number, not {_shown(value)}"
+        within, what = _DP_RANGES[name]
+        if value is not None and not within(float(value)):
+            return f"dp.{name} must be {what}, not {_shown(value)}"
     for name in ("sampling", "ddg", "adaptive_clipping", "client_reports"):
         value = dp.get(name)
         if value is not None and not isinstance(value, dict):
             return f"dp.{name} must be a JSON object, not {_shown(value)}"
+    sampling = dp.get("sampling") or {}
+    rate, population = sampling.get("rate"), sampling.get("population")
+    if rate is not None and not (_is_finite(rate) and 0 < rate <= 1):
+        return f"dp.sampling.rate must be a rate in (0, 1], not {_shown(rate)}"
+    if population is not None and not (_is_count(population) and population > 0):
+        return f"dp.sampling.population must be a count of clients, not {_shown(population)}"
     for identity, report in (dp.get("client_reports") or {}).items():
         history = report.get("history") if isinstance(report, dict) else None
         steps_ok = isinstance(history, list) and all(

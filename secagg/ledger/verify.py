@@ -49,6 +49,15 @@ delta, unit and mechanism, and record the config's sampling kind, rate and
 population. Noise multiplier and clip may differ (a restart under a new config):
 they are replayed as recorded and listed in :attr:`AuditResult.notes`.
 
+The ledger must begin at round 1: the server numbers rounds from 1 and writes a row
+for every one (aborted ones included; a restart resumes the numbering and rebuilds a
+missing row from its state), so a well-formed chain whose first row is round 5 is a
+ledger begun mid-federation (the old one lost, or a fresh one started) whose epsilon
+covers rounds 5 on only, while rounds 1-4 released models too: it fails, naming the
+missing rounds. An auditor who holds the earlier rounds' record elsewhere declares it
+(``first_round``, ``--first-round``): the ledger must then begin there, and every
+epsilon it prints is labelled as covering the rounds from it on only.
+
 Two more verdicts sit beside it. A head the auditor kept from an earlier audit
 (``expect_head``) must still be in the chain: the signatures alone accept a ledger cut
 back to an earlier signed head. And a round whose DP noise was drawn from a seeded,
@@ -80,6 +89,7 @@ from secagg.dp.accountants import (
     history_runs,
 )
 from secagg.dp.display import shown
+from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
     AnchorCheck,
     ChainReport,
@@ -89,10 +99,17 @@ from secagg.ledger.chain import (
 )
 from secagg.ledger.entry import FROM_STATE, Reconstruction, rebuilt, row_shape_problem
 
-#: claimed and recomputed epsilons must agree this closely (relative)
+#: a claim may lie this far (relative) *above* the epsilon its mechanism replays to
+#: (older accountant code, other arithmetic: it overstates what was spent, the safe side)
 RELATIVE_TOLERANCE = 1e-6
-#: a claim this much (relative) below its replay is noted as understated (below it,
-#: float noise between two computations of the same accountant; far under any digit shown)
+#: ... and only this far *below* it: float noise between two computations of the same
+#: accountant (incremental vs from-scratch PLD agree to 1e-8, docs/privacy.md; measured
+#: 4e-12 to 4e-10; the server's own claims replay exactly). A claim further below
+#: understates epsilon and fails: the tolerance above was once symmetric, so a claim
+#: 1e-6 below its replay verified
+FLOAT_NOISE = 1e-8
+#: a claim this much (relative) below its replay, within :data:`FLOAT_NOISE`, is noted
+#: as understated (below it, float noise far under any digit shown)
 _UNDERSTATED = 1e-12
 #: recorded parameters that must be equal (deltas, rates, noise std) agree this closely
 _PARAMETER_TOLERANCE = 1e-9
@@ -188,10 +205,14 @@ class AuditResult:
     #: before accounting became incremental; see :meth:`EpsilonReplay.older_claim`)
     from_scratch: int = 0
     #: (seq, round, claimed, replayed): rows whose claim lies below the epsilon their
-    #: mechanism replays to, within :data:`RELATIVE_TOLERANCE` (beyond it verify fails).
+    #: mechanism replays to, within :data:`FLOAT_NOISE` (beyond it verify fails).
     #: Accepted, since replay arithmetic may differ from the server's in the last
     #: digits, but noted: every figure verify and the report print is then the replay's
     understated: list[tuple[int, Any, float, float]] = field(default_factory=list)
+    #: the round the ledger must begin at (``first_round``): 1, or the round an auditor
+    #: declared the ledger begins at because the rounds before it are accounted in
+    #: another record; then every epsilon here covers the rounds from it on only
+    first_round: int = 1
     #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
@@ -233,6 +254,12 @@ class AuditResult:
         epsilon was ever claimed, a different reason from seeded noise or from noise
         missing in a ledger that claims DP (whose epsilon turns infinite)."""
         return not self.dp_claimed and bool(self.unnoised)
+
+    @property
+    def excluded_rounds(self) -> str | None:
+        """``rounds 1-4`` (``round 1``): the rounds before :attr:`first_round`, which this
+        ledger's epsilon does not cover; None when it begins at round 1."""
+        return _rounds_before(self.first_round)
 
     @property
     def first_failure(self) -> str | None:
@@ -386,11 +413,17 @@ def _claimed(entry: dict[str, Any]) -> float | None:
 
 
 def _agrees(claimed: float | None, recomputed: float | None) -> bool:
+    """A claimed epsilon follows from the replayed one: at most
+    :data:`RELATIVE_TOLERANCE` above it (the safe side), at most :data:`FLOAT_NOISE`
+    below it. Why one-sided: the tolerance was symmetric, so a row (or a branch's
+    DP-SGD report) could claim up to one part in a million less than its mechanism
+    spent and verify."""
     if claimed is None or recomputed is None:
         return claimed is None and recomputed is None
     if math.isinf(claimed) or math.isinf(recomputed):
         return claimed == recomputed
-    return abs(claimed - recomputed) <= RELATIVE_TOLERANCE * max(1.0, abs(recomputed))
+    scale = max(1.0, abs(recomputed))
+    return -FLOAT_NOISE * scale <= claimed - recomputed <= RELATIVE_TOLERANCE * scale
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -440,6 +473,18 @@ def _check_consistency(
             f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
             f"{dp.get('delta')}"
         )
+    sampling = dp.get("sampling")
+    population = sampling.get("population") if isinstance(sampling, dict) else None
+    if dp.get("unit") == "client" and isinstance(population, int) and accounted is not None:
+        # the server refuses such a config (secagg.dp.config): at delta >= 1/N the
+        # guarantee allows releasing one client's data outright, whatever the epsilon
+        # (a row at delta 0.3 of 4 clients verified with a small epsilon)
+        if float(accounted) >= 1 / population:
+            return (
+                f"accounts at delta {accounted} but its cohort was drawn from {population} "
+                f"clients: a delta of at least 1/{population} allows releasing one client's "
+                "data outright, so no epsilon at it is a guarantee"
+            )
     if dp.get("unit") != "client" and dp.get("mechanism") != "distributed":
         # record-level DP-SGD: the branches account (and sample) inside themselves;
         # every distributed row, record level included, gets the checks below (the DP
@@ -827,7 +872,9 @@ class EpsilonReplay:
         row_delta = dp.get("delta")
         for identity, report in dp.get("client_reports", {}).items():
             name = f"branch {identity[:12]}…"
-            if not _same(report.get("delta"), row_delta):
+            # a branch at a larger delta (a smaller epsilon) than the row prints, by any
+            # amount, flatters; _same alone let it pass by 1e-9 (relative)
+            if not _same(report.get("delta"), row_delta) or _below(row_delta, report.get("delta")):
                 raise ReplayFailure(
                     f"{name} accounts at delta {report.get('delta')} but the row accounts at "
                     f"delta {row_delta}"
@@ -848,12 +895,17 @@ class EpsilonReplay:
                     f"DP-SGD history gives {recomputed}"
                 )
             before = self.latest_reports.get(identity)
-            if before is not None and recomputed < before * (1 - RELATIVE_TOLERANCE):
+            # a history that extends the previous one spends at least as much: a drop
+            # beyond float noise fails (1e-6 was let through), and within it the branch
+            # keeps its larger figure, so no row's worst-branch epsilon goes down
+            if before is not None and recomputed < before * (1 - FLOAT_NOISE):
                 raise ReplayFailure(
                     f"{name}'s record-level epsilon goes down from {before} to {recomputed}"
                 )
             self._histories[identity] = history
-            self.latest_reports[identity] = recomputed
+            self.latest_reports[identity] = (
+                recomputed if before is None else max(before, recomputed)
+            )
         return max(self.latest_reports.values()) if self.latest_reports else None
 
     def _opacus_epsilon(self, report: dict[str, Any]) -> float:
@@ -1006,7 +1058,7 @@ class EpsilonReplay:
 
             runs = len(accountant.inner.history)
             slack = runs * PLD_VALUE_DISCRETIZATION + RELATIVE_TOLERANCE * max(1.0, exact)
-            if exact * (1 - RELATIVE_TOLERANCE) <= claimed <= exact + slack:
+            if exact * (1 - FLOAT_NOISE) <= claimed <= exact + slack:
                 return claimed
             return None
         key = (id(accountant), accountant.rounds)
@@ -1146,19 +1198,73 @@ def _over_budget(
     )
 
 
+def _rounds_before(first_round: int) -> str | None:
+    """``round 1`` or ``rounds 1-4``: the rounds before ``first_round``; None for 1."""
+    if first_round <= 1:
+        return None
+    return "round 1" if first_round == 2 else f"rounds 1-{first_round - 1}"
+
+
+def _first_round_problem(number: int, first_round: int) -> str | None:
+    """Why a ledger whose first row is round ``number`` does not begin where it must
+    (round 1, or the auditor's ``first_round``), or None.
+
+    Why: the chain starts at a genesis hash, so rows cut from the front break it, but a
+    new, well-formed chain that begins at round 5 verified, its epsilon covering rounds
+    5 on only while rounds 1-4 had released models too. The server numbers rounds from
+    1 and writes every one (an aborted round, a restart's rebuilt row included), so an
+    honest ledger's first row is round 1."""
+    if number == first_round:
+        return None
+    if number < first_round:
+        return (
+            f"row 1 is round {number}, but --first-round says this ledger begins at round "
+            f"{first_round}: the rounds before it are in this ledger after all, so omit "
+            "--first-round (or give the round its first row has)"
+        )
+    missing = _rounds_before(number)
+    if first_round > 1:
+        missing = (
+            f"round {first_round} is"
+            if number == first_round + 1
+            else f"rounds {first_round}-{number - 1} are"
+        )
+        return (
+            f"row 1 is round {number}, but --first-round says this ledger begins at round "
+            f"{first_round}: {missing} in neither, and released models no epsilon here "
+            "covers"
+        )
+    return (
+        f"row 1 is round {number}: {missing} {'is' if number == 2 else 'are'} not in this "
+        "ledger (it was begun mid-federation, or its first rows were replaced by a new "
+        f"chain), so its epsilon would cover rounds {number} on only while the rounds "
+        "before released models too. If another ledger accounts for them, verify that one "
+        f"and pass --first-round {number} here (every epsilon is then labelled as covering "
+        f"rounds {number} on only)"
+    )
+
+
 def verify_ledger(
     path: str | Path,
     public_key: bytes | None = None,
     expect_head: str | None = None,
     expected: ExpectedPrivacy | None = None,
+    *,
+    first_round: int = 1,
 ) -> AuditResult:
     """Check the chain (and, given ``expect_head``, that it still holds that head), then
     replay every epsilon claim, check every DP block for consistency (and, given
     ``expected``, against the federation's config), and collect the rounds with seeded
     noise or none; name the first failure. ``expect_head`` is ``SEQ:HASH`` or ``HASH``
-    (a malformed one raises :class:`~secagg.errors.ConfigurationError`)."""
+    (a malformed one raises :class:`~secagg.errors.ConfigurationError`). The first row
+    must be round ``first_round`` (1 unless the auditor declares the rounds before it
+    accounted elsewhere; see :func:`_first_round_problem`)."""
+    if isinstance(first_round, bool) or not isinstance(first_round, int) or first_round < 1:
+        raise ConfigurationError(
+            f"--first-round must be a round number (an integer >= 1), not {first_round!r}"
+        )
     chain = read_chain(path, public_key)
-    result = AuditResult(chain)
+    result = AuditResult(chain, first_round=first_round)
     rows: list[ChainRow] = chain.rows
     # a row no writer could have written (not an object, a field of the wrong type, a
     # round out of order) fails, naming it; the rows before it are replayed first, so
@@ -1183,6 +1289,10 @@ def verify_ledger(
         if result.anchor.failure is not None:
             result.failure = result.anchor.failure
             return result
+    begins = None if not rows else _first_round_problem(rows[0].entry["round"], first_round)
+    if begins is not None:
+        result.failure = begins
+        return result
     replay = EpsilonReplay()
     result.record_level = replay.latest_reports  # the same dict: filled as rows replay
     seeded_without_dp = 0  # rows flagged noise_seeded that drew no DP noise to seed
@@ -1284,8 +1394,10 @@ def verify_ledger(
             older = replay.older_claim(claimed)  # a claim written by the from-scratch code?
             if older is not None:
                 result.from_scratch += 1
-                recomputed = older
-                result.epsilons[-1] = (row.seq, older)
+                # never below the incremental replay: the from-scratch figure may lie a
+                # hair under it, and the replay is what every figure is held to
+                recomputed = older if recomputed is None else max(older, recomputed)
+                result.epsilons[-1] = (row.seq, recomputed)
         if not _agrees(claimed, recomputed):
             below = claimed is not None and recomputed is not None and claimed < recomputed
             result.failure = (
@@ -1299,6 +1411,7 @@ def verify_ledger(
             and claimed < recomputed
             # replay arithmetic may differ from the server's in the last bits; a gap
             # that no printed figure (at most 6 significant digits) can show is no claim
+            # (within FLOAT_NOISE: a claim further below failed above)
             and recomputed - claimed > _UNDERSTATED * max(1.0, abs(recomputed))
         ):
             result.understated.append(
@@ -1369,9 +1482,16 @@ def verify_ledger(
         _, number, claimed, replayed = max(result.understated, key=lambda u: u[3] - u[2])
         result.notes.append(
             f"{len(result.understated)} rows claim an epsilon below the one their recorded "
-            f"mechanism replays to, within the {RELATIVE_TOLERANCE:g} relative tolerance "
+            f"mechanism replays to, within float noise ({FLOAT_NOISE:g} relative) "
             f"(the largest gap: round {number} claims {claimed!r}, the replay gives "
             f"{replayed!r}): every epsilon verify and the report print is the replay's"
+        )
+    excluded = result.excluded_rounds
+    if excluded is not None:
+        result.notes.append(
+            f"{excluded} not in this ledger (--first-round {first_round}: declared "
+            f"accounted elsewhere): every epsilon here covers rounds {first_round} on "
+            "only; the federation's epsilon composes it with theirs and is no smaller"
         )
     if result.from_scratch:
         result.notes.append(

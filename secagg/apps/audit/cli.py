@@ -149,9 +149,10 @@ Exit status:
   0  verified: chain, signatures, expected head and every epsilon claim hold,
      every DP block is consistent (and matches --config), no round's noise was
      seeded and no completed round went without DP
-  1  FAILED: the ledger was changed, cut back (--expect-head), a claim does not
-     follow, a row contradicts itself or the --config (delta, sampling kind,
-     rate, population, unit, mechanism); or it cannot be read as a ledger
+  1  FAILED: the ledger was changed, cut back (--expect-head), does not begin
+     at round 1 (or --first-round), a claim does not follow, a row contradicts
+     itself or the --config (delta, sampling kind, rate, population, unit,
+     mechanism); or it cannot be read as a ledger
   2  usage error (bad option, missing ledger, unreadable key or --config)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
      simulation/replay), a completed round had no DP (epsilon infinite), or
@@ -186,6 +187,15 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     "clip may differ (a restart): each row is replayed with its own, and noted.",
 )
 @click.option(
+    "--first-round",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="The round this ledger begins at. A ledger must begin at round 1 (the server "
+    "writes every round from 1); give N only when rounds 1 to N-1 are accounted in "
+    "another ledger you verify too: every epsilon printed then covers rounds N on only.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -193,7 +203,12 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     "first_failure, notes ...) instead of text.",
 )
 def verify(
-    ledger: str, pubkey: str | None, expect_head: str | None, config: str | None, as_json: bool
+    ledger: str,
+    pubkey: str | None,
+    expect_head: str | None,
+    config: str | None,
+    first_round: int,
+    as_json: bool,
 ) -> None:
     """Check the chain, every signature and every epsilon claim.
 
@@ -211,7 +226,7 @@ def verify(
 
     expected = _expected(config)
     try:
-        result = verify_ledger(ledger, _key(pubkey), expect_head, expected)
+        result = verify_ledger(ledger, _key(pubkey), expect_head, expected, first_round=first_round)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
@@ -267,14 +282,23 @@ def verify(
         "rows_without_sampling": result.without_sampling,
         "notes": result.notes,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
+        # the round the ledger begins at: above 1, "epsilon" covers the rounds from it on
+        # only (--first-round: the rounds before are accounted in another record)
+        "first_round": result.first_round,
         "epsilon_unamplified": result.unamplified_epsilon,
         "per_client": result.per_client,
         # rows rebuilt after a crash: why, from what, and which fields the source lacked
         "reconstructed_rows": result.rebuilt_json(),
     }
     # a ledger without DP has no cumulative epsilon to print ("None" read as a value)
+    excluded = result.excluded_rounds
+    covered = (
+        "cumulative epsilon"
+        if excluded is None
+        else f"epsilon of rounds {first_round} on only ({excluded} excluded: --first-round)"
+    )
     claims = (
-        f"every epsilon claim follows; cumulative epsilon {payload['epsilon']}"
+        f"every epsilon claim follows; {covered} {payload['epsilon']}"
         if result.dp_claimed
         else "no epsilon is claimed: no row carries a DP block"
     )
@@ -392,13 +416,21 @@ Exit status:
     callback=_out_option,
     help="Folder for ledger-report.md, .html and .png (created if missing).",
 )
-def report(ledger: str, pubkey: str | None, config: str | None, out: str) -> None:
+@click.option(
+    "--first-round",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="The round this ledger begins at (as `audit verify --first-round`): give N only "
+    "when rounds 1 to N-1 are accounted in another ledger.",
+)
+def report(ledger: str, pubkey: str | None, config: str | None, out: str, first_round: int) -> None:
     """Write ledger-report.md / .html / .png for a compliance officer."""
     from secagg.ledger.report import build_report, write_report_files
 
     expected = _expected(config)
     try:
-        text, png = build_report(ledger, _key(pubkey), expected)
+        text, png = build_report(ledger, _key(pubkey), expected, first_round=first_round)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (SecAggError, sqlite3.Error, OSError, ValueError) as exc:

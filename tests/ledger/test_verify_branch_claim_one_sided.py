@@ -1,0 +1,121 @@
+"""Record-level DP-SGD: a branch's claim and its re-derived epsilon are compared on the
+safe side only.
+
+Before: a branch's stated epsilon could lie up to one part in a million *below* what
+its DP-SGD history gives (the tolerance was symmetric), and a branch's re-derived
+epsilon could go *down* by as much between two reports whose histories extend one
+another (Opacus's PRV accountant: a near-free step appended to 100 steps drops it by
+1.5e-7 relative); the row's worst-branch epsilon then went down with it and verified.
+Now a claim may lie above its history's epsilon within 1e-6 (the safe side), below it
+only within float noise (1e-8), and a drop beyond float noise fails (the server refuses
+any drop of a branch's epsilon, so an honest ledger holds none).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _ledgers import write_ledger
+
+from secagg.dp.accountants import RecordLevelAccountant
+from secagg.ledger import LedgerKey
+from secagg.ledger.verify import verify_ledger
+
+DELTA = 1e-5
+BRANCH = "h-a"
+BASE = [(1.0, 0.02, 100)]
+#: a step of almost no cost: PRV's epsilon of BASE + it is below BASE's by ~1.5e-7
+FREE = (1e4, 1e-4, 10)
+
+
+def _epsilon(accountant: str, history: list[tuple[float, float, int]]) -> float:
+    with np.errstate(divide="ignore"):
+        return RecordLevelAccountant(accountant, DELTA, history).epsilon()
+
+
+def _row(
+    number: int, history: list[tuple[float, float, int]], claim: float, accountant: str = "rdp"
+) -> dict[str, Any]:
+    """A completed record-level round of one branch whose report states ``claim``."""
+    return {
+        "round": number,
+        "status": "complete",
+        "participants": {"count": 1, "identity_hashes": [BRANCH]},
+        "contributed": 1,
+        "dropouts": {},
+        "backend": {"name": "secagg+"},
+        "dp": {
+            "unit": "record",
+            "mechanism": "dpsgd",
+            "clip": 1.0,
+            "sample_rate": 1.0,
+            "accountant": "in-clients",
+            "delta": DELTA,
+            "sampling": {"kind": "poisson", "rate": 1.0, "population": 1, "seeded": False},
+            "client_reports": {
+                BRANCH: {
+                    "accountant": accountant,
+                    "delta": DELTA,
+                    "history": [list(h) for h in history],
+                    "epsilon": claim,
+                    "unit": "customer",
+                }
+            },
+        },
+        "privacy": {"epsilon": claim, "delta": DELTA},
+        "model_sha256": f"{number:064x}",
+        "noise_seeded": False,
+        "version": 2,
+    }
+
+
+def _verify(tmp_path: Path, rows: list[dict[str, Any]]) -> Any:
+    key = LedgerKey.generate()
+    path = write_ledger(tmp_path / "r.sqlite", rows, key)[0]
+    result = verify_ledger(path, key.public_key)
+    assert result.chain.ok
+    return result
+
+
+def test_a_branch_claim_below_its_history_by_one_part_in_a_million_fails(
+    tmp_path: Path,
+) -> None:
+    true = _epsilon("rdp", BASE)
+    claim = true * (1 - 5e-7)
+    result = _verify(tmp_path, [_row(1, BASE, claim)])
+    assert not result.ok
+    assert f"claims record-level epsilon {claim} but its DP-SGD history gives {true}" in str(
+        result.failure
+    )
+
+
+def test_a_branch_claim_above_its_history_within_the_tolerance_verifies(tmp_path: Path) -> None:
+    true = _epsilon("rdp", BASE)
+    result = _verify(tmp_path, [_row(1, BASE, true * (1 + 5e-7))])
+    assert result.ok, result.first_failure
+    assert result.record_level[BRANCH] == true
+
+
+def test_a_branch_epsilon_that_goes_down_fails_and_no_row_shows_less(tmp_path: Path) -> None:
+    before, after = _epsilon("prv", BASE), _epsilon("prv", [*BASE, FREE])
+    assert before * (1 - 1e-6) < after < before * (1 - 1e-8)  # the drop this test is about
+    rows = [_row(1, BASE, before, "prv"), _row(2, [*BASE, FREE], after, "prv")]
+    result = _verify(tmp_path, rows)
+    assert not result.ok
+    assert "record-level epsilon goes down from" in str(result.failure)
+    # what was re-derived up to the failure never reads less than the round before
+    figures = [epsilon for _, epsilon in result.epsilons]
+    assert figures == sorted(figures)
+
+
+def test_an_extending_history_whose_epsilon_grows_verifies(tmp_path: Path) -> None:
+    longer = [(1.0, 0.02, 200)]
+    rows = [
+        _row(1, BASE, _epsilon("prv", BASE), "prv"),
+        _row(2, longer, _epsilon("prv", longer), "prv"),
+    ]
+    result = _verify(tmp_path, rows)
+    assert result.ok, result.first_failure
+    assert result.epsilons[1][1] > result.epsilons[0][1]
