@@ -153,3 +153,74 @@ def central_client_rows(
             )
         )
     return rows, accountant.epsilon()
+
+
+def record_dpsgd_row(
+    number: int,
+    participants: Sequence[str],
+    reports: dict[str, dict[str, Any]],
+    *,
+    delta: float,
+    population: int | None = None,
+) -> dict[str, Any]:
+    """A completed record-level DP-SGD round of ``participants`` (identity hashes) in the
+    row format the server writes: the branches account themselves (``reports``, hash ->
+    report), the row claims the worst reported ε. ``population`` None leaves the
+    sampling record out (a row from before the server wrote one)."""
+    dp: dict[str, Any] = {
+        "unit": "record",
+        "mechanism": "dpsgd",
+        "clip": 1.0,
+        "sample_rate": 1.0,
+        "accountant": "in-clients",
+        "delta": delta,
+        "client_reports": reports,
+    }
+    if population is not None:
+        dp["sampling"] = {"kind": "poisson", "rate": 1.0, "population": population, "seeded": False}
+    return {
+        "round": number,
+        "status": "complete",
+        "participants": {"count": len(participants), "identity_hashes": list(participants)},
+        "contributed": len(participants),
+        "dropouts": {},
+        "backend": {"name": "secagg+"},
+        "dp": dp,
+        "privacy": {
+            "epsilon": max((r["epsilon"] for r in reports.values()), default=None),
+            "delta": delta,
+        },
+        "model_sha256": f"{number:064x}",
+        "noise_seeded": False,
+        "version": 2,
+    }
+
+
+def branch_report(
+    history: Sequence[tuple[float, float, int]],
+    epsilon: float,
+    *,
+    delta: float,
+    accountant: str = "rdp",
+) -> dict[str, Any]:
+    """A branch's record-level report as a row carries it: its DP-SGD history (noise
+    multiplier, sample rate, steps), the accountant and δ it used, and its claimed ε."""
+    return {
+        "accountant": accountant,
+        "delta": delta,
+        "history": [list(h) for h in history],
+        "epsilon": epsilon,
+        "unit": "customer",
+    }
+
+
+def verify_rows(path: Path, rows: Iterable[dict], **options: Any) -> Any:
+    """Sign ``rows`` into a new ledger at ``path`` and verify it (``options`` go to
+    :func:`~secagg.ledger.verify.verify_ledger`); the signatures must hold, so only the
+    replay can object."""
+    from secagg.ledger.verify import verify_ledger
+
+    written, key = write_ledger(path, rows)
+    result = verify_ledger(written, key.public_key, **options)
+    assert result.chain.ok
+    return result

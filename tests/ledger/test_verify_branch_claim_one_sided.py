@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _ledgers import write_ledger
+from _ledgers import branch_report, record_dpsgd_row, verify_rows
 
 from secagg.dp.accountants import RecordLevelAccountant
-from secagg.ledger import LedgerKey
-from secagg.ledger.verify import verify_ledger
 
 DELTA = 1e-5
 BRANCH = "h-a"
@@ -39,44 +37,12 @@ def _row(
     number: int, history: list[tuple[float, float, int]], claim: float, accountant: str = "rdp"
 ) -> dict[str, Any]:
     """A completed record-level round of one branch whose report states ``claim``."""
-    return {
-        "round": number,
-        "status": "complete",
-        "participants": {"count": 1, "identity_hashes": [BRANCH]},
-        "contributed": 1,
-        "dropouts": {},
-        "backend": {"name": "secagg+"},
-        "dp": {
-            "unit": "record",
-            "mechanism": "dpsgd",
-            "clip": 1.0,
-            "sample_rate": 1.0,
-            "accountant": "in-clients",
-            "delta": DELTA,
-            "sampling": {"kind": "poisson", "rate": 1.0, "population": 1, "seeded": False},
-            "client_reports": {
-                BRANCH: {
-                    "accountant": accountant,
-                    "delta": DELTA,
-                    "history": [list(h) for h in history],
-                    "epsilon": claim,
-                    "unit": "customer",
-                }
-            },
-        },
-        "privacy": {"epsilon": claim, "delta": DELTA},
-        "model_sha256": f"{number:064x}",
-        "noise_seeded": False,
-        "version": 2,
-    }
+    report = branch_report(history, claim, delta=DELTA, accountant=accountant)
+    return record_dpsgd_row(number, [BRANCH], {BRANCH: report}, delta=DELTA, population=1)
 
 
 def _verify(tmp_path: Path, rows: list[dict[str, Any]]) -> Any:
-    key = LedgerKey.generate()
-    path = write_ledger(tmp_path / "r.sqlite", rows, key)[0]
-    result = verify_ledger(path, key.public_key)
-    assert result.chain.ok
-    return result
+    return verify_rows(tmp_path / "r.sqlite", rows)
 
 
 def test_a_branch_claim_below_its_history_by_one_part_in_a_million_fails(

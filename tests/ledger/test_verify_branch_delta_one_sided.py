@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _ledgers import write_ledger
+from _ledgers import branch_report, record_dpsgd_row, verify_rows
 
 from secagg.dp.accountants import RecordLevelAccountant
-from secagg.ledger.verify import verify_ledger
 
 DELTA = 1e-5
 HISTORY = [(1.0, 0.02, 100)]
@@ -25,35 +24,8 @@ HISTORY = [(1.0, 0.02, 100)]
 def _row(branch_delta: float) -> dict[str, Any]:
     with np.errstate(divide="ignore"):
         epsilon = RecordLevelAccountant("rdp", branch_delta, HISTORY).epsilon()
-    return {
-        "round": 1,
-        "status": "complete",
-        "participants": {"count": 1, "identity_hashes": ["h-a"]},
-        "contributed": 1,
-        "dropouts": {},
-        "backend": {"name": "secagg+"},
-        "dp": {
-            "unit": "record",
-            "mechanism": "dpsgd",
-            "clip": 1.0,
-            "sample_rate": 1.0,
-            "accountant": "in-clients",
-            "delta": DELTA,
-            "client_reports": {
-                "h-a": {
-                    "accountant": "rdp",
-                    "delta": branch_delta,
-                    "history": [list(h) for h in HISTORY],
-                    "epsilon": epsilon,
-                    "unit": "customer",
-                }
-            },
-        },
-        "privacy": {"epsilon": epsilon, "delta": DELTA},
-        "model_sha256": "0" * 64,
-        "noise_seeded": False,
-        "version": 2,
-    }
+    report = branch_report(HISTORY, epsilon, delta=branch_delta)
+    return record_dpsgd_row(1, ["h-a"], {"h-a": report}, delta=DELTA)
 
 
 @pytest.mark.parametrize(
@@ -64,9 +36,7 @@ def _row(branch_delta: float) -> dict[str, Any]:
 def test_a_branch_delta_above_the_rows_fails(
     tmp_path: Path, branch_delta: float, verifies: bool
 ) -> None:
-    path, key = write_ledger(tmp_path / "r.sqlite", [_row(branch_delta)])
-    result = verify_ledger(path, key.public_key)
-    assert result.chain.ok
+    result = verify_rows(tmp_path / "r.sqlite", [_row(branch_delta)])
     assert result.ok is verifies, result.first_failure
     if not verifies:
         assert f"accounts at delta {branch_delta} but the row accounts at delta {DELTA}" in str(

@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ledgers import write_ledger
+from _ledgers import branch_report, record_dpsgd_row, verify_rows
 
 from secagg.dp.accountants import RecordLevelAccountant
-from secagg.ledger import LedgerKey
-from secagg.ledger.verify import verify_ledger
 
 DELTA = 1e-5
 BRANCHES = ["h-a", "h-b", "h-c"]
@@ -21,51 +19,18 @@ BRANCHES = ["h-a", "h-b", "h-c"]
 
 def _report(steps: int) -> dict[str, Any]:
     history = [(1.0, 0.02, steps)]
-    return {
-        "accountant": "rdp",
-        "delta": DELTA,
-        "history": [list(h) for h in history],
-        "epsilon": RecordLevelAccountant("rdp", DELTA, history).epsilon(),
-        "unit": "customer",
-    }
+    epsilon = RecordLevelAccountant("rdp", DELTA, history).epsilon()
+    return branch_report(history, epsilon, delta=DELTA)
 
 
 def _row(number: int, reporting: list[str]) -> dict[str, Any]:
     """A completed round of all BRANCHES (listed by hash), with reports from ``reporting``."""
     reports = {h: _report(100 * number) for h in reporting}
-    return {
-        "round": number,
-        "status": "complete",
-        "participants": {"count": len(BRANCHES), "identity_hashes": list(BRANCHES)},
-        "contributed": len(BRANCHES),
-        "dropouts": {},
-        "backend": {"name": "secagg+"},
-        "dp": {
-            "unit": "record",
-            "mechanism": "dpsgd",
-            "clip": 1.0,
-            "sample_rate": 1.0,
-            "accountant": "in-clients",
-            "delta": DELTA,
-            "sampling": {"kind": "poisson", "rate": 1.0, "population": 3, "seeded": False},
-            "client_reports": reports,
-        },
-        "privacy": {
-            "epsilon": max((r["epsilon"] for r in reports.values()), default=None),
-            "delta": DELTA,
-        },
-        "model_sha256": f"{number:064x}",
-        "noise_seeded": False,
-        "version": 2,
-    }
+    return record_dpsgd_row(number, BRANCHES, reports, delta=DELTA, population=3)
 
 
 def _verify(tmp_path: Path, rows: list[dict[str, Any]]) -> Any:
-    key = LedgerKey.generate()
-    path = write_ledger(tmp_path / "r.sqlite", rows, key)[0]
-    result = verify_ledger(path, key.public_key)
-    assert result.chain.ok
-    return result
+    return verify_rows(tmp_path / "r.sqlite", rows)
 
 
 def test_every_contributor_reported_verifies(tmp_path: Path) -> None:
