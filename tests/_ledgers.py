@@ -114,9 +114,18 @@ def write_central_config(
     return path
 
 
-def central_client_dp(noise_multiplier: float, delta: float) -> dict[str, Any]:
-    """The DP block of client-level central DP as the server writes it: clip 1, PLD,
-    each client charged for its rounds, a Poisson cohort at rate 0.5 of 4 clients."""
+def central_dp(
+    noise_multiplier: float,
+    delta: float,
+    *,
+    accountant: str = "rdp",
+    adjacency: str = "add/remove one client",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A client-level central DP block, clip 1, noise std = multiplier (one client's
+    sensitivity); the defaults are a row from before per-client charging (RDP,
+    add/remove adjacency, no sampling record). ``extra`` adds keys (``sampling``,
+    ``composition``)."""
     return {
         "unit": "client",
         "mechanism": "central",
@@ -124,12 +133,24 @@ def central_client_dp(noise_multiplier: float, delta: float) -> dict[str, Any]:
         "noise_multiplier": noise_multiplier,
         "noise_std": noise_multiplier,
         "sample_rate": 1.0,
-        "accountant": "pld",
+        "accountant": accountant,
         "delta": delta,
-        "adjacency": "zero-out one client's update",
-        "composition": "per_client",
-        "sampling": {"kind": "poisson", "rate": 0.5, "population": 4, "seeded": False},
+        "adjacency": adjacency,
+        **extra,
     }
+
+
+def central_client_dp(noise_multiplier: float, delta: float) -> dict[str, Any]:
+    """The DP block of client-level central DP as the server writes it: clip 1, PLD,
+    each client charged for its rounds, a Poisson cohort at rate 0.5 of 4 clients."""
+    return central_dp(
+        noise_multiplier,
+        delta,
+        accountant="pld",
+        adjacency="zero-out one client's update",
+        composition="per_client",
+        sampling={"kind": "poisson", "rate": 0.5, "population": 4, "seeded": False},
+    )
 
 
 def central_client_rows(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ledgers import ledger_row, write_central_config, write_ledger
+from _ledgers import central_dp, ledger_row, write_central_config, write_ledger
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,19 +42,13 @@ COHORTS = [NAMES[0:2], NAMES[1:3], NAMES[2:4]]  # branch-01 and branch-02 are in
 
 def _dp(z: float = Z, rate: float = Q) -> dict[str, Any]:
     """Today's central block: charged to its participants, no amplification credited."""
-    return {
-        "unit": "client",
-        "mechanism": "central",
-        "clip": 1.0,
-        "noise_multiplier": z,
-        "noise_std": z,
-        "sample_rate": 1.0,
-        "accountant": "rdp",
-        "delta": DELTA,
-        "adjacency": "zero-out one client's update",
-        "sampling": {"kind": "poisson", "rate": rate, "population": len(NAMES), "seeded": False},
-        "composition": "per_client",
-    }
+    return central_dp(
+        z,
+        DELTA,
+        adjacency="zero-out one client's update",
+        sampling={"kind": "poisson", "rate": rate, "population": len(NAMES), "seeded": False},
+        composition="per_client",
+    )
 
 
 def _per_client_rows(cohorts: list[list[str]], z: float = Z, rate: float = Q) -> list[dict]:

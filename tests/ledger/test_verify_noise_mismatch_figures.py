@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _ledgers import ledger_row, write_ledger
+from _ledgers import central_dp, ledger_row, write_ledger
 
 from secagg.dp.accounting import PrivacyAccountant
 from secagg.ledger.verify import verify_ledger
@@ -49,18 +49,8 @@ def test_a_parameter_note_shows_a_recorded_z_apart_from_the_configs(tmp_path: Pa
     z = 1.9999999
     accountant = PrivacyAccountant(DELTA, "rdp")
     accountant.step(z, 1.0)
-    dp = {
-        "unit": "client",
-        "mechanism": "central",
-        "clip": 1.0,
-        "noise_multiplier": z,
-        "noise_std": z,
-        "sample_rate": 1.0,
-        "accountant": "rdp",
-        "delta": DELTA,
-        "adjacency": "add/remove one client",
-        "sampling": {"kind": "poisson", "rate": 1.0, "population": 3, "seeded": False},
-    }
+    sampling = {"kind": "poisson", "rate": 1.0, "population": 3, "seeded": False}
+    dp = central_dp(z, DELTA, sampling=sampling)
     path, key = write_ledger(tmp_path / "l.sqlite", [ledger_row(1, dp, accountant.epsilon())])
     expected = ExpectedPrivacy(
         delta=DELTA,

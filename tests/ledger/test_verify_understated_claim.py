@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _ledgers import ledger_row, write_ledger
+from _ledgers import central_dp, ledger_row, write_ledger
 
 from secagg.dp.accounting import PrivacyAccountant
 from secagg.ledger.report import build_report
@@ -53,17 +53,7 @@ def _ledger(tmp_path: Path, below: float = 5e-10) -> tuple[Path, bytes, float, f
     true = _epsilon(z)
     claim = true * (1 - below)
     assert claim < BOUNDARY < true
-    dp = {
-        "unit": "client",
-        "mechanism": "central",
-        "clip": 1.0,
-        "noise_multiplier": z,
-        "noise_std": z,
-        "sample_rate": 1.0,
-        "accountant": "rdp",
-        "delta": DELTA,
-        "adjacency": "add/remove one client",
-    }
+    dp = central_dp(z, DELTA)
     path, key = write_ledger(tmp_path / "l.sqlite", [ledger_row(1, dp, claim, delta=DELTA)])
     return path, key.public_key, claim, true
 
@@ -128,17 +118,7 @@ def test_a_claim_that_matches_only_a_lower_from_scratch_figure_fails(
     true = _epsilon(z)
     lower = true * (1 - 5e-6)
     monkeypatch.setattr(PrivacyAccountant, "reference_epsilon", lambda self: lower)
-    dp = {
-        "unit": "client",
-        "mechanism": "central",
-        "clip": 1.0,
-        "noise_multiplier": z,
-        "noise_std": z,
-        "sample_rate": 1.0,
-        "accountant": "rdp",
-        "delta": DELTA,
-        "adjacency": "add/remove one client",
-    }
+    dp = central_dp(z, DELTA)
     path, key = write_ledger(tmp_path / "old.sqlite", [ledger_row(1, dp, lower, delta=DELTA)])
     result = verify_ledger(path, key.public_key)
     assert not result.ok
