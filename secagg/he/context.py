@@ -80,18 +80,18 @@ def check_matches(context: ts.Context, params: CKKSParameters) -> None:
         )
 
 
-class BoundContext:
-    """A TenSEAL context together with its parameters and public fingerprint."""
+class _PublishedContext:
+    """What every party's view of a round's public context shares: the round's
+    parameters, the context's bytes as published and their fingerprint (SHA-256), and
+    the cache slot of the ciphertext layout those parameters give."""
 
-    __slots__ = ("_fingerprint", "_layout", "_params", "_public_bytes", "_seal", "_ts")
+    __slots__ = ("_fingerprint", "_layout", "_params", "_public_bytes")
 
-    def __init__(self, ts_context: ts.Context, params: CKKSParameters, public: bytes) -> None:
-        self._ts = ts_context
+    def __init__(self, params: CKKSParameters, public: bytes, fingerprint: bytes) -> None:
         self._params = params
         self._public_bytes = public
-        self._fingerprint = context_fingerprint(public)
+        self._fingerprint = fingerprint
         self._layout: object = None  # secagg.he.chunks.ciphertext_layout's cache
-        self._seal: object = None  # secagg.he.paired.SealTools.of's cache
 
     @property
     def params(self) -> CKKSParameters:
@@ -107,12 +107,23 @@ class BoundContext:
         """The public context exactly as published (parameters, scale, public key)."""
         return self._public_bytes
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(fingerprint={self._fingerprint.hex()[:16]}...)"
+
+
+class BoundContext(_PublishedContext):
+    """A TenSEAL context together with its parameters and public fingerprint."""
+
+    __slots__ = ("_seal", "_ts")
+
+    def __init__(self, ts_context: ts.Context, params: CKKSParameters, public: bytes) -> None:
+        super().__init__(params, public, context_fingerprint(public))
+        self._ts = ts_context
+        self._seal: object = None  # secagg.he.paired.SealTools.of's cache
+
     def is_private(self) -> bool:
         """Whether this object can decrypt (asks TenSEAL, not a flag of ours)."""
         return bool(self._ts.is_private())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(fingerprint={self._fingerprint.hex()[:16]}...)"
 
 
 class PublicAggregationContext(BoundContext):
@@ -196,7 +207,7 @@ class SecretContext(BoundContext):
         )
 
 
-class OpaquePublicContext:
+class OpaquePublicContext(_PublishedContext):
     """The key holder's public context as the server holds it: never parsed.
 
     The key holder is a separate party (docs/backends.md), so its blob is as
@@ -217,7 +228,7 @@ class OpaquePublicContext:
     A client that refuses uploads nothing, and the round aborts below two contributions.
     """
 
-    __slots__ = ("_fingerprint", "_layout", "_params", "_public_bytes")
+    __slots__ = ()
 
     def __init__(self, data: bytes, params: CKKSParameters, *, fingerprint: bytes) -> None:
         """Check ``data`` (the key holder's blob) by size and against ``fingerprint``.
@@ -237,25 +248,9 @@ class OpaquePublicContext:
             context_fingerprint(data), fingerprint
         ):
             raise ContextMismatch("public context does not match the fingerprint sent with it")
-        self._params = params
-        self._public_bytes = data
-        self._fingerprint = bytes(fingerprint)
-        self._layout: object = None  # secagg.he.chunks.ciphertext_layout's cache
-
-    @property
-    def params(self) -> CKKSParameters:
-        """The round's own parameters, not read from the blob."""
-        return self._params
-
-    @property
-    def fingerprint(self) -> bytes:
-        """SHA-256 of :attr:`public_context_bytes`, checked at construction."""
-        return self._fingerprint
-
-    @property
-    def public_context_bytes(self) -> bytes:
-        """The blob exactly as the key holder sent it, for the round's announcement."""
-        return self._public_bytes
+        # the parameters are the round's own, not read from the blob; the bytes are
+        # forwarded exactly as the key holder sent them
+        super().__init__(params, data, bytes(fingerprint))
 
     def is_private(self) -> bool:
         """Never: this object holds no key of any kind, only bytes it does not read."""
@@ -264,9 +259,6 @@ class OpaquePublicContext:
     def decrypt(self, *_: object) -> np.ndarray:
         """Always refuses: the server holds no secret key, by construction."""
         raise SecretKeyUnavailable("the server's view of the public context holds no key")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(fingerprint={self._fingerprint.hex()[:16]}...)"
 
 
 #: A context the server's checks and its running sum work with: parsed (tests, the key
