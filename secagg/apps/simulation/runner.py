@@ -65,7 +65,7 @@ import numpy as np
 from secagg.apps.models.metrics import fraud_metrics
 from secagg.apps.models.synthetic import BranchData, generate_branches
 from secagg.apps.models.tabular import MemoryPeak
-from secagg.apps.simulation.config import SimulationConfig, check_branch_data, key
+from secagg.apps.simulation.config import REAL_CAPS, SimulationConfig, check_branch_data, key
 from secagg.apps.simulation.network import (
     MASKING_PHASES,
     SINGLE_PHASE,
@@ -614,6 +614,7 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
                 f"publishing a whole {config.protected}; choose a smaller one"
             )
         if config.epsilon is None:
+            _check_noise_accountable(config, branch, n, batch)
             continue
         try:
             calibrated_noise_multiplier(
@@ -626,6 +627,63 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
             )
         except ConfigurationError as exc:
             raise _calibration_refused(config, branch, exc) from None
+
+
+def _check_noise_accountable(
+    config: SimulationConfig, branch: BranchData, n: int, batch: int
+) -> None:
+    """Refuse ``noise_multiplier`` now if the trainers' accountant (PRV, what simulate's
+    DP-SGD uses) could not state the epsilon of this branch's training, naming the flag
+    and the smallest noise it can state.
+
+    Why: a trainer checks it only when it trains (``DPSGDTrainer._check_accountable``):
+    ``--noise-multiplier 0.01`` was refused during local-only training, after the prior's
+    fit (40 s at the defaults), in the DP engine's words, which suggested
+    ``accountant='rdp'`` (no setting of simulate). The check sizes PRV's privacy loss
+    domain for the whole run's steps (the local-only fit's, and the federated trainer's
+    after its last round: the same ``(z, q, steps)``), milliseconds, as the trainer's own
+    check does first; the evaluation itself is left to the trainers."""
+    from opacus.accountants.analysis.prv import (
+        PoissonSubsampledGaussianPRV,
+        compute_safe_domain_size,
+    )
+
+    from secagg.dp.accountants import _PRV_LOSS_LIMIT
+    from secagg.dp.dpsgd import _batches, _prior_entries
+
+    assert config.noise_multiplier is not None
+    q = 1 / _batches(n, batch)
+    steps = config.epochs * int(1 / q)
+    prior = _prior_entries(branch.prior_releases)
+
+    def domain(z: float) -> float:
+        runs = [*prior, (z, q, steps)]
+        return float(
+            compute_safe_domain_size(
+                prvs=[PoissonSubsampledGaussianPRV(rq, rz) for rz, rq, _ in runs],
+                max_self_compositions=[k for _, _, k in runs],
+                eps_error=0.01,  # opacus_epsilon's (get_epsilon's defaults)
+                delta_error=config.delta / 1000,
+            )
+        )
+
+    if domain(config.noise_multiplier) < _PRV_LOSS_LIMIT:
+        return
+    low, high = config.noise_multiplier, max(1.0, 2 * config.noise_multiplier)
+    while not domain(high) < _PRV_LOSS_LIMIT:  # more noise: a smaller domain
+        low, high = high, 2 * high
+    for _ in range(40):  # the smallest accountable z, rounded up (never flattering)
+        mid = (low + high) / 2
+        low, high = (low, mid) if domain(mid) < _PRV_LOSS_LIMIT else (mid, high)
+        if high - low <= 1e-3 * high:
+            break
+    scale = 10.0 ** (math.floor(math.log10(high)) - 1)
+    least = float(f"{math.ceil(high / scale) * scale:.2g}")  # two digits, rounded up
+    raise ConfigurationError(
+        f"{key('noise_multiplier', config.noise_multiplier)} is too little noise for the "
+        f"accountant to state the epsilon of {branch.name}'s {steps} DP-SGD steps "
+        f"(q = {q:.3g}): give at least {least:g} (at most {REAL_CAPS['noise_multiplier']:g})"
+    )
 
 
 class BranchTrainer:

@@ -1,0 +1,77 @@
+"""``secagg simulate`` refusals that came late (after the prior's fit, the baselines or
+earlier seeds) or named no flag: each is one line naming the flag as typed, before
+any training (helper-86's audit of the simulate refusals, 2026-12-05)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from secagg.apps.cli import main
+from secagg.apps.simulation import runner
+
+#: a small federation that still has fraud in every branch (the generator's floor)
+SHORT = ["--branches", "3", "--rounds", "1", "--local-epochs", "1", "--train-rows", "3000"]
+SHORT += ["--test-rows", "400", "--batch-size", "64", "--dropout", "0", "--quiet"]
+
+
+def _simulate(*args: str) -> Result:
+    return CliRunner().invoke(main, ["simulate", *args])
+
+
+def _one_line_error(result: Result, status: int = 2) -> str:
+    """The error a command printed, checked to be one line with no traceback."""
+    assert result.exit_code == status, (result.output, result.exception)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def no_prior_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prior's fit (the first training of a run) must not start."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the prior was fitted before the refusal")
+
+    monkeypatch.setattr(runner, "prior_model", refuse)
+
+
+@pytest.mark.usefixtures("no_prior_fit")
+def test_too_little_dpsgd_noise_is_refused_before_the_prior_naming_the_flag(
+    tmp_path: Path,
+) -> None:
+    """``--noise-multiplier 0.01`` was refused only as local-only trained, after the
+    prior's fit (40 s at the defaults), in the accountant's words suggesting
+    ``accountant='rdp'``, which simulate cannot set."""
+    out = tmp_path / "run"
+    error = _one_line_error(_simulate(*SHORT, "--noise-multiplier", "0.01", "--out", str(out)))
+    assert error.startswith("Error: --noise-multiplier 0.01 is too little noise"), error
+    assert "rdp" not in error
+    least = re.search(r"give at least ([0-9.e-]+)", error)
+    assert least is not None, error
+    assert float(least.group(1)) > 0.01
+    assert not out.exists()
+
+
+def test_the_least_noise_a_refusal_names_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The range the refusal states is one that works: its least noise trains (the
+    trainers' own accountability check passes), a little less is refused."""
+    error = _one_line_error(
+        _simulate(*SHORT, "--noise-multiplier", "0.01", "--out", str(tmp_path / "a"))
+    )
+    least = float(re.search(r"give at least ([0-9.e-]+)", error).group(1))  # type: ignore[union-attr]
+    below = _one_line_error(
+        _simulate(*SHORT, "--noise-multiplier", f"{least * 0.9:g}", "--out", str(tmp_path / "b"))
+    )
+    assert f"give at least {least:g}" in below, below
+    ran = _simulate(*SHORT, "--noise-multiplier", f"{least:g}", "--out", str(tmp_path / "c"))
+    assert ran.exit_code == 0, (ran.output, ran.exception)
+    assert (tmp_path / "c" / "summary.json").is_file()
