@@ -1889,6 +1889,32 @@ def _check_federation_plan(
         ) from None
 
 
+def _check_ray_address(config: SimulationConfig) -> None:
+    """Refuse a ``ray_address`` nothing answers on before any data or training, in one
+    line naming the flag or key (each probe bounded: ``ray_engine.PROBE_SECONDS``).
+
+    Why: the run first reached Ray in the federation, after the prior's fit and every
+    baseline, so ``--ray-address 127.0.0.1:1`` was refused minutes into a default-size
+    run. A driver already joined to Ray (a caller's instance, an experiment's session)
+    is not probed: it joins what it has. A port that answers but is no Ray cluster is
+    still found by ``ray.init``, in the federation."""
+    if config.ray_address is None:
+        return
+    from secagg.runtime.ray_engine import RayUnavailable, check_address, require_ray
+
+    if require_ray().is_initialized():
+        return
+    try:
+        check_address(config.ray_address)
+    except RayUnavailable as exc:
+        # the engine's words name the flag; a config file's key is named as typed
+        why = str(exc).split("): ", 1)[-1]
+        raise ConfigurationError(
+            f"{key('ray_address', config.ray_address)}: cannot reach Ray there "
+            f"(checked before training): {why}"
+        ) from None
+
+
 def run_simulation(
     config: SimulationConfig, run_dir: Path, progress: Progress = _quiet
 ) -> SimulationResult:
@@ -1899,6 +1925,7 @@ def run_simulation(
         from secagg.runtime.ray_engine import require_ray
 
         require_ray()
+        _check_ray_address(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = run_dir / "server.sqlite"
     if state.exists():

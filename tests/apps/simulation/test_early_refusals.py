@@ -75,3 +75,47 @@ def test_the_least_noise_a_refusal_names_runs(
     ran = _simulate(*SHORT, "--noise-multiplier", f"{least:g}", "--out", str(tmp_path / "c"))
     assert ran.exit_code == 0, (ran.output, ran.exception)
     assert (tmp_path / "c" / "summary.json").is_file()
+
+
+@pytest.fixture
+def no_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither the data nor any training may start."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the run started before the refusal")
+
+    monkeypatch.setattr(runner, "_load_data", refuse)
+    monkeypatch.setattr(runner, "prior_model", refuse)
+
+
+@pytest.mark.usefixtures("no_data")
+@pytest.mark.parametrize(
+    ("file_text", "flags", "named"),
+    [
+        ("", ("--engine", "ray", "--ray-address", "127.0.0.1:1"), "--ray-address 127.0.0.1:1"),
+        (
+            '[simulation]\nengine = "ray"\nray_address = "127.0.0.1:1"\n',
+            (),
+            "simulation.ray_address = '127.0.0.1:1'",
+        ),
+    ],
+)
+def test_an_unreachable_ray_address_is_refused_before_any_training(
+    tmp_path: Path, file_text: str, flags: tuple[str, ...], named: str
+) -> None:
+    """``--engine ray --ray-address 127.0.0.1:1`` was first tried in the federation,
+    after the prior's fit and every baseline. The probe is bounded
+    (``ray_engine.PROBE_SECONDS`` per step): a refused port answers at once, and the
+    bound here is generous."""
+    import time
+
+    config = tmp_path / "sim.toml"
+    config.write_text(file_text)
+    args = [*SHORT, *flags, "--out", str(tmp_path / "run")]
+    if file_text:
+        args = ["--config", str(config), *args]
+    started = time.monotonic()
+    error = _one_line_error(_simulate(*args))
+    assert time.monotonic() - started < 120
+    assert error.startswith(f"Error: {named}: cannot reach Ray there"), error
+    assert not (tmp_path / "run").exists()
