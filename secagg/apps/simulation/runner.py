@@ -629,6 +629,42 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
             raise _calibration_refused(config, branch, exc) from None
 
 
+def check_composed_delta(config: SimulationConfig, branches: list[BranchData]) -> None:
+    """Refuse a prior's delta whose composition with this run's is no privacy guarantee
+    for a record-level run: the composed delta (``prior_delta + delta``, basic
+    composition) must be below ``1 / n`` of each branch's ``n`` protected units, the
+    rule the DP-SGD trainers apply to ``delta`` alone (a larger one allows publishing a
+    whole unit). One line naming the flag or key, before any training.
+
+    Why: ``--prior-delta 0.9`` was accepted (only ``prior_delta + delta < 1`` was
+    asked) and every epsilon was printed at delta = 0.90001: honest, and meaningless.
+    The client level's rule (below ``1 / branches``) needs no data and is checked at
+    load (:meth:`SimulationConfig._check_round_plan`)."""
+    cost = config.prior_cost
+    if cost is None or config.unit != "record" or cost[1] == 0:
+        return
+    composed = cost[1] + config.delta
+    for branch in branches:
+        n = (
+            len(_dpsgd_data(config, branch)[0])
+            if _runs_dpsgd(config)
+            else int(protected_units(config, branch)[0].shape[0])
+        )
+        if not composed < 1 / n:
+            named = (
+                key("prior_delta", config.prior_delta)
+                if config.prior_delta is not None
+                else f"{key('prior_delta')} (by default {key('delta')})"
+            )
+            raise ConfigurationError(
+                f"{named}: the composed delta ({key('prior_delta')} + {key('delta')}) = "
+                f"{composed:g} is not "
+                f"below 1 / n = {1 / n:.3g} for {branch.name}'s n = {n} "
+                f"{config.protected}s: a larger delta allows publishing a whole "
+                f"{config.protected}, no guarantee; choose a smaller one"
+            )
+
+
 def _check_noise_accountable(
     config: SimulationConfig, branch: BranchData, n: int, batch: int
 ) -> None:
@@ -1943,6 +1979,7 @@ def run_simulation(
         if config.prior_source == "file":  # ... and the model's size, once it is known
             read_prior_file(config, branches[0].x_train.shape[1])
         check_dpsgd_calibration(config, branches)  # before the prior's fit and any baseline
+        check_composed_delta(config, branches)
         _check_federation_plan(config, branches, state)  # ... and so is the round's plan
         progress("prior", 0, 1, "")
         start = time.perf_counter()

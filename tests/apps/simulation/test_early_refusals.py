@@ -119,3 +119,57 @@ def test_an_unreachable_ray_address_is_refused_before_any_training(
     assert time.monotonic() - started < 120
     assert error.startswith(f"Error: {named}: cannot reach Ray there"), error
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def prior_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model vector of the right shape for :data:`SHORT`, as an earlier run's
+    model.npy would be (what it scores does not matter here, what it cost does)."""
+    import numpy as np
+
+    from secagg.apps.simulation.config import SimulationConfig
+    from secagg.dp.dpsgd import flat_parameters
+
+    small = SimulationConfig(
+        branches=3, rounds=1, local_epochs=1, train_rows=3000, test_rows_per_branch=400
+    )
+    branches, _ = runner.load_data(small)
+    model = runner.starting_model(small, branches[0].x_train.shape[1], None)
+    path = tmp_path_factory.mktemp("prior") / "model.npy"
+    np.save(path, np.asarray(flat_parameters(model), dtype=np.float32), allow_pickle=False)
+    return path
+
+
+@pytest.mark.parametrize("prior_delta", ["0.9", "0.01"])
+def test_a_prior_delta_that_is_no_guarantee_is_refused_before_any_training(
+    tmp_path: Path, prior_file: Path, prior_delta: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--prior-delta 0.9`` was accepted (only ``prior_delta + delta < 1`` was asked)
+    and every epsilon was printed at delta = 0.90001. The composed delta must be below
+    1 / n of each branch's protected customers (a few hundred here), as delta alone."""
+
+    def no_baseline(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a baseline trained before the refusal")
+
+    monkeypatch.setattr(runner, "_run_baselines", no_baseline)
+    out = tmp_path / "run"
+    args = [*SHORT, "--prior-path", str(prior_file), "--prior-epsilon", "1"]
+    error = _one_line_error(_simulate(*args, "--prior-delta", prior_delta, "--out", str(out)))
+    assert error.startswith(f"Error: --prior-delta {prior_delta}: the composed delta"), error
+    assert "is not below 1 / n" in error and "customers" in error
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("no_data")
+def test_a_client_level_prior_delta_that_is_no_guarantee_is_refused_at_load(
+    tmp_path: Path, prior_file: Path
+) -> None:
+    """Client level: the composed delta must be below 1 / branches (1/3 here), the rule
+    ``delta`` alone already meets at load."""
+    out = tmp_path / "run"
+    args = [*SHORT, "--unit", "client", "--prior-path", str(prior_file)]
+    args += ["--prior-epsilon", "1", "--prior-delta", "0.5", "--out", str(out)]
+    error = _one_line_error(_simulate(*args))
+    assert error.startswith("Error: --prior-delta + --delta (the composed delta) = 0.50001"), error
+    assert "1/3" in error
+    assert not out.exists()
