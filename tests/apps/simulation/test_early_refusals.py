@@ -173,3 +173,31 @@ def test_a_client_level_prior_delta_that_is_no_guarantee_is_refused_at_load(
     assert error.startswith("Error: --prior-delta + --delta (the composed delta) = 0.50001"), error
     assert "1/3" in error
     assert not out.exists()
+
+
+def test_a_later_seeds_data_refusal_comes_before_any_seed_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--seeds N``: a refusal of one seed's data (here: seed 1's, as a split leaving a
+    branch below its minimum rows would be) came only when that seed's turn came, after
+    seed 0 had trained. Every seed's data is checked first; the refusal names the seed."""
+    from secagg.apps.simulation.config import check_branch_data
+    from secagg.errors import ConfigurationError
+
+    def seed_1_refused(config: Any, branches: Any) -> list[str]:
+        if config.seed == 1:
+            raise ConfigurationError("--train-rows: branch-02 has too few rows (stand-in)")
+        return check_branch_data(config, branches)
+
+    def no_prior(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a seed trained before the refusal")
+
+    monkeypatch.setattr(runner, "check_branch_data", seed_1_refused)
+    monkeypatch.setattr(runner, "prior_model", no_prior)
+    out = tmp_path / "experiment"
+    error = _one_line_error(_simulate(*SHORT, "--seeds", "2", "--out", str(out)))
+    assert error == (
+        "Error: --seeds 2: seed 1 is refused (checked before any seed trained): "
+        "--train-rows: branch-02 has too few rows (stand-in)"
+    ), error
+    assert not out.exists()
