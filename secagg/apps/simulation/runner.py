@@ -706,8 +706,15 @@ def _check_noise_accountable(
     if domain(config.noise_multiplier) < _PRV_LOSS_LIMIT:
         return
     low, high = config.noise_multiplier, max(1.0, 2 * config.noise_multiplier)
+    cap = REAL_CAPS["noise_multiplier"]
     while not domain(high) < _PRV_LOSS_LIMIT:  # more noise: a smaller domain
-        low, high = high, 2 * high
+        if high >= cap:
+            raise ConfigurationError(
+                f"{key('noise_multiplier', config.noise_multiplier)}: no noise up to "
+                f"{cap:g} lets the accountant state the epsilon of {branch.name}'s "
+                f"{steps} DP-SGD steps (q = {q:.3g}): train fewer epochs"
+            )
+        low, high = high, min(2 * high, cap)
     for _ in range(40):  # the smallest accountable z, rounded up (never flattering)
         mid = (low + high) / 2
         low, high = (low, mid) if domain(mid) < _PRV_LOSS_LIMIT else (mid, high)
@@ -718,7 +725,7 @@ def _check_noise_accountable(
     raise ConfigurationError(
         f"{key('noise_multiplier', config.noise_multiplier)} is too little noise for the "
         f"accountant to state the epsilon of {branch.name}'s {steps} DP-SGD steps "
-        f"(q = {q:.3g}): give at least {least:g} (at most {REAL_CAPS['noise_multiplier']:g})"
+        f"(q = {q:.3g}): give at least {least:g} (at most {cap:g})"
     )
 
 
