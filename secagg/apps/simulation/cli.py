@@ -418,7 +418,7 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _said_complete_if_stopped(run_dir: Path) -> Iterator[None]:
+def _said_complete_if_stopped(run_dir: Path, report: str = "report.md") -> Iterator[None]:
     """Ctrl-C or SIGTERM once the run folder is written (as the table is printed): one
     line says the folder is complete, and the command exits 130 or 143.
 
@@ -436,7 +436,7 @@ def _said_complete_if_stopped(run_dir: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             click.echo(
                 f"Error: stopped by {signal.Signals(signum).name} after the simulation "
-                f"finished: {run_dir} is complete ({run_dir / 'report.md'}); only this "
+                f"finished: {run_dir} is complete ({run_dir / report}); only this "
                 "summary was cut short",
                 err=True,
             )
@@ -505,12 +505,17 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     with _quiet_libraries(), _marked_aborted_if_stopped(run_dir), _no_empty_folder_left(run_dir):
         progress_bar = None if (quiet or as_json) else _ProgressBar()
         if config.seeds > 1:
-            _experiment(config, run_dir, typed, from_file, progress_bar, as_json)
-            return
-        result = _with_progress(
-            run_simulation, config, run_dir, progress_bar, typed=typed, from_file=from_file
-        )
-        written = write_run_folder(result, run_dir)
+            experiment = _experiment(config, run_dir, typed, from_file, progress_bar)
+        else:
+            result = _with_progress(
+                run_simulation, config, run_dir, progress_bar, typed=typed, from_file=from_file
+            )
+            written = write_run_folder(result, run_dir)
+    if config.seeds > 1:
+        # the experiment folder is complete: a stop while its lines print says so (it
+        # was marked ABORTED, its complete files removed, helper-86's audit)
+        _print_experiment(experiment, run_dir, as_json)
+        return
     with _said_complete_if_stopped(run_dir):
         if as_json:
             click.echo((run_dir / "summary.json").read_text())
@@ -607,20 +612,29 @@ def _experiment(
     typed: list[str],
     from_file: dict[str, Any],
     progress_bar: _ProgressBar | None,
-    as_json: bool,
-) -> None:
-    """``--seeds N``: every seed's run folder under ``out_dir``, then mean ± sd."""
-    from secagg.apps.simulation.experiment import experiment_lines, run_experiment
+) -> Any:
+    """``--seeds N``: every seed's run folder under ``out_dir``, then mean ± sd (the
+    :class:`~secagg.apps.simulation.experiment.ExperimentResult`, written)."""
+    from secagg.apps.simulation.experiment import run_experiment
 
-    result = _with_progress(
+    return _with_progress(
         run_experiment, config, out_dir, progress_bar, typed=typed, from_file=from_file
     )
-    if as_json:
-        click.echo((out_dir / "experiment.json").read_text())
-    else:
-        for line in experiment_lines(result):
-            click.echo(line)
-        click.echo(f"experiment folder: {out_dir} (experiment.md, experiment.json, seed-*/)")
+
+
+def _print_experiment(result: Any, out_dir: Path, as_json: bool) -> None:
+    """A written experiment's lines (or its JSON) on the console, then exit 1 if no
+    seed has a model. Outside the run's guard: a Ctrl-C or SIGTERM here leaves the
+    complete folder complete and says so in one line (exit 130 or 143)."""
+    from secagg.apps.simulation.experiment import experiment_lines
+
+    with _said_complete_if_stopped(out_dir, "experiment.md"):
+        if as_json:
+            click.echo((out_dir / "experiment.json").read_text())
+        else:
+            for line in experiment_lines(result):
+                click.echo(line)
+            click.echo(f"experiment folder: {out_dir} (experiment.md, experiment.json, seed-*/)")
     if result.seeds and set(result.untrained_seeds) >= set(result.seeds):
         # no seed has a model: the experiment has no figure at all (a seed or two
         # untrained among trained ones is a result, with those seeds named UNTRAINED)

@@ -849,6 +849,16 @@ class SimulationConfig:
             f"1/{self.branches}: the guarantee would allow releasing one branch's update "
             "outright",
         )
+        cost = self.prior_cost
+        # the prior's delta composes with this run's (basic composition): the sum is the
+        # guarantee, under the same rule (``--prior-delta 0.9`` gave delta = 0.90001)
+        _require(
+            not client_dp or cost is None or cost[1] + self.delta < 1 / self.branches,
+            f"{k('prior_delta')} + {k('delta')} (the composed delta) = "
+            f"{(cost or (0.0, 0.0))[1] + self.delta:g} is not below 1 / {k('branches')} = "
+            f"1/{self.branches}: the guarantee would allow releasing one branch's update "
+            "outright; choose a smaller one",
+        )
         from secagg.runtime.config import BackendConfig, FederationConfig, SamplingConfig
 
         try:

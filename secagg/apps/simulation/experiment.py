@@ -214,6 +214,11 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     from secagg.apps.simulation.report import write_run_folder
 
+    if config.engine == "ray":  # an unreachable cluster, before the checks below too
+        from secagg.apps.simulation.runner import _check_ray_address
+
+        _check_ray_address(config)
+    _check_later_seeds(config, seeds, progress)
     with _engine_session(config):
         for done, seed in enumerate(seeds):
             progress("seeds", done, len(seeds), f"seed {seed}")
@@ -225,6 +230,31 @@ def run_experiment(
     result.total_seconds = time.perf_counter() - started
     write_experiment(result, out_dir)
     return result
+
+
+def _check_later_seeds(config: SimulationConfig, seeds: list[int], progress: Progress) -> None:
+    """Each seed's data checks but the first's (its own run makes them before it
+    trains), before any seed trains: a refusal names the seed and trains nothing.
+
+    Why: a seed whose data no federation can run on (a split leaving a branch without
+    its minimum rows, a calibration its branches' sizes refuse) was refused only when
+    its turn came, after the earlier seeds had trained. See
+    :func:`~secagg.apps.simulation.runner.check_seed_before_training` for the cost."""
+    from secagg.apps.simulation.config import key
+    from secagg.apps.simulation.runner import check_seed_before_training
+    from secagg.errors import ConfigurationError
+
+    later = seeds[1:]
+    for done, seed in enumerate(later):
+        progress("checks", done, len(later), f"seed {seed}")
+        try:
+            check_seed_before_training(dataclasses.replace(config, seed=seed, seeds=1, out=None))
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"{key('seeds', config.seeds)}: seed {seed} is refused (checked before any "
+                f"seed trained): {exc}"
+            ) from None
+        progress("checks", done + 1, len(later), f"seed {seed}")
 
 
 def _engine_session(config: SimulationConfig) -> contextlib.AbstractContextManager[Any]:

@@ -65,7 +65,7 @@ import numpy as np
 from secagg.apps.models.metrics import fraud_metrics
 from secagg.apps.models.synthetic import BranchData, generate_branches
 from secagg.apps.models.tabular import MemoryPeak
-from secagg.apps.simulation.config import SimulationConfig, check_branch_data, key
+from secagg.apps.simulation.config import REAL_CAPS, SimulationConfig, check_branch_data, key
 from secagg.apps.simulation.network import (
     MASKING_PHASES,
     SINGLE_PHASE,
@@ -614,6 +614,7 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
                 f"publishing a whole {config.protected}; choose a smaller one"
             )
         if config.epsilon is None:
+            _check_noise_accountable(config, branch, n, batch)
             continue
         try:
             calibrated_noise_multiplier(
@@ -626,6 +627,106 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
             )
         except ConfigurationError as exc:
             raise _calibration_refused(config, branch, exc) from None
+
+
+def check_composed_delta(config: SimulationConfig, branches: list[BranchData]) -> None:
+    """Refuse a prior's delta whose composition with this run's is no privacy guarantee
+    for a record-level run: the composed delta (``prior_delta + delta``, basic
+    composition) must be below ``1 / n`` of each branch's ``n`` protected units, the
+    rule the DP-SGD trainers apply to ``delta`` alone (a larger one allows publishing a
+    whole unit). One line naming the flag or key, before any training.
+
+    Why: ``--prior-delta 0.9`` was accepted (only ``prior_delta + delta < 1`` was
+    asked) and every epsilon was printed at delta = 0.90001: honest, and meaningless.
+    The client level's rule (below ``1 / branches``) needs no data and is checked at
+    load (:meth:`SimulationConfig._check_round_plan`)."""
+    cost = config.prior_cost
+    if cost is None or config.unit != "record" or cost[1] == 0:
+        return
+    composed = cost[1] + config.delta
+    for branch in branches:
+        n = (
+            len(_dpsgd_data(config, branch)[0])
+            if _runs_dpsgd(config)
+            else int(protected_units(config, branch)[0].shape[0])
+        )
+        if not composed < 1 / n:
+            named = (
+                key("prior_delta", config.prior_delta)
+                if config.prior_delta is not None
+                else f"{key('prior_delta')} (by default {key('delta')})"
+            )
+            raise ConfigurationError(
+                f"{named}: the composed delta ({key('prior_delta')} + {key('delta')}) = "
+                f"{composed:g} is not "
+                f"below 1 / n = {1 / n:.3g} for {branch.name}'s n = {n} "
+                f"{config.protected}s: a larger delta allows publishing a whole "
+                f"{config.protected}, no guarantee; choose a smaller one"
+            )
+
+
+def _check_noise_accountable(
+    config: SimulationConfig, branch: BranchData, n: int, batch: int
+) -> None:
+    """Refuse ``noise_multiplier`` now if the trainers' accountant (PRV, what simulate's
+    DP-SGD uses) could not state the epsilon of this branch's training, naming the flag
+    and the smallest noise it can state.
+
+    Why: a trainer checks it only when it trains (``DPSGDTrainer._check_accountable``):
+    ``--noise-multiplier 0.01`` was refused during local-only training, after the prior's
+    fit (40 s at the defaults), in the DP engine's words, which suggested
+    ``accountant='rdp'`` (no setting of simulate). The check sizes PRV's privacy loss
+    domain for the whole run's steps (the local-only fit's, and the federated trainer's
+    after its last round: the same ``(z, q, steps)``), milliseconds, as the trainer's own
+    check does first; the evaluation itself is left to the trainers."""
+    from opacus.accountants.analysis.prv import (
+        PoissonSubsampledGaussianPRV,
+        compute_safe_domain_size,
+    )
+
+    from secagg.dp.accountants import _PRV_LOSS_LIMIT
+    from secagg.dp.dpsgd import _batches, _prior_entries
+
+    assert config.noise_multiplier is not None
+    q = 1 / _batches(n, batch)
+    steps = config.epochs * int(1 / q)
+    prior = _prior_entries(branch.prior_releases)
+
+    def domain(z: float) -> float:
+        runs = [*prior, (z, q, steps)]
+        return float(
+            compute_safe_domain_size(
+                prvs=[PoissonSubsampledGaussianPRV(rq, rz) for rz, rq, _ in runs],
+                max_self_compositions=[k for _, _, k in runs],
+                eps_error=0.01,  # opacus_epsilon's (get_epsilon's defaults)
+                delta_error=config.delta / 1000,
+            )
+        )
+
+    if domain(config.noise_multiplier) < _PRV_LOSS_LIMIT:
+        return
+    low, high = config.noise_multiplier, max(1.0, 2 * config.noise_multiplier)
+    cap = REAL_CAPS["noise_multiplier"]
+    while not domain(high) < _PRV_LOSS_LIMIT:  # more noise: a smaller domain
+        if high >= cap:
+            raise ConfigurationError(
+                f"{key('noise_multiplier', config.noise_multiplier)}: no noise up to "
+                f"{cap:g} lets the accountant state the epsilon of {branch.name}'s "
+                f"{steps} DP-SGD steps (q = {q:.3g}): train fewer epochs"
+            )
+        low, high = high, min(2 * high, cap)
+    for _ in range(40):  # the smallest accountable z, rounded up (never flattering)
+        mid = (low + high) / 2
+        low, high = (low, mid) if domain(mid) < _PRV_LOSS_LIMIT else (mid, high)
+        if high - low <= 1e-3 * high:
+            break
+    scale = 10.0 ** (math.floor(math.log10(high)) - 1)
+    least = float(f"{math.ceil(high / scale) * scale:.2g}")  # two digits, rounded up
+    raise ConfigurationError(
+        f"{key('noise_multiplier', config.noise_multiplier)} is too little noise for the "
+        f"accountant to state the epsilon of {branch.name}'s {steps} DP-SGD steps "
+        f"(q = {q:.3g}): give at least {least:g} (at most {cap:g})"
+    )
 
 
 class BranchTrainer:
@@ -1831,6 +1932,62 @@ def _check_federation_plan(
         ) from None
 
 
+def _check_ray_address(config: SimulationConfig) -> None:
+    """Refuse a ``ray_address`` nothing answers on before any data or training, in one
+    line naming the flag or key (each probe bounded: ``ray_engine.PROBE_SECONDS``).
+
+    Why: the run first reached Ray in the federation, after the prior's fit and every
+    baseline, so ``--ray-address 127.0.0.1:1`` was refused minutes into a default-size
+    run. A driver already joined to Ray (a caller's instance, an experiment's session)
+    is not probed: it joins what it has. A port that answers but is no Ray cluster is
+    still found by ``ray.init``, in the federation."""
+    if config.ray_address is None:
+        return
+    from secagg.runtime.ray_engine import RayUnavailable, check_address, require_ray
+
+    if require_ray().is_initialized():
+        return
+    try:
+        check_address(config.ray_address)
+    except RayUnavailable as exc:
+        # the engine's words name the flag; a config file's key is named as typed
+        why = str(exc).split("): ", 1)[-1]
+        raise ConfigurationError(
+            f"{key('ray_address', config.ray_address)}: cannot reach Ray there "
+            f"(checked before training): {why}"
+        ) from None
+
+
+def _check_before_training(
+    config: SimulationConfig, branches: list[BranchData], state: Path
+) -> None:
+    """Every refusal of ``config`` its data allows before the prior's fit and any
+    baseline (each one line naming the flag or key)."""
+    if config.prior_source == "file":  # the model's size, once it is known
+        read_prior_file(config, branches[0].x_train.shape[1])
+    check_dpsgd_calibration(config, branches)
+    check_composed_delta(config, branches)
+    _check_federation_plan(config, branches, state)  # ... and so is the round's plan
+
+
+def check_seed_before_training(config: SimulationConfig) -> None:
+    """The refusals :func:`run_simulation` makes before it trains, for ``config``'s seed,
+    with no run folder: its data (generated or split), checked (every branch's minimum
+    rows, a fraud to learn from), and the checks on it (DP-SGD calibration, delta, the
+    round's plan); the data is then let go.
+
+    Why: ``--seeds N`` refused a seed whose data no federation can run on only when that
+    seed's turn came, after the seeds before it had trained (minutes each). This costs
+    what a run spends before its prior (0.6-1.7 s a seed at the defaults: the data
+    1.7 s, the calibration 0.9 s once imported); the calibration is memoised, so the
+    seed's run later calibrates to the same noise without a second search."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="secagg-check-") as scratch:
+        branches, _, _ = _load_data(config)
+        _check_before_training(config, branches, Path(scratch) / "server.sqlite")
+
+
 def run_simulation(
     config: SimulationConfig, run_dir: Path, progress: Progress = _quiet
 ) -> SimulationResult:
@@ -1841,6 +1998,7 @@ def run_simulation(
         from secagg.runtime.ray_engine import require_ray
 
         require_ray()
+        _check_ray_address(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = run_dir / "server.sqlite"
     if state.exists():
@@ -1855,10 +2013,7 @@ def run_simulation(
         unscaled = unscaled_notes(config, branches, feature_names)
         data_notes = customer_column_notes(config, branches)
         data_notes += partition_notes(config, feature_names)
-        if config.prior_source == "file":  # ... and the model's size, once it is known
-            read_prior_file(config, branches[0].x_train.shape[1])
-        check_dpsgd_calibration(config, branches)  # before the prior's fit and any baseline
-        _check_federation_plan(config, branches, state)  # ... and so is the round's plan
+        _check_before_training(config, branches, state)
         progress("prior", 0, 1, "")
         start = time.perf_counter()
         fitted = prior_model(config, stats)

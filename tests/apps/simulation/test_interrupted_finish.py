@@ -204,3 +204,45 @@ def test_a_huge_target_runs_and_says_each_privacy_caveat_once(tmp_path: Path) ->
     assert len(said) == len(set(said)), said  # each caveat once
     assert "overflow" not in done.stderr and "Traceback" not in done.stderr
     assert "within the target ε = 1e+308" in done.stdout and (out / "report.md").is_file()
+
+
+#: ``secagg simulate --seeds 2`` with the signal ``sys.argv[1]`` raised as the console
+#: prints the experiment's lines: the second call of ``experiment_lines`` (the first
+#: writes experiment.md, inside the run)
+_HOOKED_EXPERIMENT = """
+import signal, sys
+from secagg.apps.simulation import experiment
+
+stop, out, rest = signal.Signals[sys.argv[1]], sys.argv[2], sys.argv[3:]
+original = experiment.experiment_lines
+calls = []
+
+def hooked(result):
+    calls.append(1)
+    if len(calls) == 2:
+        signal.raise_signal(stop)
+    return original(result)
+
+experiment.experiment_lines = hooked
+from secagg.apps.cli import run
+sys.argv = ["secagg", "simulate", *rest, "--seeds", "2", "--out", out]
+run()
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_an_experiment_prints_leaves_it_complete(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """``--seeds N`` printed its lines inside the run's guard: a Ctrl-C there marked the
+    complete experiment folder ABORTED and removed its result files."""
+    out = tmp_path / "experiment"
+    done = _run(_HOOKED_EXPERIMENT, stop.name, str(out), *SHORT)
+    assert done.returncode == 128 + stop, (done.stdout, done.stderr)
+    assert _one_line(done) == (
+        f"Error: stopped by {stop.name} after the simulation finished: {out} is complete "
+        f"({out / 'experiment.md'}); only this summary was cut short"
+    )
+    assert not (out / "ABORTED").exists()
+    assert (out / "experiment.json").is_file() and (out / "experiment.md").is_file()
+    assert all((out / f"seed-{s}" / "report.md").is_file() for s in (0, 1))
