@@ -33,7 +33,6 @@ from secagg.dp.accounting import (
     epsilon,
     gaussian_epsilon,
     inflated_l2_bound,
-    noise_multiplier_after,
     noise_multiplier_for,
     poisson_subsampled_rdp_bound,
 )
@@ -143,48 +142,6 @@ def test_calibration_rounds_up_within_tolerance(
     z = noise_multiplier_for(target, 1e-5, q, rounds, accountant="rdp", tolerance=tolerance)
     assert epsilon(z, q, rounds, 1e-5, "rdp") <= target
     assert epsilon(z / (1 + 2 * tolerance), q, rounds, 1e-5, "rdp") > target
-
-
-@settings(max_examples=12, deadline=None)
-@given(
-    target=st.floats(0.5, 12.0),
-    q=st.sampled_from([0.005, 0.05, 0.3, 1.0]),
-    steps=st.integers(1, 3000),
-    prior=st.lists(
-        st.tuples(st.floats(2.0, 50.0), st.sampled_from([0.1, 1.0]), st.integers(1, 3)),
-        max_size=2,
-    ),
-)
-def test_calibration_after_prior_releases_rounds_up_in_few_evaluations(
-    target: float, q: float, steps: int, prior: list[tuple[float, float, int]]
-) -> None:
-    """The DP-SGD trainer's search: the answer meets the budget by the accountant it is
-    given, a bit less noise would not, and it asks that accountant only a few times."""
-    calls: list[float] = []
-
-    def spent(z: float) -> float:
-        calls.append(z)
-        rounds = [(z, q, steps), *prior]
-        events = [
-            dp_accounting.SelfComposedDpEvent(
-                dp_accounting.PoissonSampledDpEvent(rate, dp_accounting.GaussianDpEvent(noise))
-                if rate < 1
-                else dp_accounting.GaussianDpEvent(noise),
-                count,
-            )
-            for noise, rate, count in rounds
-        ]
-        accountant = rdp.RdpAccountant()
-        return float(accountant.compose(dp_accounting.ComposedDpEvent(events)).get_epsilon(1e-5))
-
-    floor = spent(1e6) if prior else 0.0
-    calls.clear()
-    if floor >= target:
-        return
-    z = noise_multiplier_after(prior, target, 1e-5, q, steps, spent=spent)
-    assert spent(z) <= target
-    assert spent(z / (1 + 2 * 3e-3)) > target
-    assert len(calls) - 2 <= 12  # Opacus's bisection asks about a dozen times
 
 
 @pytest.mark.parametrize("accountant", ["rdp", "pld"])
@@ -928,7 +885,9 @@ def test_a_calibration_stopped_by_pld_s_floor_says_so(monkeypatch: pytest.Monkey
     (warning,) = [w.message for w in caught if isinstance(w.message, accounting.NoiseFloorWarning)]
     spent = epsilon(z, *plan)
     assert warning.noise_multiplier == z and warning.epsilon == spent
-    assert warning.target_epsilon == 8.0 and spent < 0.1  # far below the budget
+    # within the budget by PLD's own figure (which is not monotone this close to its floor:
+    # 0.034 at z = 0.4333, 7.97 at 0.433), and the warning says how far it may be from RDP's
+    assert warning.target_epsilon == 8.0 and spent <= 8.0
     assert warning.unevaluable < z
     with pytest.raises(accounting.PldTooLarge):
         epsilon(warning.unevaluable, *plan)
