@@ -1683,7 +1683,8 @@ def run_federation(
         return _federate(config, branches, state, network, progress, ledger_path, prior)
     from secagg.runtime.ray_engine import RayHub, ray_session
 
-    with ray_session(config.ray_address), RayHub(schedule, workers=config.ray_workers) as hub:
+    session = ray_session(config.ray_address, source=ray_address_source(config))
+    with session, RayHub(schedule, workers=config.ray_workers) as hub:
         return _federate(config, branches, state, hub, progress, ledger_path, prior)
 
 
@@ -1972,29 +1973,51 @@ def _check_federation_plan(
         ) from None
 
 
+def ray_address_source(config: SimulationConfig) -> str:
+    """How messages name ``config.ray_address``: as the user set it (the flag or the
+    file's key); :func:`~secagg.runtime.ray_engine.joined_address` names the
+    environment instead when Ray joins ``RAY_ADDRESS``."""
+    return key("ray_address")
+
+
 def _check_ray_address(config: SimulationConfig) -> None:
-    """Refuse a ``ray_address`` nothing answers on before any data or training, in one
-    line naming the flag or key (each probe bounded: ``ray_engine.PROBE_SECONDS``).
+    """Refuse a Ray address nothing answers on before any data or training, in one
+    line naming where it came from (each probe bounded: ``ray_engine.PROBE_SECONDS``):
+    ``ray_address`` as the user set it, or the ``RAY_ADDRESS`` environment variable,
+    which Ray joins when ``ray_address`` is not given or ``"auto"``.
 
     Why: the run first reached Ray in the federation, after the prior's fit and every
     baseline, so ``--ray-address 127.0.0.1:1`` was refused minutes into a default-size
-    run. A driver already joined to Ray (a caller's instance, an experiment's session)
-    is not probed: it joins what it has. A port that answers but is no Ray cluster is
-    still found by ``ray.init``, in the federation."""
-    if config.ray_address is None:
-        return
-    from secagg.runtime.ray_engine import RayUnavailable, check_address, require_ray
+    run; ``RAY_ADDRESS=127.0.0.1:1`` with no ``--ray-address`` was not checked at all,
+    and hung in Ray's retries (killed after 150 s, simulate audit 2026-12-05). A driver
+    already joined to Ray (a caller's instance, an experiment's session) is not probed:
+    it joins what it has. A port that answers but is no Ray cluster is still found by
+    ``ray.init``, in the federation."""
+    from secagg.runtime.ray_engine import (
+        RAY_ADDRESS_SOURCE,
+        RAY_ADDRESS_VARIABLE,
+        RayUnavailable,
+        check_address,
+        joined_address,
+        require_ray,
+    )
 
-    if require_ray().is_initialized():
+    target, named = joined_address(config.ray_address, ray_address_source(config))
+    if target is None or require_ray().is_initialized():
         return
     try:
-        check_address(config.ray_address)
+        check_address(target, source=named)
     except RayUnavailable as exc:
-        # the engine's words name the flag; a config file's key is named as typed
+        # the engine's words name the source; a config file's key is named as typed
         why = str(exc).split("): ", 1)[-1]
+        where = (
+            f"{RAY_ADDRESS_VARIABLE}={target} (the environment variable Ray joins when "
+            f"{key('ray_address')} is {'auto' if config.ray_address else 'not given'})"
+            if named == RAY_ADDRESS_SOURCE
+            else key("ray_address", config.ray_address)
+        )
         raise ConfigurationError(
-            f"{key('ray_address', config.ray_address)}: cannot reach Ray there "
-            f"(checked before training): {why}"
+            f"{where}: cannot reach Ray there (checked before training): {why}"
         ) from None
 
 
