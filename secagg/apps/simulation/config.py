@@ -793,9 +793,16 @@ class SimulationConfig:
         _require(self.seed >= 0, f"{k('seed')} must be non-negative")
         _require(
             self.seed + self.seeds - 1 <= CAPS["seed"],
-            f"{k('seed')} must be at most {CAPS['seed']}"
-            + (f" - ({k('seeds')} - 1)" if self.seeds > 1 else "")
-            + " (the largest seed the data, training and noise generators take)",
+            # the bound as a number: "at most 4294967295 - (--seeds - 1)" left the
+            # subtraction to the reader (simulate audit, 2026-12-05)
+            f"{k('seed')} must be at most {CAPS['seed'] - max(self.seeds, 1) + 1}"
+            + (
+                f" with {k('seeds', self.seeds)} (its last seed, {k('seed')} + "
+                f"{k('seeds')} - 1, at most {CAPS['seed']}: "
+                if self.seeds > 1
+                else " ("
+            )
+            + "the largest seed the data, training and noise generators take)",
         )
         _require(
             self.rounds * self.seeds <= CAPS["runs"],

@@ -43,3 +43,27 @@ def test_a_privacy_cost_warning_is_one_line_not_pythons_form(tmp_path: Path) -> 
     ), lines
     assert ".py:" not in done.stderr and "return DPConfig(" not in done.stderr, lines
     assert "2 branches, 1 round" in done.stdout and (out / "report.md").is_file()
+
+
+def test_the_largest_seed_with_several_seeds_is_said_as_a_number(tmp_path: Path) -> None:
+    """``--seeds 2 --seed 4294967295`` said "--seed must be at most 4294967295 -
+    (--seeds - 1)", leaving the subtraction to the reader; the bound is the number."""
+    from click.testing import CliRunner
+
+    from secagg.apps.cli import main
+
+    out = str(tmp_path / "run")
+    result = CliRunner().invoke(
+        main, ["simulate", "--seed", "4294967295", "--seeds", "2", "--out", out]
+    )
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.strip() == (
+        "Error: --seed must be at most 4294967294 with --seeds 2 (its last seed, --seed + "
+        "--seeds - 1, at most 4294967295: the largest seed the data, training and noise "
+        "generators take)"
+    )
+    one = CliRunner().invoke(main, ["simulate", "--seed", "4294967296", "--out", out])
+    assert one.stderr.strip() == (
+        "Error: --seed must be at most 4294967295 (the largest seed the data, training and "
+        "noise generators take)"
+    )
