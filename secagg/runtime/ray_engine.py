@@ -185,9 +185,43 @@ def _resolve(host: str, port: int, timeout: float) -> list[Any]:
     return answer
 
 
-def check_address(address: str, timeout: float = PROBE_SECONDS) -> None:
+#: the environment variable ``ray.init`` joins instead of an address left out or
+#: ``"auto"`` (Ray's own rule, ``ray._private.worker.init``)
+RAY_ADDRESS_VARIABLE = "RAY_ADDRESS"
+
+#: how a message names that variable as the source of the address it could not reach
+RAY_ADDRESS_SOURCE = f"the {RAY_ADDRESS_VARIABLE} environment variable"
+
+
+def joined_address(address: str | None, source: str | None = None) -> tuple[str | None, str | None]:
+    """``(the address ray.init joins, what named it)`` for ``address`` given by
+    ``source`` (a flag or a config key; None: the caller's argument): Ray replaces None
+    and ``"auto"`` by :data:`RAY_ADDRESS_VARIABLE` when it is set, and then the
+    environment named it; ``(None, source)`` when a local instance is started.
+
+    Why: ``RAY_ADDRESS=127.0.0.1:1 secagg simulate --engine ray`` hung in ray.init's
+    retries (killed after 150 s: no check ran, since no address was given), and an
+    address Ray took from the environment was blamed on ``--ray-address``, which the
+    user never typed (simulate audit, 2026-12-05)."""
+    from_env = os.environ.get(RAY_ADDRESS_VARIABLE)
+    if from_env and address in (None, "auto"):
+        return from_env, RAY_ADDRESS_SOURCE
+    return address, source
+
+
+def _named(address: str, source: str | None) -> str:
+    """``address`` and, if known, where it came from: ``bogus:1234 (--ray-address)``."""
+    return address if source is None else f"{address} ({source})"
+
+
+def check_address(
+    address: str, timeout: float = PROBE_SECONDS, *, source: str | None = None
+) -> None:
     """Raise :class:`RayUnavailable` unless ``address``'s host resolves and its port
-    accepts a TCP connection, each within ``timeout`` seconds.
+    accepts a TCP connection, each within ``timeout`` seconds; the message names
+    ``source``, where the address came from (a flag, a config key, or
+    :data:`RAY_ADDRESS_SOURCE`: see :func:`joined_address`; None names none: the
+    caller's argument).
 
     Why: ``ray.init(address="bogus:1234")`` retried for minutes, printing only Ray's
     own log lines (``simulate --ray-address bogus:1234`` hung past 4 minutes, CLI
@@ -199,7 +233,7 @@ def check_address(address: str, timeout: float = PROBE_SECONDS) -> None:
     host, port = parts
 
     def unavailable(why: str) -> RayUnavailable:
-        return RayUnavailable(f"cannot reach Ray at {address} (--ray-address): {why}")
+        return RayUnavailable(f"cannot reach Ray at {_named(address, source)}: {why}")
 
     try:
         infos = _resolve(host, port, timeout)
@@ -269,10 +303,19 @@ def _start_local(ray: Any, num_cpus: int | None, options: dict[str, Any]) -> Non
 
 
 @contextmanager
-def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
+def ray_session(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    source: str | None = None,
+) -> Iterator[Any]:
     """Ray for the length of the block: a local instance (``address`` None; ``num_cpus``
     None: every core) or a connection to the cluster at ``address`` (``"auto"``, or
-    ``"ray://host:10001"``); yields the ``ray`` module.
+    ``"ray://host:10001"``); yields the ``ray`` module. With ``address`` None or
+    ``"auto"`` and :data:`RAY_ADDRESS_VARIABLE` set, that cluster is joined (Ray's own
+    rule), checked first like an address given. A :class:`RayUnavailable` names where
+    the address it could not reach came from: ``source`` (the caller's flag or config
+    key) or the environment variable (:func:`joined_address`).
 
     It is shut down at the end only if it was started here: a driver that already
     called ``ray.init`` (a test's fixture, a notebook) keeps its instance, and leaving
@@ -283,15 +326,17 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         yield ray
         return
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    target, named = joined_address(address, source)
     with _callers_sigterm_handler_kept():
-        if address is None:
+        if target is None:
             _start_local(ray, num_cpus, options)
         else:
-            check_address(address)  # before Ray, which retries an unreachable one for minutes
+            # before Ray, which retries an unreachable address for minutes
+            check_address(target, source=named)
             try:
-                ray.init(address=address, **options)
+                ray.init(address=target, **options)
             except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
-                why = f"cannot reach Ray at {address}: {exc}".splitlines()[0]
+                why = f"cannot reach Ray at {_named(target, named)}: {exc}".splitlines()[0]
                 raise RayUnavailable(why) from None
     try:
         yield ray

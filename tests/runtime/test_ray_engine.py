@@ -224,6 +224,8 @@ class _FakeRay:
 def fake_ray(monkeypatch: pytest.MonkeyPatch) -> _FakeRay:
     fake = _FakeRay()
     monkeypatch.setattr(ray_engine, "require_ray", lambda: fake)
+    # Ray joins RAY_ADDRESS instead of an address left out: none unless a test sets one
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     return fake
 
 
@@ -237,7 +239,7 @@ def test_an_unresolvable_ray_address_is_one_line_naming_the_flag(
     """CLI audit 2026-12-05, 6: ``simulate --ray-address bogus:1234`` hung past 4 minutes
     in ray.init's retries, printing only Ray's log lines."""
     monkeypatch.setattr(ray_engine.socket, "getaddrinfo", _unresolvable)
-    with pytest.raises(RayUnavailable) as raised, ray_session("bogus:1234"):
+    with pytest.raises(RayUnavailable) as raised, ray_session("bogus:1234", source="--ray-address"):
         pass
     message = str(raised.value)
     assert message == (
@@ -247,13 +249,79 @@ def test_an_unresolvable_ray_address_is_one_line_naming_the_flag(
     assert fake_ray.joined == []  # Ray was never asked
 
 
+@pytest.mark.parametrize(
+    ("address", "source", "env", "named"),
+    [
+        # the caller's argument (run_clients, a library caller): no flag was typed
+        ("bogus:1234", None, None, "bogus:1234"),
+        # secagg server's config file key, not a flag it does not have
+        ("bogus:1234", "[server] ray_address", None, "bogus:1234 ([server] ray_address)"),
+        # Ray joins RAY_ADDRESS when no address is given or it is "auto": the
+        # environment named it, whatever the caller's source
+        (None, "--ray-address", "bogus:1234", "bogus:1234 (the RAY_ADDRESS environment variable)"),
+        (
+            "auto",
+            "--ray-address",
+            "bogus:1234",
+            "bogus:1234 (the RAY_ADDRESS environment variable)",
+        ),
+        # an address given wins over the environment, as in Ray
+        ("other:99", "--ray-address", "bogus:1234", "other:99 (--ray-address)"),
+    ],
+)
+def test_an_unreachable_address_names_where_it_came_from(
+    fake_ray: _FakeRay,
+    monkeypatch: pytest.MonkeyPatch,
+    address: str | None,
+    source: str | None,
+    env: str | None,
+    named: str,
+) -> None:
+    """Simulate audit 2026-12-05: every unreachable address was blamed on
+    ``(--ray-address)``, also one from ``[server] ray_address`` or a library caller's
+    argument; and ``RAY_ADDRESS=bogus:1234`` with no address given was not checked at
+    all: ray.init joined it and retried for minutes (killed after 150 s)."""
+    monkeypatch.setattr(ray_engine.socket, "getaddrinfo", _unresolvable)
+    if env is not None:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    with pytest.raises(RayUnavailable) as raised, ray_session(address, source=source):
+        pass
+    host = named.split(":", 1)[0]
+    assert str(raised.value) == (
+        f"cannot reach Ray at {named}: the host {host} does not resolve (Name or service not known)"
+    )
+    assert fake_ray.joined == [] and fake_ray.calls == []  # Ray was never asked
+
+
+def test_a_reachable_ray_address_variable_is_joined_after_the_check(
+    fake_ray: _FakeRay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no address given, a RAY_ADDRESS that answers is joined (Ray's own rule),
+    not a local instance started: no num_cpus is passed, which Ray refuses beside an
+    existing cluster."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        monkeypatch.setenv("RAY_ADDRESS", address)
+        with ray_session(num_cpus=2):
+            pass
+    assert fake_ray.joined == [address]
+    assert ray_engine.joined_address(None, "--ray-address") == (
+        address,
+        "the RAY_ADDRESS environment variable",
+    )
+    monkeypatch.setenv("RAY_ADDRESS", "")  # empty: unset, as Ray reads it
+    assert ray_engine.joined_address(None, "--ray-address") == (None, "--ray-address")
+
+
 def test_a_port_that_refuses_is_one_line_before_ray(fake_ray: _FakeRay) -> None:
     with socket.socket() as bound:  # bound, not listening: a connection is refused
         bound.bind(("127.0.0.1", 0))
         port = bound.getsockname()[1]
         for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
             with pytest.raises(RayUnavailable, match=r"\(--ray-address\): nothing accepts"):
-                with ray_session(address):
+                with ray_session(address, source="--ray-address"):
                     pass
     assert fake_ray.joined == []
 

@@ -45,7 +45,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, Final, NamedTuple
 
 import numpy as np
 
@@ -563,6 +563,15 @@ ROW_SHARE_DIVISOR = 4
 
 PARTITION_KINDS = ("iid", "dirichlet", "feature")
 
+#: The largest Dirichlet concentration :func:`partition` takes (``secagg simulate``'s
+#: ``--alpha`` cap is this one). Dirichlet(10^6) already draws equal shares to six
+#: digits; past about 1.8e308 / branches the draw's gamma variates sum to infinity and
+#: every share came out 0 or NaN: ``partition(kind="feature", alpha=1e308)`` (or
+#: ``inf``) put all but the minimum rows in the last branch (10, 10, 10 and 1 970 of
+#: 2 000), the opposite of the near-IID split a large alpha means, with numpy's
+#: "invalid value encountered in cast" as the only sign (simulate audit, 2026-12-05).
+MAX_ALPHA: Final = 1e6
+
 
 class BranchMinimums(NamedTuple):
     """What every branch must get: the ``min_*`` keywords of :func:`partition`
@@ -690,8 +699,7 @@ def partition(
         raise ConfigurationError(f"branches must be an integer >= 2, not {branches!r}")
     if branches < 2:
         raise ConfigurationError(f"cannot split {n} {unit}s into {branches} branches")
-    if not alpha > 0:  # NaN too: its Dirichlet draw is NaN, which splits evenly
-        raise ConfigurationError("alpha must be positive")
+    alpha = _concentration(alpha)
     if kind not in PARTITION_KINDS:
         raise ConfigurationError(f"partition kind must be iid, dirichlet or feature, not {kind!r}")
     if kind == "feature":
@@ -732,6 +740,26 @@ def partition(
     pos_parts = np.split(positives, np.cumsum(counts)[:-1])
     neg_parts = np.split(negatives, np.cumsum(sizes - counts)[:-1])
     return [np.sort(np.concatenate(pair)) for pair in zip(pos_parts, neg_parts, strict=True)]
+
+
+def _concentration(alpha: object) -> float:
+    """``alpha`` as a float in ``(0, MAX_ALPHA]``, or a ConfigurationError naming it.
+
+    Why: NaN split evenly (its Dirichlet draw is NaN), infinity and 1e308 put nearly
+    every row in one branch (see :data:`MAX_ALPHA`), ``True`` ran as 1.0, and a string
+    or None was a bare TypeError from the comparison."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.integer | np.floating):
+        raise ConfigurationError(f"alpha must be a number in (0, {MAX_ALPHA:g}], not {alpha!r}")
+    try:
+        value = float(alpha)
+    except OverflowError:  # an int past float's range (10**400)
+        value = math.inf
+    if not (math.isfinite(value) and 0 < value <= MAX_ALPHA):
+        raise ConfigurationError(
+            f"alpha must lie in (0, {MAX_ALPHA:g}] (a large one splits nearly as iid "
+            f"does), not {value:g}"
+        )
+    return value
 
 
 def _capped_allocation(total: int, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:

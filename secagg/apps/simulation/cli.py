@@ -580,9 +580,15 @@ def _quiet_libraries() -> Iterator[None]:
 
 
 def _each_privacy_caveat_once(show: Any) -> Any:
-    """``show`` (a ``warnings.showwarning``) that passes each distinct privacy caveat
+    """A ``warnings.showwarning`` that prints each distinct privacy caveat
     (:class:`~secagg.dp.config.PrivacyCostWarning`, its text) once, any other warning
-    every time."""
+    every time, each as one line on stderr: ``warning: <Category>: <text>``. ``show``
+    (Python's own) is kept for a caller's ``file``.
+
+    Why one line: Python's form printed the source file's path and, under it, the line
+    of code that warned (``  return DPConfig(``), which reads as a traceback:
+    ``secagg simulate --branches 2 --unit client`` showed both above its table
+    (simulate audit, 2026-12-05), as ``secagg server`` did before its own fix."""
     from secagg.dp.config import PrivacyCostWarning
 
     said: set[tuple[type, str]] = set()
@@ -601,7 +607,11 @@ def _each_privacy_caveat_once(show: Any) -> Any:
                 if (category, str(message)) in said:
                     return
                 said.add((category, str(message)))
-        show(message, category, filename, lineno, file, line)
+        if file is not None:  # a caller's own stream: its own form
+            show(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(str(message).split())
+        click.echo(f"warning: {category.__name__}: {text}", err=True)
 
     return once
 

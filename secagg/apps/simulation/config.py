@@ -107,6 +107,7 @@ from typing import Any, Final
 
 from secagg.aggregation import BACKENDS
 from secagg.apps.models import MODELS
+from secagg.apps.models.tabular import MAX_ALPHA
 from secagg.errors import ConfigurationError
 
 UNITS = ("record", "client")
@@ -329,7 +330,8 @@ MAX_FRAUD_SHARE = 0.5
 #:   ``stats_bound = 1e160`` (or ``1e308`` for either) said "the Gaussian std must be
 #:   finite and non-negative", naming no key, and ``stats_bound = 1e150`` ran on
 #:   statistics drowned in noise (CLI audit, 2026-12-05);
-#: * ``alpha``: 10^6, where Dirichlet(alpha) already draws equal shares to six digits.
+#: * ``alpha``: 10^6 (``tabular.MAX_ALPHA``, which ``partition`` itself refuses past),
+#:   where Dirichlet(alpha) already draws equal shares to six digits.
 #:   Past about 1.8e308 / branches the draw's gamma variates sum to infinity and every
 #:   share came out 0: ``--partition feature --alpha 1e308`` put all but the minimum
 #:   rows of every bin in the last branch (1, 1, 1 and 19 997 rows of 20 000), the
@@ -337,7 +339,7 @@ MAX_FRAUD_SHARE = 0.5
 REAL_CAPS: dict[str, float] = {
     "learning_rate": 100.0,
     "server_learning_rate": 100.0,
-    "alpha": 1e6,
+    "alpha": MAX_ALPHA,
     "noise_multiplier": 1e4,
     "clip": 1e6,
     "update_clip": 1e6,
@@ -791,9 +793,16 @@ class SimulationConfig:
         _require(self.seed >= 0, f"{k('seed')} must be non-negative")
         _require(
             self.seed + self.seeds - 1 <= CAPS["seed"],
-            f"{k('seed')} must be at most {CAPS['seed']}"
-            + (f" - ({k('seeds')} - 1)" if self.seeds > 1 else "")
-            + " (the largest seed the data, training and noise generators take)",
+            # the bound as a number: "at most 4294967295 - (--seeds - 1)" left the
+            # subtraction to the reader (simulate audit, 2026-12-05)
+            f"{k('seed')} must be at most {CAPS['seed'] - max(self.seeds, 1) + 1}"
+            + (
+                f" with {k('seeds', self.seeds)} (its last seed, {k('seed')} + "
+                f"{k('seeds')} - 1, at most {CAPS['seed']}: "
+                if self.seeds > 1
+                else " ("
+            )
+            + "the largest seed the data, training and noise generators take)",
         )
         _require(
             self.rounds * self.seeds <= CAPS["runs"],

@@ -265,9 +265,10 @@ def _engine_session(config: SimulationConfig) -> contextlib.AbstractContextManag
     joins it, as it joins any instance its caller started."""
     if config.engine != "ray":
         return contextlib.nullcontext()
+    from secagg.apps.simulation.runner import ray_address_source
     from secagg.runtime.ray_engine import ray_session
 
-    return ray_session(config.ray_address)
+    return ray_session(config.ray_address, source=ray_address_source(config))
 
 
 def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> None:

@@ -629,12 +629,46 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
             raise _calibration_refused(config, branch, exc) from None
 
 
+def _record_distributed_units(config: SimulationConfig, branches: list[BranchData]) -> int:
+    """The protected units of all branches together: the dataset one customer (or
+    transaction) of record-level distributed DP is protected in (the federation's
+    public denominator, :func:`federation_config`'s ``units_total``)."""
+    return sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
+
+
+def check_record_distributed_delta(config: SimulationConfig, branches: list[BranchData]) -> None:
+    """Refuse a record-level distributed ``delta`` not below ``1 / N``, ``N`` the
+    protected units of all branches (one line naming the flag or key, before any
+    training): the rule DP-SGD's trainers apply per branch, for the dataset this
+    mechanism protects a unit in, the union of the branches' (its noise is sized for
+    one unit among all ``N``). ``1 / N`` is below every branch's ``1 / n``, so the
+    local-only baseline, which protects a unit among its branch's ``n``, is held to it too.
+
+    Why: ``--unit record --mechanism distributed --delta 0.5`` ran and printed
+    "epsilon = 2.864 (customer-level, delta = 0.5)": a delta that allows publishing
+    a whole customer's rows, no guarantee (simulate audit, 2026-12-05); DP-SGD refused
+    it (:func:`check_dpsgd_calibration`), this mechanism asked only ``delta < 1``."""
+    if not config.record_distributed:
+        return
+    n = _record_distributed_units(config, branches)
+    if not config.delta < 1 / n:
+        raise ConfigurationError(
+            f"{key('delta', config.delta)} is not below 1 / n = {1 / n:.3g} for the "
+            f"n = {n} {config.protected}s of all {len(branches)} branches (record-level "
+            f"distributed DP protects one among them all): a larger delta allows "
+            f"publishing a whole {config.protected}; choose a smaller one"
+        )
+
+
 def check_composed_delta(config: SimulationConfig, branches: list[BranchData]) -> None:
     """Refuse a prior's delta whose composition with this run's is no privacy guarantee
     for a record-level run: the composed delta (``prior_delta + delta``, basic
     composition) must be below ``1 / n`` of each branch's ``n`` protected units, the
     rule the DP-SGD trainers apply to ``delta`` alone (a larger one allows publishing a
-    whole unit). One line naming the flag or key, before any training.
+    whole unit); for record-level distributed DP, below ``1 / N`` of all branches'
+    ``N`` units, the dataset it protects a unit in (as
+    :func:`check_record_distributed_delta`). One line naming the flag or key, before
+    any training.
 
     Why: ``--prior-delta 0.9`` was accepted (only ``prior_delta + delta < 1`` was
     asked) and every epsilon was printed at delta = 0.90001: honest, and meaningless.
@@ -644,12 +678,22 @@ def check_composed_delta(config: SimulationConfig, branches: list[BranchData]) -
     if cost is None or config.unit != "record" or cost[1] == 0:
         return
     composed = cost[1] + config.delta
-    for branch in branches:
-        n = (
-            len(_dpsgd_data(config, branch)[0])
-            if _runs_dpsgd(config)
-            else int(protected_units(config, branch)[0].shape[0])
-        )
+    # record-level distributed DP protects a unit among all branches' (see
+    # check_record_distributed_delta); DP-SGD one among its own branch's
+    datasets = (
+        [(f"all {len(branches)} branches'", _record_distributed_units(config, branches))]
+        if config.record_distributed
+        else [
+            (
+                f"{branch.name}'s",
+                len(_dpsgd_data(config, branch)[0])
+                if _runs_dpsgd(config)
+                else int(protected_units(config, branch)[0].shape[0]),
+            )
+            for branch in branches
+        ]
+    )
+    for whose, n in datasets:
         if not composed < 1 / n:
             named = (
                 key("prior_delta", config.prior_delta)
@@ -659,7 +703,7 @@ def check_composed_delta(config: SimulationConfig, branches: list[BranchData]) -
             raise ConfigurationError(
                 f"{named}: the composed delta ({key('prior_delta')} + {key('delta')}) = "
                 f"{composed:g} is not "
-                f"below 1 / n = {1 / n:.3g} for {branch.name}'s n = {n} "
+                f"below 1 / n = {1 / n:.3g} for {whose} n = {n} "
                 f"{config.protected}s: a larger delta allows publishing a whole "
                 f"{config.protected}, no guarantee; choose a smaller one"
             )
@@ -1639,7 +1683,8 @@ def run_federation(
         return _federate(config, branches, state, network, progress, ledger_path, prior)
     from secagg.runtime.ray_engine import RayHub, ray_session
 
-    with ray_session(config.ray_address), RayHub(schedule, workers=config.ray_workers) as hub:
+    session = ray_session(config.ray_address, source=ray_address_source(config))
+    with session, RayHub(schedule, workers=config.ray_workers) as hub:
         return _federate(config, branches, state, hub, progress, ledger_path, prior)
 
 
@@ -1907,11 +1952,7 @@ def _check_federation_plan(
     whatever the prior's values: no prior is needed to know it. A
     :class:`ConfigurationError` names what no round can run."""
     size = trainable_vector(starting_model(config, branches[0].x_train.shape[1], None)).size
-    units_total = (
-        sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
-        if config.record_distributed
-        else 1
-    )
+    units_total = _record_distributed_units(config, branches) if config.record_distributed else 1
     try:
         federation_config(config, size, state, units_total)
     except BudgetUnreachable as exc:
@@ -1932,29 +1973,51 @@ def _check_federation_plan(
         ) from None
 
 
+def ray_address_source(config: SimulationConfig) -> str:
+    """How messages name ``config.ray_address``: as the user set it (the flag or the
+    file's key); :func:`~secagg.runtime.ray_engine.joined_address` names the
+    environment instead when Ray joins ``RAY_ADDRESS``."""
+    return key("ray_address")
+
+
 def _check_ray_address(config: SimulationConfig) -> None:
-    """Refuse a ``ray_address`` nothing answers on before any data or training, in one
-    line naming the flag or key (each probe bounded: ``ray_engine.PROBE_SECONDS``).
+    """Refuse a Ray address nothing answers on before any data or training, in one
+    line naming where it came from (each probe bounded: ``ray_engine.PROBE_SECONDS``):
+    ``ray_address`` as the user set it, or the ``RAY_ADDRESS`` environment variable,
+    which Ray joins when ``ray_address`` is not given or ``"auto"``.
 
     Why: the run first reached Ray in the federation, after the prior's fit and every
     baseline, so ``--ray-address 127.0.0.1:1`` was refused minutes into a default-size
-    run. A driver already joined to Ray (a caller's instance, an experiment's session)
-    is not probed: it joins what it has. A port that answers but is no Ray cluster is
-    still found by ``ray.init``, in the federation."""
-    if config.ray_address is None:
-        return
-    from secagg.runtime.ray_engine import RayUnavailable, check_address, require_ray
+    run; ``RAY_ADDRESS=127.0.0.1:1`` with no ``--ray-address`` was not checked at all,
+    and hung in Ray's retries (killed after 150 s, simulate audit 2026-12-05). A driver
+    already joined to Ray (a caller's instance, an experiment's session) is not probed:
+    it joins what it has. A port that answers but is no Ray cluster is still found by
+    ``ray.init``, in the federation."""
+    from secagg.runtime.ray_engine import (
+        RAY_ADDRESS_SOURCE,
+        RAY_ADDRESS_VARIABLE,
+        RayUnavailable,
+        check_address,
+        joined_address,
+        require_ray,
+    )
 
-    if require_ray().is_initialized():
+    target, named = joined_address(config.ray_address, ray_address_source(config))
+    if target is None or require_ray().is_initialized():
         return
     try:
-        check_address(config.ray_address)
+        check_address(target, source=named)
     except RayUnavailable as exc:
-        # the engine's words name the flag; a config file's key is named as typed
+        # the engine's words name the source; a config file's key is named as typed
         why = str(exc).split("): ", 1)[-1]
+        where = (
+            f"{RAY_ADDRESS_VARIABLE}={target} (the environment variable Ray joins when "
+            f"{key('ray_address')} is {'auto' if config.ray_address else 'not given'})"
+            if named == RAY_ADDRESS_SOURCE
+            else key("ray_address", config.ray_address)
+        )
         raise ConfigurationError(
-            f"{key('ray_address', config.ray_address)}: cannot reach Ray there "
-            f"(checked before training): {why}"
+            f"{where}: cannot reach Ray there (checked before training): {why}"
         ) from None
 
 
@@ -1966,6 +2029,7 @@ def _check_before_training(
     if config.prior_source == "file":  # the model's size, once it is known
         read_prior_file(config, branches[0].x_train.shape[1])
     check_dpsgd_calibration(config, branches)
+    check_record_distributed_delta(config, branches)
     check_composed_delta(config, branches)
     _check_federation_plan(config, branches, state)  # ... and so is the round's plan
 

@@ -121,6 +121,35 @@ def test_an_unreachable_ray_address_is_refused_before_any_training(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.usefixtures("no_data")
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        ((), "RAY_ADDRESS=127.0.0.1:1 (the environment variable Ray joins when --ray-address "
+             "is not given)"),
+        (("--ray-address", "auto"), "RAY_ADDRESS=127.0.0.1:1 (the environment variable Ray "
+                                    "joins when --ray-address is auto)"),
+    ],
+)  # fmt: skip
+def test_an_unreachable_ray_address_variable_is_named_before_any_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...], named: str
+) -> None:
+    """``RAY_ADDRESS=127.0.0.1:1 secagg simulate --engine ray`` (no --ray-address, or
+    ``auto``) was not checked: ray.init joined the variable's address and retried past
+    150 s (killed), naming nothing; and an address from there was blamed on
+    ``--ray-address``. It is refused before any data, naming the variable."""
+    import time
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    args = [*SHORT, "--engine", "ray", *flags, "--out", str(tmp_path / "run")]
+    started = time.monotonic()
+    error = _one_line_error(_simulate(*args))
+    assert time.monotonic() - started < 120
+    assert error.startswith(f"Error: {named}: cannot reach Ray there"), error
+    assert "nothing accepts connections on 127.0.0.1 port 1" in error
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def prior_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model vector of the right shape for :data:`SHORT`, as an earlier run's

@@ -4,6 +4,7 @@ added once, inside the secure sum, accounted by the server and replayed by the a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,71 @@ def test_the_recorded_rows_per_unit_are_those_of_the_unit_that_ran(
     server = privacy_parameters(config, run, [])["server"]  # type: ignore[arg-type]
     assert server["unit"] == config.protected
     assert server["max_rows"] == max_rows
+
+
+#: a record-level distributed run small enough to refuse in seconds: 3 branches of 110
+#: to 170 customers (408 in all, seed 0), so 1 / N = 0.00245 and the smallest branch's
+#: 1 / n = 0.0091
+SHORT_FLAGS = ["--branches", "3", "--rounds", "1", "--local-epochs", "1", "--train-rows"]
+SHORT_FLAGS += ["3000", "--test-rows", "400", "--batch-size", "64", "--dropout", "0", "--quiet"]
+SHORT_FLAGS += ["--unit", "record", "--mechanism", "distributed", "--seed", "0"]
+
+
+@pytest.mark.parametrize("delta", ["0.5", "0.003"])
+def test_a_delta_not_below_one_over_all_units_is_refused_before_training(
+    tmp_path: Path, delta: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--unit record --mechanism distributed --delta 0.5`` ran and printed "ε = 2.864
+    (customer-level, δ = 0.5)": only ``delta < 1`` was asked, where DP-SGD refuses a
+    delta not below 1 / n. This mechanism protects a customer among all branches'
+    N = 408, so 0.003 (below every branch's own 1 / n) is refused too, naming the flag,
+    before the prior's fit."""
+    from click.testing import CliRunner
+
+    from secagg.apps.cli import main
+    from secagg.apps.simulation import runner
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the prior was fitted before the refusal")
+
+    monkeypatch.setattr(runner, "prior_model", refuse)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["simulate", *SHORT_FLAGS, "--delta", delta, "--out", str(out)]
+    )
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"Error: --delta {float(delta)} is not below 1 / n = 0.00245 for the n = 408 "
+        "customers of all 3 branches (record-level distributed DP protects one among "
+        "them all): a larger delta allows publishing a whole customer; choose a smaller one"
+    ], result.stderr
+    assert not out.exists()
+
+
+def test_the_record_distributed_delta_rule_is_one_over_all_units(tmp_path: Path) -> None:
+    """Just below 1 / N passes the check; at 1 / N it is refused, from a file's key as
+    well; and a prior's delta composes against the same N (it was each branch's n)."""
+    from secagg.apps.simulation.config import spelled_for
+    from secagg.apps.simulation.runner import (
+        check_composed_delta,
+        check_record_distributed_delta,
+        load_branches,
+    )
+
+    base = SimulationConfig(
+        branches=3, rounds=1, local_epochs=1, train_rows=3000, test_rows_per_branch=400,
+        unit="record", mechanism="distributed", seed=0,
+    )  # fmt: skip
+    branches = load_branches(base)
+    check_record_distributed_delta(replace(base, delta=1 / 408 * 0.999), branches)
+    with (
+        spelled_for(flags={}, file_keys={"delta": 1 / 408}),
+        pytest.raises(ConfigurationError, match=r"^privacy\.delta = 0\.00245\d* is not below"),
+    ):
+        check_record_distributed_delta(replace(base, delta=1 / 408), branches)
+    prior = tmp_path / "model.npy"
+    np.save(prior, np.zeros(4, dtype=np.float32), allow_pickle=False)
+    composed = replace(base, delta=1e-3, prior_path=str(prior), prior_epsilon=1.0, prior_delta=2e-3)
+    with pytest.raises(ConfigurationError, match=r"for all 3 branches' n = 408 customers"):
+        check_composed_delta(composed, branches)
