@@ -51,13 +51,13 @@ from secagg.he.envelope import (
     unpack_chunk,
 )
 from secagg.he.errors import (
-    BoundExceeded,
     ContextMismatch,
     HEParameterError,
     InconsistentUpload,
     MalformedCiphertext,
     SecretKeyUnavailable,
     TooFewContributions,
+    TooManyContributions,
 )
 from secagg.he.packing import (
     CiphertextLayout,
@@ -398,7 +398,7 @@ def decrypt_aggregate(
             f"{context.min_contributions} required before decryption"
         )
     if contributions > context.params.num_clients:
-        raise BoundExceeded(
+        raise TooManyContributions(
             f"aggregate claims {contributions} contributions; the parameters allow "
             f"{context.params.num_clients}"
         )

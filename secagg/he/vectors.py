@@ -52,7 +52,7 @@ from secagg.he.chunks import (
 )
 from secagg.he.context import OpaquePublicContext, PublicAggregationContext
 from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind, pack_packed_chunk
-from secagg.he.errors import BoundExceeded
+from secagg.he.errors import BoundExceeded, TooManyContributions
 from secagg.he.packing import add_residues_into, pack_coefficients
 
 if TYPE_CHECKING:
@@ -176,7 +176,8 @@ class EncryptedSum:
         if self._broken:
             raise RoundAborted("an earlier in-place addition failed", phase="he-aggregate")
         if self._contributions >= self._context.params.num_clients:
-            raise BoundExceeded(
+            # one upload too many is a message to refuse, not a configuration fault
+            raise TooManyContributions(
                 f"the parameters allow at most {self._context.params.num_clients} contributions"
             )
         checked, _ = read_vector(

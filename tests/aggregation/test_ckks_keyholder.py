@@ -44,12 +44,13 @@ from secagg.aggregation.keyholder_policy import (
 from secagg.aggregation.spec import Reader, Writer
 from secagg.errors import (
     ConfigurationError,
+    InvalidMessage,
     MalformedMessage,
     RoundAborted,
     SecAggError,
     WrongRound,
 )
-from secagg.he.errors import InconsistentUpload, TooFewContributions
+from secagg.he.errors import InconsistentUpload, TooFewContributions, TooManyContributions
 from secagg.he.keys import PublicAggregationContext
 from secagg.he.vectors import EncryptedSum, encrypt_vector
 
@@ -545,7 +546,13 @@ def test_a_sum_claiming_too_few_or_too_many_contributions_is_refused() -> None:
     dimension, std, chunks = _decrypt_request(payload)
     for claim in (1, 2):
         _refused(helper, _rebuild(dimension, std, _claiming(chunks, claim)), TooFewContributions)
-    _refused(helper, _rebuild(dimension, std, _claiming(chunks, N + 1)), SecAggError, match="allow")
+    # a claim from the wire is a bad message (InvalidMessage), never a ConfigurationError
+    _refused(
+        helper, _rebuild(dimension, std, _claiming(chunks, N + 1)), InvalidMessage, match="allow"
+    )
+    with pytest.raises(TooManyContributions) as caught:
+        helper.handle(_rebuild(dimension, std, _claiming(chunks, 2**32 - 1)), round_number=1)
+    assert not isinstance(caught.value, ConfigurationError) and helper.decryptions == 0
     helper.handle(_rebuild(dimension, std, _claiming(chunks, N)), round_number=1)
     assert helper.decryptions == 1
 
