@@ -678,7 +678,8 @@ class CKKSBackend(AggregationBackend):
         table ``settings`` (``noise_stddev``, ``min_contributions``, ``max_decryptions``,
         ``state``, and ``key``: the key file :meth:`make_helper_key` wrote, whose
         fingerprint the branches pin). Default: floor noise, at least 2 contributions,
-        no cap, a key made on the first request; with ``key``, the state defaults to
+        no cap (a ``noise_stddev`` above 0 requires ``max_decryptions``), a key made on
+        the first request; with ``key``, the state defaults to
         ``<key>.state`` beside it (without a key, nothing outlives the process anyway)."""
         values = dict(settings or {})
         key_file = values.pop("key", None)

@@ -21,8 +21,9 @@ it to every request, whatever the request says:
   replayed or older round number is refused (:class:`RoundAlreadyServed`), so the
   averaging attack of H3(c) cannot repeat one round's request. A malicious server
   can still invent new round numbers, which is why there is a lifetime cap
-  (``max_decryptions``, :class:`DecryptionCapReached`) and why every decryption
-  is logged with its running count.
+  (``max_decryptions``, :class:`DecryptionCapReached`; required of a key holder
+  that adds its own noise, since each decryption is one more DP release) and why
+  every decryption is logged with its running count.
 * **At least** ``min_contributions`` summands, as the aggregate claims. The key
   holder cannot verify the claim (the server adds the ciphertexts), so this
   catches honest mistakes only; docs/backends.md says what would make it sound.
@@ -145,8 +146,20 @@ class KeyHolderPolicy:
     ``noise_stddev``: the key holder's own Gaussian noise std per decryption (0:
     only the floor); the server's request is honoured only when larger.
     ``min_contributions``: the fewest summands an aggregate must claim (at least 2).
-    ``max_decryptions``: a lifetime cap (None: none; a deployment should set one).
+    ``max_decryptions``: a lifetime cap; **required when** ``noise_stddev > 0``
+    (None is accepted only for a floor-only key holder: tests, simulations without DP).
     ``state_path``: where served rounds and the count persist (None: memory only).
+
+    Why the cap is required with noise: a key holder that adds its own DP noise
+    promises that what it releases is differentially private, and every decryption of
+    a noised aggregate is one more release of it. The server chooses the round numbers
+    (it can invent new ones) and what it asks to have decrypted, so without a cap a
+    hostile server spends the key holder's privacy without bound: averaging k
+    releases of one update divides its noise by sqrt(k). The cap (kept across restarts
+    by ``state_path``) is what bounds k, so a key holder with noise configured and no
+    cap refuses to start, naming ``max_decryptions``, instead of promising privacy it
+    cannot bound. Size it for the federation's rounds (the key holder serves one
+    decryption a round), plus restarts' spare.
     """
 
     noise_stddev: float = 0.0
@@ -170,6 +183,14 @@ class KeyHolderPolicy:
             cap = _integer("max_decryptions", self.max_decryptions)
             if cap < 1:
                 raise _config_error("max_decryptions", f"must be >= 1, got {cap}")
+        elif std > 0:
+            # each decryption of a noised sum is one more DP release (see the docstring)
+            raise _config_error(
+                "max_decryptions",
+                f"required with noise_stddev = {std:g}: every decryption is one more release "
+                "of a noised sum and the server chooses how many it asks for; set the "
+                "lifetime cap (the federation's rounds, with some spare)",
+            )
         if self.state_path is not None and not isinstance(self.state_path, Path):
             if not isinstance(self.state_path, str) or not self.state_path:
                 raise _config_error("state", f"must be a file path, got {self.state_path!r}")
@@ -183,8 +204,9 @@ class KeyHolderPolicy:
         resolved against ``base_dir`` (the config file's folder).
 
         Keys: ``noise_stddev`` (number >= 0), ``min_contributions`` (int >= 2),
-        ``max_decryptions`` (int >= 1), ``state`` (path). Any other key, or a value
-        of the wrong type, raises a one-line ConfigurationError naming the key.
+        ``max_decryptions`` (int >= 1; required when ``noise_stddev`` > 0), ``state``
+        (path). Any other key, or a value of the wrong type, raises a one-line
+        ConfigurationError naming the key.
         """
         if not isinstance(section, Mapping):
             raise ConfigurationError(f"[key_holder] must be a table, got {type(section).__name__}")

@@ -93,7 +93,7 @@ def _public(helper: KeyHolderSession) -> PublicAggregationContext:
 
 
 def test_h3a_server_requested_zero_noise_ignored() -> None:
-    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5, max_decryptions=10))
     server, payload, rows = _round(helper, noise=0.0)  # the request says std 0
     answer = helper.handle(payload, round_number=1)
     std, out = _reply(answer)
@@ -115,7 +115,7 @@ def test_h3a_no_configured_noise_still_no_exact_decryption() -> None:
 
 
 def test_h3a_the_server_may_ask_for_more_noise_never_less() -> None:
-    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5, max_decryptions=10))
     _, payload, _ = _round(helper, noise=2.0)
     assert _reply(helper.handle(payload, round_number=1))[0] == 2.0
 
@@ -158,7 +158,7 @@ def test_h3b_a_relabelled_single_upload_is_not_detectable_but_is_noised() -> Non
     """The documented limit: the server adds its own encryption of 0 to one client's
     upload and claims 2 contributions. The key holder cannot tell; what it still
     guarantees is its own noise on the answer, once for that round number."""
-    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5, max_decryptions=10))
     _round(helper)
     public, alice = _public(helper), _rows()[0]
     fake = EncryptedSum(public, D)
@@ -173,7 +173,7 @@ def test_h3b_a_relabelled_single_upload_is_not_detectable_but_is_noised() -> Non
 
 
 def test_h3c_replayed_round_refused() -> None:
-    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=1.1))
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=1.1, max_decryptions=10))
     _, payload, rows = _round(helper)
     answers = [_reply(helper.handle(payload, round_number=1))[1]]
     for _ in range(400):  # the review's averaging attack: 400 answers to one request
@@ -225,6 +225,37 @@ def test_max_decryptions_cap(tmp_path: Path) -> None:
         KeyHolderSession(policy).handle(payload, round_number=11)
 
 
+def test_a_key_holder_with_its_own_noise_refuses_to_start_without_a_cap(tmp_path: Path) -> None:
+    """Every decryption of a noised sum is one more DP release, and a hostile server
+    invents round numbers: with noise and no cap it spent the key holder's privacy
+    without bound (one aggregate decrypted again under each new round number). Now
+    such a policy is refused, in every form (constructor, [key_holder] table,
+    the backend's helper with a key), with one line naming max_decryptions."""
+    for build in (
+        lambda: KeyHolderPolicy(noise_stddev=0.5),
+        lambda: KeyHolderPolicy.from_dict({"noise_stddev": 0.5}),
+        lambda: CKKSBackend().helper({"noise_stddev": 1e-9}),
+    ):
+        with pytest.raises(ConfigurationError, match=r"^\[key_holder\] max_decryptions: ") as e:
+            build()
+        assert "\n" not in str(e.value) and "noise_stddev = " in str(e.value)
+    # a cap makes it start, and the cap then bounds the releases, also after a restart
+    capped = {"noise_stddev": 0.5, "max_decryptions": 3, "state": "kh.json"}
+    helper = CKKSBackend().helper(capped, base_dir=tmp_path)
+    _, payload, _ = _round(helper, round_number=1)
+    for number in (1, 2, 3):  # the same aggregate under invented round numbers
+        helper.handle(payload, round_number=number)
+    with pytest.raises(DecryptionCapReached):
+        helper.handle(payload, round_number=4)
+    restarted = CKKSBackend().helper(capped, base_dir=tmp_path)
+    assert restarted.decryptions == 3
+    with pytest.raises(DecryptionCapReached):
+        restarted.handle(payload, round_number=5)
+    # the floor-only key holder (tests, simulations without DP) still needs no cap
+    assert KeyHolderPolicy().max_decryptions is None
+    assert KeyHolderPolicy.from_dict({"noise_stddev": 0}).max_decryptions is None
+
+
 def test_implausible_sum_refused_and_spends_the_round() -> None:
     """A crafted ciphertext decrypting to a large value would beat any fixed noise
     (a scaled secret key); the key holder refuses sums no honest round can give."""
@@ -262,7 +293,7 @@ def test_run_local_round_reports_the_key_holders_noise() -> None:
     assert report.noise_stddev == noise_floor(params) > 0  # nobody asked; the floor ran
     assert report.contributed == (0, 1, 2, 4)
     assert np.max(np.abs(total - rows[[0, 1, 2, 4]].sum(axis=0))) <= report.error_bound
-    own = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.25))
+    own = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.25, max_decryptions=10))
     _, report = run_local_round(backend, rows, helper=own, round_number=7)
     assert report.noise_stddev == 0.25 and own.record.rounds == [7]
     with pytest.raises(RoundAborted, match="helper refused"):
