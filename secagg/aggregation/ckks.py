@@ -383,6 +383,7 @@ class KeyHolderSession(HelperSession):
         dimension, requested, length = _DECRYPT_FIELDS.unpack_from(view, _HELPER_HEAD.size)
         if dimension < 1 or not math.isfinite(requested) or requested < 0:
             raise MalformedMessage("bad decryption request")
+        self.policy.check_dimension(dimension)  # the agreed length: the server's word is not
         self.record.check(round_number, self.policy.max_decryptions)  # before any work
         if self._holder is None:
             raise UnexpectedMessage("no key has been made yet")
@@ -676,7 +677,7 @@ class CKKSBackend(AggregationBackend):
     ) -> KeyHolderSession:
         """The key holder, enforcing its own policy: ``policy``, or the ``[key_holder]``
         table ``settings`` (``noise_stddev``, ``min_contributions``, ``max_decryptions``,
-        ``state``, and ``key``: the key file :meth:`make_helper_key` wrote, whose
+        ``dimension``, ``state``, and ``key``: the key file :meth:`make_helper_key` wrote, whose
         fingerprint the branches pin). Default: floor noise, at least 2 contributions,
         no cap (a ``noise_stddev`` above 0 requires ``max_decryptions``), a key made on
         the first request; with ``key``, the state defaults to

@@ -38,6 +38,7 @@ from secagg.aggregation.keyholder_policy import (
     KeyHolderPolicy,
     KeyHolderRefusal,
     RoundAlreadyServed,
+    WrongDimension,
     noise_floor,
     plausible_range,
 )
@@ -320,6 +321,7 @@ def test_policy_from_a_toml_section(tmp_path: Path) -> None:
     )
     assert policy == KeyHolderPolicy(1.0, 3, 500, tmp_path / "kh.json")
     assert KeyHolderPolicy.from_dict({}) == KeyHolderPolicy()
+    assert KeyHolderPolicy.from_dict({"dimension": 7}).dimension == 7
     for section, key in [
         ({"noise": 1.0}, "noise"),
         ({"noise_stddev": -1}, "noise_stddev"),
@@ -329,6 +331,9 @@ def test_policy_from_a_toml_section(tmp_path: Path) -> None:
         ({"min_contributions": 2.0}, "min_contributions"),
         ({"max_decryptions": 0}, "max_decryptions"),
         ({"max_decryptions": True}, "max_decryptions"),
+        ({"dimension": 0}, "dimension"),
+        ({"dimension": 2**32}, "dimension"),
+        ({"dimension": 7.0}, "dimension"),
         ({"state": 3}, "state"),
     ]:
         with pytest.raises(ConfigurationError, match=rf"^\[key_holder\] {key}: ") as caught:
@@ -561,6 +566,23 @@ def test_a_decryption_request_for_another_dimension_than_its_sum_is_refused() ->
     _refused(helper, _rebuild(50 * D, std, chunks), MalformedMessage, match="request of")
     helper.handle(payload, round_number=1)
     assert helper.decryptions == 1
+
+
+def test_a_key_holder_with_a_dimension_decrypts_sums_of_that_length_only() -> None:
+    """The request's dimension is the server's word: a key holder given the federation's
+    length refuses an honest aggregate of another length (WrongDimension, a
+    KeyHolderRefusal) before any work, spending neither the round nor a decryption;
+    without one (in-memory runs) any length is decrypted, as before."""
+    bound = KeyHolderSession(KeyHolderPolicy(dimension=D + 3))
+    _, payload, _ = _round(bound)
+    _refused(bound, payload, WrongDimension, match=f"{D} values refused")
+    assert bound.record.rounds == [] and bound.decryptions == 0
+    _, right, _ = _round(bound, rows=_rows(d=D + 3))
+    bound.handle(right, round_number=1)  # round 1 was not spent by the refusal
+    assert bound.decryptions == 1
+    free = KeyHolderSession()
+    free.handle(_round(free)[1], round_number=1)
+    assert free.decryptions == 1
 
 
 def _claiming(chunks: list[bytes], contributions: int) -> list[bytes]:
