@@ -137,3 +137,23 @@ def test_keyholder_with_its_own_noise_and_no_cap_exits_with_one_line(tmp_path: P
     policy.write_text("[key_holder]\nnoise_stddev = 1.0\nmax_decryptions = 20\n")
     result = CliRunner().invoke(main, [*args, "--policy", str(policy)])
     assert "max_decryptions" not in result.stderr
+
+
+def test_the_guides_key_holder_tables_start_a_key_holder(tmp_path: Path) -> None:
+    """Every ``[key_holder]`` table the guides show is one a key holder starts with
+    (a table with noise_stddev and no cap would now be refused at start), and the
+    deployment guide shows one with its own noise, and so a cap."""
+    import re
+    import tomllib
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    tables = []
+    for page in ("backends.md", "deployment.md"):
+        for block in re.findall(r"```toml\n(.*?)```", (docs / page).read_text(), re.S):
+            if "[key_holder]" in block:
+                tables.append((page, tomllib.loads(block)["key_holder"]))
+    assert {page for page, _ in tables} == {"backends.md", "deployment.md"}
+    for page, table in tables:
+        table = {k: v for k, v in table.items() if k != "key"}  # a key file: not made here
+        policy = KeyHolderPolicy.from_dict(table, base_dir=tmp_path)
+        assert policy.noise_stddev == 0 or policy.max_decryptions is not None, page
