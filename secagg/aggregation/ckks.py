@@ -167,6 +167,9 @@ _HELPER_HEAD = struct.Struct("<4sBB")
 #: 2: the decrypted reply carries the noise std the key holder added
 _HELPER_VERSION = 2
 _KEY_REQUEST, _KEY_PUBLIC, _DECRYPT, _DECRYPTED = 1, 2, 3, 4
+#: the key holder draws its noise this many coordinates at a time (memory, not privacy:
+#: every slice is N(0, std^2) from its own OS-keyed stream)
+_NOISE_SLICE = 1 << 16
 
 
 def _helper_message(kind: int, body: bytes) -> bytes:
@@ -451,9 +454,12 @@ class KeyHolderSession(HelperSession):
         # bytes checked are the bytes decrypted; bytes are read in place
         framed = bytes(view[fields:]) if copy else view[fields:]
         chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
-        total = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
-        noised = total + gaussian(std, dimension)
-        del total  # the exact sum is not kept, logged nor returned
+        noised = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
+        # noised in place, slice by slice: the exact sum is overwritten, never kept, and
+        # the noise of a whole vector (with its Box-Muller temporaries) is never held
+        for start in range(0, dimension, _NOISE_SLICE):
+            part = noised[start : start + _NOISE_SLICE]
+            part += gaussian(std, len(part))
         self.record.commit(round_number)  # on disk before anything leaves
         if not np.all(np.abs(noised) <= plausible_range(params, std)):
             raise ImplausibleSum(
@@ -461,8 +467,9 @@ class KeyHolderSession(HelperSession):
                 f"{params.num_clients} values bounded by {params.value_bound:g} can add up to; "
                 "not released (the round number and one decryption are spent)"
             )
-        body = Writer().f64(std).bytes() + np.asarray(noised, "<f8").tobytes()
-        return _helper_message(_DECRYPTED, body)
+        # one copy of the sum into the reply (the header, the std, then float64 values)
+        head = _HELPER_HEAD.pack(_HELPER_MAGIC, _HELPER_VERSION, _DECRYPTED)
+        return b"".join((head, struct.pack("<d", std), np.asarray(noised, "<f8").data))
 
 
 class CKKSClient(ClientSession):
