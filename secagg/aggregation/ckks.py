@@ -338,8 +338,10 @@ class KeyHolderSession(HelperSession):
     Every rule is the key holder's :class:`~secagg.aggregation.keyholder_policy.
     KeyHolderPolicy`, never the server's request: the noise is at least the
     policy's and the floor's, each round number is decrypted once and in
-    increasing order, there is a lifetime cap, and a noised sum no honest
-    aggregate could decrypt to is refused (see that module for why each rule).
+    increasing order, there is a lifetime cap (required with its own noise), a sum of
+    another length than its own ``dimension`` is refused before any work, and a
+    noised sum no honest aggregate could decrypt to is refused (see that module for
+    why each rule).
     """
 
     def __init__(self, policy: KeyHolderPolicy | None = None, *, key: Any = None) -> None:
