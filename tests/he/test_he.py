@@ -394,6 +394,39 @@ def test_one_upload_past_the_parameters_is_a_refused_message_not_a_config_error(
     assert not isinstance(caught.value, ConfigurationError)
 
 
+def test_decryption_loads_one_ciphertext_at_a_time(monkeypatch):
+    """Every chunk was loaded into TenSEAL before the first was decrypted, so SEAL held
+    the whole aggregate's ciphertexts at once (a fresh key holder's resident peak at
+    d = 10^6: 42.3 MB above its start; 20.0 MB loading one at a time). Now each chunk
+    is loaded, decrypted and dropped in turn, after every chunk and the claimed count
+    were checked: a refused aggregate loads nothing."""
+    from secagg.he import chunks
+
+    calls: list[str] = []
+    load, decrypt = chunks._load_checked, chunks.decrypt_pairs
+    monkeypatch.setattr(chunks, "_load_checked", lambda *a: calls.append("load") or load(*a))
+    monkeypatch.setattr(chunks, "decrypt_pairs", lambda *a: calls.append("dec") or decrypt(*a))
+    d = 3 * params().values_per_ciphertext + 1
+    agg = EncryptedSum(public(), d)
+    upload = encrypt_vector(public(), np.full(d, 0.25))
+    agg.add(upload)
+    agg.add(upload)
+    out = holder().decrypt_aggregate(agg.to_chunks(), dimension=d)
+    assert np.max(np.abs(out - 0.5)) < 1e-5
+    assert calls == ["load", "dec"] * 4
+    calls.clear()
+    claims = [c[:22] + (MAX_CLIENTS + 1).to_bytes(4, "big") + c[26:] for c in agg.to_chunks()]
+    with pytest.raises(TooManyContributions):
+        holder().decrypt_aggregate(claims, dimension=d)
+    assert calls == []
+    # a residue past its prime in the last chunk: refused before the first decryption
+    *first, last = agg.to_chunks()
+    broken = [*first, last[:-8] + b"\xff" * 8]
+    with pytest.raises(MalformedCiphertext, match="below its prime"):
+        holder().decrypt_aggregate(broken, dimension=d)
+    assert calls == []
+
+
 def test_an_aggregate_claiming_more_contributions_than_the_parameters_is_a_bad_message():
     """The contributions field of an aggregate is the server's bytes: a claim past the
     design point is refused as an InvalidMessage (it was a BoundExceeded, a
