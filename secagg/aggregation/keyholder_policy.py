@@ -21,8 +21,15 @@ it to every request, whatever the request says:
   replayed or older round number is refused (:class:`RoundAlreadyServed`), so the
   averaging attack of H3(c) cannot repeat one round's request. A malicious server
   can still invent new round numbers, which is why there is a lifetime cap
-  (``max_decryptions``, :class:`DecryptionCapReached`) and why every decryption
-  is logged with its running count.
+  (``max_decryptions``, :class:`DecryptionCapReached`; required of a key holder
+  that adds its own noise, since each decryption is one more DP release) and why
+  every decryption is logged with its running count.
+* **The agreed length only.** With ``dimension`` (the federation's round length;
+  the runtime binds it from the federation's config the key holder holds), a request
+  for a sum of any other length is refused (:class:`WrongDimension`) before the
+  record or the key is touched. The request's dimension is the server's word: a
+  longer sum releases more coordinates (more of the key's error, more of one update)
+  per decryption than the federation agreed to, so it is not the server's choice.
 * **At least** ``min_contributions`` summands, as the aggregate claims. The key
   holder cannot verify the claim (the server adds the ciphertexts), so this
   catches honest mistakes only; docs/backends.md says what would make it sound.
@@ -64,9 +71,11 @@ RANGE_TAIL_Z = 9.0
 #: the smallest ``min_contributions`` a key holder accepts: one summand is one client's update
 MIN_CONTRIBUTIONS_FLOOR = 2
 #: what the [key_holder] config section may hold
-POLICY_KEYS = ("noise_stddev", "min_contributions", "max_decryptions", "state")
+POLICY_KEYS = ("noise_stddev", "min_contributions", "max_decryptions", "dimension", "state")
 
 _STATE_VERSION = 1
+#: the longest vector a packed envelope carries (its 32-bit length field)
+_MAX_DIMENSION = 2**32 - 1
 
 
 # --- refusals ------------------------------------------------------------------
@@ -82,6 +91,11 @@ class RoundAlreadyServed(KeyHolderRefusal, WrongRound):
 
 class DecryptionCapReached(KeyHolderRefusal):
     """The key holder has served its lifetime number of decryptions."""
+
+
+class WrongDimension(KeyHolderRefusal):
+    """A decryption request for a sum of another length than the key holder's own
+    ``dimension``; refused before any work, so nothing is spent."""
 
 
 class ImplausibleSum(KeyHolderRefusal):
@@ -145,14 +159,29 @@ class KeyHolderPolicy:
     ``noise_stddev``: the key holder's own Gaussian noise std per decryption (0:
     only the floor); the server's request is honoured only when larger.
     ``min_contributions``: the fewest summands an aggregate must claim (at least 2).
-    ``max_decryptions``: a lifetime cap (None: none; a deployment should set one).
+    ``max_decryptions``: a lifetime cap; **required when** ``noise_stddev > 0``
+    (None is accepted only for a floor-only key holder: tests, simulations without DP).
     ``state_path``: where served rounds and the count persist (None: memory only).
+    ``dimension``: the only sum length decrypted (None: any; in-memory runs, whose
+    rounds the key holder's caller plans itself).
+
+    Why the cap is required with noise: a key holder that adds its own DP noise
+    promises that what it releases is differentially private, and every decryption of
+    a noised aggregate is one more release of it. The server chooses the round numbers
+    (it can invent new ones) and what it asks to have decrypted, so without a cap a
+    hostile server spends the key holder's privacy without bound: averaging k
+    releases of one update divides its noise by sqrt(k). The cap (kept across restarts
+    by ``state_path``) is what bounds k, so a key holder with noise configured and no
+    cap refuses to start, naming ``max_decryptions``, instead of promising privacy it
+    cannot bound. Size it for the federation's rounds (the key holder serves one
+    decryption a round), plus restarts' spare.
     """
 
     noise_stddev: float = 0.0
     min_contributions: int = MIN_CONTRIBUTIONS_FLOOR
     max_decryptions: int | None = None
     state_path: Path | None = None
+    dimension: int | None = None
 
     def __post_init__(self) -> None:
         std = _number("noise_stddev", self.noise_stddev)
@@ -170,6 +199,20 @@ class KeyHolderPolicy:
             cap = _integer("max_decryptions", self.max_decryptions)
             if cap < 1:
                 raise _config_error("max_decryptions", f"must be >= 1, got {cap}")
+        elif std > 0:
+            # each decryption of a noised sum is one more DP release (see the docstring)
+            raise _config_error(
+                "max_decryptions",
+                f"required with noise_stddev = {std:g}: every decryption is one more release "
+                "of a noised sum and the server chooses how many it asks for; set the "
+                "lifetime cap (the federation's rounds, with some spare)",
+            )
+        if self.dimension is not None:
+            length = _integer("dimension", self.dimension)
+            if not 1 <= length <= _MAX_DIMENSION:
+                raise _config_error(
+                    "dimension", f"must be in [1, {_MAX_DIMENSION}] values, got {length}"
+                )
         if self.state_path is not None and not isinstance(self.state_path, Path):
             if not isinstance(self.state_path, str) or not self.state_path:
                 raise _config_error("state", f"must be a file path, got {self.state_path!r}")
@@ -183,8 +226,9 @@ class KeyHolderPolicy:
         resolved against ``base_dir`` (the config file's folder).
 
         Keys: ``noise_stddev`` (number >= 0), ``min_contributions`` (int >= 2),
-        ``max_decryptions`` (int >= 1), ``state`` (path). Any other key, or a value
-        of the wrong type, raises a one-line ConfigurationError naming the key.
+        ``max_decryptions`` (int >= 1; required when ``noise_stddev`` > 0),
+        ``dimension`` (int >= 1), ``state`` (path). Any other key, or a value of the
+        wrong type, raises a one-line ConfigurationError naming the key.
         """
         if not isinstance(section, Mapping):
             raise ConfigurationError(f"[key_holder] must be a table, got {type(section).__name__}")
@@ -198,7 +242,16 @@ class KeyHolderPolicy:
             min_contributions=section.get("min_contributions", MIN_CONTRIBUTIONS_FLOOR),
             max_decryptions=section.get("max_decryptions"),
             state_path=path,
+            dimension=section.get("dimension"),
         )
+
+    def check_dimension(self, dimension: int) -> None:
+        """Refuse a request for a sum of another length than this key holder's own."""
+        if self.dimension is not None and dimension != self.dimension:
+            raise WrongDimension(
+                f"a decryption of {dimension} values refused: this key holder decrypts sums "
+                f"of {self.dimension} values only (its [key_holder] dimension)"
+            )
 
     def noise_for(self, params: CKKSParameters, requested: float) -> float:
         """The std a decryption under ``params`` gets: never below the policy or the floor."""

@@ -34,6 +34,7 @@ from secagg.he.errors import (
     SecretKeyPresent,
     SecretKeyUnavailable,
     TooFewContributions,
+    TooManyContributions,
 )
 from secagg.he.params import CKKSParameters, choose_parameters
 
@@ -47,5 +48,6 @@ __all__ = [
     "SecretKeyPresent",
     "SecretKeyUnavailable",
     "TooFewContributions",
+    "TooManyContributions",
     "choose_parameters",
 ]

@@ -51,13 +51,13 @@ from secagg.he.envelope import (
     unpack_chunk,
 )
 from secagg.he.errors import (
-    BoundExceeded,
     ContextMismatch,
     HEParameterError,
     InconsistentUpload,
     MalformedCiphertext,
     SecretKeyUnavailable,
     TooFewContributions,
+    TooManyContributions,
 )
 from secagg.he.packing import (
     CiphertextLayout,
@@ -315,7 +315,17 @@ def _check_loaded(context: BoundContext, vector: ts.CKKSVector, values: int) -> 
 def read_vector(
     context: AggregationContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
 ) -> tuple[list[CheckedChunk], int]:
-    """Check one party's full set of packed chunks, in index order, or refuse all of it.
+    """Check one party's full set of packed chunks, in index order, or refuse all of it;
+    their residues and the contributions they claim (see :func:`_ordered_envelopes`)."""
+    ordered, contributions = _ordered_envelopes(context, chunks, kind=kind, dimension=dimension)
+    return [_checked(context, *e) for e in ordered], contributions
+
+
+def _ordered_envelopes(
+    context: AggregationContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
+) -> tuple[list[tuple[Envelope, int]], int]:
+    """One party's chunks parsed, checked up to their residues and put in index order,
+    with the contributions they claim; every fault raises a typed error.
 
     ``dimension`` is the caller's (the round's, or the key holder's checked request);
     one that is not a positive integer raises :class:`ConfigurationError` first: 0 or
@@ -324,9 +334,10 @@ def read_vector(
 
     Cheapest first, so a hostile upload costs what its refusal needs: the count, then
     every chunk's exact size (the parameters fix it), then every header (the first's
-    vector length against ``dimension``, the others against the first), and only then
-    the residues, each unpacked and checked against its prime. Before, every chunk was
-    unpacked before the first header's length was compared.
+    vector length against ``dimension``, the others against the first); the residues
+    are left to the caller (:func:`_checked` unpacks and checks one chunk's against its
+    primes). Before, every chunk was unpacked before the first header's length was
+    compared.
     """
     if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
         raise ConfigurationError(f"dimension must be a positive integer, got {dimension!r}")
@@ -367,16 +378,7 @@ def read_vector(
             raise InconsistentUpload(f"chunk {h.index} appears twice")
         ordered[h.index] = (envelope, values)
     assert all(e is not None for e in ordered)  # len == count and no duplicates
-    checked = [_checked(context, *e) for e in ordered]  # type: ignore[misc]
-    return checked, first.contributions
-
-
-def decode_vector(
-    context: BoundContext, chunks: Sequence[bytes], *, kind: ChunkKind, dimension: int
-) -> tuple[list[ts.CKKSVector], int]:
-    """:func:`read_vector`, then every chunk loaded into TenSEAL (for decryption)."""
-    checked, contributions = read_vector(context, chunks, kind=kind, dimension=dimension)
-    return [_load_checked(context, chunk) for chunk in checked], contributions
+    return ordered, first.contributions  # type: ignore[return-value]
 
 
 def decrypt_aggregate(
@@ -386,28 +388,45 @@ def decrypt_aggregate(
 
     The returned sum is raw: see :mod:`secagg.he.keys` for why it must be noised
     or rounded before it leaves the key holder.
+
+    Every chunk (its residues included) and the claimed contributions are checked
+    before the first decryption; then each chunk is unpacked again, loaded into
+    TenSEAL, decrypted and dropped in turn. Loading them all first (``decode_vector``,
+    removed) held every ciphertext in SEAL's memory and every chunk's residues at
+    once: a fresh key holder's resident peak answering a request at d = 10^6 was
+    42.3 MB above its start, 20.0 MB this way (for 0.07 s more of CPU: 0.21 s instead
+    of 0.14 s, each chunk being unpacked twice). ``chunks`` must not change while this
+    runs (the key holder passes bytes, or its one copy of a mutable buffer). A chunk
+    that TenSEAL refuses at load (it was checked and rebuilt here, so only a bug
+    could) raises before anything is returned.
     """
     if not context.is_private():
         raise SecretKeyUnavailable("this context holds no secret key")
-    vectors, contributions = decode_vector(
+    ordered, contributions = _ordered_envelopes(
         context, chunks, kind=ChunkKind.AGGREGATE, dimension=dimension
     )
+    for envelope in ordered:  # every residue checked before the first decryption
+        _checked(context, *envelope)
     if contributions < context.min_contributions:
         raise TooFewContributions(
             f"aggregate of {contributions} contribution(s); at least "
             f"{context.min_contributions} required before decryption"
         )
     if contributions > context.params.num_clients:
-        raise BoundExceeded(
+        raise TooManyContributions(
             f"aggregate claims {contributions} contributions; the parameters allow "
             f"{context.params.num_clients}"
         )
     out = np.empty(dimension, dtype=np.float64)
     per_chunk = context.params.values_per_ciphertext
-    for index, vector in enumerate(vectors):
+    for index, envelope in enumerate(ordered):
+        # unpacked again (the bytes are the caller's, unchanged): one chunk's residues
+        # at a time, not the whole aggregate's beside the sum
+        vector = _load_checked(context, _checked(context, *envelope))
         values = chunk_values(context.params, dimension, index)
         (ciphertext,) = vector.ciphertext()
         out[index * per_chunk : index * per_chunk + values] = decrypt_pairs(
             context, ciphertext, values
         )
+        del vector, ciphertext
     return out

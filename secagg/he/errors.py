@@ -30,7 +30,7 @@ class SecretKeyPresent(HEParameterError):
 
 
 class BoundExceeded(ConfigurationError):
-    """A value or a number of contributions beyond what the parameters were chosen for.
+    """A value of the caller's own vector beyond what the parameters were chosen for.
 
     CKKS wraps silently on overflow and its noise grows with every addition, so
     a sum outside the design point would decrypt to a wrong answer without any
@@ -63,4 +63,16 @@ class TooFewContributions(InconsistentUpload):
 
     The claim is the server's (it adds the ciphertexts), so this refusal catches
     an honest server's mistake; a malicious one can claim any count.
+    """
+
+
+class TooManyContributions(InconsistentUpload):
+    """An aggregate claims, or a running sum would take, more summands than the
+    parameters were chosen for (beyond them CKKS may wrap or exceed its error bound).
+
+    An :class:`~secagg.errors.InvalidMessage`, not a :class:`BoundExceeded`: the count
+    arrives in a peer's bytes (an aggregate's header, one upload too many), so the
+    refusal is of that message, which a transport refuses and carries on from. It was a
+    BoundExceeded, a ConfigurationError, which callers treat as their own mistake at
+    start-up rather than a hostile or faulty message.
     """

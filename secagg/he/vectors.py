@@ -52,11 +52,11 @@ from secagg.he.chunks import (
 )
 from secagg.he.context import OpaquePublicContext, PublicAggregationContext
 from secagg.he.envelope import HEADER_BYTES, ChunkHeader, ChunkKind, pack_packed_chunk
-from secagg.he.errors import BoundExceeded
+from secagg.he.errors import BoundExceeded, TooManyContributions
 from secagg.he.packing import add_residues_into, pack_coefficients
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from numpy.typing import ArrayLike
 
@@ -176,7 +176,8 @@ class EncryptedSum:
         if self._broken:
             raise RoundAborted("an earlier in-place addition failed", phase="he-aggregate")
         if self._contributions >= self._context.params.num_clients:
-            raise BoundExceeded(
+            # one upload too many is a message to refuse, not a configuration fault
+            raise TooManyContributions(
                 f"the parameters allow at most {self._context.params.num_clients} contributions"
             )
         checked, _ = read_vector(
@@ -202,23 +203,32 @@ class EncryptedSum:
 
     def to_chunks(self) -> list[bytes]:
         """The sum as aggregate envelopes for the key holder."""
+        return list(self.iter_chunks())
+
+    def iter_chunks(self) -> Iterator[bytes]:
+        """The aggregate envelopes one at a time, each packed when it is asked for.
+
+        Why: the server frames them straight into its decryption request
+        (:func:`secagg.aggregation.ckks.decryption_request`), so only one envelope is
+        held besides the request; a list of them all held the aggregate's size once
+        more at the peak. The sum is checked intact before the first one is made.
+        """
         if self._broken or self._sum is None:
             raise RoundAborted("no intact sum to release", phase="he-aggregate")
-        count = len(self._sum)
-        return [
-            pack_packed_chunk(
-                ChunkHeader(
-                    ChunkKind.AGGREGATE,
-                    self._context.fingerprint,
-                    self._dimension,
-                    index,
-                    count,
-                    self._contributions,
-                ),
-                pack_coefficients(total, self._layout),
+        return self._envelopes(self._sum, self._contributions)
+
+    def _envelopes(self, residues: np.ndarray, contributions: int) -> Iterator[bytes]:
+        count = len(residues)
+        for index, total in enumerate(residues):
+            header = ChunkHeader(
+                ChunkKind.AGGREGATE,
+                self._context.fingerprint,
+                self._dimension,
+                index,
+                count,
+                contributions,
             )
-            for index, total in enumerate(self._sum)
-        ]
+            yield pack_packed_chunk(header, pack_coefficients(total, self._layout))
 
 
 def wire_bytes_per_value(envelopes: Sequence[bytes], length: int) -> float:

@@ -21,15 +21,20 @@ vain.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from secagg.aggregation import HelperSession
-from secagg.errors import SecAggError
+from secagg.errors import ConfigurationError, SecAggError
 from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint, NotConnected
+
+if TYPE_CHECKING:
+    from secagg.runtime.config import FederationConfig
 
 log = logging.getLogger("secagg.keyholder")
 
@@ -39,6 +44,33 @@ DEFAULT_IDLE_SECONDS = 600.0
 
 #: opens a session with the server within ``timeout`` seconds, or raises NotConnected
 Dial = Callable[[float], ClientEndpoint]
+
+
+def bound_to_federation(
+    config: FederationConfig, settings: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The key holder's own settings with the federation's round length bound as its
+    ``dimension``: the length every round's sum has (``federation.dimension``, plus the
+    count coordinate of adaptive clipping), computed as the server plans its rounds,
+    from the federation's file the key holder holds itself.
+
+    Why: the decryption request's dimension is the server's word, and without a length
+    of its own the key holder decrypted a sum of any length a server planned (a longer
+    one releases more coordinates per decryption than the federation agreed to). A
+    ``dimension`` the table gives must agree, or the key holder refuses to start with
+    one line naming it."""
+    values = dict(settings or {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
+        expected = config.mechanism().round_dimension(config.dimension)
+    given = values.setdefault("dimension", expected)
+    if isinstance(given, int) and not isinstance(given, bool) and given != expected:
+        raise ConfigurationError(
+            f"[key_holder] dimension: {given} disagrees with the federation's rounds of "
+            f"{expected} values (federation.dimension = {config.dimension}); leave it out to "
+            "take the federation's"
+        )
+    return values
 
 
 class KeyHolderGaveUp(NotConnected):

@@ -46,7 +46,12 @@ from secagg.runtime.client import (
     TrainingHook,
 )
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.keyholder import DEFAULT_IDLE_SECONDS, KeyHolderRun, KeyHolderService
+from secagg.runtime.keyholder import (
+    DEFAULT_IDLE_SECONDS,
+    KeyHolderRun,
+    KeyHolderService,
+    bound_to_federation,
+)
 from secagg.runtime.server import FederationServer, RoundResult, refuse_broken_chain
 from secagg.runtime.store import (
     ServerStore,
@@ -394,6 +399,7 @@ def key_holder_service(
     ``settings`` (the ``[key_holder]`` table: its policy and key file), never the server's."""
     if config.backend.key_holder is None:
         raise ConfigurationError(f"the {config.backend.name} backend has no key holder")
+    settings = bound_to_federation(config, settings)  # the rounds' length is not the server's
     session = config.aggregation_backend().helper(settings, base_dir=base_dir)
     if session is None:
         raise ConfigurationError(f"the {config.backend.name} backend has no key holder")
@@ -682,6 +688,8 @@ def run_key_holder(
 
     if config is not None:
         chosen = config.aggregation_backend()
+        if config.backend.key_holder is not None:  # the rounds' length is not the server's
+            settings = bound_to_federation(config, settings)
     elif backend is not None:
         chosen = get_backend(backend)
     else:

@@ -38,18 +38,20 @@ from secagg.aggregation.keyholder_policy import (
     KeyHolderPolicy,
     KeyHolderRefusal,
     RoundAlreadyServed,
+    WrongDimension,
     noise_floor,
     plausible_range,
 )
 from secagg.aggregation.spec import Reader, Writer
 from secagg.errors import (
     ConfigurationError,
+    InvalidMessage,
     MalformedMessage,
     RoundAborted,
     SecAggError,
     WrongRound,
 )
-from secagg.he.errors import InconsistentUpload, TooFewContributions
+from secagg.he.errors import InconsistentUpload, TooFewContributions, TooManyContributions
 from secagg.he.keys import PublicAggregationContext
 from secagg.he.vectors import EncryptedSum, encrypt_vector
 
@@ -92,7 +94,7 @@ def _public(helper: KeyHolderSession) -> PublicAggregationContext:
 
 
 def test_h3a_server_requested_zero_noise_ignored() -> None:
-    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5, max_decryptions=10))
     server, payload, rows = _round(helper, noise=0.0)  # the request says std 0
     answer = helper.handle(payload, round_number=1)
     std, out = _reply(answer)
@@ -114,7 +116,7 @@ def test_h3a_no_configured_noise_still_no_exact_decryption() -> None:
 
 
 def test_h3a_the_server_may_ask_for_more_noise_never_less() -> None:
-    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5, max_decryptions=10))
     _, payload, _ = _round(helper, noise=2.0)
     assert _reply(helper.handle(payload, round_number=1))[0] == 2.0
 
@@ -157,7 +159,7 @@ def test_h3b_a_relabelled_single_upload_is_not_detectable_but_is_noised() -> Non
     """The documented limit: the server adds its own encryption of 0 to one client's
     upload and claims 2 contributions. The key holder cannot tell; what it still
     guarantees is its own noise on the answer, once for that round number."""
-    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5))
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.5, max_decryptions=10))
     _round(helper)
     public, alice = _public(helper), _rows()[0]
     fake = EncryptedSum(public, D)
@@ -172,7 +174,7 @@ def test_h3b_a_relabelled_single_upload_is_not_detectable_but_is_noised() -> Non
 
 
 def test_h3c_replayed_round_refused() -> None:
-    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=1.1))
+    helper = KeyHolderSession(KeyHolderPolicy(noise_stddev=1.1, max_decryptions=10))
     _, payload, rows = _round(helper)
     answers = [_reply(helper.handle(payload, round_number=1))[1]]
     for _ in range(400):  # the review's averaging attack: 400 answers to one request
@@ -224,6 +226,37 @@ def test_max_decryptions_cap(tmp_path: Path) -> None:
         KeyHolderSession(policy).handle(payload, round_number=11)
 
 
+def test_a_key_holder_with_its_own_noise_refuses_to_start_without_a_cap(tmp_path: Path) -> None:
+    """Every decryption of a noised sum is one more DP release, and a hostile server
+    invents round numbers: with noise and no cap it spent the key holder's privacy
+    without bound (one aggregate decrypted again under each new round number). Now
+    such a policy is refused, in every form (constructor, [key_holder] table,
+    the backend's helper with a key), with one line naming max_decryptions."""
+    for build in (
+        lambda: KeyHolderPolicy(noise_stddev=0.5),
+        lambda: KeyHolderPolicy.from_dict({"noise_stddev": 0.5}),
+        lambda: CKKSBackend().helper({"noise_stddev": 1e-9}),
+    ):
+        with pytest.raises(ConfigurationError, match=r"^\[key_holder\] max_decryptions: ") as e:
+            build()
+        assert "\n" not in str(e.value) and "noise_stddev = " in str(e.value)
+    # a cap makes it start, and the cap then bounds the releases, also after a restart
+    capped = {"noise_stddev": 0.5, "max_decryptions": 3, "state": "kh.json"}
+    helper = CKKSBackend().helper(capped, base_dir=tmp_path)
+    _, payload, _ = _round(helper, round_number=1)
+    for number in (1, 2, 3):  # the same aggregate under invented round numbers
+        helper.handle(payload, round_number=number)
+    with pytest.raises(DecryptionCapReached):
+        helper.handle(payload, round_number=4)
+    restarted = CKKSBackend().helper(capped, base_dir=tmp_path)
+    assert restarted.decryptions == 3
+    with pytest.raises(DecryptionCapReached):
+        restarted.handle(payload, round_number=5)
+    # the floor-only key holder (tests, simulations without DP) still needs no cap
+    assert KeyHolderPolicy().max_decryptions is None
+    assert KeyHolderPolicy.from_dict({"noise_stddev": 0}).max_decryptions is None
+
+
 def test_implausible_sum_refused_and_spends_the_round() -> None:
     """A crafted ciphertext decrypting to a large value would beat any fixed noise
     (a scaled secret key); the key holder refuses sums no honest round can give."""
@@ -261,7 +294,7 @@ def test_run_local_round_reports_the_key_holders_noise() -> None:
     assert report.noise_stddev == noise_floor(params) > 0  # nobody asked; the floor ran
     assert report.contributed == (0, 1, 2, 4)
     assert np.max(np.abs(total - rows[[0, 1, 2, 4]].sum(axis=0))) <= report.error_bound
-    own = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.25))
+    own = KeyHolderSession(KeyHolderPolicy(noise_stddev=0.25, max_decryptions=10))
     _, report = run_local_round(backend, rows, helper=own, round_number=7)
     assert report.noise_stddev == 0.25 and own.record.rounds == [7]
     with pytest.raises(RoundAborted, match="helper refused"):
@@ -288,6 +321,7 @@ def test_policy_from_a_toml_section(tmp_path: Path) -> None:
     )
     assert policy == KeyHolderPolicy(1.0, 3, 500, tmp_path / "kh.json")
     assert KeyHolderPolicy.from_dict({}) == KeyHolderPolicy()
+    assert KeyHolderPolicy.from_dict({"dimension": 7}).dimension == 7
     for section, key in [
         ({"noise": 1.0}, "noise"),
         ({"noise_stddev": -1}, "noise_stddev"),
@@ -297,6 +331,9 @@ def test_policy_from_a_toml_section(tmp_path: Path) -> None:
         ({"min_contributions": 2.0}, "min_contributions"),
         ({"max_decryptions": 0}, "max_decryptions"),
         ({"max_decryptions": True}, "max_decryptions"),
+        ({"dimension": 0}, "dimension"),
+        ({"dimension": 2**32}, "dimension"),
+        ({"dimension": 7.0}, "dimension"),
         ({"state": 3}, "state"),
     ]:
         with pytest.raises(ConfigurationError, match=rf"^\[key_holder\] {key}: ") as caught:
@@ -531,6 +568,23 @@ def test_a_decryption_request_for_another_dimension_than_its_sum_is_refused() ->
     assert helper.decryptions == 1
 
 
+def test_a_key_holder_with_a_dimension_decrypts_sums_of_that_length_only() -> None:
+    """The request's dimension is the server's word: a key holder given the federation's
+    length refuses an honest aggregate of another length (WrongDimension, a
+    KeyHolderRefusal) before any work, spending neither the round nor a decryption;
+    without one (in-memory runs) any length is decrypted, as before."""
+    bound = KeyHolderSession(KeyHolderPolicy(dimension=D + 3))
+    _, payload, _ = _round(bound)
+    _refused(bound, payload, WrongDimension, match=f"{D} values refused")
+    assert bound.record.rounds == [] and bound.decryptions == 0
+    _, right, _ = _round(bound, rows=_rows(d=D + 3))
+    bound.handle(right, round_number=1)  # round 1 was not spent by the refusal
+    assert bound.decryptions == 1
+    free = KeyHolderSession()
+    free.handle(_round(free)[1], round_number=1)
+    assert free.decryptions == 1
+
+
 def _claiming(chunks: list[bytes], contributions: int) -> list[bytes]:
     """The aggregate's chunks with their contributions field (offset 22) rewritten."""
     return [c[:22] + contributions.to_bytes(4, "big") + c[26:] for c in chunks]
@@ -545,7 +599,13 @@ def test_a_sum_claiming_too_few_or_too_many_contributions_is_refused() -> None:
     dimension, std, chunks = _decrypt_request(payload)
     for claim in (1, 2):
         _refused(helper, _rebuild(dimension, std, _claiming(chunks, claim)), TooFewContributions)
-    _refused(helper, _rebuild(dimension, std, _claiming(chunks, N + 1)), SecAggError, match="allow")
+    # a claim from the wire is a bad message (InvalidMessage), never a ConfigurationError
+    _refused(
+        helper, _rebuild(dimension, std, _claiming(chunks, N + 1)), InvalidMessage, match="allow"
+    )
+    with pytest.raises(TooManyContributions) as caught:
+        helper.handle(_rebuild(dimension, std, _claiming(chunks, 2**32 - 1)), round_number=1)
+    assert not isinstance(caught.value, ConfigurationError) and helper.decryptions == 0
     helper.handle(_rebuild(dimension, std, _claiming(chunks, N)), round_number=1)
     assert helper.decryptions == 1
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
+import hypothesis
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from secagg.aggregation import HELPER, Announce, ToParty, decode_spec, get_backend
-from secagg.errors import SecAggError
+from secagg.errors import ConfigurationError, ProtocolError, SecAggError
 
 N, D = 4, 6
 FUZZ = settings(
@@ -107,16 +109,18 @@ def test_client_sessions_refuse_any_server_bytes(name: str) -> None:
     check()
 
 
-def _helper_requests(key: Path) -> tuple[Callable[[], object], bytes, bytes]:
-    """A key holder with its persistent key, a valid key request and a valid decryption
-    request of the round."""
+def _helper_requests(
+    key: Path, settings: dict[str, object] | None = None
+) -> tuple[Callable[[], object], bytes, bytes]:
+    """A key holder with its persistent key (and ``settings``: the rest of its
+    [key_holder] table), a valid key request and a valid decryption request of the round."""
     backend = get_backend("ckks", max_clients=N)
     backend.make_helper_key(key)
     spec = backend.plan(N, D)
     server = backend.server(spec)
     (request,) = server.start()
     assert isinstance(request, ToParty) and request.party == HELPER
-    helper = backend.helper({"key": str(key)})
+    helper = backend.helper({"key": str(key), **(settings or {})})
     events = server.handle(HELPER, helper.handle(request.payload, round_number=1))
     announce = next(e for e in events if isinstance(e, Announce))
     from secagg.aggregation import decode_spec
@@ -286,3 +290,131 @@ def test_key_holder_after_answering_a_round_refuses_every_request_of_it(tmp_path
         assert _holder_state(helper) == answered
 
     check()
+
+
+# --- what a peer's bytes may raise: a message error, never a configuration error ------
+
+#: the packed envelope's big-endian u32 fields (secagg/he/envelope.py): vector length,
+#: chunk index, contributions
+_ENVELOPE_FIELDS = (14, 18, 22)
+
+
+def _envelope_offsets(framed_at: int, data: bytes) -> list[tuple[int, str]]:
+    """(offset, struct format) of every header field of every chunk of the frame that
+    starts at ``framed_at`` in ``data``: the frame's chunk count, each chunk's length
+    and each envelope's vector length, index and contributions."""
+    offsets = [(framed_at + 5, "<I")]
+    at = framed_at + 9
+    while at + 4 <= len(data):
+        (length,) = struct.unpack_from("<I", data, at)
+        offsets.append((at, "<I"))
+        offsets += [(at + 4 + field, ">I") for field in _ENVELOPE_FIELDS]
+        at += 4 + length
+    return offsets
+
+
+def _rewrites(valid: bytes, offsets: list[tuple[int, str]]) -> st.SearchStrategy[bytes]:
+    """``valid`` with some of its header fields set to any value of their width: the
+    structured mutations random bit flips rarely reach (a count of 2^32 - 1, a length
+    of 0, an index past the count)."""
+    values = st.one_of(
+        st.integers(0, 8), st.integers(2**32 - 8, 2**32 - 1), st.integers(0, 2**32 - 1)
+    )
+
+    def apply(changes: list[tuple[tuple[int, str], int]]) -> bytes:
+        out = bytearray(valid)
+        for (offset, fmt), value in changes:
+            struct.pack_into(fmt, out, offset, value)
+        return bytes(out)
+
+    return st.lists(st.tuples(st.sampled_from(offsets), values), min_size=1, max_size=3).map(apply)
+
+
+def _refusal(state: Callable[[], object], call: Callable[[], object]) -> SecAggError | None:
+    """The typed refusal ``call`` raised (the state checked unchanged), or None."""
+    before = state()
+    try:
+        call()
+    except SecAggError as exc:
+        assert state() == before, "a refused message changed the session's state"
+        return exc
+    return None
+
+
+def _message_error(error: SecAggError | None) -> None:
+    """A peer's bytes are refused as a message (which a transport refuses and carries on
+    from), never as the receiver's own configuration mistake: an aggregate claiming more
+    contributions than the parameters raised BoundExceeded, a ConfigurationError."""
+    if error is not None:
+        assert not isinstance(error, ConfigurationError), repr(error)
+
+
+@pytest.mark.parametrize("stage", ["contribution", "contribution-after-one", "decrypt", "key"])
+def test_ckks_server_refuses_a_peers_bytes_as_a_message_never_as_a_configuration(
+    stage: str,
+) -> None:
+    """The CKKS server at each phase, fed random and structured mutations of the valid
+    payload (every header field of every chunk of an upload rewritten): each refusal is
+    a message error that changes nothing."""
+    template, valid, parties = _ckks_stages()[stage]
+    # an upload's every chunk header; the key holder's replies: the field after the header
+    fields = _envelope_offsets(0, valid) if stage.startswith("contribution") else [(6, "<d")]
+
+    @FUZZ
+    @given(
+        payload=st.one_of(_mutations(valid), _rewrites(valid, fields)),
+        party=st.sampled_from(parties),
+    )
+    def check(payload: bytes, party: int) -> None:
+        server = copy.deepcopy(template)
+
+        def call() -> object:
+            return server.handle(party, payload)  # type: ignore[attr-defined]
+
+        _message_error(_refusal(lambda: _ckks_state(server), call))
+
+    check()
+
+
+def test_key_holder_under_its_own_policy_answers_or_refuses_as_a_message(tmp_path: Path) -> None:
+    """A key holder with its own noise, cap and dimension, fed decryption requests whose
+    fields (dimension, noise std, the aggregate's length, every chunk's header) are
+    rewritten, under a fresh round number each: a request is either answered (a sum of
+    its own dimension, noised at least by its own std, one decryption counted) or
+    refused as a message with nothing spent (an implausible sum, the one refusal after
+    decrypting, spends its round: documented in keyholder_policy.py)."""
+    from secagg.aggregation.keyholder_policy import ImplausibleSum
+
+    own = {"noise_stddev": 0.5, "max_decryptions": 10**6, "dimension": D}
+    get_helper, _, decrypt = _helper_requests(tmp_path / "holder.key", own)
+    helper = get_helper()
+    fields = [(6, "<I"), (10, "<d"), (18, "<I"), *_envelope_offsets(22, decrypt)[1:]]
+    numbers = iter(range(2, 10**6))
+
+    @FUZZ
+    @given(payload=st.one_of(_rewrites(decrypt, fields), _mutations(decrypt)))
+    def check(payload: bytes) -> None:
+        number = next(numbers)
+        before = _holder_state(helper)
+        try:
+            answer = helper.handle(payload, round_number=number)  # type: ignore[attr-defined]
+        except ImplausibleSum:
+            hypothesis.event("implausible")
+            assert _holder_state(helper)[1:] == (before[1] + 1, (*before[2], number))
+            return
+        except SecAggError as exc:
+            hypothesis.event(f"refused: {type(exc).__name__}")
+            _message_error(exc)
+            assert isinstance(exc, ProtocolError) and _holder_state(helper) == before
+            return
+        hypothesis.event("answered")
+        assert struct.unpack_from("<I", payload, 6)[0] == D  # its own dimension only
+        assert struct.unpack_from("<d", answer, 6)[0] >= 0.5  # its own noise at least
+        assert len(answer) == 6 + 8 + 8 * D
+        assert _holder_state(helper)[1:] == (before[1] + 1, (*before[2], number))
+
+    check()
+    # and the valid request itself is still answered, under the next round number
+    spent = helper.decryptions  # type: ignore[attr-defined]
+    helper.handle(decrypt, round_number=next(numbers))  # type: ignore[attr-defined]
+    assert helper.decryptions == spent + 1  # type: ignore[attr-defined]

@@ -18,8 +18,14 @@ from hypothesis import strategies as st
 ts = pytest.importorskip("tenseal")
 
 from _ckks import encode_chunk, load_any_version  # noqa: E402
+from _harness import refused_call  # noqa: E402
 
-from secagg.errors import ConfigurationError, ProtocolError, SecAggError  # noqa: E402
+from secagg.errors import (  # noqa: E402
+    ConfigurationError,
+    InvalidMessage,
+    ProtocolError,
+    SecAggError,
+)
 from secagg.he import envelope, packing  # noqa: E402
 from secagg.he.errors import (  # noqa: E402
     BoundExceeded,
@@ -29,6 +35,7 @@ from secagg.he.errors import (  # noqa: E402
     MalformedCiphertext,
     SecretKeyPresent,
     SecretKeyUnavailable,
+    TooManyContributions,
 )
 from secagg.he.keys import (  # noqa: E402
     KeyHolder,
@@ -369,8 +376,70 @@ def test_inputs_outside_the_design_point_are_refused():
     upload = encrypt_vector(public(), np.zeros(3))
     for _ in range(MAX_CLIENTS):
         agg.add(upload)
-    with pytest.raises(BoundExceeded):
+    with pytest.raises(TooManyContributions):
         agg.add(upload)
+
+
+def test_one_upload_past_the_parameters_is_a_refused_message_not_a_config_error():
+    """The upload past the design point's clients is a peer's message: it must be refused
+    as one (InvalidMessage, which a transport refuses and carries on from), leaving the
+    sum as it was. It raised BoundExceeded, a ConfigurationError: the caller's own
+    mistake at start-up."""
+    agg = EncryptedSum(public(), 3)
+    upload = encrypt_vector(public(), np.full(3, 0.5))
+    for _ in range(MAX_CLIENTS):
+        agg.add(upload)
+    caught = refused_call(agg, InvalidMessage, agg.add, upload)
+    assert isinstance(caught.value, TooManyContributions)
+    assert not isinstance(caught.value, ConfigurationError)
+
+
+def test_decryption_loads_one_ciphertext_at_a_time(monkeypatch):
+    """Every chunk was loaded into TenSEAL before the first was decrypted, so SEAL held
+    the whole aggregate's ciphertexts at once (a fresh key holder's resident peak at
+    d = 10^6: 42.3 MB above its start; 20.0 MB loading one at a time). Now each chunk
+    is loaded, decrypted and dropped in turn, after every chunk and the claimed count
+    were checked: a refused aggregate loads nothing."""
+    from secagg.he import chunks
+
+    calls: list[str] = []
+    load, decrypt = chunks._load_checked, chunks.decrypt_pairs
+    monkeypatch.setattr(chunks, "_load_checked", lambda *a: calls.append("load") or load(*a))
+    monkeypatch.setattr(chunks, "decrypt_pairs", lambda *a: calls.append("dec") or decrypt(*a))
+    d = 3 * params().values_per_ciphertext + 1
+    agg = EncryptedSum(public(), d)
+    upload = encrypt_vector(public(), np.full(d, 0.25))
+    agg.add(upload)
+    agg.add(upload)
+    out = holder().decrypt_aggregate(agg.to_chunks(), dimension=d)
+    assert np.max(np.abs(out - 0.5)) < 1e-5
+    assert calls == ["load", "dec"] * 4
+    calls.clear()
+    claims = [c[:22] + (MAX_CLIENTS + 1).to_bytes(4, "big") + c[26:] for c in agg.to_chunks()]
+    with pytest.raises(TooManyContributions):
+        holder().decrypt_aggregate(claims, dimension=d)
+    assert calls == []
+    # a residue past its prime in the last chunk: refused before the first decryption
+    *first, last = agg.to_chunks()
+    broken = [*first, last[:-8] + b"\xff" * 8]
+    with pytest.raises(MalformedCiphertext, match="below its prime"):
+        holder().decrypt_aggregate(broken, dimension=d)
+    assert calls == []
+
+
+def test_an_aggregate_claiming_more_contributions_than_the_parameters_is_a_bad_message():
+    """The contributions field of an aggregate is the server's bytes: a claim past the
+    design point is refused as an InvalidMessage (it was a BoundExceeded, a
+    ConfigurationError), naming the parameters' limit."""
+    agg = EncryptedSum(public(), 3)
+    upload = encrypt_vector(public(), np.full(3, 0.5))
+    agg.add(upload)
+    agg.add(upload)
+    claims = [c[:22] + (MAX_CLIENTS + 1).to_bytes(4, "big") + c[26:] for c in agg.to_chunks()]
+    with pytest.raises(InvalidMessage, match=f"allow {MAX_CLIENTS}") as caught:
+        holder().decrypt_aggregate(claims, dimension=3)
+    assert isinstance(caught.value, TooManyContributions)
+    assert not isinstance(caught.value, ConfigurationError)
 
 
 def test_uploads_that_do_not_form_one_vector_are_refused_whole():
