@@ -329,13 +329,22 @@ class AggregationBackend(abc.ABC):
         )
 
     @abc.abstractmethod
-    def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> ServerSession:
+    def server(
+        self, spec: RoundSpec, *, noise_stddev: float = 0.0, public_seed: bytes | None = None
+    ) -> ServerSession:
         """The server's side of a planned round.
 
         ``noise_stddev`` asks for Gaussian noise on the sum where it is first
         decrypted (the CKKS key holder adds it, so nobody sees an un-noised
         sum); backends that cannot add it ignore it and report 0 in
         :attr:`AggregationReport.noise_stddev`.
+
+        ``public_seed`` fixes the round's public randomness (SecAgg+'s neighbour
+        graph); None, as in any deployment, draws it from the OS CSPRNG. Only a
+        simulation's replay passes one, so that the same seed sends the same bytes:
+        anyone holding it can predict the graph, and corrupted clients chosen knowing
+        the graph could surround one branch. Backends without public randomness
+        ignore it.
         """
 
     def client(

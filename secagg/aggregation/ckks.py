@@ -710,7 +710,10 @@ class CKKSBackend(AggregationBackend):
         choose_parameters(size, self.value_bound, self.precision)  # refuse early
         return CKKSSpec(num_clients, dimension, design)
 
-    def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> CKKSServer:
+    def server(
+        self, spec: RoundSpec, *, noise_stddev: float = 0.0, public_seed: bytes | None = None
+    ) -> CKKSServer:
+        del public_seed  # CKKS rounds draw no public randomness on the server
         return CKKSServer(_own(spec), noise_stddev)
 
     def open_client(

@@ -67,7 +67,7 @@ from secagg.crypto.signing import (
     Verifier,
     VerifyKey,
 )
-from secagg.crypto.stream import KeyedStream
+from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
 from secagg.encoding import SUPPORTED_BITS, FixedPoint
 from secagg.errors import (
@@ -84,7 +84,7 @@ from secagg.protocol.config import (
     DEFAULT_DROPOUT_FRACTION,
     ClientPolicy,
 )
-from secagg.protocol.messages import GraphKind, RoundSetup, ServerMessage
+from secagg.protocol.messages import GRAPH_SEED_BYTES, GraphKind, RoundSetup, ServerMessage
 
 GRAPHS = {"secagg": "complete", "secagg+": "harary"}
 MAX_IDENTITY_BYTES = 16 * 1024  # one party's certificate
@@ -446,14 +446,20 @@ class MaskingServer(ServerSession):
         *,
         unmask: MaskRemover | None = None,
         mask_workers: int = UNMASK_WORKERS,
+        graph_seed: bytes | None = None,
     ) -> None:
         """``unmask`` / ``mask_workers``: how the masks come off at the close (the
-        server's local choice; see :meth:`MaskingBackend.unmask_with`)."""
+        server's local choice; see :meth:`MaskingBackend.unmask_with`). ``graph_seed``:
+        a replay's neighbour graph (see :meth:`AggregationBackend.server`)."""
         self.spec = spec
         self.config = spec.round_config()
         keys = spec.verify_keys() if spec.active else None
         self._server = Server(
-            self.config, identity_keys=keys, mask_workers=mask_workers, unmask=unmask
+            self.config,
+            identity_keys=keys,
+            mask_workers=mask_workers,
+            unmask=unmask,
+            graph_seed=graph_seed,
         )
         self._encoding = _RingEncoding(spec)
 
@@ -686,8 +692,17 @@ class MaskingBackend(AggregationBackend):
             tuple(identities or ()) if self.active else (),
         )
 
-    def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> MaskingServer:
-        return MaskingServer(self._own(spec), unmask=self._unmask, mask_workers=self._mask_workers)
+    def server(
+        self, spec: RoundSpec, *, noise_stddev: float = 0.0, public_seed: bytes | None = None
+    ) -> MaskingServer:
+        return MaskingServer(
+            self._own(spec),
+            unmask=self._unmask,
+            mask_workers=self._mask_workers,
+            graph_seed=None
+            if public_seed is None
+            else derive(b"secagg/v1/graph-seed", public_seed, size=GRAPH_SEED_BYTES),
+        )
 
     def open_client(
         self,

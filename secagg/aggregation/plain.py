@@ -232,7 +232,10 @@ class PlainBackend(AggregationBackend):
         bound = self.value_bound if np.isfinite(self.value_bound) else np.finfo(np.float64).max
         return PlainSpec(num_clients, dimension, float(bound))
 
-    def server(self, spec: RoundSpec, *, noise_stddev: float = 0.0) -> PlainServer:
+    def server(
+        self, spec: RoundSpec, *, noise_stddev: float = 0.0, public_seed: bytes | None = None
+    ) -> PlainServer:
+        del public_seed  # no public randomness in a plain sum
         return PlainServer(_own(spec))
 
     def open_client(

@@ -385,7 +385,8 @@ class FederationConfig:
     server_learning_rate: float = 1.0
     server_momentum: float = 0.0
     # seeds client sampling (tests, simulations); never a secret: DP noise, masks and keys
-    # always come from the OS CSPRNG unless replay_noise is set (simulations only, ledgered).
+    # always come from the OS CSPRNG unless replay_noise is set (simulations only, ledgered;
+    # it also draws SecAgg+'s neighbour graph from the seed, so a replay sends the same bytes).
     # A seeded cohort is predictable from this file; no epsilon credits the sampling (each
     # client is charged for its own rounds), and every DP ledger row says whether it was
     seed: int | None = None

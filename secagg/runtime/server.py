@@ -373,6 +373,16 @@ class FederationServer:
             return None
         return derive(b"secagg/v1/test-seed/" + label, self.config.seed)
 
+    def _public_seed(self, number: int) -> bytes | None:
+        """Round ``number``'s public randomness (SecAgg+'s neighbour graph) from the
+        config's seed in a replay only, so the same simulation sends the same bytes
+        (which branches a dropped one's neighbours are decides how many shares go back).
+        Anywhere else the graph comes from the OS CSPRNG: a graph anyone holding the
+        config could predict lets colluders pick the neighbours of a branch."""
+        if not self.config.replay_noise:
+            return None
+        return self._seed(b"graph/" + str(number).encode())
+
     def _stream(self, label: bytes) -> KeyedStream:
         seed = self._seed(label)
         return KeyedStream() if seed is None else KeyedStream(seed)
@@ -761,7 +771,11 @@ class FederationServer:
             spec = self.backend.plan(
                 len(participants), self.mechanism.round_dimension(self.config.dimension), **options
             )
-            session = self.backend.server(spec, noise_stddev=self.mechanism.backend_noise_stddev)
+            session = self.backend.server(
+                spec,
+                noise_stddev=self.mechanism.backend_noise_stddev,
+                public_seed=self._public_seed(number),
+            )
             result = self._drive(number, participants, session)
             report = result.report
             self._check_release_budget(len(report.contributed), len(participants))

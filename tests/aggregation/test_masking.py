@@ -265,3 +265,22 @@ def test_a_stated_percentage_is_the_fraction_rounded_down(fraction: float) -> No
     stated = Fraction(_percent_down(fraction).removesuffix("%")) / 100
     exact = Fraction(repr(fraction))
     assert stated <= exact < stated + Fraction(1, 1000)
+
+
+def _neighbourhoods(session: object) -> list[frozenset[int]]:
+    graph = session._server.graph  # type: ignore[attr-defined]
+    return [graph.neighbours(party) for party in range(graph.num_clients)]
+
+
+def test_a_public_seed_fixes_the_secagg_plus_graph_and_none_draws_a_fresh_one() -> None:
+    """A simulation's replay passes the round's public seed so that the same seed sends
+    the same bytes (with two dropouts, how many shares the others send depends on whether
+    the two neighbour each other); every other server draws the graph from the OS."""
+    backend = MaskingBackend(graph="harary")
+    spec = backend.plan(40, 8)
+    seeded = [_neighbourhoods(backend.server(spec, public_seed=b"round-3" * 2)) for _ in "ab"]
+    assert seeded[0] == seeded[1]
+    other = _neighbourhoods(backend.server(spec, public_seed=b"round-4" * 2))
+    assert other != seeded[0]
+    fresh = [_neighbourhoods(backend.server(spec)) for _ in "ab"]
+    assert fresh[0] != fresh[1]  # 40! / 80 orderings: equal by chance with probability ~0

@@ -706,39 +706,3 @@ def test_a_run_folder_whose_writing_fails_keeps_no_file_presenting_a_result(
     left = {p.name for p in run_dir.iterdir()}
     assert not left & {"summary.json", "report.md"}, left
     assert "rounds.json" in left  # the record of what ran stays
-
-
-@pytest.mark.parametrize(
-    ("backend", "dropped", "caveat"),
-    [
-        ("secagg+", {2: ["branch-01", "branch-02"]}, "round 2"),
-        ("secagg+", {1: ["branch-01", "branch-02"], 2: ["branch-01", "branch-02"]}, "rounds 1-2"),
-        ("secagg+", {2: ["branch-02"]}, None),  # one dropout: every count follows the degree
-        ("secagg", {2: ["branch-01", "branch-02"]}, None),  # the complete graph: no choice
-    ],
-)
-def test_the_report_says_when_the_bytes_sent_are_not_fixed_by_the_seed(
-    tmp_path: Path, backend: str, dropped: dict[int, list[str]], caveat: str | None
-) -> None:
-    """The table's bytes per branch of one SecAgg+ seed varied between runs (1 055.6,
-    1 053.0 and 1 050.6 bytes at 8 branches, dropout 0.2): in a round with two or more
-    dropouts, what the others send depends on the neighbour graph, which the server
-    draws from the OS, while the report said the seed fixed the dropouts as if the rest
-    followed. It now says which rounds, and why."""
-    result = _record_level_result()
-    result.config = dataclasses.replace(result.config, backend=backend)
-    for row in result.rounds:
-        row["dropped"] = dropped.get(row["round"], [])
-    write_run_folder(result, tmp_path / "run")
-    report = (tmp_path / "run" / "report.md").read_text()
-    lines = [line for line in report.splitlines() if line.startswith("bytes: ")]
-    if caveat is None:
-        assert lines == [], lines
-        return
-    assert lines == [
-        f"bytes: in {caveat} two or more branches dropped out; how many key shares the "
-        "others sent then depends on whether those branches neighbour each other in the "
-        "SecAgg+ graph, which the server draws from the OS each round, not from the seed: "
-        "the bytes sent per branch (the table, rounds.json, rounds.csv) can differ by a "
-        "few bytes between runs of this seed"
-    ], lines

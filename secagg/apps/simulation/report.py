@@ -293,34 +293,6 @@ def rounds_phrase(numbers: list[int]) -> str:
     return f"round {numbers[0]}" if len(numbers) == 1 else f"rounds {_ranges(numbers)}"
 
 
-def bytes_lines(result: SimulationResult) -> list[str]:
-    """A caveat when the bytes a branch sent are not fixed by the seed: a SecAgg+ round
-    in which two or more branches dropped out. A branch sends one key share to each
-    neighbour that advertised its keys, and at unmasking one share per neighbour (the
-    larger mask-key share for one that dropped), so what it sends depends on which
-    branches neighbour it; with one dropout every survivor's count follows from the
-    degree (every branch has the same), with two it depends on whether the two
-    neighbour each other, and the graph is drawn by the server's protocol from the OS
-    for each round, not from the seed (``secagg.protocol.server``; the complete graph of
-    ``secagg`` has no such choice).
-
-    Why: the table's *sent / branch / round* of one seed varied between runs (1 055.6,
-    1 053.0 and 1 050.6 bytes at 8 branches, dropout 0.2, simulate audit 2026-12-05)
-    while the report said the seed fixed the dropouts, as if everything followed."""
-    if result.config.backend != "secagg+":
-        return []
-    shaken = [row["round"] for row in result.rounds if len(row.get("dropped", ())) >= 2]
-    if not shaken:
-        return []
-    return [
-        f"bytes: in {rounds_phrase(shaken)} two or more branches dropped out; how many key "
-        "shares the others sent then depends on whether those branches neighbour each "
-        "other in the SecAgg+ graph, which the server draws from the OS each round, not "
-        "from the seed: the bytes sent per branch (the table, rounds.json, rounds.csv) "
-        "can differ by a few bytes between runs of this seed"
-    ]
-
-
 def privacy_lines(result: SimulationResult) -> list[str]:
     """What the run spent, which rounds it released, and why it stopped: the lines every
     epsilon-printing output of the simulator carries (a run above its target is marked)."""
@@ -864,7 +836,6 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             f"{fmt(row['seconds_per_round'], 1)} |"
         )
     lines += ["", *untrained_lines(result), *divergence_lines(result), *privacy_lines(result)]
-    lines += bytes_lines(result)
     lines += [
         "",
         "The *pooled* columns score all branches' held-out test sets together (local-only: "

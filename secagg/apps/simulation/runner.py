@@ -1875,7 +1875,14 @@ def _federate(
         thread.join(timeout=5.0)
     if hub is not None:  # what the report needs of each branch's trainer, from its host
         trainers = hosted_trainers(hub, branches)
-    dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in network.dropouts]
+    # in protocol order: two branches vanishing in one phase are logged in whichever
+    # order their threads ran, and the same seed must write the same summary
+    phases = network.schedule.phases if network.schedule is not None else ()
+    rank = {phase: index for index, phase in enumerate(phases)}
+    events = sorted(
+        network.dropouts, key=lambda e: (e.round, rank.get(e.phase, len(rank)), e.branch)
+    )
+    dropouts = [{"round": e.round, "branch": e.branch, "phase": e.phase} for e in events]
     _name_aborted_rounds_dropouts(rounds, dropouts)
     # run() clears stop_reason once every planned round is complete
     stopped = server.budget_reached or server.stop_reason
