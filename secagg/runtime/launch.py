@@ -204,7 +204,7 @@ def _cluster_unmasker(config: FederationConfig) -> Iterator[MaskRemover | None]:
     from secagg.runtime.ray_engine import ray_session
     from secagg.runtime.ray_slices import RayUnmasker
 
-    with ray_session(config.server.ray_address) as ray:
+    with ray_session(config.server.ray_address, source="[server] ray_address") as ray:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = config.server.unmask_workers or max(1, cpus)
         log.info("masks are removed by %d Ray worker(s), one coordinate slice each", workers)

@@ -502,7 +502,8 @@ class FederationServer:
             elif len(result.participants) >= QUORUM:  # it ran the protocol, and failed
                 aborted_in_a_row += 1
             if aborted_in_a_row >= max_consecutive_aborts:
-                return f"{aborted_in_a_row} rounds aborted in a row"
+                rounds = "round" if aborted_in_a_row == 1 else "rounds"
+                return f"{aborted_in_a_row} {rounds} aborted in a row"
         return None
 
     def quorum_missing(self) -> str | None:

@@ -360,13 +360,16 @@ def test_d2_no_quorum_stops_without_a_round_and_says_so(tmp_path: Path) -> None:
     assert "quorum" in lonely.stats.end_reason
 
 
-def test_d2_repeated_real_aborts_stop_the_federation_unfinished(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("limit", "said"), [(2, "2 rounds aborted"), (1, "1 round aborted")])
+def test_d2_repeated_real_aborts_stop_the_federation_unfinished(
+    tmp_path: Path, limit: int, said: str
+) -> None:
     hub = InProcessHub()
     silent = [hub.connect(name) for name in NAMES]  # connected, never answer
     server = FederationServer(_config(rounds=3, phase=0.3), hub, _store(tmp_path))
-    results = server.run(wait_for_clients=1, max_consecutive_aborts=2)
-    assert [r.status for r in results] == ["aborted", "aborted"]
-    assert not server.finished and "2 rounds aborted in a row" in (server.stop_reason or "")
+    results = server.run(wait_for_clients=1, max_consecutive_aborts=limit)
+    assert [r.status for r in results] == ["aborted"] * limit
+    assert not server.finished and f"{said} in a row" in (server.stop_reason or "")
     del silent
 
 

@@ -429,3 +429,20 @@ def test_a_sigterm_handler_the_caller_installed_outlives_ray_init(
             assert signal.getsignal(signal.SIGTERM) not in (callers, signal.SIG_DFL)
     finally:
         signal.signal(signal.SIGTERM, original)
+
+
+def test_the_server_s_unreachable_ray_names_its_config_key(
+    fake_ray: _FakeRay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``unmask_on = "ray"`` with an unreachable ``ray_address``: the server's message
+    said "(--ray-address)", a flag the server does not have, then named no source."""
+    from types import SimpleNamespace
+
+    from secagg.runtime.launch import _cluster_unmasker
+
+    monkeypatch.setattr(ray_engine.socket, "getaddrinfo", _unresolvable)
+    server = SimpleNamespace(unmask_on="ray", ray_address="bogus:1234", unmask_workers=None)
+    with pytest.raises(RayUnavailable, match=r"bogus:1234 \(\[server\] ray_address\)"):
+        with _cluster_unmasker(SimpleNamespace(server=server)):  # type: ignore[arg-type]
+            pass
+    assert fake_ray.joined == []
