@@ -24,7 +24,8 @@ M1, C1, L1):
 * the recorded noise std is the noise multiplier times the clip (the replayed z is
   the noise that was added);
 * a branch's DP-SGD history only grows: each report extends the previous one, and its
-  epsilon never goes down;
+  epsilon never goes down by more than its accountant's error (Opacus's PRV: 0.01; the
+  larger figure is kept, and a report may carry it in place of its own);
 * a completed round without a DP block in a ledger that has DP elsewhere (or under a
   config with DP) released without noise: from it on the epsilon is infinite;
 * an aborted round released nothing, so its row records the model the row before it
@@ -89,6 +90,7 @@ from secagg.dp.accountants import (
     history_runs,
 )
 from secagg.dp.display import shown
+from secagg.dp.release import record_epsilon_drop_allowed
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
     AnchorCheck,
@@ -856,6 +858,7 @@ class EpsilonReplay:
         self._mechanism: tuple[str, str] | None = None  # (unit, mechanism) of the ledger
         self.latest_reports: dict[str, float] = {}  # identity hash -> recomputed epsilon
         self._histories: dict[str, list[tuple[float, float, int]]] = {}
+        self._accountants: dict[str, str] = {}  # identity hash -> its last report's
         self._cache: dict[str, float] = {}
         self.unbounded = False  # a completed round went without DP: infinite from then on
         self._reference: tuple[tuple[int, int], float] | None = None  # ((accountant, rounds), eps)
@@ -888,24 +891,31 @@ class EpsilonReplay:
                     "down)"
                 )
             recomputed = self._opacus_epsilon(report)
+            accountant = str(report["accountant"])
+            before = self.latest_reports.get(identity)
+            # the branch keeps its larger figure, as the server does: no row's
+            # worst-branch epsilon goes down
+            kept = recomputed if before is None else max(before, recomputed)
             claimed = float(report["epsilon"])
-            if not _agrees(claimed, recomputed):
+            # the report's own figure, or the larger one the server kept in its place
+            # (a PRV figure a little lower over a longer history: see below)
+            if not (_agrees(claimed, recomputed) or _agrees(claimed, kept)):
                 raise ReplayFailure(
                     f"{name} claims record-level epsilon {claimed} but its "
                     f"DP-SGD history gives {recomputed}"
                 )
-            before = self.latest_reports.get(identity)
             # a history that extends the previous one spends at least as much: a drop
-            # beyond float noise fails (1e-6 was let through), and within it the branch
-            # keeps its larger figure, so no row's worst-branch epsilon goes down
-            if before is not None and recomputed < before * (1 - FLOAT_NOISE):
+            # beyond the accountant's error fails (PRV's, 0.01, or float noise; 1e-6
+            # was once let through for any), the server's rule
+            if before is not None and not record_epsilon_drop_allowed(
+                (self._accountants[identity], accountant), before, recomputed
+            ):
                 raise ReplayFailure(
                     f"{name}'s record-level epsilon goes down from {before} to {recomputed}"
                 )
             self._histories[identity] = history
-            self.latest_reports[identity] = (
-                recomputed if before is None else max(before, recomputed)
-            )
+            self._accountants[identity] = accountant
+            self.latest_reports[identity] = kept
         return max(self.latest_reports.values()) if self.latest_reports else None
 
     def _opacus_epsilon(self, report: dict[str, Any]) -> float:
