@@ -129,6 +129,17 @@ def record_epsilon_drop_allowed(accountants: tuple[str, str], before: float, aft
     return before - after <= RECORD_FLOAT_NOISE * max(1.0, abs(before))
 
 
+def _same_delta(branch: float, federation: float) -> bool:
+    """A branch's DP-SGD delta is the one the ledger rows print: never above it, by any
+    amount, and below it by float noise only (1e-9 relative), ``audit verify``'s rule.
+
+    Why: the row prints the federation's delta beside the worst branch's epsilon, so a
+    branch that accounted at a larger delta (a smaller epsilon) made the server sign a
+    claim that does not hold at the printed delta (and verify failed the ledger for
+    good); at a smaller one the row would not state what the branch accounted."""
+    return branch <= federation and federation - branch <= 1e-9 * federation
+
+
 @dataclass(frozen=True)
 class RecordReport:
     """A branch's DP-SGD accounting: the inputs an auditor replays (Opacus's accountant)."""
@@ -742,7 +753,8 @@ class RecordRelease(Mechanism):
         self._refused: dict[str, str] = {}
 
     def take_report(self, identity: str, report: RecordReport) -> None:
-        """Keep a branch's report unless it rewinds its accounting: a history that does
+        """Keep a branch's report unless it accounts at another delta than the rows
+        print (:func:`_same_delta`) or rewinds its accounting: a history that does
         not extend the branch's previous one (a restarted trainer) or an epsilon below
         it by more than its accountant's error (:func:`record_epsilon_drop_allowed`).
         Such a report is not kept (its epsilon is no cumulative guarantee); the branch
@@ -751,6 +763,15 @@ class RecordRelease(Mechanism):
         nothing kept, claimed or recorded goes down. Nothing is raised here: the
         server calls this after the message's protocol step, where an exception has no
         handler."""
+        if not _same_delta(report.delta, self.delta):
+            problem = (
+                f"it accounts at delta {report.delta!r}, the federation's rows at delta "
+                f"{self.delta!r}"
+            )
+            self._refused[identity] = problem
+            self._round.pop(identity, None)
+            log.warning("record-level report of %s… refused: %s", identity[:12], problem)
+            return
         previous = self.latest.get(identity)
         if previous is not None:
             problem = None

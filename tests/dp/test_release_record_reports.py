@@ -166,3 +166,20 @@ def test_the_drop_rule_at_its_edges(
     accountants: tuple[str, str], before: float, after: float, allowed: bool
 ) -> None:
     assert record_epsilon_drop_allowed(accountants, before, after) is allowed
+
+
+@pytest.mark.parametrize("delta", [2e-5, 1e-5 * (1 + 1e-12), 5e-6])
+def test_a_report_at_another_delta_is_not_kept(delta: float) -> None:
+    """The ledger row prints the federation's delta beside the worst branch's epsilon: a
+    branch that accounted at a larger delta (by any amount) states a smaller epsilon than
+    holds at the printed one, and the server signed it as the row's claim (``audit
+    verify`` then failed the ledger for good). A smaller delta is refused too, as verify
+    does (the row would not state what the branch accounted)."""
+    release = RecordRelease(clip=1.0, delta=1e-5, sample_rate=1.0)
+    release.take_report("a", RecordReport("rdp", delta, 1.0, ((1.0, 0.01, 100),)))
+    with pytest.raises(UnaccountedContribution, match="accounts at delta"):
+        release.require_reports(["a"])
+    assert release.latest == {} and release.ledger_claim(None) is None
+    assert release.ledger_block({})["client_reports"] == {}
+    release.take_report("a", _report(100))  # at the federation's delta: kept
+    release.require_reports(["a"])
