@@ -325,7 +325,15 @@ class AuditResult:
         """Why a claim that rests on amplification by sampling is no guarantee, and the
         figure that is: the ledger's central rounds charged to every client, unamplified."""
         rounds = _round_list([number for _, number in self.amplified])
-        claimed = self.epsilons[-1][1] if self.epsilons else None
+        claimed = None
+        if self.epsilons:
+            # the larger of the last row's claim and its replay, as every other line
+            # shows it: the replay alone read less than a claim above it
+            seq, replayed = self.epsilons[-1]
+            entry = next((r.entry for r in self.chain.rows if r.seq == seq), None)
+            claimed = (
+                self.shown_epsilon(seq, _claimed(entry)) if isinstance(entry, dict) else replayed
+            )
         claim = (
             "the claimed epsilon"
             if claimed is None
