@@ -85,12 +85,17 @@ def test_the_cached_rdp_gives_every_epsilon_bit_for_bit(
     assert cached == plain
 
 
-def test_arguments_without_a_hash_reach_opacus_as_they_are() -> None:
+def test_arguments_without_a_hash_reach_opacus_as_they_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import numpy as np
 
     from secagg.ledger.verify import memoise_opacus_rdp
 
     assert memoise_opacus_rdp() is memoise_opacus_rdp()  # installed once
+    # Opacus's own per-order function (secagg.dp.dpsgd caches it, without arrays)
+    original = getattr(rdp._compute_rdp, "__wrapped__", rdp._compute_rdp)
+    monkeypatch.setattr(rdp, "_compute_rdp", original)
     sigma = np.array(1.0)  # unhashable: a 0-d array
     figures = {"q": 0.01, "steps": 3, "orders": [2.0, 8, 32.5]}
     got = rdp.compute_rdp(noise_multiplier=sigma, **figures)
