@@ -35,7 +35,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,50 @@ def record_adjacency(units: Iterable[str]) -> str:
     return _RECORD_ADJACENCY["record"] + (
         f"; branches report different units: {', '.join(seen)}" if seen else ""
     )
+
+
+#: relative float noise between two computations of one figure by the same code (as
+#: ``audit verify``'s ``FLOAT_NOISE``): all an RDP epsilon may fall by when its history
+#: grows (each run adds RDP at every order, so the bound itself only grows)
+RECORD_FLOAT_NOISE = 1e-8
+#: the ``eps_error`` Opacus's PRV accountant states its epsilon to (``get_epsilon``'s
+#: default, which :func:`~secagg.dp.accountants.opacus_epsilon` uses): an absolute
+#: tolerance (see :func:`record_epsilon_drop_allowed`)
+PRV_EPSILON_ERROR = 0.01
+
+
+def record_epsilon_drop_allowed(accountants: tuple[str, str], before: float, after: float) -> bool:
+    """A branch's record-level epsilon may go from ``before`` to ``after`` when its
+    history extends the one ``before`` was computed on: it does not fall, or falls by
+    no more than the accountant's own error. ``accountants``: the two reports'.
+
+    Why a tolerance: Opacus's PRV accountant states an upper bound, its discretised
+    estimate plus ``eps_error`` (0.01), on a grid it sizes from the whole history, so a
+    longer history (above all a new run) can come out a little *below* the shorter
+    one's: measured up to 1.6e-5 (random honest histories; 5.7e-6 for
+    ``(1.5, 0.02, 2)`` then ``(1.65, 0.001, 2)``), and any drop within ``eps_error`` is
+    two valid bounds ordered by the grid. The server refused such a branch's rounds
+    (any drop was taken for a rewind). A drop never lowers what is claimed: the server
+    and ``audit verify`` keep the larger figure. RDP, or two reports by different
+    accountants, get float noise only; a drop beyond it is refused as before."""
+    if not after < before:
+        return True
+    if math.isinf(before) or not math.isfinite(after):
+        return False
+    if accountants == ("prv", "prv"):
+        return before - after <= PRV_EPSILON_ERROR
+    return before - after <= RECORD_FLOAT_NOISE * max(1.0, abs(before))
+
+
+def _same_delta(branch: float, federation: float) -> bool:
+    """A branch's DP-SGD delta is the one the ledger rows print: never above it, by any
+    amount, and below it by float noise only (1e-9 relative), ``audit verify``'s rule.
+
+    Why: the row prints the federation's delta beside the worst branch's epsilon, so a
+    branch that accounted at a larger delta (a smaller epsilon) made the server sign a
+    claim that does not hold at the printed delta (and verify failed the ledger for
+    good); at a smaller one the row would not state what the branch accounted."""
+    return branch <= federation and federation - branch <= 1e-9 * federation
 
 
 @dataclass(frozen=True)
@@ -709,24 +753,49 @@ class RecordRelease(Mechanism):
         self._refused: dict[str, str] = {}
 
     def take_report(self, identity: str, report: RecordReport) -> None:
-        """Keep a branch's report unless it rewinds its accounting: a history that does
+        """Keep a branch's report unless it accounts at another delta than the rows
+        print (:func:`_same_delta`) or rewinds its accounting: a history that does
         not extend the branch's previous one (a restarted trainer) or an epsilon below
-        it. Such a report is not kept (its epsilon is no cumulative guarantee); the
-        branch then counts as unreported and :meth:`release` refuses a round it
-        contributed to. Nothing is raised here: the server calls this after the
-        message's protocol step, where an exception has no handler."""
+        it by more than its accountant's error (:func:`record_epsilon_drop_allowed`).
+        Such a report is not kept (its epsilon is no cumulative guarantee); the branch
+        then counts as unreported and :meth:`release` refuses a round it contributed
+        to. A report within that error below the last is kept with the last epsilon:
+        nothing kept, claimed or recorded goes down. Nothing is raised here: the
+        server calls this after the message's protocol step, where an exception has no
+        handler."""
+        if not _same_delta(report.delta, self.delta):
+            problem = (
+                f"it accounts at delta {report.delta!r}, the federation's rows at delta "
+                f"{self.delta!r}"
+            )
+            self._refused[identity] = problem
+            self._round.pop(identity, None)
+            log.warning("record-level report of %s… refused: %s", identity[:12], problem)
+            return
         previous = self.latest.get(identity)
         if previous is not None:
             problem = None
             if not history_extends(history_runs(report.history), history_runs(previous.history)):
                 problem = "its DP-SGD history does not extend its previous report's"
-            elif report.epsilon < previous.epsilon:
+            elif not record_epsilon_drop_allowed(
+                (previous.accountant, report.accountant), previous.epsilon, report.epsilon
+            ):
                 problem = f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
             if problem is not None:
                 self._refused[identity] = problem
                 self._round.pop(identity, None)
                 log.warning("record-level report of %s… refused: %s", identity[:12], problem)
                 return
+            if report.epsilon < previous.epsilon:  # the accountant's error: keep the larger
+                log.info(
+                    "record-level report of %s…: epsilon %r is %.3g below the last, within "
+                    "its accountant's error; %r is kept",
+                    identity[:12],
+                    report.epsilon,
+                    previous.epsilon - report.epsilon,
+                    previous.epsilon,
+                )
+                report = replace(report, epsilon=previous.epsilon)
         self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report

@@ -240,3 +240,21 @@ def test_any_amplified_legacy_ledger_is_held_to_its_unamplified_epsilon(
         )
         assert between.first_failure is not None and "(unamplified" in between.first_failure
         assert verify_ledger(path, key.public_key, expected=_expected(unamplified, rate)).ok
+
+
+@pytest.mark.parametrize("replayed", [0.999, 1.001], ids=["replay-below", "replay-above"])
+def test_the_reason_quotes_the_larger_of_the_claim_and_its_replay(
+    tmp_path: Path, replayed: float
+) -> None:
+    """The reason's "claimed epsilon" was the replay's figure: a claim above it (within
+    the tolerance) read less than the ledger claims. It is now what every other line
+    shows for the row (:meth:`AuditResult.shown_epsilon`), rounded up."""
+    forged = _as_legacy(_per_client_rows(COHORTS))
+    path, key = write_ledger(tmp_path / "t2.sqlite", forged)
+    result = verify_ledger(path, key.public_key)
+    claim = forged[-1]["privacy"]["epsilon"]
+    seq, _ = result.epsilons[-1]
+    result.epsilons[-1] = (seq, claim * replayed)  # the replay a hair off the claim
+    (reason,) = result.not_private_reasons()
+    larger = shown(max(claim, claim * replayed), 4, significant=True)
+    assert reason.startswith(f"the claimed epsilon {larger} holds")
