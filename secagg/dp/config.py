@@ -68,7 +68,8 @@ class ClientLevelCost:
             "std on the mean update is "
             f"{shown(self.relative_noise_on_mean, 3, significant=True, lower=True)} x the clip per "
             f"coordinate, and the plan spends epsilon = {shown(self.epsilon, 3, significant=True)} "
-            f"(delta = {shown(self.delta, 6, significant=True)}) over {self.rounds} rounds"
+            f"(delta = {shown(self.delta, 6, significant=True)}) over {self.rounds} "
+            + ("round" if self.rounds == 1 else "rounds")
         )
         if self.noise_to_signal is not None:
             text += (

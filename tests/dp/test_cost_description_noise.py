@@ -24,3 +24,12 @@ def test_the_noise_figures_are_rounded_down() -> None:
     text = cost.describe()
     assert "noise std on the mean update is 0.123 x the clip" in text
     assert "the noise vector is 2.34 x the norm" in text
+
+
+def test_one_round_is_said_in_the_singular() -> None:
+    """CI's warnings read "over 1 rounds"."""
+    from secagg.dp.config import ClientLevelCost
+
+    one = ClientLevelCost(8.0, 1.0, 2.0, 1e-5, 1, 0.125, None)
+    assert one.describe().endswith("over 1 round")
+    assert ClientLevelCost(8.0, 1.0, 2.0, 1e-5, 3, 0.125, None).describe().endswith("over 3 rounds")
