@@ -750,7 +750,7 @@ def noise_multiplier_after(
     # With prior releases, eps(z) levels off at what the prior alone spends, not at 0, and
     # a power law in z fits eps minus that level, not eps: near the level the plain secant
     # crept up in small steps (17-25 evaluations for a target within 1 % of the level).
-    # So once two plain steps have not landed, the level is evaluated (one more call, at
+    # So once three plain steps have not landed, the level is evaluated (one more call, at
     # the most noise there is) and the secant continues on eps - level.
     level = 0.0
     previous: tuple[float, float] | None = None
@@ -778,9 +778,9 @@ def noise_multiplier_after(
         z = min(max(z * min(max(ratio, 1 / 8), 8), 1e-3), MAX_NOISE_MULTIPLIER)
         low, high = _bracket(seen, target)
         if low is not None and high is not None:
-            # once the threshold is bracketed, a secant step must stay inside and at least
-            # halve the miss (a power law's secant does far better), or ITP takes over:
-            # then no curve costs more than bisection's count plus a few
+            # once the threshold is bracketed, a secant step must stay inside it and shrink
+            # the miss (a power law's secant does so by far), or ITP takes over, which
+            # needs no more than bisection's count plus one from there
             if not low < z < high or abs(gap) >= miss:
                 z = high
                 break
@@ -877,9 +877,8 @@ def _calibrate(
             )
         hi = min(hi * step, MAX_NOISE_MULTIPLIER)
         step *= step
-    # infeasible evaluations below hi bracket the threshold already (unevaluable ones do
-    # not: inf there says nothing about the threshold; the floor check below needs them)
-    # an earlier evaluation (the secant's) may bracket the threshold already
+    # an earlier (the secant's) infeasible evaluation below hi may bracket the threshold
+    # already; unevaluable ones do not (inf says nothing of it; the floor check needs them)
     known, hi = _bracket(seen, target)
     assert hi is not None  # hi itself was evaluated and met the target
     lo = known if known is not None and known * first_step >= hi else hi / first_step

@@ -764,13 +764,11 @@ class RecordRelease(Mechanism):
         server calls this after the message's protocol step, where an exception has no
         handler."""
         if not _same_delta(report.delta, self.delta):
-            problem = (
+            self._refuse_report(
+                identity,
                 f"it accounts at delta {report.delta!r}, the federation's rows at delta "
-                f"{self.delta!r}"
+                f"{self.delta!r}",
             )
-            self._refused[identity] = problem
-            self._round.pop(identity, None)
-            log.warning("record-level report of %s… refused: %s", identity[:12], problem)
             return
         previous = self.latest.get(identity)
         if previous is not None:
@@ -782,9 +780,7 @@ class RecordRelease(Mechanism):
             ):
                 problem = f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
             if problem is not None:
-                self._refused[identity] = problem
-                self._round.pop(identity, None)
-                log.warning("record-level report of %s… refused: %s", identity[:12], problem)
+                self._refuse_report(identity, problem)
                 return
             if report.epsilon < previous.epsilon:  # the accountant's error: keep the larger
                 log.info(
@@ -799,6 +795,12 @@ class RecordRelease(Mechanism):
         self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report
+
+    def _refuse_report(self, identity: str, problem: str) -> None:
+        """Not kept: the branch counts as unreported until a report that holds."""
+        self._refused[identity] = problem
+        self._round.pop(identity, None)
+        log.warning("record-level report of %s… refused: %s", identity[:12], problem)
 
     def require_reports(self, identities: Iterable[str]) -> None:
         """Refuse the round unless every one of ``identities`` (the contributors, by the
