@@ -353,6 +353,43 @@ def statistics_notes(config: SimulationConfig, statistics: dict[str, Any] | None
     ]
 
 
+def whole_cohort_notes(config: SimulationConfig, rounds: list[dict[str, Any]]) -> list[str]:
+    """With a masking backend and so few branches that its Shamir threshold is every
+    branch of the round: one dropout aborts the round, and the reader is told why.
+
+    Why: ``--unit client --branches 3`` ran with rounds aborted "below the threshold of
+    3" and nothing said that with 3 branches this is every round with a dropout: the
+    threshold that keeps ``corrupt_fraction`` colluders from opening a branch's masks
+    is then the whole cohort. The reader saw only the count of aborted rounds."""
+    from secagg.aggregation.masking import GRAPHS
+    from secagg.protocol.config import RoundConfig
+
+    if config.backend not in GRAPHS or config.sample_rate < 1 or config.dropout == 0:
+        return []
+    n = config.branches
+    try:
+        threshold = RoundConfig.create(
+            n,
+            1,
+            graph=GRAPHS[config.backend],  # type: ignore[arg-type]
+            dropout_fraction=config.tolerated_dropout,
+            corrupt_fraction=config.corrupt_fraction,
+        ).threshold
+    except ConfigurationError:  # refused at load already; nothing to explain here
+        return []
+    if threshold < n:
+        return []
+    aborted = sum(1 for r in rounds if r.get("status") != "complete")
+    chance = 1 - (1 - config.dropout) ** n
+    return [
+        f"with {key('branches', n)} the {config.backend} threshold (sized for "
+        f"{key('corrupt_fraction', config.corrupt_fraction)}) is all {n} branches, so "
+        f"any dropout aborts its round: at "
+        f"{key('dropout', config.dropout)} up to {100 * chance:.0f} % of rounds abort "
+        f"(here {aborted} of {len(rounds)}); more branches let rounds survive dropouts"
+    ]
+
+
 #: the copies of a loaded file's float32 table a whole ``secagg simulate`` run holds at
 #: its peak, which the loader refuses a file too large for memory against (its own, 2,
 #: covered the table alone). Measured (memory audit, 2026-12-04: the peak RSS of a run on
@@ -2194,6 +2231,7 @@ def run_simulation(
         + data_notes
         + statistics_notes(config, statistics)
         + unscaled
+        + whole_cohort_notes(config, rounds)
         + ([prior_note] if prior_note else []),
         branch_verdicts=verdicts,
     )

@@ -219,3 +219,57 @@ def test_an_experiment_on_ray_starts_ray_once_for_all_its_seeds(
     inside.clear()
     experiment.run_experiment(SimulationConfig(seed=7, seeds=2), tmp_path)
     assert sessions == [] and inside == [False, False]  # in-process: no Ray at all
+
+
+def test_the_wall_time_line_adds_up_to_the_total() -> None:
+    """The experiment's wall time is the seeds' runs plus the rest, each said: it read
+    "8.3 min (98 s a seed)" where 5 x 98 s is 8.2 min and the rest went unsaid."""
+    result = _result({0: (0.5, 0.8), 1: (0.6, 0.8), 2: (0.55, 0.8)})
+    result.seconds = {0: 100.0, 1: 90.0, 2: 110.0}
+    result.total_seconds = 330.0
+    (line,) = [x for x in experiment_lines(result) if "Wall time" in x]
+    assert "Wall time 5.5 min: 100 s a seed's run, and 30 s checking" in line
+
+
+@pytest.mark.parametrize("judged", [2, 5, 8, 40])
+def test_the_chance_line_is_the_binomial_tail_by_enumeration(judged: int) -> None:
+    """The chance of ``behind`` or more comparisons below 0 when each is 2.5 %, against
+    the definition: the probability of every pattern of outcomes (for small counts) or
+    the sum of the binomial terms written out."""
+    import itertools
+
+    from secagg.apps.simulation.experiment import CHANCE_BEHIND, _chance_text
+
+    p = CHANCE_BEHIND
+    for behind in range(1, min(judged, 5) + 1):
+        if judged <= 8:
+            tail = sum(
+                p ** sum(o) * (1 - p) ** (judged - sum(o))
+                for o in itertools.product((0, 1), repeat=judged)
+                if sum(o) >= behind
+            )
+        else:
+            tail = 1 - sum(
+                math.comb(judged, k) * p**k * (1 - p) ** (judged - k) for k in range(behind)
+            )
+        text = _chance_text(judged, behind)
+        assert f"about {p * judged:.1f} of {judged}" in text
+        assert f"{behind} or more, as here, in {100 * tail:.1f} % of experiments" in text
+    assert f"in {100 * (1 - p) ** judged:.0f} % of experiments" in _chance_text(judged, 0)
+
+
+def test_the_experiment_report_gives_the_chance_of_its_branch_count() -> None:
+    result = _result({0: (0.5, 0.8), 1: (0.6, 0.8)})
+    result.verdicts = {
+        0: {
+            f"branch-0{b}": {"judged": True, "at_least_local": b != 1, "enough_frauds": True}
+            for b in range(1, 5)
+        },
+        1: {
+            f"branch-0{b}": {"judged": True, "at_least_local": True, "enough_frauds": True}
+            for b in range(1, 5)
+        },
+    }
+    lines = experiment_lines(result)
+    assert any("7 of 8 judged" in x for x in lines)
+    assert any("about 0.2 of 8 would fall behind" in x and "1 or more" in x for x in lines)
