@@ -408,11 +408,13 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
         + f"; {head['branches_too_few_frauds']} branch test sets hold too few frauds (or "
         "cards holding them) to judge well (flagged in each seed's report)",
     ]
-    chance = _chance_text(
+    from secagg.apps.simulation.report import chance_behind_text
+
+    chance = chance_behind_text(
         head["branch_comparisons"], head["branch_comparisons"] - head["branches_at_least_local"]
     )
     if chance:
-        lines.append(chance)
+        lines.append(f"- {chance}")
     if head["diverged_seeds"]:
         lines.append(f"- Diverged (no ratio): seeds {head['diverged_seeds']}")
     if head["untrained_seeds"]:
@@ -440,38 +442,6 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             + _target_text(result)
         )
     return lines + _seed_lines(result)
-
-
-#: the share of comparisons whose 95 % interval lies wholly below 0 when the two models
-#: are equally good: the interval's upper tail
-CHANCE_BEHIND = 0.025
-
-
-def _chance_text(judged: int, behind: int) -> str:
-    """How many branches would fall behind by chance alone, and how likely the count seen.
-
-    Why: "every branch at least local" is read over many intervals at once (40 for 8
-    branches and 5 seeds), and each falls wholly below 0 in about 2.5 % of draws even
-    when federated and local-only are equally good: about one of 40, and none in only
-    36 % of experiments. Without that figure a reader cannot tell a shortfall the
-    federation causes (4 of 40: 1.8 % by chance) from the noise of many tests."""
-    if judged < 2:
-        return ""
-    expected = CHANCE_BEHIND * judged
-    tail = sum(
-        math.comb(judged, k) * CHANCE_BEHIND**k * (1 - CHANCE_BEHIND) ** (judged - k)
-        for k in range(behind, judged + 1)
-    )
-    seen = (
-        f"none behind, as here, in {100 * (1 - CHANCE_BEHIND) ** judged:.0f} % of experiments"
-        if behind == 0
-        else f"{behind} or more, as here, in {100 * tail:.1f} % of experiments"
-    )
-    return (
-        f"- By chance alone (federated and local-only equally good for every branch, the "
-        f"comparisons taken as independent), about {expected:.1f} of {judged} would fall "
-        f"behind ({100 * CHANCE_BEHIND:g} % each): {seen}"
-    )
 
 
 def _wall_time_text(result: ExperimentResult) -> str:

@@ -238,7 +238,7 @@ def test_the_chance_line_is_the_binomial_tail_by_enumeration(judged: int) -> Non
     the sum of the binomial terms written out."""
     import itertools
 
-    from secagg.apps.simulation.experiment import CHANCE_BEHIND, _chance_text
+    from secagg.apps.simulation.report import CHANCE_BEHIND, chance_behind_text
 
     p = CHANCE_BEHIND
     for behind in range(1, min(judged, 5) + 1):
@@ -252,10 +252,10 @@ def test_the_chance_line_is_the_binomial_tail_by_enumeration(judged: int) -> Non
             tail = 1 - sum(
                 math.comb(judged, k) * p**k * (1 - p) ** (judged - k) for k in range(behind)
             )
-        text = _chance_text(judged, behind)
+        text = chance_behind_text(judged, behind)
         assert f"about {p * judged:.1f} of {judged}" in text
-        assert f"{behind} or more, as here, in {100 * tail:.1f} % of experiments" in text
-    assert f"in {100 * (1 - p) ** judged:.0f} % of experiments" in _chance_text(judged, 0)
+        assert f"{behind} or more, as here, in {100 * tail:.1f} % of repetitions" in text
+    assert f"in {100 * (1 - p) ** judged:.0f} % of repetitions" in chance_behind_text(judged, 0)
 
 
 def test_the_experiment_report_gives_the_chance_of_its_branch_count() -> None:

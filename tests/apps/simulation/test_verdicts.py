@@ -84,6 +84,10 @@ def test_verdicts_resample_cards_and_flag_few_fraud_cards() -> None:
     assert "resampling the branch's cards" in text and "| test frauds (cards) |" in text
     assert "| branch-02 | 25 (5) |" in text and "few fraud cards (< 20)" in text
     assert "| branch-03 | 6 (1) |" in text and "not judged" in text
+    # two judged comparisons: the chance that any falls behind by noise alone is said
+    behind = sum(not verdicts[n]["at_least_local"] for n in ("branch-01", "branch-02"))
+    assert "about 0.1 of 2 would fall behind" in text
+    assert ("none behind, as here" if behind == 0 else f"{behind} or more, as here") in text
 
 
 def test_a_tables_string_customer_ids_are_cards_too() -> None:
