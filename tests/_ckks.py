@@ -11,6 +11,9 @@ production reader refuses.
 
 from __future__ import annotations
 
+import struct
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     import tenseal as ts
 
     from secagg.he.context import BoundContext
+    from secagg.he.params import CKKSParameters
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -91,3 +95,64 @@ def load_any_version(context: BoundContext, data: bytes, *, kind: ChunkKind) -> 
     if envelope.version == VERSION_TENSEAL:
         return DecodedChunk(envelope.header, chunks._load(context, envelope.payload, values), False)
     return decode_chunk(context, data, kind=kind)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _saved(obj: object) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "blob")
+        obj.save(path)  # type: ignore[attr-defined]
+        return Path(path).read_bytes()
+
+
+def crafted_public_context(params: CKKSParameters, primes: list[int], scale: float) -> bytes:
+    """A public TenSEAL context (TenSEALContextProto, written field by field) of
+    ``params``' ring over a SEAL context of exactly ``primes``, with a public key of its
+    own: what a hostile key holder can publish, and no TenSEAL API builds (TenSEAL
+    takes bit sizes and SEAL picks the primes)."""
+    import tenseal.sealapi as sealapi
+
+    parms = sealapi.EncryptionParameters(sealapi.SCHEME_TYPE.CKKS)
+    parms.set_poly_modulus_degree(params.poly_modulus_degree)
+    parms.set_coeff_modulus([sealapi.Modulus(q) for q in primes])
+    seal = sealapi.SEALContext(parms, True, sealapi.SEC_LEVEL_TYPE.TC128)
+    if not seal.parameters_set():
+        raise ValueError(f"SEAL refuses the primes {primes}")
+    key = sealapi.PublicKey()
+    sealapi.KeyGenerator(seal).create_public_key(key)
+    flags = _varint(2 << 3) + _varint(7)  # TenSEAL's auto relin, rescale, mod switch
+    public = _field(1, _saved(key)) + flags + _varint(3 << 3 | 1) + struct.pack("<d", scale)
+    return _field(1, _saved(parms)) + _field(2, public)
+
+
+def seal_primes(params: CKKSParameters) -> list[int]:
+    """The primes SEAL (and so TenSEAL) builds for ``params``: data primes, then special."""
+    import tenseal.sealapi as sealapi
+
+    sizes = list(params.coeff_mod_bit_sizes)
+    return [m.value() for m in sealapi.CoeffModulus.Create(params.poly_modulus_degree, sizes)]
+
+
+def other_data_primes(params: CKKSParameters) -> list[int]:
+    """For a design point of one data prime: another prime of the data prime's size
+    (SEAL's next one down), then SEAL's special prime."""
+    import tenseal.sealapi as sealapi
+
+    degree, sizes = params.poly_modulus_degree, list(params.coeff_mod_bit_sizes)
+    if len(sizes) != 2:
+        raise ValueError("one data prime and the special prime expected")
+    seal = seal_primes(params)
+    two = [m.value() for m in sealapi.CoeffModulus.Create(degree, [sizes[0], *sizes])]
+    return [next(q for q in two[:2] if q != seal[0]), seal[1]]

@@ -7,20 +7,24 @@ Three roles, each a sans-I/O object:
 * the **key holder** (:class:`KeyHolderSession`, the round's helper) makes one
   key pair per design point (clients, value bound, precision: the parameters
   follow from :func:`~secagg.he.params.choose_parameters`) and publishes only the
-  public context; later it decrypts *sums* that claim at least its own minimum of
-  contributions, at most once per round number (increasing) and up to its
-  lifetime cap, adds Gaussian noise of at least its own std (the server may ask
-  for more, never less; exact CKKS decryptions can leak the secret key, Li and
-  Micciancio 2021) and returns the noised sum with the std it added. Its rules
-  are its :class:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy`, never
-  the server's (security review H3);
-* the **server** (:class:`CKKSServer`) asks for the key (phase ``key``), announces
-  the spec with the public context (phase ``contribution``), adds the clients'
-  ciphertexts as they arrive into an :class:`~secagg.he.vectors.EncryptedSum`
-  built from the round's own parameters and the public context as opaque bytes
-  (it holds no key at all, and hands nothing it receives, neither the key
-  holder's context nor the clients' ciphertexts, to TenSEAL or SEAL), and at
-  the end of the phase asks the key holder to decrypt (phase ``decrypt``);
+  public context when the server opens a round (the key request names the round's
+  dimension, which the key holder checks against its own there, before any branch
+  encrypts); later it decrypts *sums* of the opened round and of its length that
+  claim at least its own minimum of contributions, at most once per round number
+  (increasing) and up to its lifetime cap, adds Gaussian noise of at least its own
+  std (the server may ask for more, never less; exact CKKS decryptions can leak the
+  secret key, Li and Micciancio 2021) and returns the noised sum with the std it
+  added. Its rules are its
+  :class:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy`, never the
+  server's (security review H3);
+* the **server** (:class:`CKKSServer`) asks for the key for the round's dimension
+  (phase ``key``), announces the spec with the public context (phase
+  ``contribution``), adds the clients' ciphertexts as they arrive into an
+  :class:`~secagg.he.vectors.EncryptedSum` built from the round's own parameters
+  and the public context as opaque bytes (it holds no key at all, and hands
+  nothing it receives, neither the key holder's context nor the clients'
+  ciphertexts, to TenSEAL or SEAL), and at the end of the phase asks the key
+  holder to decrypt (phase ``decrypt``);
 * each **client** (:class:`CKKSClient`) checks the public context against the
   spec's fingerprint (or a pinned one) before TenSEAL parses it, then refuses a
   context that holds a secret key or has other parameters than the spec's (the
@@ -80,6 +84,7 @@ from secagg.aggregation.keyholder_policy import (
     ImplausibleSum,
     KeyHolderPolicy,
     KeyHolderRefusal,
+    WrongDimension,
     config_path,
     plausible_range,
 )
@@ -164,8 +169,11 @@ def unframe_chunks(
 
 _HELPER_MAGIC = b"SAKH"
 _HELPER_HEAD = struct.Struct("<4sBB")
-#: 2: the decrypted reply carries the noise std the key holder added
-_HELPER_VERSION = 2
+#: 2: the decrypted reply carries the noise std the key holder added;
+#: 3: the key request carries the round's dimension (the key holder refuses a round of
+#: another length when it is opened, before any branch encrypts, and then decrypts only
+#: the length the round was opened with)
+_HELPER_VERSION = 3
 _KEY_REQUEST, _KEY_PUBLIC, _DECRYPT, _DECRYPTED = 1, 2, 3, 4
 #: the key holder draws its noise this many coordinates at a time (memory, not privacy:
 #: every slice is N(0, std^2) from its own OS-keyed stream)
@@ -181,8 +189,16 @@ def _check_helper_head(data: bytes | memoryview, expected: int) -> None:
     if len(data) < _HELPER_HEAD.size:
         raise MalformedMessage("key-holder message shorter than its header")
     magic, version, kind = _HELPER_HEAD.unpack_from(data)
-    if magic != _HELPER_MAGIC or version != _HELPER_VERSION:
-        raise MalformedMessage("not a key-holder message of a known version")
+    if magic != _HELPER_MAGIC:
+        raise MalformedMessage("not a key-holder message")
+    if version != _HELPER_VERSION:
+        # said, not misparsed: a version-2 key request is a design point without the
+        # round's dimension, and its fields would read as another request's
+        raise MalformedMessage(
+            f"a key-holder message of version {version}; this build speaks version "
+            f"{_HELPER_VERSION} only (the server and the key holder must run the same "
+            "secagg release)"
+        )
     if kind != expected:
         raise UnexpectedMessage(f"key-holder message of kind {kind}, expected {expected}")
 
@@ -201,8 +217,9 @@ def _check_reply_size(data: bytes, kind: int, *, most: int, least: int = 0) -> N
         raise MalformedMessage(f"key holder's reply of {len(data)} bytes; it takes {size}")
 
 
-#: a key request's body: the design point (clients, value bound, precision)
-_KEY_REQUEST_BODY = struct.Struct("<Idd")
+#: a key request's body: the design point (clients, value bound, precision), then the
+#: round's dimension (version 3)
+_KEY_REQUEST_BODY = struct.Struct("<IddI")
 #: a decryption request's fixed fields: dimension, requested noise std, the aggregate's length
 _DECRYPT_FIELDS = struct.Struct("<IdI")
 
@@ -338,10 +355,11 @@ class KeyHolderSession(HelperSession):
     Every rule is the key holder's :class:`~secagg.aggregation.keyholder_policy.
     KeyHolderPolicy`, never the server's request: the noise is at least the
     policy's and the floor's, each round number is decrypted once and in
-    increasing order, there is a lifetime cap (required with its own noise), a sum of
-    another length than its own ``dimension`` is refused before any work, and a
-    noised sum no honest aggregate could decrypt to is refused (see that module for
-    why each rule).
+    increasing order, there is a lifetime cap (required with its own noise), a round of
+    another length than its own ``dimension`` is refused when it is opened (the key
+    request) and a sum of another length than its round was opened with before any
+    work, and a noised sum no honest aggregate could decrypt to is refused (see that
+    module for why each rule).
     """
 
     def __init__(self, policy: KeyHolderPolicy | None = None, *, key: Any = None) -> None:
@@ -356,6 +374,9 @@ class KeyHolderSession(HelperSession):
         self._holder: Any = key
         self._fixed = key is not None
         self.record = DecryptionRecord(self.policy.state_path)  # fails closed on a bad file
+        #: (round number, dimension) of the round the last key request opened: the only
+        #: round, and the only length, a decryption request is then taken for
+        self.opened: tuple[int, int] | None = None
 
     @property
     def decryptions(self) -> int:
@@ -387,17 +408,30 @@ class KeyHolderSession(HelperSession):
             _check_helper_head(view, _KEY_REQUEST)
             if len(view) != _HELPER_HEAD.size + _KEY_REQUEST_BODY.size:
                 raise MalformedMessage(
-                    f"key request of {len(view)} bytes; a design point takes exactly "
-                    f"{_HELPER_HEAD.size + _KEY_REQUEST_BODY.size}"
+                    f"key request of {len(view)} bytes; a design point and a dimension take "
+                    f"exactly {_HELPER_HEAD.size + _KEY_REQUEST_BODY.size}"
                 )
-            return self._publish(_read_helper_message(view, _KEY_REQUEST))
+            return self._publish(_read_helper_message(view, _KEY_REQUEST), round_number)
         if kind == _DECRYPT:
             return self._decrypt(view, round_number, copy=not isinstance(payload, bytes))
         raise MalformedMessage("a key holder answers key and decryption requests only")
 
-    def _publish(self, r: Reader) -> bytes:
-        params = DesignPoint.read(r).parameters()
+    def _publish(self, r: Reader, round_number: int) -> bytes:
+        """Open ``round_number``: check its design point and its dimension against this
+        key holder's policy and key, then publish the public context.
+
+        The dimension is checked here, when the round is opened: before the key request
+        carried it, a round of another length than the key holder's ``dimension`` was
+        refused only at decryption, after every branch had encrypted and uploaded. The
+        round opened is remembered (only the last one: rounds run one at a time), and a
+        decryption request is then taken only for it and for its length."""
+        design = DesignPoint.read(r)
+        dimension = r.u32()
         r.end()
+        if dimension < 1:
+            raise MalformedMessage("a key request for a round of 0 values")
+        self.policy.check_dimension(dimension, what="a round")  # before any key work
+        params = design.parameters()
         least = self.policy.min_contributions
         if params.num_clients < least:
             raise KeyHolderRefusal(
@@ -412,6 +446,7 @@ class KeyHolderSession(HelperSession):
         if self._holder is None or self._holder.params != params:
             self._holder = self._make(params, min_contributions=least)
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
+        self.opened = (round_number, dimension)
         return _helper_message(_KEY_PUBLIC, body.bytes())
 
     def _decrypt(self, view: memoryview, round_number: int, *, copy: bool) -> bytes:
@@ -438,6 +473,18 @@ class KeyHolderSession(HelperSession):
         self.record.check(round_number, self.policy.max_decryptions)  # before any work
         if self._holder is None:
             raise UnexpectedMessage("no key has been made yet")
+        # the round's length was stated (and checked) when it was opened: a decryption of
+        # another round, or of another length, is not the round the branches encrypted for
+        if self.opened is None or self.opened[0] != round_number:
+            raise UnexpectedMessage(
+                f"a decryption for round {round_number}, which no key request opened "
+                f"(the last opened: {'none' if self.opened is None else self.opened[0]})"
+            )
+        if dimension != self.opened[1]:
+            raise WrongDimension(
+                f"a decryption of {dimension} values refused: round {round_number} was "
+                f"opened for {self.opened[1]} values"
+            )
         params = self._holder.params
         exact = decryption_request_size(params, dimension)
         if len(view) != exact or length != exact - fields:
@@ -522,7 +569,10 @@ class CKKSServer(PhasedServerSession):
         if self._phase != "not_started":
             raise UnexpectedMessage("the round has already started")
         self._phase = "key"
-        request = self.spec.design.write(Writer()).bytes()
+        # the round's length opens the round: a key holder bound to another one refuses
+        # here, before any branch encrypts (it was refused only at decryption, after
+        # every branch had uploaded), and decrypts only this length afterwards
+        request = self.spec.design.write(Writer()).u32(self.spec.dimension).bytes()
         return [ToParty(HELPER, _helper_message(_KEY_REQUEST, request))]
 
     def handle(self, party: int, payload: bytes) -> list[Outgoing]:

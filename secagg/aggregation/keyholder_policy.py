@@ -94,8 +94,9 @@ class DecryptionCapReached(KeyHolderRefusal):
 
 
 class WrongDimension(KeyHolderRefusal):
-    """A decryption request for a sum of another length than the key holder's own
-    ``dimension``; refused before any work, so nothing is spent."""
+    """A round opened (key request) or a decryption requested for a sum of another length
+    than the key holder's own ``dimension``, or a decryption of another length than its
+    round was opened with; refused before any work, so nothing is spent."""
 
 
 class ImplausibleSum(KeyHolderRefusal):
@@ -245,11 +246,12 @@ class KeyHolderPolicy:
             dimension=section.get("dimension"),
         )
 
-    def check_dimension(self, dimension: int) -> None:
-        """Refuse a request for a sum of another length than this key holder's own."""
+    def check_dimension(self, dimension: int, *, what: str = "a decryption") -> None:
+        """Refuse a request for a sum of another length than this key holder's own:
+        ``what`` names the request (a round opened by a key request, a decryption)."""
         if self.dimension is not None and dimension != self.dimension:
             raise WrongDimension(
-                f"a decryption of {dimension} values refused: this key holder decrypts sums "
+                f"{what} of {dimension} values refused: this key holder decrypts sums "
                 f"of {self.dimension} values only (its [key_holder] dimension)"
             )
 

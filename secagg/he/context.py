@@ -34,9 +34,11 @@ from secagg.errors import ConfigurationError, MalformedMessage
 from secagg.he.errors import (
     ContextMismatch,
     HEParameterError,
+    InvalidContext,
     SecretKeyPresent,
     SecretKeyUnavailable,
 )
+from secagg.he.params import coefficient_primes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +61,13 @@ def serialize_public(context: ts.Context) -> bytes:
 
 
 def check_matches(context: ts.Context, params: CKKSParameters) -> None:
-    """Refuse a context whose ring, chain or scale differs from the announced parameters."""
+    """Refuse a context whose ring, chain, data primes or scale differ from the announced
+    parameters (HEParameterError; a caller parsing a peer's bytes re-raises it as the
+    message's fault).
+
+    The data primes themselves, not only their total size: a context of another prime
+    of the same size passed, and the client failed only when it encrypted (the layout
+    check of :func:`~secagg.he.chunks.ciphertext_layout`)."""
     seal = context.seal_context().data
     data, key = seal.first_context_data(), seal.key_context_data()
     data_bits = sum(params.coeff_mod_bit_sizes[:-1])
@@ -70,10 +78,19 @@ def check_matches(context: ts.Context, params: CKKSParameters) -> None:
         problems.append("number of primes")
     if not data_bits - params.data_primes < data.total_coeff_modulus_bit_count() <= data_bits:
         problems.append("data modulus size")
+    built = tuple(m.value() for m in data.parms().coeff_modulus())
+    expected = coefficient_primes(params.poly_modulus_degree, params.coeff_mod_bit_sizes)[:-1]
+    if built != expected:
+        problems.append("data primes")
     if key.total_coeff_modulus_bit_count() > params.total_bits:
         problems.append("total modulus size")
-    if not math.isclose(context.global_scale, params.scale, rel_tol=0.0):
-        problems.append("scale")
+    try:
+        scale = context.global_scale
+    except ValueError:  # TenSEAL's "no global scale": a context serialized without one
+        problems.append("scale (none set)")
+    else:
+        if not math.isclose(scale, params.scale, rel_tol=0.0):
+            problems.append("scale")
     if problems:
         raise HEParameterError(
             "TenSEAL context does not match the announced parameters: " + ", ".join(problems)
@@ -149,8 +166,17 @@ class PublicAggregationContext(BoundContext):
         With ``expected_fingerprint`` (the normal case: it comes from the signed
         round configuration), bytes that hash differently are refused with
         :class:`ContextMismatch` *before* TenSEAL parses them, so this never feeds
-        unauthenticated bytes to C++. A context that holds a secret key is refused
-        with :class:`SecretKeyPresent`.
+        unauthenticated bytes to C++.
+
+        ``data`` is a peer's (the key holder's context, relayed by the server), so
+        every fault of it is a refused message, an :class:`InvalidContext`: not a
+        TenSEAL context, a secret key in it (:class:`SecretKeyPresent`), no public
+        key, other parameters than ``params``, down to the data level's primes, which
+        are checked here rather than at the first encryption (a context of another
+        prime of the same size passed every check and failed when the client
+        encrypted its update, as an HEParameterError). Before, each was an
+        HEParameterError (a ConfigurationError: the caller's own mistake), and a
+        context without a scale a bare ValueError.
         """
         if expected_fingerprint is not None and not hmac.compare_digest(
             context_fingerprint(data), expected_fingerprint
@@ -159,14 +185,17 @@ class PublicAggregationContext(BoundContext):
         try:
             context = ts.context_from(data)
         except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike
-            raise HEParameterError(f"not a TenSEAL context: {exc}") from None
+            raise InvalidContext(f"not a TenSEAL context: {exc}") from None
         if context.is_private() or context.has_secret_key():
             raise SecretKeyPresent(
                 "a context with a secret key was offered to a public role; the key is exposed"
             )
         if not context.has_public_key():
-            raise HEParameterError("public context lacks the public key clients encrypt with")
-        check_matches(context, params)
+            raise InvalidContext("public context lacks the public key clients encrypt with")
+        try:
+            check_matches(context, params)
+        except HEParameterError as exc:
+            raise InvalidContext(f"the peer's context: {exc}") from None
         return cls(context, params, data)
 
     def decrypt(self, *_: object) -> np.ndarray:
@@ -224,7 +253,7 @@ class OpaquePublicContext(_PublishedContext):
     What the server no longer checks, the clients do, because they parse the context
     anyway to encrypt (:meth:`PublicAggregationContext.from_bytes`, after comparing
     the fingerprint with their pin): a secret key in the blob (:class:`SecretKeyPresent`),
-    a missing public key, other parameters than the spec's (:class:`HEParameterError`).
+    a missing public key, other parameters than the spec's (:class:`InvalidContext`).
     A client that refuses uploads nothing, and the round aborts below two contributions.
     """
 

@@ -21,11 +21,26 @@ class HEParameterError(ConfigurationError):
     """
 
 
-class SecretKeyPresent(HEParameterError):
+class InvalidContext(InvalidMessage):
+    """A TenSEAL context parsed from a peer's bytes that this party cannot use: not a
+    TenSEAL context, without the key its role needs, or of other parameters (ring,
+    primes, scale) than the round's.
+
+    The key holder's public context reaches each client through the server, so its
+    bytes are a message, untrusted however well they hash: a bad one is refused as that
+    message (which the branch refuses and carries on from), never as the branch's own
+    mistake. It was an :class:`HEParameterError`, a ConfigurationError, which callers
+    treat as a misconfiguration at start-up. A context this party made or loaded itself
+    (its key file) that does not match its parameters stays an HEParameterError.
+    """
+
+
+class SecretKeyPresent(InvalidContext):
     """A context offered to a public role (server or key-holder-mode client) holds a secret key.
 
     Refused rather than silently stripped: whoever handed it over has already
-    leaked the key, and that must be noticed.
+    leaked the key, and that must be noticed. An :class:`InvalidContext` (a message
+    refused), since the context came from a peer; it was an HEParameterError.
     """
 
 

@@ -82,7 +82,7 @@ from secagg.he.context import (
     context_fingerprint,
     serialize_public,
 )
-from secagg.he.errors import ContextMismatch, HEParameterError
+from secagg.he.errors import ContextMismatch, HEParameterError, InvalidContext
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -246,15 +246,20 @@ class SharedKeyClient(_SecretRole):
         """Load the exported secret context and check it against the pinned public fingerprint.
 
         The secret context cannot be checked by hash before parsing (its fingerprint
-        is the public half's), so it must arrive over an authenticated channel.
+        is the public half's), so it must arrive over an authenticated channel. It is
+        still a peer's bytes: each fault of it is an :class:`InvalidContext` (a refused
+        message), not an HEParameterError (the caller's own configuration).
         """
         try:
             context = ts.context_from(data)
         except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike
-            raise HEParameterError(f"not a TenSEAL context: {exc}") from None
+            raise InvalidContext(f"not a TenSEAL context: {exc}") from None
         if not context.is_private():
-            raise HEParameterError("an EVERY_CLIENT context must hold the secret key")
-        check_matches(context, params)
+            raise InvalidContext("an EVERY_CLIENT context must hold the secret key")
+        try:
+            check_matches(context, params)
+        except HEParameterError as exc:
+            raise InvalidContext(f"the peer's context: {exc}") from None
         public = serialize_public(context)
         if context_fingerprint(public) != expected_fingerprint:
             raise ContextMismatch("secret context does not belong to the pinned public context")

@@ -54,9 +54,11 @@ def bound_to_federation(
     count coordinate of adaptive clipping), computed as the server plans its rounds,
     from the federation's file the key holder holds itself.
 
-    Why: the decryption request's dimension is the server's word, and without a length
-    of its own the key holder decrypted a sum of any length a server planned (a longer
-    one releases more coordinates per decryption than the federation agreed to). A
+    Why: the round's dimension (in the key request that opens a round, and in the
+    decryption request) is the server's word, and without a length of its own the key
+    holder decrypted a sum of any length a server planned (a longer one releases more
+    coordinates per decryption than the federation agreed to); with it, a round of
+    another length is refused when it is opened, before any branch encrypts. A
     ``dimension`` the table gives must agree, or the key holder refuses to start with
     one line naming it."""
     values = dict(settings or {})

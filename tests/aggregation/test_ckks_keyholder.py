@@ -49,6 +49,7 @@ from secagg.errors import (
     MalformedMessage,
     RoundAborted,
     SecAggError,
+    UnexpectedMessage,
     WrongRound,
 )
 from secagg.he.errors import InconsistentUpload, TooFewContributions, TooManyContributions
@@ -77,6 +78,14 @@ def _round(helper: KeyHolderSession, *, noise: float = 0.0, round_number: int = 
     (decrypt,) = outgoing
     assert isinstance(decrypt, ToParty) and decrypt.party == HELPER
     return server, decrypt.payload, rows
+
+
+def _open(helper: KeyHolderSession, round_number: int, *, d: int = D, n: int = N) -> bytes:
+    """Open ``round_number`` for a sum of ``d`` values (an honest server's key request);
+    the key holder's reply."""
+    backend = CKKSBackend()
+    (request,) = backend.server(backend.plan(n, d)).start()
+    return helper.handle(request.payload, round_number=round_number)
 
 
 def _reply(answer: bytes) -> tuple[float, np.ndarray]:
@@ -200,6 +209,7 @@ def test_keyholder_state_survives_restart(tmp_path: Path) -> None:
     _, payload, _ = _round(again, round_number=2)
     with pytest.raises(RoundAlreadyServed):
         again.handle(payload, round_number=2)
+    _open(again, 3)  # the same (new) key: the aggregate decrypts under round 3
     again.handle(payload, round_number=3)
     assert KeyHolderSession(policy).decryptions == 3
 
@@ -245,7 +255,9 @@ def test_a_key_holder_with_its_own_noise_refuses_to_start_without_a_cap(tmp_path
     helper = CKKSBackend().helper(capped, base_dir=tmp_path)
     _, payload, _ = _round(helper, round_number=1)
     for number in (1, 2, 3):  # the same aggregate under invented round numbers
+        _open(helper, number)
         helper.handle(payload, round_number=number)
+    _open(helper, 4)
     with pytest.raises(DecryptionCapReached):
         helper.handle(payload, round_number=4)
     restarted = CKKSBackend().helper(capped, base_dir=tmp_path)
@@ -266,7 +278,7 @@ def test_implausible_sum_refused_and_spends_the_round() -> None:
     from secagg.he.envelope import ChunkHeader, ChunkKind
 
     helper = KeyHolderSession()
-    _round(helper)
+    _open(helper, 1, d=100)  # round 1 opened for the crafted sum's 100 values
     public, params = _public(helper), helper._holder.params
     d, third = 100, 0.75 * params.num_clients * params.value_bound  # SEAL encodes < n * B
     crafted = ts.ckks_vector(public._ts, np.full(d, third))
@@ -396,7 +408,7 @@ def test_keyholder_service_passes_the_relay_round_to_the_session() -> None:
 
     helper = KeyHolderSession()
     backend = CKKSBackend()
-    server = backend.server(backend.plan(N, 8))
+    server = backend.server(backend.plan(N, D))
     (key_request,) = server.start()
     _, payload, _ = _round(helper)
     messages = [encode_message(Relay(r, p)) for r, p in [(6, payload), (6, payload)]]
@@ -428,7 +440,7 @@ def test_key_request_for_a_design_point_beyond_floats_is_a_typed_refusal(
     """Finite, positive numbers the chooser overflowed on (OverflowError escaped the key
     holder); now a MalformedMessage, and no key is made."""
     helper = KeyHolderSession()
-    request = Writer().u32(2).f64(value_bound).f64(precision).bytes()
+    request = Writer().u32(2).f64(value_bound).f64(precision).u32(D).bytes()
     with pytest.raises(MalformedMessage, match="design point"):
         helper.handle(_helper_message(_KEY_REQUEST, request), round_number=1)
     assert helper.fingerprint is None
@@ -517,6 +529,7 @@ def test_a_round_number_that_is_not_a_non_negative_int_is_refused_and_records_no
     with pytest.raises(ConfigurationError, match="round number is a non-negative integer"):
         helper.handle(payload, round_number=bad)  # type: ignore[arg-type]
     assert state.read_bytes() == before and helper.decryptions == 1
+    _open(helper, 2)
     helper.handle(payload, round_number=2)  # the next round is still served
     assert KeyHolderSession(KeyHolderPolicy(state_path=state)).decryptions == 2
 
@@ -525,14 +538,14 @@ def test_a_round_number_that_is_not_a_non_negative_int_is_refused_and_records_no
 
 
 def _state(helper: KeyHolderSession) -> tuple[object, ...]:
-    return (helper.fingerprint, helper.decryptions, tuple(helper.record.rounds))
+    return (helper.fingerprint, helper.decryptions, tuple(helper.record.rounds), helper.opened)
 
 
 def _refused(
     helper: KeyHolderSession, payload: bytes, error: type[Exception], match: str | None = None
 ) -> None:
     """``payload`` for round 1 is refused with ``error`` and the key holder's state
-    (key, lifetime count, rounds served) is unchanged."""
+    (key, lifetime count, rounds served, the round opened) is unchanged."""
     before = _state(helper)
     with pytest.raises(error, match=match):
         helper.handle(payload, round_number=1)
@@ -554,35 +567,92 @@ def _rebuild(dimension: int, std: float, chunks: list[bytes]) -> bytes:
 
 
 def test_a_decryption_request_for_another_dimension_than_its_sum_is_refused() -> None:
-    """The dimension field is the server's word: a sum of D values requested as D + 1
-    (the same chunk count, so the same size) is refused by the chunks' own length; as
-    a dimension needing more chunks, by size. Nothing is decrypted or spent."""
+    """The dimension field is the server's word. Another length than its round was opened
+    with is refused as such (WrongDimension); with the round opened for that length too,
+    a sum of D values requested as D + 1 (the same chunk count, so the same size) is
+    refused by the chunks' own length, and as a dimension needing more chunks by size.
+    Nothing is decrypted or spent."""
     helper = KeyHolderSession()
     _, payload, _ = _round(helper)
     dimension, std, chunks = _decrypt_request(payload)
     assert dimension == D
-    _refused(helper, _rebuild(D + 1, std, chunks), InconsistentUpload, match="length")
-    _refused(helper, _rebuild(D - 1, std, chunks), InconsistentUpload, match="length")
-    _refused(helper, _rebuild(50 * D, std, chunks), MalformedMessage, match="request of")
+    for other, error, says in [
+        (D + 1, InconsistentUpload, "length"),
+        (D - 1, InconsistentUpload, "length"),
+        (50 * D, MalformedMessage, "request of"),
+    ]:
+        request = _rebuild(other, std, chunks)
+        _refused(helper, request, WrongDimension, match=f"round 1 was opened for {D} values")
+        _open(helper, 1, d=other)  # a server that opened round 1 for that length
+        _refused(helper, request, error, match=says)
+        _open(helper, 1)
     helper.handle(payload, round_number=1)
     assert helper.decryptions == 1
 
 
-def test_a_key_holder_with_a_dimension_decrypts_sums_of_that_length_only() -> None:
-    """The request's dimension is the server's word: a key holder given the federation's
-    length refuses an honest aggregate of another length (WrongDimension, a
-    KeyHolderRefusal) before any work, spending neither the round nor a decryption;
-    without one (in-memory runs) any length is decrypted, as before."""
+def test_a_key_holder_with_a_dimension_refuses_a_round_of_another_length_when_opened() -> None:
+    """The key request now carries the round's dimension, so a key holder given the
+    federation's length refuses a round of another one (WrongDimension, a
+    KeyHolderRefusal) when the round is opened: no key made, nothing spent, no round
+    opened, and the server gets no context to announce, so no branch encrypts. Before,
+    the key request carried no dimension and was answered; the round was refused only
+    at decryption, after every branch had uploaded. A decryption request of another
+    length is still refused by the policy before any work; without a dimension
+    (in-memory runs) any length is opened and decrypted, as before."""
     bound = KeyHolderSession(KeyHolderPolicy(dimension=D + 3))
-    _, payload, _ = _round(bound)
-    _refused(bound, payload, WrongDimension, match=f"{D} values refused")
-    assert bound.record.rounds == [] and bound.decryptions == 0
+    backend = CKKSBackend()
+    for wrong in (D, D + 4, 1, 2**32 - 1):  # above, below, the extremes of the field
+        (request,) = backend.server(backend.plan(N, wrong)).start()
+        _refused(bound, request.payload, WrongDimension, match=f"a round of {wrong} values")
+    assert _state(bound) == (None, 0, (), None)
     _, right, _ = _round(bound, rows=_rows(d=D + 3))
-    bound.handle(right, round_number=1)  # round 1 was not spent by the refusal
+    assert bound.opened == (1, D + 3)
+    _, std, chunks = _decrypt_request(right)
+    _refused(bound, _rebuild(D, std, chunks), WrongDimension, match=f"decryption of {D} values")
+    bound.handle(right, round_number=1)  # round 1 was not spent by the refusals
     assert bound.decryptions == 1
     free = KeyHolderSession()
     free.handle(_round(free)[1], round_number=1)
     assert free.decryptions == 1
+
+
+def test_a_decryption_is_taken_only_for_the_round_opened_and_its_length() -> None:
+    """A key holder without a dimension of its own (in-memory runs) still decrypts only
+    the round the last key request opened, at the length it was opened with: a valid
+    aggregate of 500 values sent for a round opened for D, or for a round no key request
+    opened, was decrypted before (the request's dimension was the server's word alone);
+    now it is refused (WrongDimension, UnexpectedMessage) with nothing spent."""
+    helper = KeyHolderSession()
+    _, short, _ = _round(helper, rows=_rows(d=500))  # round 1 opened for 500 values
+    _open(helper, 2)  # round 2 opened for D values, the same key (the same design point)
+    assert helper.opened == (2, D)
+    cases = [
+        (2, WrongDimension, f"round 2 was opened for {D} values"),
+        (3, UnexpectedMessage, "round 3, which no key request opened"),
+    ]
+    for number, error, says in cases:
+        before = _state(helper)
+        with pytest.raises(error, match=says):
+            helper.handle(short, round_number=number)
+        assert _state(helper) == before
+    assert helper.decryptions == 0
+    _open(helper, 2, d=500)  # opened for its length, the same aggregate is decrypted
+    helper.handle(short, round_number=2)
+    assert helper.decryptions == 1 and helper.record.rounds == [2]
+
+
+def test_a_key_holder_message_of_the_previous_version_is_refused_by_its_version() -> None:
+    """Version 3 added the round's dimension to the key request; a version-2 request (a
+    design point alone) is refused with a MalformedMessage naming both versions, never
+    read as a version-3 one, and nothing changes."""
+    helper = KeyHolderSession()
+    old = Writer().u32(N).f64(1.0).f64(1e-6).bytes()
+    for body in (old, old + struct.pack("<I", D)):  # with and without the new field
+        request = struct.pack("<4sBB", b"SAKH", 2, _KEY_REQUEST) + body
+        _refused(helper, request, MalformedMessage, match="version 2; this build speaks version 3")
+    _, payload, _ = _round(helper)
+    downgraded = payload[:4] + bytes([2]) + payload[5:]
+    _refused(helper, downgraded, MalformedMessage, match="version 2")
 
 
 def _claiming(chunks: list[bytes], contributions: int) -> list[bytes]:
@@ -619,7 +689,7 @@ def test_the_key_holder_decrypts_one_aggregate_per_round_whatever_it_is_sent() -
     helper.handle(first, round_number=1)
     _, second, _ = _round(helper, round_number=1, rows=_rows(seed=8))
     answered = _state(helper)
-    assert answered[1:] == (1, (1,))
+    assert answered[1:] == (1, (1,), (1, D))
     _refused(helper, first, RoundAlreadyServed)
     _refused(helper, second, RoundAlreadyServed)
     before = _state(helper)
@@ -631,5 +701,6 @@ def test_the_key_holder_decrypts_one_aggregate_per_round_whatever_it_is_sent() -
     helper.handle(key_request.payload, round_number=1)  # the same key, published again
     assert _state(helper) == answered
     _refused(helper, second, RoundAlreadyServed)
+    _open(helper, 2)
     helper.handle(second, round_number=2)  # a new round number is a new round
     assert helper.decryptions == 2

@@ -32,8 +32,13 @@ from secagg.aggregation.ckks import (  # noqa: E402
     frame_chunks,
 )
 from secagg.aggregation.spec import Writer  # noqa: E402
-from secagg.errors import MalformedMessage, RoundAborted  # noqa: E402
-from secagg.he.errors import ContextMismatch, HEParameterError, SecretKeyPresent  # noqa: E402
+from secagg.errors import (  # noqa: E402
+    ConfigurationError,
+    InvalidMessage,
+    MalformedMessage,
+    RoundAborted,
+)
+from secagg.he.errors import ContextMismatch, InvalidContext, SecretKeyPresent  # noqa: E402
 from secagg.he.keys import KeyHolder  # noqa: E402
 from secagg.he.params import choose_parameters  # noqa: E402
 
@@ -183,7 +188,7 @@ def test_clients_refuse_a_context_of_other_parameters_than_the_spec() -> None:
     assert other.params != server.params
     spec = _announce_with(server, other.public_context_bytes)
     for party in range(N):
-        with pytest.raises(HEParameterError, match="does not match the announced parameters"):
+        with pytest.raises(InvalidContext, match="does not match the announced parameters"):
             CKKSBackend().client(spec, party)
     assert server.close_phase() == [] and server.done
     with pytest.raises(RoundAborted, match="at least 2"):
@@ -204,13 +209,35 @@ def test_clients_refuse_a_context_that_carries_the_secret_key() -> None:
             CKKSBackend().client(spec, party)
 
 
+def test_clients_refuse_a_context_of_other_data_primes_before_encrypting() -> None:
+    """Ring, number and size of primes and scale as the spec's, another data prime: the
+    clients took it and raised HEParameterError (a ConfigurationError, the branch's own
+    mistake) only when they encrypted their update. Now each refuses it when it opens
+    the round, as a message (InvalidContext), so nothing is encrypted under it."""
+    from _ckks import crafted_public_context, other_data_primes
+
+    server = _started()
+    hostile = crafted_public_context(
+        server.params, other_data_primes(server.params), server.params.scale
+    )
+    spec = _announce_with(server, hostile)
+    for party in range(N):
+        with pytest.raises(InvalidContext, match="data primes") as caught:
+            CKKSBackend().client(spec, party)
+        assert not isinstance(caught.value, ConfigurationError)
+    assert server.close_phase() == [] and server.done
+
+
 def test_clients_refuse_garbage_the_server_forwarded() -> None:
-    """Bytes of a plausible size that are no TenSEAL context: a typed error at the client."""
+    """Bytes of a plausible size that are no TenSEAL context: a typed error at the client,
+    a refused message (InvalidMessage), never the branch's own ConfigurationError."""
     server = _started()
     blob = bytes(server.params.min_public_context_bytes() + 10)
     spec = _announce_with(server, blob)
-    with pytest.raises(HEParameterError, match="not a TenSEAL context"):
+    with pytest.raises(InvalidContext, match="not a TenSEAL context") as caught:
         CKKSBackend().client(spec, 0)
+    assert isinstance(caught.value, InvalidMessage)
+    assert not isinstance(caught.value, ConfigurationError)
 
 
 # --- oversize uploads are refused by size, before anything is copied or unpacked ---

@@ -159,6 +159,7 @@ def test_key_holder_refuses_any_request_bytes_and_spends_nothing(tmp_path: Path)
     if spent:
         with pytest.raises(SecAggError):
             helper.handle(decrypt, round_number=1)  # type: ignore[attr-defined]
+    helper.handle(key_request, round_number=2)  # type: ignore[attr-defined]
     helper.handle(decrypt, round_number=2)  # type: ignore[attr-defined]
     assert helper.decryptions == counted + spent + 1  # type: ignore[attr-defined]
 
@@ -386,15 +387,22 @@ def test_key_holder_under_its_own_policy_answers_or_refuses_as_a_message(tmp_pat
     from secagg.aggregation.keyholder_policy import ImplausibleSum
 
     own = {"noise_stddev": 0.5, "max_decryptions": 10**6, "dimension": D}
-    get_helper, _, decrypt = _helper_requests(tmp_path / "holder.key", own)
+    get_helper, key_request, decrypt = _helper_requests(tmp_path / "holder.key", own)
     helper = get_helper()
     fields = [(6, "<I"), (10, "<d"), (18, "<I"), *_envelope_offsets(22, decrypt)[1:]]
     numbers = iter(range(2, 10**6))
 
+    def opened() -> int:
+        """The next round number, opened for D values (a decryption is taken only for
+        the round a key request opened)."""
+        number = next(numbers)
+        helper.handle(key_request, round_number=number)  # type: ignore[attr-defined]
+        return number
+
     @FUZZ
     @given(payload=st.one_of(_rewrites(decrypt, fields), _mutations(decrypt)))
     def check(payload: bytes) -> None:
-        number = next(numbers)
+        number = opened()
         before = _holder_state(helper)
         try:
             answer = helper.handle(payload, round_number=number)  # type: ignore[attr-defined]
@@ -416,5 +424,72 @@ def test_key_holder_under_its_own_policy_answers_or_refuses_as_a_message(tmp_pat
     check()
     # and the valid request itself is still answered, under the next round number
     spent = helper.decryptions  # type: ignore[attr-defined]
-    helper.handle(decrypt, round_number=next(numbers))  # type: ignore[attr-defined]
+    helper.handle(decrypt, round_number=opened())  # type: ignore[attr-defined]
     assert helper.decryptions == spent + 1  # type: ignore[attr-defined]
+
+
+# --- the key request's dimension (key-holder messages, version 3) ---------------------
+
+#: where a key request's dimension sits: after the header (6 bytes) and the design point
+#: (clients u32, value bound f64, precision f64)
+_KEY_DIMENSION_AT = 6 + 20
+
+
+def _opened_state(helper: object) -> tuple[object, ...]:
+    """:func:`_holder_state` and the round the last key request opened."""
+    return (*_holder_state(helper), helper.opened)  # type: ignore[attr-defined]
+
+
+def test_key_holder_opens_a_round_only_for_its_own_dimension(tmp_path: Path) -> None:
+    """The key request's dimension field, set to any u32 or mutated around it, sent to a
+    key holder bound to the federation's D values: only a request for D is answered (the
+    pinned key, the round opened for D); any other is a typed refusal that leaves the
+    key, the count, the rounds served and the round opened as they were, so no round of
+    another length is ever opened and no branch encrypts for one."""
+    get_helper, key_request, _ = _helper_requests(tmp_path / "holder.key", {"dimension": D})
+    helper = get_helper()
+    assert len(key_request) == _KEY_DIMENSION_AT + 4
+    assert struct.unpack_from("<I", key_request, _KEY_DIMENSION_AT)[0] == D
+    field = [(_KEY_DIMENSION_AT, "<I")]
+    numbers = iter(range(2, 10**6))
+
+    @FUZZ
+    @given(payload=st.one_of(_rewrites(key_request, field), _mutations(key_request)))
+    def check(payload: bytes) -> None:
+        number = next(numbers)
+        if refused(
+            lambda: _opened_state(helper),
+            lambda: helper.handle(payload, round_number=number),  # type: ignore[attr-defined]
+        ):
+            return
+        assert struct.unpack_from("<I", payload, _KEY_DIMENSION_AT)[0] == D
+        assert helper.opened == (number, D)  # type: ignore[attr-defined]
+
+    check()
+    assert _opened_state(helper)[1:3] == (0, ())  # nothing was decrypted
+
+
+def test_key_holder_decrypts_only_the_length_its_round_was_opened_with(tmp_path: Path) -> None:
+    """A key holder without a dimension of its own (in-memory runs) opens a round at any
+    length the key request names; the valid decryption request of D values is then
+    refused, typed and with nothing changed, for a round opened for any other length
+    (before, the key request named none and the aggregate was decrypted)."""
+    get_helper, key_request, decrypt = _helper_requests(tmp_path / "holder.key")
+    helper = get_helper()
+
+    @FUZZ
+    @given(dimension=st.integers(1, 2**32 - 1).filter(lambda value: value != D))
+    def check(dimension: int) -> None:
+        request = bytearray(key_request)
+        struct.pack_into("<I", request, _KEY_DIMENSION_AT, dimension)
+        helper.handle(bytes(request), round_number=1)  # type: ignore[attr-defined]
+        assert helper.opened == (1, dimension)  # type: ignore[attr-defined]
+        assert refused(
+            lambda: _opened_state(helper),
+            lambda: helper.handle(decrypt, round_number=1),  # type: ignore[attr-defined]
+        )
+
+    check()
+    helper.handle(key_request, round_number=1)  # type: ignore[attr-defined]
+    helper.handle(decrypt, round_number=1)  # type: ignore[attr-defined]
+    assert _opened_state(helper)[1:] == (1, (1,), (1, D))

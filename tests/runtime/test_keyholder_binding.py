@@ -66,6 +66,7 @@ def _state(helper: KeyHolderSession, state: Path) -> tuple[object, ...]:
         helper.fingerprint,
         helper.decryptions,
         tuple(helper.record.rounds),
+        helper.opened,
         state.read_bytes() if state.exists() else None,
     )
 
@@ -76,8 +77,10 @@ def test_the_runtime_key_holder_refuses_a_sum_of_another_length_than_the_federat
     """The decryption request's dimension is the server's word. The runtime key holder
     (``key_holder_service``, what ``secagg keyholder --config`` and the simulator run)
     decrypted a round the server planned at any length; it now binds the federation's
-    round length from its own copy of the config and refuses another one before any
-    work: no decryption counted, no round number used, the state file untouched."""
+    round length from its own copy of the config and refuses a round of another length
+    when the server opens it (the key request names the round's dimension), before any
+    branch encrypts: no context published, no decryption counted, no round number used,
+    the state file untouched."""
     config = _config()
     key = tmp_path / "compliance.key"
     make_key_holder_key(config, key)
@@ -86,11 +89,12 @@ def test_the_runtime_key_holder_refuses_a_sum_of_another_length_than_the_federat
     assert isinstance(helper, KeyHolderSession)
     assert helper.policy.dimension == D
     state = Path(f"{key}.state")
+    backend = config.aggregation_backend()
     for other in (D + 1, 2 * D, D - 1):
-        request = _decryption_request(config, helper, other, round_number=3)
+        (request,) = backend.server(backend.plan(len(NAMES), other)).start()
         before = _state(helper, state)
-        with pytest.raises(WrongDimension, match=f"{other} values refused") as caught:
-            helper.handle(request, round_number=3)
+        with pytest.raises(WrongDimension, match=f"a round of {other} values refused") as caught:
+            helper.handle(request.payload, round_number=3)
         assert isinstance(caught.value, ProtocolError)
         assert _state(helper, state) == before
     # the agreed length is served, under the round number the refusals did not use
