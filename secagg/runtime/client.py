@@ -95,6 +95,7 @@ from secagg.runtime.wire import (
     RoundStart,
     decode_message,
     encode_message,
+    round_context,
 )
 from secagg.transport.base import ClientEndpoint, NotConnected
 
@@ -467,6 +468,10 @@ class FederationClient:
             policy=self.policy,
             identity=self._round_identity(spec, start.party),
         )
+        # the round this branch started (its numbers only grow, checked above): the
+        # session refuses a protocol round of any other (a reused round id would let
+        # the server replay a branch's signed keys from an earlier round)
+        session.bind_round(round_context(start.round))
         self.stats.rounds_started += 1
         self.stats.last_model = start.model
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)

@@ -110,6 +110,26 @@ class Leave:
 Message = RoundStart | Relay | RoundEnd | FederationEnd | Leave
 
 
+#: what a round context starts with (:func:`round_context`)
+ROUND_CONTEXT_LABEL = b"secagg/v1/federation-round/"
+
+
+def round_context(number: int) -> bytes:
+    """The public facts a federation's round is bound to, as the server and every
+    branch derive them: its round number (u64, big-endian), under a label.
+
+    Both roles pass it to the round's sessions (``bind_round``), and a masking round's
+    protocol id follows from it and the spec: see
+    :func:`secagg.aggregation.masking.protocol_round_id`. The round number is the
+    fact a branch enforces itself (a start of a round at or below the last one it
+    started is refused), and the server's numbers only grow, across its restarts too
+    (a round is begun in its store before any start is sent; one a crash left running
+    is aborted, and its retry is the next number)."""
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 1 << 64:
+        raise MalformedMessage(f"a round number is an unsigned 64-bit integer, not {number!r}")
+    return ROUND_CONTEXT_LABEL + struct.pack(">Q", number)
+
+
 def encode_message(message: Message) -> bytes:
     if isinstance(message, RoundStart):
         model = np.ascontiguousarray(message.model, dtype="<f4")
