@@ -20,6 +20,14 @@ module adds only what turns floats into ring words and back:
 The spec carries the encoding and the SecAgg+ sizing (dropout and corrupt
 fractions); the protocol's own ``RoundSetup`` carries the graph, k and t.
 
+Round ids. Bound with ``bind_round(context)`` (a federation binds every round to its
+round number), both sides run under :func:`protocol_round_id` of the context and the
+spec, and the client refuses a setup of any other id: the id, on which every signature
+and key derivation of the round rests, is then no longer the server's free choice, so
+nothing signed in one round verifies in another. Unbound (the in-memory driver of
+:func:`secagg.aggregate`, where one caller plays every role), the server draws the id
+and the client takes it.
+
 Decoding is exact on the integers: the fixed-point result is off from the true
 sum only by the clients' rounding, less than ``1 / scale`` each, and the float64
 reading of the integer sum (half an ulp), so the documented bound is
