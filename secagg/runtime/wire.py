@@ -46,7 +46,7 @@ import numpy as np
 
 from secagg.aggregation.spec import Reader, Writer
 from secagg.dp.release import RecordReport
-from secagg.errors import MalformedMessage
+from secagg.errors import ConfigurationError, MalformedMessage
 
 _MAGIC = b"SAFD"
 _VERSION = 2
@@ -126,7 +126,7 @@ def round_context(number: int) -> bytes:
     (a round is begun in its store before any start is sent; one a crash left running
     is aborted, and its retry is the next number)."""
     if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 1 << 64:
-        raise MalformedMessage(f"a round number is an unsigned 64-bit integer, not {number!r}")
+        raise ConfigurationError(f"a round number is an unsigned 64-bit integer, not {number!r}")
     return ROUND_CONTEXT_LABEL + struct.pack(">Q", number)
 
 

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from secagg.aggregation import AggregationBackend, Outgoing, ServerSession, ToParty
 from secagg.aggregation.policy import BranchPolicy
 from secagg.apps import devca
+from secagg.errors import ConfigurationError
 from secagg.protocol import decode, encode
 from secagg.protocol.messages import AdvertiseKeys, KeyDirectory, KeyEntry
 from secagg.runtime.client import FederationClient
@@ -37,6 +38,7 @@ from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import branch_identity
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
+from secagg.runtime.wire import round_context
 from secagg.transport.inprocess import InProcessHub
 
 D = 8
@@ -313,3 +315,11 @@ def test_an_honest_federation_runs_across_a_crash_a_server_restart_and_a_branch_
     assert len(set(ids)) == 4  # every attempt ran under its own id
     # three complete rounds (1, 3, 4), each adding the mean update 0.25; round 2 added nothing
     assert np.allclose(restarted.model, 3 * 0.25, atol=1e-5)
+
+
+def test_a_round_context_names_one_round_number() -> None:
+    contexts = {round_context(n) for n in (0, 1, 2, 2**32, 2**64 - 1)}
+    assert len(contexts) == 5
+    for bad in (-1, 2**64, True, 1.0, "1"):
+        with pytest.raises(ConfigurationError):
+            round_context(bad)  # type: ignore[arg-type]
