@@ -67,6 +67,19 @@ from secagg.errors import (
 #: the party index of a round's helper (the CKKS key holder), never a client's
 HELPER = -1
 
+#: the longest round context a caller may bind a round to (it is hashed, not sent)
+MAX_CONTEXT_BYTES = 1024
+
+
+def check_context(context: object) -> bytes:
+    """``context`` if it is a round context (1 to MAX_CONTEXT_BYTES bytes), else a
+    :class:`~secagg.errors.ConfigurationError`: an empty one would bind to nothing."""
+    if not isinstance(context, bytes) or not 1 <= len(context) <= MAX_CONTEXT_BYTES:
+        raise ConfigurationError(
+            f"a round context is 1 to {MAX_CONTEXT_BYTES} bytes, not {context!r:.60}"
+        )
+    return context
+
 
 @dataclass(frozen=True)
 class AggregationReport:
@@ -181,6 +194,19 @@ class RoundIdentity:
 class ServerSession(abc.ABC):
     """The server's side of one round (see the module docstring)."""
 
+    def bind_round(self, context: bytes) -> None:
+        """Tie the round to ``context``, public facts its clients check themselves (a
+        federation's round number), before :meth:`start`.
+
+        A backend whose messages carry a round id that signatures and key derivations
+        rest on (the masking backends) derives it from ``context`` and the spec, and
+        its clients, bound to the same facts (:meth:`ClientSession.bind_round`), refuse
+        any other: a server can then replay nothing signed in one round into another.
+        Backends whose payloads carry no such id (plain; CKKS, whose key holder
+        decrypts each round number once) have nothing to bind and only check the type.
+        """
+        check_context(context)
+
     @abc.abstractmethod
     def start(self) -> list[Outgoing]:
         """Open the round; the first outgoing events."""
@@ -276,6 +302,16 @@ class ClientSession(abc.ABC):
     """A client's side of one round."""
 
     party: int
+
+    def bind_round(self, context: bytes) -> None:
+        """Refuse every round but the one ``context`` names (see
+        :meth:`ServerSession.bind_round`), before the first payload is handled.
+
+        Each party enforces its own policy: a federation branch passes the round it
+        started itself (its round numbers only grow), so a server that reuses one
+        round's protocol id in another, to replay a branch's signed keys to its
+        neighbours, is refused. The default is for backends with no round id to bind."""
+        check_context(context)
 
     @abc.abstractmethod
     def set_input(self, update: np.ndarray) -> list[bytes]:

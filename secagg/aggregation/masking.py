@@ -20,6 +20,14 @@ module adds only what turns floats into ring words and back:
 The spec carries the encoding and the SecAgg+ sizing (dropout and corrupt
 fractions); the protocol's own ``RoundSetup`` carries the graph, k and t.
 
+Round ids. Bound with ``bind_round(context)`` (a federation binds every round to its
+round number), both sides run under :func:`protocol_round_id` of the context and the
+spec, and the client refuses a setup of any other id: the id, on which every signature
+and key derivation of the round rests, is then no longer the server's free choice, so
+nothing signed in one round verifies in another. Unbound (the in-memory driver of
+:func:`secagg.aggregate`, where one caller plays every role), the server draws the id
+and the client takes it.
+
 Decoding is exact on the integers: the fixed-point result is off from the true
 sum only by the clients' rounding, less than ``1 / scale`` each, and the float64
 reading of the integer sum (half an ulp), so the documented bound is
@@ -30,9 +38,11 @@ wrong sum.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import os
+import struct
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -51,6 +61,7 @@ from secagg.aggregation.base import (
     ServerSession,
     ToParty,
     check_bound,
+    check_context,
     check_party,
     check_round_size,
     check_update,
@@ -84,9 +95,16 @@ from secagg.protocol.config import (
     DEFAULT_DROPOUT_FRACTION,
     ClientPolicy,
 )
-from secagg.protocol.messages import GRAPH_SEED_BYTES, GraphKind, RoundSetup, ServerMessage
+from secagg.protocol.messages import (
+    GRAPH_SEED_BYTES,
+    ROUND_ID_BYTES,
+    GraphKind,
+    RoundSetup,
+    ServerMessage,
+)
 
 GRAPHS = {"secagg": "complete", "secagg+": "harary"}
+PROTOCOL_ROUND_ID_LABEL = b"secagg/v1/protocol-round-id/"
 MAX_IDENTITY_BYTES = 16 * 1024  # one party's certificate
 
 
@@ -366,6 +384,12 @@ class MaskingClient(ClientSession):
         self._encoding = _RingEncoding(spec)
         self._rounding = rounding
 
+    def bind_round(self, context: bytes) -> None:
+        """Accept only the setup whose round id :func:`protocol_round_id` derives from
+        ``context`` and this client's approved spec (:class:`~secagg.errors.WrongRound`
+        for any other, state unchanged). Before the first payload only."""
+        self._protocol.expect_round(protocol_round_id(check_context(context), self.spec))
+
     def set_input(self, update: np.ndarray) -> list[bytes]:
         """Encode ``update`` (with its noise share) and hand it to the protocol, once.
 
@@ -419,6 +443,26 @@ class MaskingClient(ClientSession):
                 )
 
 
+def protocol_round_id(context: bytes, spec: MaskingSpec) -> bytes:
+    """The protocol round id of a round bound to ``context`` (a federation's round
+    number, :func:`secagg.runtime.wire.round_context`) and planned as ``spec``.
+
+    Why derived, not drawn by the server: every signature (the keys a client
+    advertises, the survivor set, accusations) and every key derivation of a round
+    rests on its id. Drawn by the server, the id was the server's free choice, and a
+    hostile one could run two rounds under one id, so a branch's keys signed in the
+    first verified again in the second and could be replayed to its neighbours.
+    Derived from facts each client checks itself (the round it started, whose number
+    it holds to only ever growing, and the spec its policy approved, with the
+    parties' certificates in the active variant), the id names one round only: a
+    client refuses any other, and nothing signed for one round verifies in another.
+    ``SHA-256(label || len(context) || context || SHA-256(spec))``, cut to the id's size.
+    """
+    digest = hashlib.sha256(encode_spec(spec)).digest()
+    material = PROTOCOL_ROUND_ID_LABEL + struct.pack(">I", len(context)) + context + digest
+    return hashlib.sha256(material).digest()[:ROUND_ID_BYTES]
+
+
 def _shown(value: object) -> str:
     return value.name.lower() if isinstance(value, GraphKind) else repr(value)
 
@@ -462,6 +506,11 @@ class MaskingServer(ServerSession):
             graph_seed=graph_seed,
         )
         self._encoding = _RingEncoding(spec)
+
+    def bind_round(self, context: bytes) -> None:
+        """Run the round under :func:`protocol_round_id` of ``context`` and the spec,
+        the id its bound clients accept. Before :meth:`start` only."""
+        self._server.bind_round(protocol_round_id(check_context(context), self.spec))
 
     def start(self) -> list[Outgoing]:
         return [Announce(encode_spec(self.spec)), *self._out(self._server.start())]

@@ -107,6 +107,11 @@ from secagg.protocol.messages import (
 )
 
 
+def _check_round_id(round_id: object) -> None:
+    if not isinstance(round_id, bytes) or len(round_id) != ROUND_ID_BYTES:
+        raise ConfigurationError(f"a round id is {ROUND_ID_BYTES} bytes, not {round_id!r}")
+
+
 class ClientPhase(Enum):
     AWAIT_SETUP = "await_setup"
     AWAIT_KEYS = "await_keys"
@@ -155,10 +160,8 @@ class Client:
         if isinstance(party, bool) or not isinstance(party, Integral) or party < 0:
             raise ConfigurationError(f"party ids are non-negative integers, not {party!r}")
         party = int(party)
-        if round_id is not None and (
-            not isinstance(round_id, bytes) or len(round_id) != ROUND_ID_BYTES
-        ):
-            raise ConfigurationError(f"a round id is {ROUND_ID_BYTES} bytes, not {round_id!r}")
+        if round_id is not None:
+            _check_round_id(round_id)
         if identity_keys is not None and not isinstance(identity_keys, Mapping):
             # a list of keys failed as "cannot convert dictionary update sequence"
             raise ConfigurationError(
@@ -250,6 +253,22 @@ class Client:
                 f"{type(message).__name__} is not accepted in phase {self.phase.value}"
             )
         return handler(message)
+
+    def expect_round(self, round_id: bytes) -> None:
+        """Hold this client to ``round_id``, as if it had been given to the constructor.
+
+        For a caller that learns the round's id only after building the client (a
+        federation branch derives it from the round it started and the spec it
+        approved, :meth:`secagg.aggregation.masking.MaskingClient.bind_round`). Only
+        before the setup: once keys are advertised the round id is fixed. A client
+        already held to another id refuses (:class:`~secagg.errors.ConfigurationError`),
+        state unchanged: one client is one round."""
+        _check_round_id(round_id)
+        if self.setup is not None or self.phase != ClientPhase.AWAIT_SETUP:
+            raise UnexpectedMessage("the round is already set up: its round id is fixed")
+        if self._round_id is not None and self._round_id != round_id:
+            raise ConfigurationError("this client was already started for another round id")
+        self._round_id = round_id
 
     def check_accepts_input(self) -> None:
         """Raise :class:`~secagg.errors.UnexpectedMessage` unless :meth:`set_input` would

@@ -322,6 +322,20 @@ class Server:
 
     # -- public API ------------------------------------------------------------
 
+    def bind_round(self, round_id: bytes) -> None:
+        """Run the round under ``round_id`` instead of the one drawn at construction.
+
+        For a caller that derives the id from facts its clients check themselves (a
+        federation's round number and spec, :mod:`secagg.aggregation.masking`), so
+        that a client refuses any other. Only before :meth:`start`: every message
+        and every key derivation of the round carries the id."""
+        if not isinstance(round_id, bytes) or len(round_id) != ROUND_ID_BYTES:
+            raise ConfigurationError(f"round id must be {ROUND_ID_BYTES} bytes")
+        if self.phase != ServerPhase.NOT_STARTED:
+            raise UnexpectedMessage("the round has already started: its round id is fixed")
+        self.round_id = round_id
+        self.report.round_id = round_id
+
     def start(self) -> list[ServerMessage]:
         """Announce the round to every client."""
         if self.phase != ServerPhase.NOT_STARTED:

@@ -32,6 +32,19 @@ In the active variant the round lists every party's certificate; the branch
 checks each against its own CA (:class:`BranchIdentity`) and signs with its
 certificate's key, so the server can substitute no party's key.
 
+**Nor does the server choose the round's protocol id.** The branch binds its session
+to the round it started (:func:`~secagg.runtime.wire.round_context`; ``bind_round``):
+a masking round's id is derived from that round number and the approved spec, and a
+setup under any other id is refused (:class:`~secagg.errors.WrongRound`), nothing sent,
+the session unchanged. With a start at or below the last round started refused too, no
+id repeats at a branch, so nothing it signed (its advertised keys) verifies in another
+round: a server drawing the id itself could reuse one and replay a branch's old keys to
+its neighbours. The server's round numbers only grow across its restarts (its store),
+so a crashed round's retry is the next number and is accepted; a restarted branch
+remembers no round, and a replay to it would need the same round number and the very
+same spec (cohort, order, parameters) again (docs/protocol.md, "Round ids in a
+federation").
+
 Waiting, and when to stop (reliability review D1, D3)
 -----------------------------------------------------
 :meth:`FederationClient.run` serves one session. *Between* rounds, a server
@@ -95,6 +108,7 @@ from secagg.runtime.wire import (
     RoundStart,
     decode_message,
     encode_message,
+    round_context,
 )
 from secagg.transport.base import ClientEndpoint, NotConnected
 
@@ -467,6 +481,10 @@ class FederationClient:
             policy=self.policy,
             identity=self._round_identity(spec, start.party),
         )
+        # the round this branch started (its numbers only grow, checked above): the
+        # session refuses a protocol round of any other (a reused round id would let
+        # the server replay a branch's signed keys from an earlier round)
+        session.bind_round(round_context(start.round))
         self.stats.rounds_started += 1
         self.stats.last_model = start.model
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)

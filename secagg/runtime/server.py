@@ -111,6 +111,7 @@ from secagg.runtime.wire import (
     decode_message,
     encode_message,
     model_bytes,
+    round_context,
 )
 from secagg.transport.base import ServerEndpoint, TransportError
 
@@ -777,6 +778,9 @@ class FederationServer:
                 noise_stddev=self.mechanism.backend_noise_stddev,
                 public_seed=self._public_seed(number),
             )
+            # the round's protocol id follows from its number (and spec), which every
+            # branch checks itself: no round id is this server's free choice
+            session.bind_round(round_context(number))
             result = self._drive(number, participants, session)
             report = result.report
             self._check_release_budget(len(report.contributed), len(participants))

@@ -46,7 +46,7 @@ import numpy as np
 
 from secagg.aggregation.spec import Reader, Writer
 from secagg.dp.release import RecordReport
-from secagg.errors import MalformedMessage
+from secagg.errors import ConfigurationError, MalformedMessage
 
 _MAGIC = b"SAFD"
 _VERSION = 2
@@ -108,6 +108,26 @@ class Leave:
 
 
 Message = RoundStart | Relay | RoundEnd | FederationEnd | Leave
+
+
+#: what a round context starts with (:func:`round_context`)
+ROUND_CONTEXT_LABEL = b"secagg/v1/federation-round/"
+
+
+def round_context(number: int) -> bytes:
+    """The public facts a federation's round is bound to, as the server and every
+    branch derive them: its round number (u64, big-endian), under a label.
+
+    Both roles pass it to the round's sessions (``bind_round``), and a masking round's
+    protocol id follows from it and the spec: see
+    :func:`secagg.aggregation.masking.protocol_round_id`. The round number is the
+    fact a branch enforces itself (a start of a round at or below the last one it
+    started is refused), and the server's numbers only grow, across its restarts too
+    (a round is begun in its store before any start is sent; one a crash left running
+    is aborted, and its retry is the next number)."""
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 1 << 64:
+        raise ConfigurationError(f"a round number is an unsigned 64-bit integer, not {number!r}")
+    return ROUND_CONTEXT_LABEL + struct.pack(">Q", number)
 
 
 def encode_message(message: Message) -> bytes:
