@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from secagg.apps.cli import main
@@ -86,3 +87,88 @@ def test_the_deployment_guides_epsilons_never_read_below_the_accountant() -> Non
     assert "-z 5 -q 1 -T 50 --delta 1e-5" in text
     assert float(at_five) >= _epsilon(5.0, 50), at_five
     assert float(at_one_one) >= _epsilon(1.1, 50), at_one_one
+
+
+# --- the commands' mistakes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["epsilon", "noise"])
+def test_privacy_commands_refuse_a_delta_of_one_over_the_clients_or_more(command: str) -> None:
+    """``privacy epsilon -z 1 -q 1 -T 10 --delta 0.5 --clients 3`` printed epsilon 4.03 as
+    what a federation of 3 claims, at a delta the federation's config refuses (below
+    1/N is required: at 1/N the guarantee allows releasing one client's data)."""
+    plan = ["-q", "1", "-T", "10", "--clients", "3"]
+    figure = ["-z", "1"] if command == "epsilon" else ["--epsilon", "3"]
+    for delta in ("0.5", "0.34"):
+        line = _one_line(_run("privacy", command, *figure, *plan, "--delta", delta), 2)
+        assert "'--delta'" in line and "1 / --clients = 1/3" in line, line
+    fine = _run("privacy", command, *figure, *plan, "--delta", "0.3")
+    assert fine.exit_code == 0, fine.output
+    # without --clients no federation is meant: the Poisson figure is printed as before
+    alone = _run("privacy", command, *figure, "-q", "1", "-T", "10", "--delta", "0.5")
+    assert alone.exit_code == 0, alone.output
+
+
+def _config(path: Path, backend: str) -> Path:
+    holder = '\nkey_holder = "compliance"' if backend == "ckks" else ""
+    path.write_text(
+        '[federation]\nname = "f"\nclients = ["b1", "b2", "b3"]\ndimension = 4\n'
+        f'[backend]\nname = "{backend}"\nvalue_bound = 1.0{holder}\n'
+    )
+    return path
+
+
+def test_keyholder_checks_its_name_and_the_backend_against_the_config_before_dialling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``secagg keyholder --config ckks.toml --name branch-001`` (the config names
+    ``compliance``) dialled for 30 s and exited 1 after four log lines, though the server
+    admits no other name as its key holder; with a masking config it said ``the secagg+
+    backend has no helper to configure``. Both are now one line naming the flag, exit 2,
+    before anything is dialled."""
+
+    def dial(*args: object, **kwargs: object) -> object:
+        raise AssertionError("dialled despite a mistake in the options")
+
+    monkeypatch.setattr("secagg.runtime.launch.run_key_holder", dial)
+    ckks = _config(tmp_path / "ckks.toml", "ckks")
+    common = ("keyholder", "--server", "127.0.0.1:50999", "--certs", str(tmp_path))
+    line = _one_line(_run(*common, "--name", "b1", "--config", str(ckks)), 2)
+    assert line == (
+        f"secagg keyholder: --name b1 is not this federation's key holder: --config {ckks} "
+        "names 'compliance' ([backend] key_holder), the only name its server admits as one"
+    ), line
+    masking = _config(tmp_path / "masking.toml", "secagg+")
+    line = _one_line(_run(*common, "--name", "compliance", "--config", str(masking)), 2)
+    assert line == f"secagg keyholder: --config {masking}: the secagg+ backend has no key holder"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("not toml [[[")
+    line = _one_line(_run(*common, "--name", "compliance", "--config", str(bad)), 2)
+    assert line.startswith(f"secagg keyholder: --config {bad} is not valid TOML"), line
+
+
+def test_server_config_mistakes_name_the_flag_and_the_file_once(tmp_path: Path) -> None:
+    """``secagg server --config x.csv`` said ``secagg server: x.csv: x.csv is not valid
+    TOML``: the file twice and the flag not at all."""
+    table = tmp_path / "branches.csv"
+    table.write_text("a,b\n1,2\n")
+    line = _one_line(_run("server", "--config", str(table)), 2)
+    assert line.startswith(f"secagg server: --config {table} is not valid TOML:"), line
+    assert line.count(str(table)) == 1, line
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    line = _one_line(_run("server", "--config", str(empty)), 2)
+    assert line == f"secagg server: --config {empty}: [federation] lacks name, clients, dimension"
+
+
+def test_keyholder_init_names_a_folder_given_as_the_key(tmp_path: Path) -> None:
+    """``keyholder-init --key DIR`` said ``--key DIR exists; a new key would orphan every
+    pin``, as if a key were there."""
+    ckks = _config(tmp_path / "ckks.toml", "ckks")
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    line = _one_line(_run("keyholder-init", "--config", str(ckks), "--key", str(folder)), 2)
+    assert (
+        line == f"secagg keyholder-init: --key {folder} is a folder: give the key file's path in it"
+    )
+    assert list(folder.iterdir()) == []
