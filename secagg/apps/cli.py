@@ -1052,7 +1052,33 @@ def bench_grpc(
     spread = grid.get("processes", bench_grpc_module.PROCESSES)
     if spread > grid.get("clients", bench_grpc_module.CLIENTS):
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")
-    emit(bench_grpc_module.run_benchmark(**grid), out, click.echo)
+    with _warnings_as_lines("secagg bench grpc"):
+        result = bench_grpc_module.run_benchmark(**grid)
+    emit(result, out, click.echo)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(party: str) -> Iterator[None]:
+    """Meanwhile, each Python warning is one line on stderr, ``party: warning: Category:
+    message``. Why: ``secagg bench grpc --quick`` printed its federation's
+    PrivacyCostWarning in Python's own form, the source path and the line of code under
+    it (``return DPConfig(``) among its progress lines (front-door audit, 2026-12-05)."""
+
+    def one_line(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        del filename, lineno, file, line
+        text = " ".join(str(message).split())
+        click.echo(f"{party}: warning: {category.__name__}: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line
+        yield
 
 
 @main.group()

@@ -172,3 +172,24 @@ def test_keyholder_init_names_a_folder_given_as_the_key(tmp_path: Path) -> None:
         line == f"secagg keyholder-init: --key {folder} is a folder: give the key file's path in it"
     )
     assert list(folder.iterdir()) == []
+
+
+def test_bench_grpc_shows_a_warning_as_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``secagg bench grpc --quick`` printed its federation's PrivacyCostWarning in
+    Python's form: the source path, then the line of code under it (``return
+    DPConfig(``). It is one line naming the command and the warning's kind."""
+    import warnings
+
+    from secagg.dp.config import PrivacyCostWarning
+
+    def run_benchmark(**grid: object) -> dict[str, object]:
+        warnings.warn(PrivacyCostWarning("the plan spends\n  epsilon = 4.38"), stacklevel=1)
+        return {"benchmark": "grpc"}
+
+    monkeypatch.setattr("secagg.apps.bench.grpc.run_benchmark", run_benchmark)
+    result = _run("bench", "grpc", "--quick")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "secagg bench grpc: warning: PrivacyCostWarning: the plan spends epsilon = 4.38"
+    ], result.stderr
+    assert '"benchmark": "grpc"' in result.stdout
