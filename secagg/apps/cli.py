@@ -1269,6 +1269,33 @@ def _server_address(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
+def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--hook module:factory`` names a module Python can find.
+
+    Why: the ``secagg`` command, an installed script, does not search the current
+    folder, so ``cd examples/bank_fraud`` and ``--hook dpsgd_hook:make_hook`` (what the
+    example's docstring said) ended ``cannot load hook ...: No module named
+    'dpsgd_hook'``, with nothing saying where Python looks (front-door audit,
+    2026-12-05). A malformed spec is left to the runtime's own message."""
+    del ctx, param
+    module = (value or "").partition(":")[0]
+    if value is None or value == "demo" or ":" not in value or not module:
+        return value
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing; an empty or relative name
+        found = False
+    if not found:
+        raise click.BadParameter(
+            f"no module {module!r} on Python's path (the secagg command does not look in the "
+            "current folder): install it, or put the folder that holds it on PYTHONPATH "
+            f"(PYTHONPATH=FOLDER secagg client ... --hook {value})"
+        )
+    return value
+
+
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     """Timestamped log lines for a long-running party: INFO by default (connections,
     rounds), warnings and errors only with ``--quiet``, everything with ``-v``."""
@@ -1530,7 +1557,14 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     show_default=True,
     help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
 )
-@click.option("--hook", default="demo", show_default=True, help="'demo' or 'module:factory'.")
+@click.option(
+    "--hook",
+    default="demo",
+    show_default=True,
+    callback=_hook_module,
+    help="'demo' or 'module:factory' (the module importable: installed, or its folder on "
+    "PYTHONPATH).",
+)
 @click.option("--dimension", type=click.IntRange(min=1), required=True, help="Model parameters.")
 @click.option(
     "--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many rounds."

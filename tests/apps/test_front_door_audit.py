@@ -193,3 +193,22 @@ def test_bench_grpc_shows_a_warning_as_one_line(monkeypatch: pytest.MonkeyPatch)
         "secagg bench grpc: warning: PrivacyCostWarning: the plan spends epsilon = 4.38"
     ], result.stderr
     assert '"benchmark": "grpc"' in result.stdout
+
+
+def test_a_hook_module_python_cannot_find_is_named_with_where_it_looks(tmp_path: Path) -> None:
+    """The bank-fraud example said ``cd examples/bank_fraud`` and then ``secagg client
+    --hook dpsgd_hook:make_hook``, which ended ``cannot load hook ...: No module named
+    'dpsgd_hook'``: an installed script does not import from the current folder. The
+    line now names ``--hook`` and PYTHONPATH, and the example sets PYTHONPATH."""
+    common = ("client", "--server", "127.0.0.1:9", "--name", "b1", "--certs", str(tmp_path))
+    line = _one_line(_run(*common, "--dimension", "4", "--hook", "no_such_hook_xyz:make"), 2)
+    assert "'--hook'" in line and "no module 'no_such_hook_xyz'" in line, line
+    assert "PYTHONPATH" in line, line
+    # a module Python finds gets past the flag (to the certificates, absent here)
+    found = _run(*common, "--dimension", "4", "--hook", "json:loads")
+    assert "'--hook'" not in found.output, found.output
+    example = ROOT / "examples" / "bank_fraud"
+    docstring = (example / "dpsgd_hook.py").read_text().split('"""')[1]
+    (folder,) = re.findall(r"PYTHONPATH=(\S+)", docstring)
+    assert (ROOT / folder / "dpsgd_hook.py").is_file(), folder
+    assert "cd examples/bank_fraud" not in docstring
