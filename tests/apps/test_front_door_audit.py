@@ -212,3 +212,39 @@ def test_a_hook_module_python_cannot_find_is_named_with_where_it_looks(tmp_path:
     (folder,) = re.findall(r"PYTHONPATH=(\S+)", docstring)
     assert (ROOT / folder / "dpsgd_hook.py").is_file(), folder
     assert "cd examples/bank_fraud" not in docstring
+
+
+def test_audit_names_a_private_key_or_a_certificate_given_as_the_public_key(
+    tmp_path: Path,
+) -> None:
+    """``audit verify LEDGER --pubkey <state>.ledger-key`` (the server's private key, beside
+    the ``.pub`` it exports) said ``Valid PEM but no BEGIN PUBLIC KEY/END PUBLIC KEY
+    delimiters. Are you sure this is a public key?``; another file added the crypto
+    library's FAQ link. Each is now one line saying what the file is and which to ask for."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from secagg.apps import devca
+
+    private = tmp_path / "server.sqlite.ledger-key"
+    private.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    devca.init_ca(tmp_path / "certs")
+    ledger = tmp_path / "server.sqlite.ledger"
+    ledger.write_bytes(b"")  # never read: the key is refused first
+    for key, what in (
+        (private, "is a private key, which stays with the operator"),
+        (tmp_path / "certs" / "ca.pem", "is a TLS certificate, not the ledger's key"),
+    ):
+        line = _one_line(_run("audit", "verify", str(ledger), "--pubkey", str(key)), 2)
+        assert f"'--pubkey': {key} {what}: pass the ledger's public key" in line, line
+        assert "ledger.pub.pem" in line and "Are you sure" not in line, line
+    garbled = tmp_path / "notes.txt"
+    garbled.write_text("not a key\n")
+    line = _one_line(_run("audit", "verify", str(ledger), "--pubkey", str(garbled)), 2)
+    assert "'--pubkey'" in line and "https://" not in line, line

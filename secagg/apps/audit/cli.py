@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -38,14 +39,33 @@ def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None
     if value is None:
         return None
     try:
-        Path(value).read_bytes()
+        data = Path(value).read_bytes()
     except OSError as exc:
         raise click.BadParameter(f"cannot read {value}: {_reason(exc)}") from None
     try:
         load_public_key(value)
     except ConfigurationError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(_not_the_public_key(value, data, exc)) from None
     return value
+
+
+def _not_the_public_key(path: str, data: bytes, exc: ConfigurationError) -> str:
+    """Why ``--pubkey`` was refused, said for an auditor: a private key or a certificate
+    by what it is, with the file to ask for, and without the crypto library's FAQ link.
+
+    Why: the server's ledger-key (beside the ``.pub`` it exports) or a TLS file read
+    ``not a PEM public key: Valid PEM but no BEGIN PUBLIC KEY/END PUBLIC KEY delimiters.
+    Are you sure this is a public key?``, and other files added ``See https://...
+    for more details`` (front-door audit, 2026-12-05)."""
+    wanted = (
+        "pass the ledger's public key (<state>.ledger-key.pub beside a server's state, "
+        "ledger.pub.pem in a simulation's run folder)"
+    )
+    if b"PRIVATE KEY-----" in data:
+        return f"{path} is a private key, which stays with the operator: {wanted}"
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        return f"{path} is a TLS certificate, not the ledger's key: {wanted}"
+    return re.sub(r"\s*See https?://\S+ for more details\.", "", str(exc))
 
 
 def _reason(exc: OSError) -> str:
