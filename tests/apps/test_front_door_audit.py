@@ -248,3 +248,21 @@ def test_audit_names_a_private_key_or_a_certificate_given_as_the_public_key(
     garbled.write_text("not a key\n")
     line = _one_line(_run("audit", "verify", str(ledger), "--pubkey", str(garbled)), 2)
     assert "'--pubkey'" in line and "https://" not in line, line
+
+
+def test_audit_empirical_refuses_canaries_past_the_memory_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``audit empirical --canaries 100000000`` (within its range: at least 2) ended in a
+    47-line MemoryError traceback. Past the machine's memory it is refused before the
+    run; a run that still runs out of memory is one line naming the flag."""
+
+    def out_of_memory(**kwargs: object) -> object:
+        raise MemoryError
+
+    monkeypatch.setattr("secagg.apps.audit.empirical.run_canary_audit", out_of_memory)
+    monkeypatch.setattr("secagg.apps.cli_types.memory_limit", lambda: 2**30)
+    line = _one_line(_run("audit", "empirical", "--canaries", "100000"), 2)
+    assert "'--canaries'" in line and "more than the 1.0 GiB this machine has" in line, line
+    line = _one_line(_run("audit", "empirical", "--canaries", "400"), 2)
+    assert line == "Error: Invalid value for '--canaries': 400 canaries ran out of memory", line

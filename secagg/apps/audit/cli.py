@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat
+from secagg.apps.cli_types import FiniteFloat, check_memory
 from secagg.errors import ConfigurationError, SecAggError
 
 if TYPE_CHECKING:
@@ -606,6 +606,14 @@ def empirical(
     from secagg.apps.audit.empirical import run_canary_audit
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    # 2 x canaries unit directions of the fraud MLP's 2 081 parameters, each drawn as
+    # 64-bit words then held as float64: ``--canaries 100000000`` ended in a 47-line
+    # MemoryError traceback (front-door audit, 2026-12-05)
+    check_memory(
+        2 * canaries * _AUDITED_PARAMETERS * 16,
+        f"--canaries {canaries} (twice as many directions of {_AUDITED_PARAMETERS} parameters)",
+        "'--canaries'",
+    )
     try:
         audit_result = run_canary_audit(
             noise_multiplier=noise_multiplier,
@@ -619,6 +627,10 @@ def empirical(
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except MemoryError:  # below the machine's memory, but more than it had free
+        raise click.BadParameter(
+            f"{canaries} canaries ran out of memory", param_hint="'--canaries'"
+        ) from None
     payload = {
         k: (str(v) if isinstance(v, float) and v == float("inf") else v)
         for k, v in audit_result.as_dict().items()
@@ -631,6 +643,11 @@ def empirical(
         )
     if not audit_result.consistent:
         sys.exit(EXIT_FAILED)
+
+
+#: the parameters of the model ``audit empirical`` federates (the fraud MLP, d = 2 081;
+#: secagg.apps.audit.empirical): the directions' memory is sized by it
+_AUDITED_PARAMETERS = 2081
 
 
 def _apart(lower: float, upper: float) -> tuple[str, str]:
