@@ -41,7 +41,7 @@ from secagg.apps.cli_types import FiniteFloat, check_memory
 from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
-from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
+from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_MAX_CLIENTS
 from secagg.transport.certs import MissingCertificate
 
 if TYPE_CHECKING:
@@ -337,6 +337,17 @@ def one_round(
         "inputs and their masked copies)",
         "'--clients' / '--dim'",
     )
+    if num_clients > DEFAULT_MAX_CLIENTS:
+        # the in-memory clients keep the default policy, whose max_clients refused the
+        # round from inside it: ``round --clients 1000000 --dim 1000`` (within the
+        # cohort range) ended in a 40-line PolicyRefused traceback (front-door audit,
+        # 2026-12-05)
+        raise click.BadParameter(
+            f"{num_clients} is more than the {DEFAULT_MAX_CLIENTS} clients a client joins "
+            "by default (its policy's max_clients, which bounds the memory a round may ask "
+            "of it)",
+            param_hint="'--clients'",
+        )
     note = None
     if graph == "harary" and degree is not None and config.graph.name == "COMPLETE":
         # RoundConfig turns a k that reaches everyone into the complete graph: say so

@@ -266,3 +266,13 @@ def test_audit_empirical_refuses_canaries_past_the_memory_in_one_line(
     assert "'--canaries'" in line and "more than the 1.0 GiB this machine has" in line, line
     line = _one_line(_run("audit", "empirical", "--canaries", "400"), 2)
     assert line == "Error: Invalid value for '--canaries': 400 canaries ran out of memory", line
+
+
+def test_a_round_of_more_clients_than_a_client_joins_is_one_line() -> None:
+    """``secagg round --clients 1000000 --dim 1000`` (within --clients' range and the
+    memory) ended in a 40-line PolicyRefused traceback: the in-memory clients keep the
+    default policy, which joins rounds of at most DEFAULT_MAX_CLIENTS."""
+    from secagg.protocol.config import DEFAULT_MAX_CLIENTS
+
+    line = _one_line(_run("round", "--clients", str(DEFAULT_MAX_CLIENTS + 1), "--dim", "1"), 2)
+    assert line.startswith("Error: Invalid value for '--clients': 100001 is more than"), line
