@@ -276,3 +276,22 @@ def test_a_round_of_more_clients_than_a_client_joins_is_one_line() -> None:
 
     line = _one_line(_run("round", "--clients", str(DEFAULT_MAX_CLIENTS + 1), "--dim", "1"), 2)
     assert line.startswith("Error: Invalid value for '--clients': 100001 is more than"), line
+
+
+def test_the_sampled_examples_noise_figures_never_read_above_the_calibration() -> None:
+    """examples/many_participants_sampled.toml compared z = 4.17 (q = 0.3) with "4.40 at
+    q = 1": the calibration for epsilon 3 over 10 rounds at q = 1 is 4.3976, so 4.40
+    showed more noise than runs. A noise figure is rounded down."""
+    import json
+
+    text = " ".join(
+        line.lstrip("# ")
+        for line in (ROOT / "examples" / "many_participants_sampled.toml").read_text().splitlines()
+    )
+    (sampled, full) = re.findall(r"z = ([\d.]+) instead of ([\d.]+) at q = 1", text)[0]
+    plan = ["privacy", "noise", "--epsilon", "3", "--delta", "1e-5", "-T", "10", "--json"]
+    for shown, rate in ((sampled, "0.3"), (full, "1")):
+        result = _run(*plan, "-q", rate, "--clients", "1000")
+        assert result.exit_code == 0, result.output
+        calibrated = json.loads(result.stdout)["noise_multiplier"]
+        assert float(shown) <= calibrated, (rate, shown, calibrated)
