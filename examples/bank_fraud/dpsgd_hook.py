@@ -6,10 +6,13 @@ federation (its accountant composes every round) and returns a
 :class:`~secagg.runtime.hooks.DPSGDHook`, which also sends the accountant's inputs to
 the server's signed ledger::
 
-    cd examples/bank_fraud          # or put this folder on PYTHONPATH
+    PYTHONPATH=examples/bank_fraud \\
     SECAGG_BRANCH_CSV=branch-001.csv SECAGG_LABEL=is_fraud SECAGG_ROUNDS=10 \\
     secagg client --server fl.bank.internal:50051 --name branch-001 \\
         --certs /etc/secagg/branch --dimension 3 --hook dpsgd_hook:make_hook
+
+(``PYTHONPATH`` names the folder that holds this file: the ``secagg`` command, an
+installed script, does not import from the current folder.)
 
 The federation's ``[federation] dimension`` (and ``--dimension``) is the model's
 parameter count: a logistic model over F feature columns has F + 1. Its ``[dp]``

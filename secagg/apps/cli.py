@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import numpy as np
@@ -41,8 +41,11 @@ from secagg.apps.cli_types import FiniteFloat, check_memory
 from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
-from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
+from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_MAX_CLIENTS
 from secagg.transport.certs import MissingCertificate
+
+if TYPE_CHECKING:
+    from secagg.runtime.config import FederationConfig
 
 #: Phases a simulated client may vanish before (the advertise phase is left
 #: out of the random schedule: a client that never shows up is simply absent).
@@ -334,6 +337,17 @@ def one_round(
         "inputs and their masked copies)",
         "'--clients' / '--dim'",
     )
+    if num_clients > DEFAULT_MAX_CLIENTS:
+        # the in-memory clients keep the default policy, whose max_clients refused the
+        # round from inside it: ``round --clients 1000000 --dim 1000`` (within the
+        # cohort range) ended in a 40-line PolicyRefused traceback (front-door audit,
+        # 2026-12-05)
+        raise click.BadParameter(
+            f"{num_clients} is more than the {DEFAULT_MAX_CLIENTS} clients a client joins "
+            "by default (its policy's max_clients, which bounds the memory a round may ask "
+            "of it)",
+            param_hint="'--clients'",
+        )
     note = None
     if graph == "harary" and degree is not None and config.graph.name == "COMPLETE":
         # RoundConfig turns a k that reaches everyone into the complete graph: say so
@@ -555,6 +569,23 @@ def _federation_figure(sample_rate: float, rounds: int, clients: int | None) -> 
     return max(1, likely_most_rounds(clients, sample_rate, rounds))
 
 
+def _delta_for_clients(delta: float, clients: int | None) -> None:
+    """With ``--clients N``, ``--delta`` must lie below 1/N, as a federation's config
+    requires of client-level DP.
+
+    Why: at delta >= 1/N an (epsilon, delta) guarantee allows releasing one of the N
+    clients' data outright, whatever the epsilon; ``secagg server`` refuses such a
+    ``[dp] delta``, yet ``privacy epsilon --clients 3 --delta 0.5`` printed an epsilon
+    (4.03 at z = 1) as "what a federation claims" (front-door audit, 2026-12-05)."""
+    if clients is not None and delta >= 1 / clients:
+        raise click.BadParameter(
+            f"{delta:g} is not below 1 / --clients = 1/{clients}: at delta >= 1/N the "
+            "guarantee allows releasing one client's data outright, and a federation's "
+            "config refuses it",
+            param_hint="'--delta'",
+        )
+
+
 def _amplified_note(sample_rate: float, most: int | None, as_json: bool) -> None:
     """After a sampled figure without ``--clients``: on stderr, what it credits (JSON
     says so in its ``amplified_by_sampling`` field)."""
@@ -607,6 +638,7 @@ def privacy_epsilon(
     from secagg.dp import accounting
     from secagg.dp.display import shown
 
+    _delta_for_clients(delta, clients)
     most = _federation_figure(sample_rate, rounds, clients)
     slow = _pld_out_of_reach(sample_rate if most is None else 1.0, accountant)
     if slow is not None and noise_multiplier < PLD_SAMPLED_MIN_NOISE:
@@ -691,6 +723,7 @@ def privacy_noise(
     from secagg.dp import accounting
     from secagg.dp.display import shown
 
+    _delta_for_clients(delta, clients)
     most = _federation_figure(sample_rate, rounds, clients)
     rate, charged = (sample_rate, rounds) if most is None else (1.0, max(1, most))
     slow = _pld_out_of_reach(rate, accountant)
@@ -1030,7 +1063,33 @@ def bench_grpc(
     spread = grid.get("processes", bench_grpc_module.PROCESSES)
     if spread > grid.get("clients", bench_grpc_module.CLIENTS):
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")
-    emit(bench_grpc_module.run_benchmark(**grid), out, click.echo)
+    with _warnings_as_lines("secagg bench grpc"):
+        result = bench_grpc_module.run_benchmark(**grid)
+    emit(result, out, click.echo)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(party: str) -> Iterator[None]:
+    """Meanwhile, each Python warning is one line on stderr, ``party: warning: Category:
+    message``. Why: ``secagg bench grpc --quick`` printed its federation's
+    PrivacyCostWarning in Python's own form, the source path and the line of code under
+    it (``return DPConfig(``) among its progress lines (front-door audit, 2026-12-05)."""
+
+    def one_line(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        del filename, lineno, file, line
+        text = " ".join(str(message).split())
+        click.echo(f"{party}: warning: {category.__name__}: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line
+        yield
 
 
 @main.group()
@@ -1153,13 +1212,13 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     try:
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
-        _fail("secagg server", f"{config_path}: {one_line(exc)}", 2)
+        _fail("secagg server", _config_failure(config_path, exc), 2)
     state = config.server.state
     try:
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             server, results = serve(config, wait_for_clients=wait, init=init)
     except ConfigurationError as exc:
-        _fail("secagg server", f"{config_path}: {one_line(exc)}", 2)
+        _fail("secagg server", _config_failure(config_path, exc), 2)
     except (StateError, LedgerError, TransportError) as exc:
         _fail("secagg server", one_line(exc))
     except sqlite3.Error as exc:
@@ -1218,6 +1277,33 @@ def _server_address(ctx: click.Context, param: click.Parameter, value: str | Non
             split_host_port(value, "address")
         except ConfigurationError as exc:
             raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--hook module:factory`` names a module Python can find.
+
+    Why: the ``secagg`` command, an installed script, does not search the current
+    folder, so ``cd examples/bank_fraud`` and ``--hook dpsgd_hook:make_hook`` (what the
+    example's docstring said) ended ``cannot load hook ...: No module named
+    'dpsgd_hook'``, with nothing saying where Python looks (front-door audit,
+    2026-12-05). A malformed spec is left to the runtime's own message."""
+    del ctx, param
+    module = (value or "").partition(":")[0]
+    if value is None or value == "demo" or ":" not in value or not module:
+        return value
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing; an empty or relative name
+        found = False
+    if not found:
+        raise click.BadParameter(
+            f"no module {module!r} on Python's path (the secagg command does not look in the "
+            "current folder): install it, or put the folder that holds it on PYTHONPATH "
+            f"(PYTHONPATH=FOLDER secagg client ... --hook {value})"
+        )
     return value
 
 
@@ -1329,6 +1415,16 @@ def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:
     signum = exc.signum if isinstance(exc, _Terminated) else int(signal.SIGINT)
     how = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
     _fail(party, f"stopped by {how}: {what_happens}", 128 + signum)
+
+
+def _config_failure(config_path: str, exc: BaseException) -> str:
+    """A federation config's error as the one line that names ``--config`` and the file
+    once (``secagg server: x.csv: x.csv is not valid TOML`` named the file twice and the
+    flag not at all)."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if message.startswith((f"{config_path} ", f"{config_path}:")):
+        return f"--config {message}"
+    return f"--config {config_path}: {message}"
 
 
 def _fail(party: str, message: str, status: int = 1) -> NoReturn:
@@ -1472,7 +1568,14 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     show_default=True,
     help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
 )
-@click.option("--hook", default="demo", show_default=True, help="'demo' or 'module:factory'.")
+@click.option(
+    "--hook",
+    default="demo",
+    show_default=True,
+    callback=_hook_module,
+    help="'demo' or 'module:factory' (the module importable: installed, or its folder on "
+    "PYTHONPATH).",
+)
 @click.option("--dimension", type=click.IntRange(min=1), required=True, help="Model parameters.")
 @click.option(
     "--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many rounds."
@@ -1674,6 +1777,37 @@ def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, A
     return section, base
 
 
+def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
+    """The federation ``--config`` describes, checked before anything is dialled: it
+    must have a key holder, and ``--name`` must be it.
+
+    Why: a config without a key holder (a masking backend) said ``the secagg+ backend
+    has no helper to configure``, naming neither the flag nor the cause; and a
+    ``--name`` other than the config's ``[backend] key_holder`` dialled for the whole
+    first dial's 30 s (four log lines) before exit 1, although the server
+    admits no other name as its key holder (front-door audit, 2026-12-05)."""
+    from secagg.runtime.config import FederationConfig
+
+    party = "secagg keyholder"
+    try:
+        config = FederationConfig.load(config_path)
+    except ConfigurationError as exc:
+        _fail(party, _config_failure(config_path, exc), 2)
+    holder = config.backend.key_holder
+    if holder is None:
+        _fail(
+            party, f"--config {config_path}: the {config.backend.name} backend has no key holder", 2
+        )
+    if holder != name:
+        _fail(
+            party,
+            f"--name {name} is not this federation's key holder: --config {config_path} names "
+            f"{holder!r} ([backend] key_holder), the only name its server admits as one",
+            2,
+        )
+    return config
+
+
 @main.command("keyholder-init")
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True))
 @click.option("--key", "key_path", required=True, type=click.Path(), help="Where to write it.")
@@ -1687,18 +1821,20 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     # each mistake is one line with the command's prefix, as the other commands print
     # theirs (it was click's "Error: --key: ..."), naming the flag; exit status 2
     party = "secagg keyholder-init"
+    if Path(key_path).is_dir():  # "exists; a new key would orphan every pin" misled
+        _fail(party, f"--key {key_path} is a folder: give the key file's path in it", 2)
     if Path(key_path).exists():
         _fail(party, f"--key {key_path} exists; a new key would orphan every pin", 2)
     try:
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
-        _fail(party, f"--config {config_path}: {' '.join(str(exc).split())}", 2)
+        _fail(party, _config_failure(config_path, exc), 2)
     try:
         fingerprint = make_key_holder_key(config, key_path)
     except OSError as exc:  # a folder that does not exist or cannot be written
         _fail(party, f"--key {key_path}: {_os_error(exc)}", 2)
     except ConfigurationError as exc:
-        _fail(party, f"--config {config_path}: {' '.join(str(exc).split())}", 2)
+        _fail(party, _config_failure(config_path, exc), 2)
     click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
     click.echo(f"fingerprint {fingerprint.hex()}")
     click.echo("every branch pins it: key_holder_fingerprint in [branch], or")
@@ -1786,12 +1922,12 @@ def keyholder(
     mistake in its options or files."""
     import math
 
-    from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import run_key_holder
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
 
     _setup_logging(verbose, quiet)
+    config = _key_holders_federation(config_path, name) if config_path is not None else None
     try:
         settings, base = _key_holder_settings(policy_path, key_path)
         if "key" in settings and config_path is None:
@@ -1799,7 +1935,6 @@ def keyholder(
                 "--key needs --config: a key is used only once it matches the key holder "
                 "pinned in the federation's config"
             )
-        config = FederationConfig.load(config_path) if config_path is not None else None
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             ended = run_key_holder(
                 target,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat
+from secagg.apps.cli_types import FiniteFloat, check_memory
 from secagg.errors import ConfigurationError, SecAggError
 
 if TYPE_CHECKING:
@@ -38,14 +39,33 @@ def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None
     if value is None:
         return None
     try:
-        Path(value).read_bytes()
+        data = Path(value).read_bytes()
     except OSError as exc:
         raise click.BadParameter(f"cannot read {value}: {_reason(exc)}") from None
     try:
         load_public_key(value)
     except ConfigurationError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(_not_the_public_key(value, data, exc)) from None
     return value
+
+
+def _not_the_public_key(path: str, data: bytes, exc: ConfigurationError) -> str:
+    """Why ``--pubkey`` was refused, said for an auditor: a private key or a certificate
+    by what it is, with the file to ask for, and without the crypto library's FAQ link.
+
+    Why: the server's ledger-key (beside the ``.pub`` it exports) or a TLS file read
+    ``not a PEM public key: Valid PEM but no BEGIN PUBLIC KEY/END PUBLIC KEY delimiters.
+    Are you sure this is a public key?``, and other files added ``See https://...
+    for more details`` (front-door audit, 2026-12-05)."""
+    wanted = (
+        "pass the ledger's public key (<state>.ledger-key.pub beside a server's state, "
+        "ledger.pub.pem in a simulation's run folder)"
+    )
+    if b"PRIVATE KEY-----" in data:
+        return f"{path} is a private key, which stays with the operator: {wanted}"
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        return f"{path} is a TLS certificate, not the ledger's key: {wanted}"
+    return re.sub(r"\s*See https?://\S+ for more details\.", "", str(exc))
 
 
 def _reason(exc: OSError) -> str:
@@ -586,6 +606,14 @@ def empirical(
     from secagg.apps.audit.empirical import run_canary_audit
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    # 2 x canaries unit directions of the fraud MLP's 2 081 parameters, each drawn as
+    # 64-bit words then held as float64: ``--canaries 100000000`` ended in a 47-line
+    # MemoryError traceback (front-door audit, 2026-12-05)
+    check_memory(
+        2 * canaries * _AUDITED_PARAMETERS * 16,
+        f"--canaries {canaries} (twice as many directions of {_AUDITED_PARAMETERS} parameters)",
+        "'--canaries'",
+    )
     try:
         audit_result = run_canary_audit(
             noise_multiplier=noise_multiplier,
@@ -599,6 +627,10 @@ def empirical(
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except MemoryError:  # below the machine's memory, but more than it had free
+        raise click.BadParameter(
+            f"{canaries} canaries ran out of memory", param_hint="'--canaries'"
+        ) from None
     payload = {
         k: (str(v) if isinstance(v, float) and v == float("inf") else v)
         for k, v in audit_result.as_dict().items()
@@ -611,6 +643,11 @@ def empirical(
         )
     if not audit_result.consistent:
         sys.exit(EXIT_FAILED)
+
+
+#: the parameters of the model ``audit empirical`` federates (the fraud MLP, d = 2 081;
+#: secagg.apps.audit.empirical): the directions' memory is sized by it
+_AUDITED_PARAMETERS = 2081
 
 
 def _apart(lower: float, upper: float) -> tuple[str, str]:
