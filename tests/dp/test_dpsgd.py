@@ -158,6 +158,39 @@ def test_target_epsilon_holds_when_opacus_epoch_step_counts_disagree():
 
 
 @pytest.mark.filterwarnings("ignore:Optimal order:UserWarning")  # PRV's internal RDP bound
+@pytest.mark.parametrize("batches", [93, 105, 117])
+def test_target_epsilon_holds_when_opacus_records_another_rate(batches: int) -> None:
+    """n = 10 * b, B = 10 with int(1 / (1 / b)) = b - 1 in floating point (b = 93, 105,
+    117, ...): Opacus's sampler draws at q = 1 / b for b - 1 steps an epoch, but its
+    accountant hook recorded q = 1 / len(loader) = 1 / (b - 1), so a trainer calibrated
+    for what ran reported epsilon above its target (3.0098 for 3, newcomer audit,
+    2026-12-05). The history must carry the rate the sampler used."""
+    seed = _fresh_seed()
+    x, y = _fraud_data(seed, n=10 * batches)
+    trainer = DPSGDTrainer(
+        nn.Linear(N_FEATURES, 2),
+        TensorDataset(x, y),
+        batch_size=10,
+        learning_rate=0.1,
+        max_grad_norm=1.0,
+        target_epsilon=3.0,
+        epochs=2,
+    )
+    assert trainer.steps_per_epoch == batches - 1  # the float quirk itself
+    report = trainer.train(2)
+    assert report.steps == 2 * (batches - 1)
+    assert {q for _, q, _ in trainer.history} == {1 / batches} == {trainer.sample_rate}
+    assert report.epsilon <= 3.0, f"seed={seed}"
+    assert report.epsilon >= 2.95  # calibrated, not over-noised
+    assert report.epsilon == pytest.approx(
+        _independent_epsilon(
+            "prv", trainer.noise_multiplier, 1 / batches, report.steps, report.delta
+        ),
+        rel=1e-9,
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Optimal order:UserWarning")  # PRV's internal RDP bound
 def test_target_epsilon_is_met_and_not_exceeded(data):
     dataset, _, _, _ = data
     trainer = _trainer(dataset, noise_multiplier=None, target_epsilon=2.0, epochs=2)
