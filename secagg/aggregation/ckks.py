@@ -424,13 +424,21 @@ class KeyHolderSession(HelperSession):
         carried it, a round of another length than the key holder's ``dimension`` was
         refused only at decryption, after every branch had encrypted and uploaded. The
         round opened is remembered (only the last one: rounds run one at a time), and a
-        decryption request is then taken only for it and for its length."""
+        decryption request is then taken only for it and for its length.
+
+        The decryption record is checked here too (the round number once, in increasing
+        order, and the lifetime cap): before, a key request for a round number already
+        decrypted, not above the last one decrypted, or past ``max_decryptions`` was
+        answered, so every branch trained and encrypted for a round whose decryption the
+        key holder was bound to refuse. Refused now, before any key work, with the typed
+        refusal the decryption would have raised (nothing spent, nothing opened)."""
         design = DesignPoint.read(r)
         dimension = r.u32()
         r.end()
         if dimension < 1:
             raise MalformedMessage("a key request for a round of 0 values")
         self.policy.check_dimension(dimension, what="a round")  # before any key work
+        self.record.check(round_number, self.policy.max_decryptions)  # never decryptable
         params = design.parameters()
         least = self.policy.min_contributions
         if params.num_clients < least:

@@ -206,10 +206,12 @@ def test_keyholder_state_survives_restart(tmp_path: Path) -> None:
     assert list(state.parent.iterdir()) == [state]  # no temporary file left behind
     again = KeyHolderSession(policy)  # a restart: a new key, the same record
     assert again.decryptions == 2 and again.record.rounds == [1, 2]
-    _, payload, _ = _round(again, round_number=2)
-    with pytest.raises(RoundAlreadyServed):
+    with pytest.raises(RoundAlreadyServed):  # the restart remembers: refused when opened
+        _open(again, 2)
+    assert _state(again) == (None, 2, (1, 2), None)  # no key made, nothing opened
+    _, payload, _ = _round(again, round_number=3)
+    with pytest.raises(RoundAlreadyServed):  # its decryption under round 2 as well
         again.handle(payload, round_number=2)
-    _open(again, 3)  # the same (new) key: the aggregate decrypts under round 3
     again.handle(payload, round_number=3)
     assert KeyHolderSession(policy).decryptions == 3
 
@@ -228,12 +230,21 @@ def test_max_decryptions_cap(tmp_path: Path) -> None:
     policy = KeyHolderPolicy(max_decryptions=2, state_path=tmp_path / "s.json")
     helper = KeyHolderSession(policy)
     for number in (5, 9):
-        helper.handle(_round(helper, round_number=number)[1], round_number=number)
-    _, payload, _ = _round(helper, round_number=10)
-    with pytest.raises(DecryptionCapReached, match="cap of 2"):
+        payload = _round(helper, round_number=number)[1]
+        helper.handle(payload, round_number=number)
+    before = _state(helper)
+    with pytest.raises(DecryptionCapReached, match="cap of 2"):  # refused when opened
+        _open(helper, 10)
+    with pytest.raises(DecryptionCapReached, match="cap of 2"):  # and its decryption
         helper.handle(payload, round_number=10)
-    with pytest.raises(DecryptionCapReached):  # and after a restart
-        KeyHolderSession(policy).handle(payload, round_number=11)
+    assert _state(helper) == before
+    restarted = KeyHolderSession(policy)
+    for request in (
+        lambda: _open(restarted, 11),
+        lambda: restarted.handle(payload, round_number=11),
+    ):
+        with pytest.raises(DecryptionCapReached):  # and after a restart
+            request()
 
 
 def test_a_key_holder_with_its_own_noise_refuses_to_start_without_a_cap(tmp_path: Path) -> None:
@@ -257,7 +268,8 @@ def test_a_key_holder_with_its_own_noise_refuses_to_start_without_a_cap(tmp_path
     for number in (1, 2, 3):  # the same aggregate under invented round numbers
         _open(helper, number)
         helper.handle(payload, round_number=number)
-    _open(helper, 4)
+    with pytest.raises(DecryptionCapReached):  # the fourth round is refused when opened
+        _open(helper, 4)
     with pytest.raises(DecryptionCapReached):
         helper.handle(payload, round_number=4)
     restarted = CKKSBackend().helper(capped, base_dir=tmp_path)
@@ -682,14 +694,15 @@ def test_a_sum_claiming_too_few_or_too_many_contributions_is_refused() -> None:
 
 def test_the_key_holder_decrypts_one_aggregate_per_round_whatever_it_is_sent() -> None:
     """After round 1 is answered: the same request replayed, another honest aggregate
-    for round 1 or round 0, and a fresh key request followed by a decryption request,
-    are each refused or answered without a second decryption of round 1."""
+    for round 1 or round 0, and a fresh key request for round 1 (refused when opened, now:
+    it was answered with the key again), are each refused without a second decryption
+    of round 1."""
     helper = KeyHolderSession()
     _, first, _ = _round(helper)
     helper.handle(first, round_number=1)
-    _, second, _ = _round(helper, round_number=1, rows=_rows(seed=8))
+    _, second, _ = _round(helper, round_number=2, rows=_rows(seed=8))  # the same key
     answered = _state(helper)
-    assert answered[1:] == (1, (1,), (1, D))
+    assert answered[1:] == (1, (1,), (2, D))
     _refused(helper, first, RoundAlreadyServed)
     _refused(helper, second, RoundAlreadyServed)
     before = _state(helper)
@@ -698,9 +711,35 @@ def test_the_key_holder_decrypts_one_aggregate_per_round_whatever_it_is_sent() -
     assert _state(helper) == before
     backend = CKKSBackend()
     (key_request,) = backend.server(backend.plan(N, D)).start()
-    helper.handle(key_request.payload, round_number=1)  # the same key, published again
+    _refused(helper, key_request.payload, RoundAlreadyServed)  # no key for a served round
     assert _state(helper) == answered
-    _refused(helper, second, RoundAlreadyServed)
-    _open(helper, 2)
     helper.handle(second, round_number=2)  # a new round number is a new round
     assert helper.decryptions == 2
+
+
+def test_a_key_request_for_a_round_that_can_never_be_decrypted_is_refused_when_opened() -> None:
+    """A round number already decrypted, one not above the last decrypted, or any round
+    once the lifetime cap is reached, can never be decrypted; its key request was answered
+    all the same, so every branch trained and encrypted for a round whose decryption was
+    then refused. Now the key request is refused with the decryption's typed refusal, and
+    the key holder's state (key, count, rounds, the round opened) is unchanged."""
+    helper = KeyHolderSession(KeyHolderPolicy(max_decryptions=2))
+    helper.handle(_round(helper, round_number=3)[1], round_number=3)
+    backend = CKKSBackend()
+    (request,) = backend.server(backend.plan(N, D)).start()
+
+    def refused(number: int, error: type[Exception], says: str) -> None:
+        before = _state(helper)
+        with pytest.raises(error, match=says):
+            helper.handle(request.payload, round_number=number)
+        assert _state(helper) == before
+
+    for number in (3, 2, 0):  # served, below the last served
+        refused(number, RoundAlreadyServed, f"round {number} refused: .* decrypted round 3")
+    helper.handle(_round(helper, round_number=4)[1], round_number=4)  # the cap's last
+    for number in (5, 10**9):
+        refused(number, DecryptionCapReached, "cap of 2 decryptions is reached")
+    refused(4, RoundAlreadyServed, "already decrypted round 4")  # served, and the cap
+    assert helper.decryptions == 2 and helper.record.rounds == [3, 4]
+    fresh = KeyHolderSession(KeyHolderPolicy(max_decryptions=1))
+    assert fresh.handle(request.payload, round_number=0)  # an unserved round is opened
