@@ -139,6 +139,7 @@ class KeyHolderService:
         self.end_reason = ""
         # refused requests: a few logged, the rest counted (the server chooses how many)
         self._refusals = RefusalLog(log, name)
+        self._refusal_failed = False  # a refusal could not be built (logged once)
 
     @property
     def decryptions(self) -> int:
@@ -258,13 +259,17 @@ class KeyHolderService:
         refused when it was opened); with the refusal it aborts at once, with the key
         holder's reason. One small reply per request, as an answer would be: no
         amplification for a server sending junk. Building it never stops the loop."""
-        if relay is None:
+        build = getattr(self.session, "refusal", None)  # a HelperSession has one (or None)
+        if relay is None or build is None:
             return None
         try:
-            refusal = self.session.refusal(error)
+            refusal = build(error)
             return None if refusal is None else encode_message(Relay(relay.round, refusal))
         except Exception as exc:  # never let a refusal stop the key holder
-            log.error("%s: could not build a refusal (%s); none sent", self.name, exc)
+            # logged once: a server's junk must not make this a line per request
+            level = logging.DEBUG if self._refusal_failed else logging.ERROR
+            self._refusal_failed = True
+            log.log(level, "%s: could not build a refusal (%s); none sent", self.name, exc)
             return None
 
     def _ended(self, end: FederationEnd) -> None:

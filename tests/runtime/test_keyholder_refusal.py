@@ -10,6 +10,7 @@ soon as the refusal arrives.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -18,10 +19,15 @@ import pytest
 
 pytest.importorskip("tenseal")
 
+from secagg.aggregation.base import HelperSession
+from secagg.aggregation.ckks import refusal_reply
+from secagg.errors import MalformedMessage
 from secagg.runtime.config import FederationConfig
+from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.launch import key_holder_service
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
+from secagg.runtime.wire import Relay, decode_message, encode_message
 from secagg.transport.inprocess import InProcessHub
 
 NAMES = ["branch-a", "branch-b", "branch-c"]
@@ -74,3 +80,45 @@ def test_a_key_holder_at_its_cap_refuses_the_key_request_and_the_round_aborts_at
     assert json.loads(state.read_text())["decryptions"] == 1  # nothing spent
     (row,) = ServerStore(tmp_path / "he.sqlite").rounds()
     assert row["status"] == "aborted" and "decryption cap reached" in json.dumps(row)
+
+
+class _Refusing(HelperSession):
+    """Refuses junk (a typed refusal) and raises a bug on ``bug``; its refusal reply
+    raises when ``broken``."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+
+    def handle(self, payload: bytes, *, round_number: int) -> bytes:
+        if payload == b"bug":
+            raise KeyError("the key's secret")
+        raise MalformedMessage("not a key-holder message")
+
+    def refusal(self, error: BaseException) -> bytes | None:
+        if self.broken:
+            raise ValueError("no refusal today")
+        return refusal_reply(error)
+
+
+def test_the_service_relays_each_refusal_under_its_round_and_never_floods_its_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused request is answered under the request's round (a bug's refusal carries
+    its code only, never its text); a message that is no request gets nothing; a session
+    whose refusal fails sends nothing and logs that once, not once per request of a
+    server's flood."""
+    service = KeyHolderService("compliance", None, _Refusing())
+    reply = decode_message(service._answer(encode_message(Relay(4, b"junk"))) or b"")
+    assert isinstance(reply, Relay) and reply.round == 4
+    assert reply.payload == refusal_reply(MalformedMessage("not a key-holder message"))
+    bug = decode_message(service._answer(encode_message(Relay(5, b"bug"))) or b"")
+    assert isinstance(bug, Relay) and bug.payload == refusal_reply(KeyError("x"))
+    assert b"secret" not in bug.payload
+    assert service._answer(b"\xff" * 10) is None  # not a message: no round to answer under
+    broken = KeyHolderService("compliance", None, _Refusing(broken=True))
+    with caplog.at_level(logging.DEBUG, logger="secagg.keyholder"):
+        for i in range(50):
+            assert broken._answer(encode_message(Relay(1, b"junk %d" % i))) is None
+    failed = [r for r in caplog.records if "could not build a refusal" in r.getMessage()]
+    assert [r.levelno for r in failed] == [logging.ERROR] + [logging.DEBUG] * 49
+    assert broken.refused == 50
