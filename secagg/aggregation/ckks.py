@@ -238,7 +238,7 @@ REFUSAL_REASONS: dict[int, str] = {
     5: "key holder policy",
     6: "invalid request",
     7: "unexpected request",
-    8: "refused",
+    8: "other refusal",
     9: "internal error",
 }
 _REFUSAL_CLASSES: tuple[tuple[type[BaseException], int], ...] = (
