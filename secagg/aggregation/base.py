@@ -332,6 +332,15 @@ class HelperSession(abc.ABC):
         on (the CKKS key holder decrypts each round number once, in increasing
         order), so every caller passes the round the request belongs to."""
 
+    def refusal(self, error: BaseException) -> bytes | None:
+        """The reply telling the server that :meth:`handle` refused a request with
+        ``error``, or None when this helper has none (the server then waits out the
+        phase's deadline). Why: silence made a round the helper had refused wait its
+        whole deadline before aborting; a reply lets the server abort at once, with the
+        helper's reason. Never raises."""
+        del error
+        return None
+
 
 class AggregationBackend(abc.ABC):
     """A configured backend: plans rounds and builds both sides of each.

@@ -16,7 +16,8 @@ Three roles, each a sans-I/O object:
   secret key, Li and Micciancio 2021) and returns the noised sum with the std it
   added. Its rules are its
   :class:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy`, never the
-  server's (security review H3);
+  server's (security review H3), and a request they refuse is answered with a
+  refusal (a reason code and a short text, :func:`refusal_reply`);
 * the **server** (:class:`CKKSServer`) asks for the key for the round's dimension
   (phase ``key``), announces the spec with the public context (phase
   ``contribution``), adds the clients' ciphertexts as they arrive into an
@@ -24,7 +25,8 @@ Three roles, each a sans-I/O object:
   and the public context as opaque bytes (it holds no key at all, and hands
   nothing it receives, neither the key holder's context nor the clients'
   ciphertexts, to TenSEAL or SEAL), and at the end of the phase asks the key
-  holder to decrypt (phase ``decrypt``);
+  holder to decrypt (phase ``decrypt``); the key holder's refusal of either request
+  aborts the round at once, with its reason;
 * each **client** (:class:`CKKSClient`) checks the public context against the
   spec's fingerprint (or a pinned one) before TenSEAL parses it, then refuses a
   context that holds a secret key or has other parameters than the spec's (the
@@ -50,6 +52,7 @@ import io
 import math
 import numbers
 import struct
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +83,12 @@ from secagg.aggregation.base import (
     split_parties,
 )
 from secagg.aggregation.keyholder_policy import (
+    DecryptionCapReached,
     DecryptionRecord,
     ImplausibleSum,
     KeyHolderPolicy,
     KeyHolderRefusal,
+    RoundAlreadyServed,
     WrongDimension,
     config_path,
     plausible_range,
@@ -93,8 +98,10 @@ from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
 from secagg.errors import (
     ConfigurationError,
+    InvalidMessage,
     MalformedMessage,
     RoundAborted,
+    SecAggError,
     UnexpectedMessage,
 )
 from secagg.he.params import TAIL_Z, CKKSParameters, choose_parameters
@@ -172,9 +179,11 @@ _HELPER_HEAD = struct.Struct("<4sBB")
 #: 2: the decrypted reply carries the noise std the key holder added;
 #: 3: the key request carries the round's dimension (the key holder refuses a round of
 #: another length when it is opened, before any branch encrypts, and then decrypts only
-#: the length the round was opened with)
+#: the length the round was opened with). Kind 5, the refusal (a reason code and a short
+#: text, so the server aborts at once), was added within version 3: an older peer
+#: refuses it as a kind it does not expect and waits out the deadline, as before
 _HELPER_VERSION = 3
-_KEY_REQUEST, _KEY_PUBLIC, _DECRYPT, _DECRYPTED = 1, 2, 3, 4
+_KEY_REQUEST, _KEY_PUBLIC, _DECRYPT, _DECRYPTED, _REFUSED = 1, 2, 3, 4, 5
 #: the key holder draws its noise this many coordinates at a time (memory, not privacy:
 #: every slice is N(0, std^2) from its own OS-keyed stream)
 _NOISE_SLICE = 1 << 16
@@ -215,6 +224,72 @@ def _check_reply_size(data: bytes, kind: int, *, most: int, least: int = 0) -> N
     if not least <= len(data) <= most:
         size = f"exactly {most}" if least == most else f"at most {most}"
         raise MalformedMessage(f"key holder's reply of {len(data)} bytes; it takes {size}")
+
+
+# --- the key holder's refusal (kind 5) ----------------------------------------------
+
+#: a refusal's reason code, by the class of what the key holder raised (the first match
+#: of :data:`_REFUSAL_CLASSES` wins); what the server records in the round's abort reason
+REFUSAL_REASONS: dict[int, str] = {
+    1: "round already served",
+    2: "decryption cap reached",
+    3: "wrong dimension",
+    4: "implausible sum",
+    5: "key holder policy",
+    6: "invalid request",
+    7: "unexpected request",
+    8: "other refusal",
+    9: "internal error",
+}
+_REFUSAL_CLASSES: tuple[tuple[type[BaseException], int], ...] = (
+    (RoundAlreadyServed, 1),
+    (DecryptionCapReached, 2),
+    (WrongDimension, 3),
+    (ImplausibleSum, 4),
+    (KeyHolderRefusal, 5),
+    (MalformedMessage, 6),
+    (InvalidMessage, 6),
+    (UnexpectedMessage, 7),
+    (SecAggError, 8),
+)
+#: the most UTF-8 bytes of text a refusal carries: a reason for a log line, never a
+#: channel (a hostile key holder's text is cut to it, and cleaned, by the server too)
+MAX_REFUSAL_TEXT = 200
+_MAX_REFUSAL_BYTES = _HELPER_HEAD.size + 1 + _LENGTH.size + MAX_REFUSAL_TEXT
+
+
+def printable(text: str, limit: int = MAX_REFUSAL_TEXT) -> str:
+    """``text`` as one log-safe line of at most ``limit`` UTF-8 bytes: every control,
+    format (bidirectional overrides), surrogate, private-use or unassigned character is
+    a space, runs of spaces are one, and the cut falls on a character boundary.
+
+    Why: the key holder's refusal text is another party's, and the server writes it into
+    its log and its round's abort reason; a newline or an ANSI escape in it would forge
+    log lines, a U+202E reorder what an operator reads."""
+    clean = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    line = " ".join(clean.split())
+    return line.encode("utf-8")[:limit].decode("utf-8", errors="ignore").rstrip()
+
+
+def refusal_reply(error: BaseException) -> bytes:
+    """The key holder's reply to a request it refused with ``error``: kind 5, a reason
+    code (:data:`REFUSAL_REASONS`) and at most :data:`MAX_REFUSAL_TEXT` bytes of text.
+
+    Why a reply at all: a refused request was answered with silence, so the server waited
+    out the phase's deadline ("did not publish a key in time") before aborting a round the
+    key holder had already refused; with it the server aborts at once, with the key
+    holder's reason. The text of an error that is not a refusal (a bug a request
+    provoked) is not sent, only its code: it says nothing the server needs."""
+    code = next((c for kind, c in _REFUSAL_CLASSES if isinstance(error, kind)), 9)
+    text = printable(str(error)) if isinstance(error, SecAggError) else ""
+    body = Writer().u8(code).blob(text.encode("utf-8")).bytes()
+    return _helper_message(_REFUSED, body)
+
+
+def _helper_kind(data: bytes | memoryview) -> int:
+    """A key-holder message's kind byte as sent (-1 if shorter than the header); the
+    header is checked in full by whoever reads the message."""
+    return data[_HELPER_HEAD.size - 1] if len(data) >= _HELPER_HEAD.size else -1
 
 
 #: a key request's body: the design point (clients, value bound, precision), then the
@@ -387,6 +462,12 @@ class KeyHolderSession(HelperSession):
     def fingerprint(self) -> bytes | None:
         return None if self._holder is None else self._holder.fingerprint
 
+    def refusal(self, error: BaseException) -> bytes:
+        """The refusal reply (kind 5) for a request :meth:`handle` refused with ``error``:
+        its reason code and text, so the server aborts the round at once
+        (:func:`refusal_reply`)."""
+        return refusal_reply(error)
+
     def handle(self, payload: bytes, *, round_number: int) -> bytes:
         # the round number is what the decryption record is keyed on and persisted:
         # None was served and written as null, and the key holder then refused to
@@ -403,7 +484,7 @@ class KeyHolderSession(HelperSession):
         # sizes first, on a view: a request is copied or parsed only once its size is
         # the one its kind (and, for a decryption, its dimension) takes exactly
         view = _byte_view(payload)
-        kind = view[_HELPER_HEAD.size - 1] if len(view) >= _HELPER_HEAD.size else -1
+        kind = _helper_kind(view)
         if kind == _KEY_REQUEST:
             _check_helper_head(view, _KEY_REQUEST)
             if len(view) != _HELPER_HEAD.size + _KEY_REQUEST_BODY.size:
@@ -424,13 +505,21 @@ class KeyHolderSession(HelperSession):
         carried it, a round of another length than the key holder's ``dimension`` was
         refused only at decryption, after every branch had encrypted and uploaded. The
         round opened is remembered (only the last one: rounds run one at a time), and a
-        decryption request is then taken only for it and for its length."""
+        decryption request is then taken only for it and for its length.
+
+        The decryption record is checked here too (the round number once, in increasing
+        order, and the lifetime cap): before, a key request for a round number already
+        decrypted, not above the last one decrypted, or past ``max_decryptions`` was
+        answered, so every branch trained and encrypted for a round whose decryption the
+        key holder was bound to refuse. Refused now, before any key work, with the typed
+        refusal the decryption would have raised (nothing spent, nothing opened)."""
         design = DesignPoint.read(r)
         dimension = r.u32()
         r.end()
         if dimension < 1:
             raise MalformedMessage("a key request for a round of 0 values")
         self.policy.check_dimension(dimension, what="a round")  # before any key work
+        self.record.check(round_number, self.policy.max_decryptions)  # never decryptable
         params = design.parameters()
         least = self.policy.min_contributions
         if params.num_clients < least:
@@ -576,12 +665,13 @@ class CKKSServer(PhasedServerSession):
         return [ToParty(HELPER, _helper_message(_KEY_REQUEST, request))]
 
     def handle(self, party: int, payload: bytes) -> list[Outgoing]:
-        if self._phase == "key" and party == HELPER:
-            return self._on_key(payload_bytes(payload))
+        if self._phase in ("key", "decrypt") and party == HELPER:
+            data = payload_bytes(payload)
+            if _helper_kind(data) == _REFUSED:
+                return self._on_refused(data)
+            return self._on_key(data) if self._phase == "key" else self._on_decrypted(data)
         if self._phase == "contribution" and party != HELPER:
             return self._on_contribution(party, payload_bytes(payload))
-        if self._phase == "decrypt" and party == HELPER:
-            return self._on_decrypted(payload_bytes(payload))
         who = "the key holder" if party == HELPER else f"client {party}"
         raise UnexpectedMessage(f"nothing from {who} is accepted in phase {self._phase}")
 
@@ -613,6 +703,27 @@ class CKKSServer(PhasedServerSession):
         )
         self._phase = "contribution"
         return [Announce(encode_spec(self.spec))]
+
+    def _on_refused(self, data: bytes) -> list[Outgoing]:
+        """The key holder refused the phase's request: abort the round now, its reason in
+        the abort reason.
+
+        Before there was no refusal reply: the key holder logged its refusal and sent
+        nothing, and the round waited out the phase's deadline (60 s in the runtime test,
+        "did not publish a key in time") for a round already refused. The reply is read
+        under its own bound (header, code, at most :data:`MAX_REFUSAL_TEXT` bytes) before
+        it is copied; an unknown code or a longer one is a MalformedMessage and changes
+        nothing. The text is the key holder's, so it is cleaned (:func:`printable`)."""
+        _check_reply_size(data, _REFUSED, most=_MAX_REFUSAL_BYTES)
+        r = _read_helper_message(data, _REFUSED)
+        code, raw = r.u8(), r.blob(MAX_REFUSAL_TEXT)
+        r.end()
+        if code not in REFUSAL_REASONS:
+            raise MalformedMessage(f"a key-holder refusal of unknown reason code {code}")
+        text = printable(raw.decode("utf-8", errors="replace")) or "no reason given"
+        request = "key request" if self._phase == "key" else "decryption request"
+        self._abort(f"the key holder refused the {request} ({REFUSAL_REASONS[code]}): {text}")
+        return []
 
     def _on_contribution(self, party: int, data: bytes) -> list[Outgoing]:
         from secagg.he.vectors import chunk_count

@@ -116,7 +116,9 @@ class KeyHolderService:
     hostile payload, a bug), it is logged and the next message is read. A server
     must not be able to stop the key holder by what it sends (review L3); only
     the transport ending, the server going silent, or the server's
-    :class:`~secagg.runtime.wire.FederationEnd` ends the loop. Ending on that
+    :class:`~secagg.runtime.wire.FederationEnd` ends the loop. A refused request is
+    answered with the session's refusal (:meth:`HelperSession.refusal`), so the server
+    aborts that round at once instead of waiting out its deadline. Ending on that
     announcement lets the key holder exit with the branches instead of waiting out
     its idle timer after every finished federation; a forged end costs only a
     restart of the key holder, never a decryption.
@@ -137,6 +139,7 @@ class KeyHolderService:
         self.end_reason = ""
         # refused requests: a few logged, the rest counted (the server chooses how many)
         self._refusals = RefusalLog(log, name)
+        self._refusal_failed = False  # a refusal could not be built (logged once)
 
     @property
     def decryptions(self) -> int:
@@ -204,8 +207,11 @@ class KeyHolderService:
         )
 
     def _answer(self, payload: bytes) -> bytes | None:
-        """The reply to one message, or None (not for the helper, or refused and logged)."""
+        """The reply to one message: the session's answer, its refusal of a request it
+        refused (see :meth:`_refusal`), or None (not for the helper, not a request, or a
+        helper without refusals; refused requests are logged)."""
         before = self.decryptions
+        relay: Relay | None = None
         try:
             message = decode_message(payload)
             if isinstance(message, FederationEnd):
@@ -213,13 +219,14 @@ class KeyHolderService:
                 return None
             if not isinstance(message, Relay):
                 return None  # round starts and ends are not for the helper
+            relay = message
             answer = self.session.handle(message.payload, round_number=message.round)
             reply = encode_message(Relay(message.round, answer))
         except SecAggError as exc:
             self.refused += 1
             self._log_spent(before)
             self._refusals.refused(logging.WARNING, "%s refused a request: %s", self.name, exc)
-            return None
+            return self._refusal(relay, exc)
         except Exception as exc:  # anything else a hostile message provokes: never crash
             self.refused += 1
             self._log_spent(before)
@@ -231,7 +238,7 @@ class KeyHolderService:
                 exc,
             )
             log.debug("the request's traceback", exc_info=True)
-            return None
+            return self._refusal(relay, exc)
         self.answered += 1
         self._refusals.reset()  # a request answered: the session makes progress
         if self.decryptions != before:
@@ -242,6 +249,28 @@ class KeyHolderService:
                 self.decryptions,
             )
         return reply
+
+    def _refusal(self, relay: Relay | None, error: BaseException) -> bytes | None:
+        """The session's refusal of ``relay``'s request, relayed under its round, or None
+        (the message was no request, or the session has no refusal reply).
+
+        Why: a refused request was answered with silence, so the server waited out the
+        phase's deadline (a 60 s phase took 60 s to abort a round the key holder had
+        refused when it was opened); with the refusal it aborts at once, with the key
+        holder's reason. One small reply per request, as an answer would be: no
+        amplification for a server sending junk. Building it never stops the loop."""
+        build = getattr(self.session, "refusal", None)  # a HelperSession has one (or None)
+        if relay is None or build is None:
+            return None
+        try:
+            refusal = build(error)
+            return None if refusal is None else encode_message(Relay(relay.round, refusal))
+        except Exception as exc:  # never let a refusal stop the key holder
+            # logged once: a server's junk must not make this a line per request
+            level = logging.DEBUG if self._refusal_failed else logging.ERROR
+            self._refusal_failed = True
+            log.log(level, "%s: could not build a refusal (%s); none sent", self.name, exc)
+            return None
 
     def _ended(self, end: FederationEnd) -> None:
         self.end = end

@@ -25,11 +25,16 @@ from secagg.aggregation.base import HelperSession
 from secagg.aggregation.ckks import (
     _DECRYPT,
     _DECRYPTED,
+    _KEY_PUBLIC,
     _KEY_REQUEST,
+    _REFUSED,
+    MAX_REFUSAL_TEXT,
     CKKSBackend,
     KeyHolderSession,
     _helper_message,
     frame_chunks,
+    printable,
+    refusal_reply,
     unframe_chunks,
 )
 from secagg.aggregation.keyholder_policy import (
@@ -206,10 +211,12 @@ def test_keyholder_state_survives_restart(tmp_path: Path) -> None:
     assert list(state.parent.iterdir()) == [state]  # no temporary file left behind
     again = KeyHolderSession(policy)  # a restart: a new key, the same record
     assert again.decryptions == 2 and again.record.rounds == [1, 2]
-    _, payload, _ = _round(again, round_number=2)
-    with pytest.raises(RoundAlreadyServed):
+    with pytest.raises(RoundAlreadyServed):  # the restart remembers: refused when opened
+        _open(again, 2)
+    assert _state(again) == (None, 2, (1, 2), None)  # no key made, nothing opened
+    _, payload, _ = _round(again, round_number=3)
+    with pytest.raises(RoundAlreadyServed):  # its decryption under round 2 as well
         again.handle(payload, round_number=2)
-    _open(again, 3)  # the same (new) key: the aggregate decrypts under round 3
     again.handle(payload, round_number=3)
     assert KeyHolderSession(policy).decryptions == 3
 
@@ -228,12 +235,21 @@ def test_max_decryptions_cap(tmp_path: Path) -> None:
     policy = KeyHolderPolicy(max_decryptions=2, state_path=tmp_path / "s.json")
     helper = KeyHolderSession(policy)
     for number in (5, 9):
-        helper.handle(_round(helper, round_number=number)[1], round_number=number)
-    _, payload, _ = _round(helper, round_number=10)
-    with pytest.raises(DecryptionCapReached, match="cap of 2"):
+        payload = _round(helper, round_number=number)[1]
+        helper.handle(payload, round_number=number)
+    before = _state(helper)
+    with pytest.raises(DecryptionCapReached, match="cap of 2"):  # refused when opened
+        _open(helper, 10)
+    with pytest.raises(DecryptionCapReached, match="cap of 2"):  # and its decryption
         helper.handle(payload, round_number=10)
-    with pytest.raises(DecryptionCapReached):  # and after a restart
-        KeyHolderSession(policy).handle(payload, round_number=11)
+    assert _state(helper) == before
+    restarted = KeyHolderSession(policy)
+    for request in (
+        lambda: _open(restarted, 11),
+        lambda: restarted.handle(payload, round_number=11),
+    ):
+        with pytest.raises(DecryptionCapReached):  # and after a restart
+            request()
 
 
 def test_a_key_holder_with_its_own_noise_refuses_to_start_without_a_cap(tmp_path: Path) -> None:
@@ -257,7 +273,8 @@ def test_a_key_holder_with_its_own_noise_refuses_to_start_without_a_cap(tmp_path
     for number in (1, 2, 3):  # the same aggregate under invented round numbers
         _open(helper, number)
         helper.handle(payload, round_number=number)
-    _open(helper, 4)
+    with pytest.raises(DecryptionCapReached):  # the fourth round is refused when opened
+        _open(helper, 4)
     with pytest.raises(DecryptionCapReached):
         helper.handle(payload, round_number=4)
     restarted = CKKSBackend().helper(capped, base_dir=tmp_path)
@@ -415,8 +432,11 @@ def test_keyholder_service_passes_the_relay_round_to_the_session() -> None:
     transport = _Queue([encode_message(Relay(6, key_request.payload)), *messages])
     service = KeyHolderService("kh", transport, helper)
     assert service.run(idle_timeout=0.01) == 1  # the replay of round 6 is refused, not fatal
-    assert len(transport.sent) == 2 and helper.record.rounds == [6]
-    assert all(isinstance(decode_message(m), Relay) for m in transport.sent)
+    # the key, the decrypted sum, and the replay's refusal (it was answered with silence)
+    assert len(transport.sent) == 3 and helper.record.rounds == [6]
+    replies = [decode_message(m) for m in transport.sent]
+    assert all(isinstance(m, Relay) and m.round == 6 for m in replies)
+    assert [m.payload[5] for m in replies] == [_KEY_PUBLIC, _DECRYPTED, _REFUSED]
 
 
 def test_a_noise_std_that_overflows_the_sum_is_refused_before_decrypting() -> None:
@@ -682,14 +702,15 @@ def test_a_sum_claiming_too_few_or_too_many_contributions_is_refused() -> None:
 
 def test_the_key_holder_decrypts_one_aggregate_per_round_whatever_it_is_sent() -> None:
     """After round 1 is answered: the same request replayed, another honest aggregate
-    for round 1 or round 0, and a fresh key request followed by a decryption request,
-    are each refused or answered without a second decryption of round 1."""
+    for round 1 or round 0, and a fresh key request for round 1 (refused when opened, now:
+    it was answered with the key again), are each refused without a second decryption
+    of round 1."""
     helper = KeyHolderSession()
     _, first, _ = _round(helper)
     helper.handle(first, round_number=1)
-    _, second, _ = _round(helper, round_number=1, rows=_rows(seed=8))
+    _, second, _ = _round(helper, round_number=2, rows=_rows(seed=8))  # the same key
     answered = _state(helper)
-    assert answered[1:] == (1, (1,), (1, D))
+    assert answered[1:] == (1, (1,), (2, D))
     _refused(helper, first, RoundAlreadyServed)
     _refused(helper, second, RoundAlreadyServed)
     before = _state(helper)
@@ -698,9 +719,148 @@ def test_the_key_holder_decrypts_one_aggregate_per_round_whatever_it_is_sent() -
     assert _state(helper) == before
     backend = CKKSBackend()
     (key_request,) = backend.server(backend.plan(N, D)).start()
-    helper.handle(key_request.payload, round_number=1)  # the same key, published again
+    _refused(helper, key_request.payload, RoundAlreadyServed)  # no key for a served round
     assert _state(helper) == answered
-    _refused(helper, second, RoundAlreadyServed)
-    _open(helper, 2)
     helper.handle(second, round_number=2)  # a new round number is a new round
     assert helper.decryptions == 2
+
+
+def test_a_key_request_for_a_round_that_can_never_be_decrypted_is_refused_when_opened() -> None:
+    """A round number already decrypted, one not above the last decrypted, or any round
+    once the lifetime cap is reached, can never be decrypted; its key request was answered
+    all the same, so every branch trained and encrypted for a round whose decryption was
+    then refused. Now the key request is refused with the decryption's typed refusal, and
+    the key holder's state (key, count, rounds, the round opened) is unchanged."""
+    helper = KeyHolderSession(KeyHolderPolicy(max_decryptions=2))
+    helper.handle(_round(helper, round_number=3)[1], round_number=3)
+    backend = CKKSBackend()
+    (request,) = backend.server(backend.plan(N, D)).start()
+
+    def refused(number: int, error: type[Exception], says: str) -> None:
+        before = _state(helper)
+        with pytest.raises(error, match=says):
+            helper.handle(request.payload, round_number=number)
+        assert _state(helper) == before
+
+    for number in (3, 2, 0):  # served, below the last served
+        refused(number, RoundAlreadyServed, f"round {number} refused: .* decrypted round 3")
+    helper.handle(_round(helper, round_number=4)[1], round_number=4)  # the cap's last
+    for number in (5, 10**9):
+        refused(number, DecryptionCapReached, "cap of 2 decryptions is reached")
+    refused(4, RoundAlreadyServed, "already decrypted round 4")  # served, and the cap
+    assert helper.decryptions == 2 and helper.record.rounds == [3, 4]
+    fresh = KeyHolderSession(KeyHolderPolicy(max_decryptions=1))
+    assert fresh.handle(request.payload, round_number=0)  # an unserved round is opened
+
+
+# --- the refusal reply (kind 5): the server aborts at once, with the key holder's reason --
+
+
+def _refusal(code: int, text: bytes) -> bytes:
+    return _helper_message(_REFUSED, Writer().u8(code).blob(text).bytes())
+
+
+def _server_state(server) -> tuple[object, ...]:
+    return (server.phase, server.context, server._abort_reason, frozenset(server._received))
+
+
+def test_a_refused_key_request_is_answered_and_the_server_aborts_at_once() -> None:
+    """A key holder refusing a key request sent nothing back, so the server waited out the
+    phase's deadline ("did not publish a key in time"). Now the key holder's refusal (a
+    reason code and its text) aborts the round as it arrives, its reason in the abort."""
+    helper = KeyHolderSession(KeyHolderPolicy(dimension=D + 3))
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    with pytest.raises(WrongDimension) as refused:
+        helper.handle(request.payload, round_number=1)
+    reply = helper.refusal(refused.value)
+    assert reply[:6] == b"SAKH\x03\x05" and len(reply) <= 6 + 1 + 4 + MAX_REFUSAL_TEXT
+    assert server.handle(HELPER, reply) == [] and server.done
+    with pytest.raises(RoundAborted) as aborted:
+        server.finish()
+    assert (
+        "the key holder refused the key request (wrong dimension): a round of 2000 values "
+        "refused" in aborted.value.reason
+    )
+
+
+def test_a_refused_decryption_request_aborts_the_round_with_the_key_holders_reason() -> None:
+    helper = KeyHolderSession(KeyHolderPolicy(min_contributions=3))
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(N, D))
+    (request,) = server.start()
+    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=1))
+    spec = decode_spec(announce.spec)
+    for party, row in enumerate(_rows()[:2]):  # two contributions, below its minimum of 3
+        server.handle(party, backend.client(spec, party).set_input(row)[0])
+    (decrypt,) = server.close_phase()
+    with pytest.raises(TooFewContributions) as refused:
+        helper.handle(decrypt.payload, round_number=1)
+    assert server.handle(HELPER, helper.refusal(refused.value)) == [] and server.done
+    with pytest.raises(RoundAborted, match=r"refused the decryption request \(invalid request\)"):
+        server.finish()
+
+
+def test_a_hostile_refusal_text_is_bounded_and_cleaned_and_a_bad_refusal_changes_nothing() -> None:
+    """The refusal's text is another party's: the server cuts it to its bound, and makes
+    every control or format character (newlines, ANSI escapes, bidi overrides) a space
+    before it reaches the abort reason and the log. A refusal that is too long, of an
+    unknown code, of another version, or trailing bytes is a MalformedMessage and changes
+    nothing; one outside the key and decrypt phases is unexpected."""
+    backend = CKKSBackend()
+    server = backend.server(backend.plan(N, D))
+    server.start()
+    before = _server_state(server)
+    for bad, error, says in [
+        (_refusal(1, b"x" * (MAX_REFUSAL_TEXT + 1)), MalformedMessage, "reply of 212 bytes"),
+        (_refusal(0, b"why"), MalformedMessage, "unknown reason code 0"),
+        (_refusal(10, b"why"), MalformedMessage, "unknown reason code 10"),
+        (_refusal(1, b"why") + b"\0", MalformedMessage, "trailing"),
+        (_refusal(1, b"why")[:8], MalformedMessage, "truncated"),
+        (b"SAKH\x02\x05" + _refusal(1, b"why")[6:], MalformedMessage, "version 2"),
+    ]:
+        with pytest.raises(error, match=says):
+            server.handle(HELPER, bad)
+        assert _server_state(server) == before
+    hostile = "ok\nround 9 complete\x1b[2J\u202edesrever\t\x00\ud800é".encode(
+        "utf-8", "surrogatepass"
+    )
+    hostile += "é".encode()[:1] + b"\xff" * 4 + "雪".encode() * 60  # cut mid-character
+    hostile = hostile[:MAX_REFUSAL_TEXT]
+    assert server.handle(HELPER, _refusal(7, hostile)) == [] and server.done
+    reason = server._abort_reason
+    assert reason.startswith("the key holder refused the key request (unexpected request): ok ")
+    assert "round 9 complete [2J desrever" in reason
+    assert all(c.isprintable() for c in reason) and len(reason.encode()) < 300
+    contribution = backend.server(backend.plan(N, D))
+    contribution.start()
+    contribution.handle(HELPER, _open(KeyHolderSession(), 1))
+    with pytest.raises(UnexpectedMessage):
+        contribution.handle(HELPER, _refusal(1, b"why"))
+    assert not contribution.done
+
+
+def test_the_refusal_reply_names_its_reason_and_bounds_its_own_text() -> None:
+    """Each refusal class has its code; an error that is no refusal (a bug a request
+    provoked) sends its code only; the key holder's own text is cleaned and cut too."""
+    cases = [
+        (RoundAlreadyServed("a"), 1),
+        (DecryptionCapReached("a"), 2),
+        (WrongDimension("a"), 3),
+        (ImplausibleSum("a"), 4),
+        (KeyHolderRefusal("a"), 5),
+        (MalformedMessage("a"), 6),
+        (TooFewContributions("a"), 6),
+        (UnexpectedMessage("a"), 7),
+        (ConfigurationError("a"), 8),
+    ]
+    for error, code in cases:
+        assert refusal_reply(error) == _refusal(code, b"a")
+    assert refusal_reply(KeyError("the key's secret")) == _refusal(9, b"")
+    long = refusal_reply(MalformedMessage("line\n" + "é" * 300))
+    text = Reader(long[6:], "refusal")
+    assert text.u8() == 6
+    said = text.blob().decode("utf-8")
+    assert said.startswith("line é") and len(said.encode()) <= MAX_REFUSAL_TEXT
+    assert printable("a\r\n\x1b[31mb\u200f c\x7f") == "a [31mb c"

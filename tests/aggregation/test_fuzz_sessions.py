@@ -493,3 +493,48 @@ def test_key_holder_decrypts_only_the_length_its_round_was_opened_with(tmp_path:
     helper.handle(key_request, round_number=1)  # type: ignore[attr-defined]
     helper.handle(decrypt, round_number=1)  # type: ignore[attr-defined]
     assert _opened_state(helper)[1:] == (1, (1,), (1, D))
+
+
+@pytest.mark.parametrize("stage", ["key", "decrypt"])
+def test_ckks_server_takes_a_key_holders_refusal_or_refuses_it_unchanged(stage: str) -> None:
+    """A key holder's refusal (kind 5) and any mutation of it, with any code and any
+    bytes of text: a typed message refusal that changes nothing, or the round aborted
+    with a reason that is one printable line whose key-holder part is at most the
+    refusal's 200 bytes (the text is another party's: control and format characters,
+    newlines, escapes and bidi overrides never reach the abort reason or the log)."""
+    pytest.importorskip("tenseal")
+    from secagg.aggregation.ckks import MAX_REFUSAL_TEXT, refusal_reply
+    from secagg.aggregation.spec import Writer
+    from secagg.errors import RoundAborted
+
+    template = _ckks_stages()[stage][0]
+    valid = refusal_reply(RoundAborted("the key holder's reason"))
+    head = valid[:6]
+
+    def any_refusal(code: int, text: bytes) -> bytes:
+        return head + Writer().u8(code).blob(text).bytes()
+
+    @FUZZ
+    @given(
+        payload=st.one_of(
+            _mutations(valid),
+            st.builds(any_refusal, st.integers(0, 255), st.binary(max_size=MAX_REFUSAL_TEXT + 8)),
+            st.builds(
+                any_refusal,
+                st.integers(1, 9),
+                st.text(max_size=80).map(lambda t: t.encode("utf-8", "surrogatepass")),
+            ),
+        )
+    )
+    def check(payload: bytes) -> None:
+        server = copy.deepcopy(template)
+        error = _refusal(lambda: _ckks_state(server), lambda: server.handle(HELPER, payload))  # type: ignore[attr-defined]
+        _message_error(error)
+        if error is None:
+            assert server.done and server.phase == "aborted"  # type: ignore[attr-defined]
+            reason = server._abort_reason  # type: ignore[attr-defined]
+            assert reason.isprintable() and reason.startswith("the key holder refused the ")
+            said = reason.split("): ", 1)[1]
+            assert len(said.encode("utf-8")) <= max(MAX_REFUSAL_TEXT, len("no reason given"))
+
+    check()
