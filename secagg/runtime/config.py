@@ -4,7 +4,8 @@ The CLI (``secagg server --config F``), the simulator and the tests all build
 a :class:`FederationConfig` and nothing else, so a federation behaves the same
 whichever door it came through. Every field is validated on construction with
 an error that names the field and says what is allowed; unknown keys in a
-TOML file are errors too (a typo must not silently fall back to a default).
+TOML file are errors too (a typo must not silently fall back to a default), with
+the likely spelling (``[dp] epsilon_budgt``: did you mean ``epsilon_budget``?).
 
 A file looks like::
 
