@@ -458,8 +458,9 @@ def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[s
     verifying the server's: only to name them in :class:`ServerNameMismatch`'s message,
     never to trust anything (gRPC has verified the chain of the certificate it saw, and
     does not hand it over after a failed handshake). With TLS 1.3 the client's handshake
-    ends before the server asks for the client certificate it requires, so the server's
-    certificate is in hand before the server hangs up."""
+    ends before the server judges the client's certificate (none here), so the server's
+    certificate is in hand before the server hangs up; a TLS 1.2 server refuses inside
+    the handshake, and the names are then not read."""
     import socket
     import ssl
 
@@ -500,6 +501,7 @@ def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[s
 
 
 def _is_ip_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (a branch dialling one has no name to dial)."""
     import ipaddress
 
     try:
@@ -527,7 +529,8 @@ def _name_mismatch(target: str, checked: str | None, cause: str) -> ServerNameMi
         dial = f"--server {_as_host(names[0])}:{port}, which must resolve to this server"
         if _is_ip_address(host) and name == host:
             dial += f"; a library caller may keep the address with name_override={names[0]!r}"
-        reissue = " ".join(f"--server-name {each}" for each in [*names, name])
+        carried = [*names, name] if name not in names else names
+        reissue = " ".join(f"--server-name {each}" for each in carried)
     else:
         holds = f"does not carry {name}, {what} (the names it does carry could not be read)"
         dial = "--server NAME:PORT with a name it carries"
@@ -553,9 +556,8 @@ def _dial_failure(
     if "OPENSSL_internal:" in cause:  # BoringSSL's reason is the readable part
         cause = cause.rsplit("OPENSSL_internal:", 1)[-1].removesuffix(": OK").strip()
     lowered = cause.lower()
-    if _HOSTNAME_FAILURE.search(lowered):
-        said = _HOSTNAME_FAILURE.search(cause)
-        return _name_mismatch(target, checked, said.group(0) if said else cause)
+    if said := _HOSTNAME_FAILURE.search(cause):
+        return _name_mismatch(target, checked, said.group(0))
     if any(word in lowered for word in ("certificate", "unknown_ca")):
         return HandshakeFailed(
             f"TLS handshake with {target} failed ({cause}): this party's certificates "
