@@ -32,8 +32,10 @@ same name (reliability review D6).
 Dial failures name their cause. When a client's dial times out, a call to a
 method no server serves (it opens no session) fetches the channel's last
 connection error: a certificate the other side refused or could not verify is a
-:class:`HandshakeFailed`, and a server that refuses the identity
-(``UNAUTHENTICATED``, ``PERMISSION_DENIED``) an :class:`IdentityRefused`; both are
+:class:`HandshakeFailed`, a server certificate from the right CA that lacks the name
+checked (the host dialled, or ``name_override``) a :class:`ServerNameMismatch` naming
+the names it holds, and a server that refuses the identity (``UNAUTHENTICATED``,
+``PERMISSION_DENIED``) an :class:`IdentityRefused`; all are
 :class:`~secagg.transport.base.NotAccepted`, which a branch does not redial.
 With TLS 1.3 a server that refuses this client's certificate (another CA's, expired)
 does so after the client's handshake is done, hanging up without an alert: gRPC says
@@ -172,7 +174,7 @@ within a few minutes. No connection-age limit is set, because it would cut
 long-lived sessions. The server binds with ``SO_REUSEPORT`` off, so a second
 server on the same port fails loudly instead of silently sharing it.
 
-Size: about 1640 lines, a sixth of them this specification; the server and the client
+Size: about 1980 lines, a sixth of them this specification; the server and the client
 transport share the session machinery and are kept together so the framing rules and
 their two users are read side by side (the framing itself is :mod:`secagg.transport.framing`).
 """
@@ -183,6 +185,7 @@ import datetime as dt
 import hashlib
 import logging
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -350,6 +353,13 @@ class ClosedAfterHandshake(NotConnected):
     (:class:`CertificateRefusalInferred`)."""
 
 
+#: how gRPC says the server's certificate lacks the name checked: grpcio 1.85 "Custom
+#: verification check failed with error: UNAUTHENTICATED: Hostname Verification Check
+#: failed.", older releases (TSI) "Peer name 127.0.0.1 is not in peer certificate"
+_HOSTNAME_FAILURE: Final = re.compile(
+    r"hostname verification check failed\.?|peer name \S+ is not in peer certificate",
+    re.IGNORECASE,
+)
 #: gRPC statuses that refuse a client for who it is, not for the state of the network
 _REFUSING_CODES: Final = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 #: a method no server serves: a call to it opens no session, and its failure carries
@@ -407,12 +417,17 @@ def _certificate_refused(target: str, closed: ClosedAfterHandshake) -> Handshake
     )
 
 
+def _host_port(target: str) -> tuple[str, str]:
+    """``target``'s host (brackets of an IPv6 address removed) and port, as given."""
+    host, _, port = target.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), port
+
+
 def _still_listening(target: str, timeout: float = 2.0) -> bool:
     """Whether ``target`` (``host:port``, ``[v6]:port``) accepts a TCP connection now."""
     import socket
 
-    host, _, port = target.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
+    host, port = _host_port(target)
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             return True
@@ -420,15 +435,130 @@ def _still_listening(target: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _dial_failure(target: str, timeout: float, details: str) -> NotConnected:
+class ServerNameMismatch(HandshakeFailed):
+    """The server's certificate chains to this party's CA but does not carry the name
+    this party checked it against (the host dialled, or ``name_override``).
+
+    gRPC 1.85 says only "Custom verification check failed with error: UNAUTHENTICATED:
+    Hostname Verification Check failed." (older releases: "Peer name ... is not in peer
+    certificate"), and did not count it as a certificate problem: a branch dialling
+    ``127.0.0.1`` against a certificate for ``fl.bank.internal`` redialled for its
+    whole ``--connect-timeout`` (30 s) and then said "cannot reach" (newcomer audit,
+    2026-12-05). No redial can fix it (the certificate is the same at every handshake;
+    gRPC checks the chain first, so an untrusted CA is a plain :class:`HandshakeFailed`),
+    so the first failed handshake ends the dial, naming the names the certificate holds
+    (:func:`_served_names`) and the two ways out."""
+
+
+def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[str] | None:
+    """The DNS names and IP addresses in the certificate the server at ``target`` serves
+    (its subject alternative names, else its common name); None if it cannot be read.
+
+    Read over a TLS handshake of its own, without a client certificate and without
+    verifying the server's: only to name them in :class:`ServerNameMismatch`'s message,
+    never to trust anything (gRPC has verified the chain of the certificate it saw, and
+    does not hand it over after a failed handshake). With TLS 1.3 the client's handshake
+    ends before the server judges the client's certificate (none here), so the server's
+    certificate is in hand before the server hangs up; a TLS 1.2 server refuses inside
+    the handshake, and the names are then not read."""
+    import socket
+    import ssl
+
+    host, port = _host_port(target)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only read, see above
+    context.set_alpn_protocols(["h2"])
+    try:
+        with (
+            socket.create_connection((host, int(port)), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=server_name) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        if not der:
+            return None
+        certificate = x509.load_der_x509_certificate(der)
+    except (OSError, ValueError):  # ssl.SSLError is an OSError
+        return None
+    try:
+        alternatives = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+        names = [
+            *alternatives.get_values_for_type(x509.DNSName),
+            *(str(address) for address in alternatives.get_values_for_type(x509.IPAddress)),
+        ]
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:  # a certificate without SANs: its CN is all a reader can go by
+        names = [
+            str(attribute.value)
+            for attribute in certificate.subject.get_attributes_for_oid(
+                x509.oid.NameOID.COMMON_NAME
+            )
+        ]
+    return names
+
+
+def _is_ip_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (a branch dialling one has no name to dial)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_host(name: str) -> str:
+    """``name`` as the host part of ``host:port`` (an IPv6 address in brackets)."""
+    return f"[{name}]" if ":" in name else name
+
+
+def _name_mismatch(target: str, checked: str | None, cause: str) -> ServerNameMismatch:
+    """The one line for a server certificate without the name checked: the address
+    dialled, the name checked, the names the certificate holds and the two ways out
+    (``secagg client`` has no option for ``name_override``, so the first is a name)."""
+    host, port = _host_port(target)
+    name = checked if checked is not None else host
+    what = "the name dialled" if name == host else "the name_override checked"
+    names = _served_names(target, name)
+    if names:
+        holds = f"names {', '.join(names)}, not {name}, {what}"
+        dial = f"--server {_as_host(names[0])}:{port}, which must resolve to this server"
+        if _is_ip_address(host) and name == host:
+            dial += f"; a library caller may keep the address with name_override={names[0]!r}"
+        carried = [*names, name] if name not in names else names
+        reissue = " ".join(f"--server-name {each}" for each in carried)
+    else:
+        holds = f"does not carry {name}, {what} (the names it does carry could not be read)"
+        dial = "--server NAME:PORT with a name it carries"
+        reissue = f"--server-name {name} and its other names"
+    return ServerNameMismatch(
+        f"TLS handshake with {target} failed: the server's certificate {holds} (gRPC: "
+        f"{cause}); no redial can change that: dial a name it carries ({dial}), or re-issue "
+        f"the server certificate to carry {name} too (a development CA: secagg certs init "
+        f"--dir DIR {reissue} --force; --force replaces the CA, so every branch then needs a "
+        "new certificate from secagg certs issue)"
+    )
+
+
+def _dial_failure(
+    target: str, timeout: float, details: str, checked: str | None = None
+) -> NotConnected:
     """Why a dial failed, from the channel's last error: a certificate problem is a
-    :class:`HandshakeFailed` (permanent); otherwise the cause is named, never only
-    "cannot reach" (newcomer review 4: a TLS failure read as an unreachable server)."""
+    :class:`HandshakeFailed` (permanent), a server certificate without the name
+    ``checked`` (the ``name_override``; None: the host of ``target``) a
+    :class:`ServerNameMismatch`; otherwise the cause is named, never only "cannot
+    reach" (newcomer review 4: a TLS failure read as an unreachable server)."""
     cause = details.rsplit("last error: ", 1)[-1].strip() if details else ""
     if "OPENSSL_internal:" in cause:  # BoringSSL's reason is the readable part
         cause = cause.rsplit("OPENSSL_internal:", 1)[-1].removesuffix(": OK").strip()
     lowered = cause.lower()
-    if any(word in lowered for word in ("certificate", "unknown_ca", "peer name")):
+    if said := _HOSTNAME_FAILURE.search(cause):
+        return _name_mismatch(target, checked, said.group(0))
+    if any(word in lowered for word in ("certificate", "unknown_ca")):
         return HandshakeFailed(
             f"TLS handshake with {target} failed ({cause}): this party's certificates "
             "must come from the federation's CA, and the server's certificate must carry "
@@ -1612,7 +1742,9 @@ class GrpcClientTransport:
                 if state is grpc.ChannelConnectivity.SHUTDOWN:  # closed under us
                     break
                 if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
-                    failure = _dial_failure(self._target, timeout, self._probe(channel))
+                    failure = _dial_failure(
+                        self._target, timeout, self._probe(channel), self._name_override
+                    )
                     if isinstance(failure, HandshakeFailed):
                         return failure
                     if not confirm:
@@ -1625,7 +1757,7 @@ class GrpcClientTransport:
                         return _certificate_refused(self._target, failure)
         finally:
             channel.unsubscribe(watch)
-        return _dial_failure(self._target, timeout, self._probe(channel))
+        return _dial_failure(self._target, timeout, self._probe(channel), self._name_override)
 
     def _closed_again(self, deadline: float, timeout: float) -> bool:
         """Dial once more on a fresh channel: whether the server closed that connection

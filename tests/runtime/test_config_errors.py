@@ -5,6 +5,7 @@ wrapped to 34463 or silently became 443)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -303,3 +304,78 @@ def test_load_needs_a_path(path: object) -> None:
     # process had open there, which open() then closed) and read as a TOML file
     with pytest.raises(ConfigurationError, match="path"):
         FederationConfig.load(path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (
+            "dp",
+            {"epsilon_budgt": 3.0},
+            "unknown keys in [dp]: ['epsilon_budgt'] (did you mean 'epsilon_budget'?)",
+        ),
+        ("federation", {"round": 3}, "[federation]: ['round'] (did you mean 'rounds'?)"),
+        ("sampling", {"rat": 0.5}, "[sampling]: ['rat'] (did you mean 'rate'?)"),
+        ("backend", {"nmae": "plain"}, "[backend]: ['nmae'] (did you mean 'name'?)"),
+        (
+            "deadlines",
+            {"phase_second": 30.0},
+            "[deadlines]: ['phase_second'] (did you mean 'phase_seconds'?)",
+        ),
+        ("server", {"bnd": "0.0.0.0:50051"}, "[server]: ['bnd'] (did you mean 'bind'?)"),
+        # a key of another section is named with its own
+        ("backend", {"clip": 1.0}, "[backend]: ['clip'] (it belongs in [dp])"),
+        (
+            "server",
+            {"epsilon_budgt": 3.0},
+            "[server]: ['epsilon_budgt'] (did you mean [dp] epsilon_budget?)",
+        ),
+        (
+            "dp",
+            {"epsilon_budgt": 3.0, "rounds": 2, "colour": "red"},
+            "['colour', 'epsilon_budgt', 'rounds'] ('epsilon_budgt': did you mean "
+            "'epsilon_budget'?; 'rounds': it belongs in [federation])",
+        ),
+    ],
+)
+def test_a_misspelt_key_gets_the_likely_spelling(
+    tmp_path: Path, section: str, values: dict[str, Any], message: str
+) -> None:
+    """Newcomer audit (2026-12-05): ``unknown keys in [dp]: ['epsilon_budgt']`` named no
+    spelling, unlike the simulate config; every section now suggests one (difflib), from
+    a file as from a table."""
+    data = _config(**{section: values})
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(data)
+    assert message in str(refused.value)
+    path = tmp_path / "federation.toml"
+    path.write_text(  # JSON's numbers, strings and lists of strings are TOML's too
+        "".join(
+            f"[{name}]\n"
+            + "".join(f"{key} = {json.dumps(value)}\n" for key, value in table.items())
+            for name, table in data.items()
+        )
+    )
+    with pytest.raises(ConfigurationError) as loaded:
+        FederationConfig.load(path)
+    assert message in str(loaded.value)
+
+
+def test_a_key_nothing_resembles_gets_no_guess() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(_config(dp={"colour": "red"}))
+    assert str(refused.value) == "unknown keys in [dp]: ['colour']"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("dpp", "unknown sections: ['dpp'] (did you mean [dp]?)"),
+        ("deadline", "unknown sections: ['deadline'] (did you mean [deadlines]?)"),
+        ("weather", "unknown sections: ['weather']"),
+    ],
+)
+def test_a_misspelt_section_gets_the_likely_spelling(section: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(_config(**{section: {"clip": 1.0}}))
+    assert str(refused.value) == message
