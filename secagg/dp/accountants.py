@@ -33,9 +33,11 @@ branch's DP-SGD history is replayed whole, as Opacus does.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 import numbers
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -336,6 +338,64 @@ class RecordLevelAccountant(Accountant):
             return math.inf
 
 
+#: guards the one-time install of :func:`memoise_opacus_rdp`'s cache
+_RDP_MEMO_LOCK = threading.Lock()
+#: at most this many (q, z, orders) RDP curves (a ledger has a few per branch)
+_RDP_MEMO_SIZE = 4096
+
+
+def memoise_opacus_rdp() -> Any:
+    """Memoise Opacus's RDP curve of the subsampled Gaussian in this process, once (later
+    calls, from any thread, return the same cache); the cache, for its ``cache_info``.
+
+    Why: Opacus's RDP accountant, and the PRV accountant's domain size, compute a run's
+    RDP at each of 151 orders (a series each, in pure Python) and multiply it by the
+    run's steps; the curve depends only on ``(q, z, orders)``, so a trainer asking its
+    epsilon after every round, a calibration search and ``audit verify`` replaying
+    every branch report of every row all ask for the same few curves again (a 2 000-row,
+    8-branch RDP ledger: 98 s uncached, 14 s with this cache). The cache keeps Opacus's
+    own one-step curve and multiplies it by the steps as Opacus does (times 1, then
+    times ``steps``: the very floats), so every epsilon is bit for bit Opacus's. Types
+    are part of the key, of each order too (1 and 1.0, 1.5 and ``np.float32(1.5)``,
+    ``2**600`` and ``2.0**600`` are equal but Opacus computes them differently), and
+    arguments that cannot be hashed go to Opacus whole. Process-wide because Opacus
+    looks the function up as a module attribute at each call (its RDP and PRV
+    accountants alike); the one cache for the trainers (:mod:`secagg.dp.dpsgd`
+    installs it at import), :func:`opacus_epsilon` and so the verifier."""
+    from opacus.accountants.analysis import rdp
+
+    with _RDP_MEMO_LOCK:
+        original = rdp.compute_rdp
+        installed = getattr(original, "secagg_memo", None)
+        if installed is not None:
+            return installed
+
+        @functools.lru_cache(maxsize=_RDP_MEMO_SIZE, typed=True)
+        def one_step(q: Any, noise_multiplier: Any, orders: Any) -> Any:
+            as_given = orders if isinstance(orders, float) else [order for _, order in orders]
+            return original(q=q, noise_multiplier=noise_multiplier, steps=1, orders=as_given)
+
+        @functools.wraps(original)
+        def compute_rdp(*, q: Any, noise_multiplier: Any, steps: Any, orders: Any) -> Any:
+            if not isinstance(orders, float):  # Opacus's test for one order
+                try:
+                    orders = list(orders)  # an iterator is read once, here
+                except TypeError:  # not a sequence of orders: Opacus's own refusal
+                    return original(
+                        q=q, noise_multiplier=noise_multiplier, steps=steps, orders=orders
+                    )
+            key = orders if isinstance(orders, float) else tuple((type(a), a) for a in orders)
+            try:
+                hash((q, noise_multiplier, key))
+            except TypeError:  # something unhashable: nothing to key a cache on
+                return original(q=q, noise_multiplier=noise_multiplier, steps=steps, orders=orders)
+            return one_step(q, noise_multiplier, key) * steps
+
+        compute_rdp.secagg_memo = one_step  # type: ignore[attr-defined]
+        rdp.compute_rdp = compute_rdp
+        return one_step
+
+
 #: Opacus's PRV evaluates ``exp`` of the privacy loss over its domain ``[-L, L]`` (and a
 #: few grid steps more): past ``log(float64 max)`` (709.78) that overflows, so a domain
 #: must end this far below it (a grid step is under 0.01)
@@ -388,6 +448,7 @@ def _opacus_epsilon(
 
     from secagg.dp.accounting import PrvCannotEvaluate
 
+    memoise_opacus_rdp()
     if name == "prv" and runs:
         from opacus.accountants.analysis.prv import (
             PoissonSubsampledGaussianPRV,

@@ -71,10 +71,8 @@ replay setting) is noted, not reported as seeded noise.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -841,62 +839,6 @@ def _distributed_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str |
     return None
 
 
-#: guards the one-time install of :func:`memoise_opacus_rdp`'s cache
-_RDP_MEMO_LOCK = threading.Lock()
-#: at most this many (q, z, orders) RDP curves (a ledger has a few per branch)
-_RDP_MEMO_SIZE = 4096
-
-
-def memoise_opacus_rdp() -> Any:
-    """Memoise Opacus's RDP curve of the subsampled Gaussian in this process, once (later
-    calls return the same cache); the cache, for its ``cache_info``.
-
-    Why: ``audit verify`` replays every branch report of every row through Opacus, and
-    almost all of that time went to ``opacus.accountants.analysis.rdp.compute_rdp``
-    (a 500-row, 8-branch RDP ledger: 255 of 266 s profiled; a PRV replay calls it twice
-    per report, for its domain size, about 65 % of its time). Opacus computes one
-    run's curve at every order (151 of them, a series each) and multiplies it by the
-    run's steps: the curve depends only on ``(q, z, orders)``, so a ledger asks for
-    the same few curves in every row. The cache keeps Opacus's own one-step curve and
-    multiplies it by the steps as Opacus does (times 1, then times ``steps``: the very
-    floats), so every epsilon replays bit for bit as without it; types are part of the
-    key (1 and 1.0, a float and a numpy float, are kept apart), and arguments that
-    cannot be hashed go to Opacus as they are. Process-wide because Opacus looks the
-    function up as a module attribute at each call (its RDP and PRV accountants
-    alike). The trainers' :mod:`secagg.dp.dpsgd` caches the per-order values beneath
-    it (``_compute_rdp``); ``audit verify`` does not import it, and a curve saves the
-    151 lookups a run that a per-order cache still costs (``audit verify`` of a
-    2 000-row, 8-branch RDP ledger: 98 s uncached, 40 s with a per-order cache, 14 s
-    with this one, on a busy machine)."""
-    from opacus.accountants.analysis import rdp
-
-    with _RDP_MEMO_LOCK:
-        current = rdp.compute_rdp
-        installed = getattr(current, "secagg_memo", None)
-        if installed is not None:
-            return installed
-        original = current
-
-        @functools.lru_cache(maxsize=_RDP_MEMO_SIZE, typed=True)
-        def one_step(q: Any, noise_multiplier: Any, orders: Any) -> Any:
-            scalar = isinstance(orders, float)
-            as_given = orders if scalar else [order for _, order in orders]
-            return original(q=q, noise_multiplier=noise_multiplier, steps=1, orders=as_given)
-
-        @functools.wraps(original)
-        def compute_rdp(*, q: Any, noise_multiplier: Any, steps: Any, orders: Any) -> Any:
-            try:
-                key = orders if isinstance(orders, float) else tuple((type(a), a) for a in orders)
-                curve = one_step(q, noise_multiplier, key)
-            except TypeError:  # something unhashable: nothing to key a cache on
-                return original(q=q, noise_multiplier=noise_multiplier, steps=steps, orders=orders)
-            return curve * steps
-
-        compute_rdp.secagg_memo = one_step  # type: ignore[attr-defined]
-        rdp.compute_rdp = compute_rdp
-        return one_step
-
-
 class EpsilonReplay:
     """Re-derives the cumulative epsilon row by row from the recorded parameters.
 
@@ -996,7 +938,6 @@ class EpsilonReplay:
         a context variable; ``warnings.catch_warnings`` is not thread-safe)."""
         key = json.dumps([report["accountant"], report["delta"], report["history"]])
         if key not in self._cache:
-            memoise_opacus_rdp()
             history = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
             accountant = RecordLevelAccountant(
                 str(report["accountant"]), float(report["delta"]), history
