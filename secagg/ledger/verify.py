@@ -1197,6 +1197,45 @@ def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[st
     return notes
 
 
+def _delta_note(rows: list[ChainRow]) -> str | None:
+    """A note when the DP rows account at more than one delta, naming each and the round
+    it begins at; None for one delta throughout.
+
+    Why: each row is replayed at its own delta, as the server accounted it (a restart
+    under a new config rebuilds its accountant over every round at the new delta), so
+    the cumulative epsilon holds at the last row's delta only. A larger delta reads as a
+    smaller epsilon (rounds 1-3 at 1e-5 claimed 4.09; two more at 0.01 brought the
+    cumulative figure down to 3.42, where the five at 1e-5 spend 6.13), and ``audit
+    verify`` prints the figure without its delta. ``--config`` holds every row to one
+    delta; without it, this note is what says the figure's delta moved."""
+    runs: list[tuple[Any, float]] = []  # (first round, delta) of each run of rows at one delta
+    for row in rows:
+        dp = row.entry.get("dp")
+        delta = dp.get("delta") if isinstance(dp, dict) else None
+        if isinstance(delta, bool) or not isinstance(delta, int | float):
+            continue
+        if not runs or runs[-1][1] != float(delta):
+            runs.append((row.entry.get("round"), float(delta)))
+    if len(runs) < 2:
+        return None
+    last, smallest = runs[-1][1], min(delta for _, delta in runs)
+    # deltas rounded up: a delta printed below the one accounted would flatter
+    listed = ", ".join(
+        f"delta {shown(delta, 6, significant=True)} from round {number}" for number, delta in runs
+    )
+    note = (
+        f"the rows account at more than one delta ({listed}): each row's epsilon is "
+        f"stated at its own delta, so the cumulative epsilon holds at delta "
+        f"{shown(last, 6, significant=True)} only"
+    )
+    if smallest < last:
+        note += (
+            f"; at delta {shown(smallest, 6, significant=True)} the same rounds spend more "
+            "than it says (a larger delta buys a smaller epsilon)"
+        )
+    return note
+
+
 def _over_budget(
     expected: ExpectedPrivacy | None, spent: float | None, unamplified_spent: float | None
 ) -> str | None:
@@ -1483,6 +1522,9 @@ def verify_ledger(
             "DP noise, so the flag means nothing there (a simulation without DP wrote it "
             "from its replay setting)"
         )
+    delta_note = _delta_note(rows)
+    if delta_note is not None:
+        result.notes.append(delta_note)
     if sampling_unrecorded:
         result.notes.append(
             f"{sampling_unrecorded} client-level rows claim amplification by sampling but "
