@@ -455,6 +455,10 @@ def _opacus_epsilon(
             compute_safe_domain_size,
         )
 
+        # get_epsilon sizes the domain again, from the RDP curves this call cached: 0.08
+        # ms (one run of 3 000 steps) to 0.19 ms (three runs) of its 256 to 1 180 ms.
+        # Passing this size in would mean copying Opacus's private _get_domain (its mesh
+        # and alignment), which could drift from Opacus's own on an upgrade.
         size = compute_safe_domain_size(
             prvs=[PoissonSubsampledGaussianPRV(q, z) for z, q, _ in runs],
             max_self_compositions=[n for _, _, n in runs],

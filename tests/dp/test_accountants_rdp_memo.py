@@ -172,3 +172,18 @@ def test_every_epsilon_is_opacus_own_bit_for_bit(
     finally:
         rdp.compute_rdp = memoised
     assert cached == plain
+
+
+def test_the_prv_domain_sized_twice_computes_each_curve_once() -> None:
+    """opacus_epsilon sizes PRV's domain before Opacus does it again in get_epsilon (to
+    refuse a domain past exp's overflow first): the second sizing, and each run's
+    one-step bound, are served from the curves the first computed."""
+    from secagg.dp.accountants import memoise_opacus_rdp
+
+    cache = memoise_opacus_rdp()
+    cache.cache_clear()
+    runs = [(1.1 / 3**0.5, 1.0, 1), (1.1, 0.01, 3000), (0.9, 0.02, 500)]
+    opacus_epsilon("prv", runs, DELTA)
+    info = cache.cache_info()
+    assert info.misses == len(runs)  # one curve per (q, z)
+    assert info.hits >= 3 * len(runs)  # its one-step bounds, and the second sizing
