@@ -316,11 +316,13 @@ class RecordLevelAccountant(Accountant):
         self, name: str, delta: float, history: Sequence[tuple[float, float, int]] = ()
     ) -> None:
         self.name = check_accountant(name, "dpsgd")
-        self.delta = delta
-        self.history = [(float(z), float(q), int(n)) for z, q, n in history]
+        self.delta = _delta(delta)
+        self.history = dpsgd_runs(history)
 
     def step(self, noise_multiplier: float, sample_rate: float, steps: int) -> None:
-        self.history.append((float(noise_multiplier), float(sample_rate), int(steps)))
+        """Charge one run; a run that cannot have happened is refused, nothing charged."""
+        run = (noise_multiplier, sample_rate, steps)
+        self.history.extend(dpsgd_runs([run], start=len(self.history)))
 
     @property
     def rounds(self) -> int:
@@ -417,10 +419,18 @@ def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta
     memoised), and refused beyond the limit, which also spares the evaluation (up to
     minutes at z = 0.005). Within it PRV is what it always was (it agreed with PLD to
     0.02 at epsilon 697). Opacus's OverflowError (z past about 1e154, where Python's
-    ``sigma ** 2`` overflows) is a ConfigurationError; any other failure raises as it is."""
+    ``sigma ** 2`` overflows) is a ConfigurationError; any other failure raises as it is.
+
+    The accountant must be one the engine offers (``prv`` or ``rdp``: Opacus's ``gdp``
+    is a CLT approximation that read 2.54 where PRV says 2.69), ``delta`` in (0, 1) (1.5
+    gave epsilon -7.40) and the history runs that can have happened
+    (:func:`dpsgd_runs`); otherwise a ConfigurationError, before Opacus is asked."""
     from secagg.dp.accounting import PrvCannotEvaluate
 
-    runs = [(float(z), float(q), int(n)) for z, q, n in history]
+    # checked before Opacus sees them: it took what it was given (below)
+    check_accountant(name, "dpsgd")
+    delta = _delta(delta)
+    runs = dpsgd_runs(history)
     where = "; ".join(f"z={z:.4g}, q={q:.4g}, {n} steps" for z, q, n in runs)
     try:
         return _opacus_epsilon(name, runs, delta, where)
@@ -475,6 +485,49 @@ def _opacus_epsilon(
     accountant = create_accountant(mechanism=name)
     accountant.history = runs
     return float(accountant.get_epsilon(delta=delta))
+
+
+def dpsgd_runs(history: Iterable[Any], start: int = 0) -> list[tuple[float, float, int]]:
+    """A DP-SGD history as ``(noise multiplier, sample rate, steps)`` floats and ints,
+    each entry checked: a noise multiplier finite and at least 0 (0: no noise, epsilon
+    infinite), a sample rate in [0, 1], steps an integer count at least 0. Otherwise a
+    ConfigurationError naming the entry (``start`` + its index) and what is wrong.
+
+    Why: the history was passed through ``float`` and ``int``, so 100.9 steps read as
+    100 (the epsilon of fewer steps), -50 steps after 100 subtracted privacy loss
+    (epsilon -29.99), and Opacus's series never ends for a NaN or infinite noise
+    multiplier or a NaN rate (the call hung). Every figure stated for a branch goes
+    through here: the trainers', the server's and ``audit verify``'s."""
+    runs: list[tuple[float, float, int]] = []
+    for index, entry in enumerate(history, start=start):
+        try:
+            z, q, n = entry
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"DP-SGD history entry {index} must be (noise multiplier, sample rate, steps), "
+                f"not {entry!r}"
+            ) from None
+        if not (_real(z) and math.isfinite(z) and z >= 0):
+            raise ConfigurationError(
+                f"DP-SGD history entry {index}: the noise multiplier must be a finite number "
+                f">= 0, not {z!r}"
+            )
+        if not (_real(q) and 0 <= q <= 1):  # also refuses NaN
+            raise ConfigurationError(
+                f"DP-SGD history entry {index}: the sample rate must be a number in [0, 1], "
+                f"not {q!r}"
+            )
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ConfigurationError(
+                f"DP-SGD history entry {index}: steps must be an integer count >= 0, not {n!r}"
+            )
+        runs.append((float(z), float(q), int(n)))
+    return runs
+
+
+def _real(value: object) -> bool:
+    """A real number, not a bool (NaN passes: each caller's range test refuses it)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
 
 def history_runs(history: Iterable[Sequence[Any]]) -> list[tuple[float, float, int]]:
