@@ -84,7 +84,6 @@ together; the flat-vector helpers are small and are what hooks use.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import os
@@ -105,6 +104,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, default_collate
 
 from secagg.crypto.stream import derive
+from secagg.dp.accountants import memoise_opacus_rdp
 from secagg.dp.display import shown
 from secagg.dp.user_level import CustomerDataset, CustomerLoss, group_by_customer
 from secagg.errors import ConfigurationError
@@ -129,24 +129,10 @@ AccountantName = Literal["prv", "rdp"]
 _WRAPPED_PREFIX = "_module."
 
 
-def _memoise_opacus_rdp() -> None:
-    """Memoise Opacus's per-order RDP of the subsampled Gaussian, ``_compute_rdp(q,
-    sigma, alpha)``: a pure function of three floats, evaluated by series in pure
-    Python (about 2 ms per fractional order).
-
-    Why: the PRV accountant sizes its domain with an RDP bound on every
-    ``get_epsilon``, over ~150 orders per history entry, so asking a trainer's epsilon
-    after each round redid the same series for the same ``(q, sigma)`` (80 % of its
-    0.7 s). The values are unchanged, only computed once; a test compares them with
-    the unmemoised function.
-    """
-    from opacus.accountants.analysis import rdp as opacus_rdp
-
-    original = getattr(opacus_rdp._compute_rdp, "__wrapped__", opacus_rdp._compute_rdp)
-    opacus_rdp._compute_rdp = functools.lru_cache(maxsize=1 << 16)(original)
-
-
-_memoise_opacus_rdp()
+# Opacus's RDP curves, cached for this process (the trainers ask their epsilon after
+# every round, and a PRV epsilon sizes its domain by RDP): installed here, once, because
+# importing the trainers imports Opacus anyway
+memoise_opacus_rdp()
 
 # Opacus warns on construction that secure RNG is off and advises turning it on
 # before production. That advice cannot be followed here (no torchcsprng); the

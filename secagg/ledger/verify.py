@@ -71,10 +71,8 @@ replay setting) is noted, not reported as seeded noise.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,14 +219,21 @@ class AuditResult:
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
 
-    #: ``epsilons`` by seq, rebuilt when it grows (a report asks once per row)
+    #: ``epsilons`` by seq (a report asks once per row), and the ``epsilons`` it was
+    #: built from: rebuilt whenever they differ, not only when the length does (an
+    #: entry replaced in place kept showing the figure it replaced)
     _replayed: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
+    _replayed_from: list[tuple[int, float | None]] = field(
+        default_factory=list, repr=False, compare=False
+    )
 
     def shown_epsilon(self, seq: int, claimed: float | None) -> float | None:
         """What a reader is shown for row ``seq``: the larger of its ``claimed`` epsilon
         and the replayed one (a claim within the tolerance below the replay would read
         less than the mechanism spent; a claim the older accountant wrote may lie above)."""
-        if len(self._replayed) != len(self.epsilons):
+        # a list comparison (in C, identity first): 2 000 rows cost microseconds a call
+        if self._replayed_from != self.epsilons:
+            self._replayed_from = list(self.epsilons)
             self._replayed = dict(self.epsilons)
         replayed = self._replayed.get(seq)
         if claimed is None or replayed is None:
@@ -841,62 +846,6 @@ def _distributed_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str |
     return None
 
 
-#: guards the one-time install of :func:`memoise_opacus_rdp`'s cache
-_RDP_MEMO_LOCK = threading.Lock()
-#: at most this many (q, z, orders) RDP curves (a ledger has a few per branch)
-_RDP_MEMO_SIZE = 4096
-
-
-def memoise_opacus_rdp() -> Any:
-    """Memoise Opacus's RDP curve of the subsampled Gaussian in this process, once (later
-    calls return the same cache); the cache, for its ``cache_info``.
-
-    Why: ``audit verify`` replays every branch report of every row through Opacus, and
-    almost all of that time went to ``opacus.accountants.analysis.rdp.compute_rdp``
-    (a 500-row, 8-branch RDP ledger: 255 of 266 s profiled; a PRV replay calls it twice
-    per report, for its domain size, about 65 % of its time). Opacus computes one
-    run's curve at every order (151 of them, a series each) and multiplies it by the
-    run's steps: the curve depends only on ``(q, z, orders)``, so a ledger asks for
-    the same few curves in every row. The cache keeps Opacus's own one-step curve and
-    multiplies it by the steps as Opacus does (times 1, then times ``steps``: the very
-    floats), so every epsilon replays bit for bit as without it; types are part of the
-    key (1 and 1.0, a float and a numpy float, are kept apart), and arguments that
-    cannot be hashed go to Opacus as they are. Process-wide because Opacus looks the
-    function up as a module attribute at each call (its RDP and PRV accountants
-    alike). The trainers' :mod:`secagg.dp.dpsgd` caches the per-order values beneath
-    it (``_compute_rdp``); ``audit verify`` does not import it, and a curve saves the
-    151 lookups a run that a per-order cache still costs (``audit verify`` of a
-    2 000-row, 8-branch RDP ledger: 98 s uncached, 40 s with a per-order cache, 14 s
-    with this one, on a busy machine)."""
-    from opacus.accountants.analysis import rdp
-
-    with _RDP_MEMO_LOCK:
-        current = rdp.compute_rdp
-        installed = getattr(current, "secagg_memo", None)
-        if installed is not None:
-            return installed
-        original = current
-
-        @functools.lru_cache(maxsize=_RDP_MEMO_SIZE, typed=True)
-        def one_step(q: Any, noise_multiplier: Any, orders: Any) -> Any:
-            scalar = isinstance(orders, float)
-            as_given = orders if scalar else [order for _, order in orders]
-            return original(q=q, noise_multiplier=noise_multiplier, steps=1, orders=as_given)
-
-        @functools.wraps(original)
-        def compute_rdp(*, q: Any, noise_multiplier: Any, steps: Any, orders: Any) -> Any:
-            try:
-                key = orders if isinstance(orders, float) else tuple((type(a), a) for a in orders)
-                curve = one_step(q, noise_multiplier, key)
-            except TypeError:  # something unhashable: nothing to key a cache on
-                return original(q=q, noise_multiplier=noise_multiplier, steps=steps, orders=orders)
-            return curve * steps
-
-        compute_rdp.secagg_memo = one_step  # type: ignore[attr-defined]
-        rdp.compute_rdp = compute_rdp
-        return one_step
-
-
 class EpsilonReplay:
     """Re-derives the cumulative epsilon row by row from the recorded parameters.
 
@@ -996,7 +945,6 @@ class EpsilonReplay:
         a context variable; ``warnings.catch_warnings`` is not thread-safe)."""
         key = json.dumps([report["accountant"], report["delta"], report["history"]])
         if key not in self._cache:
-            memoise_opacus_rdp()
             history = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
             accountant = RecordLevelAccountant(
                 str(report["accountant"]), float(report["delta"]), history
@@ -1247,6 +1195,45 @@ def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[st
                 "with its own recorded value"
             )
     return notes
+
+
+def _delta_note(rows: list[ChainRow]) -> str | None:
+    """A note when the DP rows account at more than one delta, naming each and the round
+    it begins at; None for one delta throughout.
+
+    Why: each row is replayed at its own delta, as the server accounted it (a restart
+    under a new config rebuilds its accountant over every round at the new delta), so
+    the cumulative epsilon holds at the last row's delta only. A larger delta reads as a
+    smaller epsilon (rounds 1-3 at 1e-5 claimed 4.09; two more at 0.01 brought the
+    cumulative figure down to 3.42, where the five at 1e-5 spend 6.13), and ``audit
+    verify`` prints the figure without its delta. ``--config`` holds every row to one
+    delta; without it, this note is what says the figure's delta moved."""
+    runs: list[tuple[Any, float]] = []  # (first round, delta) of each run of rows at one delta
+    for row in rows:
+        dp = row.entry.get("dp")
+        delta = dp.get("delta") if isinstance(dp, dict) else None
+        if isinstance(delta, bool) or not isinstance(delta, int | float):
+            continue
+        if not runs or runs[-1][1] != float(delta):
+            runs.append((row.entry.get("round"), float(delta)))
+    if len(runs) < 2:
+        return None
+    last, smallest = runs[-1][1], min(delta for _, delta in runs)
+    # deltas rounded up: a delta printed below the one accounted would flatter
+    listed = ", ".join(
+        f"delta {shown(delta, 6, significant=True)} from round {number}" for number, delta in runs
+    )
+    note = (
+        f"the rows account at more than one delta ({listed}): each row's epsilon is "
+        f"stated at its own delta, so the cumulative epsilon holds at delta "
+        f"{shown(last, 6, significant=True)} only"
+    )
+    if smallest < last:
+        note += (
+            f"; at delta {shown(smallest, 6, significant=True)} the same rounds spend more "
+            "than it says (a larger delta buys a smaller epsilon)"
+        )
+    return note
 
 
 def _over_budget(
@@ -1535,6 +1522,9 @@ def verify_ledger(
             "DP noise, so the flag means nothing there (a simulation without DP wrote it "
             "from its replay setting)"
         )
+    delta_note = _delta_note(rows)
+    if delta_note is not None:
+        result.notes.append(delta_note)
     if sampling_unrecorded:
         result.notes.append(
             f"{sampling_unrecorded} client-level rows claim amplification by sampling but "
