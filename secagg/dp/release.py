@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import numbers
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -140,6 +141,40 @@ def _same_delta(branch: float, federation: float) -> bool:
     return branch <= federation and federation - branch <= 1e-9 * federation
 
 
+#: the largest step count a report may carry: the wire's u32 field (a larger count
+#: could be accepted here and then fail to encode)
+MAX_REPORT_STEPS = 2**32 - 1
+
+
+def _is_steps(value: object) -> bool:
+    """A step count as :class:`RecordReport` holds it: a Python int, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPORT_STEPS
+
+
+def _report_steps(value: object) -> int:
+    """A report's step count, exactly: an integer (NumPy's too) or refused, never rounded."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        steps = int(value)
+        if _is_steps(steps):
+            return steps
+    raise MalformedMessage(
+        f"record-level history steps must be a whole number in [0, {MAX_REPORT_STEPS}], "
+        f"not {value!r}"
+    )
+
+
+def _report_number(value: object, name: str) -> float:
+    """A report's real number as a float, or refused: no strings or booleans (``float``
+    would take ``"1e-5"`` and ``True``), no int too large for a float64. Ranges
+    (finite, in (0, 1), ...) are :class:`RecordReport`'s own checks."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+    raise MalformedMessage(f"record-level {name} must be a number, not {value!r}")
+
+
 @dataclass(frozen=True)
 class RecordReport:
     """A branch's DP-SGD accounting: the inputs an auditor replays (Opacus's accountant)."""
@@ -163,7 +198,12 @@ class RecordReport:
         if not (self.epsilon >= 0) or math.isnan(self.epsilon):
             raise MalformedMessage("record-level epsilon must be a non-negative number")
         for z, q, steps in self.history:
-            if not (math.isfinite(z) and z >= 0 and 0 <= q <= 1 and steps >= 0):
+            if not _is_steps(steps):
+                raise MalformedMessage(
+                    f"record-level history steps must be a whole number in [0, {MAX_REPORT_STEPS}]"
+                    f", not {steps!r}"
+                )
+            if not (math.isfinite(z) and z >= 0 and 0 <= q <= 1):
                 raise MalformedMessage("record-level history entry out of range")
         if self.max_grad_norm is not None and not (
             math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0
@@ -172,15 +212,29 @@ class RecordReport:
 
     @classmethod
     def from_dict(cls, report: dict[str, Any]) -> RecordReport:
-        """From :meth:`DPSGDTrainer.privacy_report`'s dict."""
+        """From :meth:`DPSGDTrainer.privacy_report`'s dict (or a ledger row's copy).
+
+        Every number is taken as it is or refused, never coerced: a step count of 3.5
+        (or ``"3"``, ``True``, 1e300) was truncated by ``int()``, and a history that
+        undercounts its steps makes the server claim less epsilon than was spent.
+        Strings and booleans are no numbers here; integers (Python or NumPy) are the
+        only step counts; floats must fit a float64 (a huge int raised OverflowError).
+        """
         try:
             norm = report.get("max_grad_norm")
             return cls(
                 str(report["accountant"]),
-                float(report["delta"]),
-                float(report["epsilon"]),
-                tuple((float(z), float(q), int(n)) for z, q, n in report["history"]),
-                None if norm is None else float(norm),
+                _report_number(report["delta"], "delta"),
+                _report_number(report["epsilon"], "epsilon"),
+                tuple(
+                    (
+                        _report_number(z, "history noise multiplier"),
+                        _report_number(q, "history sample rate"),
+                        _report_steps(n),
+                    )
+                    for z, q, n in report["history"]
+                ),
+                None if norm is None else _report_number(norm, "max_grad_norm"),
                 str(report.get("unit", "record")),
             )
         except (KeyError, TypeError, ValueError) as exc:
