@@ -156,6 +156,12 @@ class ExpectedPrivacy:
         return self.delta is not None
 
 
+def _same_count(recorded: object, expected: int) -> bool:
+    """``recorded`` is the integer ``expected``: an int (not a bool) of that value. A
+    float, even 4.0, a string or anything else is a row that does not record it."""
+    return isinstance(recorded, int) and not isinstance(recorded, bool) and recorded == expected
+
+
 class ReplayFailure(ValueError):
     """A row's DP block contradicts itself, its history or the expected config."""
 
@@ -1123,11 +1129,14 @@ class EpsilonReplay:
                 scale=float(params["scale"]),
             )
             recorded_sigma = params.get("local_sigma")
-            if recorded_sigma is not None and int(recorded_sigma) != mechanism.local_sigma:
+            if recorded_sigma is not None and not _same_count(
+                recorded_sigma, mechanism.local_sigma
+            ):
                 # the accountant sizes the noise from expected_clients: a row that records
-                # fewer expected clients beside the share it really drew claims too little
+                # fewer expected clients beside the share it really drew claims too little.
+                # Compared exactly: int() passed a recorded 4.9 (or "4") where 4 is given
                 raise ReplayFailure(
-                    f"records a local noise share of sigma {recorded_sigma}, but its discrete "
+                    f"records a local noise share of sigma {recorded_sigma!r}, but its discrete "
                     f"Gaussian parameters give {mechanism.local_sigma} (expected_clients "
                     f"{params['expected_clients']}): the replayed noise is not the noise added"
                 )

@@ -265,3 +265,30 @@ def test_record_level_distributed_rows_get_the_distributed_checks(
     assert _check_consistency(block, privacy, {"count": N}) is None
     problem = _check_consistency(block | edit, privacy, {"count": N})
     assert problem is not None and message in problem
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        lambda sigma: sigma + 0.9,  # 4.9 where 4 is required: int() truncated it to a pass
+        lambda sigma: float(sigma) + 0.5,
+        lambda sigma: str(sigma),  # "4": int() parsed it
+        lambda sigma: float("inf"),  # the ledger holds it as "inf": int() raised
+        lambda sigma: [sigma],  # int() raised TypeError
+    ],
+    ids=["plus-0.9", "plus-0.5", "string", "inf", "list"],
+)
+def test_a_recorded_local_sigma_is_compared_exactly(tmp_path: Path, recorded: Any) -> None:
+    """Review 2026-12-05: ``int(recorded_sigma)`` truncated a fractional noise share
+    before comparing it, so a row recording sigma 4.9 beside parameters that give 4
+    verified. The recorded share is the integer the parameters give, or the row fails,
+    named."""
+    rows = _rows([4, 4])
+    sigma = rows[0]["dp"]["ddg"]["local_sigma"]
+    assert isinstance(sigma, int) and not isinstance(sigma, bool)
+    assert _verify(tmp_path / "honest", copy.deepcopy(rows)).ok
+    for row in rows:
+        row["dp"]["ddg"]["local_sigma"] = recorded(sigma)
+    failure = _verify(tmp_path / "forged", rows).first_failure
+    assert failure is not None and failure.startswith("row 1 (round 1): ")
+    assert "local noise share of sigma" in failure and f"give {sigma}" in failure
