@@ -283,6 +283,17 @@ class DiscreteGaussianAccountant(Accountant):
             self.step(count)
 
     def step(self, honest_shares: int) -> None:
+        """Charge one round summed with ``honest_shares`` honest noise shares.
+
+        A count is a whole number (a Python or NumPy integer) or a ConfigurationError,
+        nothing charged: ``int()`` turned 3.5 into 3 and ``True`` into 1 (counts no
+        round has), and NaN or infinity escaped as a plain ValueError/OverflowError.
+        The counts come from the server's own rule or its stored rounds (a restart);
+        the audit's replay checks a row's count before it charges it."""
+        if isinstance(honest_shares, bool) or not isinstance(honest_shares, numbers.Integral):
+            raise ConfigurationError(
+                f"honest noise shares must be a whole number, not {honest_shares!r}"
+            )
         if honest_shares < 0:
             raise ConfigurationError("honest noise shares cannot be negative")
         count = int(honest_shares)

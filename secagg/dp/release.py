@@ -646,7 +646,8 @@ class DistributedRelease(_ClientLevel):
                 "federation's state, or start a new federation"
             )
         if "noise_contributors" in stored:
-            self.accountant.step(int(stored["noise_contributors"]))
+            # as stored: a fractional count is refused by the accountant, not truncated
+            self.accountant.step(stored["noise_contributors"])
 
     def epsilon_after_next(self, *, contributors: int, participants: int | None) -> float:
         """The epsilon one more round of ``contributors`` would bring (not charged)."""
