@@ -520,3 +520,29 @@ def test_a_failed_empirical_audit_shows_its_bound_above_the_claim(
     line = next(x for x in text.splitlines() if x.startswith("FAIL"))
     low, high = (float(w) for w in re.findall(r"\d+\.\d+", line))
     assert low > high and low <= 1.0004 and high >= 1.0003
+
+
+def test_verify_prints_the_epsilon_rounded_up_at_its_delta_and_json_keeps_it_exact(
+    tmp_path: Path,
+) -> None:
+    """Review 2026-12-05: the verified line printed ``cumulative epsilon`` as the bare
+    float (every digit), without the delta it holds at. It now reads as ``audit
+    report``'s budget line: 3 decimals rounded up (never below what the ledger claims)
+    and the delta; ``--json`` keeps the exact figure."""
+    from secagg.dp.display import shown
+
+    key = LedgerKey.generate()
+    path = tmp_path / "state.ledger"
+    ledger = Ledger(path, key)
+    rows = _rows(3)
+    for row in rows:
+        ledger.append(row)
+    ledger.close()
+    exact = json.loads(_keyed(path, key, "--json").stdout)["epsilon"]
+    assert exact == rows[-1]["privacy"]["epsilon"]  # JSON: the figure as claimed
+    for run in (_keyed(path, key), _audit(str(path))):  # VERIFIED and UNVERIFIED lines
+        first = run.output.splitlines()[0]
+        assert f"cumulative epsilon {shown(exact, 3)} at delta 1e-05" in first, first
+        assert repr(exact) not in run.output
+    printed = float(shown(exact, 3))
+    assert exact <= printed < exact + 1e-3  # rounded up, never down

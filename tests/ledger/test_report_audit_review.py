@@ -247,6 +247,6 @@ def test_the_audit_cli_prints_no_runtime_warning_for_a_prv_ledger(tmp_path: Path
         )
     assert _runtime_warnings(caught) == []
     assert verified.exit_code == 0, verified.output
-    assert f"cumulative epsilon {max(epsilons.values())}" in verified.output
+    assert f"cumulative epsilon {shown(max(epsilons.values()), 3)} at delta" in verified.output
     assert "RuntimeWarning" not in verified.output + reported.output
     assert reported.exit_code == 0, reported.output

@@ -22,6 +22,7 @@ from _ledgers import central_client_rows, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
+from secagg.dp.display import shown
 from secagg.ledger import export_public_key
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
 
@@ -108,4 +109,5 @@ def test_verify_prints_the_larger_of_the_last_claim_and_its_replay(tmp_path: Pat
     run = CliRunner().invoke(main, ["audit", "verify", str(path), "--pubkey", str(pem), "--json"])
     assert json.loads(run.output)["epsilon"] == claim
     run = CliRunner().invoke(main, ["audit", "verify", str(path), "--pubkey", str(pem)])
-    assert f"cumulative epsilon {claim}" in run.output
+    # printed rounded up at its delta: from the claim, the larger figure
+    assert f"cumulative epsilon {shown(claim, 3)} at delta" in run.output

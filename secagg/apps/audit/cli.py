@@ -137,6 +137,21 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _shown_claim(epsilon: float | None, delta: float | None) -> str:
+    """The verified epsilon as a person reads it: 3 decimals rounded *up*, and at its
+    delta (6 significant digits, also rounded up: a smaller delta would flatter), as
+    ``audit report``'s budget line prints it; ``--json`` keeps the exact figure.
+
+    Why: the line printed the bare float (``4.011328190873``) without the delta it
+    holds at, and an epsilon means nothing without its delta (review 2026-12-05)."""
+    from secagg.dp.display import shown
+
+    if epsilon is None:
+        return "None"
+    text = shown(epsilon, 3)
+    return text if delta is None else f"{text} at delta {shown(delta, 6, significant=True)}"
+
+
 #: ``secagg audit verify`` exit statuses (also in its --help and docs/audit.md)
 EXIT_VERIFIED = 0
 EXIT_FAILED = 1
@@ -259,14 +274,19 @@ def verify(
             click.echo(f"FAILED: {reason}", err=True)
         sys.exit(EXIT_FAILED)
     last = None
+    last_delta = None
     if result.epsilons:
         # the larger of the last row's claim and its replay, as the report shows it: the
         # replay alone printed less than a claim within the tolerance above it
         seq = result.epsilons[-1][0]
         entry = next((r.entry for r in result.chain.rows if r.seq == seq), {})
-        claim = (entry.get("privacy") or {}).get("epsilon") if isinstance(entry, dict) else None
+        privacy = entry.get("privacy") if isinstance(entry, dict) else None
+        privacy = privacy if isinstance(privacy, dict) else {}
+        claim = privacy.get("epsilon")
         claimed = float(claim) if claim == "inf" or _is_number(claim) else None
         last = result.shown_epsilon(seq, claimed)
+        # the delta the figure holds at: the last row's (see _delta_note in verify)
+        last_delta = privacy.get("delta") if _is_number(privacy.get("delta")) else None
     reasons = result.not_private_reasons()
     keyed = pubkey is not None
     if not result.ok:
@@ -318,7 +338,7 @@ def verify(
         else f"epsilon of rounds {first_round} on only ({excluded} excluded: --first-round)"
     )
     claims = (
-        f"every epsilon claim follows; {covered} {payload['epsilon']}"
+        f"every epsilon claim follows; {covered} {_shown_claim(last, last_delta)}"
         if result.dp_claimed
         else "no epsilon is claimed: no row carries a DP block"
     )
