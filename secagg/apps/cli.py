@@ -1768,13 +1768,22 @@ def client(
 
 
 def _read_table(path: str, table: str) -> dict[str, Any]:
-    """The one ``[table]`` of a party's own TOML file; other tables are an error."""
-    from secagg.runtime.config import read_toml
+    """The one ``[table]`` of a party's own TOML file; other tables are an error, with
+    the likely spelling (``[brnach]``: did you mean [branch]?), as the federation config
+    gives it: without it a misspelt table was only "unknown" (review, 2026-12-05)."""
+    from secagg.runtime.config import _closest, read_toml
 
     data = read_toml(path)
     unknown = sorted(set(data) - {table})
     if unknown:
-        raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]")
+        near = [name for name in unknown if _closest(name, {table}) is not None]
+        if len(unknown) == 1 and near:
+            hint = f" (did you mean [{table}]?)"
+        elif near:
+            hint = " (" + "; ".join(f"[{name}]: did you mean [{table}]?" for name in near) + ")"
+        else:
+            hint = ""
+        raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]{hint}")
     section = data.get(table, {})
     if not isinstance(section, dict):
         raise ConfigurationError(f"{path}: {table} must be a table ([{table}]), not a value")
