@@ -1280,6 +1280,32 @@ def _server_address(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
+#: one DNS label (RFC 1123): letters, digits and inner hyphens, at most 63 characters
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--server-name`` is a host name (RFC 1123 labels, at most 253 characters; a
+    dotted IPv4 address is one too): the name checked on the server's certificate.
+
+    Why: ``secagg client`` could only check the host it dialled, so a branch could not
+    dial the server by IP address when its certificate holds only a DNS name, although
+    :func:`~secagg.runtime.launch.run_branch` takes ``name_override`` (review,
+    2026-12-05). A value that cannot be a certificate's name (a port, a scheme, a
+    space) would only fail at the handshake: it is refused here, naming the flag."""
+    del ctx, param
+    if value is None:
+        return None
+    name = value.removesuffix(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise click.BadParameter(
+            f"{value!r} is not a host name (letters, digits, hyphens and dots, e.g. "
+            "fl.bank.internal): the name the server's certificate carries, without a port"
+        )
+    return name
+
+
 def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--hook module:factory`` names a module Python can find.
 
@@ -1559,6 +1585,13 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     callback=_server_address,
     help="HOST:PORT of the federation server.",
 )
+@click.option(
+    "--server-name",
+    default=None,
+    callback=_server_name,
+    help="The name to check on the server's certificate, when it is not the host of "
+    "--server (e.g. --server 10.0.0.5:50051 --server-name fl.bank.internal).",
+)
 @click.option("--name", required=True, help="This branch's name (its certificate's).")
 @click.option(
     "--certs",
@@ -1655,6 +1688,7 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 )
 def client(
     target: str,
+    server_name: str | None,
     name: str,
     certificates: str,
     hook: str,
@@ -1703,6 +1737,7 @@ def client(
                 connect_timeout=connect_timeout,
                 give_up_after=None if math.isinf(give_up_after) else give_up_after,
                 dimension=dimension,
+                name_override=server_name,
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
         _stopped(
@@ -1733,13 +1768,22 @@ def client(
 
 
 def _read_table(path: str, table: str) -> dict[str, Any]:
-    """The one ``[table]`` of a party's own TOML file; other tables are an error."""
-    from secagg.runtime.config import read_toml
+    """The one ``[table]`` of a party's own TOML file; other tables are an error, with
+    the likely spelling (``[brnach]``: did you mean [branch]?), as the federation config
+    gives it: without it a misspelt table was only "unknown" (review, 2026-12-05)."""
+    from secagg.runtime.config import _closest, read_toml
 
     data = read_toml(path)
     unknown = sorted(set(data) - {table})
     if unknown:
-        raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]")
+        near = [name for name in unknown if _closest(name, {table}) is not None]
+        if len(unknown) == 1 and near:
+            hint = f" (did you mean [{table}]?)"
+        elif near:
+            hint = " (" + "; ".join(f"[{name}]: did you mean [{table}]?" for name in near) + ")"
+        else:
+            hint = ""
+        raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]{hint}")
     section = data.get(table, {})
     if not isinstance(section, dict):
         raise ConfigurationError(f"{path}: {table} must be a table ([{table}]), not a value")
@@ -1849,6 +1893,13 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     callback=_server_address,
     help="HOST:PORT of the federation server.",
 )
+@click.option(
+    "--server-name",
+    default=None,
+    callback=_server_name,
+    help="The name to check on the server's certificate, when it is not the host of "
+    "--server (e.g. --server 10.0.0.5:50051 --server-name fl.bank.internal).",
+)
 @click.option("--name", required=True, help="The key holder's name (its certificate's).")
 @click.option(
     "--certs",
@@ -1902,6 +1953,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 @_verbosity
 def keyholder(
     target: str,
+    server_name: str | None,
     name: str,
     certificates: str,
     idle: float | None,
@@ -1946,6 +1998,7 @@ def keyholder(
                 base_dir=base,
                 idle_timeout=idle,
                 give_up_after=None if math.isinf(give_up_after) else give_up_after,
+                name_override=server_name,
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
         _stopped(

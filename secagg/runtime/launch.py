@@ -662,6 +662,7 @@ def run_key_holder(
     give_up_after: float | None = 600.0,
     reconnect: bool = True,
     max_message_bytes: int = 256 * 1024 * 1024,
+    name_override: str | None = None,
 ) -> KeyHolderRun:
     """Serve as the key holder ``name`` (the helper the rounds need); returns how it
     ended (:class:`~secagg.runtime.keyholder.KeyHolderRun`: the sums decrypted, and
@@ -676,6 +677,9 @@ def run_key_holder(
     seconds from the loss (None: until the federation's end is announced); it returns
     when the end is announced or the server is silent for ``idle_timeout``, and raises
     :class:`~secagg.runtime.keyholder.KeyHolderGaveUp` when the window runs out.
+    ``name_override`` is the name checked on the server's certificate (None: the host
+    of ``target``), as for :func:`run_branch`: without it a key holder could not dial
+    the server by an address its certificate does not carry.
 
     ``idle_timeout`` None (the default) is the longest silence the configured server
     keeps towards its key holder (:func:`key_holder_idle`); without ``config``,
@@ -716,7 +720,10 @@ def run_key_holder(
 
     def dial(timeout: float) -> ClientEndpoint:
         transport = GrpcClientTransport(
-            target, channel_credentials=credentials, max_message_bytes=max_message_bytes
+            target,
+            channel_credentials=credentials,
+            name_override=name_override,
+            max_message_bytes=max_message_bytes,
         )
         try:
             transport.connect(timeout=timeout)

@@ -1,0 +1,157 @@
+"""``secagg client --server-name`` and ``secagg keyholder --server-name``: a party
+dials the server by IP address and checks the DNS name its certificate carries.
+
+Review (2026-12-05): ``run_branch`` took ``name_override`` but ``secagg client`` had
+no option for it, so a CLI branch could not dial ``127.0.0.1`` against a certificate
+for ``fl.bank.internal`` only (the handshake fails with a ``ServerNameMismatch``);
+``run_key_holder`` did not take it at all. Real gRPC with mTLS throughout; every wait
+has a generous bound (:data:`_threads.BOUND`).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _threads import BOUND, Party, free_port
+from click.testing import CliRunner, Result
+
+from secagg.apps import devca
+from secagg.apps.cli import main
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.launch import demo_hook, run_branch, serve
+from secagg.transport import certs
+from secagg.transport.grpc_transport import GrpcServerTransport
+
+NAMES = ["branch-a", "branch-b", "branch-c"]
+D = 8
+#: the only name the server's certificate carries: not the address dialled
+DNS = "fl.bank.internal"
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("server-name-flag") / "certs"
+    devca.init_ca(directory, server_names=[DNS])
+    for name in [*NAMES, "holder"]:
+        devca.issue_client(directory, name)
+    return directory
+
+
+def _config(ca: Path, port: int) -> FederationConfig:
+    data: dict[str, Any] = {
+        "federation": {"name": "server-name", "clients": NAMES, "dimension": D, "rounds": 1},
+        "sampling": {"kind": "poisson", "rate": 1.0},
+        "backend": {"name": "secagg+", "value_bound": 4.0},
+        "deadlines": {"phase_seconds": 60.0},
+        "server": {
+            "state": str(ca.parent / f"server-{port}.sqlite"),
+            "bind": f"127.0.0.1:{port}",
+            "certificates": str(ca),
+        },
+    }
+    return FederationConfig.from_dict(data)
+
+
+def _one_line(result: Result, party: str) -> str:
+    """The one error line of ``party``; no traceback."""
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith(party)]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_a_cli_branch_dials_the_address_and_checks_the_certificates_name(ca: Path) -> None:
+    """Before: ``no such option: --server-name`` (exit 2), and without it the branch's
+    first handshake fails on the name (tests/transport/test_server_name_mismatch.py).
+    After: the branch dials 127.0.0.1, checks fl.bank.internal, and the federation
+    finishes with it."""
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    common = ["client", "--server", target, "--certs", str(ca), "--dimension", str(D)]
+    server = Party(lambda: serve(_config(ca, port), wait_for_clients=BOUND))
+    others = [
+        Party(
+            lambda name=name: run_branch(
+                target,
+                name,
+                demo_hook(name, D),
+                str(ca),
+                name_override=DNS,
+                connect_timeout=BOUND,
+            )
+        )
+        for name in NAMES[:2]
+    ]
+    result = CliRunner().invoke(
+        main,
+        [*common, "--name", "branch-c", "--server-name", DNS, "--connect-timeout", str(BOUND)],
+    )
+    assert server.done.wait(BOUND), "the server did not finish"
+    for party in [server, *others]:
+        assert party.done.wait(BOUND)
+        assert party.error is None, party.error
+    assert result.exit_code == 0, result.output
+    assert "branch-c: 1 rounds completed, 0 aborted" in result.output
+    assert "the federation finished" in result.output
+    _, results = server.value
+    assert len(results) == 1
+
+
+def test_a_cli_key_holder_checks_the_certificates_name(ca: Path) -> None:
+    """``secagg keyholder --server-name``: the name is the one its handshake checks.
+    A wrong name is refused at once, naming it; the right one opens a session (the
+    server identifies the key holder), after which this silent server is waited out."""
+    seen = threading.Event()
+    verifier = certs.PeerVerifier(ca, allowed=["holder"])
+
+    def identify(context: Any) -> str:
+        name = verifier.identify(context.auth_context()).name
+        seen.set()
+        return name
+
+    server = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=certs.load_server_credentials(ca).to_grpc(),
+        max_message_bytes=1 << 20,
+        identify=identify,
+    )
+    server.start()
+    common = ["keyholder", "--server", f"127.0.0.1:{server.port}", "--name", "holder"]
+    common += ["--certs", str(ca), "--give-up-after", "1"]
+    try:
+        wrong = CliRunner().invoke(main, [*common, "--server-name", "fl.bank.example"])
+        assert wrong.exit_code == 1, wrong.output
+        assert "not fl.bank.example, the name_override checked" in _one_line(
+            wrong, "secagg keyholder"
+        )
+        assert not seen.is_set()
+        right = CliRunner().invoke(main, [*common, "--server-name", DNS, "--idle", "3"])
+    finally:
+        server.stop(grace=0)
+    assert seen.is_set(), right.output  # the session opened: the handshake passed
+    said = _one_line(right, "secagg keyholder")  # then silence past --idle: exit 1
+    assert right.exit_code == 1, right.output
+    assert "the federation's end was not announced" in said
+    assert "certificate" not in said
+
+
+@pytest.mark.parametrize(
+    "value", ["fl.bank.internal:50051", "https://fl.bank.internal", "-bad.example", "a b", ""]
+)
+@pytest.mark.parametrize("command", ["client", "keyholder"])
+def test_a_value_that_is_no_host_name_is_one_line_naming_the_flag(
+    command: str, value: str, ca: Path
+) -> None:
+    args = [command, "--server", "127.0.0.1:50051", "--name", "branch-a", "--certs", str(ca)]
+    if command == "client":
+        args += ["--dimension", str(D)]
+    result = CliRunner().invoke(main, [*args, "--server-name", value])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert "'--server-name'" in errors[0]
+    assert "is not a host name" in errors[0]
