@@ -519,7 +519,8 @@ def _as_host(name: str) -> str:
 def _name_mismatch(target: str, checked: str | None, cause: str) -> ServerNameMismatch:
     """The one line for a server certificate without the name checked: the address
     dialled, the name checked, the names the certificate holds and the two ways out
-    (``secagg client`` has no option for ``name_override``, so the first is a name)."""
+    (``secagg client --server-name`` / ``keyholder --server-name``, or ``name_override``
+    in the library, keeps the address and checks a name the certificate holds)."""
     host, port = _host_port(target)
     name = checked if checked is not None else host
     what = "the name dialled" if name == host else "the name_override checked"
@@ -528,7 +529,10 @@ def _name_mismatch(target: str, checked: str | None, cause: str) -> ServerNameMi
         holds = f"names {', '.join(names)}, not {name}, {what}"
         dial = f"--server {_as_host(names[0])}:{port}, which must resolve to this server"
         if _is_ip_address(host) and name == host:
-            dial += f"; a library caller may keep the address with name_override={names[0]!r}"
+            dial += (
+                f"; or keep the address and check its name with --server-name {names[0]} "
+                f"(name_override={names[0]!r} in the library)"
+            )
         carried = [*names, name] if name not in names else names
         reissue = " ".join(f"--server-name {each}" for each in carried)
     else:

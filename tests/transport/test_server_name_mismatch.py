@@ -86,6 +86,7 @@ def test_dialling_an_address_the_certificate_lacks_is_refused_at_once(ca: Path) 
     assert "names fl.bank.internal, 10.0.0.5, not 127.0.0.1, the name dialled" in message
     assert f"--server fl.bank.internal:{server.port}" in message  # fix 1: dial its name
     assert "name_override='fl.bank.internal'" in message  # ... or keep the address
+    assert "--server-name fl.bank.internal (name_override=" in message  # from the CLI too
     assert (  # fix 2: a certificate that carries the address too
         "secagg certs init --dir DIR --server-name fl.bank.internal --server-name 10.0.0.5 "
         "--server-name 127.0.0.1 --force" in message
