@@ -1118,6 +1118,15 @@ class EpsilonReplay:
                     f"the distributed mechanism's sample rate changed mid-ledger "
                     f"({ddg.sample_rate:g} -> {rate:g})"
                 )
+            for name in ("dimension", "expected_clients", "bits"):
+                value = params.get(name)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    # int() truncated a forged 40.5 or 4.9 (or parsed "32") into the
+                    # figure the replay then sized its noise by: the row must record it
+                    raise ReplayFailure(
+                        f"records the discrete Gaussian's {name} as {value!r}, not a whole "
+                        "number: the replay cannot size the noise that was added"
+                    )
             record_clip = params.get("record_clip")
             mechanism = DistributedDiscreteGaussian(
                 dimension=int(params["dimension"]),

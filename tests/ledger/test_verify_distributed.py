@@ -292,3 +292,30 @@ def test_a_recorded_local_sigma_is_compared_exactly(tmp_path: Path, recorded: An
     failure = _verify(tmp_path / "forged", rows).first_failure
     assert failure is not None and failure.startswith("row 1 (round 1): ")
     assert "local noise share of sigma" in failure and f"give {sigma}" in failure
+
+
+@pytest.mark.parametrize("field", ["dimension", "expected_clients", "bits"])
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda value: value + 0.9,  # int() truncated it back to the honest figure
+        lambda value: float(value),  # 40.0: a float is not the count the row must hold
+        lambda value: str(value),  # "40": int() parsed it
+        lambda value: True,  # a bool is no count
+    ],
+    ids=["plus-0.9", "float", "string", "bool"],
+)
+def test_the_discrete_gaussians_counts_are_whole_numbers_or_the_row_fails(
+    tmp_path: Path, field: str, forge: Any
+) -> None:
+    """Review 2026-12-05: the replay rebuilt the mechanism with ``int(dimension)``,
+    ``int(expected_clients)`` and ``int(bits)``, so a row recording 4.9 expected clients
+    (or "32" bits) replayed as the honest figure and verified."""
+    rows = _rows([4, 4])
+    value = rows[0]["dp"]["ddg"][field]
+    assert isinstance(value, int) and not isinstance(value, bool)
+    assert _verify(tmp_path / "honest", copy.deepcopy(rows)).ok
+    for row in rows:
+        row["dp"]["ddg"][field] = forge(value)
+    failure = _verify(tmp_path / "forged", rows).first_failure
+    assert failure is not None and failure.startswith("row 1 (round 1): ")
