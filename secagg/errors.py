@@ -10,6 +10,8 @@ is safe.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class SecAggError(Exception):
     """Base class of every error raised by secagg."""
@@ -141,3 +143,15 @@ class HeadroomError(ConfigurationError):
             f"{num_clients} clients need at least {smallest_bits} bits; lower the scale or "
             "the clip, or request modular clipping explicitly"
         )
+
+
+def closest_spelling(name: str, known: Iterable[str]) -> str | None:
+    """The one of ``known`` closest to a misspelt ``name``, if one is close (difflib's
+    ratio of at least 0.7: ``epsilon_budgt`` finds ``epsilon_budget``, ``rounds`` finds
+    nothing among ``[dp]``'s keys). Here, at the bottom of the layers, so that every
+    config reader (simulate, the federation file, a branch's policy, a party's table)
+    gives the same hint by the same rule."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.7)
+    return close[0] if close else None

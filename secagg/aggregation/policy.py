@@ -33,7 +33,7 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
-from secagg.errors import ConfigurationError, PolicyRefused
+from secagg.errors import ConfigurationError, PolicyRefused, closest_spelling
 from secagg.protocol.config import (
     DEFAULT_CORRUPT_FRACTION,
     DEFAULT_DROPOUT_FRACTION,
@@ -337,15 +337,10 @@ def _suggestions(unknown: list[str], known: set[str]) -> str:
 
     Why: ``max_clp`` in a branch's ``[branch]`` table was reported without a hint,
     unlike the federation config, and a misspelt policy key is a branch that does not
-    start (review, 2026-12-05). The federation config's helper lives in
-    :mod:`secagg.runtime.config`, which this layer may not import: the same rule
-    (difflib, a ratio of at least 0.7) is kept here."""
-    import difflib
-
+    start (review, 2026-12-05). The rule is every config reader's
+    (:func:`~secagg.errors.closest_spelling`)."""
     hints = [
-        (name, close[0])
-        for name in unknown
-        if (close := difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.7))
+        (name, near) for name in unknown if (near := closest_spelling(name, known)) is not None
     ]
     if not hints:
         return ""

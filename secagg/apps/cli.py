@@ -1771,12 +1771,13 @@ def _read_table(path: str, table: str) -> dict[str, Any]:
     """The one ``[table]`` of a party's own TOML file; other tables are an error, with
     the likely spelling (``[brnach]``: did you mean [branch]?), as the federation config
     gives it: without it a misspelt table was only "unknown" (review, 2026-12-05)."""
-    from secagg.runtime.config import _closest, read_toml
+    from secagg.errors import closest_spelling
+    from secagg.runtime.config import read_toml
 
     data = read_toml(path)
     unknown = sorted(set(data) - {table})
     if unknown:
-        near = [name for name in unknown if _closest(name, {table}) is not None]
+        near = [name for name in unknown if closest_spelling(name, {table}) is not None]
         if len(unknown) == 1 and near:
             hint = f" (did you mean [{table}]?)"
         elif near:

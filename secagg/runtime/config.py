@@ -80,7 +80,7 @@ from secagg.crypto.signing import SigningKey
 from secagg.dp.config import DPSettings
 from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, mechanism_for
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, closest_spelling
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 
 #: the largest model a federation runs: round vectors are indexed by 32-bit words
@@ -651,16 +651,6 @@ def _section_keys() -> dict[str, set[str]]:
     return keys
 
 
-def _closest(name: str, known: set[str]) -> str | None:
-    """The one of ``known`` closest to a misspelt ``name``, if one is close (difflib's
-    ratio of at least 0.7, as the simulate config suggests: ``epsilon_budgt`` finds
-    ``epsilon_budget``, ``rounds`` finds nothing in ``[dp]``)."""
-    import difflib
-
-    close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.7)
-    return close[0] if close else None
-
-
 def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
     """``unknown keys in [dp]: ['epsilon_budgt'] (did you mean 'epsilon_budget'?)``.
 
@@ -672,7 +662,7 @@ def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
     hints: list[tuple[str, str]] = []
     elsewhere = {name: keys for name, keys in _section_keys().items() if name != section}
     for key in sorted(unknown):
-        if (near := _closest(key, allowed)) is not None:
+        if (near := closest_spelling(key, allowed)) is not None:
             hints.append((key, f"did you mean {near!r}?"))
             continue
         homes = sorted(name for name, keys in elsewhere.items() if key in keys)
@@ -680,7 +670,7 @@ def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
             hints.append((key, f"it belongs in [{homes[0]}]"))
             continue
         for name, keys in sorted(elsewhere.items()):
-            if (near := _closest(key, keys)) is not None:
+            if (near := closest_spelling(key, keys)) is not None:
                 hints.append((key, f"did you mean [{name}] {near}?"))
                 break
     return f"unknown keys in [{section}]: {sorted(unknown)}{_hinted(hints, len(unknown))}"
@@ -700,7 +690,7 @@ def _section_suggestions(unknown: list[str], known: set[str]) -> str:
     hints = [
         (name, f"did you mean [{near}]?")
         for name in unknown
-        if (near := _closest(name, known)) is not None
+        if (near := closest_spelling(name, known)) is not None
     ]
     return _hinted(hints, len(unknown))
 

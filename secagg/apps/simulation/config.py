@@ -1140,10 +1140,10 @@ def csv_only(names: Iterable[str]) -> str:
 def _suggestion(name: str, known: Iterable[str], form: str = "{}") -> str:
     """`` (did you mean X?)`` for the closest of ``known`` to a misspelt ``name``, if
     one is close; else nothing."""
-    import difflib
+    from secagg.errors import closest_spelling
 
-    close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.7)
-    return f" (did you mean {form.format(close[0])}?)" if close else ""
+    near = closest_spelling(name, known)
+    return f" (did you mean {form.format(near)}?)" if near is not None else ""
 
 
 def _key_suggestion(section: str, name: str) -> str:
@@ -1158,10 +1158,10 @@ def _key_suggestion(section: str, name: str) -> str:
     here = _suggestion(name, SECTIONS[section], f"{section}.{{}}")
     if here:
         return here
-    import difflib
+    from secagg.errors import closest_spelling
 
-    close = difflib.get_close_matches(name.lower(), list(SECTION_OF), n=1, cutoff=0.7)
-    return f" (did you mean {SECTION_OF[close[0]]}.{close[0]}?)" if close else ""
+    near = closest_spelling(name, SECTION_OF)
+    return f" (did you mean {SECTION_OF[near]}.{near}?)" if near is not None else ""
 
 
 def check_branch_data(
