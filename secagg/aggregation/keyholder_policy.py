@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secagg.errors import ConfigurationError, ProtocolError, WrongRound
+from secagg.errors import ConfigurationError, ProtocolError, WrongRound, closest_spelling
 
 if TYPE_CHECKING:
     from secagg.he.params import CKKSParameters
@@ -129,6 +129,26 @@ def plausible_range(params: CKKSParameters, noise_stddev: float) -> float:
 
 def _config_error(key: str, message: str) -> ConfigurationError:
     return ConfigurationError(f"[key_holder] {key}: {message}")
+
+
+def _unknown_keys(unknown: list[str]) -> str:
+    """``unknown key 'max_decrypts' in [key_holder]; did you mean 'max_decryptions'?``:
+    each unknown key with the closest known spelling (:func:`~secagg.errors.closest_spelling`,
+    every config reader's rule), the known keys only when none is close.
+
+    Why: a misspelt key listed all five known keys and left the reader to spot the
+    near one, unlike the federation config and a branch's ``[branch]`` table, which
+    name it (review, 2026-12-05)."""
+    hints = [(name, near) for name in unknown if (near := closest_spelling(name, POLICY_KEYS))]
+    if len(unknown) == 1:
+        said = f"unknown key {unknown[0]!r} in [key_holder]"
+    else:
+        said = f"unknown keys {', '.join(map(repr, unknown))} in [key_holder]"
+    if not hints:
+        return f"{said}; known: {', '.join(POLICY_KEYS)}"
+    if len(unknown) == 1:
+        return f"{said}; did you mean {hints[0][1]!r}?"
+    return f"{said}; " + "; ".join(f"{name!r}: did you mean {near!r}?" for name, near in hints)
 
 
 def config_path(key: str, value: Any, base_dir: Path | None) -> Path:
@@ -233,9 +253,9 @@ class KeyHolderPolicy:
         """
         if not isinstance(section, Mapping):
             raise ConfigurationError(f"[key_holder] must be a table, got {type(section).__name__}")
-        unknown = sorted(set(section) - set(POLICY_KEYS))
+        unknown = sorted(map(str, set(section) - set(POLICY_KEYS)))
         if unknown:
-            raise _config_error(unknown[0], f"unknown key (known: {', '.join(POLICY_KEYS)})")
+            raise ConfigurationError(_unknown_keys(unknown))
         state = section.get("state")
         path = None if state is None else config_path("state", state, base_dir)
         return cls(

@@ -352,7 +352,6 @@ def test_policy_from_a_toml_section(tmp_path: Path) -> None:
     assert KeyHolderPolicy.from_dict({}) == KeyHolderPolicy()
     assert KeyHolderPolicy.from_dict({"dimension": 7}).dimension == 7
     for section, key in [
-        ({"noise": 1.0}, "noise"),
         ({"noise_stddev": -1}, "noise_stddev"),
         ({"noise_stddev": "big"}, "noise_stddev"),
         ({"noise_stddev": math.inf}, "noise_stddev"),
@@ -368,6 +367,40 @@ def test_policy_from_a_toml_section(tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match=rf"^\[key_holder\] {key}: ") as caught:
             KeyHolderPolicy.from_dict(section)
         assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "said"),
+    [
+        (
+            {"max_decrypts": 5},
+            "unknown key 'max_decrypts' in [key_holder]; did you mean 'max_decryptions'?",
+        ),
+        (
+            {"noise_stdev": 0.5, "max_decryptions": 5},
+            "unknown key 'noise_stdev' in [key_holder]; did you mean 'noise_stddev'?",
+        ),
+        (
+            {"noise": 1.0},
+            "unknown key 'noise' in [key_holder]; known: noise_stddev, min_contributions, "
+            "max_decryptions, dimension, state",
+        ),
+        (
+            {"dimenson": 4, "max_decrypts": 5, "weather": 1},
+            "unknown keys 'dimenson', 'max_decrypts', 'weather' in [key_holder]; "
+            "'dimenson': did you mean 'dimension'?; 'max_decrypts': did you mean "
+            "'max_decryptions'?",
+        ),
+    ],
+)
+def test_an_unknown_policy_key_names_the_closest_spelling(
+    section: dict[str, object], said: str
+) -> None:
+    """Review (2026-12-05): ``max_decrypts`` was ``[key_holder] max_decrypts: unknown key
+    (known: ...)``, all five keys and no hint, unlike every other config reader."""
+    with pytest.raises(ConfigurationError) as caught:
+        KeyHolderPolicy.from_dict(section)
+    assert str(caught.value) == said
 
 
 # --- the service loop ----------------------------------------------------------------------

@@ -60,6 +60,19 @@ def test_a_key_holder_policy_file_gets_the_likely_spelling(tmp_path: Path) -> No
     ), line
 
 
+def test_a_misspelt_key_holder_key_gets_the_likely_spelling(tmp_path: Path) -> None:
+    """One line naming the key and its likely spelling, not the list of every key
+    (review, 2026-12-05); refused before anything is dialled (nothing on port 9)."""
+    policy = tmp_path / "holder.toml"
+    policy.write_text("[key_holder]\nnoise_stddev = 0.5\nmax_decrypts = 40\n")
+    args = ["keyholder", "--server", "127.0.0.1:9", "--name", "holder"]
+    result = CliRunner().invoke(main, [*args, "--policy", str(policy)])
+    line = _line(result, "secagg keyholder: holder:")
+    assert line.endswith(
+        "unknown key 'max_decrypts' in [key_holder]; did you mean 'max_decryptions'?"
+    ), line
+
+
 def test_several_misspelt_tables_each_get_theirs(tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("[brnach]\n[branches]\n[weather]\n")
