@@ -1920,6 +1920,13 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "keep it above the server's --wait when that is longer; 'inf': never.",
 )
 @click.option(
+    "--connect-timeout",
+    type=FiniteFloat(0.0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to open the first session.",
+)
+@click.option(
     "--give-up-after",
     type=FiniteFloat(0.0, min_open=True, allow_inf=True),
     default=600.0,
@@ -1958,6 +1965,7 @@ def keyholder(
     name: str,
     certificates: str,
     idle: float | None,
+    connect_timeout: float,
     give_up_after: float,
     config_path: str | None,
     policy_path: str | None,
@@ -1998,6 +2006,9 @@ def keyholder(
                 settings=settings,
                 base_dir=base,
                 idle_timeout=idle,
+                # as for secagg client: the key holder had no way to dial a server that
+                # takes longer than 30 s to come up, nor to fail fast (review, 2026-12-05)
+                connect_timeout=connect_timeout,
                 give_up_after=None if math.isinf(give_up_after) else give_up_after,
                 name_override=server_name,
             )

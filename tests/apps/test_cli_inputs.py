@@ -111,6 +111,17 @@ def test_nan_and_infinity_are_refused_naming_the_flag(args: tuple[str, ...], fla
     assert flag in error, error
 
 
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "inf", "x"])
+@pytest.mark.parametrize("command", ["client", "keyholder"])
+def test_a_bad_connect_timeout_is_one_line_naming_the_flag(command: str, value: str) -> None:
+    """``secagg keyholder --connect-timeout`` (review, 2026-12-05: only ``secagg
+    client`` had it) takes what the client's takes: seconds > 0, finite, a number."""
+    flag = ("--connect-timeout", value)
+    keyholder = ("keyholder", "--server", "127.0.0.1:9", "--name", "h", *flag)
+    error = _usage_error(_run(*(_client(*flag) if command == "client" else keyholder)))
+    assert "Invalid value for '--connect-timeout'" in error, error
+
+
 def test_infinity_stays_allowed_where_the_help_offers_it() -> None:
     from secagg.apps.cli import client
 
