@@ -1286,22 +1286,44 @@ _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--server-name`` is a host name (RFC 1123 labels, at most 253 characters; a
-    dotted IPv4 address is one too): the name checked on the server's certificate.
+    dotted IPv4 address is one too) or an IPv6 address, with or without brackets: the
+    name checked on the server's certificate.
 
     Why: ``secagg client`` could only check the host it dialled, so a branch could not
     dial the server by IP address when its certificate holds only a DNS name, although
     :func:`~secagg.runtime.launch.run_branch` takes ``name_override`` (review,
     2026-12-05). A value that cannot be a certificate's name (a port, a scheme, a
-    space) would only fail at the handshake: it is refused here, naming the flag."""
+    space) would only fail at the handshake: it is refused here, naming the flag. An
+    IPv6 address (``::1``, ``[fd00::5]``) was refused as "not a host name" although a
+    certificate carries it as an IP SAN (review, 2026-12-05): it is returned in its one
+    spelling (``ipaddress``'s compressed form, no brackets), the one gRPC compares with
+    the certificate's IP SANs (``0:0:0:0:0:0:0:1`` does not match ``::1`` there)."""
     del ctx, param
     if value is None:
         return None
+    import ipaddress
+
+    bracketed = value.startswith("[") and value.endswith("]")
+    literal = value[1:-1] if bracketed else value
+    if ":" in literal:  # no host name has one: an IPv6 address, or a HOST:PORT mistake
+        try:
+            address = ipaddress.IPv6Address(literal)
+        except ValueError:
+            address = None
+        if address is not None and address.scope_id is not None:
+            raise click.BadParameter(
+                f"{value!r}: a zone (%{address.scope_id}) names this machine's interface, "
+                "not a name a certificate carries; give the address without it"
+            )
+        if address is not None:
+            return str(address)
     name = value.removesuffix(".")
     labels = name.split(".")
     if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise click.BadParameter(
             f"{value!r} is not a host name (letters, digits, hyphens and dots, e.g. "
-            "fl.bank.internal): the name the server's certificate carries, without a port"
+            "fl.bank.internal) nor an IP address (10.0.0.5, fd00::5): the name the "
+            "server's certificate carries, without a port"
         )
     return name
 

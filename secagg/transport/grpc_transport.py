@@ -511,6 +511,41 @@ def _is_ip_address(host: str) -> bool:
     return True
 
 
+def _ip_spelling(name: str) -> str | None:
+    """The one spelling of an IP address ``name`` (compressed, without brackets or a
+    ``%zone``), None for a host name: ``[0:0:0:0:0:0:0:1]`` is ``::1``."""
+    import ipaddress
+
+    literal = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    try:
+        return str(ipaddress.ip_address(literal.partition("%")[0]))
+    except ValueError:
+        return None
+
+
+def _same_name(one: str, other: str) -> bool:
+    """Whether two names are one: the same IP address however spelt, else equal."""
+    spelt = _ip_spelling(one)
+    return spelt == _ip_spelling(other) if spelt is not None else one == other
+
+
+def _checked_name(target: str, name_override: str | None) -> str | None:
+    """The ``grpc.ssl_target_name_override`` to set: ``name_override`` or, without one,
+    the host of ``target``, an IP address in its one spelling; None when gRPC's own
+    check (the host as dialled) is already that.
+
+    Why: gRPC compares an IPv6 name with the certificate's IP SANs as text, so a party
+    dialling ``[0:0:0:0:0:0:0:1]:50051``, or checking ``name_override="[::1]"``'s
+    spelling ``0:0:0:0:0:0:0:1``, against a certificate for ``::1`` failed with a
+    :class:`ServerNameMismatch` that named the one address twice (review, 2026-12-05).
+    A zone (``%eth0``) is this machine's, never in a certificate: it is dropped."""
+    if name_override is not None:
+        return _ip_spelling(name_override) or name_override
+    host, _ = _host_port(target)
+    spelt = _ip_spelling(host)
+    return spelt if spelt is not None and spelt != host else None
+
+
 def _as_host(name: str) -> str:
     """``name`` as the host part of ``host:port`` (an IPv6 address in brackets)."""
     return f"[{name}]" if ":" in name else name
@@ -523,17 +558,19 @@ def _name_mismatch(target: str, checked: str | None, cause: str) -> ServerNameMi
     in the library, keeps the address and checks a name the certificate holds)."""
     host, port = _host_port(target)
     name = checked if checked is not None else host
-    what = "the name dialled" if name == host else "the name_override checked"
+    dialled = _same_name(name, host)
+    what = "the name dialled" if dialled else "the name_override checked"
     names = _served_names(target, name)
     if names:
         holds = f"names {', '.join(names)}, not {name}, {what}"
         dial = f"--server {_as_host(names[0])}:{port}, which must resolve to this server"
-        if _is_ip_address(host) and name == host:
+        if _is_ip_address(host) and dialled:
             dial += (
                 f"; or keep the address and check its name with --server-name {names[0]} "
                 f"(name_override={names[0]!r} in the library)"
             )
-        carried = [*names, name] if name not in names else names
+        known = any(_same_name(name, each) for each in names)
+        carried = names if known else [*names, name]
         reissue = " ".join(f"--server-name {each}" for each in carried)
     else:
         holds = f"does not carry {name}, {what} (the names it does carry could not be read)"
@@ -1679,8 +1716,9 @@ class GrpcClientTransport:
                 *_CLIENT_KEEPALIVE,
                 *_CLIENT_RECONNECT,
             ]
-            if self._name_override is not None:
-                options.append(("grpc.ssl_target_name_override", self._name_override))
+            checked = _checked_name(self._target, self._name_override)
+            if checked is not None:
+                options.append(("grpc.ssl_target_name_override", checked))
             self._options = options
             channel = self._new_channel()
             self._channel = channel
@@ -1747,7 +1785,10 @@ class GrpcClientTransport:
                     break
                 if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
                     failure = _dial_failure(
-                        self._target, timeout, self._probe(channel), self._name_override
+                        self._target,
+                        timeout,
+                        self._probe(channel),
+                        _checked_name(self._target, self._name_override),
                     )
                     if isinstance(failure, HandshakeFailed):
                         return failure
@@ -1761,7 +1802,8 @@ class GrpcClientTransport:
                         return _certificate_refused(self._target, failure)
         finally:
             channel.unsubscribe(watch)
-        return _dial_failure(self._target, timeout, self._probe(channel), self._name_override)
+        checked = _checked_name(self._target, self._name_override)
+        return _dial_failure(self._target, timeout, self._probe(channel), checked)
 
     def _closed_again(self, deadline: float, timeout: float) -> bool:
         """Dial once more on a fresh channel: whether the server closed that connection

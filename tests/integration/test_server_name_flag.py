@@ -155,3 +155,97 @@ def test_a_value_that_is_no_host_name_is_one_line_naming_the_flag(
     assert len(errors) == 1, result.output
     assert "'--server-name'" in errors[0]
     assert "is not a host name" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "checked"),
+    [
+        ("fd00::5", "fd00::5"),
+        ("[fd00::5]", "fd00::5"),
+        ("FD00:0:0:0:0:0:0:5", "fd00::5"),
+        ("::1", "::1"),
+        ("10.0.0.5", "10.0.0.5"),
+        ("fl.bank.internal.", "fl.bank.internal"),
+    ],
+)
+def test_an_ipv6_server_name_is_taken_in_its_one_spelling(
+    value: str, checked: str, monkeypatch: pytest.MonkeyPatch, ca: Path
+) -> None:
+    """Review (2026-12-05): ``--server-name ::1`` was "not a host name" (exit 2),
+    although a certificate carries an IPv6 address as an IP SAN (``secagg certs init
+    --server-name ::1``). The key holder is handed the compressed form, the one gRPC
+    matches with the certificate's IP SANs."""
+    from secagg.runtime import launch
+
+    given: dict[str, object] = {}
+
+    def record(*args: object, **kwargs: object) -> object:
+        given.update(kwargs)
+        raise KeyboardInterrupt  # stop there, as Ctrl-C would: nothing is dialled
+
+    monkeypatch.setattr(launch, "run_key_holder", record)
+    args = ["keyholder", "--server", "127.0.0.1:9", "--name", "holder", "--certs", str(ca)]
+    CliRunner().invoke(main, [*args, "--server-name", value])
+    assert given.get("name_override") == checked, given
+
+
+@pytest.mark.parametrize(
+    "value", ["[::1]:50051", "::g", "1::2::3", "[fl.bank.internal]", "[::1", "fe80::1%eth0"]
+)
+@pytest.mark.parametrize("command", ["client", "keyholder"])
+def test_garbage_beside_ipv6_is_still_one_line_naming_the_flag(
+    command: str, value: str, ca: Path
+) -> None:
+    args = [command, "--server", "127.0.0.1:50051", "--name", "branch-a", "--certs", str(ca)]
+    if command == "client":
+        args += ["--dimension", str(D)]
+    result = CliRunner().invoke(main, [*args, "--server-name", value])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert "'--server-name'" in errors[0]
+    said = "a zone (%eth0)" if "%" in value else "is not a host name"
+    assert said in errors[0], errors[0]
+
+
+def test_a_cli_key_holder_checks_an_ipv6_name_on_the_certificate(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Real gRPC: a certificate carrying only the IPv6 address fd00::5; the key holder
+    dials 127.0.0.1 and checks ``[FD00::5]``: its session opens (before: exit 2,
+    "not a host name"). ``fd00::6`` is refused at the first handshake, named."""
+    directory = tmp_path_factory.mktemp("server-name-v6-cli") / "certs"
+    devca.init_ca(directory, server_names=["fd00::5"])
+    devca.issue_client(directory, "holder")
+    seen = threading.Event()
+    verifier = certs.PeerVerifier(directory, allowed=["holder"])
+
+    def identify(context: Any) -> str:
+        name = verifier.identify(context.auth_context()).name
+        seen.set()
+        return name
+
+    server = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=certs.load_server_credentials(directory).to_grpc(),
+        max_message_bytes=1 << 20,
+        identify=identify,
+    )
+    server.start()
+    common = ["keyholder", "--server", f"127.0.0.1:{server.port}", "--name", "holder"]
+    common += ["--certs", str(directory), "--give-up-after", "1"]
+    try:
+        wrong = CliRunner().invoke(main, [*common, "--server-name", "fd00::6"])
+        assert wrong.exit_code == 1, wrong.output
+        assert "names fd00::5, not fd00::6, the name_override checked" in _one_line(
+            wrong, "secagg keyholder"
+        )
+        assert not seen.is_set()
+        right = CliRunner().invoke(main, [*common, "--server-name", "[FD00::5]", "--idle", "3"])
+    finally:
+        server.stop(grace=0)
+    assert seen.is_set(), right.output  # the session opened: the handshake passed
+    said = _one_line(right, "secagg keyholder")  # then silence past --idle: exit 1
+    assert right.exit_code == 1, right.output
+    assert "the federation's end was not announced" in said
