@@ -794,7 +794,7 @@ def privacy_noise(
 
 @main.group()
 def bench() -> None:
-    """Benchmarks (JSON on stdout)."""
+    """Benchmarks (JSON on stdout, or in the --out file)."""
 
 
 @bench.command("masking")
@@ -821,6 +821,7 @@ def bench() -> None:
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     callback=_output_path,
+    help="Write the JSON to FILE instead of stdout (one line there says where).",
 )
 def bench_masking(
     quick: bool,
@@ -855,7 +856,7 @@ def bench_masking(
         "'--n' / '--d'",
     )
     result = masking.run_benchmark(**grid)
-    emit(result, out, click.echo)
+    emit(result, out, click.echo, file_only=True)
 
 
 @bench.command("papers", short_help="The SecAgg/SecAgg+ papers' cost figures beside ours.")
@@ -887,6 +888,7 @@ def bench_papers(quick: bool, out: str) -> None:
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     callback=_output_path,
+    help="Write the JSON to FILE instead of stdout (one line there says where).",
 )
 def bench_dp(
     quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
@@ -896,7 +898,7 @@ def bench_dp(
 
     dims = dimensions or (dp.QUICK_DIMENSIONS if quick else dp.DIMENSIONS)
     result = dp.run_benchmark(dimensions=dims, runs=runs)
-    emit(result, out, click.echo)
+    emit(result, out, click.echo, file_only=True)
 
 
 @bench.command("ckks")
@@ -916,6 +918,7 @@ def bench_dp(
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     callback=_output_path,
+    help="Write the JSON to FILE instead of stdout (one line there says where).",
 )
 def bench_ckks(
     quick: bool,
@@ -952,7 +955,7 @@ def bench_ckks(
         bench_backends.memory_bytes(n, d), f"--n {n} x --d {d} float64 updates", "'--n' / '--d'"
     )
     result = bench_backends.run_benchmark(**grid)
-    emit(result, out, click.echo)
+    emit(result, out, click.echo, file_only=True)
 
 
 def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d_flag: str) -> None:
@@ -981,6 +984,7 @@ def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     callback=_output_path,
+    help="Write the JSON to FILE instead of stdout (one line there says where).",
 )
 def bench_scale(
     quick: bool,
@@ -1014,7 +1018,7 @@ def bench_scale(
         result = bench_scale_module.run_benchmark(**grid, workers=workers)
     except bench_scale_module.ScaleBenchmarkError as exc:
         _fail("secagg bench scale", str(exc))
-    emit(result, out, click.echo)
+    emit(result, out, click.echo, file_only=True)
 
 
 @bench.command("grpc")
@@ -1031,6 +1035,7 @@ def bench_scale(
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     callback=_output_path,
+    help="Write the JSON to FILE instead of stdout (one line there says where).",
 )
 def bench_grpc(
     quick: bool,
@@ -1065,7 +1070,7 @@ def bench_grpc(
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")
     with _warnings_as_lines("secagg bench grpc"):
         result = bench_grpc_module.run_benchmark(**grid)
-    emit(result, out, click.echo)
+    emit(result, out, click.echo, file_only=True)
 
 
 @contextlib.contextmanager
