@@ -214,16 +214,31 @@ def _leaf_builder(
 
 
 def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
-    """IP literals become IP SANs (what gRPC matches for ``127.0.0.1``), the rest DNS SANs."""
+    """IP literals become IP SANs (what gRPC matches for ``127.0.0.1``), the rest DNS SANs.
+
+    An IPv6 literal may come bracketed (``[::1]``, as in a URL or ``--server HOST:PORT``),
+    the spelling ``secagg client --server-name`` also takes; it was refused here as
+    "neither an IP address nor a host". A zone (``fe80::1%eth0``) names an interface of
+    one machine, not an address a certificate can carry: it is refused, as the client's
+    flag refuses it, rather than silently dropped from the SAN."""
     if isinstance(server_names, str) or not server_names:
         raise ConfigurationError("server_names must be a non-empty sequence of names")
     sans: list[x509.GeneralName] = []
     for raw in server_names:
+        bracketed = raw.startswith("[") and raw.endswith("]") and ":" in raw
+        literal = raw[1:-1] if bracketed else raw
         try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(raw)))
-            continue
+            address = ipaddress.ip_address(literal)
         except ValueError:
-            pass
+            address = None
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            raise ConfigurationError(
+                f"server name {raw!r}: a zone (%{address.scope_id}) names this machine's "
+                "interface, not an address a certificate carries; give the address without it"
+            )
+        if address is not None:
+            sans.append(x509.IPAddress(address))
+            continue
         labels = raw.rstrip(".").split(".")
         if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
             raise ConfigurationError(f"server name {raw!r} is neither an IP address nor a host")

@@ -1,0 +1,68 @@
+"""The development CA's server names: what ``secagg certs init --server-name`` puts in
+the server certificate's subject alternative names."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+
+from secagg.apps import devca
+from secagg.apps.cli import main
+from secagg.errors import ConfigurationError
+
+
+def _sans(directory: Path) -> x509.SubjectAlternativeName:
+    certificate = x509.load_pem_x509_certificate((directory / "server.pem").read_bytes())
+    return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+
+
+@pytest.mark.parametrize(
+    ("given", "address"),
+    [("[::1]", "::1"), ("[fd00::5]", "fd00::5"), ("[FD00:0:0:0:0:0:0:5]", "fd00::5")],
+)
+def test_a_bracketed_ipv6_name_becomes_an_ip_san(tmp_path: Path, given: str, address: str) -> None:
+    """``secagg client --server-name`` takes ``[fd00::5]``; the CA refused that spelling."""
+    devca.init_ca(tmp_path / "ca", server_names=[given])
+    sans = _sans(tmp_path / "ca")
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address(address)]
+    assert sans.get_values_for_type(x509.DNSName) == []
+
+
+@pytest.mark.parametrize("given", ["fe80::1%eth0", "[fe80::1%eth0]"])
+def test_an_ipv6_zone_is_refused_not_dropped(tmp_path: Path, given: str) -> None:
+    """A zone names one machine's interface; the certificate would have carried the
+    bare address without saying so."""
+    with pytest.raises(ConfigurationError, match="zone"):
+        devca.init_ca(tmp_path / "ca", server_names=[given])
+    assert not (tmp_path / "ca" / "server.pem").exists()
+
+
+@pytest.mark.parametrize("given", ["[host.example]", "[1.2.3.4]", "[::1", "::1]", "[:::]"])
+def test_brackets_around_anything_but_an_ipv6_address_are_refused(
+    tmp_path: Path, given: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="neither an IP address nor a host"):
+        devca.init_ca(tmp_path / "ca", server_names=[given])
+
+
+def test_the_cli_takes_a_bracketed_address_and_refuses_a_zone_in_one_line(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    made = runner.invoke(
+        main, ["certs", "init", "--dir", str(tmp_path / "a"), "--server-name", "[::1]"]
+    )
+    assert made.exit_code == 0, made.output
+    assert _sans(tmp_path / "a").get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("::1")
+    ]
+    refused = runner.invoke(
+        main, ["certs", "init", "--dir", str(tmp_path / "b"), "--server-name", "fe80::1%eth0"]
+    )
+    assert refused.exit_code != 0
+    lines = [line for line in refused.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "zone" in lines[0] and "Traceback" not in refused.output
