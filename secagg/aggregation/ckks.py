@@ -49,6 +49,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import logging
 import math
 import numbers
 import struct
@@ -93,6 +95,7 @@ from secagg.aggregation.keyholder_policy import (
     config_path,
     plausible_range,
 )
+from secagg.aggregation.keyholder_policy import _write_atomically as write_state_atomically
 from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
@@ -105,6 +108,8 @@ from secagg.errors import (
     UnexpectedMessage,
 )
 from secagg.he.params import TAIL_Z, CKKSParameters, choose_parameters
+
+log = logging.getLogger("secagg.keyholder")
 
 _FRAME = struct.Struct("<4sBI")  # magic, version, chunk count
 _LENGTH = struct.Struct("<I")
@@ -421,6 +426,19 @@ class CKKSSpec(RoundSpec):
         policy.check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
 
 
+# --- the key holder's opened round, durable ----------------------------------------
+
+#: the version of the opened round's file (:func:`opened_path`)
+_OPENED_VERSION = 1
+
+
+def opened_path(state: Path) -> Path:
+    """Where a key holder whose decryption record is ``state`` keeps the round its last
+    key request opened: ``<state>.opened`` beside it (a separate file, so the record's
+    own format and its fail-closed reading are the record's alone)."""
+    return state.with_name(state.name + ".opened")
+
+
 # --- the three roles ---------------------------------------------------------------
 
 
@@ -433,7 +451,8 @@ class KeyHolderSession(HelperSession):
     increasing order, there is a lifetime cap (required with its own noise), a round of
     another length than its own ``dimension`` is refused when it is opened (the key
     request) and a sum of another length than its round was opened with before any
-    work, and a noised sum no honest aggregate could decrypt to is refused (see that
+    work (the round opened outlives a restart when the key does: :meth:`_save_opened`),
+    and a noised sum no honest aggregate could decrypt to is refused (see that
     module for why each rule).
     """
 
@@ -450,8 +469,10 @@ class KeyHolderSession(HelperSession):
         self._fixed = key is not None
         self.record = DecryptionRecord(self.policy.state_path)  # fails closed on a bad file
         #: (round number, dimension) of the round the last key request opened: the only
-        #: round, and the only length, a decryption request is then taken for
-        self.opened: tuple[int, int] | None = None
+        #: round, and the only length, a decryption request is then taken for. Durable
+        #: beside the record (:func:`opened_path`) when the key is: a restarted process
+        #: still decrypts the round it opened
+        self.opened: tuple[int, int] | None = self._load_opened()
 
     @property
     def decryptions(self) -> int:
@@ -535,8 +556,70 @@ class KeyHolderSession(HelperSession):
         if self._holder is None or self._holder.params != params:
             self._holder = self._make(params, min_contributions=least)
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
+        self._save_opened(round_number, dimension)  # on disk before the key leaves
         self.opened = (round_number, dimension)
         return _helper_message(_KEY_PUBLIC, body.bytes())
+
+    def _opened_file(self) -> Path | None:
+        """Where the opened round is kept: beside the record, when both the record and
+        the key outlive the process (a key made in memory dies with it, and with it every
+        round it opened)."""
+        state = self.policy.state_path
+        return None if state is None or not self._fixed else opened_path(state)
+
+    def _save_opened(self, round_number: int, dimension: int) -> None:
+        """Write the round a key request opens (its number, its dimension, the key's
+        fingerprint) atomically (temporary file, fsync, rename) before its key is sent.
+
+        Why: the branches train and encrypt between the key request and the decryption
+        request; a key holder process restarted in that window had only kept the round in
+        memory, refused the decryption ("which no key request opened") and the round was
+        lost. What keeps a round from being decrypted twice is the decryption record, on
+        disk before a sum leaves; this file only says which round may be decrypted next,
+        at which length and under which key, as the memory of it did."""
+        path = self._opened_file()
+        if path is None:
+            return
+        data = {
+            "version": _OPENED_VERSION,
+            "round": round_number,
+            "dimension": dimension,
+            "fingerprint": self._holder.fingerprint.hex(),
+        }
+        try:
+            write_state_atomically(path, data)
+        except OSError as exc:
+            # refused before the key leaves: a round the key holder may forget is not opened
+            raise KeyHolderRefusal(
+                f"round {round_number} not opened: cannot write {path.name} ({exc.strerror})"
+            ) from None
+
+    def _load_opened(self) -> tuple[int, int] | None:
+        """The round the last key request opened before a restart, if this key holder's
+        durable state holds one for its key; None otherwise.
+
+        A file that cannot be read, or that names another key, is set aside with a
+        warning rather than refusing to start: forgetting an opened round costs that
+        round (its decryption is refused), never a second decryption, which the record
+        alone prevents."""
+        path = self._opened_file()
+        if path is None or not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("version") != _OPENED_VERSION:
+                raise ValueError("unknown version")
+            number, dimension = data["round"], data["dimension"]
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in (number, dimension)):
+                raise ValueError("a round number and a dimension are integers")
+            if number < 0 or dimension < 1:
+                raise ValueError("a round number is >= 0 and a dimension >= 1")
+            if data["fingerprint"] != self._holder.fingerprint.hex():
+                raise ValueError("it names another key than this key holder's")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("key holder: %s set aside (%s): no round is open", path, exc)
+            return None
+        return number, dimension
 
     def _decrypt(self, view: memoryview, round_number: int, *, copy: bool) -> bytes:
         """Read the fixed fields in place, check the record, then the request's size

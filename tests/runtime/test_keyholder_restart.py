@@ -11,17 +11,23 @@ reason, where it waited out the phase's deadline.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("tenseal")
 
+from secagg.aggregation.policy import BranchPolicy
+from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
+from secagg.runtime.keyholder import KeyHolderService
+from secagg.runtime.launch import key_holder_service, make_key_holder_key
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
-from secagg.transport.base import TransportError
+from secagg.transport.base import NotConnected, TransportError
 from secagg.transport.inprocess import InProcessHub
 
 NAMES = ["branch-a", "branch-b", "branch-c"]
@@ -43,6 +49,86 @@ def _config() -> FederationConfig:
             "deadlines": {"phase_seconds": PHASE_SECONDS, "training_seconds": PHASE_SECONDS},
         }
     )
+
+
+def _serve(holder: KeyHolderService) -> threading.Thread:
+    """Run ``holder`` in a thread until its session ends (a killed process's does)."""
+
+    def run() -> None:
+        try:
+            holder.run(idle_timeout=120)
+        except NotConnected:
+            pass  # the process was "killed": its session ended
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_key_holder_restarted_between_key_request_and_decryption_still_decrypts_once(
+    tmp_path: Path,
+) -> None:
+    """The first branch to train kills the key holder (its session ends) and starts a new
+    one from the same key and state files, before any branch uploads; the round then
+    completes, decrypted by the new process (which takes 2 s), and its record holds round
+    1 once.
+
+    Before: the new process had forgotten round 1 and refused its decryption ("a
+    decryption for round 1, which no key request opened"), so the round aborted; and the
+    server took the key holder for gone (its session had changed since the round start)
+    and closed the decryption phase 0.5 s after sending it ("did not decrypt in time")."""
+    config = _config()
+    hub = InProcessHub()
+    key = tmp_path / "compliance.key"
+    pin = make_key_holder_key(config, key)
+    settings = {"key": str(key)}
+    first = key_holder_service(config, hub.connect("compliance"), dict(settings))
+    first_thread = _serve(first)
+    lock, restarted = threading.Lock(), threading.Event()
+    holders: list[KeyHolderService] = []
+
+    def restart_once() -> None:
+        with lock:
+            if restarted.is_set():
+                return
+            hub.disconnect("compliance")  # the process dies: its session ends
+            first_thread.join(timeout=60)
+            assert not first_thread.is_alive()
+            second = key_holder_service(config, hub.connect("compliance"), dict(settings))
+            handle = second.session.handle
+
+            def slow(payload: bytes, *, round_number: int) -> bytes:
+                time.sleep(SLOW_DECRYPTION)  # a large sum's decryption takes its time
+                return handle(payload, round_number=round_number)
+
+            second.session.handle = slow  # type: ignore[method-assign]
+            holders.append(second)
+            _serve(second)
+            restarted.set()
+
+    policy = BranchPolicy(key_holder_fingerprint=pin)
+    for i, name in enumerate(NAMES):
+        target = np.full(D, 0.1 * (i + 1))
+
+        def hook(model: np.ndarray, target: np.ndarray = target) -> np.ndarray:
+            restart_once()  # while training: after the key request, before any upload
+            return target - model
+
+        client = FederationClient(name, hook, hub.connect(name), policy=policy)
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 60, "rounds": 1}, daemon=True
+        ).start()
+    server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
+    began = time.monotonic()
+    (result,) = server.run(wait_for_clients=60, max_attempts=1)
+    elapsed = time.monotonic() - began
+    assert restarted.is_set() and first.decryptions == 0
+    assert result.status == "complete", result.reason
+    assert elapsed < PHASE_SECONDS / 2, f"the round took {elapsed:.1f} s"
+    (second,) = holders
+    assert second.decryptions == 1 and second.session.record.rounds == [1]
+    # the mean of the three targets, within CKKS's error and the key holder's floor noise
+    assert np.max(np.abs(server.model - 0.2)) < 1e-5
 
 
 class _FailingLink(InProcessHub):
