@@ -27,8 +27,9 @@ Three roles, each a sans-I/O object:
   ciphertexts, to TenSEAL or SEAL), and at the end of the phase asks the key
   holder to decrypt (phase ``decrypt``); the key holder's refusal of either request
   aborts the round at once, with its reason;
-* each **client** (:class:`CKKSClient`) checks the public context against the
-  spec's fingerprint (or a pinned one) before TenSEAL parses it, then refuses a
+* each **client** (:class:`CKKSClient`) checks the public context against its
+  pinned fingerprint (without a pin, in memory: only a key a key holder of its own
+  process published) before TenSEAL parses it, then refuses a
   context that holds a secret key or has other parameters than the spec's (the
   server, which parses nothing, cannot), and uploads its update's chunks, each a
   checked envelope, framed into one contribution.
@@ -54,6 +55,7 @@ import logging
 import math
 import numbers
 import struct
+import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -103,6 +105,7 @@ from secagg.errors import (
     ConfigurationError,
     InvalidMessage,
     MalformedMessage,
+    PolicyRefused,
     RoundAborted,
     SecAggError,
     UnexpectedMessage,
@@ -439,6 +442,42 @@ def opened_path(state: Path) -> Path:
     return state.with_name(state.name + ".opened")
 
 
+# --- the keys this process published: the in-memory runs' trust ---------------------
+
+#: the fingerprints of the public contexts the key holders of *this process* published
+#: (:meth:`KeyHolderSession._publish`): the only contexts a client without a pinned
+#: fingerprint lets TenSEAL parse (:func:`_unpinned_trust`)
+_PUBLISHED_HERE: set[bytes] = set()
+_PUBLISHED_LOCK = threading.Lock()
+
+
+def _published_here(fingerprint: bytes) -> None:
+    with _PUBLISHED_LOCK:
+        _PUBLISHED_HERE.add(bytes(fingerprint))
+
+
+def _unpinned_trust(fingerprint: bytes) -> bytes:
+    """The fingerprint a client with no pinned key holder compares the context with:
+    the spec's, only if a key holder of this process published it.
+
+    Why: with no pin (``policy=None``: the in-memory driver, the simulator, benchmarks)
+    the client compared the context with the fingerprint sent beside it, which proves
+    nothing, and handed the relayed bytes to TenSEAL's parser (C++) as they came. The
+    runtime always pins (a branch's policy refuses CKKS without a pin); in memory, the
+    key holder is an object of the same process, whose fingerprints are recorded here
+    when it publishes. Any other context is refused before it is parsed, naming the pin
+    that would let it through."""
+    with _PUBLISHED_LOCK:
+        known = bytes(fingerprint) in _PUBLISHED_HERE
+    if not known:
+        raise PolicyRefused(
+            "branch.key_holder_fingerprint",
+            "no key holder fingerprint is pinned and no key holder of this process published "
+            "this round's key: its context is not parsed (pin the key holder's fingerprint)",
+        )
+    return bytes(fingerprint)
+
+
 # --- the three roles ---------------------------------------------------------------
 
 
@@ -460,7 +499,8 @@ class KeyHolderSession(HelperSession):
         """``key``: a persistent :class:`~secagg.he.keys.KeyHolder` (its fingerprint is
         what the branches pin); then a request for any other design point is refused
         instead of answered with a fresh key. Without it a key is made on first request
-        (in-memory runs, whose branches trust the spec)."""
+        (in-memory runs, whose unpinned clients trust only the keys this process's key
+        holders published: :func:`_unpinned_trust`)."""
         from secagg.he.keys import KeyHolder
 
         self.policy = policy or KeyHolderPolicy()
@@ -558,6 +598,7 @@ class KeyHolderSession(HelperSession):
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
         self._save_opened(round_number, dimension)  # on disk before the key leaves
         self.opened = (round_number, dimension)
+        _published_here(self._holder.fingerprint)  # what this process's clients trust
         return _helper_message(_KEY_PUBLIC, body.bytes())
 
     def _opened_file(self) -> Path | None:
@@ -700,10 +741,11 @@ class CKKSClient(ClientSession):
         check_party(party, spec.num_clients)
         self.party = party
         self.spec = spec
+        # the pin, or (in memory, no pin) a key a key holder of this process published:
+        # never the fingerprint sent beside the context, which any sender can compute
+        pin = trusted_key if trusted_key is not None else _unpinned_trust(spec.fingerprint)
         self._context = PublicAggregationContext.from_bytes(
-            spec.public_context,
-            spec.design.parameters(),
-            expected_fingerprint=trusted_key or spec.fingerprint,
+            spec.public_context, spec.design.parameters(), expected_fingerprint=pin
         )
         self._sent = False
 
