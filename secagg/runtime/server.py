@@ -39,9 +39,12 @@ awaits is *gone*: its session has ended since its round start (the transport's
 ``session_id`` changed, even if it reconnected under the same name at once), it is
 not connected, or it said it left the round (:class:`~secagg.runtime.wire.Leave`).
 So a branch restarted mid-round costs the round nothing but its own update, not a
-phase deadline (reliability review D6). Every :class:`~secagg.runtime.wire.RoundStart`
-carries the seconds left to the round deadline, which is how long a branch waits
-inside the round (D3).
+phase deadline (reliability review D6). The round's helper (the CKKS key holder) is
+compared with the session its last request went to instead: one restarted before that
+request left got it and answers it (it keeps the round it opened on disk), and a request
+that cannot be sent to it at all aborts the round at once, naming the error. Every
+:class:`~secagg.runtime.wire.RoundStart` carries the seconds left to the round deadline,
+which is how long a branch waits inside the round (D3).
 
 The federation (:meth:`FederationServer.run`). Before each round the server waits,
 polling with back-off, until a *quorum* is connected (at least 2 eligible clients,
