@@ -27,8 +27,9 @@ Three roles, each a sans-I/O object:
   ciphertexts, to TenSEAL or SEAL), and at the end of the phase asks the key
   holder to decrypt (phase ``decrypt``); the key holder's refusal of either request
   aborts the round at once, with its reason;
-* each **client** (:class:`CKKSClient`) checks the public context against the
-  spec's fingerprint (or a pinned one) before TenSEAL parses it, then refuses a
+* each **client** (:class:`CKKSClient`) checks the public context against its
+  pinned fingerprint (without a pin, in memory: only a key a key holder of its own
+  process published) before TenSEAL parses it, then refuses a
   context that holds a secret key or has other parameters than the spec's (the
   server, which parses nothing, cannot), and uploads its update's chunks, each a
   checked envelope, framed into one contribution.
@@ -49,9 +50,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import logging
 import math
 import numbers
 import struct
+import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -93,6 +97,7 @@ from secagg.aggregation.keyholder_policy import (
     config_path,
     plausible_range,
 )
+from secagg.aggregation.keyholder_policy import _write_atomically as write_state_atomically
 from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
@@ -100,11 +105,14 @@ from secagg.errors import (
     ConfigurationError,
     InvalidMessage,
     MalformedMessage,
+    PolicyRefused,
     RoundAborted,
     SecAggError,
     UnexpectedMessage,
 )
 from secagg.he.params import TAIL_Z, CKKSParameters, choose_parameters
+
+log = logging.getLogger("secagg.keyholder")
 
 _FRAME = struct.Struct("<4sBI")  # magic, version, chunk count
 _LENGTH = struct.Struct("<I")
@@ -421,6 +429,55 @@ class CKKSSpec(RoundSpec):
         policy.check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
 
 
+# --- the key holder's opened round, durable ----------------------------------------
+
+#: the version of the opened round's file (:func:`opened_path`)
+_OPENED_VERSION = 1
+
+
+def opened_path(state: Path) -> Path:
+    """Where a key holder whose decryption record is ``state`` keeps the round its last
+    key request opened: ``<state>.opened`` beside it (a separate file, so the record's
+    own format and its fail-closed reading are the record's alone)."""
+    return state.with_name(state.name + ".opened")
+
+
+# --- the keys this process published: the in-memory runs' trust ---------------------
+
+#: the fingerprints of the public contexts the key holders of *this process* published
+#: (:meth:`KeyHolderSession._publish`): the only contexts a client without a pinned
+#: fingerprint lets TenSEAL parse (:func:`_unpinned_trust`)
+_PUBLISHED_HERE: set[bytes] = set()
+_PUBLISHED_LOCK = threading.Lock()
+
+
+def _published_here(fingerprint: bytes) -> None:
+    with _PUBLISHED_LOCK:
+        _PUBLISHED_HERE.add(bytes(fingerprint))
+
+
+def _unpinned_trust(fingerprint: bytes) -> bytes:
+    """The fingerprint a client with no pinned key holder compares the context with:
+    the spec's, only if a key holder of this process published it.
+
+    Why: with no pin (``policy=None``: the in-memory driver, the simulator, benchmarks)
+    the client compared the context with the fingerprint sent beside it, which proves
+    nothing, and handed the relayed bytes to TenSEAL's parser (C++) as they came. The
+    runtime always pins (a branch's policy refuses CKKS without a pin); in memory, the
+    key holder is an object of the same process, whose fingerprints are recorded here
+    when it publishes. Any other context is refused before it is parsed, naming the pin
+    that would let it through."""
+    with _PUBLISHED_LOCK:
+        known = bytes(fingerprint) in _PUBLISHED_HERE
+    if not known:
+        raise PolicyRefused(
+            "branch.key_holder_fingerprint",
+            "no key holder fingerprint is pinned and no key holder of this process published "
+            "this round's key: its context is not parsed (pin the key holder's fingerprint)",
+        )
+    return bytes(fingerprint)
+
+
 # --- the three roles ---------------------------------------------------------------
 
 
@@ -433,7 +490,8 @@ class KeyHolderSession(HelperSession):
     increasing order, there is a lifetime cap (required with its own noise), a round of
     another length than its own ``dimension`` is refused when it is opened (the key
     request) and a sum of another length than its round was opened with before any
-    work, and a noised sum no honest aggregate could decrypt to is refused (see that
+    work (the round opened outlives a restart when the key does: :meth:`_save_opened`),
+    and a noised sum no honest aggregate could decrypt to is refused (see that
     module for why each rule).
     """
 
@@ -441,7 +499,8 @@ class KeyHolderSession(HelperSession):
         """``key``: a persistent :class:`~secagg.he.keys.KeyHolder` (its fingerprint is
         what the branches pin); then a request for any other design point is refused
         instead of answered with a fresh key. Without it a key is made on first request
-        (in-memory runs, whose branches trust the spec)."""
+        (in-memory runs, whose unpinned clients trust only the keys this process's key
+        holders published: :func:`_unpinned_trust`)."""
         from secagg.he.keys import KeyHolder
 
         self.policy = policy or KeyHolderPolicy()
@@ -450,8 +509,10 @@ class KeyHolderSession(HelperSession):
         self._fixed = key is not None
         self.record = DecryptionRecord(self.policy.state_path)  # fails closed on a bad file
         #: (round number, dimension) of the round the last key request opened: the only
-        #: round, and the only length, a decryption request is then taken for
-        self.opened: tuple[int, int] | None = None
+        #: round, and the only length, a decryption request is then taken for. Durable
+        #: beside the record (:func:`opened_path`) when the key is: a restarted process
+        #: still decrypts the round it opened
+        self.opened: tuple[int, int] | None = self._load_opened()
 
     @property
     def decryptions(self) -> int:
@@ -535,8 +596,71 @@ class KeyHolderSession(HelperSession):
         if self._holder is None or self._holder.params != params:
             self._holder = self._make(params, min_contributions=least)
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
+        self._save_opened(round_number, dimension)  # on disk before the key leaves
         self.opened = (round_number, dimension)
+        _published_here(self._holder.fingerprint)  # what this process's clients trust
         return _helper_message(_KEY_PUBLIC, body.bytes())
+
+    def _opened_file(self) -> Path | None:
+        """Where the opened round is kept: beside the record, when both the record and
+        the key outlive the process (a key made in memory dies with it, and with it every
+        round it opened)."""
+        state = self.policy.state_path
+        return None if state is None or not self._fixed else opened_path(state)
+
+    def _save_opened(self, round_number: int, dimension: int) -> None:
+        """Write the round a key request opens (its number, its dimension, the key's
+        fingerprint) atomically (temporary file, fsync, rename) before its key is sent.
+
+        Why: the branches train and encrypt between the key request and the decryption
+        request; a key holder process restarted in that window had only kept the round in
+        memory, refused the decryption ("which no key request opened") and the round was
+        lost. What keeps a round from being decrypted twice is the decryption record, on
+        disk before a sum leaves; this file only says which round may be decrypted next,
+        at which length and under which key, as the memory of it did."""
+        path = self._opened_file()
+        if path is None:
+            return
+        data = {
+            "version": _OPENED_VERSION,
+            "round": round_number,
+            "dimension": dimension,
+            "fingerprint": self._holder.fingerprint.hex(),
+        }
+        try:
+            write_state_atomically(path, data)
+        except OSError as exc:
+            # refused before the key leaves: a round the key holder may forget is not opened
+            raise KeyHolderRefusal(
+                f"round {round_number} not opened: cannot write {path.name} ({exc.strerror})"
+            ) from None
+
+    def _load_opened(self) -> tuple[int, int] | None:
+        """The round the last key request opened before a restart, if this key holder's
+        durable state holds one for its key; None otherwise.
+
+        A file that cannot be read, or that names another key, is set aside with a
+        warning rather than refusing to start: forgetting an opened round costs that
+        round (its decryption is refused), never a second decryption, which the record
+        alone prevents."""
+        path = self._opened_file()
+        if path is None or not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("version") != _OPENED_VERSION:
+                raise ValueError("unknown version")
+            number, dimension = data["round"], data["dimension"]
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in (number, dimension)):
+                raise ValueError("a round number and a dimension are integers")
+            if number < 0 or dimension < 1:
+                raise ValueError("a round number is >= 0 and a dimension >= 1")
+            if data["fingerprint"] != self._holder.fingerprint.hex():
+                raise ValueError("it names another key than this key holder's")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("key holder: %s set aside (%s): no round is open", path, exc)
+            return None
+        return number, dimension
 
     def _decrypt(self, view: memoryview, round_number: int, *, copy: bool) -> bytes:
         """Read the fixed fields in place, check the record, then the request's size
@@ -617,10 +741,11 @@ class CKKSClient(ClientSession):
         check_party(party, spec.num_clients)
         self.party = party
         self.spec = spec
+        # the pin, or (in memory, no pin) a key a key holder of this process published:
+        # never the fingerprint sent beside the context, which any sender can compute
+        pin = trusted_key if trusted_key is not None else _unpinned_trust(spec.fingerprint)
         self._context = PublicAggregationContext.from_bytes(
-            spec.public_context,
-            spec.design.parameters(),
-            expected_fingerprint=trusted_key or spec.fingerprint,
+            spec.public_context, spec.design.parameters(), expected_fingerprint=pin
         )
         self._sent = False
 

@@ -39,9 +39,12 @@ awaits is *gone*: its session has ended since its round start (the transport's
 ``session_id`` changed, even if it reconnected under the same name at once), it is
 not connected, or it said it left the round (:class:`~secagg.runtime.wire.Leave`).
 So a branch restarted mid-round costs the round nothing but its own update, not a
-phase deadline (reliability review D6). Every :class:`~secagg.runtime.wire.RoundStart`
-carries the seconds left to the round deadline, which is how long a branch waits
-inside the round (D3).
+phase deadline (reliability review D6). The round's helper (the CKKS key holder) is
+compared with the session its last request went to instead: one restarted before that
+request left got it and answers it (it keeps the round it opened on disk), and a request
+that cannot be sent to it at all aborts the round at once, naming the error. Every
+:class:`~secagg.runtime.wire.RoundStart` carries the seconds left to the round deadline,
+which is how long a branch waits inside the round (D3).
 
 The federation (:meth:`FederationServer.run`). Before each round the server waits,
 polling with back-off, until a *quorum* is connected (at least 2 eligible clients,
@@ -266,6 +269,8 @@ class FederationServer:
         # parties that said they left it, and when it must end (the clock's time)
         self._round_sessions: dict[str, object] = {}
         self._left: set[str] = set()
+        # the error of a failed send to the round's helper (the round then aborts), or None
+        self._helper_unreached: str | None = None
         self._round_end = 0.0
         # who did not answer a phase of the round in flight (its waits closed on them);
         # each client's misses in a row among the rounds it was sampled for, and the
@@ -923,10 +928,20 @@ class FederationServer:
         # each party's session as the round starts: a later one means it has gone (D6)
         self._round_sessions = {name: self._session_of(name) for name in names.values()}
         self._refusals = {}
+        self._helper_unreached = None
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
         phase, last_progress = session.phase, self._clock()
         while not session.done:
+            if self._helper_unreached is not None:
+                # the helper never got the phase's request: nothing can come of waiting
+                helper = cfg.backend.key_holder
+                reason = (
+                    f"could not send to the key holder {helper} in phase {session.phase}: "
+                    f"{self._helper_unreached}"
+                )
+                self._dispatch(number, participants, session.abort(reason))
+                break
             now = self._clock()
             if now > round_end:
                 self._missed |= {names[p] for p in session.waiting_for if p in names}
@@ -1148,13 +1163,39 @@ class FederationServer:
                     start = RoundStart(number, party, event.spec, model, clip, report, left)
                     self._send(name, start)
             elif event.party == HELPER:
-                helper = self.config.backend.key_holder
-                if helper is None:
-                    raise ConfigurationError("the backend needs a helper: name its key_holder")
-                self._send(helper, Relay(number, event.payload))
+                self._send_to_helper(number, Relay(number, event.payload))
             else:
                 self._send(participants[event.party], Relay(number, event.payload))
         return announced
+
+    def _send_to_helper(self, number: int, message: Relay) -> None:
+        """Send a request of the round in flight to its helper (the CKKS key holder).
+
+        The helper's session the request goes to becomes the one the early-close rule
+        compares with: a key holder that restarted before the request left got it on its
+        new session and answers it (its opened round is durable), so it is not "gone";
+        one that restarts after it left never got it, and is. Before, its session at the
+        round start was the reference, so a key holder restarted mid-round was declared
+        gone 0.5 s into its decryption and the round aborted while it was decrypting.
+
+        A failed send aborts the round at once (:attr:`_helper_unreached`, checked by the
+        collect loop), its reason naming the helper and the transport's error: a helper
+        is no dropout a round can do without, and it cannot answer what it never got.
+        Before, the failure was logged (at DEBUG for a lost connection) and the round
+        waited out the phase's deadline, 60 s in the test, for an answer that could not
+        come."""
+        helper = self.config.backend.key_holder
+        if helper is None:
+            raise ConfigurationError("the backend needs a helper: name its key_holder")
+        self._round_sessions[helper] = self._session_of(helper)
+        try:
+            self.transport.send(helper, encode_message(message))
+        except (ConnectionError, TransportError) as exc:
+            # the transport's own words (a peer name, a size), never the payload
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning("round %d: could not send to the key holder %s: %s", number, helper, error)
+            if self._helper_unreached is None:
+                self._helper_unreached = error
 
     def _send(self, name: str, message: RoundStart | Relay | RoundEnd | FederationEnd) -> None:
         """Send to one party; a failure is that party's, never the round's.
@@ -1163,7 +1204,8 @@ class FederationServer:
         cannot answer what it never got, so the phase's deadline or early-close rule
         makes it a dropout of this round. Letting the error out aborted the whole round,
         which one branch could provoke every round by inflating what it relays to a
-        neighbour (runtime audit 2026-12-04)."""
+        neighbour (runtime audit 2026-12-04). The round's helper is no such party:
+        its requests go through :meth:`_send_to_helper`."""
         try:
             self.transport.send(name, encode_message(message))
         except ConnectionError as exc:  # gone: the early-close rule makes it a dropout

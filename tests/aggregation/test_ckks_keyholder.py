@@ -9,6 +9,7 @@ lifetime cap, the plausible-sum check, the service loop and the in-memory round.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import stat
@@ -33,6 +34,7 @@ from secagg.aggregation.ckks import (
     KeyHolderSession,
     _helper_message,
     frame_chunks,
+    opened_path,
     printable,
     refusal_reply,
     unframe_chunks,
@@ -897,3 +899,116 @@ def test_the_refusal_reply_names_its_reason_and_bounds_its_own_text() -> None:
     said = text.blob().decode("utf-8")
     assert said.startswith("line é") and len(said.encode()) <= MAX_REFUSAL_TEXT
     assert printable("a\r\n\x1b[31mb\u200f c\x7f") == "a [31mb c"
+
+
+# --- the opened round outlives the key holder's process -----------------------------
+
+
+def _persistent(tmp_path: Path, **settings: object) -> tuple[CKKSBackend, dict[str, object]]:
+    """A backend and the settings of a key holder with a key file (and so a state file)."""
+    backend = CKKSBackend(max_clients=N)
+    key = tmp_path / "compliance.key"
+    if not key.exists():
+        backend.make_helper_key(key)
+    return backend, {"key": str(key), **settings}
+
+
+def test_a_restarted_key_holder_decrypts_the_round_it_opened_once(tmp_path: Path) -> None:
+    """The opened round (number, dimension, key) is on disk, 0600, before the key leaves,
+    so a key holder process restarted between the key request and the decryption request
+    decrypts that round; a replayed decryption is refused by the record, by that process
+    and by one restarted again. Before, the restarted process refused the decryption
+    (UnexpectedMessage: "which no key request opened") and the round was lost."""
+    backend, settings = _persistent(tmp_path, max_decryptions=5)
+    first = backend.helper(dict(settings))
+    _, payload, rows = _round_with(backend, first, round_number=7)
+    opened = opened_path(tmp_path / "compliance.key.state")
+    assert stat.S_IMODE(opened.stat().st_mode) == 0o600
+    assert json.loads(opened.read_text())["round"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "compliance.key",
+        "compliance.key.state.opened",
+    ]  # no temporary file left behind, and nothing decrypted yet
+    restarted = backend.helper(dict(settings))  # a new process: the same key and files
+    assert restarted.opened == (7, D) and restarted.decryptions == 0
+    std, total = _reply(restarted.handle(payload, round_number=7))
+    assert np.max(np.abs(total - rows.sum(axis=0))) < 9 * std + 1e-3
+    assert restarted.decryptions == 1 and restarted.record.rounds == [7]
+    with pytest.raises(RoundAlreadyServed):  # replayed to the same process
+        restarted.handle(payload, round_number=7)
+    again = backend.helper(dict(settings))  # and to a process restarted once more
+    assert again.opened == (7, D)  # still named, never decryptable again
+    with pytest.raises(RoundAlreadyServed):
+        again.handle(payload, round_number=7)
+    assert again.decryptions == 1
+
+
+def test_a_restored_round_keeps_its_length_and_the_cap(tmp_path: Path) -> None:
+    """The restored round is held to every rule the remembered one was: a decryption of
+    another round or of another length is refused, and the lifetime cap (the record's,
+    also durable) holds a round opened before the restart. Nothing is spent by those."""
+    backend, settings = _persistent(tmp_path, max_decryptions=1)
+    first = backend.helper(dict(settings))
+    _, payload, _ = _round_with(backend, first, round_number=2)  # D values
+    _open(first, 3, d=500)  # the last key request: round 3, for 500 values
+    restarted = backend.helper(dict(settings))
+    assert restarted.opened == (3, 500)
+    cases = [
+        (3, WrongDimension, "round 3 was opened for 500 values"),
+        (2, UnexpectedMessage, "round 2, which no key request opened"),
+    ]
+    for number, error, says in cases:
+        before = _state(restarted)
+        with pytest.raises(error, match=says):
+            restarted.handle(payload, round_number=number)
+        assert _state(restarted) == before
+    _open(restarted, 4)  # opened for D values, on disk
+    state = tmp_path / "compliance.key.state"
+    state.write_text(json.dumps({"version": 1, "decryptions": 1, "rounds": [1]}))
+    capped = backend.helper(dict(settings))  # the cap of 1 was spent meanwhile
+    assert capped.opened == (4, D)
+    with pytest.raises(DecryptionCapReached):
+        capped.handle(payload, round_number=4)
+    assert capped.decryptions == 1 and capped.record.rounds == [1]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["not json", '{"version": 1, "round": 1, "dimension": 0, "fingerprint": "00"}', "other key"],
+)
+def test_an_opened_round_file_that_cannot_be_used_is_set_aside(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file that cannot be read, or names another key (the key file was replaced), opens
+    nothing: the key holder starts, says so in one warning, and refuses the decryption
+    (forgetting a round costs that round, never a second decryption)."""
+    backend, settings = _persistent(tmp_path)
+    first = backend.helper(dict(settings))
+    _, payload, _ = _round_with(backend, first, round_number=1)
+    opened = opened_path(tmp_path / "compliance.key.state")
+    if content == "other key":
+        data = json.loads(opened.read_text())
+        opened.write_text(json.dumps(data | {"fingerprint": "ab" * 32}))
+    else:
+        opened.write_text(content)
+    with caplog.at_level(logging.WARNING, logger="secagg.keyholder"):
+        restarted = backend.helper(dict(settings))
+    assert restarted.opened is None
+    assert "set aside" in caplog.text and "no round is open" in caplog.text
+    with pytest.raises(UnexpectedMessage, match="which no key request opened"):
+        restarted.handle(payload, round_number=1)
+    assert restarted.decryptions == 0
+
+
+def test_a_round_whose_opening_cannot_be_written_is_not_opened(tmp_path: Path) -> None:
+    """The key leaves only once the opened round is on disk: a write that fails is a typed
+    refusal (the server aborts the round at once), no key is sent and nothing is opened."""
+    backend, settings = _persistent(tmp_path)
+    helper = backend.helper(dict(settings))
+    opened = opened_path(tmp_path / "compliance.key.state")
+    opened.mkdir()  # nothing can be renamed onto a folder
+    before = _state(helper)
+    with pytest.raises(KeyHolderRefusal, match="round 1 not opened: cannot write"):
+        _open(helper, 1)
+    assert _state(helper) == before and helper.opened is None
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -31,11 +31,13 @@ from secagg.aggregation.ckks import (  # noqa: E402
     _helper_message,
     frame_chunks,
 )
+from secagg.aggregation.policy import BranchPolicy  # noqa: E402
 from secagg.aggregation.spec import Writer  # noqa: E402
 from secagg.errors import (  # noqa: E402
     ConfigurationError,
     InvalidMessage,
     MalformedMessage,
+    PolicyRefused,
     RoundAborted,
 )
 from secagg.he.errors import ContextMismatch, InvalidContext, SecretKeyPresent  # noqa: E402
@@ -180,6 +182,15 @@ def _announce_with(server: CKKSServer, public: bytes) -> object:
     return decode_spec(announce.spec)
 
 
+def _pinned_client(spec: object, party: int) -> object:
+    """A client that pinned the fingerprint of ``spec``'s context: the pinned key holder
+    itself published it, so only the checks of the parsed context stand between it and
+    the client (an unpinned client refuses a context no key holder of its process
+    published before parsing it: test_ckks_keyholder.py)."""
+    pin = BranchPolicy(key_holder_fingerprint=spec.fingerprint)  # type: ignore[attr-defined]
+    return CKKSBackend().client(spec, party, policy=pin)  # type: ignore[arg-type]
+
+
 def test_clients_refuse_a_context_of_other_parameters_than_the_spec() -> None:
     """The server can no longer tell (it parses nothing): every client parses the context
     anyway and refuses it, so no upload is encrypted under it and the round aborts."""
@@ -189,7 +200,7 @@ def test_clients_refuse_a_context_of_other_parameters_than_the_spec() -> None:
     spec = _announce_with(server, other.public_context_bytes)
     for party in range(N):
         with pytest.raises(InvalidContext, match="does not match the announced parameters"):
-            CKKSBackend().client(spec, party)
+            _pinned_client(spec, party)
     assert server.close_phase() == [] and server.done
     with pytest.raises(RoundAborted, match="at least 2"):
         server.finish()
@@ -206,7 +217,7 @@ def test_clients_refuse_a_context_that_carries_the_secret_key() -> None:
     spec = _announce_with(server, leaked)
     for party in range(N):
         with pytest.raises(SecretKeyPresent):
-            CKKSBackend().client(spec, party)
+            _pinned_client(spec, party)
 
 
 def test_clients_refuse_a_context_of_other_data_primes_before_encrypting() -> None:
@@ -223,7 +234,7 @@ def test_clients_refuse_a_context_of_other_data_primes_before_encrypting() -> No
     spec = _announce_with(server, hostile)
     for party in range(N):
         with pytest.raises(InvalidContext, match="data primes") as caught:
-            CKKSBackend().client(spec, party)
+            _pinned_client(spec, party)
         assert not isinstance(caught.value, ConfigurationError)
     assert server.close_phase() == [] and server.done
 
@@ -235,9 +246,34 @@ def test_clients_refuse_garbage_the_server_forwarded() -> None:
     blob = bytes(server.params.min_public_context_bytes() + 10)
     spec = _announce_with(server, blob)
     with pytest.raises(InvalidContext, match="not a TenSEAL context") as caught:
-        CKKSBackend().client(spec, 0)
+        _pinned_client(spec, 0)
     assert isinstance(caught.value, InvalidMessage)
     assert not isinstance(caught.value, ConfigurationError)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "another key"])
+def test_an_unpinned_client_parses_no_context_its_process_did_not_publish(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A client with no pinned key holder (``policy=None``: in-memory runs) compared the
+    context with the fingerprint announced beside it, which any sender computes, and
+    handed the bytes to TenSEAL's parser. Now it parses only a context a key holder of
+    its own process published, and refuses any other by the pin it lacks, before any
+    TenSEAL or SEAL deserializer runs; an honest in-memory round still opens."""
+    server = _started()
+    if kind == "garbage":
+        blob = bytes(server.params.min_public_context_bytes() + 10)
+    else:  # a real key, but made outside any key holder session of this process
+        blob = KeyHolder(server.params).public_context_bytes
+    spec = _announce_with(server, blob)
+    with _nothing_parses(monkeypatch):
+        with pytest.raises(PolicyRefused, match=r"branch\.key_holder_fingerprint"):
+            CKKSBackend().client(spec, 0)
+    helper, backend = KeyHolderSession(), CKKSBackend()
+    honest = backend.server(backend.plan(N, D))
+    (request,) = honest.start()
+    (announce,) = honest.handle(HELPER, helper.handle(request.payload, round_number=1))
+    backend.client(decode_spec(announce.spec), 0).set_input(_rows()[0])
 
 
 # --- oversize uploads are refused by size, before anything is copied or unpacked ---

@@ -1,0 +1,175 @@
+"""A key holder restarted mid-round, and a key-holder link that fails on send.
+
+Between a round's key request and its decryption request the branches train and encrypt;
+a key holder *process* restarted in that window (a crash, a deploy) forgot the round it had
+opened, so it refused the decryption and the round aborted, every branch's work lost. The
+opened round is now part of its durable state, written before the key leaves, so the
+restarted process decrypts that round (once: the decryption record is what refuses a
+second time). And a send to the key holder that fails aborts the round at once with that
+reason, where it waited out the phase's deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tenseal")
+
+from secagg.aggregation.policy import BranchPolicy
+from secagg.runtime.client import FederationClient
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.keyholder import KeyHolderService
+from secagg.runtime.launch import key_holder_service, make_key_holder_key
+from secagg.runtime.server import FederationServer
+from secagg.runtime.store import ServerStore
+from secagg.transport.base import NotConnected, TransportError
+from secagg.transport.inprocess import InProcessHub
+
+NAMES = ["branch-a", "branch-b", "branch-c"]
+D = 40
+#: the phase deadline a round would wait out: generous, so that an end well under it can
+#: only be the fix's
+PHASE_SECONDS = 60.0
+#: how long the restarted key holder takes to answer: above the server's 0.5 s receive
+#: tick, so a server that took it for gone (its session changed since the round start)
+#: closes the decryption phase before the answer comes
+SLOW_DECRYPTION = 2.0
+
+
+def _config() -> FederationConfig:
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 1},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": "compliance"},
+            "deadlines": {"phase_seconds": PHASE_SECONDS, "training_seconds": PHASE_SECONDS},
+        }
+    )
+
+
+def _serve(holder: KeyHolderService) -> threading.Thread:
+    """Run ``holder`` in a thread until its session ends (a killed process's does)."""
+
+    def run() -> None:
+        try:
+            holder.run(idle_timeout=120)
+        except NotConnected:
+            pass  # the process was "killed": its session ended
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_key_holder_restarted_between_key_request_and_decryption_still_decrypts_once(
+    tmp_path: Path,
+) -> None:
+    """The first branch to train kills the key holder (its session ends) and starts a new
+    one from the same key and state files, before any branch uploads; the round then
+    completes, decrypted by the new process (which takes 2 s), and its record holds round
+    1 once.
+
+    Before: the new process had forgotten round 1 and refused its decryption ("a
+    decryption for round 1, which no key request opened"), so the round aborted; and the
+    server took the key holder for gone (its session had changed since the round start)
+    and closed the decryption phase 0.5 s after sending it ("did not decrypt in time")."""
+    config = _config()
+    hub = InProcessHub()
+    key = tmp_path / "compliance.key"
+    pin = make_key_holder_key(config, key)
+    settings = {"key": str(key)}
+    first = key_holder_service(config, hub.connect("compliance"), dict(settings))
+    first_thread = _serve(first)
+    lock, restarted = threading.Lock(), threading.Event()
+    holders: list[KeyHolderService] = []
+
+    def restart_once() -> None:
+        with lock:
+            if restarted.is_set():
+                return
+            hub.disconnect("compliance")  # the process dies: its session ends
+            first_thread.join(timeout=60)
+            assert not first_thread.is_alive()
+            second = key_holder_service(config, hub.connect("compliance"), dict(settings))
+            handle = second.session.handle
+
+            def slow(payload: bytes, *, round_number: int) -> bytes:
+                time.sleep(SLOW_DECRYPTION)  # a large sum's decryption takes its time
+                return handle(payload, round_number=round_number)
+
+            second.session.handle = slow  # type: ignore[method-assign]
+            holders.append(second)
+            _serve(second)
+            restarted.set()
+
+    policy = BranchPolicy(key_holder_fingerprint=pin)
+    for i, name in enumerate(NAMES):
+        target = np.full(D, 0.1 * (i + 1))
+
+        def hook(model: np.ndarray, target: np.ndarray = target) -> np.ndarray:
+            restart_once()  # while training: after the key request, before any upload
+            return target - model
+
+        client = FederationClient(name, hook, hub.connect(name), policy=policy)
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 60, "rounds": 1}, daemon=True
+        ).start()
+    server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
+    began = time.monotonic()
+    (result,) = server.run(wait_for_clients=60, max_attempts=1)
+    elapsed = time.monotonic() - began
+    assert restarted.is_set() and first.decryptions == 0
+    assert result.status == "complete", result.reason
+    assert elapsed < PHASE_SECONDS / 2, f"the round took {elapsed:.1f} s"
+    (second,) = holders
+    assert second.decryptions == 1 and second.session.record.rounds == [1]
+    # the mean of the three targets, within CKKS's error and the key holder's floor noise
+    assert np.max(np.abs(server.model - 0.2)) < 1e-5
+
+
+class _FailingLink(InProcessHub):
+    """An in-process hub whose sends to ``name`` fail while it stays connected: a link
+    that breaks on send (a stream the transport has not yet seen end)."""
+
+    def __init__(self, name: str, error: Exception) -> None:
+        super().__init__()
+        self.failing, self.error = name, error
+        self.failed = 0
+
+    def send(self, name: str, payload: bytes) -> None:
+        if name == self.failing:
+            self.failed += 1
+            raise self.error
+        super().send(name, payload)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ConnectionResetError("stream reset"), TransportError("message above the size limit")],
+    ids=["connection", "transport"],
+)
+def test_a_failed_send_to_the_key_holder_aborts_the_round_at_once(
+    tmp_path: Path, error: Exception
+) -> None:
+    """The key request cannot be sent: the round aborts at once, its reason naming the key
+    holder and the failure. Before, the failure was logged (at DEBUG for a connection
+    error) and the round waited out its phase deadline for an answer to a request the key
+    holder never got ("the key holder did not publish a key in time", 60 s)."""
+    config = _config()
+    hub = _FailingLink("compliance", error)
+    hub.connect("compliance")  # connected, but every send to it fails
+    for name in NAMES:
+        hub.connect(name)  # connected, never asked anything: the round ends at its key
+    server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
+    began = time.monotonic()
+    (result,) = server.run(wait_for_clients=30, max_attempts=1)
+    elapsed = time.monotonic() - began
+    assert result.status == "aborted"
+    assert hub.failed >= 1
+    assert "could not send to the key holder compliance in phase key" in str(result.reason)
+    assert str(error) in str(result.reason)
+    assert elapsed < PHASE_SECONDS / 4, f"the round took {elapsed:.1f} s to abort"
