@@ -119,6 +119,17 @@ def test_privacy_worked_example_prints_what_the_page_says(capsys) -> None:
     )
 
 
+def test_privacy_feature_statistics_epsilon_never_reads_below_the_accountant() -> None:
+    """docs/privacy.md gave the feature statistics' release as ε = 0.62; it spends
+    0.6200045 at δ = 1e-5 (the walkthrough and the run print 0.621, rounded up)."""
+    from secagg.apps.simulation.feature_stats import MomentRelease
+
+    text = prose(DOCS / "privacy.md")
+    (shown,) = re.findall(r"Defaults B = 5, z = 10: ε [≈=] ([\d.]+) alone at δ = 10⁻⁵", text)
+    spent = MomentRelease(bound=5.0, features=1, noise_multiplier=10.0).epsilon(1e-5, "pld")
+    assert spent <= float(shown) < spent + 1e-3, (shown, spent)
+
+
 def test_privacy_commands_run() -> None:
     """The ``secagg privacy`` lines of docs/privacy.md, code block and prose, exit 0."""
     text = (DOCS / "privacy.md").read_text()
