@@ -289,3 +289,21 @@ def test_protocol_reference_k_and_t_are_what_round_config_chooses() -> None:
                 n,
                 options,
             )
+
+
+def test_scaling_parameter_table_is_what_round_config_chooses() -> None:
+    """docs/scaling.md's k and t for n = 100 ... 10^6 at 10 % dropout."""
+    from secagg.protocol.config import RoundConfig
+
+    text = (DOCS / "scaling.md").read_text()
+    head = re.search(r"^\| n \|(.+)$", text, flags=re.M)
+    k_row = re.search(r"^\| k \(neighbours\) \|(.+)$", text, flags=re.M)
+    t_row = re.search(r"^\| t \(threshold\) \|(.+)$", text, flags=re.M)
+    assert head and k_row and t_row
+
+    def cells(match: re.Match[str]) -> list[int]:
+        return [int(c.strip().replace(",", "")) for c in match.group(1).strip(" |").split("|")]
+
+    for n, k, t in zip(cells(head), cells(k_row), cells(t_row), strict=True):
+        config = RoundConfig.create(n, 16, dropout_fraction=0.1)
+        assert (config.degree, config.threshold) == (k, t), n
