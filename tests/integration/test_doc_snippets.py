@@ -307,3 +307,32 @@ def test_scaling_parameter_table_is_what_round_config_chooses() -> None:
     for n, k, t in zip(cells(head), cells(k_row), cells(t_row), strict=True):
         config = RoundConfig.create(n, 16, dropout_fraction=0.1)
         assert (config.degree, config.threshold) == (k, t), n
+
+
+def test_papers_neighbour_table_is_the_parameter_search() -> None:
+    """docs/papers.md's k / t as n grows (six settings, nine n each) against
+    ``harary_parameters``, the search the page says they come from."""
+    from secagg.protocol.graph_params import harary_parameters
+
+    text = (DOCS / "papers.md").read_text()
+    table = text.split("### Bell et al. 2020: neighbours k / threshold t as n grows", 1)[1]
+    lines = [line for line in table.splitlines() if line.startswith("| gamma=")]
+    assert len(lines) == 6
+    header = next(line for line in table.splitlines() if line.startswith("| setting |"))
+    ns = [int(c.strip()[2:].replace(",", "")) for c in header.strip("|").split("|")[1:-1]]
+    for line in lines:
+        setting, *cells, _slope = [c.strip() for c in line.strip("|").split("|")]
+        found = re.fullmatch(
+            r"gamma=([\d.]+), delta=([\d.]+), (semi-honest|semi-malicious)", setting
+        )
+        assert found, setting
+        gamma, delta, kind = found.groups()
+        for n, cell in zip(ns, cells, strict=True):
+            k, t = (int(v) for v in cell.split(" ")[0].split("/"))
+            params = harary_parameters(
+                n,
+                corrupt_fraction=float(gamma),
+                dropout_fraction=float(delta),
+                semi_malicious=kind == "semi-malicious",
+            )
+            assert params is not None and (params.k, params.threshold) == (k, t), (setting, n)
