@@ -336,3 +336,15 @@ def test_papers_neighbour_table_is_the_parameter_search() -> None:
                 semi_malicious=kind == "semi-malicious",
             )
             assert params is not None and (params.k, params.threshold) == (k, t), (setting, n)
+
+
+def test_the_dpsgd_hook_docstring_command_names_real_options() -> None:
+    """examples/bank_fraud/dpsgd_hook.py's docstring gives a branch's command line; each
+    option it passes is one ``secagg client`` has."""
+    doc = (ROOT / "examples" / "bank_fraud" / "dpsgd_hook.py").read_text().split('"""')[1]
+    assert "secagg client --server" in doc, "the docstring's command line changed"
+    command = doc.split("secagg client --server", 1)[1].split("\n\n", 1)[0]
+    options = ["--server", *re.findall(r"(--[a-z][\w-]*)", command)]
+    assert {"--server", "--name", "--certs", "--dimension", "--hook"} <= set(options)
+    help_text = CliRunner().invoke(main, ["client", "--help"]).output
+    assert [o for o in options if not re.search(re.escape(o) + r"\b", help_text)] == []
