@@ -266,6 +266,11 @@ def test_every_test_the_pages_cite_exists() -> None:
         missing += [
             f"{page.name}: …::{n}" for n in re.findall(r"…::(\w+)", text) if n not in defined
         ]
+        bare = re.findall(r"`(test_\w+)`", text)
+        missing += [f"{page.name}: {n}" for n in bare if n not in defined]
+        for suffix in re.findall(r"`…(_\w+)`", text):  # "…_the_rest" of the test named before
+            if not any(name.endswith(suffix) for name in defined):
+                missing.append(f"{page.name}: …{suffix}")
     assert not missing, "\n".join(missing)
 
 
