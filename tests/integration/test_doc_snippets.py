@@ -353,3 +353,14 @@ def test_the_dpsgd_hook_docstring_command_names_real_options() -> None:
     assert {"--server", "--name", "--certs", "--dimension", "--hook"} <= set(options)
     help_text = CliRunner().invoke(main, ["client", "--help"]).output
     assert [o for o in options if not re.search(re.escape(o) + r"\b", help_text)] == []
+
+
+def test_protocol_mask_chunk_is_the_prgs() -> None:
+    """docs/protocol.md's PRG section gave the accumulator's chunk as 64 KiB; the mask
+    loop works in :data:`secagg.crypto.prg._CHUNK_BYTES` (256 KiB since the chunk study
+    its comment records), as the page's own "What changed" says."""
+    from secagg.crypto import prg
+
+    text = prose(DOCS / "protocol.md")
+    (kib,) = re.findall(r"subtracts masks chunk by chunk \((\d+) KiB\)", text)
+    assert int(kib) * 1024 == prg._CHUNK_BYTES
