@@ -364,3 +364,24 @@ def test_protocol_mask_chunk_is_the_prgs() -> None:
     text = prose(DOCS / "protocol.md")
     (kib,) = re.findall(r"subtracts masks chunk by chunk \((\d+) KiB\)", text)
     assert int(kib) * 1024 == prg._CHUNK_BYTES
+
+
+def test_backends_key_holder_table_is_a_policy_the_key_holder_reads() -> None:
+    """docs/backends.md's ``[key_holder]`` example reads as a ``KeyHolderPolicy`` with the
+    values its comments give, and the commented-out ``dimension`` line, uncommented, too."""
+    import tomllib
+
+    from secagg.aggregation.keyholder_policy import KeyHolderPolicy
+
+    text = (DOCS / "backends.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    table = tomllib.loads(block)["key_holder"]
+    policy = KeyHolderPolicy.from_dict(table)
+    assert (policy.noise_stddev, policy.min_contributions, policy.max_decryptions) == (
+        1.0,
+        2,
+        1000,
+    )
+    assert policy.dimension is None
+    with_dimension = tomllib.loads(block.replace("# dimension", "dimension"))["key_holder"]
+    assert KeyHolderPolicy.from_dict(with_dimension).dimension == 1000
