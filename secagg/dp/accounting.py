@@ -528,6 +528,18 @@ def likely_most_rounds(
     return low
 
 
+def _federation_delta(delta: object, population: int) -> float:
+    """``delta`` if it lies in (0, 1) and below ``1 / population``, else a
+    :class:`ConfigurationError` saying why (``population`` already checked)."""
+    d = _delta(delta)
+    if not d < 1 / population:
+        raise ConfigurationError(
+            f"delta {d:g} is not below 1 / population = 1/{population}: at delta >= 1/N "
+            "the guarantee allows releasing one client's data outright"
+        )
+    return d
+
+
 def federation_epsilon(
     noise_multiplier: float,
     sample_rate: float,
@@ -539,8 +551,14 @@ def federation_epsilon(
     """The epsilon a federation will likely claim after ``rounds`` rounds: that of its
     most charged client, unamplified over the :func:`likely_most_rounds` it takes part
     in (every round at q = 1). :func:`epsilon` is the Poisson-amplified figure, which
-    holds only where nobody can tell who was sampled."""
+    holds only where nobody can tell who was sampled.
+
+    ``delta`` must lie below ``1 / population`` (:class:`ConfigurationError`
+    otherwise): a larger delta allows releasing one client's data outright, so no
+    epsilon at it is a guarantee (the CLI and :class:`~secagg.dp.config.DPConfig`
+    refused it; this helper returned a figure)."""
     most = likely_most_rounds(population, sample_rate, rounds)
+    _federation_delta(delta, population)
     # a plan with any round charges someone at least once, however rare the sampling
     return epsilon(noise_multiplier, 1.0, max(most, min(rounds, 1)), delta, accountant)
 
@@ -554,8 +572,10 @@ def federation_noise_multiplier(
     accountant: str = "pld",
 ) -> float:
     """The smallest noise multiplier whose :func:`federation_epsilon` stays within
-    ``epsilon`` (the server's budget makes a client sampled more often sit out)."""
+    ``epsilon`` (the server's budget makes a client sampled more often sit out);
+    ``delta`` below ``1 / population``, as :func:`federation_epsilon`."""
     most = likely_most_rounds(population, sample_rate, rounds)
+    _federation_delta(delta, population)
     return noise_multiplier_for(epsilon, delta, 1.0, max(1, most), accountant)
 
 

@@ -6,8 +6,11 @@ coordinate and divides by the *expected* number of clients per round, a
 public constant. Dividing by the realised count would make the denominator
 depend on the data and break the analysis, so :meth:`CentralGaussian.mean`
 never does. One round is then the Gaussian mechanism with noise multiplier
-``z`` on a sensitivity-``C`` sum; with Poisson client sampling at rate ``q``
-and ``T`` rounds the accountant composes the Poisson-subsampled Gaussian.
+``z`` on a sensitivity-``C`` sum for the round's members. A federation credits no
+amplification by sampling (a round's members see one another): each client is
+charged the Gaussians of the rounds it was in (``PerClientAccountant`` in
+:mod:`secagg.dp.accountants`); the Poisson-subsampled figure of
+:func:`secagg.dp.epsilon` at ``q < 1`` holds only for a cohort kept secret.
 
 The server here is *trusted with the noise*: it sees the un-noised sum for the
 instant it takes to add the noise. When it must not, use the distributed

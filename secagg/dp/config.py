@@ -233,9 +233,10 @@ class DPConfig:
         is in, unamplified (:func:`~secagg.dp.accounting.federation_epsilon`: with
         sampling, over the rounds the most sampled client likely takes part in).
         Distributed: the distributed discrete Gaussian's RDP bound for the
-        planned cohort, which is larger (rounding, the sum of discrete
-        Gaussians, the generic subsampling bound); dropouts raise it further,
-        and the runtime reports that honest figure round by round.
+        planned cohort less its assumed colluders, at sample rate 1 (the untrusted
+        server draws the cohort), which is larger (rounding, the sum of discrete
+        Gaussians); dropouts raise it further, and the runtime reports that honest
+        figure round by round.
         """
         if self.mechanism == "distributed":
             from secagg.dp.distributed import DistributedDiscreteGaussian, planned_honest_shares
