@@ -674,10 +674,17 @@ def privacy_epsilon(
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     else:
+        # the line names what the figure assumes: an amplified one (a secret Poisson
+        # sample, which a secagg federation does not claim) read as "per client" alone
+        # looked like the federation's figure (review, 2026-12-05)
+        detail = [accountant, "per client"]
+        if most:
+            detail.append(f"the most sampled client likely in {most} of {rounds} rounds")
+        if payload["amplified_by_sampling"]:
+            detail.append(f"amplified by sampling at q = {sample_rate:g}")
         click.echo(
             f"epsilon = {shown(eps)} at delta = {shown(delta, 6, significant=True)} "
-            f"({accountant}, per client"
-            + (f"; the most sampled client likely in {most} of {rounds} rounds)" if most else ")")
+            f"({detail[0]}, {'; '.join(detail[1:])})"
         )
     _amplified_note(sample_rate, most, as_json)
 

@@ -175,3 +175,24 @@ def test_floor_note_rounds_the_unevaluable_noise_down(monkeypatch: pytest.Monkey
     assert text.exit_code == 0, text.output
     (line,) = [x for x in text.stderr.splitlines() if "not reachable from above" in x]
     assert "cannot evaluate z = 0.2888, " in line, line
+
+
+@pytest.mark.parametrize(
+    ("plan", "says_amplified"),
+    [
+        (["-q", "0.01", "-T", "100"], True),
+        (["-q", "1", "-T", "100"], False),
+        (["-q", "0.01", "-T", "100", "--clients", "1000"], False),
+    ],
+)
+def test_the_epsilon_line_says_when_it_credits_sampling(
+    plan: list[str], says_amplified: bool
+) -> None:
+    """Without --clients at q < 1 the figure is amplified by a secret sample, which a
+    secagg federation does not claim; the line read "(pld, per client)" as for the
+    federation's figure, and only a stderr note said otherwise (review, 2026-12-05)."""
+    result = CliRunner().invoke(main, ["privacy", "epsilon", "-z", "1", *plan, "--delta", "1e-5"])
+    assert result.exit_code == 0, result.output
+    line = result.stdout.splitlines()[0]
+    assert ("amplified by sampling at q = 0.01" in line) is says_amplified, line
+    assert line.count("(") == line.count(")") == 1
