@@ -235,7 +235,7 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     "as_json",
     is_flag=True,
     help="Print the verdict as one JSON object (verdict, exit_status, rows, head, epsilon, "
-    "first_failure, notes ...) instead of text.",
+    "delta, first_failure, notes ...) instead of text.",
 )
 def verify(
     ledger: str,
@@ -322,6 +322,9 @@ def verify(
         "rows_without_sampling": result.without_sampling,
         "notes": result.notes,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
+        # the delta "epsilon" holds at (the last row's), exact: the text line shows it
+        # rounded up, and an epsilon without its delta says nothing (null: no epsilon)
+        "delta": None if last is None else last_delta,
         # the round the ledger begins at: above 1, "epsilon" covers the rounds from it on
         # only (--first-round: the rounds before are accounted in another record)
         "first_round": result.first_round,
