@@ -71,6 +71,7 @@ replay setting) is noted, not reported as seeded noise.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -221,6 +222,12 @@ class AuditResult:
     #: declared the ledger begins at because the rounds before it are accounted in
     #: another record; then every epsilon here covers the rounds from it on only
     first_round: int = 1
+    #: ``--prior-ledger``: the archived ledger holding this chain's earlier rounds (its
+    #: path, rows and head), replayed before this file's rows so that every epsilon here
+    #: is the federation's from :attr:`first_round` on, theirs included; None without one
+    prior_ledger: str | None = None
+    prior_rows: int = 0
+    prior_head: str | None = None
     #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
@@ -306,16 +313,17 @@ class AuditResult:
                 f"privacy guarantee holds (no row carries a DP block; completed {rounds} "
                 "released without noise)"
             ]
+        # ordered by round: with a prior ledger the two files' row numbers may repeat
         lines = [
             (
-                seq,
+                number,
                 f"round {number}: completed without a DP block (released without noise); "
                 "epsilon is infinite from this round on",
             )
             for seq, number in self.unnoised
         ] + [
             (
-                seq,
+                number,
                 f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is "
                 "not a privacy guarantee"
                 + (
@@ -327,7 +335,7 @@ class AuditResult:
             )
             for seq, number in self.seeded
         ]
-        out = [line for _, line in sorted(lines, key=lambda item: item[0])]
+        out = [line for _, line in sorted(lines, key=lambda item: item[0])]  # stable
         if self.amplified:  # one line for the ledger: its claim, not one round, falls short
             out.append(self._amplified_reason())
         return out
@@ -1280,6 +1288,56 @@ def _over_budget(
     )
 
 
+def _prior_problem(prior: ChainReport, chain: ChainReport, name: str) -> str | None:
+    """Why the prior ledger cannot stand before this one, or None: it fails as a ledger
+    itself, or it is signed by another key (with ``--pubkey`` both are checked against
+    it; without, each against the key it embeds, which must then be the same)."""
+    if not prior.ok:
+        return f"the prior ledger {name}: {prior.failure}"
+    if prior.public_key != chain.public_key:
+        return (
+            f"the prior ledger {name} is signed by another key than this ledger: the "
+            "earlier rounds of another federation, or a rewritten archive"
+        )
+    return None
+
+
+def _round_span(rows: list[ChainRow]) -> str:
+    """``rounds 1-4`` (``round 3``): the rounds of a run of consecutive rows."""
+    first, last = rows[0].entry.get("round"), rows[-1].entry.get("round")
+    return f"round {first}" if first == last else f"rounds {first}-{last}"
+
+
+def _split_hint(
+    result: AuditResult, claimed: float | None, recomputed: float | None, *, mine: bool
+) -> str:
+    """What a failed claim means for a ledger that does not hold every round: with a prior
+    ledger, that its rounds were replayed (the claim is not below them by accident of
+    this file); with ``--first-round`` alone, that a claim above the replay may count the
+    earlier rounds, which only their ledger lets verify replay. Empty otherwise."""
+    if result.prior_ledger is not None and mine:
+        return (
+            f" (rounds {result.first_round} to {result.first_round + result.prior_rows - 1} "
+            f"replayed from the prior ledger {result.prior_ledger})"
+            if result.prior_rows
+            else ""
+        )
+    if (
+        result.prior_ledger is None
+        and result.first_round > 1
+        and claimed is not None
+        and recomputed is not None
+        and claimed > recomputed
+    ):
+        return (
+            f" (--first-round {result.first_round}: the replay covers rounds "
+            f"{result.first_round} on only; a claim that counts {result.excluded_rounds} "
+            "needs their ledger, passed with --prior-ledger, so that they are replayed, "
+            "not taken on trust)"
+        )
+    return ""
+
+
 def _rounds_before(first_round: int) -> str | None:
     """``round 1`` or ``rounds 1-4``: the rounds before ``first_round``; None for 1."""
     if first_round <= 1:
@@ -1333,6 +1391,7 @@ def verify_ledger(
     expected: ExpectedPrivacy | None = None,
     *,
     first_round: int = 1,
+    prior_ledger: str | Path | None = None,
 ) -> AuditResult:
     """Check the chain (and, given ``expect_head``, that it still holds that head), then
     replay every epsilon claim, check every DP block for consistency (and, given
@@ -1340,14 +1399,41 @@ def verify_ledger(
     noise or none; name the first failure. ``expect_head`` is ``SEQ:HASH`` or ``HASH``
     (a malformed one raises :class:`~secagg.errors.ConfigurationError`). The first row
     must be round ``first_round`` (1 unless the auditor declares the rounds before it
-    accounted elsewhere; see :func:`_first_round_problem`)."""
+    accounted elsewhere; see :func:`_first_round_problem`).
+
+    ``prior_ledger``: the ledger holding this one's earlier rounds (an archive of its
+    first rows, or the ledger a federation kept before it began this one), signed by the
+    same key. It is verified as a ledger (from ``first_round``) and its rows are replayed
+    before this file's, which must continue it: the next round, and (for the tail of an
+    archived chain) the next row, linked to its head. Why: a row's claim is the
+    federation's cumulative epsilon, the earlier rounds included, so ``--first-round``
+    alone (which replays this file only) could not pass an honest split ledger, and
+    taking its claim for the earlier rounds on trust would let it understate them."""
     if isinstance(first_round, bool) or not isinstance(first_round, int) or first_round < 1:
         raise ConfigurationError(
             f"--first-round must be a round number (an integer >= 1), not {first_round!r}"
         )
-    chain = read_chain(path, public_key)
+    prior = None if prior_ledger is None else read_chain(prior_ledger, public_key)
+    after = None
+    if prior is not None and prior.ok and prior.head_hash is not None:
+        after = (prior.offset + len(prior.rows), prior.head_hash)
+    chain = read_chain(path, public_key, after=after)
+    joined = None if prior is None else _prior_problem(prior, chain, str(prior_ledger))
+    if joined is not None:
+        return AuditResult(dataclasses.replace(chain, failure=joined), first_round=first_round)
     result = AuditResult(chain, first_round=first_round)
-    rows: list[ChainRow] = chain.rows
+    prior_rows: list[ChainRow] = [] if prior is None else prior.rows
+    if prior is not None:
+        result.prior_ledger, result.prior_rows = str(prior_ledger), len(prior_rows)
+        result.prior_head = prior.head
+    # the prior ledger's rows first: every claim here counts them, so they are replayed
+    rows: list[ChainRow] = prior_rows + chain.rows
+    own = len(prior_rows)  # rows[own:] are this file's
+
+    def where_of(index: int, row: ChainRow, number: object) -> str:
+        held = "the prior ledger's " if index < own else ""
+        return f"{held}row {row.seq} (round {number})"
+
     # a row no writer could have written (not an object, a field of the wrong type, a
     # round out of order) fails, naming it; the rows before it are replayed first, so
     # an earlier row's failure is still the one reported
@@ -1360,7 +1446,9 @@ def verify_ledger(
             shown_round = (
                 number if isinstance(number, int) and not isinstance(number, bool) else "?"
             )
-            malformed = f"row {row.seq} (round {shown_round}): {problem}"
+            if index == own and own and previous_round is not None and shown_round != "?":
+                problem += f" (the last round of the prior ledger {prior_ledger})"
+            malformed = f"{where_of(index, row, shown_round)}: {problem}"
             rows = rows[:index]
             break
         previous_round = row.entry["round"]
@@ -1386,11 +1474,12 @@ def verify_ledger(
     # ledger's claim rests on amplification, and what the budget is then held to
     unamplified = _UnamplifiedCharge()
     previous_model: Any = None  # the last model digest a row recorded
-    for row in rows:
-        where = f"row {row.seq} (round {row.entry.get('round')})"
+    for index, row in enumerate(rows):
+        where = where_of(index, row, row.entry.get("round"))
+        mine = index >= own  # this file's row (the prior ledger's are replayed, not listed)
         try:
             provenance = Reconstruction.of_row(row.entry)
-            if rebuilt(row.entry):
+            if rebuilt(row.entry) and mine:
                 result.rebuilt.append((row.seq, row.entry.get("round", row.seq), provenance))
         except ValueError as exc:
             result.failure = f"{where}: its reconstruction record is malformed: {exc}"
@@ -1442,7 +1531,8 @@ def verify_ledger(
             result.seeded.append((row.seq, row.entry.get("round", row.seq)))
         elif seeded:
             seeded_without_dp += 1
-        result.epsilons.append((row.seq, recomputed))
+        if mine:
+            result.epsilons.append((row.seq, recomputed))
         claimed = _claimed(row.entry)
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
@@ -1479,12 +1569,15 @@ def verify_ledger(
                 # never below the incremental replay: the from-scratch figure may lie a
                 # hair under it, and the replay is what every figure is held to
                 recomputed = older if recomputed is None else max(older, recomputed)
-                result.epsilons[-1] = (row.seq, recomputed)
+                if mine:
+                    result.epsilons[-1] = (row.seq, recomputed)
         if not _agrees(claimed, recomputed):
             below = claimed is not None and recomputed is not None and claimed < recomputed
             result.failure = (
                 f"{where}: claims epsilon {claimed} but its recorded mechanism gives "
-                f"{recomputed}" + (" (the claim is below the mechanism's)" if below else "")
+                f"{recomputed}"
+                + (" (the claim is below the mechanism's)" if below else "")
+                + _split_hint(result, claimed, recomputed, mine=mine)
             )
             return result
         if (
@@ -1570,6 +1663,13 @@ def verify_ledger(
             f"mechanism replays to, within float noise ({FLOAT_NOISE:g} relative) "
             f"(the largest gap: round {number} claims {claimed!r}, the replay gives "
             f"{replayed!r}): every epsilon verify and the report print is the replay's"
+        )
+    if prior_rows:
+        span = _round_span(prior_rows)
+        result.notes.append(
+            f"{span} replayed from the prior ledger {prior_ledger} ({len(prior_rows)} rows, "
+            f"head {prior.head if prior is not None else None}): every epsilon here is the "
+            f"federation's from round {first_round} on, {span} included"
         )
     excluded = result.excluded_rounds
     if excluded is not None:

@@ -231,6 +231,13 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     "another ledger you verify too: every epsilon printed then covers rounds N on only.",
 )
 @click.option(
+    "--prior-ledger",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
+    "the ledger kept before this one began), signed by the same key. It is verified and "
+    "replayed first: every epsilon printed is then the federation's, its rounds included.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -243,6 +250,7 @@ def verify(
     expect_head: str | None,
     config: str | None,
     first_round: int,
+    prior_ledger: str | None,
     as_json: bool,
 ) -> None:
     """Check the chain, every signature and every epsilon claim.
@@ -261,7 +269,14 @@ def verify(
 
     expected = _expected(config)
     try:
-        result = verify_ledger(ledger, _key(pubkey), expect_head, expected, first_round=first_round)
+        result = verify_ledger(
+            ledger,
+            _key(pubkey),
+            expect_head,
+            expected,
+            first_round=first_round,
+            prior_ledger=prior_ledger,
+        )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
@@ -309,6 +324,16 @@ def verify(
         "key_source": result.chain.key_source,
         "head": result.chain.head,
         "head_hash": result.chain.head_hash,
+        # the head after this file's first row: pins where the ledger begins (a ledger
+        # cut from the front and re-signed has another); null without rows
+        "first_head": result.chain.first_head,
+        "prior_ledger": None
+        if result.prior_ledger is None
+        else {
+            "path": result.prior_ledger,
+            "rows": result.prior_rows,
+            "head": result.prior_head,
+        },
         "expected_head": expect_head,
         "grown_since_expected_head": None if anchor is None or not anchor.ok else anchor.grown_by,
         "config": config,
@@ -345,14 +370,17 @@ def verify(
         if result.dp_claimed
         else "no epsilon is claimed: no row carries a DP block"
     )
+    counted = f"{payload['rows']} rows" + (
+        f" (after the prior ledger's {result.prior_rows})" if result.prior_rows else ""
+    )
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     elif result.ok:
         if keyed:
-            click.echo(f"VERIFIED: {payload['rows']} rows, chain and signatures intact, {claims}")
+            click.echo(f"VERIFIED: {counted}, chain and signatures intact, {claims}")
         else:
             click.echo(
-                f"UNVERIFIED: {payload['rows']} rows are self-consistent (chain intact, "
+                f"UNVERIFIED: {counted} are self-consistent (chain intact, "
                 f"signed by the key the ledger itself embeds, {claims}), but anyone can "
                 "rewrite a ledger and re-sign it with a key of their own: pass --pubkey "
                 "with the key the operator gave you"
@@ -402,6 +430,14 @@ def verify(
             )
         click.echo(f"head: {result.chain.head}")
         click.echo(f"  (keep it; next time pass --expect-head {result.chain.head})")
+        if result.chain.first_head is not None and result.chain.first_head != result.chain.head:
+            # the chain's start depends on the key only: a ledger cut from the front and
+            # re-signed with the key begins afresh there, and only a kept first row shows it
+            click.echo(
+                f"first row: {result.chain.first_head}  (compare it with the one published "
+                "when the ledger began; --expect-head with it fails a ledger cut from the "
+                "front and re-signed)"
+            )
     else:
         # one line naming the file and (in the failure) the row: an auditor checking
         # several ledgers in a loop sees which one failed
@@ -467,13 +503,29 @@ Exit status:
     help="The round this ledger begins at (as `audit verify --first-round`): give N only "
     "when rounds 1 to N-1 are accounted in another ledger.",
 )
-def report(ledger: str, pubkey: str | None, config: str | None, out: str, first_round: int) -> None:
+@click.option(
+    "--prior-ledger",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
+    "the ledger kept before this one began), signed by the same key. It is verified and "
+    "replayed first: every epsilon shown is then the federation's, its rounds included.",
+)
+def report(
+    ledger: str,
+    pubkey: str | None,
+    config: str | None,
+    out: str,
+    first_round: int,
+    prior_ledger: str | None,
+) -> None:
     """Write ledger-report.md / .html / .png for a compliance officer."""
     from secagg.ledger.report import build_report, write_report_files
 
     expected = _expected(config)
     try:
-        text, png = build_report(ledger, _key(pubkey), expected, first_round=first_round)
+        text, png = build_report(
+            ledger, _key(pubkey), expected, first_round=first_round, prior_ledger=prior_ledger
+        )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (SecAggError, sqlite3.Error, OSError, ValueError) as exc:
