@@ -185,7 +185,8 @@ Exit status:
      every DP block is consistent (and matches --config), no round's noise was
      seeded and no completed round went without DP
   1  FAILED: the ledger was changed, cut back (--expect-head), does not begin
-     at round 1 (or --first-round), a claim does not follow, a row contradicts
+     at its genesis or round 1 (or --first-round, --prior-ledger), the prior
+     ledger fails, a claim does not follow, a row contradicts
      itself or the --config (delta, sampling kind, rate, population, unit,
      mechanism); or it cannot be read as a ledger
   2  usage error (bad option, missing ledger, unreadable key or --config)
@@ -228,7 +229,8 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     show_default=True,
     help="The round this ledger begins at. A ledger must begin at round 1 (the server "
     "writes every round from 1); give N only when rounds 1 to N-1 are accounted in "
-    "another ledger you verify too: every epsilon printed then covers rounds N on only.",
+    "another ledger you verify too: every epsilon printed then covers rounds N on only. "
+    "Rows whose claims count those rounds need that ledger: --prior-ledger.",
 )
 @click.option(
     "--prior-ledger",
