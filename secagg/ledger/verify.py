@@ -457,10 +457,29 @@ def _agrees(claimed: float | None, recomputed: float | None) -> bool:
     return -FLOAT_NOISE * scale <= claimed - recomputed <= RELATIVE_TOLERANCE * scale
 
 
+def _real(value: object) -> bool:
+    """A JSON number as the writer records it: an int or float, not a bool (nor a
+    string ``float()`` would parse)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value: object, what: str) -> float:
+    """``value`` as a float if the row records it as a finite number; else
+    :class:`ReplayFailure` naming ``what``. Why: ``float()`` read ``"1.5"`` (and ``True``)
+    as the number, so a row recording a figure as a string verified as if it held it."""
+    if not _real(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise ReplayFailure(f"records {what} as {value!r}, not a finite number")
+    return float(value)  # type: ignore[arg-type]
+
+
 def _same(a: Any, b: Any) -> bool:
-    """Two recorded parameters (numbers) are equal up to float noise."""
+    """Two recorded parameters (numbers) are equal up to float noise. A recorded value
+    that is not a number (a string, a bool) is never the same as anything: ``float()``
+    once read ``"1e-05"`` as the delta it spells."""
     if a is None or b is None:
         return a is None and b is None
+    if not (_real(a) and _real(b)):
+        return False
     a, b = float(a), float(b)
     return abs(a - b) <= _PARAMETER_TOLERANCE * max(abs(a), abs(b), 1e-300)
 
@@ -476,6 +495,8 @@ def _below(a: Any, b: Any) -> bool:
     writer computes both sides from the same floats, so an honest row is exact there."""
     if a is None or b is None:
         return False
+    if not (_real(a) and _real(b)):
+        return True  # not a number: nothing shows it is not below (callers fail it)
     return float(a) < float(b)
 
 
@@ -565,6 +586,18 @@ def _check_consistency(
     adaptive = dp.get("adaptive_clipping")
     if isinstance(adaptive, dict):
         z = adaptive.get("update_noise_multiplier")
+        if not _real(z):
+            return (
+                f"records dp.adaptive_clipping.update_noise_multiplier as {z!r}, not a "
+                "number: the replay cannot charge the noise that was added"
+            )
+    if None in (z, clip, std):
+        # every client-level and distributed row the server writes records all three:
+        # without one the check below was skipped, and the replayed z was the row's word
+        return (
+            f"records noise_std {std!r}, noise multiplier {z!r} and clip {clip!r}: without "
+            "all three the noise added cannot be checked against z x clip"
+        )
     # less noise than z x clip (by any amount) is less than the replay assumes
     if None not in (z, clip, std) and (
         not _same(std, float(z) * float(clip)) or _below(std, float(z) * float(clip))
@@ -908,8 +941,12 @@ class EpsilonReplay:
             # amount, flatters; _same alone let it pass by 1e-9 (relative)
             if not _same(report.get("delta"), row_delta) or _below(row_delta, report.get("delta")):
                 raise ReplayFailure(
-                    f"{name} accounts at delta {report.get('delta')} but the row accounts at "
-                    f"delta {row_delta}"
+                    f"{name} accounts at delta {report.get('delta')!r} but the row accounts at "
+                    f"delta {row_delta!r}"
+                )
+            if not isinstance(report.get("accountant"), str):
+                raise ReplayFailure(
+                    f"{name} names its accountant {report.get('accountant')!r}, not a name"
                 )
             history = _runs(report["history"])
             previous = self._histories.get(identity)
@@ -925,7 +962,11 @@ class EpsilonReplay:
             # the branch keeps its larger figure, as the server does: no row's
             # worst-branch epsilon goes down
             kept = recomputed if before is None else max(before, recomputed)
-            claimed = float(report["epsilon"])
+            stated = report.get("epsilon")
+            if not _real(stated) or not math.isfinite(stated):
+                # float() read a stated "2.23" (or True) as the number it spells
+                raise ReplayFailure(f"{name} states epsilon {stated!r}, not a finite number")
+            claimed = float(stated)
             # the report's own figure, or the larger one the server kept in its place
             # (a PRV figure a little lower over a longer history: see below)
             if not (_agrees(claimed, recomputed) or _agrees(claimed, kept)):
@@ -1002,7 +1043,13 @@ class EpsilonReplay:
         adaptive = dp.get("adaptive_clipping")
         if isinstance(adaptive, dict):  # the two releases, as the server charged them
             precision = PerClientAccountant.precision(
-                float(adaptive["update_noise_multiplier"]), float(adaptive["count_noise_stddev"])
+                _number(
+                    adaptive.get("update_noise_multiplier"),
+                    "dp.adaptive_clipping.update_noise_multiplier",
+                ),
+                _number(
+                    adaptive.get("count_noise_stddev"), "dp.adaptive_clipping.count_noise_stddev"
+                ),
             )
         else:
             precision = PerClientAccountant.precision(float(dp["noise_multiplier"]))
@@ -1111,6 +1158,22 @@ class EpsilonReplay:
         params = {k: dp[k] for k in ("clip", "noise_multiplier")} | dict(dp["ddg"])
         if dp.get("record_clip") is not None:  # record level: one unit moves record_clip
             params["record_clip"] = dp["record_clip"]
+        # every charged row's, not only the first's: ``params != self._distributed``
+        # reads 16.0 (or True) as 16 (or 1), so a later row's figure went unchecked
+        for name in ("dimension", "expected_clients", "bits"):
+            value = params.get(name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                # int() truncated a forged 40.5 or 4.9 (or parsed "32") into the
+                # figure the replay then sized its noise by: the row must record it
+                raise ReplayFailure(
+                    f"records the discrete Gaussian's {name} as {value!r}, not a whole "
+                    "number: the replay cannot size the noise that was added"
+                )
+        if not _real(params.get("scale")):  # float() parsed a string scale
+            raise ReplayFailure(
+                f"records the discrete Gaussian's scale as {params.get('scale')!r}, not a "
+                "number: the replay cannot size the noise that was added"
+            )
         if self._distributed is not None and params != self._distributed:
             raise ReplayFailure(
                 "the distributed mechanism's parameters changed mid-ledger "
@@ -1126,15 +1189,6 @@ class EpsilonReplay:
                     f"the distributed mechanism's sample rate changed mid-ledger "
                     f"({ddg.sample_rate:g} -> {rate:g})"
                 )
-            for name in ("dimension", "expected_clients", "bits"):
-                value = params.get(name)
-                if isinstance(value, bool) or not isinstance(value, int):
-                    # int() truncated a forged 40.5 or 4.9 (or parsed "32") into the
-                    # figure the replay then sized its noise by: the row must record it
-                    raise ReplayFailure(
-                        f"records the discrete Gaussian's {name} as {value!r}, not a whole "
-                        "number: the replay cannot size the noise that was added"
-                    )
             record_clip = params.get("record_clip")
             mechanism = DistributedDiscreteGaussian(
                 dimension=int(params["dimension"]),
