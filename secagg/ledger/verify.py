@@ -876,7 +876,8 @@ def _distributed_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str |
         ("ring bits", ddg.get("bits"), expected.bits),
         ("expected clients", ddg.get("expected_clients"), want_clients),
     ):
-        if want is not None and recorded != want:
+        # as recorded: ``!=`` read a recorded 16.0 (or True) as 16 (or 1)
+        if want is not None and not _same_count(recorded, want):
             return (
                 f"records a discrete Gaussian of {label} {recorded!r}, but the config's is "
                 f"{want}: its noise shares were not sized as the federation promised"

@@ -225,3 +225,36 @@ def test_a_client_row_without_its_noise_std_fails(tmp_path: Path) -> None:
     del rows[1]["dp"]["noise_std"]
     failure = str(_verify(tmp_path, rows).first_failure)
     assert failure.startswith("row 2 (round 2): ") and "noise_std" in failure, failure
+
+
+@pytest.mark.parametrize("field", ["dimension", "bits", "expected_clients"])
+def test_an_uncharged_rows_discrete_gaussian_is_held_to_the_config_as_recorded(
+    tmp_path: Path, field: str
+) -> None:
+    """An aborted round (its sum never revealed) is not replayed, so only ``--config``
+    reads its discrete Gaussian: ``recorded != want`` passed 16.0 for 16 and True for 1."""
+    from secagg.ledger.verify import ExpectedPrivacy
+
+    expected = ExpectedPrivacy(
+        delta=DELTA,
+        unit="client",
+        mechanism="distributed",
+        sampling_kind="poisson",
+        sample_rate=1.0,
+        population=N,
+        dimension=16,
+        bits=32,
+        expected_clients=float(N),
+        corrupt_fraction=0.25,
+    )
+    rows = _distributed_rows(3)
+    rows[1]["status"] = "aborted"
+    rows[1]["model_sha256"] = rows[0]["model_sha256"]
+    rows[1]["privacy"]["epsilon"] = rows[0]["privacy"]["epsilon"]
+    rows[2]["privacy"]["epsilon"] = _distributed_rows(2)[1]["privacy"]["epsilon"]
+    path, key = write_ledger(tmp_path / "honest.ledger", copy.deepcopy(rows))
+    assert verify_ledger(path, key.public_key, expected=expected).ok
+    rows[1]["dp"]["ddg"][field] = float(rows[1]["dp"]["ddg"][field])
+    path, key = write_ledger(tmp_path / "forged.ledger", rows)
+    failure = str(verify_ledger(path, key.public_key, expected=expected).first_failure)
+    assert failure.startswith("row 2 (round 2): records a discrete Gaussian of"), failure
