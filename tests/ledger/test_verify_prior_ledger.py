@@ -207,3 +207,39 @@ def test_a_missing_prior_ledger_is_one_usage_line(tmp_path: Path) -> None:
         str(tmp_path / "nope.ledger"),
     )
     assert status == 2 and "--prior-ledger" in err and "Traceback" not in err
+
+
+def test_a_head_kept_before_the_archive_is_found_in_it(
+    tmp_path: Path, honest: tuple[list[dict], float]
+) -> None:
+    """A head kept after round 2 is row 2 of the archive now: with --prior-ledger the
+    two files are one chain, and the head is in it (4 rows appended since)."""
+    rows, _ = honest
+    archive, tail, key = _pruned(tmp_path, rows)
+    kept = verify_ledger(archive, key.public_key).chain.rows[1]
+    result = verify_ledger(tail, key.public_key, f"2:{kept.hash}", prior_ledger=archive)
+    assert result.ok, result.first_failure
+    assert result.anchor is not None and result.anchor.grown_by == len(COHORTS) - 2
+    other = verify_ledger(tail, key.public_key, f"2:{'0' * 64}", prior_ledger=archive)
+    assert not other.ok and "is not the head you expected" in str(other.first_failure)
+
+
+def test_audit_report_takes_the_prior_ledger(
+    tmp_path: Path, honest: tuple[list[dict], float]
+) -> None:
+    rows, _ = honest
+    prior, tail, key = _afresh(tmp_path, rows)
+    out = tmp_path / "out"
+    status, _, err = _cli(
+        "audit",
+        "report",
+        str(tail),
+        "--pubkey",
+        _pub(tmp_path, key),
+        "--prior-ledger",
+        str(prior),
+        "--out",
+        str(out),
+    )
+    assert status == 0 and err.startswith("verdict: VERIFIED"), err
+    assert "rounds 1-3 replayed from the prior ledger" in (out / "ledger-report.md").read_text()

@@ -411,7 +411,8 @@ def verify(
             rounds = reasons[:-1] if result.amplified else reasons
             if rounds:
                 click.echo(
-                    f"NOT PRIVATE: {len(rounds)} of {payload['rows']} rounds drew their DP "
+                    f"NOT PRIVATE: {len(rounds)} of {payload['rows'] + result.prior_rows} "
+                    "rounds drew their DP "
                     "noise from a seeded stream or released without DP"
                 )
                 for line in rounds[:_SHOWN_SEEDED]:
