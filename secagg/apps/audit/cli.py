@@ -433,11 +433,12 @@ def verify(
             )
         click.echo(f"head: {result.chain.head}")
         click.echo(f"  (keep it; next time pass --expect-head {result.chain.head})")
-        if result.chain.first_head is not None and result.chain.first_head != result.chain.head:
+        first = result.chain.first_head
+        if first is not None and first != result.chain.head and not result.prior_rows:
             # the chain's start depends on the key only: a ledger cut from the front and
             # re-signed with the key begins afresh there, and only a kept first row shows it
             click.echo(
-                f"first row: {result.chain.first_head}  (compare it with the one published "
+                f"first row: {first}  (compare it with the one published "
                 "when the ledger began; --expect-head with it fails a ledger cut from the "
                 "front and re-signed)"
             )
