@@ -228,6 +228,10 @@ class AuditResult:
     prior_ledger: str | None = None
     prior_rows: int = 0
     prior_head: str | None = None
+    #: the prior ledger's last epsilon (the larger of its claim and replay) and delta:
+    #: what holds when this file has no rows yet (a ledger just begun afresh)
+    prior_epsilon: float | None = None
+    prior_delta: float | None = None
     #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
@@ -1594,6 +1598,10 @@ def verify_ledger(
         if mine:
             result.epsilons.append((row.seq, recomputed))
         claimed = _claimed(row.entry)
+        if not mine:
+            figures = [f for f in (claimed, recomputed) if f is not None]
+            result.prior_epsilon = max(figures) if figures else None
+            result.prior_delta = (row.entry.get("privacy") or {}).get("delta")
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)

@@ -243,3 +243,25 @@ def test_audit_report_takes_the_prior_ledger(
     )
     assert status == 0 and err.startswith("verdict: VERIFIED"), err
     assert "rounds 1-3 replayed from the prior ledger" in (out / "ledger-report.md").read_text()
+
+
+def test_a_ledger_begun_afresh_without_rows_prints_the_prior_epsilon(
+    tmp_path: Path, honest: tuple[list[dict], float]
+) -> None:
+    """No round in this file yet: the federation's epsilon is the prior ledger's (it
+    printed "cumulative epsilon None")."""
+    rows, _ = honest
+    prior, key = write_ledger(tmp_path / "rounds-1-3.ledger", rows[:SPLIT])
+    empty, _ = write_ledger(tmp_path / "new.ledger", [], key)
+    pub = _pub(tmp_path, key)
+    status, out, err = _cli(
+        "audit", "verify", str(empty), "--pubkey", pub, "--prior-ledger", str(prior)
+    )
+    assert status == 0, err
+    claim = rows[SPLIT - 1]["privacy"]["epsilon"]
+    assert "None" not in out.splitlines()[0]
+    status, out, _ = _cli(
+        "audit", "verify", str(empty), "--pubkey", pub, "--prior-ledger", str(prior), "--json"
+    )
+    payload = json.loads(out)
+    assert payload["epsilon"] >= claim and payload["delta"] == DELTA

@@ -304,6 +304,11 @@ def verify(
         last = result.shown_epsilon(seq, claimed)
         # the delta the figure holds at: the last row's (see _delta_note in verify)
         last_delta = privacy.get("delta") if _is_number(privacy.get("delta")) else None
+    if not result.epsilons and result.prior_rows:
+        # no row of its own yet (a ledger just begun afresh): the prior ledger's figure
+        # is the federation's, not "None"
+        last = result.prior_epsilon
+        last_delta = result.prior_delta if _is_number(result.prior_delta) else None
     reasons = result.not_private_reasons()
     keyed = pubkey is not None
     if not result.ok:
