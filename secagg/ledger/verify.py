@@ -57,7 +57,12 @@ ledger begun mid-federation (the old one lost, or a fresh one started) whose eps
 covers rounds 5 on only, while rounds 1-4 released models too: it fails, naming the
 missing rounds. An auditor who holds the earlier rounds' record elsewhere declares it
 (``first_round``, ``--first-round``): the ledger must then begin there, and every
-epsilon it prints is labelled as covering the rounds from it on only.
+epsilon it prints is labelled as covering the rounds from it on only. Rows claim the
+federation's cumulative epsilon, the earlier rounds included, so a ledger split in two
+(an archive of its first rows and the live tail, or a ledger begun afresh mid-way) is
+verified with the earlier one (``prior_ledger``, ``--prior-ledger``): it is checked as a
+ledger and replayed first, never taken on the tail's word, and every epsilon printed is
+then the federation's.
 
 Two more verdicts sit beside it. A head the auditor kept from an earlier audit
 (``expect_head``) must still be in the chain: the signatures alone accept a ledger cut
