@@ -357,6 +357,10 @@ class ChainReport:
     head_hash: str | None
     failure: str | None
     key_source: str  # "given" or "embedded"
+    #: rows of the chain held in a prior ledger, not in this file: 0 for a ledger that
+    #: begins at its genesis; N for the tail of a chain whose rows 1..N were archived
+    #: (:func:`read_chain`'s ``after``), its first row then being N + 1
+    offset: int = 0
 
     @property
     def ok(self) -> bool:
@@ -365,7 +369,20 @@ class ChainReport:
     @property
     def head(self) -> str | None:
         """The verified head as a copyable ``SEQ:HASH`` token; None if the chain failed."""
-        return None if self.head_hash is None else format_head(len(self.rows), self.head_hash)
+        if self.head_hash is None:
+            return None
+        return format_head(self.offset + len(self.rows), self.head_hash)
+
+    @property
+    def first_head(self) -> str | None:
+        """The head after this file's first row, ``SEQ:HASH``: kept (or published) once,
+        it pins where the ledger begins. Passed back as ``--expect-head`` it fails a
+        ledger cut from the front and re-signed, which the chain alone cannot tell from
+        an honest one (the genesis depends on the key only). None without rows or if the
+        chain failed."""
+        if self.head_hash is None or not self.rows:
+            return None
+        return format_head(self.rows[0].seq, self.rows[0].hash)
 
 
 # --- heads as anchors ------------------------------------------------------------------------
@@ -423,6 +440,7 @@ def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
     """
     seq, digest = parse_head(expected)
     rows = chain.rows
+    total = chain.offset + len(rows)  # the chain's row count, archived rows included
     found = next((r.seq for r in rows if hmac.compare_digest(r.hash, digest)), None)
     genesis = genesis_hash(chain.public_key)
     if found is None and hmac.compare_digest(genesis, digest):
@@ -434,17 +452,17 @@ def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
         )
     current = chain.head or "none"
     if found is not None and (seq is None or seq == found):
-        return AnchorCheck(None, grown_by=len(rows) - found)
+        return AnchorCheck(None, grown_by=total - found)
     wanted = format_head(seq, digest) if seq is not None else digest
     if found is not None:  # the hash covers its row number: the token itself is wrong
         return AnchorCheck(
             f"the expected head {wanted} is inconsistent: that hash is row {found} of this "
             f"ledger, not row {seq}; copy the head token again"
         )
-    if seq is not None and seq > len(rows):
+    if seq is not None and seq > total:
         return AnchorCheck(
-            f"the ledger's head is {current} ({len(rows)} rows) but you expected {wanted}: "
-            f"{seq - len(rows)} or more rows were cut from the end, or the whole ledger was "
+            f"the ledger's head is {current} ({total} rows) but you expected {wanted}: "
+            f"{seq - total} or more rows were cut from the end, or the whole ledger was "
             "rolled back to an earlier copy"
         )
     if seq is not None:
@@ -454,7 +472,7 @@ def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
             "ledger key"
         )
     return AnchorCheck(
-        f"the ledger (head {current}, {len(rows)} rows) does not contain the head you "
+        f"the ledger (head {current}, {total} rows) does not contain the head you "
         f"expected ({wanted}): rows were cut from the end or the ledger was rolled back to "
         "an earlier copy, or this is another ledger"
     )
@@ -521,8 +539,20 @@ def _query_tables(db: sqlite3.Connection) -> tuple[Any, list[Any], list[Any]]:
     return meta, rows, head
 
 
-def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport:
-    """Check links, hashes, signatures and the signed head; stop at the first failure."""
+def read_chain(
+    path: str | Path, public_key: bytes | None = None, *, after: tuple[int, str] | None = None
+) -> ChainReport:
+    """Check links, hashes, signatures and the signed head; stop at the first failure.
+
+    The chain must begin at its genesis: row 1 links to the genesis hash. ``after``: the
+    head ``(seq, hash)`` of a prior ledger the auditor holds and verified (an archive of
+    this ledger's first rows): a file whose first row is not row 1 must then continue
+    exactly from it (its first row is ``seq + 1``, linked to ``hash``). A ledger begun
+    afresh at its genesis is read as such with or without ``after``.
+
+    Why the default refuses a tail: a ledger cut from the front (without the key) keeps
+    its later rows' numbers and links, and read as "sequence out of order" with no hint
+    that rows were cut from the front, nor how an honest pruned ledger is checked."""
     path = Path(path)
     if not path.exists():
         raise ConfigurationError(f"no ledger at {path}")
@@ -534,8 +564,10 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
     key_source = "given" if public_key is not None else "embedded"
     key = public_key if public_key is not None else embedded
 
+    offset = 0  # rows of the chain in the prior ledger (``after``), not in this file
+
     def fail(message: str, good: list[ChainRow]) -> ChainReport:
-        return ChainReport(good, key, None, message, key_source)
+        return ChainReport(good, key, None, message, key_source, offset)
 
     if len(key) != 32:
         return fail("the ledger holds no valid public key", [])
@@ -544,11 +576,44 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
     verify = VerifyKey(key)
     good: list[ChainRow] = []
     prev = genesis_hash(key)
-    for index, (seq, entry_text, prev_hash, digest, signature) in enumerate(rows, start=1):
+    first_seq = rows[0][0] if rows else None
+    continues = after is not None and (
+        first_seq != 1 if rows else bool(head) and int(head[0][0]) == after[0]
+    )
+    if continues and after is not None:
+        offset, prev = after
+
+    for index, (seq, entry_text, prev_hash, digest, signature) in enumerate(rows, start=offset + 1):
         where = f"row {index} (seq {seq})"
+        if index == offset + 1 and seq != index and after is None:
+            return fail(
+                f"{where}: the ledger does not begin at its genesis: its first row is row "
+                f"{seq}, linked to rows not in this file (rows deleted from the front, or the "
+                "tail of a ledger whose first rows were archived: pass the archive with "
+                "--prior-ledger)",
+                good,
+            )
+        if index == offset + 1 and seq != index:
+            return fail(
+                f"{where}: does not continue the prior ledger, whose head is row {offset}: "
+                f"this file begins at row {seq} (rows between them are in neither)",
+                good,
+            )
         if seq != index:
             return fail(
                 f"{where}: sequence number out of order: deleted, inserted or reordered rows", good
+            )
+        if index == offset + 1 and not hmac.compare_digest(str(prev_hash), prev):
+            return fail(
+                f"{where}: does not link to "
+                + (
+                    f"the prior ledger's head (row {offset}): not the continuation of that "
+                    "ledger (another ledger's tail, or rewritten)"
+                    if offset
+                    else "the ledger's genesis: rows deleted from its front (the rest "
+                    "renumbered), inserted or reordered there, or this is another ledger"
+                ),
+                good,
             )
         if not hmac.compare_digest(str(prev_hash), prev):
             return fail(
@@ -602,10 +667,11 @@ def read_chain(path: str | Path, public_key: bytes | None = None) -> ChainReport
     except (SecAggError, ValueError):
         return fail("the head's signature does not verify", good)
     # with no rows, ``prev`` is the genesis hash: the head must be the genesis head
-    if int(head_seq) != len(rows) or not hmac.compare_digest(str(head_hash), prev):
+    # (the tail of an archived chain: the head counts the archived rows too)
+    if int(head_seq) != offset + len(rows) or not hmac.compare_digest(str(head_hash), prev):
         return fail(
             f"the signed head says {head_seq} rows ending in {head_hash[:16]}…, the "
-            f"file has {len(rows)}: rows were truncated or appended without the key",
+            f"file has {offset + len(rows)}: rows were truncated or appended without the key",
             good,
         )
-    return ChainReport(good, key, head_hash, None, key_source)
+    return ChainReport(good, key, head_hash, None, key_source, offset)

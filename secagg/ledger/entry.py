@@ -305,6 +305,11 @@ def _dp_problem(dp: object) -> str | None:
         value = dp.get(name)
         if value is not None and not isinstance(value, dict):
             return f"dp.{name} must be a JSON object, not {_shown(value)}"
+    # verify charges an aborted row whose sum was revealed only on a literal true: a
+    # string "true" read as unrevealed and the round went uncharged
+    revealed = dp.get("sum_revealed")
+    if revealed is not None and not isinstance(revealed, bool):
+        return f"dp.sum_revealed must be true or false, not {_shown(revealed)}"
     sampling = dp.get("sampling") or {}
     rate, population = sampling.get("rate"), sampling.get("population")
     if rate is not None and not (_is_finite(rate) and 0 < rate <= 1):

@@ -485,6 +485,7 @@ def build_report(
     expected: ExpectedPrivacy | None = None,
     *,
     first_round: int = 1,
+    prior_ledger: str | Path | None = None,
 ) -> tuple[str, bytes | None]:
     """The markdown text and the PNG of the budget and participation; ``expected``: the
     federation's config, which every DP row is then checked against (and whose
@@ -492,8 +493,12 @@ def build_report(
     consistent ledger is UNVERIFIED: it was checked only against the key it embeds.
     ``first_round``: the round the ledger begins at (:func:`verify_ledger`); above 1 the
     epsilon spent covers the rounds from it on only and is not compared with a budget
-    (the federation's total is larger, so "within it" would flatter)."""
-    result = verify_ledger(path, public_key, expected=expected, first_round=first_round)
+    (the federation's total is larger, so "within it" would flatter). ``prior_ledger``:
+    the ledger of the earlier rounds, replayed first (:func:`verify_ledger`): the
+    epsilon shown is then the federation's, its rounds included."""
+    result = verify_ledger(
+        path, public_key, expected=expected, first_round=first_round, prior_ledger=prior_ledger
+    )
     rows = _entries(result)
     # without DP there is no epsilon to follow from anything: say so, not a vacuous check
     claims = (

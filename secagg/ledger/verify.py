@@ -57,7 +57,12 @@ ledger begun mid-federation (the old one lost, or a fresh one started) whose eps
 covers rounds 5 on only, while rounds 1-4 released models too: it fails, naming the
 missing rounds. An auditor who holds the earlier rounds' record elsewhere declares it
 (``first_round``, ``--first-round``): the ledger must then begin there, and every
-epsilon it prints is labelled as covering the rounds from it on only.
+epsilon it prints is labelled as covering the rounds from it on only. Rows claim the
+federation's cumulative epsilon, the earlier rounds included, so a ledger split in two
+(an archive of its first rows and the live tail, or a ledger begun afresh mid-way) is
+verified with the earlier one (``prior_ledger``, ``--prior-ledger``): it is checked as a
+ledger and replayed first, never taken on the tail's word, and every epsilon printed is
+then the federation's.
 
 Two more verdicts sit beside it. A head the auditor kept from an earlier audit
 (``expect_head``) must still be in the chain: the signatures alone accept a ledger cut
@@ -71,6 +76,7 @@ replay setting) is noted, not reported as seeded noise.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -221,6 +227,16 @@ class AuditResult:
     #: declared the ledger begins at because the rounds before it are accounted in
     #: another record; then every epsilon here covers the rounds from it on only
     first_round: int = 1
+    #: ``--prior-ledger``: the archived ledger holding this chain's earlier rounds (its
+    #: path, rows and head), replayed before this file's rows so that every epsilon here
+    #: is the federation's from :attr:`first_round` on, theirs included; None without one
+    prior_ledger: str | None = None
+    prior_rows: int = 0
+    prior_head: str | None = None
+    #: the prior ledger's last epsilon (the larger of its claim and replay) and delta:
+    #: what holds when this file has no rows yet (a ledger just begun afresh)
+    prior_epsilon: float | None = None
+    prior_delta: float | None = None
     #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
@@ -306,16 +322,17 @@ class AuditResult:
                 f"privacy guarantee holds (no row carries a DP block; completed {rounds} "
                 "released without noise)"
             ]
+        # ordered by round: with a prior ledger the two files' row numbers may repeat
         lines = [
             (
-                seq,
+                number,
                 f"round {number}: completed without a DP block (released without noise); "
                 "epsilon is infinite from this round on",
             )
             for seq, number in self.unnoised
         ] + [
             (
-                seq,
+                number,
                 f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is "
                 "not a privacy guarantee"
                 + (
@@ -327,7 +344,7 @@ class AuditResult:
             )
             for seq, number in self.seeded
         ]
-        out = [line for _, line in sorted(lines, key=lambda item: item[0])]
+        out = [line for _, line in sorted(lines, key=lambda item: item[0])]  # stable
         if self.amplified:  # one line for the ledger: its claim, not one round, falls short
             out.append(self._amplified_reason())
         return out
@@ -449,10 +466,29 @@ def _agrees(claimed: float | None, recomputed: float | None) -> bool:
     return -FLOAT_NOISE * scale <= claimed - recomputed <= RELATIVE_TOLERANCE * scale
 
 
+def _real(value: object) -> bool:
+    """A JSON number as the writer records it: an int or float, not a bool (nor a
+    string ``float()`` would parse)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value: object, what: str) -> float:
+    """``value`` as a float if the row records it as a finite number; else
+    :class:`ReplayFailure` naming ``what``. Why: ``float()`` read ``"1.5"`` (and ``True``)
+    as the number, so a row recording a figure as a string verified as if it held it."""
+    if not _real(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise ReplayFailure(f"records {what} as {value!r}, not a finite number")
+    return float(value)  # type: ignore[arg-type]
+
+
 def _same(a: Any, b: Any) -> bool:
-    """Two recorded parameters (numbers) are equal up to float noise."""
+    """Two recorded parameters (numbers) are equal up to float noise. A recorded value
+    that is not a number (a string, a bool) is never the same as anything: ``float()``
+    once read ``"1e-05"`` as the delta it spells."""
     if a is None or b is None:
         return a is None and b is None
+    if not (_real(a) and _real(b)):
+        return False
     a, b = float(a), float(b)
     return abs(a - b) <= _PARAMETER_TOLERANCE * max(abs(a), abs(b), 1e-300)
 
@@ -468,6 +504,8 @@ def _below(a: Any, b: Any) -> bool:
     writer computes both sides from the same floats, so an honest row is exact there."""
     if a is None or b is None:
         return False
+    if not (_real(a) and _real(b)):
+        return True  # not a number: nothing shows it is not below (callers fail it)
     return float(a) < float(b)
 
 
@@ -557,6 +595,18 @@ def _check_consistency(
     adaptive = dp.get("adaptive_clipping")
     if isinstance(adaptive, dict):
         z = adaptive.get("update_noise_multiplier")
+        if not _real(z):
+            return (
+                f"records dp.adaptive_clipping.update_noise_multiplier as {z!r}, not a "
+                "number: the replay cannot charge the noise that was added"
+            )
+    if None in (z, clip, std):
+        # every client-level and distributed row the server writes records all three:
+        # without one the check below was skipped, and the replayed z was the row's word
+        return (
+            f"records noise_std {std!r}, noise multiplier {z!r} and clip {clip!r}: without "
+            "all three the noise added cannot be checked against z x clip"
+        )
     # less noise than z x clip (by any amount) is less than the replay assumes
     if None not in (z, clip, std) and (
         not _same(std, float(z) * float(clip)) or _below(std, float(z) * float(clip))
@@ -835,7 +885,8 @@ def _distributed_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str |
         ("ring bits", ddg.get("bits"), expected.bits),
         ("expected clients", ddg.get("expected_clients"), want_clients),
     ):
-        if want is not None and recorded != want:
+        # as recorded: ``!=`` read a recorded 16.0 (or True) as 16 (or 1)
+        if want is not None and not _same_count(recorded, want):
             return (
                 f"records a discrete Gaussian of {label} {recorded!r}, but the config's is "
                 f"{want}: its noise shares were not sized as the federation promised"
@@ -900,8 +951,12 @@ class EpsilonReplay:
             # amount, flatters; _same alone let it pass by 1e-9 (relative)
             if not _same(report.get("delta"), row_delta) or _below(row_delta, report.get("delta")):
                 raise ReplayFailure(
-                    f"{name} accounts at delta {report.get('delta')} but the row accounts at "
-                    f"delta {row_delta}"
+                    f"{name} accounts at delta {report.get('delta')!r} but the row accounts at "
+                    f"delta {row_delta!r}"
+                )
+            if not isinstance(report.get("accountant"), str):
+                raise ReplayFailure(
+                    f"{name} names its accountant {report.get('accountant')!r}, not a name"
                 )
             history = _runs(report["history"])
             previous = self._histories.get(identity)
@@ -917,7 +972,11 @@ class EpsilonReplay:
             # the branch keeps its larger figure, as the server does: no row's
             # worst-branch epsilon goes down
             kept = recomputed if before is None else max(before, recomputed)
-            claimed = float(report["epsilon"])
+            stated = report.get("epsilon")
+            if not _real(stated) or not math.isfinite(stated):
+                # float() read a stated "2.23" (or True) as the number it spells
+                raise ReplayFailure(f"{name} states epsilon {stated!r}, not a finite number")
+            claimed = float(stated)
             # the report's own figure, or the larger one the server kept in its place
             # (a PRV figure a little lower over a longer history: see below)
             if not (_agrees(claimed, recomputed) or _agrees(claimed, kept)):
@@ -994,7 +1053,13 @@ class EpsilonReplay:
         adaptive = dp.get("adaptive_clipping")
         if isinstance(adaptive, dict):  # the two releases, as the server charged them
             precision = PerClientAccountant.precision(
-                float(adaptive["update_noise_multiplier"]), float(adaptive["count_noise_stddev"])
+                _number(
+                    adaptive.get("update_noise_multiplier"),
+                    "dp.adaptive_clipping.update_noise_multiplier",
+                ),
+                _number(
+                    adaptive.get("count_noise_stddev"), "dp.adaptive_clipping.count_noise_stddev"
+                ),
             )
         else:
             precision = PerClientAccountant.precision(float(dp["noise_multiplier"]))
@@ -1103,6 +1168,22 @@ class EpsilonReplay:
         params = {k: dp[k] for k in ("clip", "noise_multiplier")} | dict(dp["ddg"])
         if dp.get("record_clip") is not None:  # record level: one unit moves record_clip
             params["record_clip"] = dp["record_clip"]
+        # every charged row's, not only the first's: ``params != self._distributed``
+        # reads 16.0 (or True) as 16 (or 1), so a later row's figure went unchecked
+        for name in ("dimension", "expected_clients", "bits"):
+            value = params.get(name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                # int() truncated a forged 40.5 or 4.9 (or parsed "32") into the
+                # figure the replay then sized its noise by: the row must record it
+                raise ReplayFailure(
+                    f"records the discrete Gaussian's {name} as {value!r}, not a whole "
+                    "number: the replay cannot size the noise that was added"
+                )
+        if not _real(params.get("scale")):  # float() parsed a string scale
+            raise ReplayFailure(
+                f"records the discrete Gaussian's scale as {params.get('scale')!r}, not a "
+                "number: the replay cannot size the noise that was added"
+            )
         if self._distributed is not None and params != self._distributed:
             raise ReplayFailure(
                 "the distributed mechanism's parameters changed mid-ledger "
@@ -1118,15 +1199,6 @@ class EpsilonReplay:
                     f"the distributed mechanism's sample rate changed mid-ledger "
                     f"({ddg.sample_rate:g} -> {rate:g})"
                 )
-            for name in ("dimension", "expected_clients", "bits"):
-                value = params.get(name)
-                if isinstance(value, bool) or not isinstance(value, int):
-                    # int() truncated a forged 40.5 or 4.9 (or parsed "32") into the
-                    # figure the replay then sized its noise by: the row must record it
-                    raise ReplayFailure(
-                        f"records the discrete Gaussian's {name} as {value!r}, not a whole "
-                        "number: the replay cannot size the noise that was added"
-                    )
             record_clip = params.get("record_clip")
             mechanism = DistributedDiscreteGaussian(
                 dimension=int(params["dimension"]),
@@ -1280,6 +1352,56 @@ def _over_budget(
     )
 
 
+def _prior_problem(prior: ChainReport, chain: ChainReport, name: str) -> str | None:
+    """Why the prior ledger cannot stand before this one, or None: it fails as a ledger
+    itself, or it is signed by another key (with ``--pubkey`` both are checked against
+    it; without, each against the key it embeds, which must then be the same)."""
+    if not prior.ok:
+        return f"the prior ledger {name}: {prior.failure}"
+    if prior.public_key != chain.public_key:
+        return (
+            f"the prior ledger {name} is signed by another key than this ledger: the "
+            "earlier rounds of another federation, or a rewritten archive"
+        )
+    return None
+
+
+def _round_span(rows: list[ChainRow]) -> str:
+    """``rounds 1-4`` (``round 3``): the rounds of a run of consecutive rows."""
+    first, last = rows[0].entry.get("round"), rows[-1].entry.get("round")
+    return f"round {first}" if first == last else f"rounds {first}-{last}"
+
+
+def _split_hint(
+    result: AuditResult, claimed: float | None, recomputed: float | None, *, mine: bool
+) -> str:
+    """What a failed claim means for a ledger that does not hold every round: with a prior
+    ledger, that its rounds were replayed (the claim is not below them by accident of
+    this file); with ``--first-round`` alone, that a claim above the replay may count the
+    earlier rounds, which only their ledger lets verify replay. Empty otherwise."""
+    if result.prior_ledger is not None and mine:
+        return (
+            f" (rounds {result.first_round} to {result.first_round + result.prior_rows - 1} "
+            f"replayed from the prior ledger {result.prior_ledger})"
+            if result.prior_rows
+            else ""
+        )
+    if (
+        result.prior_ledger is None
+        and result.first_round > 1
+        and claimed is not None
+        and recomputed is not None
+        and claimed > recomputed
+    ):
+        return (
+            f" (--first-round {result.first_round}: the replay covers rounds "
+            f"{result.first_round} on only; a claim that counts {result.excluded_rounds} "
+            "needs their ledger, passed with --prior-ledger, so that they are replayed, "
+            "not taken on trust)"
+        )
+    return ""
+
+
 def _rounds_before(first_round: int) -> str | None:
     """``round 1`` or ``rounds 1-4``: the rounds before ``first_round``; None for 1."""
     if first_round <= 1:
@@ -1333,6 +1455,7 @@ def verify_ledger(
     expected: ExpectedPrivacy | None = None,
     *,
     first_round: int = 1,
+    prior_ledger: str | Path | None = None,
 ) -> AuditResult:
     """Check the chain (and, given ``expect_head``, that it still holds that head), then
     replay every epsilon claim, check every DP block for consistency (and, given
@@ -1340,14 +1463,41 @@ def verify_ledger(
     noise or none; name the first failure. ``expect_head`` is ``SEQ:HASH`` or ``HASH``
     (a malformed one raises :class:`~secagg.errors.ConfigurationError`). The first row
     must be round ``first_round`` (1 unless the auditor declares the rounds before it
-    accounted elsewhere; see :func:`_first_round_problem`)."""
+    accounted elsewhere; see :func:`_first_round_problem`).
+
+    ``prior_ledger``: the ledger holding this one's earlier rounds (an archive of its
+    first rows, or the ledger a federation kept before it began this one), signed by the
+    same key. It is verified as a ledger (from ``first_round``) and its rows are replayed
+    before this file's, which must continue it: the next round, and (for the tail of an
+    archived chain) the next row, linked to its head. Why: a row's claim is the
+    federation's cumulative epsilon, the earlier rounds included, so ``--first-round``
+    alone (which replays this file only) could not pass an honest split ledger, and
+    taking its claim for the earlier rounds on trust would let it understate them."""
     if isinstance(first_round, bool) or not isinstance(first_round, int) or first_round < 1:
         raise ConfigurationError(
             f"--first-round must be a round number (an integer >= 1), not {first_round!r}"
         )
-    chain = read_chain(path, public_key)
+    prior = None if prior_ledger is None else read_chain(prior_ledger, public_key)
+    after = None
+    if prior is not None and prior.ok and prior.head_hash is not None:
+        after = (prior.offset + len(prior.rows), prior.head_hash)
+    chain = read_chain(path, public_key, after=after)
+    joined = None if prior is None else _prior_problem(prior, chain, str(prior_ledger))
+    if joined is not None:
+        return AuditResult(dataclasses.replace(chain, failure=joined), first_round=first_round)
     result = AuditResult(chain, first_round=first_round)
-    rows: list[ChainRow] = chain.rows
+    prior_rows: list[ChainRow] = [] if prior is None else prior.rows
+    if prior is not None:
+        result.prior_ledger, result.prior_rows = str(prior_ledger), len(prior_rows)
+        result.prior_head = prior.head
+    # the prior ledger's rows first: every claim here counts them, so they are replayed
+    rows: list[ChainRow] = prior_rows + chain.rows
+    own = len(prior_rows)  # rows[own:] are this file's
+
+    def where_of(index: int, row: ChainRow, number: object) -> str:
+        held = "the prior ledger's " if index < own else ""
+        return f"{held}row {row.seq} (round {number})"
+
     # a row no writer could have written (not an object, a field of the wrong type, a
     # round out of order) fails, naming it; the rows before it are replayed first, so
     # an earlier row's failure is still the one reported
@@ -1360,14 +1510,21 @@ def verify_ledger(
             shown_round = (
                 number if isinstance(number, int) and not isinstance(number, bool) else "?"
             )
-            malformed = f"row {row.seq} (round {shown_round}): {problem}"
+            if index == own and own and previous_round is not None and shown_round != "?":
+                problem += f" (the last round of the prior ledger {prior_ledger})"
+            malformed = f"{where_of(index, row, shown_round)}: {problem}"
             rows = rows[:index]
             break
         previous_round = row.entry["round"]
     dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
     result.dp_claimed = dp_expected
     if expect_head is not None and chain.ok:
-        result.anchor = check_expected_head(chain, expect_head)
+        anchored = chain
+        if prior is not None and chain.offset:
+            # the tail of an archived chain: a head kept before the archive may be one of
+            # the archived rows, and the chain it belongs to is the two files together
+            anchored = dataclasses.replace(chain, rows=prior_rows + chain.rows, offset=0)
+        result.anchor = check_expected_head(anchored, expect_head)
         if result.anchor.failure is not None:
             result.failure = result.anchor.failure
             return result
@@ -1386,11 +1543,12 @@ def verify_ledger(
     # ledger's claim rests on amplification, and what the budget is then held to
     unamplified = _UnamplifiedCharge()
     previous_model: Any = None  # the last model digest a row recorded
-    for row in rows:
-        where = f"row {row.seq} (round {row.entry.get('round')})"
+    for index, row in enumerate(rows):
+        where = where_of(index, row, row.entry.get("round"))
+        mine = index >= own  # this file's row (the prior ledger's are replayed, not listed)
         try:
             provenance = Reconstruction.of_row(row.entry)
-            if rebuilt(row.entry):
+            if rebuilt(row.entry) and mine:
                 result.rebuilt.append((row.seq, row.entry.get("round", row.seq), provenance))
         except ValueError as exc:
             result.failure = f"{where}: its reconstruction record is malformed: {exc}"
@@ -1442,8 +1600,13 @@ def verify_ledger(
             result.seeded.append((row.seq, row.entry.get("round", row.seq)))
         elif seeded:
             seeded_without_dp += 1
-        result.epsilons.append((row.seq, recomputed))
+        if mine:
+            result.epsilons.append((row.seq, recomputed))
         claimed = _claimed(row.entry)
+        if not mine:
+            figures = [f for f in (claimed, recomputed) if f is not None]
+            result.prior_epsilon = max(figures) if figures else None
+            result.prior_delta = (row.entry.get("privacy") or {}).get("delta")
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)
@@ -1479,12 +1642,15 @@ def verify_ledger(
                 # never below the incremental replay: the from-scratch figure may lie a
                 # hair under it, and the replay is what every figure is held to
                 recomputed = older if recomputed is None else max(older, recomputed)
-                result.epsilons[-1] = (row.seq, recomputed)
+                if mine:
+                    result.epsilons[-1] = (row.seq, recomputed)
         if not _agrees(claimed, recomputed):
             below = claimed is not None and recomputed is not None and claimed < recomputed
             result.failure = (
                 f"{where}: claims epsilon {claimed} but its recorded mechanism gives "
-                f"{recomputed}" + (" (the claim is below the mechanism's)" if below else "")
+                f"{recomputed}"
+                + (" (the claim is below the mechanism's)" if below else "")
+                + _split_hint(result, claimed, recomputed, mine=mine)
             )
             return result
         if (
@@ -1570,6 +1736,13 @@ def verify_ledger(
             f"mechanism replays to, within float noise ({FLOAT_NOISE:g} relative) "
             f"(the largest gap: round {number} claims {claimed!r}, the replay gives "
             f"{replayed!r}): every epsilon verify and the report print is the replay's"
+        )
+    if prior_rows:
+        span = _round_span(prior_rows)
+        result.notes.append(
+            f"{span} replayed from the prior ledger {prior_ledger} ({len(prior_rows)} rows, "
+            f"head {prior.head if prior is not None else None}): every epsilon here is the "
+            f"federation's from round {first_round} on, {span} included"
         )
     excluded = result.excluded_rounds
     if excluded is not None:

@@ -418,7 +418,9 @@ def test_amplification_claims_the_release_does_not_earn_fail() -> None:
     privacy = {"delta": 1e-5}
     problem = _check_consistency(block, privacy, {"count": 1, "identity_hashes": "withheld"})
     assert problem is not None and "untrusted server draws" in problem
-    assert _check_consistency(block | {"sample_rate": 1.0}, privacy, None) is None
+    # (with the noise it records: a block without noise_std, z or clip now fails itself)
+    noised = {"sample_rate": 1.0, "noise_multiplier": 1.0, "clip": 1.0, "noise_std": 1.0}
+    assert _check_consistency(block | noised, privacy, None) is None
     central = block | {"mechanism": "central", "noise_multiplier": 1.0, "clip": 1.0}
     central["noise_std"] = 1.0
     listed = {"count": 1, "identity_hashes": ["ab"]}

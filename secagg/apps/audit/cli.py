@@ -185,7 +185,8 @@ Exit status:
      every DP block is consistent (and matches --config), no round's noise was
      seeded and no completed round went without DP
   1  FAILED: the ledger was changed, cut back (--expect-head), does not begin
-     at round 1 (or --first-round), a claim does not follow, a row contradicts
+     at its genesis or round 1 (or --first-round, --prior-ledger), the prior
+     ledger fails, a claim does not follow, a row contradicts
      itself or the --config (delta, sampling kind, rate, population, unit,
      mechanism); or it cannot be read as a ledger
   2  usage error (bad option, missing ledger, unreadable key or --config)
@@ -228,14 +229,22 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     show_default=True,
     help="The round this ledger begins at. A ledger must begin at round 1 (the server "
     "writes every round from 1); give N only when rounds 1 to N-1 are accounted in "
-    "another ledger you verify too: every epsilon printed then covers rounds N on only.",
+    "another ledger you verify too: every epsilon printed then covers rounds N on only. "
+    "Rows whose claims count those rounds need that ledger: --prior-ledger.",
+)
+@click.option(
+    "--prior-ledger",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
+    "the ledger kept before this one began), signed by the same key. It is verified and "
+    "replayed first: every epsilon printed is then the federation's, its rounds included.",
 )
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
     help="Print the verdict as one JSON object (verdict, exit_status, rows, head, epsilon, "
-    "first_failure, notes ...) instead of text.",
+    "delta, first_failure, notes ...) instead of text.",
 )
 def verify(
     ledger: str,
@@ -243,6 +252,7 @@ def verify(
     expect_head: str | None,
     config: str | None,
     first_round: int,
+    prior_ledger: str | None,
     as_json: bool,
 ) -> None:
     """Check the chain, every signature and every epsilon claim.
@@ -261,7 +271,14 @@ def verify(
 
     expected = _expected(config)
     try:
-        result = verify_ledger(ledger, _key(pubkey), expect_head, expected, first_round=first_round)
+        result = verify_ledger(
+            ledger,
+            _key(pubkey),
+            expect_head,
+            expected,
+            first_round=first_round,
+            prior_ledger=prior_ledger,
+        )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
@@ -287,6 +304,11 @@ def verify(
         last = result.shown_epsilon(seq, claimed)
         # the delta the figure holds at: the last row's (see _delta_note in verify)
         last_delta = privacy.get("delta") if _is_number(privacy.get("delta")) else None
+    if not result.epsilons and result.prior_rows:
+        # no row of its own yet (a ledger just begun afresh): the prior ledger's figure
+        # is the federation's, not "None"
+        last = result.prior_epsilon
+        last_delta = result.prior_delta if _is_number(result.prior_delta) else None
     reasons = result.not_private_reasons()
     keyed = pubkey is not None
     if not result.ok:
@@ -309,6 +331,16 @@ def verify(
         "key_source": result.chain.key_source,
         "head": result.chain.head,
         "head_hash": result.chain.head_hash,
+        # the head after this file's first row: pins where the ledger begins (a ledger
+        # cut from the front and re-signed has another); null without rows
+        "first_head": result.chain.first_head,
+        "prior_ledger": None
+        if result.prior_ledger is None
+        else {
+            "path": result.prior_ledger,
+            "rows": result.prior_rows,
+            "head": result.prior_head,
+        },
         "expected_head": expect_head,
         "grown_since_expected_head": None if anchor is None or not anchor.ok else anchor.grown_by,
         "config": config,
@@ -322,6 +354,9 @@ def verify(
         "rows_without_sampling": result.without_sampling,
         "notes": result.notes,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
+        # the delta "epsilon" holds at (the last row's), exact: the text line shows it
+        # rounded up, and an epsilon without its delta says nothing (null: no epsilon)
+        "delta": None if last is None else last_delta,
         # the round the ledger begins at: above 1, "epsilon" covers the rounds from it on
         # only (--first-round: the rounds before are accounted in another record)
         "first_round": result.first_round,
@@ -342,14 +377,17 @@ def verify(
         if result.dp_claimed
         else "no epsilon is claimed: no row carries a DP block"
     )
+    counted = f"{payload['rows']} rows" + (
+        f" (after the prior ledger's {result.prior_rows})" if result.prior_rows else ""
+    )
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     elif result.ok:
         if keyed:
-            click.echo(f"VERIFIED: {payload['rows']} rows, chain and signatures intact, {claims}")
+            click.echo(f"VERIFIED: {counted}, chain and signatures intact, {claims}")
         else:
             click.echo(
-                f"UNVERIFIED: {payload['rows']} rows are self-consistent (chain intact, "
+                f"UNVERIFIED: {counted} are self-consistent (chain intact, "
                 f"signed by the key the ledger itself embeds, {claims}), but anyone can "
                 "rewrite a ledger and re-sign it with a key of their own: pass --pubkey "
                 "with the key the operator gave you"
@@ -378,7 +416,8 @@ def verify(
             rounds = reasons[:-1] if result.amplified else reasons
             if rounds:
                 click.echo(
-                    f"NOT PRIVATE: {len(rounds)} of {payload['rows']} rounds drew their DP "
+                    f"NOT PRIVATE: {len(rounds)} of {payload['rows'] + result.prior_rows} "
+                    "rounds drew their DP "
                     "noise from a seeded stream or released without DP"
                 )
                 for line in rounds[:_SHOWN_SEEDED]:
@@ -399,6 +438,15 @@ def verify(
             )
         click.echo(f"head: {result.chain.head}")
         click.echo(f"  (keep it; next time pass --expect-head {result.chain.head})")
+        first = result.chain.first_head
+        if first is not None and first != result.chain.head and not result.prior_rows:
+            # the chain's start depends on the key only: a ledger cut from the front and
+            # re-signed with the key begins afresh there, and only a kept first row shows it
+            click.echo(
+                f"first row: {first}  (compare it with the one published "
+                "when the ledger began; --expect-head with it fails a ledger cut from the "
+                "front and re-signed)"
+            )
     else:
         # one line naming the file and (in the failure) the row: an auditor checking
         # several ledgers in a loop sees which one failed
@@ -464,13 +512,29 @@ Exit status:
     help="The round this ledger begins at (as `audit verify --first-round`): give N only "
     "when rounds 1 to N-1 are accounted in another ledger.",
 )
-def report(ledger: str, pubkey: str | None, config: str | None, out: str, first_round: int) -> None:
+@click.option(
+    "--prior-ledger",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
+    "the ledger kept before this one began), signed by the same key. It is verified and "
+    "replayed first: every epsilon shown is then the federation's, its rounds included.",
+)
+def report(
+    ledger: str,
+    pubkey: str | None,
+    config: str | None,
+    out: str,
+    first_round: int,
+    prior_ledger: str | None,
+) -> None:
     """Write ledger-report.md / .html / .png for a compliance officer."""
     from secagg.ledger.report import build_report, write_report_files
 
     expected = _expected(config)
     try:
-        text, png = build_report(ledger, _key(pubkey), expected, first_round=first_round)
+        text, png = build_report(
+            ledger, _key(pubkey), expected, first_round=first_round, prior_ledger=prior_ledger
+        )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except (SecAggError, sqlite3.Error, OSError, ValueError) as exc:
