@@ -25,8 +25,13 @@ does not accept (``plain`` unless opted in), a CKKS key that is not the pinned
 key holder's, a larger clip or a smaller noise share than the policy allows, or
 (in the protocol's setup) a threshold below the one the branch computes itself
 raises :class:`~secagg.errors.PolicyRefused`. The branch then sends nothing of
-its update and, by default, stops (:class:`BranchRefused`): a server that tries
-to weaken a round is an incident for an operator, not a retry loop.
+its update but a :class:`~secagg.runtime.wire.Leave` naming the setting, and, by
+default, stops (:class:`BranchRefused`): a server that tries to weaken a round is an
+incident for an operator, not a retry loop. A branch that skips refused rounds
+instead (``stop_on_refusal=False``) is done with the round at the refusal: it waits
+for the next round on its idle timer, and the refused round counts once, in
+``rounds_refused`` (its end, and its payloads sent before the leave arrived, are
+taken quietly, never counted as an abort or as refused messages).
 
 In the active variant the round lists every party's certificate; the branch
 checks each against its own CA (:class:`BranchIdentity`) and signs with its
@@ -273,6 +278,9 @@ class FederationClient:
         self._round: int | None = None
         self._started: int | None = None  # the last round whose start this branch took
         self._end_due = False  # whether that round's end is still to come
+        # the round this branch refused by its policy and left: its late payloads and its
+        # end are taken quietly and counted nowhere (the refusal counted it, once)
+        self._refused_round: int | None = None
         self._session: ClientSession | None = None
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
@@ -305,9 +313,7 @@ class FederationClient:
                 self.stats.outcome = "finished" if end.finished else "stopped"
                 self.stats.end_reason = end.reason
                 return self.stats
-            if rounds is not None and (
-                self.stats.rounds_completed + self.stats.rounds_aborted >= rounds
-            ):
+            if rounds is not None and self._rounds_ended() >= rounds:
                 self.stats.outcome = "rounds"
                 return self.stats
             wait = self._wait(idle_timeout)
@@ -318,6 +324,12 @@ class FederationClient:
                 self.stats.end_reason = f"the server was silent for {wait or 0:.0f} s {where}"
                 return self.stats
             self.handle(payload)
+
+    def _rounds_ended(self) -> int:
+        """The rounds over for this branch: completed, aborted, or refused by its policy
+        (a refused round is over when the branch leaves it, not when the server ends it)."""
+        stats = self.stats
+        return stats.rounds_completed + stats.rounds_aborted + stats.rounds_refused
 
     def _wait(self, idle_timeout: float | None) -> float | None:
         """How long the next receive may wait: the idle timer, or inside a round at
@@ -412,7 +424,11 @@ class FederationClient:
         except NotConnected:  # the session ended while answering: serve() redials
             raise
         except PolicyRefused as exc:
-            if starting and number is not None:
+            # at the start or at the protocol's setup (a threshold below the branch's, a
+            # setup other than its spec): either way the branch leaves the round now, so
+            # the server need not wait out the training deadline for it (a setup refusal
+            # sent no leave, and the server waited 120 s of training for it)
+            if number is not None:
                 self._leave(number, f"refused by its policy: {exc.setting}")
             self._refused(number, exc)
         except SecAggError as exc:
@@ -433,9 +449,16 @@ class FederationClient:
                 self._leave(number, f"local training failed ({type(exc).__name__})")
 
     def _refused(self, number: int | None, exc: PolicyRefused) -> None:
-        """A round below the policy: nothing of the update has left; stop or skip it."""
+        """A round below the policy: nothing of the update has left; stop or skip it.
+
+        The round is over for this branch (one refusal, never also an abort): it waits
+        for the next round on its idle timer, and the round's late payloads and its end
+        are taken quietly (before, the branch waited until the server's round deadline
+        and then counted the round again, as refused payloads and as an abort)."""
         self.stats.rounds_refused += 1
-        self._session, self._round = None, None
+        self._session, self._round, self._round_deadline = None, None, None
+        if number is not None and number == self._started and self._end_due:
+            self._refused_round = number
         if self._stop_on_refusal:  # the caller reports it (secagg client: one line, exit 3)
             log.info("%s refused round %s by its policy: %s", self.name, number, exc)
             raise BranchRefused(number if number is not None else -1, exc) from None
@@ -461,7 +484,7 @@ class FederationClient:
                 f"the start of round {start.round}, but this branch already started round "
                 f"{self._started}"
             )
-        self._started, self._end_due = start.round, True
+        self._started, self._end_due, self._refused_round = start.round, True, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
             None
@@ -532,6 +555,10 @@ class FederationClient:
         return KeyedStream(derive(label, self._replay_seed))
 
     def _relay(self, relay: Relay) -> None:
+        if self._session is None and relay.round == self._refused_round:
+            # sent before the server read this branch's leave: nothing to answer
+            log.debug("%s: a late payload of round %d, which it refused", self.name, relay.round)
+            return
         if self._session is None or relay.round != self._round:
             raise MalformedMessage(f"a payload for round {relay.round}, not ours")
         try:
@@ -570,6 +597,9 @@ class FederationClient:
         if not self._end_due:  # a replay: it counted the round again (and ended run early)
             raise MalformedMessage(f"round {end.round} has already ended")
         self._end_due = False
+        if self._refused_round == end.round:  # counted once already, as a refusal
+            self._refused_round, self._round_deadline = None, None
+            return
         if end.complete:
             self.stats.rounds_completed += 1
         else:
