@@ -45,10 +45,13 @@ the session unchanged. With a start at or below the last round started refused t
 id repeats at a branch, so nothing it signed (its advertised keys) verifies in another
 round: a server drawing the id itself could reuse one and replay a branch's old keys to
 its neighbours. The server's round numbers only grow across its restarts (its store),
-so a crashed round's retry is the next number and is accepted; a restarted branch
-remembers no round, and a replay to it would need the same round number and the very
-same spec (cohort, order, parameters) again (docs/protocol.md, "Round ids in a
-federation").
+so a crashed round's retry is the next number and is accepted. A branch keeps that
+high-water mark in its state file (``state``; ``secagg client --state``:
+:mod:`secagg.runtime.branch_state`), written before it trains, so a restarted branch
+still refuses a replayed round number; without one it remembers rounds only while it
+runs, and a replay to a restarted branch would need the same round number and the
+very same spec (cohort, order, parameters) again (docs/protocol.md, "Round ids in a
+federation"; docs/deployment.md).
 
 Waiting, and when to stop (reliability review D1, D3)
 -----------------------------------------------------
@@ -84,6 +87,7 @@ refuses, a training hook that raised or returned NaN) says so with a
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,6 +108,7 @@ from secagg.errors import (
     SecAggError,
 )
 from secagg.runtime import outcome, redial
+from secagg.runtime.branch_state import BranchStateError, RoundMark
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
     FederationEnd,
@@ -245,6 +250,7 @@ class FederationClient:
         replay_seed: bytes | None = None,
         privacy_report: Callable[[], dict] | None = None,
         dimension: int | None = None,
+        state: str | os.PathLike[str] | None = None,
     ) -> None:
         """``policy`` is the weakest round this branch joins (default: the safe
         :class:`BranchPolicy`: no ``plain``, CKKS only with a pinned key holder, the
@@ -264,6 +270,13 @@ class FederationClient:
         ``dimension`` is the number of parameters the hook was built for: a round
         whose model has another size raises :class:`DimensionMismatch` before
         training. ``transport`` may be None when :meth:`serve` dials the sessions.
+
+        ``state`` is the file where the branch keeps the last round number it started
+        (:class:`~secagg.runtime.branch_state.RoundMark`), read now and written before
+        each round's training: a restarted branch then still refuses a round at or
+        below it. Without it the branch remembers its rounds only while it runs. A file
+        that cannot be read or written raises
+        :class:`~secagg.runtime.branch_state.BranchStateError`, never a silent reset.
         """
         self.policy = policy if policy is not None else BranchPolicy()
         self._identity = identity
@@ -276,7 +289,9 @@ class FederationClient:
         self._transport = transport
         self._dimension = dimension
         self._round: int | None = None
-        self._started: int | None = None  # the last round whose start this branch took
+        # the last round whose start this branch took, kept across restarts with ``state``
+        self._mark = None if state is None else RoundMark(state, name)
+        self._started: int | None = None if self._mark is None else self._mark.last
         self._end_due = False  # whether that round's end is still to come
         # the round this branch refused by its policy and left: its late payloads and its
         # end are taken quietly and counted nowhere (the refusal counted it, once)
@@ -399,9 +414,10 @@ class FederationClient:
 
         Raises :class:`BranchRefused` when a round is weaker than the policy (and
         ``stop_on_refusal``), :class:`DimensionMismatch` when the round's model is
-        not this branch's size and :class:`~secagg.transport.base.NotConnected` when
-        the session ended while the branch answered; nothing else a server sends
-        escapes."""
+        not this branch's size, :class:`~secagg.runtime.branch_state.BranchStateError`
+        when its state file cannot record a round it starts, and
+        :class:`~secagg.transport.base.NotConnected` when the session ended while the
+        branch answered; nothing else a server sends escapes."""
         number: int | None = None
         starting = False  # a round start: leaving it tells the server not to wait
         try:
@@ -420,6 +436,10 @@ class FederationClient:
                 raise MalformedMessage("a leave is a branch's message, not the server's")
         except DimensionMismatch:
             self._session, self._round, self._round_deadline = None, None, None
+            raise
+        except BranchStateError:  # it could not record the round: it stops, takes none
+            if starting and number is not None:
+                self._leave(number, "could not take part (BranchStateError)")
             raise
         except NotConnected:  # the session ended while answering: serve() redials
             raise
@@ -480,10 +500,13 @@ class FederationClient:
             # begun in its store before any start is sent): the start of a round this
             # branch already started is a replay, in flight or ended; taken, it replaced
             # the round in flight, or retrained and counted an ended round again
+            kept = "" if self._mark is None else f" (its state {self._mark.path})"
             raise MalformedMessage(
                 f"the start of round {start.round}, but this branch already started round "
-                f"{self._started}"
+                f"{self._started}{kept}"
             )
+        if self._mark is not None:  # on disk before anything of the round is done
+            self._mark.advance(start.round)
         self._started, self._end_due, self._refused_round = start.round, True, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
