@@ -120,7 +120,7 @@ from secagg.runtime.wire import (
     encode_message,
     round_context,
 )
-from secagg.transport.base import ClientEndpoint, NotConnected
+from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
 
 log = logging.getLogger("secagg.client")
 
@@ -505,32 +505,33 @@ class FederationClient:
                 f"the start of round {start.round}, but this branch already started round "
                 f"{self._started}{kept}"
             )
-        if self._mark is not None:  # on disk before anything of the round is done
-            self._mark.advance(start.round)
-        self._started, self._end_due, self._refused_round = start.round, True, None
-        # inside a round from here: wait for the server's deadline, not the idle timer
-        self._round_deadline = (
-            None
-            if start.deadline is None
-            else time.monotonic() + start.deadline + ROUND_GRACE_SECONDS
-        )
         if self._dimension is not None and start.model.size != self._dimension:
             raise DimensionMismatch(start.model.size, self._dimension)
+        # a start that does not decode (its spec, its party) changes nothing: it moved the
+        # round first, and sent while a round was in flight, that round's own end was
+        # then refused, never counted (review, 2026-12-05)
         spec = decode_spec(start.spec)
-        self.policy.check_clip(start.clip)  # the clip this update goes through, before training
-        bound = spec.input_bound
-        _check_bound_holds_the_clip(bound, start.clip)
-        session = get_backend(spec.name).client(
-            spec,
-            start.party,
-            rounding=self._rounding_stream(start.round),
-            policy=self.policy,
-            identity=self._round_identity(spec, start.party),
-        )
-        # the round this branch started (its numbers only grow, checked above): the
-        # session refuses a protocol round of any other (a reused round id would let
-        # the server replay a branch's signed keys from an earlier round)
-        session.bind_round(round_context(start.round))
+        try:
+            self.policy.check_clip(start.clip)  # the clip the update goes through
+            bound = spec.input_bound
+            _check_bound_holds_the_clip(bound, start.clip)
+            session = get_backend(spec.name).client(
+                spec,
+                start.party,
+                rounding=self._rounding_stream(start.round),
+                policy=self.policy,
+                identity=self._round_identity(spec, start.party),
+            )
+            # the round this branch started (its numbers only grow, checked above): the
+            # session refuses a protocol round of any other (a reused round id would let
+            # the server replay a branch's signed keys from an earlier round)
+            session.bind_round(round_context(start.round))
+        except PolicyRefused:
+            # a well-formed round this branch decides against: it is this branch's round
+            # (the refusal counts it; its end is taken quietly), its number used
+            self._begin(start)
+            raise
+        self._begin(start)
         self.stats.rounds_started += 1
         self.stats.last_model = start.model
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
@@ -544,6 +545,21 @@ class FederationClient:
         update = self._within_bound(update, bound)
         self._round, self._session = start.round, session
         self._send(start.round, session.set_input(update))
+
+    def _begin(self, start: RoundStart) -> None:
+        """Take ``start``'s round as this branch's round, once it is checked: recorded in
+        the state file first (so nothing of the round is done that a restart forgets),
+        then the round in flight, if any, superseded."""
+        if self._mark is not None:
+            self._mark.advance(start.round)  # BranchStateError: nothing changed
+        self._started, self._end_due, self._refused_round = start.round, True, None
+        self._round, self._session = None, None
+        # inside a round from here: wait for the server's deadline, not the idle timer
+        self._round_deadline = (
+            None
+            if start.deadline is None
+            else time.monotonic() + start.deadline + ROUND_GRACE_SECONDS
+        )
 
     def _within_bound(self, update: np.ndarray, bound: float | None) -> np.ndarray:
         """The update with every coordinate clamped into the round's ``value_bound``.
@@ -602,11 +618,29 @@ class FederationClient:
             log.debug("%s could not send its leave: %s", self.name, exc)
 
     def _send(self, round_number: int, payloads: list[bytes]) -> None:
+        """Send this branch's payloads of the round; one the transport refuses (a
+        :class:`~secagg.transport.framing.MessageTooLarge`) ends its part in the round:
+        without it the round cannot go on for this branch, and it sat in the round,
+        sending nothing and telling nobody, until the server's deadline."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session")
-        for payload in payloads:
-            privacy, self._pending_privacy = self._pending_privacy, None  # first payload only
-            self._transport.send(encode_message(Relay(round_number, payload, privacy)))
+        try:
+            for payload in payloads:
+                privacy, self._pending_privacy = self._pending_privacy, None  # first only
+                self._transport.send(encode_message(Relay(round_number, payload, privacy)))
+        except NotConnected:  # the session ended: serve() redials
+            raise
+        except TransportError as exc:
+            log.error(
+                "%s left round %d: its payload could not be sent (%s): %s",
+                self.name,
+                round_number,
+                type(exc).__name__,
+                exc,
+            )
+            if self._round == round_number:
+                self._session, self._round = None, None
+            self._leave(round_number, f"could not take part ({type(exc).__name__})")
 
     def _end(self, end: RoundEnd) -> None:
         """The end of the round this branch last started, once; any other round's end,

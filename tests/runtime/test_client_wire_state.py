@@ -1,0 +1,96 @@
+"""What the server sends a branch changes its state only once it is checked.
+
+Review finding (2026-12-05, the branch runtime): a round start that did not decode (a
+spec of junk bytes, a party the spec does not have) moved the branch's round first: its
+last started round, the round end it waits for and its in-round deadline (and, with a
+state file, the mark on disk). Sent while a round was in flight, it made that round's
+own end a refused message: the round was never counted and ``run(rounds=...)`` waited
+on. And a payload of its own that the transport refused (``MessageTooLarge``) left the
+branch sitting in the round, sending nothing, until the server's deadline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from _endpoints import SentMessages
+
+from secagg.aggregation import encode_spec, get_backend
+from secagg.aggregation.masking import MaskingBackend
+from secagg.aggregation.policy import BranchPolicy
+from secagg.runtime.client import FederationClient
+from secagg.runtime.wire import Leave, Relay, RoundEnd, RoundStart, encode_message
+from secagg.transport.framing import MessageTooLarge
+
+D = 8
+NAME = "branch-00"
+SPEC = encode_spec(MaskingBackend(graph="complete", value_bound=4.0).plan(3, D))
+
+
+def _snapshot(client: FederationClient) -> tuple[object, ...]:
+    return (
+        client._started,
+        client._end_due,
+        client._round,
+        client._session,
+        client._round_deadline,
+        client.stats.rounds_started,
+    )
+
+
+def test_a_start_that_does_not_decode_changes_nothing_in_the_round_in_flight(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "branch.state"
+    trained: list[int] = []
+
+    def train(model: np.ndarray) -> np.ndarray:
+        trained.append(1)
+        return np.full_like(model, 0.1)
+
+    client = FederationClient(NAME, train, SentMessages(), state=state)
+    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0, deadline=60.0)))
+    before = _snapshot(client)
+    assert client._session is not None and client._started == 7
+    for malformed in (
+        RoundStart(8, 0, b"not a spec", np.zeros(D), 1.0, deadline=5.0),
+        RoundStart(9, 99, SPEC, np.zeros(D), 1.0, deadline=5.0),  # no party 99 in 3
+    ):
+        refused = client.stats.refused_messages
+        client.handle(encode_message(malformed))
+        assert client.stats.refused_messages == refused + 1
+        assert _snapshot(client) == before
+        assert json.loads(state.read_text())["last_started"] == 7
+    assert trained == [1]
+    # the round in flight ends as usual, and counts
+    client.handle(encode_message(RoundEnd(7, True)))
+    assert client.stats.rounds_completed == 1 and client.stats.refused_messages == 2
+    # the malformed starts burned no number: an honest round 8 is taken
+    client.handle(encode_message(RoundStart(8, 0, SPEC, np.zeros(D), 1.0)))
+    assert client._round == 8 and trained == [1, 1]
+
+
+class _RefusesUpdates(SentMessages):
+    """A transport whose limit is below the branch's update (MessageTooLarge)."""
+
+    def send(self, payload: bytes) -> None:
+        if len(payload) > 200:
+            raise MessageTooLarge(f"{len(payload)} bytes exceed the limit of 200")
+        super().send(payload)
+
+
+def test_an_update_the_transport_refuses_makes_the_branch_leave_the_round() -> None:
+    outbox = _RefusesUpdates()
+    policy = BranchPolicy(allow_plain=True, backends=("plain",))
+    client = FederationClient(NAME, lambda m: np.full_like(m, 0.1), outbox, policy=policy)
+    spec = encode_spec(get_backend("plain").plan(2, 64))
+    client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(64), 1.0, deadline=60.0)))
+    # it says it left, naming the error's kind, and is out of the round at once
+    assert outbox.sent == [Leave(1, "could not take part (MessageTooLarge)")]
+    assert client._session is None and client._round is None
+    assert client.stats.refused_messages == 0  # the server sent nothing wrong
+    assert not [m for m in outbox.sent if isinstance(m, Relay)]
+    client.handle(encode_message(RoundEnd(1, False, "too few")))
+    assert client.stats.rounds_aborted == 1 and client.stats.refused_messages == 0
