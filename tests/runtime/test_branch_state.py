@@ -178,3 +178,67 @@ def test_secagg_client_names_a_corrupt_state_file_in_one_line_before_dialling(
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"secagg client: {NAME}: --state {state}: cannot read"), line
     assert state.read_bytes() == b"{half a file"
+
+
+def test_an_honest_federation_goes_on_across_a_restart_of_a_branch_with_state(
+    tmp_path: Path,
+) -> None:
+    """Guard: the mark refuses nothing an honest server sends. Round 1 completes, branch 0
+    restarts over its state file (round 1 recorded), and round 2 completes with it."""
+    import threading
+
+    from secagg.runtime.config import FederationConfig
+    from secagg.runtime.server import FederationServer
+    from secagg.runtime.store import ServerStore
+    from secagg.transport.inprocess import InProcessHub
+
+    names = [f"branch-{i:02d}" for i in range(4)]
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "mark", "clients": names, "dimension": D, "rounds": 2},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 4.0},
+            "deadlines": {"phase_seconds": 30.0},
+        }
+    )
+    hub = InProcessHub()
+    states = {name: tmp_path / f"{name}.state" for name in names}
+
+    def branch(name: str) -> FederationClient:
+        return FederationClient(
+            name, lambda m: np.full_like(m, 0.25), hub.connect(name), state=states[name]
+        )
+
+    failures: list[BaseException] = []
+
+    def serve(client: FederationClient, rounds: int) -> threading.Thread:
+        def run() -> None:
+            try:
+                client.run(idle_timeout=60, rounds=rounds)
+            except BaseException as exc:  # the test re-raises it
+                failures.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    first = branch(names[0])
+    threads = [serve(first, 1)] + [serve(branch(name), 2) for name in names[1:]]
+    server = FederationServer(config, hub, ServerStore(tmp_path / "server.sqlite"))
+    one = server.run_round()
+    assert one.status == "complete", one.reason
+    threads[0].join(timeout=60)
+    assert not threads[0].is_alive() and not failures
+    hub.disconnect(names[0])
+    again = branch(names[0])  # a new process over the same state
+    assert again._started == 1
+    threads[0] = serve(again, 1)
+    two = server.run_round()
+    assert two.status == "complete", two.reason
+    assert two.contributed == tuple(names)
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    assert not failures, failures
+    assert again.stats.rounds_completed == 1 and again.stats.refused_messages == 0
+    assert all(RoundMark(states[name], name).last == 2 for name in names)
