@@ -511,6 +511,15 @@ class FederationClient:
         # round first, and sent while a round was in flight, that round's own end was
         # then refused, never counted (review, 2026-12-05)
         spec = decode_spec(start.spec)
+        carried = start.model.size + (1 if start.report_unclipped else 0)
+        if spec.dimension != carried:
+            # checked before training: a DP-SGD hook spends record-level budget on a round
+            # whose upload could only fail (the session refused the update's length)
+            raise MalformedMessage(
+                f"the round's spec carries {spec.dimension} values, but its model has "
+                f"{start.model.size}"
+                + (" and a count coordinate" if start.report_unclipped else "")
+            )
         try:
             self.policy.check_clip(start.clip)  # the clip the update goes through
             bound = spec.input_bound

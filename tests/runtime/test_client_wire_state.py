@@ -94,3 +94,32 @@ def test_an_update_the_transport_refuses_makes_the_branch_leave_the_round() -> N
     assert not [m for m in outbox.sent if isinstance(m, Relay)]
     client.handle(encode_message(RoundEnd(1, False, "too few")))
     assert client.stats.rounds_aborted == 1 and client.stats.refused_messages == 0
+
+
+def test_a_start_whose_spec_cannot_carry_its_model_is_refused_before_training(
+    tmp_path: Path,
+) -> None:
+    """The spec's length must be the model's (plus the count coordinate with
+    report_unclipped). Before, the branch trained first (a DP-SGD hook spends its
+    record-level budget) and failed only at the upload, after moving its round."""
+    trained: list[int] = []
+
+    def train(model: np.ndarray) -> np.ndarray:
+        trained.append(1)
+        return np.full_like(model, 0.1)
+
+    state = tmp_path / "branch.state"
+    outbox = SentMessages()
+    client = FederationClient(NAME, train, outbox, state=state)
+    longer = encode_spec(MaskingBackend(graph="complete", value_bound=4.0).plan(3, D + 1))
+    for start in (
+        RoundStart(3, 0, longer, np.zeros(D), 1.0),  # no count coordinate asked for
+        RoundStart(3, 0, SPEC, np.zeros(D), 1.0, report_unclipped=True),  # no room for it
+    ):
+        client.handle(encode_message(start))
+    assert trained == [] and client.stats.rounds_started == 0
+    assert client._started is None and json.loads(state.read_text())["last_started"] is None
+    assert outbox.sent == [Leave(3, "could not take part (MalformedMessage)")] * 2
+    # the consistent pairs are taken
+    client.handle(encode_message(RoundStart(3, 0, longer, np.zeros(D), 1.0, True)))
+    assert trained == [1] and client._round == 3
