@@ -293,9 +293,13 @@ class FederationClient:
         self._mark = None if state is None else RoundMark(state, name)
         self._started: int | None = None if self._mark is None else self._mark.last
         self._end_due = False  # whether that round's end is still to come
-        # the round this branch refused by its policy and left: its late payloads and its
-        # end are taken quietly and counted nowhere (the refusal counted it, once)
+        # the round this branch refused by its policy: its end is taken quietly and
+        # counted nowhere (the refusal counted it, once)
         self._refused_round: int | None = None
+        # the round this branch left on its own (refused, its side aborted, its payload
+        # could not be sent, its training failed): the server's payloads of it sent before
+        # the leave arrived are dropped quietly, not counted as refused messages
+        self._left_round: int | None = None
         self._session: ClientSession | None = None
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
@@ -448,6 +452,7 @@ class FederationClient:
             # setup other than its spec): either way the branch leaves the round now, so
             # the server need not wait out the training deadline for it (a setup refusal
             # sent no leave, and the server waited 120 s of training for it)
+            self._session, self._round = None, None  # nothing more of it is answered
             if number is not None:
                 self._leave(number, f"refused by its policy: {exc.setting}")
             self._refused(number, exc)
@@ -562,7 +567,7 @@ class FederationClient:
         if self._mark is not None:
             self._mark.advance(start.round)  # BranchStateError: nothing changed
         self._started, self._end_due, self._refused_round = start.round, True, None
-        self._round, self._session = None, None
+        self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
             None
@@ -603,9 +608,9 @@ class FederationClient:
         return KeyedStream(derive(label, self._replay_seed))
 
     def _relay(self, relay: Relay) -> None:
-        if self._session is None and relay.round == self._refused_round:
+        if self._session is None and relay.round == self._left_round:
             # sent before the server read this branch's leave: nothing to answer
-            log.debug("%s: a late payload of round %d, which it refused", self.name, relay.round)
+            log.debug("%s: a late payload of round %d, which it left", self.name, relay.round)
             return
         if self._session is None or relay.round != self._round:
             raise MalformedMessage(f"a payload for round {relay.round}, not ours")
@@ -620,6 +625,8 @@ class FederationClient:
 
     def _leave(self, round_number: int, reason: str) -> None:
         """Tell the server this branch sends nothing more in the round (best effort)."""
+        if round_number == self._started and self._session is None:
+            self._left_round = round_number  # its late payloads are no one's fault
         try:
             if self._transport is not None:
                 self._transport.send(encode_message(Leave(round_number, reason[:200])))

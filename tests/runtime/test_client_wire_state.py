@@ -123,3 +123,97 @@ def test_a_start_whose_spec_cannot_carry_its_model_is_refused_before_training(
     # the consistent pairs are taken
     client.handle(encode_message(RoundStart(3, 0, longer, np.zeros(D), 1.0, True)))
     assert trained == [1] and client._round == 3
+
+
+class _LimitedEndpoint:
+    """A branch's in-process endpoint whose transport refuses messages above ``limit``
+    bytes, as a gRPC channel does above its max_message_bytes."""
+
+    def __init__(self, inner: object, limit: int) -> None:
+        self._inner, self._limit = inner, limit
+
+    def send(self, payload: bytes) -> None:
+        if len(payload) > self._limit:
+            raise MessageTooLarge(f"{len(payload)} bytes exceed the limit of {self._limit}")
+        self._inner.send(payload)  # type: ignore[attr-defined]
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        return self._inner.receive(timeout)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_masked_input_the_transport_refuses_makes_the_branch_leave_at_once() -> None:
+    """In the protocol (not at the start): the branch's masked input is above its
+    transport's limit. Before, it sat in the round silent and the server waited out the
+    phase deadline for it (60 s here); now it leaves and the round closes without it."""
+    import tempfile
+    import threading
+    import time
+
+    from secagg.runtime.config import FederationConfig
+    from secagg.runtime.server import FederationServer
+    from secagg.runtime.store import ServerStore
+    from secagg.transport.inprocess import InProcessHub
+
+    names = [f"branch-{i:02d}" for i in range(6)]  # secagg+ threshold 4: one may drop
+    dimension = 2000  # masked inputs of kilobytes; keys and shares far smaller
+    phase = 60.0
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "big", "clients": names, "dimension": dimension, "rounds": 1},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 4.0},
+            "deadlines": {"phase_seconds": phase, "round_seconds": 600.0},
+        }
+    )
+    hub = InProcessHub()
+    clients = []
+    for i, name in enumerate(names):
+        endpoint = hub.connect(name)
+        transport = _LimitedEndpoint(endpoint, 4000) if i == 0 else endpoint
+        clients.append(FederationClient(name, lambda m: np.full_like(m, 0.1), transport))
+    done = threading.Event()
+    results: list[object] = []
+
+    def run(client: FederationClient) -> None:
+        client.run(idle_timeout=phase, rounds=1)
+
+    for client in clients:
+        threading.Thread(target=run, args=(client,), daemon=True).start()
+
+    def serve() -> None:
+        store = ServerStore(Path(tempfile.mkdtemp(prefix="secagg-big-")) / "state.sqlite")
+        server = FederationServer(config, hub, store)
+        results.extend(server.run(wait_for_clients=60, max_attempts=1))
+        done.set()
+
+    began = time.monotonic()
+    threading.Thread(target=serve, daemon=True).start()
+    assert done.wait(phase / 2), "the server waited out the phase for the silent branch"
+    assert time.monotonic() - began < phase / 2
+    (result,) = results
+    assert result.status == "complete", result.reason  # type: ignore[attr-defined]
+    assert result.contributed == tuple(names[1:])  # type: ignore[attr-defined]
+    assert clients[0]._session is None and clients[0].stats.refused_messages == 0
+
+
+def test_the_servers_payloads_of_a_round_the_branch_left_are_not_refusals() -> None:
+    """The server sends the round's setup with its start, before it reads the branch's
+    leave: that payload is no fault of the server's. Before, each was counted (and
+    logged) as a refused message, one per left round (the setup relay after a failed
+    training, the next phase after a refusal). A payload of a round it never started is
+    still refused."""
+
+    def broken(model: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the hook's data source is down")
+
+    outbox = SentMessages()
+    client = FederationClient(NAME, broken, outbox)
+    client.handle(encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0)))
+    assert outbox.sent == [Leave(1, "local training failed (RuntimeError)")]
+    assert client.stats.refused_messages == 1  # the start itself: its training failed
+    client.handle(encode_message(Relay(1, b"the round's setup")))
+    assert client.stats.refused_messages == 1
+    client.handle(encode_message(Relay(2, b"a round it never started")))
+    assert client.stats.refused_messages == 2
+    client.handle(encode_message(RoundEnd(1, False, "too few")))
+    assert client.stats.rounds_aborted == 1
