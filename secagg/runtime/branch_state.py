@@ -18,6 +18,9 @@ that is not this format or that holds another branch's mark stops the branch wit
 :class:`BranchStateError` (one line naming the file): reset silently, the mark would
 protect nothing. A missing file is a branch that has started no round yet; it is
 created at once, so a path that cannot be written fails at start, not at round 1.
+Before each write the file is read again: one that no longer holds the mark this process
+wrote last (a second process of the branch over the same file, a file removed or
+replaced under it) stops the branch too, rather than be written over.
 
 The file names no federation (the wire carries none): a branch joining a new federation,
 whose round numbers start again at 1, needs a new state file.
@@ -94,7 +97,21 @@ class RoundMark:
         """Record that the branch started round ``number``: on disk when this returns.
 
         Raises :class:`BranchStateError` (the mark unchanged) when the file cannot be
-        written: the branch must not take a round it could forget."""
+        written, or no longer holds the mark this process last wrote: another process
+        of this branch wrote it (each would otherwise overwrite the other's mark, and
+        the file could go back below a round one of them ran), or it was replaced."""
+        if not self.path.exists():
+            raise BranchStateError(
+                f"{self.path}: the state file is gone (this branch process last recorded "
+                f"round {self.last}); stopping rather than start it again from nothing"
+            )
+        on_disk = self._load()
+        if on_disk != self.last:
+            raise BranchStateError(
+                f"{self.path}: holds round {on_disk}, but this branch process last recorded "
+                f"{self.last}: another process of {self.branch!r} uses the same state file, "
+                "or it was replaced; stopping rather than write over it"
+            )
         self._write(number)
         self.last = number
 

@@ -242,3 +242,19 @@ def test_an_honest_federation_goes_on_across_a_restart_of_a_branch_with_state(
     assert not failures, failures
     assert again.stats.rounds_completed == 1 and again.stats.refused_messages == 0
     assert all(RoundMark(states[name], name).last == 2 for name in names)
+
+
+def test_a_second_process_over_the_same_state_file_stops_rather_than_write_over_it(
+    tmp_path: Path,
+) -> None:
+    """Two processes of one branch each kept their own mark and wrote it: the file
+    could end below a round one of them ran, which a restart would then take again."""
+    state = tmp_path / "branch.state"
+    one, two = _Branch(state), _Branch(state)
+    one.start(4)
+    with pytest.raises(BranchStateError, match="another process of 'branch-00'"):
+        two.start(5)
+    assert two.trained == [] and RoundMark(state, NAME).last == 4
+    state.unlink()  # the file removed under a running branch: not recreated silently
+    with pytest.raises(BranchStateError, match="the state file is gone"):
+        one.start(5)
