@@ -258,3 +258,11 @@ def test_a_second_process_over_the_same_state_file_stops_rather_than_write_over_
     state.unlink()  # the file removed under a running branch: not recreated silently
     with pytest.raises(BranchStateError, match="the state file is gone"):
         one.start(5)
+
+
+def test_the_deployment_guide_says_what_state_keeps_and_what_happens_without_it() -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
+    text = " ".join(guide.read_text().split())
+    assert "--state /var/lib/secagg/branch-001.state" in text  # in the start command
+    assert "**Without `--state`** the branch remembers its rounds only while" in text
+    assert "a new file for a new federation" in text
