@@ -670,6 +670,7 @@ class FederationClient:
         if not self._end_due:  # a replay: it counted the round again (and ended run early)
             raise MalformedMessage(f"round {end.round} has already ended")
         self._end_due = False
+        self._refusals.reset()  # a round ended: the session makes progress
         if self._refused_round == end.round:  # counted once already, as a refusal
             self._refused_round, self._round_deadline = None, None
             return
@@ -677,7 +678,6 @@ class FederationClient:
             self.stats.rounds_completed += 1
         else:
             self.stats.rounds_aborted += 1
-        self._refusals.reset()  # a round ended: the session makes progress
         self._session = None
         self._round = None
         self._round_deadline = None

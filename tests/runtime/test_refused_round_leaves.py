@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.runtime.client import FederationClient
@@ -135,3 +136,30 @@ def test_a_round_refused_at_its_start_is_one_refusal_whatever_its_end_says() -> 
         # the next round is taken as usual
         client.handle(encode_message(RoundStart(2, 0, spec, np.zeros(D, np.float32), 1.0)))
         assert stats.rounds_refused == 2 and stats.refused_messages == 0
+
+
+def test_the_end_of_a_refused_round_starts_the_refusal_log_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any round's end is progress (secagg.runtime.refusals): after it, refusals are
+    logged in full again. The refused round's end returned before the reset, so junk
+    after it stayed counted, not logged."""
+    import logging
+
+    from _endpoints import SentMessages
+
+    from secagg.aggregation import get_backend
+    from secagg.aggregation.spec import encode_spec
+    from secagg.runtime.refusals import LOGGED_REFUSALS
+    from secagg.runtime.wire import RoundEnd, RoundStart, encode_message
+
+    spec = encode_spec(get_backend("plain").plan(2, D))
+    client = FederationClient(NAMES[0], lambda m: m, SentMessages(), stop_on_refusal=False)
+    client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), 1.0)))
+    for i in range(LOGGED_REFUSALS + 1):
+        client.handle(b"junk %d" % i)
+    client.handle(encode_message(RoundEnd(1, True)))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="secagg.client"):
+        client.handle(b"junk after the round")
+    assert [r.getMessage() for r in caplog.records if "refused a message" in r.getMessage()]
