@@ -459,7 +459,10 @@ class FederationClient:
         except SecAggError as exc:
             self.stats.refused_messages += 1
             self._refusals.refused(logging.WARNING, "%s refused a message: %s", self.name, exc)
-            if starting and number is not None:
+            # not for a replayed start of the round in flight: the branch is still in it,
+            # and a leave made the server count it gone (review, 2026-12-05)
+            in_flight = self._session is not None and number == self._round
+            if starting and number is not None and not in_flight:
                 # the error's kind only: its text may describe the update (a value, a
                 # bound it crossed), and a leave travels in clear outside any DP
                 self._leave(number, f"could not take part ({type(exc).__name__})")

@@ -217,3 +217,22 @@ def test_the_servers_payloads_of_a_round_the_branch_left_are_not_refusals() -> N
     assert client.stats.refused_messages == 2
     client.handle(encode_message(RoundEnd(1, False, "too few")))
     assert client.stats.rounds_aborted == 1
+
+
+def test_a_replayed_start_of_the_round_in_flight_sends_no_leave() -> None:
+    """A leave tells the server the branch sends nothing more in the round; for a
+    refused replay of the round it is in, the server counted it gone (its early close)
+    while it was still taking part."""
+    outbox = SentMessages()
+    client = FederationClient(NAME, lambda m: np.full_like(m, 0.1), outbox)
+    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0)))
+    session = client._session
+    assert session is not None
+    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0)))
+    assert client.stats.refused_messages == 1 and client._session is session
+    assert not [m for m in outbox.sent if isinstance(m, Leave)]
+    # an older round's start is refused too, and its leave (of a round long over) kept
+    client.handle(encode_message(RoundStart(6, 0, SPEC, np.zeros(D), 1.0)))
+    assert [m for m in outbox.sent if isinstance(m, Leave)] == [
+        Leave(6, "could not take part (MalformedMessage)")
+    ]
