@@ -1720,6 +1720,14 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     default=None,
     help="Join only the active (malicious-server) variant of the masking backends.",
 )
+@click.option(
+    "--state",
+    "state_path",
+    default=None,
+    help="This branch's state file: the last round number it started, so that a restarted "
+    "branch still refuses a round it already ran (created if missing; one file per branch "
+    "and federation). Without it the branch remembers rounds only while it runs.",
+)
 def client(
     target: str,
     server_name: str | None,
@@ -1734,6 +1742,7 @@ def client(
     policy_path: str | None,
     verbose: bool,
     quiet: bool,
+    state_path: str | None,
     **policy_options: object,
 ) -> None:
     """Run one branch: dial the server, train locally, send only masked updates.
@@ -1741,16 +1750,19 @@ def client(
     The branch enforces its own policy: a round weaker than it (the plain backend,
     a CKKS key that is not the pinned key holder's, a larger clip, a smaller noise
     share, a lower threshold) is refused before anything of the update leaves, and
-    the command exits with status 3.
+    the command exits with status 3. With --state it keeps the last round it started
+    across restarts and refuses a round at or below it.
 
     Exit status: 0 when the server announced that the federation finished (or after
     --rounds rounds); 1, with one line naming the cause, when the federation was
     stopped before it finished, the server cannot be reached, the TLS handshake fails,
     the server refuses this branch, or the branch gave up redialling; 2 for a mistake
-    in its options or files (a model whose size is not the federation's included).
+    in its options or files (a model whose size is not the federation's included, and a
+    --state file that cannot be read or written).
     """
     import math
 
+    from secagg.runtime.branch_state import BranchStateError
     from secagg.runtime.client import BranchRefused
     from secagg.runtime.launch import load_hook, run_branch
     from secagg.transport.base import TransportError
@@ -1772,6 +1784,7 @@ def client(
                 give_up_after=None if math.isinf(give_up_after) else give_up_after,
                 dimension=dimension,
                 name_override=server_name,
+                state=state_path,
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
         _stopped(
@@ -1782,6 +1795,8 @@ def client(
         )
     except BranchRefused as exc:
         _fail("secagg client", f"{name} refused {exc}", 3)
+    except BranchStateError as exc:  # its state file: named by the flag that gave it
+        _fail("secagg client", f"{name}: --state {_one_line(exc, name)}", 2)
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None
     except ConfigurationError as exc:  # its files, its policy, its model's dimension

@@ -25,8 +25,13 @@ does not accept (``plain`` unless opted in), a CKKS key that is not the pinned
 key holder's, a larger clip or a smaller noise share than the policy allows, or
 (in the protocol's setup) a threshold below the one the branch computes itself
 raises :class:`~secagg.errors.PolicyRefused`. The branch then sends nothing of
-its update and, by default, stops (:class:`BranchRefused`): a server that tries
-to weaken a round is an incident for an operator, not a retry loop.
+its update but a :class:`~secagg.runtime.wire.Leave` naming the setting, and, by
+default, stops (:class:`BranchRefused`): a server that tries to weaken a round is an
+incident for an operator, not a retry loop. A branch that skips refused rounds
+instead (``stop_on_refusal=False``) is done with the round at the refusal: it waits
+for the next round on its idle timer, and the refused round counts once, in
+``rounds_refused`` (its end, and its payloads sent before the leave arrived, are
+taken quietly, never counted as an abort or as refused messages).
 
 In the active variant the round lists every party's certificate; the branch
 checks each against its own CA (:class:`BranchIdentity`) and signs with its
@@ -40,10 +45,13 @@ the session unchanged. With a start at or below the last round started refused t
 id repeats at a branch, so nothing it signed (its advertised keys) verifies in another
 round: a server drawing the id itself could reuse one and replay a branch's old keys to
 its neighbours. The server's round numbers only grow across its restarts (its store),
-so a crashed round's retry is the next number and is accepted; a restarted branch
-remembers no round, and a replay to it would need the same round number and the very
-same spec (cohort, order, parameters) again (docs/protocol.md, "Round ids in a
-federation").
+so a crashed round's retry is the next number and is accepted. A branch keeps that
+high-water mark in its state file (``state``; ``secagg client --state``:
+:mod:`secagg.runtime.branch_state`), written before it trains, so a restarted branch
+still refuses a replayed round number; without one it remembers rounds only while it
+runs, and a replay to a restarted branch would need the same round number and the
+very same spec (cohort, order, parameters) again (docs/protocol.md, "Round ids in a
+federation"; docs/deployment.md).
 
 Waiting, and when to stop (reliability review D1, D3)
 -----------------------------------------------------
@@ -79,6 +87,7 @@ refuses, a training hook that raised or returned NaN) says so with a
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +108,7 @@ from secagg.errors import (
     SecAggError,
 )
 from secagg.runtime import outcome, redial
+from secagg.runtime.branch_state import BranchStateError, RoundMark
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
     FederationEnd,
@@ -110,7 +120,7 @@ from secagg.runtime.wire import (
     encode_message,
     round_context,
 )
-from secagg.transport.base import ClientEndpoint, NotConnected
+from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
 
 log = logging.getLogger("secagg.client")
 
@@ -240,6 +250,7 @@ class FederationClient:
         replay_seed: bytes | None = None,
         privacy_report: Callable[[], dict] | None = None,
         dimension: int | None = None,
+        state: str | os.PathLike[str] | None = None,
     ) -> None:
         """``policy`` is the weakest round this branch joins (default: the safe
         :class:`BranchPolicy`: no ``plain``, CKKS only with a pinned key holder, the
@@ -259,6 +270,13 @@ class FederationClient:
         ``dimension`` is the number of parameters the hook was built for: a round
         whose model has another size raises :class:`DimensionMismatch` before
         training. ``transport`` may be None when :meth:`serve` dials the sessions.
+
+        ``state`` is the file where the branch keeps the last round number it started
+        (:class:`~secagg.runtime.branch_state.RoundMark`), read now and written before
+        each round's training: a restarted branch then still refuses a round at or
+        below it. Without it the branch remembers its rounds only while it runs. A file
+        that cannot be read or written raises
+        :class:`~secagg.runtime.branch_state.BranchStateError`, never a silent reset.
         """
         self.policy = policy if policy is not None else BranchPolicy()
         self._identity = identity
@@ -271,8 +289,17 @@ class FederationClient:
         self._transport = transport
         self._dimension = dimension
         self._round: int | None = None
-        self._started: int | None = None  # the last round whose start this branch took
+        # the last round whose start this branch took, kept across restarts with ``state``
+        self._mark = None if state is None else RoundMark(state, name)
+        self._started: int | None = None if self._mark is None else self._mark.last
         self._end_due = False  # whether that round's end is still to come
+        # the round this branch refused by its policy: its end is taken quietly and
+        # counted nowhere (the refusal counted it, once)
+        self._refused_round: int | None = None
+        # the round this branch left on its own (refused, its side aborted, its payload
+        # could not be sent, its training failed): the server's payloads of it sent before
+        # the leave arrived are dropped quietly, not counted as refused messages
+        self._left_round: int | None = None
         self._session: ClientSession | None = None
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
@@ -305,9 +332,7 @@ class FederationClient:
                 self.stats.outcome = "finished" if end.finished else "stopped"
                 self.stats.end_reason = end.reason
                 return self.stats
-            if rounds is not None and (
-                self.stats.rounds_completed + self.stats.rounds_aborted >= rounds
-            ):
+            if rounds is not None and self._rounds_ended() >= rounds:
                 self.stats.outcome = "rounds"
                 return self.stats
             wait = self._wait(idle_timeout)
@@ -318,6 +343,12 @@ class FederationClient:
                 self.stats.end_reason = f"the server was silent for {wait or 0:.0f} s {where}"
                 return self.stats
             self.handle(payload)
+
+    def _rounds_ended(self) -> int:
+        """The rounds over for this branch: completed, aborted, or refused by its policy
+        (a refused round is over when the branch leaves it, not when the server ends it)."""
+        stats = self.stats
+        return stats.rounds_completed + stats.rounds_aborted + stats.rounds_refused
 
     def _wait(self, idle_timeout: float | None) -> float | None:
         """How long the next receive may wait: the idle timer, or inside a round at
@@ -387,9 +418,10 @@ class FederationClient:
 
         Raises :class:`BranchRefused` when a round is weaker than the policy (and
         ``stop_on_refusal``), :class:`DimensionMismatch` when the round's model is
-        not this branch's size and :class:`~secagg.transport.base.NotConnected` when
-        the session ended while the branch answered; nothing else a server sends
-        escapes."""
+        not this branch's size, :class:`~secagg.runtime.branch_state.BranchStateError`
+        when its state file cannot record a round it starts, and
+        :class:`~secagg.transport.base.NotConnected` when the session ended while the
+        branch answered; nothing else a server sends escapes."""
         number: int | None = None
         starting = False  # a round start: leaving it tells the server not to wait
         try:
@@ -409,16 +441,28 @@ class FederationClient:
         except DimensionMismatch:
             self._session, self._round, self._round_deadline = None, None, None
             raise
+        except BranchStateError:  # it could not record the round: it stops, takes none
+            if starting and number is not None:
+                self._leave(number, "could not take part (BranchStateError)")
+            raise
         except NotConnected:  # the session ended while answering: serve() redials
             raise
         except PolicyRefused as exc:
-            if starting and number is not None:
+            # at the start or at the protocol's setup (a threshold below the branch's, a
+            # setup other than its spec): either way the branch leaves the round now, so
+            # the server need not wait out the training deadline for it (a setup refusal
+            # sent no leave, and the server waited 120 s of training for it)
+            self._session, self._round = None, None  # nothing more of it is answered
+            if number is not None:
                 self._leave(number, f"refused by its policy: {exc.setting}")
             self._refused(number, exc)
         except SecAggError as exc:
             self.stats.refused_messages += 1
             self._refusals.refused(logging.WARNING, "%s refused a message: %s", self.name, exc)
-            if starting and number is not None:
+            # not for a replayed start of the round in flight: the branch is still in it,
+            # and a leave made the server count it gone (review, 2026-12-05)
+            in_flight = self._session is not None and number == self._round
+            if starting and number is not None and not in_flight:
                 # the error's kind only: its text may describe the update (a value, a
                 # bound it crossed), and a leave travels in clear outside any DP
                 self._leave(number, f"could not take part ({type(exc).__name__})")
@@ -433,9 +477,16 @@ class FederationClient:
                 self._leave(number, f"local training failed ({type(exc).__name__})")
 
     def _refused(self, number: int | None, exc: PolicyRefused) -> None:
-        """A round below the policy: nothing of the update has left; stop or skip it."""
+        """A round below the policy: nothing of the update has left; stop or skip it.
+
+        The round is over for this branch (one refusal, never also an abort): it waits
+        for the next round on its idle timer, and the round's late payloads and its end
+        are taken quietly (before, the branch waited until the server's round deadline
+        and then counted the round again, as refused payloads and as an abort)."""
         self.stats.rounds_refused += 1
-        self._session, self._round = None, None
+        self._session, self._round, self._round_deadline = None, None, None
+        if number is not None and number == self._started and self._end_due:
+            self._refused_round = number
         if self._stop_on_refusal:  # the caller reports it (secagg client: one line, exit 3)
             log.info("%s refused round %s by its policy: %s", self.name, number, exc)
             raise BranchRefused(number if number is not None else -1, exc) from None
@@ -457,34 +508,47 @@ class FederationClient:
             # begun in its store before any start is sent): the start of a round this
             # branch already started is a replay, in flight or ended; taken, it replaced
             # the round in flight, or retrained and counted an ended round again
+            kept = "" if self._mark is None else f" (its state {self._mark.path})"
             raise MalformedMessage(
                 f"the start of round {start.round}, but this branch already started round "
-                f"{self._started}"
+                f"{self._started}{kept}"
             )
-        self._started, self._end_due = start.round, True
-        # inside a round from here: wait for the server's deadline, not the idle timer
-        self._round_deadline = (
-            None
-            if start.deadline is None
-            else time.monotonic() + start.deadline + ROUND_GRACE_SECONDS
-        )
         if self._dimension is not None and start.model.size != self._dimension:
             raise DimensionMismatch(start.model.size, self._dimension)
+        # a start that does not decode (its spec, its party) changes nothing: it moved the
+        # round first, and sent while a round was in flight, that round's own end was
+        # then refused, never counted (review, 2026-12-05)
         spec = decode_spec(start.spec)
-        self.policy.check_clip(start.clip)  # the clip this update goes through, before training
-        bound = spec.input_bound
-        _check_bound_holds_the_clip(bound, start.clip)
-        session = get_backend(spec.name).client(
-            spec,
-            start.party,
-            rounding=self._rounding_stream(start.round),
-            policy=self.policy,
-            identity=self._round_identity(spec, start.party),
-        )
-        # the round this branch started (its numbers only grow, checked above): the
-        # session refuses a protocol round of any other (a reused round id would let
-        # the server replay a branch's signed keys from an earlier round)
-        session.bind_round(round_context(start.round))
+        carried = start.model.size + (1 if start.report_unclipped else 0)
+        if spec.dimension != carried:
+            # checked before training: a DP-SGD hook spends record-level budget on a round
+            # whose upload could only fail (the session refused the update's length)
+            raise MalformedMessage(
+                f"the round's spec carries {spec.dimension} values, but its model has "
+                f"{start.model.size}"
+                + (" and a count coordinate" if start.report_unclipped else "")
+            )
+        try:
+            self.policy.check_clip(start.clip)  # the clip the update goes through
+            bound = spec.input_bound
+            _check_bound_holds_the_clip(bound, start.clip)
+            session = get_backend(spec.name).client(
+                spec,
+                start.party,
+                rounding=self._rounding_stream(start.round),
+                policy=self.policy,
+                identity=self._round_identity(spec, start.party),
+            )
+            # the round this branch started (its numbers only grow, checked above): the
+            # session refuses a protocol round of any other (a reused round id would let
+            # the server replay a branch's signed keys from an earlier round)
+            session.bind_round(round_context(start.round))
+        except PolicyRefused:
+            # a well-formed round this branch decides against: it is this branch's round
+            # (the refusal counts it; its end is taken quietly), its number used
+            self._begin(start)
+            raise
+        self._begin(start)
         self.stats.rounds_started += 1
         self.stats.last_model = start.model
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
@@ -498,6 +562,21 @@ class FederationClient:
         update = self._within_bound(update, bound)
         self._round, self._session = start.round, session
         self._send(start.round, session.set_input(update))
+
+    def _begin(self, start: RoundStart) -> None:
+        """Take ``start``'s round as this branch's round, once it is checked: recorded in
+        the state file first (so nothing of the round is done that a restart forgets),
+        then the round in flight, if any, superseded."""
+        if self._mark is not None:
+            self._mark.advance(start.round)  # BranchStateError: nothing changed
+        self._started, self._end_due, self._refused_round = start.round, True, None
+        self._round, self._session, self._left_round = None, None, None
+        # inside a round from here: wait for the server's deadline, not the idle timer
+        self._round_deadline = (
+            None
+            if start.deadline is None
+            else time.monotonic() + start.deadline + ROUND_GRACE_SECONDS
+        )
 
     def _within_bound(self, update: np.ndarray, bound: float | None) -> np.ndarray:
         """The update with every coordinate clamped into the round's ``value_bound``.
@@ -532,6 +611,10 @@ class FederationClient:
         return KeyedStream(derive(label, self._replay_seed))
 
     def _relay(self, relay: Relay) -> None:
+        if self._session is None and relay.round == self._left_round:
+            # sent before the server read this branch's leave: nothing to answer
+            log.debug("%s: a late payload of round %d, which it left", self.name, relay.round)
+            return
         if self._session is None or relay.round != self._round:
             raise MalformedMessage(f"a payload for round {relay.round}, not ours")
         try:
@@ -545,6 +628,8 @@ class FederationClient:
 
     def _leave(self, round_number: int, reason: str) -> None:
         """Tell the server this branch sends nothing more in the round (best effort)."""
+        if round_number == self._started and self._session is None:
+            self._left_round = round_number  # its late payloads are no one's fault
         try:
             if self._transport is not None:
                 self._transport.send(encode_message(Leave(round_number, reason[:200])))
@@ -552,11 +637,29 @@ class FederationClient:
             log.debug("%s could not send its leave: %s", self.name, exc)
 
     def _send(self, round_number: int, payloads: list[bytes]) -> None:
+        """Send this branch's payloads of the round; one the transport refuses (a
+        :class:`~secagg.transport.framing.MessageTooLarge`) ends its part in the round:
+        without it the round cannot go on for this branch, and it sat in the round,
+        sending nothing and telling nobody, until the server's deadline."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session")
-        for payload in payloads:
-            privacy, self._pending_privacy = self._pending_privacy, None  # first payload only
-            self._transport.send(encode_message(Relay(round_number, payload, privacy)))
+        try:
+            for payload in payloads:
+                privacy, self._pending_privacy = self._pending_privacy, None  # first only
+                self._transport.send(encode_message(Relay(round_number, payload, privacy)))
+        except NotConnected:  # the session ended: serve() redials
+            raise
+        except TransportError as exc:
+            log.error(
+                "%s left round %d: its payload could not be sent (%s): %s",
+                self.name,
+                round_number,
+                type(exc).__name__,
+                exc,
+            )
+            if self._round == round_number:
+                self._session, self._round = None, None
+            self._leave(round_number, f"could not take part ({type(exc).__name__})")
 
     def _end(self, end: RoundEnd) -> None:
         """The end of the round this branch last started, once; any other round's end,
@@ -570,11 +673,14 @@ class FederationClient:
         if not self._end_due:  # a replay: it counted the round again (and ended run early)
             raise MalformedMessage(f"round {end.round} has already ended")
         self._end_due = False
+        self._refusals.reset()  # a round ended: the session makes progress
+        if self._refused_round == end.round:  # counted once already, as a refusal
+            self._refused_round, self._round_deadline = None, None
+            return
         if end.complete:
             self.stats.rounds_completed += 1
         else:
             self.stats.rounds_aborted += 1
-        self._refusals.reset()  # a round ended: the session makes progress
         self._session = None
         self._round = None
         self._round_deadline = None

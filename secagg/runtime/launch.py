@@ -570,6 +570,7 @@ def run_branch(
     reconnect: bool = True,
     give_up_after: float | None = 600.0,
     dimension: int | None = None,
+    state: str | None = None,
 ) -> ClientStats:
     """Dial the server as branch ``name`` and serve rounds until the federation ends.
 
@@ -597,6 +598,12 @@ def run_branch(
     than ``policy`` (default: the safe
     :class:`~secagg.aggregation.policy.BranchPolicy`), before anything of the update
     leaves.
+
+    ``state`` is the branch's state file (the last round number it started, read
+    before dialling: :mod:`secagg.runtime.branch_state`); one that cannot be read
+    raises :class:`~secagg.runtime.branch_state.BranchStateError` (a
+    :class:`~secagg.errors.ConfigurationError`). None: rounds are remembered only
+    while this call runs.
     """
     from secagg.transport import certs
     from secagg.transport.grpc_transport import GrpcClientTransport
@@ -612,6 +619,7 @@ def run_branch(
         identity=branch_identity(certificates, name),
         privacy_report=getattr(hook, "privacy_report", None),
         dimension=dimension if dimension is not None else getattr(hook, "dimension", None),
+        state=state,
     )
 
     def dial(timeout: float) -> ClientEndpoint:
