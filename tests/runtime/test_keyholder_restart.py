@@ -200,7 +200,6 @@ class _Restarts:
         self.crashes, self.delay, self.duplicate = crashes, delay, duplicate
         self.holders: list[KeyHolderService] = []
         self.crashed = 0
-        self.started = threading.Event()  # the last restarted process is serving
         self._lock = threading.Lock()
 
     def start(self) -> KeyHolderService:
@@ -234,11 +233,9 @@ class _Restarts:
         return holder
 
     def _restart(self) -> None:
-        self.started.clear()
         if self.delay:
             time.sleep(self.delay)  # the new process takes this long to come up
         self.start()
-        self.started.set()
 
 
 def _run_federation(
@@ -313,8 +310,7 @@ def test_a_key_holder_restarting_again_after_the_resend_aborts_the_round_at_once
     assert restarts.crashed == 2  # the request, then its one resend: no third send
     assert all(holder.decryptions == 0 for holder in restarts.holders)
     assert elapsed < PHASE_SECONDS / 4, f"the round took {elapsed:.1f} s to abort"
-    assert restarts.started.wait(timeout=60)  # the third process is up: no request for it
-    assert restarts.holders[-1].session.record.rounds == []
+    assert not (tmp_path / "compliance.key.state").exists()  # no decryption was recorded
 
 
 def test_a_duplicate_answer_after_a_resend_is_not_taken_twice(tmp_path: Path) -> None:
