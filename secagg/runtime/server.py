@@ -42,10 +42,11 @@ So a branch restarted mid-round costs the round nothing but its own update, not 
 phase deadline (reliability review D6). The round's helper (the CKKS key holder) is
 compared with the session its last request went to instead: one restarted before that
 request left got it and answers it (it keeps the round it opened on disk); one restarted
-after it left is sent the request again, once a round, when it is back within the phase's
-deadline (its decryption record refuses a round twice, and the round takes one answer), and
-a second restart in the round aborts it, naming the key holder; a request that cannot be
-sent to it at all aborts the round at once, naming the error. Every
+after it left, or not connected when it leaves, is sent the request (again), once a round,
+when it is back within the phase's deadline (its decryption record refuses a round twice,
+and the round takes one answer), and a second restart in the round aborts it, naming the
+key holder; a request that cannot be sent to a connected key holder aborts the round at
+once, naming the error. Every
 :class:`~secagg.runtime.wire.RoundStart` carries the seconds left to the round deadline,
 which is how long a branch waits inside the round (D3).
 
@@ -1196,8 +1197,10 @@ class FederationServer:
         round start was the reference, so a key holder restarted mid-round was declared
         gone 0.5 s into its decryption and the round aborted while it was decrypting.
 
-        A failed send aborts the round at once (:attr:`_helper_unreached`, checked by the
-        collect loop), its reason naming the helper and the transport's error: a helper
+        A send that fails while the helper is connected aborts the round at once
+        (:attr:`_helper_unreached`, checked by the collect loop), its reason naming the
+        helper and the transport's error (a helper not connected at all gets it when it is
+        back: :meth:`_deliver_to_helper`): a helper
         is no dropout a round can do without, and it cannot answer what it never got.
         Before, the failure was logged (at DEBUG for a lost connection) and the round
         waited out the phase's deadline, 60 s in the test, for an answer that could not
@@ -1235,7 +1238,7 @@ class FederationServer:
         self._helper_resent = True
         log.warning(
             "round %d: the key holder %s restarted in phase %s before answering; its request "
-            "is resent to its new session (once a round)",
+            "is sent again to its new session (once a round)",
             number,
             helper,
             phase,
@@ -1245,14 +1248,26 @@ class FederationServer:
 
     def _deliver_to_helper(self, number: int, payload: bytes) -> None:
         """Send an encoded request to the round's helper on its current session, which
-        becomes the early-close rule's reference (see :meth:`_send_to_helper`); a failed
-        send sets :attr:`_helper_unreached`."""
+        becomes the early-close rule's reference (see :meth:`_send_to_helper`). A helper
+        not connected at all is sent the request when it is back (the round's one resend,
+        :meth:`_helper_restarted`); any other failed send sets :attr:`_helper_unreached`."""
         helper = self.config.backend.key_holder
         assert helper is not None
-        self._round_sessions[helper] = self._session_of(helper)
+        session = self._round_sessions[helper] = self._session_of(helper)
         try:
             self.transport.send(helper, payload)
         except (ConnectionError, TransportError) as exc:
+            if isinstance(exc, ConnectionError) and session is None and not self._helper_resent:
+                # not connected (restarting between two requests): the request is sent
+                # when it is back within the phase's deadline, as the one resend of the
+                # round (:meth:`_helper_restarted`); before, the round aborted at once
+                log.warning(
+                    "round %d: the key holder %s is not connected; its request is sent when "
+                    "it is back (once a round)",
+                    number,
+                    helper,
+                )
+                return
             # the transport's own words (a peer name, a size), never the payload
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("round %d: could not send to the key holder %s: %s", number, helper, error)

@@ -326,3 +326,74 @@ def test_a_duplicate_answer_after_a_resend_is_not_taken_twice(tmp_path: Path) ->
     assert second.decryptions == 2 and second.session.record.rounds == [1, 2]
     assert server.refused_messages >= 1  # the duplicate of round 1's answer
     assert np.max(np.abs(server.model - 0.2)) < 1e-5
+
+
+class _WatchedHub(InProcessHub):
+    """An in-process hub that says when a send to ``name`` found it not connected."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.watched = name
+        self.missed = threading.Event()
+
+    def send(self, name: str, payload: bytes) -> None:
+        try:
+            super().send(name, payload)
+        except NotConnected:
+            if name == self.watched:
+                self.missed.set()
+            raise
+
+
+def test_a_key_holder_not_back_when_the_decryption_request_leaves_gets_it_when_it_is(
+    tmp_path: Path,
+) -> None:
+    """The key holder's process dies while the branches train and its new process comes
+    up only after the server tried to send the decryption request (which found it not
+    connected): the request is sent when it is back, and the round completes.
+
+    Before: the failed send aborted the round at once ("could not send to the key holder
+    compliance in phase decrypt: NotConnected ..."), every branch's upload lost."""
+    config, hub = _config(), _WatchedHub("compliance")
+    key = tmp_path / "compliance.key"
+    pin = make_key_holder_key(config, key)
+    restarts = _Restarts(hub, config, {"key": str(key)}, pin, crashes=0)
+    restarts.start()
+    lock, died = threading.Lock(), threading.Event()
+
+    def back_after_the_request() -> None:
+        assert hub.missed.wait(timeout=60), "the server never tried to send to it"
+        restarts.start()
+
+    def die_once() -> None:
+        with lock:
+            if died.is_set():
+                return
+            hub.disconnect("compliance")  # the process dies while the branches train
+            died.set()
+            threading.Thread(target=back_after_the_request, daemon=True).start()
+
+    for i, name in enumerate(NAMES):
+        target = np.full(D, 0.1 * (i + 1))
+
+        def hook(model: np.ndarray, target: np.ndarray = target) -> np.ndarray:
+            die_once()
+            return target - model
+
+        client = FederationClient(
+            name, hook, hub.connect(name), policy=BranchPolicy(key_holder_fingerprint=pin)
+        )
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 60, "rounds": 1}, daemon=True
+        ).start()
+    server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
+    began = time.monotonic()
+    (result,) = server.run(wait_for_clients=60, max_attempts=1)
+    elapsed = time.monotonic() - began
+    assert hub.missed.is_set() and died.is_set()
+    assert result.status == "complete", result.reason
+    assert elapsed < PHASE_SECONDS / 2, f"the round took {elapsed:.1f} s"
+    first, second = restarts.holders
+    assert first.decryptions == 0 and second.decryptions == 1
+    assert second.session.record.rounds == [1]
+    assert np.max(np.abs(server.model - 0.2)) < 1e-5
