@@ -86,6 +86,7 @@ from secagg.aggregation.base import (
     spec_label,
     split_parties,
 )
+from secagg.aggregation.durable import write_json_atomically
 from secagg.aggregation.keyholder_policy import (
     DecryptionCapReached,
     DecryptionRecord,
@@ -97,7 +98,6 @@ from secagg.aggregation.keyholder_policy import (
     config_path,
     plausible_range,
 )
-from secagg.aggregation.keyholder_policy import _write_atomically as write_state_atomically
 from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
@@ -628,7 +628,7 @@ class KeyHolderSession(HelperSession):
             "fingerprint": self._holder.fingerprint.hex(),
         }
         try:
-            write_state_atomically(path, data)
+            write_json_atomically(path, data)
         except OSError as exc:
             # refused before the key leaves: a round the key holder may forget is not opened
             raise KeyHolderRefusal(

@@ -42,23 +42,22 @@ it to every request, whatever the request says:
   nothing the noised sum would not have.
 
 With ``state_path``, the served round numbers and the decryption count survive
-restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600,
+restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
+(:func:`~secagg.aggregation.durable.write_json_atomically`),
 *before* the noised sum is released, and a file that cannot be read stops the
 key holder instead of resetting its count.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from secagg.aggregation.durable import write_json_atomically
 from secagg.errors import ConfigurationError, ProtocolError, WrongRound, closest_spelling
 
 if TYPE_CHECKING:
@@ -341,32 +340,8 @@ class DecryptionRecord:
         """Record one decryption of ``round_number``; the file is on disk when this returns."""
         rounds, count = [*self.rounds, round_number], self.decryptions + 1
         if self.path is not None:
-            _write_atomically(
+            write_json_atomically(
                 self.path,
                 {"version": _STATE_VERSION, "decryptions": count, "rounds": rounds},
             )
         self.rounds, self.decryptions = rounds, count
-
-
-def _write_atomically(path: Path, data: dict[str, Any]) -> None:
-    """``data`` as JSON at ``path``: a 0600 temporary file, fsync, rename, fsync the folder."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            os.fchmod(out.fileno(), 0o600)  # mkstemp's mode already; said for the reader
-            json.dump(data, out, separators=(",", ":"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # not every platform can open a folder
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

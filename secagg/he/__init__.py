@@ -36,6 +36,7 @@ from secagg.he.errors import (
     SecretKeyUnavailable,
     TooFewContributions,
     TooManyContributions,
+    UnpinnedContext,
 )
 from secagg.he.params import CKKSParameters, choose_parameters
 
@@ -51,5 +52,6 @@ __all__ = [
     "SecretKeyUnavailable",
     "TooFewContributions",
     "TooManyContributions",
+    "UnpinnedContext",
     "choose_parameters",
 ]

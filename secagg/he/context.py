@@ -37,6 +37,7 @@ from secagg.he.errors import (
     InvalidContext,
     SecretKeyPresent,
     SecretKeyUnavailable,
+    UnpinnedContext,
 )
 from secagg.he.params import coefficient_primes
 
@@ -159,14 +160,18 @@ class PublicAggregationContext(BoundContext):
         data: bytes,
         params: CKKSParameters,
         *,
-        expected_fingerprint: bytes | None = None,
+        expected_fingerprint: bytes,
     ) -> PublicAggregationContext:
         """Load a published public context, checking it before TenSEAL parses it.
 
-        With ``expected_fingerprint`` (the normal case: it comes from the signed
-        round configuration), bytes that hash differently are refused with
-        :class:`ContextMismatch` *before* TenSEAL parses them, so this never feeds
-        unauthenticated bytes to C++.
+        ``expected_fingerprint`` is required (keyword only): the fingerprint the caller
+        trusts (a branch's pin of its key holder, or the key the caller made itself).
+        Bytes that hash differently are refused with :class:`ContextMismatch` *before*
+        TenSEAL parses them, so this never feeds unauthenticated bytes to C++. None, or
+        anything but a 32-byte fingerprint, is an :class:`UnpinnedContext` (a
+        ContextMismatch), before any parsing. Before, it defaulted to None, which
+        skipped the check: only tests relied on that, and a future caller could have
+        parsed a peer's context unpinned by leaving the argument out.
 
         ``data`` is a peer's (the key holder's context, relayed by the server), so
         every fault of it is a refused message, an :class:`InvalidContext`: not a
@@ -178,9 +183,22 @@ class PublicAggregationContext(BoundContext):
         HEParameterError (a ConfigurationError: the caller's own mistake), and a
         context without a scale a bare ValueError.
         """
-        if expected_fingerprint is not None and not hmac.compare_digest(
-            context_fingerprint(data), expected_fingerprint
+        if (
+            not isinstance(expected_fingerprint, bytes)
+            or len(expected_fingerprint) != FINGERPRINT_BYTES
         ):
+            given = (
+                f"{len(expected_fingerprint)} bytes"
+                if isinstance(expected_fingerprint, bytes)
+                else "none"
+                if expected_fingerprint is None
+                else type(expected_fingerprint).__name__
+            )
+            raise UnpinnedContext(
+                "a public context is parsed only against a pinned fingerprint "
+                f"({FINGERPRINT_BYTES} bytes of SHA-256), not {given}"
+            )
+        if not hmac.compare_digest(context_fingerprint(data), expected_fingerprint):
             raise ContextMismatch("public context does not match the pinned fingerprint")
         try:
             context = ts.context_from(data)

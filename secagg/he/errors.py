@@ -62,10 +62,25 @@ class MalformedCiphertext(MalformedMessage):
 
 
 class ContextMismatch(InvalidMessage):
-    """A ciphertext encrypted under another context (other keys or parameters).
+    """A ciphertext encrypted under another context (other keys or parameters), or a
+    public context whose bytes do not hash to the pinned fingerprint.
 
-    Adding it would not fail inside TenSEAL (which compares only the scale of two
-    contexts) but would decrypt to garbage, so it is refused by fingerprint.
+    Adding such a ciphertext would not fail inside TenSEAL (which compares only the
+    scale of two contexts) but would decrypt to garbage, so it is refused by
+    fingerprint; such a context is refused before TenSEAL parses it.
+    """
+
+
+class UnpinnedContext(ContextMismatch):
+    """A public context offered for parsing with no pinned fingerprint to check it by.
+
+    A public context comes from a peer (the key holder's, relayed by the server), and
+    TenSEAL's parser is C++: bytes that are not first checked against a fingerprint
+    the caller trusts (the branch's pin, or the key the caller made itself) are never
+    parsed. :meth:`~secagg.he.context.PublicAggregationContext.from_bytes` took
+    ``expected_fingerprint=None`` as "do not check", so a new caller could parse an
+    unpinned context by leaving it out; now it is required, and None (or anything that
+    is not a 32-byte SHA-256 fingerprint) is this error, before any parsing.
     """
 
 

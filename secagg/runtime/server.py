@@ -41,8 +41,12 @@ not connected, or it said it left the round (:class:`~secagg.runtime.wire.Leave`
 So a branch restarted mid-round costs the round nothing but its own update, not a
 phase deadline (reliability review D6). The round's helper (the CKKS key holder) is
 compared with the session its last request went to instead: one restarted before that
-request left got it and answers it (it keeps the round it opened on disk), and a request
-that cannot be sent to it at all aborts the round at once, naming the error. Every
+request left got it and answers it (it keeps the round it opened on disk); one restarted
+after it left, or not connected when it leaves, is sent the request (again), once a round,
+when it is back within the phase's deadline (its decryption record refuses a round twice,
+and the round takes one answer), and a second restart in the round aborts it, naming the
+key holder; a request that cannot be sent to a connected key holder aborts the round at
+once, naming the error. Every
 :class:`~secagg.runtime.wire.RoundStart` carries the seconds left to the round deadline,
 which is how long a branch waits inside the round (D3).
 
@@ -271,6 +275,10 @@ class FederationServer:
         self._left: set[str] = set()
         # the error of a failed send to the round's helper (the round then aborts), or None
         self._helper_unreached: str | None = None
+        # the last request sent to the round's helper, as sent (kept for the one resend a
+        # round after a restart of the helper: _helper_restarted), and whether it was resent
+        self._helper_request: bytes | None = None
+        self._helper_resent = False
         self._round_end = 0.0
         # who did not answer a phase of the round in flight (its waits closed on them);
         # each client's misses in a row among the rounds it was sampled for, and the
@@ -929,6 +937,7 @@ class FederationServer:
         self._round_sessions = {name: self._session_of(name) for name in names.values()}
         self._refusals = {}
         self._helper_unreached = None
+        self._helper_request, self._helper_resent = None, False
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
         phase, last_progress = session.phase, self._clock()
@@ -960,6 +969,15 @@ class FederationServer:
                 if self._clock() - last_progress >= limit:
                     log.debug("round %d: deadline of %s passed", number, session.phase)
                 elif silent and all(self._gone(name) for name in silent):
+                    if (
+                        cfg.backend.key_holder in silent
+                        and cfg.backend.key_holder not in self._left
+                    ):
+                        restarted = self._helper_restarted(number, session.phase)
+                        if restarted is None:
+                            continue  # resent to its new session, or waiting for one
+                        self._dispatch(number, participants, session.abort(restarted))
+                        break
                     log.debug("round %d: everyone silent in %s has gone", number, session.phase)
                 else:
                     continue
@@ -970,6 +988,7 @@ class FederationServer:
             if session.phase != phase or announced:
                 training = announced or (training and session.phase == phase)
                 phase, last_progress = session.phase, self._clock()
+        self._helper_request = None  # the round is over: nothing of it is resent
         return session.finish()
 
     def _session_of(self, name: str) -> object:
@@ -1178,19 +1197,77 @@ class FederationServer:
         round start was the reference, so a key holder restarted mid-round was declared
         gone 0.5 s into its decryption and the round aborted while it was decrypting.
 
-        A failed send aborts the round at once (:attr:`_helper_unreached`, checked by the
-        collect loop), its reason naming the helper and the transport's error: a helper
+        A send that fails while the helper is connected aborts the round at once
+        (:attr:`_helper_unreached`, checked by the collect loop), its reason naming the
+        helper and the transport's error (a helper not connected at all gets it when it is
+        back: :meth:`_deliver_to_helper`): a helper
         is no dropout a round can do without, and it cannot answer what it never got.
         Before, the failure was logged (at DEBUG for a lost connection) and the round
         waited out the phase's deadline, 60 s in the test, for an answer that could not
         come."""
-        helper = self.config.backend.key_holder
-        if helper is None:
+        if self.config.backend.key_holder is None:
             raise ConfigurationError("the backend needs a helper: name its key_holder")
-        self._round_sessions[helper] = self._session_of(helper)
+        self._helper_request = encode_message(message)
+        self._deliver_to_helper(number, self._helper_request)
+
+    def _helper_restarted(self, number: int, phase: str) -> str | None:
+        """What to do when the round's helper has gone while the phase awaits its answer:
+        None to keep waiting (its request was resent to its new session just now, or it
+        has not reconnected yet: the phase's deadline still bounds the wait), or the
+        reason to abort the round with (it restarted again after the resend).
+
+        Why: a key holder restarted after a request left (a crash, a deploy, a dropped
+        link) never answers it on its new session, and the server closed the phase 0.5 s
+        later ("did not decrypt in time"), every branch's upload lost. Its opened round is
+        on disk and its decryption record refuses a round twice, so the request is resent,
+        as it was sent, once a round to its new session. Exactly one answer is used: the
+        session takes one reply to a request and ends the phase with it (a late one of the
+        old session, or a second reply, is refused, or belongs to a finished round and is
+        refused as one); a key holder that had decrypted before it went refuses the
+        resend (its record), which aborts the round with its reason. A helper that keeps
+        restarting is not chased: one resend a round, then the round aborts, naming it."""
+        helper = self.config.backend.key_holder
+        assert helper is not None and self._helper_request is not None
+        if self._helper_resent:
+            return (
+                f"the key holder {helper} restarted again in phase {phase} after its "
+                "request was resent (one resend a round)"
+            )
+        if self._session_of(helper) is None:
+            return None  # not back yet: the phase's deadline bounds the wait
+        self._helper_resent = True
+        log.warning(
+            "round %d: the key holder %s restarted in phase %s before answering; its request "
+            "is sent again to its new session (once a round)",
+            number,
+            helper,
+            phase,
+        )
+        self._deliver_to_helper(number, self._helper_request)
+        return None
+
+    def _deliver_to_helper(self, number: int, payload: bytes) -> None:
+        """Send an encoded request to the round's helper on its current session, which
+        becomes the early-close rule's reference (see :meth:`_send_to_helper`). A helper
+        not connected at all is sent the request when it is back (the round's one resend,
+        :meth:`_helper_restarted`); any other failed send sets :attr:`_helper_unreached`."""
+        helper = self.config.backend.key_holder
+        assert helper is not None
+        session = self._round_sessions[helper] = self._session_of(helper)
         try:
-            self.transport.send(helper, encode_message(message))
+            self.transport.send(helper, payload)
         except (ConnectionError, TransportError) as exc:
+            if isinstance(exc, ConnectionError) and session is None and not self._helper_resent:
+                # not connected (restarting between two requests): the request is sent
+                # when it is back within the phase's deadline, as the one resend of the
+                # round (:meth:`_helper_restarted`); before, the round aborted at once
+                log.warning(
+                    "round %d: the key holder %s is not connected; its request is sent when "
+                    "it is back (once a round)",
+                    number,
+                    helper,
+                )
+                return
             # the transport's own words (a peer name, a size), never the payload
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("round %d: could not send to the key holder %s: %s", number, helper, error)

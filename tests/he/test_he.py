@@ -26,7 +26,9 @@ from secagg.errors import (  # noqa: E402
     ProtocolError,
     SecAggError,
 )
+from secagg.he import context as he_context  # noqa: E402
 from secagg.he import envelope, packing  # noqa: E402
+from secagg.he.context import context_fingerprint  # noqa: E402
 from secagg.he.errors import (  # noqa: E402
     BoundExceeded,
     ContextMismatch,
@@ -37,6 +39,7 @@ from secagg.he.errors import (  # noqa: E402
     SecretKeyPresent,
     SecretKeyUnavailable,
     TooManyContributions,
+    UnpinnedContext,
 )
 from secagg.he.keys import (  # noqa: E402
     KeyHolder,
@@ -226,8 +229,11 @@ def test_server_context_holds_no_secret_key_and_cannot_decrypt():
 
 def test_server_refuses_a_context_with_a_secret_key():
     shared = KeyHolder(params(), mode=KeyMode.EVERY_CLIENT)
-    with pytest.raises(SecretKeyPresent):
-        PublicAggregationContext.from_bytes(shared.export_client_secret_context(), params())
+    secret = shared.export_client_secret_context()
+    with pytest.raises(SecretKeyPresent):  # pinned to its own hash: the parse refuses it
+        PublicAggregationContext.from_bytes(
+            secret, params(), expected_fingerprint=context_fingerprint(secret)
+        )
     with pytest.raises(ConfigurationError):
         EncryptedSum(holder(), 10)  # the key holder's own context is not a server context
 
@@ -237,11 +243,47 @@ def test_public_context_is_pinned_and_checked():
     with pytest.raises(ContextMismatch):
         PublicAggregationContext.from_bytes(data, params(), expected_fingerprint=bytes(32))
     # a peer's bytes: refused as a message (tests/he/test_untrusted_context.py)
+    cut = data[:-100]
     with pytest.raises(InvalidContext):
-        PublicAggregationContext.from_bytes(data[:-100], params())
+        PublicAggregationContext.from_bytes(
+            cut, params(), expected_fingerprint=context_fingerprint(cut)
+        )
     other = choose_parameters(100, BOUND, 1e-6)
     with pytest.raises(InvalidContext, match="does not match"):
-        PublicAggregationContext.from_bytes(data, other)
+        PublicAggregationContext.from_bytes(data, other, expected_fingerprint=holder().fingerprint)
+
+
+@pytest.mark.parametrize(
+    "pin", [None, b"", bytes(31), "00" * 32], ids=["none", "empty", "short", "hex"]
+)
+def test_a_public_context_is_never_parsed_without_a_pinned_fingerprint(
+    pin: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer's public context is parsed only against a 32-byte fingerprint the caller
+    trusts: None (which skipped the check before), an empty or short one, or a hex
+    string is an UnpinnedContext (a ContextMismatch) before TenSEAL sees the bytes.
+    Before: None parsed the context unchecked (all four reached TenSEAL or compared a
+    wrong-sized pin)."""
+    parsed: list[bytes] = []
+    real = he_context.ts.context_from
+
+    def spy(data: bytes) -> object:
+        parsed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(he_context.ts, "context_from", spy)
+    data = holder().public_context_bytes
+    with pytest.raises(UnpinnedContext, match="pinned fingerprint"):
+        PublicAggregationContext.from_bytes(data, params(), expected_fingerprint=pin)  # type: ignore[arg-type]
+    assert parsed == []
+    assert issubclass(UnpinnedContext, ContextMismatch)
+
+
+def test_the_pinned_fingerprint_cannot_be_left_out():
+    """The argument is required (keyword only): leaving it out is the caller's bug, caught
+    at the call, never a context parsed unpinned."""
+    with pytest.raises(TypeError, match="expected_fingerprint"):
+        PublicAggregationContext.from_bytes(holder().public_context_bytes, params())  # type: ignore[call-arg]
 
 
 def test_key_holder_mode_never_exports_the_secret_key():
