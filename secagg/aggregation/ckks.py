@@ -86,7 +86,6 @@ from secagg.aggregation.base import (
     spec_label,
     split_parties,
 )
-from secagg.aggregation.durable import write_json_atomically
 from secagg.aggregation.keyholder_policy import (
     DecryptionCapReached,
     DecryptionRecord,
@@ -101,6 +100,7 @@ from secagg.aggregation.keyholder_policy import (
 from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
+from secagg.durable import write_json_atomically
 from secagg.errors import (
     ConfigurationError,
     InvalidMessage,

@@ -43,7 +43,7 @@ it to every request, whatever the request says:
 
 With ``state_path``, the served round numbers and the decryption count survive
 restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
-(:func:`~secagg.aggregation.durable.write_json_atomically`),
+(:func:`~secagg.durable.write_json_atomically`),
 *before* the noised sum is released, and a file that cannot be read stops the
 key holder instead of resetting its count.
 """
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secagg.aggregation.durable import write_json_atomically
+from secagg.durable import write_json_atomically
 from secagg.errors import ConfigurationError, ProtocolError, WrongRound, closest_spelling
 
 if TYPE_CHECKING:

@@ -26,10 +26,8 @@ import contextlib
 import datetime as dt
 import ipaddress
 import logging
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from secagg.durable import write_atomically
 from secagg.errors import ConfigurationError
 from secagg.transport.certs import (
     CLIENT_NAME_PATTERN,
@@ -127,24 +126,12 @@ def _now() -> dt.datetime:
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` with ``mode`` via a temp file and a rename.
-
-    The temporary file is created 0600 by ``mkstemp``, so a key is never readable by others,
-    not even for an instant, whatever the umask.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` with ``mode`` through :func:`secagg.durable.write_atomically`
+    (a 0600 temporary file, fsync, rename, fsync of the folder): a key is never readable
+    by others, not even for an instant, whatever the umask, and a crash leaves the old
+    file or the new one. This copy of the rule did not fsync the folder, so a power cut
+    could undo a rename it had reported done."""
+    write_atomically(path, data, mode=mode)
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:

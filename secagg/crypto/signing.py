@@ -13,7 +13,6 @@ a private key (:meth:`SigningKey.to_pem`, written owner-only by
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from secagg.durable import write_atomically
 from secagg.errors import ConfigurationError, SignatureError
 
 SIGNATURE_BYTES = 64
@@ -214,12 +214,12 @@ class CertificateSigningKey:
 def write_private_file(path: str | Path, data: bytes) -> Path:
     """Write secret ``data`` (a private key PEM, maybe with more lines) to ``path``.
 
-    A new file is created with mode 0600 (owner read and write only) from the
-    start, so the secret is never readable by others, not even for a moment. An
-    existing file is truncated and keeps its mode.
+    Through :func:`secagg.durable.write_atomically`: the file is 0600 (owner read and
+    write only) from its first byte and after, and replaced whole. Before, an existing
+    file was truncated in place and kept its mode, so a key rewritten over a 0644 file
+    stayed readable by others, and a crash mid-write left a torn key (review,
+    2026-12-05). The folder must exist (a key path is typed by an operator).
     """
     path = Path(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+    write_atomically(path, data, mode=PRIVATE_FILE_MODE, make_folder=False)
     return path

@@ -28,13 +28,11 @@ whose round numbers start again at 1, needs a new state file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
+from secagg.durable import write_json_atomically
 from secagg.errors import ConfigurationError
 
 #: the format of the state file; any other is refused, never guessed
@@ -118,7 +116,7 @@ class RoundMark:
     def _write(self, last: int | None) -> None:
         data = {"version": STATE_VERSION, "branch": self.branch, "last_started": last}
         try:
-            _write_atomically(self.path, data)
+            write_json_atomically(self.path, data, make_folder=False)
         except OSError as exc:
             what = "create" if last is None else f"record round {last} in"
             raise BranchStateError(
@@ -130,26 +128,3 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _write_atomically(path: Path, data: dict[str, Any]) -> None:
-    """``data`` as JSON at ``path``: a 0600 temporary file beside it, fsync, rename, and
-    fsync of the folder, so a crash leaves the old file or the new one whole."""
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, separators=(",", ":"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # not every platform can open a folder
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

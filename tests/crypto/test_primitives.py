@@ -624,3 +624,18 @@ def test_on_polynomial_flags_exactly_the_shares_off_the_dealt_polynomial(
     genuine = [j for j in range(m) if j not in bad][:t]
     agree = shamir.on_polynomial(points, values, genuine)
     assert agree.tolist() == [j not in bad for j in range(m)]
+
+
+def test_a_private_file_rewritten_over_a_loose_one_is_owner_only_and_whole(tmp_path):
+    """Rewriting a key over an existing 0644 file kept 0644 (the key readable by others),
+    and a write that failed half-way left a torn key: it now replaces the file whole."""
+    path = tmp_path / "key.pem"
+    path.write_bytes(b"old key")
+    path.chmod(0o644)
+    write_private_file(path, FIXED_PRIVATE_PEM)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes() == FIXED_PRIVATE_PEM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pem"]  # no temporary left
+    with pytest.raises(OSError):  # the folder of a typed key path must exist
+        write_private_file(tmp_path / "no-such-folder" / "key.pem", FIXED_PRIVATE_PEM)
+    assert not (tmp_path / "no-such-folder").exists()

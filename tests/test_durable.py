@@ -1,4 +1,4 @@
-"""The one atomic writer of the key holder's state files (secagg.aggregation.durable).
+"""The one atomic writer of files whose tearing would cost a guarantee (secagg.durable).
 
 The decryption record and the opened round must be the old file or the new one after any
 failure, never half of either, never readable by others, and their rename must itself be
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from secagg.aggregation import durable
-from secagg.aggregation.durable import SECRET_FILE_MODE, write_atomically, write_json_atomically
+from secagg import durable
+from secagg.durable import SECRET_FILE_MODE, write_atomically, write_json_atomically
 
 
 def _mode(path: Path) -> int:

@@ -1,11 +1,16 @@
-"""Atomic, durable writes of the small state files a key holder keeps beside its key.
+"""Atomic, durable writes of the small files whose loss or tearing would cost a
+guarantee: keys, a key holder's decryption record and opened round, a branch's
+last-round mark, a development CA's certificates and revocations.
 
-Why one helper: the key holder's decryption record (``<key>.state``, what keeps a round
-from being decrypted twice) and the round it last opened (``<state>.opened``) must each be
-either the old file or the new one after a crash or a power cut, never half of either,
-and never readable by anyone but their owner. Both wrote through one private function of
-:mod:`~secagg.aggregation.keyholder_policy`, which :mod:`~secagg.aggregation.ckks`
-imported by its private name; this module is the one public writer both use.
+Why one helper, at the bottom of the layers (only :mod:`secagg.errors` is below it):
+the key holder's record (``<key>.state``, what keeps a round from being decrypted
+twice), the round it last opened (``<state>.opened``) and a branch's mark (``--state``,
+what keeps a replayed round number refused across restarts) must each be the old file or
+the new one after a crash or a power cut, never half of either, and never readable by
+anyone but their owner; a key rewritten in place kept the mode of the file it replaced
+(a 0644 file stayed 0644) and a crash mid-write lost the key. Four modules wrote
+their own variants (one without the folder's fsync, one not atomic at all); this module
+is the one writer they share.
 
 How: the bytes go to a temporary file in the *same* folder (a rename is atomic only
 within one file system), created 0600 by :func:`tempfile.mkstemp` whatever the umask and
@@ -31,14 +36,20 @@ __all__ = ["SECRET_FILE_MODE", "write_atomically", "write_json_atomically"]
 SECRET_FILE_MODE = 0o600
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int = SECRET_FILE_MODE) -> None:
+def write_atomically(
+    path: Path, data: bytes, *, mode: int = SECRET_FILE_MODE, make_folder: bool = True
+) -> None:
     """Replace ``path`` with ``data``, atomically and durably (see the module's text).
 
-    ``mode`` is the file's permission bits (default 0600, for secrets and state); the
-    folder is created if missing. Raises the :class:`OSError` of the step that failed,
-    after removing the temporary file; ``path`` then holds what it held before."""
+    ``mode`` is the file's permission bits (default 0600, for secrets and state). The
+    folder is created (0700) if missing, unless ``make_folder`` is false: a path an
+    operator typed (``secagg client --state``) whose folder does not exist is more likely
+    a typo than a wish, and then fails as :class:`FileNotFoundError`. Raises the
+    :class:`OSError` of the step that failed, after removing the temporary file;
+    ``path`` then holds what it held before."""
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # 0600
     try:
         with os.fdopen(fd, "wb") as out:
@@ -60,11 +71,12 @@ def write_atomically(path: Path, data: bytes, *, mode: int = SECRET_FILE_MODE) -
 
 
 def write_json_atomically(
-    path: Path, data: Mapping[str, Any], *, mode: int = SECRET_FILE_MODE
+    path: Path, data: Mapping[str, Any], *, mode: int = SECRET_FILE_MODE, make_folder: bool = True
 ) -> None:
     """``data`` as compact JSON at ``path`` through :func:`write_atomically`.
 
     The JSON is built before any file is touched, so data it cannot encode (a
     :class:`TypeError` or :class:`ValueError`) leaves no temporary file and ``path`` as
     it was."""
-    write_atomically(path, json.dumps(data, separators=(",", ":")).encode("utf-8"), mode=mode)
+    encoded = json.dumps(data, separators=(",", ":")).encode("utf-8")
+    write_atomically(path, encoded, mode=mode, make_folder=make_folder)
