@@ -1805,9 +1805,17 @@ def client(
         _fail("secagg client", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except (SecAggError, OSError) as exc:
         _fail("secagg client", f"{name}: {_one_line(exc, name)}")
+    own = "".join(  # rounds it refused or left: not "completed" (review, 2026-12-05)
+        f"{count} {what}, "
+        for count, what in (
+            (getattr(stats, "rounds_refused", 0), "refused by its policy"),
+            (getattr(stats, "rounds_left", 0), "left"),
+        )
+        if count
+    )
     summary = (
         f"{name}: {stats.rounds_completed} rounds completed, {stats.rounds_aborted} aborted, "
-        f"{stats.refused_messages} messages refused"
+        f"{own}{stats.refused_messages} messages refused"
     )
     outcome = getattr(stats, "outcome", None)
     if outcome == "stopped":  # the server announced an end before the last round

@@ -145,6 +145,10 @@ class ClientStats:
     rounds_aborted: int = 0
     refused_messages: int = 0
     rounds_refused: int = 0  # rounds weaker than the branch's policy
+    #: rounds this branch left on its own (its training failed, its side of the protocol
+    #: aborted, its payload could not be sent) whatever the others made of them: counted
+    #: as completed, a round the branch contributed nothing to read as one it took part in
+    rounds_left: int = 0
     sessions: int = 0  # sessions opened by serve() (1 + the reconnections)
     #: why the last run() returned: "finished" (the server announced the federation
     #: complete), "stopped" (the server announced it stopped before completing; see
@@ -153,6 +157,12 @@ class ClientStats:
     outcome: str | None = None
     end_reason: str = ""
     last_model: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def rounds_ended(self) -> int:
+        """The rounds over for this branch: completed, aborted, refused by its policy (over
+        when the branch leaves, not when the server ends them) or left on its own."""
+        return self.rounds_completed + self.rounds_aborted + self.rounds_refused + self.rounds_left
 
 
 class BranchGaveUp(NotConnected):
@@ -332,7 +342,7 @@ class FederationClient:
                 self.stats.outcome = "finished" if end.finished else "stopped"
                 self.stats.end_reason = end.reason
                 return self.stats
-            if rounds is not None and self._rounds_ended() >= rounds:
+            if rounds is not None and self.stats.rounds_ended >= rounds:
                 self.stats.outcome = "rounds"
                 return self.stats
             wait = self._wait(idle_timeout)
@@ -343,12 +353,6 @@ class FederationClient:
                 self.stats.end_reason = f"the server was silent for {wait or 0:.0f} s {where}"
                 return self.stats
             self.handle(payload)
-
-    def _rounds_ended(self) -> int:
-        """The rounds over for this branch: completed, aborted, or refused by its policy
-        (a refused round is over when the branch leaves it, not when the server ends it)."""
-        stats = self.stats
-        return stats.rounds_completed + stats.rounds_aborted + stats.rounds_refused
 
     def _wait(self, idle_timeout: float | None) -> float | None:
         """How long the next receive may wait: the idle timer, or inside a round at
@@ -676,6 +680,10 @@ class FederationClient:
         self._refusals.reset()  # a round ended: the session makes progress
         if self._refused_round == end.round:  # counted once already, as a refusal
             self._refused_round, self._round_deadline = None, None
+            return
+        if self._left_round == end.round:  # it left: the others' verdict is not its own
+            self.stats.rounds_left += 1
+            self._session, self._round, self._round_deadline = None, None, None
             return
         if end.complete:
             self.stats.rounds_completed += 1

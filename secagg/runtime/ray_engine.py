@@ -508,10 +508,7 @@ class ClientHost:
                 stats.outcome = "finished" if end.finished else "stopped"
                 stats.end_reason = end.reason
                 seat.done = True
-            elif (
-                self._rounds is not None
-                and stats.rounds_completed + stats.rounds_aborted >= self._rounds
-            ):
+            elif self._rounds is not None and stats.rounds_ended >= self._rounds:
                 stats.outcome = "rounds"
                 seat.done = True
         out = list(self._outbox)

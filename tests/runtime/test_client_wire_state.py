@@ -93,7 +93,8 @@ def test_an_update_the_transport_refuses_makes_the_branch_leave_the_round() -> N
     assert client.stats.refused_messages == 0  # the server sent nothing wrong
     assert not [m for m in outbox.sent if isinstance(m, Relay)]
     client.handle(encode_message(RoundEnd(1, False, "too few")))
-    assert client.stats.rounds_aborted == 1 and client.stats.refused_messages == 0
+    assert client.stats.rounds_left == 1 and client.stats.refused_messages == 0
+    assert client.stats.rounds_aborted == 0 and client.stats.rounds_ended == 1
 
 
 def test_a_start_whose_spec_cannot_carry_its_model_is_refused_before_training(
@@ -216,7 +217,26 @@ def test_the_servers_payloads_of_a_round_the_branch_left_are_not_refusals() -> N
     client.handle(encode_message(Relay(2, b"a round it never started")))
     assert client.stats.refused_messages == 2
     client.handle(encode_message(RoundEnd(1, False, "too few")))
-    assert client.stats.rounds_aborted == 1
+    assert client.stats.rounds_left == 1 and client.stats.rounds_aborted == 0
+
+
+def test_a_round_the_branch_left_is_not_counted_completed_when_the_others_complete_it() -> None:
+    """A branch whose training failed left the round, and the others completed it: the
+    branch counted it in ``rounds_completed``, so ``secagg client`` said "1 rounds
+    completed" for a round it sent nothing to (review, 2026-12-05). It is one left
+    round now, and still one round over for ``run(rounds=...)``."""
+
+    def broken(model: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the hook's data source is down")
+
+    client = FederationClient(NAME, broken, SentMessages())
+    client.handle(encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundEnd(1, True, "")))
+    stats = client.stats
+    assert (stats.rounds_completed, stats.rounds_aborted, stats.rounds_left) == (0, 0, 1)
+    assert stats.rounds_ended == 1
+    client.handle(encode_message(RoundEnd(1, True, "")))  # a replayed end counts nothing
+    assert (stats.rounds_completed, stats.rounds_left, stats.refused_messages) == (0, 1, 2)
 
 
 def test_a_replayed_start_of_the_round_in_flight_sends_no_leave() -> None:
