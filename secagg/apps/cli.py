@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -1598,6 +1598,69 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
     return None
 
 
+def _dialling_party(name_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of a party that dials the server (``secagg client``, ``secagg
+    keyholder``): ``--server``, ``--server-name``, ``--name`` (``name_help``) and
+    ``--certs``, in that order. One definition, so the two commands cannot drift apart
+    (each had its own copy of every line)."""
+    options = [
+        click.option(
+            "--server",
+            "target",
+            required=True,
+            callback=_server_address,
+            help="HOST:PORT of the federation server.",
+        ),
+        click.option(
+            "--server-name",
+            default=None,
+            callback=_server_name,
+            help="The name to check on the server's certificate, when it is not the host of "
+            "--server: a host name or an IP address (e.g. --server 10.0.0.5:50051 "
+            "--server-name fl.bank.internal, or --server-name fd00::5).",
+        ),
+        click.option("--name", required=True, help=name_help),
+        click.option(
+            "--certs",
+            "certificates",
+            type=click.Path(file_okay=False),
+            default="certs",
+            show_default=True,
+            help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, "
+            "NAME.pem, NAME.key).",
+        ),
+    ]
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--connect-timeout`` and ``--give-up-after``, the same for every party that
+    dials the server (``secagg keyholder`` lacked the first while ``secagg client`` had
+    it: one definition keeps them alike)."""
+    command = click.option(
+        "--give-up-after",
+        type=FiniteFloat(0.0, min_open=True, allow_inf=True),
+        default=600.0,
+        show_default=True,
+        help="Seconds to keep redialling after a lost connection (a server restart, a "
+        "network cut), counted from the loss; 'inf': until the server announces the "
+        "federation's end.",
+    )(command)
+    return click.option(
+        "--connect-timeout",
+        type=FiniteFloat(0.0, min_open=True),
+        default=30.0,
+        show_default=True,
+        help="Seconds to open the first session.",
+    )(command)
+
+
 def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     """A TLS alert from the server is its verdict on this party's certificate; anything
     else (not TLS at all, no common version) is named as it is."""
@@ -1612,29 +1675,7 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 
 
 @main.command()
-@click.option(
-    "--server",
-    "target",
-    required=True,
-    callback=_server_address,
-    help="HOST:PORT of the federation server.",
-)
-@click.option(
-    "--server-name",
-    default=None,
-    callback=_server_name,
-    help="The name to check on the server's certificate, when it is not the host of "
-    "--server (e.g. --server 10.0.0.5:50051 --server-name fl.bank.internal).",
-)
-@click.option("--name", required=True, help="This branch's name (its certificate's).")
-@click.option(
-    "--certs",
-    "certificates",
-    type=click.Path(file_okay=False),
-    default="certs",
-    show_default=True,
-    help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
-)
+@_dialling_party("This branch's name (its certificate's).")
 @click.option(
     "--hook",
     default="demo",
@@ -1657,21 +1698,7 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     "quorum_wait_seconds (600 by default), during which a lone connected branch hears "
     "nothing; 'inf': never.",
 )
-@click.option(
-    "--connect-timeout",
-    type=FiniteFloat(0.0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds to open the first session.",
-)
-@click.option(
-    "--give-up-after",
-    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
-    default=600.0,
-    show_default=True,
-    help="Seconds to keep redialling after a lost connection (a server restart, a network "
-    "cut), counted from the loss; 'inf': until the server announces the federation's end.",
-)
+@_redialling
 @_verbosity
 @click.option(
     "--policy",
@@ -1944,29 +1971,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 
 
 @main.command()
-@click.option(
-    "--server",
-    "target",
-    required=True,
-    callback=_server_address,
-    help="HOST:PORT of the federation server.",
-)
-@click.option(
-    "--server-name",
-    default=None,
-    callback=_server_name,
-    help="The name to check on the server's certificate, when it is not the host of "
-    "--server (e.g. --server 10.0.0.5:50051 --server-name fl.bank.internal).",
-)
-@click.option("--name", required=True, help="The key holder's name (its certificate's).")
-@click.option(
-    "--certs",
-    "certificates",
-    type=click.Path(file_okay=False),
-    default="certs",
-    show_default=True,
-    help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, NAME.pem, NAME.key).",
-)
+@_dialling_party("The key holder's name (its certificate's).")
 @click.option(
     "--idle",
     type=FiniteFloat(0.0, min_open=True, allow_inf=True),
@@ -1976,21 +1981,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "+ 30 s); without, 600. The server says nothing to its key holder before round 1: "
     "keep it above the server's --wait when that is longer; 'inf': never.",
 )
-@click.option(
-    "--connect-timeout",
-    type=FiniteFloat(0.0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds to open the first session.",
-)
-@click.option(
-    "--give-up-after",
-    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
-    default=600.0,
-    show_default=True,
-    help="Seconds to keep redialling after a lost connection (a server restart, a network "
-    "cut), counted from the loss; 'inf': until the server announces the federation's end.",
-)
+@_redialling
 @click.option(
     "--config",
     "config_path",
