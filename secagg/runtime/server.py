@@ -1230,15 +1230,15 @@ class FederationServer:
         assert helper is not None and self._helper_request is not None
         if self._helper_resent:
             return (
-                f"the key holder {helper} restarted again in phase {phase} after its "
-                "request was resent (one resend a round)"
+                f"the key holder {helper} left again (a restart or a lost connection) in "
+                f"phase {phase} after its request was resent (one resend a round)"
             )
         if self._session_of(helper) is None:
             return None  # not back yet: the phase's deadline bounds the wait
         self._helper_resent = True
         log.warning(
-            "round %d: the key holder %s restarted in phase %s before answering; its request "
-            "is sent again to its new session (once a round)",
+            "round %d: the key holder %s left (a restart or a lost connection) in phase %s "
+            "before answering; its request is sent again to its new session (once a round)",
             number,
             helper,
             phase,
