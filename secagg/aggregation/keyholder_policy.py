@@ -282,6 +282,12 @@ class KeyHolderPolicy:
 # --- what has been served ------------------------------------------------------
 
 
+class StateChanged(KeyHolderRefusal):
+    """The key holder's state file no longer holds what this process last wrote: another
+    key holder process uses it (each would otherwise decrypt the same round once, each
+    by its own record), or it was replaced or removed under it."""
+
+
 class DecryptionRecord:
     """The round numbers served and the decryption count, optionally kept in a file.
 
@@ -294,13 +300,14 @@ class DecryptionRecord:
         self.rounds: list[int] = []
         self.decryptions = 0
         if path is not None and path.exists():
-            self._load(path)
+            self.rounds, self.decryptions = self._read(path)
 
     @property
     def last_round(self) -> int | None:
         return self.rounds[-1] if self.rounds else None
 
-    def _load(self, path: Path) -> None:
+    @staticmethod
+    def _read(path: Path) -> tuple[list[int], int]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
@@ -320,7 +327,25 @@ class DecryptionRecord:
             raise ConfigurationError(
                 f"[key_holder] state: cannot read {path} ({exc}); refusing to start"
             ) from None
-        self.rounds, self.decryptions = rounds, count
+        return rounds, count
+
+    def _refuse_if_changed(self, path: Path, round_number: int) -> None:
+        """Read the file again before writing over it: one that no longer holds this
+        process's record refuses the decryption (:class:`StateChanged`).
+
+        Why: a second key holder process started over the same key and state (a
+        deploy that left the old one running) kept its own record in memory, so each
+        process decrypted a round once: the round twice, and the cap counted in two
+        halves. The record is read when the process starts; re-reading it before each
+        commit makes the file, not the process, the one record (review, 2026-12-05)."""
+        on_disk = self._read(path) if path.exists() else ([], 0)
+        if on_disk != (self.rounds, self.decryptions):
+            raise StateChanged(
+                f"round {round_number} refused: the key holder's state file {path} holds "
+                f"rounds {on_disk[0][-3:]} and {on_disk[1]} decryptions, not this process's "
+                f"{self.rounds[-3:]} and {self.decryptions}: another key holder process uses "
+                "it, or it was replaced (run one key holder per key)"
+            )
 
     def check(self, round_number: int, cap: int | None) -> None:
         """Refuse a replayed or older round number, or a decryption past ``cap``."""
@@ -340,6 +365,7 @@ class DecryptionRecord:
         """Record one decryption of ``round_number``; the file is on disk when this returns."""
         rounds, count = [*self.rounds, round_number], self.decryptions + 1
         if self.path is not None:
+            self._refuse_if_changed(self.path, round_number)
             write_json_atomically(
                 self.path,
                 {"version": _STATE_VERSION, "decryptions": count, "rounds": rounds},

@@ -45,6 +45,7 @@ from secagg.aggregation.keyholder_policy import (
     KeyHolderPolicy,
     KeyHolderRefusal,
     RoundAlreadyServed,
+    StateChanged,
     WrongDimension,
     noise_floor,
     plausible_range,
@@ -221,6 +222,29 @@ def test_keyholder_state_survives_restart(tmp_path: Path) -> None:
         again.handle(payload, round_number=2)
     again.handle(payload, round_number=3)
     assert KeyHolderSession(policy).decryptions == 3
+
+
+def test_two_key_holder_processes_over_one_state_file_decrypt_a_round_once(
+    tmp_path: Path,
+) -> None:
+    """A second key holder process over the same state (a deploy that left the old one
+    running) kept its own record in memory: each decrypted round 1 once, so the round
+    was decrypted twice and the cap counted in two halves (review, 2026-12-05). The
+    record is read again before each commit: the second is refused, releases nothing,
+    and the file keeps the first's record."""
+    state = tmp_path / "state.json"
+    policy = KeyHolderPolicy(max_decryptions=5, state_path=state)
+    first, second = KeyHolderSession(policy), KeyHolderSession(policy)  # both started
+    _, first_payload, _ = _round(first, round_number=1)
+    _, second_payload, _ = _round(second, round_number=1)
+    first.handle(first_payload, round_number=1)
+    on_disk = state.read_bytes()
+    with pytest.raises(StateChanged, match="another key holder process"):
+        second.handle(second_payload, round_number=1)
+    assert state.read_bytes() == on_disk and second.decryptions == 0
+    assert isinstance(StateChanged("x"), KeyHolderRefusal)  # the server hears why
+    third = KeyHolderSession(policy)  # a restart reads the one record
+    assert third.record.rounds == [1] and third.decryptions == 1
 
 
 def test_keyholder_state_file_that_cannot_be_read_stops_it(tmp_path: Path) -> None:
