@@ -593,6 +593,15 @@ def read_chain(
                 "--prior-ledger)",
                 good,
             )
+        if index == offset + 1 and isinstance(seq, int) and seq < index:
+            # an archive kept after the live file was pruned to a later row: both hold
+            # rows seq..offset (it read "rows between them are in neither")
+            return fail(
+                f"{where}: overlaps the prior ledger: rows {seq}-{offset} are in both (the "
+                f"prior ledger ends at row {offset}, this file begins at row {seq}): pass "
+                f"an archive of rows 1-{seq - 1}, the rows this file no longer holds",
+                good,
+            )
         if index == offset + 1 and seq != index:
             return fail(
                 f"{where}: does not continue the prior ledger, whose head is row {offset}: "

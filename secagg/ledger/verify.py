@@ -102,6 +102,7 @@ from secagg.ledger.chain import (
     AnchorCheck,
     ChainReport,
     ChainRow,
+    LedgerError,
     check_expected_head,
     read_chain,
 )
@@ -1366,6 +1367,36 @@ def _prior_problem(prior: ChainReport, chain: ChainReport, name: str) -> str | N
     return None
 
 
+def _not_the_ledger_itself(path: str | Path, prior_ledger: str | Path) -> None:
+    """Refuse a ``--prior-ledger`` that is the ledger verified (the same file, or a link
+    to it): the auditor's mistake, which read as rounds going back from the last."""
+    try:
+        same = Path(path).exists() and Path(prior_ledger).samefile(path)
+    except OSError:  # a missing prior: read_chain names it
+        same = False
+    if same:
+        raise ConfigurationError(
+            f"--prior-ledger {prior_ledger} is the ledger itself ({path}): pass the ledger "
+            "that holds its earlier rounds"
+        )
+
+
+def _other_federation(last: Any, first: Any, name: str) -> str | None:
+    """Why this file's first row does not continue the prior ledger's federation, or None.
+
+    Why: a ledger begun afresh continues its prior by round number only, and one key may
+    sign two federations' ledgers; another federation's earlier rounds (a smaller spend)
+    then verified in place of this one's. Rows of one chain are linked by hash instead."""
+    before = last.get("federation") if isinstance(last, dict) else None
+    here = first.get("federation") if isinstance(first, dict) else None
+    if before == here:
+        return None
+    return (
+        f"names federation {here!r} but the prior ledger {name} is federation {before!r}: "
+        "the earlier rounds of another federation, not this one's"
+    )
+
+
 def _round_span(rows: list[ChainRow]) -> str:
     """``rounds 1-4`` (``round 3``): the rounds of a run of consecutive rows."""
     first, last = rows[0].entry.get("round"), rows[-1].entry.get("round")
@@ -1477,7 +1508,19 @@ def verify_ledger(
         raise ConfigurationError(
             f"--first-round must be a round number (an integer >= 1), not {first_round!r}"
         )
-    prior = None if prior_ledger is None else read_chain(prior_ledger, public_key)
+    prior: ChainReport | None = None
+    if prior_ledger is not None:
+        _not_the_ledger_itself(path, prior_ledger)
+        try:
+            prior = read_chain(prior_ledger, public_key)
+        except (LedgerError, ValueError) as exc:
+            # the prior is the file at fault: read this one alone, and fail naming the
+            # prior (the CLI read "L cannot be read as a ledger: P is not ...")
+            chain = read_chain(path, public_key)
+            unreadable = f"the prior ledger {prior_ledger} cannot be read as a ledger: {exc}"
+            return AuditResult(
+                dataclasses.replace(chain, failure=unreadable), first_round=first_round
+            )
     after = None
     if prior is not None and prior.ok and prior.head_hash is not None:
         after = (prior.offset + len(prior.rows), prior.head_hash)
@@ -1495,8 +1538,9 @@ def verify_ledger(
     own = len(prior_rows)  # rows[own:] are this file's
 
     def where_of(index: int, row: ChainRow, number: object) -> str:
-        held = "the prior ledger's " if index < own else ""
-        return f"{held}row {row.seq} (round {number})"
+        # a prior row's failure names its file: the CLI's line names only this one
+        held = f" of the prior ledger {prior_ledger}" if index < own else ""
+        return f"row {row.seq} (round {number}){held}"
 
     # a row no writer could have written (not an object, a field of the wrong type, a
     # round out of order) fails, naming it; the rows before it are replayed first, so
@@ -1515,6 +1559,12 @@ def verify_ledger(
             malformed = f"{where_of(index, row, shown_round)}: {problem}"
             rows = rows[:index]
             break
+        if index == own and own and not chain.offset:  # begun afresh: linked by round only
+            problem = _other_federation(prior_rows[-1].entry, row.entry, str(prior_ledger))
+            if problem is not None:
+                malformed = f"{where_of(index, row, row.entry.get('round'))}: {problem}"
+                rows = rows[:index]
+                break
         previous_round = row.entry["round"]
     dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
     result.dp_claimed = dp_expected
