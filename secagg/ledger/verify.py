@@ -238,6 +238,9 @@ class AuditResult:
     #: what holds when this file has no rows yet (a ledger just begun afresh)
     prior_epsilon: float | None = None
     prior_delta: float | None = None
+    #: the prior ledger's last DP block: what describes the federation in a report of a
+    #: ledger with no row yet
+    prior_dp: dict[str, Any] | None = None
     #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
@@ -1657,6 +1660,7 @@ def verify_ledger(
             figures = [f for f in (claimed, recomputed) if f is not None]
             result.prior_epsilon = max(figures) if figures else None
             result.prior_delta = (row.entry.get("privacy") or {}).get("delta")
+            result.prior_dp = dp if isinstance(dp, dict) else result.prior_dp
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)

@@ -151,3 +151,21 @@ def test_the_earlier_rounds_of_another_federation_are_refused(tmp_path: Path) ->
     failure = str(result.first_failure)
     assert failure.startswith("row 1 (round 4): names federation 'test' but the prior ledger")
     assert str(prior) in failure and "'another'" in failure
+
+
+def test_the_report_of_a_ledger_begun_afresh_shows_the_prior_epsilon(tmp_path: Path) -> None:
+    """No round in this file yet: the report said "No round carries a DP block ...
+    released without differential privacy" and gave no epsilon, while the prior ledger
+    it verified holds three rounds of DP (verify prints their epsilon)."""
+    from secagg.ledger.report import build_report
+
+    rows, epsilon = central_client_rows(COHORTS[:SPLIT], Z, DELTA)
+    prior, key = write_ledger(tmp_path / "rounds-1-3.ledger", rows)
+    empty, _ = write_ledger(tmp_path / "new.ledger", [], key)
+    text, _ = build_report(empty, key.public_key, prior_ledger=prior)
+    assert "**VERIFIED**" in text
+    assert "released without differential privacy" not in text
+    from secagg.dp.display import shown
+
+    assert f"budget spent: epsilon = {shown(epsilon, 3)} (the prior ledger's 3 rows" in text
+    assert float(shown(epsilon, 3)) >= epsilon  # rounded up, never below what ran
