@@ -485,6 +485,16 @@ def _number(value: object, what: str) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
+def _accountant_name(dp: dict[str, Any]) -> str:
+    """The row's ``dp.accountant``, which must be a name. Why: ``str()`` read 5 (or
+    None, a list) as the name ``'5'`` and refused it as an unknown accountant, naming
+    neither the field nor that the row recorded no name at all."""
+    name = dp.get("accountant")
+    if not isinstance(name, str):
+        raise ReplayFailure(f"records dp.accountant as {name!r}, not an accountant's name")
+    return name
+
+
 def _same(a: Any, b: Any) -> bool:
     """Two recorded parameters (numbers) are equal up to float noise. A recorded value
     that is not a number (a string, a bool) is never the same as anything: ``float()``
@@ -1035,7 +1045,7 @@ class EpsilonReplay:
         per_client = self._per_client_charge(dp, participants)
         if per_client is not None:
             return per_client
-        delta, name = float(dp["delta"]), str(dp["accountant"])
+        delta, name = float(dp["delta"]), _accountant_name(dp)
         # a sampled round is charged at its published cohort's share (charged_rate);
         # rows written before that carry only the design rate q
         z, q = float(dp["noise_multiplier"]), float(dp.get("charged_rate", dp["sample_rate"]))
@@ -1053,7 +1063,7 @@ class EpsilonReplay:
     def _per_client_charge(self, dp: dict[str, Any], participants: Any) -> float | None:
         """Charge the row to the per-client replay; its claim if the row (or any before
         it) is charged per client, else None (the row claims the older analysis)."""
-        delta, name = float(dp["delta"]), str(dp["accountant"])
+        delta, name = float(dp["delta"]), _accountant_name(dp)
         adaptive = dp.get("adaptive_clipping")
         if isinstance(adaptive, dict):  # the two releases, as the server charged them
             precision = PerClientAccountant.precision(
