@@ -548,6 +548,9 @@ def _check_consistency(
             f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
             f"{dp.get('delta')}"
         )
+    unrecorded = _sampling_unrecorded(dp)
+    if unrecorded is not None:
+        return unrecorded
     sampling = dp.get("sampling")
     population = sampling.get("population") if isinstance(sampling, dict) else None
     if dp.get("unit") == "client" and isinstance(population, int) and accounted is not None:
@@ -632,6 +635,45 @@ def _check_consistency(
             "of the noise added"
         )
     return None
+
+
+#: what every ``dp.sampling`` the server writes holds since 2026-12-02, and the checks
+#: read (``seeded``, since 2026-12-03 15:00, matters only to an amplified row: one
+#: without it is noted, as before)
+_SAMPLING_RECORD = ("kind", "rate", "population")
+
+
+def _sampling_unrecorded(dp: dict[str, Any]) -> str | None:
+    """Why a row that only a writer of ``dp.sampling`` could have written lacks (part of)
+    it, or None.
+
+    Why: a row without the record skips the sampling kind/rate checks, the
+    ``delta >= 1/N`` check and the population bound on the identities it charges (a
+    per-client row at delta 0.3 among 4 clients verified once its record was dropped).
+    Older rows lack it and still verify; the row version (2 since 2026-12-02 00:46)
+    predates the record, so it cannot tell them apart, but a row charged per client
+    (``dp.composition``, since 2026-12-03 21:23) or a distributed row recording its
+    ``corrupt_fraction`` (since 2026-12-04) was written after the server recorded all
+    of kind, rate and population on every DP row."""
+    if dp.get("composition") is not None:
+        marker = f"is charged per client (dp.composition {dp.get('composition')!r})"
+    elif dp.get("mechanism") == "distributed" and "corrupt_fraction" in dp:
+        marker = "records its corrupt_fraction (a distributed row)"
+    else:
+        return None
+    sampling = dp.get("sampling")
+    if not isinstance(sampling, dict):
+        missing = "no dp.sampling"
+    else:
+        lacking = [name for name in _SAMPLING_RECORD if name not in sampling]
+        if not lacking:
+            return None
+        missing = "a dp.sampling without " + ", ".join(lacking)
+    return (
+        f"{marker} but records {missing}: every row written since then records how its "
+        "cohort was drawn (kind, rate, population), which the sampling, delta and "
+        "population checks read"
+    )
 
 
 def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> str | None:
@@ -865,6 +907,15 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
         if problem is not None:
             return problem
     sampling = dp.get("sampling")
+    sampled = dp.get("unit") == "client" or dp.get("mechanism") == "distributed"
+    if sampled and expected.sample_rate < 1 and not isinstance(sampling, dict):
+        # the comparison below was skipped: a row that does not say how its cohort was
+        # drawn cannot be held to a config that samples
+        return (
+            f"records no dp.sampling but the config samples ({expected.sampling_kind!r} at "
+            f"rate {expected.sample_rate:g} of {expected.population} clients): its sampling "
+            "kind, rate and population cannot be checked against it"
+        )
     if isinstance(sampling, dict):
         if sampling.get("kind") != expected.sampling_kind:
             return (
