@@ -243,8 +243,8 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the verdict as one JSON object (verdict, exit_status, rows, head, epsilon, "
-    "delta, first_failure, notes ...) instead of text.",
+    help="Print the verdict as one JSON object (verdict, exit_status, rows, rounds_accounted, "
+    "head, epsilon, delta, first_failure, notes ...) instead of text.",
 )
 def verify(
     ledger: str,
@@ -285,7 +285,8 @@ def verify(
         reason = f"{ledger} cannot be read as a ledger: {exc}"
         if as_json:  # --help promises one JSON object: a script parsing stdout gets it
             failed = {"verdict": "FAILED", "ok": False, "private": None}
-            failed |= {"exit_status": EXIT_FAILED, "rows": None, "first_failure": reason}
+            failed |= {"exit_status": EXIT_FAILED, "rows": None, "rounds_accounted": None}
+            failed |= {"first_failure": reason}
             click.echo(json.dumps(failed, indent=2))
         else:
             click.echo(f"FAILED: {reason}", err=True)
@@ -326,6 +327,9 @@ def verify(
         "private": result.private,
         "exit_status": status,
         "rows": len(result.chain.rows),
+        # every round "epsilon" covers (from "first_round"): this file's rows and the
+        # prior ledger's; "rows" alone read 3 beside the epsilon of six rounds
+        "rounds_accounted": len(result.chain.rows) + result.prior_rows,
         "first_failure": result.first_failure,
         "public_key": result.chain.public_key.hex(),
         "key_source": result.chain.key_source,
