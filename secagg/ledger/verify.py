@@ -1576,7 +1576,7 @@ def verify_ledger(
     if prior_ledger is not None:
         _not_the_ledger_itself(path, prior_ledger)
         try:
-            prior = read_chain(prior_ledger, public_key)
+            prior = read_chain(prior_ledger, public_key, prior=True)
         except (LedgerError, ValueError) as exc:
             # the prior is the file at fault: read this one alone, and fail naming the
             # prior (the CLI read "L cannot be read as a ledger: P is not ...")

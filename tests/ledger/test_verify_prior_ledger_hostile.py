@@ -169,3 +169,20 @@ def test_the_report_of_a_ledger_begun_afresh_shows_the_prior_epsilon(tmp_path: P
 
     assert f"budget spent: epsilon = {shown(epsilon, 3)} (the prior ledger's 3 rows" in text
     assert float(shown(epsilon, 3)) >= epsilon  # rounded up, never below what ran
+
+
+def test_a_prior_ledger_that_is_itself_a_tail_says_one_prior_must_hold_every_round(
+    tmp_path: Path,
+) -> None:
+    """A pruned archive handed over as the prior: the failure told the auditor to "pass
+    the archive with --prior-ledger", which they just did; one prior ledger must begin
+    at its genesis and hold every earlier round (priors do not chain)."""
+    _, live, key = _pruned(tmp_path, SPLIT, SPLIT)  # live holds rows 4-6 only
+    tail = tmp_path / "tail.ledger"
+    write_ledger(tail, [], key)
+    result = verify_ledger(tail, key.public_key, prior_ledger=live)
+    failure = str(result.first_failure)
+    assert failure.startswith(f"the prior ledger {live}: ")
+    assert "does not begin at its genesis" in failure
+    assert "pass the archive with --prior-ledger" not in failure
+    assert "a prior ledger must itself begin at its genesis" in failure
