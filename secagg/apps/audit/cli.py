@@ -189,7 +189,8 @@ Exit status:
      ledger fails, a claim does not follow, a row contradicts
      itself or the --config (delta, sampling kind, rate, population, unit,
      mechanism); or it cannot be read as a ledger
-  2  usage error (bad option, missing ledger, unreadable key or --config)
+  2  usage error (bad option, missing ledger, unreadable key or --config, a
+     --prior-ledger that is the ledger itself)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
      simulation/replay), a completed round had no DP (epsilon infinite), or
      the federation released rounds without DP at all (no epsilon claimed)
