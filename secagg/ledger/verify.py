@@ -655,8 +655,8 @@ def _sampling_unrecorded(dp: dict[str, Any]) -> str | None:
     (``dp.composition``, since 2026-12-03 21:23) or a distributed row recording its
     ``corrupt_fraction`` (since 2026-12-04) was written after the server recorded all
     of kind, rate and population on every DP row."""
-    if dp.get("composition") is not None:
-        marker = f"is charged per client (dp.composition {dp.get('composition')!r})"
+    if dp.get("composition") == PER_CLIENT:  # another value fails in the replay, named
+        marker = f"is charged per client (dp.composition {PER_CLIENT!r})"
     elif dp.get("mechanism") == "distributed" and "corrupt_fraction" in dp:
         marker = "records its corrupt_fraction (a distributed row)"
     else:
