@@ -172,17 +172,24 @@ def participation(entry: dict[str, Any]) -> dict[str, int]:
 _BARS_UP_TO = 2000
 
 
+#: the largest round number the plot takes (2**53: every JSON reader holds it exactly,
+#: and no server writes more; row_shape_problem fails a row above it)
+_PLOTTED_ROUNDS = 2**53
+
+
 def _figure(result: AuditResult, budget: float | None = None) -> Any:
     """The budget (top) and participation (bottom) plot as a matplotlib Figure, or None
     when no row claims an epsilon. The epsilon axis starts at 0, the config's budget is
     a line, and both legends sit beside the axes, never over the data."""
-    # rows with a round number only (a failed ledger's rows are shown as recorded)
+    # rows with a round number only (a failed ledger's rows are shown as recorded), one
+    # a float holds: 10**400 is an int, and crashed matplotlib instead of the report
     chained = [
         r
         for r in result.chain.rows
         if isinstance(r.entry, dict)
         and isinstance(r.entry.get("round"), int)
         and not isinstance(r.entry.get("round"), bool)
+        and abs(r.entry["round"]) <= _PLOTTED_ROUNDS
     ]
     rows = [r.entry for r in chained]
     points = [
