@@ -540,7 +540,11 @@ def _query_tables(db: sqlite3.Connection) -> tuple[Any, list[Any], list[Any]]:
 
 
 def read_chain(
-    path: str | Path, public_key: bytes | None = None, *, after: tuple[int, str] | None = None
+    path: str | Path,
+    public_key: bytes | None = None,
+    *,
+    after: tuple[int, str] | None = None,
+    prior: bool = False,
 ) -> ChainReport:
     """Check links, hashes, signatures and the signed head; stop at the first failure.
 
@@ -552,7 +556,11 @@ def read_chain(
 
     Why the default refuses a tail: a ledger cut from the front (without the key) keeps
     its later rows' numbers and links, and read as "sequence out of order" with no hint
-    that rows were cut from the front, nor how an honest pruned ledger is checked."""
+    that rows were cut from the front, nor how an honest pruned ledger is checked.
+
+    ``prior``: this file is itself a ``--prior-ledger``, which must begin at its genesis
+    (priors do not chain): a tail then says so, not "pass the archive with
+    --prior-ledger", which the auditor just did."""
     path = Path(path)
     if not path.exists():
         raise ConfigurationError(f"no ledger at {path}")
@@ -586,11 +594,25 @@ def read_chain(
     for index, (seq, entry_text, prev_hash, digest, signature) in enumerate(rows, start=offset + 1):
         where = f"row {index} (seq {seq})"
         if index == offset + 1 and seq != index and after is None:
+            hint = (
+                "a prior ledger must itself begin at its genesis: one --prior-ledger holds "
+                "every round before the ledger verified"
+                if prior
+                else "pass the archive with --prior-ledger"
+            )
             return fail(
                 f"{where}: the ledger does not begin at its genesis: its first row is row "
                 f"{seq}, linked to rows not in this file (rows deleted from the front, or the "
-                "tail of a ledger whose first rows were archived: pass the archive with "
-                "--prior-ledger)",
+                f"tail of a ledger whose first rows were archived: {hint})",
+                good,
+            )
+        if index == offset + 1 and isinstance(seq, int) and seq < index:
+            # an archive kept after the live file was pruned to a later row: both hold
+            # rows seq..offset (it read "rows between them are in neither")
+            return fail(
+                f"{where}: overlaps the prior ledger: rows {seq}-{offset} are in both (the "
+                f"prior ledger ends at row {offset}, this file begins at row {seq}): pass "
+                f"an archive of rows 1-{seq - 1}, the rows this file no longer holds",
                 good,
             )
         if index == offset + 1 and seq != index:

@@ -172,17 +172,24 @@ def participation(entry: dict[str, Any]) -> dict[str, int]:
 _BARS_UP_TO = 2000
 
 
+#: the largest round number the plot takes (2**53: every JSON reader holds it exactly,
+#: and no server writes more; row_shape_problem fails a row above it)
+_PLOTTED_ROUNDS = 2**53
+
+
 def _figure(result: AuditResult, budget: float | None = None) -> Any:
     """The budget (top) and participation (bottom) plot as a matplotlib Figure, or None
     when no row claims an epsilon. The epsilon axis starts at 0, the config's budget is
     a line, and both legends sit beside the axes, never over the data."""
-    # rows with a round number only (a failed ledger's rows are shown as recorded)
+    # rows with a round number only (a failed ledger's rows are shown as recorded), one
+    # a float holds: 10**400 is an int, and crashed matplotlib instead of the report
     chained = [
         r
         for r in result.chain.rows
         if isinstance(r.entry, dict)
         and isinstance(r.entry.get("round"), int)
         and not isinstance(r.entry.get("round"), bool)
+        and abs(r.entry["round"]) <= _PLOTTED_ROUNDS
     ]
     rows = [r.entry for r in chained]
     points = [
@@ -281,6 +288,38 @@ def _plot(result: AuditResult, budget: float | None = None) -> bytes | None:
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _cap(result: AuditResult, budget: float | None, spent: Any) -> str:
+    """What the budget line says of ``spent`` against the config's ``budget``: within
+    it, above it, not comparable, or (no ``--config``) how to compare it."""
+    if budget is None:
+        return " (give `--config` to compare it with the federation's epsilon_budget)"
+    spent_value = _as_float(spent)
+    # the figure verify held to the budget: the unamplified charge where the claim
+    # credits amplification by sampling (a claim within it can overspend it); the
+    # last claim where verify stopped before the last row
+    held = spent_value
+    if result.budget_epsilon is not None:
+        held = max(result.budget_epsilon, -math.inf if spent_value is None else spent_value)
+    unamplified = (
+        ""
+        if held is None or spent_value is None or not held > spent_value * (1 + 1e-6)
+        else f" (unamplified: epsilon {_eps(held)})"
+    )
+    allowed = _param_at(budget, 6, lower=True)  # as verify shows it: never more
+    # no tolerance: anything above the cap is above it (a 1e-9 relative slack
+    # read "epsilon = 4.090 of a budget of 4.08923: within it"), NaN included
+    if held is not None and not held <= budget:
+        return f" of a budget of {allowed}: **ABOVE THE BUDGET**{unamplified}"
+    if spent is not None and spent_value is None:  # a failed ledger's, as recorded
+        return f" of a budget of {allowed}: not comparable (the epsilon is no number)"
+    if result.excluded_rounds is not None:  # the federation's total is larger
+        return (
+            f" of a budget of {allowed}: not comparable ({result.excluded_rounds} are "
+            "not in this ledger; the federation's epsilon includes them)"
+        )
+    return f" of a budget of {allowed}: within it{unamplified}"
 
 
 def _ledger_dp(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -570,7 +609,9 @@ def build_report(
         f"{sum(e.get('status') == 'aborted' for e in rows)}"
         + (f" ({never_ran} before they ran: too few sampled or connected)" if never_ran else ""),
     ]
-    dp = _ledger_dp(rows)
+    # a ledger begun afresh with no round yet: the prior ledger's rows describe the
+    # federation (it read "No round carries a DP block ... released without DP")
+    dp = _ledger_dp(rows) or (result.prior_dp or {})
     record = _branch_accounted(dp)
     # the distributed mechanism's epsilon follows from each round's honest noise shares:
     # show them (central and DP-SGD ledgers sum none, so they get no column of dashes)
@@ -581,35 +622,7 @@ def build_report(
             (r.seq, r.entry) for r in reversed(result.chain.rows) if r.entry is rows[-1]
         )
         spent = _spent(result, seq, last)
-        spent_value = _as_float(spent)
-        if budget is None:
-            cap = " (give `--config` to compare it with the federation's epsilon_budget)"
-        else:
-            # the figure verify held to the budget: the unamplified charge where the claim
-            # credits amplification by sampling (a claim within it can overspend it); the
-            # last claim where verify stopped before the last row
-            held = spent_value
-            if result.budget_epsilon is not None:
-                held = max(result.budget_epsilon, -math.inf if spent_value is None else spent_value)
-            unamplified = (
-                ""
-                if held is None or spent_value is None or not held > spent_value * (1 + 1e-6)
-                else f" (unamplified: epsilon {_eps(held)})"
-            )
-            allowed = _param_at(budget, 6, lower=True)  # as verify shows it: never more
-            # no tolerance: anything above the cap is above it (a 1e-9 relative slack
-            # read "epsilon = 4.090 of a budget of 4.08923: within it"), NaN included
-            if held is not None and not held <= budget:
-                cap = f" of a budget of {allowed}: **ABOVE THE BUDGET**{unamplified}"
-            elif spent is not None and spent_value is None:  # a failed ledger's, as recorded
-                cap = f" of a budget of {allowed}: not comparable (the epsilon is no number)"
-            elif result.excluded_rounds is not None:  # the federation's total is larger
-                cap = (
-                    f" of a budget of {allowed}: not comparable ({result.excluded_rounds} are "
-                    "not in this ledger; the federation's epsilon includes them)"
-                )
-            else:
-                cap = f" of a budget of {allowed}: within it{unamplified}"
+        cap = _cap(result, budget, spent)
         if record:
             names = sorted(
                 {
@@ -717,6 +730,16 @@ def build_report(
         if result.rebuilt:
             lines += ["", "## Rows rebuilt after the fact", ""]
             lines += [f"- {line}." for line in result.rebuilt_lines()]
+    elif result.prior_rows and result.dp_claimed and result.ok:
+        # no round here yet: the federation's epsilon is the prior ledger's (as verify
+        # prints it), not absent; rounded up, and held to the budget like any other
+        lines += [
+            f"- privacy unit: {dp.get('unit', 'none')}; mechanism: "
+            f"{_cell(dp.get('mechanism', 'none'))}; accountant: {_cell(dp.get('accountant', '-'))}",
+            f"- budget spent: epsilon = {_eps(result.prior_epsilon)} (the prior ledger's "
+            f"{result.prior_rows} rows: this ledger has no round yet) at delta = "
+            f"{_cell(result.prior_delta)}{_cap(result, budget, result.prior_epsilon)}",
+        ]
     png = _plot(result, budget)  # None when no row claims a finite epsilon
     lines += ["", "## How to read this", "", *_reading_guide(dp, plotted=png is not None)]
     if png is not None:  # link only the plot write_report_files will write

@@ -102,6 +102,7 @@ from secagg.ledger.chain import (
     AnchorCheck,
     ChainReport,
     ChainRow,
+    LedgerError,
     check_expected_head,
     read_chain,
 )
@@ -237,6 +238,9 @@ class AuditResult:
     #: what holds when this file has no rows yet (a ledger just begun afresh)
     prior_epsilon: float | None = None
     prior_delta: float | None = None
+    #: the prior ledger's last DP block: what describes the federation in a report of a
+    #: ledger with no row yet
+    prior_dp: dict[str, Any] | None = None
     #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
@@ -481,6 +485,16 @@ def _number(value: object, what: str) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
+def _accountant_name(dp: dict[str, Any]) -> str:
+    """The row's ``dp.accountant``, which must be a name. Why: ``str()`` read 5 (or
+    None, a list) as the name ``'5'`` and refused it as an unknown accountant, naming
+    neither the field nor that the row recorded no name at all."""
+    name = dp.get("accountant")
+    if not isinstance(name, str):
+        raise ReplayFailure(f"records dp.accountant as {name!r}, not an accountant's name")
+    return name
+
+
 def _same(a: Any, b: Any) -> bool:
     """Two recorded parameters (numbers) are equal up to float noise. A recorded value
     that is not a number (a string, a bool) is never the same as anything: ``float()``
@@ -534,6 +548,9 @@ def _check_consistency(
             f"prints delta {privacy.get('delta')} but its DP block accounts at delta "
             f"{dp.get('delta')}"
         )
+    unrecorded = _sampling_unrecorded(dp)
+    if unrecorded is not None:
+        return unrecorded
     sampling = dp.get("sampling")
     population = sampling.get("population") if isinstance(sampling, dict) else None
     if dp.get("unit") == "client" and isinstance(population, int) and accounted is not None:
@@ -618,6 +635,45 @@ def _check_consistency(
             "of the noise added"
         )
     return None
+
+
+#: what every ``dp.sampling`` the server writes holds since 2026-12-02, and the checks
+#: read (``seeded``, since 2026-12-03 15:00, matters only to an amplified row: one
+#: without it is noted, as before)
+_SAMPLING_RECORD = ("kind", "rate", "population")
+
+
+def _sampling_unrecorded(dp: dict[str, Any]) -> str | None:
+    """Why a row that only a writer of ``dp.sampling`` could have written lacks (part of)
+    it, or None.
+
+    Why: a row without the record skips the sampling kind/rate checks, the
+    ``delta >= 1/N`` check and the population bound on the identities it charges (a
+    per-client row at delta 0.3 among 4 clients verified once its record was dropped).
+    Older rows lack it and still verify; the row version (2 since 2026-12-02 00:46)
+    predates the record, so it cannot tell them apart, but a row charged per client
+    (``dp.composition``, since 2026-12-03 21:23) or a distributed row recording its
+    ``corrupt_fraction`` (since 2026-12-04) was written after the server recorded all
+    of kind, rate and population on every DP row."""
+    if dp.get("composition") == PER_CLIENT:  # another value fails in the replay, named
+        marker = f"is charged per client (dp.composition {PER_CLIENT!r})"
+    elif dp.get("mechanism") == "distributed" and "corrupt_fraction" in dp:
+        marker = "records its corrupt_fraction (a distributed row)"
+    else:
+        return None
+    sampling = dp.get("sampling")
+    if not isinstance(sampling, dict):
+        missing = "no dp.sampling"
+    else:
+        lacking = [name for name in _SAMPLING_RECORD if name not in sampling]
+        if not lacking:
+            return None
+        missing = "a dp.sampling without " + ", ".join(lacking)
+    return (
+        f"{marker} but records {missing}: every row written since then records how its "
+        "cohort was drawn (kind, rate, population), which the sampling, delta and "
+        "population checks read"
+    )
 
 
 def _check_charged_rate(dp: dict[str, Any], participants: Any, rate: float) -> str | None:
@@ -851,6 +907,15 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
         if problem is not None:
             return problem
     sampling = dp.get("sampling")
+    sampled = dp.get("unit") == "client" or dp.get("mechanism") == "distributed"
+    if sampled and expected.sample_rate < 1 and not isinstance(sampling, dict):
+        # the comparison below was skipped: a row that does not say how its cohort was
+        # drawn cannot be held to a config that samples
+        return (
+            f"records no dp.sampling but the config samples ({expected.sampling_kind!r} at "
+            f"rate {expected.sample_rate:g} of {expected.population} clients): its sampling "
+            "kind, rate and population cannot be checked against it"
+        )
     if isinstance(sampling, dict):
         if sampling.get("kind") != expected.sampling_kind:
             return (
@@ -1031,7 +1096,7 @@ class EpsilonReplay:
         per_client = self._per_client_charge(dp, participants)
         if per_client is not None:
             return per_client
-        delta, name = float(dp["delta"]), str(dp["accountant"])
+        delta, name = float(dp["delta"]), _accountant_name(dp)
         # a sampled round is charged at its published cohort's share (charged_rate);
         # rows written before that carry only the design rate q
         z, q = float(dp["noise_multiplier"]), float(dp.get("charged_rate", dp["sample_rate"]))
@@ -1049,7 +1114,7 @@ class EpsilonReplay:
     def _per_client_charge(self, dp: dict[str, Any], participants: Any) -> float | None:
         """Charge the row to the per-client replay; its claim if the row (or any before
         it) is charged per client, else None (the row claims the older analysis)."""
-        delta, name = float(dp["delta"]), str(dp["accountant"])
+        delta, name = float(dp["delta"]), _accountant_name(dp)
         adaptive = dp.get("adaptive_clipping")
         if isinstance(adaptive, dict):  # the two releases, as the server charged them
             precision = PerClientAccountant.precision(
@@ -1366,6 +1431,36 @@ def _prior_problem(prior: ChainReport, chain: ChainReport, name: str) -> str | N
     return None
 
 
+def _not_the_ledger_itself(path: str | Path, prior_ledger: str | Path) -> None:
+    """Refuse a ``--prior-ledger`` that is the ledger verified (the same file, or a link
+    to it): the auditor's mistake, which read as rounds going back from the last."""
+    try:
+        same = Path(path).exists() and Path(prior_ledger).samefile(path)
+    except OSError:  # a missing prior: read_chain names it
+        same = False
+    if same:
+        raise ConfigurationError(
+            f"--prior-ledger {prior_ledger} is the ledger itself ({path}): pass the ledger "
+            "that holds its earlier rounds"
+        )
+
+
+def _other_federation(last: Any, first: Any, name: str) -> str | None:
+    """Why this file's first row does not continue the prior ledger's federation, or None.
+
+    Why: a ledger begun afresh continues its prior by round number only, and one key may
+    sign two federations' ledgers; another federation's earlier rounds (a smaller spend)
+    then verified in place of this one's. Rows of one chain are linked by hash instead."""
+    before = last.get("federation") if isinstance(last, dict) else None
+    here = first.get("federation") if isinstance(first, dict) else None
+    if before == here:
+        return None
+    return (
+        f"names federation {here!r} but the prior ledger {name} is federation {before!r}: "
+        "the earlier rounds of another federation, not this one's"
+    )
+
+
 def _round_span(rows: list[ChainRow]) -> str:
     """``rounds 1-4`` (``round 3``): the rounds of a run of consecutive rows."""
     first, last = rows[0].entry.get("round"), rows[-1].entry.get("round")
@@ -1477,7 +1572,19 @@ def verify_ledger(
         raise ConfigurationError(
             f"--first-round must be a round number (an integer >= 1), not {first_round!r}"
         )
-    prior = None if prior_ledger is None else read_chain(prior_ledger, public_key)
+    prior: ChainReport | None = None
+    if prior_ledger is not None:
+        _not_the_ledger_itself(path, prior_ledger)
+        try:
+            prior = read_chain(prior_ledger, public_key, prior=True)
+        except (LedgerError, ValueError) as exc:
+            # the prior is the file at fault: read this one alone, and fail naming the
+            # prior (the CLI read "L cannot be read as a ledger: P is not ...")
+            chain = read_chain(path, public_key)
+            unreadable = f"the prior ledger {prior_ledger} cannot be read as a ledger: {exc}"
+            return AuditResult(
+                dataclasses.replace(chain, failure=unreadable), first_round=first_round
+            )
     after = None
     if prior is not None and prior.ok and prior.head_hash is not None:
         after = (prior.offset + len(prior.rows), prior.head_hash)
@@ -1495,8 +1602,9 @@ def verify_ledger(
     own = len(prior_rows)  # rows[own:] are this file's
 
     def where_of(index: int, row: ChainRow, number: object) -> str:
-        held = "the prior ledger's " if index < own else ""
-        return f"{held}row {row.seq} (round {number})"
+        # a prior row's failure names its file: the CLI's line names only this one
+        held = f" of the prior ledger {prior_ledger}" if index < own else ""
+        return f"row {row.seq} (round {number}){held}"
 
     # a row no writer could have written (not an object, a field of the wrong type, a
     # round out of order) fails, naming it; the rows before it are replayed first, so
@@ -1515,6 +1623,12 @@ def verify_ledger(
             malformed = f"{where_of(index, row, shown_round)}: {problem}"
             rows = rows[:index]
             break
+        if index == own and own and not chain.offset:  # begun afresh: linked by round only
+            problem = _other_federation(prior_rows[-1].entry, row.entry, str(prior_ledger))
+            if problem is not None:
+                malformed = f"{where_of(index, row, row.entry.get('round'))}: {problem}"
+                rows = rows[:index]
+                break
         previous_round = row.entry["round"]
     dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
     result.dp_claimed = dp_expected
@@ -1607,6 +1721,7 @@ def verify_ledger(
             figures = [f for f in (claimed, recomputed) if f is not None]
             result.prior_epsilon = max(figures) if figures else None
             result.prior_delta = (row.entry.get("privacy") or {}).get("delta")
+            result.prior_dp = dp if isinstance(dp, dict) else result.prior_dp
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)

@@ -306,11 +306,11 @@ def test_verify_and_report_of_a_run_without_dp_name_the_missing_dp(tmp_path: Pat
     assert "was seeded" not in text and "ledger-report.png" not in text
 
 
-def _federation_toml(path: Path, *, delta: float = DELTA) -> Path:
+def _federation_toml(path: Path, *, delta: float = DELTA, rate: float = Q) -> Path:
     names = ", ".join(f'"branch-{i:02d}"' for i in range(20))
     path.write_text(
         f'[federation]\nname = "test"\nclients = [{names}]\ndimension = 4\n'
-        f'[sampling]\nkind = "poisson"\nrate = {Q}\n'
+        f'[sampling]\nkind = "poisson"\nrate = {rate}\n'
         '[backend]\nname = "secagg+"\nvalue_bound = 1.0\n'
         f'[dp]\nclip = 1.0\nnoise_multiplier = {Z}\ndelta = {delta}\naccountant = "rdp"\n'
     )
@@ -333,15 +333,21 @@ def test_an_unreadable_or_invalid_config_is_a_usage_error(tmp_path: Path) -> Non
 
 
 def test_the_report_checks_the_rows_against_the_config(tmp_path: Path) -> None:
-    """Rows without a sampling record (older rows) match what they state; the delta
-    must be the config's."""
+    """Rows without a sampling record (older rows) match a config that does not sample
+    in what they state; the delta must be the config's. A config that samples cannot
+    be checked against rows that do not say how their cohort was drawn: they fail
+    (until 2026-12-05 they matched it, the kind, rate and population unchecked)."""
     key = LedgerKey.generate()
     path = tmp_path / "state.ledger"
     ledger = Ledger(path, key)
     for row in _rows(2):
         ledger.append(row)
     ledger.close()
-    config = _federation_toml(tmp_path / "federation.toml")
+    sampling = _federation_toml(tmp_path / "sampling.toml")  # Poisson at Q < 1
+    refused = _keyed(path, key, "--config", str(sampling))
+    assert refused.exit_code == 1
+    assert "row 1 (round 1): records no dp.sampling but the config samples" in refused.output
+    config = _federation_toml(tmp_path / "federation.toml", rate=1.0)
     ok = _keyed(path, key, "--config", str(config), "--json")
     payload = json.loads(ok.output)
     assert ok.exit_code == 0 and payload["rows_checked_against_config"] == 2

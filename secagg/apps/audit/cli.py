@@ -189,7 +189,8 @@ Exit status:
      ledger fails, a claim does not follow, a row contradicts
      itself or the --config (delta, sampling kind, rate, population, unit,
      mechanism); or it cannot be read as a ledger
-  2  usage error (bad option, missing ledger, unreadable key or --config)
+  2  usage error (bad option, missing ledger, unreadable key or --config, a
+     --prior-ledger that is the ledger itself)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
      simulation/replay), a completed round had no DP (epsilon infinite), or
      the federation released rounds without DP at all (no epsilon claimed)
@@ -243,8 +244,8 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the verdict as one JSON object (verdict, exit_status, rows, head, epsilon, "
-    "delta, first_failure, notes ...) instead of text.",
+    help="Print the verdict as one JSON object (verdict, exit_status, rows, rounds_accounted, "
+    "head, epsilon, delta, first_failure, notes ...) instead of text.",
 )
 def verify(
     ledger: str,
@@ -285,7 +286,8 @@ def verify(
         reason = f"{ledger} cannot be read as a ledger: {exc}"
         if as_json:  # --help promises one JSON object: a script parsing stdout gets it
             failed = {"verdict": "FAILED", "ok": False, "private": None}
-            failed |= {"exit_status": EXIT_FAILED, "rows": None, "first_failure": reason}
+            failed |= {"exit_status": EXIT_FAILED, "rows": None, "rounds_accounted": None}
+            failed |= {"first_failure": reason}
             click.echo(json.dumps(failed, indent=2))
         else:
             click.echo(f"FAILED: {reason}", err=True)
@@ -326,6 +328,9 @@ def verify(
         "private": result.private,
         "exit_status": status,
         "rows": len(result.chain.rows),
+        # every round "epsilon" covers (from "first_round"): this file's rows and the
+        # prior ledger's; "rows" alone read 3 beside the epsilon of six rounds
+        "rounds_accounted": len(result.chain.rows) + result.prior_rows,
         "first_failure": result.first_failure,
         "public_key": result.chain.public_key.hex(),
         "key_source": result.chain.key_source,
