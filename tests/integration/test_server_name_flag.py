@@ -100,10 +100,12 @@ def test_a_cli_branch_dials_the_address_and_checks_the_certificates_name(ca: Pat
     assert len(results) == 1
 
 
-def test_a_cli_key_holder_checks_the_certificates_name(ca: Path) -> None:
-    """``secagg keyholder --server-name``: the name is the one its handshake checks.
-    A wrong name is refused at once, naming it; the right one opens a session (the
-    server identifies the key holder), after which this silent server is waited out."""
+def _key_holder_dialling(
+    ca: Path,
+) -> tuple[GrpcServerTransport, threading.Event, list[str]]:
+    """A started gRPC server that identifies the key holder ``holder`` by its
+    certificate (``seen`` is set once a handshake passed), and the ``secagg keyholder``
+    arguments that dial it with ``ca``'s bundle; the caller stops the server."""
     seen = threading.Event()
     verifier = certs.PeerVerifier(ca, allowed=["holder"])
 
@@ -121,6 +123,14 @@ def test_a_cli_key_holder_checks_the_certificates_name(ca: Path) -> None:
     server.start()
     common = ["keyholder", "--server", f"127.0.0.1:{server.port}", "--name", "holder"]
     common += ["--certs", str(ca), "--give-up-after", "1"]
+    return server, seen, common
+
+
+def test_a_cli_key_holder_checks_the_certificates_name(ca: Path) -> None:
+    """``secagg keyholder --server-name``: the name is the one its handshake checks.
+    A wrong name is refused at once, naming it; the right one opens a session (the
+    server identifies the key holder), after which this silent server is waited out."""
+    server, seen, common = _key_holder_dialling(ca)
     try:
         wrong = CliRunner().invoke(main, [*common, "--server-name", "fl.bank.example"])
         assert wrong.exit_code == 1, wrong.output
@@ -218,23 +228,7 @@ def test_a_cli_key_holder_checks_an_ipv6_name_on_the_certificate(
     directory = tmp_path_factory.mktemp("server-name-v6-cli") / "certs"
     devca.init_ca(directory, server_names=["fd00::5"])
     devca.issue_client(directory, "holder")
-    seen = threading.Event()
-    verifier = certs.PeerVerifier(directory, allowed=["holder"])
-
-    def identify(context: Any) -> str:
-        name = verifier.identify(context.auth_context()).name
-        seen.set()
-        return name
-
-    server = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=certs.load_server_credentials(directory).to_grpc(),
-        max_message_bytes=1 << 20,
-        identify=identify,
-    )
-    server.start()
-    common = ["keyholder", "--server", f"127.0.0.1:{server.port}", "--name", "holder"]
-    common += ["--certs", str(directory), "--give-up-after", "1"]
+    server, seen, common = _key_holder_dialling(directory)
     try:
         wrong = CliRunner().invoke(main, [*common, "--server-name", "fd00::6"])
         assert wrong.exit_code == 1, wrong.output
