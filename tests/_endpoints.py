@@ -1,12 +1,15 @@
-"""Test helper: a branch's end of the wire that keeps what the branch sends.
+"""Test helpers: the ends of the wire that keep what crosses them.
 
-Shared by the runtime tests that drive a :class:`~secagg.runtime.client.FederationClient`
-message by message (no server): each inspects the decoded messages the branch sent.
+:class:`SentMessages` is a branch's end, for the runtime tests that drive a
+:class:`~secagg.runtime.client.FederationClient` message by message (no server): each
+inspects the decoded messages the branch sent. :class:`RecordingHub` is the in-process
+transport with the server's inbox kept, for the tests that check what reached it.
 """
 
 from __future__ import annotations
 
 from secagg.runtime.wire import decode_message
+from secagg.transport.inprocess import InProcessHub
 
 
 class SentMessages:
@@ -21,3 +24,17 @@ class SentMessages:
 
     def receive(self, timeout: float | None) -> bytes | None:
         return None
+
+
+class RecordingHub(InProcessHub):
+    """The in-process transport, keeping every (party, payload) the server received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[tuple[str, bytes]] = []
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        item = super().receive(timeout)
+        if item is not None:
+            self.received.append(item)
+        return item

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _endpoints import SentMessages
+from _endpoints import RecordingHub, SentMessages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -28,20 +28,6 @@ from secagg.transport.inprocess import InProcessHub
 
 D = 12
 NAMES = [f"branch-{i:02d}" for i in range(5)]
-
-
-class RecordingHub(InProcessHub):
-    """The in-process transport, keeping every payload the server received."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: list[tuple[str, bytes]] = []
-
-    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
-        item = super().receive(timeout)
-        if item is not None:
-            self.received.append(item)
-        return item
 
 
 def _store() -> ServerStore:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _endpoints import RecordingHub
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.runtime.client import FederationClient
@@ -22,26 +23,11 @@ from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import Leave, decode_message
-from secagg.transport.inprocess import InProcessHub
 
 NAMES = [f"branch-{i:02d}" for i in range(4)]
 D = 6
 #: the training deadline the refusing branch must not wait out
 TRAINING_SECONDS = 120.0
-
-
-class _Hub(InProcessHub):
-    """The in-process transport, keeping what the server received from each party."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: list[tuple[str, bytes]] = []
-
-    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
-        item = super().receive(timeout)
-        if item is not None:
-            self.received.append(item)
-        return item
 
 
 def _config() -> FederationConfig:
@@ -60,7 +46,7 @@ def _config() -> FederationConfig:
 
 
 def test_a_branch_refusing_the_setup_leaves_at_once_and_counts_one_refusal() -> None:
-    hub = _Hub()
+    hub = RecordingHub()
     done = {name: threading.Event() for name in NAMES}
     clients = []
     for i, name in enumerate(NAMES):
