@@ -1308,8 +1308,9 @@ def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) 
     space) would only fail at the handshake: it is refused here, naming the flag. An
     IPv6 address (``::1``, ``[fd00::5]``) was refused as "not a host name" although a
     certificate carries it as an IP SAN (review, 2026-12-05): it is returned in its one
-    spelling (``ipaddress``'s compressed form, no brackets), the one gRPC compares with
-    the certificate's IP SANs (``0:0:0:0:0:0:0:1`` does not match ``::1`` there)."""
+    spelling (:func:`secagg.transport.names.ip_name`: ``inet_ntop``'s, no brackets), the
+    one gRPC compares with the certificate's IP SANs (``0:0:0:0:0:0:0:1`` does not match
+    ``::1`` there, nor ``::ffff:a00:5`` ``::ffff:10.0.0.5``)."""
     del ctx, param
     if value is None:
         return None
@@ -1328,7 +1329,11 @@ def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) 
                 "not a name a certificate carries; give the address without it"
             )
         if address is not None:
-            return str(address)
+            from secagg.transport.names import ip_name
+
+            # gRPC's spelling (inet_ntop's), which for ::ffff:10.0.0.5 is not
+            # str(address)'s ::ffff:a00:5 before Python 3.13
+            return ip_name(literal)
     name = value.removesuffix(".")
     labels = name.split(".")
     if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):

@@ -166,6 +166,10 @@ def test_a_value_that_is_no_host_name_is_one_line_naming_the_flag(
         ("::1", "::1"),
         ("10.0.0.5", "10.0.0.5"),
         ("fl.bank.internal.", "fl.bank.internal"),
+        # gRPC spells these IP SANs as inet_ntop does, not as Python 3.11's ipaddress
+        ("::ffff:10.0.0.5", "::ffff:10.0.0.5"),
+        ("::FFFF:a00:5", "::ffff:10.0.0.5"),
+        ("[::a00:6]", "::10.0.0.6"),
     ],
 )
 def test_an_ipv6_server_name_is_taken_in_its_one_spelling(
