@@ -53,6 +53,7 @@ from secagg.transport.certs import (
     load_private_key_file,
     load_revocations,
 )
+from secagg.transport.names import ip_name
 
 __all__ = [
     "CA_VALIDITY_DAYS",
@@ -220,7 +221,11 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
     the spelling ``secagg client --server-name`` also takes; it was refused here as
     "neither an IP address nor a host". A zone (``fe80::1%eth0``) names an interface of
     one machine, not an address a certificate can carry: it is refused, as the client's
-    flag refuses it, rather than silently dropped from the SAN."""
+    flag refuses it, rather than silently dropped from the SAN.
+
+    A name given twice (``::1`` and ``[0:0:0:0:0:0:0:1]``, ``FL.bank`` and
+    ``fl.bank.``) is one SAN, the first: the certificate carried it once per spelling
+    (review, 2026-12-05)."""
     if isinstance(server_names, str) or not server_names:
         raise ConfigurationError("server_names must be a non-empty sequence of names")
     sans: list[x509.GeneralName] = []
@@ -237,12 +242,14 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
                 "interface, not an address a certificate carries; give the address without it"
             )
         if address is not None:
-            sans.append(x509.IPAddress(address))
-            continue
-        labels = raw.rstrip(".").split(".")
-        if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-            raise ConfigurationError(f"server name {raw!r} is neither an IP address nor a host")
-        sans.append(x509.DNSName(raw.rstrip(".").lower()))
+            san: x509.GeneralName = x509.IPAddress(address)
+        else:
+            labels = raw.rstrip(".").split(".")
+            if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+                raise ConfigurationError(f"server name {raw!r} is neither an IP address nor a host")
+            san = x509.DNSName(raw.rstrip(".").lower())
+        if san not in sans:  # GeneralNames compare by value: ::1 is [0:0:0:0:0:0:0:1]
+            sans.append(san)
     return sans
 
 
@@ -326,7 +333,12 @@ def init_ca(
 
     server_key = _new_key()
     first = sans[0]
-    cn = str(first.value) if isinstance(first, x509.IPAddress) else first.value
+    # an address in gRPC's spelling (inet_ntop's: ::ffff:10.0.0.5, not Python 3.11's
+    # ::ffff:a00:5), the one a party's --server-name is compared in
+    if isinstance(first, x509.IPAddress):
+        cn = ip_name(str(first.value)) or str(first.value)
+    else:
+        cn = first.value
     server_cert = _leaf_builder(
         ca_cert=ca_cert,
         subject_cn=cn,

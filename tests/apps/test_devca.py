@@ -66,3 +66,26 @@ def test_the_cli_takes_a_bracketed_address_and_refuses_a_zone_in_one_line(
     assert refused.exit_code != 0
     lines = [line for line in refused.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "zone" in lines[0] and "Traceback" not in refused.output
+
+
+def test_one_name_in_two_spellings_is_one_san(tmp_path: Path) -> None:
+    """Review (2026-12-05): ``--server-name ::1 --server-name [0:0:0:0:0:0:0:1]`` (or
+    ``FL.bank`` and ``fl.bank.``) put the same SAN in the certificate once per spelling."""
+    given = ["::1", "0:0:0:0:0:0:0:1", "[::1]", "FL.bank", "fl.bank.", "fl.bank", "10.0.0.5"]
+    devca.init_ca(tmp_path / "ca", server_names=given)
+    sans = _sans(tmp_path / "ca")
+    assert list(sans) == [
+        x509.IPAddress(ipaddress.ip_address("::1")),
+        x509.DNSName("fl.bank"),
+        x509.IPAddress(ipaddress.ip_address("10.0.0.5")),
+    ]
+
+
+def test_an_ipv4_mapped_first_name_is_the_cn_in_grpcs_spelling(tmp_path: Path) -> None:
+    """The CN of a certificate whose first name is ``::ffff:10.0.0.5`` read
+    ``::ffff:a00:5`` (Python 3.11's spelling), not the address as given and as gRPC
+    (inet_ntop) spells it."""
+    devca.init_ca(tmp_path / "ca", server_names=["::FFFF:10.0.0.5"])
+    certificate = x509.load_pem_x509_certificate((tmp_path / "ca" / "server.pem").read_bytes())
+    cn = certificate.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    assert [attribute.value for attribute in cn] == ["::ffff:10.0.0.5"]
