@@ -804,6 +804,21 @@ def bench() -> None:
     """Benchmarks (JSON on stdout, or in the --out file)."""
 
 
+def _emit_bench(party: str, result: dict[str, Any], out: str | None) -> None:
+    """A ``secagg bench`` run's JSON on stdout, or in ``out`` (whole or not at all) with
+    one line on stdout; a write that fails is one line naming the file.
+
+    Why: ``--out``'s folder is checked before the run, yet a folder removed or a disk
+    filled while a grid ran ended in a traceback after the whole run (review,
+    2026-12-05)."""
+    from secagg.apps.bench import emit
+
+    try:
+        emit(result, out, click.echo, file_only=True)
+    except OSError as exc:
+        _fail(party, f"cannot write the results to {out}: {_os_error(exc)}")
+
+
 @bench.command("masking")
 @click.option("--quick", is_flag=True, help="A small grid that runs in seconds.")
 @click.option("--n", "ns", type=_CLIENTS, multiple=True, help="Client counts (repeatable).")
@@ -840,7 +855,7 @@ def bench_masking(
     out: str | None,
 ) -> None:
     """Client masking, server unmasking and memory vs plaintext sum and raw AES-CTR."""
-    from secagg.apps.bench import emit, masking
+    from secagg.apps.bench import masking
 
     grid: dict[str, Any] = dict(masking.QUICK_GRID) if quick else {}
     for name, values in (("ns", ns), ("ds", ds), ("dropouts", dropouts), ("graphs", graphs)):
@@ -863,7 +878,7 @@ def bench_masking(
         "'--n' / '--d'",
     )
     result = masking.run_benchmark(**grid)
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench masking", result, out)
 
 
 @bench.command("papers", short_help="The SecAgg/SecAgg+ papers' cost figures beside ours.")
@@ -901,11 +916,11 @@ def bench_dp(
     quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
 ) -> None:
     """Per-client cost of clipping, encoding, rotation and noise vs one plaintext pass."""
-    from secagg.apps.bench import dp, emit
+    from secagg.apps.bench import dp
 
     dims = dimensions or (dp.QUICK_DIMENSIONS if quick else dp.DIMENSIONS)
     result = dp.run_benchmark(dimensions=dims, runs=runs)
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench dp", result, out)
 
 
 @bench.command("ckks")
@@ -937,7 +952,6 @@ def bench_ckks(
 ) -> None:
     """CKKS encryption, server addition, decryption and wire size vs masking and plaintext."""
     from secagg.apps.bench import backends as bench_backends
-    from secagg.apps.bench import emit
 
     grid: dict[str, Any] = dict(bench_backends.QUICK) if quick else {}
     for name, values in (("ns", ns), ("ds", ds), ("backends", backends)):
@@ -962,7 +976,7 @@ def bench_ckks(
         bench_backends.memory_bytes(n, d), f"--n {n} x --d {d} float64 updates", "'--n' / '--d'"
     )
     result = bench_backends.run_benchmark(**grid)
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench ckks", result, out)
 
 
 def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d_flag: str) -> None:
@@ -1004,7 +1018,6 @@ def bench_scale(
 ) -> None:
     """One SecAgg+ round of n clients on both engines (wall time, memory per worker,
     identical models), then slice-parallel unmasking on 1..workers Ray workers."""
-    from secagg.apps.bench import emit
     from secagg.apps.bench import scale as bench_scale_module
     from secagg.runtime.ray_engine import RayUnavailable, require_ray
 
@@ -1025,7 +1038,7 @@ def bench_scale(
         result = bench_scale_module.run_benchmark(**grid, workers=workers)
     except bench_scale_module.ScaleBenchmarkError as exc:
         _fail("secagg bench scale", str(exc))
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench scale", result, out)
 
 
 @bench.command("grpc")
@@ -1054,7 +1067,6 @@ def bench_grpc(
     out: str | None,
 ) -> None:
     """A SecAgg+ federation round over gRPC/mTLS vs the same round in-process."""
-    from secagg.apps.bench import emit
     from secagg.apps.bench import grpc as bench_grpc_module
 
     grid: dict[str, Any] = dict(bench_grpc_module.QUICK) if quick else {}
@@ -1077,7 +1089,7 @@ def bench_grpc(
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")
     with _warnings_as_lines("secagg bench grpc"):
         result = bench_grpc_module.run_benchmark(**grid)
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench grpc", result, out)
 
 
 @contextlib.contextmanager
