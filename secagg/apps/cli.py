@@ -790,9 +790,16 @@ def privacy_noise(
             payload |= {"clients": clients, "most_rounds_per_client": most}
         click.echo(json.dumps(payload, indent=2))
     else:
+        # as privacy epsilon's line: an amplified epsilon is named as such on stdout, not
+        # only in the stderr note (review, 2026-12-05)
+        amplified = (
+            f"; amplified by sampling at q = {sample_rate:g}"
+            if most is None and sample_rate < 1
+            else ""
+        )
         click.echo(
             f"noise multiplier z = {shown_z} (epsilon = {shown(eps)} at delta = "
-            f"{shown(delta, 6, significant=True)})"
+            f"{shown(delta, 6, significant=True)}{amplified})"
         )
         if floor is not None:
             click.echo(f"note: {floor}", err=True)
