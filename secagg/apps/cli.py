@@ -1353,6 +1353,13 @@ def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) 
             # gRPC's spelling (inet_ntop's), which for ::ffff:10.0.0.5 is not
             # str(address)'s ::ffff:a00:5 before Python 3.13
             return ip_name(literal)
+    from secagg.transport.names import not_an_ipv4_address
+
+    if not_an_ipv4_address(value):
+        raise click.BadParameter(
+            f"{value!r} is not an IPv4 address (four numbers 0-255, no leading zeros, e.g. "
+            "10.0.0.5), and a host name's last label is never all digits"
+        )
     name = value.removesuffix(".")
     labels = name.split(".")
     if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):

@@ -53,7 +53,7 @@ from secagg.transport.certs import (
     load_private_key_file,
     load_revocations,
 )
-from secagg.transport.names import ip_name
+from secagg.transport.names import ip_name, not_an_ipv4_address
 
 __all__ = [
     "CA_VALIDITY_DAYS",
@@ -214,6 +214,22 @@ def _leaf_builder(
     )
 
 
+def _ip_literal(literal: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``literal`` as an IP address, None if it is none. ``10.0.0.5.`` is ``10.0.0.5``,
+    as ``secagg client --server-name`` reads it: a DNS SAN for it is one gRPC never
+    consults for a dotted-digits name (review, 2026-12-05)."""
+    try:
+        return ipaddress.ip_address(literal)
+    except ValueError:
+        pass
+    if not literal.endswith("."):
+        return None
+    try:
+        return ipaddress.IPv4Address(literal.removesuffix("."))
+    except ValueError:
+        return None
+
+
 def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
     """IP literals become IP SANs (what gRPC matches for ``127.0.0.1``), the rest DNS SANs.
 
@@ -232,10 +248,7 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
     for raw in server_names:
         bracketed = raw.startswith("[") and raw.endswith("]") and ":" in raw
         literal = raw[1:-1] if bracketed else raw
-        try:
-            address = ipaddress.ip_address(literal)
-        except ValueError:
-            address = None
+        address = _ip_literal(literal)
         if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
             raise ConfigurationError(
                 f"server name {raw!r}: a zone (%{address.scope_id}) names this machine's "
@@ -243,6 +256,11 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
             )
         if address is not None:
             san: x509.GeneralName = x509.IPAddress(address)
+        elif not_an_ipv4_address(raw):
+            raise ConfigurationError(
+                f"server name {raw!r} is not an IPv4 address (four numbers 0-255, no "
+                "leading zeros), and a host name's last label is never all digits"
+            )
         else:
             labels = raw.rstrip(".").split(".")
             if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):

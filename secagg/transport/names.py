@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-__all__ = ["ip_name"]
+__all__ = ["ip_name", "not_an_ipv4_address"]
 
 
 def ip_name(name: str) -> str | None:
@@ -31,3 +31,22 @@ def ip_name(name: str) -> str | None:
     if isinstance(address, ipaddress.IPv4Address):
         return str(address)
     return socket.inet_ntop(socket.AF_INET6, address.packed)
+
+
+def not_an_ipv4_address(name: str) -> bool:
+    """Whether ``name`` reads as an IPv4 address but is none (``256.1.1.1``,
+    ``010.0.0.5``, ``10.0.0``): its last label is all digits, which no host name's is
+    (a top-level label is never all-numeric: RFC 1123 2.1, RFC 3696 2).
+
+    Why: such a name passed as a host name (letters, digits and hyphens), yet no
+    certificate can carry it: gRPC takes a dotted-digits name for an IP address and
+    compares it with the IP SANs as text, and a DNS SAN for it is never consulted
+    (review, 2026-12-05)."""
+    last = name.removesuffix(".").rpartition(".")[2]
+    if not last.isascii() or not last.isdigit():
+        return False
+    try:
+        ipaddress.IPv4Address(name.removesuffix("."))
+    except ValueError:
+        return True
+    return False

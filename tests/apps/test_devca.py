@@ -89,3 +89,25 @@ def test_an_ipv4_mapped_first_name_is_the_cn_in_grpcs_spelling(tmp_path: Path) -
     certificate = x509.load_pem_x509_certificate((tmp_path / "ca" / "server.pem").read_bytes())
     cn = certificate.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
     assert [attribute.value for attribute in cn] == ["::ffff:10.0.0.5"]
+
+
+@pytest.mark.parametrize("given", ["256.1.1.1", "010.0.0.5", "10.0.0", "1.2.3.4.5", "10.0.0.5x."])
+def test_a_numeric_name_that_is_no_ipv4_address_is_refused(tmp_path: Path, given: str) -> None:
+    """``256.1.1.1`` became a DNS SAN (its labels pass as host labels) that no client can
+    match: gRPC checks a dotted-digits name against the IP SANs only."""
+    if given.endswith("x."):  # a host whose last label is not all digits stays a host
+        devca.init_ca(tmp_path / "ca", server_names=[given])
+        assert _sans(tmp_path / "ca").get_values_for_type(x509.DNSName) == ["10.0.0.5x"]
+        return
+    with pytest.raises(ConfigurationError, match="is not an IPv4 address"):
+        devca.init_ca(tmp_path / "ca", server_names=[given])
+    assert not (tmp_path / "ca" / "server.pem").exists()
+
+
+def test_an_ipv4_address_with_a_trailing_dot_is_an_ip_san(tmp_path: Path) -> None:
+    """``secagg client --server-name 10.0.0.5.`` checks 10.0.0.5; the CA made a DNS SAN
+    ``10.0.0.5`` of it, which gRPC never consults for a dotted-digits name."""
+    devca.init_ca(tmp_path / "ca", server_names=["10.0.0.5."])
+    sans = _sans(tmp_path / "ca")
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.0.0.5")]
+    assert sans.get_values_for_type(x509.DNSName) == []
