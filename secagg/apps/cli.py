@@ -64,6 +64,8 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     for minutes and then cannot write its result was a traceback (CLI audit)."""
     if value is None:
         return None
+    if not value:  # an unset $OUT: read as no --out, the file was silently never written
+        raise click.BadParameter("an empty path: give one, or leave the option out", ctx, param)
     if isinstance(param.type, click.Path) and not param.type.file_okay:  # a folder: make it
         try:
             if not os.path.isdir(value):

@@ -178,3 +178,17 @@ def test_out_to_a_device_is_written_in_place_and_its_error_is_one_line() -> None
     said = _one_error_line(result)
     assert "No space left on device" in said, said
     assert Path("/dev/full").is_char_device()
+
+
+@pytest.mark.parametrize("args", [DP, ["bench", "papers", "--quick"]], ids=["file", "folder"])
+def test_an_empty_out_is_one_line_naming_the_flag(args: list[str]) -> None:
+    """``--out ""`` (an unset ``$OUT``) was taken as no --out: the JSON went to stdout
+    and nothing said the file was never written (bench dp); bench papers' folder was a
+    bare 'No such file or directory'."""
+    result = CliRunner().invoke(main, [*args, "--out", ""])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert "'--out'" in errors[0] and "empty" in errors[0], errors[0]
+    assert '"benchmark"' not in result.output
