@@ -1149,7 +1149,8 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written
         raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
     click.echo(f"CA in {directory} (fingerprint {made.ca_fingerprint[:16]}...)")
-    click.echo(f"server certificate for {', '.join(names)}: {made.server.certificate}")
+    carried = devca.server_names_carried(names)  # once each, as gRPC spells an address
+    click.echo(f"server certificate for {', '.join(carried)}: {made.server.certificate}")
 
 
 @certs.command("issue")

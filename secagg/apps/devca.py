@@ -271,6 +271,19 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
     return sans
 
 
+def server_names_carried(server_names: Sequence[str]) -> list[str]:
+    """The names a server certificate for ``server_names`` carries, once each, an address
+    in gRPC's spelling (:func:`~secagg.transport.names.ip_name`): what ``secagg certs
+    init`` says it made (it listed the names as given, ``::1`` and ``0:0:0:0:0:0:0:1``
+    as two)."""
+    return [
+        ip_name(str(san.value)) or str(san.value)
+        if isinstance(san, x509.IPAddress)
+        else str(san.value)
+        for san in _server_sans(server_names)
+    ]
+
+
 def _load_ca(layout: CaLayout) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     cert = load_certificate_file(layout.ca_cert, "CA certificate")
     key = load_private_key_file(layout.ca_key, "CA private key")

@@ -111,3 +111,16 @@ def test_an_ipv4_address_with_a_trailing_dot_is_an_ip_san(tmp_path: Path) -> Non
     sans = _sans(tmp_path / "ca")
     assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.0.0.5")]
     assert sans.get_values_for_type(x509.DNSName) == []
+
+
+def test_certs_init_says_the_names_the_certificate_carries(tmp_path: Path) -> None:
+    """The line listed the names as given ('::1, 0:0:0:0:0:0:0:1, FL.bank, [::FFFF:a00:5]'),
+    one address twice; it lists what the certificate carries, as gRPC spells it."""
+    given = ["::1", "0:0:0:0:0:0:0:1", "FL.bank", "[::FFFF:a00:5]"]
+    args = ["certs", "init", "--dir", str(tmp_path / "ca")]
+    for name in given:
+        args += ["--server-name", name]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("server certificate for")]
+    assert line.startswith("server certificate for ::1, fl.bank, ::ffff:10.0.0.5: "), line
