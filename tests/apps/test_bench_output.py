@@ -192,3 +192,18 @@ def test_an_empty_out_is_one_line_naming_the_flag(args: list[str]) -> None:
     assert len(errors) == 1, result.output
     assert "'--out'" in errors[0] and "empty" in errors[0], errors[0]
     assert '"benchmark"' not in result.output
+
+
+def test_out_through_a_symlink_writes_the_file_it_names(tmp_path: Path) -> None:
+    """A renamed temporary file must not replace the link itself (``latest.json ->
+    runs/dp.json``): the file the link names gets the JSON, the link stays."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    target = runs / "dp.json"
+    target.write_text("{}\n", encoding="utf-8")
+    link = tmp_path / "latest.json"
+    link.symlink_to(target)
+    emit({"benchmark": "x", "cells": []}, str(link), lambda _: None, file_only=True)
+    assert link.is_symlink()
+    assert json.loads(target.read_text(encoding="utf-8")) == {"benchmark": "x", "cells": []}
+    assert sorted(p.name for p in runs.iterdir()) == ["dp.json"]

@@ -62,6 +62,8 @@ def write_text(path: str, text: str) -> None:
     import stat
     import tempfile
 
+    # a link (latest.json -> runs/dp.json) keeps naming its file: the rename goes there
+    path = os.path.realpath(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
