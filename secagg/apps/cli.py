@@ -64,6 +64,8 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     for minutes and then cannot write its result was a traceback (CLI audit)."""
     if value is None:
         return None
+    if not value:  # an unset $OUT: read as no --out, the file was silently never written
+        raise click.BadParameter("an empty path: give one, or leave the option out", ctx, param)
     if isinstance(param.type, click.Path) and not param.type.file_okay:  # a folder: make it
         try:
             if not os.path.isdir(value):
@@ -790,9 +792,16 @@ def privacy_noise(
             payload |= {"clients": clients, "most_rounds_per_client": most}
         click.echo(json.dumps(payload, indent=2))
     else:
+        # as privacy epsilon's line: an amplified epsilon is named as such on stdout, not
+        # only in the stderr note (review, 2026-12-05)
+        amplified = (
+            f"; amplified by sampling at q = {sample_rate:g}"
+            if most is None and sample_rate < 1
+            else ""
+        )
         click.echo(
             f"noise multiplier z = {shown_z} (epsilon = {shown(eps)} at delta = "
-            f"{shown(delta, 6, significant=True)})"
+            f"{shown(delta, 6, significant=True)}{amplified})"
         )
         if floor is not None:
             click.echo(f"note: {floor}", err=True)
@@ -802,6 +811,21 @@ def privacy_noise(
 @main.group()
 def bench() -> None:
     """Benchmarks (JSON on stdout, or in the --out file)."""
+
+
+def _emit_bench(party: str, result: dict[str, Any], out: str | None) -> None:
+    """A ``secagg bench`` run's JSON on stdout, or in ``out`` (whole or not at all) with
+    one line on stdout; a write that fails is one line naming the file.
+
+    Why: ``--out``'s folder is checked before the run, yet a folder removed or a disk
+    filled while a grid ran ended in a traceback after the whole run (review,
+    2026-12-05)."""
+    from secagg.apps.bench import emit
+
+    try:
+        emit(result, out, click.echo, file_only=True)
+    except OSError as exc:
+        _fail(party, f"cannot write the results to {out}: {_os_error(exc)}")
 
 
 @bench.command("masking")
@@ -840,7 +864,7 @@ def bench_masking(
     out: str | None,
 ) -> None:
     """Client masking, server unmasking and memory vs plaintext sum and raw AES-CTR."""
-    from secagg.apps.bench import emit, masking
+    from secagg.apps.bench import masking
 
     grid: dict[str, Any] = dict(masking.QUICK_GRID) if quick else {}
     for name, values in (("ns", ns), ("ds", ds), ("dropouts", dropouts), ("graphs", graphs)):
@@ -863,7 +887,7 @@ def bench_masking(
         "'--n' / '--d'",
     )
     result = masking.run_benchmark(**grid)
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench masking", result, out)
 
 
 @bench.command("papers", short_help="The SecAgg/SecAgg+ papers' cost figures beside ours.")
@@ -901,11 +925,11 @@ def bench_dp(
     quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
 ) -> None:
     """Per-client cost of clipping, encoding, rotation and noise vs one plaintext pass."""
-    from secagg.apps.bench import dp, emit
+    from secagg.apps.bench import dp
 
     dims = dimensions or (dp.QUICK_DIMENSIONS if quick else dp.DIMENSIONS)
     result = dp.run_benchmark(dimensions=dims, runs=runs)
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench dp", result, out)
 
 
 @bench.command("ckks")
@@ -937,7 +961,6 @@ def bench_ckks(
 ) -> None:
     """CKKS encryption, server addition, decryption and wire size vs masking and plaintext."""
     from secagg.apps.bench import backends as bench_backends
-    from secagg.apps.bench import emit
 
     grid: dict[str, Any] = dict(bench_backends.QUICK) if quick else {}
     for name, values in (("ns", ns), ("ds", ds), ("backends", backends)):
@@ -962,7 +985,7 @@ def bench_ckks(
         bench_backends.memory_bytes(n, d), f"--n {n} x --d {d} float64 updates", "'--n' / '--d'"
     )
     result = bench_backends.run_benchmark(**grid)
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench ckks", result, out)
 
 
 def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d_flag: str) -> None:
@@ -1004,7 +1027,6 @@ def bench_scale(
 ) -> None:
     """One SecAgg+ round of n clients on both engines (wall time, memory per worker,
     identical models), then slice-parallel unmasking on 1..workers Ray workers."""
-    from secagg.apps.bench import emit
     from secagg.apps.bench import scale as bench_scale_module
     from secagg.runtime.ray_engine import RayUnavailable, require_ray
 
@@ -1025,7 +1047,7 @@ def bench_scale(
         result = bench_scale_module.run_benchmark(**grid, workers=workers)
     except bench_scale_module.ScaleBenchmarkError as exc:
         _fail("secagg bench scale", str(exc))
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench scale", result, out)
 
 
 @bench.command("grpc")
@@ -1054,7 +1076,6 @@ def bench_grpc(
     out: str | None,
 ) -> None:
     """A SecAgg+ federation round over gRPC/mTLS vs the same round in-process."""
-    from secagg.apps.bench import emit
     from secagg.apps.bench import grpc as bench_grpc_module
 
     grid: dict[str, Any] = dict(bench_grpc_module.QUICK) if quick else {}
@@ -1077,7 +1098,7 @@ def bench_grpc(
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")
     with _warnings_as_lines("secagg bench grpc"):
         result = bench_grpc_module.run_benchmark(**grid)
-    emit(result, out, click.echo, file_only=True)
+    _emit_bench("secagg bench grpc", result, out)
 
 
 @contextlib.contextmanager
@@ -1128,7 +1149,8 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written
         raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
     click.echo(f"CA in {directory} (fingerprint {made.ca_fingerprint[:16]}...)")
-    click.echo(f"server certificate for {', '.join(names)}: {made.server.certificate}")
+    carried = devca.server_names_carried(names)  # once each, as gRPC spells an address
+    click.echo(f"server certificate for {', '.join(carried)}: {made.server.certificate}")
 
 
 @certs.command("issue")
@@ -1308,8 +1330,9 @@ def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) 
     space) would only fail at the handshake: it is refused here, naming the flag. An
     IPv6 address (``::1``, ``[fd00::5]``) was refused as "not a host name" although a
     certificate carries it as an IP SAN (review, 2026-12-05): it is returned in its one
-    spelling (``ipaddress``'s compressed form, no brackets), the one gRPC compares with
-    the certificate's IP SANs (``0:0:0:0:0:0:0:1`` does not match ``::1`` there)."""
+    spelling (:func:`secagg.transport.names.ip_name`: ``inet_ntop``'s, no brackets), the
+    one gRPC compares with the certificate's IP SANs (``0:0:0:0:0:0:0:1`` does not match
+    ``::1`` there, nor ``::ffff:a00:5`` ``::ffff:10.0.0.5``)."""
     del ctx, param
     if value is None:
         return None
@@ -1328,7 +1351,18 @@ def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) 
                 "not a name a certificate carries; give the address without it"
             )
         if address is not None:
-            return str(address)
+            from secagg.transport.names import ip_name
+
+            # gRPC's spelling (inet_ntop's), which for ::ffff:10.0.0.5 is not
+            # str(address)'s ::ffff:a00:5 before Python 3.13
+            return ip_name(literal)
+    from secagg.transport.names import not_an_ipv4_address
+
+    if not_an_ipv4_address(value):
+        raise click.BadParameter(
+            f"{value!r} is not an IPv4 address (four numbers 0-255, no leading zeros, e.g. "
+            "10.0.0.5), and a host name's last label is never all digits"
+        )
     name = value.removesuffix(".")
     labels = name.split(".")
     if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):

@@ -52,6 +52,7 @@ from secagg.transport.certs import (
     load_private_key_file,
     load_revocations,
 )
+from secagg.transport.names import ip_name, not_an_ipv4_address
 
 __all__ = [
     "CA_VALIDITY_DAYS",
@@ -200,6 +201,22 @@ def _leaf_builder(
     )
 
 
+def _ip_literal(literal: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``literal`` as an IP address, None if it is none. ``10.0.0.5.`` is ``10.0.0.5``,
+    as ``secagg client --server-name`` reads it: a DNS SAN for it is one gRPC never
+    consults for a dotted-digits name (review, 2026-12-05)."""
+    try:
+        return ipaddress.ip_address(literal)
+    except ValueError:
+        pass
+    if not literal.endswith("."):
+        return None
+    try:
+        return ipaddress.IPv4Address(literal.removesuffix("."))
+    except ValueError:
+        return None
+
+
 def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
     """IP literals become IP SANs (what gRPC matches for ``127.0.0.1``), the rest DNS SANs.
 
@@ -207,30 +224,51 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
     the spelling ``secagg client --server-name`` also takes; it was refused here as
     "neither an IP address nor a host". A zone (``fe80::1%eth0``) names an interface of
     one machine, not an address a certificate can carry: it is refused, as the client's
-    flag refuses it, rather than silently dropped from the SAN."""
+    flag refuses it, rather than silently dropped from the SAN.
+
+    A name given twice (``::1`` and ``[0:0:0:0:0:0:0:1]``, ``FL.bank`` and
+    ``fl.bank.``) is one SAN, the first: the certificate carried it once per spelling
+    (review, 2026-12-05)."""
     if isinstance(server_names, str) or not server_names:
         raise ConfigurationError("server_names must be a non-empty sequence of names")
     sans: list[x509.GeneralName] = []
     for raw in server_names:
         bracketed = raw.startswith("[") and raw.endswith("]") and ":" in raw
         literal = raw[1:-1] if bracketed else raw
-        try:
-            address = ipaddress.ip_address(literal)
-        except ValueError:
-            address = None
+        address = _ip_literal(literal)
         if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
             raise ConfigurationError(
                 f"server name {raw!r}: a zone (%{address.scope_id}) names this machine's "
                 "interface, not an address a certificate carries; give the address without it"
             )
         if address is not None:
-            sans.append(x509.IPAddress(address))
-            continue
-        labels = raw.rstrip(".").split(".")
-        if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-            raise ConfigurationError(f"server name {raw!r} is neither an IP address nor a host")
-        sans.append(x509.DNSName(raw.rstrip(".").lower()))
+            san: x509.GeneralName = x509.IPAddress(address)
+        elif not_an_ipv4_address(raw):
+            raise ConfigurationError(
+                f"server name {raw!r} is not an IPv4 address (four numbers 0-255, no "
+                "leading zeros), and a host name's last label is never all digits"
+            )
+        else:
+            labels = raw.rstrip(".").split(".")
+            if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+                raise ConfigurationError(f"server name {raw!r} is neither an IP address nor a host")
+            san = x509.DNSName(raw.rstrip(".").lower())
+        if san not in sans:  # GeneralNames compare by value: ::1 is [0:0:0:0:0:0:0:1]
+            sans.append(san)
     return sans
+
+
+def server_names_carried(server_names: Sequence[str]) -> list[str]:
+    """The names a server certificate for ``server_names`` carries, once each, an address
+    in gRPC's spelling (:func:`~secagg.transport.names.ip_name`): what ``secagg certs
+    init`` says it made (it listed the names as given, ``::1`` and ``0:0:0:0:0:0:0:1``
+    as two)."""
+    return [
+        ip_name(str(san.value)) or str(san.value)
+        if isinstance(san, x509.IPAddress)
+        else str(san.value)
+        for san in _server_sans(server_names)
+    ]
 
 
 def _load_ca(layout: CaLayout) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -313,7 +351,12 @@ def init_ca(
 
     server_key = _new_key()
     first = sans[0]
-    cn = str(first.value) if isinstance(first, x509.IPAddress) else first.value
+    # an address in gRPC's spelling (inet_ntop's: ::ffff:10.0.0.5, not Python 3.11's
+    # ::ffff:a00:5), the one a party's --server-name is compared in
+    if isinstance(first, x509.IPAddress):
+        cn = ip_name(str(first.value)) or str(first.value)
+    else:
+        cn = first.value
     server_cert = _leaf_builder(
         ca_cert=ca_cert,
         subject_cn=cn,

@@ -486,7 +486,10 @@ def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[s
         ).value
         names = [
             *alternatives.get_values_for_type(x509.DNSName),
-            *(str(address) for address in alternatives.get_values_for_type(x509.IPAddress)),
+            *(
+                _ip_spelling(str(address)) or str(address)
+                for address in alternatives.get_values_for_type(x509.IPAddress)
+            ),
         ]
     except x509.ExtensionNotFound:
         names = []
@@ -512,15 +515,13 @@ def _is_ip_address(host: str) -> bool:
 
 
 def _ip_spelling(name: str) -> str | None:
-    """The one spelling of an IP address ``name`` (compressed, without brackets or a
-    ``%zone``), None for a host name: ``[0:0:0:0:0:0:0:1]`` is ``::1``."""
-    import ipaddress
+    """The one spelling of an IP address ``name`` (without brackets or a ``%zone``),
+    None for a host name: ``[0:0:0:0:0:0:0:1]`` is ``::1``. The spelling is the one
+    gRPC compares with the certificate's IP SANs (:func:`secagg.transport.names.ip_name`:
+    ``inet_ntop``'s, which for ``::ffff:10.0.0.5`` is not Python 3.11's)."""
+    from secagg.transport.names import ip_name
 
-    literal = name[1:-1] if name.startswith("[") and name.endswith("]") else name
-    try:
-        return str(ipaddress.ip_address(literal.partition("%")[0]))
-    except ValueError:
-        return None
+    return ip_name(name)
 
 
 def _same_name(one: str, other: str) -> bool:

@@ -196,3 +196,27 @@ def test_the_epsilon_line_says_when_it_credits_sampling(
     line = result.stdout.splitlines()[0]
     assert ("amplified by sampling at q = 0.01" in line) is says_amplified, line
     assert line.count("(") == line.count(")") == 1
+
+
+@pytest.mark.parametrize(
+    ("plan", "says_amplified"),
+    [
+        (["-q", "0.01", "-T", "100"], True),
+        (["-q", "1", "-T", "100"], False),
+        (["-q", "0.01", "-T", "100", "--clients", "1000"], False),
+    ],
+)
+def test_the_noise_line_says_when_its_epsilon_credits_sampling(
+    plan: list[str], says_amplified: bool
+) -> None:
+    """As `privacy epsilon`'s line (cb2de9c): without --clients at q < 1 the noise is
+    sized for an epsilon amplified by a secret sample, which a secagg federation does
+    not claim, and the line read "(epsilon = ... at delta = ...)" as for the
+    federation's figure, only a stderr note saying otherwise (review, 2026-12-05)."""
+    args = ["privacy", "noise", "--epsilon", "3", *plan, "--delta", "1e-5"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    line = result.stdout.splitlines()[0]
+    assert line.startswith("noise multiplier z = "), line
+    assert ("amplified by sampling at q = 0.01" in line) is says_amplified, line
+    assert line.count("(") == line.count(")") == 1

@@ -176,6 +176,10 @@ def test_a_value_that_is_no_host_name_is_one_line_naming_the_flag(
         ("::1", "::1"),
         ("10.0.0.5", "10.0.0.5"),
         ("fl.bank.internal.", "fl.bank.internal"),
+        # gRPC spells these IP SANs as inet_ntop does, not as Python 3.11's ipaddress
+        ("::ffff:10.0.0.5", "::ffff:10.0.0.5"),
+        ("::FFFF:a00:5", "::ffff:10.0.0.5"),
+        ("[::a00:6]", "::10.0.0.6"),
     ],
 )
 def test_an_ipv6_server_name_is_taken_in_its_one_spelling(
@@ -243,3 +247,24 @@ def test_a_cli_key_holder_checks_an_ipv6_name_on_the_certificate(
     said = _one_line(right, "secagg keyholder")  # then silence past --idle: exit 1
     assert right.exit_code == 1, right.output
     assert "the federation's end was not announced" in said
+
+
+@pytest.mark.parametrize("value", ["256.1.1.1", "010.0.0.5", "10.0.0", "1.2.3.4.5"])
+@pytest.mark.parametrize("command", ["client", "keyholder"])
+def test_a_numeric_name_that_is_no_ipv4_address_is_one_line_naming_the_flag(
+    command: str, value: str, ca: Path
+) -> None:
+    """Review (2026-12-05): ``256.1.1.1`` or ``010.0.0.5`` passed as a host name (its
+    labels are letters-digits-hyphens), though no certificate can carry it: gRPC takes a
+    dotted-digits name for an IP address and compares it with the IP SANs as text, and a
+    top-level label is never all digits (RFC 1123, 3696). It failed only at the handshake."""
+    args = [command, "--server", "127.0.0.1:50051", "--name", "branch-a", "--certs", str(ca)]
+    if command == "client":
+        args += ["--dimension", str(D)]
+    result = CliRunner().invoke(main, [*args, "--server-name", value])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert "'--server-name'" in errors[0]
+    assert "is not an IPv4 address" in errors[0], errors[0]

@@ -111,7 +111,60 @@ def test_an_ipv6_address_dialled_in_a_long_spelling_matches(ca: Path) -> None:
         ("127.0.0.1:5", "fl.bank.internal", "fl.bank.internal"),
         ("127.0.0.1:5", "[::1]", "::1"),
         ("127.0.0.1:5", "10.0.0.5", "10.0.0.5"),
+        ("[::ffff:127.0.0.1]:5", None, None),  # inet_ntop's spelling: gRPC's own check
+        ("[::ffff:7f00:1]:5", None, "::ffff:127.0.0.1"),
+        ("127.0.0.1:5", "::ffff:a00:5", "::ffff:10.0.0.5"),
     ],
 )
 def test_the_name_handed_to_grpc(target: str, override: str | None, checked: str | None) -> None:
     assert gt._checked_name(target, override) == checked
+
+
+@pytest.fixture(scope="module")
+def mapped_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A server certificate naming IPv4-mapped and IPv4-compatible IPv6 addresses only."""
+    directory = tmp_path_factory.mktemp("server-name-mapped") / "certs"
+    devca.init_ca(directory, server_names=["::ffff:10.0.0.5", "::ffff:127.0.0.1", "::a00:6"])
+    devca.issue_client(directory, "branch-a")
+    return directory
+
+
+@pytest.mark.parametrize(
+    "spelling", ["::ffff:10.0.0.5", "::ffff:a00:5", "[::FFFF:10.0.0.5]", "::a00:6", "::10.0.0.6"]
+)
+def test_an_ipv4_mapped_name_override_matches_the_certificates_ip_san(
+    mapped_ca: Path, spelling: str
+) -> None:
+    """gRPC spells an IP SAN as the C library's inet_ntop does (``::ffff:10.0.0.5``,
+    ``::10.0.0.6``), not as Python's ``ipaddress`` (``::ffff:a00:5``, ``::a00:6``
+    before Python 3.13): the name handed to gRPC must be that spelling."""
+    server = _server(mapped_ca, "127.0.0.1:0")
+    try:
+        assert _dial(mapped_ca, f"127.0.0.1:{server.port}", spelling) == "branch-a"
+    finally:
+        server.stop(grace=0)
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 on this machine")
+def test_an_ipv4_mapped_address_dialled_as_such_matches(mapped_ca: Path) -> None:
+    """Dialling ``[::ffff:127.0.0.1]`` against a certificate naming it matched in gRPC's
+    own check; the transport must not replace that host with another spelling."""
+    server = _server(mapped_ca, "[::]:0")
+    try:
+        assert _dial(mapped_ca, f"[::ffff:127.0.0.1]:{server.port}") == "branch-a"
+    finally:
+        server.stop(grace=0)
+
+
+def test_a_mismatch_names_the_ip_sans_as_grpc_compares_them(mapped_ca: Path) -> None:
+    """The names the message offers to copy into ``--server-name`` are gRPC's spelling
+    (they read ``::ffff:a00:5, ::ffff:7f00:1, ::a00:6``)."""
+    server = _server(mapped_ca, "127.0.0.1:0")
+    try:
+        with pytest.raises(ServerNameMismatch) as caught:
+            _dial(mapped_ca, f"127.0.0.1:{server.port}", "::ffff:a00:9")
+    finally:
+        server.stop(grace=0)
+    said = str(caught.value)
+    expected = "names ::ffff:10.0.0.5, ::ffff:127.0.0.1, ::10.0.0.6, not ::ffff:10.0.0.9"
+    assert expected in said, said

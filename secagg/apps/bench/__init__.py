@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -41,33 +43,84 @@ def emit(
     JSON on stdout with ``--out`` too: pipelines read it there."""
     text = json.dumps(result, indent=2)
     if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        write_text(out, text + "\n")
         if file_only:
             echo(f"wrote {out} ({headline(result)})")
             return
     echo(text)
 
 
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: into a temporary file beside it,
+    flushed, then renamed over it (an :class:`OSError` leaves an earlier ``path`` as it
+    was and no temporary file). A path that exists and is no regular file (``/dev/stdout``
+    in a pipeline, a FIFO) is written in place: a rename would replace the device.
+
+    Why: ``open(path, "w")`` truncated an earlier result first, so a full disk at the end
+    of a grid that ran for an hour left a half-written JSON where the last good one was
+    (review, 2026-12-05)."""
+    import stat
+    import tempfile
+
+    # a link (latest.json -> runs/dp.json) keeps naming its file: the rename goes there
+    path = os.path.realpath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(temporary, stat.S_IMODE(mode))  # as the file it replaces
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)  # as open(path, "w") would have made it
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 def headline(result: dict[str, Any]) -> str:
-    """``masking: 4 cells in 12.3 s; targets met: 2 of 3``: what a run's JSON holds, in
-    short: its benchmark, how many cells (or rounds) it measured, its wall time and,
-    when it judges targets, how many it met. Counts only: every figure is in the file."""
+    """``masking: 4 cells (1 aborted) in 12.3 s; targets met: 2 of 3``: what a run's JSON
+    holds, in short: its benchmark, how many cells (or rounds) it measured and how many
+    of them did not complete, its wall time and, when it judges targets (and growth
+    slopes), how many it met. Counts only: every figure is in the file."""
     name = str(result.get("benchmark", "benchmark"))
     label = "cells" if "cells" in result else "rounds"
     rows = result.get(label)
     counted = (
         f"{len(rows)} {label[:-1] if len(rows) == 1 else label}" if isinstance(rows, list) else ""
     )
+    if counted and isinstance(rows, list):
+        # a cell that did not complete is said: the terminal shows nothing else of it
+        # (the masking grid's aborted cells read as measured; review, 2026-12-05)
+        statuses = Counter(
+            str(row["status"])
+            for row in rows
+            if isinstance(row, dict) and "status" in row and row["status"] != "complete"
+        )
+        if statuses:
+            counted += f" ({', '.join(f'{n} {status}' for status, n in sorted(statuses.items()))})"
     seconds = result.get("seconds")
     timed = f"{seconds:.1f} s" if isinstance(seconds, int | float) else ""
     said = " in ".join(part for part in (counted, timed) if part)
-    targets = result.get("targets")
-    if isinstance(targets, list) and targets:
-        met = sum(
-            1 for target in targets if isinstance(target, dict) and target.get("pass") is True
-        )
-        said += f"; targets met: {met} of {len(targets)}"
+    for key, what in (("targets", "targets met"), ("growth", "growth slopes within target")):
+        verdicts = result.get(key)
+        if isinstance(verdicts, list) and verdicts:
+            met = sum(1 for each in verdicts if isinstance(each, dict) and each.get("pass") is True)
+            said += f"; {what}: {met} of {len(verdicts)}"
     return f"{name}: {said}" if said else name
 
 
