@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -60,7 +59,9 @@ def write_text(path: str, text: str) -> None:
     of a grid that ran for an hour left a half-written JSON where the last good one was
     (review, 2026-12-05)."""
     import stat
-    import tempfile
+    from pathlib import Path
+
+    from secagg.durable import write_atomically
 
     # a link (latest.json -> runs/dp.json) keeps naming its file: the rename goes there
     path = os.path.realpath(path)
@@ -72,24 +73,15 @@ def write_text(path: str, text: str) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(temporary, stat.S_IMODE(mode))  # as the file it replaces
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)  # as open(path, "w") would have made it
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    if mode is not None:
+        file_mode = stat.S_IMODE(mode)  # as the file it replaces
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        file_mode = 0o666 & ~umask  # as open(path, "w") would have made it
+    # the project's one atomic writer: temporary file beside it, fsync, rename, fsync
+    # of the folder (a missing folder is the caller's mistake, not created here)
+    write_atomically(Path(path), text.encode("utf-8"), mode=file_mode, make_folder=False)
 
 
 def headline(result: dict[str, Any]) -> str:
