@@ -22,14 +22,22 @@ step removes its temporary file and leaves ``path`` as it was.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SECRET_FILE_MODE", "write_atomically", "write_json_atomically"]
+__all__ = [
+    "SECRET_FILE_MODE",
+    "LockTimeout",
+    "exclusive_lock",
+    "write_atomically",
+    "write_json_atomically",
+]
 
 #: owner read and write only: the mode of every file that holds a secret or a key
 #: holder's state (a record others could read tells them which rounds were decrypted)
@@ -80,3 +88,46 @@ def write_json_atomically(
     it was."""
     encoded = json.dumps(data, separators=(",", ":")).encode("utf-8")
     write_atomically(path, encoded, mode=mode, make_folder=make_folder)
+
+
+class LockTimeout(TimeoutError):
+    """:func:`exclusive_lock` waited its ``timeout`` for a lock another process holds."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    path: Path, *, timeout: float = 10.0, make_folder: bool = True
+) -> Iterator[None]:
+    """Hold an exclusive advisory lock (:func:`fcntl.flock`) on ``path`` while the block
+    runs; ``path`` is created (0600) if missing and left in place (an empty file).
+
+    Why: a file re-read before it is written over (a key holder's record, a branch's
+    mark) still let two processes over it both read the old contents, both pass the
+    check and both write, in the milliseconds between the read and the rename (the
+    temporary file's fsync): each then released the same round. Read, check and write
+    under this lock are one step for every process that takes it. The lock is on a file
+    of its own beside the one it guards (``<file>.lock``): a rename replaces the guarded
+    file's inode, and a lock on the old one would guard nothing.
+
+    The wait is bounded (``timeout`` seconds, polled): a process that holds the lock
+    for longer than a read and a write is hung, and waiting for it would hang this one
+    too. Raises :class:`LockTimeout` (a :class:`TimeoutError`, an :class:`OSError`) then, or the
+    :class:`OSError` of opening ``path``."""
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, SECRET_FILE_MODE)
+    try:
+        give_up = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    raise LockTimeout(
+                        f"{path} is locked by another process for over {timeout:g} s"
+                    ) from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases its lock

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secagg.durable import write_json_atomically
+from secagg.durable import LockTimeout, exclusive_lock, write_json_atomically
 from secagg.errors import ConfigurationError, ProtocolError, WrongRound, closest_spelling
 
 if TYPE_CHECKING:
@@ -365,9 +365,26 @@ class DecryptionRecord:
         """Record one decryption of ``round_number``; the file is on disk when this returns."""
         rounds, count = [*self.rounds, round_number], self.decryptions + 1
         if self.path is not None:
-            self._refuse_if_changed(self.path, round_number)
-            write_json_atomically(
-                self.path,
-                {"version": _STATE_VERSION, "decryptions": count, "rounds": rounds},
-            )
+            # the re-read, the check and the write as one step for every process over the
+            # file (a lock beside it): re-read alone, two processes both read the old
+            # record in the milliseconds before either's rename, and both released the
+            # round (review, 2026-12-05)
+            try:
+                with exclusive_lock(lock_path(self.path)):
+                    self._refuse_if_changed(self.path, round_number)
+                    write_json_atomically(
+                        self.path,
+                        {"version": _STATE_VERSION, "decryptions": count, "rounds": rounds},
+                    )
+            except LockTimeout as exc:
+                raise StateChanged(
+                    f"round {round_number} refused: {exc}: another key holder process "
+                    "uses the state file (run one key holder per key)"
+                ) from None
         self.rounds, self.decryptions = rounds, count
+
+
+def lock_path(state: Path) -> Path:
+    """The lock a key holder takes while it re-reads and writes its record ``state``:
+    ``<state>.lock`` beside it (:func:`~secagg.durable.exclusive_lock`)."""
+    return state.with_name(state.name + ".lock")

@@ -32,7 +32,7 @@ import json
 import os
 from pathlib import Path
 
-from secagg.durable import write_json_atomically
+from secagg.durable import LockTimeout, exclusive_lock, write_json_atomically
 from secagg.errors import ConfigurationError
 
 #: the format of the state file; any other is refused, never guessed
@@ -97,7 +97,26 @@ class RoundMark:
         Raises :class:`BranchStateError` (the mark unchanged) when the file cannot be
         written, or no longer holds the mark this process last wrote: another process
         of this branch wrote it (each would otherwise overwrite the other's mark, and
-        the file could go back below a round one of them ran), or it was replaced."""
+        the file could go back below a round one of them ran), or it was replaced.
+
+        The re-read, the check and the write are one step under a lock beside the file
+        (``<state>.lock``): re-read alone, two processes given the same start at once
+        both read the old mark before either's rename, and both trained the round."""
+        lock = self.path.with_name(self.path.name + ".lock")
+        try:
+            with exclusive_lock(lock, make_folder=False):
+                self._advance(number)
+        except LockTimeout as exc:
+            raise BranchStateError(
+                f"{self.path}: {exc}: another process of {self.branch!r} uses the same "
+                "state file; stopping rather than take a round it may be taking"
+            ) from None
+        except OSError as exc:  # the lock file cannot be made: nothing is written
+            raise BranchStateError(
+                f"{self.path}: cannot lock this branch's state ({_one_line(exc)})"
+            ) from None
+
+    def _advance(self, number: int) -> None:
         if not self.path.exists():
             raise BranchStateError(
                 f"{self.path}: the state file is gone (this branch process last recorded "

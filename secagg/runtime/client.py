@@ -564,8 +564,13 @@ class FederationClient:
             raise ConfigurationError("the training hook returned NaN or infinite values")
         update = Mechanism(start.clip, report_unclipped=start.report_unclipped).prepare(update)
         update = self._within_bound(update, bound)
+        # the round is this branch's round in flight only once its session took the input:
+        # taken before, a refusal of it read as a replayed start of the round in flight
+        # (no leave: the server waited out the phase for the branch) and a failure left
+        # the branch in a round it had said it left (review, 2026-12-05)
+        payloads = session.set_input(update)
         self._round, self._session = start.round, session
-        self._send(start.round, session.set_input(update))
+        self._send(start.round, payloads)
 
     def _begin(self, start: RoundStart) -> None:
         """Take ``start``'s round as this branch's round, once it is checked: recorded in

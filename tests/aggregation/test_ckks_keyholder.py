@@ -47,6 +47,7 @@ from secagg.aggregation.keyholder_policy import (
     RoundAlreadyServed,
     StateChanged,
     WrongDimension,
+    lock_path,
     noise_floor,
     plausible_range,
 )
@@ -211,7 +212,8 @@ def test_keyholder_state_survives_restart(tmp_path: Path) -> None:
     for number in (1, 2):
         first.handle(_round(first, round_number=number)[1], round_number=number)
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    assert list(state.parent.iterdir()) == [state]  # no temporary file left behind
+    # no temporary file left behind: the record and the lock its commits take
+    assert sorted(state.parent.iterdir()) == [state, lock_path(state)]
     again = KeyHolderSession(policy)  # a restart: a new key, the same record
     assert again.decryptions == 2 and again.record.rounds == [1, 2]
     with pytest.raises(RoundAlreadyServed):  # the restart remembers: refused when opened

@@ -15,11 +15,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from _endpoints import SentMessages
 
 from secagg.aggregation import encode_spec, get_backend
-from secagg.aggregation.masking import MaskingBackend
+from secagg.aggregation.masking import MaskingBackend, MaskingClient
 from secagg.aggregation.policy import BranchPolicy
+from secagg.errors import InvalidMessage
 from secagg.runtime.client import FederationClient
 from secagg.runtime.wire import Leave, Relay, RoundEnd, RoundStart, encode_message
 from secagg.transport.framing import MessageTooLarge
@@ -256,3 +258,34 @@ def test_a_replayed_start_of_the_round_in_flight_sends_no_leave() -> None:
     assert [m for m in outbox.sent if isinstance(m, Leave)] == [
         Leave(6, "could not take part (MalformedMessage)")
     ]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [InvalidMessage("the update is not the round's"), RuntimeError("the library failed")],
+    ids=["refused", "raised"],
+)
+def test_an_input_its_own_session_refuses_makes_the_branch_leave_the_round(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """The branch trained, then its protocol session refused (or failed on) its input:
+    nothing of the update left. The branch had taken the round in flight before
+    ``set_input`` ran, so a refusal was read as a replayed start of the round in flight
+    (no leave: the server waited out the phase for it) and a failure sent a leave but
+    stayed in the round, its end counted completed when the others completed it."""
+
+    def refuse(self: MaskingClient, update: np.ndarray) -> list[bytes]:
+        raise error
+
+    monkeypatch.setattr(MaskingClient, "set_input", refuse)
+    outbox = SentMessages()
+    client = FederationClient(NAME, lambda m: np.full_like(m, 0.1), outbox)
+    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0, deadline=60.0)))
+    leaves = [m for m in outbox.sent if isinstance(m, Leave)]
+    assert [m.round for m in leaves] == [7] and type(error).__name__ in leaves[0].reason
+    assert client._session is None and client._round is None
+    assert not [m for m in outbox.sent if isinstance(m, Relay)]
+    client.handle(encode_message(Relay(7, b"the round's setup, sent before the leave")))
+    client.handle(encode_message(RoundEnd(7, True, "")))
+    stats = client.stats
+    assert (stats.rounds_completed, stats.rounds_left, stats.refused_messages) == (0, 1, 1)
