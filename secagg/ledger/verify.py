@@ -1641,7 +1641,9 @@ def verify_ledger(
     after = None
     if prior is not None and prior.ok and prior.head_hash is not None:
         after = (prior.offset + len(prior.rows), prior.head_hash)
-    chain = read_chain(path, public_key, after=after)
+    # the prior's rows too: an archive copied after the live file was pruned to a later
+    # row overlaps it, and rows both hold byte for byte are read once (chain.read_chain)
+    chain = read_chain(path, public_key, after=after, shared=() if prior is None else prior.rows)
     joined = None if prior is None else _prior_problem(prior, chain, str(prior_ledger))
     if joined is not None:
         return AuditResult(dataclasses.replace(chain, failure=joined), first_round=first_round)
@@ -1926,6 +1928,17 @@ def verify_ledger(
             f"{span} replayed from the prior ledger {prior_ledger} ({len(prior_rows)} rows, "
             f"head {prior.head if prior is not None else None}): every epsilon here is the "
             f"federation's from round {first_round} on, {span} included"
+        )
+    if chain.shared:
+        shared = (
+            f"row {chain.offset}"
+            if chain.shared == 1
+            else (f"rows {chain.offset - chain.shared + 1}-{chain.offset}")
+        )
+        result.notes.append(
+            f"{shared} of this file {'is' if chain.shared == 1 else 'are'} in the prior "
+            f"ledger {prior_ledger} too, byte for byte (an archive copied after this file "
+            "was pruned to a later row): read once, as the prior ledger's"
         )
     excluded = result.excluded_rounds
     if excluded is not None:
