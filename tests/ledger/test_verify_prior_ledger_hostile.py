@@ -5,8 +5,9 @@ be wrong must fail, naming the file that is wrong: not a ledger at all (the fail
 blamed the ledger being verified), the ledger itself again (a same-file mistake read
 as "round 1 goes back from round 6"), an archive that overlaps the tail (read "rows
 between them are in neither"; since the review's item 6 its rows shared byte for byte
-are read once, and a shared row that differs fails), a prior row that fails (named no file), and the earlier
-rounds of another federation signed by the same key (verified).
+are read once, and a shared row that differs fails), a prior row that fails (named
+no file), and the earlier rounds of another federation signed by the same key
+(verified).
 """
 
 from __future__ import annotations
