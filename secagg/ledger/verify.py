@@ -184,6 +184,7 @@ class AuditResult:
     #: cohort drawn from the config's seed; every one of them is in ``seeded`` too
     seeded_sampling: list[tuple[int, Any]] = field(default_factory=list)
     unrecorded: int = 0  # rows older than the noise_seeded field (row version < 2)
+    unrecorded_prior: int = 0  # how many of them are the prior ledger's
     #: ledgers whose central rows claim amplification by sampling (written before
     #: 2026-12-03): the epsilon of their central rounds charged to every client,
     #: unamplified, which is what holds against the cohorts' own members
@@ -318,6 +319,14 @@ class AuditResult:
             else self._whose(self.checked_against_config, self.checked_against_config_prior)
         )
         return f"{self.checked_against_config} DP rows{whose} match"
+
+    def unrecorded_line(self) -> str:
+        """``N rows`` without the noise_seeded field (with the split beside a prior
+        ledger, as above: the count covers both files' rows)."""
+        whose = (
+            "" if self.prior_ledger is None else self._whose(self.unrecorded, self.unrecorded_prior)
+        )
+        return f"{self.unrecorded} rows{whose}"
 
     def without_sampling_line(self) -> str:
         """``N client-level rows`` (with the split beside a prior ledger, as above)."""
@@ -1779,6 +1788,7 @@ def verify_ledger(
             return result
         if seeded is None:
             result.unrecorded += 1
+            result.unrecorded_prior += 0 if mine else 1
         elif seeded and dp:
             result.seeded.append((row.seq, row.entry.get("round", row.seq)))
         elif seeded:

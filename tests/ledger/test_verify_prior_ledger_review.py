@@ -199,3 +199,21 @@ def test_a_head_kept_from_the_prior_ledger_is_found_in_it(tmp_path: Path) -> Non
     failure = str(other.first_failure)
     assert not other.ok and "is not the head you expected" in failure
     assert f"nor is it in the prior ledger {prior}" in failure
+
+
+def test_the_noise_seeded_note_says_which_rows_it_counts(tmp_path: Path) -> None:
+    """The prior ledger's rows 1-3 predate the noise_seeded field (this file's do not):
+    the note read "3 rows predate the noise_seeded field" beside "3 rows (after the
+    prior ledger's 3)", as if this file's rows were the old ones."""
+    rows, _ = central_client_rows(COHORTS, Z, DELTA)
+    old = [{k: v for k, v in row.items() if k != "noise_seeded"} for row in rows[:SPLIT]]
+    prior, key = write_ledger(tmp_path / "rounds-1-3.ledger", old)
+    tail, _ = write_ledger(tmp_path / "rounds-4-6.ledger", rows[SPLIT:], key)
+    args = ["audit", "verify", str(tail), "--pubkey", _pub(tmp_path, key)]
+    args += ["--prior-ledger", str(prior)]
+    status, out, err = _cli(*args)
+    assert status == 0, err
+    assert "note: 3 rows (0 of this file, 3 of the prior ledger) predate the noise_seeded" in out
+    payload = json.loads(_cli(*args, "--json")[1])
+    assert payload["rows_without_noise_seeded"] == 3
+    assert payload["rows_without_noise_seeded_prior_ledger"] == 3

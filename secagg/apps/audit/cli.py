@@ -368,6 +368,7 @@ def verify(
         "released_without_dp": result.released_without_dp,
         "not_private": reasons,
         "rows_without_noise_seeded": result.unrecorded,
+        "rows_without_noise_seeded_prior_ledger": result.unrecorded_prior,
         "rows_without_sampling": result.without_sampling,
         "rows_without_sampling_prior_ledger": result.without_sampling_prior,
         "notes": result.notes,
@@ -446,7 +447,7 @@ def verify(
                 click.echo(f"NOT PRIVATE: {reasons[-1]}")
         if result.unrecorded:
             click.echo(
-                f"note: {result.unrecorded} rows predate the noise_seeded field (ledger row "
+                f"note: {result.unrecorded_line()} predate the noise_seeded field (ledger row "
                 "version 1): whether their noise was seeded is not recorded"
             )
         if result.without_sampling:
