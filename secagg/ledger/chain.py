@@ -38,9 +38,9 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +346,9 @@ class ChainRow:
     seq: int
     entry: dict[str, Any]
     hash: str = ""  # the row's chain hash (a head is ``seq:hash`` of the last row)
+    #: the row's signature as stored (hex): an archive and a pruned tail that both hold
+    #: a row must hold it byte for byte (see :func:`read_chain`'s ``shared``)
+    signature: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -361,6 +364,10 @@ class ChainReport:
     #: begins at its genesis; N for the tail of a chain whose rows 1..N were archived
     #: (:func:`read_chain`'s ``after``), its first row then being N + 1
     offset: int = 0
+    #: rows this file holds that the prior ledger holds too, byte for byte (an archive
+    #: copied after the file was pruned to a later row): read once, as the prior's, and
+    #: not in :attr:`rows`; they are rows ``offset - shared + 1`` to ``offset``
+    shared: int = 0
 
     @property
     def ok(self) -> bool:
@@ -545,6 +552,7 @@ def read_chain(
     *,
     after: tuple[int, str] | None = None,
     prior: bool = False,
+    shared: Sequence[ChainRow] = (),
 ) -> ChainReport:
     """Check links, hashes, signatures and the signed head; stop at the first failure.
 
@@ -560,7 +568,14 @@ def read_chain(
 
     ``prior``: this file is itself a ``--prior-ledger``, which must begin at its genesis
     (priors do not chain): a tail then says so, not "pass the archive with
-    --prior-ledger", which the auditor just did."""
+    --prior-ledger", which the auditor just did.
+
+    ``shared``: the prior ledger's verified rows (with ``after``). An archive copied
+    after the live file was pruned to a later row holds rows this file holds too; each
+    such row here is checked like any other (link, hash, signature) and must also be
+    the archive's row byte for byte (same hash, which covers its number, link and
+    entry, and the same stored signature). It is then the archive's row, read once:
+    it is left out of the rows returned. A row that differs in any way is refused."""
     path = Path(path)
     if not path.exists():
         raise ConfigurationError(f"no ledger at {path}")
@@ -590,8 +605,13 @@ def read_chain(
     )
     if continues and after is not None:
         offset, prev = after
+    # an overlapping archive: this file begins at row ``start`` <= offset, inside it
+    kept = {row.seq: row for row in shared} if continues else {}
+    start = offset
+    if isinstance(first_seq, int) and first_seq - 1 in kept and first_seq <= offset:
+        start, prev = first_seq - 1, kept[first_seq - 1].hash
 
-    for index, (seq, entry_text, prev_hash, digest, signature) in enumerate(rows, start=offset + 1):
+    for index, (seq, entry_text, prev_hash, digest, signature) in enumerate(rows, start=start + 1):
         where = f"row {index} (seq {seq})"
         if index == offset + 1 and seq != index and after is None:
             hint = (
@@ -624,6 +644,12 @@ def read_chain(
         if seq != index:
             return fail(
                 f"{where}: sequence number out of order: deleted, inserted or reordered rows", good
+            )
+        if index == start + 1 and start < offset and not hmac.compare_digest(str(prev_hash), prev):
+            return fail(
+                f"{where}: is in the prior ledger too (it holds rows to {offset}) but does "
+                f"not link to its row {start}: not the same chain",
+                good,
             )
         if index == offset + 1 and not hmac.compare_digest(str(prev_hash), prev):
             return fail(
@@ -669,7 +695,22 @@ def read_chain(
             return fail(
                 f"{where}: the signature does not verify: signed by another key or forged", good
             )
-        good.append(ChainRow(seq, entry, str(digest)))
+        if index <= offset:
+            archived = kept.get(index)
+            if archived is None or not (
+                hmac.compare_digest(archived.hash, str(digest))
+                and hmac.compare_digest(archived.signature, str(signature))
+            ):
+                return fail(
+                    f"{where}: is in the prior ledger too (it holds rows to {offset}) but "
+                    "differs from the prior ledger's row "
+                    f"{index}: a row both files hold must be the same, byte for byte "
+                    "(rewritten and re-signed in one of them)",
+                    good,
+                )
+            prev = digest  # the archive's row: replayed from there, not twice
+            continue
+        good.append(ChainRow(seq, entry, str(digest), str(signature)))
         prev = digest
     if len(head) != 1 and not rows:
         # an empty ledger is born with a signed genesis head: this one predates them
@@ -690,10 +731,10 @@ def read_chain(
         return fail("the head's signature does not verify", good)
     # with no rows, ``prev`` is the genesis hash: the head must be the genesis head
     # (the tail of an archived chain: the head counts the archived rows too)
-    if int(head_seq) != offset + len(rows) or not hmac.compare_digest(str(head_hash), prev):
+    if int(head_seq) != start + len(rows) or not hmac.compare_digest(str(head_hash), prev):
         return fail(
             f"the signed head says {head_seq} rows ending in {head_hash[:16]}…, the "
-            f"file has {offset + len(rows)}: rows were truncated or appended without the key",
+            f"file has {start + len(rows)}: rows were truncated or appended without the key",
             good,
         )
-    return ChainReport(good, key, head_hash, None, key_source, offset)
+    return ChainReport(good, key, head_hash, None, key_source, offset, offset - start)

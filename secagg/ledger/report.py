@@ -212,6 +212,16 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     label = "cumulative epsilon (worst branch)" if record else "cumulative epsilon"
     # a marker per round draws as a solid band once rounds outnumber pixels
     marker = "o" if len(points) <= _BARS_UP_TO else None
+    start = _prior_point(result)
+    if start is not None:
+        # the prior ledger's spend, where this file's rounds begin from: the curve drawn
+        # from this file's first round alone hid that it starts above 0 (review 2026-12-05)
+        points.insert(0, start)
+        label += f" (from round {result.first_round}: the prior ledger's included)"
+        top.plot(
+            [start[0]], [start[1]], marker="s", linestyle="none", color="tab:gray",
+            label=f"prior ledger's spend (to round {start[0]})",
+        )  # fmt: skip
     top.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label)
     highest = max(p[1] for p in points)
     if budget is not None:
@@ -257,6 +267,17 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     return fig
 
 
+def _prior_point(result: AuditResult) -> tuple[int, float] | None:
+    """(the prior ledger's last round, its epsilon): the point this file's curve starts
+    from, or None without a prior ledger or when that epsilon or round plots nowhere."""
+    number, epsilon = result.prior_last_round, result.prior_epsilon
+    if not result.prior_rows or not isinstance(number, int) or isinstance(number, bool):
+        return None
+    if abs(number) > _PLOTTED_ROUNDS or epsilon is None or not _finite(epsilon):
+        return None
+    return number, float(epsilon)
+
+
 def _as_float(value: Any) -> float | None:
     """An epsilon as a float (``"inf"`` and an integer too large for a float are
     infinite); None for anything that is no number."""
@@ -288,6 +309,27 @@ def _plot(result: AuditResult, budget: float | None = None) -> bytes | None:
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _prior_held(result: AuditResult) -> str:
+    """The rows line's note of the rounds the prior ledger holds: the table and the
+    count are this file's only, and a note further up was all that said the epsilon
+    covers more (review 2026-12-05)."""
+    where = result.prior_rounds()
+    if where is None:
+        return ""
+    return (
+        f"; the earlier {where} are not listed here but counted in every epsilon (replayed first)"
+    )
+
+
+def _rounds_covered(result: AuditResult, own: int) -> str:
+    """`` (rounds 1-6: 3 rows of this ledger after rounds 1-3 ... of the prior ledger)``:
+    how many rounds the epsilon covers and where they are; empty without a prior."""
+    where = result.prior_rounds()
+    if where is None:
+        return ""
+    return f" (of {own + result.prior_rows} rows: {own} of this ledger after {where})"
 
 
 def _cap(result: AuditResult, budget: float | None, spent: Any) -> str:
@@ -560,7 +602,7 @@ def build_report(
         status = f"**VERIFIED**: every row is linked, signed by the ledger key and {claims}."
     if result.ok and expected is not None:
         status += (
-            f" {result.checked_against_config} DP rows match the federation config's delta, "
+            f" {result.config_rows_line()} the federation config's delta, "
             "unit, mechanism and sampling."
         )
     if result.ok and result.seeded:
@@ -607,7 +649,8 @@ def build_report(
         f"- rows: {len(rows)}; complete rounds: "
         f"{sum(e.get('status') == 'complete' for e in rows)}; aborted: "
         f"{sum(e.get('status') == 'aborted' for e in rows)}"
-        + (f" ({never_ran} before they ran: too few sampled or connected)" if never_ran else ""),
+        + (f" ({never_ran} before they ran: too few sampled or connected)" if never_ran else "")
+        + _prior_held(result),
     ]
     # a ledger begun afresh with no round yet: the prior ledger's rows describe the
     # federation (it read "No round carries a DP block ... released without DP")
@@ -645,6 +688,7 @@ def build_report(
                     if result.excluded_rounds is None
                     else f" (rounds {result.first_round} on only: --first-round)"
                 )
+                + _rounds_covered(result, len(rows))
                 + f" at delta = {_cell(_object(last.get('privacy')).get('delta'))}{cap}"
             )
         else:  # "epsilon = - at delta = None" read as a number nobody could find
@@ -737,8 +781,14 @@ def build_report(
             f"- privacy unit: {dp.get('unit', 'none')}; mechanism: "
             f"{_cell(dp.get('mechanism', 'none'))}; accountant: {_cell(dp.get('accountant', '-'))}",
             f"- budget spent: epsilon = {_eps(result.prior_epsilon)} (the prior ledger's "
-            f"{result.prior_rows} rows: this ledger has no round yet) at delta = "
-            f"{_cell(result.prior_delta)}{_cap(result, budget, result.prior_epsilon)}",
+            f"{result.prior_rows} rows: this ledger has no round yet) "
+            + (
+                f"at delta = {_cell(result.prior_delta)}"
+                if _as_float(result.prior_delta) is not None
+                # an epsilon read without its delta looked complete ("at delta = -")
+                else "at a delta not recorded (the prior ledger's last row holds none)"
+            )
+            + _cap(result, budget, result.prior_epsilon),
         ]
     png = _plot(result, budget)  # None when no row claims a finite epsilon
     lines += ["", "## How to read this", "", *_reading_guide(dp, plotted=png is not None)]

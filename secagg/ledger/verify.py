@@ -184,6 +184,7 @@ class AuditResult:
     #: cohort drawn from the config's seed; every one of them is in ``seeded`` too
     seeded_sampling: list[tuple[int, Any]] = field(default_factory=list)
     unrecorded: int = 0  # rows older than the noise_seeded field (row version < 2)
+    unrecorded_prior: int = 0  # how many of them are the prior ledger's
     #: ledgers whose central rows claim amplification by sampling (written before
     #: 2026-12-03): the epsilon of their central rounds charged to every client,
     #: unamplified, which is what holds against the cohorts' own members
@@ -197,10 +198,14 @@ class AuditResult:
     #: some row has a DP block or the config given has DP. False: the federation ran
     #: without DP, so its rows claim no epsilon and "cumulative epsilon" means nothing
     dp_claimed: bool = False
-    #: DP rows checked against the expected config (0 without one)
+    #: DP rows checked against the expected config (0 without one), the prior ledger's
+    #: included: :attr:`checked_against_config_prior` of them are the prior's
     checked_against_config: int = 0
-    #: client-level DP rows without a ``dp.sampling`` record (older rows): kind unchecked
+    checked_against_config_prior: int = 0
+    #: client-level DP rows without a ``dp.sampling`` record (older rows): kind unchecked;
+    #: the prior ledger's included, :attr:`without_sampling_prior` of them
     without_sampling: int = 0
+    without_sampling_prior: int = 0
     #: informational lines (parameters that differ from the config, replayed as recorded)
     notes: list[str] = field(default_factory=list)
     #: record-level ledgers: each branch's (identity hash) latest re-derived epsilon
@@ -238,6 +243,9 @@ class AuditResult:
     #: what holds when this file has no rows yet (a ledger just begun afresh)
     prior_epsilon: float | None = None
     prior_delta: float | None = None
+    #: the prior ledger's last round number: where its spend ends (the report's plot
+    #: starts there, and its text names rounds first_round..this)
+    prior_last_round: Any = None
     #: the prior ledger's last DP block: what describes the federation in a report of a
     #: ledger with no row yet
     prior_dp: dict[str, Any] | None = None
@@ -295,6 +303,48 @@ class AuditResult:
         """``rounds 1-4`` (``round 1``): the rounds before :attr:`first_round`, which this
         ledger's epsilon does not cover; None when it begins at round 1."""
         return _rounds_before(self.first_round)
+
+    @staticmethod
+    def _whose(total: int, prior: int) -> str:
+        """`` (M of this file, K of the prior ledger)``: which rows a count covers."""
+        return f" ({total - prior} of this file, {prior} of the prior ledger)"
+
+    def config_rows_line(self) -> str:
+        """``N DP rows match`` with, beside a prior ledger, how many are this file's and
+        how many the prior's. Why: the count covers both, and next to "3 rows (after
+        the prior ledger's 3)" a bare 6 read as this file's."""
+        whose = (
+            ""
+            if self.prior_ledger is None
+            else self._whose(self.checked_against_config, self.checked_against_config_prior)
+        )
+        return f"{self.checked_against_config} DP rows{whose} match"
+
+    def unrecorded_line(self) -> str:
+        """``N rows`` without the noise_seeded field (with the split beside a prior
+        ledger, as above: the count covers both files' rows)."""
+        whose = (
+            "" if self.prior_ledger is None else self._whose(self.unrecorded, self.unrecorded_prior)
+        )
+        return f"{self.unrecorded} rows{whose}"
+
+    def without_sampling_line(self) -> str:
+        """``N client-level rows`` (with the split beside a prior ledger, as above)."""
+        whose = (
+            ""
+            if self.prior_ledger is None
+            else self._whose(self.without_sampling, self.without_sampling_prior)
+        )
+        return f"{self.without_sampling} client-level rows{whose}"
+
+    def prior_rounds(self) -> str | None:
+        """``rounds 1-3 (3 rows) of the prior ledger P``: where the rounds this file does
+        not hold but every epsilon here counts are; None without a prior ledger's rows."""
+        if not self.prior_rows:
+            return None
+        first, last = self.first_round, self.prior_last_round
+        span = f"round {first}" if first == last else f"rounds {first}-{last}"
+        return f"{span} ({self.prior_rows} rows) of the prior ledger {self.prior_ledger}"
 
     @property
     def first_failure(self) -> str | None:
@@ -1474,13 +1524,25 @@ def _split_hint(
     ledger, that its rounds were replayed (the claim is not below them by accident of
     this file); with ``--first-round`` alone, that a claim above the replay may count the
     earlier rounds, which only their ledger lets verify replay. Empty otherwise."""
-    if result.prior_ledger is not None and mine:
-        return (
-            f" (rounds {result.first_round} to {result.first_round + result.prior_rows - 1} "
-            f"replayed from the prior ledger {result.prior_ledger})"
-            if result.prior_rows
-            else ""
+    if result.prior_ledger is not None:
+        # with --first-round N too, rounds 1 to N-1 are in neither file: every claim is
+        # held to the replay of rounds N on only, which the hint must not hide
+        excluded = result.excluded_rounds
+        dropped = (
+            None
+            if excluded is None
+            else f"{excluded} excluded (--first-round {result.first_round}): in neither "
+            "ledger, so a claim that counts them fails here; a prior ledger from round 1, "
+            "without --first-round, replays them"
         )
+        replayed = (
+            f"rounds {result.first_round} to {result.first_round + result.prior_rows - 1} "
+            f"replayed from the prior ledger {result.prior_ledger}"
+            if mine and result.prior_rows
+            else None
+        )
+        said = [part for part in (replayed, dropped) if part is not None]
+        return f" ({'; '.join(said)})" if said else ""
     if (
         result.prior_ledger is None
         and result.first_round > 1
@@ -1588,7 +1650,9 @@ def verify_ledger(
     after = None
     if prior is not None and prior.ok and prior.head_hash is not None:
         after = (prior.offset + len(prior.rows), prior.head_hash)
-    chain = read_chain(path, public_key, after=after)
+    # the prior's rows too: an archive copied after the live file was pruned to a later
+    # row overlaps it, and rows both hold byte for byte are read once (chain.read_chain)
+    chain = read_chain(path, public_key, after=after, shared=() if prior is None else prior.rows)
     joined = None if prior is None else _prior_problem(prior, chain, str(prior_ledger))
     if joined is not None:
         return AuditResult(dataclasses.replace(chain, failure=joined), first_round=first_round)
@@ -1639,6 +1703,18 @@ def verify_ledger(
             # the archived rows, and the chain it belongs to is the two files together
             anchored = dataclasses.replace(chain, rows=prior_rows + chain.rows, offset=0)
         result.anchor = check_expected_head(anchored, expect_head)
+        if result.anchor.failure is not None and prior is not None and not chain.offset:
+            # begun afresh: a head kept from the prior ledger (when it was the live one) is
+            # in that ledger, not this one, and "rewritten and re-signed" was the wrong
+            # reason; found there, every row after it in either file was appended since
+            in_prior = check_expected_head(prior, expect_head)
+            if in_prior.ok:
+                result.anchor = AnchorCheck(None, grown_by=in_prior.grown_by + len(chain.rows))
+            else:
+                result.anchor = AnchorCheck(
+                    f"{result.anchor.failure}; nor is it in the prior ledger {prior_ledger} "
+                    f"(head {prior.head}): {in_prior.failure}"
+                )
         if result.anchor.failure is not None:
             result.failure = result.anchor.failure
             return result
@@ -1688,6 +1764,7 @@ def verify_ledger(
                 if problem is None and expected is not None:
                     problem = _check_against(dp, expected)
                     result.checked_against_config += 1
+                    result.checked_against_config_prior += 0 if mine else 1
                 if problem is not None:
                     result.failure = f"{where}: {problem}"
                     return result
@@ -1698,6 +1775,7 @@ def verify_ledger(
                     unamplified.add(dp)
                 if dp.get("unit") == "client" and not isinstance(dp.get("sampling"), dict):
                     result.without_sampling += 1
+                    result.without_sampling_prior += 0 if mine else 1
                 elif _amplified(dp):
                     cohort_seeded = sampling_seeded(dp)
                     if cohort_seeded is None:
@@ -1710,6 +1788,7 @@ def verify_ledger(
             return result
         if seeded is None:
             result.unrecorded += 1
+            result.unrecorded_prior += 0 if mine else 1
         elif seeded and dp:
             result.seeded.append((row.seq, row.entry.get("round", row.seq)))
         elif seeded:
@@ -1721,6 +1800,7 @@ def verify_ledger(
             figures = [f for f in (claimed, recomputed) if f is not None]
             result.prior_epsilon = max(figures) if figures else None
             result.prior_delta = (row.entry.get("privacy") or {}).get("delta")
+            result.prior_last_round = row.entry.get("round")
             result.prior_dp = dp if isinstance(dp, dict) else result.prior_dp
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
@@ -1858,6 +1938,17 @@ def verify_ledger(
             f"{span} replayed from the prior ledger {prior_ledger} ({len(prior_rows)} rows, "
             f"head {prior.head if prior is not None else None}): every epsilon here is the "
             f"federation's from round {first_round} on, {span} included"
+        )
+    if chain.shared:
+        shared = (
+            f"row {chain.offset}"
+            if chain.shared == 1
+            else (f"rows {chain.offset - chain.shared + 1}-{chain.offset}")
+        )
+        result.notes.append(
+            f"{shared} of this file {'is' if chain.shared == 1 else 'are'} in the prior "
+            f"ledger {prior_ledger} too, byte for byte (an archive copied after this file "
+            "was pruned to a later row): read once, as the prior ledger's"
         )
     excluded = result.excluded_rounds
     if excluded is not None:

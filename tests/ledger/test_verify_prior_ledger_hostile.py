@@ -4,12 +4,15 @@ The prior ledger is a second input an operator hands the auditor, so every way i
 be wrong must fail, naming the file that is wrong: not a ledger at all (the failure
 blamed the ledger being verified), the ledger itself again (a same-file mistake read
 as "round 1 goes back from round 6"), an archive that overlaps the tail (read "rows
-between them are in neither"), a prior row that fails (named no file), and the earlier
-rounds of another federation signed by the same key (verified).
+between them are in neither"; since the review's item 6 its rows shared byte for byte
+are read once, and a shared row that differs fails), a prior row that fails (named
+no file), and the earlier rounds of another federation signed by the same key
+(verified).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -55,6 +58,7 @@ def _pruned(tmp_path: Path, archived_after: int, deleted_upto: int) -> tuple[Pat
             ledger.append(row)
     finally:
         ledger.close()
+    shutil.copyfile(live, tmp_path / "whole.ledger")  # the six rows before the pruning
     db = sqlite3.connect(live)
     db.execute("DELETE FROM ledger WHERE seq <= ?", (deleted_upto,))
     db.commit()
@@ -109,20 +113,65 @@ def test_the_ledger_itself_as_its_prior_is_a_usage_error(tmp_path: Path, linked:
     assert status == 2 and "--prior-ledger" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize(("archived_after", "deleted_upto"), [(4, 3), (3, 2)])
-def test_an_archive_that_overlaps_the_tail_says_so(
+@pytest.mark.parametrize(("archived_after", "deleted_upto"), [(4, 3), (3, 2), (5, 1)])
+def test_an_archive_that_overlaps_the_tail_is_read_once(
     tmp_path: Path, archived_after: int, deleted_upto: int
 ) -> None:
     """An archive kept after round 4 beside a live file pruned of rows 1-3 (or kept
-    after round 3 while rows 1-2 were pruned) holds a row the tail holds too: it read
-    "rows between them are in neither"."""
+    after round 3 while rows 1-2 were pruned) holds rows the tail holds too, byte for
+    byte: one chain in two copies. It read "rows between them are in neither", then was
+    refused as overlapping; the shared rows are now read once, as the archive's, and
+    the epsilon is that of the six rounds, each counted once."""
     archive, live, key = _pruned(tmp_path, archived_after, deleted_upto)
+    whole = verify_ledger(live.with_name("whole.ledger"), key.public_key)
+    result = verify_ledger(live, key.public_key, prior_ledger=archive)
+    assert result.ok and result.private, result.first_failure
+    assert [r.seq for r in result.chain.rows] == list(range(archived_after + 1, 7))
+    assert result.chain.shared == archived_after - deleted_upto
+    assert result.epsilons[-1][1] == pytest.approx(whole.epsilons[-1][1], rel=1e-12)
+    first = deleted_upto + 1
+    span = f"row {first}" if first == archived_after else f"rows {first}-{archived_after}"
+    assert any(f"{span} of this file" in n and "read once" in n for n in result.notes)
+    status, out, err = _cli(
+        "audit", "verify", str(live), "--pubkey", _pub(tmp_path, key), "--prior-ledger",
+        str(archive), "--json",
+    )  # fmt: skip
+    assert status == 0, err
+    payload = json.loads(out)
+    assert payload["rounds_accounted"] == 6 and payload["epsilon"] == pytest.approx(
+        whole.epsilons[-1][1], rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("archived_after", [4, 5])
+def test_an_overlap_row_that_differs_is_refused(tmp_path: Path, archived_after: int) -> None:
+    """The archive's row 4 is not the live file's row 4 (rewritten and re-signed in one
+    of them, the rest of each chain intact): a row both files hold must be the same."""
+    rows = _rows()
+    archive, key = write_ledger(tmp_path / "archive.ledger", rows[:3])
+    live = tmp_path / "live.ledger"
+    shutil.copyfile(archive, live)
+    ledger = Ledger(archive, key)
+    try:
+        for row in rows[3:archived_after]:
+            ledger.append(row)
+    finally:
+        ledger.close()
+    ledger = Ledger(live, key)
+    try:
+        ledger.append(rows[3] | {"finished_at": rows[3]["finished_at"] + 1.0})
+        for row in rows[4:]:
+            ledger.append(row)
+    finally:
+        ledger.close()
+    db = sqlite3.connect(live)
+    db.execute("DELETE FROM ledger WHERE seq <= 3")
+    db.commit()
+    db.close()
     result = verify_ledger(live, key.public_key, prior_ledger=archive)
     assert not result.ok
-    failure = str(result.first_failure)
-    assert "in neither" not in failure
-    first = deleted_upto + 1
-    assert f"overlaps the prior ledger: rows {first}-{archived_after} are in both" in failure
+    assert "row 4 (seq 4): is in the prior ledger too" in str(result.first_failure)
+    assert "differs from the prior ledger's row 4" in str(result.first_failure)
 
 
 def test_a_failing_prior_row_names_the_prior_ledger(tmp_path: Path) -> None:

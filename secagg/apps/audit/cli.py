@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import sys
@@ -149,7 +150,15 @@ def _shown_claim(epsilon: float | None, delta: float | None) -> str:
     if epsilon is None:
         return "None"
     text = shown(epsilon, 3)
-    return text if delta is None else f"{text} at delta {shown(delta, 6, significant=True)}"
+    if delta is not None:
+        return f"{text} at delta {shown(delta, 6, significant=True)}"
+    # a finite epsilon without its delta is no complete claim: it printed as if it were
+    # (a prior ledger whose last row records no delta, review 2026-12-05)
+    return (
+        text
+        if math.isinf(epsilon)
+        else f"{text} (its delta is not recorded: the last row holds none)"
+    )
 
 
 #: ``secagg audit verify`` exit statuses (also in its --help and docs/audit.md)
@@ -349,14 +358,19 @@ def verify(
         "expected_head": expect_head,
         "grown_since_expected_head": None if anchor is None or not anchor.ok else anchor.grown_by,
         "config": config,
+        # both counts include the prior ledger's rows; "..._prior_ledger" says how many
+        # of them are its (0 without one): "rows" counts this file's only
         "rows_checked_against_config": result.checked_against_config,
+        "rows_checked_against_config_prior_ledger": result.checked_against_config_prior,
         "noise_seeded_rounds": [number for _, number in result.seeded],
         "rounds_without_dp": [number for _, number in result.unnoised],
         "amplified_rounds": [number for _, number in result.amplified],
         "released_without_dp": result.released_without_dp,
         "not_private": reasons,
         "rows_without_noise_seeded": result.unrecorded,
+        "rows_without_noise_seeded_prior_ledger": result.unrecorded_prior,
         "rows_without_sampling": result.without_sampling,
+        "rows_without_sampling_prior_ledger": result.without_sampling_prior,
         "notes": result.notes,
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
         # the delta "epsilon" holds at (the last row's), exact: the text line shows it
@@ -399,7 +413,7 @@ def verify(
             )
         if expected is not None:
             click.echo(
-                f"config {config}: {result.checked_against_config} DP rows match its delta, "
+                f"config {config}: {result.config_rows_line()} its delta, "
                 "unit, mechanism and sampling"
             )
         if result.per_client is not None:
@@ -433,12 +447,12 @@ def verify(
                 click.echo(f"NOT PRIVATE: {reasons[-1]}")
         if result.unrecorded:
             click.echo(
-                f"note: {result.unrecorded} rows predate the noise_seeded field (ledger row "
+                f"note: {result.unrecorded_line()} predate the noise_seeded field (ledger row "
                 "version 1): whether their noise was seeded is not recorded"
             )
         if result.without_sampling:
             click.echo(
-                f"note: {result.without_sampling} client-level rows predate the dp.sampling "
+                f"note: {result.without_sampling_line()} predate the dp.sampling "
                 "record: whether their cohort was Poisson-sampled is not recorded"
             )
         click.echo(f"head: {result.chain.head}")
