@@ -4,7 +4,9 @@ An epsilon means nothing without the delta it holds at: the text line has said
 ``cumulative epsilon 4.012 at delta 1e-05`` since 2026-12-05, but the JSON object a
 script reads carried ``"epsilon"`` alone. It now carries ``"delta"`` too, exact (the
 last row's, the one the cumulative epsilon holds at), and null where no epsilon is
-claimed.
+claimed. ``"delta_missing_reason"`` says why it is null (review 2026-12-05): "no
+epsilon claimed" and "an epsilon whose delta is not recorded" both read
+``"delta": null``, and a script had to look at ``"epsilon"`` to tell them apart.
 """
 
 from __future__ import annotations
@@ -29,11 +31,18 @@ def _rows(cohorts: list[tuple[str, str]], delta: float) -> tuple[list[dict], flo
     return rows, epsilon
 
 
-def _verify_json(tmp_path: Path, rows: list[dict]) -> dict:
-    path, key = write_ledger(tmp_path / "l.ledger", rows)
+def _verify_json(tmp_path: Path, rows: list[dict], prior: list[dict] | None = None) -> dict:
+    """``audit verify --json`` of a ledger of ``rows``, after a ``prior`` ledger (same
+    key) when one is given."""
+    key = None
+    extra: list[str] = []
+    if prior is not None:
+        before, key = write_ledger(tmp_path / "prior.ledger", prior)
+        extra = ["--prior-ledger", str(before)]
+    path, key = write_ledger(tmp_path / "l.ledger", rows, key)
     pub = export_public_key(key.public_key, tmp_path / "l.pub")
     result = CliRunner().invoke(
-        main, ["audit", "verify", str(path), "--pubkey", str(pub), "--json"]
+        main, ["audit", "verify", str(path), "--pubkey", str(pub), "--json", *extra]
     )
     return json.loads(result.stdout)
 
@@ -45,6 +54,7 @@ def test_json_gives_the_exact_delta_beside_the_epsilon(tmp_path: Path) -> None:
     assert payload["verdict"] == "VERIFIED", payload["first_failure"]
     assert payload["epsilon"] == epsilon
     assert payload["delta"] == delta
+    assert payload["delta_missing_reason"] is None
 
 
 def test_json_delta_is_the_last_rows(tmp_path: Path) -> None:
@@ -60,3 +70,19 @@ def test_json_delta_is_the_last_rows(tmp_path: Path) -> None:
 def test_json_delta_is_null_without_dp(tmp_path: Path) -> None:
     payload = _verify_json(tmp_path, [ledger_row(1, None, None, delta=None)])
     assert payload["epsilon"] is None and payload["delta"] is None
+    assert payload["delta_missing_reason"] == "no_epsilon_claimed"
+
+
+def test_json_says_when_the_delta_of_a_claimed_epsilon_is_not_recorded(tmp_path: Path) -> None:
+    """A ledger begun afresh after a prior whose last row (an aborted round without a
+    DP block) records no delta: an epsilon is claimed, its delta is null, and the reason
+    says so (it read as "no epsilon" does)."""
+    rows, epsilon = _rows(COHORTS, 1e-5)
+    aborted = ledger_row(
+        4, None, epsilon, delta=None, status="aborted", reason="too few",
+        participants=("a", "b"), contributed=0,
+    )  # fmt: skip
+    payload = _verify_json(tmp_path, [], prior=[*rows, aborted])
+    assert payload["ok"], payload["first_failure"]
+    assert payload["epsilon"] == epsilon and payload["delta"] is None
+    assert payload["delta_missing_reason"] == "not_recorded"

@@ -161,6 +161,18 @@ def _shown_claim(epsilon: float | None, delta: float | None) -> str:
     )
 
 
+def _delta_missing_reason(epsilon: float | None, delta: float | None) -> str | None:
+    """Why ``--json``'s ``"delta"`` is null, or None when it is not.
+
+    Why: ``"delta": null`` read the same with no epsilon claimed and with an epsilon
+    whose delta the last row does not record (review 2026-12-05): the second is an
+    incomplete claim, the first no claim, and a script had to read ``"epsilon"`` to
+    tell them apart."""
+    if epsilon is None:
+        return "no_epsilon_claimed"
+    return "not_recorded" if delta is None else None
+
+
 #: ``secagg audit verify`` exit statuses (also in its --help and docs/audit.md)
 EXIT_VERIFIED = 0
 EXIT_FAILED = 1
@@ -376,6 +388,10 @@ def verify(
         # the delta "epsilon" holds at (the last row's), exact: the text line shows it
         # rounded up, and an epsilon without its delta says nothing (null: no epsilon)
         "delta": None if last is None else last_delta,
+        # why "delta" is null, so a script need not read "epsilon" to tell: null when
+        # it is given; "no_epsilon_claimed"; or "not_recorded" (an epsilon is claimed
+        # but the row it holds at, this file's or the prior ledger's last, has none)
+        "delta_missing_reason": _delta_missing_reason(last, last_delta),
         # the round the ledger begins at: above 1, "epsilon" covers the rounds from it on
         # only (--first-round: the rounds before are accounted in another record)
         "first_round": result.first_round,
