@@ -124,6 +124,16 @@ def _param_at(value: Any, places: int, *, lower: bool = False) -> str:
     return shown_field(value, places, lower=lower)
 
 
+def _delta(value: Any) -> str:
+    """A delta as ``audit verify``'s line shows it: 6 significant digits rounded *up*
+    (:func:`~secagg.dp.display.shown`; a smaller delta would flatter); ``-`` or as
+    recorded when it is no finite number (a failed ledger's row).
+
+    Why: the budget line printed the recorded float whole (``1.2345641e-06``) beside
+    verify's ``1.23457e-06`` for the same ledger (review 2026-12-05)."""
+    return _param_at(value, 6)
+
+
 #: participation categories of the plot, in stacking order: (key, label, colour, hatch)
 _PARTICIPATION = (
     ("contributed", "contributed (in the released sum)", "tab:blue", None),
@@ -689,7 +699,7 @@ def build_report(
                     else f" (rounds {result.first_round} on only: --first-round)"
                 )
                 + _rounds_covered(result, len(rows))
-                + f" at delta = {_cell(_object(last.get('privacy')).get('delta'))}{cap}"
+                + f" at delta = {_delta(_object(last.get('privacy')).get('delta'))}{cap}"
             )
         else:  # "epsilon = - at delta = None" read as a number nobody could find
             spent_line = (
@@ -783,7 +793,7 @@ def build_report(
             f"- budget spent: epsilon = {_eps(result.prior_epsilon)} (the prior ledger's "
             f"{result.prior_rows} rows: this ledger has no round yet) "
             + (
-                f"at delta = {_cell(result.prior_delta)}"
+                f"at delta = {_delta(result.prior_delta)}"
                 if _as_float(result.prior_delta) is not None
                 # an epsilon read without its delta looked complete ("at delta = -")
                 else "at a delta not recorded (the prior ledger's last row holds none)"
