@@ -333,6 +333,27 @@ def _prior_held(result: AuditResult) -> str:
     )
 
 
+def _shared_held(result: AuditResult) -> str:
+    """The rows line's note of this file's rows the prior ledger holds too (an archive
+    copied after this file was pruned to a later row), named as verify's note names
+    them; empty without any.
+
+    Why: those rows are read once, as the prior ledger's, so the count and the table
+    leave them out, and "rows: 2" read as all this file holds (review 2026-12-05)."""
+    count, last = result.chain.shared, result.chain.offset
+    if not count:
+        return ""
+    span = (
+        f"row {last} of this file is"
+        if count == 1
+        else f"rows {last - count + 1}-{last} of this file are"
+    )
+    return (
+        f" (and {count} more in this file, shared: {span} in the prior ledger too, byte "
+        "for byte, and read once, as the prior ledger's)"
+    )
+
+
 def _rounds_covered(result: AuditResult, own: int) -> str:
     """`` (rounds 1-6: 3 rows of this ledger after rounds 1-3 ... of the prior ledger)``:
     how many rounds the epsilon covers and where they are; empty without a prior."""
@@ -656,7 +677,7 @@ def build_report(
         f"- ledger public key (Ed25519): `{key}` ({result.chain.key_source})",
         "- head (keep it; `secagg audit verify --expect-head` it next time to detect a "
         f"rollback): `{result.chain.head or '-'}`",
-        f"- rows: {len(rows)}; complete rounds: "
+        f"- rows: {len(rows)}{_shared_held(result)}; complete rounds: "
         f"{sum(e.get('status') == 'complete' for e in rows)}; aborted: "
         f"{sum(e.get('status') == 'aborted' for e in rows)}"
         + (f" ({never_ran} before they ran: too few sampled or connected)" if never_ran else "")
