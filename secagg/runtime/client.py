@@ -91,6 +91,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -311,6 +312,10 @@ class FederationClient:
         # the leave arrived are dropped quietly, not counted as refused messages
         self._left_round: int | None = None
         self._session: ClientSession | None = None
+        # how far the round start being handled got: a leave for a failure says what
+        # failed (a failure after training read "local training failed", review
+        # 2026-12-05, although the training had succeeded)
+        self._stage: Literal["before training", "training", "after training"] = "before training"
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
         self._end_message: FederationEnd | None = None
@@ -428,6 +433,7 @@ class FederationClient:
         branch answered; nothing else a server sends escapes."""
         number: int | None = None
         starting = False  # a round start: leaving it tells the server not to wait
+        self._stage = "before training"
         try:
             message = decode_message(payload)
             number = message.round
@@ -478,7 +484,18 @@ class FederationClient:
             if starting and number is not None:
                 # e.g. the training hook raised: without a leave the server waited out
                 # the training deadline for it every round (network audit, 2026-12-03)
-                self._leave(number, f"local training failed ({type(exc).__name__})")
+                self._leave(number, self._failure_reason(exc))
+
+    def _failure_reason(self, exc: Exception) -> str:
+        """A leave's reason for a round start that raised ``exc``: what failed (the
+        training hook, or taking part before or after it) and the error's kind only, as
+        its text may describe the update, and a leave travels in clear outside any DP."""
+        kind = type(exc).__name__
+        if self._stage == "training":
+            return f"local training failed ({kind})"
+        if self._stage == "after training":
+            return f"could not take part after training ({kind})"
+        return f"could not take part ({kind})"
 
     def _refused(self, number: int | None, exc: PolicyRefused) -> None:
         """A round below the policy: nothing of the update has left; stop or skip it.
@@ -555,9 +572,11 @@ class FederationClient:
         self._begin(start)
         self.stats.rounds_started += 1
         self.stats.last_model = start.model
+        self._stage = "training"  # the hook, its output's conversion and its report
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
         if self._privacy_report is not None:
             self._pending_privacy = RecordReport.from_dict(self._privacy_report())
+        self._stage = "after training"
         if update.shape != start.model.shape:
             raise DimensionMismatch(start.model.size, update.size, "the training hook's update")
         if not np.all(np.isfinite(update)):

@@ -289,3 +289,49 @@ def test_an_input_its_own_session_refuses_makes_the_branch_leave_the_round(
     client.handle(encode_message(RoundEnd(7, True, "")))
     stats = client.stats
     assert (stats.rounds_completed, stats.rounds_left, stats.refused_messages) == (0, 1, 1)
+
+
+def test_a_leave_says_whether_the_training_or_taking_part_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure of the protocol session's ``set_input``, after the training hook had
+    returned, was reported in the leave as "local training failed (...)" (review,
+    2026-12-05): the server's log blamed the branch's training, which had succeeded.
+    A failure of the hook itself still says so."""
+
+    def broken(model: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the hook's data source is down")
+
+    outbox = SentMessages()
+    FederationClient(NAME, broken, outbox).handle(
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+    )
+    assert outbox.sent == [Leave(1, "local training failed (RuntimeError)")]
+
+    def fail(self: MaskingClient, update: np.ndarray) -> list[bytes]:
+        raise RuntimeError("the library failed")
+
+    monkeypatch.setattr(MaskingClient, "set_input", fail)
+    trained: list[int] = []
+
+    def train(model: np.ndarray) -> np.ndarray:
+        trained.append(1)
+        return np.full_like(model, 0.1)
+
+    outbox = SentMessages()
+    FederationClient(NAME, train, outbox).handle(
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+    )
+    assert trained == [1]
+    assert outbox.sent == [Leave(1, "could not take part after training (RuntimeError)")]
+
+    def no_session(self: MaskingBackend, *args: object, **kwargs: object) -> MaskingClient:
+        raise RuntimeError("the library failed")
+
+    monkeypatch.setattr(MaskingBackend, "client", no_session)
+    outbox = SentMessages()
+    FederationClient(NAME, train, outbox).handle(
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+    )
+    assert trained == [1]  # it failed before training: nothing trained
+    assert outbox.sent == [Leave(1, "could not take part (RuntimeError)")]
