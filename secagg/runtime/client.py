@@ -448,8 +448,17 @@ class FederationClient:
                 self._federation_end(message)
             else:
                 raise MalformedMessage("a leave is a branch's message, not the server's")
-        except DimensionMismatch:
+        except DimensionMismatch as exc:
             self._session, self._round, self._round_deadline = None, None, None
+            if starting and number is not None:
+                # the branch stops: without a leave the server waited for it until its
+                # session ended (review, 2026-12-05); the sizes are the round's public
+                # model's and this branch's configuration (or its hook's output length)
+                self._leave(
+                    number,
+                    f"could not take part (DimensionMismatch: {exc.branch} parameters, "
+                    f"the federation's model {exc.federation})",
+                )
             raise
         except BranchStateError:  # it could not record the round: it stops, takes none
             if starting and number is not None:
