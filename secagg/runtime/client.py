@@ -186,8 +186,10 @@ class BranchGaveUp(NotConnected):
 class DimensionMismatch(ConfigurationError):
     """The branch's model does not have the federation's number of parameters.
 
-    Raised at the first round start, before training, and it stops the branch: every
-    later round would fail the same way (``secagg client`` exits 2, a usage error)."""
+    Raised at the first round start (before training for the branch's configured
+    size; after it for the training hook's update): the branch leaves that round, so
+    the server drops it at once, and stops, as every later round would fail the same
+    way (``secagg client`` exits 2, a usage error)."""
 
     def __init__(self, federation: int, branch: int, what: str = "this branch's model") -> None:
         self.federation = federation
