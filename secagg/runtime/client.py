@@ -91,6 +91,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -185,8 +186,10 @@ class BranchGaveUp(NotConnected):
 class DimensionMismatch(ConfigurationError):
     """The branch's model does not have the federation's number of parameters.
 
-    Raised at the first round start, before training, and it stops the branch: every
-    later round would fail the same way (``secagg client`` exits 2, a usage error)."""
+    Raised at the first round start (before training for the branch's configured
+    size; after it for the training hook's update): the branch leaves that round, so
+    the server drops it at once, and stops, as every later round would fail the same
+    way (``secagg client`` exits 2, a usage error)."""
 
     def __init__(self, federation: int, branch: int, what: str = "this branch's model") -> None:
         self.federation = federation
@@ -311,6 +314,10 @@ class FederationClient:
         # the leave arrived are dropped quietly, not counted as refused messages
         self._left_round: int | None = None
         self._session: ClientSession | None = None
+        # how far the round start being handled got: a leave for a failure says what
+        # failed (a failure after training read "local training failed", review
+        # 2026-12-05, although the training had succeeded)
+        self._stage: Literal["before training", "training", "after training"] = "before training"
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
         self._end_message: FederationEnd | None = None
@@ -428,6 +435,7 @@ class FederationClient:
         branch answered; nothing else a server sends escapes."""
         number: int | None = None
         starting = False  # a round start: leaving it tells the server not to wait
+        self._stage = "before training"
         try:
             message = decode_message(payload)
             number = message.round
@@ -442,8 +450,17 @@ class FederationClient:
                 self._federation_end(message)
             else:
                 raise MalformedMessage("a leave is a branch's message, not the server's")
-        except DimensionMismatch:
+        except DimensionMismatch as exc:
             self._session, self._round, self._round_deadline = None, None, None
+            if starting and number is not None:
+                # the branch stops: without a leave the server waited for it until its
+                # session ended (review, 2026-12-05); the sizes are the round's public
+                # model's and this branch's configuration (or its hook's output length)
+                self._leave(
+                    number,
+                    f"could not take part (DimensionMismatch: {exc.branch} parameters, "
+                    f"the federation's model {exc.federation})",
+                )
             raise
         except BranchStateError:  # it could not record the round: it stops, takes none
             if starting and number is not None:
@@ -478,7 +495,18 @@ class FederationClient:
             if starting and number is not None:
                 # e.g. the training hook raised: without a leave the server waited out
                 # the training deadline for it every round (network audit, 2026-12-03)
-                self._leave(number, f"local training failed ({type(exc).__name__})")
+                self._leave(number, self._failure_reason(exc))
+
+    def _failure_reason(self, exc: Exception) -> str:
+        """A leave's reason for a round start that raised ``exc``: what failed (the
+        training hook, or taking part before or after it) and the error's kind only, as
+        its text may describe the update, and a leave travels in clear outside any DP."""
+        kind = type(exc).__name__
+        if self._stage == "training":
+            return f"local training failed ({kind})"
+        if self._stage == "after training":
+            return f"could not take part after training ({kind})"
+        return f"could not take part ({kind})"
 
     def _refused(self, number: int | None, exc: PolicyRefused) -> None:
         """A round below the policy: nothing of the update has left; stop or skip it.
@@ -555,9 +583,11 @@ class FederationClient:
         self._begin(start)
         self.stats.rounds_started += 1
         self.stats.last_model = start.model
+        self._stage = "training"  # the hook, its output's conversion and its report
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
         if self._privacy_report is not None:
             self._pending_privacy = RecordReport.from_dict(self._privacy_report())
+        self._stage = "after training"
         if update.shape != start.model.shape:
             raise DimensionMismatch(start.model.size, update.size, "the training hook's update")
         if not np.all(np.isfinite(update)):

@@ -22,7 +22,7 @@ from secagg.aggregation import encode_spec, get_backend
 from secagg.aggregation.masking import MaskingBackend, MaskingClient
 from secagg.aggregation.policy import BranchPolicy
 from secagg.errors import InvalidMessage
-from secagg.runtime.client import FederationClient
+from secagg.runtime.client import DimensionMismatch, FederationClient
 from secagg.runtime.wire import Leave, Relay, RoundEnd, RoundStart, encode_message
 from secagg.transport.framing import MessageTooLarge
 
@@ -289,3 +289,81 @@ def test_an_input_its_own_session_refuses_makes_the_branch_leave_the_round(
     client.handle(encode_message(RoundEnd(7, True, "")))
     stats = client.stats
     assert (stats.rounds_completed, stats.rounds_left, stats.refused_messages) == (0, 1, 1)
+
+
+def test_a_leave_says_whether_the_training_or_taking_part_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure of the protocol session's ``set_input``, after the training hook had
+    returned, was reported in the leave as "local training failed (...)" (review,
+    2026-12-05): the server's log blamed the branch's training, which had succeeded.
+    A failure of the hook itself still says so."""
+
+    def broken(model: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the hook's data source is down")
+
+    outbox = SentMessages()
+    FederationClient(NAME, broken, outbox).handle(
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+    )
+    assert outbox.sent == [Leave(1, "local training failed (RuntimeError)")]
+
+    def fail(self: MaskingClient, update: np.ndarray) -> list[bytes]:
+        raise RuntimeError("the library failed")
+
+    monkeypatch.setattr(MaskingClient, "set_input", fail)
+    trained: list[int] = []
+
+    def train(model: np.ndarray) -> np.ndarray:
+        trained.append(1)
+        return np.full_like(model, 0.1)
+
+    outbox = SentMessages()
+    FederationClient(NAME, train, outbox).handle(
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+    )
+    assert trained == [1]
+    assert outbox.sent == [Leave(1, "could not take part after training (RuntimeError)")]
+
+    def no_session(self: MaskingBackend, *args: object, **kwargs: object) -> MaskingClient:
+        raise RuntimeError("the library failed")
+
+    monkeypatch.setattr(MaskingBackend, "client", no_session)
+    outbox = SentMessages()
+    FederationClient(NAME, train, outbox).handle(
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+    )
+    assert trained == [1]  # it failed before training: nothing trained
+    assert outbox.sent == [Leave(1, "could not take part (RuntimeError)")]
+
+
+def test_a_branch_of_the_wrong_dimension_leaves_the_round_before_it_stops() -> None:
+    """A ``DimensionMismatch`` stops the branch; it cleared the round in flight but sent
+    no leave, so the server waited for it until its session ended (review,
+    2026-12-05). It leaves the round first, saying why, and nothing is trained."""
+    trained: list[int] = []
+
+    def train(model: np.ndarray) -> np.ndarray:
+        trained.append(1)
+        return np.full_like(model, 0.1)
+
+    outbox = SentMessages()
+    client = FederationClient(NAME, train, outbox, dimension=D + 2)
+    with pytest.raises(DimensionMismatch):
+        client.handle(encode_message(RoundStart(3, 0, SPEC, np.zeros(D), 1.0, deadline=60.0)))
+    reason = (
+        f"could not take part (DimensionMismatch: {D + 2} parameters, the federation's model {D})"
+    )
+    assert outbox.sent == [Leave(3, reason)] and trained == []
+    assert client._session is None and client._round is None
+
+    # the training hook's update of another size: the same, after training
+    outbox = SentMessages()
+    client = FederationClient(NAME, lambda m: np.zeros(D - 1), outbox)
+    with pytest.raises(DimensionMismatch):
+        client.handle(encode_message(RoundStart(4, 0, SPEC, np.zeros(D), 1.0)))
+    reason = (
+        f"could not take part (DimensionMismatch: {D - 1} parameters, the federation's model {D})"
+    )
+    assert outbox.sent == [Leave(4, reason)]
+    assert client._session is None and client._round is None

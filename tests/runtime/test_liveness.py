@@ -942,3 +942,26 @@ def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_fl
     # a newer round's start after that is taken as usual
     client.handle(encode_message(RoundStart(8, 0, spec, np.zeros(D), 1.0)))
     assert client._round == 8
+
+
+def test_the_server_drops_a_branch_of_the_wrong_dimension_while_its_session_is_open(
+    tmp_path: Path,
+) -> None:
+    """The branch stops on a ``DimensionMismatch`` but its session stays open (a caller
+    that has not closed it yet): before, the server waited for it, here until the 60 s
+    training deadline; its leave now drops it from the round at once."""
+    hub = InProcessHub()
+    branches = _branches(hub, NAMES[:-1], rounds=1)
+    wrong = FederationClient(NAMES[-1], _hook(0), hub.connect(NAMES[-1]), dimension=D + 1)
+    branches[NAMES[-1]] = _Branch(lambda: wrong.run(idle_timeout=BOUND))
+    server = FederationServer(_config(training=60.0), hub, _store(tmp_path))
+    began = time.monotonic()
+    try:
+        (result,) = server.run(wait_for_clients=BOUND)
+        took = time.monotonic() - began
+    finally:
+        hub.disconnect(NAMES[-1])
+    assert result.status == "complete" and NAMES[-1] not in result.contributed
+    assert took < 30.0  # not the 60 s training deadline
+    assert branches[NAMES[-1]].done.wait(BOUND)
+    assert isinstance(branches[NAMES[-1]].error, DimensionMismatch)
