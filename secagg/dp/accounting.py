@@ -207,21 +207,37 @@ class PldTooLarge(AccountantCannotEvaluate):
 
 
 class NoiseFloorWarning(PrivacyCostWarning):
-    """:func:`noise_multiplier_for` met the budget only from above, stopped by the least
-    noise PLD can evaluate: the returned ``z`` (the least evaluated noise within the
-    budget) spends ``epsilon`` of ``target_epsilon``, and the search's next step down,
-    ``unevaluable``, PLD could not evaluate. The least noise that meets the budget lies
-    below ``z``: under PLD's floor, or between ``unevaluable`` and ``z``, so ``z`` may be
-    up to ``excess`` (``z / unevaluable``, at most 1.5, a step of the search) times the
-    noise PLD would have found there. RDP (``accountant="rdp"``) has no such floor and may
-    find less noise. The returned ``z`` is safe (it meets the budget), just not the smallest:
-    the search does not refine that step, as every evaluation near the floor builds a PLD
-    near :data:`MAX_PLD_POINTS` (about 20 s each).
+    """A calibration met the budget only from above, stopped by the least noise its
+    accountant can evaluate: the returned ``z`` (``noise_multiplier``, the least evaluated
+    noise within the budget, for PLD rounded up as below) spends ``epsilon`` of
+    ``target_epsilon`` (that ``z``'s own figure, as evaluated), and the search's next
+    step down, ``unevaluable``, the accountant could not evaluate. The least noise that
+    meets the budget lies below ``z``: under the floor, or between ``unevaluable`` and
+    ``z``, so ``z`` may be up to ``excess`` (``z / unevaluable``: at most 1.5, a step of
+    the search, and for PLD up to 0.1 % more, see below) times the noise the accountant
+    would have found there. RDP (``accountant="rdp"``) has no such floor and may find
+    less noise. The returned ``z`` is safe (it meets the budget by its own figure), just
+    not the smallest: the search does not refine that step, as every PLD evaluation near
+    the floor builds a PLD near :data:`MAX_PLD_POINTS` (about 20 s each).
 
-    Why: ``noise_multiplier_for(8, 1e-5, 1e-9, 10**9)`` returned z = 0.4333, which spends
-    epsilon 0.034, and said nothing: a caller took it for the noise epsilon 8 needs. The
-    message rounds ``z`` up (the epsilon it quotes then bounds what the shown z spends),
-    ``unevaluable`` down (PLD cannot evaluate any z below it either) and ``excess`` up."""
+    From :func:`noise_multiplier_for` (PLD) the returned ``z`` is the search's rounded up
+    to what ``secagg privacy noise`` prints (4 decimals, or 4 significant digits below
+    0.1) whenever PLD evaluates that rounded ``z`` within the budget, and ``epsilon`` is
+    its figure: the warning, the caller and the CLI then quote one ``z`` and one epsilon.
+    Why: PLD's epsilon is not monotone in ``z`` this close to its floor
+    (``epsilon(z, 1e-9, 10**9, 1e-5)`` is 1.45, 0.034, 3.06, 7.95, 0.034 at z = 0.4332,
+    0.43322, 0.43325, 0.43328, 0.4333), so the warning's "0.433238 spends epsilon 7.966"
+    (the unrounded z's figure beside a rounded-up z) and the CLI's "z = 0.4333, epsilon
+    0.03413" disagreed. ``pld_above_rdp`` is ``(z, pld, rdp)`` when PLD's figure at a ``z``
+    it evaluated there exceeded RDP's (an upper bound, which a valid PLD figure never
+    exceeds): PLD's numerics are unstable there, and the message says so. The figure
+    quoted is still PLD's, never lowered to RDP's.
+
+    Why the warning at all: ``noise_multiplier_for(8, 1e-5, 1e-9, 10**9)`` returned
+    z = 0.4333, which spends epsilon 0.034, and said nothing: a caller took it for the
+    noise epsilon 8 needs. The message rounds ``z`` up at 6 significant digits (the
+    returned PLD ``z`` mostly has fewer and is then shown exactly), ``epsilon`` and
+    ``excess`` up, and ``unevaluable`` down (no z below it can be evaluated either)."""
 
     def __init__(
         self,
@@ -231,8 +247,12 @@ class NoiseFloorWarning(PrivacyCostWarning):
         target_epsilon: float,
         unevaluable: float,
         accountant: str = "PLD",
+        pld_above_rdp: tuple[float, float, float] | None = None,
     ) -> None:
         self.noise_multiplier = noise_multiplier
+        #: ``(z, pld, rdp)``: PLD's epsilon at a ``z`` it evaluated here exceeded RDP's
+        #: upper bound there, so PLD's figures are unstable this close to its floor
+        self.pld_above_rdp = pld_above_rdp
         #: which accountant has the floor: "PLD" (noise_multiplier_for) or "PRV"
         #: (Opacus's, for DP-SGD's noise_multiplier_after)
         self.accountant = accountant
@@ -250,8 +270,22 @@ class NoiseFloorWarning(PrivacyCostWarning):
             f"down; the least noise that meets the budget is below {z}: under what "
             f"{accountant} can "
             f"evaluate, or at most {shown(self.excess, 3, significant=True)}x less; "
-            "accountant='rdp' may find less noise"
+            "accountant='rdp' may find less noise" + _unstable_note(pld_above_rdp)
         )
+
+
+def _unstable_note(pld_above_rdp: tuple[float, float, float] | None) -> str:
+    """The :class:`NoiseFloorWarning` sentence on PLD's instability, or nothing. The ``z``
+    is exact (``repr``): the figures this close to the floor jump within its 6th digit."""
+    if pld_above_rdp is None:
+        return ""
+    at, pld_figure, rdp_figure = pld_above_rdp
+    return (
+        f"; PLD is unstable this close to its floor: at z = {at!r} it gave epsilon "
+        f"{shown(pld_figure, 4, significant=True)}, above RDP's upper bound "
+        f"{shown(rdp_figure, 4, significant=True)} there, so its figures here may be off "
+        "either way"
+    )
 
 
 def _pld_points(z: float, q: float, discretization: float) -> float:
@@ -629,7 +663,7 @@ def noise_multiplier_for(
         # (8, 1e-5, 1e-9, 1) ran over a minute. Any other budget takes the search below.
         least = _least_pld_noise(q, t) or one_round
         z = _calibrate(eps_fn(acc), target, guess=least, tol=tol, first_step=1 + tol, floor=floor)
-        return _floor_warned(z, target, floor)
+        return _pld_floor_warned(z, target, floor, q, t, d)
     try:
         guess = _calibrate(eps_fn("rdp"), target, guess=1.0, tol=0.05)
     except ConfigurationError:  # RDP is looser: PLD may still reach the target
@@ -641,7 +675,7 @@ def noise_multiplier_for(
         guess = MAX_NOISE_MULTIPLIER
     # coarser PLD is more pessimistic, so ``guess`` normally meets the budget already
     z = _calibrate(eps_fn(acc), target, guess=guess, tol=tol, first_step=1 + tol, floor=floor)
-    return _floor_warned(z, target, floor)
+    return _pld_floor_warned(z, target, floor, q, t, d)
 
 
 def _floor_warning(
@@ -659,6 +693,50 @@ def _floor_warning(
         unevaluable=unevaluable,
         accountant=accountant,
     )
+
+
+def _pld_floor_warned(
+    z: float, target: float, floor: list[tuple[float, float, float]], q: float, t: int, d: float
+) -> float:
+    """:func:`noise_multiplier_for`'s answer when its PLD search stopped at the floor (``z``
+    itself otherwise): ``z`` rounded up as ``privacy noise`` prints it, if PLD evaluates that
+    within the budget (else ``z``), with a :class:`NoiseFloorWarning` quoting that answer's
+    own epsilon, and RDP's bound where PLD's figure at ``z`` or the answer exceeded it.
+
+    Why: PLD is not monotone this close to its floor, so the unrounded ``z``'s epsilon
+    (7.966 for ``(8, 1e-5, 1e-9, 10**9)``) said nothing of the rounded ``z`` the CLI
+    printed (0.4333: 0.03413). The rounded ``z`` is evaluated with the very call
+    :func:`epsilon` makes (memoised: the CLI's own evaluation then costs nothing), and is
+    more noise than ``z`` by at most 0.1 %; RDP costs milliseconds."""
+    if not floor:
+        return z
+    _, spent, unevaluable = floor[0]
+    answer, answer_spent = z, spent
+    rounded = float(shown(z))  # rounded up (ROUND_CEILING): never less noise than z
+    if rounded != z:
+        try:
+            figure = _fedavg_epsilon(rounded, q, t, d, "pld")  # epsilon()'s own memo key
+        except AccountantCannotEvaluate:
+            figure = math.inf
+        if figure <= target:
+            answer, answer_spent = rounded, figure
+    above: tuple[float, float, float] | None = None
+    for at, figure in ((z, spent), (answer, answer_spent)):
+        bound = _fedavg_epsilon(at, q, t, d, "rdp")
+        if figure > bound:
+            above = (at, figure, bound)
+            break
+    warnings.warn(
+        NoiseFloorWarning(
+            noise_multiplier=answer,
+            epsilon=answer_spent,
+            target_epsilon=target,
+            unevaluable=unevaluable,
+            pld_above_rdp=above,
+        ),
+        stacklevel=3,
+    )
+    return answer
 
 
 def _floor_warned(z: float, target: float, floor: list[tuple[float, float, float]]) -> float:

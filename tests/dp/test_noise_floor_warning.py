@@ -65,3 +65,31 @@ def test_a_floor_stop_names_how_far_above_the_refused_z_it_stopped() -> None:
     text = str(warning)
     assert f"at most {shown(warning.excess, 3, significant=True)}x less" in text
     assert float(shown(warning.excess, 3, significant=True)) >= warning.excess
+
+
+def test_the_floor_warning_quotes_the_epsilon_of_the_z_it_returns_and_shows() -> None:
+    """Epsilon 8 over 10^9 rounds at q = 1e-9: PLD's epsilon is not monotone this close to
+    its floor (1.45, 0.034, 3.06, 7.95, 0.034 at z = 0.4332, 0.43322, 0.43325, 0.43328,
+    0.4333; RDP about 1.30 throughout). Before: the search returned z = 0.4332372..., the
+    warning said "noise_multiplier 0.433238 spends epsilon 7.966" (the figure of the
+    unrounded z, quoted beside a rounded-up z that spends 0.034), and ``privacy noise``
+    printed z = 0.4333 spending 0.03413: two figures for one answer. Now the answer at the
+    floor is the z as ``privacy noise`` shows it (rounded up, evaluated, within the budget),
+    the warning quotes that z's own PLD epsilon, which is the CLI's (the same call, so it is
+    computed once), and says PLD is unstable here: its figure at the search's z lay above
+    RDP's upper bound."""
+    plan = (1e-9, 10**9, 1e-5)
+    with pytest.warns(NoiseFloorWarning) as caught:
+        z = accounting.noise_multiplier_for(8.0, 1e-5, *plan[:2])
+    (warning,) = [w.message for w in caught if isinstance(w.message, NoiseFloorWarning)]
+    assert isinstance(warning, NoiseFloorWarning)
+    assert float(shown(z)) == z  # what privacy noise prints is what was returned
+    spent = accounting.epsilon(z, *plan)  # the CLI's own computation of its figure
+    assert warning.noise_multiplier == z and warning.epsilon == spent <= 8.0
+    text = str(warning)
+    assert f"noise_multiplier {shown(z, 6, significant=True)} spends epsilon " in text
+    assert f"spends epsilon {shown(spent, 4, significant=True)}," in text
+    assert warning.pld_above_rdp is not None
+    at, pld_figure, rdp_figure = warning.pld_above_rdp
+    assert pld_figure > rdp_figure == accounting.epsilon(at, *plan, "rdp")
+    assert "unstable" in text and shown(rdp_figure, 4, significant=True) in text
