@@ -245,3 +245,36 @@ def verify_rows(path: Path, rows: Iterable[dict], **options: Any) -> Any:
     result = verify_ledger(written, key.public_key, **options)
     assert result.chain.ok
     return result
+
+
+def distributed_rows(
+    mechanism: Any,
+    contributed: Sequence[int],
+    names: Sequence[str],
+    delta: float,
+    dimension: int = 16,
+) -> list[dict[str, Any]]:
+    """Distributed-DP rows as the server writes them: round ``i + 1`` released by
+    ``mechanism`` (a :class:`~secagg.dp.distributed.DistributedRelease` planned for
+    ``dimension``) with ``contributed[i]`` of the ``names`` contributing, every one
+    sampled (rate 1)."""
+    import numpy as np
+
+    population = len(names)
+    rows = []
+    for number, count in enumerate(contributed, start=1):
+        mechanism.round_options(population)
+        out = mechanism.release(
+            np.zeros(dimension), contributors=count, participants=population, noise_added=0.0
+        )
+        sampling = {"kind": "poisson", "rate": 1.0, "population": population, "seeded": False}
+        entry = LedgerEntry(
+            federation="audit", round=number, status="complete", reason=None,
+            started_at=None, finished_at=1.0e9 + number, backend={"name": "secagg+"},
+            participants=tuple(names), contributed=count, dropouts={},
+            dp=mechanism.ledger_block(out.store) | {"sampling": sampling},
+            epsilon=out.epsilon, delta=delta, model_sha256=f"{number:064x}",
+            noise_seeded=False,
+        )  # fmt: skip
+        rows.append(entry.row(lambda name: name))
+    return rows

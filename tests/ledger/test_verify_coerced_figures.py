@@ -25,14 +25,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from _ledgers import central_client_dp, central_client_rows, ledger_row, write_ledger
+from _ledgers import (
+    central_client_dp,
+    central_client_rows,
+    distributed_rows,
+    ledger_row,
+    write_ledger,
+)
 
 from secagg.dp.accountants import PerClientAccountant
 from secagg.dp.config import DPSettings
 from secagg.dp.release import DistributedRelease, mechanism_for
-from secagg.ledger.entry import LedgerEntry
 from secagg.ledger.verify import verify_ledger
 
 DELTA = 1e-5
@@ -131,22 +135,7 @@ def _distributed_rows(count: int = 2) -> list[dict[str, Any]]:
             population=N,
         )
     assert isinstance(mechanism, DistributedRelease)
-    rows = []
-    for number in range(1, count + 1):
-        mechanism.round_options(N)
-        out = mechanism.release(np.zeros(16), contributors=N, participants=N, noise_added=0.0)
-        dp = mechanism.ledger_block(out.store) | {
-            "sampling": {"kind": "poisson", "rate": 1.0, "population": N, "seeded": False}
-        }
-        entry = LedgerEntry(
-            federation="audit", round=number, status="complete", reason=None,
-            started_at=None, finished_at=1.0e9 + number, backend={"name": "secagg+"},
-            participants=tuple(NAMES), contributed=N, dropouts={}, dp=dp,
-            epsilon=out.epsilon, delta=DELTA, model_sha256=f"{number:064x}",
-            noise_seeded=False,
-        )  # fmt: skip
-        rows.append(entry.row(lambda name: name))
-    return rows
+    return distributed_rows(mechanism, [N] * count, NAMES, DELTA)
 
 
 @pytest.mark.parametrize(

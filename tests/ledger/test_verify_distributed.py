@@ -13,9 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from _ledgers import write_ledger
+from _ledgers import distributed_rows, write_ledger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +23,6 @@ from secagg.dp.config import DPSettings
 from secagg.dp.distributed import DistributedDiscreteGaussian
 from secagg.dp.release import DistributedRelease, mechanism_for
 from secagg.ledger import LedgerKey
-from secagg.ledger.entry import LedgerEntry
 from secagg.ledger.verify import ExpectedPrivacy, verify_ledger
 
 DELTA, N = 1e-5, 4
@@ -50,23 +48,7 @@ def _mechanism(corrupt_fraction: float = 0.25, population: int = N) -> Distribut
 
 def _rows(contributed: list[int], corrupt_fraction: float = 0.25) -> list[dict[str, Any]]:
     """Distributed rows as the server writes them: ``contributed[i]`` of N in round i+1."""
-    mechanism = _mechanism(corrupt_fraction)
-    rows = []
-    for number, count in enumerate(contributed, start=1):
-        mechanism.round_options(N)
-        out = mechanism.release(np.zeros(16), contributors=count, participants=N, noise_added=0.0)
-        dp = mechanism.ledger_block(out.store) | {
-            "sampling": {"kind": "poisson", "rate": 1.0, "population": N, "seeded": False}
-        }
-        entry = LedgerEntry(
-            federation="audit", round=number, status="complete", reason=None,
-            started_at=None, finished_at=1.0e9 + number, backend={"name": "secagg+"},
-            participants=tuple(NAMES), contributed=count, dropouts={}, dp=dp,
-            epsilon=out.epsilon, delta=DELTA, model_sha256=f"{number:064x}",
-            noise_seeded=False,
-        )  # fmt: skip
-        rows.append(entry.row(lambda name: name))
-    return rows
+    return distributed_rows(_mechanism(corrupt_fraction), contributed, NAMES, DELTA)
 
 
 def _reclaim(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
