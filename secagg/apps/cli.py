@@ -1314,10 +1314,6 @@ def _server_address(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
-#: one DNS label (RFC 1123): letters, digits and inner hyphens, at most 63 characters
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-
-
 def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--server-name`` is a host name (RFC 1123 labels, at most 253 characters; a
     dotted IPv4 address is one too) or an IPv6 address, with or without brackets: the
@@ -1336,42 +1332,29 @@ def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) 
     del ctx, param
     if value is None:
         return None
-    import ipaddress
+    from secagg.transport.names import BadServerName, certificate_name, ip_name
 
-    bracketed = value.startswith("[") and value.endswith("]")
-    literal = value[1:-1] if bracketed else value
-    if ":" in literal:  # no host name has one: an IPv6 address, or a HOST:PORT mistake
-        try:
-            address = ipaddress.IPv6Address(literal)
-        except ValueError:
-            address = None
-        if address is not None and address.scope_id is not None:
+    try:
+        name = certificate_name(value)
+    except BadServerName as exc:
+        if exc.kind == "zone":
             raise click.BadParameter(
-                f"{value!r}: a zone (%{address.scope_id}) names this machine's interface, "
+                f"{value!r}: a zone (%{exc.zone}) names this machine's interface, "
                 "not a name a certificate carries; give the address without it"
-            )
-        if address is not None:
-            from secagg.transport.names import ip_name
-
-            # gRPC's spelling (inet_ntop's), which for ::ffff:10.0.0.5 is not
-            # str(address)'s ::ffff:a00:5 before Python 3.13
-            return ip_name(literal)
-    from secagg.transport.names import not_an_ipv4_address
-
-    if not_an_ipv4_address(value):
-        raise click.BadParameter(
-            f"{value!r} is not an IPv4 address (four numbers 0-255, no leading zeros, e.g. "
-            "10.0.0.5), and a host name's last label is never all digits"
-        )
-    name = value.removesuffix(".")
-    labels = name.split(".")
-    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+            ) from None
+        if exc.kind == "ipv4":
+            raise click.BadParameter(
+                f"{value!r} is not an IPv4 address (four numbers 0-255, no leading zeros, "
+                "e.g. 10.0.0.5), and a host name's last label is never all digits"
+            ) from None
         raise click.BadParameter(
             f"{value!r} is not a host name (letters, digits, hyphens and dots, e.g. "
             "fl.bank.internal) nor an IP address (10.0.0.5, fd00::5): the name the "
             "server's certificate carries, without a port"
-        )
-    return name
+        ) from None
+    # an address in gRPC's spelling (inet_ntop's), which for ::ffff:10.0.0.5 is not
+    # str(address)'s ::ffff:a00:5 before Python 3.13
+    return name if isinstance(name, str) else ip_name(str(name))
 
 
 def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

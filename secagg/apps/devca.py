@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import ipaddress
 import logging
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +50,7 @@ from secagg.transport.certs import (
     load_private_key_file,
     load_revocations,
 )
-from secagg.transport.names import ip_name, not_an_ipv4_address
+from secagg.transport.names import BadServerName, certificate_name, ip_name
 
 __all__ = [
     "CA_VALIDITY_DAYS",
@@ -75,7 +73,6 @@ LEAF_VALIDITY_DAYS = 365
 # Backdate notBefore so that a peer whose clock is a few minutes behind still accepts a
 # certificate issued a moment ago (the classic "certificate not yet valid" on a fresh setup).
 _BACKDATE = dt.timedelta(minutes=5)
-_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class CertificateExists(CertificateStoreError):
@@ -201,20 +198,19 @@ def _leaf_builder(
     )
 
 
-def _ip_literal(literal: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """``literal`` as an IP address, None if it is none. ``10.0.0.5.`` is ``10.0.0.5``,
-    as ``secagg client --server-name`` reads it: a DNS SAN for it is one gRPC never
-    consults for a dotted-digits name (review, 2026-12-05)."""
-    try:
-        return ipaddress.ip_address(literal)
-    except ValueError:
-        pass
-    if not literal.endswith("."):
-        return None
-    try:
-        return ipaddress.IPv4Address(literal.removesuffix("."))
-    except ValueError:
-        return None
+def _refusal(raw: str, exc: BadServerName) -> str:
+    """``certs init``'s one line for a server name no certificate can carry."""
+    if exc.kind == "zone":
+        return (
+            f"server name {raw!r}: a zone (%{exc.zone}) names this machine's interface, "
+            "not an address a certificate carries; give the address without it"
+        )
+    if exc.kind == "ipv4":
+        return (
+            f"server name {raw!r} is not an IPv4 address (four numbers 0-255, no leading "
+            "zeros), and a host name's last label is never all digits"
+        )
+    return f"server name {raw!r} is neither an IP address nor a host"
 
 
 def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
@@ -233,26 +229,13 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
         raise ConfigurationError("server_names must be a non-empty sequence of names")
     sans: list[x509.GeneralName] = []
     for raw in server_names:
-        bracketed = raw.startswith("[") and raw.endswith("]") and ":" in raw
-        literal = raw[1:-1] if bracketed else raw
-        address = _ip_literal(literal)
-        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
-            raise ConfigurationError(
-                f"server name {raw!r}: a zone (%{address.scope_id}) names this machine's "
-                "interface, not an address a certificate carries; give the address without it"
-            )
-        if address is not None:
-            san: x509.GeneralName = x509.IPAddress(address)
-        elif not_an_ipv4_address(raw):
-            raise ConfigurationError(
-                f"server name {raw!r} is not an IPv4 address (four numbers 0-255, no "
-                "leading zeros), and a host name's last label is never all digits"
-            )
-        else:
-            labels = raw.rstrip(".").split(".")
-            if len(raw) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-                raise ConfigurationError(f"server name {raw!r} is neither an IP address nor a host")
-            san = x509.DNSName(raw.rstrip(".").lower())
+        try:
+            name = certificate_name(raw)
+        except BadServerName as exc:
+            raise ConfigurationError(_refusal(raw, exc)) from None
+        san: x509.GeneralName = (
+            x509.DNSName(name.lower()) if isinstance(name, str) else x509.IPAddress(name)
+        )
         if san not in sans:  # GeneralNames compare by value: ::1 is [0:0:0:0:0:0:0:1]
             sans.append(san)
     return sans

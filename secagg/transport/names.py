@@ -11,9 +11,13 @@ not always Python's: before Python 3.13 :mod:`ipaddress` spells the IPv4-mapped
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
-__all__ = ["ip_name", "not_an_ipv4_address"]
+__all__ = ["BadServerName", "certificate_name", "ip_name", "not_an_ipv4_address"]
+
+#: one label of a host name (RFC 1123): letters, digits, inner hyphens, 1 to 63 long
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 def ip_name(name: str) -> str | None:
@@ -50,3 +54,52 @@ def not_an_ipv4_address(name: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+class BadServerName(ValueError):
+    """Why a value cannot be a name a server's certificate carries. ``kind`` is
+    ``"zone"`` (an IPv6 address with ``%zone``, named in ``zone``), ``"ipv4"`` (dotted
+    digits that are no IPv4 address) or ``"host"`` (no host name either); each caller
+    words its own one-line refusal."""
+
+    def __init__(self, kind: str, zone: str = "") -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.zone = zone
+
+
+def certificate_name(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
+    """``value`` as a name a server's certificate carries: an IP address (IPv6 with or
+    without brackets; ``10.0.0.5.`` is ``10.0.0.5``), or a host name without its final
+    dot. Raises :class:`BadServerName`.
+
+    Why one rule: ``secagg certs init --server-name`` (the names the certificate
+    carries) and ``secagg client/keyholder --server-name`` (the name checked on it)
+    each parsed the value their own way, and what one accepted the other refused."""
+    bracketed = value.startswith("[") and value.endswith("]") and ":" in value
+    address = _ip_literal(value[1:-1] if bracketed else value)
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        raise BadServerName("zone", address.scope_id)
+    if address is not None:
+        return address
+    if not_an_ipv4_address(value):
+        raise BadServerName("ipv4")
+    name = value.removesuffix(".")
+    if not name or len(name) > 253 or not all(_HOST_LABEL.fullmatch(x) for x in name.split(".")):
+        raise BadServerName("host")
+    return name
+
+
+def _ip_literal(literal: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``literal`` as an IP address, None if it is none. ``10.0.0.5.`` is ``10.0.0.5``:
+    a DNS SAN for it is one gRPC never consults for a dotted-digits name."""
+    try:
+        return ipaddress.ip_address(literal)
+    except ValueError:
+        pass
+    if not literal.endswith("."):
+        return None
+    try:
+        return ipaddress.IPv4Address(literal.removesuffix("."))
+    except ValueError:
+        return None
