@@ -828,6 +828,25 @@ def _emit_bench(party: str, result: dict[str, Any], out: str | None) -> None:
         _fail(party, f"cannot write the results to {out}: {_os_error(exc)}")
 
 
+def _bench_json_output(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` and ``--out FILE``, the same on every ``secagg bench`` command that
+    prints one JSON document (each had its own copy of both).
+
+    ``--json`` is the default and changes nothing; it stays so that scripts passing it
+    keep working. ``--out``'s folder is checked before the benchmark runs
+    (:func:`_output_path`) and the file is written by :func:`_emit_bench`."""
+    command = click.option(
+        "--out",
+        type=click.Path(dir_okay=False, writable=True),
+        default=None,
+        callback=_output_path,
+        help="Write the JSON to FILE instead of stdout (one line there says where).",
+    )(command)
+    return click.option(
+        "--json", "as_json", is_flag=True, default=True, help="JSON output (the default)."
+    )(command)
+
+
 @bench.command("masking")
 @click.option("--quick", is_flag=True, help="A small grid that runs in seconds.")
 @click.option("--n", "ns", type=_CLIENTS, multiple=True, help="Client counts (repeatable).")
@@ -846,14 +865,7 @@ def _emit_bench(party: str, result: dict[str, Any], out: str | None) -> None:
     multiple=True,
     help="Graphs (repeatable).",
 )
-@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    callback=_output_path,
-    help="Write the JSON to FILE instead of stdout (one line there says where).",
-)
+@_bench_json_output
 def bench_masking(
     quick: bool,
     ns: tuple[int, ...],
@@ -913,14 +925,7 @@ def bench_papers(quick: bool, out: str) -> None:
 @click.option(
     "--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Timed runs per step."
 )
-@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    callback=_output_path,
-    help="Write the JSON to FILE instead of stdout (one line there says where).",
-)
+@_bench_json_output
 def bench_dp(
     quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
 ) -> None:
@@ -943,14 +948,7 @@ def bench_dp(
     multiple=True,
     help="Backends to compare (repeatable; default all three).",
 )
-@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    callback=_output_path,
-    help="Write the JSON to FILE instead of stdout (one line there says where).",
-)
+@_bench_json_output
 def bench_ckks(
     quick: bool,
     ns: tuple[int, ...],
@@ -1008,14 +1006,7 @@ def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d
 @click.option("--d", "dimension", type=click.IntRange(min=1), default=None, help="Model size.")
 @click.option("--dropout", type=FiniteFloat(0.0, 0.5), default=None, help="Vanishing share (0.05).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Ray workers (CPUs).")
-@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    callback=_output_path,
-    help="Write the JSON to FILE instead of stdout (one line there says where).",
-)
+@_bench_json_output
 def bench_scale(
     quick: bool,
     ns: tuple[int, ...],
@@ -1058,14 +1049,7 @@ def bench_scale(
 )
 @click.option("--d", "dimension", type=_LENGTH, default=None, help="Model size (default 1e5).")
 @click.option("--rounds", type=click.IntRange(min=1), default=None, help="Rounds (default 3).")
-@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the default).")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    callback=_output_path,
-    help="Write the JSON to FILE instead of stdout (one line there says where).",
-)
+@_bench_json_output
 def bench_grpc(
     quick: bool,
     clients: int | None,
