@@ -632,7 +632,9 @@ class KeyHolderSession(HelperSession):
         except OSError as exc:
             # refused before the key leaves: a round the key holder may forget is not opened
             raise KeyHolderRefusal(
-                f"round {round_number} not opened: cannot write {path.name} ({exc.strerror})"
+                f"round {round_number} not opened: the key holder cannot record the round it "
+                f"opens ({exc.strerror or type(exc).__name__})",
+                local_detail=f"{path}: {exc}",  # its own log's, not the server's
             ) from None
 
     def _load_opened(self) -> tuple[int, int] | None:

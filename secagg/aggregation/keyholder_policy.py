@@ -81,7 +81,22 @@ _MAX_DIMENSION = 2**32 - 1
 
 
 class KeyHolderRefusal(ProtocolError):
-    """The key holder's own policy refused a request; nothing was released."""
+    """The key holder's own policy refused a request; nothing was released.
+
+    ``str(refusal)`` is what the server hears (the refusal reply's text, which it writes
+    into its log, its round's abort reason and its ledger, and from there branches may
+    read it), so it says what failed without any of the key holder's local paths;
+    ``local_detail`` is what only the key holder's own log adds to it (which file, the
+    records that disagree, what its operator must do;
+    :class:`~secagg.runtime.keyholder.KeyHolderService` logs both).
+
+    Why: a refusal over the state file quoted the file's full path, and the server
+    logged and stored it; where the key holder keeps its key and record is the key
+    holder operator's business, not the server's (review, 2026-12-05)."""
+
+    def __init__(self, message: str, *, local_detail: str = "") -> None:
+        super().__init__(message)
+        self.local_detail = local_detail
 
 
 class RoundAlreadyServed(KeyHolderRefusal, WrongRound):
@@ -285,7 +300,19 @@ class KeyHolderPolicy:
 class StateChanged(KeyHolderRefusal):
     """The key holder's state file no longer holds what this process last wrote: another
     key holder process uses it (each would otherwise decrypt the same round once, each
-    by its own record), or it was replaced or removed under it."""
+    by its own record), or it was replaced or removed under it; or (``sticky`` false) its
+    lock is held by another process past the wait.
+
+    Once the file was seen to change, the process refuses every request until its
+    operator restarts it (:attr:`DecryptionRecord.stale`)."""
+
+    def __init__(self, message: str, *, local_detail: str = "", sticky: bool = True) -> None:
+        super().__init__(message, local_detail=local_detail)
+        self.sticky = sticky
+
+
+class _Unreadable(Exception):
+    """A state file that does not hold a record (why, in a few words)."""
 
 
 class DecryptionRecord:
@@ -293,12 +320,23 @@ class DecryptionRecord:
 
     :meth:`check` refuses before any work; :meth:`commit` records a decryption
     (and writes the file) before its result may leave.
+
+    With a file, the file is the one record (several processes may be started over
+    it): :meth:`check` and :meth:`commit` compare it with this process's before going
+    on. A file found to hold anything else (another process's record, a replaced or
+    removed file, bytes that are no record) makes the record :attr:`stale`, and every
+    later request is refused with the same :class:`StateChanged` until the process is
+    restarted: failing closed, because which of the two records is the true one is for
+    an operator to tell (a second process is stopped, a replaced file restored), and a
+    restart then trusts the file.
     """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.rounds: list[int] = []
         self.decryptions = 0
+        #: the refusal every request gets once the file was seen to change (None: in step)
+        self.stale: StateChanged | None = None
         if path is not None and path.exists():
             self.rounds, self.decryptions = self._read(path)
 
@@ -307,7 +345,8 @@ class DecryptionRecord:
         return self.rounds[-1] if self.rounds else None
 
     @staticmethod
-    def _read(path: Path) -> tuple[list[int], int]:
+    def _parse(path: Path) -> tuple[list[int], int]:
+        """The record ``path`` holds; :class:`_Unreadable` if it holds none."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
@@ -323,32 +362,67 @@ class DecryptionRecord:
             ):
                 raise ValueError("inconsistent fields")
         except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise _Unreadable(str(exc)) from None
+        return rounds, count
+
+    @classmethod
+    def _read(cls, path: Path) -> tuple[list[int], int]:
+        try:
+            return cls._parse(path)
+        except _Unreadable as exc:
             # fail closed: a key holder that forgot what it served could serve it again
             raise ConfigurationError(
                 f"[key_holder] state: cannot read {path} ({exc}); refusing to start"
             ) from None
-        return rounds, count
 
     def _refuse_if_changed(self, path: Path, round_number: int) -> None:
-        """Read the file again before writing over it: one that no longer holds this
-        process's record refuses the decryption (:class:`StateChanged`).
+        """Read the file again: one that no longer holds this process's record makes the
+        record stale and refuses ``round_number`` (:class:`StateChanged`, then for every
+        request until a restart).
 
         Why: a second key holder process started over the same key and state (a
         deploy that left the old one running) kept its own record in memory, so each
         process decrypted a round once: the round twice, and the cap counted in two
         halves. The record is read when the process starts; re-reading it before each
-        commit makes the file, not the process, the one record (review, 2026-12-05)."""
-        on_disk = self._read(path) if path.exists() else ([], 0)
-        if on_disk != (self.rounds, self.decryptions):
-            raise StateChanged(
-                f"round {round_number} refused: the key holder's state file {path} holds "
-                f"rounds {on_disk[0][-3:]} and {on_disk[1]} decryptions, not this process's "
-                f"{self.rounds[-3:]} and {self.decryptions}: another key holder process uses "
-                "it, or it was replaced (run one key holder per key)"
-            )
+        commit makes the file, not the process, the one record (review, 2026-12-05).
+        Re-read when a round is opened too (:meth:`check`), so the stale process refuses
+        the round before any branch trains for it, not after every branch uploaded."""
+        try:
+            rounds, count = self._parse(path) if path.exists() else ([], 0)
+        except _Unreadable as exc:
+            found = f"cannot be read ({exc})"
+        else:
+            if (rounds, count) == (self.rounds, self.decryptions):
+                return
+            found = f"holds rounds {rounds[-3:]} and {count} decryptions"
+        self.stale = StateChanged(
+            "the key holder's state file no longer holds its record (another key holder "
+            "process uses it, or it was replaced or removed): it refuses every round until "
+            "its operator restarts it",
+            local_detail=(
+                f"{path} {found}, not this process's rounds {self.rounds[-3:]} and "
+                f"{self.decryptions} decryptions: stop any other key holder process over "
+                "this key; if the file was replaced or removed, write this process's record "
+                "back into it; then restart this key holder (a restart trusts the file)"
+            ),
+        )
+        raise self._refused(round_number)
+
+    def _refused(self, round_number: int) -> StateChanged:
+        """The stale record's refusal, for ``round_number``."""
+        assert self.stale is not None
+        return StateChanged(
+            f"round {round_number} refused: {self.stale}",
+            local_detail=self.stale.local_detail,
+        )
 
     def check(self, round_number: int, cap: int | None) -> None:
-        """Refuse a replayed or older round number, or a decryption past ``cap``."""
+        """Refuse a replayed or older round number, or a decryption past ``cap``; with a
+        file, refuse anything once the file no longer holds this process's record."""
+        if self.stale is not None:
+            raise self._refused(round_number)
+        if self.path is not None:
+            self._refuse_if_changed(self.path, round_number)
         last = self.last_round
         if last is not None and round_number <= last:
             raise RoundAlreadyServed(
@@ -362,7 +436,12 @@ class DecryptionRecord:
             )
 
     def commit(self, round_number: int) -> None:
-        """Record one decryption of ``round_number``; the file is on disk when this returns."""
+        """Record one decryption of ``round_number``; the file is on disk when this returns.
+
+        Every failure is a :class:`KeyHolderRefusal` whose text names no local path, and
+        leaves the file and this record as they were: nothing may be released."""
+        if self.stale is not None:
+            raise self._refused(round_number)
         rounds, count = [*self.rounds, round_number], self.decryptions + 1
         if self.path is not None:
             # the re-read, the check and the write as one step for every process over the
@@ -377,9 +456,20 @@ class DecryptionRecord:
                         {"version": _STATE_VERSION, "decryptions": count, "rounds": rounds},
                     )
             except LockTimeout as exc:
+                # not stale: nothing was seen to change, and the holder may yet let go
                 raise StateChanged(
-                    f"round {round_number} refused: {exc}: another key holder process "
-                    "uses the state file (run one key holder per key)"
+                    f"round {round_number} refused: the key holder's state file is locked "
+                    "by another process (run one key holder per key)",
+                    local_detail=f"{exc}: stop the other key holder process over this key",
+                    sticky=False,
+                ) from None
+            except OSError as exc:
+                # a full disk, a lost permission: the file is as it was (atomic write)
+                raise KeyHolderRefusal(
+                    f"round {round_number} refused: the key holder cannot record the "
+                    f"decryption in its state file ({exc.strerror or type(exc).__name__}); "
+                    "nothing released",
+                    local_detail=f"{self.path}: {exc}",
                 ) from None
         self.rounds, self.decryptions = rounds, count
 
