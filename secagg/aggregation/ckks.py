@@ -675,7 +675,7 @@ class KeyHolderSession(HelperSession):
         at 30 MB) for a request no parameters of its could take.
         """
         from secagg.dp.noise import gaussian
-        from secagg.he.vectors import chunk_count, decrypt_aggregate
+        from secagg.he.chunks import chunk_count, decrypt_counted
 
         _check_helper_head(view, _DECRYPT)
         fields = _HELPER_HEAD.size + _DECRYPT_FIELDS.size
@@ -718,17 +718,19 @@ class KeyHolderSession(HelperSession):
         # bytes checked are the bytes decrypted; bytes are read in place
         framed = bytes(view[fields:]) if copy else view[fields:]
         chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
-        noised = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
+        # the claimed contributions are checked (at least the minimum, at most the
+        # parameters' clients) and bound what the sum may decrypt to
+        noised, summands = decrypt_counted(self._holder, chunks, dimension=dimension)
         # noised in place, slice by slice: the exact sum is overwritten, never kept, and
         # the noise of a whole vector (with its Box-Muller temporaries) is never held
         for start in range(0, dimension, _NOISE_SLICE):
             part = noised[start : start + _NOISE_SLICE]
             part += gaussian(std, len(part))
         self.record.commit(round_number)  # on disk before anything leaves
-        if not np.all(np.abs(noised) <= plausible_range(params, std)):
+        if not np.all(np.abs(noised) <= plausible_range(params, std, summands)):
             raise ImplausibleSum(
                 f"round {round_number}: the noised sum has a coordinate beyond what "
-                f"{params.num_clients} values bounded by {params.value_bound:g} can add up to; "
+                f"{summands} values bounded by {params.value_bound:g} can add up to; "
                 "not released (the round number and one decryption are spent)"
             )
         # one copy of the sum into the reply (the header, the std, then float64 values)

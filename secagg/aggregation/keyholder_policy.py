@@ -34,12 +34,13 @@ it to every request, whatever the request says:
   holder cannot verify the claim (the server adds the ciphertexts), so this
   catches honest mistakes only; docs/backends.md says what would make it sound.
 * **Plausible sums only.** An honest aggregate of ``n`` values bounded by ``B``
-  decrypts to at most ``n * B`` per coordinate. A crafted ciphertext that
-  decrypts to a huge value (a scaled secret key) would defeat any fixed noise,
-  so a noised sum outside that range (plus the error bound and
-  :data:`RANGE_TAIL_Z` noise deviations) is refused (:class:`ImplausibleSum`).
-  The test reads only the *noised* value, so the refusal tells the server
-  nothing the noised sum would not have.
+  decrypts to at most ``n * B`` per coordinate (``n`` the contributions the aggregate
+  claims: a malicious branch's upload beyond what the round's count can sum is
+  refused). A crafted ciphertext that decrypts to a huge value (a scaled secret key)
+  would defeat any fixed noise, so a noised sum outside that range (plus the error
+  bound and :data:`RANGE_TAIL_Z` noise deviations) is refused
+  (:class:`ImplausibleSum`). The test reads only the *noised* value, so the refusal
+  tells the server nothing the noised sum would not have.
 
 With ``state_path``, the served round numbers and the decryption count survive
 restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
@@ -135,9 +136,23 @@ def noise_floor(params: CKKSParameters) -> float:
     return NOISE_FLOOR_MULTIPLE * params.error_bound(params.num_clients)
 
 
-def plausible_range(params: CKKSParameters, noise_stddev: float) -> float:
-    """The largest |coordinate| an honest aggregate under ``params`` decrypts to, noised."""
-    honest = params.num_clients * params.value_bound + params.error_bound(params.num_clients)
+def plausible_range(
+    params: CKKSParameters, noise_stddev: float, contributions: int | None = None
+) -> float:
+    """The largest |coordinate| an honest aggregate of ``contributions`` values (default:
+    as many as ``params`` were chosen for) under ``params`` decrypts to, noised.
+
+    Why the aggregate's own count: a persistent key is made for the federation's largest
+    round, so a round of 4 under parameters for 20 allowed sums up to 20 value bounds,
+    and a malicious branch could send one upload decrypting to 10 bounds (it holds the
+    public key; nobody sees inside a ciphertext) and have it released in a sum no 4
+    honest values can reach. The count is the server's claim: an honest server's bounds
+    a malicious branch; a malicious server claims the parameters' most, which is where
+    this was. The error bound stays the parameters' (the larger), so an honest sum is
+    never refused beyond the noise tail."""
+    summands = params.num_clients if contributions is None else contributions
+    summands = min(max(summands, 1), params.num_clients)
+    honest = summands * params.value_bound + params.error_bound(params.num_clients)
     return honest + RANGE_TAIL_Z * noise_stddev
 
 

@@ -462,6 +462,53 @@ def test_implausible_sum_refused_and_spends_the_round() -> None:
 # --- the server's side and the in-memory round --------------------------------------
 
 
+def _inflated_upload(public: PublicAggregationContext, d: int, times: int) -> bytes:
+    """A malicious branch's upload: one "contribution" (its envelopes say so) that
+    decrypts to ``times`` vectors of the value bound, which no honest branch can send
+    (an honest one encrypts one vector within the bound). Made here as the sum of
+    ``times`` encryptions, relabelled: a branch holds the public key, so it can."""
+    inflated = EncryptedSum(public, d)
+    for _ in range(times):
+        inflated.add(encrypt_vector(public, np.full(d, public.params.value_bound)))
+    relabelled = [
+        c[:5] + b"\x01" + c[6:22] + (1).to_bytes(4, "big") + c[26:] for c in inflated.to_chunks()
+    ]
+    return frame_chunks(relabelled)
+
+
+def test_a_branch_inflating_its_upload_beyond_what_the_round_can_sum_is_refused() -> None:
+    """A malicious branch in a round of 4 under parameters sized for the federation's 20
+    (a persistent key is made for the largest round) sends an upload decrypting to 10
+    times the value bound. The server cannot see it (ciphertexts) and counted 4
+    contributions; the sum released had coordinates near 13 B where 4 honest values
+    reach 4 B at most, because the plausible-sum test allowed what 20 could add up to
+    (20 B). It is bounded by the contributions the aggregate claims now: refused
+    (ImplausibleSum, the round spent), while an honest round of 4 is decrypted."""
+    backend = CKKSBackend(max_clients=20)
+    helper = KeyHolderSession()
+    rows = _rows(n=4)
+    for number, malicious in ((1, False), (2, True)):
+        server = backend.server(backend.plan(*rows.shape))
+        (request,) = server.start()
+        (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=number))
+        spec = decode_spec(announce.spec)
+        assert helper._holder.params.num_clients == 20
+        outgoing: list = []
+        for party, row in enumerate(rows):
+            upload = backend.client(spec, party).set_input(row)[0]
+            if malicious and party == 3:
+                upload = _inflated_upload(_public(helper), D, times=10)
+            outgoing = server.handle(party, upload)
+        (decrypt,) = outgoing
+        if not malicious:
+            std, total = _reply(helper.handle(decrypt.payload, round_number=number))
+            assert np.max(np.abs(total - rows.sum(axis=0))) < 9 * std + 1e-3
+            continue
+        with pytest.raises(ImplausibleSum, match="4 values bounded by 1 can add up to"):
+            helper.handle(decrypt.payload, round_number=number)
+    assert helper.decryptions == 2 and helper.record.rounds == [1, 2]
+
+
 def test_run_local_round_reports_the_key_holders_noise() -> None:
     rows = _rows(n=5, d=300)
     backend = CKKSBackend()
