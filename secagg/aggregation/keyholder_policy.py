@@ -37,10 +37,11 @@ it to every request, whatever the request says:
   decrypts to at most ``n * B`` per coordinate (``n`` the contributions the aggregate
   claims: a malicious branch's upload beyond what the round's count can sum is
   refused). A crafted ciphertext that decrypts to a huge value (a scaled secret key)
-  would defeat any fixed noise, so a noised sum outside that range (plus the error
-  bound and :data:`RANGE_TAIL_Z` noise deviations) is refused
-  (:class:`ImplausibleSum`). The test reads only the *noised* value, so the refusal
-  tells the server nothing the noised sum would not have.
+  would defeat any fixed noise, so a sum outside that range (plus the error bound)
+  is refused (:class:`ImplausibleSum`). The test reads the *exact* sum, before the
+  noise: on the noised one it needed :data:`RANGE_TAIL_Z` noise deviations of slack,
+  which a server asking for more noise widened at will. Its refusal tells the server
+  one bit (the noised test's did too), and spends the round and one decryption.
 
 With ``state_path``, the served round numbers and the decryption count survive
 restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
@@ -66,7 +67,9 @@ if TYPE_CHECKING:
 
 #: the floor noise std, in units of the design point's documented CKKS error bound
 NOISE_FLOOR_MULTIPLE = 1.0
-#: noise deviations of slack in the plausible-sum test (false refusal ~1e-19 a coordinate)
+#: noise deviations a noised coordinate may lie beyond an honest sum (a Box-Muller deviate
+#: is at most 8.6): what :func:`plausible_range` adds for a noise std, which the key
+#: holder uses to refuse a std whose noised sum would overflow a float64
 RANGE_TAIL_Z = 9.0
 #: the smallest ``min_contributions`` a key holder accepts: one summand is one client's update
 MIN_CONTRIBUTIONS_FLOOR = 2
@@ -140,7 +143,8 @@ def plausible_range(
     params: CKKSParameters, noise_stddev: float, contributions: int | None = None
 ) -> float:
     """The largest |coordinate| an honest aggregate of ``contributions`` values (default:
-    as many as ``params`` were chosen for) under ``params`` decrypts to, noised.
+    as many as ``params`` were chosen for) under ``params`` decrypts to, with noise of
+    std ``noise_stddev`` (0: the exact decryption, which is what the key holder tests).
 
     Why the aggregate's own count: a persistent key is made for the federation's largest
     round, so a round of 4 under parameters for 20 allowed sums up to 20 value bounds,

@@ -509,6 +509,41 @@ def test_a_branch_inflating_its_upload_beyond_what_the_round_can_sum_is_refused(
     assert helper.decryptions == 2 and helper.record.rounds == [1, 2]
 
 
+def test_the_noise_asked_for_does_not_widen_what_a_sum_may_decrypt_to() -> None:
+    """The plausible-sum test read the *noised* sum, so its range carried 9 noise
+    deviations of slack: a round of 4 asking for noise std 100 released a sum up to 7
+    value bounds wide, a malicious branch's upload worth 4 bounds in it, where 4 honest
+    values reach 4 (a crafted query scales the same way: whatever the noise, a
+    coordinate carried at least 1/2 log2(82) = 3.2 bits of it). The exact decryption is
+    tested now, against what the round's contributions can sum to, before the noise is
+    added: refused; an honest round with the same noise is released."""
+    backend = CKKSBackend()
+    helper = KeyHolderSession()
+    rows = _rows(n=4)
+    for number, malicious in ((1, False), (2, True)):
+        server = backend.server(backend.plan(*rows.shape), noise_stddev=100.0)
+        (request,) = server.start()
+        (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=number))
+        spec = decode_spec(announce.spec)
+        outgoing: list = []
+        for party, row in enumerate(rows):
+            upload = backend.client(spec, party).set_input(row)[0]
+            if malicious and party == 3:
+                upload = _inflated_upload(_public(helper), D, times=4)  # 4 B a coordinate
+            outgoing = server.handle(party, upload)
+        (decrypt,) = outgoing
+        params = helper._holder.params
+        assert params.num_clients == 4 and 3 + 4 > plausible_range(params, 0.0, 4)
+        assert 3 + 4 < plausible_range(params, 100.0, 4)  # within the old, noised range
+        if not malicious:
+            std, _ = _reply(helper.handle(decrypt.payload, round_number=number))
+            assert std == 100.0
+            continue
+        with pytest.raises(ImplausibleSum, match="before its noise"):
+            helper.handle(decrypt.payload, round_number=number)
+    assert helper.decryptions == 2 and helper.record.rounds == [1, 2]
+
+
 def test_run_local_round_reports_the_key_holders_noise() -> None:
     rows = _rows(n=5, d=300)
     backend = CKKSBackend()
