@@ -365,9 +365,15 @@ class DecryptionRecord:
 
     @staticmethod
     def _parse(path: Path) -> tuple[list[int], int]:
-        """The record ``path`` holds; :class:`_Unreadable` if it holds none."""
+        """The record ``path`` holds (none yet: no file); :class:`_Unreadable` if it
+        holds no record, the :class:`OSError` if it cannot be read (a lost permission,
+        an I/O error: nothing is known to have changed)."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return [], 0
+        try:
+            data = json.loads(text)
             if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
                 raise ValueError("unknown version")
             rounds, count = data["rounds"], data["decryptions"]
@@ -380,7 +386,7 @@ class DecryptionRecord:
                 or count < len(rounds)
             ):
                 raise ValueError("inconsistent fields")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise _Unreadable(str(exc)) from None
         return rounds, count
 
@@ -388,7 +394,7 @@ class DecryptionRecord:
     def _read(cls, path: Path) -> tuple[list[int], int]:
         try:
             return cls._parse(path)
-        except _Unreadable as exc:
+        except (_Unreadable, OSError) as exc:
             # fail closed: a key holder that forgot what it served could serve it again
             raise ConfigurationError(
                 f"[key_holder] state: cannot read {path} ({exc}); refusing to start"
@@ -407,9 +413,16 @@ class DecryptionRecord:
         Re-read when a round is opened too (:meth:`check`), so the stale process refuses
         the round before any branch trains for it, not after every branch uploaded."""
         try:
-            rounds, count = self._parse(path) if path.exists() else ([], 0)
+            rounds, count = self._parse(path)
+        except OSError as exc:
+            # not stale: nothing was seen to change, and the next request reads it again
+            raise KeyHolderRefusal(
+                f"round {round_number} refused: the key holder cannot read its state file "
+                f"({exc.strerror or type(exc).__name__}); nothing released",
+                local_detail=f"{path}: {exc}",
+            ) from None
         except _Unreadable as exc:
-            found = f"cannot be read ({exc})"
+            found = f"holds no record ({exc})"
         else:
             if (rounds, count) == (self.rounds, self.decryptions):
                 return

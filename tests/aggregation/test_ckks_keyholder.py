@@ -352,6 +352,34 @@ def test_after_its_state_file_changed_the_key_holder_refuses_every_round_until_r
     assert restarted.record.rounds == [1, 3]
 
 
+def test_a_state_file_that_cannot_be_read_for_a_moment_refuses_that_request_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that fails (a lost permission, an I/O error) shows nothing changed: that
+    request is refused (typed, no path on the wire, nothing opened or spent) and the
+    next one reads the file again. Before, the re-read raised the start-up error
+    ("cannot read <path> ...; refusing to start") into the refusal reply."""
+    state = tmp_path / "kh-private-folder" / "state.json"
+    helper = KeyHolderSession(KeyHolderPolicy(max_decryptions=9, state_path=state))
+    helper.handle(_round(helper, round_number=1)[1], round_number=1)
+    real = Path.read_text
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        if self == state:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    before = _state(helper)
+    with pytest.raises(KeyHolderRefusal, match="cannot read its state file") as got:
+        _open(helper, 2)
+    assert _state(helper) == before and "kh-private-folder" not in str(got.value)
+    assert not isinstance(got.value, StateChanged) and str(state) in got.value.local_detail
+    monkeypatch.setattr(Path, "read_text", real)
+    helper.handle(_round(helper, round_number=2)[1], round_number=2)  # served again
+    assert helper.record.rounds == [1, 2]
+
+
 def test_a_second_process_is_refused_when_it_opens_a_round_not_after_the_uploads(
     tmp_path: Path,
 ) -> None:
