@@ -356,7 +356,7 @@ class DecryptionRecord:
         self.decryptions = 0
         #: the refusal every request gets once the file was seen to change (None: in step)
         self.stale: StateChanged | None = None
-        if path is not None and path.exists():
+        if path is not None:  # no file yet: nothing served
             self.rounds, self.decryptions = self._read(path)
 
     @property
@@ -428,9 +428,10 @@ class DecryptionRecord:
                 return
             found = f"holds rounds {rounds[-3:]} and {count} decryptions"
         self.stale = StateChanged(
-            "the key holder's state file no longer holds its record (another key holder "
-            "process uses it, or it was replaced or removed): it refuses every round until "
-            "its operator restarts it",
+            # at most 200 bytes with the round number: the refusal reply's text is cut there
+            "the key holder's state file changed under it (another key holder process, or "
+            "the file replaced or removed): it refuses every round until its operator "
+            "restarts it",
             local_detail=(
                 f"{path} {found}, not this process's rounds {self.rounds[-3:]} and "
                 f"{self.decryptions} decryptions: stop any other key holder process over "

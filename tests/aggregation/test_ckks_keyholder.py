@@ -347,6 +347,9 @@ def test_after_its_state_file_changed_the_key_holder_refuses_every_round_until_r
     with pytest.raises(StateChanged, match="until its operator restarts it"):
         second.handle(payload, round_number=2)  # and any decryption
     assert state.read_text() == '{"version":1,"decryptions":1,"rounds":[1]}'
+    # what to do reaches the server whole: the reply's text is cut at 200 bytes
+    longest = str(second.record._refused(2**64 - 1))
+    assert len(longest.encode()) <= MAX_REFUSAL_TEXT and longest.endswith("restarts it")
     restarted = KeyHolderSession(policy)  # the operator stopped one and restarted this one
     restarted.handle(_round(restarted, round_number=3)[1], round_number=3)
     assert restarted.record.rounds == [1, 3]
