@@ -491,8 +491,8 @@ class KeyHolderSession(HelperSession):
     another length than its own ``dimension`` is refused when it is opened (the key
     request) and a sum of another length than its round was opened with before any
     work (the round opened outlives a restart when the key does: :meth:`_save_opened`),
-    and a noised sum no honest aggregate could decrypt to is refused (see that
-    module for why each rule).
+    and a sum no honest aggregate of the contributions it claims could decrypt to
+    (tested before the noise) is refused (see that module for why each rule).
     """
 
     def __init__(self, policy: KeyHolderPolicy | None = None, *, key: Any = None) -> None:
