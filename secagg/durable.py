@@ -17,6 +17,21 @@ within one file system), created 0600 by :func:`tempfile.mkstemp` whatever the u
 then given ``mode``; the file is fsynced, renamed over ``path`` (:func:`os.replace`), and
 the folder fsynced, so the rename itself survives a power cut. A write that fails at any
 step removes its temporary file and leaves ``path`` as it was.
+
+A write *killed* mid-way (SIGKILL, a power cut) cannot remove its temporary file: it
+stays beside the target as ``.NAME.XXXXXXXX.tmp`` (0600, never read). The next write of
+the same target removes such leftovers (:func:`remove_stale_temporaries`), and only
+those nobody is writing: each writer holds an exclusive :func:`fcntl.flock` on its own
+temporary file from just after creating it until it is renamed into place or removed,
+and the kernel drops that lock when its process dies, however it dies. So a leftover is
+a file of the writer's own name pattern for that target that can be locked; one that
+cannot be locked is another process's write in flight and is left alone (removing it
+would make that write fail: its rename would find no file). One gap is closed by age:
+between creating the file and locking it, a writer holds no lock for a few
+microseconds, so a file younger than :data:`STALE_AFTER_SECONDS` is never removed.
+Why not under the target's own lock (``<state>.lock``): not every target has one (keys,
+certificates, ``<state>.opened``), and the key holder writes its record while holding
+that lock, so taking it again here would wait on itself.
 """
 
 from __future__ import annotations
@@ -24,7 +39,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -33,15 +51,81 @@ from typing import Any
 
 __all__ = [
     "SECRET_FILE_MODE",
+    "STALE_AFTER_SECONDS",
     "LockTimeout",
     "exclusive_lock",
+    "remove_stale_temporaries",
     "write_atomically",
     "write_json_atomically",
 ]
 
+log = logging.getLogger("secagg.durable")
+
 #: owner read and write only: the mode of every file that holds a secret or a key
 #: holder's state (a record others could read tells them which rounds were decrypted)
 SECRET_FILE_MODE = 0o600
+#: a temporary file younger than this is never removed as stale: its writer may not
+#: have locked it yet (the microseconds between creating and locking it)
+STALE_AFTER_SECONDS = 60.0
+#: the random part :func:`tempfile.mkstemp` puts between the prefix and the suffix
+_TEMPORARY_PART = r"[a-z0-9_]{8}"
+
+
+def _temporary_name(target: str) -> re.Pattern[str]:
+    """The names :func:`write_atomically` gives its temporary files for ``target``:
+    ``.<target>.`` + mkstemp's 8 random characters + ``.tmp``, and nothing else (not
+    another target's, whose name would have to fit in those 8 characters)."""
+    return re.compile(rf"\.{re.escape(target)}\.{_TEMPORARY_PART}\.tmp")
+
+
+def remove_stale_temporaries(path: Path, *, older_than: float | None = None) -> list[Path]:
+    """Remove the temporary files that writes of ``path`` killed mid-way left beside it;
+    the paths removed.
+
+    Only a regular file of this user whose name is :func:`write_atomically`'s pattern for
+    ``path``, older than ``older_than`` seconds (default :data:`STALE_AFTER_SECONDS`),
+    and that can be locked: its writer is gone (see the module's text). A file that
+    cannot be locked (a write in flight, or a file system without locks), a symbolic
+    link, a folder, another user's file or any other name is left as it is. Never
+    raises: a leftover that cannot be removed costs disk space, never a write.
+    """
+    folder = path.parent
+    grace = STALE_AFTER_SECONDS if older_than is None else older_than
+    pattern = _temporary_name(path.name)
+    try:
+        names = [name for name in os.listdir(folder) if pattern.fullmatch(name)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        candidate = folder / name
+        with contextlib.suppress(OSError):
+            if _remove_if_abandoned(candidate, grace):
+                removed.append(candidate)
+                log.info("removed %s, left by a write of %s killed mid-way", candidate, path)
+    return removed
+
+
+def _remove_if_abandoned(candidate: Path, grace: float) -> bool:
+    """Remove ``candidate`` if no live writer holds it (its lock) and it is old enough."""
+    seen = os.lstat(candidate)
+    if not stat.S_ISREG(seen.st_mode) or seen.st_uid != os.getuid():
+        return False  # a link, a folder, another user's file: not one this writer made
+    if time.time() - seen.st_mtime < grace:
+        return False  # its writer may be between creating and locking it
+    fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a write in flight holds it (or this file system has no locks)
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+            return False  # replaced between the look and the open
+        os.unlink(candidate)
+        return True
+    finally:
+        os.close(fd)  # and its lock
 
 
 def write_atomically(
@@ -58,18 +142,23 @@ def write_atomically(
     folder = path.parent
     if make_folder:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    remove_stale_temporaries(path)  # what writes killed mid-way left (never raises)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # 0600
     try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), mode)
+        # held until the rename: a file that can be locked is a dead writer's
+        with contextlib.suppress(OSError):  # no locks on this file system: age alone
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.fchmod(fd, mode)
+        with open(fd, "wb", closefd=False) as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        os.fsync(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)  # after the rename: the lock covered the temporary file's whole life
     with contextlib.suppress(OSError):  # not every platform can open a folder
         dir_fd = os.open(folder, os.O_RDONLY)
         try:

@@ -491,8 +491,8 @@ class KeyHolderSession(HelperSession):
     another length than its own ``dimension`` is refused when it is opened (the key
     request) and a sum of another length than its round was opened with before any
     work (the round opened outlives a restart when the key does: :meth:`_save_opened`),
-    and a noised sum no honest aggregate could decrypt to is refused (see that
-    module for why each rule).
+    and a sum no honest aggregate of the contributions it claims could decrypt to
+    (tested before the noise) is refused (see that module for why each rule).
     """
 
     def __init__(self, policy: KeyHolderPolicy | None = None, *, key: Any = None) -> None:
@@ -632,7 +632,9 @@ class KeyHolderSession(HelperSession):
         except OSError as exc:
             # refused before the key leaves: a round the key holder may forget is not opened
             raise KeyHolderRefusal(
-                f"round {round_number} not opened: cannot write {path.name} ({exc.strerror})"
+                f"round {round_number} not opened: the key holder cannot record the round it "
+                f"opens ({exc.strerror or type(exc).__name__})",
+                local_detail=f"{path}: {exc}",  # its own log's, not the server's
             ) from None
 
     def _load_opened(self) -> tuple[int, int] | None:
@@ -673,7 +675,7 @@ class KeyHolderSession(HelperSession):
         at 30 MB) for a request no parameters of its could take.
         """
         from secagg.dp.noise import gaussian
-        from secagg.he.vectors import chunk_count, decrypt_aggregate
+        from secagg.he.chunks import chunk_count, decrypt_counted
 
         _check_helper_head(view, _DECRYPT)
         fields = _HELPER_HEAD.size + _DECRYPT_FIELDS.size
@@ -716,17 +718,26 @@ class KeyHolderSession(HelperSession):
         # bytes checked are the bytes decrypted; bytes are read in place
         framed = bytes(view[fields:]) if copy else view[fields:]
         chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
-        noised = decrypt_aggregate(self._holder, chunks, dimension=dimension)  # min contributions
+        # the claimed contributions are checked (at least the minimum, at most the
+        # parameters' clients) and bound what the sum may decrypt to
+        noised, summands = decrypt_counted(self._holder, chunks, dimension=dimension)
+        # the exact sum against what its claimed contributions can add up to, before the
+        # noise: on the noised sum the range needed 9 noise deviations of slack, so a
+        # server asking for more noise widened what a crafted query (or a branch's
+        # inflated upload) could decrypt to with it, and no noise level held a coordinate
+        # below 1/2 log2(82) = 3.2 bits. The refusal says one bit, once a decryption
+        # (spent below), which the noised test's refusal said too
+        plausible = bool(np.all(np.abs(noised) <= plausible_range(params, 0.0, summands)))
         # noised in place, slice by slice: the exact sum is overwritten, never kept, and
         # the noise of a whole vector (with its Box-Muller temporaries) is never held
         for start in range(0, dimension, _NOISE_SLICE):
             part = noised[start : start + _NOISE_SLICE]
             part += gaussian(std, len(part))
         self.record.commit(round_number)  # on disk before anything leaves
-        if not np.all(np.abs(noised) <= plausible_range(params, std)):
+        if not plausible:
             raise ImplausibleSum(
-                f"round {round_number}: the noised sum has a coordinate beyond what "
-                f"{params.num_clients} values bounded by {params.value_bound:g} can add up to; "
+                f"round {round_number}: the sum has a coordinate beyond what {summands} "
+                f"values bounded by {params.value_bound:g} can add up to before its noise; "
                 "not released (the round number and one decryption are spent)"
             )
         # one copy of the sum into the reply (the header, the std, then float64 values)

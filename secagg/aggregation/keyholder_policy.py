@@ -34,12 +34,14 @@ it to every request, whatever the request says:
   holder cannot verify the claim (the server adds the ciphertexts), so this
   catches honest mistakes only; docs/backends.md says what would make it sound.
 * **Plausible sums only.** An honest aggregate of ``n`` values bounded by ``B``
-  decrypts to at most ``n * B`` per coordinate. A crafted ciphertext that
-  decrypts to a huge value (a scaled secret key) would defeat any fixed noise,
-  so a noised sum outside that range (plus the error bound and
-  :data:`RANGE_TAIL_Z` noise deviations) is refused (:class:`ImplausibleSum`).
-  The test reads only the *noised* value, so the refusal tells the server
-  nothing the noised sum would not have.
+  decrypts to at most ``n * B`` per coordinate (``n`` the contributions the aggregate
+  claims: a malicious branch's upload beyond what the round's count can sum is
+  refused). A crafted ciphertext that decrypts to a huge value (a scaled secret key)
+  would defeat any fixed noise, so a sum outside that range (plus the error bound)
+  is refused (:class:`ImplausibleSum`). The test reads the *exact* sum, before the
+  noise: on the noised one it needed :data:`RANGE_TAIL_Z` noise deviations of slack,
+  which a server asking for more noise widened at will. Its refusal tells the server
+  one bit (the noised test's did too), and spends the round and one decryption.
 
 With ``state_path``, the served round numbers and the decryption count survive
 restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
@@ -65,7 +67,9 @@ if TYPE_CHECKING:
 
 #: the floor noise std, in units of the design point's documented CKKS error bound
 NOISE_FLOOR_MULTIPLE = 1.0
-#: noise deviations of slack in the plausible-sum test (false refusal ~1e-19 a coordinate)
+#: noise deviations a noised coordinate may lie beyond an honest sum (a Box-Muller deviate
+#: is at most 8.6): what :func:`plausible_range` adds for a noise std, which the key
+#: holder uses to refuse a std whose noised sum would overflow a float64
 RANGE_TAIL_Z = 9.0
 #: the smallest ``min_contributions`` a key holder accepts: one summand is one client's update
 MIN_CONTRIBUTIONS_FLOOR = 2
@@ -81,7 +85,22 @@ _MAX_DIMENSION = 2**32 - 1
 
 
 class KeyHolderRefusal(ProtocolError):
-    """The key holder's own policy refused a request; nothing was released."""
+    """The key holder's own policy refused a request; nothing was released.
+
+    ``str(refusal)`` is what the server hears (the refusal reply's text, which it writes
+    into its log, its round's abort reason and its ledger, and from there branches may
+    read it), so it says what failed without any of the key holder's local paths;
+    ``local_detail`` is what only the key holder's own log adds to it (which file, the
+    records that disagree, what its operator must do;
+    :class:`~secagg.runtime.keyholder.KeyHolderService` logs both).
+
+    Why: a refusal over the state file quoted the file's full path, and the server
+    logged and stored it; where the key holder keeps its key and record is the key
+    holder operator's business, not the server's (review, 2026-12-05)."""
+
+    def __init__(self, message: str, *, local_detail: str = "") -> None:
+        super().__init__(message)
+        self.local_detail = local_detail
 
 
 class RoundAlreadyServed(KeyHolderRefusal, WrongRound):
@@ -120,9 +139,24 @@ def noise_floor(params: CKKSParameters) -> float:
     return NOISE_FLOOR_MULTIPLE * params.error_bound(params.num_clients)
 
 
-def plausible_range(params: CKKSParameters, noise_stddev: float) -> float:
-    """The largest |coordinate| an honest aggregate under ``params`` decrypts to, noised."""
-    honest = params.num_clients * params.value_bound + params.error_bound(params.num_clients)
+def plausible_range(
+    params: CKKSParameters, noise_stddev: float, contributions: int | None = None
+) -> float:
+    """The largest |coordinate| an honest aggregate of ``contributions`` values (default:
+    as many as ``params`` were chosen for) under ``params`` decrypts to, with noise of
+    std ``noise_stddev`` (0: the exact decryption, which is what the key holder tests).
+
+    Why the aggregate's own count: a persistent key is made for the federation's largest
+    round, so a round of 4 under parameters for 20 allowed sums up to 20 value bounds,
+    and a malicious branch could send one upload decrypting to 10 bounds (it holds the
+    public key; nobody sees inside a ciphertext) and have it released in a sum no 4
+    honest values can reach. The count is the server's claim: an honest server's bounds
+    a malicious branch; a malicious server claims the parameters' most, which is where
+    this was. The error bound stays the parameters' (the larger), so an honest sum is
+    never refused beyond the noise tail."""
+    summands = params.num_clients if contributions is None else contributions
+    summands = min(max(summands, 1), params.num_clients)
+    honest = summands * params.value_bound + params.error_bound(params.num_clients)
     return honest + RANGE_TAIL_Z * noise_stddev
 
 
@@ -285,7 +319,19 @@ class KeyHolderPolicy:
 class StateChanged(KeyHolderRefusal):
     """The key holder's state file no longer holds what this process last wrote: another
     key holder process uses it (each would otherwise decrypt the same round once, each
-    by its own record), or it was replaced or removed under it."""
+    by its own record), or it was replaced or removed under it; or (``sticky`` false) its
+    lock is held by another process past the wait.
+
+    Once the file was seen to change, the process refuses every request until its
+    operator restarts it (:attr:`DecryptionRecord.stale`)."""
+
+    def __init__(self, message: str, *, local_detail: str = "", sticky: bool = True) -> None:
+        super().__init__(message, local_detail=local_detail)
+        self.sticky = sticky
+
+
+class _Unreadable(Exception):
+    """A state file that does not hold a record (why, in a few words)."""
 
 
 class DecryptionRecord:
@@ -293,13 +339,24 @@ class DecryptionRecord:
 
     :meth:`check` refuses before any work; :meth:`commit` records a decryption
     (and writes the file) before its result may leave.
+
+    With a file, the file is the one record (several processes may be started over
+    it): :meth:`check` and :meth:`commit` compare it with this process's before going
+    on. A file found to hold anything else (another process's record, a replaced or
+    removed file, bytes that are no record) makes the record :attr:`stale`, and every
+    later request is refused with the same :class:`StateChanged` until the process is
+    restarted: failing closed, because which of the two records is the true one is for
+    an operator to tell (a second process is stopped, a replaced file restored), and a
+    restart then trusts the file.
     """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.rounds: list[int] = []
         self.decryptions = 0
-        if path is not None and path.exists():
+        #: the refusal every request gets once the file was seen to change (None: in step)
+        self.stale: StateChanged | None = None
+        if path is not None:  # no file yet: nothing served
             self.rounds, self.decryptions = self._read(path)
 
     @property
@@ -307,9 +364,16 @@ class DecryptionRecord:
         return self.rounds[-1] if self.rounds else None
 
     @staticmethod
-    def _read(path: Path) -> tuple[list[int], int]:
+    def _parse(path: Path) -> tuple[list[int], int]:
+        """The record ``path`` holds (none yet: no file); :class:`_Unreadable` if it
+        holds no record, the :class:`OSError` if it cannot be read (a lost permission,
+        an I/O error: nothing is known to have changed)."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return [], 0
+        try:
+            data = json.loads(text)
             if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
                 raise ValueError("unknown version")
             rounds, count = data["rounds"], data["decryptions"]
@@ -322,33 +386,76 @@ class DecryptionRecord:
                 or count < len(rounds)
             ):
                 raise ValueError("inconsistent fields")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Unreadable(str(exc)) from None
+        return rounds, count
+
+    @classmethod
+    def _read(cls, path: Path) -> tuple[list[int], int]:
+        try:
+            return cls._parse(path)
+        except (_Unreadable, OSError) as exc:
             # fail closed: a key holder that forgot what it served could serve it again
             raise ConfigurationError(
                 f"[key_holder] state: cannot read {path} ({exc}); refusing to start"
             ) from None
-        return rounds, count
 
     def _refuse_if_changed(self, path: Path, round_number: int) -> None:
-        """Read the file again before writing over it: one that no longer holds this
-        process's record refuses the decryption (:class:`StateChanged`).
+        """Read the file again: one that no longer holds this process's record makes the
+        record stale and refuses ``round_number`` (:class:`StateChanged`, then for every
+        request until a restart).
 
         Why: a second key holder process started over the same key and state (a
         deploy that left the old one running) kept its own record in memory, so each
         process decrypted a round once: the round twice, and the cap counted in two
         halves. The record is read when the process starts; re-reading it before each
-        commit makes the file, not the process, the one record (review, 2026-12-05)."""
-        on_disk = self._read(path) if path.exists() else ([], 0)
-        if on_disk != (self.rounds, self.decryptions):
-            raise StateChanged(
-                f"round {round_number} refused: the key holder's state file {path} holds "
-                f"rounds {on_disk[0][-3:]} and {on_disk[1]} decryptions, not this process's "
-                f"{self.rounds[-3:]} and {self.decryptions}: another key holder process uses "
-                "it, or it was replaced (run one key holder per key)"
-            )
+        commit makes the file, not the process, the one record (review, 2026-12-05).
+        Re-read when a round is opened too (:meth:`check`), so the stale process refuses
+        the round before any branch trains for it, not after every branch uploaded."""
+        try:
+            rounds, count = self._parse(path)
+        except OSError as exc:
+            # not stale: nothing was seen to change, and the next request reads it again
+            raise KeyHolderRefusal(
+                f"round {round_number} refused: the key holder cannot read its state file "
+                f"({exc.strerror or type(exc).__name__}); nothing released",
+                local_detail=f"{path}: {exc}",
+            ) from None
+        except _Unreadable as exc:
+            found = f"holds no record ({exc})"
+        else:
+            if (rounds, count) == (self.rounds, self.decryptions):
+                return
+            found = f"holds rounds {rounds[-3:]} and {count} decryptions"
+        self.stale = StateChanged(
+            # at most 200 bytes with the round number: the refusal reply's text is cut there
+            "the key holder's state file changed under it (another key holder process, or "
+            "the file replaced or removed): it refuses every round until its operator "
+            "restarts it",
+            local_detail=(
+                f"{path} {found}, not this process's rounds {self.rounds[-3:]} and "
+                f"{self.decryptions} decryptions: stop any other key holder process over "
+                "this key; if the file was replaced or removed, write this process's record "
+                "back into it; then restart this key holder (a restart trusts the file)"
+            ),
+        )
+        raise self._refused(round_number)
+
+    def _refused(self, round_number: int) -> StateChanged:
+        """The stale record's refusal, for ``round_number``."""
+        assert self.stale is not None
+        return StateChanged(
+            f"round {round_number} refused: {self.stale}",
+            local_detail=self.stale.local_detail,
+        )
 
     def check(self, round_number: int, cap: int | None) -> None:
-        """Refuse a replayed or older round number, or a decryption past ``cap``."""
+        """Refuse a replayed or older round number, or a decryption past ``cap``; with a
+        file, refuse anything once the file no longer holds this process's record."""
+        if self.stale is not None:
+            raise self._refused(round_number)
+        if self.path is not None:
+            self._refuse_if_changed(self.path, round_number)
         last = self.last_round
         if last is not None and round_number <= last:
             raise RoundAlreadyServed(
@@ -362,7 +469,12 @@ class DecryptionRecord:
             )
 
     def commit(self, round_number: int) -> None:
-        """Record one decryption of ``round_number``; the file is on disk when this returns."""
+        """Record one decryption of ``round_number``; the file is on disk when this returns.
+
+        Every failure is a :class:`KeyHolderRefusal` whose text names no local path, and
+        leaves the file and this record as they were: nothing may be released."""
+        if self.stale is not None:
+            raise self._refused(round_number)
         rounds, count = [*self.rounds, round_number], self.decryptions + 1
         if self.path is not None:
             # the re-read, the check and the write as one step for every process over the
@@ -377,9 +489,20 @@ class DecryptionRecord:
                         {"version": _STATE_VERSION, "decryptions": count, "rounds": rounds},
                     )
             except LockTimeout as exc:
+                # not stale: nothing was seen to change, and the holder may yet let go
                 raise StateChanged(
-                    f"round {round_number} refused: {exc}: another key holder process "
-                    "uses the state file (run one key holder per key)"
+                    f"round {round_number} refused: the key holder's state file is locked "
+                    "by another process (run one key holder per key)",
+                    local_detail=f"{exc}: stop the other key holder process over this key",
+                    sticky=False,
+                ) from None
+            except OSError as exc:
+                # a full disk, a lost permission: the file is as it was (atomic write)
+                raise KeyHolderRefusal(
+                    f"round {round_number} refused: the key holder cannot record the "
+                    f"decryption in its state file ({exc.strerror or type(exc).__name__}); "
+                    "nothing released",
+                    local_detail=f"{self.path}: {exc}",
                 ) from None
         self.rounds, self.decryptions = rounds, count
 

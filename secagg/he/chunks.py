@@ -384,7 +384,19 @@ def _ordered_envelopes(
 def decrypt_aggregate(
     context: SecretContext, chunks: Sequence[bytes], *, dimension: int
 ) -> np.ndarray:
+    """Decrypt aggregate envelopes with a secret-key context; refuses anything else
+    (:func:`decrypt_counted`, without the count)."""
+    return decrypt_counted(context, chunks, dimension=dimension)[0]
+
+
+def decrypt_counted(
+    context: SecretContext, chunks: Sequence[bytes], *, dimension: int
+) -> tuple[np.ndarray, int]:
     """Decrypt aggregate envelopes with a secret-key context; refuses anything else.
+    The sum, and the contributions the aggregate claims (checked against the context's
+    minimum and its parameters' clients): what an honest sum of it is bounded by, which
+    the CKKS key holder holds the decryption to
+    (:func:`~secagg.aggregation.keyholder_policy.plausible_range`).
 
     The returned sum is raw: see :mod:`secagg.he.keys` for why it must be noised
     or rounded before it leaves the key holder.
@@ -429,4 +441,4 @@ def decrypt_aggregate(
             context, ciphertext, values
         )
         del vector, ciphertext
-    return out
+    return out, contributions

@@ -75,6 +75,15 @@ def bound_to_federation(
     return values
 
 
+def _local_text(error: BaseException) -> str:
+    """``error`` as the key holder's own log writes it: its text, then the detail the
+    session kept out of its refusal reply (``local_detail``: local paths, what the key
+    holder's operator must do), if it has one. Read by name, not by class, so this loop
+    still names no backend."""
+    detail = getattr(error, "local_detail", "")
+    return f"{error} [{detail}]" if isinstance(detail, str) and detail else str(error)
+
+
 class KeyHolderGaveUp(NotConnected):
     """The key holder found no session with the server for ``give_up_after`` seconds
     since its connection was lost (or, for the first one, ``connect_timeout``).
@@ -225,7 +234,11 @@ class KeyHolderService:
         except SecAggError as exc:
             self.refused += 1
             self._log_spent(before)
-            self._refusals.refused(logging.WARNING, "%s refused a request: %s", self.name, exc)
+            # the full text here (a refusal's local detail: its state file's path, what
+            # the operator must do); the server hears only the refusal's own text
+            self._refusals.refused(
+                logging.WARNING, "%s refused a request: %s", self.name, _local_text(exc)
+            )
             return self._refusal(relay, exc)
         except Exception as exc:  # anything else a hostile message provokes: never crash
             self.refused += 1

@@ -249,6 +249,156 @@ def test_two_key_holder_processes_over_one_state_file_decrypt_a_round_once(
     assert third.record.rounds == [1] and third.decryptions == 1
 
 
+def _hold_lock(path: Path) -> int:
+    """Hold ``path``'s exclusive lock from another open file description (as another
+    process would); the descriptor, for the caller to close."""
+    import fcntl
+    import os
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+@pytest.mark.parametrize("failure", ["another record", "not a record", "locked", "disk full"])
+def test_a_refusal_over_the_state_file_names_no_local_path_on_the_wire(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failure: str,
+) -> None:
+    """The refusal reply's text is the server's to log, store and pass on: a refusal over
+    the state file quoted its full path ("the key holder's state file /srv/.../state
+    holds ..."; a file that became unreadable even said "refusing to start", through a
+    ConfigurationError), and a write that failed (a full disk) was an untyped internal
+    error. Now each is a KeyHolderRefusal whose reply says what failed and names no
+    local path; the key holder's own log has the path and what its operator must do.
+    Nothing is released and the record is unchanged."""
+    import os
+
+    import secagg.aggregation.keyholder_policy as kp
+    from secagg.runtime.keyholder import KeyHolderService
+    from secagg.runtime.wire import Relay, decode_message, encode_message
+
+    folder = tmp_path / "kh-private-folder"
+    state = folder / "state.json"
+    helper = KeyHolderSession(KeyHolderPolicy(max_decryptions=5, state_path=state))
+    helper.handle(_round(helper, round_number=1)[1], round_number=1)
+    _, payload, _ = _round(helper, round_number=2)
+    held = None
+    if failure == "another record":  # another process's record, written after round 2 opened
+        state.write_text('{"version":1,"decryptions":2,"rounds":[1,2]}')
+    elif failure == "not a record":
+        state.write_text("not json")
+    elif failure == "locked":  # another process holds the lock past the wait
+        real = kp.exclusive_lock
+        monkeypatch.setattr(kp, "exclusive_lock", lambda path: real(path, timeout=0.0))
+        held = _hold_lock(lock_path(state))
+    else:
+
+        def full(path: Path, data: object) -> None:
+            raise OSError(28, "No space left on device", str(path))
+
+        monkeypatch.setattr(kp, "write_json_atomically", full)
+    on_disk = state.read_bytes()
+    service = KeyHolderService("kh", _Queue([encode_message(Relay(2, payload))]), helper)
+    try:
+        with caplog.at_level(logging.WARNING, logger="secagg.keyholder"):
+            service.run(idle_timeout=0.01)
+    finally:
+        if held is not None:
+            os.close(held)
+    (reply,) = [decode_message(m) for m in service._transport.sent]  # type: ignore[union-attr]
+    assert reply.payload[5] == _REFUSED and service.refused == 1
+    r = Reader(reply.payload[6:], "refusal")
+    code, text = r.u8(), r.blob(MAX_REFUSAL_TEXT)
+    assert code == 5  # key holder policy: typed, not "internal error" (9, no text)
+    assert b"state file" in text and b"kh-private-folder" not in text and b"state.json" not in text
+    assert str(state) in caplog.text  # the key holder's own log says which file
+    assert helper.decryptions == 1 and helper.record.rounds == [1]
+    assert state.read_bytes() == on_disk
+
+
+def test_after_its_state_file_changed_the_key_holder_refuses_every_round_until_restarted(
+    tmp_path: Path,
+) -> None:
+    """Fail closed: once the state file was seen to hold another record, which one is
+    true is for an operator to tell (a second process stopped, a replaced file
+    restored), so the process refuses every request until it is restarted and says so.
+    Before, it answered the next key request as if nothing had happened, so every branch
+    trained and encrypted for a round whose decryption it was bound to refuse, and its
+    refusal never said what to do. Now the key request is refused at once, nothing is
+    opened or spent, and a restart (which trusts the file) serves again."""
+    state = tmp_path / "state.json"
+    policy = KeyHolderPolicy(max_decryptions=9, state_path=state)
+    first, second = KeyHolderSession(policy), KeyHolderSession(policy)  # a deploy left one
+    _, first_payload, _ = _round(first, round_number=1)
+    _, payload, _ = _round(second, round_number=2)
+    first.handle(first_payload, round_number=1)  # the file changed after round 2 opened
+    with pytest.raises(StateChanged, match="until its operator restarts it") as changed:
+        second.handle(payload, round_number=2)
+    assert "stop any other key holder process" in changed.value.local_detail
+    assert "restart this key holder" in changed.value.local_detail
+    before = _state(second)
+    for number in (3, 4):  # the next rounds are refused when opened, before any branch works
+        with pytest.raises(StateChanged, match=f"round {number} refused: .* restarts it"):
+            _open(second, number)
+        assert _state(second) == before
+    with pytest.raises(StateChanged, match="until its operator restarts it"):
+        second.handle(payload, round_number=2)  # and any decryption
+    assert state.read_text() == '{"version":1,"decryptions":1,"rounds":[1]}'
+    # what to do reaches the server whole: the reply's text is cut at 200 bytes
+    longest = str(second.record._refused(2**64 - 1))
+    assert len(longest.encode()) <= MAX_REFUSAL_TEXT and longest.endswith("restarts it")
+    restarted = KeyHolderSession(policy)  # the operator stopped one and restarted this one
+    restarted.handle(_round(restarted, round_number=3)[1], round_number=3)
+    assert restarted.record.rounds == [1, 3]
+
+
+def test_a_state_file_that_cannot_be_read_for_a_moment_refuses_that_request_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that fails (a lost permission, an I/O error) shows nothing changed: that
+    request is refused (typed, no path on the wire, nothing opened or spent) and the
+    next one reads the file again. Before, the re-read raised the start-up error
+    ("cannot read <path> ...; refusing to start") into the refusal reply."""
+    state = tmp_path / "kh-private-folder" / "state.json"
+    helper = KeyHolderSession(KeyHolderPolicy(max_decryptions=9, state_path=state))
+    helper.handle(_round(helper, round_number=1)[1], round_number=1)
+    real = Path.read_text
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        if self == state:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    before = _state(helper)
+    with pytest.raises(KeyHolderRefusal, match="cannot read its state file") as got:
+        _open(helper, 2)
+    assert _state(helper) == before and "kh-private-folder" not in str(got.value)
+    assert not isinstance(got.value, StateChanged) and str(state) in got.value.local_detail
+    monkeypatch.setattr(Path, "read_text", real)
+    helper.handle(_round(helper, round_number=2)[1], round_number=2)  # served again
+    assert helper.record.rounds == [1, 2]
+
+
+def test_a_second_process_is_refused_when_it_opens_a_round_not_after_the_uploads(
+    tmp_path: Path,
+) -> None:
+    """The state file is read again when a round is opened, not only before a decryption
+    is recorded: a second key holder process over a file the first has since written
+    refuses the key request, so no branch trains and encrypts for a round it would
+    refuse to decrypt."""
+    state = tmp_path / "state.json"
+    policy = KeyHolderPolicy(max_decryptions=9, state_path=state)
+    first, second = KeyHolderSession(policy), KeyHolderSession(policy)
+    first.handle(_round(first, round_number=1)[1], round_number=1)
+    with pytest.raises(StateChanged, match="round 2 refused"):
+        _open(second, 2)
+    assert _state(second) == (None, 0, (), None)
+
+
 def test_keyholder_state_file_that_cannot_be_read_stops_it(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     state.write_text('{"version": 1, "decryptions": 0, "rounds": [3, 2]}')
@@ -341,6 +491,88 @@ def test_implausible_sum_refused_and_spends_the_round() -> None:
 
 
 # --- the server's side and the in-memory round --------------------------------------
+
+
+def _inflated_upload(public: PublicAggregationContext, d: int, times: int) -> bytes:
+    """A malicious branch's upload: one "contribution" (its envelopes say so) that
+    decrypts to ``times`` vectors of the value bound, which no honest branch can send
+    (an honest one encrypts one vector within the bound). Made here as the sum of
+    ``times`` encryptions, relabelled: a branch holds the public key, so it can."""
+    inflated = EncryptedSum(public, d)
+    for _ in range(times):
+        inflated.add(encrypt_vector(public, np.full(d, public.params.value_bound)))
+    relabelled = [
+        c[:5] + b"\x01" + c[6:22] + (1).to_bytes(4, "big") + c[26:] for c in inflated.to_chunks()
+    ]
+    return frame_chunks(relabelled)
+
+
+def test_a_branch_inflating_its_upload_beyond_what_the_round_can_sum_is_refused() -> None:
+    """A malicious branch in a round of 4 under parameters sized for the federation's 20
+    (a persistent key is made for the largest round) sends an upload decrypting to 10
+    times the value bound. The server cannot see it (ciphertexts) and counted 4
+    contributions; the sum released had coordinates near 13 B where 4 honest values
+    reach 4 B at most, because the plausible-sum test allowed what 20 could add up to
+    (20 B). It is bounded by the contributions the aggregate claims now: refused
+    (ImplausibleSum, the round spent), while an honest round of 4 is decrypted."""
+    backend = CKKSBackend(max_clients=20)
+    helper = KeyHolderSession()
+    rows = _rows(n=4)
+    for number, malicious in ((1, False), (2, True)):
+        server = backend.server(backend.plan(*rows.shape))
+        (request,) = server.start()
+        (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=number))
+        spec = decode_spec(announce.spec)
+        assert helper._holder.params.num_clients == 20
+        outgoing: list = []
+        for party, row in enumerate(rows):
+            upload = backend.client(spec, party).set_input(row)[0]
+            if malicious and party == 3:
+                upload = _inflated_upload(_public(helper), D, times=10)
+            outgoing = server.handle(party, upload)
+        (decrypt,) = outgoing
+        if not malicious:
+            std, total = _reply(helper.handle(decrypt.payload, round_number=number))
+            assert np.max(np.abs(total - rows.sum(axis=0))) < 9 * std + 1e-3
+            continue
+        with pytest.raises(ImplausibleSum, match="4 values bounded by 1 can add up to"):
+            helper.handle(decrypt.payload, round_number=number)
+    assert helper.decryptions == 2 and helper.record.rounds == [1, 2]
+
+
+def test_the_noise_asked_for_does_not_widen_what_a_sum_may_decrypt_to() -> None:
+    """The plausible-sum test read the *noised* sum, so its range carried 9 noise
+    deviations of slack: a round of 4 asking for noise std 100 released a sum up to 7
+    value bounds wide, a malicious branch's upload worth 4 bounds in it, where 4 honest
+    values reach 4 (a crafted query scales the same way: whatever the noise, a
+    coordinate carried at least 1/2 log2(82) = 3.2 bits of it). The exact decryption is
+    tested now, against what the round's contributions can sum to, before the noise is
+    added: refused; an honest round with the same noise is released."""
+    backend = CKKSBackend()
+    helper = KeyHolderSession()
+    rows = _rows(n=4)
+    for number, malicious in ((1, False), (2, True)):
+        server = backend.server(backend.plan(*rows.shape), noise_stddev=100.0)
+        (request,) = server.start()
+        (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=number))
+        spec = decode_spec(announce.spec)
+        outgoing: list = []
+        for party, row in enumerate(rows):
+            upload = backend.client(spec, party).set_input(row)[0]
+            if malicious and party == 3:
+                upload = _inflated_upload(_public(helper), D, times=4)  # 4 B a coordinate
+            outgoing = server.handle(party, upload)
+        (decrypt,) = outgoing
+        params = helper._holder.params
+        assert params.num_clients == 4 and 3 + 4 > plausible_range(params, 0.0, 4)
+        assert 3 + 4 < plausible_range(params, 100.0, 4)  # within the old, noised range
+        if not malicious:
+            std, _ = _reply(helper.handle(decrypt.payload, round_number=number))
+            assert std == 100.0
+            continue
+        with pytest.raises(ImplausibleSum, match="before its noise"):
+            helper.handle(decrypt.payload, round_number=number)
+    assert helper.decryptions == 2 and helper.record.rounds == [1, 2]
 
 
 def test_run_local_round_reports_the_key_holders_noise() -> None:
@@ -1034,7 +1266,9 @@ def test_a_round_whose_opening_cannot_be_written_is_not_opened(tmp_path: Path) -
     opened = opened_path(tmp_path / "compliance.key.state")
     opened.mkdir()  # nothing can be renamed onto a folder
     before = _state(helper)
-    with pytest.raises(KeyHolderRefusal, match="round 1 not opened: cannot write"):
+    with pytest.raises(KeyHolderRefusal, match="round 1 not opened: the key holder cannot") as got:
         _open(helper, 1)
     assert _state(helper) == before and helper.opened is None
+    # the server hears what failed, the key holder's own log where (no local path leaves)
+    assert opened.name not in str(got.value) and str(opened) in got.value.local_detail
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
