@@ -604,7 +604,10 @@ def federation_epsilon(
     otherwise): a larger delta allows releasing one client's data outright, so no
     epsilon at it is a guarantee (the CLI and :class:`~secagg.dp.config.DPConfig`
     refused it; this helper returned a figure)."""
-    return plan_epsilon(noise_multiplier, sample_rate, rounds, delta, population, accountant)
+    # a population is what makes this the federation's figure: None is refused here,
+    # where plan_epsilon would read it as "no population" (the amplified figure)
+    counted = _count("population", population, 1)
+    return plan_epsilon(noise_multiplier, sample_rate, rounds, delta, counted, accountant)
 
 
 def federation_noise_multiplier(
