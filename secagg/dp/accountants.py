@@ -157,8 +157,9 @@ class PerClientAccountant(Accountant):
 
     @staticmethod
     def precision(noise_multiplier: float, count_noise_stddev: float | None = None) -> float:
-        """One round's precision: 1 / z^2, plus the adaptive count's 1 / sigma_b^2 (its
-        sensitivity is one count); inf without noise."""
+        """One round's precision: 1 / z^2, plus the adaptive count's (1/2 / sigma_b)^2 (a
+        client reports ``1[unclipped] - 1/2``, so it moves the count by 1/2: multiplier
+        ``2 sigma_b``); inf without noise."""
         from secagg.dp.accounting import DEFAULT_COUNT_SENSITIVITY
 
         # a number or nothing: NaN came back as a NaN precision (a claim of NaN), a str
