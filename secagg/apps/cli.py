@@ -558,17 +558,16 @@ _CLIENTS_OPTION = click.option(
 )
 
 
-def _federation_figure(sample_rate: float, rounds: int, clients: int | None) -> int | None:
-    """The rounds the most sampled of ``clients`` likely takes part in (None: q = 1 or no
-    ``--clients``, so the Poisson figure is what is printed). At least 1, as
-    :func:`~secagg.dp.accounting.federation_epsilon` charges: a round that runs charges
-    its members, however rare the sampling (``-q 1e-9 --clients 10`` printed epsilon 0
-    where ``privacy noise`` charged one round)."""
-    from secagg.dp.accounting import likely_most_rounds
+def _federation_figure(sample_rate: float, rounds: int, clients: int | None) -> Any:
+    """What the figure is charged for (:func:`~secagg.dp.accounting.plan_charge`): its
+    ``most_rounds`` is the rounds the most sampled of ``clients`` likely takes part in
+    (None: q = 1 or no ``--clients``, so the Poisson figure is what is printed), at least
+    1: a round that runs charges its members, however rare the sampling (``-q 1e-9
+    --clients 10`` printed epsilon 0 where ``privacy noise`` charged one round). The dp
+    layer's rule, not a copy of it."""
+    from secagg.dp.accounting import plan_charge
 
-    if sample_rate >= 1.0 or clients is None:
-        return None
-    return max(1, likely_most_rounds(clients, sample_rate, rounds))
+    return plan_charge(sample_rate, rounds, clients)
 
 
 def _delta_for_clients(delta: float, clients: int | None) -> None:
@@ -641,8 +640,9 @@ def privacy_epsilon(
     from secagg.dp.display import shown
 
     _delta_for_clients(delta, clients)
-    most = _federation_figure(sample_rate, rounds, clients)
-    slow = _pld_out_of_reach(sample_rate if most is None else 1.0, accountant)
+    charge = _federation_figure(sample_rate, rounds, clients)
+    most = charge.most_rounds
+    slow = _pld_out_of_reach(charge.sample_rate, accountant)
     if slow is not None and noise_multiplier < PLD_SAMPLED_MIN_NOISE:
         raise click.BadParameter(
             f"{noise_multiplier:g} is below {PLD_SAMPLED_MIN_NOISE:g}, {slow}",
@@ -650,10 +650,9 @@ def privacy_epsilon(
         )
     try:
         with _quiet_accountant():
-            if most is None:
-                eps = accounting.epsilon(noise_multiplier, sample_rate, rounds, delta, accountant)
-            else:
-                eps = accounting.epsilon(noise_multiplier, 1.0, most, delta, accountant)
+            eps = accounting.plan_epsilon(
+                noise_multiplier, sample_rate, rounds, delta, clients, accountant
+            )
     except accounting.PldTooLarge as exc:
         raise _pld_refusal(exc) from exc
     except ConfigurationError as exc:
@@ -691,19 +690,6 @@ def privacy_epsilon(
     _amplified_note(sample_rate, most, as_json)
 
 
-def _shown_up(z: float) -> str:
-    """``z`` rounded *up* for ``privacy noise`` to print: to 4 decimals, or to 4
-    significant digits when that is finer (z below 0.1), by :func:`secagg.dp.display.shown`.
-
-    Why: the line printed z to the nearest 1e-4, so ``--epsilon 20 -q 1 -T 1`` showed
-    z = 0.2900 for 0.29004, and ``privacy epsilon -z 0.2900`` spent 20.0038: the number a
-    user copies into a config overspent the budget. More noise only spends less, so
-    the value shown (and the epsilon printed for it) meets the budget."""
-    from secagg.dp.display import shown
-
-    return shown(z)
-
-
 @privacy.command("noise")
 @click.option(
     "--epsilon",
@@ -733,8 +719,8 @@ def privacy_noise(
     from secagg.dp.display import shown
 
     _delta_for_clients(delta, clients)
-    most = _federation_figure(sample_rate, rounds, clients)
-    rate, charged = (sample_rate, rounds) if most is None else (1.0, max(1, most))
+    charge = _federation_figure(sample_rate, rounds, clients)
+    most, rate, charged = charge.most_rounds, charge.sample_rate, charge.rounds
     slow = _pld_out_of_reach(rate, accountant)
     if slow is not None:
         try:  # more rounds than PLD composes at any noise: milliseconds to tell
@@ -757,11 +743,13 @@ def privacy_noise(
     try:
         with _quiet_accountant(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", accounting.NoiseFloorWarning)
-            shown_z = _shown_up(
-                accounting.noise_multiplier_for(target, delta, rate, charged, accountant)
+            # z rounded up as printed (the line printed it to the nearest 1e-4: 0.2900 for
+            # 0.29004, which then spent 20.0038 of a budget of 20), and the epsilon of
+            # exactly that z, both from the dp layer (the CLI had its own copy)
+            found = accounting.noise_for_budget(
+                target, delta, sample_rate, rounds, clients, accountant
             )
-            z = float(shown_z)  # what is printed, and so what the epsilon is computed for
-            eps = accounting.epsilon(z, rate, charged, delta, accountant)
+            shown_z, z, eps = found.text, found.noise_multiplier, found.epsilon
     except accounting.PldTooLarge as exc:
         raise _pld_refusal(exc) from exc
     except ConfigurationError as exc:

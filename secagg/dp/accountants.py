@@ -14,8 +14,8 @@ Three mechanisms, three implementations:
   charging), through Google's dp_accounting, composed incrementally (the closed
   form when every client is sampled);
 * :class:`DiscreteGaussianAccountant`: the distributed discrete Gaussian, each round
-  charged at the honest noise shares really in the sum, composed at the fewest any
-  round had (Kairouz, Liu and Steinke 2021);
+  charged at the honest noise shares really in the sum, composed at the worst
+  per-round bound of the counts the rounds had (Kairouz, Liu and Steinke 2021);
 * :class:`RecordLevelAccountant`: a branch's DP-SGD history, through Opacus's
   accountant (what the branch itself ran).
 
@@ -157,8 +157,9 @@ class PerClientAccountant(Accountant):
 
     @staticmethod
     def precision(noise_multiplier: float, count_noise_stddev: float | None = None) -> float:
-        """One round's precision: 1 / z^2, plus the adaptive count's 1 / sigma_b^2 (its
-        sensitivity is one count); inf without noise."""
+        """One round's precision: 1 / z^2, plus the adaptive count's (1/2 / sigma_b)^2 (a
+        client reports ``1[unclipped] - 1/2``, so it moves the count by 1/2: multiplier
+        ``2 sigma_b``); inf without noise."""
         from secagg.dp.accounting import DEFAULT_COUNT_SENSITIVITY
 
         # a number or nothing: NaN came back as a NaN precision (a claim of NaN), a str
@@ -257,9 +258,17 @@ class PerClientAccountant(Accountant):
 class DiscreteGaussianAccountant(Accountant):
     """The distributed discrete Gaussian: ``step(honest_shares)`` per round.
 
-    Every round is charged at the fewest honest shares any round had, so the state
-    is that minimum and the round count: :meth:`epsilon` costs the same at round
-    1 000 as at round 1 (the per-round RDP curve is cached by the DDG analysis)."""
+    Every round is charged, order by order, the largest per-round RDP of the honest
+    share counts the rounds had (:func:`~secagg.dp.ddg_accounting.ddg_epsilon`), so
+    the state is those distinct counts and the round count: :meth:`epsilon` costs
+    about the same at round 1 000 as at round 1 (each count's curve is cached by the
+    DDG analysis, and a federation's rounds have few distinct counts).
+
+    Why not the fewest count alone (as before 2026-12-05): the bound is not monotone
+    in the count (its ``tau`` term grows with it), so at a local std of 1 and a large
+    model a round with more shares can cost more than one with fewer, and charging
+    both at the fewest understated the pair. Where fewer shares cost more at every
+    order (a local std of 2 or more) the figure is the fewest count's, as before."""
 
     name = "ddg-kls21"
     unit = "client"
@@ -269,7 +278,7 @@ class DiscreteGaussianAccountant(Accountant):
         self.sample_rate = sample_rate
         self.delta = delta
         self._shares: list[int] = []
-        self._fewest: int | None = None
+        self._counts: set[int] = set()  # the distinct counts: what epsilon composes
 
     @property
     def honest_shares(self) -> list[int]:
@@ -278,7 +287,7 @@ class DiscreteGaussianAccountant(Accountant):
 
     @honest_shares.setter
     def honest_shares(self, shares: list[int]) -> None:
-        self._shares, self._fewest = [], None
+        self._shares, self._counts = [], set()
         for count in shares:
             self.step(count)
 
@@ -298,18 +307,18 @@ class DiscreteGaussianAccountant(Accountant):
             raise ConfigurationError("honest noise shares cannot be negative")
         count = int(honest_shares)
         self._shares.append(count)
-        self._fewest = count if self._fewest is None else min(self._fewest, count)
+        self._counts.add(count)
 
     @property
     def rounds(self) -> int:
         return len(self._shares)
 
     def epsilon(self) -> float:
-        if self._fewest is None:
+        if not self._counts:
             return 0.0
         return float(
             self.mechanism.epsilon(
-                noise_contributors=self._fewest,
+                noise_contributors=sorted(self._counts),
                 sample_rate=self.sample_rate,
                 rounds=len(self._shares),
                 delta=self.delta,

@@ -90,9 +90,16 @@ generic Zhu & Wang (2019) upper bound at integer orders, composes over rounds
 and converts to ``(epsilon, delta)`` with dp_accounting's RDP conversion.
 Everything there is in the *scaled integer* domain.
 
-Size: about 1 000 lines: planning (calibration) and the running accountant share one
-event model, one closed form and one set of checks; the DDG analysis is
-:mod:`secagg.dp.ddg_accounting`.
+*A plan's figures.* :func:`plan_epsilon` is the one entry point for the epsilon of a
+given ``z`` (amplified, or with a population the federation's, :func:`plan_charge`
+saying which rounds at which rate), and :func:`noise_for_budget` the noise for a budget
+as a person reads it: the search's ``z`` rounded up to its printed digits, with that
+``z``'s own epsilon, within the budget. ``secagg privacy`` prints their figures.
+
+Size: about 1 800 lines: planning (calibration, a plan's figures) and the running
+accountant share one event model, one closed form and one set of checks; the search
+(:func:`_calibrate`, :func:`_narrow`) and the incremental PLD composition
+(:class:`_Power`) are most of it. The DDG analysis is :mod:`secagg.dp.ddg_accounting`.
 """
 
 from __future__ import annotations
@@ -124,7 +131,9 @@ __all__ = [
     "MAX_PLD_POINTS",
     "PLD_VALUE_DISCRETIZATION",
     "AccountantCannotEvaluate",
+    "BudgetNoise",
     "NoiseFloorWarning",
+    "PlanCharge",
     "PldTooLarge",
     "PrivacyAccountant",
     "PrvCannotEvaluate",
@@ -137,9 +146,13 @@ __all__ = [
     "gaussian_epsilon",
     "inflated_l2_bound",
     "likely_most_rounds",
+    "noise_for_budget",
     "noise_multiplier_after",
     "noise_multiplier_for",
+    "plan_charge",
+    "plan_epsilon",
     "poisson_subsampled_rdp_bound",
+    "printed_noise_multiplier",
 ]
 
 #: The accountants we trust for a guarantee; GDP/CLT is not one of them.
@@ -591,10 +604,10 @@ def federation_epsilon(
     otherwise): a larger delta allows releasing one client's data outright, so no
     epsilon at it is a guarantee (the CLI and :class:`~secagg.dp.config.DPConfig`
     refused it; this helper returned a figure)."""
-    most = likely_most_rounds(population, sample_rate, rounds)
-    _federation_delta(delta, population)
-    # a plan with any round charges someone at least once, however rare the sampling
-    return epsilon(noise_multiplier, 1.0, max(most, min(rounds, 1)), delta, accountant)
+    # a population is what makes this the federation's figure: None is refused here,
+    # where plan_epsilon would read it as "no population" (the amplified figure)
+    counted = _count("population", population, 1)
+    return plan_epsilon(noise_multiplier, sample_rate, rounds, delta, counted, accountant)
 
 
 def federation_noise_multiplier(
@@ -611,6 +624,133 @@ def federation_noise_multiplier(
     most = likely_most_rounds(population, sample_rate, rounds)
     _federation_delta(delta, population)
     return noise_multiplier_for(epsilon, delta, 1.0, max(1, most), accountant)
+
+
+@dataclass(frozen=True)
+class PlanCharge:
+    """The rounds a plan's epsilon is charged for, and at which sampling rate.
+
+    ``most_rounds`` is None for the Poisson-amplified figure (no population, or every
+    client sampled): ``rounds`` rounds at ``sample_rate``. With a population and
+    ``q < 1`` it is the rounds the most sampled client likely takes part in
+    (:func:`likely_most_rounds`, at least 1 once any round runs), charged at rate 1:
+    what a secagg federation claims."""
+
+    sample_rate: float
+    rounds: int
+    most_rounds: int | None = None
+
+
+def plan_charge(sample_rate: float, rounds: int, population: int | None = None) -> PlanCharge:
+    """What :func:`plan_epsilon` charges for ``rounds`` rounds at ``sample_rate`` (with
+    ``population``: the federation's figure, see :class:`PlanCharge`).
+
+    Why one function: the CLI's ``privacy epsilon`` and ``privacy noise`` each picked
+    the rounds and the rate themselves, beside :func:`federation_epsilon`'s own choice,
+    and three copies of the same rule can drift apart."""
+    q = _sample_rate(sample_rate)
+    t = _count("rounds", rounds, 0)
+    if population is None or q >= 1.0:
+        return PlanCharge(q, t)
+    most = likely_most_rounds(population, q, t)
+    # a plan with any round charges someone at least once, however rare the sampling
+    most = max(most, min(t, 1))
+    return PlanCharge(1.0, most, most)
+
+
+def plan_epsilon(
+    noise_multiplier: float,
+    sample_rate: float,
+    rounds: int,
+    delta: float,
+    population: int | None = None,
+    accountant: str = "pld",
+) -> float:
+    """The epsilon of a plan: ``rounds`` rounds at ``noise_multiplier`` and
+    ``sample_rate``, Poisson-amplified (no ``population``, :func:`epsilon`) or as a
+    federation claims it (:func:`federation_epsilon`, ``delta`` below
+    ``1 / population``). The one entry point for "the epsilon of this z": the CLI's
+    ``privacy epsilon`` and ``privacy noise`` and :func:`federation_epsilon` ask here."""
+    if population is not None:
+        _federation_delta(delta, _count("population", population, 1))
+    charge = plan_charge(sample_rate, rounds, population)
+    return epsilon(noise_multiplier, charge.sample_rate, charge.rounds, delta, accountant)
+
+
+def printed_noise_multiplier(noise_multiplier: float) -> float:
+    """``noise_multiplier`` as a person reads it, rounded *up* at the precision
+    :func:`~secagg.dp.display.shown` prints (4 decimals, or 4 significant digits below
+    0.1): never less noise than was computed, and the number whose epsilon is stated.
+    ``float(shown(z))``, in one place for :func:`noise_for_budget` and the PLD floor."""
+    return float(shown(noise_multiplier))
+
+
+#: how many steps up :func:`noise_for_budget` takes, at most, where the accountant puts
+#: the rounded-up noise above the budget (PLD's discretisation is not exactly monotone in
+#: z near its floor): each 0.01 % more noise, and at least one unit of the last printed digit
+_BUDGET_ROUNDING_STEPS = 10
+
+
+@dataclass(frozen=True)
+class BudgetNoise:
+    """The noise multiplier for a budget as printed, and the epsilon of exactly that.
+
+    ``noise_multiplier`` is ``float(text)``; ``epsilon`` is :func:`plan_epsilon` of it
+    (not of the unrounded search result), at most ``target_epsilon``; ``charge`` the
+    rounds it was charged for."""
+
+    text: str
+    noise_multiplier: float
+    epsilon: float
+    target_epsilon: float
+    charge: PlanCharge
+
+
+def noise_for_budget(
+    epsilon: float,
+    delta: float,
+    sample_rate: float,
+    rounds: int,
+    population: int | None = None,
+    accountant: str = "pld",
+) -> BudgetNoise:
+    """The least noise multiplier a person can copy (rounded up, as printed) whose
+    :func:`plan_epsilon` stays within ``epsilon``, with that epsilon.
+
+    :func:`noise_multiplier_for` searches; the figure printed is rounded up
+    (:func:`printed_noise_multiplier`) and its epsilon is computed by
+    :func:`plan_epsilon`, the same call ``privacy epsilon`` makes for that z. Should
+    the accountant put the rounded z above the budget (PLD is not exactly monotone
+    near its floor), z is raised by 0.01 % (at least one unit of its last printed
+    digit) until it does not, at most :data:`_BUDGET_ROUNDING_STEPS` times
+    (:class:`BudgetUnreachable` beyond).
+
+    Why here: ``privacy noise`` rounded and re-evaluated in the CLI, with its own copy
+    of the rounds and rate a federation is charged, and printed the epsilon it found
+    even above the budget it was asked for."""
+    target = _positive("epsilon", epsilon)
+    if population is not None:
+        _federation_delta(delta, _count("population", population, 1))
+    charge = plan_charge(sample_rate, rounds, population)
+    found = noise_multiplier_for(target, delta, charge.sample_rate, charge.rounds, accountant)
+    z = printed_noise_multiplier(found)
+    spent = plan_epsilon(z, sample_rate, rounds, delta, population, accountant)
+    for _ in range(_BUDGET_ROUNDING_STEPS):
+        if spent <= target:
+            break
+        z = printed_noise_multiplier(math.nextafter(z, math.inf) * (1 + 1e-4))
+        spent = plan_epsilon(z, sample_rate, rounds, delta, population, accountant)
+    if not spent <= target:
+        raise BudgetUnreachable(
+            f"epsilon {target:g}: the noise multiplier found ({shown(found)}) rounded up, "
+            f"and {_BUDGET_ROUNDING_STEPS} steps of 0.01 % above it, all spend more than the "
+            f"budget (the last, {shown(z)}: {shown(spent, 4, significant=True)}); the "
+            f"{accountant} accountant is not monotone here: use the rdp accountant",
+            epsilon=target,
+            noise_multiplier=z,
+            spent=spent,
+        )
+    return BudgetNoise(shown(z), z, spent, target, charge)
 
 
 def noise_multiplier_for(
@@ -712,7 +852,7 @@ def _pld_floor_warned(
         return z
     _, spent, unevaluable = floor[0]
     answer, answer_spent = z, spent
-    rounded = float(shown(z))  # rounded up (ROUND_CEILING): never less noise than z
+    rounded = printed_noise_multiplier(z)  # rounded up: never less noise than z
     if rounded != z:
         try:
             figure = _fedavg_epsilon(rounded, q, t, d, "pld")  # epsilon()'s own memo key

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -503,23 +503,37 @@ class DistributedDiscreteGaussian:
     # --- privacy -------------------------------------------------------------
 
     def epsilon(
-        self, *, noise_contributors: int, sample_rate: float, rounds: int, delta: float
+        self,
+        *,
+        noise_contributors: int | Iterable[int],
+        sample_rate: float,
+        rounds: int,
+        delta: float,
     ) -> float:
         """Epsilon after ``rounds`` rounds in which ``noise_contributors`` honest shares summed.
 
-        ``noise_contributors`` = honest survivors (see :func:`honest_noise_contributors`);
-        with none the mechanism gives no privacy and this returns ``inf``.
+        ``noise_contributors`` = honest survivors (see :func:`honest_noise_contributors`),
+        one count for every round, or the counts the rounds had (each round is then
+        charged the worst of them, :func:`~secagg.dp.ddg_accounting.ddg_epsilon`: more
+        shares do not always cost less); with none in some round the mechanism gives no
+        privacy and this returns ``inf``.
         """
         from secagg.dp.accounting import ddg_epsilon
 
-        # a count: -1 and False returned inf like 0, "3" or None a TypeError
-        if _count("noise_contributors", noise_contributors, 0) == 0:
+        # counts: -1 and False returned inf like 0, "3" or None a TypeError
+        counts = (
+            [noise_contributors]
+            if isinstance(noise_contributors, numbers.Integral)
+            or not isinstance(noise_contributors, Iterable)
+            else list(noise_contributors)
+        )
+        if any(_count("noise_contributors", count, 0) == 0 for count in counts):
             return math.inf
         return ddg_epsilon(
             l2_sensitivity=self.sensitivity,
             l1_sensitivity=self.l1_sensitivity,
             local_stddev=float(self.local_sigma),
-            noise_contributors=noise_contributors,
+            noise_contributors=counts,
             dimension=self.padded,
             sample_rate=sample_rate,
             rounds=rounds,

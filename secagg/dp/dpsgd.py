@@ -77,7 +77,7 @@ Models
     server must share one architecture for secure aggregation to add updates
     coordinate by coordinate. Fix the *global* model once, before distributing it.
 
-Size: about 750 lines, most of it :class:`DPSGDTrainer`, one Opacus front door whose
+Size: about 1 100 lines, most of it :class:`DPSGDTrainer`, one Opacus front door whose
 checks (the model, the data, the sampling, the accountant's exact step count) belong
 together; the flat-vector helpers are small and are what hooks use.
 """

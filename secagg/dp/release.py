@@ -23,7 +23,7 @@ Accountants stay behind the mechanism: the central mechanism charges each client
 for the rounds it was in (:class:`~secagg.dp.accountants.PerClientAccountant`: a
 round's members see each other, so no amplification by sampling is claimed; the
 server names the cohort with :meth:`Mechanism.begin_round`), the distributed one
-its own RDP bound at the fewest honest noise shares any round had, and
+its own RDP bound at the worst of the honest share counts the rounds had, and
 record-level DP (DP-SGD inside each branch) the branches' own accountants, whose
 reports it keeps; the release's claim is the worst branch's.
 """
@@ -570,7 +570,8 @@ class DistributedRelease(_ClientLevel):
 
     The server adds nothing; the epsilon counts the honest shares really in each
     sum (survivors minus the assumed colluders) and composes every round at the
-    fewest any round had (fewer shares, less noise).
+    largest per-round bound of the counts the rounds had (usually the fewest: fewer
+    shares, less noise; see :class:`~secagg.dp.accountants.DiscreteGaussianAccountant`).
     """
 
     name = "distributed"

@@ -160,14 +160,26 @@ def _is_missing(key: object) -> bool:
 
 
 def _customer_rng(seed: bytes, key: Hashable) -> np.random.Generator:
-    """A generator for one customer's row subset, from the seed and that customer's id only.
+    """A generator for one customer's row subset, from the seed and that customer's id only:
+    numpy's PCG64, named, keyed by ``SHA-256(label || seed || id)`` (:func:`derive`).
 
     Deterministic for ``str``, ``int`` and ``bytes`` ids (their ``repr`` is stable).
-    Not used for DP noise: which data rows to keep is not a secret.
+
+    Why a seeded PCG64 here, where the rest of :mod:`secagg.dp` draws from a
+    :class:`~secagg.crypto.stream.KeyedStream`: this draws no noise and guards no
+    secret (which data rows a heavy customer keeps; the seed is not secret), so nobody
+    gains from predicting it, which is the only reason DP randomness avoids
+    ``numpy.random``; it is the house's rule for non-secret data choices
+    (:mod:`secagg.apps.models.synthetic`, the bootstrap in ``metrics``). It stays
+    PCG64 because a recorded run is replayed from its seed: a keyed stream would pick
+    other rows for every truncated customer (the default ``secagg simulate`` truncates
+    hundreds) and move its figures. Named rather than ``np.random.default_rng``, whose
+    bit generator numpy may change, which would move them just the same.
     """
     ident = repr(key).encode()
     material = len(seed).to_bytes(4, "big") + seed + ident
-    return np.random.default_rng(int.from_bytes(derive(_ROW_SUBSET_LABEL, material, size=16)))
+    key_material = int.from_bytes(derive(_ROW_SUBSET_LABEL, material, size=16))
+    return np.random.Generator(np.random.PCG64(key_material))
 
 
 def group_by_customer(
