@@ -727,17 +727,16 @@ class FederationClient:
             # reused id), so no payload of this round can ever be taken; the branch
             # leaves now, rather than sit in the round until the phase's deadline
             log.error(
-                "%s left round %d: the server's payload belongs to another round (%s): "
-                "the round is not the one it started (federation %r, round %d)",
+                "%s left round %d of federation %r: the server's payload is of another "
+                "protocol round (%s)",
                 self.name,
                 relay.round,
-                exc,
                 self.federation,
-                relay.round,
+                exc,
             )
             self.stats.refused_messages += 1
             self._session = None
-            self._leave(relay.round, "refused the round's setup (WrongRound)")
+            self._leave(relay.round, "refused a payload of another round (WrongRound)")
             return
         self._send(relay.round, replies)
 

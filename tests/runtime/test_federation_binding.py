@@ -185,7 +185,7 @@ def test_a_server_that_names_one_federation_and_binds_another_is_left_at_once(
     for name, client in zip(NAMES, clients, strict=True):
         assert done[name].wait(PHASE_SECONDS / 2)
         sent = [decode_message(p) for party, p in hub.received if party == name]
-        assert Leave(1, "refused the round's setup (WrongRound)") in sent
+        assert Leave(1, "refused a payload of another round (WrongRound)") in sent
         assert client.stats.rounds_left == 1 and client.federation == "bank-b"
 
 
