@@ -277,4 +277,7 @@ def test_the_deployment_guide_says_what_state_keeps_and_what_happens_without_it(
     text = " ".join(guide.read_text().split())
     assert "--state /var/lib/secagg/branch-001.state" in text  # in the start command
     assert "**Without `--state`** the branch remembers its rounds only while" in text
-    assert "a new file for a new federation" in text
+    # the file records its federation (no longer a workaround the operator must know)
+    assert "The state file records that federation too" in text
+    assert "a new federation needs a new state file" in text
+    assert "Set the name each branch joins: `--federation" in text

@@ -1,6 +1,6 @@
 """Every round is bound to its federation's name as well as its number.
 
-Left alone by earlier work (docs/deployment.md, "one certificate per federation"): a
+Left alone by earlier work (docs/protocol.md: "use a certificate per federation"): a
 round was bound (the masking protocol's round id, on which every signature, AEAD key
 and associated data of the round rests) to ``round_context(number)`` only, and the round
 start named no federation. A server running two federations with the same branch
