@@ -30,6 +30,7 @@ from __future__ import annotations
 import hmac
 import math
 import numbers
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -45,6 +46,8 @@ DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
 #: a round larger than this is refused (a malicious server's round could exhaust memory)
 DEFAULT_MAX_CLIENTS = 100_000
 DEFAULT_MAX_DIMENSION = 1 << 28
+#: a federation's name, as ``[federation] name`` allows it and a round start carries it
+FEDERATION_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class BranchPolicy:
     min_colluders: int = DEFAULT_MIN_COLLUDERS  # tolerated colluders at any cohort size
     max_clients: int = DEFAULT_MAX_CLIENTS
     max_dimension: int = DEFAULT_MAX_DIMENSION
+    #: the one federation this branch joins (its ``[federation] name``); None: the one
+    #: the server names at the first round (then held to for the process and its state)
+    federation: str | None = None
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -96,6 +102,13 @@ class BranchPolicy:
             raise ConfigurationError("branch.min_colluders must be at least 0")
         if self.max_clients < 2 or self.max_dimension < 1:
             raise ConfigurationError("branch.max_clients >= 2 and branch.max_dimension >= 1")
+        if self.federation is not None and not (
+            isinstance(self.federation, str) and FEDERATION_NAME_PATTERN.fullmatch(self.federation)
+        ):
+            raise ConfigurationError(
+                f"branch.federation must be the federation's name (1 to 64 letters, digits, "
+                f"'.', '_' or '-', as its [federation] name), not {self.federation!r:.80}"
+            )
 
     def _check_types(self) -> None:
         """Each field's type, naming its ``branch.`` key, before any range check.
@@ -308,6 +321,20 @@ class BranchPolicy:
                 f"{self.key_holder_fingerprint.hex()[:16]}...",
             )
 
+    def check_federation(self, name: str) -> None:
+        """The federation a round belongs to (its start names it): refused unless it is
+        the one this branch joins, before anything is trained or sent.
+
+        Why a branch pins it: the same branch certificate may be admitted by servers of
+        several federations; without a pin the branch takes part in whichever one the
+        server it dials runs."""
+        if self.federation is not None and name != self.federation:
+            raise self.refuse(
+                "federation",
+                f"the round is of federation {name!r}; this branch joins only "
+                f"{self.federation!r} (secagg client --federation)",
+            )
+
     # --- from a config file -------------------------------------------------------
 
     @classmethod
@@ -367,4 +394,4 @@ def parse_fingerprint(text: object) -> bytes:
     return raw
 
 
-__all__ = ["DEFAULT_BACKENDS", "BranchPolicy", "parse_fingerprint"]
+__all__ = ["DEFAULT_BACKENDS", "FEDERATION_NAME_PATTERN", "BranchPolicy", "parse_fingerprint"]

@@ -1737,12 +1737,20 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     help="Join only the active (malicious-server) variant of the masking backends.",
 )
 @click.option(
+    "--federation",
+    default=None,
+    help="The federation this branch joins (the server's [federation] name): a round of "
+    "any other is refused before anything is trained or sent. Without it the branch joins "
+    "the federation the server names at the first round.",
+)
+@click.option(
     "--state",
     "state_path",
     default=None,
-    help="This branch's state file: the last round number it started, so that a restarted "
-    "branch still refuses a round it already ran (created if missing; one file per branch "
-    "and federation). Without it the branch remembers rounds only while it runs.",
+    help="This branch's state file: the federation its rounds belong to and the last round "
+    "number it started, so that a restarted branch still refuses a round it already ran "
+    "and a round of another federation (created if missing; one file per branch and "
+    "federation). Without it the branch remembers rounds only while it runs.",
 )
 def client(
     target: str,
@@ -1765,9 +1773,10 @@ def client(
 
     The branch enforces its own policy: a round weaker than it (the plain backend,
     a CKKS key that is not the pinned key holder's, a larger clip, a smaller noise
-    share, a lower threshold) is refused before anything of the update leaves, and
-    the command exits with status 3. With --state it keeps the last round it started
-    across restarts and refuses a round at or below it.
+    share, a lower threshold) or of another federation than --federation is refused
+    before anything of the update leaves, and the command exits with status 3. With
+    --state it keeps the last round it started, and its federation, across restarts
+    and refuses a round at or below it, or of another federation (exit status 2).
 
     Exit status: 0 when the server announced that the federation finished (or after
     --rounds rounds); 1, with one line naming the cause, when the federation was

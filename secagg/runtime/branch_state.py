@@ -1,4 +1,5 @@
-"""What a branch keeps across its restarts: the last round number it started.
+"""What a branch keeps across its restarts: the last round number it started, and the
+federation its rounds belong to.
 
 Why
 ---
@@ -22,8 +23,21 @@ Before each write the file is read again: one that no longer holds the mark this
 wrote last (a second process of the branch over the same file, a file removed or
 replaced under it) stops the branch too, rather than be written over.
 
-The file names no federation (the wire carries none): a branch joining a new federation,
-whose round numbers start again at 1, needs a new state file.
+The file records the federation its rounds belong to (every round start names it:
+:class:`~secagg.runtime.wire.RoundStart`), taken from the branch's pin
+(``branch.federation``) when the file is created, or else from the first round the
+branch starts with it. A start of any other federation is refused (one line naming the
+file and both names), before anything is trained or sent: its round numbers say
+nothing about this federation's, so taken, a fresh federation's rounds 1, 2, ... were
+all refused as replays, or a federation the branch never meant to join was joined at
+whatever number lay above the mark. A new federation needs a new state file: one file
+per branch and federation keeps each federation's mark whole, where a file that
+followed the server from one federation to the next would drop a mark a restarted
+branch still needs when it goes back.
+
+Version 1 files (before the federation was recorded) are read: their rounds are taken
+as the federation's of the first round the branch starts with the file (or its pin's),
+which is then written down; the mark is kept, so a replay is refused as before.
 """
 
 from __future__ import annotations
@@ -32,43 +46,78 @@ import json
 import os
 from pathlib import Path
 
+from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
 from secagg.durable import LockTimeout, exclusive_lock, write_json_atomically
 from secagg.errors import ConfigurationError
 
-#: the format of the state file; any other is refused, never guessed
-STATE_VERSION = 1
+#: the format of the state file; 2 records the federation. Version 1 is read (it names
+#: none, see the module docstring); any other is refused, never guessed
+STATE_VERSION = 2
+_FIELDS = {
+    1: {"version", "branch", "last_started"},
+    2: {"version", "branch", "federation", "last_started"},
+}
 
 
 class BranchStateError(ConfigurationError):
     """The branch's state file cannot be read, is not a branch's state, holds another
-    branch's, or cannot be written: the branch stops rather than forget its rounds
-    (``secagg client`` exits 2 with one line naming the file)."""
+    branch's or another federation's rounds, or cannot be written: the branch stops
+    rather than forget its rounds (``secagg client`` exits 2 with one line naming the
+    file)."""
 
 
 class RoundMark:
-    """The last round number a branch started, kept in ``path`` across restarts.
+    """The last round number a branch started, and the federation its rounds belong to,
+    kept in ``path`` across restarts.
 
     ``branch`` is the branch's name: the file records it, and a file holding another
     branch's mark is refused (two branches sharing a file would refuse each other's
-    rounds, or one would forget the other's)."""
+    rounds, or one would forget the other's). ``federation`` is the branch's pin
+    (``branch.federation``), if any: a file recording another federation is refused
+    now, and a new file records the pin at once."""
 
-    def __init__(self, path: str | os.PathLike[str], branch: str) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], branch: str, federation: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.branch = branch
         self.last: int | None = None
+        #: the federation the recorded rounds belong to (None: none recorded yet)
+        self.federation: str | None = None
         if self.path.is_dir():
             raise BranchStateError(f"{self.path} is a folder: give the state file's path in it")
         if self.path.exists():
-            self.last = self._load()
+            self.last, self.federation = self._load()
+            if federation is not None and self.federation is None:
+                self.federation = federation  # written with the first round started
+            if federation is not None and self.federation != federation:
+                raise BranchStateError(
+                    f"{self.path} holds the rounds of federation {self.federation!r}, but "
+                    f"this branch joins only {federation!r} (branch.federation): a new "
+                    "federation needs a new state file"
+                )
         else:
+            self.federation = federation
             self._write(None)  # created now: a path that cannot be written fails at start
 
-    def _load(self) -> int | None:
+    def check(self, federation: str, number: int) -> None:
+        """Refuse the start of round ``number`` of ``federation`` unless the file's rounds
+        are that federation's (or it records none yet): before anything of the round is
+        done, nothing written."""
+        if self.federation is not None and federation != self.federation:
+            raise BranchStateError(
+                f"{self.path} holds the rounds of federation {self.federation!r}, but the "
+                f"server started round {number} of federation {federation!r}: a new "
+                f"federation needs a new state file (or dial the server of {self.federation!r})"
+            )
+
+    def _load(self) -> tuple[int | None, str | None]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-                raise ValueError(f"not a branch state of version {STATE_VERSION}")
-            if set(data) != {"version", "branch", "last_started"}:
+            version = data.get("version") if isinstance(data, dict) else None
+            if type(version) is not int or version not in _FIELDS:  # a bool is not a version
+                raise ValueError("not a branch state of version 1 or 2")
+            if set(data) != _FIELDS[version]:
                 raise ValueError(f"unexpected fields {sorted(data)}")
             if not isinstance(data["branch"], str):
                 raise ValueError(f"branch is {data['branch']!r}, not a name")
@@ -77,6 +126,14 @@ class RoundMark:
                 raise ValueError(f"last_started is {last!r}, not a round number")
             if last is not None and last < 0:
                 raise ValueError(f"last_started is {last}, not a round number")
+            federation = data.get("federation")
+            if federation is not None and not (
+                isinstance(federation, str) and FEDERATION_NAME_PATTERN.fullmatch(federation)
+            ):
+                raise ValueError(f"federation is {federation!r:.80}, not a federation's name")
+            if version == 2 and last is not None and federation is None:
+                # written only with a round: rounds of no federation are not this format
+                raise ValueError(f"round {last} recorded without its federation")
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             # fail closed: a branch that forgot its rounds could take a replayed one again
             raise BranchStateError(
@@ -89,10 +146,11 @@ class RoundMark:
                 f"{self.path} is branch {data['branch']!r}'s state, not {self.branch!r}'s: "
                 "each branch needs its own state file"
             )
-        return last
+        return last, federation
 
-    def advance(self, number: int) -> None:
-        """Record that the branch started round ``number``: on disk when this returns.
+    def advance(self, number: int, federation: str) -> None:
+        """Record that the branch started round ``number`` of ``federation`` (checked
+        first: :meth:`check`): on disk when this returns.
 
         Raises :class:`BranchStateError` (the mark unchanged) when the file cannot be
         written, or no longer holds the mark this process last wrote: another process
@@ -102,10 +160,11 @@ class RoundMark:
         The re-read, the check and the write are one step under a lock beside the file
         (``<state>.lock``): re-read alone, two processes given the same start at once
         both read the old mark before either's rename, and both trained the round."""
+        self.check(federation, number)
         lock = self.path.with_name(self.path.name + ".lock")
         try:
             with exclusive_lock(lock, make_folder=False):
-                self._advance(number)
+                self._advance(number, federation)
         except LockTimeout as exc:
             raise BranchStateError(
                 f"{self.path}: {exc}: another process of {self.branch!r} uses the same "
@@ -116,24 +175,36 @@ class RoundMark:
                 f"{self.path}: cannot lock this branch's state ({_one_line(exc)})"
             ) from None
 
-    def _advance(self, number: int) -> None:
+    def _advance(self, number: int, federation: str) -> None:
         if not self.path.exists():
             raise BranchStateError(
                 f"{self.path}: the state file is gone (this branch process last recorded "
                 f"round {self.last}); stopping rather than start it again from nothing"
             )
-        on_disk = self._load()
-        if on_disk != self.last:
+        on_disk, recorded = self._load()
+        if on_disk != self.last or recorded not in (None, self.federation):
+            held = f"round {on_disk}" + (f" of federation {recorded!r}" if recorded else "")
             raise BranchStateError(
-                f"{self.path}: holds round {on_disk}, but this branch process last recorded "
+                f"{self.path}: holds {held}, but this branch process last recorded "
                 f"{self.last}: another process of {self.branch!r} uses the same state file, "
                 "or it was replaced; stopping rather than write over it"
             )
-        self._write(number)
+        previous = self.federation
+        self.federation = federation
+        try:
+            self._write(number)
+        except BranchStateError:
+            self.federation = previous
+            raise
         self.last = number
 
     def _write(self, last: int | None) -> None:
-        data = {"version": STATE_VERSION, "branch": self.branch, "last_started": last}
+        data = {
+            "version": STATE_VERSION,
+            "branch": self.branch,
+            "federation": self.federation,
+            "last_started": last,
+        }
         try:
             write_json_atomically(self.path, data, make_folder=False)
         except OSError as exc:

@@ -39,9 +39,11 @@ certificate's key, so the server can substitute no party's key.
 
 **Nor does the server choose the round's protocol id.** The branch binds its session
 to the round it started (:func:`~secagg.runtime.wire.round_context`; ``bind_round``):
-a masking round's id is derived from that round number and the approved spec, and a
-setup under any other id is refused (:class:`~secagg.errors.WrongRound`), nothing sent,
-the session unchanged. With a start at or below the last round started refused too, no
+a masking round's id is derived from the federation's name, that round number and the
+approved spec, and a setup under any other id is refused
+(:class:`~secagg.errors.WrongRound`), nothing of the protocol sent: the branch leaves
+the round at once (a :class:`~secagg.runtime.wire.Leave`), so the server does not wait
+out the phase for it. With a start at or below the last round started refused too, no
 id repeats at a branch, so nothing it signed (its advertised keys) verifies in another
 round: a server drawing the id itself could reuse one and replay a branch's old keys to
 its neighbours. The server's round numbers only grow across its restarts (its store),
@@ -52,6 +54,14 @@ still refuses a replayed round number; without one it remembers rounds only whil
 runs, and a replay to a restarted branch would need the same round number and the
 very same spec (cohort, order, parameters) again (docs/protocol.md, "Round ids in a
 federation"; docs/deployment.md).
+
+**Nor which federation the branch is in.** Every round start names its federation. A
+branch takes the rounds of one federation only: its pin (``branch.federation``;
+``secagg client --federation``), or else the one its state file records, or else the
+one the server named in the first round it took (logged once). A start of any other is
+refused before anything else, nothing trained or sent, and the branch leaves the round
+at once: a pin's refusal is a policy refusal (``branch.federation``), a state file's a
+:class:`~secagg.runtime.branch_state.BranchStateError` naming the file and both names.
 
 Waiting, and when to stop (reliability review D1, D3)
 -----------------------------------------------------
@@ -107,13 +117,16 @@ from secagg.errors import (
     PolicyRefused,
     RoundAborted,
     SecAggError,
+    WrongRound,
 )
 from secagg.runtime import outcome, redial
 from secagg.runtime.branch_state import BranchStateError, RoundMark
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
+    ROUND_START,
     FederationEnd,
     Leave,
+    OutdatedMessage,
     Relay,
     RoundEnd,
     RoundStart,
@@ -303,8 +316,16 @@ class FederationClient:
         self._dimension = dimension
         self._round: int | None = None
         # the last round whose start this branch took, kept across restarts with ``state``
-        self._mark = None if state is None else RoundMark(state, name)
+        self._mark = None if state is None else RoundMark(state, name, self.policy.federation)
         self._started: int | None = None if self._mark is None else self._mark.last
+        # the federation whose rounds this branch takes: its pin, the one its state file
+        # records, or (None until then) the one the server names in the first round taken
+        self.federation: str | None = (
+            self.policy.federation if self._mark is None else self._mark.federation
+        )
+        # a round of another federation this branch refused at its start: its late
+        # payloads and its end are taken quietly (the refusal counted it, once)
+        self._foreign_round: int | None = None
         self._end_due = False  # whether that round's end is still to come
         # the round this branch refused by its policy: its end is taken quietly and
         # counted nowhere (the refusal counted it, once)
@@ -466,6 +487,13 @@ class FederationClient:
             if starting and number is not None:
                 self._leave(number, "could not take part (BranchStateError)")
             raise
+        except OutdatedMessage as exc:
+            # an older server's round start names no federation: this branch can take
+            # none of its rounds; it says so at once (a leave is still of the old version)
+            self.stats.refused_messages += 1
+            self._refusals.refused(logging.ERROR, "%s refused a message: %s", self.name, exc)
+            if exc.kind == ROUND_START:
+                self._leave(exc.round, "could not take part (OutdatedMessage: upgrade secagg)")
         except NotConnected:  # the session ended while answering: serve() redials
             raise
         except PolicyRefused as exc:
@@ -534,7 +562,30 @@ class FederationClient:
             )
         return self._identity.round_identity(certificates, party)
 
+    def _check_federation(self, start: RoundStart) -> None:
+        """Refuse, before anything else, a start of another federation than this branch's:
+        its pin (:class:`PolicyRefused`, ``branch.federation``), the one its state file
+        records (:class:`BranchStateError`, naming the file), or, with neither, the one
+        whose rounds it took since it started (the round numbers it holds to are that
+        federation's; another's say nothing of them)."""
+        try:
+            self.policy.check_federation(start.federation)
+            if self._mark is not None:
+                self._mark.check(start.federation, start.round)
+            if self.federation is not None and start.federation != self.federation:
+                raise PolicyRefused(
+                    "branch.federation",
+                    f"the round is of federation {start.federation!r}, but this branch took "
+                    f"the rounds of {self.federation!r}; pin the one it joins with "
+                    "secagg client --federation",
+                )
+        except PolicyRefused:
+            if start.round != self._started:
+                self._foreign_round = start.round
+            raise
+
     def _start(self, start: RoundStart) -> None:
+        self._check_federation(start)
         if self._started is not None and start.round <= self._started:
             # the server's round numbers only grow, across its restarts too (each round is
             # begun in its store before any start is sent): the start of a round this
@@ -574,7 +625,7 @@ class FederationClient:
             # the round this branch started (its numbers only grow, checked above): the
             # session refuses a protocol round of any other (a reused round id would let
             # the server replay a branch's signed keys from an earlier round)
-            session.bind_round(round_context(start.round))
+            session.bind_round(round_context(start.round, start.federation))
         except PolicyRefused:
             # a well-formed round this branch decides against: it is this branch's round
             # (the refusal counts it; its end is taken quietly), its number used
@@ -607,7 +658,14 @@ class FederationClient:
         the state file first (so nothing of the round is done that a restart forgets),
         then the round in flight, if any, superseded."""
         if self._mark is not None:
-            self._mark.advance(start.round)  # BranchStateError: nothing changed
+            self._mark.advance(start.round, start.federation)  # BranchStateError: unchanged
+        if self.federation is None:  # once: the rounds it takes from now on are this one's
+            log.info(
+                "%s joins federation %r, the one the server names (pin it: branch.federation)",
+                self.name,
+                start.federation,
+            )
+            self.federation = start.federation
         self._started, self._end_due, self._refused_round = start.round, True, None
         self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
@@ -650,7 +708,7 @@ class FederationClient:
         return KeyedStream(derive(label, self._replay_seed))
 
     def _relay(self, relay: Relay) -> None:
-        if self._session is None and relay.round == self._left_round:
+        if self._session is None and relay.round in (self._left_round, self._foreign_round):
             # sent before the server read this branch's leave: nothing to answer
             log.debug("%s: a late payload of round %d, which it left", self.name, relay.round)
             return
@@ -662,6 +720,23 @@ class FederationClient:
             log.info("%s left round %d: %s", self.name, relay.round, exc)
             self._session = None
             self._leave(relay.round, exc.reason)
+            return
+        except WrongRound as exc:
+            # a payload of another protocol round inside this one: the server runs the
+            # round under other facts than the branch bound (another federation's, a
+            # reused id), so no payload of this round can ever be taken; the branch
+            # leaves now, rather than sit in the round until the phase's deadline
+            log.error(
+                "%s left round %d of federation %r: the server's payload is of another "
+                "protocol round (%s)",
+                self.name,
+                relay.round,
+                self.federation,
+                exc,
+            )
+            self.stats.refused_messages += 1
+            self._session = None
+            self._leave(relay.round, "refused a payload of another round (WrongRound)")
             return
         self._send(relay.round, replies)
 
@@ -705,6 +780,9 @@ class FederationClient:
         and that round's end again, is refused and changes nothing (a stale one ended the
         round in flight, runtime audit 2026-12-04; a replayed one counted the round
         again, so a server could end a branch's ``run(rounds=...)`` early)."""
+        if end.round == self._foreign_round and end.round != self._started:
+            self._foreign_round = None  # another federation's round, refused at its start
+            return
         if end.round != self._started:
             raise MalformedMessage(
                 f"the end of round {end.round}, but this branch's round is {self._started}"

@@ -791,9 +791,10 @@ class FederationServer:
                 noise_stddev=self.mechanism.backend_noise_stddev,
                 public_seed=self._public_seed(number),
             )
-            # the round's protocol id follows from its number (and spec), which every
-            # branch checks itself: no round id is this server's free choice
-            session.bind_round(round_context(number))
+            # the round's protocol id follows from its federation and number (and spec),
+            # which every branch checks itself: no round id is this server's free choice,
+            # and no round of one federation passes for another's with the same number
+            session.bind_round(round_context(number, self.config.name))
             result = self._drive(number, participants, session)
             report = result.report
             self._check_release_budget(len(report.contributed), len(participants))
@@ -1179,7 +1180,16 @@ class FederationServer:
                 # how long the round may still last: a branch waits that long in it (D3)
                 left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
                 for party, name in enumerate(participants):
-                    start = RoundStart(number, party, event.spec, model, clip, report, left)
+                    start = RoundStart(
+                        number,
+                        party,
+                        event.spec,
+                        model,
+                        clip,
+                        report,
+                        left,
+                        federation=self.config.name,
+                    )
                     self._send(name, start)
             elif event.party == HELPER:
                 self._send_to_helper(number, Relay(number, event.payload))

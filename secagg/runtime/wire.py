@@ -5,9 +5,9 @@ each a frozen dataclass with an exact binary codec::
 
     magic "SAFD" | version u8 | kind u8 | round u32 | body
 
-* :class:`RoundStart` (server -> client): the client's party index, the clip
-  its update goes through, the round's spec (the backend's own bytes, see
-  :mod:`secagg.aggregation.spec`) and the global model as little-endian
+* :class:`RoundStart` (server -> client): the federation's name, the client's party
+  index, the clip its update goes through, the round's spec (the backend's own bytes,
+  see :mod:`secagg.aggregation.spec`) and the global model as little-endian
   **float32** (the precision clients train in; half the bytes of float64);
 * :class:`Relay` (both ways): one payload of the round's sessions, and on a
   branch's first payload of a round, its record-level privacy report;
@@ -19,9 +19,17 @@ each a frozen dataclass with an exact binary codec::
 
 :class:`RoundStart` may end with one more field, the seconds the round may still last
 on the server (its round deadline): inside a round a branch waits that long for the
-server, not its own idle timer (reliability review D3). It is optional within version 2
-(absent: the branch falls back to its idle timer), so the layout of every earlier
-message is unchanged.
+server, not its own idle timer (reliability review D3). It is optional (absent: the
+branch falls back to its idle timer).
+
+:class:`RoundStart` is the one message of version 3 (:data:`ROUND_START_VERSION`): it
+begins with the federation's name (``[federation] name``), which both roles bind the
+round to (:func:`round_context`). A version-2 start named no federation, so a server
+running two federations with the same branch certificates could replay or splice one
+federation's round into the other's with every binding agreeing; it is now refused as
+:class:`OutdatedMessage`, naming the version and what to upgrade. The other messages
+keep version 2 (their layout did not change), so a branch can still leave an older
+server's round at once.
 
 No JSON, no pickle: lengths and ranges are checked exactly, and anything else
 raises :class:`~secagg.errors.MalformedMessage` before any state changes.
@@ -40,16 +48,19 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
 from secagg.aggregation.spec import Reader, Writer
 from secagg.dp.release import RecordReport
 from secagg.errors import ConfigurationError, MalformedMessage
 
 _MAGIC = b"SAFD"
 _VERSION = 2
+#: a round start's version: 3 names the federation (2 did not, see the module docstring)
+ROUND_START_VERSION = 3
 _HEAD = struct.Struct("<4sBBI")
 ROUND_START, RELAY, ROUND_END, FEDERATION_END, LEAVE = 1, 2, 3, 4, 5
 MAX_HISTORY = 100_000  # entries of a record-level accounting history
@@ -71,6 +82,9 @@ class RoundStart:
     #: seconds the round may still last on the server (its round deadline), for the
     #: branch's in-round wait; None: not announced (the branch uses its idle timer)
     deadline: float | None = None
+    #: the federation's name (``[federation] name``): the round is bound to it
+    #: (:func:`round_context`), and a branch checks it against its pin and state file
+    federation: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -110,13 +124,27 @@ class Leave:
 Message = RoundStart | Relay | RoundEnd | FederationEnd | Leave
 
 
-#: what a round context starts with (:func:`round_context`)
-ROUND_CONTEXT_LABEL = b"secagg/v1/federation-round/"
+class OutdatedMessage(MalformedMessage):
+    """A round start of an older wire version (2, which named no federation) than this
+    party speaks: the server runs an older secagg. ``kind``, ``round`` and ``version``
+    are its header's (a branch leaves that round at once: :attr:`round`)."""
+
+    def __init__(self, kind: int, number: int, version: int, expected: int) -> None:
+        self.kind, self.round, self.version = kind, number, version
+        super().__init__(
+            f"a round start of wire version {version}, which names no federation; this "
+            f"party speaks version {expected}: upgrade secagg on the server and every branch"
+        )
 
 
-def round_context(number: int) -> bytes:
+#: what a round context starts with (:func:`round_context`); v1 named no federation
+ROUND_CONTEXT_LABEL = b"secagg/v2/federation-round/"
+
+
+def round_context(number: int, federation: str) -> bytes:
     """The public facts a federation's round is bound to, as the server and every
-    branch derive them: its round number (u64, big-endian), under a label.
+    branch derive them: the federation's name (length-prefixed ASCII) and the round
+    number (u64, big-endian), under a versioned label.
 
     Both roles pass it to the round's sessions (``bind_round``), and a masking round's
     protocol id follows from it and the spec: see
@@ -124,21 +152,39 @@ def round_context(number: int) -> bytes:
     fact a branch enforces itself (a start of a round at or below the last one it
     started is refused), and the server's numbers only grow, across its restarts too
     (a round is begun in its store before any start is sent; one a crash left running
-    is aborted, and its retry is the next number)."""
+    is aborted, and its retry is the next number).
+
+    Why the name: a server running two federations with the same branch certificates
+    could otherwise give round 5 of federation A to federation B's round 5 (its
+    signed keys, its sealed shares): every binding agreed. The name's length goes
+    first, so no two (name, number) pairs give the same bytes."""
     if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 1 << 64:
         raise ConfigurationError(f"a round number is an unsigned 64-bit integer, not {number!r}")
-    return ROUND_CONTEXT_LABEL + struct.pack(">Q", number)
+    name = _checked_federation(federation, ConfigurationError)
+    return ROUND_CONTEXT_LABEL + struct.pack(">B", len(name)) + name + struct.pack(">Q", number)
+
+
+def _checked_federation(name: object, error: type[Exception]) -> bytes:
+    """A federation's name as bound and sent (ASCII, the config's name rule), or
+    ``error``: a name that could be anything would reach a branch's log verbatim."""
+    if not isinstance(name, str) or not FEDERATION_NAME_PATTERN.fullmatch(name):
+        raise error(
+            f"a federation's name is 1 to 64 letters, digits, '.', '_' or '-', not {name!r:.80}"
+        )
+    return name.encode("ascii")
 
 
 def encode_message(message: Message) -> bytes:
     if isinstance(message, RoundStart):
         model = np.ascontiguousarray(message.model, dtype="<f4")
         clip = math.nan if message.clip is None else message.clip
-        body = Writer().u32(message.party).f64(clip).u8(1 if message.report_unclipped else 0)
+        body = Writer().blob(_checked_federation(message.federation, MalformedMessage))
+        body.u32(message.party).f64(clip).u8(1 if message.report_unclipped else 0)
         body.blob(message.spec).blob(model.tobytes())
         if message.deadline is not None:
             body.f64(_checked_deadline(message.deadline))
-        return _HEAD.pack(_MAGIC, _VERSION, ROUND_START, message.round) + body.bytes()
+        head = _HEAD.pack(_MAGIC, ROUND_START_VERSION, ROUND_START, message.round)
+        return head + body.bytes()
     if isinstance(message, FederationEnd):
         reason = message.reason.encode("utf-8")[:MAX_REASON_BYTES]
         body = Writer().u8(1 if message.finished else 0).blob(reason).bytes()
@@ -182,11 +228,16 @@ def _decode(view: bytes) -> Message:
     if len(view) < _HEAD.size:
         raise MalformedMessage("runtime message shorter than its header")
     magic, version, kind, number = _HEAD.unpack_from(view)
-    if magic != _MAGIC or version != _VERSION:
+    expected = ROUND_START_VERSION if kind == ROUND_START else _VERSION
+    if magic == _MAGIC and kind == ROUND_START and version == _VERSION:
+        raise OutdatedMessage(kind, number, version, expected)
+    if magic != _MAGIC or version != expected:
         raise MalformedMessage("not a runtime message of a known version")
     body = view[_HEAD.size :]
     if kind == ROUND_START:
         r = Reader(body, "round start")
+        federation = r.text(64)
+        _checked_federation(federation, MalformedMessage)
         party, clip, report = r.u32(), r.f64_raw(), r.u8()
         spec, model_bytes = r.blob(), r.blob(1 << 31)
         deadline = _checked_deadline(r.f64_raw()) if r.remaining else None
@@ -197,7 +248,14 @@ def _decode(view: bytes) -> Message:
             raise MalformedMessage("a count report needs a clip")
         model = model_from_bytes(model_bytes)
         return RoundStart(
-            number, party, spec, model, None if math.isnan(clip) else clip, report == 1, deadline
+            number,
+            party,
+            spec,
+            model,
+            None if math.isnan(clip) else clip,
+            report == 1,
+            deadline,
+            federation=federation,
         )
     if kind == RELAY:
         if not body:

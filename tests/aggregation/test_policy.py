@@ -301,6 +301,7 @@ _KINDS = {
     "min_colluders": "int",
     "max_clients": "int",
     "max_dimension": "int",
+    "federation": "name",
 }
 
 
@@ -314,6 +315,8 @@ def _wrong_for(kind: str) -> st.SearchStrategy[object]:
         )
     if kind == "bool":
         return st.one_of(junk, st.none(), st.integers(), st.floats())
+    if kind == "name":  # a federation's name: text only
+        return st.one_of(st.integers(), st.booleans(), st.binary(max_size=4), st.lists(text))
     if kind == "pin":
         return st.one_of(text, st.integers(), st.lists(st.integers(), max_size=2))
     if kind in ("real", "optional_real"):

@@ -38,7 +38,7 @@ from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, demo_hook, server_transport
 from secagg.runtime.server import FederationServer, RoundResult
-from secagg.runtime.wire import MAX_HISTORY, decode_message
+from secagg.runtime.wire import MAX_HISTORY, ROUND_START_VERSION, decode_message
 from secagg.transport import certs
 from secagg.transport.base import NotConnected
 from secagg.transport.grpc_transport import GrpcClientTransport, GrpcServerTransport
@@ -238,6 +238,11 @@ recipe = st.one_of(
 )
 
 
+def _start_head(number: int) -> bytes:
+    """A round start's header and federation name, as the current version sends them."""
+    return _HEAD.pack(b"SAFD", ROUND_START_VERSION, 1, number) + Writer().text("fed").bytes()
+
+
 def _materialize(kind: str, value: Any, number: int) -> bytes:
     """The bytes of one recipe, bound to the round in flight where it names one."""
     if kind == "raw":
@@ -253,10 +258,10 @@ def _materialize(kind: str, value: Any, number: int) -> bytes:
         # the review's exact bytes (a version-1 header, then the JSON it parsed) ...
         "nested": struct.pack("<4sBBII", b"SAFD", 1, 2, 1, len(NESTED)) + NESTED,
         "bigint": struct.pack("<4sBBII", b"SAFD", 1, 2, 1, len(BIGINT)) + BIGINT,
-        # ... and today's header with lengths far beyond the bytes present
-        "huge-spec": _HEAD.pack(b"SAFD", 2, 1, number) + struct.pack("<IdBI", 0, 0.5, 0, 2**32 - 1),
-        "huge-model": _HEAD.pack(b"SAFD", 2, 1, number)
-        + struct.pack("<IdBII", 0, 0.5, 0, 0, 2**31 - 1),
+        # ... and today's header (a round start's is version 3, naming its federation)
+        # with lengths far beyond the bytes present
+        "huge-spec": _start_head(number) + struct.pack("<IdBI", 0, 0.5, 0, 2**32 - 1),
+        "huge-model": _start_head(number) + struct.pack("<IdBII", 0, 0.5, 0, 0, 2**31 - 1),
         "huge-reason": _HEAD.pack(b"SAFD", 2, 3, number) + b"\x01" + struct.pack("<I", 2**32 - 1),
     }
     return vectors[value]

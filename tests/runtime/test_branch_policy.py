@@ -130,7 +130,7 @@ def test_branch_that_skips_instead_of_stopping_keeps_serving() -> None:
     from secagg.runtime.wire import RoundStart, encode_message
 
     spec = encode_spec(get_backend("plain").plan(2, D))
-    client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32))))
+    client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), federation="fed")))
     assert client.stats.rounds_refused == 1 and client.stats.rounds_started == 0
     assert hub.receive(timeout=60) is not None  # no server runs here: read what it sent
     assert len(hub.received) == 1 and hub.receive(timeout=0.01) is None
@@ -226,7 +226,11 @@ def _one_round_start(
     outbox = SentMessages()
     branch = FederationClient(NAMES[0], train, outbox, stop_on_refusal=stop_on_refusal)
     spec = MaskingBackend(graph="complete", value_bound=bound).plan(3, D)
-    branch.handle(encode_message(RoundStart(1, 0, encode_spec(spec), np.zeros(D), clip=clip)))
+    branch.handle(
+        encode_message(
+            RoundStart(1, 0, encode_spec(spec), np.zeros(D), clip=clip, federation="fed")
+        )
+    )
     kinds = tuple(type(m).__name__ for m in outbox.sent)
     reasons = tuple(m.reason for m in outbox.sent if isinstance(m, Leave))
     return kinds, reasons, len(trained)

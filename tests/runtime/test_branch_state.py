@@ -40,7 +40,9 @@ class _Branch:
         return np.full_like(model, 0.1)
 
     def start(self, number: int) -> None:
-        self.client.handle(encode_message(RoundStart(number, 0, SPEC, np.zeros(D), 1.0)))
+        self.client.handle(
+            encode_message(RoundStart(number, 0, SPEC, np.zeros(D), 1.0, federation="fed"))
+        )
 
 
 def test_a_restarted_branch_refuses_a_replayed_round_number(tmp_path: Path) -> None:
@@ -77,8 +79,9 @@ def test_a_new_state_file_is_created_at_once_and_without_one_nothing_is_kept(
     state = tmp_path / "branch.state"
     _Branch(state)
     assert json.loads(state.read_text()) == {
-        "version": 1,
+        "version": 2,
         "branch": NAME,
+        "federation": None,  # the first round taken names it
         "last_started": None,
     }
     assert state.stat().st_mode & 0o777 == 0o600
@@ -103,6 +106,15 @@ def test_a_new_state_file_is_created_at_once_and_without_one_nothing_is_kept(
         b'{"version": 1, "branch": 7, "last_started": 5}',
         b'{"version": 1, "branch": "branch-00", "last_started": 5, "extra": 1}',
         b'{"version": 1, "branch": "branch-01", "last_started": 5}',
+        # version 2 records the federation its rounds belong to (tests/runtime/
+        # test_federation_state.py has the version-1 files that are read)
+        b'{"version": 3, "branch": "branch-00", "federation": "fed", "last_started": 5}',
+        b'{"version": true, "branch": "branch-00", "last_started": 5}',
+        b'{"version": 2, "branch": "branch-00", "federation": null, "last_started": 5}',
+        b'{"version": 2, "branch": "branch-00", "federation": "", "last_started": 5}',
+        b'{"version": 2, "branch": "branch-00", "federation": "a\\nb", "last_started": 5}',
+        b'{"version": 2, "branch": "branch-00", "federation": 7, "last_started": 5}',
+        b'{"version": 2, "branch": "branch-00", "last_started": 5, "federation": "f", "x": 1}',
     ],
 )
 def test_a_corrupt_or_foreign_state_stops_the_branch_and_is_not_reset(
@@ -265,4 +277,7 @@ def test_the_deployment_guide_says_what_state_keeps_and_what_happens_without_it(
     text = " ".join(guide.read_text().split())
     assert "--state /var/lib/secagg/branch-001.state" in text  # in the start command
     assert "**Without `--state`** the branch remembers its rounds only while" in text
-    assert "a new file for a new federation" in text
+    # the file records its federation (no longer a workaround the operator must know)
+    assert "The state file records that federation too" in text
+    assert "a new federation needs a new state file" in text
+    assert "Set the name each branch joins: `--federation" in text

@@ -53,12 +53,15 @@ def test_a_start_that_does_not_decode_changes_nothing_in_the_round_in_flight(
         return np.full_like(model, 0.1)
 
     client = FederationClient(NAME, train, SentMessages(), state=state)
-    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0, deadline=60.0)))
+    client.handle(
+        encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0, deadline=60.0, federation="fed"))
+    )
     before = _snapshot(client)
     assert client._session is not None and client._started == 7
     for malformed in (
-        RoundStart(8, 0, b"not a spec", np.zeros(D), 1.0, deadline=5.0),
-        RoundStart(9, 99, SPEC, np.zeros(D), 1.0, deadline=5.0),  # no party 99 in 3
+        RoundStart(8, 0, b"not a spec", np.zeros(D), 1.0, deadline=5.0, federation="fed"),
+        # no party 99 in 3
+        RoundStart(9, 99, SPEC, np.zeros(D), 1.0, deadline=5.0, federation="fed"),
     ):
         refused = client.stats.refused_messages
         client.handle(encode_message(malformed))
@@ -70,7 +73,7 @@ def test_a_start_that_does_not_decode_changes_nothing_in_the_round_in_flight(
     client.handle(encode_message(RoundEnd(7, True)))
     assert client.stats.rounds_completed == 1 and client.stats.refused_messages == 2
     # the malformed starts burned no number: an honest round 8 is taken
-    client.handle(encode_message(RoundStart(8, 0, SPEC, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(8, 0, SPEC, np.zeros(D), 1.0, federation="fed")))
     assert client._round == 8 and trained == [1, 1]
 
 
@@ -88,7 +91,9 @@ def test_an_update_the_transport_refuses_makes_the_branch_leave_the_round() -> N
     policy = BranchPolicy(allow_plain=True, backends=("plain",))
     client = FederationClient(NAME, lambda m: np.full_like(m, 0.1), outbox, policy=policy)
     spec = encode_spec(get_backend("plain").plan(2, 64))
-    client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(64), 1.0, deadline=60.0)))
+    client.handle(
+        encode_message(RoundStart(1, 0, spec, np.zeros(64), 1.0, deadline=60.0, federation="fed"))
+    )
     # it says it left, naming the error's kind, and is out of the round at once
     assert outbox.sent == [Leave(1, "could not take part (MessageTooLarge)")]
     assert client._session is None and client._round is None
@@ -116,15 +121,19 @@ def test_a_start_whose_spec_cannot_carry_its_model_is_refused_before_training(
     client = FederationClient(NAME, train, outbox, state=state)
     longer = encode_spec(MaskingBackend(graph="complete", value_bound=4.0).plan(3, D + 1))
     for start in (
-        RoundStart(3, 0, longer, np.zeros(D), 1.0),  # no count coordinate asked for
-        RoundStart(3, 0, SPEC, np.zeros(D), 1.0, report_unclipped=True),  # no room for it
+        # no count coordinate asked for
+        RoundStart(3, 0, longer, np.zeros(D), 1.0, federation="fed"),
+        # no room for it
+        RoundStart(3, 0, SPEC, np.zeros(D), 1.0, report_unclipped=True, federation="fed"),
     ):
         client.handle(encode_message(start))
     assert trained == [] and client.stats.rounds_started == 0
     assert client._started is None and json.loads(state.read_text())["last_started"] is None
     assert outbox.sent == [Leave(3, "could not take part (MalformedMessage)")] * 2
     # the consistent pairs are taken
-    client.handle(encode_message(RoundStart(3, 0, longer, np.zeros(D), 1.0, True)))
+    client.handle(
+        encode_message(RoundStart(3, 0, longer, np.zeros(D), 1.0, True, federation="fed"))
+    )
     assert trained == [1] and client._round == 3
 
 
@@ -211,7 +220,7 @@ def test_the_servers_payloads_of_a_round_the_branch_left_are_not_refusals() -> N
 
     outbox = SentMessages()
     client = FederationClient(NAME, broken, outbox)
-    client.handle(encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0, federation="fed")))
     assert outbox.sent == [Leave(1, "local training failed (RuntimeError)")]
     assert client.stats.refused_messages == 1  # the start itself: its training failed
     client.handle(encode_message(Relay(1, b"the round's setup")))
@@ -232,7 +241,7 @@ def test_a_round_the_branch_left_is_not_counted_completed_when_the_others_comple
         raise RuntimeError("the hook's data source is down")
 
     client = FederationClient(NAME, broken, SentMessages())
-    client.handle(encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0, federation="fed")))
     client.handle(encode_message(RoundEnd(1, True, "")))
     stats = client.stats
     assert (stats.rounds_completed, stats.rounds_aborted, stats.rounds_left) == (0, 0, 1)
@@ -247,14 +256,14 @@ def test_a_replayed_start_of_the_round_in_flight_sends_no_leave() -> None:
     while it was still taking part."""
     outbox = SentMessages()
     client = FederationClient(NAME, lambda m: np.full_like(m, 0.1), outbox)
-    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0, federation="fed")))
     session = client._session
     assert session is not None
-    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0, federation="fed")))
     assert client.stats.refused_messages == 1 and client._session is session
     assert not [m for m in outbox.sent if isinstance(m, Leave)]
     # an older round's start is refused too, and its leave (of a round long over) kept
-    client.handle(encode_message(RoundStart(6, 0, SPEC, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(6, 0, SPEC, np.zeros(D), 1.0, federation="fed")))
     assert [m for m in outbox.sent if isinstance(m, Leave)] == [
         Leave(6, "could not take part (MalformedMessage)")
     ]
@@ -280,7 +289,9 @@ def test_an_input_its_own_session_refuses_makes_the_branch_leave_the_round(
     monkeypatch.setattr(MaskingClient, "set_input", refuse)
     outbox = SentMessages()
     client = FederationClient(NAME, lambda m: np.full_like(m, 0.1), outbox)
-    client.handle(encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0, deadline=60.0)))
+    client.handle(
+        encode_message(RoundStart(7, 0, SPEC, np.zeros(D), 1.0, deadline=60.0, federation="fed"))
+    )
     leaves = [m for m in outbox.sent if isinstance(m, Leave)]
     assert [m.round for m in leaves] == [7] and type(error).__name__ in leaves[0].reason
     assert client._session is None and client._round is None
@@ -304,7 +315,7 @@ def test_a_leave_says_whether_the_training_or_taking_part_failed(
 
     outbox = SentMessages()
     FederationClient(NAME, broken, outbox).handle(
-        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0, federation="fed"))
     )
     assert outbox.sent == [Leave(1, "local training failed (RuntimeError)")]
 
@@ -320,7 +331,7 @@ def test_a_leave_says_whether_the_training_or_taking_part_failed(
 
     outbox = SentMessages()
     FederationClient(NAME, train, outbox).handle(
-        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0, federation="fed"))
     )
     assert trained == [1]
     assert outbox.sent == [Leave(1, "could not take part after training (RuntimeError)")]
@@ -331,7 +342,7 @@ def test_a_leave_says_whether_the_training_or_taking_part_failed(
     monkeypatch.setattr(MaskingBackend, "client", no_session)
     outbox = SentMessages()
     FederationClient(NAME, train, outbox).handle(
-        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0))
+        encode_message(RoundStart(1, 0, SPEC, np.zeros(D), 1.0, federation="fed"))
     )
     assert trained == [1]  # it failed before training: nothing trained
     assert outbox.sent == [Leave(1, "could not take part (RuntimeError)")]
@@ -350,7 +361,11 @@ def test_a_branch_of_the_wrong_dimension_leaves_the_round_before_it_stops() -> N
     outbox = SentMessages()
     client = FederationClient(NAME, train, outbox, dimension=D + 2)
     with pytest.raises(DimensionMismatch):
-        client.handle(encode_message(RoundStart(3, 0, SPEC, np.zeros(D), 1.0, deadline=60.0)))
+        client.handle(
+            encode_message(
+                RoundStart(3, 0, SPEC, np.zeros(D), 1.0, deadline=60.0, federation="fed")
+            )
+        )
     reason = (
         f"could not take part (DimensionMismatch: {D + 2} parameters, the federation's model {D})"
     )
@@ -361,7 +376,7 @@ def test_a_branch_of_the_wrong_dimension_leaves_the_round_before_it_stops() -> N
     outbox = SentMessages()
     client = FederationClient(NAME, lambda m: np.zeros(D - 1), outbox)
     with pytest.raises(DimensionMismatch):
-        client.handle(encode_message(RoundStart(4, 0, SPEC, np.zeros(D), 1.0)))
+        client.handle(encode_message(RoundStart(4, 0, SPEC, np.zeros(D), 1.0, federation="fed")))
     reason = (
         f"could not take part (DimensionMismatch: {D - 1} parameters, the federation's model {D})"
     )

@@ -133,8 +133,8 @@ def _branches(
 
 def test_round_start_carries_the_round_deadline_and_stays_compatible_without_it() -> None:
     model = np.arange(3.0)
-    plain = RoundStart(4, 1, b"spec", model, 0.5)
-    timed = RoundStart(4, 1, b"spec", model, 0.5, False, 42.5)
+    plain = RoundStart(4, 1, b"spec", model, 0.5, federation="fed")
+    timed = RoundStart(4, 1, b"spec", model, 0.5, False, 42.5, federation="fed")
     assert len(encode_message(timed)) == len(encode_message(plain)) + 8
     back = decode_message(encode_message(timed))
     assert isinstance(back, RoundStart) and back.deadline == 42.5
@@ -144,7 +144,9 @@ def test_round_start_carries_the_round_deadline_and_stays_compatible_without_it(
 
 @pytest.mark.parametrize("seconds", [math.nan, math.inf, -1.0, 1e12])
 def test_a_round_deadline_out_of_range_is_malformed(seconds: float) -> None:
-    data = encode_message(RoundStart(4, 1, b"spec", np.zeros(2), 0.5)) + struct.pack("<d", seconds)
+    data = encode_message(
+        RoundStart(4, 1, b"spec", np.zeros(2), 0.5, federation="fed")
+    ) + struct.pack("<d", seconds)
     with pytest.raises(MalformedMessage, match="deadline"):
         decode_message(data)
 
@@ -159,7 +161,7 @@ def test_federation_end_and_leave_round_trip() -> None:
 
 
 _NEW = [
-    encode_message(RoundStart(3, 2, b"spec", np.arange(4.0), 0.5, True, 12.0)),
+    encode_message(RoundStart(3, 2, b"spec", np.arange(4.0), 0.5, True, 12.0, federation="fed")),
     encode_message(FederationEnd(9, False, "stopped")),
     encode_message(Leave(9, "left")),
 ]
@@ -562,7 +564,9 @@ def test_a_hook_returning_the_wrong_size_is_a_dimension_mismatch() -> None:
 
     spec = encode_spec(get_backend("secagg+").plan(3, D))
     with pytest.raises(DimensionMismatch, match=f"3 parameters.*has {D}"):
-        client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), 1.0)))
+        client.handle(
+            encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), 1.0, federation="fed"))
+        )
 
 
 # --- the server's log: one line per round --------------------------------------------
@@ -784,7 +788,7 @@ def test_a_failed_round_start_sends_a_leave_naming_the_failure() -> None:
     from secagg.aggregation.spec import encode_spec
 
     spec = encode_spec(get_backend("secagg+").plan(3, D))
-    client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), 1.0, federation="fed")))
     item = hub.receive(timeout=BOUND)
     assert item is not None and item[0] == NAMES[0]
     message = decode_message(item[1])
@@ -900,7 +904,7 @@ def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_fl
 
     client = FederationClient(NAMES[0], _hook(0), SentMessages())
     spec = encode_spec(get_backend("secagg+").plan(3, D))
-    client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), 1.0, federation="fed")))
     session = client._session
     assert session is not None and client._round == 7
 
@@ -912,8 +916,8 @@ def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_fl
     for stale in (
         RoundEnd(3, False, "an old round's end"),
         RoundEnd(8, True, "a round not started"),
-        RoundStart(5, 1, spec, np.zeros(D), 1.0),
-        RoundStart(7, 1, spec, np.zeros(D), 1.0),
+        RoundStart(5, 1, spec, np.zeros(D), 1.0, federation="fed"),
+        RoundStart(7, 1, spec, np.zeros(D), 1.0, federation="fed"),
     ):
         refused = client.stats.refused_messages
         client.handle(encode_message(stale))
@@ -932,7 +936,7 @@ def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_fl
     # retrain or count it (the review of 2026-12-04 found the pair taken once more:
     # started 1 -> 2, completed 2)
     started = client.stats.rounds_started
-    for replay in (RoundStart(7, 0, spec, np.zeros(D), 1.0), RoundEnd(7, True)):
+    for replay in (RoundStart(7, 0, spec, np.zeros(D), 1.0, federation="fed"), RoundEnd(7, True)):
         refused = client.stats.refused_messages
         client.handle(encode_message(replay))
         assert client.stats.refused_messages == refused + 1
@@ -940,7 +944,7 @@ def test_another_rounds_end_or_an_older_start_changes_nothing_in_the_round_in_fl
     assert client.stats.rounds_started == started == 1
     assert (client.stats.rounds_completed, client.stats.rounds_aborted) == (1, 0)
     # a newer round's start after that is taken as usual
-    client.handle(encode_message(RoundStart(8, 0, spec, np.zeros(D), 1.0)))
+    client.handle(encode_message(RoundStart(8, 0, spec, np.zeros(D), 1.0, federation="fed")))
     assert client._round == 8
 
 

@@ -113,14 +113,18 @@ def test_a_round_refused_at_its_start_is_one_refusal_whatever_its_end_says() -> 
     for complete in (True, False):
         outbox = SentMessages()
         client = FederationClient(NAMES[0], lambda m: m, outbox, stop_on_refusal=False)
-        client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), 1.0)))
+        client.handle(
+            encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), 1.0, federation="fed"))
+        )
         client.handle(encode_message(RoundEnd(1, complete, "" if complete else "aborted")))
         stats = client.stats
         counts = (stats.rounds_refused, stats.rounds_completed, stats.rounds_aborted)
         assert counts == (1, 0, 0) and stats.refused_messages == 0
         assert outbox.sent == [Leave(1, "refused by its policy: branch.allow_plain")]
         # the next round is taken as usual
-        client.handle(encode_message(RoundStart(2, 0, spec, np.zeros(D, np.float32), 1.0)))
+        client.handle(
+            encode_message(RoundStart(2, 0, spec, np.zeros(D, np.float32), 1.0, federation="fed"))
+        )
         assert stats.rounds_refused == 2 and stats.refused_messages == 0
 
 
@@ -141,7 +145,9 @@ def test_the_end_of_a_refused_round_starts_the_refusal_log_again(
 
     spec = encode_spec(get_backend("plain").plan(2, D))
     client = FederationClient(NAMES[0], lambda m: m, SentMessages(), stop_on_refusal=False)
-    client.handle(encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), 1.0)))
+    client.handle(
+        encode_message(RoundStart(1, 0, spec, np.zeros(D, np.float32), 1.0, federation="fed"))
+    )
     for i in range(LOGGED_REFUSALS + 1):
         client.handle(b"junk %d" % i)
     client.handle(encode_message(RoundEnd(1, True)))

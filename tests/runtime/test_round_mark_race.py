@@ -27,7 +27,11 @@ def test_two_processes_of_a_branch_taking_one_round_at_once_take_it_once(
     state = tmp_path / "branch.state"
     first, second = RoundMark(state, NAME), RoundMark(state, NAME)  # both read "none yet"
     outcomes = race_two_writes(
-        monkeypatch, bs, lambda: first.advance(5), lambda: second.advance(5), BranchStateError
+        monkeypatch,
+        bs,
+        lambda: first.advance(5, "fed"),
+        lambda: second.advance(5, "fed"),
+        BranchStateError,
     )
     assert outcomes["first"] == "done"
     assert isinstance(outcomes["second"], BranchStateError), outcomes["second"]

@@ -15,6 +15,7 @@ from secagg.dp.release import RecordReport
 from secagg.errors import MalformedMessage
 from secagg.runtime.wire import (
     MAX_HISTORY,
+    ROUND_START_VERSION,
     Message,
     Relay,
     RoundEnd,
@@ -38,13 +39,15 @@ def test_round_start_round_trips_and_the_model_travels_as_float32(
     number: int, party: int, spec: bytes, model: list[float], clip: float | None
 ) -> None:
     vector = np.asarray(model, dtype=np.float64)
-    message = decode_message(encode_message(RoundStart(number, party, spec, vector, clip)))
+    message = decode_message(
+        encode_message(RoundStart(number, party, spec, vector, clip, federation="fed"))
+    )
     assert isinstance(message, RoundStart)
     assert (message.round, message.party, message.spec, message.clip) == (number, party, spec, clip)
     np.testing.assert_array_equal(message.model, vector.astype(np.float32))
-    assert len(encode_message(RoundStart(number, party, spec, vector, clip))) == (
-        4 * vector.size + len(spec) + 31
-    )  # 4 bytes per parameter: half of float64
+    assert len(encode_message(RoundStart(number, party, spec, vector, clip, federation="fed"))) == (
+        4 * vector.size + len(spec) + 31 + 4 + len("fed")
+    )  # 4 bytes per parameter: half of float64; the federation's name, length-prefixed
 
 
 @settings(max_examples=50, deadline=None)
@@ -59,11 +62,13 @@ def test_relay_round_trips_with_and_without_a_privacy_report(
 
 
 def test_the_count_report_flag_round_trips_and_needs_a_clip() -> None:
-    start = RoundStart(2, 1, b"spec", np.zeros(3), 0.5, True)
+    start = RoundStart(2, 1, b"spec", np.zeros(3), 0.5, True, federation="fed")
     back = decode_message(encode_message(start))
     assert isinstance(back, RoundStart) and back.report_unclipped and back.clip == 0.5
     with pytest.raises(MalformedMessage, match="clip"):
-        decode_message(encode_message(RoundStart(2, 1, b"spec", np.zeros(3), None, True)))
+        decode_message(
+            encode_message(RoundStart(2, 1, b"spec", np.zeros(3), None, True, federation="fed"))
+        )
 
 
 def test_round_end_round_trips() -> None:
@@ -96,7 +101,7 @@ def test_bad_privacy_reports_are_malformed(report: dict) -> None:
 
 
 def test_a_model_with_nan_is_refused() -> None:
-    data = encode_message(RoundStart(1, 0, b"", np.array([1.0, np.nan]), None))
+    data = encode_message(RoundStart(1, 0, b"", np.array([1.0, np.nan]), None, federation="fed"))
     with pytest.raises(MalformedMessage, match="NaN"):
         decode_message(data)
 
@@ -110,7 +115,12 @@ NAN, INF = math.nan, math.inf
 
 
 def _head(kind: int, number: int = 1) -> bytes:
-    return _HEAD.pack(b"SAFD", 2, kind, number)
+    """A header of the current version of ``kind`` (a round start's is 3)."""
+    return _HEAD.pack(b"SAFD", ROUND_START_VERSION if kind == 1 else 2, kind, number)
+
+
+#: a round start's body begins with its federation's name
+FEDERATION = struct.pack("<I", 3) + b"fed"
 
 
 def _decodes_or_refuses(data: bytes) -> Message | None:
@@ -142,8 +152,10 @@ def _report_bytes(
 def _valid_messages() -> list[bytes]:
     report = RecordReport("prv", 1e-5, 2.5, ((1.1, 0.01, 10), (0.9, 0.02, 3)), 1.0, "customer")
     return [
-        encode_message(RoundStart(3, 2, b"spec-bytes", np.arange(6.0), 0.5, True)),
-        encode_message(RoundStart(3, 2, b"", np.zeros(0), None)),
+        encode_message(
+            RoundStart(3, 2, b"spec-bytes", np.arange(6.0), 0.5, True, federation="fed")
+        ),
+        encode_message(RoundStart(3, 2, b"", np.zeros(0), None, federation="fed")),
         encode_message(Relay(4, b"\x00payload", report)),
         encode_message(Relay(4, b"payload")),
         encode_message(RoundEnd(5, False, "deadline")),
@@ -260,8 +272,11 @@ def test_a_privacy_report_without_noise_keeps_its_infinite_epsilon() -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        _head(1) + struct.pack("<IdB", 0, NAN, 0) + struct.pack("<I", 0xFFFFFFFF),  # spec blob
-        _head(1) + struct.pack("<IdBI", 0, NAN, 0, 0) + struct.pack("<I", 0x7FFFFFFF),  # model
+        _head(1) + FEDERATION + struct.pack("<IdB", 0, NAN, 0) + struct.pack("<I", 0xFFFFFFFF),
+        _head(1)
+        + FEDERATION
+        + struct.pack("<IdBI", 0, NAN, 0, 0)
+        + struct.pack("<I", 0x7FFFFFFF),  # model
         _head(3) + b"\x01" + struct.pack("<I", 0xFFFFFFFF),  # round-end reason
     ],
 )
