@@ -391,7 +391,7 @@ def test_record_level_noise_once_is_described_per_customer_not_per_branch(tmp_pa
         expected_clients=8,
         honest_shares=4,
         noise_shares_per_round=[5, 6, 5],
-        noise_shares_charged=5,
+        noise_shares_charged=[5, 6],
     )
     section = _noise_once_section(tmp_path, server)
     assert "Client-level" not in section and "each branch's update" not in section
@@ -401,8 +401,26 @@ def test_record_level_noise_once_is_described_per_customer_not_per_branch(tmp_pa
     assert "shares that really arrived in each released round" in section
     row = next(line for line in section.splitlines() if line.startswith("| customer |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[:8] == ["customer", "4000", "10", "0.0025", "6.799", "4 of 8", "5", "10"]
+    assert cells[:8] == ["customer", "4000", "10", "0.0025", "6.799", "4 of 8", "5, 6", "10"]
     assert cells[-1] == "ε ≤ 3" and cells[-2].startswith("ddg")
+    # every round is charged the largest per-round bound of the counts, not the fewest's
+    # alone (2026-12-05: the bound is not monotone in the count), and the report says so
+    assert "charged at the fewest" not in section
+    assert "largest per-round bound of the counts the rounds had" in section
+
+
+def test_a_folder_from_before_the_largest_bound_rule_shows_its_one_count(tmp_path: Path) -> None:
+    """Run folders written before 2026-12-05 record the fewest count alone."""
+    server = _noise_once_server(
+        customers=4000,
+        expected_clients=8,
+        honest_shares=4,
+        noise_shares_per_round=[5, 6],
+        noise_shares_charged=5,
+    )
+    section = _noise_once_section(tmp_path, server)
+    row = next(line for line in section.splitlines() if line.startswith("| customer |"))
+    assert [cell.strip() for cell in row.strip("|").split("|")][6] == "5"
 
 
 def test_an_older_noise_once_folder_shows_what_it_lacks_as_a_dash(tmp_path: Path) -> None:
@@ -432,7 +450,7 @@ def test_a_client_level_distributed_report_gives_the_shares_its_epsilon_follows_
         "epsilon_budget": 3.0,
         "honest_shares": 1,
         "noise_shares_per_round": [2],
-        "noise_shares_charged": 2,
+        "noise_shares_charged": [2],
     }
     write_run_folder(_server_accounted(config, server), tmp_path / "run")
     report = (tmp_path / "run" / "report.md").read_text()

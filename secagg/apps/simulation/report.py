@@ -1171,18 +1171,24 @@ _SHARES_SENTENCE = (
     "H of E, still carry the noise the target ε needs (z √(H / E)): H is the expected "
     "branches less the assumed colluders (who know their own shares) and the tolerated "
     "dropouts. The server accounts ε from the shares that really arrived in "
-    "each released round less the assumed colluders, every round charged at the fewest "
-    "of any round (summary.json: privacy_parameters.server.noise_shares_per_round; the "
+    "each released round less the assumed colluders, every round charged, order by order, "
+    "the largest per-round bound of the counts the rounds had (usually the fewest's; the "
+    "column charged lists them. summary.json: privacy_parameters.server."
+    "noise_shares_per_round; the "
     "ledger's noise_contributors); a round with more dropouts spends more, and the budget "
     "stops the run before it crosses ε."
 )
 
 
 def _shares_cells(server: dict[str, Any]) -> str:
-    """The two share columns: what the noise is sized for, and what was charged."""
+    """The two share columns: what the noise is sized for, and the honest share counts
+    the rounds were charged at (every round at the largest per-round bound of these; a
+    folder from before 2026-12-05 records one count, the fewest)."""
     sized = server.get("honest_shares")
     cohort = server.get("expected_clients")
     charged = server.get("noise_shares_charged")
+    if isinstance(charged, list):
+        charged = ", ".join(str(count) for count in charged) or None
     return (
         ("-" if sized is None else f"{sized} of {cohort:g}")
         + " | "

@@ -1924,7 +1924,8 @@ def _federate(
     # run() clears stop_reason once every planned round is complete
     stopped = server.budget_reached or server.stop_reason
     # the distributed mechanism's honest shares per released round, as its accountant
-    # charged them (every round at the fewest): what the report's epsilon follows from
+    # charged them (each round at the largest per-round bound of the distinct counts):
+    # what the report's epsilon follows from
     shares = getattr(getattr(server.mechanism, "accountant", None), "honest_shares", None)
     return FederationRun(rounds, server.model.copy(), dropouts, trainers, stopped, fed.dp, shares)
 
@@ -2322,10 +2323,13 @@ def privacy_parameters(
 
 def _charged_shares(run: FederationRun) -> dict[str, Any]:
     """The honest noise shares the server's accountant counted in each released round
-    (the contributors less the assumed colluders) and the fewest, at which it charges
-    every round: with these, z and the rounds, an auditor recomputes epsilon."""
+    (the contributors less the assumed colluders) and their distinct counts: every round
+    is charged, order by order, the largest per-round bound of those counts (usually the
+    fewest's, not always: :class:`~secagg.dp.accountants.DiscreteGaussianAccountant`).
+    With these, z and the rounds, an auditor recomputes epsilon. Run folders written
+    before 2026-12-05 give one count here, the fewest, at which every round was charged."""
     shares = list(run.noise_shares or [])
-    return {"noise_shares_per_round": shares, "noise_shares_charged": min(shares, default=None)}
+    return {"noise_shares_per_round": shares, "noise_shares_charged": sorted(set(shares))}
 
 
 def _runs(history: list[tuple[Any, ...]]) -> list[tuple[float, float, int]]:
