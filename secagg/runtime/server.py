@@ -1118,7 +1118,10 @@ class FederationServer:
         if isinstance(message, Leave):  # a late one (of a past round) changes nothing
             if message.round == number and name in party_of and name not in self._left:
                 self._left.add(name)
-                log.debug("round %d: %s left the round: %s", number, name, message.reason)
+                # INFO, not DEBUG: a branch that refused the round by its policy (a
+                # threshold, a clip, another federation) is what its operator must see.
+                # The reason is the branch's text: quoted, so it stays one line.
+                log.info("round %d: %s left the round: %r", number, name, message.reason)
             return None
         self.received_from[name] += 1  # a Leave carries nothing of an update: not counted
         try:

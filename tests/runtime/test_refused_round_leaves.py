@@ -8,6 +8,7 @@ deadline for it, and the branch with it; the round's end then counted the round 
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
@@ -45,7 +46,10 @@ def _config() -> FederationConfig:
     )
 
 
-def test_a_branch_refusing_the_setup_leaves_at_once_and_counts_one_refusal() -> None:
+def test_a_branch_refusing_the_setup_leaves_at_once_and_counts_one_refusal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="secagg.server")
     hub = RecordingHub()
     done = {name: threading.Event() for name in NAMES}
     clients = []
@@ -92,6 +96,11 @@ def test_a_branch_refusing_the_setup_leaves_at_once_and_counts_one_refusal() -> 
     # it said why it left, and sent nothing else
     sent = [decode_message(p) for name, p in hub.received if name == NAMES[0]]
     assert sent == [Leave(1, "refused by its policy: branch.min_threshold")]
+    # the server's operator sees why (it was logged at DEBUG only), once, on one line
+    left = [r.getMessage() for r in caplog.records if "left the round" in r.getMessage()]
+    assert left == [
+        "round 1: branch-00 left the round: 'refused by its policy: branch.min_threshold'"
+    ]
     # the round's end, which the server sent after the branch left, is taken quietly
     end = refusing._transport.receive(timeout=60)  # type: ignore[union-attr]
     assert end is not None
