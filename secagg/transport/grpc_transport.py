@@ -481,9 +481,11 @@ def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[s
     (its subject alternative names, else its common name); None if it cannot be read.
 
     Read over a TLS handshake of its own, without a client certificate and without
-    verifying the server's: only to name them in :class:`ServerNameMismatch`'s message,
-    never to trust anything (gRPC has verified the chain of the certificate it saw, and
-    does not hand it over after a failed handshake). With TLS 1.3 the client's handshake
+    verifying the server's: only to name them in :class:`ServerNameMismatch`'s message
+    (whoever answers chose them, so only names a server certificate can carry, at
+    most :data:`_MAX_SERVED_NAMES`, see :func:`_quotable`), never to trust anything
+    (gRPC has verified the chain of the certificate it saw, and does not hand it over
+    after a failed handshake). With TLS 1.3 the client's handshake
     ends before the server judges the client's certificate (none here), so the server's
     certificate is in hand before the server hangs up; a TLS 1.2 server refuses inside
     the handshake, and the names are then not read."""
@@ -526,7 +528,28 @@ def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[s
                 x509.oid.NameOID.COMMON_NAME
             )
         ]
-    return names
+    return [name for name in names if _quotable(name)][:_MAX_SERVED_NAMES]
+
+
+#: the most names of a served certificate a :class:`ServerNameMismatch` quotes
+_MAX_SERVED_NAMES: Final = 8
+
+
+def _quotable(name: str) -> bool:
+    """Whether ``name``, read from an unverified certificate, may go into an error line:
+    an IP address, or a host name (its first label may be ``*``).
+
+    Why: whoever answers :func:`_served_names`' handshake (an attacker on the path)
+    chooses the names, and they went into the one-line error as they were: a newline
+    or a terminal escape broke the line and could paint the operator's terminal, and
+    2000 names made a line of 108,538 characters (hostile review, 2026-12-05)."""
+    from secagg.transport.names import BadServerName, certificate_name
+
+    try:
+        certificate_name(name.removeprefix("*."))
+    except BadServerName:
+        return False
+    return True
 
 
 def _is_ip_address(host: str) -> bool:
