@@ -55,8 +55,10 @@ a missing file as empty (a branch machine, or the CA tooling, may hold no list).
 does not parse is an error everywhere, never "nothing revoked".
 
 The server re-reads the list on every identity check: when a session opens, and for every
-open session every few seconds (:class:`~secagg.transport.grpc_transport.GrpcServerTransport`
-re-runs its ``identify``), so revoking a branch ends its open session too.
+open session every 30 s (:class:`~secagg.transport.grpc_transport.GrpcServerTransport`
+re-runs its ``identify`` every ``recheck_interval``), so revoking a branch ends its open
+session too, within 30 s (the server runtime also re-checks before it samples a round):
+until then its messages are still delivered.
 
 Size: about 680 lines: the credential loaders, the revocation list and the peer check
 share one directory layout and one set of errors; issuing certificates lives in the

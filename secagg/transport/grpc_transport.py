@@ -141,6 +141,20 @@ An identity over it is refused with ``RESOURCE_EXHAUSTED`` and :data:`THROTTLE_D
 session and every other identity are untouched. Before, one branch opening and closing
 sessions in a loop was admitted some 330 times a second.
 
+Connections. Every connection holds a file descriptor from TCP accept on, before any
+certificate is seen, so they are bounded apart from sessions: one that has not finished
+its TLS handshake within ``handshake_timeout`` (default 10 s; gRPC's own default is
+120 s) is closed, one with no session open for ``idle_connection_timeout`` (default
+60 s: an enrolled party's connection opened for nothing) too, and at most
+``max_connections`` are open at once (default :func:`default_max_connections`: half the
+process's descriptors, at most 4096, at least two per client); past it a new connection
+is closed at accept, and the sessions already open are untouched. Before, 50 silent
+sockets were all still open after 119 s and nothing capped their number, so a flood
+from anyone who reaches the port could take every descriptor of the process, its
+database's and its ledger's included (hostile review, 2026-12-05). A flood within the
+cap still keeps new branches out while it lasts: the port belongs behind a firewall
+that admits the branches' addresses only (``docs/deployment.md``).
+
 Identity during a session. A session keeps the certificate it was admitted with (its
 fingerprint, expiry and DER, see :meth:`~GrpcServerTransport.peer_certificate`). It is
 ended (``UNAUTHENTICATED``, a :class:`Disconnected`, its unread messages dropped) when
@@ -174,7 +188,7 @@ within a few minutes. No connection-age limit is set, because it would cut
 long-lived sessions. The server binds with ``SO_REUSEPORT`` off, so a second
 server on the same port fails loudly instead of silently sharing it.
 
-Size: about 1980 lines, a sixth of them this specification; the server and the client
+Size: about 2110 lines, a sixth of them this specification; the server and the client
 transport share the session machinery and are kept together so the framing rules and
 their two users are read side by side (the framing itself is :mod:`secagg.transport.framing`).
 """
@@ -237,6 +251,18 @@ _SERVER_KEEPALIVE: Final = (
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
 )
+#: how long a connection may take from TCP accept to a finished TLS handshake: gRPC's
+#: default is 120 s, so anyone who reaches the port held a file descriptor for two
+#: minutes per silent connection (review, 2026-12-05); an honest handshake takes two
+#: round trips, well under a second even across continents
+DEFAULT_HANDSHAKE_SECONDS: Final = 10.0
+#: how long a connection with no open session is kept: a branch's session stream is
+#: open for its connection's whole life, so only a connection opened for nothing (an
+#: enrolled party holding descriptors, or a dial abandoned half-way) is idle this long
+DEFAULT_IDLE_CONNECTION_SECONDS: Final = 60.0
+#: the most incoming connections the default connection cap allows: far above the
+#: sessions of any federation, so the cap binds only on a flood
+_MAX_DEFAULT_CONNECTIONS: Final = 4096
 _POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream is alive
 _CLOSE_SETTLE_POLLS: Final = 25  # 10 ms apart: how long a stream end may take to show a drop
 
@@ -455,9 +481,11 @@ def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[s
     (its subject alternative names, else its common name); None if it cannot be read.
 
     Read over a TLS handshake of its own, without a client certificate and without
-    verifying the server's: only to name them in :class:`ServerNameMismatch`'s message,
-    never to trust anything (gRPC has verified the chain of the certificate it saw, and
-    does not hand it over after a failed handshake). With TLS 1.3 the client's handshake
+    verifying the server's: only to name them in :class:`ServerNameMismatch`'s message
+    (whoever answers chose them, so only names a server certificate can carry, at
+    most :data:`_MAX_SERVED_NAMES`, see :func:`_quotable`), never to trust anything
+    (gRPC has verified the chain of the certificate it saw, and does not hand it over
+    after a failed handshake). With TLS 1.3 the client's handshake
     ends before the server judges the client's certificate (none here), so the server's
     certificate is in hand before the server hangs up; a TLS 1.2 server refuses inside
     the handshake, and the names are then not read."""
@@ -500,7 +528,28 @@ def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[s
                 x509.oid.NameOID.COMMON_NAME
             )
         ]
-    return names
+    return [name for name in names if _quotable(name)][:_MAX_SERVED_NAMES]
+
+
+#: the most names of a served certificate a :class:`ServerNameMismatch` quotes
+_MAX_SERVED_NAMES: Final = 8
+
+
+def _quotable(name: str) -> bool:
+    """Whether ``name``, read from an unverified certificate, may go into an error line:
+    an IP address, or a host name (its first label may be ``*``).
+
+    Why: whoever answers :func:`_served_names`' handshake (an attacker on the path)
+    chooses the names, and they went into the one-line error as they were: a newline
+    or a terminal escape broke the line and could paint the operator's terminal, and
+    2000 names made a line of 108,538 characters (hostile review, 2026-12-05)."""
+    from secagg.transport.names import BadServerName, certificate_name
+
+    try:
+        certificate_name(name.removeprefix("*."))
+    except BadServerName:
+        return False
+    return True
 
 
 def _is_ip_address(host: str) -> bool:
@@ -858,6 +907,29 @@ def _common_name(auth: Mapping[str, Sequence[bytes]]) -> str:
     return str(names[0].value) if names else "?"
 
 
+def default_max_connections(max_clients: int, descriptor_limit: int | None = None) -> int:
+    """The default cap on a server's open connections: half the process's file
+    descriptors (``RLIMIT_NOFILE``'s soft limit; ``descriptor_limit`` for tests), at most
+    :data:`_MAX_DEFAULT_CONNECTIONS`, and never below two per client plus 16.
+
+    Why: without a cap every connection took a descriptor, and a flood of connections
+    from anyone who reaches the port ran the process out of them, so the server could
+    no longer open its own database or ledger; with the cap, a flood is refused at
+    accept and the process keeps the other half. Two per client: after a network cut a
+    branch's new connection arrives while its half-open old one still counts, until
+    keepalive notices (about 140 s)."""
+    if descriptor_limit is None:
+        try:
+            import resource  # POSIX only
+        except ImportError:
+            descriptor_limit = 2 * _MAX_DEFAULT_CONNECTIONS
+        else:
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            unlimited = soft == resource.RLIM_INFINITY or soft <= 0
+            descriptor_limit = 2 * _MAX_DEFAULT_CONNECTIONS if unlimited else soft
+    return max(2 * max_clients + 16, min(descriptor_limit // 2, _MAX_DEFAULT_CONNECTIONS))
+
+
 def _queue_budgets(
     max_message_bytes: int,
     max_queued_messages: int,
@@ -932,6 +1004,12 @@ class GrpcServerTransport:
     with TLS 1.2; the session is refused right after it, and no message is read.
     ``server_credentials=None`` (plaintext) is refused unless ``allow_insecure`` is
     set, which only tests should do.
+
+    Connections, which hold a file descriptor before any certificate is seen: one whose
+    TLS handshake has not finished within ``handshake_timeout`` seconds (default 10) is
+    closed, one without a session for ``idle_connection_timeout`` seconds (default 60)
+    too, and at most ``max_connections`` are open at once (None:
+    :func:`default_max_connections`), the next one closed at accept.
     """
 
     def __init__(
@@ -953,8 +1031,21 @@ class GrpcServerTransport:
         min_tls_version: str | None = "TLSv1.3",
         session_burst: int | None = DEFAULT_SESSION_BURST,
         session_rate: float = DEFAULT_SESSION_RATE,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_SECONDS,
+        idle_connection_timeout: float = DEFAULT_IDLE_CONNECTION_SECONDS,
+        max_connections: int | None = None,
     ) -> None:
         _check_sizes(max_message_bytes, chunk_bytes)
+        for name, seconds in (
+            ("handshake_timeout", handshake_timeout),
+            ("idle_connection_timeout", idle_connection_timeout),
+        ):
+            if (
+                not isinstance(seconds, int | float)
+                or isinstance(seconds, bool)
+                or not 0 < seconds < float("inf")
+            ):
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
         if session_burst is not None and (
             not isinstance(session_burst, int)
             or isinstance(session_burst, bool)
@@ -967,6 +1058,17 @@ class GrpcServerTransport:
             raise ConfigurationError("a server without TLS credentials needs allow_insecure=True")
         if max_clients < 1:
             raise ConfigurationError("max_clients must be at least 1")
+        if max_connections is None:
+            max_connections = default_max_connections(max_clients)
+        if (
+            not isinstance(max_connections, int)
+            or isinstance(max_connections, bool)
+            or max_connections <= max_clients
+        ):
+            raise ConfigurationError(
+                "max_connections must be an integer above max_clients, or every client "
+                "could not hold a connection"
+            )
         max_queued_bytes, max_outbox_bytes = _queue_budgets(
             max_message_bytes, max_queued_messages, max_queued_bytes, max_outbox_bytes
         )
@@ -984,6 +1086,11 @@ class GrpcServerTransport:
         self._chunk_bytes = chunk_bytes
         self._identify = identify
         self._max_clients = max_clients
+        self._connection_options = (
+            ("grpc.server_handshake_timeout_ms", max(1, round(handshake_timeout * 1000))),
+            ("grpc.max_connection_idle_ms", max(1, round(idle_connection_timeout * 1000))),
+            ("grpc.max_allowed_incoming_connections", max_connections),
+        )
         self._max_queued_messages = max_queued_messages
         self._max_queued_bytes = max_queued_bytes
         self._max_outbox_bytes = max_outbox_bytes
@@ -1018,6 +1125,7 @@ class GrpcServerTransport:
             options = [
                 *_grpc_size_options(self._chunk_bytes),
                 *_SERVER_KEEPALIVE,
+                *self._connection_options,
                 ("grpc.so_reuseport", 0),
             ]
             server = grpc.server(
