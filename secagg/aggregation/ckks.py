@@ -94,10 +94,12 @@ from secagg.aggregation.keyholder_policy import (
     KeyHolderRefusal,
     RoundAlreadyServed,
     WrongDimension,
+    WrongFederation,
+    check_federation,
     config_path,
     plausible_range,
 )
-from secagg.aggregation.policy import BranchPolicy
+from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
 from secagg.durable import write_json_atomically
@@ -189,8 +191,10 @@ _HELPER_HEAD = struct.Struct("<4sBB")
 #: another length when it is opened, before any branch encrypts, and then decrypts only
 #: the length the round was opened with). Kind 5, the refusal (a reason code and a short
 #: text, so the server aborts at once), was added within version 3: an older peer
-#: refuses it as a kind it does not expect and waits out the deadline, as before
-_HELPER_VERSION = 3
+#: refuses it as a kind it does not expect and waits out the deadline, as before;
+#: 4: the key and decryption requests name the federation (the key holder refuses
+#: another's: a splice of federation A's aggregate into B's request), and refusal code 10
+_HELPER_VERSION = 4
 _KEY_REQUEST, _KEY_PUBLIC, _DECRYPT, _DECRYPTED, _REFUSED = 1, 2, 3, 4, 5
 #: the key holder draws its noise this many coordinates at a time (memory, not privacy:
 #: every slice is N(0, std^2) from its own OS-keyed stream)
@@ -248,12 +252,14 @@ REFUSAL_REASONS: dict[int, str] = {
     7: "unexpected request",
     8: "other refusal",
     9: "internal error",
+    10: "wrong federation",
 }
 _REFUSAL_CLASSES: tuple[tuple[type[BaseException], int], ...] = (
     (RoundAlreadyServed, 1),
     (DecryptionCapReached, 2),
     (WrongDimension, 3),
     (ImplausibleSum, 4),
+    (WrongFederation, 10),
     (KeyHolderRefusal, 5),
     (MalformedMessage, 6),
     (InvalidMessage, 6),
@@ -301,28 +307,76 @@ def _helper_kind(data: bytes | memoryview) -> int:
 
 
 #: a key request's body: the design point (clients, value bound, precision), then the
-#: round's dimension (version 3)
+#: round's dimension (version 3), then the federation's name (version 4: see
+#: :func:`federation_field`)
 _KEY_REQUEST_BODY = struct.Struct("<IddI")
-#: a decryption request's fixed fields: dimension, requested noise std, the aggregate's length
+#: a decryption request's fixed fields: dimension, requested noise std, the aggregate's
+#: length; the framed aggregate follows them, then the federation's name (version 4)
 _DECRYPT_FIELDS = struct.Struct("<IdI")
+#: the longest federation name a request carries (the config's name rule)
+_MAX_FEDERATION_BYTES = 64
 
 
-def decryption_request_size(params: CKKSParameters, dimension: int) -> int:
-    """Exact bytes of a decryption request for a sum of ``dimension`` values under ``params``:
-    the key holder's header, the fixed fields and the framed aggregate envelopes."""
+def federation_field(federation: str) -> bytes:
+    """A federation's name as the key holder's requests carry it: one length byte, then
+    the ASCII name ("" for none: an in-memory run, bound to no federation).
+
+    Why: a request named its round by number only, so a server could send federation A's
+    aggregate in federation B's decryption request (the key holder answered round 5 of
+    either alike), and one key serving two federations counted both in one sequence."""
+    if federation and not (
+        isinstance(federation, str) and FEDERATION_NAME_PATTERN.fullmatch(federation)
+    ):
+        raise ConfigurationError(
+            f"a federation's name is 1 to 64 letters, digits, '.', '_' or '-', not "
+            f"{federation!r:.80}"
+        )
+    name = (federation or "").encode("ascii")
+    return bytes([len(name)]) + name
+
+
+def _read_federation(view: bytes | memoryview, offset: int) -> tuple[str, int]:
+    """The federation a request names at ``offset`` ("" for none) and the offset after it;
+    a MalformedMessage for a field that is no federation's name (nothing copied but it)."""
+    if offset >= len(view):
+        raise MalformedMessage("key-holder request without its federation's name")
+    size = view[offset]
+    if size > _MAX_FEDERATION_BYTES or offset + 1 + size > len(view):
+        raise MalformedMessage(f"a key-holder request's federation name of {size} bytes")
+    raw = bytes(view[offset + 1 : offset + 1 + size])
+    name = raw.decode("ascii", errors="replace")
+    if size and not FEDERATION_NAME_PATTERN.fullmatch(name):
+        raise MalformedMessage("a key-holder request's federation name is no federation's name")
+    return name, offset + 1 + size
+
+
+def decryption_request_size(params: CKKSParameters, dimension: int, federation: str = "") -> int:
+    """Exact bytes of a decryption request for a sum of ``dimension`` values under ``params``
+    for ``federation``: the key holder's header, the fixed fields, the framed aggregate
+    envelopes and the federation's name."""
     from secagg.he.chunks import chunk_count
 
     count = chunk_count(dimension, params.values_per_ciphertext)
-    return _HELPER_HEAD.size + _DECRYPT_FIELDS.size + framed_size(count, _chunk_bytes(params))
+    named = len(federation_field(federation))
+    return (
+        _HELPER_HEAD.size + _DECRYPT_FIELDS.size + named + framed_size(count, _chunk_bytes(params))
+    )
 
 
 def decryption_request(
-    params: CKKSParameters, dimension: int, noise_stddev: float, chunks: Iterable[bytes]
+    params: CKKSParameters,
+    dimension: int,
+    noise_stddev: float,
+    chunks: Iterable[bytes],
+    *,
+    federation: str = "",
 ) -> bytes:
     """The server's decryption request for an aggregate of ``dimension`` values under
-    ``params``: the key holder's header, the fixed fields (dimension, requested noise
-    std, the aggregate's length) and the framed ``chunks``, in the bytes
-    ``Writer().u32(d).f64(std).blob(frame_chunks(chunks))`` wrote.
+    ``params`` in a round of ``federation`` (:func:`federation_field`; "" for none): the
+    key holder's header, the fixed fields (dimension, requested noise std, the aggregate's
+    length), the framed ``chunks`` and the federation's name: the bytes
+    ``Writer().u32(d).f64(std).blob(frame_chunks(chunks)).bytes() + federation_field(name)``
+    wrote.
 
     Why not that: each step copied the whole aggregate (the list of chunks, the frame,
     the blob, the body, the message), so building the request peaked at 4.0 times its
@@ -335,7 +389,8 @@ def decryption_request(
     from secagg.he.chunks import chunk_count
 
     count = chunk_count(dimension, params.values_per_ciphertext)
-    size = decryption_request_size(params, dimension)
+    named = federation_field(federation)
+    size = decryption_request_size(params, dimension, federation)
     fields = _HELPER_HEAD.size + _DECRYPT_FIELDS.size
     each = _chunk_bytes(params)
     out = io.BytesIO()
@@ -343,7 +398,7 @@ def decryption_request(
     out.write(b"\0")
     out.seek(0)
     out.write(_HELPER_HEAD.pack(_HELPER_MAGIC, _HELPER_VERSION, _DECRYPT))
-    out.write(_DECRYPT_FIELDS.pack(dimension, noise_stddev, size - fields))
+    out.write(_DECRYPT_FIELDS.pack(dimension, noise_stddev, size - fields - len(named)))
     out.write(_FRAME.pack(_MAGIC, _VERSION, count))
     written = 0
     for chunk in chunks:
@@ -356,6 +411,7 @@ def decryption_request(
         out.write(_LENGTH.pack(each))
         out.write(chunk)
         written += 1
+    out.write(named)
     if written != count or out.tell() != size:
         raise RoundAborted(f"the aggregate has {written} of its {count} chunks", phase="ckks")
     return out.getvalue()
@@ -431,8 +487,10 @@ class CKKSSpec(RoundSpec):
 
 # --- the key holder's opened round, durable ----------------------------------------
 
-#: the version of the opened round's file (:func:`opened_path`)
-_OPENED_VERSION = 1
+#: the version of the opened round's file (:func:`opened_path`); 2: it names the
+#: federation the round is of (a version-1 file, which named none, is read as this key
+#: holder's federation's: the same key wrote it, and its record serves that federation)
+_OPENED_VERSION = 2
 
 
 def opened_path(state: Path) -> Path:
@@ -507,12 +565,24 @@ class KeyHolderSession(HelperSession):
         self._make = KeyHolder
         self._holder: Any = key
         self._fixed = key is not None
-        self.record = DecryptionRecord(self.policy.state_path)  # fails closed on a bad file
+        # fails closed on a bad file, or on another federation's record
+        self.record = DecryptionRecord(self.policy.state_path, self.policy.federation)
         #: (round number, dimension) of the round the last key request opened: the only
         #: round, and the only length, a decryption request is then taken for. Durable
         #: beside the record (:func:`opened_path`) when the key is: a restarted process
         #: still decrypts the round it opened
         self.opened: tuple[int, int] | None = self._load_opened()
+        #: a key holder of no federation whose record dies with it (no state file: the
+        #: config-less ``secagg keyholder``, in-memory runs) serves the federation its
+        #: first opened round names, as a branch without a pin joins the federation its
+        #: server names, and refuses any other from then on
+        self._joins = self.policy.federation is None and self.policy.state_path is None
+
+    def _check_federation(self, named: str, round_number: int, *, what: str) -> None:
+        """Refuse a request of another federation than the one this key holder serves
+        (its record's; one it has yet to join takes the request's)."""
+        serves = (named or None) if self._joins else self.record.federation
+        check_federation(named, serves, round_number, what=what)
 
     @property
     def decryptions(self) -> int:
@@ -548,19 +618,27 @@ class KeyHolderSession(HelperSession):
         kind = _helper_kind(view)
         if kind == _KEY_REQUEST:
             _check_helper_head(view, _KEY_REQUEST)
-            if len(view) != _HELPER_HEAD.size + _KEY_REQUEST_BODY.size:
+            body_end = _HELPER_HEAD.size + _KEY_REQUEST_BODY.size
+            federation, end = _read_federation(view, body_end)
+            if len(view) != end:
                 raise MalformedMessage(
-                    f"key request of {len(view)} bytes; a design point and a dimension take "
-                    f"exactly {_HELPER_HEAD.size + _KEY_REQUEST_BODY.size}"
+                    f"key request of {len(view)} bytes; a design point, a dimension and a "
+                    f"federation's name take exactly {end}"
                 )
-            return self._publish(_read_helper_message(view, _KEY_REQUEST), round_number)
+            body = _read_helper_message(view[:body_end], _KEY_REQUEST)
+            return self._publish(body, round_number, federation)
         if kind == _DECRYPT:
             return self._decrypt(view, round_number, copy=not isinstance(payload, bytes))
         raise MalformedMessage("a key holder answers key and decryption requests only")
 
-    def _publish(self, r: Reader, round_number: int) -> bytes:
-        """Open ``round_number``: check its design point and its dimension against this
-        key holder's policy and key, then publish the public context.
+    def _publish(self, r: Reader, round_number: int, federation: str) -> bytes:
+        """Open ``round_number`` of ``federation``: check the federation, the design point
+        and the dimension against this key holder's policy and key, then publish the
+        public context.
+
+        The federation first: a key request of another federation than this key holder's
+        (:func:`~secagg.aggregation.keyholder_policy.check_federation`) is
+        refused before anything is checked, opened or made.
 
         The dimension is checked here, when the round is opened: before the key request
         carried it, a round of another length than the key holder's ``dimension`` was
@@ -579,6 +657,7 @@ class KeyHolderSession(HelperSession):
         r.end()
         if dimension < 1:
             raise MalformedMessage("a key request for a round of 0 values")
+        self._check_federation(federation, round_number, what="a key request")
         self.policy.check_dimension(dimension, what="a round")  # before any key work
         self.record.check(round_number, self.policy.max_decryptions)  # never decryptable
         params = design.parameters()
@@ -598,6 +677,10 @@ class KeyHolderSession(HelperSession):
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
         self._save_opened(round_number, dimension)  # on disk before the key leaves
         self.opened = (round_number, dimension)
+        if self._joins:  # the first round opened names the federation served from now on
+            self._joins, self.record.federation = False, federation or None
+            if federation:
+                log.info("key holder: serves federation %r (its server's)", federation)
         _published_here(self._holder.fingerprint)  # what this process's clients trust
         return _helper_message(_KEY_PUBLIC, body.bytes())
 
@@ -623,6 +706,7 @@ class KeyHolderSession(HelperSession):
             return
         data = {
             "version": _OPENED_VERSION,
+            "federation": self.record.federation,
             "round": round_number,
             "dimension": dimension,
             "fingerprint": self._holder.fingerprint.hex(),
@@ -650,8 +734,17 @@ class KeyHolderSession(HelperSession):
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("version") != _OPENED_VERSION:
+            version = data.get("version") if isinstance(data, dict) else None
+            if isinstance(version, bool) or version not in (1, _OPENED_VERSION):
                 raise ValueError("unknown version")
+            # version 1 named no federation: its round was opened under this key (checked
+            # below) for the federation the record now serves
+            federation = data["federation"] if version >= 2 else self.policy.federation
+            if federation != self.policy.federation:
+                raise ValueError(
+                    f"it opened a round of federation {federation!r}, not of this key "
+                    f"holder's {self.policy.federation!r}"
+                )
             number, dimension = data["round"], data["dimension"]
             if any(isinstance(v, bool) or not isinstance(v, int) for v in (number, dimension)):
                 raise ValueError("a round number and a dimension are integers")
@@ -682,8 +775,16 @@ class KeyHolderSession(HelperSession):
         if len(view) < fields:
             raise MalformedMessage("decryption request shorter than its fields")
         dimension, requested, length = _DECRYPT_FIELDS.unpack_from(view, _HELPER_HEAD.size)
+        if fields + length >= len(view):
+            raise MalformedMessage(
+                f"decryption request of {len(view)} bytes (aggregate field {length}): no "
+                "federation's name after its aggregate"
+            )
+        federation, _ = _read_federation(view, fields + length)  # read in place
         if dimension < 1 or not math.isfinite(requested) or requested < 0:
             raise MalformedMessage("bad decryption request")
+        # another federation's aggregate (a splice) is refused before anything else
+        self._check_federation(federation, round_number, what="a decryption")
         self.policy.check_dimension(dimension)  # the agreed length: the server's word is not
         self.record.check(round_number, self.policy.max_decryptions)  # before any work
         if self._holder is None:
@@ -701,8 +802,9 @@ class KeyHolderSession(HelperSession):
                 f"opened for {self.opened[1]} values"
             )
         params = self._holder.params
-        exact = decryption_request_size(params, dimension)
-        if len(view) != exact or length != exact - fields:
+        exact = decryption_request_size(params, dimension, federation)
+        named = len(federation_field(federation))
+        if len(view) != exact or length != exact - fields - named:
             raise MalformedMessage(
                 f"decryption request of {len(view)} bytes (aggregate field {length}) for "
                 f"{dimension} values; this key holder's parameters take exactly {exact}"
@@ -716,7 +818,7 @@ class KeyHolderSession(HelperSession):
         count = chunk_count(dimension, params.values_per_ciphertext)
         # a caller's mutable buffer is copied once, now that its size is right, so the
         # bytes checked are the bytes decrypted; bytes are read in place
-        framed = bytes(view[fields:]) if copy else view[fields:]
+        framed = bytes(view[fields : fields + length]) if copy else view[fields : fields + length]
         chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
         # the claimed contributions are checked (at least the minimum, at most the
         # parameters' clients) and bound what the sum may decrypt to
@@ -789,6 +891,20 @@ class CKKSServer(PhasedServerSession):
         self._received: set[int] = set()
         self._total: np.ndarray | None = None
         self._dropouts: dict[str, int] = {}
+        #: the federation whose round this is, named in both requests to the key holder
+        #: ("": none, an in-memory round; :meth:`bind_federation`)
+        self.federation = ""
+
+    def bind_federation(self, federation: str) -> None:
+        """Name ``federation`` in this round's key and decryption requests, before
+        :meth:`start`: the key holder refuses a request of another federation than its own.
+
+        Why: the requests carried the round number only, so a key holder could not tell
+        federation A's round 5 from B's (review, 2026-12-05)."""
+        federation_field(federation)  # a ConfigurationError for no federation's name
+        if self._phase != "not_started":
+            raise UnexpectedMessage("the round's federation is named before it starts")
+        self.federation = federation
 
     def start(self) -> list[Outgoing]:
         if self._phase != "not_started":
@@ -798,6 +914,7 @@ class CKKSServer(PhasedServerSession):
         # here, before any branch encrypts (it was refused only at decryption, after
         # every branch had uploaded), and decrypts only this length afterwards
         request = self.spec.design.write(Writer()).u32(self.spec.dimension).bytes()
+        request += federation_field(self.federation)
         return [ToParty(HELPER, _helper_message(_KEY_REQUEST, request))]
 
     def handle(self, party: int, payload: bytes) -> list[Outgoing]:
@@ -914,7 +1031,11 @@ class CKKSServer(PhasedServerSession):
             return []
         # framed into the request as the sum packs each chunk: no copy of the aggregate
         request = decryption_request(
-            self.params, self.spec.dimension, self.noise_stddev, self._sum.iter_chunks()
+            self.params,
+            self.spec.dimension,
+            self.noise_stddev,
+            self._sum.iter_chunks(),
+            federation=self.federation,
         )
         self._phase = "decrypt"
         return [ToParty(HELPER, request)]

@@ -30,6 +30,12 @@ it to every request, whatever the request says:
   record or the key is touched. The request's dimension is the server's word: a
   longer sum releases more coordinates (more of the key's error, more of one update)
   per decryption than the federation agreed to, so it is not the server's choice.
+* **One federation.** With ``federation`` (the runtime binds it from the federation's
+  config, ``[federation] name``), a key request or a decryption request naming another
+  federation is refused (:class:`WrongFederation`) before anything is checked, opened or
+  recorded, and the record (:class:`DecryptionRecord`) is that federation's alone: a
+  server cannot splice federation A's aggregate into B's round, and one key serving two
+  federations keeps a record, and a count, per federation.
 * **At least** ``min_contributions`` summands, as the aggregate claims. The key
   holder cannot verify the claim (the server adds the ciphertexts), so this
   catches honest mistakes only; docs/backends.md says what would make it sound.
@@ -43,8 +49,8 @@ it to every request, whatever the request says:
   which a server asking for more noise widened at will. Its refusal tells the server
   one bit (the noised test's did too), and spends the round and one decryption.
 
-With ``state_path``, the served round numbers and the decryption count survive
-restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
+With ``state_path``, the federation, the served round numbers and the decryption count
+survive restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
 (:func:`~secagg.durable.write_json_atomically`),
 *before* the noised sum is released, and a file that cannot be read stops the
 key holder instead of resetting its count.
@@ -53,17 +59,21 @@ key holder instead of resetting its count.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
 from secagg.durable import LockTimeout, exclusive_lock, write_json_atomically
 from secagg.errors import ConfigurationError, ProtocolError, WrongRound, closest_spelling
 
 if TYPE_CHECKING:
     from secagg.he.params import CKKSParameters
+
+log = logging.getLogger("secagg.keyholder")
 
 #: the floor noise std, in units of the design point's documented CKKS error bound
 NOISE_FLOOR_MULTIPLE = 1.0
@@ -74,9 +84,19 @@ RANGE_TAIL_Z = 9.0
 #: the smallest ``min_contributions`` a key holder accepts: one summand is one client's update
 MIN_CONTRIBUTIONS_FLOOR = 2
 #: what the [key_holder] config section may hold
-POLICY_KEYS = ("noise_stddev", "min_contributions", "max_decryptions", "dimension", "state")
+POLICY_KEYS = (
+    "noise_stddev",
+    "min_contributions",
+    "max_decryptions",
+    "dimension",
+    "state",
+    "federation",
+)
 
-_STATE_VERSION = 1
+#: 2: the record names the federation it serves (version 1, which named none, is read
+#: and rewritten as version 2 when a key holder of a federation starts over it)
+_STATE_VERSION = 2
+_STATE_VERSIONS_READ = (1, 2)
 #: the longest vector a packed envelope carries (its 32-bit length field)
 _MAX_DIMENSION = 2**32 - 1
 
@@ -115,6 +135,16 @@ class WrongDimension(KeyHolderRefusal):
     """A round opened (key request) or a decryption requested for a sum of another length
     than the key holder's own ``dimension``, or a decryption of another length than its
     round was opened with; refused before any work, so nothing is spent."""
+
+
+class WrongFederation(KeyHolderRefusal):
+    """A key request or a decryption request naming another federation than the one this
+    key holder serves (or none, to a key holder of a federation, or one, to a key holder
+    of none); refused before any work, so nothing is spent, opened or recorded.
+
+    Why: a request carried the round number only, so a server could splice federation A's
+    aggregate into federation B's decryption request, and a key whose holder serves two
+    federations counted both in one sequence of round numbers (review, 2026-12-05)."""
 
 
 class ImplausibleSum(KeyHolderRefusal):
@@ -158,6 +188,26 @@ def plausible_range(
     summands = min(max(summands, 1), params.num_clients)
     honest = summands * params.value_bound + params.error_bound(params.num_clients)
     return honest + RANGE_TAIL_Z * noise_stddev
+
+
+def check_federation(named: str, serves: str | None, round_number: int, *, what: str) -> None:
+    """Refuse a request (``what``: a key request, a decryption) that names another
+    federation (``named``: "" for none) than the one the key holder serves (``serves``).
+
+    The text is what the server hears: both names are federations' public names, never a
+    local path (the refusal reply cuts it at 200 bytes, as any refusal text: with two
+    64-character names the end is cut, and the key holder's own log has it whole)."""
+    if named == (serves or ""):
+        return
+    asked = f"federation {named!r}" if named else "no federation"
+    said = (
+        f"federation {serves!r} only (its [federation] name)"
+        if serves
+        else "no federation (it has no [federation] name)"
+    )
+    raise WrongFederation(
+        f"{what} of round {round_number} for {asked} refused: this key holder serves {said}"
+    )
 
 
 def _config_error(key: str, message: str) -> ConfigurationError:
@@ -218,6 +268,9 @@ class KeyHolderPolicy:
     ``state_path``: where served rounds and the count persist (None: memory only).
     ``dimension``: the only sum length decrypted (None: any; in-memory runs, whose
     rounds the key holder's caller plans itself).
+    ``federation``: the name of the only federation whose requests are answered (the
+    runtime binds it from the federation's config, ``[federation] name``); None: only
+    requests naming no federation (in-memory runs).
 
     Why the cap is required with noise: a key holder that adds its own DP noise
     promises that what it releases is differentially private, and every decryption of
@@ -236,6 +289,7 @@ class KeyHolderPolicy:
     max_decryptions: int | None = None
     state_path: Path | None = None
     dimension: int | None = None
+    federation: str | None = None
 
     def __post_init__(self) -> None:
         std = _number("noise_stddev", self.noise_stddev)
@@ -267,6 +321,14 @@ class KeyHolderPolicy:
                 raise _config_error(
                     "dimension", f"must be in [1, {_MAX_DIMENSION}] values, got {length}"
                 )
+        if self.federation is not None and not (
+            isinstance(self.federation, str) and FEDERATION_NAME_PATTERN.fullmatch(self.federation)
+        ):
+            raise _config_error(
+                "federation",
+                "must be a federation's name (1 to 64 letters, digits, '.', '_' or '-'), "
+                f"got {self.federation!r:.80}",
+            )
         if self.state_path is not None and not isinstance(self.state_path, Path):
             if not isinstance(self.state_path, str) or not self.state_path:
                 raise _config_error("state", f"must be a file path, got {self.state_path!r}")
@@ -281,7 +343,8 @@ class KeyHolderPolicy:
 
         Keys: ``noise_stddev`` (number >= 0), ``min_contributions`` (int >= 2),
         ``max_decryptions`` (int >= 1; required when ``noise_stddev`` > 0),
-        ``dimension`` (int >= 1), ``state`` (path). Any other key, or a value of the
+        ``dimension`` (int >= 1), ``state`` (path), ``federation`` (a federation's name).
+        Any other key, or a value of the
         wrong type, raises a one-line ConfigurationError naming the key.
         """
         if not isinstance(section, Mapping):
@@ -297,6 +360,7 @@ class KeyHolderPolicy:
             max_decryptions=section.get("max_decryptions"),
             state_path=path,
             dimension=section.get("dimension"),
+            federation=section.get("federation"),
         )
 
     def check_dimension(self, dimension: int, *, what: str = "a decryption") -> None:
@@ -335,10 +399,17 @@ class _Unreadable(Exception):
 
 
 class DecryptionRecord:
-    """The round numbers served and the decryption count, optionally kept in a file.
+    """The round numbers served and the decryption count of one federation (or of none,
+    in memory), optionally kept in a file.
 
     :meth:`check` refuses before any work; :meth:`commit` records a decryption
     (and writes the file) before its result may leave.
+
+    The file names the federation its rounds are of (version 2): a key holder of
+    another federation refuses to start over it, so no two federations' rounds share one
+    sequence of round numbers and one count. A version-1 file (which named none) is read
+    and rewritten at once as this key holder's federation's; its rounds were served by
+    this key, so they stay served (refusing more, never less).
 
     With a file, the file is the one record (several processes may be started over
     it): :meth:`check` and :meth:`commit` compare it with this process's before going
@@ -350,33 +421,45 @@ class DecryptionRecord:
     restart then trusts the file.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, federation: str | None = None) -> None:
         self.path = path
+        #: the federation whose rounds these are (None: requests naming none, in memory)
+        self.federation = federation
         self.rounds: list[int] = []
         self.decryptions = 0
         #: the refusal every request gets once the file was seen to change (None: in step)
         self.stale: StateChanged | None = None
         if path is not None:  # no file yet: nothing served
-            self.rounds, self.decryptions = self._read(path)
+            self.rounds, self.decryptions = self._open(path, federation)
 
     @property
     def last_round(self) -> int | None:
         return self.rounds[-1] if self.rounds else None
 
     @staticmethod
-    def _parse(path: Path) -> tuple[list[int], int]:
-        """The record ``path`` holds (none yet: no file); :class:`_Unreadable` if it
-        holds no record, the :class:`OSError` if it cannot be read (a lost permission,
-        an I/O error: nothing is known to have changed)."""
+    def _parse(path: Path) -> tuple[list[int], int, str | None, int | None]:
+        """The record ``path`` holds: its rounds, its count, the federation it names and
+        its version (none yet: no file, version None; version 1 names no federation);
+        :class:`_Unreadable` if it holds no record, the :class:`OSError` if it cannot be
+        read (a lost permission, an I/O error: nothing is known to have changed)."""
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return [], 0
+            return [], 0, None, None
         try:
             data = json.loads(text)
-            if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
+            if not isinstance(data, dict) or data.get("version") not in _STATE_VERSIONS_READ:
+                raise ValueError("unknown version")
+            version = data["version"]
+            if isinstance(version, bool) or not isinstance(version, int):
                 raise ValueError("unknown version")
             rounds, count = data["rounds"], data["decryptions"]
+            federation = data["federation"] if version >= 2 else None
+            expected = {"version", "rounds", "decryptions"} | (
+                {"federation"} if version >= 2 else set()
+            )
+            if set(data) != expected:
+                raise ValueError(f"fields {sorted(data)}, not {sorted(expected)}")
             if (
                 not isinstance(rounds, list)
                 or any(isinstance(r, bool) or not isinstance(r, int) for r in rounds)
@@ -384,21 +467,72 @@ class DecryptionRecord:
                 or isinstance(count, bool)
                 or not isinstance(count, int)
                 or count < len(rounds)
+                or not (
+                    federation is None
+                    or (
+                        isinstance(federation, str)
+                        and FEDERATION_NAME_PATTERN.fullmatch(federation)
+                    )
+                )
             ):
                 raise ValueError("inconsistent fields")
         except (ValueError, KeyError, TypeError) as exc:
             raise _Unreadable(str(exc)) from None
-        return rounds, count
+        return rounds, count, federation, version
 
     @classmethod
-    def _read(cls, path: Path) -> tuple[list[int], int]:
+    def _open(cls, path: Path, federation: str | None) -> tuple[list[int], int]:
+        """The record at start: fail closed on a file that holds no record or another
+        federation's; a version-1 file is upgraded (rewritten naming ``federation``)."""
         try:
-            return cls._parse(path)
+            rounds, count, found, version = cls._parse(path)
         except (_Unreadable, OSError) as exc:
             # fail closed: a key holder that forgot what it served could serve it again
             raise ConfigurationError(
                 f"[key_holder] state: cannot read {path} ({exc}); refusing to start"
             ) from None
+        if version is not None and version >= 2 and found != federation:
+            raise ConfigurationError(
+                f"[key_holder] state: {path} records the rounds of {_federation(found)}, and "
+                f"this key holder serves {_federation(federation)}; refusing to start (give "
+                "each federation's key holder its own state file, or serve the federation "
+                "the record names)"
+            )
+        if version == 1 and federation is not None:
+            cls._upgrade(path, federation, rounds, count)
+        return rounds, count
+
+    @staticmethod
+    def _upgrade(path: Path, federation: str, rounds: list[int], count: int) -> None:
+        """Rewrite a version-1 record (which named no federation) as ``federation``'s,
+        under the record's lock, before any request is answered."""
+        try:
+            with exclusive_lock(lock_path(path)):
+                again = DecryptionRecord._parse(path)
+                if again != (rounds, count, None, 1):
+                    raise _Unreadable("it changed while it was read")
+                write_json_atomically(
+                    path,
+                    {
+                        "version": _STATE_VERSION,
+                        "federation": federation,
+                        "decryptions": count,
+                        "rounds": rounds,
+                    },
+                )
+        except (LockTimeout, _Unreadable, OSError) as exc:
+            raise ConfigurationError(
+                f"[key_holder] state: cannot upgrade {path} to record federation "
+                f"{federation!r} ({exc}); refusing to start"
+            ) from None
+        log.info(
+            "key holder: %s (version 1, no federation) upgraded to version %d: its %d "
+            "decryptions are federation %r's",
+            path,
+            _STATE_VERSION,
+            count,
+            federation,
+        )
 
     def _refuse_if_changed(self, path: Path, round_number: int) -> None:
         """Read the file again: one that no longer holds this process's record makes the
@@ -413,7 +547,7 @@ class DecryptionRecord:
         Re-read when a round is opened too (:meth:`check`), so the stale process refuses
         the round before any branch trains for it, not after every branch uploaded."""
         try:
-            rounds, count = self._parse(path)
+            rounds, count, named, version = self._parse(path)
         except OSError as exc:
             # not stale: nothing was seen to change, and the next request reads it again
             raise KeyHolderRefusal(
@@ -424,9 +558,11 @@ class DecryptionRecord:
         except _Unreadable as exc:
             found = f"holds no record ({exc})"
         else:
-            if (rounds, count) == (self.rounds, self.decryptions):
+            # no file yet names nothing: it is in step while nothing was served
+            same_federation = version is None or named == self.federation
+            if (rounds, count) == (self.rounds, self.decryptions) and same_federation:
                 return
-            found = f"holds rounds {rounds[-3:]} and {count} decryptions"
+            found = f"holds rounds {rounds[-3:]} and {count} decryptions of {_federation(named)}"
         self.stale = StateChanged(
             # at most 200 bytes with the round number: the refusal reply's text is cut there
             "the key holder's state file changed under it (another key holder process, or "
@@ -434,9 +570,10 @@ class DecryptionRecord:
             "restarts it",
             local_detail=(
                 f"{path} {found}, not this process's rounds {self.rounds[-3:]} and "
-                f"{self.decryptions} decryptions: stop any other key holder process over "
-                "this key; if the file was replaced or removed, write this process's record "
-                "back into it; then restart this key holder (a restart trusts the file)"
+                f"{self.decryptions} decryptions of {_federation(self.federation)}: stop any "
+                "other key holder process over this key; if the file was replaced or removed, "
+                "write this process's record back into it; then restart this key holder (a "
+                "restart trusts the file)"
             ),
         )
         raise self._refused(round_number)
@@ -486,7 +623,12 @@ class DecryptionRecord:
                     self._refuse_if_changed(self.path, round_number)
                     write_json_atomically(
                         self.path,
-                        {"version": _STATE_VERSION, "decryptions": count, "rounds": rounds},
+                        {
+                            "version": _STATE_VERSION,
+                            "federation": self.federation,
+                            "decryptions": count,
+                            "rounds": rounds,
+                        },
                     )
             except LockTimeout as exc:
                 # not stale: nothing was seen to change, and the holder may yet let go
@@ -505,6 +647,11 @@ class DecryptionRecord:
                     local_detail=f"{self.path}: {exc}",
                 ) from None
         self.rounds, self.decryptions = rounds, count
+
+
+def _federation(name: str | None) -> str:
+    """A record's federation as a sentence says it."""
+    return f"federation {name!r}" if name else "no federation"
 
 
 def lock_path(state: Path) -> Path:

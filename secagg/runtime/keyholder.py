@@ -49,19 +49,29 @@ Dial = Callable[[float], ClientEndpoint]
 def bound_to_federation(
     config: FederationConfig, settings: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """The key holder's own settings with the federation's round length bound as its
-    ``dimension``: the length every round's sum has (``federation.dimension``, plus the
-    count coordinate of adaptive clipping), computed as the server plans its rounds,
-    from the federation's file the key holder holds itself.
+    """The key holder's own settings with the federation's name bound as its
+    ``federation`` (the only federation whose requests it answers) and the federation's
+    round length as its ``dimension``: the length every round's sum has
+    (``federation.dimension``, plus the count coordinate of adaptive clipping), computed
+    as the server plans its rounds, from the federation's file the key holder holds
+    itself.
 
     Why: the round's dimension (in the key request that opens a round, and in the
     decryption request) is the server's word, and without a length of its own the key
     holder decrypted a sum of any length a server planned (a longer one releases more
     coordinates per decryption than the federation agreed to); with it, a round of
     another length is refused when it is opened, before any branch encrypts. A
-    ``dimension`` the table gives must agree, or the key holder refuses to start with
-    one line naming it."""
+    ``dimension`` or ``federation`` the table gives must agree, or the key holder refuses
+    to start with one line naming it."""
     values = dict(settings or {})
+    # the federation it serves: every key and decryption request names one, and a
+    # request of another (a splice of A's aggregate into B's round) is refused
+    named = values.setdefault("federation", config.name)
+    if isinstance(named, str) and named != config.name:
+        raise ConfigurationError(
+            f"[key_holder] federation: {named!r} disagrees with the federation's config "
+            f"([federation] name = {config.name!r}); leave it out to take the config's"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
         expected = config.mechanism().round_dimension(config.dimension)

@@ -795,6 +795,11 @@ class FederationServer:
             # which every branch checks itself: no round id is this server's free choice,
             # and no round of one federation passes for another's with the same number
             session.bind_round(round_context(number, self.config.name))
+            # the helper's requests name the federation too (read by name: a backend whose
+            # helper takes it, CKKS), so a key holder of another federation refuses them
+            name_federation = getattr(session, "bind_federation", None)
+            if name_federation is not None:
+                name_federation(self.config.name)
             result = self._drive(number, participants, session)
             report = result.report
             self._check_release_budget(len(report.contributed), len(participants))

@@ -33,6 +33,7 @@ from secagg.aggregation.ckks import (
     CKKSBackend,
     KeyHolderSession,
     _helper_message,
+    federation_field,
     frame_chunks,
     opened_path,
     printable,
@@ -148,6 +149,7 @@ def test_h3b_single_contribution_refused() -> None:
     alone = EncryptedSum(_public(helper), D)
     alone.add(encrypt_vector(_public(helper), _rows()[0]))  # an "aggregate" of one upload
     request = Writer().u32(D).f64(0.0).blob(frame_chunks(alone.to_chunks())).bytes()
+    request += federation_field("")
     with pytest.raises(TooFewContributions, match="at least 2"):
         helper.handle(_helper_message(_DECRYPT, request), round_number=1)
     assert helper.decryptions == 0  # refused before decryption: the round is not spent
@@ -184,6 +186,7 @@ def test_h3b_a_relabelled_single_upload_is_not_detectable_but_is_noised() -> Non
     fake.add(encrypt_vector(public, alice))
     fake.add(encrypt_vector(public, np.zeros(D)))
     request = Writer().u32(D).f64(0.0).blob(frame_chunks(fake.to_chunks())).bytes()
+    request += federation_field("")
     std, out = _reply(helper.handle(_helper_message(_DECRYPT, request), round_number=1))
     assert std == 0.5 and float(np.std(out - alice)) > 0.45
 
@@ -346,7 +349,7 @@ def test_after_its_state_file_changed_the_key_holder_refuses_every_round_until_r
         assert _state(second) == before
     with pytest.raises(StateChanged, match="until its operator restarts it"):
         second.handle(payload, round_number=2)  # and any decryption
-    assert state.read_text() == '{"version":1,"decryptions":1,"rounds":[1]}'
+    assert state.read_text() == '{"version":2,"federation":null,"decryptions":1,"rounds":[1]}'
     # what to do reaches the server whole: the reply's text is cut at 200 bytes
     longest = str(second.record._refused(2**64 - 1))
     assert len(longest.encode()) <= MAX_REFUSAL_TEXT and longest.endswith("restarts it")
@@ -482,7 +485,7 @@ def test_implausible_sum_refused_and_spends_the_round() -> None:
     chunk = encode_chunk(
         public, ChunkHeader(ChunkKind.AGGREGATE, public.fingerprint, d, 0, 1, 2), crafted
     )
-    request = Writer().u32(d).f64(0.0).blob(frame_chunks([chunk])).bytes()
+    request = Writer().u32(d).f64(0.0).blob(frame_chunks([chunk])).bytes() + federation_field("")
     with pytest.raises(ImplausibleSum):
         helper.handle(_helper_message(_DECRYPT, request), round_number=1)
     assert helper.decryptions == 1  # computed, so spent: no retry with the same number
@@ -643,7 +646,7 @@ def test_policy_from_a_toml_section(tmp_path: Path) -> None:
         (
             {"noise": 1.0},
             "unknown key 'noise' in [key_holder]; known: noise_stddev, min_contributions, "
-            "max_decryptions, dimension, state",
+            "max_decryptions, dimension, state, federation",
         ),
         (
             {"dimenson": 4, "max_decrypts": 5, "weather": 1},
@@ -754,6 +757,7 @@ def test_key_request_for_a_design_point_beyond_floats_is_a_typed_refusal(
     holder); now a MalformedMessage, and no key is made."""
     helper = KeyHolderSession()
     request = Writer().u32(2).f64(value_bound).f64(precision).u32(D).bytes()
+    request += federation_field("")
     with pytest.raises(MalformedMessage, match="design point"):
         helper.handle(_helper_message(_KEY_REQUEST, request), round_number=1)
     assert helper.fingerprint is None
@@ -866,8 +870,10 @@ def _refused(
 
 
 def _decrypt_request(payload: bytes) -> tuple[int, float, list[bytes]]:
-    """(dimension, requested std, aggregate chunks) of a decryption request."""
-    r = Reader(payload[6:], "request")
+    """(dimension, requested std, aggregate chunks) of a decryption request (of no
+    federation: its last byte)."""
+    assert payload[-1:] == federation_field("")
+    r = Reader(payload[6:-1], "request")
     dimension, std, framed = r.u32(), r.f64(), r.blob(1 << 31)
     r.end()
     (count,) = struct.unpack_from("<I", framed, 5)  # the frame's chunk count
@@ -876,7 +882,7 @@ def _decrypt_request(payload: bytes) -> tuple[int, float, list[bytes]]:
 
 def _rebuild(dimension: int, std: float, chunks: list[bytes]) -> bytes:
     body = Writer().u32(dimension).f64(std).blob(frame_chunks(chunks)).bytes()
-    return _helper_message(_DECRYPT, body)
+    return _helper_message(_DECRYPT, body + federation_field(""))
 
 
 def test_a_decryption_request_for_another_dimension_than_its_sum_is_refused() -> None:
@@ -955,17 +961,20 @@ def test_a_decryption_is_taken_only_for_the_round_opened_and_its_length() -> Non
 
 
 def test_a_key_holder_message_of_the_previous_version_is_refused_by_its_version() -> None:
-    """Version 3 added the round's dimension to the key request; a version-2 request (a
-    design point alone) is refused with a MalformedMessage naming both versions, never
-    read as a version-3 one, and nothing changes."""
+    """Version 3 added the round's dimension to the key request, version 4 the
+    federation's name; an older request is refused with a MalformedMessage naming both
+    versions, never read as a version-4 one, and nothing changes."""
     helper = KeyHolderSession()
     old = Writer().u32(N).f64(1.0).f64(1e-6).bytes()
-    for body in (old, old + struct.pack("<I", D)):  # with and without the new field
-        request = struct.pack("<4sBB", b"SAKH", 2, _KEY_REQUEST) + body
-        _refused(helper, request, MalformedMessage, match="version 2; this build speaks version 3")
+    for version, body in ((2, old), (3, old + struct.pack("<I", D))):
+        for named in (b"", federation_field("")):  # with and without the new field
+            request = struct.pack("<4sBB", b"SAKH", version, _KEY_REQUEST) + body + named
+            said = f"version {version}; this build speaks version 4"
+            _refused(helper, request, MalformedMessage, match=said)
     _, payload, _ = _round(helper)
-    downgraded = payload[:4] + bytes([2]) + payload[5:]
-    _refused(helper, downgraded, MalformedMessage, match="version 2")
+    for version in (2, 3):
+        downgraded = payload[:4] + bytes([version]) + payload[5:]
+        _refused(helper, downgraded, MalformedMessage, match=f"version {version}")
 
 
 def _claiming(chunks: list[bytes], contributions: int) -> list[bytes]:
@@ -1068,7 +1077,7 @@ def test_a_refused_key_request_is_answered_and_the_server_aborts_at_once() -> No
     with pytest.raises(WrongDimension) as refused:
         helper.handle(request.payload, round_number=1)
     reply = helper.refusal(refused.value)
-    assert reply[:6] == b"SAKH\x03\x05" and len(reply) <= 6 + 1 + 4 + MAX_REFUSAL_TEXT
+    assert reply[:6] == b"SAKH\x04\x05" and len(reply) <= 6 + 1 + 4 + MAX_REFUSAL_TEXT
     assert server.handle(HELPER, reply) == [] and server.done
     with pytest.raises(RoundAborted) as aborted:
         server.finish()
@@ -1108,10 +1117,11 @@ def test_a_hostile_refusal_text_is_bounded_and_cleaned_and_a_bad_refusal_changes
     for bad, error, says in [
         (_refusal(1, b"x" * (MAX_REFUSAL_TEXT + 1)), MalformedMessage, "reply of 212 bytes"),
         (_refusal(0, b"why"), MalformedMessage, "unknown reason code 0"),
-        (_refusal(10, b"why"), MalformedMessage, "unknown reason code 10"),
+        (_refusal(11, b"why"), MalformedMessage, "unknown reason code 11"),
         (_refusal(1, b"why") + b"\0", MalformedMessage, "trailing"),
         (_refusal(1, b"why")[:8], MalformedMessage, "truncated"),
         (b"SAKH\x02\x05" + _refusal(1, b"why")[6:], MalformedMessage, "version 2"),
+        (b"SAKH\x03\x05" + _refusal(1, b"why")[6:], MalformedMessage, "version 3"),
     ]:
         with pytest.raises(error, match=says):
             server.handle(HELPER, bad)

@@ -18,6 +18,7 @@ from secagg.aggregation.ckks import (
     KeyHolderSession,
     _helper_message,
     decryption_request,
+    federation_field,
     frame_chunks,
 )
 from secagg.aggregation.spec import Writer
@@ -39,12 +40,13 @@ def _summed(dimension: int, clients: int = 2) -> tuple[CKKSServer, KeyHolderSess
 
 
 def test_the_request_is_the_bytes_the_writer_wrote_and_decrypts() -> None:
-    """Same wire format as ``Writer().u32(d).f64(std).blob(frame_chunks(...))`` (the
-    key holder reads no other), and the round completes with the sum."""
+    """Same wire format as ``Writer().u32(d).f64(std).blob(frame_chunks(...))`` and the
+    federation's name (the key holder reads no other), and the round completes with the
+    sum."""
     d = 3 * 4096 + 5  # several chunks, the last one short
     server, helper = _summed(d)
     chunks = server._sum.to_chunks()
-    old = Writer().u32(d).f64(0.125).blob(frame_chunks(chunks)).bytes()
+    old = Writer().u32(d).f64(0.125).blob(frame_chunks(chunks)).bytes() + federation_field("")
     (out,) = server.close_phase()
     assert isinstance(out, ToParty) and out.party == HELPER
     assert out.payload == _helper_message(_DECRYPT, old)

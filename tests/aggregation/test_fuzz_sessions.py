@@ -448,7 +448,7 @@ def test_key_holder_opens_a_round_only_for_its_own_dimension(tmp_path: Path) -> 
     another length is ever opened and no branch encrypts for one."""
     get_helper, key_request, _ = _helper_requests(tmp_path / "holder.key", {"dimension": D})
     helper = get_helper()
-    assert len(key_request) == _KEY_DIMENSION_AT + 4
+    assert len(key_request) == _KEY_DIMENSION_AT + 4 + 1  # and the federation's name: none
     assert struct.unpack_from("<I", key_request, _KEY_DIMENSION_AT)[0] == D
     field = [(_KEY_DIMENSION_AT, "<I")]
     numbers = iter(range(2, 10**6))

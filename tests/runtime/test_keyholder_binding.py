@@ -48,6 +48,7 @@ def _decryption_request(
     its decryption request (the key request is answered by ``helper``)."""
     backend = config.aggregation_backend()
     server = backend.server(backend.plan(len(NAMES), dimension))
+    server.bind_federation(config.name)  # as the federation's server names it
     (request,) = server.start()
     assert isinstance(request, ToParty)
     events = server.handle(HELPER, helper.handle(request.payload, round_number=round_number))
@@ -91,7 +92,9 @@ def test_the_runtime_key_holder_refuses_a_sum_of_another_length_than_the_federat
     state = Path(f"{key}.state")
     backend = config.aggregation_backend()
     for other in (D + 1, 2 * D, D - 1):
-        (request,) = backend.server(backend.plan(len(NAMES), other)).start()
+        server = backend.server(backend.plan(len(NAMES), other))
+        server.bind_federation(config.name)
+        (request,) = server.start()
         before = _state(helper, state)
         with pytest.raises(WrongDimension, match=f"a round of {other} values refused") as caught:
             helper.handle(request.payload, round_number=3)
@@ -109,10 +112,11 @@ def test_a_key_holder_dimension_that_disagrees_with_the_federation_is_refused_at
     one that disagrees with the federation's file is a mistake caught before dialling,
     in one line naming the key; the same value, or none, is taken."""
     config = _config()
-    assert bound_to_federation(config, {}) == {"dimension": D}
+    assert bound_to_federation(config, {}) == {"dimension": D, "federation": config.name}
     assert bound_to_federation(config, {"dimension": D, "min_contributions": 3}) == {
         "dimension": D,
         "min_contributions": 3,
+        "federation": config.name,
     }
     with pytest.raises(ConfigurationError, match=r"^\[key_holder\] dimension: 41 disagrees"):
         run_key_holder(
