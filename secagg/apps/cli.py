@@ -1993,8 +1993,8 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     type=click.Path(exists=True, dir_okay=False),
     default=None,
     help="A TOML file whose [key_holder] table is this key holder's own policy "
-    "(noise_stddev, min_contributions, max_decryptions, dimension, state, key); "
-    "max_decryptions is required when noise_stddev is set.",
+    "(noise_stddev, min_contributions, max_decryptions, dimension, federation, state, "
+    "key); max_decryptions is required when noise_stddev is set.",
 )
 @click.option("--key", "key_path", default=None, help="The key file keyholder-init wrote.")
 @click.option(
