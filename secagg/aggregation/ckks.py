@@ -8,8 +8,9 @@ Three roles, each a sans-I/O object:
   key pair per design point (clients, value bound, precision: the parameters
   follow from :func:`~secagg.he.params.choose_parameters`) and publishes only the
   public context when the server opens a round (the key request names the round's
-  dimension, which the key holder checks against its own there, before any branch
-  encrypts); later it decrypts *sums* of the opened round and of its length that
+  dimension and its federation, which the key holder checks against its own there,
+  before any branch encrypts); later it decrypts *sums* of the opened round, of its
+  federation (the decryption request names it too) and of its length that
   claim at least its own minimum of contributions, at most once per round number
   (increasing) and up to its lifetime cap, adds Gaussian noise of at least its own
   std (the server may ask for more, never less; exact CKKS decryptions can leak the
