@@ -134,6 +134,16 @@ def _delta(value: Any) -> str:
     return _param_at(value, 6)
 
 
+def _at_delta(delta: float | None) -> str:
+    """``at delta = D``: the delta the budget line's epsilon holds at
+    (:meth:`~secagg.ledger.verify.AuditResult.claim_delta`, as ``audit verify`` prints
+    it), or that none is recorded: an epsilon read without its delta looked complete
+    ("at delta = -")."""
+    if delta is None:
+        return "at a delta not recorded (no DP block records one)"
+    return f"at delta = {_delta(delta)}"
+
+
 #: participation categories of the plot, in stacking order: (key, label, colour, hatch)
 _PARTICIPATION = (
     ("contributed", "contributed (in the released sum)", "tab:blue", None),
@@ -720,7 +730,7 @@ def build_report(
                     else f" (rounds {result.first_round} on only: --first-round)"
                 )
                 + _rounds_covered(result, len(rows))
-                + f" at delta = {_delta(_object(last.get('privacy')).get('delta'))}{cap}"
+                + f" {_at_delta(result.claim_delta())}{cap}"
             )
         else:  # "epsilon = - at delta = None" read as a number nobody could find
             spent_line = (
@@ -813,12 +823,7 @@ def build_report(
             f"{_cell(dp.get('mechanism', 'none'))}; accountant: {_cell(dp.get('accountant', '-'))}",
             f"- budget spent: epsilon = {_eps(result.prior_epsilon)} (the prior ledger's "
             f"{result.prior_rows} rows: this ledger has no round yet) "
-            + (
-                f"at delta = {_delta(result.prior_delta)}"
-                if _as_float(result.prior_delta) is not None
-                # an epsilon read without its delta looked complete ("at delta = -")
-                else "at a delta not recorded (the prior ledger's last row holds none)"
-            )
+            + _at_delta(result.claim_delta())
             + _cap(result, budget, result.prior_epsilon),
         ]
     png = _plot(result, budget)  # None when no row claims a finite epsilon

@@ -239,8 +239,9 @@ class AuditResult:
     prior_ledger: str | None = None
     prior_rows: int = 0
     prior_head: str | None = None
-    #: the prior ledger's last epsilon (the larger of its claim and replay) and delta:
-    #: what holds when this file has no rows yet (a ledger just begun afresh)
+    #: the prior ledger's last epsilon (the larger of its claim and replay) and the
+    #: delta its last DP block accounts at (:meth:`claim_delta`'s rule): what holds when
+    #: this file has no rows yet (a ledger just begun afresh)
     prior_epsilon: float | None = None
     prior_delta: float | None = None
     #: the prior ledger's last round number: where its spend ends (the report's plot
@@ -273,6 +274,25 @@ class AuditResult:
         if claimed is None or replayed is None:
             return claimed if replayed is None else replayed
         return max(claimed, replayed)
+
+    def claim_delta(self) -> float | None:
+        """The delta the ledger's cumulative epsilon holds at: the one its last DP block
+        accounts at (this file's, else the prior ledger's last); None when no DP block
+        records one. ``audit verify`` (text and ``--json``) and ``audit report`` print
+        this, and only this, beside the epsilon.
+
+        Why one rule, read from the DP blocks: both commands took ``privacy.delta`` from
+        the last row, and a row without a DP block (an aborted round, a restart without
+        ``[dp]``) is checked against no accountant, so its printed delta is nobody's: a
+        ledger of rounds accounted at 1e-5 whose last row, aborted, printed 1e-12 was
+        VERIFIED as "epsilon 4.090 at delta 1e-12", and one whose last row printed none
+        read "delta not recorded" beside an epsilon the replay had just derived at 1e-5.
+        A DP row's printed delta is its block's (:func:`_check_consistency`)."""
+        for row in reversed(self.chain.rows):
+            dp = row.entry.get("dp") if isinstance(row.entry, dict) else None
+            if isinstance(dp, dict):
+                return accounted_delta(dp)
+        return None if self.prior_dp is None else accounted_delta(self.prior_dp)
 
     @property
     def ok(self) -> bool:
@@ -497,6 +517,15 @@ def sampling_seeded(dp: dict[str, Any]) -> bool | None:
     if not isinstance(value, bool):
         raise ValueError(f"dp.sampling.seeded must be true or false, not {value!r}")
     return value
+
+
+def accounted_delta(dp: dict[str, Any]) -> float | None:
+    """The delta a DP block accounts at (``dp.delta``), or None when it records none
+    (or something that is no finite number: a failed ledger's row, as recorded)."""
+    delta = dp.get("delta")
+    if not _real(delta) or not math.isfinite(float(delta)):
+        return None
+    return float(delta)
 
 
 def _claimed(entry: dict[str, Any]) -> float | None:
@@ -1799,9 +1828,12 @@ def verify_ledger(
         if not mine:
             figures = [f for f in (claimed, recomputed) if f is not None]
             result.prior_epsilon = max(figures) if figures else None
-            result.prior_delta = (row.entry.get("privacy") or {}).get("delta")
             result.prior_last_round = row.entry.get("round")
             result.prior_dp = dp if isinstance(dp, dict) else result.prior_dp
+            # the delta its epsilon holds at: its last DP block's (see claim_delta)
+            result.prior_delta = (
+                None if result.prior_dp is None else accounted_delta(result.prior_dp)
+            )
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)

@@ -153,11 +153,11 @@ def _shown_claim(epsilon: float | None, delta: float | None) -> str:
     if delta is not None:
         return f"{text} at delta {shown(delta, 6, significant=True)}"
     # a finite epsilon without its delta is no complete claim: it printed as if it were
-    # (a prior ledger whose last row records no delta, review 2026-12-05)
+    # (review 2026-12-05)
     return (
         text
         if math.isinf(epsilon)
-        else f"{text} (its delta is not recorded: the last row holds none)"
+        else f"{text} (its delta is not recorded: no DP block records one)"
     )
 
 
@@ -325,13 +325,12 @@ def verify(
         claim = privacy.get("epsilon")
         claimed = float(claim) if claim == "inf" or _is_number(claim) else None
         last = result.shown_epsilon(seq, claimed)
-        # the delta the figure holds at: the last row's (see _delta_note in verify)
-        last_delta = privacy.get("delta") if _is_number(privacy.get("delta")) else None
     if not result.epsilons and result.prior_rows:
         # no row of its own yet (a ledger just begun afresh): the prior ledger's figure
         # is the federation's, not "None"
         last = result.prior_epsilon
-        last_delta = result.prior_delta if _is_number(result.prior_delta) else None
+    # the delta the figure holds at: its last DP block's, the report's rule too
+    last_delta = result.claim_delta()
     reasons = result.not_private_reasons()
     keyed = pubkey is not None
     if not result.ok:
