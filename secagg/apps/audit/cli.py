@@ -265,8 +265,9 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the verdict as one JSON object (verdict, exit_status, rows, rounds_accounted, "
-    "head, epsilon, delta, first_failure, notes ...) instead of text.",
+    help="Print the verdict as one JSON object (verdict, error, exit_status, rows, "
+    "rounds_accounted, head, epsilon, delta, first_failure, notes ...) instead of text; "
+    "the same keys for a ledger that cannot be read (null where unknown).",
 )
 def verify(
     ledger: str,
@@ -302,14 +303,13 @@ def verify(
             prior_ledger=prior_ledger,
         )
     except ConfigurationError as exc:
+        if as_json:  # a missing ledger, a --prior-ledger that is the ledger itself
+            _echo_unread(str(exc), "USAGE ERROR", EXIT_USAGE, expect_head, config, first_round)
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
         reason = f"{ledger} cannot be read as a ledger: {exc}"
         if as_json:  # --help promises one JSON object: a script parsing stdout gets it
-            failed = {"verdict": "FAILED", "ok": False, "private": None}
-            failed |= {"exit_status": EXIT_FAILED, "rows": None, "rounds_accounted": None}
-            failed |= {"first_failure": reason}
-            click.echo(json.dumps(failed, indent=2))
+            _echo_unread(reason, "FAILED", EXIT_FAILED, expect_head, config, first_round)
         else:
             click.echo(f"FAILED: {reason}", err=True)
         sys.exit(EXIT_FAILED)
@@ -342,8 +342,11 @@ def verify(
     else:
         status, verdict = EXIT_VERIFIED, "VERIFIED"
     anchor = result.anchor
-    payload = {
+    payload: dict[str, Any] = {
         "verdict": verdict,
+        # why the ledger could not be read at all (a usage error or a file that is no
+        # ledger); null whenever it was read, whatever the verdict
+        "error": None,
         "ok": result.ok,
         "private": result.private,
         "exit_status": status,
@@ -488,6 +491,44 @@ def verify(
         click.echo(f"FAILED: {ledger}: {failure}", err=True)
     if status != EXIT_VERIFIED:
         sys.exit(status)
+
+
+#: the keys of ``audit verify --json``'s object, in order: every object has all of them,
+#: a ledger that could not be read too (null where unknown; tests/apps/
+#: test_audit_verify_json_keys.py holds a read ledger's object to the same list)
+VERIFY_JSON_KEYS = (
+    "verdict", "error", "ok", "private", "exit_status", "rows", "rounds_accounted",
+    "first_failure", "public_key", "key_source", "head", "head_hash", "first_head",
+    "prior_ledger", "expected_head", "grown_since_expected_head", "config",
+    "rows_checked_against_config", "rows_checked_against_config_prior_ledger",
+    "noise_seeded_rounds", "rounds_without_dp", "amplified_rounds", "released_without_dp",
+    "not_private", "rows_without_noise_seeded", "rows_without_noise_seeded_prior_ledger",
+    "rows_without_sampling", "rows_without_sampling_prior_ledger", "notes", "epsilon",
+    "delta", "delta_missing_reason", "first_round", "epsilon_unamplified", "per_client",
+    "reconstructed_rows",
+)  # fmt: skip
+
+
+def _echo_unread(
+    reason: str,
+    verdict: str,
+    status: int,
+    expect_head: str | None,
+    config: str | None,
+    first_round: int,
+) -> None:
+    """``--json``'s object for a ledger that could not be read (missing: a usage error,
+    exit 2; not a ledger, corrupt: FAILED, exit 1): every key a read ledger's object
+    has, null where nothing is known, the reason in ``error`` and ``first_failure``.
+
+    Why: it held seven keys, so a script reading ``epsilon``, ``delta``,
+    ``delta_missing_reason`` or ``rounds_accounted`` got a KeyError on a corrupt ledger,
+    and a missing one printed no JSON at all (review 2026-12-05)."""
+    payload: dict[str, Any] = dict.fromkeys(VERIFY_JSON_KEYS)
+    payload |= {"verdict": verdict, "error": reason, "ok": False, "exit_status": status}
+    payload |= {"first_failure": reason, "expected_head": expect_head, "config": config}
+    payload["first_round"] = first_round
+    click.echo(json.dumps(payload, indent=2))
 
 
 def _echo_rebuilt(lines: list[str]) -> None:
