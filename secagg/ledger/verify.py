@@ -729,8 +729,10 @@ def _sampling_unrecorded(dp: dict[str, Any]) -> str | None:
     Why: a row without the record skips the sampling kind/rate checks, the
     ``delta >= 1/N`` check and the population bound on the identities it charges (a
     per-client row at delta 0.3 among 4 clients verified once its record was dropped).
-    Older rows lack it and still verify; the row version (2 since 2026-12-02 00:46)
-    predates the record, so it cannot tell them apart, but a row charged per client
+    Older rows lack it and still verify; row version 2 (since 2026-12-02 00:46)
+    predates the record, so it cannot tell them apart (version 3, since 2026-12-05,
+    does: :func:`~secagg.ledger.entry.row_shape_problem` requires the record of every
+    such DP row), but a row charged per client
     (``dp.composition``, since 2026-12-03 21:23) or a distributed row recording its
     ``corrupt_fraction`` (since 2026-12-04) was written after the server recorded all
     of kind, rate and population on every DP row."""
