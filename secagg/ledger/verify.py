@@ -240,8 +240,8 @@ class AuditResult:
     prior_rows: int = 0
     prior_head: str | None = None
     #: the prior ledger's last epsilon (the larger of its claim and replay) and the
-    #: delta its last DP block accounts at (:meth:`claim_delta`'s rule): what holds when
-    #: this file has no rows yet (a ledger just begun afresh)
+    #: delta its last charged DP row accounts at (:meth:`claim_delta`'s rule): what
+    #: holds when this file has no rows yet (a ledger just begun afresh)
     prior_epsilon: float | None = None
     prior_delta: float | None = None
     #: the prior ledger's last round number: where its spend ends (the report's plot
@@ -276,23 +276,26 @@ class AuditResult:
         return max(claimed, replayed)
 
     def claim_delta(self) -> float | None:
-        """The delta the ledger's cumulative epsilon holds at: the one its last DP block
-        accounts at (this file's, else the prior ledger's last); None when no DP block
-        records one. ``audit verify`` (text and ``--json``) and ``audit report`` print
-        this, and only this, beside the epsilon.
+        """The delta the ledger's cumulative epsilon holds at: the one the last charged
+        DP row accounts at (a completed round's, or an aborted one's whose sum was
+        revealed: the rows whose replay composes the epsilon), this file's, else the
+        prior ledger's (:attr:`prior_delta`); None when no such row records one.
+        ``audit verify`` (text and ``--json``) and ``audit report`` print this, and
+        only this, beside the epsilon.
 
-        Why one rule, read from the DP blocks: both commands took ``privacy.delta`` from
-        the last row, and a row without a DP block (an aborted round, a restart without
-        ``[dp]``) is checked against no accountant, so its printed delta is nobody's: a
-        ledger of rounds accounted at 1e-5 whose last row, aborted, printed 1e-12 was
-        VERIFIED as "epsilon 4.090 at delta 1e-12", and one whose last row printed none
-        read "delta not recorded" beside an epsilon the replay had just derived at 1e-5.
-        A DP row's printed delta is its block's (:func:`_check_consistency`)."""
+        Why one rule, read from the charged rows: both commands took ``privacy.delta``
+        from the last row, and a row that charges nothing carries the last epsilon on
+        without any accountant composing it at its delta. A re-signed ledger of rounds
+        accounted at 1e-5 whose last, aborted row printed 1e-12 (without a DP block, or
+        with one at 1e-12) was VERIFIED as "epsilon 4.090 at delta 1e-12", where those
+        rounds spend far more; one whose last row printed none read "delta not
+        recorded" beside an epsilon the replay had just derived at 1e-5."""
         for row in reversed(self.chain.rows):
-            dp = row.entry.get("dp") if isinstance(row.entry, dict) else None
-            if isinstance(dp, dict):
+            entry = row.entry
+            dp = entry.get("dp") if isinstance(entry, dict) else None
+            if isinstance(dp, dict) and charges_a_round(entry):
                 return accounted_delta(dp)
-        return None if self.prior_dp is None else accounted_delta(self.prior_dp)
+        return self.prior_delta
 
     @property
     def ok(self) -> bool:
@@ -517,6 +520,15 @@ def sampling_seeded(dp: dict[str, Any]) -> bool | None:
     if not isinstance(value, bool):
         raise ValueError(f"dp.sampling.seeded must be true or false, not {value!r}")
     return value
+
+
+def charges_a_round(entry: dict[str, Any]) -> bool:
+    """The row's round is charged: it completed, or it aborted after the server saw its
+    sum (``dp.sum_revealed``). Only such a row composes a round into the epsilon; any
+    other carries the previous figure on."""
+    dp = entry.get("dp")
+    revealed = isinstance(dp, dict) and dp.get("sum_revealed") is True
+    return entry.get("status") == "complete" or revealed
 
 
 def accounted_delta(dp: dict[str, Any]) -> float | None:
@@ -1447,11 +1459,13 @@ def _delta_note(rows: list[ChainRow]) -> str | None:
     runs: list[tuple[Any, float]] = []  # (first round, delta) of each run of rows at one delta
     for row in rows:
         dp = row.entry.get("dp")
-        delta = dp.get("delta") if isinstance(dp, dict) else None
-        if isinstance(delta, bool) or not isinstance(delta, int | float):
+        # charged rows only: one that charges nothing composes nothing at its delta
+        # (see AuditResult.claim_delta; _uncharged_delta_note names those that differ)
+        delta = accounted_delta(dp) if isinstance(dp, dict) and charges_a_round(row.entry) else None
+        if delta is None:
             continue
-        if not runs or runs[-1][1] != float(delta):
-            runs.append((row.entry.get("round"), float(delta)))
+        if not runs or runs[-1][1] != delta:
+            runs.append((row.entry.get("round"), delta))
     if len(runs) < 2:
         return None
     last, smallest = runs[-1][1], min(delta for _, delta in runs)
@@ -1470,6 +1484,40 @@ def _delta_note(rows: list[ChainRow]) -> str | None:
             "than it says (a larger delta buys a smaller epsilon)"
         )
     return note
+
+
+def _uncharged_delta_note(rows: list[ChainRow]) -> str | None:
+    """A note when rows that charge nothing (aborted, the sum unseen) record another
+    delta than the charged round before them accounted the epsilon they carry at; None
+    when none does.
+
+    Why: such a row composes no round, so no accountant states its epsilon at its
+    delta; a forged aborted row at delta 1e-12 after rounds at 1e-5 made verify print
+    "epsilon 4.090 at delta 1e-12" and this note "holds at delta 1e-12 only". Verify
+    and the report now print the charged rows' delta; this says the row's own is not
+    the epsilon's."""
+    accounted: float | None = None  # the delta of the last charged DP row so far
+    odd: list[tuple[Any, float, float]] = []  # (round, its delta, the epsilon's)
+    for row in rows:
+        dp = row.entry.get("dp")
+        delta = accounted_delta(dp) if isinstance(dp, dict) else None
+        if delta is None:
+            continue
+        if charges_a_round(row.entry):
+            accounted = delta
+        elif accounted is not None and delta != accounted:
+            odd.append((row.entry.get("round"), delta, accounted))
+    if not odd:
+        return None
+    number, delta, accounted = odd[0]
+    return (
+        f"{_round_list([n for n, _, _ in odd])} charged nothing (aborted, the sum unseen) "
+        f"but record{'s' if len(odd) == 1 else ''} another delta than the epsilon carried "
+        f"on (round {number} records "
+        f"delta {shown(delta, 6, significant=True)}; the epsilon holds at delta "
+        f"{shown(accounted, 6, significant=True)}, the last charged round's): no round "
+        "composes at a row that charges nothing, so its delta is not the epsilon's"
+    )
 
 
 def _over_budget(
@@ -1832,10 +1880,9 @@ def verify_ledger(
             result.prior_epsilon = max(figures) if figures else None
             result.prior_last_round = row.entry.get("round")
             result.prior_dp = dp if isinstance(dp, dict) else result.prior_dp
-            # the delta its epsilon holds at: its last DP block's (see claim_delta)
-            result.prior_delta = (
-                None if result.prior_dp is None else accounted_delta(result.prior_dp)
-            )
+            if isinstance(dp, dict) and charges_a_round(row.entry):
+                # the delta its epsilon holds at (see claim_delta)
+                result.prior_delta = accounted_delta(dp)
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)
@@ -1935,9 +1982,9 @@ def verify_ledger(
             "DP noise, so the flag means nothing there (a simulation without DP wrote it "
             "from its replay setting)"
         )
-    delta_note = _delta_note(rows)
-    if delta_note is not None:
-        result.notes.append(delta_note)
+    for delta_note in (_delta_note(rows), _uncharged_delta_note(rows)):
+        if delta_note is not None:
+            result.notes.append(delta_note)
     if sampling_unrecorded:
         result.notes.append(
             f"{sampling_unrecorded} client-level rows claim amplification by sampling but "

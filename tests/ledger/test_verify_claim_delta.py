@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _ledgers import central_client_rows, ledger_row, write_ledger
+from _ledgers import central_client_dp, central_client_rows, ledger_row, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
@@ -60,6 +60,33 @@ def test_verify_and_report_give_the_accounted_delta(
     status, out = _verify(path, pub, "--json")
     payload = json.loads(out)
     assert payload["delta"] == DELTA and payload["delta_missing_reason"] is None
+    assert "epsilon = 4.090 at delta = 1e-05 " in _spent_line(path)
+
+
+def test_an_aborted_dp_row_at_another_delta_does_not_move_the_epsilons(tmp_path: Path) -> None:
+    """The aborted round carries a DP block at 1e-12 (its printed delta is then its
+    block's): it charges nothing, so no accountant composes the rounds at 1e-12, and
+    the epsilon still holds at 1e-5 only. It VERIFIED as "4.090 at delta 1e-12", and
+    the delta note said the epsilon "holds at delta 1e-12 only"."""
+    rows = _rows(None)
+    rows[-1] = ledger_row(
+        4, central_client_dp(1.5, 1e-12), rows[-2]["privacy"]["epsilon"], delta=1e-12,
+        status="aborted", reason="too few", participants=("a", "b"), contributed=0,
+        publish_participants=True,
+    )  # fmt: skip
+    path, key = write_ledger(tmp_path / "l.ledger", rows)
+    pub = str(export_public_key(key.public_key, tmp_path / "l.pub"))
+    status, out = _verify(path, pub)
+    assert status == 0, out
+    lines = out.splitlines()
+    assert lines[0].endswith("cumulative epsilon 4.090 at delta 1e-05"), out
+    assert not any("holds at delta 1e-12" in line for line in lines), out
+    assert (
+        "note: round 4 charged nothing (aborted, the sum unseen) but records another delta "
+        "than the epsilon carried on (round 4 records delta 1e-12; the epsilon holds at "
+        "delta 1e-05, the last charged round's)"
+    ) in out
+    assert json.loads(_verify(path, pub, "--json")[1])["delta"] == DELTA
     assert "epsilon = 4.090 at delta = 1e-05 " in _spent_line(path)
 
 
