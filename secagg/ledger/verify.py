@@ -191,7 +191,7 @@ class AuditResult:
     unamplified_epsilon: float | None = None
     #: ledgers charged per client: how many clients the rows name and the most rounds
     #: any one was charged for (rounds charged to every client included)
-    per_client: dict[str, int] | None = None
+    per_client: dict[str, Any] | None = None
     #: (seq, round): completed rounds released without a DP block (epsilon infinite in
     #: a DP ledger; no epsilon at all in a ledger without DP, see released_without_dp)
     unnoised: list[tuple[int, Any]] = field(default_factory=list)
@@ -1280,13 +1280,26 @@ class EpsilonReplay:
         """Central rows charged to their participants so far (today's format)."""
         return self._per_client_rows
 
-    def per_client_summary(self) -> dict[str, int] | None:
-        """How many clients the per-client rows name, and the most rounds any one was
-        charged for (None without per-client rows)."""
+    def per_client_summary(self) -> dict[str, Any] | None:
+        """How many clients the per-client rows name, the most rounds any one was
+        charged for, and (``every_round_epsilon``) the epsilon of every central round
+        charged to every client: None without per-client rows.
+
+        Why the last: a row's identity hashes are the server's word. Whoever holds the
+        signing key can spread a client's rounds over other hashes of the population
+        (a client in all 4 rounds written as in 2: the claim falls to 2 rounds' epsilon)
+        and the ledger still verifies, against ``--config`` too, since nothing outside
+        the server knows who took part. Every round charged to every client is the
+        figure that holds whoever the rows name, and the auditor who does not take
+        the lists on trust reads it here."""
         if not self._per_client_rows:
             return None
         most = max(self._rounds_of.values(), default=0) + self._everyone_rounds
-        return {"clients": len(self._named), "most_rounds": most}
+        accountant = self._per_client
+        every = None
+        if accountant is not None:
+            every = accountant.epsilon_of(sum(precision for precision, _ in self._charges))
+        return {"clients": len(self._named), "most_rounds": most, "every_round_epsilon": every}
 
     def older_claim(self, claimed: float | None) -> float | None:
         """``claimed`` (or the value it matches) if the from-scratch PLD accountant that

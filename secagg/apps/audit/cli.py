@@ -435,10 +435,18 @@ def verify(
                 "unit, mechanism and sampling"
             )
         if result.per_client is not None:
+            # who took part is the server's word: the bound that does not rest on it
+            every = result.per_client.get("every_round_epsilon")
+            bound = (
+                ""
+                if every is None
+                else "; who took part is the server's word: every client charged for every "
+                f"round spends epsilon {_shown_claim(every, last_delta)}"
+            )
             click.echo(
                 f"per client: {result.per_client['clients']} clients, each charged for the "
                 f"rounds it was in; the most charged was in {result.per_client['most_rounds']}"
-                ", whose epsilon is the claim"
+                f", whose epsilon is the claim{bound}"
             )
         for note in result.notes:
             click.echo(f"note: {note}")
