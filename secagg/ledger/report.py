@@ -440,7 +440,7 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
         clip = report.get("max_grad_norm")
         lines.append(
             f"| `{_cell(identity[:12])}…` | {_cell(report.get('unit', 'record'))} | "
-            f"{_cell(report.get('accountant', '-'))} | {_cell(report.get('delta', '-'))} | "
+            f"{_cell(report.get('accountant', '-'))} | {_delta(report.get('delta', '-'))} | "
             f"{_values([z for z, _, _ in history], lower=True)} | "
             f"{_values([q for _, q, _ in history])} | "
             f"{sum(n for _, _, n in history)} | {_param_at(clip, 6)} | "

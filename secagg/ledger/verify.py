@@ -439,16 +439,21 @@ class AuditResult:
             claimed = (
                 self.shown_epsilon(seq, _claimed(entry)) if isinstance(entry, dict) else replayed
             )
+        # both at their delta (an epsilon means nothing without it), the claim's rule:
+        # the central rounds charged unamplified are the same rows, at the same delta
+        delta = self.claim_delta()
+        at = "" if delta is None else f" at delta {shown(delta, 6, significant=True)}"
         claim = (
             "the claimed epsilon"
             if claimed is None
-            else f"the claimed epsilon {shown(claimed, 4, significant=True)}"
+            else f"the claimed epsilon {shown(claimed, 4, significant=True)}{at}"
         )
         spent = (
             ""
             if self.unamplified_epsilon is None
             else "; unamplified, its central rounds spend epsilon "
             + shown(self.unamplified_epsilon, 4, significant=True)
+            + at
         )
         return (
             f"{claim} holds only with amplification by sampling ({rounds}: central rows in "
