@@ -253,7 +253,9 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
         )
         highest = max(highest, budget)
     top.set_ylim(0, highest * 1.08 if highest > 0 else 1.0)
-    top.set_ylabel("epsilon")
+    # the delta every plotted epsilon is stated at, as on the budget line
+    delta = result.claim_delta()
+    top.set_ylabel("epsilon" if delta is None else f"epsilon at delta {_delta(delta)}")
     top.set_title("Privacy budget spent")
     top.grid(alpha=0.3)
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
@@ -665,6 +667,12 @@ def build_report(
         status += (
             f"\n\n**NOT PRIVATE**: round(s) {rounds} completed without DP (no DP block): "
             "they released without noise, so epsilon is infinite from the first of them on."
+        )
+    if result.ok and result.noiseless:  # a DP block, but z = 0: epsilon infinite
+        (_, number), *_ = result.noiseless
+        status += (
+            f"\n\n**NOT PRIVATE**: round {number} released with a DP block but no noise "
+            "(noise multiplier 0), so epsilon is infinite from it on."
         )
     if result.ok and result.amplified:  # the claim rests on what the engine no longer credits
         status += f"\n\n**NOT PRIVATE**: {result.not_private_reasons()[-1]}."

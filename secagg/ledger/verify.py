@@ -195,6 +195,11 @@ class AuditResult:
     #: (seq, round): completed rounds released without a DP block (epsilon infinite in
     #: a DP ledger; no epsilon at all in a ledger without DP, see released_without_dp)
     unnoised: list[tuple[int, Any]] = field(default_factory=list)
+    #: (seq, round): the first row with a DP block whose replayed epsilon is infinite
+    #: (its round added no noise: noise multiplier 0); no finite epsilon holds from it
+    #: on. Why: such a ledger claims "inf" truthfully, so every claim followed and it
+    #: was VERIFIED, private, exit 0, where a round without a DP block is NOT PRIVATE
+    noiseless: list[tuple[int, Any]] = field(default_factory=list)
     #: some row has a DP block or the config given has DP. False: the federation ran
     #: without DP, so its rows claim no epsilon and "cumulative epsilon" means nothing
     dp_claimed: bool = False
@@ -311,6 +316,7 @@ class AuditResult:
             and not self.seeded
             and not self.seeded_sampling
             and not self.unnoised
+            and not self.noiseless
             and not self.amplified
         )
 
@@ -400,27 +406,38 @@ class AuditResult:
                 "released without noise)"
             ]
         # ordered by round: with a prior ledger the two files' row numbers may repeat
-        lines = [
-            (
-                number,
-                f"round {number}: completed without a DP block (released without noise); "
-                "epsilon is infinite from this round on",
-            )
-            for seq, number in self.unnoised
-        ] + [
-            (
-                number,
-                f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is "
-                "not a privacy guarantee"
-                + (
-                    ", nor is its amplification by sampling (the cohort was drawn from the "
-                    "config's seed)"
-                    if (seq, number) in self.seeded_sampling
-                    else ""
-                ),
-            )
-            for seq, number in self.seeded
-        ]
+        lines = (
+            [
+                (
+                    number,
+                    f"round {number}: completed without a DP block (released without noise); "
+                    "epsilon is infinite from this round on",
+                )
+                for seq, number in self.unnoised
+            ]
+            + [
+                (
+                    number,
+                    f"round {number}: released with a DP block but no noise (noise multiplier "
+                    "0): epsilon is infinite from this round on",
+                )
+                for seq, number in self.noiseless
+            ]
+            + [
+                (
+                    number,
+                    f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is "
+                    "not a privacy guarantee"
+                    + (
+                        ", nor is its amplification by sampling (the cohort was drawn from the "
+                        "config's seed)"
+                        if (seq, number) in self.seeded_sampling
+                        else ""
+                    ),
+                )
+                for seq, number in self.seeded
+            ]
+        )
         out = [line for _, line in sorted(lines, key=lambda item: item[0])]  # stable
         if self.amplified:  # one line for the ledger: its claim, not one round, falls short
             out.append(self._amplified_reason())
@@ -1883,6 +1900,9 @@ def verify_ledger(
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             result.failure = f"{where}: its privacy claims do not replay: {exc}"
             return result
+        infinite = recomputed is not None and math.isinf(recomputed)
+        if dp and infinite and not replay.unbounded and not result.noiseless:
+            result.noiseless.append((row.seq, row.entry.get("round", row.seq)))
         if seeded is None:
             result.unrecorded += 1
             result.unrecorded_prior += 0 if mine else 1

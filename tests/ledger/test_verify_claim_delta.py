@@ -102,3 +102,15 @@ def test_a_ledger_begun_afresh_gives_its_prior_ledgers_accounted_delta(tmp_path:
     payload = json.loads(_verify(empty, pub, "--prior-ledger", str(prior), "--json")[1])
     assert payload["delta"] == DELTA
     assert "at delta = 1e-05 " in _spent_line(empty, prior_ledger=prior)
+
+
+def test_the_reports_plot_states_the_delta_of_its_epsilons(tmp_path: Path) -> None:
+    """The budget plot's axis read "epsilon", no delta, beside the budget line's."""
+    from secagg.ledger.report import _figure
+    from secagg.ledger.verify import verify_ledger
+
+    path, key = write_ledger(tmp_path / "l.ledger", _rows(1e-12))
+    result = verify_ledger(path, key.public_key)
+    assert result.ok, result.first_failure
+    figure = _figure(result)
+    assert figure.axes[0].get_ylabel() == "epsilon at delta 1e-05"

@@ -213,7 +213,8 @@ Exit status:
   2  usage error (bad option, missing ledger, unreadable key or --config, a
      --prior-ledger that is the ledger itself)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
-     simulation/replay), a completed round had no DP (epsilon infinite), or
+     simulation/replay), a completed round had no DP or no noise (epsilon
+     infinite), or
      the federation released rounds without DP at all (no epsilon claimed)
   4  UNVERIFIED: no --pubkey, so the ledger was only checked against the key
      it embeds; it is self-consistent, but anyone can rewrite and re-sign
@@ -398,7 +399,10 @@ def verify(
         # only (--first-round: the rounds before are accounted in another record)
         "first_round": result.first_round,
         "epsilon_unamplified": result.unamplified_epsilon,
-        "per_client": result.per_client,
+        # "inf" as "epsilon" writes it: json.dumps wrote a bare Infinity, no JSON
+        "per_client": None
+        if result.per_client is None
+        else {k: "inf" if v == math.inf else v for k, v in result.per_client.items()},
         # rows rebuilt after a crash: why, from what, and which fields the source lacked
         "reconstructed_rows": result.rebuilt_json(),
     }
@@ -463,7 +467,7 @@ def verify(
                 click.echo(
                     f"NOT PRIVATE: {len(rounds)} of {payload['rows'] + result.prior_rows} "
                     "rounds drew their DP "
-                    "noise from a seeded stream or released without DP"
+                    "noise from a seeded stream or released without DP or without noise"
                 )
                 for line in rounds[:_SHOWN_SEEDED]:
                     click.echo(f"  {line}")
