@@ -15,11 +15,22 @@ from typing import Any
 
 from secagg.errors import ConfigurationError
 
-#: 2: every row states ``noise_seeded`` (rows of version 1 lack it and read as false).
-#: A rebuilt row's ``reconstruction`` record (since 2026-12-05) is an optional key of the
-#: same version: older rebuilt rows carry ``reconstructed: true`` alone, and verify
-#: reports them as rebuilt with the provenance not recorded
-ROW_VERSION = 2
+#: 3 (since 2026-12-05): every row with a DP block records ``dp.sampling`` whole (kind,
+#: rate, population, seeded), which ``audit verify`` requires of every row of version 3
+#: on. 2: every row states ``noise_seeded`` (rows of version 1 lack it and read as
+#: false); rows of version 2 gained ``dp.sampling`` on 2026-12-02 and its ``seeded`` on
+#: 2026-12-03 without a new version, so an older one without them still verifies (as
+#: before; docs/audit.md). A rebuilt row's ``reconstruction`` record (since 2026-12-05)
+#: is optional in either: older rebuilt rows carry ``reconstructed: true`` alone, and
+#: verify reports them as rebuilt with the provenance not recorded. A row of a version
+#: above this one is refused: this code cannot tell what its fields promise
+ROW_VERSION = 3
+
+#: the row versions whose rows record ``dp.sampling`` on every DP block
+SAMPLING_RECORDED_SINCE = 3
+#: what such a row's ``dp.sampling`` holds (``seeded`` included: every server that
+#: writes version 3 writes it, false included)
+SAMPLING_FIELDS = ("kind", "rate", "population", "seeded")
 
 #: where a rebuilt row's fields came from (the only source the server rebuilds from)
 FROM_STATE = "state"
@@ -126,10 +137,24 @@ class LedgerEntry:
                 f"round {self.round}: a reconstruction record on a row not marked reconstructed"
             )
 
+    @property
+    def row_version(self) -> int:
+        """The layout this entry's row is written in: :data:`ROW_VERSION`, the server's
+        (its DP blocks record ``dp.sampling`` whole), unless the entry's DP block lacks
+        any of :data:`SAMPLING_FIELDS`: a block in the layout before the record, which
+        only tests write today, is written as the version-2 row it is (version 3 would
+        promise a record the row does not hold, and ``audit verify`` fails that)."""
+        if self.dp is None:
+            return ROW_VERSION
+        sampling = self.dp.get("sampling")
+        if isinstance(sampling, dict) and all(name in sampling for name in SAMPLING_FIELDS):
+            return ROW_VERSION
+        return SAMPLING_RECORDED_SINCE - 1
+
     def row(self, identity_hash: Callable[[str], str]) -> dict[str, Any]:
         """The ledger's row: names replaced by their identity hashes."""
         out: dict[str, Any] = {
-            "version": ROW_VERSION,
+            "version": self.row_version,
             "federation": self.federation,
             "round": self.round,
             "status": self.status,
@@ -215,7 +240,9 @@ def row_shape_problem(entry: object, previous_round: int | None) -> str | None:
     was a list verified (the checks that read them skipped what was not the type they
     expected). ``previous_round``: the round of the row before (None for the first):
     the server writes each round once, in order, so a repeated, reordered or skipped
-    round number is a row deleted, duplicated or moved and re-signed."""
+    round number is a row deleted, duplicated or moved and re-signed. A row of a
+    version above :data:`ROW_VERSION` fails, and one of version 3 on must record its
+    ``dp.sampling`` whole."""
     if not isinstance(entry, dict):
         return f"is not a JSON object but {type(entry).__name__} {_shown(entry)}"
     number = entry.get("round")
@@ -233,6 +260,9 @@ def row_shape_problem(entry: object, previous_round: int | None) -> str | None:
             f"round {number} {what} round {previous_round} of the row before: the server "
             "writes every round once, in order (a row deleted, duplicated or moved)"
         )
+    problem = _version_problem(entry)
+    if problem is not None:
+        return problem
     status = entry.get("status")
     if status not in ("complete", "aborted"):
         return f"status must be 'complete' or 'aborted', not {_shown(status)}"
@@ -257,7 +287,54 @@ def row_shape_problem(entry: object, previous_round: int | None) -> str | None:
         problem = _privacy_problem(entry.get("privacy"))
     if problem is None and entry.get("dp") is not None:
         problem = _dp_problem(entry["dp"])
+    if problem is None:
+        problem = _sampling_record_problem(entry)
     return problem
+
+
+def _version_problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with the row's ``version`` number, or None.
+
+    Why: the version was never read, so a row a later server writes, with fields this
+    code does not know the meaning of, verified on the fields it does know."""
+    version = entry.get("version")
+    if not _is_count(version) or version < 1:
+        return f"version must be a row version (an integer >= 1), not {_shown(version)}"
+    if version > ROW_VERSION:
+        return (
+            f"is row version {version}, newer than the {ROW_VERSION} this verifier knows: "
+            "it cannot tell what the row's fields promise (audit it with the secagg that "
+            "wrote it, or a newer one)"
+        )
+    return None
+
+
+def _sampling_record_problem(entry: dict[str, Any]) -> str | None:
+    """Why a row of version :data:`SAMPLING_RECORDED_SINCE` on lacks (part of) its DP
+    block's ``dp.sampling``, or None.
+
+    Why: rows gained ``dp.sampling`` (2026-12-02) and its ``seeded`` (2026-12-03)
+    without a new version, so the verifier required the record only of rows it
+    recognised as newer by other fields (``dp.composition``, a distributed row's
+    ``corrupt_fraction``), and a central row without either skipped the sampling
+    kind, rate, ``delta >= 1/N`` and population checks once its record was dropped.
+    Rows of version 2 keep that rule (verify's ``_sampling_unrecorded``)."""
+    dp = entry.get("dp")
+    if entry["version"] < SAMPLING_RECORDED_SINCE or not isinstance(dp, dict):
+        return None
+    sampling = dp.get("sampling")
+    if isinstance(sampling, dict):
+        lacking = [name for name in SAMPLING_FIELDS if name not in sampling]
+        if not lacking:
+            return None
+        missing = "a dp.sampling without " + ", ".join(lacking)
+    else:
+        missing = "no dp.sampling"
+    return (
+        f"is row version {entry['version']} but records {missing}: every DP row of version "
+        f"{SAMPLING_RECORDED_SINCE} on records how its cohort was drawn (kind, rate, "
+        "population, seeded), which the sampling, delta and population checks read"
+    )
 
 
 def _participants_problem(participants: object, contributed: object) -> str | None:

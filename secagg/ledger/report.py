@@ -134,6 +134,16 @@ def _delta(value: Any) -> str:
     return _param_at(value, 6)
 
 
+def _at_delta(delta: float | None) -> str:
+    """``at delta = D``: the delta the budget line's epsilon holds at
+    (:meth:`~secagg.ledger.verify.AuditResult.claim_delta`, as ``audit verify`` prints
+    it), or that none is recorded: an epsilon read without its delta looked complete
+    ("at delta = -")."""
+    if delta is None:
+        return "at a delta not recorded (no DP block records one)"
+    return f"at delta = {_delta(delta)}"
+
+
 #: participation categories of the plot, in stacking order: (key, label, colour, hatch)
 _PARTICIPATION = (
     ("contributed", "contributed (in the released sum)", "tab:blue", None),
@@ -243,7 +253,9 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
         )
         highest = max(highest, budget)
     top.set_ylim(0, highest * 1.08 if highest > 0 else 1.0)
-    top.set_ylabel("epsilon")
+    # the delta every plotted epsilon is stated at, as on the budget line
+    delta = result.claim_delta()
+    top.set_ylabel("epsilon" if delta is None else f"epsilon at delta {_delta(delta)}")
     top.set_title("Privacy budget spent")
     top.grid(alpha=0.3)
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
@@ -430,7 +442,7 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
         clip = report.get("max_grad_norm")
         lines.append(
             f"| `{_cell(identity[:12])}…` | {_cell(report.get('unit', 'record'))} | "
-            f"{_cell(report.get('accountant', '-'))} | {_cell(report.get('delta', '-'))} | "
+            f"{_cell(report.get('accountant', '-'))} | {_delta(report.get('delta', '-'))} | "
             f"{_values([z for z, _, _ in history], lower=True)} | "
             f"{_values([q for _, q, _ in history])} | "
             f"{sum(n for _, _, n in history)} | {_param_at(clip, 6)} | "
@@ -656,6 +668,12 @@ def build_report(
             f"\n\n**NOT PRIVATE**: round(s) {rounds} completed without DP (no DP block): "
             "they released without noise, so epsilon is infinite from the first of them on."
         )
+    if result.ok and result.noiseless:  # a DP block, but z = 0: epsilon infinite
+        (_, number), *_ = result.noiseless
+        status += (
+            f"\n\n**NOT PRIVATE**: round {number} released with a DP block but no noise "
+            "(noise multiplier 0), so epsilon is infinite from it on."
+        )
     if result.ok and result.amplified:  # the claim rests on what the engine no longer credits
         status += f"\n\n**NOT PRIVATE**: {result.not_private_reasons()[-1]}."
     for note in result.notes:
@@ -720,7 +738,7 @@ def build_report(
                     else f" (rounds {result.first_round} on only: --first-round)"
                 )
                 + _rounds_covered(result, len(rows))
-                + f" at delta = {_delta(_object(last.get('privacy')).get('delta'))}{cap}"
+                + f" {_at_delta(result.claim_delta())}{cap}"
             )
         else:  # "epsilon = - at delta = None" read as a number nobody could find
             spent_line = (
@@ -813,12 +831,7 @@ def build_report(
             f"{_cell(dp.get('mechanism', 'none'))}; accountant: {_cell(dp.get('accountant', '-'))}",
             f"- budget spent: epsilon = {_eps(result.prior_epsilon)} (the prior ledger's "
             f"{result.prior_rows} rows: this ledger has no round yet) "
-            + (
-                f"at delta = {_delta(result.prior_delta)}"
-                if _as_float(result.prior_delta) is not None
-                # an epsilon read without its delta looked complete ("at delta = -")
-                else "at a delta not recorded (the prior ledger's last row holds none)"
-            )
+            + _at_delta(result.claim_delta())
             + _cap(result, budget, result.prior_epsilon),
         ]
     png = _plot(result, budget)  # None when no row claims a finite epsilon

@@ -191,10 +191,15 @@ class AuditResult:
     unamplified_epsilon: float | None = None
     #: ledgers charged per client: how many clients the rows name and the most rounds
     #: any one was charged for (rounds charged to every client included)
-    per_client: dict[str, int] | None = None
+    per_client: dict[str, Any] | None = None
     #: (seq, round): completed rounds released without a DP block (epsilon infinite in
     #: a DP ledger; no epsilon at all in a ledger without DP, see released_without_dp)
     unnoised: list[tuple[int, Any]] = field(default_factory=list)
+    #: (seq, round): the first row with a DP block whose replayed epsilon is infinite
+    #: (its round added no noise: noise multiplier 0); no finite epsilon holds from it
+    #: on. Why: such a ledger claims "inf" truthfully, so every claim followed and it
+    #: was VERIFIED, private, exit 0, where a round without a DP block is NOT PRIVATE
+    noiseless: list[tuple[int, Any]] = field(default_factory=list)
     #: some row has a DP block or the config given has DP. False: the federation ran
     #: without DP, so its rows claim no epsilon and "cumulative epsilon" means nothing
     dp_claimed: bool = False
@@ -239,8 +244,9 @@ class AuditResult:
     prior_ledger: str | None = None
     prior_rows: int = 0
     prior_head: str | None = None
-    #: the prior ledger's last epsilon (the larger of its claim and replay) and delta:
-    #: what holds when this file has no rows yet (a ledger just begun afresh)
+    #: the prior ledger's last epsilon (the larger of its claim and replay) and the
+    #: delta its last charged DP row accounts at (:meth:`claim_delta`'s rule): what
+    #: holds when this file has no rows yet (a ledger just begun afresh)
     prior_epsilon: float | None = None
     prior_delta: float | None = None
     #: the prior ledger's last round number: where its spend ends (the report's plot
@@ -274,6 +280,28 @@ class AuditResult:
             return claimed if replayed is None else replayed
         return max(claimed, replayed)
 
+    def claim_delta(self) -> float | None:
+        """The delta the ledger's cumulative epsilon holds at: the one the last charged
+        DP row accounts at (a completed round's, or an aborted one's whose sum was
+        revealed: the rows whose replay composes the epsilon), this file's, else the
+        prior ledger's (:attr:`prior_delta`); None when no such row records one.
+        ``audit verify`` (text and ``--json``) and ``audit report`` print this, and
+        only this, beside the epsilon.
+
+        Why one rule, read from the charged rows: both commands took ``privacy.delta``
+        from the last row, and a row that charges nothing carries the last epsilon on
+        without any accountant composing it at its delta. A re-signed ledger of rounds
+        accounted at 1e-5 whose last, aborted row printed 1e-12 (without a DP block, or
+        with one at 1e-12) was VERIFIED as "epsilon 4.090 at delta 1e-12", where those
+        rounds spend far more; one whose last row printed none read "delta not
+        recorded" beside an epsilon the replay had just derived at 1e-5."""
+        for row in reversed(self.chain.rows):
+            entry = row.entry
+            dp = entry.get("dp") if isinstance(entry, dict) else None
+            if isinstance(dp, dict) and charges_a_round(entry):
+                return accounted_delta(dp)
+        return self.prior_delta
+
     @property
     def ok(self) -> bool:
         """The ledger is intact and every claim follows (integrity, not privacy)."""
@@ -288,6 +316,7 @@ class AuditResult:
             and not self.seeded
             and not self.seeded_sampling
             and not self.unnoised
+            and not self.noiseless
             and not self.amplified
         )
 
@@ -377,27 +406,38 @@ class AuditResult:
                 "released without noise)"
             ]
         # ordered by round: with a prior ledger the two files' row numbers may repeat
-        lines = [
-            (
-                number,
-                f"round {number}: completed without a DP block (released without noise); "
-                "epsilon is infinite from this round on",
-            )
-            for seq, number in self.unnoised
-        ] + [
-            (
-                number,
-                f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is "
-                "not a privacy guarantee"
-                + (
-                    ", nor is its amplification by sampling (the cohort was drawn from the "
-                    "config's seed)"
-                    if (seq, number) in self.seeded_sampling
-                    else ""
-                ),
-            )
-            for seq, number in self.seeded
-        ]
+        lines = (
+            [
+                (
+                    number,
+                    f"round {number}: completed without a DP block (released without noise); "
+                    "epsilon is infinite from this round on",
+                )
+                for seq, number in self.unnoised
+            ]
+            + [
+                (
+                    number,
+                    f"round {number}: released with a DP block but no noise (noise multiplier "
+                    "0): epsilon is infinite from this round on",
+                )
+                for seq, number in self.noiseless
+            ]
+            + [
+                (
+                    number,
+                    f"round {number}: DP noise was seeded (a simulation/replay); its epsilon is "
+                    "not a privacy guarantee"
+                    + (
+                        ", nor is its amplification by sampling (the cohort was drawn from the "
+                        "config's seed)"
+                        if (seq, number) in self.seeded_sampling
+                        else ""
+                    ),
+                )
+                for seq, number in self.seeded
+            ]
+        )
         out = [line for _, line in sorted(lines, key=lambda item: item[0])]  # stable
         if self.amplified:  # one line for the ledger: its claim, not one round, falls short
             out.append(self._amplified_reason())
@@ -416,16 +456,21 @@ class AuditResult:
             claimed = (
                 self.shown_epsilon(seq, _claimed(entry)) if isinstance(entry, dict) else replayed
             )
+        # both at their delta (an epsilon means nothing without it), the claim's rule:
+        # the central rounds charged unamplified are the same rows, at the same delta
+        delta = self.claim_delta()
+        at = "" if delta is None else f" at delta {shown(delta, 6, significant=True)}"
         claim = (
             "the claimed epsilon"
             if claimed is None
-            else f"the claimed epsilon {shown(claimed, 4, significant=True)}"
+            else f"the claimed epsilon {shown(claimed, 4, significant=True)}{at}"
         )
         spent = (
             ""
             if self.unamplified_epsilon is None
             else "; unamplified, its central rounds spend epsilon "
             + shown(self.unamplified_epsilon, 4, significant=True)
+            + at
         )
         return (
             f"{claim} holds only with amplification by sampling ({rounds}: central rows in "
@@ -497,6 +542,24 @@ def sampling_seeded(dp: dict[str, Any]) -> bool | None:
     if not isinstance(value, bool):
         raise ValueError(f"dp.sampling.seeded must be true or false, not {value!r}")
     return value
+
+
+def charges_a_round(entry: dict[str, Any]) -> bool:
+    """The row's round is charged: it completed, or it aborted after the server saw its
+    sum (``dp.sum_revealed``). Only such a row composes a round into the epsilon; any
+    other carries the previous figure on."""
+    dp = entry.get("dp")
+    revealed = isinstance(dp, dict) and dp.get("sum_revealed") is True
+    return entry.get("status") == "complete" or revealed
+
+
+def accounted_delta(dp: dict[str, Any]) -> float | None:
+    """The delta a DP block accounts at (``dp.delta``), or None when it records none
+    (or something that is no finite number: a failed ledger's row, as recorded)."""
+    delta = dp.get("delta")
+    if not _real(delta) or not math.isfinite(float(delta)):
+        return None
+    return float(delta)
 
 
 def _claimed(entry: dict[str, Any]) -> float | None:
@@ -700,8 +763,10 @@ def _sampling_unrecorded(dp: dict[str, Any]) -> str | None:
     Why: a row without the record skips the sampling kind/rate checks, the
     ``delta >= 1/N`` check and the population bound on the identities it charges (a
     per-client row at delta 0.3 among 4 clients verified once its record was dropped).
-    Older rows lack it and still verify; the row version (2 since 2026-12-02 00:46)
-    predates the record, so it cannot tell them apart, but a row charged per client
+    Older rows lack it and still verify; row version 2 (since 2026-12-02 00:46)
+    predates the record, so it cannot tell them apart (version 3, since 2026-12-05,
+    does: :func:`~secagg.ledger.entry.row_shape_problem` requires the record of every
+    such DP row), but a row charged per client
     (``dp.composition``, since 2026-12-03 21:23) or a distributed row recording its
     ``corrupt_fraction`` (since 2026-12-04) was written after the server recorded all
     of kind, rate and population on every DP row."""
@@ -1237,13 +1302,26 @@ class EpsilonReplay:
         """Central rows charged to their participants so far (today's format)."""
         return self._per_client_rows
 
-    def per_client_summary(self) -> dict[str, int] | None:
-        """How many clients the per-client rows name, and the most rounds any one was
-        charged for (None without per-client rows)."""
+    def per_client_summary(self) -> dict[str, Any] | None:
+        """How many clients the per-client rows name, the most rounds any one was
+        charged for, and (``every_round_epsilon``) the epsilon of every central round
+        charged to every client: None without per-client rows.
+
+        Why the last: a row's identity hashes are the server's word. Whoever holds the
+        signing key can spread a client's rounds over other hashes of the population
+        (a client in all 4 rounds written as in 2: the claim falls to 2 rounds' epsilon)
+        and the ledger still verifies, against ``--config`` too, since nothing outside
+        the server knows who took part. Every round charged to every client is the
+        figure that holds whoever the rows name, and the auditor who does not take
+        the lists on trust reads it here."""
         if not self._per_client_rows:
             return None
         most = max(self._rounds_of.values(), default=0) + self._everyone_rounds
-        return {"clients": len(self._named), "most_rounds": most}
+        accountant = self._per_client
+        every = None
+        if accountant is not None:
+            every = accountant.epsilon_of(sum(precision for precision, _ in self._charges))
+        return {"clients": len(self._named), "most_rounds": most, "every_round_epsilon": every}
 
     def older_claim(self, claimed: float | None) -> float | None:
         """``claimed`` (or the value it matches) if the from-scratch PLD accountant that
@@ -1416,11 +1494,13 @@ def _delta_note(rows: list[ChainRow]) -> str | None:
     runs: list[tuple[Any, float]] = []  # (first round, delta) of each run of rows at one delta
     for row in rows:
         dp = row.entry.get("dp")
-        delta = dp.get("delta") if isinstance(dp, dict) else None
-        if isinstance(delta, bool) or not isinstance(delta, int | float):
+        # charged rows only: one that charges nothing composes nothing at its delta
+        # (see AuditResult.claim_delta; _uncharged_delta_note names those that differ)
+        delta = accounted_delta(dp) if isinstance(dp, dict) and charges_a_round(row.entry) else None
+        if delta is None:
             continue
-        if not runs or runs[-1][1] != float(delta):
-            runs.append((row.entry.get("round"), float(delta)))
+        if not runs or runs[-1][1] != delta:
+            runs.append((row.entry.get("round"), delta))
     if len(runs) < 2:
         return None
     last, smallest = runs[-1][1], min(delta for _, delta in runs)
@@ -1439,6 +1519,40 @@ def _delta_note(rows: list[ChainRow]) -> str | None:
             "than it says (a larger delta buys a smaller epsilon)"
         )
     return note
+
+
+def _uncharged_delta_note(rows: list[ChainRow]) -> str | None:
+    """A note when rows that charge nothing (aborted, the sum unseen) record another
+    delta than the charged round before them accounted the epsilon they carry at; None
+    when none does.
+
+    Why: such a row composes no round, so no accountant states its epsilon at its
+    delta; a forged aborted row at delta 1e-12 after rounds at 1e-5 made verify print
+    "epsilon 4.090 at delta 1e-12" and this note "holds at delta 1e-12 only". Verify
+    and the report now print the charged rows' delta; this says the row's own is not
+    the epsilon's."""
+    accounted: float | None = None  # the delta of the last charged DP row so far
+    odd: list[tuple[Any, float, float]] = []  # (round, its delta, the epsilon's)
+    for row in rows:
+        dp = row.entry.get("dp")
+        delta = accounted_delta(dp) if isinstance(dp, dict) else None
+        if delta is None:
+            continue
+        if charges_a_round(row.entry):
+            accounted = delta
+        elif accounted is not None and delta != accounted:
+            odd.append((row.entry.get("round"), delta, accounted))
+    if not odd:
+        return None
+    number, delta, accounted = odd[0]
+    return (
+        f"{_round_list([n for n, _, _ in odd])} charged nothing (aborted, the sum unseen) "
+        f"but record{'s' if len(odd) == 1 else ''} another delta than the epsilon carried "
+        f"on (round {number} records "
+        f"delta {shown(delta, 6, significant=True)}; the epsilon holds at delta "
+        f"{shown(accounted, 6, significant=True)}, the last charged round's): no round "
+        "composes at a row that charges nothing, so its delta is not the epsilon's"
+    )
 
 
 def _over_budget(
@@ -1786,6 +1900,9 @@ def verify_ledger(
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             result.failure = f"{where}: its privacy claims do not replay: {exc}"
             return result
+        infinite = recomputed is not None and math.isinf(recomputed)
+        if dp and infinite and not replay.unbounded and not result.noiseless:
+            result.noiseless.append((row.seq, row.entry.get("round", row.seq)))
         if seeded is None:
             result.unrecorded += 1
             result.unrecorded_prior += 0 if mine else 1
@@ -1799,9 +1916,11 @@ def verify_ledger(
         if not mine:
             figures = [f for f in (claimed, recomputed) if f is not None]
             result.prior_epsilon = max(figures) if figures else None
-            result.prior_delta = (row.entry.get("privacy") or {}).get("delta")
             result.prior_last_round = row.entry.get("round")
             result.prior_dp = dp if isinstance(dp, dict) else result.prior_dp
+            if isinstance(dp, dict) and charges_a_round(row.entry):
+                # the delta its epsilon holds at (see claim_delta)
+                result.prior_delta = accounted_delta(dp)
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)
@@ -1901,9 +2020,9 @@ def verify_ledger(
             "DP noise, so the flag means nothing there (a simulation without DP wrote it "
             "from its replay setting)"
         )
-    delta_note = _delta_note(rows)
-    if delta_note is not None:
-        result.notes.append(delta_note)
+    for delta_note in (_delta_note(rows), _uncharged_delta_note(rows)):
+        if delta_note is not None:
+            result.notes.append(delta_note)
     if sampling_unrecorded:
         result.notes.append(
             f"{sampling_unrecorded} client-level rows claim amplification by sampling but "

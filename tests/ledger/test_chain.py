@@ -221,8 +221,9 @@ ledger = Ledger(sys.argv[1], key)
 n = ledger.head()[0]  # a restarted writer goes on from its last round (verify checks order)
 while True:
     n += 1
-    ledger.append({"round": n, "status": "aborted", "reason": "x" * 5000, "privacy": {},
-                   "participants": {"count": 0}, "contributed": 0, "model_sha256": "0" * 64})
+    ledger.append({"version": 1, "round": n, "status": "aborted", "reason": "x" * 5000,
+                   "privacy": {}, "participants": {"count": 0}, "contributed": 0,
+                   "model_sha256": "0" * 64})
 """
 
 
@@ -262,6 +263,7 @@ def _appended(path: Path) -> int:
 
 def _record_entry(number: int, reports: dict[str, dict]) -> dict:
     return {
+        "version": 1,  # no noise_seeded
         "round": number,
         "status": "complete",
         "participants": {"count": 2},

@@ -195,6 +195,7 @@ def test_verify_catches_epsilon_below_the_mechanism(tmp_path: Path) -> None:
 
 def _record_row(number: int, reports: dict[str, dict], delta: float = DELTA) -> dict:
     return {
+        "version": 1,  # no noise_seeded, nor dp.sampling.seeded
         "round": number,
         "status": "complete",
         "participants": {"count": len(reports)},
@@ -577,6 +578,7 @@ def test_a_charged_rate_without_its_count_or_pool_fails(tmp_path: Path) -> None:
     rows = _with_rate(_central_rows([Z] * 2), 0.01)
     for row in rows:
         del row["dp"]["sampling"]["population"]
+        row["version"] = 2  # an older row (version 3 records the population whole)
     failure = _failure(write_ledger(tmp_path / "nopool.sqlite", rows, key)[0], key)
     assert "without the cohort's size and the number of clients it was drawn from" in failure
 

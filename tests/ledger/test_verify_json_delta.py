@@ -3,7 +3,7 @@
 An epsilon means nothing without the delta it holds at: the text line has said
 ``cumulative epsilon 4.012 at delta 1e-05`` since 2026-12-05, but the JSON object a
 script reads carried ``"epsilon"`` alone. It now carries ``"delta"`` too, exact (the
-last row's, the one the cumulative epsilon holds at), and null where no epsilon is
+last DP block's, the one the cumulative epsilon holds at), and null where no epsilon is
 claimed. ``"delta_missing_reason"`` says why it is null (review 2026-12-05): "no
 epsilon claimed" and "an epsilon whose delta is not recorded" both read
 ``"delta": null``, and a script had to look at ``"epsilon"`` to tell them apart.
@@ -73,10 +73,10 @@ def test_json_delta_is_null_without_dp(tmp_path: Path) -> None:
     assert payload["delta_missing_reason"] == "no_epsilon_claimed"
 
 
-def test_json_says_when_the_delta_of_a_claimed_epsilon_is_not_recorded(tmp_path: Path) -> None:
+def test_json_gives_the_prior_ledgers_accounted_delta(tmp_path: Path) -> None:
     """A ledger begun afresh after a prior whose last row (an aborted round without a
-    DP block) records no delta: an epsilon is claimed, its delta is null, and the reason
-    says so (it read as "no epsilon" does)."""
+    DP block) records no delta: the epsilon holds at the delta the prior's last DP block
+    accounts at, and that is the delta given (it read null, "not_recorded")."""
     rows, epsilon = _rows(COHORTS, 1e-5)
     aborted = ledger_row(
         4, None, epsilon, delta=None, status="aborted", reason="too few",
@@ -84,5 +84,5 @@ def test_json_says_when_the_delta_of_a_claimed_epsilon_is_not_recorded(tmp_path:
     )  # fmt: skip
     payload = _verify_json(tmp_path, [], prior=[*rows, aborted])
     assert payload["ok"], payload["first_failure"]
-    assert payload["epsilon"] == epsilon and payload["delta"] is None
-    assert payload["delta_missing_reason"] == "not_recorded"
+    assert payload["epsilon"] == epsilon and payload["delta"] == 1e-5
+    assert payload["delta_missing_reason"] is None

@@ -127,12 +127,16 @@ def test_a_forged_legacy_ledger_is_not_private_and_gives_the_unamplified_epsilon
     assert unamplified >= true_claim  # what holds covers the run's true per-client epsilon
     (reason,) = result.not_private_reasons()
     claimed = shown(forged[-1]["privacy"]["epsilon"], 4, significant=True)
+    # both figures at their delta (until 2026-12-05 neither stated one)
+    at = f" at delta {shown(DELTA, 6, significant=True)}"
     assert reason.startswith(
-        f"the claimed epsilon {claimed} holds only with amplification by sampling (rounds 1, 2, 3"
+        f"the claimed epsilon {claimed}{at} holds only with amplification by sampling "
+        "(rounds 1, 2, 3"
     )
     assert "which the engine no longer credits" in reason
     assert reason.endswith(
-        f"unamplified, its central rounds spend epsilon {shown(unamplified, 4, significant=True)}"
+        "unamplified, its central rounds spend epsilon "
+        f"{shown(unamplified, 4, significant=True)}{at}"
     )
 
     status, output = _cli(tmp_path, path, key)
@@ -257,4 +261,4 @@ def test_the_reason_quotes_the_larger_of_the_claim_and_its_replay(
     result.epsilons[-1] = (seq, claim * replayed)  # the replay a hair off the claim
     (reason,) = result.not_private_reasons()
     larger = shown(max(claim, claim * replayed), 4, significant=True)
-    assert reason.startswith(f"the claimed epsilon {larger} holds")
+    assert reason.startswith(f"the claimed epsilon {larger} at delta {DELTA:g} holds")

@@ -254,7 +254,9 @@ def test_verify_says_how_many_clients_and_the_most_rounds_any_was_charged(
 
     path, key = write_ledger(tmp_path / "l.sqlite", _rows())
     result = verify_ledger(path, key.public_key)
-    assert result.per_client == {"clients": 4, "most_rounds": 3}  # "a": rounds 1, 2, 4
+    summary = dict(result.per_client or {})
+    assert summary.pop("every_round_epsilon") >= result.epsilons[-1][1]  # the bound
+    assert summary == {"clients": 4, "most_rounds": 3}  # "a": rounds 1, 2, 4
     pem = export_public_key(key.public_key, tmp_path / "l.pub")
     args = ["audit", "verify", str(path), "--pubkey", str(pem)]
     text = CliRunner().invoke(main, args)
@@ -262,4 +264,6 @@ def test_verify_says_how_many_clients_and_the_most_rounds_any_was_charged(
     assert "per client: 4 clients, each charged for the rounds it was in; the most " in text.output
     assert "was in 3, whose epsilon is the claim" in text.output
     payload = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
-    assert payload["per_client"] == {"clients": 4, "most_rounds": 3}
+    assert payload["per_client"] == {"clients": 4, "most_rounds": 3} | {
+        "every_round_epsilon": result.per_client["every_round_epsilon"]  # type: ignore[index]
+    }

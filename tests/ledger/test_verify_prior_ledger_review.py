@@ -139,10 +139,11 @@ def test_first_round_with_a_prior_ledger_says_the_rounds_before_are_excluded(
     assert "round 1 excluded (--first-round 2): in neither ledger" in failure
 
 
-def test_an_epsilon_whose_delta_is_not_recorded_says_so(tmp_path: Path) -> None:
+def test_an_epsilon_is_stated_at_the_prior_ledgers_accounted_delta(tmp_path: Path) -> None:
     """The prior's last row (an aborted round without a DP block) records no delta: a
     ledger begun afresh printed "cumulative epsilon 4.090" as if that were complete,
-    and the report "at delta = -"."""
+    and the report "at delta = -". The epsilon holds at the delta the prior's last DP
+    block accounts at, which both now state (test_verify_claim_delta)."""
     rows, epsilon = central_client_rows(COHORTS[:SPLIT], Z, DELTA)
     aborted = ledger_row(
         SPLIT + 1, None, epsilon, delta=None, status="aborted", reason="too few",
@@ -156,13 +157,11 @@ def test_an_epsilon_whose_delta_is_not_recorded_says_so(tmp_path: Path) -> None:
     )
     assert status == 0, err
     first = out.splitlines()[0]
-    assert first.endswith(
-        "cumulative epsilon 4.090 (its delta is not recorded: the last row holds none)"
-    )
+    assert first.endswith(f"cumulative epsilon 4.090 at delta {DELTA:g}"), first
     text, _ = build_report(empty, key.public_key, prior_ledger=prior)
     spent = next(x for x in text.splitlines() if x.startswith("- budget spent"))
     assert "at delta = -" not in spent
-    assert "at a delta not recorded (the prior ledger's last row holds none)" in spent
+    assert f"at delta = {DELTA:g}" in spent
     # with the delta recorded the line is as it was
     prior2, key2 = write_ledger(tmp_path / "prior2.ledger", rows)
     empty2, _ = write_ledger(tmp_path / "new2.ledger", [], key2)

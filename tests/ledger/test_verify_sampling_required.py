@@ -8,8 +8,9 @@ came later still: such a row without it was not written by any server. Without i
 verify skipped the sampling kind/rate checks, the ``delta >= 1/N`` check (a row at
 delta 0.3 among 4 clients verified) and the renamed-identity population check, and
 under ``--config`` the kind/rate/population comparison (left alone in the review of
-2026-12-05). The row version (2 since 2026-12-02 00:46) predates the record and
-cannot tell old rows from new; the per-client marker can. Rows in the older format
+2026-12-05). Row version 2 (2026-12-02 00:46) predates the record and cannot tell
+old rows from new; the per-client marker can. Rows of version 3 (2026-12-05) must
+record it whatever else they hold (test_verify_row_version). Rows in the older format
 still verify without ``--config`` (counted in ``rows_without_sampling``).
 """
 
@@ -49,6 +50,9 @@ def test_a_per_client_row_without_its_sampling_record_fails(
         del rows[1]["dp"]["sampling"]
     else:
         del rows[1]["dp"]["sampling"][drop]
+    # rewritten as a row of version 2 (which may lack the record): the per-client
+    # marker still tells it was written after it (version 3: test_verify_row_version)
+    rows[1]["version"] = 2
     path, key = write_ledger(tmp_path / "forged.ledger", rows)
     failure = str(verify_ledger(path, key.public_key).first_failure)
     assert failure.startswith("row 2 (round 2): is charged per client (dp.composition")

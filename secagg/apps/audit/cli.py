@@ -153,11 +153,11 @@ def _shown_claim(epsilon: float | None, delta: float | None) -> str:
     if delta is not None:
         return f"{text} at delta {shown(delta, 6, significant=True)}"
     # a finite epsilon without its delta is no complete claim: it printed as if it were
-    # (a prior ledger whose last row records no delta, review 2026-12-05)
+    # (review 2026-12-05)
     return (
         text
         if math.isinf(epsilon)
-        else f"{text} (its delta is not recorded: the last row holds none)"
+        else f"{text} (its delta is not recorded: no DP block records one)"
     )
 
 
@@ -213,7 +213,8 @@ Exit status:
   2  usage error (bad option, missing ledger, unreadable key or --config, a
      --prior-ledger that is the ledger itself)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
-     simulation/replay), a completed round had no DP (epsilon infinite), or
+     simulation/replay), a completed round had no DP or no noise (epsilon
+     infinite), or
      the federation released rounds without DP at all (no epsilon claimed)
   4  UNVERIFIED: no --pubkey, so the ledger was only checked against the key
      it embeds; it is self-consistent, but anyone can rewrite and re-sign
@@ -265,8 +266,9 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the verdict as one JSON object (verdict, exit_status, rows, rounds_accounted, "
-    "head, epsilon, delta, first_failure, notes ...) instead of text.",
+    help="Print the verdict as one JSON object (verdict, error, exit_status, rows, "
+    "rounds_accounted, head, epsilon, delta, first_failure, notes ...) instead of text; "
+    "the same keys for a ledger that cannot be read (null where unknown).",
 )
 def verify(
     ledger: str,
@@ -302,14 +304,13 @@ def verify(
             prior_ledger=prior_ledger,
         )
     except ConfigurationError as exc:
+        if as_json:  # a missing ledger, a --prior-ledger that is the ledger itself
+            _echo_unread(str(exc), "USAGE ERROR", EXIT_USAGE, expect_head, config, first_round)
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
         reason = f"{ledger} cannot be read as a ledger: {exc}"
         if as_json:  # --help promises one JSON object: a script parsing stdout gets it
-            failed = {"verdict": "FAILED", "ok": False, "private": None}
-            failed |= {"exit_status": EXIT_FAILED, "rows": None, "rounds_accounted": None}
-            failed |= {"first_failure": reason}
-            click.echo(json.dumps(failed, indent=2))
+            _echo_unread(reason, "FAILED", EXIT_FAILED, expect_head, config, first_round)
         else:
             click.echo(f"FAILED: {reason}", err=True)
         sys.exit(EXIT_FAILED)
@@ -325,13 +326,12 @@ def verify(
         claim = privacy.get("epsilon")
         claimed = float(claim) if claim == "inf" or _is_number(claim) else None
         last = result.shown_epsilon(seq, claimed)
-        # the delta the figure holds at: the last row's (see _delta_note in verify)
-        last_delta = privacy.get("delta") if _is_number(privacy.get("delta")) else None
     if not result.epsilons and result.prior_rows:
         # no row of its own yet (a ledger just begun afresh): the prior ledger's figure
         # is the federation's, not "None"
         last = result.prior_epsilon
-        last_delta = result.prior_delta if _is_number(result.prior_delta) else None
+    # the delta the figure holds at: its last DP block's, the report's rule too
+    last_delta = result.claim_delta()
     reasons = result.not_private_reasons()
     keyed = pubkey is not None
     if not result.ok:
@@ -343,8 +343,11 @@ def verify(
     else:
         status, verdict = EXIT_VERIFIED, "VERIFIED"
     anchor = result.anchor
-    payload = {
+    payload: dict[str, Any] = {
         "verdict": verdict,
+        # why the ledger could not be read at all (a usage error or a file that is no
+        # ledger); null whenever it was read, whatever the verdict
+        "error": None,
         "ok": result.ok,
         "private": result.private,
         "exit_status": status,
@@ -396,7 +399,10 @@ def verify(
         # only (--first-round: the rounds before are accounted in another record)
         "first_round": result.first_round,
         "epsilon_unamplified": result.unamplified_epsilon,
-        "per_client": result.per_client,
+        # "inf" as "epsilon" writes it: json.dumps wrote a bare Infinity, no JSON
+        "per_client": None
+        if result.per_client is None
+        else {k: "inf" if v == math.inf else v for k, v in result.per_client.items()},
         # rows rebuilt after a crash: why, from what, and which fields the source lacked
         "reconstructed_rows": result.rebuilt_json(),
     }
@@ -433,10 +439,18 @@ def verify(
                 "unit, mechanism and sampling"
             )
         if result.per_client is not None:
+            # who took part is the server's word: the bound that does not rest on it
+            every = result.per_client.get("every_round_epsilon")
+            bound = (
+                ""
+                if every is None
+                else "; who took part is the server's word: every client charged for every "
+                f"round spends epsilon {_shown_claim(every, last_delta)}"
+            )
             click.echo(
                 f"per client: {result.per_client['clients']} clients, each charged for the "
                 f"rounds it was in; the most charged was in {result.per_client['most_rounds']}"
-                ", whose epsilon is the claim"
+                f", whose epsilon is the claim{bound}"
             )
         for note in result.notes:
             click.echo(f"note: {note}")
@@ -453,7 +467,7 @@ def verify(
                 click.echo(
                     f"NOT PRIVATE: {len(rounds)} of {payload['rows'] + result.prior_rows} "
                     "rounds drew their DP "
-                    "noise from a seeded stream or released without DP"
+                    "noise from a seeded stream or released without DP or without noise"
                 )
                 for line in rounds[:_SHOWN_SEEDED]:
                     click.echo(f"  {line}")
@@ -489,6 +503,44 @@ def verify(
         click.echo(f"FAILED: {ledger}: {failure}", err=True)
     if status != EXIT_VERIFIED:
         sys.exit(status)
+
+
+#: the keys of ``audit verify --json``'s object, in order: every object has all of them,
+#: a ledger that could not be read too (null where unknown; tests/apps/
+#: test_audit_verify_json_keys.py holds a read ledger's object to the same list)
+VERIFY_JSON_KEYS = (
+    "verdict", "error", "ok", "private", "exit_status", "rows", "rounds_accounted",
+    "first_failure", "public_key", "key_source", "head", "head_hash", "first_head",
+    "prior_ledger", "expected_head", "grown_since_expected_head", "config",
+    "rows_checked_against_config", "rows_checked_against_config_prior_ledger",
+    "noise_seeded_rounds", "rounds_without_dp", "amplified_rounds", "released_without_dp",
+    "not_private", "rows_without_noise_seeded", "rows_without_noise_seeded_prior_ledger",
+    "rows_without_sampling", "rows_without_sampling_prior_ledger", "notes", "epsilon",
+    "delta", "delta_missing_reason", "first_round", "epsilon_unamplified", "per_client",
+    "reconstructed_rows",
+)  # fmt: skip
+
+
+def _echo_unread(
+    reason: str,
+    verdict: str,
+    status: int,
+    expect_head: str | None,
+    config: str | None,
+    first_round: int,
+) -> None:
+    """``--json``'s object for a ledger that could not be read (missing: a usage error,
+    exit 2; not a ledger, corrupt: FAILED, exit 1): every key a read ledger's object
+    has, null where nothing is known, the reason in ``error`` and ``first_failure``.
+
+    Why: it held seven keys, so a script reading ``epsilon``, ``delta``,
+    ``delta_missing_reason`` or ``rounds_accounted`` got a KeyError on a corrupt ledger,
+    and a missing one printed no JSON at all (review 2026-12-05)."""
+    payload: dict[str, Any] = dict.fromkeys(VERIFY_JSON_KEYS)
+    payload |= {"verdict": verdict, "error": reason, "ok": False, "exit_status": status}
+    payload |= {"first_failure": reason, "expected_head": expect_head, "config": config}
+    payload["first_round"] = first_round
+    click.echo(json.dumps(payload, indent=2))
 
 
 def _echo_rebuilt(lines: list[str]) -> None:
