@@ -202,6 +202,7 @@ import queue
 import re
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -299,12 +300,34 @@ _PEER_CERT_KEY: Final = "x509_pem_cert"
 # in-process transport and defined in secagg.transport.base; importing them from here works.
 
 
+#: the most characters of a status text a :class:`TransportClosed` keeps (the server's
+#: own are under 100: "client identity not accepted", the throttle's retry hint)
+MAX_STATUS_TEXT: Final = 200
+
+
+def _status_line(details: object) -> str:
+    """``details`` as one printable line of at most :data:`MAX_STATUS_TEXT` characters:
+    every control, format (bidirectional override), surrogate, private-use or
+    unassigned character is a space, runs of spaces are one.
+
+    Why: a status text is the other party's words (the server's, to a client), and it
+    goes into the client's error, which a branch logs and the CLI prints. Only the
+    authenticated server can send one, but the names a served certificate carries were
+    bounded for the same reason (77af038): a newline forges a log line, an ANSI escape
+    paints the operator's terminal, a U+202E reorders what they read, and a megabyte of
+    text is a megabyte in every log line that quotes it."""
+    text = details if isinstance(details, str) else str(details or "")
+    clean = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    return " ".join(clean.split())[:MAX_STATUS_TEXT].rstrip()
+
+
 class TransportClosed(NotConnected):
-    """The session ended; ``code`` and ``details`` are the gRPC status that ended it."""
+    """The session ended; ``code`` and ``details`` are the gRPC status that ended it
+    (``details`` made one bounded printable line by :func:`_status_line`)."""
 
     def __init__(self, code: grpc.StatusCode | None, details: str | None) -> None:
         self.code = code
-        self.details = details or ""
+        self.details = _status_line(details)
         name = code.name if code is not None else "UNKNOWN"
         super().__init__(f"session closed ({name}): {self.details}")
 
