@@ -377,6 +377,44 @@ def load_certificate_file(path: Path, what: str) -> x509.Certificate:
         raise CertificateStoreError(f"{what} at {path} is not a PEM certificate") from exc
 
 
+def load_ca_certificate(path: Path) -> x509.Certificate:
+    """Read the federation's CA certificate (``ca.pem``): exactly one PEM certificate.
+
+    A file holding more than one is refused (:class:`CertificateStoreError`, one line),
+    not read as a bundle. Why one CA and not a bundle: the CA is the federation's one
+    authority on identity (whoever holds its key mints branches, and in the active
+    variant protocol identities), and a bundle trusts the union of its CAs for as long
+    as the file is left as it is. The usual reason to add a second CA is a rotation,
+    often because the old key is suspect: a bundle keeps that key trusted, silently,
+    until someone remembers to take it out. Before, only the first certificate was read
+    (and handed to gRPC), so a rotation bundle trusted only the old CA, with no word;
+    a rotation is instead a cut-over (docs/deployment.md: "Rotating the CA"). The
+    certificate must also be a CA certificate (basic constraints ``cA``), so a leaf
+    copied over ``ca.pem`` by mistake is named, not refused later as "another CA"."""
+    data = _read(path, "CA certificate")
+    try:
+        found = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise CertificateStoreError(f"CA certificate at {path} is not a PEM certificate") from exc
+    if len(found) != 1:
+        raise CertificateStoreError(
+            f"CA certificate at {path} holds {len(found)} certificates; a federation trusts "
+            "exactly one CA: keep only the current one (a CA rotation is a cut-over, see "
+            "'Rotating the CA' in docs/deployment.md)"
+        )
+    ca = found[0]
+    try:
+        is_ca = ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise CertificateStoreError(
+            f"CA certificate at {path} is not a CA certificate (no basic constraints cA=true): "
+            "a party's own certificate copied over ca.pem?"
+        )
+    return ca
+
+
 def _read_key_bytes(path: Path, what: str, *, allow_insecure_key_permissions: bool) -> bytes:
     """The key file's bytes, refused (:class:`InsecureKeyFile`) if group or others may
     read it. The mode is taken from the open file (``fstat``), so the bytes returned are
@@ -515,7 +553,7 @@ def load_server_credentials(
         allow_insecure_key_permissions=allow_insecure_key_permissions,
     )
     check_key_pair(cert, key, "server")
-    ca = load_certificate_file(layout.ca_cert, "CA certificate")
+    ca = load_ca_certificate(layout.ca_cert)
     return ServerCredentials(
         private_key=pem,
         certificate_chain=_read(layout.server_cert, "server certificate"),
@@ -632,7 +670,7 @@ def load_client_credentials(
         allow_insecure_key_permissions=allow_insecure_key_permissions,
     )
     check_key_pair(cert, private, f"client {name!r}")
-    root = load_certificate_file(ca_path, "CA certificate")
+    root = load_ca_certificate(ca_path)
     if check_self:
         check_own_certificate(cert, root, name, cert_path)
     return ClientCredentials(
@@ -766,7 +804,7 @@ class PeerVerifier:
         allow_missing_revocations: bool = False,
     ) -> None:
         self._layout = CaLayout(Path(directory))
-        self._ca = load_certificate_file(self._layout.ca_cert, "CA certificate")
+        self._ca = load_ca_certificate(self._layout.ca_cert)
         self._allowed = frozenset(allowed) if allowed is not None else None
         self._missing_ok = allow_missing_revocations
         self._revocations()  # fail at start-up, not at the first connection
