@@ -1320,8 +1320,10 @@ class GrpcServerTransport:
         """Check every open session's identity again now; end and return those that fail.
 
         A session fails when its certificate has expired, when ``identify`` now raises
-        (revoked, or the revocation list became unreadable: fail closed) or when it
-        returns another name. The timer calls this every ``recheck_interval``; the
+        (revoked, or the revocation list no longer reads: fail closed; a
+        :class:`~secagg.transport.certs.PeerVerifier` bridges a list unreadable for a
+        moment with the last good one, so a hand edit does not end every session) or
+        when it returns another name. The timer calls this every ``recheck_interval``; the
         runtime may also call it, e.g. before sampling a round.
         """
         with self._lock:
