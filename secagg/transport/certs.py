@@ -853,7 +853,7 @@ class PeerVerifier:
             current = load_revocations(path, missing_ok=self._missing_ok)
         except (UnreadableRevocationList, MissingRevocationList) as exc:
             with self._lock:
-                if self._last_good is None:
+                if self._last_good is None or self._grace == 0:
                     raise
                 now = self._clock()
                 first = self._unreadable_since is None
