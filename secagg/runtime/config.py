@@ -340,6 +340,15 @@ class ServerSettings:
     # (session_burst = 0: no limit)
     session_burst: int = 10
     session_rate: float = 1.0
+    # connections, which hold a file descriptor before any certificate is seen: one whose
+    # TLS handshake is not done in handshake_timeout seconds is closed, one with no
+    # session for idle_connection_timeout seconds too, and at most max_connections are
+    # open at once (None: half the process's descriptors, at most 4096, at least two per
+    # party + 16; below that is refused: after a network cut a branch's new connection
+    # arrives while its half-open old one still counts)
+    handshake_timeout: float = 10.0
+    idle_connection_timeout: float = 60.0
+    max_connections: int | None = None
 
     def __post_init__(self) -> None:
         split_host_port(self.bind, "[server] bind", allow_any_port=True)
@@ -367,12 +376,37 @@ class ServerSettings:
             math.isfinite(self.session_rate) and self.session_rate > 0,
             "[server] session_rate must be a positive number of sessions a second",
         )
+        for key in ("handshake_timeout", "idle_connection_timeout"):
+            seconds = getattr(self, key)
+            _require(  # at most a day: gRPC takes milliseconds in a 32-bit integer
+                math.isfinite(seconds) and 0 < seconds <= 86400,
+                f"[server] {key} must be a positive number of seconds, at most 86400, "
+                f"not {seconds!r}",
+            )
+        _require(
+            self.max_connections is None or self.max_connections >= 1,
+            "[server] max_connections must be a positive integer (or left out: the default)",
+        )
         _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
         _require(self.exclude_after_accusers >= 2, "server.exclude_after_accusers must be >= 2")
         _require(
             self.bench_after_missed_rounds >= 0,
             "server.bench_after_missed_rounds must be >= 0 (0: never leave a branch out)",
         )
+
+
+#: connections above two per party that ``[server] max_connections`` must leave room
+#: for (the transport's default keeps the same margin): a key holder's, a monitoring
+#: probe's, a redial that races its own old connection
+CONNECTION_MARGIN = 16
+
+
+def min_connections(parties: int) -> int:
+    """The least ``[server] max_connections`` a federation of ``parties`` may set: two
+    per party (after a network cut a branch's new connection arrives while its
+    half-open old one still counts, until keepalive notices) plus
+    :data:`CONNECTION_MARGIN`."""
+    return 2 * parties + CONNECTION_MARGIN
 
 
 @dataclass(frozen=True)
@@ -471,6 +505,14 @@ class FederationConfig:
                 self.backend.value_bound >= self.dp.clip,
                 "backend.value_bound must be at least dp.clip (clipped updates must fit)",
             )
+        least = min_connections(len(self.parties))
+        _require(
+            self.server.max_connections is None or self.server.max_connections >= least,
+            f"[server] max_connections = {self.server.max_connections} is below two per "
+            f"party plus {CONNECTION_MARGIN} ({least} for {len(self.parties)} parties): after a "
+            "network cut a branch's new connection arrives while its old one still counts, "
+            "so the last branches would be refused; raise it or leave it out",
+        )
         self._refuse_a_round_that_cannot_run()
 
     def _refuse_a_round_that_cannot_run(self) -> None:

@@ -139,17 +139,28 @@ def server_transport(
     def identify(context: Any) -> str:
         return verifier.identify(context.auth_context()).name
 
+    capacity = session_capacity(config)
+    max_connections = config.server.max_connections
+    if max_connections is not None:
+        # the transport wants more connections than sessions; a cap the config allowed
+        # (min_connections: two per party + 16) still leaves a session for every party
+        # and the redial margin, so only session_capacity's floor of 100 gives way
+        capacity = min(capacity, max_connections - 1)
     transport = GrpcServerTransport(
         bind,
         server_credentials=certs.load_server_credentials(directory).to_grpc(),
         max_message_bytes=config.server.max_message_bytes,
         identify=identify,
-        max_clients=session_capacity(config),
+        max_clients=capacity,
         # what one branch may leave unread on the server: two of its largest messages
         max_queued_bytes=2 * config.server.max_message_bytes,
         # new sessions per identity: a branch churning sessions costs the others nothing
         session_burst=config.server.session_burst or None,
         session_rate=config.server.session_rate,
+        # connections before any certificate is seen: a flood of them is closed
+        handshake_timeout=config.server.handshake_timeout,
+        idle_connection_timeout=config.server.idle_connection_timeout,
+        max_connections=max_connections,
     )
     if start:
         transport.start()

@@ -73,7 +73,9 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Collection, Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,7 @@ from secagg.errors import ConfigurationError, CryptoError
 
 __all__ = [
     "CLIENT_NAME_PATTERN",
+    "REVOCATION_GRACE_SECONDS",
     "CaLayout",
     "CertificateStoreError",
     "ClientCredentials",
@@ -102,11 +105,13 @@ __all__ = [
     "RevocationList",
     "RevocationListError",
     "ServerCredentials",
+    "UnreadableRevocationList",
     "check_client_name",
     "check_key_pair",
     "client_uri",
     "fingerprint",
     "identify_peer",
+    "load_ca_certificate",
     "load_certificate_file",
     "load_client_credentials",
     "load_private_key_file",
@@ -121,6 +126,11 @@ _URI_PREFIX = "urn:secagg:client:"
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _REVOCATION_FORMAT = "secagg-revocations/1"
 _AUTH_CONTEXT_CERT_KEY = "x509_pem_cert"
+#: how long :class:`PeerVerifier` goes on with the last good revocation list while the
+#: file cannot be read (a hand edit rewriting it in place) before it fails closed: one
+#: re-check interval of the server's sessions, so an open session outlives at most one
+#: failed re-check, and the second ends it
+REVOCATION_GRACE_SECONDS = 30.0
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -143,6 +153,12 @@ class OwnCertificateUnusable(CertificateStoreError):
 
 class RevocationListError(CertificateStoreError):
     """The revocation list exists but does not parse; refusing to treat it as empty."""
+
+
+class UnreadableRevocationList(RevocationListError):
+    """The revocation list cannot be read, is not UTF-8 or is not JSON: what a file being
+    written in place looks like for a moment (a hand edit that is not an atomic rename).
+    :class:`PeerVerifier` bridges that with the last list it read, for a bounded time."""
 
 
 class MissingRevocationList(RevocationListError, MissingCertificate):
@@ -377,6 +393,44 @@ def load_certificate_file(path: Path, what: str) -> x509.Certificate:
         raise CertificateStoreError(f"{what} at {path} is not a PEM certificate") from exc
 
 
+def load_ca_certificate(path: Path) -> x509.Certificate:
+    """Read the federation's CA certificate (``ca.pem``): exactly one PEM certificate.
+
+    A file holding more than one is refused (:class:`CertificateStoreError`, one line),
+    not read as a bundle. Why one CA and not a bundle: the CA is the federation's one
+    authority on identity (whoever holds its key mints branches, and in the active
+    variant protocol identities), and a bundle trusts the union of its CAs for as long
+    as the file is left as it is. The usual reason to add a second CA is a rotation,
+    often because the old key is suspect: a bundle keeps that key trusted, silently,
+    until someone remembers to take it out. Before, only the first certificate was read
+    (and handed to gRPC), so a rotation bundle trusted only the old CA, with no word;
+    a rotation is instead a cut-over (docs/deployment.md: "Rotating the CA"). The
+    certificate must also be a CA certificate (basic constraints ``cA``), so a leaf
+    copied over ``ca.pem`` by mistake is named, not refused later as "another CA"."""
+    data = _read(path, "CA certificate")
+    try:
+        found = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise CertificateStoreError(f"CA certificate at {path} is not a PEM certificate") from exc
+    if len(found) != 1:
+        raise CertificateStoreError(
+            f"CA certificate at {path} holds {len(found)} certificates; a federation trusts "
+            "exactly one CA: keep only the current one (a CA rotation is a cut-over, see "
+            "'Rotating the CA' in docs/deployment.md)"
+        )
+    ca = found[0]
+    try:
+        is_ca = ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise CertificateStoreError(
+            f"CA certificate at {path} is not a CA certificate (no basic constraints cA=true): "
+            "a party's own certificate copied over ca.pem?"
+        )
+    return ca
+
+
 def _read_key_bytes(path: Path, what: str, *, allow_insecure_key_permissions: bool) -> bytes:
     """The key file's bytes, refused (:class:`InsecureKeyFile`) if group or others may
     read it. The mode is taken from the open file (``fstat``), so the bytes returned are
@@ -448,7 +502,7 @@ def _parse_revocations(text: str, where: str) -> RevocationList:
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RevocationListError(f"{where} is not valid JSON: {exc}") from exc
+        raise UnreadableRevocationList(f"{where} is not valid JSON: {exc}") from exc
     if not isinstance(body, dict) or body.get("format") != _REVOCATION_FORMAT:
         raise RevocationListError(f"{where} is not a {_REVOCATION_FORMAT} document")
     names, fps = body.get("names", []), body.get("fingerprints", [])
@@ -480,7 +534,7 @@ def load_revocations(source: Path | str, *, missing_ok: bool = True) -> Revocati
         raw = path.read_bytes()
     except OSError as exc:
         if not isinstance(exc, FileNotFoundError | NotADirectoryError):  # there, unreadable
-            raise RevocationListError(
+            raise UnreadableRevocationList(
                 f"revocation list at {path} cannot be read: {exc.strerror or exc}"
             ) from None
         if not missing_ok:
@@ -493,7 +547,7 @@ def load_revocations(source: Path | str, *, missing_ok: bool = True) -> Revocati
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RevocationListError(f"{path} is not UTF-8") from exc
+        raise UnreadableRevocationList(f"{path} is not UTF-8") from exc
     return _parse_revocations(text, str(path))
 
 
@@ -515,7 +569,7 @@ def load_server_credentials(
         allow_insecure_key_permissions=allow_insecure_key_permissions,
     )
     check_key_pair(cert, key, "server")
-    ca = load_certificate_file(layout.ca_cert, "CA certificate")
+    ca = load_ca_certificate(layout.ca_cert)
     return ServerCredentials(
         private_key=pem,
         certificate_chain=_read(layout.server_cert, "server certificate"),
@@ -632,7 +686,7 @@ def load_client_credentials(
         allow_insecure_key_permissions=allow_insecure_key_permissions,
     )
     check_key_pair(cert, private, f"client {name!r}")
-    root = load_certificate_file(ca_path, "CA certificate")
+    root = load_ca_certificate(ca_path)
     if check_self:
         check_own_certificate(cert, root, name, cert_path)
     return ClientCredentials(
@@ -750,7 +804,18 @@ class PeerVerifier:
     The CA certificate is read once; the revocation list is re-read on every call (it is a
     few hundred bytes), so ``secagg certs revoke`` takes effect without restarting the server
     (and, since the transport re-identifies open sessions, ends a revoked branch's session).
-    If the list becomes unreadable, calls raise :class:`RevocationListError`: fail closed.
+    If the list becomes unreadable, calls raise :class:`RevocationListError`: fail closed,
+    but not at once. A list that cannot be read, is missing or is not JSON
+    (:class:`UnreadableRevocationList`, :class:`MissingRevocationList`) is what a hand edit
+    that rewrites the file in place looks like for a moment; failing closed at once ended
+    every open session and the round in flight (transport review, 2026-12-05). So for up
+    to ``revocation_grace`` seconds from the first such read the last list that read is
+    used (logged at WARNING once; every call reads again, so the first good read ends
+    it), and after that every call raises. Nothing is lost by it: that list is the one
+    in force until the edit began. A list that parses as JSON but is not a revocation
+    list (another document put in its place) raises at once, and forgets the last good
+    list, so no grace follows it. At construction there is no last good list: an
+    unreadable list at start is fatal.
 
     The list must exist: construction raises :class:`MissingRevocationList` without it, so a
     server with a misplaced list fails at start-up rather than admitting everyone, and a list
@@ -764,15 +829,60 @@ class PeerVerifier:
         *,
         allowed: Collection[str] | None = None,
         allow_missing_revocations: bool = False,
+        revocation_grace: float = REVOCATION_GRACE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not revocation_grace >= 0:
+            raise ConfigurationError("revocation_grace must be zero or more seconds")
         self._layout = CaLayout(Path(directory))
-        self._ca = load_certificate_file(self._layout.ca_cert, "CA certificate")
+        self._ca = load_ca_certificate(self._layout.ca_cert)
         self._allowed = frozenset(allowed) if allowed is not None else None
         self._missing_ok = allow_missing_revocations
+        self._grace = revocation_grace
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_good: RevocationList | None = None
+        self._unreadable_since: float | None = None  # first failed read of this episode
         self._revocations()  # fail at start-up, not at the first connection
 
     def _revocations(self) -> RevocationList:
-        return load_revocations(self._layout.revocations, missing_ok=self._missing_ok)
+        """The list in force: read now, or the last good one while a read failure is
+        younger than the grace (see the class docstring)."""
+        path = self._layout.revocations
+        try:
+            current = load_revocations(path, missing_ok=self._missing_ok)
+        except (UnreadableRevocationList, MissingRevocationList) as exc:
+            with self._lock:
+                if self._last_good is None or self._grace == 0:
+                    raise
+                now = self._clock()
+                first = self._unreadable_since is None
+                if first:
+                    self._unreadable_since = now
+                assert self._unreadable_since is not None
+                if now - self._unreadable_since >= self._grace:
+                    raise RevocationListError(
+                        f"{exc} (for {self._grace:g} s or more: failing closed)"
+                    ) from exc
+                if first:
+                    logger.warning(
+                        "%s; using the last list read for less than %g s, then every "
+                        "peer is refused",
+                        exc,
+                        self._grace,
+                    )
+                return self._last_good
+        except RevocationListError:
+            with self._lock:
+                self._last_good = None  # not a revocation list: no grace follows it
+                self._unreadable_since = None
+            raise
+        with self._lock:
+            if self._unreadable_since is not None:
+                logger.info("revocation list at %s reads again", path)
+            self._last_good = current
+            self._unreadable_since = None
+        return current
 
     def identify(self, peer: Mapping[str, Any] | bytes | str | x509.Certificate) -> ClientIdentity:
         """Identify a peer against the CA, the current revocation list and the roster."""

@@ -202,6 +202,7 @@ import queue
 import re
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -299,12 +300,34 @@ _PEER_CERT_KEY: Final = "x509_pem_cert"
 # in-process transport and defined in secagg.transport.base; importing them from here works.
 
 
+#: the most characters of a status text a :class:`TransportClosed` keeps (the server's
+#: own are under 100: "client identity not accepted", the throttle's retry hint)
+MAX_STATUS_TEXT: Final = 200
+
+
+def _status_line(details: object) -> str:
+    """``details`` as one printable line of at most :data:`MAX_STATUS_TEXT` characters:
+    every control, format (bidirectional override), surrogate, private-use or
+    unassigned character is a space, runs of spaces are one.
+
+    Why: a status text is the other party's words (the server's, to a client), and it
+    goes into the client's error, which a branch logs and the CLI prints. Only the
+    authenticated server can send one, but the names a served certificate carries were
+    bounded for the same reason (77af038): a newline forges a log line, an ANSI escape
+    paints the operator's terminal, a U+202E reorders what they read, and a megabyte of
+    text is a megabyte in every log line that quotes it."""
+    text = details if isinstance(details, str) else str(details or "")
+    clean = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    return " ".join(clean.split())[:MAX_STATUS_TEXT].rstrip()
+
+
 class TransportClosed(NotConnected):
-    """The session ended; ``code`` and ``details`` are the gRPC status that ended it."""
+    """The session ended; ``code`` and ``details`` are the gRPC status that ended it
+    (``details`` made one bounded printable line by :func:`_status_line`)."""
 
     def __init__(self, code: grpc.StatusCode | None, details: str | None) -> None:
         self.code = code
-        self.details = details or ""
+        self.details = _status_line(details)
         name = code.name if code is not None else "UNKNOWN"
         super().__init__(f"session closed ({name}): {self.details}")
 
@@ -1297,8 +1320,10 @@ class GrpcServerTransport:
         """Check every open session's identity again now; end and return those that fail.
 
         A session fails when its certificate has expired, when ``identify`` now raises
-        (revoked, or the revocation list became unreadable: fail closed) or when it
-        returns another name. The timer calls this every ``recheck_interval``; the
+        (revoked, or the revocation list no longer reads: fail closed; a
+        :class:`~secagg.transport.certs.PeerVerifier` bridges a list unreadable for a
+        moment with the last good one, so a hand edit does not end every session) or
+        when it returns another name. The timer calls this every ``recheck_interval``; the
         runtime may also call it, e.g. before sampling a round.
         """
         with self._lock:

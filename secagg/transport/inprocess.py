@@ -42,11 +42,17 @@ class InProcessHub:
 
     # server side
     def send(self, name: str, payload: bytes) -> None:
+        """Queue ``payload`` to ``name``'s open session; raises NotConnected if none.
+
+        Checked and queued under one hold of the lock: checked, released, then queued,
+        a session that ended in between got the message after its end marker, and the
+        server believed a message sent that no one would read."""
+        data = bytes(payload)
         with self._lock:
             inbox = self._to_client.get(name)
-        if inbox is None:
-            raise NotConnected(f"client {name!r} is not connected")
-        inbox.put(bytes(payload))
+            if inbox is None:
+                raise NotConnected(f"client {name!r} is not connected")
+            inbox.put(data)  # unbounded: never blocks while the lock is held
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
         try:
@@ -97,22 +103,36 @@ class _InProcessClient:
         self.session = session
 
     def _inbox(self) -> queue.Queue[bytes]:
-        with self._hub._lock:
-            inbox = self._hub._to_client.get(self.name)
-            if inbox is None or self._hub._session_ids.get(self.name) != self.session:
-                raise NotConnected(f"client {self.name!r} is disconnected")
-            return inbox
+        """This session's inbox; raises NotConnected once the session ended.
+        The caller holds the hub's lock."""
+        inbox = self._hub._to_client.get(self.name)
+        if inbox is None or self._hub._session_ids.get(self.name) != self.session:
+            raise NotConnected(f"client {self.name!r} is disconnected")
+        return inbox
 
     def send(self, payload: bytes) -> None:
-        self._inbox()  # a send on an ended session raises, as over gRPC
-        self._hub._to_server.put((self.name, bytes(payload)))
+        """Queue ``payload`` to the server; raises NotConnected once the session ended
+        (as over gRPC).
+
+        Checked and queued under one hold of the hub's lock: checked, released, then
+        queued, a message of a session that ended in between (the server had dropped
+        the client, or a newer session of the same name had opened) reached the server
+        after that end, under the name it now gives to someone else."""
+        data = bytes(payload)
+        with self._hub._lock:
+            self._inbox()
+            self._hub._to_server.put((self.name, data))  # unbounded: never blocks
+
+    def _checked_inbox(self) -> queue.Queue[bytes]:
+        with self._hub._lock:
+            return self._inbox()
 
     def receive(self, timeout: float | None) -> bytes | None:
-        inbox = self._inbox()
+        inbox = self._checked_inbox()
         try:
             payload = inbox.get(timeout=timeout)
         except queue.Empty:
-            self._inbox()  # ended while waiting: say so rather than "nothing yet"
+            self._checked_inbox()  # ended while waiting: say so rather than "nothing yet"
             return None
         if payload is _ENDED:
             inbox.put(_ENDED)  # every later call raises too

@@ -704,15 +704,41 @@ def test_revoking_a_branch_ends_its_open_session(own_ca: Path) -> None:
 def test_recheck_sessions_on_demand_and_a_lost_revocation_list_fails_closed(
     own_ca: Path,
 ) -> None:
-    server = _transport(own_ca, recheck_interval=None)
+    """A list unreadable for a moment (a hand edit rewriting it in place) keeps the open
+    sessions on the last good list; one that stays unreadable past the verifier's grace
+    ends them (fail closed). The verifier's clock is injected: no sleeps."""
+    now = [0.0]
+    verifier = certs.PeerVerifier(own_ca, revocation_grace=30.0, clock=lambda: now[0])
+    server = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=certs.load_server_credentials(own_ca).to_grpc(),
+        max_message_bytes=MAX_MESSAGE,
+        identify=lambda context: verifier.identify(context.auth_context()).name,
+        recheck_interval=None,
+    )
+    server.start()
+    listing = own_ca / "revoked.json"
+    good = listing.read_bytes()
     try:
         with _client(own_ca, server, "branch-a") as client:
             client.connect(timeout=60)
             assert server.recheck_sessions() == []
-            (own_ca / "revoked.json").unlink()
+            listing.write_bytes(good[: len(good) // 2])  # an edit half-way
+            assert server.recheck_sessions() == []  # the last good list holds
+            listing.unlink()
+            now[0] = 29.0
+            assert server.recheck_sessions() == []
+            listing.write_bytes(good)  # the edit is done
+            assert server.recheck_sessions() == []
+            _echo_once(server, client, b"the session went on")
+            listing.unlink()  # and now lost for good
+            now[0] = 100.0
+            assert server.recheck_sessions() == []  # a new episode's grace begins
+            now[0] = 130.5
             assert server.recheck_sessions() == ["branch-a"]
             event = _wait_event(server, lambda e: isinstance(e, Disconnected))
             assert "revocation list not found" in event.reason
+            assert "failing closed" in event.reason
     finally:
         server.stop(grace=1.0)
 

@@ -398,7 +398,8 @@ def test_refusal_is_logged_without_secrets(ca_dir: Path, caplog: pytest.LogCaptu
 def test_missing_revocation_list_is_a_server_error_unless_allowed(ca_dir: Path) -> None:
     """M4: a server must not read a missing list as "nothing revoked" (fail open)."""
     pem = issue_client(ca_dir, "branch-a").certificate.read_bytes()
-    verifier = PeerVerifier(ca_dir)
+    # no grace: a deleted list is refused after it otherwise (test_revocation_grace.py)
+    verifier = PeerVerifier(ca_dir, revocation_grace=0)
     (ca_dir / "revoked.json").unlink()
     assert load_revocations(ca_dir) == RevocationList()  # the CA tooling and branches
     with pytest.raises(MissingRevocationList, match="secagg certs init"):
@@ -425,7 +426,9 @@ def test_missing_revocation_list_is_a_server_error_unless_allowed(ca_dir: Path) 
 )
 def test_malformed_revocation_list_fails_closed(ca_dir: Path, content: bytes) -> None:
     pem = issue_client(ca_dir, "branch-a").certificate.read_bytes()
-    verifier = PeerVerifier(ca_dir)
+    # no grace: a list that does not read is bridged for a while otherwise (a hand edit
+    # rewriting it in place), see tests/transport/test_revocation_grace.py
+    verifier = PeerVerifier(ca_dir, revocation_grace=0)
     (ca_dir / "revoked.json").write_bytes(content)
     with pytest.raises(RevocationListError):
         load_revocations(ca_dir)
