@@ -1,0 +1,156 @@
+"""``secagg simulate``'s figures, read by a sceptical auditor: every ε shown is at least
+the ε its run folder records (rounded up), every noise figure at most the noise added
+(rounded down), and every sentence about the run says what happened (hostile review of
+the report, 2026-12-05)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from secagg.apps.cli import main
+from secagg.apps.simulation.config import SimulationConfig
+
+#: two branches, a few hundred rows: the smallest federation simulate accepts
+TINY = ["--branches", "2", "--rounds", "1", "--local-epochs", "1", "--batch-size", "64"]
+TINY += ["--train-rows", "300", "--test-rows", "100", "--dropout", "0", "--quiet"]
+
+
+def _table_epsilons(output: str) -> dict[str, str]:
+    """setting -> the ε cell of the console table (its first line: the unit wraps)."""
+    cells = {}
+    for line in output.splitlines():
+        parts = [part.strip() for part in line.split("│")]
+        if len(parts) > 8 and parts[1] and not parts[1].startswith("setting"):
+            cells[parts[1]] = parts[7]
+    return cells
+
+
+def test_the_console_table_never_shows_an_epsilon_below_the_one_spent(tmp_path: Path) -> None:
+    """The console table rounded ε to the nearest: the default run printed "2.99" for
+    the 2.9947 its report.md shows as 3.00, and "0.62" for the feature statistics'
+    0.6200045 (report.md: 0.621), below what was spent."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["simulate", *TINY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "summary.json").read_text())["table"]
+    cells = _table_epsilons(result.output)
+    assert set(cells) == {row["setting"] for row in table}, cells
+    for row in table:
+        cell = cells[row["setting"]]
+        if row["epsilon"] == "inf":
+            assert cell == "∞"
+            continue
+        assert float(cell) >= row["epsilon"], (row["setting"], cell, row["epsilon"])
+        assert float(cell) - row["epsilon"] < 0.01
+
+
+def _client_level_report(tmp_path: Path, server: dict[str, Any], **changes: Any) -> str:
+    """report.md of a client-level run whose server recorded ``server``."""
+    from secagg.apps.simulation.report import write_run_folder
+    from secagg.apps.simulation.runner import SimulationResult
+
+    names = ("branch-01", "branch-02", "branch-03")
+    metrics = {"auprc": 0.5, "roc_auc": 0.9}
+    config = SimulationConfig(
+        branches=3, rounds=1, train_rows=600, unit="client", mechanism="central", **changes
+    )
+
+    def setting(epsilon: float | None) -> dict[str, Any]:
+        return {
+            "pooled": metrics,
+            "branches": dict.fromkeys(names, metrics),
+            "mean_branch_auprc": 0.5,
+            "epsilon": epsilon,
+            "epsilon_unit": "branch" if epsilon is not None else None,
+            "bytes_sent_per_branch_per_round": 0,
+            "seconds_per_round": None,
+        }
+
+    fed = setting(2.9999)
+    fed.update(rounds_completed=1, rounds_aborted=0, rounds_released=[1])
+    result = SimulationResult(
+        config=config,
+        branches=[
+            {"name": n, "train_rows": 200, "train_frauds": 4, "test_rows": 100, "test_frauds": 2}
+            for n in names
+        ],
+        rounds=[
+            {
+                "round": 1,
+                "status": "complete",
+                "reason": None,
+                "contributed": list(names),
+                "dropped": [],
+                "seconds": 1.0,
+                "pooled": metrics,
+                "mean_branch_auprc": 0.5,
+                "branch_auprc": dict.fromkeys(names, 0.5),
+                "branches": dict.fromkeys(names, metrics),
+                "epsilon_client_level": 2.9999,
+                "epsilon_record_level": {},
+                "epsilon": 2.9999,
+                "epsilon_this_run": 2.9999,
+                "bytes_sent": dict.fromkeys(names, 100),
+                "bytes_received": dict.fromkeys(names, 100),
+            }
+        ],
+        settings={
+            "local-only": setting(None),
+            "federated (secagg+)": fed,
+            "centralized (non-private)": setting(float("inf")),
+        },
+        feature_statistics={"source": "public", "origin": "reference sample"},
+        privacy={"mechanism": server["mechanism"], "server": server},
+    )
+    write_run_folder(result, tmp_path / "run")
+    return (tmp_path / "run" / "report.md").read_text()
+
+
+def test_the_client_level_table_rounds_noise_down_and_costs_up(tmp_path: Path) -> None:
+    """The client-level table printed z to the nearest ("1.967" for the 1.9666 that
+    ``--unit client --branches 4 --rounds 2`` ran: more noise than was added) and the
+    clip, δ and budget in ``g`` style (a clip of 1.0000011 read "1", below it), where the
+    record-level tables round each toward the safe side."""
+    server = {
+        "mechanism": "central",
+        "noise_multiplier": 1.966612413102887,
+        "clip": 1.0000011,
+        "delta": 1.0000001e-5,
+        "accountant": "pld",
+        "sample_rate": 1.0,
+        "expected_clients": 3.0,
+        "epsilon_budget": 3.0000004,
+    }
+    report = _client_level_report(tmp_path, server)
+    row = next(line for line in report.splitlines() if line.startswith("| central |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "1.966"  # z, down
+    assert cells[2] == "1.00001"  # clip C, up
+    assert cells[4] == "1.00001e-05"  # δ, up
+    assert cells[-1] == "ε ≤ 3.00001"  # the budget, up
+
+
+def test_a_run_without_a_target_states_its_noise_multiplier_rounded_down(
+    tmp_path: Path,
+) -> None:
+    """``--noise-multiplier 1.2345678`` was said "z = 1.23457" in report.md's first line
+    and "noise multiplier 1.23457, no target" on the privacy line: more than ran."""
+    noise = 1.2345678
+    server = {
+        "mechanism": "central",
+        "noise_multiplier": noise,
+        "clip": 1.0,
+        "delta": 1e-5,
+        "accountant": "pld",
+        "sample_rate": 1.0,
+        "expected_clients": 3.0,
+        "epsilon_budget": None,
+    }
+    report = _client_level_report(tmp_path, server, epsilon=None, noise_multiplier=noise)
+    assert "z = 1.23456," in report.splitlines()[2]
+    assert "1.23457" not in report
+    assert "noise multiplier 1.23456, no target" in report
