@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
@@ -154,3 +155,49 @@ def test_a_run_without_a_target_states_its_noise_multiplier_rounded_down(
     assert "z = 1.23456," in report.splitlines()[2]
     assert "1.23457" not in report
     assert "noise multiplier 1.23456, no target" in report
+
+
+def _seed_settings(*, local_diverged: bool = False) -> dict[str, dict[str, Any]]:
+    """One seed's settings as a run holds them: a table without fraud amounts (NaN),
+    the federation's last rounds and a baseline without rounds."""
+    nan = float("nan")
+
+    def setting(auprc: float, **extra: Any) -> dict[str, Any]:
+        pooled = {"auprc": auprc, "roc_auc": 0.9, "fraud_amount_caught_at_top_05pct": nan}
+        return {"pooled": pooled, "mean_branch_auprc": auprc, **extra}
+
+    return {
+        "local-only": setting(nan if local_diverged else 0.4, diverged=local_diverged),
+        "federated (secagg+)": setting(
+            0.5, last_rounds={"rounds": [1], "auprc": 0.5, "mean_branch_auprc": 0.5}
+        ),
+        "centralized (non-private)": setting(0.6),
+    }
+
+
+def test_an_experiment_counts_as_diverged_only_the_models_that_diverged() -> None:
+    """experiment.json said every seed of local-only, centralized and prior only had
+    diverged in the "AUPRC, last rounds" column (a baseline has no rounds), and every
+    seed of every setting in the fraud-amount column of a table without amounts: each
+    figure a setting does not have was counted as a diverged model."""
+    from types import SimpleNamespace
+
+    from secagg.apps.simulation.experiment import ExperimentResult, headline_values
+
+    experiment = ExperimentResult(config=SimulationConfig(), seeds=[0, 1, 2])
+    for seed in experiment.seeds:
+        run = SimpleNamespace(settings=_seed_settings(local_diverged=seed == 2))
+        experiment.per_seed[seed] = headline_values(run)  # type: ignore[arg-type]
+    summary = experiment.summary()
+    for setting in ("local-only", "centralized (non-private)"):
+        assert "last_rounds_auprc" not in summary[setting]
+    assert summary["federated (secagg+)"]["last_rounds_auprc"].n == 3
+    for setting in ("federated (secagg+)", "centralized (non-private)"):
+        assert "fraud_amount_caught_at_top_05pct" not in summary[setting], setting
+    # the diverged local-only model has no figure in any column: that seed alone counts
+    amount = summary["local-only"]["fraud_amount_caught_at_top_05pct"]
+    assert (amount.n, amount.diverged) == (0, 1)
+    # a model that did diverge is still counted, never averaged away
+    local = summary["local-only"]["auprc"]
+    assert (local.n, local.diverged, local.mean) == (2, 1, pytest.approx(0.4))
+    assert summary["centralized (non-private)"]["auprc"].diverged == 0
