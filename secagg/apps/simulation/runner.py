@@ -1072,6 +1072,11 @@ def scored(test_scores: dict[str, np.ndarray], branches: list[BranchData]) -> di
         None if any(a is None for a in amounts) else np.concatenate(amounts),  # type: ignore[arg-type]
     ).as_dict()
     auprcs = [m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])]
+    # a branch without a test fraud has no AUPRC and is left out of the mean; a branch
+    # whose model diverged leaves it undefined: the mean of the others read as all of
+    # theirs (local-only "diverged" in every pooled column beside a branch mean of 0.006)
+    if any(m.get("diverged") for m in per_branch.values()):
+        auprcs = []
     return {
         "pooled": pooled,
         "diverged": pooled["diverged"],

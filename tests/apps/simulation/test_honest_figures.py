@@ -201,3 +201,37 @@ def test_an_experiment_counts_as_diverged_only_the_models_that_diverged() -> Non
     local = summary["local-only"]["auprc"]
     assert (local.n, local.diverged, local.mean) == (2, 1, pytest.approx(0.4))
     assert summary["centralized (non-private)"]["auprc"].diverged == 0
+
+
+def test_a_branch_mean_with_a_diverged_branch_model_reads_diverged() -> None:
+    """``--mechanism off --learning-rate 100 --server-learning-rate 100 --prior none``:
+    branch-01's local-only model diverged, and the local-only row read "diverged" in
+    every pooled column but 0.006 under "mean of branch AUPRCs": the mean of the other
+    two branches, as if it were all three's."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from secagg.apps.simulation.report import metric_cell
+    from secagg.apps.simulation.runner import scored
+
+    labels = np.array([0, 0, 1, 0, 1, 0, 0, 1], dtype=np.float32)
+    branches = [
+        SimpleNamespace(name=name, y_test=labels, amount_test=None)
+        for name in ("branch-01", "branch-02", "branch-03")
+    ]
+    finite = np.linspace(0.1, 0.9, labels.size)
+    local = scored(
+        {
+            "branch-01": np.full(labels.size, np.nan),
+            "branch-02": finite,
+            "branch-03": finite[::-1].copy(),
+        },
+        branches,  # type: ignore[arg-type]
+    )
+    assert local["diverged"]
+    row = {"mean_branch_auprc": local["mean_branch_auprc"], "diverged": local["diverged"]}
+    assert metric_cell(row, "mean_branch_auprc") == "diverged"
+    # without a diverged model the mean is the plain mean of the branches' own AUPRCs
+    healthy = scored({"branch-01": finite, "branch-02": finite, "branch-03": finite}, branches)  # type: ignore[arg-type]
+    assert healthy["mean_branch_auprc"] == pytest.approx(healthy["branches"]["branch-01"]["auprc"])
