@@ -235,3 +235,20 @@ def test_a_branch_mean_with_a_diverged_branch_model_reads_diverged() -> None:
     # without a diverged model the mean is the plain mean of the branches' own AUPRCs
     healthy = scored({"branch-01": finite, "branch-02": finite, "branch-03": finite}, branches)  # type: ignore[arg-type]
     assert healthy["mean_branch_auprc"] == pytest.approx(healthy["branches"]["branch-01"]["auprc"])
+
+
+@pytest.mark.parametrize(("branches", "dropout"), [(3, 0.05), (2, 0.05), (3, 0.3), (2, 0.001)])
+def test_the_whole_cohort_note_s_up_to_is_not_below_the_chance(
+    branches: int, dropout: float
+) -> None:
+    """ "up to 14 % of rounds abort" for 3 branches at --dropout 0.05, whose chance is
+    1 - 0.95 ** 3 = 14.26 %: an upper bound shown below the figure it bounds."""
+    import re
+
+    from secagg.apps.simulation.runner import whole_cohort_notes
+
+    config = SimulationConfig(branches=branches, dropout=dropout)
+    (note,) = whole_cohort_notes(config, [{"status": "complete"}])
+    shown = float(re.search(r"up to ([0-9.]+) % of rounds abort", note).group(1))  # type: ignore[union-attr]
+    chance = 100 * (1 - (1 - dropout) ** branches)
+    assert chance <= shown < chance + 0.1
