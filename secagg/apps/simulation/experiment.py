@@ -131,6 +131,7 @@ class ExperimentResult:
         ratio, and how many branch comparisons hold within their intervals."""
         fed = [self._value(s, "federated", "auprc") for s in self.seeds]
         central = [self._value(s, "centralized", "auprc") for s in self.seeds]
+        both = [s for s, f, c in zip(self.seeds, fed, central, strict=True) if _finite(f, c)]
         finite = [(f, c) for f, c in zip(fed, central, strict=True) if _finite(f, c)]
         ratio_of_means = (
             float(np.mean([f for f, _ in finite]) / np.mean([c for _, c in finite]))
@@ -141,6 +142,8 @@ class ExperimentResult:
         judged = [v for per in self.verdicts.values() for v in per.values() if v["judged"]]
         return {
             "mean_ratio": ratio_of_means,
+            # the seeds the means of mean_ratio are over: those where both have a figure
+            "mean_ratio_seeds": both,
             "worst_ratio": min(ratios) if len(ratios) == len(self.seeds) else math.nan,
             "diverged_seeds": [
                 s
@@ -173,6 +176,15 @@ def _ratio_text(ratio: float) -> str:
     """A headline ratio, or why there is none: a seed without a ratio (untrained, or a
     model that diverged) leaves no worst seed and no figure to print as "nan"."""
     return f"{ratio:.3f}" if math.isfinite(ratio) else "none (a seed has no ratio, below)"
+
+
+def _ratio_seeds_text(result: ExperimentResult, seeds: list[int]) -> str:
+    """Which seeds the ratio of means is over, when not every seed: with one seed's
+    federation diverged, the ratio was over the others while the table's centralized
+    mean is over all of them, and a reader dividing the table's means could not find it."""
+    if not seeds or len(seeds) == len(result.seeds):
+        return ""
+    return f" over seeds {seed_span(seeds)}, the seeds where both have a figure"
 
 
 def _seed_ratio_text(ratio: float, untrained: bool) -> str:
@@ -405,7 +417,9 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"- Federated / centralized AUPRC (means): **{_ratio_text(head['mean_ratio'])}**; "
+        f"- Federated / centralized AUPRC (means): **{_ratio_text(head['mean_ratio'])}**"
+        + _ratio_seeds_text(result, head["mean_ratio_seeds"])
+        + "; "
         f"worst seed **{_ratio_text(head['worst_ratio'])}**; per seed: "
         + ", ".join(
             f"{s}: {_seed_ratio_text(r, s in result.untrained_seeds)}"

@@ -252,3 +252,29 @@ def test_the_whole_cohort_note_s_up_to_is_not_below_the_chance(
     shown = float(re.search(r"up to ([0-9.]+) % of rounds abort", note).group(1))  # type: ignore[union-attr]
     chance = 100 * (1 - (1 - dropout) ** branches)
     assert chance <= shown < chance + 0.1
+
+
+def test_the_ratio_of_means_names_the_seeds_it_is_over() -> None:
+    """With seed 1's federation diverged, "Federated / centralized AUPRC (means): 0.710"
+    was the ratio over seeds 0 and 2, while the table above it gives centralized's mean
+    over all three (0.550 / 0.750 = 0.733): a reader dividing the table's means could
+    not find the headline's figure."""
+    import math
+
+    from secagg.apps.simulation.experiment import ExperimentResult, experiment_lines
+
+    result = ExperimentResult(config=SimulationConfig(seeds=3), seeds=[0, 1, 2])
+    fed, central = "federated (secagg+)", "centralized (non-private)"
+    for seed, (f, c) in {0: (0.5, 0.8), 1: (math.nan, 0.7), 2: (0.6, 0.75)}.items():
+        result.per_seed[seed] = {fed: {"auprc": f}, central: {"auprc": c}}
+        result.ratios[seed] = f / c
+        result.verdicts[seed] = {}
+        result.seconds[seed] = 1.0
+    line = next(x for x in experiment_lines(result) if "(means)" in x)
+    assert "**0.710**" in line
+    assert "over seeds 0, 2, the seeds where both have a figure" in line
+    # every seed with both figures: nothing to add
+    result.per_seed[1][fed]["auprc"] = 0.55
+    result.ratios[1] = 0.55 / 0.7
+    line = next(x for x in experiment_lines(result) if "(means)" in x)
+    assert "the seeds where both" not in line
