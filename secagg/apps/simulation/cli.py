@@ -700,6 +700,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         divergence_lines,
         fmt,
         fmt_bytes,
+        fmt_epsilon,
         metric_cell,
         privacy_lines,
         rounds_run,
@@ -718,7 +719,10 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
             column, justify="left" if column == "setting" else "right", no_wrap=column == "setting"
         )
     for row in summary_rows(result):
-        eps = fmt(row["epsilon"], 2) + (f" ({row['epsilon_unit']})" if row["epsilon_unit"] else "")
+        # rounded up, as report.md's: to the nearest, the default run's 2.9947 read 2.99
+        eps = fmt_epsilon(row["epsilon"], 2) + (
+            f" ({row['epsilon_unit']})" if row["epsilon_unit"] else ""
+        )
         table.add_row(
             row["setting"],
             *(metric_cell(row, column) for column in COLUMNS),

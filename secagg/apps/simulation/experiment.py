@@ -63,8 +63,9 @@ class ExperimentResult:
 
     config: SimulationConfig
     seeds: list[int]
-    #: seed -> setting -> metric -> value
-    per_seed: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    #: seed -> setting -> metric -> value (None: a figure the setting has not, see
+    #: :func:`headline_values`; NaN: a diverged model's)
+    per_seed: dict[int, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     #: seed -> federated AUPRC / centralized AUPRC
     ratios: dict[int, float] = field(default_factory=dict)
     #: seed -> branch -> verdict of federated against local-only
@@ -110,18 +111,19 @@ class ExperimentResult:
             out[setting] = {}
             for metric in EXPERIMENT_METRICS:
                 values = [
-                    self.per_seed[s][setting].get(metric, math.nan)
+                    self.per_seed[s][setting].get(metric)
                     for s in self.seeds
                     if setting in self.per_seed.get(s, {})
                     # an untrained federation has no figure, and did not diverge either:
                     # it is listed on its own line (counted "diverged" before)
                     and not (setting.startswith("federated") and s in self.untrained_seeds)
                 ]
-                if all(v is None for v in values):
+                # None: a figure this setting does not have in that seed (see
+                # headline_values), neither averaged nor counted as diverged
+                known = [float(v) for v in values if v is not None]
+                if not known:
                     continue
-                out[setting][metric] = summarise(
-                    [math.nan if v is None else float(v) for v in values]
-                )
+                out[setting][metric] = summarise(known)
         return out
 
     def headline(self) -> dict[str, Any]:
@@ -129,6 +131,7 @@ class ExperimentResult:
         ratio, and how many branch comparisons hold within their intervals."""
         fed = [self._value(s, "federated", "auprc") for s in self.seeds]
         central = [self._value(s, "centralized", "auprc") for s in self.seeds]
+        both = [s for s, f, c in zip(self.seeds, fed, central, strict=True) if _finite(f, c)]
         finite = [(f, c) for f, c in zip(fed, central, strict=True) if _finite(f, c)]
         ratio_of_means = (
             float(np.mean([f for f, _ in finite]) / np.mean([c for _, c in finite]))
@@ -139,6 +142,8 @@ class ExperimentResult:
         judged = [v for per in self.verdicts.values() for v in per.values() if v["judged"]]
         return {
             "mean_ratio": ratio_of_means,
+            # the seeds the means of mean_ratio are over: those where both have a figure
+            "mean_ratio_seeds": both,
             "worst_ratio": min(ratios) if len(ratios) == len(self.seeds) else math.nan,
             "diverged_seeds": [
                 s
@@ -173,6 +178,15 @@ def _ratio_text(ratio: float) -> str:
     return f"{ratio:.3f}" if math.isfinite(ratio) else "none (a seed has no ratio, below)"
 
 
+def _ratio_seeds_text(result: ExperimentResult, seeds: list[int]) -> str:
+    """Which seeds the ratio of means is over, when not every seed: with one seed's
+    federation diverged, the ratio was over the others while the table's centralized
+    mean is over all of them, and a reader dividing the table's means could not find it."""
+    if not seeds or len(seeds) == len(result.seeds):
+        return ""
+    return f" over seeds {seed_span(seeds)}, the seeds where both have a figure"
+
+
 def _seed_ratio_text(ratio: float, untrained: bool) -> str:
     if math.isfinite(ratio):
         return f"{ratio:.3f}"
@@ -188,19 +202,31 @@ def _ordered(settings: set[str]) -> list[str]:
     return sorted(settings, key=lambda s: (rank.get(s, 2), s))
 
 
-def headline_values(result: SimulationResult) -> dict[str, dict[str, float]]:
+def headline_values(result: SimulationResult) -> dict[str, dict[str, float | None]]:
     """setting -> metric -> value for one seed's run (pooled metrics, the branch mean,
-    and the federation's average over its last rounds)."""
-    out: dict[str, dict[str, float]] = {}
+    and the federation's average over its last rounds).
+
+    NaN is kept for a figure a diverged model left undefined, which the summary counts
+    as diverged; a figure the setting does not have is None (a baseline has no rounds to
+    average, a table without amounts no fraud amount, a test set without a fraud no
+    AUPRC), which the summary leaves out. Why: every NaN was counted "diverged", so
+    experiment.json said every seed of local-only, centralized and prior only had
+    diverged in the last rounds' column (hostile review, 2026-12-05)."""
+    out: dict[str, dict[str, float | None]] = {}
     for setting, values in result.settings.items():
         pooled = values.get("pooled") or {}
-        row = {metric: pooled.get(metric, math.nan) for metric in EXPERIMENT_METRICS}
-        row["mean_branch_auprc"] = values.get("mean_branch_auprc", math.nan)
-        last = values.get("last_rounds")
-        row["last_rounds_auprc"] = last["auprc"] if last else math.nan
+        row = {metric: pooled.get(metric) for metric in EXPERIMENT_METRICS}
+        row["mean_branch_auprc"] = values.get("mean_branch_auprc")
+        last = values.get("last_rounds")  # only the federation has rounds
+        row["last_rounds_auprc"] = last["auprc"] if last else None
         if values.get("untrained"):  # the starting model's figures: no result to average
-            row = dict.fromkeys(row, math.nan)
-        out[setting] = {k: (math.nan if v is None else float(v)) for k, v in row.items()}
+            out[setting] = dict.fromkeys(row, math.nan)
+            continue
+        diverged = bool(values.get("diverged"))
+        out[setting] = {
+            k: (None if v is None or (math.isnan(float(v)) and not diverged) else float(v))
+            for k, v in row.items()
+        }
     return out
 
 
@@ -277,7 +303,7 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
     result.per_seed[seed] = values
     fed = next((v for k, v in values.items() if k.startswith("federated")), {})
     central = values.get("centralized (non-private)", {})
-    f, c = fed.get("auprc", math.nan), central.get("auprc", math.nan)
+    f, c = (math.nan if v is None else v for v in (fed.get("auprc"), central.get("auprc")))
     result.ratios[seed] = f / c if _finite(f, c) and c > 0 else math.nan
     if any(v.get("untrained") for k, v in run.settings.items() if k.startswith("federated")):
         from secagg.apps.simulation.report import no_round_completed
@@ -391,7 +417,9 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"- Federated / centralized AUPRC (means): **{_ratio_text(head['mean_ratio'])}**; "
+        f"- Federated / centralized AUPRC (means): **{_ratio_text(head['mean_ratio'])}**"
+        + _ratio_seeds_text(result, head["mean_ratio_seeds"])
+        + "; "
         f"worst seed **{_ratio_text(head['worst_ratio'])}**; per seed: "
         + ", ".join(
             f"{s}: {_seed_ratio_text(r, s in result.untrained_seeds)}"
@@ -427,13 +455,14 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     if eps and cost is None:
         worst = shown(max(eps), 3)
         lines.append(
-            f"- ε per run: at most {worst} (δ = {c.delta:g}, {c.protected}-level)"
-            + _target_text(result)
+            f"- ε per run: at most {worst} (δ = {shown(c.delta, 6, significant=True)}, "
+            f"{c.protected}-level)" + _target_text(result)
         )
     elif eps and cost is not None:
         own = [e for e in result.epsilons_this_run.values() if e is not None]
+        delta = shown(c.delta + cost[1], 6, significant=True)
         lines.append(
-            f"- ε per run: at most {shown(max(eps), 3)} (δ = {c.delta + cost[1]:g}, "
+            f"- ε per run: at most {shown(max(eps), 3)} (δ = {delta}, "
             f"{c.protected}-level), the prior's ε = {shown(cost[0], 6, significant=True)} "
             f"(δ = {shown(cost[1], 6, significant=True)}, spent by "
             "its own training, outside these runs' ledgers) plus each run's"

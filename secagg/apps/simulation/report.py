@@ -347,12 +347,12 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     delta = fed.get("delta", c.delta)
     with_prior = " with the prior's" if "epsilon_this_run" in fed else ""
     spent = (
-        f"ε = {fmt_epsilon(eps, 3)} ({c.protected}-level, δ = {delta:g}{with_prior})"
+        f"ε = {fmt_epsilon(eps, 3)} ({c.protected}-level, δ = {_up(delta)}{with_prior})"
         if eps is not None
         else "ε = 0"
     )
     if c.epsilon is None:
-        verdict = f"noise multiplier {c.noise_multiplier:g}, no target"
+        verdict = f"noise multiplier {_down(c.noise_multiplier)}, no target"
     elif fed.get("above_target"):
         verdict = f"ABOVE THE TARGET ε = {c.epsilon:g}"
     else:
@@ -389,7 +389,7 @@ def prior_lines(result: SimulationResult) -> list[str]:
         "it (prior only, local-only, federated) adds it by basic composition (ε's add, δ's "
         "add: the generic bound, the prior's mechanisms being unknown); this run alone: "
         + (f"ε = {fmt_epsilon(this_run, 3)}, " if this_run is not None else "")
-        + f"δ = {c.delta:g}. The prior's cost lies outside this run's ledger, which records "
+        + f"δ = {_up(c.delta)}. The prior's cost lies outside this run's ledger, which records "
         "this run's rounds only"
     ]
 
@@ -774,10 +774,10 @@ def _write_plots(result: SimulationResult, run_dir: Path) -> list[Path]:
     ax.set_xlabel("round")
     cost = result.config.prior_cost
     ax.set_ylabel(
-        f"epsilon spent (delta = {result.config.delta:g})"
+        f"epsilon spent (delta = {_up(result.config.delta)})"
         if cost is None
-        else f"epsilon: the prior's {cost[0]:g} + this run's (delta = "
-        f"{result.config.delta + cost[1]:g})"
+        else f"epsilon: the prior's {_up(cost[0])} + this run's (delta = "
+        f"{_up(result.config.delta + cost[1])})"
     )
     title = f"Privacy spent per round ({result.config.protected}-level)"
     if result.config.epsilon is not None and target is None:  # said, not drawn
@@ -827,8 +827,12 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     run_dir = Path(os.path.abspath(path.parent))  # its commands work from any directory
     privacy = (
         f"{c.protected}-level DP, mechanism `{c.mechanism}`, "
-        + (f"target ε = {c.epsilon:g}" if c.epsilon is not None else f"z = {c.noise_multiplier:g}")
-        + f", δ = {c.delta:g}"
+        + (
+            f"target ε = {c.epsilon:g}"
+            if c.epsilon is not None
+            else f"z = {_down(c.noise_multiplier)}"  # down: never more noise than ran
+        )
+        + f", δ = {_up(c.delta)}"
         + (
             f", from a prior that spent ε = {_up(c.prior_cost[0])}, δ = {_up(c.prior_cost[1])} "
             "(composed into every ε below)"
@@ -1118,10 +1122,12 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             "| mechanism | noise multiplier z | clip C | sampling rate | δ | accountant | budget |"
             + (" noise sized for (honest shares) | shares charged |" if distributed else ""),
             "|---|---|---|---|---|---|---|" + ("---|---|" if distributed else ""),
-            f"| {server['mechanism']} | {server['noise_multiplier']:.4g} | "
-            f"{server['clip']:g} | {_sampling_cell(server)} | "
-            f"{server['delta']:g} | {server['accountant']} | "
-            f"{'-' if budget is None else f'ε ≤ {budget:g}'} |"
+            # z down, the clip, δ and budget up (to the nearest, z = 1.96661 read 1.967:
+            # more noise than was added), as the record-level tables round them
+            f"| {server['mechanism']} | {_down(server['noise_multiplier'], 4)} | "
+            f"{_up(server['clip'])} | {_sampling_cell(server)} | "
+            f"{_up(server['delta'])} | {server['accountant']} | "
+            f"{'-' if budget is None else f'ε ≤ {_up(budget)}'} |"
             + (f" {_shares_cells(server)} |" if distributed else ""),
         ]
     return [*lines, *_statistics_rows(result)]

@@ -381,11 +381,12 @@ def whole_cohort_notes(config: SimulationConfig, rounds: list[dict[str, Any]]) -
         return []
     aborted = sum(1 for r in rounds if r.get("status") != "complete")
     chance = 1 - (1 - config.dropout) ** n
+    # an upper bound, so rounded up: to the nearest, 1 - 0.95 ** 3 = 14.26 % read "up to 14 %"
     return [
         f"with {key('branches', n)} the {config.backend} threshold (sized for "
         f"{key('corrupt_fraction', config.corrupt_fraction)}) is all {n} branches, so "
         f"any dropout aborts its round: at "
-        f"{key('dropout', config.dropout)} up to {100 * chance:.0f} % of rounds abort "
+        f"{key('dropout', config.dropout)} up to {shown(100 * chance, 1)} % of rounds abort "
         f"(here {aborted} of {len(rounds)}); more branches let rounds survive dropouts"
     ]
 
@@ -1072,6 +1073,11 @@ def scored(test_scores: dict[str, np.ndarray], branches: list[BranchData]) -> di
         None if any(a is None for a in amounts) else np.concatenate(amounts),  # type: ignore[arg-type]
     ).as_dict()
     auprcs = [m["auprc"] for m in per_branch.values() if not math.isnan(m["auprc"])]
+    # a branch without a test fraud has no AUPRC and is left out of the mean; a branch
+    # whose model diverged leaves it undefined: the mean of the others read as all of
+    # theirs (local-only "diverged" in every pooled column beside a branch mean of 0.006)
+    if any(m.get("diverged") for m in per_branch.values()):
+        auprcs = []
     return {
         "pooled": pooled,
         "diverged": pooled["diverged"],

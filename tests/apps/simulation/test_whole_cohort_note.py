@@ -23,7 +23,7 @@ def test_three_branches_are_told_any_dropout_aborts_and_how_often() -> None:
     (note,) = whole_cohort_notes(config, [ABORTED, COMPLETE, COMPLETE])
     assert "is all 3 branches" in note
     assert "any dropout aborts" in note
-    assert "up to 14 % of rounds abort" in note  # 1 - 0.95**3 = 0.1426
+    assert "up to 14.3 % of rounds abort" in note  # 1 - 0.95**3 = 0.1426, rounded up
     assert "here 1 of 3" in note
 
 
