@@ -1530,13 +1530,22 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
     """Dial ``target`` with the branch's own CA and certificate over plain TLS and say what
     failed: the TCP connection, the server's certificate (not from this branch's CA, or not
     naming the host) or this branch's certificate (refused by the server). None: the
-    handshake works, so the failure was elsewhere."""
+    handshake works, so the failure was elsewhere.
+
+    The probe trusts exactly the one CA the transport trusts, read by the same rule
+    (:func:`~secagg.transport.certs.load_ca_certificate`): it gave ``ca.pem`` to
+    ``ssl`` as a ``cafile``, which trusts every certificate in the file, so with a
+    bundle there a diagnosis could pass a server the connection itself refuses. A
+    ``ca.pem`` the transport refuses gives no probe (None: the transport's line names
+    the file)."""
     import socket
     import ssl
     from pathlib import Path
 
+    from cryptography.hazmat.primitives import serialization
+
     from secagg.runtime.config import split_host_port
-    from secagg.transport.certs import CaLayout
+    from secagg.transport.certs import CaLayout, load_ca_certificate
 
     try:
         host, port = split_host_port(target, "--server")
@@ -1545,7 +1554,10 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
         key = layout.client_key(name)
         if not cert.exists():  # a branch's own bundle: ca.pem, NAME.pem, NAME.key
             cert, key = layout.directory / f"{name}.pem", layout.directory / f"{name}.key"
-        context = ssl.create_default_context(cafile=str(layout.ca_cert))
+        trusted = load_ca_certificate(layout.ca_cert)  # one CA, as the transport: not a file
+        context = ssl.create_default_context(
+            cadata=trusted.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        )
         context.load_cert_chain(str(cert), str(key))
         context.set_alpn_protocols(["h2"])
     except (ConfigurationError, OSError, ssl.SSLError):

@@ -46,6 +46,7 @@ from secagg.transport.certs import (
     check_key_pair,
     client_uri,
     fingerprint,
+    load_ca_certificate,
     load_certificate_file,
     load_private_key_file,
     load_revocations,
@@ -255,7 +256,14 @@ def server_names_carried(server_names: Sequence[str]) -> list[str]:
 
 
 def _load_ca(layout: CaLayout) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    cert = load_certificate_file(layout.ca_cert, "CA certificate")
+    """The CA's certificate and key, read by the rule every party reads ``ca.pem`` by
+    (:func:`~secagg.transport.certs.load_ca_certificate`: exactly one CA certificate).
+
+    Why the one rule: this read only the first certificate of ``ca.pem``, so after a
+    bundle (the old and the new CA) was put there, ``certs issue`` went on signing
+    with whichever came first while the server refused the file; now both refuse it
+    in the same line naming the file, before anything is written."""
+    cert = load_ca_certificate(layout.ca_cert)
     key = load_private_key_file(layout.ca_key, "CA private key")
     check_key_pair(cert, key, "CA")
     return cert, key
@@ -458,6 +466,10 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
     layout = CaLayout(Path(directory))
     if not layout.ca_cert.exists():
         raise UnknownClient(f"no CA in {layout.directory} (secagg certs init makes one)")
+    # the CA is read (not only seen to exist) so that a bundle or a leaf in ca.pem is
+    # refused here as the server refuses it, before the list is touched: a revocation
+    # written into a folder no server can start from would pass for one in force
+    load_ca_certificate(layout.ca_cert)
     current = load_revocations(layout.directory)
     fps = set(current.fingerprints)
     cert_path = layout.client_cert(name)

@@ -407,28 +407,40 @@ def load_ca_certificate(path: Path) -> x509.Certificate:
     a rotation is instead a cut-over (docs/deployment.md: "Rotating the CA"). The
     certificate must also be a CA certificate (basic constraints ``cA``), so a leaf
     copied over ``ca.pem`` by mistake is named, not refused later as "another CA"."""
-    data = _read(path, "CA certificate")
-    try:
-        found = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise CertificateStoreError(f"CA certificate at {path} is not a PEM certificate") from exc
+    return _one_ca(_read(path, "CA certificate"), f"CA certificate at {path}")
+
+
+def _one_ca(ca: bytes | str | x509.Certificate, what: str) -> x509.Certificate:
+    """The one CA certificate in ``ca`` (PEM, or a certificate already read), refused
+    (:class:`CertificateStoreError`, one line starting with ``what``) if it holds
+    another number of certificates or one that is not a CA's: the rule of
+    :func:`load_ca_certificate`, also for a CA handed over in memory
+    (:func:`identify_peer`), which read only the first certificate of a bundle."""
+    if isinstance(ca, x509.Certificate):
+        found = [ca]
+    else:
+        data = ca.encode("ascii", "replace") if isinstance(ca, str) else bytes(ca)
+        try:
+            found = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise CertificateStoreError(f"{what} is not a PEM certificate") from exc
     if len(found) != 1:
         raise CertificateStoreError(
-            f"CA certificate at {path} holds {len(found)} certificates; a federation trusts "
+            f"{what} holds {len(found)} certificates; a federation trusts "
             "exactly one CA: keep only the current one (a CA rotation is a cut-over, see "
             "'Rotating the CA' in docs/deployment.md)"
         )
-    ca = found[0]
+    only = found[0]
     try:
-        is_ca = ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        is_ca = only.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         is_ca = False
     if not is_ca:
         raise CertificateStoreError(
-            f"CA certificate at {path} is not a CA certificate (no basic constraints cA=true): "
+            f"{what} is not a CA certificate (no basic constraints cA=true): "
             "a party's own certificate copied over ca.pem?"
         )
-    return ca
+    return only
 
 
 def _read_key_bytes(path: Path, what: str, *, allow_insecure_key_permissions: bool) -> bytes:
@@ -779,11 +791,12 @@ def identify_peer(
     anchor (signature, validity period at ``now``, end entity, clientAuth usage), carry a CN
     equal to its ``urn:secagg:client:`` SAN, and be neither revoked (by name or fingerprint)
     nor, when ``allowed`` is given, outside that roster of names.
+
+    ``ca_pem`` is held to the rule of ``ca.pem`` (:func:`load_ca_certificate`): exactly
+    one CA certificate. A PEM bundle given here was read as its first certificate, so
+    the anchor trusted depended on the order of the bundle, with no word.
     """
-    try:
-        ca = _as_certificate(ca_pem)
-    except ValueError as exc:
-        raise CertificateStoreError("the CA certificate is not a PEM certificate") from exc
+    ca = _one_ca(ca_pem, "the CA certificate given")
     try:
         identity = _identify(peer, ca, revoked or RevocationList(), allowed, now or _now())
     except PeerRefused as refusal:

@@ -261,6 +261,10 @@ DEFAULT_HANDSHAKE_SECONDS: Final = 10.0
 #: open for its connection's whole life, so only a connection opened for nothing (an
 #: enrolled party holding descriptors, or a dial abandoned half-way) is idle this long
 DEFAULT_IDLE_CONNECTION_SECONDS: Final = 60.0
+#: the longest duration gRPC takes as a channel argument: milliseconds in a C ``int``
+#: (2**31 - 1 ms, about 24.8 days); one more and ``start()`` died in grpcio with a bare
+#: ``OverflowError`` naming no argument
+GRPC_MAX_MILLISECONDS: Final = 2**31 - 1
 #: the most incoming connections the default connection cap allows: far above the
 #: sessions of any federation, so the cap binds only on a flood
 _MAX_DEFAULT_CONNECTIONS: Final = 4096
@@ -980,6 +984,62 @@ def _queue_budgets(
     return budgets[0], budgets[1]
 
 
+def grpc_milliseconds(name: str, seconds: object) -> int:
+    """``seconds`` as the whole milliseconds gRPC takes for the channel argument of
+    the constructor argument ``name``, refused (:class:`ConfigurationError`, one line
+    naming ``name``) unless a positive finite number of at most
+    :data:`GRPC_MAX_MILLISECONDS` ms.
+
+    Why refused and not clamped: the value is a limit someone chose, and 30 days
+    quietly becoming 24.8 is a different limit from the one they wrote; the ``[server]``
+    configuration caps these at a day, but :class:`GrpcServerTransport` is also built
+    directly. A positive value under half a millisecond is taken as 1 ms (gRPC's
+    smallest): rounding it to 0 would turn the limit off."""
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not 0 < seconds < float("inf")
+    ):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, not {seconds!r}")
+    milliseconds = max(1, round(seconds * 1000))
+    if milliseconds > GRPC_MAX_MILLISECONDS:
+        raise ConfigurationError(
+            f"{name} must be at most {GRPC_MAX_MILLISECONDS / 1000:g} s (gRPC takes "
+            f"milliseconds in a 32-bit integer), not {seconds!r}"
+        )
+    return milliseconds
+
+
+def _waitable(seconds: float | None) -> float | None:
+    """A caller's wait in seconds, at most ``threading.TIMEOUT_MAX`` (about 292 years):
+    clamped, not refused, because a wait that long is "until it happens", which is
+    what ``inf`` asks for. Why: ``connect(timeout=inf)`` and ``receive(timeout=inf)``
+    died at once with ``OverflowError: timestamp out of range for platform time_t``
+    from the lock they wait on, instead of waiting. None (no limit) stays None."""
+    if seconds is None or not seconds > threading.TIMEOUT_MAX:
+        return seconds
+    return threading.TIMEOUT_MAX
+
+
+def _check_timer_seconds(name: str, seconds: float | None) -> None:
+    """Refuse (:class:`ConfigurationError`, naming ``name``) a timer duration the
+    re-check thread cannot wait: not positive, not finite, or above
+    ``threading.TIMEOUT_MAX``. Why: ``inf`` (or 1e10) was accepted and the timer
+    thread died at its first wait with ``OverflowError``, silently leaving expired
+    certificates and stalled messages unended; None is how to say "no limit"."""
+    if seconds is None:
+        return
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not 0 < seconds <= threading.TIMEOUT_MAX
+    ):
+        raise ConfigurationError(
+            f"{name} must be a positive number of seconds, at most "
+            f"{threading.TIMEOUT_MAX:g} (or None: no limit), not {seconds!r}"
+        )
+
+
 class GrpcServerTransport:
     """The server end: accepts client sessions, delivers messages, reports connections.
 
@@ -1032,7 +1092,11 @@ class GrpcServerTransport:
     TLS handshake has not finished within ``handshake_timeout`` seconds (default 10) is
     closed, one without a session for ``idle_connection_timeout`` seconds (default 60)
     too, and at most ``max_connections`` are open at once (None:
-    :func:`default_max_connections`), the next one closed at accept.
+    :func:`default_max_connections`), the next one closed at accept. The two reach
+    gRPC in milliseconds and are refused above :data:`GRPC_MAX_MILLISECONDS` (about
+    24.8 days, :func:`grpc_milliseconds`); ``recheck_interval`` and
+    ``partial_idle_timeout``, waited on by the timer thread, above
+    ``threading.TIMEOUT_MAX``.
     """
 
     def __init__(
@@ -1059,16 +1123,10 @@ class GrpcServerTransport:
         max_connections: int | None = None,
     ) -> None:
         _check_sizes(max_message_bytes, chunk_bytes)
-        for name, seconds in (
-            ("handshake_timeout", handshake_timeout),
-            ("idle_connection_timeout", idle_connection_timeout),
-        ):
-            if (
-                not isinstance(seconds, int | float)
-                or isinstance(seconds, bool)
-                or not 0 < seconds < float("inf")
-            ):
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        handshake_ms = grpc_milliseconds("handshake_timeout", handshake_timeout)
+        idle_ms = grpc_milliseconds("idle_connection_timeout", idle_connection_timeout)
+        _check_timer_seconds("recheck_interval", recheck_interval)
+        _check_timer_seconds("partial_idle_timeout", partial_idle_timeout)
         if session_burst is not None and (
             not isinstance(session_burst, int)
             or isinstance(session_burst, bool)
@@ -1097,10 +1155,6 @@ class GrpcServerTransport:
         )
         if not isinstance(max_pending_events, int) or max_pending_events < 1:
             raise ConfigurationError("max_pending_events must be at least 1")
-        if recheck_interval is not None and not recheck_interval > 0:
-            raise ConfigurationError("recheck_interval must be positive (or None)")
-        if partial_idle_timeout is not None and not partial_idle_timeout > 0:
-            raise ConfigurationError("partial_idle_timeout must be positive (or None)")
         if min_tls_version is not None and min_tls_version not in TLS_VERSIONS:
             raise ConfigurationError(f"min_tls_version must be one of {sorted(TLS_VERSIONS)}")
         self._bind = bind
@@ -1110,8 +1164,8 @@ class GrpcServerTransport:
         self._identify = identify
         self._max_clients = max_clients
         self._connection_options = (
-            ("grpc.server_handshake_timeout_ms", max(1, round(handshake_timeout * 1000))),
-            ("grpc.max_connection_idle_ms", max(1, round(idle_connection_timeout * 1000))),
+            ("grpc.server_handshake_timeout_ms", handshake_ms),
+            ("grpc.max_connection_idle_ms", idle_ms),
             ("grpc.max_allowed_incoming_connections", max_connections),
         )
         self._max_queued_messages = max_queued_messages
@@ -1275,6 +1329,7 @@ class GrpcServerTransport:
         Taking a message makes room in its session's queue, which lets a reader that
         waits for room (back-pressure) read on.
         """
+        timeout = _waitable(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while not self._inbox:
@@ -1338,6 +1393,7 @@ class GrpcServerTransport:
 
     def next_event(self, timeout: float | None = 0.0) -> ConnectionEvent | None:
         """The next :class:`Connected` or :class:`Disconnected`; None if none within ``timeout``."""
+        timeout = _waitable(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._event_ready:
             while not self._events:
@@ -1856,7 +1912,7 @@ class GrpcClientTransport:
             self._options = options
             channel = self._new_channel()
             self._channel = channel
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + min(timeout, threading.TIMEOUT_MAX)  # see _waitable
         failure = self._wait_until_ready(channel, deadline, timeout)
         if failure is not None:
             self._abandon()
@@ -2008,7 +2064,7 @@ class GrpcClientTransport:
         if self._call is None:
             raise NotConnected("no open session")
         try:
-            item = self._inbox.get(timeout=timeout)
+            item = self._inbox.get(timeout=_waitable(timeout))
         except queue.Empty:
             return None
         if isinstance(item, TransportClosed):
