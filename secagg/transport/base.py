@@ -22,6 +22,7 @@ an endpoint without it falls back to :meth:`ServerEndpoint.connected`.
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 from secagg.errors import SecAggError
@@ -64,3 +65,16 @@ class NotAccepted(NotConnected):
     server accepted earlier in the run keeps redialling on it."""
 
     inferred: bool = False
+
+
+def waitable_seconds(seconds: float | None) -> float | None:
+    """A caller's wait in seconds, at most ``threading.TIMEOUT_MAX`` (about 292 years),
+    for every transport's ``connect`` and ``receive``: clamped, not refused, because a
+    wait that long is "until it happens", which is what ``inf`` asks for. Why:
+    ``connect(timeout=inf)`` and ``receive(timeout=inf)`` died at once with
+    ``OverflowError: timestamp out of range for platform time_t`` from the lock or queue
+    they wait on (gRPC's, then the in-process hub's), instead of waiting. None (no
+    limit) stays None."""
+    if seconds is None or not seconds > threading.TIMEOUT_MAX:
+        return seconds
+    return threading.TIMEOUT_MAX

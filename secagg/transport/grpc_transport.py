@@ -214,7 +214,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from secagg.errors import ConfigurationError
-from secagg.transport.base import NotAccepted, NotConnected, TransportError
+from secagg.transport.base import NotAccepted, NotConnected, TransportError, waitable_seconds
 from secagg.transport.framing import (
     DEFAULT_CHUNK_BYTES,
     HEADER_BYTES,
@@ -1010,17 +1010,6 @@ def grpc_milliseconds(name: str, seconds: object) -> int:
     return milliseconds
 
 
-def _waitable(seconds: float | None) -> float | None:
-    """A caller's wait in seconds, at most ``threading.TIMEOUT_MAX`` (about 292 years):
-    clamped, not refused, because a wait that long is "until it happens", which is
-    what ``inf`` asks for. Why: ``connect(timeout=inf)`` and ``receive(timeout=inf)``
-    died at once with ``OverflowError: timestamp out of range for platform time_t``
-    from the lock they wait on, instead of waiting. None (no limit) stays None."""
-    if seconds is None or not seconds > threading.TIMEOUT_MAX:
-        return seconds
-    return threading.TIMEOUT_MAX
-
-
 def _check_timer_seconds(name: str, seconds: float | None) -> None:
     """Refuse (:class:`ConfigurationError`, naming ``name``) a timer duration the
     re-check thread cannot wait: not positive, not finite, or above
@@ -1329,7 +1318,7 @@ class GrpcServerTransport:
         Taking a message makes room in its session's queue, which lets a reader that
         waits for room (back-pressure) read on.
         """
-        timeout = _waitable(timeout)
+        timeout = waitable_seconds(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while not self._inbox:
@@ -1393,7 +1382,7 @@ class GrpcServerTransport:
 
     def next_event(self, timeout: float | None = 0.0) -> ConnectionEvent | None:
         """The next :class:`Connected` or :class:`Disconnected`; None if none within ``timeout``."""
-        timeout = _waitable(timeout)
+        timeout = waitable_seconds(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._event_ready:
             while not self._events:
@@ -1912,7 +1901,7 @@ class GrpcClientTransport:
             self._options = options
             channel = self._new_channel()
             self._channel = channel
-        deadline = time.monotonic() + min(timeout, threading.TIMEOUT_MAX)  # see _waitable
+        deadline = time.monotonic() + min(timeout, threading.TIMEOUT_MAX)  # waitable_seconds
         failure = self._wait_until_ready(channel, deadline, timeout)
         if failure is not None:
             self._abandon()
@@ -2064,7 +2053,7 @@ class GrpcClientTransport:
         if self._call is None:
             raise NotConnected("no open session")
         try:
-            item = self._inbox.get(timeout=_waitable(timeout))
+            item = self._inbox.get(timeout=waitable_seconds(timeout))
         except queue.Empty:
             return None
         if isinstance(item, TransportClosed):

@@ -23,7 +23,7 @@ import threading
 from typing import Any
 
 # The endpoint protocols and NotConnected are re-exported: callers imported them from here.
-from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint
+from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint, waitable_seconds
 
 __all__ = ["ClientEndpoint", "InProcessHub", "NotConnected", "ServerEndpoint"]
 
@@ -56,7 +56,7 @@ class InProcessHub:
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
         try:
-            return self._to_server.get(timeout=timeout)
+            return self._to_server.get(timeout=waitable_seconds(timeout))
         except queue.Empty:
             return None
 
@@ -130,7 +130,7 @@ class _InProcessClient:
     def receive(self, timeout: float | None) -> bytes | None:
         inbox = self._checked_inbox()
         try:
-            payload = inbox.get(timeout=timeout)
+            payload = inbox.get(timeout=waitable_seconds(timeout))
         except queue.Empty:
             self._checked_inbox()  # ended while waiting: say so rather than "nothing yet"
             return None
