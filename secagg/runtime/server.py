@@ -1354,7 +1354,12 @@ class FederationServer:
             return
         cfg = self.config
         charged = result.status == "complete" or sum_revealed
-        last = result.epsilon if charged else self._last_epsilon
+        if charged:
+            last = result.epsilon
+        elif reconstruction is None:
+            last = self._carried_epsilon()
+        else:  # rebuilt in order: the running figure of the rows before it
+            last = self._last_epsilon
         self._last_epsilon = last
         dp = self._dp_block(stored)
         if dp is not None and sum_revealed:
@@ -1383,6 +1388,25 @@ class FederationServer:
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
         self._writing = "state"
         log.debug("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
+
+    def _carried_epsilon(self) -> float | None:
+        """The cumulative epsilon a row that charges nothing carries: the accountant's,
+        at the delta the row records (the config's), over every round charged so far.
+
+        Why: the row carried the last charged round's stored claim. After a restart under
+        a config with another delta that claim was accounted at the old delta, and the
+        aborted round's row put it beside the new one: an (epsilon, delta) pair no
+        accountant produced (rounds at 1e-5 claimed at 1e-7 read as spending less than
+        they do). The restarted accountant has every charged round replayed at the
+        config's delta, which is what the row records; within one run it is the last
+        claim itself. None while no round has been charged."""
+        if self._last_epsilon is None:
+            return None
+        accountant = getattr(self.mechanism, "accountant", None)
+        figure = getattr(accountant, "epsilon", None)
+        if not callable(figure):
+            return self._last_epsilon  # record level: the branches' reports, not a delta's
+        return float(figure())
 
     def _dp_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
         """The mechanism's ledger block, with how the cohort was drawn and what the
