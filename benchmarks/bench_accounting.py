@@ -115,7 +115,7 @@ def build_ledger(path: Path, rows: int, *, mechanism: str, q: float) -> LedgerKe
             np.zeros(DIMENSION), contributors=cohort, participants=cohort, noise_added=0.0
         )
         dp = release.ledger_block(out.store) | {
-            "sampling": {"kind": "poisson", "rate": q, "population": CLIENTS}
+            "sampling": {"kind": "poisson", "rate": q, "population": CLIENTS, "seeded": False}
         }
         entry = LedgerEntry(
             federation="bench",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from secagg.ledger import Ledger, LedgerKey
-from secagg.ledger.entry import LedgerEntry
+from secagg.ledger.entry import LedgerEntry, sampling_lacks
 
 
 def ledger_row(
@@ -45,6 +45,9 @@ def ledger_row(
         "model_sha256": f"{number:064x}",
         "publish_participants": False,
     }
+    # a DP block without the whole sampling record is the layout before it (version 2):
+    # built through the entry's named legacy path, which the server never takes
+    values["legacy_layout"] = dp is not None and bool(sampling_lacks(dp))
     return LedgerEntry(**(values | changes)).row(lambda name: name)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, SecAggError
 
 #: 3 (since 2026-12-05): every row with a DP block records ``dp.sampling`` whole (kind,
 #: rate, population, seeded), which ``audit verify`` requires of every row of version 3
@@ -34,6 +34,27 @@ SAMPLING_FIELDS = ("kind", "rate", "population", "seeded")
 
 #: where a rebuilt row's fields came from (the only source the server rebuilds from)
 FROM_STATE = "state"
+
+
+class SamplingUnrecorded(SecAggError):
+    """A ledger entry's DP block lacks (part of) ``dp.sampling`` and the entry was not
+    built as a legacy row (:attr:`LedgerEntry.legacy_layout`): no row is made of it.
+
+    Why: such an entry was written as a version-2 row without a word, and ``audit
+    verify`` checks a version-2 row's sampling less (no kind, rate, ``delta >= 1/N`` or
+    population check once the record is gone). The server always records the sampling,
+    so a server that ever dropped it would quietly have written rows that verify checks
+    less; now it stops before the row is appended (the state notes the row missing and
+    why) and the ledger stays whole."""
+
+
+def sampling_lacks(dp: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields of :data:`SAMPLING_FIELDS` a DP block's ``dp.sampling`` lacks (all of
+    them when it records none, or something that is no object)."""
+    sampling = dp.get("sampling")
+    if not isinstance(sampling, dict):
+        return SAMPLING_FIELDS
+    return tuple(name for name in SAMPLING_FIELDS if name not in sampling)
 
 
 @dataclass(frozen=True)
@@ -130,24 +151,35 @@ class LedgerEntry:
     #: ``reconstructed: true``; only a ``reconstructed`` entry may carry one
     reconstruction: Reconstruction | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the named legacy path: a row in the layout before ``dp.sampling`` was recorded
+    #: whole, written as the version-2 row it is (only tests write such rows today, to
+    #: check their audit). Any other entry whose DP block lacks part of the record is
+    #: refused (:class:`SamplingUnrecorded`)
+    legacy_layout: bool = False
 
     def __post_init__(self) -> None:
         if self.reconstruction is not None and not self.reconstructed:
             raise ConfigurationError(
                 f"round {self.round}: a reconstruction record on a row not marked reconstructed"
             )
+        lacking = () if self.dp is None or self.legacy_layout else sampling_lacks(self.dp)
+        if lacking:
+            raise SamplingUnrecorded(
+                f"round {self.round}: the DP block's dp.sampling lacks "
+                f"{', '.join(lacking)}: a row of version {ROW_VERSION} records how its cohort "
+                "was drawn whole, so no row is written (only a legacy row, built as one, "
+                f"is written as version {SAMPLING_RECORDED_SINCE - 1} without it)"
+            )
 
     @property
     def row_version(self) -> int:
         """The layout this entry's row is written in: :data:`ROW_VERSION`, the server's
-        (its DP blocks record ``dp.sampling`` whole), unless the entry's DP block lacks
-        any of :data:`SAMPLING_FIELDS`: a block in the layout before the record, which
-        only tests write today, is written as the version-2 row it is (version 3 would
-        promise a record the row does not hold, and ``audit verify`` fails that)."""
-        if self.dp is None:
-            return ROW_VERSION
-        sampling = self.dp.get("sampling")
-        if isinstance(sampling, dict) and all(name in sampling for name in SAMPLING_FIELDS):
+        (its DP blocks record ``dp.sampling`` whole), unless the entry was built as a
+        legacy row (:attr:`legacy_layout`) whose DP block lacks any of
+        :data:`SAMPLING_FIELDS`: written as the version-2 row it is (version 3 would
+        promise a record the row does not hold, and ``audit verify`` fails that). An
+        entry that lacks them without being built so was refused when it was made."""
+        if self.dp is None or not sampling_lacks(self.dp):
             return ROW_VERSION
         return SAMPLING_RECORDED_SINCE - 1
 

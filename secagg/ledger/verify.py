@@ -258,6 +258,10 @@ class AuditResult:
     #: (seq, round, provenance): rows rebuilt after the fact (``reconstructed: true``),
     #: with why and from what (None: a row written before the record existed)
     rebuilt: list[tuple[int, Any, Reconstruction | None]] = field(default_factory=list)
+    #: seqs of this file's rows that charge nothing and claim every charged round at
+    #: their own delta (a delta other than the epsilon's before them): each states its
+    #: epsilon at its delta, so :meth:`claim_delta` and the delta notes read it so
+    restated: set[int] = field(default_factory=set)
 
     #: ``epsilons`` by seq (a report asks once per row), and the ``epsilons`` it was
     #: built from: rebuilt whenever they differ, not only when the length does (an
@@ -298,7 +302,7 @@ class AuditResult:
         for row in reversed(self.chain.rows):
             entry = row.entry
             dp = entry.get("dp") if isinstance(entry, dict) else None
-            if isinstance(dp, dict) and charges_a_round(entry):
+            if isinstance(dp, dict) and (charges_a_round(entry) or row.seq in self.restated):
                 return accounted_delta(dp)
         return self.prior_delta
 
@@ -1114,6 +1118,8 @@ class EpsilonReplay:
         self._cache: dict[str, float] = {}
         self.unbounded = False  # a completed round went without DP: infinite from then on
         self._reference: tuple[tuple[int, int], float] | None = None  # ((accountant, rounds), eps)
+        #: the last row fed, if it charged nothing: its rounds at its own delta (or None)
+        self.restated: float | None = None
 
     def _record_level(self, dp: dict[str, Any], entry: dict[str, Any]) -> float | None:
         """Each branch's stated DP-SGD history, recomputed with Opacus's accountant;
@@ -1421,9 +1427,53 @@ class EpsilonReplay:
         ddg.step(int(dp["noise_contributors"]))
         return ddg.epsilon()
 
+    def at_own_delta(self, dp: dict[str, Any]) -> float | None:
+        """The rounds charged so far, replayed at the delta and accountant a row that
+        charges nothing records, when they differ from the ones the epsilon it carries
+        was accounted at; else None (the carried figure is the one at its delta).
+
+        Why: such a row carried the last charged round's claim beside its own delta, so
+        after a restart under another delta its (epsilon, delta) was a pair no
+        accountant produced. A server now writes the restarted accountant's figure, every
+        charged round at the row's delta: the figure this replays. The accountants are
+        rebuilt aside: the next charged row composes as before."""
+        delta = accounted_delta(dp)
+        if delta is None or self._current is None or self.unbounded:
+            return None
+        name = _accountant_name(dp)
+        if dp.get("mechanism") == "central" and dp.get("unit") == "client":
+            if self._per_client_rows:
+                per_client = self._per_client
+                if per_client is None or (per_client.delta, per_client.name) == (delta, name):
+                    return None
+                restated = PerClientAccountant(delta, name)
+                for precision, members in self._charges:
+                    restated.charge(precision, members)
+                return restated.epsilon()
+            central = self._accountant
+            if central is None or (central.delta, central.name) == (delta, name):
+                return None
+            rebuilt_central = GaussianAccountant(delta, name)
+            for z, q in self._central:
+                rebuilt_central.step(z, q)
+            return rebuilt_central.epsilon()
+        if dp.get("mechanism") == "distributed":
+            ddg = self._ddg
+            if ddg is None or ddg.delta == delta:
+                return None
+            restated_ddg = DiscreteGaussianAccountant(
+                ddg.mechanism, sample_rate=ddg.sample_rate, delta=delta
+            )
+            restated_ddg.honest_shares = list(ddg.honest_shares)
+            return restated_ddg.epsilon()
+        return None
+
     def feed(self, entry: dict[str, Any], *, dp_expected: bool = False) -> float | None:
         """The cumulative epsilon after this row. ``dp_expected``: the ledger (or the
-        config) has DP, so a completed round without a DP block makes it infinite."""
+        config) has DP, so a completed round without a DP block makes it infinite.
+        :attr:`restated`: for a row that charges nothing, the rounds so far at its own
+        delta when that differs from the carried figure's (:meth:`at_own_delta`)."""
+        self.restated = None
         dp = entry.get("dp")
         complete = entry.get("status") == "complete"
         if dp:
@@ -1449,6 +1499,8 @@ class EpsilonReplay:
             value = self._current
         else:
             value = self._current
+            if dp:
+                self.restated = self.at_own_delta(dp)
         return math.inf if self.unbounded else value
 
 
@@ -1480,7 +1532,7 @@ def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[st
     return notes
 
 
-def _delta_note(rows: list[ChainRow]) -> str | None:
+def _delta_note(rows: list[ChainRow], restated: set[int]) -> str | None:
     """A note when the DP rows account at more than one delta, naming each and the round
     it begins at; None for one delta throughout.
 
@@ -1490,13 +1542,16 @@ def _delta_note(rows: list[ChainRow]) -> str | None:
     smaller epsilon (rounds 1-3 at 1e-5 claimed 4.09; two more at 0.01 brought the
     cumulative figure down to 3.42, where the five at 1e-5 spend 6.13), and ``audit
     verify`` prints the figure without its delta. ``--config`` holds every row to one
-    delta; without it, this note is what says the figure's delta moved."""
+    delta; without it, this note is what says the figure's delta moved. ``restated``:
+    ``id()`` of the rows that charge nothing but state every round so far at their own
+    delta (counted as accounting at it)."""
     runs: list[tuple[Any, float]] = []  # (first round, delta) of each run of rows at one delta
     for row in rows:
         dp = row.entry.get("dp")
         # charged rows only: one that charges nothing composes nothing at its delta
         # (see AuditResult.claim_delta; _uncharged_delta_note names those that differ)
-        delta = accounted_delta(dp) if isinstance(dp, dict) and charges_a_round(row.entry) else None
+        states = charges_a_round(row.entry) or id(row) in restated
+        delta = accounted_delta(dp) if isinstance(dp, dict) and states else None
         if delta is None:
             continue
         if not runs or runs[-1][1] != delta:
@@ -1521,7 +1576,7 @@ def _delta_note(rows: list[ChainRow]) -> str | None:
     return note
 
 
-def _uncharged_delta_note(rows: list[ChainRow]) -> str | None:
+def _uncharged_delta_note(rows: list[ChainRow], restated: set[int]) -> str | None:
     """A note when rows that charge nothing (aborted, the sum unseen) record another
     delta than the charged round before them accounted the epsilon they carry at; None
     when none does.
@@ -1530,7 +1585,8 @@ def _uncharged_delta_note(rows: list[ChainRow]) -> str | None:
     delta; a forged aborted row at delta 1e-12 after rounds at 1e-5 made verify print
     "epsilon 4.090 at delta 1e-12" and this note "holds at delta 1e-12 only". Verify
     and the report now print the charged rows' delta; this says the row's own is not
-    the epsilon's."""
+    the epsilon's. A row in ``restated`` (``id()``; a server's since 2026-12-05) claims
+    every round so far at its own delta, so it is no such row: it accounts at it."""
     accounted: float | None = None  # the delta of the last charged DP row so far
     odd: list[tuple[Any, float, float]] = []  # (round, its delta, the epsilon's)
     for row in rows:
@@ -1538,7 +1594,7 @@ def _uncharged_delta_note(rows: list[ChainRow]) -> str | None:
         delta = accounted_delta(dp) if isinstance(dp, dict) else None
         if delta is None:
             continue
-        if charges_a_round(row.entry):
+        if charges_a_round(row.entry) or id(row) in restated:
             accounted = delta
         elif accounted is not None and delta != accounted:
             odd.append((row.entry.get("round"), delta, accounted))
@@ -1847,6 +1903,7 @@ def verify_ledger(
     # ledger's claim rests on amplification, and what the budget is then held to
     unamplified = _UnamplifiedCharge()
     previous_model: Any = None  # the last model digest a row recorded
+    restated_rows: set[int] = set()  # id() of the rows whose claim is at their own delta
     for index, row in enumerate(rows):
         where = where_of(index, row, row.entry.get("round"))
         mine = index >= own  # this file's row (the prior ledger's are replayed, not listed)
@@ -1949,6 +2006,17 @@ def verify_ledger(
                 result.failure = f"{where}: {overspent}"
                 return result
             continue
+        restated = replay.restated
+        if restated is not None and _agrees(claimed, restated):
+            # a row that charges nothing, claiming the rounds so far at its own delta
+            # (as a server writes it since 2026-12-05): that is the figure it states
+            recomputed = restated
+            restated_rows.add(id(row))
+            if mine:
+                result.restated.add(row.seq)
+                result.epsilons[-1] = (row.seq, recomputed)
+            elif isinstance(dp, dict):
+                result.prior_delta = accounted_delta(dp)
         if not _agrees(claimed, recomputed):
             older = replay.older_claim(claimed)  # a claim written by the from-scratch code?
             if older is not None:
@@ -2020,7 +2088,10 @@ def verify_ledger(
             "DP noise, so the flag means nothing there (a simulation without DP wrote it "
             "from its replay setting)"
         )
-    for delta_note in (_delta_note(rows), _uncharged_delta_note(rows)):
+    for delta_note in (
+        _delta_note(rows, restated_rows),
+        _uncharged_delta_note(rows, restated_rows),
+    ):
         if delta_note is not None:
             result.notes.append(delta_note)
     if sampling_unrecorded:

@@ -104,7 +104,7 @@ from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, Release
 from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
 from secagg.ledger.chain import Ledger, LedgerError, read_chain
-from secagg.ledger.entry import FROM_STATE, LedgerEntry, Reconstruction
+from secagg.ledger.entry import FROM_STATE, LedgerEntry, Reconstruction, SamplingUnrecorded
 from secagg.runtime import outcome
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.store import ServerStore, StoreCorrupted
@@ -726,7 +726,8 @@ class FederationServer:
         mid-round" (reliability review D8); if it does not, the server's log has it.
         A failed ledger append comes after the state finished the round: the round
         keeps its status and records ``ledger_row_missing`` (the cause), which the
-        restart reports as it rebuilds the row.
+        restart reports as it rebuilds the row. So does a row refused before its append
+        (:class:`~secagg.ledger.entry.SamplingUnrecorded`): no row of it is written.
         """
         number = self.next_round
         self._missed = set()
@@ -734,7 +735,7 @@ class FederationServer:
         self._writing = "state"
         try:
             result = self._round(number, participants)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, SamplingUnrecorded) as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
             # name the write that failed: a full disk at the ledger append comes after
             # the state committed the round, and "could not write its state" sent the
@@ -1354,11 +1355,20 @@ class FederationServer:
             return
         cfg = self.config
         charged = result.status == "complete" or sum_revealed
-        last = result.epsilon if charged else self._last_epsilon
+        if charged:
+            last = result.epsilon
+        elif reconstruction is None:
+            last = self._carried_epsilon()
+        else:  # rebuilt in order: the running figure of the rows before it
+            last = self._last_epsilon
         self._last_epsilon = last
         dp = self._dp_block(stored)
         if dp is not None and sum_revealed:
             dp["sum_revealed"] = True
+        # from here the round's ledger row is being made: an entry refused (a DP block
+        # without its sampling record: SamplingUnrecorded) fails as its append would,
+        # before any byte of the ledger is written
+        self._writing = "ledger"
         entry = LedgerEntry(
             federation=cfg.name,
             round=result.number,
@@ -1379,10 +1389,28 @@ class FederationServer:
             # a row without a DP block released no DP noise, so none of it was seeded
             noise_seeded=self.noise_seeded and dp is not None,
         )
-        self._writing = "ledger"
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
         self._writing = "state"
         log.debug("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
+
+    def _carried_epsilon(self) -> float | None:
+        """The cumulative epsilon a row that charges nothing carries: the accountant's,
+        at the delta the row records (the config's), over every round charged so far.
+
+        Why: the row carried the last charged round's stored claim. After a restart under
+        a config with another delta that claim was accounted at the old delta, and the
+        aborted round's row put it beside the new one: an (epsilon, delta) pair no
+        accountant produced (rounds at 1e-5 claimed at 1e-7 read as spending less than
+        they do). The restarted accountant has every charged round replayed at the
+        config's delta, which is what the row records; within one run it is the last
+        claim itself. None while no round has been charged."""
+        if self._last_epsilon is None:
+            return None
+        accountant = getattr(self.mechanism, "accountant", None)
+        figure = getattr(accountant, "epsilon", None)
+        if not callable(figure):
+            return self._last_epsilon  # record level: the branches' reports, not a delta's
+        return float(figure())
 
     def _dp_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
         """The mechanism's ledger block, with how the cohort was drawn and what the

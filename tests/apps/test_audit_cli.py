@@ -45,6 +45,7 @@ def _rows(rounds: int, seeded: frozenset[int] = frozenset()) -> list[dict]:
             backend={"name": "secagg+"},
             participants=("a", "b"),
             publish_participants=False,  # the hashes of a row before 2026-12-03
+            legacy_layout=True,  # a row before dp.sampling was recorded (version 2)
             contributed=2,
             dropouts={},
             dp={

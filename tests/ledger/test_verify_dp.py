@@ -60,6 +60,7 @@ def _central_rows(
             backend={"name": "secagg+"},
             participants=("branch-00", "branch-01"),
             publish_participants=False,  # as the server writes an amplified round
+            legacy_layout=True,  # a row before dp.sampling was recorded (version 2)
             contributed=2,
             dropouts={},
             dp={
@@ -466,6 +467,7 @@ def _distributed_rows(zs: list[float]) -> list[dict]:
             started_at=None, finished_at=1.0e9 + number, backend={"name": "secagg+"},
             participants=tuple(NAMES), contributed=N, dropouts={}, dp=dp,
             epsilon=out.epsilon, delta=DELTA, model_sha256=f"{number:064x}",
+            legacy_layout=True,  # a sampling record without seeded: version 2
         )  # fmt: skip
         rows.append(entry.row(lambda name: name))
     return rows

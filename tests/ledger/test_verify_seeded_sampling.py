@@ -44,6 +44,7 @@ def _rows(
             backend={"name": "secagg+"},
             participants=("branch-00", "branch-01"),
             publish_participants=rate == 1.0,  # as the server writes an amplified round
+            legacy_layout=True,  # a row before dp.sampling was recorded whole (version 2)
             contributed=2,
             dropouts={},
             dp={

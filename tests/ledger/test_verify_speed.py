@@ -72,6 +72,7 @@ def _rows(
             participants=names, contributed=cohort, dropouts={},
             dp=dp, epsilon=claim, delta=DELTA, model_sha256=f"{number:064x}",
             publish_participants=not older,
+            legacy_layout=True,  # a row before dp.sampling was recorded (version 2)
         )  # fmt: skip
         rows.append(entry.row(lambda name: name))
     return rows
