@@ -155,3 +155,17 @@ def closest_spelling(name: str, known: Iterable[str]) -> str | None:
 
     close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.7)
     return close[0] if close else None
+
+
+def printable_line(text: str) -> str:
+    """``text`` as one log-safe line: every control, format (bidirectional override),
+    surrogate, private-use or unassigned character (Unicode category C) becomes a space,
+    and runs of whitespace one space. Callers cut it to their own bound.
+
+    Why here: another party's words (a key holder's refusal, a server's status text)
+    reach log lines, abort reasons and one-line CLI errors, where a newline forges a
+    line, an ANSI escape paints the terminal and a U+202E reorders what is read."""
+    import unicodedata
+
+    clean = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    return " ".join(clean.split())

@@ -57,7 +57,6 @@ import math
 import numbers
 import struct
 import threading
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +111,7 @@ from secagg.errors import (
     RoundAborted,
     SecAggError,
     UnexpectedMessage,
+    printable_line,
 )
 from secagg.he.params import TAIL_Z, CKKSParameters, choose_parameters
 
@@ -281,8 +281,7 @@ def printable(text: str, limit: int = MAX_REFUSAL_TEXT) -> str:
     Why: the key holder's refusal text is another party's, and the server writes it into
     its log and its round's abort reason; a newline or an ANSI escape in it would forge
     log lines, a U+202E reorder what an operator reads."""
-    clean = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
-    line = " ".join(clean.split())
+    line = printable_line(text)
     return line.encode("utf-8")[:limit].decode("utf-8", errors="ignore").rstrip()
 
 

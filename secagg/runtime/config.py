@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tomllib
 import types
 import typing
@@ -75,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
+from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
 from secagg.aggregation.registry import accepted_settings
 from secagg.crypto.signing import SigningKey
 from secagg.dp.config import DPSettings
@@ -86,7 +86,9 @@ from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRA
 #: the largest model a federation runs: round vectors are indexed by 32-bit words
 MAX_DIMENSION = 2**31
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: the names a federation's config gives (the federation, its clients, its key holder):
+#: the rule the wire binds a round's federation name by, defined once
+NAME_PATTERN = FEDERATION_NAME_PATTERN
 
 
 #: the largest server learning rate: FedAvg's is 1 and server optimisers use a few; far

@@ -202,7 +202,6 @@ import queue
 import re
 import threading
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -213,7 +212,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, printable_line
 from secagg.transport.base import NotAccepted, NotConnected, TransportError, waitable_seconds
 from secagg.transport.framing import (
     DEFAULT_CHUNK_BYTES,
@@ -321,8 +320,7 @@ def _status_line(details: object) -> str:
     paints the operator's terminal, a U+202E reorders what they read, and a megabyte of
     text is a megabyte in every log line that quotes it."""
     text = details if isinstance(details, str) else str(details or "")
-    clean = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
-    return " ".join(clean.split())[:MAX_STATUS_TEXT].rstrip()
+    return printable_line(text)[:MAX_STATUS_TEXT].rstrip()
 
 
 class TransportClosed(NotConnected):
