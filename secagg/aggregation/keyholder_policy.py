@@ -127,6 +127,17 @@ class RoundAlreadyServed(KeyHolderRefusal, WrongRound):
     """A decryption for a round number already served, or lower than the last one served."""
 
 
+class RoundSuperseded(KeyHolderRefusal, WrongRound):
+    """A key request for a round number below the one the key holder last opened; refused
+    before any work or write (nothing opened, nothing spent).
+
+    Why: rounds are opened in increasing order (a server numbers each round it begins
+    once, restarts included), and every round opened is written to disk before its key
+    leaves (two fsyncs). A server alternating two round numbers made each request a new
+    opening, and so two fsyncs, without bound; with the opened round only ever rising,
+    a repeated request writes nothing and an older one is refused."""
+
+
 class DecryptionCapReached(KeyHolderRefusal):
     """The key holder has served its lifetime number of decryptions."""
 
