@@ -98,6 +98,7 @@ from secagg.aggregation.keyholder_policy import (
     WrongFederation,
     check_federation,
     config_path,
+    opened_path,
     plausible_range,
 )
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, BranchPolicy
@@ -494,13 +495,6 @@ class CKKSSpec(RoundSpec):
 _OPENED_VERSION = 2
 
 
-def opened_path(state: Path) -> Path:
-    """Where a key holder whose decryption record is ``state`` keeps the round its last
-    key request opened: ``<state>.opened`` beside it (a separate file, so the record's
-    own format and its fail-closed reading are the record's alone)."""
-    return state.with_name(state.name + ".opened")
-
-
 # --- the keys this process published: the in-memory runs' trust ---------------------
 
 #: the fingerprints of the public contexts the key holders of *this process* published
@@ -719,6 +713,7 @@ class KeyHolderSession(HelperSession):
         path = self._opened_file()
         if path is None:
             return
+        self.record.create(round_number)  # the record first: .opened without it is a removal
         data = {
             "version": _OPENED_VERSION,
             "federation": self.record.federation,

@@ -53,7 +53,8 @@ With ``state_path``, the federation, the served round numbers and the decryption
 survive restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
 (:func:`~secagg.durable.write_json_atomically`),
 *before* the noised sum is released, and a file that cannot be read stops the
-key holder instead of resetting its count.
+key holder instead of resetting its count; so does a file removed (missing beside its
+``<state>.opened`` or ``<state>.lock``: :meth:`DecryptionRecord._refuse_if_removed`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -502,6 +504,8 @@ class DecryptionRecord:
             raise ConfigurationError(
                 f"[key_holder] state: cannot read {path} ({exc}); refusing to start"
             ) from None
+        if version is None:
+            cls._refuse_if_removed(path)
         if version is not None and version >= 2 and found != federation:
             raise ConfigurationError(
                 f"[key_holder] state: {path} records the rounds of {_federation(found)}, and "
@@ -514,6 +518,29 @@ class DecryptionRecord:
         return rounds, count
 
     @staticmethod
+    def _refuse_if_removed(path: Path) -> None:
+        """Refuse to start over a missing record that a key holder has run over before:
+        its ``<state>.opened`` or ``<state>.lock`` is still beside it.
+
+        Why: the record is what keeps each round decrypted once and the lifetime count
+        (``max_decryptions``: the bound on the DP releases of one federation's data) across
+        restarts. A missing file was read as "nothing served yet", so deleting it (an
+        operator's clean-up, or anyone with write access to the folder but not the key)
+        and restarting reset the count and let every round be decrypted again. A first
+        start has neither file; a key holder writes its record when it opens its first
+        round (:meth:`create`), before ``.opened``, and takes the lock to record every
+        decryption, so either file without the record is a record removed."""
+        found = [p.name for p in (opened_path(path), lock_path(path)) if os.path.lexists(p)]
+        if found:
+            raise ConfigurationError(
+                f"[key_holder] state: {path} is missing, but {' and '.join(found)} beside it "
+                "show that a key holder opened or decrypted rounds over it; refusing to start "
+                "afresh, which would forget the rounds it decrypted and its count (restore "
+                f"{path.name} from a backup; only if no round was ever decrypted under it, "
+                "remove those files to start afresh)"
+            )
+
+    @staticmethod
     def _upgrade(path: Path, federation: str, rounds: list[int], count: int) -> None:
         """Rewrite a version-1 record (which named no federation) as ``federation``'s,
         under the record's lock, before any request is answered."""
@@ -522,15 +549,7 @@ class DecryptionRecord:
                 again = DecryptionRecord._parse(path)
                 if again != (rounds, count, None, 1):
                     raise _Unreadable("it changed while it was read")
-                write_json_atomically(
-                    path,
-                    {
-                        "version": _STATE_VERSION,
-                        "federation": federation,
-                        "decryptions": count,
-                        "rounds": rounds,
-                    },
-                )
+                write_json_atomically(path, _document(federation, rounds, count))
         except (LockTimeout, _Unreadable, OSError) as exc:
             raise ConfigurationError(
                 f"[key_holder] state: cannot upgrade {path} to record federation "
@@ -616,6 +635,39 @@ class DecryptionRecord:
                 "decryptions is reached"
             )
 
+    def create(self, round_number: int) -> None:
+        """Write the record (what is served so far: nothing, on a first start) if its file
+        does not exist yet; called when a round is opened, before ``<state>.opened`` is
+        written and the key leaves.
+
+        Why: a record missing beside an ``.opened`` file stops the key holder at start
+        (:meth:`_refuse_if_removed`), and a first round's ``.opened`` came before any
+        record existed, so a key holder restarted in its first round would have been
+        refused. One write per record's life (the file then exists); a failure is a
+        :class:`KeyHolderRefusal` naming no local path, and nothing is opened."""
+        if self.path is None or os.path.lexists(self.path):
+            return
+        try:
+            with exclusive_lock(lock_path(self.path)):
+                self._refuse_if_changed(self.path, round_number)
+                if not os.path.lexists(self.path):
+                    write_json_atomically(
+                        self.path, _document(self.federation, self.rounds, self.decryptions)
+                    )
+        except LockTimeout as exc:
+            raise StateChanged(
+                f"round {round_number} not opened: the key holder's state file is locked by "
+                "another process (run one key holder per key)",
+                local_detail=f"{exc}: stop the other key holder process over this key",
+                sticky=False,
+            ) from None
+        except OSError as exc:
+            raise KeyHolderRefusal(
+                f"round {round_number} not opened: the key holder cannot create its state "
+                f"file ({exc.strerror or type(exc).__name__})",
+                local_detail=f"{self.path}: {exc}",
+            ) from None
+
     def commit(self, round_number: int) -> None:
         """Record one decryption of ``round_number``; the file is on disk when this returns.
 
@@ -632,15 +684,7 @@ class DecryptionRecord:
             try:
                 with exclusive_lock(lock_path(self.path)):
                     self._refuse_if_changed(self.path, round_number)
-                    write_json_atomically(
-                        self.path,
-                        {
-                            "version": _STATE_VERSION,
-                            "federation": self.federation,
-                            "decryptions": count,
-                            "rounds": rounds,
-                        },
-                    )
+                    write_json_atomically(self.path, _document(self.federation, rounds, count))
             except LockTimeout as exc:
                 # not stale: nothing was seen to change, and the holder may yet let go
                 raise StateChanged(
@@ -660,9 +704,26 @@ class DecryptionRecord:
         self.rounds, self.decryptions = rounds, count
 
 
+def _document(federation: str | None, rounds: list[int], count: int) -> dict[str, Any]:
+    """The record as its file holds it (version :data:`_STATE_VERSION`)."""
+    return {
+        "version": _STATE_VERSION,
+        "federation": federation,
+        "decryptions": count,
+        "rounds": rounds,
+    }
+
+
 def _federation(name: str | None) -> str:
     """A record's federation as a sentence says it."""
     return f"federation {name!r}" if name else "no federation"
+
+
+def opened_path(state: Path) -> Path:
+    """Where a key holder whose decryption record is ``state`` keeps the round its last
+    key request opened: ``<state>.opened`` beside it (a separate file, so the record's
+    own format and its fail-closed reading are the record's alone)."""
+    return state.with_name(state.name + ".opened")
 
 
 def lock_path(state: Path) -> Path:

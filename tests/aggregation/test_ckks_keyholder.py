@@ -1195,8 +1195,11 @@ def test_a_restarted_key_holder_decrypts_the_round_it_opened_once(tmp_path: Path
     assert json.loads(opened.read_text())["round"] == 7
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "compliance.key",
+        "compliance.key.state",  # the record, nothing decrypted yet: made as round 7 opened
+        "compliance.key.state.lock",
         "compliance.key.state.opened",
-    ]  # no temporary file left behind, and nothing decrypted yet
+    ]  # no temporary file left behind
+    assert json.loads((tmp_path / "compliance.key.state").read_text())["decryptions"] == 0
     restarted = backend.helper(dict(settings))  # a new process: the same key and files
     assert restarted.opened == (7, D) and restarted.decryptions == 0
     std, total = _reply(restarted.handle(payload, round_number=7))
