@@ -507,6 +507,19 @@ class DecryptionRecord:
         if version is None:
             cls._refuse_if_removed(path)
         if version is not None and version >= 2 and found != federation:
+            if found is None and federation is not None and not rounds and count == 0:
+                # nothing served under no federation: nothing to count against another
+                cls._upgrade(path, federation, rounds, count, version=version)
+                return rounds, count
+            if found is None:
+                raise ConfigurationError(
+                    f"[key_holder] state: {path} records {count} decryption(s) served to no "
+                    f"federation (last round {rounds[-1] if rounds else 'none'}), and this key "
+                    f"holder serves federation {federation!r}; refusing to start, since which "
+                    "federation's data those releases were of is not known (give this key "
+                    "holder its own state file, its max_decryptions lowered by those "
+                    f"{count} if they were this federation's)"
+                )
             raise ConfigurationError(
                 f"[key_holder] state: {path} records the rounds of {_federation(found)}, and "
                 f"this key holder serves {_federation(federation)}; refusing to start (give "
@@ -514,7 +527,7 @@ class DecryptionRecord:
                 "the record names)"
             )
         if version == 1 and federation is not None:
-            cls._upgrade(path, federation, rounds, count)
+            cls._upgrade(path, federation, rounds, count, version=1)
         return rounds, count
 
     @staticmethod
@@ -541,13 +554,23 @@ class DecryptionRecord:
             )
 
     @staticmethod
-    def _upgrade(path: Path, federation: str, rounds: list[int], count: int) -> None:
-        """Rewrite a version-1 record (which named no federation) as ``federation``'s,
-        under the record's lock, before any request is answered."""
+    def _upgrade(
+        path: Path, federation: str, rounds: list[int], count: int, *, version: int
+    ) -> None:
+        """Rewrite a record naming no federation as ``federation``'s, under the record's
+        lock, before any request is answered: a version-1 record (which named none; its
+        rounds were served by this key, so they stay served: refusing more, never less),
+        or a version-2 one of no federation that served nothing (a key holder run without
+        a federation that opened a round and decrypted none: :meth:`create` wrote it).
+
+        Why the latter: such a record stopped a key holder given its federation at start
+        ("records the rounds of no federation"), although it had no round to count
+        against anyone; one that served rounds under no federation still stops it
+        (:meth:`_open`)."""
         try:
             with exclusive_lock(lock_path(path)):
                 again = DecryptionRecord._parse(path)
-                if again != (rounds, count, None, 1):
+                if again != (rounds, count, None, version):
                     raise _Unreadable("it changed while it was read")
                 write_json_atomically(path, _document(federation, rounds, count))
         except (LockTimeout, _Unreadable, OSError) as exc:
@@ -556,10 +579,10 @@ class DecryptionRecord:
                 f"{federation!r} ({exc}); refusing to start"
             ) from None
         log.info(
-            "key holder: %s (version 1, no federation) upgraded to version %d: its %d "
-            "decryptions are federation %r's",
+            "key holder: %s (version %d, no federation) %s: its %d decryptions are federation %r's",
             path,
-            _STATE_VERSION,
+            version,
+            f"upgraded to version {_STATE_VERSION}" if version < _STATE_VERSION else "adopted",
             count,
             federation,
         )
