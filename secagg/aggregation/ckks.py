@@ -709,7 +709,10 @@ class KeyHolderSession(HelperSession):
         memory, refused the decryption ("which no key request opened") and the round was
         lost. What keeps a round from being decrypted twice is the decryption record, on
         disk before a sum leaves; this file only says which round may be decrypted next,
-        at which length and under which key, as the memory of it did."""
+        at which length and under which key, as the memory of it did. The record is
+        created first if it does not exist yet (the first round opened): an ``.opened``
+        beside no record is what a removed record looks like at start
+        (:meth:`~secagg.aggregation.keyholder_policy.DecryptionRecord.create`)."""
         path = self._opened_file()
         if path is None:
             return

@@ -541,8 +541,11 @@ class DecryptionRecord:
         operator's clean-up, or anyone with write access to the folder but not the key)
         and restarting reset the count and let every round be decrypted again. A first
         start has neither file; a key holder writes its record when it opens its first
-        round (:meth:`create`), before ``.opened``, and takes the lock to record every
-        decryption, so either file without the record is a record removed."""
+        round (:meth:`create`, which takes the lock), before ``.opened``, and takes the
+        lock to record every decryption, so either file without the record is a record
+        removed. (A key holder of an earlier release restarted in its first round left an
+        ``.opened`` and no record: refused too, and its operator, who knows no round was
+        decrypted, removes the ``.opened`` as the refusal says.)"""
         found = [p.name for p in (opened_path(path), lock_path(path)) if os.path.lexists(p)]
         if found:
             raise ConfigurationError(
