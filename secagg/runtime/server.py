@@ -258,9 +258,11 @@ class FederationServer:
             restored = self._last_epsilon
             self._backfill_ledger(recovery.aborted_on_restart)
             self._last_epsilon = restored  # the backfill's running figure is the rows'
-        # for the per-round log line: every charged round at the config's delta (the
-        # stored claim was accounted at the delta of the run that made it)
-        self._epsilon_now = self._carried_epsilon()
+        # for the per-round log line, what the next row would claim: every charged round
+        # at the config's delta (the stored claim was accounted at the delta of the run
+        # that made it), or under record level the worst branch's reported figure (the
+        # server stores none of its own: the line said "epsilon -" beside a row claiming it)
+        self._epsilon_now = self.mechanism.ledger_claim(self._carried_epsilon())
         gone = self.mechanism.charged_outside(config.clients)
         if gone:  # the unit of the per-client charge is the name
             log.warning(
