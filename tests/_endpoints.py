@@ -4,10 +4,17 @@
 :class:`~secagg.runtime.client.FederationClient` message by message (no server): each
 inspects the decoded messages the branch sent. :class:`RecordingHub` is the in-process
 transport with the server's inbox kept, for the tests that check what reached it.
+:func:`version_2_round_start` is what an older server sends a branch.
 """
 
 from __future__ import annotations
 
+import struct
+
+import numpy as np
+
+from secagg.aggregation.masking import MaskingBackend
+from secagg.aggregation.spec import Writer, encode_spec
 from secagg.runtime.wire import decode_message
 from secagg.transport.inprocess import InProcessHub
 
@@ -38,3 +45,12 @@ class RecordingHub(InProcessHub):
         if item is not None:
             self.received.append(item)
         return item
+
+
+def version_2_round_start(number: int, dimension: int) -> bytes:
+    """A round start as a server of an older secagg sends it: wire version 2, which
+    names no federation (a masking round of 3 parties and a zero model)."""
+    spec = encode_spec(MaskingBackend(graph="complete", value_bound=4.0).plan(3, dimension))
+    model = np.zeros(dimension, "<f4").tobytes()
+    body = Writer().u32(0).f64(1.0).u8(0).blob(spec).blob(model)
+    return struct.pack("<4sBBI", b"SAFD", 2, 1, number) + body.bytes()

@@ -1793,14 +1793,15 @@ def client(
     Exit status: 0 when the server announced that the federation finished (or after
     --rounds rounds); 1, with one line naming the cause, when the federation was
     stopped before it finished, the server cannot be reached, the TLS handshake fails,
-    the server refuses this branch, or the branch gave up redialling; 2 for a mistake
-    in its options or files (a model whose size is not the federation's included, and a
-    --state file that cannot be read or written).
+    the server refuses this branch, the server runs an older secagg release (its round
+    start is of an older wire version: upgrade the server), or the branch gave up
+    redialling; 2 for a mistake in its options or files (a model whose size is not the
+    federation's included, and a --state file that cannot be read or written).
     """
     import math
 
     from secagg.runtime.branch_state import BranchStateError
-    from secagg.runtime.client import BranchRefused
+    from secagg.runtime.client import BranchRefused, ServerOutdated
     from secagg.runtime.launch import load_hook, run_branch
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
@@ -1832,6 +1833,8 @@ def client(
         )
     except BranchRefused as exc:
         _fail("secagg client", f"{name} refused {exc}", 3)
+    except ServerOutdated as exc:  # the server's side, as a refusal of this branch: 1
+        _fail("secagg client", f"{name}: {_one_line(exc, name)}", 1)
     except BranchStateError as exc:  # its state file: named by the flag that gave it
         _fail("secagg client", f"{name}: --state {_one_line(exc, name)}", 2)
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder

@@ -85,7 +85,10 @@ redialled. Running out of the window, or of the idle timer between rounds, raise
 :class:`BranchGaveUp` (a :class:`~secagg.transport.base.TransportError`: the CLI's
 exit status 1), never a quiet return.
 
-A branch whose model dimension is not the federation's stops at the first round
+A branch facing a server of an older secagg release (its round start is of an older
+wire version) leaves that round and stops with :class:`ServerOutdated`, one line naming
+both versions and what to upgrade: it could take none of the server's rounds. A
+branch whose model dimension is not the federation's stops at the first round
 start with :class:`DimensionMismatch` (a :class:`~secagg.errors.ConfigurationError`
 naming both numbers) before it trains; a branch that leaves a round on its own
 (its side of the round aborted, or it could not take part: a round its policy
@@ -124,6 +127,7 @@ from secagg.runtime.branch_state import BranchStateError, RoundMark
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
     ROUND_START,
+    ROUND_START_VERSION,
     FederationEnd,
     Leave,
     OutdatedMessage,
@@ -166,8 +170,9 @@ class ClientStats:
     sessions: int = 0  # sessions opened by serve() (1 + the reconnections)
     #: why the last run() returned: "finished" (the server announced the federation
     #: complete), "stopped" (the server announced it stopped before completing; see
-    #: end_reason), "rounds" (this branch's own round limit) or "idle" (the server was
-    #: silent between rounds for idle_timeout); None while running
+    #: end_reason), "rounds" (this branch's own round limit), "idle" (the server was
+    #: silent between rounds for idle_timeout) or "outdated" (the server runs an older
+    #: secagg: ServerOutdated, end_reason its line); None while running
     outcome: str | None = None
     end_reason: str = ""
     last_model: np.ndarray | None = field(default=None, repr=False)
@@ -211,6 +216,27 @@ class DimensionMismatch(ConfigurationError):
             f"{what} has {branch} parameters but the federation's model has {federation}: "
             f"start the branch with the federation's dimension ({federation}; "
             "secagg client --dimension)"
+        )
+
+
+class ServerOutdated(SecAggError):
+    """The server runs an older secagg release than this branch: its round start is of
+    an older wire version, so the branch can take none of its rounds, and stops.
+
+    Why stop: the branch refused and left every round, but then waited for the next
+    one, for as long as the server ran, taking part in nothing and saying so only in
+    its log (one line a round start). Only an upgrade of the server mends it; ``secagg
+    client`` prints this one line and exits 1 (the server's side, as when it refuses
+    the branch: a service manager's restart then brings the branch back once the
+    server is upgraded). ``stats`` are the branch's counters (``outcome``
+    "outdated", ``end_reason`` this line)."""
+
+    def __init__(self, name: str, found: OutdatedMessage, stats: ClientStats) -> None:
+        self.round, self.version, self.stats = found.round, found.version, stats
+        super().__init__(
+            f"{name}: the server speaks an older secagg wire version (round {found.round}'s "
+            f"start is v{found.version}, this branch needs v{ROUND_START_VERSION}): upgrade "
+            "secagg on the server to this branch's release, then start the branch again"
         )
 
 
@@ -415,8 +441,9 @@ class FederationClient:
         "stopped") or ``rounds`` were served. Raises :class:`BranchGaveUp` when the
         window or the idle timer ran out, a
         :class:`~secagg.transport.base.NotAccepted` at once when the server refuses
-        this party for who it is, and :class:`BranchRefused` or
-        :class:`DimensionMismatch` when the branch stops a round itself."""
+        this party for who it is, :class:`BranchRefused` or
+        :class:`DimensionMismatch` when the branch stops a round itself, and
+        :class:`ServerOutdated` when the server runs an older secagg."""
 
         def one_session(transport: ClientEndpoint) -> ClientStats:
             self.reconnected(transport)
@@ -450,7 +477,8 @@ class FederationClient:
 
         Raises :class:`BranchRefused` when a round is weaker than the policy (and
         ``stop_on_refusal``), :class:`DimensionMismatch` when the round's model is
-        not this branch's size, :class:`~secagg.runtime.branch_state.BranchStateError`
+        not this branch's size, :class:`ServerOutdated` at a round start of an older
+        wire version, :class:`~secagg.runtime.branch_state.BranchStateError`
         when its state file cannot record a round it starts, and
         :class:`~secagg.transport.base.NotConnected` when the session ended while the
         branch answered; nothing else a server sends escapes."""
@@ -488,12 +516,22 @@ class FederationClient:
                 self._leave(number, "could not take part (BranchStateError)")
             raise
         except OutdatedMessage as exc:
-            # an older server's round start names no federation: this branch can take
-            # none of its rounds; it says so at once (a leave is still of the old version)
             self.stats.refused_messages += 1
-            self._refusals.refused(logging.ERROR, "%s refused a message: %s", self.name, exc)
-            if exc.kind == ROUND_START:
-                self._leave(exc.round, "could not take part (OutdatedMessage: upgrade secagg)")
+            if exc.kind != ROUND_START:
+                # not proof of an older server: only the round start's version moved (the
+                # others are v2 at both ends), so none is outdated today; a stale message
+                # of a later change refuses that message only, like any malformed one
+                self._refusals.refused(logging.ERROR, "%s refused a message: %s", self.name, exc)
+                return
+            # an older server's round start names no federation: this branch can take
+            # none of its rounds. It leaves this one at once (a leave is still of the old
+            # version, which that server reads) and stops: waiting could only repeat it
+            self._session, self._round, self._round_deadline = None, None, None
+            self._leave(exc.round, "could not take part (OutdatedMessage: upgrade secagg)")
+            stop = ServerOutdated(self.name, exc, self.stats)
+            self.stats.outcome, self.stats.end_reason = "outdated", str(stop)
+            log.info("%s", stop)  # the caller reports it (secagg client: one line, exit 1)
+            raise stop from None
         except NotConnected:  # the session ended while answering: serve() redials
             raise
         except PolicyRefused as exc:

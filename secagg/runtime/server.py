@@ -258,7 +258,11 @@ class FederationServer:
             restored = self._last_epsilon
             self._backfill_ledger(recovery.aborted_on_restart)
             self._last_epsilon = restored  # the backfill's running figure is the rows'
-        self._epsilon_now = self._last_epsilon  # for the per-round log line
+        # for the per-round log line, what the next row would claim: every charged round
+        # at the config's delta (the stored claim was accounted at the delta of the run
+        # that made it), or under record level the worst branch's reported figure (the
+        # server stores none of its own: the line said "epsilon -" beside a row claiming it)
+        self._epsilon_now = self.mechanism.ledger_claim(self._carried_epsilon())
         gone = self.mechanism.charged_outside(config.clients)
         if gone:  # the unit of the per-client charge is the name
             log.warning(
@@ -1406,11 +1410,9 @@ class FederationServer:
         claim itself. None while no round has been charged."""
         if self._last_epsilon is None:
             return None
-        accountant = getattr(self.mechanism, "accountant", None)
-        figure = getattr(accountant, "epsilon", None)
-        if not callable(figure):
-            return self._last_epsilon  # record level: the branches' reports, not a delta's
-        return float(figure())
+        figure = _accounted_epsilon(self.mechanism)
+        # record level: the branches' reports, not a delta's
+        return self._last_epsilon if figure is None else figure
 
     def _dp_block(self, stored: dict[str, Any]) -> dict[str, Any] | None:
         """The mechanism's ledger block, with how the cohort was drawn and what the
@@ -1437,25 +1439,39 @@ class FederationServer:
         (aborted on restart), or one whose row was lost between the store's commit and
         the ledger's. Rebuilt from the store: marked ``reconstructed``, with a
         ``reconstruction`` record of why and which fields the state held
-        (:func:`_provenance`)."""
+        (:func:`_provenance`).
+
+        A rebuilt row's epsilon is the accountant's at the delta the row records (the
+        config's) over the rounds charged up to and including its own
+        (:class:`_ChargeReplay`). Why: the row carried the round's stored claim (or,
+        charging nothing, the last one), accounted at the delta of the run that made
+        it; after a restart under another ``dp.delta`` that was an (epsilon, delta)
+        pair no accountant produced, which ``audit verify`` fails (rounds 1-2 at 1e-3
+        claimed 4.85 beside delta 1e-4, where they spend 5.77). Under the same delta
+        the replay is the stored claim itself."""
         assert self.ledger is not None
         recorded = {entry.get("round") for entry in self.ledger.entries()}
         epsilon: float | None = None
         checked = False
+        replay = _ChargeReplay(self.config)
         for row in self.store.rounds():
             report = row["report"] or {}
-            if row["status"] == "complete":
-                epsilon = report.get("epsilon", epsilon)
+            complete = row["status"] == "complete"
+            revealed = None if complete else report.get("revealed")
+            charge = report if complete else revealed
+            if charge is not None:  # as __init__ restored it: completed, or its sum revealed
+                replay.add(charge)
             if row["number"] in recorded or row["status"] not in ("complete", "aborted"):
+                epsilon = charge.get("epsilon", epsilon) if charge is not None else epsilon
                 continue
             if not checked:  # a row is added only to a chain that verifies
                 refuse_broken_chain(self.ledger)
                 checked = True
             contributed = tuple(report.get("contributed", ()))
-            complete = row["status"] == "complete"
-            revealed = None if complete else report.get("revealed")
-            if revealed is not None:  # charged although aborted: its sum was revealed
-                epsilon = revealed.get("epsilon", epsilon)
+            if charge is not None:
+                epsilon = charge.get("epsilon", epsilon)
+            if epsilon is not None:  # nothing charged yet: no claim to restate
+                epsilon = replay.epsilon(stored=epsilon)
             result = RoundResult(
                 row["number"],
                 row["status"],
@@ -1535,14 +1551,59 @@ def _provenance(
         not_recovered["model_sha256"] = (
             "the model the server restarted with: the state keeps no checkpoint of this round"
         )
-    # the claim is the state's (this round's charge, or the last one for a round that
-    # charged nothing); the DP block's parameters are the restarted mechanism's
+    # the claim is the state's charges (this round's and those before it), accounted at
+    # the row's delta (_ChargeReplay); the DP block's parameters are the restarted
+    # mechanism's
     recovered.append("privacy.epsilon")
     if with_dp:
         not_recovered["dp"] = "the restarted server's DP parameters and sampling" + (
             ", with the state's record of the round's charge" if charged else ""
         )
     return Reconstruction(FROM_STATE, cause, tuple(recovered), not_recovered)
+
+
+def _accounted_epsilon(mechanism: Mechanism) -> float | None:
+    """The cumulative epsilon of ``mechanism``'s accountant, at the delta it accounts at
+    (the config's); None for a mechanism whose server accounts nothing (no DP, or record
+    level: each branch accounts its DP-SGD and reports it)."""
+    accountant = getattr(mechanism, "accountant", None)
+    figure = getattr(accountant, "epsilon", None)
+    return float(figure()) if callable(figure) else None
+
+
+class _ChargeReplay:
+    """The stored charges of a federation's rounds, replayed in order through a fresh
+    mechanism of the config's ``[dp]``: its accountant's epsilon after any prefix of
+    the rounds, at the config's delta.
+
+    Why a second mechanism: the server's own has every stored round charged by the
+    time the ledger is backfilled, so its figure is a rebuilt row's only when that row
+    is the last charged round; this one states the figure after the row's own round,
+    whichever it is. The arithmetic is the accountant's (:meth:`Mechanism.restore`,
+    the same call that restored the server's), none of it here. Built at the first
+    figure asked for: a restart that rebuilds nothing replays nothing."""
+
+    def __init__(self, config: FederationConfig) -> None:
+        self._config = config
+        self._charges: list[dict[str, Any]] = []
+        self._mechanism: Mechanism | None = None
+        self._replayed = 0  # charges restored into the mechanism so far
+
+    def add(self, stored: dict[str, Any]) -> None:
+        """A charged round's stored record (completed, or its sum revealed), in order."""
+        self._charges.append(stored)
+
+    def epsilon(self, *, stored: float) -> float:
+        """Every charge added so far, accounted at the config's delta; ``stored`` (the
+        state's claim) where the server accounts nothing (record level)."""
+        if self._mechanism is None:
+            self._mechanism = self._config.mechanism()  # draws no noise: accounting only
+        while self._replayed < len(self._charges):
+            # each charge passed the server's own restore (_restore_charge) already
+            self._mechanism.restore(self._charges[self._replayed])
+            self._replayed += 1
+        figure = _accounted_epsilon(self._mechanism)
+        return stored if figure is None else figure
 
 
 def _seconds(elapsed: float) -> str:
