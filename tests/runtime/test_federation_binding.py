@@ -13,7 +13,6 @@ it until the phase deadline.
 
 from __future__ import annotations
 
-import struct
 import tempfile
 import threading
 import time
@@ -21,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _endpoints import RecordingHub, SentMessages
+from _endpoints import RecordingHub, SentMessages, version_2_round_start
 
 from secagg.aggregation import Announce, ToParty
 from secagg.aggregation.masking import MaskingBackend, protocol_round_id
-from secagg.aggregation.spec import Writer, encode_spec
 from secagg.errors import ConfigurationError, MalformedMessage, WrongRound
 from secagg.protocol import decode
 from secagg.protocol.messages import KeyDirectory, RoundSetup
@@ -209,15 +207,8 @@ def test_a_round_start_names_its_federation_on_the_wire() -> None:
     assert encode_message(Relay(3, b"x"))[4] == 2 and encode_message(Leave(3, "x"))[4] == 2
 
 
-def _version_2_start(number: int, spec: bytes, model: np.ndarray) -> bytes:
-    """A round start as an older server sends it: version 2, no federation."""
-    body = Writer().u32(0).f64(1.0).u8(0).blob(spec).blob(model.astype("<f4").tobytes())
-    return struct.pack("<4sBBI", b"SAFD", 2, 1, number) + body.bytes()
-
-
 def test_an_older_servers_round_start_is_refused_typed_and_the_branch_leaves_it() -> None:
-    spec = encode_spec(MaskingBackend(graph="complete", value_bound=4.0).plan(3, D))
-    data = _version_2_start(4, spec, np.zeros(D))
+    data = version_2_round_start(4, D)
     with pytest.raises(OutdatedMessage) as caught:
         decode_message(data)
     assert (caught.value.round, caught.value.version) == (4, 2)

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _state import drop_last_ledger_rows
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.errors import ConfigurationError
 from secagg.ledger import verify_ledger
-from secagg.ledger.chain import Ledger, LedgerError, LedgerKey, genesis_hash, head_message
+from secagg.ledger.chain import Ledger, LedgerError, LedgerKey
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, open_server_state
@@ -136,21 +137,8 @@ def test_a_round_the_ledger_lacks_is_judged_by_its_stored_epsilon(tmp_path: Path
 
 
 def _drop_last_row(ledger_path: Path) -> None:
-    """Remove the last row and put back the signed head of the row before it: what a
-    crash between the store's commit and the ledger's append leaves (an honest chain)."""
-    key = LedgerKey.load(Path(ledger_path.parent / "state.sqlite.ledger-key"))
-    db = sqlite3.connect(ledger_path)
-    try:
-        db.execute("DELETE FROM ledger WHERE seq = (SELECT MAX(seq) FROM ledger)")
-        last = db.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC").fetchone()
-        seq, digest = last or (0, genesis_hash(key.public_key))
-        signature = key.signing.sign(head_message(seq, digest)).hex()
-        db.execute(
-            "INSERT OR REPLACE INTO ledger_head VALUES (1, ?, ?, ?)", (seq, digest, signature)
-        )
-        db.commit()
-    finally:
-        db.close()
+    """What a crash between the store's commit and the ledger's append leaves."""
+    drop_last_ledger_rows(ledger_path, ledger_path.parent / "state.sqlite.ledger-key")
 
 
 @pytest.mark.parametrize(
