@@ -1,0 +1,175 @@
+"""A server that corrupts the sealed shares it relays must not learn anyone's input.
+
+The server relays every sealed share (phase 2), so a malicious one can garble any of
+them. A garbled share is *accused* by its recipient, not obeyed (security review M3).
+Before 2026-12-05 an accuser neither masked with the accused nor kept the pair seed to
+itself: it sent the seed ``s_uv`` to the server, which removed ``v``'s half of the pair
+mask with it. So the server could garble the shares travelling *to* a victim ``v``
+(``v`` accused its honest neighbours, masked with none of them, yet they still held
+``v``'s shares) and those travelling *from* ``v`` (its neighbours accused ``v`` and
+handed over the seeds of the pair masks ``v`` did add). With every neighbour in one of
+the two groups, ``y_v = x_v + PRG(b_v) + (masks of known seeds)``; ``v`` survived, so
+its holders revealed ``b_v``, and the server read ``x_v`` exactly, with no colluding
+client, in the active variant too, while the round completed with the right sum.
+
+Now an accuser still masks with the accused and reveals no seed: an accusation says
+only "I hold none of its shares". These tests play that server: they garble random
+sets of shares around a random victim, run the round to its end with the honest
+server's own bookkeeping, and then try to read the victim's input from everything the
+server saw. They never can; the round still ends in the exact sum of the clients it
+includes, or aborts naming the accused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from _harness import SteppedRound
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+from secagg.crypto import shamir
+from secagg.crypto.prg import accumulate_masks
+from secagg.errors import SecAggError
+from secagg.protocol import ServerPhase, common
+from secagg.protocol.config import ClientPolicy
+from secagg.protocol.messages import (
+    ClientMessage,
+    GraphKind,
+    MaskedInput,
+    SealedShare,
+    ShareDelivery,
+    UnmaskingShares,
+)
+
+#: what the server does to the sealed shares between the victim and one neighbour
+FATES = ("to_victim", "to_victim", "from_victim", "from_victim", "both", "none", "none")
+
+
+def _garbled(share: SealedShare) -> SealedShare:
+    return SealedShare(share.peer, share.ciphertext[:-1] + bytes([share.ciphertext[-1] ^ 1]))
+
+
+def _tamper(delivery: ShareDelivery, victim: int, fate: dict[int, str]) -> ShareDelivery:
+    """Garble, in one recipient's delivery, the shares the fates say to garble."""
+    recipient = delivery.recipient
+    shares = []
+    for share in delivery.shares:
+        sender = share.peer
+        if recipient == victim and fate.get(sender) in ("to_victim", "both"):
+            share = _garbled(share)
+        elif sender == victim and fate.get(recipient) in ("from_victim", "both"):
+            share = _garbled(share)
+        shares.append(share)
+    return dataclasses.replace(delivery, shares=tuple(shares))
+
+
+def _run(r: SteppedRound, victim: int, fate: dict[int, str]) -> list[ClientMessage]:
+    """The round to its end, the server garbling shares around ``victim``; every client
+    reply the server received (its whole view of the clients)."""
+    seen: list[ClientMessage] = []
+    while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        r.to_clients = [
+            _tamper(m, victim, fate) if isinstance(m, ShareDelivery) else m for m in r.to_clients
+        ]
+        replies = r.clients_reply(refusal_is_dropout=True)
+        seen.extend(replies)
+        r.server_receives(replies, refusal_is_dropout=True)
+    return seen
+
+
+def _read_input(r: SteppedRound, victim: int, seen: list[ClientMessage]) -> np.ndarray | None:
+    """The victim's input as the server computes it from what it saw, or None if it
+    cannot: ``y_v - PRG(b_v)``, minus the pair masks ``v`` added whose seeds were
+    revealed. ``v`` masked with a neighbour it did not accuse (the rule before the fix);
+    the reading needs the seed of every such pair, and ``b_v`` from t of its shares."""
+    t = r.config.threshold
+    masked = [m for m in seen if isinstance(m, MaskedInput) and m.sender == victim]
+    if not masked:
+        return None
+    (mine,) = masked
+    shares = [
+        shamir.Share.from_bytes(common.share_point(m.sender), s.share)
+        for m in seen
+        if isinstance(m, UnmaskingShares)
+        for s in m.self_mask_shares
+        if s.owner == victim
+    ]
+    if len(shares) < t:
+        return None
+    self_mask = shamir.reconstruct(shares[:t], t, common.SELF_MASK_SEED_BYTES)
+    revealed = {  # neighbour -> the seed of its pair mask with the victim, if it gave it
+        m.sender: a.pair_seed
+        for m in seen
+        if isinstance(m, MaskedInput)
+        for a in m.accusations
+        if a.party == victim and hasattr(a, "pair_seed")
+    }
+    skipped = {a.party for a in mine.accusations}
+    delivered = r.server.graph.neighbours(victim) & set(r.server.report.responders["share_keys"])
+    partners = delivered - skipped
+    if not partners <= set(revealed):
+        return None
+    x = np.array(mine.vector, copy=True)
+    add = [revealed[w] for w in partners if w > victim]  # v subtracted PRG(s_vw), w > v
+    subtract = [self_mask] + [revealed[w] for w in partners if w < victim]
+    accumulate_masks(x, add, subtract)
+    return x
+
+
+def _check_outcome(r: SteppedRound) -> str:
+    """The round's own outcome: the exact sum of the clients it includes, or an abort."""
+    if r.server.phase == ServerPhase.ABORTED:
+        assert r.server.report.abort_reason
+        return "aborted"
+    np.testing.assert_array_equal(r.server.result(), r.expected_sum())
+    return "complete"
+
+
+def test_garbling_every_share_the_victim_receives_does_not_unmask_it() -> None:
+    """The plainest form: no colluder, every share sent to the victim garbled. The
+    victim accused all 9 neighbours and masked with none of them; its holders revealed
+    ``b_v``, so ``y_v - PRG(b_v)`` was its input, word for word, in both variants."""
+    for active in (False, True):
+        r = SteppedRound(10, 6, active=active)
+        victim = 4
+        fate = {w: "to_victim" for w in range(10) if w != victim}
+        seen = _run(r, victim, fate)
+        got = _read_input(r, victim, seen)
+        assert got is None or not np.array_equal(got, r.inputs[victim])
+        assert r.server.report.accused.keys() == set(fate)  # the victim accused them all
+        assert _check_outcome(r) == "complete"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_server_garbling_relayed_shares_never_reads_an_input(data: st.DataObject) -> None:
+    n = data.draw(st.integers(5, 11), label="n")
+    active = data.draw(st.booleans(), label="active")
+    harary = n >= 8 and data.draw(st.booleans(), label="harary")
+    k = data.draw(st.sampled_from(range(4, n - 1, 2)), label="k") if harary else None
+    degree = n - 1 if k is None else k
+    graph = GraphKind.HARARY if harary else GraphKind.COMPLETE
+    lowest = ClientPolicy().minimum_threshold(n, graph, degree, active=active)
+    assume(lowest is not None)
+    assert lowest is not None
+    t = data.draw(st.integers(lowest, degree + 1), label="t")
+    try:
+        r = SteppedRound(n, 6, active=active, graph=graph.name.lower(), k=k, threshold=t)
+    except SecAggError:
+        assume(False)
+        return
+    victim = data.draw(st.integers(0, n - 1), label="victim")
+    fate = {
+        w: data.draw(st.sampled_from(FATES), label=f"shares between victim and {w}")
+        for w in sorted(r.server.graph.neighbours(victim))
+    }
+    seen = _run(r, victim, fate)
+    got = _read_input(r, victim, seen)
+    if got is not None:
+        event("the server could compute a reading")
+    assert got is None or not np.array_equal(got, r.inputs[victim]), (
+        f"the server read the input of party {victim} (fates {fate})"
+    )
+    event(_check_outcome(r))
