@@ -210,3 +210,26 @@ def test_a_server_garbling_relayed_shares_never_reads_an_input(data: st.DataObje
         f"the server read the input of party {victim} (fates {fate})"
     )
     event(_check_outcome(r))
+
+
+def test_a_client_that_garbles_every_share_and_drops_aborts_the_round_naming_it() -> None:
+    """The price of the fix, stated: every neighbour accused the garbler and still
+    masked with it, so when it drops its masks come off only through its mask key, which
+    no t holders can rebuild. Before, nobody had masked with it and the round completed
+    without it; now it aborts at the close of the masked-input phase, naming it (one
+    client could abort a round before too, by sharing a secret other than its own)."""
+    r = SteppedRound(6, 4, threshold=4)
+    garbler = 2
+    r.step()  # key directories are pending
+    r.server_receives(
+        [
+            dataclasses.replace(m, shares=tuple(map(_garbled, m.shares)))
+            if m.sender == garbler
+            else m
+            for m in r.clients_reply()
+        ]
+    )
+    r.step(skip={garbler})  # it vanishes before its masked input
+    assert r.server.phase == ServerPhase.ABORTED
+    assert r.server.report.accused == {garbler: {0, 1, 3, 4, 5}}
+    assert f"party {garbler}'s shares did not open" in (r.server.report.abort_reason or "")
