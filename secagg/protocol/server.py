@@ -613,8 +613,9 @@ class Server:
         for a in msg.accusations:
             if not hmac.compare_digest(a.mask_key, self._keys[a.party].mask_key):
                 raise InvalidMessage(
-                    f"party {msg.sender} masked with a key for party {a.party} other than "
-                    "the one it advertised (altered in relay?): that mask cannot be removed"
+                    f"party {msg.sender} masked with party {a.party} under a mask key other "
+                    f"than the one {a.party} advertised (altered in relay?): that mask cannot "
+                    "be removed"
                 )
         return frozenset(a.party for a in msg.accusations)
 
