@@ -42,12 +42,15 @@ setup below the policy raises :class:`~secagg.errors.PolicyRefused` and changes
 nothing.
 
 A neighbour whose sealed shares do not open (or open to garbage) is *accused*,
-not obeyed: the client keeps none of its shares, does not mask with it, and
-completes the round, naming it in its ``MaskedInput`` together with the pair
-seed it did not use, so the server can remove that pair's mask from the
-neighbour's input if the neighbour did use it. One bad neighbour thus costs the
-round one share holder, as a dropout would, instead of the whole neighbourhood
-(security review M3).
+not obeyed: the client keeps none of its shares and completes the round, naming
+it in its ``MaskedInput``. One bad neighbour thus costs the round one share
+holder instead of the whole neighbourhood (security review M3). The client still
+masks with it, and reveals nothing about that pair: the shares travel through
+the server, which can garble any of them, so "did not open" is the server's to
+cause. Before, an accuser skipped the pair mask and sent its seed, which the
+server then removed from the accused's input; garbling the shares around one
+victim made it mask with none of its neighbours and them reveal the seeds of the
+masks it did add, so its revealed self-mask left its input in the clear.
 
 Size: about 660 lines on purpose: a role's whole state machine in one file, as h11
 does, so every transition and every refusal can be checked in one reading.
@@ -603,24 +606,26 @@ class Client:
     ) -> MaskedInput:
         """y = x + PRG(b) + sum_{v<u} PRG(s_uv) - sum_{v>u} PRG(s_uv)  (mod 2^bits).
 
-        The pairwise masks run over the neighbours whose shares we hold (the
-        server's U2 restricted to our neighbourhood, minus the accused): exactly
-        the set the server will use when it removes the masks of those that drop
-        later. For each accused neighbour the message carries the pair seed we
-        did *not* mask with: y does not depend on it, so it reveals nothing of
-        our input, and the server needs it only if that neighbour did mask with
-        us. In the active variant the accusations are signed, so the server can
-        show an operator who accused whom but cannot make up an accusation.
+        The pairwise masks run over every neighbour whose shares were delivered (the
+        server's U2 restricted to our neighbourhood), those we hold and the accused
+        alike: exactly the set the server removes the masks of when they drop later.
+        Masking with the accused is what keeps our input hidden when the server
+        garbles the shares sent to us: it cannot thereby make us skip the masks of
+        honest neighbours whose seeds it never learns. An accusation names the party
+        and the mask key we saw for it (public), so the server can tell a key altered
+        in relay, whose pair masks would not cancel; in the active variant the list
+        is signed, so the server can show an operator who accused whom but cannot
+        make up an accusation.
         """
         setup = self.setup
         assert setup is not None and self._mask is not None and self._self_mask_seed is not None
         add = [self._self_mask_seed]
         subtract = []
-        for peer in sorted(held):
+        for peer in sorted({*held, *accused}):
             if peer == self.party:
                 continue
             (add if peer < self.party else subtract).append(self._pair_seed(peer))
-        accusations = tuple(Accusation(p, self._pair_seed(p)) for p in accused)
+        accusations = tuple(Accusation(p, self._peer_keys[p].mask_key) for p in accused)
         signature = b""
         if setup.active and accusations:
             assert self._signing_key is not None

@@ -75,13 +75,15 @@ def consistency_payload(round_id: bytes, survivors: Iterable[int]) -> bytes:
 def accusation_payload(round_id: bytes, party: int, accusations: Iterable[Accusation]) -> bytes:
     """What a client signs when it accuses neighbours in its masked input (active variant).
 
-    Binds the round, the accuser, and every accused party with the pair seed
-    revealed for it, so the server can neither invent nor alter an accusation.
+    Binds the round, the accuser, and every accused party with the mask key the
+    accuser saw for it, so the server can neither invent nor alter an accusation.
+    The label changed with message version 3, whose accusations carry no pair seed:
+    a version 2 signature never verifies here.
     """
     items = tuple(accusations)
-    parts = [b"secagg/v1/accusation", round_id, struct.pack(">II", party, len(items))]
+    parts = [b"secagg/v3/accusation", round_id, struct.pack(">II", party, len(items))]
     for item in items:
-        parts += [struct.pack(">I", item.party), item.pair_seed]
+        parts += [struct.pack(">I", item.party), item.mask_key]
     return b"".join(parts)
 
 

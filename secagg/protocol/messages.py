@@ -13,8 +13,14 @@ that the whole buffer is consumed: truncated, padded or garbled input raises
 :class:`~secagg.errors.MalformedMessage` and never anything else. Nothing is
 ever unpickled.
 
-Version 2 (this one) added the accusations, and their signature, to
-``MaskedInput``; version 1 messages are refused rather than misread.
+Version 2 added the accusations, and their signature, to ``MaskedInput``.
+Version 3 (this one) replaced the pair seed in each accusation by the mask key
+the accuser saw for the accused: an accuser now masks with the accused as with
+any neighbour, because the seed it used to send was half of the accused's own
+pair mask, and a server that garbled relayed shares collected enough of them to
+unmask an input. Messages of earlier versions are refused rather than misread (a
+version 2 peer would reveal seeds, and leave a pair mask one-sided, that this
+version neither wants nor removes).
 
 Size: about 540 lines: every message class and its exact codec in one place, so a
 reviewer compares each layout with its class without a search.
@@ -32,7 +38,7 @@ import numpy as np
 from secagg.errors import MalformedMessage
 
 MAGIC = b"SA"
-VERSION = 2
+VERSION = 3
 ROUND_ID_BYTES = 16
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -101,14 +107,22 @@ class PartySignature:
 class Accusation:
     """A neighbour whose sealed shares did not open, named by the recipient.
 
-    ``pair_seed`` is the seed of the pair mask the accuser did *not* add (it
-    never masks with an accused neighbour): the server removes that mask from
-    the accused's input if the accused did add it. It is independent of the
-    accuser's own masked input, so revealing it costs the accuser nothing.
+    It says that the accuser holds none of the neighbour's shares, so the server
+    expects none from it at unmasking. The accuser still masks with the accused
+    (the pair seed comes from the advertised keys, not from the shares) and
+    reveals nothing secret about that pair: the seed of a pair mask is half of the
+    *other* party's mask too, and a server that garbles shares in relay could make
+    every neighbour of a victim accuse it and hand over all of its seeds.
+
+    ``mask_key`` is the public mask key the accuser saw for the accused. A share
+    that does not open may mean that a relay altered a key; the pair seeds then
+    differ and the two masks would not cancel. The server compares it with the
+    key the accused advertised (a public key: nothing to hide) and refuses a
+    masked input whose mask it could not remove.
     """
 
     party: int
-    pair_seed: bytes
+    mask_key: bytes
 
 
 # --- messages -----------------------------------------------------------------
@@ -418,7 +432,7 @@ def _encode(message: Message) -> bytes:
             w.u32(len(message.accusations))
             for a in message.accusations:
                 w.u32(a.party)
-                w.fixed(a.pair_seed, PAIR_SEED_BYTES, "pair seed")
+                w.fixed(a.mask_key, KEY_BYTES, "accused mask key")
             w.signature(message.signature)
             w.u64(len(vec))
             w.parts.append(memoryview(vec).cast("B"))
@@ -521,9 +535,10 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
         case MessageType.MASKED_INPUT:
             bits = r.u8("bits")
             dtype = _vector_dtype(bits)
-            n = r.count("accusations", 4 + PAIR_SEED_BYTES)
+            n = r.count("accusations", 4 + KEY_BYTES)
             accusations = tuple(
-                Accusation(r.u32("accused"), r.take(PAIR_SEED_BYTES, "pair seed")) for _ in range(n)
+                Accusation(r.u32("accused"), r.take(KEY_BYTES, "accused mask key"))
+                for _ in range(n)
             )
             signature = r.signature("accusation signature")
             length = r.u64("vector length")

@@ -37,11 +37,12 @@ leaves the server exactly as it was. Low-order X25519 keys are refused at
 advertisement: they would make every neighbour's key agreement fail.
 
 Accusations. A client whose neighbour's sealed shares do not open names that
-neighbour in its masked input (with the pair seed it did not mask with) instead
-of dropping out. The server records them in ``report.accused`` (accused ->
-accusers), expects no shares of the accused from the accuser at unmasking, and
-when only one of the two accused the other, removes the pair mask the other one
-added using the revealed seed. The accused stays in the round; whether to keep
+neighbour in its masked input instead of dropping out. The server records them
+in ``report.accused`` (accused -> accusers) and expects no shares of the accused
+from the accuser at unmasking. An accuser masks with the accused like with any
+neighbour and reveals no seed (message version 3), so pair masks cancel as
+without accusations and a dropped accused's masks come off through its mask key,
+rebuilt from its other holders. The accused stays in the round; whether to keep
 it in the federation is the operator's decision.
 
 Size: about 950 lines on purpose: a role's whole state machine in one file, as h11
@@ -83,7 +84,6 @@ from secagg.protocol.messages import (
     COMMITMENT_BYTES,
     GRAPH_SEED_BYTES,
     KEY_BYTES,
-    PAIR_SEED_BYTES,
     ROUND_ID_BYTES,
     AdvertiseKeys,
     ClientMessage,
@@ -311,7 +311,7 @@ class Server:
         self._survivor_set: frozenset[int] = frozenset()
         self._dropped_set: frozenset[int] = frozenset()
         self._signatures: dict[int, bytes] = {}
-        self._accusations: dict[int, dict[int, bytes]] = {}  # accuser -> accused -> pair seed
+        self._accusations: dict[int, frozenset[int]] = {}  # accuser -> the parties it accused
         self._seed_reveals = _Reveals(shamir.limbs_for(common.SELF_MASK_SEED_BYTES))
         self._key_reveals = _Reveals(shamir.limbs_for(common.MASK_KEY_BYTES))
         self._result: np.ndarray | None = None
@@ -575,18 +575,25 @@ class Server:
                 self.report.accused.setdefault(party, set()).add(msg.sender)
         self._received.add(msg.sender)
 
-    def _check_accusations(self, msg: MaskedInput) -> dict[int, bytes]:
-        """The validated accusations of a masked input: accused party -> revealed pair seed.
+    def _check_accusations(self, msg: MaskedInput) -> frozenset[int]:
+        """The validated accusations of a masked input: the parties it accuses.
 
         A client can accuse only a neighbour whose shares the server delivered
         to it (a sender in U2), each at most once, in increasing order; in the
         active variant a non-empty list must carry the sender's signature, and
         no signature is accepted where none is expected.
+
+        The accuser masked with the accused using the mask key it saw for it. If
+        that is not the key the accused advertised (a relay altered it: the AEAD
+        binding of both parties' keys is what made the share fail), the two pair
+        seeds differ, the masks would not cancel and nobody could remove them, so
+        the input is refused and its sender counts as dropped: its masks then come
+        off through its mask key, with the seeds its neighbours really used.
         """
         if not msg.accusations:
             if msg.signature:
                 raise InvalidMessage("a signature on a masked input without accusations")
-            return {}
+            return frozenset()
         ids = tuple(a.party for a in msg.accusations)
         if not common.is_strictly_increasing(ids):
             raise InvalidMessage("accusations must be sorted by party, without duplicates")
@@ -596,8 +603,6 @@ class Server:
                 raise InvalidMessage(
                     f"party {msg.sender} accuses party {a.party}, which sent it no shares"
                 )
-            if len(a.pair_seed) != PAIR_SEED_BYTES:
-                raise InvalidMessage(f"pair seed for party {a.party} has the wrong size")
         if self.config.active:
             self._identity_keys[msg.sender].verify(
                 msg.signature,
@@ -605,7 +610,14 @@ class Server:
             )
         elif msg.signature:
             raise InvalidMessage("a signature on accusations in the passive variant")
-        return {a.party: a.pair_seed for a in msg.accusations}
+        for a in msg.accusations:
+            if not hmac.compare_digest(a.mask_key, self._keys[a.party].mask_key):
+                raise InvalidMessage(
+                    f"party {msg.sender} masked with party {a.party} under a mask key other "
+                    f"than the one {a.party} advertised (altered in relay?): that mask cannot "
+                    "be removed"
+                )
+        return frozenset(a.party for a in msg.accusations)
 
     def _close_masked_input(self) -> list[ServerMessage]:
         u2 = self._expected
@@ -632,9 +644,7 @@ class Server:
         """
         survivors = self._survivor_set
         for owner, accusers in sorted(self.report.accused.items()):
-            if owner not in survivors and not any(
-                self._masked_with(w, owner) for w in self.graph.neighbours(owner) & survivors
-            ):
+            if owner not in survivors and not self.graph.neighbours(owner) & survivors:
                 continue  # dropped, and no survivor's input carries its masks
             able = (self.graph.holders(owner) & survivors) - accusers
             if len(able) < self.config.threshold:
@@ -674,10 +684,6 @@ class Server:
         owners.difference_update(self._accusations.get(holder, ()))
         return owners & self._survivor_set, owners & self._dropped_set
 
-    def _masked_with(self, survivor: int, peer: int) -> bool:
-        """Whether ``survivor`` added the pair mask with ``peer`` (it did unless it accused it)."""
-        return peer not in self._accusations.get(survivor, ())
-
     def _on_unmasking(self, msg: UnmaskingShares) -> None:
         want_seed, want_key = self._holds(msg.sender)
         point = common.share_point(msg.sender)
@@ -716,9 +722,7 @@ class Server:
         survivors = self._survivors
         survivor_set = self._survivor_set
         dropped_with_survivors = [
-            u
-            for u in self._dropped
-            if any(self._masked_with(w, u) for w in self.graph.neighbours(u) & survivor_set)
+            u for u in self._dropped if self.graph.neighbours(u) & survivor_set
         ]
         parties = self.config.num_clients
         seed_counts = self._seed_reveals.count_by_owner(parties)
@@ -757,8 +761,6 @@ class Server:
         for owner, raw in zip(dropped_with_survivors, keys, strict=True):
             pair = kx.keypair_from_private_bytes(raw)  # checked by _opens_mask_key
             for peer in sorted(self.graph.neighbours(owner) & survivor_set):
-                if not self._masked_with(peer, owner):
-                    continue  # the survivor accused the owner and never masked with it
                 public = peer_keys.get(peer)
                 if public is None:  # a survivor neighbours several dropped clients
                     public = peer_keys[peer] = kx.load_public_key(self._keys[peer].mask_key)
@@ -773,12 +775,6 @@ class Server:
                 )
                 # the survivor added +PRG when the dropped owner had the smaller id
                 (subtract if owner < peer else add).append(seed)
-        for accuser in survivors:
-            for accused, seed in sorted(self._accusations.get(accuser, {}).items()):
-                if accused in survivor_set and self._masked_with(accused, accuser):
-                    # one-sided: the accused masked with the accuser, which did not; the
-                    # accused added +PRG when the accuser had the smaller id
-                    (subtract if accuser < accused else add).append(seed)
         try:
             if self._unmask is not None:
                 self._unmask(self._accumulator, add, subtract)

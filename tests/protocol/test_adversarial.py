@@ -298,11 +298,11 @@ def test_m3_accusations_are_signed_in_the_active_variant():
     replies = r.clients_reply(refusal_is_dropout=True)
     (accusing,) = [m for m in replies if m.sender == 2]
     assert [a.party for a in accusing.accusations] == [first.peer] and accusing.signature
-    forged_seed = dataclasses.replace(
+    forged_key = dataclasses.replace(
         accusing,
-        accusations=(dataclasses.replace(accusing.accusations[0], pair_seed=bytes(16)),),
+        accusations=(dataclasses.replace(accusing.accusations[0], mask_key=bytes(32)),),
     )
-    refused(r.server, forged_seed, SignatureError)
+    refused(r.server, forged_key, SignatureError)
     unsigned = dataclasses.replace(accusing, signature=b"")
     refused(r.server, wire(unsigned), SignatureError)
     r.server_receives(replies)
@@ -316,11 +316,13 @@ def test_server_refuses_accusations_of_a_non_neighbour_or_unsorted():
     replies = r.clients_reply()
     genuine = replies[0]
     stranger = next(p for p in range(6) if p not in r.server.graph.holders(genuine.sender))
-    seed = bytes(16)
+    key = bytes(32)
+    neighbour = min(r.server.graph.neighbours(genuine.sender))
     for accusations in (
-        (Accusation(stranger, seed),),
-        (Accusation(genuine.sender, seed),),
-        tuple(Accusation(p, seed) for p in sorted(r.server.graph.neighbours(genuine.sender))[::-1]),
+        (Accusation(stranger, key),),
+        (Accusation(genuine.sender, key),),
+        tuple(Accusation(p, key) for p in sorted(r.server.graph.neighbours(genuine.sender))[::-1]),
+        (Accusation(neighbour, key),),  # not the key the neighbour advertised
     ):
         refused(r.server, dataclasses.replace(genuine, accusations=accusations), InvalidMessage)
     refused(r.server, dataclasses.replace(genuine, signature=bytes(64)), InvalidMessage)
@@ -551,8 +553,10 @@ def test_a_mask_key_altered_in_relay_is_caught_not_summed_wrongly():
     Pair seeds would then differ between 0 and 1 and the masks would not cancel;
     with nobody dropping, no reconstruction would ever notice. Binding both
     parties' keys into each share's AEAD makes each of the two fail to open the
-    other's share: they accuse each other, neither masks with the other, and
-    the round still ends in the exact sum.
+    other's share: they accuse each other. Accusers mask with the accused (message
+    version 3), so 1's mask with 0 is one nobody can remove: 1's accusation names
+    the key it saw, not the one 0 advertised, the server refuses its masked input,
+    and 1 counts as dropped. The round ends in the exact sum of the others.
     """
     r = SteppedRound(6, 6, threshold=4)
     r.step()  # key directories are now pending
@@ -568,10 +572,15 @@ def test_a_mask_key_altered_in_relay_is_caught_not_summed_wrongly():
         for m in r.to_clients
     ]
     r.step()  # clients share keys; 1 sealed its shares for 0 under the wrong key
-    assert _deliver_and_collect(r) == {0: (1,), 1: (0,)}
+    replies = r.clients_reply()
+    accused = {m.sender: tuple(a.party for a in m.accusations) for m in replies if m.accusations}
+    assert accused == {0: (1,), 1: (0,)}
+    (from_1,) = [m for m in replies if m.sender == 1]
+    refused(r.server, from_1, InvalidMessage)
+    r.server_receives([m for m in replies if m.sender != 1])
     finish(r)
-    assert r.server.report.accused == {0: {1}, 1: {0}}
-    assert r.server.report.included == tuple(range(6))
+    assert r.server.report.accused == {1: {0}}
+    assert r.server.report.included == (0, 2, 3, 4, 5)
 
 
 def _perturb(draw: st.DrawFn, value: object) -> object:

@@ -149,7 +149,7 @@ def test_huge_declared_counts_do_not_allocate():
 
 
 accusation_lists = st.lists(
-    st.builds(m.Accusation, party, st.binary(min_size=16, max_size=16)), max_size=5
+    st.builds(m.Accusation, party, st.binary(min_size=32, max_size=32)), max_size=5
 ).map(tuple)
 
 
@@ -164,8 +164,8 @@ def test_masked_input_with_accusations_round_trips_exactly(bits, accusations, si
     assert (out.bits, out.accusations, out.signature) == (bits, accusations, signature)
     assert np.array_equal(out.vector, vec) and not out.vector.flags.writeable
     assert m.encode(out) == raw
-    # exact: header, bits, count, 20 bytes per accusation, signature flag (+64), length, words
-    assert len(raw) == 24 + 1 + 4 + 20 * len(accusations) + 1 + len(signature) + 8 + vec.nbytes
+    # exact: header, bits, count, 36 bytes per accusation, signature flag (+64), length, words
+    assert len(raw) == 24 + 1 + 4 + 36 * len(accusations) + 1 + len(signature) + 8 + vec.nbytes
     for cut in range(len(raw)):
         with pytest.raises(MalformedMessage):
             m.decode(raw[:cut])
@@ -173,7 +173,7 @@ def test_masked_input_with_accusations_round_trips_exactly(bits, accusations, si
 
 def test_masked_input_accusation_fields_are_checked_on_encode_and_decode():
     vec = np.zeros(3, dtype=np.uint32)
-    with pytest.raises(MalformedMessage, match="pair seed"):
+    with pytest.raises(MalformedMessage, match="accused mask key"):
         m.encode(m.MaskedInput(b"r" * 16, 1, 32, vec, (m.Accusation(2, b"short"),)))
     with pytest.raises(MalformedMessage, match="signature"):
         m.encode(m.MaskedInput(b"r" * 16, 1, 32, vec, (), b"x" * 10))
@@ -183,12 +183,15 @@ def test_masked_input_accusation_fields_are_checked_on_encode_and_decode():
         m.decode(bytes(raw))
 
 
-def test_version_one_messages_are_refused_not_misread():
-    """v2 added accusations to MaskedInput; a v1 peer's bytes must not decode as v2."""
-    assert m.VERSION == 2
+@pytest.mark.parametrize("old", [1, 2])
+def test_version_one_messages_are_refused_not_misread(old: int):
+    """v2 added accusations to MaskedInput, v3 replaced their pair seed by the accused's
+    mask key (a v2 accuser skips a mask and reveals a seed that v3 neither removes nor
+    wants): an older peer's bytes must not decode as v3."""
+    assert m.VERSION == 3
     raw = m.encode(m.MaskedInput(b"r" * 16, 1, 32, np.zeros(3, dtype=np.uint32)))
-    with pytest.raises(MalformedMessage, match="version 1"):
-        m.decode(raw[:2] + b"\x01" + raw[3:])
+    with pytest.raises(MalformedMessage, match=f"version {old}"):
+        m.decode(raw[:2] + bytes([old]) + raw[3:])
 
 
 # --- the abort reason and wrongly typed fields (hostile-input audit 2026-12-05) ----------
