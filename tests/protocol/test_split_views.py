@@ -115,7 +115,7 @@ def test_split_survivor_lists_never_give_the_server_both_secrets_of_an_honest_cl
             dropped = set(rest)
             if rest and data.draw(st.integers(0, 4), label="partial dropout list") == 0:
                 dropped = data.draw(st.sets(st.sampled_from(rest)), label="dropped")
-            if data.draw(st.integers(0, 4), label="overlap") == 0:
+            if survivors and data.draw(st.integers(0, 4), label="overlap") == 0:
                 dropped.add(data.draw(st.sampled_from(survivors), label="in both lists"))
             signed = signatures.get(survivors, {})
             sigs = tuple(PartySignature(q, s) for q, s in sorted(signed.items()))
