@@ -27,6 +27,7 @@ import math
 import numbers
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -162,6 +163,12 @@ def _round_into(flat: np.ndarray, scale: float, stream: KeyedStream, out: np.nda
             np.copyto(out[start:stop], i, casting="unsafe")  # int64 -> words: modulo 2^bits
 
 
+def _units(bound: int) -> str:
+    """``bound`` integer units for a one-line message: digits up to 2^64, then its bits
+    (a bound past the float range has over 300 digits)."""
+    return f"{bound} units" if bound.bit_length() <= 64 else f"about 2^{bound.bit_length()} units"
+
+
 def smallest_bits(num_clients: int, per_client_bound: int) -> int:
     """Fewest bits b with num_clients * per_client_bound <= 2^(b-1) - 1 (signed sum fits)."""
     return (num_clients * per_client_bound).bit_length() + 1
@@ -200,10 +207,20 @@ class FixedPoint:
         return _WORD[self.bits]
 
     def integer_bound(self, value_bound: float) -> int:
-        """Largest magnitude an encoded coordinate can take if |x_i| <= value_bound."""
+        """Largest magnitude an encoded coordinate can take if |x_i| <= value_bound.
+
+        From the float product, as the rounding computes each ``fl(x * scale)`` (it is
+        monotonic in x, so ``fl(value_bound * scale)`` bounds them all). A product past
+        the float range (a bound of 1e200 at scale 1e200) is taken exactly instead:
+        ``math.floor`` of the infinite product raised OverflowError, so
+        :meth:`check_headroom` failed with that instead of its HeadroomError.
+        """
         if not (math.isfinite(value_bound) and value_bound >= 0):
             raise ConfigurationError("the per-client bound must be finite and non-negative")
-        return math.floor(value_bound * self.scale) + 1  # stochastic rounding may go up one
+        product = value_bound * self.scale
+        if math.isinf(product):  # no float holds it: exact (no value this size is rounded)
+            return math.floor(Fraction(value_bound) * Fraction(self.scale)) + 1
+        return math.floor(product) + 1  # stochastic rounding may go up one
 
     def check_headroom(
         self, num_clients: int, value_bound: float, *, modular_clipping: bool = False
@@ -229,7 +246,7 @@ class FixedPoint:
             smallest_bits=smallest_bits(num_clients, bound),
             detail=(
                 f"{num_clients} clients x per-coordinate bound {value_bound:g} at scale "
-                f"{self.scale:g} ({bound} units each) can overflow a signed "
+                f"{self.scale:g} ({_units(bound)} each) can overflow a signed "
                 f"{self.bits}-bit sum"
             ),
         )

@@ -1,0 +1,139 @@
+"""Fixed point at the edge of its headroom: a sum either decodes within the documented
+error or the configuration is refused with a typed error, never a silent wrap.
+
+The sum of n clients' words wraps modulo 2^b; :meth:`FixedPoint.decode` reads it signed,
+so a true integer sum outside [-2^(b-1), 2^(b-1)) decodes to a wrong but plausible
+number. :meth:`FixedPoint.check_headroom` must refuse every configuration where that
+can happen, counting the unit stochastic rounding may add to each client (the ``+ 1``
+of :meth:`FixedPoint.integer_bound`). The configurations here are built at the
+boundary: per-client units of ``largest - 1``, ``largest`` and ``largest + 1`` for the
+client count, with every coordinate at the bound (or its negation) and a fraction
+close to 1, so almost every client rounds up. Exact sums are rational (``Fraction``).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg.crypto.stream import KeyedStream
+from secagg.encoding import FixedPoint
+from secagg.errors import ConfigurationError, HeadroomError
+
+
+def _documented_error(clients: int, scale: float, value_bound: float) -> Fraction:
+    """docs/backends.md's fixed-point exactness: ``k * (1/scale + C * 2^-52)`` a coordinate
+    (the masking backend's report.error_bound)."""
+    return clients * (1 / Fraction(scale) + Fraction(value_bound) * Fraction(2) ** -52)
+
+
+def _sum_or_refusal(
+    fp: FixedPoint, rows: np.ndarray, value_bound: float, keys: list[bytes]
+) -> np.ndarray | None:
+    """The decoded ring sum of ``rows``, or None when the encoding refused them by type."""
+    try:
+        fp.check_headroom(len(rows), value_bound)
+    except HeadroomError:
+        return None
+    total = np.zeros(rows.shape[1], dtype=fp.dtype)
+    for row, key in zip(rows, keys, strict=True):
+        try:
+            total += fp.encode(row, KeyedStream(key))  # wraps modulo 2^bits
+        except ConfigurationError:  # a value no 64-bit rounding takes (|x * scale| >= 2^62)
+            return None
+    return fp.decode(total)
+
+
+def _assert_within(decoded: np.ndarray, rows: np.ndarray, fp: FixedPoint, bound: float) -> None:
+    allowed = _documented_error(len(rows), fp.scale, bound)
+    for column, value in enumerate(decoded.tolist()):
+        exact = sum((Fraction(float(v)) for v in rows[:, column]), Fraction(0))
+        assert abs(Fraction(value) - exact) <= allowed, (column, value, float(exact))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bits=st.sampled_from([32, 64]),
+    clients=st.integers(1, 60),
+    scale_exponent=st.integers(-8, 24),
+    offset=st.sampled_from([-1, 0, 1]),
+    fraction=st.floats(0.5, 0.999),
+    signs=st.lists(st.sampled_from([-1.0, 1.0]), min_size=1, max_size=6),
+    seed=st.binary(min_size=16, max_size=16),
+)
+def test_a_sum_at_the_headroom_boundary_decodes_exactly_or_is_refused(
+    bits: int,
+    clients: int,
+    scale_exponent: int,
+    offset: int,
+    fraction: float,
+    signs: list[float],
+    seed: bytes,
+) -> None:
+    """Units per client around the largest that fits: the sum is right or refused."""
+    scale = 2.0**scale_exponent
+    largest = ((1 << (bits - 1)) - 1) // clients - 1  # the most units a client may round to
+    units = largest + offset  # the floor of bound * scale
+    value_bound = (units + fraction) / scale
+    fp = FixedPoint(scale=scale, bits=bits)
+    rows = np.tile(np.array(signs) * value_bound, (clients, 1))
+    stream = KeyedStream(seed)
+    keys = [stream.words(2).tobytes() for _ in range(clients)]
+    decoded = _sum_or_refusal(fp, rows, value_bound, keys)
+    if decoded is None:
+        return
+    _assert_within(decoded, rows, fp, value_bound)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bits=st.sampled_from([32, 64]),
+    clients=st.integers(1, 40),
+    value_bound=st.floats(1e-6, 1e6),
+    scale=st.one_of(st.floats(1e-3, 2.0**40), st.integers(-10, 40).map(lambda e: 2.0**e)),
+    columns=st.integers(1, 6),
+    seed=st.binary(min_size=16, max_size=16),
+)
+def test_random_configurations_decode_within_the_documented_error_or_are_refused(
+    bits: int, clients: int, value_bound: float, scale: float, columns: int, seed: bytes
+) -> None:
+    """Any scale (powers of two or not) and any bound: coordinates at +-bound, just
+    inside it, zero, or uniform within it; within ``k (1/s + C 2^-52)`` or refused."""
+    stream = KeyedStream(seed)
+    edges = np.array([value_bound, -value_bound, np.nextafter(value_bound, 0.0), 0.0])
+    pick = stream.integers(5, clients * columns).reshape(clients, columns)
+    uniform = (stream.uniform(clients * columns).reshape(clients, columns) * 2 - 1) * value_bound
+    rows = np.where(pick < 4, edges[np.minimum(pick, 3)], uniform)
+    keys = [stream.words(2).tobytes() for _ in range(clients)]
+    fp = FixedPoint(scale=scale, bits=bits)
+    decoded = _sum_or_refusal(fp, rows, value_bound, keys)
+    if decoded is None:
+        return
+    _assert_within(decoded, rows, fp, value_bound)
+
+
+@pytest.mark.parametrize(
+    ("scale", "value_bound", "bits"),
+    [(1e200, 1e200, 32), (1e200, 1e200, 64), (2.0**1000, 2.0**100, 64), (1e308, 10.0, 32)],
+)
+def test_a_bound_past_the_float_range_is_a_headroom_error(
+    scale: float, value_bound: float, bits: int
+) -> None:
+    """value_bound * scale overflowed to inf and math.floor raised OverflowError: the
+    configuration is refused as any other that cannot fit, with its two ways out."""
+    fp = FixedPoint(scale=scale, bits=bits)
+    units = fp.integer_bound(value_bound)
+    assert units == math.floor(Fraction(value_bound) * Fraction(scale)) + 1
+    with pytest.raises(HeadroomError) as info:
+        fp.check_headroom(2, value_bound)
+    error = info.value
+    assert error.largest_clients == 0
+    assert error.smallest_bits == (2 * units).bit_length() + 1
+    assert "\n" not in str(error) and len(str(error)) < 400
+    assert f"about 2^{units.bit_length()} units" in str(error)
+    fp.check_headroom(2, value_bound, modular_clipping=True)  # asked for: no check
