@@ -268,10 +268,25 @@ class FixedPoint:
         return w.view(np.int32 if self.bits == 32 else np.int64)
 
     def encode(self, values: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
-        """Scale, round stochastically and map into the ring (a new word array)."""
+        """Scale, round stochastically and map into the ring (a new word array).
+
+        ``stream`` is the client's rounding stream, or None for a fresh one from the OS.
+        Anything else is refused as :func:`stochastic_round` refuses it: a 16-byte key
+        passed for its stream failed as "'bytes' object has no attribute
+        'word_blocks'" (an AttributeError), after the words array was allocated.
+        """
+        if stream is not None and not isinstance(stream, KeyedStream):
+            raise ConfigurationError(
+                f"stochastic rounding draws from a KeyedStream, not {type(stream).__name__}"
+            )
         x = np.asarray(values)
         words = np.empty(x.shape, dtype=self.dtype)
-        _round_into(x.reshape(-1), self.scale, stream or KeyedStream(), words.reshape(-1))
+        _round_into(
+            x.reshape(-1),
+            self.scale,
+            KeyedStream() if stream is None else stream,
+            words.reshape(-1),
+        )
         return words
 
     def decode(self, words: np.ndarray) -> np.ndarray:
