@@ -35,10 +35,13 @@ Three constraints fix the parameters, checked in this order for N = 1024, 2048,
    power of two that brings error_bound(num_clients) down to the requested
    precision, so a bigger ring needs a bigger scale.
 2. **No overflow.** The decrypted coefficients must stay inside (-q/2, q/2). The
-   coefficients of an encoded vector are bounded by its largest slot magnitude (the
-   all-equal vector reaches that bound). A slot carries two real values, one in its
-   real and one in its imaginary part (below), so its magnitude is at most sqrt(2)
-   times the largest value and the requirement is
+   coefficients of an encoded vector are bounded by its largest slot magnitude. A slot
+   carries two real values, one in its real and one in its imaginary part (below), so
+   its magnitude is at most sqrt(2) times the largest value, and that is reached: not
+   by an all-equal vector (a constant slot C(1 + i) gives two coefficients of C), but
+   by the values C, C, -C, C repeated, whose slots are in phase with coefficient N/4 at
+   SEAL's roots zeta^(3^j) (tests/he/test_precision_at_design_edges.py: without the
+   sqrt(2) such sums wrap). The requirement is
    q > 2 * sqrt(2) * (n * value_bound + error_bound(n)) * scale. This is checked against
    the actual primes, which are the ones SEAL's CoeffModulus.Create picks: the
    largest primes = 1 mod 2N below 2^bits.
