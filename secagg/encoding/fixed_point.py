@@ -215,6 +215,15 @@ class FixedPoint:
         ``math.floor`` of the infinite product raised OverflowError, so
         :meth:`check_headroom` failed with that instead of its HeadroomError.
         """
+        if isinstance(value_bound, bool) or not isinstance(value_bound, numbers.Real):
+            raise ConfigurationError(
+                f"the per-client bound must be a real number, not {value_bound!r}"
+            )
+        # a Python float: numpy's float32 times a Python float is a float32 product
+        # (NEP 50), rounded to 24 bits and possibly below the float64 products the
+        # rounding takes, so a bound of np.float32(753.51556) at scale 237496.05 passed
+        # 12 clients whose sum at the bound wrapped to -9042.19 instead of 9042.19
+        value_bound = float(value_bound)
         if not (math.isfinite(value_bound) and value_bound >= 0):
             raise ConfigurationError("the per-client bound must be finite and non-negative")
         product = value_bound * self.scale

@@ -18,7 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from secagg.crypto.stream import KeyedStream
@@ -137,3 +137,48 @@ def test_a_bound_past_the_float_range_is_a_headroom_error(
     assert "\n" not in str(error) and len(str(error)) < 400
     assert f"about 2^{units.bit_length()} units" in str(error)
     fp.check_headroom(2, value_bound, modular_clipping=True)  # asked for: no check
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bits=st.sampled_from([32, 64]),
+    clients=st.integers(2, 127),
+    bound=st.floats(0.015625, 1024.0, width=32),
+    dtype=st.sampled_from([np.float32, np.float16, np.float64]),
+    fraction=st.floats(0.5, 0.99),
+    seed=st.binary(min_size=16, max_size=16),
+)
+@example(  # the case found by hand: float32 passes, and the sum wraps to the negative
+    bits=32,
+    clients=12,
+    bound=float(np.float32(753.51556)),
+    dtype=np.float32,
+    fraction=0.9,
+    seed=bytes(16),
+)
+def test_a_numpy_bound_is_checked_at_the_precision_the_rounding_uses(
+    bits: int, clients: int, bound: float, dtype: type, fraction: float, seed: bytes
+) -> None:
+    """np.float32 * a Python float is a float32 product (NEP 50): the bound was rounded
+    to 24 bits, below the float64 products the clients' rounding takes, so the check
+    passed sums that wrap (12 clients at np.float32(753.51556), scale 237496.05: -9042.19
+    decoded for 9042.19). The scale here puts the float64 units just past the boundary."""
+    value_bound = dtype(bound)
+    if not np.isfinite(value_bound) or float(value_bound) <= 0:
+        return
+    scale = (((1 << (bits - 1)) - 1) // clients + fraction) / float(value_bound)
+    fp = FixedPoint(scale=scale, bits=bits)
+    rows = np.full((clients, 3), float(value_bound))
+    stream = KeyedStream(seed)
+    keys = [stream.words(2).tobytes() for _ in range(clients)]
+    decoded = _sum_or_refusal(fp, rows, value_bound, keys)  # type: ignore[arg-type]
+    if decoded is None:
+        return
+    _assert_within(decoded, rows, fp, float(value_bound))
+
+
+@pytest.mark.parametrize("bound", ["1.0", None, True, 1 + 0j, b"1"])
+def test_a_bound_that_is_no_real_number_is_refused_by_type(bound: object) -> None:
+    """A text bound failed as math's TypeError; True passed as 1."""
+    with pytest.raises(ConfigurationError, match="must be a real number"):
+        FixedPoint(scale=2.0**10).check_headroom(2, bound)  # type: ignore[arg-type]
