@@ -245,6 +245,10 @@ class FixedPoint:
             raise ConfigurationError(f"num_clients must be an integer, not {num_clients!r}")
         if num_clients < 1:
             raise ConfigurationError("num_clients must be at least 1")
+        # a Python int: numpy's integers multiply in their own width and wrap, so
+        # np.int32(5000) clients at 1048576001 units each passed a 32-bit ring (the
+        # product wrapped below 2^31), and np.int64(4) at 2^62 + 1 units a 64-bit one
+        num_clients = int(num_clients)
         bound = self.integer_bound(value_bound)
         if modular_clipping or num_clients * bound <= (1 << (self.bits - 1)) - 1:
             return

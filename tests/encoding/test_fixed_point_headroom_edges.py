@@ -182,3 +182,31 @@ def test_a_bound_that_is_no_real_number_is_refused_by_type(bound: object) -> Non
     """A text bound failed as math's TypeError; True passed as 1."""
     with pytest.raises(ConfigurationError, match="must be a real number"):
         FixedPoint(scale=2.0**10).check_headroom(2, bound)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("bits", "scale", "value_bound", "clients"),
+    [
+        (32, 2.0**20, 1000.0, np.int32(5000)),  # 5000 * 1048576001 wrapped in int32
+        (32, 2.0**20, 1000.0, np.int64(5000)),
+        (64, 2.0**61, 2.0, np.int64(4)),  # 4 * (2^62 + 1) wrapped in int64
+        (64, 2.0**61, 2.0, np.uint64(4)),
+        (32, 2.0**20, 1000.0, np.int16(5000)),  # the product did not fit: OverflowError
+        (32, 1.0, 1.0, np.int64(2**62)),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, np.integer) else repr(v),
+)
+def test_a_numpy_client_count_is_checked_as_the_python_one(
+    bits: int, scale: float, value_bound: float, clients: np.integer
+) -> None:
+    """numpy's integers multiplied in their own width: the product of the count and the
+    units wrapped (np.int32(5000) at 1048576001 units passed a 32-bit ring) or raised
+    numpy's OverflowError. The count is a Python int before the product."""
+    fp = FixedPoint(scale=scale, bits=bits)
+    with pytest.raises(HeadroomError) as python:
+        fp.check_headroom(int(clients), value_bound)
+    with pytest.raises(HeadroomError) as numpy_count:
+        fp.check_headroom(clients, value_bound)  # type: ignore[arg-type]
+    assert str(numpy_count.value) == str(python.value)
+    assert numpy_count.value.largest_clients == python.value.largest_clients
+    fp.check_headroom(type(clients)(1), value_bound / 2**40)  # and a fitting one passes
