@@ -170,13 +170,17 @@ def _units(bound: int) -> str:
 
 
 def smallest_bits(num_clients: int, per_client_bound: int) -> int:
-    """Fewest bits b with num_clients * per_client_bound <= 2^(b-1) - 1 (signed sum fits)."""
-    return (num_clients * per_client_bound).bit_length() + 1
+    """Fewest bits b with num_clients * per_client_bound <= 2^(b-1) - 1 (signed sum fits).
+
+    In Python integers: numpy's multiply in their width and have no ``bit_length``
+    (np.int64(3) failed as an AttributeError, np.int32(70000) squared wrapped first)."""
+    return (int(num_clients) * int(per_client_bound)).bit_length() + 1
 
 
 def largest_clients(per_client_bound: int, bits: int) -> int:
-    """Most clients whose summed integers (each of magnitude <= bound) fit in b signed bits."""
-    return ((1 << (bits - 1)) - 1) // max(per_client_bound, 1)
+    """Most clients whose summed integers (each of magnitude <= bound) fit in b signed bits
+    (a Python int, whatever integer types it is given)."""
+    return ((1 << (int(bits) - 1)) - 1) // max(int(per_client_bound), 1)
 
 
 @dataclass(frozen=True)

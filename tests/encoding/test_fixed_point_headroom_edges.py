@@ -22,7 +22,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from secagg.crypto.stream import KeyedStream
-from secagg.encoding import FixedPoint
+from secagg.encoding import FixedPoint, largest_clients, smallest_bits
 from secagg.errors import ConfigurationError, HeadroomError
 
 
@@ -210,3 +210,14 @@ def test_a_numpy_client_count_is_checked_as_the_python_one(
     assert str(numpy_count.value) == str(python.value)
     assert numpy_count.value.largest_clients == python.value.largest_clients
     fp.check_headroom(type(clients)(1), value_bound / 2**40)  # and a fitting one passes
+
+
+@pytest.mark.parametrize("integer", [int, np.int64, np.int32, np.uint64])
+def test_the_headroom_helpers_answer_in_python_integers(integer: type) -> None:
+    """smallest_bits(np.int64(3), 5) failed as an AttributeError (numpy's integers have
+    no bit_length), and np.int32(70000) * 70000 wrapped before it was measured."""
+    assert smallest_bits(integer(3), integer(5)) == smallest_bits(3, 5) == 5
+    assert smallest_bits(integer(70000), integer(70000)) == (70000 * 70000).bit_length() + 1
+    assert type(smallest_bits(integer(3), integer(5))) is int
+    assert largest_clients(integer(5), integer(32)) == largest_clients(5, 32) == 429496729
+    assert type(largest_clients(integer(5), integer(32))) is int
