@@ -27,6 +27,7 @@ import math
 import numbers
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -162,14 +163,24 @@ def _round_into(flat: np.ndarray, scale: float, stream: KeyedStream, out: np.nda
             np.copyto(out[start:stop], i, casting="unsafe")  # int64 -> words: modulo 2^bits
 
 
+def _units(bound: int) -> str:
+    """``bound`` integer units for a one-line message: digits up to 2^64, then its bits
+    (a bound past the float range has over 300 digits)."""
+    return f"{bound} units" if bound.bit_length() <= 64 else f"about 2^{bound.bit_length()} units"
+
+
 def smallest_bits(num_clients: int, per_client_bound: int) -> int:
-    """Fewest bits b with num_clients * per_client_bound <= 2^(b-1) - 1 (signed sum fits)."""
-    return (num_clients * per_client_bound).bit_length() + 1
+    """Fewest bits b with num_clients * per_client_bound <= 2^(b-1) - 1 (signed sum fits).
+
+    In Python integers: numpy's multiply in their width and have no ``bit_length``
+    (np.int64(3) failed as an AttributeError, np.int32(70000) squared wrapped first)."""
+    return (int(num_clients) * int(per_client_bound)).bit_length() + 1
 
 
 def largest_clients(per_client_bound: int, bits: int) -> int:
-    """Most clients whose summed integers (each of magnitude <= bound) fit in b signed bits."""
-    return ((1 << (bits - 1)) - 1) // max(per_client_bound, 1)
+    """Most clients whose summed integers (each of magnitude <= bound) fit in b signed bits
+    (a Python int, whatever integer types it is given)."""
+    return ((1 << (int(bits) - 1)) - 1) // max(int(per_client_bound), 1)
 
 
 @dataclass(frozen=True)
@@ -200,10 +211,29 @@ class FixedPoint:
         return _WORD[self.bits]
 
     def integer_bound(self, value_bound: float) -> int:
-        """Largest magnitude an encoded coordinate can take if |x_i| <= value_bound."""
+        """Largest magnitude an encoded coordinate can take if |x_i| <= value_bound.
+
+        From the float product, as the rounding computes each ``fl(x * scale)`` (it is
+        monotonic in x, so ``fl(value_bound * scale)`` bounds them all). A product past
+        the float range (a bound of 1e200 at scale 1e200) is taken exactly instead:
+        ``math.floor`` of the infinite product raised OverflowError, so
+        :meth:`check_headroom` failed with that instead of its HeadroomError.
+        """
+        if isinstance(value_bound, bool) or not isinstance(value_bound, numbers.Real):
+            raise ConfigurationError(
+                f"the per-client bound must be a real number, not {value_bound!r}"
+            )
+        # a Python float: numpy's float32 times a Python float is a float32 product
+        # (NEP 50), rounded to 24 bits and possibly below the float64 products the
+        # rounding takes, so a bound of np.float32(753.51556) at scale 237496.05 passed
+        # 12 clients whose sum at the bound wrapped to -9042.19 instead of 9042.19
+        value_bound = float(value_bound)
         if not (math.isfinite(value_bound) and value_bound >= 0):
             raise ConfigurationError("the per-client bound must be finite and non-negative")
-        return math.floor(value_bound * self.scale) + 1  # stochastic rounding may go up one
+        product = value_bound * self.scale
+        if math.isinf(product):  # no float holds it: exact (no value this size is rounded)
+            return math.floor(Fraction(value_bound) * Fraction(self.scale)) + 1
+        return math.floor(product) + 1  # stochastic rounding may go up one
 
     def check_headroom(
         self, num_clients: int, value_bound: float, *, modular_clipping: bool = False
@@ -219,6 +249,10 @@ class FixedPoint:
             raise ConfigurationError(f"num_clients must be an integer, not {num_clients!r}")
         if num_clients < 1:
             raise ConfigurationError("num_clients must be at least 1")
+        # a Python int: numpy's integers multiply in their own width and wrap, so
+        # np.int32(5000) clients at 1048576001 units each passed a 32-bit ring (the
+        # product wrapped below 2^31), and np.int64(4) at 2^62 + 1 units a 64-bit one
+        num_clients = int(num_clients)
         bound = self.integer_bound(value_bound)
         if modular_clipping or num_clients * bound <= (1 << (self.bits - 1)) - 1:
             return
@@ -229,7 +263,7 @@ class FixedPoint:
             smallest_bits=smallest_bits(num_clients, bound),
             detail=(
                 f"{num_clients} clients x per-coordinate bound {value_bound:g} at scale "
-                f"{self.scale:g} ({bound} units each) can overflow a signed "
+                f"{self.scale:g} ({_units(bound)} each) can overflow a signed "
                 f"{self.bits}-bit sum"
             ),
         )
@@ -251,10 +285,25 @@ class FixedPoint:
         return w.view(np.int32 if self.bits == 32 else np.int64)
 
     def encode(self, values: np.ndarray, stream: KeyedStream | None = None) -> np.ndarray:
-        """Scale, round stochastically and map into the ring (a new word array)."""
+        """Scale, round stochastically and map into the ring (a new word array).
+
+        ``stream`` is the client's rounding stream, or None for a fresh one from the OS.
+        Anything else is refused as :func:`stochastic_round` refuses it: a 16-byte key
+        passed for its stream failed as "'bytes' object has no attribute
+        'word_blocks'" (an AttributeError), after the words array was allocated.
+        """
+        if stream is not None and not isinstance(stream, KeyedStream):
+            raise ConfigurationError(
+                f"stochastic rounding draws from a KeyedStream, not {type(stream).__name__}"
+            )
         x = np.asarray(values)
         words = np.empty(x.shape, dtype=self.dtype)
-        _round_into(x.reshape(-1), self.scale, stream or KeyedStream(), words.reshape(-1))
+        _round_into(
+            x.reshape(-1),
+            self.scale,
+            KeyedStream() if stream is None else stream,
+            words.reshape(-1),
+        )
         return words
 
     def decode(self, words: np.ndarray) -> np.ndarray:

@@ -59,7 +59,8 @@ _WHT_BLOCK = 1 << 15
 def walsh_hadamard(values: np.ndarray) -> np.ndarray:
     """The unnormalised Walsh-Hadamard transform (Sylvester order) of a 2^m vector.
 
-    Returns a new array (float64 or int64 stay so: on integers it is exact); the input
+    Returns a new array (float64 or int64 stay so: on int64 it is exact, and refused
+    when it could pass 2^63; unsigned integers are refused); the input
     is not modified. Costs m passes of one addition and one subtraction over the vector.
 
     Pass t adds and subtracts the coordinates whose indices differ in bit t (t = 0, 1,
@@ -81,6 +82,8 @@ def walsh_hadamard(values: np.ndarray) -> np.ndarray:
     n = a.size
     if a.ndim != 1 or n & (n - 1):
         raise ConfigurationError("the Walsh-Hadamard transform needs a 1-D vector of length 2^m")
+    if a.dtype.kind in "iu":
+        _check_exact_on_integers(a)
     if n < 2:
         return a.copy()
     block = min(n, _WHT_BLOCK)
@@ -101,6 +104,33 @@ def walsh_hadamard(values: np.ndarray) -> np.ndarray:
         out, spare = spare, out
         h *= 2
     return out
+
+
+def _check_exact_on_integers(a: np.ndarray) -> None:
+    """Refuse integers whose transform the integer type could not hold.
+
+    numpy's integer additions wrap silently, so such a transform was a wrong vector
+    without a word: unsigned integers (every row but the first has negative
+    coordinates: [1, 2] as uint8 gave [3, 255]) and int64 vectors whose coordinates
+    could sum past 2^63 ([2^62, 2^62] gave [-2^63, 0]). Each output coordinate is a
+    signed sum of all inputs, so ``n * max|x|`` bounds it (the all-equal vector reaches
+    it). Narrower signed types keep numpy's arithmetic of their width, bit for bit the
+    butterfly's (tests/encoding/test_rotation_pinned.py pins that): pass int64 or
+    float64 for a transform that is exact or refused.
+    """
+    if a.dtype.kind == "u":
+        raise ConfigurationError(
+            f"the Walsh-Hadamard transform of unsigned integers ({a.dtype}) has negative "
+            "coordinates its type cannot hold: pass signed integers (int64) or floats"
+        )
+    if a.dtype.itemsize != 8 or a.size == 0:
+        return
+    largest = max(int(a.max()), -int(a.min()))
+    if largest * a.size > np.iinfo(np.int64).max:
+        raise ConfigurationError(
+            f"the Walsh-Hadamard transform of int64 values up to {largest} in {a.size} "
+            "coordinates can pass 2^63: pass floats, or smaller integers"
+        )
 
 
 def _passes_in_block(

@@ -98,6 +98,30 @@ def check_matches(context: ts.Context, params: CKKSParameters) -> None:
         )
 
 
+def require_pin(expected_fingerprint: object, what: str) -> bytes:
+    """``expected_fingerprint`` if it is a 32-byte SHA-256 fingerprint, else
+    :class:`UnpinnedContext` naming ``what`` would have been parsed without one.
+
+    Checked before any TenSEAL parsing, by every reader of a peer's context: a caller
+    that leaves the pin out (None) or passes something else must not get a C++ parse
+    of bytes nobody vouched for."""
+    if not isinstance(expected_fingerprint, bytes) or len(expected_fingerprint) != (
+        FINGERPRINT_BYTES
+    ):
+        given = (
+            f"{len(expected_fingerprint)} bytes"
+            if isinstance(expected_fingerprint, bytes)
+            else "none"
+            if expected_fingerprint is None
+            else type(expected_fingerprint).__name__
+        )
+        raise UnpinnedContext(
+            f"{what} is parsed only against a pinned fingerprint "
+            f"({FINGERPRINT_BYTES} bytes of SHA-256), not {given}"
+        )
+    return expected_fingerprint
+
+
 class _PublishedContext:
     """What every party's view of a round's public context shares: the round's
     parameters, the context's bytes as published and their fingerprint (SHA-256), and
@@ -183,21 +207,7 @@ class PublicAggregationContext(BoundContext):
         HEParameterError (a ConfigurationError: the caller's own mistake), and a
         context without a scale a bare ValueError.
         """
-        if (
-            not isinstance(expected_fingerprint, bytes)
-            or len(expected_fingerprint) != FINGERPRINT_BYTES
-        ):
-            given = (
-                f"{len(expected_fingerprint)} bytes"
-                if isinstance(expected_fingerprint, bytes)
-                else "none"
-                if expected_fingerprint is None
-                else type(expected_fingerprint).__name__
-            )
-            raise UnpinnedContext(
-                "a public context is parsed only against a pinned fingerprint "
-                f"({FINGERPRINT_BYTES} bytes of SHA-256), not {given}"
-            )
+        require_pin(expected_fingerprint, "a public context")
         if not hmac.compare_digest(context_fingerprint(data), expected_fingerprint):
             raise ContextMismatch("public context does not match the pinned fingerprint")
         try:

@@ -63,6 +63,7 @@ re-exports :class:`PublicAggregationContext`), and the decryption in
 from __future__ import annotations
 
 import enum
+import hmac
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,7 @@ from secagg.he.context import (
     SecretContext,
     check_matches,
     context_fingerprint,
+    require_pin,
     serialize_public,
 )
 from secagg.he.errors import ContextMismatch, HEParameterError, InvalidContext
@@ -249,7 +251,13 @@ class SharedKeyClient(_SecretRole):
         is the public half's), so it must arrive over an authenticated channel. It is
         still a peer's bytes: each fault of it is an :class:`InvalidContext` (a refused
         message), not an HEParameterError (the caller's own configuration).
+
+        The pin is required before anything is parsed (:class:`UnpinnedContext`, as
+        :meth:`PublicAggregationContext.from_bytes` requires it): with None, TenSEAL
+        parsed the bytes first and the missing pin surfaced only afterwards, as a
+        ContextMismatch. The fingerprints are compared in constant time.
         """
+        pin = require_pin(expected_fingerprint, "an every-client secret context")
         try:
             context = ts.context_from(data)
         except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike
@@ -261,6 +269,6 @@ class SharedKeyClient(_SecretRole):
         except HEParameterError as exc:
             raise InvalidContext(f"the peer's context: {exc}") from None
         public = serialize_public(context)
-        if context_fingerprint(public) != expected_fingerprint:
+        if not hmac.compare_digest(context_fingerprint(public), pin):
             raise ContextMismatch("secret context does not belong to the pinned public context")
         return cls(context, params, public, min_contributions)

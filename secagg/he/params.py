@@ -35,10 +35,13 @@ Three constraints fix the parameters, checked in this order for N = 1024, 2048,
    power of two that brings error_bound(num_clients) down to the requested
    precision, so a bigger ring needs a bigger scale.
 2. **No overflow.** The decrypted coefficients must stay inside (-q/2, q/2). The
-   coefficients of an encoded vector are bounded by its largest slot magnitude (the
-   all-equal vector reaches that bound). A slot carries two real values, one in its
-   real and one in its imaginary part (below), so its magnitude is at most sqrt(2)
-   times the largest value and the requirement is
+   coefficients of an encoded vector are bounded by its largest slot magnitude. A slot
+   carries two real values, one in its real and one in its imaginary part (below), so
+   its magnitude is at most sqrt(2) times the largest value, and that is reached: not
+   by an all-equal vector (a constant slot C(1 + i) gives two coefficients of C), but
+   by the values C, C, -C, C repeated, whose slots are in phase with coefficient N/4 at
+   SEAL's roots zeta^(3^j) (tests/he/test_precision_at_design_edges.py: without the
+   sqrt(2) such sums wrap). The requirement is
    q > 2 * sqrt(2) * (n * value_bound + error_bound(n)) * scale. This is checked against
    the actual primes, which are the ones SEAL's CoeffModulus.Create picks: the
    largest primes = 1 mod 2N below 2^bits.
@@ -76,6 +79,7 @@ however few it fills. So the size depends on the data modulus, not on N.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from secagg.he.errors import HEParameterError
@@ -196,7 +200,12 @@ class CKKSParameters:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coeff_mod_bit_sizes", tuple(self.coeff_mod_bit_sizes))
-        _check_design_point(self.num_clients, self.value_bound, self.precision)
+        clients, bound, precision = _design_point(
+            self.num_clients, self.value_bound, self.precision
+        )
+        object.__setattr__(self, "num_clients", clients)
+        object.__setattr__(self, "value_bound", bound)
+        object.__setattr__(self, "precision", precision)
         limit = max_coeff_modulus_bits(self.poly_modulus_degree, self.security_bits)
         sizes = self.coeff_mod_bit_sizes
         if len(sizes) < 2:
@@ -314,11 +323,39 @@ class CKKSParameters:
 
 
 def _check_design_point(num_clients: int, value_bound: float, precision: float) -> None:
-    if not isinstance(num_clients, int) or isinstance(num_clients, bool) or num_clients < 1:
+    """Refuse a design point that is not a count and two positive finite reals.
+
+    numpy's numbers are taken (the caller converts them: :func:`_design_point`) and
+    bools are not: ``True`` passed as a bound or a precision of 1 (an error of up to 1
+    per coordinate), while ``np.float32(1.0)`` was refused as no number at all.
+    """
+    if (
+        isinstance(num_clients, bool)
+        or not isinstance(num_clients, numbers.Integral)
+        or num_clients < 1
+    ):
         raise HEParameterError(f"num_clients must be a positive integer, got {num_clients!r}")
     for name, value in (("value_bound", value_bound), ("precision", precision)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        if not (
+            not isinstance(value, bool)
+            and isinstance(value, numbers.Real)
+            and math.isfinite(value)
+            and value > 0
+        ):
             raise HEParameterError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _design_point(
+    num_clients: int, value_bound: float, precision: float
+) -> tuple[int, float, float]:
+    """The checked design point as Python numbers.
+
+    Why convert: the overflow and precision checks multiply the bound by the scale, and
+    numpy's float32 times a Python float is a float32 product (NEP 50), rounded to 24
+    bits, which could pass a modulus a float64 product refuses.
+    """
+    _check_design_point(num_clients, value_bound, precision)
+    return int(num_clients), float(value_bound), float(precision)
 
 
 def _scale_bits_for(n: int, degree: int, noise_budget: float) -> int:
@@ -388,7 +425,7 @@ def choose_parameters(
     coordinate (for example 1e-6 * C). Raises :class:`HEParameterError` saying which
     constraint failed at the largest ring if no ring satisfies all three.
     """
-    _check_design_point(num_clients, value_bound, precision)
+    num_clients, value_bound, precision = _design_point(num_clients, value_bound, precision)
     if security_bits not in HE_STANDARD_MAX_BITS:
         raise HEParameterError(f"security level must be one of {sorted(HE_STANDARD_MAX_BITS)}")
     noise_budget = precision - _float_bound(num_clients, value_bound)
