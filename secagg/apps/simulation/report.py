@@ -341,7 +341,7 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     )
     if not c.private:
         return [f"no differential privacy; {rounds}"] + (
-            [_stopped_line(result.stopped)] if result.stopped else []
+            [_stopped_line(result)] if result.stopped else []
         )
     eps = fed.get("epsilon")
     delta = fed.get("delta", c.delta)
@@ -368,7 +368,7 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     if stats is not None:
         lines.append(_statistics_line(stats, c.delta))
     if result.stopped:
-        lines.append(_stopped_line(result.stopped))
+        lines.append(_stopped_line(result))
     return lines
 
 
@@ -405,12 +405,35 @@ def _replay_caveat(config: Any) -> str:
     )
 
 
-def _stopped_line(reason: str) -> str:
-    """Why the run ended before its planned rounds: at the epsilon budget, or for a reason
-    that has nothing to do with privacy (too many attempts or aborts, no quorum)."""
+def _stopped_line(result: SimulationResult) -> str:
+    """Why fewer rounds were released than planned, from the run's own round records:
+    the run either attempted every planned round and some aborted (the simulator lets
+    the server attempt ``rounds`` rounds, aborted ones included), or stopped before it
+    had attempted them all (at the epsilon budget, or without a quorum).
+
+    Why: every such run read "stopped before the planned rounds: 2 rounds attempted
+    (max_attempts)", the server's limit rather than what happened, also when all the
+    planned rounds had run and one of them aborted (report review, 2026-12-05)."""
+    reason = result.stopped or "no reason recorded"
+    planned = result.config.rounds
+    attempted = len(result.rounds)
+    aborted = [int(r["round"]) for r in result.rounds if r.get("status") != "complete"]
+    if attempted >= planned:
+        ran = f"ran its {planned} planned round{'' if planned == 1 else 's'}"
+        if not aborted:  # nothing aborted: the server's own reason is all there is
+            return f"{ran}: {reason}"
+        last = [r for r in result.rounds if r.get("status") != "complete"][-1]
+        why = " ".join(str(last.get("reason") or "").split()) or reason
+        return (
+            f"{ran}; {len(aborted)} aborted ({rounds_phrase(aborted)}): "
+            f"{'the last: ' if len(aborted) > 1 else ''}{why}"
+        )
+    early = f"after {attempted} of {planned} planned rounds" + (
+        f" ({len(aborted)} aborted: {rounds_phrase(aborted)})" if aborted else ""
+    )
     if reason.startswith("epsilon budget"):
-        return f"stopped early, before crossing the budget: {reason}"
-    return f"stopped before the planned rounds: {reason}"
+        return f"stopped early, {early}, before crossing the budget: {reason}"
+    return f"stopped {early}: {reason}"
 
 
 def _statistics_line(stats: dict[str, Any], delta: float) -> str:
