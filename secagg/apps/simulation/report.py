@@ -346,10 +346,20 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     eps = fed.get("epsilon")
     delta = fed.get("delta", c.delta)
     with_prior = " with the prior's" if "epsilon_this_run" in fed else ""
+    start = "the prior" if c.prior_source != "none" else "the seeded initialisation"
+    # no round released: the model is where training started (see runner.untrained_cost)
+    starting = (
+        f"; no round released: the model is {start}, and this its cost"
+        if fed.get("epsilon_of") == "the starting model"
+        else ""
+    )
     spent = (
-        f"ε = {fmt_epsilon(eps, 3)} ({c.protected}-level, δ = {_up(delta)}{with_prior})"
+        f"ε = {fmt_epsilon(eps, 3)} ({c.protected}-level, δ = {_up(delta)}{with_prior}{starting})"
         if eps is not None
-        else "ε = 0"
+        # a bare "ε = 0" read as a figure: it is none, and why
+        else f"no ε (no round released: the model is {start}, which saw no data)"
+        if fed.get("untrained")
+        else "no ε claimed"
     )
     if c.epsilon is None:
         verdict = f"noise multiplier {_down(c.noise_multiplier)}, no target"
