@@ -150,6 +150,26 @@ def divergence_lines(result: SimulationResult) -> list[str]:
     return lines
 
 
+def local_only_lines(result: SimulationResult) -> list[str]:
+    """Why the local-only row's ε reads "-" under client-level DP: the line beside the
+    table, where the "-" is printed (nothing said why, and a reader took the row for a
+    private one whose figure was lost, report review 2026-12-05). Empty otherwise."""
+    c = result.config
+    local = result.settings.get("local-only")
+    if not c.private or c.unit != "client" or local is None or local.get("epsilon") is not None:
+        return []
+    return [
+        "local-only: no ε (-): client-level DP protects a branch's whole contribution to a "
+        "release; a local-only model is never released (each branch keeps its own, trained "
+        "without noise), so it carries no client-level ε"
+        + (
+            "; the prior it starts from spent its own (the prior only row)"
+            if c.prior_cost is not None
+            else ""
+        )
+    ]
+
+
 def rounds_run(result: SimulationResult) -> str:
     """``10 rounds``, or ``3 of 10 rounds completed`` when the federation completed
     fewer than planned: a title said the planned rounds of a run stopped after 3 (or
@@ -906,7 +926,13 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             + f" | {eps} | {fmt_bytes(row['bytes_sent_per_branch_per_round'])} | "
             f"{fmt(row['seconds_per_round'], 1)} |"
         )
-    lines += ["", *untrained_lines(result), *divergence_lines(result), *privacy_lines(result)]
+    lines += [
+        "",
+        *untrained_lines(result),
+        *divergence_lines(result),
+        *local_only_lines(result),
+        *privacy_lines(result),
+    ]
     lines += [
         "",
         "The *pooled* columns score all branches' held-out test sets together (local-only: "
