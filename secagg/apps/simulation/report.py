@@ -290,9 +290,15 @@ def verdict_lines(result: SimulationResult) -> list[str]:
         if v["judged"] and not v["enough_frauds"]:
             few = "fraud cards" if cards is not None else "test frauds"
             verdict += f"; few {few} (< {ENOUGH_TEST_FRAUDS}): a wide interval"
-        interval = "-" if v["low"] is None else f"[{fmt(v['low'])}, {fmt(v['high'])}]"
+        # an untrained federation's difference would be the starting model's against
+        # local-only, printed under "federated - local-only": none is shown
+        trained = not v.get("untrained")
+        interval = (
+            f"[{fmt(v['low'])}, {fmt(v['high'])}]" if trained and v["low"] is not None else "-"
+        )
+        difference = fmt(v["difference"]) if trained else "-"
         frauds = f"{v['test_frauds']}" + ("" if cards is None else f" ({cards})")
-        lines.append(f"| {name} | {frauds} | {fmt(v['difference'])} | {interval} | {verdict} |")
+        lines.append(f"| {name} | {frauds} | {difference} | {interval} | {verdict} |")
     judged = [v for v in result.branch_verdicts.values() if v["judged"]]
     chance = chance_behind_text(len(judged), sum(not v["at_least_local"] for v in judged))
     return lines + (["", chance + "."] if chance else [])
@@ -591,7 +597,10 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
         name = branch["name"]
         row = dict(branch)
         for setting, values in result.settings.items():
-            row[f"auprc {setting}"] = values["branches"][name]["auprc"]
+            # an untrained model's scores are the starting model's, not the setting's
+            row[f"auprc {setting}"] = (
+                None if values.get("untrained") else values["branches"][name]["auprc"]
+            )
         branch_table.append(row)
     return {
         "config": result.config.as_dict(),
@@ -987,7 +996,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     listed, summary = _listed_branches(result)
     for branch in listed:
         name = branch["name"]
-        cells = " | ".join(fmt(v["branches"][name]["auprc"]) for v in result.settings.values())
+        cells = " | ".join(branch_cell(v, name) for v in result.settings.values())
         lines.append(
             f"| {name} | {branch['train_rows']} | {branch['train_frauds']} | "
             f"{branch.get('test_rows', '-')} | {branch.get('test_frauds', '-')} | "
@@ -1022,6 +1031,14 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     lines += ["", "![AUPRC per round](auprc.png)", "", epsilon, ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def branch_cell(setting: dict[str, Any], branch: str) -> str:
+    """A setting's AUPRC on one branch's test set, or UNTRAINED where no round trained the
+    setting's model (its scores are the starting model's). The per-branch table printed
+    them as the federation's beside an UNTRAINED row above it (report review,
+    2026-12-05)."""
+    return "UNTRAINED" if setting.get("untrained") else fmt(setting["branches"][branch]["auprc"])
 
 
 def _small_test_sets_caveat(result: SimulationResult) -> str:

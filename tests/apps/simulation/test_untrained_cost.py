@@ -1,7 +1,9 @@
 """A client-level federation that released no round wrote its starting model as
 model.npy and printed "ε = 0" for it, even when that model was a prior whose own
 training had spent ε = 1.25 (report review, 2026-12-05). The figure is now the starting
-model's cost (the prior's, composed), or, without a prior, "no ε" and why."""
+model's cost (the prior's, composed), or, without a prior, "no ε" and why. And the
+per-branch tables of report.md no longer print the starting model's scores as the
+federation's."""
 
 from __future__ import annotations
 
@@ -56,10 +58,17 @@ def _privacy_line(text: str) -> str:
     return flat[start : flat.index(" planned", start)]
 
 
+@pytest.fixture(scope="module")
+def from_prior(tmp_path_factory: pytest.TempPathFactory, prior_file: Path) -> tuple[Result, Path]:
+    """A client-level run from a prior file (prior_epsilon 1.25) whose every round aborted."""
+    tmp_path = tmp_path_factory.mktemp("from-prior")
+    return _simulate(tmp_path, "--prior-path", str(prior_file), "--prior-epsilon", "1.25")
+
+
 def test_a_prior_from_a_file_is_what_the_untrained_federations_model_costs(
-    tmp_path: Path, prior_file: Path
+    from_prior: tuple[Result, Path],
 ) -> None:
-    result, out = _simulate(tmp_path, "--prior-path", str(prior_file), "--prior-epsilon", "1.25")
+    result, out = from_prior
     summary = json.loads((out / "summary.json").read_text())
     fed = summary["settings"][FEDERATED]
     assert fed["untrained"] is True and fed["rounds_released"] == []
@@ -92,3 +101,21 @@ def test_without_a_prior_the_untrained_federation_claims_no_epsilon_and_says_why
             "which saw no data)"
         )
         assert "ε = 0" not in line
+
+
+def test_the_per_branch_tables_show_no_untrained_figure(from_prior: tuple[Result, Path]) -> None:
+    _, out = from_prior
+    report = (out / "report.md").read_text()
+    per_branch = report.split("## Per branch")[1].split("\n\n")[1].splitlines()
+    header, rows = per_branch[0].split(" | "), per_branch[2:]
+    column = header.index(FEDERATED)
+    assert rows and all(row.split(" | ")[column] == "UNTRAINED" for row in rows)
+    # the verdicts: no "federated - local-only" difference of the starting model either
+    verdicts = report.split("### Federated against local-only")[1].split("\n\n")[2]
+    for row in verdicts.splitlines()[2:]:
+        cells = row.split(" | ")
+        assert cells[2:4] == ["-", "-"], row
+        assert "not judged (the federated model is UNTRAINED)" in cells[4]
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(b[f"auprc {FEDERATED}"] is None for b in summary["branches"])
+    assert all(b["auprc prior only"] is not None for b in summary["branches"])
