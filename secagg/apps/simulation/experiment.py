@@ -521,7 +521,7 @@ def _seed_lines(result: ExperimentResult) -> list[str]:
         kinds: dict[str, dict[str, list[int]]] = {}
         for seed in result.seeds:
             for line in per_seed.get(seed, []):
-                texts = kinds.setdefault(_BRANCHES.sub("#", line), {})
+                texts = kinds.setdefault(_kind(line), {})
                 seeds = texts.setdefault(line, [])
                 if seed not in seeds:
                     seeds.append(seed)
@@ -530,9 +530,13 @@ def _seed_lines(result: ExperimentResult) -> list[str]:
             seeds = sorted({s for listed in texts.values() for s in listed})
             where = _seeds_text(result, seeds)
             if others:
+                # say what differs: "naming other branches" read as the only difference
+                # of lines whose counts differed too
+                names_only = len({_BRANCH_NAMES.sub("#", text) for text in texts}) == 1
                 first += (
-                    f" (and {len(others)} more like it, naming other branches: each seed's "
-                    "report.md has its own)"
+                    f" (and {len(others)} more like it, naming other branches"
+                    + ("" if names_only else " or counts")
+                    + ": each seed's report.md has its own)"
                 )
             out.append(f"- note ({where}): {first}" if kind else f"- {where}: {first}")
     return out
@@ -540,3 +544,22 @@ def _seed_lines(result: ExperimentResult) -> list[str]:
 
 #: branch names and counts in a line, which the experiment's grouping of lines ignores
 _BRANCHES = re.compile(r"branch-\d+|\d+")
+
+#: branch names alone: what the grouping ignores in a line with a privacy figure
+_BRANCH_NAMES = re.compile(r"branch-\d+")
+
+#: a line that states a privacy figure (or the budget that stopped a run)
+_PRIVACY_FIGURE = re.compile(r"ε|δ|epsilon|delta", re.IGNORECASE)
+
+
+def _kind(line: str) -> str:
+    """What lines of the seeds are folded into one: lines that differ only in the
+    branches and counts they name, except a line with a privacy figure, which is folded
+    only into lines that differ from it in branch names alone.
+
+    Why: every digit was ignored, so the seeds' "prior: ... this run alone: ε = 2.994"
+    and "... ε = 2.981" were one line, printed with the first seed's ε and "(and 1 more
+    like it, naming other branches)": another seed's ε was hidden behind a sentence
+    that was not true (report review, 2026-12-05)."""
+    pattern = _BRANCH_NAMES if _PRIVACY_FIGURE.search(line) else _BRANCHES
+    return pattern.sub("#", line)
