@@ -1010,9 +1010,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "",
         "## Rounds",
         "",
-        "| round | status | dropped | AUPRC (pooled) | "
-        + ("ε (with the prior's)" if c.prior_cost is not None else "ε")
-        + " | s |",
+        f"| round | status | dropped | AUPRC (pooled) | {rounds_epsilon_header(c)} | s |",
         "|---|---|---|---|---|---|",
     ]
     for r in result.rounds:
@@ -1039,6 +1037,21 @@ def branch_cell(setting: dict[str, Any], branch: str) -> str:
     them as the federation's beside an UNTRAINED row above it (report review,
     2026-12-05)."""
     return "UNTRAINED" if setting.get("untrained") else fmt(setting["branches"][branch]["auprc"])
+
+
+def rounds_epsilon_header(config: Any) -> str:
+    """The ε column of report.md's rounds table, with its unit, its δ and whose it is:
+    the column read a bare "ε", where the results table says "(customer)" and the
+    privacy line its δ (report review, 2026-12-05). Record level by DP-SGD: the largest
+    of the branches' ε, as the rounds record it; else the server's."""
+    if not config.private:
+        return "ε"
+    cost = config.prior_cost
+    delta = config.delta + (0.0 if cost is None else cost[1])
+    dpsgd = config.unit == "record" and not config.record_distributed
+    whose = ", the largest branch's" if dpsgd else ""
+    prior = ", with the prior's" if cost is not None else ""
+    return f"ε ({config.protected}-level{whose}{prior}, δ = {_up(delta)})"
 
 
 def _small_test_sets_caveat(result: SimulationResult) -> str:
