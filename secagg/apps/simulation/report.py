@@ -1017,8 +1017,12 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         dropped = ", ".join(r["dropped"]) or "-"
         if len(r["dropped"]) > MAX_LISTED_DROPOUTS:
             dropped = f"{len(r['dropped'])} branches"
+        # an aborted round leaves the model as it was: the AUPRC measured after it is the
+        # model's before it (of a federation whose every round aborted, the prior's),
+        # which its row presented as the round's (the progress bar shows none either)
+        auprc = fmt(r["pooled"]["auprc"]) if r["status"] == "complete" else "- (model unchanged)"
         lines.append(
-            f"| {r['round']} | {r['status']} | {dropped} | {fmt(r['pooled']['auprc'])} | "
+            f"| {r['round']} | {r['status']} | {dropped} | {auprc} | "
             f"{fmt_epsilon(r['epsilon'], 2)} | {r['seconds']:.1f} |"
         )
     if result.dropouts:

@@ -119,3 +119,12 @@ def test_the_per_branch_tables_show_no_untrained_figure(from_prior: tuple[Result
     summary = json.loads((out / "summary.json").read_text())
     assert all(b[f"auprc {FEDERATED}"] is None for b in summary["branches"])
     assert all(b["auprc prior only"] is not None for b in summary["branches"])
+
+
+def test_an_aborted_rounds_row_shows_no_auprc_of_its_own(from_prior: tuple[Result, Path]) -> None:
+    """The rounds table printed the AUPRC measured after an aborted round, the starting
+    model's here, in the round's row as if the round had produced it."""
+    _, out = from_prior
+    rounds = (out / "report.md").read_text().split("## Rounds")[1]
+    (row,) = [line for line in rounds.splitlines() if line.startswith("| 1 | aborted |")]
+    assert row.split(" | ")[3] == "- (model unchanged)"
