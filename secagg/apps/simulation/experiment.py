@@ -415,6 +415,8 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             s = metrics.get(metric)
             cells.append("-" if s is None or s.n == 0 else f"{s.format(3)} [{s.min:.3f}]")
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+    if "last_rounds_auprc" in columns:
+        lines += ["", last_rounds_sentence()]
     lines += [
         "",
         f"- Federated / centralized AUPRC (means): **{_ratio_text(head['mean_ratio'])}**"
@@ -471,6 +473,18 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             + _target_text(result)
         )
     return lines + _seed_lines(result)
+
+
+def last_rounds_sentence() -> str:
+    """What the table's "AUPRC, last rounds" column averages: it said not which rounds,
+    nor over how many (report review, 2026-12-05); each seed's report.md names them."""
+    from secagg.apps.simulation.runner import LAST_ROUNDS
+
+    return (
+        f"*AUPRC, last rounds*: each seed's federated pooled AUPRC averaged over its last "
+        f"{LAST_ROUNDS} completed rounds (over all of them where fewer completed; each "
+        "seed's report.md names the rounds), the final round alone wobbling."
+    )
 
 
 def _wall_time_text(result: ExperimentResult) -> str:

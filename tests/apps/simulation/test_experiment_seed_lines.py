@@ -62,3 +62,20 @@ def test_lines_whose_counts_differ_say_so() -> None:
         f"- every seed: {line(2)} (and 1 more like it, naming other branches or counts: "
         "each seed's report.md has its own)"
     ]
+
+
+def test_the_last_rounds_column_says_what_it_averages() -> None:
+    """experiment.md's "AUPRC, last rounds" column said neither which rounds nor how
+    many (the run reports the last 3 completed ones, fewer where fewer completed)."""
+    result = _experiment({})
+    for seed in result.seeds:
+        result.per_seed[seed][FED]["last_rounds_auprc"] = 0.5
+    lines = experiment_lines(result)
+    table_end = max(i for i, line in enumerate(lines) if line.startswith("| "))
+    assert lines[table_end + 2] == (
+        "*AUPRC, last rounds*: each seed's federated pooled AUPRC averaged over its last 3 "
+        "completed rounds (over all of them where fewer completed; each seed's report.md "
+        "names the rounds), the final round alone wobbling."
+    )
+    # no column, no sentence
+    assert not any("*AUPRC, last rounds*" in line for line in experiment_lines(_experiment({})))
