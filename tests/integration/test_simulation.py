@@ -403,7 +403,10 @@ def test_an_aborted_round_names_who_dropped_and_a_short_run_says_it_stopped(
     assert result.stopped is not None and "max_attempts" in result.stopped
     lines = privacy_lines(result)
     assert "1 released round of 2 planned (round 2)" in lines[0]
-    assert lines[-1].startswith("stopped before the planned rounds:")
+    # it attempted both planned rounds and one aborted: it did not stop early, and the
+    # line gives the round's own reason, not the server's max_attempts
+    assert lines[-1].startswith("ran its 2 planned rounds; 1 aborted (round 1): ")
+    assert "max_attempts" not in lines[-1]
     write_run_folder(result, tmp_path / "folder")
     summary = json.loads((tmp_path / "folder" / "summary.json").read_text())
     assert summary["stopped"] == result.stopped

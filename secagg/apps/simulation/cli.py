@@ -701,6 +701,7 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         fmt,
         fmt_bytes,
         fmt_epsilon,
+        local_only_lines,
         metric_cell,
         privacy_lines,
         rounds_run,
@@ -768,6 +769,8 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
         console.print(line, style="bold red", markup=False)
     for line in divergence_lines(result):
         console.print(line, style="bold red", markup=False)
+    for line in local_only_lines(result):
+        console.print(line, markup=False)
     for line in privacy_lines(result):
         console.print(line, style="bold red" if "ABOVE" in line else None, markup=False)
     console.print(

@@ -415,6 +415,8 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             s = metrics.get(metric)
             cells.append("-" if s is None or s.n == 0 else f"{s.format(3)} [{s.min:.3f}]")
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+    if "last_rounds_auprc" in columns:
+        lines += ["", last_rounds_sentence()]
     lines += [
         "",
         f"- Federated / centralized AUPRC (means): **{_ratio_text(head['mean_ratio'])}**"
@@ -473,6 +475,18 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     return lines + _seed_lines(result)
 
 
+def last_rounds_sentence() -> str:
+    """What the table's "AUPRC, last rounds" column averages: it said not which rounds,
+    nor over how many (report review, 2026-12-05); each seed's report.md names them."""
+    from secagg.apps.simulation.runner import LAST_ROUNDS
+
+    return (
+        f"*AUPRC, last rounds*: each seed's federated pooled AUPRC averaged over its last "
+        f"{LAST_ROUNDS} completed rounds (over all of them where fewer completed; each "
+        "seed's report.md names the rounds), the final round alone wobbling."
+    )
+
+
 def _wall_time_text(result: ExperimentResult) -> str:
     """The experiment's wall time, split into the seeds' runs and the rest.
 
@@ -521,7 +535,7 @@ def _seed_lines(result: ExperimentResult) -> list[str]:
         kinds: dict[str, dict[str, list[int]]] = {}
         for seed in result.seeds:
             for line in per_seed.get(seed, []):
-                texts = kinds.setdefault(_BRANCHES.sub("#", line), {})
+                texts = kinds.setdefault(_kind(line), {})
                 seeds = texts.setdefault(line, [])
                 if seed not in seeds:
                     seeds.append(seed)
@@ -530,9 +544,13 @@ def _seed_lines(result: ExperimentResult) -> list[str]:
             seeds = sorted({s for listed in texts.values() for s in listed})
             where = _seeds_text(result, seeds)
             if others:
+                # say what differs: "naming other branches" read as the only difference
+                # of lines whose counts differed too
+                names_only = len({_BRANCH_NAMES.sub("#", text) for text in texts}) == 1
                 first += (
-                    f" (and {len(others)} more like it, naming other branches: each seed's "
-                    "report.md has its own)"
+                    f" (and {len(others)} more like it, naming other branches"
+                    + ("" if names_only else " or counts")
+                    + ": each seed's report.md has its own)"
                 )
             out.append(f"- note ({where}): {first}" if kind else f"- {where}: {first}")
     return out
@@ -540,3 +558,22 @@ def _seed_lines(result: ExperimentResult) -> list[str]:
 
 #: branch names and counts in a line, which the experiment's grouping of lines ignores
 _BRANCHES = re.compile(r"branch-\d+|\d+")
+
+#: branch names alone: what the grouping ignores in a line with a privacy figure
+_BRANCH_NAMES = re.compile(r"branch-\d+")
+
+#: a line that states a privacy figure (or the budget that stopped a run)
+_PRIVACY_FIGURE = re.compile(r"ε|δ|epsilon|delta", re.IGNORECASE)
+
+
+def _kind(line: str) -> str:
+    """What lines of the seeds are folded into one: lines that differ only in the
+    branches and counts they name, except a line with a privacy figure, which is folded
+    only into lines that differ from it in branch names alone.
+
+    Why: every digit was ignored, so the seeds' "prior: ... this run alone: ε = 2.994"
+    and "... ε = 2.981" were one line, printed with the first seed's ε and "(and 1 more
+    like it, naming other branches)": another seed's ε was hidden behind a sentence
+    that was not true (report review, 2026-12-05)."""
+    pattern = _BRANCH_NAMES if _PRIVACY_FIGURE.search(line) else _BRANCHES
+    return pattern.sub("#", line)

@@ -150,6 +150,26 @@ def divergence_lines(result: SimulationResult) -> list[str]:
     return lines
 
 
+def local_only_lines(result: SimulationResult) -> list[str]:
+    """Why the local-only row's ε reads "-" under client-level DP: the line beside the
+    table, where the "-" is printed (nothing said why, and a reader took the row for a
+    private one whose figure was lost, report review 2026-12-05). Empty otherwise."""
+    c = result.config
+    local = result.settings.get("local-only")
+    if not c.private or c.unit != "client" or local is None or local.get("epsilon") is not None:
+        return []
+    return [
+        "local-only: no ε (-): client-level DP protects a branch's whole contribution to a "
+        "release; a local-only model is never released (each branch keeps its own, trained "
+        "without noise), so it carries no client-level ε"
+        + (
+            "; the prior it starts from spent its own (the prior only row)"
+            if c.prior_cost is not None
+            else ""
+        )
+    ]
+
+
 def rounds_run(result: SimulationResult) -> str:
     """``10 rounds``, or ``3 of 10 rounds completed`` when the federation completed
     fewer than planned: a title said the planned rounds of a run stopped after 3 (or
@@ -270,9 +290,15 @@ def verdict_lines(result: SimulationResult) -> list[str]:
         if v["judged"] and not v["enough_frauds"]:
             few = "fraud cards" if cards is not None else "test frauds"
             verdict += f"; few {few} (< {ENOUGH_TEST_FRAUDS}): a wide interval"
-        interval = "-" if v["low"] is None else f"[{fmt(v['low'])}, {fmt(v['high'])}]"
+        # an untrained federation's difference would be the starting model's against
+        # local-only, printed under "federated - local-only": none is shown
+        trained = not v.get("untrained")
+        interval = (
+            f"[{fmt(v['low'])}, {fmt(v['high'])}]" if trained and v["low"] is not None else "-"
+        )
+        difference = fmt(v["difference"]) if trained else "-"
         frauds = f"{v['test_frauds']}" + ("" if cards is None else f" ({cards})")
-        lines.append(f"| {name} | {frauds} | {fmt(v['difference'])} | {interval} | {verdict} |")
+        lines.append(f"| {name} | {frauds} | {difference} | {interval} | {verdict} |")
     judged = [v for v in result.branch_verdicts.values() if v["judged"]]
     chance = chance_behind_text(len(judged), sum(not v["at_least_local"] for v in judged))
     return lines + (["", chance + "."] if chance else [])
@@ -341,15 +367,25 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     )
     if not c.private:
         return [f"no differential privacy; {rounds}"] + (
-            [_stopped_line(result.stopped)] if result.stopped else []
+            [_stopped_line(result)] if result.stopped else []
         )
     eps = fed.get("epsilon")
     delta = fed.get("delta", c.delta)
     with_prior = " with the prior's" if "epsilon_this_run" in fed else ""
+    start = "the prior" if c.prior_source != "none" else "the seeded initialisation"
+    # no round released: the model is where training started (see runner.untrained_cost)
+    starting = (
+        f"; no round released: the model is {start}, and this its cost"
+        if fed.get("epsilon_of") == "the starting model"
+        else ""
+    )
     spent = (
-        f"ε = {fmt_epsilon(eps, 3)} ({c.protected}-level, δ = {_up(delta)}{with_prior})"
+        f"ε = {fmt_epsilon(eps, 3)} ({c.protected}-level, δ = {_up(delta)}{with_prior}{starting})"
         if eps is not None
-        else "ε = 0"
+        # a bare "ε = 0" read as a figure: it is none, and why
+        else f"no ε (no round released: the model is {start}, which saw no data)"
+        if fed.get("untrained")
+        else "no ε claimed"
     )
     if c.epsilon is None:
         verdict = f"noise multiplier {_down(c.noise_multiplier)}, no target"
@@ -368,7 +404,7 @@ def privacy_lines(result: SimulationResult) -> list[str]:
     if stats is not None:
         lines.append(_statistics_line(stats, c.delta))
     if result.stopped:
-        lines.append(_stopped_line(result.stopped))
+        lines.append(_stopped_line(result))
     return lines
 
 
@@ -405,12 +441,35 @@ def _replay_caveat(config: Any) -> str:
     )
 
 
-def _stopped_line(reason: str) -> str:
-    """Why the run ended before its planned rounds: at the epsilon budget, or for a reason
-    that has nothing to do with privacy (too many attempts or aborts, no quorum)."""
+def _stopped_line(result: SimulationResult) -> str:
+    """Why fewer rounds were released than planned, from the run's own round records:
+    the run either attempted every planned round and some aborted (the simulator lets
+    the server attempt ``rounds`` rounds, aborted ones included), or stopped before it
+    had attempted them all (at the epsilon budget, or without a quorum).
+
+    Why: every such run read "stopped before the planned rounds: 2 rounds attempted
+    (max_attempts)", the server's limit rather than what happened, also when all the
+    planned rounds had run and one of them aborted (report review, 2026-12-05)."""
+    reason = result.stopped or "no reason recorded"
+    planned = result.config.rounds
+    attempted = len(result.rounds)
+    aborted = [int(r["round"]) for r in result.rounds if r.get("status") != "complete"]
+    if attempted >= planned:
+        ran = f"ran its {planned} planned round{'' if planned == 1 else 's'}"
+        if not aborted:  # nothing aborted: the server's own reason is all there is
+            return f"{ran}: {reason}"
+        last = [r for r in result.rounds if r.get("status") != "complete"][-1]
+        why = " ".join(str(last.get("reason") or "").split()) or reason
+        return (
+            f"{ran}; {len(aborted)} aborted ({rounds_phrase(aborted)}): "
+            f"{'the last: ' if len(aborted) > 1 else ''}{why}"
+        )
+    early = f"after {attempted} of {planned} planned rounds" + (
+        f" ({len(aborted)} aborted: {rounds_phrase(aborted)})" if aborted else ""
+    )
     if reason.startswith("epsilon budget"):
-        return f"stopped early, before crossing the budget: {reason}"
-    return f"stopped before the planned rounds: {reason}"
+        return f"stopped early, {early}, before crossing the budget: {reason}"
+    return f"stopped {early}: {reason}"
 
 
 def _statistics_line(stats: dict[str, Any], delta: float) -> str:
@@ -538,7 +597,10 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
         name = branch["name"]
         row = dict(branch)
         for setting, values in result.settings.items():
-            row[f"auprc {setting}"] = values["branches"][name]["auprc"]
+            # an untrained model's scores are the starting model's, not the setting's
+            row[f"auprc {setting}"] = (
+                None if values.get("untrained") else values["branches"][name]["auprc"]
+            )
         branch_table.append(row)
     return {
         "config": result.config.as_dict(),
@@ -873,7 +935,13 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
             + f" | {eps} | {fmt_bytes(row['bytes_sent_per_branch_per_round'])} | "
             f"{fmt(row['seconds_per_round'], 1)} |"
         )
-    lines += ["", *untrained_lines(result), *divergence_lines(result), *privacy_lines(result)]
+    lines += [
+        "",
+        *untrained_lines(result),
+        *divergence_lines(result),
+        *local_only_lines(result),
+        *privacy_lines(result),
+    ]
     lines += [
         "",
         "The *pooled* columns score all branches' held-out test sets together (local-only: "
@@ -928,7 +996,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     listed, summary = _listed_branches(result)
     for branch in listed:
         name = branch["name"]
-        cells = " | ".join(fmt(v["branches"][name]["auprc"]) for v in result.settings.values())
+        cells = " | ".join(branch_cell(v, name) for v in result.settings.values())
         lines.append(
             f"| {name} | {branch['train_rows']} | {branch['train_frauds']} | "
             f"{branch.get('test_rows', '-')} | {branch.get('test_frauds', '-')} | "
@@ -942,17 +1010,19 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "",
         "## Rounds",
         "",
-        "| round | status | dropped | AUPRC (pooled) | "
-        + ("ε (with the prior's)" if c.prior_cost is not None else "ε")
-        + " | s |",
+        f"| round | status | dropped | AUPRC (pooled) | {rounds_epsilon_header(c)} | s |",
         "|---|---|---|---|---|---|",
     ]
     for r in result.rounds:
         dropped = ", ".join(r["dropped"]) or "-"
         if len(r["dropped"]) > MAX_LISTED_DROPOUTS:
             dropped = f"{len(r['dropped'])} branches"
+        # an aborted round leaves the model as it was: the AUPRC measured after it is the
+        # model's before it (of a federation whose every round aborted, the prior's),
+        # which its row presented as the round's (the progress bar shows none either)
+        auprc = fmt(r["pooled"]["auprc"]) if r["status"] == "complete" else "- (model unchanged)"
         lines.append(
-            f"| {r['round']} | {r['status']} | {dropped} | {fmt(r['pooled']['auprc'])} | "
+            f"| {r['round']} | {r['status']} | {dropped} | {auprc} | "
             f"{fmt_epsilon(r['epsilon'], 2)} | {r['seconds']:.1f} |"
         )
     if result.dropouts:
@@ -963,6 +1033,29 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
     lines += ["", "![AUPRC per round](auprc.png)", "", epsilon, ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def branch_cell(setting: dict[str, Any], branch: str) -> str:
+    """A setting's AUPRC on one branch's test set, or UNTRAINED where no round trained the
+    setting's model (its scores are the starting model's). The per-branch table printed
+    them as the federation's beside an UNTRAINED row above it (report review,
+    2026-12-05)."""
+    return "UNTRAINED" if setting.get("untrained") else fmt(setting["branches"][branch]["auprc"])
+
+
+def rounds_epsilon_header(config: Any) -> str:
+    """The ε column of report.md's rounds table, with its unit, its δ and whose it is:
+    the column read a bare "ε", where the results table says "(customer)" and the
+    privacy line its δ (report review, 2026-12-05). Record level by DP-SGD: the largest
+    of the branches' ε, as the rounds record it; else the server's."""
+    if not config.private:
+        return "ε"
+    cost = config.prior_cost
+    delta = config.delta + (0.0 if cost is None else cost[1])
+    dpsgd = config.unit == "record" and not config.record_distributed
+    whose = ", the largest branch's" if dpsgd else ""
+    prior = ", with the prior's" if cost is not None else ""
+    return f"ε ({config.protected}-level{whose}{prior}, δ = {_up(delta)})"
 
 
 def _small_test_sets_caveat(result: SimulationResult) -> str:

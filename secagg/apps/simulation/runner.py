@@ -2217,6 +2217,8 @@ def run_simulation(
         )
         # a prior from a file costs what its own training spent, on top of the statistics
         with_prior_cost(config, settings["prior only"])
+    if not completed:
+        untrained_cost(config, federated, settings.get("prior only"))
     settings = {
         **({"prior only": settings["prior only"]} if prior is not None else {}),
         "local-only": settings["local-only"],
@@ -2398,6 +2400,38 @@ def with_prior_cost(
         prior_delta=cost[1],
         composition=PRIOR_COMPOSITION,
     )
+
+
+#: what a federation that released no round claims of its starting model's cost
+_STARTING_COST_KEYS = (
+    "epsilon",
+    "epsilon_this_run",
+    "delta",
+    "delta_this_run",
+    "prior_epsilon",
+    "prior_delta",
+    "composition",
+)
+
+
+def untrained_cost(
+    config: SimulationConfig, federated: dict[str, Any], prior_only: dict[str, Any] | None
+) -> None:
+    """The privacy cost of a federation that released no round, where its accountant
+    claims none: its model (model.npy) is where training started, so it costs what
+    the prior-only setting's model costs (a prior from a file: its own training's ε,
+    composed; every prior: the feature statistics' release it was fitted with), and
+    nothing without a prior (the seeded initialisation saw no data).
+
+    Why: ``--unit client`` with every round aborted printed "ε = 0" for a model that
+    was a prior whose training had spent ε = 1.25 (report review, 2026-12-05). A
+    record-level run keeps its own figure: its branches' DP-SGD trained, and spent,
+    in the aborted rounds too."""
+    if not config.private or federated.get("epsilon") is not None or prior_only is None:
+        return
+    federated.update({k: prior_only[k] for k in _STARTING_COST_KEYS if k in prior_only})
+    federated["epsilon_of"] = "the starting model"  # what the report says it is
+    federated["above_target"] = _above_target(federated["epsilon"], config)
 
 
 def _above_target(epsilon: float | None, config: SimulationConfig) -> bool:
