@@ -192,3 +192,24 @@ def test_the_guides_branch_policy_admits_the_guides_federation() -> None:
     policy.check_clip(config.dp.clip)
     policy.check_noise_share(noise_multiplier=None, clip=config.dp.clip, expected_clients=None)
     policy.check_federation(config.name)
+
+
+# --- the README's commands table -----------------------------------------------------------
+
+
+def test_the_readme_says_which_exit_status_wins_as_verify_does() -> None:
+    """The README gave verify "exit 3 if its noise was seeded, 4 (UNVERIFIED) without
+    --pubkey"; the newcomer's simulation ledger verified without --pubkey exited 3, as
+    ``audit verify --help`` says (a failure outranks NOT PRIVATE, which outranks
+    UNVERIFIED): the README now says so too."""
+    help_text = " ".join(_run("audit", "verify", "--help").output.split())
+    assert "A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4)" in help_text
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    (row,) = [line for line in readme.split("| `secagg ") if line.startswith("audit verify")]
+    assert "1, a failure, outranks 3, which outranks 4" in row, row
+
+
+def test_the_readme_says_the_key_holder_needs_a_certificate() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    (row,) = [line for line in readme.split("| `secagg ") if line.startswith("keyholder --")]
+    assert "`secagg certs issue N`" in row, row
