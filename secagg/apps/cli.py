@@ -448,10 +448,14 @@ def one_round(
 def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: bool) -> None:
     """Show the SecAgg+ neighbour count k and threshold t for a cohort.
 
-    The numbers a round of this size runs with (``RoundConfig.create``, as the server
-    plans it), colluder floor included: before, this printed the bare graph search,
+    The numbers a round of this size runs with, as the server plans it, colluder
+    floor included.
+    \f
+    Why: ``RoundConfig.create``'s figures; before, this printed the bare graph search,
     k = 2, t = 2 for 4 to 10 clients, where the rounds ran k = 4, t = 3 or the complete
-    graph (network audit, 2026-12-03)."""
+    graph (network audit, 2026-12-03). The history stays here, after click's ``\\f``,
+    out of ``--help`` (a newcomer read "(network audit, 2026-12-03)" and RST markup
+    there, walk-through of 2026-12-05)."""
     try:
         config = RoundConfig.create(
             num_clients,

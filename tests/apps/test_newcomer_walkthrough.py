@@ -213,3 +213,31 @@ def test_the_readme_says_the_key_holder_needs_a_certificate() -> None:
     readme = " ".join((ROOT / "README.md").read_text().split())
     (row,) = [line for line in readme.split("| `secagg ") if line.startswith("keyholder --")]
     assert "`secagg certs issue N`" in row, row
+
+
+def test_help_texts_carry_no_review_history_or_markup() -> None:
+    """``secagg params --help`` read "(``RoundConfig.create``, ...) (network audit,
+    2026-12-03)": the code's history in the user's help. Every command's help is now
+    free of dated review notes and RST double backquotes (a date the help quotes as a
+    ledger format, "before 2026-12-03", is the format's name, not a note)."""
+    commands = [
+        ("params",),
+        ("round",),
+        ("server",),
+        ("client",),
+        ("keyholder",),
+        ("keyholder-init",),
+        ("certs", "init"),
+        ("certs", "issue"),
+        ("certs", "revoke"),
+        ("privacy", "epsilon"),
+        ("privacy", "noise"),
+        ("audit", "verify"),
+        ("audit", "report"),
+        ("audit", "empirical"),
+    ]
+    for argv in commands:
+        result = _run(*argv, "--help")
+        assert result.exit_code == 0, (argv, result.output)
+        assert "``" not in result.output, (argv, result.output)
+        assert not re.search(r"(audit|review), 20\d\d-\d\d-\d\d", result.output), argv
