@@ -241,3 +241,16 @@ def test_help_texts_carry_no_review_history_or_markup() -> None:
         assert result.exit_code == 0, (argv, result.output)
         assert "``" not in result.output, (argv, result.output)
         assert not re.search(r"(audit|review), 20\d\d-\d\d-\d\d", result.output), argv
+
+
+def test_the_guide_says_a_wrong_dimension_is_found_at_the_first_round() -> None:
+    """The newcomer's branch with ``--dimension 1000`` against a federation of 12345
+    connected and waited ten minutes (the server's wait for the others) before the first
+    round told it; the guide said only "2 for a mistake in its own options". The line
+    it quotes is the runtime's."""
+    text = " ".join(GUIDE.read_text().split())
+    assert "is stopped at the first round it is sampled for" in text
+    (quoted,) = re.findall(r"`secagg client: branch-001: (this branch's model has [^`]*)`", text)
+    source = (ROOT / "secagg" / "runtime" / "client.py").read_text()
+    assert "parameters but the federation's model has" in source
+    assert quoted.startswith("this branch's model has 1000 parameters but the federation's")
