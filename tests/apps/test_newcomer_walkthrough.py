@@ -254,3 +254,17 @@ def test_the_guide_says_a_wrong_dimension_is_found_at_the_first_round() -> None:
     source = (ROOT / "secagg" / "runtime" / "client.py").read_text()
     assert "parameters but the federation's model has" in source
     assert quoted.startswith("this branch's model has 1000 parameters but the federation's")
+
+
+def test_the_bank_fraud_example_ships_the_federation_its_hook_runs_in() -> None:
+    """examples/bank_fraud §7 described the hook's federation config in a sentence; the
+    newcomer had to write one. ``federation.toml`` beside the hook is that config (record
+    level, dpsgd, three parameters: the hook's logistic model over two columns), and the
+    commands in its header name only the hook and files of the folder."""
+    folder = ROOT / "examples" / "bank_fraud"
+    config = FederationConfig.load(folder / "federation.toml")
+    assert config.dp is not None and (config.dp.unit, config.dp.mechanism) == ("record", "dpsgd")
+    assert config.dimension == 3 and len(config.clients) == 3
+    header = (folder / "federation.toml").read_text().split("[federation]")[0]
+    assert "--hook dpsgd_hook:make_hook" in header and "--dimension 3" in header
+    assert "[`federation.toml`](federation.toml)" in (folder / "README.md").read_text()
