@@ -448,10 +448,14 @@ def one_round(
 def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: bool) -> None:
     """Show the SecAgg+ neighbour count k and threshold t for a cohort.
 
-    The numbers a round of this size runs with (``RoundConfig.create``, as the server
-    plans it), colluder floor included: before, this printed the bare graph search,
+    The numbers a round of this size runs with, as the server plans it, colluder
+    floor included.
+    \f
+    Why: ``RoundConfig.create``'s figures; before, this printed the bare graph search,
     k = 2, t = 2 for 4 to 10 clients, where the rounds ran k = 4, t = 3 or the complete
-    graph (network audit, 2026-12-03)."""
+    graph (network audit, 2026-12-03). The history stays here, after click's ``\\f``,
+    out of ``--help`` (a newcomer read "(network audit, 2026-12-03)" and RST markup
+    there, walk-through of 2026-12-05)."""
     try:
         config = RoundConfig.create(
             num_clients,
@@ -1139,7 +1143,10 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
         raise click.UsageError(str(exc)) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written
         raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
-    click.echo(f"{name}: {issued.certificate} and {issued.key} (key: keep it on the branch)")
+    # the key holder's certificate is issued here too: "the branch" misnamed its party
+    click.echo(
+        f"{name}: {issued.certificate} and {issued.key} (key: it goes to {name}'s machine only)"
+    )
     click.echo(f"fingerprint {issued.fingerprint}")
 
 
@@ -1164,7 +1171,12 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
         raise click.UsageError(str(exc)) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written
         raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
-    click.echo(f"{name} revoked; the server refuses it from its next connection")
+    # the server re-reads the list at each connection, before each round's sampling and
+    # every 30 s for the open sessions (docs/deployment.md): an open session ends too
+    click.echo(
+        f"{name} revoked; the server refuses it from its next connection and ends its "
+        "open session within 30 s"
+    )
 
 
 @main.command()
@@ -1208,6 +1220,7 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     from secagg.runtime.launch import serve
     from secagg.runtime.store import StateError
     from secagg.transport.base import TransportError
+    from secagg.transport.certs import CertificateStoreError
 
     def one_line(exc: BaseException) -> str:
         return " ".join(str(exc).split()) or type(exc).__name__
@@ -1223,6 +1236,8 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     try:
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             server, results = serve(config, wait_for_clients=wait, init=init)
+    except CertificateStoreError as exc:  # the server's own folder: missing, incomplete
+        _fail("secagg server", _certificates_failure(config_path, config, exc), 2)
     except ConfigurationError as exc:
         _fail("secagg server", _config_failure(config_path, exc), 2)
     except (StateError, LedgerError, TransportError) as exc:
@@ -1336,7 +1351,12 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     folder, so ``cd examples/bank_fraud`` and ``--hook dpsgd_hook:make_hook`` (what the
     example's docstring said) ended ``cannot load hook ...: No module named
     'dpsgd_hook'``, with nothing saying where Python looks (front-door audit,
-    2026-12-05). A malformed spec is left to the runtime's own message."""
+    2026-12-05). The line names the file Python looks for under the folder, since for
+    a dotted module that folder is the one above its package: ``PYTHONPATH=/opt/mybank``
+    for ``mybank.fraud`` (what docs/deployment.md showed) does not find
+    ``/opt/mybank/fraud.py``, and "the folder that holds it" read as that one
+    (newcomer's walk-through, 2026-12-05). A malformed spec is left to the runtime's
+    own message."""
     del ctx, param
     module = (value or "").partition(":")[0]
     if value is None or value == "demo" or ":" not in value or not module:
@@ -1348,9 +1368,13 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     except (ImportError, ValueError):  # a parent package missing; an empty or relative name
         found = False
     if not found:
+        # the file a dotted name is looked up as: PYTHONPATH names the folder above the
+        # top package, not the one holding the file ("PYTHONPATH=/opt/mybank" with
+        # /opt/mybank/fraud.py and "mybank.fraud" does not import; the folder is /opt)
+        where = module.replace(".", "/") + ".py"
         raise click.BadParameter(
             f"no module {module!r} on Python's path (the secagg command does not look in the "
-            "current folder): install it, or put the folder that holds it on PYTHONPATH "
+            f"current folder): install it, or put on PYTHONPATH the FOLDER of FOLDER/{where} "
             f"(PYTHONPATH=FOLDER secagg client ... --hook {value})"
         )
     return value
@@ -1474,6 +1498,25 @@ def _config_failure(config_path: str, exc: BaseException) -> str:
     if message.startswith((f"{config_path} ", f"{config_path}:")):
         return f"--config {message}"
     return f"--config {config_path}: {message}"
+
+
+def _certificates_failure(config_path: str, config: FederationConfig, exc: BaseException) -> str:
+    """A server's certificate folder that does not hold what it needs, as the one line
+    that names the key it came from, ``[server] certificates``, and, for a relative
+    path, the folder it was read from.
+
+    Why: ``secagg server --config fed/federation.toml`` started from another folder read
+    ``--config fed/federation.toml: CA certificate not found at certs/ca.pem``, which named
+    neither the key nor that a relative path is taken from the current folder, not the
+    config file's (newcomer's walk-through, 2026-12-05)."""
+    folder = str(config.server.certificates)
+    where = (
+        ""
+        if os.path.isabs(folder)
+        else f" (a relative path: read from the current folder {os.getcwd()}, not the config's)"
+    )
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return f"--config {config_path}: [server] certificates = {folder!r}{where}: {message}"
 
 
 def _fail(party: str, message: str, status: int = 1) -> NoReturn:
