@@ -56,7 +56,12 @@ hides nothing.
 Failures. A client whose ``handle`` raises (its policy refused a round and it stops,
 a model of another dimension) leaves: its session ends (gone from ``connected()``,
 no session id), as a closed connection would, and the server closes its phases
-without it. A host that dies ends every client it held the same way.
+without it. A host that dies (its process killed, its node lost) ends every client it
+held the same way: the round completes with what was sent or aborts below its
+threshold, as for any dropouts. What the driver asks of the hosts afterwards skips it
+(``client_stats``, ``peak_rss``: 0), except :meth:`RayHub.probe`, whose answers for its
+clients are lost with it, and which then says so (:class:`ClientHostFailed`) rather
+than answer for the others alone.
 
 Ray is imported only when an engine is built (:func:`require_ray`): without the
 extra, the in-process engine and everything else work, and ``--engine ray`` says
@@ -617,6 +622,8 @@ class RayHub(SimulatedNetwork):
         self._submit_lock = threading.Lock()  # pending batches and calls in flight
         self._pending: dict[int, list[tuple[str, bytes]]] = {}
         self._inflight: list[deque[Any]] = []
+        #: hosts that died or whose delivery raised, and why: asked nothing more
+        self._failed_hosts: dict[int, str] = {}
         self._stopping = threading.Event()
         self._collector: threading.Thread | None = None
 
@@ -757,28 +764,58 @@ class RayHub(SimulatedNetwork):
     def probe(self, what: str) -> dict[str, Any]:
         """``{name: probe(what)}`` of every hosted client with a probe. Each host answers
         after the messages sent to it before this call (one caller's calls to an actor
-        run in order)."""
-        self._flush()
-        with self._submit_lock:  # after every batch already submitted to each host
-            refs = [host.probe.remote(what) for host in self._hosts]
+        run in order).
+
+        :class:`ClientHostFailed` when a host has failed (now or earlier), naming its
+        clients: what they would answer (the simulator: a branch's record-level
+        epsilon) is lost with it, and a merge without them would pass for every
+        client's (the largest epsilon reported could be below theirs)."""
         merged: dict[str, Any] = {}
-        for answer in self._ray.get(refs):
+        for answer in self._ask_live_hosts(lambda host: host.probe.remote(what)).values():
             merged.update(answer)
+        lost = sorted(name for name, host in self._host_of.items() if host in self._failed_hosts)
+        if lost:
+            shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+            why = self._failed_hosts[self._host_of[lost[0]]]
+            raise ClientHostFailed(f"no {what!r} answer from {shown}: {why}")
         return merged
 
     def client_stats(self) -> dict[str, ClientStats]:
-        """Every hosted client's counters."""
-        self._flush()
-        with self._submit_lock:
-            refs = [host.stats.remote() for host in self._hosts]
+        """The counters of every client whose host has not failed (a failed host's
+        clients are in :attr:`ended`, with why)."""
         merged: dict[str, ClientStats] = {}
-        for answer in self._ray.get(refs):
+        for answer in self._ask_live_hosts(lambda host: host.stats.remote()).values():
             merged.update(answer)
         return merged
 
     def peak_rss(self) -> list[int]:
-        """Each host's peak resident memory so far (bytes), in host order."""
-        return [int(rss) for rss in self._ray.get([h.peak_rss.remote() for h in self._hosts])]
+        """Each host's peak resident memory so far (bytes), in host order; 0 for a host
+        that failed (its process is gone, or it is asked nothing more)."""
+        measured = self._ask_live_hosts(lambda host: host.peak_rss.remote())
+        return [int(measured.get(index, 0)) for index in range(len(self._hosts))]
+
+    def _ask_live_hosts(self, call: Callable[[Any], Any]) -> dict[int, Any]:
+        """``{host index: call(host)'s answer}`` of every host not failed, each after
+        the batches already sent to it. A host found dead now is failed here (its
+        clients leave, as when the collector finds it) and left out.
+
+        Why: a host killed mid-run (its process gone) made every later question to the
+        hosts raise Ray's ActorDiedError: ``run_clients`` lost the whole run at its
+        memory reading, after the server had closed its rounds without that host."""
+        self._flush()
+        with self._submit_lock:
+            asked = [
+                (index, call(host))
+                for index, host in enumerate(self._hosts)
+                if index not in self._failed_hosts
+            ]
+        answers: dict[int, Any] = {}
+        for index, ref in asked:
+            try:
+                answers[index] = self._ray.get(ref)
+            except self._ray.exceptions.RayActorError as exc:  # its process is gone
+                self._host_failed(index, exc)
+        return answers
 
     # --- the collector --------------------------------------------------------------
 
@@ -787,7 +824,7 @@ class RayHub(SimulatedNetwork):
         with self._submit_lock:
             pending, self._pending = self._pending, {}
             for host, batch in pending.items():
-                if host < len(self._hosts):
+                if host < len(self._hosts) and host not in self._failed_hosts:
                     self._inflight[host].append(self._hosts[host].deliver.remote(batch))
 
     def _collect(self) -> None:
@@ -862,6 +899,7 @@ class RayHub(SimulatedNetwork):
     def _host_failed(self, host: int, exc: BaseException) -> None:
         reason = f"its client host failed: {type(exc).__name__}: {exc}".splitlines()[0]
         with self._submit_lock:
+            self._failed_hosts.setdefault(host, reason)
             self._inflight[host].clear()
             self._pending.pop(host, None)
         for name, index in self._host_of.items():
