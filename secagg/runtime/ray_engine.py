@@ -61,7 +61,8 @@ held the same way: the round completes with what was sent or aborts below its
 threshold, as for any dropouts. What the driver asks of the hosts afterwards skips it
 (``client_stats``, ``peak_rss``: 0), except :meth:`RayHub.probe`, whose answers for its
 clients are lost with it, and which then says so (:class:`ClientHostFailed`) rather
-than answer for the others alone.
+than answer for the others alone. A host silent to those questions for
+:data:`ANSWER_SECONDS` (stuck in a hook) is failed the same way, not waited on forever.
 
 Ray is imported only when an engine is built (:func:`require_ray`): without the
 extra, the in-process engine and everything else work, and ``--engine ray`` says
@@ -134,6 +135,11 @@ RAY_EXTRA = "--engine ray needs the ray extra: pip install 'secagg[ray]'"
 #: how long the collector waits on the actors' calls before it looks for new batches
 _POLL_SECONDS = 0.05
 
+#: how long the driver waits for a host's answer between rounds (a probe, its counters,
+#: its memory), after the messages already sent to it: an hour, the simulator's round
+#: deadline, which nothing a host does for a round may outlast
+ANSWER_SECONDS = 3600.0
+
 
 class RayUnavailable(ConfigurationError):
     """Ray is not installed, or no Ray instance could be started or reached."""
@@ -141,7 +147,8 @@ class RayUnavailable(ConfigurationError):
 
 class ClientHostFailed(TransportError):
     """A client host could not build its clients (a factory raised something other than
-    a :class:`~secagg.errors.ConfigurationError`, which is re-raised as one)."""
+    a :class:`~secagg.errors.ConfigurationError`, which is re-raised as one), or failed
+    later (died, or stopped answering) with answers the driver asked for."""
 
 
 def require_ray() -> ModuleType:
@@ -599,14 +606,23 @@ class RayHub(SimulatedNetwork):
     Build it inside :func:`ray_session`, then :meth:`start` the hosts; in-process
     sessions (``connect(name)``) still work for parties that stay in the driver.
     :meth:`close` (or leaving its ``with`` block) stops the collector and the actors.
-    ``workers``: the number of hosts (None: one per CPU of the Ray instance)."""
+    ``workers``: the number of hosts (None: one per CPU of the Ray instance);
+    ``answer_seconds``: how long a question between rounds waits for a host (a host
+    that does not answer in time is failed, as a dead one is)."""
 
     def __init__(
-        self, schedule: DropoutSchedule | None = None, *, workers: int | None = None
+        self,
+        schedule: DropoutSchedule | None = None,
+        *,
+        workers: int | None = None,
+        answer_seconds: float = ANSWER_SECONDS,
     ) -> None:
         super().__init__(schedule)
         if workers is not None and workers < 1:
             raise ConfigurationError("ray workers must be at least 1")
+        if not answer_seconds > 0:
+            raise ConfigurationError("answer_seconds must be positive")
+        self._answer_seconds = float(answer_seconds)
         self._ray = require_ray()
         if not self._ray.is_initialized():
             raise RayUnavailable("start Ray first (secagg.runtime.ray_engine.ray_session)")
@@ -796,12 +812,16 @@ class RayHub(SimulatedNetwork):
 
     def _ask_live_hosts(self, call: Callable[[Any], Any]) -> dict[int, Any]:
         """``{host index: call(host)'s answer}`` of every host not failed, each after
-        the batches already sent to it. A host found dead now is failed here (its
-        clients leave, as when the collector finds it) and left out.
+        the batches already sent to it. A host found dead now, or silent for
+        ``answer_seconds`` (from the question), is failed here (its clients leave, as
+        when the collector finds a dead one) and left out.
 
         Why: a host killed mid-run (its process gone) made every later question to the
         hosts raise Ray's ActorDiedError: ``run_clients`` lost the whole run at its
-        memory reading, after the server had closed its rounds without that host."""
+        memory reading, after the server had closed its rounds without that host. And a
+        host stuck in a branch's hook (the server had closed the round without it) held
+        the simulator's epsilon probe for as long, forever for a hook that never
+        returns, where the in-process engine went on."""
         self._flush()
         with self._submit_lock:
             asked = [
@@ -810,11 +830,15 @@ class RayHub(SimulatedNetwork):
                 if index not in self._failed_hosts
             ]
         answers: dict[int, Any] = {}
+        deadline = time.monotonic() + self._answer_seconds
         for index, ref in asked:
             try:
-                answers[index] = self._ray.get(ref)
+                answers[index] = self._ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
             except self._ray.exceptions.RayActorError as exc:  # its process is gone
                 self._host_failed(index, exc)
+            except self._ray.exceptions.GetTimeoutError:
+                silent = TimeoutError(f"no answer within {self._answer_seconds:g} s")
+                self._host_failed(index, silent)
         return answers
 
     # --- the collector --------------------------------------------------------------

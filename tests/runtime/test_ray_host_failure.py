@@ -23,6 +23,7 @@ import functools
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from _ray import local_ray
 
 pytest.importorskip("ray", reason="the Ray engine needs the ray extra: pip install 'secagg[ray]'")
 
+from secagg.errors import ConfigurationError
 from secagg.runtime import ray_engine
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import demo_hook
@@ -188,3 +190,38 @@ def test_a_probe_after_a_host_died_names_the_clients_whose_answers_are_lost(
         assert hub.connected() == {"c00", "c02"}
         with pytest.raises(ClientHostFailed, match="c01, c03"):  # and stays refused
             hub.probe("epsilon")
+
+
+def _slow_to_answer(name: str, endpoint: ClientEndpoint) -> HostedClient:
+    """A demo client whose probe takes a minute, as a host stuck in a hook would."""
+    hosted = _probed(name, endpoint)
+    return HostedClient(hosted.client, _a_minute_late)
+
+
+def _a_minute_late(what: str) -> str:
+    time.sleep(60.0)
+    return what
+
+
+def test_a_host_that_does_not_answer_is_failed_after_answer_seconds(ray_instance: Any) -> None:
+    """A host stuck in a branch's hook held the simulator's probe for as long (forever
+    for a hook that never returns) where the in-process engine went on; now it is
+    failed after ``answer_seconds``, as a dead host is."""
+    factories = {"c00": _probed, "c01": _slow_to_answer, "c02": _probed, "c03": _probed}
+    with RayHub(workers=2, answer_seconds=2.0) as hub:
+        hub.start(factories)
+        began = time.monotonic()
+        with pytest.raises(ClientHostFailed) as raised:
+            hub.probe("epsilon")
+        assert time.monotonic() - began < 30.0  # the probe's minute is not waited out
+        assert str(raised.value) == (
+            "no 'epsilon' answer from c01, c03: its client host failed: "
+            "TimeoutError: no answer within 2 s"
+        )
+        assert hub.connected() == {"c00", "c02"}
+        assert set(hub.client_stats()) == {"c00", "c02"}  # and it is asked nothing more
+
+
+def test_answer_seconds_must_be_positive(ray_instance: Any) -> None:
+    with pytest.raises(ConfigurationError, match="answer_seconds must be positive"):
+        RayHub(answer_seconds=0.0)
