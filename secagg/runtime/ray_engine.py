@@ -56,7 +56,13 @@ hides nothing.
 Failures. A client whose ``handle`` raises (its policy refused a round and it stops,
 a model of another dimension) leaves: its session ends (gone from ``connected()``,
 no session id), as a closed connection would, and the server closes its phases
-without it. A host that dies ends every client it held the same way.
+without it. A host that dies (its process killed, its node lost) ends every client it
+held the same way: the round completes with what was sent or aborts below its
+threshold, as for any dropouts. What the driver asks of the hosts afterwards skips it
+(``client_stats``, ``peak_rss``: 0), except :meth:`RayHub.probe`, whose answers for its
+clients are lost with it, and which then says so (:class:`ClientHostFailed`) rather
+than answer for the others alone. A host silent to those questions for
+:data:`ANSWER_SECONDS` (stuck in a hook) is failed the same way, not waited on forever.
 
 Ray is imported only when an engine is built (:func:`require_ray`): without the
 extra, the in-process engine and everything else work, and ``--engine ray`` says
@@ -129,6 +135,11 @@ RAY_EXTRA = "--engine ray needs the ray extra: pip install 'secagg[ray]'"
 #: how long the collector waits on the actors' calls before it looks for new batches
 _POLL_SECONDS = 0.05
 
+#: how long the driver waits for a host's answer between rounds (a probe, its counters,
+#: its memory), after the messages already sent to it: an hour, the simulator's round
+#: deadline, which nothing a host does for a round may outlast
+ANSWER_SECONDS = 3600.0
+
 
 class RayUnavailable(ConfigurationError):
     """Ray is not installed, or no Ray instance could be started or reached."""
@@ -136,7 +147,8 @@ class RayUnavailable(ConfigurationError):
 
 class ClientHostFailed(TransportError):
     """A client host could not build its clients (a factory raised something other than
-    a :class:`~secagg.errors.ConfigurationError`, which is re-raised as one)."""
+    a :class:`~secagg.errors.ConfigurationError`, which is re-raised as one), or failed
+    later (died, or stopped answering) with answers the driver asked for."""
 
 
 def require_ray() -> ModuleType:
@@ -594,14 +606,23 @@ class RayHub(SimulatedNetwork):
     Build it inside :func:`ray_session`, then :meth:`start` the hosts; in-process
     sessions (``connect(name)``) still work for parties that stay in the driver.
     :meth:`close` (or leaving its ``with`` block) stops the collector and the actors.
-    ``workers``: the number of hosts (None: one per CPU of the Ray instance)."""
+    ``workers``: the number of hosts (None: one per CPU of the Ray instance);
+    ``answer_seconds``: how long a question between rounds waits for a host (a host
+    that does not answer in time is failed, as a dead one is)."""
 
     def __init__(
-        self, schedule: DropoutSchedule | None = None, *, workers: int | None = None
+        self,
+        schedule: DropoutSchedule | None = None,
+        *,
+        workers: int | None = None,
+        answer_seconds: float = ANSWER_SECONDS,
     ) -> None:
         super().__init__(schedule)
         if workers is not None and workers < 1:
             raise ConfigurationError("ray workers must be at least 1")
+        if not answer_seconds > 0:
+            raise ConfigurationError("answer_seconds must be positive")
+        self._answer_seconds = float(answer_seconds)
         self._ray = require_ray()
         if not self._ray.is_initialized():
             raise RayUnavailable("start Ray first (secagg.runtime.ray_engine.ray_session)")
@@ -617,6 +638,8 @@ class RayHub(SimulatedNetwork):
         self._submit_lock = threading.Lock()  # pending batches and calls in flight
         self._pending: dict[int, list[tuple[str, bytes]]] = {}
         self._inflight: list[deque[Any]] = []
+        #: hosts that died or whose delivery raised, and why: asked nothing more
+        self._failed_hosts: dict[int, str] = {}
         self._stopping = threading.Event()
         self._collector: threading.Thread | None = None
 
@@ -757,28 +780,66 @@ class RayHub(SimulatedNetwork):
     def probe(self, what: str) -> dict[str, Any]:
         """``{name: probe(what)}`` of every hosted client with a probe. Each host answers
         after the messages sent to it before this call (one caller's calls to an actor
-        run in order)."""
-        self._flush()
-        with self._submit_lock:  # after every batch already submitted to each host
-            refs = [host.probe.remote(what) for host in self._hosts]
+        run in order).
+
+        :class:`ClientHostFailed` when a host has failed (now or earlier), naming its
+        clients: what they would answer (the simulator: a branch's record-level
+        epsilon) is lost with it, and a merge without them would pass for every
+        client's (the largest epsilon reported could be below theirs)."""
         merged: dict[str, Any] = {}
-        for answer in self._ray.get(refs):
+        for answer in self._ask_live_hosts(lambda host: host.probe.remote(what)).values():
             merged.update(answer)
+        lost = sorted(name for name, host in self._host_of.items() if host in self._failed_hosts)
+        if lost:
+            shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+            why = self._failed_hosts[self._host_of[lost[0]]]
+            raise ClientHostFailed(f"no {what!r} answer from {shown}: {why}")
         return merged
 
     def client_stats(self) -> dict[str, ClientStats]:
-        """Every hosted client's counters."""
-        self._flush()
-        with self._submit_lock:
-            refs = [host.stats.remote() for host in self._hosts]
+        """The counters of every client whose host has not failed (a failed host's
+        clients are in :attr:`ended`, with why)."""
         merged: dict[str, ClientStats] = {}
-        for answer in self._ray.get(refs):
+        for answer in self._ask_live_hosts(lambda host: host.stats.remote()).values():
             merged.update(answer)
         return merged
 
     def peak_rss(self) -> list[int]:
-        """Each host's peak resident memory so far (bytes), in host order."""
-        return [int(rss) for rss in self._ray.get([h.peak_rss.remote() for h in self._hosts])]
+        """Each host's peak resident memory so far (bytes), in host order; 0 for a host
+        that failed (its process is gone, or it is asked nothing more)."""
+        measured = self._ask_live_hosts(lambda host: host.peak_rss.remote())
+        return [int(measured.get(index, 0)) for index in range(len(self._hosts))]
+
+    def _ask_live_hosts(self, call: Callable[[Any], Any]) -> dict[int, Any]:
+        """``{host index: call(host)'s answer}`` of every host not failed, each after
+        the batches already sent to it. A host found dead now, or silent for
+        ``answer_seconds`` (from the question), is failed here (its clients leave, as
+        when the collector finds a dead one) and left out.
+
+        Why: a host killed mid-run (its process gone) made every later question to the
+        hosts raise Ray's ActorDiedError: ``run_clients`` lost the whole run at its
+        memory reading, after the server had closed its rounds without that host. And a
+        host stuck in a branch's hook (the server had closed the round without it) held
+        the simulator's epsilon probe for as long, forever for a hook that never
+        returns, where the in-process engine went on."""
+        self._flush()
+        with self._submit_lock:
+            asked = [
+                (index, call(host))
+                for index, host in enumerate(self._hosts)
+                if index not in self._failed_hosts
+            ]
+        answers: dict[int, Any] = {}
+        deadline = time.monotonic() + self._answer_seconds
+        for index, ref in asked:
+            try:
+                answers[index] = self._ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
+            except self._ray.exceptions.RayActorError as exc:  # its process is gone
+                self._host_failed(index, exc)
+            except self._ray.exceptions.GetTimeoutError:
+                silent = TimeoutError(f"no answer within {self._answer_seconds:g} s")
+                self._host_failed(index, silent)
+        return answers
 
     # --- the collector --------------------------------------------------------------
 
@@ -787,7 +848,7 @@ class RayHub(SimulatedNetwork):
         with self._submit_lock:
             pending, self._pending = self._pending, {}
             for host, batch in pending.items():
-                if host < len(self._hosts):
+                if host < len(self._hosts) and host not in self._failed_hosts:
                     self._inflight[host].append(self._hosts[host].deliver.remote(batch))
 
     def _collect(self) -> None:
@@ -862,6 +923,7 @@ class RayHub(SimulatedNetwork):
     def _host_failed(self, host: int, exc: BaseException) -> None:
         reason = f"its client host failed: {type(exc).__name__}: {exc}".splitlines()[0]
         with self._submit_lock:
+            self._failed_hosts.setdefault(host, reason)
             self._inflight[host].clear()
             self._pending.pop(host, None)
         for name, index in self._host_of.items():

@@ -25,6 +25,19 @@ party's masked input can remove that party's self-mask. They go only to the
 server's own Ray workers, so the cluster must be the server's trust domain (its own
 machines), exactly as its threads are; never a shared or third-party cluster.
 
+Where they rest. The seeds are one object in Ray's shared-memory store for the length
+of a call, never logged, and not in the state API (which lists objects by id and
+size, tasks by name). But Ray spills objects to the node's disk when its store is
+full (``/tmp/ray/session_*/ray_spilled_objects_*``), and an object referenced but not
+in use by a running task can go: a store of 80 MB filled by 160 MB of other objects
+spilled a held seeds object there (review, 2026-12-05); the file is deleted when the
+object is freed, not wiped. Here the store holds the call's own results (the model's
+size in all) beside the seeds, so this takes a model near the store's size (30 % of
+memory by default) or a store shared with other work. A server that must keep the
+seeds off disk gives its Ray nodes a store well above the model's size, for its own
+work only, and points Ray's spilling (``object_spilling_config``) at memory-backed
+storage or turns it off (``automatic_object_spilling_enabled``).
+
 Use it by passing an instance as ``unmask=`` to
 :class:`~secagg.protocol.server.Server` (or through the masking backend's server).
 Each call records what its workers measured (:attr:`RayUnmasker.last`): seconds and
