@@ -143,8 +143,8 @@ class RoundMark:
             ) from None
         if data["branch"] != self.branch:
             raise BranchStateError(
-                f"{self.path} is branch {data['branch']!r}'s state, not {self.branch!r}'s: "
-                "each branch needs its own state file"
+                f"{self.path} is the state of branch {data['branch']!r}, not of "
+                f"{self.branch!r}: each branch needs its own state file"
             )
         return last, federation
 

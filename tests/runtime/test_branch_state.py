@@ -126,6 +126,7 @@ def test_a_corrupt_or_foreign_state_stops_the_branch_and_is_not_reset(
         _Branch(state)
     message = str(caught.value)
     assert "\n" not in message and str(state) in message
+    assert "''s" not in message  # "branch 'branch-01''s state" read as a typo
     assert state.read_bytes() == content  # never silently reset
 
 
