@@ -32,6 +32,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from opacus.optimizers import DPOptimizer
+
+# Opacus's own bookkeeping of add_noise (private names: pyproject pins opacus==1.6.0)
 from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
@@ -60,6 +62,7 @@ class KeyedNoiseDPOptimizer(DPOptimizer):
         One draw per step for all parameters (the same distribution as one per
         parameter, with one Python round trip instead of one per tensor)."""
         params = list(self.params)
+        # all flags checked before any grad is written: a refused step changes nothing
         for p in params:
             _check_processed_flag(p.summed_grad)
         total = sum(p.summed_grad.numel() for p in params)
@@ -70,9 +73,8 @@ class KeyedNoiseDPOptimizer(DPOptimizer):
             size = reference.numel()
             drawn = torch.from_numpy(noise[offset : offset + size]).view(reference.shape)
             offset += size
-            p.grad = (reference + drawn.to(dtype=reference.dtype, device=reference.device)).view_as(
-                p
-            )
+            noised = reference + drawn.to(dtype=reference.dtype, device=reference.device)
+            p.grad = noised.view_as(p)
             _mark_as_processed(p.summed_grad)
 
 

@@ -31,6 +31,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
 from secagg.dp.dpsgd import DPSGDTrainer, flat_parameters, load_flat_parameters  # noqa: E402
+from secagg.dp.noise import gaussian  # noqa: E402
 from secagg.errors import ConfigurationError  # noqa: E402
 
 SIGMAS = 5.0  # every statistical bound below is this many standard errors
@@ -235,3 +236,26 @@ def test_other_opacus_optimizers_and_torch_generators_are_refused() -> None:
         1.5, 0.5, 4,
     )  # fmt: skip
     assert keyed.loss_reduction == "mean" and keyed.original_optimizer is sgd
+
+
+def test_the_noise_takes_each_gradients_shape_and_dtype() -> None:
+    """Drawn in float64, then converted per parameter: a float64 parameter keeps the
+    draw's 53 bits, a float32 one gets it rounded, and every shape is the parameter's."""
+    from secagg.crypto.stream import KeyedStream
+    from secagg.dp.keyed_dpsgd import KeyedNoiseDPOptimizer
+
+    wide = nn.Parameter(torch.zeros(3, 4, dtype=torch.float64))
+    narrow = nn.Parameter(torch.zeros(5))
+    key = bytes(range(16))
+    optimizer = KeyedNoiseDPOptimizer(
+        torch.optim.SGD([wide, narrow], lr=1.0), noise_multiplier=2.0, max_grad_norm=0.5,
+        expected_batch_size=4, stream=KeyedStream(key),
+    )  # fmt: skip
+    for p in (wide, narrow):
+        p.summed_grad = torch.zeros(p.numel(), dtype=p.dtype)
+    optimizer.add_noise()
+    expected = gaussian(1.0, 17, KeyedStream(key))  # one draw for both, in parameter order
+    assert wide.grad.dtype == torch.float64 and wide.grad.shape == (3, 4)
+    assert narrow.grad.dtype == torch.float32 and narrow.grad.shape == (5,)
+    assert np.array_equal(wide.grad.numpy().ravel(), expected[:12])
+    assert np.array_equal(narrow.grad.numpy(), expected[12:].astype(np.float32))
