@@ -47,13 +47,23 @@ Theory of operation
 Randomness and the floating-point caveat
     Opacus's ``secure_mode=True`` needs ``torchcsprng``, which has no distribution
     for current torch (dp-notes §5.4), so this trainer refuses it rather than let
-    an ``ImportError`` surface mid-setup. Without it, Opacus draws the Gaussian
-    noise with ``torch.normal`` from a torch generator: Mersenne Twister on CPU,
-    which is NOT a cryptographically secure generator. We seed that generator
-    (and the one that draws the Poisson batches) from the OS CSPRNG
-    (``os.urandom``), so the streams are CSPRNG-*seeded* (64 bits of seed each)
-    but not CSPRNG-generated; someone who learns enough outputs could in
-    principle recover the state.
+    an ``ImportError`` surface mid-setup. Left alone, Opacus would draw the
+    Gaussian noise with ``torch.normal`` and the Poisson batches with
+    ``torch.rand`` from torch generators: Mersenne Twister on CPU, NOT a
+    cryptographically secure generator (enough of its outputs reveal its state,
+    and noise that can be predicted can be subtracted). A deployed trainer
+    (``replay_seed`` None) therefore draws both from keyed AES-CTR streams
+    (:class:`~secagg.crypto.stream.KeyedStream`, fresh ``os.urandom`` keys, one for
+    the noise and one for the batches): the noise by the project's Gaussian
+    sampler (:func:`secagg.dp.noise.gaussian`), the batches as uniforms below
+    ``q``, the same distributions and the same steps an epoch
+    (:mod:`secagg.dp.keyed_dpsgd`).
+
+    A simulation (``replay_seed`` given, every ``secagg simulate`` run) keeps
+    Opacus's torch generators, seeded from the replay seed, exactly as before.
+    Its seed is public by construction (the run must replay), so no generator
+    could make its noise secret; changing the generator would only move every
+    published figure.
 
     Independently of the generator, adding floating-point Gaussian noise to a
     float is known to leak through the low-order bits and the gaps of the
@@ -99,13 +109,15 @@ import opacus
 import torch
 from opacus import PrivacyEngine
 from opacus.grad_sample import AbstractGradSampleModule
+from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, default_collate
 
-from secagg.crypto.stream import derive
+from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.accountants import memoise_opacus_rdp
 from secagg.dp.display import shown
+from secagg.dp.keyed_dpsgd import KeyedNoiseDPOptimizer, KeyedPoissonSampler, keyed_optimizer
 from secagg.dp.user_level import CustomerDataset, CustomerLoss, group_by_customer
 from secagg.errors import ConfigurationError
 
@@ -288,13 +300,35 @@ def _csprng_seeded_generator(
 
     With ``replay_seed`` (simulations that must replay exactly) the seed is
     instead derived from it (:func:`secagg.crypto.stream.derive`), domain-separated
-    by ``label``.
+    by ``label``: then it draws the noise and the batches. Without, it only feeds the
+    ``DataLoader``'s per-epoch worker seed (so that draw leaves torch's global
+    generator alone); the noise and the batches come from :func:`_keyed`.
     """
     if replay_seed is None:
         raw = os.urandom(8)
     else:
         raw = derive(b"secagg/v1/dpsgd-replay/" + label + b"/", replay_seed, size=8)
     return torch.Generator(device=device).manual_seed(int.from_bytes(raw, "big"))
+
+
+def _keyed(
+    optimizer: DPOptimizer, loader: DataLoader, n: int, sample_rate: float
+) -> tuple[KeyedNoiseDPOptimizer, DataLoader]:
+    """What ``make_private`` returned, with the noise and the Poisson batches drawn from
+    two keyed streams under fresh ``os.urandom`` keys instead of torch generators.
+
+    The same optimizer settings, the same rate ``q``, the same ``int(1 / q)`` batches
+    an epoch and the same collate function (Opacus's, which makes an empty batch
+    empty), so the accountant's plan holds; see :mod:`secagg.dp.keyed_dpsgd`."""
+    sampler = KeyedPoissonSampler(num_samples=n, sample_rate=sample_rate, stream=KeyedStream())
+    keyed_loader = DataLoader(
+        loader.dataset,
+        batch_sampler=sampler,
+        collate_fn=loader.collate_fn,
+        generator=loader.generator,  # the worker seed only: see _csprng_seeded_generator
+    )
+    assert len(keyed_loader) == len(loader)  # the steps an epoch the plan counted
+    return keyed_optimizer(optimizer, KeyedStream()), keyed_loader
 
 
 def _prior_entries(
@@ -693,10 +727,11 @@ class DPSGDTrainer:
             ``CrossEntropyLoss()``, or ``CustomerLoss()`` for a customer
             dataset) or "sum".
         secure_mode: must stay False; see the module docstring.
-        replay_seed: for simulations only: derive the sampler's and the noise's
-            generator seeds from these bytes instead of the OS CSPRNG, so a run
-            replays exactly. Anyone who knows it can subtract the noise: never
-            set it where the privacy guarantee matters.
+        replay_seed: for simulations only: draw the batches and the noise from
+            torch generators seeded from these bytes (Opacus's own path) instead
+            of keyed streams under OS-CSPRNG keys, so a run replays exactly.
+            Anyone who knows it can subtract the noise: never set it where the
+            privacy guarantee matters.
         prior_releases: Gaussian releases of the same items made before training,
             as accountant entries ``(noise_multiplier, sample_rate, steps)`` (e.g.
             the noised feature statistics, :mod:`secagg.dp.statistics`). They start
@@ -725,7 +760,7 @@ class DPSGDTrainer:
         if secure_mode:
             raise ConfigurationError(
                 "secure_mode=True needs torchcsprng, which has no installable build for "
-                "this torch; the trainer uses CSPRNG-seeded torch generators instead. "
+                "this torch; the trainer draws noise and batches from keyed streams instead. "
                 "See the secagg.dp.dpsgd docstring for the floating-point caveat."
             )
         if not isinstance(model, nn.Module):
@@ -773,7 +808,13 @@ class DPSGDTrainer:
             "max_grad_norm": max_grad_norm,
             "loss_reduction": reduction,
             "poisson_sampling": True,
-            "noise_generator": _csprng_seeded_generator(device, replay_seed, b"noise"),
+            # replay: Opacus's torch.normal from a seeded generator; else none (the
+            # keyed optimizer below draws the noise, and refuses a generator)
+            "noise_generator": (
+                None
+                if replay_seed is None
+                else _csprng_seeded_generator(device, replay_seed, b"noise")
+            ),
         }
         prior = _prior_entries(prior_releases)
         assert len(loader) == _batches(n, batch_size)  # the rate the plan below assumes
@@ -791,6 +832,9 @@ class DPSGDTrainer:
             noise_multiplier=noise_multiplier, **common
         )
         assert dp_loader.sample_rate == 1 / len(loader)  # the rate the sampler draws at
+        sample_rate = float(dp_loader.sample_rate)
+        if replay_seed is None:  # a deployment: both draws from keyed streams
+            dp_optimizer, dp_loader = _keyed(dp_optimizer, dp_loader, n, sample_rate)
         # Opacus's hook records q = 1 / len(dp_loader), and its sampler runs
         # int(1 / q) batches an epoch: for b = 93, 105, 117, ... batches int(1 / (1 / b))
         # is b - 1 in floating point, so the history said q = 1 / (b - 1) while every
@@ -798,14 +842,15 @@ class DPSGDTrainer:
         # epsilon above its target (3.0098 for 3; newcomer audit, 2026-12-05). The
         # accountant must record the rate the sampler used.
         dp_optimizer.attach_step_hook(
-            engine.accountant.get_optimizer_hook_fn(sample_rate=dp_loader.sample_rate)
+            engine.accountant.get_optimizer_hook_fn(sample_rate=sample_rate)
         )
         engine.accountant.history.extend(prior)
 
         self._model = model
         self._gsm = gsm
         self._optimizer = dp_optimizer
-        self._loader = dp_loader
+        self._loader: DataLoader = dp_loader
+        self._sample_rate = sample_rate
         self._engine = engine
         self._loss_fn = loss_fn
         self._reduction: str = reduction
@@ -841,7 +886,7 @@ class DPSGDTrainer:
     @property
     def sample_rate(self) -> float:
         """Poisson inclusion probability ``q`` of each item (record or customer) per step."""
-        return float(self._loader.sample_rate)
+        return self._sample_rate
 
     @property
     def steps_per_epoch(self) -> int:

@@ -21,7 +21,6 @@ pytest.importorskip("opacus")
 import dp_accounting  # noqa: E402
 from dp_accounting import rdp as dp_rdp  # noqa: E402
 from opacus.accountants import PRVAccountant, RDPAccountant  # noqa: E402
-from opacus.data_loader import DPDataLoader  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
@@ -33,6 +32,7 @@ from secagg.dp.dpsgd import (  # noqa: E402
     load_flat_parameters,
     parameter_names,
 )
+from secagg.dp.keyed_dpsgd import KeyedNoiseDPOptimizer, KeyedPoissonSampler  # noqa: E402
 from secagg.errors import ConfigurationError  # noqa: E402
 
 N_RECORDS = 512
@@ -330,16 +330,17 @@ def test_default_delta_is_a_power_of_ten_well_below_one_over_n():
 # --- data loader input, randomness ----------------------------------------------------
 
 
-def test_accepts_a_dataloader_and_uses_csprng_seeded_poisson_sampling(data):
+def test_accepts_a_dataloader_and_uses_keyed_poisson_sampling(data):
     dataset, _, _, _ = data
     loader = DataLoader(dataset, batch_size=32, shuffle=True)
     trainer = DPSGDTrainer(
         nn.Linear(N_FEATURES, 2), loader, learning_rate=0.1, max_grad_norm=1.0, noise_multiplier=1.0
     )
     assert trainer.sample_rate == 1 / 16
-    assert isinstance(trainer._loader, DPDataLoader)
-    assert trainer._loader.batch_sampler.generator is not None  # not torch's global RNG
-    assert trainer._optimizer.generator is not None
+    # the loader's shuffling sampler is replaced; batches and noise come from keyed
+    # streams, not torch's global RNG nor a torch generator (test_dpsgd_keyed_noise.py)
+    assert isinstance(trainer._loader.batch_sampler, KeyedPoissonSampler)
+    assert isinstance(trainer._optimizer, KeyedNoiseDPOptimizer)
 
     # Same start, same data, same parameters: distinct seeds give distinct updates.
     start = flat_parameters(trainer.model)

@@ -1,0 +1,127 @@
+"""DP-SGD's two random draws, the Gaussian noise and the Poisson batches, from keyed streams.
+
+Why: Opacus draws both from a ``torch.Generator``, Mersenne Twister on CPU, whose state
+anyone who sees enough of its outputs can reconstruct and then predict the rest of;
+noise an attacker can predict can be subtracted. Its own remedy (``secure_mode``) needs
+``torchcsprng``, which has no build for current torch. The project's rule is that keys,
+seeds, masks and DP noise come from the OS CSPRNG or a keyed cipher, so a deployed
+:class:`~secagg.dp.dpsgd.DPSGDTrainer` draws both from a
+:class:`~secagg.crypto.stream.KeyedStream` (AES-CTR under a fresh ``os.urandom`` key):
+
+* :class:`KeyedNoiseDPOptimizer` is Opacus's flat-clipping :class:`DPOptimizer` with one
+  method replaced, :meth:`~KeyedNoiseDPOptimizer.add_noise`: the same ``N(0, (z·C)^2)``
+  per coordinate, drawn by the project's one Gaussian sampler,
+  :func:`secagg.dp.noise.gaussian` (Box-Muller on 53-bit uniforms), in float64 and then
+  converted to the gradient's dtype and device. Clipping, scaling, the step hook and
+  the empty-batch handling are Opacus's, untouched.
+* :class:`KeyedPoissonSampler` is Opacus's ``UniformWithReplacementSampler`` with its
+  draw replaced: each item is in a batch independently with probability ``q`` (a
+  uniform from the stream below ``q``), empty batches allowed, ``int(1 / q)`` batches
+  an epoch as before (the accountant's plan counts them).
+
+Only the non-distributed, flat-clipping optimizer the trainer builds is supported;
+:func:`keyed_optimizer` refuses any other class rather than silently keep its torch
+noise. The floating-point caveat of Gaussian noise (:mod:`secagg.dp.dpsgd`) is about
+the output's representation, not the generator, and still applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from opacus.optimizers import DPOptimizer
+
+# Opacus's own bookkeeping of add_noise (private names: pyproject pins opacus==1.6.0)
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.noise import gaussian
+from secagg.errors import ConfigurationError
+
+__all__ = ["KeyedNoiseDPOptimizer", "KeyedPoissonSampler", "keyed_optimizer"]
+
+
+class KeyedNoiseDPOptimizer(DPOptimizer):
+    """Opacus's flat-clipping DP optimizer, its Gaussian noise drawn from a keyed stream.
+
+    ``stream`` is this optimizer's alone (it is read strictly forward, so no draw is
+    reused); ``generator`` stays None: nothing here reads a torch generator.
+    """
+
+    def __init__(self, *args: object, stream: KeyedStream, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._noise_stream = stream
+
+    def add_noise(self) -> None:
+        """Opacus's ``add_noise``, with the noise from the stream: ``p.grad`` becomes the
+        clipped sum plus ``N(0, (noise_multiplier · max_grad_norm)^2)`` per coordinate.
+
+        One draw per step for all parameters (the same distribution as one per
+        parameter, with one Python round trip instead of one per tensor)."""
+        params = list(self.params)
+        # all flags checked before any grad is written: a refused step changes nothing
+        for p in params:
+            _check_processed_flag(p.summed_grad)
+        total = sum(p.summed_grad.numel() for p in params)
+        noise = gaussian(self.noise_multiplier * self.max_grad_norm, total, self._noise_stream)
+        offset = 0
+        for p in params:
+            reference = p.summed_grad
+            size = reference.numel()
+            drawn = torch.from_numpy(noise[offset : offset + size]).view(reference.shape)
+            offset += size
+            noised = reference + drawn.to(dtype=reference.dtype, device=reference.device)
+            p.grad = noised.view_as(p)
+            _mark_as_processed(p.summed_grad)
+
+
+def keyed_optimizer(optimizer: DPOptimizer, stream: KeyedStream) -> KeyedNoiseDPOptimizer:
+    """The optimizer ``make_private`` returned, rebuilt to draw its noise from ``stream``.
+
+    Built through the public constructor, with every setting copied, around the same
+    wrapped SGD; the caller attaches the accountant's step hook to the result (the
+    old object, and its hook, are dropped). Anything but a plain :class:`DPOptimizer`
+    (per-layer, adaptive, distributed or ghost clipping, whose noise differs) is
+    refused: it would keep drawing from torch's generator."""
+    if type(optimizer) is not DPOptimizer:
+        raise ConfigurationError(
+            f"keyed DP-SGD noise supports Opacus's flat-clipping DPOptimizer only, "
+            f"not {type(optimizer).__name__}"
+        )
+    if optimizer.secure_mode or optimizer.generator is not None:
+        raise ConfigurationError("keyed DP-SGD noise replaces a torch generator: pass none")
+    return KeyedNoiseDPOptimizer(
+        optimizer.original_optimizer,
+        noise_multiplier=optimizer.noise_multiplier,
+        max_grad_norm=optimizer.max_grad_norm,
+        expected_batch_size=optimizer.expected_batch_size,
+        loss_reduction=optimizer.loss_reduction,
+        generator=None,
+        secure_mode=False,
+        stream=stream,
+    )
+
+
+class KeyedPoissonSampler(UniformWithReplacementSampler):
+    """Poisson batches of item indices: each item in each batch independently with
+    probability ``sample_rate``, from the stream's 53-bit uniforms (``u < q``, as
+    Opacus's ``torch.rand(n) < q``). ``int(1 / q)`` batches an epoch unless ``steps``."""
+
+    def __init__(
+        self,
+        *,
+        num_samples: int,
+        sample_rate: float,
+        stream: KeyedStream,
+        steps: int | None = None,
+    ) -> None:
+        super().__init__(num_samples=num_samples, sample_rate=sample_rate, steps=steps)
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.steps):
+            chosen = self._stream.uniform(self.num_samples) < self.sample_rate
+            yield np.flatnonzero(chosen).tolist()
