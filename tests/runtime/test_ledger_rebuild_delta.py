@@ -16,67 +16,33 @@ server`` restarts it (:func:`~secagg.runtime.launch.open_server_state`, then
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from _delta_federation import NAMES, Z, delta_config, run_every_round
 from _state import drop_last_ledger_rows
 from click.testing import CliRunner
 
-from secagg.aggregation.policy import BranchPolicy
 from secagg.apps.cli import main
 from secagg.dp.accountants import PerClientAccountant
 from secagg.dp.display import shown
 from secagg.ledger import export_public_key, verify_ledger
 from secagg.ledger.chain import Ledger, LedgerKey
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, open_server_state
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
-D = 10
-NAMES = ["b1", "b2", "b3"]
-Z = 1.0
 OLD, NEW = 1e-3, 1e-4
-#: generous: the branches only wait this long when a round never comes
-IDLE = 60.0
 
 
 def _config(tmp_path: Path, rounds: int, delta: float) -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "rebuilt", "clients": NAMES, "dimension": D, "rounds": rounds},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "deadlines": {"phase_seconds": 60.0},
-            "server": {"state": str(tmp_path / "state.sqlite")},
-            "dp": {"clip": 1.0, "noise_multiplier": Z, "delta": delta},
-        }
-    )
+    return delta_config(tmp_path, rounds, delta, "rebuilt")
 
 
-def _run(config: FederationConfig) -> None:
-    """Every round of ``config`` with three branches; the state is closed afterwards."""
-    hub = InProcessHub()
-    for i, name in enumerate(NAMES):
-        target = np.full(D, 0.01 * (i + 1))
-        client = FederationClient(
-            name, lambda m, t=target: t - m, hub.connect(name), policy=BranchPolicy()
-        )
-        threading.Thread(
-            target=client.run, kwargs={"idle_timeout": IDLE, "rounds": config.rounds}, daemon=True
-        ).start()
-    state = open_server_state(config)
-    try:
-        server = build_server(config, hub, state.store, ledger=state.ledger)
-        results = server.run(wait_for_clients=IDLE)
-    finally:
-        state.close()
-    assert [r.status for r in results] == ["complete"] * config.rounds, results
+_run = run_every_round
 
 
 def _restart(config: FederationConfig, *, abort_a_round: bool = False) -> None:
