@@ -15,12 +15,12 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("tenseal")
 
-from secagg.aggregation import HELPER, Announce, decode_spec
+from _keyholder_rounds import decryption_request
+
 from secagg.aggregation.ckks import CKKSBackend, KeyHolderSession, opened_path
 from secagg.aggregation.keyholder_policy import KeyHolderPolicy, lock_path
 from secagg.errors import ConfigurationError
@@ -46,18 +46,9 @@ def _start(tmp_path: Path, federation: str | None) -> KeyHolderSession:
 
 def _decryption(helper: KeyHolderSession, number: int, federation: str) -> bytes:
     """``federation``'s round ``number`` ("": none) up to its decryption request."""
-    backend = _backend()
-    server = backend.server(backend.plan(N, D))
-    if federation:
-        server.bind_federation(federation)
-    (request,) = server.start()
-    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=number))
-    assert isinstance(announce, Announce)
-    spec = decode_spec(announce.spec)
-    outgoing: list = []
-    for party in range(N):
-        outgoing = server.handle(party, backend.client(spec, party).set_input(np.full(D, 0.25))[0])
-    return outgoing[0].payload
+    return decryption_request(
+        _backend(), helper, number, clients=N, dimension=D, federation=federation
+    )
 
 
 def test_a_record_of_no_federation_that_served_nothing_is_adopted(

@@ -16,13 +16,14 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("tenseal")
 
+from _keyholder_rounds import decryption_request
+
 import secagg.aggregation.ckks as ckks
-from secagg.aggregation import HELPER, Announce, ToParty, decode_spec
+from secagg.aggregation import HELPER, ToParty
 from secagg.aggregation.ckks import REFUSAL_REASONS, CKKSBackend, KeyHolderSession, opened_path
 from secagg.aggregation.keyholder_policy import (
     KeyHolderRefusal,
@@ -59,18 +60,7 @@ def _holder(tmp_path: Path) -> KeyHolderSession:
 
 def _decryption(helper: KeyHolderSession, number: int) -> bytes:
     """Round ``number`` of an honest server up to its decryption request."""
-    backend = _backend()
-    server = backend.server(backend.plan(N, D))
-    server.bind_federation(FED)
-    (request,) = server.start()
-    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=number))
-    assert isinstance(announce, Announce)
-    spec = decode_spec(announce.spec)
-    outgoing: list = []
-    for party in range(N):
-        outgoing = server.handle(party, backend.client(spec, party).set_input(np.full(D, 0.25))[0])
-    (decrypt,) = outgoing
-    return decrypt.payload
+    return decryption_request(_backend(), helper, number, clients=N, dimension=D, federation=FED)
 
 
 class _Writes:

@@ -22,8 +22,10 @@ import pytest
 
 pytest.importorskip("tenseal")
 
+from _keyholder_rounds import decryption_request, key_request
+
 import secagg.aggregation.keyholder_policy as kp
-from secagg.aggregation import HELPER, Announce, decode_spec
+from secagg.aggregation import HELPER, decode_spec
 from secagg.aggregation.ckks import CKKSBackend, KeyHolderSession, opened_path
 from secagg.aggregation.keyholder_policy import (
     DecryptionCapReached,
@@ -54,27 +56,12 @@ def _start(tmp_path: Path, **extra: object) -> KeyHolderSession:
 
 
 def _key_request() -> bytes:
-    backend = _backend()
-    server = backend.server(backend.plan(N, D))
-    server.bind_federation(FED)
-    (request,) = server.start()
-    return request.payload
+    return key_request(_backend(), N, D, FED)
 
 
 def _decryption(helper: KeyHolderSession, number: int) -> bytes:
     """Round ``number`` of an honest server up to its decryption request."""
-    backend = _backend()
-    server = backend.server(backend.plan(N, D))
-    server.bind_federation(FED)
-    (request,) = server.start()
-    (announce,) = server.handle(HELPER, helper.handle(request.payload, round_number=number))
-    assert isinstance(announce, Announce)
-    spec = decode_spec(announce.spec)
-    outgoing: list = []
-    for party in range(N):
-        outgoing = server.handle(party, backend.client(spec, party).set_input(np.full(D, 0.25))[0])
-    (decrypt,) = outgoing
-    return decrypt.payload
+    return decryption_request(_backend(), helper, number, clients=N, dimension=D, federation=FED)
 
 
 def _listing(folder: Path) -> dict[str, bytes]:
