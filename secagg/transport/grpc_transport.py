@@ -200,6 +200,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 import queue
 import re
 import socket
@@ -754,9 +755,20 @@ def _dial_failure(
     if "connection refused" in lowered:
         return NotConnected(f"cannot reach {target}: connection refused (no server on that port)")
     if cause:
-        return NotConnected(f"cannot reach {target} within {timeout:g} s: {cause}")
-    return NotConnected(f"cannot reach {target} within {timeout:g} s")
+        return NotConnected(f"cannot reach {target} within {_waited(timeout)} s: {cause}")
+    return NotConnected(f"cannot reach {target} within {_waited(timeout)} s")
 
+
+def _waited(seconds: float) -> str:
+    """A wait in seconds for a message: to a tenth, rounded down (so it never claims
+    more waiting than was done), without a trailing ``.0``.
+
+    Why: a dial's budget is what is left of a window, and ``{:g}`` printed it as
+    "cannot reach X within 14.2572 s" (front-door review, 2026-12-05)."""
+    if not math.isfinite(seconds):
+        return f"{seconds:g}"
+    tenths = math.floor(seconds * 10 + 1e-9)  # 2.3 * 10 is 22.999... in binary
+    return f"{tenths // 10}" if tenths % 10 == 0 else f"{tenths / 10:.1f}"
 
 
 def _is_closed_channel_poll(args: threading.ExceptHookArgs) -> bool:
@@ -1982,7 +1994,7 @@ class GrpcClientTransport:
         self._reader.start()
         if not self._ready.wait(max(0.0, deadline - time.monotonic())):
             self._abandon()
-            raise NotConnected(f"no session with {self._target} within {timeout} s")
+            raise NotConnected(f"no session with {self._target} within {_waited(timeout)} s")
         if self._ended is not None:
             self._abandon()
             raise _closed(self._ended.code, self._ended.details)
