@@ -38,6 +38,15 @@ seeds off disk gives its Ray nodes a store well above the model's size, for its 
 work only, and points Ray's spilling (``object_spilling_config``) at memory-backed
 storage or turns it off (``automatic_object_spilling_enabled``).
 
+Stuck workers. The driver waits for all the slices at most ``timeout`` seconds
+(:data:`DEFAULT_SLICE_TIMEOUT`, the default ``deadlines.round_seconds``: the unmasking
+is part of a round, and no round outlasts that); a slice still running then is a
+:class:`SliceTimeout` naming its range and task, its task is cancelled (its worker
+ended), and ``acc`` is left as it was: the slices are added only once all have
+arrived. The server turns that into an aborted round (fail closed, never a partial
+sum). Before, the wait had no bound: a stuck (not dead) worker held the server past
+every deadline (review, 2026-12-05).
+
 Use it by passing an instance as ``unmask=`` to
 :class:`~secagg.protocol.server.Server` (or through the masking backend's server).
 Each call records what its workers measured (:attr:`RayUnmasker.last`): seconds and
@@ -46,18 +55,28 @@ peak resident memory per worker, for ``secagg bench scale``.
 
 from __future__ import annotations
 
+import math
 import resource
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from secagg.crypto.prg import mask_slice, slice_bounds
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, SecAggError
 from secagg.runtime.ray_engine import require_ray
+
+#: how long the driver waits for all the slices of one call by default: the default
+#: ``deadlines.round_seconds`` (600 s), the longest a round may take
+DEFAULT_SLICE_TIMEOUT: Final = 600.0
+
+
+class SliceTimeout(SecAggError, TimeoutError):
+    """A Ray worker's slice did not arrive within the unmasker's ``timeout``: the masks
+    are not removed (the accumulator is untouched), and the server aborts the round."""
 
 
 @dataclass(frozen=True)
@@ -102,16 +121,26 @@ def _slice_of_masks(
 
 class RayUnmasker:
     """A :data:`~secagg.crypto.prg.MaskRemover` that runs one coordinate slice per Ray
-    task, at most ``workers`` of them (each task asks Ray for one CPU).
+    task, at most ``workers`` of them (each task asks Ray for one CPU), waiting for them
+    at most ``timeout`` seconds per call (see "Stuck workers" above).
 
     Ray must be initialised by the caller (e.g. with
     :func:`~secagg.runtime.ray_engine.ray_session`): the unmasker joins whatever
     instance or cluster the driver is connected to."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, timeout: float = DEFAULT_SLICE_TIMEOUT) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigurationError("workers must be a positive integer")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not (0 < timeout and math.isfinite(timeout))
+        ):
+            raise ConfigurationError(
+                f"timeout must be a positive number of seconds, not {timeout!r}"
+            )
         self.workers = workers
+        self.timeout = float(timeout)
         self.last: list[SliceReport] = []
         self._ray = require_ray()
         self._task: Any = self._ray.remote(num_cpus=1)(_slice_of_masks)
@@ -151,12 +180,24 @@ class RayUnmasker:
                 for group in groups
             ]
         refs = [self._task.remote(a, b, acc.dtype.str, seeds) for a, b, seeds in jobs]
-        reports = []
-        for (a, b, _), ref in zip(jobs, refs, strict=True):
-            part, report = ray.get(ref)
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout)
+        if pending:
+            late = [(job, ref) for job, ref in zip(jobs, refs, strict=True) if ref in pending]
+            for _, ref in late:
+                ray.cancel(ref, force=True)  # a stuck worker is ended, not left holding a CPU
+            (a, b, _), ref = late[0]
+            more = f" (and {len(late) - 1} more)" if len(late) > 1 else ""
+            raise SliceTimeout(
+                f"the Ray worker of slice {a}..{b} (task {ref.task_id().hex()}){more} sent "
+                f"nothing within {self.timeout:g} s; its task is cancelled and the masks "
+                "are not removed"
+            )
+        parts = ray.get(refs)  # all there: returns at once
+        for (a, b, _), (part, _) in zip(jobs, parts, strict=True):
             if part.dtype != acc.dtype or len(part) != b - a:
                 raise ConfigurationError(f"a worker returned a wrong slice for {a}..{b}")
+        # added only once every slice arrived and checked: a failure leaves acc as it was
+        for (a, b, _), (part, _) in zip(jobs, parts, strict=True):
             np.add(acc[a:b], part, out=acc[a:b])
-            reports.append(report)
-        self.last = reports
+        self.last = [report for _, report in parts]
         return acc

@@ -151,7 +151,8 @@ def serve_sessions(
     :class:`~secagg.transport.base.NotAccepted` (the server refuses this party for who it
     is) is raised at once, from a dial or a session: no redial can cure it; except a
     refusal the transport only inferred (``NotAccepted.inferred``) once a session had
-    been open, which is redialled like a lost connection."""
+    been open, which is redialled like a lost connection (so is a host name DNS denies,
+    gRPC's ``UnknownHost``: it did resolve once, and may again)."""
     window = connect_timeout
     window_end = time.monotonic() + connect_timeout
     lost = False  # whether a session was open before this dial

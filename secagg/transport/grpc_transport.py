@@ -44,7 +44,9 @@ failed"). One such dial is a :class:`ClosedAfterHandshake`; the client dials onc
 on a fresh channel, and the same again, with the server still accepting connections,
 is a :class:`CertificateRefusalInferred` (a :class:`HandshakeFailed` whose message says
 "most likely": no alert tells, see that class); a server that stopped listening after
-the two closes is a network failure. A session ended because a newer one opened under
+the two closes is a network failure. A host name DNS says does not exist is an
+:class:`UnknownHost` at the first dial (looked up before each dial, an IP address never).
+A session ended because a newer one opened under
 the same identity is a :class:`Superseded` (a twin process), never redialled.
 Anything else (connection refused, the socket closed mid-handshake, a timeout) is
 a :class:`~secagg.transport.base.NotConnected` whose message says which. Clients
@@ -198,8 +200,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 import queue
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -453,6 +457,67 @@ class CertificateRefusalInferred(HandshakeFailed):
     inferred = True
 
 
+class UnknownHost(NotAccepted):
+    """The host of the target does not exist: DNS answered that the name is unknown
+    (``EAI_NONAME``, NXDOMAIN; ``EAI_NODATA``, a name without addresses).
+
+    Why: gRPC's own resolver retries such a name inside the dial, so a branch given
+    ``--server no-such-host.invalid:50051`` waited its whole ``--connect-timeout``
+    (30 s) before "cannot reach" (front-door review, 2026-12-05), yet waiting does not
+    make a name the resolver denies start resolving. So the first dial fails at once,
+    naming the host. ``inferred``: once a session with that name has been open, the
+    name did resolve, and a redial after a lost session keeps trying (a DNS record
+    briefly missing while the server moves). A *temporary* resolver failure
+    (``EAI_AGAIN``), or a lookup that does not answer within the dial's budget, is no
+    verdict: the dial goes on as before and gRPC reports what it finds."""
+
+    inferred = True
+
+
+#: what getaddrinfo says of a name that does not exist (glibc's EAI_NODATA, where known)
+_UNKNOWN_NAME_ERRORS: Final = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+
+
+def _unknown_host(target: str, timeout: float) -> UnknownHost | None:
+    """:class:`UnknownHost` if DNS says the host of ``target`` (``host:port``) does not
+    exist, else None (an IP address is never looked up; a target in gRPC's URI syntax,
+    ``dns:///...`` or ``unix:...``, is left to gRPC).
+
+    The lookup runs in a daemon thread and is waited on for at most ``timeout``
+    seconds (``getaddrinfo`` has no timeout of its own, and a stalled resolver must not
+    stretch the dial past its budget); a lookup still running then is no verdict."""
+    host, port = _host_port(target)
+    if not host or "/" in target or _is_ip_address(host.split("%", 1)[0]):
+        return None
+    verdict: list[BaseException | None] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            verdict.append(None)
+        except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
+            verdict.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="secagg-grpc-resolve", daemon=True).start()
+    if not done.wait(max(0.0, min(timeout, threading.TIMEOUT_MAX))) or not verdict:
+        return None
+    error = verdict[0]
+    if not isinstance(error, socket.gaierror) or error.errno not in _UNKNOWN_NAME_ERRORS:
+        return None
+    return UnknownHost(
+        f"cannot reach {target}: the host name {host} does not resolve ({error.strerror}); "
+        "check the name given to --server (or the library's target): waiting will not "
+        "make it resolve"
+    )
+
+
 def _certificate_refused(target: str, closed: ClosedAfterHandshake) -> HandshakeFailed:
     """Two dials in a row closed right after the handshake, the server still listening:
     most likely it refuses this party's certificate (see
@@ -690,8 +755,20 @@ def _dial_failure(
     if "connection refused" in lowered:
         return NotConnected(f"cannot reach {target}: connection refused (no server on that port)")
     if cause:
-        return NotConnected(f"cannot reach {target} within {timeout:g} s: {cause}")
-    return NotConnected(f"cannot reach {target} within {timeout:g} s")
+        return NotConnected(f"cannot reach {target} within {_waited(timeout)} s: {cause}")
+    return NotConnected(f"cannot reach {target} within {_waited(timeout)} s")
+
+
+def _waited(seconds: float) -> str:
+    """A wait in seconds for a message: to a tenth, rounded down (so it never claims
+    more waiting than was done), without a trailing ``.0``.
+
+    Why: a dial's budget is what is left of a window, and ``{:g}`` printed it as
+    "cannot reach X within 14.2572 s" (front-door review, 2026-12-05)."""
+    if not math.isfinite(seconds):
+        return f"{seconds:g}"
+    tenths = math.floor(seconds * 10 + 1e-9)  # 2.3 * 10 is 22.999... in binary
+    return f"{tenths // 10}" if tenths % 10 == 0 else f"{tenths / 10:.1f}"
 
 
 def _is_closed_channel_poll(args: threading.ExceptHookArgs) -> bool:
@@ -1885,6 +1962,9 @@ class GrpcClientTransport:
         Returns only once the server accepted the stream (its initial metadata
         arrived), so a refused certificate or identity fails here, not later.
         """
+        deadline = time.monotonic() + min(timeout, threading.TIMEOUT_MAX)  # waitable_seconds
+        if (unknown := _unknown_host(self._target, timeout)) is not None:
+            raise unknown  # nothing dialled: this transport is as it was
         with self._lock:
             if self._channel is not None or self._closed:
                 raise TransportError("connect() is called once per transport")
@@ -1899,7 +1979,6 @@ class GrpcClientTransport:
             self._options = options
             channel = self._new_channel()
             self._channel = channel
-        deadline = time.monotonic() + min(timeout, threading.TIMEOUT_MAX)  # waitable_seconds
         failure = self._wait_until_ready(channel, deadline, timeout)
         if failure is not None:
             self._abandon()
@@ -1915,7 +1994,7 @@ class GrpcClientTransport:
         self._reader.start()
         if not self._ready.wait(max(0.0, deadline - time.monotonic())):
             self._abandon()
-            raise NotConnected(f"no session with {self._target} within {timeout} s")
+            raise NotConnected(f"no session with {self._target} within {_waited(timeout)} s")
         if self._ended is not None:
             self._abandon()
             raise _closed(self._ended.code, self._ended.details)

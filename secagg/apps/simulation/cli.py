@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import datetime as dt
+import difflib
 import logging
 import os
 import signal
@@ -547,9 +549,48 @@ def _with_progress(
             with progress_bar:
                 return job(config, out, progress_bar.update)
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        with spelled_for(flags=typed, file_keys=from_file):
+            message = _no_label_column(exc, config) or str(exc)
+        raise click.UsageError(message) from exc
     except TransportError as exc:  # the Ray engine's client hosts failed to start
         raise click.ClickException(str(exc)) from exc
+
+
+#: the most columns a missing ``--label``'s line names, and the longest name it quotes
+_MAX_COLUMNS_SHOWN = 12
+_MAX_COLUMN_CHARS = 40
+
+
+def _no_label_column(exc: ConfigurationError, config: SimulationConfig) -> str | None:
+    """The loader's "FILE has no label column 'x'; columns: [...]" as the one line of
+    the flag (``--label x``, or ``data.label = 'x'`` from the file) with a bounded list
+    of the file's columns and the nearest one; None for any other error.
+
+    Why: the line did not name ``--label``, and listed every column: a 10,000-column
+    file printed a line of about 200 KB (front-door review, 2026-12-05). The loader
+    (``secagg.apps.models.tabular``) knows no flags, so its message is re-said here."""
+    said = f"{config.path} has no label column {config.label!r}; columns: "
+    message = str(exc)
+    if config.label is None or not message.startswith(said):
+        return None
+    try:  # the loader's repr of a list of str: a literal, never code
+        columns = ast.literal_eval(message[len(said) :])
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        return None
+
+    def quoted(column: str) -> str:
+        text = repr(column)  # a newline or an escape in a header stays on the line
+        return text if len(text) <= _MAX_COLUMN_CHARS else text[: _MAX_COLUMN_CHARS - 4] + "...'"
+
+    nearest = difflib.get_close_matches(config.label, columns, n=1, cutoff=0.6)
+    hint = f"; the nearest is {quoted(nearest[0])}" if nearest else ""
+    shown = listed_names([quoted(c) for c in columns], _MAX_COLUMNS_SHOWN)
+    return (
+        f"{key('label', config.label)}: {config.path} has no column {config.label!r} "
+        f"(its {len(columns)} columns: {shown}){hint}"
+    )
 
 
 @contextmanager
