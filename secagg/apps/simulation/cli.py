@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import dataclasses
 import datetime as dt
@@ -23,6 +22,7 @@ import click
 from secagg.aggregation import BACKENDS
 from secagg.apps.cli_types import FINITE
 from secagg.apps.models import MODELS
+from secagg.apps.models.tabular import MissingLabelColumn
 from secagg.apps.simulation.config import (
     CSV_KEYS,
     DP_KEYS,
@@ -562,23 +562,16 @@ _MAX_COLUMN_CHARS = 40
 
 
 def _no_label_column(exc: ConfigurationError, config: SimulationConfig) -> str | None:
-    """The loader's "FILE has no label column 'x'; columns: [...]" as the one line of
-    the flag (``--label x``, or ``data.label = 'x'`` from the file) with a bounded list
-    of the file's columns and the nearest one; None for any other error.
+    """A missing label column (:class:`~secagg.apps.models.tabular.MissingLabelColumn`) as
+    the one line of the flag (``--label x``, or ``data.label = 'x'`` from the file) with a
+    bounded list of the file's columns and the nearest one; None for any other error.
 
     Why: the line did not name ``--label``, and listed every column: a 10,000-column
     file printed a line of about 200 KB (front-door review, 2026-12-05). The loader
-    (``secagg.apps.models.tabular``) knows no flags, so its message is re-said here."""
-    said = f"{config.path} has no label column {config.label!r}; columns: "
-    message = str(exc)
-    if config.label is None or not message.startswith(said):
+    knows no flags, so the line is said here, from the columns the error carries."""
+    if not isinstance(exc, MissingLabelColumn) or config.label is None:
         return None
-    try:  # the loader's repr of a list of str: a literal, never code
-        columns = ast.literal_eval(message[len(said) :])
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
-    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        return None
+    columns = list(exc.columns)
 
     def quoted(column: str) -> str:
         text = repr(column)  # a newline or an escape in a header stays on the line

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from _fraud_csv import write_creditcard_layout
 from click.testing import CliRunner, Result
 
 from secagg.apps.cli import main
+from secagg.apps.models.tabular import MissingLabelColumn, load_labelled_csv
 
 
 def _simulate(*args: str) -> Result:
@@ -57,3 +59,16 @@ def test_a_label_from_the_config_file_is_named_by_its_key(tmp_path: Path) -> Non
     config.write_text(f'[data]\nsource = "csv"\npath = "{data}"\nlabel = "fraud"\n')
     line = _one_line(_simulate("--config", str(config), "--out", str(tmp_path / "run")))
     assert "data.label = 'fraud':" in line and "has no column 'fraud'" in line
+
+
+def test_the_loaders_own_error_is_typed_bounded_and_keeps_every_column(tmp_path: Path) -> None:
+    """A library caller gets :class:`MissingLabelColumn` (the CLI reads its columns, not
+    its text), whose message names 12 columns however wide the file."""
+    data = tmp_path / "wide.csv"
+    header = [f"feature_{i}" for i in range(10_000)]
+    data.write_text(",".join(header) + "\n" + ",".join("0" for _ in header) + "\n")
+    with pytest.raises(MissingLabelColumn) as caught:
+        load_labelled_csv(data, "fraud")
+    assert caught.value.columns == tuple(header) and caught.value.label == "fraud"
+    message = str(caught.value)
+    assert len(message) < 500 + len(str(data)) and "(10000 in all)" in message
