@@ -219,7 +219,9 @@ def _cluster_unmasker(config: FederationConfig) -> Iterator[MaskRemover | None]:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = config.server.unmask_workers or max(1, cpus)
         log.info("masks are removed by %d Ray worker(s), one coordinate slice each", workers)
-        yield RayUnmasker(workers)
+        # a slice may take as long as the round, never longer: the round's own deadline
+        # (RayUnmasker's 600 s default would cut a round configured longer short)
+        yield RayUnmasker(workers, timeout=config.deadlines.round_seconds)
 
 
 def check_state_against_ledger(store: ServerStore, ledger: Ledger | None) -> None:

@@ -165,3 +165,31 @@ def test_unmasking_settings_are_refused_for_a_backend_without_masks(tmp_path: Pa
     )
     with pytest.raises(ConfigurationError, match="no masks to remove"):
         build_server(config, InProcessHub(), config.server.state)
+
+
+def test_the_servers_ray_unmasker_waits_as_long_as_the_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``unmask_on = "ray"``: the slices' wait is the round's deadline, not the
+    unmasker's 600 s default (a round configured for an hour was cut at 10 minutes)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from secagg.runtime import launch, ray_engine
+    from secagg.runtime.config import FederationConfig
+
+    @contextlib.contextmanager
+    def no_cluster(*args: Any, **kwargs: Any) -> Any:
+        yield SimpleNamespace(cluster_resources=lambda: {"CPU": 2})
+
+    monkeypatch.setattr(ray_engine, "ray_session", no_cluster)
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "p", "clients": NAMES, "dimension": 4, "rounds": 1},
+            "deadlines": {"round_seconds": 3600.0},
+            "server": {"state": str(tmp_path / "p.sqlite"), "unmask_on": "ray"},
+        }
+    )
+    with launch._cluster_unmasker(config) as unmasker:
+        assert isinstance(unmasker, RayUnmasker)
+        assert unmasker.timeout == 3600.0 and unmasker.workers == 2
