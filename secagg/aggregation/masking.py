@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import operator
 import os
 import struct
 from dataclasses import dataclass
@@ -128,7 +129,19 @@ def client_policy(policy: BranchPolicy | None) -> ClientPolicy | None:
 
 
 def largest_safe_scale(num_clients: int, value_bound: float, bits: int) -> float:
-    """The largest power of two ``s`` with ``n * (floor(bound * s) + 1) <= 2^(b-1) - 1``."""
+    """The largest power of two ``s`` with ``n * (floor(bound * s) + 1) <= 2^(b-1) - 1``.
+
+    ``num_clients`` is taken as a Python int: a numpy count (a roster's ``len`` through
+    an array, ``np.int32``) would make the products below fixed-width, where a 64-bit
+    ring's ``2^63 - 1`` does not fit an ``int32`` and a product near it wraps."""
+    try:
+        num_clients = operator.index(num_clients)
+    except TypeError:
+        raise ConfigurationError(
+            f"the number of clients must be an integer, not {num_clients!r}"
+        ) from None
+    if num_clients < 1:
+        raise ConfigurationError(f"the number of clients must be at least 1, not {num_clients}")
     if not (math.isfinite(value_bound) and value_bound > 0):
         raise ConfigurationError("value_bound must be positive and finite")
     room = ((1 << (bits - 1)) - 1) // num_clients - 1

@@ -541,8 +541,6 @@ def _host_port(target: str) -> tuple[str, str]:
 
 def _still_listening(target: str, timeout: float = 2.0) -> bool:
     """Whether ``target`` (``host:port``, ``[v6]:port``) accepts a TCP connection now."""
-    import socket
-
     host, port = _host_port(target)
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
@@ -579,7 +577,6 @@ def _served_names(target: str, server_name: str, timeout: float = 2.0) -> list[s
     ends before the server judges the client's certificate (none here), so the server's
     certificate is in hand before the server hangs up; a TLS 1.2 server refuses inside
     the handshake, and the names are then not read."""
-    import socket
     import ssl
 
     host, port = _host_port(target)

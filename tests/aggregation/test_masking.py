@@ -156,6 +156,25 @@ def test_a_tiny_value_bound_sums_instead_of_overflowing(bound: float) -> None:
     assert np.max(np.abs(total - updates.sum(axis=0))) <= report.error_bound
 
 
+@pytest.mark.parametrize("count", [np.int32(1000), np.int64(1000), np.uint64(1000), 1000])
+def test_a_numpy_client_count_sizes_a_64_bit_ring_as_a_python_int_does(count: object) -> None:
+    # before: np.int32 raised OverflowError (2^63 - 1 out of bounds for int32) at 64 bits
+    from secagg.aggregation.masking import largest_safe_scale
+
+    assert largest_safe_scale(count, 1.0, 64) == largest_safe_scale(1000, 1.0, 64) == 2.0**53
+    assert largest_safe_scale(count, 1.0, 32) == 2.0**21
+
+
+@pytest.mark.parametrize("count", [0, -3, 2.0, "4", None])
+def test_a_client_count_that_is_no_positive_integer_is_refused_by_name(count: object) -> None:
+    # before: 0 raised ZeroDivisionError, 2.0 and "4" were not refused
+    from secagg.aggregation.masking import largest_safe_scale
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="number of clients"):
+        largest_safe_scale(count, 1.0, 32)
+
+
 @pytest.mark.parametrize("noise_share", [False, True])
 def test_a_second_update_is_refused_before_it_is_encoded(noise_share: bool) -> None:
     """Before: the protocol client kept the second vector (the first was lost without a
