@@ -35,16 +35,20 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import event, given, settings
+from _harness import fingerprint
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from secagg.aggregation.ckks import CKKSBackend
-from secagg.aggregation.masking import MaskingBackend
+from secagg.aggregation.masking import MaskingBackend, client_policy
 from secagg.aggregation.plain import PlainBackend
 from secagg.aggregation.policy import BranchPolicy
 from secagg.aggregation.spec import Writer
+from secagg.crypto.signing import SigningKey
 from secagg.dp.distributed import DistributedDiscreteGaussian
 from secagg.errors import ConfigurationError, MalformedMessage, PolicyRefused
+from secagg.protocol import Client
+from secagg.protocol.messages import GraphKind, RoundSetup
 from secagg.runtime.client import FederationClient
 from secagg.runtime.wire import RoundStart, decode_message, encode_message
 
@@ -505,3 +509,189 @@ def _decides_as_the_oracle(policy: BranchPolicy, header: Header) -> Outcome:
         assert outcome.error is None, f"refused a round the policy allows: {outcome.error}"
         assert (outcome.trained, outcome.sent, outcome.session) == (1, 1, True)
     return outcome
+
+
+# --- monotonicity: no oracle --------------------------------------------------------------
+
+#: the axes on which a round can be made stronger or weaker (see _moved)
+AXES = (
+    "clip",
+    "noise_multiplier",
+    "expected_clients",
+    "active",
+    "share_clip",
+    "vector_bound",
+    "dimension",
+)
+
+
+def _moved(header: Header, axis: str, u: float, *, stronger: bool) -> Header:
+    """``header`` made stronger (or weaker) on ``axis`` alone, by a factor ``u`` in (0, 1].
+
+    Stronger means, by axis: a clip where there was none, or a smaller one (less of one
+    update gets through); a larger noise multiplier; a split over fewer expected clients
+    (each share is z C / sqrt(E): larger); the active variant; a smaller client-level
+    share clip, or, record level, a per-unit clip closer to the vector bound (noise sized
+    for a larger change of one unit) and a smaller vector bound (the update's own bound);
+    a shorter vector.
+
+    Not axes, because "stronger" is not monotone on them:
+
+    * ``num_clients``: fewer clients pass ``max_clients`` and ``expected_clients``, but
+      a round of fewer clients than its noise is split over carries less noise in all
+      (z sqrt(n / E)), which a branch without a pinned cohort refuses below its floor;
+    * the share's *presence*: a share split over more clients than a pinned cohort is
+      refused where no share at all is taken (by a branch with no noise floor): the
+      branch reads the split as clients the server made up, not as more noise;
+    * record level versus client level: a client-level share is what a branch
+      protecting its whole update needs, and exactly what a branch with
+      ``record_sensitivity`` refuses;
+    * the backend, the federation, the key holder's key: equalities, not orders.
+    """
+    share = header.share
+    if axis == "clip":
+        bound = header.value_bound
+        if stronger:
+            clip = (header.clip if header.clip is not None else bound) * u
+        else:
+            clip = None if header.clip is None or u < 0.1 else header.clip / u
+        return replace(header, clip=clip)
+    if axis == "active":
+        return replace(header, active=stronger and header.num_clients <= 64)
+    if axis == "dimension":
+        d = header.dimension
+        return replace(header, dimension=max(1, int(d * u)) if stronger else int(d / u) + 1)
+    if share is None:
+        return header
+    if axis == "noise_multiplier":
+        z = share.noise_multiplier
+        return replace(header, share=replace(share, noise_multiplier=z / u if stronger else z * u))
+    if axis == "expected_clients":
+        e = share.expected_clients
+        moved = max(1, int(e * u)) if stronger else int(e / u) + 1
+        return replace(header, share=replace(share, expected_clients=moved))
+    unit, vector = share.clip, share.vector_bound
+    if axis == "share_clip":
+        if share.record_level:
+            unit = vector - (vector - unit) * u if stronger else unit * u
+        else:
+            unit = unit * u if stronger else unit / u
+        return replace(header, share=replace(share, clip=unit))
+    if axis == "vector_bound" and share.record_level:
+        vector = unit + (vector - unit) * u if stronger else vector / u
+        return replace(header, share=replace(share, vector_bound=vector))
+    return header
+
+
+@given(policy=policies, data=st.data())
+@PROPERTY
+def test_a_round_taken_is_taken_when_made_stronger_on_any_axis(
+    policy: BranchPolicy, data: st.DataObject
+) -> None:
+    header = data.draw(honest_headers(policy))
+    assume(run_branch(policy, header).error is None)
+    axis = data.draw(st.sampled_from(AXES))
+    stronger = _moved(header, axis, data.draw(st.floats(0.01, 1.0)), stronger=True)
+    assume(not malformed(stronger))  # a wire the decoder refuses is refused whatever it says
+    outcome = run_branch(policy, stronger)
+    assert outcome.error is None, f"stronger on {axis} ({stronger}), refused: {outcome.error}"
+
+
+@given(policy=policies, data=st.data())
+@PROPERTY
+def test_a_round_refused_stays_refused_when_made_weaker_on_any_axis(
+    policy: BranchPolicy, data: st.DataObject
+) -> None:
+    header = data.draw(any_headers(policy))
+    assume(not malformed(header))
+    assume(isinstance(run_branch(policy, header).error, PolicyRefused))
+    axis = data.draw(st.sampled_from(AXES))
+    weaker = _moved(header, axis, data.draw(st.floats(0.01, 1.0)), stronger=False)
+    outcome = run_branch(policy, weaker)
+    assert outcome.error is not None, f"weaker on {axis} ({weaker}), taken"
+
+
+# --- the threshold: the protocol's RoundSetup, against the branch's own minimum ----------
+
+
+IDENTITIES = [SigningKey.generate() for _ in range(40)]
+VERIFY_KEYS = {party: key.verify_key for party, key in enumerate(IDENTITIES)}
+
+
+def _setup(n: int, degree: int, t: int, *, active: bool, graph: GraphKind) -> RoundSetup:
+    return RoundSetup(os.urandom(16), 0, n, 4, 32, t, graph, degree, os.urandom(32), active)
+
+
+@st.composite
+def setups(draw: st.DrawFn) -> RoundSetup:
+    n = draw(st.integers(3, 40))
+    graph = draw(st.sampled_from([GraphKind.COMPLETE, GraphKind.HARARY]))
+    degree = n - 1 if graph == GraphKind.COMPLETE else 2 * draw(st.integers(1, (n - 1) // 2))
+    t = draw(st.integers(1, degree + 1))
+    return _setup(n, degree, t, active=draw(st.booleans()), graph=graph)
+
+
+branch_assumptions = st.builds(
+    BranchPolicy,
+    min_threshold=st.none() | st.integers(1, 30),
+    corrupt_fraction=st.sampled_from([0.0, 0.05, 0.2, 0.33]),
+    dropout_fraction=st.sampled_from([0.0, 0.1, 0.3]),
+    min_colluders=st.integers(0, 4),
+    require_active=st.booleans(),
+)
+
+
+def _takes(policy: BranchPolicy, setup: RoundSetup) -> PolicyRefused | None:
+    """Whether a branch's protocol client (its policy as the runtime hands it over) takes
+    ``setup``; a refusal leaves the client exactly as it was."""
+    keys: dict[str, Any] = {}
+    if setup.active or policy.require_active:  # the active variant: signed keys
+        keys = {"signing_key": IDENTITIES[0], "identity_keys": VERIFY_KEYS}
+    client = Client(0, np.zeros(4, dtype=np.uint32), policy=client_policy(policy), **keys)
+    before = fingerprint(client)
+    try:
+        client.handle(setup)
+    except PolicyRefused as exc:
+        assert fingerprint(client) == before
+        assert exc.setting.startswith("branch.") and "\n" not in str(exc), exc
+        return exc
+    return None
+
+
+@given(policy=branch_assumptions, setup=setups())
+@PROPERTY
+def test_a_threshold_below_the_branchs_floor_is_refused_naming_an_assumption(
+    policy: BranchPolicy, setup: RoundSetup
+) -> None:
+    """The oracle of the absolute floor (``branch.min_threshold``: a Shamir threshold
+    below T is refused) and of ``branch.require_active``; the minimum the branch computes
+    from its assumptions is the protocol tests' (docs/protocol.md), only its monotonicity
+    is checked here."""
+    refusal = _takes(policy, setup)
+    below_floor = policy.min_threshold is not None and setup.threshold < policy.min_threshold
+    passive = policy.require_active and not setup.active
+    if below_floor or passive:
+        assert refusal is not None
+        said = {"branch.min_threshold"} if below_floor else set()
+        said |= {"branch.require_active"} if passive else set()
+        # a size or an assumption of the branch's may refuse first: any named axis is one
+        # the round violates, or the minimum the branch computes (its assumptions)
+        said |= {"branch.corrupt_fraction", "branch.dropout_fraction", "branch.min_colluders"}
+        assert refusal.setting in said, refusal
+
+
+@given(policy=branch_assumptions, setup=setups(), data=st.data())
+@PROPERTY
+def test_a_higher_threshold_is_taken_and_a_lower_one_refused(
+    policy: BranchPolicy, setup: RoundSetup, data: st.DataObject
+) -> None:
+    """t is monotone on a fixed graph: more shares needed to reconstruct is stronger. The
+    degree k is not an axis: a larger k (same t) gives colluders more neighbours, a
+    smaller one may leave no threshold that survives the dropouts."""
+    refusal = _takes(policy, setup)
+    if refusal is None:
+        higher = data.draw(st.integers(setup.threshold, setup.degree + 1))
+        assert _takes(policy, replace(setup, threshold=higher)) is None
+    elif refusal.setting != "branch.require_active":
+        lower = data.draw(st.integers(1, setup.threshold))
+        assert _takes(policy, replace(setup, threshold=lower)) is not None
