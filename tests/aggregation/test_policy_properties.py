@@ -315,13 +315,42 @@ def run_branch(policy: BranchPolicy, header: Header) -> Outcome:
         patches.enter_context(
             mock.patch.object(FederationClient, "_round_identity", lambda *a, **k: None)
         )
+        before = _branch_state(branch)
         try:
             message = decode_message(encode_message(start))
             assert isinstance(message, RoundStart)
             branch._start(message)
         except (PolicyRefused, MalformedMessage) as exc:
             error = exc
+            after = _branch_state(branch)
+            if isinstance(exc, PolicyRefused):
+                # documented: a well-formed round refused is this branch's round (counted
+                # once, its end taken quietly, its number used), nothing else of it
+                before = {k: v for k, v in before.items() if k not in ROUND_TAKEN}
+                after = {k: v for k, v in after.items() if k not in ROUND_TAKEN}
+            assert after == before, f"{type(exc).__name__} changed the branch"
     return Outcome(error, len(trained), len(sent.messages), branch._session is not None)
+
+
+#: what a refused round start changes, as docs/deployment.md and the client's module
+#: docstring say: the round is taken as refused (its number, its end due), the
+#: federation joined if none was, the in-round wait; or, of another federation, the
+#: round whose late payloads and end are then taken quietly
+ROUND_TAKEN = {
+    "_started",
+    "_end_due",
+    "_refused_round",
+    "federation",
+    "_round_deadline",
+    "_foreign_round",
+}
+
+
+def _branch_state(branch: FederationClient) -> dict[str, Any]:
+    """The branch's state, each attribute's deep image (:func:`_harness.fingerprint`),
+    but its transport, its training hook and its log (the test's own, or a logger)."""
+    skip = {"_transport", "_train", "_refusals"}
+    return {k: fingerprint(v) for k, v in vars(branch).items() if k not in skip}
 
 
 # --- strategies --------------------------------------------------------------------------
