@@ -193,7 +193,8 @@ def violated(policy: BranchPolicy, header: Header) -> set[str]:
     * ``backends`` / ``allow_plain``: a backend not listed; ``plain`` only with the opt-in;
     * ``max_clients``, ``max_dimension``: a larger round; ``expected_clients``: more
       clients than the cohort, or noise split over more than it;
-    * ``require_active``: the passive variant;
+    * ``require_active``: the passive variant of a masking round (CKKS and plain have no
+      variants: docs/deployment.md said only "the passive variant" until this test);
     * ``max_clip``: a round that does not clip, or clips above it; with a share, the
       update's own bound (client level: the share's clip; record level: the vector bound);
     * ``value_bound``: arithmetic sized below the clip (a clipped update would be cut);
