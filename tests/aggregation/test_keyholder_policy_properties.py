@@ -459,3 +459,98 @@ def test_a_decryption_refused_stays_refused_when_made_weaker(
     else:
         weaker = replace(request, contributions=data.draw(st.integers(2, request.contributions)))
     assert ask(key_file, answering, policy, past, weaker).error is not None, weaker
+
+
+# --- a sequence of requests: the oracle as a model ----------------------------------------
+
+
+@dataclass
+class Model:
+    """What the rules say the key holder holds: the federation it serves ("" for none;
+    None while a key holder of no federation and no state file has yet to join one), the
+    rounds decrypted and the count, and the round last opened."""
+
+    serves: str | None
+    rounds: tuple[int, ...] = ()
+    count: int = 0
+    opened: tuple[int, int] | None = None
+
+    def judge(self, policy: KeyHolderPolicy, request: Request) -> set[type[Exception]]:
+        # one that has yet to join takes the federation the request names
+        serves = request.federation if self.serves is None else self.serves
+        bound = replace(policy, federation=serves or None)
+        return refusals(bound, Past(self.rounds, self.count, self.opened), request)
+
+    def take(self, request: Request) -> None:
+        if request.kind == "key":
+            self.opened = (request.round, request.dimension)
+            if self.serves is None:  # the first round opened names the federation served
+                self.serves = request.federation
+        else:
+            self.rounds, self.count = (*self.rounds, request.round), self.count + 1
+
+
+@given(policy=policies(), memory=st.booleans(), data=st.data())
+@MONOTONE
+def test_the_key_holder_follows_its_rules_over_a_sequence_of_requests(
+    key_file: Path,
+    answering: KeyHolderSession,
+    policy: KeyHolderPolicy,
+    memory: bool,
+    data: st.DataObject,
+) -> None:
+    """``memory``: a key holder with no state file (in-memory runs; with no federation of
+    its own it serves the one the first round it opens names, docs/backends.md), else one
+    over a fresh state file. Each request is judged by the model and applied to the one
+    key holder; a refusal must change nothing of it."""
+    from secagg.he.keys import KeyHolder
+
+    with tempfile.TemporaryDirectory(prefix="kh-seq-") as name:
+        folder = Path(name)
+        if memory:
+            params = CKKSBackend(max_clients=N).design_point().parameters()
+            key = KeyHolder.load(key_file, params, min_contributions=policy.min_contributions)
+            helper = KeyHolderSession(policy, key=key)
+            model = Model(None if policy.federation is None else policy.federation)
+        else:
+            helper = _holder(key_file, folder, policy, Past((), 0, None))
+            model = Model(policy.federation or "")
+        for _ in range(data.draw(st.integers(1, 6))):
+            last = max(model.rounds, default=0)
+            opened = model.opened[0] if model.opened else last
+            kind = data.draw(st.sampled_from(["key", "decrypt"]))
+            served = model.serves if model.serves is not None else FED
+            request = Request(
+                kind=kind,
+                round=data.draw(_near(last, opened, opened + 1)),
+                federation=data.draw(st.sampled_from([served, served, served, OTHER_FED, ""])),
+                dimension=data.draw(st.sampled_from([policy.dimension or LENGTHS[0], *LENGTHS])),
+                requested=data.draw(st.sampled_from([0.0, 1.0]) | st.floats(0, 5)),
+                contributions=data.draw(st.integers(2, N)),
+                design_clients=data.draw(st.sampled_from([N, N, N, 2])),
+            )
+            if kind == "decrypt" and model.opened is not None and data.draw(st.booleans()):
+                # the round opened, as an honest server asks (its federation may still
+                # differ, its noise and contributions vary)
+                number, length = model.opened
+                request = replace(request, round=number, dimension=length)
+            payload = (
+                _key_request(request) if kind == "key" else _decryption_request(answering, request)
+            )
+            bad = model.judge(policy, request)
+            before = _state(helper, folder)
+            try:
+                helper.handle(payload, round_number=request.round)
+            except SecAggError as exc:
+                assert bad, f"{request} refused by {exc!r}; the model: {model}"
+                assert isinstance(exc, tuple(bad)), f"{exc!r}; the rules: {bad}"
+                assert _state(helper, folder) == before
+            else:
+                assert not bad, f"{request} answered; the rules: {bad}; the model: {model}"
+                model.take(request)
+                event(f"answered a {kind} request")
+            assert (tuple(helper.record.rounds), helper.record.decryptions) == (
+                model.rounds,
+                model.count,
+            )
+            assert helper.opened == model.opened
