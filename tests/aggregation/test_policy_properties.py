@@ -203,7 +203,9 @@ def violated(policy: BranchPolicy, header: Header) -> set[str]:
       cohort, a split over more clients than the round has that leaves the whole
       round's noise below the floor (named ``expected_clients``);
     * ``record_sensitivity``: no share, a client-level one, or one sized for a smaller
-      change than one protected unit's;
+      change than one protected unit's (without it, a record-level share is refused by a
+      noise floor only: the example's comment in docs/deployment.md said "without it,
+      record-level shares are [refused]" until this test);
     * ``key_holder_fingerprint``: CKKS without a pin, or with another key; CKKS carries
       no share, so a noise floor refuses it too.
     """
