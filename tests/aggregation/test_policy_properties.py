@@ -3,8 +3,9 @@
 Hypothesis draws random :class:`~secagg.aggregation.policy.BranchPolicy` values and
 random round starts (the :class:`~secagg.runtime.wire.RoundStart` and its spec, written
 on the wire by hand as a hostile server would, each field at, just above, just below,
-far from or absent against the policy's value, and the extremes a float holds: 0,
-negative, nan, inf, 1e308), hands them to a branch
+far from or absent against the policy's value, the extremes a float holds: 0,
+negative, nan, inf, 1e308, and the wire's wrong type: another backend's spec body under
+the header's name), hands them to a branch
 (:meth:`FederationClient._start <secagg.runtime.client.FederationClient>`, the code a
 round start runs) and compares its decision with an **oracle written here from the
 documented meaning** of each ``[branch]`` key (docs/deployment.md, "Each party's own
@@ -85,6 +86,9 @@ class Header:
     value_bound: float  # the spec's: what its arithmetic was sized for
     share: Share | None
     fingerprint: bytes  # CKKS: the key holder's key the spec names
+    #: the backend whose body layout the spec carries (None: ``backend``'s own): another
+    #: one's is a body of the wrong type for the name in its header
+    body: str | None = None
 
 
 def _mechanism(header: Header, scale: float = 0.0) -> DistributedDiscreteGaussian | None:
@@ -117,9 +121,10 @@ def _wire_scale(header: Header) -> float:
 def _spec_bytes(header: Header) -> bytes:
     """The spec as a server writes it (the codec's envelope, each backend's body layout)."""
     w = Writer().u32(header.num_clients).u32(header.dimension)
-    if header.backend == "plain":
+    layout = header.body or header.backend
+    if layout == "plain":
         w.f64(header.value_bound)
-    elif header.backend == "ckks":
+    elif layout == "ckks":
         w.u32(4).f64(header.value_bound).f64(1e-6)  # the design point
         w.blob(header.fingerprint).blob(b"a public context")
     else:
@@ -167,6 +172,9 @@ def malformed(header: Header) -> bool:
     if header.clip is not None and not (math.isnan(header.clip) or _positive_finite(header.clip)):
         return True  # NaN is how the codec writes "no clip"
     masking = header.backend in ("secagg", "secagg+")
+    layout = header.body or header.backend
+    if layout != header.backend and not (masking and layout in ("secagg", "secagg+")):
+        return True  # another backend's body under this name (the two masking ones share)
     if header.num_clients < (2 if masking else 1) or header.dimension < 1:
         return True
     if not _positive_finite(header.value_bound):
@@ -484,6 +492,8 @@ def any_headers(draw: st.DrawFn, policy: BranchPolicy) -> Header:
         field = draw(st.sampled_from(list(Share.__dataclass_fields__)))
         changes["share"] = replace(honest.share, **{field: getattr(hostile.share, field)})
     header = replace(honest, **changes)
+    if draw(st.integers(0, 9)) == 0:  # a body of the wrong type for its header's name
+        header = replace(header, body=draw(st.sampled_from(["plain", "ckks", "secagg"])))
     if header.active and header.num_clients > 64:
         header = replace(header, active=False)
     return header
