@@ -199,3 +199,46 @@ def test_a_misspelt_backend_is_a_mistake_in_the_file_not_a_refused_round(
     with pytest.raises(ConfigurationError, match=r"branch\.backends") as caught:
         BranchPolicy.from_dict(read("branch", {"backends": names}))
     assert hint in str(caught.value)
+
+
+def _federation(dimension: int = 1000) -> Any:
+    from secagg.runtime.config import FederationConfig
+
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "fed-a", "clients": ["b-1", "b-2"], "dimension": dimension},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": "compliance"},
+        }
+    )
+
+
+@given(tables(KEY_HOLDER))
+@PROPERTY
+def test_a_key_holder_table_bound_to_its_federation_agrees_or_names_the_key(
+    case: tuple[dict[str, Any], str | None],
+) -> None:
+    """``secagg keyholder --config``: the table's ``federation`` and ``dimension`` must be
+    the federation config's (docs/backends.md: "one given in [key_holder] must agree, or
+    the key holder refuses to start naming the key"); left out, they are bound from it."""
+    from secagg.runtime.keyholder import bound_to_federation
+
+    config = _federation()
+    values, spoiled = case
+    named = {spoiled} if spoiled is not None else set()
+    if isinstance(values.get("federation"), str) and values["federation"] != "fed-a":
+        named.add("federation")
+    if values.get("dimension") not in (None, 1000) and spoiled != "dimension":
+        named.add("dimension")
+    noise = values.get("noise_stddev")
+    if isinstance(noise, int | float) and not isinstance(noise, bool) and spoiled != "noise_stddev":
+        if noise > 0 and "max_decryptions" not in values:
+            named.add("max_decryptions")
+    try:
+        policy = KeyHolderPolicy.from_dict(bound_to_federation(config, read("key_holder", values)))
+    except ConfigurationError as exc:
+        assert named, f"refused a table that agrees: {exc}"
+        assert "\n" not in str(exc), exc
+        assert any(key in str(exc) for key in named), f"{sorted(named)}: {exc}"
+        return
+    assert not named, f"took a table with {sorted(named)} wrong: {values}"
+    assert (policy.federation, policy.dimension) == ("fed-a", 1000)
