@@ -737,3 +737,40 @@ def test_a_higher_threshold_is_taken_and_a_lower_one_refused(
     elif refusal.setting != "branch.require_active":
         lower = data.draw(st.integers(1, setup.threshold))
         assert _takes(policy, replace(setup, threshold=lower)) is not None
+
+
+class _IdentityNotToBeUsed:
+    """A branch identity that fails the test if the round's certificates are verified."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def round_identity(self, certificates: tuple[bytes, ...], party: int) -> None:
+        self.calls += 1
+        raise PolicyRefused("branch.identity", "verified before the policy was checked")
+
+
+@pytest.mark.parametrize(
+    ("policy", "setting"),
+    [
+        (BranchPolicy(max_clients=2), "branch.max_clients"),
+        (BranchPolicy(backends=("secagg+",)), "branch.backends"),
+        (BranchPolicy(min_noise_multiplier=1.0), "branch.min_noise_multiplier"),
+    ],
+)
+def test_an_active_round_is_checked_against_the_policy_before_its_certificates(
+    policy: BranchPolicy, setting: str
+) -> None:
+    """Found beside the oracle (whose seam skips the identities): the branch verified an
+    active round's certificate list, as long as the server made it, before the policy that
+    refuses the round, and then named ``branch.identity`` instead of the setting. All
+    three failed before."""
+    header = Header(FED, "secagg", 3, 2, True, None, 1.0, None, PIN)
+    branch = FederationClient("branch-0", lambda m: m, _Sent(), policy=policy)  # type: ignore[arg-type]
+    identity = _IdentityNotToBeUsed()
+    branch._identity = identity  # type: ignore[assignment]
+    start = RoundStart(1, 0, _spec_bytes(header), np.zeros(2, np.float32), federation=FED)
+    with pytest.raises(PolicyRefused) as caught:
+        branch._start(start)
+    assert caught.value.setting == setting, caught.value
+    assert identity.calls == 0
