@@ -174,6 +174,17 @@ class RoundSpec:
         ``policy`` allows. Subclasses add their own parameters' checks to these."""
         policy.check_backend(self.name)
         policy.check_size(self.num_clients, self.dimension)
+        self.check_noise_policy(policy)
+
+    def check_noise_policy(self, policy: BranchPolicy) -> None:
+        """The branch's own noise share against ``policy``'s floor: a round carries none
+        unless its spec says otherwise (the masking specs' distributed DP override this),
+        so a branch with ``min_noise_multiplier`` or ``record_sensitivity`` refuses it.
+
+        Why here, for every backend: each spec added the check itself, and the plain
+        spec did not, so a branch that required its own noise share (and had opted into
+        ``plain``) took a plain round, whose update goes in clear and unnoised."""
+        policy.check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
 
 
 @dataclass(frozen=True)

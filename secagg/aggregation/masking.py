@@ -195,9 +195,12 @@ class MaskingSpec(RoundSpec):
                 "the round runs the passive variant; this branch takes part only in the "
                 "active (malicious-server) one",
             )
+
+    def check_noise_policy(self, policy: BranchPolicy) -> None:
+        """The round's distributed noise share (None: none) against the policy."""
         share = self.noise_share
         if share is None:
-            policy.check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
+            super().check_noise_policy(policy)
         else:
             ddg = share.mechanism
             policy.check_noise_share(

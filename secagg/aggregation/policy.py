@@ -354,8 +354,29 @@ class BranchPolicy:
             values["key_holder_fingerprint"] = parse_fingerprint(pin)
         if isinstance(values.get("backends"), list):  # TOML arrays: a tuple, as in code
             values["backends"] = tuple(values["backends"])
+            _check_backend_names(values["backends"])
         # every value's type is checked (naming its key) by the constructor
         return cls(**values)
+
+
+def _check_backend_names(names: tuple[object, ...]) -> None:
+    """Each name of a ``[branch] backends`` list is a backend's, or a ConfigurationError
+    naming the key, the name, and its likely spelling.
+
+    Why: ``backends = ["cks"]`` (or ``"SecAgg+"``) was read as written, and the branch
+    then refused every round of the backend it meant, one round at a time, as a round
+    "weaker than its policy" (exit 3, an incident) instead of a mistake in its policy
+    file (exit 2, before anything is dialled). Checked where a file is read; a policy
+    built in code keeps any name (a name no spec carries only ever refuses)."""
+    from secagg.aggregation.registry import BACKENDS  # the registry imports this module
+
+    for name in names:
+        if isinstance(name, str) and name not in BACKENDS:
+            near = closest_spelling(name, BACKENDS)
+            hint = f" (did you mean {near!r}?)" if near is not None else ""
+            raise ConfigurationError(
+                f"branch.backends: unknown backend {name!r:.40}{hint}; known: {', '.join(BACKENDS)}"
+            )
 
 
 def _suggestions(unknown: list[str], known: set[str]) -> str:

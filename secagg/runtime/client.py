@@ -653,7 +653,14 @@ class FederationClient:
             self.policy.check_clip(start.clip)  # the clip the update goes through
             bound = spec.input_bound
             _check_bound_holds_the_clip(bound, start.clip)
-            session = get_backend(spec.name).client(
+            backend = get_backend(spec.name)
+            # the policy before the round's certificates: verifying a list the server
+            # chose (as long as its spec allows) is work a round this branch refuses
+            # anyway must not cost, and the refusal names the setting the round violates,
+            # not the identity (the identities were verified first, as the arguments of
+            # backend.client, before it checked the policy)
+            spec.check_policy(self.policy)
+            session = backend.client(
                 spec,
                 start.party,
                 rounding=self._rounding_stream(start.round),

@@ -1,0 +1,244 @@
+"""A party's own policy file: any mistake in it is one line naming the key.
+
+Hypothesis writes ``[branch]`` and ``[key_holder]`` tables as TOML text (a valid table
+of random values, then one key given a value outside what the docs say it takes: another
+TOML type, a date, a table, an array, 0, a negative, nan, inf, a huge integer, a fraction
+where a count belongs, a misspelt backend, or an unknown key), parses it as the party
+does (:mod:`tomllib`) and reads it with the policy's ``from_dict``. The documented
+ranges are docs/deployment.md's for ``[branch]`` and :meth:`KeyHolderPolicy.from_dict
+<secagg.aggregation.keyholder_policy.KeyHolderPolicy.from_dict>`'s for ``[key_holder]``;
+a valid table must be read as written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import tomllib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg.aggregation.keyholder_policy import KeyHolderPolicy
+from secagg.aggregation.policy import BranchPolicy
+from secagg.errors import ConfigurationError
+
+PROPERTY = settings(max_examples=int(os.environ.get("POLICY_EXAMPLES", "300")), deadline=None)
+PIN_TEXT = "ab" * 32
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as TOML writes it (inline tables and arrays included)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return '"' + escaped + '"'
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(value)
+
+
+def read(table: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` written as the ``[table]`` of a file, and parsed back."""
+    text = f"[{table}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
+    return tomllib.loads(text)[table]
+
+
+#: values of the wrong TOML type for any key (each key's own wrong values come below)
+OTHER_TYPES: list[Any] = [
+    "1",
+    "",
+    True,
+    [1, 2],
+    [],
+    {"a": 1},
+    datetime.date(2026, 12, 5),
+    datetime.datetime(2026, 12, 5, 12, 0),
+]
+
+#: per ``[branch]`` key: (valid values, invalid values of the key's own type)
+POSITIVE = ([0.5, 1, 2.5, 1e-3], [0.0, 0, -1.0, -1, math.nan, math.inf, -math.inf])
+BRANCH: dict[str, tuple[list[Any], list[Any]]] = {
+    "backends": (
+        [["secagg"], ["secagg", "secagg+", "ckks"], ["secagg+"]],
+        [["secagg", 1], ["secagg", "ckks", ["x"]], ["cks"], ["SecAgg+"], ["secagg +"]],
+    ),
+    "allow_plain": ([True, False], []),
+    "key_holder_fingerprint": (
+        [PIN_TEXT, ":".join(["ab"] * 32), PIN_TEXT.upper()],
+        ["ab" * 31, "ab" * 33, "zz" * 32, "", "0x" + "ab" * 31],
+    ),
+    "max_clip": POSITIVE,
+    "min_noise_multiplier": POSITIVE,
+    "record_sensitivity": POSITIVE,
+    "expected_clients": ([1, 10, 2**40], [0, -1, 2.0, 2.5, math.inf]),
+    "min_threshold": ([1, 7], [0, -3, 1.5, math.nan]),
+    "require_active": ([True, False], []),
+    "corrupt_fraction": ([0.0, 0, 0.05, 0.999], [1.0, 1, -0.1, 2.0, math.nan, math.inf]),
+    "dropout_fraction": ([0.0, 0.1, 0.5], [1.0, -0.5, math.nan, -math.inf]),
+    "min_colluders": ([0, 2, 100], [-1, 2.0, 0.5]),
+    "max_clients": ([2, 100_000], [1, 0, -5, 100.0]),
+    "max_dimension": ([1, 2**28], [0, -1, 1e9]),
+    "federation": (["fed-a", "a", "A.b_c-9", "x" * 64], ["", "x" * 65, "a b", "-a", "é", "a\n"]),
+}
+
+#: per ``[key_holder]`` key (its table's keys, without the key file the CLI reads)
+KEY_HOLDER: dict[str, tuple[list[Any], list[Any]]] = {
+    "noise_stddev": ([0.0, 0, 1.0, 3], [-1.0, -1, math.nan, math.inf]),
+    "min_contributions": ([2, 3, 1000], [1, 0, -2, 2.0, 2.5]),
+    "max_decryptions": ([1, 500], [0, -1, 1.0, math.inf]),
+    "dimension": ([1, 1000, 2**32 - 1], [0, -1, 2**32, 10.0]),
+    "state": (["keyholder-state.json", "/srv/kh/state.json"], [""]),
+    "federation": (["fed-a"], ["", "a b", "x" * 65]),
+}
+
+
+@st.composite
+def tables(
+    draw: st.DrawFn, keys: dict[str, tuple[list[Any], list[Any]]]
+) -> tuple[dict[str, Any], str | None]:
+    """A table of valid values for some keys, and the key made invalid (None: none)."""
+    chosen = draw(st.lists(st.sampled_from(sorted(keys)), unique=True, max_size=len(keys)))
+    values = {key: draw(st.sampled_from(keys[key][0])) for key in chosen}
+    spoiled = draw(st.none() | st.sampled_from(sorted(keys)) | st.just("unknown"))
+    if spoiled == "unknown":
+        spoiled = draw(st.sampled_from(["max_clp", "backend", "noise", "x"]))
+        values[spoiled] = draw(st.sampled_from([1, "a", True]))
+    elif spoiled is not None:
+        valid = keys[spoiled][0]
+        # another type: not one of the key's own (True for a flag, "1" for a name or path)
+        other = [v for v in OTHER_TYPES if type(v) not in {type(x) for x in valid}]
+        values[spoiled] = draw(st.sampled_from(keys[spoiled][1] + other))
+    return values, spoiled
+
+
+@given(tables(BRANCH))
+@PROPERTY
+def test_a_branch_table_is_read_as_written_or_refused_naming_the_key(
+    case: tuple[dict[str, Any], str | None],
+) -> None:
+    values, spoiled = case
+    section = read("branch", values)
+    if spoiled is None:
+        policy = BranchPolicy.from_dict(section)
+        for key, value in values.items():
+            got = getattr(policy, key)
+            if key == "key_holder_fingerprint":
+                assert got == bytes.fromhex(PIN_TEXT)
+            elif key == "backends":
+                assert got[: len(value)] == tuple(value)
+            else:
+                assert got == value, key
+        return
+    with pytest.raises(ConfigurationError) as caught:
+        BranchPolicy.from_dict(section)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    assert spoiled in message, f"{spoiled}: {message}"
+
+
+@given(tables(KEY_HOLDER))
+@PROPERTY
+def test_a_key_holder_table_is_read_as_written_or_refused_naming_the_key(
+    case: tuple[dict[str, Any], str | None],
+) -> None:
+    values, spoiled = case
+    noised = isinstance(values.get("noise_stddev"), int | float) and not isinstance(
+        values.get("noise_stddev"), bool
+    )
+    noised = noised and values["noise_stddev"] > 0 and spoiled != "noise_stddev"
+    # documented: max_decryptions is required when noise_stddev > 0
+    missing_cap = noised and "max_decryptions" not in values
+    section = read("key_holder", values)
+    if spoiled is None and not missing_cap:
+        policy = KeyHolderPolicy.from_dict(section)
+        for key, value in values.items():
+            got = policy.state_path if key == "state" else getattr(policy, key)
+            assert (str(got) if key == "state" else got) == value, key
+        return
+    with pytest.raises(ConfigurationError) as caught:
+        KeyHolderPolicy.from_dict(section)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    named = {spoiled} if spoiled is not None else set()
+    named |= {"max_decryptions"} if missing_cap else set()
+    assert any(key in message for key in named), f"{sorted(named)}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("names", "hint"),
+    [
+        (["cks"], "did you mean 'ckks'?"),
+        (["secagg", "SecAgg+"], "did you mean 'secagg+'?"),
+        (["secagg +"], "did you mean 'secagg+'?"),
+        (["homomorphic"], "known: plain, secagg, secagg+, ckks"),
+    ],
+)
+def test_a_misspelt_backend_is_a_mistake_in_the_file_not_a_refused_round(
+    names: list[str], hint: str
+) -> None:
+    """Found by the property above: ``backends = ["cks"]`` was read as written, and the
+    branch refused every CKKS round as weaker than its policy (exit 3, mid-federation)
+    instead of naming the mistake at start (exit 2). All four failed before."""
+    with pytest.raises(ConfigurationError, match=r"branch\.backends") as caught:
+        BranchPolicy.from_dict(read("branch", {"backends": names}))
+    assert hint in str(caught.value)
+
+
+def _federation(dimension: int = 1000) -> Any:
+    from secagg.runtime.config import FederationConfig
+
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "fed-a", "clients": ["b-1", "b-2"], "dimension": dimension},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": "compliance"},
+        }
+    )
+
+
+@given(tables(KEY_HOLDER))
+@PROPERTY
+def test_a_key_holder_table_bound_to_its_federation_agrees_or_names_the_key(
+    case: tuple[dict[str, Any], str | None],
+) -> None:
+    """``secagg keyholder --config``: the table's ``federation`` and ``dimension`` must be
+    the federation config's (docs/backends.md: "one given in [key_holder] must agree, or
+    the key holder refuses to start naming the key"); left out, they are bound from it."""
+    from secagg.runtime.keyholder import bound_to_federation
+
+    config = _federation()
+    values, spoiled = case
+    named = {spoiled} if spoiled is not None else set()
+    if isinstance(values.get("federation"), str) and values["federation"] != "fed-a":
+        named.add("federation")
+    if values.get("dimension") not in (None, 1000) and spoiled != "dimension":
+        named.add("dimension")
+    noise = values.get("noise_stddev")
+    if isinstance(noise, int | float) and not isinstance(noise, bool) and spoiled != "noise_stddev":
+        if noise > 0 and "max_decryptions" not in values:
+            named.add("max_decryptions")
+    try:
+        policy = KeyHolderPolicy.from_dict(bound_to_federation(config, read("key_holder", values)))
+    except ConfigurationError as exc:
+        assert named, f"refused a table that agrees: {exc}"
+        assert "\n" not in str(exc), exc
+        assert any(key in str(exc) for key in named), f"{sorted(named)}: {exc}"
+        return
+    assert not named, f"took a table with {sorted(named)} wrong: {values}"
+    assert (policy.federation, policy.dimension) == ("fed-a", 1000)
