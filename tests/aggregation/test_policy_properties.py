@@ -644,11 +644,19 @@ def test_a_round_taken_is_taken_when_made_stronger_on_any_axis(
 def test_a_round_refused_stays_refused_when_made_weaker_on_any_axis(
     policy: BranchPolicy, data: st.DataObject
 ) -> None:
+    """One refusal is no weakness and is left out on the clip axis: a clip above the
+    round's ``value_bound`` is refused because a clipped update would not fit the round's
+    arithmetic, and dropping the clip (the weakest move) removes that contradiction (the
+    update is then bounded by ``value_bound`` itself). Found under xdist, where the draw
+    differed from the one-process runs."""
     header = data.draw(any_headers(policy))
     assume(not malformed(header))
-    assume(isinstance(run_branch(policy, header).error, PolicyRefused))
+    refused = run_branch(policy, header).error
+    assume(isinstance(refused, PolicyRefused))
     axis = data.draw(st.sampled_from(AXES))
     weaker = _moved(header, axis, data.draw(st.floats(0.01, 1.0)), stronger=False)
+    if axis == "clip" and "value_bound" in str(refused):
+        assume(weaker.clip is not None)
     outcome = run_branch(policy, weaker)
     assert outcome.error is not None, f"weaker on {axis} ({weaker}), taken"
 
