@@ -375,9 +375,18 @@ class DistributedDiscreteGaussian:
         ring = 2.0 ** (2 * self.bits) - n * k * k
         if ring <= 0:
             raise ConfigurationError(f"{self.bits} bits cannot hold {n} clients' rounding error")
-        scale = math.sqrt(ring) / (2 * k * math.sqrt(c * c * n * n / padded + n * local_std**2))
+        if c >= 1e-100:  # every square below is a normal float (relative error 2^-53)
+            scale = math.sqrt(ring) / (2 * k * math.sqrt(c * c * n * n / padded + n * local_std**2))
+        else:  # c * c would be subnormal or 0: the same quantity with c factored out
+            relative = self.noise_multiplier * (self.clip / c)
+            scale = math.sqrt(ring) / (2 * k) / c / math.sqrt(n * n / padded + relative**2)
         cap = MAX_SCALED_MAGNITUDE / (4 * c)  # float64-exact integers, with room
         scale = min(scale, cap)
+        if not math.isfinite(scale):
+            raise ConfigurationError(
+                f"a clip of {self.clip:g} (vector bound {c:g}) is too small for float64 "
+                "arithmetic: no finite scale encodes it; rescale the updates"
+            )
         if scale <= 1:
             raise ConfigurationError(
                 f"{self.bits} bits leave a scale of {scale:.3g} <= 1 for {n} clients: "

@@ -175,6 +175,28 @@ def test_bad_parameters_are_refused(bad: dict[str, object]) -> None:
         _mechanism(64, 10, **bad)
 
 
+@pytest.mark.parametrize("clip", [5e-324, 1e-310])
+def test_a_clip_no_float_scale_encodes_is_refused_by_name(clip: float) -> None:
+    # before: ZeroDivisionError in the heuristic scale (c * c underflowed to 0)
+    with pytest.raises(ConfigurationError, match="too small for float64"):
+        DistributedDiscreteGaussian(
+            dimension=4, clip=clip, noise_multiplier=1.0, expected_clients=3
+        )
+
+
+@pytest.mark.parametrize("clip", [1e-200, 1e-160])
+def test_a_tiny_clip_gets_the_scale_of_a_unit_clip_rescaled(clip: float) -> None:
+    # before: ZeroDivisionError; the scale is invariant to the units of the updates
+    tiny = DistributedDiscreteGaussian(
+        dimension=4, clip=clip, noise_multiplier=1.0, expected_clients=3
+    )
+    unit = DistributedDiscreteGaussian(
+        dimension=4, clip=1.0, noise_multiplier=1.0, expected_clients=3
+    )
+    assert tiny.local_sigma == unit.local_sigma
+    assert math.isclose(tiny.scale * clip, unit.scale, rel_tol=1e-12)
+
+
 def test_encode_and_decode_check_shapes() -> None:
     mech = _mechanism(100, 5)
     with pytest.raises(ConfigurationError):
