@@ -70,7 +70,7 @@ CLIP = 1.0
 DELTA = 1e-3
 LEARNING_RATE = 1.0
 #: each branch's target: its update is ``target - model`` (small: no clipping)
-TARGETS = {name: np.full(D, 0.01 * (i + 1)) for i, name in enumerate(NAMES)}
+TARGETS = {name: np.full(D, 0.1 * (i + 1)) for i, name in enumerate(NAMES)}
 #: the branch whose round mark is crashed at each of its writes
 CRASHED_BRANCH = "b1"
 #: generous upper bounds: a run that reaches them is a hang, not a slow machine
@@ -101,9 +101,10 @@ class Point:
     role: str
     kind: str  # "state commit", "ledger commit", "write_atomically", "public key file"
     file: str
+    by: str = ""  # the store's method that commits (its round, if any)
 
     def __str__(self) -> str:
-        return f"{self.kind} of {self.file}"
+        return f"{self.kind} of {self.file}" + (f" ({self.by})" if self.by else "")
 
 
 #: the ways a process can die at a write, by the kind of write
@@ -117,18 +118,21 @@ VARIANTS = {
 
 @dataclass
 class Writes:
-    """Every durable write, in order per role; kills ``role``'s process at its write
-    number ``at`` (``variant``: before, torn or after the write)."""
+    """Every durable write, numbered per role across the runs of one case; kills the
+    role's process at each write listed in ``crashes`` ((role, number) -> before, torn
+    or after)."""
 
-    role: str | None = None
-    at: int | None = None
-    variant: str | None = None
+    crashes: dict[tuple[str, int], str] = field(default_factory=dict)
     seen: dict[str, list[Point]] = field(default_factory=dict)
     dead: set[str] = field(default_factory=set)
-    fired: bool = False
+    fired: list[tuple[str, int]] = field(default_factory=list)
+    #: the server's write count when each restarted server process began
+    restarts: list[int] = field(default_factory=list)
+    #: rounds whose revealed sum's charge the state committed (note_reveal)
+    noted_reveal: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def enter(self, kind: str, path: Path) -> str | None:
+    def enter(self, kind: str, path: Path, by: str = "") -> str | None:
         """Note a write; the variant of the crash to play at it, or None."""
         role = _role(path)
         with self._lock:
@@ -136,18 +140,40 @@ class Writes:
                 raise Crash(f"{role} is dead")  # a dead process writes nothing more
             points = self.seen.setdefault(role, [])
             number = len(points)
-            points.append(Point(role, kind, path.name))
-            if role != self.role or number != self.at:
-                return None
-            self.dead.add(role)
-            self.fired = True
-            return self.variant
+            points.append(Point(role, kind, path.name, by))
+            crash = self.crashes.get((role, number))
+            if crash is not None:
+                self.dead.add(role)
+                self.fired.append((role, number))
+            return crash
 
     def revive(self, role: str) -> None:
-        """A fresh process of ``role`` starts: it writes again (and is not crashed twice)."""
+        """A fresh process of ``role`` starts over the same files."""
         with self._lock:
             self.dead.discard(role)
-            self.role = None
+            if role == "server":
+                self.restarts.append(len(self.seen.get("server", [])))
+
+
+def _committer(store: ServerStore) -> tuple[str, int | None]:
+    """The store's method whose transaction this is, and its round (from the stack)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_locals.get("self") is store and frame.f_code.co_name != "_tx":
+            number = frame.f_locals.get("number")
+            return frame.f_code.co_name, number if isinstance(number, int) else None
+        frame = frame.f_back
+    return "?", None
+
+
+def _ledger_committer(ledger: Ledger) -> str:
+    """ "append <round>" or "open" (the genesis head), from the stack."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_locals.get("self") is ledger and frame.f_code.co_name == "append":
+            return f"append {frame.f_locals['entry'].get('round')}"
+        frame = frame.f_back
+    return "open"
 
 
 @contextlib.contextmanager
@@ -160,6 +186,7 @@ def instrumented(writes: Writes) -> Iterator[None]:
         def __init__(self, store: ServerStore) -> None:
             self._inner = original_tx(store)
             self._store = store
+            self._by, self._round = _committer(store)
 
         def __enter__(self) -> None:
             self._inner.__enter__()
@@ -168,11 +195,14 @@ def instrumented(writes: Writes) -> Iterator[None]:
             if kind is not None:
                 self._inner.__exit__(kind, *rest)
                 return
-            crash = writes.enter("state commit", self._store.path)
+            by = self._by if self._round is None else f"{self._by} {self._round}"
+            crash = writes.enter("state commit", self._store.path, by)
             if crash == "before":  # dies with the transaction open: never committed
                 self._store._db.close()  # as a dead process's: its locks go with it
                 raise Crash("before the state's commit")
             self._inner.__exit__(None)
+            if self._by == "note_reveal" and self._round is not None:
+                writes.noted_reveal.add(self._round)
             if crash == "after":
                 raise Crash("after the state's commit")
 
@@ -185,7 +215,7 @@ def instrumented(writes: Writes) -> Iterator[None]:
         except BaseException:
             ledger._db.execute("ROLLBACK")
             raise
-        crash = writes.enter("ledger commit", ledger.path)
+        crash = writes.enter("ledger commit", ledger.path, _ledger_committer(ledger))
         if crash == "before":  # dies with the transaction open: never committed
             ledger._db.close()  # as a dead process's: its locks go with it
             raise Crash("before the ledger's commit")
@@ -242,7 +272,26 @@ def instrumented(writes: Writes) -> Iterator[None]:
 # --- the federation ------------------------------------------------------------------------
 
 
-def _config(tmp_path: Path) -> FederationConfig:
+@dataclass(frozen=True)
+class Mechanism:
+    """A DP mechanism the federation runs under, and how tightly its model is known."""
+
+    name: str  # [dp] mechanism
+    noise_multiplier: float
+    #: how far a released model may be from its oracle: the central noise is recorded
+    #: exactly (float32 models and the ring's rounding remain); the distributed noise,
+    #: the branches' own, is not, so its multiplier is tiny (the noise on the mean is
+    #: then about 3e-4, and a missing or extra contributor moves it by 0.033)
+    tolerance: float
+
+
+MECHANISMS = {
+    "central": Mechanism("central", 1.0, 1e-4),
+    "distributed": Mechanism("distributed", 0.001, 0.01),
+}
+
+
+def _config(tmp_path: Path, mechanism: Mechanism) -> FederationConfig:
     return FederationConfig.from_dict(
         {
             "federation": {
@@ -256,7 +305,12 @@ def _config(tmp_path: Path) -> FederationConfig:
             "backend": {"name": "secagg+", "value_bound": 1.0},
             "deadlines": {"phase_seconds": IDLE},
             "server": {"state": str(tmp_path / "state.sqlite")},
-            "dp": {"clip": CLIP, "noise_multiplier": Z, "delta": DELTA},
+            "dp": {
+                "clip": CLIP,
+                "noise_multiplier": mechanism.noise_multiplier,
+                "delta": DELTA,
+                "mechanism": mechanism.name,
+            },
         }
     )
 
@@ -265,7 +319,7 @@ def _config(tmp_path: Path) -> FederationConfig:
 class Observed:
     """What the test sees of the runs, independently of the server's records."""
 
-    noise: dict[int, np.ndarray] = field(default_factory=dict)  # round -> noise drawn
+    noise: dict[int, np.ndarray] = field(default_factory=dict)  # round -> central noise
     trained: list[tuple[str, int]] = field(default_factory=list)  # (branch, round)
     started: list[int] = field(default_factory=list)  # round starts sent (numbers)
     released: list[int] = field(default_factory=list)  # round ends sent as complete
@@ -377,10 +431,9 @@ def _record_noise(seen: Observed, patch: pytest.MonkeyPatch) -> None:
     patch.setattr(ServerStore, "begin_round", begin_round)
 
 
-def _federation(tmp_path: Path, writes: Writes, seen: Observed) -> bool:
+def _federation(config: FederationConfig, tmp_path: Path, writes: Writes, seen: Observed) -> bool:
     """One run of the server and its branches until the federation ends or the server's
     process dies (True: it died); a branch that dies is restarted within the run."""
-    config = _config(tmp_path)
     hub = ObservedHub(seen)
     branches = Branches(hub, tmp_path, writes, seen)
     for name in NAMES:
@@ -403,16 +456,19 @@ def _federation(tmp_path: Path, writes: Writes, seen: Observed) -> bool:
     return False
 
 
-def run_crashed(tmp_path: Path, writes: Writes, seen: Observed) -> None:
-    """The federation with ``writes``' crash, then (if the server died) a fresh server
-    over the same files, run to the federation's end."""
+def run_crashed(tmp_path: Path, mechanism: Mechanism, writes: Writes, seen: Observed) -> None:
+    """The federation with ``writes``' crashes; each time the server dies, a fresh server
+    over the same files, until the federation's end."""
+    config = _config(tmp_path, mechanism)
     patch = pytest.MonkeyPatch()
     _record_noise(seen, patch)
     try:
         with instrumented(writes):
-            if _federation(tmp_path, writes, seen):
+            for _ in range(len(writes.crashes) + 1):
+                if not _federation(config, tmp_path, writes, seen):
+                    return
                 writes.revive("server")
-                assert not _federation(tmp_path, writes, seen), "the restart crashed again"
+            raise AssertionError("the server died more often than it was crashed")
     finally:
         patch.undo()
 
@@ -447,21 +503,16 @@ def exact_gaussian_epsilon(precision: float, delta: float) -> float:
     return high
 
 
-def check_invariants(tmp_path: Path, seen: Observed, what: str) -> None:
-    store = ServerStore(tmp_path / "state.sqlite", create=False)
-    try:
-        rounds = store.rounds()
-        checkpoints = {
-            number: np.frombuffer(bytes(blob), dtype="<f8").copy()
-            for number, blob in store._db.execute("SELECT round, model FROM checkpoints")
-        }
-    finally:
-        store.close()
-    # the federation finished: every configured round complete
-    complete = [r for r in rounds if r["status"] == "complete"]
-    assert len(complete) == ROUNDS, f"{what}: {rounds}"
-    assert all(r["status"] in ("complete", "aborted") for r in rounds), f"{what}: {rounds}"
-    # released models: the plain sum of the contributors' updates plus the noise drawn
+def _check_models(
+    rounds: list[dict[str, Any]],
+    checkpoints: dict[int, np.ndarray],
+    mechanism: Mechanism,
+    seen: Observed,
+    what: str,
+) -> None:
+    """Every complete round's model: the previous one plus the learning rate times (the
+    plain sum of its contributors' clipped updates + the noise drawn for it) over the
+    expected cohort; an aborted round says why and stores no model."""
     model = np.zeros(D)
     for row in rounds:
         number, report = row["number"], row["report"] or {}
@@ -473,83 +524,179 @@ def check_invariants(tmp_path: Path, seen: Observed, what: str) -> None:
         assert set(contributed) <= set(row["participants"]), f"{what}: round {number}"
         assert len(contributed) >= 2, f"{what}: round {number} released {contributed}"
         sent = model.astype(np.float32).astype(np.float64)  # the model as branches get it
-        plain = sum(_clipped(TARGETS[name] - sent) for name in contributed)
-        expected = model + LEARNING_RATE * (plain + seen.noise[number]) / len(NAMES)
-        assert np.allclose(checkpoints[number], expected, atol=1e-4), (
+        total = sum(_clipped(TARGETS[name] - sent) for name in contributed)
+        if mechanism.name == "central":
+            total = total + seen.noise[number]
+        expected = model + LEARNING_RATE * total / len(NAMES)
+        assert np.allclose(checkpoints[number], expected, atol=mechanism.tolerance), (
             f"{what}: round {number}'s model is not its contributors' sum plus its noise "
-            f"({contributed}, {checkpoints[number] - expected}, {rounds})"
+            f"({contributed}: off by {np.abs(checkpoints[number] - expected).max():.3g})"
         )
         model = checkpoints[number]
-    # no round started or released twice
+
+
+def _check_claims(
+    config: FederationConfig,
+    rounds: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    writes: Writes,
+    what: str,
+) -> None:
+    """Every row's epsilon: the rounds charged up to its own, replayed. A round is
+    charged when the state stored its model, or (distributed DP) the state committed
+    its revealed sum's charge before the round aborted (docs/audit.md); the test saw
+    both commits itself. Central DP: the exact Gaussian epsilon in closed form of the
+    most charged branch's precision; distributed: a fresh accountant of the config."""
+    mechanism = config.dp.mechanism if config.dp is not None else None
+    fresh = config.mechanism()
+    precision: dict[str, float] = {}
+    charged_any = False
+    for row, entry in zip(rounds, rows, strict=True):
+        report = row["report"] or {}
+        number = row["number"]
+        revealed = row["status"] == "aborted" and number in writes.noted_reveal
+        assert bool(report.get("revealed")) == revealed, (
+            f"{what}: round {number} is {row['status']} with revealed "
+            f"{report.get('revealed')}, but the test saw the reveal noted: {revealed}"
+        )
+        assert bool((entry.get("dp") or {}).get("sum_revealed")) == revealed, (
+            f"{what}: round {number}'s ledger row says sum_revealed "
+            f"{(entry.get('dp') or {}).get('sum_revealed')}, the test saw {revealed}"
+        )
+        if row["status"] == "complete" or revealed:
+            charged_any = True
+            if mechanism == "central":
+                for name in row["participants"]:
+                    precision[name] = precision.get(name, 0.0) + 1.0 / config.dp.noise_multiplier**2
+            else:
+                fresh.restore(report if row["status"] == "complete" else report["revealed"])
+        claim = entry["privacy"]["epsilon"]
+        if not charged_any:
+            assert claim is None, f"{what}: round {number} claims {claim} before any charge"
+            continue
+        if mechanism == "central":
+            exact = exact_gaussian_epsilon(max(precision.values()), DELTA)
+            low, high = exact * (1 - 1e-9), exact * 1.01
+        else:
+            exact = fresh.epsilon()
+            low, high = exact * (1 - 1e-9), exact * (1 + 1e-9)
+        assert claim is not None and low <= claim <= high, (
+            f"{what}: round {number} claims epsilon {claim}, its charged rounds give {exact}"
+        )
+
+
+def check_invariants(
+    tmp_path: Path, mechanism: Mechanism, writes: Writes, seen: Observed, what: str
+) -> None:
+    store = ServerStore(tmp_path / "state.sqlite", create=False)
+    try:
+        rounds = store.rounds()
+        checkpoints = {
+            number: np.frombuffer(bytes(blob), dtype="<f8").copy()
+            for number, blob in store._db.execute("SELECT round, model FROM checkpoints")
+        }
+    finally:
+        store.close()
+    complete = [r for r in rounds if r["status"] == "complete"]
+    assert len(complete) == ROUNDS, f"{what}: {rounds}"
+    assert all(r["status"] in ("complete", "aborted") for r in rounds), f"{what}: {rounds}"
+    _check_models(rounds, checkpoints, mechanism, seen, what)
+    # no round started or released twice, none released that the state does not hold
     assert len(seen.started) == len(set(seen.started)), f"{what}: {seen.started}"
     assert seen.started == sorted(seen.started), f"{what}: {seen.started}"
     assert len(seen.released) == len(set(seen.released)), f"{what}: {seen.released}"
     assert set(seen.released) <= {r["number"] for r in complete}, f"{what}: {seen.released}"
     # no branch trained a round twice
     assert len(seen.trained) == len(set(seen.trained)), f"{what}: {sorted(seen.trained)}"
-    # the ledger: verifies (also against the auditor's key file), one row per round
+    # the ledger verifies (also against the auditor's key file): one row per round
     ledger = tmp_path / "state.sqlite.ledger"
     public = load_public_key(tmp_path / "state.sqlite.ledger-key.pub")
     audit = verify_ledger(ledger, public_key=public)
     assert audit.ok, f"{what}: {audit.first_failure}"
     rows = [row.entry for row in audit.chain.rows]
     assert [e["round"] for e in rows] == [r["number"] for r in rounds], f"{what}: {rows}"
-    # every claim: the exact Gaussian epsilon of the rounds charged up to its own
-    precision: dict[str, float] = {}
-    for row, entry in zip(rounds, rows, strict=True):
-        if row["status"] == "complete" or (row["report"] or {}).get("revealed"):
-            for name in row["participants"]:
-                precision[name] = precision.get(name, 0.0) + 1.0 / Z**2
-        claim = entry["privacy"]["epsilon"]
-        if not precision:
-            assert claim is None, f"{what}: round {row['number']} claims {claim}"
-            continue
-        exact = exact_gaussian_epsilon(max(precision.values()), DELTA)
-        assert claim is not None and exact * (1 - 1e-9) <= claim <= exact * 1.01, (
-            f"{what}: round {row['number']} claims epsilon {claim}, its charged rounds give {exact}"
-        )
+    _check_claims(_config(tmp_path, mechanism), rounds, rows, writes, what)
 
 
 # --- the enumeration -----------------------------------------------------------------------
 
 
-def _clean_run(tmp_path: Path) -> dict[str, list[Point]]:
-    writes, seen = Writes(), Observed()
-    run_crashed(tmp_path, writes, seen)
-    check_invariants(tmp_path, seen, "the clean run")
-    return writes.seen
+def _run_case(
+    tmp_path: Path, mechanism: Mechanism, crashes: dict[tuple[str, int], str], what: str
+) -> Writes:
+    writes, seen = Writes(crashes=dict(crashes)), Observed()
+    run_crashed(tmp_path, mechanism, writes, seen)
+    assert sorted(writes.fired) == sorted(crashes), f"{what}: the run never reached a write"
+    check_invariants(tmp_path, mechanism, writes, seen, what)
+    return writes
 
 
-def _cases(points: dict[str, list[Point]]) -> list[tuple[str, int, str]]:
-    return [
-        (role, k, variant)
+def _describe(crashes: dict[tuple[str, int], str], points: dict[str, list[Point]]) -> str:
+    return ", then ".join(
+        f"{role} crashed {variant} write {k} ({points[role][k] if k < len(points[role]) else '?'})"
+        for (role, k), variant in sorted(crashes.items())
+    )
+
+
+def _recovery_writes(writes: Writes) -> list[int]:
+    """The writes of the restarted server before its first round: its recovery (the
+    ledger's reopening, the running round aborted, rows rebuilt from the state)."""
+    server = writes.seen.get("server", [])
+    if not writes.restarts:
+        return []
+    first = writes.restarts[0]
+    found = []
+    for k in range(first, len(server)):
+        if server[k].by.startswith("begin_round"):
+            break
+        found.append(k)
+    return found
+
+
+@pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
+def test_every_durable_write_survives_a_crash_before_after_and_torn(
+    tmp_path_factory: pytest.TempPathFactory, mechanism: str
+) -> None:
+    """One run per (write, variant) of the server and of branch b1, and one per write of
+    each restarted server's recovery (a second crash while it recovers)."""
+    chosen = MECHANISMS[mechanism]
+    clean = _run_case(tmp_path_factory.mktemp("clean"), chosen, {}, "the clean run")
+    points = clean.seen
+    for role in ("server", f"branch:{CRASHED_BRANCH}"):
+        print(f"{mechanism}, {role}: {len(points[role])} durable writes")
+        for k, point in enumerate(points[role]):
+            print(f"  {k:2d} {point}")
+    single = [
+        {(role, k): variant}
         for role in ("server", f"branch:{CRASHED_BRANCH}")
         for k, point in enumerate(points[role])
         for variant in VARIANTS[point.kind]
     ]
-
-
-def test_every_durable_write_survives_a_crash_before_after_and_torn(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    points = _clean_run(tmp_path_factory.mktemp("clean"))
-    for role in ("server", f"branch:{CRASHED_BRANCH}"):
-        print(f"{role}: {len(points[role])} durable writes")
-        for k, point in enumerate(points[role]):
-            print(f"  {k:2d} {point}")
-    cases = _cases(points)
-    print(f"{len(cases)} crash cases")
     failures: list[str] = []
-    for role, k, variant in cases:
-        what = f"{role} crashed {variant} write {k} ({points[role][k]})"
-        tmp = tmp_path_factory.mktemp("crash")
-        writes, seen = Writes(role=role, at=k, variant=variant), Observed()
+    nested: list[dict[tuple[str, int], str]] = []
+    ran = 0
+
+    def attempt(crashes: dict[tuple[str, int], str]) -> Writes | None:
+        nonlocal ran
+        ran += 1
+        what = _describe(crashes, points)
         try:
-            run_crashed(tmp, writes, seen)
-            assert writes.fired, f"{what}: the run never reached that write"
-            check_invariants(tmp, seen, what)
+            return _run_case(tmp_path_factory.mktemp("crash"), chosen, crashes, what)
         except AssertionError as exc:
             failures.append(str(exc).splitlines()[0])
         except Exception as exc:  # every case is reported together
             failures.append(f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())}")
-    assert not failures, f"{len(failures)} of {len(cases)} cases fail:\n" + "\n".join(failures)
+        return None
+
+    for crashes in single:
+        writes = attempt(crashes)
+        if writes is None:
+            continue
+        for k in _recovery_writes(writes):
+            point = writes.seen["server"][k]
+            for variant in VARIANTS[point.kind]:
+                nested.append({**crashes, ("server", k): variant})
+    print(f"{mechanism}: {len(single)} single crashes, {len(nested)} during a recovery")
+    for crashes in nested:
+        attempt(crashes)
+    assert not failures, f"{len(failures)} of {ran} cases fail:\n" + "\n".join(failures)
