@@ -49,3 +49,36 @@ def test_every_key_holder_write_survives_a_crash_before_after_and_torn(
         print(f"  {k:2d} {point}")
     print(f"ckks, {role}: {cases} cases in {time.monotonic() - began:.1f} s")
     assert not failures, f"{len(failures)} of {cases} cases fail:\n" + "\n".join(failures)
+
+
+class _Killed(BaseException):
+    """The key holder's process dies here."""
+
+
+def test_a_key_holder_killed_at_its_first_decryptions_record_starts_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key holder that keeps no opened round on disk (a state file, no persistent key)
+    writes its record first when it records its first decryption: killed there, before
+    the record existed, it left its lock alone, and the next start refused for good
+    ("a key holder opened or decrypted rounds over it"). Now the record is made before
+    the lock, and a process killed while making it starts again with nothing served."""
+    import secagg.aggregation.keyholder_policy as kp
+    from secagg.aggregation.keyholder_policy import DecryptionRecord, lock_path
+
+    record = tmp_path / "kh.state"
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise _Killed
+
+    monkeypatch.setattr(kp, "write_json_atomically", killed)
+    if hasattr(kp, "create_json_atomically"):
+        monkeypatch.setattr(kp, "create_json_atomically", killed)
+    with pytest.raises(_Killed):
+        DecryptionRecord(record, "fed").commit(1)
+    monkeypatch.undo()
+    assert not record.exists() and not lock_path(record).exists()
+    again = DecryptionRecord(record, "fed")  # the restarted process
+    assert (again.rounds, again.decryptions) == ([], 0)
+    again.commit(1)
+    assert DecryptionRecord(record, "fed").rounds == [1]
