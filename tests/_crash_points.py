@@ -65,6 +65,9 @@ KEY_FILE = "compliance.key"
 #: generous upper bounds: a run that reaches them is a hang, not a slow machine
 IDLE = 60.0
 JOIN = 120.0
+#: a phase's deadline: phases here take milliseconds; a party that cannot come back
+#: (a restart refused) costs a failing case this long, not a minute
+PHASE_SECONDS = 20.0
 #: how long a server waits for a quorum (a restarted party is back within milliseconds;
 #: one that cannot restart would otherwise hold the case for the default 600 s)
 QUORUM_WAIT = 15.0
@@ -329,7 +332,7 @@ def federation_config(tmp_path: Path, federation: Federation) -> FederationConfi
             },
             "sampling": {"kind": "poisson", "rate": 1.0},
             "backend": backend,
-            "deadlines": {"phase_seconds": IDLE, "training_seconds": IDLE},
+            "deadlines": {"phase_seconds": PHASE_SECONDS, "training_seconds": PHASE_SECONDS},
             "server": {"state": str(tmp_path / "state.sqlite")},
             "dp": {
                 "clip": CLIP,

@@ -44,6 +44,13 @@ import pytest
 from _crash_points import CENTRAL, CRASHED_BRANCH, DISTRIBUTED, enumerate_crashes
 
 FEDERATIONS = {"central": CENTRAL, "distributed": DISTRIBUTED}
+#: each case's config plans a costly federation on purpose (three branches; a tiny noise
+#: multiplier for the distributed one): its PrivacyCostWarning, hundreds of times, says
+#: nothing here
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning"),
+]
 
 
 @pytest.mark.parametrize("mechanism", sorted(FEDERATIONS))
