@@ -53,6 +53,7 @@ __all__ = [
     "SECRET_FILE_MODE",
     "STALE_AFTER_SECONDS",
     "LockTimeout",
+    "create_json_atomically",
     "exclusive_lock",
     "remove_stale_temporaries",
     "write_atomically",
@@ -159,12 +160,7 @@ def write_atomically(
         raise
     finally:
         os.close(fd)  # after the rename: the lock covered the temporary file's whole life
-    with contextlib.suppress(OSError):  # not every platform can open a folder
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    _fsync_folder(folder)
 
 
 def write_json_atomically(
@@ -177,6 +173,64 @@ def write_json_atomically(
     it was."""
     encoded = json.dumps(data, separators=(",", ":")).encode("utf-8")
     write_atomically(path, encoded, mode=mode, make_folder=make_folder)
+
+
+def create_json_atomically(
+    path: Path, data: Mapping[str, Any], *, mode: int = SECRET_FILE_MODE, make_folder: bool = True
+) -> bool:
+    """Create ``path`` holding ``data`` as compact JSON unless a file of that name exists;
+    whether this call created it. Never writes over a file, and needs no lock beside it.
+
+    Why: a record made only where none exists (a key holder's first one) was written
+    under the lock that guards its later rewrites, so the lock file existed before the
+    record did, and a process killed between the two left a lock beside no record: what
+    a record *removed* looks like, so the next start refused for good ("a key holder
+    opened or decrypted rounds over it") a key holder that had opened nothing
+    (crash-point enumeration, tests/runtime/test_crash_points_keyholder.py). Here no
+    lock is needed: the name is taken in one step that fails if it exists.
+
+    How: the bytes go to a temporary file in the folder (as :func:`write_atomically`'s,
+    0600, then ``mode``), fsynced, then hard-linked to ``path`` (:func:`os.link` fails
+    with :class:`FileExistsError` when the name is taken: another process created it
+    first, and its file is kept), the temporary name removed and the folder fsynced. A
+    crash leaves no file at ``path`` or the whole one, and at most a temporary file
+    (removed by a later write of ``path``). Raises the :class:`OSError` of the step that
+    failed (a file system without hard links among them), after removing the temporary
+    file. The folder is created (0700) if missing, unless ``make_folder`` is false, as
+    :func:`write_atomically` does."""
+    encoded = json.dumps(data, separators=(",", ":")).encode("utf-8")
+    folder = path.parent
+    if make_folder:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # 0600
+    try:
+        with contextlib.suppress(OSError):  # held until removed, as write_atomically's
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.fchmod(fd, mode)
+        with open(fd, "wb", closefd=False) as out:
+            out.write(encoded)
+        os.fsync(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        os.close(fd)
+    _fsync_folder(folder)
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or a link in ``folder`` survive a power cut (where it can be done)."""
+    with contextlib.suppress(OSError):  # not every platform can open a folder
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 class LockTimeout(TimeoutError):

@@ -78,3 +78,29 @@ def test_data_json_cannot_encode_touches_no_file(tmp_path: Path) -> None:
         write_json_atomically(path, {"rounds": {1, 2}})  # a set is no JSON
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["holder.state"]
+
+
+# --- create_json_atomically: a file made only where none is ------------------------------
+
+
+def test_a_file_is_created_whole_0600_only_where_none_is(tmp_path: Path) -> None:
+    """The key holder's first record: made if absent, never over another process's."""
+    path = tmp_path / "made" / "record"
+    assert durable.create_json_atomically(path, {"rounds": []}) is True
+    assert json.loads(path.read_text()) == {"rounds": []}
+    assert stat.S_IMODE(path.stat().st_mode) == SECRET_FILE_MODE
+    assert durable.create_json_atomically(path, {"rounds": [9]}) is False  # taken: kept
+    assert json.loads(path.read_text()) == {"rounds": []}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["record"]  # no temporary
+
+
+def test_a_create_that_fails_leaves_no_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, target: Path) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with pytest.raises(OSError, match="not permitted"):
+        durable.create_json_atomically(tmp_path / "record", {"rounds": []})
+    assert list(tmp_path.iterdir()) == []

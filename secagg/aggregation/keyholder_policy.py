@@ -69,7 +69,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
-from secagg.durable import LockTimeout, exclusive_lock, write_json_atomically
+from secagg.durable import (
+    LockTimeout,
+    create_json_atomically,
+    exclusive_lock,
+    write_json_atomically,
+)
 from secagg.errors import ConfigurationError, ProtocolError, WrongRound, closest_spelling
 
 if TYPE_CHECKING:
@@ -661,38 +666,38 @@ class DecryptionRecord:
                 "decryptions is reached"
             )
 
-    def create(self, round_number: int) -> None:
+    def create(self, round_number: int, *, refused: str = "not opened") -> None:
         """Write the record (what is served so far: nothing, on a first start) if its file
         does not exist yet; called when a round is opened, before ``<state>.opened`` is
-        written and the key leaves.
+        written and the key leaves (and by :meth:`commit`, for a key holder that keeps
+        no opened round on disk).
 
         Why: a record missing beside an ``.opened`` file stops the key holder at start
         (:meth:`_refuse_if_removed`), and a first round's ``.opened`` came before any
         record existed, so a key holder restarted in its first round would have been
         refused. One write per record's life (the file then exists); a failure is a
-        :class:`KeyHolderRefusal` naming no local path, and nothing is opened."""
+        :class:`KeyHolderRefusal` naming no local path (``refused``: what befalls the
+        round, "not opened" or "refused"), and nothing is opened.
+
+        Made without the record's lock (:func:`~secagg.durable.create_json_atomically`
+        takes the name only if it is free): made under it, the lock file existed before
+        the record did, and a key holder killed between the two left the lock alone,
+        which the next start read as a record removed and refused for good, although
+        no round had been opened (crash-point enumeration). Another process's record
+        made first is kept, and then re-read like any change (:meth:`_refuse_if_changed`)."""
         if self.path is None or os.path.lexists(self.path):
             return
         try:
-            with exclusive_lock(lock_path(self.path)):
-                self._refuse_if_changed(self.path, round_number)
-                if not os.path.lexists(self.path):
-                    write_json_atomically(
-                        self.path, _document(self.federation, self.rounds, self.decryptions)
-                    )
-        except LockTimeout as exc:
-            raise StateChanged(
-                f"round {round_number} not opened: the key holder's state file is locked by "
-                "another process (run one key holder per key)",
-                local_detail=f"{exc}: stop the other key holder process over this key",
-                sticky=False,
-            ) from None
+            create_json_atomically(
+                self.path, _document(self.federation, self.rounds, self.decryptions)
+            )
         except OSError as exc:
             raise KeyHolderRefusal(
-                f"round {round_number} not opened: the key holder cannot create its state "
+                f"round {round_number} {refused}: the key holder cannot create its state "
                 f"file ({exc.strerror or type(exc).__name__})",
                 local_detail=f"{self.path}: {exc}",
             ) from None
+        self._refuse_if_changed(self.path, round_number)  # made by another process first?
 
     def commit(self, round_number: int) -> None:
         """Record one decryption of ``round_number``; the file is on disk when this returns.
@@ -703,6 +708,9 @@ class DecryptionRecord:
             raise self._refused(round_number)
         rounds, count = [*self.rounds, round_number], self.decryptions + 1
         if self.path is not None:
+            # the record exists before its lock does (see create): a key holder whose first
+            # write is this one keeps no opened round on disk (no persistent key)
+            self.create(round_number, refused="refused")
             # the re-read, the check and the write as one step for every process over the
             # file (a lock beside it): re-read alone, two processes both read the old
             # record in the milliseconds before either's rename, and both released the

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from secagg.crypto.signing import SigningKey, VerifyKey, write_private_file
+from secagg.durable import write_atomically
 from secagg.errors import ConfigurationError, SecAggError
 
 log = logging.getLogger("secagg.ledger")
@@ -65,6 +66,8 @@ CREATE TABLE IF NOT EXISTS ledger_head (
 
 #: how long an append waits for a lock (sqlite3's default, restored after each checkpoint)
 BUSY_TIMEOUT_MS = 5000
+#: the auditor's copy of the ledger's public key is public: readable by all
+PUBLIC_KEY_FILE_MODE = 0o644
 
 
 class LedgerError(SecAggError):
@@ -190,6 +193,30 @@ class LedgerKey:
     def load_or_create(cls, path: str | Path) -> LedgerKey:
         return cls.load(path) if Path(path).exists() else _created(cls.generate(), path)
 
+    def restore_public_key_file(self, path: str | Path) -> bool:
+        """Write the auditor's copy of this key's public half beside the key at ``path``
+        (:func:`public_key_path`) again unless it already holds exactly that key;
+        whether it was written. Raises the :class:`OSError` of a failed write.
+
+        Why: :meth:`save` writes the private key, then its public half, and only a new
+        ledger's key is saved. A server killed between the two writes (or, while the
+        public file was written in place, half-way through it) left a key without its
+        auditor's copy, or with a torn one, and no later start wrote it again:
+        ``secagg audit verify --pubkey <state>.ledger-key.pub`` (docs/audit.md) failed
+        on the missing or unreadable file for the federation's whole life (crash-point
+        enumeration, tests/runtime/test_crash_points.py). The private key is what signs
+        the ledger, so its public half is the truth the file is rewritten from."""
+        target = public_key_path(path)
+        try:
+            if load_public_key(target) == self.public_key:
+                return False
+            found = "another key"
+        except ConfigurationError:
+            found = "no readable public key" if target.exists() else "nothing"
+        export_public_key(self.public_key, target)
+        log.warning("%s held %s: rewritten from the ledger key %s", target, found, path)
+        return True
+
 
 def _created(key: LedgerKey, path: str | Path) -> LedgerKey:
     key.save(path)
@@ -201,8 +228,12 @@ def public_key_path(key_path: str | Path) -> Path:
 
 
 def export_public_key(public_key: bytes, path: str | Path) -> Path:
-    """The auditor's copy: a PEM SubjectPublicKeyInfo file."""
-    Path(path).write_bytes(VerifyKey(public_key).to_pem())
+    """The auditor's copy: a PEM SubjectPublicKeyInfo file (mode 0644), written
+    atomically (:func:`~secagg.durable.write_atomically`): a crash mid-write leaves the
+    old file or the new one, never half of a key. The folder must exist."""
+    write_atomically(
+        Path(path), VerifyKey(public_key).to_pem(), mode=PUBLIC_KEY_FILE_MODE, make_folder=False
+    )
     return Path(path)
 
 

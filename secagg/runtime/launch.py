@@ -307,7 +307,9 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
        state beside a ledger with rows is always refused;
     4. the store opens, passes SQLite's integrity check and takes a write (rolled
        back);
-    5. the ledger key and the ledger open (the key is made only for a new ledger);
+    5. the ledger key and the ledger open (the key is made only for a new ledger; the
+       auditor's copy of its public half, ``<key>.pub``, is written again when a crash
+       left it missing or torn);
     6. store and ledger are cross-checked (:func:`check_state_against_ledger`).
 
     Raises :class:`~secagg.runtime.store.StateError` (one line for the operator) or
@@ -384,6 +386,13 @@ def _open_locked_state(
                 key = LedgerKey.load(key_path)
             except ConfigurationError as exc:
                 raise StateError(str(exc)) from None
+            try:  # a crash after the key's write and before its public half's left none
+                key.restore_public_key_file(key_path)
+            except OSError as exc:
+                raise StateError(
+                    f"cannot write the ledger's public key beside {key_path}: "
+                    f"{exc.strerror or type(exc).__name__}"
+                ) from None
         elif ledger_rows is not None:
             raise StateMissing(
                 f"the ledger key {key_path} is missing: the ledger {ledger_path} cannot be "

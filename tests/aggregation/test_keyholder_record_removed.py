@@ -178,12 +178,12 @@ def test_a_record_that_cannot_be_created_opens_nothing(
     refused (typed, no local path on the wire), no ``.opened`` is written, nothing is
     opened, and the next request tries again."""
     helper = _start(tmp_path)
-    write = kp.write_json_atomically
+    create = kp.create_json_atomically  # the record is made without a lock (durable)
 
     def full(path: Path, data: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(kp, "write_json_atomically", full)
+    monkeypatch.setattr(kp, "create_json_atomically", full)
     with pytest.raises(KeyHolderRefusal) as refused:
         helper.handle(_key_request(), round_number=1)
     assert str(refused.value) == (
@@ -192,7 +192,7 @@ def test_a_record_that_cannot_be_created_opens_nothing(
     assert str(tmp_path) not in str(refused.value)
     assert helper.opened is None
     assert not opened_path(tmp_path / "kh.key.state").exists()
-    monkeypatch.setattr(kp, "write_json_atomically", write)
+    monkeypatch.setattr(kp, "create_json_atomically", create)
     helper.handle(_key_request(), round_number=1)
     assert helper.opened == (1, D) and (tmp_path / "kh.key.state").exists()
 
