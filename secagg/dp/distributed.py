@@ -375,7 +375,19 @@ class DistributedDiscreteGaussian:
         ring = 2.0 ** (2 * self.bits) - n * k * k
         if ring <= 0:
             raise ConfigurationError(f"{self.bits} bits cannot hold {n} clients' rounding error")
-        scale = math.sqrt(ring) / (2 * k * math.sqrt(c * c * n * n / padded + n * local_std**2))
+        try:
+            spread = c * c * n * n / padded + n * local_std**2
+        except OverflowError:  # ** 2 of a noise_multiplier of 1e154 (config fuzz)
+            spread = math.inf
+        if not (math.isfinite(spread) and spread > 0):
+            # a clip of 1e-200 underflowed both terms to 0: a ZeroDivisionError traceback
+            # from ``secagg server --config`` (config fuzz, 2026-12-05)
+            raise ConfigurationError(
+                f"clip {self.clip:g} with noise_multiplier {self.noise_multiplier:g} is "
+                "outside what a float can size the ring's scale for: choose a clip and a "
+                "noise nearer 1"
+            )
+        scale = math.sqrt(ring) / (2 * k * math.sqrt(spread))
         cap = MAX_SCALED_MAGNITUDE / (4 * c)  # float64-exact integers, with room
         scale = min(scale, cap)
         if scale <= 1:
