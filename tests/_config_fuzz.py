@@ -256,9 +256,11 @@ def apply_edit(document: dict[str, Any], edit: Edit, shadow_into: str | None = N
             return []
         document[other][key] = table.pop(key)
         return [(other, key), (section, key)]  # unknown where it went, missing where it was
-    if kind == "section_value":
+    if kind == "section_value":  # the section's keys are gone too
+        lost = document.get(edit[1])
         document[edit[1]] = edit[2]
-        return [(edit[1], edit[1])]
+        kept = lost if isinstance(lost, dict) else {}
+        return [(edit[1], edit[1])] + [(edit[1], key) for key in kept]
     if kind == "unknown":
         document[edit[1]] = {"x": 1}
         return [(edit[1], edit[1])]
