@@ -608,6 +608,14 @@ class SimulationConfig:
                 value is None or value.strip() != "",
                 f"{k(name)} is empty: it must name a file",
             )
+        for name in ("label", "customer_column"):
+            # a blank column name passed here and the run read the whole CSV before
+            # refusing it as a column the file lacks (config fuzz, 2026-12-05)
+            value = getattr(self, name)
+            _require(
+                value is None or value.strip() != "",
+                f"{k(name)} is empty: it must name a column of the file",
+            )
         _require(
             self.path is not None or self.source == "synthetic",
             f"{k('path')} is required with {k('source', self.source)}: it names the CSV file",
@@ -678,8 +686,16 @@ class SimulationConfig:
                 and self.source != "synthetic"
                 and self.stats_path is None
             ),
-            f"{k('standardize', 'public')} with a CSV needs {k('stats_path')} (a JSON file "
-            "of public statistics); or use 'secure' or 'none'",
+            (
+                f"{k('standardize', 'public')}"
+                if self.standardize != "auto"
+                # "data.standardize = 'public'" named a key no one set, not the flag that
+                # chose it: --unit client (config fuzz, 2026-12-05)
+                else f"{k('unit', self.unit)} with {k('mechanism', self.mechanism)} "
+                f"standardizes with public statistics ({k('standardize', 'auto')}), which"
+            )
+            + f" with a CSV needs {k('stats_path')} (a JSON file of public statistics); or "
+            f"set {SECTION_OF['standardize']}.standardize to 'secure' or 'none'",
         )
         _require(self.prior in PRIORS, f"{k('prior')} must be one of {PRIORS}")
         _require(self.trainable in TRAINABLE, f"{k('trainable')} must be one of {TRAINABLE}")
