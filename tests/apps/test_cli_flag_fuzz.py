@@ -67,6 +67,7 @@ def _command(path: tuple[str, ...]) -> click.Command:
 
 
 COMMANDS = list(_commands(main))
+SIMULATE = ("simulate",)
 
 
 def _takes_value(param: click.Parameter) -> bool:
@@ -104,8 +105,12 @@ def _number_text(value: float) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def refused_values(param: click.Parameter, places: dict[str, str]) -> st.SearchStrategy[str]:
-    """Values ``param``'s type or callback must refuse (nothing: it refuses none)."""
+def refused_values(
+    param: click.Parameter, places: dict[str, str], *, empty_path: bool = True
+) -> st.SearchStrategy[str]:
+    """Values ``param``'s type or callback must refuse (nothing: it refuses none).
+    ``empty_path``: an empty or blank path too (every command but simulate, whose body
+    refuses it: its own fuzz below)."""
     kind = param.type
     callback = getattr(param.callback, "__name__", "")
     options: list[st.SearchStrategy[str]] = []
@@ -149,6 +154,8 @@ def refused_values(param: click.Parameter, places: dict[str, str]) -> st.SearchS
             )
         )
     elif isinstance(kind, click.Path):
+        if empty_path:  # click reads "" as the current folder
+            options.append(st.sampled_from(["", " ", "\t"]))
         if kind.exists:
             options.append(st.sampled_from(["", places["missing"]]))
         if not kind.dir_okay:
@@ -260,7 +267,9 @@ FUZZED = [
     (path, name)
     for path, name in PARAMETERS
     if not refused_values(
-        _param(path, name), {"missing": "", "folder": "", "file": "", "under_file": ""}
+        _param(path, name),
+        {"missing": "", "folder": "", "file": "", "under_file": ""},
+        empty_path=path != SIMULATE,
     ).is_empty
 ]
 
@@ -292,7 +301,9 @@ def test_a_value_the_parser_refuses_is_one_line_naming_the_flag(
     @given(data=st.data())
     def fuzz(data: st.DataObject) -> None:
         with _places() as places, mock.patch.object(command, "callback", body):
-            value = data.draw(refused_values(param, places), label="value")
+            value = data.draw(
+                refused_values(param, places, empty_path=path != SIMULATE), label="value"
+            )
             args = [*path]
             for other in command.params:
                 if other is not param and other.required:
@@ -305,7 +316,6 @@ def test_a_value_the_parser_refuses_is_one_line_naming_the_flag(
 
 # --- secagg simulate's body -------------------------------------------------------------
 
-SIMULATE = ("simulate",)
 _INTS = st.one_of(
     st.integers(),
     st.sampled_from([-1, 0, 1, 2**31, 2**32, 2**63, 2**70, -(2**70)]),
@@ -431,3 +441,35 @@ def test_what_the_simulate_fuzz_found(extra: list[str], flag: str, words: str) -
         ]
         line = _one_usage_line(_invoke(args), param, args)
     assert words in line, line
+
+
+EMPTY_PATHS = [
+    (path, param.name)
+    for path in COMMANDS
+    if path != SIMULATE
+    for param in _command(path).params
+    if isinstance(param.type, click.Path) and param.name is not None
+]
+
+
+@pytest.mark.parametrize("value", ["", " "])
+@pytest.mark.parametrize(
+    ("path", "name"), EMPTY_PATHS, ids=[f"{' '.join(p)}:{n}" for p, n in EMPTY_PATHS]
+)
+def test_an_empty_path_is_a_usage_error(path: tuple[str, ...], name: str, value: str) -> None:
+    """click reads "" as the current folder: ``certs init --dir ""`` wrote a CA there,
+    ``audit verify ""`` failed as a verification (exit 1), ``keyholder-init --key ""``
+    said "--key  is a folder" (CLI flag fuzz, 2026-12-05)."""
+    command, param = _command(path), _param(path, name)
+
+    def body(*args: Any, **kwargs: Any) -> None:
+        raise _BodyReached(name)
+
+    with _places() as places, mock.patch.object(command, "callback", body):
+        args = [*path]
+        for other in command.params:
+            if other is not param and other.required:
+                args += _spelling(other, valid_value(other, places))
+        args += _spelling(param, value)
+        line = _one_usage_line(_invoke(args), param, args)
+    assert "an empty path" in line, line
