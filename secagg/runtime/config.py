@@ -621,8 +621,15 @@ class FederationConfig:
         """Warn (:class:`~secagg.dp.config.PrivacyCostWarning`) with the plan's cost.
 
         Client-level DP with few clients is expensive; the server calls this before
-        any data moves. It runs the accountant, so it is not part of validation."""
-        if self.dp is not None:
+        any data moves. It runs the accountant, so it is not part of validation.
+
+        A plan the accountant cannot compute is a :class:`ConfigurationError` naming
+        the keys it came from: ``rounds = 2**70`` was an OverflowError traceback from
+        ``secagg server`` (config fuzz, 2026-12-05), and a server that cannot account
+        its plan could not account its rounds either."""
+        if self.dp is None:
+            return
+        try:
             self.dp.plan(
                 num_clients=len(self.clients),
                 sample_rate=self.sample_rate,
@@ -631,6 +638,12 @@ class FederationConfig:
                 bits=self.backend.bits,
                 corrupt_fraction=self.backend.corrupt_fraction,
             )
+        except ArithmeticError as exc:  # OverflowError, ZeroDivisionError: out of floats
+            raise ConfigurationError(
+                f"federation.rounds = {self.rounds}, {self._dp_given()}: the accountant "
+                f"cannot compute this plan's epsilon ({' '.join(str(exc).split())}): "
+                "lower federation.rounds or raise dp.noise_multiplier"
+            ) from None
 
     def refuse_budget_below_one_round(self) -> None:
         """Refuse a ``dp.epsilon_budget`` that not even one round fits.
