@@ -473,3 +473,49 @@ def test_an_empty_path_is_a_usage_error(path: tuple[str, ...], name: str, value:
         args += _spelling(param, value)
         line = _one_usage_line(_invoke(args), param, args)
     assert "an empty path" in line, line
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    database=None,
+)
+@given(data=st.data())
+def test_several_simulate_flags_at_once(data: st.DataObject) -> None:
+    """Two to four flags together (their cross-checks: a seed with --seeds, a CSV's
+    split keys, client-level delta with --branches ...): refused in one line naming
+    one of them, or in range."""
+    params = [p for p in _command(SIMULATE).params if p.name in SIMULATE_FLAGS]
+    chosen = data.draw(
+        st.lists(st.sampled_from(params), min_size=2, max_size=4, unique_by=lambda p: p.name),
+        label="flags",
+    )
+
+    def reached(config: Any, *args: Any, **kwargs: Any) -> None:
+        raise _RunReached(config)
+
+    with (
+        _places() as places,
+        mock.patch("secagg.apps.simulation.runner.run_simulation", reached),
+        mock.patch("secagg.apps.simulation.cli._experiment", reached),
+    ):
+        base = [a.format(file=places["file"]) for a in data.draw(st.sampled_from(SIMULATE_BASES))]
+        args = [*SIMULATE, *base]
+        for param in chosen:
+            args += _spelling(param, data.draw(_simulate_values(param, places)))
+        if all(p.name != "out" for p in chosen):
+            args.append(f"--out={os.path.join(places['folder'], 'run')}")
+        result = _invoke(args)
+        if isinstance(result.exception, _RunReached):
+            broken = ranges_violated(result.exception.config)
+            assert not broken, f"secagg {' '.join(args)}: runs with {broken} out of range"
+            return
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert "Traceback" not in result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, (args, result.stderr)
+        named = [opt for p in chosen for opt in p.opts] + [
+            opt for a in base for opt in [a.split("=")[0]]
+        ]
+        assert any(opt in lines[0] for opt in named), (args, lines[0])
