@@ -352,8 +352,8 @@ class DPSettings:
         record_distributed = self.unit == "record" and self.mechanism == "distributed"
         _require(
             (self.record_clip is not None) == record_distributed,
-            "dp.record_clip (what one customer moves an update by) goes with unit = "
-            "'record' and mechanism = 'distributed', and that mechanism needs it",
+            "dp.record_clip (what one customer moves an update by) goes with dp.unit = "
+            "'record' and dp.mechanism = 'distributed', and that mechanism needs it",
         )
         if self.record_clip is not None:
             _require(

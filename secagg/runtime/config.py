@@ -243,10 +243,18 @@ class BackendConfig:
             not self.active or "active" in accepted_settings(self.name),
             f"backend.active: backend {self.name!r} has no active (malicious-server) variant",
         )
+        # both keys named, with their values: a dropped backend.name (secagg+ by default)
+        # beside a key_holder was reported naming key_holder alone (config fuzz)
         _require(
-            (self.key_holder is not None) == needs_helper(self.name),
-            "backend.key_holder names the key holder of a backend that needs one (ckks), "
-            "and only such a backend has one",
+            self.key_holder is None or needs_helper(self.name),
+            f"backend.key_holder = {self.key_holder!r} names the key holder of a backend "
+            f"that needs one (ckks); backend.name = {self.name!r} has none: drop key_holder, "
+            "or set backend.name to such a backend",
+        )
+        _require(
+            self.key_holder is not None or not needs_helper(self.name),
+            f"backend.name = {self.name!r} needs backend.key_holder: the party that holds "
+            "its secret key (not one of the clients)",
         )
         _require(
             math.isfinite(self.value_bound) and self.value_bound > 0,
@@ -626,7 +634,8 @@ class FederationConfig:
         A plan the accountant cannot compute is a :class:`ConfigurationError` naming
         the keys it came from: ``rounds = 2**70`` was an OverflowError traceback from
         ``secagg server`` (config fuzz, 2026-12-05), and a server that cannot account
-        its plan could not account its rounds either."""
+        its plan could not account its rounds either (and ``noise_multiplier = 1e-300`` a
+        ValueError from the accountant's solver)."""
         if self.dp is None:
             return
         try:
@@ -638,7 +647,11 @@ class FederationConfig:
                 bits=self.backend.bits,
                 corrupt_fraction=self.backend.corrupt_fraction,
             )
-        except ArithmeticError as exc:  # OverflowError, ZeroDivisionError: out of floats
+        except ConfigurationError:
+            raise
+        # OverflowError or ZeroDivisionError out of floats; scipy's ValueError "The
+        # function value at x=inf is NaN; solver cannot continue" (noise_multiplier 1e-300)
+        except (ArithmeticError, ValueError) as exc:
             raise ConfigurationError(
                 f"federation.rounds = {self.rounds}, {self._dp_given()}: the accountant "
                 f"cannot compute this plan's epsilon ({' '.join(str(exc).split())}): "

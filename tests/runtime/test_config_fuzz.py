@@ -99,7 +99,34 @@ FIXED_DISTRIBUTED: dict[str, Any] = {
     "dp": {"unit": "client", "mechanism": "distributed", "clip": 1.0, "delta": 1e-3},
 }
 
-BASES = {"example": read_toml(EXAMPLE), "every": EVERY_SECTION, "fixed": FIXED_DISTRIBUTED}
+#: CKKS with its key holder, record-level DP noised once in the secure sum, threads unmasking
+#: on Ray, the active (malicious-server) variant
+CKKS_RECORD_RAY: dict[str, dict[str, Any]] = {
+    "ckks": {
+        "federation": {"name": "he", "clients": ["a", "b", "c"], "dimension": 8},
+        "backend": {"name": "ckks", "key_holder": "compliance", "value_bound": 2.0},
+        "dp": {"unit": "client", "mechanism": "central", "delta": 1e-4},
+    },
+    "record": {
+        "federation": {"name": "rec", "clients": ["a", "b", "c"], "dimension": 8, "rounds": 4},
+        "backend": {"name": "secagg+", "value_bound": 4.0, "active": True},
+        "dp": {
+            "unit": "record",
+            "mechanism": "distributed",
+            "clip": 2.0,
+            "record_clip": 0.5,
+            "record_unit": "transaction",
+        },
+        "server": {"unmask_on": "ray", "ray_address": "auto", "unmask_workers": 4},
+    },
+}
+
+BASES = {
+    "example": read_toml(EXAMPLE),
+    "every": EVERY_SECTION,
+    "fixed": FIXED_DISTRIBUTED,
+    **CKKS_RECORD_RAY,
+}
 
 
 def _positive(value: Any) -> bool:
@@ -279,6 +306,13 @@ def check(path: Path, edits: list[Edit], places: list[Place], not_toml: bool) ->
 @example(base="fixed", edits=[("value", ("dp", "noise_multiplier"), 2.6815615859885194e154)])
 # rounds = 2**70: OverflowError in the accountant, from the server's constructor
 @example(base="every", edits=[("value", ("federation", "rounds"), 2**70)])
+# noise_multiplier = 1e-300: the accountant's solver's ValueError, from the server
+@example(base="ckks", edits=[("value", ("dp", "noise_multiplier"), 1e-300)])
+# "dp.record_clip ... goes with unit = 'record'", for a dropped dp.unit
+@example(base="record", edits=[("drop", ("dp", "unit"))])
+# "backend.key_holder names the key holder of a backend that needs one", for a dropped
+# backend.name
+@example(base="ckks", edits=[("drop", ("backend", "name"))])
 # "sampling.count is for kind = 'fixed'", for a dropped sampling.kind
 @example(base="fixed", edits=[("drop", ("sampling", "kind"))])
 def test_a_mistaken_federation_file_is_refused_in_one_line_naming_the_key(
