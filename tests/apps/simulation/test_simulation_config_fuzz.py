@@ -82,6 +82,20 @@ BASES: dict[str, dict[str, Any]] = {
         "privacy": {"unit": "client", "mechanism": "central", "noise_multiplier": 1.0},
         "training": {"local_epochs": 1, "server_momentum": 0.5},
     },
+    "ray-prior": {
+        "simulation": {"engine": "ray", "ray_address": "auto", "ray_workers": 4, "seeds": 3},
+        "training": {"prior_path": "model.npy", "prior_epsilon": 1.5, "prior_delta": 1e-6},
+    },
+    "record-distributed": {
+        "simulation": {"backend": "secagg+", "tuning_seeds": [1, 2]},
+        "privacy": {"unit": "record", "mechanism": "distributed", "epsilon": 2.0},
+        "data": {"standardize": "public", "world": "hard"},
+    },
+    "off-ckks": {
+        "simulation": {"backend": "ckks", "dropout": 0.0},
+        "privacy": {"mechanism": "off"},
+        "training": {"trainable": "all", "prior": "none"},
+    },
     "csv": {
         "simulation": {"branches": 4, "seed": 3, "seeds": 2},
         "data": {
