@@ -37,7 +37,7 @@ from secagg import __version__
 from secagg.aggregation.policy import BranchPolicy
 from secagg.apps import devca
 from secagg.apps.audit.cli import audit
-from secagg.apps.cli_types import FiniteFloat, check_memory
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
 from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
@@ -829,7 +829,7 @@ def _bench_json_output(command: Callable[..., Any]) -> Callable[..., Any]:
     (:func:`_output_path`) and the file is written by :func:`_emit_bench`."""
     command = click.option(
         "--out",
-        type=click.Path(dir_okay=False, writable=True),
+        type=NonEmptyPath(dir_okay=False, writable=True),
         default=None,
         callback=_output_path,
         help="Write the JSON to FILE instead of stdout (one line there says where).",
@@ -898,7 +898,7 @@ def bench_masking(
 @click.option("--quick", is_flag=True, help="Small grids that run in well under a minute.")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, writable=True),
+    type=NonEmptyPath(file_okay=False, writable=True),
     callback=_output_path,
     default="papers-results",
     show_default=True,
@@ -1107,7 +1107,7 @@ def certs() -> None:
 
 
 @certs.command("init")
-@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
 @click.option(
     "--server-name",
     "server_names",
@@ -1131,7 +1131,7 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
 
 @certs.command("issue")
 @click.argument("name")
-@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
 @click.option("--force", is_flag=True, help="Re-issue an existing or revoked name.")
 def certs_issue(name: str, directory: str, force: bool) -> None:
     """Issue the certificate and key of branch NAME."""
@@ -1152,7 +1152,7 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
 
 @certs.command("revoke")
 @click.argument("name")
-@click.option("--dir", "directory", default="certs", show_default=True, type=click.Path())
+@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
 @click.option(
     "--force",
     is_flag=True,
@@ -1184,7 +1184,7 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
     "--config",
     "config_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
+    type=NonEmptyPath(exists=True, dir_okay=False),
     help="The federation's TOML file.",
 )
 @click.option(
@@ -1667,7 +1667,7 @@ def _dialling_party(name_help: str) -> Callable[[Callable[..., Any]], Callable[.
         click.option(
             "--certs",
             "certificates",
-            type=click.Path(file_okay=False),
+            type=NonEmptyPath(file_okay=False),
             default="certs",
             show_default=True,
             help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, "
@@ -1747,7 +1747,7 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 @click.option(
     "--policy",
     "policy_path",
-    type=click.Path(exists=True, dir_okay=False),
+    type=NonEmptyPath(exists=True, dir_okay=False),
     help="A TOML file whose [branch] table is this branch's policy (options below override it).",
 )
 @click.option(
@@ -1994,8 +1994,8 @@ def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
 
 
 @main.command("keyholder-init")
-@click.option("--config", "config_path", required=True, type=click.Path(exists=True))
-@click.option("--key", "key_path", required=True, type=click.Path(), help="Where to write it.")
+@click.option("--config", "config_path", required=True, type=NonEmptyPath(exists=True))
+@click.option("--key", "key_path", required=True, type=NonEmptyPath(), help="Where to write it.")
 def keyholder_init(config_path: str, key_path: str) -> None:
     """Make the key holder's key for a federation and print the fingerprint branches pin."""
     from pathlib import Path
@@ -2041,14 +2041,14 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(exists=True),
+    type=NonEmptyPath(exists=True),
     default=None,
     help="The federation's config (its backend's parameters); needed with --key.",
 )
 @click.option(
     "--policy",
     "policy_path",
-    type=click.Path(exists=True, dir_okay=False),
+    type=NonEmptyPath(exists=True, dir_okay=False),
     default=None,
     help="A TOML file whose [key_holder] table is this key holder's own policy "
     "(noise_stddev, min_contributions, max_decryptions, dimension, federation, state, "

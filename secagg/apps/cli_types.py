@@ -46,6 +46,28 @@ class FiniteFloat(click.FloatRange):
 FINITE = FiniteFloat()
 
 
+class NonEmptyPath(click.Path):
+    """A :class:`click.Path` that refuses an empty or blank value, naming the flag.
+
+    Why: click takes ``""`` as the current folder. ``certs init --dir ""`` wrote a CA
+    into whatever folder the command ran in, ``audit verify ""`` failed as a verification
+    ("FAILED: cannot be read as a ledger: PosixPath('.') has an empty name", exit 1)
+    rather than a usage error, and ``keyholder-init --key ""`` said "--key  is a
+    folder" (CLI flag fuzz, 2026-12-05); an unset ``$VAR`` in a script gives exactly
+    that. ``--config ""`` and ``--out ""`` were refused one by one before; this type
+    refuses it for every path parameter that uses it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            optional = param is not None and not param.required
+            self.fail(
+                "an empty path: give one" + (", or leave the option out" if optional else ""),
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 def memory_limit() -> int | None:
     """The memory this process may use at most, in bytes: the machine's physical memory,
     or the container's cgroup limit when that is lower; None where neither is known.

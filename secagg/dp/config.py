@@ -337,14 +337,14 @@ class DPSettings:
         if self.unit == "client":
             _require(
                 self.mechanism in MECHANISMS["client"],
-                "dp.mechanism: with unit = 'client' choose 'central' (the server adds "
+                "dp.mechanism: with dp.unit = 'client' choose 'central' (the server adds "
                 "Gaussian noise) or 'distributed' (each client adds its discrete "
                 "Gaussian share before masking)",
             )
         else:
             _require(
                 self.mechanism in MECHANISMS["record"],
-                "dp.mechanism: with unit = 'record' choose 'dpsgd' (DP-SGD inside each "
+                "dp.mechanism: with dp.unit = 'record' choose 'dpsgd' (DP-SGD inside each "
                 "client; the server then neither noises nor accounts, and dp.clip only "
                 "bounds updates for the ring) or 'distributed' (each client sends its "
                 "customers' clipped gradient sum with a discrete Gaussian share)",
@@ -352,8 +352,8 @@ class DPSettings:
         record_distributed = self.unit == "record" and self.mechanism == "distributed"
         _require(
             (self.record_clip is not None) == record_distributed,
-            "dp.record_clip (what one customer moves an update by) goes with unit = "
-            "'record' and mechanism = 'distributed', and that mechanism needs it",
+            "dp.record_clip (what one customer moves an update by) goes with dp.unit = "
+            "'record' and dp.mechanism = 'distributed', and that mechanism needs it",
         )
         if self.record_clip is not None:
             _require(
@@ -385,16 +385,22 @@ class DPSettings:
                 "noises the clip count (the distributed mechanism takes a fixed clip)",
             )
             _require(self.noise_multiplier > 0, "dp.adaptive_clip needs dp.noise_multiplier > 0")
-            _require(0 < self.target_quantile < 1, "dp.target_quantile must lie in (0, 1)")
-            _require(
-                math.isfinite(self.clip_learning_rate) and self.clip_learning_rate > 0,
-                "dp.clip_learning_rate must be positive",
-            )
-            _require(
-                self.count_noise_stddev is None
-                or (math.isfinite(self.count_noise_stddev) and self.count_noise_stddev > 0),
-                "dp.count_noise_stddev must be positive",
-            )
+        # the adaptive clip's keys are checked without adaptive_clip too: ``target_quantile
+        # = 2**70`` or ``clip_learning_rate = -1`` loaded as a config holding them, to take
+        # effect the day adaptive_clip was turned on (config fuzz, 2026-12-05)
+        _require(
+            0 < self.target_quantile < 1,
+            f"dp.target_quantile must lie in (0, 1), not {self.target_quantile!r}",
+        )
+        _require(
+            math.isfinite(self.clip_learning_rate) and self.clip_learning_rate > 0,
+            f"dp.clip_learning_rate must be positive, not {self.clip_learning_rate!r}",
+        )
+        _require(
+            self.count_noise_stddev is None
+            or (math.isfinite(self.count_noise_stddev) and self.count_noise_stddev > 0),
+            f"dp.count_noise_stddev must be positive, not {self.count_noise_stddev!r}",
+        )
 
     @property
     def server_accounts(self) -> bool:

@@ -375,11 +375,19 @@ class DistributedDiscreteGaussian:
         ring = 2.0 ** (2 * self.bits) - n * k * k
         if ring <= 0:
             raise ConfigurationError(f"{self.bits} bits cannot hold {n} clients' rounding error")
-        if c >= 1e-100:  # every square below is a normal float (relative error 2^-53)
-            scale = math.sqrt(ring) / (2 * k * math.sqrt(c * c * n * n / padded + n * local_std**2))
-        else:  # c * c would be subnormal or 0: the same quantity with c factored out
-            relative = self.noise_multiplier * (self.clip / c)
-            scale = math.sqrt(ring) / (2 * k) / c / math.sqrt(n * n / padded + relative**2)
+        try:
+            if c >= 1e-100:  # every square below is a normal float (relative error 2^-53)
+                spread = c * c * n * n / padded + n * local_std**2
+                scale = math.sqrt(ring) / (2 * k * math.sqrt(spread))
+            else:  # c * c would be subnormal or 0: the same quantity with c factored out
+                relative = self.noise_multiplier * (self.clip / c)
+                scale = math.sqrt(ring) / (2 * k) / c / math.sqrt(n * n / padded + relative**2)
+        except OverflowError:  # ** 2 of a noise_multiplier of 1e154 (config fuzz, 2026-12-05)
+            raise ConfigurationError(
+                f"clip {self.clip:g} with noise_multiplier {self.noise_multiplier:g} is "
+                "outside what a float can size the ring's scale for: choose a clip and a "
+                "noise nearer 1"
+            ) from None
         cap = MAX_SCALED_MAGNITUDE / (4 * c)  # float64-exact integers, with room
         scale = min(scale, cap)
         if not math.isfinite(scale):

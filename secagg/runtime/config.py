@@ -201,13 +201,19 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         _require(self.kind in ("poisson", "fixed"), "sampling.kind must be 'poisson' or 'fixed'")
+        # checked with kind = 'fixed' too, which reads no rate: ``rate = nan`` (or 2**70)
+        # beside a fixed count loaded as a config holding it (config fuzz, 2026-12-05)
+        _require(
+            math.isfinite(self.rate) and 0 < self.rate <= 1,
+            f"sampling.rate must lie in (0, 1], not {self.rate!r}",
+        )
         if self.kind == "poisson":
-            _require(0 < self.rate <= 1, "sampling.rate must lie in (0, 1]")
             # a count beside Poisson sampling was silently ignored (CLI audit, 2026-12-04)
             _require(
                 self.count is None,
-                "sampling.count is for kind = 'fixed'; with kind = 'poisson' (the default) each "
-                "client joins with probability sampling.rate: remove count or set kind = 'fixed'",
+                "sampling.count is for sampling.kind = 'fixed'; with kind = 'poisson' (the "
+                "default) each client joins with probability sampling.rate: remove count or "
+                "set sampling.kind = 'fixed'",
             )
         else:
             _require(
@@ -237,10 +243,18 @@ class BackendConfig:
             not self.active or "active" in accepted_settings(self.name),
             f"backend.active: backend {self.name!r} has no active (malicious-server) variant",
         )
+        # both keys named, with their values: a dropped backend.name (secagg+ by default)
+        # beside a key_holder was reported naming key_holder alone (config fuzz)
         _require(
-            (self.key_holder is not None) == needs_helper(self.name),
-            "backend.key_holder names the key holder of a backend that needs one (ckks), "
-            "and only such a backend has one",
+            self.key_holder is None or needs_helper(self.name),
+            f"backend.key_holder = {self.key_holder!r} names the key holder of a backend "
+            f"that needs one (ckks); backend.name = {self.name!r} has none: drop key_holder, "
+            "or set backend.name to such a backend",
+        )
+        _require(
+            self.key_holder is not None or not needs_helper(self.name),
+            f"backend.name = {self.name!r} needs backend.key_holder: the party that holds "
+            "its secret key (not one of the clients)",
         )
         _require(
             math.isfinite(self.value_bound) and self.value_bound > 0,
@@ -303,7 +317,11 @@ class DeadlineConfig:
                 else f"deadlines.phase_seconds ({self.phase_seconds:g}), the deadline of one phase"
             ),
         )
-        _require(self.round_seconds >= self.phase_seconds, "deadlines.round_seconds too short")
+        _require(  # named both: a huge phase_seconds was reported as "round_seconds too short"
+            self.round_seconds >= self.phase_seconds,
+            f"deadlines.round_seconds ({self.round_seconds:g}) is shorter than "
+            f"deadlines.phase_seconds ({self.phase_seconds:g}), the deadline of one phase",
+        )
 
 
 @dataclass(frozen=True)
@@ -354,6 +372,18 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         split_host_port(self.bind, "[server] bind", allow_any_port=True)
+        # a blank path was the folder the server ran in: ``state = ""`` became a database
+        # at ".", a ledger at ".ledger" and a lock at ".lock" (config fuzz, 2026-12-05)
+        for key, what in (
+            ("state", "the server's state file"),
+            ("certificates", "the server's certificate folder"),
+            ("ray_address", "a Ray cluster (or is left out: a local instance)"),
+        ):
+            value = getattr(self, key)
+            _require(
+                value is None or value.strip() != "",
+                f"[server] {key} is empty: it must name {what}",
+            )
         _require(
             self.unmask_on in ("threads", "ray"),
             f"[server] unmask_on must be 'threads' or 'ray', not {self.unmask_on!r}",
@@ -529,11 +559,17 @@ class FederationConfig:
         they can plan, so the check stays free of their names. Active rounds are planned
         with a stand-in identity key for every client (the real ones are certificates)."""
         population = len(self.clients)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
-            mechanism = self.mechanism()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
+                mechanism = self.mechanism()
+                options = mechanism.round_options(population)
+        except ConfigurationError as exc:
+            # the mechanism's own words name no key ("32 bits leave a scale of 4.68e-13",
+            # "adaptive clipping: noise_multiplier ... must be below 2 * count_stddev"):
+            # the [dp] values it was built from come first (config fuzz, 2026-12-05)
+            raise ConfigurationError(f"{self._dp_given()}: {' '.join(str(exc).split())}") from None
         backend = self.aggregation_backend()
-        options = mechanism.round_options(population)
         if backend.needs_identities:
             stand_in = SigningKey.generate().verify_key.raw
             options["identities"] = (stand_in,) * population
@@ -551,6 +587,20 @@ class FederationConfig:
                 f"[backend] name = {self.backend.name!r}, {values}: no round of the "
                 f"{population} clients can run with these settings: {' '.join(str(exc).split())}"
             ) from None
+
+    def _dp_given(self) -> str:
+        """``[dp] unit = 'client', mechanism = 'central', noise_multiplier = 2.0, ...``:
+        the section's keys a mechanism is built from (its unit, mechanism, clip and
+        noise, and any other key set to other than its default), or ``[dp] (none)``."""
+        if self.dp is None:
+            return f"[dp] (none), [backend] name = {self.backend.name!r}"
+        always = ("unit", "mechanism", "clip", "noise_multiplier")
+        values = [
+            f"{f.name} = {getattr(self.dp, f.name)!r}"
+            for f in fields(self.dp)
+            if f.name in always or getattr(self.dp, f.name) != f.default
+        ]
+        return f"[dp] {', '.join(values)}"
 
     @property
     def sample_rate(self) -> float:
@@ -579,8 +629,16 @@ class FederationConfig:
         """Warn (:class:`~secagg.dp.config.PrivacyCostWarning`) with the plan's cost.
 
         Client-level DP with few clients is expensive; the server calls this before
-        any data moves. It runs the accountant, so it is not part of validation."""
-        if self.dp is not None:
+        any data moves. It runs the accountant, so it is not part of validation.
+
+        A plan the accountant cannot compute is a :class:`ConfigurationError` naming
+        the keys it came from: ``rounds = 2**70`` was an OverflowError traceback from
+        ``secagg server`` (config fuzz, 2026-12-05), and a server that cannot account
+        its plan could not account its rounds either (and ``noise_multiplier = 1e-300`` a
+        ValueError from the accountant's solver)."""
+        if self.dp is None:
+            return
+        try:
             self.dp.plan(
                 num_clients=len(self.clients),
                 sample_rate=self.sample_rate,
@@ -589,6 +647,16 @@ class FederationConfig:
                 bits=self.backend.bits,
                 corrupt_fraction=self.backend.corrupt_fraction,
             )
+        except ConfigurationError:
+            raise
+        # OverflowError or ZeroDivisionError out of floats; scipy's ValueError "The
+        # function value at x=inf is NaN; solver cannot continue" (noise_multiplier 1e-300)
+        except (ArithmeticError, ValueError) as exc:
+            raise ConfigurationError(
+                f"federation.rounds = {self.rounds}, {self._dp_given()}: the accountant "
+                f"cannot compute this plan's epsilon ({' '.join(str(exc).split())}): "
+                "lower federation.rounds or raise dp.noise_multiplier"
+            ) from None
 
     def refuse_budget_below_one_round(self) -> None:
         """Refuse a ``dp.epsilon_budget`` that not even one round fits.
@@ -644,6 +712,14 @@ class FederationConfig:
         )
         _require(isinstance(data.get("federation", {}), dict), "[federation] must be a table")
         top = dict(data.get("federation", {}))
+        # a section written as a key of [federation] (``backend = "ckks"``, or the dotted
+        # ``dp.clip = 1`` under [federation]) reached the dataclass as a str or a dict
+        # and failed as an AttributeError traceback (config fuzz, 2026-12-05)
+        for name in sorted(set(top) & (known - {"federation"})):
+            raise ConfigurationError(
+                f"[federation] {name}: [{name}] is a section of its own, not a key of "
+                f"[federation]: write its keys under a [{name}] header"
+            )
         sections: dict[str, Any] = {}
         for key, kind in (
             ("sampling", SamplingConfig),

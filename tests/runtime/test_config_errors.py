@@ -260,7 +260,7 @@ def test_a_count_beside_poisson_sampling_is_refused_not_ignored() -> None:
     was silently ignored: every client joined every round."""
     with pytest.raises(ConfigurationError) as refused:
         FederationConfig.from_dict(_config(sampling={"count": 2}))
-    assert str(refused.value).startswith("sampling.count is for kind = 'fixed'")
+    assert str(refused.value).startswith("sampling.count is for sampling.kind = 'fixed'")
     config = FederationConfig.from_dict(_config(sampling={"kind": "fixed", "count": 2}))
     assert config.sampling.count == 2
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat, check_memory
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
 from secagg.errors import ConfigurationError, SecAggError
 
 if TYPE_CHECKING:
@@ -221,10 +221,10 @@ Exit status:
      a ledger: pass --pubkey with the key the operator gave you
 A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
-@click.argument("ledger", type=click.Path(dir_okay=False))
+@click.argument("ledger", type=NonEmptyPath(dir_okay=False))
 @click.option(
     "--pubkey",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     callback=_pubkey_option,
     help="The ledger's public key (PEM) as the auditor received it from the operator. "
     "Without it the ledger is only checked against the key it embeds: UNVERIFIED (exit 4).",
@@ -240,7 +240,7 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 @click.option(
     "--config",
     "config",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="The federation's TOML. Every DP row must then account at its delta, unit and "
     "mechanism and record its sampling kind, rate and population. Noise multiplier and "
     "clip may differ (a restart): each row is replayed with its own, and noted.",
@@ -257,7 +257,7 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
 @click.option(
     "--prior-ledger",
-    type=click.Path(exists=True, dir_okay=False),
+    type=NonEmptyPath(exists=True, dir_okay=False),
     help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
     "the ledger kept before this one began), signed by the same key. It is verified and "
     "replayed first: every epsilon printed is then the federation's, its rounds included.",
@@ -567,10 +567,10 @@ Exit status:
   2  usage error (bad option, missing ledger, unreadable key or --config, an
      --out folder that cannot be written in)""",
 )
-@click.argument("ledger", type=click.Path(dir_okay=False))
+@click.argument("ledger", type=NonEmptyPath(dir_okay=False))
 @click.option(
     "--pubkey",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     callback=_pubkey_option,
     help="The ledger's public key (PEM) as the auditor received it from the operator. "
     "Without it the report is marked UNVERIFIED (checked only against the key the "
@@ -579,13 +579,13 @@ Exit status:
 @click.option(
     "--config",
     "config",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="The federation's TOML: verify the rows against it (as `audit verify --config`) "
     "and draw its [dp] epsilon_budget in the report.",
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=NonEmptyPath(file_okay=False),
     default=".",
     show_default=True,
     callback=_out_option,
@@ -601,7 +601,7 @@ Exit status:
 )
 @click.option(
     "--prior-ledger",
-    type=click.Path(exists=True, dir_okay=False),
+    type=NonEmptyPath(exists=True, dir_okay=False),
     help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
     "the ledger kept before this one began), signed by the same key. It is verified and "
     "replayed first: every epsilon shown is then the federation's, its rounds included.",

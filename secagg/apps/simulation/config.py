@@ -608,6 +608,14 @@ class SimulationConfig:
                 value is None or value.strip() != "",
                 f"{k(name)} is empty: it must name a file",
             )
+        for name in ("label", "customer_column"):
+            # a blank column name passed here and the run read the whole CSV before
+            # refusing it as a column the file lacks (config fuzz, 2026-12-05)
+            value = getattr(self, name)
+            _require(
+                value is None or value.strip() != "",
+                f"{k(name)} is empty: it must name a column of the file",
+            )
         _require(
             self.path is not None or self.source == "synthetic",
             f"{k('path')} is required with {k('source', self.source)}: it names the CSV file",
@@ -678,8 +686,16 @@ class SimulationConfig:
                 and self.source != "synthetic"
                 and self.stats_path is None
             ),
-            f"{k('standardize', 'public')} with a CSV needs {k('stats_path')} (a JSON file "
-            "of public statistics); or use 'secure' or 'none'",
+            (
+                f"{k('standardize', 'public')}"
+                if self.standardize != "auto"
+                # "data.standardize = 'public'" named a key no one set, not the flag that
+                # chose it: --unit client (config fuzz, 2026-12-05)
+                else f"{k('unit', self.unit)} with {k('mechanism', self.mechanism)} "
+                f"standardizes with public statistics ({k('standardize', 'auto')}), which"
+            )
+            + f" with a CSV needs {k('stats_path')} (a JSON file of public statistics); or "
+            f"set {SECTION_OF['standardize']}.standardize to 'secure' or 'none'",
         )
         _require(self.prior in PRIORS, f"{k('prior')} must be one of {PRIORS}")
         _require(self.trainable in TRAINABLE, f"{k('trainable')} must be one of {TRAINABLE}")
@@ -1044,17 +1060,24 @@ class SimulationConfig:
 
         values: dict[str, Any] = {}
         for section, table in data.items():
+            if section not in SECTIONS and not isinstance(table, dict):
+                # ``branches = 3`` above [simulation] read "unknown section [branches]"
+                home = SECTION_OF.get(section)
+                raise ConfigurationError(
+                    f"key {_spelt(section)} at the top level, before any [section] header: "
+                    + (f"put it in [{home}]" if home else f"no section has a key {section!r}")
+                )
             if section not in SECTIONS:
                 raise ConfigurationError(
-                    f"unknown section [{section}]{_suggestion(section, SECTIONS, '[{}]')}; "
-                    f"known: {', '.join(SECTIONS)}"
+                    f"unknown section [{_spelt(section)}]"
+                    f"{_suggestion(section, SECTIONS, '[{}]')}; known: {', '.join(SECTIONS)}"
                 )
             if not isinstance(table, dict):
                 raise ConfigurationError(f"[{section}] must be a table")
             for name in table:
                 if name not in SECTIONS[section]:
                     raise ConfigurationError(
-                        f"unknown key {section}.{name}{_key_suggestion(section, name)}; "
+                        f"unknown key {section}.{_spelt(name)}{_key_suggestion(section, name)}; "
                         f"known: {', '.join(SECTIONS[section])}"
                     )
             # epsilon = "three" said "must be real number, not str", naming no key
@@ -1135,6 +1158,17 @@ def csv_only(names: Iterable[str]) -> str:
         f"({key('source', 'creditcard')} or csv): the synthetic generator makes its own "
         "branches (--world chooses them): drop " + ("it" if len(named) == 1 else "them")
     )
+
+
+def _spelt(name: str) -> str:
+    """A section or key name from the file as a message shows it: as written, or its
+    repr when it holds what a terminal would not show as written (a line break, a
+    control character, surrounding blanks, nothing at all).
+
+    Why: ``unknown section [\x1e]`` (or ``\u2028``, or ``\x85``) broke the one-line
+    message in two, and an escape sequence would have reached the terminal as it was
+    (config fuzz, 2026-12-05)."""
+    return name if name.isprintable() and name.strip() == name and name else repr(name)
 
 
 def _suggestion(name: str, known: Iterable[str], form: str = "{}") -> str:
