@@ -65,8 +65,8 @@ from secagg.runtime.launch import (
     make_key_holder_key,
 )
 from secagg.runtime.server import RoundResult
-from secagg.runtime.simnet import MASKING_PHASES, SINGLE_PHASE, SimulatedNetwork
-from secagg.runtime.wire import Relay, RoundStart, decode_message
+from secagg.runtime.simnet import MASKING_PHASES, SINGLE_PHASE, DropoutEvent, SimulatedNetwork
+from secagg.runtime.wire import Relay, RoundEnd, RoundStart, decode_message
 
 MASKING = ("secagg", "secagg+")
 CLIP = 1.0
@@ -96,6 +96,9 @@ class Plan:
     vanish: tuple[tuple[tuple[int, int], int], ...] = ()
     #: ((round, branch index), message index): the branch sends that message twice
     duplicate: tuple[tuple[tuple[int, int], int], ...] = ()
+    #: ((round, branch index), message index): the branch goes silent with that message
+    #: in flight, and it arrives (the branch back) only once the server has moved on
+    straggle: tuple[tuple[tuple[int, int], int], ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -106,7 +109,10 @@ class Plan:
         return MASKING_PHASES if self.backend in MASKING else SINGLE_PHASE
 
     def vanished(self, number: int) -> dict[str, int]:
-        return {self.names[b]: phase for (r, b), phase in self.vanish if r == number}
+        """Who fell silent in round ``number``, and from which message on: the branches
+        that vanished, and the stragglers (their late message must count for nothing)."""
+        silent = (*self.vanish, *self.straggle)
+        return {self.names[b]: phase for (r, b), phase in silent if r == number}
 
 
 @st.composite
@@ -128,10 +134,14 @@ def plans(draw: st.DrawFn) -> Plan:
     phases = len(MASKING_PHASES) if backend in MASKING else len(SINGLE_PHASE)
     cells = [(r, b) for r in range(1, rounds + 1) for b in range(branches)]
     faulty = draw(st.lists(st.sampled_from(cells), unique=True, max_size=min(6, len(cells))))
-    vanish, duplicate = [], []
+    faults: dict[str, list[tuple[tuple[int, int], int]]] = {
+        "vanish": [],
+        "duplicate": [],
+        "straggle": [],
+    }
     for cell in faulty:
         index = draw(st.integers(0, phases - 1))
-        (vanish if draw(st.booleans()) else duplicate).append((cell, index))
+        faults[draw(st.sampled_from(sorted(faults)))].append((cell, index))
     return Plan(
         branches=branches,
         backend=backend,
@@ -142,8 +152,9 @@ def plans(draw: st.DrawFn) -> Plan:
         dropout_fraction=draw(st.sampled_from([DEFAULT_DROPOUT_FRACTION, 0.5])),
         seed=draw(st.integers(0, 2**16)),
         updates=updates,
-        vanish=tuple(vanish),
-        duplicate=tuple(duplicate),
+        vanish=tuple(faults["vanish"]),
+        duplicate=tuple(faults["duplicate"]),
+        straggle=tuple(faults["straggle"]),
     )
 
 
@@ -169,6 +180,12 @@ class _Network(SimulatedNetwork):
     def __init__(self, plan: Plan) -> None:
         super().__init__(_Schedule(plan))  # type: ignore[arg-type]
         self.duplicates = {(r, plan.names[b]): index for (r, b), index in plan.duplicate}
+        self.stragglers = {(r, plan.names[b]): index for (r, b), index in plan.straggle}
+        # held messages: (round, phase index, branch, deliver); let go once the server
+        # has opened a later phase of that round (or ended it)
+        self._held: list[tuple[int, int, str, Any]] = []
+        self._held_lock = threading.Lock()
+        self._key_holder = "keyholder" if plan.backend == "ckks" else None
         self.starts: dict[int, dict[str, RoundStart]] = {}
         self.setups: dict[int, RoundSetup] = {}
         self.unmasking: set[int] = set()
@@ -176,8 +193,27 @@ class _Network(SimulatedNetwork):
         self.opened: dict[int, set[int]] = {}
         self._masking = plan.backend in MASKING
 
+    def hold(self, number: int, phase: int, name: str, deliver: Any) -> None:
+        """Hold a branch's message of ``phase`` back, the branch gone meanwhile."""
+        with self._held_lock:
+            self._held.append((number, phase, name, deliver))
+        self._vanish(DropoutEvent(number, name, "straggle"))
+
+    def _let_go(self, number: int, opened: float) -> None:
+        """Deliver the held messages of round ``number`` whose phase has closed."""
+        with self._held_lock:
+            due = [h for h in self._held if h[0] == number and h[1] < opened]
+            self._held = [h for h in self._held if h not in due]
+        for _, _, name, deliver in due:
+            self._reappear(name)
+            deliver()
+
     def send(self, name: str, payload: bytes) -> None:
         message = decode_message(payload)
+        if isinstance(message, RoundEnd):
+            self._let_go(message.round, math.inf)
+        elif isinstance(message, Relay) and name == self._key_holder:
+            self._let_go(message.round, 1)  # the decryption request: contributions closed
         if isinstance(message, RoundStart):
             self.starts.setdefault(message.round, {})[name] = message
         elif isinstance(message, Relay) and self._masking:
@@ -192,6 +228,7 @@ class _Network(SimulatedNetwork):
             opens = {RoundSetup: 0, KeyDirectory: 1, ShareDelivery: 2, UnmaskingRequest: 3}
             if type(inner) in opens:
                 self.opened.setdefault(message.round, set()).add(opens[type(inner)])
+                self._let_go(message.round, opens[type(inner)])
         super().send(name, payload)
 
     def connect(self, name: str) -> Any:
@@ -219,6 +256,9 @@ class _Duplicating:
 
     def send(self, payload: bytes) -> None:
         index, self._sent = self._sent, self._sent + 1
+        if self._network.stragglers.get((self.round, self.name)) == index:
+            self._network.hold(self.round, index, self.name, lambda: self._inner.send(payload))
+            return
         self._inner.send(payload)
         if self._network.duplicates.get((self.round, self.name)) == index:
             self._inner.send(payload)
@@ -473,6 +513,14 @@ def _check_participants(plan: Plan, run: Run) -> None:
                 misses.pop(name, None)
 
 
+def _charged(plan: Plan, run: Run, result: RoundResult) -> bool:
+    """Whether the round released its sum, or (distributed DP, where the unmasked sum is
+    the release) let it be seen: an unmasking request left."""
+    if result.status == "complete":
+        return True
+    return plan.mechanism == "distributed" and result.number in run.network.unmasking
+
+
 def _replayed_epsilons(plan: Plan, run: Run) -> list[float | None]:
     """Each round's cumulative epsilon, replayed through the accountants' public API
     from what ran (who took part, who contributed, whether the sum was revealed)."""
@@ -491,8 +539,7 @@ def _replayed_epsilons(plan: Plan, run: Run) -> list[float | None]:
     distributed: DiscreteGaussianAccountant | None = None
     population = len(run.config.clients) if plan.rate < 1 else None
     for result in run.results:
-        revealed = result.status == "complete" or result.number in run.network.unmasking
-        if revealed:
+        if _charged(plan, run, result):
             start = next(iter(run.network.starts[result.number].values()))
             ddg = decode_spec(start.spec).noise_share.mechanism
             if distributed is None:
@@ -532,17 +579,18 @@ def _check_ledger(plan: Plan, run: Run) -> None:
     cli = CliRunner().invoke(
         main, ["audit", "verify", str(run.ledger), "--pubkey", str(run.public_key)]
     )
-    # 0: verified; 3: verified, but a round was released without DP, or with no honest
-    # noise share in its sum (epsilon infinite): not private
+    # 0: verified; 3: verified, but a round was released without DP, or a sum (released,
+    # or revealed to the server by an unmasking request) had no honest noise share in it
+    # (epsilon infinite): not private
     not_private = any(
-        r.status == "complete" and (claim is None or math.isinf(claim))
+        _charged(plan, run, r) and (claim is None or math.isinf(claim))
         for r, claim in zip(run.results, replays, strict=True)
     )
     assert cli.exit_code == (3 if not_private else 0), cli.output
 
 
 @settings(
-    max_examples=60,
+    max_examples=80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
