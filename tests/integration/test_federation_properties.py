@@ -581,6 +581,17 @@ def _check_ledger(plan: Plan, run: Run) -> None:
     assert [(e["round"], e["status"]) for e in entries] == [
         (r.number, r.status) for r in run.results
     ]
+    for entry, result in zip(entries, run.results, strict=True):
+        assert entry["contributed"] == len(result.contributed), entry
+        # each phase's dropouts: the participants that fell silent at it (a phase the
+        # round never reached counts nobody)
+        silent = plan.vanished(result.number)
+        reached = max(run.network.opened.get(result.number, {0}))
+        for phase, count in (entry["dropouts"] or {}).items():
+            index = plan.phases.index(phase)
+            fell = [n for n in result.participants if silent.get(n) == index]
+            expected = len(fell) if index <= reached else 0
+            assert count == expected, (entry["round"], entry["dropouts"], silent)
     replays = _replayed_epsilons(plan, run)
     for entry, replayed in zip(entries, replays, strict=True):
         claimed = entry["privacy"]["epsilon"]
