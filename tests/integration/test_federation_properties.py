@@ -323,6 +323,7 @@ class Run:
     public_key: Path
     replay_seeds: dict[str, bytes]
     clients: dict[str, FederationClient]
+    server_refused: int  # the messages the server refused
 
 
 def _run(plan: Plan, directory: Path) -> Run:
@@ -396,7 +397,17 @@ def _run(plan: Plan, directory: Path) -> Run:
     server.store.close()
     assert server.ledger is not None
     server.ledger.close()
-    return Run(config, results, models, network, ledger, public_key, replay_seeds, clients)
+    return Run(
+        config,
+        results,
+        models,
+        network,
+        ledger,
+        public_key,
+        replay_seeds,
+        clients,
+        server.refused_messages,
+    )
 
 
 # --- the oracle ---------------------------------------------------------------------------
@@ -755,6 +766,10 @@ def check(plan: Plan, run: Run) -> None:
     # an honest server sends no branch anything it must refuse, whatever the faults
     refused = {n: c.stats.refused_messages for n, c in run.clients.items()}
     assert not any(refused.values()), refused
+    # and the server refuses at most the extra messages the faults sent (a duplicate, a
+    # stale or a late one), none at all without them
+    extra = len(plan.duplicate) + len(plan.replay) + len(plan.straggle)
+    assert run.server_refused <= extra, (run.server_refused, extra)
     for index in range(len(run.results)):
         _check_round(plan, run, index)
     _check_ledger(plan, run)
