@@ -32,7 +32,8 @@ One round (:meth:`FederationServer.run_round`):
    accountant's epsilon. Then **FedAvg** (optionally with server momentum).
 5. **Record** the round ``complete`` with its checkpoint in one transaction (or
    ``aborted`` with the reason, leaving the model as it was), append its ledger
-   row, and tell the participants how it ended.
+   row, and tell the participants how it ended (a round aborted before its start went
+   out, such as a cohort of one, was never theirs: they are told nothing).
 
 Who is gone. A phase also closes before its deadline once every party it still
 awaits is *gone*: its session has ended since its round start (the transport's
@@ -284,6 +285,9 @@ class FederationServer:
         self._helper_request: bytes | None = None
         self._helper_resent = False
         self._round_end = 0.0
+        # whether the round in flight was announced (its RoundStart sent): only then do its
+        # participants hear its end; one never started is none of theirs to refuse
+        self._announced = False
         # who did not answer a phase of the round in flight (its waits closed on them);
         # each client's misses in a row among the rounds it was sampled for, and the
         # last round number it sits out (server.bench_after_missed_rounds)
@@ -775,6 +779,7 @@ class FederationServer:
 
     def _round(self, number: int, participants: list[str]) -> RoundResult:
         self.next_round += 1
+        self._announced = False
         started = time.time()
         self.store.begin_round(number, participants)
         self.mechanism.begin_round(participants)
@@ -928,7 +933,11 @@ class FederationServer:
             result, started, backend, dropouts, charge or {}, sum_revealed=charge is not None
         )
         self._log_round(result, started, dropouts)
-        self._broadcast(participants, RoundEnd(number, False, reason))
+        if self._announced:
+            # a round aborted before its start went out (a cohort of one, a plan refused)
+            # was never theirs: its end was refused by the branch sampled alone ("the end
+            # of round 2, but this branch's round is 1") and counted as a refused message
+            self._broadcast(participants, RoundEnd(number, False, reason))
         return result
 
     # --- one round's conversation -----------------------------------------------
@@ -1187,7 +1196,7 @@ class FederationServer:
         announced = False
         for event in outgoing:
             if isinstance(event, Announce):
-                announced = True
+                announced = self._announced = True
                 model = self.model.astype(np.float32)
                 clip, report = self.mechanism.clip, self.mechanism.report_unclipped
                 # how long the round may still last: a branch waits that long in it (D3)
