@@ -316,6 +316,17 @@ class Mechanism:
         after = self.epsilon_after_next(contributors=len(names), participants=None)
         return names if after is None or after <= budget else []
 
+    def reveal_refusal(self, *, contributors: int, participants: int) -> str | None:
+        """Why an honest server must not see this round's sum at all, or None.
+
+        Only where seeing the sum is the release (distributed DP): a sum in which no
+        noise share can be counted honest would be released without DP (epsilon
+        infinite). The ledger would say so and ``audit verify`` would fail it, but an
+        honest server does not release it in the first place, whatever its budget: it
+        aborts the round before any unmasking request leaves, as it aborts a round below
+        threshold, and nothing is learned or charged."""
+        return None
+
     def charge_at_reveal(self, *, contributors: int, participants: int) -> dict[str, Any] | None:
         """What to charge for a round whose sum the server is about to see, if that sight
         is itself the release (distributed DP: the noised sum, against the server); None
@@ -657,6 +668,16 @@ class DistributedRelease(_ClientLevel):
             self._honest(contributors, contributors if participants is None else participants)
         )
         return trial.epsilon()
+
+    def reveal_refusal(self, *, contributors: int, participants: int) -> str | None:
+        if self._honest(contributors, participants) > 0:
+            return None
+        return (
+            f"distributed DP: {contributors} contributing branch(es) against "
+            f"{self._colluders(participants)} assumed colluder(s) leave no honest noise "
+            "share, so revealing the sum would release it without DP (epsilon infinite); "
+            "aborted before any unmasking request"
+        )
 
     def charge_at_reveal(self, *, contributors: int, participants: int) -> dict[str, Any]:
         """The round's charge as :meth:`release` stores it, and the epsilon after it."""

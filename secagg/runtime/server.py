@@ -1035,7 +1035,9 @@ class FederationServer:
         participants: list[str],
         outgoing: list[Outgoing],
     ) -> list[Outgoing]:
-        """Abort instead of revealing a sum whose epsilon would cross ``dp.epsilon_budget``.
+        """Abort instead of revealing a sum whose epsilon would cross ``dp.epsilon_budget``,
+        or one with no honest noise share at all (``Mechanism.reveal_refusal``: epsilon
+        infinite, refused whatever the budget).
 
         With distributed DP the sum the server unmasks is the release itself, so the
         check comes before the unmasking requests leave (the masked inputs alone reveal
@@ -1043,6 +1045,9 @@ class FederationServer:
         count = session.contributors_before_reveal()
         if count is None or session.done:
             return outgoing
+        refusal = self.mechanism.reveal_refusal(contributors=count, participants=len(participants))
+        if refusal is not None:  # a sum with no honest noise share: never revealed
+            return session.abort(refusal)
         if not self._crosses_budget(count, len(participants), "revealing this round's sum"):
             self._note_reveal(number, count, len(participants))
             return outgoing

@@ -471,8 +471,21 @@ def _answered(plan: Plan, run: Run, result: RoundResult) -> list[set[str]]:
     answered.append(masked)
     if len(masked) < t:
         return answered
+    if plan.mechanism == "distributed" and _honest_shares(plan, run, result, masked) == 0:
+        return answered  # no honest noise share: aborted before any unmasking request
     answered.append({n for n in masked if speaks(n, 3) and holders(n, masked) >= t})
     return answered
+
+
+def _honest_shares(plan: Plan, run: Run, result: RoundResult, inputs: set[str]) -> int:
+    """The noise shares of ``inputs`` the accountant may count honest: the masked inputs
+    less the colluders assumed for the round's cohort (drawn from the whole population
+    when the cohort is sampled)."""
+    population = len(run.config.clients) if plan.rate < 1 else None
+    colluders = assumed_colluders(
+        len(result.participants), run.config.backend.corrupt_fraction, population
+    )
+    return honest_noise_contributors(len(inputs), colluders)
 
 
 def _expected_completion(plan: Plan, run: Run, result: RoundResult) -> bool:
@@ -628,7 +641,6 @@ def _replayed_epsilons(plan: Plan, run: Run) -> list[float | None]:
             claims.append(last)
         return claims
     distributed: DiscreteGaussianAccountant | None = None
-    population = len(run.config.clients) if plan.rate < 1 else None
     for result in run.results:
         if _charged(plan, run, result):
             start = next(iter(run.network.starts[result.number].values()))
@@ -636,10 +648,9 @@ def _replayed_epsilons(plan: Plan, run: Run) -> list[float | None]:
             if distributed is None:
                 distributed = DiscreteGaussianAccountant(ddg, sample_rate=1.0, delta=DELTA)
             sent_input = _answered(plan, run, result)[2]  # the masked inputs summed
-            colluders = assumed_colluders(
-                len(result.participants), run.config.backend.corrupt_fraction, population
-            )
-            distributed.step(honest_noise_contributors(len(sent_input), colluders))
+            honest = _honest_shares(plan, run, result, sent_input)
+            assert honest > 0, "a sum with no honest noise share was revealed"
+            distributed.step(honest)
             last = distributed.epsilon()
         claims.append(last)
     return claims
@@ -709,9 +720,9 @@ def _updates(branches: int, rounds: int, dimension: int) -> tuple:
 #: oracle's mistake, not the runtime's; kept because each pins a path few draws reach),
 #: and hand-written ones that put every kind of fault into one federation
 EXAMPLES = [
-    # a distributed round aborted at unmasking after its sum was revealed with no honest
-    # noise share (2 contributors less 2 assumed colluders): charged, epsilon infinite,
-    # and audit verify says not private
+    # a distributed round whose sum would have no honest noise share (2 contributors
+    # less 2 assumed colluders): until 2026-12-05 revealed, charged at epsilon infinite
+    # and failed by audit verify; now aborted before any unmasking request, uncharged
     Plan(
         branches=3,
         backend="secagg",
@@ -726,8 +737,8 @@ EXAMPLES = [
         duplicate=(((1, 0), 0), ((1, 1), 0), ((1, 2), 0)),
         straggle=(((2, 0), 0), ((2, 1), 3)),
     ),
-    # a released distributed round of a sampled cohort with no honest share: the ledger
-    # writes its infinite epsilon as "inf"
+    # a distributed round of a sampled cohort with no honest share: until 2026-12-05
+    # released with its infinite epsilon written "inf"; now aborted before the reveal
     Plan(
         branches=4,
         backend="secagg",

@@ -260,3 +260,53 @@ def test_a_round_aborted_after_its_reveal_is_charged_at_once(tmp_path: Path) -> 
     )
     assert restarted.mechanism.epsilon() == pytest.approx(charge["epsilon"])  # type: ignore[attr-defined]
     assert verify_ledger(tmp_path / "a.ledger", key.public_key).ok
+
+
+class _SessionAtTheReveal:
+    """A masking session whose unmasking requests are ready to leave, with ``inputs``
+    masked inputs in the sum (what ``_hold_at_budget`` is shown)."""
+
+    def __init__(self, inputs: int) -> None:
+        self.inputs, self.done, self.aborted = inputs, False, None
+
+    def contributors_before_reveal(self) -> int:
+        return self.inputs
+
+    def abort(self, reason: str) -> list[object]:
+        self.done, self.aborted = True, reason
+        return ["abort messages"]
+
+
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_a_distributed_sum_with_no_honest_noise_share_is_never_revealed(
+    tmp_path: Path, inputs: int
+) -> None:
+    """Review of the whole-federation property test (2026-12-05): with no
+    ``dp.epsilon_budget``, a distributed round whose masked inputs did not exceed the
+    assumed colluders (2 of a cohort of 4) sent its unmasking requests: the server saw a
+    sum with no honest noise share, charged epsilon infinite and released it (audit
+    verify: NOT PRIVATE). It is now aborted before any request leaves, uncharged."""
+    config = _distributed_config(tmp_path)
+    store = ServerStore(tmp_path / "s.sqlite")
+    server = FederationServer(config, InProcessHub(), store)
+    store.begin_round(1, NAMES)
+    session = _SessionAtTheReveal(inputs)
+    requests = ["unmasking request"]
+    out = server._hold_at_budget(1, session, NAMES, requests)  # type: ignore[arg-type]
+    assert out == ["abort messages"] and session.aborted is not None
+    assert "no honest noise share" in session.aborted and "2 assumed colluder" in session.aborted
+    assert "revealed" not in (store.rounds()[0]["report"] or {})
+    assert server.mechanism.epsilon() == 0.0  # type: ignore[attr-defined]
+    assert server.budget_reached is None  # one round aborted; the federation goes on
+
+
+def test_a_distributed_sum_with_one_honest_share_is_revealed_and_charged(tmp_path: Path) -> None:
+    config = _distributed_config(tmp_path)
+    store = ServerStore(tmp_path / "s.sqlite")
+    server = FederationServer(config, InProcessHub(), store)
+    store.begin_round(1, NAMES)
+    session = _SessionAtTheReveal(3)
+    requests = ["unmasking request"]
+    assert server._hold_at_budget(1, session, NAMES, requests) == requests  # type: ignore[arg-type]
+    assert session.aborted is None
+    assert store.rounds()[0]["report"]["revealed"]["noise_contributors"] == 1
