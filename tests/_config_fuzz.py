@@ -9,6 +9,7 @@ line and names the key; any other exception, or a second line, is a failure.
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from collections.abc import Iterable
@@ -38,8 +39,8 @@ def toml_key(name: str) -> str:
 
 
 def toml_value(value: Any) -> str:
-    """Any value a TOML file can hold, inline: nan and inf too, arrays of mixed types
-    and inline tables."""
+    """Any value a TOML file can hold, inline: nan and inf too, dates, arrays of mixed
+    types and inline tables."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -52,6 +53,8 @@ def toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return toml_string(value)
+    if isinstance(value, datetime.date):  # a datetime too: TOML's local date and time
+        return value.isoformat()
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):

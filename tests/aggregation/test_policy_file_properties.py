@@ -25,33 +25,10 @@ from hypothesis import strategies as st
 from secagg.aggregation.keyholder_policy import KeyHolderPolicy
 from secagg.aggregation.policy import BranchPolicy
 from secagg.errors import ConfigurationError
+from tests._config_fuzz import toml_value
 
 PROPERTY = settings(max_examples=int(os.environ.get("POLICY_EXAMPLES", "300")), deadline=None)
 PIN_TEXT = "ab" * 32
-
-
-def toml_value(value: Any) -> str:
-    """``value`` as TOML writes it (inline tables and arrays included)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return '"' + escaped + '"'
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(value)
 
 
 def read(table: str, values: dict[str, Any]) -> dict[str, Any]:
