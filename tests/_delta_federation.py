@@ -3,7 +3,8 @@
 Shared by the tests of what a restart under another ``[dp] delta`` writes to the ledger
 (tests/runtime/test_ledger_restart_delta.py, tests/runtime/test_ledger_rebuild_delta.py):
 the same config and the same honest run, so the two files differ only in what they
-break."""
+break. :func:`run_every_round` also runs the federations of
+tests/runtime/test_restart_contradictions.py, whose configs differ."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, open_server_state
+from secagg.runtime.server import RoundResult
 from secagg.transport.inprocess import InProcessHub
 
 D = 10
@@ -40,8 +42,9 @@ def delta_config(tmp_path: Path, rounds: int, delta: float, name: str) -> Federa
     )
 
 
-def run_every_round(config: FederationConfig) -> None:
-    """Every round of ``config`` with three branches; the state is closed afterwards."""
+def run_every_round(config: FederationConfig) -> list[RoundResult]:
+    """Every round of ``config`` with three branches, each one complete (asserted); the
+    state is closed afterwards."""
     hub = InProcessHub()
     for i, name in enumerate(NAMES):
         target = np.full(D, 0.01 * (i + 1))
@@ -58,3 +61,4 @@ def run_every_round(config: FederationConfig) -> None:
     finally:
         state.close()
     assert [r.status for r in results] == ["complete"] * config.rounds, results
+    return results

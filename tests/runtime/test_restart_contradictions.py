@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _delta_federation import run_every_round
 from _state import drop_last_ledger_rows
 
 from secagg.aggregation.policy import BranchPolicy
@@ -28,7 +29,7 @@ from secagg.ledger.chain import Ledger, LedgerError, LedgerKey
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, open_server_state
-from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
@@ -49,27 +50,6 @@ def _config(tmp_path: Path, rounds: int, **sections: dict[str, Any]) -> Federati
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return FederationConfig.from_dict(data)
-
-
-def _run(config: FederationConfig) -> list[RoundResult]:
-    """Every round of ``config`` with three branches; the state is closed afterwards."""
-    hub = InProcessHub()
-    for i, name in enumerate(NAMES):
-        target = np.full(D, 0.01 * (i + 1))
-        client = FederationClient(
-            name, lambda m, t=target: t - m, hub.connect(name), policy=BranchPolicy()
-        )
-        threading.Thread(
-            target=client.run, kwargs={"idle_timeout": IDLE, "rounds": config.rounds}, daemon=True
-        ).start()
-    state = open_server_state(config)
-    try:
-        server = build_server(config, hub, state.store, ledger=state.ledger)
-        results = server.run(wait_for_clients=IDLE)
-    finally:
-        state.close()
-    assert [r.status for r in results] == ["complete"] * len(results), results
-    return results
 
 
 def _restart(config: FederationConfig) -> None:
@@ -111,7 +91,7 @@ def test_a_dp_config_that_contradicts_the_stored_rounds_is_refused_before_anythi
     tmp_path: Path, before: dict[str, Any] | None, after: dict[str, Any] | None, message: str
 ) -> None:
     first = _config(tmp_path, 2, **({"dp": before} if before else {}))
-    _run(first)
+    run_every_round(first)
     untouched = _digests(tmp_path)
     second = _config(tmp_path, 4, **({"dp": after} if after else {}))
     with pytest.raises(ConfigurationError) as refused:
@@ -127,7 +107,7 @@ def test_a_dp_config_that_contradicts_the_stored_rounds_is_refused_before_anythi
 def test_a_round_the_ledger_lacks_is_judged_by_its_stored_epsilon(tmp_path: Path) -> None:
     """The one round a crash may leave out of the ledger is rebuilt from the store with
     the config's DP block: a changed [dp] must be refused before that row is written."""
-    _run(_config(tmp_path, 1))
+    run_every_round(_config(tmp_path, 1))
     # as if the server died between the store's commit of round 1 and its ledger row
     _drop_last_row(tmp_path / "state.sqlite.ledger")
     untouched = _digests(tmp_path)
@@ -240,7 +220,7 @@ def test_a_ledger_cut_below_its_signed_head_is_refused_not_reconstructed(tmp_pat
     was missing and has been reconstructed from the store", wrote the row at seq 4 and
     ran; verify still failed."""
     config = _config(tmp_path, 3)
-    _run(config)
+    run_every_round(config)
     ledger = tmp_path / "state.sqlite.ledger"
     _delete_row(ledger, 3)
     assert not verify_ledger(ledger).ok  # what an auditor already saw
@@ -257,7 +237,7 @@ def test_a_ledger_cut_below_its_signed_head_is_refused_not_reconstructed(tmp_pat
 def test_the_backfill_itself_refuses_a_broken_chain(tmp_path: Path) -> None:
     """A server built without the launcher's checks (a program's own) refuses too."""
     config = _config(tmp_path, 3)
-    _run(config)
+    run_every_round(config)
     ledger_path = tmp_path / "state.sqlite.ledger"
     _delete_row(ledger_path, 3)
     key = LedgerKey.load(tmp_path / "state.sqlite.ledger-key")
@@ -276,7 +256,7 @@ def test_a_crash_between_the_two_commits_is_still_rebuilt(tmp_path: Path) -> Non
     """The honest case the backfill exists for: the chain verifies and ends one round
     before the store (its head signed over the rows it has)."""
     config = _config(tmp_path, 2)
-    _run(config)
+    run_every_round(config)
     ledger = tmp_path / "state.sqlite.ledger"
     _drop_last_row(ledger)
     _restart(_config(tmp_path, 3))
@@ -291,7 +271,7 @@ def test_a_crash_between_the_two_commits_is_still_rebuilt(tmp_path: Path) -> Non
 
 def test_a_changed_dimension_names_the_key_and_what_the_state_holds(tmp_path: Path) -> None:
     """It said only "the model must have 20 parameters"."""
-    _run(_config(tmp_path, 1))
+    run_every_round(_config(tmp_path, 1))
     changed = FederationConfig.from_dict(
         {
             "federation": {"name": "restart", "clients": NAMES, "dimension": 20, "rounds": 2},
