@@ -22,7 +22,7 @@ Three mechanisms, three implementations:
 :data:`ACCOUNTANTS` is the one vocabulary of accountant names, each with the
 mechanisms it can account; configs, the ledger and ``secagg audit verify`` use
 these names and nothing else. The server's mechanisms
-(:mod:`secagg.dp.release`) and the ledger's replay (:mod:`secagg.ledger.verify`)
+(:mod:`secagg.dp.release`) and the ledger's replay (:mod:`secagg.ledger.replay`)
 hold the same classes, so the auditor recomputes with the code that claimed.
 
 The central and distributed accountants cost constant time per round (reliability

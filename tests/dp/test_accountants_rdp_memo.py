@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from opacus.accountants.analysis import rdp
 
 import secagg.dp.dpsgd  # the trainers: installs the memo at import
+import secagg.ledger.replay  # the verifier's replay
 import secagg.ledger.verify  # the verifier
 from secagg.dp.accountants import opacus_epsilon
 
@@ -98,6 +99,7 @@ def test_one_memo_for_trainers_and_verifier() -> None:
     assert not hasattr(rdp._compute_rdp, "cache_info")
     assert rdp._compute_rdp is getattr(rdp._compute_rdp, "__wrapped__", rdp._compute_rdp)
     assert not hasattr(secagg.ledger.verify, "memoise_opacus_rdp")
+    assert not hasattr(secagg.ledger.replay, "memoise_opacus_rdp")
 
 
 def test_installing_is_idempotent_and_thread_safe(monkeypatch: pytest.MonkeyPatch) -> None:
