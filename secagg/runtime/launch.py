@@ -577,6 +577,32 @@ def branch_identity(certificates: str | Path, name: str) -> BranchIdentity:
     )
 
 
+def _grpc_dialer(
+    target: str, credentials: Any, name_override: str | None, max_message_bytes: int
+) -> Callable[[float], ClientEndpoint]:
+    """What a branch and the key holder redial the server with: one new TLS session per
+    call, closed again when it does not connect, so a failed dial leaves no channel
+    behind (the redial loops of :meth:`FederationClient.serve` and
+    :meth:`KeyHolderService.serve` call it again)."""
+    from secagg.transport.grpc_transport import GrpcClientTransport
+
+    def dial(timeout: float) -> ClientEndpoint:
+        transport = GrpcClientTransport(
+            target,
+            channel_credentials=credentials,
+            name_override=name_override,
+            max_message_bytes=max_message_bytes,
+        )
+        try:
+            transport.connect(timeout=timeout)
+        except BaseException:
+            transport.close()
+            raise
+        return transport
+
+    return dial
+
+
 def run_branch(
     target: str,
     name: str,
@@ -628,7 +654,6 @@ def run_branch(
     while this call runs.
     """
     from secagg.transport import certs
-    from secagg.transport.grpc_transport import GrpcClientTransport
 
     credentials = certs.load_client_credentials(certificates, name, check_self=True).to_grpc()
     # a hook that does record-level DP (e.g. torch_hook over a DPSGDTrainer) exposes
@@ -644,20 +669,7 @@ def run_branch(
         state=state,
     )
 
-    def dial(timeout: float) -> ClientEndpoint:
-        transport = GrpcClientTransport(
-            target,
-            channel_credentials=credentials,
-            name_override=name_override,
-            max_message_bytes=max_message_bytes,
-        )
-        try:
-            transport.connect(timeout=timeout)
-        except BaseException:
-            transport.close()
-            raise
-        return transport
-
+    dial = _grpc_dialer(target, credentials, name_override, max_message_bytes)
     began = time.monotonic()
     stats = client.serve(
         dial,
@@ -731,7 +743,6 @@ def run_key_holder(
     helper = chosen.helper(settings, base_dir=base_dir)  # a bad key or policy: before dialling
     if helper is None:
         raise ConfigurationError(f"the {chosen.name} backend has no key holder")
-    from secagg.transport.grpc_transport import GrpcClientTransport
 
     needed = key_holder_idle(config) if config is not None else None
     if idle_timeout is None:
@@ -748,20 +759,7 @@ def run_key_holder(
         )
     credentials = certs.load_client_credentials(certificates, name, check_self=True).to_grpc()
 
-    def dial(timeout: float) -> ClientEndpoint:
-        transport = GrpcClientTransport(
-            target,
-            channel_credentials=credentials,
-            name_override=name_override,
-            max_message_bytes=max_message_bytes,
-        )
-        try:
-            transport.connect(timeout=timeout)
-        except BaseException:
-            transport.close()
-            raise
-        return transport
-
+    dial = _grpc_dialer(target, credentials, name_override, max_message_bytes)
     service = KeyHolderService(name, None, helper)
     began = time.monotonic()
     count = service.serve(
