@@ -129,13 +129,14 @@ class BranchPolicy:
             )
         if self.epsilon_budget is not None and self.delta is None:
             raise ConfigurationError(
-                "branch.epsilon_budget needs branch.delta: the delta the budget's epsilon "
-                "is at (well below 1 over the customers this branch protects)"
+                "branch.epsilon_budget needs branch.delta (secagg client --delta): the delta "
+                "the budget's epsilon is at (well below 1 over the customers this branch "
+                "protects)"
             )
         if self.delta is not None and self.epsilon_budget is None:
             raise ConfigurationError(
-                "branch.delta is the delta of branch.epsilon_budget: set the budget too, or "
-                "remove branch.delta"
+                "branch.delta is the delta of branch.epsilon_budget: set the budget too "
+                "(secagg client --epsilon-budget), or remove branch.delta"
             )
 
     def _check_types(self) -> None:
