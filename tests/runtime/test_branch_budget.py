@@ -462,3 +462,37 @@ def test_the_spend_never_passes_the_budget_and_never_falls(
         std = math.sqrt(charge.honest_shares) * mechanism.local_sigma / mechanism.scale
         assert charge.alone >= _gaussian_epsilon(mechanism.clip / std, delta) * (1 - 1e-9)
         last = now
+
+
+def test_the_charge_is_on_disk_before_the_hook_trains(tmp_path: Path) -> None:
+    """Recorded before anything of the round is trained or sent: a crash after the masked
+    input left (which comes after training) cannot lose the charge."""
+    state = tmp_path / "branch.state"
+    seen: list[int] = []
+
+    def train(model: np.ndarray) -> np.ndarray:
+        seen.append(json.loads(state.read_text())["spent"]["rounds"])
+        return np.full_like(model, 0.01)
+
+    policy = _policy(50.0)
+    client = FederationClient(NAMES[0], train, SentMessages(), policy=policy, state=state)  # type: ignore[arg-type]
+    spec = _spec(_mechanism())
+    for number in (1, 2, 3):
+        client.handle(_start(number, spec))
+    assert seen == [1, 2, 3]
+
+
+def test_a_spend_another_process_wrote_stops_the_branch(tmp_path: Path) -> None:
+    """Two processes over one state file would each overwrite the other's spend: the
+    second write finds a spend it did not write and stops, nothing trained."""
+    state = tmp_path / "branch.state"
+    spec = _spec(_mechanism())
+    branch = _Branch(_policy(50.0), state)
+    branch.start(1, spec)
+    data = json.loads(state.read_text())  # another process charges a round of its own
+    data["spent"]["rdp"] = [2 * value for value in data["spent"]["rdp"]]
+    state.write_text(json.dumps(data))
+    with pytest.raises(BranchStateError, match="another privacy spend"):
+        branch.start(2, spec)
+    assert branch.trained == [1]
+    assert json.loads(state.read_text()) == data  # not written over
