@@ -201,7 +201,7 @@ def ddg_round_rdp(
     :func:`ddg_epsilon`'s (scaled integer domain)."""
     l2 = _positive("l2_sensitivity", l2_sensitivity)
     sigma = _positive("local_stddev", local_stddev)
-    (count,) = _share_counts(noise_contributors)
+    count = _count("noise_contributors", noise_contributors, 1)
     d = _count("dimension", dimension, 1)
     l1 = (
         l2 * min(math.sqrt(d), l2)
