@@ -56,6 +56,7 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import Signer, Verifier
 from secagg.crypto.stream import KeyedStream
+from secagg.dp.distributed import DistributedDiscreteGaussian
 from secagg.errors import (
     ConfigurationError,
     DuplicateMessage,
@@ -185,6 +186,16 @@ class RoundSpec:
         spec did not, so a branch that required its own noise share (and had opted into
         ``plain``) took a plain round, whose update goes in clear and unnoised."""
         policy.check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
+
+    def own_noise_share(self) -> DistributedDiscreteGaussian | None:
+        """The distributed-DP mechanism whose noise share every client adds itself, before
+        its input leaves it (None: the round carries none; noise the server or a key
+        holder adds is theirs, not the client's).
+
+        Why the runtime asks the spec: a branch with its own privacy budget
+        (``branch.epsilon_budget``) charges only noise it adds and can account for
+        itself, and the runtime never names a backend."""
+        return None
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,10 @@ class MaskingSpec(RoundSpec):
                 num_clients=self.num_clients,
             )
 
+    def own_noise_share(self) -> DistributedDiscreteGaussian | None:
+        """The noise share's mechanism: each client adds its share before masking."""
+        return None if self.noise_share is None else self.noise_share.mechanism
+
     @property
     def vector_length(self) -> int:
         """Words per client: the dimension, or the padded one of the rotation."""

@@ -73,6 +73,11 @@ class BranchPolicy:
     #: the one federation this branch joins (its ``[federation] name``); None: the one
     #: the server names at the first round (then held to for the process and its state)
     federation: str | None = None
+    #: the epsilon this branch's customers may lose over all the rounds it takes, at
+    #: ``delta``, accounted by the branch itself (:mod:`secagg.runtime.branch_budget`);
+    #: None: no budget of its own (the server's ``dp.epsilon_budget`` alone)
+    epsilon_budget: float | None = None
+    delta: float | None = None  # required with epsilon_budget: the branch knows its N
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -87,10 +92,11 @@ class BranchPolicy:
             raise ConfigurationError(
                 "branch.key_holder_fingerprint must be the 64 hex digits the key holder prints"
             )
-        for name in ("max_clip", "min_noise_multiplier", "record_sensitivity"):
+        for name in ("max_clip", "min_noise_multiplier", "record_sensitivity", "epsilon_budget"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ConfigurationError(f"branch.{name} must be positive and finite")
+        self._check_budget()
         for name in ("expected_clients", "min_threshold"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -108,6 +114,29 @@ class BranchPolicy:
             raise ConfigurationError(
                 f"branch.federation must be the federation's name (1 to 64 letters, digits, "
                 f"'.', '_' or '-', as its [federation] name), not {self.federation!r:.80}"
+            )
+
+    def _check_budget(self) -> None:
+        """``delta`` goes with ``epsilon_budget``, one without the other is a mistake.
+
+        Why no default delta: it must lie well below 1 over the number of protected units
+        (customers, or branches at client level), a number only the branch knows; a default
+        chosen here would be wrong for most branches, silently."""
+        if self.delta is not None and not 0 < self.delta < 1:
+            raise ConfigurationError(
+                f"branch.delta must lie strictly between 0 and 1 (well below 1 over the "
+                f"customers this branch protects), not {self.delta!r}"
+            )
+        if self.epsilon_budget is not None and self.delta is None:
+            raise ConfigurationError(
+                "branch.epsilon_budget needs branch.delta (secagg client --delta): the delta "
+                "the budget's epsilon is at (well below 1 over the customers this branch "
+                "protects)"
+            )
+        if self.delta is not None and self.epsilon_budget is None:
+            raise ConfigurationError(
+                "branch.delta is the delta of branch.epsilon_budget: set the budget too "
+                "(secagg client --epsilon-budget), or remove branch.delta"
             )
 
     def _check_types(self) -> None:
@@ -140,7 +169,13 @@ class BranchPolicy:
                 "branch.key_holder_fingerprint must be the 64 hex digits the key holder "
                 f"prints (32 bytes), not {type(pin).__name__}"
             )
-        optional = ("max_clip", "min_noise_multiplier", "record_sensitivity")
+        optional = (
+            "max_clip",
+            "min_noise_multiplier",
+            "record_sensitivity",
+            "epsilon_budget",
+            "delta",
+        )
         for name in (*optional, "corrupt_fraction", "dropout_fraction"):
             value = getattr(self, name)
             if value is None and name in optional:

@@ -1790,6 +1790,20 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     help="Join only the active (malicious-server) variant of the masking backends.",
 )
 @click.option(
+    "--epsilon-budget",
+    type=FiniteFloat(0.0, min_open=True),
+    default=None,
+    help="This branch's own privacy budget: it takes only rounds where it adds its own "
+    "distributed noise share, and none that would take its epsilon (its own accounting, "
+    "kept in --state) past this. Needs --delta.",
+)
+@click.option(
+    "--delta",
+    type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="The delta of --epsilon-budget (well below 1 over the customers this branch protects).",
+)
+@click.option(
     "--federation",
     default=None,
     help="The federation this branch joins (the server's [federation] name): a round of "
@@ -1830,6 +1844,10 @@ def client(
     before anything of the update leaves, and the command exits with status 3. With
     --state it keeps the last round it started, and its federation, across restarts
     and refuses a round at or below it, or of another federation (exit status 2).
+    With --epsilon-budget (and --delta) it keeps its own privacy budget, in --state
+    when given: a round it cannot account for, or one that would take its epsilon past
+    the budget, is refused before training (exit status 3); the summary line says the
+    epsilon spent.
 
     Exit status: 0 when the server announced that the federation finished (or after
     --rounds rounds); 1, with one line naming the cause, when the federation was
@@ -1896,13 +1914,29 @@ def client(
     )
     summary = (
         f"{name}: {stats.rounds_completed} rounds completed, {stats.rounds_aborted} aborted, "
-        f"{own}{stats.refused_messages} messages refused"
+        f"{own}{stats.refused_messages} messages refused{_budget_summary(stats)}"
     )
     outcome = getattr(stats, "outcome", None)
     if outcome == "stopped":  # the server announced an end before the last round
         reason = getattr(stats, "end_reason", "") or "no reason given"
         _fail("secagg client", f"{summary}; the federation stopped before it finished: {reason}")
     click.echo(summary + ("; the federation finished" if outcome == "finished" else ""))
+
+
+def _budget_summary(stats: Any) -> str:
+    """``; epsilon spent 1.2346 of its budget 3.0000 (delta 1e-06)`` for a branch with its
+    own budget (branch.epsilon_budget), rounded up; nothing without one."""
+    from secagg.dp.display import shown
+
+    spent = getattr(stats, "epsilon_spent", None)
+    budget = getattr(stats, "epsilon_budget", None)
+    delta = getattr(stats, "privacy_delta", None)
+    if spent is None or budget is None or delta is None:
+        return ""
+    return (
+        f"; epsilon spent {shown(spent)} of its budget {shown(budget)} "
+        f"(delta {shown(delta, 4, significant=True)})"
+    )
 
 
 def _read_table(path: str, table: str) -> dict[str, Any]:
@@ -1939,12 +1973,14 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
     except ConfigurationError as exc:
         # a value typed as an option is named as that option, not as the policy file's
         # key: ``--max-clip -1`` said ``branch.max_clip must be ...`` (CLI audit, 2026-12-05)
+        # (every such key: ``--epsilon-budget needs branch.delta`` named a flag and a key)
         message = str(exc)
-        for key in typed:
-            if re.search(rf"\bbranch\.{key}\b", message):
-                flag = "--" + key.replace("_", "-")
-                message = re.sub(rf"\bbranch\.{key}\b", flag, message)
-                raise click.BadParameter(message, param_hint=f"'{flag}'") from None
+        named = [key for key in typed if re.search(rf"\bbranch\.{key}\b", message)]
+        for key in named:
+            message = re.sub(rf"\bbranch\.{key}\b", "--" + key.replace("_", "-"), message)
+        if named:
+            flag = "--" + named[0].replace("_", "-")
+            raise click.BadParameter(message, param_hint=f"'{flag}'") from None
         raise
 
 

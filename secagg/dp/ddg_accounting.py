@@ -180,10 +180,57 @@ def ddg_epsilon(
 
     curves = [_ddg_round_rdp(l2, l1, sigma, n, d, q) for n in counts]
     worst = curves[0] if len(curves) == 1 else tuple(map(max, zip(*curves, strict=True)))
-    rdp_values = [t * value for value in worst]
+    return rdp_epsilon([t * value for value in worst], delta)
+
+
+def ddg_round_rdp(
+    *,
+    l2_sensitivity: float,
+    l1_sensitivity: float | None,
+    local_stddev: float,
+    noise_contributors: int,
+    dimension: int,
+) -> tuple[float, ...]:
+    """One unsampled round's RDP at :data:`DDG_ORDERS`: what :func:`ddg_epsilon` charges
+    a round at sample rate 1, as a curve a caller can add to others.
+
+    Why: :func:`ddg_epsilon` composes rounds of one mechanism. A branch that keeps its
+    own budget (:mod:`secagg.runtime.branch_budget`) composes rounds whose parameters
+    the server chose, each its own; RDP curves add across any rounds, so it keeps
+    their sum and converts it with :func:`rdp_epsilon`. Arguments as
+    :func:`ddg_epsilon`'s (scaled integer domain)."""
+    l2 = _positive("l2_sensitivity", l2_sensitivity)
+    sigma = _positive("local_stddev", local_stddev)
+    count = _count("noise_contributors", noise_contributors, 1)
+    d = _count("dimension", dimension, 1)
+    l1 = (
+        l2 * min(math.sqrt(d), l2)
+        if l1_sensitivity is None
+        else _positive("l1_sensitivity", l1_sensitivity)
+    )
+    if l1 < l2 * (1 - 1e-12):
+        raise ConfigurationError(
+            f"l1_sensitivity {l1:g} is below l2_sensitivity {l2:g}; no vector has that"
+        )
+    return _ddg_round_rdp(l2, l1, sigma, count, d, 1.0)
+
+
+def rdp_epsilon(rdp_values: Iterable[float], delta: float) -> float:
+    """Epsilon at ``delta`` of an RDP curve at :data:`DDG_ORDERS` (dp_accounting's
+    conversion, the one :func:`ddg_epsilon` uses); 0 for the curve of no round."""
+    values = [float(value) for value in rdp_values]
+    if len(values) != len(DDG_ORDERS):
+        raise ConfigurationError(
+            f"an RDP curve at the DDG orders has {len(DDG_ORDERS)} values, not {len(values)}"
+        )
+    if any(not value >= 0 for value in values):  # also NaN
+        raise ConfigurationError("an RDP curve's values must be numbers >= 0")
+    delta = _delta(delta)
+    if not any(values):
+        return 0.0
     from dp_accounting import rdp  # the RDP-to-(epsilon, delta) conversion, on first use
 
-    eps, _ = rdp.rdp_privacy_accountant.compute_epsilon(list(DDG_ORDERS), rdp_values, delta)
+    eps, _ = rdp.rdp_privacy_accountant.compute_epsilon(list(DDG_ORDERS), values, delta)
     return float(eps)
 
 

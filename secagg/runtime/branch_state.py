@@ -38,24 +38,38 @@ branch still needs when it goes back.
 Version 1 files (before the federation was recorded) are read: their rounds are taken
 as the federation's of the first round the branch starts with the file (or its pin's),
 which is then written down; the mark is kept, so a replay is refused as before.
+
+A branch with its own privacy budget (``branch.epsilon_budget``:
+:mod:`secagg.runtime.branch_budget`) keeps what it spent in the same file, as version 3
+(version 2's fields and ``spent``), written under the same lock before anything of a
+charged round is trained or sent (:meth:`RoundMark.charge`). A file without a spend
+stays version 2 (an older release reads it); one with a spend is version 3, which an
+older release refuses rather than drop the spend. Every later write of the mark carries
+the spend as it is, with or without a budget configured: only a new file starts from
+nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
 from secagg.durable import LockTimeout, exclusive_lock, write_json_atomically
 from secagg.errors import ConfigurationError
+from secagg.runtime.branch_budget import PrivacySpend
 
 #: the format of the state file; 2 records the federation. Version 1 is read (it names
 #: none, see the module docstring); any other is refused, never guessed
 STATE_VERSION = 2
+#: the format of a state file that records a privacy spend (version 2's fields + spent)
+SPENT_VERSION = 3
 _FIELDS = {
     1: {"version", "branch", "last_started"},
     2: {"version", "branch", "federation", "last_started"},
+    3: {"version", "branch", "federation", "last_started", "spent"},
 }
 
 
@@ -84,10 +98,12 @@ class RoundMark:
         self.last: int | None = None
         #: the federation the recorded rounds belong to (None: none recorded yet)
         self.federation: str | None = None
+        #: the privacy spend the file records (None: none; secagg.runtime.branch_budget)
+        self.spent: PrivacySpend | None = None
         if self.path.is_dir():
             raise BranchStateError(f"{self.path} is a folder: give the state file's path in it")
         if self.path.exists():
-            self.last, self.federation = self._load()
+            self.last, self.federation, self.spent = self._load()
             if federation is not None and self.federation is None:
                 self.federation = federation  # written with the first round started
             if federation is not None and self.federation != federation:
@@ -111,12 +127,12 @@ class RoundMark:
                 f"federation needs a new state file (or dial the server of {self.federation!r})"
             )
 
-    def _load(self) -> tuple[int | None, str | None]:
+    def _load(self) -> tuple[int | None, str | None, PrivacySpend | None]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             version = data.get("version") if isinstance(data, dict) else None
             if type(version) is not int or version not in _FIELDS:  # a bool is not a version
-                raise ValueError("not a branch state of version 1 or 2")
+                raise ValueError("not a branch state of version 1, 2 or 3")
             if set(data) != _FIELDS[version]:
                 raise ValueError(f"unexpected fields {sorted(data)}")
             if not isinstance(data["branch"], str):
@@ -131,7 +147,8 @@ class RoundMark:
                 isinstance(federation, str) and FEDERATION_NAME_PATTERN.fullmatch(federation)
             ):
                 raise ValueError(f"federation is {federation!r:.80}, not a federation's name")
-            if version == 2 and last is not None and federation is None:
+            spent = None if version < SPENT_VERSION else PrivacySpend.from_dict(data["spent"])
+            if version >= 2 and last is not None and federation is None:
                 # written only with a round: rounds of no federation are not this format
                 raise ValueError(f"round {last} recorded without its federation")
         except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -146,7 +163,7 @@ class RoundMark:
                 f"{self.path} is the state of branch {data['branch']!r}, not of "
                 f"{self.branch!r}: each branch needs its own state file"
             )
-        return last, federation
+        return last, federation, spent
 
     def advance(self, number: int, federation: str) -> None:
         """Record that the branch started round ``number`` of ``federation`` (checked
@@ -161,10 +178,21 @@ class RoundMark:
         (``<state>.lock``): re-read alone, two processes given the same start at once
         both read the old mark before either's rename, and both trained the round."""
         self.check(federation, number)
+        self._locked(lambda: self._advance(number, federation))
+
+    def charge(self, spend: PrivacySpend) -> None:
+        """Record ``spend`` as the branch's privacy spend: on disk when this returns.
+
+        Raises :class:`BranchStateError` (nothing recorded) as :meth:`advance` does: the
+        file cannot be written, or no longer holds what this process last wrote."""
+        self._locked(lambda: self._charge(spend))
+
+    def _locked(self, step: Callable[[], None]) -> None:
+        """``step`` (a re-read, a check and a write) under the lock beside the file."""
         lock = self.path.with_name(self.path.name + ".lock")
         try:
             with exclusive_lock(lock, make_folder=False):
-                self._advance(number, federation)
+                step()
         except LockTimeout as exc:
             raise BranchStateError(
                 f"{self.path}: {exc}: another process of {self.branch!r} uses the same "
@@ -175,13 +203,23 @@ class RoundMark:
                 f"{self.path}: cannot lock this branch's state ({_one_line(exc)})"
             ) from None
 
-    def _advance(self, number: int, federation: str) -> None:
+    def _charge(self, spend: PrivacySpend) -> None:
+        self._check_unchanged()
+        previous, self.spent = self.spent, spend
+        try:
+            self._write(self.last)
+        except BranchStateError:
+            self.spent = previous
+            raise
+
+    def _check_unchanged(self) -> None:
+        """The file still holds what this process last wrote, or a BranchStateError."""
         if not self.path.exists():
             raise BranchStateError(
                 f"{self.path}: the state file is gone (this branch process last recorded "
                 f"round {self.last}); stopping rather than start it again from nothing"
             )
-        on_disk, recorded = self._load()
+        on_disk, recorded, spent = self._load()
         if on_disk != self.last or recorded not in (None, self.federation):
             held = f"round {on_disk}" + (f" of federation {recorded!r}" if recorded else "")
             raise BranchStateError(
@@ -189,6 +227,15 @@ class RoundMark:
                 f"{self.last}: another process of {self.branch!r} uses the same state file, "
                 "or it was replaced; stopping rather than write over it"
             )
+        if spent != self.spent:
+            raise BranchStateError(
+                f"{self.path}: holds another privacy spend than this branch process last "
+                f"recorded: another process of {self.branch!r} uses the same state file, "
+                "or it was replaced; stopping rather than write over it"
+            )
+
+    def _advance(self, number: int, federation: str) -> None:
+        self._check_unchanged()
         previous = self.federation
         self.federation = federation
         try:
@@ -199,12 +246,14 @@ class RoundMark:
         self.last = number
 
     def _write(self, last: int | None) -> None:
-        data = {
-            "version": STATE_VERSION,
+        data: dict[str, object] = {
+            "version": STATE_VERSION if self.spent is None else SPENT_VERSION,
             "branch": self.branch,
             "federation": self.federation,
             "last_started": last,
         }
+        if self.spent is not None:
+            data["spent"] = self.spent.to_dict()
         try:
             write_json_atomically(self.path, data, make_folder=False)
         except OSError as exc:

@@ -63,6 +63,13 @@ refused before anything else, nothing trained or sent, and the branch leaves the
 at once: a pin's refusal is a policy refusal (``branch.federation``), a state file's a
 :class:`~secagg.runtime.branch_state.BranchStateError` naming the file and both names.
 
+**Nor how many rounds it takes.** With ``branch.epsilon_budget`` (and ``branch.delta``)
+the branch keeps its own privacy budget (:mod:`secagg.runtime.branch_budget`): before
+training it takes only a round in which it adds its own distributed noise share and
+whose charge, under its own assumptions, keeps its epsilon within the budget, and it
+records the charge in its state file before anything of the round is trained or sent.
+Any other round is a policy refusal naming ``branch.epsilon_budget``.
+
 Waiting, and when to stop (reliability review D1, D3)
 -----------------------------------------------------
 :meth:`FederationClient.run` serves one session. *Between* rounds, a server
@@ -123,6 +130,7 @@ from secagg.errors import (
     WrongRound,
 )
 from secagg.runtime import outcome, redial
+from secagg.runtime.branch_budget import BranchBudget
 from secagg.runtime.branch_state import BranchStateError, RoundMark
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
@@ -168,6 +176,11 @@ class ClientStats:
     #: as completed, a round the branch contributed nothing to read as one it took part in
     rounds_left: int = 0
     sessions: int = 0  # sessions opened by serve() (1 + the reconnections)
+    #: with ``branch.epsilon_budget``: the epsilon this branch has spent (rounded up, at
+    #: ``privacy_delta``; its state file's spend included) and its budget; None without
+    epsilon_spent: float | None = None
+    epsilon_budget: float | None = None
+    privacy_delta: float | None = None
     #: why the last run() returned: "finished" (the server announced the federation
     #: complete), "stopped" (the server announced it stopped before completing; see
     #: end_reason), "rounds" (this branch's own round limit), "idle" (the server was
@@ -329,6 +342,8 @@ class FederationClient:
         below it. Without it the branch remembers its rounds only while it runs. A file
         that cannot be read or written raises
         :class:`~secagg.runtime.branch_state.BranchStateError`, never a silent reset.
+        With ``policy.epsilon_budget`` the branch's privacy spend is kept there too
+        (:mod:`secagg.runtime.branch_budget`; without ``state``, in memory only).
         """
         self.policy = policy if policy is not None else BranchPolicy()
         self._identity = identity
@@ -371,6 +386,9 @@ class FederationClient:
         self.stats = ClientStats()
         # refused messages: a few logged, the rest counted (the server chooses how many)
         self._refusals = RefusalLog(log, name)
+        # the branch's own privacy budget (branch.epsilon_budget), kept in its state file
+        self._budget = BranchBudget.open(self.policy, self._mark, name)
+        self._count_spend()
 
     def reconnected(self, transport: ClientEndpoint) -> None:
         """Continue on a new session; the round in flight (if any) is lost."""
@@ -660,6 +678,8 @@ class FederationClient:
             # not the identity (the identities were verified first, as the arguments of
             # backend.client, before it checked the policy)
             spec.check_policy(self.policy)
+            # its own budget before training: a DP-SGD hook spends nothing on a refused round
+            charge = None if self._budget is None else self._budget.admit(start.round, spec)
             session = backend.client(
                 spec,
                 start.party,
@@ -677,6 +697,9 @@ class FederationClient:
             self._begin(start)
             raise
         self._begin(start)
+        if charge is not None and self._budget is not None:  # on disk before training
+            self._budget.record(charge)  # nor anything of the round sent: a crash keeps it
+            self._count_spend()
         self.stats.rounds_started += 1
         self.stats.last_model = start.model
         self._stage = "training"  # the hook, its output's conversion and its report
@@ -697,6 +720,13 @@ class FederationClient:
         payloads = session.set_input(update)
         self._round, self._session = start.round, session
         self._send(start.round, payloads)
+
+    def _count_spend(self) -> None:
+        """The budget's figures in the stats (the exit summary prints them)."""
+        if self._budget is not None:
+            self.stats.epsilon_spent = self._budget.spent
+            self.stats.epsilon_budget = self._budget.budget
+            self.stats.privacy_delta = self._budget.delta
 
     def _begin(self, start: RoundStart) -> None:
         """Take ``start``'s round as this branch's round, once it is checked: recorded in

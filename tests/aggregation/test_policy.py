@@ -302,6 +302,8 @@ _KINDS = {
     "max_clients": "int",
     "max_dimension": "int",
     "federation": "name",
+    "epsilon_budget": "optional_real",
+    "delta": "optional_real",
 }
 
 

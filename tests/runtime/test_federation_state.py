@@ -142,9 +142,9 @@ def test_a_version_1_state_file_is_read_and_its_mark_kept(tmp_path: Path, pin: s
 
 def test_an_unreadable_state_says_in_one_line_what_to_do(tmp_path: Path) -> None:
     state = tmp_path / "branch.state"
-    state.write_text(json.dumps({"version": 3, "branch": NAME, "last_started": 5}))
+    state.write_text(json.dumps({"version": 4, "branch": NAME, "last_started": 5}))
     with pytest.raises(BranchStateError) as caught:
         _Branch(state)
     message = str(caught.value)
-    assert "\n" not in message and "version 1 or 2" in message
+    assert "\n" not in message and "version 1, 2 or 3" in message
     assert "restore the file" in message and "new state file" in message
