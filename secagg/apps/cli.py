@@ -42,6 +42,7 @@ from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_MAX_CLIENTS
+from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.certs import MissingCertificate
 
 if TYPE_CHECKING:
@@ -1195,8 +1196,8 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
     "--wait",
     default=60.0,
     show_default=True,
-    type=FiniteFloat(min=0.0),
-    help="Seconds to wait for branches.",
+    type=FiniteFloat(min=0.0, max=MAX_WAIT_SECONDS),
+    help="Seconds to wait for branches (at most a week, 604800).",
 )
 @click.option(
     "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO, a line a round)."
@@ -1687,19 +1688,19 @@ def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
     it: one definition keeps them alike)."""
     command = click.option(
         "--give-up-after",
-        type=FiniteFloat(0.0, min_open=True, allow_inf=True),
+        type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
         default=600.0,
         show_default=True,
         help="Seconds to keep redialling after a lost connection (a server restart, a "
-        "network cut), counted from the loss; 'inf': until the server announces the "
-        "federation's end.",
+        "network cut), counted from the loss, at most a week (604800); 'inf': until the "
+        "server announces the federation's end.",
     )(command)
     return click.option(
         "--connect-timeout",
-        type=FiniteFloat(0.0, min_open=True),
+        type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True),
         default=30.0,
         show_default=True,
-        help="Seconds to open the first session.",
+        help="Seconds to open the first session (at most a week, 604800).",
     )(command)
 
 
@@ -1732,13 +1733,13 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 )
 @click.option(
     "--idle",
-    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
+    type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
     default=900.0,
     show_default=True,
     help="Give up when the server is silent this long between rounds (inside a round the "
     "branch waits for the deadline the server announced). Keep it above the server's "
     "quorum_wait_seconds (600 by default), during which a lone connected branch hears "
-    "nothing; 'inf': never.",
+    "nothing; at most a week (604800); 'inf': never.",
 )
 @_redialling
 @_verbosity
@@ -2028,12 +2029,13 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 @_dialling_party("The key holder's name (its certificate's).")
 @click.option(
     "--idle",
-    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
+    type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
     default=None,
-    help="Stop after this many seconds of silence. Default: with --config, the longest "
-    "silence of that server towards its key holder (quorum_wait_seconds + round_seconds "
-    "+ 30 s); without, 600. The server says nothing to its key holder before round 1: "
-    "keep it above the server's --wait when that is longer; 'inf': never.",
+    help="Stop after this many seconds of silence, at most a week (604800). Default: with "
+    "--config, the longest silence of that server towards its key holder "
+    "(quorum_wait_seconds + round_seconds + 30 s); without, 600. The server says nothing "
+    "to its key holder before round 1: keep it above the server's --wait when that is "
+    "longer; 'inf': never.",
 )
 @_redialling
 @click.option(
