@@ -42,6 +42,7 @@ from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_MAX_CLIENTS
+from secagg.runtime.config import MAX_DIMENSION
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.certs import MissingCertificate
 
@@ -1727,7 +1728,14 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     help="'demo' or 'module:factory' (the module importable: installed, or its folder on "
     "PYTHONPATH).",
 )
-@click.option("--dimension", type=click.IntRange(min=1), required=True, help="Model parameters.")
+@click.option(
+    "--dimension",
+    # a federation's bound (federation.dimension): --dimension 2**70 was an OverflowError
+    # traceback from numpy, and 3 000 000 000 allocated until killed (upper-bounds review)
+    type=click.IntRange(1, MAX_DIMENSION),
+    required=True,
+    help=f"Model parameters (at most {MAX_DIMENSION}, a federation's largest model).",
+)
 @click.option(
     "--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many rounds."
 )
@@ -1848,6 +1856,12 @@ def client(
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
 
+    # the model, the update and a round's masked copy, 8 bytes a parameter each (the
+    # demo hook's target is a fourth): --dimension 2147483648 (within the federation's
+    # bound) allocated until the machine's memory ran out (upper-bounds review, 2026-12-05)
+    check_memory(
+        32 * dimension, f"--dimension {dimension} (a model and its round copies)", "'--dimension'"
+    )
     _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)
