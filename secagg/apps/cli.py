@@ -59,6 +59,14 @@ _DROPOUT_PHASES = PHASES[1:]
 #: issues' sizes, and short of a MemoryError traceback
 _CLIENTS = click.IntRange(min=3)
 _LENGTH = click.IntRange(1, 10**8)
+#: the most timed runs, rounds and Ray workers a benchmark takes, each far past any use
+#: and short of a run that never ends: ``bench dp --runs 2**70`` ran until killed,
+#: ``bench grpc --rounds 2**70`` was an OverflowError traceback from its deadline, and
+#: ``bench scale --d 2**70`` a ConfigurationError traceback in its cell (upper-bounds
+#: review, 2026-12-05); rounds and workers are ``secagg simulate``'s caps
+_RUNS = click.IntRange(1, 1000)
+_ROUNDS = click.IntRange(1, 10_000)
+_WORKERS = click.IntRange(1, 10_000)
 
 
 def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -914,9 +922,7 @@ def bench_papers(quick: bool, out: str) -> None:
 @bench.command("dp")
 @click.option("--quick", is_flag=True, help="d = 10 000 only: seconds.")
 @click.option("--d", "dimensions", type=_LENGTH, multiple=True, help="Vector lengths (repeatable).")
-@click.option(
-    "--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Timed runs per step."
-)
+@click.option("--runs", type=_RUNS, default=5, show_default=True, help="Timed runs per step.")
 @_bench_json_output
 def bench_dp(
     quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
@@ -995,9 +1001,9 @@ def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d
 @bench.command("scale", short_help="Thousands of clients: the in-process and Ray engines.")
 @click.option("--quick", is_flag=True, help="60 clients, d = 1000: well under a minute.")
 @click.option("--n", "ns", type=click.IntRange(min=3), multiple=True, help="Clients (repeatable).")
-@click.option("--d", "dimension", type=click.IntRange(min=1), default=None, help="Model size.")
+@click.option("--d", "dimension", type=_LENGTH, default=None, help="Model size.")
 @click.option("--dropout", type=FiniteFloat(0.0, 0.5), default=None, help="Vanishing share (0.05).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Ray workers (CPUs).")
+@click.option("--workers", type=_WORKERS, default=None, help="Ray workers (CPUs).")
 @_bench_json_output
 def bench_scale(
     quick: bool,
@@ -1040,7 +1046,7 @@ def bench_scale(
     "--processes", type=click.IntRange(min=1), default=None, help="Worker processes (default 10)."
 )
 @click.option("--d", "dimension", type=_LENGTH, default=None, help="Model size (default 1e5).")
-@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Rounds (default 3).")
+@click.option("--rounds", type=_ROUNDS, default=None, help="Rounds (default 3).")
 @_bench_json_output
 def bench_grpc(
     quick: bool,
