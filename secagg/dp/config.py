@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from secagg.dp._checks import _count, _delta, _positive
+from secagg.dp.adaptive import MAX_CLIP_LEARNING_RATE
 from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
 
@@ -405,9 +406,12 @@ class DPSettings:
             0 < self.target_quantile < 1,
             f"dp.target_quantile must lie in (0, 1), not {self.target_quantile!r}",
         )
-        _require(
-            math.isfinite(self.clip_learning_rate) and self.clip_learning_rate > 0,
-            f"dp.clip_learning_rate must be positive, not {self.clip_learning_rate!r}",
+        _require(  # past it the clip's geometric step overflows math.exp (see the constant)
+            math.isfinite(self.clip_learning_rate)
+            and 0 < self.clip_learning_rate <= MAX_CLIP_LEARNING_RATE,
+            f"dp.clip_learning_rate must lie in (0, {MAX_CLIP_LEARNING_RATE:g}], not "
+            f"{self.clip_learning_rate!r}: one round moves the clip by a factor of up to "
+            "exp(clip_learning_rate * max(target_quantile, 1 - target_quantile))",
         )
         _require(
             self.count_noise_stddev is None

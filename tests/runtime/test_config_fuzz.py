@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from secagg.aggregation import BACKENDS
+from secagg.dp.adaptive import MAX_CLIP_LEARNING_RATE
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
 from secagg.runtime.config import (
@@ -230,7 +231,8 @@ def ranges_violated(config: FederationConfig) -> list[str]:
             "dp.adaptive_clip": isinstance(p.adaptive_clip, bool),
             "dp.target_quantile": isinstance(p.target_quantile, int | float)
             and 0 < p.target_quantile < 1,
-            "dp.clip_learning_rate": _positive(p.clip_learning_rate),
+            "dp.clip_learning_rate": _positive(p.clip_learning_rate)
+            and p.clip_learning_rate <= MAX_CLIP_LEARNING_RATE,
             "dp.count_noise_stddev": p.count_noise_stddev is None
             or _positive(p.count_noise_stddev),
             "dp.epsilon_budget": p.epsilon_budget is None or _positive(p.epsilon_budget),
@@ -334,6 +336,7 @@ def check(path: Path, edits: list[Edit], places: list[Place], not_toml: bool) ->
 @example(base="every", edits=[("value", ("server", "quorum_wait_seconds"), 1e300)])
 @example(base="every", edits=[("value", ("federation", "seed"), -1)])
 @example(base="ckks", edits=[("value", ("dp", "noise_multiplier"), 1e30)])
+@example(base="every", edits=[("value", ("dp", "clip_learning_rate"), 1e308)])
 @example(
     base="every",
     edits=[
