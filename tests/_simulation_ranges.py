@@ -16,6 +16,7 @@ from secagg.apps.models import MODELS
 from secagg.apps.simulation.config import (
     CAPS,
     ENGINES,
+    MAX_EPSILON,
     MAX_PRIOR_EPSILON,
     MECHANISMS,
     MIN_DELTA,
@@ -69,7 +70,7 @@ def ranges_violated(c: SimulationConfig) -> list[str]:
         or all(type(s) is int and s >= 0 for s in c.tuning_seeds),
         "unit": c.unit in UNITS,
         "mechanism": c.mechanism in MECHANISMS.get(c.unit, ()),
-        "epsilon": c.epsilon is None or (_within(c.epsilon, 0, math.inf) and c.epsilon > 0),
+        "epsilon": c.epsilon is None or (_within(c.epsilon, 0, MAX_EPSILON) and c.epsilon > 0),
         "noise_multiplier": c.noise_multiplier is None
         or _positive_capped(c.noise_multiplier, "noise_multiplier"),
         "delta": _within(c.delta, MIN_DELTA if c.private else 0, 1) and 0 < c.delta < 1,

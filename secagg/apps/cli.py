@@ -42,6 +42,8 @@ from secagg.apps.simulation.cli import simulate
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_MAX_CLIENTS
+from secagg.runtime.config import MAX_DIMENSION
+from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.certs import MissingCertificate
 
 if TYPE_CHECKING:
@@ -57,6 +59,14 @@ _DROPOUT_PHASES = PHASES[1:]
 #: issues' sizes, and short of a MemoryError traceback
 _CLIENTS = click.IntRange(min=3)
 _LENGTH = click.IntRange(1, 10**8)
+#: the most timed runs, rounds and Ray workers a benchmark takes, each far past any use
+#: and short of a run that never ends: ``bench dp --runs 2**70`` ran until killed,
+#: ``bench grpc --rounds 2**70`` was an OverflowError traceback from its deadline, and
+#: ``bench scale --d 2**70`` a ConfigurationError traceback in its cell (upper-bounds
+#: review, 2026-12-05); rounds and workers are ``secagg simulate``'s caps
+_RUNS = click.IntRange(1, 1000)
+_ROUNDS = click.IntRange(1, 10_000)
+_WORKERS = click.IntRange(1, 10_000)
 
 
 def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -912,9 +922,7 @@ def bench_papers(quick: bool, out: str) -> None:
 @bench.command("dp")
 @click.option("--quick", is_flag=True, help="d = 10 000 only: seconds.")
 @click.option("--d", "dimensions", type=_LENGTH, multiple=True, help="Vector lengths (repeatable).")
-@click.option(
-    "--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Timed runs per step."
-)
+@click.option("--runs", type=_RUNS, default=5, show_default=True, help="Timed runs per step.")
 @_bench_json_output
 def bench_dp(
     quick: bool, dimensions: tuple[int, ...], runs: int, as_json: bool, out: str | None
@@ -993,9 +1001,9 @@ def _plan_bench_round(num_clients: int, vector_length: int, clients_flag: str, d
 @bench.command("scale", short_help="Thousands of clients: the in-process and Ray engines.")
 @click.option("--quick", is_flag=True, help="60 clients, d = 1000: well under a minute.")
 @click.option("--n", "ns", type=click.IntRange(min=3), multiple=True, help="Clients (repeatable).")
-@click.option("--d", "dimension", type=click.IntRange(min=1), default=None, help="Model size.")
+@click.option("--d", "dimension", type=_LENGTH, default=None, help="Model size.")
 @click.option("--dropout", type=FiniteFloat(0.0, 0.5), default=None, help="Vanishing share (0.05).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Ray workers (CPUs).")
+@click.option("--workers", type=_WORKERS, default=None, help="Ray workers (CPUs).")
 @_bench_json_output
 def bench_scale(
     quick: bool,
@@ -1038,7 +1046,7 @@ def bench_scale(
     "--processes", type=click.IntRange(min=1), default=None, help="Worker processes (default 10)."
 )
 @click.option("--d", "dimension", type=_LENGTH, default=None, help="Model size (default 1e5).")
-@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Rounds (default 3).")
+@click.option("--rounds", type=_ROUNDS, default=None, help="Rounds (default 3).")
 @_bench_json_output
 def bench_grpc(
     quick: bool,
@@ -1195,8 +1203,8 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
     "--wait",
     default=60.0,
     show_default=True,
-    type=FiniteFloat(min=0.0),
-    help="Seconds to wait for branches.",
+    type=FiniteFloat(min=0.0, max=MAX_WAIT_SECONDS),
+    help="Seconds to wait for branches (at most a week, 604800).",
 )
 @click.option(
     "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO, a line a round)."
@@ -1687,19 +1695,19 @@ def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
     it: one definition keeps them alike)."""
     command = click.option(
         "--give-up-after",
-        type=FiniteFloat(0.0, min_open=True, allow_inf=True),
+        type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
         default=600.0,
         show_default=True,
         help="Seconds to keep redialling after a lost connection (a server restart, a "
-        "network cut), counted from the loss; 'inf': until the server announces the "
-        "federation's end.",
+        "network cut), counted from the loss, at most a week (604800); 'inf': until the "
+        "server announces the federation's end.",
     )(command)
     return click.option(
         "--connect-timeout",
-        type=FiniteFloat(0.0, min_open=True),
+        type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True),
         default=30.0,
         show_default=True,
-        help="Seconds to open the first session.",
+        help="Seconds to open the first session (at most a week, 604800).",
     )(command)
 
 
@@ -1726,19 +1734,26 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     help="'demo' or 'module:factory' (the module importable: installed, or its folder on "
     "PYTHONPATH).",
 )
-@click.option("--dimension", type=click.IntRange(min=1), required=True, help="Model parameters.")
+@click.option(
+    "--dimension",
+    # a federation's bound (federation.dimension): --dimension 2**70 was an OverflowError
+    # traceback from numpy, and 3 000 000 000 allocated until killed (upper-bounds review)
+    type=click.IntRange(1, MAX_DIMENSION),
+    required=True,
+    help=f"Model parameters (at most {MAX_DIMENSION}, a federation's largest model).",
+)
 @click.option(
     "--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many rounds."
 )
 @click.option(
     "--idle",
-    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
+    type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
     default=900.0,
     show_default=True,
     help="Give up when the server is silent this long between rounds (inside a round the "
     "branch waits for the deadline the server announced). Keep it above the server's "
     "quorum_wait_seconds (600 by default), during which a lone connected branch hears "
-    "nothing; 'inf': never.",
+    "nothing; at most a week (604800); 'inf': never.",
 )
 @_redialling
 @_verbosity
@@ -1865,6 +1880,12 @@ def client(
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
 
+    # the model, the update and a round's masked copy, 8 bytes a parameter each (the
+    # demo hook's target is a fourth): --dimension 2147483648 (within the federation's
+    # bound) allocated until the machine's memory ran out (upper-bounds review, 2026-12-05)
+    check_memory(
+        32 * dimension, f"--dimension {dimension} (a model and its round copies)", "'--dimension'"
+    )
     _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)
@@ -2064,12 +2085,13 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 @_dialling_party("The key holder's name (its certificate's).")
 @click.option(
     "--idle",
-    type=FiniteFloat(0.0, min_open=True, allow_inf=True),
+    type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
     default=None,
-    help="Stop after this many seconds of silence. Default: with --config, the longest "
-    "silence of that server towards its key holder (quorum_wait_seconds + round_seconds "
-    "+ 30 s); without, 600. The server says nothing to its key holder before round 1: "
-    "keep it above the server's --wait when that is longer; 'inf': never.",
+    help="Stop after this many seconds of silence, at most a week (604800). Default: with "
+    "--config, the longest silence of that server towards its key holder "
+    "(quorum_wait_seconds + round_seconds + 30 s); without, 600. The server says nothing "
+    "to its key holder before round 1: keep it above the server's --wait when that is "
+    "longer; 'inf': never.",
 )
 @_redialling
 @click.option(

@@ -27,6 +27,11 @@ class FiniteFloat(click.FloatRange):
             self.name = "float"  # its metavar: FLOAT, not FLOAT RANGE with no range
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        # an allowed infinity means "never": it passes a max, which bounds finite values
+        # only (``--idle inf`` is no wait at all, ``--idle 1e300`` a typo for one)
+        number = click.FLOAT.convert(value, param, ctx)
+        if self.allow_inf and number == math.inf:
+            return number
         number = super().convert(value, param, ctx)
         if math.isnan(number):
             self.fail(f"{value!r} is not a number", param, ctx)

@@ -121,7 +121,7 @@ from dp_accounting import pld, rdp
 from scipy import fft as sp_fft
 from scipy import optimize, special
 
-from secagg.dp.config import PrivacyCostWarning
+from secagg.dp.config import MAX_NOISE_MULTIPLIER, PrivacyCostWarning
 from secagg.dp.display import shown
 from secagg.errors import BudgetUnreachable, ConfigurationError
 
@@ -162,8 +162,6 @@ PLD_VALUE_DISCRETIZATION = 1e-4
 #: Integer Renyi orders of the DDG analysis (those of the paper's code).
 from secagg.dp.ddg_accounting import DDG_ORDERS  # noqa: E402  (the DDG analysis owns it)
 
-#: Upper end of the calibration bracket: beyond this "noise" is the signal's 10^4-fold.
-MAX_NOISE_MULTIPLIER = 1e4
 #: Most grid points a PLD (one round's, or a composition's FFT window) may have. Its size
 #: grows like 1 / (2 z^2 * discretization): one round at z = 0.001, q = 0.1 is 5.1e9 points
 #: (38 GiB; MemoryError), and a calibration toward a huge epsilon walked z that low and was

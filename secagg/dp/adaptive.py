@@ -41,6 +41,15 @@ from secagg.crypto.stream import KeyedStream
 from secagg.dp.noise import gaussian
 from secagg.errors import ConfigurationError
 
+#: The largest clip learning rate eta. Why: one round moves the clip by a factor of at
+#: most ``exp(eta * max(gamma, 1 - gamma))``, and ``math.exp`` overflows past 709, so
+#: ``clip_learning_rate = 2000`` (or 1e300) loaded and failed the first round's close
+#: with an OverflowError ("math range error") inside the server; at 1418 the clip was
+#: 8e307 after one round and inf after two (upper-bounds review, 2026-12-05). Andrew et
+#: al. use 0.2 (the default); 10, fifty times that, already moves the clip by up to
+#: e^5 (about 150-fold) a round, far past any useful step.
+MAX_CLIP_LEARNING_RATE = 10.0
+
 __all__ = [
     "AdaptiveClipping",
     "append_report",
@@ -117,8 +126,13 @@ class AdaptiveClipping:
             raise ConfigurationError("initial_clip must be positive")
         if not 0 < self.target_quantile < 1:
             raise ConfigurationError("target_quantile must lie strictly between 0 and 1")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigurationError("learning_rate must be positive")
+        if not (
+            math.isfinite(self.learning_rate) and 0 < self.learning_rate <= MAX_CLIP_LEARNING_RATE
+        ):
+            raise ConfigurationError(
+                f"learning_rate must lie in (0, {MAX_CLIP_LEARNING_RATE:g}], not "
+                f"{self.learning_rate!r}"
+            )
         defaulted = self.count_stddev is None
         if self.count_stddev is None:
             self.count_stddev = 0.05 * self.expected_clients

@@ -27,8 +27,10 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
+from typing import Final
 
 from secagg.dp._checks import _count, _delta, _positive
+from secagg.dp.adaptive import MAX_CLIP_LEARNING_RATE
 from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
 
@@ -36,6 +38,15 @@ from secagg.errors import ConfigurationError
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigurationError(message)
+
+
+#: The largest noise multiplier anywhere: the accountants' calibration bracket's upper
+#: end, ``[dp] noise_multiplier``'s cap and ``secagg simulate``'s. Why: at z = 10^4 the
+#: noise's std is 10^4 clips per coordinate, so the released sum is noise and the model
+#: learns nothing; past it a federation file loaded (``noise_multiplier = 1e30``) that
+#: simulate refused, for a run whose every round is noise (upper-bounds review,
+#: 2026-12-05). A study that wants an untrained model sets no [dp] at all.
+MAX_NOISE_MULTIPLIER: Final = 1e4
 
 
 class PrivacyUnit(enum.StrEnum):
@@ -363,8 +374,11 @@ class DPSettings:
             _require(self.noise_multiplier > 0, "dp.noise_multiplier must be > 0")
         _require(math.isfinite(self.clip) and self.clip > 0, "dp.clip must be positive")
         _require(
-            math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0,
-            "dp.noise_multiplier must be finite and non-negative",
+            math.isfinite(self.noise_multiplier)
+            and 0 <= self.noise_multiplier <= MAX_NOISE_MULTIPLIER,
+            f"dp.noise_multiplier must be a number in [0, {MAX_NOISE_MULTIPLIER:g}], not "
+            f"{self.noise_multiplier!r}: at {MAX_NOISE_MULTIPLIER:g} the noise is already "
+            f"{MAX_NOISE_MULTIPLIER:g} clips per coordinate, so the model learns nothing",
         )
         _require(
             self.unit != PrivacyUnit.CLIENT or self.noise_multiplier > 0,
@@ -392,9 +406,12 @@ class DPSettings:
             0 < self.target_quantile < 1,
             f"dp.target_quantile must lie in (0, 1), not {self.target_quantile!r}",
         )
-        _require(
-            math.isfinite(self.clip_learning_rate) and self.clip_learning_rate > 0,
-            f"dp.clip_learning_rate must be positive, not {self.clip_learning_rate!r}",
+        _require(  # past it the clip's geometric step overflows math.exp (see the constant)
+            math.isfinite(self.clip_learning_rate)
+            and 0 < self.clip_learning_rate <= MAX_CLIP_LEARNING_RATE,
+            f"dp.clip_learning_rate must lie in (0, {MAX_CLIP_LEARNING_RATE:g}], not "
+            f"{self.clip_learning_rate!r}: one round moves the clip by a factor of up to "
+            "exp(clip_learning_rate * max(target_quantile, 1 - target_quantile))",
         )
         _require(
             self.count_noise_stddev is None

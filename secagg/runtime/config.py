@@ -82,6 +82,8 @@ from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, mechanism_for
 from secagg.errors import ConfigurationError, closest_spelling
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
+from secagg.transport.base import MAX_WAIT_SECONDS
+from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
 
 #: the largest model a federation runs: round vectors are indexed by 32-bit words
 MAX_DIMENSION = 2**31
@@ -94,6 +96,13 @@ NAME_PATTERN = FEDERATION_NAME_PATTERN
 #: the largest server learning rate: FedAvg's is 1 and server optimisers use a few; far
 #: beyond that a released mean only overflows the model (which the server then refuses)
 MAX_SERVER_LEARNING_RATE = 100.0
+
+#: The largest ``federation.seed``: the one range every seed of the project takes, as
+#: ``secagg simulate``'s (its data, training and noise generators take 32-bit seeds).
+#: Why: a negative seed loaded here (it is only hashed, in decimal) while the simulator
+#: refused it, so a seed valid in one file was not in the other (upper-bounds review,
+#: 2026-12-05); 0 .. 2**32 - 1 is what both now accept.
+MAX_SEED = 2**32 - 1
 
 #: the docs' port: what a bind without one would have meant (it is an error instead)
 DEFAULT_PORT = 50051
@@ -298,14 +307,16 @@ class DeadlineConfig:
     def __post_init__(self) -> None:
         # finite: an inf deadline never closes a phase, so one silent branch holds the
         # round (and the federation) forever; nan compared false and slipped through
+        # at most a week (MAX_WAIT_SECONDS): 1e300 reached threading's waits and Ray's
         for key, value in (
             ("phase_seconds", self.phase_seconds),
             ("round_seconds", self.round_seconds),
             ("training_seconds", self.training_seconds),
         ):
             _require(
-                value is None or (math.isfinite(value) and value > 0),
-                f"deadlines.{key} must be a positive number of seconds, not {value!r}",
+                value is None or (math.isfinite(value) and 0 < value <= MAX_WAIT_SECONDS),
+                f"deadlines.{key} must be a positive number of seconds, at most "
+                f"{MAX_WAIT_SECONDS} (one week), not {value!r}",
             )
         _require(
             self.round_seconds >= self.first_phase_seconds,
@@ -397,8 +408,10 @@ class ServerSettings:
             "[server] ray_address is only used with unmask_on = 'ray'",
         )
         _require(
-            math.isfinite(self.quorum_wait_seconds) and self.quorum_wait_seconds > 0,
-            "[server] quorum_wait_seconds must be a positive number of seconds",
+            math.isfinite(self.quorum_wait_seconds)
+            and 0 < self.quorum_wait_seconds <= MAX_WAIT_SECONDS,
+            f"[server] quorum_wait_seconds must be a positive number of seconds, at most "
+            f"{MAX_WAIT_SECONDS} (one week), not {self.quorum_wait_seconds!r}",
         )
         _require(
             self.session_burst >= 0,
@@ -416,10 +429,18 @@ class ServerSettings:
                 f"not {seconds!r}",
             )
         _require(
-            self.max_connections is None or self.max_connections >= 1,
-            "[server] max_connections must be a positive integer (or left out: the default)",
+            self.max_connections is None or 1 <= self.max_connections <= MAX_INCOMING_CONNECTIONS,
+            f"[server] max_connections must be a positive integer, at most "
+            f"{MAX_INCOMING_CONNECTIONS} (gRPC's limit; or left out: the default), not "
+            f"{self.max_connections!r}",
         )
         _require(self.max_message_bytes >= 1024, "server.max_message_bytes is too small")
+        _require(  # the frame header counts a message's chunks in 32 bits
+            self.max_message_bytes <= MAX_MESSAGE_BYTES,
+            f"[server] max_message_bytes must be at most {MAX_MESSAGE_BYTES} (the largest "
+            f"message the transport can carry: 2^32 - 1 chunks of 1 MiB), not "
+            f"{self.max_message_bytes}",
+        )
         _require(self.exclude_after_accusers >= 2, "server.exclude_after_accusers must be >= 2")
         _require(
             self.bench_after_missed_rounds >= 0,
@@ -489,6 +510,11 @@ class FederationConfig:
                 and self.backend.key_holder not in self.clients,
                 "backend.key_holder must be a valid name that is not one of the clients",
             )
+        _require(
+            self.seed is None or 0 <= self.seed <= MAX_SEED,
+            f"federation.seed must be an integer in [0, {MAX_SEED}] (as secagg simulate's "
+            f"seed), not {self.seed}",
+        )
         _require(
             not self.replay_noise or self.seed is not None,
             "federation.replay_noise replays the DP noise from federation.seed: set a seed",

@@ -23,7 +23,7 @@ an endpoint without it falls back to :meth:`ServerEndpoint.connected`.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Final, Protocol
 
 from secagg.errors import SecAggError
 
@@ -65,6 +65,18 @@ class NotAccepted(NotConnected):
     server accepted earlier in the run keeps redialling on it."""
 
     inferred: bool = False
+
+
+#: The longest wait any duration key or flag takes, in seconds: one week (defined in the
+#: lowest layer that waits, so every layer reads the one value). Why a cap: the waits
+#: reach ``threading`` and ``queue`` timeouts (refused past ``threading.TIMEOUT_MAX``,
+#: about 292 years, as an OverflowError: ``deadlines.round_seconds = 1e300`` loaded and
+#: reached the unmasking's Ray timeout and the key holder's idle wait) and sums of them
+#: (the key holder's idle wait is quorum_wait_seconds + round_seconds + 30 s). A week is
+#: far beyond any deadline a federation uses (a phase's default is 30 s, a training
+#: phase hours at most, the quorum wait 10 minutes): a larger value is a typo, and a
+#: party silent that long is gone (upper-bounds review, 2026-12-05).
+MAX_WAIT_SECONDS: Final = 7 * 24 * 3600
 
 
 def waitable_seconds(seconds: float | None) -> float | None:

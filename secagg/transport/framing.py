@@ -24,6 +24,20 @@ FRAME_SLACK: Final = 64  # gRPC limit = chunk_bytes + this; room for the header 
 DEFAULT_CHUNK_BYTES: Final = 1 << 20  # 1 MiB: well under gRPC's 4 MiB default, cheap to buffer
 MAX_CHUNK_BYTES: Final = 16 << 20
 _MAX_CHUNK_COUNT: Final = (1 << 32) - 1
+#: the largest message the runtime's transports carry: a frame counts its chunks in 32
+#: bits, so at the default chunk size no message past this can be sent or reassembled
+#: (a larger ``max_message_bytes`` was refused only when the transport was built, in
+#: words naming no config key: upper-bounds review, 2026-12-05)
+MAX_MESSAGE_BYTES: Final = _MAX_CHUNK_COUNT * DEFAULT_CHUNK_BYTES
+
+
+#: the most incoming connections a gRPC server may be told to allow (a channel argument,
+#: kept beside the size options so the config reads it without importing gRPC): gRPC's
+#: connection quota checks ``max_incoming_connections < 0x7fffffff`` and aborts the whole
+#: process when that fails (2**31 - 1 was a C-level "Check failed", no Python error at
+#: all), and one more an OverflowError converting it to a C ``int`` (upper-bounds
+#: review, 2026-12-05)
+MAX_INCOMING_CONNECTIONS: Final = 2**31 - 2
 
 
 class MessageTooLarge(TransportError):

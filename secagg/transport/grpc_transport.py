@@ -221,6 +221,7 @@ from secagg.transport.base import NotAccepted, NotConnected, TransportError, wai
 from secagg.transport.framing import (
     DEFAULT_CHUNK_BYTES,
     HEADER_BYTES,
+    MAX_INCOMING_CONNECTIONS,
     MalformedFrame,
     MessageTooLarge,
     Reassembler,
@@ -1210,6 +1211,11 @@ class GrpcServerTransport:
             raise ConfigurationError(
                 "max_connections must be an integer above max_clients, or every client "
                 "could not hold a connection"
+            )
+        if max_connections > MAX_INCOMING_CONNECTIONS:
+            raise ConfigurationError(
+                f"max_connections must be at most {MAX_INCOMING_CONNECTIONS} (gRPC's limit), "
+                f"not {max_connections}"
             )
         max_queued_bytes, max_outbox_bytes = _queue_budgets(
             max_message_bytes, max_queued_messages, max_queued_bytes, max_outbox_bytes

@@ -24,9 +24,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from secagg.aggregation import BACKENDS
+from secagg.dp.adaptive import MAX_CLIP_LEARNING_RATE
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
 from secagg.runtime.config import (
     MAX_DIMENSION,
+    MAX_SEED,
     MAX_SERVER_LEARNING_RATE,
     NAME_PATTERN,
     FederationConfig,
@@ -35,6 +38,8 @@ from secagg.runtime.config import (
     read_toml,
     split_host_port,
 )
+from secagg.transport.base import MAX_WAIT_SECONDS
+from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
 from tests._config_fuzz import (
     Edit,
     Place,
@@ -141,6 +146,11 @@ def _count(value: Any, least: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
+def _wait(value: Any) -> bool:
+    """A positive number of seconds, at most a week (every duration key's bound)."""
+    return _positive(value) and value <= MAX_WAIT_SECONDS
+
+
 def _named(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
@@ -158,9 +168,9 @@ def ranges_violated(config: FederationConfig) -> list[str]:
         "federation.server_learning_rate": _positive(c.server_learning_rate)
         and c.server_learning_rate <= MAX_SERVER_LEARNING_RATE,
         "federation.server_momentum": _fraction(c.server_momentum),
-        # any integer: it is hashed in decimal (secagg.crypto.stream.derive), never stored
+        # simulate's range: 0 .. 2**32 - 1 (it is hashed in decimal here, never stored)
         "federation.seed": c.seed is None
-        or (isinstance(c.seed, int) and c.seed is not True and c.seed is not False),
+        or (isinstance(c.seed, int) and c.seed is not True and 0 <= c.seed <= MAX_SEED),
         "federation.replay_noise": isinstance(c.replay_noise, bool),
         "sampling": type(s).__name__ == "SamplingConfig",
         "backend": type(b).__name__ == "BackendConfig",
@@ -182,16 +192,17 @@ def ranges_violated(config: FederationConfig) -> list[str]:
         "backend.corrupt_fraction": _fraction(b.corrupt_fraction),
         "backend.precision": b.precision is None or _positive(b.precision),
         "backend.active": isinstance(b.active, bool),
-        "deadlines.phase_seconds": _positive(d.phase_seconds),
-        "deadlines.round_seconds": _positive(d.round_seconds),
-        "deadlines.training_seconds": d.training_seconds is None or _positive(d.training_seconds),
+        "deadlines.phase_seconds": _wait(d.phase_seconds),
+        "deadlines.round_seconds": _wait(d.round_seconds),
+        "deadlines.training_seconds": d.training_seconds is None or _wait(d.training_seconds),
         "server.state": _named(srv.state),
         "server.certificates": _named(srv.certificates),
         "server.bind": _bind_ok(srv.bind),
-        "server.max_message_bytes": _count(srv.max_message_bytes, 1024),
+        "server.max_message_bytes": _count(srv.max_message_bytes, 1024)
+        and srv.max_message_bytes <= MAX_MESSAGE_BYTES,
         "server.exclude_after_accusers": _count(srv.exclude_after_accusers, 2),
         "server.bench_after_missed_rounds": _count(srv.bench_after_missed_rounds, 0),
-        "server.quorum_wait_seconds": _positive(srv.quorum_wait_seconds),
+        "server.quorum_wait_seconds": _wait(srv.quorum_wait_seconds),
         "server.unmask_on": srv.unmask_on in ("threads", "ray"),
         "server.unmask_workers": srv.unmask_workers is None or _count(srv.unmask_workers, 1),
         "server.ray_address": srv.ray_address is None or _named(srv.ray_address),
@@ -202,7 +213,10 @@ def ranges_violated(config: FederationConfig) -> list[str]:
         "server.idle_connection_timeout": _positive(srv.idle_connection_timeout)
         and srv.idle_connection_timeout <= 86400,
         "server.max_connections": srv.max_connections is None
-        or _count(srv.max_connections, min_connections(len(c.parties))),
+        or (
+            _count(srv.max_connections, min_connections(len(c.parties)))
+            and srv.max_connections <= MAX_INCOMING_CONNECTIONS
+        ),
     }
     if c.dp is not None:
         p = c.dp
@@ -211,13 +225,14 @@ def ranges_violated(config: FederationConfig) -> list[str]:
             "dp.clip": _positive(p.clip),
             "dp.noise_multiplier": isinstance(p.noise_multiplier, int | float)
             and math.isfinite(p.noise_multiplier)
-            and p.noise_multiplier >= 0,
+            and 0 <= p.noise_multiplier <= MAX_NOISE_MULTIPLIER,
             "dp.delta": isinstance(p.delta, int | float) and 0 < p.delta < 1,
             "dp.accountant": p.accountant in ("pld", "rdp"),
             "dp.adaptive_clip": isinstance(p.adaptive_clip, bool),
             "dp.target_quantile": isinstance(p.target_quantile, int | float)
             and 0 < p.target_quantile < 1,
-            "dp.clip_learning_rate": _positive(p.clip_learning_rate),
+            "dp.clip_learning_rate": _positive(p.clip_learning_rate)
+            and p.clip_learning_rate <= MAX_CLIP_LEARNING_RATE,
             "dp.count_noise_stddev": p.count_noise_stddev is None
             or _positive(p.count_noise_stddev),
             "dp.epsilon_budget": p.epsilon_budget is None or _positive(p.epsilon_budget),
@@ -315,6 +330,20 @@ def check(path: Path, edits: list[Edit], places: list[Place], not_toml: bool) ->
 @example(base="ckks", edits=[("drop", ("backend", "name"))])
 # "sampling.count is for kind = 'fixed'", for a dropped sampling.kind
 @example(base="fixed", edits=[("drop", ("sampling", "kind"))])
+# each of these loaded, out of a range it now has (upper-bounds review, 2026-12-05)
+@example(base="every", edits=[("value", ("server", "max_message_bytes"), 2**70)])
+@example(base="every", edits=[("value", ("server", "max_connections"), 2**31 - 1)])
+@example(base="every", edits=[("value", ("server", "quorum_wait_seconds"), 1e300)])
+@example(base="every", edits=[("value", ("federation", "seed"), -1)])
+@example(base="ckks", edits=[("value", ("dp", "noise_multiplier"), 1e30)])
+@example(base="every", edits=[("value", ("dp", "clip_learning_rate"), 1e308)])
+@example(
+    base="every",
+    edits=[
+        ("value", ("deadlines", "round_seconds"), 1e300),
+        ("value", ("deadlines", "training_seconds"), 1e300),
+    ],
+)
 def test_a_mistaken_federation_file_is_refused_in_one_line_naming_the_key(
     base: str, edits: list[Edit]
 ) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
+from secagg.apps.simulation.config import CAPS, MAX_EPSILON
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError, SecAggError
 
 if TYPE_CHECKING:
@@ -700,10 +702,13 @@ Exit status:
 @click.option(
     "--noise-multiplier",
     "-z",
-    type=FiniteFloat(min=0.0),
+    # the bounds of the federation it runs (dp.noise_multiplier, simulate's seed): past
+    # them the refusal named the config key the flag fills, not the flag (upper-bounds
+    # review, 2026-12-05)
+    type=FiniteFloat(min=0.0, max=MAX_NOISE_MULTIPLIER),
     default=5.0,
     show_default=True,
-    help="Central noise std / clip of the audited run (0: no noise).",
+    help="Central noise std / clip of the audited run (0: no noise; at most 10^4).",
 )
 @click.option(
     "--rounds",
@@ -735,9 +740,9 @@ Exit status:
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, CAPS["seed"]),
     default=None,
-    help="Replay seed (data, canaries, noise); default: fresh CSPRNG draws.",
+    help="Replay seed (data, canaries, noise), 0 .. 2^32 - 1; default: fresh CSPRNG draws.",
 )
 @click.option(
     "--backend",
@@ -749,7 +754,8 @@ Exit status:
 )
 @click.option(
     "--claimed-epsilon",
-    type=FiniteFloat(0.0, min_open=True),
+    # a claim past 10^6 protects nothing (and printed as a 300-digit number)
+    type=FiniteFloat(0.0, MAX_EPSILON, min_open=True),
     default=None,
     help="The epsilon to hold the run to; default: the runtime accountant's for the run.",
 )

@@ -27,7 +27,7 @@ overrides any of them::
     unit = "record"             # record (a customer) | client (a whole branch)
     mechanism = "dpsgd"         # record: dpsgd | distributed | off;
                                 # client: central | distributed | off
-    epsilon = 3.0               # a target; or give noise_multiplier instead
+    epsilon = 3.0               # a target (at most 1e6); or give noise_multiplier instead
     delta = 1e-5
     # clip = 10.0               # per customer (DP-SGD; default 10) or per branch
                                 # update (client level; default 1)
@@ -375,6 +375,14 @@ _FLOOR_WHY = {
     "update_clip": "a smaller bound leaves nothing of an update (the default: 5)",
 }
 
+#: The largest epsilon a run takes, its target (``epsilon``, ``--epsilon``) and its
+#: prior's cost (``prior_epsilon``). Why the target: ``--epsilon 1e308`` reached the
+#: accountants, ran, and reported a run "within the target epsilon = 1e+308", a figure
+#: no reader can use (upper-bounds review, 2026-12-05); the same bound as the prior's,
+#: for which see below. The least noise the accountants evaluate already spends about
+#: 600, so every target from there to 10^6 runs at that floor and says so.
+MAX_EPSILON: Final = 1e6
+
 #: The largest ``prior_epsilon``: every epsilon of a run from that prior composes it,
 #: and past about 1.7e308 the sum is infinite. Why: ``--prior-epsilon 1.7e308`` ran
 #: the whole federation and then failed writing the run folder with an OverflowError
@@ -382,7 +390,7 @@ _FLOOR_WHY = {
 #: printed a 309-digit epsilon and overflowed the plot's ticks (simulate audit,
 #: 2026-12-05). An epsilon of 10^6 already protects nothing (e^epsilon overflows a
 #: float64 past 709): beyond it the prior's cost is no privacy figure at all.
-MAX_PRIOR_EPSILON: Final = 1e6
+MAX_PRIOR_EPSILON: Final = MAX_EPSILON
 
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
@@ -561,6 +569,12 @@ class SimulationConfig:
                 _require(
                     math.isfinite(self.epsilon) and self.epsilon > 0,
                     f"{k('epsilon')} must be positive",
+                )
+                _require(
+                    self.epsilon <= MAX_EPSILON,
+                    f"{k('epsilon')} must be at most {MAX_EPSILON:g}, not {self.epsilon:g}: "
+                    "an epsilon that large protects nothing (e^epsilon, the factor by which "
+                    "one protected unit may change what is released, overflows past 709)",
                 )
             if self.noise_multiplier is not None:
                 _require(self.noise_multiplier > 0, f"{k('noise_multiplier')} must be > 0")

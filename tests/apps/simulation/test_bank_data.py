@@ -478,13 +478,15 @@ def test_the_caps_follow_the_layers_they_protect() -> None:
     """The learning rate's cap is the runtime's on the server's, the noise multiplier's
     the accountants' calibration ceiling: the config keeps literals (no import of the
     DP engine to load a file), and this keeps them equal."""
-    from secagg.apps.simulation.config import REAL_CAPS
+    from secagg.apps.simulation.config import CAPS, REAL_CAPS
     from secagg.dp.accounting import MAX_NOISE_MULTIPLIER
-    from secagg.runtime.config import MAX_SERVER_LEARNING_RATE
+    from secagg.runtime.config import MAX_SEED, MAX_SERVER_LEARNING_RATE
 
     assert REAL_CAPS["learning_rate"] == MAX_SERVER_LEARNING_RATE
     assert REAL_CAPS["server_learning_rate"] == MAX_SERVER_LEARNING_RATE
     assert REAL_CAPS["noise_multiplier"] == MAX_NOISE_MULTIPLIER
+    # a seed valid for simulate is valid in a federation file, and the other way round
+    assert CAPS["seed"] == MAX_SEED
     # the defaults, and every example file, lie within them
     for path in Path(__file__).parents[3].joinpath("examples").glob("*.toml"):
         try:

@@ -1,0 +1,162 @@
+"""Every numeric key of a federation file is bounded above, refused past it in one line
+naming the key and the bound.
+
+Upper-bounds review (2026-12-05): the config fuzz checked lower bounds, types and
+nan/inf, and left these loading: ``deadlines.round_seconds = 1e300`` (the unmasking's
+Ray timeout and the key holder's idle wait), ``[server] quorum_wait_seconds = 1e300``,
+``[server] max_message_bytes = 2**70`` (refused only when the transport was built, in
+words naming no key), ``[server] max_connections = 2**31 - 1`` (gRPC's connection quota
+aborts the whole process at start: no Python error at all), ``dp.noise_multiplier =
+1e30`` (which ``secagg simulate`` refused past 10^4) and a negative ``federation.seed``
+(which simulate refused too).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+import pytest
+
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
+from secagg.errors import ConfigurationError
+from secagg.runtime.config import MAX_SEED, FederationConfig
+from secagg.runtime.launch import key_holder_idle
+from secagg.transport.base import MAX_WAIT_SECONDS
+from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
+from tests._config_fuzz import names_key, one_line
+
+
+def _load(**sections: dict[str, Any]) -> FederationConfig:
+    data: dict[str, Any] = {
+        "federation": {"name": "bounds", "clients": ["b1", "b2", "b3"], "dimension": 10},
+        "dp": {"unit": "client", "mechanism": "central", "delta": 1e-3},
+    }
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the plan's cost warnings
+        return FederationConfig.from_dict(data)
+
+
+WEEK = MAX_WAIT_SECONDS
+
+#: (sections, the key the refusal names, the bound it states): each loaded before
+REFUSED = [
+    pytest.param(
+        {"deadlines": {"phase_seconds": 1e300, "round_seconds": 1e300}},
+        ("deadlines", "phase_seconds"),
+        "at most 604800",
+        id="phase_seconds",
+    ),
+    pytest.param(
+        {"deadlines": {"round_seconds": 1e300}},
+        ("deadlines", "round_seconds"),
+        "at most 604800",
+        id="round_seconds",
+    ),
+    pytest.param(
+        {"deadlines": {"round_seconds": WEEK + 1}},
+        ("deadlines", "round_seconds"),
+        "at most 604800",
+        id="round_seconds-a-week-and-a-second",
+    ),
+    pytest.param(
+        {"server": {"quorum_wait_seconds": 1e300}},
+        ("server", "quorum_wait_seconds"),
+        "at most 604800",
+        id="quorum_wait_seconds",
+    ),
+    pytest.param(
+        {"server": {"max_message_bytes": 2**70}},
+        ("server", "max_message_bytes"),
+        f"at most {MAX_MESSAGE_BYTES}",
+        id="max_message_bytes",
+    ),
+    pytest.param(
+        {"server": {"max_message_bytes": MAX_MESSAGE_BYTES + 1}},
+        ("server", "max_message_bytes"),
+        f"at most {MAX_MESSAGE_BYTES}",
+        id="max_message_bytes-one-past",
+    ),
+    pytest.param(
+        {"server": {"max_connections": 2**31 - 1}},
+        ("server", "max_connections"),
+        f"at most {MAX_INCOMING_CONNECTIONS}",
+        id="max_connections-aborted-grpc",
+    ),
+    pytest.param(
+        {"server": {"max_connections": 2**70}},
+        ("server", "max_connections"),
+        f"at most {MAX_INCOMING_CONNECTIONS}",
+        id="max_connections",
+    ),
+    pytest.param(
+        {"dp": {"noise_multiplier": 1e30}},
+        ("dp", "noise_multiplier"),
+        "[0, 10000]",
+        id="noise_multiplier",
+    ),
+    pytest.param(
+        {"dp": {"noise_multiplier": MAX_NOISE_MULTIPLIER * 1.01}},
+        ("dp", "noise_multiplier"),
+        "[0, 10000]",
+        id="noise_multiplier-just-past",
+    ),
+    pytest.param(
+        {"federation": {"seed": -1}}, ("federation", "seed"), f"[0, {MAX_SEED}]", id="seed-negative"
+    ),
+    pytest.param(
+        {"federation": {"seed": MAX_SEED + 1}},
+        ("federation", "seed"),
+        f"[0, {MAX_SEED}]",
+        id="seed-past-32-bits",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sections", "place", "bound"), REFUSED)
+def test_a_value_past_its_bound_is_refused_in_one_line_naming_the_key(
+    sections: dict[str, dict[str, Any]], place: tuple[str, str], bound: str
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        _load(**sections)
+    message = str(refused.value)
+    assert one_line(message), message
+    assert names_key(message, *place), message
+    assert bound in message, message
+
+
+def test_the_bounds_themselves_load_and_the_longest_wait_is_waitable() -> None:
+    """At every bound the file loads, and the longest wait it configures (the key
+    holder's: quorum wait + round + grace) stays far inside what threading takes."""
+    config = _load(
+        federation={"seed": MAX_SEED},
+        dp={"noise_multiplier": MAX_NOISE_MULTIPLIER},
+        deadlines={"phase_seconds": WEEK, "training_seconds": WEEK, "round_seconds": WEEK},
+        server={
+            "quorum_wait_seconds": WEEK,
+            "max_message_bytes": MAX_MESSAGE_BYTES,
+            "max_connections": MAX_INCOMING_CONNECTIONS,
+        },
+    )
+    assert config.seed == MAX_SEED and config.deadlines.round_seconds == WEEK
+    assert key_holder_idle(config) < threading.TIMEOUT_MAX / 1000
+    assert _load(federation={"seed": 0}).seed == 0
+
+
+def test_the_transport_refuses_a_connection_cap_grpc_would_abort_on() -> None:
+    """The transport's own check, for a caller that builds it without a config: 2**31 - 1
+    reached gRPC's connection quota, whose failed check aborts the process."""
+    from secagg.transport.grpc_transport import GrpcServerTransport
+
+    with pytest.raises(ConfigurationError, match="max_connections must be at most"):
+        GrpcServerTransport(
+            "127.0.0.1:0",
+            server_credentials=None,
+            allow_insecure=True,
+            max_message_bytes=1 << 20,
+            identify=lambda context: "branch",
+            max_connections=2**31 - 1,
+        )
