@@ -21,7 +21,10 @@ With ``[branch] epsilon_budget`` (and its ``delta``) the branch keeps the count 
   the spec's expected clients), and the honest shares in the sum counted from its
   **own** assumptions (:func:`honest_shares`: the round's cohort, capped by its
   ``expected_clients``, less the colluders and dropouts its ``corrupt_fraction``,
-  ``min_colluders`` and ``dropout_fraction`` assume, at least its own share). **No**
+  ``min_colluders`` and ``dropout_fraction`` assume, at least its own share). Only a
+  round whose parties are certified (the active variant) counts the others: in any other
+  the server could fill the round with parties of its own, and only the branch's own
+  share is counted. **No**
   amplification by sampling is credited: the branch cannot verify the server's sampling;
 * rounds compose with the accountant the server uses for distributed DP, the distributed
   discrete Gaussian's RDP bound (Kairouz, Liu and Steinke 2021;
@@ -157,7 +160,7 @@ class RoundCharge:
     spent_after: float
 
 
-def honest_shares(policy: BranchPolicy, num_clients: int) -> int:
+def honest_shares(policy: BranchPolicy, num_clients: int, *, certified: bool = True) -> int:
     """The noise shares a branch counts on in a round of ``num_clients``, from its own
     assumptions only: the cohort, capped by its ``expected_clients`` (a round larger than
     that is refused anyway); less the colluders it assumes (its corrupt fraction, and at
@@ -167,7 +170,16 @@ def honest_shares(policy: BranchPolicy, num_clients: int) -> int:
 
     The same rule as the threshold the branch computes itself
     (:class:`~secagg.protocol.config.ClientPolicy`), so its privacy and its security rest
-    on one set of assumptions, none of them the server's."""
+    on one set of assumptions, none of them the server's.
+
+    ``certified``: whether the round's parties are certified (the active variant: every
+    party a distinct certificate of the branch's CA, verified before anything is sent).
+    Without that the other parties are whoever the server says they are: it can fill a
+    round with parties of its own (a Sybil round) that add no noise, and a corrupt
+    fraction of the *cohort* then says nothing about how many shares are honest. So an
+    uncertified round counts this branch's own share only."""
+    if not certified:
+        return 1
     n = int(num_clients)
     if policy.expected_clients is not None:
         n = min(n, policy.expected_clients)
@@ -253,7 +265,10 @@ class BranchBudget:
                 "this branch's budget covers its whole update (set branch.record_sensitivity "
                 "to account record-level rounds)",
             )
-        shares = honest_shares(self.policy, spec.num_clients)
+        # the certificates themselves are verified before the round's session is built
+        # (a list that does not verify refuses the round, and nothing is recorded)
+        certified = bool(spec.identity_certificates())
+        shares = honest_shares(self.policy, spec.num_clients, certified=certified)
         curve = ddg_round_rdp(
             l2_sensitivity=mechanism.sensitivity,
             l1_sensitivity=mechanism.l1_sensitivity,
@@ -273,7 +288,14 @@ class BranchBudget:
                 f"{'' if before.rounds == 1 else 's'} + this round "
                 f"{shown(alone)} (noise multiplier {mechanism.noise_multiplier:g}, "
                 f"{shares} honest shares assumed) = {shown(after)} > budget "
-                f"{shown(self.budget)} at delta {shown(self.delta, 4, significant=True)}",
+                f"{shown(self.budget)} at delta {shown(self.delta, 4, significant=True)}"
+                + (
+                    ""
+                    if certified
+                    else "; the round's parties are not certified, so only this branch's "
+                    "own share is counted (rounds of the active variant, [backend] active "
+                    "= true, count the others under this branch's assumptions)"
+                ),
             )
         return RoundCharge(round_number, curve, shares, spent, alone, after)
 

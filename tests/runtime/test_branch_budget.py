@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _branch_certs import branch_certificates
 from _endpoints import RecordingHub, SentMessages
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,8 +38,9 @@ from secagg.dp.ddg_accounting import DDG_ORDERS, ddg_epsilon
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
 from secagg.errors import ConfigurationError, PolicyRefused
 from secagg.runtime.branch_state import BranchStateError
-from secagg.runtime.client import BranchRefused, FederationClient
+from secagg.runtime.client import BranchIdentity, BranchRefused, FederationClient
 from secagg.runtime.config import FederationConfig
+from secagg.runtime.launch import branch_identity
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import Leave, Relay, RoundStart, decode_message, encode_message
@@ -123,10 +125,27 @@ def _between_budget(mechanism: DistributedDiscreteGaussian, fit: int) -> float:
     return (low + _oracle_epsilon(mechanism, fit + 1, HONEST_OF_5)) / 2
 
 
-def _spec(mechanism: DistributedDiscreteGaussian | None, clients: int = 5) -> bytes:
+def _spec(
+    mechanism: DistributedDiscreteGaussian | None,
+    clients: int = 5,
+    identities: tuple[bytes, ...] | None = None,
+) -> bytes:
+    """A masking round's spec; with ``identities`` (one certificate per party) the active
+    variant's, whose parties the branch verifies against its CA."""
     share = None if mechanism is None else NoiseShareRound(mechanism, os.urandom(16))
-    backend = MaskingBackend(graph="harary", value_bound=1.0)
-    return encode_spec(backend.plan(clients, D, noise_share=share))
+    backend = MaskingBackend(graph="harary", value_bound=1.0, active=identities is not None)
+    return encode_spec(backend.plan(clients, D, noise_share=share, identities=identities))
+
+
+@pytest.fixture(scope="module")
+def certified(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    """The branches' CA and certificates: an active round lists them, and only such a
+    round counts other parties' noise shares."""
+    return branch_certificates(tmp_path_factory.mktemp("budget-certs"), NAMES)
+
+
+def _identities(ders: dict[str, bytes]) -> tuple[bytes, ...]:
+    return tuple(ders[name] for name in NAMES)
 
 
 def _start(number: int, spec: bytes) -> bytes:
@@ -137,7 +156,9 @@ def _start(number: int, spec: bytes) -> bytes:
 class _Branch:
     """A branch driven message by message (no server): what it trained and sent."""
 
-    def __init__(self, policy: BranchPolicy, state: Path | None) -> None:
+    def __init__(
+        self, policy: BranchPolicy, state: Path | None, identity: BranchIdentity | None = None
+    ) -> None:
         self.trained: list[int] = []
         self.sent = SentMessages()
         self.client = FederationClient(
@@ -146,6 +167,7 @@ class _Branch:
             self.sent,
             policy=policy,
             state=state,  # type: ignore[arg-type]
+            identity=identity,
         )
         self._round = 0
 
@@ -176,7 +198,7 @@ def _federation_config(rounds: int) -> FederationConfig:
         {
             "federation": {"name": FEDERATION, "clients": NAMES, "dimension": D, "rounds": rounds},
             "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0, "active": True},
             "deadlines": {"phase_seconds": 20.0},
             "dp": {"mechanism": "distributed", "clip": 1.0, "noise_multiplier": Z, "delta": 1e-3},
         }
@@ -184,8 +206,9 @@ def _federation_config(rounds: int) -> FederationConfig:
 
 
 def test_the_branch_takes_the_rounds_that_fit_then_refuses_and_sends_nothing_of_it(
-    tmp_path: Path,
+    tmp_path: Path, certified: tuple[Path, dict[str, bytes]]
 ) -> None:
+    ca, ders = certified
     mechanism = _mechanism()
     fit = 3
     budget = _between_budget(mechanism, fit)
@@ -204,6 +227,7 @@ def test_the_branch_takes_the_rounds_that_fit_then_refuses_and_sends_nothing_of_
             hub.connect(name),
             policy=policy,
             state=state if i == 0 else None,
+            identity=branch_identity(ca, name),
         )
 
         def run(client: FederationClient = client, name: str = name) -> None:
@@ -218,7 +242,7 @@ def test_the_branch_takes_the_rounds_that_fit_then_refuses_and_sends_nothing_of_
     for thread in threads:
         thread.start()
     store = ServerStore(tmp_path / "server.sqlite")
-    server = FederationServer(_federation_config(rounds), hub, store)
+    server = FederationServer(_federation_config(rounds), hub, store, identity_of=ders.get)
     results = server.run(wait_for_clients=60, max_attempts=rounds)  # round 4: no retry
     for thread in threads:
         thread.join(timeout=120)
@@ -258,17 +282,21 @@ def test_the_branch_takes_the_rounds_that_fit_then_refuses_and_sends_nothing_of_
 # --- message by message -----------------------------------------------------------------
 
 
-def test_a_restarted_branch_keeps_its_spend(tmp_path: Path) -> None:
+def test_a_restarted_branch_keeps_its_spend(
+    tmp_path: Path, certified: tuple[Path, dict[str, bytes]]
+) -> None:
+    ca, ders = certified
+    identity = branch_identity(ca, NAMES[0])
     mechanism = _mechanism()
     fit = 3
     budget = _between_budget(mechanism, fit)
     state = tmp_path / "branch.state"
-    spec = _spec(mechanism)
-    first = _Branch(_policy(budget), state)
+    spec = _spec(mechanism, identities=_identities(ders))
+    first = _Branch(_policy(budget), state, identity)
     first.start(1, spec)
     first.start(2, spec)
     assert first.trained == [1, 2]
-    restarted = _Branch(_policy(budget), state)  # a new process over the same file
+    restarted = _Branch(_policy(budget), state, identity)  # a new process, the same file
     assert restarted.client.stats.epsilon_spent == first.client.stats.epsilon_spent
     restarted.start(3, spec)
     assert restarted.trained == [3]
@@ -278,7 +306,7 @@ def test_a_restarted_branch_keeps_its_spend(tmp_path: Path) -> None:
     assert restarted.trained == [3] and restarted.relays(4) == 0
     assert restarted.leaves(4) == ["refused by its policy: branch.epsilon_budget"]
     # forgetful without a state file: the same branch would have taken round 4 afresh
-    forgetful = _Branch(_policy(budget), None)
+    forgetful = _Branch(_policy(budget), None, identity)
     forgetful.start(4, spec)
     assert forgetful.trained == [4]
 
@@ -372,14 +400,53 @@ def test_a_round_without_its_own_noise_share_is_refused_with_a_budget(
     assert without.trained == [1]
 
 
-def test_a_record_level_branch_accounts_its_record_level_rounds() -> None:
+def test_a_record_level_branch_accounts_its_record_level_rounds(
+    certified: tuple[Path, dict[str, bytes]],
+) -> None:
+    ca, ders = certified
     mechanism = _record_level_mechanism()
-    branch = _Branch(_policy(50.0, record_sensitivity=0.1), None)
-    branch.start(1, _spec(mechanism))
+    branch = _Branch(_policy(50.0, record_sensitivity=0.1), None, branch_identity(ca, NAMES[0]))
+    branch.start(1, _spec(mechanism, identities=_identities(ders)))
     assert branch.trained == [1]
     figure = _oracle_epsilon(mechanism, 1, HONEST_OF_5)
     spent = branch.client.stats.epsilon_spent
     assert spent is not None and figure <= spent <= figure * (1 + 1e-8)
+
+
+def test_an_uncertified_round_counts_only_the_branch_s_own_share(
+    certified: tuple[Path, dict[str, bytes]],
+) -> None:
+    """Review of the branch budget (2026-12-05): in a round whose parties are not
+    certified the server may fill the cohort with parties of its own that add no noise (a
+    Sybil round), so a corrupt fraction of the cohort says nothing about the honest
+    shares. Counting 3 of 5 there let the branch take 3 rounds whose noise was one share
+    each. Such a round now counts this branch's own share only, and says why; the same
+    round with certified parties (the active variant) counts 3 of 5."""
+    ca, ders = certified
+    mechanism = _mechanism()
+    budget = _between_budget(mechanism, 3)
+    alone = _oracle_rounds(mechanism, budget, 1)  # the rounds one share pays for
+    assert alone < 3
+    uncertified = _Branch(_policy(budget), None)
+    spec = _spec(mechanism)
+    with pytest.raises(BranchRefused) as caught:
+        for number in range(1, 5):
+            uncertified.start(number, spec)
+    assert caught.value.setting == "branch.epsilon_budget"
+    assert "not certified" in str(caught.value) and "1 honest shares" in str(caught.value)
+    assert uncertified.trained == list(range(1, alone + 1))
+    assert uncertified.relays(alone + 1) == 0
+    spent = uncertified.client.stats.epsilon_spent
+    oracle = _oracle_epsilon(mechanism, alone, 1) if alone else 0.0
+    assert spent is not None and oracle <= spent <= oracle * (1 + 1e-8)
+    # the same rounds with certified parties: 3 of 5 honest, 3 rounds fit
+    active = _Branch(_policy(budget), None, branch_identity(ca, NAMES[0]))
+    active_spec = _spec(mechanism, identities=_identities(ders))
+    for number in range(1, 4):
+        active.start(number, active_spec)
+    assert active.trained == [1, 2, 3]
+    with pytest.raises(BranchRefused):
+        active.start(4, active_spec)
 
 
 @pytest.mark.parametrize(
@@ -417,6 +484,7 @@ def test_off_by_default() -> None:
     colluders=st.integers(0, 5),
     expected=st.one_of(st.none(), st.integers(2, 40)),
     delta=st.floats(1e-9, 1e-2),
+    certified=st.booleans(),
 )
 def test_the_spend_never_passes_the_budget_and_never_falls(
     budget: float,
@@ -427,6 +495,7 @@ def test_the_spend_never_passes_the_budget_and_never_falls(
     colluders: int,
     expected: int | None,
     delta: float,
+    certified: bool,
 ) -> None:
     from secagg.runtime.branch_budget import BranchBudget, MemorySpend  # new: failed before
 
@@ -439,7 +508,9 @@ def test_the_spend_never_passes_the_budget_and_never_falls(
         expected_clients=expected,
     )
     ledger = BranchBudget(policy, MemorySpend())
-    backend = MaskingBackend(graph="harary", value_bound=1.0)
+    # certified parties: any certificate bytes (the branch verifies them when it builds
+    # the round's session, after the budget; the budget reads only that they are listed)
+    backend = MaskingBackend(graph="harary", value_bound=1.0, active=certified)
     last = ledger.spent
     assert last == 0.0
     for number, z in enumerate(multipliers, start=1):
@@ -447,7 +518,9 @@ def test_the_spend_never_passes_the_budget_and_never_falls(
         mechanism = DistributedDiscreteGaussian(
             dimension=D, clip=1.0, noise_multiplier=z, expected_clients=clients
         )
-        spec = backend.plan(clients, D, noise_share=NoiseShareRound(mechanism, bytes(16)))
+        identities = tuple(b"certificate %d" % i for i in range(clients)) if certified else None
+        share = NoiseShareRound(mechanism, bytes(16))
+        spec = backend.plan(clients, D, noise_share=share, identities=identities)
         try:
             charge = ledger.admit(number, spec)
         except PolicyRefused as exc:
@@ -455,6 +528,8 @@ def test_the_spend_never_passes_the_budget_and_never_falls(
             assert ledger.spent == last  # a refusal charges nothing
             continue
         ledger.record(charge)
+        assert 1 <= charge.honest_shares <= clients
+        assert certified or charge.honest_shares == 1  # a Sybil round: its own share only
         now = ledger.spent
         assert last <= now <= budget
         assert now == charge.spent_after

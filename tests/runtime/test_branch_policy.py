@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _branch_certs import branch_certificates
 from _endpoints import RecordingHub, SentMessages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -140,20 +141,9 @@ def test_branch_that_skips_instead_of_stopping_keeps_serving() -> None:
 # --- the active variant in the runtime: identities are the branches' certificates -------
 
 
-def _certificates(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
-    ca = tmp_path / "certs"
-    devca.init_ca(ca)
-    ders = {}
-    for name in NAMES:
-        devca.issue_client(ca, name)
-        pem = (ca / "clients" / f"{name}.pem").read_bytes()
-        ders[name] = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
-    return ca, ders
-
-
 @pytest.fixture(scope="module")
 def federation_certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
-    return _certificates(tmp_path_factory.mktemp("active"))
+    return branch_certificates(tmp_path_factory.mktemp("active"), NAMES)
 
 
 def test_active_variant_runs_in_the_runtime_with_certificate_identities(
