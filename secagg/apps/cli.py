@@ -35,7 +35,7 @@ import numpy as np
 
 from secagg import __version__
 from secagg.aggregation.policy import BranchPolicy
-from secagg.apps import devca
+from secagg.apps import cli_types, devca
 from secagg.apps.audit.cli import audit
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
 from secagg.apps.simulation.cli import simulate
@@ -1238,6 +1238,9 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
         _fail("secagg server", _config_failure(config_path, exc), 2)
+    too_large = _model_past_memory(config_path, config)
+    if too_large is not None:  # before the state is opened or the port bound
+        _fail("secagg server", too_large, 2)
     state = config.server.state
     try:
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
@@ -1494,6 +1497,32 @@ def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:
     signum = exc.signum if isinstance(exc, _Terminated) else int(signal.SIGINT)
     how = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
     _fail(party, f"stopped by {how}: {what_happens}", 128 + signum)
+
+
+#: what a server holds per parameter at the least, whatever the backend: its model and
+#: its FedAvgM velocity, 64-bit floats each (a round's inputs and sums come on top)
+SERVER_BYTES_PER_PARAMETER = 16
+
+
+def _model_past_memory(config_path: str, config: FederationConfig) -> str | None:
+    """The one line refusing a ``federation.dimension`` whose model this machine cannot
+    hold, or None.
+
+    Why: the key is bounded by the wire format (:data:`MAX_DIMENSION`), not by memory, and
+    the server allocates its model and velocity when it is built: 2**31 parameters need
+    32 GiB before any round, which ended in a MemoryError traceback or the kernel's
+    out-of-memory killer after the state was opened and the port bound (config review,
+    2026-12-05). A machine's memory is a fixed bound, so refusing past it is never wrong."""
+    limit = cli_types.memory_limit()
+    needed = config.dimension * SERVER_BYTES_PER_PARAMETER
+    if limit is None or needed <= limit:
+        return None
+    need, have = cli_types.size_in_gib(needed), cli_types.size_in_gib(limit)
+    return (
+        f"--config {config_path}: federation.dimension = {config.dimension}: the server's "
+        f"model and its momentum alone need {need} of memory, more than the {have} this "
+        "machine has"
+    )
 
 
 def _config_failure(config_path: str, exc: BaseException) -> str:

@@ -93,7 +93,8 @@ def memory_limit() -> int | None:
     return min(limits) if limits else None
 
 
-def _gib(nbytes: int) -> str:
+def size_in_gib(nbytes: int) -> str:
+    """``34.0 GiB``: a memory size as the refusals of a size past it print it."""
     return f"{nbytes / 2**30:,.1f} GiB"
 
 
@@ -107,7 +108,7 @@ def check_memory(needed: int, what: str, param_hint: str) -> None:
     limit = memory_limit()
     if limit is not None and needed > limit:
         raise click.BadParameter(
-            f"{what} need at least {_gib(needed)} of memory, more than the "
-            f"{_gib(limit)} this machine has",
+            f"{what} need at least {size_in_gib(needed)} of memory, more than the "
+            f"{size_in_gib(limit)} this machine has",
             param_hint=param_hint,
         )
