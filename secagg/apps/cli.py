@@ -1954,11 +1954,12 @@ def client(
         _fail("secagg client", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except (SecAggError, OSError) as exc:
         _fail("secagg client", f"{name}: {_one_line(exc, name)}")
-    own = "".join(  # rounds it refused or left: not "completed" (review, 2026-12-05)
+    own = "".join(  # rounds it refused, left or lost: not "completed" (review, 2026-12-05)
         f"{count} {what}, "
         for count, what in (
             (getattr(stats, "rounds_refused", 0), "refused by its policy"),
             (getattr(stats, "rounds_left", 0), "left"),
+            (getattr(stats, "rounds_lost", 0), "lost"),
         )
         if count
     )

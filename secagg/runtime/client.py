@@ -175,6 +175,11 @@ class ClientStats:
     #: aborted, its payload could not be sent) whatever the others made of them: counted
     #: as completed, a round the branch contributed nothing to read as one it took part in
     rounds_left: int = 0
+    #: rounds taken whose end never came before the next round started (the server
+    #: restarted, the session was lost): over for the branch, whatever became of them.
+    #: Not in ``rounds_ended`` (``run(rounds=N)`` serves N rounds whose end it saw), but
+    #: counted: without it a round taken vanished from the counters
+    rounds_lost: int = 0
     sessions: int = 0  # sessions opened by serve() (1 + the reconnections)
     #: with ``branch.epsilon_budget``: the epsilon this branch has spent (rounded up, at
     #: ``privacy_delta``; its state file's spend included) and its budget; None without
@@ -502,6 +507,9 @@ class FederationClient:
         branch answered; nothing else a server sends escapes."""
         number: int | None = None
         starting = False  # a round start: leaving it tells the server not to wait
+        # the round a refused start leaves is its own only if the start was taken (begun):
+        # one refused before, as a replay of the last round, leaves nothing of that round
+        started = self._started
         self._stage = "before training"
         try:
             message = decode_message(payload)
@@ -531,7 +539,11 @@ class FederationClient:
             raise
         except BranchStateError:  # it could not record the round: it stops, takes none
             if starting and number is not None:
-                self._leave(number, "could not take part (BranchStateError)")
+                self._leave(
+                    number,
+                    "could not take part (BranchStateError)",
+                    taken=self._started != started,
+                )
             raise
         except OutdatedMessage as exc:
             self.stats.refused_messages += 1
@@ -559,7 +571,11 @@ class FederationClient:
             # sent no leave, and the server waited 120 s of training for it)
             self._session, self._round = None, None  # nothing more of it is answered
             if number is not None:
-                self._leave(number, f"refused by its policy: {exc.setting}")
+                self._leave(
+                    number,
+                    f"refused by its policy: {exc.setting}",
+                    taken=not starting or self._started != started,
+                )
             self._refused(number, exc)
         except SecAggError as exc:
             self.stats.refused_messages += 1
@@ -570,7 +586,11 @@ class FederationClient:
             if starting and number is not None and not in_flight:
                 # the error's kind only: its text may describe the update (a value, a
                 # bound it crossed), and a leave travels in clear outside any DP
-                self._leave(number, f"could not take part ({type(exc).__name__})")
+                self._leave(
+                    number,
+                    f"could not take part ({type(exc).__name__})",
+                    taken=self._started != started,
+                )
         except Exception as exc:  # no server message may crash a branch
             self.stats.refused_messages += 1
             self._refusals.refused(
@@ -579,7 +599,7 @@ class FederationClient:
             if starting and number is not None:
                 # e.g. the training hook raised: without a leave the server waited out
                 # the training deadline for it every round (network audit, 2026-12-03)
-                self._leave(number, self._failure_reason(exc))
+                self._leave(number, self._failure_reason(exc), taken=self._started != started)
 
     def _failure_reason(self, exc: Exception) -> str:
         """A leave's reason for a round start that raised ``exc``: what failed (the
@@ -741,6 +761,8 @@ class FederationClient:
                 start.federation,
             )
             self.federation = start.federation
+        if self._end_due and self._refused_round != self._started:
+            self._superseded(start.round)
         self._started, self._end_due, self._refused_round = start.round, True, None
         self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
@@ -748,6 +770,21 @@ class FederationClient:
             None
             if start.deadline is None
             else time.monotonic() + start.deadline + ROUND_GRACE_SECONDS
+        )
+
+    def _superseded(self, number: int) -> None:
+        """Count the last round taken, whose end never came, as lost when round ``number``
+        starts.
+
+        Why: its end is refused from here on (it is no longer this branch's round), so
+        uncounted it was taken but never ended: the counters no longer added up (review,
+        2026-12-05). An honest server's restart or a lost session leaves such a round."""
+        self.stats.rounds_lost += 1
+        log.warning(
+            "%s: round %s is lost: round %d started before its end came",
+            self.name,
+            self._started,
+            number,
         )
 
     def _within_bound(self, update: np.ndarray, bound: float | None) -> np.ndarray:
@@ -815,9 +852,14 @@ class FederationClient:
             return
         self._send(relay.round, replies)
 
-    def _leave(self, round_number: int, reason: str) -> None:
-        """Tell the server this branch sends nothing more in the round (best effort)."""
-        if round_number == self._started and self._session is None:
+    def _leave(self, round_number: int, reason: str, *, taken: bool = True) -> None:
+        """Tell the server this branch sends nothing more in the round (best effort).
+
+        ``taken``: the round is one this branch took, not only the number of a start it
+        refused before taking it (a replay of its last round): that refusal must change
+        nothing, so it must not mark the round left (its late payloads then went unseen,
+        and its end, due after a lost session, was counted "left")."""
+        if taken and round_number == self._started and self._session is None:
             self._left_round = round_number  # its late payloads are no one's fault
         try:
             if self._transport is not None:
