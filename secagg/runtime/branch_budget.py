@@ -42,12 +42,20 @@ With ``[branch] epsilon_budget`` (and its ``delta``) the branch keeps the count 
   round charged that then aborts (or whose training fails) stays charged, the safe side.
 
 A branch without a state file keeps its spend in memory only (a restart starts again
-from nothing; it logs a warning at start). A state file that cannot be read stops the
-branch, never resets its spend.
+from nothing; it logs a warning at start), which ``secagg client`` refuses: the server
+decides when a branch process stops, and a service manager restarts it. A state file
+that cannot be read stops the branch, never resets its spend, and one that records more
+than the budget (a budget lowered since) stops it at start (:class:`BudgetSpent`).
 
 The branch's figure is an upper bound under its own assumptions, without the server's
-sampling amplification: it may lie above the server's ledger, never below it for the
-same rounds and assumptions. What a DP-SGD training hook reports (its
+sampling amplification. Its corrupt fraction is of each round's cohort: a server that
+samples the cohort from a larger federation may pack every colluder it has into one
+round, which the server's ledger counts (the population's colluders) and the branch,
+which does not know the population, does not, so there it may lie *below* the ledger
+(12 branches, 3 colluders, a cohort of 6: the ledger counts 3 honest shares, the branch
+under corrupt_fraction 0.25 four). A branch in a sampled federation sets
+``min_colluders`` to the colluders it assumes in the whole federation (review of the
+branch budget, 2026-12-05). What a DP-SGD training hook reports (its
 :class:`~secagg.dp.release.RecordReport`) is not composed into this budget: DP-SGD's
 epsilon bounds the same uploads for its own unit with its own accountant (the hook's
 target), and adding the two would count one release twice; the budget covers the noise
@@ -66,7 +74,7 @@ from secagg.aggregation.base import RoundSpec
 from secagg.aggregation.policy import BranchPolicy
 from secagg.dp.ddg_accounting import DDG_ORDERS, ddg_round_rdp, rdp_epsilon
 from secagg.dp.display import shown
-from secagg.errors import PolicyRefused
+from secagg.errors import ConfigurationError, PolicyRefused
 from secagg.protocol.graph_params import tolerated_colluders
 
 log = logging.getLogger("secagg.client")
@@ -125,6 +133,12 @@ class PrivacySpend:
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"spent.rdp holds {value!r}, not a number >= 0")
         return cls(rounds, tuple(float(value) for value in rdp))
+
+
+class BudgetSpent(ConfigurationError):
+    """A branch started with a budget below what its state file says it has spent (the
+    budget was lowered): it stops at start with one line (``secagg client`` exits 2)
+    rather than dial, be counted into rounds and refuse each one."""
 
 
 class SpendStore(Protocol):
@@ -219,6 +233,16 @@ class BranchBudget:
                 name,
             )
         budget = cls(policy, MemorySpend() if mark is None else mark)
+        if budget.spent > budget.budget:
+            # a budget lowered below the spend its state file keeps: every round would be
+            # refused, each after the server counted the branch in; said once, at start
+            raise BudgetSpent(
+                f"{BUDGET_KEY} {shown(budget.budget)} is below what {name} has already "
+                f"spent: epsilon {shown(budget.spent)} over {budget.rounds} round"
+                f"{'' if budget.rounds == 1 else 's'} at delta "
+                f"{shown(budget.delta, 4, significant=True)} (its state file), so it could "
+                "take no round; raise the budget only if its customers may lose more"
+            )
         log.info(
             "%s: epsilon spent %s of its budget %s (delta %s, %d rounds charged)",
             name,
@@ -315,6 +339,7 @@ __all__ = [
     "BUDGET_KEY",
     "ROUND_UP",
     "BranchBudget",
+    "BudgetSpent",
     "MemorySpend",
     "PrivacySpend",
     "RoundCharge",
