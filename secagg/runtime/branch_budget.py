@@ -21,7 +21,9 @@ With ``[branch] epsilon_budget`` (and its ``delta``) the branch keeps the count 
   the spec's expected clients), and the honest shares in the sum counted from its
   **own** assumptions (:func:`honest_shares`: the round's cohort, capped by its
   ``expected_clients``, less the colluders and dropouts its ``corrupt_fraction``,
-  ``min_colluders`` and ``dropout_fraction`` assume, at least its own share). Only a
+  ``min_colluders`` and ``dropout_fraction`` assume, never more than its own minimum
+  threshold less those colluders, since the server chooses who drops; at least its own
+  share). Only a
   round whose parties are certified (the active variant) counts the others: in any other
   the server could fill the round with parties of its own, and only the branch's own
   share is counted. **No**
@@ -174,7 +176,13 @@ class RoundCharge:
     spent_after: float
 
 
-def honest_shares(policy: BranchPolicy, num_clients: int, *, certified: bool = True) -> int:
+def honest_shares(
+    policy: BranchPolicy,
+    num_clients: int,
+    *,
+    certified: bool = True,
+    fewest_in_sum: int | None = None,
+) -> int:
     """The noise shares a branch counts on in a round of ``num_clients``, from its own
     assumptions only: the cohort, capped by its ``expected_clients`` (a round larger than
     that is refused anyway); less the colluders it assumes (its corrupt fraction, and at
@@ -191,7 +199,15 @@ def honest_shares(policy: BranchPolicy, num_clients: int, *, certified: bool = T
     Without that the other parties are whoever the server says they are: it can fill a
     round with parties of its own (a Sybil round) that add no noise, and a corrupt
     fraction of the *cohort* then says nothing about how many shares are honest. So an
-    uncertified round counts this branch's own share only."""
+    uncertified round counts this branch's own share only.
+
+    ``fewest_in_sum``: the fewest parties whose inputs the sum can hold
+    (:meth:`RoundSpec.fewest_in_sum <secagg.aggregation.base.RoundSpec.fewest_in_sum>`:
+    the smallest threshold this branch accepts). The dropouts a branch assumes bind
+    nobody: a hostile server leaves out whom it likes, down to that floor, and keeps its
+    colluders in. So at most ``fewest_in_sum`` less the colluders are counted (a round of
+    5 under the defaults: threshold 4, 2 colluders, 2 shares, not the 3 its dropout
+    fraction alone leaves). Review of the branch budget, 2026-12-05."""
     if not certified:
         return 1
     n = int(num_clients)
@@ -204,7 +220,10 @@ def honest_shares(policy: BranchPolicy, num_clients: int, *, certified: bool = T
         min(policy.min_colluders, n - 1),
     )
     dropouts = math.floor(policy.dropout_fraction * n)
-    return max(1, n - colluders - dropouts)
+    counted = n - colluders - dropouts
+    if fewest_in_sum is not None:
+        counted = min(counted, fewest_in_sum - colluders)
+    return max(1, counted)
 
 
 class BranchBudget:
@@ -292,7 +311,12 @@ class BranchBudget:
         # the certificates themselves are verified before the round's session is built
         # (a list that does not verify refuses the round, and nothing is recorded)
         certified = bool(spec.identity_certificates())
-        shares = honest_shares(self.policy, spec.num_clients, certified=certified)
+        shares = honest_shares(
+            self.policy,
+            spec.num_clients,
+            certified=certified,
+            fewest_in_sum=spec.fewest_in_sum(self.policy),
+        )
         curve = ddg_round_rdp(
             l2_sensitivity=mechanism.sensitivity,
             l1_sensitivity=mechanism.l1_sensitivity,

@@ -33,7 +33,7 @@ import pytest
 from _branch_certs import branch_certificates
 from _endpoints import SentMessages
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from secagg.aggregation.masking import MaskingBackend
@@ -42,7 +42,7 @@ from secagg.aggregation.spec import encode_spec
 from secagg.apps.cli import main
 from secagg.dp.ddg_accounting import DDG_ORDERS, ddg_round_rdp, rdp_epsilon
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
-from secagg.errors import MalformedMessage, PolicyRefused
+from secagg.errors import ConfigurationError, MalformedMessage, PolicyRefused
 from secagg.runtime.branch_budget import BranchBudget, MemorySpend, PrivacySpend
 from secagg.runtime.branch_state import BranchStateError
 from secagg.runtime.client import BranchRefused, FederationClient
@@ -386,7 +386,7 @@ def test_the_deployment_guide_s_refusal_is_one_a_branch_gives() -> None:
     summary = re.search(r"epsilon spent ([0-9.]+) of its budget ([0-9.]+)", text)
     assert summary is not None and summary.group(1) in refusal
     privacy = " ".join((REPO / "docs" / "privacy.md").read_text().split())
-    assert "one such round costs epsilon 3.385, what three certified rounds cost" in privacy
+    assert "one such round costs epsilon 3.385, what two certified rounds cost" in privacy
     alone = BranchBudget(_policy(1e6), MemorySpend()).admit(1, _plan(_mechanism())).alone
     assert f"{alone:.3f}" == "3.385" and summary.group(1) == f"{math.ceil(alone * 1e4) / 1e4}"
 
@@ -409,3 +409,57 @@ def test_a_sampled_cohort_needs_min_colluders_set_to_the_federation_s_colluders(
     assert honest_shares(pinned, 6) == ledger
     text = (REPO / "secagg" / "runtime" / "branch_budget.py").read_text()
     assert "never below it for the" not in text
+
+
+# --- the server chooses who drops out -----------------------------------------------------
+
+
+def test_a_certified_round_counts_no_more_shares_than_its_threshold_keeps() -> None:
+    """A round of 5 (active, defaults): the fractions leave 3 honest shares (5 - 2
+    colluders - 0 dropouts), but the branch unmasks once 4 of its 5 share holders, itself
+    included, survive, and the server decides who drops: it leaves out one honest party
+    and keeps its 2 colluders, and the sum holds 2 honest shares. Counted 3 before."""
+    spec = _plan(_mechanism(), identities=tuple(b"cert %d" % i for i in range(5)))
+    assert spec.fewest_in_sum(BranchPolicy()) == 4
+    charge = BranchBudget(_policy(1e6), MemorySpend()).admit(1, spec)
+    assert charge.honest_shares == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    clients=st.integers(2, 60),
+    corrupt=st.floats(0.0, 0.4),
+    dropout=st.floats(0.0, 0.4),
+    colluders=st.integers(0, 6),
+    graph=st.sampled_from(["complete", "harary"]),
+)
+def test_the_honest_shares_never_exceed_what_the_threshold_guarantees(
+    clients: int, corrupt: float, dropout: float, colluders: int, graph: str
+) -> None:
+    """Whatever the assumptions: survivors among the branch's holders >= t >= its minimum
+    threshold, of which at most the assumed colluders are the server's; so at most
+    t_min - colluders honest shares are certain, and no more are counted."""
+    from secagg.protocol.graph_params import tolerated_colluders
+
+    policy = _policy(
+        1e6, corrupt_fraction=corrupt, dropout_fraction=dropout, min_colluders=colluders
+    )
+    backend = MaskingBackend(
+        graph="complete" if graph == "complete" else "harary", value_bound=1.0, active=True
+    )
+    try:
+        spec = backend.plan(
+            clients,
+            D,
+            noise_share=NoiseShareRound(_mechanism(expected=clients), bytes(16)),
+            identities=tuple(b"cert %d" % i for i in range(clients)),
+        )
+    except ConfigurationError:  # a size this backend cannot plan: nothing to charge
+        assume(False)
+        return
+    fewest = spec.fewest_in_sum(policy)
+    assume(fewest is not None)  # no safe threshold: the setup is refused, nothing sent
+    assert fewest is not None
+    charge = BranchBudget(policy, MemorySpend()).admit(1, spec)
+    c = max(tolerated_colluders(clients, corrupt, colluders), min(colluders, clients - 1))
+    assert 1 <= charge.honest_shares <= max(1, fewest - c)
