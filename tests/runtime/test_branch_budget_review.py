@@ -463,3 +463,15 @@ def test_the_honest_shares_never_exceed_what_the_threshold_guarantees(
     charge = BranchBudget(policy, MemorySpend()).admit(1, spec)
     c = max(tolerated_colluders(clients, corrupt, colluders), min(colluders, clients - 1))
     assert 1 <= charge.honest_shares <= max(1, fewest - c)
+
+
+def test_a_spend_relabelled_as_an_older_version_is_refused_not_dropped(tmp_path: Path) -> None:
+    """A version 3 file (with a spend) edited to version 2, the format before the spend:
+    refused (version 2 has no ``spent``), never read as a branch that spent nothing."""
+    state = tmp_path / "branch.state"
+    _Branch(_policy(50.0), state).start(1, encode_spec(_plan(_mechanism())))
+    data = json.loads(state.read_text())
+    assert data["version"] == 3
+    state.write_text(json.dumps({**data, "version": 2}))
+    with pytest.raises(BranchStateError, match="unexpected fields"):
+        _Branch(_policy(50.0), state)
