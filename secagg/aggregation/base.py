@@ -187,6 +187,17 @@ class RoundSpec:
         ``plain``) took a plain round, whose update goes in clear and unnoised."""
         policy.check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
 
+    def fewest_in_sum(self, policy: BranchPolicy) -> int | None:
+        """The fewest parties, this branch included, whose inputs a sum of this round can
+        hold once this branch's input is in it, as this branch's own protocol enforces
+        under ``policy`` (None: the backend enforces no such floor).
+
+        Why: a hostile server decides who "drops out": it can leave out every party it
+        likes down to whatever the protocol still unmasks, whatever dropout fraction a
+        branch assumes. A branch that counts the honest noise shares in the sum
+        (``branch.epsilon_budget``) counts at most this floor less its colluders."""
+        return None
+
     def own_noise_share(self) -> DistributedDiscreteGaussian | None:
         """The distributed-DP mechanism whose noise share every client adds itself, before
         its input leaves it (None: the round carries none; noise the server or a key

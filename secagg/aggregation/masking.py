@@ -212,6 +212,28 @@ class MaskingSpec(RoundSpec):
                 num_clients=self.num_clients,
             )
 
+    def fewest_in_sum(self, policy: BranchPolicy) -> int | None:
+        """The smallest threshold this branch accepts for the round's graph (its own
+        :class:`~secagg.protocol.config.ClientPolicy` minimum, or ``min_threshold`` if
+        higher): it unmasks nothing unless that many of its share holders, itself
+        included, are among the survivors whose inputs make the sum. The graph and its
+        degree follow from this spec (the setup must match it); None when no threshold
+        is safe (the setup is then refused) or the spec implies no graph."""
+        try:
+            config = self.round_config()
+            minimum = ClientPolicy.minimum_threshold(
+                client_policy(policy),  # type: ignore[arg-type]
+                self.num_clients,
+                config.graph,
+                config.degree,
+                active=self.active,
+            )
+        except ConfigurationError:
+            return None
+        if minimum is None:
+            return None
+        return max(minimum, policy.min_threshold or 0)
+
     def own_noise_share(self) -> DistributedDiscreteGaussian | None:
         """The noise share's mechanism: each client adds its share before masking."""
         return None if self.noise_share is None else self.noise_share.mechanism

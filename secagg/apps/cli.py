@@ -1839,7 +1839,7 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
     default=None,
     help="This branch's own privacy budget: it takes only rounds where it adds its own "
     "distributed noise share, and none that would take its epsilon (its own accounting, "
-    "kept in --state) past this. Needs --delta.",
+    "kept in --state) past this. Needs --delta and --state.",
 )
 @click.option(
     "--delta",
@@ -1889,9 +1889,9 @@ def client(
     --state it keeps the last round it started, and its federation, across restarts
     and refuses a round at or below it, or of another federation (exit status 2).
     With --epsilon-budget (and --delta) it keeps its own privacy budget, in --state
-    when given: a round it cannot account for, or one that would take its epsilon past
-    the budget, is refused before training (exit status 3); the summary line says the
-    epsilon spent.
+    (required with it: a spend kept in memory restarts from 0): a round it cannot
+    account for, or one that would take its epsilon past the budget, is refused before
+    training (exit status 3); the summary line says the epsilon spent.
 
     Exit status: 0 when the server announced that the federation finished (or after
     --rounds rounds); 1, with one line naming the cause, when the federation was
@@ -1918,6 +1918,7 @@ def client(
     _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)
+        _check_budget_is_kept(policy, policy_options, state_path, name)
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             stats = run_branch(
                 target,
@@ -1972,6 +1973,36 @@ def client(
         reason = getattr(stats, "end_reason", "") or "no reason given"
         _fail("secagg client", f"{summary}; the federation stopped before it finished: {reason}")
     click.echo(summary + ("; the federation finished" if outcome == "finished" else ""))
+
+
+def _check_budget_is_kept(
+    policy: BranchPolicy, options: dict[str, object], state_path: str | None, name: str
+) -> None:
+    """Refuse a branch budget without ``--state`` (one line, exit 2), before anything is
+    dialled.
+
+    Why refuse rather than warn: a budget kept in memory starts again from 0 whenever the
+    process restarts, and the server decides when it stops. It announces the federation's
+    end early (exit 1), or runs the round the budget refuses (exit 3), and the service
+    manager the deployment guide recommends (``Restart=on-failure``) starts the branch
+    again with its whole budget: round after round, as if it had none (review of the
+    branch budget, 2026-12-05). A state file costs nothing; the library's
+    :class:`~secagg.runtime.client.FederationClient` still keeps a spend in memory (with
+    a warning) for simulations and tests."""
+    if policy.epsilon_budget is None or state_path is not None:
+        return
+    given = (
+        "--epsilon-budget"
+        if options.get("epsilon_budget") is not None
+        else "branch.epsilon_budget (--policy)"
+    )
+    _fail(
+        "secagg client",
+        f"{name}: {given} needs --state: without a state file the spend is kept in memory "
+        "and starts again from 0 whenever the branch restarts, which the server can cause "
+        "(an early end exits 1, a refused round 3; a service manager then restarts it)",
+        2,
+    )
 
 
 def _budget_summary(stats: Any) -> str:

@@ -21,7 +21,9 @@ With ``[branch] epsilon_budget`` (and its ``delta``) the branch keeps the count 
   the spec's expected clients), and the honest shares in the sum counted from its
   **own** assumptions (:func:`honest_shares`: the round's cohort, capped by its
   ``expected_clients``, less the colluders and dropouts its ``corrupt_fraction``,
-  ``min_colluders`` and ``dropout_fraction`` assume, at least its own share). Only a
+  ``min_colluders`` and ``dropout_fraction`` assume, never more than its own minimum
+  threshold less those colluders, since the server chooses who drops; at least its own
+  share). Only a
   round whose parties are certified (the active variant) counts the others: in any other
   the server could fill the round with parties of its own, and only the branch's own
   share is counted. **No**
@@ -42,12 +44,20 @@ With ``[branch] epsilon_budget`` (and its ``delta``) the branch keeps the count 
   round charged that then aborts (or whose training fails) stays charged, the safe side.
 
 A branch without a state file keeps its spend in memory only (a restart starts again
-from nothing; it logs a warning at start). A state file that cannot be read stops the
-branch, never resets its spend.
+from nothing; it logs a warning at start), which ``secagg client`` refuses: the server
+decides when a branch process stops, and a service manager restarts it. A state file
+that cannot be read stops the branch, never resets its spend, and one that records more
+than the budget (a budget lowered since) stops it at start (:class:`BudgetSpent`).
 
 The branch's figure is an upper bound under its own assumptions, without the server's
-sampling amplification: it may lie above the server's ledger, never below it for the
-same rounds and assumptions. What a DP-SGD training hook reports (its
+sampling amplification. Its corrupt fraction is of each round's cohort: a server that
+samples the cohort from a larger federation may pack every colluder it has into one
+round, which the server's ledger counts (the population's colluders) and the branch,
+which does not know the population, does not, so there it may lie *below* the ledger
+(12 branches, 3 colluders, a cohort of 6: the ledger counts 3 honest shares, the branch
+under corrupt_fraction 0.25 four). A branch in a sampled federation sets
+``min_colluders`` to the colluders it assumes in the whole federation (review of the
+branch budget, 2026-12-05). What a DP-SGD training hook reports (its
 :class:`~secagg.dp.release.RecordReport`) is not composed into this budget: DP-SGD's
 epsilon bounds the same uploads for its own unit with its own accountant (the hook's
 target), and adding the two would count one release twice; the budget covers the noise
@@ -66,7 +76,7 @@ from secagg.aggregation.base import RoundSpec
 from secagg.aggregation.policy import BranchPolicy
 from secagg.dp.ddg_accounting import DDG_ORDERS, ddg_round_rdp, rdp_epsilon
 from secagg.dp.display import shown
-from secagg.errors import PolicyRefused
+from secagg.errors import ConfigurationError, PolicyRefused
 from secagg.protocol.graph_params import tolerated_colluders
 
 log = logging.getLogger("secagg.client")
@@ -127,6 +137,12 @@ class PrivacySpend:
         return cls(rounds, tuple(float(value) for value in rdp))
 
 
+class BudgetSpent(ConfigurationError):
+    """A branch started with a budget below what its state file says it has spent (the
+    budget was lowered): it stops at start with one line (``secagg client`` exits 2)
+    rather than dial, be counted into rounds and refuse each one."""
+
+
 class SpendStore(Protocol):
     """Where a branch keeps its spend: its state file
     (:class:`~secagg.runtime.branch_state.RoundMark`) or, without one, its memory."""
@@ -160,7 +176,13 @@ class RoundCharge:
     spent_after: float
 
 
-def honest_shares(policy: BranchPolicy, num_clients: int, *, certified: bool = True) -> int:
+def honest_shares(
+    policy: BranchPolicy,
+    num_clients: int,
+    *,
+    certified: bool = True,
+    fewest_in_sum: int | None = None,
+) -> int:
     """The noise shares a branch counts on in a round of ``num_clients``, from its own
     assumptions only: the cohort, capped by its ``expected_clients`` (a round larger than
     that is refused anyway); less the colluders it assumes (its corrupt fraction, and at
@@ -177,7 +199,15 @@ def honest_shares(policy: BranchPolicy, num_clients: int, *, certified: bool = T
     Without that the other parties are whoever the server says they are: it can fill a
     round with parties of its own (a Sybil round) that add no noise, and a corrupt
     fraction of the *cohort* then says nothing about how many shares are honest. So an
-    uncertified round counts this branch's own share only."""
+    uncertified round counts this branch's own share only.
+
+    ``fewest_in_sum``: the fewest parties whose inputs the sum can hold
+    (:meth:`RoundSpec.fewest_in_sum <secagg.aggregation.base.RoundSpec.fewest_in_sum>`:
+    the smallest threshold this branch accepts). The dropouts a branch assumes bind
+    nobody: a hostile server leaves out whom it likes, down to that floor, and keeps its
+    colluders in. So at most ``fewest_in_sum`` less the colluders are counted (a round of
+    5 under the defaults: threshold 4, 2 colluders, 2 shares, not the 3 its dropout
+    fraction alone leaves). Review of the branch budget, 2026-12-05."""
     if not certified:
         return 1
     n = int(num_clients)
@@ -190,7 +220,10 @@ def honest_shares(policy: BranchPolicy, num_clients: int, *, certified: bool = T
         min(policy.min_colluders, n - 1),
     )
     dropouts = math.floor(policy.dropout_fraction * n)
-    return max(1, n - colluders - dropouts)
+    counted = n - colluders - dropouts
+    if fewest_in_sum is not None:
+        counted = min(counted, fewest_in_sum - colluders)
+    return max(1, counted)
 
 
 class BranchBudget:
@@ -219,6 +252,16 @@ class BranchBudget:
                 name,
             )
         budget = cls(policy, MemorySpend() if mark is None else mark)
+        if budget.spent > budget.budget:
+            # a budget lowered below the spend its state file keeps: every round would be
+            # refused, each after the server counted the branch in; said once, at start
+            raise BudgetSpent(
+                f"{BUDGET_KEY} {shown(budget.budget)} is below what {name} has already "
+                f"spent: epsilon {shown(budget.spent)} over {budget.rounds} round"
+                f"{'' if budget.rounds == 1 else 's'} at delta "
+                f"{shown(budget.delta, 4, significant=True)} (its state file), so it could "
+                "take no round; raise the budget only if its customers may lose more"
+            )
         log.info(
             "%s: epsilon spent %s of its budget %s (delta %s, %d rounds charged)",
             name,
@@ -268,7 +311,12 @@ class BranchBudget:
         # the certificates themselves are verified before the round's session is built
         # (a list that does not verify refuses the round, and nothing is recorded)
         certified = bool(spec.identity_certificates())
-        shares = honest_shares(self.policy, spec.num_clients, certified=certified)
+        shares = honest_shares(
+            self.policy,
+            spec.num_clients,
+            certified=certified,
+            fewest_in_sum=spec.fewest_in_sum(self.policy),
+        )
         curve = ddg_round_rdp(
             l2_sensitivity=mechanism.sensitivity,
             l1_sensitivity=mechanism.l1_sensitivity,
@@ -315,6 +363,7 @@ __all__ = [
     "BUDGET_KEY",
     "ROUND_UP",
     "BranchBudget",
+    "BudgetSpent",
     "MemorySpend",
     "PrivacySpend",
     "RoundCharge",
