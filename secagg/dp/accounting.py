@@ -108,6 +108,7 @@ import copy
 import functools
 import math
 import numbers
+import threading
 import warnings
 import weakref
 from collections import OrderedDict
@@ -449,17 +450,69 @@ def _fedavg_epsilon(
     """:func:`epsilon` without the checks (also reachable where ``epsilon`` is shadowed).
 
     With every client sampled, PLD's answer is the closed form (the running
-    accountant's, so a plan and the run it plans agree); see the module docstring."""
+    accountant's, so a plan and the run it plans agree); see the module docstring.
+    A refusal (:class:`AccountantCannotEvaluate`) is remembered too (:class:`_Refusals`)."""
     if t == 0:
         return 0.0
-    if accountant == "pld":  # what the running accountant computes for t identical rounds
-        if q == 1.0:
-            return _gaussian_epsilon(z / math.sqrt(t), delta)
-        composition = _PldComposition(discretization, build=_build_sampled_pld)
-        composition.add(_Round(z, q), t)
-        return composition.epsilon(delta)
-    event = dp_accounting.SelfComposedDpEvent(_sampled(q, dp_accounting.GaussianDpEvent(z)), t)
-    return _epsilon_of(event, delta, accountant, discretization)
+    key = (z, q, t, delta, accountant, discretization, MAX_PLD_POINTS)
+    _REFUSALS.raise_if_refused(key)
+    try:
+        if accountant == "pld":  # what the running accountant computes for t identical rounds
+            if q == 1.0:
+                return _gaussian_epsilon(z / math.sqrt(t), delta)
+            composition = _PldComposition(discretization, build=_build_sampled_pld)
+            composition.add(_Round(z, q), t)
+            return composition.epsilon(delta)
+        event = dp_accounting.SelfComposedDpEvent(_sampled(q, dp_accounting.GaussianDpEvent(z)), t)
+        return _epsilon_of(event, delta, accountant, discretization)
+    except AccountantCannotEvaluate as exc:
+        _REFUSALS.remember(key, exc)
+        raise
+
+
+class _Refusals:
+    """The last refusals of :func:`_fedavg_epsilon`, which ``lru_cache`` does not keep (it
+    keeps results only), by its arguments and the size limit in force.
+
+    Why: a refusal costs seconds (the round's PLD is built and its composition sized
+    before the size is known: about 2 s for z = 0.29, q = 1e-9, 10^9 rounds), and the
+    same one is asked again: a calibration at PLD's floor and then ``epsilon`` of the
+    ``z`` it could not evaluate, ``privacy noise`` with and without ``--json``; the three
+    refusals of ``privacy noise --epsilon 8 -q 1e-9 -T 1000000000`` were 6 of its 16 s,
+    each time. Each is kept as its type, arguments and attributes, never the raised
+    exception, whose traceback would hold the frames (and PLD arrays) it was raised in;
+    a fresh exception of the same type and fields is raised again."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[
+            Hashable, tuple[type[BaseException], tuple[Any, ...], dict[str, Any]]
+        ]
+        self._kept = OrderedDict()
+
+    def remember(self, key: Hashable, refusal: AccountantCannotEvaluate) -> None:
+        with self._lock:
+            self._kept[key] = (type(refusal), refusal.args, dict(vars(refusal)))
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+
+    def raise_if_refused(self, key: Hashable) -> None:
+        with self._lock:
+            found = self._kept.get(key)
+        if found is not None:
+            kind, args, fields = found
+            again = kind.__new__(kind, *args)  # args as raised; __init__ ran for those
+            again.__dict__.update(fields)
+            raise again
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+_REFUSALS = _Refusals()
 
 
 # --- the Gaussian mechanism in closed form (every client sampled) ---------------

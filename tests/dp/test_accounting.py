@@ -1017,6 +1017,55 @@ def test_a_budget_below_pld_s_floor_is_searched_from_the_floor(
         epsilon(warning.unevaluable, q, rounds, 1e-5)
 
 
+def test_a_refused_evaluation_is_remembered_not_sized_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: ``lru_cache`` keeps results, not exceptions, so every ask of a ``z`` PLD
+    cannot compose built its round's PLD and sized the composition again (about 2 s
+    here): a floor calibration's three refusals were redone by ``privacy noise --json``
+    after ``privacy noise``, and by ``epsilon`` of the ``z`` a warning names. Now the
+    refusal is remembered (with the size limit it was refused under) and raised again,
+    the same type and fields, with nothing built."""
+    import secagg.dp.accounting as accounting
+
+    accounting._REFUSALS.clear()
+    builds: list[float] = []
+    real = accounting._build_sampled_pld
+
+    def counted(z: float, q: float, discretization: float) -> Any:
+        builds.append(z)
+        return real(z, q, discretization)
+
+    monkeypatch.setattr(accounting, "_build_sampled_pld", counted)
+    plan = (1e-9, 10**9, 1e-5)
+    refusals = []
+    for _ in range(3):
+        with pytest.raises(accounting.PldTooLarge) as raised:
+            epsilon(0.3, *plan)
+        refusals.append(raised.value)
+    assert builds == [0.3]  # sized once
+    first, *again = refusals
+    for later in again:
+        assert later is not first and type(later) is type(first)
+        assert str(later) == str(first) and vars(later) == vars(first)
+        assert later.rounds == 10**9 and later.points > accounting.MAX_PLD_POINTS
+    # under a larger size limit the same z is asked afresh, not refused from memory
+    monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 26)
+    monkeypatch.setattr(accounting, "_Power", _RefusingPower)
+    with pytest.raises(_AskedAfresh):
+        epsilon(0.3, *plan)
+    assert builds == [0.3, 0.3]
+
+
+class _AskedAfresh(Exception):
+    """Raised where a PLD would be composed: the evaluation was not answered from memory."""
+
+
+class _RefusingPower:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise _AskedAfresh
+
+
 def test_an_ordinary_budget_skips_the_floor_shortcut(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shortcut's gate costs milliseconds (one round's floor, the closed-form bound)
     and lets every budget the bound cannot place below the floor take the search as
