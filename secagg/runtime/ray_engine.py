@@ -919,6 +919,7 @@ class RayHub(SimulatedNetwork):
             self._live.discard(name)
             self.ended[name] = reason
         log.warning("%s left the federation: %s", name, reason)
+        self.wake_server()  # its session has ended: the server looks at once
 
     def _host_failed(self, host: int, exc: BaseException) -> None:
         reason = f"its client host failed: {type(exc).__name__}: {exc}".splitlines()[0]

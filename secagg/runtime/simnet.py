@@ -101,9 +101,12 @@ class SimulatedNetwork(InProcessHub):
 
     def _vanish(self, event: DropoutEvent) -> None:
         with self._count_lock:
-            if event.branch not in self._vanished:
+            vanishing = event.branch not in self._vanished
+            if vanishing:
                 self._vanished.add(event.branch)
                 self.dropouts.append(event)
+        if vanishing:
+            self.wake_server()  # the server looks at once, not at its next poll
 
     def _reappear(self, name: str) -> None:
         with self._count_lock:

@@ -28,6 +28,8 @@ from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint, 
 __all__ = ["ClientEndpoint", "InProcessHub", "NotConnected", "ServerEndpoint"]
 
 _ENDED: Any = object()  # queued last when a session ends (never a payload: not bytes)
+#: queued to the server when a party's session ends (never a payload: not a tuple)
+_WAKE: Any = object()
 
 
 class InProcessHub:
@@ -55,10 +57,25 @@ class InProcessHub:
             inbox.put(data)  # unbounded: never blocks while the lock is held
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        """The next message from any client, in arrival order; None on timeout, and at
+        once when a client's session ended (or, in the simulator, a branch vanished)
+        since the last call: what a server waits for may then never come.
+
+        Why the early None: a session's end is no message, and the server learnt of it
+        only when its receive timed out (it polls twice a second), so every branch that
+        vanished cost its round up to half a second of waiting for nobody; the end now
+        wakes it, and it looks at who is still connected at once."""
         try:
-            return self._to_server.get(timeout=waitable_seconds(timeout))
+            item = self._to_server.get(timeout=waitable_seconds(timeout))
         except queue.Empty:
             return None
+        return None if item is _WAKE else item
+
+    def wake_server(self) -> None:
+        """Make the server's pending (or next) :meth:`receive` return None now: a party's
+        session ended, which the server sees only by looking (``connected``,
+        ``session_id``)."""
+        self._to_server.put(_WAKE)  # unbounded: never blocks
 
     def connected(self) -> set[str]:
         with self._lock:
@@ -89,6 +106,7 @@ class InProcessHub:
             self._session_ids.pop(name, None)
         if inbox is not None:
             inbox.put(_ENDED)
+            self.wake_server()
 
 
 class _InProcessClient:

@@ -33,3 +33,19 @@ def test_a_round_end_to_a_branch_that_never_vanished_changes_nothing() -> None:
         network.connect(name)
     network.send("b1", encode_message(RoundEnd(3, True)))
     assert network.connected() == {"b1", "b2"} and network.dropouts == []
+
+
+def test_a_vanishing_branch_wakes_the_server_before_a_later_message() -> None:
+    """A vanished branch sends nothing more, so the server noticed it only at its next
+    receive timeout (the runtime polls every 0.5 s): up to half a second per dropout in
+    every simulated federation. Now the vanish wakes the server's receive (None) ahead of
+    anything sent after it, once per vanish."""
+    network = SimulatedNetwork(DropoutSchedule(0.5, seed=1))
+    network.connect("b1")
+    other = network.connect("b2")
+    network._vanish(DropoutEvent(1, "b1", "advertise_keys"))
+    network._vanish(DropoutEvent(1, "b1", "advertise_keys"))  # already gone: no second wake
+    other.send(b"later")
+    assert network.receive(timeout=5.0) is None
+    assert "b1" not in network.connected()
+    assert network.receive(timeout=5.0) == ("b2", b"later")
