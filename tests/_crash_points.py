@@ -19,7 +19,6 @@ files.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _gaussian import exact_gaussian_epsilon
 
 import secagg.dp.central
 import secagg.dp.noise
@@ -576,27 +576,6 @@ def _clipped(update: np.ndarray) -> np.ndarray:
     """An update scaled into the L2 ball of radius :data:`CLIP`, as a branch sends it."""
     norm = float(np.linalg.norm(update))
     return update if norm <= CLIP else update * (CLIP / norm)
-
-
-def _phi(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
-
-
-def exact_gaussian_epsilon(precision: float, delta: float) -> float:
-    """The exact epsilon of a Gaussian mechanism of ``precision`` (sum of 1/z^2) at
-    ``delta`` (Balle and Wang 2018), by bisection on its delta(epsilon)."""
-    mu = math.sqrt(precision)
-
-    def delta_of(eps: float) -> float:
-        return _phi(-eps / mu + mu / 2) - math.exp(eps) * _phi(-eps / mu - mu / 2)
-
-    low, high = 0.0, 1.0
-    while delta_of(high) > delta:
-        high *= 2
-    for _ in range(200):
-        middle = (low + high) / 2
-        low, high = (middle, high) if delta_of(middle) > delta else (low, middle)
-    return high
 
 
 def _check_models(

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 from _branch_certs import branch_certificates
 from _endpoints import RecordingHub, SentMessages
+from _gaussian import exact_gaussian_epsilon
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,31 +95,11 @@ def _oracle_rounds(mechanism: DistributedDiscreteGaussian, budget: float, honest
     return rounds
 
 
-def _gaussian_epsilon(sensitivity_over_std: float, delta: float) -> float:
-    """The exact epsilon of the Gaussian mechanism (Balle and Wang 2018, Theorem 8):
-    the smallest e with Phi(mu/2 - e/mu) - exp(e) Phi(-mu/2 - e/mu) <= delta."""
-    mu = sensitivity_over_std
-
-    def phi(x: float) -> float:
-        return 0.5 * math.erfc(-x / math.sqrt(2))
-
-    def delta_of(e: float) -> float:
-        return phi(mu / 2 - e / mu) - math.exp(e) * phi(-mu / 2 - e / mu)
-
-    low, high = 0.0, 1.0
-    while delta_of(high) > delta:
-        high *= 2
-    for _ in range(200):
-        middle = (low + high) / 2
-        low, high = (middle, high) if delta_of(middle) > delta else (low, middle)
-    return high
-
-
 def _continuous_figure(mechanism: DistributedDiscreteGaussian, rounds: int, honest: int) -> float:
     """k rounds of the same noise as one continuous Gaussian: the clip over the summed
     honest noise's std (unscaled), times sqrt(k)."""
     std = math.sqrt(honest) * mechanism.local_sigma / mechanism.scale
-    return _gaussian_epsilon(math.sqrt(rounds) * mechanism.clip / std, DELTA)
+    return exact_gaussian_epsilon(rounds * (mechanism.clip / std) ** 2, DELTA)
 
 
 def _between_budget(mechanism: DistributedDiscreteGaussian, fit: int) -> float:
@@ -537,7 +518,9 @@ def test_the_spend_never_passes_the_budget_and_never_falls(
         assert now == charge.spent_after
         # never below the exact Gaussian of the shares it counted (its own at least)
         std = math.sqrt(charge.honest_shares) * mechanism.local_sigma / mechanism.scale
-        assert charge.alone >= _gaussian_epsilon(mechanism.clip / std, delta) * (1 - 1e-9)
+        assert charge.alone >= exact_gaussian_epsilon((mechanism.clip / std) ** 2, delta) * (
+            1 - 1e-9
+        )
         last = now
 
 

@@ -24,12 +24,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from _branch_certs import branch_certificates
 
 from secagg.aggregation import AggregationBackend, Outgoing, ServerSession, ToParty
 from secagg.aggregation.policy import BranchPolicy
-from secagg.apps import devca
 from secagg.errors import ConfigurationError
 from secagg.protocol import decode, encode
 from secagg.protocol.messages import AdvertiseKeys, KeyDirectory, KeyEntry
@@ -164,14 +162,7 @@ def _config(active: bool, rounds: int) -> FederationConfig:
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
-    ca = tmp_path_factory.mktemp("binding") / "certs"
-    devca.init_ca(ca)
-    ders = {}
-    for name in NAMES:
-        devca.issue_client(ca, name)
-        pem = (ca / "clients" / f"{name}.pem").read_bytes()
-        ders[name] = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
-    return ca, ders
+    return branch_certificates(tmp_path_factory.mktemp("binding"), NAMES)
 
 
 def _branch(hub: InProcessHub, name: str, ca: Path | None) -> FederationClient:

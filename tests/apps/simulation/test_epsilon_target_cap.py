@@ -9,26 +9,13 @@ config load, in one line naming the flag or key and saying why.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
-from secagg.apps.simulation import runner
 from secagg.apps.simulation.config import MAX_EPSILON, MAX_PRIOR_EPSILON, SimulationConfig
 from secagg.errors import ConfigurationError
-
-
-@pytest.fixture
-def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A refusal at config load: the data is never generated."""
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the run started: the refusal came too late")
-
-    monkeypatch.setattr(runner, "load_data", refuse)
-    monkeypatch.setattr(runner, "_load_data", refuse)
 
 
 @pytest.mark.parametrize("target", [1e308, MAX_EPSILON * 1.01])
