@@ -13,6 +13,15 @@ end the wrong round, readdress other parties' ciphertexts to the branch, ask for
 of a party or for the same unmasking twice with other drop sets, let round numbers jump,
 weaken a setup, and restart the branch over its state file.
 
+A share of the rounds are *active* (the malicious-server variant: the branch holds a
+certificate identity, every party signs its keys and the survivor set, and shares are
+revealed only against t signatures of that set). There the server also forges key
+directories (a signature garbled, missing, another party's, over other keys, or another
+round's signed keys replayed), shows the branch another survivor set than the other
+parties (a split view, towards the branch and among the puppets), and tampers with the
+unmasking request's consistency signatures (fewer than t, one substituted or garbled, or
+a request made up from every signature it holds, before the branch's own check too).
+
 After every step the invariants are checked from what the branch actually *sent* (its
 outbound messages, the shares it revealed decrypted against the puppets' keys):
 
@@ -25,23 +34,39 @@ outbound messages, the shares it revealed decrypted against the puppets' keys):
 4. a message it refuses (always a typed SecAggError, never a bare exception) changes none
    of its state;
 5. its counters add up: every round it took is ended (completed, aborted, refused, left) or
-   is the one in flight.
+   is the one in flight;
+6. in an active round it signs only in answer to a consistency request, exactly the set
+   that request showed it, and never two different survivor sets for one round;
+7. in an active round it reveals no share unless the request carries at least t valid
+   consistency signatures of distinct survivors over the survivor set it signed (checked
+   here with the certificates, by the cryptography library, not the code under test);
+   a forged key directory is refused as a :class:`~secagg.errors.SignatureError` in its
+   phase, and, as every refusal, changes nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
+from _branch_certs import branch_certificates
 from _endpoints import SentMessages
 from _harness import fingerprint
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -53,23 +78,38 @@ from hypothesis.stateful import (
 )
 
 from secagg.aggregation import encode_spec, get_backend
-from secagg.aggregation.base import Announce, ToParty
+from secagg.aggregation.base import Announce, RoundIdentity, ToParty
 from secagg.aggregation.masking import MaskingBackend, MaskingClient, MaskingSpec, protocol_round_id
 from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto import aead, kx
-from secagg.errors import DecryptionError, SecAggError
+from secagg.crypto.signing import CertificateVerifyKey
+from secagg.errors import DecryptionError, SecAggError, SignatureError
 from secagg.protocol import common, decode, encode
+from secagg.protocol.client import ClientPhase
 from secagg.protocol.messages import (
     AdvertiseKeys,
+    ConsistencyRequest,
+    ConsistencySignature,
+    KeyDirectory,
     MaskedInput,
+    PartySignature,
     RoundSetup,
     ShareKeys,
     UnmaskingRequest,
     UnmaskingShares,
 )
-from secagg.runtime.client import FederationClient
+from secagg.runtime.client import BranchIdentity, FederationClient
+from secagg.runtime.launch import branch_identity
 from secagg.runtime.refusals import RefusalLog
-from secagg.runtime.wire import Leave, Relay, RoundEnd, RoundStart, encode_message, round_context
+from secagg.runtime.wire import (
+    Leave,
+    Relay,
+    RoundEnd,
+    RoundStart,
+    decode_message,
+    encode_message,
+    round_context,
+)
 
 D = 4
 NAME = "branch-00"
@@ -83,9 +123,90 @@ SPECS = {
     "secagg": MaskingBackend(graph="complete", value_bound=4.0, **ASSUMPTIONS).plan(5, D),
     "secagg+": MaskingBackend(graph="harary", value_bound=4.0, **ASSUMPTIONS).plan(6, D),
 }
+#: the active (malicious-server) variants of the same rounds: signed keys, a consistency
+#: check over the survivor set; each round lists one certificate per party. Sized for
+#: colluders anywhere, t = 4 of 5 and 5 of 6 (SecAgg+ needs dropout_fraction <= 0.45
+#: there); the branch's policy accepts both
+ACTIVE = {
+    "secagg active": (
+        MaskingBackend(graph="complete", value_bound=4.0, active=True, **ASSUMPTIONS),
+        5,
+    ),
+    "secagg+ active": (
+        MaskingBackend(
+            graph="harary",
+            value_bound=4.0,
+            active=True,
+            dropout_fraction=0.4,
+            corrupt_fraction=0.0,
+        ),
+        6,
+    ),
+}
+#: the branch and the parties the server's puppets play, one certificate each
+NAMES = [f"branch-{i:02d}" for i in range(6)]
 POLICY = BranchPolicy(**ASSUMPTIONS)
 #: a round the branch's policy must refuse at its start: the plain baseline
 PLAIN = encode_spec(get_backend("plain").plan(5, D))
+
+
+# -- the certificates of active rounds ---------------------------------------------------
+#
+# Made once per module (a development CA and one certificate per name): a hypothesis
+# state machine cannot take function-scoped fixtures, and issuing them for every run
+# would cost more than the runs.
+
+
+@functools.cache
+def _certificates() -> tuple[Path, dict[str, bytes]]:
+    """The development CA and each name's certificate (DER), made on first use."""
+    return branch_certificates(Path(tempfile.mkdtemp(prefix="secagg-hostile-ca-")), NAMES)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _certificates_removed_after_the_module() -> Iterator[None]:
+    yield
+    if _certificates.cache_info().currsize:
+        shutil.rmtree(_certificates()[0].parent, ignore_errors=True)
+        _certificates.cache_clear()
+        _identity.cache_clear()
+        _active_spec.cache_clear()
+
+
+@functools.cache
+def _identity(name: str) -> BranchIdentity:
+    return branch_identity(_certificates()[0], name)
+
+
+@functools.cache
+def _active_spec(kind: str, party: int) -> tuple[MaskingSpec, tuple[str, ...]]:
+    """An active round with the branch at index ``party``: its spec and the name of each
+    party (the branch's certificate at its index, the puppets' at the others)."""
+    backend, n = ACTIVE[kind]
+    others = iter(NAMES[1:])
+    names = tuple(NAME if p == party else next(others) for p in range(n))
+    ders = _certificates()[1]
+    return backend.plan(n, D, identities=tuple(ders[name] for name in names)), names
+
+
+@functools.cache
+def _public_key(der: bytes) -> ec.EllipticCurvePublicKey:
+    key = x509.load_der_x509_certificate(der).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
+
+
+def _signed_by(der: bytes, signature: bytes, payload: bytes) -> bool:
+    """Whether ``signature`` (raw r || s) is the certificate's over ``payload``: checked with
+    the cryptography library itself, not the code under test."""
+    if len(signature) != 64:
+        return False
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    try:
+        _public_key(der).verify(encode_dss_signature(r, s), payload, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 @dataclass
@@ -104,6 +225,21 @@ class World:
     puppet_sent: list[tuple[int, bytes]] = field(default_factory=list)
     branch_keys: AdvertiseKeys | None = None
     unmasking: UnmaskingRequest | None = None  # the honest request for the branch
+    # the active variant
+    threshold: int | None = None  # of the setup the branch took
+    consistency: ConsistencyRequest | None = None  # the honest request for the branch
+    signed: set[tuple[int, ...]] = field(default_factory=set)  # survivor sets it signed
+    #: every consistency signature made in the round (the puppets', the branch's), with
+    #: the survivor set it was made over: what a hostile server can put in a request
+    signatures: list[tuple[tuple[int, ...], PartySignature]] = field(default_factory=list)
+    #: puppets shown another survivor set than the branch (a split view), and which
+    #: survivor the other set leaves out
+    split: frozenset[int] = frozenset()
+    split_out: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.spec.active
 
     @property
     def round_id(self) -> bytes:
@@ -171,12 +307,33 @@ def _branch_state(client: FederationClient) -> object:
             client._foreign_round,
             client.federation,
             None if mark is None else (mark.last, mark.federation, mark.path.read_text()),
-            None if session is None else (id(session), session._protocol),  # type: ignore[attr-defined]
+            None if session is None else (id(session), _protocol_state(session._protocol)),  # type: ignore[attr-defined]
             client._pending_privacy,
             client._end_message,
             dataclasses.replace(client.stats, refused_messages=0),
         )
     )
+
+
+def _protocol_state(protocol: object) -> object:
+    """The protocol client's fields; its signing key and the round's verify keys (set when
+    it was built, never changed) by identity and public bytes: their key objects have no
+    fields to compare."""
+    fields = dict(vars(protocol))
+    signing = fields.pop("_signing_key", None)
+    keys = fields.pop("_identity_keys", {})
+    fields["_signing_key"] = id(signing)
+    fields["_identity_keys"] = {p: key.raw for p, key in keys.items()}
+    return fields
+
+
+def _protocol_message(payload: bytes) -> object:
+    """The protocol message a relay carries (None for any other message, or junk)."""
+    try:
+        message = decode_message(payload)
+        return decode(message.payload) if isinstance(message, Relay) else None
+    except SecAggError:
+        return None
 
 
 class _Records(logging.Handler):
@@ -212,6 +369,7 @@ class HostileServer(RuleBasedStateMachine):
         # policy at the start) this process, and the one whose end it still waits for
         self.taken_count = 0
         self.in_flight: int | None = None
+        self.answering: object = None  # the protocol message in the relay being delivered
 
     def teardown(self) -> None:
         logging.getLogger("secagg.client").removeHandler(self.logs)
@@ -225,7 +383,13 @@ class HostileServer(RuleBasedStateMachine):
             return np.full_like(model, UPDATE)
 
         client = FederationClient(
-            NAME, train, self.outbox, policy=POLICY, stop_on_refusal=False, state=self.state
+            NAME,
+            train,
+            self.outbox,
+            policy=POLICY,
+            stop_on_refusal=False,
+            state=self.state,
+            identity=_identity(NAME),  # its certificate: for the active rounds
         )
         # every refusal logged, so a bare exception ("dropped a message") is never hidden
         client._refusals = RefusalLog(logging.getLogger("secagg.client"), NAME, first=10**9)
@@ -239,6 +403,7 @@ class HostileServer(RuleBasedStateMachine):
         stats = dataclasses.replace(client.stats)
         started = client._started
         sent_before, logs_before = len(self.outbox.sent), len(self.logs.records)
+        self.answering = _protocol_message(payload)
         client.handle(payload)  # nothing a server sends may escape (stop_on_refusal off)
         new = self.outbox.sent[sent_before:]
         for record in self.logs.records[logs_before:]:
@@ -281,6 +446,10 @@ class HostileServer(RuleBasedStateMachine):
         assert protocol.sender == world.party  # type: ignore[attr-defined]
         if isinstance(protocol, AdvertiseKeys):
             world.branch_keys = protocol
+            if isinstance(self.answering, RoundSetup):
+                world.threshold = self.answering.threshold
+        elif isinstance(protocol, ConsistencySignature):
+            self._check_consistency_signature(world, protocol)
         elif isinstance(protocol, MaskedInput):
             event("the branch sent a masked input")
             self.masked_inputs[number] += 1
@@ -290,6 +459,9 @@ class HostileServer(RuleBasedStateMachine):
             assert not all(int(w) in clear for w in protocol.vector), "the update left unmasked"
         elif isinstance(protocol, UnmaskingShares):
             event("the branch revealed shares")
+            if world.active:
+                event("the branch revealed shares in an active round")
+                self._check_active_reveal(world)
             self._check_reveals(world, protocol)
         if world is self.current and world.party not in world.silent:
             try:
@@ -297,6 +469,41 @@ class HostileServer(RuleBasedStateMachine):
             except SecAggError:  # an answer to a lie: the honest server refuses it
                 return
             self._pump(world, outgoing)
+
+    def _check_consistency_signature(self, world: World, sent: ConsistencySignature) -> None:
+        """Invariant 6: it signs in an active round only, in answer to a consistency
+        request of the round, the very set that request showed it, and one set a round."""
+        request = self.answering
+        assert world.active, "a consistency signature in a passive round"
+        assert isinstance(request, ConsistencyRequest), f"signed in answer to {request!r}"
+        assert request.round_id == world.round_id
+        payload = common.consistency_payload(world.round_id, request.survivors)
+        own = world.spec.identities[world.party]
+        assert _signed_by(own, sent.signature, payload), "it signed another set than shown"
+        world.signed.add(request.survivors)
+        assert len(world.signed) == 1, f"round {world.number}: signed {sorted(world.signed)}"
+        world.signatures.append((request.survivors, PartySignature(world.party, sent.signature)))
+
+    def _check_active_reveal(self, world: World) -> None:
+        """Invariant 7: in an active round it reveals shares only against a request whose
+        survivor set is the one it signed, carrying at least t valid signatures of
+        distinct survivors over that set (verified here with the certificates)."""
+        request = self.answering
+        assert isinstance(request, UnmaskingRequest), f"revealed in answer to {request!r}"
+        assert world.signed == {request.survivors}, (
+            f"revealed against survivors {request.survivors}, having signed {world.signed}"
+        )
+        payload = common.consistency_payload(world.round_id, request.survivors)
+        valid = {
+            item.party
+            for item in request.signatures
+            if item.party in request.survivors
+            and _signed_by(world.spec.identities[item.party], item.signature, payload)
+        }
+        assert world.threshold is not None
+        assert len(valid) >= world.threshold, (
+            f"revealed on {len(valid)} valid consistency signatures; t = {world.threshold}"
+        )
 
     def _check_reveals(self, world: World, shares: UnmaskingShares) -> None:
         held = world.held_by_branch()
@@ -329,33 +536,63 @@ class HostileServer(RuleBasedStateMachine):
             if isinstance(item, Announce):
                 continue
             assert isinstance(item, ToParty)
+            message = decode(item.payload)
             if item.party == world.party:
                 world.to_branch.append(item.payload)
-                message = decode(item.payload)
                 if isinstance(message, UnmaskingRequest):
                     world.unmasking = message
+                elif isinstance(message, ConsistencyRequest):
+                    world.consistency = message
                 continue
-            world.for_others.append((item.party, item.payload))
+            payload = item.payload
+            if isinstance(message, ConsistencyRequest) and item.party in world.split:
+                # a split view: these puppets are shown the set without one other survivor
+                others = [p for p in message.survivors if p not in (world.party, item.party)]
+                left_out = others[world.split_out % len(others)] if others else None
+                survivors = tuple(p for p in message.survivors if p != left_out)
+                message = dataclasses.replace(message, survivors=survivors)
+                payload = encode(message)
+            world.for_others.append((item.party, payload))
             if item.party in world.silent:
                 continue
             try:
-                replies = world.puppets[item.party].handle(item.payload)
+                replies = world.puppets[item.party].handle(payload)
             except SecAggError:
                 continue
             for reply in replies:
                 world.puppet_sent.append((item.party, reply))
-                queue.extend(world.server.handle(item.party, reply))  # type: ignore[attr-defined]
+                answer = decode(reply)
+                if isinstance(answer, ConsistencySignature):
+                    assert isinstance(message, ConsistencyRequest)
+                    signature = PartySignature(item.party, answer.signature)
+                    world.signatures.append((message.survivors, signature))
+                try:  # a split puppet's signature is over another set: the server refuses it
+                    queue.extend(world.server.handle(item.party, reply))  # type: ignore[attr-defined]
+                except SecAggError:
+                    continue
 
-    def _new_world(self, number: int, kind: str, party: int) -> World:
-        spec = SPECS[kind]
-        backend = get_backend(kind)
+    def _new_world(
+        self, number: int, kind: str, party: int, split: frozenset[int] = frozenset(), out: int = 0
+    ) -> World:
+        names: tuple[str, ...] = ()
+        if kind in ACTIVE:
+            spec, names = _active_spec(kind, party)
+        else:
+            spec = SPECS[kind]
+        backend = get_backend(spec.name)
         server = backend.server(spec)
         server.bind_round(round_context(number, FED))
+        keys = {
+            p: CertificateVerifyKey.from_certificate(der) for p, der in enumerate(spec.identities)
+        }
         puppets = {}
         for p in range(spec.num_clients):
             if p == party:
                 continue
-            puppet = backend.client(spec, p, policy=POLICY)
+            identity = None
+            if spec.active:  # the puppet's own key; the round's keys, checked at issue
+                identity = RoundIdentity(_identity(names[p]).signing_key, keys)
+            puppet = backend.client(spec, p, policy=POLICY, identity=identity)
             puppet.bind_round(round_context(number, FED))
             puppet.set_input(np.full(D, 0.01 * p))
             puppets[p] = puppet  # type: ignore[assignment]
@@ -365,19 +602,20 @@ class HostileServer(RuleBasedStateMachine):
             RoundStart(number, party, encode_spec(spec), model, 1.0, federation=FED)
         )
         world = World(number, party, spec, start, server, puppets)  # type: ignore[arg-type]
+        world.split, world.split_out = split, out
         self._pump(world, server.start())
         return world
 
     # -- the rules: what a hostile server may send ------------------------------------
 
-    @initialize(kind=st.sampled_from(sorted(SPECS)), data=st.data())
+    @initialize(kind=st.sampled_from([*SPECS, *ACTIVE]), data=st.data())
     def the_first_round(self, kind: str, data: st.DataObject) -> None:
         """Every run begins with a round, so most rules apply from the first step."""
         self.start_a_round(1, kind, data)
 
     @rule(
         jump=st.sampled_from([1, 1, 2, 3, 1000]),
-        kind=st.sampled_from(["secagg", "secagg+", "secagg", "secagg+", "plain"]),
+        kind=st.sampled_from(["secagg", "secagg+", "secagg active", "secagg+ active", "plain"]),
         data=st.data(),
     )
     def start_a_round(self, jump: int, kind: str, data: st.DataObject) -> None:
@@ -391,8 +629,17 @@ class HostileServer(RuleBasedStateMachine):
             self.current = None
             self._deliver(encode_message(RoundStart(number, 0, PLAIN, model, 1.0, federation=FED)))
             return
-        party = data.draw(st.integers(0, SPECS[kind].num_clients - 1), label="party")
-        world = self._new_world(number, kind, party)
+        size = ACTIVE[kind][1] if kind in ACTIVE else SPECS[kind].num_clients
+        party = data.draw(st.integers(0, size - 1), label="party")
+        split: frozenset[int] = frozenset()
+        out = 0
+        if kind in ACTIVE:  # some puppets shown another survivor set than the rest
+            puppets = [p for p in range(size) if p != party]
+            split = frozenset(
+                data.draw(st.sets(st.sampled_from(puppets), max_size=3), label="split")
+            )
+            out = data.draw(st.integers(0, size), label="left out") if split else 0
+        world = self._new_world(number, kind, party, split, out)
         self.worlds[number] = world
         self.current = world
         self._deliver(world.start)
@@ -570,6 +817,174 @@ class HostileServer(RuleBasedStateMachine):
         self.branch = self._new_branch()
         self.taken_count, self.in_flight = 0, None
 
+    # -- the rules only an active round has: signatures to forge, a survivor set to split
+
+    def _deliver_refused(self, world: World, payload: bytes) -> SecAggError | None:
+        """Deliver a relay the branch must refuse; return the error it refused it with
+        (None if it left the round instead: a typed abort)."""
+        refused, logs = self.branch.stats.refused_messages, len(self.logs.records)
+        self.delivered.append((world.number, payload))
+        sent = self._deliver(encode_message(Relay(world.number, payload)))
+        if any(isinstance(m, Leave) for m in sent):
+            return None
+        assert not sent, f"answered a forgery: {sent}"
+        assert self.branch.stats.refused_messages == refused + 1, "a forgery not refused"
+        errors = [
+            r.args[1]
+            for r in self.logs.records[logs:]
+            if r.msg == "%s refused a message: %s" and isinstance(r.args, tuple)
+        ]
+        assert len(errors) == 1 and isinstance(errors[0], SecAggError), errors
+        return errors[0]
+
+    def _phase(self, world: World) -> object:
+        """The branch's protocol phase in ``world`` (None if it is not in that round)."""
+        session = self.branch._session
+        if session is None or self.branch._round != world.number:
+            return None
+        return session._protocol.phase  # type: ignore[attr-defined]
+
+    @precondition(
+        lambda self: (
+            self.current is not None
+            and self.current.active
+            and any(isinstance(decode(p), KeyDirectory) for p in self.current.to_branch)
+        )
+    )
+    @rule(
+        how=st.sampled_from(["garbled", "missing", "another party's", "another key", "replayed"]),
+        data=st.data(),
+    )
+    def forge_the_key_directory(self, how: str, data: st.DataObject) -> None:
+        """The branch's key directory with one entry's signature garbled, missing, another
+        party's, over other keys than listed, or an entry of another round replayed
+        (signed there, by whoever had that index): refused as a bad signature whenever
+        the branch waits for keys, and nothing of it kept."""
+        world = self.current
+        assert world is not None
+        honest = next(m for p in world.to_branch if isinstance(m := decode(p), KeyDirectory))
+        if not honest.entries:
+            return
+        index = data.draw(st.integers(0, len(honest.entries) - 1), label="entry")
+        entry = honest.entries[index]
+        other = honest.entries[(index + 1) % len(honest.entries)]
+        if how == "garbled":
+            at = data.draw(st.integers(0, len(entry.signature) - 1), label="byte")
+            flipped = bytearray(entry.signature)
+            flipped[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+            forged = dataclasses.replace(entry, signature=bytes(flipped))
+        elif how == "missing":
+            forged = dataclasses.replace(entry, signature=b"")
+        elif how == "another party's" and other is not entry:
+            forged = dataclasses.replace(entry, signature=other.signature)
+        elif how == "another key" and other is not entry:
+            forged = dataclasses.replace(entry, channel_key=other.channel_key)
+        else:  # another round's signed keys, under this party's index
+            earlier = [
+                e
+                for w in self.worlds.values()
+                if w is not world and w.active
+                for p in [*w.to_branch, *(p for _, p in w.for_others)]
+                if isinstance(m := decode(p), KeyDirectory)
+                for e in m.entries
+            ]
+            if not earlier:
+                return
+            replayed = data.draw(st.sampled_from(earlier), label="replayed")
+            forged = dataclasses.replace(replayed, party=entry.party)
+            event("another round's signed keys replayed")
+        entries = list(honest.entries)
+        entries[index] = forged
+        phase = self._phase(world)
+        error = self._deliver_refused(
+            world, encode(dataclasses.replace(honest, entries=tuple(entries)))
+        )
+        if phase == ClientPhase.AWAIT_KEYS:
+            event("a forged key directory, in its phase")
+            assert isinstance(error, SignatureError), f"a forged key refused as {error!r}"
+
+    @precondition(lambda self: self.current is not None and self.current.consistency is not None)
+    @rule(data=st.data())
+    def show_the_branch_another_survivor_set(self, data: st.DataObject) -> None:
+        """A split view: the branch's consistency request with another survivor set than
+        the one the others were shown (a party moved in or out)."""
+        world = self.current
+        assert world is not None and world.consistency is not None
+        honest = world.consistency
+        everyone = sorted(set(range(world.spec.num_clients)) - {world.party})
+        moved = set(data.draw(st.sets(st.sampled_from(everyone), min_size=1, max_size=2)))
+        survivors = tuple(sorted(set(honest.survivors) ^ moved))
+        payload = encode(dataclasses.replace(honest, survivors=survivors))
+        self.delivered.append((world.number, payload))
+        if self._deliver(encode_message(Relay(world.number, payload))):
+            event("a split view: the branch signed another set")
+
+    def _signature_pool(self, world: World) -> list[PartySignature]:
+        """Every signature a hostile server holds for a request in ``world``: those made in
+        it (over any set), other rounds', and each relabelled as another party's."""
+        pool = [s for _, s in world.signatures]
+        pool += [s for w in self.worlds.values() if w is not world for _, s in w.signatures]
+        parties = sorted({s.party for s in pool})
+        pool += [
+            PartySignature(p, s.signature) for s in pool[: len(world.signatures)] for p in parties
+        ]
+        return list(dict.fromkeys(pool))
+
+    @precondition(
+        lambda self: (
+            self.current is not None
+            and self.current.active
+            and (self.current.signatures or self.current.unmasking is not None)
+        )
+    )
+    @rule(
+        how=st.sampled_from(["too few", "substituted", "garbled", "forged"]),
+        data=st.data(),
+    )
+    def tamper_with_the_consistency_signatures(self, how: str, data: st.DataObject) -> None:
+        """An unmasking request for the branch with its consistency signatures tampered
+        with: fewer than t of them, one replaced by another party's (or another round's),
+        one garbled, or a request made up from signatures the server holds (over any set
+        it showed anyone, in any round), whatever the branch's phase: before its own
+        consistency check too."""
+        world = self.current
+        assert world is not None
+        honest = world.unmasking
+        threshold = world.threshold or 1
+        if honest is None or how == "forged":
+            sets = sorted({s for s, _ in world.signatures} | world.signed)
+            survivors = data.draw(st.sampled_from(sets), label="survivors")
+            dropped = tuple(p for p in range(world.spec.num_clients) if p not in survivors)
+            pool = self._signature_pool(world)
+            chosen = data.draw(
+                st.lists(st.sampled_from(pool), unique=True, max_size=len(survivors) + 1),
+                label="signatures",
+            )
+            request = UnmaskingRequest(
+                world.round_id, world.party, survivors, dropped, tuple(chosen)
+            )
+            event("a made-up unmasking request")
+        else:
+            signatures = list(honest.signatures)
+            if how == "too few":
+                keep = data.draw(st.integers(0, max(0, threshold - 1)), label="kept")
+                signatures = signatures[:keep]
+            elif signatures:
+                at = data.draw(st.integers(0, len(signatures) - 1), label="at")
+                if how == "garbled":
+                    junk = data.draw(st.binary(min_size=64, max_size=64), label="junk")
+                    signatures[at] = PartySignature(signatures[at].party, junk)
+                else:
+                    pool = self._signature_pool(world)
+                    swap = data.draw(st.sampled_from(pool), label="swap")
+                    signatures[at] = PartySignature(signatures[at].party, swap.signature)
+            request = dataclasses.replace(honest, signatures=tuple(signatures))
+            event(f"unmasking signatures: {how}")
+        payload = encode(request)
+        self.delivered.append((world.number, payload))
+        if self._deliver(encode_message(Relay(world.number, payload))):
+            event("a tampered unmasking request: answered")
+
     # -- invariant 5 -----------------------------------------------------------------
 
     @invariant()
@@ -658,7 +1073,7 @@ def test_a_round_superseded_by_the_next_start_is_counted_lost(tmp_path: Path) ->
     assert (gone.stats.rounds_lost, gone.stats.rounds_left) == (1, 0)
 
 
-#: about 10 s with ``-n 0``; a longer sweep sets SECAGG_HOSTILE_EXAMPLES (e.g. 750) and
+#: about 12 s with ``-n 0``; a longer sweep sets SECAGG_HOSTILE_EXAMPLES (e.g. 750) and
 #: passes ``--hypothesis-seed`` (docs/protocol.md, "What each test demonstrates")
 HostileServer.TestCase.settings = settings(
     max_examples=int(os.environ.get("SECAGG_HOSTILE_EXAMPLES", "75")),
