@@ -745,8 +745,18 @@ class HostileServer(RuleBasedStateMachine):
         sets, the attack the never-both rule is for."""
         world = self.current
         assert world is not None
+        self._run_up_to_the_unmasking(world)
+        if world is self.current and world.unmasking is not None:
+            self.lie_about_who_dropped(data)
+            self.lie_about_who_dropped(data)
+
+    def _run_up_to_the_unmasking(self, world: World, *, consistency: bool = False) -> None:
+        """Run ``world`` honestly until the branch's unmasking request is queued (or, with
+        ``consistency``, its consistency request)."""
         for _ in range(20):  # each phase: the branch's payload, or its deadline
             if world is not self.current or world.unmasking is not None:
+                break
+            if consistency and world.consistency is not None:
                 break
             if world.to_branch:
                 self.deliver_the_next_payload()
@@ -754,9 +764,6 @@ class HostileServer(RuleBasedStateMachine):
                 self.close_the_phase()
             else:
                 break
-        if world is self.current and world.unmasking is not None:
-            self.lie_about_who_dropped(data)
-            self.lie_about_who_dropped(data)
 
     @precondition(
         lambda self: (
@@ -903,13 +910,17 @@ class HostileServer(RuleBasedStateMachine):
             event("a forged key directory, in its phase")
             assert isinstance(error, SignatureError), f"a forged key refused as {error!r}"
 
-    @precondition(lambda self: self.current is not None and self.current.consistency is not None)
+    @precondition(lambda self: self.current is not None and self.current.active)
     @rule(data=st.data())
     def show_the_branch_another_survivor_set(self, data: st.DataObject) -> None:
-        """A split view: the branch's consistency request with another survivor set than
-        the one the others were shown (a party moved in or out)."""
+        """A split view: the round run honestly up to the branch's consistency request,
+        then that request with another survivor set than the one the others were shown
+        (a party moved in or out)."""
         world = self.current
-        assert world is not None and world.consistency is not None
+        assert world is not None
+        self._run_up_to_the_unmasking(world, consistency=True)
+        if world is not self.current or world.consistency is None:
+            return
         honest = world.consistency
         everyone = sorted(set(range(world.spec.num_clients)) - {world.party})
         moved = set(data.draw(st.sets(st.sampled_from(everyone), min_size=1, max_size=2)))
@@ -920,64 +931,87 @@ class HostileServer(RuleBasedStateMachine):
             event("a split view: the branch signed another set")
 
     def _signature_pool(self, world: World) -> list[PartySignature]:
-        """Every signature a hostile server holds for a request in ``world``: those made in
-        it (over any set), other rounds', and each relabelled as another party's."""
+        """Every signature a hostile server holds: those made in ``world`` (over any set
+        it showed anyone) and in the other rounds."""
         pool = [s for _, s in world.signatures]
         pool += [s for w in self.worlds.values() if w is not world for _, s in w.signatures]
-        parties = sorted({s.party for s in pool})
-        pool += [
-            PartySignature(p, s.signature) for s in pool[: len(world.signatures)] for p in parties
-        ]
-        return list(dict.fromkeys(pool))
+        return pool
 
-    @precondition(
-        lambda self: (
-            self.current is not None
-            and self.current.active
-            and (self.current.signatures or self.current.unmasking is not None)
-        )
-    )
+    def _made_up_signatures(
+        self, world: World, survivors: tuple[int, ...], data: st.DataObject
+    ) -> tuple[PartySignature, ...]:
+        """For each survivor, its own signature over ``survivors`` (when it made one), its
+        signature over another set, anyone's signature (of any round) under its name, or
+        none; in any order."""
+        pool = self._signature_pool(world)
+        chosen = []
+        for party in survivors:
+            options: list[bytes | None] = [
+                s.signature for shown, s in world.signatures if s.party == party
+            ]  # over the set it was shown: ``survivors`` or another
+            options.sort(
+                key=lambda sig: (
+                    sig not in {s.signature for shown, s in world.signatures if shown == survivors}
+                )
+            )  # its valid one first
+            options += [None, data.draw(st.sampled_from(pool), label="anyone's").signature]
+            signature = data.draw(st.sampled_from(options), label=f"party {party}")
+            if signature is not None:
+                chosen.append(PartySignature(party, signature))
+        return tuple(data.draw(st.permutations(chosen), label="order"))
+
+    @precondition(lambda self: self.current is not None and self.current.active)
     @rule(
-        how=st.sampled_from(["too few", "substituted", "garbled", "forged"]),
+        how=st.sampled_from(["too few", "substituted", "garbled", "garbled tail", "forged"]),
+        run_up=st.booleans(),
         data=st.data(),
     )
-    def tamper_with_the_consistency_signatures(self, how: str, data: st.DataObject) -> None:
+    def tamper_with_the_consistency_signatures(
+        self, how: str, run_up: bool, data: st.DataObject
+    ) -> None:
         """An unmasking request for the branch with its consistency signatures tampered
-        with: fewer than t of them, one replaced by another party's (or another round's),
-        one garbled, or a request made up from signatures the server holds (over any set
+        with: fewer than t of them, some replaced by other parties' (or other rounds'),
+        some garbled, or a request made up from signatures the server holds (over any set
         it showed anyone, in any round), whatever the branch's phase: before its own
-        consistency check too."""
+        consistency check too. ``run_up``: first the round run honestly up to the
+        branch's unmasking request, the moment a tampered one matters most."""
         world = self.current
         assert world is not None
+        if run_up:
+            self._run_up_to_the_unmasking(world)
+            if world is not self.current:
+                return
         honest = world.unmasking
         threshold = world.threshold or 1
         if honest is None or how == "forged":
             sets = sorted({s for s, _ in world.signatures} | world.signed)
+            if not sets:
+                return
             survivors = data.draw(st.sampled_from(sets), label="survivors")
             dropped = tuple(p for p in range(world.spec.num_clients) if p not in survivors)
-            pool = self._signature_pool(world)
-            chosen = data.draw(
-                st.lists(st.sampled_from(pool), unique=True, max_size=len(survivors) + 1),
-                label="signatures",
-            )
-            request = UnmaskingRequest(
-                world.round_id, world.party, survivors, dropped, tuple(chosen)
-            )
+            signatures = self._made_up_signatures(world, survivors, data)
+            request = UnmaskingRequest(world.round_id, world.party, survivors, dropped, signatures)
             event("a made-up unmasking request")
         else:
             signatures = list(honest.signatures)
             if how == "too few":
                 keep = data.draw(st.integers(0, max(0, threshold - 1)), label="kept")
                 signatures = signatures[:keep]
+            elif how == "garbled tail":  # t listed, the first t - 1 valid, fewer than t valid
+                for at in range(threshold - 1, len(signatures)):
+                    signatures[at] = PartySignature(signatures[at].party, bytes(64))
             elif signatures:
-                at = data.draw(st.integers(0, len(signatures) - 1), label="at")
-                if how == "garbled":
-                    junk = data.draw(st.binary(min_size=64, max_size=64), label="junk")
+                # one or several: enough of them leave t listed but fewer than t valid
+                positions = data.draw(
+                    st.sets(st.integers(0, len(signatures) - 1), min_size=1), label="at"
+                )
+                pool = [*self._signature_pool(world), PartySignature(0, bytes(64))]
+                for at in sorted(positions):
+                    if how == "garbled":
+                        junk = data.draw(st.binary(min_size=64, max_size=64), label="junk")
+                    else:
+                        junk = data.draw(st.sampled_from(pool), label="swap").signature
                     signatures[at] = PartySignature(signatures[at].party, junk)
-                else:
-                    pool = self._signature_pool(world)
-                    swap = data.draw(st.sampled_from(pool), label="swap")
-                    signatures[at] = PartySignature(signatures[at].party, swap.signature)
             request = dataclasses.replace(honest, signatures=tuple(signatures))
             event(f"unmasking signatures: {how}")
         payload = encode(request)
