@@ -633,10 +633,11 @@ class HostileServer(RuleBasedStateMachine):
         party = data.draw(st.integers(0, size - 1), label="party")
         split: frozenset[int] = frozenset()
         out = 0
-        if kind in ACTIVE:  # some puppets shown another survivor set than the rest
+        if kind in ACTIVE and data.draw(st.booleans(), label="a split view"):
+            # some puppets shown another survivor set than the rest
             puppets = [p for p in range(size) if p != party]
             split = frozenset(
-                data.draw(st.sets(st.sampled_from(puppets), max_size=3), label="split")
+                data.draw(st.sets(st.sampled_from(puppets), min_size=1, max_size=3), label="split")
             )
             out = data.draw(st.integers(0, size), label="left out") if split else 0
         world = self._new_world(number, kind, party, split, out)
@@ -927,8 +928,20 @@ class HostileServer(RuleBasedStateMachine):
         survivors = tuple(sorted(set(honest.survivors) ^ moved))
         payload = encode(dataclasses.replace(honest, survivors=survivors))
         self.delivered.append((world.number, payload))
-        if self._deliver(encode_message(Relay(world.number, payload))):
-            event("a split view: the branch signed another set")
+        if not self._deliver(encode_message(Relay(world.number, payload))):
+            return
+        event("a split view: the branch signed another set")
+        if data.draw(st.booleans(), label="then ask"):
+            # the attack a split view is for: unmasking against the set the others
+            # signed, with their valid signatures over it (t of them, when none dropped)
+            dropped = tuple(p for p in range(world.spec.num_clients) if p not in honest.survivors)
+            signatures = tuple(s for shown, s in world.signatures if shown == honest.survivors)
+            request = UnmaskingRequest(
+                world.round_id, world.party, honest.survivors, dropped, signatures
+            )
+            payload = encode(request)
+            self.delivered.append((world.number, payload))
+            self._deliver(encode_message(Relay(world.number, payload)))
 
     def _signature_pool(self, world: World) -> list[PartySignature]:
         """Every signature a hostile server holds: those made in ``world`` (over any set
@@ -944,17 +957,20 @@ class HostileServer(RuleBasedStateMachine):
         signature over another set, anyone's signature (of any round) under its name, or
         none; in any order."""
         pool = self._signature_pool(world)
+        valid = {s.party: s.signature for shown, s in world.signatures if shown == survivors}
+        # often every survivor that signed this set contributes that signature: t valid
+        # signatures over a set other than the one the branch signed (a split view)
+        as_signed = data.draw(st.booleans(), label="as signed")
         chosen = []
         for party in survivors:
+            if as_signed and party in valid:
+                chosen.append(PartySignature(party, valid[party]))
+                continue
             options: list[bytes | None] = [
-                s.signature for shown, s in world.signatures if s.party == party
-            ]  # over the set it was shown: ``survivors`` or another
-            options.sort(
-                key=lambda sig: (
-                    sig not in {s.signature for shown, s in world.signatures if shown == survivors}
-                )
-            )  # its valid one first
-            options += [None, data.draw(st.sampled_from(pool), label="anyone's").signature]
+                *sorted(s.signature for _, s in world.signatures if s.party == party),
+                None,
+                data.draw(st.sampled_from(pool), label="anyone's").signature,
+            ]  # its own (over this set or another), none, or anyone's of any round
             signature = data.draw(st.sampled_from(options), label=f"party {party}")
             if signature is not None:
                 chosen.append(PartySignature(party, signature))
