@@ -1011,7 +1011,8 @@ class HostileServer(RuleBasedStateMachine):
         else:
             signatures = list(honest.signatures)
             if how == "too few":
-                keep = data.draw(st.integers(0, max(0, threshold - 1)), label="kept")
+                boundary = max(0, threshold - 1)  # t - 1, often: the count a check is off by
+                keep = data.draw(st.just(boundary) | st.integers(0, boundary), label="kept")
                 signatures = signatures[:keep]
             elif how == "garbled tail":  # t listed, the first t - 1 valid, fewer than t valid
                 for at in range(threshold - 1, len(signatures)):
