@@ -1124,7 +1124,7 @@ def test_a_round_superseded_by_the_next_start_is_counted_lost(tmp_path: Path) ->
     assert (gone.stats.rounds_lost, gone.stats.rounds_left) == (1, 0)
 
 
-#: about 12 s with ``-n 0``; a longer sweep sets SECAGG_HOSTILE_EXAMPLES (e.g. 750) and
+#: about 13 s with ``-n 0``; a longer sweep sets SECAGG_HOSTILE_EXAMPLES (e.g. 750) and
 #: passes ``--hypothesis-seed`` (docs/protocol.md, "What each test demonstrates")
 HostileServer.TestCase.settings = settings(
     max_examples=int(os.environ.get("SECAGG_HOSTILE_EXAMPLES", "75")),
