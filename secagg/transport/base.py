@@ -37,7 +37,7 @@ class ServerEndpoint(Protocol):
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
         """The next ``(name, payload)``, or None: on timeout, or earlier where the
-        transport can tell that a session ended (the in-process hub does), so that the
+        transport can tell that a session ended (the in-process hub and gRPC do), so that the
         server looks at who is still connected without waiting out its poll."""
         ...
 

@@ -102,7 +102,11 @@ after its last message was queued for :meth:`~GrpcServerTransport.receive`; once
 a disconnect is published, nothing more from that session is delivered. The
 runtime itself reads no events: it learns of sessions from
 :meth:`~GrpcServerTransport.connected` and :meth:`~GrpcServerTransport.session_id`,
-where a session that ended is a dropout. So events wait for a reader that may never
+where a session that ended is a dropout. So that it looks at once, not when its wait
+runs out, a session that ends while :meth:`~GrpcServerTransport.receive` waits makes it
+return None (once no message is waiting; one None however many ended), and
+:meth:`~GrpcServerTransport.wait_for_sessions` wakes a caller waiting for parties (the
+quorum wait) when a session opens or ends. Events wait for a reader that may never
 come, and at most ``max_pending_events`` (default 1024) are kept; past that the
 oldest is dropped, counted in :attr:`~GrpcServerTransport.dropped_events` and logged
 (audit finding B: one branch reopening sessions queued some 1000 events a second,
@@ -1249,6 +1253,13 @@ class GrpcServerTransport:
         self._sessions: dict[str, _Session] = {}
         self._session_serial = 0  # the last session id given out
         self._inbox: deque[tuple[_Session, bytes]] = deque()
+        # sessions ended so far, and the count receive() is to compare with at its next
+        # call when an end came while a call returned a message (else None): see receive
+        self._ended_sessions = 0
+        self._end_untold: int | None = None
+        # bumped whenever a session opens or ends, or the server stops: what
+        # wait_for_sessions() waits on (the runtime's quorum wait)
+        self._sessions_serial = 0
         # the newest events only: the oldest is dropped (and counted) when it is full
         self._events: deque[ConnectionEvent] = deque(maxlen=max_pending_events)
         self._event_ready = threading.Condition(self._lock)
@@ -1321,6 +1332,7 @@ class GrpcServerTransport:
             self._stopping = True
             for session in list(self._sessions.values()):
                 self._finish(session, "server stopping")
+            self._sessions_changed()  # a quorum wait stops waiting: nobody comes now
             server = self._server
             rechecker = self._rechecker
         self._wake.set()
@@ -1391,7 +1403,21 @@ class GrpcServerTransport:
         raise OutboxOverflow(f"session of {name!r} ended: {reason}")
 
     def receive(self, timeout: float | None = None) -> tuple[str, bytes] | None:
-        """The next complete message from any client, in arrival order; None on timeout.
+        """The next complete message from any client, in arrival order; None on timeout,
+        and at once when a session ends while this call waits. An end that comes while
+        a call finds a message waiting is said (None) by the next call that finds none,
+        so the messages a session queued before its end come first. Ends before the
+        call are not said: the caller that wants them looks at :meth:`connected`.
+
+        Why the early None: a session's end is no message, so a server blocked here
+        learnt of it only when its wait ran out (the runtime waits half a second at a
+        time), and every branch that vanished cost its round up to that long waiting for
+        nobody; the end now wakes it, and it looks at who is still connected. Ends are
+        counted, not queued: however many sessions ended, one None says so, and a
+        branch that churns sessions grows nothing here. Why not ends before the call
+        too (the in-process hub says those): a caller that waits for one client's
+        message after another's session ended, as the transport's own tests do, would
+        get a None it did not wait for.
 
         Taking a message makes room in its session's queue, which lets a reader that
         waits for room (back-pressure) read on.
@@ -1399,7 +1425,11 @@ class GrpcServerTransport:
         timeout = waitable_seconds(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
+            ends = self._ended_sessions if self._end_untold is None else self._end_untold
+            self._end_untold = None
             while not self._inbox:
+                if self._ended_sessions != ends:  # what the caller waits for may never come
+                    return None
                 if deadline is None:
                     self._changed.wait()
                     continue
@@ -1407,6 +1437,8 @@ class GrpcServerTransport:
                 if left <= 0:
                     return None
                 self._changed.wait(left)
+            if self._ended_sessions != ends:  # said by the next call that finds none
+                self._end_untold = ends
             session, payload = self._inbox.popleft()
             session.queued_messages -= 1
             session.queued_bytes -= len(payload)
@@ -1469,6 +1501,28 @@ class GrpcServerTransport:
                     return None
                 self._event_ready.wait(left)
             return self._events.popleft()
+
+    def wait_for_sessions(self, seen: int | None, timeout: float | None) -> int:
+        """Wait until a session opened or ended, or the server stopped, after the
+        change numbered ``seen`` (None: return at once), for at most ``timeout``
+        seconds; returns the number of the latest change.
+
+        For a caller waiting for parties to connect (the runtime's quorum wait): it
+        reads the number, checks :meth:`connected`, and passes the number back, so a
+        session that opened between its check and its wait wakes it at once (a
+        change is counted, never missed). Before, that wait polled with a back-off up
+        to a second apart, so a quorum was noticed up to a second after its last
+        branch connected."""
+        timeout = waitable_seconds(timeout)
+        with self._changed:
+            if seen is not None:
+                self._changed.wait_for(lambda: self._sessions_serial != seen, timeout)
+            return self._sessions_serial
+
+    def _sessions_changed(self) -> None:
+        """Count a change of the open sessions and wake every waiter (lock held)."""
+        self._sessions_serial += 1
+        self._changed.notify_all()
 
     @property
     def throttled_sessions(self) -> int:
@@ -1535,6 +1589,7 @@ class GrpcServerTransport:
             session.id = self._session_serial
             self._sessions[name] = session
             self._publish(Connected(name, peer))
+            self._sessions_changed()
         self._wake.set()  # the re-check timer may need to wake for this expiry
         logger.info("session opened: %s from %s (certificate %s)", name, peer, session.fingerprint)
         if not context.add_callback(lambda: self._finish(session, "connection lost")):
@@ -1883,7 +1938,8 @@ class GrpcServerTransport:
                     if isinstance(item, tuple):
                         session.outbox_bytes -= len(item[1])
             self._publish(Disconnected(session.name, reason))
-            self._changed.notify_all()
+            self._ended_sessions += 1  # wakes receive(): see there
+            self._sessions_changed()
         session.outbox.put(_END)
         if dropped:
             logger.info("dropped %d unread messages of %s", dropped, session.name)
