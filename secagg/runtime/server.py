@@ -51,8 +51,9 @@ once, naming the error. Every
 :class:`~secagg.runtime.wire.RoundStart` carries the seconds left to the round deadline,
 which is how long a branch waits inside the round (D3).
 
-The federation (:meth:`FederationServer.run`). Before each round the server waits,
-polling with back-off, until a *quorum* is connected (at least 2 eligible clients,
+The federation (:meth:`FederationServer.run`). Before each round the server waits
+(woken by the transport when a session opens, where it can; else polling with
+back-off) until a *quorum* is connected (at least 2 eligible clients,
 and the helper when the backend has one), for at most ``quorum_wait`` seconds
 (``[server] quorum_wait_seconds``, 600 s by default):
 a network blip or a restart of the branches costs waiting, not round numbers and
@@ -543,9 +544,13 @@ class FederationServer:
         return None
 
     def _await_quorum(self, timeout: float) -> str | None:
-        """Wait (polling with back-off, up to 1 s apart) for :meth:`quorum_missing` to
-        clear; returns what is still missing after ``timeout`` seconds (or at once when
-        the transport says it has ``stopped``), or None."""
+        """Wait for :meth:`quorum_missing` to clear; returns what is still missing after
+        ``timeout`` seconds (or at once when the transport says it has ``stopped``), or
+        None. A transport that offers ``wait_for_sessions`` (gRPC's) wakes this wait
+        when a session opens or ends; any other is polled with back-off, up to 1 s
+        apart (which noticed a quorum up to a second late)."""
+        wait_for_sessions = getattr(self.transport, "wait_for_sessions", None)
+        seen = None if wait_for_sessions is None else wait_for_sessions(None, 0.0)
         missing = self.quorum_missing()
         if missing is None:
             return None
@@ -557,8 +562,12 @@ class FederationServer:
         while self._clock() - began < timeout:
             if getattr(self.transport, "stopped", False):
                 return f"{missing}, and the transport has stopped"
-            time.sleep(max(0.0, min(pause, timeout - (self._clock() - began))))
-            pause = min(2 * pause, 1.0)
+            left = max(0.0, timeout - (self._clock() - began))
+            if wait_for_sessions is not None:
+                seen = wait_for_sessions(seen, left)
+            else:
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, 1.0)
             missing = self.quorum_missing()
             if missing is None:
                 log.info("quorum back after %.1f s", self._clock() - began)

@@ -1,0 +1,126 @@
+"""The server's quorum wait is woken by the branch that completes the quorum, not by a
+poll (transport review, 2026-12-06).
+
+Before: ``_await_quorum`` slept with a back-off up to 1 s apart and looked again, so a
+quorum was noticed up to a second after its last branch connected (measured over gRPC:
+a median of 0.5 s and a maximum of 1.0 s once the wait had gone on for two seconds).
+Now a transport that offers ``wait_for_sessions`` (gRPC's) wakes it when a session opens.
+
+Checked as a mechanism, not a time: the module's ``time.sleep`` is replaced by one that
+fails, so a wait that polls fails at its first pause whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from pathlib import Path
+
+import pytest
+from _threads import BOUND, Party
+
+import secagg.runtime.server as server_module
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.server import FederationServer
+from secagg.runtime.store import ServerStore
+from secagg.transport.grpc_transport import GrpcClientTransport, GrpcServerTransport
+
+NAMES = ["branch-a", "branch-b", "branch-c"]
+
+
+def _polled(seconds: float) -> None:
+    raise AssertionError(f"the quorum wait polled (slept {seconds:g} s)")
+
+
+def _plaintext_server() -> GrpcServerTransport:
+    """A plaintext server naming its sessions in the order they open."""
+    names = iter(NAMES)
+    lock = threading.Lock()
+
+    def identify(context: object) -> str:
+        with lock:
+            return next(names)
+
+    return GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=None,
+        allow_insecure=True,
+        max_message_bytes=1 << 20,
+        identify=identify,
+        recheck_interval=None,
+    )
+
+
+def _connect(port: int) -> GrpcClientTransport:
+    client = GrpcClientTransport(
+        f"127.0.0.1:{port}",
+        channel_credentials=None,
+        allow_insecure=True,
+        max_message_bytes=1 << 20,
+    )
+    client.connect(timeout=BOUND)
+    return client
+
+
+def test_the_branch_that_completes_the_quorum_wakes_the_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "q", "clients": NAMES, "dimension": 4, "rounds": 1},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+        }
+    )
+    transport = _plaintext_server()
+    transport.start()
+    clients = [_connect(transport.port)]  # one of the two a quorum needs
+    try:
+        server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
+        assert server.quorum_missing() is not None
+        monkeypatch.setattr(server_module, "time", types.SimpleNamespace(sleep=_polled))
+        waiting = Party(lambda: server._await_quorum(3 * BOUND))
+        clients.append(_connect(transport.port))
+        assert waiting.done.wait(BOUND), "the quorum went unnoticed"
+        assert waiting.error is None, waiting.error
+        assert waiting.value is None  # nothing missing
+    finally:
+        for client in clients:
+            client.close()
+        transport.stop(grace=0)
+
+
+def test_a_stopping_transport_ends_the_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "q", "clients": NAMES, "dimension": 4, "rounds": 1},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+        }
+    )
+    transport = _plaintext_server()
+    transport.start()
+    try:
+        server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
+        monkeypatch.setattr(server_module, "time", types.SimpleNamespace(sleep=_polled))
+        entered = threading.Event()
+        wait_for_sessions = transport.wait_for_sessions
+
+        def watched(seen: int | None, timeout: float | None) -> int:
+            if seen is not None:
+                entered.set()  # the quorum wait is waiting on the transport now
+            return wait_for_sessions(seen, timeout)
+
+        monkeypatch.setattr(transport, "wait_for_sessions", watched, raising=False)
+        waiting = Party(lambda: server._await_quorum(3 * BOUND))
+        assert entered.wait(BOUND), (
+            f"the quorum wait did not wait on the transport: {waiting.error}"
+        )
+        transport.stop(grace=0)
+        assert waiting.done.wait(BOUND), "the stop did not end the wait"
+        assert waiting.error is None, waiting.error
+        assert "the transport has stopped" in (waiting.value or "")
+    finally:
+        transport.stop(grace=0)
