@@ -1,0 +1,235 @@
+"""What both ends of the gRPC transport agree on, and the limits they are built with.
+
+The wire names (the one service and its ``Session`` method, the metadata key that
+tells a client its name, the probe method no server serves), the channel options
+(keepalive, reconnect back-off), every default limit with the reason for its value,
+and the checks that refuse a limit gRPC or a timer could not take (one line naming
+the argument, :class:`~secagg.errors.ConfigurationError`).
+
+Why a module of its own: the server (:mod:`secagg.transport.grpc_server`) and the
+client (:mod:`secagg.transport.grpc_client`) read the same values, and a limit is
+easier to review beside its siblings than inside the class that enforces it. The
+theory of operation, the framing and the limits as a whole are specified in
+:mod:`secagg.transport.grpc_transport`, from which every name here is also importable.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Final
+
+from secagg.errors import ConfigurationError
+
+SERVICE_NAME: Final = "secagg.transport.v1.Transport"
+
+
+SESSION_METHOD: Final = f"/{SERVICE_NAME}/Session"
+
+
+IDENTITY_METADATA_KEY: Final = "secagg-client-name-bin"  # -bin: names may be any UTF-8
+
+
+#: how fast a dialling client retries a connection: gRPC's default backoff grows to
+#: 120 s, so a branch would notice a restarted server minutes late (review D1)
+_CLIENT_RECONNECT: Final = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+)
+
+
+_CLIENT_KEEPALIVE: Final = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+
+_SERVER_KEEPALIVE: Final = (
+    ("grpc.keepalive_time_ms", 120_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+)
+
+
+#: how long a connection may take from TCP accept to a finished TLS handshake: gRPC's
+#: default is 120 s, so anyone who reaches the port held a file descriptor for two
+#: minutes per silent connection (review, 2026-12-05); an honest handshake takes two
+#: round trips, well under a second even across continents
+DEFAULT_HANDSHAKE_SECONDS: Final = 10.0
+
+
+#: how long a connection with no open session is kept: a branch's session stream is
+#: open for its connection's whole life, so only a connection opened for nothing (an
+#: enrolled party holding descriptors, or a dial abandoned half-way) is idle this long
+DEFAULT_IDLE_CONNECTION_SECONDS: Final = 60.0
+
+
+#: the longest duration gRPC takes as a channel argument: milliseconds in a C ``int``
+#: (2**31 - 1 ms, about 24.8 days); one more and ``start()`` died in grpcio with a bare
+#: ``OverflowError`` naming no argument
+GRPC_MAX_MILLISECONDS: Final = 2**31 - 1
+
+
+#: the most incoming connections the default connection cap allows: far above the
+#: sessions of any federation, so the cap binds only on a flood
+_MAX_DEFAULT_CONNECTIONS: Final = 4096
+
+
+_POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream is alive
+
+
+_CLOSE_SETTLE_POLLS: Final = 25  # 10 ms apart: how long a stream end may take to show a drop
+
+
+DEFAULT_MAX_QUEUED_MESSAGES: Final = 32  # unread messages per session before its reader waits
+
+
+MIN_QUEUED_BYTES: Final = 64 << 20  # the smallest default budget of unread bytes per session
+
+
+#: connection events kept for next_event(): nothing in the runtime reads them (it polls
+#: connected() and session_id()), so an unbounded queue grew with every session (audit B)
+DEFAULT_MAX_PENDING_EVENTS: Final = 1024
+
+
+#: how long a message begun may wait for its next frame: longer than any stall of a live
+#: link (keepalive notices a dead one within about 140 s), short enough that a peer
+#: cannot park its budget's worth of server memory for the server's lifetime (audit A)
+DEFAULT_PARTIAL_IDLE_SECONDS: Final = 300.0
+
+
+#: messages a client holds from the server unread before its session ends (InboxOverflow):
+#: an honest server sends a branch a handful per round, a hostile one could send without end
+DEFAULT_MAX_INBOX_MESSAGES: Final = 1024
+
+
+#: new sessions one identity may open at once, and per second after that (a token bucket):
+#: an honest branch opens one per server start or network cut (its redials are at least a
+#: quarter second apart, and at most 4 s once it keeps failing); one that churns costs
+#: the server a TLS handshake, a certificate check and a thread per session (audit)
+DEFAULT_SESSION_BURST: Final = 10
+
+
+DEFAULT_SESSION_RATE: Final = 1.0
+
+
+#: identities whose buckets are kept before full (idle) ones are forgotten
+_MAX_TRACKED_IDENTITIES: Final = 4096
+
+
+DEFAULT_RECHECK_SECONDS: Final = 30.0  # how often open sessions' identities are re-checked
+
+
+TLS_VERSIONS: Final = {"TLSv1": 10, "TLSv1.1": 11, "TLSv1.2": 12, "TLSv1.3": 13}
+
+
+_TLS_VERSION_KEY: Final = "ssl_tls_version"  # grpcio's auth-context property
+
+
+_PEER_CERT_KEY: Final = "x509_pem_cert"
+
+
+#: a method no server serves: a call to it opens no session, and its failure carries
+#: the channel's last connection error (the real cause of a failed dial)
+_PROBE_METHOD: Final = f"/{SERVICE_NAME}/Probe"
+
+
+_END: Final = object()  # outbox sentinel: finish the stream after what is queued
+
+
+def default_max_connections(max_clients: int, descriptor_limit: int | None = None) -> int:
+    """The default cap on a server's open connections: half the process's file
+    descriptors (``RLIMIT_NOFILE``'s soft limit; ``descriptor_limit`` for tests), at most
+    :data:`_MAX_DEFAULT_CONNECTIONS`, and never below two per client plus 16.
+
+    Why: without a cap every connection took a descriptor, and a flood of connections
+    from anyone who reaches the port ran the process out of them, so the server could
+    no longer open its own database or ledger; with the cap, a flood is refused at
+    accept and the process keeps the other half. Two per client: after a network cut a
+    branch's new connection arrives while its half-open old one still counts, until
+    keepalive notices (about 140 s)."""
+    if descriptor_limit is None:
+        try:
+            import resource  # POSIX only
+        except ImportError:
+            descriptor_limit = 2 * _MAX_DEFAULT_CONNECTIONS
+        else:
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            unlimited = soft == resource.RLIM_INFINITY or soft <= 0
+            descriptor_limit = 2 * _MAX_DEFAULT_CONNECTIONS if unlimited else soft
+    return max(2 * max_clients + 16, min(descriptor_limit // 2, _MAX_DEFAULT_CONNECTIONS))
+
+
+def _queue_budgets(
+    max_message_bytes: int,
+    max_queued_messages: int,
+    max_queued_bytes: int | None,
+    max_outbox_bytes: int | None,
+) -> tuple[int, int]:
+    """A session's inbox and outbox budgets in bytes, checked (the same rules for a
+    server's session and a client's): None is max(2 x max_message_bytes,
+    MIN_QUEUED_BYTES); a budget below one largest message could never pass it."""
+    if not isinstance(max_queued_messages, int) or max_queued_messages < 1:
+        raise ConfigurationError("max_queued_messages must be at least 1")
+    budgets: list[int] = []
+    for name, budget, verb in (
+        ("max_queued_bytes", max_queued_bytes, "received"),
+        ("max_outbox_bytes", max_outbox_bytes, "sent"),
+    ):
+        if budget is None:
+            budget = max(2 * max_message_bytes, MIN_QUEUED_BYTES)
+        if not isinstance(budget, int) or budget < max_message_bytes:
+            raise ConfigurationError(
+                f"{name} must be at least max_message_bytes, or no message of the "
+                f"largest allowed size could be {verb}"
+            )
+        budgets.append(budget)
+    return budgets[0], budgets[1]
+
+
+def grpc_milliseconds(name: str, seconds: object) -> int:
+    """``seconds`` as the whole milliseconds gRPC takes for the channel argument of
+    the constructor argument ``name``, refused (:class:`ConfigurationError`, one line
+    naming ``name``) unless a positive finite number of at most
+    :data:`GRPC_MAX_MILLISECONDS` ms.
+
+    Why refused and not clamped: the value is a limit someone chose, and 30 days
+    quietly becoming 24.8 is a different limit from the one they wrote; the ``[server]``
+    configuration caps these at a day, but :class:`GrpcServerTransport` is also built
+    directly. A positive value under half a millisecond is taken as 1 ms (gRPC's
+    smallest): rounding it to 0 would turn the limit off."""
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not 0 < seconds < float("inf")
+    ):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, not {seconds!r}")
+    milliseconds = max(1, round(seconds * 1000))
+    if milliseconds > GRPC_MAX_MILLISECONDS:
+        raise ConfigurationError(
+            f"{name} must be at most {GRPC_MAX_MILLISECONDS / 1000:g} s (gRPC takes "
+            f"milliseconds in a 32-bit integer), not {seconds!r}"
+        )
+    return milliseconds
+
+
+def _check_timer_seconds(name: str, seconds: float | None) -> None:
+    """Refuse (:class:`ConfigurationError`, naming ``name``) a timer duration the
+    re-check thread cannot wait: not positive, not finite, or above
+    ``threading.TIMEOUT_MAX``. Why: ``inf`` (or 1e10) was accepted and the timer
+    thread died at its first wait with ``OverflowError``, silently leaving expired
+    certificates and stalled messages unended; None is how to say "no limit"."""
+    if seconds is None:
+        return
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not 0 < seconds <= threading.TIMEOUT_MAX
+    ):
+        raise ConfigurationError(
+            f"{name} must be a positive number of seconds, at most "
+            f"{threading.TIMEOUT_MAX:g} (or None: no limit), not {seconds!r}"
+        )

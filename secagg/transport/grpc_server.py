@@ -1,0 +1,1110 @@
+"""The server end of the gRPC transport: sessions, their limits, identities and events.
+
+:class:`GrpcServerTransport` accepts client sessions (one bidirectional stream each),
+refuses or throttles them, reassembles their messages for :meth:`~GrpcServerTransport.receive`,
+writes what :meth:`~GrpcServerTransport.send` queues, re-checks identities while
+sessions last, and reports :class:`Connected` and :class:`Disconnected`. Beside it are
+the per-session record it keeps (:class:`_Session`), the token buckets of new sessions
+per identity, and the helpers that read a connection's certificate from gRPC's auth
+context.
+
+Why a module of its own: the server's session machinery is the largest part of the
+transport and the one that holds other parties' data, so it is read apart from the
+client's dialling. The contract it implements (threads, back-pressure, budgets,
+ordering of events) is specified in :mod:`secagg.transport.grpc_transport`, from which
+every name here is also importable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from secagg.errors import ConfigurationError
+from secagg.transport.base import NotConnected, TransportError, waitable_seconds
+from secagg.transport.framing import (
+    DEFAULT_CHUNK_BYTES,
+    HEADER_BYTES,
+    MAX_INCOMING_CONNECTIONS,
+    MalformedFrame,
+    MessageTooLarge,
+    Reassembler,
+    _as_bytes,
+    _check_sizes,
+    _grpc_size_options,
+    encode_frames,
+)
+from secagg.transport.grpc_errors import (
+    SUPERSEDED_DETAIL,
+    THROTTLE_DETAIL,
+    OutboxOverflow,
+)
+from secagg.transport.grpc_limits import (
+    _CLOSE_SETTLE_POLLS,
+    _END,
+    _MAX_TRACKED_IDENTITIES,
+    _PEER_CERT_KEY,
+    _POLL_SECONDS,
+    _SERVER_KEEPALIVE,
+    _TLS_VERSION_KEY,
+    DEFAULT_HANDSHAKE_SECONDS,
+    DEFAULT_IDLE_CONNECTION_SECONDS,
+    DEFAULT_MAX_PENDING_EVENTS,
+    DEFAULT_MAX_QUEUED_MESSAGES,
+    DEFAULT_PARTIAL_IDLE_SECONDS,
+    DEFAULT_RECHECK_SECONDS,
+    DEFAULT_SESSION_BURST,
+    DEFAULT_SESSION_RATE,
+    IDENTITY_METADATA_KEY,
+    SERVICE_NAME,
+    TLS_VERSIONS,
+    _check_timer_seconds,
+    _queue_budgets,
+    default_max_connections,
+    grpc_milliseconds,
+)
+
+#: one logger for the whole gRPC transport (the name operators' log settings and the
+#: tests address), whichever of its modules logs
+logger = logging.getLogger("secagg.transport.grpc_transport")
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """A client opened a session; ``peer`` is gRPC's address string, for logs."""
+
+    name: str
+    peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """A client's session ended; the runtime counts the client as dropped out."""
+
+    name: str
+    reason: str
+
+
+ConnectionEvent = Connected | Disconnected
+
+
+class _Session:
+    """One client's stream as the server sees it (guarded by the transport's lock).
+
+    Besides the stream, it keeps what the session was admitted on (the snapshot of
+    the auth context, the certificate, its fingerprint and expiry), so the identity
+    can be checked again while the session lasts, and what it holds in server
+    memory (messages delivered but not read yet, the message being received, and the
+    bytes queued to it and not yet written).
+    """
+
+    __slots__ = (
+        "abort",
+        "auth",
+        "certificate",
+        "context",
+        "fingerprint",
+        "finished",
+        "id",
+        "name",
+        "next_id",
+        "not_valid_after",
+        "outbox",
+        "outbox_bytes",
+        "partial_bytes",
+        "partial_deadline",
+        "peer",
+        "queued_bytes",
+        "queued_messages",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        peer: str,
+        context: grpc.ServicerContext,
+        auth: Mapping[str, Sequence[bytes]],
+        certificate: x509.Certificate | None,
+    ) -> None:
+        self.id = 0  # set when registered: see GrpcServerTransport.session_id
+        self.name = name
+        self.peer = peer
+        self.context = context
+        self.auth = auth
+        self.certificate = (
+            None if certificate is None else certificate.public_bytes(serialization.Encoding.DER)
+        )
+        self.fingerprint = (
+            None if certificate is None else certificate.fingerprint(hashes.SHA256()).hex()
+        )
+        self.not_valid_after = None if certificate is None else certificate.not_valid_after_utc
+        self.outbox: queue.Queue[tuple[int, bytes] | object] = queue.Queue()
+        self.outbox_bytes = 0  # payload bytes queued by send() whose writing has not begun
+        self.next_id = 0
+        self.finished = False
+        self.abort: tuple[grpc.StatusCode, str] | None = None  # status to end the stream with
+        self.queued_messages = 0  # delivered to the inbox, not yet taken by receive()
+        self.queued_bytes = 0  # their payload bytes
+        self.partial_bytes = 0  # the message being reassembled, or held while the inbox is full
+        self.partial_deadline: float | None = None  # monotonic: the next frame of it is due
+
+
+class _AdmittedContext:
+    """The servicer context as it was when the session opened, for re-running ``identify``.
+
+    ``auth_context()`` answers from the snapshot taken at admission (the certificate
+    cannot change during a TLS session); anything else is the live context's.
+    """
+
+    def __init__(self, context: grpc.ServicerContext, auth: Mapping[str, Sequence[bytes]]):
+        self._context = context
+        self._auth = auth
+
+    def auth_context(self) -> Mapping[str, Sequence[bytes]]:
+        return self._auth
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._context, attribute)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _auth_snapshot(context: grpc.ServicerContext) -> dict[str, list[bytes]]:
+    """A copy of the auth context (gRPC builds a new dict per call; this one stays put)."""
+    try:
+        auth = context.auth_context() or {}
+    except Exception:  # an insecure test server, or a context gRPC can no longer read
+        return {}
+    return {
+        str(k): [v if isinstance(v, bytes) else str(v).encode() for v in vs]
+        for k, vs in auth.items()
+    }
+
+
+def _certificate_of(auth: Mapping[str, Sequence[bytes]]) -> x509.Certificate | None:
+    """The peer certificate TLS verified, or None (no TLS, or not exactly one PEM)."""
+    values = list(auth.get(_PEER_CERT_KEY) or [])
+    if len(values) != 1:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(bytes(values[0]))
+    except ValueError:
+        return None
+
+
+class _SessionRate:
+    """Token buckets of new sessions, one per identity (not thread-safe: the caller locks).
+
+    A bucket holds up to ``burst`` tokens and gains ``rate`` a second; opening a
+    session takes one, and an identity without a whole token is refused. A refusal
+    takes nothing, so a churning identity gets ``rate`` sessions a second however
+    fast it dials, and one that pauses gets its burst back. Full buckets are forgotten
+    when more than :data:`_MAX_TRACKED_IDENTITIES` are kept (a full bucket and none are
+    the same), so memory follows the identities active lately.
+    """
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self.burst = burst
+        self.rate = rate
+        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last update, streak]
+        self.refused = 0
+
+    def admit(self, key: str, now: float) -> tuple[float, int]:
+        """(0, 0) if ``key`` may open a session now (a token is taken); else the seconds
+        until it may and how many it has been refused in a row."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_TRACKED_IDENTITIES:
+                self._forget_full(now)
+            bucket = self._buckets[key] = [float(self.burst), now, 0.0]
+        tokens = min(float(self.burst), bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0], bucket[2] = tokens - 1.0, 0.0
+            return 0.0, 0
+        bucket[0] = tokens
+        bucket[2] += 1
+        self.refused += 1
+        return (1.0 - tokens) / self.rate, int(bucket[2])
+
+    def _forget_full(self, now: float) -> None:
+        full = [
+            key
+            for key, (tokens, last, _) in self._buckets.items()
+            if tokens + (now - last) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]
+
+
+def _identity_key(auth: Mapping[str, Sequence[bytes]]) -> str | None:
+    """The key of a connection's rate bucket: the digest of the client certificate TLS
+    verified against the CA (cheap: no parsing, no revocation check), or None without one."""
+    values = list(auth.get(_PEER_CERT_KEY) or [])
+    if len(values) != 1:
+        return None
+    return "cert:" + hashlib.sha256(bytes(values[0])).hexdigest()
+
+
+def _common_name(auth: Mapping[str, Sequence[bytes]]) -> str:
+    """The client certificate's common name, for a log line ("?" if none)."""
+    certificate = _certificate_of(auth)
+    if certificate is None:
+        return "?"
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else "?"
+
+
+class GrpcServerTransport:
+    """The server end: accepts client sessions, delivers messages, reports connections.
+
+    ``identify`` maps an accepted mTLS connection to a client name (typically from
+    the certificate's common name in ``context.auth_context()``); it runs on a gRPC
+    thread and must not block. It is called again for every open session every
+    ``recheck_interval`` seconds (None: only at admission and on
+    :meth:`recheck_sessions`), with a context whose
+    ``auth_context()`` is the one the session was admitted with; a session it now
+    refuses (a revoked certificate: :class:`~secagg.transport.certs.PeerVerifier`
+    re-reads the revocation list) or names differently is ended with
+    ``UNAUTHENTICATED`` and reported as :class:`Disconnected`. Independently of
+    ``identify``, a session whose client certificate expires is ended at its
+    expiry (checked on every message and by the re-check timer).
+
+    Memory. Each session may have at most ``max_queued_messages`` messages delivered
+    but not yet taken by :meth:`receive`; then its reader stops reading, so HTTP/2
+    flow control pushes back on the sender (back-pressure, not loss). On top of that,
+    the bytes a session holds unread (delivered messages and the message being
+    reassembled) may not exceed ``max_queued_bytes`` (default: twice
+    ``max_message_bytes``, at least 64 MiB); a session that exceeds it is ended with
+    ``RESOURCE_EXHAUSTED`` and its unread messages are dropped, freeing the memory at
+    once. So one branch can hold at most ``max_queued_bytes`` of server memory,
+    whatever it sends (review finding M2). Likewise the bytes queued by :meth:`send`
+    to one client behind the message being written may not exceed ``max_outbox_bytes`` (same
+    default): a client that stops reading is disconnected rather than growing the
+    server by one model a round (audit finding B). At most ``max_pending_events``
+    connection events wait for :meth:`next_event`; older ones are dropped. A message
+    whose next frame does not come within ``partial_idle_timeout`` seconds (None: no
+    limit) ends its session (``DEADLINE_EXCEEDED``, its data dropped): the budget
+    bounds what a half-sent message holds, this how long.
+
+    New sessions are rate-limited per identity (the client certificate; the name on a
+    plaintext test server): a token bucket of ``session_burst`` sessions (default 10)
+    refilled at ``session_rate`` a second (default 1). An identity over it is refused
+    before anything else is done for it (no identify, no thread, no event, its open
+    session left alone) with ``RESOURCE_EXHAUSTED`` and :data:`THROTTLE_DETAIL`, which
+    its client raises as :class:`SessionThrottled`; refusals are counted
+    (:attr:`throttled_sessions`) and logged once per streak (then at 10, 100, ...).
+    Other identities are not affected. ``session_burst=None`` turns the limit off.
+
+    ``min_tls_version`` (default ``"TLSv1.3"``; None: no check) refuses a session whose
+    TLS handshake negotiated an older version, before ``identify`` runs. grpcio offers
+    no minimum version for server credentials, so the handshake itself may complete
+    with TLS 1.2; the session is refused right after it, and no message is read.
+    ``server_credentials=None`` (plaintext) is refused unless ``allow_insecure`` is
+    set, which only tests should do.
+
+    Connections, which hold a file descriptor before any certificate is seen: one whose
+    TLS handshake has not finished within ``handshake_timeout`` seconds (default 10) is
+    closed, one without a session for ``idle_connection_timeout`` seconds (default 60)
+    too, and at most ``max_connections`` are open at once (None:
+    :func:`default_max_connections`), the next one closed at accept. The two reach
+    gRPC in milliseconds and are refused above :data:`GRPC_MAX_MILLISECONDS` (about
+    24.8 days, :func:`grpc_milliseconds`); ``recheck_interval`` and
+    ``partial_idle_timeout``, waited on by the timer thread, above
+    ``threading.TIMEOUT_MAX``.
+    """
+
+    def __init__(
+        self,
+        bind: str,
+        *,
+        server_credentials: grpc.ServerCredentials | None,
+        max_message_bytes: int,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        identify: Callable[[grpc.ServicerContext], str],
+        max_clients: int = 100,
+        allow_insecure: bool = False,
+        max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES,
+        max_queued_bytes: int | None = None,
+        max_outbox_bytes: int | None = None,
+        max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
+        recheck_interval: float | None = DEFAULT_RECHECK_SECONDS,
+        partial_idle_timeout: float | None = DEFAULT_PARTIAL_IDLE_SECONDS,
+        min_tls_version: str | None = "TLSv1.3",
+        session_burst: int | None = DEFAULT_SESSION_BURST,
+        session_rate: float = DEFAULT_SESSION_RATE,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_SECONDS,
+        idle_connection_timeout: float = DEFAULT_IDLE_CONNECTION_SECONDS,
+        max_connections: int | None = None,
+    ) -> None:
+        _check_sizes(max_message_bytes, chunk_bytes)
+        handshake_ms = grpc_milliseconds("handshake_timeout", handshake_timeout)
+        idle_ms = grpc_milliseconds("idle_connection_timeout", idle_connection_timeout)
+        _check_timer_seconds("recheck_interval", recheck_interval)
+        _check_timer_seconds("partial_idle_timeout", partial_idle_timeout)
+        if session_burst is not None and (
+            not isinstance(session_burst, int)
+            or isinstance(session_burst, bool)
+            or session_burst < 1
+        ):
+            raise ConfigurationError("session_burst must be at least 1 (or None: no limit)")
+        if not (isinstance(session_rate, int | float) and 0 < session_rate < float("inf")):
+            raise ConfigurationError("session_rate must be a positive number of sessions a second")
+        if server_credentials is None and not allow_insecure:
+            raise ConfigurationError("a server without TLS credentials needs allow_insecure=True")
+        if max_clients < 1:
+            raise ConfigurationError("max_clients must be at least 1")
+        if max_connections is None:
+            max_connections = default_max_connections(max_clients)
+        if (
+            not isinstance(max_connections, int)
+            or isinstance(max_connections, bool)
+            or max_connections <= max_clients
+        ):
+            raise ConfigurationError(
+                "max_connections must be an integer above max_clients, or every client "
+                "could not hold a connection"
+            )
+        if max_connections > MAX_INCOMING_CONNECTIONS:
+            raise ConfigurationError(
+                f"max_connections must be at most {MAX_INCOMING_CONNECTIONS} (gRPC's limit), "
+                f"not {max_connections}"
+            )
+        max_queued_bytes, max_outbox_bytes = _queue_budgets(
+            max_message_bytes, max_queued_messages, max_queued_bytes, max_outbox_bytes
+        )
+        if not isinstance(max_pending_events, int) or max_pending_events < 1:
+            raise ConfigurationError("max_pending_events must be at least 1")
+        if min_tls_version is not None and min_tls_version not in TLS_VERSIONS:
+            raise ConfigurationError(f"min_tls_version must be one of {sorted(TLS_VERSIONS)}")
+        self._bind = bind
+        self._credentials = server_credentials
+        self._max_message_bytes = max_message_bytes
+        self._chunk_bytes = chunk_bytes
+        self._identify = identify
+        self._max_clients = max_clients
+        self._connection_options = (
+            ("grpc.server_handshake_timeout_ms", handshake_ms),
+            ("grpc.max_connection_idle_ms", idle_ms),
+            ("grpc.max_allowed_incoming_connections", max_connections),
+        )
+        self._max_queued_messages = max_queued_messages
+        self._max_queued_bytes = max_queued_bytes
+        self._max_outbox_bytes = max_outbox_bytes
+        self._recheck_interval = recheck_interval
+        self._partial_idle_timeout = partial_idle_timeout
+        self._min_tls_version = min_tls_version
+        self._session_rate = (
+            None if session_burst is None else _SessionRate(session_burst, float(session_rate))
+        )
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # inbox, queue room or a session ended
+        self._sessions: dict[str, _Session] = {}
+        self._session_serial = 0  # the last session id given out
+        self._inbox: deque[tuple[_Session, bytes]] = deque()
+        # sessions ended so far, and the count receive() is to compare with at its next
+        # call when an end came while a call returned a message (else None): see receive
+        self._ended_sessions = 0
+        self._end_untold: int | None = None
+        # bumped whenever a session opens or ends, or the server stops: what
+        # wait_for_sessions() waits on (the runtime's quorum wait)
+        self._sessions_serial = 0
+        # the newest events only: the oldest is dropped (and counted) when it is full
+        self._events: deque[ConnectionEvent] = deque(maxlen=max_pending_events)
+        self._event_ready = threading.Condition(self._lock)
+        self._dropped_events = 0
+        self._server: grpc.Server | None = None
+        self._port: int | None = None
+        self._stopping = False
+        self._wake = threading.Event()  # the re-check timer: stop, or a new session to watch
+        self._rechecker: threading.Thread | None = None
+
+    # lifecycle
+
+    def start(self) -> int:
+        """Bind and start serving; return the bound port (useful with port 0)."""
+        with self._lock:
+            if self._server is not None:
+                raise TransportError("server already started")
+            options = [
+                *_grpc_size_options(self._chunk_bytes),
+                *_SERVER_KEEPALIVE,
+                *self._connection_options,
+                ("grpc.so_reuseport", 0),
+            ]
+            server = grpc.server(
+                ThreadPoolExecutor(self._max_clients + 4, thread_name_prefix="secagg-grpc"),
+                options=options,
+                maximum_concurrent_rpcs=self._max_clients,
+            )
+            handler = grpc.stream_stream_rpc_method_handler(
+                self._open_session, request_deserializer=None, response_serializer=None
+            )
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Session": handler}),)
+            )
+            try:
+                if self._credentials is None:
+                    port = server.add_insecure_port(self._bind)
+                else:
+                    port = server.add_secure_port(self._bind, self._credentials)
+            except RuntimeError as exc:  # newer grpcio raises instead of returning 0
+                raise TransportError(f"cannot bind {self._bind}: {exc}") from exc
+            if not port:
+                raise TransportError(f"cannot bind {self._bind}")
+            server.start()
+            self._server, self._port = server, port
+            self._rechecker = threading.Thread(
+                target=self._recheck_loop, name="secagg-grpc-recheck", daemon=True
+            )
+            self._rechecker.start()
+            logger.info("gRPC transport listening on %s (port %d)", self._bind, port)
+            return port
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called: no session opens any more (a server waiting
+        for its branches to come back can stop waiting)."""
+        with self._lock:
+            return self._stopping
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        if self._port is None:
+            raise TransportError("server not started")
+        return self._port
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """End every session (queued messages are still written) and stop within ``grace``."""
+        with self._lock:
+            self._stopping = True
+            for session in list(self._sessions.values()):
+                self._finish(session, "server stopping")
+            self._sessions_changed()  # a quorum wait stops waiting: nobody comes now
+            server = self._server
+            rechecker = self._rechecker
+        self._wake.set()
+        if server is not None:
+            server.stop(grace).wait()
+        if rechecker is not None and rechecker is not threading.current_thread():
+            rechecker.join(timeout=5.0)
+
+    def __enter__(self) -> GrpcServerTransport:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # the runtime's interface
+
+    def connected(self) -> set[str]:
+        """Names with an open session right now."""
+        with self._lock:
+            return set(self._sessions)
+
+    def session_id(self, name: str) -> int | None:
+        """The id of ``name``'s open session, or None. Every session gets a new id (never
+        reused), so a caller that recorded it can tell that a participant's session ended
+        even after the participant reconnected under the same name (review D6)."""
+        with self._lock:
+            session = self._sessions.get(name)
+            return None if session is None else session.id
+
+    def send(self, name: str, payload: bytes) -> None:
+        """Queue one message to ``name``; it is written in order with earlier ones.
+
+        Raises :class:`NotConnected` if ``name`` has no session and
+        :class:`MessageTooLarge` above ``max_message_bytes``. Queued is not
+        delivered: if the session ends first, the loss shows as a
+        :class:`Disconnected` event. A client that does not read cannot make the
+        server hold its messages without end: when ``name``'s unsent bytes would
+        exceed ``max_outbox_bytes``, its session is ended (logged, a
+        :class:`Disconnected`, gone from :meth:`connected`) and
+        :class:`OutboxOverflow` (a :class:`NotConnected`) is raised.
+        """
+        data = _as_bytes(payload)
+        if len(data) > self._max_message_bytes:
+            raise MessageTooLarge(
+                f"{len(data)} bytes to {name!r} exceed the limit of {self._max_message_bytes}"
+            )
+        with self._lock:
+            session = self._sessions.get(name)
+            if session is None:
+                raise NotConnected(f"client {name!r} is not connected")
+            unsent = session.outbox_bytes
+            if unsent + len(data) <= self._max_outbox_bytes:
+                session.outbox.put((session.next_id, data))
+                session.next_id += 1
+                session.outbox_bytes += len(data)
+                return
+        reason = (
+            f"over its budget of {self._max_outbox_bytes} unsent bytes ({unsent} queued, "
+            f"a message of {len(data)} more): it is not reading"
+        )
+        self._end_for_cause(
+            session, reason, grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unsent data queued"
+        )
+        # the writer is stuck in gRPC's flow control (the client grants no window), where
+        # it never sees the abort: cancelling the call frees it and closes the stream
+        session.context.cancel()
+        raise OutboxOverflow(f"session of {name!r} ended: {reason}")
+
+    def receive(self, timeout: float | None = None) -> tuple[str, bytes] | None:
+        """The next complete message from any client, in arrival order; None on timeout,
+        and at once when a session ends while this call waits. An end that comes while
+        a call finds a message waiting is said (None) by the next call that finds none,
+        so the messages a session queued before its end come first. Ends before the
+        call are not said: the caller that wants them looks at :meth:`connected`.
+
+        Why the early None: a session's end is no message, so a server blocked here
+        learnt of it only when its wait ran out (the runtime waits half a second at a
+        time), and every branch that vanished cost its round up to that long waiting for
+        nobody; the end now wakes it, and it looks at who is still connected. Ends are
+        counted, not queued: however many sessions ended, one None says so, and a
+        branch that churns sessions grows nothing here. Why not ends before the call
+        too (the in-process hub says those): a caller that waits for one client's
+        message after another's session ended, as the transport's own tests do, would
+        get a None it did not wait for.
+
+        Taking a message makes room in its session's queue, which lets a reader that
+        waits for room (back-pressure) read on.
+        """
+        timeout = waitable_seconds(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            ends = self._ended_sessions if self._end_untold is None else self._end_untold
+            self._end_untold = None
+            while not self._inbox:
+                if self._ended_sessions != ends:  # what the caller waits for may never come
+                    return None
+                if deadline is None:
+                    self._changed.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
+            if self._ended_sessions != ends:  # said by the next call that finds none
+                self._end_untold = ends
+            session, payload = self._inbox.popleft()
+            session.queued_messages -= 1
+            session.queued_bytes -= len(payload)
+            self._changed.notify_all()
+            return session.name, payload
+
+    def queued_bytes(self, name: str | None = None) -> int:
+        """Bytes held for :meth:`receive`: delivered messages not read yet and messages
+        being reassembled, of client ``name`` or of all clients (for monitoring and tests)."""
+        with self._lock:
+            held = sum(
+                len(payload)
+                for session, payload in self._inbox
+                if name is None or session.name == name
+            )
+            partial = sum(
+                s.partial_bytes for s in self._sessions.values() if name is None or s.name == name
+            )
+            return held + partial
+
+    def peer_certificate(self, name: str) -> bytes | None:
+        """The DER client certificate ``name``'s open session was admitted with.
+
+        None if ``name`` has no open session or the session has no certificate (a
+        plaintext test server). The certificate passed TLS verification against the
+        server's roots and ``identify``; callers bind per-session keys to it.
+        """
+        with self._lock:
+            session = self._sessions.get(name)
+            return None if session is None else session.certificate
+
+    def recheck_sessions(self) -> list[str]:
+        """Check every open session's identity again now; end and return those that fail.
+
+        A session fails when its certificate has expired, when ``identify`` now raises
+        (revoked, or the revocation list no longer reads: fail closed; a
+        :class:`~secagg.transport.certs.PeerVerifier` bridges a list unreadable for a
+        moment with the last good one, so a hand edit does not end every session) or
+        when it returns another name. The timer calls this every ``recheck_interval``; the
+        runtime may also call it, e.g. before sampling a round.
+        """
+        with self._lock:
+            sessions = list(self._sessions.values())
+        ended = []
+        for session in sessions:
+            reason = self._revalidate(session)
+            if reason is not None:
+                self._end_identity(session, reason)
+                ended.append(session.name)
+        return ended
+
+    def next_event(self, timeout: float | None = 0.0) -> ConnectionEvent | None:
+        """The next :class:`Connected` or :class:`Disconnected`; None if none within ``timeout``."""
+        timeout = waitable_seconds(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._event_ready:
+            while not self._events:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._event_ready.wait(left)
+            return self._events.popleft()
+
+    def wait_for_sessions(self, seen: int | None, timeout: float | None) -> int:
+        """Wait until a session opened or ended, or the server stopped, after the
+        change numbered ``seen`` (None: return at once), for at most ``timeout``
+        seconds; returns the number of the latest change.
+
+        For a caller waiting for parties to connect (the runtime's quorum wait): it
+        reads the number, checks :meth:`connected`, and passes the number back, so a
+        session that opened between its check and its wait wakes it at once (a
+        change is counted, never missed). Before, that wait polled with a back-off up
+        to a second apart, so a quorum was noticed up to a second after its last
+        branch connected."""
+        timeout = waitable_seconds(timeout)
+        with self._changed:
+            if seen is not None:
+                self._changed.wait_for(lambda: self._sessions_serial != seen, timeout)
+            return self._sessions_serial
+
+    def _sessions_changed(self) -> None:
+        """Count a change of the open sessions and wake every waiter (lock held)."""
+        self._sessions_serial += 1
+        self._changed.notify_all()
+
+    @property
+    def throttled_sessions(self) -> int:
+        """New sessions refused so far because their identity opened too many lately."""
+        with self._lock:
+            return 0 if self._session_rate is None else self._session_rate.refused
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped unread because ``max_pending_events`` newer ones were pending."""
+        with self._lock:
+            return self._dropped_events
+
+    def _publish(self, event: ConnectionEvent) -> None:
+        """Queue an event for :meth:`next_event` (lock held), dropping the oldest if full.
+
+        Events are a convenience for callers that want them (tests, tools); who is
+        connected is always answered by :meth:`connected` and :meth:`session_id`, so
+        losing old events loses no state, while keeping all of them let one branch
+        that reopens sessions grow server memory without end (audit finding B).
+        """
+        if len(self._events) == self._events.maxlen:
+            self._dropped_events += 1
+            if self._dropped_events in (1, 10, 100, 1000) or self._dropped_events % 10000 == 0:
+                logger.warning(
+                    "%d connection events dropped unread (at most %d are kept)",
+                    self._dropped_events,
+                    self._events.maxlen,
+                )
+        self._events.append(event)
+        self._event_ready.notify_all()
+
+    # gRPC side
+
+    def _open_session(
+        self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
+    ) -> Iterator[bytes]:
+        """The Session handler: identify, register, start the reader, return the writer."""
+        peer = context.peer()
+        auth = _auth_snapshot(context)
+        key = _identity_key(auth)
+        if key is not None:  # before any other work for it: the check costs one digest
+            self._throttle(context, key, auth, peer)
+        if not self._tls_version_ok(auth, peer):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "TLS version not accepted")
+        name = self._identify_or_none(context, peer)
+        if name is None:  # the reason is logged; the client only learns it was refused
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "client identity not accepted")
+        if key is None:  # no certificate (a plaintext test server): the name is the identity
+            self._throttle(context, f"name:{name}", auth, peer, name)
+        session = _Session(name, peer, context, auth, _certificate_of(auth))
+        if session.not_valid_after is not None and _utcnow() >= session.not_valid_after:
+            logger.warning("refused session from %s (%s): certificate expired", name, peer)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "client identity not accepted")
+        with self._lock:
+            if self._stopping:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
+            old = self._sessions.get(name)
+            if old is not None:
+                self._finish(
+                    old, SUPERSEDED_DETAIL, abort=(grpc.StatusCode.ABORTED, SUPERSEDED_DETAIL)
+                )
+            self._session_serial += 1
+            session.id = self._session_serial
+            self._sessions[name] = session
+            self._publish(Connected(name, peer))
+            self._sessions_changed()
+        self._wake.set()  # the re-check timer may need to wake for this expiry
+        logger.info("session opened: %s from %s (certificate %s)", name, peer, session.fingerprint)
+        if not context.add_callback(lambda: self._finish(session, "connection lost")):
+            self._finish(session, "connection lost")
+        context.send_initial_metadata(((IDENTITY_METADATA_KEY, name.encode()),))
+        threading.Thread(
+            target=self._read,
+            args=(session, request_iterator, context),
+            name=f"secagg-grpc-read-{name}",
+            daemon=True,
+        ).start()
+        return self._write(session, context)
+
+    def _throttle(
+        self,
+        context: grpc.ServicerContext,
+        key: str,
+        auth: Mapping[str, Sequence[bytes]],
+        peer: str,
+        name: str | None = None,
+    ) -> None:
+        """Refuse (abort) a new session of an identity over its rate; else take a token."""
+        if self._session_rate is None:
+            return
+        with self._lock:
+            wait, streak = self._session_rate.admit(key, time.monotonic())
+        if not wait:
+            return
+        if streak in (1, 10, 100, 1000) or streak % 10000 == 0:  # not one line per refusal
+            logger.warning(
+                "refused a new session of %s from %s: %s (%d in a row; at most %d at once "
+                "and %g a second)",
+                name or _common_name(auth),
+                peer,
+                THROTTLE_DETAIL,
+                streak,
+                self._session_rate.burst,
+                self._session_rate.rate,
+            )
+        context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED, f"{THROTTLE_DETAIL}; retry in {wait:.1f} s"
+        )
+
+    def _tls_version_ok(self, auth: Mapping[str, Sequence[bytes]], peer: str) -> bool:
+        """Whether the negotiated TLS version is at least ``min_tls_version`` (logged if not).
+
+        An auth context without the version (another grpcio, another credential type)
+        fails closed: the promise is "TLS 1.3", not "TLS 1.3 when we can tell".
+        """
+        if self._credentials is None or self._min_tls_version is None:
+            return True
+        values = list(auth.get(_TLS_VERSION_KEY) or [])
+        version = values[0].decode("ascii", "replace") if len(values) == 1 else None
+        if (
+            version is not None
+            and TLS_VERSIONS.get(version, 0) >= TLS_VERSIONS[self._min_tls_version]
+        ):
+            return True
+        logger.warning(
+            "refused session from %s: negotiated %s, the minimum is %s",
+            peer,
+            version or "an unknown TLS version",
+            self._min_tls_version,
+        )
+        return False
+
+    def _identify_or_none(self, context: grpc.ServicerContext, peer: str) -> str | None:
+        """The client's name, or None (logged) if ``identify`` refuses or fails."""
+        try:
+            name = self._identify(context)
+        except Exception as exc:  # any failure to identify is a refusal, never a crash
+            logger.warning("refused session from %s: %s", peer, exc)
+            return None
+        if not isinstance(name, str) or not name:
+            logger.warning("refused session from %s: identify returned %r", peer, name)
+            return None
+        return name
+
+    def _read(
+        self,
+        session: _Session,
+        request_iterator: Iterator[bytes],
+        context: grpc.ServicerContext,
+    ) -> None:
+        """Reader thread: reassemble frames and deliver messages until the stream ends."""
+        reassembler = Reassembler(self._max_message_bytes, self._chunk_bytes)
+        try:
+            for frame in request_iterator:
+                if not self._within_budget(session, reassembler, frame):
+                    return
+                message = reassembler.feed(frame)
+                with self._lock:
+                    session.partial_bytes = reassembler.buffered
+                    begun = session.partial_deadline is None
+                    session.partial_deadline = (
+                        time.monotonic() + self._partial_idle_timeout
+                        if reassembler.partial and self._partial_idle_timeout is not None
+                        else None
+                    )
+                if begun and session.partial_deadline is not None:
+                    self._wake.set()  # the timer may need to wake for this deadline
+                if message is None:
+                    continue
+                if not self._deliver(session, message, context):
+                    return
+        except MalformedFrame as exc:
+            logger.warning("malformed frame from %s (%s): %s", session.name, session.peer, exc)
+            self._finish(
+                session,
+                f"malformed frame: {exc}",
+                abort=(grpc.StatusCode.INVALID_ARGUMENT, f"malformed frame: {exc}"),
+            )
+        except MessageTooLarge as exc:
+            logger.warning("oversized message from %s (%s): %s", session.name, session.peer, exc)
+            self._finish(
+                session,
+                f"message too large: {exc}",
+                abort=(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)),
+            )
+        except grpc.RpcError:  # cancelled, or gRPC refused a frame above its size limit
+            self._finish(session, "connection lost")
+        except Exception as exc:  # a bug here must cost one stream, not the server
+            logger.exception("reader of %s failed", session.name)
+            self._finish(
+                session, f"internal error: {exc}", abort=(grpc.StatusCode.INTERNAL, "internal")
+            )
+        else:
+            # A frame above gRPC's size limit, and a connection that drops (a killed
+            # process, a cut network), also end the request stream without an error, so
+            # tell a half-close from a failed call by whether the call is still alive. A
+            # dropped connection takes gRPC a moment to notice: give it that moment, or a
+            # SIGKILLed branch reads as a clean close (reliability review D6, D8).
+            alive = context.is_active()
+            for _ in range(_CLOSE_SETTLE_POLLS):
+                if not alive:
+                    break
+                time.sleep(0.01)
+                alive = context.is_active()
+            self._finish(session, "client closed the session" if alive else "connection lost")
+
+    def _within_budget(self, session: _Session, reassembler: Reassembler, frame: bytes) -> bool:
+        """Whether the session may hold this frame's data too; if not, end it (logged)."""
+        with self._lock:
+            if session.finished:
+                return False
+            held = session.queued_bytes + reassembler.buffered
+            if held + max(0, len(frame) - HEADER_BYTES) <= self._max_queued_bytes:
+                return True
+        reason = (
+            f"over its budget of {self._max_queued_bytes} unread bytes "
+            f"({held} held, a chunk of {len(frame) - HEADER_BYTES} more)"
+        )
+        self._end_for_cause(
+            session, reason, grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unread data queued"
+        )
+        return False
+
+    def _deliver(self, session: _Session, message: bytes, context: grpc.ServicerContext) -> bool:
+        """Queue one message for :meth:`receive`, waiting while the session's queue is full.
+
+        While the reader waits it reads no frame, so gRPC stops granting the peer HTTP/2
+        flow-control window: the sender blocks, and its data stays on its side. Returns
+        False once the session is over (nothing more of it is delivered).
+        """
+        if session.not_valid_after is not None and _utcnow() >= session.not_valid_after:
+            self._end_identity(session, "certificate expired")
+            return False
+        with self._changed:
+            session.partial_bytes = len(message)  # held here while the queue is full
+        while True:
+            with self._changed:
+                if session.finished:
+                    session.partial_bytes = 0
+                    return False
+                if session.queued_messages < self._max_queued_messages:
+                    session.partial_bytes = 0
+                    self._inbox.append((session, message))
+                    session.queued_messages += 1
+                    session.queued_bytes += len(message)
+                    self._changed.notify_all()
+                    return True
+                woken = self._changed.wait(_POLL_SECONDS)
+            if not woken and not context.is_active():  # outside our lock: gRPC takes its own
+                self._finish(session, "connection lost")
+                return False
+
+    def _revalidate(self, session: _Session) -> str | None:
+        """Why an open session's identity no longer holds, or None if it still does."""
+        if session.not_valid_after is not None and _utcnow() >= session.not_valid_after:
+            return "certificate expired"
+        try:
+            name = self._identify(_AdmittedContext(session.context, session.auth))  # type: ignore[arg-type]
+        except Exception as exc:  # a refusal, or a revocation list that no longer reads
+            return f"identify refuses it now: {exc}"
+        if name != session.name:
+            return f"identify now names it {name!r}"
+        return None
+
+    def _end_identity(self, session: _Session, reason: str) -> None:
+        """End a session whose identity no longer holds; its unread messages are dropped."""
+        logger.warning(
+            "ending session of %s (%s, certificate %s): %s",
+            session.name,
+            session.peer,
+            session.fingerprint,
+            reason,
+        )
+        self._finish(
+            session,
+            f"identity no longer accepted: {reason}",
+            abort=(grpc.StatusCode.UNAUTHENTICATED, "client identity no longer accepted"),
+            purge=True,
+        )
+
+    def _recheck_loop(self) -> None:
+        """Timer thread: re-check identities every ``recheck_interval``, expiries on time."""
+        next_full = (
+            None if self._recheck_interval is None else time.monotonic() + self._recheck_interval
+        )
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                expiries = [s.not_valid_after for s in self._sessions.values() if s.not_valid_after]
+                stalls = [
+                    s.partial_deadline
+                    for s in self._sessions.values()
+                    if s.partial_deadline is not None
+                ]
+            delays = [] if next_full is None else [next_full - time.monotonic()]
+            if expiries:
+                delays.append((min(expiries) - _utcnow()).total_seconds())
+            if stalls:
+                delays.append(min(stalls) - time.monotonic())
+            delay = max(0.01, min(delays)) if delays else None
+            self._wake.wait(delay)
+            self._wake.clear()
+            try:
+                if next_full is not None and time.monotonic() >= next_full:
+                    next_full = time.monotonic() + (self._recheck_interval or 0.0)
+                    self.recheck_sessions()
+                else:
+                    with self._lock:
+                        sessions = list(self._sessions.values())
+                    now = _utcnow()
+                    for session in sessions:
+                        if session.not_valid_after is not None and now >= session.not_valid_after:
+                            self._end_identity(session, "certificate expired")
+                self._end_stalled()
+            except Exception:  # the timer must outlive one bad check
+                logger.exception("re-checking session identities failed")
+
+    def _end_stalled(self) -> None:
+        """End the sessions whose message in progress got no frame in time (logged).
+
+        The budget bounds how much a partial message holds, this how long: a peer
+        that sends most of a message and stops would otherwise keep that memory for
+        as long as it keeps the connection. The stream cannot resume past a dropped
+        message (ids must be consecutive), so the session ends, like any framing fault.
+        """
+        now = time.monotonic()
+        with self._lock:
+            stalled = [
+                s
+                for s in self._sessions.values()
+                if s.partial_deadline is not None and now >= s.partial_deadline
+            ]
+        for session in stalled:
+            reason = (
+                f"a partial message of {session.partial_bytes} bytes got no frame for "
+                f"{self._partial_idle_timeout:g} s"
+            )
+            self._end_for_cause(
+                session, reason, grpc.StatusCode.DEADLINE_EXCEEDED, "message stalled mid-way"
+            )
+
+    def _write(self, session: _Session, context: grpc.ServicerContext) -> Iterator[bytes]:
+        """Response generator, run by a gRPC pool thread: drain the outbox into frames."""
+        try:
+            while True:
+                if session.abort is not None:
+                    context.abort(*session.abort)
+                try:
+                    item = session.outbox.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    if not context.is_active():
+                        return
+                    continue
+                if item is _END:
+                    if session.abort is not None:
+                        context.abort(*session.abort)
+                    return
+                assert isinstance(item, tuple)
+                message_id, payload = item
+                with self._lock:  # being written now: the cap is on what waits behind it
+                    session.outbox_bytes -= len(payload)
+                for frame in encode_frames(message_id, payload, self._chunk_bytes):
+                    if session.abort is not None:
+                        context.abort(*session.abort)
+                    yield frame
+        finally:
+            self._finish(session, "connection lost")
+
+    def _end_for_cause(
+        self, session: _Session, reason: str, status: grpc.StatusCode, detail: str
+    ) -> None:
+        """End a session that broke one of the transport's limits: logged, its call
+        aborted with ``status``, whatever it had queued dropped."""
+        logger.warning("ending session of %s (%s): %s", session.name, session.peer, reason)
+        self._finish(session, reason, abort=(status, detail), purge=True)
+
+    def _finish(
+        self,
+        session: _Session,
+        reason: str,
+        *,
+        abort: tuple[grpc.StatusCode, str] | None = None,
+        purge: bool = False,
+    ) -> None:
+        """End a session once: unregister it, publish Disconnected, wake its reader and writer.
+
+        ``purge`` also drops its messages not read yet (a session ended for what it sent,
+        or for who it no longer is): their memory is freed now, and none is delivered.
+        """
+        with self._changed:
+            if session.finished:
+                return
+            session.finished = True
+            session.abort = abort
+            if self._sessions.get(session.name) is session:
+                del self._sessions[session.name]
+            dropped = 0
+            if purge and session.queued_messages:
+                kept = deque(item for item in self._inbox if item[0] is not session)
+                dropped = len(self._inbox) - len(kept)
+                self._inbox = kept
+                session.queued_messages = session.queued_bytes = 0
+            session.partial_bytes = 0
+            session.partial_deadline = None
+            if abort is not None:  # nothing more is written: free what was waiting for it
+                while True:
+                    try:
+                        item = session.outbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(item, tuple):
+                        session.outbox_bytes -= len(item[1])
+            self._publish(Disconnected(session.name, reason))
+            self._ended_sessions += 1  # wakes receive(): see there
+            self._sessions_changed()
+        session.outbox.put(_END)
+        if dropped:
+            logger.info("dropped %d unread messages of %s", dropped, session.name)
+        logger.info("session closed: %s (%s)", session.name, reason)
