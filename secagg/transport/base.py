@@ -17,7 +17,11 @@ Sessions. A server endpoint may also offer ``session_id(name)``: the id of ``nam
 open session (a new one for every session, never reused), or None. The runtime
 records it when a round starts, so a participant whose session has since ended counts
 as gone at once even when it has already reconnected under the same name (review D6);
-an endpoint without it falls back to :meth:`ServerEndpoint.connected`.
+an endpoint without it falls back to :meth:`ServerEndpoint.connected`. It may also offer
+``wait_for_sessions(seen, timeout)``: wait until a session opened or ended (or the
+endpoint stopped) after the change numbered ``seen``, and return the latest number;
+the server's quorum wait then wakes when a branch connects, where an endpoint without
+it is polled (up to a second apart).
 """
 
 from __future__ import annotations
