@@ -173,8 +173,16 @@ def _customer_rng(seed: bytes, key: Hashable) -> np.random.Generator:
     (:mod:`secagg.apps.models.synthetic`, the bootstrap in ``metrics``). It stays
     PCG64 because a recorded run is replayed from its seed: a keyed stream would pick
     other rows for every truncated customer (the default ``secagg simulate`` truncates
-    hundreds) and move its figures. Named rather than ``np.random.default_rng``, whose
-    bit generator numpy may change, which would move them just the same.
+    hundreds) and move its figures. Measured (2026-12-06, default run, seed 0): the
+    same derivation keying a :class:`~secagg.crypto.stream.KeyedStream` (a partial
+    Fisher-Yates by its unbiased integers) moved the federated AUPRC 0.581 -> 0.548, the
+    centralized 0.672 -> 0.702 and the prior's 0.496 -> 0.508 (the capped rows feed the
+    feature statistics too) and the model's sha256, with epsilon 2.995 either way: no
+    privacy gained, every published figure lost. Named rather than
+    ``np.random.default_rng``, whose bit generator numpy may change, which would move
+    them just the same. ``tests/dp/test_random_sources.py`` allows this draw, and only
+    this one of :mod:`secagg.dp`'s, besides a simulation's replay in
+    :mod:`secagg.dp.dpsgd`.
     """
     ident = repr(key).encode()
     material = len(seed).to_bytes(4, "big") + seed + ident

@@ -265,9 +265,9 @@ def test_one_round_larger_than_pld_holds_names_the_noise_multiplier(
     """The other size refusal, one round's PLD (reached here with a lowered limit; the
     real one starts below the -z floor of 0.1): -z and --accountant rdp, not the
     library's accountant='rdp'."""
-    import secagg.dp.accounting as accounting
+    import secagg.dp.pld_composition as pld_composition
 
-    monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 10)
+    monkeypatch.setattr(pld_composition, "MAX_PLD_POINTS", 1 << 10)
     plan = ("-q", "0.5", "-T", "1", "--delta", "1e-5")
     error = _usage_error(_run("privacy", "epsilon", "-z", "0.5", *plan))
     assert "'--noise-multiplier' / '-z'" in error and "--accountant rdp" in error

@@ -83,8 +83,11 @@ def test_a_rounded_z_that_overspends_is_not_printed(monkeypatch: pytest.MonkeyPa
         # the search's z and anything from 0.2902 up meet the budget; 0.2901 does not
         return 0.999 if z == found or z >= 0.2902 else 1.001
 
-    monkeypatch.setattr(accounting, "noise_multiplier_for", search)
-    monkeypatch.setattr(accounting, "epsilon", spent)
+    from secagg.dp import calibration, plan_figures
+
+    # where noise_for_budget looks them up: its search, and plan_epsilon's epsilon
+    monkeypatch.setattr(calibration, "noise_multiplier_for", search)
+    monkeypatch.setattr(plan_figures, "epsilon", spent)
     plan = ["--epsilon", "1", "--delta", "1e-5", "-q", "1", "-T", "1", "--accountant", "rdp"]
     result = CliRunner().invoke(main, ["privacy", "noise", *plan, "--json"])
     assert result.exit_code == 0, result.output

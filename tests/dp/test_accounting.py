@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from opacus.accountants import PRVAccountant, RDPAccountant
 from scipy import special
 
+from secagg.dp import calibration, plan_figures, pld_composition
 from secagg.dp.accounting import (
     DDG_ORDERS,
     PLD_VALUE_DISCRETIZATION,
@@ -407,14 +408,16 @@ class _Counting:
         cls = pld.privacy_loss_distribution.PrivacyLossDistribution
         for method in ("compose", "self_compose"):
             monkeypatch.setattr(cls, method, self._wrap(method, getattr(cls, method)))
-        import secagg.dp.accounting as accounting
+        import secagg.dp.pld_composition as pld_composition
 
         build = pld.privacy_loss_distribution.from_gaussian_mechanism
         monkeypatch.setattr(
             pld.privacy_loss_distribution, "from_gaussian_mechanism", self._wrap("gaussian", build)
         )
-        sampled = accounting._subsampled_gaussian_pld  # the sampled rounds' builder
-        monkeypatch.setattr(accounting, "_subsampled_gaussian_pld", self._wrap("gaussian", sampled))
+        sampled = pld_composition._subsampled_gaussian_pld  # the sampled rounds' builder
+        monkeypatch.setattr(
+            pld_composition, "_subsampled_gaussian_pld", self._wrap("gaussian", sampled)
+        )
         for name in ("rfft", "irfft"):
             monkeypatch.setattr(fft, name, self._wrap(name, getattr(fft, name)))
 
@@ -896,7 +899,7 @@ def test_a_sampled_round_s_pld_inverts_the_privacy_loss_in_python_at_few_points(
 def _no_big_allocations(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail any PLD build or FFT window above MAX_PLD_POINTS instead of allocating it,
     so that the test cannot exhaust the machine on the old code."""
-    import secagg.dp.accounting as accounting
+    import secagg.dp.pld_composition as pld_composition
 
     def guard(real: Any) -> Any:
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -908,11 +911,13 @@ def _no_big_allocations(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return guarded
 
-    library = accounting.pld.privacy_loss_distribution
+    library = pld.privacy_loss_distribution
     monkeypatch.setattr(library, "from_gaussian_mechanism", guard(library.from_gaussian_mechanism))
     # the sampled rounds' builder (dp_accounting's construction, vectorised)
     monkeypatch.setattr(
-        accounting, "_subsampled_gaussian_pld", guard(accounting._subsampled_gaussian_pld)
+        pld_composition,
+        "_subsampled_gaussian_pld",
+        guard(pld_composition._subsampled_gaussian_pld),
     )
 
 
@@ -948,7 +953,7 @@ def test_calibration_toward_a_huge_epsilon_stops_above_what_pld_can_hold(
     _no_big_allocations(monkeypatch)
     # a lower cap keeps the test quick (with the real one, the last evaluations each build
     # a PLD of about 4 million points, 20 s apiece); the logic is the same
-    monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 16)
+    monkeypatch.setattr(pld_composition, "MAX_PLD_POINTS", 1 << 16)
     with pytest.warns(accounting.NoiseFloorWarning):  # and says so (see the test below)
         z = noise_multiplier_for(1e9, 1e-5, 0.1, 10)
     assert epsilon(z, 0.1, 10, 1e-5) <= 1e9
@@ -991,7 +996,7 @@ def test_a_budget_below_pld_s_floor_is_searched_from_the_floor(
     import secagg.dp.accounting as accounting
 
     _no_big_allocations(monkeypatch)
-    monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 16)  # same logic, smaller PLDs
+    monkeypatch.setattr(pld_composition, "MAX_PLD_POINTS", 1 << 16)  # same logic, smaller PLDs
     asked: list[tuple[float, str, float]] = []
     real = accounting._fedavg_epsilon
 
@@ -999,7 +1004,7 @@ def test_a_budget_below_pld_s_floor_is_searched_from_the_floor(
         asked.append((z, acc, disc))
         return real(z, q, t, d, acc, disc)
 
-    monkeypatch.setattr(accounting, "_fedavg_epsilon", spy)
+    monkeypatch.setattr(calibration, "_fedavg_epsilon", spy)  # where the search asks
     with pytest.warns(accounting.NoiseFloorWarning) as caught:
         z = noise_multiplier_for(target, 1e-5, q, rounds)
     pld_asked = [(x, disc) for x, acc, disc in asked if acc == "pld"]
@@ -1036,7 +1041,7 @@ def test_a_refused_evaluation_is_remembered_not_sized_again(
         builds.append(z)
         return real(z, q, discretization)
 
-    monkeypatch.setattr(accounting, "_build_sampled_pld", counted)
+    monkeypatch.setattr(plan_figures, "_build_sampled_pld", counted)  # what epsilon() builds
     plan = (1e-9, 10**9, 1e-5)
     refusals = []
     for _ in range(3):
@@ -1050,8 +1055,8 @@ def test_a_refused_evaluation_is_remembered_not_sized_again(
         assert str(later) == str(first) and vars(later) == vars(first)
         assert later.rounds == 10**9 and later.points > accounting.MAX_PLD_POINTS
     # under a larger size limit the same z is asked afresh, not refused from memory
-    monkeypatch.setattr(accounting, "MAX_PLD_POINTS", 1 << 26)
-    monkeypatch.setattr(accounting, "_Power", _RefusingPower)
+    monkeypatch.setattr(pld_composition, "MAX_PLD_POINTS", 1 << 26)
+    monkeypatch.setattr(pld_composition, "_Power", _RefusingPower)
     with pytest.raises(_AskedAfresh):
         epsilon(0.3, *plan)
     assert builds == [0.3, 0.3]
@@ -1079,7 +1084,7 @@ def test_an_ordinary_budget_skips_the_floor_shortcut(monkeypatch: pytest.MonkeyP
         sized.append(t)
         return real(q, t, discretization)
 
-    monkeypatch.setattr(accounting, "_least_pld_noise", spy)
+    monkeypatch.setattr(calibration, "_least_pld_noise", spy)  # where the search asks
     for target, q, rounds in [(3.0, 0.5, 50), (20.0, 0.1, 10)]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", accounting.NoiseFloorWarning)
