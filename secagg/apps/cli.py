@@ -34,11 +34,12 @@ import click
 import numpy as np
 
 from secagg import __version__
-from secagg.aggregation.policy import BranchPolicy
+from secagg.aggregation.policy import MAX_CLIP, BranchPolicy
 from secagg.apps import cli_types, devca
 from secagg.apps.audit.cli import audit
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
 from secagg.apps.simulation.cli import simulate
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_MAX_CLIENTS
@@ -1805,15 +1806,19 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 )
 @click.option(
     "--max-clip",
-    type=FiniteFloat(0.0, min_open=True),
+    # bounded as a federation's dp.clip (MAX_CLIP): 1e300 capped nothing any round can have
+    type=FiniteFloat(0.0, MAX_CLIP, min_open=True),
     default=None,
-    help="Refuse rounds clipping above this.",
+    help=f"Refuse rounds clipping above this (at most {MAX_CLIP:g}, a federation's largest clip).",
 )
 @click.option(
     "--min-noise-multiplier",
-    type=FiniteFloat(0.0, min_open=True),
+    # no round satisfies more than a federation's largest z: 1e300 started a branch that
+    # then refused every round (upper-bounds review, 2026-12-06)
+    type=FiniteFloat(0.0, MAX_NOISE_MULTIPLIER, min_open=True),
     default=None,
-    help="Join only rounds where this branch adds a distributed noise share of at least this z.",
+    help="Join only rounds where this branch adds a distributed noise share of at least this "
+    f"z (at most {MAX_NOISE_MULTIPLIER:g}, a federation's largest).",
 )
 @click.option(
     "--expected-clients",
