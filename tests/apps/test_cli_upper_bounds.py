@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from secagg.aggregation.policy import MAX_CLIP, BranchPolicy
 from secagg.apps.cli import main
+from secagg.apps.simulation.config import MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
 from secagg.protocol.config import DEFAULT_MAX_CLIENTS
@@ -53,6 +54,62 @@ def _refusal_line(result: Result) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     return lines[0]
+
+
+# --- secagg round --k / --threshold ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [str(2**70), str(2**63), str(MAX_DEGREE + 1)])
+def test_round_k_past_any_cohort_is_a_usage_error_naming_the_flag_and_its_largest(
+    value: str,
+) -> None:
+    line = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--k", value))
+    assert "'--k'" in line and str(MAX_DEGREE) in line, line
+
+
+def test_round_k_at_its_largest_runs_the_complete_graph_and_says_so() -> None:
+    result = _run("round", "--clients", "5", "--dim", "4", "--k", str(MAX_DEGREE), "--dropout", "0")
+    assert result.exit_code == 0, result.output
+    assert f"--k {MAX_DEGREE} reaches every other client" in result.stderr
+    assert "complete graph" in result.output
+
+
+@pytest.mark.parametrize("value", [str(2**70), str(DEFAULT_MAX_CLIENTS + 1)])
+def test_round_threshold_past_any_cohort_is_a_usage_error_naming_it(value: str) -> None:
+    line = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--threshold", value))
+    assert "'--threshold'" in line and str(DEFAULT_MAX_CLIENTS) in line, line
+
+
+def test_round_names_k_and_threshold_in_the_graph_refusals() -> None:
+    """``a Harary graph needs an even degree k in [2, 4]`` named no flag."""
+    odd = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--k", "3"))
+    assert "'--k'" in odd and "even degree --k in [2, 4]" in odd, odd
+    high = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--threshold", "9"))
+    assert "'--threshold'" in high and "--threshold must be in [1, " in high, high
+
+
+# --- secagg privacy ----------------------------------------------------------------------
+
+_PLAN = ("--delta", "1e-5", "-q", "1", "-T", "10")
+
+
+@pytest.mark.parametrize("value", ["1e300", "1e7", repr(MAX_EPSILON * 1.01)])
+def test_privacy_noise_epsilon_past_simulates_target_is_refused(value: str) -> None:
+    line = _usage_line(_run("privacy", "noise", "--epsilon", value, *_PLAN))
+    assert "'--epsilon'" in line and "1000000" in line, line
+
+
+@pytest.mark.parametrize("value", ["1e300", "1e5", repr(MAX_NOISE_MULTIPLIER * 1.01)])
+def test_privacy_epsilon_noise_past_a_federations_is_refused(value: str) -> None:
+    line = _usage_line(_run("privacy", "epsilon", "-z", value, *_PLAN))
+    assert "'--noise-multiplier' / '-z'" in line and "10000" in line, line
+
+
+def test_privacy_at_the_bounds_still_answers() -> None:
+    noise = _run("privacy", "noise", "--epsilon", repr(MAX_EPSILON), *_PLAN)
+    assert noise.exit_code == 0 and "noise multiplier z = " in noise.output, noise.output
+    epsilon = _run("privacy", "epsilon", "-z", repr(MAX_NOISE_MULTIPLIER), *_PLAN)
+    assert epsilon.exit_code == 0 and "epsilon = " in epsilon.output, epsilon.output
 
 
 # --- secagg client: a policy no round can satisfy --------------------------------------
