@@ -81,8 +81,8 @@ def _table(value: Any) -> bool:
 #: values a hand-written file gets wrong, whatever the key: each type TOML has, the
 #: edges of every range (0, -0.0, -1, 2**63, 2**70, 1e308, the smallest subnormal, one
 #: past an upper bound: a week and a second, gRPC's 2**31 - 1, a seed of 2**32, a noise
-#: multiplier of 10^5), nan and both infinities, empty, blank and non-ASCII strings,
-#: numbers as strings
+#: multiplier of 10^5, a clip or value bound of 10^6 + 1, a threshold of 100 001), nan
+#: and both infinities, empty, blank and non-ASCII strings, numbers as strings
 EDGES: tuple[Any, ...] = (
     2**70,
     -(2**70),
@@ -92,6 +92,8 @@ EDGES: tuple[Any, ...] = (
     2**31 - 1,
     7 * 24 * 3600 + 1,
     1e5,
+    1e6 + 1,
+    100_001,
     -1,
     0,
     1,

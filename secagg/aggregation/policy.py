@@ -32,8 +32,9 @@ import math
 import numbers
 import re
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Final
 
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError, PolicyRefused, closest_spelling
 from secagg.protocol.config import (
     DEFAULT_CORRUPT_FRACTION,
@@ -46,6 +47,19 @@ DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
 #: a round larger than this is refused (a malicious server's round could exhaust memory)
 DEFAULT_MAX_CLIENTS = 100_000
 DEFAULT_MAX_DIMENSION = 1 << 28
+#: The largest clip, and bound on an update's coordinates, any round has: a federation's
+#: ``[backend] value_bound`` and ``[dp] clip``, ``secagg simulate``'s ``clip`` and
+#: ``update_clip``, and so the largest ``[branch] max_clip`` and ``record_sensitivity``
+#: a round can be held to. Why a bound: ``value_bound = 1e300`` and ``clip = 1e300``
+#: loaded and ran (upper-bounds review, 2026-12-06). The masking ring's arithmetic stays
+#: correct at any finite bound, since its scale is chosen so that the sum cannot wrap,
+#: but its step is about ``clients x value_bound / 2^(bits - 1)``: 2.5e291 for three
+#: clients at 1e300, so every update rounds to 0 or to a jump of 1e291, and the model
+#: learns nothing; the central noise, z x clip per coordinate, was 1e300. CKKS already
+#: refused 1e300 (no ring sums it) and plain took anything finite. At 10^6 the noise
+#: at the largest z (10^4) stays far within the float32 model a round carries, and the
+#: ring's step at 32 bits is still 5e-4 per client; simulate took no more already.
+MAX_CLIP: Final = 1e6
 #: a federation's name, as ``[federation] name`` allows it and a round start carries it
 FEDERATION_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -115,6 +129,48 @@ class BranchPolicy:
                 f"branch.federation must be the federation's name (1 to 64 letters, digits, "
                 f"'.', '_' or '-', as its [federation] name), not {self.federation!r:.80}"
             )
+        self._check_satisfiable()
+
+    def _check_satisfiable(self) -> None:
+        """Refuse a policy no round can satisfy, or a cap above anything a round can have,
+        naming the key.
+
+        Why: ``secagg client --min-noise-multiplier 1e300`` started, dialled, and then
+        refused every round (exit 3, an incident at the first round) for a noise no
+        server can configure (``dp.noise_multiplier`` stops at 10^4); ``--max-clip 1e300``
+        and ``record_sensitivity = 1e300`` were typos taken as policies, the latter
+        refusing every round too; ``min_threshold`` above ``max_clients`` (or above
+        ``expected_clients``) asks for more share holders than any round it accepts has
+        (upper-bounds review, 2026-12-06). Checked on the values alone, before anything
+        is dialled."""
+        if self.min_noise_multiplier is not None and not (
+            self.min_noise_multiplier <= MAX_NOISE_MULTIPLIER
+        ):
+            raise ConfigurationError(
+                f"branch.min_noise_multiplier must be at most {MAX_NOISE_MULTIPLIER:g} (the "
+                f"largest noise multiplier a federation can set), not "
+                f"{self.min_noise_multiplier:g}: no round could satisfy it"
+            )
+        for name, effect in (
+            ("max_clip", "a cap above the largest clip a round can have caps nothing"),
+            ("record_sensitivity", "no round's noise is sized for more, so none could satisfy it"),
+        ):
+            value = getattr(self, name)
+            if value is not None and not value <= MAX_CLIP:
+                raise ConfigurationError(
+                    f"branch.{name} must be at most {MAX_CLIP:g} (the largest clip a federation "
+                    f"can set), not {value:g}: {effect}"
+                )
+        if self.min_threshold is not None:
+            most, key = self.max_clients, "branch.max_clients"
+            if self.expected_clients is not None and self.expected_clients < most:
+                most, key = self.expected_clients, "branch.expected_clients"
+            if self.min_threshold > most:
+                raise ConfigurationError(
+                    f"branch.min_threshold = {self.min_threshold} is above {key} = {most}: a "
+                    "round's threshold is at most its number of clients, so no round this "
+                    "branch accepts could satisfy it"
+                )
 
     def _check_budget(self) -> None:
         """``delta`` goes with ``epsilon_budget``, one without the other is a mistake.

@@ -34,11 +34,13 @@ import click
 import numpy as np
 
 from secagg import __version__
-from secagg.aggregation.policy import BranchPolicy
+from secagg.aggregation.policy import MAX_CLIP, BranchPolicy
 from secagg.apps import cli_types, devca
 from secagg.apps.audit.cli import audit
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
 from secagg.apps.simulation.cli import simulate
+from secagg.apps.simulation.config import MAX_EPSILON
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError, RoundAborted, SecAggError
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_MAX_CLIENTS
@@ -205,6 +207,10 @@ def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadPa
 
 
 #: ``round``'s flags for RoundConfig's keys
+#: ``secagg round --k``'s largest value: a client of the largest cohort a client joins
+#: by default (its policy's max_clients) has this many neighbours at most
+MAX_DEGREE = DEFAULT_MAX_CLIENTS - 1
+
 _ROUND_FLAGS = {
     "num_clients": "--clients",
     "vector_length": "--dim",
@@ -280,10 +286,20 @@ def _out_of_memory(num_clients: int, vector_length: int) -> click.BadParameter:
     help="SecAgg+ (sparse Harary graph) or the original complete-graph SecAgg.",
 )
 @click.option(
-    "--k", "degree", type=int, default=None, help="Neighbours per client (default: SecAgg+ search)."
+    "--k",
+    "degree",
+    # at most one less than the largest cohort a client joins: --k 2**70 ran the complete
+    # graph (upper-bounds review, 2026-12-06); a k >= --clients - 1 still runs it, and says so
+    type=click.IntRange(max=MAX_DEGREE),
+    default=None,
+    help=f"Neighbours per client, at most {MAX_DEGREE}; at or above --clients - 1 the round "
+    "is the complete graph (SecAgg), and says so (default: SecAgg+ search).",
 )
 @click.option(
-    "--threshold", type=int, default=None, help="Shamir threshold t (default: SecAgg+ search)."
+    "--threshold",
+    type=click.IntRange(max=DEFAULT_MAX_CLIENTS),
+    default=None,
+    help=f"Shamir threshold t, at most {DEFAULT_MAX_CLIENTS} (default: SecAgg+ search).",
 )
 @click.option("--bits", type=click.Choice(["32", "64"]), default="32", show_default=True)
 @click.option("--active", is_flag=True, help="Active variant: signed keys and consistency check.")
@@ -337,7 +353,9 @@ def one_round(
             corrupt_fraction=corrupt,
         )
     except ConfigurationError as exc:
-        raise _config_error(exc, _ROUND_FLAGS) from exc
+        # k and t by their flags too: "a Harary graph needs an even degree k in [2, 4]"
+        # named neither --k nor, for a threshold past k + 1, --threshold
+        raise _config_error(exc, {**_ROUND_FLAGS, "threshold": "--threshold", "k": "--k"}) from exc
     dtype = np.uint32 if width == 32 else np.uint64
     words = num_clients * vector_length
     # a lower bound: the inputs, and the masked copies the server receives
@@ -626,9 +644,11 @@ _DELTA_OPTION = click.option(
 @click.option(
     "--noise-multiplier",
     "-z",
-    type=FiniteFloat(0.0, min_open=True),
+    # at most a federation's (dp.noise_multiplier, simulate's): -z 1e300 printed epsilon
+    # 0.0000 for a noise no federation can run (upper-bounds review, 2026-12-06)
+    type=FiniteFloat(0.0, MAX_NOISE_MULTIPLIER, min_open=True),
     required=True,
-    help="Noise std / clip (positive).",
+    help=f"Noise std / clip (positive, at most {MAX_NOISE_MULTIPLIER:g}, a federation's largest).",
 )
 @_SAMPLE_RATE_OPTION
 @_ROUNDS_OPTION
@@ -706,9 +726,11 @@ def privacy_epsilon(
 @click.option(
     "--epsilon",
     "target",
-    type=FiniteFloat(0.0, min_open=True),
+    # at most secagg simulate's target (MAX_EPSILON): --epsilon 1e300 printed z = 0.000001,
+    # which spends 4.9e12 (upper-bounds review, 2026-12-06)
+    type=FiniteFloat(0.0, MAX_EPSILON, min_open=True),
     required=True,
-    help="Budget epsilon (positive).",
+    help=f"Budget epsilon (positive, at most {MAX_EPSILON:g}, as secagg simulate's target).",
 )
 @_DELTA_OPTION
 @_SAMPLE_RATE_OPTION
@@ -1805,15 +1827,19 @@ def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
 )
 @click.option(
     "--max-clip",
-    type=FiniteFloat(0.0, min_open=True),
+    # bounded as a federation's dp.clip (MAX_CLIP): 1e300 capped nothing any round can have
+    type=FiniteFloat(0.0, MAX_CLIP, min_open=True),
     default=None,
-    help="Refuse rounds clipping above this.",
+    help=f"Refuse rounds clipping above this (at most {MAX_CLIP:g}, a federation's largest clip).",
 )
 @click.option(
     "--min-noise-multiplier",
-    type=FiniteFloat(0.0, min_open=True),
+    # no round satisfies more than a federation's largest z: 1e300 started a branch that
+    # then refused every round (upper-bounds review, 2026-12-06)
+    type=FiniteFloat(0.0, MAX_NOISE_MULTIPLIER, min_open=True),
     default=None,
-    help="Join only rounds where this branch adds a distributed noise share of at least this z.",
+    help="Join only rounds where this branch adds a distributed noise share of at least this "
+    f"z (at most {MAX_NOISE_MULTIPLIER:g}, a federation's largest).",
 )
 @click.option(
     "--expected-clients",

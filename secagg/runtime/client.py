@@ -268,6 +268,12 @@ class BranchRefused(PolicyRefused):
         self.args = (f"round {round_number}: {refusal}",)
 
 
+#: what an identity refusal names: the ``secagg client`` flag whose folder holds this
+#: branch's certificate and the CA every party's must chain to. It named
+#: ``branch.identity``, which no ``[branch]`` table or flag has (review, 2026-12-06)
+IDENTITY_SETTING = "--certs"
+
+
 @dataclass(frozen=True)
 class BranchIdentity:
     """This branch's certificate identity, for the active variant.
@@ -287,7 +293,7 @@ class BranchIdentity:
         certificate per party with this branch's own at its index."""
         if not 0 <= party < len(certificates) or certificates[party] != self.certificate:
             raise PolicyRefused(
-                "branch.identity", "the round does not list this branch's certificate as its own"
+                IDENTITY_SETTING, "the round does not list this branch's certificate as its own"
             )
         names = []
         for index, der in enumerate(certificates):
@@ -295,11 +301,11 @@ class BranchIdentity:
                 names.append(self.check(der))
             except Exception as exc:  # any failure to verify is a refusal
                 raise PolicyRefused(
-                    "branch.identity", f"party {index}'s certificate does not verify: {exc}"
+                    IDENTITY_SETTING, f"party {index}'s certificate does not verify: {exc}"
                 ) from None
         if len(set(names)) != len(names):
             raise PolicyRefused(
-                "branch.identity", "the round lists one branch's certificate for several parties"
+                IDENTITY_SETTING, "the round lists one branch's certificate for several parties"
             )
         keys = {p: CertificateVerifyKey.from_certificate(der) for p, der in enumerate(certificates)}
         return RoundIdentity(self.signing_key, keys)
@@ -634,7 +640,7 @@ class FederationClient:
             return None
         if self._identity is None:
             raise PolicyRefused(
-                "branch.identity", "an active round needs this branch's certificate identity"
+                IDENTITY_SETTING, "an active round needs this branch's certificate identity"
             )
         return self._identity.round_identity(certificates, party)
 
@@ -945,8 +951,9 @@ def _check_bound_holds_the_clip(bound: float | None, clip: float | None) -> None
     if bound is None or clip is None:
         return
     if not bound >= clip:
-        raise PolicyRefused(
-            "value_bound",
+        raise PolicyRefused(  # the server's key: no branch setting admits such a round
+            "backend.value_bound",
             f"the round's value_bound {bound:g} is below its clip {clip:g}: a clipped "
-            "update would not fit the round's arithmetic",
+            "update would not fit the round's arithmetic (the federation's [backend] "
+            "value_bound must be at least its dp.clip)",
         )

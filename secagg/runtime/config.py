@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import Any
 
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
-from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
+from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
 from secagg.aggregation.registry import accepted_settings
 from secagg.crypto.signing import SigningKey
 from secagg.dp.config import DPSettings
@@ -265,9 +265,12 @@ class BackendConfig:
             f"backend.name = {self.name!r} needs backend.key_holder: the party that holds "
             "its secret key (not one of the clients)",
         )
+        # at most MAX_CLIP: 1e300 loaded, and the masking ring's step (three clients: 2.5e291)
+        # rounded every update to 0, an untrained model (upper-bounds review, 2026-12-06)
         _require(
-            math.isfinite(self.value_bound) and self.value_bound > 0,
-            "backend.value_bound must be positive",
+            math.isfinite(self.value_bound) and 0 < self.value_bound <= MAX_CLIP,
+            f"backend.value_bound must be a positive number, at most {MAX_CLIP:g} (the largest "
+            f"bound on an update any round takes), not {self.value_bound!r}",
         )
         _require(self.bits in (32, 64), "backend.bits must be 32 or 64")
         _require(0 <= self.dropout_fraction < 1, "backend.dropout_fraction must lie in [0, 1)")
@@ -496,6 +499,13 @@ class FederationConfig:
                 f"client name {client!r} invalid: letters, digits, '.', '_' or '-', max 64",
             )
         if self.dp is not None:
+            # at most MAX_CLIP, as simulate's clip: 1e300 loaded, with a central noise of
+            # z x 1e300 per coordinate (upper-bounds review, 2026-12-06); record_clip lies below
+            _require(
+                self.dp.clip <= MAX_CLIP,
+                f"dp.clip must be at most {MAX_CLIP:g} (the largest clip any round takes, as "
+                f"secagg simulate's), not {self.dp.clip!r}",
+            )
             missing = set(self.dp.round_options) - set(self.aggregation_backend().round_options)
             _require(
                 not missing,

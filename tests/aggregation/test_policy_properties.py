@@ -205,7 +205,8 @@ def violated(policy: BranchPolicy, header: Header) -> set[str]:
       variants: docs/deployment.md said only "the passive variant" until this test);
     * ``max_clip``: a round that does not clip, or clips above it; with a share, the
       update's own bound (client level: the share's clip; record level: the vector bound);
-    * ``value_bound``: arithmetic sized below the clip (a clipped update would be cut);
+    * ``backend.value_bound`` (the server's key, no ``[branch]`` one): arithmetic sized
+      below the clip (a clipped update would be cut);
     * ``min_noise_multiplier``: no share of this branch's own, a multiplier below the
       floor, a record-level share (unless ``record_sensitivity``), or, without a pinned
       cohort, a split over more clients than the round has that leaves the whole
@@ -236,7 +237,7 @@ def violated(policy: BranchPolicy, header: Header) -> set[str]:
     if policy.max_clip is not None and (header.clip is None or header.clip > policy.max_clip):
         bad.add("max_clip")
     if header.clip is not None and header.value_bound < header.clip:
-        bad.add("value_bound")
+        bad.add("backend.value_bound")  # the server's key: no [branch] setting admits it
     masking = header.backend in ("secagg", "secagg+")
     if masking and policy.require_active and not header.active:
         bad.add("require_active")
@@ -755,7 +756,7 @@ class _IdentityNotToBeUsed:
 
     def round_identity(self, certificates: tuple[bytes, ...], party: int) -> None:
         self.calls += 1
-        raise PolicyRefused("branch.identity", "verified before the policy was checked")
+        raise PolicyRefused("--certs", "verified before the policy was checked")
 
 
 @pytest.mark.parametrize(
@@ -771,7 +772,7 @@ def test_an_active_round_is_checked_against_the_policy_before_its_certificates(
 ) -> None:
     """Found beside the oracle (whose seam skips the identities): the branch verified an
     active round's certificate list, as long as the server made it, before the policy that
-    refuses the round, and then named ``branch.identity`` instead of the setting. All
+    refuses the round, and then named the identity (``--certs``) instead of the setting. All
     three failed before."""
     header = Header(FED, "secagg", 3, 2, True, None, 1.0, None, PIN)
     branch = FederationClient("branch-0", lambda m: m, _Sent(), policy=policy)  # type: ignore[arg-type]

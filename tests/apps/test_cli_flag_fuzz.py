@@ -325,11 +325,13 @@ def test_a_value_the_parser_refuses_is_one_line_naming_the_flag(
 
 _INTS = st.one_of(
     st.integers(),
-    st.sampled_from([-1, 0, 1, 2**31, 2**32, 2**63, 2**70, -(2**70)]),
+    st.sampled_from([-1, 0, 1, 100_000, 2**31, 2**32, 2**63, 2**70, -(2**70)]),
 ).map(str)
 _FLOATS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
-    st.sampled_from(["-0.0", "0", "1e-300", "5e-324", "1e308", "-1", "1", "0.5", "1e-12"]),
+    st.sampled_from(
+        ["-0.0", "0", "1e-300", "5e-324", "1e308", "-1", "1", "0.5", "1e-12", "1000001", "1e300"]
+    ),
 )
 _STRINGS = st.one_of(
     st.sampled_from(["", " ", "\t", "x"]),

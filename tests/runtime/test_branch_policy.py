@@ -192,7 +192,7 @@ def test_c1_active_round_with_a_substituted_identity_is_refused(
         # the others refuse the list; the branch whose certificate was replaced does not
         # find its own at its index
         assert sorted(refused) == sorted(NAMES)
-        assert all(e.setting == "branch.identity" for e in outcome.values() if e is not None)
+        assert all(e.setting == "--certs" for e in outcome.values() if e is not None)
 
 
 # --- participation never depends on the update (runtime audit 2026-12-04) -------------
@@ -245,7 +245,7 @@ def test_a_bound_below_the_clip_is_refused_before_training_whatever_the_update(
     (kinds, reasons, trained) = outcomes.pop()
     assert not outcomes  # one outcome for all three updates
     assert trained == 0 and kinds == ("Leave",)
-    assert reasons == ("refused by its policy: value_bound",)
+    assert reasons == ("refused by its policy: backend.value_bound",)
 
 
 def test_a_bound_below_the_clip_stops_a_branch_that_stops_on_refusal() -> None:

@@ -9,6 +9,11 @@ words naming no key), ``[server] max_connections = 2**31 - 1`` (gRPC's connectio
 aborts the whole process at start: no Python error at all), ``dp.noise_multiplier =
 1e30`` (which ``secagg simulate`` refused past 10^4) and a negative ``federation.seed``
 (which simulate refused too).
+
+Upper-bounds review (2026-12-06): ``backend.value_bound = 1e300`` (plain, SecAgg,
+SecAgg+; CKKS refused it in words naming its ring) and ``dp.clip = 1e300`` (central)
+loaded: the masking ring's step was 2.5e291, so every update rounded to 0, and the
+central noise z x 1e300; both are at most 10^6 (``MAX_CLIP``), simulate's clip cap.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from secagg.aggregation.policy import MAX_CLIP
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
 from secagg.runtime.config import MAX_SEED, FederationConfig
@@ -104,6 +110,35 @@ REFUSED = [
         "[0, 10000]",
         id="noise_multiplier-just-past",
     ),
+    *(
+        pytest.param(
+            {"backend": backend | {"value_bound": bound}},
+            ("backend", "value_bound"),
+            "at most 1e+06",
+            id=f"value_bound-{backend['name']}-{bound:g}",
+        )
+        for backend in (
+            {"name": "plain"},
+            {"name": "secagg+"},
+            {"name": "secagg"},
+            {"name": "ckks", "key_holder": "holder"},
+        )
+        for bound in (1e300, 1e30, MAX_CLIP * 1.01)
+    ),
+    *(
+        pytest.param(
+            {"backend": {"value_bound": bound}, "dp": dp | {"clip": bound}},
+            ("backend", "value_bound"),
+            "at most 1e+06",
+            id=f"value_bound-and-clip-{dp['mechanism']}-{bound:g}",
+        )
+        for dp in ({"mechanism": "central"}, {"mechanism": "distributed"})
+        for bound in (1e300, MAX_CLIP * 1.01)
+    ),
+    pytest.param({"dp": {"clip": 1e300}}, ("dp", "clip"), "at most 1e+06", id="clip"),
+    pytest.param(
+        {"dp": {"clip": MAX_CLIP * 1.01}}, ("dp", "clip"), "at most 1e+06", id="clip-just-past"
+    ),
     pytest.param(
         {"federation": {"seed": -1}}, ("federation", "seed"), f"[0, {MAX_SEED}]", id="seed-negative"
     ),
@@ -142,6 +177,12 @@ def test_the_bounds_themselves_load_and_the_longest_wait_is_waitable() -> None:
         },
     )
     assert config.seed == MAX_SEED and config.deadlines.round_seconds == WEEK
+    for mechanism in ("central", "distributed"):
+        clipped = _load(
+            backend={"value_bound": MAX_CLIP}, dp={"mechanism": mechanism, "clip": MAX_CLIP}
+        )
+        assert clipped.backend.value_bound == MAX_CLIP and clipped.dp is not None
+        assert clipped.dp.clip == MAX_CLIP
     assert key_holder_idle(config) < threading.TIMEOUT_MAX / 1000
     assert _load(federation={"seed": 0}).seed == 0
 

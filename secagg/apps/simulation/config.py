@@ -106,6 +106,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from secagg.aggregation import BACKENDS
+from secagg.aggregation.policy import MAX_CLIP
 from secagg.apps.models import MODELS
 from secagg.apps.models.tabular import MAX_ALPHA
 from secagg.errors import ConfigurationError
@@ -323,7 +324,8 @@ MAX_FRAUD_SHARE = 0.5
 #:   noise 10^4 times the signal);
 #: * ``clip`` and ``update_clip``: 10^6 (the defaults: 10 per customer, 1 per branch
 #:   update, 5 for an update's bound in the ring); the noise z * clip stays far within
-#:   float32 at the largest z;
+#:   float32 at the largest z. The runtime's ``MAX_CLIP``: a federation file's
+#:   ``[backend] value_bound`` and ``[dp] clip`` take no more either;
 #: * ``positive_weight``: 10^6 (a fraud rate of 0.17 % balances at about 600);
 #: * ``stats_bound``: 10^9 (a raw value's clip: an amount in cents up to ten million
 #:   fits), and ``stats_noise_multiplier``: 10^4, as ``noise_multiplier``. Past them
@@ -341,8 +343,8 @@ REAL_CAPS: dict[str, float] = {
     "server_learning_rate": 100.0,
     "alpha": MAX_ALPHA,
     "noise_multiplier": 1e4,
-    "clip": 1e6,
-    "update_clip": 1e6,
+    "clip": MAX_CLIP,
+    "update_clip": MAX_CLIP,
     "positive_weight": 1e6,
     "stats_bound": 1e9,
     "stats_noise_multiplier": 1e4,

@@ -1,0 +1,170 @@
+"""The numeric flags left unbounded above by the last review: each refused past its
+bound as a usage error (exit 2) of one line naming the flag, before anything runs.
+
+Upper-bounds review (2026-12-06): ``secagg round --k 2**70`` silently ran the complete
+graph; ``privacy noise --epsilon 1e300`` printed z = 0.000001 (which spends 4.9e12) and
+``privacy epsilon -z 1e300`` an epsilon of 0.0000, for a noise no federation can run;
+``secagg client --min-noise-multiplier 1e300`` (or ``min_noise_multiplier = 1e300`` in
+its ``[branch]`` table) started a branch that then refused every round, and
+``--max-clip 1e300`` was a cap above any clip a round can have.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from click.testing import CliRunner, Result
+
+from secagg.aggregation.policy import MAX_CLIP, BranchPolicy
+from secagg.apps.cli import main
+from secagg.apps.simulation.config import MAX_EPSILON
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
+from secagg.errors import ConfigurationError
+from secagg.protocol.config import DEFAULT_MAX_CLIENTS
+
+#: ``secagg round --k``'s largest: a client of the largest cohort a client joins has that
+#: many neighbours (defined here, not imported: the test must run against the old CLI)
+MAX_DEGREE = DEFAULT_MAX_CLIENTS - 1
+
+
+class _Started(Exception):
+    """The command got past its checks and would have run."""
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=True)
+
+
+def _usage_line(result: Result) -> str:
+    """The one ``Error:`` line of a usage error (exit 2), no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert not isinstance(result.exception, _Started), "the command started"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+def _refusal_line(result: Result) -> str:
+    """The one stderr line of a mistake in a file (exit 2: ``secagg client: NAME: ...``)."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert not isinstance(result.exception, _Started), "the command started"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+# --- secagg round --k / --threshold ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [str(2**70), str(2**63), str(MAX_DEGREE + 1)])
+def test_round_k_past_any_cohort_is_a_usage_error_naming_the_flag_and_its_largest(
+    value: str,
+) -> None:
+    line = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--k", value))
+    assert "'--k'" in line and str(MAX_DEGREE) in line, line
+
+
+def test_round_k_at_its_largest_runs_the_complete_graph_and_says_so() -> None:
+    result = _run("round", "--clients", "5", "--dim", "4", "--k", str(MAX_DEGREE), "--dropout", "0")
+    assert result.exit_code == 0, result.output
+    assert f"--k {MAX_DEGREE} reaches every other client" in result.stderr
+    assert "complete graph" in result.output
+
+
+@pytest.mark.parametrize("value", [str(2**70), str(DEFAULT_MAX_CLIENTS + 1)])
+def test_round_threshold_past_any_cohort_is_a_usage_error_naming_it(value: str) -> None:
+    line = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--threshold", value))
+    assert "'--threshold'" in line and str(DEFAULT_MAX_CLIENTS) in line, line
+
+
+def test_round_names_k_and_threshold_in_the_graph_refusals() -> None:
+    """``a Harary graph needs an even degree k in [2, 4]`` named no flag."""
+    odd = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--k", "3"))
+    assert "'--k'" in odd and "even degree --k in [2, 4]" in odd, odd
+    high = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--threshold", "9"))
+    assert "'--threshold'" in high and "--threshold must be in [1, " in high, high
+
+
+# --- secagg privacy ----------------------------------------------------------------------
+
+_PLAN = ("--delta", "1e-5", "-q", "1", "-T", "10")
+
+
+@pytest.mark.parametrize("value", ["1e300", "1e7", repr(MAX_EPSILON * 1.01)])
+def test_privacy_noise_epsilon_past_simulates_target_is_refused(value: str) -> None:
+    line = _usage_line(_run("privacy", "noise", "--epsilon", value, *_PLAN))
+    assert "'--epsilon'" in line and "1000000" in line, line
+
+
+@pytest.mark.parametrize("value", ["1e300", "1e5", repr(MAX_NOISE_MULTIPLIER * 1.01)])
+def test_privacy_epsilon_noise_past_a_federations_is_refused(value: str) -> None:
+    line = _usage_line(_run("privacy", "epsilon", "-z", value, *_PLAN))
+    assert "'--noise-multiplier' / '-z'" in line and "10000" in line, line
+
+
+def test_privacy_at_the_bounds_still_answers() -> None:
+    noise = _run("privacy", "noise", "--epsilon", repr(MAX_EPSILON), *_PLAN)
+    assert noise.exit_code == 0 and "noise multiplier z = " in noise.output, noise.output
+    epsilon = _run("privacy", "epsilon", "-z", repr(MAX_NOISE_MULTIPLIER), *_PLAN)
+    assert epsilon.exit_code == 0 and "epsilon = " in epsilon.output, epsilon.output
+
+
+# --- secagg client: a policy no round can satisfy --------------------------------------
+
+
+def _client(*args: str) -> Result:
+    base = ("client", "--server", "127.0.0.1:50051", "--name", "b1", "--dimension", "4")
+    with mock.patch("secagg.runtime.launch.run_branch", side_effect=_Started):
+        return _run(*base, *args)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "bound"),
+    [
+        ("--min-noise-multiplier", "1e300", "10000"),
+        ("--min-noise-multiplier", repr(MAX_NOISE_MULTIPLIER * 1.01), "10000"),
+        ("--max-clip", "1e300", "1000000"),
+        ("--max-clip", repr(MAX_CLIP * 1.01), "1000000"),
+    ],
+)
+def test_client_policy_flags_past_any_round_are_refused_before_dialling(
+    flag: str, value: str, bound: str
+) -> None:
+    line = _usage_line(_client(flag, value))
+    assert f"'{flag}'" in line and bound in line, line
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "bound"),
+    [
+        ("min_noise_multiplier = 1e300", "branch.min_noise_multiplier", "10000"),
+        ("max_clip = 1e300", "branch.max_clip", "1e+06"),
+        ("record_sensitivity = 1e300", "branch.record_sensitivity", "1e+06"),
+        ("min_threshold = 20\nexpected_clients = 10", "branch.expected_clients = 10", "20"),
+        ("min_threshold = 200001", "branch.max_clients = 100000", "200001"),
+    ],
+)
+def test_client_policy_file_no_round_can_satisfy_is_refused_naming_the_key(
+    tmp_path: Path, table: str, key: str, bound: str
+) -> None:
+    policy = tmp_path / "branch.toml"
+    policy.write_text(f"[branch]\n{table}\n")
+    line = _refusal_line(_client("--policy", str(policy)))
+    assert key in line and bound in line, line
+
+
+def test_the_policy_bounds_themselves_load() -> None:
+    policy = BranchPolicy(
+        min_noise_multiplier=MAX_NOISE_MULTIPLIER,
+        max_clip=MAX_CLIP,
+        record_sensitivity=MAX_CLIP,
+        min_threshold=10,
+        expected_clients=10,
+    )
+    assert policy.min_noise_multiplier == MAX_NOISE_MULTIPLIER
+    assert BranchPolicy(min_threshold=DEFAULT_MAX_CLIENTS).min_threshold == DEFAULT_MAX_CLIENTS
+    with pytest.raises(ConfigurationError, match=r"^branch\.min_noise_multiplier must be at most"):
+        BranchPolicy(min_noise_multiplier=float(2**70))
