@@ -585,7 +585,8 @@ class FederationServer:
         """Wait up to ``timeout`` s for every one of ``names`` to connect, saying so once.
 
         Why the line: a CKKS server whose key holder was down sat silent for its whole
-        ``--wait`` (60 s) before its first quorum warning (operator pass, 2026-12-04)."""
+        ``--wait`` (60 s) before its first quorum warning (operator pass, 2026-12-04).
+        Over gRPC the wait is woken by each session that opens rather than polled."""
         end = self._clock() + timeout
         missing = sorted(names - self.transport.connected())
         if missing and timeout > 0:
@@ -600,8 +601,17 @@ class FederationServer:
                 len(names),
                 shown,
             )
+        # a transport that offers wait_for_sessions (gRPC's) wakes this wait when a
+        # session opens; any other is polled every 10 ms
+        wait_for_sessions = getattr(self.transport, "wait_for_sessions", None)
+        seen = None if wait_for_sessions is None else wait_for_sessions(None, 0.0)
         while not names <= self.transport.connected() and self._clock() < end:
-            time.sleep(0.01)
+            if getattr(self.transport, "stopped", False):  # shutting down: nobody comes
+                return
+            if wait_for_sessions is None:
+                time.sleep(0.01)
+            else:
+                seen = wait_for_sessions(seen, max(0.0, end - self._clock()))
 
     def sample(self) -> list[str]:
         """This round's participants among the connected clients (sorted by name), less

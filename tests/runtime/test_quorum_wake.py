@@ -124,3 +124,66 @@ def test_a_stopping_transport_ends_the_wait(
         assert "the transport has stopped" in (waiting.value or "")
     finally:
         transport.stop(grace=0)
+
+
+def test_the_start_wait_for_every_party_is_woken_by_the_last_to_connect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``secagg server --wait``: the wait for every party to connect (``_wait_for``)
+    polled every 10 ms; over gRPC it is now woken by each session that opens."""
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "q", "clients": NAMES[:2], "dimension": 4, "rounds": 1},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+        }
+    )
+    transport = _plaintext_server()
+    transport.start()
+    clients = [_connect(transport.port)]
+    try:
+        server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
+        monkeypatch.setattr(server_module, "time", types.SimpleNamespace(sleep=_polled))
+        waiting = Party(lambda: server._wait_for(set(NAMES[:2]), 3 * BOUND))
+        clients.append(_connect(transport.port))
+        assert waiting.done.wait(BOUND), "the last party's connection went unnoticed"
+        assert waiting.error is None, waiting.error
+        assert transport.connected() == set(NAMES[:2])
+    finally:
+        for client in clients:
+            client.close()
+        transport.stop(grace=0)
+
+
+def test_a_stopping_transport_ends_the_start_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server shutting down during ``--wait`` stops waiting for parties at once."""
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "q", "clients": NAMES[:2], "dimension": 4, "rounds": 1},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+        }
+    )
+    transport = _plaintext_server()
+    transport.start()
+    try:
+        server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
+        monkeypatch.setattr(server_module, "time", types.SimpleNamespace(sleep=_polled))
+        entered = threading.Event()
+        wait_for_sessions = transport.wait_for_sessions
+
+        def watched(seen: int | None, timeout: float | None) -> int:
+            if seen is not None:
+                entered.set()
+            return wait_for_sessions(seen, timeout)
+
+        monkeypatch.setattr(transport, "wait_for_sessions", watched, raising=False)
+        waiting = Party(lambda: server._wait_for(set(NAMES[:2]), 3 * BOUND))
+        assert entered.wait(BOUND), f"the start wait did not wait on the transport: {waiting.error}"
+        transport.stop(grace=0)
+        assert waiting.done.wait(BOUND), "the stop did not end the start wait"
+        assert waiting.error is None, waiting.error
+    finally:
+        transport.stop(grace=0)
