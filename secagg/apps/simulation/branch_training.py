@@ -21,7 +21,7 @@ import numpy as np
 
 from secagg.apps.models.synthetic import BranchData
 from secagg.apps.simulation.config import SimulationConfig, key
-from secagg.apps.simulation.seeding import _derived_seed, _replay_bytes
+from secagg.apps.simulation.seeding import _customer_rows_seed, _derived_seed, _replay_bytes
 from secagg.errors import ConfigurationError
 
 log = logging.getLogger("secagg.simulation")
@@ -263,6 +263,14 @@ def protected_units(config: SimulationConfig, data: BranchData) -> tuple[Any, An
     return customer_dataset(config, data).tensors
 
 
+def _record_distributed_units(config: SimulationConfig, branches: list[BranchData]) -> int:
+    """The protected units of all branches together: the dataset one customer (or
+    transaction) of record-level distributed DP is protected in (the federation's
+    public denominator, ``units_total`` of
+    :func:`~secagg.apps.simulation.federation_plan.federation_config`)."""
+    return sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
+
+
 def customer_dataset(config: SimulationConfig, data: BranchData) -> Any:
     """The branch's rows grouped per customer (at most ``max_rows_per_customer`` each,
     chosen from the run's seed): one item of user-level DP, whichever mechanism."""
@@ -273,7 +281,7 @@ def customer_dataset(config: SimulationConfig, data: BranchData) -> Any:
         data.y_train,
         data.customers_train,
         max_rows=config.max_rows_per_customer,
-        seed=_replay_bytes(config, "customer-rows", data.name),
+        seed=_customer_rows_seed(config, data.name),
     )
 
 

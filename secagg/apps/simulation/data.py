@@ -24,7 +24,7 @@ import numpy as np
 from secagg.apps.models.synthetic import BranchData, generate_branches
 from secagg.apps.models.tabular import MemoryPeak
 from secagg.apps.simulation.config import SimulationConfig, check_branch_data, key
-from secagg.apps.simulation.seeding import _derived_seed, _replay_bytes
+from secagg.apps.simulation.seeding import _customer_rows_seed, _derived_seed, _replay_bytes
 from secagg.errors import ConfigurationError
 
 
@@ -275,17 +275,9 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         )
         train, test = (rows(u) for u in split)
         if table.customers is not None:
-            from secagg.dp.user_level import keep_customer_rows
-
             # at most max_rows_per_customer rows each, chosen as the branch's DP-SGD
             # grouping would (same seed), so the statistics and DP-SGD see these rows
-            train = train[
-                keep_customer_rows(
-                    table.customers[train],
-                    max_rows=config.max_rows_per_customer,
-                    seed=_replay_bytes(config, "customer-rows", name),
-                )
-            ]
+            train = train[_kept_customer_rows(config, table.customers[train], name)]
         branches.append(
             BranchData(
                 name=name,
@@ -324,19 +316,28 @@ def _check_fraud_share(config: SimulationConfig, labels: np.ndarray) -> None:
     )
 
 
+def _kept_customer_rows(
+    config: SimulationConfig, customers: np.ndarray, branch_name: str
+) -> np.ndarray:
+    """Which of a branch's training rows (their ``customers``) stay: at most
+    ``max_rows_per_customer`` per customer, chosen with the seed the branch's DP-SGD
+    grouping uses (:func:`~secagg.apps.simulation.seeding._customer_rows_seed`)."""
+    from secagg.dp.user_level import keep_customer_rows
+
+    return keep_customer_rows(
+        customers,
+        max_rows=config.max_rows_per_customer,
+        seed=_customer_rows_seed(config, branch_name),
+    )
+
+
 def _capped(config: SimulationConfig, branch: BranchData) -> BranchData:
     """The branch's training rows with at most ``max_rows_per_customer`` per customer,
     chosen as its DP-SGD grouping would (same seed), so that the feature statistics and
     DP-SGD see these rows and a customer's weight in both is bounded."""
     if branch.customers_train is None:
         return branch
-    from secagg.dp.user_level import keep_customer_rows
-
-    keep = keep_customer_rows(
-        branch.customers_train,
-        max_rows=config.max_rows_per_customer,
-        seed=_replay_bytes(config, "customer-rows", branch.name),
-    )
+    keep = _kept_customer_rows(config, branch.customers_train, branch.name)
     if keep.all():
         return branch
     return dataclasses.replace(

@@ -20,6 +20,7 @@ from secagg.apps.models.synthetic import BranchData
 from secagg.apps.simulation.branch_training import (
     _calibration_refused,
     _dpsgd_data,
+    _record_distributed_units,
     _runs_dpsgd,
     protected_units,
     starting_model,
@@ -72,14 +73,6 @@ def check_dpsgd_calibration(config: SimulationConfig, branches: list[BranchData]
             )
         except ConfigurationError as exc:
             raise _calibration_refused(config, branch, exc) from None
-
-
-def _record_distributed_units(config: SimulationConfig, branches: list[BranchData]) -> int:
-    """The protected units of all branches together: the dataset one customer (or
-    transaction) of record-level distributed DP is protected in (the federation's
-    public denominator, ``units_total`` of
-    :func:`~secagg.apps.simulation.federation_plan.federation_config`)."""
-    return sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
 
 
 def check_record_distributed_delta(config: SimulationConfig, branches: list[BranchData]) -> None:

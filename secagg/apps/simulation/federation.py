@@ -25,8 +25,8 @@ import numpy as np
 from secagg.apps.models.synthetic import BranchData
 from secagg.apps.simulation.branch_training import (
     BranchTrainer,
+    _record_distributed_units,
     load_trainable,
-    protected_units,
     starting_model,
     trainable_vector,
 )
@@ -119,9 +119,7 @@ def _federate(
     if hub is not None:  # the trainers are built in the Ray workers, not here
         trainers: dict[str, BranchTrainer] = {}
         units_total = (
-            sum(int(protected_units(config, b)[0].shape[0]) for b in branches)
-            if config.record_distributed
-            else None
+            _record_distributed_units(config, branches) if config.record_distributed else None
         )
         initial = trainable_vector(
             starting_model(config, branches[0].x_train.shape[1], prior)

@@ -75,6 +75,7 @@ from secagg.apps.simulation.branch_training import (
     BranchTrainer,
     _calibration_refused,
     _dpsgd_data,
+    _record_distributed_units,
     _runs_dpsgd,
     customer_dataset,
     load_trainable,
@@ -104,7 +105,6 @@ from secagg.apps.simulation.data import (
 from secagg.apps.simulation.early_checks import (
     _check_federation_plan,
     _check_noise_accountable,
-    _record_distributed_units,
     check_composed_delta,
     check_dpsgd_calibration,
     check_record_distributed_delta,

@@ -22,3 +22,12 @@ def _derived_seed(config: SimulationConfig, *parts: object) -> int:
 
 def _replay_bytes(config: SimulationConfig, *parts: object) -> bytes:
     return _derived_seed(config, *parts).to_bytes(8, "big")
+
+
+def _customer_rows_seed(config: SimulationConfig, branch_name: str) -> bytes:
+    """The seed that chooses which rows of a customer with more than
+    ``max_rows_per_customer`` a branch keeps. One seed for the data's cap
+    (:mod:`~secagg.apps.simulation.data`) and the DP-SGD grouping
+    (:func:`~secagg.apps.simulation.branch_training.customer_dataset`): so both keep the
+    same rows, and the feature statistics see the rows DP-SGD trains on."""
+    return _replay_bytes(config, "customer-rows", branch_name)
