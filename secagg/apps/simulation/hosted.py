@@ -1,7 +1,7 @@
 """The simulator's branches as clients of the Ray engine (``engine = "ray"``).
 
-With the in-process engine :func:`~secagg.apps.simulation.runner.run_federation` builds
-every branch's :class:`~secagg.apps.simulation.runner.BranchTrainer` in the driver.
+With the in-process engine :func:`~secagg.apps.simulation.federation.run_federation` builds
+every branch's :class:`~secagg.apps.simulation.branch_training.BranchTrainer` in the driver.
 With the Ray engine (:mod:`secagg.runtime.ray_engine`) a :class:`HostedBranch` (a
 picklable recipe: the configuration, the branch's data, the prior and the branch's
 policy) goes to a client host through Ray's object store, and the host builds the
@@ -50,7 +50,8 @@ class HostedBranch:
     def __call__(self, name: str, endpoint: ClientEndpoint) -> HostedClient:
         import torch
 
-        from secagg.apps.simulation.runner import BranchTrainer, _replay_bytes
+        from secagg.apps.simulation.branch_training import BranchTrainer
+        from secagg.apps.simulation.seeding import _replay_bytes
 
         # as run_simulation sets it in the driver: determinism, and one core per host
         torch.set_num_threads(1)
@@ -91,7 +92,7 @@ def hosted_epsilons(hub: RayHub, branches: list[BranchData]) -> dict[str, float 
 
 
 class HostedTrainer:
-    """What :func:`~secagg.apps.simulation.runner.privacy_parameters` reads of a branch's
+    """What :func:`~secagg.apps.simulation.privacy.privacy_parameters` reads of a branch's
     trainer, fetched from its host when the federation is over."""
 
     def __init__(self, answer: dict[str, Any]) -> None:

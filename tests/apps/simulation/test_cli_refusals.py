@@ -775,7 +775,7 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
     import time
     from types import SimpleNamespace
 
-    from secagg.apps.simulation import runner
+    from secagg.apps.simulation import baselines, runner
 
     training = threading.Event()
     finished: list[str] = []
@@ -797,7 +797,7 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
             time.sleep(0.5)
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
-    monkeypatch.setattr(runner, "BranchTrainer", _SlowTrainer)
+    monkeypatch.setattr(baselines, "BranchTrainer", _SlowTrainer)  # where the baselines build it
     branches = [SimpleNamespace(name=f"branch-{i}") for i in range(4)]
     threading.Thread(target=interrupt, daemon=True).start()
     start = time.monotonic()

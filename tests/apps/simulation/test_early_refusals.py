@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from secagg.apps.cli import main
-from secagg.apps.simulation import runner
+from secagg.apps.simulation import data, runner
 
 #: a small federation that still has fraud in every branch (the generator's floor)
 SHORT = ["--branches", "3", "--rounds", "1", "--local-epochs", "1", "--train-rows", "3000"]
@@ -221,7 +221,8 @@ def test_a_later_seeds_data_refusal_comes_before_any_seed_trains(
     def no_prior(*args: object, **kwargs: object) -> None:
         raise AssertionError("a seed trained before the refusal")
 
-    monkeypatch.setattr(runner, "check_branch_data", seed_1_refused)
+    # where the data stage reads it (secagg.apps.simulation.data, since the split of runner)
+    monkeypatch.setattr(data, "check_branch_data", seed_1_refused)
     monkeypatch.setattr(runner, "prior_model", no_prior)
     out = tmp_path / "experiment"
     error = _one_line_error(_simulate(*SHORT, "--seeds", "2", "--out", str(out)))

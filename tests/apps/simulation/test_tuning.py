@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from secagg.apps.simulation import runner
+from secagg.apps.simulation import runner, tuning
 from secagg.apps.simulation.config import DEFAULT_CLIP, SimulationConfig
 
 SMALL = SimulationConfig(branches=3, train_rows=3000, test_rows_per_branch=400, batch_size=64)
@@ -22,8 +22,8 @@ def _pooled(config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def test_a_learning_rate_that_blows_up_is_never_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = _pooled(SMALL)
-    monkeypatch.setattr(runner, "TUNING_LEARNING_RATES", (1e6, 0.25))
-    monkeypatch.setattr(runner, "TUNING_MAX_EPOCHS", 3)
+    monkeypatch.setattr(tuning, "TUNING_LEARNING_RATES", (1e6, 0.25))
+    monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 3)
     fit = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized")
     assert fit.learning_rate == 0.25
     assert np.all(np.isfinite(fit.vector))
@@ -34,7 +34,7 @@ def test_the_tuning_chooses_on_held_out_training_rows_and_is_deterministic(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     x, y = _pooled(SMALL)
-    monkeypatch.setattr(runner, "TUNING_MAX_EPOCHS", 2)
+    monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 2)
     seen: list[int] = []
     from secagg.apps.models import metrics
 
@@ -93,7 +93,7 @@ def test_the_held_out_split_is_made_once_per_fit(monkeypatch: pytest.MonkeyPatch
     from secagg.apps.models import training
 
     x, y = _pooled(SMALL)
-    monkeypatch.setattr(runner, "TUNING_MAX_EPOCHS", 3)
+    monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 3)
     # the arrays themselves, held: an id alone can be reused once a copy is freed
     trained: list[np.ndarray] = []
     validated: list[np.ndarray] = []

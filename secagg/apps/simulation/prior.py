@@ -1,0 +1,111 @@
+"""The prior every setting starts from: step 2 of ``secagg simulate``.
+
+``public``: fitted without DP on the generator's public reference worlds (no branch's
+rows), standardised with the run's released feature statistics; ``file``: an earlier
+run's released ``model.npy``, read without pickle and checked (its privacy cost is the
+config's ``prior_epsilon`` and ``prior_delta``, composed by
+:mod:`secagg.apps.simulation.privacy`); ``none``: the seeded initialisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from secagg.apps.simulation.config import SimulationConfig, key
+from secagg.apps.simulation.data import _public_reference
+from secagg.apps.simulation.tuning import TunedFit, fit_tuned
+from secagg.errors import ConfigurationError
+
+
+def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray | None:
+    """The model training starts from; it costs none of the branches' privacy.
+
+    ``file``: the vector in ``prior_path`` (numpy ``.npy``, read without pickle), e.g. an
+    earlier federation's released model. ``public``: fitted without privacy on the
+    synthetic generator's public reference world (another seed: other branch mixes,
+    typology shares and profiles; no branch's rows), standardised with the run's own
+    released statistics. ``none``: None."""
+    source = config.prior_source
+    if source == "none":
+        return None
+    if source == "file":
+        return read_prior_file(config)
+    reference = _public_reference(config)
+    x = np.concatenate([b.x_train for b in reference])
+    y = np.concatenate([b.y_train for b in reference])
+    if stats is not None:
+        x = stats.apply(x)
+    return fit_tuned(config, x, y, {"scratch": None}, "public-prior")
+
+
+def read_prior_file(config: SimulationConfig, features: int | None = None) -> np.ndarray:
+    """The model vector in ``prior_path`` (``.npy``, read without pickle), checked: a
+    file that is missing, not numpy, not a vector of real numbers, holds a NaN or an
+    infinity, or (given the data's ``features``) is not of the size of this run's model
+    is refused with one line naming ``prior_path``.
+
+    Why: a string array was a ValueError traceback, a vector of another model's size
+    said "expected a flat vector of 2081 parameters" naming no flag, and a vector with a
+    NaN (a corrupted or diverged file) ran to the end, exit 0, from a random start
+    (simulate audit, 2026-12-04). :func:`~secagg.apps.simulation.runner.run_simulation`
+    calls it before any data is generated, and again with the features once the data is
+    loaded."""
+
+    assert config.prior_path is not None
+    path, flag = config.prior_path, key("prior_path")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except FileNotFoundError:
+        raise ConfigurationError(f"no prior model at {path} ({flag})") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path} ({flag}) cannot be read: {exc.strerror}") from None
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+        # numpy tries any other file as a pickle, and its refusal advised loading it
+        # "unsafely" with allow_pickle or pickle.load (simulate audit, 2026-12-04)
+        raise ConfigurationError(
+            f"{path} ({flag}) is not a .npy file (numpy.save writes one; an earlier run's "
+            "model.npy is one)"
+        )
+    try:
+        vector = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigurationError(f"no prior model at {path} ({flag})") from None
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():  # a .npy of dtype object
+            raise ConfigurationError(
+                f"{path} ({flag}) holds Python objects, not a float vector: a file is never "
+                "unpickled here"
+            ) from None
+        detail = " ".join(str(exc).split())
+        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
+    except (OSError, EOFError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
+    if not isinstance(vector, np.ndarray):  # an .npz archive
+        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: an archive")
+    if vector.dtype.kind != "f" or vector.size == 0 or sum(n > 1 for n in vector.shape) > 1:
+        raise ConfigurationError(
+            f"{path} ({flag}) is not a numpy model vector: an array of {vector.dtype} and "
+            f"shape {vector.shape}, not a flat float vector (an earlier run's model.npy is one)"
+        )
+    flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(flat)):
+        raise ConfigurationError(
+            f"{path} ({flag}) holds {int(np.sum(~np.isfinite(flat)))} NaN or infinite "
+            "parameters: a corrupted or diverged model is no place to start"
+        )
+    if features is not None:
+        from secagg.apps.models.nets import build_model
+
+        model = build_model(config.model, features, seed=config.seed)
+        size = sum(p.numel() for p in model.parameters())
+        if flat.size != size:
+            raise ConfigurationError(
+                f"{path} ({flag}) holds {flat.size} parameters; the {config.model} model of "
+                f"these {features} features has {size}: it is a model of other data or "
+                f"another {key('model')}"
+            )
+    return flat
