@@ -166,6 +166,15 @@ MAX_DIAL_SECONDS = redial.MAX_DIAL_SECONDS
 
 @dataclass
 class ClientStats:
+    #: the rounds this branch took as its own: each start of its federation numbered above
+    #: its last round, recorded (in its state file, with one) before anything else of the
+    #: round, whatever became of it: trained, refused by its policy at its start or at the
+    #: protocol's setup, left, lost. So every round started is ended (``rounds_ended``),
+    #: lost, or the one in flight. Not counted: a start refused before it was taken (a
+    #: replay, one that does not decode or fit this branch, or another federation's, which
+    #: ``rounds_refused`` counts: that number is not this branch's round). Before,
+    #: a round refused at its start was left out and one refused at its setup counted
+    #: (review, 2026-12-06)
     rounds_started: int = 0
     rounds_completed: int = 0
     rounds_aborted: int = 0
@@ -720,7 +729,6 @@ class FederationClient:
         if charge is not None and self._budget is not None:  # on disk before training
             self._budget.record(charge)  # nor anything of the round sent: a crash keeps it
             self._count_spend()
-        self.stats.rounds_started += 1
         self.stats.last_model = start.model
         self._stage = "training"  # the hook, its output's conversion and its report
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
@@ -754,6 +762,7 @@ class FederationClient:
         then the round in flight, if any, superseded."""
         if self._mark is not None:
             self._mark.advance(start.round, start.federation)  # BranchStateError: unchanged
+        self.stats.rounds_started += 1  # taken: trained or refused by its policy from here
         if self.federation is None:  # once: the rounds it takes from now on are this one's
             log.info(
                 "%s joins federation %r, the one the server names (pin it: branch.federation)",

@@ -240,7 +240,7 @@ def test_the_branch_takes_the_rounds_that_fit_then_refuses_and_sends_nothing_of_
     assert "spent" in str(refusal) and "this round" in str(refusal) and "budget" in str(refusal)
     assert all(outcome[name] is None for name in NAMES[1:]), outcome
     budgeted = clients[0]
-    assert budgeted.stats.rounds_started == fit and budgeted.stats.rounds_refused == 1
+    assert budgeted.stats.rounds_started == fit + 1 and budgeted.stats.rounds_refused == 1
     # nothing of its update left in the refused round: its leave only
     sent = [decode_message(p) for who, p in hub.received if who == NAMES[0]]
     refused_round = [m for m in sent if m.round == fit + 1]

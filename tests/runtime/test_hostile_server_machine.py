@@ -33,8 +33,8 @@ outbound messages, the shares it revealed decrypted against the puppets' keys):
    one round and never trains one round number twice (restarts included);
 4. a message it refuses (always a typed SecAggError, never a bare exception) changes none
    of its state;
-5. its counters add up: every round it took is ended (completed, aborted, refused, left) or
-   is the one in flight;
+5. its counters add up: every round it took is ended (completed, aborted, refused, left),
+   lost or the one in flight, and ``rounds_started`` counts exactly the rounds it took;
 6. in an active round it signs only in answer to a consistency request, exactly the set
    that request showed it, and never two different survivor sets for one round;
 7. in an active round it reveals no share unless the request carries at least t valid
@@ -1050,6 +1050,7 @@ class HostileServer(RuleBasedStateMachine):
             f"{self.taken_count} rounds taken, {stats.rounds_ended} ended, {stats.rounds_lost} "
             f"lost, {in_flight} in flight: {stats}"
         )
+        assert stats.rounds_started == self.taken_count, f"{self.taken_count} taken: {stats}"
 
 
 # -- what the machine found, pinned as plain tests --------------------------------------
