@@ -159,6 +159,13 @@ Dial = Callable[[float], ClientEndpoint]
 #: what a branch waits beyond the round deadline the server announced: the server
 #: still releases, commits and tells the parties after its deadline passes
 ROUND_GRACE_SECONDS = 30.0
+#: a refused message's log line: the branch, the error's type (a ``SignatureError`` is a
+#: forgery to look into, a ``MalformedMessage`` junk or a version skew; the text alone did
+#: not say which) and its text. The text of every error secagg raises on a server's
+#: message names the message's fields, parties and the round's public parameters, never a
+#: key, share or value of the update (a bound crossed is named, not the coordinate that
+#: crossed it); a training hook's own SecAggError is logged as the hook worded it
+REFUSED_LINE = "%s refused a message (%s): %s"
 # the back-off between dials, kept importable from here (see secagg.runtime.redial)
 MAX_REDIAL_PAUSE = redial.MAX_REDIAL_PAUSE
 MAX_DIAL_SECONDS = redial.MAX_DIAL_SECONDS
@@ -560,7 +567,9 @@ class FederationClient:
                 # not proof of an older server: only the round start's version moved (the
                 # others are v2 at both ends), so none is outdated today; a stale message
                 # of a later change refuses that message only, like any malformed one
-                self._refusals.refused(logging.ERROR, "%s refused a message: %s", self.name, exc)
+                self._refusals.refused(
+                    logging.ERROR, REFUSED_LINE, self.name, type(exc).__name__, exc
+                )
                 return
             # an older server's round start names no federation: this branch can take
             # none of its rounds. It leaves this one at once (a leave is still of the old
@@ -588,7 +597,9 @@ class FederationClient:
             self._refused(number, exc)
         except SecAggError as exc:
             self.stats.refused_messages += 1
-            self._refusals.refused(logging.WARNING, "%s refused a message: %s", self.name, exc)
+            self._refusals.refused(
+                logging.WARNING, REFUSED_LINE, self.name, type(exc).__name__, exc
+            )
             # not for a replayed start of the round in flight: the branch is still in it,
             # and a leave made the server count it gone (review, 2026-12-05)
             in_flight = self._session is not None and number == self._round

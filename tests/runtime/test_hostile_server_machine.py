@@ -98,7 +98,7 @@ from secagg.protocol.messages import (
     UnmaskingRequest,
     UnmaskingShares,
 )
-from secagg.runtime.client import BranchIdentity, FederationClient
+from secagg.runtime.client import REFUSED_LINE, BranchIdentity, FederationClient
 from secagg.runtime.launch import branch_identity
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
@@ -838,9 +838,9 @@ class HostileServer(RuleBasedStateMachine):
         assert not sent, f"answered a forgery: {sent}"
         assert self.branch.stats.refused_messages == refused + 1, "a forgery not refused"
         errors = [
-            r.args[1]
+            r.args[2]
             for r in self.logs.records[logs:]
-            if r.msg == "%s refused a message: %s" and isinstance(r.args, tuple)
+            if r.msg == REFUSED_LINE and isinstance(r.args, tuple)
         ]
         assert len(errors) == 1 and isinstance(errors[0], SecAggError), errors
         return errors[0]
