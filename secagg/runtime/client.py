@@ -130,7 +130,7 @@ from secagg.errors import (
     WrongRound,
 )
 from secagg.runtime import outcome, redial
-from secagg.runtime.branch_budget import BranchBudget
+from secagg.runtime.branch_budget import BranchBudget, RoundCharge
 from secagg.runtime.branch_state import BranchStateError, RoundMark
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
@@ -736,10 +736,9 @@ class FederationClient:
             # (the refusal counts it; its end is taken quietly), its number used
             self._begin(start)
             raise
-        self._begin(start)
-        if charge is not None and self._budget is not None:  # on disk before training
-            self._budget.record(charge)  # nor anything of the round sent: a crash keeps it
-            self._count_spend()
+        # the charge on disk before training, nor anything of the round sent: a crash
+        # keeps it; with a state file in the round's own write
+        self._begin(start, charge)
         self.stats.last_model = start.model
         self._stage = "training"  # the hook, its output's conversion and its report
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
@@ -767,12 +766,23 @@ class FederationClient:
             self.stats.epsilon_budget = self._budget.budget
             self.stats.privacy_delta = self._budget.delta
 
-    def _begin(self, start: RoundStart) -> None:
+    def _begin(self, start: RoundStart, charge: RoundCharge | None = None) -> None:
         """Take ``start``'s round as this branch's round, once it is checked: recorded in
         the state file first (so nothing of the round is done that a restart forgets),
-        then the round in flight, if any, superseded."""
+        then the round in flight, if any, superseded.
+
+        ``charge``: the round's privacy charge (``branch.epsilon_budget``), kept before
+        this returns. With a state file it goes in the same atomic write as the round's
+        number: one write a round, not two (the mark, then the charge), and no crash
+        between them leaves a round taken but uncharged."""
         if self._mark is not None:
-            self._mark.advance(start.round, start.federation)  # BranchStateError: unchanged
+            spent = None if charge is None or self._budget is None else self._budget.after(charge)
+            # BranchStateError: neither the round nor its charge recorded
+            self._mark.advance(start.round, start.federation, spent)
+        elif charge is not None and self._budget is not None:
+            self._budget.record(charge)  # kept in memory (no state file)
+        if charge is not None:
+            self._count_spend()
         self.stats.rounds_started += 1  # taken: trained or refused by its policy from here
         if self.federation is None:  # once: the rounds it takes from now on are this one's
             log.info(
