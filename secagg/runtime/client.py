@@ -347,7 +347,12 @@ class FederationClient:
         ``replay_seed`` (simulations only) keys the stochastic rounding of the
         encoding and the distributed-DP noise share, so that a run replays bit
         for bit; by default both draw from the OS CSPRNG. Masks and keys are
-        never seeded.
+        never seeded. It is refused (:class:`~secagg.errors.ConfigurationError`)
+        with ``policy.epsilon_budget``: its streams are keyed by the branch's name
+        and the round number only, so a branch in two federations under one seed
+        adds the same noise share to both rounds numbered alike, and a budget that
+        charges each round as fresh noise would understate what was spent (keying
+        them by the federation too would change every simulation's bytes).
 
         ``privacy_report`` (record-level DP, e.g. ``DPSGDTrainer.privacy_report``)
         returns the local accountant's inputs; they go with the round's first
@@ -367,6 +372,14 @@ class FederationClient:
         (:mod:`secagg.runtime.branch_budget`; without ``state``, in memory only).
         """
         self.policy = policy if policy is not None else BranchPolicy()
+        if replay_seed is not None and self.policy.epsilon_budget is not None:
+            # before the state file is opened or created: a refused branch leaves nothing
+            raise ConfigurationError(
+                f"{name}: branch.epsilon_budget cannot be combined with a replay seed "
+                "(simulations only): the seeded noise shares repeat across federations "
+                "for the same round numbers, so the budget would charge noise that is not "
+                "fresh; drop the replay seed or the budget"
+            )
         self._identity = identity
         self._stop_on_refusal = stop_on_refusal
         self._replay_seed = replay_seed
