@@ -1147,7 +1147,8 @@ def test_a_round_superseded_by_the_next_start_is_counted_lost(tmp_path: Path) ->
 
 
 #: 9 to 16 s with ``-n 0``; a longer sweep sets SECAGG_HOSTILE_EXAMPLES (e.g. 750) and
-#: passes ``--hypothesis-seed`` (docs/protocol.md, "What each test demonstrates")
+#: passes ``--hypothesis-seed`` (docs/protocol.md, "What each test demonstrates"); the run
+#: at which a mutation is caught: ``-p _hostile_sweep`` (tests/_hostile_sweep.py)
 HostileServer.TestCase.settings = settings(
     max_examples=int(os.environ.get("SECAGG_HOSTILE_EXAMPLES", "75")),
     stateful_step_count=50,
