@@ -40,8 +40,9 @@ With ``[branch] epsilon_budget`` (and its ``delta``) the branch keeps the count 
   naming ``branch.epsilon_budget`` with the spent, this round's and the budget's
   figures. Otherwise the charge is written to the branch's state file
   (:class:`~secagg.runtime.branch_state.RoundMark`, atomically) before anything is
-  trained or sent: a crash after the masked input left cannot lose the charge, and a
-  round charged that then aborts (or whose training fails) stays charged, the safe side.
+  trained or sent, in the same atomic write as the round's number (one write a round): a
+  crash after the masked input left cannot lose the charge, and a round charged that then
+  aborts (or whose training fails) stays charged, the safe side.
 
 A branch without a state file keeps its spend in memory only (a restart starts again
 from nothing; it logs a warning at start), which ``secagg client`` refuses: the server
@@ -347,11 +348,17 @@ class BranchBudget:
             )
         return RoundCharge(round_number, curve, shares, spent, alone, after)
 
+    def after(self, charge: RoundCharge) -> PrivacySpend:
+        """The spend with ``charge`` added, recorded by nobody yet: what a branch with a
+        state file writes together with the round's mark
+        (:meth:`~secagg.runtime.branch_state.RoundMark.advance`), in one write."""
+        return self._spend.plus(charge.curve)
+
     def record(self, charge: RoundCharge) -> None:
         """Keep ``charge`` (on disk with a state file) before anything of its round leaves;
         :class:`~secagg.runtime.branch_state.BranchStateError` when it cannot be written
         (nothing kept: the branch then stops)."""
-        self._store.charge(self._spend.plus(charge.curve))
+        self._store.charge(self.after(charge))
 
 
 def _up(epsilon: float) -> float:

@@ -42,7 +42,9 @@ which is then written down; the mark is kept, so a replay is refused as before.
 A branch with its own privacy budget (``branch.epsilon_budget``:
 :mod:`secagg.runtime.branch_budget`) keeps what it spent in the same file, as version 3
 (version 2's fields and ``spent``), written under the same lock before anything of a
-charged round is trained or sent (:meth:`RoundMark.charge`). A file without a spend
+charged round is trained or sent: in the same write as the round's mark
+(:meth:`RoundMark.advance` with ``spent``; :meth:`RoundMark.charge` alone writes a spend
+without a round). A file without a spend
 stays version 2 (an older release reads it); one with a spend is version 3, which an
 older release refuses rather than drop the spend. Every later write of the mark carries
 the spend as it is, with or without a budget configured: only a new file starts from
@@ -165,9 +167,14 @@ class RoundMark:
             )
         return last, federation, spent
 
-    def advance(self, number: int, federation: str) -> None:
+    def advance(self, number: int, federation: str, spent: PrivacySpend | None = None) -> None:
         """Record that the branch started round ``number`` of ``federation`` (checked
-        first: :meth:`check`): on disk when this returns.
+        first: :meth:`check`), and with ``spent`` its privacy spend with the round's charge
+        in it: both in one atomic write, on disk when this returns.
+
+        Why one write: a budgeted round wrote the file twice (the mark, then the charge),
+        two renames and four fsyncs a round where one does; and between the two a crash
+        left a round taken but not charged. Either both are on disk or neither is.
 
         Raises :class:`BranchStateError` (the mark unchanged) when the file cannot be
         written, or no longer holds the mark this process last wrote: another process
@@ -178,7 +185,7 @@ class RoundMark:
         (``<state>.lock``): re-read alone, two processes given the same start at once
         both read the old mark before either's rename, and both trained the round."""
         self.check(federation, number)
-        self._locked(lambda: self._advance(number, federation))
+        self._locked(lambda: self._advance(number, federation, spent))
 
     def charge(self, spend: PrivacySpend) -> None:
         """Record ``spend`` as the branch's privacy spend: on disk when this returns.
@@ -234,14 +241,16 @@ class RoundMark:
                 "or it was replaced; stopping rather than write over it"
             )
 
-    def _advance(self, number: int, federation: str) -> None:
+    def _advance(self, number: int, federation: str, spent: PrivacySpend | None) -> None:
         self._check_unchanged()
-        previous = self.federation
+        previous = self.federation, self.spent
         self.federation = federation
+        if spent is not None:
+            self.spent = spent
         try:
             self._write(number)
         except BranchStateError:
-            self.federation = previous
+            self.federation, self.spent = previous
             raise
         self.last = number
 

@@ -130,7 +130,7 @@ from secagg.errors import (
     WrongRound,
 )
 from secagg.runtime import outcome, redial
-from secagg.runtime.branch_budget import BranchBudget
+from secagg.runtime.branch_budget import BranchBudget, RoundCharge
 from secagg.runtime.branch_state import BranchStateError, RoundMark
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import (
@@ -159,6 +159,13 @@ Dial = Callable[[float], ClientEndpoint]
 #: what a branch waits beyond the round deadline the server announced: the server
 #: still releases, commits and tells the parties after its deadline passes
 ROUND_GRACE_SECONDS = 30.0
+#: a refused message's log line: the branch, the error's type (a ``SignatureError`` is a
+#: forgery to look into, a ``MalformedMessage`` junk or a version skew; the text alone did
+#: not say which) and its text. The text of every error secagg raises on a server's
+#: message names the message's fields, parties and the round's public parameters, never a
+#: key, share or value of the update (a bound crossed is named, not the coordinate that
+#: crossed it); a training hook's own SecAggError is logged as the hook worded it
+REFUSED_LINE = "%s refused a message (%s): %s"
 # the back-off between dials, kept importable from here (see secagg.runtime.redial)
 MAX_REDIAL_PAUSE = redial.MAX_REDIAL_PAUSE
 MAX_DIAL_SECONDS = redial.MAX_DIAL_SECONDS
@@ -166,6 +173,15 @@ MAX_DIAL_SECONDS = redial.MAX_DIAL_SECONDS
 
 @dataclass
 class ClientStats:
+    #: the rounds this branch took as its own: each start of its federation numbered above
+    #: its last round, recorded (in its state file, with one) before anything else of the
+    #: round, whatever became of it: trained, refused by its policy at its start or at the
+    #: protocol's setup, left, lost. So every round started is ended (``rounds_ended``),
+    #: lost, or the one in flight. Not counted: a start refused before it was taken (a
+    #: replay, one that does not decode or fit this branch, or another federation's, which
+    #: ``rounds_refused`` counts: that number is not this branch's round). Before,
+    #: a round refused at its start was left out and one refused at its setup counted
+    #: (review, 2026-12-06)
     rounds_started: int = 0
     rounds_completed: int = 0
     rounds_aborted: int = 0
@@ -337,7 +353,12 @@ class FederationClient:
         ``replay_seed`` (simulations only) keys the stochastic rounding of the
         encoding and the distributed-DP noise share, so that a run replays bit
         for bit; by default both draw from the OS CSPRNG. Masks and keys are
-        never seeded.
+        never seeded. It is refused (:class:`~secagg.errors.ConfigurationError`)
+        with ``policy.epsilon_budget``: its streams are keyed by the branch's name
+        and the round number only, so a branch in two federations under one seed
+        adds the same noise share to both rounds numbered alike, and a budget that
+        charges each round as fresh noise would understate what was spent (keying
+        them by the federation too would change every simulation's bytes).
 
         ``privacy_report`` (record-level DP, e.g. ``DPSGDTrainer.privacy_report``)
         returns the local accountant's inputs; they go with the round's first
@@ -357,6 +378,14 @@ class FederationClient:
         (:mod:`secagg.runtime.branch_budget`; without ``state``, in memory only).
         """
         self.policy = policy if policy is not None else BranchPolicy()
+        if replay_seed is not None and self.policy.epsilon_budget is not None:
+            # before the state file is opened or created: a refused branch leaves nothing
+            raise ConfigurationError(
+                f"{name}: branch.epsilon_budget cannot be combined with a replay seed "
+                "(simulations only): the seeded noise shares repeat across federations "
+                "for the same round numbers, so the budget would charge noise that is not "
+                "fresh; drop the replay seed or the budget"
+            )
         self._identity = identity
         self._stop_on_refusal = stop_on_refusal
         self._replay_seed = replay_seed
@@ -557,7 +586,9 @@ class FederationClient:
                 # not proof of an older server: only the round start's version moved (the
                 # others are v2 at both ends), so none is outdated today; a stale message
                 # of a later change refuses that message only, like any malformed one
-                self._refusals.refused(logging.ERROR, "%s refused a message: %s", self.name, exc)
+                self._refusals.refused(
+                    logging.ERROR, REFUSED_LINE, self.name, type(exc).__name__, exc
+                )
                 return
             # an older server's round start names no federation: this branch can take
             # none of its rounds. It leaves this one at once (a leave is still of the old
@@ -585,7 +616,9 @@ class FederationClient:
             self._refused(number, exc)
         except SecAggError as exc:
             self.stats.refused_messages += 1
-            self._refusals.refused(logging.WARNING, "%s refused a message: %s", self.name, exc)
+            self._refusals.refused(
+                logging.WARNING, REFUSED_LINE, self.name, type(exc).__name__, exc
+            )
             # not for a replayed start of the round in flight: the branch is still in it,
             # and a leave made the server count it gone (review, 2026-12-05)
             in_flight = self._session is not None and number == self._round
@@ -722,11 +755,9 @@ class FederationClient:
             # (the refusal counts it; its end is taken quietly), its number used
             self._begin(start)
             raise
-        self._begin(start)
-        if charge is not None and self._budget is not None:  # on disk before training
-            self._budget.record(charge)  # nor anything of the round sent: a crash keeps it
-            self._count_spend()
-        self.stats.rounds_started += 1
+        # the charge on disk before training, nor anything of the round sent: a crash
+        # keeps it; with a state file in the round's own write
+        self._begin(start, charge)
         self.stats.last_model = start.model
         self._stage = "training"  # the hook, its output's conversion and its report
         update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
@@ -754,12 +785,24 @@ class FederationClient:
             self.stats.epsilon_budget = self._budget.budget
             self.stats.privacy_delta = self._budget.delta
 
-    def _begin(self, start: RoundStart) -> None:
+    def _begin(self, start: RoundStart, charge: RoundCharge | None = None) -> None:
         """Take ``start``'s round as this branch's round, once it is checked: recorded in
         the state file first (so nothing of the round is done that a restart forgets),
-        then the round in flight, if any, superseded."""
+        then the round in flight, if any, superseded.
+
+        ``charge``: the round's privacy charge (``branch.epsilon_budget``), kept before
+        this returns. With a state file it goes in the same atomic write as the round's
+        number: one write a round, not two (the mark, then the charge), and no crash
+        between them leaves a round taken but uncharged."""
         if self._mark is not None:
-            self._mark.advance(start.round, start.federation)  # BranchStateError: unchanged
+            spent = None if charge is None or self._budget is None else self._budget.after(charge)
+            # BranchStateError: neither the round nor its charge recorded
+            self._mark.advance(start.round, start.federation, spent)
+        elif charge is not None and self._budget is not None:
+            self._budget.record(charge)  # kept in memory (no state file)
+        if charge is not None:
+            self._count_spend()
+        self.stats.rounds_started += 1  # taken: trained or refused by its policy from here
         if self.federation is None:  # once: the rounds it takes from now on are this one's
             log.info(
                 "%s joins federation %r, the one the server names (pin it: branch.federation)",

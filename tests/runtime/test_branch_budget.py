@@ -240,7 +240,7 @@ def test_the_branch_takes_the_rounds_that_fit_then_refuses_and_sends_nothing_of_
     assert "spent" in str(refusal) and "this round" in str(refusal) and "budget" in str(refusal)
     assert all(outcome[name] is None for name in NAMES[1:]), outcome
     budgeted = clients[0]
-    assert budgeted.stats.rounds_started == fit and budgeted.stats.rounds_refused == 1
+    assert budgeted.stats.rounds_started == fit + 1 and budgeted.stats.rounds_refused == 1
     # nothing of its update left in the refused round: its leave only
     sent = [decode_message(p) for who, p in hub.received if who == NAMES[0]]
     refused_round = [m for m in sent if m.round == fit + 1]
@@ -556,3 +556,80 @@ def test_a_spend_another_process_wrote_stops_the_branch(tmp_path: Path) -> None:
         branch.start(2, spec)
     assert branch.trained == [1]
     assert json.loads(state.read_text()) == data  # not written over
+
+
+def test_a_budgeted_round_is_one_atomic_write_of_the_state_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The round's number and its charge go to disk in one write (a rename, a file fsync
+    and a folder fsync), before the hook trains. Before, two: the mark, then the charge
+    (two renames, four fsyncs a round, and a crash between them left a round taken but
+    not charged)."""
+    import secagg.runtime.branch_state as branch_state
+
+    state = tmp_path / "branch.state"
+    writes: list[dict[str, object]] = []
+    fsyncs: list[int] = []
+    write_json = branch_state.write_json_atomically
+    fsync = os.fsync
+
+    def counted_write(path: Path, data: dict[str, object], **options: object) -> None:
+        writes.append(dict(data))
+        write_json(path, data, **options)  # type: ignore[arg-type]
+
+    def counted_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        fsync(fd)
+
+    seen: list[tuple[int, int, int]] = []
+
+    def train(model: np.ndarray) -> np.ndarray:
+        on_disk = json.loads(state.read_text())
+        seen.append((on_disk["last_started"], on_disk["spent"]["rounds"], len(writes)))
+        return np.full_like(model, 0.01)
+
+    client = FederationClient(NAMES[0], train, SentMessages(), policy=_policy(50.0), state=state)  # type: ignore[arg-type]
+    monkeypatch.setattr(branch_state, "write_json_atomically", counted_write)
+    monkeypatch.setattr(os, "fsync", counted_fsync)
+    spec = _spec(_mechanism())
+    for number in (1, 2, 3):
+        before_writes, before_fsyncs = len(writes), len(fsyncs)
+        client.handle(_start(number, spec))
+        assert len(writes) - before_writes == 1, writes[before_writes:]
+        assert len(fsyncs) - before_fsyncs == 2  # the file's and its folder's
+    # each round's one write carried both, and was on disk when its hook trained
+    assert seen == [(1, 1, 1), (2, 2, 2), (3, 3, 3)]
+    assert [(w["last_started"], w["spent"]["rounds"]) for w in writes] == [(1, 1), (2, 2), (3, 3)]  # type: ignore[index]
+    # a round refused by the budget still writes its number once, with no charge
+    refused = _Branch(_policy(1e-6), tmp_path / "refused.state")
+    monkeypatch.setattr(branch_state, "write_json_atomically", counted_write)
+    before_writes = len(writes)
+    with pytest.raises(PolicyRefused):
+        refused.start(1, spec)
+    assert len(writes) - before_writes == 1 and "spent" not in writes[-1]
+
+
+def test_a_round_whose_one_write_fails_records_neither_its_number_nor_its_charge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write that carries both fails: the branch stops (BranchStateError), nothing
+    trained, and the file, its mark and its spend are as before the start."""
+    import secagg.runtime.branch_state as branch_state
+
+    state = tmp_path / "branch.state"
+    branch = _Branch(_policy(50.0), state)
+    spec = _spec(_mechanism())
+    branch.start(1, spec)
+    before, spent = state.read_bytes(), branch.client.stats.epsilon_spent
+
+    def full_disk(path: Path, data: object, **options: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(branch_state, "write_json_atomically", full_disk)
+    with pytest.raises(BranchStateError, match="No space left"):
+        branch.start(2, spec)
+    assert state.read_bytes() == before and branch.trained == [1]
+    mark = branch.client._mark
+    assert mark is not None and mark.last == 1 and mark.spent is not None
+    assert mark.spent.rounds == 1 and branch.client.stats.epsilon_spent == spent
+    assert branch.client._started == 1 and branch.client.stats.rounds_started == 1

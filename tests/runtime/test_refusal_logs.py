@@ -5,22 +5,32 @@ junk as fast as the network carries it grew their logs without bound (the server
 log had the same fault from a branch: 20 000 junk relays, 2.3 MB in one round; network
 audit). Now the first few refusals are logged, then one line says the rest are counted,
 then one line at every power of ten; progress (a round's end, an answered request)
-starts the count again.
+starts the count again. A line names the refusal's type, so a forgery reads apart from junk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
+from _branch_certs import branch_certificates
 from _endpoints import SentMessages
 
+from secagg.aggregation import encode_spec, get_backend
+from secagg.aggregation.base import RoundIdentity, ToParty
+from secagg.aggregation.masking import MaskingBackend
+from secagg.crypto.signing import CertificateVerifyKey
 from secagg.errors import MalformedMessage
-from secagg.runtime.client import FederationClient
+from secagg.protocol import decode, encode
+from secagg.protocol.messages import KeyDirectory
+from secagg.runtime.client import REFUSED_LINE, FederationClient
 from secagg.runtime.keyholder import KeyHolderService
+from secagg.runtime.launch import branch_identity
 from secagg.runtime.refusals import LOGGED_REFUSALS, RefusalLog, _power_of_ten
-from secagg.runtime.wire import Relay, encode_message
+from secagg.runtime.wire import Relay, RoundStart, encode_message, round_context
 
 JUNK = 1000
 
@@ -82,3 +92,88 @@ def test_the_refusal_log_counts_and_resets(caplog: pytest.LogCaptureFixture) -> 
         refusals.refused(logging.WARNING, "refused %s", "y")
     assert caplog.records[-1].getMessage() == "refused y"
     assert [n for n in range(1, 10001) if _power_of_ten(n)] == [1, 10, 100, 1000, 10000]
+
+
+# -- what a refusal's line says: the error's type -------------------------------------------
+
+NAMES = ["branch-00", "branch-01", "branch-02"]
+FED = "fed"
+UPDATE = 0.123456  # every coordinate of the branch's update: never in its log
+
+
+def _refusal_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.msg == REFUSED_LINE]
+
+
+def test_a_refusals_line_names_the_errors_type_a_forgery_apart_from_junk(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator reading "refused a message" could not tell a forged signature (an
+    incident) from junk or a version skew: the line gave the error's text only. Now it
+    names the type, and says nothing of the update or the keys."""
+    ca, ders = branch_certificates(tmp_path, NAMES)
+    spec = MaskingBackend(graph="complete", value_bound=4.0, active=True).plan(
+        3, 4, identities=tuple(ders[name] for name in NAMES)
+    )
+    keys = {p: CertificateVerifyKey.from_certificate(ders[n]) for p, n in enumerate(NAMES)}
+    backend = get_backend(spec.name)
+    server = backend.server(spec)
+    server.bind_round(round_context(1, FED))
+    puppets = {}
+    for p in (1, 2):
+        identity = RoundIdentity(branch_identity(ca, NAMES[p]).signing_key, keys)
+        puppets[p] = backend.client(spec, p, identity=identity)
+        puppets[p].bind_round(round_context(1, FED))
+        puppets[p].set_input(np.zeros(4))
+    outbox = SentMessages()
+    branch = FederationClient(
+        NAMES[0],
+        lambda m: np.full_like(m, UPDATE),
+        outbox,
+        identity=branch_identity(ca, NAMES[0]),
+        stop_on_refusal=False,
+    )
+    branch.handle(
+        encode_message(RoundStart(1, 0, encode_spec(spec), np.zeros(4), 1.0, federation=FED))
+    )
+    # the round run honestly up to the branch's key directory, which is held back
+    genuine = b""
+    queue = list(server.start())
+    while not genuine:
+        if not queue:
+            queue.extend(server.close_phase())
+        event = queue.pop(0)
+        if not isinstance(event, ToParty):
+            continue
+        if event.party == 0 and isinstance(decode(event.payload), KeyDirectory):
+            genuine = event.payload
+        elif event.party == 0:
+            sent_before = len(outbox.sent)
+            branch.handle(encode_message(Relay(1, event.payload)))
+            replies = [(0, m.payload) for m in outbox.sent[sent_before:] if isinstance(m, Relay)]
+            for party, reply in replies:
+                queue.extend(server.handle(party, reply))
+        else:
+            for reply in puppets[event.party].handle(event.payload):
+                queue.extend(server.handle(event.party, reply))
+    directory = decode(genuine)
+    assert isinstance(directory, KeyDirectory)
+    entry = directory.entries[-1]
+    garbled = bytes([entry.signature[0] ^ 1]) + entry.signature[1:]
+    entries = (*directory.entries[:-1], dataclasses.replace(entry, signature=garbled))
+    forged = encode(dataclasses.replace(directory, entries=entries))
+    with caplog.at_level(logging.DEBUG, logger="secagg.client"):
+        branch.handle(encode_message(Relay(1, forged)))  # a forgery, in its phase
+        branch.handle(b"junk")  # junk
+        branch.handle(encode_message(Relay(1, genuine)))  # the genuine one: answered
+    assert isinstance(outbox.sent[-1], Relay)  # its shares: the genuine directory taken
+    lines = _refusal_lines(caplog)
+    assert [record.args[1] for record in lines] == ["SignatureError", "MalformedMessage"]  # type: ignore[index]
+    assert lines[0].getMessage().startswith("branch-00 refused a message (SignatureError): ")
+    assert all("\n" not in record.getMessage() for record in lines)
+    assert branch.stats.refused_messages == 2
+    # nothing of the update, nor of the branch's keys, in anything it logged
+    text = caplog.text
+    assert f"{UPDATE}" not in text and f"{UPDATE:g}" not in text
+    own = branch_identity(ca, NAMES[0]).signing_key.verify_key.raw
+    assert own.hex() not in text and own.hex()[:16] not in text

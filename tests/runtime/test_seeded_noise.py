@@ -107,3 +107,23 @@ def test_a_replayed_federation_without_dp_ledgers_no_seeded_noise(tmp_path: Path
 def test_replay_noise_needs_a_seed() -> None:
     with pytest.raises(ConfigurationError, match="replay_noise"):
         _config(replay_noise=True)
+
+
+def test_a_replay_seed_is_refused_with_a_branch_budget(tmp_path: Path) -> None:
+    """The replay seed keys a branch's noise share by its name and round number only: in
+    two federations, one seed gives the same share to both rounds numbered alike, and a
+    budget that charges each round as fresh noise would be unsound. Refused at once, one
+    line naming both, before the state file is created; the simulator, which passes a
+    replay seed and no budget, is unchanged (tests/apps/simulation/test_replay_bytes.py)."""
+    state = tmp_path / "branch.state"
+    budget = BranchPolicy(epsilon_budget=4.0, delta=1e-5)
+    with pytest.raises(ConfigurationError, match="epsilon_budget") as caught:
+        FederationClient(
+            NAMES[0], lambda m: m, None, policy=budget, replay_seed=b"seed", state=state
+        )
+    assert "replay seed" in str(caught.value) and "\n" not in str(caught.value)
+    assert not state.exists()
+    # either alone is taken
+    FederationClient(NAMES[0], lambda m: m, None, replay_seed=b"seed")
+    FederationClient(NAMES[0], lambda m: m, None, policy=budget, state=state)
+    assert state.exists()
