@@ -48,10 +48,11 @@ def pytest_configure(config: pytest.Config) -> None:
     Why: every server state, ledger and durable write a test makes fsyncs, and no test
     here can see what an fsync is for (the power cut that it survives: a crash in these
     tests is a process's, played in-process or by a kill, and the kernel's page cache
-    outlives it). On the 2-core CI disk an fsync cost about 2.5 ms: the two runs of
-    tests/runtime/test_crash_points.py made 31 600 of them. On a tmpfs the same calls
-    run, in the same order, and return at once. Only this process's :mod:`tempfile` is
-    moved (``TMPDIR`` is left alone): subprocesses and Ray keep their own folders."""
+    outlives it). On the 2-core machines' disk an fsync took about 2.6 ms (busy, under
+    strace): the two runs of tests/runtime/test_crash_points.py made 31 600 of them. On
+    a tmpfs the same calls run, in the same order, and return at once. Only this
+    process's :mod:`tempfile` is moved (``TMPDIR`` is left alone): subprocesses and Ray
+    keep their own folders."""
     if os.environ.get(ON_DISK_ENV) or not _is_writable_tmpfs(MEMORY_TEMP):
         return
     tempfile.tempdir = str(MEMORY_TEMP)
