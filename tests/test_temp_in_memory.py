@@ -29,3 +29,13 @@ def test_tmp_path_and_tempfile_folders_are_in_the_tmpfs(tmp_path: Path) -> None:
 
 def test_a_folder_elsewhere_is_not_taken_for_a_tmpfs(tmp_path: Path) -> None:
     assert not _is_writable_tmpfs(tmp_path)  # inside the tmpfs, but not its mount point
+
+
+def test_a_small_tmpfs_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's 64 MiB /dev/shm would fill up: the tests stay on the disk then."""
+    import conftest
+
+    monkeypatch.setattr(conftest, "_free_bytes", lambda folder: 64 << 20)
+    assert not conftest._is_writable_tmpfs(MEMORY_TEMP)
+    monkeypatch.setattr(conftest, "_free_bytes", lambda folder: conftest.MEMORY_TEMP_MIN_FREE)
+    assert conftest._is_writable_tmpfs(MEMORY_TEMP)

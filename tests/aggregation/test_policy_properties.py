@@ -27,6 +27,7 @@ federation pin, the clip checks, the spec's ``check_policy``) is the real code.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from contextlib import ExitStack
@@ -335,11 +336,13 @@ def run_branch(policy: BranchPolicy, header: Header) -> Outcome:
         except (PolicyRefused, MalformedMessage) as exc:
             error = exc
             after = _branch_state(branch)
+            started_before, counted = before["stats.rounds_started"], after["stats.rounds_started"]
             if isinstance(exc, PolicyRefused):
                 # documented: a well-formed round refused is this branch's round (counted
                 # once, its end taken quietly, its number used), nothing else of it
                 before = {k: v for k, v in before.items() if k not in ROUND_TAKEN}
                 after = {k: v for k, v in after.items() if k not in ROUND_TAKEN}
+                assert counted - started_before in (0, 1), "a refused start counted twice"
             assert after == before, f"{type(exc).__name__} changed the branch"
     return Outcome(error, len(trained), len(sent.messages), branch._session is not None)
 
@@ -355,14 +358,19 @@ ROUND_TAKEN = {
     "federation",
     "_round_deadline",
     "_foreign_round",
+    "stats.rounds_started",  # a round refused at its start is a round taken (counted)
 }
 
 
 def _branch_state(branch: FederationClient) -> dict[str, Any]:
     """The branch's state, each attribute's deep image (:func:`_harness.fingerprint`),
     but its transport, its training hook and its log (the test's own, or a logger)."""
-    skip = {"_transport", "_train", "_refusals"}
-    return {k: fingerprint(v) for k, v in vars(branch).items() if k not in skip}
+    skip = {"_transport", "_train", "_refusals", "stats"}
+    state = {k: fingerprint(v) for k, v in vars(branch).items() if k not in skip}
+    # the counters, but the rounds started apart: a refused start counts one, nothing else
+    state["stats"] = fingerprint(dataclasses.replace(branch.stats, rounds_started=0))
+    state["stats.rounds_started"] = branch.stats.rounds_started
+    return state
 
 
 # --- strategies --------------------------------------------------------------------------
