@@ -6,6 +6,9 @@ quorum was noticed up to a second after its last branch connected (measured over
 a median of 0.5 s and a maximum of 1.0 s once the wait had gone on for two seconds).
 Now a transport that offers ``wait_for_sessions`` (gRPC's) wakes it when a session opens.
 
+The start wait for every party (``secagg server --wait``) polled every 10 ms; it is
+woken the same way now.
+
 Checked as a mechanism, not a time: the module's ``time.sleep`` is replaced by one that
 fails, so a wait that polls fails at its first pause whatever the machine's speed.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,92 +66,43 @@ def _connect(port: int) -> GrpcClientTransport:
     return client
 
 
-def test_the_branch_that_completes_the_quorum_wakes_the_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _server(tmp_path: Path, transport: GrpcServerTransport, names: list[str]) -> FederationServer:
     config = FederationConfig.from_dict(
         {
-            "federation": {"name": "q", "clients": NAMES, "dimension": 4, "rounds": 1},
+            "federation": {"name": "q", "clients": names, "dimension": 4, "rounds": 1},
             "sampling": {"kind": "poisson", "rate": 1.0},
             "backend": {"name": "secagg+", "value_bound": 1.0},
         }
     )
+    return FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
+
+
+#: the two waits for parties: the quorum wait between rounds (three clients, two make a
+#: quorum) and ``secagg server --wait``'s wait for every party at the start (two clients;
+#: it polled every 10 ms); each ends when the second client connects
+WAITS: dict[str, tuple[list[str], Callable[[FederationServer], str | None]]] = {
+    "quorum": (NAMES, lambda server: server._await_quorum(3 * BOUND)),
+    "start": (NAMES[:2], lambda server: server._wait_for(set(NAMES[:2]), 3 * BOUND)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WAITS))
+def test_the_second_client_to_connect_wakes_the_wait(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names, wait = WAITS[kind]
     transport = _plaintext_server()
     transport.start()
-    clients = [_connect(transport.port)]  # one of the two a quorum needs
+    clients = [_connect(transport.port)]  # one of the two the wait needs
     try:
-        server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
+        server = _server(tmp_path, transport, names)
         assert server.quorum_missing() is not None
         monkeypatch.setattr(server_module, "time", types.SimpleNamespace(sleep=_polled))
-        waiting = Party(lambda: server._await_quorum(3 * BOUND))
+        waiting = Party(lambda: wait(server))
         clients.append(_connect(transport.port))
-        assert waiting.done.wait(BOUND), "the quorum went unnoticed"
+        assert waiting.done.wait(BOUND), f"the {kind} wait missed the second client"
         assert waiting.error is None, waiting.error
         assert waiting.value is None  # nothing missing
-    finally:
-        for client in clients:
-            client.close()
-        transport.stop(grace=0)
-
-
-def test_a_stopping_transport_ends_the_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "q", "clients": NAMES, "dimension": 4, "rounds": 1},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-        }
-    )
-    transport = _plaintext_server()
-    transport.start()
-    try:
-        server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
-        monkeypatch.setattr(server_module, "time", types.SimpleNamespace(sleep=_polled))
-        entered = threading.Event()
-        wait_for_sessions = transport.wait_for_sessions
-
-        def watched(seen: int | None, timeout: float | None) -> int:
-            if seen is not None:
-                entered.set()  # the quorum wait is waiting on the transport now
-            return wait_for_sessions(seen, timeout)
-
-        monkeypatch.setattr(transport, "wait_for_sessions", watched, raising=False)
-        waiting = Party(lambda: server._await_quorum(3 * BOUND))
-        assert entered.wait(BOUND), (
-            f"the quorum wait did not wait on the transport: {waiting.error}"
-        )
-        transport.stop(grace=0)
-        assert waiting.done.wait(BOUND), "the stop did not end the wait"
-        assert waiting.error is None, waiting.error
-        assert "the transport has stopped" in (waiting.value or "")
-    finally:
-        transport.stop(grace=0)
-
-
-def test_the_start_wait_for_every_party_is_woken_by_the_last_to_connect(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``secagg server --wait``: the wait for every party to connect (``_wait_for``)
-    polled every 10 ms; over gRPC it is now woken by each session that opens."""
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "q", "clients": NAMES[:2], "dimension": 4, "rounds": 1},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-        }
-    )
-    transport = _plaintext_server()
-    transport.start()
-    clients = [_connect(transport.port)]
-    try:
-        server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
-        monkeypatch.setattr(server_module, "time", types.SimpleNamespace(sleep=_polled))
-        waiting = Party(lambda: server._wait_for(set(NAMES[:2]), 3 * BOUND))
-        clients.append(_connect(transport.port))
-        assert waiting.done.wait(BOUND), "the last party's connection went unnoticed"
-        assert waiting.error is None, waiting.error
         assert transport.connected() == set(NAMES[:2])
     finally:
         for client in clients:
@@ -155,35 +110,33 @@ def test_the_start_wait_for_every_party_is_woken_by_the_last_to_connect(
         transport.stop(grace=0)
 
 
-def test_a_stopping_transport_ends_the_start_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", sorted(WAITS))
+def test_a_stopping_transport_ends_the_wait(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A server shutting down during ``--wait`` stops waiting for parties at once."""
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "q", "clients": NAMES[:2], "dimension": 4, "rounds": 1},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-        }
-    )
+    names, wait = WAITS[kind]
     transport = _plaintext_server()
     transport.start()
     try:
-        server = FederationServer(config, transport, ServerStore(tmp_path / "s.sqlite"))
+        server = _server(tmp_path, transport, names)
         monkeypatch.setattr(server_module, "time", types.SimpleNamespace(sleep=_polled))
         entered = threading.Event()
         wait_for_sessions = transport.wait_for_sessions
 
         def watched(seen: int | None, timeout: float | None) -> int:
             if seen is not None:
-                entered.set()
+                entered.set()  # the wait is waiting on the transport now
             return wait_for_sessions(seen, timeout)
 
         monkeypatch.setattr(transport, "wait_for_sessions", watched, raising=False)
-        waiting = Party(lambda: server._wait_for(set(NAMES[:2]), 3 * BOUND))
-        assert entered.wait(BOUND), f"the start wait did not wait on the transport: {waiting.error}"
+        waiting = Party(lambda: wait(server))
+        assert entered.wait(BOUND), (
+            f"the {kind} wait did not wait on the transport: {waiting.error}"
+        )
         transport.stop(grace=0)
-        assert waiting.done.wait(BOUND), "the stop did not end the start wait"
+        assert waiting.done.wait(BOUND), f"the stop did not end the {kind} wait"
         assert waiting.error is None, waiting.error
+        if kind == "quorum":
+            assert "the transport has stopped" in (waiting.value or "")
     finally:
         transport.stop(grace=0)
