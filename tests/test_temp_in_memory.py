@@ -11,8 +11,9 @@ import os
 import tempfile
 from pathlib import Path
 
+import _tmpfs
 import pytest
-from conftest import MEMORY_TEMP, ON_DISK_ENV, _is_writable_tmpfs
+from _tmpfs import MEMORY_TEMP, ON_DISK_ENV, _is_writable_tmpfs
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get(ON_DISK_ENV)) or not _is_writable_tmpfs(MEMORY_TEMP),
@@ -33,9 +34,7 @@ def test_a_folder_elsewhere_is_not_taken_for_a_tmpfs(tmp_path: Path) -> None:
 
 def test_a_small_tmpfs_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """A container's 64 MiB /dev/shm would fill up: the tests stay on the disk then."""
-    import conftest
-
-    monkeypatch.setattr(conftest, "_free_bytes", lambda folder: 64 << 20)
-    assert not conftest._is_writable_tmpfs(MEMORY_TEMP)
-    monkeypatch.setattr(conftest, "_free_bytes", lambda folder: conftest.MEMORY_TEMP_MIN_FREE)
-    assert conftest._is_writable_tmpfs(MEMORY_TEMP)
+    monkeypatch.setattr(_tmpfs, "_free_bytes", lambda folder: 64 << 20)
+    assert not _is_writable_tmpfs(MEMORY_TEMP)
+    monkeypatch.setattr(_tmpfs, "_free_bytes", lambda folder: _tmpfs.MEMORY_TEMP_MIN_FREE)
+    assert _is_writable_tmpfs(MEMORY_TEMP)
