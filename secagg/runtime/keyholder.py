@@ -247,7 +247,11 @@ class KeyHolderService:
             # the full text here (a refusal's local detail: its state file's path, what
             # the operator must do); the server hears only the refusal's own text
             self._refusals.refused(
-                logging.WARNING, "%s refused a request: %s", self.name, _local_text(exc)
+                logging.WARNING,
+                "%s refused a request (%s): %s",
+                self.name,
+                type(exc).__name__,
+                _local_text(exc),
             )
             return self._refusal(relay, exc)
         except Exception as exc:  # anything else a hostile message provokes: never crash

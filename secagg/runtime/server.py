@@ -1178,7 +1178,13 @@ class FederationServer:
         except SecAggError as exc:
             self.refused_messages += 1
             if self._log_refusal(number, name):
-                log.warning("round %d: refused a message from %s: %s", number, name, exc)
+                log.warning(
+                    "round %d: refused a message from %s (%s): %s",
+                    number,
+                    name,
+                    type(exc).__name__,
+                    exc,
+                )
             return None
         except Exception as exc:  # no branch's bytes may stop the server
             self.refused_messages += 1

@@ -73,6 +73,11 @@ def test_a_flood_of_junk_requests_writes_a_few_lines_in_the_key_holders_log(
             assert holder._answer(encode_message(Relay(1, b"junk %d" % i))) is None
         assert holder.refused == JUNK
         assert len(_lines(caplog, "refused a request")) == LOGGED_REFUSALS
+        # the error's type, as a branch's lines name it
+        assert all(
+            "compliance refused a request (MalformedMessage): " in line
+            for line in _lines(caplog, "refused a request")
+        )
         assert len(_lines(caplog, "messages refused in a row")) == 4
         # an answered request is progress: the next refusals are logged in full again
         assert holder._answer(encode_message(Relay(1, b"a request"))) is not None
