@@ -1,0 +1,91 @@
+"""``secagg certs init``, ``issue`` and ``revoke``: the development CA
+(:mod:`secagg.apps.devca`) behind one-line errors naming ``--dir``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from secagg.apps import devca
+from secagg.apps.cli_types import NonEmptyPath
+from secagg.apps.commands.common import _os_error
+from secagg.errors import ConfigurationError
+from secagg.transport.certs import MissingCertificate
+
+
+@click.group()
+def certs() -> None:
+    """A development CA: server and per-branch certificates for mTLS."""
+
+
+@certs.command("init")
+@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    help="Host name or IP clients dial (repeatable; default localhost and 127.0.0.1).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing CA (old certificates die).")
+def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> None:
+    """Create the CA, the server certificate and an empty revocation list."""
+    names = server_names or ("localhost", "127.0.0.1")
+    try:
+        made = devca.init_ca(directory, server_names=names, force=force)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
+        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
+    click.echo(f"CA in {directory} (fingerprint {made.ca_fingerprint[:16]}...)")
+    carried = devca.server_names_carried(names)  # once each, as gRPC spells an address
+    click.echo(f"server certificate for {', '.join(carried)}: {made.server.certificate}")
+
+
+@certs.command("issue")
+@click.argument("name")
+@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
+@click.option("--force", is_flag=True, help="Re-issue an existing or revoked name.")
+def certs_issue(name: str, directory: str, force: bool) -> None:
+    """Issue the certificate and key of branch NAME."""
+    try:
+        issued = devca.issue_client(directory, name, force=force)
+    except MissingCertificate as exc:  # the CA's files, not there or behind a file
+        raise click.BadParameter(str(exc), param_hint="--dir") from exc
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
+        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
+    # the key holder's certificate is issued here too: "the branch" misnamed its party
+    click.echo(
+        f"{name}: {issued.certificate} and {issued.key} (key: it goes to {name}'s machine only)"
+    )
+    click.echo(f"fingerprint {issued.fingerprint}")
+
+
+@certs.command("revoke")
+@click.argument("name")
+@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Bar NAME even without a certificate here (one deleted here but still out there).",
+)
+def certs_revoke(name: str, directory: str, force: bool) -> None:
+    """Bar branch NAME (and its current certificate) from the federation.
+
+    A NAME with no certificate in the directory is refused (exit 2), so a typo does not
+    pass for a revocation; --force records it anyway."""
+    try:
+        devca.revoke(directory, name, force=force)
+    except MissingCertificate as exc:  # the CA's files, not there or behind a file
+        raise click.BadParameter(str(exc), param_hint="--dir") from exc
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
+        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
+    # the server re-reads the list at each connection, before each round's sampling and
+    # every 30 s for the open sessions (docs/deployment.md): an open session ends too
+    click.echo(
+        f"{name} revoked; the server refuses it from its next connection and ends its "
+        "open session within 30 s"
+    )

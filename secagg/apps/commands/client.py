@@ -1,0 +1,362 @@
+"""``secagg client``: one branch, which dials the server, trains locally and sends only
+masked updates, under its own policy (``--policy``'s ``[branch]`` table and the options)
+and, with ``--epsilon-budget``, its own privacy budget kept in ``--state``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+from secagg.aggregation.policy import MAX_CLIP, BranchPolicy
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
+from secagg.apps.commands.common import _fail, _one_line
+from secagg.apps.commands.dialling import (
+    _certs_error,
+    _connection_failure,
+    _dialling_party,
+    _redialling,
+)
+from secagg.apps.commands.parties import (
+    _read_table,
+    _setup_logging,
+    _sigterm_as_interrupt,
+    _stopped,
+    _verbosity,
+    _verdict_said_here,
+)
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
+from secagg.errors import ConfigurationError, SecAggError
+from secagg.runtime.config import MAX_DIMENSION
+from secagg.transport.base import MAX_WAIT_SECONDS
+
+
+def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--hook module:factory`` names a module Python can find.
+
+    Why: the ``secagg`` command, an installed script, does not search the current
+    folder, so ``cd examples/bank_fraud`` and ``--hook dpsgd_hook:make_hook`` (what the
+    example's docstring said) ended ``cannot load hook ...: No module named
+    'dpsgd_hook'``, with nothing saying where Python looks (front-door audit,
+    2026-12-05). The line names the file Python looks for under the folder, since for
+    a dotted module that folder is the one above its package: ``PYTHONPATH=/opt/mybank``
+    for ``mybank.fraud`` (what docs/deployment.md showed) does not find
+    ``/opt/mybank/fraud.py``, and "the folder that holds it" read as that one
+    (newcomer's walk-through, 2026-12-05). A malformed spec is left to the runtime's
+    own message."""
+    del ctx, param
+    module = (value or "").partition(":")[0]
+    if value is None or value == "demo" or ":" not in value or not module:
+        return value
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing; an empty or relative name
+        found = False
+    if not found:
+        # the file a dotted name is looked up as: PYTHONPATH names the folder above the
+        # top package, not the one holding the file ("PYTHONPATH=/opt/mybank" with
+        # /opt/mybank/fraud.py and "mybank.fraud" does not import; the folder is /opt)
+        where = module.replace(".", "/") + ".py"
+        raise click.BadParameter(
+            f"no module {module!r} on Python's path (the secagg command does not look in the "
+            f"current folder): install it, or put on PYTHONPATH the FOLDER of FOLDER/{where} "
+            f"(PYTHONPATH=FOLDER secagg client ... --hook {value})"
+        )
+    return value
+
+
+@click.command()
+@_dialling_party("This branch's name (its certificate's).")
+@click.option(
+    "--hook",
+    default="demo",
+    show_default=True,
+    callback=_hook_module,
+    help="'demo' or 'module:factory' (the module importable: installed, or its folder on "
+    "PYTHONPATH).",
+)
+@click.option(
+    "--dimension",
+    # a federation's bound (federation.dimension): --dimension 2**70 was an OverflowError
+    # traceback from numpy, and 3 000 000 000 allocated until killed (upper-bounds review)
+    type=click.IntRange(1, MAX_DIMENSION),
+    required=True,
+    help=f"Model parameters (at most {MAX_DIMENSION}, a federation's largest model).",
+)
+@click.option(
+    "--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many rounds."
+)
+@click.option(
+    "--idle",
+    type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
+    default=900.0,
+    show_default=True,
+    help="Give up when the server is silent this long between rounds (inside a round the "
+    "branch waits for the deadline the server announced). Keep it above the server's "
+    "quorum_wait_seconds (600 by default), during which a lone connected branch hears "
+    "nothing; at most a week (604800); 'inf': never.",
+)
+@_redialling
+@_verbosity
+@click.option(
+    "--policy",
+    "policy_path",
+    type=NonEmptyPath(exists=True, dir_okay=False),
+    help="A TOML file whose [branch] table is this branch's policy (options below override it).",
+)
+@click.option(
+    "--allow-plain",
+    is_flag=True,
+    default=None,
+    help="Accept the plain backend, which sends the update in clear (refused by default).",
+)
+@click.option(
+    "--key-holder-fingerprint",
+    default=None,
+    help="The CKKS key holder's fingerprint (64 hex digits); CKKS rounds need it.",
+)
+@click.option(
+    "--max-clip",
+    # bounded as a federation's dp.clip (MAX_CLIP): 1e300 capped nothing any round can have
+    type=FiniteFloat(0.0, MAX_CLIP, min_open=True),
+    default=None,
+    help=f"Refuse rounds clipping above this (at most {MAX_CLIP:g}, a federation's largest clip).",
+)
+@click.option(
+    "--min-noise-multiplier",
+    # no round satisfies more than a federation's largest z: 1e300 started a branch that
+    # then refused every round (upper-bounds review, 2026-12-06)
+    type=FiniteFloat(0.0, MAX_NOISE_MULTIPLIER, min_open=True),
+    default=None,
+    help="Join only rounds where this branch adds a distributed noise share of at least this "
+    f"z (at most {MAX_NOISE_MULTIPLIER:g}, a federation's largest).",
+)
+@click.option(
+    "--expected-clients",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The cohort this branch expects.",
+)
+@click.option(
+    "--min-threshold",
+    type=click.IntRange(min=1),
+    default=None,
+    help="A floor on the Shamir threshold.",
+)
+@click.option(
+    "--require-active",
+    is_flag=True,
+    default=None,
+    help="Join only the active (malicious-server) variant of the masking backends.",
+)
+@click.option(
+    "--epsilon-budget",
+    type=FiniteFloat(0.0, min_open=True),
+    default=None,
+    help="This branch's own privacy budget: it takes only rounds where it adds its own "
+    "distributed noise share, and none that would take its epsilon (its own accounting, "
+    "kept in --state) past this. Needs --delta and --state.",
+)
+@click.option(
+    "--delta",
+    type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="The delta of --epsilon-budget (well below 1 over the customers this branch protects).",
+)
+@click.option(
+    "--federation",
+    default=None,
+    help="The federation this branch joins (the server's [federation] name): a round of "
+    "any other is refused before anything is trained or sent. Without it the branch joins "
+    "the federation the server names at the first round.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    default=None,
+    help="This branch's state file: the federation its rounds belong to and the last round "
+    "number it started, so that a restarted branch still refuses a round it already ran "
+    "and a round of another federation (created if missing; one file per branch and "
+    "federation). Without it the branch remembers rounds only while it runs.",
+)
+def client(
+    target: str,
+    server_name: str | None,
+    name: str,
+    certificates: str,
+    hook: str,
+    dimension: int,
+    rounds: int | None,
+    idle: float,
+    connect_timeout: float,
+    give_up_after: float,
+    policy_path: str | None,
+    verbose: bool,
+    quiet: bool,
+    state_path: str | None,
+    **policy_options: object,
+) -> None:
+    """Run one branch: dial the server, train locally, send only masked updates.
+
+    The branch enforces its own policy: a round weaker than it (the plain backend,
+    a CKKS key that is not the pinned key holder's, a larger clip, a smaller noise
+    share, a lower threshold) or of another federation than --federation is refused
+    before anything of the update leaves, and the command exits with status 3. With
+    --state it keeps the last round it started, and its federation, across restarts
+    and refuses a round at or below it, or of another federation (exit status 2).
+    With --epsilon-budget (and --delta) it keeps its own privacy budget, in --state
+    (required with it: a spend kept in memory restarts from 0): a round it cannot
+    account for, or one that would take its epsilon past the budget, is refused before
+    training (exit status 3); the summary line says the epsilon spent.
+
+    Exit status: 0 when the server announced that the federation finished (or after
+    --rounds rounds); 1, with one line naming the cause, when the federation was
+    stopped before it finished, the server cannot be reached, the TLS handshake fails,
+    the server refuses this branch, the server runs an older secagg release (its round
+    start is of an older wire version: upgrade the server), or the branch gave up
+    redialling; 2 for a mistake in its options or files (a model whose size is not the
+    federation's included, and a --state file that cannot be read or written).
+    """
+    import math
+
+    from secagg.runtime.branch_state import BranchStateError
+    from secagg.runtime.client import BranchRefused, ServerOutdated
+    from secagg.runtime.launch import load_hook, run_branch
+    from secagg.transport.base import TransportError
+    from secagg.transport.certs import CertificateStoreError
+
+    # the model, the update and a round's masked copy, 8 bytes a parameter each (the
+    # demo hook's target is a fourth): --dimension 2147483648 (within the federation's
+    # bound) allocated until the machine's memory ran out (upper-bounds review, 2026-12-05)
+    check_memory(
+        32 * dimension, f"--dimension {dimension} (a model and its round copies)", "'--dimension'"
+    )
+    _setup_logging(verbose, quiet)
+    try:
+        policy = _branch_policy(policy_path, policy_options)
+        _check_budget_is_kept(policy, policy_options, state_path, name)
+        with _sigterm_as_interrupt(), _verdict_said_here(verbose):
+            stats = run_branch(
+                target,
+                name,
+                load_hook(hook, name, dimension),
+                certificates,
+                policy=policy,
+                rounds=rounds,
+                idle_timeout=None if math.isinf(idle) else idle,
+                connect_timeout=connect_timeout,
+                give_up_after=None if math.isinf(give_up_after) else give_up_after,
+                dimension=dimension,
+                name_override=server_name,
+                state=state_path,
+            )
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
+        _stopped(
+            f"secagg client: {name}",
+            exc,
+            "nothing more of this branch's update leaves; a round in flight goes on without "
+            "it (a dropout), and the branch rejoins the next round once started again",
+        )
+    except BranchRefused as exc:
+        _fail("secagg client", f"{name} refused {exc}", 3)
+    except ServerOutdated as exc:  # the server's side, as a refusal of this branch: 1
+        _fail("secagg client", f"{name}: {_one_line(exc, name)}", 1)
+    except BranchStateError as exc:  # its state file: named by the flag that gave it
+        _fail("secagg client", f"{name}: --state {_one_line(exc, name)}", 2)
+    except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
+        raise _certs_error(exc, name) from None
+    except ConfigurationError as exc:  # its files, its policy, its model's dimension
+        _fail("secagg client", f"{name}: {_one_line(exc, name)}", 2)
+    except TransportError as exc:  # cannot connect, refused, gave up redialling
+        _fail("secagg client", f"{name}: {_connection_failure(exc, target, certificates, name)}")
+    except (SecAggError, OSError) as exc:
+        _fail("secagg client", f"{name}: {_one_line(exc, name)}")
+    own = "".join(  # rounds it refused, left or lost: not "completed" (review, 2026-12-05)
+        f"{count} {what}, "
+        for count, what in (
+            (getattr(stats, "rounds_refused", 0), "refused by its policy"),
+            (getattr(stats, "rounds_left", 0), "left"),
+            (getattr(stats, "rounds_lost", 0), "lost"),
+        )
+        if count
+    )
+    summary = (
+        f"{name}: {stats.rounds_completed} rounds completed, {stats.rounds_aborted} aborted, "
+        f"{own}{stats.refused_messages} messages refused{_budget_summary(stats)}"
+    )
+    outcome = getattr(stats, "outcome", None)
+    if outcome == "stopped":  # the server announced an end before the last round
+        reason = getattr(stats, "end_reason", "") or "no reason given"
+        _fail("secagg client", f"{summary}; the federation stopped before it finished: {reason}")
+    click.echo(summary + ("; the federation finished" if outcome == "finished" else ""))
+
+
+def _check_budget_is_kept(
+    policy: BranchPolicy, options: dict[str, object], state_path: str | None, name: str
+) -> None:
+    """Refuse a branch budget without ``--state`` (one line, exit 2), before anything is
+    dialled.
+
+    Why refuse rather than warn: a budget kept in memory starts again from 0 whenever the
+    process restarts, and the server decides when it stops. It announces the federation's
+    end early (exit 1), or runs the round the budget refuses (exit 3), and the service
+    manager the deployment guide recommends (``Restart=on-failure``) starts the branch
+    again with its whole budget: round after round, as if it had none (review of the
+    branch budget, 2026-12-05). A state file costs nothing; the library's
+    :class:`~secagg.runtime.client.FederationClient` still keeps a spend in memory (with
+    a warning) for simulations and tests."""
+    if policy.epsilon_budget is None or state_path is not None:
+        return
+    given = (
+        "--epsilon-budget"
+        if options.get("epsilon_budget") is not None
+        else "branch.epsilon_budget (--policy)"
+    )
+    _fail(
+        "secagg client",
+        f"{name}: {given} needs --state: without a state file the spend is kept in memory "
+        "and starts again from 0 whenever the branch restarts, which the server can cause "
+        "(an early end exits 1, a refused round 3; a service manager then restarts it)",
+        2,
+    )
+
+
+def _budget_summary(stats: Any) -> str:
+    """``; epsilon spent 1.2346 of its budget 3.0000 (delta 1e-06)`` for a branch with its
+    own budget (branch.epsilon_budget), rounded up; nothing without one."""
+    from secagg.dp.display import shown
+
+    spent = getattr(stats, "epsilon_spent", None)
+    budget = getattr(stats, "epsilon_budget", None)
+    delta = getattr(stats, "privacy_delta", None)
+    if spent is None or budget is None or delta is None:
+        return ""
+    return (
+        f"; epsilon spent {shown(spent)} of its budget {shown(budget)} "
+        f"(delta {shown(delta, 4, significant=True)})"
+    )
+
+
+def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
+    """The ``[branch]`` table of ``path`` (if given), overridden by the options set."""
+    section: dict[str, object] = _read_table(path, "branch") if path is not None else {}
+    typed = {key: value for key, value in options.items() if value is not None}
+    section.update(typed)
+    try:
+        return BranchPolicy.from_dict(section)
+    except ConfigurationError as exc:
+        # a value typed as an option is named as that option, not as the policy file's
+        # key: ``--max-clip -1`` said ``branch.max_clip must be ...`` (CLI audit, 2026-12-05)
+        # (every such key: ``--epsilon-budget needs branch.delta`` named a flag and a key)
+        message = str(exc)
+        named = [key for key in typed if re.search(rf"\bbranch\.{key}\b", message)]
+        for key in named:
+            message = re.sub(rf"\bbranch\.{key}\b", "--" + key.replace("_", "-"), message)
+        if named:
+            flag = "--" + named[0].replace("_", "-")
+            raise click.BadParameter(message, param_hint=f"'{flag}'") from None
+        raise

@@ -1,0 +1,59 @@
+"""What several ``secagg`` commands share: the size types of a round and a benchmark, a
+planning error in the words the user typed, and the one line a party prints when it stops.
+
+Why one module: ``round`` and ``bench`` name the same ranges, and ``server``, ``client``,
+``keyholder`` and ``bench`` end on an error the same way; a copy per command would drift.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import NoReturn
+
+import click
+
+from secagg.errors import ConfigurationError
+
+#: a round needs at least 3 clients here (2 would reveal each other's input); a
+#: benchmark vector is at most 10^8 words (400 MB), far past the papers' and the
+#: issues' sizes, and short of a MemoryError traceback
+_CLIENTS = click.IntRange(min=3)
+_LENGTH = click.IntRange(1, 10**8)
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as one line: what failed and on which path, without errno numbers."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or type(exc).__name__}:{where}" if where else str(exc.strerror or exc)
+
+
+def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:
+    """A planning error as a usage error in the words the user typed.
+
+    Why: ``round --corrupt 0.5 --tolerated-dropout 0.9`` said ``corrupt_fraction +
+    dropout_fraction <= 0.9`` and ``--clients 2000000`` ``num_clients must be at most
+    1000000``: keys of the library, not flags (CLI audit, 2026-12-05). ``names`` maps
+    each key to its flag (or to words, for a value the command fixes); the flags found
+    become the error's param_hint."""
+    message, flags = str(exc), []
+    for name, words in names.items():
+        pattern = rf"\b{re.escape(name)}\b"
+        if re.search(pattern, message):
+            message = re.sub(pattern, words, message)
+            if words.startswith("--"):
+                flags.append(words)
+    return click.BadParameter(message, param_hint=flags or None)
+
+
+def _fail(party: str, message: str, status: int = 1) -> NoReturn:
+    """The one line a party prints when it stops on an error it cannot fix itself."""
+    click.echo(f"{party}: {message}", err=True)
+    sys.exit(status)
+
+
+def _one_line(exc: BaseException, name: str = "") -> str:
+    """An error's message on one line, without a leading ``name:`` (the CLI adds it)."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    prefix = f"{name}: "
+    return message[len(prefix) :] if name and message.startswith(prefix) else message

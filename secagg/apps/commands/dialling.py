@@ -1,0 +1,260 @@
+"""The parties that dial the server (``secagg client``, ``secagg keyholder``): their
+shared options (``--server``, ``--server-name``, ``--name``, ``--certs``, the redial
+timeouts) and the one line that names why a connection failed, probing TLS once when
+gRPC's own message cannot tell an untrusted certificate from an unreachable host.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
+from secagg.apps.commands.common import _one_line
+from secagg.errors import ConfigurationError
+from secagg.transport.base import MAX_WAIT_SECONDS
+
+
+def _server_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--server`` is HOST:PORT with a port in 1-65535 (the config's own check)."""
+    del ctx, param
+    from secagg.runtime.config import split_host_port
+
+    if value is not None:
+        try:
+            split_host_port(value, "address")
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--server-name`` is a host name (RFC 1123 labels, at most 253 characters; a
+    dotted IPv4 address is one too) or an IPv6 address, with or without brackets: the
+    name checked on the server's certificate.
+
+    Why: ``secagg client`` could only check the host it dialled, so a branch could not
+    dial the server by IP address when its certificate holds only a DNS name, although
+    :func:`~secagg.runtime.launch.run_branch` takes ``name_override`` (review,
+    2026-12-05). A value that cannot be a certificate's name (a port, a scheme, a
+    space) would only fail at the handshake: it is refused here, naming the flag. An
+    IPv6 address (``::1``, ``[fd00::5]``) was refused as "not a host name" although a
+    certificate carries it as an IP SAN (review, 2026-12-05): it is returned in its one
+    spelling (:func:`secagg.transport.names.ip_name`: ``inet_ntop``'s, no brackets), the
+    one gRPC compares with the certificate's IP SANs (``0:0:0:0:0:0:0:1`` does not match
+    ``::1`` there, nor ``::ffff:a00:5`` ``::ffff:10.0.0.5``)."""
+    del ctx, param
+    if value is None:
+        return None
+    from secagg.transport.names import BadServerName, certificate_name, ip_name
+
+    try:
+        name = certificate_name(value)
+    except BadServerName as exc:
+        if exc.kind == "zone":
+            raise click.BadParameter(
+                f"{value!r}: a zone (%{exc.zone}) names this machine's interface, "
+                "not a name a certificate carries; give the address without it"
+            ) from None
+        if exc.kind == "ipv4":
+            raise click.BadParameter(
+                f"{value!r} is not an IPv4 address (four numbers 0-255, no leading zeros, "
+                "e.g. 10.0.0.5), and a host name's last label is never all digits"
+            ) from None
+        raise click.BadParameter(
+            f"{value!r} is not a host name (letters, digits, hyphens and dots, e.g. "
+            "fl.bank.internal) nor an IP address (10.0.0.5, fd00::5): the name the "
+            "server's certificate carries, without a port"
+        ) from None
+    # an address in gRPC's spelling (inet_ntop's), which for ::ffff:10.0.0.5 is not
+    # str(address)'s ::ffff:a00:5 before Python 3.13
+    return name if isinstance(name, str) else ip_name(str(name))
+
+
+def _connection_failure(exc: Exception, target: str, certificates: str, name: str) -> str:
+    """The real cause of a failed connection, in one line.
+
+    A session the server ended carries its status (a revoked or unlisted branch is
+    ``UNAUTHENTICATED``/``PERMISSION_DENIED``, which retrying cannot fix). A connection
+    that never opened, with a message that does not already name the handshake, is
+    probed once more with a plain TLS handshake: gRPC can report an untrusted
+    certificate exactly like an unreachable host ("cannot reach")."""
+    status = getattr(exc, "code", None)
+    status_name = getattr(status, "name", None)
+    if status_name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        details = getattr(exc, "details", "") or str(exc)
+        return (
+            f"the server at {target} refused {name}: {details} (revoked, not one of the "
+            "federation's clients, or a certificate it does not accept; retrying will not help)"
+        )
+    message = _one_line(exc, name)
+    # a dial that timed out without a cause ("cannot reach X within 5 s") is probed; a
+    # message that already names it (refused, handshake, certificate) is kept
+    unexplained = re.search(r"cannot reach \S+ within [\d.]+ s\)?(;|$)", message)
+    if status is None and unexplained:
+        cause = _probe_tls(target, certificates, name)
+        if cause is not None and "giving up" in message:
+            return f"{message} [{cause}]" if "TLS handshake" in cause else message
+        if cause is not None:
+            return cause
+    return message
+
+
+def _certs_error(exc: BaseException, name: str) -> click.BadParameter:
+    """A certificate folder's missing or unreadable file as a usage error naming --certs.
+
+    Why: ``client --certs base.toml`` exited 1 with ``[Errno 20] Not a directory``, a
+    failure the user could not tell was their option (CLI audit, 2026-12-05)."""
+    return click.BadParameter(_one_line(exc, name), param_hint="'--certs'")
+
+
+def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) -> str | None:
+    """Dial ``target`` with the branch's own CA and certificate over plain TLS and say what
+    failed: the TCP connection, the server's certificate (not from this branch's CA, or not
+    naming the host) or this branch's certificate (refused by the server). None: the
+    handshake works, so the failure was elsewhere.
+
+    The probe trusts exactly the one CA the transport trusts, read by the same rule
+    (:func:`~secagg.transport.certs.load_ca_certificate`): it gave ``ca.pem`` to
+    ``ssl`` as a ``cafile``, which trusts every certificate in the file, so with a
+    bundle there a diagnosis could pass a server the connection itself refuses. A
+    ``ca.pem`` the transport refuses gives no probe (None: the transport's line names
+    the file)."""
+    import socket
+    import ssl
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from secagg.runtime.config import split_host_port
+    from secagg.transport.certs import CaLayout, load_ca_certificate
+
+    try:
+        host, port = split_host_port(target, "--server")
+        layout = CaLayout(Path(certificates))
+        cert = layout.client_cert(name)
+        key = layout.client_key(name)
+        if not cert.exists():  # a branch's own bundle: ca.pem, NAME.pem, NAME.key
+            cert, key = layout.directory / f"{name}.pem", layout.directory / f"{name}.key"
+        trusted = load_ca_certificate(layout.ca_cert)  # one CA, as the transport: not a file
+        context = ssl.create_default_context(
+            cadata=trusted.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        )
+        context.load_cert_chain(str(cert), str(key))
+        context.set_alpn_protocols(["h2"])
+    except (ConfigurationError, OSError, ssl.SSLError):
+        return None  # the transport's own message is the better one
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return (
+            f"cannot reach {target}: {reason} (is the server running on that port, and may "
+            "this branch connect out to it?)"
+        )
+    with raw:
+        try:
+            tls = context.wrap_socket(raw, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            return (
+                f"TLS handshake with {target} failed: the server's certificate is not "
+                f"trusted by {layout.ca_cert} ({exc.verify_message}); is that the "
+                f"federation's CA, and does the server's certificate name {host}?"
+            )
+        except (ssl.SSLError, OSError) as exc:
+            return _handshake_failure(target, cert, exc)
+        with tls:
+            tls.settimeout(min(timeout, 2.0))
+            try:  # TLS 1.3: the server judges our certificate after the handshake
+                first = tls.recv(1)
+            except ssl.SSLError as exc:
+                return _handshake_failure(target, cert, exc)
+            except OSError:
+                return None  # silence after the handshake: the certificates were fine
+    if not first:  # gRPC's server hangs up at once on a client certificate it refuses
+        return (
+            f"TLS handshake with {target} failed: it closed the connection right after the "
+            f"handshake, so most likely the server refused this party's certificate (was "
+            f"{cert} issued by the CA the server trusts?); a server stopping mid-handshake "
+            "looks the same, and its log says which"
+        )
+    return None
+
+
+def _dialling_party(name_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of a party that dials the server (``secagg client``, ``secagg
+    keyholder``): ``--server``, ``--server-name``, ``--name`` (``name_help``) and
+    ``--certs``, in that order. One definition, so the two commands cannot drift apart
+    (each had its own copy of every line)."""
+    options = [
+        click.option(
+            "--server",
+            "target",
+            required=True,
+            callback=_server_address,
+            help="HOST:PORT of the federation server.",
+        ),
+        click.option(
+            "--server-name",
+            default=None,
+            callback=_server_name,
+            help="The name to check on the server's certificate, when it is not the host of "
+            "--server: a host name or an IP address (e.g. --server 10.0.0.5:50051 "
+            "--server-name fl.bank.internal, or --server-name fd00::5).",
+        ),
+        click.option("--name", required=True, help=name_help),
+        click.option(
+            "--certs",
+            "certificates",
+            type=NonEmptyPath(file_okay=False),
+            default="certs",
+            show_default=True,
+            help="The CA directory (clients/NAME.pem) or this party's bundle (ca.pem, "
+            "NAME.pem, NAME.key).",
+        ),
+    ]
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--connect-timeout`` and ``--give-up-after``, the same for every party that
+    dials the server (``secagg keyholder`` lacked the first while ``secagg client`` had
+    it: one definition keeps them alike)."""
+    command = click.option(
+        "--give-up-after",
+        type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
+        default=600.0,
+        show_default=True,
+        help="Seconds to keep redialling after a lost connection (a server restart, a "
+        "network cut), counted from the loss, at most a week (604800); 'inf': until the "
+        "server announces the federation's end.",
+    )(command)
+    return click.option(
+        "--connect-timeout",
+        type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True),
+        default=30.0,
+        show_default=True,
+        help="Seconds to open the first session (at most a week, 604800).",
+    )(command)
+
+
+def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
+    """A TLS alert from the server is its verdict on this party's certificate; anything
+    else (not TLS at all, no common version) is named as it is."""
+    reason = getattr(exc, "reason", None)
+    said = str(reason).replace("_", " ").lower() if reason else str(exc)
+    if "alert" in said:
+        return (
+            f"TLS handshake with {target} failed: the server refused this party's "
+            f"certificate ({said}); was {cert} issued by the federation's CA?"
+        )
+    return f"TLS handshake with {target} failed ({said}): is {target} a secagg server?"

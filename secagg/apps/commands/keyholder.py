@@ -1,0 +1,226 @@
+"""``secagg keyholder-init`` and ``secagg keyholder``: a CKKS federation's key holder,
+which holds the secret key and decrypts (and noises) sums only by its own policy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
+from secagg.apps.commands.common import _fail, _one_line, _os_error
+from secagg.apps.commands.dialling import (
+    _certs_error,
+    _connection_failure,
+    _dialling_party,
+    _redialling,
+)
+from secagg.apps.commands.parties import (
+    _config_failure,
+    _read_table,
+    _setup_logging,
+    _sigterm_as_interrupt,
+    _stopped,
+    _verbosity,
+    _verdict_said_here,
+)
+from secagg.errors import ConfigurationError, SecAggError
+from secagg.transport.base import MAX_WAIT_SECONDS
+
+if TYPE_CHECKING:
+    from secagg.runtime.config import FederationConfig
+
+
+def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, Any], Any]:
+    """The ``[key_holder]`` table of ``path`` (paths in it relative to its folder) and
+    the folder; ``--key`` overrides its ``key``."""
+    from pathlib import Path
+
+    section = _read_table(path, "key_holder") if path is not None else {}
+    base = Path(path).resolve().parent if path is not None else None
+    if key is not None:
+        section["key"] = str(Path(key).resolve())
+    return section, base
+
+
+def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
+    """The federation ``--config`` describes, checked before anything is dialled: it
+    must have a key holder, and ``--name`` must be it.
+
+    Why: a config without a key holder (a masking backend) said ``the secagg+ backend
+    has no helper to configure``, naming neither the flag nor the cause; and a
+    ``--name`` other than the config's ``[backend] key_holder`` dialled for the whole
+    first dial's 30 s (four log lines) before exit 1, although the server
+    admits no other name as its key holder (front-door audit, 2026-12-05)."""
+    from secagg.runtime.config import FederationConfig
+
+    party = "secagg keyholder"
+    try:
+        config = FederationConfig.load(config_path)
+    except ConfigurationError as exc:
+        _fail(party, _config_failure(config_path, exc), 2)
+    holder = config.backend.key_holder
+    if holder is None:
+        _fail(
+            party, f"--config {config_path}: the {config.backend.name} backend has no key holder", 2
+        )
+    if holder != name:
+        _fail(
+            party,
+            f"--name {name} is not this federation's key holder: --config {config_path} names "
+            f"{holder!r} ([backend] key_holder), the only name its server admits as one",
+            2,
+        )
+    return config
+
+
+@click.command("keyholder-init")
+@click.option("--config", "config_path", required=True, type=NonEmptyPath(exists=True))
+@click.option("--key", "key_path", required=True, type=NonEmptyPath(), help="Where to write it.")
+def keyholder_init(config_path: str, key_path: str) -> None:
+    """Make the key holder's key for a federation and print the fingerprint branches pin."""
+    from pathlib import Path
+
+    from secagg.runtime.config import FederationConfig
+    from secagg.runtime.launch import make_key_holder_key
+
+    # each mistake is one line with the command's prefix, as the other commands print
+    # theirs (it was click's "Error: --key: ..."), naming the flag; exit status 2
+    party = "secagg keyholder-init"
+    if Path(key_path).is_dir():  # "exists; a new key would orphan every pin" misled
+        _fail(party, f"--key {key_path} is a folder: give the key file's path in it", 2)
+    if Path(key_path).exists():
+        _fail(party, f"--key {key_path} exists; a new key would orphan every pin", 2)
+    try:
+        config = FederationConfig.load(config_path)
+    except ConfigurationError as exc:
+        _fail(party, _config_failure(config_path, exc), 2)
+    try:
+        fingerprint = make_key_holder_key(config, key_path)
+    except OSError as exc:  # a folder that does not exist or cannot be written
+        _fail(party, f"--key {key_path}: {_os_error(exc)}", 2)
+    except ConfigurationError as exc:
+        _fail(party, _config_failure(config_path, exc), 2)
+    click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
+    click.echo(f"fingerprint {fingerprint.hex()}")
+    click.echo("every branch pins it: key_holder_fingerprint in [branch], or")
+    click.echo(f"  secagg client ... --key-holder-fingerprint {fingerprint.hex()}")
+
+
+@click.command()
+@_dialling_party("The key holder's name (its certificate's).")
+@click.option(
+    "--idle",
+    type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
+    default=None,
+    help="Stop after this many seconds of silence, at most a week (604800). Default: with "
+    "--config, the longest silence of that server towards its key holder "
+    "(quorum_wait_seconds + round_seconds + 30 s); without, 600. The server says nothing "
+    "to its key holder before round 1: keep it above the server's --wait when that is "
+    "longer; 'inf': never.",
+)
+@_redialling
+@click.option(
+    "--config",
+    "config_path",
+    type=NonEmptyPath(exists=True),
+    default=None,
+    help="The federation's config (its backend's parameters); needed with --key.",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=NonEmptyPath(exists=True, dir_okay=False),
+    default=None,
+    help="A TOML file whose [key_holder] table is this key holder's own policy "
+    "(noise_stddev, min_contributions, max_decryptions, dimension, federation, state, "
+    "key); max_decryptions is required when noise_stddev is set.",
+)
+@click.option("--key", "key_path", default=None, help="The key file keyholder-init wrote.")
+@click.option(
+    "--backend",
+    default="ckks",
+    show_default=True,
+    help="Without --config: the backend whose key this party holds (a key made per run, "
+    "which branches cannot pin).",
+)
+@_verbosity
+def keyholder(
+    target: str,
+    server_name: str | None,
+    name: str,
+    certificates: str,
+    idle: float | None,
+    connect_timeout: float,
+    give_up_after: float,
+    config_path: str | None,
+    policy_path: str | None,
+    key_path: str | None,
+    backend: str,
+    verbose: bool,
+    quiet: bool,
+) -> None:
+    """Hold a CKKS federation's secret key: decrypt (and noise) sums only, by its own policy.
+
+    Exit status: 0 when the server announced that the federation finished; 1, with one
+    line naming the cause, when the federation was stopped before it finished, the
+    server fell silent for --idle without announcing an end, the server cannot be
+    reached or refuses this party, or the key holder gave up redialling; 2 for a
+    mistake in its options or files."""
+    import math
+
+    from secagg.runtime.launch import run_key_holder
+    from secagg.transport.base import TransportError
+    from secagg.transport.certs import CertificateStoreError
+
+    _setup_logging(verbose, quiet)
+    config = _key_holders_federation(config_path, name) if config_path is not None else None
+    try:
+        settings, base = _key_holder_settings(policy_path, key_path)
+        if "key" in settings and config_path is None:
+            raise ConfigurationError(
+                "--key needs --config: a key is used only once it matches the key holder "
+                "pinned in the federation's config"
+            )
+        with _sigterm_as_interrupt(), _verdict_said_here(verbose):
+            ended = run_key_holder(
+                target,
+                name,
+                certificates,
+                backend=backend,
+                config=config,
+                settings=settings,
+                base_dir=base,
+                idle_timeout=idle,
+                # as for secagg client: the key holder had no way to dial a server that
+                # takes longer than 30 s to come up, nor to fail fast (review, 2026-12-05)
+                connect_timeout=connect_timeout,
+                give_up_after=None if math.isinf(give_up_after) else give_up_after,
+                name_override=server_name,
+            )
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
+        _stopped(
+            f"secagg keyholder: {name}",
+            exc,
+            "its count of decryptions is kept in its state file; a CKKS round in flight "
+            "aborts, and the server waits for the key holder before the next one",
+        )
+    except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
+        raise _certs_error(exc, name) from None
+    except ConfigurationError as exc:
+        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", 2)
+    except TransportError as exc:
+        _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
+    except (SecAggError, OSError) as exc:
+        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}")
+    summary = f"{name}: decrypted {ended.decryptions} sums"
+    if ended.outcome == "stopped":  # the server announced an end before the last round
+        reason = ended.reason or "no reason given"
+        _fail("secagg keyholder", f"{summary}; the federation stopped before it finished: {reason}")
+    if not ended.finished:  # silent past --idle: no end was announced
+        _fail(
+            "secagg keyholder",
+            f"{summary}; {ended.reason}: giving up (the federation's end was not announced)",
+        )
+    click.echo(f"{summary}; the federation finished")

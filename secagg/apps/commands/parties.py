@@ -1,0 +1,141 @@
+"""What the long-running parties share (``secagg server``, ``client`` and ``keyholder``):
+their log lines and verbosity, SIGTERM taken as Ctrl-C, the line and status of a stop,
+and how a config file's error and a party's own TOML table are read and named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import click
+
+from secagg.apps.commands.common import _fail
+from secagg.errors import ConfigurationError
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """Timestamped log lines for a long-running party: INFO by default (connections,
+    rounds), warnings and errors only with ``--quiet``, everything with ``-v``."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    warnings.showwarning = _warning_as_log_line
+
+
+def _warning_as_log_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A Python warning (e.g. the config's ``PrivacyCostWarning``) as one timestamped
+    WARNING line of the party's log. Why: ``secagg server`` printed it in Python's own
+    form, the source file's path and the line of code under it, the first thing an
+    operator read at every start (operator pass, 2026-12-04)."""
+    del filename, lineno, file, line
+    logging.getLogger("secagg.warnings").warning(
+        "%s: %s", category.__name__, " ".join(str(message).split())
+    )
+
+
+def _verbosity(function: Any) -> Any:
+    """``-v/--verbose`` and ``--quiet``, as the server has them."""
+    function = click.option(
+        "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO)."
+    )(function)
+    return click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")(function)
+
+
+def _verdict_said_here(verbose: bool) -> contextlib.AbstractContextManager[None]:
+    """The runtime's log records of the federation's verdict (finished, or stopped and
+    why) silenced, because the command prints it in its own line: an early stop read
+    twice, once as an ERROR record (review, 2026-12-05). ``-v`` logs everything."""
+    from secagg.runtime.outcome import reported_by_caller
+
+    return contextlib.nullcontext() if verbose else reported_by_caller()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C is (a KeyboardInterrupt), so that a
+    party stopped by its service manager takes the same path as one stopped from a
+    terminal: one line naming the signal, exit status 128 + its number.
+
+    Why: ``systemctl stop`` (SIGTERM) ended ``secagg server``, ``client`` and
+    ``keyholder`` silently (status -15: no line said what was kept), and Ctrl-C on a
+    branch or key holder printed click's bare ``Aborted!`` with status 1."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` in the main thread while the block runs (the
+    previous handler is put back after); elsewhere than the main thread, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        del frame
+        raise _Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:
+    """The one line of a party stopped by Ctrl-C or SIGTERM, and 128 + the signal's
+    number as its status (130, 143), as a shell reports a process the signal ended."""
+    signum = exc.signum if isinstance(exc, _Terminated) else int(signal.SIGINT)
+    how = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
+    _fail(party, f"stopped by {how}: {what_happens}", 128 + signum)
+
+
+def _config_failure(config_path: str, exc: BaseException) -> str:
+    """A federation config's error as the one line that names ``--config`` and the file
+    once (``secagg server: x.csv: x.csv is not valid TOML`` named the file twice and the
+    flag not at all)."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if message.startswith((f"{config_path} ", f"{config_path}:")):
+        return f"--config {message}"
+    return f"--config {config_path}: {message}"
+
+
+def _read_table(path: str, table: str) -> dict[str, Any]:
+    """The one ``[table]`` of a party's own TOML file; other tables are an error, with
+    the likely spelling (``[brnach]``: did you mean [branch]?), as the federation config
+    gives it: without it a misspelt table was only "unknown" (review, 2026-12-05)."""
+    from secagg.errors import closest_spelling
+    from secagg.runtime.config import read_toml
+
+    data = read_toml(path)
+    unknown = sorted(set(data) - {table})
+    if unknown:
+        near = [name for name in unknown if closest_spelling(name, {table}) is not None]
+        if len(unknown) == 1 and near:
+            hint = f" (did you mean [{table}]?)"
+        elif near:
+            hint = " (" + "; ".join(f"[{name}]: did you mean [{table}]?" for name in near) + ")"
+        else:
+            hint = ""
+        raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]{hint}")
+    section = data.get(table, {})
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"{path}: {table} must be a table ([{table}]), not a value")
+    return dict(section)

@@ -1,0 +1,206 @@
+"""``secagg server``: a federation's server over gRPC with mTLS, with the refusals due
+before its state is opened or its port bound (a model past this machine's memory, a
+certificate folder that lacks what it needs) and the line a stop leaves.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import click
+
+from secagg.apps import cli_types
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
+from secagg.apps.commands.common import _fail
+from secagg.apps.commands.parties import (
+    _config_failure,
+    _setup_logging,
+    _sigterm_as_interrupt,
+    _stopped,
+    _verdict_said_here,
+)
+from secagg.errors import ConfigurationError, SecAggError
+from secagg.transport.base import MAX_WAIT_SECONDS
+
+if TYPE_CHECKING:
+    from secagg.runtime.config import FederationConfig
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=NonEmptyPath(exists=True, dir_okay=False),
+    help="The federation's TOML file.",
+)
+@click.option(
+    "--init",
+    is_flag=True,
+    help="Start a new federation: create its state (server.state). Refused when the state "
+    "already holds rounds; without it a missing state is an error, never a new federation.",
+)
+@click.option(
+    "--wait",
+    default=60.0,
+    show_default=True,
+    type=FiniteFloat(min=0.0, max=MAX_WAIT_SECONDS),
+    help="Seconds to wait for branches (at most a week, 604800).",
+)
+@click.option(
+    "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO, a line a round)."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")
+def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool) -> None:
+    """Run a federation's server over gRPC with mTLS (state in its SQLite file).
+
+    The state is locked (one server per state), checked against its ledger and
+    tested for writing before the port is bound. Exit status: 0 when the
+    federation finished (or had already finished); 1 when it stopped before its
+    last round, or for a state, ledger or network failure (one line naming it);
+    2 for a mistake in the options or the config.
+    """
+    import sqlite3
+
+    from secagg.ledger.chain import LedgerError
+    from secagg.runtime.config import FederationConfig
+    from secagg.runtime.launch import serve
+    from secagg.runtime.store import StateError
+    from secagg.transport.base import TransportError
+    from secagg.transport.certs import CertificateStoreError
+
+    def one_line(exc: BaseException) -> str:
+        return " ".join(str(exc).split()) or type(exc).__name__
+
+    if quiet and verbose:
+        _fail("secagg server", "--quiet and -v/--verbose contradict each other: pass one", 2)
+    _setup_logging(verbose, quiet)
+    try:
+        config = FederationConfig.load(config_path)
+    except ConfigurationError as exc:
+        _fail("secagg server", _config_failure(config_path, exc), 2)
+    too_large = _model_past_memory(config_path, config)
+    if too_large is not None:  # before the state is opened or the port bound
+        _fail("secagg server", too_large, 2)
+    state = config.server.state
+    try:
+        with _sigterm_as_interrupt(), _verdict_said_here(verbose):
+            server, results = serve(config, wait_for_clients=wait, init=init)
+    except CertificateStoreError as exc:  # the server's own folder: missing, incomplete
+        _fail("secagg server", _certificates_failure(config_path, config, exc), 2)
+    except ConfigurationError as exc:
+        _fail("secagg server", _config_failure(config_path, exc), 2)
+    except (StateError, LedgerError, TransportError) as exc:
+        _fail("secagg server", one_line(exc))
+    except sqlite3.Error as exc:
+        _fail("secagg server", f"the state {state} or its ledger: {one_line(exc)}")
+    except OSError as exc:
+        _fail("secagg server", one_line(exc))
+    except SecAggError as exc:
+        _fail("secagg server", f"stopped: {one_line(exc)}")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
+        _stopped("secagg server", exc, _what_a_stop_keeps(state))
+    try:
+        done = server.completed_rounds()
+        if not results and done >= config.rounds:
+            click.echo(
+                f"federation {config.name} is already finished: {done} of {config.rounds} "
+                f"rounds complete (state {state}); nothing to do"
+            )
+            return
+        aborted = sum(1 for result in results if result.status == "aborted")
+        click.echo(
+            f"federation {config.name}: {done} of {config.rounds} rounds complete "
+            f"(this run: {len(results) - aborted} complete, {aborted} aborted)"
+        )
+        if server.ledger is not None:
+            click.echo(
+                f"ledger head {server.ledger.anchor()} (publish it: auditors pass it to "
+                "secagg audit verify --expect-head, which then detects a ledger cut back)"
+            )
+        if not server.finished:  # stopped early: the server's stop_reason says why
+            why = server.stop_reason or server.budget_reached
+            # at the budget, another start would stop the same way: say what would help
+            hint = (
+                "the budget is all but spent: a new start runs only rounds that still fit "
+                "it (raise dp.epsilon_budget or the noise for a new federation)"
+                if server.budget_reached is not None
+                else "run the server again to continue"
+            )
+            _fail(
+                "secagg server",
+                f"federation {config.name} did not finish: {done} of {config.rounds} rounds "
+                f"complete{f' ({why})' if why else ''}; {hint}",
+            )
+    finally:
+        if server.ledger is not None:
+            server.ledger.close()
+        server.store.close()
+
+
+def _what_a_stop_keeps(state: str) -> str:
+    """What a server stopped by a signal leaves, read from its state: the round in
+    flight is named only when there was one (a running row, which the next start
+    records as aborted). Before, a server stopped while waiting for its branches also
+    said "a round in flight is recorded as aborted"."""
+    from secagg.runtime.store import rounds_in_flight
+
+    flight = rounds_in_flight(state)
+    if flight is None:  # the state cannot be read now: say what holds either way
+        return (
+            "completed rounds are kept; a round in flight, if any, is recorded as aborted "
+            "at the next start"
+        )
+    if not flight:
+        return "completed rounds are kept; no round was in flight"
+    numbers = ", ".join(str(n) for n in flight)
+    return (
+        f"completed rounds are kept; round {numbers} was in flight and is recorded as "
+        "aborted at the next start"
+    )
+
+
+#: what a server holds per parameter at the least, whatever the backend: its model and
+#: its FedAvgM velocity, 64-bit floats each (a round's inputs and sums come on top)
+SERVER_BYTES_PER_PARAMETER = 16
+
+
+def _model_past_memory(config_path: str, config: FederationConfig) -> str | None:
+    """The one line refusing a ``federation.dimension`` whose model this machine cannot
+    hold, or None.
+
+    Why: the key is bounded by the wire format (:data:`MAX_DIMENSION`), not by memory, and
+    the server allocates its model and velocity when it is built: 2**31 parameters need
+    32 GiB before any round, which ended in a MemoryError traceback or the kernel's
+    out-of-memory killer after the state was opened and the port bound (config review,
+    2026-12-05). A machine's memory is a fixed bound, so refusing past it is never wrong."""
+    limit = cli_types.memory_limit()
+    needed = config.dimension * SERVER_BYTES_PER_PARAMETER
+    if limit is None or needed <= limit:
+        return None
+    need, have = cli_types.size_in_gib(needed), cli_types.size_in_gib(limit)
+    return (
+        f"--config {config_path}: federation.dimension = {config.dimension}: the server's "
+        f"model and its momentum alone need {need} of memory, more than the {have} this "
+        "machine has"
+    )
+
+
+def _certificates_failure(config_path: str, config: FederationConfig, exc: BaseException) -> str:
+    """A server's certificate folder that does not hold what it needs, as the one line
+    that names the key it came from, ``[server] certificates``, and, for a relative
+    path, the folder it was read from.
+
+    Why: ``secagg server --config fed/federation.toml`` started from another folder read
+    ``--config fed/federation.toml: CA certificate not found at certs/ca.pem``, which named
+    neither the key nor that a relative path is taken from the current folder, not the
+    config file's (newcomer's walk-through, 2026-12-05)."""
+    folder = str(config.server.certificates)
+    where = (
+        ""
+        if os.path.isabs(folder)
+        else f" (a relative path: read from the current folder {os.getcwd()}, not the config's)"
+    )
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return f"--config {config_path}: [server] certificates = {folder!r}{where}: {message}"
