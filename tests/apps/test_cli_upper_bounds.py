@@ -6,7 +6,8 @@ graph; ``privacy noise --epsilon 1e300`` printed z = 0.000001 (which spends 4.9e
 ``privacy epsilon -z 1e300`` an epsilon of 0.0000, for a noise no federation can run;
 ``secagg client --min-noise-multiplier 1e300`` (or ``min_noise_multiplier = 1e300`` in
 its ``[branch]`` table) started a branch that then refused every round, and
-``--max-clip 1e300`` was a cap above any clip a round can have.
+``--max-clip 1e300`` was a cap above any clip a round can have. And (2026-12-06, later)
+``privacy ... -N 2**70`` printed a figure for a federation no server can run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from secagg.apps.simulation.config import MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
 from secagg.protocol.config import DEFAULT_MAX_CLIENTS
+from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 
 #: ``secagg round --k``'s largest: a client of the largest cohort a client joins has that
 #: many neighbours (defined here, not imported: the test must run against the old CLI)
@@ -105,11 +107,28 @@ def test_privacy_epsilon_noise_past_a_federations_is_refused(value: str) -> None
     assert "'--noise-multiplier' / '-z'" in line and "10000" in line, line
 
 
+@pytest.mark.parametrize("command", ["epsilon", "noise"])
+@pytest.mark.parametrize("value", [str(2**70), str(10**30), str(MAX_NUM_CLIENTS + 1)])
+def test_privacy_clients_past_any_federation_is_refused(command: str, value: str) -> None:
+    """-N is a federation's clients, and no federation holds more than the largest round
+    secagg plans (10^6): ``-N 2**70`` printed a valid-looking figure (at a delta below
+    1/N, which the command asks for) for a federation no server can run."""
+    plan = ("--delta", "1e-40", "-q", "0.5", "-T", "10", "--accountant", "rdp", "-N", value)
+    budget = ("-z", "1") if command == "epsilon" else ("--epsilon", "1")
+    line = _usage_line(_run("privacy", command, *budget, *plan))
+    assert "'--clients' / '-N'" in line and str(MAX_NUM_CLIENTS) in line, line
+
+
 def test_privacy_at_the_bounds_still_answers() -> None:
     noise = _run("privacy", "noise", "--epsilon", repr(MAX_EPSILON), *_PLAN)
     assert noise.exit_code == 0 and "noise multiplier z = " in noise.output, noise.output
     epsilon = _run("privacy", "epsilon", "-z", repr(MAX_NOISE_MULTIPLIER), *_PLAN)
     assert epsilon.exit_code == 0 and "epsilon = " in epsilon.output, epsilon.output
+    most = ("-z", "1", "--delta", "1e-7", "-q", "0.01", "-T", "10", "-N", str(MAX_NUM_CLIENTS))
+    federation = _run("privacy", "epsilon", *most)
+    assert federation.exit_code == 0 and "the most sampled client" in federation.output, (
+        federation.output
+    )
 
 
 # --- secagg client: a policy no round can satisfy --------------------------------------

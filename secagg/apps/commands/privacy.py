@@ -22,6 +22,7 @@ from secagg.apps.cli_types import FiniteFloat
 from secagg.apps.simulation.config import MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
+from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 
 
 class _DropAccountantNoise(logging.Filter):
@@ -133,10 +134,14 @@ _SAMPLE_RATE_OPTION = click.option(
 _CLIENTS_OPTION = click.option(
     "--clients",
     "-N",
-    type=click.IntRange(min=1),
+    # at most the largest round secagg plans (MAX_NUM_CLIENTS, 10^6: a masking federation
+    # of more is refused at load, and no branch decodes a round of more): -N 2**70 printed
+    # a figure for a federation no server can run (review, 2026-12-06)
+    type=click.IntRange(1, MAX_NUM_CLIENTS),
     default=None,
-    help="The federation's clients: with q < 1, the figure a secagg federation claims "
-    "(each client charged for its own rounds, no amplification by sampling).",
+    help=f"The federation's clients (at most {MAX_NUM_CLIENTS}, the largest round secagg "
+    "plans): with q < 1, the figure a secagg federation claims (each client charged for "
+    "its own rounds, no amplification by sampling).",
 )
 
 
