@@ -7,7 +7,8 @@ graph; ``privacy noise --epsilon 1e300`` printed z = 0.000001 (which spends 4.9e
 ``secagg client --min-noise-multiplier 1e300`` (or ``min_noise_multiplier = 1e300`` in
 its ``[branch]`` table) started a branch that then refused every round, and
 ``--max-clip 1e300`` was a cap above any clip a round can have. And (2026-12-06, later)
-``privacy ... -N 2**70`` printed a figure for a federation no server can run.
+``privacy ... -N 2**70`` printed a figure for a federation no server can run, and a
+``round --threshold`` outside [1, k + 1] was refused as ``'--threshold' / '--k'``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,19 @@ def test_round_names_k_and_threshold_in_the_graph_refusals() -> None:
     assert "'--k'" in odd and "even degree --k in [2, 4]" in odd, odd
     high = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--threshold", "9"))
     assert "'--threshold'" in high and "--threshold must be in [1, " in high, high
+
+
+@pytest.mark.parametrize("value", ["9", "0", "-5"])
+@pytest.mark.parametrize("k", [None, "2"])
+def test_round_threshold_refusal_names_only_the_threshold(value: str, k: str | None) -> None:
+    """A threshold outside [1, k + 1] is --threshold's mistake: the line named '--k' too,
+    even when no --k was typed (k was the SecAgg+ search's) and, with one, for a k that
+    is valid on its own. ``--k`` appears in the text only when it was typed."""
+    typed = ("--k", k) if k is not None else ()
+    line = _usage_line(_run("round", "--clients", "5", "--dim", "4", *typed, "--threshold", value))
+    assert line.startswith("Error: Invalid value for '--threshold': "), line
+    assert "--threshold must be in [1, " in line and f"got {value}" in line, line
+    assert ("--k + 1 = 3" in line) if k is not None else ("--k" not in line), line
 
 
 # --- secagg privacy ----------------------------------------------------------------------

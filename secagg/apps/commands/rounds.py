@@ -85,6 +85,21 @@ _ROUND_FLAGS = {
 }
 
 
+def _round_refusal(exc: ConfigurationError, degree: int | None) -> click.BadParameter:
+    """RoundConfig's refusal of ``round``'s values, naming only the flag at fault.
+
+    Why: k and t by their flags: "a Harary graph needs an even degree k in [2, 4]" named
+    neither --k nor, for a threshold past k + 1, --threshold. But a threshold outside
+    [1, k + 1] is the threshold's mistake: its line named ``'--threshold' / '--k'``,
+    even when no --k was typed (k was the SecAgg+ search's) and, with one, for a k valid
+    on its own (review, 2026-12-06). ``k`` reads as the flag only where --k was typed."""
+    names = {**_ROUND_FLAGS, "threshold": "--threshold", "k": "--k" if degree is not None else "k"}
+    error = _config_error(exc, names)
+    if str(exc).startswith("threshold must be in "):  # k + 1 is its bound, not its fault
+        error.param_hint = ["--threshold"]
+    return error
+
+
 def _out_of_memory(num_clients: int, vector_length: int) -> click.BadParameter:
     """A round that fit the lower bound but not the memory free: one line, not a
     MemoryError traceback."""
@@ -186,9 +201,7 @@ def one_round(
             corrupt_fraction=corrupt,
         )
     except ConfigurationError as exc:
-        # k and t by their flags too: "a Harary graph needs an even degree k in [2, 4]"
-        # named neither --k nor, for a threshold past k + 1, --threshold
-        raise _config_error(exc, {**_ROUND_FLAGS, "threshold": "--threshold", "k": "--k"}) from exc
+        raise _round_refusal(exc, degree) from exc
     dtype = np.uint32 if width == 32 else np.uint64
     words = num_clients * vector_length
     # a lower bound: the inputs, and the masked copies the server receives
