@@ -261,6 +261,24 @@ def test_the_walkthrough_times_secagg_simulate_as_the_readme_does() -> None:
     assert f"It takes about {found.group(1)} minutes on an idle 2-core machine" in walkthrough
 
 
+#: the files a run writes, which the pages name but the repository does not hold
+RUN_OUTPUTS = {"report.md", "experiment.md", "ledger-report.md", "peers.md", "papers.md"}
+
+
+def test_every_markdown_file_the_pages_name_is_in_the_repository() -> None:
+    """docs/architecture.md sent the reader to "DESIGN.md's" rules, a file no clone
+    holds (it lives in the maintainers' notes); every other page a page names is read
+    from the repository root, docs/ or the page's own folder."""
+    missing = []
+    for page in PAGES:
+        for name in set(re.findall(r"[\w./-]+\.md\b", page.read_text())):
+            if name.startswith("DIR/") or name in RUN_OUTPUTS:
+                continue
+            if not any((folder / name).is_file() for folder in (ROOT, DOCS, page.parent)):
+                missing.append(f"{page.name}: {name}")
+    assert not missing, missing
+
+
 def test_scaling_ray_snippet_runs_shrunk(tmp_path: Path, monkeypatch) -> None:
     """docs/scaling.md's Python route to the Ray engine, on examples/many_participants.toml
     shrunk to six participants and one round (about 15 s, most of it Ray starting)."""
