@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -504,22 +505,43 @@ def test_a_slow_trainer_gets_the_training_deadline_even_after_others_answered(
     tmp_path: Path,
 ) -> None:
     """The phase after the round start includes local training: its deadline holds for the
-    whole phase, not only until the first fast branch answers."""
+    whole phase, not only until the first fast branch answers.
+
+    The slow trainer answers 1.5 phase deadlines after the last fast one has trained
+    (it waits for their training to end, then sleeps): it used to sleep 10 s from its
+    own start, which took longer, and on a busy machine whose fast branches started
+    late was less than a phase deadline after their answers, and tested nothing."""
     import time
 
+    phase_seconds = 5.0
     data = {
         "federation": {"name": "slow", "clients": NAMES[:4], "dimension": D, "rounds": 1},
         "backend": {"name": "secagg", "value_bound": 1.0},
         # the later phases' deadline must hold all four on a busy machine (1 s was a
         # race there), and stay well below the slow trainer's time
-        "deadlines": {"phase_seconds": 5.0, "training_seconds": 60.0},
+        "deadlines": {"phase_seconds": phase_seconds, "training_seconds": 60.0},
     }
     config = FederationConfig.from_dict(data)
     hub = InProcessHub()
-    _start_clients(hub, NAMES[:3], rounds=1)
+    targets = _targets()
+    trained = [threading.Event() for _ in NAMES[:3]]
+
+    def fast(i: int) -> Callable[[np.ndarray], np.ndarray]:
+        def train(model: np.ndarray) -> np.ndarray:
+            trained[i].set()  # its answer goes out as this returns
+            return targets[NAMES[i]] - model
+
+        return train
+
+    for i, name in enumerate(NAMES[:3]):
+        branch = FederationClient(name, fast(i), hub.connect(name), policy=TEST_POLICY)
+        threading.Thread(
+            target=branch.run, kwargs={"idle_timeout": 30, "rounds": 1}, daemon=True
+        ).start()
 
     def slow(model: np.ndarray) -> np.ndarray:
-        time.sleep(10.0)  # twice the phase deadline
+        assert all(event.wait(120) for event in trained)
+        time.sleep(1.5 * phase_seconds)  # past the phase deadline of every fast answer
         return np.zeros_like(model)
 
     client = FederationClient(NAMES[3], slow, hub.connect(NAMES[3]))
