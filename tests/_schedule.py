@@ -23,10 +23,11 @@ from collections.abc import Sequence
 import pytest
 
 #: Seconds each file takes on one worker of the idle 2-core CI machine, roughly: from
-#: the CI runs' ``--durations`` (2026-12-06, /tmp/ci37.log: the file's slowest test plus
-#: its others) or, for the files of one to four tests, measured in one process
-#: (``-n 0``, 2026-12-06, beside other jobs at a load of 9-13) and divided by 3, the
-#: median slowdown of the files measured both ways. Files of 5 s and more only.
+#: a fresh-clone CI run's ``--durations`` (2026-12-06: the file's slowest test, plus
+#: its others) or, for the other files of one to four tests, measured in one process
+#: (``-n 0``, 2026-12-06, beside other jobs at a load of 9-13) and divided by 3, a
+#: middle value of that load's slowdowns (from 1.0 for a test that waits on timers to
+#: about 10 for Ray's start; CPU-bound tests 2-5). Files of 5 s and more only.
 MEASURED_SECONDS: dict[str, float] = {
     "tests/apps/simulation/test_ray_simulation.py": 45,
     "tests/runtime/test_crash_points.py": 41,
