@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _schedule import longest_files_first
 from _tmpfs import MEMORY_TEMP, ON_DISK_ENV, _is_writable_tmpfs
 
 settings.register_profile(
@@ -40,3 +41,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(ON_DISK_ENV) or not _is_writable_tmpfs(MEMORY_TEMP):
         return
     tempfile.tempdir = str(MEMORY_TEMP)
+
+
+@pytest.hookimpl(trylast=True)  # after tests/integration/conftest.py marks its tests
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker, the files longest first (:mod:`_schedule` says why): every
+    worker collects the same order, and xdist, told ``--no-loadscope-reorder`` in
+    pyproject.toml, hands the files out in it. In one process (``-n 0``) the order is
+    left alone: it buys nothing there, and a run reads in the files' own order."""
+    if hasattr(config, "workerinput"):
+        items[:] = longest_files_first(items)

@@ -199,15 +199,37 @@ def test_mutated_new_messages_decode_or_raise_only_malformed(
 
 
 def test_d3_fast_branches_wait_for_a_slow_one_beyond_their_idle_timer(tmp_path: Path) -> None:
-    """One branch trains for 6 s; the others' idle timer is 2 s. Before the fix they
-    took the silence for the end and quit (the round then aborted); now they wait for
-    the round deadline the server announced and the round completes with everyone.
-    (The idle timer also runs before the first round starts: the server is built first,
-    and 2 s, not 0.5 s, leaves its start room on a busy machine.)"""
+    """One branch trains until twice the others' idle timer (2 s) has passed since they
+    trained. Before the fix they took the silence for the end and quit (the round then
+    aborted); now they wait for the round deadline the server announced and the round
+    completes with everyone. (The idle timer also runs before the first round starts:
+    the server is built first, and 2 s, not 0.5 s, leaves its start room on a busy
+    machine.) The slow one used to train 6 s from its own start: longer, and on a busy
+    machine whose fast branches started late, less than their idle timer after them."""
     hub = InProcessHub()
     names = NAMES[:3]
+    idle = 2.0
     server = FederationServer(_config(names, phase=20.0), hub, _store(tmp_path))
-    branches = _branches(hub, names, idle=2.0, delays={names[0]: 6.0}, rounds=1)
+    trained = {name: threading.Event() for name in names[1:]}
+
+    def hook(i: int, name: str) -> Callable[[np.ndarray], np.ndarray]:
+        train = _hook(i)
+
+        def fast(model: np.ndarray) -> np.ndarray:
+            trained[name].set()  # its answer goes out as this returns
+            return train(model)
+
+        def slow(model: np.ndarray) -> np.ndarray:
+            assert all(event.wait(BOUND) for event in trained.values())
+            time.sleep(2 * idle)  # past the idle timer of every fast branch
+            return train(model)
+
+        return fast if name in trained else slow
+
+    branches = {}
+    for i, name in enumerate(names):
+        client = FederationClient(name, hook(i, name), hub.connect(name))
+        branches[name] = _Branch(lambda c=client: c.run(idle_timeout=idle, rounds=1))
     (result,) = server.run(wait_for_clients=BOUND)
     assert result.status == "complete", result.reason
     assert result.contributed == tuple(names)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -150,12 +151,24 @@ def test_a_round_below_threshold_aborts_and_the_next_one_runs(tmp_path: Path) ->
 def test_malformed_messages_are_refused_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = _config(rounds=1, training_seconds=SILENT_WAIT)  # the rogue never answers
+    """Three junk messages are refused, one log line each, and the round completes
+    without their sender. The rogue hangs up when the round starts (its end queued after
+    its junk, so the server reads the junk first): the round goes on without it at once,
+    by the early-close rule. It used to stay silent, and every run of this test waited
+    out its 5 s training deadline, which is test_a_silent_client_is_a_dropout_...'s
+    subject, not this one's."""
+    config = _config(rounds=1)
     hub = InProcessHub()
     _start_clients(hub, NAMES[1:], rounds=1)
     rogue = hub.connect(NAMES[0])
     for junk in (b"", b"garbage", encode_message(Relay(1, b"\x00" * 10))):
         rogue.send(junk)
+
+    def hang_up_at_the_round_start() -> None:
+        assert rogue.receive(timeout=120) is not None  # the round's start
+        rogue.close()
+
+    threading.Thread(target=hang_up_at_the_round_start, daemon=True).start()
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
     with caplog.at_level(logging.WARNING, logger="secagg.server"):
         (result,) = server.run(wait_for_clients=120)
@@ -492,22 +505,43 @@ def test_a_slow_trainer_gets_the_training_deadline_even_after_others_answered(
     tmp_path: Path,
 ) -> None:
     """The phase after the round start includes local training: its deadline holds for the
-    whole phase, not only until the first fast branch answers."""
+    whole phase, not only until the first fast branch answers.
+
+    The slow trainer answers 1.5 phase deadlines after the last fast one has trained
+    (it waits for their training to end, then sleeps): it used to sleep 10 s from its
+    own start, which took longer, and on a busy machine whose fast branches started
+    late was less than a phase deadline after their answers, and tested nothing."""
     import time
 
+    phase_seconds = 5.0
     data = {
         "federation": {"name": "slow", "clients": NAMES[:4], "dimension": D, "rounds": 1},
         "backend": {"name": "secagg", "value_bound": 1.0},
         # the later phases' deadline must hold all four on a busy machine (1 s was a
         # race there), and stay well below the slow trainer's time
-        "deadlines": {"phase_seconds": 5.0, "training_seconds": 60.0},
+        "deadlines": {"phase_seconds": phase_seconds, "training_seconds": 60.0},
     }
     config = FederationConfig.from_dict(data)
     hub = InProcessHub()
-    _start_clients(hub, NAMES[:3], rounds=1)
+    targets = _targets()
+    trained = [threading.Event() for _ in NAMES[:3]]
+
+    def fast(i: int) -> Callable[[np.ndarray], np.ndarray]:
+        def train(model: np.ndarray) -> np.ndarray:
+            trained[i].set()  # its answer goes out as this returns
+            return targets[NAMES[i]] - model
+
+        return train
+
+    for i, name in enumerate(NAMES[:3]):
+        branch = FederationClient(name, fast(i), hub.connect(name), policy=TEST_POLICY)
+        threading.Thread(
+            target=branch.run, kwargs={"idle_timeout": 30, "rounds": 1}, daemon=True
+        ).start()
 
     def slow(model: np.ndarray) -> np.ndarray:
-        time.sleep(10.0)  # twice the phase deadline
+        assert all(event.wait(120) for event in trained)
+        time.sleep(1.5 * phase_seconds)  # past the phase deadline of every fast answer
         return np.zeros_like(model)
 
     client = FederationClient(NAMES[3], slow, hub.connect(NAMES[3]))
