@@ -1,7 +1,7 @@
 """The runtime key holder holds its own policy: the federation's round length is bound
 from the config it holds, and a key holder with its own noise needs a lifetime cap.
 
-Each party enforces its own policy (docs/DESIGN.md): the key holder takes neither the
+Each party enforces its own policy (docs/architecture.md): the key holder takes neither the
 length of what it decrypts nor how often it decrypts from the server's requests.
 """
 

@@ -1,6 +1,6 @@
 """The runtime never branches on a backend or a DP mechanism: it holds objects.
 
-DESIGN.md's rule, checked on the source: no comparison, membership test or
+The layering rule (docs/architecture.md), checked on the source: no comparison, membership test or
 ``match`` in ``secagg/runtime/`` mentions a backend's or a mechanism's name.
 Adding a backend touches ``secagg/aggregation/`` (and the config's list) only.
 """
