@@ -655,6 +655,16 @@ class Client:
                 raise InvalidMessage(
                     f"party {party} is listed as a survivor but never shared keys with us"
                 )
+        # Only survivor-to-survivor pair masks survive the unmasking. Survivors in
+        # pieces with no edge between them (the ring cut by dropouts, or by a server
+        # that claims them) would let the server sum each piece alone: no share leaves
+        # for such a set. The server aborts these rounds itself; this holds a server
+        # that does not to the same rule.
+        if not graph.connects(survivors):
+            raise PrivacyViolation(
+                "the survivors are not connected in the neighbour graph: unmasking them "
+                "would reveal partial sums; refused"
+            )
 
     def _on_consistency_request(self, msg: ConsistencyRequest) -> list[ClientMessage]:
         setup, graph = self.setup, self._graph
