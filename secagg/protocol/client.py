@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from numbers import Integral
 
@@ -128,10 +128,14 @@ class ClientPhase(Enum):
 
 @dataclass(frozen=True)
 class _HeldShares:
-    """The two shares a neighbour entrusted to this client."""
+    """The two shares a neighbour entrusted to this client.
 
-    self_mask: bytes
-    mask_key: bytes
+    Secret material, so its ``repr`` shows neither (as :class:`~secagg.crypto.shamir.Share`
+    and :class:`~secagg.crypto.kx.KeyPair` do): a debug line or a traceback's locals
+    printed the raw bytes of both shares, and t such lines rebuild a secret."""
+
+    self_mask: bytes = field(repr=False)
+    mask_key: bytes = field(repr=False)
 
 
 class Client:
