@@ -32,7 +32,8 @@ The privacy rule that matters most: for each neighbour the client reveals at
 unmasking either the share of its self-mask seed (it survived) or the share of
 its mask key (it dropped), never both, not in one request and not across two.
 In the active variant the client also refuses unless at least ``threshold``
-survivors signed the very survivor set it signed itself.
+survivors signed the very survivor set it signed itself. It signs and reveals for
+no survivor set that falls apart in the neighbour graph (partial sums).
 
 The round's parameters come from the server, but the client does not take them
 on trust: its :class:`~secagg.protocol.config.ClientPolicy` (the default one if

@@ -20,6 +20,8 @@ Phases and the participant sets of Bonawitz et al.::
     COMPLETE | ABORTED
 
 Every closing checks the threshold t; below it the round aborts with a reason.
+The masked-input closing also aborts if the survivors U3 are not connected in
+the neighbour graph: unmasking them would reveal each piece's sum alone.
 At unmasking the server rebuilds the self-mask seed b_u of every survivor and
 the mask key s_u of every client that dropped after sharing keys, checks each
 against what the client committed to (a hash commitment for b_u, the advertised
