@@ -32,7 +32,8 @@ The privacy rule that matters most: for each neighbour the client reveals at
 unmasking either the share of its self-mask seed (it survived) or the share of
 its mask key (it dropped), never both, not in one request and not across two.
 In the active variant the client also refuses unless at least ``threshold``
-survivors signed the very survivor set it signed itself.
+survivors signed the very survivor set it signed itself. It signs and reveals for
+no survivor set that falls apart in the neighbour graph (partial sums).
 
 The round's parameters come from the server, but the client does not take them
 on trust: its :class:`~secagg.protocol.config.ClientPolicy` (the default one if
@@ -60,7 +61,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from numbers import Integral
 
@@ -128,10 +129,14 @@ class ClientPhase(Enum):
 
 @dataclass(frozen=True)
 class _HeldShares:
-    """The two shares a neighbour entrusted to this client."""
+    """The two shares a neighbour entrusted to this client.
 
-    self_mask: bytes
-    mask_key: bytes
+    Secret material, so its ``repr`` shows neither (as :class:`~secagg.crypto.shamir.Share`
+    and :class:`~secagg.crypto.kx.KeyPair` do): a debug line or a traceback's locals
+    printed the raw bytes of both shares, and t such lines rebuild a secret."""
+
+    self_mask: bytes = field(repr=False)
+    mask_key: bytes = field(repr=False)
 
 
 class Client:
@@ -655,6 +660,16 @@ class Client:
                 raise InvalidMessage(
                     f"party {party} is listed as a survivor but never shared keys with us"
                 )
+        # Only survivor-to-survivor pair masks survive the unmasking. Survivors in
+        # pieces with no edge between them (the ring cut by dropouts, or by a server
+        # that claims them) would let the server sum each piece alone: no share leaves
+        # for such a set. The server aborts these rounds itself; this holds a server
+        # that does not to the same rule.
+        if not graph.connects(survivors):
+            raise PrivacyViolation(
+                "the survivors are not connected in the neighbour graph: unmasking them "
+                "would reveal partial sums; refused"
+            )
 
     def _on_consistency_request(self, msg: ConsistencyRequest) -> list[ClientMessage]:
         setup, graph = self.setup, self._graph

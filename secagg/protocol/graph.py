@@ -22,6 +22,7 @@ Bonawitz et al., where a client keeps one share of its own secrets.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from functools import cached_property
 from numbers import Integral
 
@@ -97,3 +98,29 @@ class NeighbourGraph:
     def holders(self, party: int) -> frozenset[int]:
         """The parties holding shares of ``party``'s secrets: its neighbours and itself."""
         return self.neighbours(party) | {party}
+
+    def connects(self, parties: Iterable[int]) -> bool:
+        """Whether ``parties`` form one connected piece of the graph (edges among them only).
+
+        Why it matters: at unmasking the server learns the self-mask of every survivor
+        and the mask key of every client that dropped, so the only masks it cannot
+        remove are the pair masks between two survivors. If the survivors fall apart
+        into pieces with no survivor-to-survivor edge between them, every piece's pair
+        masks cancel inside it and the server can sum each piece alone: a partial sum
+        of a few clients, not the sum of all (on a SecAgg+ ring, clients dropping in
+        two runs of k/2 cut it). The complete graph always connects.
+
+        On the ring, members sorted by position are joined to the next one when at
+        most k/2 positions apart; the members are connected unless two or more
+        consecutive pairs are further apart (one such gap leaves an arc, still a
+        path). O(m log m) for m parties, without visiting any neighbourhood."""
+        members = np.fromiter(parties, dtype=np.int64)
+        if members.size and (members.min() < 0 or members.max() >= self.num_clients):
+            raise ConfigurationError(f"parties must lie in 0..{self.num_clients - 1}")
+        if self.kind == GraphKind.COMPLETE or self.degree >= self.num_clients - 1:
+            return True
+        places = np.unique(self._ring[1][members])
+        if places.size <= 1:
+            return True
+        gaps = np.diff(places, append=places[0] + self.num_clients)
+        return int(np.count_nonzero(gaps > self.degree // 2)) <= 1

@@ -195,3 +195,19 @@ def test_keys_of_the_wrong_kind_are_refused_at_construction_not_mid_round() -> N
             config,
             identity_keys={0: b"k" * 32, 1: key.verify_key, 2: key.verify_key, 3: key.verify_key},
         )  # type: ignore[dict-item]
+
+
+def test_the_shares_a_client_holds_never_show_in_a_repr() -> None:
+    """The shares neighbours entrusted to a client are secret (t of them rebuild a secret):
+    a repr, as a debug line or a traceback's locals print it, must show neither share,
+    as ``Share`` and ``KeyPair`` hide theirs."""
+    r = SteppedRound(4, 3)
+    while r.server.phase != ServerPhase.UNMASKING:
+        r.step()
+    held = r.clients[0]._held
+    assert len(held) == 4  # its own and one from each neighbour
+    for shares in held.values():
+        text = repr(shares) + str(shares) + repr(held)
+        for secret in (shares.self_mask, shares.mask_key):
+            assert secret.hex() not in text
+            assert repr(secret) not in text
