@@ -17,7 +17,8 @@ round to a plain oracle:
   deviations of the documented noise (loose on purpose: no flaky statistics);
 * the contributors are the sampled branches that did not vanish before their input left,
   and the round completes or aborts exactly as the protocol's threshold rules say, given
-  the threshold and neighbour graph the server announced;
+  the threshold and neighbour graph the server announced (survivors that fall apart in
+  the graph abort it: tests/protocol/test_survivor_connectivity.py);
 * the ledger's rounds, statuses and epsilons equal an independent replay through the
   accountants' public API, and ``secagg audit verify`` passes.
 
@@ -471,6 +472,8 @@ def _answered(plan: Plan, run: Run, result: RoundResult) -> list[set[str]]:
     answered.append(masked)
     if len(masked) < t:
         return answered
+    if not graph.connects(party[n] for n in masked):
+        return answered  # survivors in pieces of the graph: aborted before any share is asked
     if plan.mechanism == "distributed" and _honest_shares(plan, run, result, masked) == 0:
         return answered  # no honest noise share: aborted before any unmasking request
     answered.append({n for n in masked if speaks(n, 3) and holders(n, masked) >= t})
