@@ -263,9 +263,19 @@ def config_path(key: str, value: Any, base_dir: Path | None) -> Path:
 
 
 def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise _config_error(key, f"must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the floats (10**400): math.isfinite raised it
+        raise _config_error(
+            key,
+            "must be a finite number, got an integer of about "
+            f"{math.floor(abs(value).bit_length() * math.log10(2)) + 1} digits",
+        ) from None
+    if not math.isfinite(number):
+        raise _config_error(key, f"must be a finite number, got {value!r}")
+    return number
 
 
 def _integer(key: str, value: Any) -> int:

@@ -238,6 +238,12 @@ class BranchPolicy:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ConfigurationError(f"branch.{name} must be a number, not {value!r}")
+            if not _fits_float(value):  # 10**400: math.isfinite raised OverflowError
+                raise ConfigurationError(
+                    f"branch.{name} must be a number within the floating-point range (at "
+                    f"most about 1.8e308 in magnitude), not an integer of about "
+                    f"{math.floor(abs(int(value)).bit_length() * math.log10(2)) + 1} digits"
+                )
         optional = ("expected_clients", "min_threshold")
         for name in (*optional, "min_colluders", "max_clients", "max_dimension"):
             value = getattr(self, name)
@@ -448,6 +454,16 @@ class BranchPolicy:
             _check_backend_names(values["backends"])
         # every value's type is checked (naming its key) by the constructor
         return cls(**values)
+
+
+def _fits_float(value: numbers.Real) -> bool:
+    """Whether ``value`` converts to a float (an int past about 1.8e308 does not, and
+    every range check compares as floats)."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _check_backend_names(names: tuple[object, ...]) -> None:

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import tomllib
 import types
 import typing
@@ -173,7 +174,11 @@ def _type_needed(value: Any, hint: Any) -> str | None:
     if hint is int:
         return None if isinstance(value, int) and not is_bool else "an integer"
     if hint is float:
-        return None if isinstance(value, int | float) and not is_bool else "a number"
+        if not isinstance(value, int | float) or is_bool:
+            return "a number"
+        # TOML integers are unbounded in tomllib: one past the float range (10**400)
+        # passed here and failed as an OverflowError traceback in the range check
+        return None if _fits_float(value) else f"a number {FLOAT_RANGE}"
     if hint is str:
         return None if isinstance(value, str) else "a string"
     if origin is tuple and typing.get_args(hint)[:1] == (int,):
@@ -187,6 +192,30 @@ def _type_needed(value: Any, hint: Any) -> str | None:
     return None
 
 
+#: the words every refusal of a number past the floats gives (a range check compares
+#: floats: Python turns an int into one before comparing with a float, or fails)
+FLOAT_RANGE = "within the floating-point range (at most about 1.8e308 in magnitude)"
+
+
+def _fits_float(value: int | float) -> bool:
+    """Whether ``value`` converts to a float: every float does, an int up to about 1.8e308."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _shown_value(value: Any) -> str:
+    """``value`` for a one-line refusal: its repr, or an integer's length when that
+    runs past 40 digits (a 10**400 typo is not worth 400 digits of the line)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 133:  # more than 40 digits
+            digits = math.floor(abs(value).bit_length() * math.log10(2)) + 1
+            return f"an integer of about {digits} digits"
+    return repr(value)
+
+
 def check_types(kind: type, values: dict[str, Any], section: str) -> None:
     """Refuse a value whose type is not its field's, naming ``[section] key``.
 
@@ -197,7 +226,9 @@ def check_types(kind: type, values: dict[str, Any], section: str) -> None:
         if key in hints:
             needed = _type_needed(value, hints[key])
             if needed is not None:
-                raise ConfigurationError(f"[{section}] {key} must be {needed}, not {value!r}")
+                raise ConfigurationError(
+                    f"[{section}] {key} must be {needed}, not {_shown_value(value)}"
+                )
 
 
 @dataclass(frozen=True)
@@ -906,6 +937,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+    except ValueError:
+        # tomllib reads an integer through int(), which refuses more digits than
+        # sys.get_int_max_str_digits() (4300) with a plain ValueError: a traceback
+        raise ConfigurationError(
+            f"{path} holds an integer of more than {sys.get_int_max_str_digits()} digits, "
+            "more than any key takes"
+        ) from None
 
 
 def _require_keys(
