@@ -105,6 +105,13 @@ MAX_SERVER_LEARNING_RATE = 100.0
 #: 2026-12-05); 0 .. 2**32 - 1 is what both now accept.
 MAX_SEED = 2**32 - 1
 
+#: The largest ``[server] session_burst``: the transport's token buckets count sessions
+#: in floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit
+#: that never limits; 0 is the way to say no limit). Why a bound: 10**400 loaded, and
+#: then every branch's session failed in the transport (``float(burst)`` raised
+#: OverflowError at each admission), so no round ran (config review, 2026-12-06).
+MAX_SESSION_BURST = 2**53
+
 #: the docs' port: what a bind without one would have meant (it is an error instead)
 DEFAULT_PORT = 50051
 
@@ -448,8 +455,9 @@ class ServerSettings:
             f"{MAX_WAIT_SECONDS} (one week), not {self.quorum_wait_seconds!r}",
         )
         _require(
-            self.session_burst >= 0,
-            "[server] session_burst must be a non-negative integer (0: no limit)",
+            0 <= self.session_burst <= MAX_SESSION_BURST,
+            f"[server] session_burst must be an integer in [0, 2**53] (0: no limit), not "
+            f"{_shown_value(self.session_burst)}",
         )
         _require(
             math.isfinite(self.session_rate) and self.session_rate > 0,
