@@ -318,6 +318,17 @@ class BackendConfig:
             f"backend.precision must be a positive number (the sum's absolute error), not "
             f"{self.precision!r}",
         )
+        # at most the bound: precision = 1e6 (a typo of 1e-6) at value_bound = 1 loaded,
+        # and the key holder's noise floor, which is the error bound the precision
+        # buys, was 17 000 per coordinate of a sum of 10 values of at most 1: every
+        # release was noise (config review, 2026-12-06)
+        _require(
+            self.precision is None or self.precision <= self.value_bound,
+            f"backend.precision = {self.precision!r} is above backend.value_bound = "
+            f"{self.value_bound!r}: the sum's error could exceed a whole update's bound, and "
+            "the key holder adds noise of that size to every sum it decrypts (the default, "
+            "left out, is 1e-6 of the bound)",
+        )
 
     def settings(self) -> dict[str, Any]:
         """The options every backend picks its own from (see backend_from_settings)."""

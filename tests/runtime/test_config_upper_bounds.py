@@ -15,7 +15,10 @@ SecAgg+; CKKS refused it in words naming its ring) and ``dp.clip = 1e300`` (cent
 loaded: the masking ring's step was 2.5e291, so every update rounded to 0, and the
 central noise z x 1e300; both are at most 10^6 (``MAX_CLIP``), simulate's clip cap.
 
-Config review (2026-12-06): ``[server] session_burst = 10**400`` loaded, and every
+Config review (2026-12-06): ``backend.precision = 1e6`` (a typo of ``1e-6``) loaded
+beside ``value_bound = 1``: the key holder's noise floor, the error bound that precision
+buys, was 17 000 per coordinate of a sum of values of at most 1; at most the bound now.
+``[server] session_burst = 10**400`` loaded, and every
 branch's session then failed in the transport (its token bucket's ``float(burst)``
 raised OverflowError); at most 2**53, where the bucket's float count is still exact.
 """
@@ -114,6 +117,15 @@ REFUSED = [
         "in [0, 2**53]",
         id="session_burst-past-exact-floats",
     ),
+    *(
+        pytest.param(
+            {"backend": {"name": "ckks", "key_holder": "holder", "precision": precision}},
+            ("backend", "precision"),
+            "above backend.value_bound = 1.0",
+            id=f"precision-{precision:g}",
+        )
+        for precision in (1e6, 1.5)
+    ),
     pytest.param(
         {"dp": {"noise_multiplier": 1e30}},
         ("dp", "noise_multiplier"),
@@ -201,6 +213,8 @@ def test_the_bounds_themselves_load_and_the_longest_wait_is_waitable() -> None:
         assert clipped.backend.value_bound == MAX_CLIP and clipped.dp is not None
         assert clipped.dp.clip == MAX_CLIP
     assert key_holder_idle(config) < threading.TIMEOUT_MAX / 1000
+    ckks = {"name": "ckks", "key_holder": "holder", "value_bound": 2.0, "precision": 2.0}
+    assert _load(backend=ckks).backend.precision == 2.0
     assert _load(federation={"seed": 0}).seed == 0
 
 
