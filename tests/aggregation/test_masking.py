@@ -165,6 +165,28 @@ def test_a_numpy_client_count_sizes_a_64_bit_ring_as_a_python_int_does(count: ob
     assert largest_safe_scale(count, 1.0, 32) == 2.0**21
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    clients=st.integers(min_value=1, max_value=100_000),
+    bound=st.floats(min_value=1e-6, max_value=1e6),
+    bits=st.sampled_from([32, 64]),
+)
+def test_the_rings_step_is_the_same_fraction_of_any_bound(
+    clients: int, bound: float, bits: int
+) -> None:
+    """docs/backends.md, "The ring's step and the cohort": the step is n·C/2^(b-1) to
+    within 2x, a fraction of the bound set by the cohort and the ring alone, so a
+    step that reads coarse at a large bound (0.5 at 10^6, 1 000 clients, 32 bits) is
+    as fine, relative to it, as at a bound of 1."""
+    from secagg.aggregation.masking import largest_safe_scale
+
+    room = (1 << (bits - 1)) - 1 - clients  # n (floor(C s) + 1) <= 2^(b-1) - 1
+    step = 1 / largest_safe_scale(clients, bound, bits)
+    ratio = step / bound  # the room's quotients in floats: a relative slack of 1e-12
+    assert clients / room * (1 - 1e-12) <= ratio <= 2 * clients / room * (1 + 1e-12)
+    assert 1 / largest_safe_scale(1000, 1e6, 32) == 0.5
+
+
 @pytest.mark.parametrize("count", [0, -3, 2.0, "4", None])
 def test_a_client_count_that_is_no_positive_integer_is_refused_by_name(count: object) -> None:
     # before: 0 raised ZeroDivisionError, 2.0 and "4" were not refused
