@@ -177,7 +177,19 @@ class BranchPolicy:
 
         Why no default delta: it must lie well below 1 over the number of protected units
         (customers, or branches at client level), a number only the branch knows; a default
-        chosen here would be wrong for most branches, silently."""
+        chosen here would be wrong for most branches, silently.
+
+        Why no upper bound on ``epsilon_budget`` (decided in the config review of
+        2026-12-06; 1e300 is accepted): a large budget is a weak policy, not an
+        impossible one. Every round fits it, and the branch still refuses each round it
+        cannot account for itself (one without its own noise share), which is what
+        setting a budget buys over none; the server's ``dp.epsilon_budget`` has no upper
+        bound either. The caps on a clip or a noise multiplier mark where arithmetic
+        or learning breaks (a ring step of 1e291, noise of 10^4 clips); nothing breaks at
+        a large epsilon, which is only compared with the accountant's, and any line drawn
+        below it (10? 100?) would be a judgement of how much a bank's customers may lose
+        that is the bank's to make, not this file's. The branch logs its spend beside the
+        budget at start, and its summary shows both, so a typo (1e30 for 1.0) shows."""
         if self.delta is not None and not 0 < self.delta < 1:
             raise ConfigurationError(
                 f"branch.delta must lie strictly between 0 and 1 (well below 1 over the "
