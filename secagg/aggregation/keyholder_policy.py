@@ -68,7 +68,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
+from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.durable import (
     LockTimeout,
     create_json_atomically,
@@ -106,6 +107,13 @@ _STATE_VERSION = 2
 _STATE_VERSIONS_READ = (1, 2)
 #: the longest vector a packed envelope carries (its 32-bit length field)
 _MAX_DIMENSION = 2**32 - 1
+#: The largest ``[key_holder] noise_stddev``: the most central noise any federation can
+#: plan, its largest noise multiplier (10^4) times its largest clip (10^6). Why: 1e300
+#: loaded and every sum left as noise 1e300 wide (a model that learns nothing, the
+#: key holder's record spent on it), and 1e308 refused every decryption as "requested
+#: noise std 0.0 overflows a float64 sum", blaming the server's request for the key
+#: holder's own setting (config review, 2026-12-06).
+MAX_NOISE_STDDEV = MAX_NOISE_MULTIPLIER * MAX_CLIP
 
 
 # --- refusals ------------------------------------------------------------------
@@ -323,6 +331,13 @@ class KeyHolderPolicy:
         std = _number("noise_stddev", self.noise_stddev)
         if std < 0:
             raise _config_error("noise_stddev", f"must be >= 0, got {std!r}")
+        if std > MAX_NOISE_STDDEV:
+            raise _config_error(
+                "noise_stddev",
+                f"must be at most {MAX_NOISE_STDDEV:g} (the most central noise a federation "
+                f"can plan: noise multiplier {MAX_NOISE_MULTIPLIER:g} x clip {MAX_CLIP:g}), "
+                f"got {std!r}: every sum would be noise",
+            )
         object.__setattr__(self, "noise_stddev", std)
         least = _integer("min_contributions", self.min_contributions)
         if least < MIN_CONTRIBUTIONS_FLOOR:
