@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
+from secagg.aggregation.spec import MAX_SPEC_CLIENTS
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.durable import (
     LockTimeout,
@@ -345,6 +346,14 @@ class KeyHolderPolicy:
                 "min_contributions",
                 f"must be >= {MIN_CONTRIBUTIONS_FLOOR} (one summand is one client's update), "
                 f"got {least}",
+            )
+        if least > MAX_SPEC_CLIENTS:
+            # no round has more clients, so none could be decrypted: 10**9 started and
+            # refused every round one at a time (config review, 2026-12-06)
+            raise _config_error(
+                "min_contributions",
+                f"must be at most {MAX_SPEC_CLIENTS} (the most clients a round can have), "
+                f"got {least}: no round could reach it",
             )
         if self.max_decryptions is not None:
             cap = _integer("max_decryptions", self.max_decryptions)

@@ -648,6 +648,18 @@ def test_a_key_holder_noise_no_federation_could_plan_is_refused_at_start() -> No
         assert "\n" not in str(e.value) and "at most 1e+10" in str(e.value)
 
 
+def test_a_floor_of_contributions_no_round_can_reach_is_refused_at_start() -> None:
+    """Config review (2026-12-06): ``min_contributions = 10**9`` started, and refused
+    every round one at a time; no round has more than 10^6 clients (MAX_SPEC_CLIENTS)."""
+    from secagg.aggregation.spec import MAX_SPEC_CLIENTS
+
+    assert KeyHolderPolicy.from_dict({"min_contributions": MAX_SPEC_CLIENTS}).min_contributions
+    for least in (MAX_SPEC_CLIENTS + 1, 10**9):
+        with pytest.raises(ConfigurationError, match=r"^\[key_holder\] min_contributions: ") as e:
+            KeyHolderPolicy.from_dict({"min_contributions": least})
+        assert "\n" not in str(e.value) and "no round could reach it" in str(e.value)
+
+
 @pytest.mark.parametrize(
     ("section", "said"),
     [
