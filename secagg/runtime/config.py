@@ -303,6 +303,19 @@ class BackendConfig:
             f"backend.name = {self.name!r} needs backend.key_holder: the party that holds "
             "its secret key (not one of the clients)",
         )
+        # a setting the chosen backend does not take was dropped in silence: precision =
+        # 1e-9 beside secagg+ (whose error is its ring's) or bits = 64 beside ckks ran as
+        # if absent (config review, 2026-12-06); bits = 32 is the default, a no-op either way
+        for key, changed, takers in (
+            ("precision", self.precision is not None, "the ckks backend"),
+            ("bits", self.bits != 32, "the masking backends (secagg, secagg+)"),
+        ):
+            _require(
+                not changed or key in accepted_settings(self.name),
+                f"backend.{key} = {getattr(self, key)!r} applies to {takers} only, and "
+                f"backend.name = {self.name!r} has no such setting: remove {key}, or set "
+                "backend.name to a backend that takes it",
+            )
         # at most MAX_CLIP: 1e300 loaded, and the masking ring's step (three clients: 2.5e291)
         # rounded every update to 0, an untrained model (upper-bounds review, 2026-12-06)
         _require(
