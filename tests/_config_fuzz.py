@@ -84,6 +84,8 @@ def _table(value: Any) -> bool:
 #: multiplier of 10^5, a clip or value bound of 10^6 + 1, a threshold of 100 001), nan
 #: and both infinities, empty, blank and non-ASCII strings, numbers as strings
 EDGES: tuple[Any, ...] = (
+    10**400,  # past the floats: tomllib reads any integer, range checks raised OverflowError
+    -(10**400),
     2**70,
     -(2**70),
     2**63,

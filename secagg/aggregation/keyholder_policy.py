@@ -68,7 +68,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
+from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
+from secagg.aggregation.spec import MAX_SPEC_CLIENTS
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.durable import (
     LockTimeout,
     create_json_atomically,
@@ -106,6 +108,13 @@ _STATE_VERSION = 2
 _STATE_VERSIONS_READ = (1, 2)
 #: the longest vector a packed envelope carries (its 32-bit length field)
 _MAX_DIMENSION = 2**32 - 1
+#: The largest ``[key_holder] noise_stddev``: the most central noise any federation can
+#: plan, its largest noise multiplier (10^4) times its largest clip (10^6). Why: 1e300
+#: loaded and every sum left as noise 1e300 wide (a model that learns nothing, the
+#: key holder's record spent on it), and 1e308 refused every decryption as "requested
+#: noise std 0.0 overflows a float64 sum", blaming the server's request for the key
+#: holder's own setting (config review, 2026-12-06).
+MAX_NOISE_STDDEV = MAX_NOISE_MULTIPLIER * MAX_CLIP
 
 
 # --- refusals ------------------------------------------------------------------
@@ -263,9 +272,19 @@ def config_path(key: str, value: Any, base_dir: Path | None) -> Path:
 
 
 def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise _config_error(key, f"must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the floats (10**400): math.isfinite raised it
+        raise _config_error(
+            key,
+            "must be a finite number, got an integer of about "
+            f"{math.floor(abs(value).bit_length() * math.log10(2)) + 1} digits",
+        ) from None
+    if not math.isfinite(number):
+        raise _config_error(key, f"must be a finite number, got {value!r}")
+    return number
 
 
 def _integer(key: str, value: Any) -> int:
@@ -313,6 +332,13 @@ class KeyHolderPolicy:
         std = _number("noise_stddev", self.noise_stddev)
         if std < 0:
             raise _config_error("noise_stddev", f"must be >= 0, got {std!r}")
+        if std > MAX_NOISE_STDDEV:
+            raise _config_error(
+                "noise_stddev",
+                f"must be at most {MAX_NOISE_STDDEV:g} (the most central noise a federation "
+                f"can plan: noise multiplier {MAX_NOISE_MULTIPLIER:g} x clip {MAX_CLIP:g}), "
+                f"got {std!r}: every sum would be noise",
+            )
         object.__setattr__(self, "noise_stddev", std)
         least = _integer("min_contributions", self.min_contributions)
         if least < MIN_CONTRIBUTIONS_FLOOR:
@@ -320,6 +346,14 @@ class KeyHolderPolicy:
                 "min_contributions",
                 f"must be >= {MIN_CONTRIBUTIONS_FLOOR} (one summand is one client's update), "
                 f"got {least}",
+            )
+        if least > MAX_SPEC_CLIENTS:
+            # no round has more clients, so none could be decrypted: 10**9 started and
+            # refused every round one at a time (config review, 2026-12-06)
+            raise _config_error(
+                "min_contributions",
+                f"must be at most {MAX_SPEC_CLIENTS} (the most clients a round can have), "
+                f"got {least}: no round could reach it",
             )
         if self.max_decryptions is not None:
             cap = _integer("max_decryptions", self.max_decryptions)

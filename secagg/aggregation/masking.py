@@ -326,6 +326,13 @@ class MaskingSpec(RoundSpec):
             ddg = self.noise_share.mechanism
             if ddg.bits != self.bits or ddg.dimension != self.dimension:
                 raise ConfigurationError("the noise share's ring or dimension is not the round's")
+        else:
+            # the fixed point's scale must leave the sum room (HeadroomError): planning
+            # checks it, but a spec is also built from the wire or in code, and one whose
+            # scale let n updates at the bound wrap (three at 0.9 at scale 2^31 on 32 bits)
+            # summed to 0.7 instead of 2.7 with an error bound of 1.4e-9 in its report: a
+            # wrong sum where the round must give the right one or none (review, 2026-12-06)
+            FixedPoint(self.scale, self.bits).check_headroom(self.num_clients, self.value_bound)
         if self.active and len(self.identities) != self.num_clients:
             raise ConfigurationError(
                 "the active variant needs one identity (certificate) per client of the round"

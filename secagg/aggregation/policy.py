@@ -177,7 +177,19 @@ class BranchPolicy:
 
         Why no default delta: it must lie well below 1 over the number of protected units
         (customers, or branches at client level), a number only the branch knows; a default
-        chosen here would be wrong for most branches, silently."""
+        chosen here would be wrong for most branches, silently.
+
+        Why no upper bound on ``epsilon_budget`` (decided in the config review of
+        2026-12-06; 1e300 is accepted): a large budget is a weak policy, not an
+        impossible one. Every round fits it, and the branch still refuses each round it
+        cannot account for itself (one without its own noise share), which is what
+        setting a budget buys over none; the server's ``dp.epsilon_budget`` has no upper
+        bound either. The caps on a clip or a noise multiplier mark where arithmetic
+        or learning breaks (a ring step of 1e291, noise of 10^4 clips); nothing breaks at
+        a large epsilon, which is only compared with the accountant's, and any line drawn
+        below it (10? 100?) would be a judgement of how much a bank's customers may lose
+        that is the bank's to make, not this file's. The branch logs its spend beside the
+        budget at start, and its summary shows both, so a typo (1e30 for 1.0) shows."""
         if self.delta is not None and not 0 < self.delta < 1:
             raise ConfigurationError(
                 f"branch.delta must lie strictly between 0 and 1 (well below 1 over the "
@@ -238,6 +250,12 @@ class BranchPolicy:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ConfigurationError(f"branch.{name} must be a number, not {value!r}")
+            if not _fits_float(value):  # 10**400: math.isfinite raised OverflowError
+                raise ConfigurationError(
+                    f"branch.{name} must be a number within the floating-point range (at "
+                    f"most about 1.8e308 in magnitude), not an integer of about "
+                    f"{math.floor(abs(int(value)).bit_length() * math.log10(2)) + 1} digits"
+                )
         optional = ("expected_clients", "min_threshold")
         for name in (*optional, "min_colluders", "max_clients", "max_dimension"):
             value = getattr(self, name)
@@ -448,6 +466,16 @@ class BranchPolicy:
             _check_backend_names(values["backends"])
         # every value's type is checked (naming its key) by the constructor
         return cls(**values)
+
+
+def _fits_float(value: numbers.Real) -> bool:
+    """Whether ``value`` converts to a float (an int past about 1.8e308 does not, and
+    every range check compares as floats)."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _check_backend_names(names: tuple[object, ...]) -> None:

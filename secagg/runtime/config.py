@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import tomllib
 import types
 import typing
@@ -103,6 +104,13 @@ MAX_SERVER_LEARNING_RATE = 100.0
 #: refused it, so a seed valid in one file was not in the other (upper-bounds review,
 #: 2026-12-05); 0 .. 2**32 - 1 is what both now accept.
 MAX_SEED = 2**32 - 1
+
+#: The largest ``[server] session_burst``: the transport's token buckets count sessions
+#: in floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit
+#: that never limits; 0 is the way to say no limit). Why a bound: 10**400 loaded, and
+#: then every branch's session failed in the transport (``float(burst)`` raised
+#: OverflowError at each admission), so no round ran (config review, 2026-12-06).
+MAX_SESSION_BURST = 2**53
 
 #: the docs' port: what a bind without one would have meant (it is an error instead)
 DEFAULT_PORT = 50051
@@ -173,7 +181,11 @@ def _type_needed(value: Any, hint: Any) -> str | None:
     if hint is int:
         return None if isinstance(value, int) and not is_bool else "an integer"
     if hint is float:
-        return None if isinstance(value, int | float) and not is_bool else "a number"
+        if not isinstance(value, int | float) or is_bool:
+            return "a number"
+        # TOML integers are unbounded in tomllib: one past the float range (10**400)
+        # passed here and failed as an OverflowError traceback in the range check
+        return None if _fits_float(value) else f"a number {FLOAT_RANGE}"
     if hint is str:
         return None if isinstance(value, str) else "a string"
     if origin is tuple and typing.get_args(hint)[:1] == (int,):
@@ -187,6 +199,30 @@ def _type_needed(value: Any, hint: Any) -> str | None:
     return None
 
 
+#: the words every refusal of a number past the floats gives (a range check compares
+#: floats: Python turns an int into one before comparing with a float, or fails)
+FLOAT_RANGE = "within the floating-point range (at most about 1.8e308 in magnitude)"
+
+
+def _fits_float(value: int | float) -> bool:
+    """Whether ``value`` converts to a float: every float does, an int up to about 1.8e308."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _shown_value(value: Any) -> str:
+    """``value`` for a one-line refusal: its repr, or an integer's length when that
+    runs past 40 digits (a 10**400 typo is not worth 400 digits of the line)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 133:  # more than 40 digits
+            digits = math.floor(abs(value).bit_length() * math.log10(2)) + 1
+            return f"an integer of about {digits} digits"
+    return repr(value)
+
+
 def check_types(kind: type, values: dict[str, Any], section: str) -> None:
     """Refuse a value whose type is not its field's, naming ``[section] key``.
 
@@ -197,7 +233,9 @@ def check_types(kind: type, values: dict[str, Any], section: str) -> None:
         if key in hints:
             needed = _type_needed(value, hints[key])
             if needed is not None:
-                raise ConfigurationError(f"[{section}] {key} must be {needed}, not {value!r}")
+                raise ConfigurationError(
+                    f"[{section}] {key} must be {needed}, not {_shown_value(value)}"
+                )
 
 
 @dataclass(frozen=True)
@@ -265,6 +303,19 @@ class BackendConfig:
             f"backend.name = {self.name!r} needs backend.key_holder: the party that holds "
             "its secret key (not one of the clients)",
         )
+        # a setting the chosen backend does not take was dropped in silence: precision =
+        # 1e-9 beside secagg+ (whose error is its ring's) or bits = 64 beside ckks ran as
+        # if absent (config review, 2026-12-06); bits = 32 is the default, a no-op either way
+        for key, changed, takers in (
+            ("precision", self.precision is not None, "the ckks backend"),
+            ("bits", self.bits != 32, "the masking backends (secagg, secagg+)"),
+        ):
+            _require(
+                not changed or key in accepted_settings(self.name),
+                f"backend.{key} = {getattr(self, key)!r} applies to {takers} only, and "
+                f"backend.name = {self.name!r} has no such setting: remove {key}, or set "
+                "backend.name to a backend that takes it",
+            )
         # at most MAX_CLIP: 1e300 loaded, and the masking ring's step (three clients: 2.5e291)
         # rounded every update to 0, an untrained model (upper-bounds review, 2026-12-06)
         _require(
@@ -279,6 +330,17 @@ class BackendConfig:
             self.precision is None or (math.isfinite(self.precision) and self.precision > 0),
             f"backend.precision must be a positive number (the sum's absolute error), not "
             f"{self.precision!r}",
+        )
+        # at most the bound: precision = 1e6 (a typo of 1e-6) at value_bound = 1 loaded,
+        # and the key holder's noise floor, which is the error bound the precision
+        # buys, was 17 000 per coordinate of a sum of 10 values of at most 1: every
+        # release was noise (config review, 2026-12-06)
+        _require(
+            self.precision is None or self.precision <= self.value_bound,
+            f"backend.precision = {self.precision!r} is above backend.value_bound = "
+            f"{self.value_bound!r}: the sum's error could exceed a whole update's bound, and "
+            "the key holder adds noise of that size to every sum it decrypts (the default, "
+            "left out, is 1e-6 of the bound)",
         )
 
     def settings(self) -> dict[str, Any]:
@@ -417,8 +479,9 @@ class ServerSettings:
             f"{MAX_WAIT_SECONDS} (one week), not {self.quorum_wait_seconds!r}",
         )
         _require(
-            self.session_burst >= 0,
-            "[server] session_burst must be a non-negative integer (0: no limit)",
+            0 <= self.session_burst <= MAX_SESSION_BURST,
+            f"[server] session_burst must be an integer in [0, 2**53] (0: no limit), not "
+            f"{_shown_value(self.session_burst)}",
         )
         _require(
             math.isfinite(self.session_rate) and self.session_rate > 0,
@@ -906,6 +969,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+    except ValueError:
+        # tomllib reads an integer through int(), which refuses more digits than
+        # sys.get_int_max_str_digits() (4300) with a plain ValueError: a traceback
+        raise ConfigurationError(
+            f"{path} holds an integer of more than {sys.get_int_max_str_digits()} digits, "
+            "more than any key takes"
+        ) from None
 
 
 def _require_keys(

@@ -632,6 +632,34 @@ def test_policy_from_a_toml_section(tmp_path: Path) -> None:
         assert "\n" not in str(caught.value)
 
 
+def test_a_key_holder_noise_no_federation_could_plan_is_refused_at_start() -> None:
+    """Config review (2026-12-06): ``noise_stddev = 1e300`` started, and every sum it
+    released was noise 1e300 wide; at 1e308 every decryption was refused as "requested
+    noise std 0.0 overflows a float64 sum", blaming the server for the key holder's
+    own setting. At most 10^4 (the largest noise multiplier) x 10^6 (the largest clip)."""
+    from secagg.aggregation.keyholder_policy import MAX_NOISE_STDDEV
+
+    assert MAX_NOISE_STDDEV == 1e10
+    capped = {"max_decryptions": 3}
+    assert KeyHolderPolicy.from_dict({"noise_stddev": 1e10, **capped}).noise_stddev == 1e10
+    for std in (1e300, 1e308, 1.0000001e10):
+        with pytest.raises(ConfigurationError, match=r"^\[key_holder\] noise_stddev: ") as e:
+            KeyHolderPolicy.from_dict({"noise_stddev": std, **capped})
+        assert "\n" not in str(e.value) and "at most 1e+10" in str(e.value)
+
+
+def test_a_floor_of_contributions_no_round_can_reach_is_refused_at_start() -> None:
+    """Config review (2026-12-06): ``min_contributions = 10**9`` started, and refused
+    every round one at a time; no round has more than 10^6 clients (MAX_SPEC_CLIENTS)."""
+    from secagg.aggregation.spec import MAX_SPEC_CLIENTS
+
+    assert KeyHolderPolicy.from_dict({"min_contributions": MAX_SPEC_CLIENTS}).min_contributions
+    for least in (MAX_SPEC_CLIENTS + 1, 10**9):
+        with pytest.raises(ConfigurationError, match=r"^\[key_holder\] min_contributions: ") as e:
+            KeyHolderPolicy.from_dict({"min_contributions": least})
+        assert "\n" not in str(e.value) and "no round could reach it" in str(e.value)
+
+
 @pytest.mark.parametrize(
     ("section", "said"),
     [

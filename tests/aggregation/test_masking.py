@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 from fractions import Fraction
 
 import numpy as np
@@ -22,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import secagg
-from secagg.aggregation import get_backend
+from secagg.aggregation import get_backend, run_local_round
 from secagg.aggregation.masking import MaskingBackend, MaskingClient, MaskingSpec, _percent_down
 from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.stream import KeyedStream
@@ -163,6 +164,91 @@ def test_a_numpy_client_count_sizes_a_64_bit_ring_as_a_python_int_does(count: ob
 
     assert largest_safe_scale(count, 1.0, 64) == largest_safe_scale(1000, 1.0, 64) == 2.0**53
     assert largest_safe_scale(count, 1.0, 32) == 2.0**21
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    clients=st.integers(min_value=1, max_value=100_000),
+    bound=st.floats(min_value=1e-6, max_value=1e6),
+    bits=st.sampled_from([32, 64]),
+)
+def test_the_rings_step_is_the_same_fraction_of_any_bound(
+    clients: int, bound: float, bits: int
+) -> None:
+    """docs/backends.md, "The ring's step and the cohort": the step is n·C/2^(b-1) to
+    within 2x, a fraction of the bound set by the cohort and the ring alone, so a
+    step that reads coarse at a large bound (0.5 at 10^6, 1 000 clients, 32 bits) is
+    as fine, relative to it, as at a bound of 1."""
+    from secagg.aggregation.masking import largest_safe_scale
+
+    room = (1 << (bits - 1)) - 1 - clients  # n (floor(C s) + 1) <= 2^(b-1) - 1
+    step = 1 / largest_safe_scale(clients, bound, bits)
+    ratio = step / bound  # the room's quotients in floats: a relative slack of 1e-12
+    assert clients / room * (1 - 1e-12) <= ratio <= 2 * clients / room * (1 + 1e-12)
+    assert 1 / largest_safe_scale(1000, 1e6, 32) == 0.5
+
+
+def _with_scale(spec: MaskingSpec, scale: float) -> bytes:
+    """``spec``'s wire bytes with another fixed-point scale (what a buggy or hostile
+    server could announce; planning would never choose it)."""
+    from secagg.aggregation.spec import encode_spec
+
+    data = encode_spec(spec)
+    at = data.index(struct.pack("<d", spec.scale), len(data) - len(spec.encode_body()))
+    return data[:at] + struct.pack("<d", scale) + data[at + 8 :]
+
+
+def test_a_spec_whose_scale_lets_the_sum_wrap_is_refused_not_summed_wrong() -> None:
+    """Review (2026-12-06): a spec whose scale let the clients' sum wrap (three at 0.9,
+    scale 2^31, 32 bits) was taken by both sides, and the round returned 0.7 for 2.7
+    with an error bound of 1.4e-9 in its report. Built in code it is a HeadroomError;
+    from the wire, a MalformedMessage before any client encodes."""
+    from secagg.aggregation import decode_spec
+    from secagg.errors import HeadroomError, MalformedMessage
+
+    planned = MaskingBackend(graph="complete").plan(3, 4)
+    with pytest.raises(HeadroomError, match="can overflow a signed 32-bit sum"):
+        dataclasses.replace(planned, scale=2.0**31)
+    with pytest.raises(MalformedMessage, match="can overflow"):
+        decode_spec(_with_scale(planned, 2.0**31))
+    assert decode_spec(_with_scale(planned, planned.scale)) == planned
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    clients=st.integers(min_value=2, max_value=6),
+    bound=st.floats(min_value=1e-3, max_value=1e6),
+    bits=st.sampled_from([32, 64]),
+    doublings=st.integers(min_value=-2, max_value=3),
+)
+def test_a_spec_from_the_wire_sums_right_or_is_refused(
+    clients: int, bound: float, bits: int, doublings: int
+) -> None:
+    """Any fixed-point scale a spec can carry (the planned one times 2^-2 .. 2^3): the
+    spec is refused, or every client at its bound (signs alternating, all +) sums
+    within the reported bound."""
+    from secagg.aggregation import decode_spec
+    from secagg.errors import MalformedMessage
+
+    backend = MaskingBackend(graph="complete", value_bound=bound, bits=bits)
+    planned = backend.plan(clients, 2)
+    try:
+        spec = decode_spec(_with_scale(planned, planned.scale * 2.0**doublings))
+    except MalformedMessage:
+        assert doublings > 0  # the planned scale is the largest that fits
+        return
+    assert isinstance(spec, MaskingSpec)
+
+    class Announced(MaskingBackend):
+        def plan(self, num_clients: int, dimension: int, **options: object) -> MaskingSpec:
+            return spec
+
+    updates = np.full((clients, 2), bound)
+    updates[::2, 1] = -bound
+    total, report = run_local_round(
+        Announced(graph="complete", value_bound=bound, bits=bits), updates
+    )
+    assert np.max(np.abs(total - updates.sum(axis=0))) <= report.error_bound
 
 
 @pytest.mark.parametrize("count", [0, -3, 2.0, "4", None])

@@ -84,8 +84,10 @@ BRANCH: dict[str, tuple[list[Any], list[Any]]] = {
 
 #: per ``[key_holder]`` key (its table's keys, without the key file the CLI reads)
 KEY_HOLDER: dict[str, tuple[list[Any], list[Any]]] = {
-    "noise_stddev": ([0.0, 0, 1.0, 3], [-1.0, -1, math.nan, math.inf]),
-    "min_contributions": ([2, 3, 1000], [1, 0, -2, 2.0, 2.5]),
+    # 1e10: the most central noise a federation can plan; 1e300 left every sum noise
+    "noise_stddev": ([0.0, 0, 1.0, 3, 1e10], [-1.0, -1, math.nan, math.inf, 1e300, 10**11]),
+    # above the most clients a round can have (10^6) no round could be decrypted
+    "min_contributions": ([2, 3, 1000, 10**6], [1, 0, -2, 2.0, 2.5, 10**6 + 1, 10**400]),
     "max_decryptions": ([1, 500], [0, -1, 1.0, math.inf]),
     "dimension": ([1, 1000, 2**32 - 1], [0, -1, 2**32, 10.0]),
     "state": (["keyholder-state.json", "/srv/kh/state.json"], [""]),

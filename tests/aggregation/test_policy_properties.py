@@ -168,8 +168,9 @@ def malformed(header: Header) -> bool:
     """Whether the wire refuses the start whatever the policy: the round-start codec (a
     clip is positive and finite, or absent: NaN), the spec codec (at least 1 client, 2
     for masking, and 1 value; every number positive and finite; a record-level share's
-    vector bound above its clip; an active round lists one identity a client), and a
-    mechanism the decoder cannot build from the wire's fields."""
+    vector bound above its clip; an active round lists one identity a client; a fixed-
+    point masking round leaves its sum room, ``n (floor(C scale) + 1) <= 2^(b-1) - 1``,
+    docs/backends.md), and a mechanism the decoder cannot build from the wire's fields."""
     if header.clip is not None and not (math.isnan(header.clip) or _positive_finite(header.clip)):
         return True  # NaN is how the codec writes "no clip"
     masking = header.backend in ("secagg", "secagg+")
@@ -181,6 +182,9 @@ def malformed(header: Header) -> bool:
     if not _positive_finite(header.value_bound):
         return True
     share = header.share
+    if masking and share is None:  # as _spec_bytes writes it: scale 1, 32 bits
+        if header.num_clients * (math.floor(header.value_bound) + 1) > 2**31 - 1:
+            return True
     if masking and share is not None:
         wired = [share.noise_multiplier, share.clip]
         wired += [share.vector_bound] if share.record_level else []

@@ -379,3 +379,45 @@ def test_a_misspelt_section_gets_the_likely_spelling(section: str, message: str)
     with pytest.raises(ConfigurationError) as refused:
         FederationConfig.from_dict(_config(**{section: {"clip": 1.0}}))
     assert str(refused.value) == message
+
+
+# --- settings the chosen backend does not take (config review, 2026-12-06) -------------
+
+CKKS = {"name": "ckks", "key_holder": "kh"}
+
+
+@pytest.mark.parametrize(
+    ("backend", "key"),
+    [
+        ({"name": "secagg+", "precision": 1e-9}, "precision"),
+        ({"name": "secagg", "precision": 1e-3}, "precision"),
+        ({"name": "plain", "precision": 1e-3}, "precision"),
+        (CKKS | {"bits": 64}, "bits"),
+        ({"name": "plain", "bits": 64}, "bits"),
+    ],
+)
+def test_a_setting_the_backend_does_not_take_is_refused_naming_both_keys(
+    backend: dict[str, Any], key: str
+) -> None:
+    """``precision = 1e-9`` beside secagg+ (whose error is its ring's) or ``bits = 64``
+    beside ckks loaded and ran as if absent: the backend never saw them."""
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(_config(backend=backend))
+    text = str(refused.value)
+    assert f"backend.{key} = " in text and f"backend.name = {backend['name']!r}" in text, text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        CKKS | {"bits": 32},  # the default: no behaviour to lose
+        CKKS | {"precision": 1e-3},
+        {"name": "secagg+", "bits": 64},
+        {"name": "secagg", "bits": 32},
+        {"name": "plain"},
+    ],
+)
+def test_a_setting_the_backend_takes_or_the_default_still_loads(backend: dict[str, Any]) -> None:
+    config = FederationConfig.from_dict(_config(backend=backend))
+    assert config.backend.name == backend["name"]

@@ -14,6 +14,13 @@ Upper-bounds review (2026-12-06): ``backend.value_bound = 1e300`` (plain, SecAgg
 SecAgg+; CKKS refused it in words naming its ring) and ``dp.clip = 1e300`` (central)
 loaded: the masking ring's step was 2.5e291, so every update rounded to 0, and the
 central noise z x 1e300; both are at most 10^6 (``MAX_CLIP``), simulate's clip cap.
+
+Config review (2026-12-06): ``backend.precision = 1e6`` (a typo of ``1e-6``) loaded
+beside ``value_bound = 1``: the key holder's noise floor, the error bound that precision
+buys, was 17 000 per coordinate of a sum of values of at most 1; at most the bound now.
+``[server] session_burst = 10**400`` loaded, and every
+branch's session then failed in the transport (its token bucket's ``float(burst)``
+raised OverflowError); at most 2**53, where the bucket's float count is still exact.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import pytest
 from secagg.aggregation.policy import MAX_CLIP
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
-from secagg.runtime.config import MAX_SEED, FederationConfig
+from secagg.runtime.config import MAX_SEED, MAX_SESSION_BURST, FederationConfig
 from secagg.runtime.launch import key_holder_idle
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
@@ -97,6 +104,27 @@ REFUSED = [
         ("server", "max_connections"),
         f"at most {MAX_INCOMING_CONNECTIONS}",
         id="max_connections",
+    ),
+    pytest.param(
+        {"server": {"session_burst": 10**400}},
+        ("server", "session_burst"),
+        "in [0, 2**53]",
+        id="session_burst-past-the-floats",
+    ),
+    pytest.param(
+        {"server": {"session_burst": MAX_SESSION_BURST + 1}},
+        ("server", "session_burst"),
+        "in [0, 2**53]",
+        id="session_burst-past-exact-floats",
+    ),
+    *(
+        pytest.param(
+            {"backend": {"name": "ckks", "key_holder": "holder", "precision": precision}},
+            ("backend", "precision"),
+            "above backend.value_bound = 1.0",
+            id=f"precision-{precision:g}",
+        )
+        for precision in (1e6, 1.5)
     ),
     pytest.param(
         {"dp": {"noise_multiplier": 1e30}},
@@ -174,6 +202,7 @@ def test_the_bounds_themselves_load_and_the_longest_wait_is_waitable() -> None:
             "quorum_wait_seconds": WEEK,
             "max_message_bytes": MAX_MESSAGE_BYTES,
             "max_connections": MAX_INCOMING_CONNECTIONS,
+            "session_burst": MAX_SESSION_BURST,
         },
     )
     assert config.seed == MAX_SEED and config.deadlines.round_seconds == WEEK
@@ -184,6 +213,8 @@ def test_the_bounds_themselves_load_and_the_longest_wait_is_waitable() -> None:
         assert clipped.backend.value_bound == MAX_CLIP and clipped.dp is not None
         assert clipped.dp.clip == MAX_CLIP
     assert key_holder_idle(config) < threading.TIMEOUT_MAX / 1000
+    ckks = {"name": "ckks", "key_holder": "holder", "value_bound": 2.0, "precision": 2.0}
+    assert _load(backend=ckks).backend.precision == 2.0
     assert _load(federation={"seed": 0}).seed == 0
 
 
@@ -201,3 +232,16 @@ def test_the_transport_refuses_a_connection_cap_grpc_would_abort_on() -> None:
             identify=lambda context: "branch",
             max_connections=2**31 - 1,
         )
+
+
+def test_the_largest_session_burst_is_one_the_transport_admits_with() -> None:
+    """The bound is one the transport's token bucket counts exactly: a session is
+    admitted and takes one token (past 2**53, taking one would leave the count as it
+    was; at 10**400 the bucket raised OverflowError at every admission)."""
+    from secagg.transport.grpc_server import _SessionRate
+
+    config = _load(server={"session_burst": MAX_SESSION_BURST})
+    bucket = _SessionRate(config.server.session_burst, config.server.session_rate)
+    assert bucket.admit("branch-1", now=0.0) == (0.0, 0)
+    assert bucket.admit("branch-1", now=0.0) == (0.0, 0)
+    assert bucket._buckets["branch-1"][0] == MAX_SESSION_BURST - 2
