@@ -126,6 +126,9 @@ class CountingEndpoint:
 
     Counted after the inner call succeeds, so a send to a vanished client is not
     counted; the in-process hub and the gRPC transport are wrapped the same way.
+
+    Everything else the runtime asks of a transport is the inner one's (see
+    :meth:`__getattr__`), so the server measured is the server deployed.
     """
 
     def __init__(self, inner: ServerEndpoint) -> None:
@@ -156,6 +159,19 @@ class CountingEndpoint:
 
     def connected(self) -> set[str]:
         return self.inner.connected()
+
+    def __getattr__(self, name: str) -> Any:
+        """The inner transport's optional offers, as the inner transport has them:
+        ``session_id`` (a branch restarted mid-round is gone at once, review D6),
+        ``wait_for_sessions`` (the quorum wait is woken, not polled), ``recheck_sessions``
+        (revocation before sampling), ``stopped``, ``peer_certificate`` (the active
+        variant). Why: the runtime looks each up with ``getattr(transport, ..., None)``,
+        and the wrapper had none of them, so the benchmarked server fell back to its
+        polls and to ``connected()`` alone, unlike the server it measures. An offer the
+        inner transport lacks is lacking here too (AttributeError)."""
+        if name == "inner":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 
 _TCP_INFO_BYTES = struct.Struct("=QQ")  # tcpi_bytes_acked, tcpi_bytes_received
