@@ -40,6 +40,7 @@ from secagg.transport.framing import (
     HEADER_BYTES,
     MAX_INCOMING_CONNECTIONS,
     MalformedFrame,
+    MessageParts,
     MessageTooLarge,
     Reassembler,
     _as_bytes,
@@ -151,7 +152,7 @@ class _Session:
             None if certificate is None else certificate.fingerprint(hashes.SHA256()).hex()
         )
         self.not_valid_after = None if certificate is None else certificate.not_valid_after_utc
-        self.outbox: queue.Queue[tuple[int, bytes] | object] = queue.Queue()
+        self.outbox: queue.Queue[tuple[int, bytes | MessageParts] | object] = queue.Queue()
         self.outbox_bytes = 0  # payload bytes queued by send() whose writing has not begun
         self.next_id = 0
         self.finished = False
@@ -539,7 +540,19 @@ class GrpcServerTransport:
         :class:`Disconnected`, gone from :meth:`connected`) and
         :class:`OutboxOverflow` (a :class:`NotConnected`) is raised.
         """
-        data = _as_bytes(payload)
+        self._queue(name, _as_bytes(payload))
+
+    def send_parts(self, name: str, parts: Sequence[bytes]) -> None:
+        """As :meth:`send`, for one message given as consecutive parts: the message is
+        their concatenation, queued without joining them, so a part shared by the
+        messages to many clients is held once, not once per client. The runtime's server
+        sends each round start so (its model is one object for every branch: memory
+        O(d) at a round start, not O(n * d)); a transport without it gets the joined
+        message."""
+        self._queue(name, MessageParts(parts))
+
+    def _queue(self, name: str, data: bytes | MessageParts) -> None:
+        """Queue ``data`` to ``name`` within its outbox budget (see :meth:`send`)."""
         if len(data) > self._max_message_bytes:
             raise MessageTooLarge(
                 f"{len(data)} bytes to {name!r} exceed the limit of {self._max_message_bytes}"

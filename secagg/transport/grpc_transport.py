@@ -222,6 +222,7 @@ from secagg.transport.framing import DEFAULT_CHUNK_BYTES as DEFAULT_CHUNK_BYTES
 from secagg.transport.framing import HEADER_BYTES as HEADER_BYTES
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS as MAX_INCOMING_CONNECTIONS
 from secagg.transport.framing import MalformedFrame as MalformedFrame
+from secagg.transport.framing import MessageParts as MessageParts
 from secagg.transport.framing import MessageTooLarge as MessageTooLarge
 from secagg.transport.framing import Reassembler as Reassembler
 from secagg.transport.framing import _as_bytes as _as_bytes
