@@ -1,13 +1,14 @@
-"""The server holds one copy of the model at a round start, not one per branch.
+"""The server holds one copy of the model (and spec) at a round start, not one per branch.
 
 Review finding (2026-12-06, the runtime's memory): every branch's round start was
 encoded whole (its party index, then the model, then the deadline) and queued in that
-branch's outbox until written, so a round start held n copies of the model: O(n * d)
+branch's outbox until written, so a round start held n copies of the model (and of the
+spec: a CKKS round's carries the key holder's public context, megabytes): O(n * d)
 server memory, against the design's O(d) (DESIGN.md, "stream-sum ... memory O(d), not
 O(n*d)"). 1 000 branches of a 10 MB model held 10 GB; a branch slow to read (a thin
 link) kept its copy for as long as it took. Now the model is encoded once, and a
 transport that sends a message in parts (gRPC's ``send_parts``) queues each branch's
-start around the same bytes. The bytes on the wire are what they were.
+start around the same model and spec bytes. The bytes on the wire are what they were.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from secagg.transport.framing import MessageParts, Reassembler, encode_frames
 
 BRANCHES = 16
 D = 250_000  # a model of 1 MB (float32)
+#: a spec of 1 MB: a CKKS round's carries the key holder's public context, megabytes
+SPEC = b"the round's spec" * 62_500
 
 
 class _Holding:
@@ -73,7 +76,7 @@ def _held_at_round_start(tmp_path: Path, parts: bool) -> tuple[int, _Holding]:
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        server._dispatch(1, names, [Announce(b"the round's spec")])
+        server._dispatch(1, names, [Announce(SPEC)])
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -82,17 +85,18 @@ def _held_at_round_start(tmp_path: Path, parts: bool) -> tuple[int, _Holding]:
 
 def test_a_round_start_to_many_branches_holds_the_model_once(tmp_path: Path) -> None:
     held, transport = _held_at_round_start(tmp_path, parts=True)
-    model = 4 * D
+    bulk = 4 * D + len(SPEC)
     assert len(transport.held) == BRANCHES
-    assert held < 3 * model, (
-        f"{held / 1e6:.1f} MB held for {BRANCHES} round starts of a {model / 1e6:.1f} MB model"
+    assert held < 3 * bulk, (
+        f"{held / 1e6:.1f} MB held for {BRANCHES} round starts of a {bulk / 1e6:.1f} MB model "
+        "and spec"
     )
     # each branch's message is its own start: its party, the one model, the round's facts
     for party, message in enumerate(transport.held):
         assert isinstance(message, MessageParts)
         start = decode_message(message.join())
         assert isinstance(start, RoundStart) and start.party == party
-        assert start.federation == "mem" and start.spec == b"the round's spec"
+        assert start.federation == "mem" and start.spec == SPEC
         np.testing.assert_array_equal(start.model, np.linspace(-1.0, 1.0, D).astype(np.float32))
 
 
