@@ -192,6 +192,16 @@ def _queue_budgets(
     return budgets[0], budgets[1]
 
 
+def _outbox_overrun(budget: int, unsent: int, size: int) -> str | None:
+    """Why a message of ``size`` bytes may not be queued behind ``unsent`` bytes not yet
+    written, under an outbox ``budget`` (None: it may). One rule for both ends: a
+    server's session and a client's end theirs with this reason (each adds who is not
+    reading)."""
+    if unsent + size <= budget:
+        return None
+    return f"over its budget of {budget} unsent bytes ({unsent} queued, a message of {size} more)"
+
+
 def grpc_milliseconds(name: str, seconds: object) -> int:
     """``seconds`` as the whole milliseconds gRPC takes for the channel argument of
     the constructor argument ``name``, refused (:class:`ConfigurationError`, one line

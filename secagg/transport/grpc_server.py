@@ -73,6 +73,7 @@ from secagg.transport.grpc_limits import (
     SERVICE_NAME,
     TLS_VERSIONS,
     _check_timer_seconds,
+    _outbox_overrun,
     _queue_budgets,
     default_max_connections,
     grpc_milliseconds,
@@ -561,16 +562,13 @@ class GrpcServerTransport:
             session = self._sessions.get(name)
             if session is None:
                 raise NotConnected(f"client {name!r} is not connected")
-            unsent = session.outbox_bytes
-            if unsent + len(data) <= self._max_outbox_bytes:
+            overrun = _outbox_overrun(self._max_outbox_bytes, session.outbox_bytes, len(data))
+            if overrun is None:
                 session.outbox.put((session.next_id, data))
                 session.next_id += 1
                 session.outbox_bytes += len(data)
                 return
-        reason = (
-            f"over its budget of {self._max_outbox_bytes} unsent bytes ({unsent} queued, "
-            f"a message of {len(data)} more): it is not reading"
-        )
+        reason = f"{overrun}: it is not reading"
         self._end_for_cause(
             session, reason, grpc.StatusCode.RESOURCE_EXHAUSTED, "too much unsent data queued"
         )
