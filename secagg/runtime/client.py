@@ -164,8 +164,11 @@ ROUND_GRACE_SECONDS = 30.0
 #: not say which) and its text. The text of every error secagg raises on a server's
 #: message names the message's fields, parties and the round's public parameters, never a
 #: key, share or value of the update (a bound crossed is named, not the coordinate that
-#: crossed it); a training hook's own SecAggError is logged as the hook worded it
+#: crossed it)
 REFUSED_LINE = "%s refused a message (%s): %s"
+#: the branch's own training hook (or its privacy report) raised: not a refusal of the
+#: server's message, and logged as the hook worded it (the branch's own code and log)
+TRAINING_FAILED_LINE = "%s: its training hook failed in round %s (%s): %s; it left the round"
 # the back-off between dials, kept importable from here (see secagg.runtime.redial)
 MAX_REDIAL_PAUSE = redial.MAX_REDIAL_PAUSE
 MAX_DIAL_SECONDS = redial.MAX_DIAL_SECONDS
@@ -272,6 +275,16 @@ class ServerOutdated(SecAggError):
             f"start is v{found.version}, this branch needs v{ROUND_START_VERSION}): upgrade "
             "secagg on the server to this branch's release, then start the branch again"
         )
+
+
+class _TrainingFailed(Exception):
+    """The training hook (or its privacy report) raised ``cause``: carried apart from the
+    errors of the server's message, whatever its type (see
+    :meth:`FederationClient._training_failed`)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class BranchRefused(PolicyRefused):
@@ -601,6 +614,8 @@ class FederationClient:
             raise stop from None
         except NotConnected:  # the session ended while answering: serve() redials
             raise
+        except _TrainingFailed as failed:
+            self._training_failed(number, failed.cause, taken=self._started != started)
         except PolicyRefused as exc:
             # at the start or at the protocol's setup (a threshold below the branch's, a
             # setup other than its spec): either way the branch leaves the round now, so
@@ -639,6 +654,26 @@ class FederationClient:
                 # e.g. the training hook raised: without a leave the server waited out
                 # the training deadline for it every round (network audit, 2026-12-03)
                 self._leave(number, self._failure_reason(exc), taken=self._started != started)
+
+    def _training_failed(self, number: int | None, exc: Exception, *, taken: bool) -> None:
+        """The training hook (or its privacy report) raised ``exc``: the branch leaves the
+        round, saying its training failed, and waits for the next one.
+
+        Why apart from the refusals: a hook's own :class:`~secagg.errors.SecAggError` (a
+        DP-SGD trainer's ``ConfigurationError``) was logged as "refused a message" and
+        counted among the refused messages, blaming the server for the branch's own code,
+        its leave read "could not take part"; and a hook's ``PolicyRefused`` read as the
+        round refused by the branch's policy, which stopped the branch (exit 3) naming a
+        setting the round never crossed. The round is counted once, in ``rounds_left``
+        when its end comes, never as a refused message. Logged as the hook worded it (the
+        branch's own log), at most :data:`~secagg.runtime.refusals.LOGGED_REFUSALS` lines
+        in a row, as every round start is the server's to send."""
+        self._session, self._round = None, None
+        self._refusals.refused(
+            logging.ERROR, TRAINING_FAILED_LINE, self.name, number, type(exc).__name__, exc
+        )
+        if number is not None:
+            self._leave(number, self._failure_reason(exc), taken=taken)
 
     def _failure_reason(self, exc: Exception) -> str:
         """A leave's reason for a round start that raised ``exc``: what failed (the
@@ -760,9 +795,12 @@ class FederationClient:
         self._begin(start, charge)
         self.stats.last_model = start.model
         self._stage = "training"  # the hook, its output's conversion and its report
-        update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
-        if self._privacy_report is not None:
-            self._pending_privacy = RecordReport.from_dict(self._privacy_report())
+        try:
+            update = np.asarray(self._train(start.model.copy()), dtype=np.float64)
+            if self._privacy_report is not None:
+                self._pending_privacy = RecordReport.from_dict(self._privacy_report())
+        except Exception as exc:  # the branch's own code failed, whatever it raised
+            raise _TrainingFailed(exc) from exc
         self._stage = "after training"
         if update.shape != start.model.shape:
             raise DimensionMismatch(start.model.size, update.size, "the training hook's update")

@@ -121,6 +121,8 @@ from secagg.runtime.wire import (
     encode_message,
     model_bytes,
     round_context,
+    round_start_model,
+    round_start_parts,
 )
 from secagg.transport.base import ServerEndpoint, TransportError
 
@@ -1228,6 +1230,8 @@ class FederationServer:
             if isinstance(event, Announce):
                 announced = self._announced = True
                 model = self.model.astype(np.float32)
+                # encoded once: every branch's round start shares these bytes (see _send)
+                shared = round_start_model(model)
                 clip, report = self.mechanism.clip, self.mechanism.report_unclipped
                 # how long the round may still last: a branch waits that long in it (D3)
                 left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
@@ -1242,7 +1246,7 @@ class FederationServer:
                         left,
                         federation=self.config.name,
                     )
-                    self._send(name, start)
+                    self._send(name, start, model=shared)
             elif event.party == HELPER:
                 self._send_to_helper(number, Relay(number, event.payload))
             else:
@@ -1336,7 +1340,13 @@ class FederationServer:
             if self._helper_unreached is None:
                 self._helper_unreached = error
 
-    def _send(self, name: str, message: RoundStart | Relay | RoundEnd | FederationEnd) -> None:
+    def _send(
+        self,
+        name: str,
+        message: RoundStart | Relay | RoundEnd | FederationEnd,
+        *,
+        model: bytes | None = None,
+    ) -> None:
         """Send to one party; a failure is that party's, never the round's.
 
         Gone, or a message the transport refuses (above its size limit): the party
@@ -1344,8 +1354,23 @@ class FederationServer:
         makes it a dropout of this round. Letting the error out aborted the whole round,
         which one branch could provoke every round by inflating what it relays to a
         neighbour (runtime audit 2026-12-04). The round's helper is no such party:
-        its requests go through :meth:`_send_to_helper`."""
+        its requests go through :meth:`_send_to_helper`.
+
+        ``model``: a round start's model bytes, encoded once for every branch
+        (:func:`~secagg.runtime.wire.round_start_model`). A transport that offers
+        ``send_parts`` (gRPC's) queues the start in parts around those very bytes, so
+        the model is held once whatever the cohort; before, each branch's start held its
+        own copy until written: n copies of the model at every round start (1 000
+        branches of a 10 MB model, 10 GB), against the server's O(d) memory."""
         try:
+            if isinstance(message, RoundStart) and model is not None:
+                parts = round_start_parts(message, model)
+                send_parts = getattr(self.transport, "send_parts", None)
+                if send_parts is not None:
+                    send_parts(name, parts)
+                else:
+                    self.transport.send(name, b"".join(parts))
+                return
             self.transport.send(name, encode_message(message))
         except ConnectionError as exc:  # gone: the early-close rule makes it a dropout
             log.debug("could not reach %s: %s", name, exc)

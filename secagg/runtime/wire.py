@@ -174,17 +174,44 @@ def _checked_federation(name: object, error: type[Exception]) -> bytes:
     return name.encode("ascii")
 
 
+def round_start_model(model: np.ndarray) -> bytes:
+    """A round start's model as its message carries it (little-endian float32)."""
+    return np.ascontiguousarray(model, dtype="<f4").tobytes()
+
+
+def round_start_parts(message: RoundStart, model: bytes | None = None) -> tuple[bytes, ...]:
+    """``message`` encoded (:func:`encode_message`) in consecutive parts: what is the
+    branch's own (the header, its party index), the round's spec, the model's length,
+    the model's bytes (``model``, when the caller encoded them already:
+    :func:`round_start_model` of ``message.model``), and what follows them.
+
+    Why: the round starts of one round differ only in the party index; the spec (a CKKS
+    round's carries the key holder's public context, megabytes) and the model are their
+    bulk. A server that passes the same spec and ``model`` objects for every branch holds
+    them once (with a transport that sends parts unjoined: ``send_parts``), not once per
+    branch. A ``model`` of another length than ``message.model`` is refused
+    (:class:`~secagg.errors.ConfigurationError`)."""
+    data = round_start_model(message.model) if model is None else model
+    if len(data) != 4 * message.model.size:
+        raise ConfigurationError(
+            f"a round start's model bytes are {len(data)}, not 4 x its {message.model.size} "
+            "parameters"
+        )
+    clip = math.nan if message.clip is None else message.clip
+    own = Writer().blob(_checked_federation(message.federation, MalformedMessage))
+    own.u32(message.party).f64(clip).u8(1 if message.report_unclipped else 0)
+    own.u32(len(message.spec))  # the spec's blob: its length, then its bytes
+    head = _HEAD.pack(_MAGIC, ROUND_START_VERSION, ROUND_START, message.round)
+    tail = (
+        b"" if message.deadline is None else struct.pack("<d", _checked_deadline(message.deadline))
+    )
+    # the model's blob: its length, then its bytes
+    return head + own.bytes(), message.spec, struct.pack("<I", len(data)), data, tail
+
+
 def encode_message(message: Message) -> bytes:
     if isinstance(message, RoundStart):
-        model = np.ascontiguousarray(message.model, dtype="<f4")
-        clip = math.nan if message.clip is None else message.clip
-        body = Writer().blob(_checked_federation(message.federation, MalformedMessage))
-        body.u32(message.party).f64(clip).u8(1 if message.report_unclipped else 0)
-        body.blob(message.spec).blob(model.tobytes())
-        if message.deadline is not None:
-            body.f64(_checked_deadline(message.deadline))
-        head = _HEAD.pack(_MAGIC, ROUND_START_VERSION, ROUND_START, message.round)
-        return head + body.bytes()
+        return b"".join(round_start_parts(message))
     if isinstance(message, FederationEnd):
         reason = message.reason.encode("utf-8")[:MAX_REASON_BYTES]
         body = Writer().u8(1 if message.finished else 0).blob(reason).bytes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from secagg.errors import ConfigurationError, MalformedMessage
@@ -63,14 +63,63 @@ def _grpc_size_options(chunk_bytes: int) -> list[tuple[str, int]]:
     return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
 
 
-def encode_frames(message_id: int, payload: bytes, chunk_bytes: int) -> Iterator[bytes]:
-    """The frames of one message, made lazily so a large payload is never copied whole."""
+class MessageParts:
+    """One message given as consecutive byte strings: it is their concatenation, framed
+    and sent without ever being joined.
+
+    Why: the server's round start differs from branch to branch only in a few header
+    bytes (the branch's party index), while its bulk is the model, the same for all. Each
+    branch's message joined whole held one copy of the model per branch in the server's
+    outboxes until written (O(n * d) memory at every round start, against the design's
+    O(d)); in parts, the model's bytes are one object shared by every branch's message."""
+
+    __slots__ = ("_size", "parts")
+
+    def __init__(self, parts: Iterable[bytes | bytearray | memoryview]) -> None:
+        self.parts: tuple[bytes, ...] = tuple(_as_bytes(part) for part in parts)
+        self._size = sum(len(part) for part in self.parts)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def join(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _chunks(payload: bytes | MessageParts, chunk_bytes: int) -> Iterator[bytes | memoryview]:
+    """The payload cut into ``chunk_bytes`` pieces (the last one shorter; one empty piece
+    for an empty payload), a piece of several parts copied into one, no more."""
+    if not isinstance(payload, MessageParts):
+        view = memoryview(payload)
+        for start in range(0, max(1, len(payload)), chunk_bytes):
+            yield view[start : start + chunk_bytes]
+        return
+    pending: list[memoryview] = []
+    need = chunk_bytes
+    for part in payload.parts:
+        view, offset = memoryview(part), 0
+        while offset < len(view):
+            piece = view[offset : offset + need]
+            pending.append(piece)
+            offset += len(piece)
+            need -= len(piece)
+            if need == 0:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                pending, need = [], chunk_bytes
+    if pending or len(payload) == 0:
+        yield b"".join(pending)
+
+
+def encode_frames(
+    message_id: int, payload: bytes | MessageParts, chunk_bytes: int
+) -> Iterator[bytes]:
+    """The frames of one message, made lazily so a large payload is never copied whole
+    (nor a :class:`MessageParts` joined)."""
     total = len(payload)
     count = max(1, math.ceil(total / chunk_bytes))
-    view = memoryview(payload)
-    for index in range(count):
+    for index, chunk in enumerate(_chunks(payload, chunk_bytes)):
         header = _HEADER.pack(FRAME_VERSION, 0, 0, message_id, index, count, total)
-        yield header + view[index * chunk_bytes : (index + 1) * chunk_bytes]
+        yield header + chunk
 
 
 class Reassembler:

@@ -61,6 +61,7 @@ from secagg.transport.grpc_limits import (
     DEFAULT_MAX_INBOX_MESSAGES,
     IDENTITY_METADATA_KEY,
     SESSION_METHOD,
+    _outbox_overrun,
     _queue_budgets,
 )
 
@@ -282,16 +283,13 @@ class GrpcClientTransport:
                 raise NotConnected("no open session")
             if self._ended is not None:
                 raise _closed(self._ended.code, self._ended.details)
-            unsent = self._outbox_bytes
-            if unsent + len(data) <= self._max_outbox_bytes:
+            overrun = _outbox_overrun(self._max_outbox_bytes, self._outbox_bytes, len(data))
+            if overrun is None:
                 self._outbox.put((self._next_id, data))
                 self._next_id += 1
                 self._outbox_bytes += len(data)
                 return
-        reason = (
-            f"over its budget of {self._max_outbox_bytes} unsent bytes ({unsent} queued, "
-            f"a message of {len(data)} more): the server is not reading"
-        )
+        reason = f"{overrun}: the server is not reading"
         logger.warning("ending the session with %s: %s", self._target, reason)
         self._call.cancel()  # the request generator waits in gRPC's flow control
         self._end(TransportClosed(grpc.StatusCode.CANCELLED, f"ended locally: {reason}"))

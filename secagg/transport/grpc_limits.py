@@ -81,7 +81,9 @@ _MAX_DEFAULT_CONNECTIONS: Final = 4096
 _POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream is alive
 
 
-_CLOSE_SETTLE_POLLS: Final = 25  # 10 ms apart: how long a stream end may take to show a drop
+#: how long a stream's end may take to show a dropped connection (gRPC then ends the call,
+#: and the session's termination callback says so): a clean half-close is told only after it
+_CLOSE_SETTLE_SECONDS: Final = 0.25
 
 
 DEFAULT_MAX_QUEUED_MESSAGES: Final = 32  # unread messages per session before its reader waits
@@ -188,6 +190,16 @@ def _queue_budgets(
             )
         budgets.append(budget)
     return budgets[0], budgets[1]
+
+
+def _outbox_overrun(budget: int, unsent: int, size: int) -> str | None:
+    """Why a message of ``size`` bytes may not be queued behind ``unsent`` bytes not yet
+    written, under an outbox ``budget`` (None: it may). One rule for both ends: a
+    server's session and a client's end theirs with this reason (each adds who is not
+    reading)."""
+    if unsent + size <= budget:
+        return None
+    return f"over its budget of {budget} unsent bytes ({unsent} queued, a message of {size} more)"
 
 
 def grpc_milliseconds(name: str, seconds: object) -> int:

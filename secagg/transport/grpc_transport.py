@@ -222,6 +222,7 @@ from secagg.transport.framing import DEFAULT_CHUNK_BYTES as DEFAULT_CHUNK_BYTES
 from secagg.transport.framing import HEADER_BYTES as HEADER_BYTES
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS as MAX_INCOMING_CONNECTIONS
 from secagg.transport.framing import MalformedFrame as MalformedFrame
+from secagg.transport.framing import MessageParts as MessageParts
 from secagg.transport.framing import MessageTooLarge as MessageTooLarge
 from secagg.transport.framing import Reassembler as Reassembler
 from secagg.transport.framing import _as_bytes as _as_bytes
@@ -270,7 +271,7 @@ from secagg.transport.grpc_errors import _closed as _closed
 from secagg.transport.grpc_errors import _status_line as _status_line
 from secagg.transport.grpc_limits import _CLIENT_KEEPALIVE as _CLIENT_KEEPALIVE
 from secagg.transport.grpc_limits import _CLIENT_RECONNECT as _CLIENT_RECONNECT
-from secagg.transport.grpc_limits import _CLOSE_SETTLE_POLLS as _CLOSE_SETTLE_POLLS
+from secagg.transport.grpc_limits import _CLOSE_SETTLE_SECONDS as _CLOSE_SETTLE_SECONDS
 from secagg.transport.grpc_limits import _END as _END
 from secagg.transport.grpc_limits import _MAX_DEFAULT_CONNECTIONS as _MAX_DEFAULT_CONNECTIONS
 from secagg.transport.grpc_limits import _MAX_TRACKED_IDENTITIES as _MAX_TRACKED_IDENTITIES

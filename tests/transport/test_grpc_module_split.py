@@ -66,7 +66,7 @@ NAMES = (
     "_AdmittedContext",
     "_CLIENT_KEEPALIVE",
     "_CLIENT_RECONNECT",
-    "_CLOSE_SETTLE_POLLS",
+    "_CLOSE_SETTLE_SECONDS",
     "_END",
     "_HOSTNAME_FAILURE",
     "_MAX_DEFAULT_CONNECTIONS",
