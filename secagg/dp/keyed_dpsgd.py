@@ -19,6 +19,16 @@ seeds, masks and DP noise come from the OS CSPRNG or a keyed cipher, so a deploy
   uniform from the stream below ``q``), empty batches allowed, ``int(1 / q)`` batches
   an epoch as before (the accountant's plan counts them).
 
+Both optimizers the trainer builds, this one and the simulation's (:func:`finite_optimizer`,
+which keeps Opacus's seeded torch noise), zero a per-sample gradient that is not finite
+before clipping (:func:`zero_non_finite_samples`). Why: Opacus clips by
+``C / (norm + 1e-6)``, and a NaN or infinite per-sample gradient (finite records reach
+one: a row of float32 features at -3e38 overflows a linear model's logit) made the
+batch's summed gradient NaN, the model NaN and the branch's update refused ("training
+diverged"), so whether a branch failed its round depended on that one record being
+sampled, an outcome no epsilon covers. The zero vector is inside the clip ball: the
+sensitivity ``C`` holds for every record, finite or not.
+
 Only the non-distributed, flat-clipping optimizer the trainer builds is supported;
 :func:`keyed_optimizer` refuses any other class rather than silently keep its torch
 noise. The floating-point caveat of Gaussian noise (:mod:`secagg.dp.dpsgd`) is about
@@ -27,7 +37,7 @@ the output's representation, not the generator, and still applies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -41,11 +51,78 @@ from secagg.crypto.stream import KeyedStream
 from secagg.dp.noise import gaussian
 from secagg.errors import ConfigurationError
 
-__all__ = ["KeyedNoiseDPOptimizer", "KeyedPoissonSampler", "keyed_optimizer"]
+__all__ = [
+    "FiniteSamplesDPOptimizer",
+    "KeyedNoiseDPOptimizer",
+    "KeyedPoissonSampler",
+    "finite_optimizer",
+    "keyed_optimizer",
+    "zero_non_finite_samples",
+]
 
 
-class KeyedNoiseDPOptimizer(DPOptimizer):
-    """Opacus's flat-clipping DP optimizer, its Gaussian noise drawn from a keyed stream.
+def zero_non_finite_samples(params: Sequence[torch.Tensor]) -> int:
+    """Zero, in place, every sample's gradient (in all ``params``) that is not finite in
+    one of them; return how many samples were zeroed.
+
+    ``p.grad_sample`` is one tensor per batch (or Opacus's list of them when batches
+    accumulate), its first axis the samples, the same samples in every parameter. In
+    place, so the tensors keep Opacus's processed flags."""
+    batches: list[list[torch.Tensor]] = []
+    for p in params:
+        grad_sample = getattr(p, "grad_sample", None)
+        if grad_sample is None:
+            return 0  # Opacus's own clipping names the missing per-sample gradient
+        batches.append(list(grad_sample) if isinstance(grad_sample, list) else [grad_sample])
+    zeroed = 0
+    for chunk in zip(*batches, strict=True):
+        if not chunk or len(chunk[0]) == 0:
+            continue
+        finite = torch.ones(len(chunk[0]), dtype=torch.bool, device=chunk[0].device)
+        for g in chunk:
+            finite &= torch.isfinite(g.reshape(len(g), -1)).all(dim=1).to(finite.device)
+        if bool(finite.all()):
+            continue
+        for g in chunk:
+            g[~finite.to(g.device)] = 0
+        zeroed += int((~finite).sum())
+    return zeroed
+
+
+class FiniteSamplesDPOptimizer(DPOptimizer):
+    """Opacus's flat-clipping DP optimizer, a non-finite per-sample gradient zeroed
+    before clipping (module docstring): the clipped sum is then finite whatever one
+    record is, and a record moves it by at most ``max_grad_norm``."""
+
+    def clip_and_accumulate(self) -> None:
+        zero_non_finite_samples(self.params)
+        super().clip_and_accumulate()
+
+
+def finite_optimizer(optimizer: DPOptimizer) -> FiniteSamplesDPOptimizer:
+    """The optimizer ``make_private`` returned, rebuilt to zero non-finite per-sample
+    gradients; every setting copied, its noise generator (a simulation's seeded one)
+    kept, so a run whose gradients are all finite draws exactly what it drew before.
+    Anything but a plain :class:`DPOptimizer` is refused, as :func:`keyed_optimizer`."""
+    if type(optimizer) is not DPOptimizer:
+        raise ConfigurationError(
+            f"DP-SGD supports Opacus's flat-clipping DPOptimizer only, "
+            f"not {type(optimizer).__name__}"
+        )
+    return FiniteSamplesDPOptimizer(
+        optimizer.original_optimizer,
+        noise_multiplier=optimizer.noise_multiplier,
+        max_grad_norm=optimizer.max_grad_norm,
+        expected_batch_size=optimizer.expected_batch_size,
+        loss_reduction=optimizer.loss_reduction,
+        generator=optimizer.generator,
+        secure_mode=optimizer.secure_mode,
+    )
+
+
+class KeyedNoiseDPOptimizer(FiniteSamplesDPOptimizer):
+    """Opacus's flat-clipping DP optimizer, its Gaussian noise drawn from a keyed stream
+    (and, as :class:`FiniteSamplesDPOptimizer`, a non-finite per-sample gradient zeroed).
 
     ``stream`` is this optimizer's alone (it is read strictly forward, so no draw is
     reused); ``generator`` stays None: nothing here reads a torch generator.
