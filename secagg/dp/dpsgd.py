@@ -117,7 +117,12 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.accountants import memoise_opacus_rdp
 from secagg.dp.display import shown
-from secagg.dp.keyed_dpsgd import KeyedNoiseDPOptimizer, KeyedPoissonSampler, keyed_optimizer
+from secagg.dp.keyed_dpsgd import (
+    KeyedNoiseDPOptimizer,
+    KeyedPoissonSampler,
+    finite_optimizer,
+    keyed_optimizer,
+)
 from secagg.dp.user_level import CustomerDataset, CustomerLoss, group_by_customer
 from secagg.errors import ConfigurationError
 
@@ -835,6 +840,8 @@ class DPSGDTrainer:
         sample_rate = float(dp_loader.sample_rate)
         if replay_seed is None:  # a deployment: both draws from keyed streams
             dp_optimizer, dp_loader = _keyed(dp_optimizer, dp_loader, n, sample_rate)
+        else:  # a simulation: Opacus's seeded noise, non-finite samples zeroed as above
+            dp_optimizer = finite_optimizer(dp_optimizer)
         # Opacus's hook records q = 1 / len(dp_loader), and its sampler runs
         # int(1 / q) batches an epoch: for b = 93, 105, 117, ... batches int(1 / (1 / b))
         # is b - 1 in floating point, so the history said q = 1 / (b - 1) while every

@@ -19,6 +19,15 @@ The gradients come from ``torch.func`` (``vmap`` over units of ``grad`` of one u
 loss), in chunks so memory stays bounded; the loss is called on a batch of one unit,
 so a loss that averages over the batch (``CustomerLoss``, ``BCEWithLogitsLoss``) gives
 that unit's own loss.
+
+A unit whose gradient is not finite adds the zero vector. Why: finite inputs can
+overflow (one row of float32 features at -3e38 gives a linear model a NaN gradient),
+and a sum that then failed ("the model diverged") made the branch's round fail
+because of that one unit: an outcome the sensitivity ``clip`` does not cover, so the
+failure told the server the unit was there. The zero vector is inside the clip ball,
+so the sensitivity holds for every unit, finite or not. A model whose *parameters*
+are not finite (public: the federation's model) still raises FloatingPointError, before
+any unit is looked at.
 """
 
 from __future__ import annotations
@@ -65,6 +74,10 @@ def clipped_gradient_sum(
     trainable = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
     if not trainable:
         raise ConfigurationError("the model has no trainable parameter")
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        # the model, not any unit: checked before the data is read, so what it says
+        # depends on no unit
+        raise FloatingPointError("the model's parameters are not finite (the model diverged)")
     frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
     frozen.update(dict(model.named_buffers()))
 
@@ -82,11 +95,18 @@ def clipped_gradient_sum(
                 trainable, inputs[start : start + chunk], targets[start : start + chunk]
             )
             squared = sum(g.reshape(g.shape[0], -1).double().pow(2).sum(1) for g in grads.values())
-            factor = (clip / squared.sqrt().clamp(min=1e-12)).clamp(max=1.0)
+            # a unit whose squared norm is not finite (its gradient is not, or a float64
+            # model's overflowed) adds zero (module docstring); float32 entries square to
+            # at most 1.2e77 here, so for them that is exactly the non-finite gradients
+            finite = torch.isfinite(squared)
+            factor = torch.where(
+                finite, (clip / squared.sqrt().clamp(min=1e-12)).clamp(max=1.0), 0.0
+            )
             for name, g in grads.items():
                 shape = (-1,) + (1,) * (g.dim() - 1)
-                total[name] += (g.double() * factor.reshape(shape)).sum(0)
+                clipped = g.double() * factor.reshape(shape)  # inf * 0 is NaN: masked next
+                total[name] += torch.where(finite.reshape(shape), clipped, 0.0).sum(0)
     vector = torch.cat([t.reshape(-1) for t in total.values()]).numpy()
-    if not np.all(np.isfinite(vector)):
-        raise FloatingPointError("a clipped gradient is not finite (the model diverged)")
+    if not np.all(np.isfinite(vector)):  # a sum of vectors of norm <= clip: cannot happen
+        raise FloatingPointError("the clipped gradient sum is not finite")
     return vector

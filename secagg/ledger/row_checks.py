@@ -69,6 +69,10 @@ class ExpectedPrivacy:
     bits: int | None = None
     expected_clients: float | None = None
     corrupt_fraction: float | None = None
+    #: ``federation.name`` of the config (None: not given, unchecked). Why: every row
+    #: names its federation, and without this another federation's ledger whose DP
+    #: figures match the config (a test run's, say) verified as this one's
+    federation: str | None = None
 
     @property
     def dp(self) -> bool:

@@ -607,6 +607,29 @@ def _other_federation(last: Any, first: Any, name: str) -> str | None:
     )
 
 
+def _not_the_config_federation(entry: Any, expected: ExpectedPrivacy | None) -> str | None:
+    """Why a row is not the config's federation's, or None (no config, or no name in it).
+
+    Why: ``--config`` ties the ledger to a federation by its DP figures only, and a ledger
+    of another federation under the same figures (a rehearsal, or one begun afresh under
+    another name) verified as the config's; every row records the federation's name."""
+    if expected is None or expected.federation is None:
+        return None
+    here = entry.get("federation") if isinstance(entry, dict) else None
+    if here == expected.federation:
+        return None
+    return (
+        f"names federation {_shown_name(here)} but the config is federation "
+        f"{expected.federation!r}: another federation's rounds"
+    )
+
+
+def _shown_name(value: object) -> str:
+    """A row's federation name in one short line (a hostile value is cut)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _round_span(rows: list[ChainRow]) -> str:
     """``rounds 1-4`` (``round 3``): the rounds of a run of consecutive rows."""
     first, last = rows[0].entry.get("round"), rows[-1].entry.get("round")
@@ -781,6 +804,11 @@ def verify_ledger(
             if index == own and own and previous_round is not None and shown_round != "?":
                 problem += f" (the last round of the prior ledger {prior_ledger})"
             malformed = f"{where_of(index, row, shown_round)}: {problem}"
+            rows = rows[:index]
+            break
+        named = _not_the_config_federation(row.entry, expected)
+        if named is not None:
+            malformed = f"{where_of(index, row, row.entry.get('round'))}: {named}"
             rows = rows[:index]
             break
         if index == own and own and not chain.offset:  # begun afresh: linked by round only

@@ -105,3 +105,60 @@ def test_a_diverged_model_raises_floating_point_error() -> None:
         model[2].weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError):
         clipped_gradient_sum(model, x, y, nn.BCEWithLogitsLoss(), clip=1.0)
+
+
+#: finite float32 features that overflow a model's forward or backward pass
+_OVERFLOWING = (-3.0e38, 3.0e38, -1.0e38, 3.4e38)
+
+
+def _linear_model(features: int) -> nn.Module:
+    model = nn.Linear(features, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.zero_()
+    return model
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    unit=st.integers(0, 39),
+    value=st.sampled_from(_OVERFLOWING),
+    columns=st.sets(st.integers(0, 3), min_size=1),
+    clip=st.floats(0.01, 10.0),
+)
+def test_a_unit_whose_gradient_overflows_adds_nothing_and_raises_nothing(
+    seed: int, unit: int, value: float, columns: set[int], clip: float
+) -> None:
+    """Adding one unit never changes whether the sum succeeds: a unit of finite but
+    extreme features (NaN or infinite gradient) adds the zero vector, so the sum with it
+    is the sum without it, and the sensitivity holds. The sum used to raise
+    FloatingPointError because of that one unit: the branch's round failed, telling the
+    server the unit was there, an outcome no epsilon covers."""
+    x, y = _rows(seed)
+    x[unit, sorted(columns)] = value
+    model = _linear_model(4)
+    loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([10.0]))
+    keep = torch.arange(x.shape[0]) != unit
+    without = clipped_gradient_sum(model, x[keep], y[keep], loss, clip=clip)
+    with_it = clipped_gradient_sum(model, x, y, loss, clip=clip, chunk=7)
+    assert np.all(np.isfinite(with_it))
+    assert np.linalg.norm(with_it - without) <= clip * (1 + 1e-6)
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [(-3.0e38, 1.0), (float("inf"), 0.0), (float("-inf"), 1.0), (float("nan"), 0.0)],
+)
+def test_a_non_finite_gradient_is_the_zero_vector(value: float, label: float) -> None:
+    """A unit whose gradient is NaN or infinite (its features overflow the logit, or are
+    not finite: this function takes tensors as given) contributes exactly zero."""
+    x, y = _rows(5)
+    x[3, :] = value
+    y[3] = label
+    model = _linear_model(4)
+    loss = nn.BCEWithLogitsLoss()
+    keep = torch.arange(x.shape[0]) != 3
+    got = clipped_gradient_sum(model, x, y, loss, clip=1.0)
+    expected = clipped_gradient_sum(model, x[keep], y[keep], loss, clip=1.0)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)

@@ -121,6 +121,7 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
         clip=None if dp is None else dp.clip,
         epsilon_budget=None if dp is None else dp.epsilon_budget,
         cohort_seeded=cohort_seeded,
+        federation=federation.name,
         # distributed DP sizes every noise share from these: a row recording others
         # states another mechanism than the one the config ran
         **(
