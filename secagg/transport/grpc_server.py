@@ -83,6 +83,14 @@ from secagg.transport.grpc_limits import (
 #: tests address), whichever of its modules logs
 logger = logging.getLogger("secagg.transport.grpc_transport")
 
+#: The largest ``session_burst`` the token buckets count exactly: they hold tokens as
+#: floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit
+#: that never limits). Why the constructor checks it: ``session_burst=10**400`` was
+#: taken, and then every new session raised OverflowError in ``float(burst)`` at its
+#: admission, so no client could open one (upper-bounds review, 2026-12-06). The
+#: ``[server] session_burst`` key has the same bound (secagg.runtime.config).
+MAX_SESSION_BURST = 2**53
+
 
 @dataclass(frozen=True, slots=True)
 class Connected:
@@ -362,9 +370,13 @@ class GrpcServerTransport:
         if session_burst is not None and (
             not isinstance(session_burst, int)
             or isinstance(session_burst, bool)
-            or session_burst < 1
+            or not 1 <= session_burst <= MAX_SESSION_BURST
         ):
-            raise ConfigurationError("session_burst must be at least 1 (or None: no limit)")
+            # the value left out: repr(10**5000) itself raises ValueError (int digits limit)
+            raise ConfigurationError(
+                "session_burst must be an integer in [1, 2**53] (the floats of the token "
+                "buckets count exactly to there), or None: no limit"
+            )
         if not (isinstance(session_rate, int | float) and 0 < session_rate < float("inf")):
             raise ConfigurationError("session_rate must be a positive number of sessions a second")
         if server_credentials is None and not allow_insecure:
