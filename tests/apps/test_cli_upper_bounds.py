@@ -201,3 +201,93 @@ def test_the_policy_bounds_themselves_load() -> None:
     assert BranchPolicy(min_threshold=DEFAULT_MAX_CLIENTS).min_threshold == DEFAULT_MAX_CLIENTS
     with pytest.raises(ConfigurationError, match=r"^branch\.min_noise_multiplier must be at most"):
         BranchPolicy(min_noise_multiplier=float(2**70))
+
+
+# --- counts a federation's plan names: rounds, cohort, threshold, worker processes ------
+#
+# Upper-bounds review (2026-12-06, later): ``privacy epsilon -T 2**70 --accountant rdp``
+# printed epsilon 3.95e20; ``secagg client --rounds 2**70`` and ``--expected-clients
+# 2**70`` started a branch, and ``--min-threshold`` was bounded only by the policy's
+# ``max_clients``, a key with no bound of its own; ``bench grpc --clients 20000
+# --processes 20000`` passed every check and set out to start 20 000 processes.
+
+#: the bounds, written out (not imported: the tests must run against the old CLI)
+MAX_ROUNDS = 10**9  # privacy -T, client --rounds: past any federation's life
+MAX_PROCESSES = 10_000  # bench grpc --processes: bench scale's --workers
+
+
+@pytest.mark.parametrize("command", ["epsilon", "noise"])
+@pytest.mark.parametrize("value", [str(2**70), str(2**63), str(MAX_ROUNDS + 1)])
+def test_privacy_rounds_past_any_federation_are_refused(command: str, value: str) -> None:
+    budget = ("-z", "1") if command == "epsilon" else ("--epsilon", "1")
+    plan = ("--delta", "1e-5", "-q", "1", "--accountant", "rdp", "-T", value)
+    line = _usage_line(_run("privacy", command, *budget, *plan))
+    assert "'--rounds' / '-T'" in line and str(MAX_ROUNDS) in line, line
+
+
+def test_privacy_rounds_at_the_bound_still_answer() -> None:
+    """10^9 rounds is the plan docs/privacy.md works through (-q 1e-9); both accountants
+    answer it in seconds."""
+    for accountant in ("rdp", "pld"):
+        plan = ("-z", "1", "--delta", "1e-5", "-q", "1", "-T", str(MAX_ROUNDS))
+        result = _run("privacy", "epsilon", *plan, "--accountant", accountant)
+        assert result.exit_code == 0 and "epsilon = " in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "bound"),
+    [
+        ("--rounds", str(2**70), str(MAX_ROUNDS)),
+        ("--rounds", str(MAX_ROUNDS + 1), str(MAX_ROUNDS)),
+        ("--expected-clients", str(2**70), str(MAX_NUM_CLIENTS)),
+        ("--expected-clients", str(MAX_NUM_CLIENTS + 1), str(MAX_NUM_CLIENTS)),
+    ],
+)
+def test_client_counts_past_any_federation_are_refused_before_dialling(
+    flag: str, value: str, bound: str
+) -> None:
+    line = _usage_line(_client(flag, value))
+    assert f"'{flag}'" in line and bound in line, line
+
+
+def test_client_min_threshold_is_bounded_whatever_the_policys_max_clients(
+    tmp_path: Path,
+) -> None:
+    """``branch.max_clients`` has no bound of its own, and a policy raising it let
+    ``--min-threshold`` ask for more share holders than any round has."""
+    policy = tmp_path / "branch.toml"
+    policy.write_text(f"[branch]\nmax_clients = {2**62}\n")
+    for value in (str(MAX_NUM_CLIENTS + 1), str(2**61)):
+        line = _usage_line(_client("--policy", str(policy), "--min-threshold", value))
+        assert "'--min-threshold'" in line and str(MAX_NUM_CLIENTS) in line, line
+
+
+def test_client_counts_at_their_bounds_start_the_branch(tmp_path: Path) -> None:
+    policy = tmp_path / "branch.toml"
+    policy.write_text(f"[branch]\nmax_clients = {MAX_NUM_CLIENTS}\n")
+    for args in (
+        ("--rounds", str(MAX_ROUNDS)),
+        ("--expected-clients", str(MAX_NUM_CLIENTS)),
+        ("--policy", str(policy), "--min-threshold", str(MAX_NUM_CLIENTS)),
+    ):
+        result = _client(*args)
+        assert isinstance(result.exception, _Started), (args, result.output)
+
+
+def _bench_grpc(*args: str) -> Result:
+    with mock.patch("secagg.apps.bench.grpc.run_benchmark", side_effect=_Started):
+        return _run("bench", "grpc", *args)
+
+
+@pytest.mark.parametrize(
+    ("clients", "processes"),
+    [("20000", "20000"), (str(MAX_PROCESSES + 1), str(MAX_PROCESSES + 1)), ("100", str(2**70))],
+)
+def test_bench_grpc_processes_past_its_bound_are_refused(clients: str, processes: str) -> None:
+    line = _usage_line(_bench_grpc("--clients", clients, "--processes", processes))
+    assert "'--processes'" in line and str(MAX_PROCESSES) in line, line
+
+
+def test_bench_grpc_processes_at_its_bound_start_the_benchmark() -> None:
+    result = _bench_grpc("--clients", str(MAX_PROCESSES), "--processes", str(MAX_PROCESSES))
+    assert isinstance(result.exception, _Started), result.output

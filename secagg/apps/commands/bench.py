@@ -285,7 +285,12 @@ def bench_scale(
 @click.option("--quick", is_flag=True, help="12 clients in 3 processes, d = 10 000: seconds.")
 @click.option("--clients", type=_CLIENTS, default=None, help="Client count (default 100).")
 @click.option(
-    "--processes", type=click.IntRange(min=1), default=None, help="Worker processes (default 10)."
+    "--processes",
+    # bench scale's --workers bound: --clients 20000 --processes 20000 passed every check
+    # and set out to start 20 000 Python processes (upper-bounds review, 2026-12-06)
+    type=_WORKERS,
+    default=None,
+    help="Worker processes (default 10, at most 10000 and --clients).",
 )
 @click.option("--d", "dimension", type=_LENGTH, default=None, help="Model size (default 1e5).")
 @click.option("--rounds", type=_ROUNDS, default=None, help="Rounds (default 3).")

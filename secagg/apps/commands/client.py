@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from secagg.aggregation.policy import MAX_CLIP, BranchPolicy
+from secagg.aggregation.policy import DEFAULT_MAX_CLIENTS, MAX_CLIP, BranchPolicy
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
-from secagg.apps.commands.common import _fail, _one_line
+from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS, _fail, _one_line
 from secagg.apps.commands.dialling import (
     _certs_error,
     _connection_failure,
@@ -29,6 +29,7 @@ from secagg.apps.commands.parties import (
 )
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError, SecAggError
+from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 from secagg.runtime.config import MAX_DIMENSION
 from secagg.transport.base import MAX_WAIT_SECONDS
 
@@ -88,7 +89,12 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     help=f"Model parameters (at most {MAX_DIMENSION}, a federation's largest model).",
 )
 @click.option(
-    "--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many rounds."
+    "--rounds",
+    # a federation's plan's bound (privacy -T's): --rounds 2**70 was taken as a count
+    # no federation reaches (upper-bounds review, 2026-12-06)
+    type=click.IntRange(1, MAX_FEDERATION_ROUNDS),
+    default=None,
+    help=f"Stop after this many rounds (at most {MAX_FEDERATION_ROUNDS}).",
 )
 @click.option(
     "--idle",
@@ -137,15 +143,23 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
 )
 @click.option(
     "--expected-clients",
-    type=click.IntRange(min=1),
+    # no round has more clients than the largest secagg plans (MAX_NUM_CLIENTS, 10^6):
+    # --expected-clients 2**70 started a branch whose cap on the noise split capped
+    # nothing, as --max-clip 1e300 did (upper-bounds review, 2026-12-06)
+    type=click.IntRange(1, MAX_NUM_CLIENTS),
     default=None,
-    help="The cohort this branch expects.",
+    help=f"The cohort this branch expects (at most {MAX_NUM_CLIENTS}, the largest round "
+    "secagg plans).",
 )
 @click.option(
     "--min-threshold",
-    type=click.IntRange(min=1),
+    # a round's threshold is at most its clients: past 10^6 no round can satisfy it,
+    # whatever branch.max_clients says (the policy refuses it above that key, 10^5 by
+    # default, but the key has no bound of its own; upper-bounds review, 2026-12-06)
+    type=click.IntRange(1, MAX_NUM_CLIENTS),
     default=None,
-    help="A floor on the Shamir threshold.",
+    help="A floor on the Shamir threshold (at most the branch's max_clients, "
+    f"{DEFAULT_MAX_CLIENTS} by default, and {MAX_NUM_CLIENTS}, the largest round secagg plans).",
 )
 @click.option(
     "--require-active",

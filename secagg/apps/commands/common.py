@@ -21,6 +21,18 @@ from secagg.errors import ConfigurationError
 _CLIENTS = click.IntRange(min=3)
 _LENGTH = click.IntRange(1, 10**8)
 
+#: The most rounds a federation's plan may name: ``privacy epsilon/noise -T`` and
+#: ``secagg client --rounds``. Why a bound: ``privacy epsilon -T 2**70 --accountant rdp``
+#: printed epsilon 3.95e20, a figure for a federation that cannot exist (upper-bounds
+#: review, 2026-12-06). Why 10^9 and not simulate's and bench's 10 000 (rounds they
+#: run themselves, each taking work here): these commands only count rounds, and
+#: 10^9 is past any federation's life (a round takes seconds: four message phases
+#: over mTLS; one a second for 31 years) yet is the plan the privacy docs work
+#: through (``-q 1e-9 -T 1000000000``, docs/privacy.md), which the accountants answer
+#: in seconds at any q; a federation's own rounds are bounded by what its accountant
+#: can plan, and this is more than it can.
+MAX_FEDERATION_ROUNDS = 10**9
+
 
 def _os_error(exc: OSError) -> str:
     """An OSError as one line: what failed and on which path, without errno numbers."""

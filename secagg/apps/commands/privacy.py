@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from secagg.apps.cli_types import FiniteFloat
+from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
 from secagg.apps.simulation.config import MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
@@ -187,7 +188,13 @@ def _amplified_note(sample_rate: float, most: int | None, as_json: bool) -> None
 
 
 _ROUNDS_OPTION = click.option(
-    "--rounds", "-T", type=click.IntRange(min=1), required=True, help="Rounds (at least 1)."
+    "--rounds",
+    "-T",
+    # at most MAX_FEDERATION_ROUNDS (10^9): -T 2**70 printed epsilon 3.95e20 for a
+    # federation no server can run (upper-bounds review, 2026-12-06)
+    type=click.IntRange(1, MAX_FEDERATION_ROUNDS),
+    required=True,
+    help=f"Rounds (at least 1, at most {MAX_FEDERATION_ROUNDS}: past any federation's life).",
 )
 _DELTA_OPTION = click.option(
     "--delta",
