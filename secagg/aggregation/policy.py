@@ -41,6 +41,7 @@ from secagg.protocol.config import (
     DEFAULT_DROPOUT_FRACTION,
     DEFAULT_MIN_COLLUDERS,
 )
+from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 
 #: backends a branch accepts unless told otherwise (``plain`` sends updates in clear)
 DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
@@ -141,8 +142,10 @@ class BranchPolicy:
         and ``record_sensitivity = 1e300`` were typos taken as policies, the latter
         refusing every round too; ``min_threshold`` above ``max_clients`` (or above
         ``expected_clients``) asks for more share holders than any round it accepts has
-        (upper-bounds review, 2026-12-06). Checked on the values alone, before anything
-        is dialled."""
+        (upper-bounds review, 2026-12-06); ``max_clients``, ``expected_clients`` and
+        ``min_threshold`` above the largest round secagg plans (10^6) were taken from a
+        file while ``secagg client`` refuses the same on its flags. Checked on the values
+        alone, before anything is dialled."""
         if self.min_noise_multiplier is not None and not (
             self.min_noise_multiplier <= MAX_NOISE_MULTIPLIER
         ):
@@ -160,6 +163,13 @@ class BranchPolicy:
                 raise ConfigurationError(
                     f"branch.{name} must be at most {MAX_CLIP:g} (the largest clip a federation "
                     f"can set), not {value:g}: {effect}"
+                )
+        for name in ("max_clients", "expected_clients", "min_threshold"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_NUM_CLIENTS:
+                raise ConfigurationError(
+                    f"branch.{name} must be at most {MAX_NUM_CLIENTS} (the largest round "
+                    f"secagg plans, as the matching `secagg client` flags say), not {value}"
                 )
         if self.min_threshold is not None:
             most, key = self.max_clients, "branch.max_clients"

@@ -70,14 +70,14 @@ BRANCH: dict[str, tuple[list[Any], list[Any]]] = {
         POSITIVE[1] + [1e300, MAX_NOISE_MULTIPLIER * 1.01],
     ),
     "record_sensitivity": (POSITIVE[0] + [MAX_CLIP], POSITIVE[1] + [1e300, MAX_CLIP * 1.01]),
-    "expected_clients": ([1, 10, 2**40], [0, -1, 2.0, 2.5, math.inf]),
+    "expected_clients": ([1, 10, 10**6], [0, -1, 2.0, 2.5, math.inf, 10**6 + 1, 2**40]),
     # more share holders than the largest round a default policy accepts
     "min_threshold": ([1, 7], [0, -3, 1.5, math.nan, DEFAULT_MAX_CLIENTS + 1]),
     "require_active": ([True, False], []),
     "corrupt_fraction": ([0.0, 0, 0.05, 0.999], [1.0, 1, -0.1, 2.0, math.nan, math.inf]),
     "dropout_fraction": ([0.0, 0.1, 0.5], [1.0, -0.5, math.nan, -math.inf]),
     "min_colluders": ([0, 2, 100], [-1, 2.0, 0.5]),
-    "max_clients": ([2, 100_000], [1, 0, -5, 100.0]),
+    "max_clients": ([2, 100_000, 10**6], [1, 0, -5, 100.0, 10**6 + 1]),
     "max_dimension": ([1, 2**28], [0, -1, 1e9]),
     "federation": (["fed-a", "a", "A.b_c-9", "x" * 64], ["", "x" * 65, "a b", "-a", "é", "a\n"]),
 }

@@ -291,3 +291,38 @@ def test_bench_grpc_processes_past_its_bound_are_refused(clients: str, processes
 def test_bench_grpc_processes_at_its_bound_start_the_benchmark() -> None:
     result = _bench_grpc("--clients", str(MAX_PROCESSES), "--processes", str(MAX_PROCESSES))
     assert isinstance(result.exception, _Started), result.output
+
+
+# --- the [branch] keys that match the bounded client flags ------------------------------
+#
+# The flags --expected-clients and --min-threshold stop at 10^6 (the largest round secagg
+# plans); the [branch] keys behind them, and max_clients, took any integer from a file.
+
+
+@pytest.mark.parametrize("key", ["max_clients", "expected_clients", "min_threshold"])
+@pytest.mark.parametrize("value", [MAX_NUM_CLIENTS + 1, 2**70])
+def test_branch_count_keys_past_any_round_are_refused_naming_the_key(key: str, value: int) -> None:
+    counts = {"max_clients": 2**71, "expected_clients": None, "min_threshold": None}
+    counts[key] = value
+    if key != "max_clients":
+        counts["max_clients"] = MAX_NUM_CLIENTS
+    with pytest.raises(
+        ConfigurationError, match=rf"^branch\.{key} must be at most {MAX_NUM_CLIENTS}"
+    ):
+        BranchPolicy(**counts)
+
+
+def test_branch_count_keys_at_the_largest_round_load() -> None:
+    policy = BranchPolicy(
+        max_clients=MAX_NUM_CLIENTS, expected_clients=MAX_NUM_CLIENTS, min_threshold=MAX_NUM_CLIENTS
+    )
+    assert policy.max_clients == policy.min_threshold == MAX_NUM_CLIENTS
+
+
+def test_a_policy_file_with_a_count_past_any_round_is_refused_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "branch.toml"
+    policy.write_text(f"[branch]\nmax_clients = {2**62}\n")
+    line = _refusal_line(_client("--policy", str(policy)))
+    assert "branch.max_clients" in line and str(MAX_NUM_CLIENTS) in line, line
