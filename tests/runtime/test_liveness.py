@@ -912,11 +912,15 @@ def test_a_message_the_transport_refuses_makes_its_recipient_a_dropout_not_an_ab
 ) -> None:
     """Runtime audit (2026-12-04): a transport error other than a lost connection
     escaped the server's send and aborted the round; now the recipient, who never got
-    the message, is a dropout of the round and the others' sum is released."""
+    the message, is a dropout of the round and the others' sum is released. The phase
+    deadline is generous: since 2026-12-06 the refused send drops the recipient at once
+    (tests/runtime/test_refused_send_drops.py), where this test waited out 5 s."""
     hub = InProcessHub()
     _branches(hub, NAMES, rounds=1)
     transport = _RefusesRelaysTo(hub, NAMES[-1])
-    server = FederationServer(_config(phase=5.0), transport, _store(tmp_path))
+    server = FederationServer(
+        _config(phase=BOUND, round_seconds=3 * BOUND), transport, _store(tmp_path)
+    )
     result = server.run_round()
     assert transport.refused >= 1
     assert result.status == "complete", result.reason
