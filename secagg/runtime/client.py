@@ -99,7 +99,9 @@ branch whose model dimension is not the federation's stops at the first round
 start with :class:`DimensionMismatch` (a :class:`~secagg.errors.ConfigurationError`
 naming both numbers) before it trains; a branch that leaves a round on its own
 (its side of the round aborted, or it could not take part: a round its policy
-refuses, a training hook that raised or returned NaN) says so with a
+refuses, a training hook that raised, or returned NaN in a round without a clip: under
+a clip it sends the zero vector instead, as a leave there would depend on its data) says
+so with a
 :class:`~secagg.runtime.wire.Leave`, so the server need not wait out the phase for it
 (D6).
 """
@@ -199,6 +201,10 @@ class ClientStats:
     #: Not in ``rounds_ended`` (``run(rounds=N)`` serves N rounds whose end it saw), but
     #: counted: without it a round taken vanished from the counters
     rounds_lost: int = 0
+    #: rounds under a clip (DP) whose training hook returned NaN or an infinity: the
+    #: branch sent the zero vector instead of leaving, whose dropout would depend on its
+    #: data (:meth:`FederationClient._non_finite_update`); counted here, logged as a warning
+    non_finite_updates: int = 0
     sessions: int = 0  # sessions opened by serve() (1 + the reconnections)
     #: with ``branch.epsilon_budget``: the epsilon this branch has spent (rounded up, at
     #: ``privacy_delta``; its state file's spend included) and its budget; None without
@@ -805,7 +811,7 @@ class FederationClient:
         if update.shape != start.model.shape:
             raise DimensionMismatch(start.model.size, update.size, "the training hook's update")
         if not np.all(np.isfinite(update)):
-            raise ConfigurationError("the training hook returned NaN or infinite values")
+            update = self._non_finite_update(start.round, start.clip, update)
         update = Mechanism(start.clip, report_unclipped=start.report_unclipped).prepare(update)
         update = self._within_bound(update, bound)
         # the round is this branch's round in flight only once its session took the input:
@@ -815,6 +821,35 @@ class FederationClient:
         payloads = session.set_input(update)
         self._round, self._session = start.round, session
         self._send(start.round, payloads)
+
+    def _non_finite_update(self, number: int, clip: float | None, update: np.ndarray) -> np.ndarray:
+        """What a round gets of a training hook's update holding NaN or an infinity.
+
+        With a clip (a DP round: client-level, or record-level whose clip bounds the
+        whole vector) the zero vector, counted in ``stats.non_finite_updates`` and logged
+        as a warning (never a value). Why not leave, as before 2026-12-06: whether the
+        hook's output is finite depends on the branch's data, and a leave is seen in
+        clear by the server and its ledger (a dropout). Under the zero-out adjacency the
+        neighbouring dataset (this branch's update zeroed) never leaves that way, so a
+        leave told the server something no epsilon covers. The zero vector is inside the
+        clip ball, so the round's guarantee holds whatever the data made the hook return,
+        and the branch takes part as every round does (its noise share, if any, counted).
+
+        Without a clip (no DP: no epsilon to protect) the round is refused as before
+        (:class:`~secagg.errors.ConfigurationError`, so a leave saying "could not take
+        part"): the sum is then the others' honest FedAvg, where a zero counted as a
+        trained contribution would pull the average towards no change and hide a broken
+        branch behind a round that reads as completed."""
+        if clip is None:
+            raise ConfigurationError("the training hook returned NaN or infinite values")
+        self.stats.non_finite_updates += 1
+        log.warning(
+            "%s: its training hook returned NaN or infinite values in round %s; it sends "
+            "the zero vector instead (inside the clip, so the round's DP holds)",
+            self.name,
+            number,
+        )
+        return np.zeros_like(update)
 
     def _count_spend(self) -> None:
         """The budget's figures in the stats (the exit summary prints them)."""

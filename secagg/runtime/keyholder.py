@@ -31,7 +31,7 @@ from secagg.errors import ConfigurationError, SecAggError
 from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
-from secagg.transport.base import ClientEndpoint, NotConnected
+from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
 
 if TYPE_CHECKING:
     from secagg.runtime.config import FederationConfig
@@ -180,7 +180,7 @@ class KeyHolderService:
                 return self.decryptions
             reply = self._answer(payload)
             if reply is not None:
-                self._transport.send(reply)
+                self._send_reply(payload, reply)
             if self.end is not None:
                 return self.decryptions
 
@@ -276,6 +276,46 @@ class KeyHolderService:
                 self.decryptions,
             )
         return reply
+
+    def _send_reply(self, payload: bytes, reply: bytes) -> None:
+        """Send ``reply`` to the request ``payload``; a reply the transport refuses (above
+        its ``max_message_bytes``, its outbox full) makes the request a refused one.
+
+        Why: the send was outside the loop's guard, so a reply larger than the session's
+        limit (a decryption of a model the server sized beyond it) raised
+        :class:`~secagg.transport.framing.MessageTooLarge` out of :meth:`run` and stopped
+        the key holder's service (review, 2026-12-06). Now it is one log line, the
+        request counted refused (not answered), the session's refusal sent instead when
+        it has one (small: the server aborts the round at once rather than waiting out
+        its phase), and the service goes on. A lost session (``ConnectionError``) still
+        ends :meth:`run`, so :meth:`serve` redials."""
+        assert self._transport is not None
+        try:
+            self._transport.send(reply)
+            return
+        except ConnectionError:
+            raise
+        except TransportError as exc:
+            error = exc
+        self.answered -= 1
+        self.refused += 1
+        self._refusals.refused(
+            logging.WARNING,
+            "%s could not send its reply (%s): %s; the request is refused, serving on",
+            self.name,
+            type(error).__name__,
+            error,
+        )
+        request = decode_message(payload)  # decoded once already: a reply came of it
+        refusal = self._refusal(request if isinstance(request, Relay) else None, error)
+        if refusal is None:
+            return
+        try:
+            self._transport.send(refusal)
+        except ConnectionError:
+            raise
+        except TransportError:  # the server waits out the phase, as without a refusal
+            log.debug("%s: its refusal could not be sent either", self.name)
 
     def _refusal(self, relay: Relay | None, error: BaseException) -> bytes | None:
         """The session's refusal of ``relay``'s request, relayed under its round, or None

@@ -281,6 +281,9 @@ class FederationServer:
         # parties that said they left it, and when it must end (the clock's time)
         self._round_sessions: dict[str, object] = {}
         self._left: set[str] = set()
+        # the parties of the round in flight a send to failed (gone, or a message the
+        # transport refused): they never got it, so they are gone from the round (_gone)
+        self._unreached: set[str] = set()
         # the error of a failed send to the round's helper (the round then aborts), or None
         self._helper_unreached: str | None = None
         # the last request sent to the round's helper, as sent (kept for the one resend a
@@ -973,7 +976,7 @@ class FederationServer:
             names[HELPER] = cfg.backend.key_holder
         party_of = {name: party for party, name in names.items()}
         round_end = self._round_end = self._clock() + cfg.deadlines.round_seconds
-        self._left = set()
+        self._left, self._unreached = set(), set()
         # each party's session as the round starts: a later one means it has gone (D6)
         self._round_sessions = {name: self._session_of(name) for name in names.values()}
         self._refusals = {}
@@ -1043,8 +1046,8 @@ class FederationServer:
     def _gone(self, name: str) -> bool:
         """Whether a party of the round in flight can no longer answer in it: its
         session at the round start has ended (even if it is back on a new one), or it
-        said it left the round."""
-        if name in self._left:
+        said it left the round, or a message of the round could not be sent to it."""
+        if name in self._left or name in self._unreached:
             return True
         now = self._session_of(name)
         return now is None or now != self._round_sessions.get(name)
@@ -1349,12 +1352,16 @@ class FederationServer:
     ) -> None:
         """Send to one party; a failure is that party's, never the round's.
 
-        Gone, or a message the transport refuses (above its size limit): the party
-        cannot answer what it never got, so the phase's deadline or early-close rule
-        makes it a dropout of this round. Letting the error out aborted the whole round,
-        which one branch could provoke every round by inflating what it relays to a
-        neighbour (runtime audit 2026-12-04). The round's helper is no such party:
-        its requests go through :meth:`_send_to_helper`.
+        Gone, or a message the transport refuses (above its size limit, its outbox
+        full, its session ended): the party cannot answer what it never got, so it is
+        gone from the round in flight at once (:attr:`_unreached`, read by
+        :meth:`_gone`): the early-close rule closes the phase as soon as everyone else
+        answered, the party a dropout, and the round completes or aborts by its
+        threshold. Before 2026-12-06 the phase waited out its deadline for it (minutes,
+        in a deployment) although nothing could come. Letting the error out aborted the
+        whole round, which one branch could provoke every round by inflating what it
+        relays to a neighbour (runtime audit 2026-12-04). The round's helper is no such
+        party: its requests go through :meth:`_send_to_helper`.
 
         ``model``: a round start's model bytes, encoded once for every branch
         (:func:`~secagg.runtime.wire.round_start_model`). A transport that offers
@@ -1374,8 +1381,17 @@ class FederationServer:
             self.transport.send(name, encode_message(message))
         except ConnectionError as exc:  # gone: the early-close rule makes it a dropout
             log.debug("could not reach %s: %s", name, exc)
+            self._unreach(name)
         except TransportError as exc:
             log.warning("could not send %s to %s: %s", type(message).__name__, name, exc)
+            self._unreach(name)
+
+    def _unreach(self, name: str) -> None:
+        """A send to ``name`` failed: a party of the round in flight is gone from it (a
+        round end or a federation end sent after the round changes nothing: the next
+        round's parties start afresh in :meth:`_drive`)."""
+        if name in self._round_sessions:
+            self._unreached.add(name)
 
     def _broadcast(self, participants: list[str], message: RoundEnd) -> None:
         for name in participants:

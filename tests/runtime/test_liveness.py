@@ -810,7 +810,9 @@ def test_a_failed_round_start_sends_a_leave_naming_the_failure() -> None:
     from secagg.aggregation.spec import encode_spec
 
     spec = encode_spec(get_backend("secagg+").plan(3, D))
-    client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), 1.0, federation="fed")))
+    # no clip (no DP): under a clip a NaN update is sent as zeros instead of a leave
+    # (tests/runtime/test_non_finite_update.py)
+    client.handle(encode_message(RoundStart(7, 0, spec, np.zeros(D), None, federation="fed")))
     item = hub.receive(timeout=BOUND)
     assert item is not None and item[0] == NAMES[0]
     message = decode_message(item[1])
@@ -910,11 +912,15 @@ def test_a_message_the_transport_refuses_makes_its_recipient_a_dropout_not_an_ab
 ) -> None:
     """Runtime audit (2026-12-04): a transport error other than a lost connection
     escaped the server's send and aborted the round; now the recipient, who never got
-    the message, is a dropout of the round and the others' sum is released."""
+    the message, is a dropout of the round and the others' sum is released. The phase
+    deadline is generous: since 2026-12-06 the refused send drops the recipient at once
+    (tests/runtime/test_refused_send_drops.py), where this test waited out 5 s."""
     hub = InProcessHub()
     _branches(hub, NAMES, rounds=1)
     transport = _RefusesRelaysTo(hub, NAMES[-1])
-    server = FederationServer(_config(phase=5.0), transport, _store(tmp_path))
+    server = FederationServer(
+        _config(phase=BOUND, round_seconds=3 * BOUND), transport, _store(tmp_path)
+    )
     result = server.run_round()
     assert transport.refused >= 1
     assert result.status == "complete", result.reason
