@@ -377,6 +377,24 @@ def test_client_exit_status_follows_the_federations_end(
     assert text in result.output and "Traceback" not in result.output
 
 
+def test_client_summary_counts_rounds_whose_update_was_not_finite(
+    branch_certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A branch whose training hook returns NaN under a clip sends the zero vector and the
+    round goes on (edc32e9); the operator learnt of it only from a log line, while the
+    exit summary said nothing of a trainer that is broken."""
+    from secagg.runtime.client import ClientStats
+
+    stats = ClientStats(rounds_completed=3, non_finite_updates=2)
+    stats.outcome = "finished"
+    monkeypatch.setattr("secagg.runtime.launch.run_branch", lambda *a, **k: stats)
+    result = _client(branch_certs, "127.0.0.1:50999")
+    assert result.exit_code == 0, result.output
+    assert "3 rounds completed, 0 aborted, 2 with a non-finite update sent as zero, " in (
+        result.output
+    )
+
+
 def test_a_federation_stopped_early_is_one_line_not_also_a_log_record(
     branch_certs: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

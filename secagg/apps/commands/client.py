@@ -295,6 +295,9 @@ def client(
             (getattr(stats, "rounds_refused", 0), "refused by its policy"),
             (getattr(stats, "rounds_left", 0), "left"),
             (getattr(stats, "rounds_lost", 0), "lost"),
+            # its hook returned NaN or infinity and it sent the zero vector: a broken
+            # trainer the operator must hear of, though the round went on (edc32e9)
+            (getattr(stats, "non_finite_updates", 0), "with a non-finite update sent as zero"),
         )
         if count
     )
