@@ -23,7 +23,8 @@ length ``d``:
    server reduces the sum modulo 2^b before reading it). The noise is
    unbounded, so this is *modular clipping by request*: ``s`` is chosen (the
    paper's heuristic) so that the sum leaves the signed range with probability
-   about ``wrap_probability`` per coordinate.
+   about ``wrap_probability`` per coordinate; a scale given instead (in code, from
+   the wire or a ledger) above that heuristic's is refused (:class:`ScaleBeyondRing`).
 
 Server (:meth:`decode`): read the unmasked sum as signed integers, divide by
 ``s``, rotate back, drop the padding. Its noise is the sum of the
@@ -78,6 +79,46 @@ MIN_BITS = 8
 
 class RoundingFailed(ConfigurationError):
     """Conditional rounding found no rounding within the norm bound in ``max_tries``."""
+
+
+class ScaleBeyondRing(ConfigurationError):
+    """A given scale leaves the noised sum no headroom in the ring.
+
+    The distributed mechanism's wrap is modular clipping *by request*: the scale is
+    chosen so that the sum of ``expected_clients`` rotated, clipped updates plus their
+    noise shares leaves the signed ``bits``-bit range with probability about
+    ``wrap_probability`` per coordinate (:meth:`DistributedDiscreteGaussian.largest_scale`,
+    the paper's heuristic). A larger scale wraps more often, and far larger (2^40 for 3
+    clients on 32 bits) wraps every coordinate: the sum read back is noise modulo the
+    ring, not the noised sum. Carries ``largest_scale``, the most that keeps the
+    requested probability (every coordinate at the bound is one more way out: a rotated
+    vector's coordinates are about ``C / sqrt(d')``, so the worst case ``n C s`` would
+    refuse the heuristic's own scale for any cohort above about ``k z`` clients).
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: float,
+        largest_scale: float,
+        bits: int,
+        expected_clients: int,
+        wrap_probability: float,
+    ) -> None:
+        self.scale = scale
+        self.largest_scale = largest_scale
+        self.bits = bits
+        self.expected_clients = expected_clients
+        self.wrap_probability = wrap_probability
+        whose = "1 client's" if expected_clients == 1 else f"{expected_clients} clients'"
+        super().__init__(
+            f"scale {scale:g} leaves {whose} noised sum too little headroom in a signed "
+            f"{bits}-bit ring: at most "
+            f"{shown(largest_scale, 6, significant=True, lower=True)} keeps a coordinate "
+            f"of the sum in range but with probability {wrap_probability:g} (the rotated "
+            "updates' and the discrete Gaussian noise's tail); lower the scale, or give 0 "
+            "to have it planned"
+        )
 
 
 def honest_noise_contributors(survivors: int, assumed_corrupt: int = 0) -> int:
@@ -353,6 +394,19 @@ class DistributedDiscreteGaussian:
         scale = self.scale or self._heuristic_scale(padded)
         if not (math.isfinite(scale) and scale > 0):
             raise ConfigurationError("scale must be positive and finite")
+        if self.scale:
+            # a given scale (from code, the wire or a ledger) gets the headroom the planned
+            # one has: 2^40 for 3 clients on 32 bits was taken and wrapped every
+            # coordinate, a sum of nothing but noise modulo the ring (review, 2026-12-06)
+            largest = self._ring_scale(padded)
+            if scale > largest:
+                raise ScaleBeyondRing(
+                    scale=scale,
+                    largest_scale=largest,
+                    bits=self.bits,
+                    expected_clients=self.expected_clients,
+                    wrap_probability=self.wrap_probability,
+                )
         object.__setattr__(self, "scale", scale)
         exact_sigma = self.noise_multiplier * self.clip * scale / math.sqrt(self.expected_clients)
         if not math.isfinite(exact_sigma) or exact_sigma > MAX_SCALED_MAGNITUDE:
@@ -368,7 +422,39 @@ class DistributedDiscreteGaussian:
             )
 
     def _heuristic_scale(self, padded: int) -> float:
-        """KLS21's choice: the summed signal plus noise spans k stddevs of the ring."""
+        """KLS21's choice (:meth:`_ring_scale`), capped where float64 stops counting."""
+        c = self.vector_bound
+        scale = self._ring_scale(padded)
+        cap = MAX_SCALED_MAGNITUDE / (4 * c)  # float64-exact integers, with room
+        scale = min(scale, cap)
+        if not math.isfinite(scale):
+            raise ConfigurationError(
+                f"a clip of {self.clip:g} (vector bound {c:g}) is too small for float64 "
+                "arithmetic: no finite scale encodes it; rescale the updates"
+            )
+        if scale <= 1:
+            raise ConfigurationError(
+                f"{self.bits} bits leave a scale of {scale:.3g} <= 1 for "
+                f"{self.expected_clients} clients: rounding would swamp the updates; use "
+                "more bits or fewer clients"
+            )
+        return scale
+
+    @property
+    def largest_scale(self) -> float:
+        """The largest scale that keeps the sum's wrap probability at ``wrap_probability``
+        per coordinate: a given ``scale`` above it is refused (:class:`ScaleBeyondRing`)."""
+        return self._ring_scale(self.padded)
+
+    def _ring_scale(self, padded: int) -> float:
+        """KLS21's choice: the summed signal plus noise spans k stddevs of the ring.
+
+        The sum of ``n`` rotated updates has per coordinate about the spread
+        ``n C s / sqrt(d')`` (clients alike: the worst case of the rotation's flattening),
+        the ``n`` noise shares ``sqrt(n) z C s / sqrt(n)``, the rounding ``sqrt(n) / 2``;
+        ``k`` of those standard deviations, for a ``wrap_probability`` Gaussian tail,
+        fill half the ring. The largest such scale: the heuristic's, and the bound a
+        given scale is held to."""
         n, c = self.expected_clients, self.vector_bound
         k = wrap_stddevs(self.wrap_probability)
         local_std = self.noise_multiplier * self.clip / math.sqrt(n)
@@ -388,18 +474,6 @@ class DistributedDiscreteGaussian:
                 "outside what a float can size the ring's scale for: choose a clip and a "
                 "noise nearer 1"
             ) from None
-        cap = MAX_SCALED_MAGNITUDE / (4 * c)  # float64-exact integers, with room
-        scale = min(scale, cap)
-        if not math.isfinite(scale):
-            raise ConfigurationError(
-                f"a clip of {self.clip:g} (vector bound {c:g}) is too small for float64 "
-                "arithmetic: no finite scale encodes it; rescale the updates"
-            )
-        if scale <= 1:
-            raise ConfigurationError(
-                f"{self.bits} bits leave a scale of {scale:.3g} <= 1 for {n} clients: "
-                "rounding would swamp the updates; use more bits or fewer clients"
-            )
         return scale
 
     # --- derived quantities --------------------------------------------------

@@ -265,6 +265,52 @@ def test_adaptive_clipping_noises_with_the_applied_clip() -> None:
     assert state.update_stddev == pytest.approx(state.update_noise_multiplier * state.clip)
 
 
+@pytest.mark.parametrize(
+    ("noised_count", "bound"),
+    [(+50.0, "min_clip"), (-50.0, "max_clip")],  # every update unclipped / every one clipped
+)
+def test_the_adaptive_clip_stays_usable_over_thousands_of_one_sided_rounds(
+    noised_count: float, bound: str
+) -> None:
+    """Review (2026-12-06): with every update below the clip round after round (a
+    converged federation), the clip shrank by e^-0.1 a round to a subnormal 2.5e-323
+    after 10 000 rounds (or 0: a clip every client refuses, and every round aborted);
+    the other way it was inf after 7 121. It now stops at its floor or ceiling (10^6 either side of
+    the initial clip by default) and stays a positive, finite, usable clip."""
+    state = AdaptiveClipping(noise_multiplier=1.0, expected_clients=100, initial_clip=0.1)
+    for _ in range(10_000):
+        state.update(noised_count)
+    assert (
+        state.clip
+        == getattr(state, bound)
+        == pytest.approx(0.1 * 1e6 ** (1 if noised_count < 0 else -1))
+    )
+    assert math.isfinite(state.update_stddev) and state.update_stddev > 0
+    assert clip_l2(np.full(4, 1e9), state.clip).norm > 0  # a clip the clients take
+    assert state.history[-1]["clamped"] == 1.0
+    state.update(-noised_count)  # and it moves off the bound at once when the norms do
+    assert state.history[-1]["clamped"] == 0.0 and state.clip != getattr(state, bound)
+
+
+def test_the_adaptive_clips_bounds_can_be_set_and_must_hold_the_initial_clip() -> None:
+    state = AdaptiveClipping(
+        noise_multiplier=1.0, expected_clients=100, initial_clip=1.0, min_clip=0.5, max_clip=2.0
+    )
+    for _ in range(50):
+        state.update(50.0)
+    assert state.clip == 0.5
+    for bad in (
+        dict(min_clip=2.0),  # above the initial clip
+        dict(max_clip=0.5),  # below it
+        dict(min_clip=0.0),
+        dict(min_clip=1e-320),  # subnormal: the precision the floor is there to keep
+        dict(max_clip=math.inf),
+        dict(min_clip="0.1"),
+    ):
+        with pytest.raises(ConfigurationError, match="clip"):
+            AdaptiveClipping(noise_multiplier=1.0, expected_clients=100, initial_clip=1.0, **bad)  # type: ignore[arg-type]
+
+
 def test_adaptive_clipping_validates() -> None:
     for bad in (
         dict(target_quantile=1.0),
