@@ -451,7 +451,8 @@ class KeyHolderPolicy:
 #: new rounds a key holder opens (each written to disk before its key leaves) after its
 #: last decryption, or its start, before further openings are paced: an honest server
 #: opens one per round, and a round that aborts after its key request (too few uploads)
-#: uses one up; eight such in a row leave the federation running, one a second
+#: uses one up; the runtime's server stops after 5 such in a row (its default
+#: ``max_consecutive_aborts``), before these are used
 OPENINGS_WITHOUT_DECRYPTION = 8
 #: seconds per further opening once those are used (an honest round, which trains and
 #: encrypts between its key request and its decryption, takes longer than this)
