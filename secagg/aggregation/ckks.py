@@ -92,6 +92,7 @@ from secagg.aggregation.keyholder_policy import (
     ImplausibleSum,
     KeyHolderPolicy,
     KeyHolderRefusal,
+    OpeningAllowance,
     RoundAlreadyServed,
     RoundSuperseded,
     WrongDimension,
@@ -566,6 +567,10 @@ class KeyHolderSession(HelperSession):
         #: beside the record (:func:`opened_path`) when the key is: a restarted process
         #: still decrypts the round it opened
         self.opened: tuple[int, int] | None = self._load_opened()
+        #: how many new rounds may be opened (written to disk) now: a few beyond the last
+        #: decryption, then one a second (:class:`~secagg.aggregation.keyholder_policy.
+        #: OpeningAllowance`)
+        self.openings = OpeningAllowance()
         #: a key holder of no federation whose record dies with it (no state file: the
         #: config-less ``secagg keyholder``, in-memory runs) serves the federation its
         #: first opened round names, as a branch without a pin joins the federation its
@@ -653,7 +658,12 @@ class KeyHolderSession(HelperSession):
         older round is refused (:class:`~secagg.aggregation.keyholder_policy.
         RoundSuperseded`) before any key work. Before, every key request wrote the file,
         so a server repeating one request (or alternating two rounds) made the key holder
-        fsync twice per request without bound (88 requests/s, 2.00 fsyncs each)."""
+        fsync twice per request without bound (88 requests/s, 2.00 fsyncs each).
+
+        New rounds are paced (:attr:`openings`): eight beyond the last decryption, then
+        one a second, refused beyond that (:class:`~secagg.aggregation.keyholder_policy.
+        OpeningsOutpaceDecryptions`) before any write. Before, a server raising the round
+        number on every key request made every request a new round, and so two fsyncs."""
         design = DesignPoint.read(r)
         dimension = r.u32()
         r.end()
@@ -683,6 +693,8 @@ class KeyHolderSession(HelperSession):
             self._holder = self._make(params, min_contributions=least)
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
         if self.opened != (round_number, dimension):  # the round opened is on disk already
+            if self._opened_file() is not None:  # a write: paced (OpeningsOutpaceDecryptions)
+                self.openings.take(round_number)
             self._save_opened(round_number, dimension)  # on disk before the key leaves
             self.opened = (round_number, dimension)
         if self._joins:  # the first round opened names the federation served from now on
@@ -848,6 +860,7 @@ class KeyHolderSession(HelperSession):
             part = noised[start : start + _NOISE_SLICE]
             part += gaussian(std, len(part))
         self.record.commit(round_number)  # on disk before anything leaves
+        self.openings.renew()  # a decryption spent: new rounds may be opened again
         if not plausible:
             raise ImplausibleSum(
                 f"round {round_number}: the sum has a coordinate beyond what {summands} "

@@ -24,6 +24,11 @@ it to every request, whatever the request says:
   (``max_decryptions``, :class:`DecryptionCapReached`; required of a key holder
   that adds its own noise, since each decryption is one more DP release) and why
   every decryption is logged with its running count.
+* **A pace for new rounds.** Each new round is written to disk before its key leaves,
+  so a server raising the round number on every key request made the key holder write
+  at the server's pace. :class:`OpeningAllowance` lets it open
+  :data:`OPENINGS_WITHOUT_DECRYPTION` rounds beyond its last decryption, then one per
+  :data:`OPENING_INTERVAL` seconds (:class:`OpeningsOutpaceDecryptions` beyond that).
 * **The agreed length only.** With ``dimension`` (the federation's round length;
   the runtime binds it from the federation's config the key holder holds), a request
   for a sum of any other length is refused (:class:`WrongDimension`) before the
@@ -66,6 +71,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
@@ -152,6 +158,17 @@ class RoundSuperseded(KeyHolderRefusal, WrongRound):
     leaves (two fsyncs). A server alternating two round numbers made each request a new
     opening, and so two fsyncs, without bound; with the opened round only ever rising,
     a repeated request writes nothing and an older one is refused."""
+
+
+class OpeningsOutpaceDecryptions(KeyHolderRefusal):
+    """A key request for a new round refused because the key holder has opened
+    :data:`OPENINGS_WITHOUT_DECRYPTION` rounds since its last decryption and the next
+    opening is not due yet (:class:`OpeningAllowance`); refused before any write (nothing
+    opened, nothing spent). The round already opened stays open and decryptable.
+
+    Why: every new round is written to disk (two fsyncs) before its key leaves, so a
+    server raising the round number on every key request made the key holder fsync at the
+    server's pace, for no decryption (2.00 fsyncs a request, without bound)."""
 
 
 class DecryptionCapReached(KeyHolderRefusal):
@@ -427,6 +444,85 @@ class KeyHolderPolicy:
     def noise_for(self, params: CKKSParameters, requested: float) -> float:
         """The std a decryption under ``params`` gets: never below the policy or the floor."""
         return max(self.noise_stddev, float(requested), noise_floor(params))
+
+
+# --- how fast rounds are opened ---------------------------------------------------
+
+#: new rounds a key holder opens (each written to disk before its key leaves) after its
+#: last decryption, or its start, before further openings are paced: an honest server
+#: opens one per round, and a round that aborts after its key request (too few uploads)
+#: uses one up; the runtime's server stops after 5 such in a row (its default
+#: ``max_consecutive_aborts``), before these are used
+OPENINGS_WITHOUT_DECRYPTION = 8
+#: seconds per further opening once those are used (an honest round, which trains and
+#: encrypts between its key request and its decryption, takes longer than this)
+OPENING_INTERVAL = 1.0
+
+
+class OpeningAllowance:
+    """How many new rounds the key holder may open now: :data:`OPENINGS_WITHOUT_DECRYPTION`
+    at once, then one per :data:`OPENING_INTERVAL` seconds (a token bucket), full again
+    after every decryption.
+
+    Why: opening a round costs the key holder a durable write (two fsyncs:
+    :meth:`~secagg.aggregation.ckks.KeyHolderSession._save_opened`) and costs the server
+    nothing, so a server raising the round number on every key request made the key holder
+    write at the server's pace (2.00 fsyncs a request, as fast as requests came) and got
+    no decryption for it. A decryption spends one of the lifetime cap (``max_decryptions``),
+    so it is what earns new openings; time earns them slowly, so a federation whose rounds
+    keep aborting after their key request is slowed, never stopped. Kept in memory only: a
+    restart (the key holder operator's act, never the server's) starts it full.
+
+    ``clock``: seconds, increasing (``time.monotonic`` by default; tests pass their own)."""
+
+    def __init__(
+        self,
+        burst: int = OPENINGS_WITHOUT_DECRYPTION,
+        interval: float = OPENING_INTERVAL,
+        clock: Any = None,
+    ) -> None:
+        self.burst = burst
+        self.interval = interval
+        self._clock = clock
+        self._available = float(burst)
+        self._since = self._now()
+        #: refusals since the last opening: the first of a streak is logged, the rest not
+        self.refused = 0
+
+    def _now(self) -> float:
+        return float((self._clock or monotonic)())
+
+    def _level(self, now: float) -> float:
+        """Openings available at ``now`` (the bucket refilled, capped at the burst)."""
+        return min(float(self.burst), self._available + (now - self._since) / self.interval)
+
+    def take(self, round_number: int) -> None:
+        """Use one opening for ``round_number``, or refuse it
+        (:class:`OpeningsOutpaceDecryptions`) and change nothing but the refusal count."""
+        now = self._now()
+        available = self._level(now)
+        if available < 1.0:
+            due = (1.0 - available) * self.interval
+            if self.refused == 0:
+                log.warning(
+                    "key holder: new rounds come faster than decryptions (%d opened beyond "
+                    "the last one, then one every %g s): refused until the next is due, in "
+                    "%.1f s",
+                    self.burst,
+                    self.interval,
+                    due,
+                )
+            self.refused += 1
+            raise OpeningsOutpaceDecryptions(
+                f"round {round_number} not opened: the key holder opens {self.burst} rounds "
+                f"beyond its last decryption, then one every {self.interval:g} s (the next "
+                f"in {due:.1f} s)"
+            )
+        self._available, self._since, self.refused = available - 1.0, now, 0
+
+    def renew(self) -> None:
+        """A decryption was served: the openings are available again in full."""
+        self._available, self._since = float(self.burst), self._now()
 
 
 # --- what has been served ------------------------------------------------------

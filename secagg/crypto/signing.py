@@ -34,6 +34,19 @@ SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
 PRIVATE_FILE_MODE = 0o600
 
+#: the prime of edwards25519's field: a public key encodes y (255 bits, little-endian)
+#: and the sign of x (the top bit); a y at or above it is a second spelling of y - p
+_FIELD_PRIME = 2**255 - 19
+_Y_BITS = (1 << 255) - 1
+#: y of one pair of the points of order 8 (the other pair's y is p minus it)
+_ORDER_8_Y = 0x5FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
+#: the y-coordinates of edwards25519's eight points of small order (its 8-torsion: the
+#: identity y = 1, the point of order 2 y = -1, the two of order 4 y = 0, the four of
+#: order 8 at these two y, each with both signs of x); every point with such a y has
+#: small order, so refusing the y refuses all eight points, with either sign bit
+#: ("Taming the many EdDSAs", Chalkias et al., eprint 2020/1244, the small-order table)
+_SMALL_ORDER_Y = frozenset({0, 1, _FIELD_PRIME - 1, _ORDER_8_Y, _FIELD_PRIME - _ORDER_8_Y})
+
 
 class Verifier(Protocol):
     """What the protocol needs of a party's identity key: Ed25519 or a certificate's."""
@@ -49,15 +62,38 @@ class Signer(Protocol):
     def sign(self, message: bytes) -> bytes: ...
 
 
+class WeakPublicKey(SignatureError):
+    """An Ed25519 public key that proves nothing: a point of small order, or a second
+    (non-canonical) spelling of a point; refused when the key is made, before any
+    signature is checked against it."""
+
+
 @dataclass(frozen=True)
 class VerifyKey:
-    """An Ed25519 public key."""
+    """An Ed25519 public key: 32 bytes, canonical, not of small order.
+
+    Why small order is refused: RFC 8032 verification accepts a signature ``R || S``
+    when ``[S]B = R + [k]A``. For the identity key ``A`` the signature ``R`` = identity,
+    ``S`` = 0 (``01 00..00 || 0^32``) verifies for every message, and for the other
+    seven small-order keys ``[k]A`` takes at most eight values, so a message tried a few
+    times has a forgery too. OpenSSL checks no such thing, so a ledger embedding the
+    identity key (``secagg audit verify`` with no ``--pubkey``) could be rewritten at
+    will and still verify. No honest key generation produces one (a key is a multiple
+    of the base point, of prime order).
+    """
 
     raw: bytes
 
     def __post_init__(self) -> None:
         if len(self.raw) != PUBLIC_KEY_BYTES:
             raise SignatureError(f"Ed25519 public key must be {PUBLIC_KEY_BYTES} bytes")
+        y = int.from_bytes(self.raw, "little") & _Y_BITS
+        if y >= _FIELD_PRIME:
+            raise WeakPublicKey("Ed25519 public key is not canonical (its y is not below p)")
+        if y in _SMALL_ORDER_Y:
+            raise WeakPublicKey(
+                "Ed25519 public key is a point of small order, for which signatures can be forged"
+            )
 
     def verify(self, signature: bytes, message: bytes) -> None:
         """Raise :class:`SignatureError` unless ``signature`` is valid for ``message``."""
@@ -83,7 +119,10 @@ class VerifyKey:
             raise ConfigurationError(f"not a PEM public key: {exc}") from None
         if not isinstance(key, Ed25519PublicKey):
             raise ConfigurationError("not an Ed25519 public key")
-        return cls(key.public_bytes_raw())
+        try:
+            return cls(key.public_bytes_raw())
+        except SignatureError as exc:  # a small-order key in a well-formed file
+            raise ConfigurationError(f"not a usable Ed25519 public key: {exc}") from None
 
 
 class SigningKey:

@@ -46,7 +46,7 @@ from typing import Any
 
 from secagg.crypto.signing import SigningKey, VerifyKey, write_private_file
 from secagg.durable import write_atomically
-from secagg.errors import ConfigurationError, SecAggError
+from secagg.errors import ConfigurationError, SecAggError, SignatureError
 
 log = logging.getLogger("secagg.ledger")
 
@@ -627,7 +627,10 @@ def read_chain(
         return fail("the ledger holds no valid public key", [])
     if public_key is not None and embedded != public_key:
         return fail("the ledger names another public key than the auditor's", [])
-    verify = VerifyKey(key)
+    try:
+        verify = VerifyKey(key)
+    except SignatureError as exc:  # a small-order key verifies forged rows: nothing to check
+        return fail(f"the ledger's public key is unusable: {exc}", [])
     good: list[ChainRow] = []
     prev = genesis_hash(key)
     first_seq = rows[0][0] if rows else None
