@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from secagg.crypto import shamir
 from secagg.errors import ConfigurationError, UnexpectedMessage
 from secagg.protocol import Server, ServerPhase
-from secagg.protocol.messages import RevealedShare, UnmaskingShares
+from secagg.protocol.messages import GRAPH_SEED_BYTES, RevealedShare, UnmaskingShares
 
 
 @pytest.mark.parametrize(
@@ -170,6 +170,12 @@ def test_wrong_shares_give_the_exact_sum_or_an_abort_and_only_liars_are_named(
     n = data.draw(st.integers(5, 11), label="n")
     graph = data.draw(st.sampled_from(["complete", "harary"]), label="graph")
     r = SteppedRound(n, 8, graph=graph)
+    # a drawn graph seed: whether the survivors below stay connected follows from the
+    # draws (a fresh random graph made the assume() below hold on one run of the same
+    # draws and fail on the next, which hypothesis reports as an error: CI, 2026-12-06)
+    seed = data.draw(st.binary(min_size=GRAPH_SEED_BYTES, max_size=GRAPH_SEED_BYTES))
+    r.server = Server(r.config, graph_seed=seed)
+    r.to_clients = r.server.start()
     t = r.config.threshold
     dropped = data.draw(st.sets(st.integers(0, n - 1), max_size=max(0, n - t - 1)), label="dropped")
     survivors = sorted(set(range(n)) - dropped)
