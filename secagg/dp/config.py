@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import math
 import numbers
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Final
@@ -313,6 +314,10 @@ class DPSettings:
     target_quantile: float = 0.5
     clip_learning_rate: float = 0.2
     count_noise_stddev: float | None = None  # default: expected clients / 20
+    # the adaptive clip's floor and ceiling (None: dp.clip divided and multiplied by 10^6,
+    # secagg.dp.adaptive.DEFAULT_CLIP_RANGE); backend.value_bound caps the clip as well
+    min_clip: float | None = None
+    max_clip: float | None = None
     # a hard cap: the server stops before a round would take epsilon above it
     epsilon_budget: float | None = None
     #: unit = "record", mechanism = "distributed": the most one protected unit (a
@@ -418,6 +423,43 @@ class DPSettings:
             or (math.isfinite(self.count_noise_stddev) and self.count_noise_stddev > 0),
             f"dp.count_noise_stddev must be positive, not {self.count_noise_stddev!r}",
         )
+        self._check_clip_range()
+
+    def _check_clip_range(self) -> None:
+        """``dp.min_clip`` and ``dp.max_clip``: the adaptive clip's floor and ceiling.
+
+        Refused beside a fixed clip, unlike the adaptive clip's other keys: a floor or
+        a ceiling there reads as a bound on ``dp.clip`` that nothing would apply. With
+        adaptive clipping each is a finite number, the floor a normal float (below 2.2e-308
+        a clip loses its precision on the way to 0: :class:`~secagg.dp.adaptive.AdaptiveClipping`),
+        and ``min_clip <= clip <= max_clip``: ``clip`` is the first round's clip."""
+        for key in ("min_clip", "max_clip"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            _require(
+                self.adaptive_clip,
+                f"dp.{key} = {value!r} bounds the adaptive clip, and dp.adaptive_clip is off: "
+                f"with a fixed clip every round clips to dp.clip; remove dp.{key} or set "
+                "dp.adaptive_clip = true",
+            )
+            _require(
+                math.isfinite(value) and value >= sys.float_info.min,
+                f"dp.{key} must be a positive finite number (at least {sys.float_info.min:g}), "
+                f"not {value!r}",
+            )
+        if self.min_clip is not None:
+            _require(
+                self.min_clip <= self.clip,
+                f"dp.min_clip = {self.min_clip:g} is above dp.clip = {self.clip:g}, the "
+                "adaptive clip's first value: the floor must be at most dp.clip",
+            )
+        if self.max_clip is not None:
+            _require(
+                self.max_clip >= self.clip,
+                f"dp.max_clip = {self.max_clip:g} is below dp.clip = {self.clip:g}, the "
+                "adaptive clip's first value: the ceiling must be at least dp.clip",
+            )
 
     @property
     def server_accounts(self) -> bool:

@@ -38,6 +38,8 @@ A file looks like::
     noise_multiplier = 1.0
     delta = 1e-5
     # adaptive_clip = true      # central only: clip (the initial one) follows the median norm
+    # min_clip = 0.001          # adaptive only: its floor and ceiling (default: clip / 10^6
+    # max_clip = 1.0            # and clip x 10^6; max_clip at most backend.value_bound)
     # unit = "record" with mechanism = "distributed": DP gradient descent noised once in
     # the secure sum; record_clip = what one customer moves a client's update by (the
     # noise's sensitivity), clip = the whole update's bound (see docs/privacy.md);
@@ -70,7 +72,7 @@ import tomllib
 import types
 import typing
 import warnings
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -636,6 +638,15 @@ class FederationConfig:
                 self.backend.value_bound >= self.dp.clip,
                 "backend.value_bound must be at least dp.clip (clipped updates must fit)",
             )
+        if self.dp is not None and self.dp.max_clip is not None:
+            # the clip never grows past the ring's bound (CentralRelease's clip_cap): a
+            # ceiling above it would be a key that changes nothing
+            _require(
+                self.dp.max_clip <= self.backend.value_bound,
+                f"dp.max_clip = {self.dp.max_clip:g} is above backend.value_bound = "
+                f"{self.backend.value_bound:g}, which already caps the adaptive clip: lower "
+                "dp.max_clip, or raise backend.value_bound",
+            )
         least = min_connections(len(self.parties))
         _require(
             self.server.max_connections is None or self.server.max_connections >= least,
@@ -781,7 +792,7 @@ class FederationConfig:
 
     def mechanism(self, *, seed: bytes | None = None) -> Mechanism:
         """The DP mechanism of ``[dp]`` (:mod:`secagg.dp.release`); ``seed``: tests only."""
-        return mechanism_for(
+        mechanism = mechanism_for(
             self.dp,
             dimension=self.dimension,
             bits=self.backend.bits,
@@ -792,6 +803,24 @@ class FederationConfig:
             clip_cap=self.backend.value_bound,
             population=len(self.clients),
         )
+        return self._with_clip_range(mechanism)
+
+    def _with_clip_range(self, mechanism: Mechanism) -> Mechanism:
+        """``mechanism`` with ``dp.min_clip`` / ``dp.max_clip`` on its adaptive clip.
+
+        :func:`~secagg.dp.release.mechanism_for` builds the adaptive clip with the
+        default floor and ceiling (10^6 either side of ``dp.clip``); the clip is rebuilt
+        here with the configured ones, before any round, so that
+        :class:`~secagg.dp.adaptive.AdaptiveClipping` checks them in its own terms. The
+        keys belong in ``mechanism_for`` itself, which another change owns today."""
+        adaptive = getattr(mechanism, "adaptive", None)
+        dp = self.dp
+        if adaptive is None or dp is None or (dp.min_clip is None and dp.max_clip is None):
+            return mechanism
+        mechanism.adaptive = replace(  # type: ignore[attr-defined]
+            adaptive, min_clip=dp.min_clip, max_clip=dp.max_clip
+        )
+        return mechanism
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FederationConfig:

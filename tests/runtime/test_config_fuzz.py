@@ -235,6 +235,15 @@ def ranges_violated(config: FederationConfig) -> list[str]:
             and p.clip_learning_rate <= MAX_CLIP_LEARNING_RATE,
             "dp.count_noise_stddev": p.count_noise_stddev is None
             or _positive(p.count_noise_stddev),
+            # the adaptive clip's floor and ceiling: only beside adaptive_clip, around dp.clip
+            "dp.min_clip": p.min_clip is None
+            or (p.adaptive_clip and _positive(p.min_clip) and p.min_clip <= p.clip),
+            "dp.max_clip": p.max_clip is None
+            or (
+                p.adaptive_clip
+                and _positive(p.max_clip)
+                and p.clip <= p.max_clip <= c.backend.value_bound
+            ),
             "dp.epsilon_budget": p.epsilon_budget is None or _positive(p.epsilon_budget),
             "dp.record_clip": p.record_clip is None or _positive(p.record_clip),
             "dp.record_unit": p.record_unit in ("customer", "transaction"),
