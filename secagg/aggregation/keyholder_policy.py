@@ -83,7 +83,13 @@ from secagg.durable import (
     exclusive_lock,
     write_json_atomically,
 )
-from secagg.errors import ConfigurationError, ProtocolError, WrongRound, closest_spelling
+from secagg.errors import (
+    ConfigurationError,
+    ProtocolError,
+    WrongRound,
+    closest_spelling,
+    decimal_digits,
+)
 
 if TYPE_CHECKING:
     from secagg.he.params import CKKSParameters
@@ -296,8 +302,7 @@ def _number(key: str, value: Any) -> float:
     except OverflowError:  # an int past the floats (10**400): math.isfinite raised it
         raise _config_error(
             key,
-            "must be a finite number, got an integer of about "
-            f"{math.floor(abs(value).bit_length() * math.log10(2)) + 1} digits",
+            f"must be a finite number, got an integer of {decimal_digits(value)} digits",
         ) from None
     if not math.isfinite(number):
         raise _config_error(key, f"must be a finite number, got {value!r}")

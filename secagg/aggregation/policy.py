@@ -35,7 +35,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
-from secagg.errors import ConfigurationError, PolicyRefused, closest_spelling
+from secagg.errors import ConfigurationError, PolicyRefused, closest_spelling, decimal_digits
 from secagg.protocol.config import (
     DEFAULT_CORRUPT_FRACTION,
     DEFAULT_DROPOUT_FRACTION,
@@ -263,8 +263,8 @@ class BranchPolicy:
             if not _fits_float(value):  # 10**400: math.isfinite raised OverflowError
                 raise ConfigurationError(
                     f"branch.{name} must be a number within the floating-point range (at "
-                    f"most about 1.8e308 in magnitude), not an integer of about "
-                    f"{math.floor(abs(int(value)).bit_length() * math.log10(2)) + 1} digits"
+                    f"most about 1.8e308 in magnitude), not an integer of "
+                    f"{decimal_digits(int(value))} digits"
                 )
         optional = ("expected_clients", "min_threshold")
         for name in (*optional, "min_colluders", "max_clients", "max_dimension"):

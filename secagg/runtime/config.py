@@ -83,7 +83,7 @@ from secagg.crypto.signing import SigningKey
 from secagg.dp.config import DPSettings
 from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, mechanism_for
-from secagg.errors import ConfigurationError, closest_spelling
+from secagg.errors import ConfigurationError, closest_spelling, decimal_digits
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
@@ -219,9 +219,8 @@ def _shown_value(value: Any) -> str:
     """``value`` for a one-line refusal: its repr, or an integer's length when that
     runs past 40 digits (a 10**400 typo is not worth 400 digits of the line)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        if value.bit_length() > 133:  # more than 40 digits
-            digits = math.floor(abs(value).bit_length() * math.log10(2)) + 1
-            return f"an integer of about {digits} digits"
+        if (digits := decimal_digits(value)) > 40:
+            return f"an integer of {digits} digits"
     return repr(value)
 
 

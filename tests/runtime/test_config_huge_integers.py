@@ -129,3 +129,40 @@ def test_the_largest_float_still_reaches_the_range_checks() -> None:
     with pytest.raises(ConfigurationError, match=r"backend\.value_bound must be .* at most"):
         _load("backend", "value_bound", 2**1023)
     assert _load("backend", "value_bound", 1000).backend.value_bound == 1000
+
+
+#: (an integer past the floats, its digits): on each side of a power of ten, where the
+#: bit length's estimate ``floor(bits * log10(2)) + 1`` said 401 for both of the first two
+DIGITS = [(10**400 - 1, 400), (-(10**400 - 1), 400), (10**400, 401), (2**1024, 309)]
+
+
+@pytest.mark.parametrize(
+    ("value", "digits"), DIGITS, ids=["1e400-1", "-(1e400-1)", "1e400", "2**1024"]
+)
+def test_each_reader_counts_the_digits_of_the_integer_it_refuses(value: int, digits: int) -> None:
+    """The federation file, a branch's table and the key holder's table count the same
+    way (:func:`secagg.errors.decimal_digits`), and exactly: 10**400 - 1 was "an
+    integer of about 401 digits" in all three."""
+    readers = [
+        lambda: _load("dp", "clip", value),
+        lambda: BranchPolicy.from_dict({"max_clip": value}),
+        lambda: KeyHolderPolicy.from_dict({"noise_stddev": value, "max_decryptions": 10}),
+    ]
+    for read in readers:
+        with pytest.raises(ConfigurationError) as refused:
+            read()
+        assert f"an integer of {digits} digits" in str(refused.value), str(refused.value)
+
+
+def test_a_value_is_printed_up_to_40_digits_and_counted_past_them() -> None:
+    """Past 40 digits a refusal gives the count, never the value: ``repr`` of an integer
+    past 4 300 digits raises ValueError, so a count that fell short there would turn the
+    one-line refusal into a traceback."""
+    with pytest.raises(ConfigurationError) as printed:
+        _load("server", "session_burst", -(10**39))  # 40 digits
+    assert str(-(10**39)) in str(printed.value), str(printed.value)
+    for value, digits in [(10**40, 41), (10**4400, 4401), (-(10**20_000), 20_001)]:
+        with pytest.raises(ConfigurationError) as counted:
+            _load("server", "session_burst", value)
+        message = str(counted.value)
+        assert one_line(message) and f"not an integer of {digits} digits" in message, message
