@@ -11,7 +11,7 @@ A file looks like::
 
     [federation]
     name = "fraud-demo"
-    rounds = 3
+    rounds = 3                  # at most 10^9
     clients = ["branch-01", "branch-02", "branch-03"]
     dimension = 1000            # model parameters (or given by the model hook)
     server_learning_rate = 1.0
@@ -106,6 +106,13 @@ MAX_SERVER_LEARNING_RATE = 100.0
 #: refused it, so a seed valid in one file was not in the other (upper-bounds review,
 #: 2026-12-05); 0 .. 2**32 - 1 is what both now accept.
 MAX_SEED = 2**32 - 1
+
+#: The most ``federation.rounds``: the bound of ``secagg client --rounds`` and ``secagg
+#: privacy -T`` (``secagg.apps.commands.common.MAX_FEDERATION_ROUNDS``, which this layer
+#: cannot import; tests/runtime/test_config_upper_bounds.py holds the two equal). Why:
+#: ``rounds = 2**70`` loaded without ``[dp]`` (with it, the accountant refused the plan),
+#: a federation that cannot exist; 10^9 rounds, one a second, run for 31 years.
+MAX_ROUNDS = 10**9
 
 #: The largest ``[server] session_burst``: the transport's token buckets count sessions
 #: in floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit
@@ -600,6 +607,12 @@ class FederationConfig:
             "that size does not fit a round's vectors",
         )
         _require(self.rounds >= 1, "federation.rounds must be at least 1")
+        _require(
+            self.rounds <= MAX_ROUNDS,
+            f"federation.rounds must be at most {MAX_ROUNDS} (10^9 rounds, one a second, run "
+            f"for 31 years; secagg client --rounds takes as many), not "
+            f"{_shown_value(self.rounds)}",
+        )
         # finite: an inf learning rate checkpointed a model of infinities at round 1, which
         # every branch refused, so no later round (nor a restart) could complete
         _require(

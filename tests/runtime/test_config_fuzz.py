@@ -29,6 +29,7 @@ from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
 from secagg.runtime.config import (
     MAX_DIMENSION,
+    MAX_ROUNDS,
     MAX_SEED,
     MAX_SERVER_LEARNING_RATE,
     NAME_PATTERN,
@@ -164,7 +165,7 @@ def ranges_violated(config: FederationConfig) -> list[str]:
         "federation.clients": len(c.clients) >= 2
         and all(isinstance(n, str) and NAME_PATTERN.fullmatch(n) for n in c.clients),
         "federation.dimension": _count(c.dimension, 1) and c.dimension <= MAX_DIMENSION,
-        "federation.rounds": _count(c.rounds, 1),
+        "federation.rounds": _count(c.rounds, 1) and c.rounds <= MAX_ROUNDS,
         "federation.server_learning_rate": _positive(c.server_learning_rate)
         and c.server_learning_rate <= MAX_SERVER_LEARNING_RATE,
         "federation.server_momentum": _fraction(c.server_momentum),

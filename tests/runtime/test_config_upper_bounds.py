@@ -21,6 +21,8 @@ buys, was 17 000 per coordinate of a sum of values of at most 1; at most the bou
 ``[server] session_burst = 10**400`` loaded, and every
 branch's session then failed in the transport (its token bucket's ``float(burst)``
 raised OverflowError); at most 2**53, where the bucket's float count is still exact.
+``federation.rounds`` had no upper bound (``2**70`` loaded, a plan no federation lives
+to run): at most 10^9 now, as ``secagg client --rounds`` and ``secagg privacy -T``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import pytest
 from secagg.aggregation.policy import MAX_CLIP
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
-from secagg.runtime.config import MAX_SEED, MAX_SESSION_BURST, FederationConfig
+from secagg.runtime.config import MAX_ROUNDS, MAX_SEED, MAX_SESSION_BURST, FederationConfig
 from secagg.runtime.launch import key_holder_idle
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
@@ -167,6 +169,15 @@ REFUSED = [
     pytest.param(
         {"dp": {"clip": MAX_CLIP * 1.01}}, ("dp", "clip"), "at most 1e+06", id="clip-just-past"
     ),
+    *(
+        pytest.param(
+            {"federation": {"rounds": rounds}},
+            ("federation", "rounds"),
+            "at most 1000000000",
+            id=f"rounds-{name}",
+        )
+        for name, rounds in (("one-past", MAX_ROUNDS + 1), ("2**70", 2**70), ("1e400", 10**400))
+    ),
     pytest.param(
         {"federation": {"seed": -1}}, ("federation", "seed"), f"[0, {MAX_SEED}]", id="seed-negative"
     ),
@@ -195,7 +206,7 @@ def test_the_bounds_themselves_load_and_the_longest_wait_is_waitable() -> None:
     """At every bound the file loads, and the longest wait it configures (the key
     holder's: quorum wait + round + grace) stays far inside what threading takes."""
     config = _load(
-        federation={"seed": MAX_SEED},
+        federation={"seed": MAX_SEED, "rounds": MAX_ROUNDS},
         dp={"noise_multiplier": MAX_NOISE_MULTIPLIER},
         deadlines={"phase_seconds": WEEK, "training_seconds": WEEK, "round_seconds": WEEK},
         server={
@@ -206,6 +217,7 @@ def test_the_bounds_themselves_load_and_the_longest_wait_is_waitable() -> None:
         },
     )
     assert config.seed == MAX_SEED and config.deadlines.round_seconds == WEEK
+    assert config.rounds == MAX_ROUNDS
     for mechanism in ("central", "distributed"):
         clipped = _load(
             backend={"value_bound": MAX_CLIP}, dp={"mechanism": mechanism, "clip": MAX_CLIP}
@@ -245,3 +257,12 @@ def test_the_largest_session_burst_is_one_the_transport_admits_with() -> None:
     assert bucket.admit("branch-1", now=0.0) == (0.0, 0)
     assert bucket.admit("branch-1", now=0.0) == (0.0, 0)
     assert bucket._buckets["branch-1"][0] == MAX_SESSION_BURST - 2
+
+
+def test_the_rounds_bound_is_the_clis() -> None:
+    """A federation file and ``secagg client --rounds`` (and ``privacy -T``) stop at the
+    same count: the config layer cannot import the CLI's constant, so this holds them
+    equal."""
+    from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
+
+    assert MAX_ROUNDS == MAX_FEDERATION_ROUNDS == 10**9
