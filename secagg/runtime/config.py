@@ -110,8 +110,9 @@ MAX_SEED = 2**32 - 1
 #: The most ``federation.rounds``: the bound of ``secagg client --rounds`` and ``secagg
 #: privacy -T`` (``secagg.apps.commands.common.MAX_FEDERATION_ROUNDS``, which this layer
 #: cannot import; tests/runtime/test_config_upper_bounds.py holds the two equal). Why:
-#: ``rounds = 2**70`` loaded without ``[dp]`` (with it, the accountant refused the plan),
-#: a federation that cannot exist; 10^9 rounds, one a second, run for 31 years.
+#: ``rounds = 2**70`` loaded (without ``[dp]`` nothing refused it; with it, only the
+#: server's plan check did, as the accountant's overflow), a federation that cannot
+#: exist; 10^9 rounds, one a second, run for 31 years.
 MAX_ROUNDS = 10**9
 
 #: The largest ``[server] session_burst``: the transport's token buckets count sessions
@@ -120,6 +121,14 @@ MAX_ROUNDS = 10**9
 #: then every branch's session failed in the transport (``float(burst)`` raised
 #: OverflowError at each admission), so no round ran (config review, 2026-12-06).
 MAX_SESSION_BURST = 2**53
+
+#: The least ``[server] session_rate``: one session a week, so a refused branch is told
+#: to wait at most the longest deadline a federation has (``MAX_WAIT_SECONDS``). Why: the
+#: transport tells a refused branch to retry in ``(1 - tokens) / rate`` seconds, and
+#: ``session_rate = 5e-324`` loaded: its first refusal said "retry in inf s" (1e-300: a
+#: wait of 10^300 s), a limit no branch could ever come back from (config review,
+#: 2026-12-06). A federation that wants no limit says ``session_burst = 0``.
+MIN_SESSION_RATE = 1 / MAX_WAIT_SECONDS
 
 #: the docs' port: what a bind without one would have meant (it is an error instead)
 DEFAULT_PORT = 50051
@@ -492,8 +501,11 @@ class ServerSettings:
             f"{_shown_value(self.session_burst)}",
         )
         _require(
-            math.isfinite(self.session_rate) and self.session_rate > 0,
-            "[server] session_rate must be a positive number of sessions a second",
+            math.isfinite(self.session_rate) and self.session_rate >= MIN_SESSION_RATE,
+            f"[server] session_rate must be a finite number of sessions a second, at least "
+            f"{MIN_SESSION_RATE:.3g} (one a week: a refused branch is told to wait up to "
+            f"1 / session_rate seconds, and no deadline is longer than a week), not "
+            f"{self.session_rate!r}",
         )
         for key in ("handshake_timeout", "idle_connection_timeout"):
             seconds = getattr(self, key)

@@ -32,6 +32,7 @@ from secagg.runtime.config import (
     MAX_ROUNDS,
     MAX_SEED,
     MAX_SERVER_LEARNING_RATE,
+    MIN_SESSION_RATE,
     NAME_PATTERN,
     FederationConfig,
     _section_keys,
@@ -208,7 +209,7 @@ def ranges_violated(config: FederationConfig) -> list[str]:
         "server.unmask_workers": srv.unmask_workers is None or _count(srv.unmask_workers, 1),
         "server.ray_address": srv.ray_address is None or _named(srv.ray_address),
         "server.session_burst": _count(srv.session_burst, 0),
-        "server.session_rate": _positive(srv.session_rate),
+        "server.session_rate": _positive(srv.session_rate) and srv.session_rate >= MIN_SESSION_RATE,
         "server.handshake_timeout": _positive(srv.handshake_timeout)
         and srv.handshake_timeout <= 86400,
         "server.idle_connection_timeout": _positive(srv.idle_connection_timeout)

@@ -36,7 +36,13 @@ import pytest
 from secagg.aggregation.policy import MAX_CLIP
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
-from secagg.runtime.config import MAX_ROUNDS, MAX_SEED, MAX_SESSION_BURST, FederationConfig
+from secagg.runtime.config import (
+    MAX_ROUNDS,
+    MAX_SEED,
+    MAX_SESSION_BURST,
+    MIN_SESSION_RATE,
+    FederationConfig,
+)
 from secagg.runtime.launch import key_holder_idle
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
@@ -266,3 +272,26 @@ def test_the_rounds_bound_is_the_clis() -> None:
     from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
 
     assert MAX_ROUNDS == MAX_FEDERATION_ROUNDS == 10**9
+
+
+@pytest.mark.parametrize("rate", [5e-324, 1e-300, 1e-7, MIN_SESSION_RATE * 0.999, 0.0, -1.0])
+def test_a_session_rate_slower_than_one_a_week_is_refused(rate: float) -> None:
+    """``session_rate = 5e-324`` loaded, and a refused branch was told "retry in inf s"
+    (the transport's wait is ``(1 - tokens) / rate``): at least one session a week now."""
+    with pytest.raises(ConfigurationError) as refused:
+        _load(server={"session_rate": rate})
+    message = str(refused.value)
+    assert one_line(message) and names_key(message, "server", "session_rate"), message
+    assert "at least 1.65e-06 (one a week" in message, message
+
+
+def test_the_slowest_session_rate_tells_a_refused_branch_a_finite_wait() -> None:
+    """At the least rate an emptied bucket's wait is at most a week, the longest
+    deadline a federation has, and prints as a number."""
+    from secagg.transport.grpc_server import _SessionRate
+
+    config = _load(server={"session_rate": MIN_SESSION_RATE, "session_burst": 1})
+    bucket = _SessionRate(config.server.session_burst, config.server.session_rate)
+    assert bucket.admit("branch-1", now=0.0) == (0.0, 0)
+    wait, refusals = bucket.admit("branch-1", now=0.0)
+    assert refusals == 1 and wait == pytest.approx(WEEK) and f"{wait:.1f}" == "604800.0"
