@@ -21,10 +21,12 @@ import hashlib
 
 import pytest
 from _harness import SteppedRound, fingerprint, refused_call, wire
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secagg.crypto.signing import SigningKey
 from secagg.errors import SignatureError
-from secagg.protocol import Client, NeighbourGraph, RoundConfig
+from secagg.protocol import Client, NeighbourGraph, RoundConfig, common
 from secagg.protocol.config import ClientPolicy
 from secagg.protocol.messages import (
     AdvertiseKeys,
@@ -143,3 +145,32 @@ def test_per_client_graph_seeds_give_no_partial_sum() -> None:
     assert refusals == len(survivors), (
         f"{len(survivors) - refusals} clients took keys advertised under another setup"
     )
+
+
+_FIELDS = {
+    "round_id": st.binary(min_size=16, max_size=16),
+    "recipient": st.integers(0, 2**32 - 1),
+    "num_clients": st.integers(2, 2**32 - 1),
+    "vector_length": st.integers(1, 2**32),
+    "bits": st.sampled_from([32, 64]),
+    "threshold": st.integers(1, 2**32 - 1),
+    "graph": st.sampled_from(list(GraphKind)),
+    "degree": st.integers(1, 2**32 - 1),
+    "graph_seed": st.binary(min_size=32, max_size=32),
+    "active": st.booleans(),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_setup_digest_tells_setups_apart_in_any_one_field_but_the_recipient(
+    data: st.DataObject,
+) -> None:
+    """A setup changed in any one field but the recipient has another digest (so keys
+    signed over one never verify over the other); a change of recipient, the one field
+    that must differ between clients, keeps it."""
+    a = data.draw(st.builds(RoundSetup, **_FIELDS), label="setup")
+    name = data.draw(st.sampled_from(sorted(_FIELDS)), label="field")
+    b = dataclasses.replace(a, **{name: data.draw(_FIELDS[name], label="new value")})
+    differs = name != "recipient" and b != a
+    assert (common.setup_digest(a) != common.setup_digest(b)) == differs
