@@ -1,8 +1,9 @@
 """Ed25519 identities: client signing keys and the server's ledger key.
 
-A client's long-term signing key signs its advertised public keys and, in the
-consistency check, the list of survivors, so that a malicious server can neither
-substitute keys nor show different clients different survivor sets. The privacy
+A client's long-term signing key signs its advertised public keys (with the digest
+of the round setup it was shown) and, in the consistency check, the list of
+survivors, so that a malicious server can neither substitute keys nor show
+different clients different setups or survivor sets. The privacy
 ledger signs its rows and its head with the server's key.
 
 Keys that live on disk use the standard PEM forms: PKCS#8 without encryption for
