@@ -86,12 +86,14 @@ from secagg.errors import (
     UnexpectedMessage,
     UnknownParty,
     WrongRound,
+    printable_line,
 )
 from secagg.protocol import common
 from secagg.protocol.config import ClientPolicy
 from secagg.protocol.graph import NeighbourGraph
 from secagg.protocol.messages import (
     KEY_BYTES,
+    MAX_REASON_BYTES,
     PAIR_SEED_BYTES,
     ROUND_ID_BYTES,
     Accusation,
@@ -250,7 +252,10 @@ class Client:
         if isinstance(message, RoundAbort):
             if self.phase not in (ClientPhase.DONE, ClientPhase.ABORTED):
                 self.phase = ClientPhase.ABORTED
-                self.abort_reason = f"server aborted the round: {message.reason}"
+                # the server's words, made one log-safe line: a newline in them forged
+                # a log line of ours, an ANSI escape painted the terminal
+                reason = printable_line(message.reason)[:MAX_REASON_BYTES]
+                self.abort_reason = f"server aborted the round: {reason}"
             return []
         if self.phase in (ClientPhase.DONE, ClientPhase.ABORTED):
             if isinstance(message, UnmaskingRequest):
