@@ -9,10 +9,12 @@ to the point 1. Each case below failed before this change (counted in the commit
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from secagg.crypto import aead, kx, shamir
 from secagg.crypto.signing import SigningKey, VerifyKey
+from secagg.crypto.stream import KeyedStream
 from secagg.errors import ConfigurationError, CryptoError, SecretSharingError, SignatureError
 
 ROUND = b"r" * 16
@@ -98,3 +100,41 @@ def test_the_checked_arguments_still_work_as_before() -> None:
     assert shamir.reconstruct(shares[1:], 2, 6) == b"secret"
     signer = SigningKey()
     signer.verify_key.verify(bytearray(signer.sign(b"m")), memoryview(b"m"))
+
+
+def _stream() -> KeyedStream:
+    return KeyedStream(b"s" * 16)
+
+
+STREAM_CASES = {
+    # before: the bound 1.5 was truncated to 1 (every draw 0), "3" taken as 3
+    "float-bound": lambda: _stream().integers(1.5, 3),
+    "str-bound": lambda: _stream().integers("3", 3),
+    "float-bounds-array": lambda: _stream().integers(np.array([1.5, 2.0])),
+    # before: numpy's OverflowError
+    "negative-bound": lambda: _stream().integers(-1, 3),
+    "huge-bound": lambda: _stream().integers(1 << 64, 3),
+    # before: numpy's ValueError or TypeError, naming nothing
+    "negative-count": lambda: _stream().integers(3, -1),
+    "float-count": lambda: _stream().integers(3, 2.5),
+    "float-words": lambda: _stream().words(2.5),
+    "str-words": lambda: _stream().words("3"),
+    # before: True was one draw
+    "bool-words": lambda: _stream().words(True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STREAM_CASES))
+def test_a_keyed_stream_refuses_wrongly_typed_draws(case: str) -> None:
+    with pytest.raises(ConfigurationError):
+        STREAM_CASES[case]()
+
+
+def test_a_keyed_streams_integer_draws_are_unchanged_for_every_accepted_form() -> None:
+    """The same words, whichever integer form the bound or count takes (numpy's too)."""
+    small = _stream().integers(6, 5)
+    assert np.array_equal(_stream().integers(np.int64(6), np.int64(5)), small)
+    assert np.array_equal(_stream().integers(np.array(6), 5), small)
+    big = _stream().integers(1 << 40, 4)
+    assert np.array_equal(_stream().integers(np.full(4, 1 << 40, dtype=np.uint64)), big)
+    assert np.array_equal(_stream().integers([1 << 40] * 4), big)
