@@ -22,6 +22,14 @@ class ConfigurationError(SecAggError, ValueError):
     """A parameter set that cannot give a correct or private round."""
 
 
+class WordTypeError(ConfigurationError, TypeError):
+    """An array that is not a vector of the engine's words (uint32 or uint64).
+
+    Also a :class:`TypeError`, which is what a wrong dtype raised before, so a caller
+    that caught that keeps working; a caller of the engine catches
+    :class:`ConfigurationError` (or :class:`SecAggError`) like every other mistake."""
+
+
 # --- cryptography -----------------------------------------------------------
 
 

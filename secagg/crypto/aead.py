@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import os
 import struct
+from numbers import Integral
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from secagg.errors import CryptoError, DecryptionError
+from secagg.errors import ConfigurationError, CryptoError, DecryptionError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 OVERHEAD = NONCE_BYTES + TAG_BYTES
 _AD_PREFIX = b"secagg/v1/aead/"
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 def _associated_data(
@@ -42,8 +44,36 @@ def _associated_data(
 
 
 def _check_key(key: bytes) -> None:
-    if len(key) != KEY_BYTES:
-        raise CryptoError(f"AEAD key must be {KEY_BYTES} bytes, got {len(key)}")
+    if not isinstance(key, _BYTES_LIKE) or len(key) != KEY_BYTES:
+        got = len(key) if isinstance(key, _BYTES_LIKE) else type(key).__name__
+        raise CryptoError(f"AEAD key must be {KEY_BYTES} bytes, got {got}")
+
+
+def _check_binding(
+    message: object,
+    label: object,
+    round_id: object,
+    sender: object,
+    recipient: object,
+    context: object,
+) -> None:
+    """What is bound must be what it says, or a typed error naming it: a str message,
+    label or context failed as a bare TypeError, a party id of -1 or 2^64 and a label of
+    64 KiB as struct.error."""
+    for name, value in (
+        ("message", message),
+        ("label", label),
+        ("round_id", round_id),
+        ("context", context),
+    ):
+        if not isinstance(value, _BYTES_LIKE):
+            raise ConfigurationError(f"AEAD {name} must be bytes, not {type(value).__name__}")
+    for name, value in (("label", label), ("round_id", round_id)):
+        if len(value) > 0xFFFF:  # type: ignore[arg-type]
+            raise ConfigurationError(f"AEAD {name} must be shorter than 64 KiB")
+    for name, party in (("sender", sender), ("recipient", recipient)):
+        if isinstance(party, bool) or not isinstance(party, Integral) or not 0 <= party < 1 << 64:
+            raise ConfigurationError(f"AEAD {name} must be a party id in [0, 2^64), not {party!r}")
 
 
 def seal(
@@ -58,6 +88,7 @@ def seal(
 ) -> bytes:
     """Encrypt and authenticate; returns ``nonce || ciphertext || tag``."""
     _check_key(key)
+    _check_binding(plaintext, label, round_id, sender, recipient, context)
     nonce = os.urandom(NONCE_BYTES)
     ad = _associated_data(label, round_id, sender, recipient, context)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, ad)
@@ -75,6 +106,7 @@ def open_sealed(
 ) -> bytes:
     """Authenticate and decrypt, or raise :class:`DecryptionError` (no detail leaked)."""
     _check_key(key)
+    _check_binding(sealed, label, round_id, sender, recipient, context)
     if len(sealed) < OVERHEAD:
         raise DecryptionError("sealed message too short")
     ad = _associated_data(label, round_id, sender, recipient, context)

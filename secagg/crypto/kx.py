@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from numbers import Integral
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -24,6 +25,7 @@ from secagg.errors import ConfigurationError, CryptoError
 PUBLIC_KEY_BYTES = 32
 PRIVATE_KEY_BYTES = 32
 _INFO_PREFIX = b"secagg/v1/kx/"
+_MAX_OKM = 255 * 32  # HKDF-SHA256's longest output
 
 
 @dataclass(frozen=True, repr=False)
@@ -53,16 +55,18 @@ def generate_keypair() -> KeyPair:
 
 def keypair_from_private_bytes(raw: bytes) -> KeyPair:
     """Rebuild a key pair from 32 raw private bytes (e.g. a reconstructed mask key)."""
-    if len(raw) != PRIVATE_KEY_BYTES:
-        raise CryptoError(f"X25519 private key must be {PRIVATE_KEY_BYTES} bytes, got {len(raw)}")
+    if not isinstance(raw, bytes | bytearray) or len(raw) != PRIVATE_KEY_BYTES:
+        got = len(raw) if isinstance(raw, bytes | bytearray) else type(raw).__name__
+        raise CryptoError(f"X25519 private key must be {PRIVATE_KEY_BYTES} bytes, got {got}")
     private = X25519PrivateKey.from_private_bytes(raw)
     return KeyPair(private, private.public_key().public_bytes_raw())
 
 
 def load_public_key(raw: bytes) -> X25519PublicKey:
     """Parse 32 raw public bytes, refusing anything else with a typed error."""
-    if len(raw) != PUBLIC_KEY_BYTES:
-        raise CryptoError(f"X25519 public key must be {PUBLIC_KEY_BYTES} bytes, got {len(raw)}")
+    if not isinstance(raw, bytes | bytearray) or len(raw) != PUBLIC_KEY_BYTES:
+        got = len(raw) if isinstance(raw, bytes | bytearray) else type(raw).__name__
+        raise CryptoError(f"X25519 public key must be {PUBLIC_KEY_BYTES} bytes, got {got}")
     return X25519PublicKey.from_public_bytes(raw)
 
 
@@ -131,11 +135,26 @@ def derive_key(
     pair derive the same key. A low-order peer key (all-zero shared secret) is
     refused, as RFC 7748 recommends.
     """
-    if not purpose or b"/" in purpose:
-        raise ConfigurationError("purpose must be a non-empty label without '/'")
+    if not isinstance(purpose, bytes) or not purpose or b"/" in purpose:
+        raise ConfigurationError("purpose must be a non-empty bytes label without '/'")
+    for name, party in (("party_a", party_a), ("party_b", party_b)):
+        # packed as u64 into the info: -1 or 2^64 failed as struct.error, "1" likewise
+        if isinstance(party, bool) or not isinstance(party, Integral) or not 0 <= party < 1 << 64:
+            raise ConfigurationError(f"{name} must be a party id in [0, 2^64), not {party!r}")
     if party_a == party_b:
         raise ConfigurationError("key agreement needs two distinct parties")
-    peer = load_public_key(peer_public) if isinstance(peer_public, bytes) else peer_public
+    # HKDF gives at most 255 hash lengths; length=0 returned an empty "key"
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= _MAX_OKM:
+        raise ConfigurationError(f"length must be an int in [1, {_MAX_OKM}], not {length!r}")
+    if isinstance(peer_public, bytes):
+        peer = load_public_key(peer_public)
+    elif isinstance(peer_public, X25519PublicKey):
+        peer = peer_public
+    else:  # a str failed as a bare TypeError inside the exchange
+        kind = type(peer_public).__name__
+        raise ConfigurationError(
+            f"peer_public must be 32 bytes or an X25519 public key, not {kind}"
+        )
     try:
         shared = private.exchange(peer)
     except ValueError as exc:  # cryptography raises on an all-zero result

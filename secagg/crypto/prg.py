@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, WordTypeError
 
 SEED_BYTES = 16
 _BLOCK = 16
@@ -49,10 +50,29 @@ def _check_seed(seed: bytes) -> None:
 
 
 def _check_buffer(buf: np.ndarray) -> None:
+    """A writable contiguous vector of words, or :class:`WordTypeError` /
+    :class:`ConfigurationError` naming what is wrong (a list failed as an
+    AttributeError, a float vector as a bare TypeError)."""
+    if not isinstance(buf, np.ndarray):
+        raise WordTypeError(f"PRG output must be a numpy array, not {type(buf).__name__}")
     if buf.dtype not in _WORD_DTYPES:
-        raise TypeError(f"PRG output must be uint32 or uint64, not {buf.dtype}")
+        raise WordTypeError(f"PRG output must be uint32 or uint64, not {buf.dtype}")
     if buf.ndim != 1 or not buf.flags.c_contiguous or not buf.flags.writeable:
         raise ConfigurationError("PRG output must be a writable, C-contiguous 1-D array")
+
+
+def _check_offset(offset: object) -> int:
+    """``offset`` as a non-negative Python int.
+
+    Why: the counter block is computed with Python integers; a numpy integer
+    (an offset taken from an index array) overflowed as ``OverflowError`` in the
+    modulo by 2^128, 1.5 failed as an AttributeError, "3" as a TypeError, and
+    True was taken as word 1."""
+    if isinstance(offset, bool) or not isinstance(offset, Integral):
+        raise ConfigurationError(f"offset must be a non-negative integer, not {offset!r}")
+    if offset < 0:
+        raise ConfigurationError("offset must be non-negative")
+    return int(offset)
 
 
 def _stream_at(seed: bytes, byte_offset: int) -> CipherContext:
@@ -86,8 +106,7 @@ def expand_into(seed: bytes, out: np.ndarray, offset: int = 0) -> np.ndarray:
     """
     _check_seed(seed)
     _check_buffer(out)
-    if offset < 0:
-        raise ConfigurationError("offset must be non-negative")
+    offset = _check_offset(offset)
     stream = _stream_at(seed, offset * out.itemsize)
     raw = memoryview(out).cast("B")
     zeros = memoryview(_ZEROS)
@@ -122,8 +141,7 @@ def accumulate_masks(
     for word: each coordinate gets the same additions, in the same order.
     """
     _check_buffer(acc)
-    if offset < 0:
-        raise ConfigurationError("offset must be non-negative")
+    offset = _check_offset(offset)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigurationError("workers must be a positive integer")
     for seed in (*add, *subtract):
@@ -172,7 +190,15 @@ def mask_slice(
     its range, never the rest of the vector, so its memory is O(length), and the
     caller adds the slices into its accumulator (addition modulo 2^bits commutes,
     so the sum is the same word for word as :func:`accumulate_masks`)."""
-    out = np.zeros(int(length), dtype=np.dtype(dtype))
+    if isinstance(length, bool) or not isinstance(length, Integral) or length < 0:
+        raise ConfigurationError(f"length must be a non-negative integer, not {length!r}")
+    try:
+        word = np.dtype(dtype)
+    except TypeError:  # "data type 'x' not understood"
+        raise WordTypeError(f"PRG output must be uint32 or uint64, not {dtype!r}") from None
+    if word not in _WORD_DTYPES:
+        raise WordTypeError(f"PRG output must be uint32 or uint64, not {word}")
+    out = np.zeros(int(length), dtype=word)
     return accumulate_masks(out, add, subtract, offset)
 
 

@@ -23,6 +23,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from numbers import Integral
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class Share:
 
     @classmethod
     def from_bytes(cls, x: int, data: bytes) -> Share:
-        if len(data) % 4 or not data:
+        if not isinstance(data, bytes | bytearray) or len(data) % 4 or not data:
             raise SecretSharingError("share encoding is not a whole number of limbs")
         # struct, not numpy: a share is a handful of limbs, and the server parses
         # tens of thousands of them a round (numpy's per-call cost dominated)
@@ -149,6 +150,11 @@ def random_field_elements(count: int) -> np.ndarray:
 
 
 def _check_points(xs: Sequence[int]) -> np.ndarray:
+    # integers only: 1.5 was truncated to the point 1 by numpy, and 2^64 overflowed
+    if any(isinstance(x, bool) or not isinstance(x, Integral) for x in xs):
+        raise SecretSharingError("share points must be integers")
+    if any(not 0 < x < PRIME for x in xs):
+        raise SecretSharingError("share points must lie in [1, p)")
     points = np.asarray(xs, dtype=np.int64)
     if points.ndim != 1 or len(points) == 0:
         raise SecretSharingError("need at least one share holder")
@@ -166,6 +172,10 @@ def split_many(secrets: Sequence[bytes], threshold: int, xs: Sequence[int]) -> l
     the vectorised evaluation.
     """
     points = _check_points(xs)
+    if isinstance(threshold, bool) or not isinstance(threshold, Integral):
+        raise SecretSharingError(f"the threshold must be an integer, not {threshold!r}")
+    if not all(isinstance(secret, bytes | bytearray) for secret in secrets):
+        raise SecretSharingError("secrets must be bytes")
     if not 1 <= threshold <= len(points):
         raise SecretSharingError(
             f"threshold {threshold} must be between 1 and the number of holders {len(points)}"

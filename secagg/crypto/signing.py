@@ -1,8 +1,9 @@
 """Ed25519 identities: client signing keys and the server's ledger key.
 
-A client's long-term signing key signs its advertised public keys and, in the
-consistency check, the list of survivors, so that a malicious server can neither
-substitute keys nor show different clients different survivor sets. The privacy
+A client's long-term signing key signs its advertised public keys (with the digest
+of the round setup it was shown) and, in the consistency check, the list of
+survivors, so that a malicious server can neither substitute keys nor show
+different clients different setups or survivor sets. The privacy
 ledger signs its rows and its head with the server's key.
 
 Keys that live on disk use the standard PEM forms: PKCS#8 without encryption for
@@ -33,6 +34,7 @@ from secagg.errors import ConfigurationError, SignatureError
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
 PRIVATE_FILE_MODE = 0o600
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 #: the prime of edwards25519's field: a public key encodes y (255 bits, little-endian)
 #: and the sign of x (the top bit); a y at or above it is a second spelling of y - p
@@ -85,7 +87,7 @@ class VerifyKey:
     raw: bytes
 
     def __post_init__(self) -> None:
-        if len(self.raw) != PUBLIC_KEY_BYTES:
+        if not isinstance(self.raw, _BYTES_LIKE) or len(self.raw) != PUBLIC_KEY_BYTES:
             raise SignatureError(f"Ed25519 public key must be {PUBLIC_KEY_BYTES} bytes")
         y = int.from_bytes(self.raw, "little") & _Y_BITS
         if y >= _FIELD_PRIME:
@@ -97,8 +99,10 @@ class VerifyKey:
 
     def verify(self, signature: bytes, message: bytes) -> None:
         """Raise :class:`SignatureError` unless ``signature`` is valid for ``message``."""
-        if len(signature) != SIGNATURE_BYTES:
+        if not isinstance(signature, _BYTES_LIKE) or len(signature) != SIGNATURE_BYTES:
             raise SignatureError("signature has the wrong length")
+        if not isinstance(message, _BYTES_LIKE):
+            raise ConfigurationError(f"a signed message is bytes, not {type(message).__name__}")
         try:
             Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
         except InvalidSignature as exc:
@@ -201,8 +205,10 @@ class CertificateVerifyKey:
 
     def verify(self, signature: bytes, message: bytes) -> None:
         """Raise :class:`SignatureError` unless ``signature`` is valid for ``message``."""
-        if len(signature) != SIGNATURE_BYTES:
+        if not isinstance(signature, _BYTES_LIKE) or len(signature) != SIGNATURE_BYTES:
             raise SignatureError("signature has the wrong length")
+        if not isinstance(message, _BYTES_LIKE):
+            raise ConfigurationError(f"a signed message is bytes, not {type(message).__name__}")
         r = int.from_bytes(signature[:32], "big")
         s = int.from_bytes(signature[32:], "big")
         try:

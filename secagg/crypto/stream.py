@@ -65,6 +65,16 @@ def derive(label: bytes | str, seed: bytes | int | str, *, size: int = SEED_BYTE
     return hashlib.sha256(bytes(label) + material).digest()[:size]
 
 
+def _count(count: object) -> int:
+    """A number of draws: a non-negative integer (numpy's too), else a typed error.
+
+    Why: 2.5 failed as numpy's TypeError deep in a slice, "3" as a comparison
+    TypeError, and True was taken as one draw."""
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+        raise ConfigurationError(f"count must be a non-negative integer, not {count!r}")
+    return int(count)
+
+
 class KeyedStream:
     """Uniform random draws from the AES-CTR keystream of a secret 16-byte key."""
 
@@ -92,8 +102,7 @@ class KeyedStream:
 
     def words(self, count: int) -> np.ndarray:
         """``count`` fresh uniform uint64 words (word i of the stream is always the same)."""
-        if count < 0:
-            raise ConfigurationError("count must be non-negative")
+        count = _count(count)
         if self._position + count > _WORDS_PER_KEY:
             raise ConfigurationError("stream exhausted: use a new key")
         start = self._position - self._buffer_start
@@ -119,8 +128,7 @@ class KeyedStream:
         yielded array is that buffer**: use it before asking for the next block. The
         position advances as each block is handed out, so a caller that stops early has
         consumed only the blocks it saw."""
-        if count < 0:
-            raise ConfigurationError("count must be non-negative")
+        count = _count(count)
         if isinstance(block, bool) or not isinstance(block, int) or block < 1:
             raise ConfigurationError("block must be a positive integer")
         if self._position + count > _WORDS_PER_KEY:
@@ -150,16 +158,29 @@ class KeyedStream:
         ``upper`` that fits in 64 bits. Either way every value is equally
         likely; rejected lanes draw again.
         """
+        # Integers only, checked before any conversion: a bound of 1.5 was truncated to
+        # 1 (every draw 0), "3" was taken as 3, and -1 or 2^64 failed as numpy's
+        # OverflowError instead of the range error below.
         if np.ndim(upper) == 0:
             if count is None:
                 raise ConfigurationError("give count with a scalar upper bound")
-            if 1 <= int(upper) <= 1 << 32:
+            count = _count(count)
+            if isinstance(upper, np.ndarray) and upper.dtype.kind in "iu":
+                upper = upper.item()  # a 0-d integer array
+            if isinstance(upper, bool) or not isinstance(upper, numbers.Integral):
+                raise ConfigurationError(f"an upper bound is an integer, not {upper!r}")
+            if not 1 <= int(upper) <= 1 << 63:
+                raise ConfigurationError("upper bounds must lie in [1, 2^63]")
+            if int(upper) <= 1 << 32:
                 return self._small_integers(int(upper), count)
-        bounds = np.asarray(upper, dtype=np.uint64)
-        if bounds.ndim == 0:
-            bounds = np.full(count or 0, bounds, dtype=np.uint64)
-        if bounds.size and (bounds.min() < 1 or bounds.max() > np.uint64(1 << 63)):
-            raise ConfigurationError("upper bounds must lie in [1, 2^63]")
+            bounds = np.full(count, int(upper), dtype=np.uint64)
+        else:
+            given = np.asarray(upper)
+            if given.dtype.kind not in "iu":
+                raise ConfigurationError(f"upper bounds are integers, not {given.dtype} values")
+            if given.size and (int(given.min()) < 1 or int(given.max()) > 1 << 63):
+                raise ConfigurationError("upper bounds must lie in [1, 2^63]")
+            bounds = given.astype(np.uint64)
         # limit = 2^64 - (2^64 mod upper): accept w < limit. Computed without 2^64.
         remainder = (np.uint64(0) - bounds) % bounds  # (2^64 - upper) mod upper
         out = np.empty(bounds.shape, dtype=np.uint64)

@@ -40,7 +40,11 @@ on trust: its :class:`~secagg.protocol.config.ClientPolicy` (the default one if
 none is given) computes the weakest graph and threshold it accepts, and a
 client built with signing and identity keys refuses the passive variant. A
 setup below the policy raises :class:`~secagg.errors.PolicyRefused` and changes
-nothing.
+nothing. In the active variant the client signs its keys over the digest of the
+setup it was shown and takes a neighbour's keys only if they verify over its own:
+every neighbour it masks with holds the same graph, which its connectivity check
+assumes (a server that showed each client its own graph seed cut the survivors into
+groups that each masked only within themselves: partial sums).
 
 A neighbour whose sealed shares do not open (or open to garbage) is *accused*,
 not obeyed: the client keeps none of its shares and completes the round, naming
@@ -82,12 +86,14 @@ from secagg.errors import (
     UnexpectedMessage,
     UnknownParty,
     WrongRound,
+    printable_line,
 )
 from secagg.protocol import common
 from secagg.protocol.config import ClientPolicy
 from secagg.protocol.graph import NeighbourGraph
 from secagg.protocol.messages import (
     KEY_BYTES,
+    MAX_REASON_BYTES,
     PAIR_SEED_BYTES,
     ROUND_ID_BYTES,
     Accusation,
@@ -206,6 +212,9 @@ class Client:
         self.phase = ClientPhase.AWAIT_SETUP
         self.abort_reason: str | None = None
         self.setup: RoundSetup | None = None
+        #: the digest of ``setup`` (common.setup_digest), signed with our keys and
+        #: required in every neighbour's signed keys: one setup for all of us
+        self._setup_digest = b""
         self._graph: NeighbourGraph | None = None
         self._channel: kx.KeyPair | None = None
         self._mask: kx.KeyPair | None = None
@@ -243,7 +252,10 @@ class Client:
         if isinstance(message, RoundAbort):
             if self.phase not in (ClientPhase.DONE, ClientPhase.ABORTED):
                 self.phase = ClientPhase.ABORTED
-                self.abort_reason = f"server aborted the round: {message.reason}"
+                # the server's words, made one log-safe line: a newline in them forged
+                # a log line of ours, an ANSI escape painted the terminal
+                reason = printable_line(message.reason)[:MAX_REASON_BYTES]
+                self.abort_reason = f"server aborted the round: {reason}"
             return []
         if self.phase in (ClientPhase.DONE, ClientPhase.ABORTED):
             if isinstance(message, UnmaskingRequest):
@@ -399,19 +411,20 @@ class Client:
                     f"round parameters do not fit this client's input: {exc}"
                 ) from exc
         channel, mask = kx.generate_keypair(), kx.generate_keypair()
+        digest = common.setup_digest(msg)
         signature = b""
         if msg.active:
             assert self._signing_key is not None
             signature = self._signing_key.sign(
                 common.advertise_payload(
-                    msg.round_id, self.party, channel.public_bytes, mask.public_bytes
+                    msg.round_id, self.party, channel.public_bytes, mask.public_bytes, digest
                 )
             )
         reply = AdvertiseKeys(
             msg.round_id, self.party, channel.public_bytes, mask.public_bytes, signature
         )
         # commit
-        self.setup, self._graph = msg, graph
+        self.setup, self._graph, self._setup_digest = msg, graph, digest
         self._channel, self._mask = channel, mask
         self._input = checked_input
         self.phase = ClientPhase.AWAIT_KEYS
@@ -437,10 +450,17 @@ class Client:
                 identity = self._identity_keys.get(entry.party)
                 if identity is None:
                     raise UnknownParty(f"no identity key for party {entry.party}")
+                # over the setup *we* were shown: keys advertised under another setup
+                # (another graph seed, threshold, ...) do not verify, so every pair mask
+                # and share of ours is with a neighbour that holds the same graph
                 identity.verify(
                     entry.signature,
                     common.advertise_payload(
-                        setup.round_id, entry.party, entry.channel_key, entry.mask_key
+                        setup.round_id,
+                        entry.party,
+                        entry.channel_key,
+                        entry.mask_key,
+                        self._setup_digest,
                     ),
                 )
             # Both agreements with this neighbour happen here, once each, after its

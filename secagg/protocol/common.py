@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from secagg.crypto import shamir
-from secagg.protocol.messages import Accusation
+from secagg.protocol.messages import Accusation, RoundSetup
 
 SELF_MASK_SEED_BYTES = 16
 MASK_KEY_BYTES = 32
@@ -61,9 +61,56 @@ def share_context(
     return sender_channel_key + sender_mask_key + recipient_channel_key + recipient_mask_key
 
 
-def advertise_payload(round_id: bytes, party: int, channel_key: bytes, mask_key: bytes) -> bytes:
-    """What a client signs when it advertises its keys (active variant)."""
-    return b"secagg/v1/advertise" + round_id + struct.pack(">I", party) + channel_key + mask_key
+def setup_digest(setup: RoundSetup) -> bytes:
+    """SHA-256 of every field of a ``RoundSetup`` but its recipient: the round a party
+    was shown, in 32 bytes that two parties compare by signing it.
+
+    Why: the setup comes from the server, one copy per client, and nothing made the
+    copies agree. A server that gave each client its own graph seed chose every
+    client's neighbourhood separately: in the active variant at the n = 20 defaults
+    (k = 8, t = 6) it split the survivors into two groups of 6 that masked only among
+    themselves while each client's own graph showed them connected, so the unmasking
+    gave it each group's sum (two partial sums of 6 inputs) with every check passing.
+    Every signed key advertisement carries this digest (:func:`advertise_payload`),
+    so a client accepts keys only from neighbours shown the very same setup; its
+    pair masks then run within one graph, in which its connectivity check holds.
+    """
+    fields = struct.pack(
+        ">IQBIBIB",
+        setup.num_clients,
+        setup.vector_length,
+        setup.bits,
+        setup.threshold,
+        int(setup.graph),
+        setup.degree,
+        int(setup.active),
+    )
+    return hashlib.sha256(
+        b"secagg/v1/round-setup"
+        + setup.round_id
+        + fields
+        + struct.pack(">I", len(setup.graph_seed))
+        + setup.graph_seed
+    ).digest()
+
+
+def advertise_payload(
+    round_id: bytes, party: int, channel_key: bytes, mask_key: bytes, setup: bytes
+) -> bytes:
+    """What a client signs when it advertises its keys (active variant).
+
+    ``setup`` is the :func:`setup_digest` of the setup the client received, so the
+    signature verifies only for a party (a neighbour or the server) holding the same
+    setup. The label changed (v1 to v2) when the digest was added: a signature made
+    without it never verifies here."""
+    return (
+        b"secagg/v2/advertise"
+        + round_id
+        + struct.pack(">I", party)
+        + channel_key
+        + mask_key
+        + setup
+    )
 
 
 def consistency_payload(round_id: bytes, survivors: Iterable[int]) -> bytes:

@@ -146,7 +146,11 @@ class ClientMessage(Message):
 
 @dataclass(frozen=True)
 class RoundSetup(ServerMessage):
-    """Phase 0: the round's public parameters, identical for every recipient."""
+    """Phase 0: the round's public parameters, identical for every recipient.
+
+    Sent in one copy per client, so "identical" is checked, not assumed: in the active
+    variant each client signs its keys over :func:`~secagg.protocol.common.setup_digest`
+    of its copy, and neighbours and the server verify over theirs."""
 
     num_clients: int
     vector_length: int

@@ -302,6 +302,7 @@ class Server:
         )
         self._expected: frozenset[int] = frozenset()
         self._received: set[int] = set()
+        self._setup_digest = b""  # common.setup_digest of the setup sent, set by start()
         self._keys: dict[int, KeyEntry] = {}
         self._commitments: dict[int, bytes] = {}
         self._inbox: dict[int, list[SealedShare]] = {}
@@ -343,8 +344,7 @@ class Server:
         if self.phase != ServerPhase.NOT_STARTED:
             raise UnexpectedMessage("the round has already started")
         c = self.config
-        self._enter(ServerPhase.ADVERTISE_KEYS, frozenset(range(c.num_clients)))
-        return [
+        setups = [
             RoundSetup(
                 self.round_id,
                 party,
@@ -359,6 +359,10 @@ class Server:
             )
             for party in range(c.num_clients)
         ]
+        # the clients sign their keys over this (active variant); one for all of them
+        self._setup_digest = common.setup_digest(setups[0])
+        self._enter(ServerPhase.ADVERTISE_KEYS, frozenset(range(c.num_clients)))
+        return setups
 
     @property
     def waiting_for(self) -> frozenset[int]:
@@ -494,7 +498,9 @@ class Server:
         if self.config.active:
             self._identity_keys[msg.sender].verify(
                 msg.signature,
-                common.advertise_payload(self.round_id, msg.sender, msg.channel_key, msg.mask_key),
+                common.advertise_payload(
+                    self.round_id, msg.sender, msg.channel_key, msg.mask_key, self._setup_digest
+                ),
             )
         self._keys[msg.sender] = KeyEntry(msg.sender, msg.channel_key, msg.mask_key, msg.signature)
         self._received.add(msg.sender)

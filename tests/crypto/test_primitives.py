@@ -20,6 +20,7 @@ from secagg.errors import (
     DecryptionError,
     SecretSharingError,
     SignatureError,
+    WordTypeError,
 )
 
 ROUND = b"r" * 16
@@ -232,10 +233,68 @@ def test_accumulate_masks_equals_explicit_sum(length, n_add, n_sub, offset, dtyp
 def test_prg_refuses_bad_seed_and_buffer():
     with pytest.raises(ValueError):
         prg.expand_into(b"short", np.empty(4, dtype=np.uint32))
-    with pytest.raises(TypeError):
+    # a wrong dtype is the engine's WordTypeError, still a TypeError for old callers
+    with pytest.raises(WordTypeError) as caught:
         prg.expand_into(b"k" * 16, np.empty(4, dtype=np.float32))
+    assert isinstance(caught.value, TypeError) and isinstance(caught.value, ConfigurationError)
     with pytest.raises(ValueError):
         prg.expand_into(b"k" * 16, np.empty(8, dtype=np.uint32)[::2])
+
+
+_SEED = b"k" * 16
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        # before: a bare TypeError
+        (lambda: prg.expand_into(_SEED, np.empty(4, np.float32)), WordTypeError),
+        (lambda: prg.accumulate_masks(np.zeros(4, np.int32), [_SEED]), WordTypeError),
+        (lambda: prg.mask_slice(4, np.float32, [_SEED]), WordTypeError),
+        (lambda: prg.mask_slice(4, "nonsense", [_SEED]), WordTypeError),
+        (lambda: prg.expand_into(_SEED, np.empty(4, np.uint32), "3"), ConfigurationError),
+        (lambda: prg.expand_into(_SEED, np.empty(4, np.uint32), None), ConfigurationError),
+        # before: an AttributeError
+        (lambda: prg.expand_into(_SEED, [0, 0, 0]), WordTypeError),
+        (lambda: prg.expand_into(_SEED, np.empty(4, np.uint32), 1.5), ConfigurationError),
+        (
+            lambda: prg.accumulate_masks(np.zeros(4, np.uint32), [_SEED], [], 0.5),
+            ConfigurationError,
+        ),
+        # before: numpy's ValueError, and a str length was taken as a number
+        (lambda: prg.mask_slice(-1, np.uint32, [_SEED]), ConfigurationError),
+        (lambda: prg.mask_slice("4", np.uint32, [_SEED]), ConfigurationError),
+        # before: taken as word 1
+        (lambda: prg.expand_into(_SEED, np.empty(4, np.uint32), True), ConfigurationError),
+    ],
+    ids=[
+        "float-out",
+        "int32-acc",
+        "float-slice",
+        "unknown-dtype",
+        "str-offset",
+        "none-offset",
+        "list-out",
+        "float-offset",
+        "float-acc-offset",
+        "negative-length",
+        "str-length",
+        "bool-offset",
+    ],
+)
+def test_prg_refuses_wrongly_typed_arguments_with_typed_errors(call, error):
+    with pytest.raises(error):
+        call()
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+def test_prg_takes_a_numpy_integer_offset(dtype):
+    """An offset read from an index array (np.int64) overflowed in the counter's modulo
+    by 2^128 (OverflowError); it is the same word as the Python int."""
+    out = prg.expand_into(_SEED, np.empty(4, dtype), np.int64(3))
+    assert np.array_equal(out, prg.expand_into(_SEED, np.empty(4, dtype), 3))
+    acc = prg.accumulate_masks(np.zeros(4, dtype), [_SEED], [], np.uint32(3))
+    assert np.array_equal(acc, out)
 
 
 @given(

@@ -211,3 +211,31 @@ def test_the_shares_a_client_holds_never_show_in_a_repr() -> None:
         for secret in (shares.self_mask, shares.mask_key):
             assert secret.hex() not in text
             assert repr(secret) not in text
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "stopping\n2026-12-06 INFO round 7 complete: sum released",  # a forged log line
+        "\x1b[2J\x1b[31mbranch compromised\x1b[0m",  # ANSI: clears and paints the terminal
+        "quota \u202eexceeded",  # a bidirectional override reorders what is read
+        "tab\tand\r\ncarriage return",
+    ],
+    ids=["newline", "ansi", "bidi", "controls"],
+)
+def test_a_servers_abort_reason_is_kept_as_one_log_safe_line(reason: str) -> None:
+    """The server's text of a RoundAbort went verbatim into ``abort_reason``, which a
+    caller logs: a newline forged a log line, an escape painted the terminal. It is now
+    one printable line (errors.printable_line), the words kept."""
+    r = SteppedRound(4, 4)
+    client = r.clients[0]
+    client.handle(wire(r.message_for(0)))
+    client.handle(wire(RoundAbort(r.server.round_id, 0, reason)))
+    assert client.phase == ClientPhase.ABORTED
+    kept = client.abort_reason or ""
+    assert kept.startswith("server aborted the round: ")
+    assert kept.isprintable(), repr(kept)
+    assert "\u202e" not in kept
+    for word in reason.replace("\x1b", " ").split():
+        if word.isprintable() and word.isalpha():
+            assert word in kept
