@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _endpoints import SentMessages
+from _idle_clock import IdleSkippingHub
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -684,16 +685,21 @@ def test_a_silent_branch_sits_out_instead_of_aborting_every_round(
     """A branch stays connected and never answers. With a threshold of 4 of 4 every
     round it is in aborts; before the fix the server stopped after the abort limit (here
     3) and every honest branch exited with it. Now it sits out round 3 after missing
-    rounds 1 and 2, and round 3 completes with the other three."""
-    hub = InProcessHub()
-    silent = hub.connect(NAMES[-1])  # connected, never answers
+    rounds 1 and 2, and round 3 completes with the other three. Its training deadline
+    passes on the hub's clock once the three have answered (8 s of real time before)."""
+    hub = IdleSkippingHub()
+    silent = hub.connect_silent(NAMES[-1])  # connected, never answers
     branches = _branches(hub, NAMES[:-1])
-    server = FederationServer(_strict_config(NAMES, rounds=1, training=4.0), hub, _store(tmp_path))
+    config = _strict_config(NAMES, rounds=1, training=4.0)
+    server = FederationServer(config, hub, _store(tmp_path), clock=hub.clock)
     with caplog.at_level(logging.WARNING, logger="secagg.server"):
         results = server.run(wait_for_clients=BOUND, max_consecutive_aborts=3)
     assert [r.status for r in results] == ["aborted", "aborted", "complete"], [
         r.reason for r in results
     ]
+    # each abort is the training deadline's, after the three answered (not the round's)
+    below = "3 clients answered in advertise_keys, below the threshold of 4"
+    assert all(below in str(r.reason) for r in results[:2]), [r.reason for r in results]
     assert results[2].contributed == tuple(NAMES[:-1])
     assert server.finished and server.stop_reason is None
     assert f"{NAMES[-1]} missed 2 rounds in a row: it sits out the next 1 round" in caplog.text
@@ -874,13 +880,18 @@ def test_a_stream_of_refused_messages_does_not_hold_a_phase_past_its_deadline(
     """Runtime audit (2026-12-04): the phase deadline was checked only when a receive
     timed out, so junk arriving faster than that kept a silent participant's phase open
     until the round deadline, and the round aborted instead of completing without it.
-    Now the deadline is checked after every refused message too."""
-    hub = InProcessHub()
+    Now the deadline is checked after every refused message too. The hub's clock moves
+    on by each junk message's wait once the three others have answered (the test took
+    the phase's 5 s of real time before)."""
+    hub = IdleSkippingHub()
     _branches(hub, NAMES[:-1], rounds=1)
-    hub.connect(NAMES[-1])  # connected, never answers (a stuck trainer)
+    hub.connect_silent(NAMES[-1])  # connected, never answers (a stuck trainer)
     transport = _NeverDry(hub)
     server = FederationServer(
-        _config(phase=5.0, round_seconds=BOUND + 60.0), transport, _store(tmp_path)
+        _config(phase=5.0, round_seconds=BOUND + 60.0),
+        transport,
+        _store(tmp_path),
+        clock=hub.clock,
     )
     result = server.run_round()
     assert result.status == "complete", result.reason

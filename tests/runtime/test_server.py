@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _idle_clock import IdleSkippingHub
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.stream import KeyedStream
@@ -28,7 +29,8 @@ from secagg.transport.inprocess import InProcessHub
 D = 40
 NAMES = [f"branch-{i:02d}" for i in range(8)]
 #: seconds a round waits for a client that never answers its start: well above what the
-#: others need to answer it on a busy machine (a fraction of a second when idle)
+#: others need to answer it on a busy machine (a fraction of a second when idle); waited
+#: on an IdleSkippingHub's clock, so they cost no real time once the others have answered
 SILENT_WAIT = 5.0
 
 
@@ -120,29 +122,37 @@ def test_three_secure_dp_rounds_match_plain_fedavg(tmp_path: Path) -> None:
 def test_a_silent_client_is_a_dropout_and_the_round_completes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # the silent client is waited out in the first phase only; the seven others must
-    # answer every phase within its deadline: 1 s was a race on a busy machine
+    """The silent client is waited out in the first phase only, on the hub's clock: its
+    deadline passes once the seven others have answered and wait (it took 5 s of real
+    time, and a deadline short enough to be cheap was a race for the others)."""
     config = _config(rounds=1, training_seconds=SILENT_WAIT)
-    hub = InProcessHub()
+    hub = IdleSkippingHub()
     _start_clients(hub, NAMES[:-1], rounds=1)
-    hub.connect(NAMES[-1])  # connected, never answers
-    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
+    hub.connect_silent(NAMES[-1])  # connected, never answers
+    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"), clock=hub.clock)
     with caplog.at_level(logging.DEBUG, logger="secagg.server"):  # deadlines log at DEBUG
         (result,) = server.run(wait_for_clients=120)
     assert result.status == "complete"
     assert result.contributed == tuple(NAMES[:-1])
     assert "deadline" in caplog.text
+    assert hub.skipped > 0  # the deadline passed on the clock, not in a real wait
 
 
 def test_a_round_below_threshold_aborts_and_the_next_one_runs(tmp_path: Path) -> None:
-    config = _config("secagg", rounds=2, phase_seconds=1.0)  # complete graph: threshold 8
-    hub = InProcessHub()
-    silent = [hub.connect(n) for n in NAMES[2:]]  # six of eight never answer
+    """Each round's first phase waits out its deadline for six silent clients on the
+    hub's clock (two real seconds before), once the two others have answered: the
+    deadline, generous, cannot close the phase before they do on a busy machine."""
+    config = _config("secagg", rounds=2)  # complete graph: threshold 8
+    hub = IdleSkippingHub()
+    silent = [hub.connect_silent(n) for n in NAMES[2:]]  # six of eight never answer
     _start_clients(hub, NAMES[:2], rounds=2)
     store = ServerStore(tmp_path / "s.sqlite")
-    server = FederationServer(config, hub, store)
+    server = FederationServer(config, hub, store, clock=hub.clock)
     results = server.run(wait_for_clients=120, max_consecutive_aborts=2)
     assert [r.status for r in results] == ["aborted", "aborted"]
+    # the deadline closed the phase after the two answering clients, not before them
+    below = "2 clients answered in advertise_keys, below the threshold of 8"
+    assert all(below in str(r.reason) for r in results), [r.reason for r in results]
     assert np.array_equal(server.model, np.zeros(D))  # no update from an aborted round
     assert all(r["report"]["reason"] for r in store.rounds())
     del silent
