@@ -630,6 +630,47 @@ def _shown_name(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+#: a ledger whose rows name several federations lists at most this many runs of them
+_LISTED_FEDERATION_RUNS = 6
+
+
+def _federations_note(rows: list[ChainRow]) -> str | None:
+    """The federations a ledger's rows name, when they name more than one; else None.
+
+    Why: each row records its federation's name, and without ``--config`` nothing read
+    it, so a ledger whose rows 1-2 named 'branches' and 3-4 'rehearsal' verified without
+    a word. The server writes the name its config has: a federation renamed on a restart
+    continues its state and ledger under the new name, which is one federation, and its
+    rounds are rightly composed into one claim. That is the only honest way a ledger
+    comes to name two, but only the server's word says so: the auditor is told which
+    rows name which, and that ``--config`` holds every row to one name. Not a failure:
+    every row is replayed into the claim either way, so no round is left out of it."""
+    runs: list[tuple[object, object, object]] = []  # (name, first round, last round)
+    for row in rows:
+        name, number = row.entry.get("federation"), row.entry.get("round")
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1], number)
+        else:
+            runs.append((name, number, number))
+    if len({repr(name) for name, _, _ in runs}) < 2:
+        return None
+    listed = [
+        f"{_shown_name(name)} (round {first})"
+        if first == last
+        else f"{_shown_name(name)} (rounds {first}-{last})"
+        for name, first, last in runs[:_LISTED_FEDERATION_RUNS]
+    ]
+    if len(runs) > _LISTED_FEDERATION_RUNS:
+        listed.append(f"... ({len(runs)} runs in all)")
+    count = len({repr(name) for name, _, _ in runs})
+    return (
+        f"the rows name {count} federations: {', '.join(listed)}; every row is replayed "
+        "into the one claim, as one federation's (a federation renamed in its config on a "
+        "restart writes its new name from then on); that they are one federation is the "
+        "server's word: --config holds every row to the config's name"
+    )
+
+
 def _round_span(rows: list[ChainRow]) -> str:
     """``rounds 1-4`` (``round 3``): the rounds of a run of consecutive rows."""
     first, last = rows[0].entry.get("round"), rows[-1].entry.get("round")
@@ -1036,6 +1077,9 @@ def verify_ledger(
     result.per_client = replay.per_client_summary()
     if expected is not None:
         result.notes = _parameter_notes(rows, expected)
+    federations = _federations_note(rows)
+    if federations is not None:
+        result.notes.append(federations)
     if seeded_without_dp:
         result.notes.append(
             f"{seeded_without_dp} rows say noise_seeded but carry no DP block: they drew no "
