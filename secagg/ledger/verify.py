@@ -682,9 +682,9 @@ def _federations_note(rows: list[ChainRow]) -> str | None:
     if len({repr(name) for name, _, _ in runs}) < 2:
         return None
     listed = [
-        f"{_shown_name(name)} (round {first})"
+        f"{_note_name(name)} (round {first})"
         if first == last
-        else f"{_shown_name(name)} (rounds {first}-{last})"
+        else f"{_note_name(name)} (rounds {first}-{last})"
         for name, first, last in runs[:_LISTED_FEDERATION_RUNS]
     ]
     if len(runs) > _LISTED_FEDERATION_RUNS:
@@ -696,6 +696,21 @@ def _federations_note(rows: list[ChainRow]) -> str | None:
         "restart writes its new name from then on); that they are one federation is the "
         "server's word: --config holds every row to the config's name"
     )
+
+
+def _note_name(value: object) -> str:
+    """A row's federation name in a note, which the report prints in its prose too: as
+    written when a config could hold it (:data:`~secagg.aggregation.policy.
+    FEDERATION_NAME_PATTERN`: letters, digits, ``.``, ``_``, ``-``), else said to be none
+    such, cut, every other character shown as ``?``: a hostile name put markdown (a
+    link, bold text) into the report's prose, which escapes what rows record."""
+    from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
+
+    if isinstance(value, str) and FEDERATION_NAME_PATTERN.fullmatch(value):
+        return repr(value)
+    text = value if isinstance(value, str) else repr(value)
+    safe = "".join(c if c.isalnum() or c in " .-" else "?" for c in text[:40])
+    return f"a name no config allows ('{safe}'{'...' if len(text) > 40 else ''})"
 
 
 def _round_span(rows: list[ChainRow]) -> str:

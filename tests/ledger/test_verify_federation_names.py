@@ -63,8 +63,23 @@ def test_many_alternating_hostile_names_are_listed_in_one_short_line(tmp_path: P
     result = verify_ledger(path, key.public_key)  # type: ignore[attr-defined]
     (note,) = _federation_notes(result.notes)
     assert "the rows name 3 federations:" in note and "\n" not in note
-    assert "x" * 100 not in note and len(note) < 600
-    assert "(round 1)" in note and "'d' (round 4)" in note
+    assert "x" * 41 not in note and len(note) < 700
+    assert f"a name no config allows ('{'x' * 40}'...) (round 1)" in note
+    assert "a name no config allows ('b?c') (round 2)" in note and "'d' (round 4)" in note
+
+
+def test_a_name_no_config_allows_puts_no_markdown_into_the_report(tmp_path: Path) -> None:
+    """The report escapes what rows record in its prose; a note carried a hostile name
+    as written, so ``**x**`` came out bold and ``[a](b)`` a link."""
+    from secagg.ledger.report import build_report
+
+    hostile = "<b>[VERIFIED](https://example.com)**x**`y`"
+    path, key, _ = _ledger(tmp_path, ["branches", hostile])
+    text, _ = build_report(path, key.public_key)  # type: ignore[attr-defined]
+    (line,) = [line for line in text.splitlines() if "federations:" in line]
+    for markup in ("**x**", "[VERIFIED]", "](", "`y`", "<b>"):
+        assert markup not in line
+    assert "a name no config allows ('?b?" in line
 
 
 def test_the_command_line_prints_the_note_and_its_json_carries_it(tmp_path: Path) -> None:
