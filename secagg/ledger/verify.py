@@ -629,7 +629,8 @@ def _other_federation(last: Any, first: Any, name: str) -> str | None:
     if before == here:
         return None
     return (
-        f"names federation {here!r} but the prior ledger {name} is federation {before!r}: "
+        f"names federation {_shown_name(here)} but the prior ledger {name} is federation "
+        f"{_shown_name(before)}: "
         "the earlier rounds of another federation, not this one's"
     )
 
@@ -649,12 +650,6 @@ def _not_the_config_federation(entry: Any, expected: ExpectedPrivacy | None) -> 
         f"names federation {_shown_name(here)} but the config is federation "
         f"{expected.federation!r}: another federation's rounds"
     )
-
-
-def _shown_name(value: object) -> str:
-    """A row's federation name in one short line (a hostile value is cut)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 #: a ledger whose rows name several federations lists at most this many runs of them
@@ -682,9 +677,9 @@ def _federations_note(rows: list[ChainRow]) -> str | None:
     if len({repr(name) for name, _, _ in runs}) < 2:
         return None
     listed = [
-        f"{_note_name(name)} (round {first})"
+        f"{_shown_name(name)} (round {first})"
         if first == last
-        else f"{_note_name(name)} (rounds {first}-{last})"
+        else f"{_shown_name(name)} (rounds {first}-{last})"
         for name, first, last in runs[:_LISTED_FEDERATION_RUNS]
     ]
     if len(runs) > _LISTED_FEDERATION_RUNS:
@@ -698,9 +693,9 @@ def _federations_note(rows: list[ChainRow]) -> str | None:
     )
 
 
-def _note_name(value: object) -> str:
-    """A row's federation name in a note, which the report prints in its prose too: as
-    written when a config could hold it (:data:`~secagg.aggregation.policy.
+def _shown_name(value: object) -> str:
+    """A row's federation name in verify's notes and failures, which the report prints in
+    its prose too: as written when a config could hold it (:data:`~secagg.aggregation.policy.
     FEDERATION_NAME_PATTERN`: letters, digits, ``.``, ``_``, ``-``), else said to be none
     such, cut, every other character shown as ``?``: a hostile name put markdown (a
     link, bold text) into the report's prose, which escapes what rows record."""
