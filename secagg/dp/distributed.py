@@ -24,7 +24,10 @@ length ``d``:
    unbounded, so this is *modular clipping by request*: ``s`` is chosen (the
    paper's heuristic) so that the sum leaves the signed range with probability
    about ``wrap_probability`` per coordinate; a scale given instead (in code, from
-   the wire or a ledger) above that heuristic's is refused (:class:`ScaleBeyondRing`).
+   the wire or a ledger) above that heuristic's is refused (:class:`ScaleBeyondRing`),
+   and so is one at which a clipped update spans 1 ring unit or less
+   (:class:`ScaleTooCoarse`: ``s`` is ring units per unit of the updates, so the
+   floor is on ``C * s``, for the planned scale too).
 
 Server (:meth:`decode`): read the unmasked sum as signed integers, divide by
 ``s``, rotate back, drop the padding. Its noise is the sum of the
@@ -118,6 +121,30 @@ class ScaleBeyondRing(ConfigurationError):
             f"of the sum in range but with probability {wrap_probability:g} (the rotated "
             "updates' and the discrete Gaussian noise's tail); lower the scale, or give 0 "
             "to have it planned"
+        )
+
+
+class ScaleTooCoarse(ConfigurationError):
+    """A scale at which a clipped update spans at most one ring unit.
+
+    The scale is ring units per unit of the updates, so what it does to an update
+    depends on the update's bound: ``vector_bound * scale`` is a clipped update's
+    norm in ring units, and at 1 or less stochastic rounding to integers (up to one
+    unit a coordinate, in each of ``d'`` coordinates) leaves nothing of it while the
+    noise share's std is rounded up to a whole unit. The planned scale is refused
+    there too (plain :class:`ConfigurationError`: the bits and the cohort leave no
+    room); a *given* one is refused by this type (a masking spec from the wire:
+    :class:`MalformedMessage`). Carries ``scale`` and ``vector_bound``.
+    """
+
+    def __init__(self, *, scale: float, vector_bound: float) -> None:
+        self.scale = scale
+        self.vector_bound = vector_bound
+        super().__init__(
+            f"scale {scale:g} makes a clipped update (norm {vector_bound:g}) span "
+            f"{scale * vector_bound:.3g} <= 1 ring unit, which rounding to integers swamps "
+            "(no planned round's scale is that coarse); give a scale above "
+            f"{1 / vector_bound:g}, or 0 to have it planned"
         )
 
 
@@ -395,9 +422,14 @@ class DistributedDiscreteGaussian:
         if not (math.isfinite(scale) and scale > 0):
             raise ConfigurationError("scale must be positive and finite")
         if self.scale:
-            # a given scale (from code, the wire or a ledger) gets the headroom the planned
-            # one has: 2^40 for 3 clients on 32 bits was taken and wrapped every
-            # coordinate, a sum of nothing but noise modulo the ring (review, 2026-12-06)
+            # a given scale (from code, the wire or a ledger) is held to what a planned
+            # one can be. Above the ring's headroom: 2^40 for 3 clients on 32 bits was
+            # taken and wrapped every coordinate, a sum of nothing but noise modulo the
+            # ring (review, 2026-12-06). At most one ring unit for a clipped update: 0.5
+            # at clip 1 was taken, every update rounded to stray units, each share's
+            # std rounded up to 1 unit, and the round charged epsilon 44 for it
+            if scale * self.vector_bound <= 1:
+                raise ScaleTooCoarse(scale=scale, vector_bound=self.vector_bound)
             largest = self._ring_scale(padded)
             if scale > largest:
                 raise ScaleBeyondRing(
@@ -432,11 +464,15 @@ class DistributedDiscreteGaussian:
                 f"a clip of {self.clip:g} (vector bound {c:g}) is too small for float64 "
                 "arithmetic: no finite scale encodes it; rescale the updates"
             )
-        if scale <= 1:
+        # the clipped update in ring units, not the scale alone: the scale is ring units
+        # per unit of the updates (a clip 1000 times smaller gets a scale 1000 times
+        # larger), so "scale <= 1" refused clip 1e9 on 32 bits (a clipped update of
+        # 5e8 units) and took clip 1e-3 with 1000 clients on 8 bits (0.92 units)
+        if scale * c <= 1:
             raise ConfigurationError(
-                f"{self.bits} bits leave a scale of {scale:.3g} <= 1 for "
-                f"{self.expected_clients} clients: rounding would swamp the updates; use "
-                "more bits or fewer clients"
+                f"{self.bits} bits leave {self.expected_clients} clients a scale at which "
+                f"a clipped update spans {scale * c:.3g} <= 1 ring unit: rounding would "
+                "swamp the updates; use more bits or fewer clients"
             )
         return scale
 

@@ -514,8 +514,7 @@ class CentralRelease(_ClientLevel):
         ]
 
     def restore(self, stored: dict[str, Any]) -> None:
-        if self.adaptive is not None and "next_clip" in stored:
-            self.adaptive.clip = self.clip = float(stored["next_clip"])
+        next_clip = self._restored_clip(stored)  # checked before anything changes
         charged = stored.get("charged")
         if charged is None:
             _refuse_foreign_round(stored, self.name)
@@ -525,6 +524,50 @@ class CentralRelease(_ClientLevel):
             log.warning("a restored round has no recorded DP parameters: charged as configured")
             charged = self._charged()
         self._step(self._accountant, charged)
+        if next_clip is not None:
+            assert self.adaptive is not None
+            self.adaptive.clip = self.clip = next_clip
+
+    def _restored_clip(self, stored: dict[str, Any]) -> float | None:
+        """The adaptive clip a stored round hands on, held to what a round can set now.
+
+        Why: the clip was restored as stored, so a state written before the clip had a
+        floor and a ceiling (ce60ce4), or altered, restarted the federation at a clip no
+        round may have: 1e-320 (subnormal: clipping keeps no precision there) or 1e300,
+        far beyond ``clip_cap`` (the ring's value bound), was the next round's clip; a
+        stored NaN, inf, 0 or -1 failed the next round's release only after its sum was
+        unmasked ("clip must be positive and finite"), and "0.5" or True passed as 0.5
+        or 1. A finite positive clip is clamped into ``[min_clip, min(max_clip,
+        clip_cap)]``, as a round's own step is (post-processing: no privacy cost, and
+        the next round is noised with the clip it applies); anything else is refused
+        before the accountant or the clip changes. None: the round hands on no clip (not
+        adaptive)."""
+        adaptive = self.adaptive
+        if adaptive is None or "next_clip" not in stored:
+            return None
+        value = stored["next_clip"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ConfigurationError(
+                f"its adaptive clip for the next round is stored as {value!r}, not a positive "
+                "finite number: the state is damaged or altered; restore it from a backup, or "
+                "start a new federation"
+            )
+        assert adaptive.min_clip is not None and adaptive.max_clip is not None
+        ceiling = min(adaptive.max_clip, self.clip_cap)
+        clip = min(ceiling, max(adaptive.min_clip, float(value)))
+        if clip != value:
+            log.warning(
+                "a restored round's next clip %g lies outside [%g, %g]: continuing at %g",
+                value,
+                adaptive.min_clip,
+                ceiling,
+                clip,
+            )
+        return clip
 
     def _release_adaptive(self, total: np.ndarray, participants: int) -> Release:
         adaptive = self.adaptive

@@ -430,8 +430,32 @@ class AuditResult:
         )
 
 
+#: a parameter note lists at most this many of the distinct values rows recorded
+_LISTED_VALUES = 6
+
+
+def _adaptive_clip_moved(rows: list[ChainRow]) -> list[bool]:
+    """For each row: its clip is an adaptive clip a round before it moved (an adaptive
+    row after an adaptive row), not the configured initial clip."""
+    moved, previous = [], False
+    for row in rows:
+        dp = row.entry.get("dp")
+        adaptive = isinstance(dp, dict) and isinstance(dp.get("adaptive_clipping"), dict)
+        moved.append(adaptive and previous)
+        previous = adaptive if isinstance(dp, dict) else previous  # an aborted row keeps it
+    return moved
+
+
 def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[str]:
-    """Rounds whose noise multiplier or clip differ from the config's (replayed as recorded)."""
+    """Rounds whose noise multiplier or clip differ from the config's (replayed as recorded).
+
+    An adaptive row's clip (``dp.adaptive_clipping``) is compared only where the adaptive
+    rows begin: later it is the clip the round applied, which moves every round by design
+    (the config's ``dp.clip`` is the initial one), so every such row differed and the note
+    listed every clip the federation ever had, 4 191 characters on one line after 200
+    rounds. The values listed are cut to
+    :data:`_LISTED_VALUES`, the count of distinct ones said (many restarts, or hostile
+    rows, made the line as long)."""
     notes = []
     for label, key, want in (
         ("noise multiplier", "noise_multiplier", expected.noise_multiplier),
@@ -441,18 +465,21 @@ def _parameter_notes(rows: list[ChainRow], expected: ExpectedPrivacy) -> list[st
             continue
         other = [
             (row.entry.get("round"), row.entry["dp"].get(key))
-            for row in rows
+            for row, moved in zip(rows, _adaptive_clip_moved(rows), strict=True)
             if row.entry.get("dp")
             and row.entry["dp"].get(key) is not None
+            and not (key == "clip" and moved)
             and not _same(row.entry["dp"].get(key), want)
         ]
         if other:
             values = sorted({float(v) for _, v in other})
+            # exact: a recorded z 1e-7 below the config's read as the config's at :g
+            listed = ", ".join(repr(v) for v in values[:_LISTED_VALUES])
+            if len(values) > _LISTED_VALUES:
+                listed += f", ... ({len(values)} distinct values)"
             notes.append(
                 f"{len(other)} round{'' if len(other) == 1 else 's'} (first: round {other[0][0]}) "
-                f"recorded {label} "
-                # exact: a recorded z 1e-7 below the config's read as the config's at :g
-                f"{', '.join(repr(v) for v in values)} (config: {float(want)!r}); each is replayed "
+                f"recorded {label} {listed} (config: {float(want)!r}); each is replayed "
                 "with its own recorded value"
             )
     return notes
@@ -602,7 +629,8 @@ def _other_federation(last: Any, first: Any, name: str) -> str | None:
     if before == here:
         return None
     return (
-        f"names federation {here!r} but the prior ledger {name} is federation {before!r}: "
+        f"names federation {_shown_name(here)} but the prior ledger {name} is federation "
+        f"{_shown_name(before)}: "
         "the earlier rounds of another federation, not this one's"
     )
 
@@ -624,10 +652,60 @@ def _not_the_config_federation(entry: Any, expected: ExpectedPrivacy | None) -> 
     )
 
 
+#: a ledger whose rows name several federations lists at most this many runs of them
+_LISTED_FEDERATION_RUNS = 6
+
+
+def _federations_note(rows: list[ChainRow]) -> str | None:
+    """The federations a ledger's rows name, when they name more than one; else None.
+
+    Why: each row records its federation's name, and without ``--config`` nothing read
+    it, so a ledger whose rows 1-2 named 'branches' and 3-4 'rehearsal' verified without
+    a word. The server writes the name its config has: a federation renamed on a restart
+    continues its state and ledger under the new name, which is one federation, and its
+    rounds are rightly composed into one claim. That is the only honest way a ledger
+    comes to name two, but only the server's word says so: the auditor is told which
+    rows name which, and that ``--config`` holds every row to one name. Not a failure:
+    every row is replayed into the claim either way, so no round is left out of it."""
+    runs: list[tuple[object, object, object]] = []  # (name, first round, last round)
+    for row in rows:
+        name, number = row.entry.get("federation"), row.entry.get("round")
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1], number)
+        else:
+            runs.append((name, number, number))
+    if len({repr(name) for name, _, _ in runs}) < 2:
+        return None
+    listed = [
+        f"{_shown_name(name)} (round {first})"
+        if first == last
+        else f"{_shown_name(name)} (rounds {first}-{last})"
+        for name, first, last in runs[:_LISTED_FEDERATION_RUNS]
+    ]
+    if len(runs) > _LISTED_FEDERATION_RUNS:
+        listed.append(f"... ({len(runs)} runs in all)")
+    count = len({repr(name) for name, _, _ in runs})
+    return (
+        f"the rows name {count} federations: {', '.join(listed)}; every row is replayed "
+        "into the one claim, as one federation's (a federation renamed in its config on a "
+        "restart writes its new name from then on); that they are one federation is the "
+        "server's word: --config holds every row to the config's name"
+    )
+
+
 def _shown_name(value: object) -> str:
-    """A row's federation name in one short line (a hostile value is cut)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A row's federation name in verify's notes and failures, which the report prints in
+    its prose too: as written when a config could hold it (:data:`~secagg.aggregation.policy.
+    FEDERATION_NAME_PATTERN`: letters, digits, ``.``, ``_``, ``-``), else said to be none
+    such, cut, every other character shown as ``?``: a hostile name put markdown (a
+    link, bold text) into the report's prose, which escapes what rows record."""
+    from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
+
+    if isinstance(value, str) and FEDERATION_NAME_PATTERN.fullmatch(value):
+        return repr(value)
+    text = value if isinstance(value, str) else repr(value)
+    safe = "".join(c if c.isalnum() or c in " .-" else "?" for c in text[:40])
+    return f"a name no config allows ('{safe}'{'...' if len(text) > 40 else ''})"
 
 
 def _round_span(rows: list[ChainRow]) -> str:
@@ -1036,6 +1114,9 @@ def verify_ledger(
     result.per_client = replay.per_client_summary()
     if expected is not None:
         result.notes = _parameter_notes(rows, expected)
+    federations = _federations_note(rows)
+    if federations is not None:
+        result.notes.append(federations)
     if seeded_without_dp:
         result.notes.append(
             f"{seeded_without_dp} rows say noise_seeded but carry no DP block: they drew no "

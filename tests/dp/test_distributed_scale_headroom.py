@@ -12,8 +12,6 @@ given scale above it is now refused: :class:`ScaleBeyondRing` in code,
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,12 +19,13 @@ from hypothesis import strategies as st
 
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.clipping import clip_l2
-from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound, ScaleBeyondRing
+from secagg.dp.distributed import DistributedDiscreteGaussian, ScaleBeyondRing
 from secagg.dp.noise import discrete_gaussian
 from secagg.encoding.rotation import RandomizedHadamard
 from secagg.errors import ConfigurationError, MalformedMessage
+from tests._ddg_wire import REVIEWED, spec_with_share_scale
 
-_REVIEWED = dict(dimension=4, clip=1.0, noise_multiplier=1.0, expected_clients=3, bits=32)
+_REVIEWED = REVIEWED  # the reviewed parameters (tests/_ddg_wire.py)
 
 
 def test_the_reviewed_scale_that_wraps_every_coordinate_is_refused_by_type() -> None:
@@ -42,25 +41,12 @@ def test_the_reviewed_scale_that_wraps_every_coordinate_is_refused_by_type() -> 
     assert DistributedDiscreteGaussian(**_REVIEWED, scale=planned.scale) == planned  # type: ignore[arg-type]
 
 
-def _spec_with_share_scale(scale: float) -> tuple[bytes, object]:
-    """A masking spec's wire bytes whose noise share announces ``scale`` (what a buggy
-    or hostile server could send; its planner never would)."""
-    from secagg.aggregation.masking import MaskingBackend
-    from secagg.aggregation.spec import encode_spec
-
-    ddg = DistributedDiscreteGaussian(**_REVIEWED)  # type: ignore[arg-type]
-    spec = MaskingBackend(graph="complete").plan(3, 4, noise_share=NoiseShareRound(ddg, bytes(16)))
-    data = encode_spec(spec)
-    at = data.index(struct.pack("<d", ddg.scale))
-    return data[:at] + struct.pack("<d", scale) + data[at + 8 :], spec
-
-
 def test_a_share_scale_from_the_wire_beyond_the_ring_is_malformed() -> None:
     from secagg.aggregation import decode_spec
 
     with pytest.raises(MalformedMessage, match="too little headroom"):
-        decode_spec(_spec_with_share_scale(2.0**40)[0])
-    same, spec = _spec_with_share_scale(DistributedDiscreteGaussian(**_REVIEWED).scale)  # type: ignore[arg-type]
+        decode_spec(spec_with_share_scale(2.0**40)[0])
+    same, spec = spec_with_share_scale(DistributedDiscreteGaussian(**_REVIEWED).scale)  # type: ignore[arg-type]
     assert decode_spec(same) == spec
 
 

@@ -38,16 +38,24 @@ def _ledger_and_config(tmp_path: Path, rows_name: str, config_name: str) -> tupl
     return path, key, config
 
 
-@pytest.mark.parametrize("rows_name", ["rehearsal", "Test", "test "])
+@pytest.mark.parametrize(
+    ("rows_name", "shown"),
+    [
+        ("rehearsal", "'rehearsal'"),
+        ("Test", "'Test'"),
+        # no config holds it: said so, its other characters as ?, so that it puts no
+        # markdown into the report (tests/ledger/test_verify_federation_names.py)
+        ("test ", "a name no config allows ('test ')"),
+        ("**x**", "a name no config allows ('??x??')"),
+    ],
+)
 def test_a_ledger_of_another_federation_fails_against_the_config(
-    tmp_path: Path, rows_name: str
+    tmp_path: Path, rows_name: str, shown: str
 ) -> None:
     path, key, config = _ledger_and_config(tmp_path, rows_name, "test")
     result = verify_ledger(path, key.public_key, expected=_expected(str(config)))
     assert not result.ok
-    assert f"names federation {rows_name!r} but the config is federation 'test'" in str(
-        result.failure
-    )
+    assert f"names federation {shown} but the config is federation 'test'" in str(result.failure)
     assert "row 1 (round 1)" in str(result.failure)
 
 
