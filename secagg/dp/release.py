@@ -1093,5 +1093,8 @@ def mechanism_for(
             target_quantile=settings.target_quantile,
             learning_rate=settings.clip_learning_rate,
             count_stddev=settings.count_noise_stddev,
+            # dp.min_clip / dp.max_clip; None keeps the default range around dp.clip
+            min_clip=getattr(settings, "min_clip", None),
+            max_clip=getattr(settings, "max_clip", None),
         )
     return CentralRelease(noise=stream, adaptive=adaptive, clip_cap=clip_cap, **common)

@@ -72,7 +72,7 @@ import tomllib
 import types
 import typing
 import warnings
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -816,7 +816,7 @@ class FederationConfig:
 
     def mechanism(self, *, seed: bytes | None = None) -> Mechanism:
         """The DP mechanism of ``[dp]`` (:mod:`secagg.dp.release`); ``seed``: tests only."""
-        mechanism = mechanism_for(
+        return mechanism_for(
             self.dp,
             dimension=self.dimension,
             bits=self.backend.bits,
@@ -827,24 +827,6 @@ class FederationConfig:
             clip_cap=self.backend.value_bound,
             population=len(self.clients),
         )
-        return self._with_clip_range(mechanism)
-
-    def _with_clip_range(self, mechanism: Mechanism) -> Mechanism:
-        """``mechanism`` with ``dp.min_clip`` / ``dp.max_clip`` on its adaptive clip.
-
-        :func:`~secagg.dp.release.mechanism_for` builds the adaptive clip with the
-        default floor and ceiling (10^6 either side of ``dp.clip``); the clip is rebuilt
-        here with the configured ones, before any round, so that
-        :class:`~secagg.dp.adaptive.AdaptiveClipping` checks them in its own terms. The
-        keys belong in ``mechanism_for`` itself, which another change owns today."""
-        adaptive = getattr(mechanism, "adaptive", None)
-        dp = self.dp
-        if adaptive is None or dp is None or (dp.min_clip is None and dp.max_clip is None):
-            return mechanism
-        mechanism.adaptive = replace(  # type: ignore[attr-defined]
-            adaptive, min_clip=dp.min_clip, max_clip=dp.max_clip
-        )
-        return mechanism
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FederationConfig:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from secagg.dp.adaptive import DEFAULT_CLIP_RANGE
+from secagg.dp.release import mechanism_for
 from secagg.errors import ConfigurationError
 from secagg.runtime.config import FederationConfig
 from tests._config_fuzz import names_key, one_line
@@ -144,3 +145,23 @@ def test_the_bounds_themselves_load() -> None:
     """min_clip = clip = max_clip = value_bound: a clip that cannot move, and legal."""
     config = _load(ADAPTIVE | {"clip": 2.0, "min_clip": 2.0, "max_clip": 2.0})
     assert _clips(config, -2.0, rounds=2) == [2.0, 2.0]
+
+
+def test_mechanism_for_itself_takes_the_floor_and_the_ceiling() -> None:
+    """The keys reach the clip through :func:`secagg.dp.release.mechanism_for`, the
+    one builder, not a rebuild after it: a caller that builds the mechanism from the
+    ``[dp]`` settings directly (an auditor's replay, a test) gets the same clip range
+    as the server."""
+    config = _load(ADAPTIVE | {"min_clip": 0.03, "max_clip": 0.2})
+    assert config.dp is not None
+    mechanism = mechanism_for(
+        config.dp,
+        dimension=DIMENSION,
+        bits=config.backend.bits,
+        sample_rate=1.0,
+        expected_clients=4,
+        corrupt_fraction=0.0,
+        seed=b"\x02" * 16,
+    )
+    adaptive = mechanism.adaptive  # type: ignore[attr-defined]
+    assert (adaptive.min_clip, adaptive.max_clip) == (0.03, 0.2)
