@@ -178,9 +178,10 @@ class KeyHolderService:
                 self.outcome = "idle"
                 self.end_reason = f"the server was silent for {idle_timeout or 0:.0f} s"
                 return self.decryptions
+            before = self.decryptions
             reply = self._answer(payload)
             if reply is not None:
-                self._send_reply(payload, reply)
+                self._send_reply(payload, reply, spent=self.decryptions != before)
             if self.end is not None:
                 return self.decryptions
 
@@ -277,9 +278,10 @@ class KeyHolderService:
             )
         return reply
 
-    def _send_reply(self, payload: bytes, reply: bytes) -> None:
+    def _send_reply(self, payload: bytes, reply: bytes, *, spent: bool = False) -> None:
         """Send ``reply`` to the request ``payload``; a reply the transport refuses (above
         its ``max_message_bytes``, its outbox full) makes the request a refused one.
+        ``spent``: the request cost a decryption (``reply`` carries the sum).
 
         Why: the send was outside the loop's guard, so a reply larger than the session's
         limit (a decryption of a model the server sized beyond it) raised
@@ -288,12 +290,33 @@ class KeyHolderService:
         request counted refused (not answered), the session's refusal sent instead when
         it has one (small: the server aborts the round at once rather than waiting out
         its phase), and the service goes on. A lost session (``ConnectionError``) still
-        ends :meth:`run`, so :meth:`serve` redials."""
+        ends :meth:`run`, so :meth:`serve` redials.
+
+        A decryption whose reply did not leave still counts against the lifetime cap
+        (``max_decryptions``), deliberately, and the log says so. Why not give it back:
+        the count is on disk before anything leaves (the session commits it first, so
+        a crash between the decryption and the send cannot un-spend it), and giving it
+        back needs a second write that a crash can skip; the key holder cannot tell a
+        reply that never left from one that left as its session broke (a transport may
+        fail after handing the bytes on); and it cannot tell a failure from one a
+        server provoked (closing its session as each decryption is due): a refund is
+        a decryption the cap does not bound. A round whose reply was lost is decrypted
+        again by no one (the once-per-round record refuses it). The cost of counting is
+        one decryption of the cap per lost reply, said on the line below, not a
+        release."""
         assert self._transport is not None
         try:
             self._transport.send(reply)
             return
-        except ConnectionError:
+        except ConnectionError as exc:
+            if spent:  # the session broke under the reply: the decryption stays spent
+                log.warning(
+                    "%s: its session ended before the reply to its decryption left (%s); "
+                    "one decryption spent without release (lifetime count %d)",
+                    self.name,
+                    exc,
+                    self.decryptions,
+                )
             raise
         except TransportError as exc:
             error = exc
@@ -301,10 +324,15 @@ class KeyHolderService:
         self.refused += 1
         self._refusals.refused(
             logging.WARNING,
-            "%s could not send its reply (%s): %s; the request is refused, serving on",
+            "%s could not send its reply (%s): %s; the request is refused%s, serving on",
             self.name,
             type(error).__name__,
             error,
+            (
+                f" and one decryption spent without release (lifetime count {self.decryptions})"
+                if spent
+                else ""
+            ),
         )
         request = decode_message(payload)  # decoded once already: a reply came of it
         refusal = self._refusal(request if isinstance(request, Relay) else None, error)
