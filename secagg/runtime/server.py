@@ -1294,8 +1294,11 @@ class FederationServer:
         as it was sent, once a round to its new session. Exactly one answer is used: the
         session takes one reply to a request and ends the phase with it (a late one of the
         old session, or a second reply, is refused, or belongs to a finished round and is
-        refused as one); a key holder that had decrypted before it went refuses the
-        resend (its record), which aborts the round with its reason. A helper that keeps
+        refused as one); a key holder *process* that had decrypted before it went refuses
+        the resend (its record), which aborts the round with its reason, while one whose
+        session only broke under the reply answers it with that very reply (no second
+        decryption: :meth:`KeyHolderService._repeat
+        <secagg.runtime.keyholder.KeyHolderService._repeat>`). A helper that keeps
         restarting is not chased: one resend a round, then the round aborts, naming it."""
         helper = self.config.backend.key_holder
         assert helper is not None and self._helper_request is not None
