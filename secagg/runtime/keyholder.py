@@ -348,10 +348,11 @@ class KeyHolderService:
         reply that never left from one that left as its session broke (a transport may
         fail after handing the bytes on); and it cannot tell a failure from one a
         server provoked (closing its session as each decryption is due): a refund is
-        a decryption the cap does not bound. A round whose reply was lost is decrypted
-        again by no one (the once-per-round record refuses it). The cost of counting is
-        one decryption of the cap per lost reply, said on the line below, not a
-        release."""
+        a decryption the cap does not bound. A round whose reply was lost is never
+        decrypted again (the once-per-round record refuses it); the server's resend of
+        its request gets the same reply from this process (:meth:`_repeat`). The cost of
+        counting is one decryption of the cap per reply lost for good, said on the lines
+        below, not a release."""
         assert self._transport is not None
         try:
             self._transport.send(reply)
@@ -360,7 +361,8 @@ class KeyHolderService:
             if spent:  # the session broke under the reply: the decryption stays spent
                 log.warning(
                     "%s: its session ended before the reply to its decryption left (%s); "
-                    "one decryption spent without release (lifetime count %d)",
+                    "the decryption stays counted (lifetime count %d), and a resend of "
+                    "its request gets the same reply",
                     self.name,
                     exc,
                     self.decryptions,

@@ -139,7 +139,7 @@ def test_a_refused_reply_that_decrypted_nothing_spends_nothing(
     assert "spent" not in warning
 
 
-def test_a_session_lost_under_a_decryption_s_reply_says_the_decryption_is_spent(
+def test_a_session_lost_under_a_decryption_s_reply_says_the_decryption_is_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     endpoint = _Endpoint(_request(1, 8))
@@ -150,7 +150,8 @@ def test_a_session_lost_under_a_decryption_s_reply_says_the_decryption_is_spent(
     assert service.decryptions == 1  # counted: serve() redials with it spent
     assert _warnings(caplog) == [
         "compliance: its session ended before the reply to its decryption left (the "
-        "session ended); one decryption spent without release (lifetime count 1)"
+        "session ended); the decryption stays counted (lifetime count 1), and a resend "
+        "of its request gets the same reply"
     ]
 
 
