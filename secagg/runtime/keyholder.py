@@ -20,6 +20,8 @@ vain.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import warnings
 from collections.abc import Callable, Mapping
@@ -159,6 +161,10 @@ class KeyHolderService:
         # refused requests: a few logged, the rest counted (the server chooses how many)
         self._refusals = RefusalLog(log, name)
         self._refusal_failed = False  # a refusal could not be built (logged once)
+        #: the last decryption's request (its SHA-256) and its reply, until the next
+        #: other message: a resend of that very request is answered with that very reply
+        #: (see _repeat)
+        self._last_release: tuple[bytes, bytes] | None = None
 
     @property
     def decryptions(self) -> int:
@@ -178,9 +184,16 @@ class KeyHolderService:
                 self.outcome = "idle"
                 self.end_reason = f"the server was silent for {idle_timeout or 0:.0f} s"
                 return self.decryptions
+            if self._repeat(payload):
+                continue
+            before, answered = self.decryptions, self.answered
             reply = self._answer(payload)
+            spent = self.decryptions != before
+            if reply is not None and spent and self.answered != answered:
+                # a sum released (not a refusal): kept for a resend of its request
+                self._last_release = (hashlib.sha256(payload).digest(), reply)
             if reply is not None:
-                self._send_reply(payload, reply)
+                self._send_reply(payload, reply, spent=spent)
             if self.end is not None:
                 return self.decryptions
 
@@ -224,6 +237,42 @@ class KeyHolderService:
             give_up_after=give_up_after,
             reconnect=reconnect,
         )
+
+    def _repeat(self, payload: bytes) -> bool:
+        """Whether ``payload`` is the last decryption's request again, answered here with
+        the reply already made for it (no second decryption, nothing counted); any other
+        message drops that reply.
+
+        Why: the server sends a request again, once a round, when the key holder's session
+        changed before it answered (:meth:`FederationServer._helper_restarted`). When the
+        session broke under the reply (a network cut as the sum left, the reply queued
+        but never delivered), the key holder had decrypted, and its record refused the
+        resend as a round already served: the round aborted, every branch's upload lost,
+        and a decryption of the lifetime cap spent on nothing. The very same reply again
+        is no new release: the same noised sum, the same noise, to the server the first
+        was for, so the once-per-round rule (no fresh noise to average) holds. Only the
+        identical request (round, federation, aggregate, noise asked, byte for byte) gets
+        it; a process that restarted has no reply kept, and its record refuses the round
+        as before."""
+        kept = self._last_release
+        if kept is None:
+            return False
+        if not hmac.compare_digest(hashlib.sha256(payload).digest(), kept[0]):
+            self._last_release = None  # another message: the resend window is over
+            return False
+        request = decode_message(payload)  # answered once already: it decodes
+        round_number = request.round if isinstance(request, Relay) else -1
+        log.warning(
+            "%s: the server sent round %d's decryption request again (its session changed "
+            "before the reply reached it); sent the same reply again, no new decryption "
+            "(lifetime count %d)",
+            self.name,
+            round_number,
+            self.decryptions,
+        )
+        self.answered += 1
+        self._send_reply(payload, kept[1])
+        return True
 
     def _answer(self, payload: bytes) -> bytes | None:
         """The reply to one message: the session's answer, its refusal of a request it
@@ -277,9 +326,10 @@ class KeyHolderService:
             )
         return reply
 
-    def _send_reply(self, payload: bytes, reply: bytes) -> None:
+    def _send_reply(self, payload: bytes, reply: bytes, *, spent: bool = False) -> None:
         """Send ``reply`` to the request ``payload``; a reply the transport refuses (above
         its ``max_message_bytes``, its outbox full) makes the request a refused one.
+        ``spent``: the request cost a decryption (``reply`` carries the sum).
 
         Why: the send was outside the loop's guard, so a reply larger than the session's
         limit (a decryption of a model the server sized beyond it) raised
@@ -288,12 +338,35 @@ class KeyHolderService:
         request counted refused (not answered), the session's refusal sent instead when
         it has one (small: the server aborts the round at once rather than waiting out
         its phase), and the service goes on. A lost session (``ConnectionError``) still
-        ends :meth:`run`, so :meth:`serve` redials."""
+        ends :meth:`run`, so :meth:`serve` redials.
+
+        A decryption whose reply did not leave still counts against the lifetime cap
+        (``max_decryptions``), deliberately, and the log says so. Why not give it back:
+        the count is on disk before anything leaves (the session commits it first, so
+        a crash between the decryption and the send cannot un-spend it), and giving it
+        back needs a second write that a crash can skip; the key holder cannot tell a
+        reply that never left from one that left as its session broke (a transport may
+        fail after handing the bytes on); and it cannot tell a failure from one a
+        server provoked (closing its session as each decryption is due): a refund is
+        a decryption the cap does not bound. A round whose reply was lost is never
+        decrypted again (the once-per-round record refuses it); the server's resend of
+        its request gets the same reply from this process (:meth:`_repeat`). The cost of
+        counting is one decryption of the cap per reply lost for good, said on the lines
+        below, not a release."""
         assert self._transport is not None
         try:
             self._transport.send(reply)
             return
-        except ConnectionError:
+        except ConnectionError as exc:
+            if spent:  # the session broke under the reply: the decryption stays spent
+                log.warning(
+                    "%s: its session ended before the reply to its decryption left (%s); "
+                    "the decryption stays counted (lifetime count %d), and a resend of "
+                    "its request gets the same reply",
+                    self.name,
+                    exc,
+                    self.decryptions,
+                )
             raise
         except TransportError as exc:
             error = exc
@@ -301,10 +374,15 @@ class KeyHolderService:
         self.refused += 1
         self._refusals.refused(
             logging.WARNING,
-            "%s could not send its reply (%s): %s; the request is refused, serving on",
+            "%s could not send its reply (%s): %s; the request is refused%s, serving on",
             self.name,
             type(error).__name__,
             error,
+            (
+                f" and one decryption spent without release (lifetime count {self.decryptions})"
+                if spent
+                else ""
+            ),
         )
         request = decode_message(payload)  # decoded once already: a reply came of it
         refusal = self._refusal(request if isinstance(request, Relay) else None, error)

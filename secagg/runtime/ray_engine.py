@@ -691,6 +691,7 @@ class RayHub(SimulatedNetwork):
                 self._next_session += 1
         with self._count_lock:
             self._live = set(clients)
+        self.sessions_changed()  # connected() grew: the server's waits look again
         self._collector = threading.Thread(target=self._collect, name="ray-collector", daemon=True)
         self._collector.start()
 
@@ -717,6 +718,7 @@ class RayHub(SimulatedNetwork):
         self._hosts = []
         with self._count_lock:
             self._live.clear()
+        self.sessions_changed()  # stopped: a wait for parties ends now
 
     def __enter__(self) -> RayHub:
         return self
@@ -754,9 +756,13 @@ class RayHub(SimulatedNetwork):
             if name not in self._live:
                 raise NotConnected(f"client {name!r} is not connected")
             self.bytes_received[name] += len(data)
+            back = False
             if ended is not None:  # it is back for the next round (see the module doc)
                 self._ended_round[name] = max(ended, self._ended_round.get(name, 0))
+                back = name in self._vanished
                 self._vanished.discard(name)
+        if back:  # connected() grew: a quorum wait may be waiting for it
+            self.sessions_changed()
         with self._submit_lock:
             self._pending.setdefault(host, []).append((name, data))
 

@@ -551,9 +551,10 @@ class FederationServer:
     def _await_quorum(self, timeout: float) -> str | None:
         """Wait for :meth:`quorum_missing` to clear; returns what is still missing after
         ``timeout`` seconds (or at once when the transport says it has ``stopped``), or
-        None. A transport that offers ``wait_for_sessions`` (gRPC's) wakes this wait
-        when a session opens or ends; any other is polled with back-off, up to 1 s
-        apart (which noticed a quorum up to a second late)."""
+        None. A transport that offers ``wait_for_sessions`` (gRPC's, the in-process
+        hub's and so the simulator's) wakes this wait when a session opens or ends; any
+        other is polled with back-off, up to 1 s apart (which noticed a quorum up to a
+        second late)."""
         wait_for_sessions = getattr(self.transport, "wait_for_sessions", None)
         seen = None if wait_for_sessions is None else wait_for_sessions(None, 0.0)
         missing = self.quorum_missing()
@@ -591,7 +592,8 @@ class FederationServer:
 
         Why the line: a CKKS server whose key holder was down sat silent for its whole
         ``--wait`` (60 s) before its first quorum warning (operator pass, 2026-12-04).
-        Over gRPC the wait is woken by each session that opens rather than polled."""
+        Over gRPC and the in-process hub the wait is woken by each session that opens
+        rather than polled."""
         end = self._clock() + timeout
         missing = sorted(names - self.transport.connected())
         if missing and timeout > 0:
@@ -606,8 +608,8 @@ class FederationServer:
                 len(names),
                 shown,
             )
-        # a transport that offers wait_for_sessions (gRPC's) wakes this wait when a
-        # session opens; any other is polled every 10 ms
+        # a transport that offers wait_for_sessions (gRPC's, the in-process hub's) wakes
+        # this wait when a session opens; any other is polled every 10 ms
         wait_for_sessions = getattr(self.transport, "wait_for_sessions", None)
         seen = None if wait_for_sessions is None else wait_for_sessions(None, 0.0)
         while not names <= self.transport.connected() and self._clock() < end:
@@ -1292,8 +1294,11 @@ class FederationServer:
         as it was sent, once a round to its new session. Exactly one answer is used: the
         session takes one reply to a request and ends the phase with it (a late one of the
         old session, or a second reply, is refused, or belongs to a finished round and is
-        refused as one); a key holder that had decrypted before it went refuses the
-        resend (its record), which aborts the round with its reason. A helper that keeps
+        refused as one); a key holder *process* that had decrypted before it went refuses
+        the resend (its record), which aborts the round with its reason, while one whose
+        session only broke under the reply answers it with that very reply (no second
+        decryption: :meth:`KeyHolderService._repeat
+        <secagg.runtime.keyholder.KeyHolderService._repeat>`). A helper that keeps
         restarting is not chased: one resend a round, then the round aborts, naming it."""
         helper = self.config.backend.key_holder
         assert helper is not None and self._helper_request is not None

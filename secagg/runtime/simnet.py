@@ -110,7 +110,10 @@ class SimulatedNetwork(InProcessHub):
 
     def _reappear(self, name: str) -> None:
         with self._count_lock:
+            back = name in self._vanished
             self._vanished.discard(name)
+        if back:  # connected() grew: a quorum wait may be waiting for it
+            self.sessions_changed()
 
     def _count_sent(self, name: str, size: int) -> None:
         with self._count_lock:

@@ -21,7 +21,8 @@ an endpoint without it falls back to :meth:`ServerEndpoint.connected`. It may al
 ``wait_for_sessions(seen, timeout)``: wait until a session opened or ended (or the
 endpoint stopped) after the change numbered ``seen``, and return the latest number;
 the server's quorum wait then wakes when a branch connects, where an endpoint without
-it is polled (up to a second apart). And ``send_parts(name, parts)``: send the
+it is polled (up to a second apart). gRPC's server and the in-process hub (so the
+simulator's network) offer it. And ``send_parts(name, parts)``: send the
 concatenation of ``parts`` without joining them, so that a part shared by many
 messages (every branch's round start carries the same model) is held once, not once
 per branch; an endpoint without it is sent the joined message.

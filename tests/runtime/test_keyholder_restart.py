@@ -12,6 +12,7 @@ reason, where it waited out the phase's deadline.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -400,3 +401,70 @@ def test_a_key_holder_not_back_when_the_decryption_request_leaves_gets_it_when_i
     assert first.decryptions == 0 and second.decryptions == 1
     assert second.session.record.rounds == [1]
     assert np.max(np.abs(server.model - 0.2)) < 1e-5
+
+
+def test_a_session_lost_under_the_decryption_reply_gets_the_same_reply_to_the_resend(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key holder decrypts round 1, and its session breaks as the reply leaves (the
+    reply never reaches the server); the same process redials, the server sends the
+    decryption request again to its new session (the one resend of the round), and the
+    key holder answers it with the very reply it made: the round completes, decrypted
+    once (the record and the lifetime count say 1), and the log says a reply was repeated.
+
+    Before: the key holder's record refused the resend as a round already served, so the
+    round aborted, every branch's upload lost, with one decryption of the lifetime cap
+    spent on nothing."""
+    config, hub = _config(), InProcessHub()
+    key = tmp_path / "compliance.key"
+    pin = make_key_holder_key(config, key)
+    holder = key_holder_service(config, None, {"key": str(key)})  # type: ignore[arg-type]
+    broken: list[int] = []
+
+    def dial(timeout: float) -> Any:
+        endpoint = hub.connect("compliance")
+        if broken:
+            return endpoint  # the redialled session carries what it is given
+        send = endpoint.send
+
+        def breaking(payload: bytes) -> None:
+            if holder.decryptions == 1 and not broken:  # the reply carrying the sum
+                broken.append(len(payload))
+                hub.disconnect("compliance")  # the link breaks: the reply is lost with it
+                raise NotConnected("the session broke under the reply")
+            send(payload)
+
+        endpoint.send = breaking  # type: ignore[method-assign]
+        return endpoint
+
+    serving = threading.Thread(
+        target=holder.serve,
+        args=(dial,),
+        kwargs={"idle_timeout": 120, "give_up_after": 60},
+        daemon=True,
+    )
+    serving.start()
+    policy = BranchPolicy(key_holder_fingerprint=pin)
+    for i, name in enumerate(NAMES):
+        target = np.full(D, 0.1 * (i + 1))
+
+        def hook(model: np.ndarray, target: np.ndarray = target) -> np.ndarray:
+            return target - model
+
+        client = FederationClient(name, hook, hub.connect(name), policy=policy)
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 60, "rounds": 1}, daemon=True
+        ).start()
+    server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
+    with caplog.at_level(logging.INFO, logger="secagg.keyholder"):
+        (result,) = server.run(wait_for_clients=60, max_attempts=1)
+        serving.join(timeout=60)
+    assert broken, "the decryption's reply was never sent"
+    assert result.status == "complete", result.reason
+    assert holder.decryptions == 1 and holder.session.record.rounds == [1]
+    assert json.loads((tmp_path / "compliance.key.state").read_text())["decryptions"] == 1
+    assert np.max(np.abs(server.model - 0.2)) < 1e-5
+    assert any(
+        "sent the same reply again, no new decryption (lifetime count 1)" in r.getMessage()
+        for r in caplog.records
+    )
