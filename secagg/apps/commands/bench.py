@@ -14,8 +14,19 @@ from typing import Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
-from secagg.apps.commands.common import _CLIENTS, _LENGTH, _config_error, _fail, _os_error
+from secagg.apps.cli_types import (
+    FiniteFloat,
+    NonEmptyPath,
+    check_available_memory,
+    check_memory,
+)
+from secagg.apps.commands.common import (
+    _CLIENTS,
+    _LENGTH,
+    _config_error,
+    _fail,
+    _os_error,
+)
 from secagg.errors import ConfigurationError
 from secagg.protocol import RoundConfig
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
@@ -325,6 +336,13 @@ def bench_grpc(
     spread = grid.get("processes", bench_grpc_module.PROCESSES)
     if spread > grid.get("clients", bench_grpc_module.CLIENTS):
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")
+    n = grid.get("clients", bench_grpc_module.CLIENTS)
+    d = grid.get("dimension", bench_grpc_module.DIMENSION)
+    check_available_memory(
+        bench_grpc_module.memory_bytes(n, spread, d),
+        f"--clients {n} x --d {d} and --processes {spread} Python processes",
+        "'--clients' / '--processes' / '--d'",
+    )
     with _warnings_as_lines("secagg bench grpc"):
         result = bench_grpc_module.run_benchmark(**grid)
     _emit_bench("secagg bench grpc", result, out)
