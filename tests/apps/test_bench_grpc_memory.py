@@ -6,7 +6,8 @@ vectors, and nothing weighed them: ``--clients 1000 --processes 500 --d 10000000
 the in-process round and start the workers, to end in the kernel's out-of-memory
 killer. Now the estimate (:func:`secagg.apps.bench.grpc.memory_bytes`) is compared
 with the memory available now (``MemAvailable``) and a setting past it is one usage
-line naming the flags, exit 2, before any work.
+line naming the flags, exit 2, before any work. A run that fails on its own way
+(a worker that died) is one line too, exit 1, not a ``BenchmarkError`` traceback.
 """
 
 from __future__ import annotations
@@ -130,6 +131,21 @@ def test_memory_available_reads_memavailable(tmp_path: Path) -> None:
         meminfo.write_text("MemTotal:       24000000 kB\n")
         assert cli_types.memory_available(meminfo) == 64 * GIB
         assert cli_types.memory_available(tmp_path / "missing") == 64 * GIB
+
+
+def test_a_failed_run_is_one_line_exit_1() -> None:
+    failure = bench_grpc.BenchmarkError(
+        "worker 4242 exited with -9 before the rounds:\nTraceback (most recent call last):\n  x"
+    )
+    with (
+        mock.patch.object(cli_types, "memory_available", return_value=None),
+        mock.patch.object(bench_grpc, "run_benchmark", side_effect=failure),
+    ):
+        result = CliRunner().invoke(main, ["bench", "grpc", "--quick"])
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, bench_grpc.BenchmarkError), "a traceback"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("secagg bench grpc: worker 4242"), lines
 
 
 @pytest.mark.integration

@@ -25,6 +25,7 @@ from secagg.apps.commands.common import (
     _LENGTH,
     _config_error,
     _fail,
+    _one_line,
     _os_error,
 )
 from secagg.errors import ConfigurationError
@@ -343,8 +344,11 @@ def bench_grpc(
         f"--clients {n} x --d {d} and --processes {spread} Python processes",
         "'--clients' / '--processes' / '--d'",
     )
-    with _warnings_as_lines("secagg bench grpc"):
-        result = bench_grpc_module.run_benchmark(**grid)
+    try:
+        with _warnings_as_lines("secagg bench grpc"):
+            result = bench_grpc_module.run_benchmark(**grid)
+    except bench_grpc_module.BenchmarkError as exc:
+        _fail("secagg bench grpc", _one_line(exc))
     _emit_bench("secagg bench grpc", result, out)
 
 
