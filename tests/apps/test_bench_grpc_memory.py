@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secagg.apps import cli_types
+from secagg.apps import bench, cli_types
 from secagg.apps.bench import grpc as bench_grpc
 from secagg.apps.cli import main
 
@@ -101,7 +101,7 @@ def test_the_command_refuses_exactly_what_the_estimate_does_not_fit(
 )
 def test_the_estimate_grows_with_every_flag(clients: int, processes: int, dimension: int) -> None:
     base = bench_grpc.memory_bytes(clients, processes, dimension)
-    assert base >= (processes + 1) * bench_grpc.PROCESS_BYTES
+    assert base >= (processes + 1) * bench.PROCESS_BYTES
     assert bench_grpc.memory_bytes(clients + 1, processes, dimension) > base
     assert bench_grpc.memory_bytes(clients, processes + 1, dimension) > base
     assert bench_grpc.memory_bytes(clients, processes, dimension + 1) > base
@@ -158,7 +158,6 @@ def test_the_estimate_is_below_a_real_run() -> None:
         clients=clients, processes=processes, dimension=dimension, rounds=1, progress=False
     )
     per_worker = (
-        bench_grpc.PROCESS_BYTES
-        + clients // processes * dimension * bench_grpc.CLIENT_BYTES_PER_COORDINATE
+        bench.PROCESS_BYTES + clients // processes * dimension * bench.CLIENT_BYTES_PER_COORDINATE
     )
     assert result["grpc"]["worker_peak_rss_bytes"] >= per_worker

@@ -92,7 +92,7 @@ import numpy as np
 
 from secagg.aggregation.masking import largest_safe_scale
 from secagg.apps import devca
-from secagg.apps.bench import emit, machine_info, print_markdown
+from secagg.apps.bench import emit, machine_info, print_markdown, round_memory_bytes
 from secagg.apps.cli_types import memory_available, size_in_gib
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
@@ -113,15 +113,6 @@ CONNECT_SECONDS = 120.0
 WORKER_IDLE_SECONDS = 900.0  # workers are killed anyway once the benchmark ends
 BLAS_THREADS = 1  # per client process; see the module docstring
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-#: Lower bounds of the memory a run holds, measured on this benchmark (2026-12-06, peak
-#: RSS per process, d = 10^4 to 8 * 10^6): a process with numpy, gRPC and secagg imported
-#: holds 62 MB before its first client (a worker 150 MB with its clients at d = 10^4); a
-#: client holds 44-55 bytes per coordinate (its model, update, encoding, masks and its
-#: message buffers), the server 64-84 per coordinate of the model. Taken low, so that the
-#: check refuses only what cannot fit.
-PROCESS_BYTES = 64 * 2**20
-CLIENT_BYTES_PER_COORDINATE = 32
-SERVER_BYTES_PER_COORDINATE = 32
 
 
 class BenchmarkError(RuntimeError):
@@ -590,7 +581,8 @@ def _run_grpc(
 def memory_bytes(clients: int, processes: int, dimension: int) -> int:
     """A lower bound on the memory the gRPC run holds at once: the server's process and
     ``processes`` workers, each a Python process, every client's vectors of ``dimension``
-    coordinates, the server's model-sized vectors (see :data:`PROCESS_BYTES`). The
+    coordinates, the server's model-sized vectors
+    (:func:`~secagg.apps.bench.round_memory_bytes`). The
     in-process run before it holds the same clients and server in one process, so it
     needs no more.
 
@@ -598,11 +590,7 @@ def memory_bytes(clients: int, processes: int, dimension: int) -> int:
     the model, and nothing weighed them before the workers started: ``--clients 1000
     --processes 500 --d 10000000`` (320 GB at the least) set out to start them all, to
     end in the kernel's out-of-memory killer rather than in a line naming the flags."""
-    return (
-        (processes + 1) * PROCESS_BYTES
-        + clients * dimension * CLIENT_BYTES_PER_COORDINATE
-        + dimension * SERVER_BYTES_PER_COORDINATE
-    )
+    return round_memory_bytes(clients, processes + 1, dimension)
 
 
 def _progress(enabled: bool, text: str) -> None:
