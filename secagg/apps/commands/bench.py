@@ -270,6 +270,7 @@ def bench_scale(
 ) -> None:
     """One SecAgg+ round of n clients on both engines (wall time, memory per worker,
     identical models), then slice-parallel unmasking on 1..workers Ray workers."""
+    from secagg.apps.bench import round_memory_bytes as bench_round_memory
     from secagg.apps.bench import scale as bench_scale_module
     from secagg.runtime.ray_engine import RayUnavailable, require_ray
 
@@ -282,6 +283,17 @@ def bench_scale(
         grid["dropout"] = dropout
     for n in grid.get("ns", bench_scale_module.NS):
         _plan_bench_round(n, grid.get("d", bench_scale_module.D), "--n", "--d")
+    n, d = max(grid.get("ns", bench_scale_module.NS)), grid.get("d", bench_scale_module.D)
+    # its Ray cell spreads the clients over the workers, its in-process cell holds them
+    # all in one process: either way every client's vectors at once, and the Ray cell a
+    # process per worker beside the driver. Why: as bench grpc, --n 100000 --d 1000000
+    # (3 TB at the least) was weighed by nothing before its cells started (2026-12-06)
+    spread = workers or max(1, len(os.sched_getaffinity(0)))
+    check_available_memory(
+        bench_round_memory(n, spread + 1, d),
+        f"--n {n} x --d {d} and {spread} Ray workers",
+        "'--n' / '--d' / '--workers'",
+    )
     try:
         require_ray()
     except RayUnavailable:
