@@ -62,6 +62,19 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+@contextlib.contextmanager
+def _failure_as_line(party: str, *errors: type[Exception]) -> Iterator[None]:
+    """A benchmark that fails its own checks (a round that did not complete, a sum that
+    is not the plaintext one, an error past its bound) is one line, exit 1.
+
+    Why: bench grpc and bench scale said so in one line; bench masking, papers and ckks
+    ended in a BenchmarkError traceback (review, 2026-12-06)."""
+    try:
+        yield
+    except errors as exc:
+        _fail(party, _one_line(exc))
+
+
 @click.group()
 def bench() -> None:
     """Benchmarks (JSON on stdout, or in the --out file)."""
@@ -152,7 +165,8 @@ def bench_masking(
         f"--n {n} x --d {d} float32 inputs and their masked copies",
         "'--n' / '--d'",
     )
-    result = masking.run_benchmark(**grid)
+    with _failure_as_line("secagg bench masking", masking.BenchmarkError):
+        result = masking.run_benchmark(**grid)
     _emit_bench("secagg bench masking", result, out)
 
 
@@ -169,8 +183,10 @@ def bench_masking(
 def bench_papers(quick: bool, out: str) -> None:
     """Bonawitz et al. 2017 and Bell et al. 2020 cost figures, ours beside the papers'."""
     from secagg.apps.bench import papers
+    from secagg.apps.bench.masking import BenchmarkError
 
-    papers.run_and_write(out, quick=quick, echo=click.echo)
+    with _failure_as_line("secagg bench papers", BenchmarkError):
+        papers.run_and_write(out, quick=quick, echo=click.echo)
 
 
 @bench.command("dp")
@@ -234,7 +250,8 @@ def bench_ckks(
     check_memory(
         bench_backends.memory_bytes(n, d), f"--n {n} x --d {d} float64 updates", "'--n' / '--d'"
     )
-    result = bench_backends.run_benchmark(**grid)
+    with _failure_as_line("secagg bench ckks", bench_backends.BenchmarkError):
+        result = bench_backends.run_benchmark(**grid)
     _emit_bench("secagg bench ckks", result, out)
 
 
@@ -356,11 +373,11 @@ def bench_grpc(
         f"--clients {n} x --d {d} and --processes {spread} Python processes",
         "'--clients' / '--processes' / '--d'",
     )
-    try:
-        with _warnings_as_lines("secagg bench grpc"):
-            result = bench_grpc_module.run_benchmark(**grid)
-    except bench_grpc_module.BenchmarkError as exc:
-        _fail("secagg bench grpc", _one_line(exc))
+    with (
+        _failure_as_line("secagg bench grpc", bench_grpc_module.BenchmarkError),
+        _warnings_as_lines("secagg bench grpc"),
+    ):
+        result = bench_grpc_module.run_benchmark(**grid)
     _emit_bench("secagg bench grpc", result, out)
 
 
