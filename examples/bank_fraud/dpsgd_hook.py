@@ -26,6 +26,7 @@ statistics instead (``secagg.apps.simulation.feature_stats`` shows a noised secu
 
 from __future__ import annotations
 
+import math
 import os
 
 from secagg.apps.models.nets import build_model, fraud_loss
@@ -53,16 +54,35 @@ def make_hook(name: str, dimension: int) -> DPSGDHook:
             f"--dimension {dimension}, but a logistic model over {features.shape[1]} "
             f"features has {size} parameters"
         )
-    rounds = int(os.environ.get("SECAGG_ROUNDS", "10"))
+    rounds = int(_setting("SECAGG_ROUNDS", "10", whole=True))
+    epsilon = _setting("SECAGG_EPSILON", "3", whole=False)
     trainer = DPSGDTrainer(
         model,
         as_dataset(features, table.y),
         batch_size=min(64, len(table.y)),
         learning_rate=0.5,
         max_grad_norm=1.0,
-        target_epsilon=float(os.environ.get("SECAGG_EPSILON", "3")),
+        target_epsilon=epsilon,
         epochs=rounds * LOCAL_EPOCHS,
         delta=1e-5,
         loss_fn=fraud_loss(10.0),
     )
     return DPSGDHook(trainer, epochs=LOCAL_EPOCHS)
+
+
+def _setting(variable: str, default: str, *, whole: bool) -> float:
+    """A positive number from the environment, or a ConfigurationError naming the
+    variable (``secagg client`` prints it as one line, exit 2).
+
+    Why: ``SECAGG_ROUNDS=ten`` ended the branch in a ValueError traceback, and
+    ``SECAGG_ROUNDS=0`` said "target_epsilon needs epochs, a positive int, not 0",
+    naming neither the variable nor its value (review, 2026-12-06)."""
+    text = os.environ.get(variable, default).strip()
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        kind = "a whole number of at least 1" if whole else "a positive number"
+        raise ConfigurationError(f"{variable} must be {kind}, not {text!r}")
+    return value

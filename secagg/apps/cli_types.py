@@ -93,6 +93,55 @@ def memory_limit() -> int | None:
     return min(limits) if limits else None
 
 
+def memory_available(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """The memory a new piece of work can take now without swapping, in bytes: the
+    kernel's ``MemAvailable`` estimate, lowered to what the container's cgroup has left
+    (``memory.max`` less ``memory.current``) and to :func:`memory_limit`; None where
+    none is known (not Linux).
+
+    Why now-free memory here, unlike :func:`memory_limit`: a command that starts many
+    processes at once (``bench grpc --processes``) needs its memory while the rest of
+    the machine keeps its own; a bound of the whole machine's RAM let it start what
+    could only end in the kernel's out-of-memory killer, silently, workers and all."""
+    limits = []
+    try:
+        for line in meminfo.read_text(encoding="ascii", errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            fields = value.split()
+            if name == "MemAvailable" and fields and fields[0].isdigit():
+                unit = 1024 if fields[1:] == ["kB"] else 1
+                limits.append(int(fields[0]) * unit)
+                break
+    except OSError:
+        pass
+    try:
+        cgroup = Path("/sys/fs/cgroup")
+        ceiling = (cgroup / "memory.max").read_text().strip()
+        current = (cgroup / "memory.current").read_text().strip()
+        if ceiling.isdigit() and current.isdigit():
+            limits.append(max(0, int(ceiling) - int(current)))
+    except OSError:
+        pass
+    bound = memory_limit()
+    if bound is not None:
+        limits.append(bound)
+    return min(limits) if limits else None
+
+
+def check_available_memory(needed: int, what: str, param_hint: str) -> None:
+    """Refuse ``needed`` bytes past :func:`memory_available` with one usage line.
+
+    ``what`` says what the bytes hold, ``param_hint`` names the flags to lower; as
+    :func:`check_memory`, against the memory free now rather than the machine's."""
+    available = memory_available()
+    if available is not None and needed > available:
+        raise click.BadParameter(
+            f"{what} need at least {size_in_gib(needed)} of memory, more than the "
+            f"{size_in_gib(available)} available on this machine now",
+            param_hint=param_hint,
+        )
+
+
 def size_in_gib(nbytes: int) -> str:
     """``34.0 GiB``: a memory size as the refusals of a size past it print it."""
     return f"{nbytes / 2**30:,.1f} GiB"

@@ -9,6 +9,27 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+#: Lower bounds of the memory a federation round holds, measured on ``bench grpc`` and
+#: ``bench scale`` (2026-12-06, peak RSS per process, d = 10^3 to 8 * 10^6): a process
+#: with numpy, gRPC and secagg imported holds 62 MB before its first client (a gRPC
+#: worker 150 MB with its clients at d = 10^4); a client holds 37-55 bytes per coordinate
+#: (its model, update, encoding, masks and its message buffers), a server 64-84 per
+#: coordinate of the model. Taken low, so that a check refuses only what cannot fit.
+PROCESS_BYTES = 64 * 2**20
+CLIENT_BYTES_PER_COORDINATE = 32
+SERVER_BYTES_PER_COORDINATE = 32
+
+
+def round_memory_bytes(clients: int, processes: int, dimension: int) -> int:
+    """A lower bound on the memory of one federation round of ``clients`` clients of
+    ``dimension`` coordinates and its server, spread over ``processes`` Python
+    processes in all (see :data:`PROCESS_BYTES`)."""
+    return (
+        processes * PROCESS_BYTES
+        + clients * dimension * CLIENT_BYTES_PER_COORDINATE
+        + dimension * SERVER_BYTES_PER_COORDINATE
+    )
+
 
 def machine_info() -> dict[str, Any]:
     """The facts a reader needs to compare two runs: CPUs, versions, platform."""

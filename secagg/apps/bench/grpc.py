@@ -92,7 +92,8 @@ import numpy as np
 
 from secagg.aggregation.masking import largest_safe_scale
 from secagg.apps import devca
-from secagg.apps.bench import emit, machine_info, print_markdown
+from secagg.apps.bench import emit, machine_info, print_markdown, round_memory_bytes
+from secagg.apps.cli_types import memory_available, size_in_gib
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, demo_hook, run_branch, server_transport
@@ -577,6 +578,21 @@ def _run_grpc(
 # --- the benchmark ------------------------------------------------------------------------
 
 
+def memory_bytes(clients: int, processes: int, dimension: int) -> int:
+    """A lower bound on the memory the gRPC run holds at once: the server's process and
+    ``processes`` workers, each a Python process, every client's vectors of ``dimension``
+    coordinates, the server's model-sized vectors
+    (:func:`~secagg.apps.bench.round_memory_bytes`). The
+    in-process run before it holds the same clients and server in one process, so it
+    needs no more.
+
+    Why: each worker is a whole Python process and each client holds several copies of
+    the model, and nothing weighed them before the workers started: ``--clients 1000
+    --processes 500 --d 10000000`` (320 GB at the least) set out to start them all, to
+    end in the kernel's out-of-memory killer rather than in a line naming the flags."""
+    return round_memory_bytes(clients, processes + 1, dimension)
+
+
 def _progress(enabled: bool, text: str) -> None:
     if enabled:
         print(text, file=sys.stderr, flush=True)
@@ -848,6 +864,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         if getattr(args, key) is not None:
             setting[key] = getattr(args, key)
     blas_threads = args.blas_threads if args.blas_threads > 0 else None
+    needed = memory_bytes(
+        setting.get("clients", CLIENTS),
+        setting.get("processes", PROCESSES),
+        setting.get("dimension", DIMENSION),
+    )
+    available = memory_available()
+    if available is not None and needed > available:
+        parser.error(
+            f"--clients x --d and --processes need at least {size_in_gib(needed)} of "
+            f"memory, more than the {size_in_gib(available)} available on this machine now"
+        )
     result = run_benchmark(**setting, blas_threads=blas_threads, progress=not args.no_progress)
     emit(result, args.out)
 

@@ -14,8 +14,20 @@ from typing import Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
-from secagg.apps.commands.common import _CLIENTS, _LENGTH, _config_error, _fail, _os_error
+from secagg.apps.cli_types import (
+    FiniteFloat,
+    NonEmptyPath,
+    check_available_memory,
+    check_memory,
+)
+from secagg.apps.commands.common import (
+    _CLIENTS,
+    _LENGTH,
+    _config_error,
+    _fail,
+    _one_line,
+    _os_error,
+)
 from secagg.errors import ConfigurationError
 from secagg.protocol import RoundConfig
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
@@ -48,6 +60,19 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     if not os.access(parent, os.W_OK):
         raise click.BadParameter(f"the folder {parent} is not writable", ctx, param)
     return value
+
+
+@contextlib.contextmanager
+def _failure_as_line(party: str, *errors: type[Exception]) -> Iterator[None]:
+    """A benchmark that fails its own checks (a round that did not complete, a sum that
+    is not the plaintext one, an error past its bound) is one line, exit 1.
+
+    Why: bench grpc and bench scale said so in one line; bench masking, papers and ckks
+    ended in a BenchmarkError traceback (review, 2026-12-06)."""
+    try:
+        yield
+    except errors as exc:
+        _fail(party, _one_line(exc))
 
 
 @click.group()
@@ -140,7 +165,8 @@ def bench_masking(
         f"--n {n} x --d {d} float32 inputs and their masked copies",
         "'--n' / '--d'",
     )
-    result = masking.run_benchmark(**grid)
+    with _failure_as_line("secagg bench masking", masking.BenchmarkError):
+        result = masking.run_benchmark(**grid)
     _emit_bench("secagg bench masking", result, out)
 
 
@@ -157,8 +183,10 @@ def bench_masking(
 def bench_papers(quick: bool, out: str) -> None:
     """Bonawitz et al. 2017 and Bell et al. 2020 cost figures, ours beside the papers'."""
     from secagg.apps.bench import papers
+    from secagg.apps.bench.masking import BenchmarkError
 
-    papers.run_and_write(out, quick=quick, echo=click.echo)
+    with _failure_as_line("secagg bench papers", BenchmarkError):
+        papers.run_and_write(out, quick=quick, echo=click.echo)
 
 
 @bench.command("dp")
@@ -222,7 +250,8 @@ def bench_ckks(
     check_memory(
         bench_backends.memory_bytes(n, d), f"--n {n} x --d {d} float64 updates", "'--n' / '--d'"
     )
-    result = bench_backends.run_benchmark(**grid)
+    with _failure_as_line("secagg bench ckks", bench_backends.BenchmarkError):
+        result = bench_backends.run_benchmark(**grid)
     _emit_bench("secagg bench ckks", result, out)
 
 
@@ -258,6 +287,7 @@ def bench_scale(
 ) -> None:
     """One SecAgg+ round of n clients on both engines (wall time, memory per worker,
     identical models), then slice-parallel unmasking on 1..workers Ray workers."""
+    from secagg.apps.bench import round_memory_bytes as bench_round_memory
     from secagg.apps.bench import scale as bench_scale_module
     from secagg.runtime.ray_engine import RayUnavailable, require_ray
 
@@ -270,6 +300,17 @@ def bench_scale(
         grid["dropout"] = dropout
     for n in grid.get("ns", bench_scale_module.NS):
         _plan_bench_round(n, grid.get("d", bench_scale_module.D), "--n", "--d")
+    n, d = max(grid.get("ns", bench_scale_module.NS)), grid.get("d", bench_scale_module.D)
+    # its Ray cell spreads the clients over the workers, its in-process cell holds them
+    # all in one process: either way every client's vectors at once, and the Ray cell a
+    # process per worker beside the driver. Why: as bench grpc, --n 100000 --d 1000000
+    # (3 TB at the least) was weighed by nothing before its cells started (2026-12-06)
+    spread = workers or max(1, len(os.sched_getaffinity(0)))
+    check_available_memory(
+        bench_round_memory(n, spread + 1, d),
+        f"--n {n} x --d {d} and {spread} Ray workers",
+        "'--n' / '--d' / '--workers'",
+    )
     try:
         require_ray()
     except RayUnavailable:
@@ -325,7 +366,17 @@ def bench_grpc(
     spread = grid.get("processes", bench_grpc_module.PROCESSES)
     if spread > grid.get("clients", bench_grpc_module.CLIENTS):
         raise click.BadParameter("more worker processes than clients", param_hint="--processes")
-    with _warnings_as_lines("secagg bench grpc"):
+    n = grid.get("clients", bench_grpc_module.CLIENTS)
+    d = grid.get("dimension", bench_grpc_module.DIMENSION)
+    check_available_memory(
+        bench_grpc_module.memory_bytes(n, spread, d),
+        f"--clients {n} x --d {d} and --processes {spread} Python processes",
+        "'--clients' / '--processes' / '--d'",
+    )
+    with (
+        _failure_as_line("secagg bench grpc", bench_grpc_module.BenchmarkError),
+        _warnings_as_lines("secagg bench grpc"),
+    ):
         result = bench_grpc_module.run_benchmark(**grid)
     _emit_bench("secagg bench grpc", result, out)
 

@@ -6,7 +6,7 @@ and, with ``--epsilon-budget``, its own privacy budget kept in ``--state``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +32,9 @@ from secagg.errors import ConfigurationError, SecAggError
 from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 from secagg.runtime.config import MAX_DIMENSION
 from secagg.transport.base import MAX_WAIT_SECONDS
+
+if TYPE_CHECKING:
+    from secagg.runtime.client import TrainingHook
 
 
 def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -239,7 +242,7 @@ def client(
 
     from secagg.runtime.branch_state import BranchStateError
     from secagg.runtime.client import BranchRefused, ServerOutdated
-    from secagg.runtime.launch import load_hook, run_branch
+    from secagg.runtime.launch import run_branch
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
 
@@ -253,11 +256,12 @@ def client(
     try:
         policy = _branch_policy(policy_path, policy_options)
         _check_budget_is_kept(policy, policy_options, state_path, name)
+        training = _build_hook(hook, name, dimension)
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             stats = run_branch(
                 target,
                 name,
-                load_hook(hook, name, dimension),
+                training,
                 certificates,
                 policy=policy,
                 rounds=rounds,
@@ -310,6 +314,29 @@ def client(
         reason = getattr(stats, "end_reason", "") or "no reason given"
         _fail("secagg client", f"{summary}; the federation stopped before it finished: {reason}")
     click.echo(summary + ("; the federation finished" if outcome == "finished" else ""))
+
+
+def _build_hook(spec: str, name: str, dimension: int) -> TrainingHook:
+    """The branch's training hook from ``--hook``; a factory that fails is one line.
+
+    Why: the factory is the operator's own code, run before any dial; one that raised
+    anything but a secagg error (``int(os.environ["SECAGG_ROUNDS"])`` on ``ten``, a
+    missing package, a bug) ended the branch in a traceback through click (review,
+    2026-12-06). It is the branch's own set-up mistake: exit 2, one line naming
+    ``--hook``, the exception's type and message. The secagg errors keep their own
+    lines (a ConfigurationError from the hook names what to set, exit 2)."""
+    from secagg.runtime.launch import load_hook
+
+    try:
+        return load_hook(spec, name, dimension)
+    except (SecAggError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the operator's code: any failure there is one line
+        _fail(
+            "secagg client",
+            f"{name}: --hook {spec} failed: {type(exc).__name__}: {_one_line(exc)}",
+            2,
+        )
 
 
 def _check_budget_is_kept(

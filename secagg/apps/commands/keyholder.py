@@ -92,6 +92,11 @@ def keyholder_init(config_path: str, key_path: str) -> None:
         _fail(party, f"--key {key_path} is a folder: give the key file's path in it", 2)
     if Path(key_path).exists():
         _fail(party, f"--key {key_path} exists; a new key would orphan every pin", 2)
+    folder = Path(key_path).parent
+    if not folder.is_dir():  # it said "No such file or directory: DIR/.KEY.x1y2z3.tmp",
+        # the name of a temporary file the user never typed (review, 2026-12-06)
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        _fail(party, f"--key {key_path}: the folder {folder} {what}", 2)
     try:
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:

@@ -135,7 +135,16 @@ def _read_table(path: str, table: str) -> dict[str, Any]:
         else:
             hint = ""
         raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]{hint}")
-    section = data.get(table, {})
+    if table not in data:
+        # an empty file (a deploy that truncated it, a template never filled) ran the
+        # party under the default policy, silently: the operator who named a policy file
+        # believed its limits held (review, 2026-12-06). A [table] header with no keys
+        # still asks for the defaults, on purpose.
+        raise ConfigurationError(
+            f"{path} has no [{table}] table (is it empty?): write the limits under "
+            f"[{table}], or leave --policy out for the defaults"
+        )
+    section = data[table]
     if not isinstance(section, dict):
         raise ConfigurationError(f"{path}: {table} must be a table ([{table}]), not a value")
     return dict(section)

@@ -84,6 +84,16 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     if too_large is not None:  # before the state is opened or the port bound
         _fail("secagg server", too_large, 2)
     state = config.server.state
+    if os.path.isdir(state):
+        # SQLite's own word for it was "the state state cannot be opened: unable to open
+        # database file", exit 1, as if the state were damaged (review, 2026-12-06); the
+        # client's --state and the key holder's --key say this the same way
+        _fail(
+            "secagg server",
+            f"--config {config_path}: [server] state = {state!r} is a folder: give the "
+            f"state file's path in it (e.g. {os.path.join(state, config.name + '.sqlite')!r})",
+            2,
+        )
     try:
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             server, results = serve(config, wait_for_clients=wait, init=init)

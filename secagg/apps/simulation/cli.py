@@ -206,6 +206,18 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         if not Path(config_file).exists():
             raise ConfigurationError(f"--config {config_file}: no such file")
     from_file = SimulationConfig.values_from_file(config_file) if config_file else {}
+    if config_file and not from_file:
+        from secagg.runtime.config import read_toml
+
+        if not read_toml(config_file):
+            # an empty file (a template never filled, a copy that failed) ran the whole
+            # default federation, minutes of it, as if it were the file's (review,
+            # 2026-12-06); a section header with no keys still means the defaults
+            raise ConfigurationError(
+                f"--config {config_file} sets nothing (is it empty?): write its keys "
+                "([simulation], [privacy], [training], [data]), or drop --config for "
+                "the defaults"
+            )
     typed = {k: v for k, v in flags.items() if v is not None}
     changes = dict(typed)
     if "noise_multiplier" in changes and "epsilon" not in changes:

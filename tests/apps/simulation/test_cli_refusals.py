@@ -196,7 +196,7 @@ def test_no_dp_beside_dp_keys_is_a_contradiction_naming_them(
     """``mechanism = "off"`` beside ``epsilon = 3`` in a file ran without DP and exit 0:
     the user believed DP was on; only the flags were refused."""
     config = tmp_path / "c.toml"
-    config.write_text(file)
+    config.write_text(file or "[simulation]\n")  # an empty file is refused on its own
     out = tmp_path / "run"
     error = _one_line_error(_simulate("--config", str(config), *SHORT, *flags, "--out", str(out)))
     assert named in error and "read only with a DP mechanism" in error
@@ -263,7 +263,7 @@ def test_an_empty_path_is_refused_naming_the_key(
     ran in, which the loader then failed to read as a CSV, naming a folder the user never
     typed (simulate audit, 2026-12-06)."""
     config = tmp_path / "c.toml"
-    config.write_text(file)
+    config.write_text(file or "[simulation]\n")  # an empty file is refused on its own
     out = tmp_path / "run"
     error = _one_line_error(_simulate("--config", str(config), *SHORT, *flags, "--out", str(out)))
     assert error.startswith(f"Error: {named} ") and "is empty" in error, error
@@ -364,7 +364,7 @@ def test_a_misspelt_key_is_one_line_naming_it_and_its_likely_spelling(
     tmp_path: Path, file: str, words: str
 ) -> None:
     config = tmp_path / "c.toml"
-    config.write_text(file)
+    config.write_text(file or "[simulation]\n")  # an empty file is refused on its own
     error = _one_line_error(_simulate("--config", str(config), *SHORT))
     assert words in error
 
@@ -399,7 +399,7 @@ def test_synthetic_row_counts_with_a_csv_are_refused_naming_the_flag(
     its split of the file) and recorded in summary.json as ``train_rows: 1000``; a value
     below 100 per branch got a message about synthetic rows (simulate audit, 2026-12-06)."""
     config = tmp_path / "c.toml"
-    config.write_text(file)
+    config.write_text(file or "[simulation]\n")  # an empty file is refused on its own
     data = _tiny_csv(tmp_path / "t.csv")
     csv = ("--data", "csv", "--path", str(data), "--label", "is_fraud")
     out = tmp_path / "run"
