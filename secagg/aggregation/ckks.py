@@ -846,7 +846,12 @@ class KeyHolderSession(HelperSession):
         chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
         # the claimed contributions are checked (at least the minimum, at most the
         # parameters' clients) and bound what the sum may decrypt to
-        noised, summands = decrypt_counted(self._holder, chunks, dimension=dimension)
+        noised, summands = decrypt_counted(
+            self._holder,
+            chunks,
+            dimension=dimension,
+            min_contributions=self.policy.min_contributions,  # the policy's, whatever the key's
+        )
         # the exact sum against what its claimed contributions can add up to, before the
         # noise: on the noised sum the range needed 9 noise deviations of slack, so a
         # server asking for more noise widened what a crafted query (or a branch's
