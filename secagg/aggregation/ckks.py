@@ -460,6 +460,29 @@ class CKKSSpec(RoundSpec):
     fingerprint: bytes = b""
     public_context: bytes = b""
 
+    def __post_init__(self) -> None:
+        """A round of no more clients than its design point sums.
+
+        Why: the parameters (and the key) are made for ``design.num_clients`` summands,
+        and the server's encrypted sum refuses every upload past them. A spec of 6
+        clients on a design point of 2 was announced and approved (each branch checks
+        ``num_clients`` against its own limits), every branch encrypted and uploaded,
+        and four of the six uploads were then refused (TooManyContributions) after the
+        branches had spent their work on them."""
+        design = self.design
+        if not isinstance(design, DesignPoint):
+            raise ConfigurationError(f"a CKKS round's design is a DesignPoint, not {design!r}")
+        if (
+            isinstance(design.num_clients, numbers.Integral)
+            and not isinstance(design.num_clients, bool)
+            and isinstance(self.num_clients, numbers.Integral)
+            and self.num_clients > design.num_clients
+        ):
+            raise ConfigurationError(
+                f"a CKKS round of {self.num_clients} clients on a design point of "
+                f"{design.num_clients}: its parameters sum at most {design.num_clients} uploads"
+            )
+
     @property
     def input_bound(self) -> float:
         return self.design.value_bound
@@ -476,9 +499,9 @@ class CKKSSpec(RoundSpec):
         r.end()
         try:
             check_round_size(n, d)
+            return cls(n, d, design, fingerprint, public)
         except ConfigurationError as exc:
             raise MalformedMessage(f"bad CKKS round spec: {exc}") from None
-        return cls(n, d, design, fingerprint, public)
 
     def check_policy(self, policy: BranchPolicy) -> None:
         """CKKS only with the pinned key holder: a key the server made would let it
