@@ -1066,6 +1066,18 @@ class CKKSServer(PhasedServerSession):
                 "this round planned"
             )
             return []
+        # what the round's contributions can sum to, with the key holder's CKKS error and
+        # the noise it reports (a Box-Muller deviate is at most 8.6 std; the range allows
+        # 9): an honest key holder's sum always lies within it, and one beyond it is no
+        # sum of this round, which the report's error bound would have vouched for
+        reach = plausible_range(self.params, noise, len(self._received))
+        if not np.all(np.abs(total) <= reach):
+            self._abort(
+                f"the key holder's sum has a coordinate beyond {reach:.6g}, the most "
+                f"{len(self._received)} contributions bounded by {self.params.value_bound:g} "
+                f"decrypt to with noise std {noise:g}: not a sum of this round"
+            )
+            return []
         self._total, self.noise_added, self._phase = total, noise, "complete"
         return []
 
