@@ -460,6 +460,29 @@ class CKKSSpec(RoundSpec):
     fingerprint: bytes = b""
     public_context: bytes = b""
 
+    def __post_init__(self) -> None:
+        """A round of no more clients than its design point sums.
+
+        Why: the parameters (and the key) are made for ``design.num_clients`` summands,
+        and the server's encrypted sum refuses every upload past them. A spec of 6
+        clients on a design point of 2 was announced and approved (each branch checks
+        ``num_clients`` against its own limits), every branch encrypted and uploaded,
+        and four of the six uploads were then refused (TooManyContributions) after the
+        branches had spent their work on them."""
+        design = self.design
+        if not isinstance(design, DesignPoint):
+            raise ConfigurationError(f"a CKKS round's design is a DesignPoint, not {design!r}")
+        if (
+            isinstance(design.num_clients, numbers.Integral)
+            and not isinstance(design.num_clients, bool)
+            and isinstance(self.num_clients, numbers.Integral)
+            and self.num_clients > design.num_clients
+        ):
+            raise ConfigurationError(
+                f"a CKKS round of {self.num_clients} clients on a design point of "
+                f"{design.num_clients}: its parameters sum at most {design.num_clients} uploads"
+            )
+
     @property
     def input_bound(self) -> float:
         return self.design.value_bound
@@ -476,9 +499,9 @@ class CKKSSpec(RoundSpec):
         r.end()
         try:
             check_round_size(n, d)
+            return cls(n, d, design, fingerprint, public)
         except ConfigurationError as exc:
             raise MalformedMessage(f"bad CKKS round spec: {exc}") from None
-        return cls(n, d, design, fingerprint, public)
 
     def check_policy(self, policy: BranchPolicy) -> None:
         """CKKS only with the pinned key holder: a key the server made would let it
@@ -846,7 +869,12 @@ class KeyHolderSession(HelperSession):
         chunks = unframe_chunks(framed, count, chunk_bytes=_chunk_bytes(params))
         # the claimed contributions are checked (at least the minimum, at most the
         # parameters' clients) and bound what the sum may decrypt to
-        noised, summands = decrypt_counted(self._holder, chunks, dimension=dimension)
+        noised, summands = decrypt_counted(
+            self._holder,
+            chunks,
+            dimension=dimension,
+            min_contributions=self.policy.min_contributions,  # the policy's, whatever the key's
+        )
         # the exact sum against what its claimed contributions can add up to, before the
         # noise: on the noised sum the range needed 9 noise deviations of slack, so a
         # server asking for more noise widened what a crafted query (or a branch's
@@ -1036,6 +1064,18 @@ class CKKSServer(PhasedServerSession):
             self._abort(
                 f"the key holder added noise std {noise:g}, below the {self.noise_stddev:g} "
                 "this round planned"
+            )
+            return []
+        # what the round's contributions can sum to, with the key holder's CKKS error and
+        # the noise it reports (a Box-Muller deviate is at most 8.6 std; the range allows
+        # 9): an honest key holder's sum always lies within it, and one beyond it is no
+        # sum of this round, which the report's error bound would have vouched for
+        reach = plausible_range(self.params, noise, len(self._received))
+        if not np.all(np.abs(total) <= reach):
+            self._abort(
+                f"the key holder's sum has a coordinate beyond {reach:.6g}, the most "
+                f"{len(self._received)} contributions bounded by {self.params.value_bound:g} "
+                f"decrypt to with noise std {noise:g}: not a sum of this round"
             )
             return []
         self._total, self.noise_added, self._phase = total, noise, "complete"

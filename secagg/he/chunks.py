@@ -390,7 +390,11 @@ def decrypt_aggregate(
 
 
 def decrypt_counted(
-    context: SecretContext, chunks: Sequence[bytes], *, dimension: int
+    context: SecretContext,
+    chunks: Sequence[bytes],
+    *,
+    dimension: int,
+    min_contributions: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Decrypt aggregate envelopes with a secret-key context; refuses anything else.
     The sum, and the contributions the aggregate claims (checked against the context's
@@ -411,6 +415,11 @@ def decrypt_counted(
     runs (the key holder passes bytes, or its one copy of a mutable buffer). A chunk
     that TenSEAL refuses at load (it was checked and rebuilt here, so only a bug
     could) raises before anything is returned.
+
+    ``min_contributions``: the caller's own floor (the CKKS key holder's policy), held
+    beside the context's: the larger refuses. Why: the context's floor is fixed when the
+    key is made or loaded, so a key holder given a key made with a lower one (a key made
+    with the default of 2 under a policy of 4) decrypted aggregates its policy refuses.
     """
     if not context.is_private():
         raise SecretKeyUnavailable("this context holds no secret key")
@@ -419,10 +428,11 @@ def decrypt_counted(
     )
     for envelope in ordered:  # every residue checked before the first decryption
         _checked(context, *envelope)
-    if contributions < context.min_contributions:
+    least = max(context.min_contributions, min_contributions or 0)
+    if contributions < least:
         raise TooFewContributions(
-            f"aggregate of {contributions} contribution(s); at least "
-            f"{context.min_contributions} required before decryption"
+            f"aggregate of {contributions} contribution(s); at least {least} required "
+            "before decryption"
         )
     if contributions > context.params.num_clients:
         raise TooManyContributions(

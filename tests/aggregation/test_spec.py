@@ -106,7 +106,7 @@ def _valid_specs() -> list[bytes]:
         encode_spec(get_backend("secagg").plan(10, 100)),
         encode_spec(get_backend("secagg+", bits=64).plan(10, 100)),
         encode_spec(get_backend("secagg+").plan(10, 100, noise_share=share)),
-        encode_spec(CKKSSpec(5, 10, DesignPoint(2, 1.0, 1e-6), b"f" * 32, b"context")),
+        encode_spec(CKKSSpec(5, 10, DesignPoint(5, 1.0, 1e-6), b"f" * 32, b"context")),
     ]
 
 
