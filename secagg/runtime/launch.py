@@ -703,7 +703,7 @@ def run_key_holder(
     connect_timeout: float = 30.0,
     give_up_after: float | None = 600.0,
     reconnect: bool = True,
-    max_message_bytes: int = 256 * 1024 * 1024,
+    max_message_bytes: int | None = None,
     name_override: str | None = None,
 ) -> KeyHolderRun:
     """Serve as the key holder ``name`` (the helper the rounds need); returns how it
@@ -759,6 +759,10 @@ def run_key_holder(
         )
     credentials = certs.load_client_credentials(certificates, name, check_self=True).to_grpc()
 
+    if max_message_bytes is None:  # the server's own limit when its config is at hand
+        max_message_bytes = (
+            config.server.max_message_bytes if config is not None else 256 * 1024 * 1024
+        )
     dial = _grpc_dialer(target, credentials, name_override, max_message_bytes)
     service = KeyHolderService(name, None, helper)
     began = time.monotonic()

@@ -14,6 +14,7 @@ from secagg.aggregation.policy import DEFAULT_MAX_CLIENTS, MAX_CLIP, BranchPolic
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
 from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS, _fail, _one_line
 from secagg.apps.commands.dialling import (
+    DEFAULT_MESSAGE_BYTES,
     _certs_error,
     _connection_failure,
     _dialling_party,
@@ -211,6 +212,7 @@ def client(
     idle: float,
     connect_timeout: float,
     give_up_after: float,
+    max_message_bytes: int | None,
     policy_path: str | None,
     verbose: bool,
     quiet: bool,
@@ -271,6 +273,7 @@ def client(
                 dimension=dimension,
                 name_override=server_name,
                 state=state_path,
+                max_message_bytes=max_message_bytes or DEFAULT_MESSAGE_BYTES,
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
         _stopped(

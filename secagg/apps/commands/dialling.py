@@ -16,6 +16,13 @@ from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
 from secagg.apps.commands.common import _one_line
 from secagg.errors import ConfigurationError
 from secagg.transport.base import MAX_WAIT_SECONDS
+from secagg.transport.framing import MAX_MESSAGE_BYTES
+
+#: a dialling party's message limit when neither --max-message-bytes nor a federation
+#: config says otherwise: the server's own default ([server] max_message_bytes)
+DEFAULT_MESSAGE_BYTES = 256 * 1024 * 1024
+#: the smallest limit a party may set: the server config's floor for the same key
+MIN_MESSAGE_BYTES = 1024
 
 
 def _server_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -226,9 +233,25 @@ def _dialling_party(name_help: str) -> Callable[[Callable[..., Any]], Callable[.
 
 
 def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--connect-timeout`` and ``--give-up-after``, the same for every party that
-    dials the server (``secagg keyholder`` lacked the first while ``secagg client`` had
-    it: one definition keeps them alike)."""
+    """``--connect-timeout``, ``--give-up-after`` and ``--max-message-bytes``, the same
+    for every party that dials the server (``secagg keyholder`` lacked the first while
+    ``secagg client`` had it: one definition keeps them alike).
+
+    Why ``--max-message-bytes``: a branch and the key holder took every message up to
+    256 MiB whatever the server's ``[server] max_message_bytes`` said, so a federation
+    that raised the server's limit for a larger model (a round start is 4 bytes a
+    parameter: past about 67 million parameters) or for CKKS uploads saw every branch
+    refuse every round start, and no flag could change it (runtime review,
+    2026-12-06)."""
+    command = click.option(
+        "--max-message-bytes",
+        type=click.IntRange(MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES),
+        default=None,
+        help="The largest message taken from the server, in bytes; set it to the "
+        "server's [server] max_message_bytes when that is raised for a large model. "
+        f"Default: {DEFAULT_MESSAGE_BYTES} (256 MiB), or with secagg keyholder "
+        "--config the config's.",
+    )(command)
     command = click.option(
         "--give-up-after",
         type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),

@@ -159,6 +159,7 @@ def keyholder(
     idle: float | None,
     connect_timeout: float,
     give_up_after: float,
+    max_message_bytes: int | None,
     config_path: str | None,
     policy_path: str | None,
     key_path: str | None,
@@ -203,6 +204,7 @@ def keyholder(
                 connect_timeout=connect_timeout,
                 give_up_after=None if math.isinf(give_up_after) else give_up_after,
                 name_override=server_name,
+                max_message_bytes=max_message_bytes,
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
         _stopped(
