@@ -482,7 +482,11 @@ class MaskingClient(ClientSession):
         graph of ``secagg`` and run a sparse one (runtime audit 2026-12-04). An honest
         server builds its setup from the same spec, so every field matches; the
         threshold and the graph seed are the server's to choose, and the threshold
-        is held to the branch's own minimum by :class:`ClientPolicy`."""
+        is held to the branch's own minimum by :class:`ClientPolicy`. In the active
+        variant they are one choice for every client: each signs its key
+        advertisement over the digest of the whole setup it was shown
+        (:func:`secagg.protocol.common.setup_digest`), so keys from a neighbour shown
+        another seed or threshold fail their signature."""
         planned = self.spec.round_config()
         for name in self.SETUP_FIELDS:
             got, want = getattr(setup, name), getattr(planned, name)
