@@ -618,8 +618,9 @@ def _check_claims(
     what: str,
 ) -> None:
     """Every row's epsilon: the rounds charged up to its own, replayed. A round is
-    charged when the state stored its model, or (distributed DP) the state committed
-    its revealed sum's charge before the round aborted (docs/audit.md); the test saw
+    charged when the state stored its model, or (distributed DP; central DP noised by
+    the CKKS key holder) the state committed its revealed sum's charge before the round
+    aborted (docs/audit.md); the test saw
     both commits itself. Central DP: the exact Gaussian epsilon in closed form of the
     most charged branch's precision; distributed: a fresh accountant of the config."""
     mechanism = config.dp.mechanism if config.dp is not None else None
@@ -694,6 +695,15 @@ def check_invariants(
     # the key holder answered no round twice, and only rounds the state holds
     assert len(seen.decrypted) == len(set(seen.decrypted)), f"{what}: {seen.decrypted}"
     assert set(seen.decrypted) <= {r["number"] for r in rounds}, f"{what}: {seen.decrypted}"
+    # a round whose noised sum the key holder sent the server is charged even if aborted:
+    # its reveal was noted before the decryption request left (worktree 165: the server
+    # killed before storing such a round restarted with it uncharged)
+    for row in rounds:
+        if row["status"] == "aborted" and row["number"] in seen.decrypted:
+            assert row["number"] in writes.noted_reveal, (
+                f"{what}: round {row['number']} was decrypted for the server, then aborted "
+                "without its reveal noted: the noised sum it saw is charged nowhere"
+            )
 
 
 # --- the enumeration -----------------------------------------------------------------------

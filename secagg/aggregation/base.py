@@ -282,8 +282,19 @@ class ServerSession(abc.ABC):
     def contributors_before_reveal(self) -> int | None:
         """When the next events reveal the sum to the server (masking: the unmasking
         requests), how many contributions it holds; None otherwise. A caller that
-        must not see the sum (an exhausted privacy budget) aborts instead of sending."""
+        must not see the sum (an exhausted privacy budget) aborts instead of sending.
+        CKKS: the decryption request, whose reply is the sum as the key holder noised it."""
         return None
+
+    def noise_at_reveal(self) -> float:
+        """The Gaussian noise std the sum carries when it is revealed to the server: what
+        the backend adds before anyone sees the sum (the CKKS key holder, which this
+        session holds to at least that much), 0 where the server sees it un-noised.
+
+        Why: where the backend adds the central noise, the server's sight of the sum is
+        the release (nobody sees it un-noised), and a sum revealed before a crash must
+        be charged as the distributed mechanism's is (:meth:`Mechanism.charge_at_reveal`)."""
+        return 0.0
 
     def accusations(self) -> dict[int, frozenset[int]]:
         """Parties other parties named as the senders of shares that did not open:

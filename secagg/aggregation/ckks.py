@@ -1105,6 +1105,15 @@ class CKKSServer(PhasedServerSession):
         self._phase = "decrypt"
         return [ToParty(HELPER, request)]
 
+    def contributors_before_reveal(self) -> int | None:
+        # in the decrypt phase the request is out, or about to leave: its reply reveals
+        # the sum of the contributions taken, noised by the key holder
+        return len(self._received) if self._phase == "decrypt" else None
+
+    def noise_at_reveal(self) -> float:
+        # a reply with less noise than requested is refused (_on_decrypted)
+        return self.noise_stddev
+
     @property
     def waiting_for(self) -> frozenset[int]:
         if self._phase in ("key", "decrypt"):

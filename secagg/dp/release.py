@@ -327,12 +327,16 @@ class Mechanism:
         threshold, and nothing is learned or charged."""
         return None
 
-    def charge_at_reveal(self, *, contributors: int, participants: int) -> dict[str, Any] | None:
+    def charge_at_reveal(
+        self, *, contributors: int, participants: int, noise_added: float = 0.0
+    ) -> dict[str, Any] | None:
         """What to charge for a round whose sum the server is about to see, if that sight
-        is itself the release (distributed DP: the noised sum, against the server); None
-        where the release comes later (central DP: the trusted server noises the sum
-        first) or nothing is charged. Kept before the reveal, so that a server that dies
-        between seeing a sum and releasing it is charged on restart."""
+        is itself the release (distributed DP: the noised sum, against the server; central
+        DP whose noise the backend adds, ``noise_added`` being at least the planned noise:
+        the CKKS key holder's noised sum); None where the release comes later (central
+        DP: the trusted server noises the sum first) or nothing is charged. Kept before
+        the reveal, so that a server that dies between seeing a sum and releasing it is
+        charged on restart."""
         return None
 
     def take_report(self, identity: str, report: RecordReport) -> None:
@@ -585,6 +589,26 @@ class CentralRelease(_ClientLevel):
         stored = {"clip_applied": applied, "next_clip": next_clip, "charged": charged}
         return Release(mean, self._charge(charged), stored)
 
+    def charge_at_reveal(
+        self, *, contributors: int, participants: int, noise_added: float = 0.0
+    ) -> dict[str, Any] | None:
+        """Where the backend adds the whole central noise (the CKKS key holder: nobody
+        sees the sum un-noised), the decrypted sum the server receives is the release:
+        its charge, as :meth:`release` stores it, and the claim after it (the accountant
+        is not charged). None where the server noises the sum itself (masking, or
+        adaptive clipping): the release comes later, after the trusted server's noise.
+
+        Why: a server that died between the key holder's reply and storing the round
+        restarted with the round uncharged and ran it again, one release short of the
+        federation's epsilon (worktree 165)."""
+        stddev = self.backend_noise_stddev
+        if stddev <= 0 or noise_added < stddev:
+            return None
+        charged = self._charged(participants)
+        trial = copy.deepcopy(self._accountant)
+        self._step(trial, charged)
+        return {"charged": charged, "epsilon": trial.epsilon()}
+
     def release(
         self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
     ) -> Release:
@@ -722,8 +746,11 @@ class DistributedRelease(_ClientLevel):
             "aborted before any unmasking request"
         )
 
-    def charge_at_reveal(self, *, contributors: int, participants: int) -> dict[str, Any]:
-        """The round's charge as :meth:`release` stores it, and the epsilon after it."""
+    def charge_at_reveal(
+        self, *, contributors: int, participants: int, noise_added: float = 0.0
+    ) -> dict[str, Any]:
+        """The round's charge as :meth:`release` stores it, and the epsilon after it
+        (whatever ``noise_added``: the clients' shares are the noise)."""
         honest = self._honest(contributors, participants)
         trial = copy.deepcopy(self.accountant)
         trial.step(honest)

@@ -1067,7 +1067,8 @@ class FederationServer:
 
         With distributed DP the sum the server unmasks is the release itself, so the
         check comes before the unmasking requests leave (the masked inputs alone reveal
-        nothing): the round is aborted, nothing is learned, nothing is charged."""
+        nothing): the round is aborted, nothing is learned, nothing is charged. So with
+        central DP whose noise the CKKS key holder adds: before the decryption request."""
         count = session.contributors_before_reveal()
         if count is None or session.done:
             return outgoing
@@ -1075,21 +1076,27 @@ class FederationServer:
         if refusal is not None:  # a sum with no honest noise share: never revealed
             return session.abort(refusal)
         if not self._crosses_budget(count, len(participants), "revealing this round's sum"):
-            self._note_reveal(number, count, len(participants))
+            self._note_reveal(
+                number, count, len(participants), noise_added=session.noise_at_reveal()
+            )
             return outgoing
         assert self.budget_reached is not None
         return session.abort(self.budget_reached)
 
-    def _note_reveal(self, number: int, contributors: int, participants: int) -> None:
+    def _note_reveal(
+        self, number: int, contributors: int, participants: int, *, noise_added: float = 0.0
+    ) -> None:
         """Keep the charge of a round whose sum the server is about to see, once, before
-        the requests that reveal it leave: with distributed DP that sight is the release,
-        so a server that dies before releasing is still charged on restart (DP and
-        network audits, 2026-12-03: such a round was recorded "aborted" and never
-        charged although its noised sum had been unmasked)."""
+        the requests that reveal it leave: with distributed DP, or central DP whose noise
+        the backend adds (``noise_added``: the CKKS key holder's), that sight is the
+        release, so a server that dies before releasing is still charged on restart (DP
+        and network audits, 2026-12-03: such a round was recorded "aborted" and never
+        charged although its noised sum had been unmasked; worktree 165: the same for a
+        CKKS round whose decrypted sum had reached the server)."""
         if number in self._revealed:
             return
         charge = self.mechanism.charge_at_reveal(
-            contributors=contributors, participants=participants
+            contributors=contributors, participants=participants, noise_added=noise_added
         )
         if charge is not None:
             self.store.note_reveal(number, charge)

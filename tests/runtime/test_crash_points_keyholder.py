@@ -8,7 +8,9 @@ two-round CKKS federation under central DP (the key holder adds the noise), befo
 after and torn, starts a fresh one over the same files, and runs the federation to its
 end; then the same for every write of the server of that federation. The invariants are
 tests/runtime/test_crash_points.py's (tests/_crash_points.py), plus: the key holder
-answers no round's decryption twice.
+answers no round's decryption twice, and a round it decrypted is charged even if the
+server then died before storing it (its reveal noted first: the server has seen the
+noised sum, the release).
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ def test_every_key_holder_write_survives_a_crash_before_after_and_torn(
     tmp_path_factory: pytest.TempPathFactory, role: str
 ) -> None:
     """One run per (write, variant) of ``role``. Key holder: 5 writes (its record made,
-    then per round its opened round and its decryption recorded), 15 cases. Server: 11
-    writes, 25 cases; a second crash during each restart's recovery is
+    then per round its opened round and its decryption recorded), 15 cases. Server: 13
+    writes (each round's reveal is noted before its decryption request leaves), 29
+    cases; a second crash during each restart's recovery is
     test_crash_points.py's (the same server code: here it added 186 cases, all passing,
     and doubled the file's time)."""
     began = time.monotonic()

@@ -272,6 +272,9 @@ class _SessionAtTheReveal:
     def contributors_before_reveal(self) -> int:
         return self.inputs
 
+    def noise_at_reveal(self) -> float:
+        return 0.0  # masking: the server sees the sum as the shares noised it
+
     def abort(self, reason: str) -> list[object]:
         self.done, self.aborted = True, reason
         return ["abort messages"]
