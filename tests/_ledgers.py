@@ -179,6 +179,47 @@ def central_client_rows(
     return rows, accountant.epsilon()
 
 
+def adaptive_client_rows(
+    cohorts: Iterable[Sequence[str]],
+    noise_multiplier: float,
+    count_noise_stddev: float,
+    delta: float,
+    *,
+    clip: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Complete rows of client-level central DP with adaptive clipping, as the server
+    writes them: ``dp.noise_multiplier`` the total ``z``, the update noised at the
+    ``z_delta`` the count's noise leaves (:func:`~secagg.dp.accounting.adaptive_noise_split`),
+    ``noise_std = z_delta x clip``, each client charged the two releases of its rounds."""
+    from secagg.dp.accountants import PerClientAccountant
+    from secagg.dp.accounting import adaptive_noise_split
+
+    z_delta = adaptive_noise_split(noise_multiplier, count_noise_stddev)
+    accountant = PerClientAccountant(delta, "pld")
+    rows = []
+    for number, cohort in enumerate(cohorts, start=1):
+        accountant.charge(PerClientAccountant.precision(z_delta, count_noise_stddev), cohort)
+        dp = central_client_dp(noise_multiplier, delta) | {
+            "clip": clip,
+            "noise_std": z_delta * clip,
+            "adaptive_clipping": {
+                "update_noise_multiplier": z_delta,
+                "count_noise_stddev": count_noise_stddev,
+            },
+        }
+        rows.append(
+            ledger_row(
+                number,
+                dp,
+                accountant.epsilon(),
+                participants=cohort,
+                publish_participants=True,
+                delta=delta,
+            )
+        )
+    return rows
+
+
 def record_dpsgd_row(
     number: int,
     participants: Sequence[str],

@@ -38,11 +38,11 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from secagg.crypto.signing import SigningKey, VerifyKey, write_private_file
 from secagg.durable import write_atomically
@@ -72,6 +72,27 @@ PUBLIC_KEY_FILE_MODE = 0o644
 
 class LedgerError(SecAggError):
     """The ledger cannot be written or read as a ledger at all."""
+
+
+class NotALedger(ConfigurationError):
+    """The file given as a ledger is not one (no ledger table in it, or no SQLite file at
+    all): the wrong file was named, a usage mistake, not a ledger that failed.
+
+    Why its own type: ``secagg audit verify state/fraud.sqlite`` (the server's state
+    database, beside its ledger ``state/fraud.sqlite.ledger``) printed ``FAILED ... no
+    such table: ledger_meta``, exit 1, which reads as a ledger that failed verification.
+    A file holding some of the ledger's tables but not all is a damaged ledger, and
+    still fails (:class:`LedgerError`)."""
+
+
+#: the tables every ledger holds (:data:`SCHEMA`): a file with none of them is no ledger
+_LEDGER_TABLES = frozenset({"ledger_meta", "ledger", "ledger_head"})
+#: the tables of the server's state database (``secagg.runtime.store.SCHEMA``, which this
+#: layer may not import; tests/ledger/test_not_a_ledger.py holds the two equal): the
+#: file an operator most often names by mistake, its ledger being ``<state>.ledger``
+_SERVER_STATE_TABLES = frozenset({"clients", "rounds", "checkpoints"})
+#: the first 16 bytes of every SQLite 3 database file
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _plain(value: Any) -> Any:
@@ -529,11 +550,15 @@ def _stored_hex(text: object) -> bool:
         return False
 
 
+#: what :func:`_read_tables` returns: the query it was given returns it
+_Read = TypeVar("_Read")
+
+
 def _wal_of(path: Path) -> Path:
     return path.with_name(path.name + "-wal")
 
 
-def _read_tables(path: Path) -> tuple[Any, list[Any], list[Any]]:
+def _read_tables(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _Read:
     """The public key, the rows and the signed head, read without writing anywhere.
 
     Why not a plain read-only connection: on a WAL database SQLite creates ``-wal``
@@ -544,11 +569,14 @@ def _read_tables(path: Path) -> tuple[Any, list[Any], list[Any]]:
     on close), so it is read as an immutable file: nothing is created, no lock is
     taken. One with a ``-wal`` (a running writer, or a crash before the log was
     folded in) is read through SQLite's locking, so the log's rows count; where the
-    folder cannot be written, from a private copy of the file and its log."""
+    folder cannot be written, from a private copy of the file and its log.
+
+    ``query``: what to read from the open database (:func:`_query_tables`: the ledger's
+    tables); it closes the connection."""
     if not _wal_of(path).exists():
-        return _query_tables(_connect_read_only(path, immutable=True))
+        return query(_connect_read_only(path, immutable=True))
     try:
-        return _query_tables(_connect_read_only(path, immutable=False))
+        return query(_connect_read_only(path, immutable=False))
     except sqlite3.OperationalError:
         if os.access(path.parent, os.W_OK):
             raise
@@ -556,13 +584,57 @@ def _read_tables(path: Path) -> tuple[Any, list[Any], list[Any]]:
         copy = Path(scratch) / path.name
         shutil.copyfile(path, copy)
         shutil.copyfile(_wal_of(path), _wal_of(copy))
-        return _query_tables(_connect_read_only(copy, immutable=False))
+        return query(_connect_read_only(copy, immutable=False))
 
 
 def _connect_read_only(path: Path, *, immutable: bool) -> sqlite3.Connection:
     # a file: URI, percent-encoded, so a path holding '?', '#' or '%' names the file
     uri = path.absolute().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
     return sqlite3.connect(uri, uri=True)
+
+
+def _table_names(db: sqlite3.Connection) -> frozenset[str]:
+    try:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    finally:
+        db.close()
+    return frozenset(str(row[0]) for row in rows)
+
+
+def _not_a_ledger(path: Path) -> str | None:
+    """Why the file at ``path``, which could not be read as a ledger, is no ledger at all
+    (one line, pointing to ``<path>.ledger`` where that exists), or None: it may be a
+    damaged ledger (some of the ledger's tables, or a database SQLite cannot read).
+
+    Only a file positively shown to be something else is called so: one that does not
+    begin as an SQLite database does, an empty one, or a database whose tables are
+    readable and none of them a ledger's (the server's state database named)."""
+    try:
+        with path.open("rb") as file:
+            magic = file.read(len(_SQLITE_MAGIC))
+    except OSError:
+        return None  # unreadable: the read that failed says why
+    if not magic:
+        what = "an empty file"
+    elif magic != _SQLITE_MAGIC:
+        what = "not an SQLite database at all"
+    else:
+        try:
+            tables = _read_tables(path, _table_names)
+        except sqlite3.Error:
+            return None  # a database SQLite cannot read: a damaged ledger fails as such
+        if tables & _LEDGER_TABLES:
+            return None  # part of a ledger: damaged, not the wrong file
+        if _SERVER_STATE_TABLES <= tables:
+            what = "the secagg server's state database (its rounds and checkpoints)"
+        elif tables:
+            listed = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
+            what = f"an SQLite database without the ledger's tables (tables {listed})"
+        else:
+            what = "an SQLite database without tables"
+    beside = Path(str(path) + ".ledger")
+    hint = f"; its ledger is {beside}: audit that" if beside.is_file() else ""
+    return f"{path} is not a privacy ledger: it is {what}{hint}"
 
 
 def _query_tables(db: sqlite3.Connection) -> tuple[Any, list[Any], list[Any]]:
@@ -611,8 +683,11 @@ def read_chain(
     if not path.exists():
         raise ConfigurationError(f"no ledger at {path}")
     try:
-        meta, rows, head = _read_tables(path)
+        meta, rows, head = _read_tables(path, _query_tables)
     except sqlite3.DatabaseError as exc:
+        wrong_file = _not_a_ledger(path)
+        if wrong_file is not None:
+            raise NotALedger(wrong_file) from None
         raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
     embedded = bytes.fromhex(meta[0]) if meta else b""
     key_source = "given" if public_key is not None else "embedded"

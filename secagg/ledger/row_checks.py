@@ -18,6 +18,7 @@ from typing import Any
 from secagg.dp.accountants import (
     PER_CLIENT,
     GaussianAccountant,
+    PerClientAccountant,
     history_extends,
     history_runs,
 )
@@ -340,6 +341,9 @@ def _check_consistency(
                 f"records dp.adaptive_clipping.update_noise_multiplier as {z!r}, not a "
                 "number: the replay cannot charge the noise that was added"
             )
+        problem = _check_adaptive_total(dp, adaptive)
+        if problem is not None:
+            return problem
     if None in (z, clip, std):
         # every client-level and distributed row the server writes records all three:
         # without one the check below was skipped, and the replayed z was the row's word
@@ -358,6 +362,40 @@ def _check_consistency(
             "of the noise added"
         )
     return None
+
+
+def _check_adaptive_total(dp: dict[str, Any], adaptive: dict[str, Any]) -> str | None:
+    """An adaptive-clipping row's total noise multiplier (``dp.noise_multiplier``) must be
+    what its two releases compose to, or None.
+
+    Why: the round releases the update sum (multiplier ``z_delta``,
+    ``update_noise_multiplier``) and the clip count (sensitivity 1/2, std ``sigma_b``,
+    ``count_noise_stddev``, so multiplier ``2 sigma_b``), which compose to the one
+    Gaussian ``z = (z_delta^-2 + (2 sigma_b)^-2)^-1/2`` (:mod:`secagg.dp.adaptive`); the
+    server records the ``z`` it split. A per-client row is replayed from the two
+    releases, so nothing read the total: a row recording any ``z`` verified, and with
+    ``--config`` one recording the config's ``z`` kept the noise-multiplier note quiet
+    whatever its releases were (and an older row, replayed at its total, could claim
+    the epsilon of a ``z`` it never had). Both ways fail: the writer computes the split
+    from the total, so an honest row agrees to float noise."""
+    z_delta, sigma_b = adaptive.get("update_noise_multiplier"), adaptive.get("count_noise_stddev")
+    for name, value in (("update_noise_multiplier", z_delta), ("count_noise_stddev", sigma_b)):
+        if not (_real(value) and math.isfinite(float(value)) and float(value) > 0):
+            return (
+                f"records dp.adaptive_clipping.{name} as {value!r}, not a positive finite "
+                "number: its total noise multiplier cannot be checked against its releases"
+            )
+    # the composition the replay charges a per-client row (precision 1 / z^2 adds up)
+    composed = PerClientAccountant.precision(float(z_delta), float(sigma_b)) ** -0.5
+    total = dp.get("noise_multiplier")
+    if _same(total, composed):
+        return None
+    return (
+        # exact figures: a total 1e-7 off reads as the composed one at 6 digits
+        f"records total noise multiplier {total!r}, but its two releases compose to "
+        f"{composed!r} (update noise multiplier z_delta {float(z_delta)!r}, count noise "
+        f"std sigma_b {float(sigma_b)!r}: z = (z_delta^-2 + (2 sigma_b)^-2)^-1/2)"
+    )
 
 
 #: what every ``dp.sampling`` the server writes holds since 2026-12-02, and the checks

@@ -89,6 +89,7 @@ from secagg.ledger.chain import (
     ChainReport,
     ChainRow,
     LedgerError,
+    NotALedger,
     check_expected_head,
     read_chain,
 )
@@ -836,6 +837,8 @@ def verify_ledger(
         _not_the_ledger_itself(path, prior_ledger)
         try:
             prior = read_chain(prior_ledger, public_key, prior=True)
+        except NotALedger as exc:  # the wrong file named: a usage mistake, as for the ledger
+            raise NotALedger(f"--prior-ledger {exc}") from None
         except (LedgerError, ValueError) as exc:
             # the prior is the file at fault: read this one alone, and fail naming the
             # prior (the CLI read "L cannot be read as a ledger: P is not ...")

@@ -403,15 +403,17 @@ def test_verify_without_pubkey_is_unverified_and_exits_4(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("content", [b"Time,V1,Class\n0,1.0,0\n", b"", b"\x00" * 4096])
-def test_report_on_a_non_ledger_file_is_one_line_exit_1(tmp_path: Path, content: bytes) -> None:
-    """Newcomer review 4: ``audit report creditcard.csv`` ended in a LedgerError traceback."""
+def test_report_on_a_non_ledger_file_is_one_line_exit_2(tmp_path: Path, content: bytes) -> None:
+    """Newcomer review 4: ``audit report creditcard.csv`` ended in a LedgerError traceback.
+    Since 2026-12-06 the wrong file is a usage mistake (exit 2), as a missing one is, not
+    a ledger that failed (tests/apps/test_audit_not_a_ledger.py)."""
     csv = tmp_path / "creditcard.csv"
     csv.write_bytes(content)
     result = CliRunner().invoke(main, ["audit", "report", str(csv), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)  # no traceback
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"FAILED: {csv} cannot be read as a ledger")
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {csv} is not a privacy ledger: it is")
     assert "Traceback" not in result.output
     missing = CliRunner().invoke(main, ["audit", "report", str(tmp_path / "nope.sqlite")])
     assert missing.exit_code == 2 and "no ledger at" in missing.output
@@ -459,22 +461,24 @@ def test_report_of_a_not_private_ledger_does_not_read_as_verified(tmp_path: Path
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00" * 4096, b"Time,V1,Class\n0,1.0,0\n"])
-def test_verify_json_of_an_unreadable_ledger_is_one_json_object(
+def test_verify_json_of_a_file_that_is_no_ledger_is_one_json_object(
     tmp_path: Path, content: bytes
 ) -> None:
     """CLI audit 2026-12-05, 2: ``verify --json`` of a file that is no ledger printed a
-    plain FAILED line on stderr and no JSON, though --help promises one object."""
+    plain FAILED line on stderr and no JSON, though --help promises one object. Since
+    2026-12-06 it is a usage mistake (exit 2), as a missing ledger is; a damaged ledger
+    still FAILs (tests/apps/test_audit_verify_json_keys.py)."""
     path = tmp_path / "rand.sqlite"
     path.write_bytes(content)
     pem = export_public_key(LedgerKey.generate().public_key, tmp_path / "k.pub")
     result = _audit(str(path), "--pubkey", str(pem), "--json")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     payload = json.loads(result.stdout)
-    assert payload["verdict"] == "FAILED" and payload["exit_status"] == 1
+    assert payload["verdict"] == "USAGE ERROR" and payload["exit_status"] == 2
     assert payload["ok"] is False
-    assert payload["first_failure"].startswith(f"{path} cannot be read as a ledger")
+    assert payload["first_failure"].startswith(f"{path} is not a privacy ledger: it is")
     plain = _audit(str(path), "--pubkey", str(pem))
-    assert plain.exit_code == 1 and plain.stderr.startswith("FAILED: ")
+    assert plain.exit_code == 2 and plain.stderr.startswith(f"Error: {path} is not a privacy")
 
 
 # --- the empirical audit's figures, rounded toward the side the reader relies on ------

@@ -6,7 +6,8 @@ held seven keys while a read ledger's holds thirty-odd, so a script reading
 exactly when something was wrong; a missing ledger printed no JSON at all, only a
 usage line on stderr. Every object now carries every key (null where unknown), the
 reason in ``error`` (null for a read ledger), and the exit status docs/audit.md
-promises: 1 for a file that is no ledger, 2 (usage) for a missing one.
+promises: 1 for a damaged ledger, 2 (usage) for a missing one or a file that is no
+ledger at all (since 2026-12-06).
 """
 
 from __future__ import annotations
@@ -59,18 +60,25 @@ def _not_a_database(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make", [_corrupt, _not_a_database])
-def test_a_file_that_is_no_ledger_gives_every_key_null_and_exit_1(
-    tmp_path: Path, make: Callable[[Path], Path]
+@pytest.mark.parametrize(
+    ("make", "status", "verdict", "error"),
+    [
+        (_corrupt, 1, "FAILED", "{path} cannot be read as a ledger"),
+        # the wrong file: a usage mistake since 2026-12-06 (test_audit_not_a_ledger.py)
+        (_not_a_database, 2, "USAGE ERROR", "{path} is not a privacy ledger"),
+    ],
+)
+def test_a_file_that_is_no_ledger_gives_every_key_null(
+    tmp_path: Path, make: Callable[[Path], Path], status: int, verdict: str, error: str
 ) -> None:
     path = make(tmp_path)
-    status, payload = _verify_json(str(path), "--first-round", "1")
-    assert status == 1
+    code, payload = _verify_json(str(path), "--first-round", "1")
+    assert code == status
     assert tuple(payload) == _read_keys(tmp_path)
-    assert payload["verdict"] == "FAILED" and payload["exit_status"] == 1
+    assert payload["verdict"] == verdict and payload["exit_status"] == status
     assert payload["ok"] is False and payload["private"] is None
     assert payload["error"] == payload["first_failure"]
-    assert f"{path} cannot be read as a ledger" in payload["error"]
+    assert error.format(path=path) in payload["error"]
     for unknown in ("epsilon", "delta", "delta_missing_reason", "rounds_accounted", "rows"):
         assert payload[unknown] is None, unknown
     assert payload["first_round"] == 1

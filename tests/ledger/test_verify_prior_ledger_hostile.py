@@ -66,24 +66,19 @@ def _pruned(tmp_path: Path, archived_after: int, deleted_upto: int) -> tuple[Pat
     return archive, live, key
 
 
-@pytest.mark.parametrize(
-    "junk",
-    [b"hello, not a ledger\n" * 64, None],  # None: an SQLite file without ledger tables
-)
-def test_a_prior_ledger_that_is_no_ledger_is_named_not_the_ledger(
-    tmp_path: Path, junk: bytes | None
-) -> None:
+def _damaged_prior(tmp_path: Path) -> Path:
+    """A ledger cut to its first 300 bytes: SQLite's header, no readable table."""
+    whole, _ = write_ledger(tmp_path / "whole-prior.ledger", _rows()[:1])
+    prior = tmp_path / "prior.ledger"
+    prior.write_bytes(whole.read_bytes()[:300])
+    return prior
+
+
+def test_a_damaged_prior_ledger_is_named_not_the_ledger(tmp_path: Path) -> None:
     """It read ``FAILED: L cannot be read as a ledger: P is not a readable ledger``: the
     ledger verified fine, the prior was the file at fault."""
     tail, key = write_ledger(tmp_path / "tail.ledger", _rows()[:2])
-    prior = tmp_path / "prior.ledger"
-    if junk is None:
-        db = sqlite3.connect(prior)
-        db.execute("CREATE TABLE other (x)")
-        db.commit()
-        db.close()
-    else:
-        prior.write_bytes(junk)
+    prior = _damaged_prior(tmp_path)
     result = verify_ledger(tail, key.public_key, prior_ledger=prior)
     assert not result.ok
     assert str(result.first_failure).startswith(f"the prior ledger {prior} cannot be read")
@@ -94,6 +89,35 @@ def test_a_prior_ledger_that_is_no_ledger_is_named_not_the_ledger(
     assert f"cannot be read as a ledger: {tail}" not in err
     assert f"{tail} cannot be read" not in err
     assert f"the prior ledger {prior} cannot be read as a ledger" in err
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [b"hello, not a ledger\n" * 64, None],  # None: an SQLite file without ledger tables
+)
+def test_a_prior_ledger_that_is_no_ledger_is_a_usage_error_naming_it(
+    tmp_path: Path, junk: bytes | None
+) -> None:
+    """The wrong file given as the prior: a usage mistake (exit 2) since 2026-12-06, as
+    for the ledger itself (tests/apps/test_audit_not_a_ledger.py); it once read ``FAILED:
+    L cannot be read as a ledger``, blaming the ledger, then FAILED naming the prior."""
+    tail, key = write_ledger(tmp_path / "tail.ledger", _rows()[:2])
+    prior = tmp_path / "prior.ledger"
+    if junk is None:
+        db = sqlite3.connect(prior)
+        db.execute("CREATE TABLE other (x)")
+        db.commit()
+        db.close()
+    else:
+        prior.write_bytes(junk)
+    with pytest.raises(ConfigurationError, match=f"^--prior-ledger {prior} is not a privacy"):
+        verify_ledger(tail, key.public_key, prior_ledger=prior)
+    status, out, err = _cli(
+        "audit", "verify", str(tail), "--pubkey", _pub(tmp_path, key), "--prior-ledger", str(prior)
+    )
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"Error: --prior-ledger {prior} is not a privacy ledger: it is "), err
+    assert str(tail) not in err
 
 
 @pytest.mark.parametrize("linked", [False, True])

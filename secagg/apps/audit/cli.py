@@ -212,9 +212,10 @@ Exit status:
      at its genesis or round 1 (or --first-round, --prior-ledger), the prior
      ledger fails, a claim does not follow, a row contradicts
      itself or the --config (delta, sampling kind, rate, population, unit,
-     mechanism); or it cannot be read as a ledger
+     mechanism); or it is a damaged ledger that cannot be read
   2  usage error (bad option, missing ledger, unreadable key or --config, a
-     --prior-ledger that is the ledger itself)
+     --prior-ledger that is the ledger itself, a file that is not a ledger:
+     the server's state database, whose ledger is <state>.ledger)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
      simulation/replay), a completed round had no DP or no noise (epsilon
      infinite), or
@@ -532,8 +533,8 @@ def _echo_unread(
     config: str | None,
     first_round: int,
 ) -> None:
-    """``--json``'s object for a ledger that could not be read (missing: a usage error,
-    exit 2; not a ledger, corrupt: FAILED, exit 1): every key a read ledger's object
+    """``--json``'s object for a ledger that could not be read (missing or not a ledger:
+    a usage error, exit 2; damaged: FAILED, exit 1): every key a read ledger's object
     has, null where nothing is known, the reason in ``error`` and ``first_failure``.
 
     Why: it held seven keys, so a script reading ``epsilon``, ``delta``,
@@ -566,9 +567,10 @@ def _echo_rebuilt(lines: list[str]) -> None:
     epilog="""\b
 Exit status:
   0  the report was written (it states whether the ledger verified)
-  1  the file cannot be read as a ledger, or writing the report failed
+  1  the ledger is damaged and cannot be read, or writing the report failed
   2  usage error (bad option, missing ledger, unreadable key or --config, an
-     --out folder that cannot be written in)""",
+     --out folder that cannot be written in, a file that is not a ledger:
+     the server's state database, whose ledger is <state>.ledger)""",
 )
 @click.argument("ledger", type=NonEmptyPath(dir_okay=False))
 @click.option(
