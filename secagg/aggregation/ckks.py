@@ -571,18 +571,29 @@ class KeyHolderSession(HelperSession):
     (tested before the noise) is refused (see that module for why each rule).
     """
 
-    def __init__(self, policy: KeyHolderPolicy | None = None, *, key: Any = None) -> None:
+    def __init__(
+        self,
+        policy: KeyHolderPolicy | None = None,
+        *,
+        key: Any = None,
+        design: DesignPoint | None = None,
+    ) -> None:
         """``key``: a persistent :class:`~secagg.he.keys.KeyHolder` (its fingerprint is
         what the branches pin); then a request for any other design point is refused
         instead of answered with a fresh key. Without it a key is made on first request
         (in-memory runs, whose unpinned clients trust only the keys this process's key
-        holders published: :func:`_unpinned_trust`)."""
+        holders published: :func:`_unpinned_trust`), for the design point the request
+        carries; with ``design`` (the federation's, when the key holder holds its config
+        and no key file) only for one no weaker than it (:meth:`_check_design`)."""
         from secagg.he.keys import KeyHolder
 
         self.policy = policy or KeyHolderPolicy()
         self._make = KeyHolder
         self._holder: Any = key
         self._fixed = key is not None
+        #: the federation's own design point, which a key made here may not exceed
+        #: (None: the server's design point is taken, as without a config)
+        self._design = design
         # fails closed on a bad file, or on another federation's record
         self.record = DecryptionRecord(self.policy.state_path, self.policy.federation)
         #: (round number, dimension) of the round the last key request opened: the only
@@ -700,6 +711,7 @@ class KeyHolderSession(HelperSession):
                 f"a key request of round {round_number} refused: this key holder opened "
                 f"round {self.opened[0]} already and opens rounds in increasing order"
             )
+        self._check_design(design)  # before any key work: the federation's, not the server's
         params = design.parameters()
         least = self.policy.min_contributions
         if params.num_clients < least:
@@ -726,6 +738,36 @@ class KeyHolderSession(HelperSession):
                 log.info("key holder: serves federation %r (its server's)", federation)
         _published_here(self._holder.fingerprint)  # what this process's clients trust
         return _helper_message(_KEY_PUBLIC, body.bytes())
+
+    def _check_design(self, asked: DesignPoint) -> None:
+        """Refuse a key request whose design point is weaker than the federation's: more
+        clients, a larger value bound or a finer precision than this key holder's own
+        (``_design``, from the federation's config) allow.
+
+        Why: a key holder started with the federation's config but without a key file made
+        its key for whatever design point the server's first key request carried. The
+        value bound and the clients are what the plausible-sum check holds a decryption to
+        (``c·B`` before the noise), the one bound on what a crafted query learns of the key
+        under the key holder's own noise (½·log2(1 + (c·B/sigma)²) bits a coordinate): a
+        server asking for B = 10⁶ and 1 000 clients in a federation of 3 branches with
+        B = 1 had a key made whose range was 3·10⁸ times the federation's (at sigma = 1,
+        30 bits a coordinate instead of 1.7), and its precision set the floor. The
+        federation's own design point, or one summing fewer, smaller values to a coarser
+        precision, is answered as before."""
+        own = self._design
+        if own is None:
+            return
+        if (
+            asked.num_clients > own.num_clients
+            or asked.value_bound > own.value_bound
+            or asked.precision < own.precision
+        ):
+            raise KeyHolderRefusal(
+                f"a key request for {asked.num_clients} clients, value bound "
+                f"{asked.value_bound:g} and precision {asked.precision:g} refused: this key "
+                f"holder makes keys for at most the federation's {own.num_clients} clients, "
+                f"value bound {own.value_bound:g} and precision {own.precision:g}"
+            )
 
     def _opened_file(self) -> Path | None:
         """Where the opened round is kept: beside the record, when both the record and
@@ -1258,7 +1300,10 @@ class CKKSBackend(AggregationBackend):
                 self.design_point().parameters(),
                 min_contributions=policy.min_contributions,
             )
-        return KeyHolderSession(policy, key=key)
+        # a key made here (no key file) is for the federation's design point at most when
+        # it is known (max_clients: a federation config sets it), never the server's wish
+        design = self.design_point() if key is None and self.max_clients is not None else None
+        return KeyHolderSession(policy, key=key, design=design)
 
     def design_point(self) -> DesignPoint:
         """The federation's design point (all its rounds): needs ``max_clients``."""

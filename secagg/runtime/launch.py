@@ -710,8 +710,11 @@ def run_key_holder(
     ended (:class:`~secagg.runtime.keyholder.KeyHolderRun`: the sums decrypted, and
     whether the federation finished, was stopped early, or the server fell silent).
     With ``config`` (the federation's file) the key is the one
-    ``settings["key"]`` names, made for the federation by :func:`make_key_holder_key`;
-    with only ``backend`` a key is made at the first request (nothing to pin).
+    ``settings["key"]`` names, made for the federation by :func:`make_key_holder_key`
+    (without one, a key is made at the first request for at most the federation's design
+    point: a request for a weaker one is refused, not the server's choice); with only
+    ``backend`` a key is made at the first request, for the server's design point
+    (nothing to pin).
 
     Like a branch, the key holder dials the first session for up to
     ``connect_timeout`` seconds and, with ``reconnect``, redials a lost one (a server
