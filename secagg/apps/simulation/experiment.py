@@ -410,10 +410,7 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     lines.append("| setting | " + " | ".join(TABLE_COLUMNS[m] for m in columns) + " |")
     lines.append("|---" * (len(columns) + 1) + "|")
     for setting, metrics in summary.items():
-        cells = []
-        for metric in columns:
-            s = metrics.get(metric)
-            cells.append("-" if s is None or s.n == 0 else f"{s.format(3)} [{s.min:.3f}]")
+        cells = [_summary_cell(metrics.get(metric)) for metric in columns]
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
     if "last_rounds_auprc" in columns:
         lines += ["", last_rounds_sentence()]
@@ -473,6 +470,20 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             + _target_text(result)
         )
     return lines + _seed_lines(result)
+
+
+def _summary_cell(summary: Any) -> str:
+    """A table cell: mean ± sd (n) and the worst seed; "diverged in k seeds" when every
+    seed with a figure diverged; "-" only for a figure the setting does not have.
+
+    Why: a setting whose model diverged in every seed (local-only at too high a learning
+    rate) read "-", the cell of a figure the setting has not (a baseline's last rounds),
+    while each seed's own table said "diverged"."""
+    if summary is None:
+        return "-"
+    if summary.n == 0:  # summarised only where a figure was known: every one NaN
+        return f"diverged in {summary.diverged} seed{'s' if summary.diverged != 1 else ''} (n=0)"
+    return f"{summary.format(3)} [{summary.min:.3f}]"
 
 
 def last_rounds_sentence() -> str:

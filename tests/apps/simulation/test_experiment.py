@@ -277,3 +277,23 @@ def test_the_experiment_report_gives_the_chance_of_its_branch_count() -> None:
     lines = experiment_lines(result)
     assert any("7 of 8 judged" in x for x in lines)
     assert any("about 0.2 of 8 would fall behind" in x and "1 or more" in x for x in lines)
+
+
+@pytest.mark.parametrize("diverged_seeds", [1, 2, 3])
+def test_a_setting_diverged_in_every_seed_reads_diverged_in_the_table(diverged_seeds: int) -> None:
+    """A setting with no finite figure because its model diverged in every seed read
+    "-" in experiment.md, the cell of a figure the setting does not have (a baseline's
+    last rounds): the divergence the single run's table prints was hidden."""
+    seeds = list(range(diverged_seeds))
+    result = _result(dict.fromkeys(seeds, (0.5, 0.8)), SimulationConfig(seeds=diverged_seeds))
+    for seed in seeds:
+        result.per_seed[seed]["local-only"] = {"auprc": math.nan, "last_rounds_auprc": None}
+    table = [line for line in experiment_lines(result) if line.startswith("| local-only |")]
+    assert len(table) == 1
+    cells = [cell.strip() for cell in table[0].strip("|").split("|")][1:]
+    plural = "s" if diverged_seeds != 1 else ""
+    assert cells[0] == f"diverged in {diverged_seeds} seed{plural} (n=0)"
+    # the column it has no figure for stays "-": nothing diverged there
+    header = next(line for line in experiment_lines(result) if line.startswith("| setting |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")][1:]
+    assert all(c == "-" for c, name in zip(cells, columns, strict=True) if name != "AUPRC")
