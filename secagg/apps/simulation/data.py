@@ -206,6 +206,8 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         )
         return [_capped(config, b) for b in raw], tuple(FEATURE_NAMES)
     from secagg.apps.models.tabular import (
+        MIN_TEST_NEGATIVES,
+        MIN_TRAIN_NEGATIVES,
         branch_minimums,
         customer_groups,
         load_creditcard_csv,
@@ -247,7 +249,9 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
     if not table.y.any():  # before the split, which would only say it cannot share none
         check_branch_data(config, [("all", int(table.y.size), 0, 0)])
     # never a degenerate branch: each gets a quarter of an equal share of the units at
-    # least, and 2 training and 2 test frauds (or the split is refused, saying why)
+    # least, 2 training and 2 test frauds, and 2 training and 2 test legitimate units
+    # (or the split is refused, saying why): a test set of frauds alone scores every
+    # model AUPRC 1.000
     unit = "customer" if table.customers is not None else "row"
     least = branch_minimums(unit_labels.size, int(unit_labels.sum()), config.branches, unit=unit)
     parts = partition(
@@ -260,6 +264,7 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         min_rows=least.min_rows,
         min_positives=least.min_positives,
         unit=unit,
+        min_negatives=MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES,
     )
     branches = []
     for b, units in enumerate(parts):
@@ -272,6 +277,8 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
             min_train_positives=least.min_train_positives,
             min_test_positives=least.min_test_positives,
             unit=unit,
+            min_train_negatives=MIN_TRAIN_NEGATIVES,
+            min_test_negatives=MIN_TEST_NEGATIVES,
         )
         train, test = (rows(u) for u in split)
         if table.customers is not None:
