@@ -266,6 +266,11 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         unit=unit,
         min_negatives=MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES,
     )
+    # the credit-card layout holds each row's amount (as log1p): the fraud-amount metric
+    # reads it back, where it read n/a for a file that has the column
+    amounts = None
+    if config.source == "creditcard":
+        amounts = np.expm1(table.x[:, table.feature_names.index("log_amount")].astype(np.float64))
     branches = []
     for b, units in enumerate(parts):
         name = f"branch-{b + 1:02d}"
@@ -295,6 +300,7 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
                 fraud_rate=float(table.y[np.r_[train, test]].mean()),
                 customers_train=None if table.customers is None else table.customers[train],
                 customers_test=None if table.customers is None else table.customers[test],
+                amount_test=None if amounts is None else amounts[test],
             )
         )
     return branches, table.feature_names
