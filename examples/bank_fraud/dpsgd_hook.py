@@ -19,9 +19,15 @@ parameter count: a logistic model over F feature columns has F + 1. Its ``[dp]``
 section says ``unit = "record"`` and ``mechanism = "dpsgd"``: the noise is added here,
 inside the branch, at the target epsilon over all ``SECAGG_ROUNDS`` rounds.
 
-Each branch standardises its features with its own mean and standard deviation here,
-which keeps the example short; branches that must share one scale agree on public
-statistics instead (``secagg.apps.simulation.feature_stats`` shows a noised secure sum).
+The features are scaled with public statistics (``SECAGG_FEATURE_STATS``, a JSON file
+``{"features": {name: {"mean": m, "std": s}}}`` every branch is given), or used as the
+file holds them (scale them beforehand with public constants: a time in days,
+``log1p`` of an amount). Never with the branch's own mean and std: those move with
+every record, so the model would depend on data no DP-SGD noise covers and the epsilon
+this hook reports to the signed ledger would not be the epsilon of what ran (it did
+so, review of 2026-12-06). A federation that must learn its scale from the branches
+releases it with noise and charges it (``secagg.apps.simulation.feature_stats`` shows
+a noised secure sum composed into every branch's epsilon).
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ import math
 import os
 
 from secagg.apps.models.nets import build_model, fraud_loss
-from secagg.apps.models.tabular import load_labelled_csv, standardize
+from secagg.apps.models.tabular import load_labelled_csv
 from secagg.apps.models.training import as_dataset
+from secagg.apps.simulation.feature_stats import load_public_statistics
 from secagg.dp.dpsgd import DPSGDTrainer, flat_parameters
 from secagg.errors import ConfigurationError
 from secagg.runtime.hooks import DPSGDHook
@@ -45,7 +52,11 @@ def make_hook(name: str, dimension: int) -> DPSGDHook:
     if not path:
         raise ConfigurationError(f"{name}: set SECAGG_BRANCH_CSV to this branch's CSV file")
     table = load_labelled_csv(path, os.environ.get("SECAGG_LABEL", "is_fraud"))
-    (features,) = standardize(table.x)
+    stats_path = os.environ.get("SECAGG_FEATURE_STATS")
+    if stats_path:  # public: the same for every neighbouring dataset, so it costs nothing
+        features = load_public_statistics(stats_path, table.feature_names).apply(table.x)
+    else:
+        features = table.x
     # the same seed on every branch: all start from one model, as the server's does
     model = build_model("logistic", features.shape[1], seed=0)
     size = flat_parameters(model).size

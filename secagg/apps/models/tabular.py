@@ -39,6 +39,7 @@ without a test fraud.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import math
@@ -577,6 +578,16 @@ def _checked_labels(labels: np.ndarray, unit: str) -> np.ndarray:
 #: (:func:`branch_minimums`)
 MIN_TRAIN_POSITIVES = 2
 MIN_TEST_POSITIVES = 2
+#: legitimate (label 0) units every branch keeps for training / for testing, which
+#: ``secagg simulate`` asks :func:`partition` and :func:`train_test_split` for. Why: a
+#: file where fraud is common (an undersampled one, up to half its rows) split with a
+#: small alpha made branches of frauds only, 35 training and 15 test rows with no
+#: legitimate one: every model scored AUPRC 1.000 on such a test set, which counted in
+#: the mean of branch AUPRCs and passed the branch's "at least local" verdict with an
+#: interval of [0, 0] (simulate audit, 2026-12-06). Two, as for the frauds: the least
+#: that ranks anything.
+MIN_TRAIN_NEGATIVES = 2
+MIN_TEST_NEGATIVES = 2
 #: a branch gets at least ``1 / ROW_SHARE_DIVISOR`` of an equal share of the units
 ROW_SHARE_DIVISOR = 4
 
@@ -685,14 +696,18 @@ def partition(
     min_rows: int = 1,
     min_positives: int = 0,
     unit: str = "row",
+    min_negatives: int = 0,
 ) -> list[np.ndarray]:
     """Unit (row or customer) indices for each branch.
 
-    Every branch gets at least ``min_rows`` units and at least ``min_positives``
-    positive (label 1) units, by construction; the parts are disjoint, cover every
-    unit and depend only on the arguments and ``seed``. When the data cannot give that
-    (``positives < branches * min_positives`` or ``units < branches * min_rows``) a
-    :class:`ConfigurationError` says so in one sentence, naming the numbers.
+    Every branch gets at least ``min_rows`` units, at least ``min_positives``
+    positive (label 1) units and at least ``min_negatives`` legitimate (label 0) ones,
+    by construction; the parts are disjoint, cover every unit and depend only on the
+    arguments and ``seed``. When the data cannot give that (``positives < branches *
+    min_positives``, ``units - positives < branches * min_negatives`` or ``units <
+    branches * min_rows``) a :class:`ConfigurationError` says so in one sentence,
+    naming the numbers. A split that already gives every branch its legitimate units
+    is the one it was without ``min_negatives`` (results reproduce).
 
     * ``iid``: equal sizes (``units // branches``, some one more). Without
       ``min_positives`` a seeded shuffle cut into parts (as it always was); with it the
@@ -702,13 +717,16 @@ def partition(
       for ``iid``; each branch first gets ``min_positives`` positives, the remaining
       positives are shared out in Dirichlet(``alpha``) proportions (small alpha = very
       skewed; a branch that is full passes its excess to the others in the same
-      proportions) and legitimate units fill each branch up to its size. So the label
+      proportions, never past ``min_negatives`` below the branch's size) and legitimate
+      units fill each branch up to its size. So the label
       mix differs between branches, the sizes do not: the old split that skewed the
       legitimate rows too made branches of 78 to 4 900 rows out of 20 000.
     * ``feature``: each branch first gets ``min_positives`` random positives and
       random units up to ``min_rows``; the rest are shared per quantile bin (``bins``
       of them) of ``feature`` in Dirichlet(``alpha``) proportions (customer mixes that
-      differ between branches). Sizes vary, never below ``min_rows``.
+      differ between branches). Sizes vary, never below ``min_rows``. Should that
+      leave a branch fewer than ``min_negatives`` legitimate units, the split is
+      redrawn with them set aside first, as the positives are.
 
     ``unit`` names the unit in messages (``"row"`` or ``"customer"``).
     """
@@ -729,18 +747,26 @@ def partition(
         bins = _integer(bins, "bins", 1)
     min_rows = _integer(min_rows, "min_rows", -math.inf)
     min_positives = _integer(min_positives, "min_positives", -math.inf)
-    if min_rows < 1 or min_positives < 0:
-        raise ConfigurationError("min_rows must be at least 1 and min_positives at least 0")
+    min_negatives = _integer(min_negatives, "min_negatives", -math.inf)
+    if min_rows < 1 or min_positives < 0 or min_negatives < 0:
+        raise ConfigurationError(
+            "min_rows must be at least 1, min_positives and min_negatives at least 0"
+        )
     seed = _integer(seed, "seed", 0)
     positives = np.flatnonzero(y == 1)
     _require_minimums(n, positives.size, branches, min_rows, min_positives, unit)
+    _require_negatives(n - positives.size, branches, min_negatives, unit)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A27]))
-    if kind == "iid" and min_positives == 0:
+    if kind == "iid" and min_positives == 0 and min_negatives == 0:
         return [np.sort(part) for part in np.array_split(rng.permutation(n), branches)]
     if kind == "feature":
         assert feature is not None
-        return _feature_skew(rng, n, positives, np.asarray(feature), branches, alpha, bins,
-                             min_rows, min_positives)  # fmt: skip
+        skew = functools.partial(_feature_skew, rng, n, positives, np.asarray(feature),
+                                 branches, alpha, bins, min_rows, min_positives)  # fmt: skip
+        parts = skew()
+        if min(int(np.count_nonzero(y[part] != 1)) for part in parts) >= min_negatives:
+            return parts
+        return skew(np.flatnonzero(y != 1), min_negatives)
     negatives = rng.permutation(np.flatnonzero(y != 1))
     positives = rng.permutation(positives)
     p = positives.size
@@ -754,11 +780,25 @@ def partition(
     else:
         sizes = sizes[rng.permutation(branches)]
         shares = rng.dirichlet(np.full(branches, alpha))
-        extra = _capped_allocation(p - branches * min_positives, shares, sizes - min_positives)
+        caps = sizes - min_positives - min_negatives  # a full branch keeps its legit units
+        extra = _capped_allocation(p - branches * min_positives, shares, caps)
         counts = min_positives + extra
     pos_parts = np.split(positives, np.cumsum(counts)[:-1])
     neg_parts = np.split(negatives, np.cumsum(sizes - counts)[:-1])
     return [np.sort(np.concatenate(pair)) for pair in zip(pos_parts, neg_parts, strict=True)]
+
+
+def _require_negatives(negatives: int, branches: int, min_negatives: int, unit: str) -> None:
+    if negatives >= branches * min_negatives:
+        return
+    detail = ""
+    if min_negatives == MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES:
+        detail = f" ({MIN_TRAIN_NEGATIVES} for training, {MIN_TEST_NEGATIVES} for testing)"
+    raise ConfigurationError(
+        f"{negatives} legitimate {unit}{'s' if negatives != 1 else ''} cannot give "
+        f"{branches} branches at least {min_negatives} each{detail}: lower the number of "
+        "branches or use a file where fraud is rarer"
+    )
 
 
 def _concentration(alpha: object) -> float:
@@ -814,16 +854,24 @@ def _feature_skew(
     bins: int,
     min_rows: int,
     min_positives: int,
+    negatives: np.ndarray | None = None,
+    min_negatives: int = 0,
 ) -> list[np.ndarray]:
+    """The feature skew; with ``negatives`` (the legitimate units), ``min_negatives`` of
+    them set aside for each branch first, as ``min_positives`` positives are."""
     edges = np.quantile(feature, np.linspace(0, 1, bins + 1)[1:-1])
     groups = np.searchsorted(edges, feature)
     reserved = rng.permutation(positives)[: branches * min_positives]
-    rest = np.setdiff1d(np.arange(n), reserved)
+    legit = np.zeros(0, dtype=np.intp)
+    if negatives is not None and min_negatives:
+        legit = rng.permutation(negatives)[: branches * min_negatives]
+    rest = np.setdiff1d(np.arange(n), np.r_[reserved, legit])
     rest = rng.permutation(rest)
-    top_up = max(0, min_rows - min_positives)
+    top_up = max(0, min_rows - min_positives - legit.size // branches)
     parts: list[list[np.ndarray]] = [
         [
             reserved[b * min_positives : (b + 1) * min_positives],
+            legit[b * min_negatives : (b + 1) * min_negatives],
             rest[b * top_up : (b + 1) * top_up],
         ]
         for b in range(branches)
@@ -847,6 +895,8 @@ def train_test_split(
     min_test_positives: int = 0,
     min_train_positives: int = 0,
     unit: str = "row",
+    min_test_negatives: int = 0,
+    min_train_negatives: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A seeded split of one branch's unit indices into (train, test).
 
@@ -858,7 +908,9 @@ def train_test_split(
     ``min_test_positives`` and lowered to leave ``min_train_positives`` for training,
     and legitimate units up to the unstratified test size; a
     :class:`ConfigurationError` when the branch has fewer than
-    ``min_train_positives + min_test_positives`` positives.
+    ``min_train_positives + min_test_positives`` positives. Likewise the legitimate
+    units: at least ``min_test_negatives`` in the test set and ``min_train_negatives``
+    left for training (the sizes move only when the unstratified ones would not).
     """
     if not 0 < test_fraction < 1:
         raise ConfigurationError("test_fraction must lie in (0, 1)")
@@ -880,10 +932,12 @@ def train_test_split(
     if y.shape != rows.shape:
         raise ConfigurationError("train_test_split needs one label per row")
     y = _checked_labels(y, unit)
-    if min_test_positives < 0 or min_train_positives < 0:
-        raise ConfigurationError("the minimums of positives cannot be negative")
+    if min(min_test_positives, min_train_positives, min_test_negatives, min_train_negatives) < 0:
+        raise ConfigurationError("the minimums of positives and negatives cannot be negative")
     min_test_positives = _integer(min_test_positives, "min_test_positives", 0)
     min_train_positives = _integer(min_train_positives, "min_train_positives", 0)
+    min_test_negatives = _integer(min_test_negatives, "min_test_negatives", 0)
+    min_train_negatives = _integer(min_train_negatives, "min_train_negatives", 0)
     positives = rng.permutation(rows[y == 1])
     negatives = rng.permutation(rows[y != 1])
     p = positives.size
@@ -893,8 +947,16 @@ def train_test_split(
             f"{min_train_positives} and a test set {min_test_positives}: lower the "
             "number of branches or use a larger file"
         )
+    legit = negatives.size
+    if legit < min_train_negatives + min_test_negatives:
+        raise ConfigurationError(
+            f"{legit} legitimate {unit}{'s' if legit != 1 else ''} cannot give a training "
+            f"set {min_train_negatives} and a test set {min_test_negatives}: lower the "
+            "number of branches or use a file where fraud is rarer"
+        )
     test_p = min(max(round(p * test_fraction), min_test_positives), p - min_train_positives)
-    test_n = min(max(rows.size - cut - test_p, 0), negatives.size)
+    test_n = min(max(rows.size - cut - test_p, 0), legit)
+    test_n = min(max(test_n, min_test_negatives), legit - min_train_negatives)
     test = np.concatenate([positives[:test_p], negatives[:test_n]])
     train = np.concatenate([positives[test_p:], negatives[test_n:]])
     return np.sort(train), np.sort(test)

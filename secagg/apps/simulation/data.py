@@ -206,6 +206,8 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         )
         return [_capped(config, b) for b in raw], tuple(FEATURE_NAMES)
     from secagg.apps.models.tabular import (
+        MIN_TEST_NEGATIVES,
+        MIN_TRAIN_NEGATIVES,
         branch_minimums,
         customer_groups,
         load_creditcard_csv,
@@ -247,7 +249,9 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
     if not table.y.any():  # before the split, which would only say it cannot share none
         check_branch_data(config, [("all", int(table.y.size), 0, 0)])
     # never a degenerate branch: each gets a quarter of an equal share of the units at
-    # least, and 2 training and 2 test frauds (or the split is refused, saying why)
+    # least, 2 training and 2 test frauds, and 2 training and 2 test legitimate units
+    # (or the split is refused, saying why): a test set of frauds alone scores every
+    # model AUPRC 1.000
     unit = "customer" if table.customers is not None else "row"
     least = branch_minimums(unit_labels.size, int(unit_labels.sum()), config.branches, unit=unit)
     parts = partition(
@@ -260,7 +264,13 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
         min_rows=least.min_rows,
         min_positives=least.min_positives,
         unit=unit,
+        min_negatives=MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES,
     )
+    # the credit-card layout holds each row's amount (as log1p): the fraud-amount metric
+    # reads it back, where it read n/a for a file that has the column
+    amounts = None
+    if config.source == "creditcard":
+        amounts = np.expm1(table.x[:, table.feature_names.index("log_amount")].astype(np.float64))
     branches = []
     for b, units in enumerate(parts):
         name = f"branch-{b + 1:02d}"
@@ -272,6 +282,8 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
             min_train_positives=least.min_train_positives,
             min_test_positives=least.min_test_positives,
             unit=unit,
+            min_train_negatives=MIN_TRAIN_NEGATIVES,
+            min_test_negatives=MIN_TEST_NEGATIVES,
         )
         train, test = (rows(u) for u in split)
         if table.customers is not None:
@@ -288,6 +300,7 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
                 fraud_rate=float(table.y[np.r_[train, test]].mean()),
                 customers_train=None if table.customers is None else table.customers[train],
                 customers_test=None if table.customers is None else table.customers[test],
+                amount_test=None if amounts is None else amounts[test],
             )
         )
     return branches, table.feature_names

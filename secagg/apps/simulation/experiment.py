@@ -66,6 +66,10 @@ class ExperimentResult:
     #: seed -> setting -> metric -> value (None: a figure the setting has not, see
     #: :func:`headline_values`; NaN: a diverged model's)
     per_seed: dict[int, dict[str, dict[str, float | None]]] = field(default_factory=dict)
+    #: seed -> the settings whose model diverged in it. Why: experiment.json writes NaN
+    #: as null, so its per-seed null read the same for a diverged model's figure and
+    #: for a figure the setting has not (a baseline's last rounds)
+    diverged: dict[int, list[str]] = field(default_factory=dict)
     #: seed -> federated AUPRC / centralized AUPRC
     ratios: dict[int, float] = field(default_factory=dict)
     #: seed -> branch -> verdict of federated against local-only
@@ -301,6 +305,7 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
     """One seed's headline values, federated / centralized ratio, verdicts and time."""
     values = headline_values(run)
     result.per_seed[seed] = values
+    result.diverged[seed] = [k for k, v in run.settings.items() if v.get("diverged")]
     fed = next((v for k, v in values.items() if k.startswith("federated")), {})
     central = values.get("centralized (non-private)", {})
     f, c = (math.nan if v is None else v for v in (fed.get("auprc"), central.get("auprc")))
@@ -339,6 +344,9 @@ def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
         "headline": result.headline(),
         "summary": summary,
         "per_seed": result.per_seed,
+        # per_seed's null is a diverged model's figure for these settings, else a figure
+        # the setting has not
+        "diverged_settings": result.diverged,
         "ratios": result.ratios,
         "verdicts": result.verdicts,
         "epsilons": result.epsilons,
@@ -410,10 +418,7 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     lines.append("| setting | " + " | ".join(TABLE_COLUMNS[m] for m in columns) + " |")
     lines.append("|---" * (len(columns) + 1) + "|")
     for setting, metrics in summary.items():
-        cells = []
-        for metric in columns:
-            s = metrics.get(metric)
-            cells.append("-" if s is None or s.n == 0 else f"{s.format(3)} [{s.min:.3f}]")
+        cells = [_summary_cell(metrics.get(metric)) for metric in columns]
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
     if "last_rounds_auprc" in columns:
         lines += ["", last_rounds_sentence()]
@@ -473,6 +478,20 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             + _target_text(result)
         )
     return lines + _seed_lines(result)
+
+
+def _summary_cell(summary: Any) -> str:
+    """A table cell: mean ± sd (n) and the worst seed; "diverged in k seeds" when every
+    seed with a figure diverged; "-" only for a figure the setting does not have.
+
+    Why: a setting whose model diverged in every seed (local-only at too high a learning
+    rate) read "-", the cell of a figure the setting has not (a baseline's last rounds),
+    while each seed's own table said "diverged"."""
+    if summary is None:
+        return "-"
+    if summary.n == 0:  # summarised only where a figure was known: every one NaN
+        return f"diverged in {summary.diverged} seed{'s' if summary.diverged != 1 else ''} (n=0)"
+    return f"{summary.format(3)} [{summary.min:.3f}]"
 
 
 def last_rounds_sentence() -> str:

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from secagg.apps.models.tabular import (
     CREDITCARD_COLUMNS,
     MAX_ALPHA,
+    MIN_TEST_NEGATIVES,
     MIN_TEST_POSITIVES,
+    MIN_TRAIN_NEGATIVES,
     MIN_TRAIN_POSITIVES,
     BranchMinimums,
     branch_minimums,
@@ -762,3 +764,51 @@ def test_a_byte_that_is_not_utf8_after_a_byte_order_mark_is_named(tmp_path: Path
     path.write_bytes(b"\xef\xbb\xbfamount,is_fraud\n1,0\n2,1\ncaf\xe9,0\n")
     with pytest.raises(ConfigurationError, match=r"line 4 is not UTF-8 text \(byte 0xe9\)"):
         load_labelled_csv(path, "is_fraud")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(2, 8),
+    st.integers(16, 300),
+    st.floats(0.0, 0.7),
+    st.sampled_from(["iid", "dirichlet", "feature"]),
+    st.sampled_from([0.05, 0.5, 5.0]),
+    st.integers(0, 2**31),
+)
+def test_every_branch_keeps_legitimate_units_on_both_sides_of_its_split(
+    branches: int, units: int, fraud_share: float, kind: str, alpha: float, seed: int
+) -> None:
+    """As ``secagg simulate`` splits a CSV: with ``min_negatives`` every branch holds
+    legitimate units, and its split leaves some in training and some in testing, or the
+    data is refused naming the legitimate units. Why: where fraud is common, a small
+    alpha made branches of frauds alone, whose test set scores every model AUPRC 1.0."""
+    labels = _labels(units, round(units * fraud_share), seed)
+    positives, negatives = int(labels.sum()), units - int(labels.sum())
+    least_negatives = MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES
+    try:
+        minimums = branch_minimums(units, positives, branches)
+    except ConfigurationError:
+        return  # too few frauds: the rule tested above
+    feature = np.random.default_rng(seed).normal(size=units) + labels
+    kwargs = dict(kind=kind, alpha=alpha, seed=seed, feature=feature,
+                  min_rows=minimums.min_rows, min_positives=minimums.min_positives)  # fmt: skip
+    if negatives < branches * least_negatives:
+        with pytest.raises(ConfigurationError, match=f"^{negatives} legitimate row"):
+            partition(labels, branches, min_negatives=least_negatives, **kwargs)  # type: ignore[arg-type]
+        return
+    parts = partition(labels, branches, min_negatives=least_negatives, **kwargs)  # type: ignore[arg-type]
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(units))
+    for b, part in enumerate(parts):
+        assert part.size >= minimums.min_rows and labels[part].sum() >= minimums.min_positives
+        assert np.count_nonzero(labels[part] == 0) >= least_negatives
+        train, test = train_test_split(
+            part, 0.3, seed + b, labels=labels[part],
+            min_train_positives=MIN_TRAIN_POSITIVES, min_test_positives=MIN_TEST_POSITIVES,
+            min_train_negatives=MIN_TRAIN_NEGATIVES, min_test_negatives=MIN_TEST_NEGATIVES,
+        )  # fmt: skip
+        assert np.count_nonzero(labels[train] == 0) >= MIN_TRAIN_NEGATIVES
+        assert np.count_nonzero(labels[test] == 0) >= MIN_TEST_NEGATIVES
+    # a split that gave every branch its legitimate units already is unchanged
+    plain = partition(labels, branches, **kwargs)  # type: ignore[arg-type]
+    if all(np.count_nonzero(labels[p] == 0) >= least_negatives for p in plain):
+        assert all(np.array_equal(a, b) for a, b in zip(plain, parts, strict=True))

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -277,3 +278,59 @@ def test_the_experiment_report_gives_the_chance_of_its_branch_count() -> None:
     lines = experiment_lines(result)
     assert any("7 of 8 judged" in x for x in lines)
     assert any("about 0.2 of 8 would fall behind" in x and "1 or more" in x for x in lines)
+
+
+@pytest.mark.parametrize("diverged_seeds", [1, 2, 3])
+def test_a_setting_diverged_in_every_seed_reads_diverged_in_the_table(diverged_seeds: int) -> None:
+    """A setting with no finite figure because its model diverged in every seed read
+    "-" in experiment.md, the cell of a figure the setting does not have (a baseline's
+    last rounds): the divergence the single run's table prints was hidden."""
+    seeds = list(range(diverged_seeds))
+    result = _result(dict.fromkeys(seeds, (0.5, 0.8)), SimulationConfig(seeds=diverged_seeds))
+    for seed in seeds:
+        result.per_seed[seed]["local-only"] = {"auprc": math.nan, "last_rounds_auprc": None}
+    table = [line for line in experiment_lines(result) if line.startswith("| local-only |")]
+    assert len(table) == 1
+    cells = [cell.strip() for cell in table[0].strip("|").split("|")][1:]
+    plural = "s" if diverged_seeds != 1 else ""
+    assert cells[0] == f"diverged in {diverged_seeds} seed{plural} (n=0)"
+    # the column it has no figure for stays "-": nothing diverged there
+    header = next(line for line in experiment_lines(result) if line.startswith("| setting |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")][1:]
+    assert all(c == "-" for c, name in zip(cells, columns, strict=True) if name != "AUPRC")
+
+
+def test_experiment_json_names_the_settings_that_diverged_in_each_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """experiment.json writes NaN as null, so a diverged model's per-seed figure read
+    the same as a figure the setting has not (a baseline's last rounds): the seeds'
+    diverged settings are listed beside per_seed."""
+    from types import SimpleNamespace
+
+    from secagg.apps.simulation import report
+    from secagg.apps.simulation.experiment import _record_seed, write_experiment
+
+    monkeypatch.setattr(report, "divergence_lines", lambda run: [])
+    monkeypatch.setattr(report, "privacy_lines", lambda run: [""])
+    figures = {"auprc": 0.5, "roc_auc": 0.9}
+
+    def setting(diverged: bool) -> dict[str, Any]:
+        pooled = dict.fromkeys(figures, math.nan) if diverged else figures
+        return {"pooled": pooled, "diverged": diverged, "mean_branch_auprc": math.nan}
+
+    result = ExperimentResult(config=SimulationConfig(seeds=2), seeds=[0, 1])
+    for seed in result.seeds:
+        settings = {
+            "local-only": setting(seed == 1),
+            "federated (secagg+)": setting(False) | {"last_rounds": {"auprc": 0.5}},
+            "centralized (non-private)": setting(False),
+        }
+        run = SimpleNamespace(settings=settings, branch_verdicts={}, seconds=1.0, notes=[])
+        _record_seed(result, seed, run)  # type: ignore[arg-type]
+    write_experiment(result, tmp_path)
+    payload = json.loads((tmp_path / "experiment.json").read_text())
+    assert payload["diverged_settings"] == {"0": [], "1": ["local-only"]}
+    # both nulls the list tells apart: seed 1's diverged AUPRC, a baseline's last rounds
+    assert payload["per_seed"]["1"]["local-only"]["auprc"] is None
+    assert payload["per_seed"]["0"]["local-only"]["last_rounds_auprc"] is None
