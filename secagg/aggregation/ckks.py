@@ -753,7 +753,13 @@ class KeyHolderSession(HelperSession):
         B = 1 had a key made whose range was 3·10⁸ times the federation's (at sigma = 1,
         30 bits a coordinate instead of 1.7), and its precision set the floor. The
         federation's own design point, or one summing fewer, smaller values to a coarser
-        precision, is answered as before."""
+        precision, is answered as before.
+
+        The key holder's own caps (``[key_holder] max_clients`` / ``max_value_bound``:
+        :meth:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy.check_design`) hold
+        with or without the config: without one they are all that bounds the design
+        point (the config-less ``secagg keyholder`` has defaults of them)."""
+        self.policy.check_design(asked.num_clients, asked.value_bound)
         own = self._design
         if own is None:
             return

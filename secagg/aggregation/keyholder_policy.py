@@ -112,7 +112,16 @@ POLICY_KEYS = (
     "dimension",
     "state",
     "federation",
+    "max_clients",
+    "max_value_bound",
 )
+#: the design point a key holder with neither the federation's config nor a key file
+#: (``secagg keyholder --backend ckks``) makes a key for at most, unless its
+#: ``[key_holder]`` table sets ``max_clients`` / ``max_value_bound``: a federation's
+#: default value bound (``[backend] value_bound = 1.0``, the clip) and the most branches a
+#: simulated federation has, so c·B is at most 10³, not the 10¹¹ a server could name
+CONFIGLESS_MAX_CLIENTS = 1000
+CONFIGLESS_MAX_VALUE_BOUND = 1.0
 
 #: 2: the record names the federation it serves (version 1, which named none, is read
 #: and rewritten as version 2 when a key holder of a federation starts over it)
@@ -330,6 +339,13 @@ class KeyHolderPolicy:
     ``federation``: the name of the only federation whose requests are answered (the
     runtime binds it from the federation's config, ``[federation] name``); None: only
     requests naming no federation (in-memory runs).
+    ``max_clients``, ``max_value_bound``: the most clients, and the largest value bound,
+    of a design point this key holder makes (or uses) a key for; a key request beyond
+    either is refused (:meth:`check_design`) before any key work. None: no cap of the
+    policy's own (in-memory runs, whose server is the caller's code; the federation's
+    config caps the design point when the key holder holds it); the config-less
+    ``secagg keyholder`` takes :data:`CONFIGLESS_MAX_CLIENTS` and
+    :data:`CONFIGLESS_MAX_VALUE_BOUND` unless its table sets them.
 
     Why the cap is required with noise: a key holder that adds its own DP noise
     promises that what it releases is differentially private, and every decryption of
@@ -349,6 +365,8 @@ class KeyHolderPolicy:
     state_path: Path | None = None
     dimension: int | None = None
     federation: str | None = None
+    max_clients: int | None = None
+    max_value_bound: float | None = None
 
     def __post_init__(self) -> None:
         std = _number("noise_stddev", self.noise_stddev)
@@ -403,6 +421,24 @@ class KeyHolderPolicy:
                 "must be a federation's name (1 to 64 letters, digits, '.', '_' or '-'), "
                 f"got {self.federation!r:.80}",
             )
+        if self.max_clients is not None:
+            most = _integer("max_clients", self.max_clients)
+            if not least <= most <= MAX_SPEC_CLIENTS:
+                # below min_contributions no round it makes a key for could be decrypted
+                raise _config_error(
+                    "max_clients",
+                    f"must be in [{least}, {MAX_SPEC_CLIENTS}] (from min_contributions to "
+                    f"the most clients a round can have), got {most}",
+                )
+        if self.max_value_bound is not None:
+            bound = _number("max_value_bound", self.max_value_bound)
+            if not 0 < bound <= MAX_CLIP:
+                raise _config_error(
+                    "max_value_bound",
+                    f"must be above 0 and at most {MAX_CLIP:g} (the largest bound on an "
+                    f"update any round takes), got {self.max_value_bound!r}",
+                )
+            object.__setattr__(self, "max_value_bound", bound)
         if self.state_path is not None and not isinstance(self.state_path, Path):
             if not isinstance(self.state_path, str) or not self.state_path:
                 raise _config_error("state", f"must be a file path, got {self.state_path!r}")
@@ -417,8 +453,9 @@ class KeyHolderPolicy:
 
         Keys: ``noise_stddev`` (number >= 0), ``min_contributions`` (int >= 2),
         ``max_decryptions`` (int >= 1; required when ``noise_stddev`` > 0),
-        ``dimension`` (int >= 1), ``state`` (path), ``federation`` (a federation's name).
-        Any other key, or a value of the
+        ``dimension`` (int >= 1), ``state`` (path), ``federation`` (a federation's name),
+        ``max_clients`` (int, min_contributions to 10⁶), ``max_value_bound`` (number in
+        (0, 10⁶]). Any other key, or a value of the
         wrong type, raises a one-line ConfigurationError naming the key.
         """
         if not isinstance(section, Mapping):
@@ -435,6 +472,8 @@ class KeyHolderPolicy:
             state_path=path,
             dimension=section.get("dimension"),
             federation=section.get("federation"),
+            max_clients=section.get("max_clients"),
+            max_value_bound=section.get("max_value_bound"),
         )
 
     def check_dimension(self, dimension: int, *, what: str = "a decryption") -> None:
@@ -446,9 +485,50 @@ class KeyHolderPolicy:
                 f"of {self.dimension} values only (its [key_holder] dimension)"
             )
 
+    def check_design(self, num_clients: int, value_bound: float) -> None:
+        """Refuse a key request whose design point sums more clients, or values of a
+        larger bound, than this key holder's own ``max_clients`` / ``max_value_bound``.
+
+        Why: ``c·B`` (clients times value bound) is the plausible-sum range a decryption
+        is held to before the noise, the one bound on what a crafted query learns of the
+        key under the key holder's own noise (½·log2(1 + (c·B/sigma)²) bits a coordinate).
+        A key holder without the federation's config took whatever design point the
+        server's key request carried: 10⁵ clients and B = 10⁶ was a range 10⁸ times that
+        of 1 000 clients at B = 1, so the server decided what the key holder's protection
+        was worth."""
+        for key, asked, most in (
+            ("max_clients", num_clients, self.max_clients),
+            ("max_value_bound", value_bound, self.max_value_bound),
+        ):
+            if most is not None and asked > most:
+                raise KeyHolderRefusal(
+                    f"a key request for {num_clients} clients at value bound {value_bound:g} "
+                    f"refused: this key holder makes keys for at most its [key_holder] "
+                    f"{key} = {most:g}"
+                )
+
     def noise_for(self, params: CKKSParameters, requested: float) -> float:
         """The std a decryption under ``params`` gets: never below the policy or the floor."""
         return max(self.noise_stddev, float(requested), noise_floor(params))
+
+
+def configless_caps(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A config-less key holder's ``[key_holder]`` settings with its design caps:
+    ``max_clients`` and ``max_value_bound`` the table gives, else
+    :data:`CONFIGLESS_MAX_CLIENTS` and :data:`CONFIGLESS_MAX_VALUE_BOUND`.
+
+    Why: with neither the federation's config nor a key file, the key is made for the
+    design point the server's first key request carries, and the clients and value bound
+    in it set the plausible range every decryption is held to (the bound on what a
+    crafted query learns of the key): the server's choice, unless the key holder has one
+    of its own. A federation of more clients or a larger bound sets them in the
+    ``--policy`` table (or runs the key holder with its config)."""
+    values = dict(settings or {})
+    least = values.get("min_contributions")
+    fewest = least if isinstance(least, int) and not isinstance(least, bool) else 0
+    values.setdefault("max_clients", max(CONFIGLESS_MAX_CLIENTS, fewest))  # reachable
+    values.setdefault("max_value_bound", CONFIGLESS_MAX_VALUE_BOUND)
+    return values
 
 
 # --- how fast rounds are opened ---------------------------------------------------

@@ -713,8 +713,9 @@ def run_key_holder(
     ``settings["key"]`` names, made for the federation by :func:`make_key_holder_key`
     (without one, a key is made at the first request for at most the federation's design
     point: a request for a weaker one is refused, not the server's choice); with only
-    ``backend`` a key is made at the first request, for the server's design point
-    (nothing to pin).
+    ``backend`` a key is made at the first request, for the server's design point within
+    the key holder's own ``max_clients`` and ``max_value_bound`` (defaults:
+    :func:`~secagg.aggregation.keyholder_policy.configless_caps`; nothing to pin).
 
     Like a branch, the key holder dials the first session for up to
     ``connect_timeout`` seconds and, with ``reconnect``, redials a lost one (a server
@@ -733,6 +734,7 @@ def run_key_holder(
     shorter one given with ``config`` is kept and warned about: the key holder may
     leave while the server waits for a quorum or for the branches' training."""
     from secagg.aggregation import get_backend
+    from secagg.aggregation.keyholder_policy import configless_caps
     from secagg.transport import certs
 
     if config is not None:
@@ -741,6 +743,8 @@ def run_key_holder(
             settings = bound_to_federation(config, settings)
     elif backend is not None:
         chosen = get_backend(backend)
+        if chosen.name == "ckks":  # no federation's design point: the key holder's own caps
+            settings = configless_caps(settings)
     else:
         raise ConfigurationError("the key holder needs the federation's config or a backend")
     helper = chosen.helper(settings, base_dir=base_dir)  # a bad key or policy: before dialling
