@@ -60,7 +60,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -583,7 +583,8 @@ class KeyHolderSession(HelperSession):
         instead of answered with a fresh key. Without it a key is made on first request
         (in-memory runs, whose unpinned clients trust only the keys this process's key
         holders published: :func:`_unpinned_trust`), for the design point the request
-        carries; with ``design`` (the federation's, when the key holder holds its config
+        carries, and kept: a request for another is refused (:meth:`_refuse_another_design`);
+        with ``design`` (the federation's, when the key holder holds its config
         and no key file) only for one no weaker than it (:meth:`_check_design`)."""
         from secagg.he.keys import KeyHolder
 
@@ -719,12 +720,9 @@ class KeyHolderSession(HelperSession):
                 f"a design point of {params.num_clients} client(s) can never reach this key "
                 f"holder's minimum of {least} contributions"
             )
-        if self._fixed and self._holder.params != params:
-            raise KeyHolderRefusal(
-                "the server asked for a key of other CKKS parameters than this key holder's "
-                "pinned key was made for"
-            )
-        if self._holder is None or self._holder.params != params:
+        if self._holder is not None and self._holder.params != params:
+            self._refuse_another_design(design)
+        if self._holder is None:  # the first key request: the only key made here
             self._holder = self._make(params, min_contributions=least)
         body = Writer().blob(self._holder.fingerprint).blob(self._holder.public_context_bytes)
         if self.opened != (round_number, dimension):  # the round opened is on disk already
@@ -738,6 +736,31 @@ class KeyHolderSession(HelperSession):
                 log.info("key holder: serves federation %r (its server's)", federation)
         _published_here(self._holder.fingerprint)  # what this process's clients trust
         return _helper_message(_KEY_PUBLIC, body.bytes())
+
+    def _refuse_another_design(self, asked: DesignPoint) -> NoReturn:
+        """Refuse a key request of other CKKS parameters than the key this key holder
+        holds: a pinned key's, or the one it made at its first key request.
+
+        Why the made key is kept too: a key holder without a pinned key made a fresh key
+        whenever the design point changed, so a server alternating two design points
+        had a key pair generated (and a new context published, for the branches to
+        trust) on every key request, at the server's pace: work the server chose for
+        it. A key cannot follow a design point (its ring and modulus chain are the
+        design point's), so the key holder keeps its first and refuses any other, with
+        nothing made or opened; another design point is its operator's restart."""
+        if self._fixed:
+            raise KeyHolderRefusal(
+                "the server asked for a key of other CKKS parameters than this key holder's "
+                "pinned key was made for"
+            )
+        made = self._holder.params
+        raise KeyHolderRefusal(
+            f"a key request for {asked.num_clients} clients, value bound "
+            f"{asked.value_bound:g} and precision {asked.precision:g} refused: this key "
+            f"holder made its key for {made.num_clients} clients, value bound "
+            f"{made.value_bound:g} and precision {made.precision:g} at its first key "
+            "request and keeps it (restart it for another design point)"
+        )
 
     def _check_design(self, asked: DesignPoint) -> None:
         """Refuse a key request whose design point is weaker than the federation's: more

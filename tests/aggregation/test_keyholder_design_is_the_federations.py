@@ -108,8 +108,10 @@ def test_the_federations_design_or_a_stronger_one_is_answered(asked: Asked) -> N
 
 
 def test_a_key_holder_without_the_federations_design_still_takes_the_servers() -> None:
-    """Without a config (``secagg keyholder --backend ckks``) there is no design of its
-    own to hold: the server's is taken, as documented (docs/backends.md)."""
+    """Without a config and without caps in its policy (an in-memory key holder, whose
+    server is the caller's own code) there is no design of its own to hold: the server's
+    is taken, as documented (docs/backends.md). The config-less ``secagg keyholder``
+    holds its own caps: tests/aggregation/test_keyholder_configless_caps.py."""
     helper = CKKSBackend().helper()
     helper.handle(_key_request(Asked(1000, 1e6, 1e-3)), round_number=1)
     assert helper._holder.params.num_clients == 1000
