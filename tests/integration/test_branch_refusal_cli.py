@@ -108,7 +108,15 @@ def test_every_branch_refuses_a_weaker_server_and_sends_nothing(ca: Path, case: 
         threading.Thread(
             target=run_key_holder,
             args=(f"127.0.0.1:{port}", "compliance", str(ca)),
-            kwargs={"backend": "ckks", "idle_timeout": 30.0, "connect_timeout": 60.0},
+            kwargs={
+                "backend": "ckks",
+                "idle_timeout": 30.0,
+                "connect_timeout": 60.0,
+                # the federation's value bound, 4, is past a config-less key holder's
+                # default cap (1.0, since eaf26a7): its own policy admits it, so what is
+                # refused is the branches' (an unpinned key), the subject of this test
+                "settings": {"max_value_bound": 4.0},
+            },
             daemon=True,
         ).start()
     branches = [_branch(port, name, ca, *policy) for name in NAMES]
