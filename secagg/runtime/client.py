@@ -536,7 +536,8 @@ class FederationClient:
         line per failed attempt) for up to ``give_up_after`` seconds *from the
         loss* (None: until the federation's end is announced), so a long-lived
         session and a short one ride out a server restart alike (review D1). It
-        misses the round in flight (to the server, a dropout) and joins the next.
+        misses the round in flight (to the server, a dropout; to the branch, a round
+        lost: ``stats.rounds_lost``) and joins the next.
 
         Returns the stats when the federation's end was announced ("finished" or
         "stopped") or ``rounds`` were served. Raises :class:`BranchGaveUp` when the

@@ -18,8 +18,9 @@ from _endpoints import SentMessages
 from secagg.aggregation import encode_spec, get_backend
 from secagg.aggregation.masking import MaskingBackend
 from secagg.aggregation.policy import BranchPolicy
-from secagg.runtime.client import FederationClient
-from secagg.runtime.wire import Leave, RoundEnd, RoundStart, encode_message
+from secagg.runtime.client import ClientStats, FederationClient
+from secagg.runtime.wire import FederationEnd, Leave, RoundEnd, RoundStart, encode_message
+from secagg.transport.base import NotConnected
 
 D = 4
 FED = "bank-a"
@@ -44,14 +45,7 @@ def _start(number: int, spec: bytes = SPEC) -> bytes:
 
 
 def _counts(branch: FederationClient) -> tuple[int, int, int, int, int]:
-    stats = branch.stats
-    return (
-        stats.rounds_completed,
-        stats.rounds_aborted,
-        stats.rounds_left,
-        stats.rounds_lost,
-        stats.refused_messages,
-    )
+    return _counts_of(branch.stats)
 
 
 @pytest.mark.parametrize("complete", [True, False], ids=["completed", "aborted"])
@@ -107,3 +101,51 @@ def test_no_round_in_flight_no_round_lost() -> None:
     branch.handle(encode_message(RoundEnd(1, True)))
     branch.reconnected(SentMessages())  # type: ignore[arg-type]  # between rounds
     assert _counts(branch) == (1, 0, 0, 0, 0)
+
+
+class _Session:
+    """A session that hands the branch ``messages``, then ends (``NotConnected``) or, with
+    ``lost=False``, stays silent."""
+
+    def __init__(self, messages: list[bytes], *, lost: bool) -> None:
+        self._messages, self._lost = list(messages), lost
+        self.sent: list[object] = []
+
+    def send(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        if self._messages:
+            return self._messages.pop(0)
+        if self._lost:
+            raise NotConnected("the server's connection reset")
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_serve_counts_the_round_of_a_lost_session_lost() -> None:
+    """The same through :meth:`FederationClient.serve`: the first session ends mid-round,
+    the branch redials, and the new session brings that round's end, then the
+    federation's: the summary says 1 lost, 0 completed."""
+    sessions = [
+        _Session([_start(1)], lost=True),
+        _Session(
+            [encode_message(RoundEnd(1, True)), encode_message(FederationEnd(1, True))],
+            lost=False,
+        ),
+    ]
+    stats = _branch().serve(lambda timeout: sessions.pop(0), give_up_after=60.0)  # type: ignore[arg-type,return-value]
+    assert stats.outcome == "finished" and stats.sessions == 2
+    assert _counts_of(stats) == (0, 0, 0, 1, 0)
+
+
+def _counts_of(stats: ClientStats) -> tuple[int, int, int, int, int]:
+    return (
+        stats.rounds_completed,
+        stats.rounds_aborted,
+        stats.rounds_left,
+        stats.rounds_lost,
+        stats.refused_messages,
+    )
