@@ -196,9 +196,13 @@ class ClientStats:
     #: aborted, its payload could not be sent) whatever the others made of them: counted
     #: as completed, a round the branch contributed nothing to read as one it took part in
     rounds_left: int = 0
-    #: rounds taken whose end never came before the next round started (the server
-    #: restarted, the session was lost): over for the branch, whatever became of them.
-    #: Not in ``rounds_ended`` (``run(rounds=N)`` serves N rounds whose end it saw), but
+    #: rounds taken whose session was lost before their end came (counted when the branch
+    #: continues on a new session), or whose end never came before the next round started
+    #: (the server restarted): over for the branch, whatever became of them. A lost
+    #: session's round is lost even if its end reaches the new session: the server counted
+    #: the branch gone from it, its masked input in the sum or not, so the server's
+    #: verdict is not the branch's (it read "completed", review 2026-12-06). Not in
+    #: ``rounds_ended`` (``run(rounds=N)`` serves N rounds whose end it saw), but
     #: counted: without it a round taken vanished from the counters
     rounds_lost: int = 0
     #: rounds under a clip (DP) whose training hook returned NaN or an infinity: the
@@ -430,6 +434,9 @@ class FederationClient:
         # the round this branch refused by its policy: its end is taken quietly and
         # counted nowhere (the refusal counted it, once)
         self._refused_round: int | None = None
+        # the round whose session was lost before its end came: counted lost when the
+        # branch went on on a new session; its end, if it comes, is taken quietly
+        self._lost_round: int | None = None
         # the round this branch left on its own (refused, its side aborted, its payload
         # could not be sent, its training failed): the server's payloads of it sent before
         # the leave arrived are dropped quietly, not counted as refused messages
@@ -450,7 +457,24 @@ class FederationClient:
         self._count_spend()
 
     def reconnected(self, transport: ClientEndpoint) -> None:
-        """Continue on a new session; the round in flight (if any) is lost."""
+        """Continue on a new session; the round in flight (if any) is lost, and counted so.
+
+        Why counted here and not by the end that may still come: the server counts the
+        branch gone from the round once its session ends (even if it is back at once), so
+        whether its masked input is in the sum is the server's to know, not the branch's;
+        that round's end on the new session counted it completed (or aborted) by the
+        others' verdict. A round it refused by its policy or left on its own before the
+        loss is counted as that, once, and not here."""
+        due = self._end_due and self._started is not None
+        if due and self._started not in (self._refused_round, self._left_round):
+            if self._lost_round != self._started:  # a second loss of the same round
+                self._lost_round = self._started
+                self.stats.rounds_lost += 1
+                log.warning(
+                    "%s: round %s is lost: its session was lost before its end came",
+                    self.name,
+                    self._started,
+                )
         self._transport = transport
         self._session = None
         self._round = None
@@ -512,7 +536,8 @@ class FederationClient:
         line per failed attempt) for up to ``give_up_after`` seconds *from the
         loss* (None: until the federation's end is announced), so a long-lived
         session and a short one ride out a server restart alike (review D1). It
-        misses the round in flight (to the server, a dropout) and joins the next.
+        misses the round in flight (to the server, a dropout; to the branch, a round
+        lost: ``stats.rounds_lost``) and joins the next.
 
         Returns the stats when the federation's end was announced ("finished" or
         "stopped") or ``rounds`` were served. Raises :class:`BranchGaveUp` when the
@@ -883,9 +908,10 @@ class FederationClient:
                 start.federation,
             )
             self.federation = start.federation
-        if self._end_due and self._refused_round != self._started:
-            self._superseded(start.round)
+        if self._end_due and self._started not in (self._refused_round, self._lost_round):
+            self._superseded(start.round)  # a lost session's round is counted already
         self._started, self._end_due, self._refused_round = start.round, True, None
+        self._lost_round = None
         self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
@@ -1035,6 +1061,10 @@ class FederationClient:
             return
         if self._left_round == end.round:  # it left: the others' verdict is not its own
             self.stats.rounds_left += 1
+            self._session, self._round, self._round_deadline = None, None, None
+            return
+        if self._lost_round == end.round:  # counted lost when its session was lost
+            self._lost_round = None
             self._session, self._round, self._round_deadline = None, None, None
             return
         if end.complete:

@@ -35,8 +35,15 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
-from secagg.errors import ConfigurationError
-from secagg.ledger.chain import Ledger, LedgerError, LedgerKey, export_public_key
+from secagg.errors import ConfigurationError, SecAggError
+from secagg.ledger.chain import (
+    Ledger,
+    LedgerError,
+    LedgerKey,
+    NotALedger,
+    export_public_key,
+    read_chain,
+)
 from secagg.runtime import outcome
 from secagg.runtime.client import (
     ROUND_GRACE_SECONDS,
@@ -312,8 +319,10 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
        left it missing or torn);
     6. store and ledger are cross-checked (:func:`check_state_against_ledger`).
 
-    Raises :class:`~secagg.runtime.store.StateError` (one line for the operator) or
-    :class:`~secagg.ledger.chain.LedgerError`; on error nothing stays open or locked.
+    Raises :class:`~secagg.runtime.store.StateError` (one line for the operator),
+    :class:`~secagg.ledger.chain.NotALedger` (a file at the ledger's path that is no
+    ledger at all: what it is) or :class:`~secagg.ledger.chain.LedgerError`; on error
+    nothing stays open or locked.
     """
     state = Path(config.server.state)
     ledger_path = Path(config.server.state + ".ledger")
@@ -332,12 +341,18 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
         raise
 
 
-def _ledger_rows(path: Path) -> int | None:
-    """Rows of the ledger at ``path``, or None when there is no ledger.
+def _ledger_rows(path: Path, state: Path) -> int | None:
+    """Rows of the ledger at ``path`` (``state``'s), or None when there is no ledger.
 
     Opened as the writer opens it, not read-only: a read-only connection to a WAL
     database leaves empty ``-wal`` and ``-shm`` files behind, and a refused start
-    should leave the files as it found them."""
+    should leave the files as it found them.
+
+    A file there that is no ledger at all (the state database copied over it, a file
+    that is not SQLite) raises :class:`~secagg.ledger.chain.NotALedger` saying what it
+    is; before, every failure read "is not a readable ledger: no such table: ledger" (or
+    "file is not a database"), as if the ledger were damaged (review, 2026-12-06). A
+    damaged ledger still raises :class:`~secagg.ledger.chain.LedgerError`."""
     if not holds_state(path):
         return None
     try:
@@ -347,14 +362,34 @@ def _ledger_rows(path: Path) -> int | None:
         finally:
             db.close()
     except sqlite3.Error as exc:
-        raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
+        failure = exc
+    wrong_file = _what_is_not_a_ledger(path)
+    if wrong_file is not None:
+        raise NotALedger(
+            f"{wrong_file}; the ledger of server.state {state} belongs at that path: move "
+            "the file away (and put the federation's ledger back, if it has one)"
+        )
+    raise LedgerError(f"{path} is not a readable ledger: {failure}")
+
+
+def _what_is_not_a_ledger(path: Path) -> str | None:
+    """The ledger layer's one line for a file that is no ledger at all (what it is), or
+    None for anything else (a damaged ledger fails as one). Read as an auditor reads it,
+    writing nothing beside it; its own verdict on a readable file does not matter here."""
+    try:
+        read_chain(path)
+    except NotALedger as exc:
+        return str(exc)
+    except (SecAggError, sqlite3.Error, OSError):
+        return None
+    return None
 
 
 def _open_locked_state(
     state: Path, ledger_path: Path, key_path: Path, lock: StateLock, init: bool | None
 ) -> ServerState:
     """Steps 3-6 of :func:`open_server_state`, under the lock."""
-    ledger_rows = _ledger_rows(ledger_path)
+    ledger_rows = _ledger_rows(ledger_path, state)
     existing = holds_state(state)
     if init is None:
         init = not existing and ledger_rows is None

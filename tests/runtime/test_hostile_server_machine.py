@@ -1108,14 +1108,17 @@ def test_a_refused_replay_of_a_start_does_not_mark_the_round_left(tmp_path: Path
     restarted.handle(_start(1))
     assert restarted.stats.refused_messages == 1
     assert _branch_state(restarted) == before
-    # a session lost mid-round: the end still due is counted as the server says
+    # a session lost mid-round: the round is lost (not left), its end taken once, quietly
+    # (before 2026-12-06 counted completed by the server's verdict:
+    # tests/runtime/test_lost_session_round.py)
     client = first
     client.reconnected(SentMessages())
     before = _branch_state(client)
     client.handle(_start(1))
     assert _branch_state(client) == before
     client.handle(encode_message(RoundEnd(1, True)))
-    assert (client.stats.rounds_completed, client.stats.rounds_left) == (1, 0)
+    stats = client.stats
+    assert (stats.rounds_completed, stats.rounds_left, stats.rounds_lost) == (0, 0, 1)
 
 
 def test_a_round_superseded_by_the_next_start_is_counted_lost(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+import time
 from pathlib import Path
 
 import numpy as np
@@ -511,18 +511,68 @@ def test_adaptive_clipping_in_a_federation_follows_the_norms_and_the_ledger_veri
         )
 
 
+class _SteppedClock:
+    """The server's monotonic clock, which a test steps on, counting the server's reads.
+
+    Why the reads: a step proves something only once the server has looked at the clock
+    after it, deciding on a deadline with no answer in between; a fixed sleep guessed it
+    (and a test's meaning then depended on the machine's load)."""
+
+    def __init__(self) -> None:
+        self._ahead = 0.0
+        self._reads = 0
+        self._changed = threading.Condition()
+
+    def __call__(self) -> float:
+        with self._changed:
+            self._reads += 1
+            self._changed.notify_all()
+            return time.monotonic() + self._ahead
+
+    def step(self, seconds: float) -> None:
+        with self._changed:
+            self._ahead += seconds
+
+    def await_reads(self, count: int, timeout: float = 120.0) -> bool:
+        """Wait until the server has read the clock ``count`` more times."""
+        with self._changed:
+            target = self._reads + count
+            return self._changed.wait_for(lambda: self._reads >= target, timeout)
+
+
+class _ArrivalsHub(InProcessHub):
+    """The in-process transport, saying when the server has taken a message from each of
+    ``names``."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self._awaited = set(names)
+        self.all_arrived = threading.Event()
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        item = super().receive(timeout)
+        if item is not None:
+            self._awaited.discard(item[0])
+            if not self._awaited:
+                self.all_arrived.set()
+        return item
+
+
 def test_a_slow_trainer_gets_the_training_deadline_even_after_others_answered(
     tmp_path: Path,
 ) -> None:
     """The phase after the round start includes local training: its deadline holds for the
     whole phase, not only until the first fast branch answers.
 
-    The slow trainer answers 1.5 phase deadlines after the last fast one has trained
-    (it waits for their training to end, then sleeps): it used to sleep 10 s from its
-    own start, which took longer, and on a busy machine whose fast branches started
-    late was less than a phase deadline after their answers, and tested nothing."""
-    import time
-
+    The slow trainer answers 1.5 phase deadlines after the server took the fast ones'
+    answers, on the server's clock: it waits until the server has taken them and read its
+    clock twice since (they are handled), steps the clock on by 1.5 phase deadlines, and
+    answers once the server has read the clock twice more (a deadline check of the
+    stepped time, with no answer of its own in between). Before 2026-12-06 it slept those
+    7.5 s in real time (and before that 10 s from its own start, which on a busy machine
+    whose fast branches started late was less than a phase deadline after their answers,
+    and tested nothing). A server whose first phase closed at ``phase_seconds`` (not
+    ``training_seconds``), or whose deadline restarted at a fast answer, drops it."""
     phase_seconds = 5.0
     data = {
         "federation": {"name": "slow", "clients": NAMES[:4], "dimension": D, "rounds": 1},
@@ -532,32 +582,29 @@ def test_a_slow_trainer_gets_the_training_deadline_even_after_others_answered(
         "deadlines": {"phase_seconds": phase_seconds, "training_seconds": 60.0},
     }
     config = FederationConfig.from_dict(data)
-    hub = InProcessHub()
+    hub = _ArrivalsHub(NAMES[:3])
+    clock = _SteppedClock()
     targets = _targets()
-    trained = [threading.Event() for _ in NAMES[:3]]
 
-    def fast(i: int) -> Callable[[np.ndarray], np.ndarray]:
-        def train(model: np.ndarray) -> np.ndarray:
-            trained[i].set()  # its answer goes out as this returns
-            return targets[NAMES[i]] - model
-
-        return train
-
-    for i, name in enumerate(NAMES[:3]):
-        branch = FederationClient(name, fast(i), hub.connect(name), policy=TEST_POLICY)
+    for name in NAMES[:3]:
+        branch = FederationClient(
+            name, lambda m, t=targets[name]: t - m, hub.connect(name), policy=TEST_POLICY
+        )
         threading.Thread(
             target=branch.run, kwargs={"idle_timeout": 30, "rounds": 1}, daemon=True
         ).start()
 
     def slow(model: np.ndarray) -> np.ndarray:
-        assert all(event.wait(120) for event in trained)
-        time.sleep(1.5 * phase_seconds)  # past the phase deadline of every fast answer
+        assert hub.all_arrived.wait(120), "the fast branches' answers never reached the server"
+        assert clock.await_reads(2), "the server stopped reading its clock"
+        clock.step(1.5 * phase_seconds)  # past the phase deadline of every fast answer
+        assert clock.await_reads(2), "the server stopped reading its clock"
         return np.zeros_like(model)
 
     client = FederationClient(NAMES[3], slow, hub.connect(NAMES[3]))
     threading.Thread(
         target=client.run, kwargs={"idle_timeout": 30, "rounds": 1}, daemon=True
     ).start()
-    server = FederationServer(config, hub, ServerStore(tmp_path / "slow.sqlite"))
-    (result,) = server.run(wait_for_clients=120)
-    assert result.status == "complete" and result.contributed == tuple(NAMES[:4])
+    server = FederationServer(config, hub, ServerStore(tmp_path / "slow.sqlite"), clock=clock)
+    (result,) = server.run(wait_for_clients=120, max_attempts=1)  # a broken one: no retry
+    assert (result.status, result.contributed) == ("complete", tuple(NAMES[:4])), result
