@@ -954,9 +954,83 @@ def train_test_split(
             f"set {min_train_negatives} and a test set {min_test_negatives}: lower the "
             "number of branches or use a file where fraud is rarer"
         )
-    test_p = min(max(round(p * test_fraction), min_test_positives), p - min_train_positives)
-    test_n = min(max(rows.size - cut - test_p, 0), legit)
-    test_n = min(max(test_n, min_test_negatives), legit - min_train_negatives)
+    test_p, test_n = _test_counts(
+        rows.size,
+        p,
+        test_fraction,
+        min_test_positives,
+        min_train_positives,
+        min_test_negatives,
+        min_train_negatives,
+    )
     test = np.concatenate([positives[:test_p], negatives[:test_n]])
     train = np.concatenate([positives[test_p:], negatives[test_n:]])
     return np.sort(train), np.sort(test)
+
+
+def _test_counts(
+    size: int,
+    positives: int,
+    test_fraction: float,
+    min_test_positives: int,
+    min_train_positives: int,
+    min_test_negatives: int,
+    min_train_negatives: int,
+) -> tuple[int, int]:
+    """The stratified split's test positives and test negatives for a branch of
+    ``size`` units, ``positives`` of them fraud: one formula for
+    :func:`train_test_split` and :func:`units_for_training`, so the size a branch is
+    promised and the split it gets cannot drift apart."""
+    legit = size - positives
+    cut = max(1, round(size * (1 - test_fraction)))
+    test_p = min(
+        max(round(positives * test_fraction), min_test_positives), positives - min_train_positives
+    )
+    test_n = min(max(size - cut - test_p, 0), legit)
+    test_n = min(max(test_n, min_test_negatives), legit - min_train_negatives)
+    return test_p, test_n
+
+
+def units_for_training(
+    train_units: int,
+    test_fraction: float,
+    *,
+    min_train_positives: int = 0,
+    min_test_positives: int = 0,
+    min_train_negatives: int = 0,
+    min_test_negatives: int = 0,
+) -> int:
+    """The fewest units a branch needs for :func:`train_test_split` (same keywords)
+    to leave at least ``train_units`` of them for training, whatever the branch's mix
+    of fraud and legitimate units (each at least its two minimums).
+
+    Why: a quarter of an equal share (:func:`branch_minimums`) is no such guarantee. A
+    400-row file split 8 ways with ``feature`` gives a branch 12 rows at least, and
+    12 rows split 70/30 train on 8 or 9: ``secagg simulate`` refused the file although
+    a split giving every branch 10 training rows exists (simulate audit, 2026-12-06).
+    The stratified split can take more than ``test_fraction`` for testing (the test
+    minimums), so the answer is searched, not ``train_units / (1 - test_fraction)``.
+    """
+    train_units = _integer(train_units, "train_units", 0)
+    least_p = min_train_positives + min_test_positives
+    least_n = min_train_negatives + min_test_negatives
+    size = max(train_units, least_p + least_n, 1)
+    while True:
+        trains = [
+            size
+            - sum(
+                _test_counts(
+                    size,
+                    p,
+                    test_fraction,
+                    min_test_positives,
+                    min_train_positives,
+                    min_test_negatives,
+                    min_train_negatives,
+                )
+            )
+            for p in range(least_p, size - least_n + 1)
+        ]
+        if min(trains) >= train_units:
+            return size
+        size += 1

@@ -26,6 +26,32 @@ from secagg.errors import ConfigurationError
 
 log = logging.getLogger("secagg.simulation")
 
+#: how Opacus's warning for a Poisson-sampled first batch that drew no row begins
+EMPTY_FIRST_BATCH = "First batch is empty"
+
+
+class _EmptyFirstBatchFilter(logging.Filter):
+    """Drops Opacus's "First batch is empty" warning, and only it.
+
+    Why: with ``--batch-size 1`` a branch's Poisson sampling draws each row with
+    probability 1/N, so a loader's first batch is empty about a third of the time
+    ((1 - 1/N)^N), and ``secagg simulate`` printed a timestamped WARNING line for each,
+    advising "use more data, increase epsilon, or increase sampling rate" (simulate
+    audit, 2026-12-06). An empty batch is what Poisson sampling is: the step adds noise
+    to a zero gradient and the accountant counts it; its privacy rests on exactly that.
+    Nothing is wrong and there is nothing to fix, so the line is noise. Every other
+    Opacus warning still reaches the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(EMPTY_FIRST_BATCH)
+
+
+def _quiet_empty_first_batch() -> None:
+    """Install the filter on the logger Opacus's data loader warns through (once)."""
+    opacus_loader = logging.getLogger("opacus.data_loader")
+    if not any(isinstance(f, _EmptyFirstBatchFilter) for f in opacus_loader.filters):
+        opacus_loader.addFilter(_EmptyFirstBatchFilter())
+
 
 def _runs_dpsgd(config: SimulationConfig) -> bool:
     """Record-level (customer-level) DP by DP-SGD inside each branch."""
@@ -101,6 +127,8 @@ class BranchTrainer:
             self.units_total = int(self.units[0].shape[0])
         elif _runs_dpsgd(config):
             from secagg.dp.dpsgd import DPSGDTrainer
+
+            _quiet_empty_first_batch()  # Poisson sampling's empty batch is no fault
 
             dataset, loss, batch = _dpsgd_data(config, data)
             if data.customers_train is not None:

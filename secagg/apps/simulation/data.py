@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -205,16 +206,7 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
             **_world(config),
         )
         return [_capped(config, b) for b in raw], tuple(FEATURE_NAMES)
-    from secagg.apps.models.tabular import (
-        MIN_TEST_NEGATIVES,
-        MIN_TRAIN_NEGATIVES,
-        branch_minimums,
-        customer_groups,
-        load_creditcard_csv,
-        load_labelled_csv,
-        partition,
-        train_test_split,
-    )
+    from secagg.apps.models.tabular import customer_groups, load_creditcard_csv, load_labelled_csv
 
     assert config.path is not None
     _require_file(config, "path")
@@ -248,43 +240,25 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
     _check_fraud_share(config, table.y)
     if not table.y.any():  # before the split, which would only say it cannot share none
         check_branch_data(config, [("all", int(table.y.size), 0, 0)])
-    # never a degenerate branch: each gets a quarter of an equal share of the units at
-    # least, 2 training and 2 test frauds, and 2 training and 2 test legitimate units
-    # (or the split is refused, saying why): a test set of frauds alone scores every
-    # model AUPRC 1.000
     unit = "customer" if table.customers is not None else "row"
-    least = branch_minimums(unit_labels.size, int(unit_labels.sum()), config.branches, unit=unit)
-    parts = partition(
-        unit_labels,
-        config.branches,
-        kind=config.partition,
-        alpha=config.alpha,
-        seed=config.seed,
-        feature=unit_feature if config.partition == "feature" else None,
-        min_rows=least.min_rows,
-        min_positives=least.min_positives,
-        unit=unit,
-        min_negatives=MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES,
-    )
+
+    def training_rows(b: int, train_units: np.ndarray) -> int:
+        """The rows branch ``b`` trains on, its customers' rows capped as below."""
+        train = rows(train_units)
+        if table.customers is None:
+            return int(train.size)
+        name = f"branch-{b + 1:02d}"
+        return int(np.count_nonzero(_kept_customer_rows(config, table.customers[train], name)))
+
+    splits = split_units(config, unit_labels, unit_feature, unit, training_rows)
     # the credit-card layout holds each row's amount (as log1p): the fraud-amount metric
     # reads it back, where it read n/a for a file that has the column
     amounts = None
     if config.source == "creditcard":
         amounts = np.expm1(table.x[:, table.feature_names.index("log_amount")].astype(np.float64))
     branches = []
-    for b, units in enumerate(parts):
+    for b, split in enumerate(splits):
         name = f"branch-{b + 1:02d}"
-        split = train_test_split(
-            units,
-            0.3,
-            config.seed + b,
-            labels=unit_labels[units],
-            min_train_positives=least.min_train_positives,
-            min_test_positives=least.min_test_positives,
-            unit=unit,
-            min_train_negatives=MIN_TRAIN_NEGATIVES,
-            min_test_negatives=MIN_TEST_NEGATIVES,
-        )
         train, test = (rows(u) for u in split)
         if table.customers is not None:
             # at most max_rows_per_customer rows each, chosen as the branch's DP-SGD
@@ -304,6 +278,89 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
             )
         )
     return branches, table.feature_names
+
+
+#: the share of each branch's units its test set gets (stratified: see train_test_split)
+TEST_FRACTION: Final = 0.3
+
+
+def split_units(
+    config: SimulationConfig,
+    unit_labels: np.ndarray,
+    unit_feature: np.ndarray,
+    unit: str,
+    training_rows: Callable[[int, np.ndarray], int],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each branch's (training, test) unit indices: the units partitioned into
+    ``config.branches`` branches, each split with its minimums of frauds and legitimate
+    units on both sides. ``training_rows(b, units)`` counts the rows branch ``b``
+    trains on (a customer's rows capped).
+
+    Never a degenerate branch: each gets a quarter of an equal share of the units at
+    least, 2 training and 2 test frauds, and 2 training and 2 test legitimate units (a
+    test set of frauds alone scores every model AUPRC 1.000). A quarter of a share is no
+    promise of :data:`~secagg.apps.simulation.config.MIN_TRAIN_ROWS` training rows,
+    though: a 400-row file with ``--partition feature`` and 8 branches gave a branch 12
+    rows, 9 of them for training, and was refused although a split giving every branch
+    10 exists (simulate audit, 2026-12-06). So a split that leaves a branch short is
+    redrawn with every branch given the units that guarantee them
+    (:func:`~secagg.apps.models.tabular.units_for_training`); a split that did not leave
+    one short is the one it always was (results reproduce). Refused, naming
+    ``branches``, when the file has too few rows for that; with customers the check of
+    the rows (:func:`check_branch_data`) has the last word, as a customer may hold
+    several.
+    """
+    from secagg.apps.models.tabular import (
+        MIN_TEST_NEGATIVES,
+        MIN_TRAIN_NEGATIVES,
+        branch_minimums,
+        partition,
+        train_test_split,
+        units_for_training,
+    )
+    from secagg.apps.simulation.config import MIN_TRAIN_ROWS
+
+    least = branch_minimums(unit_labels.size, int(unit_labels.sum()), config.branches, unit=unit)
+    sides = {
+        "min_train_positives": least.min_train_positives,
+        "min_test_positives": least.min_test_positives,
+        "min_train_negatives": MIN_TRAIN_NEGATIVES,
+        "min_test_negatives": MIN_TEST_NEGATIVES,
+    }
+
+    def split(min_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        parts = partition(
+            unit_labels,
+            config.branches,
+            kind=config.partition,
+            alpha=config.alpha,
+            seed=config.seed,
+            feature=unit_feature if config.partition == "feature" else None,
+            min_rows=min_rows,
+            min_positives=least.min_positives,
+            unit=unit,
+            min_negatives=MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES,
+        )
+        return [
+            train_test_split(
+                units, TEST_FRACTION, config.seed + b, labels=unit_labels[units], unit=unit, **sides
+            )
+            for b, units in enumerate(parts)
+        ]
+
+    splits = split(least.min_rows)
+    if all(training_rows(b, train) >= MIN_TRAIN_ROWS for b, (train, _) in enumerate(splits)):
+        return splits
+    needed = units_for_training(MIN_TRAIN_ROWS, TEST_FRACTION, **sides)
+    if unit_labels.size >= config.branches * needed:
+        return split(max(least.min_rows, needed))
+    if unit == "customer":  # a customer's several rows may still make up the count
+        return splits
+    raise ConfigurationError(
+        f"{unit_labels.size} rows cannot give {config.branches} branches the {needed} "
+        f"each that {MIN_TRAIN_ROWS} training rows need (a {round(100 * TEST_FRACTION)} % "
+        f"test set and its frauds): use fewer {key('branches')} or a larger file"
+    )
 
 
 def _check_fraud_share(config: SimulationConfig, labels: np.ndarray) -> None:
