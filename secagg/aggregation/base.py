@@ -489,6 +489,16 @@ class AggregationBackend(abc.ABC):
             raise ConfigurationError(f"the {self.name} backend has no helper to configure")
         return None
 
+    def configless_helper_settings(
+        self, settings: Mapping[str, Any] | None
+    ) -> Mapping[str, Any] | None:
+        """The helper's ``settings`` when it runs without the federation's config: its
+        own defaults for what the config would otherwise fix (the CKKS key holder's caps
+        on the design point it makes a key for). The runtime calls this instead of
+        asking which backend it runs (the layers' rule: no backend names above the
+        engine); a backend without a helper returns ``settings`` unchanged."""
+        return settings
+
     def make_helper_key(self, path: Path) -> bytes:
         """Make and save the helper's long-term key; returns the fingerprint parties pin."""
         raise ConfigurationError(f"the {self.name} backend has no key holder")

@@ -99,6 +99,7 @@ from secagg.aggregation.keyholder_policy import (
     WrongFederation,
     check_federation,
     config_path,
+    configless_caps,
     opened_path,
     plausible_range,
 )
@@ -1343,6 +1344,16 @@ class CKKSBackend(AggregationBackend):
             )
         choose_parameters(self.max_clients, self.value_bound, self.precision)
         return DesignPoint(self.max_clients, self.value_bound, self.precision)
+
+    def configless_helper_settings(
+        self, settings: Mapping[str, Any] | None
+    ) -> Mapping[str, Any] | None:
+        """A key holder without the federation's config caps the design point it makes a
+        key for by its own ``[key_holder]`` table, else by the defaults of
+        :func:`~secagg.aggregation.keyholder_policy.configless_caps` (the server's first
+        key request would otherwise choose the plausible range every decryption is held
+        to)."""
+        return configless_caps(settings)
 
     def make_helper_key(self, path: Path) -> bytes:
         """Make the key holder's key pair for the federation, save it to ``path`` (0600)

@@ -769,7 +769,6 @@ def run_key_holder(
     shorter one given with ``config`` is kept and warned about: the key holder may
     leave while the server waits for a quorum or for the branches' training."""
     from secagg.aggregation import get_backend
-    from secagg.aggregation.keyholder_policy import configless_caps
     from secagg.transport import certs
 
     if config is not None:
@@ -778,8 +777,8 @@ def run_key_holder(
             settings = bound_to_federation(config, settings)
     elif backend is not None:
         chosen = get_backend(backend)
-        if chosen.name == "ckks":  # no federation's design point: the key holder's own caps
-            settings = configless_caps(settings)
+        # no federation's design point: the helper's own caps (the CKKS key holder's)
+        settings = chosen.configless_helper_settings(settings)
     else:
         raise ConfigurationError("the key holder needs the federation's config or a backend")
     helper = chosen.helper(settings, base_dir=base_dir)  # a bad key or policy: before dialling
