@@ -498,13 +498,18 @@ def test_a_split_that_leaves_a_branch_a_few_rows_is_refused(tmp_path: Path) -> N
     config = _csv_config(_csv(tmp_path / "few.csv", labels), branches=8, partition="dirichlet")
     with pytest.raises(ConfigurationError, match="12 fraud rows cannot give 8 branches"):
         load_branches(config)
-    # enough frauds, but 60 rows leave each of 8 branches fewer training rows than needed
-    # (40 frauds of 60 rows: above the default max_fraud_share, raised for this file)
-    labels = [int(i % 3 != 0) for i in range(60)]
+    # enough frauds (40) and legitimate rows (60) for every branch's 2 + 2 of each, but
+    # 100 rows cannot give each of 8 branches MIN_TRAIN_ROWS training rows (15 rows a
+    # branch with a 30 % test set: 120); 40 % fraud is above the default
+    # max_fraud_share, raised for this file. (60 rows of which 20 legitimate was this
+    # case until the split kept legitimate rows per branch: refused by that rule first.)
+    labels = [int(i % 5 in (0, 1)) for i in range(100)]
     config = _csv_config(
         _csv(tmp_path / "rows.csv", labels), branches=8, partition="dirichlet", max_fraud_share=1.0
     )
-    with pytest.raises(ConfigurationError, match=f"at least {MIN_TRAIN_ROWS} are needed"):
+    with pytest.raises(
+        ConfigurationError, match=f"100 rows cannot give 8 branches .* {MIN_TRAIN_ROWS} training"
+    ):
         load_branches(config)
 
 
