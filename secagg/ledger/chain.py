@@ -601,14 +601,16 @@ def _table_names(db: sqlite3.Connection) -> frozenset[str]:
     return frozenset(str(row[0]) for row in rows)
 
 
-def _not_a_ledger(path: Path) -> str | None:
+def not_a_ledger(path: Path) -> str | None:
     """Why the file at ``path``, which could not be read as a ledger, is no ledger at all
     (one line, pointing to ``<path>.ledger`` where that exists), or None: it may be a
     damaged ledger (some of the ledger's tables, or a database SQLite cannot read).
 
     Only a file positively shown to be something else is called so: one that does not
     begin as an SQLite database does, an empty one, or a database whose tables are
-    readable and none of them a ledger's (the server's state database named)."""
+    readable and none of them a ledger's (the server's state database named). Public
+    for the server's start (:mod:`secagg.runtime.launch`), whose own open of the
+    ledger failed: it asks this rather than reading the whole chain again."""
     try:
         with path.open("rb") as file:
             magic = file.read(len(_SQLITE_MAGIC))
@@ -685,7 +687,7 @@ def read_chain(
     try:
         meta, rows, head = _read_tables(path, _query_tables)
     except sqlite3.DatabaseError as exc:
-        wrong_file = _not_a_ledger(path)
+        wrong_file = not_a_ledger(path)
         if wrong_file is not None:
             raise NotALedger(wrong_file) from None
         raise LedgerError(f"{path} is not a readable ledger: {exc}") from None

@@ -35,14 +35,14 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
-from secagg.errors import ConfigurationError, SecAggError
+from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
     Ledger,
     LedgerError,
     LedgerKey,
     NotALedger,
     export_public_key,
-    read_chain,
+    not_a_ledger,
 )
 from secagg.runtime import outcome
 from secagg.runtime.client import (
@@ -363,26 +363,13 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
             db.close()
     except sqlite3.Error as exc:
         failure = exc
-    wrong_file = _what_is_not_a_ledger(path)
+    wrong_file = not_a_ledger(path)
     if wrong_file is not None:
         raise NotALedger(
             f"{wrong_file}; the ledger of server.state {state} belongs at that path: move "
             "the file away (and put the federation's ledger back, if it has one)"
         )
     raise LedgerError(f"{path} is not a readable ledger: {failure}")
-
-
-def _what_is_not_a_ledger(path: Path) -> str | None:
-    """The ledger layer's one line for a file that is no ledger at all (what it is), or
-    None for anything else (a damaged ledger fails as one). Read as an auditor reads it,
-    writing nothing beside it; its own verdict on a readable file does not matter here."""
-    try:
-        read_chain(path)
-    except NotALedger as exc:
-        return str(exc)
-    except (SecAggError, sqlite3.Error, OSError):
-        return None
-    return None
 
 
 def _open_locked_state(
