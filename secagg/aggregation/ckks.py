@@ -779,11 +779,12 @@ class KeyHolderSession(HelperSession):
         federation's own design point, or one summing fewer, smaller values to a coarser
         precision, is answered as before.
 
-        The key holder's own caps (``[key_holder] max_clients`` / ``max_value_bound``:
+        The key holder's own caps (``[key_holder] max_clients`` / ``max_value_bound`` /
+        ``min_precision``:
         :meth:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy.check_design`) hold
         with or without the config: without one they are all that bounds the design
         point (the config-less ``secagg keyholder`` has defaults of them)."""
-        self.policy.check_design(asked.num_clients, asked.value_bound)
+        self.policy.check_design(asked.num_clients, asked.value_bound, asked.precision)
         own = self._design
         if own is None:
             return

@@ -114,6 +114,7 @@ POLICY_KEYS = (
     "federation",
     "max_clients",
     "max_value_bound",
+    "min_precision",
 )
 #: the design point a key holder with neither the federation's config nor a key file
 #: (``secagg keyholder --backend ckks``) makes a key for at most, unless its
@@ -122,6 +123,12 @@ POLICY_KEYS = (
 #: simulated federation has, so c·B is at most 10³, not the 10¹¹ a server could name
 CONFIGLESS_MAX_CLIENTS = 1000
 CONFIGLESS_MAX_VALUE_BOUND = 1.0
+#: the finest precision (the sum's absolute error) a config-less key holder makes a key
+#: for unless its ``[key_holder]`` table sets ``min_precision``: the default federation's
+#: (``10⁻⁶ · value_bound`` at the default bound 1). Why: its noise floor follows the
+#: precision, so at the finest a ring admits (about 1.1·10⁻¹³) a crafted query learned
+#: about 44 bits a coordinate at the floor, against about 21 at 10⁻⁶ (docs/backends.md)
+CONFIGLESS_MIN_PRECISION = 1e-6
 
 #: 2: the record names the federation it serves (version 1, which named none, is read
 #: and rewritten as version 2 when a key holder of a federation starts over it)
@@ -339,13 +346,14 @@ class KeyHolderPolicy:
     ``federation``: the name of the only federation whose requests are answered (the
     runtime binds it from the federation's config, ``[federation] name``); None: only
     requests naming no federation (in-memory runs).
-    ``max_clients``, ``max_value_bound``: the most clients, and the largest value bound,
-    of a design point this key holder makes (or uses) a key for; a key request beyond
-    either is refused (:meth:`check_design`) before any key work. None: no cap of the
-    policy's own (in-memory runs, whose server is the caller's code; the federation's
-    config caps the design point when the key holder holds it); the config-less
-    ``secagg keyholder`` takes :data:`CONFIGLESS_MAX_CLIENTS` and
-    :data:`CONFIGLESS_MAX_VALUE_BOUND` unless its table sets them.
+    ``max_clients``, ``max_value_bound``, ``min_precision``: the most clients, the largest
+    value bound and the finest precision of a design point this key holder makes (or
+    uses) a key for; a key request beyond any is refused (:meth:`check_design`) before any
+    key work. None: no cap of the policy's own (in-memory runs, whose server is the
+    caller's code; the federation's config caps the design point when the key holder
+    holds it); the config-less ``secagg keyholder`` takes :data:`CONFIGLESS_MAX_CLIENTS`,
+    :data:`CONFIGLESS_MAX_VALUE_BOUND` and :data:`CONFIGLESS_MIN_PRECISION` unless its
+    table sets them.
 
     Why the cap is required with noise: a key holder that adds its own DP noise
     promises that what it releases is differentially private, and every decryption of
@@ -367,6 +375,7 @@ class KeyHolderPolicy:
     federation: str | None = None
     max_clients: int | None = None
     max_value_bound: float | None = None
+    min_precision: float | None = None
 
     def __post_init__(self) -> None:
         std = _number("noise_stddev", self.noise_stddev)
@@ -439,6 +448,16 @@ class KeyHolderPolicy:
                     f"update any round takes), got {self.max_value_bound!r}",
                 )
             object.__setattr__(self, "max_value_bound", bound)
+        if self.min_precision is not None:
+            finest = _number("min_precision", self.min_precision)
+            if not 0 < finest <= MAX_CLIP:
+                # a design point's precision is at most its value bound, at most MAX_CLIP
+                raise _config_error(
+                    "min_precision",
+                    f"must be above 0 and at most {MAX_CLIP:g} (the sum's absolute error: "
+                    f"at most the largest value bound), got {self.min_precision!r}",
+                )
+            object.__setattr__(self, "min_precision", finest)
         if self.state_path is not None and not isinstance(self.state_path, Path):
             if not isinstance(self.state_path, str) or not self.state_path:
                 raise _config_error("state", f"must be a file path, got {self.state_path!r}")
@@ -455,7 +474,7 @@ class KeyHolderPolicy:
         ``max_decryptions`` (int >= 1; required when ``noise_stddev`` > 0),
         ``dimension`` (int >= 1), ``state`` (path), ``federation`` (a federation's name),
         ``max_clients`` (int, min_contributions to 10⁶), ``max_value_bound`` (number in
-        (0, 10⁶]). Any other key, or a value of the
+        (0, 10⁶]), ``min_precision`` (number in (0, 10⁶]). Any other key, or a value of the
         wrong type, raises a one-line ConfigurationError naming the key.
         """
         if not isinstance(section, Mapping):
@@ -474,6 +493,7 @@ class KeyHolderPolicy:
             federation=section.get("federation"),
             max_clients=section.get("max_clients"),
             max_value_bound=section.get("max_value_bound"),
+            min_precision=section.get("min_precision"),
         )
 
     def check_dimension(self, dimension: int, *, what: str = "a decryption") -> None:
@@ -485,9 +505,10 @@ class KeyHolderPolicy:
                 f"of {self.dimension} values only (its [key_holder] dimension)"
             )
 
-    def check_design(self, num_clients: int, value_bound: float) -> None:
-        """Refuse a key request whose design point sums more clients, or values of a
-        larger bound, than this key holder's own ``max_clients`` / ``max_value_bound``.
+    def check_design(self, num_clients: int, value_bound: float, precision: float) -> None:
+        """Refuse a key request whose design point sums more clients, values of a larger
+        bound, or to a finer precision, than this key holder's own ``max_clients`` /
+        ``max_value_bound`` / ``min_precision``.
 
         Why: ``c·B`` (clients times value bound) is the plausible-sum range a decryption
         is held to before the noise, the one bound on what a crafted query learns of the
@@ -495,7 +516,11 @@ class KeyHolderPolicy:
         A key holder without the federation's config took whatever design point the
         server's key request carried: 10⁵ clients and B = 10⁶ was a range 10⁸ times that
         of 1 000 clients at B = 1, so the server decided what the key holder's protection
-        was worth."""
+        was worth.
+
+        The precision likewise: the noise floor (a key holder's noise without its own
+        ``noise_stddev``) follows it, so the finest precision a ring admits let a crafted
+        query learn about 44 bits a coordinate at the floor instead of about 21 at 10⁻⁶."""
         for key, asked, most in (
             ("max_clients", num_clients, self.max_clients),
             ("max_value_bound", value_bound, self.max_value_bound),
@@ -506,6 +531,12 @@ class KeyHolderPolicy:
                     f"refused: this key holder makes keys for at most its [key_holder] "
                     f"{key} = {most:g}"
                 )
+        if self.min_precision is not None and precision < self.min_precision:
+            raise KeyHolderRefusal(
+                f"a key request for precision {precision:g} refused: this key holder makes "
+                f"keys for a precision no finer than its [key_holder] min_precision = "
+                f"{self.min_precision:g}"
+            )
 
     def noise_for(self, params: CKKSParameters, requested: float) -> float:
         """The std a decryption under ``params`` gets: never below the policy or the floor."""
@@ -514,20 +545,23 @@ class KeyHolderPolicy:
 
 def configless_caps(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """A config-less key holder's ``[key_holder]`` settings with its design caps:
-    ``max_clients`` and ``max_value_bound`` the table gives, else
-    :data:`CONFIGLESS_MAX_CLIENTS` and :data:`CONFIGLESS_MAX_VALUE_BOUND`.
+    ``max_clients``, ``max_value_bound`` and ``min_precision`` the table gives, else
+    :data:`CONFIGLESS_MAX_CLIENTS`, :data:`CONFIGLESS_MAX_VALUE_BOUND` and
+    :data:`CONFIGLESS_MIN_PRECISION`.
 
     Why: with neither the federation's config nor a key file, the key is made for the
     design point the server's first key request carries, and the clients and value bound
     in it set the plausible range every decryption is held to (the bound on what a
-    crafted query learns of the key): the server's choice, unless the key holder has one
-    of its own. A federation of more clients or a larger bound sets them in the
-    ``--policy`` table (or runs the key holder with its config)."""
+    crafted query learns of the key), and the precision in it the noise floor: the
+    server's choice, unless the key holder has one of its own. A federation of more
+    clients, a larger bound or a finer precision sets them in the ``--policy`` table (or
+    runs the key holder with its config)."""
     values = dict(settings or {})
     least = values.get("min_contributions")
     fewest = least if isinstance(least, int) and not isinstance(least, bool) else 0
     values.setdefault("max_clients", max(CONFIGLESS_MAX_CLIENTS, fewest))  # reachable
     values.setdefault("max_value_bound", CONFIGLESS_MAX_VALUE_BOUND)
+    values.setdefault("min_precision", CONFIGLESS_MIN_PRECISION)
     return values
 
 

@@ -674,7 +674,8 @@ def test_a_floor_of_contributions_no_round_can_reach_is_refused_at_start() -> No
         (
             {"noise": 1.0},
             "unknown key 'noise' in [key_holder]; known: noise_stddev, min_contributions, "
-            "max_decryptions, dimension, state, federation, max_clients, max_value_bound",
+            "max_decryptions, dimension, state, federation, max_clients, max_value_bound, "
+            "min_precision",
         ),
         (
             {"dimenson": 4, "max_decrypts": 5, "weather": 1},

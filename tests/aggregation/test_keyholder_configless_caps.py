@@ -130,3 +130,97 @@ def test_a_bad_cap_is_one_line_naming_its_key(table: dict[str, Any], said: str) 
     with pytest.raises(ConfigurationError) as caught:
         KeyHolderPolicy.from_dict(table)
     assert str(caught.value).startswith(said) and "\n" not in str(caught.value)
+
+
+# --- the precision: [key_holder] min_precision -------------------------------------------
+
+#: about the finest precision a ring admits for 2 clients bounded by 1 (1.14·10⁻¹³;
+#: docs/backends.md): a crafted query there learns about 44 bits a coordinate at the floor,
+#: against about 21 at the default precision 10⁻⁶
+FINEST = 1.2e-13
+
+
+def _key_request_at(clients: int, value_bound: float, precision: float) -> bytes:
+    backend = CKKSBackend(value_bound=value_bound, precision=precision, max_clients=clients)
+    (request,) = backend.server(backend.plan(2, D)).start()
+    return request.payload
+
+
+@pytest.mark.parametrize("precision", [FINEST, 1e-9, 9.99e-7])
+def test_a_configless_key_holder_refuses_a_precision_finer_than_its_default(
+    ca: Path, monkeypatch: pytest.MonkeyPatch, precision: float
+) -> None:
+    """Before, the config-less key holder made a key for any precision the server asked:
+    the floor (its noise without a ``noise_stddev``) follows the precision, so the finest
+    one let a crafted query learn about 44 bits a coordinate instead of about 21. Now a
+    precision finer than its ``min_precision`` (default 10⁻⁶, the default federation's)
+    is refused in one line, before any key work."""
+    helper = _configless_key_holder(ca, monkeypatch)
+    before = _state(helper)
+    with pytest.raises(KeyHolderRefusal, match=r"\[key_holder\] min_precision = 1e-06") as caught:
+        helper.handle(_key_request_at(2, 1.0, precision), round_number=1)
+    assert "\n" not in str(caught.value)
+    assert _state(helper) == before == (None, 0, (), None)  # no key made, nothing opened
+
+
+def test_the_default_federations_precision_and_coarser_ones_are_answered(
+    ca: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default federation (value bound 1, precision 10⁻⁶ · 1) and every documented
+    example (value bound 1.0; the CLI test's 4.0 with its own max_value_bound) stay
+    within the default cap."""
+    from secagg.runtime.config import FederationConfig
+
+    default = FederationConfig.from_dict(
+        {
+            "federation": {"name": "he", "clients": ["a", "b", "c"], "dimension": D},
+            "backend": {"name": "ckks", "key_holder": HOLDER},
+        }
+    ).aggregation_backend()
+    assert isinstance(default, CKKSBackend)
+    for clients, bound, precision in [
+        (3, default.value_bound, default.precision),  # the default federation's
+        (1000, 1.0, 1e-6),
+        (3, 1.0, 1e-3),
+    ]:
+        helper = _configless_key_holder(ca, monkeypatch)
+        helper.handle(_key_request_at(clients, bound, precision), round_number=1)
+        assert helper._holder.params.precision == precision
+    wider = _configless_key_holder(ca, monkeypatch, {"max_value_bound": 4.0})
+    wider.handle(_key_request_at(5, 4.0, CKKSBackend(value_bound=4.0).precision), round_number=1)
+    assert wider.fingerprint is not None
+
+
+def test_the_policy_table_sets_min_precision(ca: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    finer = _configless_key_holder(ca, monkeypatch, {"min_precision": 1e-9})
+    finer.handle(_key_request_at(2, 1.0, 1e-9), round_number=1)
+    assert finer._holder.params.precision == 1e-9
+    coarser = _configless_key_holder(ca, monkeypatch, {"min_precision": 1e-4})
+    with pytest.raises(KeyHolderRefusal, match=r"min_precision = 0\.0001"):
+        coarser.handle(_key_request_at(2, 1.0, 1e-6), round_number=1)
+    assert coarser.fingerprint is None
+
+
+def test_min_precision_holds_in_memory_when_the_policy_sets_it() -> None:
+    """The cap is the policy's, with or without a config (like max_clients)."""
+    helper = CKKSBackend().helper(policy=KeyHolderPolicy(min_precision=1e-6))
+    with pytest.raises(KeyHolderRefusal, match=r"min_precision"):
+        helper.handle(_key_request_at(2, 1.0, FINEST), round_number=1)
+    assert helper.fingerprint is None
+
+
+@pytest.mark.parametrize(
+    ("table", "said"),
+    [
+        ({"min_precision": 0}, "[key_holder] min_precision: must be above 0"),
+        ({"min_precision": -1e-6}, "[key_holder] min_precision: must be above 0"),
+        ({"min_precision": 1e7}, "[key_holder] min_precision: must be above 0 and at most"),
+        ({"min_precision": "1e-6"}, "[key_holder] min_precision: must be a finite number"),
+        ({"min_precision": float("nan")}, "[key_holder] min_precision: must be a finite number"),
+        ({"min_precission": 1e-6}, "unknown key 'min_precission' in [key_holder]; did you mean"),
+    ],
+)
+def test_a_bad_min_precision_is_one_line_naming_its_key(table: dict[str, Any], said: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        KeyHolderPolicy.from_dict(table)
+    assert str(caught.value).startswith(said) and "\n" not in str(caught.value)

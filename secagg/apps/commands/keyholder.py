@@ -140,8 +140,9 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     default=None,
     help="A TOML file whose [key_holder] table is this key holder's own policy "
     "(noise_stddev, min_contributions, max_decryptions, dimension, federation, state, "
-    "key, max_clients, max_value_bound); max_decryptions is required when noise_stddev "
-    "is set. Without --config, max_clients and max_value_bound default to 1000 and 1.0.",
+    "key, max_clients, max_value_bound, min_precision); max_decryptions is required when "
+    "noise_stddev is set. Without --config, max_clients, max_value_bound and min_precision "
+    "default to 1000, 1.0 and 1e-6.",
 )
 @click.option("--key", "key_path", default=None, help="The key file keyholder-init wrote.")
 @click.option(
