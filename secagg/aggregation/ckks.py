@@ -1313,6 +1313,10 @@ class CKKSBackend(AggregationBackend):
             policy = KeyHolderPolicy.from_dict(values, base_dir=base_dir)
         elif values:
             raise ConfigurationError("give the key holder's policy or its settings, not both")
+        if key_file is not None or self.max_clients is not None:
+            # the key's design point (a key file is made for the federation's) or, without
+            # one, the federation's: what an honest server asks for, before anything loads
+            self._check_caps(policy, "its key's" if key_file is not None else "the federation's")
         key = None
         if key_file is not None:
             from secagg.he.keys import KeyHolder
@@ -1335,6 +1339,30 @@ class CKKSBackend(AggregationBackend):
         # it is known (max_clients: a federation config sets it), never the server's wish
         design = self.design_point() if key is None and self.max_clients is not None else None
         return KeyHolderSession(policy, key=key, design=design)
+
+    def _check_caps(self, policy: KeyHolderPolicy, whose: str) -> None:
+        """Refuse to start a key holder whose own caps never admit the federation's design
+        point (:meth:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy.check_own_design`),
+        and warn of caps that have no effect beside it.
+
+        Why a warning, not a refusal, for looser caps: they are harmless (the federation's
+        design point holds, and is stricter), but an operator who set ``max_value_bound =
+        4`` expecting it to admit a federation of B = 4 learns at start that the
+        federation's config says 1, not from a refused round."""
+        own = self.design_point()
+        looser = policy.check_own_design(
+            own.num_clients, own.value_bound, own.precision, whose=whose
+        )
+        if looser:
+            log.warning(
+                "key holder: [key_holder] %s: looser than %s design point (%d clients, "
+                "value bound %g, precision %g), so of no effect: that design point holds",
+                ", ".join(looser),
+                whose,
+                own.num_clients,
+                own.value_bound,
+                own.precision,
+            )
 
     def design_point(self) -> DesignPoint:
         """The federation's design point (all its rounds): needs ``max_clients``."""

@@ -538,6 +538,51 @@ class KeyHolderPolicy:
                 f"{self.min_precision:g}"
             )
 
+    def check_own_design(
+        self, num_clients: int, value_bound: float, precision: float, *, whose: str
+    ) -> list[str]:
+        """Refuse to start (a one-line ConfigurationError naming the key) if this policy's
+        caps can never admit the key holder's own design point (``whose``: "its key's", a
+        key file's, or "the federation's", from its config); return the caps that are
+        looser than it (they have no effect: the design point holds, and is stricter).
+
+        Why at start: the caps are checked against each key request's design point, and
+        an honest server asks for the key holder's own (its key's, or its federation's),
+        so caps below it started and then refused every round, one at a time, each as a
+        refusal the server recorded, never as the key holder's own misconfiguration."""
+        design = f"{num_clients} clients, value bound {value_bound:g}, precision {precision:g}"
+        caps = (
+            ("max_clients", self.max_clients, num_clients > (self.max_clients or num_clients)),
+            (
+                "max_value_bound",
+                self.max_value_bound,
+                value_bound > (self.max_value_bound or value_bound),
+            ),
+            (
+                "min_precision",
+                self.min_precision,
+                precision < (self.min_precision or precision),
+            ),
+        )
+        for key, cap, refuses in caps:
+            if refuses:
+                raise _config_error(
+                    key,
+                    f"{cap:g} can never admit {whose} design point ({design}): it "
+                    "would refuse every round; refusing to start (widen the cap, or remove "
+                    "it: the design point holds)",
+                )
+        looser = []
+        for key, cap, asked in (
+            ("max_clients", self.max_clients, num_clients),
+            ("max_value_bound", self.max_value_bound, value_bound),
+        ):
+            if cap is not None and cap > asked:
+                looser.append(f"{key} = {cap:g}")
+        if self.min_precision is not None and self.min_precision < precision:
+            looser.append(f"min_precision = {self.min_precision:g}")
+        return looser
+
     def noise_for(self, params: CKKSParameters, requested: float) -> float:
         """The std a decryption under ``params`` gets: never below the policy or the floor."""
         return max(self.noise_stddev, float(requested), noise_floor(params))
