@@ -11,9 +11,11 @@ A refused contribution changes nothing and leaves the party's slot free.
 
 from __future__ import annotations
 
+import math
 import numbers
 import struct
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
@@ -200,10 +202,43 @@ class PlainServer(PhasedServerSession):
         return AggregationResult(self._total.copy(), report)
 
 
+#: the unit roundoff of float64 (round to nearest), exactly
+_UNIT_ROUNDOFF = Fraction(1, 2**53)
+
+
 def _summation_bound(count: int, magnitude: float) -> float:
-    """Recursive float64 summation of ``count`` terms: |error| <= g/(1-g) * sum |x|, g=(k-1)u."""
-    g = max(count - 1, 0) * 2.0**-53
-    return g / (1 - g) * magnitude
+    """A float64 at least the error bound of recursive float64 summation of ``count``
+    terms whose float64 sum of magnitudes is ``magnitude``.
+
+    The theorem: ``|error| <= gamma·Σ|x|``, ``gamma = g / (1 - g)``, ``g = (count - 1)·u``
+    (the first addition, to the zero vector, is exact; so is one term). ``magnitude`` is
+    the server's own float64 sum of ``|x|``, which errs the same way and may lie below the
+    exact ``Σ|x|``, so ``Σ|x| <= magnitude / (1 - gamma)``. Computed in exact arithmetic
+    and rounded up to a float64.
+
+    Why: it was ``g / (1 - g) * magnitude`` in float64, three roundings each possibly
+    down, from a magnitude possibly below the exact one: for updates [1], [u], [u] it
+    reported 2.2204460492503136e-16, below gamma·Σ|x| = 2u(1 + 2u)/(1 - 2u) the theorem
+    gives, and an exact-arithmetic search reached 0.9999983 of it. An infinite
+    magnitude (finite terms whose magnitudes overflowed) bounds nothing: infinity."""
+    if count <= 1:
+        return 0.0
+    if not math.isfinite(magnitude):
+        return math.inf
+    g = (count - 1) * _UNIT_ROUNDOFF
+    gamma = g / (1 - g)
+    if gamma >= 1:  # 2^52 terms and more: no bound (far past any round's clients)
+        return math.inf
+    return _float_at_least(gamma * Fraction(magnitude) / (1 - gamma))
+
+
+def _float_at_least(value: Fraction) -> float:
+    """The least float64 not below ``value`` (infinity past the largest float)."""
+    try:
+        nearest = float(value)  # correctly rounded to nearest
+    except OverflowError:
+        return math.inf
+    return nearest if Fraction(nearest) >= value else math.nextafter(nearest, math.inf)
 
 
 class PlainBackend(AggregationBackend):
