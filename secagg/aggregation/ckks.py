@@ -87,6 +87,7 @@ from secagg.aggregation.base import (
     split_parties,
 )
 from secagg.aggregation.keyholder_policy import (
+    MAX_NOISE_STDDEV,
     DecryptionCapReached,
     DecryptionRecord,
     ImplausibleSum,
@@ -1008,7 +1009,8 @@ class CKKSServer(PhasedServerSession):
     def __init__(self, spec: CKKSSpec, noise_stddev: float) -> None:
         self.spec = spec
         self.params = spec.design.parameters()
-        self.noise_stddev = float(noise_stddev)  # requested; the key holder may add more
+        # requested; the key holder may add more. Checked here, before the round starts
+        self.noise_stddev = _requested_noise(noise_stddev)
         self.noise_added: float | None = None  # what the key holder says it added
         # the key holder's public context once published: an OpaquePublicContext, bytes
         # the server never parses, bound to their fingerprint
@@ -1405,6 +1407,29 @@ def _positive_number(name: str, value: object) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ConfigurationError(f"{name} must be a positive finite number, not {value!r}")
     return float(value)
+
+
+def _requested_noise(value: object) -> float:
+    """The server's requested noise std as a float, if it is a real number (not a bool)
+    from 0 to :data:`~secagg.aggregation.keyholder_policy.MAX_NOISE_STDDEV`; else a
+    one-line ConfigurationError naming ``noise_stddev``.
+
+    Why here: it was ``float(noise_stddev)``, so -1, NaN and infinity went into the
+    decryption request, which the key holder refused only after every branch had
+    uploaded (the round lost); ``True`` and ``"0.5"`` passed as numbers; and 1e300 was
+    honoured, a decryption of the key holder's cap spent on a sum drowned in noise that
+    the server then took as the round's (its range check widens with the noise). The
+    ceiling is the most central noise any federation can plan (noise multiplier 10⁴ x
+    clip 10⁶), the key holder's own ``noise_stddev`` ceiling too."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"noise_stddev must be a number, not {value!r:.40}")
+    std = float(value)
+    if not (math.isfinite(std) and 0 <= std <= MAX_NOISE_STDDEV):
+        raise ConfigurationError(
+            f"noise_stddev must be from 0 to {MAX_NOISE_STDDEV:g} (the most central noise a "
+            f"federation can plan), not {value!r}"
+        )
+    return std
 
 
 def _chunk_bytes(params: CKKSParameters) -> int:
