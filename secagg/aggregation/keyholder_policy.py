@@ -592,7 +592,7 @@ def configless_caps(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """A config-less key holder's ``[key_holder]`` settings with its design caps:
     ``max_clients``, ``max_value_bound`` and ``min_precision`` the table gives, else
     :data:`CONFIGLESS_MAX_CLIENTS`, :data:`CONFIGLESS_MAX_VALUE_BOUND` and
-    :data:`CONFIGLESS_MIN_PRECISION`.
+    :data:`CONFIGLESS_MIN_PRECISION` (times ``max_value_bound`` when that is below 1).
 
     Why: with neither the federation's config nor a key file, the key is made for the
     design point the server's first key request carries, and the clients and value bound
@@ -605,8 +605,14 @@ def configless_caps(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     least = values.get("min_contributions")
     fewest = least if isinstance(least, int) and not isinstance(least, bool) else 0
     values.setdefault("max_clients", max(CONFIGLESS_MAX_CLIENTS, fewest))  # reachable
-    values.setdefault("max_value_bound", CONFIGLESS_MAX_VALUE_BOUND)
-    values.setdefault("min_precision", CONFIGLESS_MIN_PRECISION)
+    bound = values.setdefault("max_value_bound", CONFIGLESS_MAX_VALUE_BOUND)
+    # the default federation's precision at the largest bound admitted, when that is below
+    # 1 (10⁻⁶·B: the same bound-to-precision ratio): a table narrowing the bound to 0.01
+    # refused its own federation's default precision, 10⁻⁸, for a cap it had not set. A
+    # bound that is no number is left to the policy's own one-line refusal
+    narrower = isinstance(bound, int | float) and not isinstance(bound, bool) and 0 < bound < 1
+    scale = float(bound) if narrower else 1.0
+    values.setdefault("min_precision", CONFIGLESS_MIN_PRECISION * scale)
     return values
 
 

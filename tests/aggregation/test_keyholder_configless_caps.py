@@ -224,3 +224,23 @@ def test_a_bad_min_precision_is_one_line_naming_its_key(table: dict[str, Any], s
     with pytest.raises(ConfigurationError) as caught:
         KeyHolderPolicy.from_dict(table)
     assert str(caught.value).startswith(said) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("bound", [0.01, 0.5])
+def test_a_narrower_value_bound_lowers_the_default_min_precision_with_it(
+    ca: Path, monkeypatch: pytest.MonkeyPatch, bound: float
+) -> None:
+    """A table that narrows ``max_value_bound`` below 1 admits its federation's default
+    precision (10⁻⁶ times its bound): the default ``min_precision`` is 10⁻⁶ times the
+    smaller of 1 and ``max_value_bound``, so the bound-to-precision ratio the floor
+    protects (10⁶) is the same. Without it a key holder narrowed to B = 0.01 refused its
+    own federation's rounds (precision 10⁻⁸) for a precision it had not set. Finer than
+    that ratio is still refused."""
+    default = CKKSBackend(value_bound=bound).precision
+    helper = _configless_key_holder(ca, monkeypatch, {"max_value_bound": bound})
+    helper.handle(_key_request_at(3, bound, default), round_number=1)
+    assert helper._holder.params.precision == default
+    finer = _configless_key_holder(ca, monkeypatch, {"max_value_bound": bound})
+    with pytest.raises(KeyHolderRefusal, match=r"min_precision"):
+        finer.handle(_key_request_at(3, bound, default / 10), round_number=1)
+    assert finer.fingerprint is None

@@ -142,7 +142,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "(noise_stddev, min_contributions, max_decryptions, dimension, federation, state, "
     "key, max_clients, max_value_bound, min_precision); max_decryptions is required when "
     "noise_stddev is set. Without --config, max_clients, max_value_bound and min_precision "
-    "default to 1000, 1.0 and 1e-6.",
+    "default to 1000, 1.0 and 1e-6 (1e-6 x max_value_bound when that is below 1).",
 )
 @click.option("--key", "key_path", default=None, help="The key file keyholder-init wrote.")
 @click.option(
