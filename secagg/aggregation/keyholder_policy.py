@@ -542,7 +542,8 @@ class KeyHolderPolicy:
         self, num_clients: int, value_bound: float, precision: float, *, whose: str
     ) -> list[str]:
         """Refuse to start (a one-line ConfigurationError naming the key) if this policy's
-        caps can never admit the key holder's own design point (``whose``: "its key's", a
+        caps, or its ``min_contributions``, can never admit the key holder's own design
+        point (``whose``: "its key's", a
         key file's, or "the federation's", from its config); return the caps that are
         looser than it (they have no effect: the design point holds, and is stricter).
 
@@ -564,6 +565,13 @@ class KeyHolderPolicy:
                 precision < (self.min_precision or precision),
             ),
         )
+        if self.min_contributions > num_clients:
+            # no round of the design point has that many clients to sum
+            raise _config_error(
+                "min_contributions",
+                f"{self.min_contributions} can never be reached by {whose} design point "
+                f"({design}): it would refuse every round; refusing to start",
+            )
         for key, cap, refuses in caps:
             if refuses:
                 raise _config_error(

@@ -115,3 +115,21 @@ def test_no_warning_without_caps_or_without_a_design_point(
         _federation().helper()  # the federation's config, no caps of its own
         CKKSBackend().helper({"max_clients": 1000, "min_precision": 1e-9})  # no design point
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("with_key", [True, False])
+def test_a_minimum_no_round_of_the_design_can_reach_refuses_to_start(
+    key: Path, tmp_path: Path, with_key: bool
+) -> None:
+    """``min_contributions = 4`` over a federation of 3: with the config and no key file
+    the key holder started and refused every round ("a design point of 3 client(s) can
+    never reach ..."); over a key file it was refused at start by the key's loader, in a
+    line that did not name the [key_holder] key. Now both say so at start, naming it."""
+    settings: dict[str, Any] = {"min_contributions": 4}
+    if with_key:
+        settings |= {"key": str(key), "state": str(tmp_path / "state.json")}
+    with pytest.raises(ConfigurationError, match=r"^\[key_holder\] min_contributions") as caught:
+        helper = _federation().helper(settings)
+        _round(helper)
+    assert not isinstance(caught.value, KeyHolderRefusal)
+    assert "\n" not in str(caught.value) and "refusing to start" in str(caught.value)
