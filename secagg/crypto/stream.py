@@ -127,19 +127,36 @@ class KeyedStream:
         65 µs of its 433 µs rounding at d = 1e5, measured) into one reused buffer. **Each
         yielded array is that buffer**: use it before asking for the next block. The
         position advances as each block is handed out, so a caller that stops early has
-        consumed only the blocks it saw."""
+        consumed only the blocks it saw.
+
+        A plain method, not a generator function: bad ``count`` or ``block`` (or a
+        stream too short) is refused here, at the call, with the stream unchanged; as a
+        generator the error came only at the first ``next()``, wherever that was. Reading
+        the stream in any other way between two blocks is refused at the next block
+        (:class:`~secagg.errors.ConfigurationError`): the blocks' cipher would hand out
+        again the words just read."""
         count = _count(count)
-        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-            raise ConfigurationError("block must be a positive integer")
+        if isinstance(block, bool) or not isinstance(block, numbers.Integral) or block < 1:
+            raise ConfigurationError(f"block must be a positive integer, not {block!r}")
+        block = int(block)
         if self._position + count > _WORDS_PER_KEY:
             raise ConfigurationError("stream exhausted: use a new key")
+        return self._blocks_from(self._position, count, block)
+
+    def _blocks_from(self, start: int, count: int, block: int) -> Iterator[np.ndarray]:
+        """The blocks of :meth:`word_blocks` (arguments checked), from word ``start``."""
         if count == 0:
             return
         buffer = np.empty(min(block, count), dtype=np.uint64)
         raw = memoryview(buffer).cast("B")
         zeros = bytes(raw.nbytes)
-        cipher = _stream_at(self._key, self._position * 8)
+        cipher = _stream_at(self._key, start * 8)
         for done in range(0, count, block):
+            if self._position != start + done:
+                raise ConfigurationError(
+                    "the stream was read between two blocks of word_blocks: its next block "
+                    "would repeat those words; ask for new blocks from here"
+                )
             size = min(block, count - done)
             cipher.update_into(zeros[: size * 8], raw[: size * 8])
             self._position += size
