@@ -44,7 +44,9 @@ nothing. In the active variant the client signs its keys over the digest of the
 setup it was shown and takes a neighbour's keys only if they verify over its own:
 every neighbour it masks with holds the same graph, which its connectivity check
 assumes (a server that showed each client its own graph seed cut the survivors into
-groups that each masked only within themselves: partial sums).
+groups that each masked only within themselves: partial sums). In both variants the
+digest is also bound into every sealed share (``common.share_context``): a share
+between two clients shown different setups does not open, and its sender is accused.
 
 A neighbour whose sealed shares do not open (or open to garbage) is *accused*,
 not obeyed: the client keeps none of its shares and completes the round, naming
@@ -516,6 +518,7 @@ class Client:
                 self._mask.public_bytes,
                 peers[holder].channel_key,
                 peers[holder].mask_key,
+                self._setup_digest,
             )
             sealed.append(
                 SealedShare(
@@ -610,6 +613,7 @@ class Client:
                     peer.mask_key,
                     self._channel.public_bytes,
                     self._mask.public_bytes,
+                    self._setup_digest,
                 ),
             )
         except DecryptionError:
