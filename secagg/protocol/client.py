@@ -269,7 +269,10 @@ class Client:
             ConsistencyRequest: (ClientPhase.AWAIT_CONSISTENCY, self._on_consistency_request),
             UnmaskingRequest: (ClientPhase.AWAIT_UNMASKING, self._on_unmasking_request),
         }
-        expected_phase, handler = handlers[type(message)]  # type: ignore[index]
+        known = handlers.get(type(message))  # type: ignore[arg-type]
+        if known is None:  # the base class, a subclass: a KeyError escaped before
+            raise UnexpectedMessage(f"a client has no handler for {type(message).__name__}")
+        expected_phase, handler = known
         if self.phase != expected_phase:
             raise UnexpectedMessage(
                 f"{type(message).__name__} is not accepted in phase {self.phase.value}"

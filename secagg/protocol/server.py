@@ -61,6 +61,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -469,6 +470,11 @@ class Server:
             raise UnexpectedMessage(f"the server does not accept {type(message).__name__}")
         if message.round_id != self.round_id:
             raise WrongRound("message belongs to another round")
+        sender = message.sender
+        if isinstance(sender, bool) or not isinstance(sender, Integral):
+            # True and 1.0 equal 1 and hash alike: such a message was taken in party 1's
+            # place, and party 1's own was then refused as a duplicate
+            raise InvalidMessage(f"a sender is a party id (an integer), not {sender!r}")
         accepting = _ACCEPTS.get(type(message))
         if accepting != self.phase:
             raise UnexpectedMessage(
