@@ -169,7 +169,9 @@ class KeyedStream:
     def integers(self, upper: int | np.ndarray, count: int | None = None) -> np.ndarray:
         """Uniform integers in ``[0, upper)`` (elementwise for an array), by rejection.
 
-        ``upper`` must lie in ``[1, 2^63]``. A scalar bound up to 2^32 uses
+        ``upper`` must lie in ``[1, 2^63]``. A scalar bound needs ``count``; an array of
+        bounds (any shape) gives one draw per element, in its shape, and a ``count``
+        given with it must equal its size. A scalar bound up to 2^32 uses
         Lemire's multiply-and-shift on 32-bit words (no division); otherwise a
         word ``w`` is accepted when it is below the largest multiple of
         ``upper`` that fits in 64 bits. Either way every value is equally
@@ -197,7 +199,20 @@ class KeyedStream:
                 raise ConfigurationError(f"upper bounds are integers, not {given.dtype} values")
             if given.size and (int(given.min()) < 1 or int(given.max()) > 1 << 63):
                 raise ConfigurationError("upper bounds must lie in [1, 2^63]")
-            bounds = given.astype(np.uint64)
+            # one draw per bound: a count that says otherwise was silently ignored
+            if count is not None and _count(count) != given.size:
+                raise ConfigurationError(
+                    f"count {count!r} disagrees with the {given.size} upper bounds given; "
+                    "with an array of bounds, leave count out"
+                )
+            # flat, reshaped at the end: a 2-D array of bounds failed as numpy's
+            # IndexError (the rejection loop indexes positions, not rows)
+            out = self._below_each(given.astype(np.uint64).ravel())
+            return out.reshape(given.shape)
+        return self._below_each(bounds)
+
+    def _below_each(self, bounds: np.ndarray) -> np.ndarray:
+        """One uniform integer below each of the flat ``bounds`` (each in [1, 2^63])."""
         # limit = 2^64 - (2^64 mod upper): accept w < limit. Computed without 2^64.
         remainder = (np.uint64(0) - bounds) % bounds  # (2^64 - upper) mod upper
         out = np.empty(bounds.shape, dtype=np.uint64)
