@@ -116,6 +116,7 @@ from secagg.protocol.messages import (
     ShareKeys,
     UnmaskingRequest,
     UnmaskingShares,
+    check_fields,
 )
 
 
@@ -244,6 +245,9 @@ class Client:
         """Process one server message; return the messages to send to the server."""
         if not isinstance(message, ServerMessage):
             raise UnexpectedMessage(f"a client does not accept {type(message).__name__}")
+        # every field of its declared type first: a mistyped one failed deep in a
+        # handler, or was taken (a setup with active=1.5 ran as active)
+        check_fields(message)
         if message.recipient != self.party:
             raise UnknownParty(
                 f"message for party {message.recipient} delivered to party {self.party}"
@@ -382,6 +386,8 @@ class Client:
     def _on_setup(self, msg: RoundSetup) -> list[ClientMessage]:
         if self.phase != ClientPhase.AWAIT_SETUP:
             raise UnexpectedMessage("the round is already set up")
+        if len(msg.round_id) != ROUND_ID_BYTES:  # taken before: no reply could be encoded
+            raise InvalidMessage(f"a round id is {ROUND_ID_BYTES} bytes, not {len(msg.round_id)}")
         if self._round_id is not None and msg.round_id != self._round_id:
             raise WrongRound("a setup of another round than the one this client was started for")
         if not 2 <= msg.num_clients or self.party >= msg.num_clients:

@@ -61,7 +61,6 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -105,6 +104,7 @@ from secagg.protocol.messages import (
     ShareKeys,
     UnmaskingRequest,
     UnmaskingShares,
+    check_fields,
 )
 
 if TYPE_CHECKING:
@@ -468,13 +468,12 @@ class Server:
     def _validate_envelope(self, message: Message) -> None:
         if not isinstance(message, ClientMessage):
             raise UnexpectedMessage(f"the server does not accept {type(message).__name__}")
+        # every field of the type the codec gives it, first: True and 1.0 as a sender
+        # equal 1 and hash alike (taken in party 1's place, whose own message was then
+        # a duplicate), a str commitment was stored and failed at the unmasking close
+        check_fields(message)
         if message.round_id != self.round_id:
             raise WrongRound("message belongs to another round")
-        sender = message.sender
-        if isinstance(sender, bool) or not isinstance(sender, Integral):
-            # True and 1.0 equal 1 and hash alike: such a message was taken in party 1's
-            # place, and party 1's own was then refused as a duplicate
-            raise InvalidMessage(f"a sender is a party id (an integer), not {sender!r}")
         accepting = _ACCEPTS.get(type(message))
         if accepting != self.phase:
             raise UnexpectedMessage(

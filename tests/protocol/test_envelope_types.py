@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from _harness import SteppedRound, refused_call
 
-from secagg.errors import InvalidMessage, UnexpectedMessage
+from secagg.errors import MalformedMessage, UnexpectedMessage
 from secagg.protocol import ServerPhase
 from secagg.protocol.messages import AdvertiseKeys, KeyDirectory, ServerMessage
 
@@ -54,6 +54,6 @@ def test_the_server_refuses_a_sender_that_is_not_a_party_id_unchanged(sender: ob
     genuine = adverts[1]
     assert isinstance(genuine, AdvertiseKeys)
     forged = dataclasses.replace(genuine, sender=sender)
-    refused_call(r.server, InvalidMessage, r.server.handle, forged)
+    refused_call(r.server, MalformedMessage, r.server.handle, forged)
     r.server.handle(genuine)  # party 1's own message is taken, not a "duplicate"
     assert 1 in r.server._received
