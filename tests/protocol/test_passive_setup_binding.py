@@ -15,7 +15,8 @@ and no group's secrets can be rebuilt.
 Before the fix, ``test_per_client_graph_seeds_give_no_partial_sum_passive`` recovered
 both group sums exactly (n = 20 passive defaults: k = 6, t = 3, two groups of 4) and
 ``test_a_client_shown_another_setup_is_named_and_the_round_aborts`` completed the round
-with the other setup's client included, nobody accused.
+with the other setup's client included, nobody accused, and hypothesis found the same
+for ``test_a_client_shown_another_setup_is_never_summed_in`` (a changed graph seed).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import hashlib
 
 import numpy as np
 from _harness import SteppedRound, random_inputs, wire
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from secagg.crypto import shamir
 from secagg.crypto.prg import accumulate_masks
@@ -183,3 +186,32 @@ def test_an_honest_round_accuses_nobody_and_sums_exactly() -> None:
     assert r.server.phase == ServerPhase.COMPLETE
     assert r.server.report.accused == {}
     assert np.array_equal(r.server.result(), r.expected_sum())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_client_shown_another_setup_is_never_summed_in(data: st.DataObject) -> None:
+    """Property: an honest relay, client 0 shown a setup changed in one field (one its
+    own policy accepts, so it cannot tell); whatever the field, a round that completes
+    does not include client 0, and its sum is exact for those it includes. Before the
+    binding, a changed graph seed (complete graph: the same neighbours) completed with
+    client 0 summed in."""
+    n = data.draw(st.integers(4, 7), label="n")
+    r = SteppedRound(n, 3, graph="complete")
+    genuine = r.message_for(0)
+    assert isinstance(genuine, RoundSetup)
+    field = data.draw(st.sampled_from(["graph_seed", "threshold", "bits"]), label="field")
+    if field == "graph_seed":
+        value: object = data.draw(st.binary(min_size=32, max_size=32), label="seed")
+    elif field == "threshold":
+        value = data.draw(st.integers(1, genuine.degree + 1), label="threshold")
+    else:
+        value = 64
+    shown = dataclasses.replace(genuine, **{field: value})
+    assume(shown != genuine and ClientPolicy().accepts_parameters(shown))
+    r.to_clients = [shown if m.recipient == 0 else m for m in r.to_clients]
+    while r.server.phase not in (ServerPhase.COMPLETE, ServerPhase.ABORTED):
+        r.step(refusal_is_dropout=True)
+    if r.server.phase == ServerPhase.COMPLETE:
+        assert 0 not in r.server.report.included, f"client 0 summed in ({field})"
+        assert np.array_equal(r.server.result(), r.expected_sum())
