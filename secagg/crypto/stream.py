@@ -127,19 +127,36 @@ class KeyedStream:
         65 µs of its 433 µs rounding at d = 1e5, measured) into one reused buffer. **Each
         yielded array is that buffer**: use it before asking for the next block. The
         position advances as each block is handed out, so a caller that stops early has
-        consumed only the blocks it saw."""
+        consumed only the blocks it saw.
+
+        A plain method, not a generator function: bad ``count`` or ``block`` (or a
+        stream too short) is refused here, at the call, with the stream unchanged; as a
+        generator the error came only at the first ``next()``, wherever that was. Reading
+        the stream in any other way between two blocks is refused at the next block
+        (:class:`~secagg.errors.ConfigurationError`): the blocks' cipher would hand out
+        again the words just read."""
         count = _count(count)
-        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-            raise ConfigurationError("block must be a positive integer")
+        if isinstance(block, bool) or not isinstance(block, numbers.Integral) or block < 1:
+            raise ConfigurationError(f"block must be a positive integer, not {block!r}")
+        block = int(block)
         if self._position + count > _WORDS_PER_KEY:
             raise ConfigurationError("stream exhausted: use a new key")
+        return self._blocks_from(self._position, count, block)
+
+    def _blocks_from(self, start: int, count: int, block: int) -> Iterator[np.ndarray]:
+        """The blocks of :meth:`word_blocks` (arguments checked), from word ``start``."""
         if count == 0:
             return
         buffer = np.empty(min(block, count), dtype=np.uint64)
         raw = memoryview(buffer).cast("B")
         zeros = bytes(raw.nbytes)
-        cipher = _stream_at(self._key, self._position * 8)
+        cipher = _stream_at(self._key, start * 8)
         for done in range(0, count, block):
+            if self._position != start + done:
+                raise ConfigurationError(
+                    "the stream was read between two blocks of word_blocks: its next block "
+                    "would repeat those words; ask for new blocks from here"
+                )
             size = min(block, count - done)
             cipher.update_into(zeros[: size * 8], raw[: size * 8])
             self._position += size
@@ -152,7 +169,9 @@ class KeyedStream:
     def integers(self, upper: int | np.ndarray, count: int | None = None) -> np.ndarray:
         """Uniform integers in ``[0, upper)`` (elementwise for an array), by rejection.
 
-        ``upper`` must lie in ``[1, 2^63]``. A scalar bound up to 2^32 uses
+        ``upper`` must lie in ``[1, 2^63]``. A scalar bound needs ``count``; an array of
+        bounds (any shape) gives one draw per element, in its shape, and a ``count``
+        given with it must equal its size. A scalar bound up to 2^32 uses
         Lemire's multiply-and-shift on 32-bit words (no division); otherwise a
         word ``w`` is accepted when it is below the largest multiple of
         ``upper`` that fits in 64 bits. Either way every value is equally
@@ -180,7 +199,20 @@ class KeyedStream:
                 raise ConfigurationError(f"upper bounds are integers, not {given.dtype} values")
             if given.size and (int(given.min()) < 1 or int(given.max()) > 1 << 63):
                 raise ConfigurationError("upper bounds must lie in [1, 2^63]")
-            bounds = given.astype(np.uint64)
+            # one draw per bound: a count that says otherwise was silently ignored
+            if count is not None and _count(count) != given.size:
+                raise ConfigurationError(
+                    f"count {count!r} disagrees with the {given.size} upper bounds given; "
+                    "with an array of bounds, leave count out"
+                )
+            # flat, reshaped at the end: a 2-D array of bounds failed as numpy's
+            # IndexError (the rejection loop indexes positions, not rows)
+            out = self._below_each(given.astype(np.uint64).ravel())
+            return out.reshape(given.shape)
+        return self._below_each(bounds)
+
+    def _below_each(self, bounds: np.ndarray) -> np.ndarray:
+        """One uniform integer below each of the flat ``bounds`` (each in [1, 2^63])."""
         # limit = 2^64 - (2^64 mod upper): accept w < limit. Computed without 2^64.
         remainder = (np.uint64(0) - bounds) % bounds  # (2^64 - upper) mod upper
         out = np.empty(bounds.shape, dtype=np.uint64)

@@ -44,7 +44,9 @@ nothing. In the active variant the client signs its keys over the digest of the
 setup it was shown and takes a neighbour's keys only if they verify over its own:
 every neighbour it masks with holds the same graph, which its connectivity check
 assumes (a server that showed each client its own graph seed cut the survivors into
-groups that each masked only within themselves: partial sums).
+groups that each masked only within themselves: partial sums). In both variants the
+digest is also bound into every sealed share (``common.share_context``): a share
+between two clients shown different setups does not open, and its sender is accused.
 
 A neighbour whose sealed shares do not open (or open to garbage) is *accused*,
 not obeyed: the client keeps none of its shares and completes the round, naming
@@ -114,6 +116,7 @@ from secagg.protocol.messages import (
     ShareKeys,
     UnmaskingRequest,
     UnmaskingShares,
+    check_fields,
 )
 
 
@@ -242,6 +245,9 @@ class Client:
         """Process one server message; return the messages to send to the server."""
         if not isinstance(message, ServerMessage):
             raise UnexpectedMessage(f"a client does not accept {type(message).__name__}")
+        # every field of its declared type first: a mistyped one failed deep in a
+        # handler, or was taken (a setup with active=1.5 ran as active)
+        check_fields(message)
         if message.recipient != self.party:
             raise UnknownParty(
                 f"message for party {message.recipient} delivered to party {self.party}"
@@ -267,7 +273,10 @@ class Client:
             ConsistencyRequest: (ClientPhase.AWAIT_CONSISTENCY, self._on_consistency_request),
             UnmaskingRequest: (ClientPhase.AWAIT_UNMASKING, self._on_unmasking_request),
         }
-        expected_phase, handler = handlers[type(message)]  # type: ignore[index]
+        known = handlers.get(type(message))  # type: ignore[arg-type]
+        if known is None:  # the base class, a subclass: a KeyError escaped before
+            raise UnexpectedMessage(f"a client has no handler for {type(message).__name__}")
+        expected_phase, handler = known
         if self.phase != expected_phase:
             raise UnexpectedMessage(
                 f"{type(message).__name__} is not accepted in phase {self.phase.value}"
@@ -377,6 +386,8 @@ class Client:
     def _on_setup(self, msg: RoundSetup) -> list[ClientMessage]:
         if self.phase != ClientPhase.AWAIT_SETUP:
             raise UnexpectedMessage("the round is already set up")
+        if len(msg.round_id) != ROUND_ID_BYTES:  # taken before: no reply could be encoded
+            raise InvalidMessage(f"a round id is {ROUND_ID_BYTES} bytes, not {len(msg.round_id)}")
         if self._round_id is not None and msg.round_id != self._round_id:
             raise WrongRound("a setup of another round than the one this client was started for")
         if not 2 <= msg.num_clients or self.party >= msg.num_clients:
@@ -516,6 +527,7 @@ class Client:
                 self._mask.public_bytes,
                 peers[holder].channel_key,
                 peers[holder].mask_key,
+                self._setup_digest,
             )
             sealed.append(
                 SealedShare(
@@ -610,6 +622,7 @@ class Client:
                     peer.mask_key,
                     self._channel.public_bytes,
                     self._mask.public_bytes,
+                    self._setup_digest,
                 ),
             )
         except DecryptionError:

@@ -20,7 +20,9 @@ SEALED_PLAINTEXT_BYTES = SELF_MASK_SHARE_BYTES + MASK_KEY_SHARE_BYTES
 
 CHANNEL_PURPOSE = b"channel"
 MASK_PURPOSE = b"pair-mask"
-SHARE_LABEL = b"share"
+#: the AEAD label of a sealed share; v2 since the setup digest is bound with it
+#: (:func:`share_context`): a v1 share (keys only) never opens as a v2 one
+SHARE_LABEL = b"secagg/v2/share"
 MAX_VECTOR_LENGTH = 1 << 32
 
 
@@ -50,15 +52,26 @@ def share_context(
     sender_mask_key: bytes,
     recipient_channel_key: bytes,
     recipient_mask_key: bytes,
+    setup: bytes,
 ) -> bytes:
-    """Both parties' public keys, bound into the AEAD of every sealed share.
+    """Both parties' public keys and the digest of the setup each was shown, bound into
+    the AEAD of every sealed share.
 
     A share opens only if sender and recipient saw the same four keys. Without
     this, a mask key corrupted in transit (or by a faulty relay) would make two
     neighbours derive different pair seeds whose masks never cancel, and with no
     dropout nobody would ever notice: the sum would be silently wrong.
+
+    ``setup`` is the :func:`setup_digest` of the setup the sealing (or opening) party
+    received, so a share opens only between two clients shown the same setup. This is
+    the passive variant's binding (the active one signs the digest with the keys,
+    :func:`advertise_payload`): a server that gave each client its own graph seed split
+    the survivors into groups that masked and shared only within themselves while each
+    client's own graph showed them connected (n = 20 defaults: two groups of 4, both
+    sums recovered). Now every such share fails to open, its sender is accused, and no
+    holder keeps a share to reveal. The label went to v2 with it (:data:`SHARE_LABEL`).
     """
-    return sender_channel_key + sender_mask_key + recipient_channel_key + recipient_mask_key
+    return sender_channel_key + sender_mask_key + recipient_channel_key + recipient_mask_key + setup
 
 
 def setup_digest(setup: RoundSetup) -> bytes:

@@ -28,7 +28,10 @@ reviewer compares each layout with its class without a search.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import struct
+import typing
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar
@@ -253,6 +256,58 @@ class UnmaskingShares(ClientMessage):
 class RoundAbort(ServerMessage):
     reason: str
     TYPE: ClassVar[MessageType] = MessageType.ROUND_ABORT
+
+
+# --- field types ----------------------------------------------------------------
+
+
+@functools.cache
+def _field_types(cls: type) -> tuple[tuple[str, object], ...]:
+    """Each dataclass field of ``cls`` with its declared type, resolved once."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def _has_type(value: object, hint: object) -> bool:
+    """Whether ``value`` is of type ``hint`` as the codec would build it: an exact
+    ``int`` (no ``bool``, float or numpy scalar), ``bytes`` (no str or bytearray), a
+    ``tuple`` (not a list) whose items all have their type, a record whose fields do."""
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is bool or hint is bytes or hint is str or hint is np.ndarray:
+        return isinstance(value, hint)  # type: ignore[arg-type]
+    if isinstance(hint, type) and issubclass(hint, IntEnum):
+        return isinstance(value, hint)
+    if typing.get_origin(hint) is tuple:
+        (item, _ellipsis) = typing.get_args(hint)
+        return isinstance(value, tuple) and all(_has_type(v, item) for v in value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return isinstance(value, hint) and all(
+            _has_type(getattr(value, name), inner) for name, inner in _field_types(hint)
+        )
+    raise AssertionError(f"no type check for {hint!r}")  # a new field type: add it here
+
+
+def check_fields(message: Message) -> None:
+    """Raise :class:`MalformedMessage` unless every field of ``message`` (and of the
+    records it holds) has the type the decoder gives it.
+
+    Why: both roles take message objects, not only bytes (a transport or a test hands
+    them in), and trusted every field's type. A ``str`` key or commitment, ``None`` for
+    a tuple, ``True`` for a party id failed as a bare TypeError deep in a handler, or
+    was accepted and failed later elsewhere (a ``str`` commitment stored at the share
+    phase raised from ``compare_digest`` at the unmasking close, leaving the round
+    stuck). O(fields + items): a client message holds O(degree) items."""
+    for name, hint in _field_types(type(message)):
+        if not _has_type(getattr(message, name), hint):
+            raise MalformedMessage(
+                f"{type(message).__name__}.{name} must be {_type_name(hint)}, not "
+                f"{type(getattr(message, name)).__name__}"
+            )
+
+
+def _type_name(hint: object) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("secagg.protocol.messages.", "")
 
 
 # --- codec --------------------------------------------------------------------

@@ -104,6 +104,7 @@ from secagg.protocol.messages import (
     ShareKeys,
     UnmaskingRequest,
     UnmaskingShares,
+    check_fields,
 )
 
 if TYPE_CHECKING:
@@ -467,6 +468,10 @@ class Server:
     def _validate_envelope(self, message: Message) -> None:
         if not isinstance(message, ClientMessage):
             raise UnexpectedMessage(f"the server does not accept {type(message).__name__}")
+        # every field of the type the codec gives it, first: True and 1.0 as a sender
+        # equal 1 and hash alike (taken in party 1's place, whose own message was then
+        # a duplicate), a str commitment was stored and failed at the unmasking close
+        check_fields(message)
         if message.round_id != self.round_id:
             raise WrongRound("message belongs to another round")
         accepting = _ACCEPTS.get(type(message))

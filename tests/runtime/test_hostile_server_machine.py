@@ -282,6 +282,7 @@ class World:
                             puppet._mask.public_bytes,
                             self.branch_keys.channel_key,
                             self.branch_keys.mask_key,
+                            puppet._setup_digest,  # sealed under the setup it was shown
                         ),
                     )
                 except DecryptionError:
