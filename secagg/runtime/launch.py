@@ -231,7 +231,9 @@ def _cluster_unmasker(config: FederationConfig) -> Iterator[MaskRemover | None]:
         yield RayUnmasker(workers, timeout=config.deadlines.round_seconds)
 
 
-def check_state_against_ledger(store: ServerStore, ledger: Ledger | None) -> None:
+def check_state_against_ledger(
+    store: ServerStore, ledger: Ledger | None, *, ledger_path: Path | None = None
+) -> None:
     """Refuse a store and a ledger that do not tell the same story (reliability D4).
 
     Why: the store is what the server continues from, the ledger what auditors
@@ -241,15 +243,25 @@ def check_state_against_ledger(store: ServerStore, ledger: Ledger | None) -> Non
     store's finished rounds was cut back or replaced. One missing round is normal
     (a crash between the store's commit and the ledger's append) and is rebuilt
     from the store (:meth:`FederationServer._backfill_ledger`). ``ledger=None``
-    with finished rounds in the store: the ledger file is missing."""
+    with finished rounds in the store: the ledger file (at ``ledger_path``, which the
+    refusal names and says missing or empty) is lost."""
     held = store.round_numbers()
     finished = sorted(number for number, status in held.items() if status != "running")
     last_held = max(held, default=0)
     if ledger is None:
         if finished:
+            # an empty file reads as "no ledger" (a new federation's placeholder), but
+            # beside finished rounds a chain begun there would omit their rows and epsilon
+            if ledger_path is None:
+                lost = "its ledger is missing or empty"
+            elif ledger_path.exists():
+                lost = f"its ledger {ledger_path} is empty (0 bytes)"
+            else:
+                lost = f"its ledger {ledger_path} is missing"
             raise StateMissing(
-                f"the state {store.path} holds {len(finished)} finished rounds but its "
-                "ledger is missing or empty: restore the ledger from a backup"
+                f"the state {store.path} holds {len(finished)} finished rounds (up to round "
+                f"{finished[-1]}) but {lost}: a new ledger would leave out their rows and "
+                "epsilon; restore the ledger from a backup"
             )
         return
     refuse_broken_chain(ledger)
@@ -402,7 +414,8 @@ def _open_locked_state(
                 "drop --init to continue it, or choose another server.state for a new one"
             )
         if ledger_rows is None:
-            check_state_against_ledger(store, None)  # finished rounds without a ledger
+            # finished rounds without a ledger (missing, or emptied to 0 bytes)
+            check_state_against_ledger(store, None, ledger_path=ledger_path)
         if key_path.exists():
             try:
                 key = LedgerKey.load(key_path)
