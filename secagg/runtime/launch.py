@@ -254,10 +254,8 @@ def check_state_against_ledger(
             # beside finished rounds a chain begun there would omit their rows and epsilon
             if ledger_path is None:
                 lost = "its ledger is missing or empty"
-            elif ledger_path.exists():
-                lost = f"its ledger {ledger_path} is empty (0 bytes)"
             else:
-                lost = f"its ledger {ledger_path} is missing"
+                lost = f"its ledger {ledger_path} is {_no_ledger(ledger_path)}"
             raise StateMissing(
                 f"the state {store.path} holds {len(finished)} finished rounds (up to round "
                 f"{finished[-1]}) but {lost}: a new ledger would leave out their rows and "
@@ -384,6 +382,37 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
     raise LedgerError(f"{path} is not a readable ledger: {failure}")
 
 
+def _no_ledger(path: Path) -> str:
+    """What is at a ledger path that holds no ledger (:func:`_ledger_rows` None), in the
+    words a refusal uses: "missing" or "empty (0 bytes)"."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    return "empty (0 bytes)" if size == 0 else "empty"
+
+
+def _lost_beside_key(state: Path, ledger_path: Path, key_path: Path, rows: int | None) -> str:
+    """The refusal of a start where the ledger key is but neither a state nor ledger rows.
+
+    Why refused, ``--init`` or not: :func:`_open_locked_state` creates the state, then
+    the key, then the ledger, so no crash leaves a key without a state; the state and its
+    ledger were lost (emptied, deleted, a bad restore). Started, the server signed a new
+    chain from round 1 with the federation's key: it verified against the public key the
+    auditors hold, and its epsilon restarted at the first round's (a federation at 8.39
+    read 4.38 after one round). Before, the start went ahead (``init=None``) or the line
+    said to pass ``--init``, which did that."""
+    what_state = "empty (0 bytes)" if state.exists() else "missing"
+    what_ledger = _no_ledger(ledger_path) if rows is None else "without rows"
+    return (
+        f"the state {state} is {what_state} and its ledger {ledger_path} is {what_ledger}, "
+        f"but the ledger key {key_path} is there: a federation ran here and both were lost; "
+        "restore them from a backup (a new ledger signed with that key would pass for that "
+        "federation's with its epsilon restarted), or move the key, its .pub and the "
+        "ledger's file away to start a new federation"
+    )
+
+
 def _open_locked_state(
     state: Path, ledger_path: Path, key_path: Path, lock: StateLock, init: bool | None
 ) -> ServerState:
@@ -398,6 +427,10 @@ def _open_locked_state(
             f"ledger {ledger_path} has {ledger_rows} rows: the state was lost; restore it "
             "from a backup (a new federation needs another server.state)"
         )
+    if not existing and not ledger_rows and key_path.exists():
+        # a key is made only with a new federation's ledger, after its state: a key beside
+        # no state and no rows is a federation whose state and ledger were both lost
+        raise StateMissing(_lost_beside_key(state, ledger_path, key_path, ledger_rows))
     if not existing and not init:
         raise StateMissing(
             f"no state at {state}: pass --init to start a new federation there "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -143,3 +144,49 @@ def test_a_new_federation_starts_over_empty_placeholders(
     audit = verify_ledger(tmp_path / "state.sqlite.ledger")
     assert audit.ok, audit.first_failure
     assert [row.entry["round"] for row in audit.chain.rows] == [1]
+
+
+@pytest.mark.parametrize("damage", ["emptied", "deleted", "ledger without rows"])
+def test_a_lost_state_and_ledger_beside_the_ledger_key_are_refused_even_with_init(
+    tmp_path: Path, certs: Path, damage: str
+) -> None:
+    """Both files lost, the ledger key kept: a new chain there is signed with the key the
+    auditors hold and verifies against its public half, its epsilon back at round 1's.
+    The start went ahead without ``--init`` (``init=None``) and with it, and without it
+    the line said to pass ``--init``. The key is made only with a new federation's
+    ledger, after its state, so no crash leaves it beside neither: refused whatever
+    ``init`` says, naming the three files, and nothing is written."""
+    config = FederationConfig.load(_toml(tmp_path, certs, rounds=2))
+    _finish_rounds(config)
+    state, ledger = tmp_path / "state.sqlite", tmp_path / "state.sqlite.ledger"
+    if damage == "emptied":
+        os.truncate(state, 0)
+        os.truncate(ledger, 0)
+    elif damage == "deleted":
+        state.unlink()
+        ledger.unlink()
+    else:  # a ledger made again, with its tables and no rows
+        state.unlink()
+        with sqlite3.connect(ledger) as db:
+            db.execute("DELETE FROM ledger")
+        db.close()
+    before = _digests(tmp_path)
+    for init in (None, False, True):
+        with pytest.raises(StateMissing) as refused:
+            open_server_state(config, init=init)
+        message = str(refused.value)
+        assert f"the ledger key {tmp_path / 'state.sqlite.ledger-key'} is there" in message
+        assert f"the state {state} is " in message and f"its ledger {ledger} is " in message
+        assert _digests(tmp_path) == before
+    result = CliRunner().invoke(
+        main, ["server", "--config", str(tmp_path / "federation.toml"), "--init"]
+    )
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "a federation ran here and both were lost" in lines[0], lines
+    assert _digests(tmp_path) == before
+    # the way out the line names: the old key moved away, --init starts a new federation
+    for old in tmp_path.glob("state.sqlite.ledger*"):
+        old.rename(tmp_path / f"old-{old.name}")
+    _finish_rounds(FederationConfig.load(_toml(tmp_path, certs, rounds=1)), init=True)
+    assert verify_ledger(ledger).ok
