@@ -362,12 +362,21 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
     that is not SQLite) raises :class:`~secagg.ledger.chain.NotALedger` saying what it
     is; before, every failure read "is not a readable ledger: no such table: ledger" (or
     "file is not a database"), as if the ledger were damaged (review, 2026-12-06). A
-    damaged ledger still raises :class:`~secagg.ledger.chain.LedgerError`."""
+    damaged ledger still raises :class:`~secagg.ledger.chain.LedgerError`.
+
+    An SQLite database without any table is no ledger yet, like an empty file (None):
+    it is what a server killed inside the ledger's first open leaves (SQLite wrote the
+    WAL header, the schema was not committed yet). It read as "not a privacy ledger: an
+    SQLite database without tables ... move the file away" at every restart, ``--init``
+    or not: a federation one crash could stop for good (crash-point review, 2026-12-06).
+    Holding nothing, it is cross-checked against the state as a missing ledger is."""
     if not holds_state(path):
         return None
     try:
         db = sqlite3.connect(path)
         try:
+            if db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+                return None  # created, never written: the ledger's open did not finish
             return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
         finally:
             db.close()
@@ -384,12 +393,12 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
 
 def _no_ledger(path: Path) -> str:
     """What is at a ledger path that holds no ledger (:func:`_ledger_rows` None), in the
-    words a refusal uses: "missing" or "empty (0 bytes)"."""
+    words a refusal uses: "missing", "empty (0 bytes)" or an SQLite file without tables."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return "missing"
-    return "empty (0 bytes)" if size == 0 else "empty"
+    return "empty (0 bytes)" if size == 0 else "empty (an SQLite database without tables)"
 
 
 def _lost_beside_key(state: Path, ledger_path: Path, key_path: Path, rows: int | None) -> str:
