@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -369,13 +369,17 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
     WAL header, the schema was not committed yet). It read as "not a privacy ledger: an
     SQLite database without tables ... move the file away" at every restart, ``--init``
     or not: a federation one crash could stop for good (crash-point review, 2026-12-06).
-    Holding nothing, it is cross-checked against the state as a missing ledger is."""
+    Holding nothing, it is cross-checked against the state as a missing ledger is. So is
+    a schema cut short the same way (the ledger's tables are created one statement, one
+    commit, at a time: a kill after ``ledger_meta`` left no ``ledger`` table, and every
+    start read "not a readable ledger: no such table: ledger"): some of the ledger's
+    own tables, not ``ledger``, every one empty."""
     if not holds_state(path):
         return None
     try:
         db = sqlite3.connect(path)
         try:
-            if db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+            if _ledger_never_written(db):
                 return None  # created, never written: the ledger's open did not finish
             return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
         finally:
@@ -391,6 +395,26 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
     raise LedgerError(f"{path} is not a readable ledger: {failure}")
 
 
+#: the tables of a ledger besides ``ledger`` itself, which its first open creates before
+#: it (secagg.ledger.chain's SCHEMA, in that order; tests/runtime/test_ledger_open_crash.py
+#: holds the two equal), each with the query that finds a row in it
+LEDGER_SIDE_TABLES: Final = {
+    "ledger_meta": "SELECT 1 FROM ledger_meta LIMIT 1",
+    "ledger_head": "SELECT 1 FROM ledger_head LIMIT 1",
+}
+
+
+def _ledger_never_written(db: sqlite3.Connection) -> bool:
+    """Whether the database ``db`` is a ledger whose first open was cut short before its
+    ``ledger`` table: no table at all, or only ledger side tables, all empty."""
+    tables = {
+        str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if not tables <= LEDGER_SIDE_TABLES.keys():  # "ledger" among them, or a foreign one
+        return False
+    return all(db.execute(LEDGER_SIDE_TABLES[table]).fetchone() is None for table in tables)
+
+
 def _no_ledger(path: Path) -> str:
     """What is at a ledger path that holds no ledger (:func:`_ledger_rows` None), in the
     words a refusal uses: "missing", "empty (0 bytes)" or an SQLite file without tables."""
@@ -398,7 +422,11 @@ def _no_ledger(path: Path) -> str:
         size = path.stat().st_size
     except FileNotFoundError:
         return "missing"
-    return "empty (0 bytes)" if size == 0 else "empty (an SQLite database without tables)"
+    return (
+        "empty (0 bytes)"
+        if size == 0
+        else "empty (an SQLite file whose creation as a ledger did not finish)"
+    )
 
 
 def _lost_beside_key(state: Path, ledger_path: Path, key_path: Path, rows: int | None) -> str:
