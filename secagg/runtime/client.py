@@ -437,6 +437,14 @@ class FederationClient:
         # the round whose session was lost before its end came: counted lost when the
         # branch went on on a new session; its end, if it comes, is taken quietly
         self._lost_round: int | None = None
+        if self._started is not None:
+            # the last round a previous process of this branch took (its state file), lost
+            # with that process: its end and its late payloads, which the server sends by
+            # name and so to this process's session, are taken quietly, the end once; they
+            # were two "refused a message" WARNING lines and two refused messages ("round
+            # N has already ended") at a restart mid-round. Not counted lost here: this
+            # process never took it
+            self._lost_round, self._end_due = self._started, True
         # the round this branch left on its own (refused, its side aborted, its payload
         # could not be sent, its training failed): the server's payloads of it sent before
         # the leave arrived are dropped quietly, not counted as refused messages

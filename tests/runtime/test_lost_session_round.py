@@ -12,6 +12,7 @@ its new session; the round's end, when it comes, is taken quietly (not refused).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,6 +149,58 @@ def test_a_payload_of_another_round_than_the_lost_one_is_still_refused() -> None
     branch.reconnected(SentMessages())  # type: ignore[arg-type]
     branch.handle(encode_message(Relay(2, b"a round not started")))
     assert _counts(branch) == (0, 0, 0, 1, 1)
+
+
+def _restartable(state: Path) -> FederationClient:
+    return FederationClient(
+        NAME,
+        lambda model: np.full_like(model, 0.1),
+        SentMessages(),  # type: ignore[arg-type]
+        policy=BranchPolicy(federation=FED),
+        stop_on_refusal=False,
+        state=state,
+    )
+
+
+def test_a_restarted_process_takes_the_late_end_and_payloads_of_its_last_round_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A branch killed mid-round and restarted at once (its state file kept) is on a new
+    session before the round ends; the server sends the round's payloads and its end by
+    name, so they reach the new process. It took them for a server's mistakes: WARNING
+    "refused a message (MalformedMessage): a payload for round 1, not ours", then "round
+    1 has already ended", two refused messages at every such restart. They are late:
+    dropped, counted nowhere (the round was the dead process's, not this one's)."""
+    state = tmp_path / "branch.state"
+    _restartable(state).handle(_start(1))  # took round 1, then was killed
+    restarted = _restartable(state)
+    restarted.reconnected(SentMessages())  # type: ignore[arg-type]  # its first session
+    with caplog.at_level(logging.DEBUG, logger="secagg.client"):
+        restarted.handle(encode_message(Relay(1, b"an unmask request of round 1")))
+        restarted.handle(encode_message(RoundEnd(1, True)))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    assert _counts(restarted) == (0, 0, 0, 0, 0) and restarted.stats.rounds_started == 0
+    restarted.handle(encode_message(RoundEnd(1, True)))  # the end again: a replay, refused
+    assert _counts(restarted) == (0, 0, 0, 0, 1)
+    restarted.handle(_start(1))  # round 1 itself is still refused (the mark)
+    assert restarted.stats.rounds_started == 0
+    restarted.handle(_start(2))
+    restarted.handle(encode_message(RoundEnd(2, True)))
+    assert _counts(restarted) == (1, 0, 0, 0, 2) and restarted.stats.rounds_started == 1
+
+
+def test_a_restarted_process_whose_last_round_never_ends_goes_on(tmp_path: Path) -> None:
+    """Guard: the next round's start supersedes the dead process's round without counting
+    it (this process never took it), and a fresh state file has no such round."""
+    state = tmp_path / "branch.state"
+    _restartable(state).handle(_start(3))
+    restarted = _restartable(state)
+    restarted.handle(_start(4))
+    restarted.handle(encode_message(RoundEnd(4, False)))
+    assert _counts(restarted) == (0, 1, 0, 0, 0)
+    fresh = _restartable(tmp_path / "other.state")
+    fresh.handle(encode_message(RoundEnd(1, True)))  # no round taken: refused
+    assert _counts(fresh) == (0, 0, 0, 0, 1)
 
 
 class _Session:
