@@ -437,6 +437,14 @@ class FederationClient:
         # the round whose session was lost before its end came: counted lost when the
         # branch went on on a new session; its end, if it comes, is taken quietly
         self._lost_round: int | None = None
+        if self._started is not None:
+            # the last round a previous process of this branch took (its state file), lost
+            # with that process: its end and its late payloads, which the server sends by
+            # name and so to this process's session, are taken quietly, the end once; they
+            # were two "refused a message" WARNING lines and two refused messages ("round
+            # N has already ended") at a restart mid-round. Not counted lost here: this
+            # process never took it
+            self._lost_round, self._end_due = self._started, True
         # the round this branch left on its own (refused, its side aborted, its payload
         # could not be sent, its training failed): the server's payloads of it sent before
         # the leave arrived are dropped quietly, not counted as refused messages
@@ -968,9 +976,22 @@ class FederationClient:
         return KeyedStream(derive(label, self._replay_seed))
 
     def _relay(self, relay: Relay) -> None:
-        if self._session is None and relay.round in (self._left_round, self._foreign_round):
-            # sent before the server read this branch's leave: nothing to answer
-            log.debug("%s: a late payload of round %d, which it left", self.name, relay.round)
+        """Answer a payload of the round in flight; drop a late one of a round this branch
+        is out of, quietly; refuse any other.
+
+        Late, not malformed: a round it left or refused (sent before the server read its
+        leave), and the round whose session was lost (:meth:`reconnected`). The server
+        sends a round's payloads by name, so one of the lost round (an unmask request:
+        its masked input had arrived before the loss) reaches the new session; it was
+        refused as "a payload for round N, not ours", a refused message blamed on a
+        server that did nothing wrong."""
+        if self._session is None and relay.round in (
+            self._left_round,
+            self._foreign_round,
+            self._lost_round,
+        ):
+            why = "whose session was lost" if relay.round == self._lost_round else "which it left"
+            log.debug("%s: a late payload of round %d, %s", self.name, relay.round, why)
             return
         if self._session is None or relay.round != self._round:
             raise MalformedMessage(f"a payload for round {relay.round}, not ours")

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -231,7 +231,9 @@ def _cluster_unmasker(config: FederationConfig) -> Iterator[MaskRemover | None]:
         yield RayUnmasker(workers, timeout=config.deadlines.round_seconds)
 
 
-def check_state_against_ledger(store: ServerStore, ledger: Ledger | None) -> None:
+def check_state_against_ledger(
+    store: ServerStore, ledger: Ledger | None, *, ledger_path: Path | None = None
+) -> None:
     """Refuse a store and a ledger that do not tell the same story (reliability D4).
 
     Why: the store is what the server continues from, the ledger what auditors
@@ -241,15 +243,23 @@ def check_state_against_ledger(store: ServerStore, ledger: Ledger | None) -> Non
     store's finished rounds was cut back or replaced. One missing round is normal
     (a crash between the store's commit and the ledger's append) and is rebuilt
     from the store (:meth:`FederationServer._backfill_ledger`). ``ledger=None``
-    with finished rounds in the store: the ledger file is missing."""
+    with finished rounds in the store: the ledger file (at ``ledger_path``, which the
+    refusal names and says missing or empty) is lost."""
     held = store.round_numbers()
     finished = sorted(number for number, status in held.items() if status != "running")
     last_held = max(held, default=0)
     if ledger is None:
         if finished:
+            # an empty file reads as "no ledger" (a new federation's placeholder), but
+            # beside finished rounds a chain begun there would omit their rows and epsilon
+            if ledger_path is None:
+                lost = "its ledger is missing or empty"
+            else:
+                lost = f"its ledger {ledger_path} is {_no_ledger(ledger_path)}"
             raise StateMissing(
-                f"the state {store.path} holds {len(finished)} finished rounds but its "
-                "ledger is missing or empty: restore the ledger from a backup"
+                f"the state {store.path} holds {len(finished)} finished rounds (up to round "
+                f"{finished[-1]}) but {lost}: a new ledger would leave out their rows and "
+                "epsilon; restore the ledger from a backup"
             )
         return
     refuse_broken_chain(ledger)
@@ -352,12 +362,25 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
     that is not SQLite) raises :class:`~secagg.ledger.chain.NotALedger` saying what it
     is; before, every failure read "is not a readable ledger: no such table: ledger" (or
     "file is not a database"), as if the ledger were damaged (review, 2026-12-06). A
-    damaged ledger still raises :class:`~secagg.ledger.chain.LedgerError`."""
+    damaged ledger still raises :class:`~secagg.ledger.chain.LedgerError`.
+
+    An SQLite database without any table is no ledger yet, like an empty file (None):
+    it is what a server killed inside the ledger's first open leaves (SQLite wrote the
+    WAL header, the schema was not committed yet). It read as "not a privacy ledger: an
+    SQLite database without tables ... move the file away" at every restart, ``--init``
+    or not: a federation one crash could stop for good (crash-point review, 2026-12-06).
+    Holding nothing, it is cross-checked against the state as a missing ledger is. So is
+    a schema cut short the same way (the ledger's tables are created one statement, one
+    commit, at a time: a kill after ``ledger_meta`` left no ``ledger`` table, and every
+    start read "not a readable ledger: no such table: ledger"): some of the ledger's
+    own tables, not ``ledger``, every one empty."""
     if not holds_state(path):
         return None
     try:
         db = sqlite3.connect(path)
         try:
+            if _ledger_never_written(db):
+                return None  # created, never written: the ledger's open did not finish
             return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
         finally:
             db.close()
@@ -370,6 +393,61 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
             "the file away (and put the federation's ledger back, if it has one)"
         )
     raise LedgerError(f"{path} is not a readable ledger: {failure}")
+
+
+#: the tables of a ledger besides ``ledger`` itself, which its first open creates before
+#: it (secagg.ledger.chain's SCHEMA, in that order; tests/runtime/test_ledger_open_crash.py
+#: holds the two equal), each with the query that finds a row in it
+LEDGER_SIDE_TABLES: Final = {
+    "ledger_meta": "SELECT 1 FROM ledger_meta LIMIT 1",
+    "ledger_head": "SELECT 1 FROM ledger_head LIMIT 1",
+}
+
+
+def _ledger_never_written(db: sqlite3.Connection) -> bool:
+    """Whether the database ``db`` is a ledger whose first open was cut short before its
+    ``ledger`` table: no table at all, or only ledger side tables, all empty."""
+    tables = {
+        str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if not tables <= LEDGER_SIDE_TABLES.keys():  # "ledger" among them, or a foreign one
+        return False
+    return all(db.execute(LEDGER_SIDE_TABLES[table]).fetchone() is None for table in tables)
+
+
+def _no_ledger(path: Path) -> str:
+    """What is at a ledger path that holds no ledger (:func:`_ledger_rows` None), in the
+    words a refusal uses: "missing", "empty (0 bytes)" or an SQLite file without tables."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    return (
+        "empty (0 bytes)"
+        if size == 0
+        else "empty (an SQLite file whose creation as a ledger did not finish)"
+    )
+
+
+def _lost_beside_key(state: Path, ledger_path: Path, key_path: Path, rows: int | None) -> str:
+    """The refusal of a start where the ledger key is but neither a state nor ledger rows.
+
+    Why refused, ``--init`` or not: :func:`_open_locked_state` creates the state, then
+    the key, then the ledger, so no crash leaves a key without a state; the state and its
+    ledger were lost (emptied, deleted, a bad restore). Started, the server signed a new
+    chain from round 1 with the federation's key: it verified against the public key the
+    auditors hold, and its epsilon restarted at the first round's (a federation at 8.39
+    read 4.38 after one round). Before, the start went ahead (``init=None``) or the line
+    said to pass ``--init``, which did that."""
+    what_state = "empty (0 bytes)" if state.exists() else "missing"
+    what_ledger = _no_ledger(ledger_path) if rows is None else "without rows"
+    return (
+        f"the state {state} is {what_state} and its ledger {ledger_path} is {what_ledger}, "
+        f"but the ledger key {key_path} is there: a federation ran here and both were lost; "
+        "restore them from a backup (a new ledger signed with that key would pass for that "
+        "federation's with its epsilon restarted), or move the key, its .pub and the "
+        "ledger's file away to start a new federation"
+    )
 
 
 def _open_locked_state(
@@ -386,6 +464,10 @@ def _open_locked_state(
             f"ledger {ledger_path} has {ledger_rows} rows: the state was lost; restore it "
             "from a backup (a new federation needs another server.state)"
         )
+    if not existing and not ledger_rows and key_path.exists():
+        # a key is made only with a new federation's ledger, after its state: a key beside
+        # no state and no rows is a federation whose state and ledger were both lost
+        raise StateMissing(_lost_beside_key(state, ledger_path, key_path, ledger_rows))
     if not existing and not init:
         raise StateMissing(
             f"no state at {state}: pass --init to start a new federation there "
@@ -402,7 +484,8 @@ def _open_locked_state(
                 "drop --init to continue it, or choose another server.state for a new one"
             )
         if ledger_rows is None:
-            check_state_against_ledger(store, None)  # finished rounds without a ledger
+            # finished rounds without a ledger (missing, or emptied to 0 bytes)
+            check_state_against_ledger(store, None, ledger_path=ledger_path)
         if key_path.exists():
             try:
                 key = LedgerKey.load(key_path)

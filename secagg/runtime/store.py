@@ -41,11 +41,12 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -72,6 +73,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     sha256 BLOB NOT NULL
 );
 """
+
+#: the state's tables, as :data:`SCHEMA` creates them, each with the query that finds a
+#: row in it
+_SCHEMA_TABLES: Final = {
+    table: f"SELECT 1 FROM {table} LIMIT 1"  # noqa: S608 (the schema's own names)
+    for table in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA)
+}
 
 
 class StateError(SecAggError):
@@ -234,14 +242,22 @@ class ServerStore:
                 row[0]
                 for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-            if tables and "rounds" not in tables:
+            torn = bool(tables) and "rounds" not in tables and self._torn_schema(tables)
+            if tables and "rounds" not in tables and not torn:
                 raise StoreCorrupted(
                     f"{self.path} is a SQLite database but not a secagg server state "
                     f"(tables {', '.join(sorted(tables))})"
                 )
             if not tables and not create:
                 raise StateMissing(f"the state {self.path} holds no tables: it is empty")
-            self._db.executescript(SCHEMA)
+            if torn and not create:
+                raise StateMissing(
+                    f"the state {self.path} holds no rounds table (its creation did not "
+                    "finish): it is empty"
+                )
+            # one transaction: the statements of a script commit one by one, so a server
+            # killed between two left a state of some tables that no start would take
+            self._db.executescript(f"BEGIN;\n{SCHEMA}COMMIT;")
         except sqlite3.OperationalError as exc:  # permissions, a missing WAL, a lock
             raise StateError(f"the state {self.path} cannot be opened: {exc}") from None
         except sqlite3.DatabaseError as exc:  # not a database, or a malformed one
@@ -249,6 +265,18 @@ class ServerStore:
         except sqlite3.Error as exc:
             raise StateError(f"the state {self.path} cannot be opened: {exc}") from None
         self._identity = FileIdentity.of(self.path)
+
+    def _torn_schema(self, tables: set[str]) -> bool:
+        """Whether ``tables`` (without ``rounds``) is a schema whose creation was cut short:
+        some of the state's own tables, every one empty.
+
+        Why: before the schema was created in one transaction, a server killed between
+        its first two statements left only ``clients``, and every start after, ``--init``
+        too, refused it as "a SQLite database but not a secagg server state (tables
+        clients)" (crash-point review, 2026-12-06). Holding nothing, it is an empty state."""
+        if not tables <= _SCHEMA_TABLES.keys():
+            return False
+        return all(self._db.execute(_SCHEMA_TABLES[table]).fetchone() is None for table in tables)
 
     def close(self) -> None:
         self._db.close()

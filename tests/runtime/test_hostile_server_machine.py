@@ -305,6 +305,7 @@ def _branch_state(client: FederationClient) -> object:
             client._round_deadline,
             client._refused_round,
             client._left_round,
+            client._lost_round,
             client._foreign_round,
             client.federation,
             None if mark is None else (mark.last, mark.federation, mark.path.read_text()),
@@ -832,9 +833,13 @@ class HostileServer(RuleBasedStateMachine):
         """Deliver a relay the branch must refuse; return the error it refused it with
         (None if it left the round instead: a typed abort)."""
         refused, logs = self.branch.stats.refused_messages, len(self.logs.records)
-        # a round the branch already left (e.g. on another round's payload: WrongRound):
-        # its late payloads are dropped quietly, by design, neither refused nor answered
-        left = self.branch._session is None and self.branch._left_round == world.number
+        # a round the branch already left (e.g. on another round's payload: WrongRound),
+        # or lost (the round a previous process of it took, before a restart): its late
+        # payloads are dropped quietly, by design, neither refused nor answered
+        left = self.branch._session is None and world.number in (
+            self.branch._left_round,
+            self.branch._lost_round,
+        )
         self.delivered.append((world.number, payload))
         sent = self._deliver(encode_message(Relay(world.number, payload)))
         if any(isinstance(m, Leave) for m in sent):

@@ -11,6 +11,9 @@ its new session; the round's end, when it comes, is taken quietly (not refused).
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _endpoints import SentMessages
@@ -19,7 +22,14 @@ from secagg.aggregation import encode_spec, get_backend
 from secagg.aggregation.masking import MaskingBackend
 from secagg.aggregation.policy import BranchPolicy
 from secagg.runtime.client import ClientStats, FederationClient
-from secagg.runtime.wire import FederationEnd, Leave, RoundEnd, RoundStart, encode_message
+from secagg.runtime.wire import (
+    FederationEnd,
+    Leave,
+    Relay,
+    RoundEnd,
+    RoundStart,
+    encode_message,
+)
 from secagg.transport.base import NotConnected
 
 D = 4
@@ -101,6 +111,96 @@ def test_no_round_in_flight_no_round_lost() -> None:
     branch.handle(encode_message(RoundEnd(1, True)))
     branch.reconnected(SentMessages())  # type: ignore[arg-type]  # between rounds
     assert _counts(branch) == (1, 0, 0, 0, 0)
+
+
+def test_a_late_payload_of_the_lost_round_is_late_not_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server sends a round's payloads by name: one of the round whose session was
+    lost (an unmask request, its masked input having arrived before the loss) reaches
+    the new session. It is late, not malformed: dropped at DEBUG, counted nowhere (it
+    was one refused message, logged "refused a message (MalformedMessage): a payload
+    for round 1, not ours", against a server that did nothing wrong)."""
+    branch = _branch()
+    branch.handle(_start(1))
+    branch.reconnected(SentMessages())  # type: ignore[arg-type]
+    with caplog.at_level(logging.DEBUG, logger="secagg.client"):
+        branch.handle(encode_message(Relay(1, b"an unmask request of round 1")))
+    assert _counts(branch) == (0, 0, 0, 1, 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and "refused" in r.message]
+    assert any("late payload of round 1" in r.message for r in caplog.records)
+    assert branch._transport.sent == []  # type: ignore[union-attr]  # nothing answered
+    branch.handle(encode_message(RoundEnd(1, True)))  # its end, then, taken quietly too
+    assert _counts(branch) == (0, 0, 0, 1, 0)
+    # once the round's end came (and the next round started), a payload of it is a
+    # payload of no round in flight: refused as before
+    branch.handle(encode_message(Relay(1, b"after the end")))
+    assert _counts(branch) == (0, 0, 0, 1, 1)
+    branch.handle(_start(2))
+    branch.handle(encode_message(Relay(3, b"a round never started")))
+    assert branch.stats.refused_messages == 2
+
+
+def test_a_payload_of_another_round_than_the_lost_one_is_still_refused() -> None:
+    """Guard: only the lost round's payloads are late; one of a round this branch never
+    took is refused, as before (this held before the fix too)."""
+    branch = _branch()
+    branch.handle(_start(1))
+    branch.reconnected(SentMessages())  # type: ignore[arg-type]
+    branch.handle(encode_message(Relay(2, b"a round not started")))
+    assert _counts(branch) == (0, 0, 0, 1, 1)
+
+
+def _restartable(state: Path) -> FederationClient:
+    return FederationClient(
+        NAME,
+        lambda model: np.full_like(model, 0.1),
+        SentMessages(),  # type: ignore[arg-type]
+        policy=BranchPolicy(federation=FED),
+        stop_on_refusal=False,
+        state=state,
+    )
+
+
+def test_a_restarted_process_takes_the_late_end_and_payloads_of_its_last_round_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A branch killed mid-round and restarted at once (its state file kept) is on a new
+    session before the round ends; the server sends the round's payloads and its end by
+    name, so they reach the new process. It took them for a server's mistakes: WARNING
+    "refused a message (MalformedMessage): a payload for round 1, not ours", then "round
+    1 has already ended", two refused messages at every such restart. They are late:
+    dropped, counted nowhere (the round was the dead process's, not this one's)."""
+    state = tmp_path / "branch.state"
+    _restartable(state).handle(_start(1))  # took round 1, then was killed
+    restarted = _restartable(state)
+    restarted.reconnected(SentMessages())  # type: ignore[arg-type]  # its first session
+    with caplog.at_level(logging.DEBUG, logger="secagg.client"):
+        restarted.handle(encode_message(Relay(1, b"an unmask request of round 1")))
+        restarted.handle(encode_message(RoundEnd(1, True)))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    assert _counts(restarted) == (0, 0, 0, 0, 0) and restarted.stats.rounds_started == 0
+    restarted.handle(encode_message(RoundEnd(1, True)))  # the end again: a replay, refused
+    assert _counts(restarted) == (0, 0, 0, 0, 1)
+    restarted.handle(_start(1))  # round 1 itself is still refused (the mark)
+    assert restarted.stats.rounds_started == 0
+    restarted.handle(_start(2))
+    restarted.handle(encode_message(RoundEnd(2, True)))
+    assert _counts(restarted) == (1, 0, 0, 0, 2) and restarted.stats.rounds_started == 1
+
+
+def test_a_restarted_process_whose_last_round_never_ends_goes_on(tmp_path: Path) -> None:
+    """Guard: the next round's start supersedes the dead process's round without counting
+    it (this process never took it), and a fresh state file has no such round."""
+    state = tmp_path / "branch.state"
+    _restartable(state).handle(_start(3))
+    restarted = _restartable(state)
+    restarted.handle(_start(4))
+    restarted.handle(encode_message(RoundEnd(4, False)))
+    assert _counts(restarted) == (0, 1, 0, 0, 0)
+    fresh = _restartable(tmp_path / "other.state")
+    fresh.handle(encode_message(RoundEnd(1, True)))  # no round taken: refused
+    assert _counts(fresh) == (0, 0, 0, 0, 1)
 
 
 class _Session:

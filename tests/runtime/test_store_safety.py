@@ -237,7 +237,7 @@ def test_a_missing_ledger_beside_finished_rounds_is_refused(tmp_path: Path) -> N
     _run(config, init=True)
     _, ledger = _paths(config)
     ledger.unlink()
-    with pytest.raises(StateMissing, match="ledger is missing"):
+    with pytest.raises(StateMissing, match=r"its ledger .*state.sqlite.ledger is missing"):
         open_server_state(config)
     assert not ledger.exists()
 
