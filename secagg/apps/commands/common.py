@@ -72,7 +72,7 @@ def _one_line(exc: BaseException, name: str = "") -> str:
     return message[len(prefix) :] if name and message.startswith(prefix) else message
 
 
-class CommandLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class CommandLogHandler(logging.StreamHandler):
     """The ``secagg`` command's own root handler: warnings and errors of any library as
     one line on stderr, ``warning: <logger>: <message>``, like the command's other
     warning lines.
