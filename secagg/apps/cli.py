@@ -70,6 +70,7 @@ from secagg.apps.commands.common import (
     _fail,
     _one_line,
     _os_error,
+    install_command_logging,
 )
 from secagg.apps.commands.dialling import (
     _certs_error,
@@ -299,7 +300,11 @@ def run() -> NoReturn:
     through :func:`~secagg.transport.process.exit_process`, skipping gRPC's teardown,
     which can hang a process that has finished its work (see that module). Every
     other command exits normally. Tests call :func:`main` (click's runner), not this.
+    Before :func:`main`, the command's own root log handler
+    (:func:`~secagg.apps.commands.common.install_command_logging`), so that Opacus's
+    import-time ``basicConfig`` formats no other library's lines.
     """
+    install_command_logging()  # before anything imports Opacus, whose basicConfig
     try:
         main()  # standalone: click always ends with SystemExit
     except SystemExit as exc:

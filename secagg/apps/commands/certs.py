@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from secagg.apps import devca
@@ -28,8 +30,20 @@ def certs() -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing CA (old certificates die).")
 def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> None:
-    """Create the CA, the server certificate and an empty revocation list."""
+    """Create the CA, the server certificate and an empty revocation list.
+
+    The last folder of --dir is made; a missing parent is refused (exit 2)."""
     names = server_names or ("localhost", "127.0.0.1")
+    parent = Path(directory).parent
+    if not parent.exists():
+        # a mistyped --dir grew a new tree holding the CA's private key, silently
+        # (newcomer walk, 2026-12-06); as the server's [server] state folder, the
+        # operator makes the parents. A parent that is a file: the OSError below
+        raise click.BadParameter(
+            f"the folder {parent} does not exist (certs init makes only the last folder "
+            f"of {directory}): create it first, or check the path",
+            param_hint="--dir",
+        )
     try:
         made = devca.init_ca(directory, server_names=names, force=force)
     except ConfigurationError as exc:

@@ -7,6 +7,7 @@ Why one module: ``round`` and ``bench`` name the same ranges, and ``server``, ``
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from typing import NoReturn
@@ -69,3 +70,32 @@ def _one_line(exc: BaseException, name: str = "") -> str:
     message = " ".join(str(exc).split()) or type(exc).__name__
     prefix = f"{name}: "
     return message[len(prefix) :] if name and message.startswith(prefix) else message
+
+
+class CommandLogHandler(logging.StreamHandler):
+    """The ``secagg`` command's own root handler: warnings and errors of any library as
+    one line on stderr, ``warning: <logger>: <message>``, like the command's other
+    warning lines.
+
+    Why the command installs one (:func:`install_command_logging`): Opacus calls
+    ``logging.basicConfig`` when it is imported, so the first import set the whole
+    process's format to Opacus's (``12/06/2026 10:36:10:WARNING:...``, no logger
+    name), and a party that imported it before its own log set-up lost its INFO
+    lines, its ``basicConfig`` then a no-op (newcomer walk, 2026-12-06). A root that
+    has a handler makes Opacus's call do nothing. A long-running party replaces this
+    one with its timestamped log (``parties._setup_logging``)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setLevel(logging.WARNING)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.name}: {super().format(record)}"
+
+
+def install_command_logging() -> None:
+    """Give the root logger :class:`CommandLogHandler`, unless the process has set up
+    its logging already (a program that embeds the command keeps its own)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(CommandLogHandler())

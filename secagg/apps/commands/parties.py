@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from secagg.apps.commands.common import _fail
+from secagg.apps.commands.common import CommandLogHandler, _fail
 from secagg.errors import ConfigurationError
 
 
@@ -23,6 +23,9 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     """Timestamped log lines for a long-running party: INFO by default (connections,
     rounds), warnings and errors only with ``--quiet``, everything with ``-v``."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, CommandLogHandler)]:
+        root.removeHandler(handler)  # the command's stand-in until this log exists
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

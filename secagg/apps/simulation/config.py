@@ -263,6 +263,24 @@ def key(name: str, value: object = _NO_VALUE) -> str:
     return toml if value is _NO_VALUE else f"{toml} = {value!r}"
 
 
+def _from_default(name: str) -> bool:
+    """Whether the CLI's invocation took field ``name`` from its default (neither typed
+    nor in the file); False for a library caller, whose messages name TOML keys.
+
+    Why: :func:`key` names such a field by its flag, so "``--branches``" in a refusal
+    read as if the user had typed it; a ``--config`` file of ``sample_rate = 0.2`` was
+    refused over a ``--branches`` that was never on the command line (newcomer walk,
+    2026-12-06). Its refusals add "(the default)" with the value."""
+    origin = _ORIGIN.get()
+    return origin is not None and name in FLAGS and name not in origin[0] | origin[1]
+
+
+def _default_branches(branches: int) -> str:
+    """`` (--branches 8 is the default)`` after a bound that divides by a branch count
+    nobody set, else nothing (see :func:`_from_default`)."""
+    return f" ({key('branches', branches)} is the default)" if _from_default("branches") else ""
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigurationError(message)
@@ -525,10 +543,14 @@ class SimulationConfig:
             math.isfinite(self.sample_rate) and 0 < self.sample_rate <= 1,
             f"{k('sample_rate')} must lie in (0, 1]",
         )
+        expected = self.sample_rate * self.branches
+        branches = k("branches", self.branches)
+        if _from_default("branches"):
+            branches += " (the default)"
         _require(
-            self.sample_rate * self.branches >= 2,
-            f"{k('sample_rate')} * {k('branches')} (the expected branches in a round) "
-            "must be at least 2",
+            expected >= 2,
+            f"{k('sample_rate', self.sample_rate)} * {branches} = {expected:g} expected "
+            "branches in a round; it must be at least 2",
         )
         _require(self.engine in ENGINES, f"{k('engine')} must be one of {ENGINES}")
         _require(
@@ -887,8 +909,8 @@ class SimulationConfig:
         _require(
             not client_dp or self.delta < 1 / self.branches,
             f"{k('delta')} = {self.delta:g} is not below 1 / {k('branches')} = "
-            f"1/{self.branches}: the guarantee would allow releasing one branch's update "
-            "outright",
+            f"1/{self.branches}{_default_branches(self.branches)}: the guarantee "
+            "would allow releasing one branch's update outright",
         )
         cost = self.prior_cost
         # the prior's delta composes with this run's (basic composition): the sum is the
@@ -897,8 +919,8 @@ class SimulationConfig:
             not client_dp or cost is None or cost[1] + self.delta < 1 / self.branches,
             f"{k('prior_delta')} + {k('delta')} (the composed delta) = "
             f"{(cost or (0.0, 0.0))[1] + self.delta:g} is not below 1 / {k('branches')} = "
-            f"1/{self.branches}: the guarantee would allow releasing one branch's update "
-            "outright; choose a smaller one",
+            f"1/{self.branches}{_default_branches(self.branches)}: the guarantee "
+            "would allow releasing one branch's update outright; choose a smaller one",
         )
         from secagg.runtime.config import BackendConfig, FederationConfig, SamplingConfig
 
@@ -937,7 +959,8 @@ class SimulationConfig:
                 f"{self.dp_clip if client_dp else self.update_clip:g})"
             )
             raise ConfigurationError(
-                f"{blamed}{k('backend', self.backend)} and {k('branches', self.branches)}: "
+                f"{blamed}{k('backend', self.backend)} and {k('branches', self.branches)}"
+                f"{' (the default)' if _from_default('branches') else ''}: "
                 f"no round can run: {reason}{bound}"
             ) from None
 
