@@ -17,17 +17,39 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PACKAGE = "secagg"
-# Bottom to top; modules on one line share a layer.
-LAYERS: list[list[str]] = [
-    ["errors", "crypto"],
-    ["protocol"],
-    ["encoding", "he"],
-    ["aggregation", "dp"],
-    ["ledger", "transport"],
-    ["runtime", "server", "client", "federation"],
-    ["apps", "cli", "simulation", "models", "bench"],
-]
-LAYER_OF = {f"{PACKAGE}.{name}": i for i, names in enumerate(LAYERS) for name in names}
+#: the layers contract lint-imports enforces; the tool reads its order from there, so the two
+#: never disagree (a list kept here had put dp beside aggregation and left out durable)
+CONTRACT_FILE = ".importlinter"
+
+
+class LayersNotFound(Exception):
+    """The root holds no ``.importlinter`` with a ``layers =`` list."""
+
+
+def load_layers(root: Path) -> dict[str, int]:
+    """Each top-level module's layer, 0 at the bottom, from ``root/.importlinter``.
+
+    The contract lists the layers top to bottom, one a line; ``a | b`` on one line are
+    independent siblings of one layer, and parentheses mark a container, which changes
+    nothing here."""
+    path = root / CONTRACT_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LayersNotFound(f"{path}: {exc.strerror or exc}") from None
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "layers =")
+    except StopIteration:
+        raise LayersNotFound(f"{path} has no 'layers =' list") from None
+    rows: list[list[str]] = []
+    for line in lines[start + 1 :]:
+        if not line.startswith((" ", "\t")) or not line.strip():
+            break
+        rows.append([name.strip().strip("()") for name in line.split("|")])
+    return {name: i for i, names in enumerate(reversed(rows)) for name in names}
+
+
 BIG_MODULE_LINES = 500
 
 
@@ -132,9 +154,11 @@ class Report:
     file_cycles: list[list[str]]
     largest_modules: list[tuple[str, int]]
     over_500_lines: list[tuple[str, int]]
+    layer_of: dict[str, int]
 
 
 def analyse(root: Path) -> Report:
+    layer_of = load_layers(root)
     modules = find_modules(root / PACKAGE)
     imports = [imp for name, path in modules.items() for imp in find_imports(name, path, modules)]
     tops = sorted({top(m) for m in modules} - {PACKAGE})
@@ -146,18 +170,19 @@ def analyse(root: Path) -> Report:
         src, dst = top(imp.importer), top(imp.imported)
         if PACKAGE not in (src, dst) and src != dst:
             folder_graph.setdefault(src, set()).add(dst)
-            if src in LAYER_OF and dst in LAYER_OF and LAYER_OF[src] < LAYER_OF[dst]:
+            if src in layer_of and dst in layer_of and layer_of[src] < layer_of[dst]:
                 upward.setdefault((imp.importer, imp.imported), imp)
     lines = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in modules.items()}
     largest = sorted(lines.items(), key=lambda item: (-item[1], item[0]))
     return Report(
         top_level=tops,
-        unmapped=[t for t in tops if t not in LAYER_OF],
+        unmapped=[t for t in tops if t not in layer_of],
         upward_imports=list(upward.values()),
         folder_cycles=strongly_connected(folder_graph),
         file_cycles=strongly_connected(file_graph),
         largest_modules=largest[:10],
         over_500_lines=[(m, n) for m, n in largest if n > BIG_MODULE_LINES],
+        layer_of=layer_of,
     )
 
 
@@ -176,7 +201,7 @@ def render(report: Report) -> str:
         (f"modules over {BIG_MODULE_LINES} lines", report.over_500_lines),
     ):
         out.append(f"{title}: {len(rows)}")
-        out.extend(f"  {n:5d}  {m}  [layer {LAYER_OF.get(top(m), '?')}]" for m, n in rows)
+        out.extend(f"  {n:5d}  {m}  [layer {report.layer_of.get(top(m), '?')}]" for m, n in rows)
     return "\n".join(out)
 
 
@@ -185,7 +210,10 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
-    report = analyse(args.root)
+    try:
+        report = analyse(args.root)
+    except LayersNotFound as exc:
+        raise SystemExit(f"import_graph: {exc}") from None
     if args.json:
         data = asdict(report) | {
             "top_level_count": len(report.top_level),
