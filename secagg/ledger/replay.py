@@ -22,6 +22,7 @@ from secagg.dp.accountants import (
     PerClientAccountant,
     RecordLevelAccountant,
 )
+from secagg.dp.distributed import ScaleTooCoarse
 from secagg.dp.release import record_epsilon_drop_allowed
 from secagg.ledger.row_checks import (
     FLOAT_NOISE,
@@ -64,6 +65,12 @@ class EpsilonReplay:
         self._population: int | None = None  # the largest population a row records
         self._distributed: dict[str, Any] | None = None
         self._ddg: DiscreteGaussianAccountant | None = None
+        #: the refusal today's engine gives the ledger's discrete Gaussian (its scale
+        #: leaves a clipped update at most one ring unit; rounds before 2026-12-06 ran
+        #: with such scales), None if it would plan or take it; and the charged rows
+        #: replayed with it. Replayed as recorded, and verify says so in a note
+        self.coarse_scale: ScaleTooCoarse | None = None
+        self.coarse_rows = 0
         self._current: float | None = None
         self._mechanism: tuple[str, str] | None = None  # (unit, mechanism) of the ledger
         self.latest_reports: dict[str, float] = {}  # identity hash -> recomputed epsilon
@@ -353,7 +360,9 @@ class EpsilonReplay:
                     f"({ddg.sample_rate:g} -> {rate:g})"
                 )
             record_clip = params.get("record_clip")
-            mechanism = DistributedDiscreteGaussian(
+            # as recorded: a scale today's engine refuses as too coarse still ran in
+            # rounds before 2026-12-06, and is charged what its parameters give
+            mechanism, self.coarse_scale = DistributedDiscreteGaussian.as_recorded(
                 dimension=int(params["dimension"]),
                 clip=float(params["clip"] if record_clip is None else record_clip),
                 vector_bound=0.0 if record_clip is None else float(params["clip"]),
@@ -379,6 +388,7 @@ class EpsilonReplay:
             ddg.honest_shares = shares
             self._ddg = ddg
         ddg.step(int(dp["noise_contributors"]))
+        self.coarse_rows += self.coarse_scale is not None
         return ddg.epsilon()
 
     def at_own_delta(self, dp: dict[str, Any]) -> float | None:
