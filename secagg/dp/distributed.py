@@ -501,6 +501,15 @@ class DistributedDiscreteGaussian:
         return scale
 
     @property
+    def planned_scale(self) -> float:
+        """The scale a mechanism of these parameters is planned (scale 0), without the
+        floor on a clipped update's ring units: what a server wrote in a ledger row, the
+        rounds before that floor (2026-12-06) included. The audit's replay holds a
+        recorded scale to it: below it each noise share's std rounds up to more whole
+        units than the noise multiplier asks, which a row could record to flatter."""
+        return min(self._ring_scale(self.padded), MAX_SCALED_MAGNITUDE / (4 * self.vector_bound))
+
+    @property
     def largest_scale(self) -> float:
         """The largest scale that keeps the sum's wrap probability at ``wrap_probability``
         per coordinate: a given ``scale`` above it is refused (:class:`ScaleBeyondRing`)."""

@@ -25,6 +25,7 @@ from secagg.dp.accountants import (
 from secagg.dp.distributed import ScaleTooCoarse
 from secagg.dp.release import record_epsilon_drop_allowed
 from secagg.ledger.row_checks import (
+    _PARAMETER_TOLERANCE,
     FLOAT_NOISE,
     RELATIVE_TOLERANCE,
     ReplayFailure,
@@ -382,6 +383,19 @@ class EpsilonReplay:
                     f"records a local noise share of sigma {recorded_sigma!r}, but its discrete "
                     f"Gaussian parameters give {mechanism.local_sigma} (expected_clients "
                     f"{params['expected_clients']}): the replayed noise is not the noise added"
+                )
+            planned = mechanism.planned_scale
+            if mechanism.scale < planned * (1 - _PARAMETER_TOLERANCE):
+                # the server plans every round's scale from these parameters; a coarser
+                # one rounds each share's std up to more units than z asks (scale 0.5 at
+                # clip 1, 1000 expected clients, d = 16: epsilon 0.36 where the planned
+                # scale's noise spends 5.59), so the claim is of noise that did not run
+                raise ReplayFailure(
+                    f"records a discrete Gaussian scale of {mechanism.scale!r}, below the "
+                    f"{planned!r} its parameters plan (the server plans every round's scale "
+                    "from dimension, bits, expected clients, clip and noise multiplier): at "
+                    "a coarser scale each noise share's std rounds up to more units than the "
+                    "noise multiplier asks, so the replayed noise is not the noise added"
                 )
             shares = [] if ddg is None else list(ddg.honest_shares)
             ddg = DiscreteGaussianAccountant(mechanism, sample_rate=rate, delta=delta)

@@ -16,6 +16,13 @@ share's std is the one drawn (rounded up to a whole unit), so the epsilon those
 parameters give is an honest bound. The replay now computes it and says, as a note,
 that such a mechanism would be refused today; the claim is still held to it, so a row
 with the same scale and a smaller epsilon fails.
+
+What a server writes is the *planned* scale (it never takes one given): a recorded
+scale below the one its own parameters plan is no server's, and fails. Why it must: a
+coarser scale rounds each share's std up to more units than the noise multiplier asks,
+so a row recording one flatters (scale 0.5 at clip 1, 1000 expected clients, d = 16:
+epsilon 0.36 where the planned scale's noise spends 5.59). Before the floor such a row
+verified silently; with the floor alone it failed only because it was coarse.
 """
 
 from __future__ import annotations
@@ -89,11 +96,13 @@ def _old_rows(clip: float, expected_clients: int, bits: int, scale: float) -> li
 
 
 _OLD = {
-    # the plan of 1000 expected clients on 8 bits at clip 1e-3: 0.92 ring units
-    "planned": dict(clip=1e-3, expected_clients=1000, bits=8, scale=0.0),
-    # a given scale of 0.5 at clip 1 (a masking spec's): half a ring unit
-    "given": dict(clip=1.0, expected_clients=N, bits=32, scale=0.5),
+    # the plan of 1000 expected clients on 8 bits at clip 1e-3: 0.12 ring units at d = 16
+    "planned-client": dict(clip=1e-3, expected_clients=1000, bits=8, scale=0.0),
+    # the same at clip 1: the plan's units do not depend on the clip
+    "planned-unit-clip": dict(clip=1.0, expected_clients=1000, bits=8, scale=0.0),
 }
+#: a scale of 0.5 given at clip 1 (a masking spec's, never a server's ledger row)
+_GIVEN = dict(clip=1.0, expected_clients=N, bits=32, scale=0.5)
 
 
 def _verify(path: Path, rows: list[dict[str, Any]]) -> Any:
@@ -137,11 +146,60 @@ def test_the_same_scale_with_a_smaller_epsilon_still_fails(tmp_path: Path, case:
 def test_a_forged_local_sigma_at_a_coarse_scale_still_fails(tmp_path: Path) -> None:
     """The recorded noise share is still checked against the parameters: a row that
     says its shares were drawn at sigma 5 where the coarse scale gives 1 fails."""
-    rows = _old_rows(**_OLD["given"])  # type: ignore[arg-type]
+    rows = _old_rows(**_OLD["planned-unit-clip"])  # type: ignore[arg-type]
     for row in rows:
         row["dp"]["ddg"]["local_sigma"] = 5
     failure = _verify(tmp_path / "sigma.sqlite", rows).first_failure
     assert failure is not None and "local noise share of sigma 5" in failure
+
+
+def test_a_coarse_scale_no_server_planned_fails(tmp_path: Path) -> None:
+    """A given scale of 0.5 at clip 1 for 4 clients on 32 bits (planned: 3.06e8),
+    its claims the ones its accountant gives: no server wrote it, and it flatters."""
+    rows = _old_rows(**_GIVEN)  # type: ignore[arg-type]
+    failure = _verify(tmp_path / "given.sqlite", rows).first_failure
+    assert failure is not None and failure.startswith("row 1 (round 1): its privacy claims")
+    assert "records a discrete Gaussian scale of 0.5, below the" in failure
+    assert "its parameters plan" in failure
+
+
+def test_a_scale_below_the_plan_flatters_and_fails(tmp_path: Path) -> None:
+    """Not coarse at all, still no server's: 1000 expected clients at clip 1 on 32
+    bits, the scale recorded at 1e-6 of the plan (a clipped update of 2.2 ring units),
+    each share's std rounded up from 0.14 to 1 unit: the claim falls below the planned
+    scale's."""
+    planned = DistributedDiscreteGaussian(
+        dimension=16, clip=1.0, noise_multiplier=Z, expected_clients=1000, bits=32
+    )
+    rows = _scaled_rows(planned, planned.scale * 1e-6)
+    honest = _scaled_rows(planned, planned.scale)
+    assert rows[-1]["privacy"]["epsilon"] < honest[-1]["privacy"]["epsilon"]
+    assert _verify(tmp_path / "honest.sqlite", honest).ok
+    failure = _verify(tmp_path / "below.sqlite", rows).first_failure
+    assert failure is not None and "below the" in failure and "its parameters plan" in failure
+
+
+def _scaled_rows(planned: DistributedDiscreteGaussian, scale: float) -> list[dict[str, Any]]:
+    """Rows of ``planned``'s parameters at ``scale``, each claiming its accountant's
+    epsilon (what a forger holding the key writes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        release = mechanism_for(
+            DPSettings(mechanism="distributed", noise_multiplier=Z, delta=DELTA),
+            dimension=16,
+            bits=32,
+            sample_rate=1.0,
+            expected_clients=float(N),
+            corrupt_fraction=0.25,
+            seed=b"s" * 16,
+            population=N,
+        )
+    assert isinstance(release, DistributedRelease)
+    release.ddg = DistributedDiscreteGaussian(
+        dimension=16, clip=1.0, noise_multiplier=Z, expected_clients=1000, bits=32, scale=scale
+    )
+    release.accountant = DiscreteGaussianAccountant(release.ddg, sample_rate=1.0, delta=DELTA)
+    return distributed_rows(release, [4, 3, 4], NAMES, DELTA)
 
 
 def test_a_ledger_at_a_scale_today_plans_has_no_such_note(tmp_path: Path) -> None:
