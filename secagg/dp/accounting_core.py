@@ -25,6 +25,7 @@ Why a module of its own
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,9 +107,27 @@ def _fresh_accountant(
     return pld.PLDAccountant(value_discretization_interval=discretization)
 
 
+#: The least Poisson sampling rate the accountants evaluate: the least normal float
+#: (about 2.2e-308). Below about 5.6e-309 ``1 / q`` overflows and dp_accounting's
+#: subsampled Gaussian privacy loss fails inside the library (``ValueError: a must be
+#: greater than b`` from ``_log_sub``), a raw exception of a dependency for a library
+#: caller. A round at a lower rate is charged at this one (:func:`evaluated_rate`): the
+#: subsampled Gaussian's privacy profile grows with the rate (sampling at ``q`` is
+#: sampling at ``q / q'``, then a round at ``q'``, and subsampling adds no privacy
+#: loss), so the figure bounds the one at the rate that ran: the safe side. At any delta
+#: above the rounds' total rate it is 0, as the library gives at this rate.
+LEAST_EVALUATED_RATE = sys.float_info.min
+
+
+def evaluated_rate(q: float) -> float:
+    """The sampling rate a round at ``q`` is charged at: ``q``, or
+    :data:`LEAST_EVALUATED_RATE` for a (subnormal) rate below it."""
+    return max(q, LEAST_EVALUATED_RATE)
+
+
 def _sampled(q: float, event: dp_accounting.DpEvent) -> dp_accounting.DpEvent:
     # q == 1 is no sampling at all; wrapping it would only cost accuracy in PLD.
-    return event if q == 1.0 else dp_accounting.PoissonSampledDpEvent(q, event)
+    return event if q == 1.0 else dp_accounting.PoissonSampledDpEvent(evaluated_rate(q), event)
 
 
 def _epsilon_of(

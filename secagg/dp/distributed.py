@@ -61,7 +61,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -363,8 +363,12 @@ class DistributedDiscreteGaussian:
     vector_bound: float = 0.0
     padded: int = field(init=False)
     local_sigma: int = field(init=False)  # integer std of one client's noise share
+    #: take a given scale at which a clipped update spans at most one ring unit. Only
+    #: :meth:`as_recorded` passes it: a round that ran with such a scale (before
+    #: 2026-12-06) is accounted as it ran; no new round is built with it
+    accept_coarse_scale: InitVar[bool] = False
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, accept_coarse_scale: bool) -> None:
         # types first, by name: a str or None failed as a comparison's TypeError, and
         # dimension=True (1) or bits=32.0 passed
         for name, kind in (
@@ -428,7 +432,7 @@ class DistributedDiscreteGaussian:
             # ring (review, 2026-12-06). At most one ring unit for a clipped update: 0.5
             # at clip 1 was taken, every update rounded to stray units, each share's
             # std rounded up to 1 unit, and the round charged epsilon 44 for it
-            if scale * self.vector_bound <= 1:
+            if scale * self.vector_bound <= 1 and not accept_coarse_scale:
                 raise ScaleTooCoarse(scale=scale, vector_bound=self.vector_bound)
             largest = self._ring_scale(padded)
             if scale > largest:
@@ -453,6 +457,26 @@ class DistributedDiscreteGaussian:
                 "stops counting integers exactly: lower the scale"
             )
 
+    @classmethod
+    def as_recorded(
+        cls, **parameters: object
+    ) -> tuple[DistributedDiscreteGaussian, ScaleTooCoarse | None]:
+        """The mechanism a recorded round ran (a ledger row's parameters, given scale
+        included), and the :class:`ScaleTooCoarse` today's constructor raises for it,
+        or None.
+
+        Why: the floor on ``clip * scale`` (2026-12-06) is about what a round is worth,
+        not about its privacy. Rounds that ran before it at such a scale were charged
+        the epsilon their parameters give: the sensitivity is the rounded update's
+        inflated bound at that granularity and the noise the share really drawn (its
+        std rounded up to a whole unit), an honest bound. An auditor replaying their
+        ledger must get that epsilon, not a refusal; every other check (the ring's
+        headroom, the float range, the parameter types) holds as for a new round."""
+        try:
+            return cls(**parameters), None  # type: ignore[arg-type]
+        except ScaleTooCoarse as refusal:
+            return cls(**parameters, accept_coarse_scale=True), refusal  # type: ignore[arg-type]
+
     def _heuristic_scale(self, padded: int) -> float:
         """KLS21's choice (:meth:`_ring_scale`), capped where float64 stops counting."""
         c = self.vector_bound
@@ -475,6 +499,15 @@ class DistributedDiscreteGaussian:
                 "swamp the updates; use more bits or fewer clients"
             )
         return scale
+
+    @property
+    def planned_scale(self) -> float:
+        """The scale a mechanism of these parameters is planned (scale 0), without the
+        floor on a clipped update's ring units: what a server wrote in a ledger row, the
+        rounds before that floor (2026-12-06) included. The audit's replay holds a
+        recorded scale to it: below it each noise share's std rounds up to more whole
+        units than the noise multiplier asks, which a row could record to flatter."""
+        return min(self._ring_scale(self.padded), MAX_SCALED_MAGNITUDE / (4 * self.vector_bound))
 
     @property
     def largest_scale(self) -> float:

@@ -50,6 +50,7 @@ from secagg.dp.accounting_core import (
     AccountantCannotEvaluate,
     _Composition,
     _Round,
+    evaluated_rate,
 )
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.dp.gaussian_closed_form import _gaussian_epsilon
@@ -93,7 +94,7 @@ def _pld_points(z: float, q: float, discretization: float) -> float:
     """Grid points of one round's PLD as dp_accounting builds it: the privacy loss over
     the noise's truncated range (its own tail bounds), over the discretisation. Exact to
     a point (the remove and add sides have the same range), and costs microseconds."""
-    loss = pld.privacy_loss_mechanism.GaussianPrivacyLoss(z, sampling_prob=q)
+    loss = pld.privacy_loss_mechanism.GaussianPrivacyLoss(z, sampling_prob=evaluated_rate(q))
     tail = loss.privacy_loss_tail()
     span = loss.privacy_loss(tail.lower_x_truncation) - loss.privacy_loss(tail.upper_x_truncation)
     return span / discretization
@@ -370,7 +371,10 @@ def _build_sampled_pld(z: float, q: float, discretization: float) -> Any:
 
     Built by :func:`_subsampled_gaussian_pld`: the very pmfs ``from_gaussian_mechanism``
     returns, bit for bit, about 10x faster (a tenth of a second at the default
-    discretisation, where the library took a second and a calibration builds a dozen)."""
+    discretisation, where the library took a second and a calibration builds a dozen).
+    A subnormal ``q`` is charged at :data:`~secagg.dp.accounting_core.LEAST_EVALUATED_RATE`
+    (an upper bound), where the library's own arithmetic failed (1 / q overflows)."""
+    q = evaluated_rate(q)
     _check_pld_size(z, q, discretization)
     return _subsampled_gaussian_pld(
         standard_deviation=z, value_discretization_interval=discretization, sampling_prob=q

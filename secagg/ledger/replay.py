@@ -22,8 +22,10 @@ from secagg.dp.accountants import (
     PerClientAccountant,
     RecordLevelAccountant,
 )
+from secagg.dp.distributed import ScaleTooCoarse
 from secagg.dp.release import record_epsilon_drop_allowed
 from secagg.ledger.row_checks import (
+    _PARAMETER_TOLERANCE,
     FLOAT_NOISE,
     RELATIVE_TOLERANCE,
     ReplayFailure,
@@ -64,6 +66,12 @@ class EpsilonReplay:
         self._population: int | None = None  # the largest population a row records
         self._distributed: dict[str, Any] | None = None
         self._ddg: DiscreteGaussianAccountant | None = None
+        #: the refusal today's engine gives the ledger's discrete Gaussian (its scale
+        #: leaves a clipped update at most one ring unit; rounds before 2026-12-06 ran
+        #: with such scales), None if it would plan or take it; and the charged rows
+        #: replayed with it. Replayed as recorded, and verify says so in a note
+        self.coarse_scale: ScaleTooCoarse | None = None
+        self.coarse_rows = 0
         self._current: float | None = None
         self._mechanism: tuple[str, str] | None = None  # (unit, mechanism) of the ledger
         self.latest_reports: dict[str, float] = {}  # identity hash -> recomputed epsilon
@@ -353,7 +361,9 @@ class EpsilonReplay:
                     f"({ddg.sample_rate:g} -> {rate:g})"
                 )
             record_clip = params.get("record_clip")
-            mechanism = DistributedDiscreteGaussian(
+            # as recorded: a scale today's engine refuses as too coarse still ran in
+            # rounds before 2026-12-06, and is charged what its parameters give
+            mechanism, self.coarse_scale = DistributedDiscreteGaussian.as_recorded(
                 dimension=int(params["dimension"]),
                 clip=float(params["clip"] if record_clip is None else record_clip),
                 vector_bound=0.0 if record_clip is None else float(params["clip"]),
@@ -374,11 +384,25 @@ class EpsilonReplay:
                     f"Gaussian parameters give {mechanism.local_sigma} (expected_clients "
                     f"{params['expected_clients']}): the replayed noise is not the noise added"
                 )
+            planned = mechanism.planned_scale
+            if mechanism.scale < planned * (1 - _PARAMETER_TOLERANCE):
+                # the server plans every round's scale from these parameters; a coarser
+                # one rounds each share's std up to more units than z asks (scale 0.5 at
+                # clip 1, 1000 expected clients, d = 16: epsilon 0.36 where the planned
+                # scale's noise spends 5.59), so the claim is of noise that did not run
+                raise ReplayFailure(
+                    f"records a discrete Gaussian scale of {mechanism.scale!r}, below the "
+                    f"{planned!r} its parameters plan (the server plans every round's scale "
+                    "from dimension, bits, expected clients, clip and noise multiplier): at "
+                    "a coarser scale each noise share's std rounds up to more units than the "
+                    "noise multiplier asks, so the replayed noise is not the noise added"
+                )
             shares = [] if ddg is None else list(ddg.honest_shares)
             ddg = DiscreteGaussianAccountant(mechanism, sample_rate=rate, delta=delta)
             ddg.honest_shares = shares
             self._ddg = ddg
         ddg.step(int(dp["noise_contributors"]))
+        self.coarse_rows += self.coarse_scale is not None
         return ddg.epsilon()
 
     def at_own_delta(self, dp: dict[str, Any]) -> float | None:

@@ -275,6 +275,10 @@ def _check_consistency(
     unrecorded = _sampling_unrecorded(dp)
     if unrecorded is not None:
         return unrecorded
+    for out_of_scope in (_adaptive_out_of_scope, _record_clip_out_of_scope):
+        problem = out_of_scope(dp)
+        if problem is not None:
+            return problem
     sampling = dp.get("sampling")
     population = sampling.get("population") if isinstance(sampling, dict) else None
     if dp.get("unit") == "client" and isinstance(population, int) and accounted is not None:
@@ -362,6 +366,50 @@ def _check_consistency(
             "of the noise added"
         )
     return None
+
+
+def _adaptive_out_of_scope(dp: dict[str, Any]) -> str | None:
+    """Why a row records adaptive clipping where nothing charges it, or None.
+
+    Why: adaptive clipping releases a noised count of the unclipped clients beside the
+    update, and only client-level central DP runs it (the config has refused it
+    elsewhere since it exists) and only its replay charges that count (the two releases
+    compose to the row's total noise multiplier). A record-level DP-SGD row is replayed
+    from the branches' reports and a distributed row from its discrete Gaussian: such a
+    row recording ``dp.adaptive_clipping`` said a count release ran and verified with
+    it charged nothing."""
+    if dp.get("adaptive_clipping") is None:
+        return None
+    unit, mechanism = dp.get("unit"), dp.get("mechanism")
+    if (unit, mechanism) == ("client", "central"):
+        return None
+    return (
+        f"records adaptive clipping (dp.adaptive_clipping) on a row of unit {unit!r}, "
+        f"mechanism {mechanism!r}: only client-level central DP runs it (the server noises "
+        "the clip count), and nothing here charges its count release, so the row's "
+        "epsilon leaves out a release it says ran"
+    )
+
+
+def _record_clip_out_of_scope(dp: dict[str, Any]) -> str | None:
+    """Why a row records ``record_clip`` though it is not record level, or None.
+
+    Why: ``record_clip`` is what one protected unit moves a client's vector by, and the
+    noise check and the replay take it for the sensitivity on any row. A client-level
+    row protects a whole client, whose update moves by up to ``dp.clip``: with a
+    ``record_clip`` of 0.01 beside clip 1, a central row's noise std was held to
+    ``z x 0.01`` and charged as ``z x 1`` (a hundredth of the noise its claim is the
+    epsilon of), a distributed row's discrete Gaussian replayed at sensitivity 0.01.
+    The server writes it on record-level rows only."""
+    record_clip = dp.get("record_clip")
+    if record_clip is None or dp.get("unit") == "record":
+        return None
+    return (
+        f"records record_clip {record_clip!r} on a row of unit {dp.get('unit')!r}: only a "
+        "record-level row's noise is sized to what one record moves; a client's update "
+        f"moves by up to its clip {dp.get('clip')!r}, so an epsilon charged for the record "
+        "clip understates what the noise gives"
+    )
 
 
 def _check_adaptive_total(dp: dict[str, Any], adaptive: dict[str, Any]) -> str | None:

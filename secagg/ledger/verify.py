@@ -764,6 +764,27 @@ def _rounds_before(first_round: int) -> str | None:
     return "round 1" if first_round == 2 else f"rounds 1-{first_round - 1}"
 
 
+def _coarse_scale_note(replay: EpsilonReplay) -> str | None:
+    """Why a distributed ledger's mechanism would be refused today, if it would: its
+    scale leaves a clipped update at most one ring unit (refused since 2026-12-06,
+    :class:`~secagg.dp.distributed.ScaleTooCoarse`). Those rounds ran, so their rows are
+    replayed as recorded and each claim was held to the epsilon the parameters give; the
+    auditor reads here that the rounds' updates were mostly rounding."""
+    refusal = replay.coarse_scale
+    if refusal is None or not replay.coarse_rows:
+        return None
+    units = refusal.scale * refusal.vector_bound
+    rows = "1 charged row" if replay.coarse_rows == 1 else f"{replay.coarse_rows} charged rows"
+    return (
+        f"{rows} ran the distributed discrete Gaussian at scale {refusal.scale:g}, where a "
+        f"clipped update (norm {refusal.vector_bound:g}) spans {units:.3g} <= 1 ring unit: "
+        "the engine has refused such a scale since 2026-12-06 (ScaleTooCoarse: rounding to "
+        "integers swamps the updates), but these rounds ran with it, so each is replayed "
+        "as recorded and its claim held to the epsilon those parameters give (the rounded "
+        "update's bound at that granularity, the noise shares as drawn)"
+    )
+
+
 def _first_round_problem(number: int, first_round: int) -> str | None:
     """Why a ledger whose first row is round ``number`` does not begin where it must
     (round 1, or the auditor's ``first_round``), or None.
@@ -1120,6 +1141,9 @@ def verify_ledger(
     federations = _federations_note(rows)
     if federations is not None:
         result.notes.append(federations)
+    coarse = _coarse_scale_note(replay)
+    if coarse is not None:
+        result.notes.append(coarse)
     if seeded_without_dp:
         result.notes.append(
             f"{seeded_without_dp} rows say noise_seeded but carry no DP block: they drew no "
