@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from secagg.he.errors import HEParameterError
@@ -199,7 +200,7 @@ class CKKSParameters:
     security_bits: int = 128
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "coeff_mod_bit_sizes", tuple(self.coeff_mod_bit_sizes))
+        self._check_integer_fields()
         clients, bound, precision = _design_point(
             self.num_clients, self.value_bound, self.precision
         )
@@ -235,6 +236,34 @@ class CKKSParameters:
                 f"error bound {self.error_bound(self.num_clients):.3g} for {self.num_clients} "
                 f"summands exceeds the requested precision {self.precision:.3g}"
             )
+
+    def _check_integer_fields(self) -> None:
+        """Ring, prime sizes, scale bits and security level as Python ints, or refused.
+
+        Why: a ring of ``2048.0`` passed the HE-standard table (``2048.0 == 2048`` as a
+        key) and failed in the prime search as Python's TypeError, prime sizes of
+        ``29.0`` failed in ``1 << bits``, and ``scale_bits=25.5`` passed as a scale of
+        2^25.5, no power of two. numpy integers are integers (taken as Python ints);
+        bools are not (``True`` read as 1).
+        """
+
+        def integer(name: str, value: object) -> int:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise HEParameterError(f"{name} must be an integer, got {value!r}")
+            return int(value)
+
+        for name in ("poly_modulus_degree", "scale_bits", "security_bits"):
+            object.__setattr__(self, name, integer(name, getattr(self, name)))
+        sizes = self.coeff_mod_bit_sizes
+        if isinstance(sizes, str | bytes) or not isinstance(sizes, Iterable):
+            raise HEParameterError(
+                f"coeff_mod_bit_sizes must be a sequence of prime sizes, got {sizes!r}"
+            )
+        object.__setattr__(
+            self,
+            "coeff_mod_bit_sizes",
+            tuple(integer("coeff_mod_bit_sizes", bits) for bits in sizes),
+        )
 
     @property
     def slots(self) -> int:
