@@ -290,10 +290,21 @@ class OpaquePublicContext(_PublishedContext):
     def __init__(self, data: bytes, params: CKKSParameters, *, fingerprint: bytes) -> None:
         """Check ``data`` (the key holder's blob) by size and against ``fingerprint``.
 
-        Raises :class:`MalformedMessage` for a blob whose size no public context of
-        ``params`` has, and :class:`ContextMismatch` when its SHA-256 is not
-        ``fingerprint`` (32 bytes).
+        Raises :class:`MalformedMessage` for a blob that is not bytes or whose size no
+        public context of ``params`` has, and :class:`ContextMismatch` for a fingerprint
+        that is not 32 bytes or is not the blob's SHA-256.
         """
+        # by type first: bytes(data) made an integer that many zero bytes (10**7 took
+        # 10 MB before the size check refused it), and a fingerprint of None or a str
+        # failed as TypeError in len() or hmac.compare_digest
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise MalformedMessage(f"a public context is bytes, not {type(data).__name__}")
+        if not isinstance(fingerprint, bytes | bytearray | memoryview):
+            raise ContextMismatch(
+                f"a context fingerprint is {FINGERPRINT_BYTES} bytes, not "
+                f"{type(fingerprint).__name__}"
+            )
+        fingerprint = bytes(fingerprint)
         data = bytes(data)
         low, high = params.min_public_context_bytes(), params.max_public_context_bytes()
         if not low <= len(data) <= high:
@@ -307,7 +318,7 @@ class OpaquePublicContext(_PublishedContext):
             raise ContextMismatch("public context does not match the fingerprint sent with it")
         # the parameters are the round's own, not read from the blob; the bytes are
         # forwarded exactly as the key holder sent them
-        super().__init__(params, data, bytes(fingerprint))
+        super().__init__(params, data, fingerprint)
 
     def is_private(self) -> bool:
         """Never: this object holds no key of any kind, only bytes it does not read."""
