@@ -122,6 +122,18 @@ def require_pin(expected_fingerprint: object, what: str) -> bytes:
     return expected_fingerprint
 
 
+def peer_bytes(data: object, what: str) -> bytes:
+    """A peer's context blob as bytes, or :class:`InvalidContext` naming its type.
+
+    Why: a str or None failed as hashlib's TypeError before the pin was compared, and a
+    memoryview of the pinned bytes (what a framed transport hands on) hashed right and
+    was then refused as "not a TenSEAL context" (TenSEAL's parser takes bytes only).
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidContext(f"{what} is bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
 class _PublishedContext:
     """What every party's view of a round's public context shares: the round's
     parameters, the context's bytes as published and their fingerprint (SHA-256), and
@@ -208,6 +220,7 @@ class PublicAggregationContext(BoundContext):
         context without a scale a bare ValueError.
         """
         require_pin(expected_fingerprint, "a public context")
+        data = peer_bytes(data, "a public context")
         if not hmac.compare_digest(context_fingerprint(data), expected_fingerprint):
             raise ContextMismatch("public context does not match the pinned fingerprint")
         try:
