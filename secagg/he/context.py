@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import numbers
 from typing import TYPE_CHECKING
 
 try:
@@ -258,6 +259,16 @@ class SecretContext(BoundContext):
     ) -> None:
         if min_contributions is None:
             min_contributions = min(2, params.num_clients)
+        # a count, by type: 2.5 passed the range check (a floor of 3 in effect), True
+        # passed as 1 (one client's ciphertext decrypted alone) and "2" failed as
+        # TypeError in the comparison
+        if isinstance(min_contributions, bool) or not isinstance(
+            min_contributions, numbers.Integral
+        ):
+            raise ConfigurationError(
+                f"min_contributions must be an integer, got {min_contributions!r}"
+            )
+        min_contributions = int(min_contributions)
         if not (1 <= min_contributions <= params.num_clients):
             raise ConfigurationError(
                 f"min_contributions must lie in [1, {params.num_clients}], got {min_contributions}"
