@@ -290,8 +290,20 @@ class FixedPoint:
         )
 
     def to_ring(self, integers: np.ndarray) -> np.ndarray:
-        """Signed int64 values to words of Z_{2^bits} (two's complement)."""
-        words = np.asarray(integers, dtype=np.int64).view(np.uint64)
+        """Signed int64 values to words of Z_{2^bits} (two's complement).
+
+        Integers only, of any numpy width (unsigned ones read modulo 2^64): the cast
+        this did with ``np.asarray(..., dtype=np.int64)`` truncated floats toward zero
+        without a word ([1.7, -2.5] became the words of [1, -2]), parsed text as numbers
+        and raised OverflowError for a Python integer past int64; each is now a
+        ConfigurationError, since a value that is no integer has no ring word.
+        """
+        values = np.asarray(integers)
+        if values.dtype.kind not in "biu":
+            raise ConfigurationError(
+                f"ring words are made from integers within int64, not {values.dtype} values"
+            )
+        words = values.astype(np.int64, copy=False).view(np.uint64)
         return words.astype(self.dtype)  # keeps the low bits: reduction mod 2^bits
 
     def from_ring(self, words: np.ndarray) -> np.ndarray:
