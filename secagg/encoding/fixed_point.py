@@ -121,6 +121,7 @@ def _round_into(flat: np.ndarray, scale: float, stream: KeyedStream, out: np.nda
     definition (drawing 32-bit words instead of 64-bit ones would halve the keystream
     but change every rounding decision, so every recorded run).
     """
+    scale = _float_or_refuse(scale, "the rounding scale must be a positive finite number")
     if not (math.isfinite(scale) and scale > 0):
         raise ConfigurationError("the rounding scale must be a positive finite number")
     if flat.dtype.kind not in "biuf":
@@ -163,6 +164,23 @@ def _round_into(flat: np.ndarray, scale: float, stream: KeyedStream, out: np.nda
             np.copyto(out[start:stop], i, casting="unsafe")  # int64 -> words: modulo 2^bits
 
 
+def _float_or_refuse(number: object, refusal: str) -> float:
+    """``number`` as a float, or :class:`ConfigurationError` with ``refusal``.
+
+    Why: a Python integer or Fraction past the float range (``10**400``) raised
+    OverflowError from ``float`` or ``math.isfinite``, an error no caller maps to a
+    configuration fault; no float scale or bound has that size, so it is refused as
+    out of range. Other types keep their own checks (bool and text are refused by the
+    callers' type tests, or by ``math.isfinite``'s TypeError where none was made).
+    """
+    try:
+        return float(number)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ConfigurationError(f"{refusal}, not a number past the float range") from None
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{refusal}, not {number!r}") from None
+
+
 def _units(bound: int) -> str:
     """``bound`` integer units for a one-line message: digits up to 2^64, then its bits
     (a bound past the float range has over 300 digits)."""
@@ -201,10 +219,11 @@ class FixedPoint:
         scale = self.scale
         if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
             raise ConfigurationError(f"scale must be a positive finite number, not {scale!r}")
-        if not (math.isfinite(self.scale) and self.scale > 0):
+        scale = _float_or_refuse(scale, "scale must be a positive finite number")
+        if not (math.isfinite(scale) and scale > 0):
             raise ConfigurationError("scale must be a positive finite number")
         object.__setattr__(self, "bits", int(bits))
-        object.__setattr__(self, "scale", float(scale))
+        object.__setattr__(self, "scale", scale)
 
     @property
     def dtype(self) -> type[np.unsignedinteger]:
@@ -227,7 +246,9 @@ class FixedPoint:
         # (NEP 50), rounded to 24 bits and possibly below the float64 products the
         # rounding takes, so a bound of np.float32(753.51556) at scale 237496.05 passed
         # 12 clients whose sum at the bound wrapped to -9042.19 instead of 9042.19
-        value_bound = float(value_bound)
+        value_bound = _float_or_refuse(
+            value_bound, "the per-client bound must be finite and non-negative"
+        )
         if not (math.isfinite(value_bound) and value_bound >= 0):
             raise ConfigurationError("the per-client bound must be finite and non-negative")
         product = value_bound * self.scale
@@ -269,8 +290,20 @@ class FixedPoint:
         )
 
     def to_ring(self, integers: np.ndarray) -> np.ndarray:
-        """Signed int64 values to words of Z_{2^bits} (two's complement)."""
-        words = np.asarray(integers, dtype=np.int64).view(np.uint64)
+        """Signed int64 values to words of Z_{2^bits} (two's complement).
+
+        Integers only, of any numpy width (unsigned ones read modulo 2^64): the cast
+        this did with ``np.asarray(..., dtype=np.int64)`` truncated floats toward zero
+        without a word ([1.7, -2.5] became the words of [1, -2]), parsed text as numbers
+        and raised OverflowError for a Python integer past int64; each is now a
+        ConfigurationError, since a value that is no integer has no ring word.
+        """
+        values = np.asarray(integers)
+        if values.dtype.kind not in "biu":
+            raise ConfigurationError(
+                f"ring words are made from integers within int64, not {values.dtype} values"
+            )
+        words = values.astype(np.int64, copy=False).view(np.uint64)
         return words.astype(self.dtype)  # keeps the low bits: reduction mod 2^bits
 
     def from_ring(self, words: np.ndarray) -> np.ndarray:

@@ -16,6 +16,11 @@ L2 clip applied before or after it is the same clip. Its inverse is
 (every client and the server use the same rotation in a round; the server
 derives it from the round id); secrecy is not needed, fresh randomness per
 round is.
+
+Range: NaN and infinite coordinates are refused (:class:`ConfigurationError`), and a
+vector near the top of the float range is transformed scaled down by a power of two
+and scaled back, so a finite vector of finite norm rotates to a finite vector (the
+unnormalised butterfly's sums reach ``d' * max|x|``; see :func:`_range_shift`).
 """
 
 from __future__ import annotations
@@ -150,6 +155,36 @@ def _passes_in_block(
         current = target
 
 
+def _range_shift(values: np.ndarray, padded: int, what: str) -> int:
+    """The power of two ``2^-k`` to scale ``values`` by so the butterfly cannot overflow
+    (k = 0 for every vector short of the float range's top); NaN and infinities refused.
+
+    Why: the transform is unnormalised, so its pass t holds signed sums of 2^t inputs,
+    up to ``d' * max|x|`` after the last, before ``1 / sqrt(d')`` brings the result back
+    to the vector's norm. A finite vector of finite norm ([1e308] * 3) rotated to
+    [inf, -5e307, inf, 5e307], and one whose sums met as inf - inf to NaN; a NaN or
+    infinite input went through as a NaN vector. Float sums and products commute with a
+    power of two while nothing overflows or underflows, so a vector past
+    ``2^(1023 - log2 d')`` is transformed at ``2^-(log2 d' + 1)`` times its size and
+    the result scaled back: bit for bit the rotation with an unbounded exponent (but for
+    coordinates that the scaling takes into the subnormals, below 2^-1000 beside ones
+    above 2^990). Every other vector takes the unscaled path, bit for bit as before
+    (tests/encoding/test_rotation_pinned.py). A rotation whose true coordinates are past
+    the float range still overflows, to infinities, as any float arithmetic does.
+    """
+    if values.size == 0:
+        return 0
+    low, high = float(values.min()), float(values.max())  # NaN propagates into both
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ConfigurationError(f"{what} contains NaN or infinite values")
+    passes = padded.bit_length() - 1
+    # d' * max|x| < 2^1023 keeps every partial sum (each within (1 + 2^-52)^m of its
+    # exact value, m <= 63 passes) below the largest float
+    if max(-low, high) < 2.0 ** (1023 - passes):
+        return 0
+    return passes + 1
+
+
 class RandomizedHadamard:
     """The seeded orthogonal rotation ``x -> H D x / sqrt(d')`` and its inverse."""
 
@@ -173,11 +208,17 @@ class RandomizedHadamard:
         x = _real(values, "the vector to rotate")
         if x.shape != (self.dimension,):
             raise ConfigurationError(f"expected a vector of length {self.dimension}, got {x.shape}")
+        shift = _range_shift(x, self.padded, "the vector to rotate")
         padded = np.zeros(self.padded)
         padded[: self.dimension] = x
         padded *= self._signs
+        if shift:
+            padded *= 2.0**-shift
         out = walsh_hadamard(padded)
         out *= self._norm
+        if shift:
+            with np.errstate(over="ignore"):  # past the float range: inf, as documented
+                out *= 2.0**shift
         return out
 
     def unrotate(self, values: np.ndarray) -> np.ndarray:
@@ -185,7 +226,12 @@ class RandomizedHadamard:
         y = _real(values, "the vector to unrotate")
         if y.shape != (self.padded,):
             raise ConfigurationError(f"expected a vector of length {self.padded}, got {y.shape}")
-        out = walsh_hadamard(y)[: self.dimension]
+        shift = _range_shift(y, self.padded, "the vector to unrotate")
+        out = walsh_hadamard(y * 2.0**-shift if shift else y)[: self.dimension]
         # one pass over the kept coordinates: normalising and flipping the signs of all
         # d' and then copying d of them gave the same floats in three
-        return np.multiply(out, self._signed_norm[: self.dimension])
+        out = np.multiply(out, self._signed_norm[: self.dimension])
+        if shift:
+            with np.errstate(over="ignore"):  # past the float range: inf, as documented
+                out *= 2.0**shift
+        return out

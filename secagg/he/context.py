@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import numbers
 from typing import TYPE_CHECKING
 
 try:
@@ -122,6 +123,18 @@ def require_pin(expected_fingerprint: object, what: str) -> bytes:
     return expected_fingerprint
 
 
+def peer_bytes(data: object, what: str) -> bytes:
+    """A peer's context blob as bytes, or :class:`InvalidContext` naming its type.
+
+    Why: a str or None failed as hashlib's TypeError before the pin was compared, and a
+    memoryview of the pinned bytes (what a framed transport hands on) hashed right and
+    was then refused as "not a TenSEAL context" (TenSEAL's parser takes bytes only).
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidContext(f"{what} is bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
 class _PublishedContext:
     """What every party's view of a round's public context shares: the round's
     parameters, the context's bytes as published and their fingerprint (SHA-256), and
@@ -208,6 +221,7 @@ class PublicAggregationContext(BoundContext):
         context without a scale a bare ValueError.
         """
         require_pin(expected_fingerprint, "a public context")
+        data = peer_bytes(data, "a public context")
         if not hmac.compare_digest(context_fingerprint(data), expected_fingerprint):
             raise ContextMismatch("public context does not match the pinned fingerprint")
         try:
@@ -245,6 +259,16 @@ class SecretContext(BoundContext):
     ) -> None:
         if min_contributions is None:
             min_contributions = min(2, params.num_clients)
+        # a count, by type: 2.5 passed the range check (a floor of 3 in effect), True
+        # passed as 1 (one client's ciphertext decrypted alone) and "2" failed as
+        # TypeError in the comparison
+        if isinstance(min_contributions, bool) or not isinstance(
+            min_contributions, numbers.Integral
+        ):
+            raise ConfigurationError(
+                f"min_contributions must be an integer, got {min_contributions!r}"
+            )
+        min_contributions = int(min_contributions)
         if not (1 <= min_contributions <= params.num_clients):
             raise ConfigurationError(
                 f"min_contributions must lie in [1, {params.num_clients}], got {min_contributions}"
@@ -290,10 +314,21 @@ class OpaquePublicContext(_PublishedContext):
     def __init__(self, data: bytes, params: CKKSParameters, *, fingerprint: bytes) -> None:
         """Check ``data`` (the key holder's blob) by size and against ``fingerprint``.
 
-        Raises :class:`MalformedMessage` for a blob whose size no public context of
-        ``params`` has, and :class:`ContextMismatch` when its SHA-256 is not
-        ``fingerprint`` (32 bytes).
+        Raises :class:`MalformedMessage` for a blob that is not bytes or whose size no
+        public context of ``params`` has, and :class:`ContextMismatch` for a fingerprint
+        that is not 32 bytes or is not the blob's SHA-256.
         """
+        # by type first: bytes(data) made an integer that many zero bytes (10**7 took
+        # 10 MB before the size check refused it), and a fingerprint of None or a str
+        # failed as TypeError in len() or hmac.compare_digest
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise MalformedMessage(f"a public context is bytes, not {type(data).__name__}")
+        if not isinstance(fingerprint, bytes | bytearray | memoryview):
+            raise ContextMismatch(
+                f"a context fingerprint is {FINGERPRINT_BYTES} bytes, not "
+                f"{type(fingerprint).__name__}"
+            )
+        fingerprint = bytes(fingerprint)
         data = bytes(data)
         low, high = params.min_public_context_bytes(), params.max_public_context_bytes()
         if not low <= len(data) <= high:
@@ -307,7 +342,7 @@ class OpaquePublicContext(_PublishedContext):
             raise ContextMismatch("public context does not match the fingerprint sent with it")
         # the parameters are the round's own, not read from the blob; the bytes are
         # forwarded exactly as the key holder sent them
-        super().__init__(params, data, bytes(fingerprint))
+        super().__init__(params, data, fingerprint)
 
     def is_private(self) -> bool:
         """Never: this object holds no key of any kind, only bytes it does not read."""

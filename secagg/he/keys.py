@@ -81,6 +81,7 @@ from secagg.he.context import (
     SecretContext,
     check_matches,
     context_fingerprint,
+    peer_bytes,
     require_pin,
     serialize_public,
 )
@@ -258,6 +259,7 @@ class SharedKeyClient(_SecretRole):
         ContextMismatch. The fingerprints are compared in constant time.
         """
         pin = require_pin(expected_fingerprint, "an every-client secret context")
+        data = peer_bytes(data, "an every-client secret context")
         try:
             context = ts.context_from(data)
         except Exception as exc:  # TenSEAL raises ValueError/RuntimeError/TypeError alike

@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from secagg.he.errors import HEParameterError
@@ -199,7 +200,7 @@ class CKKSParameters:
     security_bits: int = 128
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "coeff_mod_bit_sizes", tuple(self.coeff_mod_bit_sizes))
+        self._check_integer_fields()
         clients, bound, precision = _design_point(
             self.num_clients, self.value_bound, self.precision
         )
@@ -235,6 +236,34 @@ class CKKSParameters:
                 f"error bound {self.error_bound(self.num_clients):.3g} for {self.num_clients} "
                 f"summands exceeds the requested precision {self.precision:.3g}"
             )
+
+    def _check_integer_fields(self) -> None:
+        """Ring, prime sizes, scale bits and security level as Python ints, or refused.
+
+        Why: a ring of ``2048.0`` passed the HE-standard table (``2048.0 == 2048`` as a
+        key) and failed in the prime search as Python's TypeError, prime sizes of
+        ``29.0`` failed in ``1 << bits``, and ``scale_bits=25.5`` passed as a scale of
+        2^25.5, no power of two. numpy integers are integers (taken as Python ints);
+        bools are not (``True`` read as 1).
+        """
+
+        def integer(name: str, value: object) -> int:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise HEParameterError(f"{name} must be an integer, got {value!r}")
+            return int(value)
+
+        for name in ("poly_modulus_degree", "scale_bits", "security_bits"):
+            object.__setattr__(self, name, integer(name, getattr(self, name)))
+        sizes = self.coeff_mod_bit_sizes
+        if isinstance(sizes, str | bytes) or not isinstance(sizes, Iterable):
+            raise HEParameterError(
+                f"coeff_mod_bit_sizes must be a sequence of prime sizes, got {sizes!r}"
+            )
+        object.__setattr__(
+            self,
+            "coeff_mod_bit_sizes",
+            tuple(integer("coeff_mod_bit_sizes", bits) for bits in sizes),
+        )
 
     @property
     def slots(self) -> int:
@@ -371,6 +400,36 @@ def _scale_bits_for(n: int, degree: int, noise_budget: float) -> int:
     return max(1, math.ceil(math.log2(needed)))
 
 
+def _scale_bits_meeting(
+    n: int, degree: int, value_bound: float, precision: float, noise_budget: float, limit: int
+) -> int:
+    """Bits of the power-of-two scale the chooser takes: :func:`_scale_bits_for`'s
+    estimate, raised to the fewest bits at which :meth:`CKKSParameters.error_bound`,
+    computed as the constructor computes it, is within ``precision``.
+
+    :func:`_scale_bits_for` estimates them through a quotient and a ``log2``, each
+    rounded: a quotient one ulp above 2^s (524288.0000000001) has a ``log2`` of s
+    exactly, so the scale came out one bit short, and the constructor refused the
+    chooser's own parameters ("error bound 5.25 for 1 summands exceeds the requested
+    precision 5.25" for ``choose_parameters(1, 1e-6, 5.249999999999999)``, which 2^12
+    at N = 2048 meets). The estimate is now raised, a bit at a time, until the
+    constructor's check holds. It is never lowered: where it already met the check it
+    stands as before (a lower one could also meet it at such an edge, and would change
+    the parameters of design points that were accepted). Past ``limit - 2`` bits (no ring of
+    ``limit`` bits holds that scale, and 2.0**bits overflows past 1023) it is returned
+    as it is, for the caller to refuse by name.
+    """
+    bits = _scale_bits_for(n, degree, noise_budget)
+
+    def meets(scale_bits: int) -> bool:
+        error = _noise_bound(n, degree, 2.0**scale_bits) + _float_bound(n, value_bound)
+        return error <= precision
+
+    while bits + 2 <= limit and not meets(bits):
+        bits += 1
+    return bits
+
+
 def _noise_bound(n: int, degree: int, scale: float) -> float:
     return TAIL_Z * math.sqrt(n) * NOISE_STD_PER_DEGREE * degree / scale
 
@@ -437,8 +496,10 @@ def choose_parameters(
         )
     reasons: list[str] = []
     for degree in RING_DEGREES:
-        scale_bits = _scale_bits_for(num_clients, degree, noise_budget)
         limit = HE_STANDARD_MAX_BITS[security_bits][degree]
+        scale_bits = _scale_bits_meeting(
+            num_clients, degree, value_bound, precision, noise_budget, limit
+        )
         if scale_bits + 2 > limit:  # checked first: 2.0**scale_bits overflows past 1023
             reasons.append(
                 f"N={degree}: precision {precision:.3g} needs a scale of 2^{scale_bits}, which "
