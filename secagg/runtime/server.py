@@ -36,7 +36,7 @@ One round (:meth:`FederationServer.run_round`):
    out, such as a cohort of one, was never theirs: they are told nothing).
 
 Who is gone. A phase also closes before its deadline once every party it still
-awaits is *gone*: its session has ended since its round start (the transport's
+awaits is *gone*: the session its round start went to has ended (the transport's
 ``session_id`` changed, even if it reconnected under the same name at once), it is
 not connected, or it said it left the round (:class:`~secagg.runtime.wire.Leave`).
 So a branch restarted mid-round costs the round nothing but its own update, not a
@@ -1269,6 +1269,14 @@ class FederationServer:
                 # how long the round may still last: a branch waits that long in it (D3)
                 left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
                 for party, name in enumerate(participants):
+                    # the session the start goes to is the round's for this participant:
+                    # one that reconnected since the sampling (while the CKKS key holder
+                    # made the round's key) takes the round on its new session. Before,
+                    # the session at the sampling was the reference, so the server took
+                    # it for gone and closed the phase without the upload it was making
+                    # on the start the server had sent it (review, 2026-12-06)
+                    self._round_sessions[name] = self._session_of(name)
+                    self._round_session_ids[name] = self._session_id(name)
                     start = RoundStart(
                         number,
                         party,

@@ -19,6 +19,7 @@ or a bounded poll with a generous bound.
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,107 @@ def test_nothing_of_a_round_goes_to_a_session_that_did_not_take_it(
         name == BOUNCER and session == recorder.sessions[1] and isinstance(m, FederationEnd)
         for name, session, m in recorder.sent
     )
+
+
+HOLDER = "compliance"
+CKKS_NAMES = ["branch-a", "branch-b", "branch-c"]
+LATE = CKKS_NAMES[-1]
+CKKS_D = 40
+
+
+class _ReconnectsAtKeyRequest:
+    """The server's side of the hub: as the server sends round 1's key request to the
+    key holder (before the round's start goes to any branch), :data:`LATE`'s link drops
+    and it is back at once on a new session (handed to its redial). Sets
+    :attr:`others_in_and_idle` at the first receive that times out once the other
+    branches' contributions of round 1 have arrived: the moment a server that took
+    :data:`LATE` for gone closes the phase without it."""
+
+    def __init__(self, hub: InProcessHub) -> None:
+        self._hub = hub
+        self.redials: queue.Queue[ClientEndpoint] = queue.Queue()
+        self.reconnected = False
+        self._contributions: set[str] = set()
+        self.others_in_and_idle = threading.Event()
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._hub, attribute)
+
+    def send(self, name: str, payload: bytes) -> None:
+        if name == HOLDER and not self.reconnected:
+            self.reconnected = True
+            self._hub.disconnect(LATE)
+            self.redials.put(self._hub.connect(LATE))
+        self._hub.send(name, payload)
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        item = self._hub.receive(timeout)
+        if item is None:
+            if self._contributions >= set(CKKS_NAMES) - {LATE}:
+                self.others_in_and_idle.set()
+        elif item[0] in CKKS_NAMES:
+            self._contributions.add(item[0])
+        return item
+
+
+def test_a_branch_back_on_a_new_session_before_the_round_start_takes_the_round(
+    tmp_path: Path,
+) -> None:
+    """A branch reconnects while the server waits for the CKKS key holder's key (after
+    the round was sampled, before its start left). Its round start goes to its new
+    session, which trains and uploads: that session is the round's for it. Before, the
+    server compared with the session at the sampling, took the branch for gone, and
+    closed the contribution phase as soon as the other two had uploaded: its upload,
+    made on the start the server had sent it, was lost (2 of 3 contributed)."""
+    pytest.importorskip("tenseal")
+    from secagg.aggregation.policy import BranchPolicy
+    from secagg.runtime.launch import key_holder_service, make_key_holder_key
+    from secagg.transport.base import NotConnected
+
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "he", "clients": CKKS_NAMES, "dimension": CKKS_D, "rounds": 1},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": HOLDER},
+            "deadlines": {"phase_seconds": BOUND, "training_seconds": BOUND},
+        }
+    )
+    hub = InProcessHub()
+    transport = _ReconnectsAtKeyRequest(hub)
+    key = tmp_path / "compliance.key"
+    pin = make_key_holder_key(config, key)
+    holder = key_holder_service(config, hub.connect(HOLDER), {"key": str(key)})
+
+    def hold() -> None:
+        try:
+            holder.run(idle_timeout=2 * BOUND)
+        except NotConnected:
+            pass  # the test is over
+
+    Party(hold)
+    policy = BranchPolicy(key_holder_fingerprint=pin)
+    parties = {}
+    for i, name in enumerate(CKKS_NAMES):
+        target = np.full(CKKS_D, 0.1 * (i + 1))
+
+        def train(model: np.ndarray, target: np.ndarray = target, name: str = name) -> np.ndarray:
+            if name == LATE:  # the last to answer: after the others, and a server tick
+                transport.others_in_and_idle.wait(BOUND)
+            return target - model
+
+        client = FederationClient(name, train, hub.connect(name), policy=policy)
+        if name != LATE:
+            parties[name] = Party(lambda c=client: c.run(idle_timeout=BOUND, rounds=1))
+            continue
+        dial = _redial(client, transport.redials)
+        parties[name] = Party(
+            lambda c=client, d=dial: c.serve(d, rounds=1, idle_timeout=BOUND, give_up_after=BOUND)
+        )
+    server = FederationServer(config, transport, ServerStore(tmp_path / "he.sqlite"))
+    (result,) = server.run(wait_for_clients=BOUND, max_attempts=1)
+    assert transport.reconnected and transport.others_in_and_idle.is_set()
+    assert result.status == "complete", result.reason
+    assert result.contributed == tuple(CKKS_NAMES)
+    assert np.max(np.abs(server.model - 0.2)) < 1e-5  # the mean of the three targets
+    assert parties[LATE].done.wait(BOUND)
+    late: ClientStats = parties[LATE].value
+    assert late.sessions == 2 and late.rounds_completed == 1 and late.rounds_lost == 0
