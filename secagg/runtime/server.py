@@ -983,7 +983,9 @@ class FederationServer:
         party_of = {name: party for party, name in names.items()}
         round_end = self._round_end = self._clock() + cfg.deadlines.round_seconds
         self._left, self._unreached = set(), set()
-        # each party's session as the round starts: a later one means it has gone (D6)
+        # each party's session as the round starts: a later one means it has gone (D6);
+        # a participant's is taken again as its round start leaves (_dispatch), the
+        # helper's as each request leaves (_deliver_to_helper)
         self._round_sessions = {name: self._session_of(name) for name in names.values()}
         self._round_session_ids = {name: self._session_id(name) for name in names.values()}
         self._refusals = {}
