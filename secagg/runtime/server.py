@@ -36,20 +36,21 @@ One round (:meth:`FederationServer.run_round`):
    out, such as a cohort of one, was never theirs: they are told nothing).
 
 Who is gone. A phase also closes before its deadline once every party it still
-awaits is *gone*: its session has ended since its round start (the transport's
+awaits is *gone*: the session its round start went to has ended (the transport's
 ``session_id`` changed, even if it reconnected under the same name at once), it is
 not connected, or it said it left the round (:class:`~secagg.runtime.wire.Leave`).
 So a branch restarted mid-round costs the round nothing but its own update, not a
-phase deadline (reliability review D6). The round's helper (the CKKS key holder) is
-compared with the session its last request went to instead: one restarted before that
-request left got it and answers it (it keeps the round it opened on disk); one restarted
-after it left, or not connected when it leaves, is sent the request (again), once a round,
-when it is back within the phase's deadline (its decryption record refuses a round twice,
-and the round takes one answer), and a second restart in the round aborts it, naming the
-key holder; a request that cannot be sent to a connected key holder aborts the round at
-once, naming the error. Every
-:class:`~secagg.runtime.wire.RoundStart` carries the seconds left to the round deadline,
-which is how long a branch waits inside the round (D3).
+phase deadline (reliability review D6). Nothing more of the round (a relay, its end)
+goes to its new session, which never took the round (:meth:`FederationServer._send`).
+The round's helper (the CKKS key holder) is compared with the session its last
+request went to instead: one restarted before that request left got it and answers it
+(it keeps the round it opened on disk); one restarted after it left, or not connected
+when it leaves, is sent the request (again), once a round, when it is back within the
+phase's deadline (its decryption record refuses a round twice, and the round takes one
+answer), and a second restart in the round aborts it, naming the key holder; a request
+that cannot be sent to a connected key holder aborts the round at once, naming the
+error. Every :class:`~secagg.runtime.wire.RoundStart` carries the seconds left to the
+round deadline, which is how long a branch waits inside the round (D3).
 
 The federation (:meth:`FederationServer.run`). Before each round the server waits
 (woken by the transport when a session opens, where it can; else polling with
@@ -280,6 +281,9 @@ class FederationServer:
         # the round in flight: each party's session when its round start was sent, the
         # parties that said they left it, and when it must end (the clock's time)
         self._round_sessions: dict[str, object] = {}
+        # the same parties' open session ids as the transport tells them (a vanished
+        # simulated branch keeps its own): a round's messages go to these only (_send)
+        self._round_session_ids: dict[str, object] = {}
         self._left: set[str] = set()
         # the parties of the round in flight a send to failed (gone, or a message the
         # transport refused): they never got it, so they are gone from the round (_gone)
@@ -979,8 +983,11 @@ class FederationServer:
         party_of = {name: party for party, name in names.items()}
         round_end = self._round_end = self._clock() + cfg.deadlines.round_seconds
         self._left, self._unreached = set(), set()
-        # each party's session as the round starts: a later one means it has gone (D6)
+        # each party's session as the round starts: a later one means it has gone (D6);
+        # a participant's is taken again as its round start leaves (_dispatch), the
+        # helper's as each request leaves (_deliver_to_helper)
         self._round_sessions = {name: self._session_of(name) for name in names.values()}
+        self._round_session_ids = {name: self._session_id(name) for name in names.values()}
         self._refusals = {}
         self._helper_unreached = None
         self._helper_request, self._helper_resent = None, False
@@ -1044,6 +1051,22 @@ class FederationServer:
             return None
         session_id = getattr(self.transport, "session_id", None)
         return session_id(name) if session_id is not None else True
+
+    def _session_id(self, name: str) -> object:
+        """``name``'s open session id as the transport tells it (None: no open session, or
+        a transport that tells no session ids), whether or not :meth:`_session_of` counts
+        it connected (the simulator's network keeps a vanished branch's session open)."""
+        session_id = getattr(self.transport, "session_id", None)
+        return None if session_id is None else session_id(name)
+
+    def _on_another_session(self, name: str) -> bool:
+        """Whether ``name``, a party of the round in flight, is now on an open session
+        other than the one that took the round (it reconnected since): nothing of the
+        round is for that session (see :meth:`_send`)."""
+        if name not in self._round_session_ids:
+            return False
+        now = self._session_id(name)
+        return now is not None and now != self._round_session_ids[name]
 
     def _gone(self, name: str) -> bool:
         """Whether a party of the round in flight can no longer answer in it: its
@@ -1248,6 +1271,14 @@ class FederationServer:
                 # how long the round may still last: a branch waits that long in it (D3)
                 left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
                 for party, name in enumerate(participants):
+                    # the session the start goes to is the round's for this participant:
+                    # one that reconnected since the sampling (while the CKKS key holder
+                    # made the round's key) takes the round on its new session. Before,
+                    # the session at the sampling was the reference, so the server took
+                    # it for gone and closed the phase without the upload it was making
+                    # on the start the server had sent it (review, 2026-12-06)
+                    self._round_sessions[name] = self._session_of(name)
+                    self._round_session_ids[name] = self._session_id(name)
                     start = RoundStart(
                         number,
                         party,
@@ -1380,7 +1411,25 @@ class FederationServer:
         ``send_parts`` (gRPC's) queues the start in parts around those very bytes, so
         the model is held once whatever the cohort; before, each branch's start held its
         own copy until written: n copies of the model at every round start (1 000
-        branches of a 10 MB model, 10 GB), against the server's O(d) memory."""
+        branches of a 10 MB model, 10 GB), against the server's O(d) memory.
+
+        A message of the round in flight (its start, a relay, its end) goes only to the
+        session that took the round: a participant that reconnected since (a dropped link,
+        a restarted process) is sent nothing of it on its new session, which never took
+        the round, and is gone from the round (:attr:`_unreached`), a dropout the round's
+        threshold covers; it takes the next round on its new session. Before (review,
+        2026-12-06) the rest of the round went there by name (the next phase's relay and
+        the round's end), which the branch could only drop as late. A transport without
+        session ids cannot tell sessions apart: its sends go by name, as before."""
+        if isinstance(message, (RoundStart, Relay, RoundEnd)) and self._on_another_session(name):
+            log.debug(
+                "round %d: %s is on a new session since the round started: nothing of the "
+                "round is sent to it",
+                message.round,
+                name,
+            )
+            self._unreach(name)
+            return
         try:
             if isinstance(message, RoundStart) and model is not None:
                 parts = round_start_parts(message, model)
