@@ -33,7 +33,10 @@ sum only by the clients' rounding, less than ``1 / scale`` each, and three float
 roundings (the scaling, the reading of the integer sum and its division by the scale;
 the first and last are exact at a power-of-two scale), so the documented bound is
 ``contributors * (1/scale * (1 + 2^-50) + value_bound * 2^-50)`` per coordinate
-(:func:`fixed_point_error_bound`). A round
+(:func:`fixed_point_error_bound`). With noise shares the bound is of the *noised*
+sum (the shares are the release, not an error): the rotated rounding and the floats,
+:meth:`~secagg.dp.distributed.DistributedDiscreteGaussian.decode_error_bound`, which
+holds unless the noised sum wrapped the ring (the planned tail the report names). A round
 below the threshold aborts with :class:`~secagg.errors.RoundAborted`, never a
 wrong sum.
 """
@@ -639,7 +642,16 @@ class MaskingServer(ServerSession):
         if spec.noise_share is None:
             bound = fixed_point_error_bound(len(contributed), spec.scale, spec.value_bound)
         else:
-            bound = math.inf  # noised on purpose: the DP noise is unbounded
+            # of the noised sum: the shares are the release, not an error (a report of
+            # inf said nothing of the ring's and the floats' share in it)
+            ddg = spec.noise_share.mechanism
+            bound = ddg.decode_error_bound(len(contributed))
+            details["error_bound_holds"] = (
+                "against the noised sum (the clipped updates plus the noise shares as "
+                "drawn), unless it wrapped the ring in some coordinate (planned at "
+                f"probability {ddg.wrap_probability:g} per coordinate)"
+            )
+            details["noise_stddev_of_sum"] = ddg.sum_stddev(len(contributed))
         report = AggregationReport(
             backend=spec.name,
             num_clients=spec.num_clients,
