@@ -27,6 +27,7 @@ from secagg.dp.clipping import clip_l2
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
 from secagg.dp.noise import discrete_gaussian
 from secagg.encoding.rotation import RandomizedHadamard, walsh_hadamard
+from secagg.errors import ConfigurationError
 
 SEED = bytes(range(16))
 
@@ -144,13 +145,16 @@ def test_the_decoded_noised_sum_lies_within_the_bound_unless_the_ring_wrapped(
 ) -> None:
     padded = 4**padded_log4
     dimension = max(padded // 2 + 1, padded - trim)  # pads back to ``padded``
-    ddg = DistributedDiscreteGaussian(
-        dimension=dimension,
-        clip=clip,
-        noise_multiplier=multiplier,
-        expected_clients=clients,
-        bits=bits,
-    )
+    try:
+        ddg = DistributedDiscreteGaussian(
+            dimension=dimension,
+            clip=clip,
+            noise_multiplier=multiplier,
+            expected_clients=clients,
+            bits=bits,
+        )
+    except ConfigurationError:  # a ring too small for these clients: no round to check
+        assume(False)
     generator = KeyedStream(_key(b"rows" + key))
     if direction == "aligned":  # every client at the clip, in one direction
         rows = np.tile(generator.uniform(dimension) - 0.5, (clients, 1))
