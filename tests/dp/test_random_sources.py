@@ -241,3 +241,21 @@ def test_aliases_of_other_modules_are_not_draws() -> None:
         "key = secrets.token_bytes(16)\n"
     )
     assert _draws(source) == []
+
+
+#: the packages below the DP front door that draw keys, seeds, masks, rounding and CKKS
+#: noise: held to the same rule, with no exception
+ENGINE = Path(secagg.__file__).parent
+ENGINE_PACKAGES = ("aggregation", "crypto", "encoding", "he", "protocol")
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(p for package in ENGINE_PACKAGES for p in (ENGINE / package).rglob("*.py")),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_the_engine_below_dp_draws_only_from_keyed_streams(module: Path) -> None:
+    """Why: the scan read only ``secagg/dp``, while the masks, the rounding, the masking
+    backend's noise shares and the CKKS key holder's noise are drawn in these packages."""
+    stray = _draws(module.read_text(encoding="utf-8"))
+    assert not stray, f"{module} draws from a non-cryptographic generator: {stray}"
