@@ -33,7 +33,10 @@ sum only by the clients' rounding, less than ``1 / scale`` each, and three float
 roundings (the scaling, the reading of the integer sum and its division by the scale;
 the first and last are exact at a power-of-two scale), so the documented bound is
 ``contributors * (1/scale * (1 + 2^-50) + value_bound * 2^-50)`` per coordinate
-(:func:`fixed_point_error_bound`). A round
+(:func:`fixed_point_error_bound`). With noise shares the bound is of the *noised*
+sum (the shares are the release, not an error): the rotated rounding and the floats,
+:meth:`~secagg.dp.distributed.DistributedDiscreteGaussian.decode_error_bound`, which
+holds unless the noised sum wrapped the ring (the planned tail the report names). A round
 below the threshold aborts with :class:`~secagg.errors.RoundAborted`, never a
 wrong sum.
 """
@@ -82,6 +85,7 @@ from secagg.crypto.signing import (
     VerifyKey,
 )
 from secagg.crypto.stream import KeyedStream, derive
+from secagg.dp.display import shown
 from secagg.dp.distributed import DistributedDiscreteGaussian, NoiseShareRound
 from secagg.encoding import SUPPORTED_BITS, FixedPoint
 from secagg.errors import (
@@ -213,6 +217,7 @@ class MaskingSpec(RoundSpec):
                 vector_bound=ddg.vector_bound,
                 num_clients=self.num_clients,
             )
+            _check_share_scale(ddg, policy)
 
     def fewest_in_sum(self, policy: BranchPolicy) -> int | None:
         """The smallest threshold this branch accepts for the round's graph (its own
@@ -639,7 +644,16 @@ class MaskingServer(ServerSession):
         if spec.noise_share is None:
             bound = fixed_point_error_bound(len(contributed), spec.scale, spec.value_bound)
         else:
-            bound = math.inf  # noised on purpose: the DP noise is unbounded
+            # of the noised sum: the shares are the release, not an error (a report of
+            # inf said nothing of the ring's and the floats' share in it)
+            ddg = spec.noise_share.mechanism
+            bound = ddg.decode_error_bound(len(contributed))
+            details["error_bound_holds"] = (
+                "against the noised sum (the clipped updates plus the noise shares as "
+                "drawn), unless it wrapped the ring in some coordinate (planned at "
+                f"probability {ddg.wrap_probability:g} per coordinate)"
+            )
+            details["noise_stddev_of_sum"] = ddg.sum_stddev(len(contributed))
         report = AggregationReport(
             backend=spec.name,
             num_clients=spec.num_clients,
@@ -656,6 +670,39 @@ class MaskingServer(ServerSession):
             dropouts=self.dropouts(),
         )
         return AggregationResult(total, report)
+
+
+#: how far below its planned scale a noise share's scale may lie and still be the plan's
+#: (two machines' float64 planners may differ in a last digit; a coarser scale by this
+#: much moves no share's whole units)
+SCALE_PLAN_TOLERANCE = 1e-9
+
+
+def _check_share_scale(ddg: DistributedDiscreteGaussian, policy: BranchPolicy) -> None:
+    """Refuse a noise share coarser than its parameters plan, for a branch with a
+    noise floor.
+
+    Why: the floor was checked on the nominal ``z`` alone, but at a coarser scale each
+    share rounds up to a few whole units while the rounded update's sensitivity
+    inflates with the unit, so the noise per unit of sensitivity falls far below ``z``:
+    ``z = 1`` at scale 2.5 (10 clients, d = 1024) ran at 0.19, one round's epsilon 38
+    against 4.8, and a branch with ``min_noise_multiplier = 1`` took it. The honest
+    planner always takes the planned scale (:attr:`DistributedDiscreteGaussian.planned_scale`),
+    which the branch recomputes from the spec; a finer one only helps."""
+    if policy.min_noise_multiplier is None:
+        return
+    planned = ddg.planned_scale
+    if ddg.scale >= planned * (1 - SCALE_PLAN_TOLERANCE):
+        return
+    effective = math.sqrt(ddg.expected_clients) * ddg.local_sigma / ddg.sensitivity
+    in_effect = shown(effective, 3, significant=True, lower=True)  # never more than ran
+    raise policy.refuse(
+        "min_noise_multiplier",
+        f"the noise share's scale {ddg.scale:g} is coarser than its parameters plan "
+        f"({planned:g}): each share rounds to {ddg.local_sigma} unit(s) against a "
+        f"sensitivity inflated by the rounding, a noise multiplier of "
+        f"{in_effect} in effect, not {ddg.noise_multiplier:g}",
+    )
 
 
 def fixed_point_error_bound(contributors: int, scale: float, value_bound: float) -> float:

@@ -582,6 +582,39 @@ class DistributedDiscreteGaussian:
         b = self.sensitivity
         return math.ceil(b * min(math.sqrt(self.padded), b))
 
+    def decode_error_bound(self, summands: int) -> float:
+        """The most :meth:`decode` of ``summands`` clients' words lies off the *noised*
+        sum per coordinate: their updates (each within the clip ``vector_bound``) plus
+        the unrotated noise shares as drawn, ``U(N) / scale``. The noise is the release,
+        not an error; the bound holds unless the noised sum wrapped the ring in some
+        coordinate (:attr:`wrap_probability` per coordinate, as planned), which no
+        finite bound covers: the noise is unbounded and a wrap is not visible in the sum.
+
+        Three terms, each an upper bound with room (``u = 2^-53``, ``L = log2 d'``):
+
+        * stochastic rounding: under one unit per rotated coordinate and client, and a
+          vector of such errors unrotates to at most its L2 norm per coordinate (the
+          rows of the rotation have unit norm): ``n * sqrt(d') / scale``;
+        * each client's float rotation (``(L + 2) u`` of its norm), its clip's shrink
+          (the margin ``2^-44`` of :func:`~secagg.dp.clipping.clip_l2`, plus the norm's
+          rounding) and the scaling: ``n * C * (2^-43 + (L + 4) 2^-50)``;
+        * the server's reading of the words as floats, its division by the scale and
+          its float unrotation, all relative to the words' magnitude, which without a
+          wrap is at most ``2^(bits - 1)`` per coordinate:
+          ``sqrt(d') * 2^(bits - 1) / scale * (L + 4) 2^-50``.
+
+        Why: the masking report gave ``inf`` for a noised round, as if nothing could be
+        said of the sum; what the ring and the floats add to the noised sum is as
+        bounded as for a sum without noise, and a reader of the report needs it to
+        tell the noise (``sum_stddev``) from the arithmetic."""
+        n = _count("summands", summands, 0)
+        passes = self.padded.bit_length() - 1
+        root = math.sqrt(self.padded)
+        rounding = n * root / self.scale
+        clients = n * self.vector_bound * (2.0**-43 + (passes + 4) * 2.0**-50)
+        server = root * (2.0 ** (self.bits - 1) / self.scale) * (passes + 4) * 2.0**-50
+        return (rounding + clients + server) * (1 + 2.0**-40)  # the float sum rounds up
+
     def sum_stddev(self, noise_contributors: int) -> float:
         """Std of the decoded sum's noise per coordinate (unscaled), ignoring rounding."""
         return math.sqrt(noise_contributors) * self.local_sigma / self.scale
