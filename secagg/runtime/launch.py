@@ -819,8 +819,9 @@ def run_key_holder(
     (without one, a key is made at the first request for at most the federation's design
     point: a request for a weaker one is refused, not the server's choice); with only
     ``backend`` a key is made at the first request, for the server's design point within
-    the key holder's own ``max_clients`` and ``max_value_bound`` (defaults:
-    :func:`~secagg.aggregation.keyholder_policy.configless_caps`; nothing to pin).
+    the key holder's own ``max_clients``, ``max_value_bound`` and ``min_precision``
+    (defaults: :func:`~secagg.aggregation.keyholder_policy.configless_caps`; nothing to
+    pin).
 
     Like a branch, the key holder dials the first session for up to
     ``connect_timeout`` seconds and, with ``reconnect``, redials a lost one (a server
