@@ -272,12 +272,18 @@ def _identity_key(auth: Mapping[str, Sequence[bytes]]) -> str | None:
 
 
 def _common_name(auth: Mapping[str, Sequence[bytes]]) -> str:
-    """The client certificate's common name, for a log line ("?" if none)."""
+    """The client certificate's common name quoted with escapes, for a log line ("?"
+    if none).
+
+    Why quoted: it is read before ``identify`` checks it against the branch-name
+    pattern (a throttled session is refused first), and TLS proves only that the CA
+    signed it; a newline or a terminal escape in it forged log lines (transport review,
+    2026-12-06)."""
     certificate = _certificate_of(auth)
     if certificate is None:
         return "?"
     names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(names[0].value) if names else "?"
+    return repr(str(names[0].value)) if names else "?"
 
 
 class GrpcServerTransport:
@@ -809,7 +815,7 @@ class GrpcServerTransport:
             logger.warning(
                 "refused a new session of %s from %s: %s (%d in a row; at most %d at once "
                 "and %g a second)",
-                name or _common_name(auth),
+                repr(name) if name else _common_name(auth),
                 peer,
                 THROTTLE_DETAIL,
                 streak,
