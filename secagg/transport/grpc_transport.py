@@ -271,8 +271,8 @@ from secagg.transport.grpc_errors import _closed as _closed
 from secagg.transport.grpc_errors import _status_line as _status_line
 from secagg.transport.grpc_limits import _CLIENT_KEEPALIVE as _CLIENT_KEEPALIVE
 from secagg.transport.grpc_limits import _CLIENT_RECONNECT as _CLIENT_RECONNECT
-from secagg.transport.grpc_limits import _CLOSE_SETTLE_SECONDS as _CLOSE_SETTLE_SECONDS
 from secagg.transport.grpc_limits import _END as _END
+from secagg.transport.grpc_limits import _HALF_CLOSE_END_SECONDS as _HALF_CLOSE_END_SECONDS
 from secagg.transport.grpc_limits import _MAX_DEFAULT_CONNECTIONS as _MAX_DEFAULT_CONNECTIONS
 from secagg.transport.grpc_limits import _MAX_TRACKED_IDENTITIES as _MAX_TRACKED_IDENTITIES
 from secagg.transport.grpc_limits import _PEER_CERT_KEY as _PEER_CERT_KEY

@@ -5,8 +5,10 @@ half-close "settled" for 25 polls of ``context.is_active()`` 10 ms apart before 
 reported, so that a dropped connection (which also ends the request stream without an
 error) is not taken for a clean close. The call's termination callback, registered when
 the session opens, already ends the session as "connection lost" the moment gRPC
-notices; the reader now waits on that end (the transport's condition) for the same
-quarter of a second, with no wake-ups in between.
+notices; the reader now waits on that end (the transport's condition), with no wake-ups
+in between. (Since 2026-12-06 no time decides it either: a half-close is answered with
+the server's end of the stream and the call's end says how the session ended; see
+test_grpc_drop_under_load.py.)
 
 Checked as a mechanism, not a time: the module's ``time.sleep`` is replaced by one that
 fails, so a reader that polls ends its session with "internal error" instead.
