@@ -89,6 +89,15 @@ _POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream
 _HALF_CLOSE_END_SECONDS: Final = 10.0
 
 
+#: how long the writer of a session the server ended with a status may stay inside one
+#: write before its call is cancelled: a writer waiting in gRPC's flow control (a peer
+#: that reads nothing) never comes back to send that status, and its call held one of
+#: the server's ``max_clients`` calls and a thread for as long as the peer kept the
+#: connection (transport review, 2026-12-06). Long enough for a slow but reading peer to
+#: take a chunk and be told why its session ended (a superseded one is not redialled)
+_ENDED_WRITER_GRACE_SECONDS: Final = 10.0
+
+
 DEFAULT_MAX_QUEUED_MESSAGES: Final = 32  # unread messages per session before its reader waits
 
 

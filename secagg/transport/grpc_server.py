@@ -55,6 +55,7 @@ from secagg.transport.grpc_errors import (
 )
 from secagg.transport.grpc_limits import (
     _END,
+    _ENDED_WRITER_GRACE_SECONDS,
     _HALF_CLOSE_END_SECONDS,
     _MAX_TRACKED_IDENTITIES,
     _PEER_CERT_KEY,
@@ -140,6 +141,7 @@ class _Session:
         "peer",
         "queued_bytes",
         "queued_messages",
+        "writing",
     )
 
     def __init__(
@@ -169,6 +171,9 @@ class _Session:
         # the client ended its request stream and the server its side: the call's end says
         # how the session ended (see GrpcServerTransport._call_ended)
         self.half_closed = False
+        # the writer handed a frame to gRPC and has not come back for the next: it may be
+        # waiting in flow control, where it never sees the session's end
+        self.writing = False
         self.abort: tuple[grpc.StatusCode, str] | None = None  # status to end the stream with
         self.queued_messages = 0  # delivered to the inbox, not yet taken by receive()
         self.queued_bytes = 0  # their payload bytes
@@ -1117,12 +1122,32 @@ class GrpcServerTransport:
                 for frame in encode_frames(message_id, payload, self._chunk_bytes):
                     if session.abort is not None:
                         context.abort(*session.abort)
+                    session.writing = True
                     yield frame
+                    session.writing = False
         finally:
             with self._lock:
                 half_closed = session.half_closed
             if not half_closed:  # else the call's end ends the session: see _call_ended
                 self._finish(session, "connection lost")
+
+    def _cancel_stuck_writer(self, session: _Session) -> None:
+        """Cancel the call of an ended session whose writer is still inside one write.
+
+        Why: the session's status (superseded, identity refused, a limit broken) reaches
+        the peer through the writer; one waiting in gRPC's flow control never comes
+        back to send it, and the call then held one of the server's ``max_clients``
+        concurrent calls and a thread while the peer kept its connection, so a branch
+        that reads nothing and reopens its session locked the others out (transport
+        review, 2026-12-06). The peer learns only that the call was cancelled."""
+        if session.writing and session.context.is_active():
+            logger.info(
+                "cancelled the call of %s (%s): it took no data for %g s after its session ended",
+                session.name,
+                session.peer,
+                _ENDED_WRITER_GRACE_SECONDS,
+            )
+            session.context.cancel()
 
     def _end_for_cause(
         self, session: _Session, reason: str, status: grpc.StatusCode, detail: str
@@ -1172,6 +1197,12 @@ class GrpcServerTransport:
             self._ended_sessions += 1  # wakes receive(): see there
             self._sessions_changed()
         session.outbox.put(_END)
+        if abort is not None and session.writing:
+            watch = threading.Timer(
+                _ENDED_WRITER_GRACE_SECONDS, self._cancel_stuck_writer, args=(session,)
+            )
+            watch.daemon = True
+            watch.start()
         if dropped:
             logger.info("dropped %d unread messages of %s", dropped, session.name)
         logger.info("session closed: %s (%s)", session.name, reason)

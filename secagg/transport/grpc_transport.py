@@ -272,6 +272,7 @@ from secagg.transport.grpc_errors import _status_line as _status_line
 from secagg.transport.grpc_limits import _CLIENT_KEEPALIVE as _CLIENT_KEEPALIVE
 from secagg.transport.grpc_limits import _CLIENT_RECONNECT as _CLIENT_RECONNECT
 from secagg.transport.grpc_limits import _END as _END
+from secagg.transport.grpc_limits import _ENDED_WRITER_GRACE_SECONDS as _ENDED_WRITER_GRACE_SECONDS
 from secagg.transport.grpc_limits import _HALF_CLOSE_END_SECONDS as _HALF_CLOSE_END_SECONDS
 from secagg.transport.grpc_limits import _MAX_DEFAULT_CONNECTIONS as _MAX_DEFAULT_CONNECTIONS
 from secagg.transport.grpc_limits import _MAX_TRACKED_IDENTITIES as _MAX_TRACKED_IDENTITIES
