@@ -951,8 +951,17 @@ class GrpcServerTransport:
             session.outbox.put(_END)
             with self._changed:
                 ended = self._changed.wait_for(lambda: session.finished, _HALF_CLOSE_END_SECONDS)
-            if not ended:
+            if not ended:  # nobody takes the end: a peer that reads nothing, or a wedged call
+                logger.warning(
+                    "ending session of %s (%s): it half-closed and took no end of the stream "
+                    "for %g s",
+                    session.name,
+                    session.peer,
+                    _HALF_CLOSE_END_SECONDS,
+                )
                 self._finish(session, "connection lost")
+                # its writer may wait in flow control, holding one of max_clients calls
+                context.cancel()
 
     def _call_ended(self, session: _Session, context: grpc.ServicerContext) -> None:
         """The call's termination callback (gRPC's event thread): end the session, as a

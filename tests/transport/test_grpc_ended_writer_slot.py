@@ -138,3 +138,39 @@ def test_a_superseded_session_stuck_writing_gives_its_call_back(
         stop.set()
         for channel in channels:
             channel.close()
+
+
+def test_a_half_closed_session_stuck_writing_gives_its_call_back(ca_dir: Path) -> None:
+    """The same through a half-close: a peer that ends its request stream and reads
+    nothing was reported as a clean close while its call stayed open."""
+    verifier = certs.PeerVerifier(ca_dir)
+    server = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=certs.load_server_credentials(ca_dir).to_grpc(),
+        identify=lambda context: verifier.identify(context.auth_context()).name,
+        max_message_bytes=MESSAGE,
+        max_outbox_bytes=64 * MESSAGE,
+        max_clients=1,  # mallory's call takes the only one
+    )
+    server.start()
+    half_close = threading.Event()
+    channel = grpc.secure_channel(
+        f"127.0.0.1:{server.port}", certs.load_client_credentials(ca_dir, "mallory").to_grpc()
+    )
+    try:
+        call = _silent_session(channel, half_close)  # kept: a dropped call is cancelled
+        for _ in range(32):
+            server.send("mallory", bytes(MESSAGE))
+        _wait_until_the_writer_stalls(server, "mallory")
+        half_close.set()
+        deadline = time.monotonic() + BOUND
+        while (honest := _honest_gets_in(ca_dir, server)) is None:
+            assert time.monotonic() < deadline, "the half-closed session's call was never freed"
+        with honest:
+            honest.send(b"still served")
+            assert server.receive(timeout=BOUND) == ("branch-a", b"still served")
+        assert call is not None
+    finally:
+        half_close.set()
+        channel.close()
+        server.stop(grace=0)
