@@ -1129,9 +1129,11 @@ class GrpcServerTransport:
                 with self._lock:  # being written now: the cap is on what waits behind it
                     session.outbox_bytes -= len(payload)
                 for frame in encode_frames(message_id, payload, self._chunk_bytes):
+                    # set before the check: an end that comes between the two sees it and
+                    # watches the write (see _finish), one that comes before is seen here
+                    session.writing = True
                     if session.abort is not None:
                         context.abort(*session.abort)
-                    session.writing = True
                     yield frame
                     session.writing = False
         finally:
