@@ -81,9 +81,21 @@ _MAX_DEFAULT_CONNECTIONS: Final = 4096
 _POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream is alive
 
 
-#: how long a stream's end may take to show a dropped connection (gRPC then ends the call,
-#: and the session's termination callback says so): a clean half-close is told only after it
-_CLOSE_SETTLE_SECONDS: Final = 0.25
+#: how long a half-closed session's call may take to end once the server ended its side
+#: of the stream (a live client takes that end at once, and gives up on it after its own
+#: close timeout of 5 s; gRPC ends the call of a dropped one when it handles the drop):
+#: past it the session is ended as lost. Generous, and no time decides how a session
+#: ended: the call's end says that (see the server's reader)
+_HALF_CLOSE_END_SECONDS: Final = 10.0
+
+
+#: how long the writer of a session the server ended with a status may stay inside one
+#: write before its call is cancelled: a writer waiting in gRPC's flow control (a peer
+#: that reads nothing) never comes back to send that status, and its call held one of
+#: the server's ``max_clients`` calls and a thread for as long as the peer kept the
+#: connection (transport review, 2026-12-06). Long enough for a slow but reading peer to
+#: take a chunk and be told why its session ended (a superseded one is not redialled)
+_ENDED_WRITER_GRACE_SECONDS: Final = 10.0
 
 
 DEFAULT_MAX_QUEUED_MESSAGES: Final = 32  # unread messages per session before its reader waits

@@ -54,8 +54,9 @@ from secagg.transport.grpc_errors import (
     OutboxOverflow,
 )
 from secagg.transport.grpc_limits import (
-    _CLOSE_SETTLE_SECONDS,
     _END,
+    _ENDED_WRITER_GRACE_SECONDS,
+    _HALF_CLOSE_END_SECONDS,
     _MAX_TRACKED_IDENTITIES,
     _PEER_CERT_KEY,
     _POLL_SECONDS,
@@ -128,6 +129,7 @@ class _Session:
         "context",
         "fingerprint",
         "finished",
+        "half_closed",
         "id",
         "name",
         "next_id",
@@ -139,6 +141,7 @@ class _Session:
         "peer",
         "queued_bytes",
         "queued_messages",
+        "writing",
     )
 
     def __init__(
@@ -165,6 +168,12 @@ class _Session:
         self.outbox_bytes = 0  # payload bytes queued by send() whose writing has not begun
         self.next_id = 0
         self.finished = False
+        # the client ended its request stream and the server its side: the call's end says
+        # how the session ended (see GrpcServerTransport._call_ended)
+        self.half_closed = False
+        # the writer handed a frame to gRPC and has not come back for the next: it may be
+        # waiting in flow control, where it never sees the session's end
+        self.writing = False
         self.abort: tuple[grpc.StatusCode, str] | None = None  # status to end the stream with
         self.queued_messages = 0  # delivered to the inbox, not yet taken by receive()
         self.queued_bytes = 0  # their payload bytes
@@ -188,6 +197,22 @@ class _AdmittedContext:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self._context, attribute)
+
+
+def _call_cancelled(context: grpc.ServicerContext) -> bool:
+    """Whether gRPC ended the call as cancelled (the peer went, its stream was reset),
+    read once the call has ended.
+
+    Why gRPC's own record of it: grpcio's public context says only "active or not",
+    which is "not" once the server sent its status, however the call then ended, while
+    how it ended is what tells a client that took the server's end of the stream from
+    one that was gone. The record is grpcio's internal call state (``cancelled`` when
+    the core reported the call cancelled); a grpcio without it reads as cancelled, so
+    the report errs towards "connection lost", and the transport's clean-close tests
+    fail loudly (tests/transport/test_grpc_drop_under_load.py)."""
+    state = getattr(context, "_state", None)
+    client = getattr(state, "client", None)
+    return not isinstance(client, str) or client == "cancelled"
 
 
 def _utcnow() -> dt.datetime:
@@ -272,12 +297,18 @@ def _identity_key(auth: Mapping[str, Sequence[bytes]]) -> str | None:
 
 
 def _common_name(auth: Mapping[str, Sequence[bytes]]) -> str:
-    """The client certificate's common name, for a log line ("?" if none)."""
+    """The client certificate's common name quoted with escapes, for a log line ("?"
+    if none).
+
+    Why quoted: it is read before ``identify`` checks it against the branch-name
+    pattern (a throttled session is refused first), and TLS proves only that the CA
+    signed it; a newline or a terminal escape in it forged log lines (transport review,
+    2026-12-06)."""
     certificate = _certificate_of(auth)
     if certificate is None:
         return "?"
     names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(names[0].value) if names else "?"
+    return repr(str(names[0].value)) if names else "?"
 
 
 class GrpcServerTransport:
@@ -779,7 +810,7 @@ class GrpcServerTransport:
             self._sessions_changed()
         self._wake.set()  # the re-check timer may need to wake for this expiry
         logger.info("session opened: %s from %s (certificate %s)", name, peer, session.fingerprint)
-        if not context.add_callback(lambda: self._finish(session, "connection lost")):
+        if not context.add_callback(lambda: self._call_ended(session, context)):
             self._finish(session, "connection lost")
         context.send_initial_metadata(((IDENTITY_METADATA_KEY, name.encode()),))
         threading.Thread(
@@ -809,7 +840,7 @@ class GrpcServerTransport:
             logger.warning(
                 "refused a new session of %s from %s: %s (%d in a row; at most %d at once "
                 "and %g a second)",
-                name or _common_name(auth),
+                repr(name) if name else _common_name(auth),
                 peer,
                 THROTTLE_DETAIL,
                 streak,
@@ -905,17 +936,41 @@ class GrpcServerTransport:
             )
         else:
             # A frame above gRPC's size limit, and a connection that drops (a killed
-            # process, a cut network), also end the request stream without an error, so
-            # tell a half-close from a failed call by whether the call is still alive. A
-            # dropped connection takes gRPC a moment to notice: give it that moment, or a
-            # SIGKILLed branch reads as a clean close (reliability review D6, D8). Waited
-            # on the session's end, which the call's termination callback (registered
-            # when it opened) brings as "connection lost" the moment gRPC notices; it
-            # was polled, 25 wake-ups 10 ms apart per closed session.
-            with self._changed:  # not is_active() under it: gRPC's callback takes it
-                self._changed.wait_for(lambda: session.finished, _CLOSE_SETTLE_SECONDS)
-            alive = context.is_active()
-            self._finish(session, "client closed the session" if alive else "connection lost")
+            # process, a cut network), also end the request stream without an error, like
+            # a clean half-close (reliability review D6, D8). The two were told apart by
+            # waiting a quarter of a second for the call to die and then asking
+            # is_active(): the call's cancellation is a second event of gRPC's one event
+            # thread, and on a loaded server (a long computation holding the GIL) it came
+            # later, so a drop was logged as a clean close (transport review,
+            # 2026-12-06). Now the server ends its side (what is queued is written, then
+            # OK), and the session ends when the call has: the call's end says whether a
+            # client took that end (_call_ended). No time decides it; the bound only ends
+            # a session whose call never ends.
+            with self._changed:
+                session.half_closed = True
+            session.outbox.put(_END)
+            with self._changed:
+                ended = self._changed.wait_for(lambda: session.finished, _HALF_CLOSE_END_SECONDS)
+            if not ended:  # nobody takes the end: a peer that reads nothing, or a wedged call
+                logger.warning(
+                    "ending session of %s (%s): it half-closed and took no end of the stream "
+                    "for %g s",
+                    session.name,
+                    session.peer,
+                    _HALF_CLOSE_END_SECONDS,
+                )
+                self._finish(session, "connection lost")
+                # its writer may wait in flow control, holding one of max_clients calls
+                context.cancel()
+
+    def _call_ended(self, session: _Session, context: grpc.ServicerContext) -> None:
+        """The call's termination callback (gRPC's event thread): end the session, as a
+        clean close if the client half-closed and took the server's end of the stream,
+        else as a lost connection."""
+        with self._lock:
+            half_closed = session.half_closed
+        clean = half_closed and not _call_cancelled(context)
+        self._finish(session, "client closed the session" if clean else "connection lost")
 
     def _within_budget(self, session: _Session, reassembler: Reassembler, frame: bytes) -> bool:
         """Whether the session may hold this frame's data too; if not, end it (logged)."""
@@ -1074,11 +1129,36 @@ class GrpcServerTransport:
                 with self._lock:  # being written now: the cap is on what waits behind it
                     session.outbox_bytes -= len(payload)
                 for frame in encode_frames(message_id, payload, self._chunk_bytes):
+                    # set before the check: an end that comes between the two sees it and
+                    # watches the write (see _finish), one that comes before is seen here
+                    session.writing = True
                     if session.abort is not None:
                         context.abort(*session.abort)
                     yield frame
+                    session.writing = False
         finally:
-            self._finish(session, "connection lost")
+            with self._lock:
+                half_closed = session.half_closed
+            if not half_closed:  # else the call's end ends the session: see _call_ended
+                self._finish(session, "connection lost")
+
+    def _cancel_stuck_writer(self, session: _Session) -> None:
+        """Cancel the call of an ended session whose writer is still inside one write.
+
+        Why: the session's status (superseded, identity refused, a limit broken) reaches
+        the peer through the writer; one waiting in gRPC's flow control never comes
+        back to send it, and the call then held one of the server's ``max_clients``
+        concurrent calls and a thread while the peer kept its connection, so a branch
+        that reads nothing and reopens its session locked the others out (transport
+        review, 2026-12-06). The peer learns only that the call was cancelled."""
+        if session.writing and session.context.is_active():
+            logger.info(
+                "cancelled the call of %s (%s): it took no data for %g s after its session ended",
+                session.name,
+                session.peer,
+                _ENDED_WRITER_GRACE_SECONDS,
+            )
+            session.context.cancel()
 
     def _end_for_cause(
         self, session: _Session, reason: str, status: grpc.StatusCode, detail: str
@@ -1128,6 +1208,12 @@ class GrpcServerTransport:
             self._ended_sessions += 1  # wakes receive(): see there
             self._sessions_changed()
         session.outbox.put(_END)
+        if abort is not None and session.writing:
+            watch = threading.Timer(
+                _ENDED_WRITER_GRACE_SECONDS, self._cancel_stuck_writer, args=(session,)
+            )
+            watch.daemon = True
+            watch.start()
         if dropped:
             logger.info("dropped %d unread messages of %s", dropped, session.name)
         logger.info("session closed: %s (%s)", session.name, reason)

@@ -177,7 +177,14 @@ thread drives the response generator (the writer, blocked on an outbox queue)
 and one daemon thread of ours consumes the request iterator (the reader). The
 pool has ``max_clients + 4`` workers and ``maximum_concurrent_rpcs`` is
 ``max_clients``, so an extra stream is refused with ``RESOURCE_EXHAUSTED``
-instead of waiting for a thread. One more daemon thread re-checks identities and
+instead of waiting for a thread. A session the server ends with a status (superseded,
+identity refused, a limit broken) gives its call back even if its writer waits in flow
+control on a peer that reads nothing: the call is cancelled when the writer has not come
+back within ten seconds. A client's half-close is answered with the server's end of the
+stream (what is queued, then ``OK``), and the session's end is reported when the call
+has ended, by how it ended: "client closed the session" if the client took that end,
+"connection lost" if the call was cancelled (a killed process, a cut network), however
+late gRPC handles the drop. One more daemon thread re-checks identities and
 expiries. All public methods are thread-safe.
 :meth:`send` only queues: payloads are cut into frames lazily by the writer, so
 one large payload sent to many clients is held in memory once, and gRPC's
@@ -271,8 +278,9 @@ from secagg.transport.grpc_errors import _closed as _closed
 from secagg.transport.grpc_errors import _status_line as _status_line
 from secagg.transport.grpc_limits import _CLIENT_KEEPALIVE as _CLIENT_KEEPALIVE
 from secagg.transport.grpc_limits import _CLIENT_RECONNECT as _CLIENT_RECONNECT
-from secagg.transport.grpc_limits import _CLOSE_SETTLE_SECONDS as _CLOSE_SETTLE_SECONDS
 from secagg.transport.grpc_limits import _END as _END
+from secagg.transport.grpc_limits import _ENDED_WRITER_GRACE_SECONDS as _ENDED_WRITER_GRACE_SECONDS
+from secagg.transport.grpc_limits import _HALF_CLOSE_END_SECONDS as _HALF_CLOSE_END_SECONDS
 from secagg.transport.grpc_limits import _MAX_DEFAULT_CONNECTIONS as _MAX_DEFAULT_CONNECTIONS
 from secagg.transport.grpc_limits import _MAX_TRACKED_IDENTITIES as _MAX_TRACKED_IDENTITIES
 from secagg.transport.grpc_limits import _PEER_CERT_KEY as _PEER_CERT_KEY
