@@ -2,7 +2,9 @@
 --branches" for a branch short of training rows (or of a training fraud) even when the
 branches' rows (frauds) in all were too few for every branch to get its minimum: no
 split could help, and with two branches fewer could not either. It now says so, and
-how many branches the data can serve (hostile review, 2026-12-06)."""
+how many branches the data can serve (hostile review, 2026-12-06). The refusals before
+the split (``branch_minimums``, the rows 10 training rows need) told a file too small
+for 2 branches, the fewest a federation has, to lower their number."""
 
 from __future__ import annotations
 
@@ -33,6 +35,44 @@ def _csv_config(path: Path, **changes: object) -> SimulationConfig:
         "max_fraud_share": 1.0,
     }
     return SimulationConfig(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def _row_csv(path: Path, rows: int, fraud_every: int) -> Path:
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["amount", "velocity", "is_fraud"])
+        for i in range(rows):
+            label = int(i % fraud_every == 0)
+            out.writerow([f"{1.0 + 2 * label + 0.01 * i:.3f}", i % 4, label])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "fraud_every", "said"),
+    [
+        (
+            12,
+            2,
+            "6 fraud rows cannot give 2 branches at least 4 each (2 for training, 2 for "
+            "testing): use a larger file (fewer branches cannot help: a federation needs 2 "
+            "at the least)",
+        ),
+        (
+            24,
+            3,
+            "24 rows cannot give 2 branches the 15 each that 10 training rows need (a 30 % "
+            "test set and its frauds): use a larger file (fewer --branches cannot help: 2 at "
+            "the least)",
+        ),
+    ],
+)
+def test_a_file_too_small_for_two_branches_is_not_told_to_lower_them(
+    tmp_path: Path, rows: int, fraud_every: int, said: str
+) -> None:
+    config = _csv_config(_row_csv(tmp_path / "rows.csv", rows, fraud_every), customer_column=None)
+    with spelled_for(flags=["branches"], file_keys=()), pytest.raises(ConfigurationError) as info:
+        load_branches(config)
+    assert str(info.value) == said
 
 
 def _customer_csv(path: Path, customers: int) -> Path:
