@@ -809,10 +809,16 @@ def _require_negatives(negatives: int, branches: int, min_negatives: int, unit: 
     detail = ""
     if min_negatives == MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES:
         detail = f" ({MIN_TRAIN_NEGATIVES} for training, {MIN_TEST_NEGATIVES} for testing)"
+    most = negatives // min_negatives
+    way_out = (
+        f"lower the number of branches to {most} at the most, or use a file where fraud is rarer"
+        if most >= 2  # see _fewer: 2 branches are the fewest a federation has
+        else "use a file where fraud is rarer (fewer branches cannot help: a federation "
+        "needs 2 at the least)"
+    )
     raise ConfigurationError(
         f"{negatives} legitimate {unit}{'s' if negatives != 1 else ''} cannot give "
-        f"{branches} branches at least {min_negatives} each{detail}: lower the number of "
-        "branches or use a file where fraud is rarer"
+        f"{branches} branches at least {min_negatives} each{detail}: {way_out}"
     )
 
 
