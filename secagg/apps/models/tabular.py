@@ -641,8 +641,9 @@ def branch_minimums(
     ``units < branches * min_rows`` (with this rule the second fails only with the
     first, since ``min_rows <= units // branches`` whenever ``units >= 4 * branches``):
     "44 fraud rows cannot give 12 branches at least 4 each (2 for training, 2 for
-    testing): lower the number of branches or use a larger file". ``unit`` names the
-    unit in messages (``"row"`` or ``"customer"``).
+    testing): lower the number of branches to 11 at the most, or use a larger file"
+    (below 2, a larger file alone). ``unit`` names the unit in messages (``"row"`` or
+    ``"customer"``).
     """
     units, positives = _integer(units, "units", 0), _integer(positives, "positives", 0)
     if positives > units:
@@ -671,17 +672,31 @@ def _require_minimums(
     unit: str,
     detail: str = "",
 ) -> None:
-    advice = "lower the number of branches or use a larger file"
     if positives < branches * min_positives:
+        most = positives // min_positives
         raise ConfigurationError(
             f"{positives} fraud {unit}{'s' if positives != 1 else ''} cannot give "
-            f"{branches} branches at least {min_positives} each{detail}: {advice}"
+            f"{branches} branches at least {min_positives} each{detail}: {_fewer(most)}"
         )
     if units < branches * min_rows:
+        most = units // min_rows  # min_rows as given (partition's caller's, or the rule's)
         raise ConfigurationError(
             f"{units} {unit}{'s' if units != 1 else ''} cannot give {branches} branches "
-            f"at least {min_rows} each: {advice}"
+            f"at least {min_rows} each: {_fewer(most)}"
         )
+
+
+def _fewer(most: int) -> str:
+    """The way out of a file too small for its branches: the most branches it can serve,
+    or, below the two a federation needs, a larger file alone.
+
+    Why: the advice was "lower the number of branches or use a larger file" whatever the
+    count, so a file too small for 2 branches (the fewest a federation has) was told to
+    lower it, and one that could serve 11 of 12 did not say so (hostile review,
+    2026-12-06)."""
+    if most >= 2:
+        return f"lower the number of branches to {most} at the most, or use a larger file"
+    return "use a larger file (fewer branches cannot help: a federation needs 2 at the least)"
 
 
 def partition(
@@ -794,10 +809,16 @@ def _require_negatives(negatives: int, branches: int, min_negatives: int, unit: 
     detail = ""
     if min_negatives == MIN_TRAIN_NEGATIVES + MIN_TEST_NEGATIVES:
         detail = f" ({MIN_TRAIN_NEGATIVES} for training, {MIN_TEST_NEGATIVES} for testing)"
+    most = negatives // min_negatives
+    way_out = (
+        f"lower the number of branches to {most} at the most, or use a file where fraud is rarer"
+        if most >= 2  # see _fewer: 2 branches are the fewest a federation has
+        else "use a file where fraud is rarer (fewer branches cannot help: a federation "
+        "needs 2 at the least)"
+    )
     raise ConfigurationError(
         f"{negatives} legitimate {unit}{'s' if negatives != 1 else ''} cannot give "
-        f"{branches} branches at least {min_negatives} each{detail}: lower the number of "
-        "branches or use a file where fraud is rarer"
+        f"{branches} branches at least {min_negatives} each{detail}: {way_out}"
     )
 
 

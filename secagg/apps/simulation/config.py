@@ -1268,12 +1268,19 @@ def check_branch_data(
             f"{config.path or 'the data'}: the label {label!r} has no positive (fraud) row "
             "in any training set: there is nothing to learn"
         )
+    total_rows = sum(rows for _, rows, _, _ in branches)
+    total_frauds = sum(frauds for _, _, frauds, _ in branches)
     for name, rows, _, _ in branches:
         _require(
             rows >= MIN_TRAIN_ROWS,
             f"{name} gets {rows} training row{'s' if rows != 1 else ''} from the "
             f"{config.partition if csv else 'synthetic'} split; at least {MIN_TRAIN_ROWS} "
-            f"are needed: {hint}",
+            "are needed: "
+            + (
+                _no_split_helps(total_rows, MIN_TRAIN_ROWS, "training rows", len(branches))
+                if csv and total_rows < MIN_TRAIN_ROWS * len(branches)
+                else hint
+            ),
         )
     no_train, no_test = [], []
     for name, rows, frauds, test_frauds in branches:
@@ -1281,7 +1288,12 @@ def check_branch_data(
             _require(
                 not csv,
                 f"{name}'s training set ({rows} rows) has no fraud (label 1) row after the "
-                f"{config.partition} split: {hint}",
+                f"{config.partition} split: "
+                + (
+                    _no_split_helps(total_frauds, 1, "training frauds", len(branches))
+                    if total_frauds < len(branches)
+                    else hint
+                ),
             )
             no_train.append(
                 f"{name}'s training set ({rows} rows) has no fraud: its local-only baseline "
@@ -1307,6 +1319,28 @@ def check_branch_data(
         *_folded(no_train, len(branches), "training sets hold no fraud", train_why),
         *_folded(no_test, len(branches), "test sets hold no fraud", test_why),
     ]
+
+
+def _no_split_helps(total: int, each: int, what: str, branches: int) -> str:
+    """The advice of :func:`check_branch_data` when the branches' ``total`` (training rows,
+    or training frauds) is below ``each`` for every branch: no partition, alpha or seed can
+    give every branch its ``each``, only fewer branches or a larger file can.
+
+    Why: a customer-level file of 16 training rows for 2 branches was told "use
+    --partition iid, a larger --alpha or fewer --branches", and a user trying iid and
+    every alpha got the same refusal each time (hostile review, 2026-12-06)."""
+    most = total // each
+    way_out = (
+        f"use at most {most} {key('branches')} or a larger file"
+        if most >= 2  # a federation has two branches at the least
+        else f"nor fewer {key('branches')} (2 at the least): use a larger file"
+    )
+    return (
+        f"the {branches} branches' {what} number {total} in all, too few for {each} "
+        f"each, so no split ({key('partition')}, {key('alpha')}) can help"
+        + (": " if most >= 2 else ", ")
+        + way_out
+    )
 
 
 #: more notes of one kind than this are folded into one line (see :func:`_folded`)

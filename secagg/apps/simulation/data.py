@@ -356,10 +356,16 @@ def split_units(
         return split(max(least.min_rows, needed))
     if unit == "customer":  # a customer's several rows may still make up the count
         return splits
+    most = unit_labels.size // needed
+    way_out = (
+        f"use at most {most} {key('branches')} or a larger file"
+        if most >= 2  # the fewest branches a federation has
+        else f"use a larger file (fewer {key('branches')} cannot help: 2 at the least)"
+    )
     raise ConfigurationError(
         f"{unit_labels.size} rows cannot give {config.branches} branches the {needed} "
         f"each that {MIN_TRAIN_ROWS} training rows need (a {round(100 * TEST_FRACTION)} % "
-        f"test set and its frauds): use fewer {key('branches')} or a larger file"
+        f"test set and its frauds): {way_out}"
     )
 
 

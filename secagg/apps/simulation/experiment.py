@@ -82,6 +82,12 @@ class ExperimentResult:
     #: seed -> this run's epsilon alone, when it differs in kind from ``epsilons`` (a
     #: prior from a file whose cost is composed in); empty otherwise
     epsilons_this_run: dict[int, float | None] = field(default_factory=dict)
+    #: seed -> setting -> that setting's own epsilon, as the seed's table prints it (prior
+    #: only, local-only, federated; a setting that claims none is left out). Why: the
+    #: "ε per run" line is the federation's, and local-only's may differ (record-level
+    #: distributed DP: each branch adds all the noise alone, calibrated at another
+    #: accountant; a noise multiplier instead of a target)
+    setting_epsilons: dict[int, dict[str, float]] = field(default_factory=dict)
     total_seconds: float = 0.0
     #: seeds whose federation completed no round (its model is untrained: no figures)
     untrained_seeds: list[int] = field(default_factory=list)
@@ -327,6 +333,11 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
     if fed_setting.get("above_target"):
         result.above_target.append(seed)
     result.epsilons[seed] = fed_setting.get("epsilon")
+    result.setting_epsilons[seed] = {
+        name: float(value["epsilon"])
+        for name, value in run.settings.items()
+        if value.get("epsilon") is not None and math.isfinite(float(value["epsilon"]))
+    }
     if "epsilon_this_run" in fed_setting:
         result.epsilons_this_run[seed] = fed_setting["epsilon_this_run"]
 
@@ -350,6 +361,7 @@ def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
         "ratios": result.ratios,
         "verdicts": result.verdicts,
         "epsilons": result.epsilons,
+        "setting_epsilons": result.setting_epsilons,
         "above_target": result.above_target,
         "notes": result.notes,
         "advisories": result.advisories,
@@ -477,7 +489,30 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
             + ": basic composition (ε's add, δ's add)"
             + _target_text(result)
         )
-    return lines + _seed_lines(result)
+    return lines + _setting_epsilon_lines(result) + _seed_lines(result)
+
+
+def _setting_epsilon_lines(result: ExperimentResult) -> list[str]:
+    """Each private setting's own ε (the most over seeds, rounded up), when local-only's
+    differs from the federation's the "ε per run" line states; else nothing.
+
+    Why: that line took the federated setting's ε alone, so with ``--unit record
+    --mechanism distributed`` experiment.md said "ε per run: at most 2.980" while every
+    seed's local-only models (each branch noising its own gradient descent, calibrated
+    by another accountant) had spent 3.000, as each seed's own table printed."""
+    worst: dict[str, float] = {}
+    for per_setting in result.setting_epsilons.values():
+        for name, value in per_setting.items():
+            worst[name] = max(value, worst.get(name, -math.inf))
+    federated = next((v for k, v in worst.items() if k.startswith("federated")), None)
+    local = worst.get("local-only")
+    if federated is None or local is None or shown(local, 3) == shown(federated, 3):
+        return []
+    listed = ", ".join(f"{name} {shown(value, 3)}" for name, value in worst.items())
+    return [
+        f"- ε per setting (each setting's own models, the most over seeds): {listed}; "
+        "local-only's differs from the federation's above"
+    ]
 
 
 def _summary_cell(summary: Any) -> str:

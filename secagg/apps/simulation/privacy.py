@@ -46,7 +46,12 @@ def privacy_parameters(
             # the cap applies only to customers' rows: a file without a customer column
             # clips every row on its own (None, as DP-SGD's record-level report says)
             "max_rows": config.max_rows_per_customer if config.has_customers else None,
-            "rounds": config.rounds,
+            # the rounds the accountant charged (those released), which with z and the
+            # shares give the ε; the planned count beside it. Why: "rounds" was the
+            # planned count, so a run with 1 released round of 3 printed "rounds 3"
+            # beside an ε that is one round's (hostile review, 2026-12-06)
+            "rounds": _released_rounds(run),
+            "rounds_planned": config.rounds,
             "expected_clients": expected_cohort(config),
             "honest_shares": honest_shares(config),
             **_charged_shares(run),
@@ -101,6 +106,14 @@ def privacy_parameters(
         if dp.mechanism == "distributed":
             out["server"].update(honest_shares=honest_shares(config), **_charged_shares(run))
     return out
+
+
+def _released_rounds(run: FederationRun) -> int:
+    """The rounds a federation released: those its distributed accountant charged (one
+    honest-share count each), else the completed rounds of its log."""
+    if run.noise_shares is not None:
+        return len(run.noise_shares)
+    return sum(row.get("status") == "complete" for row in run.rounds)
 
 
 def _charged_shares(run: FederationRun) -> dict[str, Any]:

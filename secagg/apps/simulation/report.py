@@ -1258,9 +1258,23 @@ def _noise_once_rows(server: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {unit} | {'-' if customers is None else customers} | {_up(server['clip'])} | "
         f"{_up(server['record_clip'], 4)} | {_down(server['noise_multiplier'], 4)} | "
-        f"{_shares_cells(server)} | {server.get('rounds', '-')} | {_up(server['delta'])} | "
+        f"{_shares_cells(server)} | {_rounds_cell(server)} | {_up(server['delta'])} | "
         f"{server['accountant']} | {'-' if budget is None else f'ε ≤ {_up(budget)}'} |",
     ]
+
+
+def _rounds_cell(server: dict[str, Any]) -> str:
+    """The rounds the ε is accounted over (the released ones), and the planned count when
+    fewer were released: the column read the planned count beside the ε of fewer rounds,
+    which an auditor recomputing it from z, the shares and the rounds could not match
+    (a run folder from before 2026-12-06 records the planned count alone)."""
+    rounds = server.get("rounds")
+    planned = server.get("rounds_planned")
+    if rounds is None:
+        return "-"
+    if planned is not None and planned != rounds:
+        return f"{rounds} released of {planned} planned"
+    return str(rounds)
 
 
 #: how the distributed mechanism's noise is sized and its epsilon accounted

@@ -320,7 +320,7 @@ def test_the_reviewers_credit_card_case(seed: int) -> None:
         branch_minimums(units, frauds, 12)
     assert str(refused.value) == (
         "44 fraud rows cannot give 12 branches at least 4 each (2 for training, 2 for "
-        "testing): lower the number of branches or use a larger file"
+        "testing): lower the number of branches to 11 at the most, or use a larger file"
     )
 
 

@@ -66,5 +66,25 @@ def test_too_few_legitimate_rows_for_the_branches_is_one_refusal(tmp_path: Path)
         runner.load_branches(config)
     assert str(refused.value) == (
         "25 legitimate rows cannot give 8 branches at least 4 each (2 for training, 2 for "
-        "testing): lower the number of branches or use a file where fraud is rarer"
+        "testing): lower the number of branches to 6 at the most, or use a file where fraud "
+        "is rarer"
+    )
+
+
+def test_too_few_legitimate_rows_for_two_branches_is_not_told_to_lower_them(
+    tmp_path: Path,
+) -> None:
+    """The same refusal at 2 branches, the fewest a federation has: a file with 6
+    legitimate rows was told to lower the number of branches (hostile review,
+    2026-12-06)."""
+    path = _csv(tmp_path / "mostly_fraud.csv", rows=16, frauds=10, seed=0)
+    config = SimulationConfig(
+        source="csv", path=str(path), label="fraud", branches=2, max_fraud_share=0.7
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        runner.load_branches(config)
+    assert str(refused.value) == (
+        "6 legitimate rows cannot give 2 branches at least 4 each (2 for training, 2 for "
+        "testing): use a file where fraud is rarer (fewer branches cannot help: a "
+        "federation needs 2 at the least)"
     )

@@ -63,7 +63,7 @@ def test_a_file_too_small_for_the_branches_is_one_line_naming_the_flag(tmp_path:
         runner.load_branches(config)
     assert str(refused.value) == (
         "100 rows cannot give 8 branches the 15 each that 10 training rows need (a 30 % "
-        "test set and its frauds): use fewer simulation.branches or a larger file"
+        "test set and its frauds): use at most 6 simulation.branches or a larger file"
     )
 
 
