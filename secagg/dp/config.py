@@ -28,12 +28,15 @@ import numbers
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from secagg.dp._checks import _count, _delta, _positive
 from secagg.dp.adaptive import MAX_CLIP_LEARNING_RATE
 from secagg.dp.display import shown
 from secagg.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from secagg.dp.distributed import DistributedDiscreteGaussian
 
 
 def _require(condition: bool, message: str) -> None:
@@ -72,8 +75,19 @@ class ClientLevelCost:
     rounds: int
     relative_noise_on_mean: float  # noise std / clip, per coordinate, on the mean update
     noise_to_signal: float | None  # noise norm / largest possible signal norm (needs d)
+    #: distributed DP: the worst epsilon of a run in which up to ``tolerated_dropouts``
+    #: of each round's expected clients drop out (their noise shares with them); None
+    #: or equal to ``epsilon`` where dropouts cost nothing more (central DP, or a
+    #: tolerance below one client)
+    epsilon_with_dropouts: float | None = None
+    tolerated_dropouts: int = 0
 
     def describe(self) -> str:
+        """The warning's text. Why both epsilons: each distributed round is charged at
+        the honest shares it kept, so a run within the tolerated dropouts can spend
+        more than one with every share present; stating only the latter understated
+        what the federation agreed to (review, 2026-12-06: "plan spends epsilon =
+        2.03" before a run that signed 2.980)."""
         text = (
             f"client-level DP with {self.expected_clients:g} expected clients per round: noise "
             # noise down, epsilon and delta up: the side a reader may rely on
@@ -83,6 +97,15 @@ class ClientLevelCost:
             f"(delta = {shown(self.delta, 6, significant=True)}) over {self.rounds} "
             + ("round" if self.rounds == 1 else "rounds")
         )
+        worse = self.epsilon_with_dropouts
+        if self.tolerated_dropouts > 0 and worse is not None and worse != self.epsilon:
+            text += (
+                " with every noise share present, and up to epsilon = "
+                f"{shown(worse, 3, significant=True)} if each round loses up to "
+                f"{self.tolerated_dropouts} of {round(self.expected_clients)} expected clients, "
+                "the dropouts the backend tolerates (a round is charged at the noise shares "
+                "it kept)"
+            )
         if self.noise_to_signal is not None:
             text += (
                 "; the noise vector is "
@@ -102,11 +125,15 @@ def client_level_cost(
     dimension: int | None = None,
     accountant: str = "pld",
     epsilon: float | None = None,
+    epsilon_with_dropouts: float | None = None,
+    tolerated_dropouts: int = 0,
 ) -> ClientLevelCost:
     """The accuracy and privacy cost of client-level DP-FedAvg for a plan.
 
     ``epsilon`` overrides the central DP-FedAvg figure (the distributed
-    mechanism's own bound is larger; :class:`DPConfig` passes it).
+    mechanism's own bound is larger; :class:`DPConfig` passes it), and
+    ``epsilon_with_dropouts`` is the distributed mechanism's worst figure when up to
+    ``tolerated_dropouts`` of the expected clients drop out of each round.
     """
     if num_clients < 1:
         raise ConfigurationError("num_clients must be at least 1")
@@ -120,7 +147,17 @@ def client_level_cost(
         )
     relative = noise_multiplier / expected
     ratio = None if dimension is None else noise_multiplier * math.sqrt(dimension) / expected
-    return ClientLevelCost(expected, noise_multiplier, eps, delta, rounds, relative, ratio)
+    return ClientLevelCost(
+        expected,
+        noise_multiplier,
+        eps,
+        delta,
+        rounds,
+        relative,
+        ratio,
+        epsilon_with_dropouts=epsilon_with_dropouts,
+        tolerated_dropouts=tolerated_dropouts,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,6 +188,10 @@ class DPConfig:
     #: distributed: the colluders whose noise shares the accountant discounts
     #: (:func:`secagg.dp.distributed.assumed_colluders`), so the plan matches the rounds
     corrupt_fraction: float = 0.0
+    #: distributed: the fraction of each round's cohort whose dropping the federation
+    #: tolerates (``backend.dropout_fraction``): their noise shares leave with them, so
+    #: the plan also states the epsilon of a run that loses them
+    dropout_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_fields()
@@ -220,6 +261,13 @@ class DPConfig:
             or not 0 <= fraction < 1
         ):
             raise ConfigurationError(f"corrupt_fraction must lie in [0, 1), not {fraction!r}")
+        dropout = self.dropout_fraction
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, numbers.Real)
+            or not 0 <= dropout < 1
+        ):
+            raise ConfigurationError(f"dropout_fraction must lie in [0, 1), not {dropout!r}")
 
     @property
     def expected_clients(self) -> float:
@@ -227,6 +275,7 @@ class DPConfig:
         return self.sample_rate * self.num_clients
 
     def client_level_cost(self) -> ClientLevelCost:
+        distributed = self.mechanism == "distributed"
         return client_level_cost(
             num_clients=self.num_clients,
             sample_rate=self.sample_rate,
@@ -236,6 +285,59 @@ class DPConfig:
             dimension=self.dimension,
             accountant=self.accountant,
             epsilon=self.planned_epsilon(),
+            epsilon_with_dropouts=self.planned_epsilon_with_dropouts() if distributed else None,
+            tolerated_dropouts=self._tolerated_dropouts() if distributed else 0,
+        )
+
+    def _expected_cohort(self) -> int:
+        """The expected cohort as a count: the distributed mechanism's public denominator."""
+        return max(1, round(self.expected_clients))
+
+    def _tolerated_dropouts(self) -> int:
+        """The clients of the expected cohort whose dropping the protocol tolerates
+        (its threshold is ``ceil((1 - dropout_fraction) n)``, so ``floor(fraction n)``)."""
+        return math.floor(self.dropout_fraction * self._expected_cohort())
+
+    def _ddg(self) -> DistributedDiscreteGaussian:
+        from secagg.dp.distributed import DistributedDiscreteGaussian
+
+        assert self.dimension is not None
+        return DistributedDiscreteGaussian(
+            dimension=self.dimension,
+            clip=self.clip,
+            noise_multiplier=self.noise_multiplier,
+            expected_clients=self._expected_cohort(),
+            bits=self.bits,
+        )
+
+    def planned_epsilon_with_dropouts(self) -> float:
+        """Epsilon after the planned rounds when up to ``dropout_fraction`` of each
+        round's expected cohort drops out: the most a run within the tolerance is charged.
+
+        Distributed: every round keeps between the planned honest shares less the
+        tolerated dropouts (:func:`~secagg.dp.distributed.planned_honest_shares`, the
+        count the simulator sizes the noise for) and all of them, and the accountant
+        charges each round the worst per-round bound of the counts the rounds had; the
+        bound is not monotone in the count, so this is the worst over that whole range
+        (:func:`~secagg.dp.ddg_accounting.ddg_epsilon`). Central: the server adds the
+        whole noise, so a dropout takes away signal, not noise, and this is
+        :meth:`planned_epsilon`.
+        """
+        if self.mechanism != "distributed":
+            return self.planned_epsilon()
+        from secagg.dp.distributed import planned_honest_shares
+
+        cohort = self._expected_cohort()
+        most = planned_honest_shares(cohort, self.corrupt_fraction, population=self.num_clients)
+        fewest = planned_honest_shares(
+            cohort, self.corrupt_fraction, self.dropout_fraction, population=self.num_clients
+        )
+        return self._ddg().epsilon(
+            noise_contributors=range(fewest, most + 1),
+            # the (untrusted) server draws the cohort: no amplification by sampling
+            sample_rate=1.0,
+            rounds=self.rounds,
+            delta=self.delta,
         )
 
     def planned_epsilon(self) -> float:
@@ -247,25 +349,17 @@ class DPConfig:
         Distributed: the distributed discrete Gaussian's RDP bound for the
         planned cohort less its assumed colluders, at sample rate 1 (the untrusted
         server draws the cohort), which is larger (rounding, the sum of discrete
-        Gaussians); dropouts raise it further, and the runtime reports that honest
-        figure round by round.
+        Gaussians); dropouts raise it further (:meth:`planned_epsilon_with_dropouts`
+        within the tolerated fraction), and the runtime reports that honest figure
+        round by round.
         """
         if self.mechanism == "distributed":
-            from secagg.dp.distributed import DistributedDiscreteGaussian, planned_honest_shares
+            from secagg.dp.distributed import planned_honest_shares
 
-            assert self.dimension is not None
-            expected = max(1, round(self.expected_clients))
             honest = planned_honest_shares(
-                expected, self.corrupt_fraction, population=self.num_clients
+                self._expected_cohort(), self.corrupt_fraction, population=self.num_clients
             )
-            mechanism = DistributedDiscreteGaussian(
-                dimension=self.dimension,
-                clip=self.clip,
-                noise_multiplier=self.noise_multiplier,
-                expected_clients=expected,
-                bits=self.bits,
-            )
-            return mechanism.epsilon(
+            return self._ddg().epsilon(
                 noise_contributors=honest,
                 # the (untrusted) server draws the cohort: no amplification by sampling
                 sample_rate=1.0,
@@ -486,8 +580,12 @@ class DPSettings:
         dimension: int,
         bits: int,
         corrupt_fraction: float = 0.0,
+        dropout_fraction: float = 0.0,
     ) -> DPConfig | None:
-        """The client-level plan (warns with its cost); None for record level or z = 0."""
+        """The client-level plan (warns with its cost); None for record level or z = 0.
+
+        ``dropout_fraction``: the backend's tolerated dropouts, whose noise shares a
+        distributed round loses; the warning states the epsilon with them gone too."""
         if self.unit != PrivacyUnit.CLIENT or self.noise_multiplier <= 0:
             return None
         return DPConfig(
@@ -504,4 +602,5 @@ class DPSettings:
             dimension=dimension,
             bits=bits,
             corrupt_fraction=corrupt_fraction,
+            dropout_fraction=dropout_fraction,
         )

@@ -780,6 +780,8 @@ class FederationConfig:
                 dimension=self.dimension,
                 bits=self.backend.bits,
                 corrupt_fraction=self.backend.corrupt_fraction,
+                # the plan states the epsilon of a run that loses these too
+                dropout_fraction=self.backend.dropout_fraction,
             )
         except ConfigurationError:
             raise
