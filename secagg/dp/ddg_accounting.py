@@ -215,6 +215,51 @@ def ddg_round_rdp(
     return _ddg_round_rdp(l2, l1, sigma, count, d, 1.0)
 
 
+def ddg_epsilon_within(
+    *,
+    l2_sensitivity: float,
+    l1_sensitivity: float | None,
+    local_stddev: float,
+    fewest: int,
+    most: int,
+    dimension: int,
+    sample_rate: float,
+    rounds: int,
+    delta: float,
+) -> float:
+    """An upper bound on :func:`ddg_epsilon` of ``rounds`` rounds whose honest share
+    counts are any within ``[fewest, most]``: what a plan can promise before it knows
+    how many shares each round keeps. Equal to it when ``fewest == most``.
+
+    Why not :func:`ddg_epsilon` of every count in the range: each count's ``tau``
+    costs a sum over the count, so 10 % of 100 000 clients cost 10^9 terms at a
+    server's start. Each per-round term increases in the sensitivity over the sum's
+    std, largest at the fewest shares, and in ``tau``, largest at the most; both
+    taken at once bound every count's curve from above, order by order, and cost two
+    counts. Where ``tau`` vanishes (a local std of 2 or more in integer units) this is
+    the fewest count's figure. Arguments as :func:`ddg_epsilon`'s."""
+    low = _count("fewest", fewest, 1)
+    high = _count("most", most, low)
+    # validates every argument, and is the answer when the range holds one count
+    least = ddg_epsilon(
+        l2_sensitivity=l2_sensitivity,
+        l1_sensitivity=l1_sensitivity,
+        local_stddev=local_stddev,
+        noise_contributors=low,
+        dimension=dimension,
+        sample_rate=sample_rate,
+        rounds=rounds,
+        delta=delta,
+    )
+    if low == high or rounds == 0:
+        return least
+    l2, sigma, d = float(l2_sensitivity), float(local_stddev), int(dimension)
+    l1 = l2 * min(math.sqrt(d), l2) if l1_sensitivity is None else float(l1_sensitivity)
+    scale = math.sqrt(low) * sigma
+    curve = _ddg_curve(l2 / scale, l1 / scale, _ddg_tau(sigma, high), d, float(sample_rate))
+    return rdp_epsilon([int(rounds) * value for value in curve], delta)
+
+
 def rdp_epsilon(rdp_values: Iterable[float], delta: float) -> float:
     """Epsilon at ``delta`` of an RDP curve at :data:`DDG_ORDERS` (dp_accounting's
     conversion, the one :func:`ddg_epsilon` uses); 0 for the curve of no round."""
@@ -268,7 +313,13 @@ def _ddg_round_rdp(
     (reliability review D7)."""
     tau = _ddg_tau(sigma, n)
     scale = math.sqrt(n) * sigma
-    l2s, l1s = l2 / scale, l1 / scale
+    return _ddg_curve(l2 / scale, l1 / scale, tau, d, q)
+
+
+def _ddg_curve(l2s: float, l1s: float, tau: float, d: int, q: float) -> tuple[float, ...]:
+    """The per-round RDP at :data:`DDG_ORDERS` of sensitivities already divided by the
+    sum's std (``l2s``, ``l1s``) and the distance term ``tau``; every term increases
+    in each of the three, which :func:`ddg_epsilon_within` relies on."""
 
     @cache
     def per_round(a: int) -> float:

@@ -733,6 +733,26 @@ class DistributedDiscreteGaussian:
             delta=delta,
         )
 
+    def epsilon_within(
+        self, *, fewest: int, most: int, sample_rate: float, rounds: int, delta: float
+    ) -> float:
+        """An upper bound on :meth:`epsilon` of rounds that each keep between ``fewest``
+        and ``most`` honest shares (:func:`~secagg.dp.ddg_accounting.ddg_epsilon_within`):
+        a plan's figure for a run within its tolerated dropouts."""
+        from secagg.dp.ddg_accounting import ddg_epsilon_within
+
+        return ddg_epsilon_within(
+            l2_sensitivity=self.sensitivity,
+            l1_sensitivity=self.l1_sensitivity,
+            local_stddev=float(self.local_sigma),
+            fewest=fewest,
+            most=most,
+            dimension=self.padded,
+            sample_rate=sample_rate,
+            rounds=rounds,
+            delta=delta,
+        )
+
 
 @dataclass(frozen=True)
 class NoiseShareRound:

@@ -17,6 +17,8 @@ import re
 import warnings
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secagg.dp.config import ClientLevelCost, DPConfig, PrivacyCostWarning
 from secagg.dp.distributed import DistributedDiscreteGaussian, planned_honest_shares
@@ -31,7 +33,9 @@ def _figures(text: str) -> list[float]:
     return [float(value) for value in re.findall(r"epsilon = ([0-9.e+-]+)", text)]
 
 
-def _plan(clients: int, dropout: float, mechanism: str = "distributed") -> tuple[DPConfig, str]:
+def _plan(
+    clients: int, dropout: float, mechanism: str = "distributed", delta: float = DELTA
+) -> tuple[DPConfig, str]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         config = DPConfig(
@@ -39,7 +43,7 @@ def _plan(clients: int, dropout: float, mechanism: str = "distributed") -> tuple
             mechanism=mechanism,
             noise_multiplier=1.0,
             clip=1.0,
-            delta=DELTA,
+            delta=delta,
             num_clients=clients,
             rounds=ROUNDS,
             dimension=DIMENSION,
@@ -124,3 +128,58 @@ def test_the_worse_figure_is_rounded_up() -> None:
     )
     text = cost.describe()
     assert "epsilon = 2.04" in text and "epsilon = 2.98" in text, text
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    fewest=st.integers(1, 30),
+    extra=st.integers(0, 30),
+    # small local stds make tau (which grows with the count) matter: the bound is
+    # then not the fewest count's, and the envelope must still cover every count
+    local_stddev=st.floats(0.2, 3.0),
+    l2=st.floats(1.0, 50.0),  # integer domain: L1 >= L2 needs L2 >= 1
+    dimension=st.integers(1, 4096),
+    rounds=st.integers(1, 20),
+)
+def test_the_envelope_covers_every_count_in_the_range(
+    fewest: int, extra: int, local_stddev: float, l2: float, dimension: int, rounds: int
+) -> None:
+    from secagg.dp.ddg_accounting import ddg_epsilon, ddg_epsilon_within
+
+    common = {
+        "l2_sensitivity": l2,
+        "l1_sensitivity": None,
+        "local_stddev": local_stddev,
+        "dimension": dimension,
+        "sample_rate": 1.0,
+        "rounds": rounds,
+        "delta": DELTA,
+    }
+    most = fewest + extra
+    every = ddg_epsilon(noise_contributors=range(fewest, most + 1), **common)
+    bound = ddg_epsilon_within(fewest=fewest, most=most, **common)
+    assert bound >= every
+    if extra == 0:
+        assert bound == ddg_epsilon(noise_contributors=fewest, **common)
+
+
+def test_the_plan_of_a_large_federation_stays_cheap() -> None:
+    """10 % of 100 000 clients: every count's own tau was 10^9 terms at a server's start."""
+    import time
+
+    config = DPConfig(
+        unit="client",
+        mechanism="distributed",
+        noise_multiplier=1.0,
+        clip=1.0,
+        delta=1e-7,
+        num_clients=100_000,
+        rounds=ROUNDS,
+        dimension=DIMENSION,
+        corrupt_fraction=CORRUPT,
+        dropout_fraction=0.10,
+    )
+    started = time.monotonic()
+    worst = config.planned_epsilon_with_dropouts()
+    assert time.monotonic() - started < 60  # generous: two counts' tau, not 10 000
+    assert worst >= config.planned_epsilon()
