@@ -63,3 +63,24 @@ def test_the_plan_warning_is_not_below_a_run_within_the_tolerated_dropouts() -> 
         ).epsilon
     assert warned >= signed, (texts[0], signed)
     assert "1 of 4" in texts[0], texts[0]
+
+
+def test_a_central_round_is_not_charged_more_for_its_dropouts() -> None:
+    """Why the central plan keeps one figure: the server adds the whole noise, so a
+    round that loses a client is charged what a full one is."""
+    data = {
+        "federation": {"name": "plan", "clients": NAMES, "dimension": DIMENSION, "rounds": 2},
+        "sampling": {"kind": "poisson", "rate": 1.0},
+        "backend": {"name": "secagg+", "value_bound": 1.0, "dropout_fraction": 0.25},
+        "dp": {"mechanism": "central", "clip": 1.0, "noise_multiplier": 1.0},
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = FederationConfig.from_dict(data)
+        config.plan_privacy()
+        mechanism = config.mechanism(seed=b"plan-dropouts-16")
+    texts = [str(w.message) for w in caught if issubclass(w.category, PrivacyCostWarning)]
+    assert texts and all(len(re.findall(r"epsilon = ", text)) == 1 for text in texts), texts
+    full = mechanism.epsilon_after_next(contributors=4, participants=4)
+    short = mechanism.epsilon_after_next(contributors=3, participants=4)
+    assert short == full
