@@ -875,7 +875,8 @@ def _print_audit(r: EmpiricalAudit, *, backend: str, branches: int, claimed: boo
         click.echo(f"  claimed epsilon                 {shown(r.claimed_epsilon, 3)}")
     click.echo(
         f"  Gaussian-model estimate         {shown(r.epsilon_estimate, 3)}  "
-        f"(mu = {shown(r.mu_estimate, 3)}; a point estimate, not a bound)"
+        f"(mu = {shown(r.mu_estimate, 3)}; Andrew et al.'s two-Gaussian fit of the inserted "
+        "cosines: a point estimate, not a bound)"
     )
     if r.null_check_p < 1e-3:
         click.echo(
