@@ -100,6 +100,8 @@ _ROW_IN_TABLE = {
 _SERVER_STATE_TABLES = frozenset({"clients", "rounds", "checkpoints"})
 #: the first 16 bytes of every SQLite 3 database file
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: the header's file format write and read versions: both 2 in a database in WAL mode
+_WAL_VERSION_BYTES = slice(18, 20)
 
 
 def _plain(value: Any) -> Any:
@@ -625,9 +627,10 @@ def not_a_ledger(path: Path) -> str | None:
     ledger failed: it asks this rather than reading the whole chain again."""
     try:
         with path.open("rb") as file:
-            magic = file.read(len(_SQLITE_MAGIC))
+            header = file.read(_WAL_VERSION_BYTES.stop)
     except OSError:
         return None  # unreadable: the read that failed says why
+    magic = header[: len(_SQLITE_MAGIC)]
     if not magic:
         what = "an empty file"
     elif magic != _SQLITE_MAGIC:
@@ -644,6 +647,13 @@ def not_a_ledger(path: Path) -> str | None:
         elif tables:
             listed = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
             what = f"an SQLite database without the ledger's tables (tables {listed})"
+        elif header[_WAL_VERSION_BYTES] == b"\x02\x02":
+            # a ledger's open sets WAL before anything else, and its tables, key and head
+            # are one transaction: a process killed while creating a ledger leaves this
+            what = (
+                "an SQLite database without tables (in WAL mode: what a process killed "
+                "while creating a ledger leaves; no round was ever recorded in it)"
+            )
         else:
             what = "an SQLite database without tables"
     beside = Path(str(path) + ".ledger")

@@ -86,8 +86,13 @@ def test_a_ledger_killed_while_created_holds_no_table_and_opens_again(
     path = tmp_path / "run.ledger"
     _killed_while_creating(path, statement)
     assert _tables(path) == set()  # nothing of the creation was committed
-    with pytest.raises(NotALedger, match="an SQLite database without tables"):
+    with pytest.raises(NotALedger) as caught:
         read_chain(path)
+    assert str(caught.value) == (
+        f"{path} is not a privacy ledger: it is an SQLite database without tables (in WAL "
+        "mode: what a process killed while creating a ledger leaves; no round was ever "
+        "recorded in it)"
+    )
     key = LedgerKey.generate()
     ledger = Ledger(path, key)  # build_server(ledger_path=...)'s open: no leftover to cope with
     ledger.append({"round": 1, "status": "complete"})
