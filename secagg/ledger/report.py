@@ -60,10 +60,17 @@ def _cell(value: Any) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
+#: what a verifier's sentence may not hold unescaped: raw HTML (``<``), an entity
+#: (``&``), a link (``[``), a code span and the escape itself; its own ``>``, ``]`` and
+#: ``|`` (``a number > 0``, ``(0, 1]``) are plain text outside a table and a tag
+_SENTENCE_SPECIAL = re.compile(r"([\\`\[<&])")
+
+
 def _text(value: str) -> str:
     """A verifier's sentence (a failure, a note) as report text: it quotes recorded values
-    (``unit '<img ...>'``), so it is folded onto one line and escaped like a cell, whole."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(value.split()))
+    (``unit '<img ...>'``), so it is folded onto one line and what could be markup in
+    it escaped, whole."""
+    return _SENTENCE_SPECIAL.sub(r"\\\1", " ".join(value.split()))
 
 
 def _code(value: Any) -> str:
