@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL,
     signature TEXT NOT NULL);
 """
-
+#: :data:`SCHEMA` one statement at a time, for :class:`Ledger` to run in its transaction
+_SCHEMA_STATEMENTS = tuple(s for s in SCHEMA.split(";") if s.strip())
 
 #: how long an append waits for a lock (sqlite3's default, restored after each checkpoint)
 BUSY_TIMEOUT_MS = 5000
@@ -87,12 +88,20 @@ class NotALedger(ConfigurationError):
 
 #: the tables every ledger holds (:data:`SCHEMA`): a file with none of them is no ledger
 _LEDGER_TABLES = frozenset({"ledger_meta", "ledger", "ledger_head"})
+#: the query that finds a row in each ledger table (fixed text: no name from the file)
+_ROW_IN_TABLE = {
+    "ledger_meta": "SELECT 1 FROM ledger_meta LIMIT 1",
+    "ledger": "SELECT 1 FROM ledger LIMIT 1",
+    "ledger_head": "SELECT 1 FROM ledger_head LIMIT 1",
+}
 #: the tables of the server's state database (``secagg.runtime.store.SCHEMA``, which this
 #: layer may not import; tests/ledger/test_not_a_ledger.py holds the two equal): the
 #: file an operator most often names by mistake, its ledger being ``<state>.ledger``
 _SERVER_STATE_TABLES = frozenset({"clients", "rounds", "checkpoints"})
 #: the first 16 bytes of every SQLite 3 database file
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: the header's file format write and read versions: both 2 in a database in WAL mode
+_WAL_VERSION_BYTES = slice(18, 20)
 
 
 def _plain(value: Any) -> Any:
@@ -282,13 +291,18 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=FULL")
         # a WAL reset by a checkpoint shrinks to nothing rather than keeping old frames
         self._db.execute("PRAGMA journal_size_limit=0")
-        self._db.executescript(SCHEMA)
-        stored = self._db.execute(
-            "SELECT value FROM ledger_meta WHERE key = 'public_key'"
-        ).fetchone()
-        if stored is not None and stored[0] != key.public_key.hex():
-            raise LedgerError(f"{self.path} belongs to another ledger key")
+        # the tables, the key and the genesis head in one transaction: ``executescript``
+        # committed each CREATE TABLE on its own, so a process killed while creating the
+        # ledger left some of its tables, or all of them without a key, which the
+        # auditor's tools read as a damaged ledger (tests/ledger/test_ledger_creation_crash.py)
         with self._tx():
+            for statement in _SCHEMA_STATEMENTS:
+                self._db.execute(statement)
+            stored = self._db.execute(
+                "SELECT value FROM ledger_meta WHERE key = 'public_key'"
+            ).fetchone()
+            if stored is not None and stored[0] != key.public_key.hex():
+                raise LedgerError(f"{self.path} belongs to another ledger key")
             if stored is None:
                 self._db.execute(
                     "INSERT INTO ledger_meta VALUES ('public_key', ?)", (key.public_key.hex(),)
@@ -613,9 +627,10 @@ def not_a_ledger(path: Path) -> str | None:
     ledger failed: it asks this rather than reading the whole chain again."""
     try:
         with path.open("rb") as file:
-            magic = file.read(len(_SQLITE_MAGIC))
+            header = file.read(_WAL_VERSION_BYTES.stop)
     except OSError:
         return None  # unreadable: the read that failed says why
+    magic = header[: len(_SQLITE_MAGIC)]
     if not magic:
         what = "an empty file"
     elif magic != _SQLITE_MAGIC:
@@ -632,11 +647,49 @@ def not_a_ledger(path: Path) -> str | None:
         elif tables:
             listed = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
             what = f"an SQLite database without the ledger's tables (tables {listed})"
+        elif header[_WAL_VERSION_BYTES] == b"\x02\x02":
+            # a ledger's open sets WAL before anything else, and its tables, key and head
+            # are one transaction: a process killed while creating a ledger leaves this
+            what = (
+                "an SQLite database without tables (in WAL mode: what a process killed "
+                "while creating a ledger leaves; no round was ever recorded in it)"
+            )
         else:
             what = "an SQLite database without tables"
     beside = Path(str(path) + ".ledger")
     hint = f"; its ledger is {beside}: audit that" if beside.is_file() else ""
     return f"{path} is not a privacy ledger: it is {what}{hint}"
+
+
+def _empty_ledger_tables(db: sqlite3.Connection) -> list[str] | None:
+    """The ledger tables of ``db``, sorted, if it holds only ledger tables and every one
+    of them is empty; None otherwise (a row anywhere, or a table no ledger has)."""
+    try:
+        tables = {
+            str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if not tables or not tables <= _LEDGER_TABLES:
+            return None
+        if any(db.execute(_ROW_IN_TABLE[table]).fetchone() for table in tables):
+            return None
+        return sorted(tables)
+    finally:
+        db.close()
+
+
+def _half_created(path: Path, tables: Sequence[str]) -> LedgerError:
+    """The one-line failure of a ledger whose creation did not finish.
+
+    Why: an older version created the ledger's tables one commit at a time and stored its
+    key afterwards, so a process killed then left some tables, or all of them without a
+    key; the audit read "no such table: ledger" or "the ledger holds no valid public
+    key", which points at a damaged or forged ledger. Such a file holds nothing to
+    verify: a failure still (exit 1), saying what it is."""
+    return LedgerError(
+        f"{path} is a ledger whose creation did not finish (tables {', '.join(tables)}, all "
+        "empty): it holds no public key, no round and no signed head, so nothing in it can "
+        "be verified (a process killed while creating the ledger leaves this)"
+    )
 
 
 def _query_tables(db: sqlite3.Connection) -> tuple[Any, list[Any], list[Any]]:
@@ -690,7 +743,15 @@ def read_chain(
         wrong_file = not_a_ledger(path)
         if wrong_file is not None:
             raise NotALedger(wrong_file) from None
+        try:
+            empty_tables = _read_tables(path, _empty_ledger_tables)
+        except sqlite3.Error:
+            empty_tables = None
+        if empty_tables:
+            raise _half_created(path, empty_tables) from None
         raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
+    if meta is None and not rows and not head:  # every table, none of them written
+        raise _half_created(path, sorted(_LEDGER_TABLES))
     embedded = bytes.fromhex(meta[0]) if meta else b""
     key_source = "given" if public_key is not None else "embedded"
     key = public_key if public_key is not None else embedded

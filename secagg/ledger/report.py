@@ -40,12 +40,45 @@ def _when(value: Any) -> str:
         return "-"
 
 
+#: what a recorded value may not hold unescaped in a markdown cell or line: ``|`` ends a
+#: cell, ``\\`` would escape the escape (``\\|`` ends it too), a backtick opens a code
+#: span, ``*`` emphasis, ``[``/``]`` a link (``javascript:`` included), ``<``/``>``/``&``
+#: raw HTML and entities, which markdown viewers render (a ``<script>`` runs)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>|&])")
+#: a value shown in a code span as it is: nothing in it can end the span
+_CODE_SAFE = re.compile(r"[0-9A-Za-z+/=.:_-]*")
+
+
 def _cell(value: Any) -> str:
-    """A recorded value as one table cell: ``|`` and line breaks, which would split or
-    end the row, escaped or folded; a long value cut."""
+    """A recorded value as one table cell or a value on a fact line: line breaks folded
+    (a row cannot add lines), a long value cut, and every markdown metacharacter
+    escaped with a backslash, so it reads as written and cannot split the row, add
+    markup or carry HTML (the HTML page reads the escapes back, :func:`_html`)."""
     text = "-" if value is None else str(value)
-    text = " ".join(text.split()).replace("|", "\\|")
-    return text if len(text) <= 200 else text[:197] + "..."
+    text = " ".join(text.split())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+#: what a verifier's sentence may not hold unescaped: raw HTML (``<``), an entity
+#: (``&``), a link (``[``), a code span and the escape itself; its own ``>``, ``]`` and
+#: ``|`` (``a number > 0``, ``(0, 1]``) are plain text outside a table and a tag
+_SENTENCE_SPECIAL = re.compile(r"([\\`\[<&])")
+
+
+def _text(value: str) -> str:
+    """A verifier's sentence (a failure, a note) as report text: it quotes recorded values
+    (``unit '<img ...>'``), so it is folded onto one line and what could be markup in
+    it escaped, whole."""
+    return _SENTENCE_SPECIAL.sub(r"\\\1", " ".join(value.split()))
+
+
+def _code(value: Any) -> str:
+    """A recorded hash (a model digest, an identity) in a code span; anything that could
+    end the span (a backtick) shown escaped as plain text instead: inside a code span
+    backslashes escape nothing."""
+    text = "-" if value is None else " ".join(str(value).split())
+    return f"`{text}…`" if _CODE_SAFE.fullmatch(text) else _cell(text) + "…"
 
 
 def _prose(value: Any, default: str) -> str:
@@ -256,7 +289,11 @@ def _figure(result: AuditResult, budget: float | None = None) -> Any:
     # the delta every plotted epsilon is stated at, as on the budget line
     delta = result.claim_delta()
     top.set_ylabel("epsilon" if delta is None else f"epsilon at delta {_delta(delta)}")
-    top.set_title("Privacy budget spent")
+    top.set_title(
+        "Privacy budget spent"
+        if result.ok
+        else "Epsilon claimed by each row, as recorded: not verified (the ledger FAILED)"
+    )
     top.grid(alpha=0.3)
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     rounds = [e["round"] for e in rows]
@@ -441,7 +478,7 @@ def _branch_table(rows: list[dict[str, Any]], result: AuditResult) -> list[str]:
         history = _history(report.get("history"))
         clip = report.get("max_grad_norm")
         lines.append(
-            f"| `{_cell(identity[:12])}…` | {_cell(report.get('unit', 'record'))} | "
+            f"| {_code(identity[:12])} | {_cell(report.get('unit', 'record'))} | "
             f"{_cell(report.get('accountant', '-'))} | {_delta(report.get('delta', '-'))} | "
             f"{_values([z for z, _, _ in history], lower=True)} | "
             f"{_values([q for _, q, _ in history])} | "
@@ -632,8 +669,9 @@ def build_report(
     )
     if not result.ok:
         status = (
-            f"**FAILED**: {result.first_failure}. Every row is shown as recorded: none from "
-            "the failing row on can be trusted, nor any total or budget derived from them."
+            f"**FAILED**: {_text(str(result.first_failure))}. Every row is shown as recorded: "
+            "none from the failing row on can be trusted, nor any total or budget derived "
+            "from them."
         )
     elif public_key is None:
         status = (
@@ -675,9 +713,9 @@ def build_report(
             "(noise multiplier 0), so epsilon is infinite from it on."
         )
     if result.ok and result.amplified:  # the claim rests on what the engine no longer credits
-        status += f"\n\n**NOT PRIVATE**: {result.not_private_reasons()[-1]}."
+        status += f"\n\n**NOT PRIVATE**: {_text(result.not_private_reasons()[-1])}."
     for note in result.notes:
-        status += f"\n\nNote: {note}."
+        status += f"\n\nNote: {_text(note)}."
     if result.rebuilt:
         count = len(result.rebuilt)
         status += (
@@ -728,7 +766,20 @@ def build_report(
         else:
             accountant = _cell(dp.get("accountant", "-"))
             mechanism = _cell(dp.get("mechanism", "none"))
-        if result.dp_claimed:
+        if result.dp_claimed and not result.ok and "ABOVE THE BUDGET" not in cap:
+            # the claim as recorded, judged against nothing: "within it" beside a
+            # FAILED verdict read as a checked spend (hostile review, 2026-12-06); an
+            # overspend found (by the claim or its replay) is still said: the safe side
+            spent_line = (
+                "- budget spent: not verified (the ledger FAILED): the last row claims "
+                f"epsilon = {_eps(spent)} {_at_delta(result.claim_delta())}, as recorded"
+                + (
+                    ""
+                    if budget is None
+                    else f"; not compared with the budget of {_param_at(budget, 6, lower=True)}"
+                )
+            )
+        elif result.dp_claimed:
             spent_line = (
                 f"- budget spent: epsilon = {_eps(spent)}"
                 + (" (worst branch)" if record else "")
@@ -746,7 +797,7 @@ def build_report(
                 "an epsilon or a delta)"
             )
         lines += [
-            f"- privacy unit: {dp.get('unit', 'none')}; mechanism: {mechanism}; "
+            f"- privacy unit: {_cell(dp.get('unit', 'none'))}; mechanism: {mechanism}; "
             f"accountant: {accountant}",
             spent_line,
             "",
@@ -815,19 +866,19 @@ def build_report(
                 start
                 + middle
                 + f"{_eps(_spent(result, chained.seq, e))} | "
-                + f"`{_cell(str(e.get('model_sha256', '-'))[:16])}…` |"
+                + f"{_code(str(e.get('model_sha256', '-'))[:16])} |"
             )
         if record:
             lines += ["", "## Each branch's DP-SGD accounting", ""]
             lines += _branch_table(rows, result)
         if result.rebuilt:
             lines += ["", "## Rows rebuilt after the fact", ""]
-            lines += [f"- {line}." for line in result.rebuilt_lines()]
+            lines += [f"- {_text(line)}." for line in result.rebuilt_lines()]
     elif result.prior_rows and result.dp_claimed and result.ok:
         # no round here yet: the federation's epsilon is the prior ledger's (as verify
         # prints it), not absent; rounded up, and held to the budget like any other
         lines += [
-            f"- privacy unit: {dp.get('unit', 'none')}; mechanism: "
+            f"- privacy unit: {_cell(dp.get('unit', 'none'))}; mechanism: "
             f"{_cell(dp.get('mechanism', 'none'))}; accountant: {_cell(dp.get('accountant', '-'))}",
             f"- budget spent: epsilon = {_eps(result.prior_epsilon)} (the prior ledger's "
             f"{result.prior_rows} rows: this ledger has no round yet) "
@@ -867,6 +918,78 @@ def write_report(
     return write_report_files(out_dir, text, png)
 
 
+def _table_cells(line: str) -> list[str]:
+    """A markdown table row's cells as a markdown renderer splits them: a backslash
+    escapes the character after it, any other ``|`` ends a cell. The escapes are kept
+    (:func:`_inline_html` reads them).
+
+    Why: the page split on every ``|``, the escaped ones of a recorded value included:
+    a reason ``x | 0.001`` put ``0.001`` in the *finished* column and moved every later
+    figure one column right (hostile review, 2026-12-06)."""
+    cells: list[str] = []
+    current: list[str] = []
+    index = 0
+    body = line.strip()
+    while index < len(body):
+        char = body[index]
+        if char == "\\" and index + 1 < len(body):
+            current.append(body[index : index + 2])
+            index += 2
+            continue
+        if char == "|":
+            cells.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    cells.append("".join(current).strip())
+    # the text before the leading pipe and after the trailing one is no cell
+    return cells[1:-1] if len(cells) > 1 else cells
+
+
+def _inline_html(text: str) -> str:
+    """The report's inline markdown as HTML: ``\\X`` is the character X, ``**`` strong,
+    a backtick pair a code span (backslashes inside it are plain); every character
+    HTML-escaped. The escapes of :func:`_cell` and :func:`_prose` are read back, so the
+    page shows a recorded value as written, never as markup."""
+    out: list[str] = []
+    plain: list[str] = []
+    strong = False
+    index = 0
+
+    def flush() -> None:
+        out.append(html.escape("".join(plain)))
+        plain.clear()
+
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text) and not text[index + 1].isalnum():
+            plain.append(text[index + 1])
+            index += 2
+        elif text.startswith("**", index):
+            flush()
+            out.append("</strong>" if strong else "<strong>")
+            strong = not strong
+            index += 2
+        elif char == "`" and (end := text.find("`", index + 1)) != -1:
+            flush()
+            out.append(f"<code>{html.escape(text[index + 1 : end])}</code>")
+            index = end + 1
+        else:
+            plain.append(char)
+            index += 1
+    flush()
+    if strong:
+        out.append("</strong>")
+    return "".join(out)
+
+
+def plain_text(markdown: str) -> str:
+    """A line of the report as plain text (``report``'s terminal verdict): escapes read
+    back, ``**`` and code-span backticks dropped."""
+    return html.unescape(re.sub(r"</?(?:strong|code)>", "", _inline_html(markdown)))
+
+
 def _html(markdown: str, png: bytes | None) -> str:
     """A self-contained HTML page (the plot inlined) from the report's simple markdown."""
     body: list[str] = []
@@ -881,16 +1004,10 @@ def _html(markdown: str, png: bytes | None) -> str:
         body.append("</table>")
         table.clear()
 
-    def inline(text: str) -> str:
-        out = html.escape(text)
-        parts = out.split("**")
-        out = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
-        parts = out.split("`")
-        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
+    inline = _inline_html
     for line in markdown.splitlines():
         if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
+            cells = _table_cells(line)
             if not all(set(c) <= {"-"} for c in cells):
                 table.append([inline(c) for c in cells])
             continue

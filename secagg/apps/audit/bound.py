@@ -105,6 +105,77 @@ def gdp_epsilon(mu: float, delta: float) -> float:
     return high
 
 
+def _interval_mass(mean: float, std: float, low: float, high: float) -> float:
+    """P(low < X < high) for X ~ N(mean, std^2), from the nearer tail (no cancellation)."""
+    a, b = (low - mean) / std, (high - mean) / std
+    if a > 0:
+        return float(norm.sf(a) - norm.sf(b))
+    return float(norm.cdf(b) - norm.cdf(a))
+
+
+def _gaussian_hockey_stick(p: tuple[float, float], q: tuple[float, float], epsilon: float) -> float:
+    """The hockey-stick divergence ``int max(0, p(x) - e^eps q(x)) dx`` of two Gaussians
+    (each ``(mean, std)``), in closed form: ``P(R) - e^eps Q(R)`` over the region ``R``
+    where the log-likelihood ratio, a quadratic in x, exceeds epsilon (Andrew et al.,
+    ICLR 2024, Appendix A.3)."""
+    (mp, sp), (mq, sq) = p, q
+    a = 1 / (2 * sq**2) - 1 / (2 * sp**2)
+    b = mp / sp**2 - mq / sq**2
+    c = mq**2 / (2 * sq**2) - mp**2 / (2 * sp**2) + math.log(sq / sp) - epsilon
+    intervals: list[tuple[float, float]]
+    if abs(a) <= 1e-12 * (1 / sp**2 + 1 / sq**2):  # equal spreads: a half-line
+        if b == 0:
+            intervals = [(-math.inf, math.inf)] if c > 0 else []
+        else:
+            root = -c / b
+            intervals = [(root, math.inf)] if b > 0 else [(-math.inf, root)]
+    else:
+        disc = b * b - 4 * a * c
+        if disc <= 0:
+            intervals = [(-math.inf, math.inf)] if a > 0 else []
+        else:
+            r1, r2 = sorted(((-b - math.sqrt(disc)) / (2 * a), (-b + math.sqrt(disc)) / (2 * a)))
+            intervals = [(-math.inf, r1), (r2, math.inf)] if a > 0 else [(r1, r2)]
+    mass_p = sum(_interval_mass(mp, sp, lo, hi) for lo, hi in intervals)
+    mass_q = sum(_interval_mass(mq, sq, lo, hi) for lo, hi in intervals)
+    return max(0.0, mass_p - math.exp(epsilon) * mass_q)
+
+
+def two_gaussian_epsilon(mean: float, std: float, dimension: int, delta: float) -> float:
+    """Andrew et al.'s one-shot estimate (ICLR 2024): the smallest epsilon at which the
+    null N(0, 1/d) of a cosine with a direction the release never saw and N(mean, std^2),
+    fitted to the inserted canaries' cosines, are (epsilon, delta)-indistinguishable,
+    both ways (the larger hockey-stick divergence is delta). Rounded up by the
+    bisection; ``inf`` past 10^4. An estimate: it has no confidence and is no bound.
+
+    Why not mu-GDP of the mean shift alone: that drops the inserted canaries' spread;
+    the two agree only when it equals the null's (tests/apps/test_audit_empirical_estimate.py)."""
+    if not 0 < delta < 1:
+        raise ConfigurationError("delta must lie in (0, 1)")
+    if dimension < 2 or not std > 0 or not math.isfinite(mean) or not math.isfinite(std):
+        raise ConfigurationError("need a dimension >= 2 and a finite mean and positive spread")
+    null = (0.0, 1 / math.sqrt(dimension))
+    fitted = (mean, std)
+
+    def excess(eps: float) -> float:  # decreasing in eps
+        worst = max(
+            _gaussian_hockey_stick(fitted, null, eps), _gaussian_hockey_stick(null, fitted, eps)
+        )
+        return worst - delta
+
+    if excess(0.0) <= 0:
+        return 0.0
+    low, high = 0.0, 1.0
+    while excess(high) > 0:
+        high *= 2
+        if high > 1e4:
+            return math.inf
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if excess(mid) > 0 else (low, mid)
+    return high
+
+
 def clopper_pearson_lower(hits: int, trials: int, alpha: float) -> float:
     """One-sided (1 - alpha) Clopper-Pearson lower bound of a binomial proportion.
 

@@ -657,11 +657,10 @@ def _report_verdict(text: str) -> list[str]:
     terminal must not read as a clean verdict: the first line says NOT PRIVATE."""
     # the status is everything between the title and the first "- " fact line
     status = text.split("\n", 2)[2].split("\n\n- ", 1)[0]
-    paragraphs = [
-        " ".join(p.split()).replace("**", "").replace("`", "")
-        for p in status.split("\n\n")
-        if p.strip()
-    ]
+    from secagg.ledger.report import plain_text
+
+    # the report escapes what rows record (hostile review, 2026-12-06): read back as written
+    paragraphs = [plain_text(" ".join(p.split())) for p in status.split("\n\n") if p.strip()]
     flagged = [p for p in paragraphs if p.startswith("NOT PRIVATE")]
     ordered = flagged + [p for p in paragraphs if p not in flagged]
     return [f"verdict: {ordered[0]}", *(f"  {p}" for p in ordered[1:])]
@@ -876,7 +875,8 @@ def _print_audit(r: EmpiricalAudit, *, backend: str, branches: int, claimed: boo
         click.echo(f"  claimed epsilon                 {shown(r.claimed_epsilon, 3)}")
     click.echo(
         f"  Gaussian-model estimate         {shown(r.epsilon_estimate, 3)}  "
-        f"(mu = {shown(r.mu_estimate, 3)}; a point estimate, not a bound)"
+        f"(mu = {shown(r.mu_estimate, 3)}; Andrew et al.'s two-Gaussian fit of the inserted "
+        "cosines: a point estimate, not a bound)"
     )
     if r.null_check_p < 1e-3:
         click.echo(
