@@ -92,6 +92,16 @@ def gdp_epsilon(mu: float, delta: float) -> float:
         log_second = eps + norm.logcdf(-eps / mu - mu / 2)
         return float(tail - math.exp(log_second) - delta)
 
+    return _smallest_epsilon(excess)
+
+
+def _smallest_epsilon(excess: Callable[[float], float]) -> float:
+    """The smallest epsilon at which ``excess`` (delta(epsilon) - delta, decreasing in
+    epsilon) is no longer positive, from above: 0 if it is not at 0, infinity past 10^4.
+
+    Bisection, 100 halvings after doubling to a bracket; the answer is the bracket's upper
+    end, so an estimate is never reported below the crossing it brackets. One search for
+    both estimates (the mu-GDP and the two-Gaussian one), which each had a copy."""
     if excess(0.0) <= 0:
         return 0.0
     low, high = 0.0, 1.0
@@ -163,17 +173,7 @@ def two_gaussian_epsilon(mean: float, std: float, dimension: int, delta: float) 
         )
         return worst - delta
 
-    if excess(0.0) <= 0:
-        return 0.0
-    low, high = 0.0, 1.0
-    while excess(high) > 0:
-        high *= 2
-        if high > 1e4:
-            return math.inf
-    for _ in range(100):
-        mid = (low + high) / 2
-        low, high = (mid, high) if excess(mid) > 0 else (low, mid)
-    return high
+    return _smallest_epsilon(excess)
 
 
 def clopper_pearson_lower(hits: int, trials: int, alpha: float) -> float:
