@@ -728,10 +728,29 @@ def _peer_pem(peer: Mapping[str, Any] | bytes | str | x509.Certificate) -> bytes
     return value.encode("ascii") if isinstance(value, str) else bytes(value)
 
 
+#: the most characters of the verifier's reason a refusal keeps (its own sentences are
+#: under 100; a SAN it quotes is the peer's and may be as long as the certificate)
+_MAX_VALIDATION_DETAIL = 300
+
+
 def _path_validation_detail(error: Exception) -> str:
-    """The verifier's reason, without its prefix and its repr of the certificate."""
+    """The verifier's reason, without its prefix and its repr of the certificate, with
+    every character that is not printable escaped as in a ``repr`` (``\\n``, ``\\x1b``,
+    ``\\u202e``) and cut to :data:`_MAX_VALIDATION_DETAIL` characters.
+
+    Why escaped: the reason can quote the peer's certificate. Under a CA with DNS name
+    constraints (a deployment's own PKI), a certificate that CA signed with a SAN that is
+    no DNS name is refused with "unsatisfiable DNS name constraint: malformed SAN
+    <the SAN as written>", and that went into the server's "refused peer" WARNING as it
+    was: a newline in the SAN forged a second log line, an ANSI escape painted the
+    operator's terminal (transport review, 2026-12-06). The certificate's repr that the
+    verifier appends (its subject, as written) is cut off before that."""
     text = str(error).removeprefix("validation failed: ")
-    return text.split(" (encountered processing", 1)[0]
+    text = text.split(" (encountered processing", 1)[0]
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if len(escaped) > _MAX_VALIDATION_DETAIL:
+        escaped = escaped[: _MAX_VALIDATION_DETAIL - 3] + "..."
+    return escaped
 
 
 def _identify(
