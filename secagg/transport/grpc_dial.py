@@ -283,6 +283,64 @@ def _name_mismatch(target: str, checked: str | None, cause: str) -> ServerNameMi
     )
 
 
+#: what BoringSSL's reason for a failed certificate check means for the operator, first
+#: match wins: its verifier's words for the server's certificate (X509_verify_cert_error_
+#: string), then the alerts a TLS 1.2 server sends about this party's certificate
+_CERTIFICATE_CAUSES: Final = (
+    (
+        (
+            "unable to get local issuer certificate",
+            "unable to get issuer certificate",
+            "self signed certificate",
+            "self-signed certificate",
+            "certificate signature failure",
+        ),
+        "the server's certificate is not signed by the CA in this party's ca.pem (the "
+        "server runs with another CA's certificate, or this party holds another "
+        "federation's ca.pem)",
+    ),
+    (
+        ("certificate has expired",),
+        "the server's certificate has expired (or this machine's clock is ahead): the "
+        "server needs a new certificate",
+    ),
+    (
+        ("certificate is not yet valid",),
+        "the server's certificate is not valid yet (or this machine's clock is behind)",
+    ),
+    (
+        ("unsupported certificate purpose",),
+        "the server's certificate is not one for a server (its extended key usage)",
+    ),
+    (
+        ("alert_unknown_ca",),
+        "the server refused this party's certificate: it is not signed by the CA the server trusts",
+    ),
+    (
+        ("alert_certificate_expired",),
+        "the server refused this party's certificate as expired (or its clock is wrong)",
+    ),
+)
+
+
+def _certificate_cause(lowered: str) -> str:
+    """What a failed certificate check means, from BoringSSL's reason (``lowered``, in
+    lower case): whose certificate failed and why, in the operator's words.
+
+    Why: every such failure read "this party's certificates must come from the
+    federation's CA, and the server's certificate must carry the name dialled" whatever
+    it was, so a server certificate that had expired sent the operator to check the
+    branch's CA and the name dialled (transport review, 2026-12-06). A reason not known
+    here keeps that advice."""
+    for words, meaning in _CERTIFICATE_CAUSES:
+        if any(word in lowered for word in words):
+            return meaning
+    return (
+        "this party's certificates must come from the federation's CA, and the server's "
+        "certificate must carry the name dialled"
+    )
+
+
 def _dial_failure(
     target: str, timeout: float, details: str, checked: str | None = None
 ) -> NotConnected:
@@ -299,9 +357,7 @@ def _dial_failure(
         return _name_mismatch(target, checked, said.group(0))
     if any(word in lowered for word in ("certificate", "unknown_ca")):
         return HandshakeFailed(
-            f"TLS handshake with {target} failed ({cause}): this party's certificates "
-            "must come from the federation's CA, and the server's certificate must carry "
-            "the name dialled"
+            f"TLS handshake with {target} failed: {_certificate_cause(lowered)} ({cause})"
         )
     if "handshake" in lowered:  # e.g. "Handshake read failed (Socket closed)": mid-way
         return NotConnected(f"TLS handshake with {target} failed: {cause}")
