@@ -115,6 +115,15 @@ DEFAULT_MAX_PENDING_EVENTS: Final = 1024
 DEFAULT_PARTIAL_IDLE_SECONDS: Final = 300.0
 
 
+#: how long a message may take from its first frame to its last: the idle bound above
+#: restarts at every frame, so a peer sending one frame every 299 s kept a message (and
+#: up to its budget of server memory) open for frames times 299 s, 5 hours for a 64 MiB
+#: message of 1 MiB chunks (transport review, 2026-12-06). An hour is a hundred times the
+#: runtime's default phase deadline (a message later than its phase is refused anyway)
+#: and lets a 256 MiB message (the runtime's default limit) come at 75 KB/s
+DEFAULT_MESSAGE_RECEIVE_SECONDS: Final = 3600.0
+
+
 #: messages a client holds from the server unread before its session ends (InboxOverflow):
 #: an honest server sends a branch a handful per round, a hostile one could send without end
 DEFAULT_MAX_INBOX_MESSAGES: Final = 1024

@@ -66,6 +66,7 @@ from secagg.transport.grpc_limits import (
     DEFAULT_IDLE_CONNECTION_SECONDS,
     DEFAULT_MAX_PENDING_EVENTS,
     DEFAULT_MAX_QUEUED_MESSAGES,
+    DEFAULT_MESSAGE_RECEIVE_SECONDS,
     DEFAULT_PARTIAL_IDLE_SECONDS,
     DEFAULT_RECHECK_SECONDS,
     DEFAULT_SESSION_BURST,
@@ -131,6 +132,7 @@ class _Session:
         "finished",
         "half_closed",
         "id",
+        "message_deadline",
         "name",
         "next_id",
         "not_valid_after",
@@ -179,6 +181,7 @@ class _Session:
         self.queued_bytes = 0  # their payload bytes
         self.partial_bytes = 0  # the message being reassembled, or held while the inbox is full
         self.partial_deadline: float | None = None  # monotonic: the next frame of it is due
+        self.message_deadline: float | None = None  # monotonic: all of it is due
 
 
 class _AdmittedContext:
@@ -341,7 +344,10 @@ class GrpcServerTransport:
     connection events wait for :meth:`next_event`; older ones are dropped. A message
     whose next frame does not come within ``partial_idle_timeout`` seconds (None: no
     limit) ends its session (``DEADLINE_EXCEEDED``, its data dropped): the budget
-    bounds what a half-sent message holds, this how long.
+    bounds what a half-sent message holds, this how long. Likewise one not whole within
+    ``message_receive_timeout`` seconds of its first frame (default
+    :data:`DEFAULT_MESSAGE_RECEIVE_SECONDS`; None: no limit), which bounds a message
+    sent one frame at a time just inside the idle limit.
 
     New sessions are rate-limited per identity (the client certificate; the name on a
     plaintext test server): a token bucket of ``session_burst`` sessions (default 10)
@@ -386,6 +392,7 @@ class GrpcServerTransport:
         max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
         recheck_interval: float | None = DEFAULT_RECHECK_SECONDS,
         partial_idle_timeout: float | None = DEFAULT_PARTIAL_IDLE_SECONDS,
+        message_receive_timeout: float | None = DEFAULT_MESSAGE_RECEIVE_SECONDS,
         min_tls_version: str | None = "TLSv1.3",
         session_burst: int | None = DEFAULT_SESSION_BURST,
         session_rate: float = DEFAULT_SESSION_RATE,
@@ -398,6 +405,7 @@ class GrpcServerTransport:
         idle_ms = grpc_milliseconds("idle_connection_timeout", idle_connection_timeout)
         _check_timer_seconds("recheck_interval", recheck_interval)
         _check_timer_seconds("partial_idle_timeout", partial_idle_timeout)
+        _check_timer_seconds("message_receive_timeout", message_receive_timeout)
         if session_burst is not None and (
             not isinstance(session_burst, int)
             or isinstance(session_burst, bool)
@@ -453,6 +461,7 @@ class GrpcServerTransport:
         self._max_outbox_bytes = max_outbox_bytes
         self._recheck_interval = recheck_interval
         self._partial_idle_timeout = partial_idle_timeout
+        self._message_receive_timeout = message_receive_timeout
         self._min_tls_version = min_tls_version
         self._session_rate = (
             None if session_burst is None else _SessionRate(session_burst, float(session_rate))
@@ -900,14 +909,26 @@ class GrpcServerTransport:
                     return
                 message = reassembler.feed(frame)
                 with self._lock:
+                    now = time.monotonic()
                     session.partial_bytes = reassembler.buffered
-                    begun = session.partial_deadline is None
+                    begun = session.partial_deadline is None and session.message_deadline is None
                     session.partial_deadline = (
-                        time.monotonic() + self._partial_idle_timeout
+                        now + self._partial_idle_timeout
                         if reassembler.partial and self._partial_idle_timeout is not None
                         else None
                     )
-                if begun and session.partial_deadline is not None:
+                    if not reassembler.partial:
+                        session.message_deadline = None
+                    elif session.message_deadline is None:  # this frame began a message
+                        session.message_deadline = (
+                            None
+                            if self._message_receive_timeout is None
+                            else now + self._message_receive_timeout
+                        )
+                    due = (
+                        session.partial_deadline is not None or session.message_deadline is not None
+                    )
+                if begun and due:
                     self._wake.set()  # the timer may need to wake for this deadline
                 if message is None:
                     continue
@@ -1057,9 +1078,10 @@ class GrpcServerTransport:
                     return
                 expiries = [s.not_valid_after for s in self._sessions.values() if s.not_valid_after]
                 stalls = [
-                    s.partial_deadline
+                    due
                     for s in self._sessions.values()
-                    if s.partial_deadline is not None
+                    for due in (s.partial_deadline, s.message_deadline)
+                    if due is not None
                 ]
             delays = [] if next_full is None else [next_full - time.monotonic()]
             if expiries:
@@ -1085,12 +1107,15 @@ class GrpcServerTransport:
                 logger.exception("re-checking session identities failed")
 
     def _end_stalled(self) -> None:
-        """End the sessions whose message in progress got no frame in time (logged).
+        """End the sessions whose message in progress got no frame in time, or is not
+        whole in time (logged).
 
         The budget bounds how much a partial message holds, this how long: a peer
         that sends most of a message and stops would otherwise keep that memory for
-        as long as it keeps the connection. The stream cannot resume past a dropped
-        message (ids must be consecutive), so the session ends, like any framing fault.
+        as long as it keeps the connection, and one that sends a frame just before each
+        idle deadline for the message's frames times that deadline. The stream cannot
+        resume past a dropped message (ids must be consecutive), so the session ends,
+        like any framing fault.
         """
         now = time.monotonic()
         with self._lock:
@@ -1099,6 +1124,11 @@ class GrpcServerTransport:
                 for s in self._sessions.values()
                 if s.partial_deadline is not None and now >= s.partial_deadline
             ]
+            slow = [
+                s
+                for s in self._sessions.values()
+                if s.message_deadline is not None and now >= s.message_deadline and s not in stalled
+            ]
         for session in stalled:
             reason = (
                 f"a partial message of {session.partial_bytes} bytes got no frame for "
@@ -1106,6 +1136,14 @@ class GrpcServerTransport:
             )
             self._end_for_cause(
                 session, reason, grpc.StatusCode.DEADLINE_EXCEEDED, "message stalled mid-way"
+            )
+        for session in slow:
+            reason = (
+                f"a message begun {self._message_receive_timeout:g} s ago is not whole "
+                f"({session.partial_bytes} bytes of it received)"
+            )
+            self._end_for_cause(
+                session, reason, grpc.StatusCode.DEADLINE_EXCEEDED, "message took too long"
             )
 
     def _write(self, session: _Session, context: grpc.ServicerContext) -> Iterator[bytes]:
@@ -1195,7 +1233,7 @@ class GrpcServerTransport:
                 self._inbox = kept
                 session.queued_messages = session.queued_bytes = 0
             session.partial_bytes = 0
-            session.partial_deadline = None
+            session.partial_deadline = session.message_deadline = None
             if abort is not None:  # nothing more is written: free what was waiting for it
                 while True:
                     try:

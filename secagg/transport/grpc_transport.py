@@ -122,7 +122,11 @@ unread messages are dropped. :meth:`~GrpcServerTransport.queued_bytes` reports t
 figure. A message begun must also keep coming: one whose next frame has not arrived
 within ``partial_idle_timeout`` (default 300 s; each frame restarts the clock) ends
 the session with ``DEADLINE_EXCEEDED`` and drops its data, so a peer cannot park a
-budget's worth of memory in a message it never finishes.
+budget's worth of memory in a message it never finishes; and a message must be whole
+within ``message_receive_timeout`` of its first frame (default 3600 s), so one sent a
+frame at a time just inside the idle bound ends the same way. The first frame's own
+bytes are gRPC's until it is whole (at most ``chunk_bytes``, invisible to the
+transport): a peer that trickles them holds that much, no more, like an idle session.
 
 The other direction is capped too: the bytes :meth:`~GrpcServerTransport.send`
 queued for a session behind the message being written (the client does not read,
@@ -297,6 +301,9 @@ from secagg.transport.grpc_limits import (
 from secagg.transport.grpc_limits import DEFAULT_MAX_INBOX_MESSAGES as DEFAULT_MAX_INBOX_MESSAGES
 from secagg.transport.grpc_limits import DEFAULT_MAX_PENDING_EVENTS as DEFAULT_MAX_PENDING_EVENTS
 from secagg.transport.grpc_limits import DEFAULT_MAX_QUEUED_MESSAGES as DEFAULT_MAX_QUEUED_MESSAGES
+from secagg.transport.grpc_limits import (
+    DEFAULT_MESSAGE_RECEIVE_SECONDS as DEFAULT_MESSAGE_RECEIVE_SECONDS,
+)
 from secagg.transport.grpc_limits import (
     DEFAULT_PARTIAL_IDLE_SECONDS as DEFAULT_PARTIAL_IDLE_SECONDS,
 )
