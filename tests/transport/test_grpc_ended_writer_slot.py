@@ -26,7 +26,7 @@ import grpc
 import pytest
 
 from secagg.apps import devca
-from secagg.transport import certs
+from secagg.transport import certs, grpc_server
 from secagg.transport.base import NotConnected
 from secagg.transport.grpc_transport import (
     IDENTITY_METADATA_KEY,
@@ -37,6 +37,16 @@ from secagg.transport.grpc_transport import (
 
 BOUND = 60.0  # the upper bound of every wait: the events come within seconds
 MESSAGE = 1 << 20
+#: the server's two waits before it cancels such a call (10 s each in production), made
+#: short here: what is checked is that the call is given back, not how long it waits
+#: (at 10 s these two tests took 21 s of the suite's time)
+SHORT_WAIT = 1.0
+
+
+@pytest.fixture(autouse=True)
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grpc_server, "_ENDED_WRITER_GRACE_SECONDS", SHORT_WAIT)
+    monkeypatch.setattr(grpc_server, "_HALF_CLOSE_END_SECONDS", SHORT_WAIT)
 
 
 @pytest.fixture(scope="module")
