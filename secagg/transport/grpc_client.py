@@ -59,8 +59,10 @@ from secagg.transport.grpc_limits import (
     _END,
     _PROBE_METHOD,
     DEFAULT_MAX_INBOX_MESSAGES,
+    DEFAULT_MESSAGE_RECEIVE_SECONDS,
     IDENTITY_METADATA_KEY,
     SESSION_METHOD,
+    _check_timer_seconds,
     _outbox_overrun,
     _queue_budgets,
 )
@@ -93,6 +95,13 @@ class GrpcClientTransport:
     does not read grants no HTTP/2 window) may not exceed ``max_outbox_bytes`` (same
     default): the send that would is refused with :class:`OutboxOverflow` and the
     session ended, as the server does to a branch that does not read.
+
+    Time. A message from the server must be whole within ``message_receive_timeout``
+    seconds of its first frame (default :data:`DEFAULT_MESSAGE_RECEIVE_SECONDS`; None:
+    no limit); one that is not ends the session (``DEADLINE_EXCEEDED``, the partial
+    message dropped, the messages before it still returned), so a server sending a
+    message a frame at a time cannot park up to ``max_queued_bytes`` in a branch for
+    as long as it keeps the connection.
     """
 
     def __init__(
@@ -107,8 +116,11 @@ class GrpcClientTransport:
         max_queued_messages: int = DEFAULT_MAX_INBOX_MESSAGES,
         max_queued_bytes: int | None = None,
         max_outbox_bytes: int | None = None,
+        message_receive_timeout: float | None = DEFAULT_MESSAGE_RECEIVE_SECONDS,
     ) -> None:
         _check_sizes(max_message_bytes, chunk_bytes)
+        _check_timer_seconds("message_receive_timeout", message_receive_timeout)
+        self._message_receive_timeout = message_receive_timeout
         if channel_credentials is None and not allow_insecure:
             raise ConfigurationError("a client without TLS credentials needs allow_insecure=True")
         max_queued_bytes, max_outbox_bytes = _queue_budgets(
@@ -383,6 +395,7 @@ class GrpcClientTransport:
     def _read(self, call: Any) -> None:
         """Reader thread: wait for acceptance, then reassemble the server's messages."""
         reassembler = Reassembler(self._max_message_bytes, self._chunk_bytes)
+        overdue: threading.Timer | None = None  # the deadline of the message being received
         try:
             metadata = call.initial_metadata() or ()
             for key, value in metadata:
@@ -397,7 +410,12 @@ class GrpcClientTransport:
                 if not self._room_for(reassembler.buffered + max(0, len(frame) - HEADER_BYTES)):
                     raise self._overflow(reassembler.buffered + len(frame) - HEADER_BYTES)
                 message = reassembler.feed(frame)
+                if reassembler.partial and overdue is None:  # this frame began a message
+                    overdue = self._watch_message(call)
                 if message is not None:
+                    if overdue is not None:
+                        overdue.cancel()
+                        overdue = None
                     with self._lock:
                         if self._ended is not None:
                             break  # closed locally meanwhile: nothing more is delivered
@@ -422,8 +440,33 @@ class GrpcClientTransport:
             call.cancel()
             self._end(TransportClosed(grpc.StatusCode.INTERNAL, f"client reader failed: {exc}"))
         finally:
+            if overdue is not None:
+                overdue.cancel()
             self._outbox.put(_END)  # let the request generator (and its thread) finish
             self._ready.set()
+
+    def _watch_message(self, call: Any) -> threading.Timer | None:
+        """Start the deadline of a message from the server that has just begun (None
+        without one): :meth:`_message_overdue` when it passes, unless cancelled first."""
+        if self._message_receive_timeout is None:
+            return None
+        timer = threading.Timer(self._message_receive_timeout, self._message_overdue, (call,))
+        timer.name = "secagg-grpc-client-message-deadline"
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _message_overdue(self, call: Any) -> None:
+        """End the session: a message from the server was not whole within
+        ``message_receive_timeout`` of its first frame (the reader, blocked in gRPC
+        until the next frame, cannot see that itself). The messages before it stay
+        readable; the partial one is dropped with the reader."""
+        reason = (
+            f"a message from the server begun {self._message_receive_timeout:g} s ago is not whole"
+        )
+        logger.warning("ending the session with %s: %s", self._target, reason)
+        self._end(TransportClosed(grpc.StatusCode.DEADLINE_EXCEEDED, f"ended locally: {reason}"))
+        call.cancel()
 
     def _room_for(self, incoming: int) -> bool:
         """Whether the inbox may take one more message of which ``incoming`` bytes

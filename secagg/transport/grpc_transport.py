@@ -141,7 +141,10 @@ at most ``max_queued_messages`` (default 1024) messages and ``max_queued_bytes``
 unread, the message being received included; past either it ends the session
 itself (``RESOURCE_EXHAUSTED``, what it held dropped) and :meth:`receive` raises
 :class:`InboxOverflow`, a :class:`~secagg.transport.base.NotConnected` (before, a
-server could grow a branch without end: 4000 messages of 256 KiB held 1000 MiB).
+server could grow a branch without end: 4000 messages of 256 KiB held 1000 MiB); and
+a message from the server not whole within the client's ``message_receive_timeout``
+of its first frame (default 3600 s) ends the session too (``DEADLINE_EXCEEDED``,
+ended locally, the partial message dropped).
 
 Session churn. New sessions are rate-limited per identity: a token bucket per client
 certificate (``session_burst``, default 10, refilled at ``session_rate``, default 1 a
