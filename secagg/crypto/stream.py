@@ -26,16 +26,17 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from secagg.crypto.prg import SEED_BYTES, _stream_at, expand_into
+from secagg.crypto.prg import MAX_WORDS_AT_ONCE, SEED_BYTES, _stream_at, expand_into
 from secagg.errors import ConfigurationError
 
 _WORDS_PER_KEY = 1 << 60  # far below AES-CTR's 2^64-block limit per key
-#: The most draws one call returns at once (32 GiB of words): above it no caller has a
-#: use (a round's vector is at most 2^32 words, protocol.common.MAX_VECTOR_LENGTH), and
-#: a count of 10^12 failed as numpy's MemoryError ("Unable to allocate 7.28 TiB") from
-#: the result's allocation, an error no caller maps to a bad argument. Longer reads go
-#: block by block through :meth:`KeyedStream.word_blocks`, whose count has no such limit.
-MAX_DRAWS_PER_CALL = 1 << 32
+#: The most draws one call returns at once (32 GiB of words), the PRG's
+#: :data:`~secagg.crypto.prg.MAX_WORDS_AT_ONCE`: above it no caller has a use (a round's
+#: vector is at most 2^32 words, protocol.common.MAX_VECTOR_LENGTH), and a count of
+#: 10^12 failed as numpy's MemoryError ("Unable to allocate 7.28 TiB") from the result's
+#: allocation, an error no caller maps to a bad argument. Longer reads go block by block
+#: through :meth:`KeyedStream.word_blocks`, whose count has no such limit.
+MAX_DRAWS_PER_CALL = MAX_WORDS_AT_ONCE
 _DIGEST_BYTES = hashlib.sha256().digest_size
 
 

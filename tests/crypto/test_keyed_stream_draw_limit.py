@@ -58,3 +58,12 @@ def test_the_limit_is_the_longest_vector_a_round_carries() -> None:
     from secagg.protocol.common import MAX_VECTOR_LENGTH
 
     assert MAX_DRAWS_PER_CALL == MAX_VECTOR_LENGTH == 2**32
+
+
+@pytest.mark.parametrize("length", TOO_MANY)
+def test_a_mask_slice_too_long_to_hold_is_refused_before_allocating(length: int) -> None:
+    """``mask_slice(10**12, ...)`` failed as numpy's MemoryError (7.28 TiB)."""
+    from secagg.crypto.prg import mask_slice
+
+    with pytest.raises(ConfigurationError, match=r"above 4294967296 \(2\^32\) words"):
+        mask_slice(length, np.uint64, [bytes(16)])
