@@ -136,21 +136,45 @@ class HeadroomError(ConfigurationError):
     """The sum of the clients' encoded vectors could overflow the ring.
 
     Carries the two ways out: ``largest_clients`` (the most clients that fit
-    with ``bits`` bits) and ``smallest_bits`` (the fewest bits that fit
-    ``num_clients``); the masking engine offers b = 32 and b = 64.
+    with ``bits`` bits) and ``suggested_bits``, the narrowest of the
+    ``supported_bits`` (the masking engine offers b = 32 and b = 64) that fits
+    ``num_clients``, or None when none does. ``smallest_bits`` is the fewest bits
+    that would fit them, a count and not a width to ask for: the message names
+    only supported widths (it suggested 33 or 65 bits, or 1998 for a bound of 1e300
+    at scale 1e300, which no ring offers).
     """
 
     def __init__(
-        self, *, num_clients: int, bits: int, largest_clients: int, smallest_bits: int, detail: str
+        self,
+        *,
+        num_clients: int,
+        bits: int,
+        largest_clients: int,
+        smallest_bits: int,
+        detail: str,
+        supported_bits: tuple[int, ...] = (32, 64),
     ) -> None:
         self.num_clients = num_clients
         self.bits = bits
         self.largest_clients = largest_clients
         self.smallest_bits = smallest_bits
+        self.supported_bits = tuple(supported_bits)
+        wide_enough = [width for width in self.supported_bits if width >= smallest_bits]
+        self.suggested_bits: int | None = min(wide_enough) if wide_enough else None
+        if largest_clients < 1:  # was "at most 0 clients fit"
+            fewer = f"not one client fits in {bits} bits"
+        elif largest_clients == 1:
+            fewer = f"at most 1 client fits in {bits} bits"
+        else:
+            fewer = f"at most {largest_clients} clients fit in {bits} bits"
+        if self.suggested_bits is not None:
+            wider = f"{num_clients} clients fit in {self.suggested_bits} bits"
+        else:
+            widths = " or ".join(str(width) for width in self.supported_bits)
+            wider = f"no supported width ({widths} bits) holds {num_clients} clients"
         super().__init__(
-            f"{detail}: at most {largest_clients} clients fit in {bits} bits, or "
-            f"{num_clients} clients need at least {smallest_bits} bits; lower the scale or "
-            "the clip, or request modular clipping explicitly"
+            f"{detail}: {fewer}, or {wider}; lower the scale or the clip, or request "
+            "modular clipping explicitly"
         )
 
 

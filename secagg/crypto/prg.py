@@ -29,6 +29,11 @@ from secagg.errors import ConfigurationError, WordTypeError
 
 SEED_BYTES = 16
 _BLOCK = 16
+#: The most words a call allocates and returns at once (32 GiB at 64 bits): the longest
+#: vector a round carries (protocol.common.MAX_VECTOR_LENGTH). Above it, a length of
+#: 10^12 failed as numpy's MemoryError ("Unable to allocate 7.28 TiB"), not as a bad
+#: argument; :class:`~secagg.crypto.stream.KeyedStream` holds its draws to it too.
+MAX_WORDS_AT_ONCE = 1 << 32
 # 256 KiB: a keystream chunk and the accumulator's chunk fill a core's L2 cache
 # together. Measured in CPU time on AES-NI (2 vCPU EPYC), expand-and-add costs
 # 1.30x the bare AES-CTR rate at 64 KiB, 1.24x at 128 KiB and 1.22x at 256 KiB on
@@ -192,6 +197,11 @@ def mask_slice(
     so the sum is the same word for word as :func:`accumulate_masks`)."""
     if isinstance(length, bool) or not isinstance(length, Integral) or length < 0:
         raise ConfigurationError(f"length must be a non-negative integer, not {length!r}")
+    if length > MAX_WORDS_AT_ONCE:
+        raise ConfigurationError(
+            f"length {length} is above {MAX_WORDS_AT_ONCE} (2^32) words at once: "
+            "split the vector into slices (slice_bounds)"
+        )
     try:
         word = np.dtype(dtype)
     except TypeError:  # "data type 'x' not understood"

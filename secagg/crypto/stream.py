@@ -26,10 +26,17 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from secagg.crypto.prg import SEED_BYTES, _stream_at, expand_into
+from secagg.crypto.prg import MAX_WORDS_AT_ONCE, SEED_BYTES, _stream_at, expand_into
 from secagg.errors import ConfigurationError
 
 _WORDS_PER_KEY = 1 << 60  # far below AES-CTR's 2^64-block limit per key
+#: The most draws one call returns at once (32 GiB of words), the PRG's
+#: :data:`~secagg.crypto.prg.MAX_WORDS_AT_ONCE`: above it no caller has a use (a round's
+#: vector is at most 2^32 words, protocol.common.MAX_VECTOR_LENGTH), and a count of
+#: 10^12 failed as numpy's MemoryError ("Unable to allocate 7.28 TiB") from the result's
+#: allocation, an error no caller maps to a bad argument. Longer reads go block by block
+#: through :meth:`KeyedStream.word_blocks`, whose count has no such limit.
+MAX_DRAWS_PER_CALL = MAX_WORDS_AT_ONCE
 _DIGEST_BYTES = hashlib.sha256().digest_size
 
 
@@ -75,6 +82,18 @@ def _count(count: object) -> int:
     return int(count)
 
 
+def _draws(count: object, what: str = "count") -> int:
+    """A number of draws returned at once: :func:`_count`, at most
+    :data:`MAX_DRAWS_PER_CALL`, checked before anything is allocated or read."""
+    count = _count(count)
+    if count > MAX_DRAWS_PER_CALL:
+        raise ConfigurationError(
+            f"{what} {count} is above {MAX_DRAWS_PER_CALL} (2^32) draws at once: "
+            "read a longer stream block by block (word_blocks)"
+        )
+    return count
+
+
 class KeyedStream:
     """Uniform random draws from the AES-CTR keystream of a secret 16-byte key."""
 
@@ -101,8 +120,10 @@ class KeyedStream:
         return self._position
 
     def words(self, count: int) -> np.ndarray:
-        """``count`` fresh uniform uint64 words (word i of the stream is always the same)."""
-        count = _count(count)
+        """``count`` fresh uniform uint64 words (word i of the stream is always the same).
+
+        At most :data:`MAX_DRAWS_PER_CALL` of them (a typed error above it)."""
+        count = _draws(count)
         if self._position + count > _WORDS_PER_KEY:
             raise ConfigurationError("stream exhausted: use a new key")
         start = self._position - self._buffer_start
@@ -134,11 +155,13 @@ class KeyedStream:
         generator the error came only at the first ``next()``, wherever that was. Reading
         the stream in any other way between two blocks is refused at the next block
         (:class:`~secagg.errors.ConfigurationError`): the blocks' cipher would hand out
-        again the words just read."""
+        again the words just read. A block holds at most :data:`MAX_DRAWS_PER_CALL`
+        words (its buffer is allocated whole); ``count`` is bounded only by the key."""
         count = _count(count)
         if isinstance(block, bool) or not isinstance(block, numbers.Integral) or block < 1:
             raise ConfigurationError(f"block must be a positive integer, not {block!r}")
         block = int(block)
+        _draws(min(block, count), "block")  # the buffer of min(block, count) words
         if self._position + count > _WORDS_PER_KEY:
             raise ConfigurationError("stream exhausted: use a new key")
         return self._blocks_from(self._position, count, block)
@@ -183,7 +206,7 @@ class KeyedStream:
         if np.ndim(upper) == 0:
             if count is None:
                 raise ConfigurationError("give count with a scalar upper bound")
-            count = _count(count)
+            count = _draws(count)  # before the result array is allocated
             if isinstance(upper, np.ndarray) and upper.dtype.kind in "iu":
                 upper = upper.item()  # a 0-d integer array
             if isinstance(upper, bool) or not isinstance(upper, numbers.Integral):

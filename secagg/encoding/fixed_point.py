@@ -230,10 +230,18 @@ class FixedPoint:
         return _WORD[self.bits]
 
     def integer_bound(self, value_bound: float) -> int:
-        """Largest magnitude an encoded coordinate can take if |x_i| <= value_bound.
+        """``floor(P) + 1`` for ``P = fl(value_bound * scale)``: a bound on the magnitude
+        of an encoded coordinate if |x_i| <= value_bound, the one :meth:`check_headroom`
+        sums.
 
         From the float product, as the rounding computes each ``fl(x * scale)`` (it is
-        monotonic in x, so ``fl(value_bound * scale)`` bounds them all). A product past
+        monotonic in x, so ``P`` bounds them all). Stochastic rounding moves a value to
+        one of its two neighbouring integers and leaves an integer as it is, so the
+        largest magnitude a coordinate can reach is ``ceil(P)``: this bound equals it
+        unless ``P`` is an integer (value bound 1 at a power-of-two scale, the usual
+        case), where it is one unit above, a margin kept on purpose as the same rule as
+        the masking planner's ``largest_safe_scale``
+        (``tests/encoding/test_headroom_error_message.py`` checks both claims). A product past
         the float range (a bound of 1e200 at scale 1e200) is taken exactly instead:
         ``math.floor`` of the infinite product raised OverflowError, so
         :meth:`check_headroom` failed with that instead of its HeadroomError.
@@ -262,7 +270,11 @@ class FixedPoint:
         """Refuse a configuration whose sum of ``num_clients`` vectors could wrap.
 
         ``value_bound`` bounds every coordinate of every client's vector before
-        scaling (an L2 clip C bounds each coordinate by C). With
+        scaling (an L2 clip C bounds each coordinate by C). The rule: ``n * (floor(C *
+        scale) + 1) <= 2^(bits-1) - 1`` with ``C * scale`` taken in float64 (see
+        :meth:`integer_bound`: the ``+ 1`` is the unit stochastic rounding may add, one
+        more than a client can reach when ``C * scale`` is an integer). The error names
+        the most clients that fit and a supported width that fits, if one does. With
         ``modular_clipping=True`` the check is skipped: the caller accepts that
         an out-of-range sum wraps around modulo 2^bits.
         """
@@ -282,10 +294,12 @@ class FixedPoint:
             bits=self.bits,
             largest_clients=largest_clients(bound, self.bits),
             smallest_bits=smallest_bits(num_clients, bound),
+            supported_bits=SUPPORTED_BITS,
             detail=(
                 f"{num_clients} clients x per-coordinate bound {value_bound:g} at scale "
-                f"{self.scale:g} ({_units(bound)} each) can overflow a signed "
-                f"{self.bits}-bit sum"
+                f"{self.scale:g} can overflow a signed {self.bits}-bit sum (the rule: "
+                f"clients x (floor(bound x scale) + 1) <= 2^{self.bits - 1} - 1, here "
+                f"{num_clients} x {_units(bound)})"
             ),
         )
 

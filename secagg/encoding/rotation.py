@@ -30,8 +30,14 @@ import numbers
 
 import numpy as np
 
-from secagg.crypto.stream import KeyedStream
+from secagg.crypto.stream import MAX_DRAWS_PER_CALL, KeyedStream
 from secagg.errors import ConfigurationError
+
+#: The largest dimension a rotation is built for: padded, 2^32 coordinates, the longest
+#: vector a round carries (protocol.common.MAX_VECTOR_LENGTH) and the most sign draws
+#: one stream call gives. ``RandomizedHadamard(10**12, seed)`` failed as numpy's
+#: MemoryError ("Unable to allocate 8.00 TiB") from the sign draws; it is refused first.
+MAX_ROTATION_DIMENSION = MAX_DRAWS_PER_CALL
 
 
 def padded_dimension(dimension: int) -> int:
@@ -197,6 +203,11 @@ class RandomizedHadamard:
                 f"the rotation seed must be the round's public 16 bytes, not {seed!r}"
             )
         self.padded = padded_dimension(dimension)
+        if self.padded > MAX_ROTATION_DIMENSION:
+            raise ConfigurationError(
+                f"dimension {dimension} pads to {self.padded} coordinates, above the "
+                f"{MAX_ROTATION_DIMENSION} (2^32) a rotation is built for"
+            )
         self.dimension = int(dimension)
         self._signs = np.where(KeyedStream(seed).bits(self.padded), -1.0, 1.0)
         self._norm = 1.0 / math.sqrt(self.padded)

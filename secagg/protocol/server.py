@@ -86,6 +86,7 @@ from secagg.protocol.messages import (
     COMMITMENT_BYTES,
     GRAPH_SEED_BYTES,
     KEY_BYTES,
+    PAIR_SEED_BYTES,
     ROUND_ID_BYTES,
     AdvertiseKeys,
     ClientMessage,
@@ -803,7 +804,7 @@ class Server:
                     round_id=self.round_id,
                     party_a=owner,
                     party_b=peer,
-                    length=16,
+                    length=PAIR_SEED_BYTES,
                 )
                 # the survivor added +PRG when the dropped owner had the smaller id
                 (subtract if owner < peer else add).append(seed)
