@@ -186,6 +186,8 @@ class FederationServer:
         self._identity_of = identity_of or getattr(transport, "peer_certificate", None)
         self.config = config
         self.transport = transport
+        # the transport's send to one session of a party, where it has one (_send)
+        self._send_to_session = _session_sender(transport)
         self.store = store
         self.ledger = ledger  # one signed row per round: secagg audit verify checks it
         self._observer = observer
@@ -1420,8 +1422,18 @@ class FederationServer:
         threshold covers; it takes the next round on its new session. Before (review,
         2026-12-06) the rest of the round went there by name (the next phase's relay and
         the round's end), which the branch could only drop as late. A transport without
-        session ids cannot tell sessions apart: its sends go by name, as before."""
-        if isinstance(message, (RoundStart, Relay, RoundEnd)) and self._on_another_session(name):
+        session ids cannot tell sessions apart: its sends go by name, as before.
+
+        The look at the session and the send are one step where the transport offers
+        ``send_to_session`` (:func:`_session_sender`): a party that reconnected between
+        them (review, 2026-12-06: a check-then-send race) is refused by the transport and
+        is unreached, where it got the round's message on its new session (a round start
+        there took the round the server had recorded on the old one) while the server
+        counted it delivered. A transport with session ids but without that send is sent
+        by name (the window stays open there; the early-close rule still counts a party
+        on a new session gone, :meth:`_gone`)."""
+        in_round = isinstance(message, (RoundStart, Relay, RoundEnd))
+        if in_round and self._on_another_session(name):
             log.debug(
                 "round %d: %s is on a new session since the round started: nothing of the "
                 "round is sent to it",
@@ -1430,16 +1442,20 @@ class FederationServer:
             )
             self._unreach(name)
             return
+        expected = self._round_session_ids.get(name) if in_round else None
         try:
             if isinstance(message, RoundStart) and model is not None:
-                parts = round_start_parts(message, model)
-                send_parts = getattr(self.transport, "send_parts", None)
-                if send_parts is not None:
-                    send_parts(name, parts)
-                else:
-                    self.transport.send(name, b"".join(parts))
+                parts = list(round_start_parts(message, model))
+            else:
+                parts = [encode_message(message)]
+            if expected is not None and self._send_to_session is not None:
+                self._send_to_session(name, expected, parts)
                 return
-            self.transport.send(name, encode_message(message))
+            send_parts = getattr(self.transport, "send_parts", None)
+            if len(parts) > 1 and send_parts is not None:
+                send_parts(name, parts)
+            else:
+                self.transport.send(name, b"".join(parts))
         except ConnectionError as exc:  # gone: the early-close rule makes it a dropout
             log.debug("could not reach %s: %s", name, exc)
             self._unreach(name)
@@ -1648,6 +1664,21 @@ class FederationServer:
             )
             # the state says the row is there again (and keeps why it had been missing)
             self.store.note_ledger_rebuilt(row["number"])
+
+
+def _session_sender(transport: ServerEndpoint) -> Callable[[str, int, list[bytes]], None] | None:
+    """The transport's ``send_to_session`` (see :mod:`secagg.transport.base`), or None.
+
+    Taken only from the class whose ``send`` the server would otherwise call, and only
+    where that class defines both: a subclass that overrides ``send`` (to count, watch
+    or refuse what the server sends, as the simulator's network and many tests do) and
+    a wrapper that passes other attributes through to an inner transport would have
+    their ``send`` bypassed by an inherited or passed-through ``send_to_session``."""
+    for klass in type(transport).__mro__:
+        if "send" in vars(klass):
+            found = "send_to_session" in vars(klass)
+            return transport.send_to_session if found else None  # type: ignore[attr-defined]
+    return None
 
 
 def _provenance(
