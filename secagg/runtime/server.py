@@ -136,6 +136,10 @@ QUORUM = 2
 #: refused messages logged per party and round; the rest are counted in the round's line
 LOGGED_REFUSALS = 5
 
+#: the past rounds whose parties are remembered, so that a payload of one of them that
+#: arrives after it closed is logged as late (INFO), not as a refusal (WARNING)
+LATE_ROUNDS_REMEMBERED = 16
+
 
 @dataclass(frozen=True)
 class RoundResult:
@@ -306,6 +310,8 @@ class FederationServer:
         self._missed: set[str] = set()
         self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
+        # the parties of the last LATE_ROUNDS_REMEMBERED rounds driven, by round number
+        self._cohorts: dict[int, frozenset[str]] = {}
         # the write a round is at, for the line a failed write logs: "state" until the
         # state has recorded the round, "ledger" while its ledger row is appended
         self._writing = "state"
@@ -990,6 +996,9 @@ class FederationServer:
         # helper's as each request leaves (_deliver_to_helper)
         self._round_sessions = {name: self._session_of(name) for name in names.values()}
         self._round_session_ids = {name: self._session_id(name) for name in names.values()}
+        self._cohorts[number] = frozenset(names.values())
+        for past in sorted(self._cohorts)[:-LATE_ROUNDS_REMEMBERED]:
+            del self._cohorts[past]
         self._refusals = {}
         self._helper_unreached = None
         self._helper_request, self._helper_resent = None, False
@@ -1216,6 +1225,16 @@ class FederationServer:
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
             self.refused_messages += 1
+            if self._late(number, name, message):
+                if self._log_refusal(number, name):
+                    log.info(
+                        "round %d: a late payload from %s of round %d, which has closed "
+                        "(a slow branch or link): dropped",
+                        number,
+                        name,
+                        message.round,
+                    )
+                return None
             if self._log_refusal(number, name):
                 log.warning(
                     "round %d: refused a message from %s (%s): %s",
@@ -1239,6 +1258,22 @@ class FederationServer:
         if message.privacy is not None and party_of[name] != HELPER:
             self.mechanism.take_report(self._identity(name), message.privacy)
         return outgoing
+
+    def _late(self, number: int, name: str, message: Any) -> bool:
+        """Whether ``message`` is a payload of a past round ``name`` was a party of: an
+        honest branch's (or key holder's) answer that arrived after its round closed
+        without it, refused as every payload of another round is, but no sign of an attack.
+
+        Why: it was logged as a WARNING refusal ("expected a payload of round 2"), so an
+        operator reading the log saw an attack where a branch had only been slow. A
+        payload of a round its sender was not in, of a round to come, or not a payload at
+        all stays a WARNING. Only the last :data:`LATE_ROUNDS_REMEMBERED` rounds are
+        remembered: a payload older than that is a refusal again."""
+        return (
+            isinstance(message, Relay)
+            and message.round < number
+            and name in self._cohorts.get(message.round, frozenset())
+        )
 
     def _identity(self, name: str) -> str:
         """How the ledger names a party: its keyed identity hash (its name without one)."""
