@@ -71,6 +71,7 @@ from secagg.transport.grpc_limits import (
     DEFAULT_SESSION_BURST,
     DEFAULT_SESSION_RATE,
     IDENTITY_METADATA_KEY,
+    MAX_SESSION_BURST,
     SERVICE_NAME,
     TLS_VERSIONS,
     _check_timer_seconds,
@@ -83,14 +84,6 @@ from secagg.transport.grpc_limits import (
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
 logger = logging.getLogger("secagg.transport.grpc_transport")
-
-#: The largest ``session_burst`` the token buckets count exactly: they hold tokens as
-#: floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit
-#: that never limits). Why the constructor checks it: ``session_burst=10**400`` was
-#: taken, and then every new session raised OverflowError in ``float(burst)`` at its
-#: admission, so no client could open one (upper-bounds review, 2026-12-06). The
-#: ``[server] session_burst`` key has the same bound (secagg.runtime.config).
-MAX_SESSION_BURST = 2**53
 
 
 @dataclass(frozen=True, slots=True)
