@@ -247,7 +247,11 @@ class FederationServer:
         self._budget = config.dp.epsilon_budget if config.dp is not None else None
         self.budget_reached: str | None = None
         self._at_budget: set[str] = set()  # clients whose next round would cross it
-        #: payloads each party sent in rounds, a Leave (which carries nothing) not counted
+        #: messages each name sent that a round's collect loop read, a Leave (which carries
+        #: nothing) not counted: refused ones (junk, another round's, a duplicate) are
+        #: counted too, so it says who sent something, never who contributed (a round's
+        #: RoundResult.contributed says that). Its one reader, a refusal test
+        #: (tests/integration/test_branch_refusal_cli.py), reads it as "sent anything"
         self.received_from: Counter[str] = Counter()
         if ledger is not None:
             for entry in ledger.entries():
