@@ -998,8 +998,9 @@ class FederationServer:
         # each party's session as the round starts: a later one means it has gone (D6);
         # a participant's is taken again as its round start leaves (_dispatch), the
         # helper's as each request leaves (_deliver_to_helper)
-        self._round_sessions = {name: self._session_of(name) for name in names.values()}
-        self._round_session_ids = {name: self._session_id(name) for name in names.values()}
+        self._round_sessions, self._round_session_ids = {}, {}
+        for name in names.values():
+            self._round_sessions[name], self._round_session_ids[name] = self._sessions_now(name)
         self._cohorts[number] = frozenset(names.values())
         for past in sorted(self._cohorts)[:-LATE_ROUNDS_REMEMBERED]:
             del self._cohorts[past]
@@ -1066,6 +1067,25 @@ class FederationServer:
             return None
         session_id = getattr(self.transport, "session_id", None)
         return session_id(name) if session_id is not None else True
+
+    def _sessions_now(self, name: str) -> tuple[object, object]:
+        """``(_session_of(name), _session_id(name))`` from one look at the session id, taken
+        before the look at who is connected: what the early-close rule compares with and
+        the id a round's messages are bound to (:meth:`_send`) name the same session.
+
+        Why: taken by two looks, a reconnect between them made the first the old session
+        and the second the new one; the round start went to the new session, which took
+        the round, while the early-close rule counted the branch gone and closed the phase
+        without it (review, 2026-12-06). With the id first, a reconnect after it leaves
+        both on the old session (the start is refused there: a dropout), one before it
+        both on the new one."""
+        session_id = getattr(self.transport, "session_id", None)
+        if session_id is None:
+            return (True if name in self.transport.connected() else None), None
+        now = session_id(name)
+        if now is None or name not in self.transport.connected():
+            return None, now
+        return now, now
 
     def _session_id(self, name: str) -> object:
         """``name``'s open session id as the transport tells it (None: no open session, or
@@ -1318,8 +1338,10 @@ class FederationServer:
                     # the session at the sampling was the reference, so the server took
                     # it for gone and closed the phase without the upload it was making
                     # on the start the server had sent it (review, 2026-12-06)
-                    self._round_sessions[name] = self._session_of(name)
-                    self._round_session_ids[name] = self._session_id(name)
+                    # one look at the session: see _sessions_now
+                    self._round_sessions[name], self._round_session_ids[name] = self._sessions_now(
+                        name
+                    )
                     start = RoundStart(
                         number,
                         party,
@@ -1470,7 +1492,9 @@ class FederationServer:
         there took the round the server had recorded on the old one) while the server
         counted it delivered. A transport with session ids but without that send is sent
         by name (the window stays open there; the early-close rule still counts a party
-        on a new session gone, :meth:`_gone`)."""
+        on a new session gone, :meth:`_gone`). A party that had no session when the round
+        was bound to it (its start, :meth:`_sessions_now`) is sent nothing of the round:
+        by name it reached a session opened after the server looked."""
         in_round = isinstance(message, (RoundStart, Relay, RoundEnd))
         if in_round and self._on_another_session(name):
             log.debug(
@@ -1482,6 +1506,17 @@ class FederationServer:
             self._unreach(name)
             return
         expected = self._round_session_ids.get(name) if in_round else None
+        if (
+            in_round
+            and expected is None
+            and name in self._round_session_ids
+            and getattr(self.transport, "session_id", None) is not None
+        ):
+            # no session when the round was bound to it: a send by name would reach only
+            # a session opened since, which never took the round
+            log.debug("round %d: %s had no session as the round went out", message.round, name)
+            self._unreach(name)
+            return
         try:
             if isinstance(message, RoundStart) and model is not None:
                 parts = list(round_start_parts(message, model))
