@@ -105,7 +105,13 @@ from secagg.crypto.prg import MaskRemover
 from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, Release
-from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
+from secagg.errors import (
+    ConfigurationError,
+    ProtocolError,
+    RoundAborted,
+    SecAggError,
+    UnexpectedMessage,
+)
 from secagg.ledger.chain import Ledger, LedgerError, read_chain
 from secagg.ledger.entry import FROM_STATE, LedgerEntry, Reconstruction, SamplingUnrecorded
 from secagg.runtime import outcome
@@ -1249,11 +1255,11 @@ class FederationServer:
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
             self.refused_messages += 1
-            if self._late(number, name, message):
+            if self._late(number, name, message, exc):
                 if self._log_refusal(number, name):
                     log.info(
-                        "round %d: a late payload from %s of round %d, which has closed "
-                        "(a slow branch or link): dropped",
+                        "round %d: a late payload from %s of round %d, whose phase has "
+                        "closed without it (a slow branch or link): dropped",
                         number,
                         name,
                         message.round,
@@ -1283,20 +1289,27 @@ class FederationServer:
             self.mechanism.take_report(self._identity(name), message.privacy)
         return outgoing
 
-    def _late(self, number: int, name: str, message: Any) -> bool:
-        """Whether ``message`` is a payload of a past round ``name`` was a party of: an
-        honest branch's (or key holder's) answer that arrived after its round closed
-        without it, refused as every payload of another round is, but no sign of an attack.
+    def _late(self, number: int, name: str, message: Any, refusal: SecAggError) -> bool:
+        """Whether ``message``, refused with ``refusal``, is a late answer: a payload of a
+        past round ``name`` was a party of, or a payload of the round in flight from a
+        party that missed one of its phases, refused as out of phase. An honest branch's
+        (or key holder's) answer that arrived after its phase closed without it: refused
+        as before, but no sign of an attack.
 
-        Why: it was logged as a WARNING refusal ("expected a payload of round 2"), so an
-        operator reading the log saw an attack where a branch had only been slow. A
-        payload of a round its sender was not in, of a round to come, or not a payload at
-        all stays a WARNING. Only the last :data:`LATE_ROUNDS_REMEMBERED` rounds are
-        remembered: a payload older than that is a refusal again."""
+        Why: it was logged as a WARNING refusal ("expected a payload of round 2",
+        "AdvertiseKeys is not accepted in phase share_keys"), so an operator reading the
+        log saw an attack where a branch had only been slow. A payload of a round its
+        sender was not in, of a round to come, or not a payload at all stays a WARNING.
+        Only the last :data:`LATE_ROUNDS_REMEMBERED` rounds are remembered: a payload
+        older than that is a refusal again."""
+        if not isinstance(message, Relay):
+            return False
+        if message.round < number:
+            return name in self._cohorts.get(message.round, frozenset())
         return (
-            isinstance(message, Relay)
-            and message.round < number
-            and name in self._cohorts.get(message.round, frozenset())
+            message.round == number
+            and name in self._missed
+            and isinstance(refusal, UnexpectedMessage)
         )
 
     def _identity(self, name: str) -> str:

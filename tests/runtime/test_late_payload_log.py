@@ -110,3 +110,49 @@ def test_a_late_payload_is_info_and_a_real_refusal_a_warning(
     refused = [r for r in about_slow if "refused a message" in r.getMessage()]
     assert [r.levelno for r in refused] == [logging.WARNING], [r.getMessage() for r in about_slow]
     assert server.refused_messages == 2  # both dropped and counted
+
+
+class _StallsForOnePhase(_StallingLink):
+    """As :class:`_StallingLink`, but the link is back, and the held payload (the slow
+    branch's key advertisement) arrives, as soon as the server sends round 1's next
+    phase to another branch: inside round 1, after the phase it answered has closed."""
+
+    def _release_at_round_end(self, name: str, payload: bytes) -> None:
+        message = decode_message(payload)
+        if self.held is not None and not self.released and isinstance(message, Relay):
+            self.released = True
+            self._to_server.put(self.held)
+            self.sessions_changed()
+
+
+def test_a_late_payload_inside_its_round_is_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The slow branch's keys arrive in round 1 after the key phase closed without it.
+    Before: a WARNING "refused a message from branch-3 (UnexpectedMessage):
+    AdvertiseKeys is not accepted in phase share_keys". Now an INFO late line; the round
+    completes with the other three."""
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "late", "clients": NAMES, "dimension": D, "rounds": 1},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0, "dropout_fraction": 0.4},
+            "deadlines": {"phase_seconds": BOUND, "round_seconds": 3 * BOUND},
+        }
+    )
+    hub = _StallsForOnePhase()
+    parties = []
+    for name in NAMES:
+        client = FederationClient(name, lambda m: np.full_like(m, 0.01), hub.connect(name))
+        parties.append(Party(lambda c=client: c.run(idle_timeout=BOUND, rounds=1)))
+    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
+    with caplog.at_level(logging.INFO, logger="secagg.server"):
+        (result,) = server.run(wait_for_clients=BOUND, max_attempts=1)
+    assert hub.released, "the slow branch's keys were never held"
+    assert result.status == "complete" and result.contributed == tuple(NAMES[:-1])
+    for party in parties:
+        assert party.done.wait(BOUND)
+    about_slow = [r for r in caplog.records if f"from {SLOW}" in r.getMessage()]
+    assert [r.levelno for r in about_slow] == [logging.INFO], [r.getMessage() for r in about_slow]
+    assert "late payload" in about_slow[0].getMessage()
+    assert server.refused_messages == 1
