@@ -87,6 +87,7 @@ from secagg.errors import ConfigurationError, closest_spelling, decimal_digits
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
+from secagg.transport.grpc_limits import MAX_SESSION_BURST
 
 #: the largest model a federation runs: round vectors are indexed by 32-bit words
 MAX_DIMENSION = 2**31
@@ -115,12 +116,12 @@ MAX_SEED = 2**32 - 1
 #: exist; 10^9 rounds, one a second, run for 31 years.
 MAX_ROUNDS = 10**9
 
-#: The largest ``[server] session_burst``: the transport's token buckets count sessions
-#: in floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit
-#: that never limits; 0 is the way to say no limit). Why a bound: 10**400 loaded, and
-#: then every branch's session failed in the transport (``float(burst)`` raised
-#: OverflowError at each admission), so no round ran (config review, 2026-12-06).
-MAX_SESSION_BURST = 2**53
+#: The largest ``[server] session_burst`` is the transport's ``MAX_SESSION_BURST``
+#: (imported above, defined once in secagg.transport.grpc_limits): its token buckets
+#: count sessions in floats, exact to 2^53 (0 is the way to say no limit). Why a bound:
+#: 10**400 loaded, and then every branch's session failed in the transport
+#: (``float(burst)`` raised OverflowError at each admission), so no round ran (config
+#: review, 2026-12-06).
 
 #: The least ``[server] session_rate``: one session a week, so a refused branch is told
 #: to wait at most the longest deadline a federation has (``MAX_WAIT_SECONDS``). Why: the

@@ -81,7 +81,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -746,15 +746,28 @@ class RayHub(SimulatedNetwork):
     # --- the server's side ----------------------------------------------------------
 
     def send(self, name: str, payload: bytes) -> None:
-        host = self._host_of.get(name)
-        if host is None:
+        if name not in self._host_of:
             super().send(name, payload)  # an in-process session (the key holder)
             return
-        data = bytes(payload)
+        self._send_hosted(name, bytes(payload), None)
+
+    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
+        """As :meth:`send`, to ``name``'s session ``session`` only (see the hub's)."""
+        if name not in self._host_of:
+            super().send_to_session(name, session, parts)
+            return
+        self._send_hosted(name, b"".join(parts), session)
+
+    def _send_hosted(self, name: str, data: bytes, session: int | None) -> None:
+        """Queue ``data`` to hosted client ``name`` (to its session ``session`` only, when
+        given), checked under the lock that ends its session."""
+        host = self._host_of[name]
         ended = _round_end(data)
         with self._count_lock:
             if name not in self._live:
                 raise NotConnected(f"client {name!r} is not connected")
+            if session is not None and self._remote_sessions.get(name) != session:
+                raise NotConnected(f"client {name!r} is on another session than {session}")
             self.bytes_received[name] += len(data)
             back = False
             if ended is not None:  # it is back for the next round (see the module doc)

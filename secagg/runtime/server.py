@@ -105,7 +105,13 @@ from secagg.crypto.prg import MaskRemover
 from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, Release
-from secagg.errors import ConfigurationError, ProtocolError, RoundAborted, SecAggError
+from secagg.errors import (
+    ConfigurationError,
+    ProtocolError,
+    RoundAborted,
+    SecAggError,
+    UnexpectedMessage,
+)
 from secagg.ledger.chain import Ledger, LedgerError, read_chain
 from secagg.ledger.entry import FROM_STATE, LedgerEntry, Reconstruction, SamplingUnrecorded
 from secagg.runtime import outcome
@@ -135,6 +141,10 @@ QUORUM = 2
 
 #: refused messages logged per party and round; the rest are counted in the round's line
 LOGGED_REFUSALS = 5
+
+#: the past rounds whose parties are remembered, so that a payload of one of them that
+#: arrives after it closed is logged as late (INFO), not as a refusal (WARNING)
+LATE_ROUNDS_REMEMBERED = 16
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,8 @@ class FederationServer:
         self._identity_of = identity_of or getattr(transport, "peer_certificate", None)
         self.config = config
         self.transport = transport
+        # the transport's send to one session of a party, where it has one (_send)
+        self._send_to_session = _session_sender(transport)
         self.store = store
         self.ledger = ledger  # one signed row per round: secagg audit verify checks it
         self._observer = observer
@@ -241,7 +253,11 @@ class FederationServer:
         self._budget = config.dp.epsilon_budget if config.dp is not None else None
         self.budget_reached: str | None = None
         self._at_budget: set[str] = set()  # clients whose next round would cross it
-        #: payloads each party sent in rounds, a Leave (which carries nothing) not counted
+        #: messages each name sent that a round's collect loop read, a Leave (which carries
+        #: nothing) not counted: refused ones (junk, another round's, a duplicate) are
+        #: counted too, so it says who sent something, never who contributed (a round's
+        #: RoundResult.contributed says that). Its one reader, a refusal test
+        #: (tests/integration/test_branch_refusal_cli.py), reads it as "sent anything"
         self.received_from: Counter[str] = Counter()
         if ledger is not None:
             for entry in ledger.entries():
@@ -304,6 +320,8 @@ class FederationServer:
         self._missed: set[str] = set()
         self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
+        # the parties of the last LATE_ROUNDS_REMEMBERED rounds driven, by round number
+        self._cohorts: dict[int, frozenset[str]] = {}
         # the write a round is at, for the line a failed write logs: "state" until the
         # state has recorded the round, "ledger" while its ledger row is appended
         self._writing = "state"
@@ -986,8 +1004,12 @@ class FederationServer:
         # each party's session as the round starts: a later one means it has gone (D6);
         # a participant's is taken again as its round start leaves (_dispatch), the
         # helper's as each request leaves (_deliver_to_helper)
-        self._round_sessions = {name: self._session_of(name) for name in names.values()}
-        self._round_session_ids = {name: self._session_id(name) for name in names.values()}
+        self._round_sessions, self._round_session_ids = {}, {}
+        for name in names.values():
+            self._round_sessions[name], self._round_session_ids[name] = self._sessions_now(name)
+        self._cohorts[number] = frozenset(names.values())
+        for past in sorted(self._cohorts)[:-LATE_ROUNDS_REMEMBERED]:
+            del self._cohorts[past]
         self._refusals = {}
         self._helper_unreached = None
         self._helper_request, self._helper_resent = None, False
@@ -1051,6 +1073,25 @@ class FederationServer:
             return None
         session_id = getattr(self.transport, "session_id", None)
         return session_id(name) if session_id is not None else True
+
+    def _sessions_now(self, name: str) -> tuple[object, object]:
+        """``(_session_of(name), _session_id(name))`` from one look at the session id, taken
+        before the look at who is connected: what the early-close rule compares with and
+        the id a round's messages are bound to (:meth:`_send`) name the same session.
+
+        Why: taken by two looks, a reconnect between them made the first the old session
+        and the second the new one; the round start went to the new session, which took
+        the round, while the early-close rule counted the branch gone and closed the phase
+        without it (review, 2026-12-06). With the id first, a reconnect after it leaves
+        both on the old session (the start is refused there: a dropout), one before it
+        both on the new one."""
+        session_id = getattr(self.transport, "session_id", None)
+        if session_id is None:
+            return (True if name in self.transport.connected() else None), None
+        now = session_id(name)
+        if now is None or name not in self.transport.connected():
+            return None, now
+        return now, now
 
     def _session_id(self, name: str) -> object:
         """``name``'s open session id as the transport tells it (None: no open session, or
@@ -1214,6 +1255,16 @@ class FederationServer:
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
             self.refused_messages += 1
+            if self._late(number, name, message, exc):
+                if self._log_refusal(number, name):
+                    log.info(
+                        "round %d: a late payload from %s of round %d, whose phase has "
+                        "closed without it (a slow branch or link): dropped",
+                        number,
+                        name,
+                        message.round,
+                    )
+                return None
             if self._log_refusal(number, name):
                 log.warning(
                     "round %d: refused a message from %s (%s): %s",
@@ -1237,6 +1288,29 @@ class FederationServer:
         if message.privacy is not None and party_of[name] != HELPER:
             self.mechanism.take_report(self._identity(name), message.privacy)
         return outgoing
+
+    def _late(self, number: int, name: str, message: Any, refusal: SecAggError) -> bool:
+        """Whether ``message``, refused with ``refusal``, is a late answer: a payload of a
+        past round ``name`` was a party of, or a payload of the round in flight from a
+        party that missed one of its phases, refused as out of phase. An honest branch's
+        (or key holder's) answer that arrived after its phase closed without it: refused
+        as before, but no sign of an attack.
+
+        Why: it was logged as a WARNING refusal ("expected a payload of round 2",
+        "AdvertiseKeys is not accepted in phase share_keys"), so an operator reading the
+        log saw an attack where a branch had only been slow. A payload of a round its
+        sender was not in, of a round to come, or not a payload at all stays a WARNING.
+        Only the last :data:`LATE_ROUNDS_REMEMBERED` rounds are remembered: a payload
+        older than that is a refusal again."""
+        if not isinstance(message, Relay):
+            return False
+        if message.round < number:
+            return name in self._cohorts.get(message.round, frozenset())
+        return (
+            message.round == number
+            and name in self._missed
+            and isinstance(refusal, UnexpectedMessage)
+        )
 
     def _identity(self, name: str) -> str:
         """How the ledger names a party: its keyed identity hash (its name without one)."""
@@ -1277,8 +1351,10 @@ class FederationServer:
                     # the session at the sampling was the reference, so the server took
                     # it for gone and closed the phase without the upload it was making
                     # on the start the server had sent it (review, 2026-12-06)
-                    self._round_sessions[name] = self._session_of(name)
-                    self._round_session_ids[name] = self._session_id(name)
+                    # one look at the session: see _sessions_now
+                    self._round_sessions[name], self._round_session_ids[name] = self._sessions_now(
+                        name
+                    )
                     start = RoundStart(
                         number,
                         party,
@@ -1420,8 +1496,20 @@ class FederationServer:
         threshold covers; it takes the next round on its new session. Before (review,
         2026-12-06) the rest of the round went there by name (the next phase's relay and
         the round's end), which the branch could only drop as late. A transport without
-        session ids cannot tell sessions apart: its sends go by name, as before."""
-        if isinstance(message, (RoundStart, Relay, RoundEnd)) and self._on_another_session(name):
+        session ids cannot tell sessions apart: its sends go by name, as before.
+
+        The look at the session and the send are one step where the transport offers
+        ``send_to_session`` (:func:`_session_sender`): a party that reconnected between
+        them (review, 2026-12-06: a check-then-send race) is refused by the transport and
+        is unreached, where it got the round's message on its new session (a round start
+        there took the round the server had recorded on the old one) while the server
+        counted it delivered. A transport with session ids but without that send is sent
+        by name (the window stays open there; the early-close rule still counts a party
+        on a new session gone, :meth:`_gone`). A party that had no session when the round
+        was bound to it (its start, :meth:`_sessions_now`) is sent nothing of the round:
+        by name it reached a session opened after the server looked."""
+        in_round = isinstance(message, (RoundStart, Relay, RoundEnd))
+        if in_round and self._on_another_session(name):
             log.debug(
                 "round %d: %s is on a new session since the round started: nothing of the "
                 "round is sent to it",
@@ -1430,16 +1518,31 @@ class FederationServer:
             )
             self._unreach(name)
             return
+        expected = self._round_session_ids.get(name) if in_round else None
+        if (
+            in_round
+            and expected is None
+            and name in self._round_session_ids
+            and getattr(self.transport, "session_id", None) is not None
+        ):
+            # no session when the round was bound to it: a send by name would reach only
+            # a session opened since, which never took the round
+            log.debug("round %d: %s had no session as the round went out", message.round, name)
+            self._unreach(name)
+            return
         try:
             if isinstance(message, RoundStart) and model is not None:
-                parts = round_start_parts(message, model)
-                send_parts = getattr(self.transport, "send_parts", None)
-                if send_parts is not None:
-                    send_parts(name, parts)
-                else:
-                    self.transport.send(name, b"".join(parts))
+                parts = list(round_start_parts(message, model))
+            else:
+                parts = [encode_message(message)]
+            if expected is not None and self._send_to_session is not None:
+                self._send_to_session(name, expected, parts)
                 return
-            self.transport.send(name, encode_message(message))
+            send_parts = getattr(self.transport, "send_parts", None)
+            if len(parts) > 1 and send_parts is not None:
+                send_parts(name, parts)
+            else:
+                self.transport.send(name, b"".join(parts))
         except ConnectionError as exc:  # gone: the early-close rule makes it a dropout
             log.debug("could not reach %s: %s", name, exc)
             self._unreach(name)
@@ -1648,6 +1751,21 @@ class FederationServer:
             )
             # the state says the row is there again (and keeps why it had been missing)
             self.store.note_ledger_rebuilt(row["number"])
+
+
+def _session_sender(transport: ServerEndpoint) -> Callable[[str, int, list[bytes]], None] | None:
+    """The transport's ``send_to_session`` (see :mod:`secagg.transport.base`), or None.
+
+    Taken only from the class whose ``send`` the server would otherwise call, and only
+    where that class defines both: a subclass that overrides ``send`` (to count, watch
+    or refuse what the server sends, as the simulator's network and many tests do) and
+    a wrapper that passes other attributes through to an inner transport would have
+    their ``send`` bypassed by an inherited or passed-through ``send_to_session``."""
+    for klass in type(transport).__mro__:
+        if "send" in vars(klass):
+            found = "send_to_session" in vars(klass)
+            return transport.send_to_session if found else None  # type: ignore[attr-defined]
+    return None
 
 
 def _provenance(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from secagg.errors import SecAggError
@@ -80,6 +81,17 @@ class SimulatedNetwork(InProcessHub):
     # server side
     def send(self, name: str, payload: bytes) -> None:
         super().send(name, payload)
+        self._sent_to(name, payload)
+
+    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
+        """As the hub's (to ``name``'s session ``session`` only), counted as :meth:`send`
+        counts: defined beside :meth:`send`, so the server uses it here too."""
+        payload = b"".join(parts)
+        super().send_to_session(name, session, (payload,))
+        self._sent_to(name, payload)
+
+    def _sent_to(self, name: str, payload: bytes) -> None:
+        """Count a message sent to ``name``; a round's end brings a vanished branch back."""
         with self._count_lock:
             self.bytes_received[name] += len(payload)
             vanished = name in self._vanished

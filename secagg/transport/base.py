@@ -25,7 +25,14 @@ it is polled (up to a second apart). gRPC's server and the in-process hub (so th
 simulator's network) offer it. And ``send_parts(name, parts)``: send the
 concatenation of ``parts`` without joining them, so that a part shared by many
 messages (every branch's round start carries the same model) is held once, not once
-per branch; an endpoint without it is sent the joined message.
+per branch; an endpoint without it is sent the joined message. And
+``send_to_session(name, session, parts)``: as ``send_parts``, but only while ``name``'s
+open session is ``session`` (an id ``session_id`` gave), compared and queued as one step,
+else :class:`NotConnected`. The server sends a round's messages so: a session opened
+between its look at the session and its send never gets the round (it never took it).
+The server uses it only where the class whose ``send`` it would call defines it beside
+that ``send`` (a subclass or wrapper that overrides ``send`` to count or refuse what the
+server sends keeps seeing every message); elsewhere it sends by name.
 """
 
 from __future__ import annotations

@@ -138,6 +138,15 @@ DEFAULT_SESSION_BURST: Final = 10
 
 DEFAULT_SESSION_RATE: Final = 1.0
 
+#: The largest ``session_burst`` the token buckets count exactly: they hold tokens as
+#: floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit
+#: that never limits). Why a bound: ``session_burst=10**400`` was taken, and then every
+#: new session raised OverflowError in ``float(burst)`` at its admission, so no client
+#: could open one (upper-bounds review, 2026-12-06). Defined here, the lowest layer that
+#: needs it, for the transport's constructor and the ``[server] session_burst`` key
+#: (secagg.runtime.config) alike: two copies could drift apart.
+MAX_SESSION_BURST: Final = 2**53
+
 
 #: identities whose buckets are kept before full (idle) ones are forgotten
 _MAX_TRACKED_IDENTITIES: Final = 4096

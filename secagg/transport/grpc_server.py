@@ -72,6 +72,7 @@ from secagg.transport.grpc_limits import (
     DEFAULT_SESSION_BURST,
     DEFAULT_SESSION_RATE,
     IDENTITY_METADATA_KEY,
+    MAX_SESSION_BURST,
     SERVICE_NAME,
     TLS_VERSIONS,
     _check_timer_seconds,
@@ -84,14 +85,6 @@ from secagg.transport.grpc_limits import (
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
 logger = logging.getLogger("secagg.transport.grpc_transport")
-
-#: The largest ``session_burst`` the token buckets count exactly: they hold tokens as
-#: floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit
-#: that never limits). Why the constructor checks it: ``session_burst=10**400`` was
-#: taken, and then every new session raised OverflowError in ``float(burst)`` at its
-#: admission, so no client could open one (upper-bounds review, 2026-12-06). The
-#: ``[server] session_burst`` key has the same bound (secagg.runtime.config).
-MAX_SESSION_BURST = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,8 +597,21 @@ class GrpcServerTransport:
         message."""
         self._queue(name, MessageParts(parts))
 
-    def _queue(self, name: str, data: bytes | MessageParts) -> None:
-        """Queue ``data`` to ``name`` within its outbox budget (see :meth:`send`)."""
+    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
+        """As :meth:`send_parts`, but only while ``name``'s open session is ``session``
+        (an id :meth:`session_id` gave); raises :class:`NotConnected` otherwise.
+
+        Why: the runtime looked at a participant's session, then sent by name; a
+        reconnect between the two put a round's message on a new session that never
+        took the round, while the server counted it delivered. The id is compared
+        under the lock the message is queued under."""
+        self._queue(name, MessageParts(parts), session_id=session)
+
+    def _queue(
+        self, name: str, data: bytes | MessageParts, *, session_id: int | None = None
+    ) -> None:
+        """Queue ``data`` to ``name`` within its outbox budget (see :meth:`send`), to its
+        session ``session_id`` only when given (see :meth:`send_to_session`)."""
         if len(data) > self._max_message_bytes:
             raise MessageTooLarge(
                 f"{len(data)} bytes to {name!r} exceed the limit of {self._max_message_bytes}"
@@ -614,6 +620,8 @@ class GrpcServerTransport:
             session = self._sessions.get(name)
             if session is None:
                 raise NotConnected(f"client {name!r} is not connected")
+            if session_id is not None and session.id != session_id:
+                raise NotConnected(f"client {name!r} is on another session than {session_id}")
             overrun = _outbox_overrun(self._max_outbox_bytes, session.outbox_bytes, len(data))
             if overrun is None:
                 session.outbox.put((session.next_id, data))

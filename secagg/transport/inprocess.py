@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 # The endpoint protocols and NotConnected are re-exported: callers imported them from here.
@@ -62,11 +63,28 @@ class InProcessHub:
         Checked and queued under one hold of the lock: checked, released, then queued,
         a session that ended in between got the message after its end marker, and the
         server believed a message sent that no one would read."""
-        data = bytes(payload)
+        self._put(name, bytes(payload), None)
+
+    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
+        """Queue the concatenation of ``parts`` to ``name`` only while its open session is
+        ``session`` (an id :meth:`session_id` gave); raises NotConnected otherwise.
+
+        Why: the server looked at a participant's session, then sent by name; a
+        reconnect between the two put the round's message on a new session that never
+        took the round (the branch drops it as late) while the server counted it
+        delivered. The session is compared and the message queued under one hold of
+        the lock, so no reconnect falls between them."""
+        self._put(name, b"".join(bytes(part) for part in parts), session)
+
+    def _put(self, name: str, data: bytes, session: int | None) -> None:
+        """Queue ``data`` to ``name``'s open session (to session ``session`` only, when
+        given), checked and queued under one hold of the lock."""
         with self._lock:
             inbox = self._to_client.get(name)
             if inbox is None:
                 raise NotConnected(f"client {name!r} is not connected")
+            if session is not None and self._session_ids.get(name) != session:
+                raise NotConnected(f"client {name!r} is on another session than {session}")
             inbox.put(data)  # unbounded: never blocks while the lock is held
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
