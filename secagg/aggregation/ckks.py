@@ -1012,6 +1012,9 @@ class CKKSServer(PhasedServerSession):
         # requested; the key holder may add more. Checked here, before the round starts
         self.noise_stddev = _requested_noise(noise_stddev)
         self.noise_added: float | None = None  # what the key holder says it added
+        #: the noise std the key holder's decryption reply reported, read before any check
+        #: refuses the reply (None: no reply read yet): the sum reached the server with it
+        self._reported_noise: float | None = None
         # the key holder's public context once published: an OpaquePublicContext, bytes
         # the server never parses, bound to their fingerprint
         self.context: Any = None
@@ -1126,6 +1129,12 @@ class CKKSServer(PhasedServerSession):
         r = _read_helper_message(data, _DECRYPTED)  # the noise std, then the float64 vector
         noise = r.f64()
         body = data[_HELPER_HEAD.size + r.offset :]
+        # from here the reply's sum is in the server's hands, whatever is checked next, so
+        # the reveal is charged at the noise it reports (noise_at_reveal), not at the
+        # request's; a negative std vouches for none (the reader refused NaN and infinity)
+        vouched = max(noise, 0.0)
+        seen = self._reported_noise
+        self._reported_noise = vouched if seen is None else min(seen, vouched)
         if noise < 0:
             raise MalformedMessage(f"the key holder reports a negative noise std {noise!r}")
         if len(body) != 8 * self.spec.dimension:
@@ -1186,8 +1195,19 @@ class CKKSServer(PhasedServerSession):
         return len(self._received) if self._phase == "decrypt" else None
 
     def noise_at_reveal(self) -> float:
-        # a reply with less noise than requested is refused (_on_decrypted)
-        return self.noise_stddev
+        """The requested noise std until the key holder's reply is read, then the least
+        of it and the std the reply reports.
+
+        Why: the runtime charges the reveal at this noise before the request leaves. A
+        reply reporting less is refused (:meth:`_on_decrypted`: the round aborts, no model
+        is released), but its sum has reached the server all the same, under the noise
+        the key holder added, so that reveal is charged at that noise, not at the plan's
+        (review of 2026-12-06: the aborted round was ledgered with the planned epsilon).
+        A key holder that reports more than it added cannot be caught here: the report
+        is the key holder's word, as its noise is its own policy."""
+        if self._reported_noise is None:
+            return self.noise_stddev
+        return min(self.noise_stddev, self._reported_noise)
 
     @property
     def waiting_for(self) -> frozenset[int]:
