@@ -39,8 +39,10 @@ A sum that claims fewer than two contributions is never decrypted (it would be
 one client's update); the claim is the server's, so against a malicious server
 this check is not sound (docs/backends.md says what is). Error: CKKS is
 approximate; the report's bound is the parameters' documented ``error_bound``
-(encryption noise growing as sqrt(n), plus float rounding) plus 7 times the
-noise std the key holder reports, which is also
+(encryption noise growing as sqrt(n), plus float rounding) plus
+:data:`~secagg.aggregation.keyholder_policy.RANGE_TAIL_Z` (9) times the noise std the
+key holder reports (the tail a reply is accepted within: a Box-Muller deviate is at most
+8.6 std), which is also
 :attr:`~secagg.aggregation.base.AggregationReport.noise_stddev`. Threat model:
 the server learns nothing from ciphertexts (IND-CPA under RLWE at 128-bit
 security); the key holder can decrypt any single ciphertext it sees, so it must
@@ -88,6 +90,7 @@ from secagg.aggregation.base import (
 )
 from secagg.aggregation.keyholder_policy import (
     MAX_NOISE_STDDEV,
+    RANGE_TAIL_Z,
     DecryptionCapReached,
     DecryptionRecord,
     ImplausibleSum,
@@ -118,7 +121,7 @@ from secagg.errors import (
     UnexpectedMessage,
     printable_line,
 )
-from secagg.he.params import TAIL_Z, CKKSParameters, choose_parameters
+from secagg.he.params import CKKSParameters, choose_parameters
 
 log = logging.getLogger("secagg.keyholder")
 
@@ -1152,8 +1155,8 @@ class CKKSServer(PhasedServerSession):
             return []
         # what the round's contributions can sum to, with the key holder's CKKS error and
         # the noise it reports (a Box-Muller deviate is at most 8.6 std; the range allows
-        # 9): an honest key holder's sum always lies within it, and one beyond it is no
-        # sum of this round, which the report's error bound would have vouched for
+        # RANGE_TAIL_Z = 9, as the report's error bound does): an honest key holder's sum
+        # always lies within it, and one beyond it is no sum of this round
         reach = plausible_range(self.params, noise, len(self._received))
         if not np.all(np.abs(total) <= reach):
             self._abort(
@@ -1232,8 +1235,10 @@ class CKKSServer(PhasedServerSession):
             dimension=self.spec.dimension,
             contributed=contributed,
             dropped=dropped,
-            # the key holder's Gaussian noise is part of the error, at the same 7-sigma tail
-            error_bound=self.params.error_bound(len(contributed)) + TAIL_Z * noise,
+            # the key holder's Gaussian noise is part of the error, at the tail the reply
+            # was accepted within (_on_decrypted): one constant, so the bound covers every
+            # sum the server takes (it counted 7 deviations while 9 were accepted)
+            error_bound=self.params.error_bound(len(contributed)) + RANGE_TAIL_Z * noise,
             threat_model=(
                 "server sees only ciphertexts (RLWE, 128-bit); the secret key is held by "
                 "the key holder alone, which decrypts each round once, adds its own noise "

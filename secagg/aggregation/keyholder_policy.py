@@ -100,7 +100,10 @@ log = logging.getLogger("secagg.keyholder")
 NOISE_FLOOR_MULTIPLE = 1.0
 #: noise deviations a noised coordinate may lie beyond an honest sum (a Box-Muller deviate
 #: is at most 8.6): what :func:`plausible_range` adds for a noise std, which the key
-#: holder uses to refuse a std whose noised sum would overflow a float64
+#: holder uses to refuse a std whose noised sum would overflow a float64 and the CKKS
+#: server to refuse a reply no honest sum is; and the tail at which the server's report
+#: counts the key holder's noise in its error bound, so that the bound covers every reply
+#: the server accepts (it counted 7 while 9 were accepted: review of 2026-12-06)
 RANGE_TAIL_Z = 9.0
 #: the smallest ``min_contributions`` a key holder accepts: one summand is one client's update
 MIN_CONTRIBUTIONS_FLOOR = 2

@@ -22,6 +22,7 @@ pytest.importorskip("tenseal")
 
 from secagg.aggregation import HELPER
 from secagg.aggregation.ckks import CKKSBackend, CKKSServer
+from secagg.aggregation.keyholder_policy import RANGE_TAIL_Z
 from secagg.errors import MalformedMessage
 
 D = 8
@@ -75,3 +76,20 @@ def test_a_reply_reporting_no_noise_std_is_refused_and_vouches_for_none(noise: f
     # a later reply cannot raise what the refused one let through
     server.handle(HELPER, reply)
     assert server.noise_at_reveal() == 0.0
+
+
+def test_the_reports_error_bound_covers_every_reply_the_server_accepts() -> None:
+    """Finding (review of 2026-12-06): the server accepts a reply up to 9 noise deviations
+    beyond what the round's contributions can sum to (a Box-Muller deviate reaches 8.6),
+    while the report's error bound counted the key holder's noise at 7: a reply 8.9σ off
+    the exact sum completed the round with a bound it broke (4.45 off, bound 3.5). One
+    constant (``RANGE_TAIL_Z``) is now both the acceptance and the report's tail."""
+    server, reply = _at_decryption()
+    sent = np.frombuffer(reply[NOISE_AT + 8 :], "<f8").copy()
+    sent[:] = 0.75  # the exact sum of three uploads of 0.25 ...
+    sent[0] += 8.9 * PLANNED  # ... but one coordinate 8.9 deviations off, as noise can be
+    crafted = reply[:NOISE_AT] + struct.pack("<d", PLANNED) + sent.astype("<f8").tobytes()
+    server.handle(HELPER, crafted)
+    result = server.finish()  # accepted: within the server's range
+    assert abs(result.total[0] - 0.75) <= result.report.error_bound
+    assert result.report.error_bound >= RANGE_TAIL_Z * PLANNED
