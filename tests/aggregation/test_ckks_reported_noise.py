@@ -81,7 +81,7 @@ def test_a_reply_reporting_no_noise_std_is_refused_and_vouches_for_none(noise: f
 def test_the_reports_error_bound_covers_every_reply_the_server_accepts() -> None:
     """Finding (review of 2026-12-06): the server accepts a reply up to 9 noise deviations
     beyond what the round's contributions can sum to (a Box-Muller deviate reaches 8.6),
-    while the report's error bound counted the key holder's noise at 7: a reply 8.9σ off
+    while the report's error bound counted the key holder's noise at 7: a reply 8.9 std off
     the exact sum completed the round with a bound it broke (4.45 off, bound 3.5). One
     constant (``RANGE_TAIL_Z``) is now both the acceptance and the report's tail."""
     server, reply = _at_decryption()
