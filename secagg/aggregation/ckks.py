@@ -933,6 +933,8 @@ class KeyHolderSession(HelperSession):
                 f"decryption request of {len(view)} bytes (aggregate field {length}) for "
                 f"{dimension} values; this key holder's parameters take exactly {exact}"
             )
+        # a request buried in noise is refused before any decryption (nothing spent)
+        self.policy.check_noise_request(params, requested)
         std = self.policy.noise_for(params, requested)  # the server can raise it, never lower
         if not math.isfinite(plausible_range(params, std)):
             # a Box-Muller deviate is at most 8.6 std (53-bit uniforms) and the range
