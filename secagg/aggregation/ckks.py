@@ -567,7 +567,8 @@ class KeyHolderSession(HelperSession):
 
     Every rule is the key holder's :class:`~secagg.aggregation.keyholder_policy.
     KeyHolderPolicy`, never the server's request: the noise is at least the
-    policy's and the floor's, each round number is decrypted once and in
+    policy's and the floor's (and a request for more than its cap is refused before any
+    decryption), each round number is decrypted once and in
     increasing order, there is a lifetime cap (required with its own noise), a round of
     another length than its own ``dimension`` is refused when it is opened (the key
     request) and a sum of another length than its round was opened with before any
@@ -1331,7 +1332,10 @@ class CKKSBackend(AggregationBackend):
     ) -> KeyHolderSession:
         """The key holder, enforcing its own policy: ``policy``, or the ``[key_holder]``
         table ``settings`` (``noise_stddev``, ``min_contributions``, ``max_decryptions``,
-        ``dimension``, ``state``, and ``key``: the key file :meth:`make_helper_key` wrote, whose
+        ``dimension``, ``state``, the caps of
+        :class:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy` (``max_clients``,
+        ``max_value_bound``, ``min_precision``, ``max_noise_stddev``, ``max_dimension``),
+        and ``key``: the key file :meth:`make_helper_key` wrote, whose
         fingerprint the branches pin). Default: floor noise, at least 2 contributions,
         no cap (a ``noise_stddev`` above 0 requires ``max_decryptions``), a key made on
         the first request; with ``key``, the state defaults to
