@@ -1021,6 +1021,9 @@ class CKKSServer(PhasedServerSession):
         #: the noise std the key holder's decryption reply reported, read before any check
         #: refuses the reply (None: no reply read yet): the sum reached the server with it
         self._reported_noise: float | None = None
+        #: the key holder's messages in the decrypt phase, and whether one was a refusal
+        self._decrypt_replies = 0
+        self._decryption_refused = False
         # the key holder's public context once published: an OpaquePublicContext, bytes
         # the server never parses, bound to their fingerprint
         self.context: Any = None
@@ -1057,6 +1060,7 @@ class CKKSServer(PhasedServerSession):
     def handle(self, party: int, payload: bytes) -> list[Outgoing]:
         if self._phase in ("key", "decrypt") and party == HELPER:
             data = payload_bytes(payload)
+            self._decrypt_replies += self._phase == "decrypt"
             if _helper_kind(data) == _REFUSED:
                 return self._on_refused(data)
             return self._on_key(data) if self._phase == "key" else self._on_decrypted(data)
@@ -1112,6 +1116,7 @@ class CKKSServer(PhasedServerSession):
             raise MalformedMessage(f"a key-holder refusal of unknown reason code {code}")
         text = printable(raw.decode("utf-8", errors="replace")) or "no reason given"
         request = "key request" if self._phase == "key" else "decryption request"
+        self._decryption_refused = self._phase == "decrypt"
         self._abort(f"the key holder refused the {request} ({REFUSAL_REASONS[code]}): {text}")
         return []
 
@@ -1199,6 +1204,19 @@ class CKKSServer(PhasedServerSession):
         # in the decrypt phase the request is out, or about to leave: its reply reveals
         # the sum of the contributions taken, noised by the key holder
         return len(self._received) if self._phase == "decrypt" else None
+
+    def reveal_refused(self) -> bool:
+        """The key holder refused the decryption request and sent nothing else in the
+        phase: it decrypts a round once, so none of this round's noised sum reached the
+        server (a refusal after decrypting, of an implausible sum, says one bit: that some
+        coordinate lay beyond what the claimed contributions can sum to, which no honest
+        branch's bounded update changes).
+
+        Why: the charge noted at the planned noise before the request left was kept, so a
+        round the key holder refused was ledgered as a release (review of 2026-12-06). A
+        refusal that followed any other reply (a sum refused as malformed, say) is not
+        this: that reply may have carried the sum."""
+        return self._decryption_refused and self._decrypt_replies == 1
 
     def noise_at_reveal(self) -> float:
         """The requested noise std until the key holder's reply is read, then the least

@@ -1093,7 +1093,7 @@ class FederationServer:
         check comes before the unmasking requests leave (the masked inputs alone reveal
         nothing): the round is aborted, nothing is learned, nothing is charged. So with
         central DP whose noise the CKKS key holder adds: before the decryption request."""
-        self._charge_short_reveal(number, session, len(participants))
+        self._charge_after_reply(number, session, len(participants))
         count = session.contributors_before_reveal()
         if count is None or session.done:
             return outgoing
@@ -1128,9 +1128,17 @@ class FederationServer:
         self._revealed[number] = charge
         self._revealed_noise[number] = noise_added
 
-    def _charge_short_reveal(self, number: int, session: ServerSession, participants: int) -> None:
-        """Charge again, at the noise that ran, a round whose sum the backend revealed with
-        less noise than its charge was noted at (:meth:`_note_reveal`).
+    def _charge_after_reply(self, number: int, session: ServerSession, participants: int) -> None:
+        """Keep the charge noted before the reveal (:meth:`_note_reveal`) true to the reply:
+        drop it when the party that was to reveal the sum refused to, and charge again, at
+        the noise that ran, a round whose sum the backend revealed with less noise than
+        its charge was noted at.
+
+        A refusal (``session.reveal_refused()``: the CKKS key holder's refusal reply, all
+        it sent to the round's one decryption request) released nothing, so the round
+        aborts uncharged: the note is replaced when the round is stored aborted (a crash
+        before that charges it on restart, the safe side). Until 2026-12-06 such a round
+        was ledgered ``sum_revealed`` at the planned epsilon.
 
         The order: the charge is noted at the planned noise before the decryption request
         leaves (so that a crash after the reply is charged), and the key holder's reply
@@ -1148,6 +1156,10 @@ class FederationServer:
         its report is all the server can know of its noise."""
         noted = self._revealed_noise.get(number)
         if noted is None or self._revealed.get(number) is None:
+            return
+        if session.reveal_refused():
+            log.info("round %d: the sum was never revealed (refused): not charged", number)
+            self._revealed[number] = None
             return
         carried = session.noise_at_reveal()
         if not carried < noted:

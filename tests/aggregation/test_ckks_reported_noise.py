@@ -21,8 +21,8 @@ import pytest
 pytest.importorskip("tenseal")
 
 from secagg.aggregation import HELPER
-from secagg.aggregation.ckks import CKKSBackend, CKKSServer
-from secagg.aggregation.keyholder_policy import RANGE_TAIL_Z
+from secagg.aggregation.ckks import CKKSBackend, CKKSServer, refusal_reply
+from secagg.aggregation.keyholder_policy import RANGE_TAIL_Z, KeyHolderRefusal
 from secagg.errors import MalformedMessage
 
 D = 8
@@ -93,3 +93,20 @@ def test_the_reports_error_bound_covers_every_reply_the_server_accepts() -> None
     result = server.finish()  # accepted: within the server's range
     assert abs(result.total[0] - 0.75) <= result.report.error_bound
     assert result.report.error_bound >= RANGE_TAIL_Z * PLANNED
+
+
+def test_a_refused_decryption_revealed_nothing_unless_something_else_came() -> None:
+    """The key holder's refusal, all it sent: nothing of the sum reached the server (the
+    runtime then drops the charge it noted: tests/runtime/test_ckks_short_noise_charge.py).
+    A refusal after another reply (a sum refused as malformed) is not: that reply may
+    have carried the sum."""
+    refusal = refusal_reply(KeyHolderRefusal("not today"))
+    server, _ = _at_decryption()
+    assert not server.reveal_refused()
+    server.handle(HELPER, refusal)
+    assert server.done and server.reveal_refused()
+    server, reply = _at_decryption()
+    with pytest.raises(MalformedMessage):
+        server.handle(HELPER, reply[:-8])  # a sum one value short
+    server.handle(HELPER, refusal)
+    assert server.done and not server.reveal_refused()

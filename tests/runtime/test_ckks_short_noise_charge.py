@@ -26,6 +26,7 @@ pytest.importorskip("tenseal")
 
 from secagg.aggregation.base import HelperSession
 from secagg.aggregation.ckks import KeyHolderSession
+from secagg.aggregation.keyholder_policy import KeyHolderRefusal
 from secagg.aggregation.policy import BranchPolicy
 from secagg.dp.accountants import PerClientAccountant
 from secagg.ledger import verify_ledger
@@ -95,14 +96,26 @@ class _UnderNoising(HelperSession):
         return self.honest.refusal(error)
 
 
-def _run(tmp_path: Path) -> tuple[FederationConfig, _UnderNoising]:
+class _RefusingDecryption(_UnderNoising):
+    """A real key holder that refuses the decryption request before decrypting anything
+    (as its record, its cap or its checks of the request would): a refusal reply."""
+
+    def handle(self, payload: bytes, *, round_number: int) -> bytes:
+        if payload[5] == 3:
+            raise KeyHolderRefusal("not today: nothing decrypted")
+        return self.honest.handle(payload, round_number=round_number)
+
+
+def _run(
+    tmp_path: Path, kind: type[_UnderNoising] = _UnderNoising
+) -> tuple[FederationConfig, _UnderNoising]:
     config = _config(tmp_path)
     hub = InProcessHub()
     key = tmp_path / "keyholder.key"
     pin = make_key_holder_key(config, key)  # keyholder-init: the key the branches pin
     endpoint = hub.connect(KEY_HOLDER)
     real = key_holder_service(config, endpoint, {"key": str(key)})
-    stub = _UnderNoising(real.session)  # type: ignore[arg-type]
+    stub = kind(real.session)  # type: ignore[arg-type]
     holder = KeyHolderService(KEY_HOLDER, endpoint, stub)
     threads = [threading.Thread(target=holder.run, kwargs={"idle_timeout": IDLE}, daemon=True)]
     for i, name in enumerate(NAMES):
@@ -171,3 +184,27 @@ def test_an_under_noised_reply_charges_the_noise_that_ran_not_the_planned_one(
         assert restarted.mechanism.accountant.epsilon() == pytest.approx(charged["epsilon"])  # type: ignore[attr-defined]
     finally:
         state.close()
+
+
+def test_a_decryption_the_key_holder_refused_is_not_charged(tmp_path: Path) -> None:
+    """The charge noted before the request left was kept when the key holder refused it:
+    a round in which nothing reached the server was ledgered ``sum_revealed`` at the
+    planned epsilon. A refusal is the key holder's whole reply to the round's one
+    decryption request (it decrypts a round once, and a refused round is spent or
+    refused again), so nothing of the sum was released: the round is aborted uncharged."""
+    _run(tmp_path, _RefusingDecryption)
+    store = ServerStore(tmp_path / "state.sqlite", create=False)
+    try:
+        (row,) = store.rounds()
+    finally:
+        store.close()
+    assert row["status"] == "aborted" and "nothing decrypted" in row["report"]["reason"]
+    assert "revealed" not in row["report"], row["report"]
+    audit = verify_ledger(
+        tmp_path / "state.sqlite.ledger",
+        public_key=load_public_key(tmp_path / "state.sqlite.ledger-key.pub"),
+    )
+    assert audit.ok, audit.first_failure
+    (ledger_row,) = [r.entry for r in audit.chain.rows]
+    assert not (ledger_row.get("dp") or {}).get("sum_revealed"), ledger_row
+    assert ledger_row["privacy"]["epsilon"] is None, ledger_row["privacy"]
