@@ -1042,6 +1042,10 @@ class FederationServer:
             if session.phase != phase or announced:
                 training = announced or (training and session.phase == phase)
                 phase, last_progress = session.phase, self._clock()
+        # a reply read on a path that left the loop without _hold_at_budget (a round
+        # deadline after a refused reply): its charge is set right before the round is
+        # stored, as after any other message
+        self._charge_after_reply(number, session, len(participants))
         self._helper_request = None  # the round is over: nothing of it is resent
         return session.finish()
 
