@@ -630,7 +630,10 @@ def _check_claims(
     for row, entry in zip(rounds, rows, strict=True):
         report = row["report"] or {}
         number = row["number"]
-        revealed = row["status"] == "aborted" and number in writes.noted_reveal
+        # the key holder refusing the decryption request (its whole reply: a restarted
+        # one's "round already served") released nothing, so the note is dropped
+        refused = "the key holder refused the decryption request" in str(report.get("reason"))
+        revealed = row["status"] == "aborted" and number in writes.noted_reveal and not refused
         assert bool(report.get("revealed")) == revealed, (
             f"{what}: round {number} is {row['status']} with revealed "
             f"{report.get('revealed')}, but the test saw the reveal noted: {revealed}"
@@ -703,6 +706,11 @@ def check_invariants(
             assert row["number"] in writes.noted_reveal, (
                 f"{what}: round {row['number']} was decrypted for the server, then aborted "
                 "without its reveal noted: the noised sum it saw is charged nowhere"
+            )
+            # and it is charged: a sum sent is never taken for a refusal (uncharged)
+            assert (row["report"] or {}).get("revealed"), (
+                f"{what}: round {row['number']} was decrypted for the server, then aborted "
+                f"uncharged: {row['report']}"
             )
 
 

@@ -296,6 +296,14 @@ class ServerSession(abc.ABC):
         be charged as the distributed mechanism's is (:meth:`Mechanism.charge_at_reveal`)."""
         return 0.0
 
+    def reveal_refused(self) -> bool:
+        """Whether the party that was to reveal the sum refused to, and that refusal is
+        all it sent (the CKKS key holder's refusal reply to the decryption request):
+        nothing of the sum reached the server, so a charge noted before the request left
+        (:meth:`noise_at_reveal`) is not a release. False where the server itself
+        reveals the sum (masking) or anything else came back."""
+        return False
+
     def accusations(self) -> dict[int, frozenset[int]]:
         """Parties other parties named as the senders of shares that did not open:
         accused -> accusers (also for an aborted round). The runtime excludes a

@@ -39,8 +39,10 @@ A sum that claims fewer than two contributions is never decrypted (it would be
 one client's update); the claim is the server's, so against a malicious server
 this check is not sound (docs/backends.md says what is). Error: CKKS is
 approximate; the report's bound is the parameters' documented ``error_bound``
-(encryption noise growing as sqrt(n), plus float rounding) plus 7 times the
-noise std the key holder reports, which is also
+(encryption noise growing as sqrt(n), plus float rounding) plus
+:data:`~secagg.aggregation.keyholder_policy.RANGE_TAIL_Z` (9) times the noise std the
+key holder reports (the tail a reply is accepted within: a Box-Muller deviate is at most
+8.6 std), which is also
 :attr:`~secagg.aggregation.base.AggregationReport.noise_stddev`. Threat model:
 the server learns nothing from ciphertexts (IND-CPA under RLWE at 128-bit
 security); the key holder can decrypt any single ciphertext it sees, so it must
@@ -88,6 +90,7 @@ from secagg.aggregation.base import (
 )
 from secagg.aggregation.keyholder_policy import (
     MAX_NOISE_STDDEV,
+    RANGE_TAIL_Z,
     DecryptionCapReached,
     DecryptionRecord,
     ImplausibleSum,
@@ -118,7 +121,7 @@ from secagg.errors import (
     UnexpectedMessage,
     printable_line,
 )
-from secagg.he.params import TAIL_Z, CKKSParameters, choose_parameters
+from secagg.he.params import CKKSParameters, choose_parameters
 
 log = logging.getLogger("secagg.keyholder")
 
@@ -564,7 +567,8 @@ class KeyHolderSession(HelperSession):
 
     Every rule is the key holder's :class:`~secagg.aggregation.keyholder_policy.
     KeyHolderPolicy`, never the server's request: the noise is at least the
-    policy's and the floor's, each round number is decrypted once and in
+    policy's and the floor's (and a request for more than its cap is refused before any
+    decryption), each round number is decrypted once and in
     increasing order, there is a lifetime cap (required with its own noise), a round of
     another length than its own ``dimension`` is refused when it is opened (the key
     request) and a sum of another length than its round was opened with before any
@@ -930,6 +934,8 @@ class KeyHolderSession(HelperSession):
                 f"decryption request of {len(view)} bytes (aggregate field {length}) for "
                 f"{dimension} values; this key holder's parameters take exactly {exact}"
             )
+        # a request buried in noise is refused before any decryption (nothing spent)
+        self.policy.check_noise_request(params, requested)
         std = self.policy.noise_for(params, requested)  # the server can raise it, never lower
         if not math.isfinite(plausible_range(params, std)):
             # a Box-Muller deviate is at most 8.6 std (53-bit uniforms) and the range
@@ -1012,6 +1018,12 @@ class CKKSServer(PhasedServerSession):
         # requested; the key holder may add more. Checked here, before the round starts
         self.noise_stddev = _requested_noise(noise_stddev)
         self.noise_added: float | None = None  # what the key holder says it added
+        #: the noise std the key holder's decryption reply reported, read before any check
+        #: refuses the reply (None: no reply read yet): the sum reached the server with it
+        self._reported_noise: float | None = None
+        #: the key holder's messages in the decrypt phase, and whether one was a refusal
+        self._decrypt_replies = 0
+        self._decryption_refused = False
         # the key holder's public context once published: an OpaquePublicContext, bytes
         # the server never parses, bound to their fingerprint
         self.context: Any = None
@@ -1048,6 +1060,7 @@ class CKKSServer(PhasedServerSession):
     def handle(self, party: int, payload: bytes) -> list[Outgoing]:
         if self._phase in ("key", "decrypt") and party == HELPER:
             data = payload_bytes(payload)
+            self._decrypt_replies += self._phase == "decrypt"
             if _helper_kind(data) == _REFUSED:
                 return self._on_refused(data)
             return self._on_key(data) if self._phase == "key" else self._on_decrypted(data)
@@ -1103,6 +1116,7 @@ class CKKSServer(PhasedServerSession):
             raise MalformedMessage(f"a key-holder refusal of unknown reason code {code}")
         text = printable(raw.decode("utf-8", errors="replace")) or "no reason given"
         request = "key request" if self._phase == "key" else "decryption request"
+        self._decryption_refused = self._phase == "decrypt"
         self._abort(f"the key holder refused the {request} ({REFUSAL_REASONS[code]}): {text}")
         return []
 
@@ -1126,6 +1140,12 @@ class CKKSServer(PhasedServerSession):
         r = _read_helper_message(data, _DECRYPTED)  # the noise std, then the float64 vector
         noise = r.f64()
         body = data[_HELPER_HEAD.size + r.offset :]
+        # from here the reply's sum is in the server's hands, whatever is checked next, so
+        # the reveal is charged at the noise it reports (noise_at_reveal), not at the
+        # request's; a negative std vouches for none (the reader refused NaN and infinity)
+        vouched = max(noise, 0.0)
+        seen = self._reported_noise
+        self._reported_noise = vouched if seen is None else min(seen, vouched)
         if noise < 0:
             raise MalformedMessage(f"the key holder reports a negative noise std {noise!r}")
         if len(body) != 8 * self.spec.dimension:
@@ -1143,8 +1163,8 @@ class CKKSServer(PhasedServerSession):
             return []
         # what the round's contributions can sum to, with the key holder's CKKS error and
         # the noise it reports (a Box-Muller deviate is at most 8.6 std; the range allows
-        # 9): an honest key holder's sum always lies within it, and one beyond it is no
-        # sum of this round, which the report's error bound would have vouched for
+        # RANGE_TAIL_Z = 9, as the report's error bound does): an honest key holder's sum
+        # always lies within it, and one beyond it is no sum of this round
         reach = plausible_range(self.params, noise, len(self._received))
         if not np.all(np.abs(total) <= reach):
             self._abort(
@@ -1185,9 +1205,33 @@ class CKKSServer(PhasedServerSession):
         # the sum of the contributions taken, noised by the key holder
         return len(self._received) if self._phase == "decrypt" else None
 
+    def reveal_refused(self) -> bool:
+        """The key holder refused the decryption request and sent nothing else in the
+        phase: it decrypts a round once, so none of this round's noised sum reached the
+        server (a refusal after decrypting, of an implausible sum, says one bit: that some
+        coordinate lay beyond what the claimed contributions can sum to, which no honest
+        branch's bounded update changes).
+
+        Why: the charge noted at the planned noise before the request left was kept, so a
+        round the key holder refused was ledgered as a release (review of 2026-12-06). A
+        refusal that followed any other reply (a sum refused as malformed, say) is not
+        this: that reply may have carried the sum."""
+        return self._decryption_refused and self._decrypt_replies == 1
+
     def noise_at_reveal(self) -> float:
-        # a reply with less noise than requested is refused (_on_decrypted)
-        return self.noise_stddev
+        """The requested noise std until the key holder's reply is read, then the least
+        of it and the std the reply reports.
+
+        Why: the runtime charges the reveal at this noise before the request leaves. A
+        reply reporting less is refused (:meth:`_on_decrypted`: the round aborts, no model
+        is released), but its sum has reached the server all the same, under the noise
+        the key holder added, so that reveal is charged at that noise, not at the plan's
+        (review of 2026-12-06: the aborted round was ledgered with the planned epsilon).
+        A key holder that reports more than it added cannot be caught here: the report
+        is the key holder's word, as its noise is its own policy."""
+        if self._reported_noise is None:
+            return self.noise_stddev
+        return min(self.noise_stddev, self._reported_noise)
 
     @property
     def waiting_for(self) -> frozenset[int]:
@@ -1212,8 +1256,10 @@ class CKKSServer(PhasedServerSession):
             dimension=self.spec.dimension,
             contributed=contributed,
             dropped=dropped,
-            # the key holder's Gaussian noise is part of the error, at the same 7-sigma tail
-            error_bound=self.params.error_bound(len(contributed)) + TAIL_Z * noise,
+            # the key holder's Gaussian noise is part of the error, at the tail the reply
+            # was accepted within (_on_decrypted): one constant, so the bound covers every
+            # sum the server takes (it counted 7 deviations while 9 were accepted)
+            error_bound=self.params.error_bound(len(contributed)) + RANGE_TAIL_Z * noise,
             threat_model=(
                 "server sees only ciphertexts (RLWE, 128-bit); the secret key is held by "
                 "the key holder alone, which decrypts each round once, adds its own noise "
@@ -1304,7 +1350,10 @@ class CKKSBackend(AggregationBackend):
     ) -> KeyHolderSession:
         """The key holder, enforcing its own policy: ``policy``, or the ``[key_holder]``
         table ``settings`` (``noise_stddev``, ``min_contributions``, ``max_decryptions``,
-        ``dimension``, ``state``, and ``key``: the key file :meth:`make_helper_key` wrote, whose
+        ``dimension``, ``state``, the caps of
+        :class:`~secagg.aggregation.keyholder_policy.KeyHolderPolicy` (``max_clients``,
+        ``max_value_bound``, ``min_precision``, ``max_noise_stddev``, ``max_dimension``),
+        and ``key``: the key file :meth:`make_helper_key` wrote, whose
         fingerprint the branches pin). Default: floor noise, at least 2 contributions,
         no cap (a ``noise_stddev`` above 0 requires ``max_decryptions``), a key made on
         the first request; with ``key``, the state defaults to

@@ -12,7 +12,10 @@ it to every request, whatever the request says:
 * **Noise.** Every decryption leaves with Gaussian noise of standard deviation
   ``max(policy.noise_stddev, server's request, noise_floor(params))``. The
   server may ask for *more* noise (its DP mechanism plans the central noise, and
-  the key holder adding it means nobody sees an un-noised sum), never for less.
+  the key holder adding it means nobody sees an un-noised sum), never for less, and
+  never for more than :meth:`KeyHolderPolicy.noise_cap` (``max_noise_stddev``, else
+  :data:`NOISE_CAP_PER_RANGE` times the design point's largest honest sum:
+  :class:`NoiseRequestTooLarge`, before any decryption).
   The floor (:func:`noise_floor`) is the design point's documented CKKS error
   bound times :data:`NOISE_FLOOR_MULTIPLE`, so no exact decryption ever leaves,
   even with ``noise_stddev = 0`` (tests and simulations without DP): see
@@ -35,6 +38,8 @@ it to every request, whatever the request says:
   record or the key is touched. The request's dimension is the server's word: a
   longer sum releases more coordinates (more of the key's error, more of one update)
   per decryption than the federation agreed to, so it is not the server's choice.
+  Without ``dimension``, ``max_dimension`` caps the length (the config-less key holder's
+  default :data:`CONFIGLESS_MAX_DIMENSION`), refused the same way.
 * **One federation.** With ``federation`` (the runtime binds it from the federation's
   config, ``[federation] name``), a key request or a decryption request naming another
   federation is refused (:class:`WrongFederation`) before anything is checked, opened or
@@ -100,7 +105,10 @@ log = logging.getLogger("secagg.keyholder")
 NOISE_FLOOR_MULTIPLE = 1.0
 #: noise deviations a noised coordinate may lie beyond an honest sum (a Box-Muller deviate
 #: is at most 8.6): what :func:`plausible_range` adds for a noise std, which the key
-#: holder uses to refuse a std whose noised sum would overflow a float64
+#: holder uses to refuse a std whose noised sum would overflow a float64 and the CKKS
+#: server to refuse a reply no honest sum is; and the tail at which the server's report
+#: counts the key holder's noise in its error bound, so that the bound covers every reply
+#: the server accepts (it counted 7 while 9 were accepted: review of 2026-12-06)
 RANGE_TAIL_Z = 9.0
 #: the smallest ``min_contributions`` a key holder accepts: one summand is one client's update
 MIN_CONTRIBUTIONS_FLOOR = 2
@@ -115,6 +123,8 @@ POLICY_KEYS = (
     "max_clients",
     "max_value_bound",
     "min_precision",
+    "max_noise_stddev",
+    "max_dimension",
 )
 #: the design point a key holder with neither the federation's config nor a key file
 #: (``secagg keyholder --backend ckks``) makes a key for at most, unless its
@@ -129,6 +139,23 @@ CONFIGLESS_MAX_VALUE_BOUND = 1.0
 #: precision, so at the finest a ring admits (about 1.1·10⁻¹³) a crafted query learned
 #: about 44 bits a coordinate at the floor, against about 21 at 10⁻⁶ (docs/backends.md)
 CONFIGLESS_MIN_PRECISION = 1e-6
+#: the longest sum a config-less key holder opens a round for unless its ``[key_holder]``
+#: table sets ``max_dimension`` (or a longer ``dimension``): 256 ciphertexts of the
+#: config-less design point's ring (1 000 clients, B = 1, 10⁻⁶: N = 4096, 4 096 values a
+#: ciphertext), a decryption request of about 14 MB. Why: without it only the transport's
+#: message size (256 MiB by default: about 10⁷ values) bounded how many coordinates the
+#: server had decrypted at once, and so how much of one update, and of the key's error,
+#: one decryption released (review of 2026-12-06)
+CONFIGLESS_MAX_DIMENSION = 1 << 20
+#: the largest noise std a key holder adds at a server's request, unless its
+#: ``[key_holder]`` table sets ``max_noise_stddev``, in units of its design point's
+#: largest honest sum per coordinate (clients x value bound): at 10, the largest sum the
+#: round could have is a tenth of the noise. Why: the server's request was honoured up to
+#: what overflows a float64, so a hostile server spent the key holder's
+#: ``max_decryptions`` on sums buried in noise. A federation's central noise z x clip is at
+#: most z x B (the clip is at most the value bound), so this admits any z up to 10 x its
+#: clients; the key holder's own ``noise_stddev`` is always admitted
+NOISE_CAP_PER_RANGE = 10.0
 
 #: 2: the record names the federation it serves (version 1, which named none, is read
 #: and rewritten as version 2 when a key holder of a federation starts over it)
@@ -211,6 +238,15 @@ class WrongFederation(KeyHolderRefusal):
     Why: a request carried the round number only, so a server could splice federation A's
     aggregate into federation B's decryption request, and a key whose holder serves two
     federations counted both in one sequence of round numbers (review, 2026-12-05)."""
+
+
+class NoiseRequestTooLarge(KeyHolderRefusal):
+    """A decryption asking for more noise than the key holder adds at a server's request
+    (:meth:`KeyHolderPolicy.noise_cap`); refused before any decryption, so nothing is spent.
+
+    Why: the key holder honoured any requested std a float64 sum could hold, so a hostile
+    server had its lifetime cap of decryptions spent on sums buried in noise (review of
+    2026-12-06)."""
 
 
 class ImplausibleSum(KeyHolderRefusal):
@@ -354,6 +390,10 @@ class KeyHolderPolicy:
     holds it); the config-less ``secagg keyholder`` takes :data:`CONFIGLESS_MAX_CLIENTS`,
     :data:`CONFIGLESS_MAX_VALUE_BOUND` and :data:`CONFIGLESS_MIN_PRECISION` unless its
     table sets them.
+    ``max_noise_stddev``: the largest noise std added at a server's request (None:
+    :data:`NOISE_CAP_PER_RANGE` times the design point's clients x value bound; at least
+    ``noise_stddev``). ``max_dimension``: the longest sum decrypted (None: no cap of its
+    own; the config-less ``secagg keyholder`` takes :data:`CONFIGLESS_MAX_DIMENSION`).
 
     Why the cap is required with noise: a key holder that adds its own DP noise
     promises that what it releases is differentially private, and every decryption of
@@ -376,6 +416,8 @@ class KeyHolderPolicy:
     max_clients: int | None = None
     max_value_bound: float | None = None
     min_precision: float | None = None
+    max_noise_stddev: float | None = None
+    max_dimension: int | None = None
 
     def __post_init__(self) -> None:
         std = _number("noise_stddev", self.noise_stddev)
@@ -458,6 +500,33 @@ class KeyHolderPolicy:
                     f"at most the largest value bound), got {self.min_precision!r}",
                 )
             object.__setattr__(self, "min_precision", finest)
+        if self.max_noise_stddev is not None:
+            most_noise = _number("max_noise_stddev", self.max_noise_stddev)
+            if not 0 < most_noise <= MAX_NOISE_STDDEV:
+                raise _config_error(
+                    "max_noise_stddev",
+                    f"must be above 0 and at most {MAX_NOISE_STDDEV:g} (the most central noise "
+                    f"a federation can plan), got {self.max_noise_stddev!r}",
+                )
+            if most_noise < std:
+                # its own noise would be refused whenever the server asked for that much
+                raise _config_error(
+                    "max_noise_stddev",
+                    f"{most_noise:g} is below this key holder's own noise_stddev = {std:g}",
+                )
+            object.__setattr__(self, "max_noise_stddev", most_noise)
+        if self.max_dimension is not None:
+            longest = _integer("max_dimension", self.max_dimension)
+            if not 1 <= longest <= _MAX_DIMENSION:
+                raise _config_error(
+                    "max_dimension", f"must be in [1, {_MAX_DIMENSION}] values, got {longest}"
+                )
+            if self.dimension is not None and self.dimension > longest:
+                raise _config_error(
+                    "max_dimension",
+                    f"{longest} is below this key holder's own dimension = {self.dimension}: "
+                    "it would refuse every round",
+                )
         if self.state_path is not None and not isinstance(self.state_path, Path):
             if not isinstance(self.state_path, str) or not self.state_path:
                 raise _config_error("state", f"must be a file path, got {self.state_path!r}")
@@ -474,8 +543,10 @@ class KeyHolderPolicy:
         ``max_decryptions`` (int >= 1; required when ``noise_stddev`` > 0),
         ``dimension`` (int >= 1), ``state`` (path), ``federation`` (a federation's name),
         ``max_clients`` (int, min_contributions to 10⁶), ``max_value_bound`` (number in
-        (0, 10⁶]), ``min_precision`` (number in (0, 10⁶]). Any other key, or a value of the
-        wrong type, raises a one-line ConfigurationError naming the key.
+        (0, 10⁶]), ``min_precision`` (number in (0, 10⁶]), ``max_noise_stddev`` (number in
+        (0, 10¹⁰], at least ``noise_stddev``), ``max_dimension`` (int >= 1, at least
+        ``dimension``). Any other key, or a value of the wrong type, raises a one-line
+        ConfigurationError naming the key.
         """
         if not isinstance(section, Mapping):
             raise ConfigurationError(f"[key_holder] must be a table, got {type(section).__name__}")
@@ -494,6 +565,8 @@ class KeyHolderPolicy:
             max_clients=section.get("max_clients"),
             max_value_bound=section.get("max_value_bound"),
             min_precision=section.get("min_precision"),
+            max_noise_stddev=section.get("max_noise_stddev"),
+            max_dimension=section.get("max_dimension"),
         )
 
     def check_dimension(self, dimension: int, *, what: str = "a decryption") -> None:
@@ -503,6 +576,38 @@ class KeyHolderPolicy:
             raise WrongDimension(
                 f"{what} of {dimension} values refused: this key holder decrypts sums "
                 f"of {self.dimension} values only (its [key_holder] dimension)"
+            )
+        if self.max_dimension is not None and dimension > self.max_dimension:
+            raise WrongDimension(
+                f"{what} of {dimension} values refused: this key holder decrypts sums "
+                f"of at most {self.max_dimension} values (its [key_holder] max_dimension)"
+            )
+
+    def noise_cap(self, params: CKKSParameters) -> float:
+        """The largest noise std this key holder adds at a server's request under
+        ``params``: its ``max_noise_stddev``, else :data:`NOISE_CAP_PER_RANGE` times the
+        design point's largest honest sum per coordinate (clients x value bound), never
+        below its own ``noise_stddev``."""
+        if self.max_noise_stddev is not None:
+            return self.max_noise_stddev
+        derived = NOISE_CAP_PER_RANGE * params.num_clients * params.value_bound
+        return max(derived, self.noise_stddev)
+
+    def check_noise_request(self, params: CKKSParameters, requested: float) -> None:
+        """Refuse (:class:`NoiseRequestTooLarge`, one line) a decryption whose requested
+        noise std is above :meth:`noise_cap`: called before any decryption."""
+        cap = self.noise_cap(params)
+        if requested > cap:
+            said = (
+                "its [key_holder] max_noise_stddev"
+                if self.max_noise_stddev is not None
+                else f"{NOISE_CAP_PER_RANGE:g} x its design point's {params.num_clients} "
+                f"clients x value bound {params.value_bound:g}; [key_holder] max_noise_stddev "
+                "sets another"
+            )
+            raise NoiseRequestTooLarge(
+                f"a decryption with noise std {requested:g} refused: this key holder adds at "
+                f"most {cap:g} at a server's request ({said})"
             )
 
     def check_design(self, num_clients: int, value_bound: float, precision: float) -> None:
@@ -600,7 +705,9 @@ def configless_caps(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """A config-less key holder's ``[key_holder]`` settings with its design caps:
     ``max_clients``, ``max_value_bound`` and ``min_precision`` the table gives, else
     :data:`CONFIGLESS_MAX_CLIENTS`, :data:`CONFIGLESS_MAX_VALUE_BOUND` and
-    :data:`CONFIGLESS_MIN_PRECISION` (times ``max_value_bound`` when that is below 1).
+    :data:`CONFIGLESS_MIN_PRECISION` (times ``max_value_bound`` when that is below 1), and
+    ``max_dimension`` the table gives, else :data:`CONFIGLESS_MAX_DIMENSION` (or its own
+    ``dimension``, when longer).
 
     Why: with neither the federation's config nor a key file, the key is made for the
     design point the server's first key request carries, and the clients and value bound
@@ -621,6 +728,10 @@ def configless_caps(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     narrower = isinstance(bound, int | float) and not isinstance(bound, bool) and 0 < bound < 1
     scale = float(bound) if narrower else 1.0
     values.setdefault("min_precision", CONFIGLESS_MIN_PRECISION * scale)
+    # a longer agreed dimension is its operator's: the default cap admits it
+    length = values.get("dimension")
+    own = length if isinstance(length, int) and not isinstance(length, bool) else 0
+    values.setdefault("max_dimension", max(CONFIGLESS_MAX_DIMENSION, own))
     return values
 
 

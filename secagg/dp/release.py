@@ -339,6 +339,19 @@ class Mechanism:
         charged on restart."""
         return None
 
+    def charge_at_short_reveal(
+        self, *, participants: int, noise_added: float
+    ) -> dict[str, Any] | None:
+        """What to charge for a round whose sum reached the server with *less* of the
+        backend's noise than :meth:`charge_at_reveal` was asked for (``noise_added``:
+        what the CKKS key holder says it added, below the plan); None where the backend
+        adds none of the noise (the server's own, or the clients' shares, are the noise).
+
+        Why: the charge is kept before the sum is revealed, at the planned noise; a key
+        holder that then adds less has released its sum to the server under that less
+        noise, and charging the plan's epsilon for it was a number of what did not run."""
+        return None
+
     def take_report(self, identity: str, report: RecordReport) -> None:
         """A branch's record-level accounting (only record-level mechanisms keep it)."""
 
@@ -609,6 +622,24 @@ class CentralRelease(_ClientLevel):
         self._step(trial, charged)
         return {"charged": charged, "epsilon": trial.epsilon()}
 
+    def charge_at_short_reveal(
+        self, *, participants: int, noise_added: float
+    ) -> dict[str, Any] | None:
+        """The round charged at the noise multiplier the backend's noise amounts to,
+        ``noise_added / clip`` (0: epsilon infinite), recorded with the round (its
+        ``charged``) so that its ledger row, a restart and ``audit verify`` replay that
+        multiplier, not the configured one (:meth:`ledger_block`)."""
+        if self.backend_noise_stddev <= 0:
+            return None
+        charged = self._charged(participants)
+        added = float(noise_added) if math.isfinite(noise_added) and noise_added > 0 else 0.0
+        clip = float(self.clip or 1.0)
+        added = min(added, self.noise_multiplier * clip)  # never charged above the plan
+        charged["noise_multiplier"] = added / clip
+        trial = copy.deepcopy(self._accountant)
+        self._step(trial, charged)
+        return {"charged": charged, "epsilon": trial.epsilon(), "noise_added": added}
+
     def release(
         self, total: np.ndarray, *, contributors: int, participants: int, noise_added: float
     ) -> Release:
@@ -625,6 +656,11 @@ class CentralRelease(_ClientLevel):
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         block = self._block(self.accountant_name)
         charged = stored.get("charged")
+        if "noise_added" in stored and isinstance(charged, dict):
+            # charged below the plan (charge_at_short_reveal): the row says what ran,
+            # which the replay charges (audit verify notes the multiplier that differs)
+            block["noise_multiplier"] = float(charged["noise_multiplier"])
+            block["noise_std"] = float(stored["noise_added"])
         if isinstance(charged, dict) and "members" in charged:
             # charged to the round's participants (the row's identity hashes), the claim
             # the most charged client's: what audit verify replays

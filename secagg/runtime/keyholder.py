@@ -23,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from secagg.aggregation import HelperSession
+from secagg.aggregation.keyholder_policy import NOISE_CAP_PER_RANGE
 from secagg.errors import ConfigurationError, SecAggError
 from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
@@ -64,7 +66,15 @@ def bound_to_federation(
     coordinates per decryption than the federation agreed to); with it, a round of
     another length is refused when it is opened, before any branch encrypts. A
     ``dimension`` or ``federation`` the table gives must agree, or the key holder refuses
-    to start with one line naming it."""
+    to start with one line naming it.
+
+    And the noise the federation plans the key holder to add (``dp``'s central z x clip,
+    the std every honest decryption request asks for) is admitted by its cap on the
+    noise a server asks for (``max_noise_stddev``), when the table sets none and that
+    default (:data:`~secagg.aggregation.keyholder_policy.NOISE_CAP_PER_RANGE` x the
+    federation's clients x its value bound) is below it: a federation of 3 branches
+    planning z = 40 had every round refused by its own key holder; a cap the table sets
+    below it stops the key holder at start, naming the key."""
     values = dict(settings or {})
     # the federation it serves: every key and decryption request names one, and a
     # request of another (a splice of A's aggregate into B's round) is refused
@@ -76,7 +86,24 @@ def bound_to_federation(
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
-        expected = config.mechanism().round_dimension(config.dimension)
+        mechanism = config.mechanism()
+    expected = mechanism.round_dimension(config.dimension)
+    planned = float(mechanism.backend_noise_stddev)
+    derived = NOISE_CAP_PER_RANGE * len(config.clients) * config.backend.value_bound
+    given_cap = values.get("max_noise_stddev")
+    if (
+        isinstance(given_cap, int | float)
+        and not isinstance(given_cap, bool)
+        and given_cap < planned
+    ):
+        raise ConfigurationError(
+            f"[key_holder] max_noise_stddev: {given_cap:g} is below the noise std the "
+            f"federation plans the key holder to add ({planned:g}: dp.noise_multiplier x "
+            "dp.clip): it would refuse every round; refusing to start"
+        )
+    if planned > derived and "max_noise_stddev" not in values:
+        own = values.get("noise_stddev")
+        values["max_noise_stddev"] = max(planned, _own_noise(own))
     given = values.setdefault("dimension", expected)
     if isinstance(given, int) and not isinstance(given, bool) and given != expected:
         raise ConfigurationError(
@@ -85,6 +112,18 @@ def bound_to_federation(
             "take the federation's"
         )
     return values
+
+
+def _own_noise(value: object) -> float:
+    """The ``[key_holder] noise_stddev`` as a finite float, or 0 for anything else (the
+    policy refuses that itself, in one line naming the key)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the floats
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _local_text(error: BaseException) -> str:

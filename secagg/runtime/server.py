@@ -319,6 +319,7 @@ class FederationServer:
         # last round number it sits out (server.bench_after_missed_rounds)
         self._missed: set[str] = set()
         self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
+        self._revealed_noise: dict[int, float] = {}  # round -> the backend noise it assumed
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
         # the parties of the last LATE_ROUNDS_REMEMBERED rounds driven, by round number
         self._cohorts: dict[int, frozenset[str]] = {}
@@ -1063,6 +1064,10 @@ class FederationServer:
             if session.phase != phase or announced:
                 training = announced or (training and session.phase == phase)
                 phase, last_progress = session.phase, self._clock()
+        # a reply read on a path that left the loop without _hold_at_budget (a round
+        # deadline after a refused reply): its charge is set right before the round is
+        # stored, as after any other message
+        self._charge_after_reply(number, session, len(participants))
         self._helper_request = None  # the round is over: nothing of it is resent
         return session.finish()
 
@@ -1133,6 +1138,7 @@ class FederationServer:
         check comes before the unmasking requests leave (the masked inputs alone reveal
         nothing): the round is aborted, nothing is learned, nothing is charged. So with
         central DP whose noise the CKKS key holder adds: before the decryption request."""
+        self._charge_after_reply(number, session, len(participants))
         count = session.contributors_before_reveal()
         if count is None or session.done:
             return outgoing
@@ -1165,6 +1171,60 @@ class FederationServer:
         if charge is not None:
             self.store.note_reveal(number, charge)
         self._revealed[number] = charge
+        self._revealed_noise[number] = noise_added
+
+    def _charge_after_reply(self, number: int, session: ServerSession, participants: int) -> None:
+        """Keep the charge noted before the reveal (:meth:`_note_reveal`) true to the reply:
+        drop it when the party that was to reveal the sum refused to, and charge again, at
+        the noise that ran, a round whose sum the backend revealed with less noise than
+        its charge was noted at.
+
+        A refusal (``session.reveal_refused()``: the CKKS key holder's refusal reply, all
+        it sent to the round's one decryption request) released nothing, so the round
+        aborts uncharged: the note is replaced when the round is stored aborted (a crash
+        before that charges it on restart, the safe side). Until 2026-12-06 such a round
+        was ledgered ``sum_revealed`` at the planned epsilon.
+
+        The order: the charge is noted at the planned noise before the decryption request
+        leaves (so that a crash after the reply is charged), and the key holder's reply
+        is checked only when it is back. A reply reporting less noise than planned is
+        refused by the session and the round aborts, but its sum has reached the server,
+        so the key holder has released it: the aborted round is charged, at the noise
+        multiplier the reply reports (``noise / clip``; none vouched for: epsilon
+        infinite), never at the plan's. Called after every message the round takes, so
+        the note is replaced (``store.note_reveal``) before the round is stored aborted,
+        and its ledger row, a restart and ``audit verify`` all replay what ran.
+
+        Why: the abort kept the planned charge, so the ledger row of a sum the server saw
+        under about 10⁻⁶ of noise claimed the epsilon of the planned 1.0 (review of
+        2026-12-06). A key holder that reports more noise than it added is not caught:
+        its report is all the server can know of its noise."""
+        noted = self._revealed_noise.get(number)
+        if noted is None or self._revealed.get(number) is None:
+            return
+        if session.reveal_refused():
+            log.info("round %d: the sum was never revealed (refused): not charged", number)
+            self._revealed[number] = None
+            return
+        carried = session.noise_at_reveal()
+        if not carried < noted:
+            return
+        charge = self.mechanism.charge_at_short_reveal(
+            participants=participants, noise_added=carried
+        )
+        if charge is None:
+            return
+        log.warning(
+            "round %d: the key holder's sum reached the server with noise std %g, below the "
+            "%g its charge assumed: charged at that noise (epsilon %s)",
+            number,
+            carried,
+            noted,
+            shown(charge["epsilon"], 4, significant=True),
+        )
+        self.store.note_reveal(number, charge)
+        self._revealed[number] = charge
+        self._revealed_noise[number] = carried
 
     def _budget_spent(self) -> bool:
         """Whether ``dp.epsilon_budget`` leaves no round to run: fewer than two clients

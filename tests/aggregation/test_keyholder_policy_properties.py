@@ -45,8 +45,10 @@ from secagg.aggregation.ckks import (
     federation_field,
 )
 from secagg.aggregation.keyholder_policy import (
+    NOISE_CAP_PER_RANGE,
     DecryptionCapReached,
     KeyHolderPolicy,
+    NoiseRequestTooLarge,
     RoundAlreadyServed,
     RoundSuperseded,
     WrongDimension,
@@ -58,6 +60,8 @@ from secagg.errors import MalformedMessage, SecAggError, UnexpectedMessage
 from secagg.he.errors import TooFewContributions
 
 N = 4  # the federation's largest round: what the key is made for
+#: the value bound of the federation's design point (CKKSBackend's default)
+BOUND = 1.0
 LENGTHS = (4, 6)  # two round lengths of one chunk each: a request's size fits either
 FED, OTHER_FED = "fed-a", "fed-b"
 PROPERTY = settings(
@@ -203,8 +207,10 @@ def refusals(policy: KeyHolderPolicy, past: Past, request: Request) -> set[type[
       reach ``min_contributions``: any other is a key-holder refusal;
     * contributions: an aggregate claiming fewer than ``min_contributions`` is
       ``TooFewContributions``;
-    * noise: a requested std that is no std (NaN, infinite, negative) or that would
-      overflow the noised sum is a malformed request.
+    * noise: a requested std that is no std (NaN, infinite, negative) is a malformed
+      request; one above the key holder's cap (``NOISE_CAP_PER_RANGE`` x clients x value
+      bound, at least its own noise) is ``NoiseRequestTooLarge`` (review of 2026-12-06:
+      any std a float64 sum held was honoured).
     """
     from secagg.aggregation.keyholder_policy import KeyHolderRefusal
 
@@ -228,11 +234,18 @@ def refusals(policy: KeyHolderPolicy, past: Past, request: Request) -> set[type[
     elif request.dimension != past.opened[1]:
         bad.add(WrongDimension)
     sigma = request.requested
-    if not (math.isfinite(sigma) and sigma >= 0) or not math.isfinite(9.0 * sigma + 1e6):
+    if not (math.isfinite(sigma) and sigma >= 0):
         bad.add(MalformedMessage)
+    elif sigma > _noise_cap(policy):
+        bad.add(NoiseRequestTooLarge)
     if request.contributions < policy.min_contributions:
         bad.add(TooFewContributions)
     return bad
+
+
+def _noise_cap(policy: KeyHolderPolicy) -> float:
+    """The most noise the key holder adds at a server's request (the oracle's own sum)."""
+    return max(NOISE_CAP_PER_RANGE * N * BOUND, policy.noise_stddev)
 
 
 # --- the key holder under test -------------------------------------------------------------
@@ -429,7 +442,7 @@ def test_the_key_holder_answers_exactly_when_its_rules_allow(
 def test_a_request_answered_is_answered_when_made_stronger(
     key_file: Path, answering: KeyHolderSession, policy: KeyHolderPolicy, data: st.DataObject
 ) -> None:
-    """Stronger, by field: more noise asked (up to what a float64 sum holds), more
+    """Stronger, by field: more noise asked (up to the key holder's cap on it), more
     contributions summed, and for a key request a later round number.
 
     Not monotone, so not here: a decryption's round number (only the round last opened
@@ -440,7 +453,8 @@ def test_a_request_answered_is_answered_when_made_stronger(
     if request.kind == "key":
         stronger = replace(request, round=request.round + data.draw(st.integers(1, 5)))
     elif data.draw(st.booleans()):
-        stronger = replace(request, requested=request.requested * data.draw(st.floats(1, 1e6)))
+        more_noise = request.requested * data.draw(st.floats(1, 1e6))
+        stronger = replace(request, requested=min(more_noise, _noise_cap(policy)))
     else:
         more = data.draw(st.integers(request.contributions, N))
         stronger = replace(request, contributions=more)
@@ -456,9 +470,9 @@ def test_a_decryption_refused_stays_refused_when_made_weaker(
     """Weaker: less noise asked, fewer contributions (at least the 2 a server sends)."""
     past, request = data.draw(honest_cases(policy, "decrypt"))
     refused = ask(key_file, answering, policy, past, request).error
-    # a refusal by a rule: a std too large for a float64 sum is refused as malformed, and
+    # a refusal by a rule: a std above the key holder's cap (or no std) is refused, and
     # less of it is a request that can be answered (the one bound that is not a floor)
-    assume(refused is not None and not isinstance(refused, MalformedMessage))
+    assume(refused is not None and not isinstance(refused, MalformedMessage | NoiseRequestTooLarge))
     asked = request.requested
     # less of a std (a negative or NaN is no std at all, refused as malformed: scaling it
     # makes no weaker request)

@@ -1,0 +1,210 @@
+"""A CKKS key holder that adds less noise than planned: the round is charged what ran.
+
+Finding (review of 2026-12-06, runtime/server.py ``_hold_at_budget``): with central DP
+whose noise the CKKS key holder adds, the server notes the round's charge at the
+*planned* noise before the decryption request leaves (the key holder's noised sum is
+the release). A key holder that then added less (here: the floor only, as if the
+server had asked for none) was refused by the server's check, the round aborted, and
+the abort kept the charge noted before the check: a ledger row ``sum_revealed`` with the
+epsilon of the planned noise, for a sum the server saw under far less.
+
+Now the server re-notes the charge at the noise the key holder reports as soon as the
+reply is read (before the round is stored), so the aborted round's row, the stored
+round and the restarted accountant all carry the epsilon of the noise that ran, and the
+ledger's replay (``audit verify``) agrees with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tenseal")
+
+from secagg.aggregation.base import HelperSession
+from secagg.aggregation.ckks import KeyHolderSession
+from secagg.aggregation.keyholder_policy import KeyHolderRefusal
+from secagg.aggregation.policy import BranchPolicy
+from secagg.dp.accountants import PerClientAccountant
+from secagg.ledger import verify_ledger
+from secagg.ledger.chain import load_public_key
+from secagg.runtime.client import FederationClient
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.keyholder import KeyHolderService
+from secagg.runtime.launch import (
+    build_server,
+    key_holder_service,
+    make_key_holder_key,
+    open_server_state,
+)
+from secagg.runtime.store import ServerStore
+from secagg.transport.inprocess import InProcessHub
+
+pytestmark = pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning")
+
+NAMES = ["b1", "b2", "b3"]
+KEY_HOLDER = "compliance"
+CLIP = 1.0
+NOISE_MULTIPLIER = 1.0
+DELTA = 1e-3
+#: generous bounds: every wait ends on an event (the round's end), never on the clock
+IDLE = 60.0
+JOIN = 60.0
+#: the offset of the requested noise std in a decryption request: the helper header
+#: (magic, version, kind: 4 + 1 + 1 bytes), then the dimension (u32), then the std (f64)
+REQUESTED_STD_AT = 6 + 4
+
+
+def _config(tmp_path: Path) -> FederationConfig:
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "short", "clients": NAMES, "dimension": 6, "rounds": 1},
+            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": KEY_HOLDER},
+            "deadlines": {"phase_seconds": 30.0, "training_seconds": 30.0},
+            "server": {"state": str(tmp_path / "state.sqlite")},
+            "dp": {
+                "clip": CLIP,
+                "noise_multiplier": NOISE_MULTIPLIER,
+                "delta": DELTA,
+                "mechanism": "central",
+            },
+        }
+    )
+
+
+class _UnderNoising(HelperSession):
+    """A real key holder that decrypts as if the server had asked for no noise: it adds
+    its floor only (about 10⁻⁶ here, against the planned 1.0) and says so in its reply."""
+
+    def __init__(self, honest: KeyHolderSession) -> None:
+        self.honest = honest
+        self.reported: list[float] = []
+
+    def handle(self, payload: bytes, *, round_number: int) -> bytes:
+        data = bytearray(payload)
+        if data[5] == 3:  # a decryption request: its requested std zeroed
+            data[REQUESTED_STD_AT : REQUESTED_STD_AT + 8] = bytes(8)
+            reply = self.honest.handle(bytes(data), round_number=round_number)
+            self.reported.append(float(np.frombuffer(reply[6:14], "<f8")[0]))
+            return reply
+        return self.honest.handle(payload, round_number=round_number)
+
+    def refusal(self, error: BaseException) -> bytes | None:
+        return self.honest.refusal(error)
+
+
+class _RefusingDecryption(_UnderNoising):
+    """A real key holder that refuses the decryption request before decrypting anything
+    (as its record, its cap or its checks of the request would): a refusal reply."""
+
+    def handle(self, payload: bytes, *, round_number: int) -> bytes:
+        if payload[5] == 3:
+            raise KeyHolderRefusal("not today: nothing decrypted")
+        return self.honest.handle(payload, round_number=round_number)
+
+
+def _run(
+    tmp_path: Path, kind: type[_UnderNoising] = _UnderNoising
+) -> tuple[FederationConfig, _UnderNoising]:
+    config = _config(tmp_path)
+    hub = InProcessHub()
+    key = tmp_path / "keyholder.key"
+    pin = make_key_holder_key(config, key)  # keyholder-init: the key the branches pin
+    endpoint = hub.connect(KEY_HOLDER)
+    real = key_holder_service(config, endpoint, {"key": str(key)})
+    stub = kind(real.session)  # type: ignore[arg-type]
+    holder = KeyHolderService(KEY_HOLDER, endpoint, stub)
+    threads = [threading.Thread(target=holder.run, kwargs={"idle_timeout": IDLE}, daemon=True)]
+    for i, name in enumerate(NAMES):
+        target = np.full(6, 0.1 * (i + 1))
+        client = FederationClient(
+            name,
+            lambda model, t=target: t - model,
+            hub.connect(name),
+            policy=BranchPolicy(key_holder_fingerprint=pin),
+        )
+        threads.append(
+            threading.Thread(target=client.run, kwargs={"idle_timeout": IDLE}, daemon=True)
+        )
+    for thread in threads:
+        thread.start()
+    state = open_server_state(config)
+    try:
+        server = build_server(config, hub, state.store, ledger=state.ledger)
+        server.run(wait_for_clients=IDLE, max_attempts=1)
+    finally:
+        state.close()
+    for name in [*NAMES, KEY_HOLDER]:
+        hub.disconnect(name)
+    for thread in threads:
+        thread.join(JOIN)
+    return config, stub
+
+
+def test_an_under_noised_reply_charges_the_noise_that_ran_not_the_planned_one(
+    tmp_path: Path,
+) -> None:
+    _, stub = _run(tmp_path)
+    (reported,) = stub.reported  # the key holder answered once, with its floor
+    assert 0 < reported < NOISE_MULTIPLIER * CLIP / 1000
+    store = ServerStore(tmp_path / "state.sqlite", create=False)
+    try:
+        (row,) = store.rounds()
+    finally:
+        store.close()
+    assert row["status"] == "aborted"
+    assert "below the 1 this round planned" in row["report"]["reason"]
+    charged = row["report"]["revealed"]
+    # the epsilon of one release at the noise the key holder added, to every branch
+    ran = PerClientAccountant(DELTA, "pld")
+    ran.step(reported / CLIP)
+    planned = PerClientAccountant(DELTA, "pld")
+    planned.step(NOISE_MULTIPLIER)
+    assert charged["charged"]["noise_multiplier"] == pytest.approx(reported / CLIP)
+    assert charged["epsilon"] >= ran.epsilon() * (1 - 1e-9)
+    assert charged["epsilon"] > 100 * planned.epsilon()
+    audit = verify_ledger(
+        tmp_path / "state.sqlite.ledger",
+        public_key=load_public_key(tmp_path / "state.sqlite.ledger-key.pub"),
+    )
+    (ledger_row,) = [r.entry for r in audit.chain.rows]
+    assert ledger_row["status"] == "aborted" and ledger_row["dp"]["sum_revealed"] is True
+    assert ledger_row["dp"]["noise_std"] == pytest.approx(reported)
+    assert ledger_row["privacy"]["epsilon"] == pytest.approx(charged["epsilon"])
+    # the replay charges what the row says ran, and finds the claim honest
+    assert audit.ok, audit.first_failure
+    # and a restarted server's accountant is charged what ran, as the row says
+    config = _config(tmp_path)
+    state = open_server_state(config)
+    try:
+        restarted = build_server(config, InProcessHub(), state.store, ledger=state.ledger)
+        assert restarted.mechanism.accountant.epsilon() == pytest.approx(charged["epsilon"])  # type: ignore[attr-defined]
+    finally:
+        state.close()
+
+
+def test_a_decryption_the_key_holder_refused_is_not_charged(tmp_path: Path) -> None:
+    """The charge noted before the request left was kept when the key holder refused it:
+    a round in which nothing reached the server was ledgered ``sum_revealed`` at the
+    planned epsilon. A refusal is the key holder's whole reply to the round's one
+    decryption request (it decrypts a round once, and a refused round is spent or
+    refused again), so nothing of the sum was released: the round is aborted uncharged."""
+    _run(tmp_path, _RefusingDecryption)
+    store = ServerStore(tmp_path / "state.sqlite", create=False)
+    try:
+        (row,) = store.rounds()
+    finally:
+        store.close()
+    assert row["status"] == "aborted" and "nothing decrypted" in row["report"]["reason"]
+    assert "revealed" not in row["report"], row["report"]
+    audit = verify_ledger(
+        tmp_path / "state.sqlite.ledger",
+        public_key=load_public_key(tmp_path / "state.sqlite.ledger-key.pub"),
+    )
+    assert audit.ok, audit.first_failure
+    (ledger_row,) = [r.entry for r in audit.chain.rows]
+    assert not (ledger_row.get("dp") or {}).get("sum_revealed"), ledger_row
+    assert ledger_row["privacy"]["epsilon"] is None, ledger_row["privacy"]
