@@ -922,9 +922,11 @@ class FederationServer:
     def _log_round(self, result: RoundResult, started: float, dropouts: dict[str, int]) -> None:
         """The round's one line: INFO when complete, WARNING when aborted (for operators:
         ``secagg server`` shows it by default)."""
-        if result.status == "complete":
+        if result.status == "complete" or result.epsilon is not None:
             # what the ledger claims: the server's own epsilon, or under record-level
-            # DP (each branch accounts its DP-SGD) the worst branch's reported one
+            # DP (each branch accounts its DP-SGD) the worst branch's reported one; an
+            # aborted round whose sum the server may have seen is charged too, and its
+            # line says so (it read "epsilon -", the figure of complete rounds only)
             claim = self.mechanism.ledger_claim(result.epsilon)
             if claim is not None:
                 self._epsilon_now = claim

@@ -16,6 +16,8 @@ ledger's replay (``audit verify``) agrees with it.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from pathlib import Path
 
@@ -145,8 +147,9 @@ def _run(
 
 
 def test_an_under_noised_reply_charges_the_noise_that_ran_not_the_planned_one(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="secagg")
     _, stub = _run(tmp_path)
     (reported,) = stub.reported  # the key holder answered once, with its floor
     assert 0 < reported < NOISE_MULTIPLIER * CLIP / 1000
@@ -166,6 +169,12 @@ def test_an_under_noised_reply_charges_the_noise_that_ran_not_the_planned_one(
     assert charged["charged"]["noise_multiplier"] == pytest.approx(reported / CLIP)
     assert charged["epsilon"] >= ran.epsilon() * (1 - 1e-9)
     assert charged["epsilon"] > 100 * planned.epsilon()
+    # the operator's line for the round says what it was charged, not "epsilon -" (the
+    # line took the epsilon of complete rounds only)
+    (line,) = [r.getMessage() for r in caplog.records if "round 1 aborted" in r.getMessage()]
+    logged = re.search(r"epsilon ([0-9.e+]+)", line)
+    assert logged is not None, line
+    assert float(logged.group(1)) == pytest.approx(charged["epsilon"], rel=1e-3)
     audit = verify_ledger(
         tmp_path / "state.sqlite.ledger",
         public_key=load_public_key(tmp_path / "state.sqlite.ledger-key.pub"),
