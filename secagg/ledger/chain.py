@@ -86,8 +86,9 @@ class NotALedger(ConfigurationError):
     still fails (:class:`LedgerError`)."""
 
 
-#: the tables every ledger holds (:data:`SCHEMA`): a file with none of them is no ledger
-_LEDGER_TABLES = frozenset({"ledger_meta", "ledger", "ledger_head"})
+#: the tables every ledger holds (:data:`SCHEMA`; tests/ledger/test_unwritten_ledger_tables.py
+#: holds the two equal): a file with none of them is no ledger
+LEDGER_TABLES = frozenset({"ledger_meta", "ledger", "ledger_head"})
 #: the query that finds a row in each ledger table (fixed text: no name from the file)
 _ROW_IN_TABLE = {
     "ledger_meta": "SELECT 1 FROM ledger_meta LIMIT 1",
@@ -640,7 +641,7 @@ def not_a_ledger(path: Path) -> str | None:
             tables = _read_tables(path, _table_names)
         except sqlite3.Error:
             return None  # a database SQLite cannot read: a damaged ledger fails as such
-        if tables & _LEDGER_TABLES:
+        if tables & LEDGER_TABLES:
             return None  # part of a ledger: damaged, not the wrong file
         if _SERVER_STATE_TABLES <= tables:
             what = "the secagg server's state database (its rounds and checkpoints)"
@@ -661,18 +662,32 @@ def not_a_ledger(path: Path) -> str | None:
     return f"{path} is not a privacy ledger: it is {what}{hint}"
 
 
-def _empty_ledger_tables(db: sqlite3.Connection) -> list[str] | None:
-    """The ledger tables of ``db``, sorted, if it holds only ledger tables and every one
-    of them is empty; None otherwise (a row anywhere, or a table no ledger has)."""
+def unwritten_ledger_tables(db: sqlite3.Connection) -> list[str] | None:
+    """The tables of ``db``, sorted, when every one of them is a ledger's table
+    (:data:`LEDGER_TABLES`) and holds no row: a ledger whose creation never committed a
+    row (``[]``: no table at all); None when a table holds a row or is no ledger's.
+    Raises :class:`sqlite3.Error` for a database SQLite cannot read. ``db`` is left open:
+    it is the caller's.
+
+    Why one function: the audit (:func:`read_chain`, naming a half-created ledger) and
+    the server's start (:mod:`secagg.runtime.launch`, taking a ledger whose first open
+    was cut short as no ledger yet) each held a copy of this check and of the ledger's
+    table names, kept equal by a test; each now reads the answer its own way."""
+    tables = {
+        str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    if not tables <= LEDGER_TABLES:
+        return None
+    if any(db.execute(_ROW_IN_TABLE[table]).fetchone() for table in tables):
+        return None
+    return sorted(tables)
+
+
+def _empty_ledger_tables(db: sqlite3.Connection) -> list[str]:
+    """:func:`unwritten_ledger_tables` for :func:`_read_tables` (which hands its query
+    the connection to close); ``[]`` for a database with a row or a foreign table."""
     try:
-        tables = {
-            str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
-        if not tables or not tables <= _LEDGER_TABLES:
-            return None
-        if any(db.execute(_ROW_IN_TABLE[table]).fetchone() for table in tables):
-            return None
-        return sorted(tables)
+        return unwritten_ledger_tables(db) or []
     finally:
         db.close()
 
@@ -751,7 +766,7 @@ def read_chain(
             raise _half_created(path, empty_tables) from None
         raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
     if meta is None and not rows and not head:  # every table, none of them written
-        raise _half_created(path, sorted(_LEDGER_TABLES))
+        raise _half_created(path, sorted(LEDGER_TABLES))
     embedded = bytes.fromhex(meta[0]) if meta else b""
     key_source = "given" if public_key is not None else "embedded"
     key = public_key if public_key is not None else embedded
