@@ -81,6 +81,9 @@ class ClientLevelCost:
     #: tolerance below one client)
     epsilon_with_dropouts: float | None = None
     tolerated_dropouts: int = 0
+    #: "client", or "record" for record-level distributed DP: its epsilon is per
+    #: protected unit, and the client-level noise figures do not describe it
+    unit: str = "client"
 
     def describe(self) -> str:
         """The warning's text. Why both epsilons: each distributed round is charged at
@@ -88,15 +91,24 @@ class ClientLevelCost:
         more than one with every share present; stating only the latter understated
         what the federation agreed to (review, 2026-12-06: "plan spends epsilon =
         2.03" before a run that signed 2.980)."""
-        text = (
-            f"client-level DP with {self.expected_clients:g} expected clients per round: noise "
-            # noise down, epsilon and delta up: the side a reader may rely on
-            "std on the mean update is "
-            f"{shown(self.relative_noise_on_mean, 3, significant=True, lower=True)} x the clip per "
-            f"coordinate, and the plan spends epsilon = {shown(self.epsilon, 3, significant=True)} "
-            f"(delta = {shown(self.delta, 6, significant=True)}) over {self.rounds} "
-            + ("round" if self.rounds == 1 else "rounds")
+        # noise down, epsilon and delta up: the side a reader may rely on
+        spends = (
+            f"the plan spends epsilon = {shown(self.epsilon, 3, significant=True)} "
+            f"(delta = {shown(self.delta, 6, significant=True)})"
         )
+        rounds = f"over {self.rounds} " + ("round" if self.rounds == 1 else "rounds")
+        if self.unit == "record":
+            text = (
+                f"record-level distributed DP with {self.expected_clients:g} expected clients "
+                f"per round: {spends} per protected unit {rounds}"
+            )
+        else:
+            text = (
+                f"client-level DP with {self.expected_clients:g} expected clients per round: "
+                "noise std on the mean update is "
+                f"{shown(self.relative_noise_on_mean, 3, significant=True, lower=True)} x the "
+                f"clip per coordinate, and {spends} {rounds}"
+            )
         worse = self.epsilon_with_dropouts
         if self.tolerated_dropouts > 0 and worse is not None and worse != self.epsilon:
             text += (
@@ -106,7 +118,7 @@ class ClientLevelCost:
                 "the dropouts the backend tolerates (a round is charged at the noise shares "
                 "it kept)"
             )
-        if self.noise_to_signal is not None:
+        if self.noise_to_signal is not None and self.unit != "record":
             text += (
                 "; the noise vector is "
                 f"{shown(self.noise_to_signal, 3, significant=True, lower=True)} x the norm of "
@@ -127,6 +139,7 @@ def client_level_cost(
     epsilon: float | None = None,
     epsilon_with_dropouts: float | None = None,
     tolerated_dropouts: int = 0,
+    unit: str = "client",
 ) -> ClientLevelCost:
     """The accuracy and privacy cost of client-level DP-FedAvg for a plan.
 
@@ -157,6 +170,7 @@ def client_level_cost(
         ratio,
         epsilon_with_dropouts=epsilon_with_dropouts,
         tolerated_dropouts=tolerated_dropouts,
+        unit=unit,
     )
 
 
@@ -192,16 +206,28 @@ class DPConfig:
     #: tolerates (``backend.dropout_fraction``): their noise shares leave with them, so
     #: the plan also states the epsilon of a run that loses them
     dropout_fraction: float = 0.0
+    #: record-level distributed DP: what one protected unit moves a client's vector by
+    #: (the noise's sensitivity; ``clip`` then bounds the whole vector), as
+    #: ``dp.record_clip``; None otherwise
+    record_clip: float | None = None
 
     def __post_init__(self) -> None:
         self._check_fields()
         object.__setattr__(self, "unit", PrivacyUnit(self.unit))
-        allowed = ("central", "distributed") if self.unit is PrivacyUnit.CLIENT else ("dpsgd",)
+        client = self.unit is PrivacyUnit.CLIENT
+        allowed = ("central", "distributed") if client else ("dpsgd", "distributed")
         if self.mechanism not in allowed:
             raise ConfigurationError(
                 f"a {self.unit.value}-level guarantee uses mechanism {' or '.join(allowed)}, "
                 f"not {self.mechanism!r}"
             )
+        record_distributed = not client and self.mechanism == "distributed"
+        if (self.record_clip is not None) != record_distributed:
+            raise ConfigurationError(
+                "record_clip goes with record-level distributed DP, and that mechanism needs it"
+            )
+        if self.record_clip is not None:
+            _positive("record_clip", self.record_clip)
         if self.adaptive_clipping and self.mechanism == "distributed":
             raise ConfigurationError(
                 "adaptive clipping needs the server to noise the clip count: use the central "
@@ -226,6 +252,14 @@ class DPConfig:
             ):
                 warnings.warn(cost.describe(), PrivacyCostWarning, stacklevel=3)
             elif cost.expected_clients < 50:
+                warnings.warn(cost.describe(), PrivacyCostWarning, stacklevel=3)
+        elif record_distributed:
+            # each round is charged at the noise shares it kept, as at client level: a run
+            # within the tolerated dropouts can spend more than the plan with every share,
+            # and nothing said so before its rows did (the plan was client level only)
+            cost = self.client_level_cost()
+            worse = cost.epsilon_with_dropouts
+            if cost.tolerated_dropouts > 0 and worse is not None and worse > cost.epsilon:
                 warnings.warn(cost.describe(), PrivacyCostWarning, stacklevel=3)
 
     def _check_fields(self) -> None:
@@ -287,6 +321,7 @@ class DPConfig:
             epsilon=self.planned_epsilon(),
             epsilon_with_dropouts=self.planned_epsilon_with_dropouts() if distributed else None,
             tolerated_dropouts=self._tolerated_dropouts() if distributed else 0,
+            unit=self.unit.value,
         )
 
     def _expected_cohort(self) -> int:
@@ -302,12 +337,14 @@ class DPConfig:
         from secagg.dp.distributed import DistributedDiscreteGaussian
 
         assert self.dimension is not None
-        return DistributedDiscreteGaussian(
+        record = self.record_clip is not None
+        return DistributedDiscreteGaussian(  # as secagg.dp.release.DistributedRelease's
             dimension=self.dimension,
-            clip=self.clip,
+            clip=self.record_clip if record else self.clip,
             noise_multiplier=self.noise_multiplier,
             expected_clients=self._expected_cohort(),
             bits=self.bits,
+            vector_bound=self.clip if record else 0.0,
         )
 
     def planned_epsilon_with_dropouts(self) -> float:
@@ -584,15 +621,20 @@ class DPSettings:
         corrupt_fraction: float = 0.0,
         dropout_fraction: float = 0.0,
     ) -> DPConfig | None:
-        """The client-level plan (warns with its cost); None for record level or z = 0.
+        """The plan the server accounts (warns with its cost): client level, or record
+        level with the distributed mechanism; None for DP-SGD in the branches (each
+        accounts itself) or z = 0.
 
         ``dropout_fraction``: the backend's tolerated dropouts, whose noise shares a
-        distributed round loses; the warning states the epsilon with them gone too."""
-        if self.unit != PrivacyUnit.CLIENT or self.noise_multiplier <= 0:
+        distributed round loses; the warning states the epsilon with them gone too.
+        Record-level distributed DP had no plan: a run within those dropouts could spend
+        more than its operator was ever told (tests/dp/test_record_distributed_plan.py)."""
+        if not self.server_accounts or self.noise_multiplier <= 0:
             return None
         return DPConfig(
             adaptive_clipping=self.adaptive_clip,
-            unit=PrivacyUnit.CLIENT,
+            unit=PrivacyUnit(self.unit),
+            record_clip=self.record_clip,
             noise_multiplier=self.noise_multiplier,
             clip=self.clip,
             delta=self.delta,

@@ -77,6 +77,15 @@ from secagg.errors import BudgetUnreachable, ConfigurationError
 
 #: float64 holds integers exactly below 2^53; keep one client's scaled values well inside
 MAX_SCALED_MAGNITUDE = 2.0**50
+#: how far (relative) a given scale may lie above the ring's headroom
+#: (:attr:`DistributedDiscreteGaussian.largest_scale`) before it is refused. Why not 0:
+#: a server records its planned scale, which usually *is* that headroom, and an auditor
+#: recomputes the headroom through ``scipy.special.erfcinv`` and float powers, which
+#: library versions may round an ulp apart: one ulp lower failed an honest ledger's
+#: replay (tests/ledger/test_verify_ring_scale_ulp.py). 1e-12 is thousands of ulps and
+#: moves the wrap probability by parts in 10^12: the refusal still holds for any scale
+#: that would wrap more than asked.
+SCALE_HEADROOM_TOLERANCE = 1e-12
 MIN_BITS = 8
 
 
@@ -435,7 +444,7 @@ class DistributedDiscreteGaussian:
             if scale * self.vector_bound <= 1 and not accept_coarse_scale:
                 raise ScaleTooCoarse(scale=scale, vector_bound=self.vector_bound)
             largest = self._ring_scale(padded)
-            if scale > largest:
+            if scale > largest * (1 + SCALE_HEADROOM_TOLERANCE):
                 raise ScaleBeyondRing(
                     scale=scale,
                     largest_scale=largest,

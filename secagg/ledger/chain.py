@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import math
@@ -86,8 +87,9 @@ class NotALedger(ConfigurationError):
     still fails (:class:`LedgerError`)."""
 
 
-#: the tables every ledger holds (:data:`SCHEMA`): a file with none of them is no ledger
-_LEDGER_TABLES = frozenset({"ledger_meta", "ledger", "ledger_head"})
+#: the tables every ledger holds (:data:`SCHEMA`; tests/ledger/test_unwritten_ledger_tables.py
+#: holds the two equal): a file with none of them is no ledger
+LEDGER_TABLES = frozenset({"ledger_meta", "ledger", "ledger_head"})
 #: the query that finds a row in each ledger table (fixed text: no name from the file)
 _ROW_IN_TABLE = {
     "ledger_meta": "SELECT 1 FROM ledger_meta LIMIT 1",
@@ -551,6 +553,37 @@ def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
     )
 
 
+class _SharedStrings:
+    """A JSON reader that keeps one copy of each string a chain's entries hold, however
+    many rows repeat it.
+
+    Why: :func:`json.loads` makes new string objects for every row, and a row's
+    participants are one identity hash each (64 hex digits), the same branches round
+    after round, beside the same keys: at about 9 KB a row, the entries of 10^4 rows
+    held 180 MB, most of it the same few hundred strings over and over (24 MB shared).
+    The entries are equal, and so are their canonical bytes, with one object per
+    distinct string."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def parse(self, text: str) -> Any:
+        """``json.loads(text)``, equal value, its strings shared with earlier rows'."""
+        return json.loads(text, object_pairs_hook=self._object)
+
+    def _one(self, value: Any) -> Any:
+        return self._seen.setdefault(value, value) if isinstance(value, str) else value
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # a list's strings are shared here, one level down (the identity hashes); dict
+        # values are this hook's own output already. Last duplicate key wins, as in dict()
+        one = self._one
+        return {
+            one(key): [one(item) for item in value] if isinstance(value, list) else one(value)
+            for key, value in pairs
+        }
+
+
 def _stored_hex(text: object) -> bool:
     """Whether a signature column holds exactly what the writer stores: lower-case hex,
     nothing around it. ``bytes.fromhex`` also reads upper case and whitespace, so a
@@ -585,12 +618,12 @@ def _read_tables(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _R
     folded in) is read through SQLite's locking, so the log's rows count; where the
     folder cannot be written, from a private copy of the file and its log.
 
-    ``query``: what to read from the open database (:func:`_query_tables`: the ledger's
-    tables); it closes the connection."""
+    ``query``: what to read from the open database (:func:`read_chain`'s whole check of
+    the chain, streamed from a cursor); the connection is closed when it returns."""
     if not _wal_of(path).exists():
-        return query(_connect_read_only(path, immutable=True))
+        return _closing(_connect_read_only(path, immutable=True), query)
     try:
-        return query(_connect_read_only(path, immutable=False))
+        return _closing(_connect_read_only(path, immutable=False), query)
     except sqlite3.OperationalError:
         if os.access(path.parent, os.W_OK):
             raise
@@ -598,7 +631,20 @@ def _read_tables(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _R
         copy = Path(scratch) / path.name
         shutil.copyfile(path, copy)
         shutil.copyfile(_wal_of(path), _wal_of(copy))
-        return query(_connect_read_only(copy, immutable=False))
+        return _closing(_connect_read_only(copy, immutable=False), query)
+
+
+def _closing(db: sqlite3.Connection, query: Callable[[sqlite3.Connection], _Read]) -> _Read:
+    """``query(db)`` inside one read transaction, then ``db`` closed whatever happened.
+
+    Why one transaction: the key, the signed head and the rows are three statements; in
+    autocommit each took its own snapshot, so a writer appending between them made an
+    honest live ledger read as one whose head does not match its rows."""
+    try:
+        db.execute("BEGIN")
+        return query(db)
+    finally:
+        db.close()
 
 
 def _connect_read_only(path: Path, *, immutable: bool) -> sqlite3.Connection:
@@ -608,10 +654,7 @@ def _connect_read_only(path: Path, *, immutable: bool) -> sqlite3.Connection:
 
 
 def _table_names(db: sqlite3.Connection) -> frozenset[str]:
-    try:
-        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    finally:
-        db.close()
+    rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     return frozenset(str(row[0]) for row in rows)
 
 
@@ -640,7 +683,7 @@ def not_a_ledger(path: Path) -> str | None:
             tables = _read_tables(path, _table_names)
         except sqlite3.Error:
             return None  # a database SQLite cannot read: a damaged ledger fails as such
-        if tables & _LEDGER_TABLES:
+        if tables & LEDGER_TABLES:
             return None  # part of a ledger: damaged, not the wrong file
         if _SERVER_STATE_TABLES <= tables:
             what = "the secagg server's state database (its rounds and checkpoints)"
@@ -661,20 +704,25 @@ def not_a_ledger(path: Path) -> str | None:
     return f"{path} is not a privacy ledger: it is {what}{hint}"
 
 
-def _empty_ledger_tables(db: sqlite3.Connection) -> list[str] | None:
-    """The ledger tables of ``db``, sorted, if it holds only ledger tables and every one
-    of them is empty; None otherwise (a row anywhere, or a table no ledger has)."""
-    try:
-        tables = {
-            str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
-        if not tables or not tables <= _LEDGER_TABLES:
-            return None
-        if any(db.execute(_ROW_IN_TABLE[table]).fetchone() for table in tables):
-            return None
-        return sorted(tables)
-    finally:
-        db.close()
+def unwritten_ledger_tables(db: sqlite3.Connection) -> list[str] | None:
+    """The tables of ``db``, sorted, when every one of them is a ledger's table
+    (:data:`LEDGER_TABLES`) and holds no row: a ledger whose creation never committed a
+    row (``[]``: no table at all); None when a table holds a row or is no ledger's.
+    Raises :class:`sqlite3.Error` for a database SQLite cannot read. ``db`` is left open:
+    it is the caller's.
+
+    Why one function: the audit (:func:`read_chain`, naming a half-created ledger) and
+    the server's start (:mod:`secagg.runtime.launch`, taking a ledger whose first open
+    was cut short as no ledger yet) each held a copy of this check and of the ledger's
+    table names, kept equal by a test; each now reads the answer its own way."""
+    tables = {
+        str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    if not tables <= LEDGER_TABLES:
+        return None
+    if any(db.execute(_ROW_IN_TABLE[table]).fetchone() for table in tables):
+        return None
+    return sorted(tables)
 
 
 def _half_created(path: Path, tables: Sequence[str]) -> LedgerError:
@@ -692,16 +740,8 @@ def _half_created(path: Path, tables: Sequence[str]) -> LedgerError:
     )
 
 
-def _query_tables(db: sqlite3.Connection) -> tuple[Any, list[Any], list[Any]]:
-    try:
-        meta = db.execute("SELECT value FROM ledger_meta WHERE key = 'public_key'").fetchone()
-        rows = db.execute(
-            "SELECT seq, entry, prev_hash, hash, signature FROM ledger ORDER BY rowid"
-        ).fetchall()
-        head = db.execute("SELECT seq, hash, signature FROM ledger_head").fetchall()
-    finally:
-        db.close()
-    return meta, rows, head
+#: a stored row as the chain check reads it: seq, entry, prev_hash, hash, signature
+_StoredRow = tuple[Any, Any, Any, Any, Any]
 
 
 def read_chain(
@@ -733,25 +773,52 @@ def read_chain(
     such row here is checked like any other (link, hash, signature) and must also be
     the archive's row byte for byte (same hash, which covers its number, link and
     entry, and the same stored signature). It is then the archive's row, read once:
-    it is left out of the rows returned. A row that differs in any way is refused."""
+    it is left out of the rows returned. A row that differs in any way is refused.
+
+    The rows are read from a cursor, one at a time, and checked as they come: the file's
+    text of every row was fetched at once before, about 9 KB a row (a branch's identity
+    hash per participant), 90 MB at 10^4 rows beside the entries kept
+    (benchmarks/bench_ledger_memory.py). Strings that repeat across rows (the identity
+    hashes, keys, labels) are kept once (:class:`_SharedStrings`). After a failure the
+    rest of the rows are still read (and dropped): a page SQLite cannot read anywhere in
+    the table fails the read as it did when every row was fetched first."""
     path = Path(path)
     if not path.exists():
         raise ConfigurationError(f"no ledger at {path}")
     try:
-        meta, rows, head = _read_tables(path, _query_tables)
+        return _read_tables(
+            path, lambda db: _check_chain(db, path, public_key, after, prior, shared)
+        )
     except sqlite3.DatabaseError as exc:
         wrong_file = not_a_ledger(path)
         if wrong_file is not None:
             raise NotALedger(wrong_file) from None
         try:
-            empty_tables = _read_tables(path, _empty_ledger_tables)
+            empty_tables = _read_tables(path, unwritten_ledger_tables)
         except sqlite3.Error:
             empty_tables = None
         if empty_tables:
             raise _half_created(path, empty_tables) from None
         raise LedgerError(f"{path} is not a readable ledger: {exc}") from None
-    if meta is None and not rows and not head:  # every table, none of them written
-        raise _half_created(path, sorted(_LEDGER_TABLES))
+
+
+def _check_chain(
+    db: sqlite3.Connection,
+    path: Path,
+    public_key: bytes | None,
+    after: tuple[int, str] | None,
+    prior: bool,
+    shared: Sequence[ChainRow],
+) -> ChainReport:
+    """:func:`read_chain`'s check of the open ledger ``db`` (``path``: the file named)."""
+    meta = db.execute("SELECT value FROM ledger_meta WHERE key = 'public_key'").fetchone()
+    head = db.execute("SELECT seq, hash, signature FROM ledger_head").fetchall()
+    cursor = db.execute("SELECT seq, entry, prev_hash, hash, signature FROM ledger ORDER BY rowid")
+    first: _StoredRow | None = cursor.fetchone()
+    if meta is None and first is None and not head:  # every table, none of them written
+        raise _half_created(path, sorted(LEDGER_TABLES))
+    rows: Iterator[_StoredRow] = itertools.chain([first], cursor) if first else iter(())
+    strings = _SharedStrings()
     embedded = bytes.fromhex(meta[0]) if meta else b""
     key_source = "given" if public_key is not None else "embedded"
     key = public_key if public_key is not None else embedded
@@ -759,6 +826,8 @@ def read_chain(
     offset = 0  # rows of the chain in the prior ledger (``after``), not in this file
 
     def fail(message: str, good: list[ChainRow]) -> ChainReport:
+        for _unchecked in cursor:  # read to the end: an unreadable page fails as before
+            pass
         return ChainReport(good, key, None, message, key_source, offset)
 
     if len(key) != 32:
@@ -771,9 +840,9 @@ def read_chain(
         return fail(f"the ledger's public key is unusable: {exc}", [])
     good: list[ChainRow] = []
     prev = genesis_hash(key)
-    first_seq = rows[0][0] if rows else None
+    first_seq = first[0] if first else None
     continues = after is not None and (
-        first_seq != 1 if rows else bool(head) and int(head[0][0]) == after[0]
+        first_seq != 1 if first else bool(head) and int(head[0][0]) == after[0]
     )
     if continues and after is not None:
         offset, prev = after
@@ -783,7 +852,9 @@ def read_chain(
     if isinstance(first_seq, int) and first_seq - 1 in kept and first_seq <= offset:
         start, prev = first_seq - 1, kept[first_seq - 1].hash
 
+    read = 0  # rows of this file read so far
     for index, (seq, entry_text, prev_hash, digest, signature) in enumerate(rows, start=start + 1):
+        read += 1
         where = f"row {index} (seq {seq})"
         if index == offset + 1 and seq != index and after is None:
             hint = (
@@ -841,7 +912,7 @@ def read_chain(
                 good,
             )
         try:
-            entry = json.loads(entry_text)
+            entry = strings.parse(entry_text)
             body = canonical(entry)
         except (ValueError, LedgerError):
             return fail(f"{where}: the entry is not canonical JSON: edited", good)
@@ -884,7 +955,7 @@ def read_chain(
             continue
         good.append(ChainRow(seq, entry, str(digest), str(signature)))
         prev = digest
-    if len(head) != 1 and not rows:
+    if len(head) != 1 and not read:
         # an empty ledger is born with a signed genesis head: this one predates them
         # (a server stopped before round 1 by an older version) or was emptied
         return fail(
@@ -903,10 +974,10 @@ def read_chain(
         return fail("the head's signature does not verify", good)
     # with no rows, ``prev`` is the genesis hash: the head must be the genesis head
     # (the tail of an archived chain: the head counts the archived rows too)
-    if int(head_seq) != start + len(rows) or not hmac.compare_digest(str(head_hash), prev):
+    if int(head_seq) != start + read or not hmac.compare_digest(str(head_hash), prev):
         return fail(
             f"the signed head says {head_seq} rows ending in {head_hash[:16]}…, the "
-            f"file has {start + len(rows)}: rows were truncated or appended without the key",
+            f"file has {start + read}: rows were truncated or appended without the key",
             good,
         )
     return ChainReport(good, key, head_hash, None, key_source, offset, offset - start)

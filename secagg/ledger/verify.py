@@ -246,12 +246,24 @@ class AuditResult:
         accounted at 1e-5 whose last, aborted row printed 1e-12 (without a DP block, or
         with one at 1e-12) was VERIFIED as "epsilon 4.090 at delta 1e-12", where those
         rounds spend far more; one whose last row printed none read "delta not
-        recorded" beside an epsilon the replay had just derived at 1e-5."""
-        for row in reversed(self.chain.rows):
+        recorded" beside an epsilon the replay had just derived at 1e-5.
+
+        Record-level DP: a row that charges nothing but carries branches' reports (an
+        aborted round, the branches having trained) states the worst branch's epsilon
+        so far, each branch's at the delta its report accounts at; after the last
+        charged row, such a row's figure is the claim, at the largest delta of the
+        branches' latest reports (an epsilon at a delta holds at any larger one: the
+        safe side). Why: a ledger whose rounds all aborted claimed the branches'
+        epsilon and read "its delta is not recorded: no DP block records one", where
+        every row's block and every report recorded it."""
+        for index in range(len(self.chain.rows) - 1, -1, -1):
+            row = self.chain.rows[index]
             entry = row.entry
             dp = entry.get("dp") if isinstance(entry, dict) else None
             if isinstance(dp, dict) and (charges_a_round(entry) or row.seq in self.restated):
                 return accounted_delta(dp)
+            if isinstance(dp, dict) and _branch_reports(dp):
+                return _reports_delta(self.chain.rows[: index + 1])
         return self.prior_delta
 
     @property
@@ -429,6 +441,28 @@ class AuditResult:
             "the format before 2026-12-03), which the engine no longer credits: a round's "
             "members see one another and its size is published" + spent
         )
+
+
+def _branch_reports(dp: dict[str, Any]) -> dict[str, Any]:
+    """A record-level DP block's branch reports (identity hash -> report); {} for any
+    other block, or one that holds none (or no mapping: a failed ledger's, as recorded)."""
+    reports = dp.get("client_reports")
+    return reports if dp.get("unit") == "record" and isinstance(reports, dict) else {}
+
+
+def _reports_delta(rows: list[ChainRow]) -> float | None:
+    """The largest delta the branches' latest reports in ``rows`` account at (each
+    branch's last report wins), or None when none records a finite one: the delta the
+    worst branch's epsilon holds at, on the safe side."""
+    latest: dict[str, float | None] = {}
+    for row in rows:
+        dp = row.entry.get("dp") if isinstance(row.entry, dict) else None
+        if not isinstance(dp, dict):
+            continue
+        for identity, report in _branch_reports(dp).items():
+            latest[identity] = accounted_delta(report) if isinstance(report, dict) else None
+    deltas = [delta for delta in latest.values() if delta is not None]
+    return max(deltas) if deltas else None
 
 
 #: a parameter note lists at most this many of the distinct values rows recorded

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from secagg.ledger.chain import (
     NotALedger,
     export_public_key,
     not_a_ledger,
+    unwritten_ledger_tables,
 )
 from secagg.runtime import outcome
 from secagg.runtime.client import (
@@ -379,8 +380,11 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
     try:
         db = sqlite3.connect(path)
         try:
-            if _ledger_never_written(db):
-                return None  # created, never written: the ledger's open did not finish
+            unwritten = unwritten_ledger_tables(db)
+            # no table, or only the side tables created before ``ledger``, all empty: the
+            # ledger's first open did not finish (an empty ``ledger`` table is a ledger)
+            if unwritten is not None and "ledger" not in unwritten:
+                return None
             return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
         finally:
             db.close()
@@ -393,26 +397,6 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
             "the file away (and put the federation's ledger back, if it has one)"
         )
     raise LedgerError(f"{path} is not a readable ledger: {failure}")
-
-
-#: the tables of a ledger besides ``ledger`` itself, which its first open creates before
-#: it (secagg.ledger.chain's SCHEMA, in that order; tests/runtime/test_ledger_open_crash.py
-#: holds the two equal), each with the query that finds a row in it
-LEDGER_SIDE_TABLES: Final = {
-    "ledger_meta": "SELECT 1 FROM ledger_meta LIMIT 1",
-    "ledger_head": "SELECT 1 FROM ledger_head LIMIT 1",
-}
-
-
-def _ledger_never_written(db: sqlite3.Connection) -> bool:
-    """Whether the database ``db`` is a ledger whose first open was cut short before its
-    ``ledger`` table: no table at all, or only ledger side tables, all empty."""
-    tables = {
-        str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    if not tables <= LEDGER_SIDE_TABLES.keys():  # "ledger" among them, or a foreign one
-        return False
-    return all(db.execute(LEDGER_SIDE_TABLES[table]).fetchone() is None for table in tables)
 
 
 def _no_ledger(path: Path) -> str:

@@ -23,7 +23,6 @@ state an older version left with some of its tables, all empty, is an empty stat
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import subprocess
 import sys
@@ -36,11 +35,10 @@ from _threads import BOUND
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.ledger import verify_ledger
-from secagg.ledger.chain import SCHEMA as LEDGER_SCHEMA
 from secagg.ledger.chain import load_public_key
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.launch import LEDGER_SIDE_TABLES, build_server, open_server_state
+from secagg.runtime.launch import build_server, open_server_state
 from secagg.runtime.store import SCHEMA as STATE_SCHEMA
 from secagg.runtime.store import StateMissing, StoreCorrupted
 from secagg.transport.inprocess import InProcessHub
@@ -176,12 +174,6 @@ def test_a_state_an_older_version_left_with_some_empty_tables_is_an_empty_state(
     db.close()
     with pytest.raises(StoreCorrupted, match=r"not a secagg server state \(tables clients\)"):
         open_server_state(FederationConfig.from_dict(_config_dict(other, 1)), init=True)
-
-
-def test_the_ledger_side_tables_are_the_ledger_schema_but_its_rows_table() -> None:
-    created = re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", LEDGER_SCHEMA)
-    assert created[-1] != "ledger" and "ledger" in created
-    assert set(LEDGER_SIDE_TABLES) == set(created) - {"ledger"}
 
 
 def test_a_tableless_ledger_beside_finished_rounds_is_a_lost_ledger(tmp_path: Path) -> None:
