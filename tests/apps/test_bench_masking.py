@@ -52,21 +52,38 @@ METRICS = {
 }
 
 
-#: the bytes each run of a floor processes at each buffer size, for this file's tiny cells
-#: (the default, floors.FLOOR_TOTAL_BYTES, is 64 MiB): the floors were three fifths of a
-#: tiny cell's time, and nothing here depends on their precision, only on their being
-#: measured, best-of, at every buffer size (the production default is checked by
+#: the bytes each run of a floor processes at each buffer size, and the runs of each, for
+#: this file's tiny cells (the defaults, floors.FLOOR_TOTAL_BYTES and floors.FLOOR_RUNS, are
+#: 64 MiB and 5): the floors were most of a tiny cell's time, and nothing here depends on
+#: their precision, only on their being measured, best-of, at every buffer size (the
+#: production default is checked by
 #: test_the_aes_floor_is_the_fastest_rate_not_the_speed_of_memory, unshrunk)
-TINY_FLOOR_BYTES = 16 << 20
+TINY_FLOOR_BYTES = 1 << 20
+TINY_FLOOR_RUNS = 2
+#: the AES floor's buffer sizes here: the production ones with the out-of-cache 64 MiB
+#: buffer (two of them made and faulted in per measurement, four measurements a cell)
+#: replaced by a 4 MiB one, still beyond a core's L2
+TINY_AES_BUFFER_BYTES = (*floors.FLOOR_BUFFER_BYTES[:-1], 4 << 20)
+#: AES contexts the untraced-memory estimate opens per benchmark (the default is 20 000,
+#: 2.5 s a run): the estimate only feeds server_peak_bytes_with_aes_contexts, which no
+#: test here reads beyond its presence
+TINY_CONTEXT_COUNT = 500
 
 
 @contextlib.contextmanager
 def _tiny_floors() -> Iterator[None]:
-    """The benchmark's two floors measured over :data:`TINY_FLOOR_BYTES` a run."""
+    """The benchmark's floors and its AES-context estimate measured over a few MiB."""
     with pytest.MonkeyPatch.context() as patch:
         for name in ("aes_ctr_rate", "uint32_add_rate"):
-            shrunk = functools.partial(getattr(floors, name), total_bytes=TINY_FLOOR_BYTES)
+            shrunk = functools.partial(
+                getattr(floors, name), total_bytes=TINY_FLOOR_BYTES, runs=TINY_FLOOR_RUNS
+            )
             patch.setattr(floors, name, shrunk)
+        patch.setattr(floors, "FLOOR_BUFFER_BYTES", TINY_AES_BUFFER_BYTES)
+        fewer_contexts = functools.partial(
+            masking._untraced_bytes_per_aes_context, count=TINY_CONTEXT_COUNT
+        )
+        patch.setattr(masking, "_untraced_bytes_per_aes_context", fewer_contexts)
         yield
 
 
@@ -76,8 +93,24 @@ def _tiny(**overrides):
         return masking.run_benchmark(**grid, progress=False)
 
 
-def test_quick_grid_on_a_tiny_cell_reports_correct_rounds_as_json():
-    result = json.loads(json.dumps(_tiny()))  # JSON-ready, and what the CLI prints
+@pytest.fixture(scope="module")
+def quick_grid_with_slow_wall_clocks():
+    """The quick grid's every graph and dropout on one tiny (n, d), run once for the tests
+    that only read its cells; the PRG's and the addition's wall-clock figures are made
+    absurdly slow (1 kB/s, 1 s an add): no verdict may use them, which
+    test_the_unmasking_bound_is_the_in_cache_cpu_floor_not_a_slow_wall_clock_rate checks
+    on these cells, and the other readers do not look at them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(masking, "_aes_rate", lambda d, seconds=0.3: 1e3)  # 1 kB/s
+        patch.setattr(masking, "_add_seconds", lambda d, repeats=21: 1.0)  # 1 s an add
+        result = _tiny()
+    return json.loads(json.dumps(result))  # JSON-ready, and what the CLI prints
+
+
+def test_quick_grid_on_a_tiny_cell_reports_correct_rounds_as_json(
+    quick_grid_with_slow_wall_clocks,
+):
+    result = quick_grid_with_slow_wall_clocks
     assert result["benchmark"] == "masking"
     assert {"machine", "grid", "definitions", "memory_method", "cells", "targets"} <= set(result)
     assert result["machine"]["cpus"] >= 1
@@ -183,18 +216,23 @@ def test_the_aes_floor_is_the_fastest_rate_not_the_speed_of_memory():
     assert floors.aes_ctr_rate().bytes_per_cpu_second >= 0.7 * in_cache
 
 
-def test_the_unmasking_bound_is_the_in_cache_cpu_floor_not_a_slow_wall_clock_rate(monkeypatch):
+def test_the_unmasking_bound_is_the_in_cache_cpu_floor_not_a_slow_wall_clock_rate(
+    quick_grid_with_slow_wall_clocks,
+):
     """The bound "unmasking <= 1.5x" is judged against is the keystream at AES's best rate.
 
     It was the PRG's wall-clock rate over a d-word buffer plus a cold d-word addition
     (6.4 GB/s and 13 GB/s at d = 1e6 on the 2026-12-04 Xeon host, against 9.75 GB/s and
     39-47 GB/s in cache), so the target passed at 0.6-0.8x a bound the server was above.
-    Here those wall-clock figures are made absurdly slow: a bound built from them
-    grows without limit; the honest one does not move.
+    Here (in the shared run) those wall-clock figures are made absurdly slow: a bound
+    built from them grows without limit; the honest one does not move.
     """
-    monkeypatch.setattr(masking, "_aes_rate", lambda d, seconds=0.3: 1e3)  # 1 kB/s
-    monkeypatch.setattr(masking, "_add_seconds", lambda d, repeats=21: 1.0)  # 1 s an add
-    (cell,) = _tiny(dropouts=(0.1,), graphs=("harary",))["cells"]
+    (cell,) = [
+        c
+        for c in quick_grid_with_slow_wall_clocks["cells"]
+        if c["graph"] == "harary" and c["dropout"] == 0.1
+    ]
+    assert cell["aes_ctr_bytes_per_second"] == 1e3 and cell["add_seconds"] == 1.0
     keystream = cell["unmasking_keystream_bytes"]
     in_cache = keystream / _in_cache_aes_rate()  # the keystream at AES's rate in cache
     unmask_bound = cell["server_unmasking_cpu_seconds"] / cell["unmasking_vs_bound"]
@@ -204,9 +242,12 @@ def test_the_unmasking_bound_is_the_in_cache_cpu_floor_not_a_slow_wall_clock_rat
     assert server_bound <= 4 * in_cache + cell["plaintext_float32_sum_cpu_seconds"]
 
 
-def test_every_ratio_is_recomputable_from_the_cells_own_figures():
+def test_every_ratio_is_recomputable_from_the_cells_own_figures(
+    quick_grid_with_slow_wall_clocks,
+):
     """Each verdict's ratio is CPU time against floors of the same run, all in the JSON."""
-    cells = _tiny(dropouts=(0.1,), graphs=("harary",))["cells"]  # self and pair masks
+    cells = quick_grid_with_slow_wall_clocks["cells"]  # with and without pair masks
+    assert any(c["unmasking_keystream_vectors"] > c["included"] for c in cells)
     for c in cells:
         kb = c["unmasking_keystream_bytes"]
         assert kb == c["unmasking_keystream_vectors"] * D * 4
