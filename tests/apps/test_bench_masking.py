@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import math
 import os
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from _masking_bench import cheap_masking_measurements
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -52,44 +50,11 @@ METRICS = {
 }
 
 
-#: the bytes each run of a floor processes at each buffer size, and the runs of each, for
-#: this file's tiny cells (the defaults, floors.FLOOR_TOTAL_BYTES and floors.FLOOR_RUNS, are
-#: 64 MiB and 5): the floors were most of a tiny cell's time, and nothing here depends on
-#: their precision, only on their being measured, best-of, at every buffer size (the
-#: production default is checked by
-#: test_the_aes_floor_is_the_fastest_rate_not_the_speed_of_memory, unshrunk)
-TINY_FLOOR_BYTES = 1 << 20
-TINY_FLOOR_RUNS = 2
-#: the AES floor's buffer sizes here: the production ones with the out-of-cache 64 MiB
-#: buffer (two of them made and faulted in per measurement, four measurements a cell)
-#: replaced by a 4 MiB one, still beyond a core's L2
-TINY_AES_BUFFER_BYTES = (*floors.FLOOR_BUFFER_BYTES[:-1], 4 << 20)
-#: AES contexts the untraced-memory estimate opens per benchmark (the default is 20 000,
-#: 2.5 s a run): the estimate only feeds server_peak_bytes_with_aes_contexts, which no
-#: test here reads beyond its presence
-TINY_CONTEXT_COUNT = 500
-
-
-@contextlib.contextmanager
-def _tiny_floors() -> Iterator[None]:
-    """The benchmark's floors and its AES-context estimate measured over a few MiB."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("aes_ctr_rate", "uint32_add_rate"):
-            shrunk = functools.partial(
-                getattr(floors, name), total_bytes=TINY_FLOOR_BYTES, runs=TINY_FLOOR_RUNS
-            )
-            patch.setattr(floors, name, shrunk)
-        patch.setattr(floors, "FLOOR_BUFFER_BYTES", TINY_AES_BUFFER_BYTES)
-        fewer_contexts = functools.partial(
-            masking._untraced_bytes_per_aes_context, count=TINY_CONTEXT_COUNT
-        )
-        patch.setattr(masking, "_untraced_bytes_per_aes_context", fewer_contexts)
-        yield
-
-
 def _tiny(**overrides):
+    """The benchmark on this file's tiny cell (N clients, D words), its machine
+    measurements cheap (tests/_masking_bench.py says why nothing here needs them full)."""
     grid = {**masking.QUICK_GRID, "ns": (N,), "ds": (D,), **overrides}
-    with _tiny_floors():
+    with cheap_masking_measurements():
         return masking.run_benchmark(**grid, progress=False)
 
 
@@ -165,7 +130,7 @@ def test_targets_report_measured_ratio_and_verdict():
 
 def test_script_entry_point_prints_only_json_on_stdout(capsys, tmp_path):
     out = tmp_path / "bench.json"
-    with _tiny_floors():
+    with cheap_masking_measurements():
         masking.main(
             ["--n", "6", "--d", "500", "--dropout", "0.3", "--graph", "harary", "--out", str(out)]
         )
@@ -179,7 +144,7 @@ def test_script_entry_point_prints_only_json_on_stdout(capsys, tmp_path):
 def test_cli_prints_the_benchmark_json():
     from secagg.apps.cli import main
 
-    with _tiny_floors():
+    with cheap_masking_measurements():
         result = CliRunner().invoke(
             main,
             ["bench", "masking", "--n", "5", "--d", "500", "--dropout", "0", "--graph", "harary"],
