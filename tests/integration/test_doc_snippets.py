@@ -18,6 +18,7 @@ import runpy
 import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -222,7 +223,11 @@ def _script_help(target: tuple[str, ...]) -> str | None:
     ):
         try:
             if is_module:
-                runpy.run_module(name, run_name="__main__", alter_sys=True)
+                with warnings.catch_warnings():  # this process imported the module
+                    # already (secagg.apps.cli does); runpy warns that __main__ is a second
+                    # copy of it, which is what a fresh `python -m` runs anyway
+                    warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+                    runpy.run_module(name, run_name="__main__", alter_sys=True)
             else:
                 runpy.run_path(name, run_name="__main__")
         except SystemExit as exit:
