@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import math
 import os
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from _masking_bench import cheap_masking_measurements
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -52,32 +50,32 @@ METRICS = {
 }
 
 
-#: the bytes each run of a floor processes at each buffer size, for this file's tiny cells
-#: (the default, floors.FLOOR_TOTAL_BYTES, is 64 MiB): the floors were three fifths of a
-#: tiny cell's time, and nothing here depends on their precision, only on their being
-#: measured, best-of, at every buffer size (the production default is checked by
-#: test_the_aes_floor_is_the_fastest_rate_not_the_speed_of_memory, unshrunk)
-TINY_FLOOR_BYTES = 16 << 20
-
-
-@contextlib.contextmanager
-def _tiny_floors() -> Iterator[None]:
-    """The benchmark's two floors measured over :data:`TINY_FLOOR_BYTES` a run."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("aes_ctr_rate", "uint32_add_rate"):
-            shrunk = functools.partial(getattr(floors, name), total_bytes=TINY_FLOOR_BYTES)
-            patch.setattr(floors, name, shrunk)
-        yield
-
-
 def _tiny(**overrides):
+    """The benchmark on this file's tiny cell (N clients, D words), its machine
+    measurements cheap (tests/_masking_bench.py says why nothing here needs them full)."""
     grid = {**masking.QUICK_GRID, "ns": (N,), "ds": (D,), **overrides}
-    with _tiny_floors():
+    with cheap_masking_measurements():
         return masking.run_benchmark(**grid, progress=False)
 
 
-def test_quick_grid_on_a_tiny_cell_reports_correct_rounds_as_json():
-    result = json.loads(json.dumps(_tiny()))  # JSON-ready, and what the CLI prints
+@pytest.fixture(scope="module")
+def quick_grid_with_slow_wall_clocks():
+    """The quick grid's every graph and dropout on one tiny (n, d), run once for the tests
+    that only read its cells; the PRG's and the addition's wall-clock figures are made
+    absurdly slow (1 kB/s, 1 s an add): no verdict may use them, which
+    test_the_unmasking_bound_is_the_in_cache_cpu_floor_not_a_slow_wall_clock_rate checks
+    on these cells, and the other readers do not look at them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(masking, "_aes_rate", lambda d, seconds=0.3: 1e3)  # 1 kB/s
+        patch.setattr(masking, "_add_seconds", lambda d, repeats=21: 1.0)  # 1 s an add
+        result = _tiny()
+    return json.loads(json.dumps(result))  # JSON-ready, and what the CLI prints
+
+
+def test_quick_grid_on_a_tiny_cell_reports_correct_rounds_as_json(
+    quick_grid_with_slow_wall_clocks,
+):
+    result = quick_grid_with_slow_wall_clocks
     assert result["benchmark"] == "masking"
     assert {"machine", "grid", "definitions", "memory_method", "cells", "targets"} <= set(result)
     assert result["machine"]["cpus"] >= 1
@@ -132,7 +130,7 @@ def test_targets_report_measured_ratio_and_verdict():
 
 def test_script_entry_point_prints_only_json_on_stdout(capsys, tmp_path):
     out = tmp_path / "bench.json"
-    with _tiny_floors():
+    with cheap_masking_measurements():
         masking.main(
             ["--n", "6", "--d", "500", "--dropout", "0.3", "--graph", "harary", "--out", str(out)]
         )
@@ -146,7 +144,7 @@ def test_script_entry_point_prints_only_json_on_stdout(capsys, tmp_path):
 def test_cli_prints_the_benchmark_json():
     from secagg.apps.cli import main
 
-    with _tiny_floors():
+    with cheap_masking_measurements():
         result = CliRunner().invoke(
             main,
             ["bench", "masking", "--n", "5", "--d", "500", "--dropout", "0", "--graph", "harary"],
@@ -183,18 +181,23 @@ def test_the_aes_floor_is_the_fastest_rate_not_the_speed_of_memory():
     assert floors.aes_ctr_rate().bytes_per_cpu_second >= 0.7 * in_cache
 
 
-def test_the_unmasking_bound_is_the_in_cache_cpu_floor_not_a_slow_wall_clock_rate(monkeypatch):
+def test_the_unmasking_bound_is_the_in_cache_cpu_floor_not_a_slow_wall_clock_rate(
+    quick_grid_with_slow_wall_clocks,
+):
     """The bound "unmasking <= 1.5x" is judged against is the keystream at AES's best rate.
 
     It was the PRG's wall-clock rate over a d-word buffer plus a cold d-word addition
     (6.4 GB/s and 13 GB/s at d = 1e6 on the 2026-12-04 Xeon host, against 9.75 GB/s and
     39-47 GB/s in cache), so the target passed at 0.6-0.8x a bound the server was above.
-    Here those wall-clock figures are made absurdly slow: a bound built from them
-    grows without limit; the honest one does not move.
+    Here (in the shared run) those wall-clock figures are made absurdly slow: a bound
+    built from them grows without limit; the honest one does not move.
     """
-    monkeypatch.setattr(masking, "_aes_rate", lambda d, seconds=0.3: 1e3)  # 1 kB/s
-    monkeypatch.setattr(masking, "_add_seconds", lambda d, repeats=21: 1.0)  # 1 s an add
-    (cell,) = _tiny(dropouts=(0.1,), graphs=("harary",))["cells"]
+    (cell,) = [
+        c
+        for c in quick_grid_with_slow_wall_clocks["cells"]
+        if c["graph"] == "harary" and c["dropout"] == 0.1
+    ]
+    assert cell["aes_ctr_bytes_per_second"] == 1e3 and cell["add_seconds"] == 1.0
     keystream = cell["unmasking_keystream_bytes"]
     in_cache = keystream / _in_cache_aes_rate()  # the keystream at AES's rate in cache
     unmask_bound = cell["server_unmasking_cpu_seconds"] / cell["unmasking_vs_bound"]
@@ -204,9 +207,12 @@ def test_the_unmasking_bound_is_the_in_cache_cpu_floor_not_a_slow_wall_clock_rat
     assert server_bound <= 4 * in_cache + cell["plaintext_float32_sum_cpu_seconds"]
 
 
-def test_every_ratio_is_recomputable_from_the_cells_own_figures():
+def test_every_ratio_is_recomputable_from_the_cells_own_figures(
+    quick_grid_with_slow_wall_clocks,
+):
     """Each verdict's ratio is CPU time against floors of the same run, all in the JSON."""
-    cells = _tiny(dropouts=(0.1,), graphs=("harary",))["cells"]  # self and pair masks
+    cells = quick_grid_with_slow_wall_clocks["cells"]  # with and without pair masks
+    assert any(c["unmasking_keystream_vectors"] > c["included"] for c in cells)
     for c in cells:
         kb = c["unmasking_keystream_bytes"]
         assert kb == c["unmasking_keystream_vectors"] * D * 4
