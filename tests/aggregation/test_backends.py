@@ -104,7 +104,9 @@ def test_adaptive_clipping_through_the_secure_sum() -> None:
     from secagg.dp.adaptive import AdaptiveClipping, append_report, split_report, unclipped_report
     from secagg.dp.noise import gaussian
 
-    n, d = 60, 8
+    # 30 clients (60 before; the cost is the 25 secure sums): the mean of the last eight
+    # clips lay in [0.90, 1.06] in 300 plain-sum replays of this loop, as with 60
+    n, d = 30, 8
     state = AdaptiveClipping(noise_multiplier=0.5, expected_clients=n, initial_clip=0.4)
     stream = KeyedStream()
     for _ in range(25):

@@ -112,7 +112,6 @@ def _holder(key: Path, folder: Path, policy: KeyHolderPolicy, past: Past) -> Key
     }
     state.write_text(json.dumps(record), encoding="utf-8")
     policy = replace(policy, state_path=state)
-    helper = CKKSBackend(max_clients=N).helper({"key": str(key)} | _settings(policy))
     if past.opened is not None:
         number, length = past.opened
         opened = {
@@ -120,11 +119,25 @@ def _holder(key: Path, folder: Path, policy: KeyHolderPolicy, past: Past) -> Key
             "federation": policy.federation,
             "round": number,
             "dimension": length,
-            "fingerprint": helper.fingerprint.hex(),  # type: ignore[union-attr]
+            "fingerprint": _fingerprint(key, policy).hex(),
         }
         opened_path(state).write_text(json.dumps(opened), encoding="utf-8")
+    return CKKSBackend(max_clients=N).helper({"key": str(key)} | _settings(policy))
+
+
+#: the key's fingerprint by key file: a key holder loaded only to read it cost as much as
+#: the one under test (a key load), for a value that is the same for every example
+_FINGERPRINTS: dict[Path, bytes] = {}
+
+
+def _fingerprint(key: Path, policy: KeyHolderPolicy) -> bytes:
+    """The fingerprint a key holder over ``key`` writes into its ``.opened`` file, read
+    from a key holder of ``policy`` once per key file (the state file it leaves behind is
+    rewritten by :func:`_holder` before the key holder under test reads it)."""
+    if key not in _FINGERPRINTS:
         helper = CKKSBackend(max_clients=N).helper({"key": str(key)} | _settings(policy))
-    return helper
+        _FINGERPRINTS[key] = helper.fingerprint  # type: ignore[union-attr]
+    return _FINGERPRINTS[key]
 
 
 def _settings(policy: KeyHolderPolicy) -> dict[str, object]:
@@ -160,25 +173,41 @@ def answering(key_file: Path) -> KeyHolderSession:
     return KeyHolderSession(KeyHolderPolicy(), key=key)
 
 
-def _decryption_request(answering: KeyHolderSession, request: Request) -> bytes:
+#: an honest round's decryption request by (answering key holder, length, contributions):
+#: the noise asked and the federation are written over it per request, so a round of
+#: CKKS encryptions (half an example's time) is run once per shape, not per example
+_HONEST_DECRYPTIONS: dict[tuple[int, int, int], bytes] = {}
+
+
+def _honest_decryption(answering: KeyHolderSession, dimension: int, contributions: int) -> bytes:
     """An honest round's decryption request under the key: ``contributions`` uploads of
-    0.25 each, then the noise asked and the federation written over the honest ones, as a
-    server may (the length is the round's: the aggregate's chunks carry it too)."""
+    0.25 each to a round of length ``dimension`` (made once per shape, then reused)."""
+    shape = (id(answering), dimension, contributions)
+    if shape in _HONEST_DECRYPTIONS:
+        return _HONEST_DECRYPTIONS[shape]
     backend = CKKSBackend(max_clients=N)
-    server = backend.server(backend.plan(N, request.dimension))
+    server = backend.server(backend.plan(N, dimension))
     (start,) = server.start()
     answering.opened = None  # it opens "round 0" for every request it helps build
     (announce,) = server.handle(HELPER, answering.handle(start.payload, round_number=0))
     assert isinstance(announce, Announce)
     spec = decode_spec(announce.spec)
     outgoing: list = []
-    for party in range(request.contributions):
-        upload = backend.client(spec, party).set_input(np.full(request.dimension, 0.25))[0]
+    for party in range(contributions):
+        upload = backend.client(spec, party).set_input(np.full(dimension, 0.25))[0]
         outgoing = server.handle(party, upload)
-    if request.contributions < N:
+    if contributions < N:
         outgoing = server.close_phase()
     (decrypt,) = outgoing
-    honest = decrypt.payload
+    _HONEST_DECRYPTIONS[shape] = decrypt.payload
+    return decrypt.payload
+
+
+def _decryption_request(answering: KeyHolderSession, request: Request) -> bytes:
+    """An honest round's decryption request under the key (:func:`_honest_decryption`),
+    then the noise asked and the federation written over the honest ones, as a server may
+    (the length is the round's: the aggregate's chunks carry it too)."""
+    honest = _honest_decryption(answering, request.dimension, request.contributions)
     fields = _HELPER_HEAD.size
     _, _, length = _DECRYPT_FIELDS.unpack_from(honest, fields)
     head = _DECRYPT_FIELDS.pack(request.dimension, request.requested, length)

@@ -865,7 +865,7 @@ def _with_examples(test: Any) -> Any:
 
 
 @settings(
-    max_examples=60,
+    max_examples=50,  # 60 before; the protocol's random dropout schedules keep >= 50
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -204,7 +204,7 @@ def _hostile_to_client(
     event(f"client refused: {kind}")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_messages_at_every_phase_change_nothing_under_random_dropouts(
     data: st.DataObject,

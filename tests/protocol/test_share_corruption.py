@@ -75,7 +75,7 @@ def _advance_to_unmasking(r: SteppedRound, dropped: set[int]) -> None:
         phase += 1
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_holders_corrupting_random_shares_never_get_a_wrong_sum_or_frame_anyone(
     data: st.DataObject,

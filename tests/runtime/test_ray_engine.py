@@ -1,7 +1,7 @@
 """secagg.runtime.ray_engine: clients in Ray actors replay the in-process engine's round.
 
 One local Ray instance (2 CPUs) serves the module. The central check: a SecAgg+ round
-of 200 clients with a seeded dropout schedule gives, on Ray, the model of the same
+of 100 clients with a seeded dropout schedule gives, on Ray, the model of the same
 round on the in-process engine bit for bit, with the same contributors and the same
 dropouts (the masks are fresh randomness on each run, but they cancel exactly, and the
 encoding's rounding is replayed from a seed)."""
@@ -37,7 +37,9 @@ from secagg.runtime.ray_engine import (
 )
 from secagg.runtime.simnet import MASKING_PHASES, DropoutSchedule
 
-N = 200
+#: 100 clients (200 before): a secagg+ round of several neighbourhoods over two hosts,
+#: with dropouts at every phase, at half the cost; what is checked does not grow with N
+N = 100
 D = 32
 REPLAY = b"secagg/tests/ray-engine/rounding"
 
@@ -96,7 +98,8 @@ def _schedule(names: list[str]) -> DropoutSchedule:
         schedule = DropoutSchedule(0.04, seed, MASKING_PHASES)
         phases = [schedule.phase_for(1, name) for name in names]
         dropped = [p for p in phases if p is not None]
-        if set(dropped) == {0, 1, 2, 3} and len(dropped) <= 12:
+        # at most 6 %, as 12 of 200 were: within the round's 10 % dropout allowance
+        if set(dropped) == {0, 1, 2, 3} and len(dropped) <= 0.06 * len(names):
             return schedule
     raise AssertionError("no seed drops clients at every phase")
 
