@@ -157,13 +157,14 @@ def test_a_hostile_row_fails_naming_it_and_nothing_crashes(tmp_path: Path, case:
     assert verified.exit_code == 1
     assert verified.output.startswith(f"FAILED: {path}: row 2 (round ")
     assert len(verified.output.strip().splitlines()) == 1
-    text, _ = build_report(path, KEY.public_key)
-    assert "**FAILED**: row 2 (round " in text
+    # the report the CLI wrote is build_report's text: read it rather than build it a
+    # second time (drawing its plot is most of this test's time)
     report = runner.invoke(
         main, ["audit", "report", str(path), "--pubkey", str(pem), "--out", str(tmp_path / "o")]
     )
     assert report.exit_code == 0, report.output
     assert "verdict: FAILED" in report.output
+    assert "**FAILED**: row 2 (round " in (tmp_path / "o" / "ledger-report.md").read_text()
 
 
 def test_good_rows_verify(tmp_path: Path) -> None:
@@ -228,8 +229,10 @@ _FIELDS = sorted(set(GOOD[1]) | {"reconstruction", "reconstructed"})
 _DP_FIELDS = sorted(set(GOOD[1]["dp"]) | {"client_reports", "ddg", "adaptive_clipping"})
 
 
+# 30 examples: each draws the report's plot (most of the time); the named hostile
+# values are pinned one by one in HOSTILE above, this is the backstop between them
 @settings(
-    max_examples=60,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
