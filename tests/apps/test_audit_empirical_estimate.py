@@ -16,6 +16,7 @@ the two Gaussians by numerical integration, and the paper repo's regression vect
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -30,10 +31,12 @@ from secagg.errors import ConfigurationError
 D = 2000
 
 
+@functools.lru_cache(maxsize=16)
 def _reference_epsilon(mean: float, std: float, delta: float) -> float:
     """The paper's estimate by brute force: the epsilon at which the larger of the two
     hockey-stick divergences ``int max(0, p - e^eps q) dx`` between N(0, 1/d) and
-    N(mean, std^2) equals delta, each integral summed on a grid of 4 million points."""
+    N(mean, std^2) equals delta, each integral summed on a grid of 4 million points.
+    Remembered: mean 1, spread 2 null sds at 1e-5 is the reference of two tests."""
     null = 1 / math.sqrt(D)
     x, step = np.linspace(-40 * max(null, std), 40 * max(null, std) + mean, 4_000_001, retstep=True)
     fitted_pdf, null_pdf = norm.pdf(x, mean, std), norm.pdf(x, 0.0, null)

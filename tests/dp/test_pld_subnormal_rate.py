@@ -16,6 +16,7 @@ rounds' rates the figure is 0, as it is at 2.2e-308.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import pytest
@@ -33,6 +34,16 @@ SUBNORMAL = [5e-324, 1e-310, 5.5e-309]
 
 
 def _pld(rounds: list[tuple[float, float]]) -> float:
+    """The PLD accountant's epsilon after ``rounds`` (noise multiplier, sample rate)."""
+    return _pld_of(tuple(rounds))
+
+
+@functools.lru_cache(maxsize=64)
+def _pld_of(rounds: tuple[tuple[float, float], ...]) -> float:
+    """:func:`_pld`, remembered: the references at the least evaluated rate (and the
+    rounds around a subnormal one) are the same for every subnormal rate, and were
+    computed again for each. A rate is part of the key, so no subnormal round is ever
+    answered by another rate's figure."""
     accountant = GaussianAccountant(DELTA, "pld")
     for z, q in rounds:
         accountant.step(z, q)
