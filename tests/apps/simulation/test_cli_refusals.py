@@ -21,6 +21,10 @@ from secagg.errors import ConfigurationError, SecAggError
 SHORT = ["--branches", "3", "--rounds", "1", "--local-epochs", "1", "--train-rows", "3000"]
 SHORT += ["--test-rows", "400", "--batch-size", "64", "--dropout", "0", "--quiet"]
 
+#: SHORT without DP: for a run whose test is about its rounds aborting or being stopped,
+#: not about its noise (DP-SGD's calibration was about half of such a run's time)
+NO_DP = [*SHORT, "--mechanism", "off"]
+
 
 def _simulate(*args: str) -> Result:
     return CliRunner().invoke(main, ["simulate", *args])
@@ -465,7 +469,7 @@ def test_a_federation_whose_every_round_aborted_is_untrained_not_a_result(
     config = tmp_path / "c.toml"
     config.write_text("[simulation]\ntolerated_dropout = 0.0\n")
     out = tmp_path / "run"
-    args = ["--config", str(config), *SHORT, "--dropout", "0.49", "--seed", "0"]
+    args = ["--config", str(config), *NO_DP, "--dropout", "0.49", "--seed", "0"]
     result = _simulate(*args, "--out", str(out))
     assert result.exit_code == 1, result.output  # a failed run (see the test below)
     fed_row = next(line for line in result.stdout.splitlines() if "federated (secagg+)" in line)
@@ -496,7 +500,7 @@ def test_a_run_whose_every_round_aborted_exits_1_in_one_line_saying_why(
     config = tmp_path / "c.toml"
     config.write_text("[simulation]\ntolerated_dropout = 0.0\n")
     out = tmp_path / "run"
-    args = ["--config", str(config), *SHORT, "--dropout", "0.49", "--seed", "0"]
+    args = ["--config", str(config), *NO_DP, "--dropout", "0.49", "--seed", "0"]
     error = _one_line_error(_simulate(*args, "--out", str(out), "--json"), 1)
     assert error.startswith("Error: no federated round completed: 1 of 1 planned aborted")
     # why: the round's own reason, from the protocol
@@ -519,7 +523,7 @@ def test_an_experiment_whose_every_seed_is_untrained_exits_1_in_one_line(
     config = tmp_path / "c.toml"
     config.write_text("[simulation]\ntolerated_dropout = 0.0\n")
     out = tmp_path / "experiment"
-    args = ["--config", str(config), *SHORT, "--dropout", "0.49", "--seed", "0", "--seeds", "2"]
+    args = ["--config", str(config), *NO_DP, "--dropout", "0.49", "--seed", "0", "--seeds", "2"]
     error = _one_line_error(_simulate(*args, "--out", str(out)), 1)
     assert error.startswith("Error: no federated round completed in any of the 2 seeds (seed 0:")
     assert "below the threshold of 3" in error and f"{out}" in error
@@ -618,7 +622,9 @@ def test_sigterm_during_the_federation_marks_the_run_folder_aborted(tmp_path: Pa
     import sys
 
     out = tmp_path / "run"
-    args = list(SHORT)
+    # no DP, prior fit or hidden layer: the stop is about the federation under way, and
+    # what comes before it (about 10 s idle, 40-98 s loaded) only delays it
+    args = [*NO_DP, "--prior", "none", "--model", "logistic"]
     args[args.index("--rounds") + 1] = "50"
     root = Path(__file__).resolve().parents[3]
     process = subprocess.Popen(
@@ -751,6 +757,7 @@ def test_the_progress_of_an_aborted_round_shows_no_auprc(tmp_path: Path) -> None
         batch_size=64,
         dropout=0.49,
         tolerated_dropout=0.0,
+        mechanism="off",  # the note of an aborted round, not its noise
     )
     seen: list[str] = []
 
