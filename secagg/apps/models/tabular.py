@@ -215,8 +215,13 @@ def _header_problem(path: str | Path, header: list[str]) -> ConfigurationError |
                 return ConfigurationError(
                     f"{path} is separated by {name}, not by commas: export it comma-separated"
                 )
-    for name in dict.fromkeys(h for h in header if h):
-        where = [j + 1 for j, h in enumerate(header) if h == name]
+    # one pass over the header (a 10 000-column file was scanned once per name: 10^8
+    # comparisons before the refusal); the first name, in header order, that repeats
+    columns: dict[str, list[int]] = {}
+    for number, name in enumerate(header, start=1):
+        if name:
+            columns.setdefault(name, []).append(number)
+    for name, where in columns.items():
         if len(where) > 1:  # which one is the label, or the V1? and the other a feature?
             return ConfigurationError(
                 f"{path}: column {name!r} appears {len(where)} times in the header "
