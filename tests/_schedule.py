@@ -45,7 +45,7 @@ MEASURED_SECONDS: dict[str, float] = {
     "tests/apps/test_bench_papers.py": 30,
     "tests/apps/test_bench_scale.py": 30,
     "tests/integration/test_doc_snippets.py": 30,
-    "tests/apps/simulation/test_label_column_line.py": 30,
+    "tests/apps/simulation/test_label_column_line.py": 2,  # one-pass header check, 2026-12-06
     "tests/integration/test_federation_properties.py": 29,
     "tests/apps/test_bench_masking.py": 28,
     "tests/integration/test_blips.py": 28,
