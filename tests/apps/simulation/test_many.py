@@ -116,8 +116,11 @@ def test_a_thousand_fraud_free_participants_are_one_note_not_a_thousand() -> Non
         check_branch_data(config, [(f"b{i}", 300, 0, 0) for i in range(1000)])
 
 
-#: examples/many_participants*.toml shrunk: 40 participants, 2 rounds, small rows
-SHRUNK = ["--branches", "40", "--rounds", "2", "--local-epochs", "1", "--train-rows", "6000"]
+#: examples/many_participants*.toml shrunk: 24 participants (above the report's
+#: MANY_BRANCHES = 20, so it summarises them), 2 rounds, about 150 rows each
+SHRUNK_BRANCHES = 24
+SHRUNK = ["--branches", str(SHRUNK_BRANCHES), "--rounds", "2", "--local-epochs", "1"]
+SHRUNK += ["--train-rows", str(150 * SHRUNK_BRANCHES)]
 SHRUNK += ["--test-rows", "100"]
 
 
@@ -140,11 +143,11 @@ def test_the_many_participant_scenario_completes_within_its_epsilon(
     args += ["--mechanism", mechanism, "--seed", "3", "--seeds", "2", "--out", str(out)]
     result = CliRunner().invoke(main, [*args, "--quiet"])
     assert result.exit_code == 0, result.output
-    # the console counts the participants, it does not name 40 (or 1 000) of them
+    # the console counts the participants, it does not name 24 (or 1 000) of them
     assert result.output.count("branch-") <= 8, result.output
     payload = json.loads((out / "experiment.json").read_text())
     config = SimulationConfig.load(EXAMPLES / example)
-    assert payload["config"]["world"] == "many" and payload["config"]["branches"] == 40
+    assert payload["config"]["world"] == "many" and payload["config"]["branches"] == SHRUNK_BRANCHES
     assert payload["config"]["sample_rate"] == config.sample_rate
     for seed in (3, 4):
         eps = payload["epsilons"][str(seed)]
@@ -158,13 +161,19 @@ def test_the_many_participant_scenario_completes_within_its_epsilon(
         assert fed["rounds_completed"] >= 1 and not fed["above_target"]
         assert math.isfinite(fed["pooled"]["auprc"])
         report = (out / f"seed-{seed}" / "report.md").read_text()
-        assert "40 branches;" in report and "Every branch's figures are in summary.json" in report
+        assert (
+            f"{SHRUNK_BRANCHES} branches;" in report
+            and "Every branch's figures are in summary.json" in report
+        )
         assert len(report.splitlines()) < 200  # summarised, not one line per participant
 
 
 def test_one_run_of_many_participants_names_a_few_branches_and_counts_the_rest(
     tmp_path: Path,
 ) -> None:
+    from secagg.apps.simulation.report import MANY_BRANCHES
+
+    assert SHRUNK_BRANCHES > MANY_BRANCHES  # the run is one the report summarises
     args = ["simulate", "--config", str(EXAMPLES / "many_participants.toml"), *SHRUNK]
     args += ["--rounds", "1", "--seed", "3", "--out", str(tmp_path / "run"), "--quiet"]
     result = CliRunner().invoke(main, args)

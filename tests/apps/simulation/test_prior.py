@@ -30,6 +30,15 @@ def _prior(config: SimulationConfig) -> np.ndarray:
     return fitted.vector
 
 
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[runner.SimulationResult, Path]:
+    """One run of SMALL and its folder, shared: the fine-tuning test compares a second
+    run with it, and the prior-file test starts from its released model (each of them
+    ran its own identical SMALL before, a third of the file's time)."""
+    run_dir = tmp_path_factory.mktemp("small") / "run"
+    return runner.run_simulation(SMALL, run_dir), run_dir
+
+
 def test_the_public_prior_is_deterministic_per_seed_and_differs_across_seeds() -> None:
     a, b = _prior(SMALL), _prior(SMALL)
     assert np.array_equal(a, b)
@@ -38,9 +47,9 @@ def test_the_public_prior_is_deterministic_per_seed_and_differs_across_seeds() -
 
 
 def test_fine_tuning_the_head_is_deterministic_and_leaves_the_body_as_the_prior(
-    tmp_path: Path,
+    tmp_path: Path, small_run: tuple[runner.SimulationResult, Path]
 ) -> None:
-    first = runner.run_simulation(SMALL, tmp_path / "a")
+    first = small_run[0]
     again = runner.run_simulation(SMALL, tmp_path / "b")
     assert first.final_model is not None and again.final_model is not None
     assert np.array_equal(first.final_model, again.final_model)  # bit for bit per seed
@@ -61,13 +70,13 @@ def test_fine_tuning_the_head_is_deterministic_and_leaves_the_body_as_the_prior(
 
 
 def test_an_earlier_runs_model_is_a_prior_and_a_bad_file_is_one_clear_error(
-    tmp_path: Path,
+    tmp_path: Path, small_run: tuple[runner.SimulationResult, Path]
 ) -> None:
-    earlier = runner.run_simulation(SMALL, tmp_path / "earlier")
+    earlier, earlier_dir = small_run
     from secagg.apps.simulation.report import write_run_folder
 
-    write_run_folder(earlier, tmp_path / "earlier")
-    path = tmp_path / "earlier" / "model.npy"
+    write_run_folder(earlier, earlier_dir)
+    path = earlier_dir / "model.npy"
     # seed 1 is another world: the prior saw none of its customers (prior_epsilon 0)
     config = SMALL.with_changes(prior_path=str(path), prior_epsilon=0.0, seed=1)
     assert config.prior_source == "file" and config.trains == "head"

@@ -148,8 +148,11 @@ def check(path: Path, edits: list[Edit], places: list[Place], not_toml: bool) ->
     assert not broken, f"{edits}: loaded with {broken} out of range"
 
 
+# 300 random files (was 1 500): the property is a config file's refusal message, not a
+# protocol's or an accountant's safety; every mistake the fuzz found is an @example
+# below, and 300 cover each base and edit kind many times (the rest was 12 s a run)
 @settings(
-    max_examples=1500,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
