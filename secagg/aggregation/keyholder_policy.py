@@ -361,6 +361,15 @@ def _number(key: str, value: Any) -> float:
     return number
 
 
+def _positive_at_most(key: str, value: Any, most: float, why: str) -> float:
+    """``value`` as a number above 0 and at most ``most``, else the key's one-line error;
+    ``why`` says where the upper bound comes from (the caps' one rule, written once)."""
+    number = _number(key, value)
+    if not 0 < number <= most:
+        raise _config_error(key, f"must be above 0 and at most {most:g} ({why}), got {value!r}")
+    return number
+
+
 def _integer(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _config_error(key, f"must be an integer, got {value!r}")
@@ -482,32 +491,29 @@ class KeyHolderPolicy:
                     f"the most clients a round can have), got {most}",
                 )
         if self.max_value_bound is not None:
-            bound = _number("max_value_bound", self.max_value_bound)
-            if not 0 < bound <= MAX_CLIP:
-                raise _config_error(
-                    "max_value_bound",
-                    f"must be above 0 and at most {MAX_CLIP:g} (the largest bound on an "
-                    f"update any round takes), got {self.max_value_bound!r}",
-                )
+            bound = _positive_at_most(
+                "max_value_bound",
+                self.max_value_bound,
+                MAX_CLIP,
+                "the largest bound on an update any round takes",
+            )
             object.__setattr__(self, "max_value_bound", bound)
         if self.min_precision is not None:
-            finest = _number("min_precision", self.min_precision)
-            if not 0 < finest <= MAX_CLIP:
-                # a design point's precision is at most its value bound, at most MAX_CLIP
-                raise _config_error(
-                    "min_precision",
-                    f"must be above 0 and at most {MAX_CLIP:g} (the sum's absolute error: "
-                    f"at most the largest value bound), got {self.min_precision!r}",
-                )
+            # a design point's precision is at most its value bound, at most MAX_CLIP
+            finest = _positive_at_most(
+                "min_precision",
+                self.min_precision,
+                MAX_CLIP,
+                "the sum's absolute error: at most the largest value bound",
+            )
             object.__setattr__(self, "min_precision", finest)
         if self.max_noise_stddev is not None:
-            most_noise = _number("max_noise_stddev", self.max_noise_stddev)
-            if not 0 < most_noise <= MAX_NOISE_STDDEV:
-                raise _config_error(
-                    "max_noise_stddev",
-                    f"must be above 0 and at most {MAX_NOISE_STDDEV:g} (the most central noise "
-                    f"a federation can plan), got {self.max_noise_stddev!r}",
-                )
+            most_noise = _positive_at_most(
+                "max_noise_stddev",
+                self.max_noise_stddev,
+                MAX_NOISE_STDDEV,
+                "the most central noise a federation can plan",
+            )
             if most_noise < std:
                 # its own noise would be refused whenever the server asked for that much
                 raise _config_error(
