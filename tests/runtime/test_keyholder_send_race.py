@@ -147,3 +147,72 @@ def test_a_key_holder_reconnected_inside_the_send_gets_its_request_once(
     assert holder_party.done.wait(BOUND)
     assert holder_party.error is None, holder_party.error
     assert holder.sessions == 2 and holder.decryptions == 1
+
+
+class _HolderAwayAtTheLook(_HolderReconnectsInsideTheSend):
+    """A hub whose key holder's link drops at the server's first look at its session
+    (round 1's start), so it has no session when round 1's key request is dispatched,
+    and which brings it back inside the first send to it, or, if none comes, at the
+    server's next receive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dropped = False
+
+    def session_id(self, name: str) -> int | None:
+        if name == HOLDER and not self._dropped:
+            self._dropped = True
+            self.disconnect(HOLDER)
+        return super().session_id(name)
+
+    def _back(self) -> None:
+        if self._dropped and self.new_session is None:
+            fresh = self.connect(HOLDER)
+            self.new_session = fresh.session
+            self.redials.put(fresh)
+
+    def _before(self, name: str) -> None:
+        if name == HOLDER:
+            self._back()  # back inside the send: a send by name reaches the new session
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        self._back()
+        return super().receive(timeout)
+
+
+def test_a_key_holder_with_no_session_at_the_look_gets_its_request_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key holder has no session as round 1's key request is dispatched and is back
+    inside the send. Before: the request went by name to the session opened after the
+    server's look, which the early-close rule (comparing with no session) took for a
+    restart and resent the request to: the key request twice on one session. Now a
+    request is not sent by name to a helper the server saw without a session: it is sent
+    when the helper is back, once, and the round completes."""
+    config = _config()
+    hub = _HolderAwayAtTheLook()
+    key = tmp_path / "compliance.key"
+    pin = make_key_holder_key(config, key)
+    holder = key_holder_service(config, hub.connect(HOLDER), {"key": str(key)})
+    dial = _redial(holder, hub.redials)
+    holder_party = Party(lambda: holder.serve(dial, idle_timeout=BOUND, give_up_after=BOUND))
+    policy = BranchPolicy(key_holder_fingerprint=pin)
+    branches = {}
+    for i, name in enumerate(NAMES):
+        target = np.full(D, 0.1 * (i + 1))
+        client = FederationClient(name, lambda m, t=target: t - m, hub.connect(name), policy=policy)
+        branches[name] = Party(lambda c=client: c.run(idle_timeout=BOUND, rounds=1))
+    server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
+    with caplog.at_level(logging.WARNING, logger="secagg"):
+        (result,) = server.run(wait_for_clients=BOUND, max_attempts=1)
+    assert hub.new_session is not None, "the key holder never came back"
+    assert len(hub.on_new_session) == 2  # the key request and the decryption request
+    assert len(set(hub.on_new_session)) == 2, "a request reached the new session twice"
+    assert result.status == "complete", result.reason
+    assert "is not connected; its request is sent when it is back" in caplog.text
+    for name, party in branches.items():
+        assert party.done.wait(BOUND), name
+        assert party.error is None, (name, party.error)
+    assert holder_party.done.wait(BOUND)
+    assert holder_party.error is None, holder_party.error
+    assert holder.sessions == 2 and holder.decryptions == 1
