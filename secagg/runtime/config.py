@@ -87,7 +87,7 @@ from secagg.errors import ConfigurationError, closest_spelling, decimal_digits
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
-from secagg.transport.grpc_limits import MAX_SESSION_BURST
+from secagg.transport.grpc_limits import DEFAULT_MESSAGE_RECEIVE_SECONDS, MAX_SESSION_BURST
 
 #: the largest model a federation runs: round vectors are indexed by 32-bit words
 MAX_DIMENSION = 2**31
@@ -463,6 +463,12 @@ class ServerSettings:
     handshake_timeout: float = 10.0
     idle_connection_timeout: float = 60.0
     max_connections: int | None = None
+    # a message (its chunks) must be whole within this many seconds of its first chunk,
+    # else the sender's session ends: a branch sending a chunk every few minutes held a
+    # partial message open for as long as it kept the connection (the transport's
+    # message_receive_timeout; ``secagg keyholder --config`` keeps the same bound on what
+    # the server sends it). An hour lets 256 MiB come at 75 KB/s.
+    message_receive_timeout: float = DEFAULT_MESSAGE_RECEIVE_SECONDS
 
     def __post_init__(self) -> None:
         split_host_port(self.bind, "[server] bind", allow_any_port=True)
@@ -515,6 +521,12 @@ class ServerSettings:
                 f"[server] {key} must be a positive number of seconds, at most 86400, "
                 f"not {seconds!r}",
             )
+        _require(  # at most a week, as every other wait a federation configures
+            math.isfinite(self.message_receive_timeout)
+            and 0 < self.message_receive_timeout <= MAX_WAIT_SECONDS,
+            f"[server] message_receive_timeout must be a positive number of seconds, at "
+            f"most {MAX_WAIT_SECONDS} (one week), not {self.message_receive_timeout!r}",
+        )
         _require(
             self.max_connections is None or 1 <= self.max_connections <= MAX_INCOMING_CONNECTIONS,
             f"[server] max_connections must be a positive integer, at most "

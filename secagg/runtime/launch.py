@@ -69,6 +69,7 @@ from secagg.runtime.store import (
     holds_state,
 )
 from secagg.transport.base import ClientEndpoint, ServerEndpoint, TransportError
+from secagg.transport.grpc_limits import DEFAULT_MESSAGE_RECEIVE_SECONDS
 
 log = logging.getLogger("secagg.network")
 
@@ -169,6 +170,8 @@ def server_transport(
         handshake_timeout=config.server.handshake_timeout,
         idle_connection_timeout=config.server.idle_connection_timeout,
         max_connections=max_connections,
+        # a message must be whole within this long of its first chunk
+        message_receive_timeout=config.server.message_receive_timeout,
     )
     if start:
         transport.start()
@@ -667,12 +670,17 @@ def branch_identity(certificates: str | Path, name: str) -> BranchIdentity:
 
 
 def _grpc_dialer(
-    target: str, credentials: Any, name_override: str | None, max_message_bytes: int
+    target: str,
+    credentials: Any,
+    name_override: str | None,
+    max_message_bytes: int,
+    message_receive_timeout: float = DEFAULT_MESSAGE_RECEIVE_SECONDS,
 ) -> Callable[[float], ClientEndpoint]:
     """What a branch and the key holder redial the server with: one new TLS session per
     call, closed again when it does not connect, so a failed dial leaves no channel
     behind (the redial loops of :meth:`FederationClient.serve` and
-    :meth:`KeyHolderService.serve` call it again)."""
+    :meth:`KeyHolderService.serve` call it again). ``message_receive_timeout``: how long
+    a message from the server may take to be whole from its first chunk."""
     from secagg.transport.grpc_transport import GrpcClientTransport
 
     def dial(timeout: float) -> ClientEndpoint:
@@ -681,6 +689,7 @@ def _grpc_dialer(
             channel_credentials=credentials,
             name_override=name_override,
             max_message_bytes=max_message_bytes,
+            message_receive_timeout=message_receive_timeout,
         )
         try:
             transport.connect(timeout=timeout)
@@ -859,7 +868,14 @@ def run_key_holder(
         max_message_bytes = (
             config.server.max_message_bytes if config is not None else 256 * 1024 * 1024
         )
-    dial = _grpc_dialer(target, credentials, name_override, max_message_bytes)
+    # the server's bound on a message's time to be whole, kept the other way too (as its
+    # max_message_bytes): a CKKS request is as large as the uploads the server takes
+    receive_timeout = (
+        config.server.message_receive_timeout
+        if config is not None
+        else DEFAULT_MESSAGE_RECEIVE_SECONDS
+    )
+    dial = _grpc_dialer(target, credentials, name_override, max_message_bytes, receive_timeout)
     service = KeyHolderService(name, None, helper)
     began = time.monotonic()
     count = service.serve(

@@ -131,7 +131,7 @@ from secagg.runtime.wire import (
     round_start_model,
     round_start_parts,
 )
-from secagg.transport.base import ServerEndpoint, TransportError
+from secagg.transport.base import NotConnected, ServerEndpoint, TransportError
 
 log = logging.getLogger("secagg.server")
 
@@ -1500,13 +1500,49 @@ class FederationServer:
         """Send an encoded request to the round's helper on its current session, which
         becomes the early-close rule's reference (see :meth:`_send_to_helper`). A helper
         not connected at all is sent the request when it is back (the round's one resend,
-        :meth:`_helper_restarted`); any other failed send sets :attr:`_helper_unreached`."""
+        :meth:`_helper_restarted`); any other failed send sets :attr:`_helper_unreached`.
+
+        The look at the session and the send are one step where the transport offers
+        ``send_to_session`` (:func:`_session_sender`), as for a round's participants
+        (:meth:`_send`). Why: sent by name after the look, a request reached a session the
+        helper opened between the two (a restart, a redial) while the reference stayed
+        the old one, so the early-close rule took the helper for gone and resent the
+        request to that same session: two requests of the round on it, and the round's
+        one resend spent (review, 2026-12-06). Now a session opened since the look gets
+        nothing and the resend (:meth:`_helper_restarted`) is its one request; a helper
+        with no session at the look is sent nothing by name either (it gets the request
+        when it is back, as before). A transport without ``send_to_session`` (or without
+        session ids) is sent by name."""
         helper = self.config.backend.key_holder
         assert helper is not None
-        session = self._round_sessions[helper] = self._session_of(helper)
+        session, session_id = self._sessions_now(helper)
+        self._round_sessions[helper] = session
         try:
-            self.transport.send(helper, payload)
+            if self._send_to_session is None:
+                self.transport.send(helper, payload)
+            elif session_id is None:  # no session as the request went out
+                raise NotConnected(f"the key holder {helper} has no open session")
+            else:
+                self._send_to_session(helper, session_id, [payload])
         except (ConnectionError, TransportError) as exc:
+            now = self._session_id(helper)
+            if (
+                isinstance(exc, NotConnected)
+                and session_id is not None
+                and now is not None
+                and now != session_id
+                and not self._helper_resent
+            ):
+                # it reconnected between the look and the send: the new session never
+                # got the request; the early-close rule takes the helper for gone and
+                # _helper_restarted sends it there, once
+                log.warning(
+                    "round %d: the key holder %s reconnected as its request went out; the "
+                    "request is sent to its new session (once a round)",
+                    number,
+                    helper,
+                )
+                return
             if isinstance(exc, ConnectionError) and session is None and not self._helper_resent:
                 # not connected (restarting between two requests): the request is sent
                 # when it is back within the phase's deadline, as the one resend of the

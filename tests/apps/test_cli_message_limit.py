@@ -124,7 +124,9 @@ def test_a_key_holder_with_the_federations_config_takes_its_limit(
         }
     )
 
-    def dialler(target: str, credentials: object, name: str | None, limit: int) -> None:
+    def dialler(
+        target: str, credentials: object, name: str | None, limit: int, *rest: object
+    ) -> None:
         raise _Dialled(limit)
 
     monkeypatch.setattr(launch, "_grpc_dialer", dialler)
