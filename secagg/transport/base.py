@@ -28,8 +28,9 @@ messages (every branch's round start carries the same model) is held once, not o
 per branch; an endpoint without it is sent the joined message. And
 ``send_to_session(name, session, parts)``: as ``send_parts``, but only while ``name``'s
 open session is ``session`` (an id ``session_id`` gave), compared and queued as one step,
-else :class:`NotConnected`. The server sends a round's messages so: a session opened
-between its look at the session and its send never gets the round (it never took it).
+else :class:`NotConnected`. The server sends a round's messages and the key holder's
+requests so: a session opened between its look at the session and its send never gets
+the round (it never took it).
 The server uses it only where the class whose ``send`` it would call defines it beside
 that ``send`` (a subclass or wrapper that overrides ``send`` to count or refuse what the
 server sends keeps seeing every message); elsewhere it sends by name.
