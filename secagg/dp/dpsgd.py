@@ -89,7 +89,9 @@ Models
 
 Size: about 1 100 lines, most of it :class:`DPSGDTrainer`, one Opacus front door whose
 checks (the model, the data, the sampling, the accountant's exact step count) belong
-together; the flat-vector helpers are small and are what hooks use.
+together. The flat-vector helpers (:func:`flat_parameters`, :func:`load_flat_parameters`,
+:func:`parameter_names`) live in the torch-only :mod:`secagg.dp.parameter_vector` and are
+re-exported here: a run without DP-SGD uses them and must not import Opacus.
 """
 
 from __future__ import annotations
