@@ -89,7 +89,9 @@ Models
 
 Size: about 1 100 lines, most of it :class:`DPSGDTrainer`, one Opacus front door whose
 checks (the model, the data, the sampling, the accountant's exact step count) belong
-together; the flat-vector helpers are small and are what hooks use.
+together. The flat-vector helpers (:func:`flat_parameters`, :func:`load_flat_parameters`,
+:func:`parameter_names`) live in the torch-only :mod:`secagg.dp.parameter_vector` and are
+re-exported here: a run without DP-SGD uses them and must not import Opacus.
 """
 
 from __future__ import annotations
@@ -122,6 +124,12 @@ from secagg.dp.keyed_dpsgd import (
     KeyedPoissonSampler,
     finite_optimizer,
     keyed_optimizer,
+)
+from secagg.dp.parameter_vector import (
+    _named_parameters,
+    flat_parameters,
+    load_flat_parameters,
+    parameter_names,
 )
 from secagg.dp.user_level import CustomerDataset, CustomerLoss, group_by_customer
 from secagg.errors import ConfigurationError
@@ -207,73 +215,6 @@ class TrainingReport:
     max_grad_norm: float
     mean_loss: float  # item-weighted training loss of this call; NOT DP, keep local
     privacy_unit: str = "record"
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    """The user's model inside an Opacus wrapper (or the model itself)."""
-    while isinstance(module, AbstractGradSampleModule):
-        module = module._module
-    return module
-
-
-def _named_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    params = list(_unwrap(module).named_parameters())
-    for name, p in params:
-        if p.dtype != torch.float32:
-            # float32 is the wire format; converting silently would make the
-            # round trip lossy for float64 and misleading for float16.
-            raise ConfigurationError(
-                f"parameter {name!r} is {p.dtype}; the flat vector format is float32 only"
-            )
-    return params
-
-
-def parameter_names(module: nn.Module) -> list[str]:
-    """Parameter names in flat-vector order, without Opacus's ``_module.`` prefix."""
-    return [name for name, _ in _named_parameters(module)]
-
-
-def flat_parameters(module: nn.Module) -> np.ndarray:
-    """All parameters of ``module`` as one float32 numpy vector (a copy).
-
-    The order is ``named_parameters()`` of the unwrapped model, so a plain model
-    and its Opacus ``GradSampleModule`` give the same vector. Buffers are not
-    included: they are not trained by SGD (and BatchNorm, whose running
-    statistics are buffers, is refused anyway).
-    """
-    params = _named_parameters(module)
-    if not params:
-        return np.zeros(0, dtype=np.float32)
-    with torch.no_grad():
-        flat = torch.cat([p.detach().reshape(-1).cpu() for _, p in params])
-    return flat.numpy().astype(np.float32, copy=True)
-
-
-def load_flat_parameters(module: nn.Module, vector: np.ndarray) -> None:
-    """Copy a flat float32 vector (e.g. the new global model) into ``module`` in place.
-
-    In place on purpose: the DP optimizer and Opacus's hooks hold references to
-    the existing ``Parameter`` objects, so replacing them would silently train a
-    detached copy.
-    """
-    params = _named_parameters(module)
-    vec = np.asarray(vector)
-    total = sum(p.numel() for _, p in params)
-    if vec.ndim != 1 or vec.shape[0] != total:
-        raise ConfigurationError(
-            f"expected a flat vector of {total} parameters, got shape {vec.shape}"
-        )
-    if vec.dtype != np.float32:
-        raise ConfigurationError(f"expected a float32 vector, got {vec.dtype}")
-    if not np.all(np.isfinite(vec)):
-        raise ConfigurationError("the parameter vector contains NaN or infinite values")
-    source = torch.from_numpy(np.ascontiguousarray(vec))
-    offset = 0
-    with torch.no_grad():
-        for _, p in params:
-            n = p.numel()
-            p.copy_(source[offset : offset + n].view_as(p))
-            offset += n
 
 
 def _flat_from_state(module: nn.Module, state: Mapping[str, Any]) -> np.ndarray:

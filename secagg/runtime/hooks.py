@@ -28,7 +28,7 @@ def torch_hook(model: nn.Module, train: Callable[[nn.Module], object]) -> Traini
     order (the same order on every branch and the server); the update is
     ``trained - global`` in float64.
     """
-    from secagg.dp.dpsgd import flat_parameters, load_flat_parameters
+    from secagg.dp.parameter_vector import flat_parameters, load_flat_parameters
 
     size = flat_parameters(model).size
 

@@ -317,7 +317,7 @@ def starting_model(config: SimulationConfig, features: int, prior: np.ndarray | 
     """The model every party starts from: the seeded initialisation, then the prior's
     parameters if there is one, with only ``config.trains`` left trainable."""
     from secagg.apps.models.nets import build_model, set_trainable
-    from secagg.dp.dpsgd import load_flat_parameters
+    from secagg.dp.parameter_vector import load_flat_parameters
 
     model = build_model(config.model, features, seed=config.seed)
     if prior is not None:
@@ -328,7 +328,7 @@ def starting_model(config: SimulationConfig, features: int, prior: np.ndarray | 
 def trainable_vector(model: Any) -> np.ndarray:
     """The trainable entries of the model's flat parameter vector (float32)."""
     from secagg.apps.models.nets import trainable_mask
-    from secagg.dp.dpsgd import flat_parameters
+    from secagg.dp.parameter_vector import flat_parameters
 
     return flat_parameters(model)[trainable_mask(model).numpy()]
 
@@ -336,7 +336,7 @@ def trainable_vector(model: Any) -> np.ndarray:
 def load_trainable(model: Any, vector: np.ndarray) -> None:
     """Write ``vector`` into the model's trainable entries; the frozen ones stay."""
     from secagg.apps.models.nets import trainable_mask
-    from secagg.dp.dpsgd import flat_parameters, load_flat_parameters
+    from secagg.dp.parameter_vector import flat_parameters, load_flat_parameters
 
     full = flat_parameters(model)
     full[trainable_mask(model).numpy()] = np.asarray(vector, dtype=np.float32)

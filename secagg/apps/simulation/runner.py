@@ -395,7 +395,7 @@ def run_simulation(
     evaluator = starting_model(config, branches[0].x_train.shape[1], prior)
     load_trainable(evaluator, model)
     federated = evaluate(evaluator, branches)
-    from secagg.dp.dpsgd import flat_parameters
+    from secagg.dp.parameter_vector import flat_parameters
 
     released = flat_parameters(evaluator)  # every parameter: a prior for a later federation
     completed = [r for r in rounds if r["status"] == "complete"]

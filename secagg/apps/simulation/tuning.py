@@ -57,7 +57,7 @@ def fit_tuned(
     from secagg.apps.models.metrics import average_precision
     from secagg.apps.models.nets import build_model, fraud_loss, set_trainable
     from secagg.apps.models.training import scores, train_plain
-    from secagg.dp.dpsgd import flat_parameters, load_flat_parameters
+    from secagg.dp.parameter_vector import flat_parameters, load_flat_parameters
 
     rng = np.random.default_rng(_derived_seed(config, label, "validation"))
     held = rng.random(y.size) < TUNING_VALIDATION_SHARE
