@@ -711,6 +711,7 @@ def run_branch(
     rounds: int | None = None,
     idle_timeout: float | None = 120.0,
     max_message_bytes: int = 256 * 1024 * 1024,
+    message_receive_timeout: float = DEFAULT_MESSAGE_RECEIVE_SECONDS,
     name_override: str | None = None,
     connect_timeout: float = 30.0,
     reconnect: bool = True,
@@ -750,6 +751,10 @@ def run_branch(
     raises :class:`~secagg.runtime.branch_state.BranchStateError` (a
     :class:`~secagg.errors.ConfigurationError`). None: rounds are remembered only
     while this call runs.
+
+    ``message_receive_timeout`` is how long a message from the server may take to be
+    whole from its first chunk (the server's ``[server] message_receive_timeout``, the
+    other way); past it the session ends and the branch redials.
     """
     from secagg.transport import certs
 
@@ -767,7 +772,9 @@ def run_branch(
         state=state,
     )
 
-    dial = _grpc_dialer(target, credentials, name_override, max_message_bytes)
+    dial = _grpc_dialer(
+        target, credentials, name_override, max_message_bytes, message_receive_timeout
+    )
     began = time.monotonic()
     stats = client.serve(
         dial,
@@ -803,6 +810,7 @@ def run_key_holder(
     reconnect: bool = True,
     max_message_bytes: int | None = None,
     name_override: str | None = None,
+    message_receive_timeout: float | None = None,
 ) -> KeyHolderRun:
     """Serve as the key holder ``name`` (the helper the rounds need); returns how it
     ended (:class:`~secagg.runtime.keyholder.KeyHolderRun`: the sums decrypted, and
@@ -825,6 +833,8 @@ def run_key_holder(
     ``name_override`` is the name checked on the server's certificate (None: the host
     of ``target``), as for :func:`run_branch`: without it a key holder could not dial
     the server by an address its certificate does not carry.
+    ``max_message_bytes`` and ``message_receive_timeout`` (None: the config's
+    ``[server]`` values, else 256 MiB and 3600 s) bound the messages it takes.
 
     ``idle_timeout`` None (the default) is the longest silence the configured server
     keeps towards its key holder (:func:`key_holder_idle`); without ``config``,
@@ -870,11 +880,13 @@ def run_key_holder(
         )
     # the server's bound on a message's time to be whole, kept the other way too (as its
     # max_message_bytes): a CKKS request is as large as the uploads the server takes
-    receive_timeout = (
-        config.server.message_receive_timeout
-        if config is not None
-        else DEFAULT_MESSAGE_RECEIVE_SECONDS
-    )
+    receive_timeout = message_receive_timeout
+    if receive_timeout is None:
+        receive_timeout = (
+            config.server.message_receive_timeout
+            if config is not None
+            else DEFAULT_MESSAGE_RECEIVE_SECONDS
+        )
     dial = _grpc_dialer(target, credentials, name_override, max_message_bytes, receive_timeout)
     service = KeyHolderService(name, None, helper)
     began = time.monotonic()

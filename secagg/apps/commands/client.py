@@ -15,6 +15,7 @@ from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
 from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS, _fail, _one_line
 from secagg.apps.commands.dialling import (
     DEFAULT_MESSAGE_BYTES,
+    DEFAULT_MESSAGE_RECEIVE_SECONDS,
     _certs_error,
     _connection_failure,
     _dialling_party,
@@ -213,6 +214,7 @@ def client(
     connect_timeout: float,
     give_up_after: float,
     max_message_bytes: int | None,
+    message_receive_timeout: float | None,
     policy_path: str | None,
     verbose: bool,
     quiet: bool,
@@ -274,6 +276,11 @@ def client(
                 name_override=server_name,
                 state=state_path,
                 max_message_bytes=max_message_bytes or DEFAULT_MESSAGE_BYTES,
+                message_receive_timeout=(
+                    DEFAULT_MESSAGE_RECEIVE_SECONDS
+                    if message_receive_timeout is None
+                    else message_receive_timeout
+                ),
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
         _stopped(

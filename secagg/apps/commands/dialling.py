@@ -17,6 +17,7 @@ from secagg.apps.commands.common import _one_line
 from secagg.errors import ConfigurationError
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_MESSAGE_BYTES
+from secagg.transport.grpc_limits import DEFAULT_MESSAGE_RECEIVE_SECONDS
 
 #: a dialling party's message limit when neither --max-message-bytes nor a federation
 #: config says otherwise: the server's own default ([server] max_message_bytes)
@@ -233,16 +234,35 @@ def _dialling_party(name_help: str) -> Callable[[Callable[..., Any]], Callable[.
 
 
 def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--connect-timeout``, ``--give-up-after`` and ``--max-message-bytes``, the same
-    for every party that dials the server (``secagg keyholder`` lacked the first while
-    ``secagg client`` had it: one definition keeps them alike).
+    """``--connect-timeout``, ``--give-up-after``, ``--max-message-bytes`` and
+    ``--message-receive-timeout``, the same for every party that dials the server
+    (``secagg keyholder`` lacked the first while ``secagg client`` had it: one
+    definition keeps them alike).
 
     Why ``--max-message-bytes``: a branch and the key holder took every message up to
     256 MiB whatever the server's ``[server] max_message_bytes`` said, so a federation
     that raised the server's limit for a larger model (a round start is 4 bytes a
     parameter: past about 67 million parameters) or for CKKS uploads saw every branch
     refuse every round start, and no flag could change it (runtime review,
-    2026-12-06)."""
+    2026-12-06).
+
+    Why ``--message-receive-timeout``: a message from the server must be whole within
+    this many seconds of its first chunk, else the session ends and the party redials.
+    The server and ``secagg keyholder --config`` took it from ``[server]
+    message_receive_timeout``, but a branch always used 3600 s: one on a link too slow
+    for a large round start within an hour (256 MiB at under 75 KB/s) could never take
+    part, and nothing could shorten the hold on a trickled message either (2026-12-06).
+    Its bounds are the config key's: above 0, finite, at most a week."""
+    command = click.option(
+        "--message-receive-timeout",
+        type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True),
+        default=None,
+        help="Seconds a message from the server may take to be whole from its first "
+        "chunk (at most a week, 604800); set it to the server's [server] "
+        "message_receive_timeout when that is raised for a slow link. Default: "
+        f"{DEFAULT_MESSAGE_RECEIVE_SECONDS:g}, or with secagg keyholder --config the "
+        "config's.",
+    )(command)
     command = click.option(
         "--max-message-bytes",
         type=click.IntRange(MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES),

@@ -162,6 +162,7 @@ def keyholder(
     connect_timeout: float,
     give_up_after: float,
     max_message_bytes: int | None,
+    message_receive_timeout: float | None,
     config_path: str | None,
     policy_path: str | None,
     key_path: str | None,
@@ -207,6 +208,7 @@ def keyholder(
                 give_up_after=None if math.isinf(give_up_after) else give_up_after,
                 name_override=server_name,
                 max_message_bytes=max_message_bytes,
+                message_receive_timeout=message_receive_timeout,
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
         _stopped(
