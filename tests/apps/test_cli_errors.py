@@ -605,3 +605,16 @@ def test_readme_lists_every_command() -> None:
     for name in main.commands:
         assert f"`secagg {name}" in table, name
     assert "`secagg keyholder " in table and "`secagg keyholder-init " in table
+
+
+def test_readme_names_every_client_option() -> None:
+    """The README's row for `secagg client` named its policy flags but none of its
+    connection flags (--certs, --server-name, --idle, --connect-timeout, ...): an
+    operator reading the table could not learn how to point a branch at its
+    certificates or bound its waits without ``--help``."""
+    table = (ROOT / "README.md").read_text().split("## Commands")[1].split("\n## ")[0]
+    row = next(line for line in table.splitlines() if line.startswith("| `secagg client"))
+    flags = {opt for param in main.commands["client"].params for opt in param.opts}
+    named = set(re.findall(r"--[a-z][a-z-]*", row))
+    missing = sorted(flag for flag in flags if flag.startswith("--") and flag not in named)
+    assert not missing, missing
