@@ -607,14 +607,16 @@ def test_readme_lists_every_command() -> None:
     assert "`secagg keyholder " in table and "`secagg keyholder-init " in table
 
 
-def test_readme_names_every_client_option() -> None:
-    """The README's row for `secagg client` named its policy flags but none of its
-    connection flags (--certs, --server-name, --idle, --connect-timeout, ...): an
-    operator reading the table could not learn how to point a branch at its
-    certificates or bound its waits without ``--help``."""
+@pytest.mark.parametrize("command", ["client", "keyholder"])
+def test_readme_names_every_party_option(command: str) -> None:
+    """The README's rows for the long-running parties (`secagg client`, `secagg
+    keyholder`) named their policy flags but none of their connection flags
+    (--certs, --server-name, --idle, --connect-timeout, ...): an operator reading
+    the table could not learn how to point a branch at its certificates or bound
+    its waits without ``--help``."""
     table = (ROOT / "README.md").read_text().split("## Commands")[1].split("\n## ")[0]
-    row = next(line for line in table.splitlines() if line.startswith("| `secagg client"))
-    flags = {opt for param in main.commands["client"].params for opt in param.opts}
+    row = next(line for line in table.splitlines() if line.startswith(f"| `secagg {command} "))
+    flags = {opt for param in main.commands[command].params for opt in param.opts}
     named = set(re.findall(r"--[a-z][a-z-]*", row))
     missing = sorted(flag for flag in flags if flag.startswith("--") and flag not in named)
     assert not missing, missing
