@@ -195,6 +195,15 @@ class _AdmittedContext:
         return getattr(self._context, attribute)
 
 
+#: the values grpcio's internal call state takes (``grpc._server``: ``_OPEN``,
+#: ``_CLOSED``, ``_CANCELLED``); anything else is a grpcio this code does not know
+_CALL_STATES = frozenset({"open", "closed", "cancelled"})
+
+#: set once the "cannot read grpcio's call state" warning was logged: one line per
+#: process says it, not one per session end
+_call_state_unreadable = threading.Event()
+
+
 def _call_cancelled(context: grpc.ServicerContext) -> bool:
     """Whether gRPC ended the call as cancelled (the peer went, its stream was reset),
     read once the call has ended.
@@ -202,13 +211,30 @@ def _call_cancelled(context: grpc.ServicerContext) -> bool:
     Why gRPC's own record of it: grpcio's public context says only "active or not",
     which is "not" once the server sent its status, however the call then ended, while
     how it ended is what tells a client that took the server's end of the stream from
-    one that was gone. The record is grpcio's internal call state (``cancelled`` when
-    the core reported the call cancelled); a grpcio without it reads as cancelled, so
-    the report errs towards "connection lost", and the transport's clean-close tests
-    fail loudly (tests/transport/test_grpc_drop_under_load.py)."""
+    one that was gone. grpcio offers no public accessor for it (``is_active``,
+    ``code``, ``add_callback`` are the same for both ends), so the record read is
+    grpcio's internal call state (``context._state.client``: ``cancelled`` when the core
+    reported the call cancelled). A grpcio without it, or with a value this code does
+    not know, reads as cancelled, so the report errs towards "connection lost"; that
+    used to happen silently, every clean close then logged as a lost connection with
+    nothing saying why (transport review, 2026-12-06), so the first such read logs one
+    warning naming the grpcio version, and the transport's clean-close tests fail
+    loudly (tests/transport/test_grpc_drop_under_load.py)."""
     state = getattr(context, "_state", None)
     client = getattr(state, "client", None)
-    return not isinstance(client, str) or client == "cancelled"
+    if isinstance(client, str) and client in _CALL_STATES:
+        return client == "cancelled"
+    if not _call_state_unreadable.is_set():
+        _call_state_unreadable.set()
+        logger.warning(
+            "cannot tell a clean close from a lost connection: grpcio %s keeps no call "
+            "state where this transport reads it (context._state.client is %s); every "
+            "session end is reported as 'connection lost' (check the grpcio version "
+            "secagg supports)",
+            getattr(grpc, "__version__", "(unknown version)"),
+            "missing" if client is None else "of an unknown kind",
+        )
+    return True
 
 
 def _utcnow() -> dt.datetime:
