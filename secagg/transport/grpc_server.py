@@ -366,7 +366,13 @@ class GrpcServerTransport:
     bounds what a half-sent message holds, this how long. Likewise one not whole within
     ``message_receive_timeout`` seconds of its first frame (default
     :data:`DEFAULT_MESSAGE_RECEIVE_SECONDS`; None: no limit), which bounds a message
-    sent one frame at a time just inside the idle limit.
+    sent one frame at a time just inside the idle limit. Both start at a message's
+    first whole frame: gRPC hands over no frame before all of it has arrived, so a peer
+    trickling a message's first frame a byte at a time is not seen by either (nor by
+    anything else here: it looks like a session idle between rounds). What it holds is
+    bounded (gRPC keeps at most one frame, ``chunk_bytes`` + 64 bytes, per session, and
+    an identity has one session); how long is the runtime's round deadline
+    (tests/transport/test_grpc_trickled_frame.py, a strict xfail, says so).
 
     New sessions are rate-limited per identity (the client certificate; the name on a
     plaintext test server): a token bucket of ``session_burst`` sessions (default 10)
