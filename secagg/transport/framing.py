@@ -178,6 +178,12 @@ class Reassembler:
         return 0 if self._id is None else self._buffer.tell()
 
     @property
+    def message_id(self) -> int | None:
+        """The id of the message being reassembled, or None between messages (for a
+        log line that names the message a stream ended in)."""
+        return self._id
+
+    @property
     def partial(self) -> bool:
         """Whether a message has begun and not yet ended (the server bounds how long)."""
         return self._id is not None

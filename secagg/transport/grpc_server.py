@@ -121,6 +121,7 @@ class _Session:
         "auth",
         "certificate",
         "context",
+        "cut_short",
         "fingerprint",
         "finished",
         "half_closed",
@@ -166,6 +167,9 @@ class _Session:
         # the client ended its request stream and the server its side: the call's end says
         # how the session ended (see GrpcServerTransport._call_ended)
         self.half_closed = False
+        # what of a message in progress the client's half-close cut off (None: it
+        # half-closed between messages): a clean close then says so (see _call_ended)
+        self.cut_short: str | None = None
         # the writer handed a frame to gRPC and has not come back for the next: it may be
         # waiting in flow control, where it never sees the session's end
         self.writing = False
@@ -1009,6 +1013,13 @@ class GrpcServerTransport:
             # a session whose call never ends.
             with self._changed:
                 session.half_closed = True
+                if reassembler.partial:  # the message in progress never ends: dropped
+                    session.cut_short = (
+                        f"{reassembler.buffered} bytes of message {reassembler.message_id} dropped"
+                    )
+                    # the deadlines of a message that cannot go on: the call's end, not
+                    # the stall timer, says how the session ended
+                    session.partial_deadline = session.message_deadline = None
             session.outbox.put(_END)
             with self._changed:
                 ended = self._changed.wait_for(lambda: session.finished, _HALF_CLOSE_END_SECONDS)
@@ -1029,9 +1040,21 @@ class GrpcServerTransport:
         clean close if the client half-closed and took the server's end of the stream,
         else as a lost connection."""
         with self._lock:
-            half_closed = session.half_closed
-        clean = half_closed and not _call_cancelled(context)
-        self._finish(session, "client closed the session" if clean else "connection lost")
+            half_closed, cut_short = session.half_closed, session.cut_short
+        if not (half_closed and not _call_cancelled(context)):
+            self._finish(session, "connection lost")
+        elif cut_short is not None:
+            # a client closing mid-message is broken or hostile, never a clean close that
+            # the message log may read as complete (transport review, 2026-12-06)
+            logger.warning(
+                "session of %s (%s) closed in the middle of a message: %s",
+                session.name,
+                session.peer,
+                cut_short,
+            )
+            self._finish(session, f"client closed the session mid-message ({cut_short})")
+        else:
+            self._finish(session, "client closed the session")
 
     def _within_budget(self, session: _Session, reassembler: Reassembler, frame: bytes) -> bool:
         """Whether the session may hold this frame's data too; if not, end it (logged)."""

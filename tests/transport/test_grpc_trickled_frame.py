@@ -14,25 +14,23 @@ invisible to the transport until the frame is whole. What bounds it:
   the time is the runtime's (a round's deadline drops the branch from the round).
   The strict xfail below says so, and turns into a failure once it is bounded.
 
-A raw HTTP/2 peer (plaintext, hand-made frames: no HTTP/2 library is a dependency)
+A raw HTTP/2 peer (tests/_raw_h2.py: plaintext, hand-made frames)
 against a real server on loopback; deadlines of a tenth of a second, every wait with
 a generous bound.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from _raw_h2 import RawPeer, grpc_message
 from _threads import BOUND
 
 from secagg.transport.framing import encode_frames
 from secagg.transport.grpc_transport import (
-    SESSION_METHOD,
     Connected,
     Disconnected,
     GrpcServerTransport,
@@ -41,80 +39,6 @@ from secagg.transport.grpc_transport import (
 CHUNK = 1024
 DEADLINE = 0.1  # partial_idle_timeout and message_receive_timeout
 PACE = 0.02  # one byte every PACE seconds: far inside nothing the server can see
-
-
-def _h2_frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
-    return (
-        struct.pack(">I", len(payload))[1:]
-        + bytes([kind, flags])
-        + struct.pack(">I", stream)
-        + payload
-    )
-
-
-def _literal(name: str, value: str) -> bytes:
-    """One HPACK header field, literal without indexing, no Huffman (all short)."""
-    return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
-
-
-def _grpc_message(frame: bytes) -> bytes:
-    """One of our frames as a gRPC message: uncompressed flag, 4-byte length, bytes."""
-    return b"\x00" + len(frame).to_bytes(4, "big") + frame
-
-
-class _RawPeer:
-    """A plaintext HTTP/2 client with one stream on the Session method; it answers
-    the server's SETTINGS and PINGs (as a live hostile peer would) and sends what the
-    test gives it, one DATA frame at a time."""
-
-    def __init__(self, port: int) -> None:
-        self._socket = socket.create_connection(("127.0.0.1", port), timeout=BOUND)
-        self._lock = threading.Lock()
-        # the preface first: an answer to the server's SETTINGS must not precede it
-        self._send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0))
-        threading.Thread(target=self._answer, daemon=True).start()
-        fields = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", SESSION_METHOD),
-            (":authority", f"127.0.0.1:{port}"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-        ]
-        self._send(_h2_frame(1, 0x4, 1, b"".join(_literal(*field) for field in fields)))
-
-    def _send(self, data: bytes) -> None:
-        with self._lock:
-            self._socket.sendall(data)
-
-    def data(self, payload: bytes) -> None:
-        self._send(_h2_frame(0, 0, 1, payload))
-
-    def _answer(self) -> None:
-        pending = b""
-        while True:
-            try:
-                received = self._socket.recv(65536)
-            except OSError:
-                return
-            if not received:
-                return
-            pending += received
-            while len(pending) >= 9:
-                length, kind, flags = int.from_bytes(pending[:3], "big"), pending[3], pending[4]
-                if len(pending) < 9 + length:
-                    break
-                payload, pending = pending[9 : 9 + length], pending[9 + length :]
-                try:
-                    if kind == 4 and not flags & 1:  # SETTINGS: acknowledge
-                        self._send(_h2_frame(4, 1, 0))
-                    elif kind == 6 and not flags & 1:  # PING: answer
-                        self._send(_h2_frame(6, 1, 0, payload))
-                except OSError:
-                    return
-
-    def close(self) -> None:
-        self._socket.close()
 
 
 @pytest.fixture
@@ -134,7 +58,7 @@ def server() -> Iterator[GrpcServerTransport]:
     transport.stop(grace=0)
 
 
-def _trickle(peer: _RawPeer, data: bytes, stop: threading.Event) -> threading.Thread:
+def _trickle(peer: RawPeer, data: bytes, stop: threading.Event) -> threading.Thread:
     """Send ``data`` one byte per DATA frame, PACE apart, until ``stop`` (or the end)."""
 
     def run() -> None:
@@ -164,11 +88,11 @@ def test_a_trickled_later_frame_ends_the_session_at_the_deadline(
     server: GrpcServerTransport,
 ) -> None:
     first, second = encode_frames(0, b"x" * (CHUNK + 100), CHUNK)
-    peer = _RawPeer(server.port)
+    peer = RawPeer(server.port)
     stop = threading.Event()
     try:
-        peer.data(_grpc_message(first))  # whole: the message has begun
-        _trickle(peer, _grpc_message(second)[:-1], stop)  # never whole
+        peer.data(grpc_message(first))  # whole: the message has begun
+        _trickle(peer, grpc_message(second)[:-1], stop)  # never whole
         started = time.monotonic()
         ended = _session_end(server, BOUND)
         took = time.monotonic() - started
@@ -190,10 +114,10 @@ def test_a_trickled_first_frame_ends_the_session_within_five_deadlines(
     server: GrpcServerTransport,
 ) -> None:
     (only,) = encode_frames(0, b"x" * 100, CHUNK)
-    peer = _RawPeer(server.port)
+    peer = RawPeer(server.port)
     stop = threading.Event()
     try:
-        _trickle(peer, _grpc_message(only)[:-1], stop)  # 132 bytes: 2.6 s at PACE
+        _trickle(peer, grpc_message(only)[:-1], stop)  # 132 bytes: 2.6 s at PACE
         ended = _session_end(server, 5 * DEADLINE)
     finally:
         stop.set()
