@@ -422,6 +422,21 @@ class GrpcClientTransport:
                         self._queued_messages += 1
                         self._queued_bytes += len(message)
                     self._inbox.put(message)
+            if reassembler.partial:
+                # a server of this transport ends its stream between messages only: one
+                # that ends it mid-way cut a message off, which was dropped without a word
+                # under the same words as a clean end (transport review, 2026-12-06)
+                cut_short = (
+                    f"{reassembler.buffered} bytes of message {reassembler.message_id} dropped"
+                )
+                logger.warning(
+                    "the server %s ended the session in the middle of a message: %s",
+                    self._target,
+                    cut_short,
+                )
+                raise TransportClosed(
+                    grpc.StatusCode.OK, f"server ended the session mid-message ({cut_short})"
+                )
             self._end(TransportClosed(grpc.StatusCode.OK, "server ended the session"))
         except InboxOverflow as exc:
             logger.warning("ending the session with %s: %s", self._target, exc.details)

@@ -323,19 +323,35 @@ _CERTIFICATE_CAUSES: Final = (
 )
 
 
+def certificate_failure_cause(reason: str) -> str | None:
+    """What a failed certificate check means, from the TLS library's reason (BoringSSL's
+    in gRPC, OpenSSL's ``verify_message`` or alert reason in Python's ``ssl``, in any
+    case): whose certificate failed and why, in the operator's words; None for a reason
+    not known here.
+
+    The one source of these words: the transport's dial diagnosis
+    (:func:`_dial_failure`) and ``secagg client``/``keyholder``'s TLS probe
+    (``secagg.apps.commands.dialling``) said the same failure in two wordings, the
+    probe's sending an operator whose server certificate had expired to check "is that
+    the federation's CA" (transport review, 2026-12-06). Each caller adds its own
+    context (the file, the certificate, the words the library used)."""
+    lowered = reason.lower()
+    for words, meaning in _CERTIFICATE_CAUSES:
+        if any(word in lowered for word in words):
+            return meaning
+    return None
+
+
 def _certificate_cause(lowered: str) -> str:
-    """What a failed certificate check means, from BoringSSL's reason (``lowered``, in
-    lower case): whose certificate failed and why, in the operator's words.
+    """:func:`certificate_failure_cause`, or for a reason not known there the dial's
+    general advice.
 
     Why: every such failure read "this party's certificates must come from the
     federation's CA, and the server's certificate must carry the name dialled" whatever
     it was, so a server certificate that had expired sent the operator to check the
     branch's CA and the name dialled (transport review, 2026-12-06). A reason not known
     here keeps that advice."""
-    for words, meaning in _CERTIFICATE_CAUSES:
-        if any(word in lowered for word in words):
-            return meaning
-    return (
+    return certificate_failure_cause(lowered) or (
         "this party's certificates must come from the federation's CA, and the server's "
         "certificate must carry the name dialled"
     )

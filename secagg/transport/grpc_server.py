@@ -121,6 +121,7 @@ class _Session:
         "auth",
         "certificate",
         "context",
+        "cut_short",
         "fingerprint",
         "finished",
         "half_closed",
@@ -166,6 +167,9 @@ class _Session:
         # the client ended its request stream and the server its side: the call's end says
         # how the session ended (see GrpcServerTransport._call_ended)
         self.half_closed = False
+        # what of a message in progress the client's half-close cut off (None: it
+        # half-closed between messages): a clean close then says so (see _call_ended)
+        self.cut_short: str | None = None
         # the writer handed a frame to gRPC and has not come back for the next: it may be
         # waiting in flow control, where it never sees the session's end
         self.writing = False
@@ -195,6 +199,15 @@ class _AdmittedContext:
         return getattr(self._context, attribute)
 
 
+#: the values grpcio's internal call state takes (``grpc._server``: ``_OPEN``,
+#: ``_CLOSED``, ``_CANCELLED``); anything else is a grpcio this code does not know
+_CALL_STATES = frozenset({"open", "closed", "cancelled"})
+
+#: set once the "cannot read grpcio's call state" warning was logged: one line per
+#: process says it, not one per session end
+_call_state_unreadable = threading.Event()
+
+
 def _call_cancelled(context: grpc.ServicerContext) -> bool:
     """Whether gRPC ended the call as cancelled (the peer went, its stream was reset),
     read once the call has ended.
@@ -202,13 +215,30 @@ def _call_cancelled(context: grpc.ServicerContext) -> bool:
     Why gRPC's own record of it: grpcio's public context says only "active or not",
     which is "not" once the server sent its status, however the call then ended, while
     how it ended is what tells a client that took the server's end of the stream from
-    one that was gone. The record is grpcio's internal call state (``cancelled`` when
-    the core reported the call cancelled); a grpcio without it reads as cancelled, so
-    the report errs towards "connection lost", and the transport's clean-close tests
-    fail loudly (tests/transport/test_grpc_drop_under_load.py)."""
+    one that was gone. grpcio offers no public accessor for it (``is_active``,
+    ``code``, ``add_callback`` are the same for both ends), so the record read is
+    grpcio's internal call state (``context._state.client``: ``cancelled`` when the core
+    reported the call cancelled). A grpcio without it, or with a value this code does
+    not know, reads as cancelled, so the report errs towards "connection lost"; that
+    used to happen silently, every clean close then logged as a lost connection with
+    nothing saying why (transport review, 2026-12-06), so the first such read logs one
+    warning naming the grpcio version, and the transport's clean-close tests fail
+    loudly (tests/transport/test_grpc_drop_under_load.py)."""
     state = getattr(context, "_state", None)
     client = getattr(state, "client", None)
-    return not isinstance(client, str) or client == "cancelled"
+    if isinstance(client, str) and client in _CALL_STATES:
+        return client == "cancelled"
+    if not _call_state_unreadable.is_set():
+        _call_state_unreadable.set()
+        logger.warning(
+            "cannot tell a clean close from a lost connection: grpcio %s keeps no call "
+            "state where this transport reads it (context._state.client is %s); every "
+            "session end is reported as 'connection lost' (check the grpcio version "
+            "secagg supports)",
+            getattr(grpc, "__version__", "(unknown version)"),
+            "missing" if client is None else "of an unknown kind",
+        )
+    return True
 
 
 def _utcnow() -> dt.datetime:
@@ -340,7 +370,13 @@ class GrpcServerTransport:
     bounds what a half-sent message holds, this how long. Likewise one not whole within
     ``message_receive_timeout`` seconds of its first frame (default
     :data:`DEFAULT_MESSAGE_RECEIVE_SECONDS`; None: no limit), which bounds a message
-    sent one frame at a time just inside the idle limit.
+    sent one frame at a time just inside the idle limit. Both start at a message's
+    first whole frame: gRPC hands over no frame before all of it has arrived, so a peer
+    trickling a message's first frame a byte at a time is not seen by either (nor by
+    anything else here: it looks like a session idle between rounds). What it holds is
+    bounded (gRPC keeps at most one frame, ``chunk_bytes`` + 64 bytes, per session, and
+    an identity has one session); how long is the runtime's round deadline
+    (tests/transport/test_grpc_trickled_frame.py, a strict xfail, says so).
 
     New sessions are rate-limited per identity (the client certificate; the name on a
     plaintext test server): a token bucket of ``session_burst`` sessions (default 10)
@@ -977,6 +1013,13 @@ class GrpcServerTransport:
             # a session whose call never ends.
             with self._changed:
                 session.half_closed = True
+                if reassembler.partial:  # the message in progress never ends: dropped
+                    session.cut_short = (
+                        f"{reassembler.buffered} bytes of message {reassembler.message_id} dropped"
+                    )
+                    # the deadlines of a message that cannot go on: the call's end, not
+                    # the stall timer, says how the session ended
+                    session.partial_deadline = session.message_deadline = None
             session.outbox.put(_END)
             with self._changed:
                 ended = self._changed.wait_for(lambda: session.finished, _HALF_CLOSE_END_SECONDS)
@@ -997,9 +1040,21 @@ class GrpcServerTransport:
         clean close if the client half-closed and took the server's end of the stream,
         else as a lost connection."""
         with self._lock:
-            half_closed = session.half_closed
-        clean = half_closed and not _call_cancelled(context)
-        self._finish(session, "client closed the session" if clean else "connection lost")
+            half_closed, cut_short = session.half_closed, session.cut_short
+        if not (half_closed and not _call_cancelled(context)):
+            self._finish(session, "connection lost")
+        elif cut_short is not None:
+            # a client closing mid-message is broken or hostile, never a clean close that
+            # the message log may read as complete (transport review, 2026-12-06)
+            logger.warning(
+                "session of %s (%s) closed in the middle of a message: %s",
+                session.name,
+                session.peer,
+                cut_short,
+            )
+            self._finish(session, f"client closed the session mid-message ({cut_short})")
+        else:
+            self._finish(session, "client closed the session")
 
     def _within_budget(self, session: _Session, reassembler: Reassembler, frame: bytes) -> bool:
         """Whether the session may hold this frame's data too; if not, end it (logged)."""

@@ -296,9 +296,12 @@ def test_a_tls_handshake_failure_is_named_not_called_unreachable(
     # what the transport may say for a failed handshake
     _fail_with(monkeypatch, NotConnected(f"cannot reach {target} within 1 s"))
     wrong_ca = _one_line_error(_client(other, target), 1)  # trusts another CA
-    assert f"TLS handshake with {target} failed: the server's certificate is not trusted" in (
-        wrong_ca
+    # in the transport's words (grpc_dial.certificate_failure_cause), naming the file
+    assert (
+        f"TLS handshake with {target} failed: the server's certificate is not signed by the "
+        "CA in this party's ca.pem" in wrong_ca
     )
+    assert str(other / "ca.pem") in wrong_ca
     assert "cannot reach" not in wrong_ca
     ours_refused = _bundle(tmp_path / "mixed", ca_from=fed, cert_from=other)
     refused = _one_line_error(_client(ours_refused, target), 1)

@@ -139,6 +139,7 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
 
     from secagg.runtime.config import split_host_port
     from secagg.transport.certs import CaLayout, load_ca_certificate
+    from secagg.transport.grpc_dial import certificate_failure_cause
 
     try:
         host, port = split_host_port(target, "--server")
@@ -167,9 +168,13 @@ def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) 
         try:
             tls = context.wrap_socket(raw, server_hostname=host)
         except ssl.SSLCertVerificationError as exc:
+            said = str(exc.verify_message or exc.reason or exc)
+            cause = certificate_failure_cause(said)
+            if cause is not None:  # the transport's words, with the file checked against
+                return f"TLS handshake with {target} failed: {cause} ({layout.ca_cert}: {said})"
             return (
                 f"TLS handshake with {target} failed: the server's certificate is not "
-                f"trusted by {layout.ca_cert} ({exc.verify_message}); is that the "
+                f"trusted by {layout.ca_cert} ({said}); is that the "
                 f"federation's CA, and does the server's certificate name {host}?"
             )
         except (ssl.SSLError, OSError) as exc:
@@ -291,11 +296,26 @@ def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _handshake_failure(target: str, cert: Any, exc: BaseException) -> str:
-    """A TLS alert from the server is its verdict on this party's certificate; anything
-    else (not TLS at all, no common version) is named as it is."""
+    """A TLS alert from the server is its verdict on this party's certificate, said in
+    the transport's words (:func:`~secagg.transport.grpc_dial.certificate_failure_cause`:
+    an unknown CA, an expired certificate) where it knows the alert; anything else (not
+    TLS at all, no common version) is named as it is.
+
+    Why the transport's words: an expired branch certificate read "was NAME.pem issued
+    by the federation's CA?", sending the operator to the wrong file's issuer, while
+    the transport's own dial said "refused ... as expired" (transport review,
+    2026-12-06)."""
+    from secagg.transport.grpc_dial import certificate_failure_cause
+
     reason = getattr(exc, "reason", None)
     said = str(reason).replace("_", " ").lower() if reason else str(exc)
     if "alert" in said:
+        cause = certificate_failure_cause(str(reason))
+        if cause is not None:
+            return (
+                f"TLS handshake with {target} failed: {cause} ({said}; this party's "
+                f"certificate: {cert})"
+            )
         return (
             f"TLS handshake with {target} failed: the server refused this party's "
             f"certificate ({said}); was {cert} issued by the federation's CA?"
