@@ -430,6 +430,15 @@ def _checked_arrays(
         return None
     if points.shape[1] == 0:
         raise SecretSharingError("need at least one share per secret")
+    # integers only, and no negative value: a point of 1.5 was truncated to 1 and a
+    # value of v - p wrapped to 2^64 + v - p, and either gave a wrong secret without an
+    # error wherever no limb check catches it (a 31-byte secret fills every limb)
+    if points.dtype.kind not in "iu" or values.dtype.kind not in "iu":
+        raise SecretSharingError(
+            f"share points and values are integers, not {points.dtype} and {values.dtype}"
+        )
+    if values.dtype.kind == "i" and values.size and int(values.min()) < 0:
+        raise SecretSharingError("share value outside the field")
     wide = points.astype(np.int64)
     if np.any(wide <= 0) or np.any(wide >= PRIME):
         raise SecretSharingError("share points must lie in [1, p)")
@@ -504,6 +513,9 @@ def locate_errors(points: np.ndarray, values: np.ndarray, threshold: int) -> np.
     draws found one in 4 rounds of 10. Decoding finds them every time. The result
     is only a candidate: the caller still checks the secret the other shares give
     against the owner's commitment."""
+    if isinstance(threshold, bool) or not isinstance(threshold, Integral):
+        raise SecretSharingError(f"the threshold must be an integer, not {threshold!r}")
+    threshold = int(threshold)  # 1.5 was a bare TypeError from range()
     xs = np.asarray(points, dtype=np.int64)
     ys = np.asarray(values, dtype=np.int64)
     m = len(xs)
