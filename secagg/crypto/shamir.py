@@ -86,9 +86,9 @@ def shares_from_bytes(x: int, encodings: Sequence[bytes]) -> list[Share]:
     :class:`SecretSharingError` naming its position in ``encodings``.
     """
     for index, data in enumerate(encodings):
-        if not isinstance(data, bytes | bytearray):
+        if not isinstance(data, bytes | bytearray | memoryview):
             raise SecretSharingError(f"share {index}: bytes, not {type(data).__name__}")
-    sizes = [len(data) for data in encodings]
+    sizes = [memoryview(data).nbytes for data in encodings]  # bytes, not a view's items
     for index, size in enumerate(sizes):
         if size % 4 or not size:
             raise SecretSharingError(f"share {index}: not a whole number of limbs")

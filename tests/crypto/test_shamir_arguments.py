@@ -121,3 +121,12 @@ def test_well_formed_shares_reconstruct_whatever_integer_type_names_them(
         shares = [Share(np.int64(s.x), s.values) for s in shares]  # type: ignore[arg-type]
         assert shamir.reconstruct(shares, np.int32(threshold), np.int64(len(secret))) == secret  # type: ignore[arg-type]
     assert shamir.reconstruct(shares[::-1], threshold, len(secret)) == secret
+
+
+def test_decoding_takes_views_measured_in_bytes() -> None:
+    """A memoryview (of bytes or of wider items) decodes like the bytes it holds."""
+    encodings = [share.to_bytes() for share in SHARES]
+    expected = shamir.shares_from_bytes(1, encodings)
+    views = [memoryview(encodings[0]), memoryview(encodings[1]).cast("I"), encodings[2]]
+    decoded = shamir.shares_from_bytes(1, views)
+    assert [share.values for share in decoded] == [share.values for share in expected]
