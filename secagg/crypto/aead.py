@@ -43,10 +43,13 @@ def _associated_data(
     )
 
 
-def _check_key(key: bytes) -> None:
-    if not isinstance(key, _BYTES_LIKE) or len(key) != KEY_BYTES:
-        got = len(key) if isinstance(key, _BYTES_LIKE) else type(key).__name__
+def _check_key(key: bytes) -> bytes:
+    """The key as 32 bytes, measured in bytes: a memoryview of 32 two-byte items
+    passed as "32" and failed in cryptography as a bare TypeError."""
+    if not isinstance(key, _BYTES_LIKE) or memoryview(key).nbytes != KEY_BYTES:
+        got = memoryview(key).nbytes if isinstance(key, _BYTES_LIKE) else type(key).__name__
         raise CryptoError(f"AEAD key must be {KEY_BYTES} bytes, got {got}")
+    return bytes(key)
 
 
 def _check_binding(
@@ -56,10 +59,15 @@ def _check_binding(
     sender: object,
     recipient: object,
     context: object,
-) -> None:
+) -> tuple[bytes, bytes, bytes, bytes]:
     """What is bound must be what it says, or a typed error naming it: a str message,
     label or context failed as a bare TypeError, a party id of -1 or 2^64 and a label of
-    64 KiB as struct.error."""
+    64 KiB as struct.error.
+
+    Returns message, label, round id and context as bytes: the associated data's
+    length prefixes count bytes, and a memoryview of wider items (``len`` counts
+    items) was prefixed with its item count, so it bound other associated data than
+    the same bytes given as bytes, and a sealed message did not open."""
     for name, value in (
         ("message", message),
         ("label", label),
@@ -69,11 +77,12 @@ def _check_binding(
         if not isinstance(value, _BYTES_LIKE):
             raise ConfigurationError(f"AEAD {name} must be bytes, not {type(value).__name__}")
     for name, value in (("label", label), ("round_id", round_id)):
-        if len(value) > 0xFFFF:  # type: ignore[arg-type]
+        if memoryview(value).nbytes > 0xFFFF:  # type: ignore[arg-type]
             raise ConfigurationError(f"AEAD {name} must be shorter than 64 KiB")
     for name, party in (("sender", sender), ("recipient", recipient)):
         if isinstance(party, bool) or not isinstance(party, Integral) or not 0 <= party < 1 << 64:
             raise ConfigurationError(f"AEAD {name} must be a party id in [0, 2^64), not {party!r}")
+    return bytes(message), bytes(label), bytes(round_id), bytes(context)  # type: ignore[arg-type]
 
 
 def seal(
@@ -87,8 +96,10 @@ def seal(
     context: bytes = b"",
 ) -> bytes:
     """Encrypt and authenticate; returns ``nonce || ciphertext || tag``."""
-    _check_key(key)
-    _check_binding(plaintext, label, round_id, sender, recipient, context)
+    key = _check_key(key)
+    plaintext, label, round_id, context = _check_binding(
+        plaintext, label, round_id, sender, recipient, context
+    )
     nonce = os.urandom(NONCE_BYTES)
     ad = _associated_data(label, round_id, sender, recipient, context)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, ad)
@@ -105,8 +116,10 @@ def open_sealed(
     context: bytes = b"",
 ) -> bytes:
     """Authenticate and decrypt, or raise :class:`DecryptionError` (no detail leaked)."""
-    _check_key(key)
-    _check_binding(sealed, label, round_id, sender, recipient, context)
+    key = _check_key(key)
+    sealed, label, round_id, context = _check_binding(
+        sealed, label, round_id, sender, recipient, context
+    )
     if len(sealed) < OVERHEAD:
         raise DecryptionError("sealed message too short")
     ad = _associated_data(label, round_id, sender, recipient, context)

@@ -24,8 +24,14 @@ from secagg.errors import ConfigurationError, CryptoError
 
 PUBLIC_KEY_BYTES = 32
 PRIVATE_KEY_BYTES = 32
+#: The one length of a round id, the HKDF salt of every derived key. One length,
+#: because HMAC pads a short key with zeros: with any length allowed, the round ids
+#: b"r" and b"r\x00" (or b"" and 32 zero bytes, or no round id at all) derived the same
+#: key. The protocol's round ids are this long (protocol.messages.ROUND_ID_BYTES).
+ROUND_ID_BYTES = 16
 _INFO_PREFIX = b"secagg/v1/kx/"
 _MAX_OKM = 255 * 32  # HKDF-SHA256's longest output
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 @dataclass(frozen=True, repr=False)
@@ -53,21 +59,25 @@ def generate_keypair() -> KeyPair:
     return KeyPair(private, private.public_key().public_bytes_raw())
 
 
+def _raw_key(raw: object, size: int, what: str) -> bytes:
+    """``raw`` as ``size`` immutable bytes, measured in bytes (a memoryview of wider
+    items too), or :class:`CryptoError` naming the size or type."""
+    if not isinstance(raw, _BYTES_LIKE):
+        raise CryptoError(f"X25519 {what} key must be {size} bytes, got {type(raw).__name__}")
+    if memoryview(raw).nbytes != size:
+        raise CryptoError(f"X25519 {what} key must be {size} bytes, got {memoryview(raw).nbytes}")
+    return bytes(raw)
+
+
 def keypair_from_private_bytes(raw: bytes) -> KeyPair:
     """Rebuild a key pair from 32 raw private bytes (e.g. a reconstructed mask key)."""
-    if not isinstance(raw, bytes | bytearray) or len(raw) != PRIVATE_KEY_BYTES:
-        got = len(raw) if isinstance(raw, bytes | bytearray) else type(raw).__name__
-        raise CryptoError(f"X25519 private key must be {PRIVATE_KEY_BYTES} bytes, got {got}")
-    private = X25519PrivateKey.from_private_bytes(raw)
+    private = X25519PrivateKey.from_private_bytes(_raw_key(raw, PRIVATE_KEY_BYTES, "private"))
     return KeyPair(private, private.public_key().public_bytes_raw())
 
 
 def load_public_key(raw: bytes) -> X25519PublicKey:
     """Parse 32 raw public bytes, refusing anything else with a typed error."""
-    if not isinstance(raw, bytes | bytearray) or len(raw) != PUBLIC_KEY_BYTES:
-        got = len(raw) if isinstance(raw, bytes | bytearray) else type(raw).__name__
-        raise CryptoError(f"X25519 public key must be {PUBLIC_KEY_BYTES} bytes, got {got}")
-    return X25519PublicKey.from_public_bytes(raw)
+    return X25519PublicKey.from_public_bytes(_raw_key(raw, PUBLIC_KEY_BYTES, "public"))
 
 
 # The u-coordinates of the points of order 1, 2, 4 or 8 on Curve25519 and its twist,
@@ -99,9 +109,8 @@ def is_low_order(raw: bytes) -> bool:
     a fifth of its CPU in a round of 100 clients. Public keys are public, so the
     lookup need not be constant time.
     """
-    if len(raw) != PUBLIC_KEY_BYTES:
-        raise CryptoError(f"X25519 public key must be {PUBLIC_KEY_BYTES} bytes, got {len(raw)}")
-    return bytes(raw[:31]) + bytes((raw[31] & 0x7F,)) in _LOW_ORDER_U
+    raw = _raw_key(raw, PUBLIC_KEY_BYTES, "public")  # a str or None was a bare TypeError
+    return raw[:31] + bytes((raw[31] & 0x7F,)) in _LOW_ORDER_U
 
 
 def check_public_key(raw: bytes) -> X25519PublicKey:
@@ -135,6 +144,10 @@ def derive_key(
     pair derive the same key. A low-order peer key (all-zero shared secret) is
     refused, as RFC 7748 recommends.
     """
+    if not isinstance(private, X25519PrivateKey):  # a str failed as an AttributeError
+        raise ConfigurationError(
+            f"private must be an X25519 private key, not {type(private).__name__}"
+        )
     if not isinstance(purpose, bytes) or not purpose or b"/" in purpose:
         raise ConfigurationError("purpose must be a non-empty bytes label without '/'")
     for name, party in (("party_a", party_a), ("party_b", party_b)):
@@ -143,10 +156,19 @@ def derive_key(
             raise ConfigurationError(f"{name} must be a party id in [0, 2^64), not {party!r}")
     if party_a == party_b:
         raise ConfigurationError("key agreement needs two distinct parties")
+    # the HKDF salt: None or b"" bound no round at all, a str was a bare TypeError, and
+    # round ids of other lengths collide (see ROUND_ID_BYTES)
+    if not isinstance(round_id, _BYTES_LIKE) or memoryview(round_id).nbytes != ROUND_ID_BYTES:
+        got = (
+            f"{memoryview(round_id).nbytes} bytes"
+            if isinstance(round_id, _BYTES_LIKE)
+            else type(round_id).__name__
+        )
+        raise ConfigurationError(f"round_id must be {ROUND_ID_BYTES} bytes, not {got}")
     # HKDF gives at most 255 hash lengths; length=0 returned an empty "key"
-    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= _MAX_OKM:
+    if isinstance(length, bool) or not isinstance(length, Integral) or not 1 <= length <= _MAX_OKM:
         raise ConfigurationError(f"length must be an int in [1, {_MAX_OKM}], not {length!r}")
-    if isinstance(peer_public, bytes):
+    if isinstance(peer_public, _BYTES_LIKE):  # a bytearray was refused as "not bytes"
         peer = load_public_key(peer_public)
     elif isinstance(peer_public, X25519PublicKey):
         peer = peer_public
@@ -161,4 +183,6 @@ def derive_key(
         raise CryptoError("key agreement with a low-order public key") from exc
     low, high = sorted((party_a, party_b))
     info = _INFO_PREFIX + purpose + b"/" + struct.pack(">QQ", low, high)
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=round_id, info=info).derive(shared)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=int(length), salt=bytes(round_id), info=info
+    ).derive(shared)

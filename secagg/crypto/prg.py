@@ -42,6 +42,10 @@ MAX_WORDS_AT_ONCE = 1 << 32
 # cache-resident addition (about 0.2x the AES time) stays whatever the chunk.
 _CHUNK_BYTES = 1 << 18
 _ZEROS = bytes(_CHUNK_BYTES)
+#: A seed's keystream: 2^128 AES blocks. The CTR counter is 128 bits and OpenSSL lets
+#: it wrap, so a word read past the end is the word at the start again; a range that
+#: reaches past it is refused (:func:`_check_range`) instead of repeating mask words.
+KEYSTREAM_BYTES = _BLOCK << 128
 _WORD_DTYPES = (np.dtype(np.uint32), np.dtype(np.uint64))
 
 #: what removes a round's masks: ``(accumulator, add, subtract)``, adding
@@ -80,6 +84,23 @@ def _check_offset(offset: object) -> int:
     return int(offset)
 
 
+def _check_range(offset: int, words: int, itemsize: int) -> None:
+    """Refuse words ``offset .. offset + words`` (of ``itemsize`` bytes) unless they lie
+    inside the seed's keystream.
+
+    Why: the counter block was taken modulo 2^128, so an offset of 2^129 uint64 words
+    silently read the stream's first words, and a range across the end wrapped into
+    them: two coordinate ranges masked with the same words, which leaks their
+    difference to anyone who sees both. No honest vector is near the end (a round
+    carries at most 2^32 words); a caller's wrong offset is a typed error instead."""
+    start = offset * itemsize
+    if start >= KEYSTREAM_BYTES or start + words * itemsize > KEYSTREAM_BYTES:
+        raise ConfigurationError(
+            f"words {offset} .. {offset + words} of {itemsize} bytes run past the end of a "
+            "seed's keystream (2^128 AES blocks), where its counter would wrap to the start"
+        )
+
+
 def _stream_at(seed: bytes, byte_offset: int) -> CipherContext:
     """An AES-CTR encryptor positioned at ``byte_offset`` of the seed's keystream."""
     return _streams_at([seed], byte_offset)[0]
@@ -93,6 +114,8 @@ def _streams_at(seeds: Sequence[bytes], byte_offset: int) -> list[CipherContext]
     is a measurable part of its unmasking beside the AES itself.
     """
     block, skip = divmod(byte_offset, _BLOCK)
+    # the public entry points refuse a range past the keystream (_check_range); here the
+    # counter wraps as OpenSSL's does, so this helper is plain AES-CTR at any offset
     mode = modes.CTR((block % (1 << 128)).to_bytes(_BLOCK, "big"))
     aes = algorithms.AES
     streams = [Cipher(aes(bytes(seed)), mode).encryptor() for seed in seeds]
@@ -112,6 +135,7 @@ def expand_into(seed: bytes, out: np.ndarray, offset: int = 0) -> np.ndarray:
     _check_seed(seed)
     _check_buffer(out)
     offset = _check_offset(offset)
+    _check_range(offset, len(out), out.itemsize)
     stream = _stream_at(seed, offset * out.itemsize)
     raw = memoryview(out).cast("B")
     zeros = memoryview(_ZEROS)
@@ -147,6 +171,7 @@ def accumulate_masks(
     """
     _check_buffer(acc)
     offset = _check_offset(offset)
+    _check_range(offset, len(acc), acc.itemsize)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigurationError("workers must be a positive integer")
     for seed in (*add, *subtract):

@@ -27,12 +27,29 @@ from numbers import Integral
 
 import numpy as np
 
-from secagg.errors import SecretSharingError
+from secagg.crypto.prg import MAX_WORDS_AT_ONCE
+from secagg.errors import ConfigurationError, SecretSharingError
 
 PRIME = (1 << 31) + 11
 LIMB_BITS = 31
 _P = np.uint64(PRIME)
 _SAMPLE_LIMIT = ((1 << 64) // PRIME) * PRIME
+#: The most field elements :func:`random_field_elements` draws at once (32 GiB of
+#: uint64), the PRG's limit: a sharing needs (t - 1) x limbs of them, far fewer.
+MAX_FIELD_ELEMENTS = MAX_WORDS_AT_ONCE
+
+
+def _check_point(x: object) -> int:
+    """A share point: an integer (numpy's too, not bool) in ``[1, p)``.
+
+    Why: a point is where the polynomial is evaluated, so 1.5 (truncated by numpy to
+    1), True (taken as 1), 0 (the secret itself) or "1" (a bare TypeError in a sort)
+    each gave a wrong or untyped result when a share reached reconstruction."""
+    if isinstance(x, bool) or not isinstance(x, Integral):
+        raise SecretSharingError(f"share points must be integers, not {type(x).__name__}")
+    if not 0 < x < PRIME:
+        raise SecretSharingError("share points must lie in [1, p)")
+    return int(x)
 
 
 @dataclass(frozen=True, repr=False)
@@ -54,7 +71,7 @@ class Share:
         values = struct.unpack(f"<{len(data) // 4}I", data)
         if max(values) >= PRIME:
             raise SecretSharingError("share value outside the field")
-        return cls(x, values)
+        return cls(x, values)  # x is checked where it matters, at reconstruction
 
     def __repr__(self) -> str:  # shares are secret material
         return f"Share(x={self.x}, limbs={len(self.values)})"
@@ -68,7 +85,10 @@ def shares_from_bytes(x: int, encodings: Sequence[bytes]) -> list[Share]:
     each holding a share of every neighbour's secret. A bad encoding raises
     :class:`SecretSharingError` naming its position in ``encodings``.
     """
-    sizes = [len(data) for data in encodings]
+    for index, data in enumerate(encodings):
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise SecretSharingError(f"share {index}: bytes, not {type(data).__name__}")
+    sizes = [memoryview(data).nbytes for data in encodings]  # bytes, not a view's items
     for index, size in enumerate(sizes):
         if size % 4 or not size:
             raise SecretSharingError(f"share {index}: not a whole number of limbs")
@@ -137,7 +157,18 @@ def decode_share_values(encodings: Sequence[bytes], limbs: int) -> np.ndarray:
 
 
 def random_field_elements(count: int) -> np.ndarray:
-    """``count`` exactly uniform elements of GF(p) from the OS CSPRNG (rejection sampling)."""
+    """``count`` exactly uniform elements of GF(p) from the OS CSPRNG (rejection sampling).
+
+    ``count`` is an integer (numpy's too, not bool) in ``[0, MAX_FIELD_ELEMENTS]``:
+    -1 failed as numpy's ValueError ("negative dimensions"), 2^62 as "array is too
+    big", 2.5 and True as bare TypeErrors."""
+    if isinstance(count, bool) or not isinstance(count, Integral):
+        raise ConfigurationError(f"count must be an integer, not {type(count).__name__}")
+    if not 0 <= count <= MAX_FIELD_ELEMENTS:
+        raise ConfigurationError(
+            f"count must be between 0 and {MAX_FIELD_ELEMENTS} (2^32) field elements, not {count}"
+        )
+    count = int(count)
     out = np.empty(count, dtype=np.uint64)
     filled = 0
     while filled < count:
@@ -180,6 +211,8 @@ def split_many(secrets: Sequence[bytes], threshold: int, xs: Sequence[int]) -> l
         raise SecretSharingError(
             f"threshold {threshold} must be between 1 and the number of holders {len(points)}"
         )
+    if not secrets:  # no secret, no shares (np.concatenate failed with a bare ValueError)
+        return []
     limb_counts = [limbs_for(len(s)) for s in secrets]
     total = sum(limb_counts)
     coeffs = np.empty((threshold, total), dtype=np.uint64)
@@ -274,25 +307,40 @@ def reconstruct_many(
     secrets are then combined in one weighted sum: no Python loop per secret or per
     point set beyond gathering the shares.
     """
+    # Checked before use: a threshold of -1 took all shares but the last and then
+    # reported "duplicate share points", True took one share; a value of 2^40 (a Share
+    # built by hand) overflowed the uint64 products into a wrong secret, returned as
+    # if right, and one of p + 5 was read as 5.
+    if isinstance(threshold, bool) or not isinstance(threshold, Integral) or threshold < 1:
+        raise SecretSharingError(f"the threshold must be a positive integer, not {threshold!r}")
+    if isinstance(secret_bytes, bool) or not isinstance(secret_bytes, Integral) or secret_bytes < 0:
+        raise SecretSharingError(
+            f"the secret size must be a non-negative integer, not {secret_bytes!r}"
+        )
+    threshold, secret_bytes = int(threshold), int(secret_bytes)
     limbs = limbs_for(secret_bytes)
     chosen: list[Sequence[Share]] = []
     for shares in share_sets:
         if len(shares) < threshold:
             raise SecretSharingError(f"need {threshold} shares, got {len(shares)}")
+        for share in shares:
+            if not isinstance(share, Share):
+                raise SecretSharingError(f"a share is a Share, not {type(share).__name__}")
+            _check_point(share.x)
         picked = sorted(shares, key=lambda s: s.x)[:threshold]
         xs = [s.x for s in picked]
         if len(set(xs)) != threshold:
             raise SecretSharingError("duplicate share points")
-        if not all(0 < x < PRIME for x in xs):
-            raise SecretSharingError("share points must lie in [1, p)")
         if any(len(s.values) != limbs for s in picked):
             raise SecretSharingError(f"each share must have {limbs} limbs for this secret size")
         chosen.append(picked)
     if not chosen:
         return []
-    points = np.array([[s.x for s in picked] for picked in chosen], dtype=np.uint64)
-    ys = np.array([[s.values for s in picked] for picked in chosen], dtype=np.uint64)
-    return _combine(points, ys, secret_bytes)  # type: ignore[return-value]
+    points = np.array([[int(s.x) for s in picked] for picked in chosen], dtype=np.uint64)
+    ys = np.array([[s.values for s in picked] for picked in chosen])
+    if ys.dtype.kind not in "iu" or (ys.size and (ys.min() < 0 or ys.max() >= PRIME)):
+        raise SecretSharingError("share value outside the field")
+    return _combine(points, ys.astype(np.uint64), secret_bytes)  # type: ignore[return-value]
 
 
 def on_polynomial(points: np.ndarray, values: np.ndarray, through: Sequence[int]) -> np.ndarray:
@@ -382,6 +430,15 @@ def _checked_arrays(
         return None
     if points.shape[1] == 0:
         raise SecretSharingError("need at least one share per secret")
+    # integers only, and no negative value: a point of 1.5 was truncated to 1 and a
+    # value of v - p wrapped to 2^64 + v - p, and either gave a wrong secret without an
+    # error wherever no limb check catches it (a 31-byte secret fills every limb)
+    if points.dtype.kind not in "iu" or values.dtype.kind not in "iu":
+        raise SecretSharingError(
+            f"share points and values are integers, not {points.dtype} and {values.dtype}"
+        )
+    if values.dtype.kind == "i" and values.size and int(values.min()) < 0:
+        raise SecretSharingError("share value outside the field")
     wide = points.astype(np.int64)
     if np.any(wide <= 0) or np.any(wide >= PRIME):
         raise SecretSharingError("share points must lie in [1, p)")
@@ -456,6 +513,9 @@ def locate_errors(points: np.ndarray, values: np.ndarray, threshold: int) -> np.
     draws found one in 4 rounds of 10. Decoding finds them every time. The result
     is only a candidate: the caller still checks the secret the other shares give
     against the owner's commitment."""
+    if isinstance(threshold, bool) or not isinstance(threshold, Integral):
+        raise SecretSharingError(f"the threshold must be an integer, not {threshold!r}")
+    threshold = int(threshold)  # 1.5 was a bare TypeError from range()
     xs = np.asarray(points, dtype=np.int64)
     ys = np.asarray(values, dtype=np.int64)
     m = len(xs)

@@ -50,6 +50,12 @@ _ORDER_8_Y = 0x5FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
 _SMALL_ORDER_Y = frozenset({0, 1, _FIELD_PRIME - 1, _ORDER_8_Y, _FIELD_PRIME - _ORDER_8_Y})
 
 
+def _check_message(message: object) -> None:
+    """A message to sign or verify is bytes-like, or a typed error naming its type."""
+    if not isinstance(message, _BYTES_LIKE):
+        raise ConfigurationError(f"a signed message is bytes, not {type(message).__name__}")
+
+
 class Verifier(Protocol):
     """What the protocol needs of a party's identity key: Ed25519 or a certificate's."""
 
@@ -87,8 +93,14 @@ class VerifyKey:
     raw: bytes
 
     def __post_init__(self) -> None:
-        if not isinstance(self.raw, _BYTES_LIKE) or len(self.raw) != PUBLIC_KEY_BYTES:
+        if not isinstance(self.raw, _BYTES_LIKE) or memoryview(self.raw).nbytes != (
+            PUBLIC_KEY_BYTES
+        ):
             raise SignatureError(f"Ed25519 public key must be {PUBLIC_KEY_BYTES} bytes")
+        # kept as immutable bytes: a bytearray was stored as given, so every verify
+        # failed with cryptography's bare TypeError, the key could not be hashed, and
+        # the caller could rewrite the checked key (into a small-order one) afterwards
+        object.__setattr__(self, "raw", bytes(self.raw))
         y = int.from_bytes(self.raw, "little") & _Y_BITS
         if y >= _FIELD_PRIME:
             raise WeakPublicKey("Ed25519 public key is not canonical (its y is not below p)")
@@ -101,8 +113,7 @@ class VerifyKey:
         """Raise :class:`SignatureError` unless ``signature`` is valid for ``message``."""
         if not isinstance(signature, _BYTES_LIKE) or len(signature) != SIGNATURE_BYTES:
             raise SignatureError("signature has the wrong length")
-        if not isinstance(message, _BYTES_LIKE):
-            raise ConfigurationError(f"a signed message is bytes, not {type(message).__name__}")
+        _check_message(message)
         try:
             Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
         except InvalidSignature as exc:
@@ -133,6 +144,10 @@ class SigningKey:
     """An Ed25519 private key; ``repr`` never shows it."""
 
     def __init__(self, private: Ed25519PrivateKey | None = None) -> None:
+        if private is not None and not isinstance(private, Ed25519PrivateKey):
+            raise ConfigurationError(
+                f"a signing key wraps an Ed25519 private key, not {type(private).__name__}"
+            )
         self._private = private or Ed25519PrivateKey.generate()
         self.verify_key = VerifyKey(self._private.public_key().public_bytes_raw())
 
@@ -141,7 +156,9 @@ class SigningKey:
         return cls()
 
     def sign(self, message: bytes) -> bytes:
-        return self._private.sign(message)
+        """Sign ``message`` (bytes-like; a str was cryptography's bare TypeError)."""
+        _check_message(message)
+        return self._private.sign(bytes(message))
 
     def to_pem(self) -> bytes:
         """The *secret* key as unencrypted PEM PKCS#8 (``-----BEGIN PRIVATE KEY-----``).
@@ -207,8 +224,7 @@ class CertificateVerifyKey:
         """Raise :class:`SignatureError` unless ``signature`` is valid for ``message``."""
         if not isinstance(signature, _BYTES_LIKE) or len(signature) != SIGNATURE_BYTES:
             raise SignatureError("signature has the wrong length")
-        if not isinstance(message, _BYTES_LIKE):
-            raise ConfigurationError(f"a signed message is bytes, not {type(message).__name__}")
+        _check_message(message)
         r = int.from_bytes(signature[:32], "big")
         s = int.from_bytes(signature[32:], "big")
         try:
@@ -249,7 +265,9 @@ class CertificateSigningKey:
         return cls(key)
 
     def sign(self, message: bytes) -> bytes:
-        r, s = decode_dss_signature(self._private.sign(message, ec.ECDSA(hashes.SHA256())))
+        """Sign ``message`` as the raw 64-byte ``r || s`` (bytes-like, as for Ed25519)."""
+        _check_message(message)
+        r, s = decode_dss_signature(self._private.sign(bytes(message), ec.ECDSA(hashes.SHA256())))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     def __repr__(self) -> str:

@@ -66,7 +66,11 @@ def derive(label: bytes | str, seed: bytes | int | str, *, size: int = SEED_BYTE
     elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         material = str(int(seed)).encode()
     else:
-        raise ConfigurationError(f"a seed must be bytes, str or an integer, not {seed!r}")
+        # the type only: a seed is secret, and its repr (a numpy array of key bytes,
+        # a list of seeds) put the secret itself in the message
+        raise ConfigurationError(
+            f"a seed must be bytes, str or an integer, not {type(seed).__name__}"
+        )
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= _DIGEST_BYTES:
         raise ConfigurationError(f"size must be an integer in [1, {_DIGEST_BYTES}]")
     return hashlib.sha256(bytes(label) + material).digest()[:size]
