@@ -959,14 +959,10 @@ class KeyHolderSession(HelperSession):
                 f"decryption request of {len(view)} bytes (aggregate field {length}) for "
                 f"{dimension} values; this key holder's parameters take exactly {exact}"
             )
-        # a request buried in noise is refused before any decryption (nothing spent)
+        # a request buried in noise, or one whose noised sum overflows, is refused before
+        # any decryption (nothing spent)
         self.policy.check_noise_request(params, requested)
         std = self.policy.noise_for(params, requested)  # the server can raise it, never lower
-        if not math.isfinite(plausible_range(params, std)):
-            # a Box-Muller deviate is at most 8.6 std (53-bit uniforms) and the range
-            # allows 9: within it, no noised coordinate overflows. Past it (std 1e308),
-            # the round was spent on a sum of +-inf that the server could only refuse.
-            raise MalformedMessage(f"requested noise std {requested!r} overflows a float64 sum")
         count = chunk_count(dimension, params.values_per_ciphertext)
         # a caller's mutable buffer is copied once, now that its size is right, so the
         # bytes checked are the bytes decrypted; bytes are read in place
