@@ -1230,9 +1230,20 @@ class CKKSServer(PhasedServerSession):
     def reveal_refused(self) -> bool:
         """The key holder refused the decryption request and sent nothing else in the
         phase: it decrypts a round once, so none of this round's noised sum reached the
-        server (a refusal after decrypting, of an implausible sum, says one bit: that some
-        coordinate lay beyond what the claimed contributions can sum to, which no honest
-        branch's bounded update changes).
+        server, and the runtime aborts the round uncharged.
+
+        One refusal says more: that of an implausible sum (``ImplausibleSum``, after
+        decrypting) tells whether the exact sum had a coordinate beyond what the claimed
+        contributions can add up to. With every upload within the bound that bit is
+        constant (but for the CKKS error's tail); with a malicious branch's out-of-bound
+        upload it is a threshold on the honest branches' sum, not noised
+        (tests/aggregation/test_ckks_implausible_refusal_bit.py). It is not charged: the
+        honest charge of an un-noised bit is an infinite epsilon, and a refusal one branch
+        can provoke at will would then exhaust every branch's budget, one branch stopping
+        the federation. It is recorded instead (the abort reason, and so the ledger row,
+        names "implausible sum"). Releasing the sum clamped to the range instead of
+        refusing would remove the bit under the planned charge (clamping is 1-Lipschitz);
+        that is a protocol change not made yet.
 
         Why: the charge noted at the planned noise before the request left was kept, so a
         round the key holder refused was ledgered as a release (review of 2026-12-06). A

@@ -57,7 +57,9 @@ it to every request, whatever the request says:
   is refused (:class:`ImplausibleSum`). The test reads the *exact* sum, before the
   noise: on the noised one it needed :data:`RANGE_TAIL_Z` noise deviations of slack,
   which a server asking for more noise widened at will. Its refusal tells the server
-  one bit (the noised test's did too), and spends the round and one decryption.
+  one bit, un-noised (the noised test's was noised: post-processing of the release), and
+  spends the round and one decryption; the round is not charged for it
+  (:class:`ImplausibleSum` says why).
 
 With ``state_path``, the federation, the served round numbers and the decryption count
 survive restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
@@ -250,9 +252,13 @@ class NoiseRequestTooLarge(KeyHolderRefusal):
 
 
 class ImplausibleSum(KeyHolderRefusal):
-    """The (noised) decryption lies outside what an honest aggregate can decrypt to.
+    """The exact decryption lies outside what an honest aggregate can decrypt to.
 
-    The decryption was computed, so its round number and count are spent.
+    The decryption was computed, so its round number and count are spent. The refusal
+    tells the server one un-noised bit of the exact sum, which is honest data when a
+    malicious branch's out-of-bound upload is in it; the server does not charge it (see
+    :meth:`~secagg.aggregation.ckks.CKKSServer.reveal_refused` for why, and what would
+    remove the bit).
     """
 
 
