@@ -316,22 +316,25 @@ def _helper_kind(data: bytes | memoryview) -> int:
     return data[_HELPER_HEAD.size - 1] if len(data) >= _HELPER_HEAD.size else -1
 
 
-def vouched_noise(data: bytes | memoryview) -> float | None:
+def vouched_noise(data: bytes | memoryview, size: int) -> float | None:
     """The noise std a key-holder message vouches its decrypted sum carries, read from its
     first 14 bytes without reading (or copying) the sum: None for a message whose kind
     byte does not say it is a decrypted sum (a refusal, a key); for one that does, the std
-    it reports when that is a finite number >= 0, else 0.0 (it vouches for none: too
-    short to hold one, NaN, an infinity or a negative number).
+    it reports when the reply is ``size`` bytes (the header, the std and the sum's
+    values) and that std a finite number >= 0, else 0.0: it vouches for none (another
+    size, NaN, an infinity or a negative number).
 
-    Why one rule for every malformed report: the key holder has decrypted the round (it
+    Why one rule for every malformed reply: the key holder has decrypted the round (it
     decrypts once) and its reply may carry the sum whatever else is wrong with it, so a
     report the server cannot take is no noise at all, the safe side. Before, a negative
     report was charged as no noise (epsilon infinite) while NaN or an infinity, refused by
     the reply's reader before the report was kept, left the charge at the planned noise
-    (review of 2026-12-06), as did any reply of the wrong size."""
+    (review of 2026-12-06), as did any reply of the wrong size. A malformed reply taking
+    the charge to no noise at once also means a stream of them, each reporting a little
+    less, cannot make the server write a new charge for each."""
     if len(data) < _HELPER_HEAD.size or _helper_kind(data) != _DECRYPTED:
         return None
-    if len(data) < _HELPER_HEAD.size + _NOISE_FIELD.size:
+    if len(data) != size:
         return 0.0
     (noise,) = _NOISE_FIELD.unpack_from(data, _HELPER_HEAD.size)
     if not math.isfinite(noise) or noise <= 0:
@@ -1158,13 +1161,13 @@ class CKKSServer(PhasedServerSession):
         # is charged at the noise it reports (noise_at_reveal), not at the request's: read
         # first, by the rule the runtime charged it by before this reply was read
         # (noise_of_reply): a report that is no std >= 0, or none, vouches for no noise
-        vouched = vouched_noise(data)
+        exact = self._decrypted_size()
+        vouched = vouched_noise(data, exact)
         if vouched is not None:
             seen = self._reported_noise
             self._reported_noise = vouched if seen is None else min(seen, vouched)
         # exactly the noise std and d float64 values: any other size is refused before the
         # reply is copied into a Reader and the sum sliced out of it
-        exact = _HELPER_HEAD.size + 8 + 8 * self.spec.dimension
         _check_reply_size(data, _DECRYPTED, least=exact, most=exact)
         (noise,) = _NOISE_FIELD.unpack_from(data, _HELPER_HEAD.size)
         body = data[_HELPER_HEAD.size + _NOISE_FIELD.size :]
@@ -1269,7 +1272,11 @@ class CKKSServer(PhasedServerSession):
         view = memoryview(payload)
         if not view.c_contiguous or view.itemsize != 1:
             return 0.0  # not the flat bytes a reply is: vouches for nothing
-        return vouched_noise(view)
+        return vouched_noise(view, self._decrypted_size())
+
+    def _decrypted_size(self) -> int:
+        """The exact size of the decrypted reply: the header, the noise std, d float64s."""
+        return _HELPER_HEAD.size + _NOISE_FIELD.size + 8 * self.spec.dimension
 
     def noise_at_reveal(self) -> float:
         """The requested noise std until the key holder's reply is read, then the least
