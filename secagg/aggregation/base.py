@@ -296,6 +296,18 @@ class ServerSession(abc.ABC):
         be charged as the distributed mechanism's is (:meth:`Mechanism.charge_at_reveal`)."""
         return 0.0
 
+    def noise_of_reply(self, party: int, payload: object) -> float | None:
+        """The backend noise std under which ``payload`` from ``party``, not yet handled,
+        would reveal the sum to the server (the CKKS key holder's decrypted reply: the
+        std it reports, 0.0 when it vouches for none); None for a message that reveals no
+        sum, which is every message of a backend whose server reveals the sum itself
+        (masking). Reads without changing anything and never raises.
+
+        Why: the runtime makes a charge below the one noted before the reveal durable
+        before :meth:`handle` reads the message, so no crash in between restarts charged
+        at noise that did not run."""
+        return None
+
     def reveal_refused(self) -> bool:
         """Whether the party that was to reveal the sum refused to, and that refusal is
         all it sent (the CKKS key holder's refusal reply to the decryption request):

@@ -205,6 +205,8 @@ _HELPER_HEAD = struct.Struct("<4sBB")
 #: another's: a splice of federation A's aggregate into B's request), and refusal code 10
 _HELPER_VERSION = 4
 _KEY_REQUEST, _KEY_PUBLIC, _DECRYPT, _DECRYPTED, _REFUSED = 1, 2, 3, 4, 5
+#: the noise std a decrypted reply reports, right after its header
+_NOISE_FIELD = struct.Struct("<d")
 #: the key holder draws its noise this many coordinates at a time (memory, not privacy:
 #: every slice is N(0, std^2) from its own OS-keyed stream)
 _NOISE_SLICE = 1 << 16
@@ -312,6 +314,32 @@ def _helper_kind(data: bytes | memoryview) -> int:
     """A key-holder message's kind byte as sent (-1 if shorter than the header); the
     header is checked in full by whoever reads the message."""
     return data[_HELPER_HEAD.size - 1] if len(data) >= _HELPER_HEAD.size else -1
+
+
+def vouched_noise(data: bytes | memoryview, size: int) -> float | None:
+    """The noise std a key-holder message vouches its decrypted sum carries, read from its
+    first 14 bytes without reading (or copying) the sum: None for a message whose kind
+    byte does not say it is a decrypted sum (a refusal, a key); for one that does, the std
+    it reports when the reply is ``size`` bytes (the header, the std and the sum's
+    values) and that std a finite number >= 0, else 0.0: it vouches for none (another
+    size, NaN, an infinity or a negative number).
+
+    Why one rule for every malformed reply: the key holder has decrypted the round (it
+    decrypts once) and its reply may carry the sum whatever else is wrong with it, so a
+    report the server cannot take is no noise at all, the safe side. Before, a negative
+    report was charged as no noise (epsilon infinite) while NaN or an infinity, refused by
+    the reply's reader before the report was kept, left the charge at the planned noise
+    (review of 2026-12-06), as did any reply of the wrong size. A malformed reply taking
+    the charge to no noise at once also means a stream of them, each reporting a little
+    less, cannot make the server write a new charge for each."""
+    if len(data) < _HELPER_HEAD.size or _helper_kind(data) != _DECRYPTED:
+        return None
+    if len(data) != size:
+        return 0.0
+    (noise,) = _NOISE_FIELD.unpack_from(data, _HELPER_HEAD.size)
+    if not math.isfinite(noise) or noise <= 0:
+        return 0.0  # -0.0 too: a float the accountant reads as no noise either way
+    return float(noise)
 
 
 #: a key request's body: the design point (clients, value bound, precision), then the
@@ -934,14 +962,10 @@ class KeyHolderSession(HelperSession):
                 f"decryption request of {len(view)} bytes (aggregate field {length}) for "
                 f"{dimension} values; this key holder's parameters take exactly {exact}"
             )
-        # a request buried in noise is refused before any decryption (nothing spent)
+        # a request buried in noise, or one whose noised sum overflows, is refused before
+        # any decryption (nothing spent)
         self.policy.check_noise_request(params, requested)
         std = self.policy.noise_for(params, requested)  # the server can raise it, never lower
-        if not math.isfinite(plausible_range(params, std)):
-            # a Box-Muller deviate is at most 8.6 std (53-bit uniforms) and the range
-            # allows 9: within it, no noised coordinate overflows. Past it (std 1e308),
-            # the round was spent on a sum of +-inf that the server could only refuse.
-            raise MalformedMessage(f"requested noise std {requested!r} overflows a float64 sum")
         count = chunk_count(dimension, params.values_per_ciphertext)
         # a caller's mutable buffer is copied once, now that its size is right, so the
         # bytes checked are the bytes decrypted; bytes are read in place
@@ -1133,21 +1157,22 @@ class CKKSServer(PhasedServerSession):
         return []
 
     def _on_decrypted(self, data: bytes) -> list[Outgoing]:
+        # the reply's sum is in the server's hands, whatever is checked next, so the reveal
+        # is charged at the noise it reports (noise_at_reveal), not at the request's: read
+        # first, by the rule the runtime charged it by before this reply was read
+        # (noise_of_reply): a report that is no std >= 0, or none, vouches for no noise
+        exact = self._decrypted_size()
+        vouched = vouched_noise(data, exact)
+        if vouched is not None:
+            seen = self._reported_noise
+            self._reported_noise = vouched if seen is None else min(seen, vouched)
         # exactly the noise std and d float64 values: any other size is refused before the
         # reply is copied into a Reader and the sum sliced out of it
-        exact = _HELPER_HEAD.size + 8 + 8 * self.spec.dimension
         _check_reply_size(data, _DECRYPTED, least=exact, most=exact)
-        r = _read_helper_message(data, _DECRYPTED)  # the noise std, then the float64 vector
-        noise = r.f64()
-        body = data[_HELPER_HEAD.size + r.offset :]
-        # from here the reply's sum is in the server's hands, whatever is checked next, so
-        # the reveal is charged at the noise it reports (noise_at_reveal), not at the
-        # request's; a negative std vouches for none (the reader refused NaN and infinity)
-        vouched = max(noise, 0.0)
-        seen = self._reported_noise
-        self._reported_noise = vouched if seen is None else min(seen, vouched)
-        if noise < 0:
-            raise MalformedMessage(f"the key holder reports a negative noise std {noise!r}")
+        (noise,) = _NOISE_FIELD.unpack_from(data, _HELPER_HEAD.size)
+        body = data[_HELPER_HEAD.size + _NOISE_FIELD.size :]
+        if not math.isfinite(noise) or noise < 0:
+            raise MalformedMessage(f"the key holder reports no noise std: {noise!r}")
         if len(body) != 8 * self.spec.dimension:
             raise MalformedMessage(
                 f"decrypted sum of {len(body)} bytes, expected {8 * self.spec.dimension}"
@@ -1208,15 +1233,50 @@ class CKKSServer(PhasedServerSession):
     def reveal_refused(self) -> bool:
         """The key holder refused the decryption request and sent nothing else in the
         phase: it decrypts a round once, so none of this round's noised sum reached the
-        server (a refusal after decrypting, of an implausible sum, says one bit: that some
-        coordinate lay beyond what the claimed contributions can sum to, which no honest
-        branch's bounded update changes).
+        server, and the runtime aborts the round uncharged.
+
+        One refusal says more: that of an implausible sum (``ImplausibleSum``, after
+        decrypting) tells whether the exact sum had a coordinate beyond what the claimed
+        contributions can add up to. With every upload within the bound that bit is
+        constant (but for the CKKS error's tail); with a malicious branch's out-of-bound
+        upload it is a threshold on the honest branches' sum, not noised
+        (tests/aggregation/test_ckks_implausible_refusal_bit.py). It is not charged: the
+        honest charge of an un-noised bit is an infinite epsilon, and a refusal one branch
+        can provoke at will would then exhaust every branch's budget, one branch stopping
+        the federation. It is recorded instead (the abort reason, and so the ledger row,
+        names "implausible sum"). Releasing the sum clamped to the range instead of
+        refusing would remove the bit under the planned charge (clamping is 1-Lipschitz);
+        that is a protocol change not made yet.
 
         Why: the charge noted at the planned noise before the request left was kept, so a
         round the key holder refused was ledgered as a release (review of 2026-12-06). A
         refusal that followed any other reply (a sum refused as malformed, say) is not
         this: that reply may have carried the sum."""
         return self._decryption_refused and self._decrypt_replies == 1
+
+    def noise_of_reply(self, party: int, payload: object) -> float | None:
+        """The noise std under which ``payload``, not yet handled, would put the round's
+        sum in the server's hands: None unless it is the key holder's message in the
+        decrypt phase whose kind says it is a decrypted sum; else what
+        :func:`vouched_noise` reads of it (0.0: it vouches for none). Reads 14 bytes,
+        never the sum, changes nothing, and never raises.
+
+        Why: the runtime makes the charge of that noise durable before :meth:`handle`
+        reads the reply, so a server process that dies after its code has seen an
+        under-noised sum restarts charged at that noise, not at the plan's (review of
+        2026-12-06: the re-noted charge was written only after the reply was handled)."""
+        if self._phase != "decrypt" or party != HELPER:
+            return None
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            return None  # refused by handle as no payload at all: it carries no sum
+        view = memoryview(payload)
+        if not view.c_contiguous or view.itemsize != 1:
+            return 0.0  # not the flat bytes a reply is: vouches for nothing
+        return vouched_noise(view, self._decrypted_size())
+
+    def _decrypted_size(self) -> int:
+        """The exact size of the decrypted reply: the header, the noise std, d float64s."""
+        return _HELPER_HEAD.size + _NOISE_FIELD.size + 8 * self.spec.dimension
 
     def noise_at_reveal(self) -> float:
         """The requested noise std until the key holder's reply is read, then the least

@@ -57,7 +57,9 @@ it to every request, whatever the request says:
   is refused (:class:`ImplausibleSum`). The test reads the *exact* sum, before the
   noise: on the noised one it needed :data:`RANGE_TAIL_Z` noise deviations of slack,
   which a server asking for more noise widened at will. Its refusal tells the server
-  one bit (the noised test's did too), and spends the round and one decryption.
+  one bit, un-noised (the noised test's was noised: post-processing of the release), and
+  spends the round and one decryption; the round is not charged for it
+  (:class:`ImplausibleSum` says why).
 
 With ``state_path``, the federation, the served round numbers and the decryption count
 survive restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
@@ -250,9 +252,13 @@ class NoiseRequestTooLarge(KeyHolderRefusal):
 
 
 class ImplausibleSum(KeyHolderRefusal):
-    """The (noised) decryption lies outside what an honest aggregate can decrypt to.
+    """The exact decryption lies outside what an honest aggregate can decrypt to.
 
-    The decryption was computed, so its round number and count are spent.
+    The decryption was computed, so its round number and count are spent. The refusal
+    tells the server one un-noised bit of the exact sum, which is honest data when a
+    malicious branch's out-of-bound upload is in it; the server does not charge it (see
+    :meth:`~secagg.aggregation.ckks.CKKSServer.reveal_refused` for why, and what would
+    remove the bit).
     """
 
 
@@ -601,7 +607,18 @@ class KeyHolderPolicy:
 
     def check_noise_request(self, params: CKKSParameters, requested: float) -> None:
         """Refuse (:class:`NoiseRequestTooLarge`, one line) a decryption whose requested
-        noise std is above :meth:`noise_cap`: called before any decryption."""
+        noise std is above :meth:`noise_cap`, or whose noised sum a float64 cannot hold:
+        called before any decryption, so nothing is spent.
+
+        The second refusal is defence in depth that no configured policy reaches: the cap
+        is at most ``max(MAX_NOISE_STDDEV, NOISE_CAP_PER_RANGE x clients x value bound)``
+        (10¹⁰ and a policy's own ``noise_stddev`` are finite; clients x value bound is
+        below 2^880, about 10²⁶⁵, or the parameters refuse to be made: their modulus must
+        hold it), so 9 deviations of any admitted std stay finite
+        (tests/aggregation/test_keyholder_noise_overflow.py). It holds for a policy whose
+        :meth:`noise_cap` is not this one's (a subclass, a future default): a round spent
+        on a sum of +-inf is one the server could only refuse. Before 2026-12-06 it was a
+        branch of the decryption that named the server's request malformed."""
         cap = self.noise_cap(params)
         if requested > cap:
             said = (
@@ -614,6 +631,14 @@ class KeyHolderPolicy:
             raise NoiseRequestTooLarge(
                 f"a decryption with noise std {requested:g} refused: this key holder adds at "
                 f"most {cap:g} at a server's request ({said})"
+            )
+        # the cap first: past it, this is reached by no configured policy (see above)
+        if not math.isfinite(plausible_range(params, self.noise_for(params, requested))):
+            # a Box-Muller deviate is at most 8.6 std and the range allows 9: within it, no
+            # noised coordinate overflows
+            raise NoiseRequestTooLarge(
+                f"a decryption with noise std {requested:g} refused: its noised sum "
+                "overflows a float64"
             )
 
     def check_design(self, num_clients: int, value_bound: float, precision: float) -> None:

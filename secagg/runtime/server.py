@@ -320,6 +320,7 @@ class FederationServer:
         self._missed: set[str] = set()
         self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
         self._revealed_noise: dict[int, float] = {}  # round -> the backend noise it assumed
+        self._revealed_participants: dict[int, int] = {}  # round -> participants it charged
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
         # the parties of the last LATE_ROUNDS_REMEMBERED rounds driven, by round number
         self._cohorts: dict[int, frozenset[str]] = {}
@@ -1069,7 +1070,7 @@ class FederationServer:
         # a reply read on a path that left the loop without _hold_at_budget (a round
         # deadline after a refused reply): its charge is set right before the round is
         # stored, as after any other message
-        self._charge_after_reply(number, session, len(participants))
+        self._charge_after_reply(number, session)
         self._helper_request = None  # the round is over: nothing of it is resent
         return session.finish()
 
@@ -1140,7 +1141,7 @@ class FederationServer:
         check comes before the unmasking requests leave (the masked inputs alone reveal
         nothing): the round is aborted, nothing is learned, nothing is charged. So with
         central DP whose noise the CKKS key holder adds: before the decryption request."""
-        self._charge_after_reply(number, session, len(participants))
+        self._charge_after_reply(number, session)
         count = session.contributors_before_reveal()
         if count is None or session.done:
             return outgoing
@@ -1174,8 +1175,9 @@ class FederationServer:
             self.store.note_reveal(number, charge)
         self._revealed[number] = charge
         self._revealed_noise[number] = noise_added
+        self._revealed_participants[number] = participants
 
-    def _charge_after_reply(self, number: int, session: ServerSession, participants: int) -> None:
+    def _charge_after_reply(self, number: int, session: ServerSession) -> None:
         """Keep the charge noted before the reveal (:meth:`_note_reveal`) true to the reply:
         drop it when the party that was to reveal the sum refused to, and charge again, at
         the noise that ran, a round whose sum the backend revealed with less noise than
@@ -1200,7 +1202,10 @@ class FederationServer:
         Why: the abort kept the planned charge, so the ledger row of a sum the server saw
         under about 10⁻⁶ of noise claimed the epsilon of the planned 1.0 (review of
         2026-12-06). A key holder that reports more noise than it added is not caught:
-        its report is all the server can know of its noise."""
+        its report is all the server can know of its noise. The re-noted charge of a reply
+        is written before the session reads it (:meth:`_charge_before_reading`), so here
+        it is already done; this call keeps the refusal's case and any noise the session
+        settles on that the reply's first bytes did not say."""
         noted = self._revealed_noise.get(number)
         if noted is None or self._revealed.get(number) is None:
             return
@@ -1208,11 +1213,42 @@ class FederationServer:
             log.info("round %d: the sum was never revealed (refused): not charged", number)
             self._revealed[number] = None
             return
-        carried = session.noise_at_reveal()
-        if not carried < noted:
+        self._recharge(number, session.noise_at_reveal())
+
+    def _charge_before_reading(
+        self, number: int, session: ServerSession, party: int, payload: object
+    ) -> None:
+        """Make durable, before the session reads ``payload``, the charge of the sum it
+        would reveal at the noise it reports (``session.noise_of_reply``), when that is
+        below the noise the round's charge was noted at.
+
+        Why here and not only after the reply is handled (:meth:`_charge_after_reply`):
+        the re-noted charge was written after the session had read the key holder's
+        under-noised sum, so a server that died in between restarted charged at the
+        planned epsilon, below what ran (review of 2026-12-06). Now nothing of the server
+        reads such a reply before its charge is on disk: a crash before the write is a
+        crash before any of the server's code saw the sum (the charge stays the plan's,
+        for a reply only the transport's buffer held), one after it is charged at the
+        reported noise. A reply that vouches for no noise (a std that is NaN, infinite,
+        negative or missing: ``noise_of_reply`` 0.0) is charged as no noise, epsilon
+        infinite: the key holder has decrypted the round and the reply may carry the sum
+        whatever else is wrong with it, and its report is all the server knows of the
+        noise. A reply the key holder sends in the normal course (at least the planned
+        noise) writes nothing here."""
+        noise = session.noise_of_reply(party, payload)
+        if noise is None or self._revealed.get(number) is None:
+            return
+        self._recharge(number, noise)
+
+    def _recharge(self, number: int, carried: float) -> None:
+        """Charge again round ``number``, whose charge was noted before its reveal, at the
+        backend noise std ``carried`` if that is below the noise the note assumed: the
+        charge written to the store before it is kept in memory."""
+        noted = self._revealed_noise.get(number)
+        if noted is None or not carried < noted:
             return
         charge = self.mechanism.charge_at_short_reveal(
-            participants=participants, noise_added=carried
+            participants=self._revealed_participants[number], noise_added=carried
         )
         if charge is None:
             return
@@ -1307,6 +1343,11 @@ class FederationServer:
                 log.info("round %d: %s left the round: %r", number, name, message.reason)
             return None
         self.received_from[name] += 1  # a Leave carries nothing of an update: not counted
+        if isinstance(message, Relay) and message.round == number and name in party_of:
+            # durable before the session reads a reply that reveals the sum under less
+            # noise than the round's charge assumed; outside the refusal handlers below: a
+            # store that cannot write stops the round, as for the charge's first note
+            self._charge_before_reading(number, session, party_of[name], message.payload)
         try:
             if isinstance(message, SecAggError):
                 raise message

@@ -8,11 +8,13 @@ Findings (review of 2026-12-06):
   has the federation). It is now the least of the request and the reply's report.
 * A reply reporting a negative noise std is refused as malformed, and counts as no
   noise at the reveal (its sum reached the server all the same); a later reply cannot
-  raise it again. (NaN and infinity are refused by the reply's reader, as before.)
+  raise it again. So is one reporting NaN or an infinity (they were refused by the
+  reply's reader before the report was kept: the reveal kept the plan's std).
 """
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -66,10 +68,12 @@ def test_a_reply_with_less_noise_aborts_and_the_reveal_carries_its_noise() -> No
     assert server.noise_at_reveal() == PLANNED / 4
 
 
-@pytest.mark.parametrize("noise", [-1.0, -1e-300])
+@pytest.mark.parametrize("noise", [-1.0, -1e-300, math.nan, math.inf, -math.inf])
 def test_a_reply_reporting_no_noise_std_is_refused_and_vouches_for_none(noise: float) -> None:
+    """NaN and the infinities too (test_ckks_reply_vouches_no_noise.py: they were refused
+    by the reply's reader before the report was kept, so the reveal kept the plan's std)."""
     server, reply = _at_decryption()
-    with pytest.raises(MalformedMessage, match="reports a negative noise std"):
+    with pytest.raises(MalformedMessage, match="reports no noise std"):
         server.handle(HELPER, _reporting(reply, noise))
     assert not server.done  # refused: the round waits for its deadline, as for any junk
     assert server.noise_at_reveal() == 0.0
