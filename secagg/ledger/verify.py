@@ -255,12 +255,22 @@ class AuditResult:
         branches' latest reports (an epsilon at a delta holds at any larger one: the
         safe side). Why: a ledger whose rounds all aborted claimed the branches'
         epsilon and read "its delta is not recorded: no DP block records one", where
-        every row's block and every report recorded it."""
+        every row's block and every report recorded it.
+
+        A charged record-level row is no different: its epsilon is the worst branch's
+        latest, and that branch may have last reported in an earlier row at a larger
+        delta than this row's (a branch absent from this round, after a restart under a
+        smaller delta). The claim is then at the larger of the row's delta and the
+        branches' latest reports' (:func:`_record_claim_delta`). Why: rounds at 1e-3
+        then one at 1e-5 without the worst branch VERIFIED as "epsilon 4.53 at delta
+        1e-05", where 4.53 is that branch's figure at 1e-3."""
         for index in range(len(self.chain.rows) - 1, -1, -1):
             row = self.chain.rows[index]
             entry = row.entry
             dp = entry.get("dp") if isinstance(entry, dict) else None
             if isinstance(dp, dict) and (charges_a_round(entry) or row.seq in self.restated):
+                if dp.get("unit") == "record" and dp.get("mechanism") != "distributed":
+                    return _record_claim_delta(dp, self.chain.rows[: index + 1])
                 return accounted_delta(dp)
             if isinstance(dp, dict) and _branch_reports(dp):
                 return _reports_delta(self.chain.rows[: index + 1])
@@ -465,6 +475,15 @@ def _reports_delta(rows: list[ChainRow]) -> float | None:
     return max(deltas) if deltas else None
 
 
+def _record_claim_delta(dp: dict[str, Any], rows: list[ChainRow]) -> float | None:
+    """The delta a charged record-level row's epsilon holds at: the larger of the row's
+    own delta and the largest delta of the branches' latest reports in ``rows`` (the row
+    and those before it), since the row claims the worst branch's latest figure, which
+    may be an earlier report at a larger delta. None when neither records one."""
+    deltas = [d for d in (accounted_delta(dp), _reports_delta(rows)) if d is not None]
+    return max(deltas) if deltas else None
+
+
 #: a parameter note lists at most this many of the distinct values rows recorded
 _LISTED_VALUES = 6
 
@@ -534,19 +553,28 @@ def _delta_note(rows: list[ChainRow], restated: set[int]) -> str | None:
     ``id()`` of the rows that charge nothing but state every round so far at their own
     delta (counted as accounting at it)."""
     runs: list[tuple[Any, float]] = []  # (first round, delta) of each run of rows at one delta
+    reports: dict[str, float | None] = {}  # each branch's latest report's delta (record level)
+    claim: float | None = None  # the delta the last charged row's epsilon holds at
     for row in rows:
         dp = row.entry.get("dp")
+        for identity, report in (_branch_reports(dp) if isinstance(dp, dict) else {}).items():
+            reports[identity] = accounted_delta(report) if isinstance(report, dict) else None
         # charged rows only: one that charges nothing composes nothing at its delta
         # (see AuditResult.claim_delta; _uncharged_delta_note names those that differ)
         states = charges_a_round(row.entry) or id(row) in restated
         delta = accounted_delta(dp) if isinstance(dp, dict) and states else None
         if delta is None:
             continue
+        claim = delta
+        if _branch_reports(dp):
+            # the worst branch's latest report may be an earlier one at a larger delta
+            claim = max([delta, *(d for d in reports.values() if d is not None)])
         if not runs or runs[-1][1] != delta:
             runs.append((row.entry.get("round"), delta))
     if len(runs) < 2:
         return None
-    last, smallest = runs[-1][1], min(delta for _, delta in runs)
+    last = runs[-1][1] if claim is None else claim
+    smallest = min(delta for _, delta in runs)
     # deltas rounded up: a delta printed below the one accounted would flatter
     listed = ", ".join(
         f"delta {shown(delta, 6, significant=True)} from round {number}" for number, delta in runs
