@@ -47,8 +47,11 @@ released_without_dp`), and that, not seeded noise, is the reason given.
 Given the federation's config as :class:`ExpectedPrivacy` (plain values: the ledger
 layer never imports the runtime), every DP row must also account at the config's
 delta, unit and mechanism, and record the config's sampling kind, rate and
-population. Noise multiplier and clip may differ (a restart under a new config):
-they are replayed as recorded and listed in :attr:`AuditResult.notes`.
+population. A noise multiplier below the config's and another clip may differ (a
+restart under a new config): they are replayed as recorded and listed in
+:attr:`AuditResult.notes`; a noise multiplier above the config's fails (more noise
+claimed than the config runs, a smaller epsilon). Without a config the recorded noise
+multipliers are the ledger's word, and :meth:`AuditResult.ledgers_word` says so.
 
 The ledger must begin at round 1: the server numbers rounds from 1 and writes a row
 for every one (aborted ones included; a restart resumes the numbering and rebuilds a
@@ -159,6 +162,14 @@ class AuditResult:
     #: the prior ledger's included, :attr:`without_sampling_prior` of them
     without_sampling: int = 0
     without_sampling_prior: int = 0
+    #: DP rows (the prior ledger's included) that record a noise multiplier (central and
+    #: distributed rows; a record-level row's are in its branches' reports): replayed as
+    #: recorded, since nothing in a ledger shows the noise that was drawn. Without a
+    #: config that figure is the ledger's word; with one, none may exceed the config's
+    #: (:attr:`config_noise_multiplier`)
+    noise_multiplier_rows: int = 0
+    #: the config's noise multiplier every row's was held to (None: no config given)
+    config_noise_multiplier: float | None = None
     #: informational lines (parameters that differ from the config, replayed as recorded)
     notes: list[str] = field(default_factory=list)
     #: record-level ledgers: each branch's (identity hash) latest re-derived epsilon
@@ -311,6 +322,23 @@ class AuditResult:
     def _whose(total: int, prior: int) -> str:
         """`` (M of this file, K of the prior ledger)``: which rows a count covers."""
         return f" ({total - prior} of this file, {prior} of the prior ledger)"
+
+    def ledgers_word(self) -> list[str]:
+        """What the verdict took on the ledger's word, one line each: the recorded noise
+        multipliers when no config held them ([] otherwise, or with none recorded).
+
+        Why: the replay takes each row's z as recorded; without ``--config`` a re-signed
+        ledger recording z = 10 for a run at z = 1 VERIFIED, the output saying nothing of
+        what that verdict rests on."""
+        if not self.noise_multiplier_rows or self.config_noise_multiplier is not None:
+            return []
+        rows = self.noise_multiplier_rows
+        return [
+            f"the noise multiplier {rows} DP row{'s' if rows > 1 else ''} "
+            f"record{'' if rows > 1 else 's'}, replayed as recorded (nothing in a "
+            "ledger shows the noise that was drawn): no --config held it to the "
+            "federation's, which fails a row recording more noise than the config runs"
+        ]
 
     def config_rows_line(self) -> str:
         """``N DP rows match`` with, beside a prior ledger, how many are this file's and
@@ -940,6 +968,8 @@ def verify_ledger(
     if joined is not None:
         return AuditResult(dataclasses.replace(chain, failure=joined), first_round=first_round)
     result = AuditResult(chain, first_round=first_round)
+    if expected is not None and expected.noise_multiplier is not None:
+        result.config_noise_multiplier = float(expected.noise_multiplier)
     prior_rows: list[ChainRow] = [] if prior is None else prior.rows
     if prior is not None:
         result.prior_ledger, result.prior_rows = str(prior_ledger), len(prior_rows)
@@ -1050,6 +1080,7 @@ def verify_ledger(
                 charged = row.entry.get("status") == "complete" or dp.get("sum_revealed") is True
                 if problem is None and charged and dp.get("mechanism") == "distributed":
                     problem = _check_noise_shares(row.entry, dp)
+                result.noise_multiplier_rows += dp.get("noise_multiplier") is not None
                 if problem is None and expected is not None:
                     problem = _check_against(dp, expected)
                     result.checked_against_config += 1
