@@ -717,6 +717,10 @@ def build_report(
         )
     if result.ok and result.amplified:  # the claim rests on what the engine no longer credits
         status += f"\n\n**NOT PRIVATE**: {_text(result.not_private_reasons()[-1])}."
+    if result.ok:
+        # what the verdict rests on without a config (the recorded noise multipliers)
+        for line in result.ledgers_word():
+            status += f"\n\nOn the ledger's word: {_text(line)}."
     for note in result.notes:
         status += f"\n\nNote: {_text(note)}."
     if result.rebuilt:

@@ -79,3 +79,19 @@ def test_a_row_below_the_configs_noise_multiplier_is_a_note(tmp_path: Path) -> N
     status, out, err = _verify(ledger, "--pubkey", pub, "--config", _config(tmp_path))
     assert status == 0, err
     assert "recorded noise multiplier 1.0 (config: 1.5)" in out
+
+
+def test_the_report_says_it_too(tmp_path: Path) -> None:
+    """``audit report`` prints the same line (an auditor may read only the report), and
+    not when a config held the noise multipliers."""
+    from secagg.apps.audit.cli import _expected
+    from secagg.ledger import load_public_key
+    from secagg.ledger.report import build_report
+
+    ledger, pub = _ledger(tmp_path, Z)
+    key = load_public_key(Path(pub))
+    text, _ = build_report(Path(ledger), key)
+    (line,) = [x for x in text.splitlines() if x.startswith("On the ledger's word:")]
+    assert "the noise multiplier 3 DP rows record, replayed as recorded" in line
+    text, _ = build_report(Path(ledger), key, _expected(_config(tmp_path)))
+    assert "On the ledger's word" not in text
