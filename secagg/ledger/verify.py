@@ -208,6 +208,10 @@ class AuditResult:
     #: holds when this file has no rows yet (a ledger just begun afresh)
     prior_epsilon: float | None = None
     prior_delta: float | None = None
+    #: record level: each branch's (identity hash) latest report's delta in the prior
+    #: ledger (None: not a finite one): a branch that last reported there may be the
+    #: worst, and this file's claim then holds at its delta (:meth:`claim_delta`)
+    prior_report_deltas: dict[str, float | None] = field(default_factory=dict)
     #: the prior ledger's last round number: where its spend ends (the report's plot
     #: starts there, and its text names rounds first_round..this)
     prior_last_round: Any = None
@@ -281,10 +285,12 @@ class AuditResult:
             dp = entry.get("dp") if isinstance(entry, dict) else None
             if isinstance(dp, dict) and (charges_a_round(entry) or row.seq in self.restated):
                 if dp.get("unit") == "record" and dp.get("mechanism") != "distributed":
-                    return _record_claim_delta(dp, self.chain.rows[: index + 1])
+                    return _record_claim_delta(
+                        dp, self.chain.rows[: index + 1], self.prior_report_deltas
+                    )
                 return accounted_delta(dp)
             if isinstance(dp, dict) and _branch_reports(dp):
-                return _reports_delta(self.chain.rows[: index + 1])
+                return _reports_delta(self.chain.rows[: index + 1], self.prior_report_deltas)
         return self.prior_delta
 
     @property
@@ -488,11 +494,14 @@ def _branch_reports(dp: dict[str, Any]) -> dict[str, Any]:
     return reports if dp.get("unit") == "record" and isinstance(reports, dict) else {}
 
 
-def _reports_delta(rows: list[ChainRow]) -> float | None:
+def _reports_delta(
+    rows: list[ChainRow], before: dict[str, float | None] | None = None
+) -> float | None:
     """The largest delta the branches' latest reports in ``rows`` account at (each
     branch's last report wins), or None when none records a finite one: the delta the
-    worst branch's epsilon holds at, on the safe side."""
-    latest: dict[str, float | None] = {}
+    worst branch's epsilon holds at, on the safe side. ``before``: each branch's latest
+    report's delta in the rows before ``rows`` (a prior ledger's), which ``rows`` update."""
+    latest: dict[str, float | None] = dict(before or {})
     for row in rows:
         dp = row.entry.get("dp") if isinstance(row.entry, dict) else None
         if not isinstance(dp, dict):
@@ -503,12 +512,15 @@ def _reports_delta(rows: list[ChainRow]) -> float | None:
     return max(deltas) if deltas else None
 
 
-def _record_claim_delta(dp: dict[str, Any], rows: list[ChainRow]) -> float | None:
+def _record_claim_delta(
+    dp: dict[str, Any], rows: list[ChainRow], before: dict[str, float | None]
+) -> float | None:
     """The delta a charged record-level row's epsilon holds at: the larger of the row's
     own delta and the largest delta of the branches' latest reports in ``rows`` (the row
-    and those before it), since the row claims the worst branch's latest figure, which
-    may be an earlier report at a larger delta. None when neither records one."""
-    deltas = [d for d in (accounted_delta(dp), _reports_delta(rows)) if d is not None]
+    and those before it; ``before``: the prior ledger's, see :func:`_reports_delta`),
+    since the row claims the worst branch's latest figure, which may be an earlier
+    report at a larger delta. None when neither records one."""
+    deltas = [d for d in (accounted_delta(dp), _reports_delta(rows, before)) if d is not None]
     return max(deltas) if deltas else None
 
 
@@ -1124,9 +1136,17 @@ def verify_ledger(
             result.prior_epsilon = max(figures) if figures else None
             result.prior_last_round = row.entry.get("round")
             result.prior_dp = dp if isinstance(dp, dict) else result.prior_dp
+            for identity, report in (_branch_reports(dp) if isinstance(dp, dict) else {}).items():
+                delta_of = accounted_delta(report) if isinstance(report, dict) else None
+                result.prior_report_deltas[identity] = delta_of
             if isinstance(dp, dict) and charges_a_round(row.entry):
-                # the delta its epsilon holds at (see claim_delta)
-                result.prior_delta = accounted_delta(dp)
+                # the delta its epsilon holds at (see claim_delta; record level: the
+                # worst branch's latest report may be at a larger delta than the row's)
+                result.prior_delta = (
+                    _record_claim_delta(dp, [], result.prior_report_deltas)
+                    if _branch_reports(dp)
+                    else accounted_delta(dp)
+                )
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from secagg.apps.cli import main
 from secagg.dp.accountants import RecordLevelAccountant
 from secagg.ledger import export_public_key
+from secagg.ledger.verify import verify_ledger
 
 BRANCHES = ["h-a", "h-b", "h-c"]
 
@@ -67,3 +68,25 @@ def test_one_delta_throughout_is_the_rows(tmp_path: Path) -> None:
     assert result.ok, result.first_failure
     assert result.claim_delta() == 1e-3
     assert not [n for n in result.notes if "more than one delta" in n]
+
+
+def test_a_worst_branch_in_the_prior_ledger_sets_the_delta_too(tmp_path: Path) -> None:
+    """The same rounds split: round 1 (h-a's last report, at 1e-3) in the prior ledger,
+    round 2 at 1e-5 in this file. The claim read "at delta 1e-05" while the delta note,
+    which reads both files, said it "holds at delta 0.001 only"."""
+    first, second = _rows(1e-5)
+    for row in (first, second):
+        row["federation"] = "test"
+    prior, key = write_ledger(tmp_path / "prior.ledger", [first])
+    tail, _ = write_ledger(tmp_path / "tail.ledger", [second], key)
+    result = verify_ledger(tail, key.public_key, prior_ledger=prior)
+    assert result.ok, result.first_failure
+    assert result.claim_delta() == 1e-3
+    # both rounds in the prior ledger, and a ledger just begun afresh (no row of its
+    # own): the prior ledger's claim, at the same delta
+    both, _ = write_ledger(tmp_path / "both.ledger", [first, second], key)
+    empty, _ = write_ledger(tmp_path / "empty.ledger", [], key)
+    alone = verify_ledger(empty, key.public_key, prior_ledger=both)
+    assert alone.ok, alone.first_failure
+    assert alone.prior_epsilon == result.record_level["h-a"]
+    assert alone.claim_delta() == 1e-3
