@@ -43,8 +43,9 @@ class ExpectedPrivacy:
     --config`` loads the TOML; the ledger layer never imports the runtime).
 
     ``delta`` None: the config has no ``[dp]`` section. ``sample_rate`` is the
-    accountant's q (fixed cohorts: count / population). ``noise_multiplier`` and
-    ``clip`` are only compared for a note: a restart may change them, and each row is
+    accountant's q (fixed cohorts: count / population). ``noise_multiplier``: a row
+    recording a larger one fails (it claims more noise than the config runs), a smaller
+    one is a note, as is another ``clip``: a restart may change them, and each row is
     replayed with its own.
     """
 
@@ -688,7 +689,8 @@ def _claims_amplification(dp: dict[str, Any]) -> bool:
 
 
 def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
-    """A DP row against the federation's config (delta, unit, mechanism, sampling)."""
+    """A DP row against the federation's config (delta, unit, mechanism, sampling, and a
+    noise multiplier no larger than the config's)."""
     if not expected.dp:
         return "records a DP block but the federation's config has no [dp] section"
     # a row accounted at a larger delta than the config's promises less, by any amount
@@ -698,6 +700,19 @@ def _check_against(dp: dict[str, Any], expected: ExpectedPrivacy) -> str | None:
         return (
             f"records unit {dp.get('unit')!r}, mechanism {dp.get('mechanism')!r}, but the "
             f"config has unit {expected.unit!r}, mechanism {expected.mechanism!r}"
+        )
+    recorded_z = dp.get("noise_multiplier")
+    if expected.noise_multiplier is not None and _below(expected.noise_multiplier, recorded_z):
+        # the flattering direction, by any amount: more noise recorded than the config
+        # runs replays to a smaller epsilon (a ledger recording z = 10 for a run at z = 1
+        # verified against the config, only noted). Below the config's is a note (a
+        # restart under another config; the replay of the smaller z spends more)
+        return (
+            f"records noise multiplier {recorded_z!r}, above the config's "
+            f"{float(expected.noise_multiplier)!r}: it claims more noise than the config "
+            "runs, so a smaller epsilon than the config's noise spends (a federation that "
+            "lowered its noise multiplier on a restart verifies against the config with "
+            "the largest one it ran; rows below it are noted)"
         )
     if dp.get("sample_rate") != 1.0 and (
         not _same(dp.get("sample_rate"), expected.sample_rate)

@@ -47,8 +47,11 @@ released_without_dp`), and that, not seeded noise, is the reason given.
 Given the federation's config as :class:`ExpectedPrivacy` (plain values: the ledger
 layer never imports the runtime), every DP row must also account at the config's
 delta, unit and mechanism, and record the config's sampling kind, rate and
-population. Noise multiplier and clip may differ (a restart under a new config):
-they are replayed as recorded and listed in :attr:`AuditResult.notes`.
+population. A noise multiplier below the config's and another clip may differ (a
+restart under a new config): they are replayed as recorded and listed in
+:attr:`AuditResult.notes`; a noise multiplier above the config's fails (more noise
+claimed than the config runs, a smaller epsilon). Without a config the recorded noise
+multipliers are the ledger's word, and :meth:`AuditResult.ledgers_word` says so.
 
 The ledger must begin at round 1: the server numbers rounds from 1 and writes a row
 for every one (aborted ones included; a restart resumes the numbering and rebuilds a
@@ -159,6 +162,14 @@ class AuditResult:
     #: the prior ledger's included, :attr:`without_sampling_prior` of them
     without_sampling: int = 0
     without_sampling_prior: int = 0
+    #: DP rows (the prior ledger's included) that record a noise multiplier (central and
+    #: distributed rows; a record-level row's are in its branches' reports): replayed as
+    #: recorded, since nothing in a ledger shows the noise that was drawn. Without a
+    #: config that figure is the ledger's word; with one, none may exceed the config's
+    #: (:attr:`config_noise_multiplier`)
+    noise_multiplier_rows: int = 0
+    #: the config's noise multiplier every row's was held to (None: no config given)
+    config_noise_multiplier: float | None = None
     #: informational lines (parameters that differ from the config, replayed as recorded)
     notes: list[str] = field(default_factory=list)
     #: record-level ledgers: each branch's (identity hash) latest re-derived epsilon
@@ -197,6 +208,10 @@ class AuditResult:
     #: holds when this file has no rows yet (a ledger just begun afresh)
     prior_epsilon: float | None = None
     prior_delta: float | None = None
+    #: record level: each branch's (identity hash) latest report's delta in the prior
+    #: ledger (None: not a finite one): a branch that last reported there may be the
+    #: worst, and this file's claim then holds at its delta (:meth:`claim_delta`)
+    prior_report_deltas: dict[str, float | None] = field(default_factory=dict)
     #: the prior ledger's last round number: where its spend ends (the report's plot
     #: starts there, and its text names rounds first_round..this)
     prior_last_round: Any = None
@@ -255,15 +270,27 @@ class AuditResult:
         branches' latest reports (an epsilon at a delta holds at any larger one: the
         safe side). Why: a ledger whose rounds all aborted claimed the branches'
         epsilon and read "its delta is not recorded: no DP block records one", where
-        every row's block and every report recorded it."""
+        every row's block and every report recorded it.
+
+        A charged record-level row is no different: its epsilon is the worst branch's
+        latest, and that branch may have last reported in an earlier row at a larger
+        delta than this row's (a branch absent from this round, after a restart under a
+        smaller delta). The claim is then at the larger of the row's delta and the
+        branches' latest reports' (:func:`_record_claim_delta`). Why: rounds at 1e-3
+        then one at 1e-5 without the worst branch VERIFIED as "epsilon 4.53 at delta
+        1e-05", where 4.53 is that branch's figure at 1e-3."""
         for index in range(len(self.chain.rows) - 1, -1, -1):
             row = self.chain.rows[index]
             entry = row.entry
             dp = entry.get("dp") if isinstance(entry, dict) else None
             if isinstance(dp, dict) and (charges_a_round(entry) or row.seq in self.restated):
+                if dp.get("unit") == "record" and dp.get("mechanism") != "distributed":
+                    return _record_claim_delta(
+                        dp, self.chain.rows[: index + 1], self.prior_report_deltas
+                    )
                 return accounted_delta(dp)
             if isinstance(dp, dict) and _branch_reports(dp):
-                return _reports_delta(self.chain.rows[: index + 1])
+                return _reports_delta(self.chain.rows[: index + 1], self.prior_report_deltas)
         return self.prior_delta
 
     @property
@@ -301,6 +328,23 @@ class AuditResult:
     def _whose(total: int, prior: int) -> str:
         """`` (M of this file, K of the prior ledger)``: which rows a count covers."""
         return f" ({total - prior} of this file, {prior} of the prior ledger)"
+
+    def ledgers_word(self) -> list[str]:
+        """What the verdict took on the ledger's word, one line each: the recorded noise
+        multipliers when no config held them ([] otherwise, or with none recorded).
+
+        Why: the replay takes each row's z as recorded; without ``--config`` a re-signed
+        ledger recording z = 10 for a run at z = 1 VERIFIED, the output saying nothing of
+        what that verdict rests on."""
+        if not self.noise_multiplier_rows or self.config_noise_multiplier is not None:
+            return []
+        rows = self.noise_multiplier_rows
+        return [
+            f"the noise multiplier {rows} DP row{'s' if rows > 1 else ''} "
+            f"record{'' if rows > 1 else 's'}, replayed as recorded (nothing in a "
+            "ledger shows the noise that was drawn): no --config held it to the "
+            "federation's, which fails a row recording more noise than the config runs"
+        ]
 
     def config_rows_line(self) -> str:
         """``N DP rows match`` with, beside a prior ledger, how many are this file's and
@@ -450,11 +494,14 @@ def _branch_reports(dp: dict[str, Any]) -> dict[str, Any]:
     return reports if dp.get("unit") == "record" and isinstance(reports, dict) else {}
 
 
-def _reports_delta(rows: list[ChainRow]) -> float | None:
+def _reports_delta(
+    rows: list[ChainRow], before: dict[str, float | None] | None = None
+) -> float | None:
     """The largest delta the branches' latest reports in ``rows`` account at (each
     branch's last report wins), or None when none records a finite one: the delta the
-    worst branch's epsilon holds at, on the safe side."""
-    latest: dict[str, float | None] = {}
+    worst branch's epsilon holds at, on the safe side. ``before``: each branch's latest
+    report's delta in the rows before ``rows`` (a prior ledger's), which ``rows`` update."""
+    latest: dict[str, float | None] = dict(before or {})
     for row in rows:
         dp = row.entry.get("dp") if isinstance(row.entry, dict) else None
         if not isinstance(dp, dict):
@@ -462,6 +509,18 @@ def _reports_delta(rows: list[ChainRow]) -> float | None:
         for identity, report in _branch_reports(dp).items():
             latest[identity] = accounted_delta(report) if isinstance(report, dict) else None
     deltas = [delta for delta in latest.values() if delta is not None]
+    return max(deltas) if deltas else None
+
+
+def _record_claim_delta(
+    dp: dict[str, Any], rows: list[ChainRow], before: dict[str, float | None]
+) -> float | None:
+    """The delta a charged record-level row's epsilon holds at: the larger of the row's
+    own delta and the largest delta of the branches' latest reports in ``rows`` (the row
+    and those before it; ``before``: the prior ledger's, see :func:`_reports_delta`),
+    since the row claims the worst branch's latest figure, which may be an earlier
+    report at a larger delta. None when neither records one."""
+    deltas = [d for d in (accounted_delta(dp), _reports_delta(rows, before)) if d is not None]
     return max(deltas) if deltas else None
 
 
@@ -534,19 +593,28 @@ def _delta_note(rows: list[ChainRow], restated: set[int]) -> str | None:
     ``id()`` of the rows that charge nothing but state every round so far at their own
     delta (counted as accounting at it)."""
     runs: list[tuple[Any, float]] = []  # (first round, delta) of each run of rows at one delta
+    reports: dict[str, float | None] = {}  # each branch's latest report's delta (record level)
+    claim: float | None = None  # the delta the last charged row's epsilon holds at
     for row in rows:
         dp = row.entry.get("dp")
+        for identity, report in (_branch_reports(dp) if isinstance(dp, dict) else {}).items():
+            reports[identity] = accounted_delta(report) if isinstance(report, dict) else None
         # charged rows only: one that charges nothing composes nothing at its delta
         # (see AuditResult.claim_delta; _uncharged_delta_note names those that differ)
         states = charges_a_round(row.entry) or id(row) in restated
         delta = accounted_delta(dp) if isinstance(dp, dict) and states else None
         if delta is None:
             continue
+        claim = delta
+        if _branch_reports(dp):
+            # the worst branch's latest report may be an earlier one at a larger delta
+            claim = max([delta, *(d for d in reports.values() if d is not None)])
         if not runs or runs[-1][1] != delta:
             runs.append((row.entry.get("round"), delta))
     if len(runs) < 2:
         return None
-    last, smallest = runs[-1][1], min(delta for _, delta in runs)
+    last = runs[-1][1] if claim is None else claim
+    smallest = min(delta for _, delta in runs)
     # deltas rounded up: a delta printed below the one accounted would flatter
     listed = ", ".join(
         f"delta {shown(delta, 6, significant=True)} from round {number}" for number, delta in runs
@@ -912,6 +980,8 @@ def verify_ledger(
     if joined is not None:
         return AuditResult(dataclasses.replace(chain, failure=joined), first_round=first_round)
     result = AuditResult(chain, first_round=first_round)
+    if expected is not None and expected.noise_multiplier is not None:
+        result.config_noise_multiplier = float(expected.noise_multiplier)
     prior_rows: list[ChainRow] = [] if prior is None else prior.rows
     if prior is not None:
         result.prior_ledger, result.prior_rows = str(prior_ledger), len(prior_rows)
@@ -1022,6 +1092,7 @@ def verify_ledger(
                 charged = row.entry.get("status") == "complete" or dp.get("sum_revealed") is True
                 if problem is None and charged and dp.get("mechanism") == "distributed":
                     problem = _check_noise_shares(row.entry, dp)
+                result.noise_multiplier_rows += dp.get("noise_multiplier") is not None
                 if problem is None and expected is not None:
                     problem = _check_against(dp, expected)
                     result.checked_against_config += 1
@@ -1065,9 +1136,17 @@ def verify_ledger(
             result.prior_epsilon = max(figures) if figures else None
             result.prior_last_round = row.entry.get("round")
             result.prior_dp = dp if isinstance(dp, dict) else result.prior_dp
+            for identity, report in (_branch_reports(dp) if isinstance(dp, dict) else {}).items():
+                delta_of = accounted_delta(report) if isinstance(report, dict) else None
+                result.prior_report_deltas[identity] = delta_of
             if isinstance(dp, dict) and charges_a_round(row.entry):
-                # the delta its epsilon holds at (see claim_delta)
-                result.prior_delta = accounted_delta(dp)
+                # the delta its epsilon holds at (see claim_delta; record level: the
+                # worst branch's latest report may be at a larger delta than the row's)
+                result.prior_delta = (
+                    _record_claim_delta(dp, [], result.prior_report_deltas)
+                    if _branch_reports(dp)
+                    else accounted_delta(dp)
+                )
         if not dp and not dp_expected and row.entry.get("status") == "complete":
             # a federation without DP: released with no noise and no epsilon claimed (a
             # claim on such a row still fails below: nothing recorded backs it)

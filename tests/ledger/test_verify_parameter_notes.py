@@ -96,7 +96,8 @@ def test_an_adaptive_federation_begun_at_another_clip_is_noted_once(tmp_path: Pa
 
 
 def test_many_recorded_noise_multipliers_are_listed_in_one_short_line(tmp_path: Path) -> None:
-    """Twenty restarts, each under another z: each row replayed with its own."""
+    """Twenty restarts, each under another z (all below the config's: one above fails,
+    tests/ledger/test_verify_noise_multiplier_config.py): each row replayed with its own."""
     accountant = PerClientAccountant(DELTA, "pld")
     rows = []
     for number in range(1, 21):
@@ -111,10 +112,10 @@ def test_many_recorded_noise_multipliers_are_listed_in_one_short_line(tmp_path: 
                 publish_participants=True,
             )
         )
-    notes = _verify(tmp_path, rows, _expected(clip=1.0, noise_multiplier=1.0))
+    notes = _verify(tmp_path, rows, _expected(clip=1.0, noise_multiplier=2.0))
     (note,) = [note for note in notes if "recorded noise multiplier" in note]
     assert note.startswith(
         "20 rounds (first: round 1) recorded noise multiplier 1.01, 1.02, 1.03, 1.04, 1.05, "
-        "1.06, ... (20 distinct values) (config: 1.0)"
+        "1.06, ... (20 distinct values) (config: 2.0)"
     )
     assert len(note) < 250

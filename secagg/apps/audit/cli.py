@@ -391,6 +391,9 @@ def verify(
         "rows_without_sampling": result.without_sampling,
         "rows_without_sampling_prior_ledger": result.without_sampling_prior,
         "notes": result.notes,
+        # what the verdict took on the ledger's word (no --config: the recorded noise
+        # multipliers), one line each; [] when nothing was
+        "on_the_ledgers_word": result.ledgers_word(),
         "epsilon": None if last is None else (str(last) if last == float("inf") else last),
         # the delta "epsilon" holds at (the last row's), exact: the text line shows it
         # rounded up, and an epsilon without its delta says nothing (null: no epsilon)
@@ -438,10 +441,18 @@ def verify(
                 "with the key the operator gave you"
             )
         if expected is not None:
+            z = result.config_noise_multiplier
+            held = (
+                f"; none records a noise multiplier above its {z!r}"
+                if z is not None and result.noise_multiplier_rows
+                else ""
+            )
             click.echo(
                 f"config {config}: {result.config_rows_line()} its delta, "
-                "unit, mechanism and sampling"
+                f"unit, mechanism and sampling{held}"
             )
+        for line in payload["on_the_ledgers_word"]:
+            click.echo(f"on the ledger's word: {line}")
         if result.per_client is not None:
             # who took part is the server's word: the bound that does not rest on it
             every = result.per_client.get("every_round_epsilon")
@@ -519,7 +530,8 @@ VERIFY_JSON_KEYS = (
     "rows_checked_against_config", "rows_checked_against_config_prior_ledger",
     "noise_seeded_rounds", "rounds_without_dp", "amplified_rounds", "released_without_dp",
     "not_private", "rows_without_noise_seeded", "rows_without_noise_seeded_prior_ledger",
-    "rows_without_sampling", "rows_without_sampling_prior_ledger", "notes", "epsilon",
+    "rows_without_sampling", "rows_without_sampling_prior_ledger", "notes",
+    "on_the_ledgers_word", "epsilon",
     "delta", "delta_missing_reason", "first_round", "epsilon_unamplified", "per_client",
     "reconstructed_rows",
 )  # fmt: skip
