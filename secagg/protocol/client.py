@@ -776,7 +776,9 @@ class Client:
 
         Cost: each signature is verified at most once, and only until every owner has
         ``t`` valid ones among its holders: ``t`` in the complete graph as before, at
-        most the ``2k + 1`` parties within two hops in a Harary graph. Any invalid
+        most the ``2k + 1`` parties within two hops in a Harary graph, about ``2t`` in
+        practice (active defaults, n = 100: 36 a client instead of 18, 5 ms more;
+        n = 300: 74 instead of 37, about 17 ms more). Any invalid
         signature met on the way refuses the request. An honest round is never refused
         by this: an owner with fewer than ``t`` holders among the signers has fewer
         than ``t`` holders left to reveal its shares, and its round aborts anyway."""
