@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
+import random
 
 import numpy as np
 import pytest
@@ -78,7 +79,8 @@ class Attack:
         self.colluders = colluders
         self.honest_masking = honest_masking
         self.masking = colluders | honest_masking
-        self.everyone = frozenset(range(N))
+        self.everyone = frozenset(range(r.config.num_clients))
+        self.threshold = r.config.threshold
         self.unmasked_neighbours = r.server.graph.neighbours(VICTIM) - self.masking
         rid = r.server.round_id
         r.to_clients = [
@@ -148,21 +150,23 @@ class Attack:
         """Whether the server can remove every mask from the victim's input alone: its
         self-mask and, for each neighbour it masked with, the pair mask (known to a
         colluder, or through that neighbour's mask key or the victim's own)."""
-        if len(self.shares(VICTIM, "self_mask")) < T:
+        t = self.threshold
+        if len(self.shares(VICTIM, "self_mask")) < t:
             return False
-        if len(self.shares(VICTIM, "mask_key")) >= T:
+        if len(self.shares(VICTIM, "mask_key")) >= t:
             return True  # both secrets of one party: the never-both rule's business too
-        return all(len(self.shares(w, "mask_key")) >= T for w in self.honest_masking)
+        return all(len(self.shares(w, "mask_key")) >= t for w in self.honest_masking)
 
     def recovered_input(self) -> np.ndarray:
         """The victim's input rebuilt from the haul (only when it isolates the victim)."""
         r, rid = self.round, self.round.server.round_id
-        seed = shamir.reconstruct(self.shares(VICTIM, "self_mask"), T, common.SELF_MASK_SEED_BYTES)
+        t = self.threshold
+        seed = shamir.reconstruct(self.shares(VICTIM, "self_mask"), t, common.SELF_MASK_SEED_BYTES)
         victim_key = r.clients[VICTIM]._mask
         assert victim_key is not None
         pair_seeds = {c: r.clients[c]._pair_seeds[VICTIM] for c in self.colluders}
         for w in self.honest_masking:
-            raw = shamir.reconstruct(self.shares(w, "mask_key"), T, common.MASK_KEY_BYTES)
+            raw = shamir.reconstruct(self.shares(w, "mask_key"), t, common.MASK_KEY_BYTES)
             pair_seeds[w] = kx.derive_key(
                 kx.keypair_from_private_bytes(raw).private,
                 victim_key.public_bytes,
@@ -271,3 +275,52 @@ def test_an_honest_server_aborts_before_asking_for_shares_no_holder_would_reveal
     inputs = np.arange(N, dtype=np.uint32).reshape(N, 1)
     with pytest.raises(RoundAborted, match="share holders signed the survivor set"):
         run_round(inputs, graph="harary", k=2, active=True, dropped={"advertise_keys": [0]}, seed=0)
+
+
+def _split_for(r: SteppedRound, colluders: int = 2) -> tuple[set[int], set[int]]:
+    """Colluders and honest masking neighbours of the victim for which the attack's two
+    lists pass every check a client made before (a search over random choices: the
+    lists must stay connected, each signer keep t of its holders, and each honest
+    masking neighbour keep t holders besides the victim to reveal its mask key)."""
+    graph, t = r.server.graph, r.config.threshold
+    around = sorted(graph.neighbours(VICTIM))
+    everyone = set(range(r.config.num_clients))
+    chooser = random.Random(1)  # which choice is tried is no secret: a fixed order
+    for _ in range(5000):
+        chosen = chooser.sample(around, t - 1)
+        corrupt, honest = set(chosen[:colluders]), set(chosen[colluders:])
+        first = everyone - (set(around) - set(chosen))
+        second = everyone - honest
+        if not (graph.connects(first) and graph.connects(second)):
+            continue
+        if any(len(graph.holders(p) & first) < t for p in honest | {VICTIM}):
+            continue
+        if all(
+            len(
+                [
+                    y
+                    for y in graph.holders(w) - {w, VICTIM} - honest
+                    if y in corrupt or len(graph.holders(y) & second) >= t
+                ]
+            )
+            >= t
+            for w in honest
+        ):
+            return corrupt, honest
+    raise AssertionError("no split found")
+
+
+@pytest.mark.parametrize(("n", "k", "t"), [(20, 8, 6), (30, 10, 7)])
+def test_the_same_attack_on_larger_rounds_unmasks_nothing(n: int, k: int, t: int) -> None:
+    """The attack is not an artefact of n = 10: at the default policy's smallest
+    thresholds for these graphs (two colluders), it isolated the victim before too."""
+    r = SteppedRound(n, 2, active=True, graph="harary", k=k, threshold=t)
+    assert r.clients[VICTIM].policy.minimum_threshold(n, r.config.graph, k, active=True) == t
+    r.step()
+    r.server_receives(r.clients_reply())
+    attack = Attack(r, *_split_for(r))
+    first, second = attack.list_for_victims_group(), attack.list_for_the_others()
+    group = {VICTIM} | attack.honest_masking
+    attack.run({p: first if p in group else second for p in sorted(attack.honest)})
+    assert not attack.isolates_the_victim()
+    assert set(attack.refusals) == {PrivacyViolation}
