@@ -333,10 +333,10 @@ def _check_scalar_fields(message: Message) -> None:
     Why at encode: the writer turned a field into bytes by whatever conversion it took
     (``int(active)``, a ``u8`` of the graph kind), so ``active=2`` or a graph kind of 7
     went on the wire as a byte the peer refuses, and ``active="1"`` or ``1.0`` as a flag
-    nobody set. The tuples are left to the writer, which packs every item as a 32-bit
-    integer or reads every record's fields anyway: a second pass over an unmasking
-    request's thousand survivors would cost more than the packing. Here a few
-    isinstance tests per message (about 1 us for a round setup's ten fields)."""
+    nobody set. The tuples are left to the writer, which reads every item anyway and
+    checks the party ids as it packs them (``_Writer.party``, ``_Writer.ids``): ``struct``
+    packed ``True`` as 1. Here a few isinstance tests per message (about 1 us for a
+    round setup's ten fields)."""
     for name, hint in _scalar_field_types(type(message)):
         value = getattr(message, name)
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
@@ -351,6 +351,12 @@ def _type_name(hint: object) -> str:
 
 
 # --- codec --------------------------------------------------------------------
+
+
+def _is_party_id(value: object) -> bool:
+    """An ``int`` as :func:`check_fields` takes one for a party id: no ``bool``, no
+    numpy scalar (the decoder gives neither)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _Writer:
@@ -382,9 +388,24 @@ class _Writer:
         if sig:
             self.parts.append(sig)
 
-    def ids(self, ids: tuple[int, ...]) -> None:
-        self.u32(len(ids))
-        self.parts.append(struct.pack(f">{len(ids)}I", *ids))
+    def party(self, party: int, what: str) -> None:
+        """A party id inside a record, of the type the decoder gives it (an ``int``, not
+        a ``bool``): ``struct`` packs ``True`` as 1, so a record naming party ``True``
+        reached the peer as one naming party 1, a value nobody set."""
+        if type(party) is not int and not _is_party_id(party):
+            raise MalformedMessage(f"{what} must be int, not {type(party).__name__} {party!r}")
+        self.u32(party)
+
+    def ids(self, ids: tuple[int, ...], what: str) -> None:
+        """A list of party ids, read once (a survivor list names every survivor): copied
+        to a tuple (free for a tuple), its item types checked at C speed, then packed.
+        ``True`` and ``np.int64(3)`` went out as 1 and 3, which the peer reads as ints."""
+        items = tuple(ids)
+        if not set(map(type, items)) <= {int} and not all(map(_is_party_id, items)):
+            odd = next(v for v in items if not _is_party_id(v))
+            raise MalformedMessage(f"{what} must hold ints, not {type(odd).__name__} {odd!r}"[:300])
+        self.u32(len(items))
+        self.parts.append(struct.pack(f">{len(items)}I", *items))
 
     def result(self) -> bytes:
         return b"".join(self.parts)
@@ -521,7 +542,7 @@ def _encode(message: Message) -> bytes:
         case KeyDirectory():
             w.u32(len(message.entries))
             for e in message.entries:
-                w.u32(e.party)
+                w.party(e.party, "KeyDirectory.entries[].party")
                 w.fixed(e.channel_key, KEY_BYTES, "channel key")
                 w.fixed(e.mask_key, KEY_BYTES, "mask key")
                 w.signature(e.signature)
@@ -530,7 +551,7 @@ def _encode(message: Message) -> bytes:
                 w.fixed(message.self_mask_commitment, COMMITMENT_BYTES, "commitment")
             w.u32(len(message.shares))
             for s in message.shares:
-                w.u32(s.peer)
+                w.party(s.peer, "SealedShare.peer")
                 w.blob(s.ciphertext)
         case MaskedInput():
             dtype = _vector_dtype(message.bits)
@@ -542,27 +563,27 @@ def _encode(message: Message) -> bytes:
             w.u8(message.bits)
             w.u32(len(message.accusations))
             for a in message.accusations:
-                w.u32(a.party)
+                w.party(a.party, "Accusation.party")
                 w.fixed(a.mask_key, KEY_BYTES, "accused mask key")
             w.signature(message.signature)
             w.u64(len(vec))
             w.parts.append(memoryview(vec).cast("B"))
         case ConsistencyRequest():
-            w.ids(message.survivors)
+            w.ids(message.survivors, "ConsistencyRequest.survivors")
         case ConsistencySignature():
             w.fixed(message.signature, SIGNATURE_BYTES, "signature")
         case UnmaskingRequest():
-            w.ids(message.survivors)
-            w.ids(message.dropped)
+            w.ids(message.survivors, "UnmaskingRequest.survivors")
+            w.ids(message.dropped, "UnmaskingRequest.dropped")
             w.u32(len(message.signatures))
             for ps in message.signatures:
-                w.u32(ps.party)
+                w.party(ps.party, "PartySignature.party")
                 w.fixed(ps.signature, SIGNATURE_BYTES, "signature")
         case UnmaskingShares():
             for group in (message.self_mask_shares, message.mask_key_shares):
                 w.u32(len(group))
                 for r in group:
-                    w.u32(r.owner)
+                    w.party(r.owner, "RevealedShare.owner")
                     w.blob(r.share)
         case RoundAbort():
             if not isinstance(message.reason, str):

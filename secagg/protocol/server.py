@@ -21,7 +21,10 @@ Phases and the participant sets of Bonawitz et al.::
 
 Every closing checks the threshold t; below it the round aborts with a reason.
 The masked-input closing also aborts if the survivors U3 are not connected in
-the neighbour graph: unmasking them would reveal each piece's sum alone.
+the neighbour graph: unmasking them would reveal each piece's sum alone. The
+consistency closing aborts if an owner whose secret is needed has fewer than t
+holders among the signers U4: its holders would refuse to reveal (they hold the
+check per neighbourhood), and too few are left to rebuild it anyway.
 At unmasking the server rebuilds the self-mask seed b_u of every survivor and
 the mask key s_u of every client that dropped after sharing keys, checks each
 against what the client committed to (a hash commitment for b_u, the advertised
@@ -699,11 +702,41 @@ class Server:
 
     def _close_consistency(self) -> list[ServerMessage]:
         u4 = tuple(sorted(self._received))
+        self._check_owners_confirmed(frozenset(u4))
         sigs = tuple(PartySignature(p, self._signatures[p]) for p in u4)
         self._enter(ServerPhase.UNMASKING, frozenset(u4))
         return [
             UnmaskingRequest(self.round_id, p, self._survivors, self._dropped, sigs) for p in u4
         ]
+
+    def _check_owners_confirmed(self, signers: frozenset[int]) -> None:
+        """Abort, before any share is asked for, if an owner whose secret the unmasking
+        needs has fewer than t of its holders among the signers.
+
+        A client reveals a share of an owner only if t of that owner's holders signed
+        the survivor set (the consistency check held per neighbourhood, as SecAgg+
+        needs it: ``Client._check_neighbourhood_signatures``). Such an owner has fewer
+        than t holders left to reveal its shares anyway, so the round could not finish;
+        before, its request went out, every holder of that owner refused it, and the
+        round ended at the unmasking deadline. Saying so now names the owner. The
+        complete graph never gets here: every survivor holds every owner's shares and
+        t signed, or the phase closed below the threshold."""
+        if self.graph.degree >= self.graph.num_clients - 1:
+            return
+        t = self.config.threshold
+        survivors = self._survivor_set
+        needed = itertools.chain(
+            self._survivors,
+            (u for u in self._dropped if self.graph.neighbours(u) & survivors),
+        )
+        for owner in needed:
+            confirmed = len(self.graph.holders(owner) & signers)
+            if confirmed < t:
+                raise RoundAborted(
+                    f"only {confirmed} of party {owner}'s share holders signed the survivor "
+                    f"set; {t} needed before its share can be revealed",
+                    phase="consistency_check",
+                )
 
     # -- phase 5: unmasking -------------------------------------------------------------------
 
