@@ -339,7 +339,9 @@ def _check_scalar_fields(message: Message) -> None:
     round setup's ten fields)."""
     for name, hint in _scalar_field_types(type(message)):
         value = getattr(message, name)
-        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        # an int field takes a plain int: a bool, or an IntEnum such as GraphKind.COMPLETE
+        # given for ``degree``, went out as its number and came back as another type
+        if not isinstance(value, hint) or (hint is int and type(value) is not int):
             raise MalformedMessage(
                 f"cannot encode {type(message).__name__}: {name} must be "
                 f"{_type_name(hint)}, not {type(value).__name__} {value!r}"[:300]

@@ -67,6 +67,8 @@ def _setup(**changes: Any) -> RoundSetup:
         ("num_clients", True),
         ("recipient", True),
         ("degree", 4.0),  # refused before too, by struct
+        ("degree", GraphKind.COMPLETE),  # an IntEnum went out as 0 and came back an int
+        ("num_clients", GraphKind.HARARY),
     ],
 )
 def test_a_setup_field_of_the_wrong_type_or_width_is_refused_at_encode(
