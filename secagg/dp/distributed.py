@@ -233,11 +233,15 @@ def planned_honest_shares(
         raise ConfigurationError(
             f"tolerated_dropout must be a fraction in [0, 1), not {tolerated_dropout!r}"
         )
+    from secagg.protocol.graph_params import tolerated_dropouts
+
+    # the protocol's own count (its nudge included): floor(0.29 * 100) is 28 in floats,
+    # where SecAgg+ tolerates 29 dropouts, and the plan counted one share too many
     return max(
         1,
         cohort
         - assumed_colluders(cohort, corrupt_fraction, population)
-        - math.floor(tolerated_dropout * cohort),
+        - tolerated_dropouts(cohort, tolerated_dropout),
     )
 
 
