@@ -77,3 +77,39 @@ def test_the_margin_costs_nothing_a_figure_shows(noise_multiplier: float, delta:
                 high = middle
         exact = float(high)
     assert exact <= eps <= exact * (1 + 1e-12)
+
+
+@pytest.mark.parametrize(("noise_multiplier", "rounds"), [(1e-6, 10**9), (1e-9, 10**9), (1e-12, 1)])
+def test_so_little_noise_gets_a_safe_figure_not_an_overflow(
+    noise_multiplier: float, rounds: int
+) -> None:
+    """Before: OverflowError ("math range error") from math.exp, out of the plan's figure
+    and DPConfig (a config with z mistyped as 1e-6 over 10^9 rounds). Now the privacy
+    loss's tail bound, which meets delta exactly (checked at 80 digits)."""
+    from secagg.dp.plan_figures import epsilon
+
+    eps = epsilon(noise_multiplier, 1.0, rounds, 1e-5)
+    z_eff = noise_multiplier / rounds**0.5
+    assert 0 < eps < float("inf")
+    with mpmath.workdps(80):
+        assert _exact_delta(z_eff, eps) <= 1e-5
+
+
+def test_a_config_with_a_mistyped_noise_multiplier_is_built_not_a_traceback() -> None:
+    import warnings
+
+    from secagg.dp.config import DPConfig
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = DPConfig(
+            unit="client",
+            mechanism="central",
+            noise_multiplier=1e-6,
+            clip=1.0,
+            delta=1e-5,
+            num_clients=100,
+            rounds=10**9,
+            dimension=100,
+        )
+    assert config.planned_epsilon() > 1e20
