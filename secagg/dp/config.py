@@ -330,8 +330,12 @@ class DPConfig:
 
     def _tolerated_dropouts(self) -> int:
         """The clients of the expected cohort whose dropping the protocol tolerates
-        (its threshold is ``ceil((1 - dropout_fraction) n)``, so ``floor(fraction n)``)."""
-        return math.floor(self.dropout_fraction * self._expected_cohort())
+        (:func:`~secagg.protocol.graph_params.tolerated_dropouts`: ``floor(fraction n)``
+        with the protocol's nudge, so 29 of 100 at 0.29, as SecAgg+ is sized, not the 28
+        of ``floor(0.29 * 100)`` in floats)."""
+        from secagg.protocol.graph_params import tolerated_dropouts
+
+        return tolerated_dropouts(self._expected_cohort(), self.dropout_fraction)
 
     def _ddg(self) -> DistributedDiscreteGaussian:
         from secagg.dp.distributed import DistributedDiscreteGaussian

@@ -1019,6 +1019,7 @@ class DPSGDTrainer:
                     self._optimizer.zero_grad(set_to_none=True)
                     loss = self._loss_fn(self._gsm(*inputs), target)
                     loss.backward()
+                    self._check_one_gradient_per_item(len(target))
                     self._optimizer.step()
                     size = len(target)
                     if size:  # an empty batch has a NaN mean loss but still stepped
@@ -1053,6 +1054,37 @@ class DPSGDTrainer:
             mean_loss=loss_sum / loss_records if loss_records else math.nan,
             privacy_unit=self._unit,
         )
+
+    def _check_one_gradient_per_item(self, items: int) -> None:
+        """Refuse a step whose per-sample gradients are not one per item of the batch.
+
+        Opacus takes a parameter's per-sample gradients along the batch axis of the
+        activations its layers see, and clips each to ``max_grad_norm``. A model that
+        folds another axis into that one (``x.reshape(b * r, f)`` over a customer's
+        ``r`` rows, then back) passes every shape check, yet its layers see ``b * r``
+        samples: each *row* was clipped to ``C``, so one customer moved a step by up to
+        ``r * C`` while the epsilon reported was that of ``C`` (a customer-level
+        epsilon of 3.17 for what was, per customer, six rows' worth of it;
+        tests/dp/test_dpsgd_one_gradient_per_item.py). Checked after the backward pass
+        and before the step: the refused batch changes no parameter and charges nothing
+        (earlier steps of the run, if any, were charged as they ran)."""
+        for parameter in self._optimizer.params:
+            grad_sample = getattr(parameter, "grad_sample", None)
+            if grad_sample is None:
+                continue
+            latest = grad_sample[-1] if isinstance(grad_sample, list) else grad_sample
+            if len(latest) != items:
+                self._optimizer.zero_grad(set_to_none=True)
+                unit = "customers" if self._unit == "customer" else "records"
+                raise ConfigurationError(
+                    f"the model's per-sample gradients count {len(latest)} samples in a "
+                    f"batch of {items} {unit}: it folds another axis into the batch axis "
+                    "(e.g. reshapes [batch, rows, features] to [batch * rows, features]), "
+                    f"so Opacus would clip each of those, not each one of the {unit}, and "
+                    f"the {self._unit}-level epsilon would understate what one "
+                    f"{self._unit} can change; keep the batch axis first and whole in "
+                    "every layer"
+                )
 
     # --- federated-learning plumbing -------------------------------------------
 

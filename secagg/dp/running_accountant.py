@@ -132,7 +132,7 @@ class PrivacyAccountant:
                 z,
                 q,
                 _positive("count_noise_stddev", count_noise_stddev),
-                _positive("count_sensitivity", count_sensitivity),
+                _count_sensitivity(count_sensitivity),
             )
         if self.accountant == "pld" and q < 1.0:  # a round whose PLD cannot be built
             _check_pld_size(kind.effective_noise_multiplier, q, PLD_VALUE_DISCRETIZATION)
@@ -266,6 +266,26 @@ class PrivacyAccountant:
         return out
 
 
+def _count_sensitivity(value: object) -> float:
+    """An adaptive round's count sensitivity: at least :data:`DEFAULT_COUNT_SENSITIVITY`.
+
+    Why a floor: a client reports ``1[unclipped] - 1/2`` (:func:`secagg.dp.adaptive.
+    unclipped_report`), so it moves the count by 1/2, and no engine round has less.
+    A smaller one is a lower epsilon for the same noise: a history rewritten to 0.01
+    was recomputed by :meth:`PrivacyAccountant.from_history` at 5.30 where the rounds
+    spent 5.57 (tests/dp/test_count_sensitivity_floor.py), so an auditor re-checking
+    a flattering claim from its ledger found it consistent. A larger one only charges
+    more, and is taken."""
+    sensitivity = _positive("count_sensitivity", value)
+    if sensitivity < DEFAULT_COUNT_SENSITIVITY:
+        raise ConfigurationError(
+            f"count_sensitivity must be at least {DEFAULT_COUNT_SENSITIVITY:g} (a client "
+            f"moves the unclipped count by 1/2), not {value!r}: a smaller one understates "
+            "the count release's privacy cost"
+        )
+    return sensitivity
+
+
 def _parse_entry(index: int, entry: object) -> tuple[_Round, int]:
     if not isinstance(entry, Mapping):
         raise ConfigurationError(f"history entry {index} is not a mapping")
@@ -280,7 +300,7 @@ def _parse_entry(index: int, entry: object) -> tuple[_Round, int]:
             return _Round(z, q), count
         if mechanism == "adaptive_clip_gaussian":
             sigma_b = _positive("count_noise_stddev", entry["count_noise_stddev"])
-            sens = _positive("count_sensitivity", entry["count_sensitivity"])
+            sens = _count_sensitivity(entry["count_sensitivity"])
             return _Round(z, q, sigma_b, sens), count
         raise ConfigurationError(f"unknown mechanism {mechanism!r}")
     except KeyError as exc:

@@ -122,6 +122,7 @@ __all__ = [
     "minimum_threshold",
     "sized_harary_parameters",
     "tolerated_colluders",
+    "tolerated_dropouts",
     "worst_case_threshold",
 ]
 
@@ -437,7 +438,7 @@ def harary_parameters(
 
     n = int(num_clients)
     max_corrupt = math.floor((gamma + _SMALL) * n)
-    max_dropped = math.floor((delta + _SMALL) * n)
+    max_dropped = tolerated_dropouts(n, delta)
     min_surviving = math.ceil((1 - delta - _SMALL) * n)
     for k in range(2, n - 1, 2):
         t = _threshold_for(n, k, max_corrupt, max_dropped, min_surviving, semi_malicious)
@@ -622,6 +623,20 @@ def tolerated_colluders(
         raise ConfigurationError(f"min_colluders must be non-negative, got {min_colluders}")
     n = int(num_clients)
     return max(math.floor((corrupt_fraction + _SMALL) * n), min(int(min_colluders), max(n - 2, 0)))
+
+
+def tolerated_dropouts(num_clients: int, dropout_fraction: float) -> int:
+    """Dropouts a round of ``num_clients`` is sized for: ``floor((delta + 1e-14) * n)``,
+    the nudge of :data:`_SMALL` included (0.29 * 100 is 28.999999999999996 in floats).
+
+    Why a function: the DP plan counts the noise shares a tolerated round loses
+    (:func:`secagg.dp.distributed.planned_honest_shares`) and must count as many
+    dropouts as SecAgg+ is sized for; it floored ``0.29 * 100`` without the nudge, 28
+    where the protocol tolerates 29, and sized the noise for one honest share more
+    than such a round keeps."""
+    _check_num_clients(num_clients)
+    _check_rates(0.0, dropout_fraction)
+    return math.floor((float(dropout_fraction) + _SMALL) * int(num_clients))
 
 
 def _effective_fraction(n: int, colluders: int, corrupt_fraction: float) -> float:

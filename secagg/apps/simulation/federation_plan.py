@@ -48,7 +48,9 @@ def honest_shares(config: SimulationConfig) -> int:
     """The noise shares the distributed mechanism counts on in a round
     (:func:`secagg.dp.distributed.planned_honest_shares` of the expected cohort, the
     assumed colluders and the tolerated dropouts). Each branch's share is sized so that
-    these alone carry the whole noise; every further share is noise beyond the target."""
+    these alone carry the whole noise; further shares add noise, and the calibration
+    covers them too (up to :func:`most_honest_shares`: the bound's ``tau`` term grows
+    with the count, so more shares are not always cheaper)."""
     from secagg.dp.distributed import planned_honest_shares
 
     return planned_honest_shares(
@@ -56,6 +58,19 @@ def honest_shares(config: SimulationConfig) -> int:
         config.corrupt_fraction,
         config.tolerated_dropout,
         population=config.branches,
+    )
+
+
+def most_honest_shares(config: SimulationConfig) -> int:
+    """The noise shares of a round of the expected cohort in which nobody drops: the
+    top of the range the distributed noise is calibrated for. Why a range and not
+    :func:`honest_shares` alone: the DDG bound is not monotone in the count (its ``tau``
+    term grows with it), so noise sized for the fewest shares can fall short for all of
+    them (:func:`secagg.dp.distributed.calibrate_noise_multiplier`)."""
+    from secagg.dp.distributed import planned_honest_shares
+
+    return planned_honest_shares(
+        expected_cohort(config), config.corrupt_fraction, population=config.branches
     )
 
 
@@ -91,6 +106,7 @@ def _distributed_noise(
         clip=config.dp_clip if record_clip is None else record_clip,
         expected_clients=expected_cohort(config),
         honest_shares=honest_shares(config),
+        most_shares=most_honest_shares(config),
         vector_bound=0.0 if record_clip is None else config.dp_clip,
     )
 
