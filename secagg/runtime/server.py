@@ -1595,6 +1595,25 @@ class FederationServer:
                     helper,
                 )
                 return
+            if (
+                isinstance(exc, NotConnected)
+                and session_id is not None
+                and now is None
+                and not self._helper_resent
+            ):
+                # its session ended inside the send, and it has none yet (a dropped link,
+                # a restart): as for one not connected at the look, the request is sent
+                # when it is back within the phase's deadline, the round's one resend.
+                # Before, the round aborted at once, every upload lost to a dropped link.
+                # Sound: one resend a round, and the key holder decrypts a round once on
+                # its own (its record; a broken session's reply is repeated, not redone)
+                log.warning(
+                    "round %d: the key holder %s left as its request went out; the request "
+                    "is sent when it is back (once a round)",
+                    number,
+                    helper,
+                )
+                return
             # the transport's own words (a peer name, a size), never the payload
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("round %d: could not send to the key holder %s: %s", number, helper, error)
