@@ -318,6 +318,7 @@ class FederationServer:
         # each client's misses in a row among the rounds it was sampled for, and the
         # last round number it sits out (server.bench_after_missed_rounds)
         self._missed: set[str] = set()
+        # the round in flight's reveal note (cleared as each round starts: _run_round)
         self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
         self._revealed_noise: dict[int, float] = {}  # round -> the backend noise it assumed
         self._revealed_participants: dict[int, int] = {}  # round -> participants it charged
@@ -788,6 +789,12 @@ class FederationServer:
         (:class:`~secagg.ledger.entry.SamplingUnrecorded`): no row of it is written.
         """
         number = self.next_round
+        # only the round in flight's reveal note is ever read (its abort, a failed write,
+        # the key holder's reply): an earlier round's would stay for the server's life,
+        # one entry a round of a federation that runs 10^6 of them (review, 2026-12-06)
+        self._revealed.clear()
+        self._revealed_noise.clear()
+        self._revealed_participants.clear()
         self._missed = set()
         self._refusals = {}
         self._writing = "state"
