@@ -1245,12 +1245,18 @@ class FederationServer:
         noise = session.noise_of_reply(party, payload)
         if noise is None or self._revealed.get(number) is None:
             return
-        self._recharge(number, noise)
+        self._recharge(number, noise, read=False)
 
-    def _recharge(self, number: int, carried: float) -> None:
+    def _recharge(self, number: int, carried: float, *, read: bool = True) -> None:
         """Charge again round ``number``, whose charge was noted before its reveal, at the
         backend noise std ``carried`` if that is below the noise the note assumed: the
-        charge written to the store before it is kept in memory."""
+        charge written to the store before it is kept in memory.
+
+        ``read``: whether the session has read the sum already (after the reply), or the
+        charge is written before it does (:meth:`_charge_before_reading`); the log line
+        says which. Why: it said the sum "reached the server" in both cases, although a
+        charge made before reading is made precisely so that none of the server's code
+        has seen the sum yet (review, 2026-12-06)."""
         noted = self._revealed_noise.get(number)
         if noted is None or not carried < noted:
             return
@@ -1259,9 +1265,14 @@ class FederationServer:
         )
         if charge is None:
             return
+        if read:
+            what = "the key holder's sum reached the server with noise std %g"
+            how = "charged at that noise"
+        else:
+            what = "the key holder's reply reports noise std %g"
+            how = "charged at that noise before the server reads the sum"
         log.warning(
-            "round %d: the key holder's sum reached the server with noise std %g, below the "
-            "%g its charge assumed: charged at that noise (epsilon %s)",
+            "round %d: " + what + ", below the %g its charge assumed: " + how + " (epsilon %s)",
             number,
             carried,
             noted,
