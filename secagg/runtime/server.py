@@ -325,6 +325,8 @@ class FederationServer:
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
         # the parties of the last LATE_ROUNDS_REMEMBERED rounds driven, by round number
         self._cohorts: dict[int, frozenset[str]] = {}
+        # (round, party) pairs whose one late payload has been taken as late (_late)
+        self._answered_late: set[tuple[int, str]] = set()
         # the write a round is at, for the line a failed write logs: "state" until the
         # state has recorded the round, "ledger" while its ledger row is appended
         self._writing = "state"
@@ -1021,6 +1023,7 @@ class FederationServer:
         self._cohorts[number] = frozenset(names.values())
         for past in sorted(self._cohorts)[:-LATE_ROUNDS_REMEMBERED]:
             del self._cohorts[past]
+        self._answered_late = {seen for seen in self._answered_late if seen[0] in self._cohorts}
         self._refusals = {}
         self._helper_unreached = None
         self._helper_request, self._helper_resent = None, False
@@ -1387,13 +1390,24 @@ class FederationServer:
                     )
                 return None
             if self._log_refusal(number, name):
-                log.warning(
-                    "round %d: refused a message from %s (%s): %s",
-                    number,
-                    name,
-                    type(exc).__name__,
-                    exc,
-                )
+                if self._out_of_phase_after_late(number, name, message, exc):
+                    log.warning(
+                        "round %d: refused a message from %s, out of phase: it has answered "
+                        "the phase it missed late already, and a party dropped is sent "
+                        "nothing after it (%s): %s",
+                        number,
+                        name,
+                        type(exc).__name__,
+                        exc,
+                    )
+                else:
+                    log.warning(
+                        "round %d: refused a message from %s (%s): %s",
+                        number,
+                        name,
+                        type(exc).__name__,
+                        exc,
+                    )
             return None
         except Exception as exc:  # no branch's bytes may stop the server
             self.refused_messages += 1
@@ -1422,15 +1436,39 @@ class FederationServer:
         log saw an attack where a branch had only been slow. A payload of a round its
         sender was not in, of a round to come, or not a payload at all stays a WARNING.
         Only the last :data:`LATE_ROUNDS_REMEMBERED` rounds are remembered: a payload
-        older than that is a refusal again."""
+        older than that is a refusal again.
+
+        One late payload a party and round: an honest party has one payload in flight at
+        most (it waits for the server's next message after each), and one dropped from
+        a phase is sent nothing of the phases after it, so a second out-of-phase payload
+        of the same round cannot be late (it is a later phase's, or a replay). Before
+        (review, 2026-12-06) every one was logged late, at INFO: a dropped party sending
+        well-formed messages of phases still to come looked like a slow link."""
         if not isinstance(message, Relay):
             return False
         if message.round < number:
-            return name in self._cohorts.get(message.round, frozenset())
+            late = name in self._cohorts.get(message.round, frozenset())
+        else:
+            late = (
+                message.round == number
+                and name in self._missed
+                and isinstance(refusal, UnexpectedMessage)
+            )
+        if not late or (message.round, name) in self._answered_late:
+            return False
+        self._answered_late.add((message.round, name))
+        return True
+
+    def _out_of_phase_after_late(
+        self, number: int, name: str, message: Any, refusal: SecAggError
+    ) -> bool:
+        """Whether a refused ``message`` is out of phase from a party whose one late
+        payload of that round was taken already (:meth:`_late`): the warning says so."""
         return (
-            message.round == number
-            and name in self._missed
-            and isinstance(refusal, UnexpectedMessage)
+            isinstance(message, Relay)
+            and message.round <= number
+            and (message.round, name) in self._answered_late
+            and (message.round < number or isinstance(refusal, UnexpectedMessage))
         )
 
     def _identity(self, name: str) -> str:
