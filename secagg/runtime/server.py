@@ -260,8 +260,10 @@ class FederationServer:
         #: (tests/integration/test_branch_refusal_cli.py), reads it as "sent anything"
         self.received_from: Counter[str] = Counter()
         if ledger is not None:
-            for entry in ledger.entries():
+            entries = ledger.entries()
+            for entry in entries:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
+            self._warn_if_renamed(entries)
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
         # the accountant's charges of the completed rounds, before the ledger is backfilled:
         # a round the mechanism cannot charge refuses the start with no row written
@@ -335,6 +337,31 @@ class FederationServer:
         #: after run(): why it stopped before every configured round was complete
         #: (None when :attr:`finished`; the CLI prints it and exits non-zero)
         self.stop_reason: str | None = None
+
+    def _warn_if_renamed(self, entries: list[dict[str, Any]]) -> None:
+        """Say so at start when the ledger's last row names another federation than the
+        config's ``federation.name``.
+
+        Why: a restart under another name continued the state and ledger without a word
+        (a rename is one federation, docs/audit.md), but then ``audit verify --config``
+        fails the rows of the old name for good, and every branch with a state file of
+        the old name refuses the new rounds: an operator who changed the name by mistake
+        learned it from those refusals (review, 2026-12-06)."""
+        named = [e for e in entries if isinstance(e.get("federation"), str)]
+        if not named or named[-1]["federation"] == self.config.name:
+            return
+        last = named[-1]
+        log.warning(
+            "federation.name is %r but the ledger's rounds up to round %s name federation "
+            "%r: they continue under the new name (one federation renamed), so `secagg audit "
+            "verify --config` with either name fails the other's rows, and branches whose "
+            "state file (or branch.federation) names %r refuse its rounds; restore the name "
+            "unless the rename is meant",
+            self.config.name,
+            last.get("round"),
+            last["federation"],
+            last["federation"],
+        )
 
     def _restore_charge(self, number: int, stored: dict[str, Any]) -> None:
         """Charge a stored round again (:meth:`Mechanism.restore`), naming the round when
