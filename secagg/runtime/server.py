@@ -313,6 +313,8 @@ class FederationServer:
         self._helper_request: bytes | None = None
         self._helper_resent = False
         self._round_end = 0.0
+        # the round in flight's start on the monotonic clock (its line's duration)
+        self._round_began = time.monotonic()
         # whether the round in flight was announced (its RoundStart sent): only then do its
         # participants hear its end; one never started is none of theirs to refuse
         self._announced = False
@@ -866,7 +868,8 @@ class FederationServer:
     def _round(self, number: int, participants: list[str]) -> RoundResult:
         self.next_round += 1
         self._announced = False
-        started = time.time()
+        started = time.time()  # the ledger's wall-clock start; the line's duration is:
+        self._round_began = time.monotonic()  # a wall clock stepped back made it negative
         self.store.begin_round(number, participants)
         self.mechanism.begin_round(participants)
         log.debug("round %d: %d participants", number, len(participants))
@@ -973,7 +976,8 @@ class FederationServer:
             eps += " (per record, worst branch)"
         facts = (
             f"{len(result.contributed)}/{len(result.participants)} contributed, "
-            f"dropouts: {lost or 'none'}, epsilon {eps}, {time.time() - started:.2f} s"
+            f"dropouts: {lost or 'none'}, epsilon {eps}, "
+            f"{time.monotonic() - self._round_began:.2f} s"
         )
         flooded = {n: c for n, c in self._refusals.items() if c > LOGGED_REFUSALS}
         if flooded:
