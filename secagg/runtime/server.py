@@ -138,6 +138,14 @@ log = logging.getLogger("secagg.server")
 #: the fewest connected clients a round can run with (a sum of one is an update)
 QUORUM = 2
 
+#: rounds in a row whose sampling drew fewer than :data:`QUORUM` clients (quorum
+#: connected) after which the run stops, naming ``sampling.rate``. Such a round is a
+#: normal Poisson event and not among ``max_consecutive_aborts``, so without a cap a
+#: rate that (almost) never draws two (``1e-9``) burned round numbers, and wrote their
+#: rows, without end. A thousand in a row: at 1% of cohorts of two or more (a
+#: federation recording 100 empty rounds per real one) a false stop is 4e-5 likely.
+MAX_UNDERSIZED_IN_A_ROW = 1000
+
 
 #: refused messages logged per party and round; the rest are counted in the round's line
 LOGGED_REFUSALS = 5
@@ -555,6 +563,7 @@ class FederationServer:
         missing before the first round then says the whole time waited, that wait
         included (it said only the quorum wait's "15 s" after 45 s of waiting)."""
         aborted_in_a_row = 0
+        undersized_in_a_row = 0  # cohorts of fewer than QUORUM drawn with a quorum there
         while self.completed_rounds() < self.config.rounds:
             if max_attempts is not None and len(results) >= max_attempts:
                 return f"{max_attempts} rounds attempted (max_attempts)"
@@ -585,6 +594,16 @@ class FederationServer:
                 aborted_in_a_row = 0
             elif len(result.participants) >= QUORUM:  # it ran the protocol, and failed
                 aborted_in_a_row += 1
+            undersized_in_a_row = (
+                undersized_in_a_row + 1 if len(result.participants) < QUORUM else 0
+            )
+            if undersized_in_a_row >= MAX_UNDERSIZED_IN_A_ROW:
+                return (
+                    f"{undersized_in_a_row} rounds in a row sampled fewer than {QUORUM} "
+                    f"clients with a quorum connected: sampling.rate "
+                    f"{self.config.sample_rate:g} over {len(self.config.clients)} clients "
+                    f"expects {self.config.expected_clients:.3g} a round; raise sampling.rate"
+                )
             if aborted_in_a_row >= max_consecutive_aborts:
                 rounds = "round" if aborted_in_a_row == 1 else "rounds"
                 return f"{aborted_in_a_row} {rounds} aborted in a row"
