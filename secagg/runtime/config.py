@@ -508,7 +508,11 @@ class ServerSettings:
             f"{_shown_value(self.session_burst)}",
         )
         _require(
-            math.isfinite(self.session_rate) and self.session_rate >= MIN_SESSION_RATE,
+            # a bool is an int to Python: ServerSettings(session_rate=True) built directly
+            # (not from a file, whose reader refuses it) passed as a rate of 1 a second
+            not isinstance(self.session_rate, bool)
+            and math.isfinite(self.session_rate)
+            and self.session_rate >= MIN_SESSION_RATE,
             f"[server] session_rate must be a finite number of sessions a second, at least "
             f"{MIN_SESSION_RATE:.3g} (one a week: a refused branch is told to wait up to "
             f"1 / session_rate seconds, and no deadline is longer than a week), not "

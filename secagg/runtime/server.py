@@ -138,6 +138,14 @@ log = logging.getLogger("secagg.server")
 #: the fewest connected clients a round can run with (a sum of one is an update)
 QUORUM = 2
 
+#: rounds in a row whose sampling drew fewer than :data:`QUORUM` clients (quorum
+#: connected) after which the run stops, naming ``sampling.rate``. Such a round is a
+#: normal Poisson event and not among ``max_consecutive_aborts``, so without a cap a
+#: rate that (almost) never draws two (``1e-9``) burned round numbers, and wrote their
+#: rows, without end. A thousand in a row: at 1% of cohorts of two or more (a
+#: federation recording 100 empty rounds per real one) a false stop is 4e-5 likely.
+MAX_UNDERSIZED_IN_A_ROW = 1000
+
 
 #: refused messages logged per party and round; the rest are counted in the round's line
 LOGGED_REFUSALS = 5
@@ -260,8 +268,10 @@ class FederationServer:
         #: (tests/integration/test_branch_refusal_cli.py), reads it as "sent anything"
         self.received_from: Counter[str] = Counter()
         if ledger is not None:
-            for entry in ledger.entries():
+            entries = ledger.entries()
+            for entry in entries:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
+            self._warn_if_renamed(entries)
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
         # the accountant's charges of the completed rounds, before the ledger is backfilled:
         # a round the mechanism cannot charge refuses the start with no row written
@@ -311,6 +321,8 @@ class FederationServer:
         self._helper_request: bytes | None = None
         self._helper_resent = False
         self._round_end = 0.0
+        # the round in flight's start on the monotonic clock (its line's duration)
+        self._round_began = time.monotonic()
         # whether the round in flight was announced (its RoundStart sent): only then do its
         # participants hear its end; one never started is none of theirs to refuse
         self._announced = False
@@ -318,12 +330,15 @@ class FederationServer:
         # each client's misses in a row among the rounds it was sampled for, and the
         # last round number it sits out (server.bench_after_missed_rounds)
         self._missed: set[str] = set()
+        # the round in flight's reveal note (cleared as each round starts: _run_round)
         self._revealed: dict[int, dict[str, Any] | None] = {}  # round -> charge noted
         self._revealed_noise: dict[int, float] = {}  # round -> the backend noise it assumed
         self._revealed_participants: dict[int, int] = {}  # round -> participants it charged
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
         # the parties of the last LATE_ROUNDS_REMEMBERED rounds driven, by round number
         self._cohorts: dict[int, frozenset[str]] = {}
+        # (round, party) pairs whose one late payload has been taken as late (_late)
+        self._answered_late: set[tuple[int, str]] = set()
         # the write a round is at, for the line a failed write logs: "state" until the
         # state has recorded the round, "ledger" while its ledger row is appended
         self._writing = "state"
@@ -332,6 +347,31 @@ class FederationServer:
         #: after run(): why it stopped before every configured round was complete
         #: (None when :attr:`finished`; the CLI prints it and exits non-zero)
         self.stop_reason: str | None = None
+
+    def _warn_if_renamed(self, entries: list[dict[str, Any]]) -> None:
+        """Say so at start when the ledger's last row names another federation than the
+        config's ``federation.name``.
+
+        Why: a restart under another name continued the state and ledger without a word
+        (a rename is one federation, docs/audit.md), but then ``audit verify --config``
+        fails the rows of the old name for good, and every branch with a state file of
+        the old name refuses the new rounds: an operator who changed the name by mistake
+        learned it from those refusals (review, 2026-12-06)."""
+        named = [e for e in entries if isinstance(e.get("federation"), str)]
+        if not named or named[-1]["federation"] == self.config.name:
+            return
+        last = named[-1]
+        log.warning(
+            "federation.name is %r but the ledger's rounds up to round %s name federation "
+            "%r: they continue under the new name (one federation renamed), so `secagg audit "
+            "verify --config` with either name fails the other's rows, and branches whose "
+            "state file (or branch.federation) names %r refuse its rounds; restore the name "
+            "unless the rename is meant",
+            self.config.name,
+            last.get("round"),
+            last["federation"],
+            last["federation"],
+        )
 
     def _restore_charge(self, number: int, stored: dict[str, Any]) -> None:
         """Charge a stored round again (:meth:`Mechanism.restore`), naming the round when
@@ -523,6 +563,7 @@ class FederationServer:
         missing before the first round then says the whole time waited, that wait
         included (it said only the quorum wait's "15 s" after 45 s of waiting)."""
         aborted_in_a_row = 0
+        undersized_in_a_row = 0  # cohorts of fewer than QUORUM drawn with a quorum there
         while self.completed_rounds() < self.config.rounds:
             if max_attempts is not None and len(results) >= max_attempts:
                 return f"{max_attempts} rounds attempted (max_attempts)"
@@ -553,6 +594,16 @@ class FederationServer:
                 aborted_in_a_row = 0
             elif len(result.participants) >= QUORUM:  # it ran the protocol, and failed
                 aborted_in_a_row += 1
+            undersized_in_a_row = (
+                undersized_in_a_row + 1 if len(result.participants) < QUORUM else 0
+            )
+            if undersized_in_a_row >= MAX_UNDERSIZED_IN_A_ROW:
+                return (
+                    f"{undersized_in_a_row} rounds in a row sampled fewer than {QUORUM} "
+                    f"clients with a quorum connected: sampling.rate "
+                    f"{self.config.sample_rate:g} over {len(self.config.clients)} clients "
+                    f"expects {self.config.expected_clients:.3g} a round; raise sampling.rate"
+                )
             if aborted_in_a_row >= max_consecutive_aborts:
                 rounds = "round" if aborted_in_a_row == 1 else "rounds"
                 return f"{aborted_in_a_row} {rounds} aborted in a row"
@@ -788,6 +839,12 @@ class FederationServer:
         (:class:`~secagg.ledger.entry.SamplingUnrecorded`): no row of it is written.
         """
         number = self.next_round
+        # only the round in flight's reveal note is ever read (its abort, a failed write,
+        # the key holder's reply): an earlier round's would stay for the server's life,
+        # one entry a round of a federation that runs 10^6 of them (review, 2026-12-06)
+        self._revealed.clear()
+        self._revealed_noise.clear()
+        self._revealed_participants.clear()
         self._missed = set()
         self._refusals = {}
         self._writing = "state"
@@ -830,7 +887,8 @@ class FederationServer:
     def _round(self, number: int, participants: list[str]) -> RoundResult:
         self.next_round += 1
         self._announced = False
-        started = time.time()
+        started = time.time()  # the ledger's wall-clock start; the line's duration is:
+        self._round_began = time.monotonic()  # a wall clock stepped back made it negative
         self.store.begin_round(number, participants)
         self.mechanism.begin_round(participants)
         log.debug("round %d: %d participants", number, len(participants))
@@ -937,7 +995,8 @@ class FederationServer:
             eps += " (per record, worst branch)"
         facts = (
             f"{len(result.contributed)}/{len(result.participants)} contributed, "
-            f"dropouts: {lost or 'none'}, epsilon {eps}, {time.time() - started:.2f} s"
+            f"dropouts: {lost or 'none'}, epsilon {eps}, "
+            f"{time.monotonic() - self._round_began:.2f} s"
         )
         flooded = {n: c for n, c in self._refusals.items() if c > LOGGED_REFUSALS}
         if flooded:
@@ -1014,6 +1073,7 @@ class FederationServer:
         self._cohorts[number] = frozenset(names.values())
         for past in sorted(self._cohorts)[:-LATE_ROUNDS_REMEMBERED]:
             del self._cohorts[past]
+        self._answered_late = {seen for seen in self._answered_late if seen[0] in self._cohorts}
         self._refusals = {}
         self._helper_unreached = None
         self._helper_request, self._helper_resent = None, False
@@ -1238,12 +1298,18 @@ class FederationServer:
         noise = session.noise_of_reply(party, payload)
         if noise is None or self._revealed.get(number) is None:
             return
-        self._recharge(number, noise)
+        self._recharge(number, noise, read=False)
 
-    def _recharge(self, number: int, carried: float) -> None:
+    def _recharge(self, number: int, carried: float, *, read: bool = True) -> None:
         """Charge again round ``number``, whose charge was noted before its reveal, at the
         backend noise std ``carried`` if that is below the noise the note assumed: the
-        charge written to the store before it is kept in memory."""
+        charge written to the store before it is kept in memory.
+
+        ``read``: whether the session has read the sum already (after the reply), or the
+        charge is written before it does (:meth:`_charge_before_reading`); the log line
+        says which. Why: it said the sum "reached the server" in both cases, although a
+        charge made before reading is made precisely so that none of the server's code
+        has seen the sum yet (review, 2026-12-06)."""
         noted = self._revealed_noise.get(number)
         if noted is None or not carried < noted:
             return
@@ -1252,9 +1318,14 @@ class FederationServer:
         )
         if charge is None:
             return
+        if read:
+            what = "the key holder's sum reached the server with noise std %g"
+            how = "charged at that noise"
+        else:
+            what = "the key holder's reply reports noise std %g"
+            how = "charged at that noise before the server reads the sum"
         log.warning(
-            "round %d: the key holder's sum reached the server with noise std %g, below the "
-            "%g its charge assumed: charged at that noise (epsilon %s)",
+            "round %d: " + what + ", below the %g its charge assumed: " + how + " (epsilon %s)",
             number,
             carried,
             noted,
@@ -1369,13 +1440,24 @@ class FederationServer:
                     )
                 return None
             if self._log_refusal(number, name):
-                log.warning(
-                    "round %d: refused a message from %s (%s): %s",
-                    number,
-                    name,
-                    type(exc).__name__,
-                    exc,
-                )
+                if self._out_of_phase_after_late(number, name, message, exc):
+                    log.warning(
+                        "round %d: refused a message from %s, out of phase: it has answered "
+                        "the phase it missed late already, and a party dropped is sent "
+                        "nothing after it (%s): %s",
+                        number,
+                        name,
+                        type(exc).__name__,
+                        exc,
+                    )
+                else:
+                    log.warning(
+                        "round %d: refused a message from %s (%s): %s",
+                        number,
+                        name,
+                        type(exc).__name__,
+                        exc,
+                    )
             return None
         except Exception as exc:  # no branch's bytes may stop the server
             self.refused_messages += 1
@@ -1404,15 +1486,39 @@ class FederationServer:
         log saw an attack where a branch had only been slow. A payload of a round its
         sender was not in, of a round to come, or not a payload at all stays a WARNING.
         Only the last :data:`LATE_ROUNDS_REMEMBERED` rounds are remembered: a payload
-        older than that is a refusal again."""
+        older than that is a refusal again.
+
+        One late payload a party and round: an honest party has one payload in flight at
+        most (it waits for the server's next message after each), and one dropped from
+        a phase is sent nothing of the phases after it, so a second out-of-phase payload
+        of the same round cannot be late (it is a later phase's, or a replay). Before
+        (review, 2026-12-06) every one was logged late, at INFO: a dropped party sending
+        well-formed messages of phases still to come looked like a slow link."""
         if not isinstance(message, Relay):
             return False
         if message.round < number:
-            return name in self._cohorts.get(message.round, frozenset())
+            late = name in self._cohorts.get(message.round, frozenset())
+        else:
+            late = (
+                message.round == number
+                and name in self._missed
+                and isinstance(refusal, UnexpectedMessage)
+            )
+        if not late or (message.round, name) in self._answered_late:
+            return False
+        self._answered_late.add((message.round, name))
+        return True
+
+    def _out_of_phase_after_late(
+        self, number: int, name: str, message: Any, refusal: SecAggError
+    ) -> bool:
+        """Whether a refused ``message`` is out of phase from a party whose one late
+        payload of that round was taken already (:meth:`_late`): the warning says so."""
         return (
-            message.round == number
-            and name in self._missed
-            and isinstance(refusal, UnexpectedMessage)
+            isinstance(message, Relay)
+            and message.round <= number
+            and (message.round, name) in self._answered_late
+            and (message.round < number or isinstance(refusal, UnexpectedMessage))
         )
 
     def _identity(self, name: str) -> str:
@@ -1591,6 +1697,25 @@ class FederationServer:
                 log.warning(
                     "round %d: the key holder %s is not connected; its request is sent when "
                     "it is back (once a round)",
+                    number,
+                    helper,
+                )
+                return
+            if (
+                isinstance(exc, NotConnected)
+                and session_id is not None
+                and now is None
+                and not self._helper_resent
+            ):
+                # its session ended inside the send, and it has none yet (a dropped link,
+                # a restart): as for one not connected at the look, the request is sent
+                # when it is back within the phase's deadline, the round's one resend.
+                # Before, the round aborted at once, every upload lost to a dropped link.
+                # Sound: one resend a round, and the key holder decrypts a round once on
+                # its own (its record; a broken session's reply is repeated, not redone)
+                log.warning(
+                    "round %d: the key holder %s left as its request went out; the request "
+                    "is sent when it is back (once a round)",
                     number,
                     helper,
                 )
