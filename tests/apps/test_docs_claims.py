@@ -46,29 +46,45 @@ def _code_blocks(page: Path) -> list[tuple[str, str]]:
     return re.findall(r"^```(\w*)\n(.*?)^```", page.read_text(), flags=re.M | re.S)
 
 
+def _commands_in(lines: list[str]) -> list[str]:
+    """Each whole ``secagg ...`` command of shell ``lines``: continuations joined,
+    comments and leading ``NAME=value`` settings dropped, ``a && b`` split. A synopsis
+    (``[--mechanism off|central]``, ``<run>``) and a diagram (two commands on one line)
+    are left to test_doc_snippets.py's option-name check."""
+    found = []
+    pending = ""
+    for line in lines:
+        command = (pending + " " + line.split("  #")[0].strip()).strip()
+        pending = ""
+        if command.endswith("\\"):
+            pending = command[:-1]
+            continue
+        for part in re.split(r"\s+&&\s+", command):
+            part = re.sub(r"^(?:[A-Z_]+=\S*\s+)+", "", part)
+            if not part.startswith("secagg ") or part.count("secagg ") > 1:
+                continue
+            if not re.search(r"[\[\]|<>]", part):
+                found.append(part)
+    return found
+
+
+#: the example configs, whose header comments give the commands that run them
+EXAMPLE_CONFIGS = sorted((ROOT / "examples").rglob("*.toml"))
+
+
 def _block_commands() -> list[tuple[str, str]]:
-    """(page, line) for each whole ``secagg ...`` command in a shell block: continuations
-    joined, comments dropped, ``a && b`` split. A synopsis (``[--mechanism off|central]``,
-    ``<run>``) and a diagram (two commands on one line) are left to
-    test_doc_snippets.py's option-name check."""
+    """(source, line) for each command in a shell block of the pages, and in the header
+    comment of an example config."""
     found = []
     for page in PAGES:
         for language, body in _code_blocks(page):
-            if language in ("python", "toml"):
-                continue
-            pending = ""
-            for line in body.splitlines():
-                command = (pending + " " + line.split("  #")[0].strip()).strip()
-                pending = ""
-                if command.endswith("\\"):
-                    pending = command[:-1]
-                    continue
-                for part in re.split(r"\s+&&\s+", command):
-                    if not part.startswith("secagg ") or part.count("secagg ") > 1:
-                        continue
-                    if re.search(r"[\[\]|<>]", part):
-                        continue
-                    found.append((str(page.relative_to(ROOT)), part))
+            if language not in ("python", "toml"):
+                source = str(page.relative_to(ROOT))
+                found += [(source, line) for line in _commands_in(body.splitlines())]
+    for config in EXAMPLE_CONFIGS:
+        comments = [line[1:] for line in config.read_text().splitlines() if line.startswith("#")]
+        source = str(config.relative_to(ROOT))
+        found += [(source, line) for line in _commands_in(comments)]
     return found
 
 
@@ -84,6 +100,8 @@ def test_the_pages_show_commands_to_check() -> None:
         "docs/deployment.md",
         "docs/results.md",
         "examples/bank_fraud/README.md",
+        "examples/bank_fraud/federation.toml",
+        "examples/many_participants.toml",
     }
 
 
@@ -111,7 +129,11 @@ def test_every_command_line_in_a_code_block_parses(
     a ``secagg simulate`` line's flags and ``--config`` make a config the command takes
     (its own build step, in process: no data is made). A path the reader creates may
     be missing here; nothing else may fail."""
-    monkeypatch.chdir(ROOT)  # the pages' paths (examples/...) are the repository's
+    # a page's paths (examples/...) are the repository's; an example config's header
+    # runs from its own folder ("from this folder") unless it names itself from the root
+    source = ROOT / page
+    from_root = source.suffix != ".toml" or str(source.relative_to(ROOT)) in line
+    monkeypatch.chdir(ROOT if from_root else source.parent)
     words = shlex.split(line)[1:]
     try:
         command, context = _parse(words)
@@ -232,3 +254,50 @@ def test_every_toml_block_loads_with_its_loader(
     except Exception as exc:  # the loader's own words say which key
         raise AssertionError(f"{page}: {type(exc).__name__}: {exc}") from exc
     assert read, page
+
+
+# --- the README's Commands table -----------------------------------------------------------
+
+
+def _command_rows() -> list[tuple[list[str], str]]:
+    """(command words, row) for each row of README.md's Commands table."""
+    table = (ROOT / "README.md").read_text().split("## Commands")[1].split("\n## ")[0]
+    rows = []
+    for row in table.splitlines():
+        found = re.match(r"\| `secagg ([\w-]+(?: [a-z][\w-]*)?)", row)
+        if found:
+            rows.append((found.group(1).split(), row))
+    return rows
+
+
+def _options_of(command: click.Command) -> set[str]:
+    names = {"--help"}
+    for parameter in command.params:
+        names |= set(getattr(parameter, "opts", ())) | set(getattr(parameter, "secondary_opts", ()))
+    return names
+
+
+#: options a row names as another command's, in so many words
+_NAMED_AS_ANOTHERS = {("privacy", "noise"): {"-z"}}  # "`privacy epsilon`'s `-z`"
+
+
+def test_every_option_a_commands_row_names_is_its_commands() -> None:
+    """Each ``--flag`` (and ``-x``) in a row of README.md's Commands table is an option
+    of the row's command: the rows describe flags outside the command's own synopsis
+    (the client row names 20), which test_doc_snippets.py's check of quoted commands
+    does not read."""
+    rows = _command_rows()
+    assert len(rows) >= 15, len(rows)
+    wrong = []
+    for words, row in rows:
+        command = main.commands[words[0]]
+        if isinstance(command, click.Group):
+            command = command.commands[words[1]]
+            words = words[:2]
+        else:
+            words = words[:1]
+        named = set(re.findall(r"(?<![\w-])(--[a-z][\w-]*|-[a-zA-Z])\b", row))
+        missing = named - _options_of(command) - _NAMED_AS_ANOTHERS.get(tuple(words), set())
+        if missing:
+            wrong.append(f"secagg {' '.join(words)}: {sorted(missing)}")
+    assert not wrong, wrong
