@@ -301,3 +301,99 @@ def test_every_option_a_commands_row_names_is_its_commands() -> None:
         if missing:
             wrong.append(f"secagg {' '.join(words)}: {sorted(missing)}")
     assert not wrong, wrong
+
+
+# --- stated defaults ---------------------------------------------------------------------
+
+#: "`--canaries k`, default 400", "`--give-up-after` seconds (default 600"
+_FLAG_DEFAULT = re.compile(r"`(--[\w-]+)[^`]*`[^`()]{0,40}?\(?\bdefault:? ([\d.]+|`\w+`)")
+#: "`server.session_burst` (default 10)"
+_SERVER_DEFAULT = re.compile(r"`server\.(\w+)` \(default ([\d.]+)\)")
+
+
+def _leaf_commands(command: click.Command, path: str = "") -> dict[str, click.Command]:
+    if not isinstance(command, click.Group):
+        return {path.strip(): command}
+    found: dict[str, click.Command] = {}
+    for name, sub in command.commands.items():
+        found |= _leaf_commands(sub, f"{path} {name}")
+    return found
+
+
+def _same(shown: str, value: object) -> bool:
+    """Whether the page's ``shown`` figure is the code's ``value``."""
+    shown = shown.strip("`")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return shown == str(value)
+    return float(shown) == float(value)
+
+
+def _flag_default_claims() -> list[tuple[str, str, str, list[str], bool]]:
+    """(page, flag, value, commands, named) for each stated flag default: the commands
+    are those the paragraph (or list item) names that take the flag, else the section's
+    heading's command; a claim that names neither ("a branch ... `--idle` (default
+    900 s)") is one of the commands that take it (``named`` False)."""
+    commands = _leaf_commands(main)
+    claims = []
+    for page in PAGES:
+        heading = ""
+        # a paragraph, or one item of a list (its items are not split by blank lines)
+        for paragraph in re.split(r"\n\s*\n|\n(?=- )", page.read_text()):
+            if paragraph.startswith("#"):
+                heading = paragraph.splitlines()[0]
+            flat = " ".join(paragraph.split())
+            for flag, value in _FLAG_DEFAULT.findall(flat):
+                owners = [
+                    name
+                    for name, command in commands.items()
+                    if flag in _options_of(command)
+                    and command.name != "simulate"  # its defaults are SimulationConfig's
+                ]
+                named = [o for o in owners if f"secagg {o}" in flat]
+                in_heading = [o for o in owners if f"secagg {o}" in heading]
+                meant = named or in_heading
+                if owners:
+                    source = str(page.relative_to(ROOT))
+                    claims.append((source, flag, value, meant or owners, bool(meant)))
+    return claims
+
+
+def test_every_stated_default_is_the_codes() -> None:
+    """Each "(default N)" the pages give a command's flag is its click default, each
+    "`server.KEY` (default N)" the server config's, and each commented-out key of
+    docs/deployment.md's ``[server]`` table (a line that names no other default) is
+    shown at its default, the value a reader who leaves it out gets."""
+    from secagg.runtime.config import FederationConfig
+
+    commands = _leaf_commands(main)
+    wrong = []
+    claims = _flag_default_claims()
+    assert len(claims) >= 5, claims
+    for page, flag, value, meant, named in claims:
+        defaults = {
+            name: next(p.default for p in commands[name].params if flag in getattr(p, "opts", ()))
+            for name in meant
+        }
+        differ = {name: d for name, d in defaults.items() if not _same(value, d)}
+        if differ and (named or len(differ) == len(defaults)):
+            wrong.append(f"{page}: {flag} (default {value}): {differ}")
+    server = FederationConfig.from_dict(
+        {"federation": {"name": "f", "clients": ["a", "b", "c"], "dimension": 4}}
+    ).server
+    stated = [
+        (str(page.relative_to(ROOT)), key, value)
+        for page in PAGES
+        for key, value in _SERVER_DEFAULT.findall(" ".join(page.read_text().split()))
+    ]
+    assert len(stated) >= 4, stated
+    (guide,) = [body for page, body in TOML_BLOCKS if body.startswith("[federation]")]
+    table = guide.split("\n[server]\n", 1)[1]
+    for line in table.splitlines():
+        found = re.match(r"# (\w+) = (\S+)\s+#(.*)", line)
+        if found and "default" not in found.group(3):
+            stated.append(("docs/deployment.md [server]", found.group(1), found.group(2)))
+    assert len(stated) >= 10, stated
+    for page, key, value in stated:
+        if not _same(value, getattr(server, key)):
+            wrong.append(f"{page}: server.{key}: {value} != {getattr(server, key)!r}")
+    assert not wrong, wrong
