@@ -397,3 +397,89 @@ def test_every_stated_default_is_the_codes() -> None:
         if not _same(value, getattr(server, key)):
             wrong.append(f"{page}: server.{key}: {value} != {getattr(server, key)!r}")
     assert not wrong, wrong
+
+
+# --- the deployment guide's branch against its federation -----------------------------------
+
+
+def _guide_tables(first_line: str) -> str:
+    """The deployment guide's TOML block that starts with ``first_line``."""
+    (block,) = [
+        b for page, b in TOML_BLOCKS if page == "docs/deployment.md" and b.startswith(first_line)
+    ]
+    return block
+
+
+def _guide_round(
+    policy_block: str, tmp_path: Path
+) -> tuple[list[Any], dict[str, BaseException | None]]:
+    """One round of the guide's ``[federation]`` config (its model shrunk to 8
+    parameters, one round, state under ``tmp_path``) in process, every branch holding the
+    guide's ``[branch]`` policy: the round's results and how each branch ended."""
+    import threading
+
+    import numpy as np
+
+    from secagg.aggregation.policy import BranchPolicy
+    from secagg.runtime.client import FederationClient
+    from secagg.runtime.config import FederationConfig
+    from secagg.runtime.server import FederationServer
+    from secagg.runtime.store import ServerStore
+    from secagg.transport.inprocess import InProcessHub
+
+    tables = tomllib.loads(_guide_tables("[federation]"))
+    tables["federation"] |= {"dimension": 8, "rounds": 1}
+    config = FederationConfig.from_dict(tables)
+    policy_text = _ELIDED_FINGERPRINT.sub(r'\1"' + "ab" * 32 + '"', policy_block)
+    policy = BranchPolicy.from_dict(tomllib.loads(policy_text)["branch"])
+    hub = InProcessHub()
+    outcome: dict[str, BaseException | None] = {}
+    threads = []
+    for name in config.clients:
+        client = FederationClient(
+            name, lambda model: np.full_like(model, 0.1), hub.connect(name), policy=policy
+        )
+
+        def run(client: FederationClient = client, name: str = name) -> None:
+            try:
+                client.run(idle_timeout=60, rounds=1)
+                outcome[name] = None
+            except BaseException as exc:  # what stopped the branch is the test's subject
+                outcome[name] = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads.append(thread)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"))
+    results = server.run(wait_for_clients=120, max_attempts=1)
+    for thread in threads:
+        thread.join(timeout=120)
+    return results, outcome
+
+
+@pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning")  # 3 branches
+def test_the_guides_branch_policy_joins_the_guides_federation_and_its_noise_floor_refuses_it(
+    tmp_path: Path,
+) -> None:
+    """docs/deployment.md shows a federation config (central DP, z = 5, clip 1) and a
+    branch's ``[branch]`` table for it; the table's comment says its
+    ``min_noise_multiplier``, switched on, refuses every round of that config (central
+    noise is the server's, which no branch can check). As shown the branches take the
+    round; with the floor on each refuses it, naming the key, and nothing completes."""
+    from secagg.runtime.client import BranchRefused
+
+    branch = _guide_tables("[branch]")
+    assert "with the central DP of the config above" in " ".join(branch.split())
+    (tmp_path / "as-shown").mkdir()
+    results, outcome = _guide_round(branch, tmp_path / "as-shown")
+    assert [r.status for r in results] == ["complete"], results
+    assert outcome and all(exc is None for exc in outcome.values()), outcome
+    on = branch.replace("# min_noise_multiplier = 1.0", "min_noise_multiplier = 1.0")
+    assert on != branch
+    (tmp_path / "floor").mkdir()
+    results, outcome = _guide_round(on, tmp_path / "floor")
+    assert [r.status for r in results] == ["aborted"], results
+    assert outcome and all(
+        isinstance(exc, BranchRefused) and exc.setting == "branch.min_noise_multiplier"
+        for exc in outcome.values()
+    ), outcome
