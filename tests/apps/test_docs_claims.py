@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,8 @@ def _code_blocks(page: Path) -> list[tuple[str, str]]:
     return re.findall(r"^```(\w*)\n(.*?)^```", page.read_text(), flags=re.M | re.S)
 
 
-def _commands_in(lines: list[str]) -> list[str]:
-    """Each whole ``secagg ...`` command of shell ``lines``: continuations joined,
+def _commands_in(lines: list[str], program: str = "secagg") -> list[str]:
+    """Each whole ``PROGRAM ...`` command of shell ``lines``: continuations joined,
     comments and leading ``NAME=value`` settings dropped, ``a && b`` split. A synopsis
     (``[--mechanism off|central]``, ``<run>``) and a diagram (two commands on one line)
     are left to test_doc_snippets.py's option-name check."""
@@ -61,9 +62,9 @@ def _commands_in(lines: list[str]) -> list[str]:
             continue
         for part in re.split(r"\s+&&\s+", command):
             part = re.sub(r"^(?:[A-Z_]+=\S*\s+)+", "", part)
-            if not part.startswith("secagg ") or part.count("secagg ") > 1:
+            if not part.startswith(f"{program} ") or part.count(f"{program} ") > 1:
                 continue
-            if not re.search(r"[\[\]|<>]", part):
+            if not re.search(r"[\[\]|<>]|\.\.\.", part):
                 found.append(part)
     return found
 
@@ -176,6 +177,80 @@ def _made_by_the_block(page: str, name: str, folder: Path) -> bool:
     ]
     (folder / name).write_text("".join(kept))
     return True
+
+
+def _python_commands() -> list[tuple[str, str]]:
+    """(page, line) for each ``python SCRIPT ...`` / ``python -m MODULE ...`` line in a
+    shell block of the pages (``python -m pytest`` is pytest's, not ours)."""
+    found = []
+    for page in PAGES:
+        for language, body in _code_blocks(page):
+            if language not in ("python", "toml"):
+                lines = _commands_in(body.splitlines(), program="python")
+                found += [
+                    (str(page.relative_to(ROOT)), line)
+                    for line in lines
+                    if not line.startswith("python -m pytest")
+                ]
+    return found
+
+
+PYTHON_COMMANDS = _python_commands()
+
+
+class _Parsed(Exception):
+    """Raised by the patched ``parse_args`` once a script's arguments parsed: the
+    script stops there, before any work."""
+
+
+@pytest.mark.parametrize(
+    ("page", "line"), PYTHON_COMMANDS, ids=[f"{p}: {c}" for p, c in PYTHON_COMMANDS]
+)
+def test_every_python_script_line_in_a_code_block_parses(page: str, line: str) -> None:
+    """Each ``python benchmarks/...`` or ``python -m secagg...`` line's arguments parse
+    with the script's own argparse parser, values included (a ``--n`` that is no
+    integer, a ``--graph`` no choice names): the script runs in this process up to its
+    ``parse_args`` and stops there."""
+    import argparse
+    import contextlib
+    import io
+    import runpy
+    import sys
+    from unittest import mock
+
+    parse = argparse.ArgumentParser.parse_args
+
+    def parse_and_stop(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+        raise _Parsed(parse(self, *args, **kwargs))
+
+    words = shlex.split(line)[1:]
+    module = words[0] == "-m"
+    target, argv = (words[1], words[2:]) if module else (str(ROOT / words[0]), words[1:])
+    folder = str(ROOT if module else Path(target).parent)
+    said = io.StringIO()
+    before = set(sys.modules)
+    with (
+        mock.patch.object(argparse.ArgumentParser, "parse_args", parse_and_stop),
+        mock.patch.object(sys, "argv", [target, *argv]),
+        mock.patch.object(sys, "path", [folder, *sys.path]),
+        contextlib.redirect_stdout(said),
+        contextlib.redirect_stderr(said),
+        pytest.raises(_Parsed),
+    ):
+        try:
+            if module:
+                with warnings.catch_warnings():  # runpy's note that the module is
+                    # imported already (this process did): a fresh `python -m` runs it too
+                    warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+                    runpy.run_module(target, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(target, run_name="__main__")
+        except SystemExit as exit:  # argparse's error: its line says which argument
+            raise AssertionError(f"{page}: {line}: {said.getvalue().strip()}") from exit
+    for added in set(sys.modules) - before:  # a script's sibling modules (common.py)
+        origin = getattr(sys.modules[added], "__file__", None) or ""
+        if not module and Path(origin).parent == Path(folder):
+            del sys.modules[added]
 
 
 # --- the TOML blocks -----------------------------------------------------------------------
