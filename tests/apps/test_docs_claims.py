@@ -558,3 +558,102 @@ def test_the_guides_branch_policy_joins_the_guides_federation_and_its_noise_floo
         isinstance(exc, BranchRefused) and exc.setting == "branch.min_noise_multiplier"
         for exc in outcome.values()
     ), outcome
+
+
+# --- the active variant's cost, against its stored benchmark --------------------------------
+
+
+def _active_cells() -> list[dict[str, Any]]:
+    import json
+
+    return json.loads((ROOT / "benchmarks" / "results" / "active.json").read_text())["protocol"]
+
+
+def _ratios(graph: str, n: int | None, what: str, of: str = "") -> list[float]:
+    """active / passive of ``what`` (``of`` a per-client figure's ``_median``) in the
+    stored cells of ``graph`` (at ``n``, or every n), over their dropouts."""
+    return [
+        cell["active"][what + of] / cell["passive"][what + of]
+        for cell in _active_cells()
+        if cell["graph"] == graph and n in (None, cell["n"])
+    ]
+
+
+def _covers(shown: tuple[float, float], measured: list[float]) -> bool:
+    """Whether the range ``shown`` (a figure to one decimal, or lo-hi) holds every
+    measured ratio, each rounded to the figure's decimal."""
+    low, high = shown
+    return bool(measured) and all(low - 0.05 <= m < high + 0.05 for m in measured)
+
+
+def test_the_active_variants_cost_figures_are_its_stored_benchmarks_and_its_k_and_t_the_codes() -> (
+    None
+):
+    """docs/protocol.md's "Cost of the active variant" quotes k and t before and after
+    the worst-case sizing and the active / passive ratios of
+    benchmarks/results/active.json; docs/backends.md's table row sums them up. Each k
+    and t is RoundConfig.create's today and the stored cells'; each ratio holds the
+    stored cells' (to its decimal). The upload figure read "at most 8 %" and "+1-8 %"
+    where the cells measure 8.12 % at n = 300: a cost rounded down."""
+    from secagg.protocol.config import RoundConfig
+
+    text = " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    section = text.split("### Cost of the active variant", 1)[1].split("## Threat model", 1)[0]
+    pairs = re.findall(r"n = (\d+): (?:k, t = )?(\d+), (\d+) → (\d+), (\d+)", section)
+    assert len(pairs) == 2, pairs
+    for n, k, t, k_active, t_active in (tuple(map(int, p)) for p in pairs):
+        passive, active = RoundConfig.create(n, 16), RoundConfig.create(n, 16, active=True)
+        assert (passive.degree, passive.threshold) == (k, t), n
+        assert (active.degree, active.threshold) == (k_active, t_active), n
+        for cell in _active_cells():
+            if cell["graph"] == "harary" and cell["n"] == n:
+                assert (cell["passive"]["k"], cell["passive"]["t"]) == (k, t), n
+                assert (cell["active"]["k"], cell["active"]["t"]) == (k_active, t_active), n
+
+    def figure(pattern: str, where: str = section) -> tuple[float, float]:
+        found = re.search(pattern, where)
+        assert found, pattern
+        low, high = found.group(1), found.group(2) if found.lastindex == 2 else None
+        return float(low), float(high or low)
+
+    complete = figure(r"a round costs ([\d.]+)\u2013([\d.]+)\u00d7 the passive one in compute")
+    assert _covers(complete, _ratios("complete", None, "round_seconds"))
+    traffic = figure(r"in compute and ([\d.]+)\u00d7 in server traffic")
+    assert _covers(traffic, _ratios("complete", None, "server_sent_bytes"))
+    times, dash = "\u00d7", "\u2013"
+    figure_at = rf"([\d.]+)(?:{dash}([\d.]+))?{times}"
+    compute = re.search(
+        rf"a round costs {figure_at} at n = 20, {figure_at} at n = 100 and {figure_at} at "
+        rf"n = 300 in compute, and the server sends {figure_at}, {figure_at} and {figure_at} "
+        "the bytes",
+        section,
+    )
+    assert compute, "the Harary sentence changed"
+    shown = [
+        (float(low), float(high or low))
+        for low, high in zip(compute.groups()[::2], compute.groups()[1::2], strict=True)
+    ]
+    for (n, what), figures in zip(
+        [(n, "round_seconds") for n in (20, 100, 300)]
+        + [(n, "server_sent_bytes") for n in (20, 100, 300)],
+        shown,
+        strict=True,
+    ):
+        assert _covers(figures, _ratios("harary", n, what)), (n, what, figures)
+    (client,) = re.findall(r"Per-client compute stays under ([\d.]+) s at n = 300", section)
+    medians = [
+        c["active"]["client_seconds_median"]
+        for c in _active_cells()
+        if c["graph"] == "harary" and c["n"] == 300
+    ]
+    assert medians and max(medians) < float(client), medians
+    (upload,) = re.findall(r"uploads grow by at most ([\d.]+) %", section)
+    growth = max(_ratios("harary", None, "client_sent_bytes")) - 1
+    assert growth * 100 <= float(upload), (upload, growth)
+    row = next(
+        line
+        for line in (ROOT / "docs" / "backends.md").read_text().splitlines()
+        if line.startswith("| cost of the active variant")
+    )
+    (table_upload,) = re.findall(r"uploads \+[\d.]+\u2013([\d.]+) %", row)
+    assert growth * 100 <= float(table_upload), (table_upload, growth)
