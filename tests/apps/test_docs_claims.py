@@ -657,3 +657,45 @@ def test_the_active_variants_cost_figures_are_its_stored_benchmarks_and_its_k_an
     )
     (table_upload,) = re.findall(r"uploads \+[\d.]+\u2013([\d.]+) %", row)
     assert growth * 100 <= float(table_upload), (table_upload, growth)
+
+
+# --- the CKKS error bound the backends page states ------------------------------------------
+
+
+def _ckks_bound_now(n: int, d: int) -> float:
+    """The error bound a CKKS round of ``n`` clients reports today with every client in
+    and the key holder at its floor (no ``noise_stddev`` of its own), as
+    ``secagg bench ckks`` runs it: the parameters' CKKS bound plus ``RANGE_TAIL_Z`` times
+    the key holder's noise."""
+    from secagg.aggregation import get_backend
+    from secagg.aggregation.keyholder_policy import RANGE_TAIL_Z, noise_floor
+
+    parameters = get_backend("ckks", value_bound=1.0).plan(n, d).design.parameters()
+    return parameters.error_bound(n) + RANGE_TAIL_Z * noise_floor(parameters)
+
+
+def test_the_backends_pages_ckks_bound_is_the_one_the_server_reports() -> None:
+    """Since 2026-12-06 (e2c1e3d) a CKKS round's reported bound counts the key holder's
+    noise at ``RANGE_TAIL_Z`` = 9 deviations, the tail the server accepts a reply
+    within; docs/backends.md's side-by-side table still said "plus 7x the key holder's
+    noise std", its measured table's bound column was the 7-deviation one (7.92e-06 at
+    n = 10, today 9.90e-06) and its prose gave 6.3e-6 at n = 100 (today 7.82e-06): an
+    auditor re-checking a reported bound against the page got a smaller one."""
+    from secagg.aggregation.keyholder_policy import RANGE_TAIL_Z
+
+    text = (ROOT / "docs" / "backends.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| exactness |"))
+    (multiple,) = re.findall(r"plus (\d+)\u00d7 the key holder's noise std", row)
+    assert float(multiple) == RANGE_TAIL_Z, row
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if re.match(r"\| \d+ \| [\d,]+ \| ckks \|", line)
+    ]
+    assert len(rows) == 4, rows
+    for n, d, *_, error, _run_bound, now in rows:
+        bound = _ckks_bound_now(int(n), int(d.replace(",", "")))
+        assert now == f"{bound:.2e}", (n, d, now, bound)
+        assert float(error) <= bound, (n, d)
+    (stated,) = re.findall(r"against a documented bound of\s+([\d.]+)·10⁻⁶", " ".join(text.split()))
+    assert float(stated) * 1e-6 == pytest.approx(_ckks_bound_now(100, 10**6), rel=1e-3)
