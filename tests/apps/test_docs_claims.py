@@ -2,17 +2,24 @@
 against the code in process (docs audit, 2026-12-06).
 
 Why extracted rather than copied: a test that restates a page's figure keeps passing
-when the page is edited; one that reads the page fails on the edit. Two classes here:
+when the page is edited; one that reads the page fails on the edit. The classes:
 
 * every whole ``secagg ...`` line in a code block of README.md, docs/*.md and
-  examples/*/README.md parses against the command's click parameters, values included
-  (tests/integration/test_doc_snippets.py checks only that each option's name exists),
-  and every ``secagg simulate`` line builds its run's config as the command would, so a
-  line the command refuses (exit 2) cannot be shown as one to run;
+  examples/*/README.md (and in the example configs' headers) parses against the
+  command's click parameters, values included (tests/integration/test_doc_snippets.py
+  checks only that each option's name exists), and every ``secagg simulate`` line
+  builds its run's config as the command would, so a line the command refuses (exit 2)
+  cannot be shown as one to run; every ``python benchmarks/...`` line parses with the
+  script's own argparse parser;
 * every ```toml block loads with the loader of its tables (``[federation]`` ...: the
   server's config; ``[branch]``: a branch's policy; ``[key_holder]``: the key holder's),
   as shown and with every commented-out ``key = value`` line switched on, since a reader
-  switches them on.
+  switches them on; the deployment guide's branch table joins its federation's round,
+  and refuses it with its noise floor on, as its comment says;
+* every option a row of README.md's Commands table names is its command's, and every
+  stated default (a flag's, a ``server.`` key's) is the code's;
+* figures: the active variant's costs against benchmarks/results/active.json, the CKKS
+  error bound against what a round reports today.
 """
 
 from __future__ import annotations
@@ -129,7 +136,9 @@ def test_every_command_line_in_a_code_block_parses(
     """Each value is of its option's type and choices, each required option is there;
     a ``secagg simulate`` line's flags and ``--config`` make a config the command takes
     (its own build step, in process: no data is made). A path the reader creates may
-    be missing here; nothing else may fail."""
+    be missing here; nothing else may fail. docs/results.md showed ``secagg simulate
+    --config examples/many_participants.toml ... --mechanism off``, which the command
+    refuses (the file's epsilon, delta and clip beside --mechanism off)."""
     # a page's paths (examples/...) are the repository's; an example config's header
     # runs from its own folder ("from this folder") unless it names itself from the root
     source = ROOT / page
