@@ -1,0 +1,710 @@
+"""The docs' concrete claims, each class of them extracted from the pages and checked
+against the code in process (docs audit, 2026-12-06).
+
+Why extracted rather than copied: a test that restates a page's figure keeps passing
+when the page is edited; one that reads the page fails on the edit. The classes:
+
+* every whole ``secagg ...`` line in a code block of README.md, docs/*.md and
+  examples/*/README.md (and in the example configs' headers) parses against the
+  command's click parameters, values included (tests/integration/test_doc_snippets.py
+  checks only that each option's name exists), and every ``secagg simulate`` line
+  builds its run's config as the command would, so a line the command refuses (exit 2)
+  cannot be shown as one to run; every ``python benchmarks/...`` line parses with the
+  script's own argparse parser;
+* every ```toml block loads with the loader of its tables (``[federation]`` ...: the
+  server's config; ``[branch]``: a branch's policy; ``[key_holder]``: the key holder's),
+  as shown and with every commented-out ``key = value`` line switched on, since a reader
+  switches them on; the deployment guide's branch table joins its federation's round,
+  and refuses it with its noise floor on, as its comment says;
+* every option a row of README.md's Commands table names is its command's, and every
+  stated default (a flag's, a ``server.`` key's) is the code's;
+* figures: the active variant's costs against benchmarks/results/active.json, the CKKS
+  error bound against what a round reports today.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+
+from secagg.apps.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "examples").glob("*/README.md")),
+]
+
+#: click's words for a file or module the reader makes (a page's ``federation.toml``,
+#: ``mybank.fraud``): the line is right, the reader's machine is not this one
+_READERS_OWN = re.compile(r"does not exist|No such file or directory|no module '")
+
+
+def _code_blocks(page: Path) -> list[tuple[str, str]]:
+    """(language, body) of each fenced block of ``page``."""
+    return re.findall(r"^```(\w*)\n(.*?)^```", page.read_text(), flags=re.M | re.S)
+
+
+def _commands_in(lines: list[str], program: str = "secagg") -> list[str]:
+    """Each whole ``PROGRAM ...`` command of shell ``lines``: continuations joined,
+    comments and leading ``NAME=value`` settings dropped, ``a && b`` split. A synopsis
+    (``[--mechanism off|central]``, ``<run>``) and a diagram (two commands on one line)
+    are left to test_doc_snippets.py's option-name check."""
+    found = []
+    pending = ""
+    for line in lines:
+        command = (pending + " " + line.split("  #")[0].strip()).strip()
+        pending = ""
+        if command.endswith("\\"):
+            pending = command[:-1]
+            continue
+        for part in re.split(r"\s+&&\s+", command):
+            part = re.sub(r"^(?:[A-Z_]+=\S*\s+)+", "", part)
+            if not part.startswith(f"{program} ") or part.count(f"{program} ") > 1:
+                continue
+            if not re.search(r"[\[\]|<>]|\.\.\.", part):
+                found.append(part)
+    return found
+
+
+#: the example configs, whose header comments give the commands that run them
+EXAMPLE_CONFIGS = sorted((ROOT / "examples").rglob("*.toml"))
+
+
+def _block_commands() -> list[tuple[str, str]]:
+    """(source, line) for each command in a shell block of the pages, and in the header
+    comment of an example config."""
+    found = []
+    for page in PAGES:
+        for language, body in _code_blocks(page):
+            if language not in ("python", "toml"):
+                source = str(page.relative_to(ROOT))
+                found += [(source, line) for line in _commands_in(body.splitlines())]
+    for config in EXAMPLE_CONFIGS:
+        comments = [line[1:] for line in config.read_text().splitlines() if line.startswith("#")]
+        source = str(config.relative_to(ROOT))
+        found += [(source, line) for line in _commands_in(comments)]
+    return found
+
+
+COMMANDS = _block_commands()
+
+
+def test_the_pages_show_commands_to_check() -> None:
+    """A parser that found none would pass every check below."""
+    assert len(COMMANDS) > 40, len(COMMANDS)
+    assert {page for page, _ in COMMANDS} >= {
+        "README.md",
+        "docs/audit.md",
+        "docs/deployment.md",
+        "docs/results.md",
+        "examples/bank_fraud/README.md",
+        "examples/bank_fraud/federation.toml",
+        "examples/many_participants.toml",
+    }
+
+
+def _parse(words: list[str]) -> tuple[click.Command, click.Context]:
+    """The command ``words`` name and its parsed context (types converted, required
+    options and arguments checked), without running it."""
+    command: click.Command = main
+    parent = main.make_context("secagg", [], resilient_parsing=True)
+    name = "secagg"
+    while isinstance(command, click.Group):
+        assert words and not words[0].startswith("-"), f"{name} needs a subcommand"
+        sub = command.get_command(parent, words[0])
+        assert sub is not None, f"{name} has no command {words[0]!r}"
+        if isinstance(sub, click.Group):
+            parent = click.Context(sub, info_name=words[0], parent=parent)
+        command, name, words = sub, words[0], words[1:]
+    return command, command.make_context(name, list(words), parent=parent)
+
+
+@pytest.mark.parametrize(("page", "line"), COMMANDS, ids=[f"{p}: {c}" for p, c in COMMANDS])
+def test_every_command_line_in_a_code_block_parses(
+    page: str, line: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each value is of its option's type and choices, each required option is there;
+    a ``secagg simulate`` line's flags and ``--config`` make a config the command takes
+    (its own build step, in process: no data is made). A path the reader creates may
+    be missing here; nothing else may fail. docs/results.md showed ``secagg simulate
+    --config examples/many_participants.toml ... --mechanism off``, which the command
+    refuses (the file's epsilon, delta and clip beside --mechanism off)."""
+    # a page's paths (examples/...) are the repository's; an example config's header
+    # runs from its own folder ("from this folder") unless it names itself from the root
+    source = ROOT / page
+    from_root = source.suffix != ".toml" or str(source.relative_to(ROOT)) in line
+    monkeypatch.chdir(ROOT if from_root else source.parent)
+    words = shlex.split(line)[1:]
+    try:
+        command, context = _parse(words)
+    except click.BadParameter as exc:
+        if _READERS_OWN.search(exc.format_message()):
+            return
+        raise AssertionError(f"{page}: {line}: {exc.format_message()}") from exc
+    except click.ClickException as exc:
+        raise AssertionError(f"{page}: {line}: {exc.format_message()}") from exc
+    if command.name == "simulate":
+        from secagg.apps.simulation.cli import build_config
+        from secagg.errors import ConfigurationError
+
+        flags = dict(context.params)
+        config_file = flags.pop("config_file")
+        for output_only in ("as_json", "quiet"):
+            del flags[output_only]
+        if config_file is not None and not Path(config_file).exists():
+            if not _made_by_the_block(page, config_file, tmp_path):
+                return  # the reader's own file (my-federation.toml)
+            monkeypatch.chdir(tmp_path)
+        try:
+            build_config(config_file, flags)
+        except ConfigurationError as exc:
+            raise AssertionError(f"{page}: {line}: secagg simulate refuses it: {exc}") from exc
+
+
+def _made_by_the_block(page: str, name: str, folder: Path) -> bool:
+    """Write ``folder / name`` as the page's ``grep -vE 'RE' SOURCE > name`` line makes
+    it; False when no line of the page makes it."""
+    text = (ROOT / page).read_text()
+    found = re.search(rf"^grep -vE '([^']+)' (\S+) > {re.escape(name)}$", text, flags=re.M)
+    if found is None:
+        return False
+    pattern, source = found.groups()
+    kept = [
+        line
+        for line in (ROOT / source).read_text().splitlines(keepends=True)
+        if not re.search(pattern, line)
+    ]
+    (folder / name).write_text("".join(kept))
+    return True
+
+
+def _python_commands() -> list[tuple[str, str]]:
+    """(page, line) for each ``python SCRIPT ...`` / ``python -m MODULE ...`` line in a
+    shell block of the pages (``python -m pytest`` is pytest's, not ours)."""
+    found = []
+    for page in PAGES:
+        for language, body in _code_blocks(page):
+            if language not in ("python", "toml"):
+                lines = _commands_in(body.splitlines(), program="python")
+                found += [
+                    (str(page.relative_to(ROOT)), line)
+                    for line in lines
+                    if not line.startswith("python -m pytest")
+                ]
+    return found
+
+
+PYTHON_COMMANDS = _python_commands()
+
+
+class _Parsed(Exception):
+    """Raised by the patched ``parse_args`` once a script's arguments parsed: the
+    script stops there, before any work."""
+
+
+@pytest.mark.parametrize(
+    ("page", "line"), PYTHON_COMMANDS, ids=[f"{p}: {c}" for p, c in PYTHON_COMMANDS]
+)
+def test_every_python_script_line_in_a_code_block_parses(page: str, line: str) -> None:
+    """Each ``python benchmarks/...`` or ``python -m secagg...`` line's arguments parse
+    with the script's own argparse parser, values included (a ``--n`` that is no
+    integer, a ``--graph`` no choice names): the script runs in this process up to its
+    ``parse_args`` and stops there."""
+    import argparse
+    import contextlib
+    import io
+    import runpy
+    import sys
+    from unittest import mock
+
+    parse = argparse.ArgumentParser.parse_args
+
+    def parse_and_stop(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+        raise _Parsed(parse(self, *args, **kwargs))
+
+    words = shlex.split(line)[1:]
+    module = words[0] == "-m"
+    target, argv = (words[1], words[2:]) if module else (str(ROOT / words[0]), words[1:])
+    folder = str(ROOT if module else Path(target).parent)
+    said = io.StringIO()
+    before = set(sys.modules)
+    with (
+        mock.patch.object(argparse.ArgumentParser, "parse_args", parse_and_stop),
+        mock.patch.object(sys, "argv", [target, *argv]),
+        mock.patch.object(sys, "path", [folder, *sys.path]),
+        contextlib.redirect_stdout(said),
+        contextlib.redirect_stderr(said),
+        pytest.raises(_Parsed),
+    ):
+        try:
+            if module:
+                with warnings.catch_warnings():  # runpy's note that the module is
+                    # imported already (this process did): a fresh `python -m` runs it too
+                    warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+                    runpy.run_module(target, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(target, run_name="__main__")
+        except SystemExit as exit:  # argparse's error: its line says which argument
+            raise AssertionError(f"{page}: {line}: {said.getvalue().strip()}") from exit
+    for added in set(sys.modules) - before:  # a script's sibling modules (common.py)
+        origin = getattr(sys.modules[added], "__file__", None) or ""
+        if not module and Path(origin).parent == Path(folder):
+            del sys.modules[added]
+
+
+# --- the TOML blocks -----------------------------------------------------------------------
+
+#: a commented-out ``key = value`` line (not a comment's prose)
+_COMMENTED_KEY = re.compile(r"^# ?(\w+ = \S.*)$")
+
+#: the value a page shows where the reader pastes their own (the fingerprint
+#: ``keyholder-init`` prints: "3f9a...e1")
+_ELIDED_FINGERPRINT = re.compile(r'(key_holder_fingerprint = )"[0-9a-f]+\.\.\.[0-9a-f]+"')
+
+
+def _toml_blocks() -> list[tuple[str, str]]:
+    return [
+        (str(page.relative_to(ROOT)), body)
+        for page in PAGES
+        for language, body in _code_blocks(page)
+        if language == "toml"
+    ]
+
+
+TOML_BLOCKS = _toml_blocks()
+
+
+def _switched_on(block: str) -> str:
+    """``block`` with each commented-out ``key = value`` line as a line of its own."""
+    lines = []
+    for line in block.splitlines():
+        found = _COMMENTED_KEY.match(line)
+        lines.append(found.group(1) if found else line)
+    return "\n".join(lines)
+
+
+def _load(tables: dict[str, Any], tmp_path: Path) -> list[str]:
+    """Load each table with its loader; the names of the loaders that read them."""
+    from secagg.aggregation.keyholder_policy import KeyHolderPolicy
+    from secagg.aggregation.policy import BranchPolicy
+    from secagg.runtime.config import FederationConfig
+
+    read = []
+    rest = dict(tables)
+    if "branch" in rest:
+        BranchPolicy.from_dict(rest.pop("branch"))
+        read.append("branch")
+    if "key_holder" in rest:
+        table = {k: v for k, v in rest.pop("key_holder").items() if k != "key"}  # a key
+        # file is made by keyholder-init, not here
+        KeyHolderPolicy.from_dict(table, base_dir=tmp_path)
+        read.append("key_holder")
+    if rest:
+        FederationConfig.from_dict(rest)
+        read.append("federation")
+    return read
+
+
+def test_the_pages_show_toml_blocks_of_every_loader() -> None:
+    kinds = {next(iter(tomllib.loads(body)), None) for _, body in TOML_BLOCKS}
+    assert {"federation", "branch", "key_holder"} <= kinds, kinds
+
+
+@pytest.mark.parametrize("switch_on", [False, True], ids=["as shown", "commented keys on"])
+@pytest.mark.parametrize(
+    ("page", "block"), TOML_BLOCKS, ids=[f"{p}: {b.split(chr(10))[0]}" for p, b in TOML_BLOCKS]
+)
+def test_every_toml_block_loads_with_its_loader(
+    page: str, block: str, switch_on: bool, tmp_path: Path
+) -> None:
+    """docs/deployment.md's federation config showed ``# adaptive_clip = true`` with the
+    count's noise at its default (expected clients / 20 = 0.15 for 3 branches): switched
+    on, the server refused the file (noise_multiplier 5 must be below 0.3). The block now
+    shows ``count_noise_stddev`` beside it."""
+    text = _switched_on(block) if switch_on else block
+    text = _ELIDED_FINGERPRINT.sub(r'\1"' + "ab" * 32 + '"', text)
+    try:
+        read = _load(tomllib.loads(text), tmp_path)
+    except Exception as exc:  # the loader's own words say which key
+        raise AssertionError(f"{page}: {type(exc).__name__}: {exc}") from exc
+    assert read, page
+
+
+# --- the README's Commands table -----------------------------------------------------------
+
+
+def _command_rows() -> list[tuple[list[str], str]]:
+    """(command words, row) for each row of README.md's Commands table."""
+    table = (ROOT / "README.md").read_text().split("## Commands")[1].split("\n## ")[0]
+    rows = []
+    for row in table.splitlines():
+        found = re.match(r"\| `secagg ([\w-]+(?: [a-z][\w-]*)?)", row)
+        if found:
+            rows.append((found.group(1).split(), row))
+    return rows
+
+
+def _options_of(command: click.Command) -> set[str]:
+    names = {"--help"}
+    for parameter in command.params:
+        names |= set(getattr(parameter, "opts", ())) | set(getattr(parameter, "secondary_opts", ()))
+    return names
+
+
+#: options a row names as another command's, in so many words
+_NAMED_AS_ANOTHERS = {("privacy", "noise"): {"-z"}}  # "`privacy epsilon`'s `-z`"
+
+
+def test_every_option_a_commands_row_names_is_its_commands() -> None:
+    """Each ``--flag`` (and ``-x``) in a row of README.md's Commands table is an option
+    of the row's command: the rows describe flags outside the command's own synopsis
+    (the client row names 20), which test_doc_snippets.py's check of quoted commands
+    does not read."""
+    rows = _command_rows()
+    assert len(rows) >= 15, len(rows)
+    wrong = []
+    for words, row in rows:
+        command = main.commands[words[0]]
+        if isinstance(command, click.Group):
+            command = command.commands[words[1]]
+            words = words[:2]
+        else:
+            words = words[:1]
+        named = set(re.findall(r"(?<![\w-])(--[a-z][\w-]*|-[a-zA-Z])\b", row))
+        missing = named - _options_of(command) - _NAMED_AS_ANOTHERS.get(tuple(words), set())
+        if missing:
+            wrong.append(f"secagg {' '.join(words)}: {sorted(missing)}")
+    assert not wrong, wrong
+
+
+# --- stated defaults ---------------------------------------------------------------------
+
+#: "`--canaries k`, default 400", "`--give-up-after` seconds (default 600"
+_FLAG_DEFAULT = re.compile(r"`(--[\w-]+)[^`]*`[^`()]{0,40}?\(?\bdefault:? ([\d.]+|`\w+`)")
+#: "`server.session_burst` (default 10)"
+_SERVER_DEFAULT = re.compile(r"`server\.(\w+)` \(default ([\d.]+)\)")
+
+
+def _leaf_commands(command: click.Command, path: str = "") -> dict[str, click.Command]:
+    if not isinstance(command, click.Group):
+        return {path.strip(): command}
+    found: dict[str, click.Command] = {}
+    for name, sub in command.commands.items():
+        found |= _leaf_commands(sub, f"{path} {name}")
+    return found
+
+
+def _same(shown: str, value: object) -> bool:
+    """Whether the page's ``shown`` figure is the code's ``value``."""
+    shown = shown.strip("`")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return shown == str(value)
+    return float(shown) == float(value)
+
+
+def _flag_default_claims() -> list[tuple[str, str, str, list[str], bool]]:
+    """(page, flag, value, commands, named) for each stated flag default: the commands
+    are those the paragraph (or list item) names that take the flag, else the section's
+    heading's command; a claim that names neither ("a branch ... `--idle` (default
+    900 s)") is one of the commands that take it (``named`` False)."""
+    commands = _leaf_commands(main)
+    claims = []
+    for page in PAGES:
+        heading = ""
+        # a paragraph, or one item of a list (its items are not split by blank lines)
+        for paragraph in re.split(r"\n\s*\n|\n(?=- )", page.read_text()):
+            if paragraph.startswith("#"):
+                heading = paragraph.splitlines()[0]
+            flat = " ".join(paragraph.split())
+            for flag, value in _FLAG_DEFAULT.findall(flat):
+                owners = [
+                    name
+                    for name, command in commands.items()
+                    if flag in _options_of(command)
+                    and command.name != "simulate"  # its defaults are SimulationConfig's
+                ]
+                named = [o for o in owners if f"secagg {o}" in flat]
+                in_heading = [o for o in owners if f"secagg {o}" in heading]
+                meant = named or in_heading
+                if owners:
+                    source = str(page.relative_to(ROOT))
+                    claims.append((source, flag, value, meant or owners, bool(meant)))
+    return claims
+
+
+def test_every_stated_default_is_the_codes() -> None:
+    """Each "(default N)" the pages give a command's flag is its click default, each
+    "`server.KEY` (default N)" the server config's, and each commented-out key of
+    docs/deployment.md's ``[server]`` table (a line that names no other default) is
+    shown at its default, the value a reader who leaves it out gets."""
+    from secagg.runtime.config import FederationConfig
+
+    commands = _leaf_commands(main)
+    wrong = []
+    claims = _flag_default_claims()
+    assert len(claims) >= 5, claims
+    for page, flag, value, meant, named in claims:
+        defaults = {
+            name: next(p.default for p in commands[name].params if flag in getattr(p, "opts", ()))
+            for name in meant
+        }
+        differ = {name: d for name, d in defaults.items() if not _same(value, d)}
+        if differ and (named or len(differ) == len(defaults)):
+            wrong.append(f"{page}: {flag} (default {value}): {differ}")
+    server = FederationConfig.from_dict(
+        {"federation": {"name": "f", "clients": ["a", "b", "c"], "dimension": 4}}
+    ).server
+    stated = [
+        (str(page.relative_to(ROOT)), key, value)
+        for page in PAGES
+        for key, value in _SERVER_DEFAULT.findall(" ".join(page.read_text().split()))
+    ]
+    assert len(stated) >= 4, stated
+    (guide,) = [body for page, body in TOML_BLOCKS if body.startswith("[federation]")]
+    table = guide.split("\n[server]\n", 1)[1]
+    for line in table.splitlines():
+        found = re.match(r"# (\w+) = (\S+)\s+#(.*)", line)
+        if found and "default" not in found.group(3):
+            stated.append(("docs/deployment.md [server]", found.group(1), found.group(2)))
+    assert len(stated) >= 10, stated
+    for page, key, value in stated:
+        if not _same(value, getattr(server, key)):
+            wrong.append(f"{page}: server.{key}: {value} != {getattr(server, key)!r}")
+    assert not wrong, wrong
+
+
+# --- the deployment guide's branch against its federation -----------------------------------
+
+
+def _guide_tables(first_line: str) -> str:
+    """The deployment guide's TOML block that starts with ``first_line``."""
+    (block,) = [
+        b for page, b in TOML_BLOCKS if page == "docs/deployment.md" and b.startswith(first_line)
+    ]
+    return block
+
+
+def _guide_round(
+    policy_block: str, tmp_path: Path
+) -> tuple[list[Any], dict[str, BaseException | None]]:
+    """One round of the guide's ``[federation]`` config (its model shrunk to 8
+    parameters, one round, state under ``tmp_path``) in process, every branch holding the
+    guide's ``[branch]`` policy: the round's results and how each branch ended."""
+    import threading
+
+    import numpy as np
+
+    from secagg.aggregation.policy import BranchPolicy
+    from secagg.runtime.client import FederationClient
+    from secagg.runtime.config import FederationConfig
+    from secagg.runtime.server import FederationServer
+    from secagg.runtime.store import ServerStore
+    from secagg.transport.inprocess import InProcessHub
+
+    tables = tomllib.loads(_guide_tables("[federation]"))
+    tables["federation"] |= {"dimension": 8, "rounds": 1}
+    config = FederationConfig.from_dict(tables)
+    policy_text = _ELIDED_FINGERPRINT.sub(r'\1"' + "ab" * 32 + '"', policy_block)
+    policy = BranchPolicy.from_dict(tomllib.loads(policy_text)["branch"])
+    hub = InProcessHub()
+    outcome: dict[str, BaseException | None] = {}
+    threads = []
+    for name in config.clients:
+        client = FederationClient(
+            name, lambda model: np.full_like(model, 0.1), hub.connect(name), policy=policy
+        )
+
+        def run(client: FederationClient = client, name: str = name) -> None:
+            try:
+                client.run(idle_timeout=60, rounds=1)
+                outcome[name] = None
+            except BaseException as exc:  # what stopped the branch is the test's subject
+                outcome[name] = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads.append(thread)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"))
+    results = server.run(wait_for_clients=120, max_attempts=1)
+    for thread in threads:
+        thread.join(timeout=120)
+    return results, outcome
+
+
+@pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning")  # 3 branches
+def test_the_guides_branch_policy_joins_the_guides_federation_and_its_noise_floor_refuses_it(
+    tmp_path: Path,
+) -> None:
+    """docs/deployment.md shows a federation config (central DP, z = 5, clip 1) and a
+    branch's ``[branch]`` table for it; the table's comment says its
+    ``min_noise_multiplier``, switched on, refuses every round of that config (central
+    noise is the server's, which no branch can check). As shown the branches take the
+    round; with the floor on each refuses it, naming the key, and nothing completes."""
+    from secagg.runtime.client import BranchRefused
+
+    branch = _guide_tables("[branch]")
+    assert "with the central DP of the config above" in " ".join(branch.split())
+    (tmp_path / "as-shown").mkdir()
+    results, outcome = _guide_round(branch, tmp_path / "as-shown")
+    assert [r.status for r in results] == ["complete"], results
+    assert outcome and all(exc is None for exc in outcome.values()), outcome
+    on = branch.replace("# min_noise_multiplier = 1.0", "min_noise_multiplier = 1.0")
+    assert on != branch
+    (tmp_path / "floor").mkdir()
+    results, outcome = _guide_round(on, tmp_path / "floor")
+    assert [r.status for r in results] == ["aborted"], results
+    assert outcome and all(
+        isinstance(exc, BranchRefused) and exc.setting == "branch.min_noise_multiplier"
+        for exc in outcome.values()
+    ), outcome
+
+
+# --- the active variant's cost, against its stored benchmark --------------------------------
+
+
+def _active_cells() -> list[dict[str, Any]]:
+    import json
+
+    return json.loads((ROOT / "benchmarks" / "results" / "active.json").read_text())["protocol"]
+
+
+def _ratios(graph: str, n: int | None, what: str, of: str = "") -> list[float]:
+    """active / passive of ``what`` (``of`` a per-client figure's ``_median``) in the
+    stored cells of ``graph`` (at ``n``, or every n), over their dropouts."""
+    return [
+        cell["active"][what + of] / cell["passive"][what + of]
+        for cell in _active_cells()
+        if cell["graph"] == graph and n in (None, cell["n"])
+    ]
+
+
+def _covers(shown: tuple[float, float], measured: list[float]) -> bool:
+    """Whether the range ``shown`` (a figure to one decimal, or lo-hi) holds every
+    measured ratio, each rounded to the figure's decimal."""
+    low, high = shown
+    return bool(measured) and all(low - 0.05 <= m < high + 0.05 for m in measured)
+
+
+def test_the_active_variants_cost_figures_are_its_stored_benchmarks_and_its_k_and_t_the_codes() -> (
+    None
+):
+    """docs/protocol.md's "Cost of the active variant" quotes k and t before and after
+    the worst-case sizing and the active / passive ratios of
+    benchmarks/results/active.json; docs/backends.md's table row sums them up. Each k
+    and t is RoundConfig.create's today and the stored cells'; each ratio holds the
+    stored cells' (to its decimal). The upload figure read "at most 8 %" and "+1-8 %"
+    where the cells measure 8.12 % at n = 300: a cost rounded down."""
+    from secagg.protocol.config import RoundConfig
+
+    text = " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    section = text.split("### Cost of the active variant", 1)[1].split("## Threat model", 1)[0]
+    pairs = re.findall(r"n = (\d+): (?:k, t = )?(\d+), (\d+) → (\d+), (\d+)", section)
+    assert len(pairs) == 2, pairs
+    for n, k, t, k_active, t_active in (tuple(map(int, p)) for p in pairs):
+        passive, active = RoundConfig.create(n, 16), RoundConfig.create(n, 16, active=True)
+        assert (passive.degree, passive.threshold) == (k, t), n
+        assert (active.degree, active.threshold) == (k_active, t_active), n
+        for cell in _active_cells():
+            if cell["graph"] == "harary" and cell["n"] == n:
+                assert (cell["passive"]["k"], cell["passive"]["t"]) == (k, t), n
+                assert (cell["active"]["k"], cell["active"]["t"]) == (k_active, t_active), n
+
+    def figure(pattern: str, where: str = section) -> tuple[float, float]:
+        found = re.search(pattern, where)
+        assert found, pattern
+        low, high = found.group(1), found.group(2) if found.lastindex == 2 else None
+        return float(low), float(high or low)
+
+    complete = figure(r"a round costs ([\d.]+)\u2013([\d.]+)\u00d7 the passive one in compute")
+    assert _covers(complete, _ratios("complete", None, "round_seconds"))
+    traffic = figure(r"in compute and ([\d.]+)\u00d7 in server traffic")
+    assert _covers(traffic, _ratios("complete", None, "server_sent_bytes"))
+    times, dash = "\u00d7", "\u2013"
+    figure_at = rf"([\d.]+)(?:{dash}([\d.]+))?{times}"
+    compute = re.search(
+        rf"a round costs {figure_at} at n = 20, {figure_at} at n = 100 and {figure_at} at "
+        rf"n = 300 in compute, and the server sends {figure_at}, {figure_at} and {figure_at} "
+        "the bytes",
+        section,
+    )
+    assert compute, "the Harary sentence changed"
+    shown = [
+        (float(low), float(high or low))
+        for low, high in zip(compute.groups()[::2], compute.groups()[1::2], strict=True)
+    ]
+    for (n, what), figures in zip(
+        [(n, "round_seconds") for n in (20, 100, 300)]
+        + [(n, "server_sent_bytes") for n in (20, 100, 300)],
+        shown,
+        strict=True,
+    ):
+        assert _covers(figures, _ratios("harary", n, what)), (n, what, figures)
+    (client,) = re.findall(r"Per-client compute stays under ([\d.]+) s at n = 300", section)
+    medians = [
+        c["active"]["client_seconds_median"]
+        for c in _active_cells()
+        if c["graph"] == "harary" and c["n"] == 300
+    ]
+    assert medians and max(medians) < float(client), medians
+    (upload,) = re.findall(r"uploads grow by at most ([\d.]+) %", section)
+    growth = max(_ratios("harary", None, "client_sent_bytes")) - 1
+    assert growth * 100 <= float(upload), (upload, growth)
+    row = next(
+        line
+        for line in (ROOT / "docs" / "backends.md").read_text().splitlines()
+        if line.startswith("| cost of the active variant")
+    )
+    (table_upload,) = re.findall(r"uploads \+[\d.]+\u2013([\d.]+) %", row)
+    assert growth * 100 <= float(table_upload), (table_upload, growth)
+
+
+# --- the CKKS error bound the backends page states ------------------------------------------
+
+
+def _ckks_bound_now(n: int, d: int) -> float:
+    """The error bound a CKKS round of ``n`` clients reports today with every client in
+    and the key holder at its floor (no ``noise_stddev`` of its own), as
+    ``secagg bench ckks`` runs it: the parameters' CKKS bound plus ``RANGE_TAIL_Z`` times
+    the key holder's noise."""
+    from secagg.aggregation import get_backend
+    from secagg.aggregation.keyholder_policy import RANGE_TAIL_Z, noise_floor
+
+    parameters = get_backend("ckks", value_bound=1.0).plan(n, d).design.parameters()
+    return parameters.error_bound(n) + RANGE_TAIL_Z * noise_floor(parameters)
+
+
+def test_the_backends_pages_ckks_bound_is_the_one_the_server_reports() -> None:
+    """Since 2026-12-06 (e2c1e3d) a CKKS round's reported bound counts the key holder's
+    noise at ``RANGE_TAIL_Z`` = 9 deviations, the tail the server accepts a reply
+    within; docs/backends.md's side-by-side table still said "plus 7x the key holder's
+    noise std", its measured table's bound column was the 7-deviation one (7.92e-06 at
+    n = 10, today 9.90e-06) and its prose gave 6.3e-6 at n = 100 (today 7.82e-06): an
+    auditor re-checking a reported bound against the page got a smaller one."""
+    from secagg.aggregation.keyholder_policy import RANGE_TAIL_Z
+
+    text = (ROOT / "docs" / "backends.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| exactness |"))
+    (multiple,) = re.findall(r"plus (\d+)\u00d7 the key holder's noise std", row)
+    assert float(multiple) == RANGE_TAIL_Z, row
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if re.match(r"\| \d+ \| [\d,]+ \| ckks \|", line)
+    ]
+    assert len(rows) == 4, rows
+    for n, d, *_, error, _run_bound, now in rows:
+        bound = _ckks_bound_now(int(n), int(d.replace(",", "")))
+        assert now == f"{bound:.2e}", (n, d, now, bound)
+        assert float(error) <= bound, (n, d)
+    (stated,) = re.findall(r"against a documented bound of\s+([\d.]+)·10⁻⁶", " ".join(text.split()))
+    assert float(stated) * 1e-6 == pytest.approx(_ckks_bound_now(100, 10**6), rel=1e-3)
