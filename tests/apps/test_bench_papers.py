@@ -1,9 +1,11 @@
-"""``secagg bench papers --quick`` writes the papers' figures: checked rounds, plots, a report.
+"""``secagg bench papers`` writes the papers' figures: checked rounds, plots, a report.
 
-The quick grid runs once for the module (through the CLI, as a user would) and
-every test reads its output. Nothing here compares times: the properties checked
-are shapes the protocol must have whatever the machine, on the work counts each
-cell records beside its times (masks expanded, neighbours).
+The test suite's smoke grid (hidden flag ``--smoke``: the quick grid's axes, smaller)
+runs once for the module (through the CLI, as a user would) and every test reads its
+output; ``--quick`` itself cost the module about 25 s, for checks of the output's
+shape and the verdicts' logic that no grid size changes. Nothing here compares times:
+the properties checked are shapes the protocol must have whatever the machine, on the
+work counts each cell records beside its times (masks expanded, neighbours).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
     out = tmp_path_factory.mktemp("papers")
-    result = CliRunner().invoke(main, ["bench", "papers", "--quick", "--out", str(out)])
+    result = CliRunner().invoke(main, ["bench", "papers", "--smoke", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "papers.json").read_text(encoding="utf-8"))
     report = (out / "papers.md").read_text(encoding="utf-8")
@@ -39,13 +41,13 @@ def _cells(data: dict[str, Any], **where: Any) -> list[dict[str, Any]]:
 def test_json_has_every_figure_and_every_round_was_correct(run):
     _, data, _ = run
     assert data["benchmark"] == "papers"
-    assert data["quick"] is True
+    assert data["quick"] is True and data["smoke"] is True
     assert {"machine", "grid", "method", "papers", "cells", "neighbour_curves"} <= set(data)
     assert data["machine"]["cpu_model"]
     assert data["machine"]["cpus"] >= 1
     figures = {c["figure"] for c in data["cells"]}
     assert figures == {"b17_n", "b17_d", "b20_harary", "b20_complete"}
-    grid = papers.QUICK
+    grid = papers.SMOKE
     expected = (len(grid.b17_ns) + len(grid.b17_ds)) * len(grid.b17_dropouts) + (
         len(grid.b20_ns) + len(grid.b20_complete_ns)
     ) * len(grid.b20_dropouts)
@@ -121,7 +123,7 @@ def test_report_names_the_machine_and_the_papers_figures(run):
 def test_secagg_server_cost_grows_with_dropout(run):
     """Dropouts make the server rebuild a pair mask per (dropped, survivor): more work."""
     _, data, _ = run
-    n_max = max(papers.QUICK.b17_ns)
+    n_max = max(papers.SMOKE.b17_ns)
     by_dropout = {c["dropout"]: c for c in _cells(data, figure="b17_n", n=n_max)}
     low, high = min(by_dropout), max(by_dropout)
     survivors = by_dropout[low]["included"]
@@ -138,7 +140,7 @@ def test_secagg_server_cost_grows_with_dropout(run):
 def test_neighbour_count_grows_sublinearly_and_matches_fcp(run):
     _, data, _ = run
     curves = data["neighbour_curves"]
-    assert len(curves) == len(papers.QUICK.k_settings)
+    assert len(curves) == len(papers.SMOKE.k_settings)
     for curve in curves:
         assert curve["slope_loglog"] is not None
         assert curve["slope_loglog"] < 0.5  # k = O(log n), far from the complete graph's 1
@@ -150,7 +152,7 @@ def test_neighbour_count_grows_sublinearly_and_matches_fcp(run):
 
 def test_secagg_plus_client_is_cheaper_than_secagg_at_equal_n(run):
     _, data, _ = run
-    shared = sorted(set(papers.QUICK.b20_ns) & set(papers.QUICK.b20_complete_ns))
+    shared = sorted(set(papers.SMOKE.b20_ns) & set(papers.SMOKE.b20_complete_ns))
     assert shared
     n = shared[-1]
     plus = _cells(data, figure="b20_harary", n=n, dropout=0.0)[0]
@@ -164,3 +166,39 @@ def test_loglog_slope_recovers_exponents():
     assert papers.loglog_slope(xs, [x**2 for x in xs]) == pytest.approx(2.0)
     assert papers.loglog_slope(xs, [5.0 for _ in xs]) == pytest.approx(0.0, abs=1e-12)
     assert papers.loglog_slope([10], [1.0]) is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "grid"),
+    [
+        ([], "FULL"),
+        (["--quick"], "QUICK"),
+        (["--smoke"], "SMOKE"),
+        (["--quick", "--smoke"], "SMOKE"),
+    ],
+)
+def test_each_flag_runs_its_grid(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: list[str], grid: str
+) -> None:
+    """``--quick`` runs the quick grid its documented figures come from, not the smoke
+    grid the module above runs (nothing is measured: the run stops at its grid)."""
+    from secagg.apps.bench.masking import BenchmarkError
+
+    ran: list[papers.PaperGrid] = []
+
+    def stop(chosen: papers.PaperGrid, progress: bool = True) -> dict[str, Any]:
+        ran.append(chosen)
+        raise BenchmarkError("stopped by the test")
+
+    monkeypatch.setattr(papers, "run_papers", stop)
+    result = CliRunner().invoke(main, ["bench", "papers", *flags, "--out", str(tmp_path)])
+    assert "stopped by the test" in result.output
+    assert ran == [getattr(papers, grid)]
+
+
+def test_the_smoke_grid_is_hidden_and_smaller_than_the_quick_one() -> None:
+    result = CliRunner().invoke(main, ["bench", "papers", "--help"])
+    assert "--quick" in result.output and "--smoke" not in result.output
+    assert max(papers.SMOKE.b17_ns) < max(papers.QUICK.b17_ns)
+    assert papers.SMOKE.b17_d < papers.QUICK.b17_d
+    assert max(papers.SMOKE.b20_ns) < max(papers.QUICK.b20_ns)

@@ -180,13 +180,15 @@ def bench_masking(
     show_default=True,
     help="Directory for papers.json, papers.md and the PNG plots.",
 )
-def bench_papers(quick: bool, out: str) -> None:
+# the test suite's grid: the output's shape and the verdicts' logic, in seconds
+@click.option("--smoke", is_flag=True, hidden=True)
+def bench_papers(quick: bool, out: str, smoke: bool) -> None:
     """Bonawitz et al. 2017 and Bell et al. 2020 cost figures, ours beside the papers'."""
     from secagg.apps.bench import papers
     from secagg.apps.bench.masking import BenchmarkError
 
     with _failure_as_line("secagg bench papers", BenchmarkError):
-        papers.run_and_write(out, quick=quick, echo=click.echo)
+        papers.run_and_write(out, quick=quick, smoke=smoke, echo=click.echo)
 
 
 @bench.command("dp")

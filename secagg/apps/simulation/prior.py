@@ -9,14 +9,26 @@ config's ``prior_epsilon`` and ``prior_delta``, composed by
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
+from secagg.apps.simulation import tuning
 from secagg.apps.simulation.config import SimulationConfig, key
 from secagg.apps.simulation.data import _public_reference
-from secagg.apps.simulation.tuning import TunedFit, fit_tuned
+from secagg.apps.simulation.tuning import TunedFit
 from secagg.errors import ConfigurationError
+
+#: public priors fitted in this process, by :func:`_fit_key`; the oldest goes first
+_FITTED: OrderedDict[str, TunedFit] = OrderedDict()
+#: how many fits :data:`_FITTED` keeps (a model and its vector each: a few MB at most)
+_FITTED_KEPT = 4
+_FITTED_LOCK = threading.Lock()
 
 
 def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray | None:
@@ -37,7 +49,53 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
     y = np.concatenate([b.y_train for b in reference])
     if stats is not None:
         x = stats.apply(x)
-    return fit_tuned(config, x, y, {"scratch": None}, "public-prior")
+    return _fitted_once(config, x, y)
+
+
+def _fit_key(config: SimulationConfig, x: np.ndarray, y: np.ndarray) -> str:
+    """A digest of everything the public prior's fit depends on: its rows and labels
+    (shape, type and bytes), every setting :func:`~secagg.apps.simulation.tuning.fit_tuned`
+    reads, and torch's thread count (a sum over more threads rounds otherwise)."""
+    import torch
+
+    digest = hashlib.sha256()
+    for array in (x, y):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
+        digest.update(memoryview(contiguous).cast("B"))
+    settings = (*tuning.fit_settings(config), torch.get_num_threads())
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
+
+
+def _fitted_once(config: SimulationConfig, x: np.ndarray, y: np.ndarray) -> TunedFit:
+    """The public prior fitted on ``x``, ``y``, once per process for the same inputs.
+
+    Why: the fit is a deterministic function of its rows and settings (the same seed
+    gives the same model bit for bit), and it is the costliest step before the baselines;
+    a process that runs several simulations of one world (an experiment's settings, a
+    test module) refitted it every time. Each caller gets its own copy of the model and
+    of the vector: nothing it does reaches the next caller's prior."""
+    fit_key = _fit_key(config, x, y)
+    with _FITTED_LOCK:
+        kept = _FITTED.get(fit_key)
+        if kept is not None:
+            _FITTED.move_to_end(fit_key)
+    if kept is None:
+        kept = tuning.fit_tuned(config, x, y, {"scratch": None}, "public-prior")
+        with _FITTED_LOCK:
+            _FITTED[fit_key] = kept
+            while len(_FITTED) > _FITTED_KEPT:
+                _FITTED.popitem(last=False)
+    return dataclasses.replace(
+        kept, model=copy.deepcopy(kept.model), vector=np.array(kept.vector, copy=True)
+    )
+
+
+def forget_fitted_priors() -> None:
+    """Empty the process's public-prior cache (a test that checks the fit itself)."""
+    with _FITTED_LOCK:
+        _FITTED.clear()
 
 
 def read_prior_file(config: SimulationConfig, features: int | None = None) -> np.ndarray:

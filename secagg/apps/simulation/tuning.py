@@ -41,6 +41,23 @@ class TunedFit:
     validation_auprc: float
 
 
+def fit_settings(config: SimulationConfig) -> tuple[object, ...]:
+    """Every setting :func:`fit_tuned` reads, of ``config`` and of this module: with the
+    same rows, starts and label, two configs that agree on these fit the same model (the
+    public prior's cache in :mod:`~secagg.apps.simulation.prior` is keyed on them).
+    Extend it with any setting :func:`fit_tuned` comes to read."""
+    return (
+        config.model,
+        config.seed,
+        config.epochs,
+        config.batch_size,
+        config.positive_weight,
+        TUNING_LEARNING_RATES,
+        TUNING_MAX_EPOCHS,
+        TUNING_VALIDATION_SHARE,
+    )
+
+
 def fit_tuned(
     config: SimulationConfig,
     x: np.ndarray,
