@@ -78,7 +78,7 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.dp.ddg_accounting import DDG_ORDERS, ddg_round_rdp, rdp_epsilon
 from secagg.dp.display import shown
 from secagg.errors import ConfigurationError, PolicyRefused
-from secagg.protocol.graph_params import tolerated_colluders
+from secagg.protocol.graph_params import tolerated_colluders, tolerated_dropouts
 
 log = logging.getLogger("secagg.client")
 
@@ -220,7 +220,10 @@ def honest_shares(
         tolerated_colluders(n, policy.corrupt_fraction, policy.min_colluders),
         min(policy.min_colluders, n - 1),
     )
-    dropouts = math.floor(policy.dropout_fraction * n)
+    # the protocol's count (its 1e-14 nudge: 0.29 * 100 is 28.999... in floats, and a
+    # plain floor assumed 28 dropouts where the round is sized for 29, one honest share
+    # too many)
+    dropouts = tolerated_dropouts(n, policy.dropout_fraction)
     counted = n - colluders - dropouts
     if fewest_in_sum is not None:
         counted = min(counted, fewest_in_sum - colluders)
