@@ -242,6 +242,34 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
     return sans
 
 
+#: RFC 5280's upper bound on a common name (ub-common-name), which ``cryptography`` enforces
+MAX_COMMON_NAME = 64
+#: the server certificate's common name when no name it carries fits in one
+FALLBACK_SERVER_COMMON_NAME = "secagg federation server"
+
+
+def _server_common_name(sans: Sequence[x509.GeneralName]) -> str:
+    """The server certificate's common name: the first carried name of at most
+    :data:`MAX_COMMON_NAME` characters, an address in gRPC's spelling (inet_ntop's:
+    ``::ffff:10.0.0.5``, not Python 3.11's ``::ffff:a00:5``, the one a party's
+    ``--server-name`` is compared in), else :data:`FALLBACK_SERVER_COMMON_NAME`.
+
+    Why not always the first name: a host name may have 253 characters, a common name
+    64, so ``certs init --server-name`` with a valid 74-character name ended in a
+    ``ValueError`` traceback from ``cryptography`` (hostile CLI review, 2026-12-06).
+    TLS checks the subject alternative names, which carry every name in full; the
+    common name is only what a reader of the certificate sees."""
+    for san in sans:
+        name = (
+            ip_name(str(san.value)) or str(san.value)
+            if isinstance(san, x509.IPAddress)
+            else str(san.value)
+        )
+        if len(name) <= MAX_COMMON_NAME:
+            return name
+    return FALLBACK_SERVER_COMMON_NAME
+
+
 def server_names_carried(server_names: Sequence[str]) -> list[str]:
     """The names a server certificate for ``server_names`` carries, once each, an address
     in gRPC's spelling (:func:`~secagg.transport.names.ip_name`): what ``secagg certs
@@ -283,10 +311,11 @@ def init_ca(
 ) -> InitializedCA:
     """Create a CA, a server certificate and an empty revocation list in ``directory``.
 
-    ``server_names`` are the host names and IP addresses clients will dial; the first one is
-    also the server certificate's CN. With ``force=True`` an existing CA is replaced, and
-    because that makes every old certificate worthless, the old client certificates and the
-    revocation list are deleted too (a new CA starts a new federation).
+    ``server_names`` are the host names and IP addresses clients will dial; the first one
+    of at most 64 characters is also the server certificate's CN (display only: TLS checks
+    the subject alternative names, which carry them all). With ``force=True`` an existing
+    CA is replaced, and because that makes every old certificate worthless, the old client
+    certificates and the revocation list are deleted too (a new CA starts a new federation).
     """
     if validity_days < 1 or server_validity_days < 1:
         raise ConfigurationError("validity must be at least one day")
@@ -341,13 +370,7 @@ def init_ca(
     _write_cert(layout.ca_cert, ca_cert)
 
     server_key = _new_key()
-    first = sans[0]
-    # an address in gRPC's spelling (inet_ntop's: ::ffff:10.0.0.5, not Python 3.11's
-    # ::ffff:a00:5), the one a party's --server-name is compared in
-    if isinstance(first, x509.IPAddress):
-        cn = ip_name(str(first.value)) or str(first.value)
-    else:
-        cn = first.value
+    cn = _server_common_name(sans)
     server_cert = _leaf_builder(
         ca_cert=ca_cert,
         subject_cn=cn,

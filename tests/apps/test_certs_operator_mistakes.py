@@ -1,0 +1,152 @@
+"""``secagg certs`` as an operator meets it: every mistake is one line, exit 2, and a
+name can never write outside the CA folder.
+
+A table of names and folders an operator may type (path separators, ``..``, names past a
+certificate's 64-character common name, Unicode, a newline, a revoked name re-issued)
+run in process through click's runner, and the long server name that was a traceback:
+``certs init --server-name`` takes any host name (up to 253 characters), but the first
+name was also the server certificate's common name, which X.509 bounds at 64
+characters, so a valid 74-character name ended in ``ValueError: Attribute's length must
+be >= 1 and <= 64`` (hostile CLI review, 2026-12-06).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from secagg.apps.cli import main
+
+#: a host name of 74 characters, each label within DNS's 63
+LONG_HOST = "a" * 63 + ".bank.test"
+#: a host name of 253 characters, DNS's longest
+LONGEST_HOST = ".".join(["b" * 63, "c" * 63, "d" * 63, "e" * 61])
+
+
+def _invoke(*args: str) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    return result.exit_code, [line for line in result.output.splitlines() if line.strip()]
+
+
+def _server_certificate(directory: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((directory / "server.pem").read_bytes())
+
+
+def _files_under(directory: Path) -> set[Path]:
+    return set(directory.rglob("*"))
+
+
+@pytest.mark.parametrize("host", [LONG_HOST, LONGEST_HOST])
+def test_a_long_server_name_is_carried_not_a_traceback(tmp_path: Path, host: str) -> None:
+    """The name goes into the certificate's SANs (what TLS checks); its common name,
+    display only and at most 64 characters, is another carried name that fits."""
+    folder = tmp_path / "ca"
+    code, lines = _invoke("certs", "init", "--dir", str(folder), "--server-name", host)
+    assert code == 0, lines
+    certificate = _server_certificate(folder)
+    sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == [host]
+    common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert len(common_names) == 1
+    assert 1 <= len(str(common_names[0].value)) <= 64
+
+
+def test_the_common_name_is_the_first_name_that_fits(tmp_path: Path) -> None:
+    folder = tmp_path / "ca"
+    args = ["certs", "init", "--dir", str(folder), "--server-name", LONG_HOST]
+    code, lines = _invoke(*args, "--server-name", "fl.bank.test")
+    assert code == 0, lines
+    common_names = _server_certificate(folder).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert [str(name.value) for name in common_names] == ["fl.bank.test"]
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> Path:
+    folder = tmp_path / "ca"
+    code, lines = _invoke("certs", "init", "--dir", str(folder))
+    assert code == 0, lines
+    return folder
+
+
+#: names no certificate may be issued to or revoked under: one line naming the rule
+BAD_NAMES = [
+    "../outside",
+    "..",
+    "a/b",
+    "clients/../../x",
+    "/abs",
+    "a" * 65,
+    "é",
+    "branch\n",
+    "branch\x1b[2J",
+    "a b",
+    ".hidden",
+    "",
+]
+
+
+@pytest.mark.parametrize("command", ["issue", "revoke"])
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_bad_name_is_one_line_and_writes_nothing(ca: Path, command: str, name: str) -> None:
+    before = {path: path.read_bytes() for path in _files_under(ca.parent) if path.is_file()}
+    code, lines = _invoke("certs", command, name, "--dir", str(ca), "--force")
+    assert code == 2, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Error: invalid client name"), lines
+    after = {path: path.read_bytes() for path in _files_under(ca.parent) if path.is_file()}
+    assert after == before
+
+
+def test_a_64_character_name_is_the_longest_issued(ca: Path) -> None:
+    name = "b" * 64
+    code, lines = _invoke("certs", "issue", name, "--dir", str(ca))
+    assert code == 0, lines
+    certificate = x509.load_pem_x509_certificate((ca / "clients" / f"{name}.pem").read_bytes())
+    assert certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == name
+
+
+#: (the steps before, the command, the words of its one line)
+MISTAKES = [
+    ([], ["init"], "a CA already exists"),
+    ([["issue", "b1"]], ["issue", "b1"], "already has a certificate"),
+    ([["issue", "b1"], ["revoke", "b1"]], ["issue", "b1"], "is revoked; use --force"),
+    ([], ["revoke", "nobody"], "has no certificate"),
+]
+
+
+@pytest.mark.parametrize(("steps", "command", "words"), MISTAKES)
+def test_a_refused_step_is_one_line(
+    ca: Path, steps: list[list[str]], command: list[str], words: str
+) -> None:
+    for step in steps:
+        code, lines = _invoke("certs", *step, "--dir", str(ca))
+        assert code == 0, lines
+    code, lines = _invoke("certs", *command, "--dir", str(ca))
+    assert code == 2, lines
+    assert len(lines) == 1 and words in lines[0], lines
+
+
+@pytest.mark.parametrize("command", [["init"], ["issue", "b1"], ["revoke", "b1"]])
+@pytest.mark.parametrize("where", ["missing parent", "a file", "empty"])
+def test_a_folder_that_cannot_be_used_is_one_line_naming_it(
+    tmp_path: Path, command: list[str], where: str
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    folder = {
+        "missing parent": str(tmp_path / "no" / "such" / "ca"),
+        "a file": str(blocker),
+        "empty": "",
+    }[where]
+    code, lines = _invoke("certs", *command, "--dir", folder)
+    assert code == 2, lines
+    # the flag, or the folder it gave (``revoke``: "no CA in FOLDER")
+    assert len(lines) == 1 and ("--dir" in lines[0] or f"no CA in {folder}" in lines[0]), lines
+    assert not (tmp_path / "no").exists()
