@@ -22,6 +22,7 @@ from secagg.apps.commands.dialling import (
     _redialling,
 )
 from secagg.apps.commands.parties import (
+    _one_verbosity,
     _read_table,
     _setup_logging,
     _sigterm_as_interrupt,
@@ -196,6 +197,8 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--state",
     "state_path",
+    # not "" (the current folder: "--state . is a folder"), not a folder
+    type=NonEmptyPath(dir_okay=False),
     default=None,
     help="This branch's state file: the federation its rounds belong to and the last round "
     "number it started, so that a restarted branch still refuses a round it already ran "
@@ -256,6 +259,7 @@ def client(
     check_memory(
         32 * dimension, f"--dimension {dimension} (a model and its round copies)", "'--dimension'"
     )
+    _one_verbosity("secagg client", verbose, quiet)
     _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)

@@ -18,6 +18,7 @@ from secagg.apps.commands.dialling import (
 )
 from secagg.apps.commands.parties import (
     _config_failure,
+    _one_verbosity,
     _read_table,
     _setup_logging,
     _sigterm_as_interrupt,
@@ -144,7 +145,14 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "noise_stddev is set. Without --config, max_clients, max_value_bound and min_precision "
     "default to 1000, 1.0 and 1e-6 (1e-6 x max_value_bound when that is below 1).",
 )
-@click.option("--key", "key_path", default=None, help="The key file keyholder-init wrote.")
+@click.option(
+    "--key",
+    "key_path",
+    # "" read the current folder ("cannot read the key file /home/op: Is a directory")
+    type=NonEmptyPath(exists=True, dir_okay=False),
+    default=None,
+    help="The key file keyholder-init wrote.",
+)
 @click.option(
     "--backend",
     default="ckks",
@@ -183,14 +191,17 @@ def keyholder(
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
 
+    _one_verbosity("secagg keyholder", verbose, quiet)
     _setup_logging(verbose, quiet)
     config = _key_holders_federation(config_path, name) if config_path is not None else None
     try:
         settings, base = _key_holder_settings(policy_path, key_path)
         if "key" in settings and config_path is None:
+            # named as given: a key from the policy file was reported as "--key"
+            given = "--key" if key_path is not None else "[key_holder] key (--policy)"
             raise ConfigurationError(
-                "--key needs --config: a key is used only once it matches the key holder "
-                "pinned in the federation's config"
+                f"{given} needs --config: a key is used only once it matches the key "
+                "holder pinned in the federation's config"
             )
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             ended = run_key_holder(

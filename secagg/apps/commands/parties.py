@@ -60,6 +60,17 @@ def _verbosity(function: Any) -> Any:
     return click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")(function)
 
 
+def _one_verbosity(party: str, verbose: bool, quiet: bool) -> None:
+    """Refuse ``--quiet`` with ``-v/--verbose`` in one line, exit 2.
+
+    Why: ``secagg server`` refused the pair, but ``secagg client`` and ``secagg
+    keyholder`` took it and logged everything (``-v`` won silently), so an operator who
+    added ``--quiet`` to a unit that already had ``-v`` got the DEBUG log they were
+    silencing (hostile CLI review, 2026-12-06)."""
+    if quiet and verbose:
+        _fail(party, "--quiet and -v/--verbose contradict each other: pass one", 2)
+
+
 def _verdict_said_here(verbose: bool) -> contextlib.AbstractContextManager[None]:
     """The runtime's log records of the federation's verdict (finished, or stopped and
     why) silenced, because the command prints it in its own line: an early stop read
