@@ -183,3 +183,54 @@ def test_a_policy_key_without_a_config_is_named_as_the_policy_key(
     line = _one_line(_invoke(args), args)
     assert "[key_holder] key (--policy) needs --config" in line, line
     assert "--key needs" not in line, line
+
+
+PIN = "ab" * 32
+
+#: (flags, the [branch] table of --policy, the words naming the two): --allow-plain
+#: beside a guard that plain rounds do not have
+PLAIN_BESIDE_A_GUARD = [
+    (["--allow-plain", "--key-holder-fingerprint", PIN], "", "--allow-plain with --key-holder"),
+    (["--allow-plain", "--require-active"], "", "--allow-plain with --require-active"),
+    (
+        [],
+        f'allow_plain = true\nkey_holder_fingerprint = "{PIN}"\n',
+        "branch.allow_plain (--policy) with branch.key_holder_fingerprint (--policy)",
+    ),
+    (
+        ["--allow-plain"],
+        "require_active = true\n",
+        "--allow-plain with branch.require_active (--policy)",
+    ),
+    (
+        ["--require-active"],
+        "allow_plain = true\n",
+        "branch.allow_plain (--policy) with --require-active",
+    ),
+]
+
+
+@pytest.mark.parametrize(("flags", "table", "words"), PLAIN_BESIDE_A_GUARD)
+def test_plain_beside_a_guard_it_defeats_is_refused(
+    places: dict[str, str], tmp_path: Path, flags: list[str], table: str, words: str
+) -> None:
+    """A pinned key holder or the active variant guards the update against the server;
+    a plain round has neither, and with plain allowed the server may choose it."""
+    extra = list(flags)
+    if table:
+        policy = tmp_path / "policy.toml"
+        policy.write_text(f"[branch]\n{table}")
+        extra += ["--policy", str(policy)]
+    args = _client(places, *extra)
+    line = _one_line(_invoke(args), args)
+    assert words in line and "in clear" in line, line
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--allow-plain"], ["--key-holder-fingerprint", PIN], ["--require-active"]],
+    ids=["plain", "pin", "active"],
+)
+def test_each_alone_reaches_the_run(places: dict[str, str], flags: list[str]) -> None:
+    result = _invoke(_client(places, *flags))
+    assert isinstance(result.exception, _Dialled), (result.output, result.exception)

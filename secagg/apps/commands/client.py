@@ -405,7 +405,7 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
     typed = {key: value for key, value in options.items() if value is not None}
     section.update(typed)
     try:
-        return BranchPolicy.from_dict(section)
+        policy = BranchPolicy.from_dict(section)
     except ConfigurationError as exc:
         # a value typed as an option is named as that option, not as the policy file's
         # key: ``--max-clip -1`` said ``branch.max_clip must be ...`` (CLI audit, 2026-12-05)
@@ -418,3 +418,42 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
             flag = "--" + named[0].replace("_", "-")
             raise click.BadParameter(message, param_hint=f"'{flag}'") from None
         raise
+    _check_plain_is_alone(policy, typed)
+    return policy
+
+
+def _check_plain_is_alone(policy: BranchPolicy, typed: dict[str, object]) -> None:
+    """Refuse ``allow_plain`` beside a pinned CKKS key holder or ``require_active``, in
+    one line naming both (exit 2), before anything is dialled.
+
+    Why: each of the two guards the update against the server (only the pinned key
+    holder can decrypt a CKKS upload; the active variant withstands a malicious server),
+    but neither governs a plain round (docs/deployment.md: "CKKS and plain rounds have no
+    variants"), and ``allow_plain`` lets the server choose plain. The server a branch
+    guards against then simply runs plain and reads the update in clear, while the
+    operator believes the pin or the variant holds (hostile CLI review, 2026-12-06).
+    A branch of a plain federation sets ``allow_plain`` alone."""
+
+    def said(key: str) -> str:
+        flag = "--" + key.replace("_", "-")
+        return flag if typed.get(key) is not None else f"branch.{key} (--policy)"
+
+    if not policy.allow_plain:
+        return
+    guards = [
+        (key, what)
+        for key, what in (
+            ("key_holder_fingerprint", "only the pinned key holder decrypts a CKKS upload"),
+            ("require_active", "the active variant withstands a malicious server"),
+        )
+        if getattr(policy, key)
+    ]
+    if not guards:
+        return
+    key, what = guards[0]
+    raise click.BadParameter(
+        f"{said('allow_plain')} with {said(key)}: {what}, but a plain round has no such "
+        "guard and the server chooses the backend, so it could run plain and receive this "
+        "branch's update in clear; pass one (allow plain only to join a plain federation)",
+        param_hint=f"'--allow-plain' / '--{key.replace('_', '-')}'",
+    )
