@@ -18,6 +18,9 @@ step-ca, cfssl, Vault) and the library only reads the result.
 ``revoke(dir, name)`` adds the name and the fingerprint of the branch's current certificate.
 Re-issuing a revoked name (``issue_client(..., force=True)``) lifts the name bar but keeps the
 old fingerprint barred: the branch gets back in with a fresh key, the leaked one stays out.
+Both refuse a CA folder whose revocation list is missing (:class:`LostRevocationList`):
+``init_ca`` writes one, so a missing list was lost, and a new one would re-admit every
+branch it barred.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from secagg.transport.certs import (
     CLIENT_NAME_PATTERN,
     CaLayout,
     CertificateStoreError,
+    MissingRevocationList,
     RevocationList,
     check_client_name,
     check_key_pair,
@@ -60,6 +64,7 @@ __all__ = [
     "ClientRevoked",
     "InitializedCA",
     "IssuedCertificate",
+    "LostRevocationList",
     "UnknownClient",
     "init_ca",
     "issue_client",
@@ -95,6 +100,18 @@ class UnknownClient(CertificateStoreError):
     A typo in ``secagg certs revoke`` must not report success while the branch it meant
     stays admitted; ``force=True`` (``--force``) records the name anyway, for a
     certificate deleted here that may still be out there."""
+
+
+class LostRevocationList(MissingRevocationList):
+    """A CA folder whose revocation list is gone: refused, never started again empty.
+
+    Why: :func:`init_ca` writes the list and the server refuses to start without one ("a
+    missing list is an error, never 'nothing revoked'", docs/deployment.md), but
+    :func:`revoke` and :func:`issue_client` read a missing list as empty. After the list
+    was lost (deleted, a restore without it), ``secagg certs revoke b2`` wrote a new list
+    holding b2 alone, and the server, starting again, admitted every branch revoked
+    before, a leaked key included; ``certs issue`` re-issued a revoked name without
+    ``--force`` (hostile CLI review, 2026-12-06)."""
 
 
 @dataclass(frozen=True)
@@ -419,7 +436,7 @@ def issue_client(
     layout = CaLayout(Path(directory))
     ca_cert, ca_key = _load_ca(layout)
     cert_path, key_path = layout.client_cert(name), layout.client_key(name)
-    revoked = load_revocations(layout.directory)
+    revoked = _revocations(layout)
     if not force:
         if name in revoked.names:
             raise ClientRevoked(f"client {name!r} is revoked; use --force to re-admit it")
@@ -473,6 +490,19 @@ def issued_clients(directory: Path | str) -> frozenset[str]:
 # --- revocation -------------------------------------------------------------------------
 
 
+def _revocations(layout: CaLayout) -> RevocationList:
+    """The CA's revocation list, which must be there (:class:`LostRevocationList`)."""
+    try:
+        return load_revocations(layout.directory, missing_ok=False)
+    except MissingRevocationList:
+        raise LostRevocationList(
+            f"the revocation list {layout.revocations} is missing (certs init wrote it): "
+            "restore it from a backup, since a new list would admit every branch it "
+            "revoked; a CA that never revoked anything can restore it empty, "
+            '{"format": "secagg-revocations/1", "names": [], "fingerprints": []}'
+        ) from None
+
+
 def _save_revocations(layout: CaLayout, revocations: RevocationList) -> None:
     _write_atomic(layout.revocations, revocations.to_json().encode(), 0o644)
 
@@ -493,7 +523,7 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
     # refused here as the server refuses it, before the list is touched: a revocation
     # written into a folder no server can start from would pass for one in force
     load_ca_certificate(layout.ca_cert)
-    current = load_revocations(layout.directory)
+    current = _revocations(layout)
     fps = set(current.fingerprints)
     cert_path = layout.client_cert(name)
     if not (force or cert_path.exists() or name in current.names):

@@ -150,3 +150,64 @@ def test_a_folder_that_cannot_be_used_is_one_line_naming_it(
     # the flag, or the folder it gave (``revoke``: "no CA in FOLDER")
     assert len(lines) == 1 and ("--dir" in lines[0] or f"no CA in {folder}" in lines[0]), lines
     assert not (tmp_path / "no").exists()
+
+
+# --- a lost revocation list ------------------------------------------------------------
+# ``certs init`` writes revoked.json, and the server refuses to start without it: "a
+# missing list is an error, never 'nothing revoked'" (docs/deployment.md). But ``certs
+# revoke`` and ``certs issue`` read a missing list as empty: after the list was lost
+# (deleted, a restore without it), revoking another branch wrote a new list without the
+# old entries, and the server then started and admitted the branch revoked before (its
+# leaked key included); ``certs issue`` re-issued a revoked name without --force.
+
+
+def _lose_the_list_of_a_revoked_branch(ca: Path) -> bytes:
+    """b1 issued and revoked, b2 issued; then revoked.json lost. b1's certificate."""
+    for step in (["issue", "b1"], ["issue", "b2"], ["revoke", "b1"]):
+        code, lines = _invoke("certs", *step, "--dir", str(ca))
+        assert code == 0, lines
+    (ca / "revoked.json").unlink()
+    return (ca / "clients" / "b1.pem").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "step",
+    [["revoke", "b2"], ["revoke", "b3", "--force"], ["issue", "b1"], ["issue", "b1", "--force"]],
+    ids=" ".join,
+)
+def test_a_lost_revocation_list_is_not_started_again_empty(ca: Path, step: list[str]) -> None:
+    from secagg.transport.certs import MissingRevocationList, PeerVerifier
+
+    b1 = _lose_the_list_of_a_revoked_branch(ca)
+    before = {path: path.read_bytes() for path in _files_under(ca) if path.is_file()}
+    code, lines = _invoke("certs", *step, "--dir", str(ca))
+    assert code == 2, lines
+    assert len(lines) == 1 and str(ca / "revoked.json") in lines[0], lines
+    assert "restore" in lines[0], lines
+    after = {path: path.read_bytes() for path in _files_under(ca) if path.is_file()}
+    assert after == before  # nothing written: no list, no certificate
+    # the server still refuses to start, rather than admitting b1 again
+    with pytest.raises(MissingRevocationList):
+        PeerVerifier(ca).identify(b1)
+
+
+def test_an_empty_list_restored_by_hand_is_read(ca: Path) -> None:
+    """The way out the line names for a CA that never had a list: an empty one."""
+    _lose_the_list_of_a_revoked_branch(ca)
+    (ca / "revoked.json").write_text(
+        '{"format": "secagg-revocations/1", "names": [], "fingerprints": []}'
+    )
+    code, lines = _invoke("certs", "revoke", "b2", "--dir", str(ca))
+    assert code == 0, lines
+
+
+def test_a_revoked_name_is_not_issued_again_without_force_after_the_list_is_lost(
+    ca: Path,
+) -> None:
+    _lose_the_list_of_a_revoked_branch(ca)
+    for suffix in (".pem", ".key"):  # its files cleaned up after the revocation
+        (ca / "clients" / f"b1{suffix}").unlink()
+    code, lines = _invoke("certs", "issue", "b1", "--dir", str(ca))
+    assert code == 2, lines
+    assert len(lines) == 1 and "revoked.json is missing" in lines[0], lines
+    assert not (ca / "clients" / "b1.pem").exists()
