@@ -142,6 +142,11 @@ CLIENT_MISTAKES = [
     (["--key-holder-fingerprint", "zz"], "--key-holder-fingerprint"),
     (["--policy", "{dir}"], "--policy"),
     (["--policy", "{dir}/missing.toml"], "--policy"),
+    (["--hook", ""], "'--hook'"),
+    (["--hook", "dpsgd_hook"], "'--hook'"),
+    (["--hook", ":make_hook"], "'--hook'"),
+    (["--hook", "os:"], "'--hook'"),
+    (["--hook", "no_such_module_204:make_hook"], "'--hook'"),
 ]
 
 

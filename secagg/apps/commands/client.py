@@ -51,12 +51,21 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     a dotted module that folder is the one above its package: ``PYTHONPATH=/opt/mybank``
     for ``mybank.fraud`` (what docs/deployment.md showed) does not find
     ``/opt/mybank/fraud.py``, and "the folder that holds it" read as that one
-    (newcomer's walk-through, 2026-12-05). A malformed spec is left to the runtime's
-    own message."""
+    (newcomer's walk-through, 2026-12-05).
+
+    A value that is not ``demo`` nor ``module:factory`` (``--hook dpsgd_hook``, the
+    factory left out; ``--hook ''``) is refused here too, naming ``--hook``: the
+    runtime's "a hook is 'demo' or 'package.module:factory'" named no flag (hostile CLI
+    review, 2026-12-06)."""
     del ctx, param
-    module = (value or "").partition(":")[0]
-    if value is None or value == "demo" or ":" not in value or not module:
+    if value is None or value == "demo":
         return value
+    module, _, factory = value.partition(":")
+    if not module.strip() or not factory.strip():
+        raise click.BadParameter(
+            f"{value!r} is neither 'demo' nor 'module:factory' (a module Python can import "
+            "and the factory in it, e.g. mybank.fraud:make_hook)"
+        )
     import importlib.util
 
     try:
