@@ -410,7 +410,10 @@ def _budget_summary(stats: Any) -> str:
 
 def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
     """The ``[branch]`` table of ``path`` (if given), overridden by the options set."""
-    section: dict[str, object] = _read_table(path, "branch") if path is not None else {}
+    from dataclasses import fields
+
+    known = [field.name for field in fields(BranchPolicy)]
+    section: dict[str, object] = _read_table(path, "branch", known) if path is not None else {}
     typed = {key: value for key, value in options.items() if value is not None}
     section.update(typed)
     try:

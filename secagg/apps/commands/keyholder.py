@@ -38,7 +38,11 @@ def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, A
     the folder; ``--key`` overrides its ``key``."""
     from pathlib import Path
 
-    section = _read_table(path, "key_holder") if path is not None else {}
+    from secagg.aggregation.keyholder_policy import POLICY_KEYS
+
+    # its policy's keys and the key file (which --key overrides)
+    known = (*POLICY_KEYS, "key")
+    section = _read_table(path, "key_holder", known) if path is not None else {}
     base = Path(path).resolve().parent if path is not None else None
     if key is not None:
         section["key"] = str(Path(key).resolve())
