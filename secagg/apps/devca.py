@@ -317,6 +317,25 @@ def _load_ca(layout: CaLayout) -> tuple[x509.Certificate, ec.EllipticCurvePrivat
 # --- creating the CA and issuing certificates -------------------------------------------
 
 
+def _check_kinds(layout: CaLayout) -> None:
+    """Refuse a CA folder whose ``clients`` is not a folder or whose revocation list is
+    not a file, before :func:`init_ca` writes or removes anything.
+
+    Why: ``certs init --force`` with a file named ``clients`` wrote the new CA, the
+    server's certificate and an empty revocation list and then failed ("File exists:
+    .../clients", exit 2): the operator read an error while the old CA and every
+    certificate it issued were gone; without ``--force``, a ``revoked.json`` folder was
+    kept as the list, which no server reads (hostile CLI review, 2026-12-06)."""
+    for path, want in ((layout.clients_dir, "folder"), (layout.revocations, "file")):
+        if path.exists() and path.is_dir() != (want == "folder"):
+            have = "a folder" if path.is_dir() else "not a folder"
+            raise ConfigurationError(
+                f"{path} is {have}, where the CA keeps its "
+                f"{'client certificates' if want == 'folder' else 'revocation list'} (a "
+                f"{want}): move it away, nothing was written"
+            )
+
+
 def init_ca(
     directory: Path | str,
     *,
@@ -348,6 +367,7 @@ def init_ca(
             f"a CA already exists in {layout.directory} ({existing[0].name}); "
             "use --force to replace it and invalidate every certificate it issued"
         )
+    _check_kinds(layout)  # before anything is written or removed
     layout.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if force:
         if layout.clients_dir.is_dir():

@@ -211,3 +211,37 @@ def test_a_revoked_name_is_not_issued_again_without_force_after_the_list_is_lost
     assert code == 2, lines
     assert len(lines) == 1 and "revoked.json is missing" in lines[0], lines
     assert not (ca / "clients" / "b1.pem").exists()
+
+
+# --- a CA folder whose clients/ or revoked.json is the wrong kind -----------------------
+# ``certs init --force`` with a file named clients wrote the new CA, the server's
+# certificate and an empty revocation list, then failed ("File exists: .../clients",
+# exit 2): the operator read an error while the old CA, and every certificate it issued,
+# was already gone. Now the folder is checked before anything is written.
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["new", "force"])
+@pytest.mark.parametrize("blocker", ["clients", "revoked.json"])
+def test_init_checks_the_folder_before_writing_anything(
+    tmp_path: Path, force: bool, blocker: str
+) -> None:
+    folder = tmp_path / "ca"
+    if force:
+        code, lines = _invoke("certs", "init", "--dir", str(folder))
+        assert code == 0, lines
+        if blocker == "clients":
+            (folder / "clients").rmdir()
+        else:
+            (folder / "revoked.json").unlink()
+    else:
+        folder.mkdir()
+    if blocker == "clients":
+        (folder / "clients").write_text("not a folder")
+    else:
+        (folder / "revoked.json").mkdir()
+    before = {path: path.read_bytes() for path in _files_under(folder) if path.is_file()}
+    code, lines = _invoke("certs", "init", "--dir", str(folder), *(["--force"] if force else []))
+    assert code == 2, lines
+    assert len(lines) == 1 and str(folder / blocker) in lines[0], lines
+    after = {path: path.read_bytes() for path in _files_under(folder) if path.is_file()}
+    assert after == before
