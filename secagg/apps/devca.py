@@ -456,6 +456,15 @@ def issue_client(
     layout = CaLayout(Path(directory))
     ca_cert, ca_key = _load_ca(layout)
     cert_path, key_path = layout.client_cert(name), layout.client_key(name)
+    for path in (cert_path, key_path):
+        # else the key was replaced and the certificate's write failed naming its temporary
+        # file ("Is a directory: clients/.b7.pem.4fm56ry9.tmp"): a new key beside the old
+        # certificate, after an error (hostile CLI review, 2026-12-06)
+        if path.is_dir():
+            raise ConfigurationError(
+                f"{path} is a folder, where {name}'s {'key' if path == key_path else 'certificate'}"
+                " goes: move it away, nothing was written"
+            )
     revoked = _revocations(layout)
     if not force:
         if name in revoked.names:

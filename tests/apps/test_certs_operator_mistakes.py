@@ -245,3 +245,21 @@ def test_init_checks_the_folder_before_writing_anything(
     assert len(lines) == 1 and str(folder / blocker) in lines[0], lines
     after = {path: path.read_bytes() for path in _files_under(folder) if path.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize("suffix", [".pem", ".key"])
+def test_issue_checks_its_two_paths_before_writing_either(ca: Path, suffix: str) -> None:
+    """A folder where the certificate goes: the key was replaced, then the certificate's
+    write failed naming its temporary file, which nobody typed."""
+    code, lines = _invoke("certs", "issue", "b1", "--dir", str(ca))
+    assert code == 0, lines
+    blocked = ca / "clients" / f"b1{suffix}"
+    blocked.unlink()
+    blocked.mkdir()
+    before = {path: path.read_bytes() for path in _files_under(ca) if path.is_file()}
+    code, lines = _invoke("certs", "issue", "b1", "--dir", str(ca), "--force")
+    assert code == 2, lines
+    assert len(lines) == 1 and f"{blocked} is a folder" in lines[0], lines
+    assert ".tmp" not in lines[0]
+    after = {path: path.read_bytes() for path in _files_under(ca) if path.is_file()}
+    assert after == before
