@@ -166,6 +166,7 @@ KEYHOLDER_MISTAKES = [
     (["--config", "{config}", "--key", "{dir}"], "'--key'"),
     (["--config", "{config}", "--key", "{dir}/missing.key"], "'--key'"),
     (["--key", "{key}"], "--key needs --config"),
+    (["--config", "{config}", "--backend", "secagg+"], "--backend secagg+ disagrees with"),
     (["--policy", "{dir}"], "'--policy'"),
 ]
 
@@ -256,3 +257,11 @@ def test_why_the_cli_refuses_it_the_library_policy_lets_plain_through() -> None:
     backend = get_backend("plain")
     client = backend.client(backend.plan(4, 8), 0, policy=policy)
     assert client.set_input(np.zeros(8))
+
+
+@pytest.mark.parametrize("flags", [[], ["--backend", "ckks"]], ids=["default", "the same"])
+def test_a_backend_that_agrees_with_the_config_reaches_the_run(
+    places: dict[str, str], flags: list[str]
+) -> None:
+    result = _invoke(_keyholder(places, "--config", places["config"], *flags))
+    assert isinstance(result.exception, _Dialled), (result.output, result.exception)

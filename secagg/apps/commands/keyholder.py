@@ -80,6 +80,28 @@ def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
     return config
 
 
+def _check_backend_agrees(
+    config_path: str | None, config: FederationConfig | None, backend: str
+) -> None:
+    """Refuse a typed ``--backend`` other than ``--config``'s ``[backend] name`` (exit 2).
+
+    Why: with ``--config`` the config's backend is the one served and ``--backend`` was
+    ignored without a word, so ``--backend secagg+ --config ckks.toml`` ran a CKKS key
+    holder while the command line said otherwise (hostile CLI review, 2026-12-06). The
+    same name typed again, or the default, is no contradiction."""
+    if config is None or config_path is None:
+        return
+    context = click.get_current_context()
+    typed = context.get_parameter_source("backend") is click.core.ParameterSource.COMMANDLINE
+    if typed and backend != config.backend.name:
+        _fail(
+            "secagg keyholder",
+            f"--backend {backend} disagrees with --config {config_path}, whose [backend] "
+            f"name = {config.backend.name!r} is the one served: leave --backend out",
+            2,
+        )
+
+
 @click.command("keyholder-init")
 @click.option("--config", "config_path", required=True, type=NonEmptyPath(exists=True))
 @click.option("--key", "key_path", required=True, type=NonEmptyPath(), help="Where to write it.")
@@ -162,7 +184,8 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     default="ckks",
     show_default=True,
     help="Without --config: the backend whose key this party holds (a key made per run, "
-    "which branches cannot pin).",
+    "which branches cannot pin). With --config, the config's [backend] name (another one "
+    "typed is refused).",
 )
 @_verbosity
 def keyholder(
@@ -198,6 +221,7 @@ def keyholder(
     _one_verbosity("secagg keyholder", verbose, quiet)
     _setup_logging(verbose, quiet)
     config = _key_holders_federation(config_path, name) if config_path is not None else None
+    _check_backend_agrees(config_path, config, backend)
     try:
         settings, base = _key_holder_settings(policy_path, key_path)
         if "key" in settings and config_path is None:
