@@ -18,6 +18,9 @@ step-ca, cfssl, Vault) and the library only reads the result.
 ``revoke(dir, name)`` adds the name and the fingerprint of the branch's current certificate.
 Re-issuing a revoked name (``issue_client(..., force=True)``) lifts the name bar but keeps the
 old fingerprint barred: the branch gets back in with a fresh key, the leaked one stays out.
+Both refuse a CA folder whose revocation list is missing (:class:`LostRevocationList`):
+``init_ca`` writes one, so a missing list was lost, and a new one would re-admit every
+branch it barred.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from secagg.transport.certs import (
     CLIENT_NAME_PATTERN,
     CaLayout,
     CertificateStoreError,
+    MissingRevocationList,
     RevocationList,
     check_client_name,
     check_key_pair,
@@ -60,6 +64,7 @@ __all__ = [
     "ClientRevoked",
     "InitializedCA",
     "IssuedCertificate",
+    "LostRevocationList",
     "UnknownClient",
     "init_ca",
     "issue_client",
@@ -95,6 +100,18 @@ class UnknownClient(CertificateStoreError):
     A typo in ``secagg certs revoke`` must not report success while the branch it meant
     stays admitted; ``force=True`` (``--force``) records the name anyway, for a
     certificate deleted here that may still be out there."""
+
+
+class LostRevocationList(MissingRevocationList):
+    """A CA folder whose revocation list is gone: refused, never started again empty.
+
+    Why: :func:`init_ca` writes the list and the server refuses to start without one ("a
+    missing list is an error, never 'nothing revoked'", docs/deployment.md), but
+    :func:`revoke` and :func:`issue_client` read a missing list as empty. After the list
+    was lost (deleted, a restore without it), ``secagg certs revoke b2`` wrote a new list
+    holding b2 alone, and the server, starting again, admitted every branch revoked
+    before, a leaked key included; ``certs issue`` re-issued a revoked name without
+    ``--force`` (hostile CLI review, 2026-12-06)."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +259,34 @@ def _server_sans(server_names: Sequence[str]) -> list[x509.GeneralName]:
     return sans
 
 
+#: RFC 5280's upper bound on a common name (ub-common-name), which ``cryptography`` enforces
+MAX_COMMON_NAME = 64
+#: the server certificate's common name when no name it carries fits in one
+FALLBACK_SERVER_COMMON_NAME = "secagg federation server"
+
+
+def _server_common_name(sans: Sequence[x509.GeneralName]) -> str:
+    """The server certificate's common name: the first carried name of at most
+    :data:`MAX_COMMON_NAME` characters, an address in gRPC's spelling (inet_ntop's:
+    ``::ffff:10.0.0.5``, not Python 3.11's ``::ffff:a00:5``, the one a party's
+    ``--server-name`` is compared in), else :data:`FALLBACK_SERVER_COMMON_NAME`.
+
+    Why not always the first name: a host name may have 253 characters, a common name
+    64, so ``certs init --server-name`` with a valid 74-character name ended in a
+    ``ValueError`` traceback from ``cryptography`` (hostile CLI review, 2026-12-06).
+    TLS checks the subject alternative names, which carry every name in full; the
+    common name is only what a reader of the certificate sees."""
+    for san in sans:
+        name = (
+            ip_name(str(san.value)) or str(san.value)
+            if isinstance(san, x509.IPAddress)
+            else str(san.value)
+        )
+        if len(name) <= MAX_COMMON_NAME:
+            return name
+    return FALLBACK_SERVER_COMMON_NAME
+
+
 def server_names_carried(server_names: Sequence[str]) -> list[str]:
     """The names a server certificate for ``server_names`` carries, once each, an address
     in gRPC's spelling (:func:`~secagg.transport.names.ip_name`): what ``secagg certs
@@ -272,6 +317,25 @@ def _load_ca(layout: CaLayout) -> tuple[x509.Certificate, ec.EllipticCurvePrivat
 # --- creating the CA and issuing certificates -------------------------------------------
 
 
+def _check_kinds(layout: CaLayout) -> None:
+    """Refuse a CA folder whose ``clients`` is not a folder or whose revocation list is
+    not a file, before :func:`init_ca` writes or removes anything.
+
+    Why: ``certs init --force`` with a file named ``clients`` wrote the new CA, the
+    server's certificate and an empty revocation list and then failed ("File exists:
+    .../clients", exit 2): the operator read an error while the old CA and every
+    certificate it issued were gone; without ``--force``, a ``revoked.json`` folder was
+    kept as the list, which no server reads (hostile CLI review, 2026-12-06)."""
+    for path, want in ((layout.clients_dir, "folder"), (layout.revocations, "file")):
+        if path.exists() and path.is_dir() != (want == "folder"):
+            have = "a folder" if path.is_dir() else "not a folder"
+            raise ConfigurationError(
+                f"{path} is {have}, where the CA keeps its "
+                f"{'client certificates' if want == 'folder' else 'revocation list'} (a "
+                f"{want}): move it away, nothing was written"
+            )
+
+
 def init_ca(
     directory: Path | str,
     *,
@@ -283,10 +347,11 @@ def init_ca(
 ) -> InitializedCA:
     """Create a CA, a server certificate and an empty revocation list in ``directory``.
 
-    ``server_names`` are the host names and IP addresses clients will dial; the first one is
-    also the server certificate's CN. With ``force=True`` an existing CA is replaced, and
-    because that makes every old certificate worthless, the old client certificates and the
-    revocation list are deleted too (a new CA starts a new federation).
+    ``server_names`` are the host names and IP addresses clients will dial; the first one
+    of at most 64 characters is also the server certificate's CN (display only: TLS checks
+    the subject alternative names, which carry them all). With ``force=True`` an existing
+    CA is replaced, and because that makes every old certificate worthless, the old client
+    certificates and the revocation list are deleted too (a new CA starts a new federation).
     """
     if validity_days < 1 or server_validity_days < 1:
         raise ConfigurationError("validity must be at least one day")
@@ -302,6 +367,7 @@ def init_ca(
             f"a CA already exists in {layout.directory} ({existing[0].name}); "
             "use --force to replace it and invalidate every certificate it issued"
         )
+    _check_kinds(layout)  # before anything is written or removed
     layout.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if force:
         if layout.clients_dir.is_dir():
@@ -341,13 +407,7 @@ def init_ca(
     _write_cert(layout.ca_cert, ca_cert)
 
     server_key = _new_key()
-    first = sans[0]
-    # an address in gRPC's spelling (inet_ntop's: ::ffff:10.0.0.5, not Python 3.11's
-    # ::ffff:a00:5), the one a party's --server-name is compared in
-    if isinstance(first, x509.IPAddress):
-        cn = ip_name(str(first.value)) or str(first.value)
-    else:
-        cn = first.value
+    cn = _server_common_name(sans)
     server_cert = _leaf_builder(
         ca_cert=ca_cert,
         subject_cn=cn,
@@ -396,7 +456,16 @@ def issue_client(
     layout = CaLayout(Path(directory))
     ca_cert, ca_key = _load_ca(layout)
     cert_path, key_path = layout.client_cert(name), layout.client_key(name)
-    revoked = load_revocations(layout.directory)
+    for path in (cert_path, key_path):
+        # else the key was replaced and the certificate's write failed naming its temporary
+        # file ("Is a directory: clients/.b7.pem.4fm56ry9.tmp"): a new key beside the old
+        # certificate, after an error (hostile CLI review, 2026-12-06)
+        if path.is_dir():
+            raise ConfigurationError(
+                f"{path} is a folder, where {name}'s {'key' if path == key_path else 'certificate'}"
+                " goes: move it away, nothing was written"
+            )
+    revoked = _revocations(layout)
     if not force:
         if name in revoked.names:
             raise ClientRevoked(f"client {name!r} is revoked; use --force to re-admit it")
@@ -450,6 +519,19 @@ def issued_clients(directory: Path | str) -> frozenset[str]:
 # --- revocation -------------------------------------------------------------------------
 
 
+def _revocations(layout: CaLayout) -> RevocationList:
+    """The CA's revocation list, which must be there (:class:`LostRevocationList`)."""
+    try:
+        return load_revocations(layout.directory, missing_ok=False)
+    except MissingRevocationList:
+        raise LostRevocationList(
+            f"the revocation list {layout.revocations} is missing (certs init wrote it): "
+            "restore it from a backup, since a new list would admit every branch it "
+            "revoked; a CA that never revoked anything can restore it empty, "
+            '{"format": "secagg-revocations/1", "names": [], "fingerprints": []}'
+        ) from None
+
+
 def _save_revocations(layout: CaLayout, revocations: RevocationList) -> None:
     _write_atomic(layout.revocations, revocations.to_json().encode(), 0o644)
 
@@ -470,7 +552,7 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
     # refused here as the server refuses it, before the list is touched: a revocation
     # written into a folder no server can start from would pass for one in force
     load_ca_certificate(layout.ca_cert)
-    current = load_revocations(layout.directory)
+    current = _revocations(layout)
     fps = set(current.fingerprints)
     cert_path = layout.client_cert(name)
     if not (force or cert_path.exists() or name in current.names):

@@ -197,8 +197,10 @@ def refused_values(
         options.append(
             st.sampled_from(["", "a b", "host:443", "https://x", "10.0.0.256", "fe80::1%eth0"])
         )
+    elif callback == "_party_name":
+        options.append(st.sampled_from(["", "../x", "a/b", "b1\n", "a" * 65, ".x", "é"]))
     elif callback == "_hook_module":
-        options.append(st.just("no_such_module_133:make_hook"))
+        options.append(st.sampled_from(["no_such_module_133:make_hook", "", "dpsgd_hook", "os:"]))
     elif callback == "_head_option":
         options.append(st.sampled_from(["", "zz", "not-a-head", "0" * 7]))
     return st.one_of(options) if options else st.nothing()

@@ -22,6 +22,7 @@ from secagg.apps.commands.dialling import (
     _redialling,
 )
 from secagg.apps.commands.parties import (
+    _one_verbosity,
     _read_table,
     _setup_logging,
     _sigterm_as_interrupt,
@@ -50,12 +51,21 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     a dotted module that folder is the one above its package: ``PYTHONPATH=/opt/mybank``
     for ``mybank.fraud`` (what docs/deployment.md showed) does not find
     ``/opt/mybank/fraud.py``, and "the folder that holds it" read as that one
-    (newcomer's walk-through, 2026-12-05). A malformed spec is left to the runtime's
-    own message."""
+    (newcomer's walk-through, 2026-12-05).
+
+    A value that is not ``demo`` nor ``module:factory`` (``--hook dpsgd_hook``, the
+    factory left out; ``--hook ''``) is refused here too, naming ``--hook``: the
+    runtime's "a hook is 'demo' or 'package.module:factory'" named no flag (hostile CLI
+    review, 2026-12-06)."""
     del ctx, param
-    module = (value or "").partition(":")[0]
-    if value is None or value == "demo" or ":" not in value or not module:
+    if value is None or value == "demo":
         return value
+    module, _, factory = value.partition(":")
+    if not module.strip() or not factory.strip():
+        raise click.BadParameter(
+            f"{value!r} is neither 'demo' nor 'module:factory' (a module Python can import "
+            "and the factory in it, e.g. mybank.fraud:make_hook)"
+        )
     import importlib.util
 
     try:
@@ -196,6 +206,8 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--state",
     "state_path",
+    # not "" (the current folder: "--state . is a folder"), not a folder
+    type=NonEmptyPath(dir_okay=False),
     default=None,
     help="This branch's state file: the federation its rounds belong to and the last round "
     "number it started, so that a restarted branch still refuses a round it already ran "
@@ -256,6 +268,7 @@ def client(
     check_memory(
         32 * dimension, f"--dimension {dimension} (a model and its round copies)", "'--dimension'"
     )
+    _one_verbosity("secagg client", verbose, quiet)
     _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)
@@ -397,11 +410,14 @@ def _budget_summary(stats: Any) -> str:
 
 def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
     """The ``[branch]`` table of ``path`` (if given), overridden by the options set."""
-    section: dict[str, object] = _read_table(path, "branch") if path is not None else {}
+    from dataclasses import fields
+
+    known = [field.name for field in fields(BranchPolicy)]
+    section: dict[str, object] = _read_table(path, "branch", known) if path is not None else {}
     typed = {key: value for key, value in options.items() if value is not None}
     section.update(typed)
     try:
-        return BranchPolicy.from_dict(section)
+        policy = BranchPolicy.from_dict(section)
     except ConfigurationError as exc:
         # a value typed as an option is named as that option, not as the policy file's
         # key: ``--max-clip -1`` said ``branch.max_clip must be ...`` (CLI audit, 2026-12-05)
@@ -414,3 +430,42 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
             flag = "--" + named[0].replace("_", "-")
             raise click.BadParameter(message, param_hint=f"'{flag}'") from None
         raise
+    _check_plain_is_alone(policy, typed)
+    return policy
+
+
+def _check_plain_is_alone(policy: BranchPolicy, typed: dict[str, object]) -> None:
+    """Refuse ``allow_plain`` beside a pinned CKKS key holder or ``require_active``, in
+    one line naming both (exit 2), before anything is dialled.
+
+    Why: each of the two guards the update against the server (only the pinned key
+    holder can decrypt a CKKS upload; the active variant withstands a malicious server),
+    but neither governs a plain round (docs/deployment.md: "CKKS and plain rounds have no
+    variants"), and ``allow_plain`` lets the server choose plain. The server a branch
+    guards against then simply runs plain and reads the update in clear, while the
+    operator believes the pin or the variant holds (hostile CLI review, 2026-12-06).
+    A branch of a plain federation sets ``allow_plain`` alone."""
+
+    def said(key: str) -> str:
+        flag = "--" + key.replace("_", "-")
+        return flag if typed.get(key) is not None else f"branch.{key} (--policy)"
+
+    if not policy.allow_plain:
+        return
+    guards = [
+        (key, what)
+        for key, what in (
+            ("key_holder_fingerprint", "only the pinned key holder decrypts a CKKS upload"),
+            ("require_active", "the active variant withstands a malicious server"),
+        )
+        if getattr(policy, key)
+    ]
+    if not guards:
+        return
+    key, what = guards[0]
+    raise click.BadParameter(
+        f"{said('allow_plain')} with {said(key)}: {what}, but a plain round has no such "
+        "guard and the server chooses the backend, so it could run plain and receive this "
+        "branch's update in clear; pass one (allow plain only to join a plain federation)",
+        param_hint=f"'--allow-plain' / '--{key.replace('_', '-')}'",
+    )

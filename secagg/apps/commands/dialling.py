@@ -82,6 +82,27 @@ def _server_name(ctx: click.Context, param: click.Parameter, value: str | None) 
     return name if isinstance(name, str) else ip_name(str(name))
 
 
+def _party_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--name`` is a branch's or key holder's name as ``secagg certs issue`` takes it (1-64
+    characters from A-Z a-z 0-9 . _ -, starting with a letter or digit), or nothing can
+    dial: its certificate is ``clients/NAME.pem`` and the server admits no other common name.
+
+    Why here, before anything is read: the name was first checked when the certificate
+    folder was, and every line a dialling party prints starts with its name, so ``--name
+    ''`` said ``secagg client: : invalid client name ''`` and a name ending in a newline
+    (a script's ``$(cat name)`` of a file written with ``echo``) printed its error on two
+    lines, neither naming ``--name`` (hostile CLI review, 2026-12-06)."""
+    del ctx, param
+    if value is None:
+        return None
+    from secagg.transport.certs import InvalidClientName, check_client_name
+
+    try:
+        return check_client_name(value)
+    except InvalidClientName as exc:
+        raise click.BadParameter(_one_line(exc)) from None
+
+
 def _connection_failure(exc: Exception, target: str, certificates: str, name: str) -> str:
     """The real cause of a failed connection, in one line.
 
@@ -218,7 +239,7 @@ def _dialling_party(name_help: str) -> Callable[[Callable[..., Any]], Callable[.
             "--server: a host name or an IP address (e.g. --server 10.0.0.5:50051 "
             "--server-name fl.bank.internal, or --server-name fd00::5).",
         ),
-        click.option("--name", required=True, help=name_help),
+        click.option("--name", required=True, callback=_party_name, help=name_help),
         click.option(
             "--certs",
             "certificates",

@@ -18,6 +18,7 @@ from secagg.apps.commands.dialling import (
 )
 from secagg.apps.commands.parties import (
     _config_failure,
+    _one_verbosity,
     _read_table,
     _setup_logging,
     _sigterm_as_interrupt,
@@ -37,7 +38,11 @@ def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, A
     the folder; ``--key`` overrides its ``key``."""
     from pathlib import Path
 
-    section = _read_table(path, "key_holder") if path is not None else {}
+    from secagg.aggregation.keyholder_policy import POLICY_KEYS
+
+    # its policy's keys and the key file (which --key overrides)
+    known = (*POLICY_KEYS, "key")
+    section = _read_table(path, "key_holder", known) if path is not None else {}
     base = Path(path).resolve().parent if path is not None else None
     if key is not None:
         section["key"] = str(Path(key).resolve())
@@ -73,6 +78,28 @@ def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
             2,
         )
     return config
+
+
+def _check_backend_agrees(
+    config_path: str | None, config: FederationConfig | None, backend: str
+) -> None:
+    """Refuse a typed ``--backend`` other than ``--config``'s ``[backend] name`` (exit 2).
+
+    Why: with ``--config`` the config's backend is the one served and ``--backend`` was
+    ignored without a word, so ``--backend secagg+ --config ckks.toml`` ran a CKKS key
+    holder while the command line said otherwise (hostile CLI review, 2026-12-06). The
+    same name typed again, or the default, is no contradiction."""
+    if config is None or config_path is None:
+        return
+    context = click.get_current_context()
+    typed = context.get_parameter_source("backend") is click.core.ParameterSource.COMMANDLINE
+    if typed and backend != config.backend.name:
+        _fail(
+            "secagg keyholder",
+            f"--backend {backend} disagrees with --config {config_path}, whose [backend] "
+            f"name = {config.backend.name!r} is the one served: leave --backend out",
+            2,
+        )
 
 
 @click.command("keyholder-init")
@@ -144,13 +171,21 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "noise_stddev is set. Without --config, max_clients, max_value_bound and min_precision "
     "default to 1000, 1.0 and 1e-6 (1e-6 x max_value_bound when that is below 1).",
 )
-@click.option("--key", "key_path", default=None, help="The key file keyholder-init wrote.")
+@click.option(
+    "--key",
+    "key_path",
+    # "" read the current folder ("cannot read the key file /home/op: Is a directory")
+    type=NonEmptyPath(exists=True, dir_okay=False),
+    default=None,
+    help="The key file keyholder-init wrote.",
+)
 @click.option(
     "--backend",
     default="ckks",
     show_default=True,
     help="Without --config: the backend whose key this party holds (a key made per run, "
-    "which branches cannot pin).",
+    "which branches cannot pin). With --config, the config's [backend] name (another one "
+    "typed is refused).",
 )
 @_verbosity
 def keyholder(
@@ -183,14 +218,18 @@ def keyholder(
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
 
+    _one_verbosity("secagg keyholder", verbose, quiet)
     _setup_logging(verbose, quiet)
     config = _key_holders_federation(config_path, name) if config_path is not None else None
+    _check_backend_agrees(config_path, config, backend)
     try:
         settings, base = _key_holder_settings(policy_path, key_path)
         if "key" in settings and config_path is None:
+            # named as given: a key from the policy file was reported as "--key"
+            given = "--key" if key_path is not None else "[key_holder] key (--policy)"
             raise ConfigurationError(
-                "--key needs --config: a key is used only once it matches the key holder "
-                "pinned in the federation's config"
+                f"{given} needs --config: a key is used only once it matches the key "
+                "holder pinned in the federation's config"
             )
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             ended = run_key_holder(

@@ -10,7 +10,7 @@ import logging
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -58,6 +58,17 @@ def _verbosity(function: Any) -> Any:
         "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO)."
     )(function)
     return click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")(function)
+
+
+def _one_verbosity(party: str, verbose: bool, quiet: bool) -> None:
+    """Refuse ``--quiet`` with ``-v/--verbose`` in one line, exit 2.
+
+    Why: ``secagg server`` refused the pair, but ``secagg client`` and ``secagg
+    keyholder`` took it and logged everything (``-v`` won silently), so an operator who
+    added ``--quiet`` to a unit that already had ``-v`` got the DEBUG log they were
+    silencing (hostile CLI review, 2026-12-06)."""
+    if quiet and verbose:
+        _fail(party, "--quiet and -v/--verbose contradict each other: pass one", 2)
 
 
 def _verdict_said_here(verbose: bool) -> contextlib.AbstractContextManager[None]:
@@ -120,24 +131,67 @@ def _config_failure(config_path: str, exc: BaseException) -> str:
     return f"--config {config_path}: {message}"
 
 
-def _read_table(path: str, table: str) -> dict[str, Any]:
+#: the most unknown names a policy file's error lists (and looks up a spelling for)
+_LISTED_UNKNOWN = 8
+#: the largest policy file a party reads: one table of a dozen keys is a few hundred
+#: bytes, and this leaves room for any comments; past it the file is not a policy
+MAX_POLICY_BYTES = 1024 * 1024
+
+
+def _check_policy_size(path: str) -> None:
+    """Refuse a policy file past :data:`MAX_POLICY_BYTES`, reading at most one byte more.
+
+    Why: TOML parses a 10 MB file of a million tables in 15 to 30 s and 1 GB before any
+    key is checked (hostile CLI review, 2026-12-06), and ``/dev/zero`` given as the file
+    was read until memory ran out. Not the federation config's bound: its clients list
+    may hold a million names."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(MAX_POLICY_BYTES + 1)
+    except OSError:
+        return  # read_toml names it in its own words
+    if len(head) > MAX_POLICY_BYTES:
+        raise ConfigurationError(
+            f"{path} is larger than {MAX_POLICY_BYTES // 1024} KiB: a policy file holds one "
+            "table of a few keys (is it the right file?)"
+        )
+
+
+def _listed(names: list[str]) -> str:
+    """``['a', 'b']``, or the first :data:`_LISTED_UNKNOWN` and ``and N more``."""
+    more = len(names) - _LISTED_UNKNOWN
+    return f"{names[:_LISTED_UNKNOWN]}" + (f" and {more} more" if more > 0 else "")
+
+
+def _read_table(path: str, table: str, known: Collection[str] = ()) -> dict[str, Any]:
     """The one ``[table]`` of a party's own TOML file; other tables are an error, with
     the likely spelling (``[brnach]``: did you mean [branch]?), as the federation config
-    gives it: without it a misspelt table was only "unknown" (review, 2026-12-05)."""
+    gives it: without it a misspelt table was only "unknown" (review, 2026-12-05).
+
+    ``known``: the table's keys. A table with more than :data:`_LISTED_UNKNOWN` keys
+    outside them is refused here, listing a few; fewer are left to the policy's own
+    message, which gives each its likely spelling. Why a bound, for the tables too: a
+    10 MB file of a million unknown names took 46 s (a spelling looked up for each)
+    and 1 GB, then printed one line of 10.9 MB (hostile CLI review, 2026-12-06); so
+    many names are not a typo, and a few of them say what the file is."""
     from secagg.errors import closest_spelling
     from secagg.runtime.config import read_toml
 
+    _check_policy_size(path)
     data = read_toml(path)
     unknown = sorted(set(data) - {table})
     if unknown:
-        near = [name for name in unknown if closest_spelling(name, {table}) is not None]
+        listed = unknown[:_LISTED_UNKNOWN]
+        near = [name for name in listed if closest_spelling(name, {table}) is not None]
         if len(unknown) == 1 and near:
             hint = f" (did you mean [{table}]?)"
         elif near:
             hint = " (" + "; ".join(f"[{name}]: did you mean [{table}]?" for name in near) + ")"
         else:
             hint = ""
-        raise ConfigurationError(f"{path}: unknown sections {unknown}; expected [{table}]{hint}")
+        raise ConfigurationError(
+            f"{path}: unknown sections {_listed(unknown)}; expected [{table}]{hint}"
+        )
     if table not in data:
         # an empty file (a deploy that truncated it, a template never filled) ran the
         # party under the default policy, silently: the operator who named a policy file
@@ -150,4 +204,10 @@ def _read_table(path: str, table: str) -> dict[str, Any]:
     section = data[table]
     if not isinstance(section, dict):
         raise ConfigurationError(f"{path}: {table} must be a table ([{table}]), not a value")
+    strangers = sorted(map(str, set(section) - set(known))) if known else []
+    if len(strangers) > _LISTED_UNKNOWN:
+        raise ConfigurationError(
+            f"{path}: [{table}] has {len(strangers)} unknown keys, {_listed(strangers)}: "
+            f"is it a [{table}] table? Its keys are {', '.join(sorted(known))}"
+        )
     return dict(section)

@@ -15,6 +15,7 @@ from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
 from secagg.apps.commands.common import _fail
 from secagg.apps.commands.parties import (
     _config_failure,
+    _one_verbosity,
     _setup_logging,
     _sigterm_as_interrupt,
     _stopped,
@@ -73,8 +74,7 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     def one_line(exc: BaseException) -> str:
         return " ".join(str(exc).split()) or type(exc).__name__
 
-    if quiet and verbose:
-        _fail("secagg server", "--quiet and -v/--verbose contradict each other: pass one", 2)
+    _one_verbosity("secagg server", verbose, quiet)
     _setup_logging(verbose, quiet)
     try:
         config = FederationConfig.load(config_path)
