@@ -74,7 +74,7 @@ import typing
 import warnings
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
@@ -857,12 +857,13 @@ class FederationConfig:
         data = dict(data)
         known = {"federation", "sampling", "backend", "dp", "deadlines", "server"}
         for key in sorted(set(data) - known):
-            _require(isinstance(data[key], dict), _top_level_key(key))
+            if not isinstance(data[key], dict):  # the message only when it is one
+                raise ConfigurationError(_top_level_key(key))
         unknown_sections = sorted(set(data) - known)
-        _require(
-            not unknown_sections,
-            f"unknown sections: {unknown_sections}{_section_suggestions(unknown_sections, known)}",
-        )
+        if unknown_sections:
+            listed = unknown_sections[:_LISTED_UNKNOWN]
+            hints = _section_suggestions(listed, known, len(unknown_sections))
+            raise ConfigurationError(f"unknown sections: {_listed(unknown_sections)}{hints}")
         _require(isinstance(data.get("federation", {}), dict), "[federation] must be a table")
         top = dict(data.get("federation", {}))
         # a section written as a key of [federation] (``backend = "ckks"``, or the dotted
@@ -924,6 +925,20 @@ def _section_keys() -> dict[str, set[str]]:
     return keys
 
 
+#: the most unknown names one refusal lists (and looks up a spelling for)
+_LISTED_UNKNOWN: Final = 8
+
+
+def _listed(names: list[str]) -> str:
+    """``['a', 'b']``, or the first :data:`_LISTED_UNKNOWN` and ``and N more``.
+
+    Why a bound: a file of a million unknown ``[federation]`` keys took 232 s (a
+    spelling looked up for each) and printed one line of 10.9 MB (hostile CLI review,
+    2026-12-06); so many names are not a typo, and a few of them say what the file is."""
+    more = len(names) - _LISTED_UNKNOWN
+    return f"{names[:_LISTED_UNKNOWN]}" + (f" and {more} more" if more > 0 else "")
+
+
 def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
     """``unknown keys in [dp]: ['epsilon_budgt'] (did you mean 'epsilon_budget'?)``.
 
@@ -931,10 +946,11 @@ def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
     of another section (named with it: ``clip`` under ``[backend]`` is ``[dp] clip``).
     Why: ``epsilon_budgt`` was reported without a hint, unlike the simulate config, and
     a misspelt key there is a federation that does not start (newcomer audit,
-    2026-12-05)."""
+    2026-12-05). Only the first :data:`_LISTED_UNKNOWN` are listed and hinted."""
     hints: list[tuple[str, str]] = []
     elsewhere = {name: keys for name, keys in _section_keys().items() if name != section}
-    for key in sorted(unknown):
+    names = sorted(unknown)
+    for key in names[:_LISTED_UNKNOWN]:
         if (near := closest_spelling(key, allowed)) is not None:
             hints.append((key, f"did you mean {near!r}?"))
             continue
@@ -946,7 +962,7 @@ def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
             if (near := closest_spelling(key, keys)) is not None:
                 hints.append((key, f"did you mean [{name}] {near}?"))
                 break
-    return f"unknown keys in [{section}]: {sorted(unknown)}{_hinted(hints, len(unknown))}"
+    return f"unknown keys in [{section}]: {_listed(names)}{_hinted(hints, len(unknown))}"
 
 
 def _hinted(hints: list[tuple[str, str]], count: int) -> str:
@@ -958,14 +974,15 @@ def _hinted(hints: list[tuple[str, str]], count: int) -> str:
     return f" ({'; '.join(f'{name!r}: {hint}' for name, hint in hints)})"
 
 
-def _section_suggestions(unknown: list[str], known: set[str]) -> str:
-    """`` (did you mean [dp]?)`` for misspelt section names, else nothing."""
+def _section_suggestions(unknown: list[str], known: set[str], count: int) -> str:
+    """`` (did you mean [dp]?)`` for misspelt section names among ``unknown`` (the
+    listed ones of ``count``), else nothing."""
     hints = [
         (name, f"did you mean [{near}]?")
         for name in unknown
         if (near := closest_spelling(name, known)) is not None
     ]
-    return _hinted(hints, len(unknown))
+    return _hinted(hints, count)
 
 
 def _top_level_key(key: str) -> str:
