@@ -42,8 +42,21 @@ def test_round_below_threshold_exits_with_the_abort_reason() -> None:
             "0.3",
         ],
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # was 2, a usage mistake's status
     assert "ABORTED" in result.output
+
+
+def test_an_aborted_round_and_a_usage_mistake_exit_differently() -> None:
+    """``secagg round`` exited 2 both for an aborted round and for a mistake in its
+    options (click's usage status), so a script could not tell them apart."""
+    mistake = CliRunner().invoke(main, ["round", "--dim", "0"])
+    aborted = CliRunner().invoke(
+        main,
+        "round --clients 4 --dim 2 --graph complete --threshold 4 --dropout 0.5 --json".split(),
+    )
+    assert mistake.exit_code == 2, mistake.output
+    assert aborted.exit_code == 3, aborted.output
+    assert '"status": "aborted"' in aborted.output
 
 
 def test_round_refuses_an_impossible_configuration() -> None:

@@ -23,6 +23,9 @@ from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_MAX_CLIENTS
 
+#: ``secagg round``'s exit status for an aborted round (2 is click's, for a usage mistake)
+ROUND_ABORTED_EXIT = 3
+
 #: Phases a simulated client may vanish before (the advertise phase is left
 #: out of the random schedule: a client that never shows up is simply absent).
 _DROPOUT_PHASES = PHASES[1:]
@@ -186,7 +189,11 @@ def one_round(
     corrupt: float,
     as_json: bool,
 ) -> None:
-    """Run one secure-aggregation round in memory and check its sum."""
+    """Run one secure-aggregation round in memory and check its sum.
+
+    Exit status: 0 when the round completed and its sum equals the plaintext sum of the
+    included inputs; 1 when it completed with another sum; 2 for a mistake in the
+    options; 3 when the round aborted (fewer survivors than the threshold: no sum)."""
     width = int(bits)
     try:
         config = RoundConfig.create(
@@ -276,7 +283,8 @@ def one_round(
     except RoundAborted as exc:
         payload.update(status="aborted", abort_reason=exc.reason)
         _emit(payload, as_json)
-        sys.exit(2)
+        # not 2: a script must tell an aborted round from a mistake in its options
+        sys.exit(ROUND_ABORTED_EXIT)
     seconds = time.perf_counter() - started
     included = list(outcome.report.included)
     expected = inputs[included].sum(axis=0, dtype=dtype)
