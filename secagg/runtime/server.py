@@ -1429,7 +1429,8 @@ class FederationServer:
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
             self.refused_messages += 1
-            if self._late(number, name, message, exc):
+            party = party_of.get(name)
+            if self._late(number, name, message, exc, session, party):
                 if self._log_refusal(number, name):
                     log.info(
                         "round %d: a late payload from %s of round %d, whose phase has "
@@ -1440,7 +1441,20 @@ class FederationServer:
                     )
                 return None
             if self._log_refusal(number, name):
-                if self._out_of_phase_after_late(number, name, message, exc):
+                ahead = self._phase_not_passed(number, name, message, exc, session, party)
+                if ahead is not None:
+                    log.warning(
+                        "round %d: refused a message from %s, out of phase: a payload of "
+                        "phase %s while the round is in %s, from a party the round dropped, "
+                        "which is sent nothing after it (%s): %s",
+                        number,
+                        name,
+                        ahead,
+                        session.phase,
+                        type(exc).__name__,
+                        exc,
+                    )
+                elif self._out_of_phase_after_late(number, name, message, exc):
                     log.warning(
                         "round %d: refused a message from %s, out of phase: it has answered "
                         "the phase it missed late already, and a party dropped is sent "
@@ -1474,7 +1488,15 @@ class FederationServer:
             self.mechanism.take_report(self._identity(name), message.privacy)
         return outgoing
 
-    def _late(self, number: int, name: str, message: Any, refusal: SecAggError) -> bool:
+    def _late(
+        self,
+        number: int,
+        name: str,
+        message: Any,
+        refusal: SecAggError,
+        session: ServerSession,
+        party: int | None,
+    ) -> bool:
         """Whether ``message``, refused with ``refusal``, is a late answer: a payload of a
         past round ``name`` was a party of, or a payload of the round in flight from a
         party that missed one of its phases, refused as out of phase. An honest branch's
@@ -1493,7 +1515,13 @@ class FederationServer:
         a phase is sent nothing of the phases after it, so a second out-of-phase payload
         of the same round cannot be late (it is a later phase's, or a replay). Before
         (review, 2026-12-06) every one was logged late, at INFO: a dropped party sending
-        well-formed messages of phases still to come looked like a slow link."""
+        well-formed messages of phases still to come looked like a slow link.
+
+        And only a payload of a phase the round has passed (:meth:`ServerSession.phase_of`,
+        read from its header): a dropped party's *first* payload of the phase in flight or
+        of a later one was logged late too (its unmasking shares while the round collected
+        keys' shares), since only the second was told apart (review, 2026-12-06). A
+        backend that cannot say a payload's phase makes it no late one."""
         if not isinstance(message, Relay):
             return False
         if message.round < number:
@@ -1503,11 +1531,46 @@ class FederationServer:
                 message.round == number
                 and name in self._missed
                 and isinstance(refusal, UnexpectedMessage)
+                and self._of_a_passed_phase(session, party, message.payload)
             )
         if not late or (message.round, name) in self._answered_late:
             return False
         self._answered_late.add((message.round, name))
         return True
+
+    @staticmethod
+    def _of_a_passed_phase(session: ServerSession, party: int | None, payload: bytes) -> bool:
+        """Whether ``payload`` from ``party`` is of a phase the round in flight has passed
+        (by its header alone; False when either phase is unknown)."""
+        if party is None:
+            return False
+        sent, now = session.phase_of(party, payload), session.current_phase
+        return sent is not None and now is not None and sent < now
+
+    def _phase_not_passed(
+        self,
+        number: int,
+        name: str,
+        message: Any,
+        refusal: SecAggError,
+        session: ServerSession,
+        party: int | None,
+    ) -> str | None:
+        """The phase of a refused payload of the round in flight, from a party the round
+        dropped, when that phase is the one in flight or a later one (no late answer: the
+        warning says so); None otherwise."""
+        if (
+            party is None
+            or not isinstance(message, Relay)
+            or message.round != number
+            or not isinstance(refusal, UnexpectedMessage)
+            or name not in self._missed
+        ):
+            return None
+        sent, now = session.phase_of(party, message.payload), session.current_phase
+        if sent is None or now is None or sent < now:
+            return None
+        return sent.name
 
     def _out_of_phase_after_late(
         self, number: int, name: str, message: Any, refusal: SecAggError
