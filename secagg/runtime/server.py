@@ -121,6 +121,7 @@ from secagg.runtime.wire import (
     MAX_DEADLINE_SECONDS,
     FederationEnd,
     Leave,
+    NotSampled,
     Relay,
     RoundEnd,
     RoundStart,
@@ -1079,6 +1080,7 @@ class FederationServer:
         self._helper_request, self._helper_resent = None, False
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
+        self._tell_unsampled(number, participants)
         phase, last_progress = session.phase, self._clock()
         while not session.done:
             if self._helper_unreached is not None:
@@ -1133,6 +1135,27 @@ class FederationServer:
         self._charge_after_reply(number, session)
         self._helper_request = None  # the round is over: nothing of it is resent
         return session.finish()
+
+    def _tell_unsampled(self, number: int, participants: list[str]) -> None:
+        """Tell every connected client the sampling left out of round ``number`` that the
+        round runs without it, and for how long at most (:class:`NotSampled`).
+
+        Why: a branch waits for the server between rounds for its idle timer only
+        (``secagg client --idle``), and one left out heard nothing while the rounds went
+        on without it; with ``sampling.rate`` 0.1 and rounds of minutes, a branch out of a
+        few rounds in a row gave up (``BranchGaveUp``) while still eligible, and the
+        federation lost its branches one by one. The notice names the round, the
+        federation and the round's deadline (what every round start names), never the
+        cohort. A benched, excluded or budget-spent branch is told too: it is connected
+        and waits for the federation's end like any other. A send that fails is that
+        branch's (:meth:`_send`), never the round's. Sent after the round's first events,
+        so the cohort's training does not wait for it."""
+        left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
+        notice = NotSampled(number, left, federation=self.config.name)
+        cohort = set(participants)
+        for name in sorted(set(self.config.clients) & self.transport.connected()):
+            if name not in cohort:
+                self._send(name, notice)
 
     def _session_of(self, name: str) -> object:
         """``name``'s current session: the transport's session id where it has one
@@ -1792,7 +1815,7 @@ class FederationServer:
     def _send(
         self,
         name: str,
-        message: RoundStart | Relay | RoundEnd | FederationEnd,
+        message: RoundStart | Relay | RoundEnd | FederationEnd | NotSampled,
         *,
         model: bytes | None = None,
     ) -> None:
