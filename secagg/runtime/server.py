@@ -13,7 +13,10 @@ One round (:meth:`FederationServer.run_round`):
    central mechanism charges each client for the rounds it was in), so a seeded,
    predictable cohort costs no privacy; every ledger row with DP still says
    whether its cohort was seeded (``dp.sampling.seeded``). A client whose own
-   epsilon one more round would take past ``dp.epsilon_budget`` sits out.
+   epsilon one more round would take past ``dp.epsilon_budget`` sits out. Every
+   connected client left out of a round that runs is told so, with the round's
+   deadline (:class:`~secagg.runtime.wire.NotSampled`), so its idle timer does not
+   run out while rounds go on without it (:meth:`FederationServer._tell_unsampled`).
 2. **Record** the round as ``running`` in the store, then **plan** it: the
    backend turns the cohort and the mechanism's round options into a spec, and
    builds its server session (:mod:`secagg.aggregation.base`).
