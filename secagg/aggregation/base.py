@@ -221,6 +221,21 @@ class RoundIdentity:
         return f"RoundIdentity({len(self.verify_keys)} parties)"
 
 
+@dataclass(frozen=True, order=True)
+class Phase:
+    """A phase of a round as its server session runs them: ``rank`` orders the phases
+    (a later phase has a larger rank; the round's end, complete or aborted, ranks after
+    every phase), ``name`` is what :attr:`ServerSession.phase` calls it.
+
+    Why ordered: a payload that arrives after its sender was dropped is late (an honest,
+    slow party) only if it is of a phase the round has passed; one of the phase in
+    flight or of a phase to come cannot be an honest party's (a party dropped is sent
+    nothing after), and the runtime logs it as a refusal (:meth:`ServerSession.phase_of`)."""
+
+    rank: int
+    name: str = field(compare=False)
+
+
 # --- the two sides of a round ------------------------------------------------
 
 
@@ -278,6 +293,26 @@ class ServerSession(abc.ABC):
     def dropouts(self) -> dict[str, int]:
         """Clients lost in each phase closed so far (also for an aborted round)."""
         return {}
+
+    def phase_of(self, party: int, payload: object) -> Phase | None:
+        """The phase ``payload`` from ``party`` would be a payload of, read from its header
+        (its kind) alone, or None when the header does not say (not this backend's
+        message, or a kind sent in more than one phase). Changes nothing, never raises,
+        and says nothing of whether the payload is valid: :meth:`handle` decides that.
+
+        Why: the runtime tells a late answer (of a phase the round has passed, from a
+        slow party) from a payload of the phase in flight or a later one from a party
+        the round dropped, which no honest party sends; before, both were logged as
+        late. The runtime compares it with :attr:`current_phase` and never asks which
+        backend runs. The default knows no phases (a payload is then not late)."""
+        del party, payload
+        return None
+
+    @property
+    def current_phase(self) -> Phase | None:
+        """The phase the round is in, ranked as :meth:`phase_of` ranks payloads (None:
+        this session does not rank its phases)."""
+        return None
 
     def contributors_before_reveal(self) -> int | None:
         """When the next events reveal the sum to the server (masking: the unmasking
@@ -341,6 +376,17 @@ class PhasedServerSession(ServerSession):
 
     _phase = "not_started"
     _abort_reason: str | None = None
+    #: the session's phases in the order a round runs them, the ends last; a subclass
+    #: that lists them gets :attr:`current_phase` (and ranks payloads with :meth:`_ranked`)
+    PHASES: ClassVar[tuple[str, ...]] = ()
+
+    def _ranked(self, name: str) -> Phase | None:
+        """Phase ``name`` ranked by its place in :attr:`PHASES` (None: not listed)."""
+        return Phase(self.PHASES.index(name), name) if name in self.PHASES else None
+
+    @property
+    def current_phase(self) -> Phase | None:
+        return self._ranked(self._phase)
 
     def abort(self, reason: str) -> list[Outgoing]:
         if not isinstance(reason, str):  # refused before the round changes, as the masking one

@@ -62,7 +62,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
@@ -75,6 +75,7 @@ from secagg.aggregation.base import (
     ClientSession,
     HelperSession,
     Outgoing,
+    Phase,
     PhasedServerSession,
     RoundIdentity,
     RoundSpec,
@@ -1036,6 +1037,11 @@ class CKKSClient(ClientSession):
 class CKKSServer(PhasedServerSession):
     """Phases ``key`` -> ``contribution`` -> ``decrypt`` -> ``complete``."""
 
+    PHASES = ("not_started", "key", "contribution", "decrypt", "complete", "aborted")
+    #: the phase of a key holder's message, by the kind byte of its header (a refusal
+    #: answers either request, so its kind names no phase)
+    _HELPER_PHASES: ClassVar[dict[int, str]] = {_KEY_PUBLIC: "key", _DECRYPTED: "decrypt"}
+
     def __init__(self, spec: CKKSSpec, noise_stddev: float) -> None:
         self.spec = spec
         self.params = spec.design.parameters()
@@ -1253,6 +1259,20 @@ class CKKSServer(PhasedServerSession):
         refusal that followed any other reply (a sum refused as malformed, say) is not
         this: that reply may have carried the sum."""
         return self._decryption_refused and self._decrypt_replies == 1
+
+    def phase_of(self, party: int, payload: object) -> Phase | None:
+        """A client's payload is a contribution (the one phase a client sends in); the key
+        holder's is of the phase its header's kind byte names (its key, its decrypted
+        sum), None for a refusal or any other kind. Reads one byte, changes nothing."""
+        if party != HELPER:
+            return self._ranked("contribution")
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            return None
+        view = memoryview(payload)
+        if view.ndim != 1 or view.itemsize != 1 or len(view) < _HELPER_HEAD.size:
+            return None
+        name = self._HELPER_PHASES.get(_helper_kind(view))
+        return None if name is None else self._ranked(name)
 
     def noise_of_reply(self, party: int, payload: object) -> float | None:
         """The noise std under which ``payload``, not yet handled, would put the round's

@@ -62,6 +62,7 @@ from secagg.aggregation.base import (
     Announce,
     ClientSession,
     Outgoing,
+    Phase,
     RoundIdentity,
     RoundSpec,
     ServerSession,
@@ -104,8 +105,11 @@ from secagg.protocol.config import (
 )
 from secagg.protocol.messages import (
     GRAPH_SEED_BYTES,
+    MAGIC,
     ROUND_ID_BYTES,
+    VERSION,
     GraphKind,
+    MessageType,
     RoundSetup,
     ServerMessage,
 )
@@ -541,6 +545,25 @@ def _usable_cores() -> int:
 UNMASK_WORKERS = max(1, min(4, _usable_cores()))
 
 
+#: a protocol message's first bytes: magic, version, type (secagg.protocol.messages)
+_PROTOCOL_HEAD = struct.Struct(">2sBB")
+#: the server phase that takes each kind of client message (the protocol's own order)
+_CLIENT_MESSAGE_PHASES: dict[int, ServerPhase] = {
+    MessageType.ADVERTISE_KEYS: ServerPhase.ADVERTISE_KEYS,
+    MessageType.SHARE_KEYS: ServerPhase.SHARE_KEYS,
+    MessageType.MASKED_INPUT: ServerPhase.MASKED_INPUT,
+    MessageType.CONSISTENCY_SIGNATURE: ServerPhase.CONSISTENCY_CHECK,
+    MessageType.UNMASKING_SHARES: ServerPhase.UNMASKING,
+}
+_PHASE_ORDER: tuple[ServerPhase, ...] = tuple(ServerPhase)  # as declared: the round's order
+
+
+def _ranked(phase: ServerPhase) -> Phase:
+    """A protocol phase ranked by its place in the round (its end, complete or aborted,
+    after every phase)."""
+    return Phase(_PHASE_ORDER.index(phase), phase.value)
+
+
 class MaskingServer(ServerSession):
     """The protocol server, a streaming sum in O(d), and the decoding."""
 
@@ -594,6 +617,27 @@ class MaskingServer(ServerSession):
     @property
     def phase(self) -> str:
         return self._server.phase.value
+
+    def phase_of(self, party: int, payload: object) -> Phase | None:
+        """The protocol phase whose message ``payload`` is, by its header's type byte
+        (magic, version and type: the first 4 bytes), or None: not a protocol message of
+        this version, or a kind no client sends. Changes nothing, never raises."""
+        del party
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            return None
+        view = memoryview(payload)
+        if view.ndim != 1 or view.itemsize != 1:
+            return None  # not the flat bytes a message is
+        head = bytes(view[: _PROTOCOL_HEAD.size])
+        if len(head) < _PROTOCOL_HEAD.size:
+            return None
+        magic, version, kind = _PROTOCOL_HEAD.unpack(head)
+        phase = _CLIENT_MESSAGE_PHASES.get(kind) if (magic, version) == (MAGIC, VERSION) else None
+        return None if phase is None else _ranked(phase)
+
+    @property
+    def current_phase(self) -> Phase | None:
+        return _ranked(self._server.phase)
 
     @property
     def waiting_for(self) -> frozenset[int]:

@@ -21,12 +21,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from secagg.aggregation.base import (
+    HELPER,
     AggregationBackend,
     AggregationReport,
     AggregationResult,
     Announce,
     ClientSession,
     Outgoing,
+    Phase,
     PhasedServerSession,
     RoundIdentity,
     RoundSpec,
@@ -125,6 +127,8 @@ class PlainClient(ClientSession):
 class PlainServer(PhasedServerSession):
     """One phase: contributions summed as they arrive."""
 
+    PHASES = ("not_started", CONTRIBUTION, "complete", "aborted")
+
     def __init__(self, spec: PlainSpec) -> None:
         self.spec = spec
         self._total = np.zeros(spec.dimension, dtype=np.float64)
@@ -166,6 +170,11 @@ class PlainServer(PhasedServerSession):
         else:
             self._abort("no client contributed")
         return []
+
+    def phase_of(self, party: int, payload: object) -> Phase | None:
+        """A client's payload is a contribution (its one phase); nothing else is read."""
+        del payload
+        return None if party == HELPER else self._ranked(CONTRIBUTION)
 
     @property
     def waiting_for(self) -> frozenset[int]:

@@ -82,6 +82,18 @@ the fast branches quit. A :class:`~secagg.runtime.wire.FederationEnd` ends the
 session at once with the server's verdict (``stats.outcome``: "finished" or
 "stopped").
 
+A round the server's sampling left this branch out of is not silence: the server
+sends it a :class:`~secagg.runtime.wire.NotSampled` notice (the round's number, its
+federation and its deadline, nothing else), and the branch then waits at least that
+round's deadline (plus :data:`ROUND_GRACE_SECONDS`) before its idle timer counts
+again, as a branch inside the round does. Before, a branch left out of several rounds
+in a row heard nothing and gave up (``BranchGaveUp``) while still eligible: with
+``sampling.rate`` 0.1 and rounds of minutes a federation lost its branches one by one.
+The notice is taken between rounds only: one of a round at or below the last this
+branch started or was told of, of another federation, or sent while this branch's own
+round is in flight (its end still due) is refused and changes nothing. Counted in
+``stats.rounds_not_sampled``.
+
 :meth:`FederationClient.serve` keeps a branch in the federation across sessions:
 it dials (any transport, through a ``dial(timeout)`` callable), serves, and when a
 session is lost redials with back-off. The *retry window starts when the
@@ -140,6 +152,7 @@ from secagg.runtime.wire import (
     ROUND_START_VERSION,
     FederationEnd,
     Leave,
+    NotSampled,
     OutdatedMessage,
     Relay,
     RoundEnd,
@@ -205,6 +218,10 @@ class ClientStats:
     #: ``rounds_ended`` (``run(rounds=N)`` serves N rounds whose end it saw), but
     #: counted: without it a round taken vanished from the counters
     rounds_lost: int = 0
+    #: rounds the server ran without this branch (its sampling left it out), each told by
+    #: a :class:`~secagg.runtime.wire.NotSampled` notice taken: none of them is a round
+    #: this branch started, so none is in ``rounds_started`` or ``rounds_ended``
+    rounds_not_sampled: int = 0
     #: rounds under a clip (DP) whose training hook returned NaN or an infinity: the
     #: branch sent the zero vector instead of leaving, whose dropout would depend on its
     #: data (:meth:`FederationClient._non_finite_update`); counted here, logged as a warning
@@ -456,6 +473,11 @@ class FederationClient:
         self._stage: Literal["before training", "training", "after training"] = "before training"
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
+        # the last round the server said runs without this branch (a NotSampled notice),
+        # and the monotonic time until which that round may last (its deadline, plus the
+        # grace): the branch's idle timer counts only after it (None: no such round)
+        self._not_sampled_round: int | None = None
+        self._not_sampled_until: float | None = None
         self._end_message: FederationEnd | None = None
         self.stats = ClientStats()
         # refused messages: a few logged, the rest counted (the server chooses how many)
@@ -487,6 +509,7 @@ class FederationClient:
         self._session = None
         self._round = None
         self._round_deadline = None
+        self._not_sampled_until = None  # a new session: the server says it again
 
     def run(self, *, idle_timeout: float | None = 30.0, rounds: int | None = None) -> ClientStats:
         """Serve rounds on the current session until the server announces the federation's
@@ -519,9 +542,13 @@ class FederationClient:
 
     def _wait(self, idle_timeout: float | None) -> float | None:
         """How long the next receive may wait: the idle timer, or inside a round at
-        least until the announced round deadline (plus the grace) has passed."""
+        least until the announced round deadline (plus the grace) has passed; between
+        rounds, after a round the server ran without this branch (:class:`NotSampled`),
+        at least until that round's deadline (plus the grace) has passed."""
         if self._round_deadline is None:
-            return idle_timeout
+            if self._not_sampled_until is None or idle_timeout is None:
+                return idle_timeout
+            return max(self._not_sampled_until - time.monotonic(), idle_timeout)
         left = max(0.0, self._round_deadline - time.monotonic())
         return left if idle_timeout is None else max(left, idle_timeout)
 
@@ -610,6 +637,8 @@ class FederationClient:
                 self._end(message)
             elif isinstance(message, FederationEnd):
                 self._federation_end(message)
+            elif isinstance(message, NotSampled):
+                self._not_sampled(message)
             else:
                 raise MalformedMessage("a leave is a branch's message, not the server's")
         except DimensionMismatch as exc:
@@ -919,7 +948,7 @@ class FederationClient:
         if self._end_due and self._started not in (self._refused_round, self._lost_round):
             self._superseded(start.round)  # a lost session's round is counted already
         self._started, self._end_due, self._refused_round = start.round, True, None
-        self._lost_round = None
+        self._lost_round, self._not_sampled_until = None, None
         self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
@@ -1095,6 +1124,44 @@ class FederationClient:
         self._session = None
         self._round = None
         self._round_deadline = None
+
+    def _not_sampled(self, notice: NotSampled) -> None:
+        """The server runs round ``notice.round`` without this branch: wait at least until
+        its deadline (plus :data:`ROUND_GRACE_SECONDS`) before the idle timer counts.
+
+        Taken between rounds only, each round once: a notice of another federation than
+        this branch's, sent while this branch's own round is in flight (its end still
+        due: an honest server ends a round before it runs the next), or of a round at or
+        below the last this branch started or was told of (a replay, or a stale one) is
+        refused (:class:`~secagg.errors.MalformedMessage`) and changes nothing. A round
+        whose session was lost is over for the branch: a notice after it is taken."""
+        if self.federation is not None and notice.federation != self.federation:
+            raise MalformedMessage(
+                f"a not-sampled notice of federation {notice.federation!r}, but this branch "
+                f"takes the rounds of {self.federation!r}"
+            )
+        if self._end_due and self._started != self._lost_round:
+            raise MalformedMessage(
+                f"a not-sampled notice of round {notice.round} while this branch's round "
+                f"{self._started} is in flight"
+            )
+        last = max(
+            (n for n in (self._started, self._not_sampled_round) if n is not None), default=None
+        )
+        if last is not None and notice.round <= last:
+            raise MalformedMessage(
+                f"a not-sampled notice of round {notice.round}, but this branch has seen "
+                f"round {last} already"
+            )
+        self._not_sampled_round = notice.round
+        self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
+        self.stats.rounds_not_sampled += 1
+        log.debug(
+            "%s: round %d runs without it (not sampled); it waits up to %.0f s for the next",
+            self.name,
+            notice.round,
+            notice.deadline + ROUND_GRACE_SECONDS,
+        )
 
     def _federation_end(self, end: FederationEnd) -> None:
         """The server has stopped running rounds: :meth:`run` returns with its verdict."""

@@ -13,7 +13,10 @@ One round (:meth:`FederationServer.run_round`):
    central mechanism charges each client for the rounds it was in), so a seeded,
    predictable cohort costs no privacy; every ledger row with DP still says
    whether its cohort was seeded (``dp.sampling.seeded``). A client whose own
-   epsilon one more round would take past ``dp.epsilon_budget`` sits out.
+   epsilon one more round would take past ``dp.epsilon_budget`` sits out. Every
+   connected client left out of a round that runs is told so, with the round's
+   deadline (:class:`~secagg.runtime.wire.NotSampled`), so its idle timer does not
+   run out while rounds go on without it (:meth:`FederationServer._tell_unsampled`).
 2. **Record** the round as ``running`` in the store, then **plan** it: the
    backend turns the cohort and the mechanism's round options into a spec, and
    builds its server session (:mod:`secagg.aggregation.base`).
@@ -121,6 +124,7 @@ from secagg.runtime.wire import (
     MAX_DEADLINE_SECONDS,
     FederationEnd,
     Leave,
+    NotSampled,
     Relay,
     RoundEnd,
     RoundStart,
@@ -1079,6 +1083,7 @@ class FederationServer:
         self._helper_request, self._helper_resent = None, False
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
+        self._tell_unsampled(number, participants)
         phase, last_progress = session.phase, self._clock()
         while not session.done:
             if self._helper_unreached is not None:
@@ -1133,6 +1138,27 @@ class FederationServer:
         self._charge_after_reply(number, session)
         self._helper_request = None  # the round is over: nothing of it is resent
         return session.finish()
+
+    def _tell_unsampled(self, number: int, participants: list[str]) -> None:
+        """Tell every connected client the sampling left out of round ``number`` that the
+        round runs without it, and for how long at most (:class:`NotSampled`).
+
+        Why: a branch waits for the server between rounds for its idle timer only
+        (``secagg client --idle``), and one left out heard nothing while the rounds went
+        on without it; with ``sampling.rate`` 0.1 and rounds of minutes, a branch out of a
+        few rounds in a row gave up (``BranchGaveUp``) while still eligible, and the
+        federation lost its branches one by one. The notice names the round, the
+        federation and the round's deadline (what every round start names), never the
+        cohort. A benched, excluded or budget-spent branch is told too: it is connected
+        and waits for the federation's end like any other. A send that fails is that
+        branch's (:meth:`_send`), never the round's. Sent after the round's first events,
+        so the cohort's training does not wait for it."""
+        left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
+        notice = NotSampled(number, left, federation=self.config.name)
+        cohort = set(participants)
+        for name in sorted(set(self.config.clients) & self.transport.connected()):
+            if name not in cohort:
+                self._send(name, notice)
 
     def _session_of(self, name: str) -> object:
         """``name``'s current session: the transport's session id where it has one
@@ -1429,7 +1455,8 @@ class FederationServer:
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
             self.refused_messages += 1
-            if self._late(number, name, message, exc):
+            party = party_of.get(name)
+            if self._late(number, name, message, exc, session, party):
                 if self._log_refusal(number, name):
                     log.info(
                         "round %d: a late payload from %s of round %d, whose phase has "
@@ -1440,7 +1467,20 @@ class FederationServer:
                     )
                 return None
             if self._log_refusal(number, name):
-                if self._out_of_phase_after_late(number, name, message, exc):
+                ahead = self._phase_not_passed(number, name, message, exc, session, party)
+                if ahead is not None:
+                    log.warning(
+                        "round %d: refused a message from %s, out of phase: a payload of "
+                        "phase %s while the round is in %s, from a party the round dropped, "
+                        "which is sent nothing after it (%s): %s",
+                        number,
+                        name,
+                        ahead,
+                        session.phase,
+                        type(exc).__name__,
+                        exc,
+                    )
+                elif self._out_of_phase_after_late(number, name, message, exc):
                     log.warning(
                         "round %d: refused a message from %s, out of phase: it has answered "
                         "the phase it missed late already, and a party dropped is sent "
@@ -1474,7 +1514,15 @@ class FederationServer:
             self.mechanism.take_report(self._identity(name), message.privacy)
         return outgoing
 
-    def _late(self, number: int, name: str, message: Any, refusal: SecAggError) -> bool:
+    def _late(
+        self,
+        number: int,
+        name: str,
+        message: Any,
+        refusal: SecAggError,
+        session: ServerSession,
+        party: int | None,
+    ) -> bool:
         """Whether ``message``, refused with ``refusal``, is a late answer: a payload of a
         past round ``name`` was a party of, or a payload of the round in flight from a
         party that missed one of its phases, refused as out of phase. An honest branch's
@@ -1493,7 +1541,13 @@ class FederationServer:
         a phase is sent nothing of the phases after it, so a second out-of-phase payload
         of the same round cannot be late (it is a later phase's, or a replay). Before
         (review, 2026-12-06) every one was logged late, at INFO: a dropped party sending
-        well-formed messages of phases still to come looked like a slow link."""
+        well-formed messages of phases still to come looked like a slow link.
+
+        And only a payload of a phase the round has passed (:meth:`ServerSession.phase_of`,
+        read from its header): a dropped party's *first* payload of the phase in flight or
+        of a later one was logged late too (its unmasking shares while the round collected
+        keys' shares), since only the second was told apart (review, 2026-12-06). A
+        backend that cannot say a payload's phase makes it no late one."""
         if not isinstance(message, Relay):
             return False
         if message.round < number:
@@ -1503,11 +1557,46 @@ class FederationServer:
                 message.round == number
                 and name in self._missed
                 and isinstance(refusal, UnexpectedMessage)
+                and self._of_a_passed_phase(session, party, message.payload)
             )
         if not late or (message.round, name) in self._answered_late:
             return False
         self._answered_late.add((message.round, name))
         return True
+
+    @staticmethod
+    def _of_a_passed_phase(session: ServerSession, party: int | None, payload: bytes) -> bool:
+        """Whether ``payload`` from ``party`` is of a phase the round in flight has passed
+        (by its header alone; False when either phase is unknown)."""
+        if party is None:
+            return False
+        sent, now = session.phase_of(party, payload), session.current_phase
+        return sent is not None and now is not None and sent < now
+
+    def _phase_not_passed(
+        self,
+        number: int,
+        name: str,
+        message: Any,
+        refusal: SecAggError,
+        session: ServerSession,
+        party: int | None,
+    ) -> str | None:
+        """The phase of a refused payload of the round in flight, from a party the round
+        dropped, when that phase is the one in flight or a later one (no late answer: the
+        warning says so); None otherwise."""
+        if (
+            party is None
+            or not isinstance(message, Relay)
+            or message.round != number
+            or not isinstance(refusal, UnexpectedMessage)
+            or name not in self._missed
+        ):
+            return None
+        sent, now = session.phase_of(party, message.payload), session.current_phase
+        if sent is None or now is None or sent < now:
+            return None
+        return sent.name
 
     def _out_of_phase_after_late(
         self, number: int, name: str, message: Any, refusal: SecAggError
@@ -1729,7 +1818,7 @@ class FederationServer:
     def _send(
         self,
         name: str,
-        message: RoundStart | Relay | RoundEnd | FederationEnd,
+        message: RoundStart | Relay | RoundEnd | FederationEnd | NotSampled,
         *,
         model: bytes | None = None,
     ) -> None:

@@ -1,6 +1,6 @@
 """The runtime's typed messages between a federation server and its parties.
 
-Every transport carries opaque bytes; these are what they mean. Three kinds,
+Every transport carries opaque bytes; these are what they mean. Six kinds,
 each a frozen dataclass with an exact binary codec::
 
     magic "SAFD" | version u8 | kind u8 | round u32 | body
@@ -15,7 +15,18 @@ each a frozen dataclass with an exact binary codec::
 * :class:`FederationEnd` (server -> every connected party): the server has stopped
   running rounds, finished or not; a branch then exits at once instead of redialling;
 * :class:`Leave` (client -> server): the branch left the round on its own (its session
-  aborted), so the server counts it as gone without waiting out the phase deadline.
+  aborted), so the server counts it as gone without waiting out the phase deadline;
+* :class:`NotSampled` (server -> each connected client the round's sampling left out):
+  round ``round`` of the named federation runs without this branch, for at most the
+  seconds it names. It carries nothing private (the round's number, the federation's
+  name, the round's deadline: what every round start carries) and is what keeps an
+  unsampled branch's idle timer from running out while rounds go on without it.
+
+:class:`NotSampled` is a kind of version 2, added without changing any other layout: a
+branch of an older release reads it as an unknown kind (a
+:class:`~secagg.errors.MalformedMessage` it logs as one refused message, never a crash)
+and waits as it did before; a branch of this release facing an older server simply
+hears none (its idle timer then bounds the silence between rounds, as before).
 
 :class:`RoundStart` may end with one more field, the seconds the round may still last
 on the server (its round deadline): inside a round a branch waits that long for the
@@ -62,7 +73,7 @@ _VERSION = 2
 #: a round start's version: 3 names the federation (2 did not, see the module docstring)
 ROUND_START_VERSION = 3
 _HEAD = struct.Struct("<4sBBI")
-ROUND_START, RELAY, ROUND_END, FEDERATION_END, LEAVE = 1, 2, 3, 4, 5
+ROUND_START, RELAY, ROUND_END, FEDERATION_END, LEAVE, NOT_SAMPLED = 1, 2, 3, 4, 5, 6
 MAX_HISTORY = 100_000  # entries of a record-level accounting history
 MAX_REASON_BYTES = 4096  # the text of a round's, the federation's or a leave's reason
 #: the longest round deadline a RoundStart may announce (a week): a larger number is
@@ -121,7 +132,25 @@ class Leave:
     reason: str = ""
 
 
-Message = RoundStart | Relay | RoundEnd | FederationEnd | Leave
+@dataclass(frozen=True)
+class NotSampled:
+    """Round ``round`` of federation ``federation`` runs without the branch it is sent
+    to (the round's sampling left it out), for at most ``deadline`` seconds from now
+    (the round's deadline, as its round start says it to the cohort).
+
+    Why: a branch waits for the server between rounds for its idle timer only, and an
+    unsampled branch heard nothing while rounds went on without it; with
+    ``sampling.rate`` 0.1 and rounds of minutes, a branch left out of a few rounds in a
+    row gave up (``BranchGaveUp``) while still eligible, and the federation lost its
+    branches one by one. The notice says only what every round start says (its number,
+    its federation, its deadline): not who was sampled, nor how many."""
+
+    round: int
+    deadline: float
+    federation: str = field(kw_only=True)
+
+
+Message = RoundStart | Relay | RoundEnd | FederationEnd | Leave | NotSampled
 
 
 class OutdatedMessage(MalformedMessage):
@@ -219,6 +248,10 @@ def encode_message(message: Message) -> bytes:
     if isinstance(message, Leave):
         body = Writer().blob(message.reason.encode("utf-8")[:MAX_REASON_BYTES]).bytes()
         return _HEAD.pack(_MAGIC, _VERSION, LEAVE, message.round) + body
+    if isinstance(message, NotSampled):
+        w = Writer().blob(_checked_federation(message.federation, MalformedMessage))
+        w.f64(_checked_deadline(message.deadline))
+        return _HEAD.pack(_MAGIC, _VERSION, NOT_SAMPLED, message.round) + w.bytes()
     if isinstance(message, Relay):
         w = Writer()
         if message.privacy is None:
@@ -316,7 +349,17 @@ def _decode(view: bytes) -> Message:
         reason = r.blob(MAX_REASON_BYTES)
         r.end()
         return Leave(number, reason.decode("utf-8", errors="replace"))
-    raise MalformedMessage(f"unknown runtime message kind {kind}")
+    if kind == NOT_SAMPLED:
+        r = Reader(body, "not-sampled notice")
+        federation = r.text(64)
+        _checked_federation(federation, MalformedMessage)
+        deadline = _checked_deadline(r.f64_raw())
+        r.end()
+        return NotSampled(number, deadline, federation=federation)
+    raise MalformedMessage(
+        f"unknown runtime message kind {kind} (a newer secagg's message: upgrade this party "
+        "to the sender's release)"
+    )
 
 
 def _write_report(w: Writer, report: RecordReport) -> None:

@@ -117,7 +117,8 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     default=900.0,
     show_default=True,
     help="Give up when the server is silent this long between rounds (inside a round the "
-    "branch waits for the deadline the server announced). Keep it above the server's "
+    "branch waits for the deadline the server announced, and after a round the server ran "
+    "without it, which it is told of, for that round's deadline). Keep it above the server's "
     "quorum_wait_seconds (600 by default), during which a lone connected branch hears "
     "nothing; at most a week (604800); 'inf': never.",
 )
@@ -322,6 +323,8 @@ def client(
             (getattr(stats, "rounds_refused", 0), "refused by its policy"),
             (getattr(stats, "rounds_left", 0), "left"),
             (getattr(stats, "rounds_lost", 0), "lost"),
+            # rounds the server ran without it (its sampling left it out), told by notices
+            (getattr(stats, "rounds_not_sampled", 0), "not sampled"),
             # its hook returned NaN or infinity and it sent the zero vector: a broken
             # trainer the operator must hear of, though the round went on (edc32e9)
             (getattr(stats, "non_finite_updates", 0), "with a non-finite update sent as zero"),
