@@ -37,6 +37,16 @@ Ray's object store, and :meth:`RayHub.probe` returns what a factory's probe repo
 this is a simulation engine, not a deployment (a deployment runs ``secagg client``
 per branch over gRPC with mutual TLS).
 
+Key material in the factories. A factory carries *seeds*, never a live
+:class:`~secagg.crypto.stream.KeyedStream`: :class:`HookClient` a ``replay_seed``,
+the simulator's a configuration with its ``seed``, pickled in plain into Ray's object
+store (same trust domain, and a replay seed protects nothing: simulations only; keys
+and masks are never seeded). Each client derives its own streams from the seed in its
+host, by its name and round (:class:`~secagg.runtime.client.FederationClient`). A
+factory that held a stream is refused when Ray pickles it
+(:class:`~secagg.errors.StreamCopyRefused`): each host would have rebuilt a twin of
+it, and the clients of two hosts drawn the same noise.
+
 Order. Ray runs one caller's calls to one actor one at a time, in submission
 order, and the collector consumes each host's results in submission order, so every
 client sees the server's messages in the order they were sent and the server sees
