@@ -56,10 +56,16 @@ def test_the_check_finds_what_it_looks_for() -> None:
     assert [line for line, _ in _unpickling(ast.parse(sample))] == [1, 2, 4, 5, 6, 7]
 
 
+#: a file none of these words appear in has nothing the scan looks for (parsing every
+#: file of secagg took a second; the words are each pattern's own spelling)
+_WORDS = (*UNPICKLERS, "allow_pickle", "weights_only")
+
+
 def test_no_module_of_secagg_unpickles() -> None:
-    found = {
-        str(path.relative_to(SOURCE.parent)): hits
-        for path in sorted(SOURCE.rglob("*.py"))
-        if (hits := _unpickling(ast.parse(path.read_text(encoding="utf-8"))))
-    }
+    found = {}
+    for path in sorted(SOURCE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if any(word in text for word in _WORDS):
+            if hits := _unpickling(ast.parse(text)):
+                found[str(path.relative_to(SOURCE.parent))] = hits
     assert not found, found
