@@ -49,6 +49,15 @@ class SecretSharingError(CryptoError):
     """Shares are too few, duplicated, out of range or inconsistent."""
 
 
+class StreamCopyRefused(ConfigurationError, TypeError):
+    """A :class:`~secagg.crypto.stream.KeyedStream` was to be copied or pickled.
+
+    A copy is a twin: the same key at the same position, handing out the same words, so
+    noise or a mask drawn from both would be the same twice. A caller's mistake, so a
+    :class:`ConfigurationError`; also a :class:`TypeError`, what ``pickle`` raises for an
+    object it cannot pickle (Ray's serializer reports that type with the argument's path)."""
+
+
 # --- protocol ---------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,8 @@ from secagg.errors import SecAggError
 from secagg.protocol import Client, NeighbourGraph, RoundConfig, Server, ServerPhase, decode, encode
 from secagg.protocol.messages import ClientMessage, Message, ServerMessage
 
+_LOCK = type(threading.Lock())
+
 
 def fingerprint(obj: Any, _seen: set[int] | None = None) -> Any:
     """A hashable-free, deeply comparable image of ``obj`` and everything it owns."""
@@ -46,6 +49,8 @@ def fingerprint(obj: Any, _seen: set[int] | None = None) -> Any:
         return ("public-key", obj.public_bytes_raw())
     if type(obj).__module__.startswith("tenseal"):  # ciphertexts and contexts: their bytes
         return (type(obj).__name__, obj.serialize())
+    if isinstance(obj, _LOCK):  # a KeyedStream's lock: whether it is held, not state
+        return ("lock", obj.locked())
     if isinstance(obj, NeighbourGraph):  # its lazily built ring is a cache, not state
         return ("graph", obj.num_clients, obj.kind.value, obj.degree, obj.seed)
     if isinstance(obj, dict):

@@ -8,8 +8,20 @@ keystream of a 128-bit key that comes from the OS CSPRNG (``os.urandom``) unless
 the caller supplies one (tests do, to replay a draw; production code never
 should). The key never leaves the object and is not part of its ``repr``.
 
+Nor is the stream ever duplicated: ``copy.copy``, ``copy.deepcopy`` and ``pickle``
+(Ray's serializer among them) refuse it with
+:class:`~secagg.errors.StreamCopyRefused`. A copy was a twin, the same key at the same
+position, whose draws repeated the original's: DP noise drawn from both is the same
+noise twice (two releases whose sum is not noised as the accountant charged it), a
+rounding or a mask the same on two inputs, and a pickle carried the key in plain. A
+caller that needs a second stream asks for one: :meth:`KeyedStream.fork` (an
+independent stream bound to a label), or a stream keyed by :func:`derive` from a seed
+the caller holds on purpose (a replay; a Ray factory carries the seed, and each client
+derives its streams in its host by its name and round).
+
 The stream is read strictly forward: each call consumes fresh words at the
-current position (a 64-bit word offset), so no draw is ever reused. Draws are
+current position (a 64-bit word offset), so no draw is ever reused, even by
+threads sharing one stream (each call takes its words under the stream's lock). Draws are
 the raw material of exact samplers: uniform 64-bit words, uniform integers in
 ``[0, n)`` by rejection (no modulo bias), uniform floats with 53 random bits.
 
@@ -22,12 +34,13 @@ from __future__ import annotations
 import hashlib
 import numbers
 import os
+import threading
 from collections.abc import Iterator
 
 import numpy as np
 
 from secagg.crypto.prg import MAX_WORDS_AT_ONCE, SEED_BYTES, _stream_at, expand_into
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, StreamCopyRefused
 
 _WORDS_PER_KEY = 1 << 60  # far below AES-CTR's 2^64-block limit per key
 #: The most draws one call returns at once (32 GiB of words), the PRG's
@@ -101,7 +114,7 @@ def _draws(count: object, what: str = "count") -> int:
 class KeyedStream:
     """Uniform random draws from the AES-CTR keystream of a secret 16-byte key."""
 
-    __slots__ = ("_buffer", "_buffer_start", "_key", "_position")
+    __slots__ = ("_buffer", "_buffer_start", "_key", "_lock", "_position")
 
     _BLOCK_WORDS = 8192  # small requests are served from one 64 KiB expansion
 
@@ -114,6 +127,10 @@ class KeyedStream:
         self._position = 0  # next unused 64-bit word
         self._buffer = np.empty(0, dtype=np.uint64)  # words [_buffer_start, +len) of the stream
         self._buffer_start = 0
+        # one reader at a time: two threads reading the position at once were both
+        # handed the words from it (the same noise twice; measured: one call of 8192
+        # words repeated in each of 5 runs of two threads), see words()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
         return f"KeyedStream(position={self._position})"
@@ -126,8 +143,15 @@ class KeyedStream:
     def words(self, count: int) -> np.ndarray:
         """``count`` fresh uniform uint64 words (word i of the stream is always the same).
 
-        At most :data:`MAX_DRAWS_PER_CALL` of them (a typed error above it)."""
+        At most :data:`MAX_DRAWS_PER_CALL` of them (a typed error above it). Safe to
+        call from several threads: each call takes its words whole, under the stream's
+        lock, so no two calls are handed the same words."""
         count = _draws(count)
+        with self._lock:
+            return self._take(count)
+
+    def _take(self, count: int) -> np.ndarray:
+        """:meth:`words` under the lock (``count`` checked)."""
         if self._position + count > _WORDS_PER_KEY:
             raise ConfigurationError("stream exhausted: use a new key")
         start = self._position - self._buffer_start
@@ -179,14 +203,15 @@ class KeyedStream:
         zeros = bytes(raw.nbytes)
         cipher = _stream_at(self._key, start * 8)
         for done in range(0, count, block):
-            if self._position != start + done:
-                raise ConfigurationError(
-                    "the stream was read between two blocks of word_blocks: its next block "
-                    "would repeat those words; ask for new blocks from here"
-                )
             size = min(block, count - done)
+            with self._lock:  # checked and claimed at once: no other reader between
+                if self._position != start + done:
+                    raise ConfigurationError(
+                        "the stream was read between two blocks of word_blocks: its next "
+                        "block would repeat those words; ask for new blocks from here"
+                    )
+                self._position += size
             cipher.update_into(zeros[: size * 8], raw[: size * 8])
-            self._position += size
             yield buffer[:size]
 
     def uniform(self, count: int) -> np.ndarray:
@@ -271,6 +296,54 @@ class KeyedStream:
         """``count`` fair bits as a bool array (one word each: simple, not frugal)."""
         return (self.words(count) >> np.uint64(63)).astype(bool)
 
-    def fork(self) -> KeyedStream:
-        """An independent stream whose key is drawn from this one."""
-        return KeyedStream(self.words(2).tobytes())
+    def fork(self, label: str | bytes) -> KeyedStream:
+        """An independent stream for the purpose ``label`` names, keyed from this one.
+
+        The child's key is :func:`derive` of the label (length-prefixed, so no label is
+        a prefix of another's input) and two fresh words of this stream, which are
+        consumed: two forks, even under one label, are two streams, and neither repeats
+        this stream's later words. The same key forks the same children in the same
+        order, so a replayed run stays bit for bit. This is the way to a second stream:
+        a copy of this one is refused (see :meth:`__deepcopy__`)."""
+        if isinstance(label, str):
+            label = label.encode()
+        if not isinstance(label, bytes) or not label:
+            raise ConfigurationError(
+                f"a fork needs a non-empty label (str or bytes) naming its purpose, not {label!r}"
+            )
+        material = len(label).to_bytes(4, "big") + label + self.words(2).tobytes()
+        return KeyedStream(derive(_FORK_LABEL, material))
+
+    def _refuse_duplicate(self, how: str) -> StreamCopyRefused:
+        """The refusal of a copy ``how`` names (nothing drawn, nothing of the key shown)."""
+        return StreamCopyRefused(
+            f"a KeyedStream cannot be {how}: the copy would hand out the same words as the "
+            "original (the same noise, rounding or mask twice) and carry its key. For a "
+            "second stream use stream.fork(label); where the caller holds a seed on "
+            "purpose (a replay, a Ray factory), pass the seed and build "
+            "KeyedStream(derive(label, seed)) where the stream is used"
+        )
+
+    def __copy__(self) -> KeyedStream:
+        """Refused (:class:`~secagg.errors.StreamCopyRefused`): a copy is a twin."""
+        raise self._refuse_duplicate("copied (copy.copy)")
+
+    def __deepcopy__(self, memo: dict[int, object]) -> KeyedStream:
+        """Refused, as is a deep copy of anything holding a stream: a twin of it."""
+        raise self._refuse_duplicate("deep-copied (copy.deepcopy)")
+
+    def __reduce_ex__(self, protocol: object) -> tuple[object, ...]:
+        """Refused: ``pickle`` (any protocol; Ray's cloudpickle too) would carry the key
+        in plain and rebuild a twin wherever it is loaded."""
+        raise self._refuse_duplicate("pickled")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise self._refuse_duplicate("pickled")
+
+    def __getstate__(self) -> object:
+        """Refused: the state is the key and the position, a twin's makings."""
+        raise self._refuse_duplicate("pickled")
+
+
+#: the domain of :meth:`KeyedStream.fork`'s child keys
+_FORK_LABEL = b"secagg/v1/stream-fork/"

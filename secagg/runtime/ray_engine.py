@@ -37,6 +37,16 @@ Ray's object store, and :meth:`RayHub.probe` returns what a factory's probe repo
 this is a simulation engine, not a deployment (a deployment runs ``secagg client``
 per branch over gRPC with mutual TLS).
 
+Key material in the factories. A factory carries *seeds*, never a live
+:class:`~secagg.crypto.stream.KeyedStream`: :class:`HookClient` a ``replay_seed``,
+the simulator's a configuration with its ``seed``, pickled in plain into Ray's object
+store (same trust domain, and a replay seed protects nothing: simulations only; keys
+and masks are never seeded). Each client derives its own streams from the seed in its
+host, by its name and round (:class:`~secagg.runtime.client.FederationClient`). A
+factory that held a stream is refused when Ray pickles it
+(:class:`~secagg.errors.StreamCopyRefused`): each host would have rebuilt a twin of
+it, and the clients of two hosts drawn the same noise.
+
 Order. Ray runs one caller's calls to one actor one at a time, in submission
 order, and the collector consumes each host's results in submission order, so every
 client sees the server's messages in the order they were sent and the server sees
@@ -91,7 +101,7 @@ from typing import Any
 import numpy as np
 
 from secagg.aggregation.policy import BranchPolicy
-from secagg.errors import ConfigurationError, SecAggError
+from secagg.errors import ConfigurationError, SecAggError, StreamCopyRefused
 from secagg.runtime.client import ClientStats, FederationClient, TrainingHook
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import RoundResult
@@ -618,6 +628,19 @@ def _actor_environment() -> dict[str, Any]:
     return {"runtime_env": {"env_vars": threads}}
 
 
+def _stream_refusal(exc: BaseException) -> StreamCopyRefused | None:
+    """The :class:`~secagg.errors.StreamCopyRefused` behind ``exc`` (Ray wraps a pickling
+    error in its own TypeError, the refusal as its cause), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StreamCopyRefused):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _federation_end(payload: bytes) -> FederationEnd | None:
     """The :class:`~secagg.runtime.wire.FederationEnd` in ``payload``, else None."""
     if len(payload) < 6 or payload[5] != FEDERATION_END:
@@ -711,7 +734,21 @@ class RayHub(SimulatedNetwork):
             self._host_of[name] = index % workers
         # more hosts than CPUs share them (a whole CPU each would leave some unscheduled)
         actor = ray.remote(num_cpus=min(1.0, cpus / workers), **_actor_environment())(ClientHost)
-        self._hosts = [actor.remote(group, self.schedule, rounds) for group in groups]
+        for group in groups:  # one by one: a refused group stops the hosts built before it
+            try:
+                self._hosts.append(actor.remote(group, self.schedule, rounds))
+            except Exception as exc:
+                self.close()
+                refusal = _stream_refusal(exc)
+                if refusal is None:
+                    raise
+                names = ", ".join(name for name, _ in group)
+                # one line, without Ray's dump of the arguments (a factory's repr shows
+                # its seed and its data)
+                raise StreamCopyRefused(
+                    f"a client factory of the host of {names} holds a KeyedStream, which "
+                    f"cannot go to a host (each would rebuild a twin of it): {refusal}"
+                ) from None
         self._inflight = [deque() for _ in self._hosts]
         try:
             answers = ray.get([host.ready.remote() for host in self._hosts])

@@ -224,6 +224,10 @@ class FederationServer:
         # every ledger row with DP noise then says so (audit verify reports it as not
         # private); a row without a DP block drew no noise, so none of it is seeded.
         self.noise_seeded = config.replay_noise
+        # seeded streams start again from their key: a restarted server keys them by the
+        # last round the state holds, or its first round would draw the noise and the
+        # cohort of the federation's first round again (rounds only grow: no key twice)
+        self._resumed_after = max((int(row["number"]) for row in store.rounds()), default=0)
         self.mechanism: Mechanism = config.mechanism(
             seed=self._seed(b"noise") if config.replay_noise else None
         )
@@ -465,8 +469,15 @@ class FederationServer:
         return tuple(found)
 
     def _seed(self, label: bytes) -> bytes | None:
+        """The replay key of a seeded stream ``label`` (None without a config seed).
+
+        A server started on a state that holds rounds (a restart) keys it after the last
+        of them: the stream read from the start again would repeat the first rounds'
+        draws. A fresh federation's keys are as they always were (recorded runs replay)."""
         if self.config.seed is None:
             return None
+        if self._resumed_after and not label.startswith(b"graph/"):
+            label += b"/after-round-" + str(self._resumed_after).encode()
         return derive(b"secagg/v1/test-seed/" + label, self.config.seed)
 
     def _public_seed(self, number: int) -> bytes | None:

@@ -12,6 +12,7 @@ import functools
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ import numpy as np
 import pytest
 from _ray import local_ray
 
-from secagg.errors import ConfigurationError
+from secagg.crypto.stream import KeyedStream
+from secagg.dp.noise import gaussian
+from secagg.errors import ConfigurationError, StreamCopyRefused
 from secagg.runtime import ray_engine
+from secagg.runtime.client import TrainingHook
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import demo_hook, load_hook
 from secagg.runtime.ray_engine import (
@@ -180,6 +184,43 @@ def test_a_factory_error_is_raised_in_the_driver(ray_instance: Any, tmp_path: Pa
     with RayHub(workers=2) as hub:  # the failed hosts gave their CPUs back
         hub.start(_demo_clients(names))
         assert hub.connected() == set(names)
+
+
+def _noisy_hook(stream: KeyedStream) -> TrainingHook:
+    """A caller's DP hook noising its update from ``stream`` (a live stream: refused)."""
+
+    def hook(model: np.ndarray) -> np.ndarray:
+        return gaussian(1.0, model.size, stream)
+
+    return hook
+
+
+def test_a_factory_holding_a_stream_is_one_line_and_leaves_no_host_behind(
+    ray_instance: Any,
+) -> None:
+    """A factory holding a KeyedStream cannot go to a host (each host would rebuild a twin
+    and draw the same noise): ``start`` says so in one line naming the clients, without
+    Ray's dump of the arguments (a factory's repr: its seed, its data), and the hosts
+    already built for earlier groups are stopped.
+
+    Before: Ray's TypeError of 17 lines, which printed every factory of the
+    refused host with its ``replay_seed`` (and, for the simulator's, the configuration
+    and the branch's data). The first host was then stopped only when Ray collected its
+    handle; now ``start`` stops it at once."""
+    names = _names(4)
+    clients: dict[str, Any] = dict(_demo_clients(names))
+    # round-robin over two hosts: c0003 is in the second group, built after the first
+    clients["c0003"] = HookClient(functools.partial(_noisy_hook, KeyedStream()), dimension=D)
+    with RayHub(workers=2) as hub, pytest.raises(StreamCopyRefused) as refused:
+        hub.start(clients)
+    message = str(refused.value)
+    assert "\n" not in message and "c0003" in message and "fork(" in message, message
+    assert "Checking Serializability" not in message
+    total = ray_instance.cluster_resources()["CPU"]
+    deadline = time.monotonic() + 60.0  # an actor's kill frees its CPU within a second
+    while ray_instance.available_resources().get("CPU", 0.0) < total:
+        assert time.monotonic() < deadline, "a host of the refused start still holds a CPU"
+        time.sleep(0.05)
 
 
 def test_bad_engine_settings_are_configuration_errors(tmp_path: Path) -> None:
