@@ -102,6 +102,7 @@ from secagg.aggregation import (
     AggregationResult,
     Announce,
     Outgoing,
+    Phase,
     ServerSession,
 )
 from secagg.crypto.prg import MaskRemover
@@ -1553,25 +1554,41 @@ class FederationServer:
         if message.round < number:
             late = name in self._cohorts.get(message.round, frozenset())
         else:
-            late = (
-                message.round == number
-                and name in self._missed
-                and isinstance(refusal, UnexpectedMessage)
-                and self._of_a_passed_phase(session, party, message.payload)
-            )
+            phases = self._dropped_partys_phases(number, name, message, refusal, session, party)
+            late = phases is not None and phases[0] < phases[1]
         if not late or (message.round, name) in self._answered_late:
             return False
         self._answered_late.add((message.round, name))
         return True
 
-    @staticmethod
-    def _of_a_passed_phase(session: ServerSession, party: int | None, payload: bytes) -> bool:
-        """Whether ``payload`` from ``party`` is of a phase the round in flight has passed
-        (by its header alone; False when either phase is unknown)."""
-        if party is None:
-            return False
-        sent, now = session.phase_of(party, payload), session.current_phase
-        return sent is not None and now is not None and sent < now
+    def _dropped_partys_phases(
+        self,
+        number: int,
+        name: str,
+        message: Any,
+        refusal: SecAggError,
+        session: ServerSession,
+        party: int | None,
+    ) -> tuple[Phase, Phase] | None:
+        """The phase a refused payload of the round in flight is of (by its header alone)
+        and the phase the round is in, when it came from a party the round dropped and was
+        refused as out of order; None otherwise, or when either phase is unknown.
+
+        Why one place: a late answer (:meth:`_late`: a phase the round has passed) and an
+        out-of-phase one (:meth:`_phase_not_passed`: the phase in flight or a later one)
+        are the two sides of this one comparison, and each wrote the conditions out."""
+        if (
+            party is None
+            or not isinstance(message, Relay)
+            or message.round != number
+            or not isinstance(refusal, UnexpectedMessage)
+            or name not in self._missed
+        ):
+            return None
+        sent, now = session.phase_of(party, message.payload), session.current_phase
+        if sent is None or now is None:
+            return None
+        return sent, now
 
     def _phase_not_passed(
         self,
@@ -1585,18 +1602,10 @@ class FederationServer:
         """The phase of a refused payload of the round in flight, from a party the round
         dropped, when that phase is the one in flight or a later one (no late answer: the
         warning says so); None otherwise."""
-        if (
-            party is None
-            or not isinstance(message, Relay)
-            or message.round != number
-            or not isinstance(refusal, UnexpectedMessage)
-            or name not in self._missed
-        ):
+        phases = self._dropped_partys_phases(number, name, message, refusal, session, party)
+        if phases is None or phases[0] < phases[1]:
             return None
-        sent, now = session.phase_of(party, message.payload), session.current_phase
-        if sent is None or now is None or sent < now:
-            return None
-        return sent.name
+        return phases[0].name
 
     def _out_of_phase_after_late(
         self, number: int, name: str, message: Any, refusal: SecAggError
