@@ -3,9 +3,9 @@ drops and comes back inside the round.
 
 Why: a :class:`~secagg.runtime.wire.NotSampled` notice tells a branch the round runs
 without it and for how long, so its idle timer (``secagg client --idle``) does not run
-out while the round goes on. The server sends it once, at the round's start
-(``FederationServer._tell_unsampled``), never again to a session that (re)connects
-inside the round, yet the branch dropped the deadline it had been told at every new
+out while the round goes on. The server tells each client once a round, by name
+(``FederationServer._tell_unsampled``), never again a session that reconnects inside
+the round, yet the branch dropped the deadline it had been told at every new
 session ("the server says it again"): a connection blip inside a long round of which it
 was left out put it back on its idle timer, and it gave up (``BranchGaveUp``) while
 still eligible, the very failure the notice was added for. The deadline told is a time
