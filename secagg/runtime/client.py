@@ -91,8 +91,10 @@ in a row heard nothing and gave up (``BranchGaveUp``) while still eligible: with
 ``sampling.rate`` 0.1 and rounds of minutes a federation lost its branches one by one.
 The notice is taken between rounds only: one of a round at or below the last this
 branch started or was told of, of another federation, or sent while this branch's own
-round is in flight (its end still due) is refused and changes nothing. Counted in
-``stats.rounds_not_sampled``.
+round is in flight (its end still due) is refused and changes nothing. The server
+tells each client once a round (a client that connects inside the round within a
+second), so the deadline told is kept across a reconnect inside that round. Counted
+in ``stats.rounds_not_sampled``.
 
 :meth:`FederationClient.serve` keeps a branch in the federation across sessions:
 it dials (any transport, through a ``dial(timeout)`` callable), serves, and when a
@@ -509,7 +511,10 @@ class FederationClient:
         self._session = None
         self._round = None
         self._round_deadline = None
-        self._not_sampled_until = None  # a new session: the server says it again
+        # _not_sampled_until is kept: the server tells a left-out branch once a round, by
+        # name, not again on a session that reconnects inside the round, and the deadline
+        # it told (a time on this process's monotonic clock) still holds; a blip inside a
+        # long round put the branch back on its idle timer, and it gave up
 
     def run(self, *, idle_timeout: float | None = 30.0, rounds: int | None = None) -> ClientStats:
         """Serve rounds on the current session until the server announces the federation's

@@ -102,6 +102,7 @@ from secagg.aggregation import (
     AggregationResult,
     Announce,
     Outgoing,
+    Phase,
     ServerSession,
 )
 from secagg.crypto.prg import MaskRemover
@@ -157,6 +158,11 @@ LOGGED_REFUSALS = 5
 #: the past rounds whose parties are remembered, so that a payload of one of them that
 #: arrives after it closed is logged as late (INFO), not as a refusal (WARNING)
 LATE_ROUNDS_REMEMBERED = 16
+
+#: how often, inside a round, the server looks for clients that connected since it told
+#: the left-out ones (:meth:`FederationServer._tell_unsampled`): a branch that joins in
+#: the middle of a long round is told within this many seconds
+UNSAMPLED_LOOK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -328,6 +334,11 @@ class FederationServer:
         # round after a restart of the helper: _helper_restarted), and whether it was resent
         self._helper_request: bytes | None = None
         self._helper_resent = False
+        # the round in flight's cohort and the clients told it runs without them
+        # (NotSampled), by name: told once a round, a branch keeps the deadline across a
+        # reconnect; and the config's clients as a set (a look every second)
+        self._told_or_sampled: set[str] = set()
+        self._client_names = frozenset(config.clients)
         self._round_end = 0.0
         # the round in flight's start on the monotonic clock (its line's duration)
         self._round_began = time.monotonic()
@@ -1094,9 +1105,14 @@ class FederationServer:
         self._helper_request, self._helper_resent = None, False
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
-        self._tell_unsampled(number, participants)
+        self._told_or_sampled = set(participants)
+        self._tell_unsampled(number)
+        next_look = self._clock() + UNSAMPLED_LOOK_SECONDS
         phase, last_progress = session.phase, self._clock()
         while not session.done:
+            if self._clock() >= next_look:  # a client that connected since is told too
+                self._tell_unsampled(number)
+                next_look = self._clock() + UNSAMPLED_LOOK_SECONDS
             if self._helper_unreached is not None:
                 # the helper never got the phase's request: nothing can come of waiting
                 helper = cfg.backend.key_holder
@@ -1150,7 +1166,7 @@ class FederationServer:
         self._helper_request = None  # the round is over: nothing of it is resent
         return session.finish()
 
-    def _tell_unsampled(self, number: int, participants: list[str]) -> None:
+    def _tell_unsampled(self, number: int) -> None:
         """Tell every connected client the sampling left out of round ``number`` that the
         round runs without it, and for how long at most (:class:`NotSampled`).
 
@@ -1163,13 +1179,21 @@ class FederationServer:
         cohort. A benched, excluded or budget-spent branch is told too: it is connected
         and waits for the federation's end like any other. A send that fails is that
         branch's (:meth:`_send`), never the round's. Sent after the round's first events,
-        so the cohort's training does not wait for it."""
+        so the cohort's training does not wait for it.
+
+        Called again inside the round every :data:`UNSAMPLED_LOOK_SECONDS`: a client that
+        connects in the middle of the round is told too (it heard nothing and waited on
+        its idle timer alone, which a long round outlasts). Each client once a round, by
+        name: one told keeps the deadline across a reconnect, and would refuse the same
+        round's notice again as a replay."""
+        untold = (self.transport.connected() - self._told_or_sampled) & self._client_names
+        if not untold:
+            return
         left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
         notice = NotSampled(number, left, federation=self.config.name)
-        cohort = set(participants)
-        for name in sorted(set(self.config.clients) & self.transport.connected()):
-            if name not in cohort:
-                self._send(name, notice)
+        for name in sorted(untold):
+            self._told_or_sampled.add(name)
+            self._send(name, notice)
 
     def _session_of(self, name: str) -> object:
         """``name``'s current session: the transport's session id where it has one
@@ -1564,25 +1588,41 @@ class FederationServer:
         if message.round < number:
             late = name in self._cohorts.get(message.round, frozenset())
         else:
-            late = (
-                message.round == number
-                and name in self._missed
-                and isinstance(refusal, UnexpectedMessage)
-                and self._of_a_passed_phase(session, party, message.payload)
-            )
+            phases = self._dropped_partys_phases(number, name, message, refusal, session, party)
+            late = phases is not None and phases[0] < phases[1]
         if not late or (message.round, name) in self._answered_late:
             return False
         self._answered_late.add((message.round, name))
         return True
 
-    @staticmethod
-    def _of_a_passed_phase(session: ServerSession, party: int | None, payload: bytes) -> bool:
-        """Whether ``payload`` from ``party`` is of a phase the round in flight has passed
-        (by its header alone; False when either phase is unknown)."""
-        if party is None:
-            return False
-        sent, now = session.phase_of(party, payload), session.current_phase
-        return sent is not None and now is not None and sent < now
+    def _dropped_partys_phases(
+        self,
+        number: int,
+        name: str,
+        message: Any,
+        refusal: SecAggError,
+        session: ServerSession,
+        party: int | None,
+    ) -> tuple[Phase, Phase] | None:
+        """The phase a refused payload of the round in flight is of (by its header alone)
+        and the phase the round is in, when it came from a party the round dropped and was
+        refused as out of order; None otherwise, or when either phase is unknown.
+
+        Why one place: a late answer (:meth:`_late`: a phase the round has passed) and an
+        out-of-phase one (:meth:`_phase_not_passed`: the phase in flight or a later one)
+        are the two sides of this one comparison, and each wrote the conditions out."""
+        if (
+            party is None
+            or not isinstance(message, Relay)
+            or message.round != number
+            or not isinstance(refusal, UnexpectedMessage)
+            or name not in self._missed
+        ):
+            return None
+        sent, now = session.phase_of(party, message.payload), session.current_phase
+        if sent is None or now is None:
+            return None
+        return sent, now
 
     def _phase_not_passed(
         self,
@@ -1596,18 +1636,10 @@ class FederationServer:
         """The phase of a refused payload of the round in flight, from a party the round
         dropped, when that phase is the one in flight or a later one (no late answer: the
         warning says so); None otherwise."""
-        if (
-            party is None
-            or not isinstance(message, Relay)
-            or message.round != number
-            or not isinstance(refusal, UnexpectedMessage)
-            or name not in self._missed
-        ):
+        phases = self._dropped_partys_phases(number, name, message, refusal, session, party)
+        if phases is None or phases[0] < phases[1]:
             return None
-        sent, now = session.phase_of(party, message.payload), session.current_phase
-        if sent is None or now is None or sent < now:
-            return None
-        return sent.name
+        return phases[0].name
 
     def _out_of_phase_after_late(
         self, number: int, name: str, message: Any, refusal: SecAggError
