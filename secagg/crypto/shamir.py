@@ -60,7 +60,19 @@ class Share:
     values: tuple[int, ...]
 
     def to_bytes(self) -> bytes:
-        return np.asarray(self.values, dtype="<u4").tobytes()
+        """The values as little-endian 32-bit limbs, what :meth:`from_bytes` reads back.
+
+        Each value must be a field element, an integer (not bool) in ``[0, p)``. Why: a
+        hand-built share of 2^32 or -1 raised numpy's bare OverflowError, one in
+        ``[p, 2^32)`` was written out as bytes every decoder refuses, and 1.5 or True
+        became the limb 1."""
+        if not all(
+            not isinstance(value, bool) and isinstance(value, Integral) and 0 <= value < PRIME
+            for value in self.values
+        ):
+            raise SecretSharingError("share values must be integers in [0, p) (p = 2^31 + 11)")
+        # struct, not numpy: a share is a handful of limbs (from_bytes's reason too)
+        return struct.pack(f"<{len(self.values)}I", *(int(value) for value in self.values))
 
     @classmethod
     def from_bytes(cls, x: int, data: bytes) -> Share:
@@ -350,7 +362,19 @@ def on_polynomial(points: np.ndarray, values: np.ndarray, through: Sequence[int]
     polynomial (degree below ``len(through)``, one per limb) is the one the shares at
     the indices ``through`` define. Returns a boolean ``(m,)``: share ``j`` agrees on
     every limb. What a server uses to tell the shares that fit a secret it has checked
-    from those that do not (Lagrange's form evaluated at each point, mod p)."""
+    from those that do not (Lagrange's form evaluated at each point, mod p).
+
+    ``through`` holds at least one position, each an integer (numpy's too, not bool) in
+    ``[0, m)``. Why: read as Python indices, -1 meant the last share (so ``[m - 1, -1]``
+    was reported as duplicate points), a position past the end raised a bare
+    IndexError, and an empty ``through`` compared every share with zero."""
+    count = len(points)
+    if len(through) == 0 or not all(
+        not isinstance(i, bool) and isinstance(i, Integral) and 0 <= i < count for i in through
+    ):
+        raise SecretSharingError(
+            f"through must be one or more share positions, integers in [0, {count})"
+        )
     xs = [int(points[i]) for i in through]
     if len(set(xs)) != len(xs):
         raise SecretSharingError("duplicate share points")
