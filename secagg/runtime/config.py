@@ -87,7 +87,11 @@ from secagg.errors import ConfigurationError, closest_spelling, decimal_digits
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
-from secagg.transport.grpc_limits import DEFAULT_MESSAGE_RECEIVE_SECONDS, MAX_SESSION_BURST
+from secagg.transport.grpc_limits import (
+    DEFAULT_MESSAGE_RECEIVE_SECONDS,
+    MAX_SESSION_BURST,
+    MIN_SESSION_RATE,
+)
 
 #: the largest model a federation runs: round vectors are indexed by 32-bit words
 MAX_DIMENSION = 2**31
@@ -123,13 +127,11 @@ MAX_ROUNDS = 10**9
 #: (``float(burst)`` raised OverflowError at each admission), so no round ran (config
 #: review, 2026-12-06).
 
-#: The least ``[server] session_rate``: one session a week, so a refused branch is told
-#: to wait at most the longest deadline a federation has (``MAX_WAIT_SECONDS``). Why: the
-#: transport tells a refused branch to retry in ``(1 - tokens) / rate`` seconds, and
-#: ``session_rate = 5e-324`` loaded: its first refusal said "retry in inf s" (1e-300: a
-#: wait of 10^300 s), a limit no branch could ever come back from (config review,
-#: 2026-12-06). A federation that wants no limit says ``session_burst = 0``.
-MIN_SESSION_RATE = 1 / MAX_WAIT_SECONDS
+#: The least ``[server] session_rate`` is the transport's ``MIN_SESSION_RATE`` (imported
+#: above, defined once in secagg.transport.grpc_limits): one session a week, so a refused
+#: branch is told to wait at most ``MAX_WAIT_SECONDS``. Why: ``session_rate = 5e-324``
+#: loaded, and its first refusal said "retry in inf s" (config review, 2026-12-06). A
+#: federation that wants no limit says ``session_burst = 0``.
 
 #: the docs' port: what a bind without one would have meant (it is an error instead)
 DEFAULT_PORT = 50051

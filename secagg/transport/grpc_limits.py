@@ -19,6 +19,7 @@ import threading
 from typing import Final
 
 from secagg.errors import ConfigurationError
+from secagg.transport.base import MAX_WAIT_SECONDS
 
 SERVICE_NAME: Final = "secagg.transport.v1.Transport"
 
@@ -137,6 +138,16 @@ DEFAULT_SESSION_BURST: Final = 10
 
 
 DEFAULT_SESSION_RATE: Final = 1.0
+
+#: The least ``session_rate``: one session a week, so a refused branch is told to wait at
+#: most the longest deadline a federation has (``MAX_WAIT_SECONDS``). Why: a refused
+#: branch is told to retry in ``(1 - tokens) / rate`` seconds, and ``session_rate =
+#: 5e-324`` was taken: its first refusal said "retry in inf s" (1e-300: a wait of 10^300
+#: s), a limit no branch could ever come back from (config review, 2026-12-06). Defined
+#: here, the lowest layer that needs it, for the transport's constructor and the
+#: ``[server] session_rate`` key (secagg.runtime.config) alike. No limit is
+#: ``session_burst=None`` (the key's 0).
+MIN_SESSION_RATE: Final = 1 / MAX_WAIT_SECONDS
 
 #: The largest ``session_burst`` the token buckets count exactly: they hold tokens as
 #: floats, exact to 2^53 (past it, taking a token leaves the count as it was, a limit

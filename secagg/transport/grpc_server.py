@@ -73,6 +73,7 @@ from secagg.transport.grpc_limits import (
     DEFAULT_SESSION_RATE,
     IDENTITY_METADATA_KEY,
     MAX_SESSION_BURST,
+    MIN_SESSION_RATE,
     SERVICE_NAME,
     TLS_VERSIONS,
     _check_timer_seconds,
@@ -445,8 +446,16 @@ class GrpcServerTransport:
                 "session_burst must be an integer in [1, 2**53] (the floats of the token "
                 "buckets count exactly to there), or None: no limit"
             )
-        if not (isinstance(session_rate, int | float) and 0 < session_rate < float("inf")):
-            raise ConfigurationError("session_rate must be a positive number of sessions a second")
+        if (
+            isinstance(session_rate, bool)  # a bool is an int: True passed as 1 a second
+            or not isinstance(session_rate, int | float)
+            or not MIN_SESSION_RATE <= session_rate < float("inf")
+        ):
+            raise ConfigurationError(
+                f"session_rate must be a finite number of sessions a second, at least "
+                f"{MIN_SESSION_RATE:.3g} (one a week: a refused branch is told to wait up to "
+                f"1 / session_rate seconds), not {session_rate!r}"
+            )
         if server_credentials is None and not allow_insecure:
             raise ConfigurationError("a server without TLS credentials needs allow_insecure=True")
         if max_clients < 1:
