@@ -19,26 +19,23 @@ from __future__ import annotations
 
 import math
 import struct
-import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 pytest.importorskip("tenseal")
 
+from _keyholder_federation import central_dp_ckks_config, wrapped_holder_threads
+
 from secagg.aggregation.base import HelperSession
 from secagg.aggregation.ckks import CKKSServer, KeyHolderSession
-from secagg.aggregation.policy import BranchPolicy
 from secagg.dp.accountants import PerClientAccountant
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.launch import (
     build_server,
-    key_holder_service,
-    make_key_holder_key,
     open_server_state,
 )
 from secagg.runtime.store import ServerStore
@@ -91,19 +88,15 @@ def _until_the_server_dies(process: FederationClient | KeyHolderService) -> None
 
 
 def _config(tmp_path: Path) -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "crash", "clients": NAMES, "dimension": 4, "rounds": 1},
-            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": KEY_HOLDER},
-            "deadlines": {"phase_seconds": 30.0, "training_seconds": 30.0},
-            "server": {"state": str(tmp_path / "state.sqlite")},
-            "dp": {
-                "clip": CLIP,
-                "noise_multiplier": NOISE_MULTIPLIER,
-                "delta": DELTA,
-                "mechanism": "central",
-            },
-        }
+    return central_dp_ckks_config(
+        tmp_path,
+        name="crash",
+        names=NAMES,
+        holder=KEY_HOLDER,
+        dimension=4,
+        clip=CLIP,
+        noise_multiplier=NOISE_MULTIPLIER,
+        delta=DELTA,
     )
 
 
@@ -114,21 +107,16 @@ def _killed_reading_the_reply(
     kill the server there."""
     config = _config(tmp_path)
     hub = InProcessHub()
-    key = tmp_path / "keyholder.key"
-    pin = make_key_holder_key(config, key)
-    endpoint = hub.connect(KEY_HOLDER)
-    stub = _Reporting(key_holder_service(config, endpoint, {"key": str(key)}).session, report)  # type: ignore[arg-type]
-    holder = KeyHolderService(KEY_HOLDER, endpoint, stub)
-    threads = [threading.Thread(target=_until_the_server_dies, args=(holder,), daemon=True)]
-    for i, name in enumerate(NAMES):
-        target = np.full(4, 0.1 * (i + 1))
-        client = FederationClient(
-            name,
-            lambda model, t=target: t - model,
-            hub.connect(name),
-            policy=BranchPolicy(key_holder_fingerprint=pin),
-        )
-        threads.append(threading.Thread(target=_until_the_server_dies, args=(client,), daemon=True))
+    stub, threads = wrapped_holder_threads(
+        config,
+        hub,
+        tmp_path / "keyholder.key",
+        NAMES,
+        KEY_HOLDER,
+        4,
+        lambda honest: _Reporting(honest, report),
+        _until_the_server_dies,
+    )
 
     def killed(self: CKKSServer, data: bytes) -> Any:
         raise _Killed("the server dies as its session reads the key holder's reply")

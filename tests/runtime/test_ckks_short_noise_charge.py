@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +25,17 @@ import pytest
 
 pytest.importorskip("tenseal")
 
+from _keyholder_federation import central_dp_ckks_config, wrapped_holder_threads
+
 from secagg.aggregation.base import HelperSession
 from secagg.aggregation.ckks import KeyHolderSession
 from secagg.aggregation.keyholder_policy import KeyHolderRefusal
-from secagg.aggregation.policy import BranchPolicy
 from secagg.dp.accountants import PerClientAccountant
 from secagg.ledger import verify_ledger
 from secagg.ledger.chain import load_public_key
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.launch import (
     build_server,
-    key_holder_service,
-    make_key_holder_key,
     open_server_state,
 )
 from secagg.runtime.store import ServerStore
@@ -61,19 +57,15 @@ REQUESTED_STD_AT = 6 + 4
 
 
 def _config(tmp_path: Path) -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "short", "clients": NAMES, "dimension": 6, "rounds": 1},
-            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": KEY_HOLDER},
-            "deadlines": {"phase_seconds": 30.0, "training_seconds": 30.0},
-            "server": {"state": str(tmp_path / "state.sqlite")},
-            "dp": {
-                "clip": CLIP,
-                "noise_multiplier": NOISE_MULTIPLIER,
-                "delta": DELTA,
-                "mechanism": "central",
-            },
-        }
+    return central_dp_ckks_config(
+        tmp_path,
+        name="short",
+        names=NAMES,
+        holder=KEY_HOLDER,
+        dimension=6,
+        clip=CLIP,
+        noise_multiplier=NOISE_MULTIPLIER,
+        delta=DELTA,
     )
 
 
@@ -113,24 +105,16 @@ def _run(
 ) -> tuple[FederationConfig, _UnderNoising]:
     config = _config(tmp_path)
     hub = InProcessHub()
-    key = tmp_path / "keyholder.key"
-    pin = make_key_holder_key(config, key)  # keyholder-init: the key the branches pin
-    endpoint = hub.connect(KEY_HOLDER)
-    real = key_holder_service(config, endpoint, {"key": str(key)})
-    stub = kind(real.session)  # type: ignore[arg-type]
-    holder = KeyHolderService(KEY_HOLDER, endpoint, stub)
-    threads = [threading.Thread(target=holder.run, kwargs={"idle_timeout": IDLE}, daemon=True)]
-    for i, name in enumerate(NAMES):
-        target = np.full(6, 0.1 * (i + 1))
-        client = FederationClient(
-            name,
-            lambda model, t=target: t - model,
-            hub.connect(name),
-            policy=BranchPolicy(key_holder_fingerprint=pin),
-        )
-        threads.append(
-            threading.Thread(target=client.run, kwargs={"idle_timeout": IDLE}, daemon=True)
-        )
+    stub, threads = wrapped_holder_threads(
+        config,
+        hub,
+        tmp_path / "keyholder.key",
+        NAMES,
+        KEY_HOLDER,
+        6,
+        kind,
+        lambda party: party.run(idle_timeout=IDLE),
+    )
     for thread in threads:
         thread.start()
     state = open_server_state(config)

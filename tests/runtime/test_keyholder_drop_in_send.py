@@ -23,20 +23,17 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _threads import BOUND, Party
+from _threads import BOUND
 
 pytest.importorskip("tenseal")
 
-from secagg.aggregation.policy import BranchPolicy
-from secagg.runtime.client import FederationClient
-from secagg.runtime.config import FederationConfig
-from secagg.runtime.keyholder import KeyHolderService
-from secagg.runtime.launch import key_holder_service, make_key_holder_key
+from _keyholder_federation import ckks_config, redialing_parties
+
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import Relay, decode_message
@@ -48,16 +45,6 @@ HOLDER = "compliance"
 D = 8
 #: the request whose send the link drops in: 1 the key request, 2 the decryption request
 DROPPED_REQUEST = 2
-
-
-def _config() -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 1},
-            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": HOLDER},
-            "deadlines": {"phase_seconds": BOUND, "training_seconds": BOUND},
-        }
-    )
 
 
 class _HolderDropsInsideTheSend(InProcessHub):
@@ -110,38 +97,17 @@ class _HolderDropsInsideTheSend(InProcessHub):
         return super().receive(timeout)
 
 
-def _redial(
-    holder: KeyHolderService, redials: queue.Queue[ClientEndpoint]
-) -> Callable[[float], ClientEndpoint]:
-    """``holder.serve``'s dial: first the session it was made with, then the new one."""
-    pending = [holder._transport]
-    holder._transport = None
-
-    def dial(timeout: float) -> ClientEndpoint:
-        return pending.pop() if pending else redials.get(timeout=BOUND)
-
-    return dial
-
-
 def test_a_key_holder_dropped_inside_the_decryption_send_is_resent_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Before: the round aborted ("could not send to the key holder compliance ...
     NotConnected"). Now the decryption request reaches the key holder's new session
     once, it decrypts once, and the round completes with the mean of the targets."""
-    config = _config()
+    config = ckks_config(NAMES, HOLDER, D)
     hub = _HolderDropsInsideTheSend()
-    key = tmp_path / "compliance.key"
-    pin = make_key_holder_key(config, key)
-    holder = key_holder_service(config, hub.connect(HOLDER), {"key": str(key)})
-    dial = _redial(holder, hub.redials)
-    holder_party = Party(lambda: holder.serve(dial, idle_timeout=BOUND, give_up_after=BOUND))
-    policy = BranchPolicy(key_holder_fingerprint=pin)
-    branches = {}
-    for i, name in enumerate(NAMES):
-        target = np.full(D, 0.1 * (i + 1))
-        client = FederationClient(name, lambda m, t=target: t - m, hub.connect(name), policy=policy)
-        branches[name] = Party(lambda c=client: c.run(idle_timeout=BOUND, rounds=1))
+    parties = redialing_parties(
+        config, hub, hub.redials, tmp_path / "compliance.key", NAMES, HOLDER, D
+    )
     server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
     with caplog.at_level(logging.WARNING, logger="secagg"):
         (result,) = server.run(wait_for_clients=BOUND, max_attempts=1)
@@ -150,9 +116,9 @@ def test_a_key_holder_dropped_inside_the_decryption_send_is_resent_once(
     assert len(hub.on_new_session) == 1  # the decryption request, resent once
     assert "left as its request went out" in caplog.text
     assert np.max(np.abs(server.model - 0.2)) < 1e-5  # the mean of the three targets
-    for name, party in branches.items():
+    for name, party in parties.branches.items():
         assert party.done.wait(BOUND), name
         assert party.error is None, (name, party.error)
-    assert holder_party.done.wait(BOUND)
-    assert holder_party.error is None, holder_party.error
-    assert holder.sessions == 2 and holder.decryptions == 1
+    assert parties.holder_party.done.wait(BOUND)
+    assert parties.holder_party.error is None, parties.holder_party.error
+    assert parties.holder.sessions == 2 and parties.holder.decryptions == 1

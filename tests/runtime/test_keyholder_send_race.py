@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _threads import BOUND, Party
+from _threads import BOUND
 
 pytest.importorskip("tenseal")
 
-from secagg.aggregation.policy import BranchPolicy
-from secagg.runtime.client import FederationClient
-from secagg.runtime.config import FederationConfig
-from secagg.runtime.keyholder import KeyHolderService
-from secagg.runtime.launch import key_holder_service, make_key_holder_key
+from _keyholder_federation import ckks_config, redialing_parties
+
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import Relay, decode_message
@@ -43,16 +40,6 @@ from secagg.transport.inprocess import InProcessHub
 NAMES = ["branch-a", "branch-b", "branch-c"]
 HOLDER = "compliance"
 D = 8
-
-
-def _config() -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 1},
-            "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": HOLDER},
-            "deadlines": {"phase_seconds": BOUND, "training_seconds": BOUND},
-        }
-    )
 
 
 class _HolderReconnectsInsideTheSend(InProcessHub):
@@ -96,20 +83,6 @@ class _HolderReconnectsInsideTheSend(InProcessHub):
         self._after(name, b"".join(parts))
 
 
-def _redial(
-    holder: KeyHolderService, redials: queue.Queue[ClientEndpoint]
-) -> Callable[[float], ClientEndpoint]:
-    """``holder.serve``'s dial: first the session it was made with, then the one the hub
-    opened for it on the reconnect."""
-    pending = [holder._transport]
-    holder._transport = None
-
-    def dial(timeout: float) -> ClientEndpoint:
-        return pending.pop() if pending else redials.get(timeout=BOUND)
-
-    return dial
-
-
 def test_a_key_holder_reconnected_inside_the_send_gets_its_request_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -119,19 +92,11 @@ def test_a_key_holder_reconnected_inside_the_send_gets_its_request_once(
     warning said it had left after the request. Now it holds each request of the round
     once (the key request, by the resend, then the decryption request), and the round
     completes, decrypted by the reconnected key holder."""
-    config = _config()
+    config = ckks_config(NAMES, HOLDER, D)
     hub = _HolderReconnectsInsideTheSend()
-    key = tmp_path / "compliance.key"
-    pin = make_key_holder_key(config, key)
-    holder = key_holder_service(config, hub.connect(HOLDER), {"key": str(key)})
-    dial = _redial(holder, hub.redials)
-    holder_party = Party(lambda: holder.serve(dial, idle_timeout=BOUND, give_up_after=BOUND))
-    policy = BranchPolicy(key_holder_fingerprint=pin)
-    branches = {}
-    for i, name in enumerate(NAMES):
-        target = np.full(D, 0.1 * (i + 1))
-        client = FederationClient(name, lambda m, t=target: t - m, hub.connect(name), policy=policy)
-        branches[name] = Party(lambda c=client: c.run(idle_timeout=BOUND, rounds=1))
+    parties = redialing_parties(
+        config, hub, hub.redials, tmp_path / "compliance.key", NAMES, HOLDER, D
+    )
     server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
     with caplog.at_level(logging.WARNING, logger="secagg"):
         (result,) = server.run(wait_for_clients=BOUND, max_attempts=1)
@@ -141,12 +106,12 @@ def test_a_key_holder_reconnected_inside_the_send_gets_its_request_once(
     assert result.status == "complete", result.reason
     assert "reconnected as its request went out" in caplog.text
     assert np.max(np.abs(server.model - 0.2)) < 1e-5  # the mean of the three targets
-    for name, party in branches.items():
+    for name, party in parties.branches.items():
         assert party.done.wait(BOUND), name
         assert party.error is None, (name, party.error)
-    assert holder_party.done.wait(BOUND)
-    assert holder_party.error is None, holder_party.error
-    assert holder.sessions == 2 and holder.decryptions == 1
+    assert parties.holder_party.done.wait(BOUND)
+    assert parties.holder_party.error is None, parties.holder_party.error
+    assert parties.holder.sessions == 2 and parties.holder.decryptions == 1
 
 
 class _HolderAwayAtTheLook(_HolderReconnectsInsideTheSend):
@@ -189,19 +154,11 @@ def test_a_key_holder_with_no_session_at_the_look_gets_its_request_once(
     restart and resent the request to: the key request twice on one session. Now a
     request is not sent by name to a helper the server saw without a session: it is sent
     when the helper is back, once, and the round completes."""
-    config = _config()
+    config = ckks_config(NAMES, HOLDER, D)
     hub = _HolderAwayAtTheLook()
-    key = tmp_path / "compliance.key"
-    pin = make_key_holder_key(config, key)
-    holder = key_holder_service(config, hub.connect(HOLDER), {"key": str(key)})
-    dial = _redial(holder, hub.redials)
-    holder_party = Party(lambda: holder.serve(dial, idle_timeout=BOUND, give_up_after=BOUND))
-    policy = BranchPolicy(key_holder_fingerprint=pin)
-    branches = {}
-    for i, name in enumerate(NAMES):
-        target = np.full(D, 0.1 * (i + 1))
-        client = FederationClient(name, lambda m, t=target: t - m, hub.connect(name), policy=policy)
-        branches[name] = Party(lambda c=client: c.run(idle_timeout=BOUND, rounds=1))
+    parties = redialing_parties(
+        config, hub, hub.redials, tmp_path / "compliance.key", NAMES, HOLDER, D
+    )
     server = FederationServer(config, hub, ServerStore(tmp_path / "he.sqlite"))
     with caplog.at_level(logging.WARNING, logger="secagg"):
         (result,) = server.run(wait_for_clients=BOUND, max_attempts=1)
@@ -210,9 +167,9 @@ def test_a_key_holder_with_no_session_at_the_look_gets_its_request_once(
     assert len(set(hub.on_new_session)) == 2, "a request reached the new session twice"
     assert result.status == "complete", result.reason
     assert "is not connected; its request is sent when it is back" in caplog.text
-    for name, party in branches.items():
+    for name, party in parties.branches.items():
         assert party.done.wait(BOUND), name
         assert party.error is None, (name, party.error)
-    assert holder_party.done.wait(BOUND)
-    assert holder_party.error is None, holder_party.error
-    assert holder.sessions == 2 and holder.decryptions == 1
+    assert parties.holder_party.done.wait(BOUND)
+    assert parties.holder_party.error is None, parties.holder_party.error
+    assert parties.holder.sessions == 2 and parties.holder.decryptions == 1

@@ -15,19 +15,13 @@ was never in beside it (a real refusal), both read by round 2's collect loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
-from _threads import BOUND, Party
+from _stalled_branch import StallingLink, run_secagg_plus
+from _threads import BOUND
 
-from secagg.runtime.client import FederationClient
-from secagg.runtime.config import FederationConfig
-from secagg.runtime.server import FederationServer
-from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import Relay, RoundEnd, decode_message, encode_message
-from secagg.transport.inprocess import InProcessHub
 
 D = 8
 NAMES = [f"branch-{i}" for i in range(4)]
@@ -35,31 +29,12 @@ SLOW = NAMES[-1]
 NEVER_ITS_ROUND = 99
 
 
-class _StallingLink(InProcessHub):
+class _ReleasedAtRoundEnd(StallingLink):
     """Holds :data:`SLOW`'s first payload of round 1 and hides :data:`SLOW` until round
     1's end is sent to it; then delivers the held payload, after a payload of round
     :data:`NEVER_ITS_ROUND` from the same branch."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: tuple[str, bytes] | None = None
-        self.released = False
-
-    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
-        item = super().receive(timeout)
-        if item is not None and item[0] == SLOW and self.held is None:
-            message = decode_message(item[1])
-            if isinstance(message, Relay) and message.round == 1:
-                self.held = item
-                self.wake_server()  # the server looks at who is connected at once
-                return None
-        return item
-
-    def connected(self) -> set[str]:
-        stalled = self.held is not None and not self.released
-        return super().connected() - ({SLOW} if stalled else set())
-
-    def _release_at_round_end(self, name: str, payload: bytes) -> None:
+    def on_server_send(self, name: str, payload: bytes) -> None:
         message = decode_message(payload)
         if name == SLOW and isinstance(message, RoundEnd) and message.round == 1:
             assert self.held is not None
@@ -68,34 +43,15 @@ class _StallingLink(InProcessHub):
             self._to_server.put(self.held)
             self.sessions_changed()
 
-    def send(self, name: str, payload: bytes) -> None:
-        super().send(name, payload)
-        self._release_at_round_end(name, payload)
-
-    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
-        super().send_to_session(name, session, parts)
-        self._release_at_round_end(name, b"".join(parts))
-
 
 def test_a_late_payload_is_info_and_a_real_refusal_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "late", "clients": NAMES, "dimension": D, "rounds": 2},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0, "dropout_fraction": 0.4},
-            "deadlines": {"phase_seconds": BOUND, "round_seconds": 3 * BOUND},
-        }
+    hub = _ReleasedAtRoundEnd(SLOW)
+    results, server, parties = run_secagg_plus(
+        tmp_path, hub, caplog, federation="late", names=NAMES, dimension=D, rounds=2
     )
-    hub = _StallingLink()
-    parties = []
-    for name in NAMES:
-        client = FederationClient(name, lambda m: np.full_like(m, 0.01), hub.connect(name))
-        parties.append(Party(lambda c=client: c.run(idle_timeout=BOUND, rounds=2)))
-    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
-    with caplog.at_level(logging.INFO, logger="secagg.server"):
-        first, second = server.run(wait_for_clients=BOUND, max_attempts=2)
+    first, second = results
     assert hub.released, "the slow branch's payload was never held"
     assert first.status == "complete" and first.contributed == tuple(NAMES[:-1])
     assert second.status == "complete", second.reason
@@ -112,12 +68,12 @@ def test_a_late_payload_is_info_and_a_real_refusal_a_warning(
     assert server.refused_messages == 2  # both dropped and counted
 
 
-class _StallsForOnePhase(_StallingLink):
-    """As :class:`_StallingLink`, but the link is back, and the held payload (the slow
+class _StallsForOnePhase(StallingLink):
+    """As :class:`_ReleasedAtRoundEnd`, but the link is back, and the held payload (the slow
     branch's key advertisement) arrives, as soon as the server sends round 1's next
     phase to another branch: inside round 1, after the phase it answered has closed."""
 
-    def _release_at_round_end(self, name: str, payload: bytes) -> None:
+    def on_server_send(self, name: str, payload: bytes) -> None:
         message = decode_message(payload)
         if self.held is not None and not self.released and isinstance(message, Relay):
             self.released = True
@@ -132,22 +88,11 @@ def test_a_late_payload_inside_its_round_is_info(
     Before: a WARNING "refused a message from branch-3 (UnexpectedMessage):
     AdvertiseKeys is not accepted in phase share_keys". Now an INFO late line; the round
     completes with the other three."""
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "late", "clients": NAMES, "dimension": D, "rounds": 1},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0, "dropout_fraction": 0.4},
-            "deadlines": {"phase_seconds": BOUND, "round_seconds": 3 * BOUND},
-        }
+    hub = _StallsForOnePhase(SLOW)
+    results, server, parties = run_secagg_plus(
+        tmp_path, hub, caplog, federation="late", names=NAMES, dimension=D, rounds=1
     )
-    hub = _StallsForOnePhase()
-    parties = []
-    for name in NAMES:
-        client = FederationClient(name, lambda m: np.full_like(m, 0.01), hub.connect(name))
-        parties.append(Party(lambda c=client: c.run(idle_timeout=BOUND, rounds=1)))
-    server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
-    with caplog.at_level(logging.INFO, logger="secagg.server"):
-        (result,) = server.run(wait_for_clients=BOUND, max_attempts=1)
+    (result,) = results
     assert hub.released, "the slow branch's keys were never held"
     assert result.status == "complete" and result.contributed == tuple(NAMES[:-1])
     for party in parties:

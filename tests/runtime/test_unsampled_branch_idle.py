@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _threads import BOUND, Party, wait_until
+from _watched_endpoint import WatchedEndpoint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,26 +57,6 @@ FEDERATION = "unsampled"
 PLAIN = BranchPolicy(allow_plain=True)
 
 
-class _WatchedEndpoint:
-    """A branch's end of the hub that counts the receives it makes with a timeout beyond
-    its idle timer (by how much: a second), each one after a message taken."""
-
-    def __init__(self, inner: object) -> None:
-        self._inner = inner
-        self.long_waits = 0
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        if timeout is None or timeout > IDLE + 1.0:
-            self.long_waits += 1
-        return self._inner.receive(timeout)  # type: ignore[attr-defined]
-
-    def send(self, payload: bytes) -> None:
-        self._inner.send(payload)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        self._inner.close()  # type: ignore[attr-defined]
-
-
 def test_a_branch_left_out_of_rounds_in_a_row_stays_to_the_federations_end(
     tmp_path: Path,
 ) -> None:
@@ -95,7 +76,7 @@ def test_a_branch_left_out_of_rounds_in_a_row_stays_to_the_federations_end(
     )
     hub = InProcessHub()
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
-    watched = _WatchedEndpoint(hub.connect(LEFT_OUT))
+    watched = WatchedEndpoint(hub.connect(LEFT_OUT), IDLE)
     left_out = FederationClient(LEFT_OUT, lambda m: np.zeros_like(m), None, policy=PLAIN)
     gave_up = threading.Event()
 

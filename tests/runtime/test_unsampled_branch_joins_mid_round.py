@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from _threads import BOUND, Party, wait_until
+from _watched_endpoint import WatchedEndpoint
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.runtime.client import FederationClient
@@ -34,26 +35,6 @@ LATE = "branch-late"
 # the late branch's idle timer: above the server's look, far below the round's length
 IDLE = UNSAMPLED_LOOK_SECONDS + 2.0
 PLAIN = BranchPolicy(allow_plain=True)
-
-
-class _WatchedEndpoint:
-    """A branch's end of the hub that counts its receives with a timeout beyond its idle
-    timer (by a second)."""
-
-    def __init__(self, inner: object) -> None:
-        self._inner = inner
-        self.long_waits = 0
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        if timeout is None or timeout > IDLE + 1.0:
-            self.long_waits += 1
-        return self._inner.receive(timeout)  # type: ignore[attr-defined]
-
-    def send(self, payload: bytes) -> None:
-        self._inner.send(payload)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        self._inner.close()  # type: ignore[attr-defined]
 
 
 def test_a_branch_connecting_inside_a_round_is_told_and_stays(tmp_path: Path) -> None:
@@ -73,10 +54,10 @@ def test_a_branch_connecting_inside_a_round_is_told_and_stays(tmp_path: Path) ->
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
     late = FederationClient(LATE, lambda m: np.zeros_like(m), None, policy=PLAIN)
     gave_up, joined = threading.Event(), threading.Lock()
-    watched: list[_WatchedEndpoint] = []
+    watched: list[WatchedEndpoint] = []
     lone: list[Party] = []
 
-    def serve_late(endpoint: _WatchedEndpoint) -> object:
+    def serve_late(endpoint: WatchedEndpoint) -> object:
         try:
             return late.serve(
                 lambda timeout: endpoint,  # type: ignore[arg-type,return-value]
@@ -91,7 +72,7 @@ def test_a_branch_connecting_inside_a_round_is_told_and_stays(tmp_path: Path) ->
         # round lasts until it gave up or waits past its idle timer (a notice taken)
         with joined:
             if not watched:
-                watched.append(_WatchedEndpoint(hub.connect(LATE)))
+                watched.append(WatchedEndpoint(hub.connect(LATE), IDLE))
                 lone.append(Party(lambda: serve_late(watched[0])))
         assert wait_until(lambda: gave_up.is_set() or watched[0].long_waits >= 1)
         return np.full_like(model, 0.1)
