@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import sys
 import tomllib
 import types
@@ -1014,7 +1015,8 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML file's tables; a missing, unreadable, non-UTF-8 or malformed file is a
+    """A TOML file's tables; a missing, unreadable, non-UTF-8 or malformed file, or a path that
+    is not a regular file (a named pipe blocked open() forever), is a
     one-line :class:`ConfigurationError` naming it (every command's config and policy
     files are read here). A UTF-8 byte-order mark, which some Windows editors write, is
     skipped: TOML is UTF-8 either way. ``path`` must be a str or a path: ``open(5)``
@@ -1024,6 +1026,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             f"a configuration file is given by its path, not {type(path).__name__}"
         )
     try:
+        # a FIFO (or /dev/stdin, a terminal) given as --config or --policy blocked at
+        # open() forever, waiting for a writer; only a regular file is a config file
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise ConfigurationError(f"{path} is {_file_kind(mode)}, not a configuration file")
         with open(path, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
@@ -1049,6 +1056,19 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             f"{path} holds an integer of more than {sys.get_int_max_str_digits()} digits, "
             "more than any key takes"
         ) from None
+
+
+def _file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in the words of the refusal."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def _require_keys(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
+from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
 from secagg.apps.simulation.config import CAPS, MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError, SecAggError
@@ -251,7 +252,10 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
 @click.option(
     "--first-round",
-    type=click.IntRange(min=1),
+    # no federation runs more rounds (its file and client --rounds stop there): a value
+    # past it was judged against the ledger, "FAILED" and exit 1 (verify) or a report
+    # of a failed ledger (exit 0), for a mistake in the flag
+    type=click.IntRange(1, MAX_FEDERATION_ROUNDS),
     default=1,
     show_default=True,
     help="The round this ledger begins at. A ledger must begin at round 1 (the server "
@@ -610,7 +614,10 @@ Exit status:
 )
 @click.option(
     "--first-round",
-    type=click.IntRange(min=1),
+    # no federation runs more rounds (its file and client --rounds stop there): a value
+    # past it was judged against the ledger, "FAILED" and exit 1 (verify) or a report
+    # of a failed ledger (exit 0), for a mistake in the flag
+    type=click.IntRange(1, MAX_FEDERATION_ROUNDS),
     default=1,
     show_default=True,
     help="The round this ledger begins at (as `audit verify --first-round`): give N only "

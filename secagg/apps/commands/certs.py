@@ -12,7 +12,7 @@ from secagg.apps import devca
 from secagg.apps.cli_types import NonEmptyPath
 from secagg.apps.commands.common import _os_error
 from secagg.errors import ConfigurationError
-from secagg.transport.certs import MissingCertificate
+from secagg.transport.certs import MissingCertificate, load_ca_certificate
 
 
 @click.group()
@@ -90,6 +90,9 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
     A NAME with no certificate in the directory is refused (exit 2), so a typo does not
     pass for a revocation; --force records it anyway."""
     try:
+        # read here first so that a folder without a CA is refused in issue's words,
+        # naming --dir: revoke's own "no CA in D" named the folder but not the flag
+        load_ca_certificate(devca.CaLayout(Path(directory)).ca_cert)
         devca.revoke(directory, name, force=force)
     except MissingCertificate as exc:  # the CA's files, not there or behind a file
         raise click.BadParameter(str(exc), param_hint="--dir") from exc

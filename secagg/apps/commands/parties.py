@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import stat
 import threading
 import warnings
 from collections.abc import Collection, Iterator
@@ -146,6 +148,9 @@ def _check_policy_size(path: str) -> None:
     was read until memory ran out. Not the federation config's bound: its clients list
     may hold a million names."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # a named pipe blocked this open() forever; read_toml refuses it in one line
+            return
         with open(path, "rb") as fh:
             head = fh.read(MAX_POLICY_BYTES + 1)
     except OSError:
