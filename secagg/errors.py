@@ -11,7 +11,7 @@ is safe.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class SecAggError(Exception):
@@ -197,6 +197,21 @@ def closest_spelling(name: str, known: Iterable[str]) -> str | None:
 
     close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.7)
     return close[0] if close else None
+
+
+#: the most unknown names a config reader's refusal lists (and looks up a spelling for)
+LISTED_UNKNOWN_NAMES = 8
+
+
+def listed_names(names: Sequence[str]) -> str:
+    """``['a', 'b']``, or the first :data:`LISTED_UNKNOWN_NAMES` and ``and N more``.
+
+    Why a bound, and why here: a config file of a million unknown names took minutes (a
+    spelling looked up for each) and printed one line of 10.9 MB (hostile CLI review,
+    2026-12-06); so many names are not a typo, and a few say what the file is. The
+    federation file and a party's policy file list them by this one rule."""
+    more = len(names) - LISTED_UNKNOWN_NAMES
+    return f"{list(names[:LISTED_UNKNOWN_NAMES])}" + (f" and {more} more" if more > 0 else "")
 
 
 def printable_line(text: str) -> str:

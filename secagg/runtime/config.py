@@ -75,7 +75,7 @@ import typing
 import warnings
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
@@ -84,7 +84,13 @@ from secagg.crypto.signing import SigningKey
 from secagg.dp.config import DPSettings
 from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, mechanism_for
-from secagg.errors import ConfigurationError, closest_spelling, decimal_digits
+from secagg.errors import (
+    LISTED_UNKNOWN_NAMES,
+    ConfigurationError,
+    closest_spelling,
+    decimal_digits,
+    listed_names,
+)
 from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION, DEFAULT_DROPOUT_FRACTION
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_INCOMING_CONNECTIONS, MAX_MESSAGE_BYTES
@@ -864,9 +870,9 @@ class FederationConfig:
                 raise ConfigurationError(_top_level_key(key))
         unknown_sections = sorted(set(data) - known)
         if unknown_sections:
-            listed = unknown_sections[:_LISTED_UNKNOWN]
+            listed = unknown_sections[:LISTED_UNKNOWN_NAMES]
             hints = _section_suggestions(listed, known, len(unknown_sections))
-            raise ConfigurationError(f"unknown sections: {_listed(unknown_sections)}{hints}")
+            raise ConfigurationError(f"unknown sections: {listed_names(unknown_sections)}{hints}")
         _require(isinstance(data.get("federation", {}), dict), "[federation] must be a table")
         top = dict(data.get("federation", {}))
         # a section written as a key of [federation] (``backend = "ckks"``, or the dotted
@@ -928,20 +934,6 @@ def _section_keys() -> dict[str, set[str]]:
     return keys
 
 
-#: the most unknown names one refusal lists (and looks up a spelling for)
-_LISTED_UNKNOWN: Final = 8
-
-
-def _listed(names: list[str]) -> str:
-    """``['a', 'b']``, or the first :data:`_LISTED_UNKNOWN` and ``and N more``.
-
-    Why a bound: a file of a million unknown ``[federation]`` keys took 232 s (a
-    spelling looked up for each) and printed one line of 10.9 MB (hostile CLI review,
-    2026-12-06); so many names are not a typo, and a few of them say what the file is."""
-    more = len(names) - _LISTED_UNKNOWN
-    return f"{names[:_LISTED_UNKNOWN]}" + (f" and {more} more" if more > 0 else "")
-
-
 def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
     """``unknown keys in [dp]: ['epsilon_budgt'] (did you mean 'epsilon_budget'?)``.
 
@@ -949,11 +941,11 @@ def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
     of another section (named with it: ``clip`` under ``[backend]`` is ``[dp] clip``).
     Why: ``epsilon_budgt`` was reported without a hint, unlike the simulate config, and
     a misspelt key there is a federation that does not start (newcomer audit,
-    2026-12-05). Only the first :data:`_LISTED_UNKNOWN` are listed and hinted."""
+    2026-12-05). Only the first :data:`LISTED_UNKNOWN_NAMES` are listed and hinted."""
     hints: list[tuple[str, str]] = []
     elsewhere = {name: keys for name, keys in _section_keys().items() if name != section}
     names = sorted(unknown)
-    for key in names[:_LISTED_UNKNOWN]:
+    for key in names[:LISTED_UNKNOWN_NAMES]:
         if (near := closest_spelling(key, allowed)) is not None:
             hints.append((key, f"did you mean {near!r}?"))
             continue
@@ -965,7 +957,7 @@ def _unknown_keys(section: str, unknown: set[str], allowed: set[str]) -> str:
             if (near := closest_spelling(key, keys)) is not None:
                 hints.append((key, f"did you mean [{name}] {near}?"))
                 break
-    return f"unknown keys in [{section}]: {_listed(names)}{_hinted(hints, len(unknown))}"
+    return f"unknown keys in [{section}]: {listed_names(names)}{_hinted(hints, len(unknown))}"
 
 
 def _hinted(hints: list[tuple[str, str]], count: int) -> str:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from secagg.apps.commands.common import CommandLogHandler, _fail
-from secagg.errors import ConfigurationError
+from secagg.errors import LISTED_UNKNOWN_NAMES, ConfigurationError, listed_names
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -133,39 +133,31 @@ def _config_failure(config_path: str, exc: BaseException) -> str:
     return f"--config {config_path}: {message}"
 
 
-#: the most unknown names a policy file's error lists (and looks up a spelling for)
-_LISTED_UNKNOWN = 8
 #: the largest policy file a party reads: one table of a dozen keys is a few hundred
 #: bytes, and this leaves room for any comments; past it the file is not a policy
 MAX_POLICY_BYTES = 1024 * 1024
 
 
 def _check_policy_size(path: str) -> None:
-    """Refuse a policy file past :data:`MAX_POLICY_BYTES`, reading at most one byte more.
+    """Refuse a policy file past :data:`MAX_POLICY_BYTES`, by its size, before any read.
 
     Why: TOML parses a 10 MB file of a million tables in 15 to 30 s and 1 GB before any
     key is checked (hostile CLI review, 2026-12-06), and ``/dev/zero`` given as the file
     was read until memory ran out. Not the federation config's bound: its clients list
     may hold a million names."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            # a named pipe blocked this open() forever; read_toml refuses it in one line
-            return
-        with open(path, "rb") as fh:
-            head = fh.read(MAX_POLICY_BYTES + 1)
+        status = os.stat(path)
     except OSError:
         return  # read_toml names it in its own words
-    if len(head) > MAX_POLICY_BYTES:
+    if not stat.S_ISREG(status.st_mode):
+        # a named pipe blocked an open() here forever; read_toml refuses it in one line
+        return
+    # a regular file's size is its stat's: the file is read once, by read_toml
+    if status.st_size > MAX_POLICY_BYTES:
         raise ConfigurationError(
             f"{path} is larger than {MAX_POLICY_BYTES // 1024} KiB: a policy file holds one "
             "table of a few keys (is it the right file?)"
         )
-
-
-def _listed(names: list[str]) -> str:
-    """``['a', 'b']``, or the first :data:`_LISTED_UNKNOWN` and ``and N more``."""
-    more = len(names) - _LISTED_UNKNOWN
-    return f"{names[:_LISTED_UNKNOWN]}" + (f" and {more} more" if more > 0 else "")
 
 
 def _read_table(path: str, table: str, known: Collection[str] = ()) -> dict[str, Any]:
@@ -173,7 +165,7 @@ def _read_table(path: str, table: str, known: Collection[str] = ()) -> dict[str,
     the likely spelling (``[brnach]``: did you mean [branch]?), as the federation config
     gives it: without it a misspelt table was only "unknown" (review, 2026-12-05).
 
-    ``known``: the table's keys. A table with more than :data:`_LISTED_UNKNOWN` keys
+    ``known``: the table's keys. A table with more than :data:`LISTED_UNKNOWN_NAMES` keys
     outside them is refused here, listing a few; fewer are left to the policy's own
     message, which gives each its likely spelling. Why a bound, for the tables too: a
     10 MB file of a million unknown names took 46 s (a spelling looked up for each)
@@ -186,7 +178,7 @@ def _read_table(path: str, table: str, known: Collection[str] = ()) -> dict[str,
     data = read_toml(path)
     unknown = sorted(set(data) - {table})
     if unknown:
-        listed = unknown[:_LISTED_UNKNOWN]
+        listed = unknown[:LISTED_UNKNOWN_NAMES]
         near = [name for name in listed if closest_spelling(name, {table}) is not None]
         if len(unknown) == 1 and near:
             hint = f" (did you mean [{table}]?)"
@@ -195,7 +187,7 @@ def _read_table(path: str, table: str, known: Collection[str] = ()) -> dict[str,
         else:
             hint = ""
         raise ConfigurationError(
-            f"{path}: unknown sections {_listed(unknown)}; expected [{table}]{hint}"
+            f"{path}: unknown sections {listed_names(unknown)}; expected [{table}]{hint}"
         )
     if table not in data:
         # an empty file (a deploy that truncated it, a template never filled) ran the
@@ -210,9 +202,9 @@ def _read_table(path: str, table: str, known: Collection[str] = ()) -> dict[str,
     if not isinstance(section, dict):
         raise ConfigurationError(f"{path}: {table} must be a table ([{table}]), not a value")
     strangers = sorted(map(str, set(section) - set(known))) if known else []
-    if len(strangers) > _LISTED_UNKNOWN:
+    if len(strangers) > LISTED_UNKNOWN_NAMES:
         raise ConfigurationError(
-            f"{path}: [{table}] has {len(strangers)} unknown keys, {_listed(strangers)}: "
+            f"{path}: [{table}] has {len(strangers)} unknown keys, {listed_names(strangers)}: "
             f"is it a [{table}] table? Its keys are {', '.join(sorted(known))}"
         )
     return dict(section)
