@@ -12,7 +12,8 @@ Three roles, each a sans-I/O object:
   before any branch encrypts); later it decrypts *sums* of the opened round, of its
   federation (the decryption request names it too) and of its length that
   claim at least its own minimum of contributions, at most once per round number
-  (increasing) and up to its lifetime cap, adds Gaussian noise of at least its own
+  (increasing) and up to its lifetime cap, clamps the exact sum into what the
+  contributions it claims can add up to, adds Gaussian noise of at least its own
   std (the server may ask for more, never less; exact CKKS decryptions can leak the
   secret key, Li and Micciancio 2021) and returns the noised sum with the std it
   added. Its rules are its
@@ -94,7 +95,6 @@ from secagg.aggregation.keyholder_policy import (
     RANGE_TAIL_Z,
     DecryptionCapReached,
     DecryptionRecord,
-    ImplausibleSum,
     KeyHolderPolicy,
     KeyHolderRefusal,
     OpeningAllowance,
@@ -103,6 +103,7 @@ from secagg.aggregation.keyholder_policy import (
     WrongDimension,
     WrongFederation,
     check_federation,
+    clamp_to_plausible,
     config_path,
     configless_caps,
     opened_path,
@@ -258,6 +259,9 @@ REFUSAL_REASONS: dict[int, str] = {
     1: "round already served",
     2: "decryption cap reached",
     3: "wrong dimension",
+    #: sent by key holders of releases before 2026-12-06 only, which refused a sum beyond
+    #: the plausible range (now clamped into it and released: clamp_to_plausible); read
+    #: so that such a refusal still aborts the round at once
     4: "implausible sum",
     5: "key holder policy",
     6: "invalid request",
@@ -270,7 +274,6 @@ _REFUSAL_CLASSES: tuple[tuple[type[BaseException], int], ...] = (
     (RoundAlreadyServed, 1),
     (DecryptionCapReached, 2),
     (WrongDimension, 3),
-    (ImplausibleSum, 4),
     (WrongFederation, 10),
     (KeyHolderRefusal, 5),
     (MalformedMessage, 6),
@@ -602,8 +605,8 @@ class KeyHolderSession(HelperSession):
     another length than its own ``dimension`` is refused when it is opened (the key
     request) and a sum of another length than its round was opened with before any
     work (the round opened outlives a restart when the key does: :meth:`_save_opened`),
-    and a sum no honest aggregate of the contributions it claims could decrypt to
-    (tested before the noise) is refused (see that module for why each rule).
+    and a sum is clamped, before the noise, into what an honest aggregate of the
+    contributions it claims can decrypt to (see that module for why each rule).
     """
 
     def __init__(
@@ -804,7 +807,7 @@ class KeyHolderSession(HelperSession):
 
         Why: a key holder started with the federation's config but without a key file made
         its key for whatever design point the server's first key request carried. The
-        value bound and the clients are what the plausible-sum check holds a decryption to
+        value bound and the clients are what the plausible-sum clamp holds a decryption to
         (``c·B`` before the noise), the one bound on what a crafted query learns of the key
         under the key holder's own noise (½·log2(1 + (c·B/sigma)²) bits a coordinate): a
         server asking for B = 10⁶ and 1 000 clients in a federation of 3 branches with
@@ -980,25 +983,36 @@ class KeyHolderSession(HelperSession):
             dimension=dimension,
             min_contributions=self.policy.min_contributions,  # the policy's, whatever the key's
         )
-        # the exact sum against what its claimed contributions can add up to, before the
-        # noise: on the noised sum the range needed 9 noise deviations of slack, so a
-        # server asking for more noise widened what a crafted query (or a branch's
-        # inflated upload) could decrypt to with it, and no noise level held a coordinate
-        # below 1/2 log2(82) = 3.2 bits. The refusal says one bit, once a decryption
-        # (spent below), which the noised test's refusal said too
-        plausible = bool(np.all(np.abs(noised) <= plausible_range(params, 0.0, summands)))
-        # noised in place, slice by slice: the exact sum is overwritten, never kept, and
-        # the noise of a whole vector (with its Box-Muller temporaries) is never held
+        # the exact sum clamped into what its claimed contributions can add up to, before
+        # the noise (clamp_to_plausible says why the planned charge covers it): a sum
+        # beyond it was refused until 2026-12-06, one un-noised bit of the exact sum
+        # (tests/aggregation/test_ckks_implausible_refusal_bit.py); on the noised sum the
+        # range needed 9 noise deviations of slack, which a server asking for more noise
+        # widened (before 2026-12-05)
+        reach = plausible_range(params, 0.0, summands)
+        clamped = 0
+        # clamped and noised in place, slice by slice: the exact sum is overwritten, never
+        # kept, and the noise of a whole vector (with its Box-Muller temporaries) is
+        # never held
         for start in range(0, dimension, _NOISE_SLICE):
             part = noised[start : start + _NOISE_SLICE]
+            clamped += clamp_to_plausible(part, reach)
             part += gaussian(std, len(part))
         self.record.commit(round_number)  # on disk before anything leaves
         self.openings.renew()  # a decryption spent: new rounds may be opened again
-        if not plausible:
-            raise ImplausibleSum(
-                f"round {round_number}: the sum has a coordinate beyond what {summands} "
-                f"values bounded by {params.value_bound:g} can add up to before its noise; "
-                "not released (the round number and one decryption are spent)"
+        if clamped:
+            # the key holder's own log only: the reply is the noised sum, as any other
+            log.warning(
+                "key holder: round %d: %d of %d coordinates of the exact sum were beyond "
+                "%.6g, what %d values bounded by %g add up to (with the CKKS error); "
+                "released clamped to it, noised as planned: a branch sent an out-of-range "
+                "upload, or the server claimed fewer contributions than it summed",
+                round_number,
+                clamped,
+                dimension,
+                reach,
+                summands,
+                params.value_bound,
             )
         # one copy of the sum into the reply (the header, the std, then float64 values)
         head = _HELPER_HEAD.pack(_HELPER_MAGIC, _HELPER_VERSION, _DECRYPTED)
@@ -1241,18 +1255,16 @@ class CKKSServer(PhasedServerSession):
         phase: it decrypts a round once, so none of this round's noised sum reached the
         server, and the runtime aborts the round uncharged.
 
-        One refusal says more: that of an implausible sum (``ImplausibleSum``, after
-        decrypting) tells whether the exact sum had a coordinate beyond what the claimed
-        contributions can add up to. With every upload within the bound that bit is
-        constant (but for the CKKS error's tail); with a malicious branch's out-of-bound
-        upload it is a threshold on the honest branches' sum, not noised
-        (tests/aggregation/test_ckks_implausible_refusal_bit.py). It is not charged: the
-        honest charge of an un-noised bit is an infinite epsilon, and a refusal one branch
-        can provoke at will would then exhaust every branch's budget, one branch stopping
-        the federation. It is recorded instead (the abort reason, and so the ledger row,
-        names "implausible sum"). Releasing the sum clamped to the range instead of
-        refusing would remove the bit under the planned charge (clamping is 1-Lipschitz);
-        that is a protocol change not made yet.
+        A refusal of this release's key holder depends on no value of the sum (its checks
+        before decrypting, or its record's write failing): a sum beyond what the claimed
+        contributions can add up to is clamped into that range and
+        released noised (:func:`~secagg.aggregation.keyholder_policy.clamp_to_plausible`),
+        an ordinary release charged as planned. Until 2026-12-06 it was refused after
+        decrypting (``implausible sum``, code 4), which told the server one un-noised bit
+        of the exact sum, a threshold on the honest branches' values when a malicious
+        branch's out-of-range upload was in it, aborted uncharged
+        (tests/aggregation/test_ckks_implausible_refusal_bit.py). A key holder of an
+        earlier release may still send that refusal; it is read as before.
 
         Why: the charge noted at the planned noise before the request left was kept, so a
         round the key holder refused was ledgered as a release (review of 2026-12-06). A

@@ -51,15 +51,16 @@ it to every request, whatever the request says:
   catches honest mistakes only; docs/backends.md says what would make it sound.
 * **Plausible sums only.** An honest aggregate of ``n`` values bounded by ``B``
   decrypts to at most ``n * B`` per coordinate (``n`` the contributions the aggregate
-  claims: a malicious branch's upload beyond what the round's count can sum is
-  refused). A crafted ciphertext that decrypts to a huge value (a scaled secret key)
-  would defeat any fixed noise, so a sum outside that range (plus the error bound)
-  is refused (:class:`ImplausibleSum`). The test reads the *exact* sum, before the
-  noise: on the noised one it needed :data:`RANGE_TAIL_Z` noise deviations of slack,
-  which a server asking for more noise widened at will. Its refusal tells the server
-  one bit, un-noised (the noised test's was noised: post-processing of the release), and
-  spends the round and one decryption; the round is not charged for it
-  (:class:`ImplausibleSum` says why).
+  claims), plus the parameters' CKKS error bound (:func:`plausible_range`). A crafted
+  ciphertext that decrypts to a huge value (a scaled secret key) would defeat any fixed
+  noise, and a malicious branch's upload can be worth more than the round's count of
+  values can sum, so the *exact* sum is clamped into that range, before the noise, and
+  released noised as planned (:func:`clamp_to_plausible` says why the planned charge
+  covers it). The key holder logs how many coordinates it clamped, never telling the
+  server. Until 2026-12-06 such a sum was refused instead (``ImplausibleSum``): one
+  un-noised, uncharged bit of the exact sum, which a malicious branch's out-of-range
+  upload turned into a threshold on the honest branches' values
+  (tests/aggregation/test_ckks_implausible_refusal_bit.py).
 
 With ``state_path``, the federation, the served round numbers and the decryption count
 survive restarts (:class:`DecryptionRecord`): the file is written atomically, mode 0600
@@ -80,6 +81,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
 from secagg.aggregation.spec import MAX_SPEC_CLIENTS
@@ -251,17 +254,6 @@ class NoiseRequestTooLarge(KeyHolderRefusal):
     2026-12-06)."""
 
 
-class ImplausibleSum(KeyHolderRefusal):
-    """The exact decryption lies outside what an honest aggregate can decrypt to.
-
-    The decryption was computed, so its round number and count are spent. The refusal
-    tells the server one un-noised bit of the exact sum, which is honest data when a
-    malicious branch's out-of-bound upload is in it; the server does not charge it (see
-    :meth:`~secagg.aggregation.ckks.CKKSServer.reveal_refused` for why, and what would
-    remove the bit).
-    """
-
-
 # --- the policy ------------------------------------------------------------------
 
 
@@ -282,7 +274,8 @@ def plausible_range(
 ) -> float:
     """The largest |coordinate| an honest aggregate of ``contributions`` values (default:
     as many as ``params`` were chosen for) under ``params`` decrypts to, with noise of
-    std ``noise_stddev`` (0: the exact decryption, which is what the key holder tests).
+    std ``noise_stddev`` (0: the exact decryption, which is what the key holder clamps
+    into this range: :func:`clamp_to_plausible`).
 
     Why the aggregate's own count: a persistent key is made for the federation's largest
     round, so a round of 4 under parameters for 20 allowed sums up to 20 value bounds,
@@ -291,11 +284,54 @@ def plausible_range(
     honest values can reach. The count is the server's claim: an honest server's bounds
     a malicious branch; a malicious server claims the parameters' most, which is where
     this was. The error bound stays the parameters' (the larger), so an honest sum is
-    never refused beyond the noise tail."""
+    never clamped (nor, with noise, refused by the server) beyond the error's tail."""
     summands = params.num_clients if contributions is None else contributions
     summands = min(max(summands, 1), params.num_clients)
     honest = summands * params.value_bound + params.error_bound(params.num_clients)
     return honest + RANGE_TAIL_Z * noise_stddev
+
+
+def clamp_to_plausible(values: np.ndarray, reach: float) -> int:
+    """Clamp the exact decrypted sum ``values`` (float64, in place) into ``[-reach,
+    reach]`` per coordinate, ``reach`` being :func:`plausible_range` with no noise; the
+    number of coordinates it moved. A non-finite coordinate (no honest decryption has
+    one) counts as moved: an infinity goes to the bound of its sign, NaN to 0.
+
+    Why clamp rather than refuse: the key holder refused a sum beyond the range
+    (``ImplausibleSum``, until 2026-12-06), and that refusal was one bit of the exact
+    sum, neither noised nor charged; with a malicious branch's out-of-range upload in
+    the sum it was a threshold on the honest branches' values. Clamped, every sum is
+    released the same way (noised, at the planned noise), so the server's view no longer
+    says whether the range was crossed.
+
+    Why the planned charge covers it: the accountant charges a Gaussian of std ``sigma``
+    on a sum whose L2 sensitivity is the clip ``C`` (zero-out-one-client adjacency: one
+    branch's update, ``||x||_2 <= C``, replaced by zero). Clamping is the projection
+    ``P`` onto the box ``[-reach, reach]^d``, and per coordinate ``|clip(a) - clip(b)|
+    <= |a - b|`` (clip is monotone with slope at most 1), so ``||P(s) - P(s')||_2 <=
+    ||s - s'||_2 <= C`` for neighbouring sums: ``P(s) + N(0, sigma^2 I)`` is a Gaussian
+    mechanism of sensitivity at most ``C``, the charge planned. The box depends on the
+    parameters and the contributions the aggregate claims only (the cohort: the same for
+    both neighbours, no one's data), and a malicious branch's upload ``a`` is a fixed
+    shift: ``s -> P(s + a)`` is 1-Lipschitz too. The clamp comes before the noise: after
+    it, a crafted ciphertext's huge decryption would still beat the noise.
+
+    Why the range is the exact sum's (``c*B`` plus the CKKS error bound, no noise tail):
+    an honest sum's true value lies within ``c*B``, and its decryption within the
+    parameters' error bound of it (7 worst-slot deviations, about 30 times the measured
+    error's std; a coordinate beyond it about once in 4*10^11), so honest rounds are not
+    clamped in practice; and if one coordinate were, projecting onto a box that holds the
+    true sum only moves it closer to it, so the report's error bound still holds. A noise
+    tail (:data:`RANGE_TAIL_Z` deviations) belongs to the noised reply, which the server
+    checks: in the clamp it would let a server asking for more noise widen what a sum
+    may decrypt to. A crafted query's decryption is held to the same range as before,
+    so the bound on what it learns of the key, ``1/2 log2(1 + (reach/sigma)^2)`` bits a
+    coordinate, holds, now without the refusal's extra bit."""
+    moved = int(np.count_nonzero(~(np.abs(values) <= reach)))  # NaN compares False
+    if moved:
+        np.nan_to_num(values, copy=False, nan=0.0, posinf=reach, neginf=-reach)
+        np.clip(values, -reach, reach, out=values)
+    return moved
 
 
 def check_federation(named: str, serves: str | None, round_number: int, *, what: str) -> None:

@@ -472,7 +472,15 @@ class KeyHolderService:
             )
 
     def _log_spent(self, before: int) -> None:
-        if self.decryptions != before:  # decrypted, then refused to release (implausible sum)
+        """Warn when a request raised after its decryption was recorded: the decryption
+        counts against the lifetime cap, and nothing was released.
+
+        Why it can happen at all: a session records a decryption before its reply is
+        built, so a failure building the reply (memory, say) spends one. The CKKS key
+        holder's refusal of an implausible sum after decrypting was the other case until
+        2026-12-06; it now releases that sum clamped (:func:`~secagg.aggregation.
+        keyholder_policy.clamp_to_plausible`)."""
+        if self.decryptions != before:
             log.warning(
                 "%s: one decryption spent without release (lifetime count %d)",
                 self.name,

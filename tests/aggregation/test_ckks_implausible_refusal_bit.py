@@ -1,27 +1,26 @@
-"""The key holder's refusal of an implausible sum: one bit of the exact sum, not charged.
+"""The key holder's refusal of an implausible sum, one un-noised bit of the exact sum, is gone.
 
-Question (review of 2026-12-06): the key holder tests the *exact* decrypted sum against
-what the contributions the aggregate claims can add up to (``c·B`` plus the error
-bound) and refuses beyond it (``ImplausibleSum``); the runtime then aborts the round
-uncharged (``reveal_refused``). Is that refusal a release?
+Question (review of 2026-12-06): the key holder tested the *exact* decrypted sum against
+what the contributions the aggregate claims can add up to (``c·B`` plus the CKKS error
+bound) and refused beyond it (``ImplausibleSum``); the runtime then aborted the round
+uncharged. That refusal was one bit of honest data: a malicious branch's out-of-bound
+upload (a branch holds the public key) turned it into a threshold on the others' sum.
+With its 2.5 against a range of 3, the round was refused exactly when an honest branch's
+coordinate was above 0.25 (given the third's 0.25), and every branch heard the reason.
 
-Shown here: yes, it can be one bit of honest data. With every upload within the bound
-the sum is always in range (the bit is constant but for the CKKS error's tail), but a
-malicious branch's out-of-bound upload (a branch holds the public key) turns it into a
-threshold on the others' sum: with its 2.5 against a range of 3, the round is refused
-exactly when an honest branch's coordinate is above 0.25 (given the third's 0.25), and
-every branch hears the refusal's reason.
-
-Decided (CKKSServer.reveal_refused, ImplausibleSum, docs/backends.md): not charged. The
-honest charge of an un-noised bit is an infinite epsilon, and a refusal any one branch
-can provoke at will would then exhaust every branch's budget: one branch would stop the
-federation. The bit is recorded instead (the round's abort reason names "implausible
-sum", in its ledger row), so an auditor counts them. What would remove it is releasing
-the sum clamped to the range (clamping is 1-Lipschitz: the planned charge covers it)
-instead of refusing: a protocol change, not made here. This test pins the behaviour.
+Now (``clamp_to_plausible``, docs/backends.md): the key holder clamps the exact sum into
+that range before its noise and releases it as any other sum, charged as planned (the
+clamp is a projection onto a box, 1-Lipschitz in L2, so the planned sensitivity holds).
+What the server receives for an honest value just inside the threshold and just outside
+it is the same kind of message, of the same size, under the same reported noise: a
+noised sum, never a refusal; only the key holder's own log says a coordinate was
+clamped. The round is an ordinary release: done, not refused, charged at the planned
+noise, no "implausible sum" anywhere.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
@@ -29,14 +28,20 @@ import pytest
 pytest.importorskip("tenseal")
 
 from secagg.aggregation import HELPER
-from secagg.aggregation.ckks import CKKSBackend, KeyHolderSession, frame_chunks
-from secagg.aggregation.keyholder_policy import ImplausibleSum
+from secagg.aggregation.ckks import CKKSBackend, CKKSServer, KeyHolderSession, frame_chunks
+from secagg.aggregation.keyholder_policy import plausible_range
+from secagg.errors import SecAggError
 from secagg.he.vectors import EncryptedSum, encrypt_vector
 
 D = 2
 HONEST_OTHER = 0.25
 #: the malicious branch's first coordinate: 2.5 value bounds, as one "contribution"
 INFLATED = (1.0, 1.0, 0.5)
+#: the central noise the server plans (and asks the key holder to add): small enough that
+#: a clamped coordinate (near 3) and an unclamped one (3.05) are 5 deviations apart
+PLANNED = 0.001
+#: the header of a key-holder message: magic, version, kind
+HEAD = 6
 
 
 def _inflated_upload(public: object) -> bytes:
@@ -51,12 +56,13 @@ def _inflated_upload(public: object) -> bytes:
     return frame_chunks(relabelled)
 
 
-def _round(honest: float) -> tuple[bool, object]:
-    """One round of three: a malicious upload, ``honest`` and :data:`HONEST_OTHER`;
-    whether the key holder refused, and the server session after its reply."""
+def _round(honest: float) -> tuple[bytes, CKKSServer]:
+    """One round of three (a malicious upload, ``honest`` and :data:`HONEST_OTHER`) planned
+    at noise :data:`PLANNED`: the key holder's reply to the decryption request (all the
+    server receives of the sum) and the server session once it handled it."""
     backend = CKKSBackend()
     holder = KeyHolderSession()
-    server = backend.server(backend.plan(3, D))
+    server = backend.server(backend.plan(3, D), noise_stddev=PLANNED)
     (request,) = server.start()
     server.handle(HELPER, holder.handle(request.payload, round_number=1))
     spec = server.spec
@@ -71,17 +77,49 @@ def _round(honest: float) -> tuple[bool, object]:
     (decrypt,) = outgoing
     try:
         reply = holder.handle(decrypt.payload, round_number=1)
-    except ImplausibleSum as refusal:
-        server.handle(HELPER, holder.refusal(refusal))
-        return True, server
+    except SecAggError as refusal:  # the bit this file is about: never again
+        pytest.fail(f"the key holder refused the round ({type(refusal).__name__}: {refusal})")
     server.handle(HELPER, reply)
-    return False, server
+    return reply, server
 
 
-def test_the_refusal_is_a_bit_of_an_honest_branchs_value_and_is_not_charged() -> None:
-    refused_low, low = _round(0.2)  # 2.5 + 0.2 + 0.25 = 2.95: within 3
-    refused_high, high = _round(0.3)  # 2.5 + 0.3 + 0.25 = 3.05: beyond
-    assert (refused_low, refused_high) == (False, True)  # the bit: honest > 0.25
-    assert low.done and not low.reveal_refused()  # a release, charged as planned
-    assert high.done and high.reveal_refused()  # the runtime aborts it uncharged ...
-    assert "implausible sum" in str(high._abort_reason)  # ... with the bit on record
+def _kind_size_noise(reply: bytes) -> tuple[bytes, int, float]:
+    """What the server can tell of a reply apart from the sum's values: its header (magic,
+    version, kind), its size and the noise std it reports."""
+    return reply[:HEAD], len(reply), float(np.frombuffer(reply[HEAD : HEAD + 8], "<f8")[0])
+
+
+def test_the_server_gets_a_noised_sum_on_either_side_of_the_threshold() -> None:
+    low_reply, low = _round(0.2)  # 2.5 + 0.2 + 0.25 = 2.95: within 3
+    high_reply, high = _round(0.3)  # 2.5 + 0.3 + 0.25 = 3.05: beyond, clamped
+    assert _kind_size_noise(low_reply) == _kind_size_noise(high_reply)
+    assert _kind_size_noise(high_reply)[1:] == (HEAD + 8 + 8 * D, PLANNED)
+    for server in (low, high):  # an ordinary release, charged at the planned noise
+        assert server.done and not server.reveal_refused()
+        assert server.noise_at_reveal() == PLANNED
+        assert server.finish().report.noise_stddev == PLANNED
+        assert server._abort_reason is None
+
+
+def test_the_sum_beyond_the_range_is_released_clamped_into_it() -> None:
+    """The exact sum's 3.05 leaves as the range's edge (3 plus the CKKS error bound) plus
+    the noise, not as 3.05 plus the noise; 2.95, within it, leaves as itself."""
+    _, high = _round(0.3)
+    _, low = _round(0.2)
+    edge = plausible_range(high.params, 0.0, 3)
+    tail = 9 * PLANNED
+    assert abs(high.finish().total[0] - edge) <= tail and edge + tail < 3.05 - tail
+    assert abs(low.finish().total[0] - 2.95) <= tail + high.params.error_bound(3)
+
+
+def test_only_the_key_holders_own_log_says_a_coordinate_was_clamped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="secagg.keyholder"):
+        _round(0.2)
+    assert not [r for r in caplog.records if "clamped" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="secagg.keyholder"):
+        _round(0.3)
+    (warning,) = [r.getMessage() for r in caplog.records if "clamped" in r.getMessage()]
+    assert "round 1: 1 of 2 coordinates" in warning and "out-of-range upload" in warning

@@ -22,14 +22,15 @@ from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 
 
-class _Implausible(SecAggError):
-    pass
+class _NotReleased(SecAggError):
+    """Raised after the decryption was recorded: spent, not released."""
 
 
 class _Session:
     """Decrypts a request ``b"sum:<n>"`` into a reply naming its decryption's number, so a
     repeated reply and a new decryption tell apart; ``b"bad:<n>"`` decrypts and refuses
-    (an implausible sum: spent, not released); anything else is answered, not decrypted.
+    (spent, not released: the CKKS key holder's implausible sum until 2026-12-06, a reply
+    it fails to build now); anything else is answered, not decrypted.
     A round decrypted once is refused after (the record)."""
 
     def __init__(self) -> None:
@@ -46,7 +47,7 @@ class _Session:
             self.rounds.add(round_number)
             self.decryptions += 1
             if kind == b"bad":
-                raise _Implausible("implausible sum")
+                raise _NotReleased("not released")
             return b"decryption %d" % self.decryptions
         return b"key"
 
@@ -93,7 +94,7 @@ def test_another_message_in_between_ends_the_repeat() -> None:
 def test_a_refusal_after_a_decryption_is_not_repeated_as_a_release() -> None:
     session, sent = _serve((1, b"bad:1"), (1, b"bad:1"))
     assert sent == [
-        Relay(1, b"refused: implausible sum"),
+        Relay(1, b"refused: not released"),
         Relay(1, b"refused: round 1 already served"),
     ]
     assert session.calls == 2
