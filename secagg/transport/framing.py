@@ -188,6 +188,21 @@ class Reassembler:
         """Whether a message has begun and not yet ended (the server bounds how long)."""
         return self._id is not None
 
+    def discard(self) -> int:
+        """Drop the message being reassembled (its bytes freed now); return how many
+        bytes it held (0 between messages).
+
+        Why: a stream that ends in the middle of a message cannot finish it, and the
+        owner may have to wait a while longer for the stream's call to end (the server
+        waits up to ``_HALF_CLOSE_END_SECONDS`` for a peer to take its end); the partial
+        message was held, and counted, for all that wait (transport review, 2026-12-06).
+        The stream cannot go on past a dropped message (ids are consecutive), so nothing
+        is fed after this."""
+        dropped = self.buffered
+        self._id = None
+        self._buffer = io.BytesIO()
+        return dropped
+
     def feed(self, frame: bytes) -> bytes | None:
         """Take one frame; return the message it completes, or None if more are due."""
         if not isinstance(frame, bytes):

@@ -1023,9 +1023,12 @@ class GrpcServerTransport:
             with self._changed:
                 session.half_closed = True
                 if reassembler.partial:  # the message in progress never ends: dropped
-                    session.cut_short = (
-                        f"{reassembler.buffered} bytes of message {reassembler.message_id} dropped"
-                    )
+                    message_id = reassembler.message_id
+                    # freed now, not when the call ends (up to _HALF_CLOSE_END_SECONDS
+                    # later for a peer that takes no end): nothing can complete it
+                    dropped = reassembler.discard()
+                    session.cut_short = f"{dropped} bytes of message {message_id} dropped"
+                    session.partial_bytes = 0
                     # the deadlines of a message that cannot go on: the call's end, not
                     # the stall timer, says how the session ended
                     session.partial_deadline = session.message_deadline = None

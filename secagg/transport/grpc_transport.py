@@ -193,8 +193,8 @@ has ended, by how it ended: "client closed the session" if the client took that 
 "connection lost" if the call was cancelled (a killed process, a cut network), however
 late gRPC handles the drop; a client that took the end after half-closing in the
 middle of a message is said (and logged as a warning) to have closed mid-message,
-naming the bytes dropped. One more daemon thread re-checks identities and
-expiries. All public methods are thread-safe.
+naming the bytes dropped (freed when the half-close is read, not when the call
+ends). One more daemon thread re-checks identities and expiries. All public methods are thread-safe.
 :meth:`send` only queues: payloads are cut into frames lazily by the writer, so
 one large payload sent to many clients is held in memory once, and gRPC's
 flow control paces the writer.

@@ -1,0 +1,71 @@
+"""A half-close in the middle of a message frees the partial message at once.
+
+Transport review (2026-12-06, helper 213): a client that half-closes after the first
+chunk of a two-chunk message cannot finish it (its request stream is over), yet the
+server's reader kept the chunks received in its reassembler, and counted them in
+:meth:`~GrpcServerTransport.queued_bytes`, until the call ended: up to
+``_HALF_CLOSE_END_SECONDS`` (10 s) when the peer takes no end of the stream (its
+writer waits in flow control: the peer grants no HTTP/2 window). The wait is for the
+call's end, which says how the session ended; the buffer has no reason to wait for it.
+Now the partial message is dropped when the half-close is read; the end still names the
+bytes dropped.
+
+A raw HTTP/2 peer (tests/_raw_h2.py) that never sends WINDOW_UPDATE, so a message of
+64 KiB to it fills the connection's initial window and the server's writer waits.
+The bound is made small (2 s) so the old behaviour shows quickly; every wait is bounded
+well past what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from _raw_h2 import RawPeer, grpc_message
+from _threads import BOUND, wait_until
+
+from secagg.transport import grpc_server
+from secagg.transport.framing import encode_frames
+from secagg.transport.grpc_transport import Connected, GrpcServerTransport
+
+CHUNK = 1024
+HALF_CLOSE_END = 2.0  # the server's bound on a half-closed call, made small for the test
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GrpcServerTransport]:
+    monkeypatch.setattr(grpc_server, "_HALF_CLOSE_END_SECONDS", HALF_CLOSE_END)
+    transport = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=None,
+        allow_insecure=True,
+        max_message_bytes=1 << 17,
+        chunk_bytes=CHUNK,
+        identify=lambda context: "mallory",
+    )
+    transport.start()
+    yield transport
+    transport.stop(grace=0)
+
+
+def test_a_half_close_mid_message_frees_the_partial_message_at_once(
+    server: GrpcServerTransport,
+) -> None:
+    first, _ = encode_frames(0, b"x" * (CHUNK + 76), CHUNK)
+    peer = RawPeer(server.port)
+    try:
+        assert isinstance(server.next_event(timeout=BOUND), Connected)
+        # more than the 65 535 bytes of window HTTP/2 grants before a WINDOW_UPDATE,
+        # which this peer never sends: the server's writer waits, so the call cannot end
+        server.send("mallory", b"z" * (1 << 16))
+        peer.data(grpc_message(first))
+        assert wait_until(lambda: server.queued_bytes("mallory") == CHUNK, BOUND)
+        peer.data(b"", end_stream=True)  # the half-close; the second chunk never comes
+        freed = wait_until(lambda: server.queued_bytes("mallory") == 0, BOUND)
+        still_open = "mallory" in server.connected()
+    finally:
+        peer.close()
+    assert freed
+    assert still_open, (
+        "the partial message was held until the session ended, not freed at the half-close"
+    )
