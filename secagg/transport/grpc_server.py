@@ -1036,14 +1036,26 @@ class GrpcServerTransport:
             with self._changed:
                 ended = self._changed.wait_for(lambda: session.finished, _HALF_CLOSE_END_SECONDS)
             if not ended:  # nobody takes the end: a peer that reads nothing, or a wedged call
+                with self._lock:
+                    cut_short = session.cut_short
+                # mid-message, the end names what was dropped, as when the peer takes the
+                # end (_call_ended): "connection lost" alone hid a broken or hostile peer
+                where = "" if cut_short is None else f" in the middle of a message ({cut_short})"
                 logger.warning(
-                    "ending session of %s (%s): it half-closed and took no end of the stream "
-                    "for %g s",
+                    "ending session of %s (%s): it half-closed%s and took no end of the "
+                    "stream for %g s",
                     session.name,
                     session.peer,
+                    where,
                     _HALF_CLOSE_END_SECONDS,
                 )
-                self._finish(session, "connection lost")
+                self._finish(
+                    session,
+                    "connection lost"
+                    if cut_short is None
+                    else f"client closed the session mid-message ({cut_short}) and took no "
+                    "end of the stream",
+                )
                 # its writer may wait in flow control, holding one of max_clients calls
                 context.cancel()
 

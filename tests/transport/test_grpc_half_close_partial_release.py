@@ -7,8 +7,10 @@ server's reader kept the chunks received in its reassembler, and counted them in
 ``_HALF_CLOSE_END_SECONDS`` (10 s) when the peer takes no end of the stream (its
 writer waits in flow control: the peer grants no HTTP/2 window). The wait is for the
 call's end, which says how the session ended; the buffer has no reason to wait for it.
-Now the partial message is dropped when the half-close is read; the end still names the
-bytes dropped.
+Now the partial message is dropped when the half-close is read. And when that wait ran
+out, the end read "connection lost", with no word of the message dropped (the end of a
+peer that takes the stream's end names it since 6ee8718); now it says mid-message and the
+bytes dropped, in the reason and the warning.
 
 A raw HTTP/2 peer (tests/_raw_h2.py) that never sends WINDOW_UPDATE, so a message of
 64 KiB to it fills the connection's initial window and the server's writer waits.
@@ -18,6 +20,7 @@ well past what it needs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -26,9 +29,10 @@ from _threads import BOUND, wait_until
 
 from secagg.transport import grpc_server
 from secagg.transport.framing import encode_frames
-from secagg.transport.grpc_transport import Connected, GrpcServerTransport
+from secagg.transport.grpc_transport import Connected, Disconnected, GrpcServerTransport
 
 CHUNK = 1024
+LOGGER = "secagg.transport.grpc_transport"
 HALF_CLOSE_END = 2.0  # the server's bound on a half-closed call, made small for the test
 
 
@@ -48,19 +52,25 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GrpcServerTransport]:
     transport.stop(grace=0)
 
 
+def _half_close_mid_message(server: GrpcServerTransport, peer: RawPeer) -> None:
+    """Make the server's writer wait (the peer grants no window), send the first chunk
+    of a two-chunk message and half-close: a session whose call cannot end yet."""
+    first, _ = encode_frames(0, b"x" * (CHUNK + 76), CHUNK)
+    assert isinstance(server.next_event(timeout=BOUND), Connected)
+    # more than the 65 535 bytes of window HTTP/2 grants before a WINDOW_UPDATE, which
+    # this peer never sends: the server's writer waits, so the call cannot end
+    server.send("mallory", b"z" * (1 << 16))
+    peer.data(grpc_message(first))
+    assert wait_until(lambda: server.queued_bytes("mallory") == CHUNK, BOUND)
+    peer.data(b"", end_stream=True)  # the half-close; the second chunk never comes
+
+
 def test_a_half_close_mid_message_frees_the_partial_message_at_once(
     server: GrpcServerTransport,
 ) -> None:
-    first, _ = encode_frames(0, b"x" * (CHUNK + 76), CHUNK)
     peer = RawPeer(server.port)
     try:
-        assert isinstance(server.next_event(timeout=BOUND), Connected)
-        # more than the 65 535 bytes of window HTTP/2 grants before a WINDOW_UPDATE,
-        # which this peer never sends: the server's writer waits, so the call cannot end
-        server.send("mallory", b"z" * (1 << 16))
-        peer.data(grpc_message(first))
-        assert wait_until(lambda: server.queued_bytes("mallory") == CHUNK, BOUND)
-        peer.data(b"", end_stream=True)  # the half-close; the second chunk never comes
+        _half_close_mid_message(server, peer)
         freed = wait_until(lambda: server.queued_bytes("mallory") == 0, BOUND)
         still_open = "mallory" in server.connected()
     finally:
@@ -69,3 +79,21 @@ def test_a_half_close_mid_message_frees_the_partial_message_at_once(
     assert still_open, (
         "the partial message was held until the session ended, not freed at the half-close"
     )
+
+
+def test_a_half_close_mid_message_that_takes_no_end_says_what_was_dropped(
+    server: GrpcServerTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    peer = RawPeer(server.port)
+    try:
+        _half_close_mid_message(server, peer)
+        ended = server.next_event(timeout=BOUND)  # at HALF_CLOSE_END
+    finally:
+        peer.close()
+    assert isinstance(ended, Disconnected), ended
+    assert ended.reason != "connection lost"
+    assert "mid-message" in ended.reason
+    assert f"{CHUNK} bytes of message 0 dropped" in ended.reason
+    warned = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert any(f"{CHUNK} bytes of message 0 dropped" in line for line in warned), warned
