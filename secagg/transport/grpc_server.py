@@ -374,9 +374,13 @@ class GrpcServerTransport:
     sent one frame at a time just inside the idle limit. Both start at a message's
     first whole frame: gRPC hands over no frame before all of it has arrived, so a peer
     trickling a message's first frame a byte at a time is not seen by either (nor by
-    anything else here: it looks like a session idle between rounds). What it holds is
-    bounded (gRPC keeps at most one frame, ``chunk_bytes`` + 64 bytes, per session, and
-    an identity has one session); how long is the runtime's round deadline
+    anything else here: it looks like a session idle between rounds), and grpcio has
+    no server option that bounds it (none of its channel arguments is a per-stream or
+    per-message read deadline). What it holds is bounded (gRPC keeps at most one frame,
+    ``chunk_bytes`` + 64 bytes, per session, its length prefix checked first; one of
+    ``max_clients`` calls and two threads; an identity has one session); how long is
+    not, at the transport: the session lasts while its peer keeps the connection, and
+    the runtime's phase deadline drops it from the round it owes a message
     (tests/transport/test_grpc_trickled_frame.py, a strict xfail, says so).
 
     New sessions are rate-limited per identity (the client certificate; the name on a
