@@ -192,12 +192,13 @@ class Reassembler:
         """Drop the message being reassembled (its bytes freed now); return how many
         bytes it held (0 between messages).
 
-        Why: a stream that ends in the middle of a message cannot finish it, and the
-        owner may have to wait a while longer for the stream's call to end (the server
-        waits up to ``_HALF_CLOSE_END_SECONDS`` for a peer to take its end); the partial
-        message was held, and counted, for all that wait (transport review, 2026-12-06).
-        The stream cannot go on past a dropped message (ids are consecutive), so nothing
-        is fed after this."""
+        Why: a stream that ends in the middle of a message (a half-close), or a session
+        the server ends, cannot finish it, and the stream's call may end a while later
+        (the server waits up to ``_HALF_CLOSE_END_SECONDS`` for a peer to take its end,
+        and ``_ENDED_WRITER_GRACE_SECONDS`` for a writer waiting in flow control); the
+        partial message was held for all that wait (transport review, 2026-12-06). The
+        stream cannot go on past a dropped message (ids are consecutive), so nothing is
+        fed after this."""
         dropped = self.buffered
         self._id = None
         self._buffer = io.BytesIO()

@@ -123,6 +123,7 @@ class _Session:
         "certificate",
         "context",
         "cut_short",
+        "feeding",
         "fingerprint",
         "finished",
         "half_closed",
@@ -138,6 +139,7 @@ class _Session:
         "peer",
         "queued_bytes",
         "queued_messages",
+        "reassembler",
         "writing",
     )
 
@@ -174,6 +176,10 @@ class _Session:
         # the writer handed a frame to gRPC and has not come back for the next: it may be
         # waiting in flow control, where it never sees the session's end
         self.writing = False
+        # the reader's reassembler, so the session's end can drop the message it holds
+        # half-built, and the lock its reader feeds it under (see GrpcServerTransport._finish)
+        self.reassembler: Reassembler | None = None
+        self.feeding = threading.RLock()
         self.abort: tuple[grpc.StatusCode, str] | None = None  # status to end the stream with
         self.queued_messages = 0  # delivered to the inbox, not yet taken by receive()
         self.queued_bytes = 0  # their payload bytes
@@ -960,11 +966,15 @@ class GrpcServerTransport:
     ) -> None:
         """Reader thread: reassemble frames and deliver messages until the stream ends."""
         reassembler = Reassembler(self._max_message_bytes, self._chunk_bytes)
+        session.reassembler = reassembler
         try:
             for frame in request_iterator:
                 if not self._within_budget(session, reassembler, frame):
                     return
-                message = reassembler.feed(frame)
+                with session.feeding:
+                    if session.finished:  # ended meanwhile: its partial message is gone
+                        return
+                    message = reassembler.feed(frame)
                 with self._lock:
                     now = time.monotonic()
                     session.partial_bytes = reassembler.buffered
@@ -1271,6 +1281,23 @@ class GrpcServerTransport:
             if not half_closed:  # else the call's end ends the session: see _call_ended
                 self._finish(session, "connection lost")
 
+    def _drop_partial(self, session: _Session) -> None:
+        """Free the message an ended session's reader was reassembling.
+
+        Why now: nothing of an ended session is delivered, so the message can never be
+        whole, yet its reader, blocked in gRPC for the next frame, held it until gRPC
+        ended the call; with a writer waiting in flow control (a peer that reads nothing)
+        that was ``_ENDED_WRITER_GRACE_SECONDS`` later, up to a budget's worth of memory
+        no longer counted anywhere while the same branch could open a new session
+        (transport review, 2026-12-06). Taken under the reader's ``feeding`` lock, which
+        it holds only inside one ``feed`` (it takes no other lock there), so a frame is
+        never fed into a buffer being dropped; the reader checks ``finished`` under it."""
+        reassembler = session.reassembler
+        if reassembler is None:
+            return
+        with session.feeding:
+            reassembler.discard()
+
     def _cancel_stuck_writer(self, session: _Session) -> None:
         """Cancel the call of an ended session whose writer is still inside one write.
 
@@ -1336,6 +1363,7 @@ class GrpcServerTransport:
             self._publish(Disconnected(session.name, reason))
             self._ended_sessions += 1  # wakes receive(): see there
             self._sessions_changed()
+        self._drop_partial(session)
         session.outbox.put(_END)
         if abort is not None and session.writing:
             watch = threading.Timer(
