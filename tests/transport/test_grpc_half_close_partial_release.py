@@ -14,8 +14,9 @@ bytes dropped, in the reason and the warning.
 
 A raw HTTP/2 peer (tests/_raw_h2.py) that never sends WINDOW_UPDATE, so a message of
 64 KiB to it fills the connection's initial window and the server's writer waits.
-The bound is made small (2 s) so the old behaviour shows quickly; every wait is bounded
-well past what it needs.
+The bound is made long (60 s) where the test looks at the session inside it, so the
+old behaviour cannot pass by timing, and short (0.3 s) where it waits for the end;
+every wait is bounded well past what it needs.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ from secagg.transport.grpc_transport import Connected, Disconnected, GrpcServerT
 
 CHUNK = 1024
 LOGGER = "secagg.transport.grpc_transport"
-HALF_CLOSE_END = 2.0  # the server's bound on a half-closed call, made small for the test
+#: the server's bound on a half-closed call: long where the test looks inside it, short
+#: where it waits for its end
+LONG, SHORT = 60.0, 0.3
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GrpcServerTransport]:
-    monkeypatch.setattr(grpc_server, "_HALF_CLOSE_END_SECONDS", HALF_CLOSE_END)
+def server() -> Iterator[GrpcServerTransport]:
     transport = GrpcServerTransport(
         "127.0.0.1:0",
         server_credentials=None,
@@ -66,29 +68,31 @@ def _half_close_mid_message(server: GrpcServerTransport, peer: RawPeer) -> None:
 
 
 def test_a_half_close_mid_message_frees_the_partial_message_at_once(
-    server: GrpcServerTransport,
+    server: GrpcServerTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(grpc_server, "_HALF_CLOSE_END_SECONDS", LONG)
     peer = RawPeer(server.port)
     try:
         _half_close_mid_message(server, peer)
-        freed = wait_until(lambda: server.queued_bytes("mallory") == 0, BOUND)
+        # well inside LONG: the session is still waiting for its call's end
+        freed = wait_until(lambda: server.queued_bytes("mallory") == 0, BOUND / 9)
         still_open = "mallory" in server.connected()
     finally:
         peer.close()
-    assert freed
-    assert still_open, (
-        "the partial message was held until the session ended, not freed at the half-close"
+    assert freed and still_open, (
+        "the partial message was held after the half-close, until the session ended"
     )
 
 
 def test_a_half_close_mid_message_that_takes_no_end_says_what_was_dropped(
-    server: GrpcServerTransport, caplog: pytest.LogCaptureFixture
+    server: GrpcServerTransport, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(grpc_server, "_HALF_CLOSE_END_SECONDS", SHORT)
     caplog.set_level(logging.WARNING, logger=LOGGER)
     peer = RawPeer(server.port)
     try:
         _half_close_mid_message(server, peer)
-        ended = server.next_event(timeout=BOUND)  # at HALF_CLOSE_END
+        ended = server.next_event(timeout=BOUND)  # at SHORT
     finally:
         peer.close()
     assert isinstance(ended, Disconnected), ended
