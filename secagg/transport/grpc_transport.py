@@ -203,10 +203,12 @@ back within ten seconds. A client's half-close is answered with the server's end
 stream (what is queued, then ``OK``), and the session's end is reported when the call
 has ended, by how it ended: "client closed the session" if the client took that end,
 "connection lost" if the call was cancelled (a killed process, a cut network), however
-late gRPC handles the drop; a client that took the end after half-closing in the
-middle of a message is said (and logged as a warning) to have closed mid-message,
-naming the bytes dropped (freed when the half-close is read, not when the call
-ends). One more daemon thread re-checks identities and expiries. All public methods are thread-safe.
+late gRPC handles the drop; a client that half-closed in the middle of a message is
+said (and logged as a warning) to have closed mid-message, naming the bytes dropped,
+whether it took the end or not. Whatever a session was reassembling is freed when its
+half-close is read or the session ends, not when its call ends (up to ten seconds
+later, above). One more daemon thread re-checks identities and expiries. All public
+methods are thread-safe.
 :meth:`send` only queues: payloads are cut into frames lazily by the writer, so
 one large payload sent to many clients is held in memory once, and gRPC's
 flow control paces the writer.
