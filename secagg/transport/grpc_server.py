@@ -177,7 +177,7 @@ class _Session:
         # waiting in flow control, where it never sees the session's end
         self.writing = False
         # the reader's reassembler, so the session's end can drop the message it holds
-        # half-built, and the lock its reader feeds it under (see GrpcServerTransport._finish)
+        # half-built, and the lock its reader feeds it under (see _drop_partial)
         self.reassembler: Reassembler | None = None
         self.feeding = threading.RLock()
         self.abort: tuple[grpc.StatusCode, str] | None = None  # status to end the stream with
