@@ -32,17 +32,19 @@ def _literal(name: str, value: str) -> bytes:
     return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
 
 
-def grpc_message(frame: bytes) -> bytes:
-    """One of our frames as a gRPC message: uncompressed flag, 4-byte length, bytes."""
-    return b"\x00" + len(frame).to_bytes(4, "big") + frame
+def grpc_message(frame: bytes, *, compressed: bool = False) -> bytes:
+    """One of our frames as a gRPC message: the compressed flag, 4-byte length, bytes
+    (``compressed``: the bytes as the stream's ``grpc-encoding`` compressed them)."""
+    return bytes([int(compressed)]) + len(frame).to_bytes(4, "big") + frame
 
 
 class RawPeer:
     """A plaintext HTTP/2 client with one stream on the Session method; it answers
     the server's SETTINGS and PINGs (as a live hostile peer would) and sends what the
-    test gives it, one DATA frame at a time."""
+    test gives it, one DATA frame at a time; ``extra_headers`` go into its HEADERS
+    block after the usual ones."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, extra_headers: tuple[tuple[str, str], ...] = ()) -> None:
         self._socket = socket.create_connection(("127.0.0.1", port), timeout=BOUND)
         self._lock = threading.Lock()
         # the preface first: an answer to the server's SETTINGS must not precede it
@@ -55,6 +57,7 @@ class RawPeer:
             (":authority", f"127.0.0.1:{port}"),
             ("content-type", "application/grpc"),
             ("te", "trailers"),
+            *extra_headers,  # e.g. ("grpc-encoding", "gzip")
         ]
         self._send(h2_frame(1, 0x4, 1, b"".join(_literal(*field) for field in fields)))
 

@@ -188,6 +188,22 @@ class Reassembler:
         """Whether a message has begun and not yet ended (the server bounds how long)."""
         return self._id is not None
 
+    def discard(self) -> int:
+        """Drop the message being reassembled (its bytes freed now); return how many
+        bytes it held (0 between messages).
+
+        Why: a stream that ends in the middle of a message (a half-close), or a session
+        the server ends, cannot finish it, and the stream's call may end a while later
+        (the server waits up to ``_HALF_CLOSE_END_SECONDS`` for a peer to take its end,
+        and ``_ENDED_WRITER_GRACE_SECONDS`` for a writer waiting in flow control); the
+        partial message was held for all that wait (transport review, 2026-12-06). The
+        stream cannot go on past a dropped message (ids are consecutive), so nothing is
+        fed after this."""
+        dropped = self.buffered
+        self._id = None
+        self._buffer = io.BytesIO()
+        return dropped
+
     def feed(self, frame: bytes) -> bytes | None:
         """Take one frame; return the message it completes, or None if more are due."""
         if not isinstance(frame, bytes):

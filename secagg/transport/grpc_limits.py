@@ -85,7 +85,8 @@ _POLL_SECONDS: Final = 1.0  # how often an idle writer re-checks that its stream
 #: how long a half-closed session's call may take to end once the server ended its side
 #: of the stream (a live client takes that end at once, and gives up on it after its own
 #: close timeout of 5 s; gRPC ends the call of a dropped one when it handles the drop):
-#: past it the session is ended as lost. Generous, and no time decides how a session
+#: past it the session is ended as lost (or, if it half-closed mid-message, as closed
+#: mid-message and the end not taken). Generous, and no time decides how a session
 #: ended: the call's end says that (see the server's reader)
 _HALF_CLOSE_END_SECONDS: Final = 10.0
 

@@ -123,6 +123,7 @@ class _Session:
         "certificate",
         "context",
         "cut_short",
+        "feeding",
         "fingerprint",
         "finished",
         "half_closed",
@@ -138,6 +139,7 @@ class _Session:
         "peer",
         "queued_bytes",
         "queued_messages",
+        "reassembler",
         "writing",
     )
 
@@ -174,6 +176,10 @@ class _Session:
         # the writer handed a frame to gRPC and has not come back for the next: it may be
         # waiting in flow control, where it never sees the session's end
         self.writing = False
+        # the reader's reassembler, so the session's end can drop the message it holds
+        # half-built, and the lock its reader feeds it under (see _drop_partial)
+        self.reassembler: Reassembler | None = None
+        self.feeding = threading.RLock()
         self.abort: tuple[grpc.StatusCode, str] | None = None  # status to end the stream with
         self.queued_messages = 0  # delivered to the inbox, not yet taken by receive()
         self.queued_bytes = 0  # their payload bytes
@@ -374,9 +380,13 @@ class GrpcServerTransport:
     sent one frame at a time just inside the idle limit. Both start at a message's
     first whole frame: gRPC hands over no frame before all of it has arrived, so a peer
     trickling a message's first frame a byte at a time is not seen by either (nor by
-    anything else here: it looks like a session idle between rounds). What it holds is
-    bounded (gRPC keeps at most one frame, ``chunk_bytes`` + 64 bytes, per session, and
-    an identity has one session); how long is the runtime's round deadline
+    anything else here: it looks like a session idle between rounds), and grpcio has
+    no server option that bounds it (none of its channel arguments is a per-stream or
+    per-message read deadline). What it holds is bounded (gRPC keeps at most one frame,
+    ``chunk_bytes`` + 64 bytes, per session, its length prefix checked first; one of
+    ``max_clients`` calls and two threads; an identity has one session); how long is
+    not, at the transport: the session lasts while its peer keeps the connection, and
+    the runtime's phase deadline drops it from the round it owes a message
     (tests/transport/test_grpc_trickled_frame.py, a strict xfail, says so).
 
     New sessions are rate-limited per identity (the client certificate; the name on a
@@ -956,11 +966,15 @@ class GrpcServerTransport:
     ) -> None:
         """Reader thread: reassemble frames and deliver messages until the stream ends."""
         reassembler = Reassembler(self._max_message_bytes, self._chunk_bytes)
+        session.reassembler = reassembler
         try:
             for frame in request_iterator:
                 if not self._within_budget(session, reassembler, frame):
                     return
-                message = reassembler.feed(frame)
+                with session.feeding:
+                    if session.finished:  # ended meanwhile: its partial message is gone
+                        return
+                    message = reassembler.feed(frame)
                 with self._lock:
                     now = time.monotonic()
                     session.partial_bytes = reassembler.buffered
@@ -1023,9 +1037,12 @@ class GrpcServerTransport:
             with self._changed:
                 session.half_closed = True
                 if reassembler.partial:  # the message in progress never ends: dropped
-                    session.cut_short = (
-                        f"{reassembler.buffered} bytes of message {reassembler.message_id} dropped"
-                    )
+                    message_id = reassembler.message_id
+                    # freed now, not when the call ends (up to _HALF_CLOSE_END_SECONDS
+                    # later for a peer that takes no end): nothing can complete it
+                    dropped = reassembler.discard()
+                    session.cut_short = f"{dropped} bytes of message {message_id} dropped"
+                    session.partial_bytes = 0
                     # the deadlines of a message that cannot go on: the call's end, not
                     # the stall timer, says how the session ended
                     session.partial_deadline = session.message_deadline = None
@@ -1033,14 +1050,26 @@ class GrpcServerTransport:
             with self._changed:
                 ended = self._changed.wait_for(lambda: session.finished, _HALF_CLOSE_END_SECONDS)
             if not ended:  # nobody takes the end: a peer that reads nothing, or a wedged call
+                with self._lock:
+                    cut_short = session.cut_short
+                # mid-message, the end names what was dropped, as when the peer takes the
+                # end (_call_ended): "connection lost" alone hid a broken or hostile peer
+                where = "" if cut_short is None else f" in the middle of a message ({cut_short})"
                 logger.warning(
-                    "ending session of %s (%s): it half-closed and took no end of the stream "
-                    "for %g s",
+                    "ending session of %s (%s): it half-closed%s and took no end of the "
+                    "stream for %g s",
                     session.name,
                     session.peer,
+                    where,
                     _HALF_CLOSE_END_SECONDS,
                 )
-                self._finish(session, "connection lost")
+                self._finish(
+                    session,
+                    "connection lost"
+                    if cut_short is None
+                    else f"client closed the session mid-message ({cut_short}) and took no "
+                    "end of the stream",
+                )
                 # its writer may wait in flow control, holding one of max_clients calls
                 context.cancel()
 
@@ -1252,6 +1281,23 @@ class GrpcServerTransport:
             if not half_closed:  # else the call's end ends the session: see _call_ended
                 self._finish(session, "connection lost")
 
+    def _drop_partial(self, session: _Session) -> None:
+        """Free the message an ended session's reader was reassembling.
+
+        Why now: nothing of an ended session is delivered, so the message can never be
+        whole, yet its reader, blocked in gRPC for the next frame, held it until gRPC
+        ended the call; with a writer waiting in flow control (a peer that reads nothing)
+        that was ``_ENDED_WRITER_GRACE_SECONDS`` later, up to a budget's worth of memory
+        no longer counted anywhere while the same branch could open a new session
+        (transport review, 2026-12-06). Taken under the reader's ``feeding`` lock, which
+        it holds only inside one ``feed`` (it takes no other lock there), so a frame is
+        never fed into a buffer being dropped; the reader checks ``finished`` under it."""
+        reassembler = session.reassembler
+        if reassembler is None:
+            return
+        with session.feeding:
+            reassembler.discard()
+
     def _cancel_stuck_writer(self, session: _Session) -> None:
         """Cancel the call of an ended session whose writer is still inside one write.
 
@@ -1317,6 +1363,7 @@ class GrpcServerTransport:
             self._publish(Disconnected(session.name, reason))
             self._ended_sessions += 1  # wakes receive(): see there
             self._sessions_changed()
+        self._drop_partial(session)
         session.outbox.put(_END)
         if abort is not None and session.writing:
             watch = threading.Timer(

@@ -80,8 +80,12 @@ copied into one buffer that grows only with data actually received, so a peer
 cannot make the receiver allocate what it never sends, and a partial message holds
 about its payload bytes. gRPC's own ``grpc.max_receive_message_length`` and
 ``grpc.max_send_message_length`` are set to ``chunk_bytes + FRAME_SLACK`` on both
-ends, so gRPC itself drops an oversized frame before Python sees it; both ends
-must therefore use the same ``chunk_bytes`` (the default is 1 MiB).
+ends, so gRPC itself drops an oversized frame before Python sees it, at its 5-byte
+length prefix (one declaring 4 GiB ends the stream before the bytes come); both ends
+must therefore use the same ``chunk_bytes`` (the default is 1 MiB). gRPC tells the
+receiving server no more than that the call was cancelled (grpcio's server API carries
+no status for it), so such a session ends as "connection lost", like a cut network; the
+sender is told ``RESOURCE_EXHAUSTED`` "Received message larger than max (N vs. M)".
 
 Refusals. A sender checks its own ``max_message_bytes`` before queueing and
 raises :class:`MessageTooLarge`. A receiver that nevertheless gets a message
@@ -124,9 +128,17 @@ within ``partial_idle_timeout`` (default 300 s; each frame restarts the clock) e
 the session with ``DEADLINE_EXCEEDED`` and drops its data, so a peer cannot park a
 budget's worth of memory in a message it never finishes; and a message must be whole
 within ``message_receive_timeout`` of its first frame (default 3600 s), so one sent a
-frame at a time just inside the idle bound ends the same way. The first frame's own
-bytes are gRPC's until it is whole (at most ``chunk_bytes``, invisible to the
-transport): a peer that trickles them holds that much, no more, like an idle session.
+frame at a time just inside the idle bound ends the same way. A message's first
+frame (a message under one chunk has no other) has no deadline: its bytes are gRPC's
+until it is whole, and nothing in grpcio bounds how long that takes or shows that it
+has begun (no server-side per-message or per-stream read deadline, see
+tests/transport/test_grpc_trickled_frame.py), so a session whose peer trickles it looks
+like one idle between rounds, which may last long. What such a peer holds is bounded:
+at most ``chunk_bytes + FRAME_SLACK`` bytes in gRPC (the length prefix is checked before
+the bytes come), one of ``max_clients`` calls and two threads, one session per identity.
+How long is not, at the transport: the session lasts while the peer keeps its
+connection (answering keepalive pings); the runtime bounds the round instead (a party
+silent past its phase deadline is a dropout of that round).
 
 The other direction is capped too: the bytes :meth:`~GrpcServerTransport.send`
 queued for a session behind the message being written (the client does not read,
@@ -191,10 +203,12 @@ back within ten seconds. A client's half-close is answered with the server's end
 stream (what is queued, then ``OK``), and the session's end is reported when the call
 has ended, by how it ended: "client closed the session" if the client took that end,
 "connection lost" if the call was cancelled (a killed process, a cut network), however
-late gRPC handles the drop; a client that took the end after half-closing in the
-middle of a message is said (and logged as a warning) to have closed mid-message,
-naming the bytes dropped. One more daemon thread re-checks identities and
-expiries. All public methods are thread-safe.
+late gRPC handles the drop; a client that half-closed in the middle of a message is
+said (and logged as a warning) to have closed mid-message, naming the bytes dropped,
+whether it took the end or not. Whatever a session was reassembling is freed when its
+half-close is read or the session ends, not when its call ends (up to ten seconds
+later, above). One more daemon thread re-checks identities and expiries. All public
+methods are thread-safe.
 :meth:`send` only queues: payloads are cut into frames lazily by the writer, so
 one large payload sent to many clients is held in memory once, and gRPC's
 flow control paces the writer.
