@@ -114,3 +114,33 @@ def test_the_baselines_keep_them_and_the_report_prints_them() -> None:
         row = next(line for line in text.splitlines() if line.startswith(f"| {name} | gaussian"))
         assert f"| {fmt_epsilon(p['epsilon'], 3)} |" in row
         assert f"| {p['units']} |" in row
+
+
+def test_many_branches_list_the_first_and_point_to_summary_json() -> None:
+    from secagg.apps.simulation.report import MANY_BRANCHES, _local_only_rows
+    from secagg.apps.simulation.runner import SimulationResult
+
+    config = SimulationConfig(**BASE, unit="record", mechanism="distributed", epsilon=3.0)
+    entry = {
+        "mechanism": "gaussian",
+        "unit": "customer",
+        "units": 40,
+        "max_rows": 8,
+        "clip": 10.0,
+        "sensitivity": 0.25,
+        "noise_multiplier": 1.9666,
+        "sample_rate": 1.0,
+        "steps": 3,
+        "delta": 1e-5,
+        "accountant": "pld",
+        "epsilon": 2.99997,
+    }
+    names = [f"branch-{b:02d}" for b in range(1, MANY_BRANCHES + 6)]
+    local = {"privacy_parameters": {name: dict(entry) for name in names}}
+    result = SimulationResult(config=config, branches=[], settings={"local-only": local})
+    lines = _local_only_rows(result)
+    rows = [line for line in lines if line.startswith("| branch-")]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {n}" for n in names[:MANY_BRANCHES]]
+    # z rounded down, ε and the sensitivity up: never shown on the flattering side
+    assert "| 1.966 |" in rows[0] and "| 0.25 |" in rows[0] and "| 3.000 |" in rows[0]
+    assert f"The first {MANY_BRANCHES} of {len(names)} branches" in lines[-1]
