@@ -23,7 +23,7 @@ from secagg.apps.models.synthetic import BranchData
 from secagg.apps.simulation.branch_training import BranchTrainer
 from secagg.apps.simulation.config import SimulationConfig
 from secagg.apps.simulation.evaluation import _scores, evaluate, scored
-from secagg.apps.simulation.privacy import with_prior_cost
+from secagg.apps.simulation.privacy import local_only_parameters, with_prior_cost
 from secagg.apps.simulation.progress import Progress
 from secagg.apps.simulation.tuning import fit_tuned
 
@@ -41,6 +41,8 @@ def _run_baselines(
     lock = threading.Lock()
     local_models: dict[str, Any] = {}
     local_eps: dict[str, float | None] = {}
+    #: what each branch's local-only epsilon follows from (an auditor recomputes it)
+    local_parameters: dict[str, dict[str, Any]] = {}
 
     # every branch's trainer first (DP-SGD calibrates its noise here): a target that
     # cannot be calibrated is refused before any branch trains, and the other branch's
@@ -73,9 +75,12 @@ def _run_baselines(
         with lock:  # let go of it once trained: only its model is kept
             trainer = trainers.pop(branch.name)
         trainer.train(config.epochs)
+        parameters = local_only_parameters(config, trainer, branch)
         with lock:
             local_models[branch.name] = trainer.model
             local_eps[branch.name] = trainer.epsilon()
+            if parameters is not None:
+                local_parameters[branch.name] = parameters
             done += 1
             progress("local-only", done, total, f"{branch.name} {time.perf_counter() - start:.1f}s")
 
@@ -101,6 +106,10 @@ def _run_baselines(
         "bytes_sent_per_branch_per_round": 0,
         "seconds_per_round": None,
     }
+    if local_parameters:  # in the branches' order, as every other per-branch figure
+        settings["local-only"]["privacy_parameters"] = {
+            b.name: local_parameters[b.name] for b in branches if b.name in local_parameters
+        }
     with_prior_cost(config, settings["local-only"])  # each branch starts from the prior
     # centralized, non-private: the upper bound, with its own tuning (start, learning
     # rate, epochs chosen on held-out training rows)

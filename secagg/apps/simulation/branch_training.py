@@ -120,6 +120,9 @@ class BranchTrainer:
         #: record-level distributed DP: the protected units' (inputs, targets) tensors
         self.units: tuple[Any, Any] | None = None
         self._local_epsilon: float | None = None
+        #: local-only under record-level distributed DP: the Gaussian noise multiplier
+        #: :meth:`train_alone` added (what its epsilon follows from, for the report)
+        self.local_noise_multiplier: float | None = None
         if config.record_distributed:
             self.units = protected_units(config, data)
             #: the public denominator: its own units alone (local-only); a federation
@@ -210,6 +213,7 @@ class BranchTrainer:
             step += gaussian(z * sensitivity, step.size, stream)
             velocity = config.server_momentum * velocity + step
             self.load((start + config.server_learning_rate * velocity).astype(np.float32))
+        self.local_noise_multiplier = float(z)
         self._local_epsilon = gaussian_epsilon(z, 1.0, config.rounds, config.delta)
 
     def train(self, epochs: int) -> None:

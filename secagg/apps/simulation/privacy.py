@@ -61,27 +61,11 @@ def privacy_parameters(
             "epsilon_budget": dp.epsilon_budget,
         }
     elif config.unit == "record":
-        per_branch = {}
-        for branch in branches:
-            trainer = run.trainers[branch.name]
-            if trainer.dpsgd is None:
-                continue
-            report = trainer.privacy_report()
-            history = [tuple(step) for step in report["history"]]
-            prior = len(branch.prior_releases)
-            per_branch[branch.name] = {
-                "unit": report["unit"],
-                "accountant": report["accountant"],
-                "delta": report["delta"],
-                "clip": report["max_grad_norm"],
-                "batch_size": trainer.dpsgd_batch_size,
-                "units": report.get("num_customers", branch.num_train),
-                "max_rows": report.get("max_rows"),
-                "prior_releases": [list(step) for step in history[:prior]],
-                "dpsgd": [list(step) for step in _runs(history[prior:])],
-                "epsilon": report["epsilon"],
-            }
-        out["branches"] = per_branch
+        out["branches"] = {
+            branch.name: _dpsgd_parameters(run.trainers[branch.name], branch)
+            for branch in branches
+            if run.trainers[branch.name].dpsgd is not None
+        }
     elif run.server_dp is not None:
         dp = run.server_dp
         out["server"] = {
@@ -106,6 +90,64 @@ def privacy_parameters(
         if dp.mechanism == "distributed":
             out["server"].update(honest_shares=honest_shares(config), **_charged_shares(run))
     return out
+
+
+def _dpsgd_parameters(trainer: Any, branch: BranchData) -> dict[str, Any]:
+    """A branch's DP-SGD as its accountant composed it: the releases charged before
+    training (the feature statistics) apart from its own (z, q, steps) runs, with the
+    clip, delta, accountant and unit (``trainer``: a branch trainer whose ``dpsgd`` is
+    set, in the driver or as its Ray host reported it)."""
+    report = trainer.privacy_report()
+    history = [tuple(step) for step in report["history"]]
+    prior = len(branch.prior_releases)
+    return {
+        "unit": report["unit"],
+        "accountant": report["accountant"],
+        "delta": report["delta"],
+        "clip": report["max_grad_norm"],
+        "batch_size": trainer.dpsgd_batch_size,
+        "units": report.get("num_customers", branch.num_train),
+        "max_rows": report.get("max_rows"),
+        "prior_releases": [list(step) for step in history[:prior]],
+        "dpsgd": [list(step) for step in _runs(history[prior:])],
+        "epsilon": report["epsilon"],
+    }
+
+
+def local_only_parameters(
+    config: SimulationConfig, trainer: Any, branch: BranchData
+) -> dict[str, Any] | None:
+    """Every parameter a branch's local-only epsilon follows from, once it has trained:
+    its DP-SGD (``mechanism`` "dpsgd", as :func:`privacy_parameters` gives the
+    federation's branches), or under record-level distributed DP the Gaussian noise it
+    added alone (``mechanism`` "gaussian": ``steps`` full-batch gradient steps, sample
+    rate 1, the noise std ``noise_multiplier * sensitivity``, the sensitivity being the
+    clip over the branch's own ``units``; PLD accountant). None where local-only claims
+    no epsilon (no DP, client-level DP: a local-only model is never released).
+
+    Why: the tables print a local-only epsilon, and no parameter of it was kept
+    anywhere (``privacy_parameters`` holds the federation's alone), so an auditor could
+    not recompute it; under record-level distributed DP it is another mechanism than the
+    federation's, with its own noise (hostile review of the simulator, 2026-12-06)."""
+    if trainer.dpsgd is not None:
+        return {"mechanism": "dpsgd", **_dpsgd_parameters(trainer, branch)}
+    if trainer.units is None or trainer.local_noise_multiplier is None:
+        return None
+    units = int(trainer.units_total)
+    return {
+        "mechanism": "gaussian",
+        "unit": config.protected,
+        "units": units,
+        "max_rows": config.max_rows_per_customer if branch.customers_train is not None else None,
+        "clip": config.dp_clip,
+        "sensitivity": config.dp_clip / units,
+        "noise_multiplier": trainer.local_noise_multiplier,
+        "sample_rate": 1.0,  # every unit in every step: full-batch gradient descent
+        "steps": config.rounds,
+        "delta": config.delta,
+        "accountant": "pld",
+        "epsilon": trainer.epsilon(),
+    }
 
 
 def _released_rounds(run: FederationRun) -> int:

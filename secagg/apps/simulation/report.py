@@ -1223,7 +1223,64 @@ def _privacy_section(result: SimulationResult) -> list[str]:
             f"{'-' if budget is None else f'ε ≤ {_up(budget)}'} |"
             + (f" {_shares_cells(server)} |" if distributed else ""),
         ]
-    return [*lines, *_statistics_rows(result)]
+    return [*lines, *_local_only_rows(result), *_statistics_rows(result)]
+
+
+def _local_only_rows(result: SimulationResult) -> list[str]:
+    """The local-only row's epsilon, per branch, with every parameter it follows from
+    (see :func:`~secagg.apps.simulation.privacy.local_only_parameters`): DP-SGD alone, or
+    under record-level distributed DP the Gaussian noise each branch adds to its own
+    full-batch gradient descent. Empty where local-only claims no epsilon, or for a run
+    folder written before these parameters were kept.
+
+    Why: the table printed a local-only ε and nothing in report.md or summary.json let
+    it be recomputed; under record-level distributed DP it is not the federation's
+    mechanism (hostile review of the simulator, 2026-12-06)."""
+    local = result.settings.get("local-only") or {}
+    params: dict[str, dict[str, Any]] = local.get("privacy_parameters") or {}
+    if not params:
+        return []
+    gaussian = any(p["mechanism"] == "gaussian" for p in params.values())
+    how = (
+        "each branch adds the whole Gaussian noise itself (nobody shares it) to each of its "
+        "full-batch gradient steps: std z·C/n, n its own units; every unit in every step (q = 1)"
+        if gaussian
+        else "each branch's own DP-SGD over all its epochs, the releases charged before "
+        "training included"
+    )
+    lines = [
+        "",
+        f"Local-only (each branch training alone, the table's local-only row): {how}. "
+        "The row's ε is the largest of the branches'.",
+        "",
+        "| branch | mechanism | unit | units n | noise multiplier z | sample rate q | steps "
+        "| clip C | sensitivity | δ | accountant | ε |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    shown = dict(list(params.items())[:MANY_BRANCHES])
+    for name, p in shown.items():
+        if p["mechanism"] == "gaussian":
+            z, q, steps = _down(p["noise_multiplier"], 4), _up(p["sample_rate"], 4), p["steps"]
+            sensitivity = _up(p["sensitivity"])
+        else:
+            runs = p["dpsgd"] or [[math.nan, math.nan, 0]]
+            z = " then ".join(_down(run[0], 4) for run in runs)
+            q = " then ".join(_up(run[1], 4) for run in runs)
+            steps = sum(int(run[2]) for run in runs)
+            sensitivity = "-"
+        unit = p["unit"] + (f" (≤ {p['max_rows']} rows)" if p.get("max_rows") else "")
+        lines.append(
+            f"| {name} | {p['mechanism']} | {unit} | {p['units']} | {z} | {q} | {steps} "
+            f"| {_up(p['clip'])} | {sensitivity} | {_up(p['delta'])} | {p['accountant']} | "
+            f"{fmt_epsilon(p['epsilon'], 3)} |"
+        )
+    if len(params) > len(shown):
+        lines += [
+            "",
+            f"The first {len(shown)} of {len(params)} branches; every branch's parameters are "
+            "in summary.json (the local-only setting's privacy_parameters).",
+        ]
+    return lines
 
 
 def _observed_rate(branch: dict[str, Any]) -> str:
