@@ -799,10 +799,12 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
     )
     last = fed.get("last_rounds")
     if last:
-        from secagg.apps.simulation.report import rounds_phrase
+        from secagg.apps.simulation.report import last_rounds_auprc, rounds_phrase
 
         console.print(
-            f"federated AUPRC, mean of {rounds_phrase(last['rounds'])}: {last['auprc']:.3f}"
+            f"federated AUPRC, mean of {rounds_phrase(last['rounds'])}: "
+            f"{last_rounds_auprc(last['auprc'])}",
+            markup=False,
         )
     console.print(
         "pooled: all test sets scored together (local-only: each by its own branch's model); "

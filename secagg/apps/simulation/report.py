@@ -353,6 +353,15 @@ def rounds_phrase(numbers: list[int]) -> str:
     return f"round {numbers[0]}" if len(numbers) == 1 else f"rounds {_ranges(numbers)}"
 
 
+def last_rounds_auprc(value: float) -> str:
+    """The federation's AUPRC over its last rounds as printed: "diverged" when one of
+    those rounds scored no AUPRC (a NaN mean), as the table's cell says for the same run,
+    where the console line read "nan" and the report "n/a"."""
+    if math.isnan(value):
+        return "diverged (a round among them scored no AUPRC)"
+    return fmt(value)
+
+
 def privacy_lines(result: SimulationResult) -> list[str]:
     """What the run spent, which rounds it released, and why it stopped: the lines every
     epsilon-printing output of the simulator carries (a run above its target is marked)."""
@@ -969,8 +978,8 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         lines += [
             "",
             f"Federated AUPRC averaged over {rounds_phrase(last['rounds'])} (the final round "
-            f"alone wobbles): pooled {fmt(last['auprc'])}, branch mean "
-            f"{fmt(last['mean_branch_auprc'])}.",
+            f"alone wobbles): pooled {last_rounds_auprc(last['auprc'])}, branch mean "
+            f"{last_rounds_auprc(last['mean_branch_auprc'])}.",
         ]
     lines += ["", *verdict_lines(result)]
     if result.notes:
