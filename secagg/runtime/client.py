@@ -480,6 +480,9 @@ class FederationClient:
         # grace): the branch's idle timer counts only after it (None: no such round)
         self._not_sampled_round: int | None = None
         self._not_sampled_until: float | None = None
+        # the monotonic time until which the round whose session was lost may still run
+        # without this branch (its start's deadline, plus the grace): kept as a notice's is
+        self._lost_until: float | None = None
         self._end_message: FederationEnd | None = None
         self.stats = ClientStats()
         # refused messages: a few logged, the rest counted (the server chooses how many)
@@ -495,18 +498,36 @@ class FederationClient:
         branch gone from the round once its session ends (even if it is back at once), so
         whether its masked input is in the sum is the server's to know, not the branch's;
         that round's end on the new session counted it completed (or aborted) by the
-        others' verdict. A round it refused by its policy or left on its own before the
-        loss is counted as that, once, and not here."""
+        others' verdict. A round it refused by its policy before the loss stays counted
+        as that, once; one it left on its own is counted left here.
+
+        Whatever became of it, the round is over for the branch from here: the server
+        sends nothing of a round to a session that did not take it, its end included
+        (:meth:`FederationServer._send <secagg.runtime.server.FederationServer._send>`),
+        so the end it waited for no longer comes. Before (review, 2026-12-06), a round it
+        had left or refused stayed "in flight" for good: the branch refused the next
+        round's :class:`~secagg.runtime.wire.NotSampled` notice, went back on its idle
+        timer and gave up while eligible, and a round left was never counted left. An end
+        that still comes (a transport that cannot tell sessions apart sends by name) is
+        taken quietly. And the round runs on without the branch until the deadline its
+        start named: the branch waits that long before its idle timer counts, as for a
+        round it was told it is not sampled for (it waited on the idle timer alone, and
+        a round longer than ``--idle`` made it give up)."""
         due = self._end_due and self._started is not None
-        if due and self._started not in (self._refused_round, self._left_round):
-            if self._lost_round != self._started:  # a second loss of the same round
-                self._lost_round = self._started
+        if due and self._lost_round != self._started:  # not a second loss of that round
+            if self._started == self._refused_round:
+                pass  # counted once already, as a refusal
+            elif self._started == self._left_round:
+                self.stats.rounds_left += 1  # its end, which counted it, no longer comes
+            else:
                 self.stats.rounds_lost += 1
                 log.warning(
                     "%s: round %s is lost: its session was lost before its end came",
                     self.name,
                     self._started,
                 )
+            self._lost_round = self._started
+            self._lost_until = self._round_deadline
         self._transport = transport
         self._session = None
         self._round = None
@@ -551,9 +572,13 @@ class FederationClient:
         rounds, after a round the server ran without this branch (:class:`NotSampled`),
         at least until that round's deadline (plus the grace) has passed."""
         if self._round_deadline is None:
-            if self._not_sampled_until is None or idle_timeout is None:
+            until = max(
+                (t for t in (self._not_sampled_until, self._lost_until) if t is not None),
+                default=None,
+            )
+            if until is None or idle_timeout is None:
                 return idle_timeout
-            return max(self._not_sampled_until - time.monotonic(), idle_timeout)
+            return max(until - time.monotonic(), idle_timeout)
         left = max(0.0, self._round_deadline - time.monotonic())
         return left if idle_timeout is None else max(left, idle_timeout)
 
@@ -953,7 +978,7 @@ class FederationClient:
         if self._end_due and self._started not in (self._refused_round, self._lost_round):
             self._superseded(start.round)  # a lost session's round is counted already
         self._started, self._end_due, self._refused_round = start.round, True, None
-        self._lost_round, self._not_sampled_until = None, None
+        self._lost_round, self._not_sampled_until, self._lost_until = None, None, None
         self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
@@ -1111,15 +1136,16 @@ class FederationClient:
             raise MalformedMessage(f"round {end.round} has already ended")
         self._end_due = False
         self._refusals.reset()  # a round ended: the session makes progress
+        self._lost_until = None
+        if self._lost_round == end.round:  # counted when its session was lost (reconnected)
+            self._lost_round, self._refused_round = None, None
+            self._session, self._round, self._round_deadline = None, None, None
+            return
         if self._refused_round == end.round:  # counted once already, as a refusal
             self._refused_round, self._round_deadline = None, None
             return
         if self._left_round == end.round:  # it left: the others' verdict is not its own
             self.stats.rounds_left += 1
-            self._session, self._round, self._round_deadline = None, None, None
-            return
-        if self._lost_round == end.round:  # counted lost when its session was lost
-            self._lost_round = None
             self._session, self._round, self._round_deadline = None, None, None
             return
         if end.complete:
@@ -1160,6 +1186,7 @@ class FederationClient:
             )
         self._not_sampled_round = notice.round
         self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
+        self._lost_until = None  # a later round runs: the lost one is over
         self.stats.rounds_not_sampled += 1
         log.debug(
             "%s: round %d runs without it (not sampled); it waits up to %.0f s for the next",
