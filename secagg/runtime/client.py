@@ -73,7 +73,9 @@ Any other round is a policy refusal naming ``branch.epsilon_budget``.
 Waiting, and when to stop (reliability review D1, D3)
 -----------------------------------------------------
 :meth:`FederationClient.run` serves one session. *Between* rounds, a server
-silent for ``idle_timeout`` ends it ("idle"). *Inside* a round (from its
+silent for ``idle_timeout`` ends it ("idle"): silent, that is, of anything that moves
+the federation on for this branch (a round start or a notice it takes, its round's end,
+a payload of its round), so messages it refuses do not restart the timer. *Inside* a round (from its
 :class:`~secagg.runtime.wire.RoundStart` to its
 :class:`~secagg.runtime.wire.RoundEnd`) the branch waits at least the round
 deadline the server announced, plus :data:`ROUND_GRACE_SECONDS`: a slower branch's
@@ -483,6 +485,8 @@ class FederationClient:
         # the monotonic time until which the round whose session was lost may still run
         # without this branch (its start's deadline, plus the grace): kept as a notice's is
         self._lost_until: float | None = None
+        # the monotonic time of the last message that moved something (run's idle timer)
+        self._heard = time.monotonic()
         self._end_message: FederationEnd | None = None
         self.stats = ClientStats()
         # refused messages: a few logged, the rest counted (the server chooses how many)
@@ -544,10 +548,20 @@ class FederationClient:
 
         Inside a round the wait is at least the round deadline the server announced
         (plus :data:`ROUND_GRACE_SECONDS`). A lost session raises
-        :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials)."""
+        :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials).
+
+        The idle timer counts from the last message that moved something (:attr:`_heard`:
+        a round start taken, a not-sampled notice taken, the round's end, a payload the
+        round's session took), not from the last message: a message the branch refuses,
+        or a late one it drops, leaves it running. Why: every receive waited the whole
+        timer again, so a server (or anything on its channel) sending a message the
+        branch could only refuse a little more often than ``--idle`` kept it waiting
+        forever (review, 2026-12-06)."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
         self.stats.outcome, self.stats.end_reason = None, ""
+        self._heard = time.monotonic()
+        ignored = 0  # messages since the last one that moved something
         while True:
             if self._end_message is not None:
                 end = self._end_message
@@ -557,14 +571,31 @@ class FederationClient:
             if rounds is not None and self.stats.rounds_ended >= rounds:
                 self.stats.outcome = "rounds"
                 return self.stats
-            wait = self._wait(idle_timeout)
+            left = None
+            if idle_timeout is not None:
+                left = max(0.0, idle_timeout - (time.monotonic() - self._heard))
+            wait = self._wait(left)
             payload = self._transport.receive(timeout=wait)
-            if payload is None:
-                self.stats.outcome = "idle"
-                where = "past the round deadline" if self._round_deadline else "between rounds"
-                self.stats.end_reason = f"the server was silent for {wait or 0:.0f} s {where}"
-                return self.stats
-            self.handle(payload)
+            if payload is not None:
+                heard = self._heard
+                self.handle(payload)
+                if self._heard != heard:
+                    ignored = 0
+                    continue
+                ignored += 1
+                if wait is None or wait > 0.0:
+                    continue  # the timer has not run out yet
+            self.stats.outcome = "idle"
+            where = "past the round deadline" if self._round_deadline else "between rounds"
+            quiet = time.monotonic() - self._heard
+            said = "was silent" if ignored == 0 else "sent nothing this branch could take"
+            extra = "" if ignored == 0 else f" ({ignored} messages refused or dropped)"
+            self.stats.end_reason = f"the server {said} for {quiet:.0f} s {where}{extra}"
+            return self.stats
+
+    def _progress(self) -> None:
+        """A message moved the federation on for this branch: the idle timer restarts."""
+        self._heard = time.monotonic()
 
     def _wait(self, idle_timeout: float | None) -> float | None:
         """How long the next receive may wait: the idle timer, or inside a round at
@@ -977,6 +1008,7 @@ class FederationClient:
             self.federation = start.federation
         if self._end_due and self._started not in (self._refused_round, self._lost_round):
             self._superseded(start.round)  # a lost session's round is counted already
+        self._progress()
         self._started, self._end_due, self._refused_round = start.round, True, None
         self._lost_round, self._not_sampled_until, self._lost_until = None, None, None
         self._round, self._session, self._left_round = None, None, None
@@ -1078,6 +1110,7 @@ class FederationClient:
             self._session = None
             self._leave(relay.round, "refused a payload of another round (WrongRound)")
             return
+        self._progress()  # the round's session took it
         self._send(relay.round, replies)
 
     def _leave(self, round_number: int, reason: str, *, taken: bool = True) -> None:
@@ -1135,6 +1168,7 @@ class FederationClient:
         if not self._end_due:  # a replay: it counted the round again (and ended run early)
             raise MalformedMessage(f"round {end.round} has already ended")
         self._end_due = False
+        self._progress()
         self._refusals.reset()  # a round ended: the session makes progress
         self._lost_until = None
         if self._lost_round == end.round:  # counted when its session was lost (reconnected)
@@ -1187,6 +1221,7 @@ class FederationClient:
         self._not_sampled_round = notice.round
         self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
         self._lost_until = None  # a later round runs: the lost one is over
+        self._progress()
         self.stats.rounds_not_sampled += 1
         log.debug(
             "%s: round %d runs without it (not sampled); it waits up to %.0f s for the next",
@@ -1199,6 +1234,7 @@ class FederationClient:
         """The server has stopped running rounds: :meth:`run` returns with its verdict."""
         self._session, self._round, self._round_deadline = None, None, None
         self._end_message = end
+        self._progress()
         # the verdict: serve() returns it (stats.outcome), and a command says it itself
         if end.finished:
             outcome.log.info("%s: the federation finished (last round %d)", self.name, end.round)
