@@ -482,9 +482,10 @@ class FederationClient:
         # grace): the branch's idle timer counts only after it (None: no such round)
         self._not_sampled_round: int | None = None
         self._not_sampled_until: float | None = None
-        # the monotonic time until which the round whose session was lost may still run
-        # without this branch (its start's deadline, plus the grace): kept as a notice's is
-        self._lost_until: float | None = None
+        # the monotonic time until which the last round this branch took may still run
+        # without it, once it is out of it (it refused the round, or the round's session
+        # was lost): its start's deadline, plus the grace; kept as a notice's is
+        self._out_of_round_until: float | None = None
         # the monotonic time of the last message that moved something (run's idle timer)
         self._heard = time.monotonic()
         self._end_message: FederationEnd | None = None
@@ -531,7 +532,8 @@ class FederationClient:
                     self._started,
                 )
             self._lost_round = self._started
-            self._lost_until = self._round_deadline
+            if self._round_deadline is not None:  # a refused round's is kept already
+                self._out_of_round_until = self._round_deadline
         self._transport = transport
         self._session = None
         self._round = None
@@ -604,7 +606,7 @@ class FederationClient:
         at least until that round's deadline (plus the grace) has passed."""
         if self._round_deadline is None:
             until = max(
-                (t for t in (self._not_sampled_until, self._lost_until) if t is not None),
+                (t for t in (self._not_sampled_until, self._out_of_round_until) if t is not None),
                 default=None,
             )
             if until is None or idle_timeout is None:
@@ -818,11 +820,16 @@ class FederationClient:
     def _refused(self, number: int | None, exc: PolicyRefused) -> None:
         """A round below the policy: nothing of the update has left; stop or skip it.
 
-        The round is over for this branch (one refusal, never also an abort): it waits
-        for the next round on its idle timer, and the round's late payloads and its end
-        are taken quietly (before, the branch waited until the server's round deadline
-        and then counted the round again, as refused payloads and as an abort)."""
+        The round is over for this branch (one refusal, never also an abort): the
+        round's late payloads and its end are taken quietly (before, the branch waited
+        until the server's round deadline and then counted the round again, as refused
+        payloads and as an abort). The round runs on without it until the deadline its
+        start named, which it waits out before its idle timer counts, as after a notice
+        that it is not sampled (it waited on the idle timer alone, so a round longer than
+        the timer made a branch that skips refused rounds give up, review 2026-12-06)."""
         self.stats.rounds_refused += 1
+        if self._round_deadline is not None:
+            self._out_of_round_until = self._round_deadline
         self._session, self._round, self._round_deadline = None, None, None
         if number is not None and number == self._started and self._end_due:
             self._refused_round = number
@@ -1010,7 +1017,7 @@ class FederationClient:
             self._superseded(start.round)  # a lost session's round is counted already
         self._progress()
         self._started, self._end_due, self._refused_round = start.round, True, None
-        self._lost_round, self._not_sampled_until, self._lost_until = None, None, None
+        self._lost_round, self._not_sampled_until, self._out_of_round_until = None, None, None
         self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
@@ -1170,7 +1177,7 @@ class FederationClient:
         self._end_due = False
         self._progress()
         self._refusals.reset()  # a round ended: the session makes progress
-        self._lost_until = None
+        self._out_of_round_until = None
         if self._lost_round == end.round:  # counted when its session was lost (reconnected)
             self._lost_round, self._refused_round = None, None
             self._session, self._round, self._round_deadline = None, None, None
@@ -1220,7 +1227,7 @@ class FederationClient:
             )
         self._not_sampled_round = notice.round
         self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
-        self._lost_until = None  # a later round runs: the lost one is over
+        self._out_of_round_until = None  # a later round runs: the lost one is over
         self._progress()
         self.stats.rounds_not_sampled += 1
         log.debug(

@@ -132,3 +132,18 @@ def test_the_lost_rounds_deadline_gives_way_to_what_the_server_says_next() -> No
     other.handle(encode_message(RoundEnd(2, True)))
     assert other._wait(IDLE) == IDLE
     assert other.stats.rounds_lost == 1 and other.stats.rounds_completed == 1
+
+
+def test_a_branch_that_skips_a_refused_round_waits_out_its_deadline() -> None:
+    """The same wait for a round the branch refused by its policy (and skips): the round
+    runs on without it until its deadline, across a reconnect too, and ends with the
+    round's end."""
+    client = _branch("refused")
+    client.handle(_start(1))
+    assert client.stats.rounds_refused == 1
+    assert client._wait(IDLE) > DEADLINE + ROUND_GRACE_SECONDS - 5
+    client.reconnected(InProcessHub().connect("b"))
+    assert client._wait(IDLE) > DEADLINE + ROUND_GRACE_SECONDS - 5
+    client.handle(encode_message(RoundEnd(1, False, "dropouts")))
+    assert client._wait(IDLE) == IDLE
+    assert client.stats.refused_messages == 0 and client.stats.rounds_refused == 1
