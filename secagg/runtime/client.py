@@ -1206,12 +1206,26 @@ class FederationClient:
         due: an honest server ends a round before it runs the next), or of a round at or
         below the last this branch started or was told of (a replay, or a stale one) is
         refused (:class:`~secagg.errors.MalformedMessage`) and changes nothing. A round
-        whose session was lost is over for the branch: a notice after it is taken."""
+        whose session was lost is over for the branch: a notice after it is taken, and
+        so is one of that very round, once (the server tells a participant back on a new
+        session that the round runs without it): its deadline only, not counted in
+        ``rounds_not_sampled``."""
         if self.federation is not None and notice.federation != self.federation:
             raise MalformedMessage(
                 f"a not-sampled notice of federation {notice.federation!r}, but this branch "
                 f"takes the rounds of {self.federation!r}"
             )
+        if (
+            notice.round == self._started == self._lost_round
+            and self._not_sampled_round != notice.round
+        ):
+            # the round this branch lost (its session, or its process before a restart):
+            # the server says once that it runs without this branch, and for how long. A
+            # deadline, not a round it was left out of: the round is counted lost already
+            self._not_sampled_round = notice.round
+            self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
+            self._progress()
+            return
         if self._end_due and self._started != self._lost_round:
             raise MalformedMessage(
                 f"a not-sampled notice of round {notice.round} while this branch's round "

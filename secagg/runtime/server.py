@@ -341,6 +341,8 @@ class FederationServer:
         # the round in flight's participants its start could not be sent to: the round
         # runs without them, which they are told (NotSampled), and its end is not theirs
         self._start_unsent: set[str] = set()
+        # the round in flight's participants told it runs without them on a new session
+        self._told_moved: set[str] = set()
         self._client_names = frozenset(config.clients)
         self._round_end = 0.0
         # the round in flight's start on the monotonic clock (its line's duration)
@@ -1109,6 +1111,7 @@ class FederationServer:
         # the cohort is not told it is not sampled, but for a participant its start could
         # not be sent to (taken out of both sets by _dispatch as the start goes out)
         self._told_or_sampled, self._start_unsent = set(participants), set()
+        self._told_moved = set()  # participants told on a new session (_tell_unsampled)
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
         self._tell_unsampled(number)
@@ -1190,8 +1193,26 @@ class FederationServer:
         connects in the middle of the round is told too (it heard nothing and waited on
         its idle timer alone, which a long round outlasts). Each client once a round, by
         name: one told keeps the deadline across a reconnect, and would refuse the same
-        round's notice again as a replay."""
-        untold = (self.transport.connected() - self._told_or_sampled) & self._client_names
+        round's notice again as a replay.
+
+        And a participant back on a new session inside the round (once a round): gone from
+        the round, it is sent nothing of it there (:meth:`_send`), and, never told either,
+        a branch *process* back inside its round (killed between two phases, restarted)
+        knew neither that the round runs without it nor for how long, and waited on its
+        idle timer alone (review, 2026-12-06). A branch that lost that very round takes
+        the notice as the round's deadline (:meth:`FederationClient._not_sampled
+        <secagg.runtime.client.FederationClient._not_sampled>`)."""
+        connected = self.transport.connected()
+        untold = (connected - self._told_or_sampled) & self._client_names
+        # a participant back on a new session inside the round: gone from the round, and
+        # sent nothing of it there (_send), so told it runs without it, once a round
+        moved = {
+            name
+            for name in self._round_session_ids.keys() & connected & self._client_names
+            if name not in self._told_moved and self._on_another_session(name)
+        }
+        self._told_moved |= moved
+        untold |= moved
         if not untold:
             return
         left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
