@@ -1205,11 +1205,12 @@ class FederationServer:
         connected = self.transport.connected()
         untold = (connected - self._told_or_sampled) & self._client_names
         # a participant back on a new session inside the round: gone from the round, and
-        # sent nothing of it there (_send), so told it runs without it, once a round
+        # sent nothing of it there (_send), so told it runs without it, once a round. Only
+        # once the round is announced: before, its start goes to the new session (_dispatch)
         moved = {
             name
             for name in self._round_session_ids.keys() & connected & self._client_names
-            if name not in self._told_moved and self._on_another_session(name)
+            if self._announced and name not in self._told_moved and self._on_another_session(name)
         }
         self._told_moved |= moved
         untold |= moved
