@@ -73,7 +73,9 @@ Any other round is a policy refusal naming ``branch.epsilon_budget``.
 Waiting, and when to stop (reliability review D1, D3)
 -----------------------------------------------------
 :meth:`FederationClient.run` serves one session. *Between* rounds, a server
-silent for ``idle_timeout`` ends it ("idle"). *Inside* a round (from its
+silent for ``idle_timeout`` ends it ("idle"): silent, that is, of anything that moves
+the federation on for this branch (a round start or a notice it takes, its round's end,
+a payload of its round), so messages it refuses do not restart the timer. *Inside* a round (from its
 :class:`~secagg.runtime.wire.RoundStart` to its
 :class:`~secagg.runtime.wire.RoundEnd`) the branch waits at least the round
 deadline the server announced, plus :data:`ROUND_GRACE_SECONDS`: a slower branch's
@@ -480,6 +482,12 @@ class FederationClient:
         # grace): the branch's idle timer counts only after it (None: no such round)
         self._not_sampled_round: int | None = None
         self._not_sampled_until: float | None = None
+        # the monotonic time until which the last round this branch took may still run
+        # without it, once it is out of it (it refused the round, or the round's session
+        # was lost): its start's deadline, plus the grace; kept as a notice's is
+        self._out_of_round_until: float | None = None
+        # the monotonic time of the last message that moved something (run's idle timer)
+        self._heard = time.monotonic()
         self._end_message: FederationEnd | None = None
         self.stats = ClientStats()
         # refused messages: a few logged, the rest counted (the server chooses how many)
@@ -495,18 +503,37 @@ class FederationClient:
         branch gone from the round once its session ends (even if it is back at once), so
         whether its masked input is in the sum is the server's to know, not the branch's;
         that round's end on the new session counted it completed (or aborted) by the
-        others' verdict. A round it refused by its policy or left on its own before the
-        loss is counted as that, once, and not here."""
+        others' verdict. A round it refused by its policy before the loss stays counted
+        as that, once; one it left on its own is counted left here.
+
+        Whatever became of it, the round is over for the branch from here: the server
+        sends nothing of a round to a session that did not take it, its end included
+        (:meth:`FederationServer._send <secagg.runtime.server.FederationServer._send>`),
+        so the end it waited for no longer comes. Before (review, 2026-12-06), a round it
+        had left or refused stayed "in flight" for good: the branch refused the next
+        round's :class:`~secagg.runtime.wire.NotSampled` notice, went back on its idle
+        timer and gave up while eligible, and a round left was never counted left. An end
+        that still comes (a transport that cannot tell sessions apart sends by name) is
+        taken quietly. And the round runs on without the branch until the deadline its
+        start named: the branch waits that long before its idle timer counts, as for a
+        round it was told it is not sampled for (it waited on the idle timer alone, and
+        a round longer than ``--idle`` made it give up)."""
         due = self._end_due and self._started is not None
-        if due and self._started not in (self._refused_round, self._left_round):
-            if self._lost_round != self._started:  # a second loss of the same round
-                self._lost_round = self._started
+        if due and self._lost_round != self._started:  # not a second loss of that round
+            if self._started == self._refused_round:
+                pass  # counted once already, as a refusal
+            elif self._started == self._left_round:
+                self.stats.rounds_left += 1  # its end, which counted it, no longer comes
+            else:
                 self.stats.rounds_lost += 1
                 log.warning(
                     "%s: round %s is lost: its session was lost before its end came",
                     self.name,
                     self._started,
                 )
+            self._lost_round = self._started
+            if self._round_deadline is not None:  # a refused round's is kept already
+                self._out_of_round_until = self._round_deadline
         self._transport = transport
         self._session = None
         self._round = None
@@ -523,10 +550,20 @@ class FederationClient:
 
         Inside a round the wait is at least the round deadline the server announced
         (plus :data:`ROUND_GRACE_SECONDS`). A lost session raises
-        :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials)."""
+        :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials).
+
+        The idle timer counts from the last message that moved something (:attr:`_heard`:
+        a round start taken, a not-sampled notice taken, the round's end, a payload the
+        round's session took), not from the last message: a message the branch refuses,
+        or a late one it drops, leaves it running. Why: every receive waited the whole
+        timer again, so a server (or anything on its channel) sending a message the
+        branch could only refuse a little more often than ``--idle`` kept it waiting
+        forever (review, 2026-12-06)."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
         self.stats.outcome, self.stats.end_reason = None, ""
+        self._heard = time.monotonic()
+        ignored = 0  # messages since the last one that moved something
         while True:
             if self._end_message is not None:
                 end = self._end_message
@@ -536,14 +573,31 @@ class FederationClient:
             if rounds is not None and self.stats.rounds_ended >= rounds:
                 self.stats.outcome = "rounds"
                 return self.stats
-            wait = self._wait(idle_timeout)
+            left = None
+            if idle_timeout is not None:
+                left = max(0.0, idle_timeout - (time.monotonic() - self._heard))
+            wait = self._wait(left)
             payload = self._transport.receive(timeout=wait)
-            if payload is None:
-                self.stats.outcome = "idle"
-                where = "past the round deadline" if self._round_deadline else "between rounds"
-                self.stats.end_reason = f"the server was silent for {wait or 0:.0f} s {where}"
-                return self.stats
-            self.handle(payload)
+            if payload is not None:
+                heard = self._heard
+                self.handle(payload)
+                if self._heard != heard:
+                    ignored = 0
+                    continue
+                ignored += 1
+                if wait is None or wait > 0.0:
+                    continue  # the timer has not run out yet
+            self.stats.outcome = "idle"
+            where = "past the round deadline" if self._round_deadline else "between rounds"
+            quiet = time.monotonic() - self._heard
+            said = "was silent" if ignored == 0 else "sent nothing this branch could take"
+            extra = "" if ignored == 0 else f" ({ignored} messages refused or dropped)"
+            self.stats.end_reason = f"the server {said} for {quiet:.0f} s {where}{extra}"
+            return self.stats
+
+    def _progress(self) -> None:
+        """A message moved the federation on for this branch: the idle timer restarts."""
+        self._heard = time.monotonic()
 
     def _wait(self, idle_timeout: float | None) -> float | None:
         """How long the next receive may wait: the idle timer, or inside a round at
@@ -551,9 +605,13 @@ class FederationClient:
         rounds, after a round the server ran without this branch (:class:`NotSampled`),
         at least until that round's deadline (plus the grace) has passed."""
         if self._round_deadline is None:
-            if self._not_sampled_until is None or idle_timeout is None:
+            until = max(
+                (t for t in (self._not_sampled_until, self._out_of_round_until) if t is not None),
+                default=None,
+            )
+            if until is None or idle_timeout is None:
                 return idle_timeout
-            return max(self._not_sampled_until - time.monotonic(), idle_timeout)
+            return max(until - time.monotonic(), idle_timeout)
         left = max(0.0, self._round_deadline - time.monotonic())
         return left if idle_timeout is None else max(left, idle_timeout)
 
@@ -762,11 +820,16 @@ class FederationClient:
     def _refused(self, number: int | None, exc: PolicyRefused) -> None:
         """A round below the policy: nothing of the update has left; stop or skip it.
 
-        The round is over for this branch (one refusal, never also an abort): it waits
-        for the next round on its idle timer, and the round's late payloads and its end
-        are taken quietly (before, the branch waited until the server's round deadline
-        and then counted the round again, as refused payloads and as an abort)."""
+        The round is over for this branch (one refusal, never also an abort): the
+        round's late payloads and its end are taken quietly (before, the branch waited
+        until the server's round deadline and then counted the round again, as refused
+        payloads and as an abort). The round runs on without it until the deadline its
+        start named, which it waits out before its idle timer counts, as after a notice
+        that it is not sampled (it waited on the idle timer alone, so a round longer than
+        the timer made a branch that skips refused rounds give up, review 2026-12-06)."""
         self.stats.rounds_refused += 1
+        if self._round_deadline is not None:
+            self._out_of_round_until = self._round_deadline
         self._session, self._round, self._round_deadline = None, None, None
         if number is not None and number == self._started and self._end_due:
             self._refused_round = number
@@ -952,8 +1015,9 @@ class FederationClient:
             self.federation = start.federation
         if self._end_due and self._started not in (self._refused_round, self._lost_round):
             self._superseded(start.round)  # a lost session's round is counted already
+        self._progress()
         self._started, self._end_due, self._refused_round = start.round, True, None
-        self._lost_round, self._not_sampled_until = None, None
+        self._lost_round, self._not_sampled_until, self._out_of_round_until = None, None, None
         self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
@@ -1053,6 +1117,7 @@ class FederationClient:
             self._session = None
             self._leave(relay.round, "refused a payload of another round (WrongRound)")
             return
+        self._progress()  # the round's session took it
         self._send(relay.round, replies)
 
     def _leave(self, round_number: int, reason: str, *, taken: bool = True) -> None:
@@ -1110,16 +1175,18 @@ class FederationClient:
         if not self._end_due:  # a replay: it counted the round again (and ended run early)
             raise MalformedMessage(f"round {end.round} has already ended")
         self._end_due = False
+        self._progress()
         self._refusals.reset()  # a round ended: the session makes progress
+        self._out_of_round_until = None
+        if self._lost_round == end.round:  # counted when its session was lost (reconnected)
+            self._lost_round, self._refused_round = None, None
+            self._session, self._round, self._round_deadline = None, None, None
+            return
         if self._refused_round == end.round:  # counted once already, as a refusal
             self._refused_round, self._round_deadline = None, None
             return
         if self._left_round == end.round:  # it left: the others' verdict is not its own
             self.stats.rounds_left += 1
-            self._session, self._round, self._round_deadline = None, None, None
-            return
-        if self._lost_round == end.round:  # counted lost when its session was lost
-            self._lost_round = None
             self._session, self._round, self._round_deadline = None, None, None
             return
         if end.complete:
@@ -1139,12 +1206,26 @@ class FederationClient:
         due: an honest server ends a round before it runs the next), or of a round at or
         below the last this branch started or was told of (a replay, or a stale one) is
         refused (:class:`~secagg.errors.MalformedMessage`) and changes nothing. A round
-        whose session was lost is over for the branch: a notice after it is taken."""
+        whose session was lost is over for the branch: a notice after it is taken, and
+        so is one of that very round, once (the server tells a participant back on a new
+        session that the round runs without it): its deadline only, not counted in
+        ``rounds_not_sampled``."""
         if self.federation is not None and notice.federation != self.federation:
             raise MalformedMessage(
                 f"a not-sampled notice of federation {notice.federation!r}, but this branch "
                 f"takes the rounds of {self.federation!r}"
             )
+        if (
+            notice.round == self._started == self._lost_round
+            and self._not_sampled_round != notice.round
+        ):
+            # the round this branch lost (its session, or its process before a restart):
+            # the server says once that it runs without this branch, and for how long. A
+            # deadline, not a round it was left out of: the round is counted lost already
+            self._not_sampled_round = notice.round
+            self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
+            self._progress()
+            return
         if self._end_due and self._started != self._lost_round:
             raise MalformedMessage(
                 f"a not-sampled notice of round {notice.round} while this branch's round "
@@ -1160,6 +1241,8 @@ class FederationClient:
             )
         self._not_sampled_round = notice.round
         self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
+        self._out_of_round_until = None  # a later round runs: the lost one is over
+        self._progress()
         self.stats.rounds_not_sampled += 1
         log.debug(
             "%s: round %d runs without it (not sampled); it waits up to %.0f s for the next",
@@ -1172,6 +1255,7 @@ class FederationClient:
         """The server has stopped running rounds: :meth:`run` returns with its verdict."""
         self._session, self._round, self._round_deadline = None, None, None
         self._end_message = end
+        self._progress()
         # the verdict: serve() returns it (stats.outcome), and a command says it itself
         if end.finished:
             outcome.log.info("%s: the federation finished (last round %d)", self.name, end.round)

@@ -246,7 +246,10 @@ def check_state_against_ledger(
     the ledger would under-report epsilon; a ledger that lost more than one of the
     store's finished rounds was cut back or replaced. One missing round is normal
     (a crash between the store's commit and the ledger's append) and is rebuilt
-    from the store (:meth:`FederationServer._backfill_ledger`). ``ledger=None``
+    from the store (:meth:`FederationServer._backfill_ledger`). A round the ledger
+    records must be finished in the store, and as the ledger says: a store still
+    running it is a copy taken while it ran (the store finishes a round before its
+    ledger row is written). ``ledger=None``
     with finished rounds in the store: the ledger file (at ``ledger_path``, which the
     refusal names and says missing or empty) is lost."""
     held = store.round_numbers()
@@ -281,9 +284,22 @@ def check_state_against_ledger(
             "emptied or replaced); restore the state that goes with this ledger"
         )
     for number, status in sorted(recorded.items()):
-        if status == "complete" and held[number] != "complete":
+        if held[number] == "running":
+            # the state finishes a round before its ledger row is written: a state still
+            # running a round the ledger ended is a copy taken while it ran (a backup of a
+            # live server), restored. Taken, the restart recorded the round "server
+            # restarted mid-round" against the ledger's reason, and a round the newer state
+            # had charged (its sum revealed) lost its charge: the accountant went on below
+            # the epsilon the ledger had claimed (review, 2026-12-06)
             raise StateError(
-                f"round {number} is complete in the ledger {ledger.path} but "
+                f"round {number} is {status} in the ledger {ledger.path} but still running "
+                f"in the state {store.path}: the state is older than the ledger (a copy "
+                "taken while that round ran, restored); restore the state that goes with "
+                "this ledger"
+            )
+        if status != held[number]:
+            raise StateError(
+                f"round {number} is {status} in the ledger {ledger.path} but "
                 f"{held[number]} in the state {store.path}: they are not the same federation's"
             )
     lost = [number for number in finished if number not in recorded]

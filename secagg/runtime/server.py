@@ -338,6 +338,11 @@ class FederationServer:
         # (NotSampled), by name: told once a round, a branch keeps the deadline across a
         # reconnect; and the config's clients as a set (a look every second)
         self._told_or_sampled: set[str] = set()
+        # the round in flight's participants its start could not be sent to: the round
+        # runs without them, which they are told (NotSampled), and its end is not theirs
+        self._start_unsent: set[str] = set()
+        # the round in flight's participants told it runs without them on a new session
+        self._told_moved: set[str] = set()
         self._client_names = frozenset(config.clients)
         self._round_end = 0.0
         # the round in flight's start on the monotonic clock (its line's duration)
@@ -1103,9 +1108,12 @@ class FederationServer:
         self._refusals = {}
         self._helper_unreached = None
         self._helper_request, self._helper_resent = None, False
+        # the cohort is not told it is not sampled, but for a participant its start could
+        # not be sent to (taken out of both sets by _dispatch as the start goes out)
+        self._told_or_sampled, self._start_unsent = set(participants), set()
+        self._told_moved = set()  # participants told on a new session (_tell_unsampled)
         # the phase that follows the announcement includes local training: its deadline
         training = self._dispatch(number, participants, session.start())
-        self._told_or_sampled = set(participants)
         self._tell_unsampled(number)
         next_look = self._clock() + UNSAMPLED_LOOK_SECONDS
         phase, last_progress = session.phase, self._clock()
@@ -1185,8 +1193,27 @@ class FederationServer:
         connects in the middle of the round is told too (it heard nothing and waited on
         its idle timer alone, which a long round outlasts). Each client once a round, by
         name: one told keeps the deadline across a reconnect, and would refuse the same
-        round's notice again as a replay."""
-        untold = (self.transport.connected() - self._told_or_sampled) & self._client_names
+        round's notice again as a replay.
+
+        And a participant back on a new session inside the round (once a round): gone from
+        the round, it is sent nothing of it there (:meth:`_send`), and, never told either,
+        a branch *process* back inside its round (killed between two phases, restarted)
+        knew neither that the round runs without it nor for how long, and waited on its
+        idle timer alone (review, 2026-12-06). A branch that lost that very round takes
+        the notice as the round's deadline (:meth:`FederationClient._not_sampled
+        <secagg.runtime.client.FederationClient._not_sampled>`)."""
+        connected = self.transport.connected()
+        untold = (connected - self._told_or_sampled) & self._client_names
+        # a participant back on a new session inside the round: gone from the round, and
+        # sent nothing of it there (_send), so told it runs without it, once a round. Only
+        # once the round is announced: before, its start goes to the new session (_dispatch)
+        moved = {
+            name
+            for name in self._round_session_ids.keys() & connected & self._client_names
+            if self._announced and name not in self._told_moved and self._on_another_session(name)
+        }
+        self._told_moved |= moved
+        untold |= moved
         if not untold:
             return
         left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
@@ -1706,7 +1733,10 @@ class FederationServer:
                         left,
                         federation=self.config.name,
                     )
+                    reached = name not in self._unreached
                     self._send(name, start, model=shared)
+                    if reached and name in self._unreached:
+                        self._start_missed(name)
             elif event.party == HELPER:
                 self._send_to_helper(number, Relay(number, event.payload))
             else:
@@ -1953,9 +1983,27 @@ class FederationServer:
         if name in self._round_sessions:
             self._unreached.add(name)
 
+    def _start_missed(self, name: str) -> None:
+        """The start of the round in flight could not be sent to participant ``name``:
+        the round runs without it, which it is told like a client the sampling left out
+        (:meth:`_tell_unsampled`, on whatever session it has now or gets within the
+        round), and the round's end is not sent to it.
+
+        Why: the cohort was never told, so a participant its start never reached (no
+        session as the start went out: it dropped between the sampling and the start,
+        and redialled; or a start the transport refused) heard nothing of a round it
+        never took and waited on its idle timer alone while the round ran, giving up
+        (``BranchGaveUp``) in a round longer than that timer; and the round's end, sent
+        to it by name, was refused by the branch as the end of a round it never started
+        (review, 2026-12-06)."""
+        self._start_unsent.add(name)
+        self._told_or_sampled.discard(name)
+
     def _broadcast(self, participants: list[str], message: RoundEnd) -> None:
+        """Send the round's end to its participants, but those its start never reached."""
         for name in participants:
-            self._send(name, message)
+            if name not in self._start_unsent:
+                self._send(name, message)
 
     # --- the model update ------------------------------------------------------
 

@@ -45,6 +45,7 @@ from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import (
     FederationEnd,
     Leave,
+    NotSampled,
     Relay,
     RoundEnd,
     RoundStart,
@@ -457,14 +458,16 @@ def branch_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _serve_traffic(hub: InProcessHub, name: str, seconds: float, stop: threading.Event) -> None:
-    """The server side of a long session: a round ends every 0.1 s (the branch was never
-    idle), until ``seconds`` have passed."""
+    """The server side of a long session: a round the branch is not sampled for runs
+    every 0.1 s (the branch was never idle), until ``seconds`` have passed. A notice the
+    branch takes, not a round end it refuses: a refused message no longer restarts its
+    idle timer (tests/runtime/test_branch_idle_progress.py)."""
     end = time.monotonic() + seconds
     number = 0
     while time.monotonic() < end and not stop.is_set():
         number += 1
         try:
-            hub.send(name, encode_message(RoundEnd(number, False, "not sampled")))
+            hub.send(name, encode_message(NotSampled(number, 0.0, federation="liveness")))
         except NotConnected:
             pass
         time.sleep(0.1)

@@ -275,3 +275,6 @@ def test_a_branch_back_on_a_new_session_before_the_round_start_takes_the_round(
     assert parties[LATE].done.wait(BOUND)
     late: ClientStats = parties[LATE].value
     assert late.sessions == 2 and late.rounds_completed == 1 and late.rounds_lost == 0
+    # nor was it told the round runs without it (the server tells a participant on a new
+    # session so only once the round's start has gone out)
+    assert late.rounds_not_sampled == 0 and late.refused_messages == 0
