@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, check_memory
 from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
 from secagg.apps.simulation.config import CAPS, MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
@@ -28,29 +28,35 @@ def audit() -> None:
     """Check a privacy ledger, report it, or estimate epsilon empirically."""
 
 
-def _key(pubkey: str | None) -> bytes | None:
-    from secagg.ledger.chain import load_public_key
+#: the largest --pubkey file read: a PEM Ed25519 public key is 113 bytes; past this
+#: the file is no public key (``/dev/zero``-sized files were read whole)
+MAX_PUBKEY_BYTES = 64 * 1024
 
-    return None if pubkey is None else load_public_key(pubkey)
 
+def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
+    """--pubkey's key, read before the ledger: a missing, garbled or special file is one
+    usage line naming the flag. Why: a missing key printed ``cannot read the public key
+    K: [Errno 2] No such file or directory: 'K'`` with no flag (CLI audit, 2026-12-05).
 
-def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Read --pubkey before the ledger: a missing or garbled key is one usage line naming
-    the flag. Why: a missing key printed ``cannot read the public key K: [Errno 2] No
-    such file or directory: 'K'`` with no flag (CLI audit, 2026-12-05)."""
-    from secagg.ledger.chain import load_public_key
+    The file is read ONCE (:func:`~secagg.runtime.config.read_regular_file`: one
+    non-blocking open, its kind and size from that descriptor) and the key is parsed
+    from those bytes; the command verifies with them. Why: it was read here, then read
+    again by path for the verification, and a named pipe given as --pubkey (or swapped
+    in between) blocked ``open()`` forever (hostile CLI review, 2026-12-06)."""
+    from secagg.crypto.signing import VerifyKey
+    from secagg.runtime.config import read_regular_file
 
+    del ctx, param
     if value is None:
         return None
     try:
-        data = Path(value).read_bytes()
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {value}: {_reason(exc)}") from None
+        data = read_regular_file(value, MAX_PUBKEY_BYTES, "a public key file")
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc)) from None
     try:
-        load_public_key(value)
+        return VerifyKey.from_pem(data).raw
     except ConfigurationError as exc:
         raise click.BadParameter(_not_the_public_key(value, data, exc)) from None
-    return value
 
 
 def _not_the_public_key(path: str, data: bytes, exc: ConfigurationError) -> str:
@@ -69,7 +75,8 @@ def _not_the_public_key(path: str, data: bytes, exc: ConfigurationError) -> str:
         return f"{path} is a private key, which stays with the operator: {wanted}"
     if b"-----BEGIN CERTIFICATE-----" in data:
         return f"{path} is a TLS certificate, not the ledger's key: {wanted}"
-    return re.sub(r"\s*See https?://\S+ for more details\.", "", str(exc))
+    reason = re.sub(r"\s*See https?://\S+ for more details\.", "", str(exc))
+    return f"cannot read the public key {path}: {reason}"
 
 
 def _reason(exc: OSError) -> str:
@@ -226,7 +233,7 @@ Exit status:
      a ledger: pass --pubkey with the key the operator gave you
 A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
-@click.argument("ledger", type=NonEmptyPath(dir_okay=False))
+@click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
 @click.option(
     "--pubkey",
     type=NonEmptyPath(dir_okay=False),
@@ -265,7 +272,7 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
 @click.option(
     "--prior-ledger",
-    type=NonEmptyPath(exists=True, dir_okay=False),
+    type=RegularFilePath(exists=True, dir_okay=False, what="a ledger"),
     help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
     "the ledger kept before this one began), signed by the same key. It is verified and "
     "replayed first: every epsilon printed is then the federation's, its rounds included.",
@@ -280,7 +287,7 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
 def verify(
     ledger: str,
-    pubkey: str | None,
+    pubkey: bytes | None,
     expect_head: str | None,
     config: str | None,
     first_round: int,
@@ -305,7 +312,7 @@ def verify(
     try:
         result = verify_ledger(
             ledger,
-            _key(pubkey),
+            pubkey,
             expect_head,
             expected,
             first_round=first_round,
@@ -588,7 +595,7 @@ Exit status:
      --out folder that cannot be written in, a file that is not a ledger:
      the server's state database, whose ledger is <state>.ledger)""",
 )
-@click.argument("ledger", type=NonEmptyPath(dir_okay=False))
+@click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
 @click.option(
     "--pubkey",
     type=NonEmptyPath(dir_okay=False),
@@ -625,14 +632,14 @@ Exit status:
 )
 @click.option(
     "--prior-ledger",
-    type=NonEmptyPath(exists=True, dir_okay=False),
+    type=RegularFilePath(exists=True, dir_okay=False, what="a ledger"),
     help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
     "the ledger kept before this one began), signed by the same key. It is verified and "
     "replayed first: every epsilon shown is then the federation's, its rounds included.",
 )
 def report(
     ledger: str,
-    pubkey: str | None,
+    pubkey: bytes | None,
     config: str | None,
     out: str,
     first_round: int,
@@ -644,7 +651,7 @@ def report(
     expected = _expected(config)
     try:
         text, png = build_report(
-            ledger, _key(pubkey), expected, first_round=first_round, prior_ledger=prior_ledger
+            ledger, pubkey, expected, first_round=first_round, prior_ledger=prior_ledger
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc

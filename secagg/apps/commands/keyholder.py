@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath
 from secagg.apps.commands.common import _fail, _one_line, _os_error
 from secagg.apps.commands.dialling import (
     _certs_error,
     _connection_failure,
     _dialling_party,
     _redialling,
+    _refuse_special_certificates,
 )
 from secagg.apps.commands.parties import (
     _config_failure,
@@ -174,8 +175,9 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 @click.option(
     "--key",
     "key_path",
-    # "" read the current folder ("cannot read the key file /home/op: Is a directory")
-    type=NonEmptyPath(exists=True, dir_okay=False),
+    # "" read the current folder ("cannot read the key file /home/op: Is a directory");
+    # a named pipe blocked its read forever
+    type=RegularFilePath(exists=True, dir_okay=False, what="a key file"),
     default=None,
     help="The key file keyholder-init wrote.",
 )
@@ -219,6 +221,7 @@ def keyholder(
     from secagg.transport.certs import CertificateStoreError
 
     _one_verbosity("secagg keyholder", verbose, quiet)
+    _refuse_special_certificates(certificates, name)
     _setup_logging(verbose, quiet)
     config = _key_holders_federation(config_path, name) if config_path is not None else None
     _check_backend_agrees(config_path, config, backend)
