@@ -7,6 +7,7 @@ import math
 import re
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,54 @@ def audit() -> None:
 #: the largest --pubkey file read: a PEM Ed25519 public key is 113 bytes; past this
 #: the file is no public key (``/dev/zero``-sized files were read whole)
 MAX_PUBKEY_BYTES = 64 * 1024
+
+
+class _JsonUsageErrors(click.Command):
+    """An audit command whose ``--json`` holds for its usage errors too: one JSON object on
+    stdout (``"exit_status": 2``, the message in ``"error"``), and the one usage line on
+    stderr as every usage error has it, exit status 2.
+
+    Why: ``verify --json`` printed its object for a usage error found once the command
+    ran (no ledger at the path) but nothing for one click found first (``--first-round
+    0``, an unreadable ``--pubkey`` or ``--config``), and ``empirical --json --rounds 0``
+    nothing either: a script parsing stdout got an empty string, or a JSON object,
+    depending on which check caught the mistake (hostile CLI review, 2026-12-06).
+    ``json_error(message, params)`` builds the object from the message and the options
+    parsed so far (none when parsing itself failed)."""
+
+    def __init__(
+        self, *args: Any, json_error: Callable[[str, dict[str, Any]], dict[str, Any]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_error = json_error
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # parsing failed: the options are not known yet, so "--json" is looked for among
+        # the words given (before a "--", after which every word is an argument)
+        words = args[: args.index("--")] if "--" in args else list(args)  # parsing eats args
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            if "--json" in words:
+                self._echo(exc, {})
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if ctx.params.get("as_json"):
+                self._echo(exc, ctx.params)
+            raise
+
+    def _echo(self, exc: click.UsageError, params: dict[str, Any]) -> None:
+        click.echo(json.dumps(self.json_error(exc.format_message(), params), indent=2))
 
 
 def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
@@ -211,6 +260,8 @@ def _head_option(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 @audit.command(
     "verify",
+    cls=_JsonUsageErrors,
+    json_error=lambda message, params: _verify_usage_json(message, params),
     epilog="""\b
 Exit status:
   0  verified: chain, signatures, expected head and every epsilon claim hold,
@@ -283,7 +334,8 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     is_flag=True,
     help="Print the verdict as one JSON object (verdict, error, exit_status, rows, "
     "rounds_accounted, head, epsilon, delta, first_failure, notes ...) instead of text; "
-    "the same keys for a ledger that cannot be read (null where unknown).",
+    "the same keys for a ledger that cannot be read and for a usage error (null where "
+    "unknown; a usage error's line is on stderr too).",
 )
 def verify(
     ledger: str,
@@ -319,8 +371,8 @@ def verify(
             prior_ledger=prior_ledger,
         )
     except ConfigurationError as exc:
-        if as_json:  # a missing ledger, a --prior-ledger that is the ledger itself
-            _echo_unread(str(exc), "USAGE ERROR", EXIT_USAGE, expect_head, config, first_round)
+        # a missing ledger, a --prior-ledger that is the ledger itself: with --json its
+        # object is printed by the command's class, as for every usage error
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
         reason = f"{ledger} cannot be read as a ledger: {exc}"
@@ -570,6 +622,21 @@ def _echo_unread(
     click.echo(json.dumps(payload, indent=2))
 
 
+def _verify_usage_json(message: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``verify --json``'s object for a usage error: every key of a read ledger's object,
+    ``"verdict": "USAGE ERROR"``, exit status 2, the message in ``error`` and
+    ``first_failure``; the options given as far as they were parsed (null before)."""
+    payload: dict[str, Any] = dict.fromkeys(VERIFY_JSON_KEYS)
+    payload |= {"verdict": "USAGE ERROR", "error": message, "ok": False}
+    payload |= {"exit_status": EXIT_USAGE, "first_failure": message}
+    payload |= {
+        "expected_head": params.get("expect_head"),
+        "config": params.get("config"),
+        "first_round": params.get("first_round"),
+    }
+    return payload
+
+
 def _echo_rebuilt(lines: list[str]) -> None:
     """The rows rebuilt after a crash, one line each (at most :data:`_SHOWN_SEEDED`):
     an auditor sees which rows are not the round's own record, and why."""
@@ -720,6 +787,8 @@ class _AuditedBackend(click.Choice):
 
 @audit.command(
     "empirical",
+    cls=_JsonUsageErrors,
+    json_error=lambda message, params: _empirical_usage_json(message),
     epilog="""\b
 Exit status:
   0  consistent: the empirical lower bound does not exceed the claimed epsilon
@@ -787,7 +856,13 @@ Exit status:
     default=None,
     help="The epsilon to hold the run to; default: the runtime accountant's for the run.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as one JSON object (a usage error too: its message in error, "
+    "exit_status 2, the line on stderr as well).",
+)
 def empirical(
     noise_multiplier: float,
     rounds: int,
@@ -840,6 +915,8 @@ def empirical(
         k: (str(v) if isinstance(v, float) and v == float("inf") else v)
         for k, v in audit_result.as_dict().items()
     }
+    # the keys a usage error's object has too (_empirical_usage_json): null there, set here
+    payload |= {"error": None, "exit_status": 0 if audit_result.consistent else EXIT_FAILED}
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     else:
@@ -848,6 +925,17 @@ def empirical(
         )
     if not audit_result.consistent:
         sys.exit(EXIT_FAILED)
+
+
+def _empirical_usage_json(message: str) -> dict[str, Any]:
+    """``empirical --json``'s object for a usage error: every key of a result's object,
+    null, with the message in ``"error"`` and ``"exit_status": 2``."""
+    from dataclasses import fields
+
+    from secagg.apps.audit.empirical import EmpiricalAudit
+
+    payload: dict[str, Any] = dict.fromkeys(field.name for field in fields(EmpiricalAudit))
+    return payload | {"error": message, "exit_status": EXIT_USAGE}
 
 
 #: the parameters of the model ``audit empirical`` federates (the fraud MLP, d = 2 081;
