@@ -20,12 +20,28 @@ def certs() -> None:
     """A development CA: server and per-branch certificates for mTLS."""
 
 
+def _server_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Every ``--server-name`` a certificate can carry, or click's one line naming the
+    flag, before anything is written.
+
+    Why: ``certs init --server-name ''`` (an unset ``$HOST`` in a script) or ``'a b'``
+    said ``Error: server name '' is neither an IP address nor a host``, a line that
+    named no flag (hostile CLI review, 2026-12-06)."""
+    if names:
+        try:
+            devca.server_names_carried(names)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return names
+
+
 @certs.command("init")
 @click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
 @click.option(
     "--server-name",
     "server_names",
     multiple=True,
+    callback=lambda ctx, param, value: _server_names(value),
     help="Host name or IP clients dial (repeatable; default localhost and 127.0.0.1).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing CA (old certificates die).")

@@ -103,6 +103,25 @@ def _check_backend_agrees(
         )
 
 
+def _held_backend(name: str) -> str:
+    """``--backend``: a backend that has a key holder, or click's one line naming the flag.
+
+    Why: ``--backend CKKS`` said ``secagg keyholder: kh: unknown backend 'CKKS'; choose
+    one of ('plain', 'secagg', 'secagg+', 'ckks')`` and ``--backend secagg+`` ``the
+    secagg+ backend has no key holder``, lines that named no flag and, for the first,
+    offered three backends no key holder serves (hostile CLI review, 2026-12-06)."""
+    from secagg.aggregation import BACKENDS, needs_helper
+
+    held = [backend for backend in BACKENDS if needs_helper(backend)]
+    if name not in BACKENDS:
+        raise click.BadParameter(f"{name!r} is no backend; a key holder serves {', '.join(held)}")
+    if name not in held:
+        raise click.BadParameter(
+            f"the {name} backend has no key holder (a key holder serves {', '.join(held)})"
+        )
+    return name
+
+
 @click.command("keyholder-init")
 @click.option("--config", "config_path", required=True, type=NonEmptyPath(exists=True))
 @click.option("--key", "key_path", required=True, type=NonEmptyPath(), help="Where to write it.")
@@ -185,6 +204,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "--backend",
     default="ckks",
     show_default=True,
+    callback=lambda ctx, param, value: _held_backend(value),
     help="Without --config: the backend whose key this party holds (a key made per run, "
     "which branches cannot pin). With --config, the config's [backend] name (another one "
     "typed is refused).",
