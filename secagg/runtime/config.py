@@ -1037,7 +1037,7 @@ def read_regular_file(path: str | Path, max_bytes: int, what: str) -> bytes:
         if stat.S_ISDIR(mode):
             raise ConfigurationError(f"{path} is a directory, not {what}")
         if not stat.S_ISREG(mode):
-            raise ConfigurationError(f"{path} is {_file_kind(mode)}, not {what}")
+            raise ConfigurationError(f"{path} is {file_kind(mode)}, not {what}")
         os.set_blocking(fd, True)  # a regular file: O_NONBLOCK was for the open only
         chunks: list[bytes] = []
         left = max_bytes + 1
@@ -1077,7 +1077,7 @@ def refuse_special_file(path: str | Path, what: str) -> None:
     finally:
         os.close(fd)
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        raise ConfigurationError(f"{path} is {_file_kind(mode)}, not {what}")
+        raise ConfigurationError(f"{path} is {file_kind(mode)}, not {what}")
 
 
 def _size_words(nbytes: int) -> str:
@@ -1122,7 +1122,7 @@ def read_toml(path: str | Path, max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, 
         ) from None
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     """What a path that is not a regular file is, in the words of the refusal."""
     if stat.S_ISFIFO(mode):
         return "a named pipe"
