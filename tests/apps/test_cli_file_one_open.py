@@ -242,3 +242,45 @@ def test_a_named_pipe_is_one_line_naming_the_flag(
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == [f"Error: {words.format(**fill)}"], lines
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bank_fraud" / "federation.toml"
+
+
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [
+        ("certs/server.pem", "certificates"),
+        ("certs/revoked.json", "certificates"),
+        ("certs/ca.pem", "certificates"),
+        ("state/fraud.sqlite", "state"),
+        ("state/fraud.sqlite.ledger", "state"),
+    ],
+)
+def test_a_named_pipe_the_server_config_names_is_one_line(
+    tmp_path: Path, ca_folder: Path, where: str, key: str
+) -> None:
+    """The server's own files, named by its config: a named pipe at ``server.pem`` or
+    ``revoked.json`` blocked its start forever; at the state it failed as ``disk I/O
+    error``, exit 1."""
+    shutil.copytree(ca_folder, tmp_path / "certs")
+    (tmp_path / "state").mkdir()
+    text = EXAMPLE.read_text()
+    text = text.replace('state = "state/fraud.sqlite"', f'state = "{tmp_path}/state/fraud.sqlite"')
+    text = text.replace('certificates = "certs"', f'certificates = "{tmp_path}/certs"')
+    config = tmp_path / "federation.toml"
+    config.write_text(text)
+    fifo = tmp_path / where
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    argv = ["server", "--config", str(config), "--init", "--wait", "0"]
+    result: Result = _in_thread(lambda: CliRunner().invoke(main, argv), fifo)
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"secagg server: --config {config}: [server] {key} = "
+    ), lines
+    assert lines[0].endswith(
+        f"{fifo} is a named pipe, not a "
+        + ("certificate or key file" if key == "certificates" else "state, ledger or key file")
+    ), lines
