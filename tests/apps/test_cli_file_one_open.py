@@ -284,3 +284,32 @@ def test_a_named_pipe_the_server_config_names_is_one_line(
         f"{fifo} is a named pipe, not a "
         + ("certificate or key file" if key == "certificates" else "state, ledger or key file")
     ), lines
+
+
+@pytest.mark.parametrize("key", ["state", "key"])
+def test_a_named_pipe_the_key_holders_policy_names_is_one_line(
+    tmp_path: Path, ca_folder: Path, key: str
+) -> None:
+    """``keyholder --policy`` naming ``state`` or ``key`` at a named pipe blocked the key
+    holder forever at its open; relative paths are the policy folder's, as the runtime
+    reads them."""
+    config = tmp_path / "ckks.toml"
+    config.write_text(
+        '[federation]\nname = "kh"\nclients = ["b2", "b3", "b4"]\ndimension = 4\n'
+        '[backend]\nname = "ckks"\nkey_holder = "b1"\nvalue_bound = 1.0\n'
+        '[dp]\nmechanism = "central"\nclip = 1.0\nnoise_multiplier = 1.0\n'
+        f'[server]\nstate = "{tmp_path / "s.sqlite"}"\ncertificates = "{ca_folder}"\n'
+    )
+    fifo = tmp_path / f"{key}.pipe"
+    os.mkfifo(fifo)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[key_holder]\n{key} = "{fifo.name}"\nmax_decryptions = 5\n')
+    argv = ["keyholder", "--name", "b1", "--certs", str(ca_folder), *_DIAL]
+    argv += ["--config", str(config), "--policy", str(policy)]
+    result: Result = _in_thread(lambda: CliRunner().invoke(main, argv), fifo)
+    assert result.exit_code == 2, (result.output, result.exception)
+    what = "a key file" if key == "key" else "a key holder state file"
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        f"secagg keyholder: b1: [key_holder] {key} (--policy): {fifo} is a named pipe, not {what}"
+    ], lines

@@ -50,6 +50,32 @@ def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, A
     return section, base
 
 
+def _refuse_special_policy_files(settings: dict[str, Any], base: Any, key_typed: bool) -> None:
+    """Refuse a named pipe (a device, a socket) at the ``key`` or ``state`` the key
+    holder's settings name, in one line naming where the path came from
+    (:class:`ConfigurationError`), before the key holder reads either.
+
+    Why: ``--policy`` naming ``state = "x.fifo"`` or ``key = "x.fifo"`` blocked the key
+    holder forever at its open (hostile CLI review, 2026-12-06); ``--key`` itself is
+    checked by its type. A path the policy cannot give (not a string) is left to the
+    policy's own message."""
+    from secagg.aggregation.keyholder_policy import config_path
+    from secagg.runtime.config import refuse_special_file
+
+    for key, what in (("key", "a key file"), ("state", "a key holder state file")):
+        if key not in settings:
+            continue
+        given = "--key" if key == "key" and key_typed else f"[key_holder] {key} (--policy)"
+        try:
+            path = config_path(key, settings[key], base)
+        except ConfigurationError:
+            continue
+        try:
+            refuse_special_file(path, what)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{given}: {exc}") from None
+
+
 def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
     """The federation ``--config`` describes, checked before anything is dialled: it
     must have a key holder, and ``--name`` must be it.
@@ -247,6 +273,7 @@ def keyholder(
     _check_backend_agrees(config_path, config, backend)
     try:
         settings, base = _key_holder_settings(policy_path, key_path)
+        _refuse_special_policy_files(settings, base, key_path is not None)
         if "key" in settings and config_path is None:
             # named as given: a key from the policy file was reported as "--key"
             given = "--key" if key_path is not None else "[key_holder] key (--policy)"
