@@ -73,6 +73,50 @@ class NonEmptyPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class RegularFilePath(NonEmptyPath):
+    """A :class:`NonEmptyPath` that, when the path exists, refuses a named pipe, a device
+    or a socket in click's one usage line naming the flag, without blocking
+    (:func:`~secagg.runtime.config.refuse_special_file`).
+
+    Why: a named pipe given as ``audit verify``'s ledger or ``--prior-ledger``, ``client
+    --state`` or ``keyholder --key`` passed click's ``dir_okay=False`` and then blocked the
+    reader's ``open()`` forever (hostile CLI review, 2026-12-06). ``what`` names what the
+    file should have been (``a ledger``)."""
+
+    def __init__(self, *args: Any, what: str = "a regular file", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from secagg.errors import ConfigurationError
+        from secagg.runtime.config import refuse_special_file
+
+        value = super().convert(value, param, ctx)
+        try:
+            refuse_special_file(value, self.what)
+        except ConfigurationError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
+def refuse_special_files(paths: Any, what: str, flag: str) -> None:
+    """Refuse the first of ``paths`` that is a named pipe, a device or a socket, as click's
+    one usage line naming ``flag`` (those missing, or folders, are left to their reader).
+
+    Why: a folder option names files the command reads by their place in it (``--certs``:
+    ``ca.pem``, ``clients/NAME.pem``; ``certs --dir``: ``ca.key``, ``revoked.json``), and a
+    named pipe in one of those places blocked the reader's ``open()`` forever, no option's
+    type able to see it (hostile CLI review, 2026-12-06)."""
+    from secagg.errors import ConfigurationError
+    from secagg.runtime.config import refuse_special_file
+
+    for path in paths:
+        try:
+            refuse_special_file(path, what)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
+
+
 def memory_limit() -> int | None:
     """The memory this process may use at most, in bytes: the machine's physical memory,
     or the container's cgroup limit when that is lower; None where neither is known.

@@ -1006,31 +1006,103 @@ def _top_level_key(key: str) -> str:
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML file's tables; a missing, unreadable, non-UTF-8 or malformed file, or a path that
-    is not a regular file (a named pipe blocked open() forever), is a
-    one-line :class:`ConfigurationError` naming it (every command's config and policy
-    files are read here). A UTF-8 byte-order mark, which some Windows editors write, is
-    skipped: TOML is UTF-8 either way. ``path`` must be a str or a path: ``open(5)``
-    would read (and then close) whatever file descriptor 5 is."""
+#: the largest federation (or simulation) config :func:`read_toml` reads: its clients
+#: list may name a million branches (MAX_NUM_CLIENTS), a few dozen bytes each; past it
+#: the file is no config, and reading it whole would only fill memory
+MAX_CONFIG_BYTES = 256 * 1024 * 1024
+
+
+def read_regular_file(path: str | Path, max_bytes: int, what: str) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``max_bytes``, read through ONE
+    open: a missing, unreadable, oversized or special file (a named pipe, a device, a
+    folder) is a one-line :class:`ConfigurationError` naming ``path`` and ``what`` it
+    should have been (``a configuration file``, ``a public key file``).
+
+    Why one open: checking the path with ``stat`` and then opening it let the file be
+    swapped in between (a named pipe blocks ``open()`` forever, waiting for a writer; a
+    huge file was read whole). The file is opened non-blocking (a named pipe opens at
+    once), its kind and size are taken from the open descriptor (``fstat``), and at most
+    ``max_bytes + 1`` bytes are read from that same descriptor, so a file that grows after
+    the check is still refused, never read past the bound."""
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigurationError(f"{what} is given by its path, not {type(path).__name__}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigurationError(f"no {what.removeprefix('a ')} at {path}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigurationError(f"{path} is a directory, not {what}")
+        if not stat.S_ISREG(mode):
+            raise ConfigurationError(f"{path} is {file_kind(mode)}, not {what}")
+        os.set_blocking(fd, True)  # a regular file: O_NONBLOCK was for the open only
+        chunks: list[bytes] = []
+        left = max_bytes + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1024 * 1024))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    raw = b"".join(chunks)
+    if len(raw) > max_bytes:
+        raise ConfigurationError(
+            f"{path} is larger than {_size_words(max_bytes)}: too large for {what} "
+            "(is it the right file?)"
+        )
+    return raw
+
+
+def refuse_special_file(path: str | Path, what: str) -> None:
+    """Refuse ``path`` in one line (:class:`ConfigurationError`) when it is a named pipe,
+    a device or a socket, without blocking: it is opened non-blocking and its kind taken
+    from that descriptor. A missing path or a folder passes: the reader that follows
+    names those in its own words.
+
+    Why: for files read by a layer that takes a path (a ledger, a state file, a key, a
+    certificate), a named pipe given by mistake blocked that reader's ``open()`` forever
+    and ``/dev/zero`` was read until memory ran out (hostile CLI review, 2026-12-06).
+    The reader opens the path again, so a swap after this check is not caught here;
+    :func:`read_regular_file` is the one-open read for callers that take the bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return  # missing, unreadable: the reader says which, naming the file
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise ConfigurationError(f"{path} is {file_kind(mode)}, not {what}")
+
+
+def _size_words(nbytes: int) -> str:
+    """``1024 KiB``, ``256 MiB``: a size bound as the refusals say it (KiB up to 1 MiB,
+    the policy files' bound, as their refusal has always said it)."""
+    if nbytes > 1024 * 1024 and nbytes % (1024 * 1024) == 0:
+        return f"{nbytes // (1024 * 1024)} MiB"
+    if nbytes >= 1024 and nbytes % 1024 == 0:
+        return f"{nbytes // 1024} KiB"
+    return f"{nbytes} bytes"
+
+
+def read_toml(path: str | Path, max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, Any]:
+    """A TOML file's tables; a missing, unreadable, non-UTF-8, malformed or oversized file
+    (past ``max_bytes``), or a path that is not a regular file (a named pipe blocked
+    open() forever), is a one-line :class:`ConfigurationError` naming it (every
+    command's config and policy files are read here, through one open:
+    :func:`read_regular_file`). A UTF-8 byte-order mark, which some Windows editors
+    write, is skipped: TOML is UTF-8 either way. ``path`` must be a str or a path:
+    ``open(5)`` would read (and then close) whatever file descriptor 5 is."""
     if not isinstance(path, str | os.PathLike):
         raise ConfigurationError(
             f"a configuration file is given by its path, not {type(path).__name__}"
         )
-    try:
-        # a FIFO (or /dev/stdin, a terminal) given as --config or --policy blocked at
-        # open() forever, waiting for a writer; only a regular file is a config file
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-            raise ConfigurationError(f"{path} is {_file_kind(mode)}, not a configuration file")
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise ConfigurationError(f"no configuration file at {path}") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"{path} is a directory, not a configuration file") from None
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    raw = read_regular_file(path, max_bytes, "a configuration file")
     try:
         text = raw.removeprefix(_UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -1050,7 +1122,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         ) from None
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     """What a path that is not a regular file is, in the words of the refusal."""
     if stat.S_ISFIFO(mode):
         return "a named pipe"

@@ -166,7 +166,8 @@ KEYHOLDER_MISTAKES = [
     (["--config", "{config}", "--key", "{dir}"], "'--key'"),
     (["--config", "{config}", "--key", "{dir}/missing.key"], "'--key'"),
     (["--key", "{key}"], "--key needs --config"),
-    (["--config", "{config}", "--backend", "secagg+"], "--backend secagg+ disagrees with"),
+    # refused by --backend itself since 2026-12-06, before --config is compared
+    (["--config", "{config}", "--backend", "secagg+"], "'--backend': the secagg+ backend has no"),
     (["--policy", "{dir}"], "'--policy'"),
 ]
 

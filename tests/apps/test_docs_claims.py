@@ -44,9 +44,12 @@ PAGES = [
     *sorted((ROOT / "examples").glob("*/README.md")),
 ]
 
-#: click's words for a file or module the reader makes (a page's ``federation.toml``,
-#: ``mybank.fraud``): the line is right, the reader's machine is not this one
-_READERS_OWN = re.compile(r"does not exist|No such file or directory|no module '")
+#: click's words (and ``--pubkey``'s) for a file or module the reader makes (a page's
+#: ``federation.toml``, ``mybank.fraud``): the line is right, the reader's machine is not
+#: this one
+_READERS_OWN = re.compile(
+    r"does not exist|No such file or directory|no public key file at|no module '"
+)
 
 
 def _code_blocks(page: Path) -> list[tuple[str, str]]:

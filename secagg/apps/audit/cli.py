@@ -7,12 +7,13 @@ import math
 import re
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, check_memory
 from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
 from secagg.apps.simulation.config import CAPS, MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
@@ -28,29 +29,83 @@ def audit() -> None:
     """Check a privacy ledger, report it, or estimate epsilon empirically."""
 
 
-def _key(pubkey: str | None) -> bytes | None:
-    from secagg.ledger.chain import load_public_key
+#: the largest --pubkey file read: a PEM Ed25519 public key is 113 bytes; past this
+#: the file is no public key (``/dev/zero``-sized files were read whole)
+MAX_PUBKEY_BYTES = 64 * 1024
 
-    return None if pubkey is None else load_public_key(pubkey)
+
+class _JsonUsageErrors(click.Command):
+    """An audit command whose ``--json`` holds for its usage errors too: one JSON object on
+    stdout (``"exit_status": 2``, the message in ``"error"``), and the one usage line on
+    stderr as every usage error has it, exit status 2.
+
+    Why: ``verify --json`` printed its object for a usage error found once the command
+    ran (no ledger at the path) but nothing for one click found first (``--first-round
+    0``, an unreadable ``--pubkey`` or ``--config``), and ``empirical --json --rounds 0``
+    nothing either: a script parsing stdout got an empty string, or a JSON object,
+    depending on which check caught the mistake (hostile CLI review, 2026-12-06).
+    ``json_error(message, params)`` builds the object from the message and the options
+    parsed so far (none when parsing itself failed)."""
+
+    def __init__(
+        self, *args: Any, json_error: Callable[[str, dict[str, Any]], dict[str, Any]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_error = json_error
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # parsing failed: the options are not known yet, so "--json" is looked for among
+        # the words given (before a "--", after which every word is an argument)
+        words = args[: args.index("--")] if "--" in args else list(args)  # parsing eats args
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            if "--json" in words:
+                self._echo(exc, {})
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if ctx.params.get("as_json"):
+                self._echo(exc, ctx.params)
+            raise
+
+    def _echo(self, exc: click.UsageError, params: dict[str, Any]) -> None:
+        click.echo(json.dumps(self.json_error(exc.format_message(), params), indent=2))
 
 
-def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Read --pubkey before the ledger: a missing or garbled key is one usage line naming
-    the flag. Why: a missing key printed ``cannot read the public key K: [Errno 2] No
-    such file or directory: 'K'`` with no flag (CLI audit, 2026-12-05)."""
-    from secagg.ledger.chain import load_public_key
+def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
+    """--pubkey's key, read before the ledger: a missing, garbled or special file is one
+    usage line naming the flag. Why: a missing key printed ``cannot read the public key
+    K: [Errno 2] No such file or directory: 'K'`` with no flag (CLI audit, 2026-12-05).
 
+    The file is read ONCE (:func:`~secagg.runtime.config.read_regular_file`: one
+    non-blocking open, its kind and size from that descriptor) and the key is parsed
+    from those bytes; the command verifies with them. Why: it was read here, then read
+    again by path for the verification, and a named pipe given as --pubkey (or swapped
+    in between) blocked ``open()`` forever (hostile CLI review, 2026-12-06)."""
+    from secagg.crypto.signing import VerifyKey
+    from secagg.runtime.config import read_regular_file
+
+    del ctx, param
     if value is None:
         return None
     try:
-        data = Path(value).read_bytes()
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {value}: {_reason(exc)}") from None
+        data = read_regular_file(value, MAX_PUBKEY_BYTES, "a public key file")
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc)) from None
     try:
-        load_public_key(value)
+        return VerifyKey.from_pem(data).raw
     except ConfigurationError as exc:
         raise click.BadParameter(_not_the_public_key(value, data, exc)) from None
-    return value
 
 
 def _not_the_public_key(path: str, data: bytes, exc: ConfigurationError) -> str:
@@ -69,7 +124,8 @@ def _not_the_public_key(path: str, data: bytes, exc: ConfigurationError) -> str:
         return f"{path} is a private key, which stays with the operator: {wanted}"
     if b"-----BEGIN CERTIFICATE-----" in data:
         return f"{path} is a TLS certificate, not the ledger's key: {wanted}"
-    return re.sub(r"\s*See https?://\S+ for more details\.", "", str(exc))
+    reason = re.sub(r"\s*See https?://\S+ for more details\.", "", str(exc))
+    return f"cannot read the public key {path}: {reason}"
 
 
 def _reason(exc: OSError) -> str:
@@ -204,6 +260,8 @@ def _head_option(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 @audit.command(
     "verify",
+    cls=_JsonUsageErrors,
+    json_error=lambda message, params: _verify_usage_json(message, params),
     epilog="""\b
 Exit status:
   0  verified: chain, signatures, expected head and every epsilon claim hold,
@@ -226,7 +284,7 @@ Exit status:
      a ledger: pass --pubkey with the key the operator gave you
 A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
-@click.argument("ledger", type=NonEmptyPath(dir_okay=False))
+@click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
 @click.option(
     "--pubkey",
     type=NonEmptyPath(dir_okay=False),
@@ -265,7 +323,7 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
 @click.option(
     "--prior-ledger",
-    type=NonEmptyPath(exists=True, dir_okay=False),
+    type=RegularFilePath(exists=True, dir_okay=False, what="a ledger"),
     help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
     "the ledger kept before this one began), signed by the same key. It is verified and "
     "replayed first: every epsilon printed is then the federation's, its rounds included.",
@@ -276,11 +334,12 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     is_flag=True,
     help="Print the verdict as one JSON object (verdict, error, exit_status, rows, "
     "rounds_accounted, head, epsilon, delta, first_failure, notes ...) instead of text; "
-    "the same keys for a ledger that cannot be read (null where unknown).",
+    "the same keys for a ledger that cannot be read and for a usage error (null where "
+    "unknown; a usage error's line is on stderr too).",
 )
 def verify(
     ledger: str,
-    pubkey: str | None,
+    pubkey: bytes | None,
     expect_head: str | None,
     config: str | None,
     first_round: int,
@@ -305,15 +364,15 @@ def verify(
     try:
         result = verify_ledger(
             ledger,
-            _key(pubkey),
+            pubkey,
             expect_head,
             expected,
             first_round=first_round,
             prior_ledger=prior_ledger,
         )
     except ConfigurationError as exc:
-        if as_json:  # a missing ledger, a --prior-ledger that is the ledger itself
-            _echo_unread(str(exc), "USAGE ERROR", EXIT_USAGE, expect_head, config, first_round)
+        # a missing ledger, a --prior-ledger that is the ledger itself: with --json its
+        # object is printed by the command's class, as for every usage error
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:
         reason = f"{ledger} cannot be read as a ledger: {exc}"
@@ -563,6 +622,21 @@ def _echo_unread(
     click.echo(json.dumps(payload, indent=2))
 
 
+def _verify_usage_json(message: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``verify --json``'s object for a usage error: every key of a read ledger's object,
+    ``"verdict": "USAGE ERROR"``, exit status 2, the message in ``error`` and
+    ``first_failure``; the options given as far as they were parsed (null before)."""
+    payload: dict[str, Any] = dict.fromkeys(VERIFY_JSON_KEYS)
+    payload |= {"verdict": "USAGE ERROR", "error": message, "ok": False}
+    payload |= {"exit_status": EXIT_USAGE, "first_failure": message}
+    payload |= {
+        "expected_head": params.get("expect_head"),
+        "config": params.get("config"),
+        "first_round": params.get("first_round"),
+    }
+    return payload
+
+
 def _echo_rebuilt(lines: list[str]) -> None:
     """The rows rebuilt after a crash, one line each (at most :data:`_SHOWN_SEEDED`):
     an auditor sees which rows are not the round's own record, and why."""
@@ -588,7 +662,7 @@ Exit status:
      --out folder that cannot be written in, a file that is not a ledger:
      the server's state database, whose ledger is <state>.ledger)""",
 )
-@click.argument("ledger", type=NonEmptyPath(dir_okay=False))
+@click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
 @click.option(
     "--pubkey",
     type=NonEmptyPath(dir_okay=False),
@@ -625,14 +699,14 @@ Exit status:
 )
 @click.option(
     "--prior-ledger",
-    type=NonEmptyPath(exists=True, dir_okay=False),
+    type=RegularFilePath(exists=True, dir_okay=False, what="a ledger"),
     help="The ledger holding this one's earlier rounds (an archive of its first rows, or "
     "the ledger kept before this one began), signed by the same key. It is verified and "
     "replayed first: every epsilon shown is then the federation's, its rounds included.",
 )
 def report(
     ledger: str,
-    pubkey: str | None,
+    pubkey: bytes | None,
     config: str | None,
     out: str,
     first_round: int,
@@ -644,7 +718,7 @@ def report(
     expected = _expected(config)
     try:
         text, png = build_report(
-            ledger, _key(pubkey), expected, first_round=first_round, prior_ledger=prior_ledger
+            ledger, pubkey, expected, first_round=first_round, prior_ledger=prior_ledger
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -713,6 +787,8 @@ class _AuditedBackend(click.Choice):
 
 @audit.command(
     "empirical",
+    cls=_JsonUsageErrors,
+    json_error=lambda message, params: _empirical_usage_json(message),
     epilog="""\b
 Exit status:
   0  consistent: the empirical lower bound does not exceed the claimed epsilon
@@ -780,7 +856,13 @@ Exit status:
     default=None,
     help="The epsilon to hold the run to; default: the runtime accountant's for the run.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as one JSON object (a usage error too: its message in error, "
+    "exit_status 2, the line on stderr as well).",
+)
 def empirical(
     noise_multiplier: float,
     rounds: int,
@@ -833,6 +915,8 @@ def empirical(
         k: (str(v) if isinstance(v, float) and v == float("inf") else v)
         for k, v in audit_result.as_dict().items()
     }
+    # the keys a usage error's object has too (_empirical_usage_json): null there, set here
+    payload |= {"error": None, "exit_status": 0 if audit_result.consistent else EXIT_FAILED}
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     else:
@@ -841,6 +925,17 @@ def empirical(
         )
     if not audit_result.consistent:
         sys.exit(EXIT_FAILED)
+
+
+def _empirical_usage_json(message: str) -> dict[str, Any]:
+    """``empirical --json``'s object for a usage error: every key of a result's object,
+    null, with the message in ``"error"`` and ``"exit_status": 2``."""
+    from dataclasses import fields
+
+    from secagg.apps.audit.empirical import EmpiricalAudit
+
+    payload: dict[str, Any] = dict.fromkeys(field.name for field in fields(EmpiricalAudit))
+    return payload | {"error": message, "exit_status": EXIT_USAGE}
 
 
 #: the parameters of the model ``audit empirical`` federates (the fraud MLP, d = 2 081;

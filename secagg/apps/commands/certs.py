@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from secagg.apps import devca
-from secagg.apps.cli_types import NonEmptyPath
+from secagg.apps.cli_types import NonEmptyPath, refuse_special_files
 from secagg.apps.commands.common import _os_error
 from secagg.errors import ConfigurationError
 from secagg.transport.certs import MissingCertificate, load_ca_certificate
@@ -20,12 +20,28 @@ def certs() -> None:
     """A development CA: server and per-branch certificates for mTLS."""
 
 
+def _server_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Every ``--server-name`` a certificate can carry, or click's one line naming the
+    flag, before anything is written.
+
+    Why: ``certs init --server-name ''`` (an unset ``$HOST`` in a script) or ``'a b'``
+    said ``Error: server name '' is neither an IP address nor a host``, a line that
+    named no flag (hostile CLI review, 2026-12-06)."""
+    if names:
+        try:
+            devca.server_names_carried(names)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return names
+
+
 @certs.command("init")
 @click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
 @click.option(
     "--server-name",
     "server_names",
     multiple=True,
+    callback=lambda ctx, param, value: _server_names(value),
     help="Host name or IP clients dial (repeatable; default localhost and 127.0.0.1).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing CA (old certificates die).")
@@ -61,6 +77,7 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
 @click.option("--force", is_flag=True, help="Re-issue an existing or revoked name.")
 def certs_issue(name: str, directory: str, force: bool) -> None:
     """Issue the certificate and key of branch NAME."""
+    _refuse_special_ca_files(directory, name)
     try:
         issued = devca.issue_client(directory, name, force=force)
     except MissingCertificate as exc:  # the CA's files, not there or behind a file
@@ -89,6 +106,7 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
 
     A NAME with no certificate in the directory is refused (exit 2), so a typo does not
     pass for a revocation; --force records it anyway."""
+    _refuse_special_ca_files(directory, name)
     try:
         # read here first so that a folder without a CA is refused in issue's words,
         # naming --dir: revoke's own "no CA in D" named the folder but not the flag
@@ -105,4 +123,19 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
     click.echo(
         f"{name} revoked; the server refuses it from its next connection and ends its "
         "open session within 30 s"
+    )
+
+
+def _refuse_special_ca_files(directory: str, name: str) -> None:
+    """Refuse a named pipe (a device, a socket) where ``issue`` or ``revoke`` reads a file
+    of the CA folder (``ca.pem``, ``ca.key``, ``revoked.json``, ``clients/NAME.pem``), in
+    one usage line naming ``--dir``. A named pipe there blocked the read forever (hostile
+    CLI review, 2026-12-06)."""
+    layout = devca.CaLayout(Path(directory))
+    try:
+        own = [layout.client_cert(name), layout.client_key(name)]
+    except ConfigurationError:  # a name no certificate can carry: devca names it
+        own = []
+    refuse_special_files(
+        [layout.ca_cert, layout.ca_key, layout.revocations, *own], "a CA folder's file", "--dir"
     )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from secagg.aggregation.policy import DEFAULT_MAX_CLIENTS, MAX_CLIP, BranchPolicy
-from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, check_memory
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, check_memory
 from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS, _fail, _one_line
 from secagg.apps.commands.dialling import (
     DEFAULT_MESSAGE_BYTES,
@@ -20,6 +20,7 @@ from secagg.apps.commands.dialling import (
     _connection_failure,
     _dialling_party,
     _redialling,
+    _refuse_special_certificates,
 )
 from secagg.apps.commands.parties import (
     _one_verbosity,
@@ -207,8 +208,9 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--state",
     "state_path",
-    # not "" (the current folder: "--state . is a folder"), not a folder
-    type=NonEmptyPath(dir_okay=False),
+    # not "" (the current folder: "--state . is a folder"), not a folder, not a named
+    # pipe (its read blocked forever)
+    type=RegularFilePath(dir_okay=False, what="a branch state file"),
     default=None,
     help="This branch's state file: the federation its rounds belong to and the last round "
     "number it started, so that a restarted branch still refuses a round it already ran "
@@ -270,6 +272,7 @@ def client(
         32 * dimension, f"--dimension {dimension} (a model and its round copies)", "'--dimension'"
     )
     _one_verbosity("secagg client", verbose, quiet)
+    _refuse_special_certificates(certificates, name)
     _setup_logging(verbose, quiet)
     try:
         policy = _branch_policy(policy_path, policy_options)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, refuse_special_files
 from secagg.apps.commands.common import _one_line
 from secagg.errors import ConfigurationError
 from secagg.transport.base import MAX_WAIT_SECONDS
@@ -138,6 +138,26 @@ def _certs_error(exc: BaseException, name: str) -> click.BadParameter:
     Why: ``client --certs base.toml`` exited 1 with ``[Errno 20] Not a directory``, a
     failure the user could not tell was their option (CLI audit, 2026-12-05)."""
     return click.BadParameter(_one_line(exc, name), param_hint="'--certs'")
+
+
+def _refuse_special_certificates(certificates: str, name: str) -> None:
+    """Refuse a named pipe (a device, a socket) where ``--certs`` has a file this party
+    reads, in one usage line naming ``--certs``, before anything is dialled: in a CA
+    folder ``ca.pem`` and ``clients/NAME.pem``/``.key``, in a party's bundle ``NAME.pem``
+    and ``NAME.key``. A named pipe there blocked the transport's ``open()`` forever
+    (hostile CLI review, 2026-12-06)."""
+    from pathlib import Path
+
+    from secagg.errors import ConfigurationError
+    from secagg.transport.certs import CaLayout
+
+    layout = CaLayout(Path(certificates))
+    try:
+        own = [layout.client_cert(name), layout.client_key(name)]
+    except ConfigurationError:  # a name no certificate can carry: the transport names it
+        own = []
+    bundle = [layout.directory / f"{name}.pem", layout.directory / f"{name}.key"]
+    refuse_special_files([layout.ca_cert, *own, *bundle], "a certificate or key file", "--certs")
 
 
 def _probe_tls(target: str, certificates: str, name: str, timeout: float = 5.0) -> str | None:

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
+from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath
 from secagg.apps.commands.common import _fail, _one_line, _os_error
 from secagg.apps.commands.dialling import (
     _certs_error,
     _connection_failure,
     _dialling_party,
     _redialling,
+    _refuse_special_certificates,
 )
 from secagg.apps.commands.parties import (
     _config_failure,
@@ -47,6 +48,32 @@ def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, A
     if key is not None:
         section["key"] = str(Path(key).resolve())
     return section, base
+
+
+def _refuse_special_policy_files(settings: dict[str, Any], base: Any, key_typed: bool) -> None:
+    """Refuse a named pipe (a device, a socket) at the ``key`` or ``state`` the key
+    holder's settings name, in one line naming where the path came from
+    (:class:`ConfigurationError`), before the key holder reads either.
+
+    Why: ``--policy`` naming ``state = "x.fifo"`` or ``key = "x.fifo"`` blocked the key
+    holder forever at its open (hostile CLI review, 2026-12-06); ``--key`` itself is
+    checked by its type. A path the policy cannot give (not a string) is left to the
+    policy's own message."""
+    from secagg.aggregation.keyholder_policy import config_path
+    from secagg.runtime.config import refuse_special_file
+
+    for key, what in (("key", "a key file"), ("state", "a key holder state file")):
+        if key not in settings:
+            continue
+        given = "--key" if key == "key" and key_typed else f"[key_holder] {key} (--policy)"
+        try:
+            path = config_path(key, settings[key], base)
+        except ConfigurationError:
+            continue
+        try:
+            refuse_special_file(path, what)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{given}: {exc}") from None
 
 
 def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
@@ -100,6 +127,25 @@ def _check_backend_agrees(
             f"name = {config.backend.name!r} is the one served: leave --backend out",
             2,
         )
+
+
+def _held_backend(name: str) -> str:
+    """``--backend``: a backend that has a key holder, or click's one line naming the flag.
+
+    Why: ``--backend CKKS`` said ``secagg keyholder: kh: unknown backend 'CKKS'; choose
+    one of ('plain', 'secagg', 'secagg+', 'ckks')`` and ``--backend secagg+`` ``the
+    secagg+ backend has no key holder``, lines that named no flag and, for the first,
+    offered three backends no key holder serves (hostile CLI review, 2026-12-06)."""
+    from secagg.aggregation import BACKENDS, needs_helper
+
+    held = [backend for backend in BACKENDS if needs_helper(backend)]
+    if name not in BACKENDS:
+        raise click.BadParameter(f"{name!r} is no backend; a key holder serves {', '.join(held)}")
+    if name not in held:
+        raise click.BadParameter(
+            f"the {name} backend has no key holder (a key holder serves {', '.join(held)})"
+        )
+    return name
 
 
 @click.command("keyholder-init")
@@ -174,8 +220,9 @@ def keyholder_init(config_path: str, key_path: str) -> None:
 @click.option(
     "--key",
     "key_path",
-    # "" read the current folder ("cannot read the key file /home/op: Is a directory")
-    type=NonEmptyPath(exists=True, dir_okay=False),
+    # "" read the current folder ("cannot read the key file /home/op: Is a directory");
+    # a named pipe blocked its read forever
+    type=RegularFilePath(exists=True, dir_okay=False, what="a key file"),
     default=None,
     help="The key file keyholder-init wrote.",
 )
@@ -183,6 +230,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "--backend",
     default="ckks",
     show_default=True,
+    callback=lambda ctx, param, value: _held_backend(value),
     help="Without --config: the backend whose key this party holds (a key made per run, "
     "which branches cannot pin). With --config, the config's [backend] name (another one "
     "typed is refused).",
@@ -219,11 +267,13 @@ def keyholder(
     from secagg.transport.certs import CertificateStoreError
 
     _one_verbosity("secagg keyholder", verbose, quiet)
+    _refuse_special_certificates(certificates, name)
     _setup_logging(verbose, quiet)
     config = _key_holders_federation(config_path, name) if config_path is not None else None
     _check_backend_agrees(config_path, config, backend)
     try:
         settings, base = _key_holder_settings(policy_path, key_path)
+        _refuse_special_policy_files(settings, base, key_path is not None)
         if "key" in settings and config_path is None:
             # named as given: a key from the policy file was reported as "--key"
             given = "--key" if key_path is not None else "[key_holder] key (--policy)"

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
-import stat
 import threading
 import warnings
 from collections.abc import Collection, Iterator
@@ -134,30 +132,11 @@ def _config_failure(config_path: str, exc: BaseException) -> str:
 
 
 #: the largest policy file a party reads: one table of a dozen keys is a few hundred
-#: bytes, and this leaves room for any comments; past it the file is not a policy
+#: bytes, and this leaves room for any comments; past it the file is not a policy.
+#: Why a bound: TOML parses a 10 MB file of a million tables in 15 to 30 s and 1 GB
+#: before any key is checked (hostile CLI review, 2026-12-06). Not the federation
+#: config's bound (MAX_CONFIG_BYTES): its clients list may hold a million names.
 MAX_POLICY_BYTES = 1024 * 1024
-
-
-def _check_policy_size(path: str) -> None:
-    """Refuse a policy file past :data:`MAX_POLICY_BYTES`, by its size, before any read.
-
-    Why: TOML parses a 10 MB file of a million tables in 15 to 30 s and 1 GB before any
-    key is checked (hostile CLI review, 2026-12-06), and ``/dev/zero`` given as the file
-    was read until memory ran out. Not the federation config's bound: its clients list
-    may hold a million names."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return  # read_toml names it in its own words
-    if not stat.S_ISREG(status.st_mode):
-        # a named pipe blocked an open() here forever; read_toml refuses it in one line
-        return
-    # a regular file's size is its stat's: the file is read once, by read_toml
-    if status.st_size > MAX_POLICY_BYTES:
-        raise ConfigurationError(
-            f"{path} is larger than {MAX_POLICY_BYTES // 1024} KiB: a policy file holds one "
-            "table of a few keys (is it the right file?)"
-        )
 
 
 def _read_table(path: str, table: str, known: Collection[str] = ()) -> dict[str, Any]:
@@ -174,8 +153,9 @@ def _read_table(path: str, table: str, known: Collection[str] = ()) -> dict[str,
     from secagg.errors import closest_spelling
     from secagg.runtime.config import read_toml
 
-    _check_policy_size(path)
-    data = read_toml(path)
+    # one open, its size bounded on the open file (a stat of the path, then a read of
+    # it, let a named pipe or a larger file be swapped in between)
+    data = read_toml(path, MAX_POLICY_BYTES)
     unknown = sorted(set(data) - {table})
     if unknown:
         listed = unknown[:LISTED_UNKNOWN_NAMES]

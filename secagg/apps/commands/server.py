@@ -83,6 +83,9 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     too_large = _model_past_memory(config_path, config)
     if too_large is not None:  # before the state is opened or the port bound
         _fail("secagg server", too_large, 2)
+    special = _special_server_file(config_path, config)
+    if special is not None:  # before the state is opened or the port bound
+        _fail("secagg server", special, 2)
     state = config.server.state
     if os.path.isdir(state):
         # SQLite's own word for it was "the state state cannot be opened: unable to open
@@ -214,3 +217,36 @@ def _certificates_failure(config_path: str, config: FederationConfig, exc: BaseE
     )
     message = " ".join(str(exc).split()) or type(exc).__name__
     return f"--config {config_path}: [server] certificates = {folder!r}{where}: {message}"
+
+
+def _special_server_file(config_path: str, config: FederationConfig) -> str | None:
+    """The one line refusing a named pipe, a device or a socket where the server reads a
+    file its config names, or None: ``[server] certificates`` (``ca.pem``,
+    ``server.pem``, ``server.key``, ``revoked.json``) and ``[server] state`` (the state,
+    its ``.ledger`` and ``.ledger-key``).
+
+    Why: a named pipe at ``server.pem`` or ``revoked.json`` blocked the server's start
+    forever, and one at the state failed as ``disk I/O error``, exit 1, as if the state
+    were damaged (hostile CLI review, 2026-12-06). Each file is opened non-blocking and
+    its kind taken from that descriptor
+    (:func:`~secagg.runtime.config.refuse_special_file`)."""
+    from pathlib import Path
+
+    from secagg.runtime.config import refuse_special_file
+    from secagg.transport.certs import CaLayout
+
+    layout = CaLayout(Path(config.server.certificates))
+    state = config.server.state
+    checked = (
+        ("certificates", config.server.certificates, "a certificate or key file",
+         [layout.ca_cert, layout.server_cert, layout.server_key, layout.revocations]),
+        ("state", state, "a state, ledger or key file",
+         [state, state + ".ledger", state + ".ledger-key"]),
+    )  # fmt: skip
+    for key, value, what, paths in checked:
+        for path in paths:
+            try:
+                refuse_special_file(path, what)
+            except ConfigurationError as exc:
+                return f"--config {config_path}: [server] {key} = {value!r}: {exc}"
+    return None

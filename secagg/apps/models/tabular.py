@@ -43,6 +43,8 @@ import functools
 import io
 import itertools
 import math
+import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,6 +248,7 @@ def _size(nbytes: float) -> str:
 
 def _check_memory(
     path: str | Path,
+    size: int,
     rows: int,
     per_row: float,
     fixed: int,
@@ -261,13 +264,43 @@ def _check_memory(
 
     limit, needed = memory_limit(), math.ceil(rows * per_row) + fixed
     if limit is not None and needed > limit:
-        size = Path(path).stat().st_size
         raise ConfigurationError(
             f"{path} ({_size(size)}) holds {'' if exact else 'about '}{rows:,} rows, whose "
             f"table needs about {_size(needed)} of memory {peak.purpose} ({peak.copies:g} "
             f"copies of it at the peak), more than the {_size(limit)} this machine has: "
             "use a sample of the file"
         )
+
+
+def _open_csv(path: str | Path) -> tuple[BinaryIO, int]:
+    """The CSV file at ``path`` opened for reading, and its size, through ONE open: a
+    missing or unreadable path, a folder, or a named pipe, a device or a socket is a
+    one-line :class:`ConfigurationError` naming it.
+
+    Why: ``open(path)`` of a named pipe (``simulate --data`` given one by mistake, or a
+    file swapped for one) blocked forever waiting for a writer, and the memory check
+    took the size from a second ``stat`` of the path, not of the file being read
+    (hostile CLI review, 2026-12-06). The path is opened non-blocking, its kind and size
+    taken from that descriptor (``fstat``), and the same descriptor is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigurationError(f"no CSV file at {path}") from None
+    except OSError as exc:  # permissions
+        raise _cannot_read(path, exc) from None
+    try:
+        status = os.fstat(fd)
+        if stat.S_ISDIR(status.st_mode):
+            raise ConfigurationError(f"{path} is a directory, not a CSV file")
+        if not stat.S_ISREG(status.st_mode):
+            from secagg.runtime.config import file_kind
+
+            raise ConfigurationError(f"{path} is {file_kind(status.st_mode)}, not a CSV file")
+        os.set_blocking(fd, True)  # a regular file: O_NONBLOCK was for the open only
+        return os.fdopen(fd, "rb"), status.st_size
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _load(
@@ -283,14 +316,7 @@ def _load(
     ``layout`` gets the numeric columns' names and says how they make the table, or
     why they cannot; ``named``: every column needs a name (the generic layout);
     ``peak``: the copies of the table the caller holds at its peak (the memory check)."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise ConfigurationError(f"no CSV file at {path}") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"{path} is a directory, not a CSV file") from None
-    except OSError as exc:  # permissions, a device
-        raise _cannot_read(path, exc) from None
+    fh, size = _open_csv(path)
     with fh:
         records = _records(path, fh)
         first = next(records, None)
@@ -316,11 +342,12 @@ def _load(
         if problem is not None:
             _drain(records)
             raise problem
-        return _convert(path, header, customer_column, layout, second, records, peak)
+        return _convert(path, size, header, customer_column, layout, second, records, peak)
 
 
 def _convert(
     path: str | Path,
+    size: int,
     header: list[str],
     customer_column: str | None,
     layout: Callable[[list[str]], _Plan | ConfigurationError],
@@ -352,8 +379,8 @@ def _convert(
         per_row = peak.copies * (4 * len(plan.names) + 1)  # float32 features, int8 label
         if jc is not None:  # numpy keeps the ids as fixed-width UCS-4 strings
             per_row += peak.copies * 4 * max(map(len, ids))
-        rows = seen if exact else math.ceil(Path(path).stat().st_size * seen / max(chars, 1))
-        _check_memory(path, rows, per_row, block.nbytes, peak, exact=exact)
+        rows = seen if exact else math.ceil(size * seen / max(chars, 1))
+        _check_memory(path, size, rows, per_row, block.nbytes, peak, exact=exact)
 
     def flush() -> None:
         nonlocal every_label_one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -339,10 +340,17 @@ def test_a_path_that_is_no_readable_file_is_a_configuration_error(
         load_labelled_csv(tmp_path, "is_fraud")
     from secagg.apps.models import tabular
 
-    def denied(path: object, *args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied", str(path))
+    class DeniedOs:
+        """``os`` as the loader sees it, except that every open is denied."""
 
-    monkeypatch.setattr(tabular, "open", denied, raising=False)
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        def open(self, path: object, *args: object, **kwargs: object) -> None:
+            raise PermissionError(13, "Permission denied", str(path))
+
+    # the loader opens the file once, with os.open (its kind from that descriptor)
+    monkeypatch.setattr(tabular, "os", DeniedOs())
     with pytest.raises(ConfigurationError, match=r"x\.csv cannot be read: Permission denied"):
         load_creditcard_csv(tmp_path / "x.csv")
 
