@@ -117,9 +117,11 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
     default=900.0,
     show_default=True,
-    help="Give up when the server is silent this long between rounds (inside a round the "
-    "branch waits for the deadline the server announced, and after a round the server ran "
-    "without it, which it is told of, for that round's deadline). Keep it above the server's "
+    help="Give up when the server sends nothing this branch can take (a round start, a "
+    "notice, a round's end: messages it refuses do not count) this long between rounds "
+    "(inside a round the branch waits for the deadline the server announced, and after a "
+    "round the server ran without it, which it is told of, for that round's deadline). "
+    "Keep it above the server's "
     "quorum_wait_seconds (600 by default), during which a lone connected branch hears "
     "nothing; at most a week (604800); 'inf': never.",
 )
