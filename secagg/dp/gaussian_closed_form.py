@@ -84,8 +84,17 @@ def _gaussian_epsilon(z: float, delta: float) -> float:
     steps) at which even :func:`_gaussian_delta_above`, a bound on the exact delta that
     covers the floats' error, meets ``delta``, or :func:`_tail_epsilon` where that is
     less (so little noise that the floats' error bound is wide) or where the floats
-    cannot solve at all. Both are upper bounds on the exact epsilon."""
-    mu = 1.0 / z
+    cannot solve at all. Both are upper bounds on the exact epsilon.
+
+    ``+inf`` where ``mu^2`` overflows (``z`` below about 7.5e-155, or 0: a composition
+    whose precision overflowed): the exact epsilon, about ``mu^2 / 2``, lies beyond the
+    largest float, and inf is its only upward rounding. Why: brentq was handed an
+    infinite bracket there and raised its own ValueError ("The function value at x=inf
+    is NaN; solver cannot continue") out of :func:`gaussian_epsilon`, the plan and the
+    running accountant (tests/dp/test_gaussian_epsilon_no_noise.py)."""
+    mu = 1.0 / z if z > 0 else math.inf
+    if not math.isfinite(mu * mu):
+        return math.inf
     try:
         solved = _solved_epsilon(z, delta)
     except OverflowError:
