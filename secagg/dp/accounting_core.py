@@ -25,6 +25,7 @@ Why a module of its own
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -163,7 +164,15 @@ def adaptive_noise_split(noise_multiplier: float, count_noise_stddev: float) -> 
             f"{count_multiplier:g}, or the count alone exceeds the budget; raise "
             "count_noise_stddev or lower noise_multiplier"
         )
-    z_delta = (z**-2 - count_multiplier**-2) ** -0.5
+    try:
+        z_delta = (z**-2 - count_multiplier**-2) ** -0.5
+    except OverflowError:
+        # z**-2 past the floats (z below about 1e-154): the same quantity with z
+        # factored out, which has no overflow (z < count_multiplier); the form above
+        # stays for every other z, so recorded rounds replay float for float. Before,
+        # Python's OverflowError "Numerical result out of range" escaped, from
+        # AdaptiveClipping too (tests/dp/test_adaptive_tiny_noise.py)
+        z_delta = z / math.sqrt(1 - (z / count_multiplier) ** 2)
     if z_delta / z >= 2:
         warnings.warn(
             f"the clip estimate takes most of the privacy budget: the update's noise "
@@ -175,8 +184,13 @@ def adaptive_noise_split(noise_multiplier: float, count_noise_stddev: float) -> 
 
 
 def _effective_multiplier(z_delta: float, count_multiplier: float) -> float:
-    """The one Gaussian equivalent to update noise ``z_delta`` plus count noise."""
-    return (z_delta**-2 + count_multiplier**-2) ** -0.5
+    """The one Gaussian equivalent to update noise ``z_delta`` plus count noise (with
+    ``z_delta`` factored out where its ``**-2`` overflows, as in
+    :func:`adaptive_noise_split`)."""
+    try:
+        return (z_delta**-2 + count_multiplier**-2) ** -0.5
+    except OverflowError:
+        return z_delta / math.sqrt(1 + (z_delta / count_multiplier) ** 2)
 
 
 @dataclass(frozen=True)

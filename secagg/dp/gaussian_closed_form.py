@@ -84,8 +84,17 @@ def _gaussian_epsilon(z: float, delta: float) -> float:
     steps) at which even :func:`_gaussian_delta_above`, a bound on the exact delta that
     covers the floats' error, meets ``delta``, or :func:`_tail_epsilon` where that is
     less (so little noise that the floats' error bound is wide) or where the floats
-    cannot solve at all. Both are upper bounds on the exact epsilon."""
-    mu = 1.0 / z
+    cannot solve at all. Both are upper bounds on the exact epsilon.
+
+    ``+inf`` where ``mu^2`` overflows (``z`` below about 7.5e-155, or 0: a composition
+    whose precision overflowed): the exact epsilon, about ``mu^2 / 2``, lies beyond the
+    largest float, and inf is its only upward rounding. Why: brentq was handed an
+    infinite bracket there and raised its own ValueError ("The function value at x=inf
+    is NaN; solver cannot continue") out of :func:`gaussian_epsilon`, the plan and the
+    running accountant (tests/dp/test_gaussian_epsilon_no_noise.py)."""
+    mu = 1.0 / z if z > 0 else math.inf
+    if not math.isfinite(mu * mu):
+        return math.inf
     try:
         solved = _solved_epsilon(z, delta)
     except OverflowError:
@@ -103,9 +112,15 @@ def _tail_epsilon(mu: float, delta: float) -> float:
     ``exp``'s range: ``math.exp`` raised OverflowError ("math range error") out of
     :func:`epsilon` and ``DPConfig``, a traceback for a config with a mistyped noise
     multiplier (tests/dp/test_gaussian_epsilon_cancellation.py). Loose at ordinary
-    noise (z = 1, delta = 1e-5: 4.77 against the exact 4.38), tight at such noise."""
+    noise (z = 1, delta = 1e-5: 4.77 against the exact 4.38), tight at such noise.
+
+    At least 0: where ``delta`` exceeds ``Phi(mu / 2)`` the formula is negative (z = 1,
+    delta = 0.7: -0.024; z = 100, delta = 0.6: -0.0025), and that figure came out of
+    :func:`gaussian_epsilon`, the plan and the running accountant as the epsilon spent;
+    0 meets such a delta (``delta(0) <= P[loss > 0] <= delta``), and no epsilon is below
+    it (tests/dp/test_gaussian_epsilon_delta_edges.py)."""
     bound = mu * mu / 2 + mu * -float(special.ndtri(delta))
-    return bound * (1 + 2.0**-50)
+    return max(0.0, bound * (1 + 2.0**-50))
 
 
 def _solved_epsilon(z: float, delta: float) -> float:
@@ -116,9 +131,17 @@ def _solved_epsilon(z: float, delta: float) -> float:
     high = mu * mu / 2 + mu * math.sqrt(2 * math.log(1.25 / delta)) + 1.0
     while _gaussian_delta(mu, high) > delta:
         high *= 2
-    root = optimize.brentq(
-        lambda eps: _gaussian_delta(mu, eps) - delta, 0.0, high, xtol=1e-14, rtol=1e-15
-    )
+    try:
+        root = optimize.brentq(
+            lambda eps: _gaussian_delta(mu, eps) - delta, 0.0, high, xtol=1e-14, rtol=1e-15
+        )
+    except ValueError:
+        # no root the floats can bracket: a subnormal delta (1e-310), whose target the
+        # floats' delta never reaches before the bracket overflows (delta at inf is NaN),
+        # or one so small beside huge noise (z = 1e300, delta = 2.2e-308) that the
+        # floats' delta is already below it at 0 where the bound on it is not; brentq's
+        # ValueError escaped; :func:`_tail_epsilon` answers instead
+        return math.inf
     # brentq lands within its tolerance on either side, and on the floats' delta, which
     # may lie below the exact one: step up until the bound on the exact delta holds
     eps, step = float(root), max(float(root), 1.0) * 1e-15

@@ -48,6 +48,7 @@ __all__ = [
     "PlanCharge",
     "epsilon",
     "federation_epsilon",
+    "likely_cohort_range",
     "likely_most_rounds",
     "plan_charge",
     "plan_epsilon",
@@ -190,6 +191,55 @@ def likely_most_rounds(
         else:
             low = middle + 1
     return low
+
+
+def likely_cohort_range(
+    population: int, sample_rate: float, rounds: int, tail: float = MOST_ROUNDS_TAIL
+) -> tuple[int, int]:
+    """The fewest and the most clients a Poisson draw at rate ``q`` from ``population``
+    puts into a round, over ``rounds`` rounds, with probability at least ``1 - tail``:
+    a union bound over the rounds of each Binomial(N, q) tail, ``tail / 2`` a side.
+
+    Why: the distributed mechanism's noise is the cohort's shares, each sized for the
+    expected cohort ``q N``, and each round is charged at the honest shares it kept;
+    a cohort drawn smaller than expected keeps fewer, so a plan that counted the
+    expected cohort understated the epsilon of most Poisson runs (100 clients at
+    q = 0.5 over 10 rounds: some round draws 45 or fewer with probability 0.87). As
+    :func:`likely_most_rounds` does for the central mechanism, the plan states the
+    figure that holds with probability ``1 - tail``. Every client sampled (``q = 1``)
+    or no round: the cohort is fixed, ``round(q N)`` (at least 1) both ways."""
+    from scipy import stats
+
+    n = _count("population", population, 1)
+    q = _sample_rate(sample_rate)
+    t = _count("rounds", rounds, 0)
+    if q >= 1.0 or t == 0:
+        fixed = max(1, round(q * n))
+        return fixed, fixed
+    side = tail / 2
+
+    def rare_below(m: int) -> bool:  # some round draws fewer than m: unlikely enough
+        return t * float(stats.binom.cdf(m - 1, n, q)) <= side
+
+    def rare_above(m: int) -> bool:  # some round draws more than m: unlikely enough
+        return t * float(stats.binom.sf(m, n, q)) <= side
+
+    low, high = 0, n  # the largest m with rare_below(m): it holds at 0 and fails past n
+    while low < high:
+        middle = (low + high + 1) // 2
+        if rare_below(middle):
+            low = middle
+        else:
+            high = middle - 1
+    fewest = low
+    low, high = 0, n  # the smallest m with rare_above(m): it holds at n
+    while low < high:
+        middle = (low + high) // 2
+        if rare_above(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return max(1, fewest), max(1, low)
 
 
 def _federation_delta(delta: object, population: int) -> float:

@@ -278,7 +278,13 @@ class _PldComposition(_Composition):
 
     def add(self, kind: _Round, count: int) -> None:
         if kind.sample_rate == 1.0:
-            self.precision += count / kind.effective_noise_multiplier**2
+            # z**2 underflows to 0 below z = 1.5e-162 (a ZeroDivisionError) and 1/z**2
+            # overflows below 1e-154: both are a precision no float holds, so inf (and
+            # epsilon inf, :func:`_gaussian_epsilon`), never an arithmetic traceback
+            try:
+                self.precision += count / kind.effective_noise_multiplier**2
+            except ArithmeticError:
+                self.precision = math.inf
             return
         if kind != self.kind:  # a new run: what was composed so far becomes its prefix
             base = self.build(
@@ -306,6 +312,8 @@ class _PldComposition(_Composition):
         sampled = self._sampled()
         if sampled is None:
             return 0.0 if self.precision == 0 else _gaussian_epsilon(self.precision**-0.5, delta)
+        if math.isinf(self.precision):  # rounds of noise too small for a float: no bound
+            return math.inf
         if self.precision > 0:  # a mixed history: the q == 1 rounds as one discretised PLD
             sampled = sampled.compose(_gaussian_pld(self.precision**-0.5, self.discretization))
         return _pld_epsilon(sampled, delta)

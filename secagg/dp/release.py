@@ -451,10 +451,20 @@ class CentralRelease(_ClientLevel):
     ) -> None:
         super().__init__(**settings)
         self.adaptive = adaptive
-        self.clip_cap = clip_cap
+        self.clip_cap = _clip_cap(clip_cap)
         self.report_unclipped = adaptive is not None
         if adaptive is not None:
             self.clip = adaptive.clip
+        # the first round's clip too, not only the adaptive steps: refused rather than
+        # lowered, which would run a round at a clip nobody configured
+        # (tests/dp/test_release_clip_cap.py)
+        if self.clip is not None and self.clip > self.clip_cap:
+            which = "the adaptive clip's initial value" if adaptive is not None else "the clip"
+            raise ConfigurationError(
+                f"{which} {self.clip:g} is above clip_cap = {self.clip_cap:g} (the ring's "
+                "value bound, backend.value_bound): the first round would clip and noise "
+                "above what the sum may hold; lower dp.clip or raise backend.value_bound"
+            )
         self._gaussian = CentralGaussian(
             self.clip or 1.0, self.noise_multiplier, self.expected_clients
         )
@@ -1058,6 +1068,15 @@ def _released_by(stored: dict[str, Any]) -> str | None:
         if any(key in stored for key in keys):
             return name
     return "central" if stored.get("epsilon") is not None else None
+
+
+def _clip_cap(value: object) -> float:
+    """``clip_cap`` if it is a positive number (``inf``: no cap), else a
+    :class:`ConfigurationError`. Why: a NaN cap passed every ``min`` it met and made the
+    next adaptive clip NaN, and 0 or a negative cap no clip can satisfy."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ConfigurationError(f"clip_cap must be a positive number, not {value!r}")
+    return float(value)
 
 
 def _refuse_foreign_round(stored: dict[str, Any], mechanism: str) -> None:

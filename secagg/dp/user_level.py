@@ -154,9 +154,19 @@ def _seed_bytes(seed: bytes | int) -> bytes:
 
 
 def _is_missing(key: object) -> bool:
+    """None, a blank string, or a NaN of any type: an id unequal to itself, or whose
+    comparison has no truth value (as pandas' ``NA``).
+
+    Why not ``math.isnan`` on floats alone: NaN as ``numpy.float32``, ``Decimal`` or
+    ``complex`` is no ``float``, and each such row, unequal to every other, became a
+    customer of its own, so one person's unattributed rows were several items and their
+    epsilon understated (tests/dp/test_user_level_ids.py)."""
     if key is None or (isinstance(key, str | bytes) and not key.strip()):
         return True
-    return isinstance(key, float) and math.isnan(key)
+    try:
+        return bool(key != key)
+    except TypeError:  # NA's "boolean value of NA is ambiguous"
+        return True
 
 
 def _customer_rng(seed: bytes, key: Hashable) -> np.random.Generator:
