@@ -794,8 +794,8 @@ class FederationConfig:
         A plan the accountant cannot compute is a :class:`ConfigurationError` naming
         the keys it came from: ``rounds = 2**70`` was an OverflowError traceback from
         ``secagg server`` (config fuzz, 2026-12-05), and a server that cannot account
-        its plan could not account its rounds either (and ``noise_multiplier = 1e-300`` a
-        ValueError from the accountant's solver)."""
+        its plan could not account its rounds either. (``noise_multiplier = 1e-300``,
+        once a ValueError from the accountant's solver, now plans an infinite epsilon.)"""
         if self.dp is None:
             return
         try:
@@ -808,11 +808,14 @@ class FederationConfig:
                 corrupt_fraction=self.backend.corrupt_fraction,
                 # the plan states the epsilon of a run that loses these too
                 dropout_fraction=self.backend.dropout_fraction,
+                # a fixed-size cohort is planned at its size alone; Poisson draws also
+                # cover cohorts drawn smaller than expected
+                sampling=self.sampling.kind,
             )
         except ConfigurationError:
             raise
-        # OverflowError or ZeroDivisionError out of floats; scipy's ValueError "The
-        # function value at x=inf is NaN; solver cannot continue" (noise_multiplier 1e-300)
+        # OverflowError or ZeroDivisionError out of floats, or a ValueError out of a
+        # solver: named as the plan's keys, not a traceback
         except (ArithmeticError, ValueError) as exc:
             raise ConfigurationError(
                 f"federation.rounds = {self.rounds}, {self._dp_given()}: the accountant "
