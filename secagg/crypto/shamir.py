@@ -122,11 +122,19 @@ class Share:
 
     @classmethod
     def from_bytes(cls, x: int, data: bytes) -> Share:
-        if not isinstance(data, bytes | bytearray) or len(data) % 4 or not data:
+        """The share at ``x`` whose limbs ``data`` encodes (:meth:`to_bytes`).
+
+        ``data`` is bytes-like, a memoryview measured in bytes as in
+        :func:`shares_from_bytes`: a memoryview was refused as "not a whole number of
+        limbs" whatever it held, and a str too, a message that named the wrong fault."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise SecretSharingError(f"a share encoding is bytes, not {type(data).__name__}")
+        size = memoryview(data).nbytes
+        if size % 4 or not size:
             raise SecretSharingError("share encoding is not a whole number of limbs")
         # struct, not numpy: a share is a handful of limbs, and the server parses
         # tens of thousands of them a round (numpy's per-call cost dominated)
-        values = struct.unpack(f"<{len(data) // 4}I", data)
+        values = struct.unpack(f"<{size // 4}I", data)
         if max(values) >= PRIME:
             raise SecretSharingError("share value outside the field")
         return cls(x, values)  # the point is checked by the constructor

@@ -158,3 +158,15 @@ def test_any_superset_of_dealt_shares_gives_the_secret_and_one_wrong_share_is_ca
         wrong = data.draw(st.integers(0, len(shares) - 1), label="wrong")
         with pytest.raises(SecretSharingError, match="inconsistent shares"):
             shamir.reconstruct(_nudged(shares, wrong), threshold, len(secret))
+
+
+def test_a_share_decodes_from_any_view_of_its_bytes_and_names_a_wrong_type() -> None:
+    """Before: a memoryview (of bytes or of wider items) was refused as "not a whole
+    number of limbs", as its batch sibling ``shares_from_bytes`` does not, and a str
+    was refused with that message too."""
+    share = SHARES[0]
+    encoding = share.to_bytes()
+    for view in (memoryview(encoding), memoryview(encoding).cast("I"), bytearray(encoding)):
+        assert Share.from_bytes(share.x, view) == share  # type: ignore[arg-type]
+    with pytest.raises(SecretSharingError, match="bytes, not str"):
+        Share.from_bytes(1, "abcd")  # type: ignore[arg-type]
