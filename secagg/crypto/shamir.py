@@ -376,7 +376,7 @@ def reconstruct_many(
 
     A set of more than ``threshold`` shares must lie on one polynomial of degree below
     ``threshold``: the shares beyond the first ``threshold`` are checked against the
-    polynomial those define (:func:`on_polynomial`), and a set that does not raises
+    polynomial those define (Lagrange's form at each extra point), and a set that does not raises
     :class:`SecretSharingError`. Why: the extras were ignored, so one wrong share among
     the first ``threshold`` gave a wrong secret as if right (``split(b"secret!!", 2,
     [1, 2, 3, 4])`` with share 1 off by one came back ``b"uecrft!\\xa1"``) although the
@@ -412,14 +412,7 @@ def reconstruct_many(
             raise SecretSharingError("duplicate share points")
         if any(len(s.values) != limbs for s in ordered):
             raise SecretSharingError(f"each share must have {limbs} limbs for this secret size")
-        if (
-            len(ordered) > threshold
-            and not on_polynomial(
-                np.array([s.x for s in ordered], dtype=np.int64),
-                np.array([s.values for s in ordered], dtype=np.uint64),
-                range(threshold),
-            ).all()
-        ):
+        if len(ordered) > threshold and not _extras_agree(ordered, threshold):
             raise SecretSharingError(
                 f"the {len(ordered)} shares do not lie on one polynomial of degree below "
                 f"{threshold}: inconsistent shares"
@@ -431,6 +424,29 @@ def reconstruct_many(
     points = np.array([[s.x for s in picked] for picked in chosen], dtype=np.uint64)
     ys = np.array([[s.values for s in picked] for picked in chosen], dtype=np.uint64)
     return _combine(points, ys, secret_bytes)  # type: ignore[return-value]
+
+
+def _extras_agree(ordered: Sequence[Share], threshold: int) -> bool:
+    """Whether the shares after the first ``threshold`` of ``ordered`` (distinct points,
+    equal limb counts) lie on the polynomial through the first ``threshold``.
+
+    Lagrange's form at each extra point ``z``: ``l_a(z) = N(z) / ((z - x_a) D_a)``
+    with ``N(z) = prod_b (z - x_b)`` and ``D_a = prod_{b != a} (x_a - x_b)``, so
+    O(t^2 + t e) field products for ``e`` extras, not the O(t^2 m) of
+    :func:`on_polynomial` (which also handles points repeated among the ``m``): a
+    thousand holders at t = 667 took seconds that way."""
+    xs = np.array([s.x for s in ordered[:threshold]], dtype=np.uint64)
+    ys = np.array([s.values for s in ordered[:threshold]], dtype=np.uint64)
+    at = np.array([s.x for s in ordered[threshold:]], dtype=np.uint64)
+    expected = np.array([s.values for s in ordered[threshold:]], dtype=np.uint64)
+    gaps = (xs[:, None] + _P - xs[None, :]) % _P  # x_a - x_b
+    np.fill_diagonal(gaps, 1)
+    denominators = _product_mod(gaps)  # D_a
+    offsets = (at[:, None] + _P - xs[None, :]) % _P  # z - x_a, nonzero: points distinct
+    numerators = _product_mod(offsets)  # N(z)
+    basis = (numerators[:, None] * _inverse_mod((offsets * denominators[None, :]) % _P)) % _P
+    predicted = ((basis[:, :, None] * ys[None, :, :]) % _P).sum(axis=1) % _P
+    return bool(np.array_equal(predicted, expected))
 
 
 def on_polynomial(points: np.ndarray, values: np.ndarray, through: Sequence[int]) -> np.ndarray:
