@@ -656,8 +656,19 @@ def locate_errors(points: np.ndarray, values: np.ndarray, threshold: int) -> np.
     if isinstance(threshold, bool) or not isinstance(threshold, Integral):
         raise SecretSharingError(f"the threshold must be an integer, not {threshold!r}")
     threshold = int(threshold)  # 1.5 was a bare TypeError from range()
-    xs = np.asarray(points, dtype=np.int64)
-    ys = np.asarray(values, dtype=np.int64)
+    # integers, and values in the field, or a typed error: the casts below truncated a
+    # point of 1.5 to 1 and read a value of v + p (or of 2^63 + v, wrapped negative)
+    # modulo p, so shares no holder has, or that no decoder lets through, were
+    # reported "all on the polynomial"
+    raw_points, raw_values = np.asarray(points), np.asarray(values)
+    if raw_points.dtype.kind not in "iu" or raw_values.dtype.kind not in "iu":
+        raise SecretSharingError(
+            f"share points and values are integers, not {raw_points.dtype} and {raw_values.dtype}"
+        )
+    if raw_values.size and (int(raw_values.min()) < 0 or int(raw_values.max()) >= PRIME):
+        raise SecretSharingError("share value outside the field")
+    xs = raw_points.astype(np.int64)
+    ys = raw_values.astype(np.int64)
     m = len(xs)
     if ys.ndim != 2 or ys.shape[0] != m or not 1 <= threshold <= m or m > MAX_DECODE_SHARES:
         return None

@@ -239,4 +239,4 @@ def test_decoding_declines_what_it_cannot_decode() -> None:
     assert found is None or int(found.sum()) <= 2  # never the truth: another codeword
     assert shamir.locate_errors(np.array([1, 1, 2]), values[:3], 2) is None
     too_many = np.arange(1, shamir.MAX_DECODE_SHARES + 2)
-    assert shamir.locate_errors(too_many, np.zeros((len(too_many), 5)), 3) is None
+    assert shamir.locate_errors(too_many, np.zeros((len(too_many), 5), dtype=np.int64), 3) is None

@@ -170,3 +170,22 @@ def test_a_share_decodes_from_any_view_of_its_bytes_and_names_a_wrong_type() -> 
         assert Share.from_bytes(share.x, view) == share  # type: ignore[arg-type]
     with pytest.raises(SecretSharingError, match="bytes, not str"):
         Share.from_bytes(1, "abcd")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("case", "points", "values"),
+    [
+        ("float points", POINTS + 0.5, VALUES),
+        ("float values", POINTS, VALUES + 0.5),
+        ("value + p", POINTS, VALUES + _P),
+        ("value 2^63 + v", POINTS, VALUES + np.uint64(1 << 63)),
+    ],
+)
+def test_error_location_refuses_shares_that_are_not_field_elements(
+    case: str, points: np.ndarray, values: np.ndarray
+) -> None:
+    """Before: each was cast (1.5 to the point 1, v + p and 2^63 + v read modulo p) and
+    the shares reported all on the polynomial."""
+    with pytest.raises(SecretSharingError, match=r"integers|outside the field"):
+        shamir.locate_errors(points, values, 2)
+    assert not shamir.locate_errors(POINTS, VALUES, 2).any()  # type: ignore[union-attr]
