@@ -8,6 +8,20 @@ An optional ``context`` (fixed-length by convention of the caller) is bound as
 well; the protocol puts both parties' public keys there, so that two clients
 who were shown different keys for each other find out when a share fails to
 open, instead of masking with seeds that do not cancel.
+
+How many messages one key may seal. The nonce is 96 random bits from the OS CSPRNG,
+never a counter, so there is no counter state to lose or replay: a process that
+restarts and seals again under the same key draws fresh nonces. Random nonces bound
+the use of one key instead: NIST SP 800-38D allows at most 2^32 messages per key
+(a nonce collision, which reveals the XOR of two plaintexts and lets the
+authentication key be recovered, then has probability below 2^-33). No path here
+comes near it, so :func:`seal` keeps no count (it could not anyway: it holds no
+state). The protocol's channel keys are derived per round and per pair of parties
+(``kx.derive_key``, the round id as salt) from X25519 keys each client draws afresh
+for every round (``Client._on_setup``), and each key seals two messages, one share
+bundle each way; tests/protocol/test_channel_key_usage.py checks that across two runs
+of the same round id, the restart case. A caller that seals many messages under one
+long-lived key must rotate it well before 2^32.
 """
 
 from __future__ import annotations

@@ -172,8 +172,10 @@ def accumulate_masks(
     _check_buffer(acc)
     offset = _check_offset(offset)
     _check_range(offset, len(acc), acc.itemsize)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    # numpy's integers too, as slice_bounds takes them (np.int64(2) was refused)
+    if isinstance(workers, bool) or not isinstance(workers, Integral) or workers < 1:
         raise ConfigurationError("workers must be a positive integer")
+    workers = int(workers)
     for seed in (*add, *subtract):
         _check_seed(seed)
     if (not add and not subtract) or len(acc) == 0:
@@ -195,10 +197,21 @@ def slice_bounds(length: int, itemsize: int, workers: int) -> list[tuple[int, in
     """At most ``workers`` contiguous ``(start, stop)`` ranges covering ``range(length)``,
     each a whole number of the accumulator's chunks (but the last): how the mask work of
     a vector is split between workers, threads or machines. One range when the vector
-    fits one chunk (or ``workers == 1``); none for an empty vector."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigurationError("workers must be a positive integer")
-    if length <= 0:
+    fits one chunk (or ``workers == 1``); none for an empty vector.
+
+    ``length`` a non-negative integer, ``itemsize`` a word's 4 or 8 bytes and ``workers``
+    a positive integer, numpy's integers too (not bool), or :class:`ConfigurationError`.
+    Why: a length of -1 gave no slice as if the vector were empty, 10.5 a bare
+    TypeError, an item size of 0 a ZeroDivisionError and one of 3 slices of no word
+    type, and ``np.int64(2)`` workers were refused as "not a positive integer"."""
+    for name, value, lowest in (("length", length, 0), ("workers", workers, 1)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < lowest:
+            kind = "non-negative" if lowest == 0 else "positive"
+            raise ConfigurationError(f"{name} must be a {kind} integer, not {value!r}")
+    if isinstance(itemsize, bool) or not isinstance(itemsize, Integral) or itemsize not in (4, 8):
+        raise ConfigurationError(f"itemsize must be 4 or 8 bytes (a ring word), not {itemsize!r}")
+    length, itemsize, workers = int(length), int(itemsize), int(workers)
+    if length == 0:
         return []
     words_per_chunk = _CHUNK_BYTES // itemsize
     chunks = -(-length // words_per_chunk)

@@ -52,38 +52,92 @@ def _check_point(x: object) -> int:
     return int(x)
 
 
+def _is_field_element(value: object) -> bool:
+    """An integer (numpy's too, not bool) in ``[0, p)``; ``type(value) is int`` first,
+    the common case, since the ABC check costs several times more."""
+    if type(value) is int:
+        return 0 <= value < PRIME
+    return not isinstance(value, bool) and isinstance(value, Integral) and 0 <= value < PRIME
+
+
 @dataclass(frozen=True, repr=False)
 class Share:
-    """One holder's share: the evaluation point ``x`` and one field element per limb."""
+    """One holder's share: the evaluation point ``x`` and one field element per limb.
+
+    Checked when built, as :meth:`from_bytes` checks an encoding: ``x`` an integer
+    (numpy's too, not bool) in ``[1, p)`` and ``values`` one or more integers in
+    ``[0, p)``, kept as a tuple of Python ints. Why: a share that cannot be one was
+    built without complaint (``Share(0, ...)`` holds the secret's own point, ``Share(1,
+    (p,))`` a limb no encoding carries, ``Share(1, ())`` no limb at all, a numpy array
+    of values made ``==`` raise numpy's "truth value is ambiguous") and failed only
+    later, in reconstruction or encoding, far from the mistake. A share that exists is
+    now always a share, as in pyca/cryptography, whose key objects cannot hold an
+    invalid key; a malformed one raises :class:`SecretSharingError` here.
+    """
 
     x: int
     values: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        x, values = self.x, self.values
+        # the common case first (a tuple of Python ints, as every decoder builds), at
+        # about a third of the general checks' cost: a server builds thousands a round
+        if (
+            type(x) is int
+            and 0 < x < PRIME
+            and type(values) is tuple
+            and values
+            and all(type(value) is int and 0 <= value < PRIME for value in values)
+        ):
+            return
+        object.__setattr__(self, "x", _check_point(x))
+        if isinstance(values, str | bytes | bytearray | memoryview):  # an encoding, not limbs
+            raise SecretSharingError(
+                f"share values are field elements, not {type(values).__name__} "
+                "(Share.from_bytes reads an encoding)"
+            )
+        try:
+            values = tuple(values)
+        except TypeError:
+            raise SecretSharingError(
+                f"share values are a sequence of field elements, not {type(values).__name__}"
+            ) from None
+        if not values:
+            raise SecretSharingError("a share has at least one limb")
+        if not all(_is_field_element(value) for value in values):
+            raise SecretSharingError("share values must be integers in [0, p) (p = 2^31 + 11)")
+        if not all(type(value) is int for value in values):
+            values = tuple(int(value) for value in values)
+        object.__setattr__(self, "values", values)
+
     def to_bytes(self) -> bytes:
         """The values as little-endian 32-bit limbs, what :meth:`from_bytes` reads back.
 
-        Each value must be a field element, an integer (not bool) in ``[0, p)``. Why: a
-        hand-built share of 2^32 or -1 raised numpy's bare OverflowError, one in
+        Every value is a field element, checked when the share was built. Why that
+        matters here: a share of 2^32 or -1 raised numpy's bare OverflowError, one in
         ``[p, 2^32)`` was written out as bytes every decoder refuses, and 1.5 or True
         became the limb 1."""
-        if not all(
-            not isinstance(value, bool) and isinstance(value, Integral) and 0 <= value < PRIME
-            for value in self.values
-        ):
-            raise SecretSharingError("share values must be integers in [0, p) (p = 2^31 + 11)")
         # struct, not numpy: a share is a handful of limbs (from_bytes's reason too)
-        return struct.pack(f"<{len(self.values)}I", *(int(value) for value in self.values))
+        return struct.pack(f"<{len(self.values)}I", *self.values)
 
     @classmethod
     def from_bytes(cls, x: int, data: bytes) -> Share:
-        if not isinstance(data, bytes | bytearray) or len(data) % 4 or not data:
+        """The share at ``x`` whose limbs ``data`` encodes (:meth:`to_bytes`).
+
+        ``data`` is bytes-like, a memoryview measured in bytes as in
+        :func:`shares_from_bytes`: a memoryview was refused as "not a whole number of
+        limbs" whatever it held, and a str too, a message that named the wrong fault."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise SecretSharingError(f"a share encoding is bytes, not {type(data).__name__}")
+        size = memoryview(data).nbytes
+        if size % 4 or not size:
             raise SecretSharingError("share encoding is not a whole number of limbs")
         # struct, not numpy: a share is a handful of limbs, and the server parses
         # tens of thousands of them a round (numpy's per-call cost dominated)
-        values = struct.unpack(f"<{len(data) // 4}I", data)
+        values = struct.unpack(f"<{size // 4}I", data)
         if max(values) >= PRIME:
             raise SecretSharingError("share value outside the field")
-        return cls(x, values)  # x is checked where it matters, at reconstruction
+        return cls(x, values)  # the point is checked by the constructor
 
     def __repr__(self) -> str:  # shares are secret material
         return f"Share(x={self.x}, limbs={len(self.values)})"
@@ -312,12 +366,26 @@ def lagrange_at_zero(xs: tuple[int, ...]) -> np.ndarray:
 def reconstruct_many(
     share_sets: Sequence[Sequence[Share]], threshold: int, secret_bytes: int
 ) -> list[bytes]:
-    """Recover several secrets, each from exactly the first ``threshold`` of its shares.
+    """Recover several secrets, each from the ``threshold`` shares of smallest point
+    among its shares, the others checked against them.
 
     The Lagrange coefficients of every distinct set of points are computed together
     (one vectorised product and one vectorised Fermat inversion for the round), and all
     secrets are then combined in one weighted sum: no Python loop per secret or per
     point set beyond gathering the shares.
+
+    A set of more than ``threshold`` shares must lie on one polynomial of degree below
+    ``threshold``: the shares beyond the first ``threshold`` are checked against the
+    polynomial those define (Lagrange's form at each extra point), and a set that does not raises
+    :class:`SecretSharingError`. Why: the extras were ignored, so one wrong share among
+    the first ``threshold`` gave a wrong secret as if right (``split(b"secret!!", 2,
+    [1, 2, 3, 4])`` with share 1 off by one came back ``b"uecrft!\\xa1"``) although the
+    other two shares showed the set inconsistent. Hard to misuse, as pyca/cryptography
+    would have it: a caller that hands over more shares than needed gets them used. It
+    cannot say *which* share is wrong (the first ``threshold`` may be); the protocol
+    server, which must finish the round, finds that out itself
+    (:func:`locate_errors`, and each candidate checked against the owner's commitment).
+    Points must be distinct within a set, extras included.
     """
     # Checked before use: a threshold of -1 took all shares but the last and then
     # reported "duplicate share points", True took one share; a value of 2^40 (a Share
@@ -339,20 +407,46 @@ def reconstruct_many(
             if not isinstance(share, Share):
                 raise SecretSharingError(f"a share is a Share, not {type(share).__name__}")
             _check_point(share.x)
-        picked = sorted(shares, key=lambda s: s.x)[:threshold]
-        xs = [s.x for s in picked]
-        if len(set(xs)) != threshold:
+        ordered = sorted(shares, key=lambda s: s.x)
+        if len({s.x for s in ordered}) != len(ordered):
             raise SecretSharingError("duplicate share points")
-        if any(len(s.values) != limbs for s in picked):
+        if any(len(s.values) != limbs for s in ordered):
             raise SecretSharingError(f"each share must have {limbs} limbs for this secret size")
-        chosen.append(picked)
+        if len(ordered) > threshold and not _extras_agree(ordered, threshold):
+            raise SecretSharingError(
+                f"the {len(ordered)} shares do not lie on one polynomial of degree below "
+                f"{threshold}: inconsistent shares"
+            )
+        chosen.append(ordered[:threshold])
     if not chosen:
         return []
-    points = np.array([[int(s.x) for s in picked] for picked in chosen], dtype=np.uint64)
-    ys = np.array([[s.values for s in picked] for picked in chosen])
-    if ys.dtype.kind not in "iu" or (ys.size and (ys.min() < 0 or ys.max() >= PRIME)):
-        raise SecretSharingError("share value outside the field")
-    return _combine(points, ys.astype(np.uint64), secret_bytes)  # type: ignore[return-value]
+    # every value is a field element and every point in [1, p): Share checks both
+    points = np.array([[s.x for s in picked] for picked in chosen], dtype=np.uint64)
+    ys = np.array([[s.values for s in picked] for picked in chosen], dtype=np.uint64)
+    return _combine(points, ys, secret_bytes)  # type: ignore[return-value]
+
+
+def _extras_agree(ordered: Sequence[Share], threshold: int) -> bool:
+    """Whether the shares after the first ``threshold`` of ``ordered`` (distinct points,
+    equal limb counts) lie on the polynomial through the first ``threshold``.
+
+    Lagrange's form at each extra point ``z``: ``l_a(z) = N(z) / ((z - x_a) D_a)``
+    with ``N(z) = prod_b (z - x_b)`` and ``D_a = prod_{b != a} (x_a - x_b)``, so
+    O(t^2 + t e) field products for ``e`` extras, not the O(t^2 m) of
+    :func:`on_polynomial` (which also handles points repeated among the ``m``): a
+    thousand holders at t = 667 took seconds that way."""
+    xs = np.array([s.x for s in ordered[:threshold]], dtype=np.uint64)
+    ys = np.array([s.values for s in ordered[:threshold]], dtype=np.uint64)
+    at = np.array([s.x for s in ordered[threshold:]], dtype=np.uint64)
+    expected = np.array([s.values for s in ordered[threshold:]], dtype=np.uint64)
+    gaps = (xs[:, None] + _P - xs[None, :]) % _P  # x_a - x_b
+    np.fill_diagonal(gaps, 1)
+    denominators = _product_mod(gaps)  # D_a
+    offsets = (at[:, None] + _P - xs[None, :]) % _P  # z - x_a, nonzero: points distinct
+    numerators = _product_mod(offsets)  # N(z)
+    basis = (numerators[:, None] * _inverse_mod((offsets * denominators[None, :]) % _P)) % _P
+    predicted = ((basis[:, :, None] * ys[None, :, :]) % _P).sum(axis=1) % _P
+    return bool(np.array_equal(predicted, expected))
 
 
 def on_polynomial(points: np.ndarray, values: np.ndarray, through: Sequence[int]) -> np.ndarray:
@@ -367,7 +461,29 @@ def on_polynomial(points: np.ndarray, values: np.ndarray, through: Sequence[int]
     ``through`` holds at least one position, each an integer (numpy's too, not bool) in
     ``[0, m)``. Why: read as Python indices, -1 meant the last share (so ``[m - 1, -1]``
     was reported as duplicate points), a position past the end raised a bare
-    IndexError, and an empty ``through`` compared every share with zero."""
+    IndexError, and an empty ``through`` compared every share with zero.
+
+    ``points`` and ``values`` are integer arrays of those shapes, every point in
+    ``[1, p)`` and every value in ``[0, p)``, or :class:`SecretSharingError`. Why: a
+    ``values`` of one row too few or too many was numpy's bare broadcasting ValueError,
+    a 1-D one a bare IndexError; a point of p + 1 was taken as 1 (and its share judged
+    on the polynomial), a point of 0 or 1.5 gave a verdict for a share no holder has,
+    and a value of v + p was judged off the polynomial instead of refused."""
+    points, values = np.asarray(points), np.asarray(values)
+    if points.ndim != 1 or values.ndim != 2 or len(values) != len(points) or not values.shape[1]:
+        raise SecretSharingError(
+            f"need points of shape (m,) and values of shape (m, limbs), not {points.shape} "
+            f"and {values.shape}"
+        )
+    if points.dtype.kind not in "iu" or values.dtype.kind not in "iu":
+        raise SecretSharingError(
+            f"share points and values are integers, not {points.dtype} and {values.dtype}"
+        )
+    # as int64, a uint64 point of 2^63 or more is negative: refused with the rest
+    if points.size and (int(points.astype(np.int64).min()) <= 0 or int(points.max()) >= PRIME):
+        raise SecretSharingError("share points must lie in [1, p)")
+    if values.size and (int(values.min()) < 0 or int(values.max()) >= PRIME):
+        raise SecretSharingError("share value outside the field")
     count = len(points)
     if len(through) == 0 or not all(
         not isinstance(i, bool) and isinstance(i, Integral) and 0 <= i < count for i in through
@@ -540,8 +656,19 @@ def locate_errors(points: np.ndarray, values: np.ndarray, threshold: int) -> np.
     if isinstance(threshold, bool) or not isinstance(threshold, Integral):
         raise SecretSharingError(f"the threshold must be an integer, not {threshold!r}")
     threshold = int(threshold)  # 1.5 was a bare TypeError from range()
-    xs = np.asarray(points, dtype=np.int64)
-    ys = np.asarray(values, dtype=np.int64)
+    # integers, and values in the field, or a typed error: the casts below truncated a
+    # point of 1.5 to 1 and read a value of v + p (or of 2^63 + v, wrapped negative)
+    # modulo p, so shares no holder has, or that no decoder lets through, were
+    # reported "all on the polynomial"
+    raw_points, raw_values = np.asarray(points), np.asarray(values)
+    if raw_points.dtype.kind not in "iu" or raw_values.dtype.kind not in "iu":
+        raise SecretSharingError(
+            f"share points and values are integers, not {raw_points.dtype} and {raw_values.dtype}"
+        )
+    if raw_values.size and (int(raw_values.min()) < 0 or int(raw_values.max()) >= PRIME):
+        raise SecretSharingError("share value outside the field")
+    xs = raw_points.astype(np.int64)
+    ys = raw_values.astype(np.int64)
     m = len(xs)
     if ys.ndim != 2 or ys.shape[0] != m or not 1 <= threshold <= m or m > MAX_DECODE_SHARES:
         return None

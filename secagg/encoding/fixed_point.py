@@ -187,18 +187,38 @@ def _units(bound: int) -> str:
     return f"{bound} units" if bound.bit_length() <= 64 else f"about 2^{bound.bit_length()} units"
 
 
+def _whole(name: str, value: object, minimum: int) -> int:
+    """``value`` as a Python int, if it is an integer (numpy's too, not bool) of at
+    least ``minimum``; otherwise :class:`ConfigurationError` naming it.
+
+    Why: ``int()`` truncated 2.5 clients to 2 and gave an answer for a question nobody
+    asked, a negative count or bound gave a width or a client count as if meaningful
+    (``smallest_bits(-1, 5)`` was 4, ``largest_clients(-3, 32)`` 2^31 - 1), and
+    ``largest_clients(5, 0)`` failed as a bare ValueError ("negative shift count")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigurationError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
+    return int(value)
+
+
 def smallest_bits(num_clients: int, per_client_bound: int) -> int:
     """Fewest bits b with num_clients * per_client_bound <= 2^(b-1) - 1 (signed sum fits).
 
     In Python integers: numpy's multiply in their width and have no ``bit_length``
-    (np.int64(3) failed as an AttributeError, np.int32(70000) squared wrapped first)."""
-    return (int(num_clients) * int(per_client_bound)).bit_length() + 1
+    (np.int64(3) failed as an AttributeError, np.int32(70000) squared wrapped first).
+    Both are non-negative integers (:func:`_whole`)."""
+    clients = _whole("num_clients", num_clients, 0)
+    return (clients * _whole("per_client_bound", per_client_bound, 0)).bit_length() + 1
 
 
 def largest_clients(per_client_bound: int, bits: int) -> int:
     """Most clients whose summed integers (each of magnitude <= bound) fit in b signed bits
-    (a Python int, whatever integer types it is given)."""
-    return ((1 << (int(bits) - 1)) - 1) // max(int(per_client_bound), 1)
+    (a Python int, whatever integer types it is given). The bound is a non-negative
+    integer (0 counts as 1: no sum of units can be bounded more tightly), the width a
+    positive one (:func:`_whole`)."""
+    bound = _whole("per_client_bound", per_client_bound, 0)
+    return ((1 << (_whole("bits", bits, 1) - 1)) - 1) // max(bound, 1)
 
 
 @dataclass(frozen=True)

@@ -634,9 +634,10 @@ class Client:
         held = _HeldShares(
             plain[: common.SELF_MASK_SHARE_BYTES], plain[common.SELF_MASK_SHARE_BYTES :]
         )
+        point = common.share_point(self.party)  # where these shares were evaluated
         try:  # check the field encoding now, so unmasking never sends garbage
-            shamir.Share.from_bytes(0, held.self_mask)
-            shamir.Share.from_bytes(0, held.mask_key)
+            shamir.Share.from_bytes(point, held.self_mask)
+            shamir.Share.from_bytes(point, held.mask_key)
         except SecretSharingError:
             return None
         return held

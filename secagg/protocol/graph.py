@@ -79,10 +79,22 @@ class NeighbourGraph:
         position[order] = np.arange(self.num_clients)
         return order, position
 
-    def neighbours(self, party: int) -> frozenset[int]:
-        """The parties that ``party`` masks with (excluding itself)."""
-        if not 0 <= party < self.num_clients:
+    def _check_party(self, party: object) -> int:
+        """``party`` as an int, if it is an integer (numpy's too, not bool) in
+        ``[0, num_clients)``; otherwise :class:`ConfigurationError` naming it."""
+        if type(party) is not int and (isinstance(party, bool) or not isinstance(party, Integral)):
+            raise ConfigurationError(f"a party is an integer id, not {party!r}")
+        if not 0 <= party < self.num_clients:  # type: ignore[operator]
             raise ConfigurationError(f"party {party} is not in a round of {self.num_clients}")
+        return int(party)  # type: ignore[call-overload]
+
+    def neighbours(self, party: int) -> frozenset[int]:
+        """The parties that ``party`` masks with (excluding itself).
+
+        ``party`` is an integer id in the round (numpy's too, not bool): True was the
+        cache's key 1 or a numpy broadcasting error, 1.5 a bare IndexError and "1" a bare
+        TypeError."""
+        party = self._check_party(party)
         if self.kind == GraphKind.COMPLETE or self.degree >= self.num_clients - 1:
             return self._everyone - {party}  # O(n) by nature; not kept (O(n^2) memory)
         known = self._neighbourhoods.get(party)
@@ -113,8 +125,18 @@ class NeighbourGraph:
         On the ring, members sorted by position are joined to the next one when at
         most k/2 positions apart; the members are connected unless two or more
         consecutive pairs are further apart (one such gap leaves an arc, still a
-        path). O(m log m) for m parties, without visiting any neighbourhood."""
-        members = np.fromiter(parties, dtype=np.int64)
+        path). O(m log m) for m parties, without visiting any neighbourhood.
+
+        Every party an integer id in the round (numpy's too, not bool): numpy's
+        conversion read 1.5 as party 1, True as 1 and "1" as 1, and answered for parties
+        nobody named; 2^70 was a bare OverflowError."""
+        listed = list(parties)
+        if not all(type(p) is int for p in listed):  # the usual case skips the slow check
+            listed = [self._check_party(p) for p in listed]
+        try:
+            members = np.fromiter(listed, dtype=np.int64, count=len(listed))
+        except OverflowError:
+            members = np.array([-1])  # beyond int64: out of range like any negative id
         if members.size and (members.min() < 0 or members.max() >= self.num_clients):
             raise ConfigurationError(f"parties must lie in 0..{self.num_clients - 1}")
         if self.kind == GraphKind.COMPLETE or self.degree >= self.num_clients - 1:

@@ -66,12 +66,15 @@ def _smallest_points(shares: list[shamir.Share], t: int) -> list[shamir.Share]:
 def test_secrets_from_arrays_equal_secrets_from_share_objects(data) -> None:
     """Secrets held at different point sets (SecAgg+) or all at the same one (the
     complete graph), some of them with a forged share: the arrays of each secret's t
-    smallest points give the bytes, or the refusal, that ``reconstruct_many`` gives."""
+    smallest points give the bytes, or the refusal, that ``reconstruct_many`` gives for
+    those t shares; given every share, ``reconstruct_many`` gives the same bytes when
+    none is forged (it checks the extras against the t: a forged set is refused)."""
     t = data.draw(st.integers(1, 6))
     size = data.draw(st.sampled_from([1, 4, 16, 32]))
     same_points = data.draw(st.booleans())
     fixed = data.draw(st.lists(st.integers(1, 3000), min_size=t + 3, max_size=t + 3, unique=True))
     share_sets: list[list[shamir.Share]] = []
+    forged: list[bool] = []
     for _ in range(data.draw(st.integers(1, 8))):
         if same_points:
             xs = fixed
@@ -86,13 +89,16 @@ def test_secrets_from_arrays_equal_secrets_from_share_objects(data) -> None:
             values[0] = (values[0] + data.draw(st.integers(1, shamir.PRIME - 1))) % shamir.PRIME
             subset[i] = shamir.Share(subset[i].x, tuple(values))
         share_sets.append(subset)
+        forged.append(subset is not shares and any(s not in shares for s in subset))
     picked = [_smallest_points(s, t) for s in share_sets]
     points = np.array([[s.x for s in p] for p in picked], dtype=np.int64)
     values = np.array([[s.values for s in p] for p in picked], dtype=np.uint32)
     try:
-        expected: list[bytes] | str = shamir.reconstruct_many(share_sets, t, size)
+        expected: list[bytes] | str = shamir.reconstruct_many(picked, t, size)
     except SecretSharingError as exc:
         expected = str(exc)
+    if not any(forged):
+        assert shamir.reconstruct_many(share_sets, t, size) == expected
     try:
         got: list[bytes] | str = shamir.reconstruct_arrays(points, values, size)
     except SecretSharingError as exc:
@@ -233,4 +239,4 @@ def test_decoding_declines_what_it_cannot_decode() -> None:
     assert found is None or int(found.sum()) <= 2  # never the truth: another codeword
     assert shamir.locate_errors(np.array([1, 1, 2]), values[:3], 2) is None
     too_many = np.arange(1, shamir.MAX_DECODE_SHARES + 2)
-    assert shamir.locate_errors(too_many, np.zeros((len(too_many), 5)), 3) is None
+    assert shamir.locate_errors(too_many, np.zeros((len(too_many), 5), dtype=np.int64), 3) is None

@@ -552,9 +552,10 @@ def test_shamir_field_inverse_matches_python() -> None:
 
 
 def test_shamir_points_outside_the_field_are_refused() -> None:
-    share = shamir.Share(shamir.PRIME, (1,))
+    """Refused when the share is built (a share at p cannot exist), so never reaches
+    reconstruction."""
     with pytest.raises(SecretSharingError, match="points"):
-        shamir.reconstruct_many([[share]], 1, 4)
+        shamir.reconstruct_many([[shamir.Share(shamir.PRIME, (1,))]], 1, 4)
 
 
 @given(

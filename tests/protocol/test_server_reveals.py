@@ -67,10 +67,10 @@ def _forge(reveal: UnmaskingShares, owner: int, self_mask: bool) -> UnmaskingSha
     forged = []
     for r in group:
         if r.owner == owner:
-            values = list(shamir.Share.from_bytes(0, r.share).values)
+            values = list(shamir.Share.from_bytes(1, r.share).values)
             middle = len(values) // 2
             values[middle] = (values[middle] + 1) % shamir.PRIME
-            r = RevealedShare(r.owner, shamir.Share(0, tuple(values)).to_bytes())
+            r = RevealedShare(r.owner, shamir.Share(1, tuple(values)).to_bytes())
         forged.append(r)
     field = "self_mask_shares" if self_mask else "mask_key_shares"
     return dataclasses.replace(reveal, **{field: tuple(forged)})
