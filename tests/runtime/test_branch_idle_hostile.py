@@ -150,3 +150,24 @@ def test_an_abort_repeated_does_not_keep_a_branch_in_its_round(clock: _Clock) ->
     # the round's deadline (0) plus the grace, then the idle timer: not the 500 s of aborts
     assert waited <= ROUND_GRACE_SECONDS + IDLE + STEP, f"kept waiting {waited:.0f} s"
     assert [type(decode_message(p)) for p in endpoint.sent] == [Relay]  # nothing answered
+
+
+def test_a_notice_of_a_round_does_not_make_the_branch_refuse_that_rounds_start(
+    clock: _Clock,
+) -> None:
+    """A server that says a round runs without a branch and then sends it that round's
+    start (a start it could not send at first, resent; or a server changing its mind)
+    has the branch take the round: the notice is a deadline to wait, not a refusal."""
+    spec = encode_spec(get_backend("plain", value_bound=1.0).plan(3, D))
+    endpoint = _Scripted(clock)
+    branch = FederationClient(
+        "b",
+        lambda m: np.full_like(m, 0.1),
+        endpoint,  # type: ignore[arg-type]
+        policy=BranchPolicy(allow_plain=True, federation=FEDERATION),
+    )
+    branch.handle(_notice(1))
+    start = RoundStart(1, 0, spec, np.zeros(D), None, False, 60.0, federation=FEDERATION)
+    branch.handle(encode_message(start))
+    assert branch.stats.rounds_started == 1 and branch.stats.refused_messages == 0
+    assert [type(decode_message(p)) for p in endpoint.sent] == [Relay]  # its upload
