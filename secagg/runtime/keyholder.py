@@ -176,7 +176,8 @@ class KeyHolderService:
     the session raise (a refusal by the key holder's policy, a malformed or
     hostile payload, a bug), it is logged and the next message is read. A server
     must not be able to stop the key holder by what it sends (review L3); only
-    the transport ending, the server going silent, or the server's
+    the transport ending, the server going silent (of any request answered anew: see
+    :meth:`run`) for the idle timer, or the server's
     :class:`~secagg.runtime.wire.FederationEnd` ends the loop. A refused request is
     answered with the session's refusal (:meth:`HelperSession.refusal`), so the server
     aborts that round at once instead of waiting out its deadline. Ending on that
