@@ -27,6 +27,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import secagg.runtime.client as client_module
 from secagg.aggregation import encode_spec, get_backend
@@ -36,6 +38,7 @@ from secagg.runtime.client import ROUND_GRACE_SECONDS, FederationClient
 from secagg.runtime.wire import (
     NotSampled,
     Relay,
+    RoundEnd,
     RoundStart,
     decode_message,
     encode_message,
@@ -171,3 +174,42 @@ def test_a_notice_of_a_round_does_not_make_the_branch_refuse_that_rounds_start(
     branch.handle(encode_message(start))
     assert branch.stats.rounds_started == 1 and branch.stats.refused_messages == 0
     assert [type(decode_message(p)) for p in endpoint.sent] == [Relay]  # its upload
+
+
+#: what a server may send a branch between rounds, each any number of times: notices and
+#: ends of rounds 1 to 4 (round 1 is the one the branch lost), and junk
+POOL = [
+    *(_notice(n) for n in range(1, 5)),
+    *(encode_message(RoundEnd(n, True)) for n in range(1, 5)),
+    b"junk",
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(picks=st.lists(st.integers(0, len(POOL) - 1), max_size=200))
+def test_no_message_moves_a_branch_twice(picks: list[int]) -> None:
+    """Whatever the server sends, in whatever order and however often, each distinct
+    message restarts the branch's idle timer at most once: so the timer runs out at most
+    ``len(POOL)`` restarts (and one round's deadline) after the branch started waiting,
+    not at the server's pleasure."""
+    spec = encode_spec(get_backend("plain", value_bound=1.0).plan(3, D))
+    branch = FederationClient(
+        "b",
+        lambda m: np.zeros_like(m),
+        _Scripted(_Clock()),  # type: ignore[arg-type]
+        policy=BranchPolicy(allow_plain=True, federation=FEDERATION),
+    )
+    start = RoundStart(1, 0, spec, np.zeros(D), None, False, 0.0, federation=FEDERATION)
+    branch.handle(encode_message(start))
+    branch.reconnected(_Scripted(_Clock()))  # type: ignore[arg-type]  # round 1 is lost
+    restarts: list[int] = []  # one entry per timer restart: the pool message that made it
+    progress = branch._progress
+
+    def counted() -> None:
+        restarts.append(pick)
+        progress()
+
+    branch._progress = counted  # type: ignore[method-assign]
+    for pick in picks:
+        branch.handle(POOL[pick])
+    assert len(restarts) == len(set(restarts)), f"restarted again by {sorted(restarts)}"
