@@ -75,8 +75,9 @@ Waiting, and when to stop (reliability review D1, D3)
 :meth:`FederationClient.run` serves one session. *Between* rounds, a server
 silent for ``idle_timeout`` ends it ("idle"): silent, that is, of anything that moves
 the federation on for this branch (a round start or a notice it takes, its round's end,
-a payload of its round), so messages it refuses do not restart the timer. *Inside* a round (from its
-:class:`~secagg.runtime.wire.RoundStart` to its
+a payload of its round its session answers), so messages it refuses, and a payload
+taken without an answer (a round's abort, repeated), do not restart the timer.
+*Inside* a round (from its :class:`~secagg.runtime.wire.RoundStart` to its
 :class:`~secagg.runtime.wire.RoundEnd`) the branch waits at least the round
 deadline the server announced, plus :data:`ROUND_GRACE_SECONDS`: a slower branch's
 training is the server's business, bounded by its own deadline, and must not make
@@ -554,8 +555,9 @@ class FederationClient:
 
         The idle timer counts from the last message that moved something (:attr:`_heard`:
         a round start taken, a not-sampled notice taken, the round's end, a payload the
-        round's session took), not from the last message: a message the branch refuses,
-        or a late one it drops, leaves it running. Why: every receive waited the whole
+        round's session answered), not from the last message: a message the branch
+        refuses, a late one it drops, or a payload taken without an answer leaves it
+        running. Why: every receive waited the whole
         timer again, so a server (or anything on its channel) sending a message the
         branch could only refuse a little more often than ``--idle`` kept it waiting
         forever (review, 2026-12-06)."""
@@ -1117,7 +1119,14 @@ class FederationClient:
             self._session = None
             self._leave(relay.round, "refused a payload of another round (WrongRound)")
             return
-        self._progress()  # the round's session took it
+        if replies:
+            # the round's session answered it: a step of the protocol, of which a round
+            # has a few. A payload it takes without an answer is no progress: a
+            # protocol round's abort is taken again and again once the round is aborted
+            # or done, so one abort repeated kept the branch in its round past the
+            # round's deadline for good (review, 2026-12-06); the round's end follows
+            # an honest abort, and the round's deadline bounds the wait meanwhile
+            self._progress()
         self._send(relay.round, replies)
 
     def _leave(self, round_number: int, reason: str, *, taken: bool = True) -> None:
@@ -1215,13 +1224,17 @@ class FederationClient:
                 f"a not-sampled notice of federation {notice.federation!r}, but this branch "
                 f"takes the rounds of {self.federation!r}"
             )
-        if (
-            notice.round == self._started == self._lost_round
-            and self._not_sampled_round != notice.round
+        if notice.round == self._started == self._lost_round and (
+            self._not_sampled_round is None or self._not_sampled_round < notice.round
         ):
             # the round this branch lost (its session, or its process before a restart):
             # the server says once that it runs without this branch, and for how long. A
-            # deadline, not a round it was left out of: the round is counted lost already
+            # deadline, not a round it was left out of: the round is counted lost already.
+            # Once, and never after a later round's notice: compared with the last notice
+            # only ("not this round again"), the lost round's notice and the next round's,
+            # sent alternately, were each taken, each restarting the idle timer and
+            # counting a round not sampled, for as long as a server sent them (review,
+            # 2026-12-06)
             self._not_sampled_round = notice.round
             self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
             self._progress()

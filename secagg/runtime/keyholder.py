@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import logging
 import math
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -175,7 +176,8 @@ class KeyHolderService:
     the session raise (a refusal by the key holder's policy, a malformed or
     hostile payload, a bug), it is logged and the next message is read. A server
     must not be able to stop the key holder by what it sends (review L3); only
-    the transport ending, the server going silent, or the server's
+    the transport ending, the server going silent (of any request answered anew: see
+    :meth:`run`) for the idle timer, or the server's
     :class:`~secagg.runtime.wire.FederationEnd` ends the loop. A refused request is
     answered with the session's refusal (:meth:`HelperSession.refusal`), so the server
     aborts that round at once instead of waiting out its deadline. Ending on that
@@ -213,28 +215,58 @@ class KeyHolderService:
         """Answer requests until the server announces the federation's end or is silent for
         ``idle_timeout`` (None: never); returns decryptions. :attr:`end` holds the
         announcement, if any. A lost session raises
-        :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials)."""
+        :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials).
+
+        The idle timer counts from the session's start or the last request answered
+        anew: a request the session answered (not refused) that is not the last one
+        answered again. Messages refused or not for the key holder, the resend of its
+        last decryption (:meth:`_repeat`) and one request answered again and again (the
+        key request of the round opened, which the CKKS key holder answers from what it
+        holds) leave it running. Why: every receive waited the whole timer again, so a
+        server, or anything on the key holder's channel, sending any of those a little
+        more often than ``--idle`` kept the key holder waiting forever while the
+        federation moved nowhere (review, 2026-12-06; the branch's rule, since then)."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
         self.outcome, self.end_reason = None, ""
+        heard = time.monotonic()  # the last request answered anew (or the session's start)
+        last_answered: bytes | None = None  # that request's SHA-256
+        ignored = 0  # messages since then
         while True:
-            payload = self._transport.receive(timeout=idle_timeout)
-            if payload is None:
-                self.outcome = "idle"
+            wait = None
+            if idle_timeout is not None:
+                wait = max(0.0, idle_timeout - (time.monotonic() - heard))
+            payload = self._transport.receive(timeout=wait)
+            if payload is not None:
+                answered = self.answered
+                if not self._repeat(payload):
+                    before = self.decryptions
+                    reply = self._answer(payload)
+                    spent = self.decryptions != before
+                    if reply is not None and spent and self.answered != answered:
+                        # a sum released (not a refusal): kept for a resend of its request
+                        self._last_release = (hashlib.sha256(payload).digest(), reply)
+                    if reply is not None:
+                        self._send_reply(payload, reply, spent=spent)
+                    if self.end is not None:
+                        return self.decryptions
+                    digest = hashlib.sha256(payload).digest()
+                    if self.answered != answered and digest != last_answered:
+                        heard, last_answered, ignored = time.monotonic(), digest, 0
+                        continue
+                ignored += 1
+                if wait is None or wait > 0.0:
+                    continue  # the timer has not run out yet
+            self.outcome = "idle"
+            if ignored == 0:
                 self.end_reason = f"the server was silent for {idle_timeout or 0:.0f} s"
-                return self.decryptions
-            if self._repeat(payload):
-                continue
-            before, answered = self.decryptions, self.answered
-            reply = self._answer(payload)
-            spent = self.decryptions != before
-            if reply is not None and spent and self.answered != answered:
-                # a sum released (not a refusal): kept for a resend of its request
-                self._last_release = (hashlib.sha256(payload).digest(), reply)
-            if reply is not None:
-                self._send_reply(payload, reply, spent=spent)
-            if self.end is not None:
-                return self.decryptions
+            else:
+                self.end_reason = (
+                    f"the server sent nothing this key holder could take for "
+                    f"{idle_timeout or 0:.0f} s ({ignored} messages refused, repeated or "
+                    "not for it)"
+                )
+            return self.decryptions
 
     def serve(
         self,

@@ -342,6 +342,7 @@ class FederationServer:
         # runs without them, which they are told (NotSampled), and its end is not theirs
         self._start_unsent: set[str] = set()
         # the round in flight's participants told it runs without them on a new session
+        # (or on the session they had, their start unsent): each is told once a round
         self._told_moved: set[str] = set()
         self._client_names = frozenset(config.clients)
         self._round_end = 0.0
@@ -1220,6 +1221,11 @@ class FederationServer:
         notice = NotSampled(number, left, federation=self.config.name)
         for name in sorted(untold):
             self._told_or_sampled.add(name)
+            if name in self._start_unsent:
+                # told, as the sampling's left-out clients are, by name: the branch keeps
+                # the deadline across a reconnect, and refused a second notice of the
+                # round on its next session as a replay (review, 2026-12-06)
+                self._told_moved.add(name)
             self._send(name, notice)
 
     def _session_of(self, name: str) -> object:

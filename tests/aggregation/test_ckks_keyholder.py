@@ -763,7 +763,9 @@ def test_keyholder_service_survives_any_exception(caplog: pytest.LogCaptureFixtu
     transport = _Queue(hostile)
     service = KeyHolderService("kh", transport, _Fragile())  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, logger="secagg.keyholder"):
-        service.run(idle_timeout=0.01)
+        # the queue answers None at once when empty; the refused messages restart no
+        # idle timer, so a short one could run out (in real time) before the last
+        service.run(idle_timeout=60.0)
     assert [decode_message(m) for m in transport.sent] == [Relay(4, b"ok\x04")]
     assert service.refused == 5 and service.answered == 1
     assert "RecursionError" in caplog.text and "KeyError" in caplog.text

@@ -75,7 +75,7 @@ def test_a_reply_above_the_limit_is_a_refused_request_and_the_service_goes_on(
     )
     service = KeyHolderService("compliance", endpoint, _Session())  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="secagg.keyholder"):
-        service.run(idle_timeout=0.01)
+        service.run(idle_timeout=60.0)
     assert service.outcome == "finished"
     assert (service.answered, service.refused) == (1, 1)
     assert endpoint.sent == [Relay(1, REFUSAL), Relay(2, b"x" * 8)]
@@ -98,7 +98,7 @@ def test_a_lost_session_still_ends_the_run_for_serve_to_redial() -> None:
     endpoint.lost = True
     service = KeyHolderService("compliance", endpoint, _Session())  # type: ignore[arg-type]
     with pytest.raises(NotConnected):
-        service.run(idle_timeout=0.01)
+        service.run(idle_timeout=60.0)
 
 
 # --- a decryption whose reply did not leave stays counted (2026-12-06) -----------------
@@ -132,7 +132,7 @@ def test_a_refused_reply_that_decrypted_nothing_spends_nothing(
     endpoint = _Endpoint(_request(1, 10 * LIMIT), encode_message(FederationEnd(1, True, "")))
     service = KeyHolderService("compliance", endpoint, _Plain())  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="secagg.keyholder"):
-        service.run(idle_timeout=0.01)
+        service.run(idle_timeout=60.0)
     assert service.decryptions == 0
     (warning,) = _warnings(caplog)
     assert warning.endswith("the request is refused, serving on")
@@ -146,7 +146,7 @@ def test_a_session_lost_under_a_decryption_s_reply_says_the_decryption_is_counte
     endpoint.lost = True  # the session ends as the reply is due
     service = KeyHolderService("compliance", endpoint, _Session())  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="secagg.keyholder"), pytest.raises(NotConnected):
-        service.run(idle_timeout=0.01)
+        service.run(idle_timeout=60.0)
     assert service.decryptions == 1  # counted: serve() redials with it spent
     assert _warnings(caplog) == [
         "compliance: its session ended before the reply to its decryption left (the "
