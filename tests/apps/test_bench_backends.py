@@ -7,6 +7,8 @@ import pytest
 
 from secagg.apps.bench.backends import (
     CKKS_BYTES_PER_PARAMETER_LIMIT,
+    TIMING_KEYS,
+    main,
     markdown_table,
     packed_bytes_per_parameter,
     run_benchmark,
@@ -75,3 +77,25 @@ def test_a_cell_over_the_bar_fails_and_is_named():
     assert targets([c for c in cells if c["backend"] != "ckks"]) == []
     table = markdown_table({"cells": [], "targets": [target]})
     assert "FAIL" in table and "n = 100" in table
+
+
+def test_repeats_report_the_best_of_every_round_and_keep_them_all():
+    result = run_benchmark(
+        ns=(3,), ds=(64,), backends=("plain", "secagg+"), progress=False, repeats=3
+    )
+    assert result["repeats"] == 3
+    for cell in result["cells"]:
+        assert cell["repeats"] == 3 and len(cell["runs"]) == 3
+        for key in TIMING_KEYS:
+            assert cell[key] == min(run[key] for run in cell["runs"]), key
+        assert cell["round_cpu_seconds"] > 0
+    assert "Seconds: the best of 3 rounds per cell." in markdown_table(result)
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        run_benchmark(ns=(3,), ds=(64,), backends=("plain",), progress=False, repeats=0)
+
+
+def test_the_scripts_repeats_flag_refuses_zero_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--quick", "--repeats", "0"])
+    assert stopped.value.code == 2
+    assert "argument --repeats: must be at least 1, got 0" in capsys.readouterr().err
