@@ -686,6 +686,10 @@ def runtime_benchmark(
 def run_benchmark(grid: dict[str, Any], *, progress: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    # the code that runs is the code at the start: read after a run of minutes, the commit
+    # and the tree's state were whatever they had become meanwhile (2026-12-06: a run
+    # started on 0f15aa2 recorded 76d3b55, dirty)
+    code = git_info()
     cells = []
     for n in grid["ns"]:
         for graph in grid["graphs"]:
@@ -720,7 +724,7 @@ def run_benchmark(grid: dict[str, Any], *, progress: bool = True) -> dict[str, A
             key: list(value) if isinstance(value, tuple) else value for key, value in grid.items()
         },
         "machine": machine_info(),
-        "git": git_info(),
+        "git": code,
         "method": __doc__,
         "definitions": DEFINITIONS,
         "notes": list(NOTES),
