@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from secagg.apps.bench.backends import (
     CKKS_BYTES_PER_PARAMETER_LIMIT,
     TIMING_KEYS,
+    CPUTimings,
     main,
     markdown_table,
     packed_bytes_per_parameter,
@@ -89,7 +92,7 @@ def test_repeats_report_the_best_of_every_round_and_keep_them_all():
         for key in TIMING_KEYS:
             assert cell[key] == min(run[key] for run in cell["runs"]), key
         assert cell["round_cpu_seconds"] > 0
-    assert "Seconds: the best of 3 rounds per cell." in markdown_table(result)
+    assert "Seconds: CPU seconds, the best of 3 rounds per cell." in markdown_table(result)
     with pytest.raises(ValueError, match="repeats must be at least 1"):
         run_benchmark(ns=(3,), ds=(64,), backends=("plain",), progress=False, repeats=0)
 
@@ -99,3 +102,16 @@ def test_the_scripts_repeats_flag_refuses_zero_in_one_line(capsys):
         main(["--quick", "--repeats", "0"])
     assert stopped.value.code == 2
     assert "argument --repeats: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_the_roles_are_timed_in_cpu_seconds_not_the_time_other_jobs_hold_the_cores():
+    """A role's call that waits (here: sleeps 0.2 s) spends no CPU: the wall clock counted
+    the wait, as it counted another job's hold of a shared core, until 2026-12-06."""
+    timings = CPUTimings()
+    for role, party in (("server", 0), ("helper", 0), ("client", 3)):
+        timings.timed(role, party, time.sleep, 0.2)
+    assert timings.server_seconds < 0.1 and timings.helper_seconds < 0.1
+    assert timings.client_seconds[3] < 0.1
+    result = run_benchmark(ns=(3,), ds=(64,), backends=("plain",), progress=False)
+    assert result["clock"] == "cpu"
+    assert markdown_table(result).startswith("Seconds: CPU seconds.")
