@@ -742,10 +742,13 @@ def test_the_backends_pages_ckks_bound_is_the_one_the_server_reports() -> None:
         if re.match(r"\| \d+ \| [\d,]+ \| ckks \|", line)
     ]
     assert len(rows) == 4, rows
-    for row in rows:  # the run's own bound: bench ckks reports the 9-sigma one (2026-12-06)
+    for row in rows:
         n, d = int(row["n"]), int(row["d"].replace(",", ""))
         bound = _ckks_bound_now(n, d)
-        assert row["documented bound"] == f"{bound:.2e}", (n, d, row, bound)
+        # a run of bench ckks since 2026-12-06 reports the 9-sigma bound itself; an older
+        # run's table carries it beside its own, as "bound now"
+        shown = row.get("bound now", row["documented bound"])
+        assert shown == f"{bound:.2e}", (n, d, row, bound)
         assert float(row["max abs error (clip = 1)"]) <= bound, (n, d)
     (stated,) = re.findall(r"against a documented bound of\s+([\d.]+)·10⁻⁶", " ".join(text.split()))
     assert float(stated) * 1e-6 == pytest.approx(_ckks_bound_now(100, 10**6), rel=1e-3)
