@@ -37,6 +37,7 @@ def test_smallest_quick_run_prints_the_json_of_both_variants(bench, tmp_path, ca
     assert result["benchmark"] == "active"
     assert {"machine", "git", "grid", "definitions", "notes", "protocol", "runtime"} <= set(result)
     assert result["machine"]["cpus"] >= 1 and result["machine"]["python"]
+    assert result["grid"]["clock"] == "cpu"  # a shared machine's load lengthens wall time
 
     cells = result["protocol"]
     assert {(c["graph"], c["dropout"]) for c in cells} == {
@@ -61,13 +62,16 @@ def test_smallest_quick_run_prints_the_json_of_both_variants(bench, tmp_path, ca
             assert cell["active_vs_passive"][key] > 1
         assert set(cell["active_vs_passive"]) == set(bench.RATIO_KEYS)
         assert set(cell["active_vs_passive_paired"]) == set(bench.PAIRED_KEYS)
+        assert set(cell["active_vs_passive_best"]) == set(bench.BEST_KEYS)
+        for variant in (passive, active):  # one repetition: its best is its median
+            assert variant["best"] == {key: variant[key] for key in bench.BEST_KEYS}
 
     runtime = result["runtime"]
     assert runtime["clients"] == bench.QUICK_GRID["runtime_clients"]
     for variant in ("passive", "active"):
         rounds = runtime[variant]["rounds"]
         assert len(rounds) == bench.QUICK_GRID["runtime_rounds"]
-        assert all(row["seconds"] > 0 for row in rounds)
+        assert all(row["seconds"] > 0 and row["cpu_seconds"] > 0 for row in rounds)
         assert runtime[variant]["k"] is not None and runtime[variant]["t"] is not None
     assert runtime["active"]["server_sent_bytes"] > runtime["passive"]["server_sent_bytes"]
     assert runtime["active_vs_passive"]["round_seconds"] > 0
@@ -100,3 +104,20 @@ def test_markdown_table_of_a_run(bench, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "| 10 | harary | 0% |" in table
     assert "active / passive" in table
+
+
+def test_the_recorded_commit_is_the_one_the_run_started_on(bench, monkeypatch):
+    """The run records the commit and tree state it started with: a commit made while a
+    run of minutes goes on is not the code that ran."""
+    states = iter(["started-on", "committed-meanwhile"])
+    monkeypatch.setattr(bench, "git_info", lambda: {"commit": next(states)})
+
+    def cell(*args, **kwargs):
+        bench.git_info()  # the tree changes while the cells run
+        return {}
+
+    monkeypatch.setattr(bench, "protocol_cell", cell)
+    monkeypatch.setattr(bench, "runtime_benchmark", lambda *args: {})
+    grid = {**bench.QUICK_GRID, "ns": (10,), "graphs": ("harary",), "dropouts": (0.0,)}
+    result = bench.run_benchmark(grid, progress=False)
+    assert result["git"] == {"commit": "started-on"}

@@ -15,11 +15,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from secagg.apps.bench import papers
 from secagg.apps.cli import main
+from secagg.protocol import ServerPhase
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -202,3 +204,32 @@ def test_the_smoke_grid_is_hidden_and_smaller_than_the_quick_one() -> None:
     assert max(papers.SMOKE.b17_ns) < max(papers.QUICK.b17_ns)
     assert papers.SMOKE.b17_d < papers.QUICK.b17_d
     assert max(papers.SMOKE.b20_ns) < max(papers.QUICK.b20_ns)
+
+
+def test_replays_copy_only_the_survivors_and_the_last_uses_the_recorded_clients() -> None:
+    """Each dropout level replays one recorded round: the levels before the last answer
+    the unmasking with deep copies of the survivors only (the dropped get no request),
+    and the last with the recorded clients themselves, since nothing replays after it.
+    Every level still sums exactly. Before 2026-12-06 every level deep-copied all n."""
+    n = 10
+    words = papers._random_floats(n, 8).view(np.uint32)
+    run = papers._run_clients(n, 8, "complete", papers.B17_TOLERATED_DROPOUT, words)
+    recorded = list(run.prep.clients)
+    phases = [client.phase for client in recorded]
+
+    copied = papers._answering_clients(recorded, [0, 2, 5], last=False)
+    assert sorted(copied) == [0, 2, 5]
+    assert all(copied[p] is not recorded[p] for p in copied)
+    used = papers._answering_clients(recorded, [1, 3], last=True)
+    assert all(used[p] is recorded[p] for p in used)
+
+    for dropped, last in (({3, 7}, False), ({1}, False), ({4, 8, 9}, True)):
+        server, _, unmask_cpu = papers._replay(run, dropped, last=last)
+        assert server.phase == ServerPhase.COMPLETE
+        included = sorted(server.report.included)
+        assert included == sorted(set(range(n)) - dropped)
+        assert np.array_equal(server.result(), papers._modular_sum(words, included))
+        assert all(unmask_cpu[p] > 0 for p in included)
+        if not last:  # the recorded clients are as they were: the next level needs them
+            assert [client.phase for client in recorded] == phases
+    assert [client.phase for client in recorded] != phases  # the last level used them

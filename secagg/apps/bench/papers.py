@@ -34,9 +34,11 @@ other load on the machine inflates far less than wall time), with the cyclic gar
 collector paused as :mod:`timeit` does (see :func:`_gc_paused`). Each dropout level
 then replays the recorded key phases into a fresh :class:`~secagg.protocol.Server`
 with the same round id and graph seed, feeds it the masked inputs of all but the
-dropped clients, and lets deep copies of the clients answer its unmasking requests;
+dropped clients, and lets deep copies of the surviving clients answer its unmasking
+requests (the last level the recorded clients themselves: nothing replays after it);
 every ``server.handle`` and ``close_phase`` is timed the same way (the replay's wall
-time, harness included, is recorded too). Every replay is a complete round whose sum
+time, harness included, is recorded too; since 2026-12-06 it holds the copies of the
+survivors only). Every replay is a complete round whose sum
 is checked against numpy's modular sum of the included clients' words. Replaying one
 round id with different dropout sets would reveal secrets in a deployment; here it
 only saves recomputation (see :mod:`secagg.apps.bench.masking`, whose helpers this
@@ -267,18 +269,40 @@ def _run_clients_unpaused(
     return _Clients(prep, cpu, time.perf_counter() - started)
 
 
-def _replay(run: _Clients, dropped: set[int]) -> tuple[Server, dict[str, float], np.ndarray]:
+def _replay(
+    run: _Clients, dropped: set[int], *, last: bool = False
+) -> tuple[Server, dict[str, float], np.ndarray]:
     """One complete round from the recorded key phases, ``dropped`` silent at masked input.
 
     Returns the finished server, its CPU seconds per part (and the replay's wall
     seconds), and each surviving client's CPU seconds for the unmasking request.
+    ``last``: no later replay needs the clients as they were before unmasking, so
+    this one lets the recorded clients themselves answer (see :func:`_answering_clients`).
     """
     with _gc_paused():
-        return _replay_unpaused(run, dropped)
+        return _replay_unpaused(run, dropped, last)
+
+
+def _answering_clients(
+    clients: Sequence[Client], recipients: Sequence[int], last: bool
+) -> dict[int, Client]:
+    """The clients that answer one replay's unmasking requests, in their pre-unmasking state.
+
+    Answering changes a client (its phase, what it revealed), so a replay that another
+    follows deep-copies them; only the recipients (the survivors), with one memo so that
+    what they share stays shared, and none for the last replay, which may use them up.
+    Why: ``bench papers`` deep-copied all n clients at every dropout level, about a tenth
+    of the smoke grid's time, for requests the dropped never get. The copy is outside
+    every timed ``handle`` either way: what is measured does not change.
+    """
+    if last:
+        return {p: clients[p] for p in recipients}
+    memo: dict[int, Any] = {}
+    return {p: copy.deepcopy(clients[p], memo) for p in recipients}
 
 
 def _replay_unpaused(
-    run: _Clients, dropped: set[int]
+    run: _Clients, dropped: set[int], last: bool = False
 ) -> tuple[Server, dict[str, float], np.ndarray]:
     prep = run.prep
     server = _fresh_server(prep)
@@ -301,10 +325,10 @@ def _replay_unpaused(
     unmask_cpu = np.zeros(prep.config.num_clients)
     if server.phase != ServerPhase.UNMASKING:
         raise BenchmarkError(f"round did not reach unmasking: {server.report.abort_reason}")
-    clients = copy.deepcopy(prep.clients)
+    requests = [_wire(request) for request in requests]
+    clients = _answering_clients(prep.clients, [r.recipient for r in requests], last)
     answers = []
     for request in requests:
-        request = _wire(request)
         assert isinstance(request, UnmaskingRequest)
         start = time.process_time()
         try:
@@ -340,9 +364,9 @@ def measure(
     run = _run_clients(n, d, graph, tolerated, words)
     config = run.prep.config
     cells = []
-    for dropout in dropouts:
+    for level, dropout in enumerate(dropouts):
         dropped = set(secrets.SystemRandom().sample(range(n), math.floor(dropout * n + 1e-9)))
-        server, cpu, unmask_cpu = _replay(run, dropped)
+        server, cpu, unmask_cpu = _replay(run, dropped, last=level == len(dropouts) - 1)
         if server.phase != ServerPhase.COMPLETE:
             raise BenchmarkError(f"{figure} n={n} d={d} dropout={dropout}: round aborted")
         included = list(server.report.included)
@@ -761,7 +785,9 @@ def _finish_axes(ax: Any, xlabel: str, ylabel: str, title: str, legend_size: int
     """Labels, title, grid and legend: the same finish on every panel of every figure."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    # a title at a given height: matplotlib otherwise measures the axis's tick labels at
+    # every draw to lift it above any on top (there are none here), a third of a plot's time
+    ax.set_title(title, fontsize=9, y=1.0)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=legend_size)
 
@@ -780,6 +806,33 @@ def _trend(
     ax.plot(x, ys[-1] * (x / xs[-1]) ** slope, style, alpha=0.6, label=label)
 
 
+#: Figure margins in inches (left, right, bottom, top) and the gap between two panels:
+#: room for the tick labels and axis label on the left and at the bottom, the footer line
+#: under them, and a one-line title on top.
+_MARGIN_INCHES = (1.0, 0.15, 0.75, 0.35)
+_PANEL_GAP_INCHES = 1.0
+
+
+def _fixed_margins(fig: Any) -> None:
+    """Lay a figure out with fixed margins instead of ``tight_layout``.
+
+    Why: ``tight_layout`` measured every tick label's text to place the axes, which
+    drew each figure's text once more before ``savefig`` drew it: about half of the
+    plots' time (2026-12-06, profiled on the smoke grid). The figures here have one
+    row of panels with one-line titles, so fixed margins in inches fit them all."""
+    width, height = fig.get_size_inches()
+    left, right, bottom, top = _MARGIN_INCHES
+    panels = max(1, len(fig.axes))
+    panel_width = (width - left - right - (panels - 1) * _PANEL_GAP_INCHES) / panels
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=_PANEL_GAP_INCHES / panel_width,
+    )
+
+
 def write_plots(result: dict[str, Any], out: Path) -> list[str]:
     """One PNG per paper figure, titled with the paper's figure label; returns the names."""
     import matplotlib
@@ -794,7 +847,7 @@ def write_plots(result: dict[str, Any], out: Path) -> list[str]:
 
     def save(fig: Any, name: str) -> None:
         fig.text(0.01, 0.005, f"ours: {cpu}, CPU seconds (time.process_time)", fontsize=7)
-        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        _fixed_margins(fig)
         fig.savefig(out / name, dpi=110)
         plt.close(fig)
         written.append(name)

@@ -218,12 +218,20 @@ def bench_dp(
     multiple=True,
     help="Backends to compare (repeatable; default all three).",
 )
+@click.option(
+    "--repeats",
+    type=_RUNS,
+    default=1,
+    show_default=True,
+    help="Rounds per cell; each timing is the best of them (a shared machine only adds time).",
+)
 @_bench_json_output
 def bench_ckks(
     quick: bool,
     ns: tuple[int, ...],
     ds: tuple[int, ...],
     backends: tuple[str, ...],
+    repeats: int,
     as_json: bool,
     out: str | None,
 ) -> None:
@@ -253,7 +261,7 @@ def bench_ckks(
         bench_backends.memory_bytes(n, d), f"--n {n} x --d {d} float64 updates", "'--n' / '--d'"
     )
     with _failure_as_line("secagg bench ckks", bench_backends.BenchmarkError):
-        result = bench_backends.run_benchmark(**grid)
+        result = bench_backends.run_benchmark(**grid, repeats=repeats)
     _emit_bench("secagg bench ckks", result, out)
 
 
