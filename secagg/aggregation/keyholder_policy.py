@@ -326,11 +326,20 @@ def clamp_to_plausible(values: np.ndarray, reach: float) -> int:
     checks: in the clamp it would let a server asking for more noise widen what a sum
     may decrypt to. A crafted query's decryption is held to the same range as before,
     so the bound on what it learns of the key, ``1/2 log2(1 + (reach/sigma)^2)`` bits a
-    coordinate, holds, now without the refusal's extra bit."""
-    moved = int(np.count_nonzero(~(np.abs(values) <= reach)))  # NaN compares False
-    if moved:
-        np.nan_to_num(values, copy=False, nan=0.0, posinf=reach, neginf=-reach)
-        np.clip(values, -reach, reach, out=values)
+    coordinate, holds, now without the refusal's extra bit.
+
+    Why every pass runs on every call: the passes that move coordinates ran only when
+    some coordinate was beyond the box, so a slice holding one took longer to clamp
+    (about 0.7 ms against 1.2 ms for 65 536 values, measured on a loaded host), just
+    before the reply left: with a malicious branch's upload set near the edge in chosen
+    slices, the reply's timing said whether an honest coordinate of each was above a
+    threshold, the bit the clamp replaced the refusal to remove (second review,
+    2026-12-06, tests/aggregation/test_keyholder_clamp_oblivious.py). The same
+    operations now run whatever the values: count, NaN to 0 (``copyto`` under a mask),
+    clip (an infinity to the bound of its sign)."""
+    moved = values.size - int(np.count_nonzero(np.abs(values) <= reach))  # NaN compares False
+    np.copyto(values, 0.0, where=np.isnan(values))
+    np.clip(values, -reach, reach, out=values)
     return moved
 
 
