@@ -417,9 +417,18 @@ def _read(path: Path, what: str, max_bytes: int = MAX_CERTIFICATE_BYTES) -> byte
 
 def load_certificate_file(path: Path, what: str) -> x509.Certificate:
     """Read a PEM certificate; ``what`` names it in the error if it is missing or garbled."""
+    return _certificate_and_bytes(path, what)[0]
+
+
+def _certificate_and_bytes(path: Path, what: str) -> tuple[x509.Certificate, bytes]:
+    """The PEM certificate at ``path`` and the file's bytes, from ONE read.
+
+    Why: a party's credentials checked the certificate read once (against its key, and
+    the CA) and handed gRPC the file read again, so a certificate swapped in between was
+    served unchecked; the bytes served are now those checked."""
     data = _read(path, what)  # outside the try: MissingCertificate is a ValueError too
     try:
-        return x509.load_pem_x509_certificate(data)
+        return x509.load_pem_x509_certificate(data), data
     except ValueError as exc:
         raise CertificateStoreError(f"{what} at {path} is not a PEM certificate") from exc
 
@@ -610,7 +619,7 @@ def load_server_credentials(
     A key file that group or others may read is refused (:class:`InsecureKeyFile`)
     unless ``allow_insecure_key_permissions`` (see :func:`load_private_key_file`)."""
     layout = CaLayout(Path(directory))
-    cert = load_certificate_file(layout.server_cert, "server certificate")
+    cert, chain = _certificate_and_bytes(layout.server_cert, "server certificate")
     pem, key = _load_key(
         layout.server_key,
         "server private key",
@@ -620,7 +629,7 @@ def load_server_credentials(
     ca = load_ca_certificate(layout.ca_cert)
     return ServerCredentials(
         private_key=pem,
-        certificate_chain=_read(layout.server_cert, "server certificate"),
+        certificate_chain=chain,
         root_certificates=ca.public_bytes(serialization.Encoding.PEM),
     )
 
@@ -720,7 +729,7 @@ def load_client_credentials(
             [layout.client_cert(name), base / f"{name}.pem"], f"certificate of client {name!r}"
         )
     )
-    cert = load_certificate_file(cert_path, f"certificate of client {name!r}")
+    cert, chain = _certificate_and_bytes(cert_path, f"certificate of client {name!r}")
     key_path = (
         Path(key)
         if key is not None
@@ -741,7 +750,7 @@ def load_client_credentials(
         name=name,
         root_certificates=root.public_bytes(serialization.Encoding.PEM),
         private_key=pem,
-        certificate_chain=_read(cert_path, f"certificate of client {name!r}"),
+        certificate_chain=chain,
     )
 
 

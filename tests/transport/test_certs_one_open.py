@@ -51,3 +51,36 @@ def test_a_certificate_past_its_bound_is_refused_unread(tmp_path: Path) -> None:
     path.write_bytes(b"-" * (MAX_CERTIFICATE_BYTES + 1))
     with pytest.raises(CertificateStoreError, match="is larger than 1024 KiB"):
         load_certificate_file(path, "server certificate")
+
+
+def test_the_certificate_served_is_the_one_checked_against_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The branch's certificate was read to be checked (against its key, the CA) and
+    read again for gRPC: a file swapped between the two was served unchecked. The swap
+    is made right after the first parse of the certificate."""
+    from cryptography import x509
+
+    from secagg.apps.devca import init_ca, issue_client
+    from secagg.transport.certs import CaLayout, load_client_credentials
+
+    ca = tmp_path / "ca"
+    init_ca(ca)
+    issue_client(ca, "b1")
+    issue_client(ca, "b2")
+    layout = CaLayout(ca)
+    checked = layout.client_cert("b1").read_bytes()
+    parse = x509.load_pem_x509_certificate
+    swapped: list[bool] = []
+
+    def parse_then_swap(data: bytes, *args: Any) -> x509.Certificate:
+        parsed = parse(data, *args)
+        if data == checked and not swapped:
+            swapped.append(True)
+            layout.client_cert("b1").write_bytes(layout.client_cert("b2").read_bytes())
+        return parsed
+
+    monkeypatch.setattr(x509, "load_pem_x509_certificate", parse_then_swap)
+    credentials = load_client_credentials(ca, "b1")
+    assert swapped
+    assert credentials.certificate_chain == checked
