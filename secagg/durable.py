@@ -49,13 +49,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from secagg.errors import ConfigurationError, FileTooLarge, NotARegularFile
+
 __all__ = [
     "SECRET_FILE_MODE",
     "STALE_AFTER_SECONDS",
     "LockTimeout",
     "create_json_atomically",
     "exclusive_lock",
+    "file_kind",
+    "opened_regular_file",
+    "read_at_most",
+    "read_regular_file",
+    "refuse_special_file",
     "remove_stale_temporaries",
+    "size_words",
+    "special_file_kind",
     "write_atomically",
     "write_json_atomically",
 ]
@@ -274,3 +283,133 @@ def exclusive_lock(
         yield
     finally:
         os.close(fd)  # closing the descriptor releases its lock
+
+
+# --- reading a user-named file through one open ------------------------------------------
+#
+# Why here, at the bottom of the layers: every layer that reads a file a user named (the
+# transport's certificates and keys, the ledger's keys, a branch's state, the key
+# holder's key and record, the command line's configs) reopened the path after the command
+# line had checked it, so a file swapped for a named pipe in between still blocked that
+# reader's open() forever, waiting for a writer (hostile CLI review, 2026-12-06). One
+# reader they all may import closes that window: the check is made on the descriptor
+# that is then read, never on the path.
+
+#: the chunk a bounded read asks for at a time
+_READ_CHUNK = 1024 * 1024
+
+
+def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in the words of the refusal."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def size_words(nbytes: int) -> str:
+    """``1024 KiB``, ``256 MiB``: a size bound as the refusals say it (KiB up to 1 MiB,
+    the policy files' bound, as their refusal has always said it)."""
+    if nbytes > 1024 * 1024 and nbytes % (1024 * 1024) == 0:
+        return f"{nbytes // (1024 * 1024)} MiB"
+    if nbytes >= 1024 and nbytes % 1024 == 0:
+        return f"{nbytes // 1024} KiB"
+    return f"{nbytes} bytes"
+
+
+@contextlib.contextmanager
+def opened_regular_file(path: str | os.PathLike[str], what: str) -> Iterator[int]:
+    """A blocking read-only descriptor of the regular file at ``path``, closed when the
+    block ends; the kind is taken from that descriptor (``fstat``), so what the block
+    reads is the file that was checked, whatever is moved over the path meanwhile.
+
+    The path is opened non-blocking (a named pipe then opens at once instead of waiting
+    for a writer); a named pipe, a device or a socket is refused
+    (:class:`~secagg.errors.NotARegularFile`, naming ``path`` and ``what`` it should have
+    been). What ``open()`` or a read would have raised is raised as that
+    :class:`OSError`, so each caller keeps its own words for a missing or unreadable
+    file: :class:`FileNotFoundError`, :class:`PermissionError`, and
+    :class:`IsADirectoryError` for a folder (which opens read-only, and fails only at
+    its first read). ``path`` must be a str or a path: ``os.open(5)`` is a TypeError,
+    said here as the caller's mistake (:class:`~secagg.errors.ConfigurationError`)."""
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigurationError(f"{what} is given by its path, not {type(path).__name__}")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, file_kind(mode), what)
+        os.set_blocking(fd, True)  # a regular file: O_NONBLOCK was for the open only
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_at_most(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes of the open descriptor ``fd``, fewer only at its end:
+    ``os.read`` may return less than asked (a large read, a signal), so it is asked
+    again until ``limit`` bytes or the end."""
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0 and (chunk := os.read(fd, min(left, _READ_CHUNK))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``max_bytes``, read through ONE
+    open (:func:`opened_regular_file`: a named pipe, a device or a socket is
+    :class:`~secagg.errors.NotARegularFile`; a missing, unreadable file or a folder is
+    the :class:`OSError` ``open()`` gives, for the caller to word).
+
+    At most ``max_bytes + 1`` bytes are read from the descriptor that was checked: a
+    file larger than ``max_bytes`` (or one that grows past it while read) is
+    :class:`~secagg.errors.FileTooLarge`, never read whole (``what`` names the file in
+    the refusal: ``a key holder's key file``)."""
+    with opened_regular_file(path, what) as fd:
+        raw = read_at_most(fd, max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise FileTooLarge(
+            f"{path} is larger than {size_words(max_bytes)}: too large for {what} "
+            "(is it the right file?)"
+        )
+    return raw
+
+
+def special_file_kind(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is when it is a named pipe, a device or a socket (``a named pipe``),
+    found without blocking (opened non-blocking, its kind taken from that descriptor);
+    None for a regular file, a folder, or a path that cannot be opened (the reader that
+    follows says why, in its own words)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return file_kind(mode)
+
+
+def refuse_special_file(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse ``path`` (:class:`~secagg.errors.NotARegularFile`, one line) when it is a
+    named pipe, a device or a socket, without blocking (:func:`special_file_kind`).
+
+    For a reader that must open the path itself (SQLite opens a ledger by its name):
+    the most that can be done before its open. A file swapped in after this check is
+    not caught here; :func:`read_regular_file` is the one-open read for callers that
+    take the bytes."""
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise NotARegularFile(path, kind, what)

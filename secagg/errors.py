@@ -30,6 +30,27 @@ class WordTypeError(ConfigurationError, TypeError):
     :class:`ConfigurationError` (or :class:`SecAggError`) like every other mistake."""
 
 
+class NotARegularFile(ConfigurationError):
+    """A path named as a file (a key, a certificate, a state file, a config) is a named
+    pipe, a device or a socket: refused before a byte is read from it.
+
+    Why a type of its own: a named pipe blocked the reader's ``open()`` forever (it
+    waits for a writer) and ``/dev/zero`` was read until memory ran out; each layer that
+    reads a user-named file refuses it through
+    :func:`secagg.durable.read_regular_file` and may re-raise it in its own words.
+    ``path`` is the path as given, ``kind`` what it is (``a named pipe``)."""
+
+    def __init__(self, path: object, kind: str, what: str) -> None:
+        self.path = path
+        self.kind = kind
+        super().__init__(f"{path} is {kind}, not {what}")
+
+
+class FileTooLarge(ConfigurationError):
+    """A file holds more than its reader's bound: no key, certificate or state file is
+    that large, so it is the wrong file, and reading it whole would only fill memory."""
+
+
 # --- cryptography -----------------------------------------------------------
 
 

@@ -112,7 +112,7 @@ from secagg.aggregation.keyholder_policy import (
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, BranchPolicy
 from secagg.aggregation.spec import Reader, Writer, encode_spec
 from secagg.crypto.stream import KeyedStream
-from secagg.durable import write_json_atomically
+from secagg.durable import read_regular_file, write_json_atomically
 from secagg.errors import (
     ConfigurationError,
     InvalidMessage,
@@ -553,6 +553,9 @@ class CKKSSpec(RoundSpec):
 #: federation the round is of (a version-1 file, which named none, is read as this key
 #: holder's federation's: the same key wrote it, and its record serves that federation)
 _OPENED_VERSION = 2
+#: the largest ``<state>.opened`` read: its JSON (a round, a dimension, a federation, a
+#: fingerprint) is under 300 bytes; past this it is no opened round, and is set aside
+_MAX_OPENED_BYTES = 64 * 1024
 
 
 # --- the keys this process published: the in-memory runs' trust ---------------------
@@ -890,7 +893,10 @@ class KeyHolderSession(HelperSession):
         if path is None or not path.exists():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            # one open, bounded: a file swapped for a named pipe blocked the key holder's
+            # start forever (a read by path); refused (a ValueError), it is set aside
+            raw = read_regular_file(path, _MAX_OPENED_BYTES, "a key holder's opened round")
+            data = json.loads(raw.decode("utf-8"))
             version = data.get("version") if isinstance(data, dict) else None
             if isinstance(version, bool) or version not in (1, _OPENED_VERSION):
                 raise ValueError("unknown version")

@@ -73,6 +73,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("secagg.he needs TenSEAL: pip install 'secagg[he]'") from exc
 
 from secagg.crypto.signing import write_private_file
+from secagg.durable import read_regular_file
 from secagg.errors import ConfigurationError
 from secagg.he.chunks import decrypt_aggregate
 from secagg.he.context import (
@@ -106,6 +107,10 @@ __all__ = [
 
 #: the first bytes of a key holder's key file (a TenSEAL context with its secret key follows)
 _KEY_FILE_MAGIC = b"SAKH1\n"
+#: the largest key file read: a public and a secret key at the largest ring (N = 32768,
+#: at most 881 bits of NTT primes of 17 bits or more: 51 of them) are 3 x 32768 x 51
+#: words of 8 bytes, 40 MiB before TenSEAL's compression; past this it is not a key file
+MAX_KEY_FILE_BYTES = 256 * 1024 * 1024
 
 
 class KeyMode(enum.Enum):
@@ -186,7 +191,9 @@ class KeyHolder(_SecretRole):
     ) -> KeyHolder:
         """Read a key pair :meth:`save` wrote, for ``params`` (refused if made for others)."""
         try:
-            data = Path(path).read_bytes()
+            # one open, bounded: a named pipe here (or a file swapped for one after the
+            # command line's check) blocked the key holder's start forever
+            data = read_regular_file(path, MAX_KEY_FILE_BYTES, "a key holder's key file")
         except OSError as exc:
             raise ConfigurationError(f"cannot read the key file {path}: {exc.strerror}") from None
         if not data.startswith(_KEY_FILE_MAGIC):

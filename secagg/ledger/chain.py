@@ -46,10 +46,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from secagg.crypto.signing import SigningKey, VerifyKey, write_private_file
-from secagg.durable import write_atomically
-from secagg.errors import ConfigurationError, SecAggError, SignatureError
+from secagg.durable import (
+    opened_regular_file,
+    read_at_most,
+    read_regular_file,
+    refuse_special_file,
+    write_atomically,
+)
+from secagg.errors import ConfigurationError, NotARegularFile, SecAggError, SignatureError
 
 log = logging.getLogger("secagg.ledger")
+
+#: the largest ledger key file (a PEM Ed25519 key and its salt, under 300 bytes) or
+#: public key file read: past this it is not one, and is refused rather than read whole
+MAX_LEDGER_KEY_BYTES = 64 * 1024
 
 ROW_LABEL = b"secagg/v1/ledger-row"
 HEAD_LABEL = b"secagg/v1/ledger-head"
@@ -212,7 +222,8 @@ class LedgerKey:
     @classmethod
     def load(cls, path: str | Path) -> LedgerKey:
         try:
-            blob = Path(path).read_bytes()
+            # one open, bounded: a named pipe here blocked the server's start forever
+            blob = read_regular_file(path, MAX_LEDGER_KEY_BYTES, "a ledger key file")
             pem, _, salt = blob.partition(b"salt:")
             signing = SigningKey.from_pem(pem)
             if len(salt.strip()) != 64:
@@ -271,7 +282,10 @@ def export_public_key(public_key: bytes, path: str | Path) -> Path:
 
 def load_public_key(path: str | Path) -> bytes:
     try:
-        return VerifyKey.from_pem(Path(path).read_bytes()).raw
+        # one open, bounded: a named pipe here blocked the audit forever
+        return VerifyKey.from_pem(
+            read_regular_file(path, MAX_LEDGER_KEY_BYTES, "a public key file")
+        ).raw
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot read the public key {path}: {exc}") from None
 
@@ -285,6 +299,10 @@ class Ledger:
     def __init__(self, path: str | Path, key: LedgerKey) -> None:
         self.path = Path(path)
         self.key = key
+        # SQLite opens the ledger by its name, so the check cannot be made on the
+        # descriptor it reads: a named pipe (or a device) is refused just before, the
+        # most that can be done (sqlite3 on a named pipe failed as "disk I/O error")
+        refuse_special_file(self.path, "a ledger")
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         # secure_delete: the head row every append replaces is zeroed, not left as a free
         # block holding an older signed head (security review L1).
@@ -669,8 +687,11 @@ def not_a_ledger(path: Path) -> str | None:
     for the server's start (:mod:`secagg.runtime.launch`), whose own open of the
     ledger failed: it asks this rather than reading the whole chain again."""
     try:
-        with path.open("rb") as file:
-            header = file.read(_WAL_VERSION_BYTES.stop)
+        # one non-blocking open: a file swapped for a named pipe blocked open() forever
+        with opened_regular_file(path, "a ledger") as fd:
+            header = read_at_most(fd, _WAL_VERSION_BYTES.stop)
+    except NotARegularFile as exc:
+        return str(exc)  # a named pipe, a device: positively no ledger
     except OSError:
         return None  # unreadable: the read that failed says why
     magic = header[: len(_SQLITE_MAGIC)]
@@ -785,6 +806,10 @@ def read_chain(
     path = Path(path)
     if not path.exists():
         raise ConfigurationError(f"no ledger at {path}")
+    # SQLite's read-only open of a named pipe blocked forever, waiting for a writer; it
+    # opens by name, so this check just before it is the most that can be done: a file
+    # swapped for a named pipe in the microseconds between them still blocks it
+    refuse_special_file(path, "a ledger")
     try:
         return _read_tables(
             path, lambda db: _check_chain(db, path, public_key, after, prior, shared)

@@ -59,7 +59,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN
-from secagg.durable import LockTimeout, exclusive_lock, write_json_atomically
+from secagg.durable import (
+    LockTimeout,
+    exclusive_lock,
+    read_regular_file,
+    write_json_atomically,
+)
 from secagg.errors import ConfigurationError
 from secagg.runtime.branch_budget import PrivacySpend
 
@@ -68,6 +73,9 @@ from secagg.runtime.branch_budget import PrivacySpend
 STATE_VERSION = 2
 #: the format of a state file that records a privacy spend (version 2's fields + spent)
 SPENT_VERSION = 3
+#: the largest state file read: its JSON (a name, a round, a federation and an RDP curve
+#: of a few dozen orders) is under 2 KB; past this it is not a state file
+MAX_STATE_BYTES = 1024 * 1024
 _FIELDS = {
     1: {"version", "branch", "last_started"},
     2: {"version", "branch", "federation", "last_started"},
@@ -131,7 +139,10 @@ class RoundMark:
 
     def _load(self) -> tuple[int | None, str | None, PrivacySpend | None]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            # one open, bounded: the command line checks --state, but a file swapped for a
+            # named pipe after its check blocked this open forever (a read by path)
+            raw = read_regular_file(self.path, MAX_STATE_BYTES, "a branch's state file")
+            data = json.loads(raw.decode("utf-8"))
             version = data.get("version") if isinstance(data, dict) else None
             if type(version) is not int or version not in _FIELDS:  # a bool is not a version
                 raise ValueError("not a branch state of version 1, 2 or 3")

@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import sys
 import tomllib
 import types
@@ -77,6 +76,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from secagg import durable
 from secagg.aggregation import BACKENDS, AggregationBackend, backend_from_settings, needs_helper
 from secagg.aggregation.policy import FEDERATION_NAME_PATTERN, MAX_CLIP
 from secagg.aggregation.registry import accepted_settings
@@ -84,6 +84,10 @@ from secagg.crypto.signing import SigningKey
 from secagg.dp.config import DPSettings
 from secagg.dp.display import shown
 from secagg.dp.release import Mechanism, mechanism_for
+
+# re-exported: the command line's checks import them from here (helper-217's names)
+from secagg.durable import file_kind as file_kind
+from secagg.durable import refuse_special_file as refuse_special_file
 from secagg.errors import (
     LISTED_UNKNOWN_NAMES,
     ConfigurationError,
@@ -1017,80 +1021,25 @@ MAX_CONFIG_BYTES = 256 * 1024 * 1024
 
 def read_regular_file(path: str | Path, max_bytes: int, what: str) -> bytes:
     """The bytes of the regular file at ``path``, at most ``max_bytes``, read through ONE
-    open: a missing, unreadable, oversized or special file (a named pipe, a device, a
-    folder) is a one-line :class:`ConfigurationError` naming ``path`` and ``what`` it
-    should have been (``a configuration file``, ``a public key file``).
+    open (:func:`secagg.durable.read_regular_file`, where every layer's reader of a
+    user-named file now reads): a missing, unreadable, oversized or special file (a
+    named pipe, a device, a folder) is a one-line :class:`ConfigurationError` naming
+    ``path`` and ``what`` it should have been (``a configuration file``, ``a public key
+    file``); a named pipe or a device as its subclass
+    :class:`~secagg.errors.NotARegularFile`, an oversized file as
+    :class:`~secagg.errors.FileTooLarge`.
 
     Why one open: checking the path with ``stat`` and then opening it let the file be
     swapped in between (a named pipe blocks ``open()`` forever, waiting for a writer; a
-    huge file was read whole). The file is opened non-blocking (a named pipe opens at
-    once), its kind and size are taken from the open descriptor (``fstat``), and at most
-    ``max_bytes + 1`` bytes are read from that same descriptor, so a file that grows after
-    the check is still refused, never read past the bound."""
-    if not isinstance(path, str | os.PathLike):
-        raise ConfigurationError(f"{what} is given by its path, not {type(path).__name__}")
+    huge file was read whole)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return durable.read_regular_file(path, max_bytes, what)
     except FileNotFoundError:
         raise ConfigurationError(f"no {what.removeprefix('a ')} at {path}") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{path} is a directory, not {what}") from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigurationError(f"{path} is a directory, not {what}")
-        if not stat.S_ISREG(mode):
-            raise ConfigurationError(f"{path} is {file_kind(mode)}, not {what}")
-        os.set_blocking(fd, True)  # a regular file: O_NONBLOCK was for the open only
-        chunks: list[bytes] = []
-        left = max_bytes + 1
-        while left > 0 and (chunk := os.read(fd, min(left, 1024 * 1024))):
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    raw = b"".join(chunks)
-    if len(raw) > max_bytes:
-        raise ConfigurationError(
-            f"{path} is larger than {_size_words(max_bytes)}: too large for {what} "
-            "(is it the right file?)"
-        )
-    return raw
-
-
-def refuse_special_file(path: str | Path, what: str) -> None:
-    """Refuse ``path`` in one line (:class:`ConfigurationError`) when it is a named pipe,
-    a device or a socket, without blocking: it is opened non-blocking and its kind taken
-    from that descriptor. A missing path or a folder passes: the reader that follows
-    names those in its own words.
-
-    Why: for files read by a layer that takes a path (a ledger, a state file, a key, a
-    certificate), a named pipe given by mistake blocked that reader's ``open()`` forever
-    and ``/dev/zero`` was read until memory ran out (hostile CLI review, 2026-12-06).
-    The reader opens the path again, so a swap after this check is not caught here;
-    :func:`read_regular_file` is the one-open read for callers that take the bytes."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return  # missing, unreadable: the reader says which, naming the file
-    try:
-        mode = os.fstat(fd).st_mode
-    finally:
-        os.close(fd)
-    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        raise ConfigurationError(f"{path} is {file_kind(mode)}, not {what}")
-
-
-def _size_words(nbytes: int) -> str:
-    """``1024 KiB``, ``256 MiB``: a size bound as the refusals say it (KiB up to 1 MiB,
-    the policy files' bound, as their refusal has always said it)."""
-    if nbytes > 1024 * 1024 and nbytes % (1024 * 1024) == 0:
-        return f"{nbytes // (1024 * 1024)} MiB"
-    if nbytes >= 1024 and nbytes % 1024 == 0:
-        return f"{nbytes // 1024} KiB"
-    return f"{nbytes} bytes"
 
 
 def read_toml(path: str | Path, max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, Any]:
@@ -1123,19 +1072,6 @@ def read_toml(path: str | Path, max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, 
             f"{path} holds an integer of more than {sys.get_int_max_str_digits()} digits, "
             "more than any key takes"
         ) from None
-
-
-def file_kind(mode: int) -> str:
-    """What a path that is not a regular file is, in the words of the refusal."""
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
 
 
 def _require_keys(

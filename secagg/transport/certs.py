@@ -87,7 +87,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from secagg.errors import ConfigurationError, CryptoError
+from secagg.durable import (
+    opened_regular_file,
+    read_at_most,
+    read_regular_file,
+    size_words,
+)
+from secagg.errors import (
+    ConfigurationError,
+    CryptoError,
+    FileTooLarge,
+    NotARegularFile,
+)
 
 __all__ = [
     "CLIENT_NAME_PATTERN",
@@ -377,18 +388,47 @@ def _unreadable(path: Path, what: str, exc: OSError) -> CertificateStoreError:
     return CertificateStoreError(f"{what} at {path} cannot be read: {exc.strerror or exc}")
 
 
-def _read(path: Path, what: str) -> bytes:
+#: the largest certificate file read: a PEM certificate is a few KB (a chain, tens); a
+#: file past this is not one, and is refused rather than read whole
+MAX_CERTIFICATE_BYTES = 1024 * 1024
+#: the largest private key file read (a PEM EC or RSA key is a few KB)
+MAX_KEY_FILE_BYTES = 1024 * 1024
+#: the largest revocation list read: a JSON list of names and fingerprints, about 100
+#: bytes a revoked certificate, so some 600 000 of them
+MAX_REVOCATION_BYTES = 64 * 1024 * 1024
+
+
+def _read(path: Path, what: str, max_bytes: int = MAX_CERTIFICATE_BYTES) -> bytes:
+    """The bytes of ``what`` at ``path`` through one open
+    (:func:`secagg.durable.read_regular_file`): a named pipe, a device or a socket, or a
+    file past ``max_bytes``, is :class:`CertificateStoreError` (one line), before a byte
+    is read.
+
+    Why one open: the command line checked the certificate files (``--certs``) and this
+    reopened them, so a file swapped for a named pipe in between blocked the party's
+    start forever (it waits for a writer); checked here, on the descriptor read."""
     try:
-        return path.read_bytes()
+        return read_regular_file(path, max_bytes, f"the {what}")
     except OSError as exc:
         raise _unreadable(path, what, exc) from None
+    except (NotARegularFile, FileTooLarge) as exc:
+        raise CertificateStoreError(str(exc)) from None
 
 
 def load_certificate_file(path: Path, what: str) -> x509.Certificate:
     """Read a PEM certificate; ``what`` names it in the error if it is missing or garbled."""
+    return _certificate_and_bytes(path, what)[0]
+
+
+def _certificate_and_bytes(path: Path, what: str) -> tuple[x509.Certificate, bytes]:
+    """The PEM certificate at ``path`` and the file's bytes, from ONE read.
+
+    Why: a party's credentials checked the certificate read once (against its key, and
+    the CA) and handed gRPC the file read again, so a certificate swapped in between was
+    served unchecked; the bytes served are now those checked."""
     data = _read(path, what)  # outside the try: MissingCertificate is a ValueError too
     try:
-        return x509.load_pem_x509_certificate(data)
+        return x509.load_pem_x509_certificate(data), data
     except ValueError as exc:
         raise CertificateStoreError(f"{what} at {path} is not a PEM certificate") from exc
 
@@ -448,26 +488,29 @@ def _read_key_bytes(path: Path, what: str, *, allow_insecure_key_permissions: bo
     read it. The mode is taken from the open file (``fstat``), so the bytes returned are
     those of the file that was checked, even if the path is swapped in between."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with opened_regular_file(path, f"the {what}") as fd:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+            if mode & 0o077:
+                if not allow_insecure_key_permissions:
+                    raise InsecureKeyFile(what, path, mode)
+                logger.warning(
+                    "%s at %s has mode %04o (group or others may read it), loaded because "
+                    "allow_insecure_key_permissions=True; chmod 600 it",
+                    what,
+                    path,
+                    mode,
+                )
+            data = read_at_most(fd, MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise _unreadable(path, what, exc) from None
-    status = os.fstat(fd)
-    if stat.S_ISDIR(status.st_mode):  # a folder opens fine, and fails only as a file
-        os.close(fd)
-        raise _unreadable(path, what, IsADirectoryError(21, "Is a directory"))
-    with os.fdopen(fd, "rb") as handle:
-        mode = stat.S_IMODE(status.st_mode)
-        if mode & 0o077:
-            if not allow_insecure_key_permissions:
-                raise InsecureKeyFile(what, path, mode)
-            logger.warning(
-                "%s at %s has mode %04o (group or others may read it), loaded because "
-                "allow_insecure_key_permissions=True; chmod 600 it",
-                what,
-                path,
-                mode,
-            )
-        return handle.read()
+    except NotARegularFile as exc:
+        raise CertificateStoreError(str(exc)) from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise CertificateStoreError(
+            f"{path} is larger than {size_words(MAX_KEY_FILE_BYTES)}: too large for the "
+            f"{what} (is it the right file?)"
+        )
+    return data
 
 
 def load_private_key_file(
@@ -543,7 +586,9 @@ def load_revocations(source: Path | str, *, missing_ok: bool = True) -> Revocati
     if path.is_dir():
         path = CaLayout(path).revocations
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, MAX_REVOCATION_BYTES, "a revocation list")
+    except (NotARegularFile, FileTooLarge) as exc:  # a named pipe blocked the read forever
+        raise UnreadableRevocationList(f"revocation list: {exc}") from None
     except OSError as exc:
         if not isinstance(exc, FileNotFoundError | NotADirectoryError):  # there, unreadable
             raise UnreadableRevocationList(
@@ -574,7 +619,7 @@ def load_server_credentials(
     A key file that group or others may read is refused (:class:`InsecureKeyFile`)
     unless ``allow_insecure_key_permissions`` (see :func:`load_private_key_file`)."""
     layout = CaLayout(Path(directory))
-    cert = load_certificate_file(layout.server_cert, "server certificate")
+    cert, chain = _certificate_and_bytes(layout.server_cert, "server certificate")
     pem, key = _load_key(
         layout.server_key,
         "server private key",
@@ -584,7 +629,7 @@ def load_server_credentials(
     ca = load_ca_certificate(layout.ca_cert)
     return ServerCredentials(
         private_key=pem,
-        certificate_chain=_read(layout.server_cert, "server certificate"),
+        certificate_chain=chain,
         root_certificates=ca.public_bytes(serialization.Encoding.PEM),
     )
 
@@ -684,7 +729,7 @@ def load_client_credentials(
             [layout.client_cert(name), base / f"{name}.pem"], f"certificate of client {name!r}"
         )
     )
-    cert = load_certificate_file(cert_path, f"certificate of client {name!r}")
+    cert, chain = _certificate_and_bytes(cert_path, f"certificate of client {name!r}")
     key_path = (
         Path(key)
         if key is not None
@@ -705,7 +750,7 @@ def load_client_credentials(
         name=name,
         root_certificates=root.public_bytes(serialization.Encoding.PEM),
         private_key=pem,
-        certificate_chain=_read(cert_path, f"certificate of client {name!r}"),
+        certificate_chain=chain,
     )
 
 

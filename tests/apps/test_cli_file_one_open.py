@@ -14,71 +14,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _fifo import SwapAfterCheck, in_thread
 from click.testing import CliRunner, Result
 
-import secagg.runtime.config as config_module
+import secagg.durable as durable_module
 from secagg.apps.cli import main
 from secagg.apps.commands.parties import MAX_POLICY_BYTES, _read_table
 from secagg.errors import ConfigurationError
 from secagg.runtime.config import read_toml
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
-
-#: generous: every refusal is an open() and an fstat(); a blocked open() never returns
-JOIN_SECONDS = 30.0
-
-
-def _in_thread(work: Callable[[], Any], unblock: Path) -> Any:
-    """``work()`` in a daemon thread; if it is still running after :data:`JOIN_SECONDS`
-    (an open() blocked on a named pipe), a writer opens ``unblock`` so the thread can
-    end, and the test fails."""
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as exc:  # handed to the test to judge
-            outcome.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(JOIN_SECONDS)
-    if worker.is_alive():
-        fd = os.open(unblock, os.O_WRONLY | os.O_NONBLOCK)  # the blocked reader's writer
-        os.close(fd)
-        worker.join(JOIN_SECONDS)
-        pytest.fail(f"still blocked after {JOIN_SECONDS} s (an open() of a named pipe)")
-    return outcome[0]
-
-
-class _SwapAfterCheck:
-    """``os`` as :mod:`secagg.runtime.config` sees it, except that right after the first
-    look at a file's kind or size (``stat`` of the path or ``fstat`` of a descriptor),
-    ``swap()`` runs once: the window between a check and the read."""
-
-    def __init__(self, swap: Callable[[], None]) -> None:
-        self._swap: Callable[[], None] | None = swap
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    def _after(self, result: Any) -> Any:
-        if self._swap is not None:
-            swap, self._swap = self._swap, None
-            swap()
-        return result
-
-    def stat(self, *args: Any, **kwargs: Any) -> os.stat_result:
-        return self._after(os.stat(*args, **kwargs))
-
-    def fstat(self, *args: Any, **kwargs: Any) -> os.stat_result:
-        return self._after(os.fstat(*args, **kwargs))
 
 
 def test_a_config_swapped_for_a_named_pipe_after_the_check_does_not_block(
@@ -92,8 +40,8 @@ def test_a_config_swapped_for_a_named_pipe_after_the_check_does_not_block(
         os.mkfifo(fifo)
         os.replace(fifo, path)
 
-    monkeypatch.setattr(config_module, "os", _SwapAfterCheck(swap))
-    outcome = _in_thread(lambda: read_toml(path), path)
+    monkeypatch.setattr(durable_module, "os", SwapAfterCheck(swap))
+    outcome = in_thread(lambda: read_toml(path), path)
     # the file that was checked is the file read: one open, its descriptor read
     assert outcome == {"federation": {"name": "pilot"}}, outcome
 
@@ -108,8 +56,8 @@ def test_a_policy_grown_past_its_bound_after_the_check_is_refused(
         with open(path, "a") as fh:
             fh.write("# a comment line\n" * (MAX_POLICY_BYTES // 17 + 1024))
 
-    monkeypatch.setattr(config_module, "os", _SwapAfterCheck(grow))
-    outcome = _in_thread(lambda: _read_table(str(path), "branch", ["max_clip"]), path)
+    monkeypatch.setattr(durable_module, "os", SwapAfterCheck(grow))
+    outcome = in_thread(lambda: _read_table(str(path), "branch", ["max_clip"]), path)
     assert isinstance(outcome, ConfigurationError), outcome
     assert f"{path} is larger than 1024 KiB" in str(outcome)
 
@@ -237,7 +185,7 @@ def test_a_named_pipe_is_one_line_naming_the_flag(
     fill = {"fifo": str(fifo), "ledger": str(ledger), "certs": str(certs)}
     fill["out"] = str(tmp_path / "report")
     argv = [arg.format(**fill) for arg in args]
-    result: Result = _in_thread(lambda: CliRunner().invoke(main, argv), fifo)
+    result: Result = in_thread(lambda: CliRunner().invoke(main, argv), fifo)
     assert result.exit_code == 2, (result.output, result.exception)
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -274,7 +222,7 @@ def test_a_named_pipe_the_server_config_names_is_one_line(
     fifo.unlink(missing_ok=True)
     os.mkfifo(fifo)
     argv = ["server", "--config", str(config), "--init", "--wait", "0"]
-    result: Result = _in_thread(lambda: CliRunner().invoke(main, argv), fifo)
+    result: Result = in_thread(lambda: CliRunner().invoke(main, argv), fifo)
     assert result.exit_code == 2, (result.output, result.exception)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(
@@ -306,7 +254,7 @@ def test_a_named_pipe_the_key_holders_policy_names_is_one_line(
     policy.write_text(f'[key_holder]\n{key} = "{fifo.name}"\nmax_decryptions = 5\n')
     argv = ["keyholder", "--name", "b1", "--certs", str(ca_folder), *_DIAL]
     argv += ["--config", str(config), "--policy", str(policy)]
-    result: Result = _in_thread(lambda: CliRunner().invoke(main, argv), fifo)
+    result: Result = in_thread(lambda: CliRunner().invoke(main, argv), fifo)
     assert result.exit_code == 2, (result.output, result.exception)
     what = "a key file" if key == "key" else "a key holder state file"
     lines = [line for line in result.output.splitlines() if line.strip()]

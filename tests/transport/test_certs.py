@@ -6,8 +6,9 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -515,20 +516,30 @@ def test_a_file_for_a_folder_or_a_folder_for_a_file_is_a_typed_error(
 def test_an_unreadable_certificate_or_key_is_a_typed_error(
     ca_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Permission denied (as root the mode bits do not refuse: the OS call is made to)."""
+    """Permission denied (as root the mode bits do not refuse: the OS call is made to).
+    Every file is opened once, by ``os.open`` (:func:`secagg.durable.read_regular_file`),
+    so the refusal is made there, for one kind of file at a time."""
     issue_client(ca_dir, "branch-a")
+    real_open = os.open
 
-    def refuse(path: object, *args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied", str(path))
+    def refuse(suffix: str) -> Callable[..., int]:
+        def opened(path: object, *args: object, **kwargs: object) -> int:
+            if str(path).endswith(suffix):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+        return opened
 
     with monkeypatch.context() as patch:
-        patch.setattr(Path, "read_bytes", refuse)
+        patch.setattr(os, "open", refuse(".pem"))
         with pytest.raises(CertificateStoreError, match="cannot be read: permission denied"):
             load_client_credentials(ca_dir, "branch-a")
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", refuse(".json"))
         with pytest.raises(RevocationListError, match="cannot be read: Permission denied"):
             load_revocations(ca_dir)
     with monkeypatch.context() as patch:
-        patch.setattr(certs.os, "open", refuse)
+        patch.setattr(os, "open", refuse(".key"))
         with pytest.raises(CertificateStoreError, match=r"branch-a\.key cannot be read"):
             load_client_credentials(ca_dir, "branch-a")
 

@@ -40,6 +40,7 @@ from secagg.apps.simulation.config import (
     spelled_for,
     synthetic_only,
 )
+from secagg.durable import special_file_kind
 from secagg.errors import ConfigurationError
 from secagg.transport.base import TransportError
 
@@ -271,6 +272,13 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         }
         if absolute:
             config = dataclasses.replace(config, **absolute)
+        # a named pipe or a device for a file read "Error: X is a named pipe, not a CSV
+        # file", naming no flag, and only after torch had loaded (seconds): said here,
+        # naming the flag or key, before anything is imported or read (the readers still
+        # refuse a file swapped for one after this, through their one open)
+        for name, value in absolute.items():
+            if (kind := special_file_kind(value)) is not None:
+                raise ConfigurationError(f"{key(name)} {value} is {kind}, not a file")
     return config
 
 

@@ -26,6 +26,7 @@ from secagg.apps.models.synthetic import BranchData, generate_branches
 from secagg.apps.models.tabular import MemoryPeak
 from secagg.apps.simulation.config import SimulationConfig, check_branch_data, key
 from secagg.apps.simulation.seeding import _customer_rows_seed, _derived_seed, _replay_bytes
+from secagg.durable import special_file_kind
 from secagg.errors import ConfigurationError
 
 
@@ -191,6 +192,11 @@ def _require_file(config: SimulationConfig, name: str) -> None:
         raise ConfigurationError(f"{key(name)} {path}: no such file")
     if path.is_dir():
         raise ConfigurationError(f"{key(name)} {path} is a directory, not a file")
+    # a named pipe read "Error: X is a named pipe, not a CSV file", naming no flag (the
+    # reader's one-open check, which still refuses a file swapped for one after this)
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise ConfigurationError(f"{key(name)} {path} is {kind}, not a file")
 
 
 def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str, ...]]:
