@@ -194,10 +194,13 @@ class MaskingSpec(RoundSpec):
         return self.value_bound
 
     def check_policy(self, policy: BranchPolicy) -> None:
-        """The backend, sizes, the active variant and the noise share against the policy.
+        """The backend, sizes, the active variant, the noise share and the graph against
+        the policy.
 
         The threshold is checked where it is chosen, in the protocol's ``RoundSetup``,
-        against the minimum the branch computes itself (:class:`ClientPolicy`)."""
+        against the minimum the branch computes itself (:class:`ClientPolicy`); here the
+        round is refused when *no* threshold its graph allows could pass that check
+        (:meth:`_check_some_threshold_passes`)."""
         super().check_policy(policy)
         if policy.require_active and not self.active:
             raise policy.refuse(
@@ -205,6 +208,55 @@ class MaskingSpec(RoundSpec):
                 "the round runs the passive variant; this branch takes part only in the "
                 "active (malicious-server) one",
             )
+        self._check_some_threshold_passes(policy)
+
+    def _check_some_threshold_passes(self, policy: BranchPolicy) -> None:
+        """Refuse, at the spec, a round whose graph leaves no threshold this branch takes.
+
+        The spec fixes the graph and its degree k (the setup must match it), so the
+        strongest setup it allows has t = k + 1, every share holder; if the branch's
+        :class:`ClientPolicy` refuses even that one (its ``min_threshold`` above k + 1,
+        or a degree that its own colluders and dropouts may cut, for which no t is
+        safe), it refuses every setup of the round.
+
+        Why here and not only at the setup: the setup arrives after the round start,
+        which the branch checks before its training hook runs; a round refused only at
+        the setup had the branch train (a DP-SGD hook spending its record-level budget)
+        and, with ``branch.epsilon_budget``, charged, for a round that the spec alone
+        showed it would never take. A server planning ``secagg+`` for ``corrupt_fraction
+        = 0`` (degree 4 for 100 clients) against a branch assuming 0.3, or a round of 5
+        against ``min_threshold = 10``, passed the spec's check (review of the branch's
+        policy, 2026-12-06).
+
+        A spec whose round the protocol cannot configure at all (the active variant
+        among 2 clients) is left to the setup check, which refuses every setup of it as
+        before (a ConfigurationError there; see the review's notes)."""
+        try:
+            config = self.round_config()
+        except ConfigurationError:
+            return
+        strongest = RoundSetup(
+            round_id=bytes(ROUND_ID_BYTES),
+            recipient=0,
+            num_clients=config.num_clients,
+            vector_length=config.vector_length,
+            bits=config.bits,
+            threshold=config.degree + 1,
+            graph=config.graph,
+            degree=config.degree,
+            graph_seed=bytes(GRAPH_SEED_BYTES),
+            active=config.active,
+        )
+        try:
+            client_policy(policy).check(strongest)  # type: ignore[union-attr]
+        except PolicyRefused as refusal:
+            reason = str(refusal).removeprefix(f"refused by policy {refusal.setting}: ")
+            raise PolicyRefused(
+                refusal.setting,
+                f"no threshold of this round's graph ({config.graph.name.lower()}, degree "
+                f"{config.degree}: at most {config.degree + 1} share holders) meets this "
+                f"branch's policy; even t = {config.degree + 1}: {reason}",
+            ) from None
 
     def check_noise_policy(self, policy: BranchPolicy) -> None:
         """The round's distributed noise share (None: none) against the policy."""

@@ -367,6 +367,9 @@ ROUND_TAKEN = {
     "_round_deadline",
     "_foreign_round",
     "stats.rounds_started",  # a round refused at its start is a round taken (counted)
+    # a start taken, refused or not, moves the idle timer (docs/deployment.md, --idle:
+    # "a round start ... taken"; the runtime's rule since 32af977)
+    "_heard",
 }
 
 
