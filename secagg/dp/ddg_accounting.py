@@ -106,10 +106,26 @@ def _log_comb(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
+#: an exponent past which ``math.exp(-x)`` is exactly 0.0 (it underflows beyond about
+#: 745.13), with a margin that no rounding of ``x`` crosses
+_EXP_UNDERFLOWS = 746.0
+
+
 def _ddg_tau(local_stddev: float, noise_contributors: int) -> float:
-    """KLS21's distance term between a sum of n discrete Gaussians and one discrete Gaussian."""
+    """KLS21's distance term between a sum of n discrete Gaussians and one discrete Gaussian.
+
+    Only the terms that are not exactly 0.0 are summed: term ``k``'s exponent
+    ``2 pi^2 sigma^2 k / (k + 1)`` grows with ``k``, past :data:`_EXP_UNDERFLOWS` from
+    ``k >= 746 / (2 pi^2 sigma^2 - 746)`` on, so every later term is 0.0 and ``fsum``
+    is the same float without them. Why: all ``n - 1`` terms were computed in Python,
+    5.6 s per distinct share count at 10^7 clients, where at a local std of about 8.7
+    or more every one is 0.0 (tests/dp/test_ddg_tau_early_exit.py)."""
     two_pi2_s2 = 2 * math.pi**2 * local_stddev**2
-    return 10 * math.fsum(math.exp(-two_pi2_s2 * k / (k + 1)) for k in range(1, noise_contributors))
+    end = noise_contributors
+    if two_pi2_s2 > _EXP_UNDERFLOWS:
+        # the first k whose exponent is surely past the cut, +1 for the division's rounding
+        end = min(end, math.floor(_EXP_UNDERFLOWS / (two_pi2_s2 - _EXP_UNDERFLOWS)) + 2)
+    return 10 * math.fsum(math.exp(-two_pi2_s2 * k / (k + 1)) for k in range(1, end))
 
 
 def ddg_epsilon(
