@@ -25,7 +25,12 @@ from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import Leave, decode_message
 
-NAMES = [f"branch-{i:02d}" for i in range(4)]
+NAMES = [f"branch-{i:02d}" for i in range(8)]
+#: 8 parties: a SecAgg+ graph whose neighbourhoods reach past 4 share holders, so a floor
+#: of 4 passes the round's start (some threshold of the graph meets it) and the setup's
+#: threshold of 3 is what the branch refuses (with 4 parties the floor of 5 is refused at
+#: the start since no threshold of the graph can meet it, and the setup path went untested)
+FLOOR = 4
 D = 6
 #: the training deadline the refusing branch must not wait out
 TRAINING_SECONDS = 120.0
@@ -52,13 +57,19 @@ def test_a_branch_refusing_the_setup_leaves_at_once_and_counts_one_refusal(
     caplog.set_level(logging.INFO, logger="secagg.server")
     hub = RecordingHub()
     done = {name: threading.Event() for name in NAMES}
+    trained: list[str] = []
     clients = []
     for i, name in enumerate(NAMES):
-        # a floor above any threshold of 4 parties: branch 0 refuses the round's setup
-        policy = BranchPolicy(min_threshold=5) if i == 0 else BranchPolicy()
+        # a floor above the setup's threshold: branch 0 refuses the round's setup
+        policy = BranchPolicy(min_threshold=FLOOR) if i == 0 else BranchPolicy()
+
+        def train(model: np.ndarray, name: str = name) -> np.ndarray:
+            trained.append(name)
+            return np.full_like(model, 0.1)
+
         client = FederationClient(
             name,
-            lambda m: np.full_like(m, 0.1),
+            train,
             hub.connect(name),
             policy=policy,
             stop_on_refusal=False,
@@ -88,7 +99,9 @@ def test_a_branch_refusing_the_setup_leaves_at_once_and_counts_one_refusal(
     served.join(timeout=TRAINING_SECONDS / 3)
     assert not served.is_alive(), "the server waited out the training deadline"
     assert time.monotonic() - began < TRAINING_SECONDS / 3
-    assert len(results) == 1  # the round ended (aborted: 3 answers, threshold 4)
+    assert len(results) == 1  # the round ended
+    # the refusal came at the setup: the start passed, so the branch trained first
+    assert NAMES[0] in trained
     refusing = clients[0]
     stats = refusing.stats
     assert stats.rounds_refused == 1
