@@ -33,6 +33,7 @@ from typing import Any
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from secagg.apps.cli import main
 
@@ -711,3 +712,63 @@ def test_the_backends_pages_ckks_bound_is_the_one_the_server_reports() -> None:
         assert float(error) <= bound, (n, d)
     (stated,) = re.findall(r"against a documented bound of\s+([\d.]+)·10⁻⁶", " ".join(text.split()))
     assert float(stated) * 1e-6 == pytest.approx(_ckks_bound_now(100, 10**6), rel=1e-3)
+
+
+# --- the privacy commands' shown output -----------------------------------------------------
+
+#: a ``secagg privacy ...`` line of a shell block and the ``#   output`` line below it
+_SHOWN_OUTPUT = re.compile(r"^(secagg privacy (?:epsilon|noise) [^\n#]+)\n#   ([^\n]+)$", re.M)
+
+
+def _privacy_lines_with_output() -> list[tuple[str, str, str]]:
+    """(page, command, the output the page shows under it)."""
+    return [
+        (str(page.relative_to(ROOT)), command.strip(), shown.strip())
+        for page in PAGES
+        for language, body in _code_blocks(page)
+        if language not in ("python", "toml")
+        for command, shown in _SHOWN_OUTPUT.findall(body)
+    ]
+
+
+def _option(words: list[str], flag: str) -> str | None:
+    return words[words.index(flag) + 1] if flag in words else None
+
+
+def test_the_privacy_commands_print_what_the_pages_show_under_them() -> None:
+    """docs/privacy.md's worked example ended with "the same from the command line":
+    ``privacy noise`` for the plan (which prints z = 9.5335) and ``privacy epsilon -z
+    9.5339 ... --accountant rdp``, no output shown; the reader who ran it got
+    epsilon 3.2499 for the plan the line above had sized to 3, a z the first line never
+    printed, and nothing saying why. Each line now shows its output: every ``privacy
+    epsilon`` line is run (in process, cheap) and prints exactly what is shown under it;
+    every ``privacy noise`` line's z (its search takes seconds, not run here) is checked
+    through ``privacy epsilon`` at that z, which must print the epsilon shown, within the
+    budget; and every ``-z`` of an epsilon line is a z a noise line of the page shows."""
+    found = _privacy_lines_with_output()
+    assert len(found) >= 4, found
+    shown_z: dict[str, set[str]] = {}
+    for page, command, shown in found:
+        words = shlex.split(command)[1:]
+        if words[1] == "epsilon":
+            result = CliRunner().invoke(main, words)
+            assert result.exit_code == 0, (page, command, result.output)
+            assert result.output.strip() == shown, (page, command, result.output)
+            continue
+        z, epsilon = re.fullmatch(
+            r"noise multiplier z = ([\d.]+) \(epsilon = ([\d.]+) at delta = [\de.-]+\)", shown
+        ).groups()  # type: ignore[union-attr]
+        shown_z.setdefault(page, set()).add(z)
+        budget = float(_option(words, "--epsilon") or "nan")
+        assert float(epsilon) <= budget, (page, command)
+        check = ["privacy", "epsilon", "-z", z]
+        for flag in ("-q", "-T", "--delta", "--clients", "--accountant"):
+            value = _option(words, flag)
+            check += [flag, value] if value is not None else []
+        result = CliRunner().invoke(main, check)
+        assert result.exit_code == 0, (page, check, result.output)
+        assert result.output.startswith(f"epsilon = {epsilon} "), (page, command, result.output)
+    for page, command, _ in found:
+        words = shlex.split(command)[1:]
+        if words[1] == "epsilon":
+            assert _option(words, "-z") in shown_z.get(page, set()), (page, command, shown_z)
