@@ -38,6 +38,7 @@ from click.testing import CliRunner
 from secagg.apps.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+GUIDE_PAGE = ROOT / "docs" / "deployment.md"
 
 PAGES = [
     ROOT / "README.md",
@@ -499,7 +500,7 @@ def _guide_tables(first_line: str) -> str:
 
 
 def _guide_round(
-    policy_block: str, tmp_path: Path
+    policy_block: str, tmp_path: Path, *, with_ledger: bool = False
 ) -> tuple[list[Any], dict[str, BaseException | None]]:
     """One round of the guide's ``[federation]`` config (its model shrunk to 8
     parameters, one round, state under ``tmp_path``) in process, every branch holding the
@@ -538,7 +539,12 @@ def _guide_round(
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         threads.append(thread)
-    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"))
+    ledger = None
+    if with_ledger:  # as secagg server keeps one: <state>.ledger, signed
+        from secagg.ledger import Ledger, LedgerKey
+
+        ledger = Ledger(tmp_path / "state.sqlite.ledger", LedgerKey.generate())
+    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"), ledger=ledger)
     results = server.run(wait_for_clients=120, max_attempts=1)
     for thread in threads:
         thread.join(timeout=120)
@@ -571,6 +577,33 @@ def test_the_guides_branch_policy_joins_the_guides_federation_and_its_noise_floo
         isinstance(exc, BranchRefused) and exc.setting == "branch.min_noise_multiplier"
         for exc in outcome.values()
     ), outcome
+
+
+@pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning")  # 3 branches
+def test_the_guide_says_the_per_round_ledger_head_is_a_verbose_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/deployment.md said "The server logs the ledger's head after every round": the
+    newcomer's pilot server (default verbosity) logged ten round lines and no head; the
+    head is a DEBUG record (shown with ``-v``), and the INFO round line does not carry
+    it. The guide now says so; the guide's own federation, one round in process, logs
+    the head at DEBUG only, with its signed ledger as ``secagg server`` keeps it."""
+    import logging
+
+    text = " ".join(GUIDE_PAGE.read_text().split())
+    sentences = [s for s in re.split(r"(?<=\.) ", text) if "ledger's head" in s and "round" in s]
+    assert sentences, "the guide's ledger-head sentence changed"
+    for sentence in sentences:
+        assert "`-v`" in sentence, sentence
+    caplog.set_level(logging.DEBUG, logger="secagg")
+    results, _ = _guide_round(_guide_tables("[branch]"), tmp_path, with_ledger=True)
+    assert [r.status for r in results] == ["complete"], results
+    heads = [r for r in caplog.records if r.getMessage().startswith("ledger head ")]
+    assert heads, [r.getMessage() for r in caplog.records if r.name == "secagg.server"]
+    assert {r.levelno for r in heads} == {logging.DEBUG}, heads
+    rounds = [r for r in caplog.records if re.match(r"round \d+ complete", r.getMessage())]
+    assert rounds and all(r.levelno == logging.INFO for r in rounds), rounds
+    assert not any("ledger head" in r.getMessage() for r in rounds), rounds
 
 
 # --- the active variant's cost, against its stored benchmark --------------------------------
