@@ -272,7 +272,7 @@ def test_the_bank_fraud_example_ships_the_federation_its_hook_runs_in() -> None:
 
 def test_the_bank_fraud_pilot_waits_for_branches_started_one_by_one() -> None:
     """The pilot's header starts the server, then each branch "likewise", one at a time.
-    In the walk-through (2026-12-06) each branch took 47 s to connect (torch's import on
+    In the walk-through (2026-12-06) each branch took about 40 s to connect (torch's import on
     a loaded machine); the server's ``--wait`` (60 s by default) waits for every
     branch, then runs with any quorum: a branch started after it found the ten short
     rounds already run by the other two. The header's server line now waits long
