@@ -33,10 +33,12 @@ from typing import Any
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from secagg.apps.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+GUIDE_PAGE = ROOT / "docs" / "deployment.md"
 
 PAGES = [
     ROOT / "README.md",
@@ -527,7 +529,7 @@ def _guide_tables(first_line: str) -> str:
 
 
 def _guide_round(
-    policy_block: str, tmp_path: Path
+    policy_block: str, tmp_path: Path, *, with_ledger: bool = False
 ) -> tuple[list[Any], dict[str, BaseException | None]]:
     """One round of the guide's ``[federation]`` config (its model shrunk to 8
     parameters, one round, state under ``tmp_path``) in process, every branch holding the
@@ -566,7 +568,12 @@ def _guide_round(
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         threads.append(thread)
-    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"))
+    ledger = None
+    if with_ledger:  # as secagg server keeps one: <state>.ledger, signed
+        from secagg.ledger import Ledger, LedgerKey
+
+        ledger = Ledger(tmp_path / "state.sqlite.ledger", LedgerKey.generate())
+    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"), ledger=ledger)
     results = server.run(wait_for_clients=120, max_attempts=1)
     for thread in threads:
         thread.join(timeout=120)
@@ -599,6 +606,33 @@ def test_the_guides_branch_policy_joins_the_guides_federation_and_its_noise_floo
         isinstance(exc, BranchRefused) and exc.setting == "branch.min_noise_multiplier"
         for exc in outcome.values()
     ), outcome
+
+
+@pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning")  # 3 branches
+def test_the_guide_says_the_per_round_ledger_head_is_a_verbose_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/deployment.md said "The server logs the ledger's head after every round": the
+    newcomer's pilot server (default verbosity) logged ten round lines and no head; the
+    head is a DEBUG record (shown with ``-v``), and the INFO round line does not carry
+    it. The guide now says so; the guide's own federation, one round in process, logs
+    the head at DEBUG only, with its signed ledger as ``secagg server`` keeps it."""
+    import logging
+
+    text = " ".join(GUIDE_PAGE.read_text().split())
+    sentences = [s for s in re.split(r"(?<=\.) ", text) if "ledger's head" in s and "round" in s]
+    assert sentences, "the guide's ledger-head sentence changed"
+    for sentence in sentences:
+        assert "`-v`" in sentence, sentence
+    caplog.set_level(logging.DEBUG, logger="secagg")
+    results, _ = _guide_round(_guide_tables("[branch]"), tmp_path, with_ledger=True)
+    assert [r.status for r in results] == ["complete"], results
+    heads = [r for r in caplog.records if r.getMessage().startswith("ledger head ")]
+    assert heads, [r.getMessage() for r in caplog.records if r.name == "secagg.server"]
+    assert {r.levelno for r in heads} == {logging.DEBUG}, heads
+    rounds = [r for r in caplog.records if re.match(r"round \d+ complete", r.getMessage())]
+    assert rounds and all(r.levelno == logging.INFO for r in rounds), rounds
+    assert not any("ledger head" in r.getMessage() for r in rounds), rounds
 
 
 # --- the active variant's cost, against its stored benchmark --------------------------------
@@ -755,3 +789,63 @@ def test_the_backends_pages_ckks_bound_is_the_one_the_server_reports() -> None:
         assert float(row["max abs error (clip = 1)"]) <= bound, (n, d)
     (stated,) = re.findall(r"against a documented bound of\s+([\d.]+)·10⁻⁶", " ".join(text.split()))
     assert float(stated) * 1e-6 == pytest.approx(_ckks_bound_now(100, 10**6), rel=1e-3)
+
+
+# --- the privacy commands' shown output -----------------------------------------------------
+
+#: a ``secagg privacy ...`` line of a shell block and the ``#   output`` line below it
+_SHOWN_OUTPUT = re.compile(r"^(secagg privacy (?:epsilon|noise) [^\n#]+)\n#   ([^\n]+)$", re.M)
+
+
+def _privacy_lines_with_output() -> list[tuple[str, str, str]]:
+    """(page, command, the output the page shows under it)."""
+    return [
+        (str(page.relative_to(ROOT)), command.strip(), shown.strip())
+        for page in PAGES
+        for language, body in _code_blocks(page)
+        if language not in ("python", "toml")
+        for command, shown in _SHOWN_OUTPUT.findall(body)
+    ]
+
+
+def _option(words: list[str], flag: str) -> str | None:
+    return words[words.index(flag) + 1] if flag in words else None
+
+
+def test_the_privacy_commands_print_what_the_pages_show_under_them() -> None:
+    """docs/privacy.md's worked example ended with "the same from the command line":
+    ``privacy noise`` for the plan (which prints z = 9.5335) and ``privacy epsilon -z
+    9.5339 ... --accountant rdp``, no output shown; the reader who ran it got
+    epsilon 3.2499 for the plan the line above had sized to 3, a z the first line never
+    printed, and nothing saying why. Each line now shows its output: every ``privacy
+    epsilon`` line is run (in process, cheap) and prints exactly what is shown under it;
+    every ``privacy noise`` line's z (its search takes seconds, not run here) is checked
+    through ``privacy epsilon`` at that z, which must print the epsilon shown, within the
+    budget; and every ``-z`` of an epsilon line is a z a noise line of the page shows."""
+    found = _privacy_lines_with_output()
+    assert len(found) >= 4, found
+    shown_z: dict[str, set[str]] = {}
+    for page, command, shown in found:
+        words = shlex.split(command)[1:]
+        if words[1] == "epsilon":
+            result = CliRunner().invoke(main, words)
+            assert result.exit_code == 0, (page, command, result.output)
+            assert result.output.strip() == shown, (page, command, result.output)
+            continue
+        z, epsilon = re.fullmatch(
+            r"noise multiplier z = ([\d.]+) \(epsilon = ([\d.]+) at delta = [\de.-]+\)", shown
+        ).groups()  # type: ignore[union-attr]
+        shown_z.setdefault(page, set()).add(z)
+        budget = float(_option(words, "--epsilon") or "nan")
+        assert float(epsilon) <= budget, (page, command)
+        check = ["privacy", "epsilon", "-z", z]
+        for flag in ("-q", "-T", "--delta", "--clients", "--accountant"):
+            value = _option(words, flag)
+            check += [flag, value] if value is not None else []
+        result = CliRunner().invoke(main, check)
+        assert result.exit_code == 0, (page, check, result.output)
+        assert result.output.startswith(f"epsilon = {epsilon} "), (page, command, result.output)
+    for page, command, _ in found:
+        words = shlex.split(command)[1:]
+        if words[1] == "epsilon":
+            assert _option(words, "-z") in shown_z.get(page, set()), (page, command, shown_z)

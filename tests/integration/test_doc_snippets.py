@@ -140,14 +140,17 @@ def test_privacy_feature_statistics_epsilon_never_reads_below_the_accountant() -
 
 
 def test_privacy_commands_run() -> None:
-    """The ``secagg privacy`` lines of docs/privacy.md, code block and prose, exit 0."""
+    """The ``secagg privacy`` lines of docs/privacy.md, code block and prose, exit 0 and
+    print what the page shows under them (the noise searches run here for real;
+    tests/apps/test_docs_claims.py checks the same lines cheaply, without the search)."""
     text = (DOCS / "privacy.md").read_text()
-    lines = re.findall(r"^secagg (privacy .+)$", text, flags=re.M)
-    assert len(lines) == 2
-    for line in lines:
+    lines = re.findall(r"^secagg (privacy .+)\n#   (.+)$", text, flags=re.M)
+    assert len(lines) == 4, lines
+    assert len(re.findall(r"^secagg privacy ", text, flags=re.M)) == len(lines)
+    for line, shown in lines:
         result = CliRunner().invoke(main, shlex.split(line))
         assert result.exit_code == 0, (line, result.output)
-        assert "epsilon = " in result.output
+        assert result.output.strip() == shown.strip(), (line, result.output)
     # the floor example quoted in the prose (inline, wrapped across a line break)
     floor = re.search(r"`(privacy noise --epsilon 8 [^`]+)`", prose(DOCS / "privacy.md"))
     assert floor, "the noise-floor example changed"
