@@ -327,12 +327,34 @@ def check_seed_before_training(config: SimulationConfig) -> None:
         _check_before_training(config, branches, Path(scratch) / "server.sqlite")
 
 
+def _one_torch_thread() -> int:
+    """Import torch and run it on one thread (determinism: a sum over more threads
+    rounds otherwise; and no oversubscription of the cores); returns the count it had,
+    for :func:`_restore_torch_threads`.
+
+    Why not at the top of :func:`run_simulation`, where it was: importing torch costs
+    2-3 s of CPU a process, and a run refused before its checks build the starting
+    model (its folder holds a run, its data is refused, its prior file is) needs no
+    torch at all. Nothing before that point computes with torch, so every tensor the
+    run keeps is still computed on one thread."""
+    import torch
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return threads_before
+
+
+def _restore_torch_threads(threads: int) -> None:
+    """Give torch back the thread count :func:`_one_torch_thread` found."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def run_simulation(
     config: SimulationConfig, run_dir: Path, progress: Progress = _quiet
 ) -> SimulationResult:
     """Baselines, federation and final evaluation; ``run_dir`` must be new or empty."""
-    import torch
-
     if config.engine == "ray":  # a missing extra is said now, not after the baselines
         from secagg.runtime.ray_engine import require_ray
 
@@ -342,8 +364,7 @@ def run_simulation(
     state = run_dir / "server.sqlite"
     if state.exists():
         raise ConfigurationError(f"{run_dir} already holds a run: choose a new folder")
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)  # determinism, and no oversubscription of the cores
+    threads_before: int | None = None
     started = time.perf_counter()
     if config.prior_source == "file":  # refused before the data is generated
         read_prior_file(config)
@@ -352,6 +373,8 @@ def run_simulation(
         unscaled = unscaled_notes(config, branches, feature_names)
         data_notes = customer_column_notes(config, branches)
         data_notes += partition_notes(config, feature_names)
+        # the checks build the starting model: the first step that needs torch
+        threads_before = _one_torch_thread()
         _check_before_training(config, branches, state)
         progress("prior", 0, 1, "")
         start = time.perf_counter()
@@ -391,7 +414,8 @@ def run_simulation(
         rounds, model, dropouts = run.rounds, run.model, run.dropouts
         privacy = privacy_parameters(config, run, branches)
     finally:
-        torch.set_num_threads(threads_before)
+        if threads_before is not None:
+            _restore_torch_threads(threads_before)
     evaluator = starting_model(config, branches[0].x_train.shape[1], prior)
     load_trainable(evaluator, model)
     federated = evaluate(evaluator, branches)
