@@ -195,6 +195,28 @@ def _agrees(claimed: float | None, recomputed: float | None) -> bool:
     return -FLOAT_NOISE * scale <= claimed - recomputed <= RELATIVE_TOLERANCE * scale
 
 
+def _below_replay(claimed: float | None, recomputed: float | None) -> bool:
+    """``claimed`` lies below the replayed ``recomputed`` by more than
+    :data:`FLOAT_NOISE` (the lower side of :func:`_agrees` fails): both finite numbers.
+
+    Why: no other computation can rescue such a claim, so verify skips the from-scratch
+    fallback for it (:meth:`~secagg.ledger.replay.EpsilonReplay.older_claim`, 0.7-1 s of
+    PLD a row, all of the verify's time on a tampered ledger). That fallback accepts a
+    claim matching a figure ``f`` and then holds the claim to ``max(f, recomputed)``. If
+    ``_agrees(claimed, f)`` and ``f >= recomputed``, then ``claimed >= f - FLOAT_NOISE *
+    max(1, f)``; the scale grows by at most ``f - recomputed``, so ``claimed`` would lie
+    within float noise below ``recomputed`` too, which it does not. So ``f`` is below
+    ``recomputed``, the maximum is ``recomputed`` itself and the row fails with the same
+    figure and words, whatever ``f`` is (tests/ledger/test_verify_fallback_cost.py
+    compares the two verifiers over random ledgers and any ``f``). A claim above its
+    replay still takes the fallback: a row the from-scratch code wrote may lie there."""
+    if claimed is None or recomputed is None:
+        return False
+    if not (math.isfinite(claimed) and math.isfinite(recomputed)):
+        return False
+    return claimed - recomputed < -FLOAT_NOISE * max(1.0, abs(recomputed))
+
+
 def _real(value: object) -> bool:
     """A JSON number as the writer records it: an int or float, not a bool (nor a
     string ``float()`` would parse)."""
