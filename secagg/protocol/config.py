@@ -47,6 +47,22 @@ __all__ = [
 ]
 
 
+def harary_degree_rule(num_clients: int) -> str:
+    """The degrees a round of ``num_clients`` accepts for a Harary graph, in words: an
+    even k from 2 up to the largest even number below ``num_clients - 1``, or
+    ``num_clients - 1`` itself, which reaches every other client (the complete graph).
+
+    Why: the refusal read "needs an even degree k in [2, 9]" for 10 clients, whose top
+    is odd: k = 9 runs (as the complete graph) while k = 7 is refused, so the bound
+    named a k the rule's own "even" excludes (review, 2026-12-06)."""
+    complete = f"k = {num_clients - 1} = clients - 1 (the complete graph)"
+    top = num_clients - 2 if num_clients % 2 == 0 else num_clients - 3  # even, < n - 1
+    if top < 2:  # 2 or 3 clients: the complete graph is the only one
+        return complete
+    evens = "an even degree k = 2" if top == 2 else f"an even degree k in [2, {top}]"
+    return f"{evens} or {complete}"
+
+
 @dataclass(frozen=True)
 class RoundConfig:
     """One round's public parameters, plus the assumptions they were sized for.
@@ -81,8 +97,8 @@ class RoundConfig:
             self.degree < 2 or self.degree % 2 or self.degree > self.num_clients - 1
         ):
             raise ConfigurationError(
-                f"a Harary graph needs an even degree k in [2, {self.num_clients - 1}], "
-                f"got {self.degree}"
+                f"a Harary graph of {self.num_clients} clients needs "
+                f"{harary_degree_rule(self.num_clients)}, got {self.degree}"
             )
         if not 1 <= self.threshold <= self.degree + 1:
             raise ConfigurationError(

@@ -84,9 +84,10 @@ def test_round_threshold_past_any_cohort_is_a_usage_error_naming_it(value: str) 
 
 
 def test_round_names_k_and_threshold_in_the_graph_refusals() -> None:
-    """``a Harary graph needs an even degree k in [2, 4]`` named no flag."""
+    """``a Harary graph needs an even degree k in [2, 4]`` named no flag (it now reads
+    ``... of 5 clients needs an even degree --k = 2 or --k = 4 = clients - 1 ...``)."""
     odd = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--k", "3"))
-    assert "'--k'" in odd and "even degree --k in [2, 4]" in odd, odd
+    assert "'--k'" in odd and "even degree --k = 2 or --k = 4 = clients - 1" in odd, odd
     high = _usage_line(_run("round", "--clients", "5", "--dim", "4", "--threshold", "9"))
     assert "'--threshold'" in high and "--threshold must be in [1, " in high, high
 
