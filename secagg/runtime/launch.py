@@ -35,6 +35,7 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
+from secagg.durable import refuse_special_file
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
     Ledger,
@@ -334,7 +335,9 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
     (an empty or deleted state beside an existing ledger) is what the reliability
     review found (D4, D5, D8). In order:
 
-    1. the state's directory exists;
+    1. the state's directory exists, and none of the state, its ledger and the ledger
+       key is a named pipe, a device or a socket
+       (:class:`~secagg.errors.NotARegularFile`, before any open);
     2. the state's lock (:class:`~secagg.runtime.store.StateLock`): a second server
        fails here, having touched nothing;
     3. ``init``: ``True`` starts a new federation (refused when the state already
@@ -350,6 +353,7 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
     6. store and ledger are cross-checked (:func:`check_state_against_ledger`).
 
     Raises :class:`~secagg.runtime.store.StateError` (one line for the operator),
+    :class:`~secagg.errors.NotARegularFile`,
     :class:`~secagg.ledger.chain.NotALedger` (a file at the ledger's path that is no
     ledger at all: what it is) or :class:`~secagg.ledger.chain.LedgerError`; on error
     nothing stays open or locked.
@@ -363,6 +367,15 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
             f"the state directory {directory} does not exist (server.state = "
             f"{config.server.state!r}): create it, or point server.state elsewhere"
         )
+    # before anything reads their size or SQLite opens them: a named pipe is 0 bytes, so
+    # it read as "no state" (--init then asked for) and SQLite's open of it failed as
+    # "disk I/O error", as if the state were damaged
+    for path, what in (
+        (state, "a server state"),
+        (ledger_path, "a ledger"),
+        (key_path, "a ledger key"),
+    ):
+        refuse_special_file(path, what)
     lock = StateLock(state)
     try:
         return _open_locked_state(state, ledger_path, key_path, lock, init)

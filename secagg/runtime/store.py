@@ -50,6 +50,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from secagg.durable import refuse_special_file
 from secagg.errors import SecAggError
 from secagg.ledger.chain import FileIdentity
 
@@ -228,9 +229,16 @@ class ServerStore:
         refused (:class:`StateMissing`) instead of becoming a new, empty federation.
 
         ``lock`` (a :class:`StateLock` on this state) is then the store's: checked
-        before every write and released by :meth:`close`."""
+        before every write and released by :meth:`close`.
+
+        A named pipe, a device or a socket at ``path`` raises
+        :class:`~secagg.errors.NotARegularFile` before SQLite opens it. Why: SQLite
+        opened a named pipe and failed as "cannot be opened: disk I/O error", as if the
+        state were damaged (and, 0 bytes in size, it read as "empty" with
+        ``create=False``)."""
         self.path = Path(path)
         self._lock = lock
+        refuse_special_file(self.path, "a server state")
         if not create and not holds_state(self.path):
             what = "is empty" if self.path.exists() else "does not exist"
             raise StateMissing(f"the state {self.path} {what}")
