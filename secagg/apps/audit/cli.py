@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sqlite3
@@ -15,6 +14,7 @@ import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, check_memory
 from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
+from secagg.apps.json_output import dumps
 from secagg.apps.simulation.config import CAPS, MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError, SecAggError
@@ -79,7 +79,7 @@ class _JsonUsageErrors(click.Command):
             raise
 
     def _echo(self, exc: click.UsageError, params: dict[str, Any]) -> None:
-        click.echo(json.dumps(self.json_error(exc.format_message(), params), indent=2))
+        click.echo(dumps(self.json_error(exc.format_message(), params)))
 
 
 def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
@@ -457,7 +457,8 @@ def verify(
         # what the verdict took on the ledger's word (no --config: the recorded noise
         # multipliers), one line each; [] when nothing was
         "on_the_ledgers_word": result.ledgers_word(),
-        "epsilon": None if last is None else (str(last) if last == float("inf") else last),
+        # "inf" when infinite, as every --json figure (secagg.apps.json_output)
+        "epsilon": last,
         # the delta "epsilon" holds at (the last row's), exact: the text line shows it
         # rounded up, and an epsilon without its delta says nothing (null: no epsilon)
         "delta": None if last is None else last_delta,
@@ -469,10 +470,7 @@ def verify(
         # only (--first-round: the rounds before are accounted in another record)
         "first_round": result.first_round,
         "epsilon_unamplified": result.unamplified_epsilon,
-        # "inf" as "epsilon" writes it: json.dumps wrote a bare Infinity, no JSON
-        "per_client": None
-        if result.per_client is None
-        else {k: "inf" if v == math.inf else v for k, v in result.per_client.items()},
+        "per_client": result.per_client,
         # rows rebuilt after a crash: why, from what, and which fields the source lacked
         "reconstructed_rows": result.rebuilt_json(),
     }
@@ -492,7 +490,7 @@ def verify(
         f" (after the prior ledger's {result.prior_rows})" if result.prior_rows else ""
     )
     if as_json:
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(dumps(payload))
     elif result.ok:
         if keyed:
             click.echo(f"VERIFIED: {counted}, chain and signatures intact, {claims}")
@@ -619,7 +617,7 @@ def _echo_unread(
     payload |= {"verdict": verdict, "error": reason, "ok": False, "exit_status": status}
     payload |= {"first_failure": reason, "expected_head": expect_head, "config": config}
     payload["first_round"] = first_round
-    click.echo(json.dumps(payload, indent=2))
+    click.echo(dumps(payload))
 
 
 def _verify_usage_json(message: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -911,14 +909,13 @@ def empirical(
         raise click.BadParameter(
             f"{canaries} canaries ran out of memory", param_hint="'--canaries'"
         ) from None
-    payload = {
-        k: (str(v) if isinstance(v, float) and v == float("inf") else v)
-        for k, v in audit_result.as_dict().items()
-    }
+    # infinities as "inf", NaN as null (secagg.apps.json_output): this converted a
+    # top-level +inf only, and a -inf or a NaN went out as bare -Infinity / NaN
+    payload = audit_result.as_dict()
     # the keys a usage error's object has too (_empirical_usage_json): null there, set here
     payload |= {"error": None, "exit_status": 0 if audit_result.consistent else EXIT_FAILED}
     if as_json:
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(dumps(payload))
     else:
         _print_audit(
             audit_result, backend=backend, branches=branches, claimed=claimed_epsilon is not None

@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from secagg.apps.json_output import dumps
+
 #: Lower bounds of the memory a federation round holds, measured on ``bench grpc`` and
 #: ``bench scale`` (2026-12-06, peak RSS per process, d = 10^3 to 8 * 10^6): a process
 #: with numpy, gRPC and secagg imported holds 62 MB before its first client (a gRPC
@@ -61,7 +63,7 @@ def emit(
     (hundreds of lines) onto the terminal as well as into F (review, 2026-12-05). The
     scripts (``python -m secagg.apps.bench.masking``, ``benchmarks/*.py``) keep the
     JSON on stdout with ``--out`` too: pipelines read it there."""
-    text = json.dumps(result, indent=2)
+    text = dumps(result)
     if out:
         write_text(out, text + "\n")
         if file_only:

@@ -10,7 +10,6 @@ quiets the library's noise and prints.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import warnings
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import click
 
 from secagg.apps.cli_types import FiniteFloat
 from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
+from secagg.apps.json_output import dumps
 from secagg.apps.simulation.config import MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
@@ -269,7 +269,7 @@ def privacy_epsilon(
     if most is not None:
         payload |= {"clients": clients, "most_rounds_per_client": most}
     if as_json:
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(dumps(payload))
     else:
         # the line names what the figure assumes: an amplified one (a secret Poisson
         # sample, which a secagg federation does not claim) read as "per client" alone
@@ -376,7 +376,7 @@ def privacy_noise(
         payload |= {"amplified_by_sampling": most is None and sample_rate < 1}
         if most is not None:
             payload |= {"clients": clients, "most_rounds_per_client": most}
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(dumps(payload))
     else:
         # as privacy epsilon's line: an amplified epsilon is named as such on stdout, not
         # only in the stderr note (review, 2026-12-05)

@@ -7,7 +7,6 @@ flags typed (:func:`~secagg.apps.commands.common._config_error`).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sys
@@ -19,6 +18,7 @@ import numpy as np
 
 from secagg.apps.cli_types import FiniteFloat, check_memory
 from secagg.apps.commands.common import _LENGTH, _config_error
+from secagg.apps.json_output import dumps
 from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_MAX_CLIENTS
@@ -44,7 +44,7 @@ def _random_schedule(num_clients: int, fraction: float, active: bool) -> dict[st
 
 def _emit(payload: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(dumps(payload))
         return
     cfg = payload["config"]
     click.echo(

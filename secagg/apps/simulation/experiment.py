@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import re
 import time
@@ -344,7 +343,7 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
 
 def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
     """``experiment.json`` (everything) and ``experiment.md`` (the tables)."""
-    from secagg.apps.simulation.report import json_safe
+    from secagg.apps.json_output import dumps
 
     summary = result.summary()
     payload = {
@@ -381,7 +380,7 @@ def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
         "total_seconds": result.total_seconds,
     }
     json_path = out_dir / "experiment.json"
-    json_path.write_text(json.dumps(json_safe(payload), indent=2) + "\n")
+    json_path.write_text(dumps(payload) + "\n")
     md_path = out_dir / "experiment.md"
     md_path.write_text("\n".join(experiment_lines(result)) + "\n")
     return [json_path, md_path]

@@ -35,6 +35,7 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
+from secagg.apps.json_output import dumps
 from secagg.apps.simulation.config import DP_KEYS, PATH_KEYS, SECTIONS
 from secagg.apps.simulation.runner import SimulationResult, composed_epsilon
 from secagg.dp.display import shown as shown_up
@@ -54,24 +55,6 @@ SUMMARY_METRICS = (
     "precision_at_top_05pct",
     "fraud_amount_caught_at_top_05pct",
 )
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with what JSON cannot hold made plain: NaN as null, infinities as
-    strings, tuples as lists, dataclasses as dicts, numpy scalars as Python numbers."""
-    import dataclasses
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return json_safe(dataclasses.asdict(value))
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        return json_safe(value.item())  # a numpy scalar
-    return value
 
 
 #: above this many branches, the report and the plots summarise the branches instead
@@ -633,7 +616,7 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
 
 
 def _write_json(path: Path, payload: Any) -> Path:
-    path.write_text(json.dumps(json_safe(payload), indent=2, sort_keys=False) + "\n")
+    path.write_text(dumps(payload) + "\n")
     return path
 
 
