@@ -8,7 +8,7 @@ Import after ``pytest.importorskip("tenseal")``: the CKKS backend needs it."""
 from __future__ import annotations
 
 import queue
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.launch import key_holder_service, make_key_holder_key
-from secagg.transport.base import ClientEndpoint
+from secagg.transport.base import ClientEndpoint, NotConnected
 from secagg.transport.inprocess import InProcessHub
 
 Session = TypeVar("Session", bound=HelperSession)
@@ -132,7 +132,86 @@ def _redial(
     return dial
 
 
-def wrapped_holder_threads(
+class HolderFederation:
+    """The key holder and the branches of :func:`wrapped_holder_federation`, each run in
+    a :class:`Party` once :meth:`start` is called, and the way the test ends them.
+
+    Why the test never just closes the sessions once the server returns: the hub drops
+    what a session's inbox still holds when it closes it, the federation's end included,
+    so a party that had not yet read that end (a busy machine) raised
+    :class:`~secagg.transport.base.NotConnected` in its thread after the test ended, an
+    unhandled thread exception pytest only warned about. :meth:`end_announced` waits for
+    every party to return on the end the server announced, and only then closes their
+    sessions; :meth:`end_with_the_server_dead` (the server's process died: no end comes)
+    closes them and asserts that each party's lost session is what stopped it. Either
+    way every party's outcome is recorded and checked, never swallowed."""
+
+    def __init__(
+        self,
+        hub: InProcessHub,
+        processes: dict[str, FederationClient | KeyHolderService],
+        run: Callable[[FederationClient | KeyHolderService], object],
+    ) -> None:
+        self._hub = hub
+        self.processes = processes
+        self._run = run
+        self.parties: dict[str, Party] = {}
+
+    def start(self) -> None:
+        """Start every party (the key holder's first) in its own :class:`Party`."""
+        assert not self.parties, "the federation's parties were started already"
+        self.parties = {
+            name: Party(lambda p=process: self._run(p)) for name, process in self.processes.items()
+        }
+
+    def end_announced(self, bound: float = BOUND) -> None:
+        """Wait up to ``bound`` seconds for every party to return on the federation's end
+        the server announced, then close their sessions. Raises AssertionError naming a
+        party still running, one that failed, or one that returned without that end."""
+        self._wait(bound)
+        self._close()
+        failed = {n: repr(p.error) for n, p in self.parties.items() if p.error is not None}
+        assert not failed, f"a party failed instead of taking the federation's end: {failed}"
+        unannounced = {
+            name: outcome
+            for name, process in self.processes.items()
+            if (outcome := _outcome(process)) not in ("finished", "stopped")
+        }
+        assert not unannounced, f"a party returned before the federation's end: {unannounced}"
+
+    def end_with_the_server_dead(self, bound: float = BOUND) -> None:
+        """The server's process died (no end comes): close every session, as its closed
+        streams would, and wait up to ``bound`` seconds for each party to stop. Raises
+        AssertionError naming a party still running or one stopped by anything but its
+        lost session."""
+        self._close()
+        self._wait(bound)
+        other = {
+            name: repr(party.error)
+            for name, party in self.parties.items()
+            if not isinstance(party.error, NotConnected)
+        }
+        assert not other, f"a party stopped by something other than its lost session: {other}"
+
+    def _wait(self, bound: float) -> None:
+        """Wait for every party's thread to end; one deadline for all of them."""
+        end = time.monotonic() + bound
+        for name, party in self.parties.items():
+            assert party.done.wait(max(0.0, end - time.monotonic())), f"{name} did not stop"
+
+    def _close(self) -> None:
+        for name in self.processes:
+            self._hub.disconnect(name)
+
+
+def _outcome(process: FederationClient | KeyHolderService) -> str | None:
+    """Why ``process``'s last run returned ("finished", "stopped", "idle", ...)."""
+    if isinstance(process, FederationClient):
+        return process.stats.outcome
+    return process.outcome
+
+
+def wrapped_holder_federation(
     config: FederationConfig,
     hub: InProcessHub,
     key: Path,
@@ -140,18 +219,17 @@ def wrapped_holder_threads(
     holder_name: str,
     dimension: int,
     wrap: Callable[[KeyHolderSession], Session],
-    run: Callable[[FederationClient | KeyHolderService], None],
-) -> tuple[Session, list[threading.Thread]]:
+    run: Callable[[FederationClient | KeyHolderService], object],
+) -> tuple[Session, HolderFederation]:
     """A real key holder (its key written at ``key``) whose session ``wrap`` replaces, and
-    the branches, which pin its key: the wrapping session and the parties' daemon threads,
-    not started, each running ``run`` on its party (the key holder's first)."""
+    the branches, which pin its key: the wrapping session and the parties, not started,
+    each to run ``run`` on its process (the key holder's first)."""
     pin = make_key_holder_key(config, key)  # keyholder-init: the key the branches pin
     endpoint = hub.connect(holder_name)
     session = wrap(key_holder_service(config, endpoint, {"key": str(key)}).session)  # type: ignore[arg-type]
     holder = KeyHolderService(holder_name, endpoint, session)
     policy = BranchPolicy(key_holder_fingerprint=pin)
-    threads = [
-        threading.Thread(target=run, args=(party,), daemon=True)
-        for party in [holder, *branch_clients(hub, names, dimension, policy)]
-    ]
-    return session, threads
+    processes: dict[str, FederationClient | KeyHolderService] = {holder_name: holder}
+    for client in branch_clients(hub, names, dimension, policy):
+        processes[client.name] = client
+    return session, HolderFederation(hub, processes, run)

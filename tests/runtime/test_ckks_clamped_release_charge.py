@@ -23,7 +23,7 @@ import pytest
 
 pytest.importorskip("tenseal")
 
-from _keyholder_federation import central_dp_ckks_config, wrapped_holder_threads
+from _keyholder_federation import central_dp_ckks_config, wrapped_holder_federation
 
 from secagg.aggregation.ckks import CKKSClient, frame_chunks
 from secagg.dp.accountants import PerClientAccountant
@@ -34,7 +34,11 @@ from secagg.runtime.launch import build_server, open_server_state
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
-pytestmark = pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning"),
+    # a party's thread that outlives the test (tests/_keyholder_federation.py) fails it
+    pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+]
 
 NAMES = ["b1", "b2", "b3"]
 KEY_HOLDER = "compliance"
@@ -89,7 +93,7 @@ def test_an_out_of_range_upload_is_released_clamped_and_charged_as_planned(
         delta=DELTA,
     )
     hub = InProcessHub()
-    _, threads = wrapped_holder_threads(
+    _, parties = wrapped_holder_federation(
         config,
         hub,
         tmp_path / "keyholder.key",
@@ -99,18 +103,14 @@ def test_an_out_of_range_upload_is_released_clamped_and_charged_as_planned(
         lambda session: session,
         lambda party: party.run(idle_timeout=IDLE),
     )
-    for thread in threads:
-        thread.start()
+    parties.start()
     state = open_server_state(config)
     try:
         server = build_server(config, hub, state.store, ledger=state.ledger)
         server.run(wait_for_clients=IDLE, max_attempts=1)
     finally:
         state.close()
-    for name in [*NAMES, KEY_HOLDER]:
-        hub.disconnect(name)
-    for thread in threads:
-        thread.join(JOIN)
+    parties.end_announced(JOIN)  # each takes the end the server announced
 
     store = ServerStore(tmp_path / "state.sqlite", create=False)
     try:

@@ -26,23 +26,24 @@ import pytest
 
 pytest.importorskip("tenseal")
 
-from _keyholder_federation import central_dp_ckks_config, wrapped_holder_threads
+from _keyholder_federation import central_dp_ckks_config, wrapped_holder_federation
 
 from secagg.aggregation.base import HelperSession
 from secagg.aggregation.ckks import CKKSServer, KeyHolderSession
 from secagg.dp.accountants import PerClientAccountant
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.launch import (
     build_server,
     open_server_state,
 )
 from secagg.runtime.store import ServerStore
-from secagg.transport.base import NotConnected
 from secagg.transport.inprocess import InProcessHub
 
-pytestmark = pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning"),
+    # a party's thread that outlives the test (tests/_keyholder_federation.py) fails it
+    pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+]
 
 NAMES = ["b1", "b2", "b3"]
 KEY_HOLDER = "compliance"
@@ -79,14 +80,6 @@ class _Reporting(HelperSession):
         return self.honest.refusal(error)
 
 
-def _until_the_server_dies(process: FederationClient | KeyHolderService) -> None:
-    """Run a party; the dead server's closed connections end it."""
-    try:
-        process.run(idle_timeout=IDLE)
-    except NotConnected:
-        return
-
-
 def _config(tmp_path: Path) -> FederationConfig:
     return central_dp_ckks_config(
         tmp_path,
@@ -107,7 +100,7 @@ def _killed_reading_the_reply(
     kill the server there."""
     config = _config(tmp_path)
     hub = InProcessHub()
-    stub, threads = wrapped_holder_threads(
+    stub, parties = wrapped_holder_federation(
         config,
         hub,
         tmp_path / "keyholder.key",
@@ -115,15 +108,14 @@ def _killed_reading_the_reply(
         KEY_HOLDER,
         4,
         lambda honest: _Reporting(honest, report),
-        _until_the_server_dies,
+        lambda party: party.run(idle_timeout=IDLE),
     )
 
     def killed(self: CKKSServer, data: bytes) -> Any:
         raise _Killed("the server dies as its session reads the key holder's reply")
 
     monkeypatch.setattr(CKKSServer, "_on_decrypted", killed)
-    for thread in threads:
-        thread.start()
+    parties.start()
     state = open_server_state(config)
     try:
         server = build_server(config, hub, state.store, ledger=state.ledger)
@@ -131,10 +123,8 @@ def _killed_reading_the_reply(
             server.run(wait_for_clients=IDLE, max_attempts=1)
     finally:
         state.close()  # a dead process's connections close; no transaction was open
-        for name in [*NAMES, KEY_HOLDER]:
-            hub.disconnect(name)
-        for thread in threads:
-            thread.join(JOIN)
+    # its closed streams end every party's session: NotConnected stops each, as expected
+    parties.end_with_the_server_dead(JOIN)
     monkeypatch.undo()
     return config, stub
 

@@ -25,7 +25,7 @@ import pytest
 
 pytest.importorskip("tenseal")
 
-from _keyholder_federation import central_dp_ckks_config, wrapped_holder_threads
+from _keyholder_federation import central_dp_ckks_config, wrapped_holder_federation
 
 from secagg.aggregation.base import HelperSession
 from secagg.aggregation.ckks import KeyHolderSession
@@ -41,7 +41,11 @@ from secagg.runtime.launch import (
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
-pytestmark = pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::secagg.dp.config.PrivacyCostWarning"),
+    # a party's thread that outlives the test (tests/_keyholder_federation.py) fails it
+    pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+]
 
 NAMES = ["b1", "b2", "b3"]
 KEY_HOLDER = "compliance"
@@ -105,7 +109,7 @@ def _run(
 ) -> tuple[FederationConfig, _UnderNoising]:
     config = _config(tmp_path)
     hub = InProcessHub()
-    stub, threads = wrapped_holder_threads(
+    stub, parties = wrapped_holder_federation(
         config,
         hub,
         tmp_path / "keyholder.key",
@@ -115,18 +119,14 @@ def _run(
         kind,
         lambda party: party.run(idle_timeout=IDLE),
     )
-    for thread in threads:
-        thread.start()
+    parties.start()
     state = open_server_state(config)
     try:
         server = build_server(config, hub, state.store, ledger=state.ledger)
         server.run(wait_for_clients=IDLE, max_attempts=1)
     finally:
         state.close()
-    for name in [*NAMES, KEY_HOLDER]:
-        hub.disconnect(name)
-    for thread in threads:
-        thread.join(JOIN)
+    parties.end_announced(JOIN)  # each takes the end the server announced
     return config, stub
 
 
