@@ -22,7 +22,14 @@ import pytest
 
 pytest.importorskip("tenseal")
 
-from secagg.aggregation import HELPER, Announce, ToParty, decode_spec, run_local_round
+from secagg.aggregation import (
+    HELPER,
+    Announce,
+    ToParty,
+    decode_spec,
+    keyholder_policy,
+    run_local_round,
+)
 from secagg.aggregation.base import HelperSession
 from secagg.aggregation.ckks import (
     _DECRYPT,
@@ -370,20 +377,21 @@ def test_a_state_file_that_cannot_be_read_for_a_moment_refuses_that_request_only
     state = tmp_path / "kh-private-folder" / "state.json"
     helper = KeyHolderSession(KeyHolderPolicy(max_decryptions=9, state_path=state))
     helper.handle(_round(helper, round_number=1)[1], round_number=1)
-    real = Path.read_text
+    # the record reads its file through one open (secagg.durable.read_regular_file)
+    real = keyholder_policy.read_regular_file
 
-    def denied(self: Path, *args: object, **kwargs: object) -> str:
-        if self == state:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+    def denied(path: str | Path, max_bytes: int, what: str) -> bytes:
+        if Path(path) == state:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, max_bytes, what)
 
-    monkeypatch.setattr(Path, "read_text", denied)
+    monkeypatch.setattr(keyholder_policy, "read_regular_file", denied)
     before = _state(helper)
     with pytest.raises(KeyHolderRefusal, match="cannot read its state file") as got:
         _open(helper, 2)
     assert _state(helper) == before and "kh-private-folder" not in str(got.value)
     assert not isinstance(got.value, StateChanged) and str(state) in got.value.local_detail
-    monkeypatch.setattr(Path, "read_text", real)
+    monkeypatch.setattr(keyholder_policy, "read_regular_file", real)
     helper.handle(_round(helper, round_number=2)[1], round_number=2)  # served again
     assert helper.record.rounds == [2]
 
