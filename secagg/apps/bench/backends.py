@@ -52,7 +52,7 @@ import datetime
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -109,18 +109,7 @@ class CPUTimings(RoundTimings):
     Why: the machine the benchmarks run on is shared, and :class:`RoundTimings` times
     each role by the wall clock, which counts the time other jobs hold the cores."""
 
-    def timed(self, role: str, party: int, call: Callable[..., Any], *args: Any) -> Any:
-        start = time.process_time()
-        try:
-            return call(*args)
-        finally:
-            spent = time.process_time() - start
-            if role == "server":
-                self.server_seconds += spent
-            elif role == "helper":
-                self.helper_seconds += spent
-            else:
-                self.client_seconds[party] = self.client_seconds.get(party, 0.0) + spent
+    clock = staticmethod(time.process_time)
 
 
 #: The timings of one round, each reported as the best (least) over a cell's rounds.
