@@ -55,8 +55,16 @@ class NeighbourGraph:
                 raise ConfigurationError("a complete graph has degree num_clients - 1")
         else:
             if degree < 2 or degree % 2 or degree > num_clients - 1:
+                # the largest even degree below n: "[2, 9]" for 10 clients named an odd
+                # top the rule's own "even" excludes (degree n - 1 is GraphKind.COMPLETE)
+                top = num_clients - 1 - (num_clients - 1) % 2
+                rule = (
+                    f"an even degree in [2, {top}]"
+                    if top >= 2
+                    else "no degree: use the complete graph"
+                )
                 raise ConfigurationError(
-                    f"a Harary graph needs an even degree in [2, {num_clients - 1}], got {degree}"
+                    f"a Harary graph of {num_clients} clients needs {rule}, got {degree}"
                 )
         self.num_clients = num_clients
         self.kind = kind
