@@ -77,6 +77,7 @@ from secagg.apps.bench.masking import (
     _wire,
 )
 from secagg.apps.bench.papers_reference import BELL_2020, BONAWITZ_2017
+from secagg.apps.json_output import dumps
 from secagg.errors import RoundAborted
 from secagg.protocol import Client, RoundConfig, Server, ServerPhase, decode, encode
 from secagg.protocol.graph_params import harary_parameters, sized_harary_parameters
@@ -1104,7 +1105,7 @@ def write_report(result: dict[str, Any], out: str | os.PathLike[str]) -> dict[st
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     plots = write_plots(result, path)
-    (path / "papers.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (path / "papers.json").write_text(dumps(result) + "\n", encoding="utf-8")
     (path / "papers.md").write_text(markdown(result, plots), encoding="utf-8")
     return {"json": str(path / "papers.json"), "markdown": str(path / "papers.md")} | {
         p: str(path / p) for p in plots
@@ -1132,7 +1133,7 @@ def run_and_write(
             f"{_fmt(row['ours_upper_half'])}), paper {_fmt(row['paper'])}: {row['verdict']}",
             progress,
         )
-    echo(json.dumps({"seconds": result["seconds"], "written": written}, indent=2))
+    echo(dumps({"seconds": result["seconds"], "written": written}))
     return result
 
 
@@ -1173,7 +1174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         result["comparison"] = compare(  # with this version's reference data and rules
             result["cells"], result["neighbour_curves"], _grid_from_json(result["grid"])
         )
-        print(json.dumps(write_report(result, args.out), indent=2))
+        print(dumps(write_report(result, args.out)))
         return
     run_and_write(args.out, quick=args.quick, progress=not args.no_progress)
 
