@@ -16,10 +16,10 @@ None"): a WARNING and a refused message for a server that did nothing wrong.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from _refused_start import RefusesRoundStartsTo
 from _threads import BOUND
 
 from secagg.aggregation.policy import BranchPolicy
@@ -27,31 +27,12 @@ from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
-from secagg.runtime.wire import NotSampled, RoundEnd, RoundStart, decode_message
-from secagg.transport.framing import MessageTooLarge
-from secagg.transport.inprocess import InProcessHub
+from secagg.runtime.wire import NotSampled, RoundEnd, decode_message
 
 D = 4
 NAMES = ["b1", "b2", "b3"]
 REFUSED = "b3"  # the participant whose round start the transport refuses
 PLAIN = BranchPolicy(allow_plain=True)
-
-
-class _RefusesOneStart(InProcessHub):
-    """The hub, refusing (as too large) every round start to :data:`REFUSED`."""
-
-    def send(self, name: str, payload: bytes) -> None:
-        self._check(name, payload)
-        super().send(name, payload)
-
-    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
-        self._check(name, b"".join(parts))
-        super().send_to_session(name, session, parts)
-
-    @staticmethod
-    def _check(name: str, payload: bytes) -> None:
-        if name == REFUSED and isinstance(decode_message(payload), RoundStart):
-            raise MessageTooLarge(f"a round start to {name!r} above the limit")
 
 
 def test_a_participant_whose_start_was_not_sent_is_told_and_takes_it(tmp_path: Path) -> None:
@@ -62,7 +43,7 @@ def test_a_participant_whose_start_was_not_sent_is_told_and_takes_it(tmp_path: P
             "deadlines": {"phase_seconds": BOUND, "round_seconds": 3 * BOUND},
         }
     )
-    hub = _RefusesOneStart()
+    hub = RefusesRoundStartsTo(REFUSED)
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
     refused_end = hub.connect(REFUSED)
     for name in NAMES[:2]:

@@ -14,11 +14,11 @@ that did nothing wrong. Now one notice a round reaches it, however many sessions
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _refused_start import RefusesRoundStartsTo
 from _threads import BOUND
 
 import secagg.runtime.server as server_module
@@ -27,31 +27,12 @@ from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
-from secagg.runtime.wire import NotSampled, RoundStart, decode_message
-from secagg.transport.framing import MessageTooLarge
-from secagg.transport.inprocess import InProcessHub
+from secagg.runtime.wire import NotSampled, decode_message
 
 D = 4
 NAMES = ["b1", "b2", "b3"]
 REFUSED = "b3"  # the participant whose round start the transport refuses
 PLAIN = BranchPolicy(allow_plain=True)
-
-
-class _RefusesOneStart(InProcessHub):
-    """The hub, refusing (as too large) every round start to :data:`REFUSED`."""
-
-    def send(self, name: str, payload: bytes) -> None:
-        self._check(name, payload)
-        super().send(name, payload)
-
-    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
-        self._check(name, b"".join(parts))
-        super().send_to_session(name, session, parts)
-
-    @staticmethod
-    def _check(name: str, payload: bytes) -> None:
-        if name == REFUSED and isinstance(decode_message(payload), RoundStart):
-            raise MessageTooLarge(f"a round start to {name!r} above the limit")
 
 
 def test_a_participant_told_on_its_session_is_not_told_again_on_the_next(
@@ -67,7 +48,7 @@ def test_a_participant_told_on_its_session_is_not_told_again_on_the_next(
             "deadlines": {"phase_seconds": BOUND, "round_seconds": 3 * BOUND},
         }
     )
-    hub = _RefusesOneStart()
+    hub = RefusesRoundStartsTo(REFUSED)
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
     first = hub.connect(REFUSED)
     go = threading.Event()  # the others train only once REFUSED is back
