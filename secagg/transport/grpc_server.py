@@ -872,8 +872,14 @@ class GrpcServerTransport:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
             old = self._sessions.get(name)
             if old is not None:
+                # its unread messages are dropped: receive() names no session, so they came
+                # out after this one opened under the same name, taken for its messages
+                # (transport review, 2026-12-06)
                 self._finish(
-                    old, SUPERSEDED_DETAIL, abort=(grpc.StatusCode.ABORTED, SUPERSEDED_DETAIL)
+                    old,
+                    SUPERSEDED_DETAIL,
+                    abort=(grpc.StatusCode.ABORTED, SUPERSEDED_DETAIL),
+                    purge=True,
                 )
             self._session_serial += 1
             session.id = self._session_serial
@@ -1335,7 +1341,12 @@ class GrpcServerTransport:
         """End a session once: unregister it, publish Disconnected, wake its reader and writer.
 
         ``purge`` also drops its messages not read yet (a session ended for what it sent,
-        or for who it no longer is): their memory is freed now, and none is delivered.
+        for who it no longer is, or superseded by a newer session of its name): their
+        memory is freed now, and none is delivered. Why a superseded session's too:
+        :meth:`receive` returns a name, not a session, so what the old session had
+        queued came out after the new one opened, under its name, and the caller (whose
+        :meth:`session_id` already named the new session) took it for the new
+        session's. The count is logged, never the content.
         """
         with self._changed:
             if session.finished:
@@ -1372,5 +1383,5 @@ class GrpcServerTransport:
             watch.daemon = True
             watch.start()
         if dropped:
-            logger.info("dropped %d unread messages of %s", dropped, session.name)
+            logger.info("dropped %d unread message(s) of %s (%s)", dropped, session.name, reason)
         logger.info("session closed: %s (%s)", session.name, reason)

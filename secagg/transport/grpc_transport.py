@@ -27,7 +27,11 @@ not wait for keepalive to notice its half-open old connection, and both
 sessions proved the same certificate identity anyway. Every session gets a new
 id (:meth:`GrpcServerTransport.session_id`), so the runtime can tell that a
 participant's session ended even when the participant is already back under the
-same name (reliability review D6).
+same name (reliability review D6). The replaced session's messages not yet taken by
+:meth:`~GrpcServerTransport.receive` are dropped then (their count logged, never their
+content): ``receive`` names no session, so they came out after the new session opened,
+under its name, and were taken for the new session's (transport review, 2026-12-06).
+A session that ended on its own (a clean close, a lost connection) keeps them until read.
 
 Dial failures name their cause. When a client's dial times out, a call to a
 method no server serves (it opens no session) fetches the channel's last
