@@ -3,7 +3,8 @@ a frame trickled a byte at a time, a stream that ends in the middle of a message
 
 No HTTP/2 library is a dependency of the project, and the few frames needed (the
 preface, SETTINGS, one HEADERS block of literal fields, DATA, PING answers) are a few
-lines each. Only for a server started with ``allow_insecure=True``.
+lines each. Only for a server started with ``allow_insecure=True``: :func:`raw_server`
+starts the one these tests share.
 """
 
 from __future__ import annotations
@@ -11,10 +12,40 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from _threads import BOUND
 
-from secagg.transport.grpc_transport import SESSION_METHOD
+from secagg.transport.grpc_transport import SESSION_METHOD, GrpcServerTransport
+
+#: the chunk size of the server :func:`raw_server` starts: small, so a message of two
+#: chunks (what a test cuts short) is a few kilobytes
+CHUNK = 1024
+#: the name the server :func:`raw_server` starts gives every session
+PEER_NAME = "mallory"
+
+
+@contextmanager
+def raw_server(max_message_bytes: int = 1 << 16, **options: Any) -> Iterator[GrpcServerTransport]:
+    """A started plaintext server on a free loopback port for a :class:`RawPeer`: chunks of
+    :data:`CHUNK` bytes, every session named :data:`PEER_NAME`, ``options`` passed on (a
+    test's deadlines); stopped at once when the block ends."""
+    transport = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=None,
+        allow_insecure=True,
+        max_message_bytes=max_message_bytes,
+        chunk_bytes=CHUNK,
+        identify=lambda context: PEER_NAME,
+        **options,
+    )
+    transport.start()
+    try:
+        yield transport
+    finally:
+        transport.stop(grace=0)
 
 
 def h2_frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:

@@ -23,14 +23,13 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
-from _raw_h2 import RawPeer, grpc_message
+from _raw_h2 import CHUNK, RawPeer, grpc_message, raw_server
 from _threads import BOUND, wait_until
 
 from secagg.transport import grpc_server
 from secagg.transport.framing import Reassembler, encode_frames
 from secagg.transport.grpc_transport import Connected, Disconnected, GrpcServerTransport
 
-CHUNK = 1024
 STALL = 0.1  # partial_idle_timeout
 
 
@@ -49,18 +48,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GrpcServerTransport]:
     monkeypatch.setattr(grpc_server, "_ENDED_WRITER_GRACE_SECONDS", 60.0)
     monkeypatch.setattr(grpc_server, "Reassembler", _Recorded)
     _Recorded.made.clear()
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 17,
-        chunk_bytes=CHUNK,
-        identify=lambda context: "mallory",
-        partial_idle_timeout=STALL,
-    )
-    transport.start()
-    yield transport
-    transport.stop(grace=0)
+    with raw_server(1 << 17, partial_idle_timeout=STALL) as transport:
+        yield transport
 
 
 def test_a_session_ended_mid_message_frees_the_partial_message_at_once(

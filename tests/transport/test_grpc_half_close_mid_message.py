@@ -20,29 +20,19 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from _raw_h2 import RawPeer, grpc_message
+from _raw_h2 import CHUNK, RawPeer, grpc_message, raw_server
 from _threads import BOUND
 
 from secagg.transport.framing import encode_frames
 from secagg.transport.grpc_transport import Connected, Disconnected, GrpcServerTransport
 
-CHUNK = 1024
 LOGGER = "secagg.transport.grpc_transport"
 
 
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 16,
-        chunk_bytes=CHUNK,
-        identify=lambda context: "mallory",
-    )
-    transport.start()
-    yield transport
-    transport.stop(grace=0)
+    with raw_server() as transport:
+        yield transport
 
 
 def _ended(server: GrpcServerTransport) -> Disconnected:

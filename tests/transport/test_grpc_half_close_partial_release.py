@@ -25,14 +25,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from _raw_h2 import RawPeer, grpc_message
+from _raw_h2 import CHUNK, RawPeer, grpc_message, raw_server
 from _threads import BOUND, wait_until
 
 from secagg.transport import grpc_server
 from secagg.transport.framing import encode_frames
 from secagg.transport.grpc_transport import Connected, Disconnected, GrpcServerTransport
 
-CHUNK = 1024
 LOGGER = "secagg.transport.grpc_transport"
 #: the server's bound on a half-closed call: long where the test looks inside it, short
 #: where it waits for its end
@@ -41,17 +40,8 @@ LONG, SHORT = 60.0, 0.3
 
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 17,
-        chunk_bytes=CHUNK,
-        identify=lambda context: "mallory",
-    )
-    transport.start()
-    yield transport
-    transport.stop(grace=0)
+    with raw_server(1 << 17) as transport:
+        yield transport
 
 
 def _half_close_mid_message(server: GrpcServerTransport, peer: RawPeer) -> None:

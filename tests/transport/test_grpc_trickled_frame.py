@@ -42,7 +42,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from _raw_h2 import RawPeer, grpc_message
+from _raw_h2 import CHUNK, RawPeer, grpc_message, raw_server
 from _threads import BOUND
 
 from secagg.transport.framing import encode_frames
@@ -52,26 +52,14 @@ from secagg.transport.grpc_transport import (
     GrpcServerTransport,
 )
 
-CHUNK = 1024
 DEADLINE = 0.1  # partial_idle_timeout and message_receive_timeout
 PACE = 0.02  # one byte every PACE seconds: far inside nothing the server can see
 
 
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 16,
-        chunk_bytes=CHUNK,
-        identify=lambda context: "mallory",
-        partial_idle_timeout=DEADLINE,
-        message_receive_timeout=DEADLINE,
-    )
-    transport.start()
-    yield transport
-    transport.stop(grace=0)
+    with raw_server(partial_idle_timeout=DEADLINE, message_receive_timeout=DEADLINE) as transport:
+        yield transport
 
 
 def _trickle(peer: RawPeer, data: bytes, stop: threading.Event) -> threading.Thread:
