@@ -367,14 +367,16 @@ class GrpcServerTransport:
     ``max_message_bytes``, at least 64 MiB); a session that exceeds it is ended with
     ``RESOURCE_EXHAUSTED`` and its unread messages are dropped, freeing the memory at
     once. So one branch can hold at most ``max_queued_bytes`` of server memory,
-    whatever it sends (review finding M2). Likewise the bytes queued by :meth:`send`
-    to one client behind the message being written may not exceed ``max_outbox_bytes`` (same
-    default): a client that stops reading is disconnected rather than growing the
-    server by one model a round (audit finding B). At most ``max_pending_events``
-    connection events wait for :meth:`next_event`; older ones are dropped. A message
-    whose next frame does not come within ``partial_idle_timeout`` seconds (None: no
-    limit) ends its session (``DEADLINE_EXCEEDED``, its data dropped): the budget
-    bounds what a half-sent message holds, this how long. Likewise one not whole within
+    whatever it sends (review finding M2), however often it reconnects: a new session
+    drops what its name's earlier sessions left unread (:meth:`_drop_earlier_unread`).
+    Likewise the bytes queued by :meth:`send` to one client behind the message being
+    written may not exceed ``max_outbox_bytes`` (same default): a client that stops
+    reading is disconnected rather than growing the server by one model a round (audit
+    finding B). At most ``max_pending_events`` connection events wait for
+    :meth:`next_event`; older ones are dropped. A message whose next frame does not
+    come within ``partial_idle_timeout`` seconds (None: no limit) ends its session
+    (``DEADLINE_EXCEEDED``, its data dropped): the budget bounds what a half-sent
+    message holds, this how long. Likewise one not whole within
     ``message_receive_timeout`` seconds of its first frame (default
     :data:`DEFAULT_MESSAGE_RECEIVE_SECONDS`; None: no limit), which bounds a message
     sent one frame at a time just inside the idle limit. Both start at a message's
@@ -872,21 +874,22 @@ class GrpcServerTransport:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
             old = self._sessions.get(name)
             if old is not None:
-                # its unread messages are dropped: receive() names no session, so they came
-                # out after this one opened under the same name, taken for its messages
-                # (transport review, 2026-12-06)
                 self._finish(
-                    old,
-                    SUPERSEDED_DETAIL,
-                    abort=(grpc.StatusCode.ABORTED, SUPERSEDED_DETAIL),
-                    purge=True,
+                    old, SUPERSEDED_DETAIL, abort=(grpc.StatusCode.ABORTED, SUPERSEDED_DETAIL)
                 )
+            dropped = self._drop_earlier_unread(name)
             self._session_serial += 1
             session.id = self._session_serial
             self._sessions[name] = session
             self._publish(Connected(name, peer))
             self._sessions_changed()
         self._wake.set()  # the re-check timer may need to wake for this expiry
+        if dropped:
+            logger.info(
+                "dropped %d unread message(s) of the earlier session(s) of %s: a new one opened",
+                dropped,
+                name,
+            )
         logger.info("session opened: %s from %s (certificate %s)", name, peer, session.fingerprint)
         if not context.add_callback(lambda: self._call_ended(session, context)):
             self._finish(session, "connection lost")
@@ -898,6 +901,35 @@ class GrpcServerTransport:
             daemon=True,
         ).start()
         return self._write(session, context)
+
+    def _drop_earlier_unread(self, name: str) -> int:
+        """Drop what ``name``'s ended sessions delivered and :meth:`receive` has not taken,
+        as a new session of ``name`` opens (lock held; the earlier sessions are all
+        finished, so none delivers more); return how many messages.
+
+        Why: :meth:`receive` returns a name, not a session, so those messages came out
+        while the new session was open, under its name, and the caller (whose
+        :meth:`session_id` already named the new session) took them for the new
+        session's: a superseded session's in particular (transport review, 2026-12-06).
+        And the bound of unread data is a session's, so a branch that filled its
+        budget, closed and reopened between rounds (the runtime's server reads only
+        inside one) made the server hold one budget per session it opened, against the
+        promise of one per branch (review finding M2): three sessions held three
+        budgets. A session's messages are still delivered after it ended while no new
+        session of its name has opened (a clean close after a last message)."""
+        kept: deque[tuple[_Session, bytes]] = deque()
+        dropped = 0
+        for item in self._inbox:
+            session = item[0]
+            if session.name != name:
+                kept.append(item)
+                continue
+            dropped += 1
+            session.queued_messages = session.queued_bytes = 0
+        if dropped:
+            self._inbox = kept
+            self._changed.notify_all()
+        return dropped
 
     def _throttle(
         self,
@@ -1341,12 +1373,9 @@ class GrpcServerTransport:
         """End a session once: unregister it, publish Disconnected, wake its reader and writer.
 
         ``purge`` also drops its messages not read yet (a session ended for what it sent,
-        for who it no longer is, or superseded by a newer session of its name): their
-        memory is freed now, and none is delivered. Why a superseded session's too:
-        :meth:`receive` returns a name, not a session, so what the old session had
-        queued came out after the new one opened, under its name, and the caller (whose
-        :meth:`session_id` already named the new session) took it for the new
-        session's. The count is logged, never the content.
+        or for who it no longer is): their memory is freed now, and none is delivered.
+        (Those of a session ended otherwise are dropped when a new session of its name
+        opens: :meth:`_drop_earlier_unread`.)
         """
         with self._changed:
             if session.finished:
@@ -1383,5 +1412,5 @@ class GrpcServerTransport:
             watch.daemon = True
             watch.start()
         if dropped:
-            logger.info("dropped %d unread message(s) of %s (%s)", dropped, session.name, reason)
+            logger.info("dropped %d unread messages of %s", dropped, session.name)
         logger.info("session closed: %s (%s)", session.name, reason)

@@ -27,11 +27,13 @@ not wait for keepalive to notice its half-open old connection, and both
 sessions proved the same certificate identity anyway. Every session gets a new
 id (:meth:`GrpcServerTransport.session_id`), so the runtime can tell that a
 participant's session ended even when the participant is already back under the
-same name (reliability review D6). The replaced session's messages not yet taken by
-:meth:`~GrpcServerTransport.receive` are dropped then (their count logged, never their
-content): ``receive`` names no session, so they came out after the new session opened,
-under its name, and were taken for the new session's (transport review, 2026-12-06).
-A session that ended on its own (a clean close, a lost connection) keeps them until read.
+same name (reliability review D6). When a session opens, the messages its name's
+earlier sessions (the replaced one, or ones that ended before) delivered and
+:meth:`~GrpcServerTransport.receive` has not taken are dropped (their count logged,
+never their content): ``receive`` names no session, so they came out after the new
+session opened, under its name, and were taken for the new session's (transport
+review, 2026-12-06). Until then a session that ended (a clean close after a last
+message, a lost connection) keeps them for the caller.
 
 Dial failures name their cause. When a client's dial times out, a call to a
 method no server serves (it opens no session) fetches the channel's last
@@ -126,13 +128,17 @@ frames until the runtime takes one, so gRPC stops granting the peer HTTP/2 windo
 the sender blocks with its data on its own side. The bytes a session holds unread
 (delivered messages plus the message being reassembled) are also capped by
 ``max_queued_bytes``; a session over it is ended with ``RESOURCE_EXHAUSTED`` and its
-unread messages are dropped. :meth:`~GrpcServerTransport.queued_bytes` reports the
-figure. A message begun must also keep coming: one whose next frame has not arrived
-within ``partial_idle_timeout`` (default 300 s; each frame restarts the clock) ends
-the session with ``DEADLINE_EXCEEDED`` and drops its data, so a peer cannot park a
-budget's worth of memory in a message it never finishes; and a message must be whole
-within ``message_receive_timeout`` of its first frame (default 3600 s), so one sent a
-frame at a time just inside the idle bound ends the same way. A message's first
+unread messages are dropped. The bound is the branch's: what its earlier sessions left
+unread is dropped when it opens a new one (above), so closing and reopening does not
+buy a new budget (before, a branch that filled its budget between rounds, when the
+runtime's server reads nothing, and reconnected held one budget per session it opened).
+:meth:`~GrpcServerTransport.queued_bytes` reports the figure. A message begun must
+also keep coming: one whose next frame has not arrived within ``partial_idle_timeout``
+(default 300 s; each frame restarts the clock) ends the session with
+``DEADLINE_EXCEEDED`` and drops its data, so a peer cannot park a budget's worth of
+memory in a message it never finishes; and a message must be whole within
+``message_receive_timeout`` of its first frame (default 3600 s), so one sent a frame at
+a time just inside the idle bound ends the same way. A message's first
 frame (a message under one chunk has no other) has no deadline: its bytes are gRPC's
 until it is whole, and nothing in grpcio bounds how long that takes or shows that it
 has begun (no server-side per-message or per-stream read deadline, see

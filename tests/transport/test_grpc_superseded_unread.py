@@ -6,9 +6,10 @@ its old one (a reconnect the server did not see as a loss yet, or a second proce
 the same certificate), the messages the old session had delivered but the caller had not
 read yet came out afterwards under the same name, while :meth:`session_id` already named
 the new session: the caller took them for the new session's. Now the old session's
-unread messages are dropped when it is superseded (counted in an INFO line, never their
+unread messages are dropped when the new session opens (counted in an INFO line, never their
 content), as they are for a session ended for what it sent or who it is; the new
-session's messages are delivered as before.
+session's messages are delivered as before. (The same drop bounds what one branch holds
+across sessions: tests/transport/test_grpc_churn_unread_bound.py.)
 
 Two plaintext clients on loopback; every wait ends on its event, with a generous bound.
 """
@@ -95,8 +96,8 @@ def test_a_superseded_sessions_unread_message_is_not_delivered_under_its_name(
 def test_a_session_that_closed_cleanly_keeps_its_unread_messages(
     server: GrpcServerTransport,
 ) -> None:
-    """What a session sent before it closed is still delivered (no new session yet):
-    the drop is the supersession's, not every end's."""
+    """What a session sent before it closed is still delivered while no new session of
+    its name has opened: the drop is a new session's, not every end's."""
     old = _client(server)
     try:
         old.send(OLD)

@@ -1,0 +1,97 @@
+"""One branch holds at most one session's budget of unread data, however often it
+reconnects.
+
+Hostile pass over the transport (2026-12-06): the bound of unread data
+(``max_queued_bytes``) was a session's, and what an ended session had delivered stayed
+in the server's inbox until read. The runtime's server reads only inside a round, so
+between rounds a branch could fill its budget, close its session cleanly, open a new
+one (ten at once, then one a second, the session rate) and fill that budget too: the
+server held one budget per session it opened, against the promise of one per branch
+(review finding M2: at the default 64 MiB, 640 MiB from the first burst, then 64 MiB
+more a second). Those messages also came out under the branch's name while its new
+session was open, as a superseded session's did. Now a new session of a name drops
+what its earlier sessions left unread (their count logged, never their content); what a
+session sent before it ended is still delivered while no new session of its name has
+opened (tests/transport/test_grpc_superseded_unread.py).
+
+Plaintext clients on loopback, messages of 1000 bytes and a budget of four; every wait
+ends on its event, with a generous bound.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from _threads import BOUND, wait_until
+
+from secagg.transport.grpc_transport import GrpcClientTransport, GrpcServerTransport
+
+LOGGER = "secagg.transport.grpc_transport"
+SIZE, PER_SESSION, SESSIONS = 1000, 4, 3
+BUDGET = SIZE * PER_SESSION
+
+
+@pytest.fixture
+def server() -> Iterator[GrpcServerTransport]:
+    transport = GrpcServerTransport(
+        "127.0.0.1:0",
+        server_credentials=None,
+        allow_insecure=True,
+        max_message_bytes=SIZE,
+        max_queued_messages=PER_SESSION,
+        max_queued_bytes=BUDGET,
+        identify=lambda context: "branch-a",
+    )
+    transport.start()
+    yield transport
+    transport.stop(grace=0)
+
+
+def _fill_and_close(server: GrpcServerTransport, mark: int) -> None:
+    """One session that fills its budget with messages marked ``mark`` and closes cleanly,
+    its messages left unread."""
+    client = GrpcClientTransport(
+        f"127.0.0.1:{server.port}",
+        channel_credentials=None,
+        allow_insecure=True,
+        max_message_bytes=SIZE,
+    )
+    try:
+        assert client.connect(timeout=BOUND) == "branch-a"
+        session = server.session_id("branch-a")
+        for _ in range(PER_SESSION):
+            client.send(bytes([mark]) * SIZE)
+        # delivered, none read: the session's budget is full
+        assert wait_until(
+            lambda: sum(bytes([mark]) * SIZE == m for m in _unread(server)) == PER_SESSION, BOUND
+        )
+    finally:
+        client.close()
+    assert wait_until(lambda: server.session_id("branch-a") != session, BOUND)
+
+
+def _unread(server: GrpcServerTransport) -> list[bytes]:
+    """The payloads in the server's inbox, oldest first (looked at, not taken)."""
+    with server._lock:
+        return [payload for _, payload in server._inbox]
+
+
+def test_reconnecting_does_not_hold_one_budget_per_session(
+    server: GrpcServerTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    for mark in range(SESSIONS):
+        _fill_and_close(server, mark)
+    held = server.queued_bytes("branch-a")
+    assert held <= BUDGET, (
+        f"one branch holds {held} unread bytes after {SESSIONS} sessions, its budget is {BUDGET}"
+    )
+    received = []
+    while (item := server.receive(timeout=0)) is not None:
+        received.append(item)
+    # what is left is the last session's: nothing of an earlier one under the name
+    assert received == [("branch-a", bytes([SESSIONS - 1]) * SIZE)] * PER_SESSION
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert any(f"dropped {PER_SESSION} unread message" in line for line in lines), lines
