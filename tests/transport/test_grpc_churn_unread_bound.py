@@ -35,6 +35,7 @@ BUDGET = SIZE * PER_SESSION
 
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
+    names = iter(["branch-b"])  # the first session is another branch's, then branch-a's
     transport = GrpcServerTransport(
         "127.0.0.1:0",
         server_credentials=None,
@@ -42,24 +43,30 @@ def server() -> Iterator[GrpcServerTransport]:
         max_message_bytes=SIZE,
         max_queued_messages=PER_SESSION,
         max_queued_bytes=BUDGET,
-        identify=lambda context: "branch-a",
+        identify=lambda context: next(names, "branch-a"),
+        recheck_interval=None,  # identify runs once per session: the names above hold
     )
     transport.start()
     yield transport
     transport.stop(grace=0)
 
 
-def _fill_and_close(server: GrpcServerTransport, mark: int) -> None:
-    """One session that fills its budget with messages marked ``mark`` and closes cleanly,
-    its messages left unread."""
+def _client(server: GrpcServerTransport, name: str) -> GrpcClientTransport:
     client = GrpcClientTransport(
         f"127.0.0.1:{server.port}",
         channel_credentials=None,
         allow_insecure=True,
         max_message_bytes=SIZE,
     )
+    assert client.connect(timeout=BOUND) == name
+    return client
+
+
+def _fill_and_close(server: GrpcServerTransport, mark: int) -> None:
+    """One session that fills its budget with messages marked ``mark`` and closes cleanly,
+    its messages left unread."""
+    client = _client(server, "branch-a")
     try:
-        assert client.connect(timeout=BOUND) == "branch-a"
         session = server.session_id("branch-a")
         for _ in range(PER_SESSION):
             client.send(bytes([mark]) * SIZE)
@@ -82,8 +89,14 @@ def test_reconnecting_does_not_hold_one_budget_per_session(
     server: GrpcServerTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    for mark in range(SESSIONS):
-        _fill_and_close(server, mark)
+    other = _client(server, "branch-b")
+    try:
+        other.send(b"b" * SIZE)  # another branch's message, unread throughout
+        assert wait_until(lambda: server.queued_bytes("branch-b") == SIZE, BOUND)
+        for mark in range(SESSIONS):
+            _fill_and_close(server, mark)
+    finally:
+        other.close()
     held = server.queued_bytes("branch-a")
     assert held <= BUDGET, (
         f"one branch holds {held} unread bytes after {SESSIONS} sessions, its budget is {BUDGET}"
@@ -91,7 +104,11 @@ def test_reconnecting_does_not_hold_one_budget_per_session(
     received = []
     while (item := server.receive(timeout=0)) is not None:
         received.append(item)
-    # what is left is the last session's: nothing of an earlier one under the name
-    assert received == [("branch-a", bytes([SESSIONS - 1]) * SIZE)] * PER_SESSION
+    # what is left is the other branch's and the last session's, in arrival order:
+    # nothing of an earlier session under the name
+    assert (
+        received
+        == [("branch-b", b"b" * SIZE)] + [("branch-a", bytes([SESSIONS - 1]) * SIZE)] * PER_SESSION
+    )
     lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert any(f"dropped {PER_SESSION} unread message" in line for line in lines), lines
