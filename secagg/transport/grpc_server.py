@@ -698,8 +698,10 @@ class GrpcServerTransport:
         """The next complete message from any client, in arrival order; None on timeout,
         and at once when a session ends while this call waits. An end that comes while
         a call finds a message waiting is said (None) by the next call that finds none,
-        so the messages a session queued before its end come first. Ends before the
-        call are not said: the caller that wants them looks at :meth:`connected`.
+        so the messages a session queued before its end come first (unless a new
+        session of its name opened meanwhile, which drops them: a message under a name
+        is never an earlier session's once a newer one is open). Ends before the call
+        are not said: the caller that wants them looks at :meth:`connected`.
 
         Why the early None: a session's end is no message, so a server blocked here
         learnt of it only when its wait ran out (the runtime waits half a second at a
