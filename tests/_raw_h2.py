@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from _plaintext_grpc import plaintext_server
 from _threads import BOUND
 
 from secagg.transport.grpc_transport import SESSION_METHOD, GrpcServerTransport
@@ -32,20 +33,10 @@ def raw_server(max_message_bytes: int = 1 << 16, **options: Any) -> Iterator[Grp
     """A started plaintext server on a free loopback port for a :class:`RawPeer`: chunks of
     :data:`CHUNK` bytes, every session named :data:`PEER_NAME`, ``options`` passed on (a
     test's deadlines); stopped at once when the block ends."""
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=max_message_bytes,
-        chunk_bytes=CHUNK,
-        identify=lambda context: PEER_NAME,
-        **options,
-    )
-    transport.start()
-    try:
+    with plaintext_server(
+        PEER_NAME, max_message_bytes=max_message_bytes, chunk_bytes=CHUNK, **options
+    ) as transport:
         yield transport
-    finally:
-        transport.stop(grace=0)
 
 
 def h2_frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from _plaintext_grpc import plaintext_client, plaintext_server
 from _threads import BOUND, wait_until
 
 from secagg.transport.grpc_transport import GrpcClientTransport, GrpcServerTransport
@@ -36,28 +37,18 @@ BUDGET = SIZE * PER_SESSION
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
     names = iter(["branch-b"])  # the first session is another branch's, then branch-a's
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
+    with plaintext_server(
         max_message_bytes=SIZE,
         max_queued_messages=PER_SESSION,
         max_queued_bytes=BUDGET,
         identify=lambda context: next(names, "branch-a"),
         recheck_interval=None,  # identify runs once per session: the names above hold
-    )
-    transport.start()
-    yield transport
-    transport.stop(grace=0)
+    ) as transport:
+        yield transport
 
 
 def _client(server: GrpcServerTransport, name: str) -> GrpcClientTransport:
-    client = GrpcClientTransport(
-        f"127.0.0.1:{server.port}",
-        channel_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=SIZE,
-    )
+    client = plaintext_client(server, max_message_bytes=SIZE)
     assert client.connect(timeout=BOUND) == name
     return client
 

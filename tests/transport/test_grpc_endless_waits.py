@@ -17,11 +17,11 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from _plaintext_grpc import plaintext_client, plaintext_server
 from _threads import BOUND
 
 from secagg.transport.grpc_transport import (
     Connected,
-    GrpcClientTransport,
     GrpcServerTransport,
 )
 
@@ -30,25 +30,8 @@ ENDLESS = [float("inf"), threading.TIMEOUT_MAX * 2]
 
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 20,
-        identify=lambda context: "branch-a",
-    )
-    transport.start()
-    yield transport
-    transport.stop(grace=0)
-
-
-def _client(server: GrpcServerTransport) -> GrpcClientTransport:
-    return GrpcClientTransport(
-        f"127.0.0.1:{server.port}",
-        channel_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 20,
-    )
+    with plaintext_server() as transport:
+        yield transport
 
 
 def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
@@ -68,7 +51,7 @@ def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[objec
 
 @pytest.mark.parametrize("endless", ENDLESS, ids=repr)
 def test_an_endless_connect_connects(server: GrpcServerTransport, endless: float) -> None:
-    client = _client(server)
+    client = plaintext_client(server)
     try:
         assert client.connect(timeout=endless) == "branch-a"
     finally:
@@ -80,7 +63,7 @@ def test_an_endless_next_event_ends_on_the_event(
     server: GrpcServerTransport, endless: float
 ) -> None:
     waiter, event = _in_thread(lambda: server.next_event(timeout=endless))
-    client = _client(server)
+    client = plaintext_client(server)
     try:
         assert client.connect(timeout=BOUND) == "branch-a"
         waiter.join(BOUND)
@@ -93,7 +76,7 @@ def test_an_endless_next_event_ends_on_the_event(
 def test_an_endless_server_receive_ends_on_the_message(
     server: GrpcServerTransport, endless: float
 ) -> None:
-    client = _client(server)
+    client = plaintext_client(server)
     try:
         assert client.connect(timeout=BOUND) == "branch-a"
         waiter, received = _in_thread(lambda: server.receive(timeout=endless))
@@ -108,7 +91,7 @@ def test_an_endless_server_receive_ends_on_the_message(
 def test_an_endless_client_receive_ends_on_the_message(
     server: GrpcServerTransport, endless: float
 ) -> None:
-    client = _client(server)
+    client = plaintext_client(server)
     try:
         assert client.connect(timeout=BOUND) == "branch-a"
         waiter, answer = _in_thread(lambda: client.receive(timeout=endless))

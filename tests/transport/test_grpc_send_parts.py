@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from _plaintext_grpc import plaintext_client, plaintext_server
 from _threads import BOUND
 
 from secagg.transport.grpc_transport import (
@@ -25,31 +26,13 @@ CHUNK = 4096
 
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 20,
-        chunk_bytes=CHUNK,
-        identify=lambda context: NAME,
-        recheck_interval=None,
-    )
-    transport.start()
-    try:
+    with plaintext_server(NAME, chunk_bytes=CHUNK, recheck_interval=None) as transport:
         yield transport
-    finally:
-        transport.stop(grace=0)
 
 
 @pytest.fixture
 def client(server: GrpcServerTransport) -> Iterator[GrpcClientTransport]:
-    client = GrpcClientTransport(
-        f"127.0.0.1:{server.port}",
-        channel_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 20,
-        chunk_bytes=CHUNK,
-    )
+    client = plaintext_client(server, chunk_bytes=CHUNK)
     client.connect(timeout=BOUND)
     try:
         yield client

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from _plaintext_grpc import plaintext_client, plaintext_server
 from _threads import BOUND, wait_until
 
 from secagg.transport.grpc_transport import GrpcClientTransport, GrpcServerTransport
@@ -30,25 +31,12 @@ OLD, NEW = b"of the old session", b"of the new"
 
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 16,
-        identify=lambda context: "branch-a",
-    )
-    transport.start()
-    yield transport
-    transport.stop(grace=0)
+    with plaintext_server(max_message_bytes=1 << 16) as transport:
+        yield transport
 
 
 def _client(server: GrpcServerTransport) -> GrpcClientTransport:
-    client = GrpcClientTransport(
-        f"127.0.0.1:{server.port}",
-        channel_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 16,
-    )
+    client = plaintext_client(server, max_message_bytes=1 << 16)
     assert client.connect(timeout=BOUND) == "branch-a"
     return client
 
