@@ -489,6 +489,10 @@ class FederationClient:
         self._out_of_round_until: float | None = None
         # the monotonic time of the last message that moved something (run's idle timer)
         self._heard = time.monotonic()
+        # when the last session was lost (None: none lost since the last run began), and
+        # the sessions lost since the last progress: the idle timer goes on across them
+        self._session_lost_at: float | None = None
+        self._quiet_sessions = 0
         self._end_message: FederationEnd | None = None
         self.stats = ClientStats()
         # refused messages: a few logged, the rest counted (the server chooses how many)
@@ -560,11 +564,32 @@ class FederationClient:
         running. Why: every receive waited the whole
         timer again, so a server (or anything on its channel) sending a message the
         branch could only refuse a little more often than ``--idle`` kept it waiting
-        forever (review, 2026-12-06)."""
+        forever (review, 2026-12-06).
+
+        Nor does a new session restart it: after a lost session the timer goes on from
+        where that session left it, the time without a session left out (that is the
+        redial window's, :meth:`serve`). Why: every session began the timer afresh, so a
+        server that ended each session after ~10 s and accepted the redial kept a branch
+        waiting forever with nothing ever moving (review, 2026-12-06)."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
         self.stats.outcome, self.stats.end_reason = None, ""
-        self._heard = time.monotonic()
+        now = time.monotonic()
+        if self._session_lost_at is None:
+            self._heard = now  # a first session (or one after a run that returned)
+        else:  # the quiet time connected so far counts; the time without a session not
+            self._heard = min(now, self._heard + (now - self._session_lost_at))
+            self._session_lost_at = None
+        try:
+            return self._serve_session(idle_timeout, rounds)
+        except NotConnected:
+            self._session_lost_at = time.monotonic()
+            self._quiet_sessions += 1
+            raise
+
+    def _serve_session(self, idle_timeout: float | None, rounds: int | None) -> ClientStats:
+        """:meth:`run`'s loop on the current session (the idle timer already set)."""
+        assert self._transport is not None
         ignored = 0  # messages since the last one that moved something
         while True:
             if self._end_message is not None:
@@ -594,12 +619,15 @@ class FederationClient:
             quiet = time.monotonic() - self._heard
             said = "was silent" if ignored == 0 else "sent nothing this branch could take"
             extra = "" if ignored == 0 else f" ({ignored} messages refused or dropped)"
+            if self._quiet_sessions:  # the server ended the others: their time counted
+                extra += f", over {self._quiet_sessions + 1} sessions"
             self.stats.end_reason = f"the server {said} for {quiet:.0f} s {where}{extra}"
             return self.stats
 
     def _progress(self) -> None:
         """A message moved the federation on for this branch: the idle timer restarts."""
         self._heard = time.monotonic()
+        self._quiet_sessions = 0
 
     def _wait(self, idle_timeout: float | None) -> float | None:
         """How long the next receive may wait: the idle timer, or inside a round at
