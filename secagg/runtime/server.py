@@ -2169,7 +2169,9 @@ class FederationServer:
         claimed 4.85 beside delta 1e-4, where they spend 5.77). Under the same delta
         the replay is the stored claim itself."""
         assert self.ledger is not None
-        recorded = {entry.get("round") for entry in self.ledger.entries()}
+        # each round's row (the last, should one repeat): whether it was rebuilt tells a
+        # restart that stopped after its rebuild from an append that wrote and failed
+        recorded = {entry.get("round"): entry for entry in self.ledger.entries()}
         epsilon: float | None = None
         checked = False
         replay = _ChargeReplay(self.config)
@@ -2183,15 +2185,7 @@ class FederationServer:
             if row["number"] in recorded or row["status"] not in ("complete", "aborted"):
                 epsilon = charge.get("epsilon", epsilon) if charge is not None else epsilon
                 if row["number"] in recorded and report.get("ledger_row_missing"):
-                    # the failed append had written its row after all (a log the next
-                    # open replayed): the note said missing of a row the ledger holds
-                    log.warning(
-                        "ledger: round %d was recorded missing (%s), but the ledger holds "
-                        "its row: the append wrote it before it failed; nothing rebuilt",
-                        row["number"],
-                        report["ledger_row_missing"],
-                    )
-                    self.store.note_ledger_written(row["number"])
+                    self._reconcile_missing_note(row["number"], report, recorded[row["number"]])
                 continue
             if not checked:  # a row is added only to a chain that verifies
                 refuse_broken_chain(self.ledger)
@@ -2236,6 +2230,34 @@ class FederationServer:
             )
             # the state says the row is there again (and keeps why it had been missing)
             self.store.note_ledger_rebuilt(row["number"])
+
+    def _reconcile_missing_note(
+        self, number: int, report: dict[str, Any], found: dict[str, Any]
+    ) -> None:
+        """Round ``number``'s state says its ledger row is missing, yet the ledger holds
+        ``found``: make the note say what happened. A row marked ``reconstructed`` was
+        rebuilt by an earlier restart that stopped before its note
+        (``ledger_row_rebuilt``); any other is the failed append's own, written before
+        it raised (a log the next open replayed: ``ledger_append_error``). Why: the
+        restart skipped a round whose row it found, and the note "missing" stayed for
+        good beside a row an auditor reads."""
+        cause = report["ledger_row_missing"]
+        if found.get("reconstructed"):
+            log.warning(
+                "ledger: round %d was recorded missing (%s); an earlier restart rebuilt its "
+                "row and stopped before it recorded so",
+                number,
+                cause,
+            )
+            self.store.note_ledger_rebuilt(number)
+            return
+        log.warning(
+            "ledger: round %d was recorded missing (%s), but the ledger holds its row: the "
+            "append wrote it before it failed; nothing rebuilt",
+            number,
+            cause,
+        )
+        self.store.note_ledger_written(number)
 
 
 def _session_sender(transport: ServerEndpoint) -> Callable[[str, int, list[bytes]], None] | None:

@@ -595,6 +595,61 @@ def test_a_row_found_in_the_ledger_at_restart_clears_the_missing_row_note(
     assert not any(row.entry.get("reconstructed") for row in audit.chain.rows)
 
 
+def test_a_row_rebuilt_by_a_restart_that_stopped_before_its_note_is_recorded_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart rebuilt round 2's missing row and stopped before the state's note
+    said so: the next restart found the row and left ``ledger_row_missing`` (or, reading
+    the found row as the failed append's own, called it ``ledger_append_error``). The
+    row found is marked reconstructed, so the note becomes ``ledger_row_rebuilt``, the
+    cause kept, and nothing is rebuilt twice."""
+    config = _config(tmp_path, rounds=3)
+    full = OSError(28, "No space left on device")
+    append = Ledger.append
+
+    def disk_fills_at_round_2(ledger: Ledger, entry: dict[str, object]) -> int:
+        if entry.get("round") == 2:
+            raise full
+        return append(ledger, entry)
+
+    monkeypatch.setattr(Ledger, "append", disk_fills_at_round_2)
+    _serve_until_a_write_fails(config, monkeypatch, full)
+    cause = "ledger write failed: [Errno 28] No space left on device"
+    stopped = OSError(5, "Input/output error")
+
+    def note_not_written(store: ServerStore, number: int) -> None:
+        raise stopped
+
+    monkeypatch.setattr(ServerStore, "note_ledger_rebuilt", note_not_written)
+    state = open_server_state(config)
+    try:
+        with pytest.raises(OSError) as raised:
+            _server(config, state)  # rebuilds row 2, then its note fails: it stops
+        assert raised.value is stopped
+    finally:
+        state.close()
+    monkeypatch.undo()
+    caplog.clear()  # the first restart's line (the rebuild) is not this restart's
+    again = open_server_state(config)
+    try:
+        with caplog.at_level(logging.WARNING, logger="secagg.server"):
+            results = _server(config, again).run(wait_for_clients=60)
+        assert [(r.number, r.status) for r in results] == [(3, "complete")]
+        round_2 = again.store.rounds()[1]["report"]
+        assert "ledger_row_missing" not in round_2 and "ledger_append_error" not in round_2
+        assert round_2["ledger_row_rebuilt"] == cause
+    finally:
+        again.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ledger:")]
+    assert lines == [
+        f"ledger: round 2 was recorded missing ({cause}); an earlier restart rebuilt its "
+        "row and stopped before it recorded so"
+    ]
+    audit = verify_ledger(_paths(config)[1])
+    assert audit.ok, audit.first_failure
+    assert [row.entry["round"] for row in audit.chain.rows] == [1, 2, 3]
+
+
 def test_the_ledger_notes_go_only_on_finished_rounds_and_keep_the_cause(tmp_path: Path) -> None:
     """``note_ledger_missing`` refuses a round the state has not finished (its failure
     is an abort, not a note) and changes nothing then; ``note_ledger_rebuilt`` keeps the
