@@ -27,8 +27,15 @@ from hypothesis import strategies as st
 import secagg.runtime.client as client_module
 from secagg.aggregation import encode_spec, get_backend
 from secagg.aggregation.policy import BranchPolicy
-from secagg.runtime.client import MAX_NOTICES_KEPT, FederationClient
-from secagg.runtime.wire import FederationEnd, NotSampled, RoundEnd, RoundStart, encode_message
+from secagg.runtime.client import MAX_NOTICES_KEPT, ROUND_GRACE_SECONDS, FederationClient
+from secagg.runtime.wire import (
+    MAX_DEADLINE_SECONDS,
+    FederationEnd,
+    NotSampled,
+    RoundEnd,
+    RoundStart,
+    encode_message,
+)
 from secagg.transport.inprocess import InProcessHub
 
 D = 4
@@ -174,3 +181,15 @@ def test_a_far_future_round_start_is_taken_and_later_starts_refused_as_documente
     assert branch._started == 4_000_000_000
     branch.handle(_notice(4_000_000_001))
     assert branch.stats.rounds_not_sampled == 1
+
+
+def test_a_notice_of_the_longest_deadline_is_overruled_by_the_next_rounds_notice() -> None:
+    """A far-future *time*: a notice naming the longest deadline the wire takes (a week)
+    makes the branch wait that long only until the next round's notice, whose deadline
+    is then the one it waits; nothing of the long one stays."""
+    branch = _branch()
+    branch.handle(_notice(2, deadline=MAX_DEADLINE_SECONDS))
+    assert branch._wait(IDLE) > MAX_DEADLINE_SECONDS - 60
+    branch.handle(_notice(3, deadline=0.0))
+    assert branch._wait(IDLE) <= max(IDLE, ROUND_GRACE_SECONDS) + 1
+    assert branch.stats.refused_messages == 0
