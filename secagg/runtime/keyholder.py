@@ -275,14 +275,25 @@ class KeyHolderService:
                     if reply is not None and spent and self.answered != answered:
                         # a sum released (not a refusal): kept for a resend of its request
                         self._last_release = (hashlib.sha256(payload).digest(), reply)
+                    digest = hashlib.sha256(payload).digest()
+                    anew = self.answered != answered and digest != self._last_answered
                     if reply is not None:
-                        self._send_reply(payload, reply, spent=spent)
+                        try:
+                            self._send_reply(payload, reply, spent=spent)
+                        except ConnectionError:
+                            # the session broke under the reply of a request answered
+                            # anew: the round moved all the same (its key made, its sum
+                            # decrypted and counted), and the resend on the next session
+                            # is answered as a repeat, which is no progress
+                            if anew:
+                                self._progress(digest)
+                            raise
                     if self.end is not None:
                         return self.decryptions
-                    digest = hashlib.sha256(payload).digest()
-                    if self.answered != answered and digest != self._last_answered:
-                        self._heard, self._last_answered, ignored = time.monotonic(), digest, 0
-                        self._quiet_sessions = 0
+                    # still answered once sent (a reply the transport refused is a refusal)
+                    if anew and self.answered != answered:
+                        self._progress(digest)
+                        ignored = 0
                         continue
                 ignored += 1
                 if wait is None or wait > 0.0:
@@ -299,6 +310,10 @@ class KeyHolderService:
             if self._quiet_sessions:  # the server ended the others: their time counted
                 self.end_reason += f", over {self._quiet_sessions + 1} sessions"
             return self.decryptions
+
+    def _progress(self, digest: bytes) -> None:
+        """The request of SHA-256 ``digest`` was answered anew: the idle timer restarts."""
+        self._heard, self._last_answered, self._quiet_sessions = time.monotonic(), digest, 0
 
     def serve(
         self,

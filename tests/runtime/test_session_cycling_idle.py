@@ -33,6 +33,7 @@ from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.redial import STABLE_SESSION_SECONDS
 from secagg.runtime.wire import FederationEnd, NotSampled, Relay, encode_message
 from secagg.transport.base import NotConnected
+from secagg.transport.framing import MessageTooLarge
 
 IDLE = 30.0
 #: each session's life: long enough to count as a session that held (a new window)
@@ -215,3 +216,82 @@ def test_the_same_request_on_every_new_session_is_no_progress(clock: _Clock) -> 
     assert holder.outcome == "idle"
     assert holder.answered == dial.dialled
     assert dial.dialled <= IDLE // SESSION + 2, dial.dialled
+
+
+class _LateRequestThenCut:
+    """A session on which a key request arrives ``LATE`` fake seconds after it opened,
+    and breaks under the key holder's reply (a network cut as the reply leaves)."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self._clock = clock
+        self._sent = False
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        assert timeout is not None and not self._sent
+        self._clock.now += LATE
+        return encode_message(Relay(1, b"key"))
+
+    def send(self, payload: bytes) -> None:
+        self._sent = True
+        raise NotConnected("the session broke under the reply")
+
+    def close(self) -> None:
+        pass
+
+
+LATE = IDLE - 5.0  # the request comes with 5 s of the idle timer left
+
+
+def test_a_request_answered_as_the_session_broke_is_progress(clock: _Clock) -> None:
+    """The key holder answered a new request and the session broke under the reply:
+    the answer was progress (the round moved: its key made, or its sum decrypted and
+    counted), so the timer restarts from it. Before, the timer restarted only after
+    the reply left, so with the idle timer carried across sessions the key holder gave
+    up 5 s into the next session, the request's progress lost."""
+    sessions: list[object] = [_LateRequestThenCut(clock)]
+
+    def dial(timeout: float) -> object:
+        if sessions:
+            return sessions.pop(0)
+        return _CyclingSession(clock, [], None)  # the server, back, quiet after that
+
+    holder = KeyHolderService("kh", None, _Session())  # type: ignore[arg-type]
+    holder.serve(dial, idle_timeout=IDLE, give_up_after=60.0)  # type: ignore[arg-type]
+    assert holder.outcome == "idle" and holder.answered == 1
+    # a whole idle timer after the answer, on the second session (its redial pause aside)
+    assert clock.now - (1000.0 + LATE) >= IDLE, clock.now - 1000.0
+
+
+class _RefusesEveryReply:
+    """A session on which ``script`` arrives one message per fake second, and whose
+    transport refuses every reply (above its size limit): each request is a refused one."""
+
+    def __init__(self, clock: _Clock, script: list[bytes]) -> None:
+        self._clock = clock
+        self._script = list(script)
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        assert timeout is not None
+        if self._script and timeout >= 1.0:
+            self._clock.now += 1.0
+            return self._script.pop(0)
+        self._clock.now += timeout
+        return None
+
+    def send(self, payload: bytes) -> None:
+        raise MessageTooLarge("a reply above the session's max_message_bytes")
+
+    def close(self) -> None:
+        pass
+
+
+def test_requests_whose_replies_the_transport_refuses_are_no_progress(clock: _Clock) -> None:
+    """Two requests alternately, each answered but its reply refused by the transport
+    (so counted refused): nothing moved, and the timer runs out (a guard of the order
+    in which an answer counts: before its reply leaves only when the session breaks)."""
+    script = [encode_message(Relay(r, b"key")) for r in (1, 2)] * 200
+    holder = KeyHolderService("kh", _RefusesEveryReply(clock, script), _Session())  # type: ignore[arg-type]
+    began = clock.now
+    holder.run(idle_timeout=IDLE)
+    assert holder.outcome == "idle" and holder.answered == 0
+    assert clock.now - began <= IDLE + 1.0
