@@ -420,6 +420,20 @@ class Ledger:
         rows = self._db.execute("SELECT entry FROM ledger ORDER BY seq").fetchall()
         return [json.loads(text) for (text,) in rows]
 
+    def committed_entries(self) -> list[dict[str, Any]]:
+        """Every entry a reader of the file sees, oldest first: read through a connection
+        of its own, never this writer's.
+
+        Why: after an append that raised, the writer's connection may still hold the
+        transaction whose commit failed (its row visible to it alone), and the append
+        may have written the row before it raised (a sync or a commit reported failed
+        after the frames were in the log). Whether the row is there is what an auditor
+        reads, so it is read as an auditor does."""
+        rows = _read_tables(
+            self.path, lambda db: db.execute("SELECT entry FROM ledger ORDER BY seq").fetchall()
+        )
+        return [json.loads(text) for (text,) in rows]
+
     def close(self) -> None:
         self._db.close()  # the last connection's close checkpoints and deletes the WAL
 

@@ -92,9 +92,11 @@ round's deadline (plus :data:`ROUND_GRACE_SECONDS`) before its idle timer counts
 again, as a branch inside the round does. Before, a branch left out of several rounds
 in a row heard nothing and gave up (``BranchGaveUp``) while still eligible: with
 ``sampling.rate`` 0.1 and rounds of minutes a federation lost its branches one by one.
-The notice is taken between rounds only: one of a round at or below the last this
-branch started or was told of, of another federation, or sent while this branch's own
-round is in flight (its end still due) is refused and changes nothing. The server
+The notice is taken between rounds only, once a round: one of a round at or below the
+last this branch started, one of a round it was told of already, of another federation,
+or sent while this branch's own round is in flight (its end still due) is refused and
+changes nothing (the notices taken are kept round by round, so a far-future one keeps
+out no honest one). The server
 tells each client once a round (a client that connects inside the round within a
 second), so the deadline told is kept across a reconnect inside that round. Counted
 in ``stats.rounds_not_sampled``.
@@ -179,6 +181,9 @@ Dial = Callable[[float], ClientEndpoint]
 #: what a branch waits beyond the round deadline the server announced: the server
 #: still releases, commits and tells the parties after its deadline passes
 ROUND_GRACE_SECONDS = 30.0
+#: the most rounds whose not-sampled notice a branch remembers between two rounds it
+#: starts (a replay of one is refused); past it the highest is forgotten
+MAX_NOTICES_KEPT = 256
 #: a refused message's log line: the branch, the error's type (a ``SignatureError`` is a
 #: forgery to look into, a ``MalformedMessage`` junk or a version skew; the text alone did
 #: not say which) and its text. The text of every error secagg raises on a server's
@@ -478,10 +483,11 @@ class FederationClient:
         self._stage: Literal["before training", "training", "after training"] = "before training"
         # inside a round: the monotonic time until which the branch waits for the server
         self._round_deadline: float | None = None
-        # the last round the server said runs without this branch (a NotSampled notice),
-        # and the monotonic time until which that round may last (its deadline, plus the
-        # grace): the branch's idle timer counts only after it (None: no such round)
-        self._not_sampled_round: int | None = None
+        # the rounds whose NotSampled notice this branch took since the last round it
+        # started (at most MAX_NOTICES_KEPT: past it the highest is forgotten), and the
+        # monotonic time until which the last notice's round may last (its deadline, plus
+        # the grace): the branch's idle timer counts only after it (None: no such round)
+        self._notices_taken: set[int] = set()
         self._not_sampled_until: float | None = None
         # the monotonic time until which the last round this branch took may still run
         # without it, once it is out of it (it refused the round, or the round's session
@@ -489,6 +495,10 @@ class FederationClient:
         self._out_of_round_until: float | None = None
         # the monotonic time of the last message that moved something (run's idle timer)
         self._heard = time.monotonic()
+        # when the last session was lost (None: none lost since the last run began), and
+        # the sessions lost since the last progress: the idle timer goes on across them
+        self._session_lost_at: float | None = None
+        self._quiet_sessions = 0
         self._end_message: FederationEnd | None = None
         self.stats = ClientStats()
         # refused messages: a few logged, the rest counted (the server chooses how many)
@@ -560,11 +570,32 @@ class FederationClient:
         running. Why: every receive waited the whole
         timer again, so a server (or anything on its channel) sending a message the
         branch could only refuse a little more often than ``--idle`` kept it waiting
-        forever (review, 2026-12-06)."""
+        forever (review, 2026-12-06).
+
+        Nor does a new session restart it: after a lost session the timer goes on from
+        where that session left it, the time without a session left out (that is the
+        redial window's, :meth:`serve`). Why: every session began the timer afresh, so a
+        server that ended each session after ~10 s and accepted the redial kept a branch
+        waiting forever with nothing ever moving (review, 2026-12-06)."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
         self.stats.outcome, self.stats.end_reason = None, ""
-        self._heard = time.monotonic()
+        now = time.monotonic()
+        if self._session_lost_at is None:
+            self._heard = now  # a first session (or one after a run that returned)
+        else:  # the quiet time connected so far counts; the time without a session not
+            self._heard = min(now, self._heard + (now - self._session_lost_at))
+            self._session_lost_at = None
+        try:
+            return self._serve_session(idle_timeout, rounds)
+        except NotConnected:
+            self._session_lost_at = time.monotonic()
+            self._quiet_sessions += 1
+            raise
+
+    def _serve_session(self, idle_timeout: float | None, rounds: int | None) -> ClientStats:
+        """:meth:`run`'s loop on the current session (the idle timer already set)."""
+        assert self._transport is not None
         ignored = 0  # messages since the last one that moved something
         while True:
             if self._end_message is not None:
@@ -594,12 +625,15 @@ class FederationClient:
             quiet = time.monotonic() - self._heard
             said = "was silent" if ignored == 0 else "sent nothing this branch could take"
             extra = "" if ignored == 0 else f" ({ignored} messages refused or dropped)"
+            if self._quiet_sessions:  # the server ended the others: their time counted
+                extra += f", over {self._quiet_sessions + 1} sessions"
             self.stats.end_reason = f"the server {said} for {quiet:.0f} s {where}{extra}"
             return self.stats
 
     def _progress(self) -> None:
         """A message moved the federation on for this branch: the idle timer restarts."""
         self._heard = time.monotonic()
+        self._quiet_sessions = 0
 
     def _wait(self, idle_timeout: float | None) -> float | None:
         """How long the next receive may wait: the idle timer, or inside a round at
@@ -1020,6 +1054,9 @@ class FederationClient:
         self._progress()
         self._started, self._end_due, self._refused_round = start.round, True, None
         self._lost_round, self._not_sampled_until, self._out_of_round_until = None, None, None
+        # its number is the notices' floor now (the server's rounds only grow): a notice
+        # of a round above it taken before (a far-future one) keeps out nothing after it
+        self._notices_taken = set()
         self._round, self._session, self._left_round = None, None, None
         # inside a round from here: wait for the server's deadline, not the idle timer
         self._round_deadline = (
@@ -1212,21 +1249,30 @@ class FederationClient:
 
         Taken between rounds only, each round once: a notice of another federation than
         this branch's, sent while this branch's own round is in flight (its end still
-        due: an honest server ends a round before it runs the next), or of a round at or
-        below the last this branch started or was told of (a replay, or a stale one) is
-        refused (:class:`~secagg.errors.MalformedMessage`) and changes nothing. A round
-        whose session was lost is over for the branch: a notice after it is taken, and
-        so is one of that very round, once (the server tells a participant back on a new
-        session that the round runs without it): its deadline only, not counted in
-        ``rounds_not_sampled``."""
+        due: an honest server ends a round before it runs the next), of a round at or
+        below the last this branch started (a stale one), or of a round whose notice it
+        took already (a replay) is refused (:class:`~secagg.errors.MalformedMessage`)
+        and changes nothing. A round whose session was lost is over for the branch: a
+        notice after it is taken, and so is one of that very round, once (the server
+        tells a participant back on a new session that the round runs without it): its
+        deadline only, not counted in ``rounds_not_sampled``.
+
+        The notices taken are remembered one by one, not as a high-water mark. Why: a
+        notice of round 2**32 - 1 (a hostile or buggy server; nothing tells it from an
+        honest one) was "the last round told of", and every honest notice after it was
+        refused as at or below it: the idle timer ran, and a branch left out of a few
+        rounds gave up while eligible (review, 2026-12-06). Now such a notice keeps out
+        nothing but itself. The set is emptied when the branch starts a round (its
+        number is the floor then) and holds at most :data:`MAX_NOTICES_KEPT` rounds: past
+        that the highest is forgotten (a notice of it again would be taken again, as a
+        server could send a notice of any fresh round number anyway; an honest one sends
+        each once), so no server fills memory, and none can raise a floor."""
         if self.federation is not None and notice.federation != self.federation:
             raise MalformedMessage(
                 f"a not-sampled notice of federation {notice.federation!r}, but this branch "
                 f"takes the rounds of {self.federation!r}"
             )
-        if notice.round == self._started == self._lost_round and (
-            self._not_sampled_round is None or self._not_sampled_round < notice.round
-        ):
+        if notice.round == self._started == self._lost_round and not self._notices_taken:
             # the round this branch lost (its session, or its process before a restart):
             # the server says once that it runs without this branch, and for how long. A
             # deadline, not a round it was left out of: the round is counted lost already.
@@ -1235,7 +1281,7 @@ class FederationClient:
             # sent alternately, were each taken, each restarting the idle timer and
             # counting a round not sampled, for as long as a server sent them (review,
             # 2026-12-06)
-            self._not_sampled_round = notice.round
+            self._keep_notice(notice.round)
             self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
             self._progress()
             return
@@ -1244,15 +1290,17 @@ class FederationClient:
                 f"a not-sampled notice of round {notice.round} while this branch's round "
                 f"{self._started} is in flight"
             )
-        last = max(
-            (n for n in (self._started, self._not_sampled_round) if n is not None), default=None
-        )
-        if last is not None and notice.round <= last:
+        if self._started is not None and notice.round <= self._started:
             raise MalformedMessage(
-                f"a not-sampled notice of round {notice.round}, but this branch has seen "
-                f"round {last} already"
+                f"a not-sampled notice of round {notice.round}, but this branch has started "
+                f"round {self._started} already"
             )
-        self._not_sampled_round = notice.round
+        if notice.round in self._notices_taken:
+            raise MalformedMessage(
+                f"a not-sampled notice of round {notice.round}, which this branch was told of "
+                "already"
+            )
+        self._keep_notice(notice.round)
         self._not_sampled_until = time.monotonic() + notice.deadline + ROUND_GRACE_SECONDS
         self._out_of_round_until = None  # a later round runs: the lost one is over
         self._progress()
@@ -1263,6 +1311,14 @@ class FederationClient:
             notice.round,
             notice.deadline + ROUND_GRACE_SECONDS,
         )
+
+    def _keep_notice(self, number: int) -> None:
+        """Remember that round ``number``'s notice was taken; past
+        :data:`MAX_NOTICES_KEPT` rounds the highest is forgotten (a floor raised instead
+        would let far-future notices keep the honest ones out again)."""
+        self._notices_taken.add(number)
+        if len(self._notices_taken) > MAX_NOTICES_KEPT:
+            self._notices_taken.discard(max(self._notices_taken))
 
     def _federation_end(self, end: FederationEnd) -> None:
         """The server has stopped running rounds: :meth:`run` returns with its verdict."""

@@ -206,6 +206,13 @@ class KeyHolderService:
         #: other message: a resend of that very request is answered with that very reply
         #: (see _repeat)
         self._last_release: tuple[bytes, bytes] | None = None
+        #: the idle timer: the last request answered anew (or the first session's start),
+        #: when the last session was lost (None: none since the last run began) and the
+        #: sessions lost since that request; the timer goes on across sessions (see run)
+        self._heard = time.monotonic()
+        self._session_lost_at: float | None = None
+        self._quiet_sessions = 0
+        self._last_answered: bytes | None = None  # the last request answered's SHA-256
 
     @property
     def decryptions(self) -> int:
@@ -217,25 +224,47 @@ class KeyHolderService:
         announcement, if any. A lost session raises
         :class:`~secagg.transport.base.NotConnected` (:meth:`serve` redials).
 
-        The idle timer counts from the session's start or the last request answered
-        anew: a request the session answered (not refused) that is not the last one
-        answered again. Messages refused or not for the key holder, the resend of its
-        last decryption (:meth:`_repeat`) and one request answered again and again (the
-        key request of the round opened, which the CKKS key holder answers from what it
-        holds) leave it running. Why: every receive waited the whole timer again, so a
-        server, or anything on the key holder's channel, sending any of those a little
-        more often than ``--idle`` kept the key holder waiting forever while the
-        federation moved nowhere (review, 2026-12-06; the branch's rule, since then)."""
+        The idle timer counts from the first session's start or the last request
+        answered anew: a request the session answered (not refused) that is not the last
+        one answered again, on this session or an earlier one. Messages refused or not
+        for the key holder, the resend of its last decryption (:meth:`_repeat`) and one
+        request answered again and again (the key request of the round opened, which the
+        CKKS key holder answers from what it holds) leave it running. Why: every receive
+        waited the whole timer again, so a server, or anything on the key holder's
+        channel, sending any of those a little more often than ``--idle`` kept the key
+        holder waiting forever while the federation moved nowhere (review, 2026-12-06;
+        the branch's rule, since then).
+
+        Nor does a new session restart it: after a lost session the timer goes on from
+        where that session left it, the time without a session left out (the redial
+        window's, :meth:`serve`), so a server that ends every session after ~10 s and
+        accepts the redial cannot keep the key holder waiting forever, nor one that
+        sends the same request again on each new session (review, 2026-12-06; the
+        branch's rule too)."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
         self.outcome, self.end_reason = None, ""
-        heard = time.monotonic()  # the last request answered anew (or the session's start)
-        last_answered: bytes | None = None  # that request's SHA-256
-        ignored = 0  # messages since then
+        now = time.monotonic()
+        if self._session_lost_at is None:
+            self._heard = now  # a first session (or one after a run that returned)
+        else:  # the quiet time connected so far counts; the time without a session not
+            self._heard = min(now, self._heard + (now - self._session_lost_at))
+            self._session_lost_at = None
+        try:
+            return self._serve_session(idle_timeout)
+        except NotConnected:
+            self._session_lost_at = time.monotonic()
+            self._quiet_sessions += 1
+            raise
+
+    def _serve_session(self, idle_timeout: float | None) -> int:
+        """:meth:`run`'s loop on the current session (the idle timer already set)."""
+        assert self._transport is not None
+        ignored = 0  # messages since the last request answered anew
         while True:
             wait = None
             if idle_timeout is not None:
-                wait = max(0.0, idle_timeout - (time.monotonic() - heard))
+                wait = max(0.0, idle_timeout - (time.monotonic() - self._heard))
             payload = self._transport.receive(timeout=wait)
             if payload is not None:
                 answered = self.answered
@@ -246,13 +275,25 @@ class KeyHolderService:
                     if reply is not None and spent and self.answered != answered:
                         # a sum released (not a refusal): kept for a resend of its request
                         self._last_release = (hashlib.sha256(payload).digest(), reply)
+                    digest = hashlib.sha256(payload).digest()
+                    anew = self.answered != answered and digest != self._last_answered
                     if reply is not None:
-                        self._send_reply(payload, reply, spent=spent)
+                        try:
+                            self._send_reply(payload, reply, spent=spent)
+                        except ConnectionError:
+                            # the session broke under the reply of a request answered
+                            # anew: the round moved all the same (its key made, its sum
+                            # decrypted and counted), and the resend on the next session
+                            # is answered as a repeat, which is no progress
+                            if anew:
+                                self._progress(digest)
+                            raise
                     if self.end is not None:
                         return self.decryptions
-                    digest = hashlib.sha256(payload).digest()
-                    if self.answered != answered and digest != last_answered:
-                        heard, last_answered, ignored = time.monotonic(), digest, 0
+                    # still answered once sent (a reply the transport refused is a refusal)
+                    if anew and self.answered != answered:
+                        self._progress(digest)
+                        ignored = 0
                         continue
                 ignored += 1
                 if wait is None or wait > 0.0:
@@ -266,7 +307,13 @@ class KeyHolderService:
                     f"{idle_timeout or 0:.0f} s ({ignored} messages refused, repeated or "
                     "not for it)"
                 )
+            if self._quiet_sessions:  # the server ended the others: their time counted
+                self.end_reason += f", over {self._quiet_sessions + 1} sessions"
             return self.decryptions
+
+    def _progress(self, digest: bytes) -> None:
+        """The request of SHA-256 ``digest`` was answered anew: the idle timer restarts."""
+        self._heard, self._last_answered, self._quiet_sessions = time.monotonic(), digest, 0
 
     def serve(
         self,

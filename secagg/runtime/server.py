@@ -868,7 +868,9 @@ class FederationServer:
         A failed ledger append comes after the state finished the round: the round
         keeps its status and records ``ledger_row_missing`` (the cause), which the
         restart reports as it rebuilds the row. So does a row refused before its append
-        (:class:`~secagg.ledger.entry.SamplingUnrecorded`): no row of it is written.
+        (:class:`~secagg.ledger.entry.SamplingUnrecorded`): no row of it is written. An
+        append that raised after writing its row (a sync or a commit reported failed)
+        records ``ledger_append_error`` instead: the ledger is read again to tell.
         """
         number = self.next_round
         # only the round in flight's reveal note is ever read (its abort, a failed write,
@@ -898,10 +900,21 @@ class FederationServer:
                 log.error("round %d: the server could not write its state: %s", number, cause)
             reason = f"{self._writing} write failed: {cause}"
             try:
-                if self._writing == "ledger":
+                if self._writing == "ledger" and self._ledger_holds(number):
+                    # the append wrote the row before it raised (a sync or a commit
+                    # reported failed): the row is there, and a "missing" note would
+                    # stay wrong after the restart, which rebuilds nothing
+                    log.error(
+                        "round %d: the ledger holds the round's row all the same (the "
+                        "append wrote it before it failed)",
+                        number,
+                    )
+                    self.store.note_ledger_written(number, reason)
+                elif self._writing == "ledger":
                     # the state has finished the round (it cannot be aborted now): it
                     # records that the round's ledger row is missing and why, and the
-                    # restart rebuilds the row from it (_backfill_ledger)
+                    # restart rebuilds the row from it (_backfill_ledger), or, finding
+                    # the row after all, says so (note_ledger_written)
                     self.store.note_ledger_missing(number, reason)
                 else:
                     failed: dict[str, Any] = {"reason": reason}
@@ -915,6 +928,18 @@ class FederationServer:
             raise
         self._bench_absentees(result)
         return result
+
+    def _ledger_holds(self, number: int) -> bool:
+        """Whether the ledger, read as an auditor reads it, holds a row of round
+        ``number`` (after its append raised). A ledger that cannot be read now is taken
+        to lack it: the restart reads it again (:meth:`_backfill_ledger`)."""
+        assert self.ledger is not None
+        try:
+            entries = self.ledger.committed_entries()
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            log.error("round %d: the ledger could not be read again: %s", number, exc)
+            return False
+        return any(entry.get("round") == number for entry in entries)
 
     def _round(self, number: int, participants: list[str]) -> RoundResult:
         self.next_round += 1
@@ -2144,7 +2169,9 @@ class FederationServer:
         claimed 4.85 beside delta 1e-4, where they spend 5.77). Under the same delta
         the replay is the stored claim itself."""
         assert self.ledger is not None
-        recorded = {entry.get("round") for entry in self.ledger.entries()}
+        # each round's row (the last, should one repeat): whether it was rebuilt tells a
+        # restart that stopped after its rebuild from an append that wrote and failed
+        recorded = {entry.get("round"): entry for entry in self.ledger.entries()}
         epsilon: float | None = None
         checked = False
         replay = _ChargeReplay(self.config)
@@ -2157,6 +2184,8 @@ class FederationServer:
                 replay.add(charge)
             if row["number"] in recorded or row["status"] not in ("complete", "aborted"):
                 epsilon = charge.get("epsilon", epsilon) if charge is not None else epsilon
+                if row["number"] in recorded and report.get("ledger_row_missing"):
+                    self._reconcile_missing_note(row["number"], report, recorded[row["number"]])
                 continue
             if not checked:  # a row is added only to a chain that verifies
                 refuse_broken_chain(self.ledger)
@@ -2201,6 +2230,34 @@ class FederationServer:
             )
             # the state says the row is there again (and keeps why it had been missing)
             self.store.note_ledger_rebuilt(row["number"])
+
+    def _reconcile_missing_note(
+        self, number: int, report: dict[str, Any], found: dict[str, Any]
+    ) -> None:
+        """Round ``number``'s state says its ledger row is missing, yet the ledger holds
+        ``found``: make the note say what happened. A row marked ``reconstructed`` was
+        rebuilt by an earlier restart that stopped before its note
+        (``ledger_row_rebuilt``); any other is the failed append's own, written before
+        it raised (a log the next open replayed: ``ledger_append_error``). Why: the
+        restart skipped a round whose row it found, and the note "missing" stayed for
+        good beside a row an auditor reads."""
+        cause = report["ledger_row_missing"]
+        if found.get("reconstructed"):
+            log.warning(
+                "ledger: round %d was recorded missing (%s); an earlier restart rebuilt its "
+                "row and stopped before it recorded so",
+                number,
+                cause,
+            )
+            self.store.note_ledger_rebuilt(number)
+            return
+        log.warning(
+            "ledger: round %d was recorded missing (%s), but the ledger holds its row: the "
+            "append wrote it before it failed; nothing rebuilt",
+            number,
+            cause,
+        )
+        self.store.note_ledger_written(number)
 
 
 def _session_sender(transport: ServerEndpoint) -> Callable[[str, int, list[bytes]], None] | None:

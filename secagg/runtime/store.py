@@ -394,6 +394,22 @@ class ServerStore:
             report["ledger_row_missing"] = cause
             self._set_report(number, report)
 
+    def note_ledger_written(self, number: int, cause: str | None = None) -> None:
+        """Record with a finished round that its ledger append raised but its row is in
+        the ledger all the same: ``report["ledger_append_error"]`` is the cause (``cause``,
+        or the ``ledger_row_missing`` note's, which this replaces).
+
+        Why: an append can write its row and then fail (a sync or a commit reported
+        failed once the row was in); recorded as ``ledger_row_missing``, the note stayed
+        after the restart, which found the row and rebuilt nothing, so an auditor read a
+        missing row that was not missing. Raises :class:`StoreCorrupted` for a round the
+        state has not finished; nothing changes then."""
+        with self._tx():
+            report = self._finished_report(number)
+            missing = report.pop("ledger_row_missing", None)
+            report["ledger_append_error"] = cause or missing or "no cause recorded"
+            self._set_report(number, report)
+
     def note_ledger_rebuilt(self, number: int) -> None:
         """Record that a finished round's missing ledger row has been rebuilt from the
         state: ``ledger_row_missing`` becomes ``ledger_row_rebuilt`` (the cause kept, so

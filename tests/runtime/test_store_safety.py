@@ -27,7 +27,7 @@ from _state import read_only_state
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.ledger import verify_ledger
-from secagg.ledger.chain import Ledger
+from secagg.ledger.chain import Ledger, LedgerKey
 from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import ServerState, build_server, open_server_state
@@ -485,6 +485,169 @@ def test_a_failed_ledger_append_is_stored_with_its_round_and_the_restart_rebuild
     assert {"backend", "dropouts"} <= set(provenance["not_recovered"])
     assert rows[2]["finished_at"] == round_2["finished_at"]  # the round's, not the rebuild's
     assert [number for _, number, _ in audit.rebuilt] == [2]
+
+
+# --- a ledger append that wrote its row and then failed ------------------------------------------
+
+
+def test_an_append_that_wrote_its_row_then_failed_is_not_recorded_as_a_missing_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The append of round 2 writes its row, then fails (an fsync or a commit that
+    raises once the row is in): the state recorded ``ledger_row_missing`` for a row the
+    ledger holds, and the restart, finding the row, left that note for good, so an
+    auditor read a missing row that was not missing. The server now reads the ledger
+    again after a failed append: the state records that the append raised
+    (``ledger_append_error``, the cause) and no missing row, and the restart rebuilds
+    nothing (no second row 2)."""
+    config = _config(tmp_path, rounds=3)
+    fsync_failed = OSError(5, "Input/output error")
+    append = Ledger.append
+
+    def row_written_then_fsync_fails(ledger: Ledger, entry: dict[str, object]) -> int:
+        seq = append(ledger, entry)
+        if entry.get("round") == 2:
+            raise fsync_failed
+        return seq
+
+    monkeypatch.setattr(Ledger, "append", row_written_then_fsync_fails)
+    with caplog.at_level(logging.WARNING, logger="secagg.server"):
+        _serve_until_a_write_fails(config, monkeypatch, fsync_failed)
+    cause = "ledger write failed: [Errno 5] Input/output error"
+    store = ServerStore(_paths(config)[0], create=False)
+    try:
+        round_2 = store.rounds()[1]["report"]
+    finally:
+        store.close()
+    assert "ledger_row_missing" not in round_2
+    assert round_2["ledger_append_error"] == cause
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("round 2:")]
+    assert any("the ledger holds the round's row all the same" in line for line in lines), lines
+    again = open_server_state(config)
+    try:
+        results = _server(config, again).run(wait_for_clients=60)
+        assert [(r.number, r.status) for r in results] == [(3, "complete")]
+        round_2 = again.store.rounds()[1]["report"]
+        assert "ledger_row_missing" not in round_2 and "ledger_row_rebuilt" not in round_2
+        assert round_2["ledger_append_error"] == cause
+    finally:
+        again.close()
+    audit = verify_ledger(_paths(config)[1])
+    assert audit.ok, audit.first_failure
+    assert [row.entry["round"] for row in audit.chain.rows] == [1, 2, 3]
+    assert not any(row.entry.get("reconstructed") for row in audit.chain.rows)
+
+
+def test_a_row_found_in_the_ledger_at_restart_clears_the_missing_row_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The row a failed append wrote may be seen only later: a commit whose WAL sync
+    failed leaves its frames in the log, which the next open of the ledger replays.
+    The server, re-reading the ledger at the failure, did not see it and recorded the
+    row missing; the restart found the row and skipped the round, the note staying
+    wrong for good. The restart now says the row is there: the note becomes
+    ``ledger_append_error`` (the cause kept), and nothing is rebuilt."""
+    config = _config(tmp_path, rounds=3)
+    fsync_failed = OSError(5, "Input/output error")
+    append = Ledger.append
+    unsynced: list[dict[str, object]] = []
+
+    def sync_fails_at_round_2(ledger: Ledger, entry: dict[str, object]) -> int:
+        if entry.get("round") == 2:
+            unsynced.append(entry)  # in the WAL, not yet seen by any reader
+            raise fsync_failed
+        return append(ledger, entry)
+
+    monkeypatch.setattr(Ledger, "append", sync_fails_at_round_2)
+    _serve_until_a_write_fails(config, monkeypatch, fsync_failed)
+    cause = "ledger write failed: [Errno 5] Input/output error"
+    state_path, ledger_path = _paths(config)
+    store = ServerStore(state_path, create=False)
+    try:
+        assert store.rounds()[1]["report"]["ledger_row_missing"] == cause
+    finally:
+        store.close()
+    # the WAL's recovery at the next open: the row the failed commit wrote is there
+    key = LedgerKey.load(Path(config.server.state + ".ledger-key"))
+    recovered = Ledger(ledger_path, key)
+    try:
+        append(recovered, unsynced[0])
+    finally:
+        recovered.close()
+    again = open_server_state(config)
+    try:
+        with caplog.at_level(logging.WARNING, logger="secagg.server"):
+            results = _server(config, again).run(wait_for_clients=60)
+        assert [(r.number, r.status) for r in results] == [(3, "complete")]
+        round_2 = again.store.rounds()[1]["report"]
+        assert "ledger_row_missing" not in round_2 and "ledger_row_rebuilt" not in round_2
+        assert round_2["ledger_append_error"] == cause
+    finally:
+        again.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ledger:")]
+    assert lines == [
+        f"ledger: round 2 was recorded missing ({cause}), but the ledger holds its row: "
+        "the append wrote it before it failed; nothing rebuilt"
+    ]
+    audit = verify_ledger(ledger_path)
+    assert audit.ok, audit.first_failure
+    assert [row.entry["round"] for row in audit.chain.rows] == [1, 2, 3]
+    assert not any(row.entry.get("reconstructed") for row in audit.chain.rows)
+
+
+def test_a_row_rebuilt_by_a_restart_that_stopped_before_its_note_is_recorded_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart rebuilt round 2's missing row and stopped before the state's note
+    said so: the next restart found the row and left ``ledger_row_missing`` (or, reading
+    the found row as the failed append's own, called it ``ledger_append_error``). The
+    row found is marked reconstructed, so the note becomes ``ledger_row_rebuilt``, the
+    cause kept, and nothing is rebuilt twice."""
+    config = _config(tmp_path, rounds=3)
+    full = OSError(28, "No space left on device")
+    append = Ledger.append
+
+    def disk_fills_at_round_2(ledger: Ledger, entry: dict[str, object]) -> int:
+        if entry.get("round") == 2:
+            raise full
+        return append(ledger, entry)
+
+    monkeypatch.setattr(Ledger, "append", disk_fills_at_round_2)
+    _serve_until_a_write_fails(config, monkeypatch, full)
+    cause = "ledger write failed: [Errno 28] No space left on device"
+    stopped = OSError(5, "Input/output error")
+
+    def note_not_written(store: ServerStore, number: int) -> None:
+        raise stopped
+
+    monkeypatch.setattr(ServerStore, "note_ledger_rebuilt", note_not_written)
+    state = open_server_state(config)
+    try:
+        with pytest.raises(OSError) as raised:
+            _server(config, state)  # rebuilds row 2, then its note fails: it stops
+        assert raised.value is stopped
+    finally:
+        state.close()
+    monkeypatch.undo()
+    caplog.clear()  # the first restart's line (the rebuild) is not this restart's
+    again = open_server_state(config)
+    try:
+        with caplog.at_level(logging.WARNING, logger="secagg.server"):
+            results = _server(config, again).run(wait_for_clients=60)
+        assert [(r.number, r.status) for r in results] == [(3, "complete")]
+        round_2 = again.store.rounds()[1]["report"]
+        assert "ledger_row_missing" not in round_2 and "ledger_append_error" not in round_2
+        assert round_2["ledger_row_rebuilt"] == cause
+    finally:
+        again.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ledger:")]
+    assert lines == [
+        f"ledger: round 2 was recorded missing ({cause}); an earlier restart rebuilt its "
+        "row and stopped before it recorded so"
+    ]
+    audit = verify_ledger(_paths(config)[1])
+    assert audit.ok, audit.first_failure
+    assert [row.entry["round"] for row in audit.chain.rows] == [1, 2, 3]
 
 
 def test_the_ledger_notes_go_only_on_finished_rounds_and_keep_the_cause(tmp_path: Path) -> None:
