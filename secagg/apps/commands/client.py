@@ -151,7 +151,8 @@ def _special_file_in_hook(value: str, module: str) -> str | None:
     # no federation reaches (upper-bounds review, 2026-12-06)
     type=click.IntRange(1, MAX_FEDERATION_ROUNDS),
     default=None,
-    help=f"Stop after this many rounds (at most {MAX_FEDERATION_ROUNDS}).",
+    help=f"Stop after this many rounds (at most {MAX_FEDERATION_ROUNDS}; default: run until "
+    "the server announces the federation's end).",
 )
 @click.option(
     "--idle",
