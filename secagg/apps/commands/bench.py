@@ -182,8 +182,8 @@ def bench_masking(
 @click.option(
     "--quick",
     is_flag=True,
-    help="Small grids: about 13 s of CPU (the full grids: about 6 min); the wall time "
-    "grows with the machine's load.",
+    help="Small grids: 13-17 s of CPU (the full grids: about 6 min); the wall time grows "
+    "with the machine's load.",
 )
 @click.option(
     "--out",
