@@ -245,10 +245,34 @@ def _seconds(wall: float, cpu: float | None, scale: float = 1.0) -> str:
     return text if cpu is None else f"{text} (CPU {cpu * scale:.2f} {unit})"
 
 
+#: the most per-round repetitions: each is a few ms to 0.1 s at these settings
+MAX_REPETITIONS = 1000
+
+
+def _repetitions(text: str) -> int:
+    """``--repetitions``: a whole count from 1 to :data:`MAX_REPETITIONS`.
+
+    Why: ``--repetitions 0`` ran the setup, then ended in a ``StatisticsError: no median
+    for empty data`` traceback at the first cell, and a negative count did the same
+    (bench review, 2026-12-06); argparse now says it in one line, exit 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_REPETITIONS:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {MAX_REPETITIONS}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="T = 1, 100; 100-row ledgers")
-    parser.add_argument("--repetitions", type=int, default=5, help="per-round timings (median)")
+    parser.add_argument(
+        "--repetitions",
+        type=_repetitions,
+        default=5,
+        help=f"per-round timings, their median reported (1 to {MAX_REPETITIONS}; default 5)",
+    )
     parser.add_argument(
         "--no-reference", action="store_true", help="skip the from-scratch timings (slow at q = 1)"
     )

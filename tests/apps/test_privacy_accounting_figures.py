@@ -80,3 +80,45 @@ def test_the_page_says_the_runs_date() -> None:
     day = _result()["started_at"][:10]
     text = " ".join(PAGE.read_text(encoding="utf-8").split())
     assert f"Measured by `python benchmarks/bench_accounting.py` (z = 1.1, δ = 1e-5; {day}" in text
+
+
+def _bench_accounting() -> Any:
+    """``benchmarks/bench_accounting.py`` as a module (a script, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_accounting_under_test", ROOT / "benchmarks" / "bench_accounting.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1001", "two"])
+def test_a_repetition_count_out_of_range_is_one_line_naming_the_flag(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--repetitions 0`` ended in ``StatisticsError: no median for empty data`` after
+    the setup; now argparse refuses it before any work (exit 2, the flag named)."""
+    bench = _bench_accounting()
+
+    def no_run(**kwargs: Any) -> dict[str, Any]:
+        raise AssertionError(f"ran with --repetitions {value}")
+
+    monkeypatch.setattr(bench, "run_benchmark", no_run)
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--quick", "--repetitions", value])
+    assert stopped.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "--repetitions" in last, last
+
+
+def test_a_repetition_count_in_range_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _bench_accounting()
+    seen: list[int] = []
+    monkeypatch.setattr(bench, "run_benchmark", lambda **kw: seen.append(kw["repetitions"]) or {})
+    monkeypatch.setattr(bench, "emit", lambda result, out: None)
+    for value in ("1", "1000"):
+        bench.main(["--quick", "--repetitions", value, "--no-progress"])
+    assert seen == [1, 1000]
