@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
+from _benchmarks import benchmark_script
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "privacy.md"
@@ -82,26 +85,21 @@ def test_the_page_says_the_runs_date() -> None:
     assert f"Measured by `python benchmarks/bench_accounting.py` (z = 1.1, δ = 1e-5; {day}" in text
 
 
-def _bench_accounting() -> Any:
-    """``benchmarks/bench_accounting.py`` as a module (a script, not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_accounting_under_test", ROOT / "benchmarks" / "bench_accounting.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def bench() -> Iterator[ModuleType]:
+    with benchmark_script("bench_accounting") as module:
+        yield module
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "1001", "two"])
 def test_a_repetition_count_out_of_range_is_one_line_naming_the_flag(
-    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    bench: ModuleType,
+    value: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``--repetitions 0`` ended in ``StatisticsError: no median for empty data`` after
     the setup; now argparse refuses it before any work (exit 2, the flag named)."""
-    bench = _bench_accounting()
 
     def no_run(**kwargs: Any) -> dict[str, Any]:
         raise AssertionError(f"ran with --repetitions {value}")
@@ -114,8 +112,9 @@ def test_a_repetition_count_out_of_range_is_one_line_naming_the_flag(
     assert "--repetitions" in last, last
 
 
-def test_a_repetition_count_in_range_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
-    bench = _bench_accounting()
+def test_a_repetition_count_in_range_is_taken(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[int] = []
     monkeypatch.setattr(bench, "run_benchmark", lambda **kw: seen.append(kw["repetitions"]) or {})
     monkeypatch.setattr(bench, "emit", lambda result, out: None)
