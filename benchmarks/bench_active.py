@@ -802,6 +802,21 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _at_least_one(text: str) -> int:
+    """A repetition count: a whole number, at least 1.
+
+    Why: ``--repeats 0`` (its help said ">= 1", nothing held it) ran the setup and then
+    ended in ``StatisticsError: no median for empty data`` (bench review, 2026-12-06);
+    argparse now refuses it in one line naming the flag, exit 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Cost of the active (malicious-server) variant next to the passive one.",
@@ -812,7 +827,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--d", type=int, help="vector length (protocol level)")
     parser.add_argument("--graph", choices=["harary", "complete"], action="append", dest="graphs")
     parser.add_argument("--dropout", type=float, action="append", dest="dropouts")
-    parser.add_argument("--repeats", type=int, help="repetitions per variant (>= 1)")
+    parser.add_argument("--repeats", type=_at_least_one, help="repetitions per variant (>= 1)")
     parser.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
@@ -821,7 +836,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runtime-clients", type=int)
     parser.add_argument("--runtime-d", type=int)
     parser.add_argument("--runtime-rounds", type=int)
-    parser.add_argument("--runtime-repeats", type=int)
+    parser.add_argument("--runtime-repeats", type=_at_least_one, help="(>= 1)")
     parser.add_argument("--note", action="append", default=[], help="added to the JSON's notes")
     parser.add_argument("--no-progress", action="store_true", help="nothing on stderr")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")

@@ -48,3 +48,16 @@ def json_safe(value: Any) -> Any:
 def dumps(payload: Any, *, indent: int | None = 2) -> str:
     """``payload`` as strict JSON in the encoding above (``indent`` as ``json.dumps``)."""
     return json.dumps(json_safe(payload), indent=indent, allow_nan=False)
+
+
+def _refuse_constant(token: str) -> Any:
+    """``json.loads``'s hook for ``NaN``, ``Infinity`` and ``-Infinity``: refused."""
+    raise ValueError(f"not strict JSON: the bare token {token!r} (no JSON number)")
+
+
+def loads(text: str | bytes) -> Any:
+    """``text`` parsed as strict JSON: the bare ``NaN`` / ``Infinity`` tokens that
+    ``json.loads`` accepts by default are a ``ValueError`` (what ``jq`` and
+    ``JSON.parse`` do with them), so a reader of :func:`dumps`'s lines sees at once a
+    writer that bypassed it. An infinity :func:`dumps` wrote arrives as ``"inf"``."""
+    return json.loads(text, parse_constant=_refuse_constant)

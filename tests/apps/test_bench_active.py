@@ -121,3 +121,22 @@ def test_the_recorded_commit_is_the_one_the_run_started_on(bench, monkeypatch):
     grid = {**bench.QUICK_GRID, "ns": (10,), "graphs": ("harary",), "dropouts": (0.0,)}
     result = bench.run_benchmark(grid, progress=False)
     assert result["git"] == {"commit": "started-on"}
+
+
+@pytest.mark.parametrize("flag", ["--repeats", "--runtime-repeats"])
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_a_repetition_count_below_one_is_one_line_naming_the_flag(
+    bench, flag, value, capsys, monkeypatch
+):
+    """``--repeats 0`` (its help said ">= 1") ran the setup, then ended in
+    ``StatisticsError: no median for empty data``; argparse now refuses it first."""
+
+    def no_run(grid, progress=True):
+        raise AssertionError(f"ran with {flag} {value}")
+
+    monkeypatch.setattr(bench, "run_benchmark", no_run)
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--quick", flag, value])
+    assert stopped.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert flag in last, last

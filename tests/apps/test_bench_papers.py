@@ -10,6 +10,7 @@ work counts each cell records beside its times (masks expanded, neighbours).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -233,3 +234,52 @@ def test_replays_copy_only_the_survivors_and_the_last_uses_the_recorded_clients(
         if not last:  # the recorded clients are as they were: the next level needs them
             assert [client.phase for client in recorded] == phases
     assert [client.phase for client in recorded] != phases  # the last level used them
+
+
+def _state(client: Any) -> dict[str, Any]:
+    """What a client holds, taken so that a change in place shows: arrays and containers
+    copied one level, anything else by identity."""
+    taken: dict[str, Any] = {}
+    for name, value in vars(client).items():
+        if isinstance(value, np.ndarray):
+            taken[name] = value.copy()
+        elif isinstance(value, dict | list | set):
+            taken[name] = copy.copy(value)
+        else:
+            taken[name] = value
+    return taken
+
+
+def _unchanged(before: dict[str, Any], client: Any) -> list[str]:
+    now = vars(client)
+    changed = [name for name in before.keys() ^ now.keys()]
+    for name, value in before.items():
+        if name not in now:
+            continue
+        if isinstance(value, np.ndarray):
+            same = np.array_equal(value, now[name])
+        elif isinstance(value, dict | list | set):
+            same = value == now[name]
+        else:
+            same = value is now[name]
+        if not same:
+            changed.append(name)
+    return changed
+
+
+def test_answering_with_a_shallow_copy_leaves_the_recorded_client_as_it_was() -> None:
+    """The replays before the last answer with shallow copies (``copy.copy``), not deep
+    ones: answering an unmasking request only rebinds a client's attributes, so the
+    recorded client, whose keys and shares the copy shares, is left exactly as it was
+    and the next level replays the same round (about 1 s of ``--quick``'s CPU saved)."""
+    n = 8
+    words = papers._random_floats(n, 8).view(np.uint32)
+    run = papers._run_clients(n, 8, "complete", papers.B17_TOLERATED_DROPOUT, words)
+    recorded = list(run.prep.clients)
+    copied = papers._answering_clients(recorded, [0, 1], last=False)
+    assert all(vars(copied[p])[k] is v for p in copied for k, v in vars(recorded[p]).items())
+    before = [_state(client) for client in recorded]
+    for dropped in ({2}, {5, 6}, set()):
+        server, _, _ = papers._replay(run, dropped, last=False)
+        assert server.phase == ServerPhase.COMPLETE
+        assert [_unchanged(b, c) for b, c in zip(before, recorded, strict=True)] == [[]] * n

@@ -803,6 +803,8 @@ def worker_main(argv: Sequence[str]) -> int:
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "peak_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
     }
+    # plain json.dumps, unlike bench scale's cells: every value here is an int, a string
+    # or a sum of rusage times, never inf or NaN (bench review, 2026-12-06)
     print(json.dumps(report), flush=True)
     ok = all(b.get("rounds_completed") == args.rounds for b in branches.values())
     return 0 if ok else 1
@@ -826,6 +828,7 @@ def inprocess_main(argv: Sequence[str]) -> int:
         print(f"BenchmarkError: {exc}", file=sys.stderr, flush=True)
         return 1
     np.save(args.model, model)
+    # each round's number, perf_counter seconds and byte/message counts: never inf or NaN
     print(json.dumps({"rounds": rounds}), flush=True)
     return 0
 

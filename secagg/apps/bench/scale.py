@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import json
 import math
 import os
 import subprocess
@@ -50,10 +49,13 @@ from typing import Any
 import numpy as np
 
 from secagg.apps.bench import emit, machine_info
+from secagg.apps.json_output import dumps, loads
 
 NS = (1000, 5000)
 D = 10_000
 DROPOUT = 0.05
+#: the largest vanishing share a cell takes (``secagg bench scale --dropout``'s bound)
+MAX_DROPOUT = 0.5
 SEED = 2026
 UNMASK_DS = (10_000, 1_000_000)
 QUICK = {"ns": (60,), "d": 1_000, "unmask_ds": (1_000, 200_000)}
@@ -267,7 +269,7 @@ def _child(args: list[str]) -> dict[str, Any]:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ScaleBenchmarkError(f"cell {' '.join(args)} failed ({done.returncode}): {last}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return dict(loads(done.stdout.strip().splitlines()[-1]))
 
 
 def run_benchmark(
@@ -367,12 +369,31 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _dropout_fraction(text: str) -> float:
+    """``--dropout``'s value: a finite share in [0, :data:`MAX_DROPOUT`], as
+    ``secagg bench scale`` takes it.
+
+    Why: this module's own parser (the cells' entry, and ``python -m
+    secagg.apps.bench.scale``) took any float: ``--dropout nan`` ran a round with 7 of
+    10 clients gone and printed ``"dropout": NaN``, a token no strict JSON reader takes,
+    and ``--dropout inf`` dropped them all (bench review, 2026-12-06)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0.0 <= value <= MAX_DROPOUT):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a share between 0 and {MAX_DROPOUT} (the clients that vanish)"
+        )
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="60 clients, d = 1000: seconds")
     parser.add_argument("--n", type=int, action="append", dest="ns", help="repeatable")
     parser.add_argument("--d", type=int, default=None)
-    parser.add_argument("--dropout", type=float, default=DROPOUT)
+    parser.add_argument("--dropout", type=_dropout_fraction, default=DROPOUT)
     parser.add_argument("--workers", type=int, default=None, help="Ray workers (default: CPUs)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--unmask-d", type=int, action="append", dest="unmask_ds")
@@ -389,10 +410,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     workers = args.workers or max(1, len(os.sched_getaffinity(0)))
     if args.cell:
         cell = run_cell(args.cell, args.ns[0], args.d or D, args.dropout, args.seed, workers)
-        print(json.dumps(cell), flush=True)
+        print(dumps(cell, indent=None), flush=True)
         return
     if args.unmask:
-        print(json.dumps(run_unmask(args.ns[0], args.unmask_ds, args.dropout, workers)), flush=True)
+        unmasking = run_unmask(args.ns[0], args.unmask_ds, args.dropout, workers)
+        print(dumps(unmasking, indent=None), flush=True)
         return
     quick: dict[str, Any] = dict(QUICK) if args.quick else {}
     result = run_benchmark(

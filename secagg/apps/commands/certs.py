@@ -36,7 +36,14 @@ def _server_names(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @certs.command("init")
-@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
+@click.option(
+    "--dir",
+    "directory",
+    default="certs",
+    show_default=True,
+    type=NonEmptyPath(),
+    help="The CA's folder (ca.pem, its key, server and clients/ certificates).",
+)
 @click.option(
     "--server-name",
     "server_names",
@@ -73,7 +80,14 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
 
 @certs.command("issue")
 @click.argument("name")
-@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
+@click.option(
+    "--dir",
+    "directory",
+    default="certs",
+    show_default=True,
+    type=NonEmptyPath(),
+    help="The CA's folder (ca.pem, its key, server and clients/ certificates).",
+)
 @click.option("--force", is_flag=True, help="Re-issue an existing or revoked name.")
 def certs_issue(name: str, directory: str, force: bool) -> None:
     """Issue the certificate and key of branch NAME."""
@@ -95,7 +109,14 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
 
 @certs.command("revoke")
 @click.argument("name")
-@click.option("--dir", "directory", default="certs", show_default=True, type=NonEmptyPath())
+@click.option(
+    "--dir",
+    "directory",
+    default="certs",
+    show_default=True,
+    type=NonEmptyPath(),
+    help="The CA's folder (ca.pem, its key, server and clients/ certificates).",
+)
 @click.option(
     "--force",
     is_flag=True,

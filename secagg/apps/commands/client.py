@@ -5,7 +5,10 @@ and, with ``--epsilon-budget``, its own privacy budget kept in ``--state``.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -32,6 +35,7 @@ from secagg.apps.commands.parties import (
     _verdict_said_here,
 )
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
+from secagg.durable import file_kind
 from secagg.errors import ConfigurationError, SecAggError
 from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 from secagg.runtime.config import MAX_DIMENSION
@@ -62,6 +66,12 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     if value is None or value == "demo":
         return value
     module, _, factory = value.partition(":")
+    special = _special_file_in_hook(value, module)
+    if special is not None:
+        raise click.BadParameter(
+            f"{special}, not a Python module: --hook takes 'demo' or 'module:factory' (a "
+            "module Python imports from a regular .py file, e.g. mybank.fraud:make_hook)"
+        )
     if not module.strip() or not factory.strip():
         raise click.BadParameter(
             f"{value!r} is neither 'demo' nor 'module:factory' (a module Python can import "
@@ -84,6 +94,37 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
             f"(PYTHONPATH=FOLDER secagg client ... --hook {value})"
         )
     return value
+
+
+def _special_file_in_hook(value: str, module: str) -> str | None:
+    """``'PATH' is a named pipe`` when ``--hook`` names one (or a device, a socket): the
+    value itself, its module part, or the file the module would be imported from on
+    Python's path; None otherwise.
+
+    Why: ``--hook FIFO`` was refused as "neither 'demo' nor 'module:factory'", and a
+    ``hook.py`` that is a named pipe as "no module 'hook' on Python's path" (Python's
+    finder skips a file that is not a regular one), so the operator went looking for a
+    missing module or a wrong PYTHONPATH while the file was there, the wrong kind
+    (commands review, 2026-12-06). ``os.stat`` never opens the path, so a named pipe
+    cannot block this check waiting for a writer."""
+    where = module.replace(".", os.sep)
+    candidates = [value, module]
+    for entry in sys.path if module.strip() else ():
+        folder = entry or os.curdir
+        candidates += [
+            os.path.join(folder, where + ".py"),
+            os.path.join(folder, where, "__init__.py"),
+        ]
+    for candidate in candidates:
+        if not candidate.strip():
+            continue
+        try:
+            mode = os.stat(candidate).st_mode
+        except (OSError, ValueError):  # missing, unreadable folder, a NUL in the name
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            return f"{candidate!r} is {file_kind(mode)}"
+    return None
 
 
 @click.command()
@@ -110,7 +151,8 @@ def _hook_module(ctx: click.Context, param: click.Parameter, value: str | None) 
     # no federation reaches (upper-bounds review, 2026-12-06)
     type=click.IntRange(1, MAX_FEDERATION_ROUNDS),
     default=None,
-    help=f"Stop after this many rounds (at most {MAX_FEDERATION_ROUNDS}).",
+    help=f"Stop after this many rounds (at most {MAX_FEDERATION_ROUNDS}; default: run until "
+    "the server announces the federation's end).",
 )
 @click.option(
     "--idle",

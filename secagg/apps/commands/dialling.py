@@ -280,6 +280,21 @@ def _dialling_party(name_help: str) -> Callable[[Callable[..., Any]], Callable[.
 
 
 def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The redialling options of a party without a federation config (``secagg
+    client``): :func:`_redialling_options`, their defaults the built-in ones."""
+    return _redialling_options(command, config_flag=None)
+
+
+def _redialling_with_config(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The redialling options of a party that may read the federation's config with
+    ``--config`` (``secagg keyholder``): the message limits' defaults are then the
+    config's (:func:`_redialling_options`)."""
+    return _redialling_options(command, config_flag="--config")
+
+
+def _redialling_options(
+    command: Callable[..., Any], *, config_flag: str | None
+) -> Callable[..., Any]:
     """``--connect-timeout``, ``--give-up-after``, ``--max-message-bytes`` and
     ``--message-receive-timeout``, the same for every party that dials the server
     (``secagg keyholder`` lacked the first while ``secagg client`` had it: one
@@ -298,7 +313,14 @@ def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
     message_receive_timeout``, but a branch always used 3600 s: one on a link too slow
     for a large round start within an hour (256 MiB at under 75 KB/s) could never take
     part, and nothing could shorten the hold on a trickled message either (2026-12-06).
-    Its bounds are the config key's: above 0, finite, at most a week."""
+    Its bounds are the config key's: above 0, finite, at most a week.
+
+    ``config_flag``: the party's flag that reads those keys from the federation's config,
+    named in the two defaults; None for a party that has none. Why: ``secagg client
+    --help`` said "Default: ..., or with secagg keyholder --config the config's", another
+    command's flag, which a branch operator read as a way to set it (help review,
+    2026-12-06)."""
+    from_config = "" if config_flag is None else f", or with {config_flag} the config's"
     command = click.option(
         "--message-receive-timeout",
         type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True),
@@ -306,8 +328,7 @@ def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Seconds a message from the server may take to be whole from its first "
         "chunk (at most a week, 604800); set it to the server's [server] "
         "message_receive_timeout when that is raised for a slow link. Default: "
-        f"{DEFAULT_MESSAGE_RECEIVE_SECONDS:g}, or with secagg keyholder --config the "
-        "config's.",
+        f"{DEFAULT_MESSAGE_RECEIVE_SECONDS:g}{from_config}.",
     )(command)
     command = click.option(
         "--max-message-bytes",
@@ -315,8 +336,7 @@ def _redialling(command: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="The largest message taken from the server, in bytes; set it to the "
         "server's [server] max_message_bytes when that is raised for a large model. "
-        f"Default: {DEFAULT_MESSAGE_BYTES} (256 MiB), or with secagg keyholder "
-        "--config the config's.",
+        f"Default: {DEFAULT_MESSAGE_BYTES} (256 MiB){from_config}.",
     )(command)
     command = click.option(
         "--give-up-after",

@@ -14,7 +14,7 @@ from secagg.apps.commands.dialling import (
     _certs_error,
     _connection_failure,
     _dialling_party,
-    _redialling,
+    _redialling_with_config,
     _refuse_special_certificates,
 )
 from secagg.apps.commands.parties import (
@@ -149,8 +149,21 @@ def _held_backend(name: str) -> str:
 
 
 @click.command("keyholder-init")
-@click.option("--config", "config_path", required=True, type=NonEmptyPath(exists=True))
-@click.option("--key", "key_path", required=True, type=NonEmptyPath(), help="Where to write it.")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=NonEmptyPath(exists=True),
+    help="The federation's TOML config: the key is made for its [backend] parameters.",
+)
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=NonEmptyPath(),
+    help="Where to write the key file (a new file: an existing one is refused, since a new "
+    "key would orphan every branch's pin).",
+)
 def keyholder_init(config_path: str, key_path: str) -> None:
     """Make the key holder's key for a federation and print the fingerprint branches pin."""
     from pathlib import Path
@@ -198,7 +211,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "to its key holder before round 1: keep it above the server's --wait when that is "
     "longer; 'inf': never.",
 )
-@_redialling
+@_redialling_with_config
 @click.option(
     "--config",
     "config_path",

@@ -152,7 +152,13 @@ def _out_of_memory(num_clients: int, vector_length: int) -> click.BadParameter:
     default=None,
     help=f"Shamir threshold t, at most {DEFAULT_MAX_CLIENTS} (default: SecAgg+ search).",
 )
-@click.option("--bits", type=click.Choice(["32", "64"]), default="32", show_default=True)
+@click.option(
+    "--bits",
+    type=click.Choice(["32", "64"]),
+    default="32",
+    show_default=True,
+    help="Width of a masked coordinate: inputs, masks and the sum are taken modulo 2^bits.",
+)
 @click.option("--active", is_flag=True, help="Active variant: signed keys and consistency check.")
 @click.option(
     "--dropout",
