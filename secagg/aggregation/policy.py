@@ -35,7 +35,13 @@ from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
-from secagg.errors import ConfigurationError, PolicyRefused, closest_spelling, decimal_digits
+from secagg.errors import (
+    ConfigurationError,
+    ContradictoryPolicy,
+    PolicyRefused,
+    closest_spelling,
+    decimal_digits,
+)
 from secagg.protocol.config import (
     DEFAULT_CORRUPT_FRACTION,
     DEFAULT_DROPOUT_FRACTION,
@@ -131,6 +137,34 @@ class BranchPolicy:
                 f"'.', '_' or '-', as its [federation] name), not {self.federation!r:.80}"
             )
         self._check_satisfiable()
+        self._check_plain_is_alone()
+
+    def _check_plain_is_alone(self) -> None:
+        """Refuse ``allow_plain`` beside ``require_active`` or a pinned key holder, naming
+        both (:class:`~secagg.errors.ContradictoryPolicy`).
+
+        Why: each of the two guards the update against the server (the active variant
+        withstands a malicious one; only the pinned key holder decrypts a CKKS upload),
+        but a plain round has neither guard, carries no variant and no key, and the
+        server chooses the backend. ``BranchPolicy(allow_plain=True, require_active=True)``
+        built in code took a plain round, so the server the branch guarded against ran
+        plain and read the update in clear; ``secagg client`` refused the pair on its
+        flags and file only (hostile policy review, 2026-12-06). Checked last, so a
+        mistake in one value is named as that value's first. A branch of a plain
+        federation sets ``allow_plain`` alone."""
+        if not self.allow_plain:
+            return
+        for guard, what in (
+            ("key_holder_fingerprint", "only the pinned key holder decrypts a CKKS upload"),
+            ("require_active", "the active variant withstands a malicious server"),
+        ):
+            if getattr(self, guard):
+                raise ContradictoryPolicy(
+                    ("allow_plain", guard),
+                    f"{what}, but a plain round has no such guard and the server chooses "
+                    "the backend, so it could run plain and receive this branch's update "
+                    "in clear; keep one of the two (allow plain only to join a plain federation)",
+                )
 
     def _check_satisfiable(self) -> None:
         """Refuse a policy no round can satisfy, or a cap above anything a round can have,

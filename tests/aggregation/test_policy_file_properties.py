@@ -125,6 +125,13 @@ def _threshold_unsatisfiable(values: dict[str, Any]) -> bool:
     return bool(values["min_threshold"] > most)
 
 
+def _plain_beside_a_guard(values: dict[str, Any]) -> bool:
+    """Whether a valid table allows plain beside a guard a plain round does not have
+    (``require_active`` or a pinned key holder): a contradiction, refused naming both."""
+    guarded = values.get("require_active") is True or "key_holder_fingerprint" in values
+    return values.get("allow_plain") is True and guarded
+
+
 @given(tables(BRANCH))
 @PROPERTY
 def test_a_branch_table_is_read_as_written_or_refused_naming_the_key(
@@ -134,6 +141,8 @@ def test_a_branch_table_is_read_as_written_or_refused_naming_the_key(
     section = read("branch", values)
     if spoiled is None and _threshold_unsatisfiable(values):
         spoiled = "min_threshold"  # valid alone, but no round the table accepts has that many
+    if spoiled is None and _plain_beside_a_guard(values):
+        spoiled = "allow_plain"  # valid alone, but beside a guard plain rounds do not have
     if spoiled is None:
         policy = BranchPolicy.from_dict(section)
         for key, value in values.items():

@@ -409,8 +409,17 @@ def near_int(value: int | None, *, default: int, low: int = 0) -> st.SearchStrat
     )
 
 
+def _policy(**settings: Any) -> BranchPolicy:
+    """A policy of ``settings``, with ``allow_plain`` dropped beside ``require_active`` or
+    a pin: the pair is a contradiction the constructor refuses (ContradictoryPolicy,
+    tests/aggregation/test_policy_contradictions.py), not a policy."""
+    if settings["require_active"] or settings["key_holder_fingerprint"] is not None:
+        settings["allow_plain"] = False
+    return BranchPolicy(**settings)
+
+
 policies = st.builds(
-    BranchPolicy,
+    _policy,
     backends=st.lists(st.sampled_from(["secagg", "secagg+", "ckks"]), unique=True).map(tuple),
     allow_plain=st.booleans(),
     key_holder_fingerprint=st.sampled_from([None, PIN, PIN]),

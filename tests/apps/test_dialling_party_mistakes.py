@@ -243,23 +243,6 @@ def test_each_alone_reaches_the_run(places: dict[str, str], flags: list[str]) ->
     assert isinstance(result.exception, _Dialled), (result.output, result.exception)
 
 
-def test_why_the_cli_refuses_it_the_library_policy_lets_plain_through() -> None:
-    """The evidence: a policy with plain allowed takes a plain round whatever its pin or
-    its active requirement say (the library keeps the combination for programs that
-    build their own policy; the command refuses it)."""
-    import numpy as np
-
-    from secagg.aggregation import get_backend
-    from secagg.aggregation.policy import BranchPolicy
-
-    policy = BranchPolicy(
-        allow_plain=True, require_active=True, key_holder_fingerprint=bytes.fromhex(PIN)
-    )
-    backend = get_backend("plain")
-    client = backend.client(backend.plan(4, 8), 0, policy=policy)
-    assert client.set_input(np.zeros(8))
-
-
 @pytest.mark.parametrize("flags", [[], ["--backend", "ckks"]], ids=["default", "the same"])
 def test_a_backend_that_agrees_with_the_config_reaches_the_run(
     places: dict[str, str], flags: list[str]

@@ -1,0 +1,77 @@
+"""A branch's policy whose settings contradict each other is refused where it is built.
+
+Hostile review of the branch's own policy (2026-12-06): ``secagg client`` refused
+``--allow-plain`` beside ``--require-active`` or a pinned key holder, but a program
+building :class:`~secagg.aggregation.policy.BranchPolicy` itself got a policy that took a
+plain round whatever its pin or its active requirement said: the server it guarded
+against ran plain and received the update in clear. The constructor now refuses the pair
+with :class:`~secagg.errors.ContradictoryPolicy` naming both keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from secagg.aggregation import get_backend
+from secagg.aggregation.policy import BranchPolicy
+from secagg.errors import ConfigurationError, ContradictoryPolicy, PolicyRefused
+
+PIN = bytes(range(32))
+
+#: a guard of the update against the server that a plain round does not have
+GUARDS = [
+    pytest.param({"require_active": True}, "require_active", id="active"),
+    pytest.param({"key_holder_fingerprint": PIN}, "key_holder_fingerprint", id="pin"),
+]
+
+
+@pytest.mark.parametrize(("guard", "key"), GUARDS)
+def test_plain_beside_a_guard_is_refused_naming_both_keys(guard: dict, key: str) -> None:
+    with pytest.raises(ContradictoryPolicy) as caught:
+        BranchPolicy(allow_plain=True, **guard)
+    error = caught.value
+    assert error.settings == ("allow_plain", key)
+    message = str(error)
+    assert f"branch.allow_plain with branch.{key}:" in message and "in clear" in message
+    assert "\n" not in message
+    assert isinstance(error, ConfigurationError)  # every caller's catch still holds
+
+
+@pytest.mark.parametrize(("guard", "key"), GUARDS)
+def test_no_way_of_building_it_takes_a_plain_round(guard: dict, key: str) -> None:
+    """The file's table and a changed copy of a policy are refused too; the evidence of
+    the old behaviour: the policy was built, and ``backend.client`` took the plain round
+    and encoded the update for the server in clear."""
+    table = {"allow_plain": True, key: PIN.hex() if key == "key_holder_fingerprint" else True}
+    with pytest.raises(ContradictoryPolicy):
+        BranchPolicy.from_dict(table)
+    with pytest.raises(ContradictoryPolicy):
+        dataclasses.replace(BranchPolicy(**guard), allow_plain=True)
+    with pytest.raises(ContradictoryPolicy):
+        dataclasses.replace(BranchPolicy(allow_plain=True), **guard)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"allow_plain": True}, {"require_active": True}, {"key_holder_fingerprint": PIN}, {}],
+    ids=["plain", "active", "pin", "default"],
+)
+def test_each_alone_is_a_policy_and_plain_is_taken_only_when_allowed(settings: dict) -> None:
+    policy = BranchPolicy(**settings)
+    backend = get_backend("plain")
+    spec = backend.plan(4, 8)
+    if policy.allow_plain:
+        assert backend.client(spec, 0, policy=policy).set_input(np.zeros(8))
+    else:
+        with pytest.raises(PolicyRefused, match=r"branch\.allow_plain"):
+            backend.client(spec, 0, policy=policy)
+
+
+def test_a_bad_value_is_named_before_the_contradiction() -> None:
+    """Checked last: a table with a wrong value and the pair names the wrong value."""
+    with pytest.raises(ConfigurationError, match=r"branch\.max_clip") as caught:
+        BranchPolicy(allow_plain=True, require_active=True, max_clip=-1.0)
+    assert not isinstance(caught.value, ContradictoryPolicy)
