@@ -225,7 +225,9 @@ def violated(policy: BranchPolicy, header: Header) -> set[str]:
       noise floor only: the example's comment in docs/deployment.md said "without it,
       record-level shares are [refused]" until this test);
     * ``key_holder_fingerprint``: CKKS without a pin, or with another key; CKKS carries
-      no share, so a noise floor refuses it too.
+      no share, so a noise floor refuses it too;
+    * ``round_spec`` (no ``[branch]`` key admits it): the active variant of a masking
+      round of 2 clients, for which no threshold is private (docs/protocol.md).
     """
     if header.clip is not None and math.isnan(header.clip):
         # the round start's codec writes "no clip" as NaN: a NaN clip is no clip
@@ -250,6 +252,10 @@ def violated(policy: BranchPolicy, header: Header) -> set[str]:
     masking = header.backend in ("secagg", "secagg+")
     if masking and policy.require_active and not header.active:
         bad.add("require_active")
+    if masking and header.active and header.num_clients == 2:
+        # docs/protocol.md: "With n = 2 and the active variant no threshold is private;
+        # the configuration is refused" (no [branch] key admits it: the round's spec)
+        bad.add("round_spec")
     if header.backend == "ckks" and header.fingerprint != policy.key_holder_fingerprint:
         bad.add("key_holder_fingerprint")
     share = header.share if masking else None
@@ -601,10 +607,10 @@ def _moved(header: Header, axis: str, u: float, *, stronger: bool) -> Header:
 
     Stronger means, by axis: a clip where there was none, or a smaller one (less of one
     update gets through); a larger noise multiplier; a split over fewer expected clients
-    (each share is z C / sqrt(E): larger); the active variant; a smaller client-level
-    share clip, or, record level, a per-unit clip closer to the vector bound (noise sized
-    for a larger change of one unit) and a smaller vector bound (the update's own bound);
-    a shorter vector.
+    (each share is z C / sqrt(E): larger); the active variant (of 3 clients or more); a
+    smaller client-level share clip, or, record level, a per-unit clip closer to the
+    vector bound (noise sized for a larger change of one unit) and a smaller vector
+    bound (the update's own bound); a shorter vector.
 
     Not axes, because "stronger" is not monotone on them:
 
@@ -628,7 +634,8 @@ def _moved(header: Header, axis: str, u: float, *, stronger: bool) -> Header:
             clip = None if header.clip is None or u < 0.1 else header.clip / u
         return replace(header, clip=clip)
     if axis == "active":
-        return replace(header, active=stronger and header.num_clients <= 64)
+        # no active variant of 2 clients exists (docs/protocol.md): not a stronger round
+        return replace(header, active=stronger and 3 <= header.num_clients <= 64)
     if axis == "dimension":
         d = header.dimension
         return replace(header, dimension=max(1, int(d * u)) if stronger else int(d / u) + 1)
