@@ -51,6 +51,10 @@ from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 
 #: backends a branch accepts unless told otherwise (``plain`` sends updates in clear)
 DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
+#: the backends whose rounds can carry a noise share of the branch's own (distributed DP)
+MASKING_BACKENDS = ("secagg", "secagg+")
+#: the keys that require such a share (docs/deployment.md): without one a round is refused
+OWN_NOISE_KEYS = ("min_noise_multiplier", "record_sensitivity", "epsilon_budget")
 #: a round larger than this is refused (a malicious server's round could exhaust memory)
 DEFAULT_MAX_CLIENTS = 100_000
 DEFAULT_MAX_DIMENSION = 1 << 28
@@ -138,6 +142,7 @@ class BranchPolicy:
             )
         self._check_satisfiable()
         self._check_plain_is_alone()
+        self._check_some_backend_serves()
 
     def _check_plain_is_alone(self) -> None:
         """Refuse ``allow_plain`` beside ``require_active`` or a pinned key holder, naming
@@ -165,6 +170,44 @@ class BranchPolicy:
                     "the backend, so it could run plain and receive this branch's update "
                     "in clear; keep one of the two (allow plain only to join a plain federation)",
                 )
+
+    def _check_some_backend_serves(self) -> None:
+        """Refuse a policy under which no backend's round can ever be taken, naming the
+        keys that exclude them all.
+
+        Why: ``backends = []``, ``backends = ["ckks"]`` without a pinned key holder, or
+        only CKKS or plain beside a key that needs the branch's own noise share
+        (``min_noise_multiplier``, ``record_sensitivity``, ``epsilon_budget``: neither
+        backend carries one) were taken as policies: the branch started, dialled, and
+        refused every round (exit 3, an incident at the first round) for a mistake its
+        policy alone showed (hostile policy review, 2026-12-06), as
+        :meth:`_check_satisfiable` refuses a noise floor no federation can set. A
+        masking backend can carry every requirement a policy states, so a policy that
+        allows one is never refused here."""
+        if any(name in MASKING_BACKENDS for name in self.backends):
+            return
+        others = [name for name in self.backends if name in ("ckks", "plain")]
+        if not others:
+            raise ConfigurationError(
+                f"branch.backends = {list(self.backends)!r:.80} allows no backend a round "
+                f"can run, so every round would be refused; allow one of "
+                f"{', '.join(MASKING_BACKENDS)} or ckks (plain with branch.allow_plain)"
+            )
+        needs = next((key for key in OWN_NOISE_KEYS if getattr(self, key) is not None), None)
+        if needs is not None:
+            raise ContradictoryPolicy(
+                ("backends", needs),
+                f"the backends allowed ({', '.join(others)}) carry no noise share of this "
+                "branch's own, which the latter requires, so every round would be refused; "
+                f"allow a masking backend ({', '.join(MASKING_BACKENDS)}) or remove the key",
+            )
+        if others == ["ckks"] and self.key_holder_fingerprint is None:
+            raise ConfigurationError(
+                "branch.backends allows only ckks, and a CKKS round needs "
+                "branch.key_holder_fingerprint (otherwise the server could relay a key it "
+                "made), so every round would be refused; pin the key holder or allow a "
+                f"masking backend ({', '.join(MASKING_BACKENDS)})"
+            )
 
     def _check_satisfiable(self) -> None:
         """Refuse a policy no round can satisfy, or a cap above anything a round can have,
@@ -578,4 +621,11 @@ def parse_fingerprint(text: object) -> bytes:
     return raw
 
 
-__all__ = ["DEFAULT_BACKENDS", "FEDERATION_NAME_PATTERN", "BranchPolicy", "parse_fingerprint"]
+__all__ = [
+    "DEFAULT_BACKENDS",
+    "FEDERATION_NAME_PATTERN",
+    "MASKING_BACKENDS",
+    "OWN_NOISE_KEYS",
+    "BranchPolicy",
+    "parse_fingerprint",
+]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from secagg.aggregation import get_backend
+from secagg.aggregation.ckks import CKKSSpec, DesignPoint
 from secagg.aggregation.policy import BranchPolicy
 from secagg.errors import ConfigurationError, ContradictoryPolicy, PolicyRefused
 
@@ -75,3 +76,71 @@ def test_a_bad_value_is_named_before_the_contradiction() -> None:
     with pytest.raises(ConfigurationError, match=r"branch\.max_clip") as caught:
         BranchPolicy(allow_plain=True, require_active=True, max_clip=-1.0)
     assert not isinstance(caught.value, ContradictoryPolicy)
+
+
+# --- a policy under which no backend's round can be taken ----------------------------
+
+#: (settings, the keys named): each constructed before, and refused every round it saw
+NO_BACKEND_SERVES = [
+    pytest.param({"backends": ()}, ("branch.backends",), id="none"),
+    pytest.param({"backends": ("ckks",)}, ("branch.backends", "key_holder"), id="ckks-unpinned"),
+    pytest.param(
+        {"backends": ("ckks",), "key_holder_fingerprint": PIN, "min_noise_multiplier": 1.0},
+        ("branch.backends", "branch.min_noise_multiplier"),
+        id="ckks-floor",
+    ),
+    pytest.param(
+        {"backends": ("ckks",), "key_holder_fingerprint": PIN, "record_sensitivity": 0.1},
+        ("branch.backends", "branch.record_sensitivity"),
+        id="ckks-record",
+    ),
+    pytest.param(
+        {
+            "backends": ("ckks",),
+            "key_holder_fingerprint": PIN,
+            "epsilon_budget": 1.0,
+            "delta": 1e-6,
+        },
+        ("branch.backends", "branch.epsilon_budget"),
+        id="ckks-budget",
+    ),
+    pytest.param(
+        {"backends": ("plain",), "allow_plain": True, "min_noise_multiplier": 1.0},
+        ("branch.backends", "branch.min_noise_multiplier"),
+        id="plain-floor",
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "named"), NO_BACKEND_SERVES)
+def test_a_policy_no_round_can_satisfy_is_refused_where_it_is_built(
+    settings: dict, named: tuple[str, ...]
+) -> None:
+    """Each refused every round instead (checked on the policy built without the new
+    check): a branch started, dialled, and stopped at its first round (exit 3), for a
+    mistake its policy alone showed."""
+    with pytest.raises(ConfigurationError) as caught:
+        BranchPolicy(**settings)
+    message = str(caught.value)
+    assert all(word in message for word in named), message
+    assert "every round would be refused" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("settings", "taken"),
+    [
+        ({"backends": ("ckks",), "key_holder_fingerprint": PIN}, "ckks"),
+        ({"backends": ("plain",), "allow_plain": True}, "plain"),
+        ({"backends": ("ckks", "plain"), "allow_plain": True}, "plain"),  # ckks unpinned
+        # a masking backend carries any requirement (its rounds: the oracle's property)
+        ({"backends": ("secagg+",), "min_noise_multiplier": 1.0}, None),
+        ({"backends": ("secagg", "ckks"), "epsilon_budget": 1.0, "delta": 1e-6}, None),
+    ],
+    ids=["ckks-pinned", "plain", "plain-beside-ckks", "masking-floor", "masking-budget"],
+)
+def test_a_policy_some_round_satisfies_is_built(settings: dict, taken: str | None) -> None:
+    policy = BranchPolicy(**settings)
+    if taken == "ckks":
+        CKKSSpec(4, 8, DesignPoint(4, 1.0, 1e-6), PIN, b"a public context").check_policy(policy)
+    elif taken == "plain":
+        get_backend("plain").plan(4, 8).check_policy(policy)

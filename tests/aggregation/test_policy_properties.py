@@ -416,11 +416,20 @@ def near_int(value: int | None, *, default: int, low: int = 0) -> st.SearchStrat
 
 
 def _policy(**settings: Any) -> BranchPolicy:
-    """A policy of ``settings``, with ``allow_plain`` dropped beside ``require_active`` or
-    a pin: the pair is a contradiction the constructor refuses (ContradictoryPolicy,
-    tests/aggregation/test_policy_contradictions.py), not a policy."""
+    """A policy of ``settings``, without the contradictions the constructor refuses
+    (tests/aggregation/test_policy_contradictions.py), which are no policies:
+    ``allow_plain`` is dropped beside ``require_active`` or a pin, and ``secagg+`` added
+    to backends under which no round could be taken (none listed, or only CKKS without
+    a pin or beside a key that needs the branch's own noise share)."""
     if settings["require_active"] or settings["key_holder_fingerprint"] is not None:
         settings["allow_plain"] = False
+    backends = settings["backends"]
+    own_noise = settings["min_noise_multiplier"] is not None or settings["record_sensitivity"]
+    ckks_serves = settings["key_holder_fingerprint"] is not None and not own_noise
+    plain_serves = settings["allow_plain"] and not own_noise
+    if not ({"secagg", "secagg+"} & set(backends) or ("ckks" in backends and ckks_serves)):
+        if not plain_serves:
+            settings["backends"] = (*backends, "secagg+")
     return BranchPolicy(**settings)
 
 

@@ -216,6 +216,19 @@ PLAIN_BESIDE_A_GUARD = [
     ),
 ]
 
+#: (flags, the [branch] table of --policy, the words naming them): backends under which no
+#: round can be taken, refused by the policy itself since 2026-12-06 (the branch dialled
+#: and refused every round, exit 3)
+NO_BACKEND_SERVES = [
+    (
+        ["--key-holder-fingerprint", PIN, "--min-noise-multiplier", "1"],
+        'backends = ["ckks"]\n',
+        "branch.backends (--policy) with --min-noise-multiplier",
+    ),
+    ([], 'backends = ["ckks"]\n', "branch.key_holder_fingerprint"),
+    ([], "backends = []\n", "branch.backends"),
+]
+
 
 @pytest.mark.parametrize(("flags", "table", "words"), PLAIN_BESIDE_A_GUARD)
 def test_plain_beside_a_guard_it_defeats_is_refused(
@@ -231,6 +244,17 @@ def test_plain_beside_a_guard_it_defeats_is_refused(
     args = _client(places, *extra)
     line = _one_line(_invoke(args), args)
     assert words in line and "in clear" in line, line
+
+
+@pytest.mark.parametrize(("flags", "table", "words"), NO_BACKEND_SERVES)
+def test_backends_no_round_can_satisfy_are_one_line_before_dialling(
+    places: dict[str, str], tmp_path: Path, flags: list[str], table: str, words: str
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f"[branch]\n{table}")
+    args = _client(places, *flags, "--policy", str(policy))
+    line = _one_line(_invoke(args), args)
+    assert words in line and "every round would be refused" in line, line
 
 
 @pytest.mark.parametrize(
