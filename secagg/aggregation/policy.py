@@ -31,10 +31,12 @@ import hmac
 import math
 import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
+from secagg.dp.display import shown
 from secagg.errors import (
     ConfigurationError,
     ContradictoryPolicy,
@@ -226,10 +228,10 @@ class BranchPolicy:
         if self.min_noise_multiplier is not None and not (
             self.min_noise_multiplier <= MAX_NOISE_MULTIPLIER
         ):
+            given, most = _apart(self.min_noise_multiplier, MAX_NOISE_MULTIPLIER)
             raise ConfigurationError(
-                f"branch.min_noise_multiplier must be at most {MAX_NOISE_MULTIPLIER:g} (the "
-                f"largest noise multiplier a federation can set), not "
-                f"{self.min_noise_multiplier:g}: no round could satisfy it"
+                f"branch.min_noise_multiplier must be at most {most} (the largest noise "
+                f"multiplier a federation can set), not {given}: no round could satisfy it"
             )
         for name, effect in (
             ("max_clip", "a cap above the largest clip a round can have caps nothing"),
@@ -237,9 +239,10 @@ class BranchPolicy:
         ):
             value = getattr(self, name)
             if value is not None and not value <= MAX_CLIP:
+                given, most = _apart(value, MAX_CLIP)
                 raise ConfigurationError(
-                    f"branch.{name} must be at most {MAX_CLIP:g} (the largest clip a federation "
-                    f"can set), not {value:g}: {effect}"
+                    f"branch.{name} must be at most {most} (the largest clip a federation "
+                    f"can set), not {given}: {effect}"
                 )
         for name in ("max_clients", "expected_clients", "min_threshold"):
             value = getattr(self, name)
@@ -397,7 +400,8 @@ class BranchPolicy:
                 f"the round does not clip updates; this branch requires <= {self.max_clip:g}",
             )
         if clip > self.max_clip:
-            raise self.refuse("max_clip", f"clip {clip:g} > {self.max_clip:g}")
+            given, most = _apart(clip, self.max_clip)
+            raise self.refuse("max_clip", f"clip {given} > {most}")
 
     def check_noise_share(
         self,
@@ -448,12 +452,19 @@ class BranchPolicy:
         if self.record_sensitivity is not None:
             # the noise is z x clip: a clip below what one customer really moves this
             # branch's update by shrinks the noise below what the branch's epsilon needs
-            if not record_level or clip is None or clip < self.record_sensitivity:
+            if not record_level or clip is None:
                 raise self.refuse(
                     "record_sensitivity",
-                    f"the round's noise is sized for a change of {clip:g} per protected "
-                    f"unit; one of this branch's customers can move its update by "
-                    f"{self.record_sensitivity:g}",
+                    "the round's noise share is sized for this branch's whole update "
+                    "(client level), not for one of its customers; this branch takes part "
+                    "in record-level DP only",
+                )
+            if clip < self.record_sensitivity:
+                sized, moves = _apart(clip, self.record_sensitivity)
+                raise self.refuse(
+                    "record_sensitivity",
+                    f"the round's noise is sized for a change of {sized} per protected "
+                    f"unit; one of this branch's customers can move its update by {moves}",
                 )
         elif record_level and self.min_noise_multiplier is not None:
             bound = clip if vector_bound is None else vector_bound
@@ -467,10 +478,8 @@ class BranchPolicy:
                 "in record-level DP)",
             )
         if self.min_noise_multiplier is not None and noise_multiplier < self.min_noise_multiplier:
-            raise self.refuse(
-                "min_noise_multiplier",
-                f"noise multiplier {noise_multiplier:g} < {self.min_noise_multiplier:g}",
-            )
+            given, floor = _apart(noise_multiplier, self.min_noise_multiplier)
+            raise self.refuse("min_noise_multiplier", f"noise multiplier {given} < {floor}")
         if (
             self.min_noise_multiplier is not None
             and self.expected_clients is None
@@ -480,13 +489,16 @@ class BranchPolicy:
         ):
             deliverable = noise_multiplier * math.sqrt(num_clients / expected_clients)
             if deliverable < self.min_noise_multiplier:
+                # rounded down: never more noise than the round delivers
+                carried, floor = _apart(
+                    deliverable, self.min_noise_multiplier, shown_value=_rounded_down
+                )
                 raise self.refuse(
                     "expected_clients",
                     f"the noise is split over {expected_clients} expected clients in a "
                     f"round of {num_clients}: even with every client honest and present "
-                    f"the sum carries noise multiplier {deliverable:.3g} < "
-                    f"{self.min_noise_multiplier:g} (pin branch.expected_clients to the "
-                    "cohort this branch was told about)",
+                    f"the sum carries noise multiplier {carried} < {floor} (pin "
+                    "branch.expected_clients to the cohort this branch was told about)",
                 )
         # with a record-level share the update's own bound is the vector bound
         self.check_clip(vector_bound if record_level and vector_bound is not None else clip)
@@ -553,6 +565,27 @@ class BranchPolicy:
             _check_backend_names(values["backends"])
         # every value's type is checked (naming its key) by the constructor
         return cls(**values)
+
+
+def _rounded_down(value: float) -> str:
+    """``value`` at 3 significant digits, rounded down (a noise the round delivers)."""
+    return shown(value, 3, significant=True, lower=True)
+
+
+def _apart(
+    value: float, bound: float, *, shown_value: Callable[[float], str] = "{:g}".format
+) -> tuple[str, str]:
+    """``value`` and the ``bound`` it broke as text that tells them apart: ``shown_value``
+    and 6 significant digits, or both exactly (``repr``) where those read the same.
+
+    Why: a refusal read ``noise multiplier 1 < 1`` for a server's z of 0.9999999999999999
+    against a floor of 1 (and ``clip 1 > 1``, ``must be at most 10000, not 10000``): the
+    comparison was right and its line contradicted itself (hostile policy review,
+    2026-12-06)."""
+    text, limit = shown_value(value), f"{bound:g}"
+    if text == limit:
+        return repr(float(value)), repr(float(bound))
+    return text, limit
 
 
 def _fits_float(value: numbers.Real) -> bool:
