@@ -57,6 +57,9 @@ DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
 MASKING_BACKENDS = ("secagg", "secagg+")
 #: the keys that require such a share (docs/deployment.md): without one a round is refused
 OWN_NOISE_KEYS = ("min_noise_multiplier", "record_sensitivity", "epsilon_budget")
+#: the fewest clients of an active (malicious-server) masking round: among 2 no threshold
+#: is private (docs/protocol.md), and such a round's spec is refused
+MIN_ACTIVE_CLIENTS = 3
 #: a round larger than this is refused (a malicious server's round could exhaust memory)
 DEFAULT_MAX_CLIENTS = 100_000
 DEFAULT_MAX_DIMENSION = 1 << 28
@@ -184,18 +187,36 @@ class BranchPolicy:
         refused every round (exit 3, an incident at the first round) for a mistake its
         policy alone showed (hostile policy review, 2026-12-06), as
         :meth:`_check_satisfiable` refuses a noise floor no federation can set. A
-        masking backend can carry every requirement a policy states, so a policy that
-        allows one is never refused here."""
-        if any(name in MASKING_BACKENDS for name in self.backends):
-            return
+        masking backend can carry every requirement a policy states but one: the active
+        variant among fewer than 3 clients, for which no threshold is private
+        (docs/protocol.md; the round's spec is refused, ``round_spec``), so
+        ``require_active`` beside ``expected_clients = 2`` (or ``max_clients = 2``) leaves
+        no masking round, and without a pinned CKKS key holder no round at all."""
+        needs = next((key for key in OWN_NOISE_KEYS if getattr(self, key) is not None), None)
         others = [name for name in self.backends if name in ("ckks", "plain")]
+        # plain beside require_active or a pin is refused before this (_check_plain_is_alone)
+        other_serves = needs is None and (
+            "plain" in others or ("ckks" in others and self.key_holder_fingerprint is not None)
+        )
+        if any(name in MASKING_BACKENDS for name in self.backends):
+            cohort, key = self.max_clients, "max_clients"
+            if self.expected_clients is not None and self.expected_clients < cohort:
+                cohort, key = self.expected_clients, "expected_clients"
+            if not self.require_active or cohort >= MIN_ACTIVE_CLIENTS or other_serves:
+                return
+            raise ContradictoryPolicy(
+                ("require_active", key),
+                f"the active variant needs at least {MIN_ACTIVE_CLIENTS} clients (among 2 no "
+                f"threshold is private) and no round of more than {cohort} is taken, so "
+                "every masking round would be refused"
+                + _ckks_refused(others, self.key_holder_fingerprint, needs),
+            )
         if not others:
             raise ConfigurationError(
                 f"branch.backends = {list(self.backends)!r:.80} allows no backend a round "
                 f"can run, so every round would be refused; allow one of "
                 f"{', '.join(MASKING_BACKENDS)} or ckks (plain with branch.allow_plain)"
             )
-        needs = next((key for key in OWN_NOISE_KEYS if getattr(self, key) is not None), None)
         if needs is not None:
             raise ContradictoryPolicy(
                 ("backends", needs),
@@ -203,7 +224,7 @@ class BranchPolicy:
                 "branch's own, which the latter requires, so every round would be refused; "
                 f"allow a masking backend ({', '.join(MASKING_BACKENDS)}) or remove the key",
             )
-        if others == ["ckks"] and self.key_holder_fingerprint is None:
+        if not other_serves:
             raise ConfigurationError(
                 "branch.backends allows only ckks, and a CKKS round needs "
                 "branch.key_holder_fingerprint (otherwise the server could relay a key it "
@@ -565,6 +586,15 @@ class BranchPolicy:
             _check_backend_names(values["backends"])
         # every value's type is checked (naming its key) by the constructor
         return cls(**values)
+
+
+def _ckks_refused(others: list[str], pin: bytes | None, needs: str | None) -> str:
+    """Why the CKKS rounds a policy allows are refused too (nothing if it allows none)."""
+    if "ckks" not in others:
+        return ""
+    if pin is None:
+        return ", and CKKS without a pinned key holder too"
+    return f", and CKKS rounds carry no noise share of this branch's own (branch.{needs})"
 
 
 def _rounded_down(value: float) -> str:

@@ -144,3 +144,36 @@ def test_a_policy_some_round_satisfies_is_built(settings: dict, taken: str | Non
         CKKSSpec(4, 8, DesignPoint(4, 1.0, 1e-6), PIN, b"a public context").check_policy(policy)
     elif taken == "plain":
         get_backend("plain").plan(4, 8).check_policy(policy)
+
+
+# --- the active variant where no round of 3 clients is taken ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"require_active": True, "expected_clients": 2}, "expected_clients"),
+        ({"require_active": True, "max_clients": 2}, "max_clients"),
+        (
+            {"require_active": True, "expected_clients": 2, "backends": ("secagg", "secagg+")},
+            "expected_clients",
+        ),
+    ],
+    ids=["expected", "max", "masking-only"],
+)
+def test_active_required_where_no_round_of_three_is_taken_is_refused(
+    settings: dict, key: str
+) -> None:
+    """A two-bank federation requiring the active variant: its passive rounds are refused
+    (require_active), its active ones too (no threshold keeps 2 private: round_spec), and
+    CKKS without a pin; before, the policy was built and refused every round."""
+    with pytest.raises(ContradictoryPolicy) as caught:
+        BranchPolicy(**settings)
+    assert caught.value.settings == ("require_active", key)
+    assert "at least 3 clients" in str(caught.value)
+
+
+def test_active_required_among_two_is_a_policy_where_a_pinned_ckks_round_serves() -> None:
+    policy = BranchPolicy(require_active=True, expected_clients=2, key_holder_fingerprint=PIN)
+    CKKSSpec(2, 8, DesignPoint(2, 1.0, 1e-6), PIN, b"a public context").check_policy(policy)
+    BranchPolicy(require_active=True, expected_clients=3)  # an active round of 3 is private

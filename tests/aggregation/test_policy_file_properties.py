@@ -132,6 +132,17 @@ def _plain_beside_a_guard(values: dict[str, Any]) -> bool:
     return values.get("allow_plain") is True and guarded
 
 
+def _active_without_a_round(values: dict[str, Any]) -> bool:
+    """Whether a valid table requires the active variant but takes no round of 3 clients
+    (none of 2 is private), and no pinned CKKS round either (a noise key refuses those)."""
+    if values.get("require_active") is not True:
+        return False
+    cohort = min(values.get("max_clients", DEFAULT_MAX_CLIENTS), values.get("expected_clients", 3))
+    own_noise = "min_noise_multiplier" in values or "record_sensitivity" in values
+    ckks = "ckks" in values.get("backends", ["ckks"])
+    return cohort < 3 and not (ckks and "key_holder_fingerprint" in values and not own_noise)
+
+
 @given(tables(BRANCH))
 @PROPERTY
 def test_a_branch_table_is_read_as_written_or_refused_naming_the_key(
@@ -143,6 +154,8 @@ def test_a_branch_table_is_read_as_written_or_refused_naming_the_key(
         spoiled = "min_threshold"  # valid alone, but no round the table accepts has that many
     if spoiled is None and _plain_beside_a_guard(values):
         spoiled = "allow_plain"  # valid alone, but beside a guard plain rounds do not have
+    if spoiled is None and _active_without_a_round(values):
+        spoiled = "require_active"  # valid alone, but no round it takes has 3 clients
     if spoiled is None:
         policy = BranchPolicy.from_dict(section)
         for key, value in values.items():
