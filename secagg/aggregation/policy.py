@@ -33,6 +33,7 @@ import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from fractions import Fraction
 from typing import Any, Final
 
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
@@ -367,6 +368,7 @@ class BranchPolicy:
                     f"most about 1.8e308 in magnitude), not an integer of "
                     f"{decimal_digits(int(value))} digits"
                 )
+            object.__setattr__(self, name, _as_float(value, up=name in STRICTER_WHEN_LARGER))
         optional = ("expected_clients", "min_threshold")
         for name in (*optional, "min_colluders", "max_clients", "max_dimension"):
             value = getattr(self, name)
@@ -374,6 +376,7 @@ class BranchPolicy:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ConfigurationError(f"branch.{name} must be an integer, not {value!r}")
+            object.__setattr__(self, name, int(value))
 
     # --- the checks every spec shares ------------------------------------------
 
@@ -616,6 +619,36 @@ def _apart(
     if text == limit:
         return repr(float(value)), repr(float(bound))
     return text, limit
+
+
+#: the number settings a larger value of makes a policy stricter (a Fraction that is no
+#: float is rounded up to one for these, down for the others: never a weaker policy)
+STRICTER_WHEN_LARGER = (
+    "min_noise_multiplier",
+    "record_sensitivity",
+    "corrupt_fraction",
+    "dropout_fraction",
+)
+
+
+def _as_float(value: numbers.Real, *, up: bool) -> float:
+    """``value`` as a float, the nearest one on the policy's safe side (``up``: at least
+    ``value``) when it is a fraction no float holds exactly.
+
+    Why stored as floats (and the counts as ints): a number of another type passed the
+    type check and broke later, in the middle of a round. ``corrupt_fraction =
+    np.float32(0.3)`` or ``Fraction(1, 10)`` built a policy whose every masking round
+    then raised a ConfigurationError from the protocol's own policy (which takes ints
+    and floats only), and ``min_noise_multiplier = Fraction(1, 2)`` a bare TypeError
+    where a refusal formats it (hostile policy review, 2026-12-06)."""
+    number = float(value)
+    if isinstance(value, numbers.Rational):
+        exact, held = Fraction(value.numerator, value.denominator), Fraction(number)
+        if up and held < exact:
+            number = math.nextafter(number, math.inf)
+        elif not up and held > exact:
+            number = math.nextafter(number, -math.inf)
+    return number
 
 
 def _fits_float(value: numbers.Real) -> bool:
