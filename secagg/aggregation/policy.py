@@ -98,7 +98,9 @@ class BranchPolicy:
     require_active: bool = False  # masking: only the malicious-server (active) variant
     corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION  # the branch's own assumption: its t
     dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
-    min_colluders: int = DEFAULT_MIN_COLLUDERS  # tolerated colluders at any cohort size
+    #: tolerated colluders at any cohort size with room for them (at most n - 2: the
+    #: sum of n - 1 colluders and this branch is its update, which no threshold helps)
+    min_colluders: int = DEFAULT_MIN_COLLUDERS
     max_clients: int = DEFAULT_MAX_CLIENTS
     max_dimension: int = DEFAULT_MAX_DIMENSION
     #: the one federation this branch joins (its ``[federation] name``); None: the one
