@@ -45,6 +45,7 @@ from secagg.errors import (
     closest_spelling,
     decimal_digits,
 )
+from secagg.protocol import graph_params
 from secagg.protocol.config import (
     DEFAULT_CORRUPT_FRACTION,
     DEFAULT_DROPOUT_FRACTION,
@@ -58,9 +59,6 @@ DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
 MASKING_BACKENDS = ("secagg", "secagg+")
 #: the keys that require such a share (docs/deployment.md): without one a round is refused
 OWN_NOISE_KEYS = ("min_noise_multiplier", "record_sensitivity", "epsilon_budget")
-#: the fewest clients of an active (malicious-server) masking round: among 2 no threshold
-#: is private (docs/protocol.md), and such a round's spec is refused
-MIN_ACTIVE_CLIENTS = 3
 #: a round larger than this is refused (a malicious server's round could exhaust memory)
 DEFAULT_MAX_CLIENTS = 100_000
 DEFAULT_MAX_DIMENSION = 1 << 28
@@ -189,12 +187,19 @@ class BranchPolicy:
         backend carries one) were taken as policies: the branch started, dialled, and
         refused every round (exit 3, an incident at the first round) for a mistake its
         policy alone showed (hostile policy review, 2026-12-06), as
-        :meth:`_check_satisfiable` refuses a noise floor no federation can set. A
-        masking backend can carry every requirement a policy states but one: the active
-        variant among fewer than 3 clients, for which no threshold is private
-        (docs/protocol.md; the round's spec is refused, ``round_spec``), so
-        ``require_active`` beside ``expected_clients = 2`` (or ``max_clients = 2``) leaves
-        no masking round, and without a pinned CKKS key holder no round at all."""
+        :meth:`_check_satisfiable` refuses a noise floor no federation can set.
+
+        A masking backend can carry every requirement a policy states but its threshold:
+        a masking round is taken only if some threshold keeps it private under the
+        branch's own assumptions (``corrupt_fraction``, ``min_colluders``, the active
+        variant), and with none for the largest round the branch takes (``max_clients``
+        or ``expected_clients``), none does for any smaller one (the complete graph's
+        minimum only loosens as the cohort grows, and a sparse graph's is never below
+        it; checked over fractions 0 to 0.999, colluders 0 to 5 and cohorts up to 400).
+        So ``require_active`` beside ``expected_clients = 2`` (no active round of 2 is
+        private, docs/protocol.md), ``corrupt_fraction = 0.999`` beside ``expected_clients
+        = 10``, or ``expected_clients = 1`` (a masking round has 2 clients at least)
+        leave no masking round, and without another backend that serves, no round."""
         needs = next((key for key in OWN_NOISE_KEYS if getattr(self, key) is not None), None)
         others = [name for name in self.backends if name in ("ckks", "plain")]
         # plain beside require_active or a pin is refused before this (_check_plain_is_alone)
@@ -205,13 +210,26 @@ class BranchPolicy:
             cohort, key = self.max_clients, "max_clients"
             if self.expected_clients is not None and self.expected_clients < cohort:
                 cohort, key = self.expected_clients, "expected_clients"
-            if not self.require_active or cohort >= MIN_ACTIVE_CLIENTS or other_serves:
+            refusing = self._masking_refused_by(cohort)
+            if refusing is None or other_serves:
                 return
+            if cohort < 2:
+                reason = "a masking round has 2 clients at least"
+            elif refusing == "require_active":
+                reason = (
+                    f"the active variant of a round of {cohort} clients, the largest this "
+                    "branch takes, has no private threshold"
+                    + (" (among 2 none is)" if cohort == 2 else "")
+                )
+            else:
+                reason = (
+                    f"no threshold keeps a round of {cohort} clients, the largest this branch "
+                    f"takes, private against the colluders it assumes (corrupt_fraction = "
+                    f"{self.corrupt_fraction:g}, min_colluders = {self.min_colluders})"
+                )
             raise ContradictoryPolicy(
-                ("require_active", key),
-                f"the active variant needs at least {MIN_ACTIVE_CLIENTS} clients (among 2 no "
-                f"threshold is private) and no round of more than {cohort} is taken, so "
-                "every masking round would be refused"
+                (refusing, key) if cohort >= 2 else ("backends", key),
+                f"{reason}, so every masking round would be refused"
                 + _ckks_refused(others, self.key_holder_fingerprint, needs),
             )
         if not others:
@@ -234,6 +252,37 @@ class BranchPolicy:
                 "made), so every round would be refused; pin the key holder or allow a "
                 f"masking backend ({', '.join(MASKING_BACKENDS)})"
             )
+
+    def _masking_refused_by(self, cohort: int) -> str | None:
+        """The key that leaves no private threshold for a masking round of ``cohort``
+        clients (the complete graph, its loosest), or None when one is private.
+
+        ``require_active`` when the passive variant would have one; else the colluders'
+        assumption: ``min_colluders`` when it alone, set to 0, would admit the round (in
+        a small cohort its floor sets the colluders), ``corrupt_fraction`` otherwise."""
+        if cohort < 2:
+            return "backends"
+
+        def private(*, active: bool, min_colluders: int) -> bool:
+            return (
+                graph_params.minimum_threshold(
+                    cohort,
+                    cohort - 1,
+                    semi_malicious=active,
+                    corrupt_fraction=self.corrupt_fraction,
+                    dropout_fraction=self.dropout_fraction,
+                    min_colluders=min_colluders,
+                )
+                is not None
+            )
+
+        if private(active=self.require_active, min_colluders=self.min_colluders):
+            return None
+        if self.require_active and private(active=False, min_colluders=self.min_colluders):
+            return "require_active"
+        if self.min_colluders and private(active=self.require_active, min_colluders=0):
+            return "min_colluders"
+        return "corrupt_fraction"
 
     def _check_satisfiable(self) -> None:
         """Refuse a policy no round can satisfy, or a cap above anything a round can have,

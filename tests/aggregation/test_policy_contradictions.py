@@ -19,6 +19,8 @@ from secagg.aggregation import get_backend
 from secagg.aggregation.ckks import CKKSSpec, DesignPoint
 from secagg.aggregation.policy import BranchPolicy
 from secagg.errors import ConfigurationError, ContradictoryPolicy, PolicyRefused
+from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
+from secagg.protocol.graph_params import minimum_threshold
 
 PIN = bytes(range(32))
 
@@ -146,34 +148,52 @@ def test_a_policy_some_round_satisfies_is_built(settings: dict, taken: str | Non
         get_backend("plain").plan(4, 8).check_policy(policy)
 
 
-# --- the active variant where no round of 3 clients is taken ----------------------------
+# --- no masking round private under the branch's own assumptions ------------------------
 
 
 @pytest.mark.parametrize(
-    ("settings", "key"),
+    ("settings", "named"),
     [
-        ({"require_active": True, "expected_clients": 2}, "expected_clients"),
-        ({"require_active": True, "max_clients": 2}, "max_clients"),
+        ({"require_active": True, "expected_clients": 2}, ("require_active", "expected_clients")),
+        ({"require_active": True, "max_clients": 2}, ("require_active", "max_clients")),
         (
             {"require_active": True, "expected_clients": 2, "backends": ("secagg", "secagg+")},
-            "expected_clients",
+            ("require_active", "expected_clients"),
         ),
+        (
+            {"corrupt_fraction": 0.999, "expected_clients": 10},
+            ("corrupt_fraction", "expected_clients"),
+        ),
+        ({"expected_clients": 1}, ("backends", "expected_clients")),
     ],
-    ids=["expected", "max", "masking-only"],
+    ids=["active-expected", "active-max", "active-masking-only", "colluders", "one-client"],
 )
-def test_active_required_where_no_round_of_three_is_taken_is_refused(
-    settings: dict, key: str
+def test_no_masking_round_private_under_the_branchs_assumptions_is_refused(
+    settings: dict, named: tuple[str, str]
 ) -> None:
-    """A two-bank federation requiring the active variant: its passive rounds are refused
-    (require_active), its active ones too (no threshold keeps 2 private: round_spec), and
-    CKKS without a pin; before, the policy was built and refused every round."""
+    """A two-bank federation requiring the active variant (no threshold keeps 2 private:
+    its active rounds are refused as round_spec, its passive ones by require_active), a
+    corrupt fraction no threshold of 10 clients withstands, a cohort of 1: before, each
+    policy was built, and every masking round, and every unpinned CKKS round, refused."""
     with pytest.raises(ContradictoryPolicy) as caught:
         BranchPolicy(**settings)
-    assert caught.value.settings == ("require_active", key)
-    assert "at least 3 clients" in str(caught.value)
+    assert caught.value.settings == named
+    assert "every masking round would be refused" in str(caught.value)
+    cohort = settings.get("expected_clients", settings.get("max_clients"))
+    if cohort >= 2:  # the evidence: the branch's own rule finds no threshold for it
+        assert (
+            minimum_threshold(
+                cohort,
+                cohort - 1,
+                semi_malicious=bool(settings.get("require_active")),
+                corrupt_fraction=settings.get("corrupt_fraction", DEFAULT_CORRUPT_FRACTION),
+            )
+            is None
+        )
 
 
-def test_active_required_among_two_is_a_policy_where_a_pinned_ckks_round_serves() -> None:
+def test_a_pinned_ckks_round_serves_where_no_masking_round_does() -> None:
     policy = BranchPolicy(require_active=True, expected_clients=2, key_holder_fingerprint=PIN)
     CKKSSpec(2, 8, DesignPoint(2, 1.0, 1e-6), PIN, b"a public context").check_policy(policy)
     BranchPolicy(require_active=True, expected_clients=3)  # an active round of 3 is private
+    BranchPolicy(corrupt_fraction=0.999, expected_clients=1000)  # t = 1000 of 1000 is

@@ -26,6 +26,12 @@ from secagg.aggregation.keyholder_policy import KeyHolderPolicy
 from secagg.aggregation.policy import DEFAULT_MAX_CLIENTS, MAX_CLIP, BranchPolicy
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
+from secagg.protocol.config import (
+    DEFAULT_CORRUPT_FRACTION,
+    DEFAULT_DROPOUT_FRACTION,
+    DEFAULT_MIN_COLLUDERS,
+)
+from secagg.protocol.graph_params import minimum_threshold
 from tests._config_fuzz import toml_value
 
 PROPERTY = settings(max_examples=int(os.environ.get("POLICY_EXAMPLES", "300")), deadline=None)
@@ -132,15 +138,33 @@ def _plain_beside_a_guard(values: dict[str, Any]) -> bool:
     return values.get("allow_plain") is True and guarded
 
 
-def _active_without_a_round(values: dict[str, Any]) -> bool:
-    """Whether a valid table requires the active variant but takes no round of 3 clients
-    (none of 2 is private), and no pinned CKKS round either (a noise key refuses those)."""
-    if values.get("require_active") is not True:
-        return False
-    cohort = min(values.get("max_clients", DEFAULT_MAX_CLIENTS), values.get("expected_clients", 3))
+def _no_round_without_a_private_threshold(values: dict[str, Any]) -> str | None:
+    """The cohort key (``max_clients`` or a smaller ``expected_clients``) of a valid table
+    under which no masking round is private by the branch's own rule (docs/protocol.md:
+    ``graph_params.minimum_threshold`` of the complete graph, the loosest, for the
+    largest round it takes; a round has 2 clients at least), when no pinned CKKS round
+    or plain round serves either (a noise key refuses those); None otherwise."""
+    cohort, key = values.get("max_clients", DEFAULT_MAX_CLIENTS), "max_clients"
+    if values.get("expected_clients", cohort) < cohort:
+        cohort, key = values["expected_clients"], "expected_clients"
     own_noise = "min_noise_multiplier" in values or "record_sensitivity" in values
     ckks = "ckks" in values.get("backends", ["ckks"])
-    return cohort < 3 and not (ckks and "key_holder_fingerprint" in values and not own_noise)
+    if ckks and "key_holder_fingerprint" in values and not own_noise:
+        return None
+    if values.get("allow_plain") is True and not own_noise:
+        return None  # a plain round serves
+    if cohort >= 2:
+        minimum = minimum_threshold(
+            cohort,
+            cohort - 1,
+            semi_malicious=values.get("require_active") is True,
+            corrupt_fraction=values.get("corrupt_fraction", DEFAULT_CORRUPT_FRACTION),
+            dropout_fraction=values.get("dropout_fraction", DEFAULT_DROPOUT_FRACTION),
+            min_colluders=values.get("min_colluders", DEFAULT_MIN_COLLUDERS),
+        )
+        if minimum is not None:
+            return None
+    return key
 
 
 @given(tables(BRANCH))
@@ -154,8 +178,9 @@ def test_a_branch_table_is_read_as_written_or_refused_naming_the_key(
         spoiled = "min_threshold"  # valid alone, but no round the table accepts has that many
     if spoiled is None and _plain_beside_a_guard(values):
         spoiled = "allow_plain"  # valid alone, but beside a guard plain rounds do not have
-    if spoiled is None and _active_without_a_round(values):
-        spoiled = "require_active"  # valid alone, but no round it takes has 3 clients
+    if spoiled is None:
+        # valid alone, but no masking round it takes is private under its assumptions
+        spoiled = _no_round_without_a_private_threshold(values)
     if spoiled is None:
         policy = BranchPolicy.from_dict(section)
         for key, value in values.items():
