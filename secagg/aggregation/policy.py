@@ -160,9 +160,9 @@ class BranchPolicy:
         server chooses the backend. ``BranchPolicy(allow_plain=True, require_active=True)``
         built in code took a plain round, so the server the branch guarded against ran
         plain and read the update in clear; ``secagg client`` refused the pair on its
-        flags and file only (hostile policy review, 2026-12-06). Checked last, so a
-        mistake in one value is named as that value's first. A branch of a plain
-        federation sets ``allow_plain`` alone."""
+        flags and file only (hostile policy review, 2026-12-06). Checked after every
+        value's own checks, so a mistake in one value is named as that value's first. A
+        branch of a plain federation sets ``allow_plain`` alone."""
         if not self.allow_plain:
             return
         for guard, what in (
@@ -195,7 +195,8 @@ class BranchPolicy:
         variant), and with none for the largest round the branch takes (``max_clients``
         or ``expected_clients``), none does for any smaller one (the complete graph's
         minimum only loosens as the cohort grows, and a sparse graph's is never below
-        it; checked over fractions 0 to 0.999, colluders 0 to 5 and cohorts up to 400).
+        it; checked over fractions 0 to 0.999 and colluders 0 to 5, for cohorts up to
+        400, sparse graphs up to 40).
         So ``require_active`` beside ``expected_clients = 2`` (no active round of 2 is
         private, docs/protocol.md), ``corrupt_fraction = 0.999`` beside ``expected_clients
         = 10``, or ``expected_clients = 1`` (a masking round has 2 clients at least)
@@ -773,6 +774,7 @@ __all__ = [
     "FEDERATION_NAME_PATTERN",
     "MASKING_BACKENDS",
     "OWN_NOISE_KEYS",
+    "STRICTER_WHEN_LARGER",
     "BranchPolicy",
     "parse_fingerprint",
 ]
