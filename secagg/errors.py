@@ -132,6 +132,22 @@ class RoundAborted(SecAggError):
         super().__init__(f"round aborted{f' in {phase}' if phase else ''}: {reason}")
 
 
+class ContradictoryPolicy(ConfigurationError):
+    """A party's own policy whose settings contradict each other: refused when the
+    policy is built, naming every setting involved (``settings``, the keys of its table
+    without their ``branch.`` prefix) and why they cannot hold together (``reason``).
+
+    Why a type of its own: the contradiction is two keys, not one value, and a caller
+    that read them from two places (a command's flags and its policy file) names each
+    where it came from; the message alone names them as the table's keys."""
+
+    def __init__(self, settings: Sequence[str], reason: str, *, prefix: str = "branch.") -> None:
+        self.settings = tuple(settings)
+        self.reason = reason
+        named = " with ".join(f"{prefix}{name}" for name in self.settings)
+        super().__init__(f"{named}: {reason}")
+
+
 class PolicyRefused(ConfigurationError):
     """A party refused a round weaker than its own policy allows.
 

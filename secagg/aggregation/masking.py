@@ -228,13 +228,18 @@ class MaskingSpec(RoundSpec):
         against ``min_threshold = 10``, passed the spec's check (review of the branch's
         policy, 2026-12-06).
 
-        A spec whose round the protocol cannot configure at all (the active variant
-        among 2 clients) is left to the setup check, which refuses every setup of it as
-        before (a ConfigurationError there; see the review's notes)."""
+        A spec whose round the protocol cannot configure at all is refused here too
+        (setting ``round_spec``: no key of the branch's admits it), above all the
+        active variant among 2 clients, for which no threshold is private
+        (docs/protocol.md): until the hostile policy review of 2026-12-06 it passed
+        this check, the branch trained (and, with a budget, was charged), and then
+        every setup failed the spec's own ``round_config`` (a ConfigurationError) or
+        the client's minimum, which named ``branch.corrupt_fraction`` and "0 colluding
+        clients", a setting no change of which admits the round."""
         try:
             config = self.round_config()
-        except ConfigurationError:
-            return
+        except ConfigurationError as exc:
+            raise PolicyRefused("round_spec", self._unplannable(exc)) from None
         strongest = RoundSetup(
             round_id=bytes(ROUND_ID_BYTES),
             recipient=0,
@@ -257,6 +262,18 @@ class MaskingSpec(RoundSpec):
                 f"{config.degree}: at most {config.degree + 1} share holders) meets this "
                 f"branch's policy; even t = {config.degree + 1}: {reason}",
             ) from None
+
+    def _unplannable(self, cause: ConfigurationError) -> str:
+        """Why no round of this spec can run: the protocol's reason, in the branch's words
+        for the case a hostile server would send (an active round of 2 clients)."""
+        if self.active and self.num_clients == 2:
+            return (
+                "an active round of 2 clients, for which no threshold is private: each "
+                "party's input is the sum less the other's, and a server that calls one "
+                "of the two dropped is left a sum of one input (docs/protocol.md: the "
+                "configuration is refused)"
+            )
+        return f"the protocol plans no round of this spec ({cause}), so every setup of it fails"
 
     def check_noise_policy(self, policy: BranchPolicy) -> None:
         """The round's distributed noise share (None: none) against the policy."""

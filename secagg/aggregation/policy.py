@@ -31,11 +31,21 @@ import hmac
 import math
 import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from fractions import Fraction
 from typing import Any, Final
 
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
-from secagg.errors import ConfigurationError, PolicyRefused, closest_spelling, decimal_digits
+from secagg.dp.display import shown
+from secagg.errors import (
+    ConfigurationError,
+    ContradictoryPolicy,
+    PolicyRefused,
+    closest_spelling,
+    decimal_digits,
+)
+from secagg.protocol import graph_params
 from secagg.protocol.config import (
     DEFAULT_CORRUPT_FRACTION,
     DEFAULT_DROPOUT_FRACTION,
@@ -45,6 +55,10 @@ from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 
 #: backends a branch accepts unless told otherwise (``plain`` sends updates in clear)
 DEFAULT_BACKENDS = ("secagg", "secagg+", "ckks")
+#: the backends whose rounds can carry a noise share of the branch's own (distributed DP)
+MASKING_BACKENDS = ("secagg", "secagg+")
+#: the keys that require such a share (docs/deployment.md): without one a round is refused
+OWN_NOISE_KEYS = ("min_noise_multiplier", "record_sensitivity", "epsilon_budget")
 #: a round larger than this is refused (a malicious server's round could exhaust memory)
 DEFAULT_MAX_CLIENTS = 100_000
 DEFAULT_MAX_DIMENSION = 1 << 28
@@ -82,7 +96,9 @@ class BranchPolicy:
     require_active: bool = False  # masking: only the malicious-server (active) variant
     corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION  # the branch's own assumption: its t
     dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
-    min_colluders: int = DEFAULT_MIN_COLLUDERS  # tolerated colluders at any cohort size
+    #: tolerated colluders at any cohort size with room for them (at most n - 2: the
+    #: sum of n - 1 colluders and this branch is its update, which no threshold helps)
+    min_colluders: int = DEFAULT_MIN_COLLUDERS
     max_clients: int = DEFAULT_MAX_CLIENTS
     max_dimension: int = DEFAULT_MAX_DIMENSION
     #: the one federation this branch joins (its ``[federation] name``); None: the one
@@ -131,6 +147,143 @@ class BranchPolicy:
                 f"'.', '_' or '-', as its [federation] name), not {self.federation!r:.80}"
             )
         self._check_satisfiable()
+        self._check_plain_is_alone()
+        self._check_some_backend_serves()
+
+    def _check_plain_is_alone(self) -> None:
+        """Refuse ``allow_plain`` beside ``require_active`` or a pinned key holder, naming
+        both (:class:`~secagg.errors.ContradictoryPolicy`).
+
+        Why: each of the two guards the update against the server (the active variant
+        withstands a malicious one; only the pinned key holder decrypts a CKKS upload),
+        but a plain round has neither guard, carries no variant and no key, and the
+        server chooses the backend. ``BranchPolicy(allow_plain=True, require_active=True)``
+        built in code took a plain round, so the server the branch guarded against ran
+        plain and read the update in clear; ``secagg client`` refused the pair on its
+        flags and file only (hostile policy review, 2026-12-06). Checked after every
+        value's own checks, so a mistake in one value is named as that value's first. A
+        branch of a plain federation sets ``allow_plain`` alone."""
+        if not self.allow_plain:
+            return
+        for guard, what in (
+            ("key_holder_fingerprint", "only the pinned key holder decrypts a CKKS upload"),
+            ("require_active", "the active variant withstands a malicious server"),
+        ):
+            if getattr(self, guard):
+                raise ContradictoryPolicy(
+                    ("allow_plain", guard),
+                    f"{what}, but a plain round has no such guard and the server chooses "
+                    "the backend, so it could run plain and receive this branch's update "
+                    "in clear; keep one of the two (allow plain only to join a plain federation)",
+                )
+
+    def _check_some_backend_serves(self) -> None:
+        """Refuse a policy under which no backend's round can ever be taken, naming the
+        keys that exclude them all.
+
+        Why: ``backends = []``, ``backends = ["ckks"]`` without a pinned key holder, or
+        only CKKS or plain beside a key that needs the branch's own noise share
+        (``min_noise_multiplier``, ``record_sensitivity``, ``epsilon_budget``: neither
+        backend carries one) were taken as policies: the branch started, dialled, and
+        refused every round (exit 3, an incident at the first round) for a mistake its
+        policy alone showed (hostile policy review, 2026-12-06), as
+        :meth:`_check_satisfiable` refuses a noise floor no federation can set.
+
+        A masking backend can carry every requirement a policy states but its threshold:
+        a masking round is taken only if some threshold keeps it private under the
+        branch's own assumptions (``corrupt_fraction``, ``min_colluders``, the active
+        variant), and with none for the largest round the branch takes (``max_clients``
+        or ``expected_clients``), none does for any smaller one (the complete graph's
+        minimum only loosens as the cohort grows, and a sparse graph's is never below
+        it; checked over fractions 0 to 0.999 and colluders 0 to 5, for cohorts up to
+        400, sparse graphs up to 40).
+        So ``require_active`` beside ``expected_clients = 2`` (no active round of 2 is
+        private, docs/protocol.md), ``corrupt_fraction = 0.999`` beside ``expected_clients
+        = 10``, or ``expected_clients = 1`` (a masking round has 2 clients at least)
+        leave no masking round, and without another backend that serves, no round."""
+        needs = next((key for key in OWN_NOISE_KEYS if getattr(self, key) is not None), None)
+        others = [name for name in self.backends if name in ("ckks", "plain")]
+        # plain beside require_active or a pin is refused before this (_check_plain_is_alone)
+        other_serves = needs is None and (
+            "plain" in others or ("ckks" in others and self.key_holder_fingerprint is not None)
+        )
+        if any(name in MASKING_BACKENDS for name in self.backends):
+            cohort, key = self.max_clients, "max_clients"
+            if self.expected_clients is not None and self.expected_clients < cohort:
+                cohort, key = self.expected_clients, "expected_clients"
+            refusing = self._masking_refused_by(cohort)
+            if refusing is None or other_serves:
+                return
+            if cohort < 2:
+                reason = "a masking round has 2 clients at least"
+            elif refusing == "require_active":
+                reason = (
+                    f"the active variant of a round of {cohort} clients, the largest this "
+                    "branch takes, has no private threshold"
+                    + (" (among 2 none is)" if cohort == 2 else "")
+                )
+            else:
+                reason = (
+                    f"no threshold keeps a round of {cohort} clients, the largest this branch "
+                    f"takes, private against the colluders it assumes (corrupt_fraction = "
+                    f"{self.corrupt_fraction:g}, min_colluders = {self.min_colluders})"
+                )
+            raise ContradictoryPolicy(
+                (refusing, key) if cohort >= 2 else ("backends", key),
+                f"{reason}, so every masking round would be refused"
+                + _ckks_refused(others, self.key_holder_fingerprint, needs),
+            )
+        if not others:
+            raise ConfigurationError(
+                f"branch.backends = {list(self.backends)!r:.80} allows no backend a round "
+                f"can run, so every round would be refused; allow one of "
+                f"{', '.join(MASKING_BACKENDS)} or ckks (plain with branch.allow_plain)"
+            )
+        if needs is not None:
+            raise ContradictoryPolicy(
+                ("backends", needs),
+                f"the backends allowed ({', '.join(others)}) carry no noise share of this "
+                "branch's own, which the latter requires, so every round would be refused; "
+                f"allow a masking backend ({', '.join(MASKING_BACKENDS)}) or remove the key",
+            )
+        if not other_serves:
+            raise ConfigurationError(
+                "branch.backends allows only ckks, and a CKKS round needs "
+                "branch.key_holder_fingerprint (otherwise the server could relay a key it "
+                "made), so every round would be refused; pin the key holder or allow a "
+                f"masking backend ({', '.join(MASKING_BACKENDS)})"
+            )
+
+    def _masking_refused_by(self, cohort: int) -> str | None:
+        """The key that leaves no private threshold for a masking round of ``cohort``
+        clients (the complete graph, its loosest), or None when one is private.
+
+        ``require_active`` when the passive variant would have one; else the colluders'
+        assumption: ``min_colluders`` when it alone, set to 0, would admit the round (in
+        a small cohort its floor sets the colluders), ``corrupt_fraction`` otherwise."""
+        if cohort < 2:
+            return "backends"
+
+        def private(*, active: bool, min_colluders: int) -> bool:
+            return (
+                graph_params.minimum_threshold(
+                    cohort,
+                    cohort - 1,
+                    semi_malicious=active,
+                    corrupt_fraction=self.corrupt_fraction,
+                    dropout_fraction=self.dropout_fraction,
+                    min_colluders=min_colluders,
+                )
+                is not None
+            )
+
+        if private(active=self.require_active, min_colluders=self.min_colluders):
+            return None
+        if self.require_active and private(active=False, min_colluders=self.min_colluders):
+            return "require_active"
+        if self.min_colluders and private(active=self.require_active, min_colluders=0):
+            return "min_colluders"
+        return "corrupt_fraction"
 
     def _check_satisfiable(self) -> None:
         """Refuse a policy no round can satisfy, or a cap above anything a round can have,
@@ -149,10 +302,10 @@ class BranchPolicy:
         if self.min_noise_multiplier is not None and not (
             self.min_noise_multiplier <= MAX_NOISE_MULTIPLIER
         ):
+            given, most = _apart(self.min_noise_multiplier, MAX_NOISE_MULTIPLIER)
             raise ConfigurationError(
-                f"branch.min_noise_multiplier must be at most {MAX_NOISE_MULTIPLIER:g} (the "
-                f"largest noise multiplier a federation can set), not "
-                f"{self.min_noise_multiplier:g}: no round could satisfy it"
+                f"branch.min_noise_multiplier must be at most {most} (the largest noise "
+                f"multiplier a federation can set), not {given}: no round could satisfy it"
             )
         for name, effect in (
             ("max_clip", "a cap above the largest clip a round can have caps nothing"),
@@ -160,9 +313,10 @@ class BranchPolicy:
         ):
             value = getattr(self, name)
             if value is not None and not value <= MAX_CLIP:
+                given, most = _apart(value, MAX_CLIP)
                 raise ConfigurationError(
-                    f"branch.{name} must be at most {MAX_CLIP:g} (the largest clip a federation "
-                    f"can set), not {value:g}: {effect}"
+                    f"branch.{name} must be at most {most} (the largest clip a federation "
+                    f"can set), not {given}: {effect}"
                 )
         for name in ("max_clients", "expected_clients", "min_threshold"):
             value = getattr(self, name)
@@ -266,6 +420,7 @@ class BranchPolicy:
                     f"most about 1.8e308 in magnitude), not an integer of "
                     f"{decimal_digits(int(value))} digits"
                 )
+            object.__setattr__(self, name, _as_float(value, up=name in STRICTER_WHEN_LARGER))
         optional = ("expected_clients", "min_threshold")
         for name in (*optional, "min_colluders", "max_clients", "max_dimension"):
             value = getattr(self, name)
@@ -273,6 +428,7 @@ class BranchPolicy:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ConfigurationError(f"branch.{name} must be an integer, not {value!r}")
+            object.__setattr__(self, name, int(value))
 
     # --- the checks every spec shares ------------------------------------------
 
@@ -320,7 +476,8 @@ class BranchPolicy:
                 f"the round does not clip updates; this branch requires <= {self.max_clip:g}",
             )
         if clip > self.max_clip:
-            raise self.refuse("max_clip", f"clip {clip:g} > {self.max_clip:g}")
+            given, most = _apart(clip, self.max_clip)
+            raise self.refuse("max_clip", f"clip {given} > {most}")
 
     def check_noise_share(
         self,
@@ -371,12 +528,19 @@ class BranchPolicy:
         if self.record_sensitivity is not None:
             # the noise is z x clip: a clip below what one customer really moves this
             # branch's update by shrinks the noise below what the branch's epsilon needs
-            if not record_level or clip is None or clip < self.record_sensitivity:
+            if not record_level or clip is None:
                 raise self.refuse(
                     "record_sensitivity",
-                    f"the round's noise is sized for a change of {clip:g} per protected "
-                    f"unit; one of this branch's customers can move its update by "
-                    f"{self.record_sensitivity:g}",
+                    "the round's noise share is sized for this branch's whole update "
+                    "(client level), not for one of its customers; this branch takes part "
+                    "in record-level DP only",
+                )
+            if clip < self.record_sensitivity:
+                sized, moves = _apart(clip, self.record_sensitivity)
+                raise self.refuse(
+                    "record_sensitivity",
+                    f"the round's noise is sized for a change of {sized} per protected "
+                    f"unit; one of this branch's customers can move its update by {moves}",
                 )
         elif record_level and self.min_noise_multiplier is not None:
             bound = clip if vector_bound is None else vector_bound
@@ -390,10 +554,8 @@ class BranchPolicy:
                 "in record-level DP)",
             )
         if self.min_noise_multiplier is not None and noise_multiplier < self.min_noise_multiplier:
-            raise self.refuse(
-                "min_noise_multiplier",
-                f"noise multiplier {noise_multiplier:g} < {self.min_noise_multiplier:g}",
-            )
+            given, floor = _apart(noise_multiplier, self.min_noise_multiplier)
+            raise self.refuse("min_noise_multiplier", f"noise multiplier {given} < {floor}")
         if (
             self.min_noise_multiplier is not None
             and self.expected_clients is None
@@ -403,13 +565,16 @@ class BranchPolicy:
         ):
             deliverable = noise_multiplier * math.sqrt(num_clients / expected_clients)
             if deliverable < self.min_noise_multiplier:
+                # rounded down: never more noise than the round delivers
+                carried, floor = _apart(
+                    deliverable, self.min_noise_multiplier, shown_value=_rounded_down
+                )
                 raise self.refuse(
                     "expected_clients",
                     f"the noise is split over {expected_clients} expected clients in a "
                     f"round of {num_clients}: even with every client honest and present "
-                    f"the sum carries noise multiplier {deliverable:.3g} < "
-                    f"{self.min_noise_multiplier:g} (pin branch.expected_clients to the "
-                    "cohort this branch was told about)",
+                    f"the sum carries noise multiplier {carried} < {floor} (pin "
+                    "branch.expected_clients to the cohort this branch was told about)",
                 )
         # with a record-level share the update's own bound is the vector bound
         self.check_clip(vector_bound if record_level and vector_bound is not None else clip)
@@ -478,6 +643,66 @@ class BranchPolicy:
         return cls(**values)
 
 
+def _ckks_refused(others: list[str], pin: bytes | None, needs: str | None) -> str:
+    """Why the CKKS rounds a policy allows are refused too (nothing if it allows none)."""
+    if "ckks" not in others:
+        return ""
+    if pin is None:
+        return ", and CKKS without a pinned key holder too"
+    return f", and CKKS rounds carry no noise share of this branch's own (branch.{needs})"
+
+
+def _rounded_down(value: float) -> str:
+    """``value`` at 3 significant digits, rounded down (a noise the round delivers)."""
+    return shown(value, 3, significant=True, lower=True)
+
+
+def _apart(
+    value: float, bound: float, *, shown_value: Callable[[float], str] = "{:g}".format
+) -> tuple[str, str]:
+    """``value`` and the ``bound`` it broke as text that tells them apart: ``shown_value``
+    and 6 significant digits, or both exactly (``repr``) where those read the same.
+
+    Why: a refusal read ``noise multiplier 1 < 1`` for a server's z of 0.9999999999999999
+    against a floor of 1 (and ``clip 1 > 1``, ``must be at most 10000, not 10000``): the
+    comparison was right and its line contradicted itself (hostile policy review,
+    2026-12-06)."""
+    text, limit = shown_value(value), f"{bound:g}"
+    if text == limit:
+        return repr(float(value)), repr(float(bound))
+    return text, limit
+
+
+#: the number settings a larger value of makes a policy stricter (a Fraction that is no
+#: float is rounded up to one for these, down for the others: never a weaker policy)
+STRICTER_WHEN_LARGER = (
+    "min_noise_multiplier",
+    "record_sensitivity",
+    "corrupt_fraction",
+    "dropout_fraction",
+)
+
+
+def _as_float(value: numbers.Real, *, up: bool) -> float:
+    """``value`` as a float, the nearest one on the policy's safe side (``up``: at least
+    ``value``) when it is a fraction no float holds exactly.
+
+    Why stored as floats (and the counts as ints): a number of another type passed the
+    type check and broke later, in the middle of a round. ``corrupt_fraction =
+    np.float32(0.3)`` or ``Fraction(1, 10)`` built a policy whose every masking round
+    then raised a ConfigurationError from the protocol's own policy (which takes ints
+    and floats only), and ``min_noise_multiplier = Fraction(1, 2)`` a bare TypeError
+    where a refusal formats it (hostile policy review, 2026-12-06)."""
+    number = float(value)
+    if isinstance(value, numbers.Rational):
+        exact, held = Fraction(value.numerator, value.denominator), Fraction(number)
+        if up and held < exact:
+            number = math.nextafter(number, math.inf)
+        elif not up and held > exact:
+            number = math.nextafter(number, -math.inf)
+    return number
+
+
 def _fits_float(value: numbers.Real) -> bool:
     """Whether ``value`` converts to a float (an int past about 1.8e308 does not, and
     every range check compares as floats)."""
@@ -544,4 +769,12 @@ def parse_fingerprint(text: object) -> bytes:
     return raw
 
 
-__all__ = ["DEFAULT_BACKENDS", "FEDERATION_NAME_PATTERN", "BranchPolicy", "parse_fingerprint"]
+__all__ = [
+    "DEFAULT_BACKENDS",
+    "FEDERATION_NAME_PATTERN",
+    "MASKING_BACKENDS",
+    "OWN_NOISE_KEYS",
+    "STRICTER_WHEN_LARGER",
+    "BranchPolicy",
+    "parse_fingerprint",
+]

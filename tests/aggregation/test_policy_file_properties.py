@@ -26,6 +26,12 @@ from secagg.aggregation.keyholder_policy import KeyHolderPolicy
 from secagg.aggregation.policy import DEFAULT_MAX_CLIENTS, MAX_CLIP, BranchPolicy
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.errors import ConfigurationError
+from secagg.protocol.config import (
+    DEFAULT_CORRUPT_FRACTION,
+    DEFAULT_DROPOUT_FRACTION,
+    DEFAULT_MIN_COLLUDERS,
+)
+from secagg.protocol.graph_params import minimum_threshold
 from tests._config_fuzz import toml_value
 
 PROPERTY = settings(max_examples=int(os.environ.get("POLICY_EXAMPLES", "300")), deadline=None)
@@ -125,6 +131,42 @@ def _threshold_unsatisfiable(values: dict[str, Any]) -> bool:
     return bool(values["min_threshold"] > most)
 
 
+def _plain_beside_a_guard(values: dict[str, Any]) -> bool:
+    """Whether a valid table allows plain beside a guard a plain round does not have
+    (``require_active`` or a pinned key holder): a contradiction, refused naming both."""
+    guarded = values.get("require_active") is True or "key_holder_fingerprint" in values
+    return values.get("allow_plain") is True and guarded
+
+
+def _no_round_without_a_private_threshold(values: dict[str, Any]) -> str | None:
+    """The cohort key (``max_clients`` or a smaller ``expected_clients``) of a valid table
+    under which no masking round is private by the branch's own rule (docs/protocol.md:
+    ``graph_params.minimum_threshold`` of the complete graph, the loosest, for the
+    largest round it takes; a round has 2 clients at least), when no pinned CKKS round
+    or plain round serves either (a noise key refuses those); None otherwise."""
+    cohort, key = values.get("max_clients", DEFAULT_MAX_CLIENTS), "max_clients"
+    if values.get("expected_clients", cohort) < cohort:
+        cohort, key = values["expected_clients"], "expected_clients"
+    own_noise = "min_noise_multiplier" in values or "record_sensitivity" in values
+    ckks = "ckks" in values.get("backends", ["ckks"])
+    if ckks and "key_holder_fingerprint" in values and not own_noise:
+        return None
+    if values.get("allow_plain") is True and not own_noise:
+        return None  # a plain round serves
+    if cohort >= 2:
+        minimum = minimum_threshold(
+            cohort,
+            cohort - 1,
+            semi_malicious=values.get("require_active") is True,
+            corrupt_fraction=values.get("corrupt_fraction", DEFAULT_CORRUPT_FRACTION),
+            dropout_fraction=values.get("dropout_fraction", DEFAULT_DROPOUT_FRACTION),
+            min_colluders=values.get("min_colluders", DEFAULT_MIN_COLLUDERS),
+        )
+        if minimum is not None:
+            return None
+    return key
+
+
 @given(tables(BRANCH))
 @PROPERTY
 def test_a_branch_table_is_read_as_written_or_refused_naming_the_key(
@@ -134,6 +176,11 @@ def test_a_branch_table_is_read_as_written_or_refused_naming_the_key(
     section = read("branch", values)
     if spoiled is None and _threshold_unsatisfiable(values):
         spoiled = "min_threshold"  # valid alone, but no round the table accepts has that many
+    if spoiled is None and _plain_beside_a_guard(values):
+        spoiled = "allow_plain"  # valid alone, but beside a guard plain rounds do not have
+    if spoiled is None:
+        # valid alone, but no masking round it takes is private under its assumptions
+        spoiled = _no_round_without_a_private_threshold(values)
     if spoiled is None:
         policy = BranchPolicy.from_dict(section)
         for key, value in values.items():

@@ -225,7 +225,9 @@ def violated(policy: BranchPolicy, header: Header) -> set[str]:
       noise floor only: the example's comment in docs/deployment.md said "without it,
       record-level shares are [refused]" until this test);
     * ``key_holder_fingerprint``: CKKS without a pin, or with another key; CKKS carries
-      no share, so a noise floor refuses it too.
+      no share, so a noise floor refuses it too;
+    * ``round_spec`` (no ``[branch]`` key admits it): the active variant of a masking
+      round of 2 clients, for which no threshold is private (docs/protocol.md).
     """
     if header.clip is not None and math.isnan(header.clip):
         # the round start's codec writes "no clip" as NaN: a NaN clip is no clip
@@ -250,6 +252,10 @@ def violated(policy: BranchPolicy, header: Header) -> set[str]:
     masking = header.backend in ("secagg", "secagg+")
     if masking and policy.require_active and not header.active:
         bad.add("require_active")
+    if masking and header.active and header.num_clients == 2:
+        # docs/protocol.md: "With n = 2 and the active variant no threshold is private;
+        # the configuration is refused" (no [branch] key admits it: the round's spec)
+        bad.add("round_spec")
     if header.backend == "ckks" and header.fingerprint != policy.key_holder_fingerprint:
         bad.add("key_holder_fingerprint")
     share = header.share if masking else None
@@ -409,8 +415,30 @@ def near_int(value: int | None, *, default: int, low: int = 0) -> st.SearchStrat
     )
 
 
+def _policy(**settings: Any) -> BranchPolicy:
+    """A policy of ``settings``, without the contradictions the constructor refuses
+    (tests/aggregation/test_policy_contradictions.py), which are no policies:
+    ``allow_plain`` is dropped beside ``require_active`` or a pin, ``require_active`` where
+    no round of 3 clients is taken, and ``secagg+`` added
+    to backends under which no round could be taken (none listed, or only CKKS without
+    a pin or beside a key that needs the branch's own noise share)."""
+    if settings["require_active"] or settings["key_holder_fingerprint"] is not None:
+        settings["allow_plain"] = False
+    cohort = min(settings["max_clients"], settings["expected_clients"] or settings["max_clients"])
+    if cohort < 3:  # no active round of 2 exists (docs/protocol.md): nothing to require
+        settings["require_active"] = False
+    backends = settings["backends"]
+    own_noise = settings["min_noise_multiplier"] is not None or settings["record_sensitivity"]
+    ckks_serves = settings["key_holder_fingerprint"] is not None and not own_noise
+    plain_serves = settings["allow_plain"] and not own_noise
+    if not ({"secagg", "secagg+"} & set(backends) or ("ckks" in backends and ckks_serves)):
+        if not plain_serves:
+            settings["backends"] = (*backends, "secagg+")
+    return BranchPolicy(**settings)
+
+
 policies = st.builds(
-    BranchPolicy,
+    _policy,
     backends=st.lists(st.sampled_from(["secagg", "secagg+", "ckks"]), unique=True).map(tuple),
     allow_plain=st.booleans(),
     key_holder_fingerprint=st.sampled_from([None, PIN, PIN]),
@@ -592,10 +620,10 @@ def _moved(header: Header, axis: str, u: float, *, stronger: bool) -> Header:
 
     Stronger means, by axis: a clip where there was none, or a smaller one (less of one
     update gets through); a larger noise multiplier; a split over fewer expected clients
-    (each share is z C / sqrt(E): larger); the active variant; a smaller client-level
-    share clip, or, record level, a per-unit clip closer to the vector bound (noise sized
-    for a larger change of one unit) and a smaller vector bound (the update's own bound);
-    a shorter vector.
+    (each share is z C / sqrt(E): larger); the active variant (of 3 clients or more); a
+    smaller client-level share clip, or, record level, a per-unit clip closer to the
+    vector bound (noise sized for a larger change of one unit) and a smaller vector
+    bound (the update's own bound); a shorter vector.
 
     Not axes, because "stronger" is not monotone on them:
 
@@ -619,7 +647,8 @@ def _moved(header: Header, axis: str, u: float, *, stronger: bool) -> Header:
             clip = None if header.clip is None or u < 0.1 else header.clip / u
         return replace(header, clip=clip)
     if axis == "active":
-        return replace(header, active=stronger and header.num_clients <= 64)
+        # no active variant of 2 clients exists (docs/protocol.md): not a stronger round
+        return replace(header, active=stronger and 3 <= header.num_clients <= 64)
     if axis == "dimension":
         d = header.dimension
         return replace(header, dimension=max(1, int(d * u)) if stronger else int(d / u) + 1)
@@ -668,7 +697,8 @@ def test_a_round_refused_stays_refused_when_made_weaker_on_any_axis(
     round's ``value_bound`` is refused because a clipped update would not fit the round's
     arithmetic, and dropping the clip (the weakest move) removes that contradiction (the
     update is then bounded by ``value_bound`` itself). Found under xdist, where the draw
-    differed from the one-process runs."""
+    differed from the one-process runs. Nor is the active variant among 2 clients, refused
+    as a round the protocol cannot plan (``round_spec``): its passive one may be taken."""
     header = data.draw(any_headers(policy))
     assume(not malformed(header))
     refused = run_branch(policy, header).error
@@ -677,6 +707,7 @@ def test_a_round_refused_stays_refused_when_made_weaker_on_any_axis(
     weaker = _moved(header, axis, data.draw(st.floats(0.01, 1.0)), stronger=False)
     if axis == "clip" and "value_bound" in str(refused):
         assume(weaker.clip is not None)
+    assume(not (axis == "active" and refused.setting == "round_spec"))
     outcome = run_branch(policy, weaker)
     assert outcome.error is not None, f"weaker on {axis} ({weaker}), taken"
 

@@ -216,6 +216,19 @@ PLAIN_BESIDE_A_GUARD = [
     ),
 ]
 
+#: (flags, the [branch] table of --policy, the words naming them): backends under which no
+#: round can be taken, refused by the policy itself since 2026-12-06 (the branch dialled
+#: and refused every round, exit 3)
+NO_BACKEND_SERVES = [
+    (
+        ["--key-holder-fingerprint", PIN, "--min-noise-multiplier", "1"],
+        'backends = ["ckks"]\n',
+        "branch.backends (--policy) with --min-noise-multiplier",
+    ),
+    ([], 'backends = ["ckks"]\n', "branch.key_holder_fingerprint"),
+    ([], "backends = []\n", "branch.backends"),
+]
+
 
 @pytest.mark.parametrize(("flags", "table", "words"), PLAIN_BESIDE_A_GUARD)
 def test_plain_beside_a_guard_it_defeats_is_refused(
@@ -233,6 +246,17 @@ def test_plain_beside_a_guard_it_defeats_is_refused(
     assert words in line and "in clear" in line, line
 
 
+@pytest.mark.parametrize(("flags", "table", "words"), NO_BACKEND_SERVES)
+def test_backends_no_round_can_satisfy_are_one_line_before_dialling(
+    places: dict[str, str], tmp_path: Path, flags: list[str], table: str, words: str
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f"[branch]\n{table}")
+    args = _client(places, *flags, "--policy", str(policy))
+    line = _one_line(_invoke(args), args)
+    assert words in line and "every round would be refused" in line, line
+
+
 @pytest.mark.parametrize(
     "flags",
     [["--allow-plain"], ["--key-holder-fingerprint", PIN], ["--require-active"]],
@@ -241,23 +265,6 @@ def test_plain_beside_a_guard_it_defeats_is_refused(
 def test_each_alone_reaches_the_run(places: dict[str, str], flags: list[str]) -> None:
     result = _invoke(_client(places, *flags))
     assert isinstance(result.exception, _Dialled), (result.output, result.exception)
-
-
-def test_why_the_cli_refuses_it_the_library_policy_lets_plain_through() -> None:
-    """The evidence: a policy with plain allowed takes a plain round whatever its pin or
-    its active requirement say (the library keeps the combination for programs that
-    build their own policy; the command refuses it)."""
-    import numpy as np
-
-    from secagg.aggregation import get_backend
-    from secagg.aggregation.policy import BranchPolicy
-
-    policy = BranchPolicy(
-        allow_plain=True, require_active=True, key_holder_fingerprint=bytes.fromhex(PIN)
-    )
-    backend = get_backend("plain")
-    client = backend.client(backend.plan(4, 8), 0, policy=policy)
-    assert client.set_input(np.zeros(8))
 
 
 @pytest.mark.parametrize("flags", [[], ["--backend", "ckks"]], ids=["default", "the same"])

@@ -29,8 +29,10 @@ from secagg.runtime.client import BranchIdentity
 from secagg.runtime.config import _section_keys
 
 #: what no operator can change: the server's setup contradicts the spec it announced
-#: (an honest server builds both from one plan), so no setting admits the round
-NO_SETTING = {"round_setup"}
+#: (an honest server builds both from one plan), or its spec is one the protocol cannot
+#: plan (the active variant among 2 clients, which an honest server's own planning
+#: refuses), so no setting admits the round
+NO_SETTING = {"round_setup", "round_spec"}
 
 
 def _client_flags() -> set[str]:

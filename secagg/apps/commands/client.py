@@ -36,7 +36,7 @@ from secagg.apps.commands.parties import (
 )
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.durable import file_kind
-from secagg.errors import ConfigurationError, SecAggError
+from secagg.errors import ConfigurationError, ContradictoryPolicy, SecAggError
 from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 from secagg.runtime.config import MAX_DIMENSION
 from secagg.transport.base import MAX_WAIT_SECONDS
@@ -468,6 +468,12 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
     section.update(typed)
     try:
         policy = BranchPolicy.from_dict(section)
+    except ContradictoryPolicy as exc:
+        # two keys: each named where it was given, a flag or the --policy file's key
+        raise click.BadParameter(
+            " with ".join(_said(key, typed) for key in exc.settings) + f": {exc.reason}",
+            param_hint=" / ".join(f"'--{key.replace('_', '-')}'" for key in exc.settings),
+        ) from None
     except ConfigurationError as exc:
         # a value typed as an option is named as that option, not as the policy file's
         # key: ``--max-clip -1`` said ``branch.max_clip must be ...`` (CLI audit, 2026-12-05)
@@ -480,42 +486,18 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
             flag = "--" + named[0].replace("_", "-")
             raise click.BadParameter(message, param_hint=f"'{flag}'") from None
         raise
-    _check_plain_is_alone(policy, typed)
     return policy
 
 
-def _check_plain_is_alone(policy: BranchPolicy, typed: dict[str, object]) -> None:
-    """Refuse ``allow_plain`` beside a pinned CKKS key holder or ``require_active``, in
-    one line naming both (exit 2), before anything is dialled.
+def _said(key: str, typed: dict[str, object]) -> str:
+    """``--allow-plain`` for a key given as a flag, ``branch.allow_plain (--policy)`` for
+    one read from the policy file: where the operator changes it.
 
-    Why: each of the two guards the update against the server (only the pinned key
-    holder can decrypt a CKKS upload; the active variant withstands a malicious server),
-    but neither governs a plain round (docs/deployment.md: "CKKS and plain rounds have no
-    variants"), and ``allow_plain`` lets the server choose plain. The server a branch
-    guards against then simply runs plain and reads the update in clear, while the
-    operator believes the pin or the variant holds (hostile CLI review, 2026-12-06).
-    A branch of a plain federation sets ``allow_plain`` alone."""
-
-    def said(key: str) -> str:
-        flag = "--" + key.replace("_", "-")
-        return flag if typed.get(key) is not None else f"branch.{key} (--policy)"
-
-    if not policy.allow_plain:
-        return
-    guards = [
-        (key, what)
-        for key, what in (
-            ("key_holder_fingerprint", "only the pinned key holder decrypts a CKKS upload"),
-            ("require_active", "the active variant withstands a malicious server"),
-        )
-        if getattr(policy, key)
-    ]
-    if not guards:
-        return
-    key, what = guards[0]
-    raise click.BadParameter(
-        f"{said('allow_plain')} with {said(key)}: {what}, but a plain round has no such "
-        "guard and the server chooses the backend, so it could run plain and receive this "
-        "branch's update in clear; pass one (allow plain only to join a plain federation)",
-        param_hint=f"'--allow-plain' / '--{key.replace('_', '-')}'",
-    )
+    Why: a :class:`~secagg.errors.ContradictoryPolicy` is two keys, often one of each
+    (``--allow-plain`` beside a file's ``require_active = true``). The policy itself
+    refuses such a pair since 2026-12-06 (``allow_plain`` beside a pinned key holder
+    or the active variant: a plain round has neither guard, and the server chooses
+    the backend); this command refused it on its own before, and a policy built in
+    code took plain rounds with it."""
+    flag = "--" + key.replace("_", "-")
+    return flag if typed.get(key) is not None else f"branch.{key} (--policy)"

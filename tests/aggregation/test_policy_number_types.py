@@ -1,0 +1,89 @@
+"""A branch's policy holds its numbers as floats and ints, whatever real type it was given.
+
+Hostile review of the branch's own policy (2026-12-06): the type check took any real
+number (``numbers.Real``, ``numbers.Integral``) and kept it as given. A program computing
+its settings with numpy or fractions got a policy that broke in the middle of a round:
+``corrupt_fraction = np.float32(0.3)`` or ``dropout_fraction = Fraction(1, 10)`` made
+every masking round's check raise a ConfigurationError from the protocol's own policy
+(which takes ints and floats only) instead of deciding, and ``min_noise_multiplier =
+Fraction(1, 2)`` a bare TypeError where a refusal formats it. Now each is stored as a
+float (a fraction no float holds rounded to the policy's safe side) or an int.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg.aggregation import get_backend
+from secagg.aggregation.policy import STRICTER_WHEN_LARGER, BranchPolicy
+from secagg.errors import PolicyRefused
+
+#: two masking rounds (no noise share; sparse and complete graph) each policy decides on
+SPECS = [get_backend("secagg+").plan(10, 4), get_backend("secagg").plan(5, 4)]
+
+
+def _decides(policy: BranchPolicy) -> None:
+    """Each spec is taken or refused by the policy (PolicyRefused), nothing else."""
+    for spec in SPECS:
+        try:
+            spec.check_policy(policy)
+        except PolicyRefused:
+            pass
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("corrupt_fraction", np.float32(0.3)),
+        ("dropout_fraction", Fraction(1, 10)),
+        ("corrupt_fraction", Fraction(1, 20)),
+        ("min_noise_multiplier", Fraction(1, 2)),
+        ("record_sensitivity", np.float32(0.25)),
+        ("max_clip", Fraction(3, 2)),
+        ("min_colluders", np.int64(2)),
+        ("expected_clients", np.int32(20)),
+        ("max_clients", np.uint16(50)),
+    ],
+)
+def test_a_number_of_any_real_type_is_held_as_a_float_or_an_int(key: str, value: Any) -> None:
+    policy = BranchPolicy(**{key: value})
+    held = getattr(policy, key)
+    assert type(held) in (float, int), type(held)
+    assert held == pytest.approx(float(value))
+    _decides(policy)
+
+
+@given(
+    key=st.sampled_from(
+        [*STRICTER_WHEN_LARGER, "max_clip", "epsilon_budget"],
+    ),
+    numerator=st.integers(1, 10**6),
+    denominator=st.integers(1, 10**6),
+)
+@settings(max_examples=50, deadline=None)
+def test_a_fraction_is_held_on_the_policys_safe_side(
+    key: str, numerator: int, denominator: int
+) -> None:
+    """A floor (noise, sensitivity) or an assumption (colluders, dropouts) never below
+    the fraction given, a cap (clip, budget) never above it."""
+    value = Fraction(numerator, denominator)
+    if key in ("corrupt_fraction", "dropout_fraction"):
+        value = value / (value + 1)  # in (0, 1)
+    elif key == "min_noise_multiplier":
+        value = min(value, Fraction(10**4))
+    elif key in ("max_clip", "record_sensitivity"):
+        value = min(value, Fraction(10**6))
+    extra = {"delta": 1e-6} if key == "epsilon_budget" else {}
+    policy = BranchPolicy(**{key: value}, **extra)
+    held = Fraction(getattr(policy, key))
+    if key in STRICTER_WHEN_LARGER:
+        assert held >= value
+    else:
+        assert held <= value
+    _decides(policy)
