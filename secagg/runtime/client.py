@@ -630,7 +630,7 @@ class FederationClient:
                 return self.stats
             left = None
             if idle_timeout is not None:
-                left = max(0.0, idle_timeout - (time.monotonic() - self._heard))
+                left = max(0.0, idle_timeout - (time.monotonic() - self._quiet_since()))
             wait = self._wait(left)
             payload = self._transport.receive(timeout=wait)
             if payload is not None:
@@ -651,6 +651,24 @@ class FederationClient:
                 extra += f", over {self._quiet_sessions + 1} sessions"
             self.stats.end_reason = f"the server {said} for {quiet:.0f} s {where}{extra}"
             return self.stats
+
+    def _quiet_since(self) -> float:
+        """When the idle timer began to count: the last message that moved something, or,
+        between rounds, the end (deadline plus the grace) of a round that runs without
+        this branch (a notice's, or its own round's once out of it), if that is later.
+
+        Why: no round's end comes to a branch out of the round, so its timer ran from the
+        notice (or the loss), inside the round: an honest server that ran the round to
+        its deadline and then waited for a quorum (within ``quorum_wait_seconds``, below
+        ``--idle``, as the option asks) lost the branch, where one in the round counts
+        from the round's end (review, 2026-12-06)."""
+        if self._round_deadline is not None:
+            return self._heard
+        until = max(
+            (t for t in (self._not_sampled_until, self._out_of_round_until) if t is not None),
+            default=None,
+        )
+        return self._heard if until is None else max(self._heard, until)
 
     def _progress(self) -> None:
         """A message moved the federation on for this branch: the idle timer restarts."""

@@ -104,19 +104,22 @@ class _ScriptedSession:
 
 
 class _Dialer:
-    """The i-th dial gets ``sessions[i]`` (built when dialled, after the downtime)."""
+    """The i-th dial gets ``sessions[i]`` (built when dialled, after ``downtime``)."""
 
     def __init__(
-        self, clock: _Clock, sessions: list[tuple[list[tuple[float, bytes]], float | None]]
+        self,
+        clock: _Clock,
+        sessions: list[tuple[list[tuple[float, bytes]], float | None]],
+        downtime: float = DOWNTIME,
     ) -> None:
-        self._clock, self._sessions = clock, list(sessions)
+        self._clock, self._sessions, self._downtime = clock, list(sessions), downtime
         self.dialled = 0
 
     def __call__(self, timeout: float) -> _ScriptedSession:
         if not self._sessions:
             raise NotConnected("no server any more")
         if self.dialled:
-            self._clock.now += DOWNTIME
+            self._clock.now += self._downtime
         self.dialled += 1
         script, ends_after = self._sessions.pop(0)
         return _ScriptedSession(self._clock, script, ends_after)
@@ -174,3 +177,26 @@ def test_a_server_cycling_sessions_inside_a_round_still_is_given_up(clock: _Cloc
     connected = clock.now - began - (dial.dialled - 1) * DOWNTIME
     assert connected <= DEADLINE + ROUND_GRACE_SECONDS + IDLE + 60.0, connected
     assert dial.dialled < 200
+
+
+@pytest.mark.parametrize("left_out", ["not sampled", "its session lost"])
+def test_a_branch_out_of_a_round_gives_the_server_its_idle_timer_after_the_deadline(
+    clock: _Clock, left_out: str
+) -> None:
+    """One session, an honest server: round 1 runs without the branch (it is told so,
+    or its session was lost inside the round); the round takes its whole deadline, and
+    the server then waits QUORUM_WAIT (< IDLE, as ``--idle`` is sized) for a quorum
+    before round 2. The branch heard nothing since the notice (no round's end comes to
+    a branch out of the round), so its timer ran from the notice, inside the round: it
+    gave up IDLE after it, while the server waited for its quorum. Now the timer counts
+    from the round's deadline (plus the grace), as a branch in the round counts from its
+    end."""
+    if left_out == "not sampled":
+        later = [(DEADLINE + QUORUM_WAIT, _notice(2)), (0.0, _end(2))]
+        sessions = [([(0.0, _notice(1)), *later], None)]
+    else:  # its round start, its session lost after 1 s, back 1 s later
+        later = [(DEADLINE + QUORUM_WAIT - 2.0, _notice(2)), (0.0, _end(2))]
+        sessions = [([(0.0, _start(1))], 1.0), (later, None)]
+    dial = _Dialer(clock, sessions, downtime=1.0)
+    stats = _branch().serve(dial, idle_timeout=IDLE, give_up_after=2 * DOWNTIME)
+    assert stats.outcome == "finished", stats.end_reason
